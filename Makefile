@@ -1,0 +1,35 @@
+# TraceBridge: two commands do all set-up on a fresh machine.
+#   make demo   creates .venv if missing, installs, runs the main job end to end
+#   make test   installs and runs the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export OMP_NUM_THREADS ?= 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test bench clean
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# Reinstall only when the dependency list changes. The constraints file pins torch to the
+# local CPU wheel so no CUDA build is downloaded.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) install -q -c constraints.txt -e '.[all]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) scripts/demo.py
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+bench: install
+	$(PY) scripts/bench_capture.py
+
+clean:
+	rm -rf demo_out .pytest_cache

@@ -1,0 +1,198 @@
+"""Recorder: lineage, hashes, session.json, crash safety, concurrency and fail-open."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tracebridge.capture.reader import iter_lines, iter_runs
+from tracebridge.capture.recorder import CaptureError, Recorder, make_goal
+from tracebridge.schema.events import EVENT_TYPES
+from tracebridge.schema.validate import check_run, validate_root
+from tests.conftest import MODEL_STACK, record_sample_run
+
+
+def test_sample_run_is_valid_and_complete(tmp_path):
+    run_id = record_sample_run(tmp_path)
+    chk = check_run(next(iter_runs(tmp_path)))
+    assert chk.run_id == run_id and chk.complete and chk.schema_valid and chk.lineage_valid
+    assert chk.problems == []
+    types = {json.loads(l)["event_type"] for l in (tmp_path / run_id / "events.jsonl").read_text().splitlines()}
+    assert types == set(EVENT_TYPES)
+
+
+def test_session_summary_and_hashes(tmp_path):
+    run_id = record_sample_run(tmp_path, tools=[{"name": "read_file"}], prompts={"planner": "v1"})
+    sess = json.loads((tmp_path / run_id / "session.json").read_text())
+    assert sess["schema_version"] == "2.0"
+    assert sess["summary"]["success"] is True
+    assert sess["summary"]["tokens"] == 14 and sess["summary"]["cost_usd"] == pytest.approx(0.001)
+    assert sess["summary"]["steps"] == 2
+    assert sess["capture"] == {"events_written": 15, "events_dropped": 0, "errors": 0}
+    assert len(sess["hashes"]["toolset_hash"]) == 64
+    other = record_sample_run(tmp_path, tools=[{"name": "write_file"}], prompts={"planner": "v1"})
+    sess2 = json.loads((tmp_path / other / "session.json").read_text())
+    assert sess2["hashes"]["toolset_hash"] != sess["hashes"]["toolset_hash"]
+    assert sess2["hashes"]["prompt_hash"] == sess["hashes"]["prompt_hash"]
+    assert sess2["hashes"]["config_hash"] == sess["hashes"]["config_hash"]
+
+
+def test_llm_call_block_hashes_prompt_and_config(tmp_path):
+    with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}, strict=True) as run:
+        a = run.llm_call("m", "hello", params={"t": 0})
+        b = run.llm_call("m", "hello", params={"t": 1})
+        c = run.llm_call("m", "bye", params={"t": 0})
+    assert a["prompt_hash"] == b["prompt_hash"] != c["prompt_hash"]
+    assert a["config_hash"] != b["config_hash"] and a["config_hash"] == c["config_hash"]
+    assert a["rendered_prompt"] == "hello"
+
+
+def test_goal_hash_ignores_case_and_spacing():
+    assert make_goal("Count  lines", "fs").goal_hash == make_goal("count lines", "fs").goal_hash
+    assert make_goal("count lines", "fs").goal_hash != make_goal("count lines", "sql").goal_hash
+
+
+def test_events_file_is_append_only_and_never_rewritten(tmp_path):
+    rec = Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}, strict=True)
+    rec.open()
+    rec.emit("planner_input", role="planner", payload={"goal": "g"})
+    path = rec.run_dir / "events.jsonl"
+    first = path.read_bytes()
+    ino = os.stat(path).st_ino
+    rec.emit("episode_end", role="orchestrator", payload={"success": False})
+    rec.close()
+    assert path.read_bytes().startswith(first) and os.stat(path).st_ino == ino
+    with pytest.raises(CaptureError):  # a run directory is never reopened
+        Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1},
+                 run_id=rec.run_id, strict=True).open()
+
+
+def test_strict_mode_raises_on_bad_payload(tmp_path):
+    with pytest.raises(CaptureError, match="verdict"):
+        with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1},
+                      strict=True) as run:
+            run.emit("planner_input", role="planner", payload={"goal": "g"})
+            run.emit("verifier_output", role="verifier", payload={"verdict": "maybe"})
+
+
+def test_fail_open_bad_payload_keeps_lineage(tmp_path, caplog):
+    with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}) as run:
+        root = run.emit("planner_input", role="planner", payload={"goal": "g"})
+        bad = run.emit("verifier_output", role="verifier", payload={"verdict": "maybe"})
+        run.emit("verifier_output", role="verifier", parent=bad, payload={"verdict": "end"})
+        run.emit("verifier_output", role="verifier", payload={"verdict": "nope"})
+    assert run.stats.events_dropped == 2 and run.stats.errors == 2
+    assert sum("capture failed" in r.message for r in caplog.records) == 1  # logged once
+    chk = check_run(next(iter_runs(tmp_path)))
+    assert chk.lineage_valid and chk.schema_valid and chk.events == 2
+    line2 = json.loads((run.run_dir / "events.jsonl").read_text().splitlines()[1])
+    assert line2["parent_event_id"] == root
+    assert json.loads((run.run_dir / "session.json").read_text())["capture"]["events_dropped"] == 2
+
+
+def test_fail_open_oserror_inside_writer_is_counted(tmp_path, monkeypatch):
+    import tracebridge.capture.writer as writer
+
+    with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+
+        def enospc(fd, data):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(writer.os, "write", enospc)
+        for _ in range(5):
+            assert run.emit("env_observation", role="env", payload={"observation": 1})
+        monkeypatch.undo()
+    assert run.stats.events_written == 1 and run.stats.events_dropped == 5 and run.stats.errors >= 5
+
+
+def test_fail_open_unwritable_root(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with Recorder(blocker, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+    assert run.stats.errors >= 1 and run.stats.events_written == 0
+
+
+def test_exception_in_agent_is_recorded_and_reraised(tmp_path):
+    with pytest.raises(ZeroDivisionError):
+        with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1},
+                      strict=True) as run:
+            run.emit("planner_input", role="planner", payload={"goal": "g"})
+            1 / 0
+    last = json.loads((run.run_dir / "events.jsonl").read_text().splitlines()[-1])
+    assert last["event_type"] == "episode_error" and last["payload"]["kind"] == "ZeroDivisionError"
+    assert (run.run_dir / "session.json").exists()
+
+
+WRITER_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from tracebridge.capture.recorder import Recorder
+    stack = {r: {"model": "m"} for r in ("planner", "worker", "verifier")}
+    root, run_id, n, pause = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    with Recorder(root, goal="g", model_stack=stack, runtime_config={"max_steps": 1}, run_id=run_id,
+                  strict=True, fsync_interval_s=None) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        for i in range(n):
+            run.emit("env_observation", role="env", payload={"observation": {"i": i, "pad": "x" * 200}})
+            print(i, flush=True)
+            if pause:
+                time.sleep(pause)
+        run.emit("episode_end", role="orchestrator", payload={"success": True})
+""")
+
+
+def _spawn(tmp_path: Path, run_id: str, n: int, pause: float) -> subprocess.Popen:
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER_SCRIPT)
+    return subprocess.Popen([sys.executable, str(script), str(tmp_path / "traces"), run_id, str(n), str(pause)],
+                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+
+
+def test_sigkill_mid_run_leaves_flushed_lines_readable(tmp_path):
+    proc = _spawn(tmp_path, "killed", 100000, 0.001)
+    acked = -1
+    for line in proc.stdout:  # wait until at least 50 events were acknowledged
+        acked = int(line)
+        if acked >= 50:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run_dir = tmp_path / "traces" / "killed"
+    lines = list(iter_lines(run_dir / "events.jsonl"))
+    good = [l for l in lines if l.error is None]
+    assert len(good) >= acked + 2  # root + every acknowledged event
+    assert [l.obj["payload"]["observation"]["i"] for l in good[1:]] == list(range(len(good) - 1))
+    assert sum(l.torn for l in lines) <= 1 and all(l.torn for l in lines if l.error)
+    rep = validate_root(tmp_path / "traces")
+    assert rep.runs_incomplete == 1 and rep.lineage_valid_pct == 100.0
+
+
+def test_torn_tail_is_reported_not_fatal(tmp_path):
+    run_id = record_sample_run(tmp_path)
+    with open(tmp_path / run_id / "events.jsonl", "ab") as fh:
+        fh.write(b'{"run_id": "x", "ste')
+    chk = check_run(next(iter_runs(tmp_path)))
+    assert chk.torn_tail and chk.lineage_valid and chk.schema_valid
+    assert any(p.kind == "torn" and p.line == 16 for p in chk.problems)
+
+
+def test_two_processes_write_different_runs_at_once(tmp_path):
+    procs = [_spawn(tmp_path, f"run{i}", 400, 0) for i in range(2)]
+    for p in procs:
+        p.communicate(timeout=120)
+        assert p.returncode == 0
+    rep = validate_root(tmp_path / "traces")
+    assert rep.runs_total == 2 and rep.runs_complete == 2
+    assert rep.schema_valid_pct == 100.0 and rep.lineage_valid_pct == 100.0
+    for i in range(2):
+        objs = [l.obj for l in iter_lines(tmp_path / "traces" / f"run{i}" / "events.jsonl")]
+        assert len(objs) == 402 and {o["run_id"] for o in objs} == {f"run{i}"}

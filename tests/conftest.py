@@ -1,0 +1,67 @@
+"""Shared fixtures: a recorder factory and a sample run writer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+MODEL_STACK = {
+    "planner": {"model": "scripted-planner", "params": {"temperature": 0.0}},
+    "worker": {"model": "scripted-worker", "params": {}},
+    "verifier": {"model": "scripted-verifier", "params": {}},
+}
+
+
+def record_sample_run(root: Path, *, strict: bool = True, fail_tool: bool = True, **kw: Any) -> str:
+    """Record one small but complete run touching every event type; return its run_id."""
+    from tracebridge.capture.recorder import Recorder
+
+    with Recorder(root, goal=kw.pop("goal", "count lines in notes.txt"), model_stack=MODEL_STACK,
+                  runtime_config={"max_steps": 4, "seed": 1, "seed_kind": "fixed"},
+                  source={"kind": "sim", "ref": "test"}, strict=strict, **kw) as run:
+        pi = run.emit("planner_input", role="planner",
+                      payload={"goal": "count lines", "observation": "cwd has notes.txt",
+                               "tool_mask": ["read_file", "count"]})
+        po = run.emit("planner_output", role="planner", parent=pi,
+                      payload={"plan": [{"index": 0, "description": "read", "tool": "read_file",
+                                         "args": {"path": "notes.txt"}}],
+                               "rationale": "one step", "confidence": 0.9},
+                      llm=run.llm_call("tiny", [{"role": "user", "content": "plan"}],
+                                       params={"temperature": 0}, response="1. read",
+                                       usage={"input_tokens": 10, "output_tokens": 4, "cost_usd": 0.001}))
+        run.emit("orchestrator_transition", role="orchestrator",
+                 payload={"from_state": "plan", "to_state": "work", "reason": "plan ready"})
+        run.next_step()
+        wi = run.emit("worker_input", role="worker", parent=po,
+                      payload={"plan_step": {"index": 0, "description": "read"}, "allowed_tools": ["read_file"]})
+        run.emit("worker_action", role="worker", payload={"action": "tool_call", "tool": "read_file",
+                                                           "args": {"path": "notes.txt"}})
+        run.emit("worker_tool_call", role="worker", payload={"call_id": "c1", "tool": "read_file",
+                                                              "args": {"path": "notes.txt"}})
+        if fail_tool:
+            run.emit("worker_tool_result", role="worker",
+                     payload={"call_id": "c1", "ok": False, "error": {"kind": "not_found", "message": "no file"}})
+            run.emit("episode_error", role="worker", payload={"kind": "not_found", "message": "no file"})
+            run.emit("worker_tool_call", role="worker", payload={"call_id": "c2", "tool": "read_file",
+                                                                  "args": {"path": "./notes.txt"}})
+            run.emit("worker_tool_result", role="worker",
+                     payload={"call_id": "c2", "ok": True, "output": "a\nb", "retry_of": "c1"})
+        run.emit("env_observation", role="env", payload={"observation": {"lines": 2}})
+        run.emit("worker_output", role="worker", payload={"result": 2})
+        vi = run.emit("verifier_input", role="verifier", parent=wi,
+                      payload={"plan_progress": {"completed": 1, "total": 1}, "evidence": ["2 lines"]})
+        run.emit("verifier_output", role="verifier", parent=vi,
+                 payload={"verdict": "end", "feedback": "done", "confidence": 0.8})
+        run.emit("episode_end", role="orchestrator", payload={"success": True, "outcome": "2"})
+        return run.run_id
+
+
+@pytest.fixture
+def sample_run():
+    return record_sample_run

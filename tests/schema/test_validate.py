@@ -1,0 +1,132 @@
+"""Validator: every lineage rule, drift, thresholds and the ``tracebridge validate`` command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tracebridge.capture.reader import iter_runs
+from tracebridge.schema.validate import Thresholds, check_run, validate_root
+from tests.conftest import record_sample_run
+
+
+def _ev(run, eid, parent, root=False, ts="2026-01-01T00:00:00.000Z", **extra):
+    d = {"run_id": run, "step": 0, "event_id": eid, "event_type": "env_observation", "timestamp": ts,
+         "parent_event_id": parent, "role": "env", "payload": {"observation": eid}}
+    if root:
+        d["root"] = True
+    d.update(extra)
+    return d
+
+
+def _write(tmp_path, run, events):
+    d = tmp_path / run
+    d.mkdir(parents=True)
+    (d / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    return next(r for r in iter_runs(tmp_path) if r.run_id == run)
+
+
+def _lineage(chk):
+    return [p.message for p in chk.problems if p.kind == "lineage"]
+
+
+def test_missing_parent(tmp_path):
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), _ev("r", "r:2", "r:9")]))
+    assert chk.lineage_valid_events == 1 and "not found in this run" in _lineage(chk)[0]
+
+
+def test_parent_in_another_run(tmp_path):
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), _ev("r", "r:2", "other:1")]))
+    assert "belongs to another run ('other')" in _lineage(chk)[0]
+
+
+def test_two_roots(tmp_path):
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), _ev("r", "r:2", None, True)]))
+    assert chk.lineage_valid_events == 1 and "second root" in _lineage(chk)[0]
+
+
+def test_root_must_be_marked(tmp_path):
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None)]))
+    msgs = _lineage(chk)
+    assert any("root: true" in m for m in msgs) and any("no root event" in m for m in msgs)
+
+
+def test_duplicate_event_id(tmp_path):
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), _ev("r", "r:2", "r:1"),
+                                           _ev("r", "r:2", "r:1")]))
+    p = [p for p in chk.problems if p.kind == "lineage"][0]
+    assert p.line == 3 and p.field == "event_id" and "duplicate id 'r:2' (first on line 2)" in p.message
+
+
+def test_cycle(tmp_path):
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), _ev("r", "r:2", "r:3"),
+                                           _ev("r", "r:3", "r:2")]))
+    assert chk.lineage_valid_events == 1
+    assert any("cycle" in m for m in _lineage(chk))
+
+
+def test_forward_reference_without_cycle(tmp_path):
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), _ev("r", "r:2", "r:3"),
+                                           _ev("r", "r:3", "r:1")]))
+    assert any("appears later" in m for m in _lineage(chk))
+
+
+def test_event_of_other_run_in_file(tmp_path):
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), _ev("x", "r:2", "r:1")]))
+    assert any("event of run 'x'" in m for m in _lineage(chk))
+
+
+def test_non_monotonic_timestamps_reported(tmp_path):
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True, ts="2026-01-01T00:00:01.000Z"),
+                                           _ev("r", "r:2", "r:1", ts="2026-01-01T00:00:00.000Z")]))
+    assert [p.line for p in chk.problems if p.kind == "order"] == [2]
+
+
+def test_drift_counted_and_located(tmp_path):
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True, surprise=1),
+                                           {**_ev("r", "r:2", "r:1"), "event_type": "brand_new"}]))
+    assert chk.drift == {"env_observation.surprise": 1, "event_type=brand_new": 1}
+    assert {str(p).split(": ")[0].endswith("events.jsonl:1") for p in chk.problems if p.field == "surprise"} == {True}
+
+
+def test_session_drift_and_version(tmp_path):
+    run_id = record_sample_run(tmp_path)
+    path = tmp_path / run_id / "session.json"
+    sess = json.loads(path.read_text())
+    sess["schema_version"] = "3.0"
+    sess["goal"]["mood"] = "x"
+    path.write_text(json.dumps(sess))
+    chk = check_run(next(iter_runs(tmp_path)))
+    assert not chk.schema_valid
+    assert chk.drift == {"schema_version=3.0": 1, "goal.mood": 1}
+
+
+def test_thresholds(tmp_path):
+    record_sample_run(tmp_path / "t")
+    _write(tmp_path / "t", "zz", [_ev("zz", "zz:1", None, True), _ev("zz", "zz:2", "zz:7")])
+    rep = validate_root(tmp_path / "t")
+    assert rep.runs_total == 2 and rep.runs_incomplete == 1
+    assert rep.lineage_valid_pct == pytest.approx(100 * 16 / 17)
+    assert not rep.passed and "lineage-valid" in rep.failures()[0]
+    assert validate_root(tmp_path / "t", Thresholds(min_lineage_valid_pct=90)).passed
+    assert not validate_root(tmp_path / "t", Thresholds(min_lineage_valid_pct=90, max_incomplete_pct=10)).passed
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "tracebridge.cli.__main__", *args], capture_output=True, text=True)
+
+
+def test_cli_validate_json_and_exit_codes(tmp_path):
+    record_sample_run(tmp_path / "ok")
+    res = _cli("validate", str(tmp_path / "ok"), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["passed"] and out["runs_total"] == 1 and out["schema_valid_pct"] == 100.0
+    _write(tmp_path / "ok", "bad", [_ev("bad", "bad:1", None, True), _ev("bad", "bad:2", "bad:5")])
+    res = _cli("validate", str(tmp_path / "ok"))
+    assert res.returncode == 1
+    assert "bad/events.jsonl:2: parent_event_id: parent 'bad:5' not found in this run" in res.stdout
+    assert _cli("validate", str(tmp_path / "nope")).returncode == 2

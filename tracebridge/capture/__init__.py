@@ -1,0 +1,1 @@
+"""Capture: the ``Recorder`` that agents use to emit schema-v2 events (lineage, steps, hashes),\nthe append-only crash-safe writer, the streaming reader of trace roots, and the redaction hook\npoint applied before anything reaches disk.\n"""

@@ -1,0 +1,102 @@
+"""Streaming reader of a trace root: run directories one at a time, events line by line.
+
+Memory stays constant in the size of the root: runs are listed by name (sorted, so every
+consumer sees the same order) and each file is read line by line. A last line without its
+newline that does not parse is a *torn tail* (a writer killed mid-write): reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+EVENTS_FILE = "events.jsonl"
+SESSION_FILE = "session.json"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One run directory of a trace root."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / EVENTS_FILE
+
+    @property
+    def session_path(self) -> Path:
+        return self.path / SESSION_FILE
+
+    @property
+    def complete(self) -> bool:
+        """A run is complete once its session.json exists."""
+        return self.session_path.is_file()
+
+    def read_session(self) -> dict[str, Any]:
+        """Parse session.json. Raises OSError or orjson.JSONDecodeError."""
+        return orjson.loads(self.session_path.read_bytes())
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of an events file: its number, parsed object or the parse error."""
+
+    lineno: int
+    obj: Any = None
+    error: str | None = None
+    torn: bool = False
+    raw: bytes = b""
+
+
+def iter_runs(root: str | os.PathLike[str]) -> Iterator[RunDir]:
+    """Yield the run directories under ``root`` in name order.
+
+    A directory counts as a run when it holds events.jsonl or session.json. ``root`` may
+    itself be a single run directory.
+    """
+    root = Path(root)
+    if (root / EVENTS_FILE).exists() or (root / SESSION_FILE).exists():
+        yield RunDir(root)
+        return
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a trace root or run directory")
+    names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    for name in names:
+        path = root / name
+        if (path / EVENTS_FILE).exists() or (path / SESSION_FILE).exists():
+            yield RunDir(path)
+
+
+def iter_lines(path: str | os.PathLike[str], keep_raw: bool = False) -> Iterator[Line]:
+    """Yield every line of a JSONL file, parsed; blank lines are skipped.
+
+    Lines that do not parse come back with ``error`` set; a final unterminated line that does
+    not parse is flagged ``torn``.
+    """
+    with open(path, "rb") as fh:
+        lineno = 0
+        for raw in fh:
+            lineno += 1
+            terminated = raw.endswith(b"\n")
+            body = raw.rstrip(b"\r\n")
+            if lineno == 1 and body.startswith(b"\xef\xbb\xbf"):
+                body = body[3:]
+            if not body.strip():
+                continue
+            try:
+                obj = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                yield Line(lineno, error=f"invalid JSON: {exc}", torn=not terminated,
+                           raw=body if keep_raw else b"")
+                continue
+            yield Line(lineno, obj=obj, raw=body if keep_raw else b"")

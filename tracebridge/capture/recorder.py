@@ -1,0 +1,357 @@
+"""The ``Recorder``: how an agent runtime writes one schema-v2 run.
+
+    with Recorder("traces", goal="sum column b", model_stack=stack,
+                  runtime_config={"max_steps": 8}) as run:
+        root = run.emit("planner_input", role="planner", payload={"goal": "..."})
+        run.emit("planner_output", role="planner", payload={"plan": [...]},
+                 llm=run.llm_call("qwen2.5-0.5b", prompt_text, params={"temperature": 0}))
+        run.next_step()
+        ...
+
+Events go to ``traces/<run_id>/events.jsonl`` as they happen (append-only); ``session.json``
+is written once, atomically, when the run closes. Capture is **fail-open** by default: an error
+in capture (bad payload, full disk) is logged once, counted in the session's ``capture`` stats
+and never raised into the agent; ``strict=True`` raises instead (tests use it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from tracebridge.capture.writer import EventWriter, write_atomic
+from tracebridge.schema.canonical import canonical_json, sha256_json, utc_now
+from tracebridge.schema.events import EVENT_ADAPTER, PAYLOADS, LLMCall, Usage
+from tracebridge.schema.session import (
+    CaptureStats,
+    DataGovernance,
+    Goal,
+    Hashes,
+    ModelStack,
+    RedactionPass,
+    RuntimeConfig,
+    Session,
+    Source,
+    Summary,
+)
+
+log = logging.getLogger(__name__)
+_AUTO = object()
+_WS = re.compile(r"\s+")
+
+
+class RedactionHook(Protocol):
+    """Applied to every record before it is written (pass 1 of the two redaction passes)."""
+
+    policy: str
+
+    def redact(self, record: dict[str, Any]) -> dict[str, Any]: ...
+
+    def findings(self) -> dict[str, int]: ...
+
+
+class CaptureError(RuntimeError):
+    """Raised by a strict-mode recorder when capture fails."""
+
+
+def make_goal(text: str, family: str = "unknown") -> Goal:
+    """Build a ``Goal`` whose hash ignores case and whitespace differences."""
+    norm = _WS.sub(" ", text.strip().lower())
+    return Goal(text=text, family=family, goal_hash=sha256_json({"family": family, "text": norm}))
+
+
+def new_run_id() -> str:
+    """Time-sortable, unique run id: ``YYYYmmddTHHMMSS-<8 hex>``."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+
+
+def _model(cls: type[BaseModel], value: Any) -> Any:
+    return value if isinstance(value, cls) else cls.model_validate(value)
+
+
+class Recorder:
+    """Records one run. Use as a context manager.
+
+    Args:
+        root: trace root; the run goes to ``root/<run_id>/``.
+        goal: a ``Goal``, a dict of its fields, or the goal text.
+        model_stack: planner/worker/verifier models and params.
+        runtime_config: max_steps, prompt_sources, tool_mode, seed, seed_kind, extra.
+        source: where the run comes from (default ``{"kind": "runtime"}``).
+        run_id: fixed run id (default: a new time-sortable id).
+        tools: the toolset offered (JSON-able); hashed into ``toolset_hash``.
+        prompts: prompt templates or sources (JSON-able); hashed into ``prompt_hash``.
+        strict: raise ``CaptureError`` on any capture failure instead of failing open.
+        fsync_interval_s: fsync the events file at most this often (None = only at close).
+        redactor: redaction hook applied to every event and to the session before writing.
+        labels: run-level labels for session.json.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        goal: Goal | dict[str, Any] | str,
+        model_stack: ModelStack | dict[str, Any],
+        runtime_config: RuntimeConfig | dict[str, Any],
+        source: Source | dict[str, Any] | None = None,
+        run_id: str | None = None,
+        tools: Any = None,
+        prompts: Any = None,
+        strict: bool = False,
+        fsync_interval_s: float | None = 1.0,
+        redactor: RedactionHook | None = None,
+        labels: dict[str, Any] | None = None,
+    ) -> None:
+        self.goal = make_goal(goal) if isinstance(goal, str) else _model(Goal, goal)
+        self.model_stack = _model(ModelStack, model_stack)
+        self.runtime_config = _model(RuntimeConfig, runtime_config)
+        self.source = _model(Source, source or {"kind": "runtime"})
+        self.run_id = run_id or new_run_id()
+        self.run_dir = Path(root) / self.run_id
+        self.strict = strict
+        self.redactor = redactor
+        self.labels = dict(labels or {})
+        self.hashes = Hashes(
+            config_hash=sha256_json(
+                {"model_stack": self.model_stack, "runtime_config": self.runtime_config}
+            ),
+            prompt_hash=sha256_json(prompts if prompts is not None else {}),
+            toolset_hash=sha256_json(tools if tools is not None else []),
+        )
+        self.stats = CaptureStats()
+        self.step = 0
+        self._fsync_interval_s = fsync_interval_s
+        self._writer: EventWriter | None = None
+        self._seq = 0
+        self._last_event_id: str | None = None
+        self._root_event_id: str | None = None
+        self._dropped_parent: dict[str, str | None] = {}
+        self._last_ts = ""
+        self._started_at = ""
+        self._tokens = 0
+        self._cost = 0.0
+        self._end: dict[str, Any] | None = None
+        self._warned = False
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> Recorder:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None and self._end is None:
+            self.emit(
+                "episode_error",
+                role="orchestrator",
+                payload={"kind": type(exc).__name__, "message": str(exc)[:2000], "recoverable": False},
+            )
+        self.close()
+
+    def open(self) -> None:
+        """Create the run directory and open the events file."""
+        self._started_at = self._now()
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=False)
+            self._writer = EventWriter(self.run_dir / "events.jsonl", self._fsync_interval_s)
+        except OSError as exc:
+            self._fail(exc, "open")
+
+    def close(self, success: bool | None = None, failure_class: str | None = None) -> None:
+        """Close the events file and write ``session.json`` once (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except OSError as exc:
+                self._fail(exc, "close")
+        end = self._end or {}
+        try:
+            session = self._session(
+                success if success is not None else end.get("success"),
+                failure_class if failure_class is not None else end.get("failure_class"),
+            )
+            data = session.model_dump(mode="json")
+            if self.redactor is not None:
+                data = self.redactor.redact(data)
+            if self._writer is not None:
+                write_atomic(self.run_dir / "session.json", orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        except (OSError, ValidationError, TypeError, ValueError) as exc:
+            self._fail(exc, "session")
+
+    # ------------------------------------------------------------------ emitting
+
+    def next_step(self) -> int:
+        """Start the next orchestrator cycle; return its number."""
+        self.step += 1
+        return self.step
+
+    def emit(
+        self,
+        event_type: str,
+        *,
+        role: str,
+        payload: dict[str, Any] | BaseModel,
+        parent: str | None | object = _AUTO,
+        llm: LLMCall | dict[str, Any] | None = None,
+        labels: dict[str, Any] | None = None,
+    ) -> str:
+        """Record one event and return its id.
+
+        Args:
+            event_type: one of the schema's event types.
+            role: planner | worker | verifier | orchestrator | env | user.
+            payload: the typed payload (model or dict) for ``event_type``.
+            parent: causal parent id; default the previous event. The first event is the root.
+            llm: the model call that produced this event (see ``llm_call``).
+            labels: event-level labels.
+
+        Returns:
+            The event id (also when capture failed in fail-open mode, so callers go on).
+        """
+        self._seq += 1
+        event_id = f"{self.run_id}:{self._seq:06d}"
+        if parent is _AUTO:
+            parent = self._last_event_id
+        while parent in self._dropped_parent:  # keep lineage intact around dropped events
+            parent = self._dropped_parent[parent]  # type: ignore[index]
+        record: dict[str, Any] = {
+            "run_id": self.run_id,
+            "step": self.step,
+            "event_id": event_id,
+            "event_type": event_type,
+            "timestamp": self._now(),
+            "parent_event_id": parent,
+            "role": role,
+            "payload": payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload,
+        }
+        if parent is None:
+            record["root"] = True
+        if llm is not None:
+            record["llm"] = llm.model_dump(mode="json") if isinstance(llm, BaseModel) else llm
+        if labels:
+            record["labels"] = labels
+        try:
+            if self._writer is None:
+                raise CaptureError(f"{self.run_dir}: run is not open")
+            if parent is None and self._root_event_id is not None:
+                raise CaptureError(f"{event_type}: a run has one root; pass parent=")
+            EVENT_ADAPTER.validate_python(record)
+            if self.redactor is not None:
+                record = self.redactor.redact(record)
+            self._writer.write_line(canonical_json(record))
+        except (OSError, ValidationError, CaptureError, TypeError, ValueError) as exc:
+            self._dropped_parent[event_id] = parent  # type: ignore[assignment]
+            self.stats.events_dropped += 1
+            self._fail(exc, event_type)
+            return event_id
+        self.stats.events_written += 1
+        self._last_event_id = event_id
+        if parent is None:
+            self._root_event_id = event_id
+        if llm is not None:
+            usage = record["llm"].get("usage") or {}
+            self._tokens += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+            self._cost += float(usage.get("cost_usd", 0.0))
+        if event_type == "episode_end":
+            self._end = record["payload"]
+        return event_id
+
+    def llm_call(
+        self,
+        model: str,
+        prompt: Any,
+        *,
+        params: dict[str, Any] | None = None,
+        tools: Any = None,
+        response: str | None = None,
+        usage: Usage | dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Describe one model call, with prompt/config/toolset hashes, for ``emit(llm=...)``.
+
+        Args:
+            model: model name or path.
+            prompt: the rendered prompt text, or the message list that was sent.
+            params: sampling parameters.
+            tools: tool schemas offered to the model.
+            response: raw text the model returned.
+            usage: token counts, cost and latency.
+        """
+        rendered = prompt if isinstance(prompt, str) else canonical_json(prompt).decode()
+        params = dict(params or {})
+        block: dict[str, Any] = {
+            "model": model,
+            "rendered_prompt": rendered,
+            "prompt_hash": sha256_json(prompt),
+            "config_hash": sha256_json({"model": model, "params": params}),
+            "toolset_hash": sha256_json(tools) if tools is not None else None,
+            "params": params,
+            "response": response,
+            "usage": usage.model_dump() if isinstance(usage, BaseModel) else dict(usage or {}),
+        }
+        return block
+
+    # ------------------------------------------------------------------ internals
+
+    def _now(self) -> str:
+        ts = utc_now()
+        if ts < self._last_ts:  # wall clock went back: keep the file's order monotonic
+            ts = self._last_ts
+        self._last_ts = ts
+        return ts
+
+    def _fail(self, exc: BaseException, where: str) -> None:
+        self.stats.errors += 1
+        if self.strict:
+            raise CaptureError(f"{self.run_dir}: capture failed at {where}: {exc}") from exc
+        if not self._warned:
+            self._warned = True
+            log.warning("capture failed at %s in %s (fail-open, counting further errors): %s",
+                        where, self.run_dir, exc)
+
+    def _session(self, success: bool | None, failure_class: str | None) -> Session:
+        governance = DataGovernance()
+        if self.redactor is not None:
+            found = self.redactor.findings()
+            governance = DataGovernance(
+                redaction_policy=self.redactor.policy,
+                pii_scan="findings" if any(found.values()) else "clean",
+                passes=[RedactionPass(stage="capture", policy=self.redactor.policy, findings=found)],
+            )
+        return Session(
+            run_id=self.run_id,
+            goal=self.goal,
+            started_at=self._started_at or self._now(),
+            finished_at=self._now(),
+            model_stack=self.model_stack,
+            runtime_config=self.runtime_config,
+            hashes=self.hashes,
+            data_governance=governance,
+            summary=Summary(
+                success=success,
+                steps=self.step + 1 if self._seq else 0,
+                tokens=self._tokens,
+                cost_usd=round(self._cost, 6),
+                failure_class=failure_class,
+            ),
+            source=self.source,
+            capture=self.stats,
+            labels=self.labels,
+        )
+
+
+def payload_types() -> list[str]:
+    """The event types a recorder accepts."""
+    return list(PAYLOADS)

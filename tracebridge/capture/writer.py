@@ -1,0 +1,78 @@
+"""Append-only, crash-safe writers for a run directory.
+
+``EventWriter`` appends one JSON line per ``os.write`` on an ``O_APPEND`` descriptor: each line
+reaches the kernel whole (no user-space buffer to lose), lines from one writer are never
+interleaved, and nothing already written is ever rewritten. It fsyncs on a configurable interval
+and at close. ``write_atomic`` writes a file once: temp file, fsync, rename, fsync of the folder.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+class EventWriter:
+    """Appends lines to ``events.jsonl``.
+
+    Args:
+        path: the events file; created if missing, appended to if present.
+        fsync_interval_s: fsync at most this often while writing (0 = after every line,
+            None = only at close).
+    """
+
+    def __init__(self, path: Path, fsync_interval_s: float | None = 1.0) -> None:
+        self.path = Path(path)
+        self.fsync_interval_s = fsync_interval_s
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._last_sync = time.monotonic()
+        self.lines = 0
+
+    def write_line(self, line: bytes) -> None:
+        """Append ``line`` (without newline) as one write; raise OSError on failure."""
+        if self._fd is None:
+            raise OSError(f"{self.path}: writer is closed")
+        data = line + b"\n"
+        written = os.write(self._fd, data)
+        if written != len(data):  # short write: only on a full disk or a signal
+            raise OSError(f"{self.path}: short write ({written} of {len(data)} bytes)")
+        self.lines += 1
+        if self.fsync_interval_s is not None:
+            now = time.monotonic()
+            if now - self._last_sync >= self.fsync_interval_s:
+                os.fsync(self._fd)
+                self._last_sync = now
+
+    def close(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a reader sees the old state or the whole file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

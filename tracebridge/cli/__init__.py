@@ -1,0 +1,32 @@
+"""The ``tracebridge`` command: thin, one function per subcommand.
+
+Each area registers its commands in its own module here (``tracebridge/cli/<area>.py``);
+heavy imports happen inside the command functions, so ``tracebridge --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+
+from tracebridge.cli.app import app
+
+# Command modules, imported for their registrations.
+COMMAND_MODULES = [
+    "tracebridge.cli.core",
+]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    logging.basicConfig(level=os.environ.get("TRACEBRIDGE_LOG", "WARNING"),
+                        format="%(levelname)s %(name)s: %(message)s")
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod)
+    app()
+
+
+for _mod in COMMAND_MODULES:
+    importlib.import_module(_mod)

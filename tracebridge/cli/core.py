@@ -1,0 +1,88 @@
+"""Core commands: ``validate``, ``schema export``, ``config show``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracebridge.cli.app import app, config_app, fail, print_json, schema_app
+
+
+@app.command()
+def validate(
+    path: Annotated[Path, typer.Argument(help="Trace root (or one run directory).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+    min_schema_valid: Annotated[float, typer.Option(help="Min % of complete runs schema-valid.")] = 100.0,
+    min_lineage_valid: Annotated[float, typer.Option(help="Min % of events with valid lineage.")] = 98.0,
+    max_incomplete: Annotated[float, typer.Option(help="Max % of runs without session.json.")] = 100.0,
+    max_problems: Annotated[int, typer.Option(help="Problems to list (all are counted).")] = 50,
+) -> None:
+    """Check schema, drift and lineage of every run; exit 1 below thresholds."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tracebridge.schema.validate import Thresholds, validate_root
+
+    if not path.exists():
+        fail(f"{path}: no such trace root")
+    rep = validate_root(path, Thresholds(min_schema_valid, min_lineage_valid, max_incomplete), max_problems)
+    if json_out:
+        print_json(rep.to_dict())
+    else:
+        con = Console()
+        t = Table(title=f"tracebridge validate {path}", show_header=False)
+        for k, v in [
+            ("runs total / complete / incomplete", f"{rep.runs_total} / {rep.runs_complete} / {rep.runs_incomplete}"),
+            ("schema-valid (complete runs)", f"{rep.schema_valid_pct:.2f}%"),
+            ("lineage-valid (events)", f"{rep.lineage_valid_pct:.2f}% of {rep.events_total}"),
+            ("torn tail lines", str(rep.torn_tails)),
+            ("schema drift", ", ".join(f"{k}×{n}" for k, n in rep.drift.most_common(8)) or "none"),
+        ]:
+            t.add_row(k, v)
+        con.print(t)
+        for p in rep.problems:  # plain, unwrapped: users grep these file:line locations
+            typer.echo(p)
+        if rep.problems_total > len(rep.problems):
+            con.print(f"... and {rep.problems_total - len(rep.problems)} more problems")
+        con.print("[green]PASS[/]" if rep.passed else f"[red]FAIL[/]: {'; '.join(rep.failures())}")
+    raise typer.Exit(0 if rep.passed else 1)
+
+
+@schema_app.command("export")
+def schema_export(
+    out: Annotated[Path | None, typer.Option(help="Folder (default: the package's schema/json).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Only check the files are up to date.")] = False,
+) -> None:
+    """Write JSON Schema files for session.json and events.jsonl lines."""
+    from tracebridge.schema.jsonschema import SCHEMA_DIR, export_schemas, stale_schemas
+
+    target = out or SCHEMA_DIR
+    if check:
+        stale = stale_schemas(target)
+        if stale:
+            fail(f"stale JSON Schema files in {target}: {', '.join(stale)} (run tracebridge schema export)", 1)
+        typer.echo(f"JSON Schema files in {target} are up to date")
+        return
+    for p in export_schemas(target):
+        typer.echo(str(p))
+
+
+@config_app.command("show")
+def config_show(
+    path: Annotated[Path, typer.Argument(help="A YAML under configs/<kind>/.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Print the resolved config (schema defaults ← YAML ← overrides) and its hash."""
+    from tracebridge.config import ConfigError, config_hash, load_config, schema_for, to_dict, to_yaml
+
+    try:
+        cfg = load_config(schema_for(path), path, overrides or [])
+    except ConfigError as exc:
+        fail(str(exc), 1)
+    if json_out:
+        print_json({"config": to_dict(cfg), "config_hash": config_hash(cfg)})
+    else:
+        typer.echo(to_yaml(cfg) + f"# config_hash: {config_hash(cfg)}")

@@ -1,0 +1,1 @@
+"""Schema v2: pydantic models of session.json and every event type (a union discriminated on\n``event_type``), the tool-error taxonomy, the LLM-call block, JSON Schema export, and the\nstreaming validator that checks schema, drift and lineage of a trace root.\n"""

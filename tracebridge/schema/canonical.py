@@ -1,0 +1,55 @@
+"""Canonical JSON, content hashes and the schema's timestamp format.
+
+Hashes are sha256 over canonical JSON (sorted keys, no whitespace, UTF-8), so the same
+content hashes the same on every machine and Python version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+import orjson
+
+_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json", exclude_none=False)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=repr)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Serialise ``obj`` to canonical JSON bytes (sorted keys, compact)."""
+    return orjson.dumps(obj, option=_OPTS, default=_default)
+
+
+def sha256_json(obj: Any) -> str:
+    """sha256 hex digest of ``canonical_json(obj)``."""
+    return hashlib.sha256(canonical_json(obj)).hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def format_ts(t: dt.datetime) -> str:
+    """Format an aware or naive-UTC datetime as the schema's ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def utc_now() -> str:
+    """Now, in the schema's timestamp format."""
+    return format_ts(dt.datetime.now(dt.timezone.utc))
+
+
+def ts_from_epoch_ms(ms: float) -> str:
+    return format_ts(dt.datetime.fromtimestamp(ms / 1000.0, dt.timezone.utc))

@@ -1,0 +1,322 @@
+"""Validation of schema-v2 runs: schema, drift and lineage, streamed run by run.
+
+``check_run`` reads one run and returns a ``RunCheck`` (counts plus every problem as
+``file:line: field: message``); ``validate_root`` folds those over a trace root into a
+``ValidationReport`` with the seed's acceptance percentages and a pass/fail against thresholds.
+
+Lineage rules: exactly one root (``parent_event_id`` null and ``root: true``); every other
+event's parent is an earlier event of the same run; event ids are unique; no cycles.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from tracebridge.capture.reader import RunDir, iter_lines, iter_runs
+from tracebridge.schema.events import EVENT_TYPES, SCHEMA_VERSION, validate_event
+from tracebridge.schema.session import Session
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem, located as precisely as the input allows."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+    kind: str  # json | torn | schema | drift | lineage | order | incomplete
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line if self.line is not None else '-'}: {self.field}: {self.message}"
+
+
+@dataclass
+class RunCheck:
+    run_id: str
+    complete: bool
+    events: int = 0
+    schema_valid_events: int = 0
+    lineage_valid_events: int = 0
+    session_valid: bool = False
+    torn_tail: bool = False
+    bad_lines: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    drift: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def schema_valid(self) -> bool:
+        """Session and every event (a torn tail aside) match the schema."""
+        return (self.complete and self.session_valid and self.bad_lines == 0
+                and self.schema_valid_events == self.events)
+
+    @property
+    def lineage_valid(self) -> bool:
+        return self.lineage_valid_events == self.events and self.events > 0
+
+
+def _field_path(loc: tuple[Any, ...], tag: str | None = None) -> str:
+    parts = [str(p) for p in loc]
+    if tag is not None and parts and parts[0] == tag:
+        parts = parts[1:]
+    return ".".join(parts) or "<root>"
+
+
+def schema_problems(err: ValidationError, file: str, line: int | None, tag: str | None,
+                    drift: Counter[str]) -> list[Problem]:
+    """Turn a pydantic error into located problems, counting drift (unknown fields/types)."""
+    out = []
+    for e in err.errors():
+        path = _field_path(e["loc"], tag)
+        if e["type"] == "extra_forbidden":
+            key = f"{tag}.{path}" if tag else path
+            drift[key] += 1
+            out.append(Problem(file, line, path, "unknown field (schema drift)", "drift"))
+        elif e["type"] == "union_tag_invalid":
+            drift[f"event_type={tag}"] += 1
+            out.append(Problem(file, line, "event_type",
+                               f"unknown event type {tag!r} (schema drift); expected one of "
+                               f"{', '.join(EVENT_TYPES)}", "drift"))
+        elif e["type"] == "literal_error" and path == "schema_version":
+            drift[f"schema_version={e.get('input')}"] += 1
+            out.append(Problem(file, line, path, f"unsupported schema version {e.get('input')!r}; "
+                               f"this reader takes {SCHEMA_VERSION!r}", "drift"))
+        else:
+            out.append(Problem(file, line, path, e["msg"], "schema"))
+    return out
+
+
+def _check_session(run: RunDir, chk: RunCheck) -> None:
+    path = str(run.session_path)
+    try:
+        data = run.read_session()
+    except (OSError, ValueError) as exc:
+        chk.problems.append(Problem(path, None, "<file>", f"unreadable: {exc}", "json"))
+        return
+    try:
+        sess = Session.model_validate(data)
+    except ValidationError as exc:
+        chk.problems.extend(schema_problems(exc, path, None, None, chk.drift))
+        return
+    chk.session_valid = True
+    if sess.run_id != run.run_id:
+        chk.session_valid = False
+        chk.problems.append(Problem(path, None, "run_id",
+                                    f"{sess.run_id!r} does not match directory {run.run_id!r}", "schema"))
+
+
+def _cycle(eid: str, parents: dict[str, Any]) -> list[str]:
+    """The ids on a parent-chain cycle through ``eid`` (empty if none)."""
+    chain: list[str] = []
+    cur: Any = eid
+    while cur in parents and cur not in chain:
+        chain.append(cur)
+        cur = parents[cur]
+    return chain[chain.index(cur):] if cur in chain else []
+
+
+def _classify_dangling(eid: str, parent: str, parents: dict[str, Any], run_id: str) -> str:
+    if parent in parents:
+        cyc = _cycle(eid, parents)
+        if cyc:
+            return f"cycle in parent chain: {' -> '.join(cyc + [cyc[0]])}"
+        return f"parent {parent!r} appears later in the run (must be earlier)"
+    if ":" in parent and parent.rsplit(":", 1)[0] != run_id:
+        return f"parent {parent!r} belongs to another run ({parent.rsplit(':', 1)[0]!r})"
+    return f"parent {parent!r} not found in this run"
+
+
+def check_run(run: RunDir) -> RunCheck:
+    """Check one run: session schema, every event's schema, lineage, order."""
+    chk = RunCheck(run_id=run.run_id, complete=run.complete)
+    path = str(run.events_path)
+    if chk.complete:
+        _check_session(run, chk)
+    else:
+        chk.problems.append(Problem(str(run.path), None, "session.json",
+                                    "missing: run is incomplete (still running or crashed)", "incomplete"))
+    if not run.events_path.exists():
+        chk.problems.append(Problem(path, None, "<file>", "missing events file", "json"))
+        return chk
+
+    parents: dict[str, Any] = {}  # event_id -> parent, in file order
+    lines: dict[str, int] = {}
+    dangling: list[tuple[str, str]] = []
+    root_seen: str | None = None
+    valid_ids: set[str] = set()
+    last_ts = ""
+    for ln in iter_lines(run.events_path):
+        if ln.error is not None:
+            if ln.torn:
+                chk.torn_tail = True
+                chk.problems.append(Problem(path, ln.lineno, "<line>", "torn tail line (writer stopped "
+                                            "mid-write); earlier lines are intact", "torn"))
+            else:
+                chk.bad_lines += 1
+                chk.problems.append(Problem(path, ln.lineno, "<line>", ln.error, "json"))
+            continue
+        obj = ln.obj
+        chk.events += 1
+        if not isinstance(obj, dict):
+            chk.problems.append(Problem(path, ln.lineno, "<line>", "event is not a JSON object", "schema"))
+            continue
+        tag = obj.get("event_type")
+        try:
+            validate_event(obj)
+            chk.schema_valid_events += 1
+        except ValidationError as exc:
+            chk.problems.extend(schema_problems(exc, path, ln.lineno, tag, chk.drift))
+
+        eid, parent = obj.get("event_id"), obj.get("parent_event_id")
+        ok = isinstance(eid, str)
+        if not ok:
+            chk.problems.append(Problem(path, ln.lineno, "event_id", "missing or not a string", "lineage"))
+        elif eid in parents:
+            ok = False
+            chk.problems.append(Problem(path, ln.lineno, "event_id",
+                                        f"duplicate id {eid!r} (first on line {lines[eid]})", "lineage"))
+        if obj.get("run_id") not in (None, run.run_id):
+            ok = False
+            chk.problems.append(Problem(path, ln.lineno, "run_id",
+                                        f"event of run {obj.get('run_id')!r} in run {run.run_id!r}", "lineage"))
+        if parent is None:
+            if root_seen is not None:
+                ok = False
+                chk.problems.append(Problem(path, ln.lineno, "parent_event_id",
+                                            f"second root (first root is {root_seen!r})", "lineage"))
+            elif obj.get("root") is not True:
+                ok = False
+                chk.problems.append(Problem(path, ln.lineno, "root",
+                                            "parentless event must be marked root: true", "lineage"))
+            elif isinstance(eid, str):
+                root_seen = eid
+        elif not isinstance(parent, str) or parent not in parents:
+            ok = False
+            if isinstance(parent, str) and isinstance(eid, str):
+                dangling.append((eid, parent))
+                lines[eid] = ln.lineno
+            else:
+                chk.problems.append(Problem(path, ln.lineno, "parent_event_id", "not a string", "lineage"))
+        if isinstance(eid, str) and eid not in parents:
+            parents[eid] = parent
+            lines.setdefault(eid, ln.lineno)
+        if ok:
+            chk.lineage_valid_events += 1
+            if isinstance(eid, str):
+                valid_ids.add(eid)
+        ts = obj.get("timestamp")
+        if isinstance(ts, str):
+            if ts < last_ts:
+                chk.problems.append(Problem(path, ln.lineno, "timestamp",
+                                            f"{ts} is earlier than the previous event ({last_ts})", "order"))
+            last_ts = max(last_ts, ts)
+    for eid, parent in dangling:
+        chk.problems.append(Problem(path, lines[eid], "parent_event_id",
+                                    _classify_dangling(eid, parent, parents, run.run_id), "lineage"))
+        for member in _cycle(eid, parents):  # an earlier parent on a cycle is no valid lineage
+            if member in valid_ids:
+                valid_ids.discard(member)
+                chk.lineage_valid_events -= 1
+    if chk.events and root_seen is None:
+        chk.problems.append(Problem(path, None, "root", "run has no root event", "lineage"))
+    return chk
+
+
+@dataclass
+class Thresholds:
+    min_schema_valid_pct: float = 100.0
+    min_lineage_valid_pct: float = 98.0
+    max_incomplete_pct: float = 100.0
+
+
+@dataclass
+class ValidationReport:
+    runs_total: int = 0
+    runs_complete: int = 0
+    runs_incomplete: int = 0
+    runs_schema_valid: int = 0
+    events_total: int = 0
+    events_schema_valid: int = 0
+    events_lineage_valid: int = 0
+    torn_tails: int = 0
+    problems_total: int = 0
+    problems_by_kind: Counter[str] = field(default_factory=Counter)
+    drift: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    @property
+    def schema_valid_pct(self) -> float:
+        return 100.0 * self.runs_schema_valid / self.runs_complete if self.runs_complete else 100.0
+
+    @property
+    def lineage_valid_pct(self) -> float:
+        return 100.0 * self.events_lineage_valid / self.events_total if self.events_total else 100.0
+
+    @property
+    def incomplete_pct(self) -> float:
+        return 100.0 * self.runs_incomplete / self.runs_total if self.runs_total else 0.0
+
+    def failures(self) -> list[str]:
+        """Reasons the report fails its thresholds (empty = pass)."""
+        t, out = self.thresholds, []
+        if self.runs_total == 0:
+            out.append("no runs found")
+        if self.schema_valid_pct < t.min_schema_valid_pct:
+            out.append(f"schema-valid {self.schema_valid_pct:.2f}% < {t.min_schema_valid_pct}%")
+        if self.lineage_valid_pct < t.min_lineage_valid_pct:
+            out.append(f"lineage-valid {self.lineage_valid_pct:.2f}% < {t.min_lineage_valid_pct}%")
+        if self.incomplete_pct > t.max_incomplete_pct:
+            out.append(f"incomplete {self.incomplete_pct:.2f}% > {t.max_incomplete_pct}%")
+        return out
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures()
+
+    def add(self, chk: RunCheck, max_problems: int) -> None:
+        self.runs_total += 1
+        self.runs_complete += chk.complete
+        self.runs_incomplete += not chk.complete
+        self.runs_schema_valid += chk.schema_valid
+        self.events_total += chk.events
+        self.events_schema_valid += chk.schema_valid_events
+        self.events_lineage_valid += chk.lineage_valid_events
+        self.torn_tails += chk.torn_tail
+        self.drift.update(chk.drift)
+        for p in chk.problems:
+            self.problems_total += 1
+            self.problems_by_kind[p.kind] += 1
+            if len(self.problems) < max_problems:
+                self.problems.append(str(p))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(
+            schema_valid_pct=round(self.schema_valid_pct, 3),
+            lineage_valid_pct=round(self.lineage_valid_pct, 3),
+            incomplete_pct=round(self.incomplete_pct, 3),
+            passed=self.passed,
+            failures=self.failures(),
+        )
+        return d
+
+
+def check_runs(runs: Iterable[RunDir]) -> Iterator[RunCheck]:
+    for run in runs:
+        yield check_run(run)
+
+
+def validate_root(root: str | os.PathLike[str], thresholds: Thresholds | None = None,
+                  max_problems: int = 200) -> ValidationReport:
+    """Validate every run under ``root`` (streaming; memory does not grow with the root)."""
+    report = ValidationReport(thresholds=thresholds or Thresholds())
+    for chk in check_runs(iter_runs(root)):
+        report.add(chk, max_problems)
+    return report

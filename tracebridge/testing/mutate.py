@@ -1,0 +1,117 @@
+"""Malformed-input generators: mutate valid JSONL lines into the ways real files go wrong.
+
+Each mutation takes a valid line (bytes) and a ``random.Random`` and returns bad bytes: truncated
+JSON, wrong types, unknown types, huge strings, deep nesting, invalid UTF-8, BOMs, CRLF, duplicated
+ids, parent cycles, out-of-order timestamps. Used by tests (small samples) and chaos scripts
+(tens of thousands of cases).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import orjson
+
+
+def _obj(line: bytes) -> dict:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def truncate(line: bytes, rng: random.Random) -> bytes:
+    return line[: rng.randint(1, max(1, len(line) - 1))]
+
+
+def wrong_type(line: bytes, rng: random.Random) -> bytes:
+    obj = _obj(line)
+    if not obj:
+        return b"[]"
+    key = rng.choice(sorted(obj))
+    obj[key] = rng.choice([None, 12345, "text", [1, 2], {"nested": True}, 1.5, False])
+    return orjson.dumps(obj)
+
+
+def unknown_type(line: bytes, rng: random.Random) -> bytes:
+    obj = _obj(line)
+    for key in ("event_type", "type"):
+        if key in obj:
+            obj[key] = rng.choice(["brand_new_type", "", "EPISODE_END", 7])
+    obj[f"x_unknown_{rng.randint(0, 99)}"] = "drift"
+    return orjson.dumps(obj)
+
+
+def huge_string(line: bytes, rng: random.Random) -> bytes:
+    obj = _obj(line)
+    obj[rng.choice(sorted(obj) or ["k"])] = "A" * rng.randint(100_000, 2_000_000)
+    return orjson.dumps(obj)
+
+
+def deep_nesting(line: bytes, rng: random.Random) -> bytes:
+    depth = rng.randint(200, 5000)
+    return b'{"payload": ' + b'{"a": ' * depth + b"1" + b"}" * depth + b"}"
+
+
+def invalid_utf8(line: bytes, rng: random.Random) -> bytes:
+    pos = rng.randint(0, max(0, len(line) - 1))
+    return line[:pos] + rng.choice([b"\xff\xfe", b"\xc3\x28", b"\xed\xa0\x80", b"\x80"]) + line[pos:]
+
+
+def bom(line: bytes, rng: random.Random) -> bytes:
+    return b"\xef\xbb\xbf" + line
+
+
+def crlf(line: bytes, rng: random.Random) -> bytes:
+    return line + b"\r"
+
+
+def not_json(line: bytes, rng: random.Random) -> bytes:
+    return rng.choice([b"hello world", b"<html>", b"}{", b"null", b"42", b'"str"', b"\x00\x01\x02"])
+
+
+def duplicate_id(line: bytes, rng: random.Random) -> bytes:
+    obj = _obj(line)
+    for key in ("event_id", "id"):
+        if key in obj:
+            obj[key] = "dup-0"
+    return orjson.dumps(obj)
+
+
+def parent_cycle(line: bytes, rng: random.Random) -> bytes:
+    obj = _obj(line)
+    for key in ("parent_event_id", "parentId"):
+        if key in obj:
+            obj[key] = obj.get("event_id", obj.get("id", "self"))
+    return orjson.dumps(obj)
+
+
+def timestamp_back(line: bytes, rng: random.Random) -> bytes:
+    obj = _obj(line)
+    if "timestamp" in obj:
+        obj["timestamp"] = rng.choice(["1999-01-01T00:00:00.000Z", "2026-13-45T99:99:99.000Z", "yesterday", 0])
+    return orjson.dumps(obj)
+
+
+MUTATIONS: dict[str, Callable[[bytes, random.Random], bytes]] = {
+    f.__name__: f for f in (truncate, wrong_type, unknown_type, huge_string, deep_nesting, invalid_utf8,
+                            bom, crlf, not_json, duplicate_id, parent_cycle, timestamp_back)
+}
+
+
+def mutate_lines(lines: list[bytes], rng: random.Random, n_bad: int) -> tuple[list[bytes], set[int]]:
+    """Insert ``n_bad`` mutated copies of random lines at random positions.
+
+    Returns the new line list and the 0-based indices of the mutated lines.
+    """
+    out = list(lines)
+    bad_idx: list[int] = []
+    for _ in range(n_bad):
+        name = rng.choice(sorted(MUTATIONS))
+        bad = MUTATIONS[name](rng.choice(lines), rng)
+        pos = rng.randint(0, len(out))
+        out.insert(pos, bad)
+        bad_idx = [i + 1 if i >= pos else i for i in bad_idx] + [pos]
+    return out, set(bad_idx)

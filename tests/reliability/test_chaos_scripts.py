@@ -19,3 +19,8 @@ def _run(script: str, *args: str) -> str:
 def test_chaos_capture_smoke():
     last = _run("chaos_capture.py", "--smoke")
     assert "lost 0" in last and "violations 0" in last
+
+
+def test_chaos_fuzz_smoke():
+    last = _run("chaos_fuzz.py", "--smoke")
+    assert "crashes 0, lost 0, unreconciled 0, unlocated 0" in last

@@ -144,7 +144,10 @@ def to_yaml(cfg: Any) -> str:
 
 # Which schema a YAML under configs/<kind>/ uses, for ``tracebridge config show``.
 # Values are "module:Class"; areas add themselves here.
-CONFIG_KINDS: dict[str, str] = {}
+CONFIG_KINDS: dict[str, str] = {
+    "model": "tracebridge.train.config:ModelConfig",
+    "train": "tracebridge.train.config:TrainConfig",
+}
 
 
 def schema_for(path: str | Path) -> type[Any]:

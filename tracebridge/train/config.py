@@ -1,0 +1,264 @@
+"""Typed configs of the training recipes: the model factory (``ModelConfig``, YAML under
+``configs/model/``) and one trial (``TrainConfig``, YAML under ``configs/train/``).
+
+``TrainConfig`` groups: ``model`` (what to build), ``data`` (views, curation), ``sft`` and
+``dpo`` (TRL recipe knobs, each with a ``lora`` block and an open ``throughput`` block for the
+GPU levers of ``tracebridge.train.throughput``) and ``eval`` (offline and closed-loop
+metrics, bootstrap). Variants are a StrEnum whose properties say what they do.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+ROLES = ("planner", "worker", "verifier")
+ARCHS = ("qwen2", "llama")
+
+
+class Variant(enum.StrEnum):
+    """The two named recipes compared per role."""
+
+    BASELINE = "baseline"
+    OPTIMIZED = "optimized"
+
+    @property
+    def curates(self) -> bool:
+        """Dedup, recovery up-weighting and feedback labels before SFT."""
+        return self is Variant.OPTIMIZED
+
+    @property
+    def runs_dpo(self) -> bool:
+        """SFT is followed by DPO on the role's preference view (when the role has one)."""
+        return self is Variant.OPTIMIZED
+
+
+class ModelInit(enum.StrEnum):
+    RANDOM = "random"
+    PRETRAINED = "pretrained"
+
+
+@dataclass
+class ModelConfig:
+    """What the model factory builds: a random-init architecture or pretrained weights."""
+
+    name: str = field(default="tiny", metadata={"help": "Label stamped into reports (e.g. qwen2.5-0.5b)."})
+    arch: str = field(default="qwen2", metadata={"help": "qwen2 | llama (random init only)."})
+    init: str = field(default="random", metadata={"help": "random (from the shape below) | pretrained (from path)."})
+    path: str | None = field(default=None, metadata={
+        "help": "init=pretrained: a local directory (or hub name where the hub is reachable). "
+                "init=random: an optional tokenizer directory; None = train the tiny BPE tokenizer."})
+    vocab_size: int = field(default=0, metadata={
+        "help": "Embedding rows; 0 = the tokenizer's size. Real shapes set it (151936 for Qwen2.5)."})
+    tokenizer_vocab_size: int = field(default=1024, metadata={"help": "BPE size when the tokenizer is trained locally."})
+    hidden_size: int = field(default=64, metadata={"help": "Model width."})
+    intermediate_size: int = field(default=128, metadata={"help": "MLP width."})
+    num_hidden_layers: int = field(default=2, metadata={"help": "Transformer blocks."})
+    num_attention_heads: int = field(default=4, metadata={"help": "Query heads."})
+    num_key_value_heads: int = field(default=2, metadata={"help": "KV heads (GQA)."})
+    head_dim: int = field(default=0, metadata={"help": "0 = hidden_size / num_attention_heads."})
+    max_position_embeddings: int = field(default=2048, metadata={"help": "Context length of the architecture."})
+    rope_theta: float = field(default=10000.0, metadata={"help": "RoPE base (1e6 for Qwen2.5, 5e5 for Llama 3.2)."})
+    tie_word_embeddings: bool = field(default=True, metadata={"help": "Share input and output embeddings."})
+    dtype: str = field(default="float32", metadata={"help": "float32 | bfloat16 | auto (bf16 on CUDA, else fp32)."})
+    attn_implementation: str | None = field(default=None, metadata={
+        "help": "sdpa | eager | flash_attention_2; None = transformers' default."})
+    chat_template: str = field(default="tracebridge", metadata={
+        "help": "tracebridge (ChatML with generation markers and <tool_call> format of schema/roles.py) "
+                "| native (keep a pretrained tokenizer's own template)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the random init (the tiny tokenizer's corpus is fixed)."})
+
+    def validate(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
+        p = []
+        if self.arch not in ARCHS:
+            p.append(f"model.arch={self.arch}: unknown; use one of {', '.join(ARCHS)}")
+        if self.init not in {m.value for m in ModelInit}:
+            p.append(f"model.init={self.init}: use random or pretrained")
+        if self.init == ModelInit.PRETRAINED and not self.path:
+            p.append("model.path=None: init=pretrained needs a local directory or hub name")
+        if self.dtype not in ("float32", "bfloat16", "auto"):
+            p.append(f"model.dtype={self.dtype}: use float32, bfloat16 or auto (fp16 is not supported)")
+        if self.chat_template not in ("tracebridge", "native"):
+            p.append(f"model.chat_template={self.chat_template}: use tracebridge or native")
+        for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                  "num_key_value_heads", "max_position_embeddings"):
+            if getattr(self, k) <= 0:
+                p.append(f"model.{k}={getattr(self, k)}: must be > 0")
+        if self.num_attention_heads > 0 and self.num_key_value_heads > 0 and \
+                self.num_attention_heads % self.num_key_value_heads:
+            p.append(f"model.num_key_value_heads={self.num_key_value_heads}: must divide num_attention_heads")
+        if self.head_dim == 0 and self.num_attention_heads > 0 and self.hidden_size % self.num_attention_heads:
+            p.append(f"model.hidden_size={self.hidden_size}: must be divisible by num_attention_heads "
+                     "(or set head_dim)")
+        if self.tokenizer_vocab_size < 300:
+            p.append(f"model.tokenizer_vocab_size={self.tokenizer_vocab_size}: must be >= 300 "
+                     "(256 bytes + special tokens + merges)")
+        return p
+
+
+@dataclass
+class LoraConfig:
+    """LoRA through peft; off = full fine-tuning."""
+
+    enabled: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of all weights."})
+    r: int = field(default=8, metadata={"help": "Adapter rank."})
+    alpha: int = field(default=16, metadata={"help": "Scaling numerator (scale = alpha / r)."})
+    dropout: float = field(default=0.0, metadata={"help": "Dropout on the adapter input."})
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+                                      metadata={"help": "Linear layers that get adapters."})
+
+
+@dataclass
+class RecipeConfig:
+    """Knobs shared by the SFT and DPO recipes (TRL trainer arguments)."""
+
+    lr: float = field(default=1e-3, metadata={"help": "Peak learning rate; typical 1e-5..2e-4 for real models."})
+    max_steps: int = field(default=60, metadata={"help": "Optimizer steps; -1 = run num_epochs."})
+    num_epochs: float = field(default=1.0, metadata={"help": "Epochs when max_steps = -1."})
+    batch_size: int = field(default=8, metadata={"help": "Per-device micro-batch (rows, or pairs for DPO)."})
+    grad_accum: int = field(default=1, metadata={"help": "Gradient accumulation steps."})
+    max_length: int = field(default=512, metadata={"help": "Tokens per row (longer rows are truncated)."})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps with linear warm-up."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    scheduler: str = field(default="cosine", metadata={"help": "transformers lr_scheduler_type."})
+    bf16: bool | None = field(default=None, metadata={"help": "None = bf16 when CUDA is available."})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "Recompute activations (saves memory on big models; only slows tiny CPU ones)."})
+    logging_steps: int = field(default=5, metadata={"help": "Log the loss every N steps (the loss curve)."})
+    save_steps: int = field(default=0, metadata={"help": "Checkpoint every N steps; 0 = only at the end."})
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    throughput: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "Options passed to tracebridge.train.throughput.apply_throughput (GPU levers: padding-free "
+                "packing, Liger kernels, ...); empty = TRL defaults."})
+
+    def problems(self, prefix: str) -> list[str]:
+        p = []
+        if self.lr <= 0:
+            p.append(f"{prefix}.lr={self.lr}: must be > 0; typical 1e-5..2e-4 (1e-3 for the tiny model)")
+        if self.max_steps == 0 or self.max_steps < -1:
+            p.append(f"{prefix}.max_steps={self.max_steps}: must be > 0, or -1 to use num_epochs")
+        for k in ("batch_size", "grad_accum", "max_length", "logging_steps"):
+            if getattr(self, k) <= 0:
+                p.append(f"{prefix}.{k}={getattr(self, k)}: must be > 0")
+        if not 0 <= self.warmup_ratio < 1:
+            p.append(f"{prefix}.warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
+        if self.lora.enabled and self.lora.r <= 0:
+            p.append(f"{prefix}.lora.r={self.lora.r}: must be > 0")
+        return p
+
+
+@dataclass
+class SFTRecipeConfig(RecipeConfig):
+    """SFTTrainer: assistant-only loss on conversational rows."""
+
+    packing: bool = field(default=False, metadata={"help": "Pack rows into max_length sequences (BFD)."})
+    assistant_only_loss: bool = field(default=True, metadata={
+        "help": "Loss only on assistant tokens (needs the template's generation markers)."})
+
+
+@dataclass
+class DPORecipeConfig(RecipeConfig):
+    """DPOTrainer on prompt/chosen/rejected rows, starting from the SFT model."""
+
+    lr: float = field(default=2e-4, metadata={"help": "Peak learning rate (lower than SFT)."})
+    max_steps: int = field(default=30, metadata={"help": "Optimizer steps; -1 = run num_epochs."})
+    beta: float = field(default=0.1, metadata={"help": "KL strength of DPO; 0.1 is the paper value."})
+    loss_type: str = field(default="sigmoid", metadata={"help": "TRL loss_type: sigmoid | ipo | hinge | ..."})
+    ref: str = field(default="model", metadata={
+        "help": "model = a frozen copy of the SFT model | adapter = LoRA with the adapter-disabled base as "
+                "reference (needs lora.enabled)."})
+
+
+@dataclass
+class DataConfig:
+    """Which rows train and how the optimized variant curates them."""
+
+    verify_bundle: bool = field(default=True, metadata={"help": "Check the bundle manifest's hashes first."})
+    max_train_rows: int = field(default=0, metadata={"help": "Cap on SFT rows (0 = all)."})
+    max_eval_rows: int = field(default=0, metadata={"help": "Cap on test rows evaluated (0 = all)."})
+    eval_split: str = field(default="test", metadata={"help": "Split evaluated offline."})
+    dedup: bool = field(default=True, metadata={"help": "optimized: drop rows whose prompt+target repeat."})
+    recovery_weight: int = field(default=3, metadata={
+        "help": "optimized: copies of each failure→recovery row (1 = no up-weighting)."})
+    feedback_weight: int = field(default=2, metadata={
+        "help": "optimized: copies of rows with positive feedback labels; negative ones are dropped."})
+
+    def problems(self) -> list[str]:
+        p = []
+        for k in ("recovery_weight", "feedback_weight"):
+            if getattr(self, k) < 1:
+                p.append(f"data.{k}={getattr(self, k)}: must be >= 1 (1 = no up-weighting)")
+        if self.eval_split not in ("train", "validation", "test"):
+            p.append(f"data.eval_split={self.eval_split}: use train, validation or test")
+        return p
+
+
+@dataclass
+class ClosedLoopConfig:
+    """The trained role inside the simulator, other roles scripted."""
+
+    enabled: bool = field(default=False, metadata={"help": "Run closed-loop episodes after offline eval."})
+    families: list[str] = field(default_factory=list, metadata={"help": "Goal families; empty = all."})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3], metadata={"help": "Fixed episode seeds."})
+    max_steps: int = field(default=6, metadata={"help": "Orchestrator cycles per episode."})
+    max_new_tokens: int = field(default=96, metadata={"help": "Tokens generated per model call."})
+
+
+@dataclass
+class EvalConfig:
+    """Offline metrics on the test split, bootstrap, closed loop."""
+
+    max_new_tokens: int = field(default=128, metadata={"help": "Greedy tokens generated per planner/worker row."})
+    batch_size: int = field(default=16, metadata={"help": "Rows per generation / scoring batch."})
+    verifier_method: str = field(default="likelihood", metadata={
+        "help": "likelihood = rank the three 'verdict: X' continuations by log-probability | "
+                "generate = greedy reply parsed with schema/roles.py."})
+    n_boot: int = field(default=1000, metadata={"help": "Bootstrap resamples."})
+    ci: float = field(default=0.95, metadata={"help": "Interval coverage."})
+    closed_loop: ClosedLoopConfig = field(default_factory=ClosedLoopConfig)
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.verifier_method not in ("likelihood", "generate"):
+            p.append(f"eval.verifier_method={self.verifier_method}: use likelihood or generate")
+        if not 0.5 <= self.ci < 1:
+            p.append(f"eval.ci={self.ci}: must be in [0.5, 1)")
+        if self.n_boot < 100:
+            p.append(f"eval.n_boot={self.n_boot}: use >= 100 resamples")
+        return p
+
+
+@dataclass
+class TrainConfig:
+    """One trial: a role, a variant, a seed, and how to train and evaluate it."""
+
+    role: str = field(default="verifier", metadata={"help": "planner | worker | verifier."})
+    variant: str = field(default="baseline", metadata={"help": "baseline | optimized (see Variant)."})
+    seed: int = field(default=0, metadata={"help": "Seed of data order, init and dropout."})
+    threads: int = field(default=1, metadata={"help": "torch CPU threads (1 is fastest for tiny models)."})
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sft: SFTRecipeConfig = field(default_factory=SFTRecipeConfig)
+    dpo: DPORecipeConfig = field(default_factory=DPORecipeConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def validate(self) -> list[str]:
+        """Every problem of the trial config at once."""
+        p = []
+        if self.role not in ROLES:
+            p.append(f"role={self.role}: use one of {', '.join(ROLES)}")
+        if self.variant not in {v.value for v in Variant}:
+            p.append(f"variant={self.variant}: use baseline or optimized")
+        if self.threads < 1:
+            p.append(f"threads={self.threads}: must be >= 1")
+        p += self.model.validate() + self.data.problems() + self.eval.problems()
+        p += self.sft.problems("sft") + self.dpo.problems("dpo")
+        if self.dpo.ref not in ("model", "adapter"):
+            p.append(f"dpo.ref={self.dpo.ref}: use model or adapter")
+        if self.dpo.ref == "adapter" and not self.dpo.lora.enabled:
+            p.append("dpo.ref=adapter: needs dpo.lora.enabled=true (the disabled adapter is the reference)")
+        if self.dpo.beta <= 0:
+            p.append(f"dpo.beta={self.dpo.beta}: must be > 0; the paper uses 0.1")
+        return p

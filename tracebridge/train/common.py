@@ -1,0 +1,160 @@
+"""What the SFT and DPO recipes share: TRL/transformers argument building, the throughput
+hook, LoRA configs, seeding, and the ``TrainResult`` a recipe returns (loss curve, speed,
+memory, checkpoint).
+
+Throughput hook (the contract for ``tracebridge.train.throughput``): when a recipe's
+``throughput`` block is not empty, the recipe calls
+``tracebridge.train.throughput.apply_throughput(recipe, args, model, options) -> (args, model)``
+with ``recipe`` = ``"sft"`` or ``"dpo"``, ``args`` = the keyword arguments about to build
+``SFTConfig``/``DPOConfig`` (a dict it may change) and ``options`` = the block as a dict.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracebridge.train.config import LoraConfig, RecipeConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What one recipe run produced."""
+
+    recipe: str
+    checkpoint_dir: str
+    loss_curve: list[dict[str, float]] = field(default_factory=list)
+    global_step: int = 0
+    train_runtime_s: float = 0.0
+    rows: int = 0
+    tokens: int = 0
+    tokens_per_s: float = 0.0
+    peak_memory_bytes: int = 0
+    resumed_from: str | None = None
+
+    @property
+    def first_loss(self) -> float:
+        return self.loss_curve[0]["loss"] if self.loss_curve else float("nan")
+
+    @property
+    def last_loss(self) -> float:
+        return self.loss_curve[-1]["loss"] if self.loss_curve else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def seed_everything(seed: int, threads: int | None = None) -> None:
+    """Seed python, numpy and torch; set torch's CPU threads (1 is fastest for tiny models)."""
+    from transformers import set_seed
+
+    set_seed(seed)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def use_bf16(rc: RecipeConfig) -> bool:
+    import torch
+
+    return torch.cuda.is_available() if rc.bf16 is None else rc.bf16
+
+
+def base_args(rc: RecipeConfig, out_dir: Path, seed: int) -> dict[str, Any]:
+    """Keyword arguments common to ``SFTConfig`` and ``DPOConfig``."""
+    import torch
+
+    return dict(
+        output_dir=str(out_dir), seed=seed, data_seed=seed, learning_rate=rc.lr, max_steps=rc.max_steps,
+        num_train_epochs=rc.num_epochs, per_device_train_batch_size=rc.batch_size,
+        gradient_accumulation_steps=rc.grad_accum, warmup_steps=rc.warmup_ratio, weight_decay=rc.weight_decay,
+        lr_scheduler_type=rc.scheduler, bf16=use_bf16(rc), gradient_checkpointing=rc.gradient_checkpointing,
+        activation_checkpointing=rc.gradient_checkpointing,
+        logging_steps=rc.logging_steps, logging_first_step=True, report_to="none", disable_tqdm=True,
+        save_strategy="steps" if rc.save_steps else "no", save_steps=rc.save_steps or 500,
+        save_total_limit=2, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
+        max_length=rc.max_length, dataset_num_proc=None,
+    )
+
+
+def apply_throughput(recipe: str, args: dict[str, Any], model: Any, options: dict[str, Any]) -> tuple[dict, Any]:
+    """Hand the recipe's arguments and model to the throughput levers when any are configured."""
+    if not options:
+        return args, model
+    try:
+        from tracebridge.train import throughput  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise RuntimeError(f"{recipe}.throughput={options}: tracebridge.train.throughput is not available; "
+                           "leave the block empty for TRL defaults") from exc
+    return throughput.apply_throughput(recipe, args, model, dict(options))
+
+
+def peft_config(lora: LoraConfig) -> Any:
+    """A peft ``LoraConfig`` for causal LM, or None when LoRA is off."""
+    if not lora.enabled:
+        return None
+    from peft import LoraConfig as PeftLora
+
+    return PeftLora(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                    target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+
+
+def loss_curve(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """``[{step, loss}]`` from a trainer's log history."""
+    return [{"step": int(h["step"]), "loss": float(h["loss"])} for h in log_history if "loss" in h]
+
+
+def peak_memory_bytes() -> int:
+    """Peak CUDA memory allocated when on GPU, else the process's peak RSS."""
+    import torch
+
+    if torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated())
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def find_last_checkpoint(out_dir: Path) -> Path | None:
+    """The newest ``checkpoint-N`` folder in ``out_dir``, if any."""
+    cps = sorted((p for p in Path(out_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                 key=lambda p: int(p.name.split("-")[-1]))
+    return cps[-1] if cps else None
+
+
+def finish(trainer: Any, recipe: str, out_dir: Path, rows: int, tokens_per_row: float,
+           resumed_from: Path | None) -> tuple[Any, TrainResult]:
+    """Merge LoRA if any, save the final model + tokenizer and fill a ``TrainResult``."""
+    model = trainer.model
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    final = Path(out_dir) / "final"
+    model.save_pretrained(final)
+    trainer.processing_class.save_pretrained(final)
+    st = trainer.state
+    runtime = next((h["train_runtime"] for h in reversed(st.log_history) if "train_runtime" in h), 0.0)
+    args = trainer.args
+    seen_rows = min(st.global_step * args.per_device_train_batch_size * args.gradient_accumulation_steps,
+                    int(rows * max(st.num_train_epochs or 1, 1)) if args.max_steps <= 0 else 1 << 62)
+    tokens = int(seen_rows * tokens_per_row)
+    res = TrainResult(recipe=recipe, checkpoint_dir=str(final), loss_curve=loss_curve(st.log_history),
+                      global_step=st.global_step, train_runtime_s=float(runtime), rows=rows, tokens=tokens,
+                      tokens_per_s=tokens / runtime if runtime else 0.0, peak_memory_bytes=peak_memory_bytes(),
+                      resumed_from=str(resumed_from) if resumed_from else None)
+    log.info("%s: %d steps, loss %.4f -> %.4f, %.0f tokens/s", recipe, res.global_step, res.first_loss,
+             res.last_loss, res.tokens_per_s)
+    return model, res
+
+
+def quiet(trainer: Any) -> None:
+    """Drop the trainer's stdout printer: losses go to the log history and our logger instead."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)

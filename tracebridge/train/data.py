@@ -1,0 +1,295 @@
+"""Training data from an export bundle: read and check view rows, pick a role's rows by split,
+curate them (optimized variant) and normalise them for TRL.
+
+Views (DESIGN.md): ``{"messages", "tools"?, "meta"}`` rows for ``*_sft`` and the SFT half of
+``worker_recovery_cases``; ``{"prompt", "chosen", "rejected", "tools"?, "meta"}`` for
+``verifier_pref_pairs`` and the pair half of ``worker_recovery_cases``. A view's rows are every
+``*.jsonl`` in the bundle whose name (or folder) starts with the view name; the split comes from
+``meta.split``. A bad row is quarantined with ``file:line:field: reason`` and counted
+(read = accepted + quarantined); nothing is dropped silently.
+
+Only ``read_view``/``verify_bundle_dir`` touch files; the rest are pure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracebridge.schema.canonical import sha256_bytes, sha256_json
+from tracebridge.train.config import DataConfig
+
+log = logging.getLogger(__name__)
+
+# role -> (SFT view, extra SFT view for the optimized variant, preference view)
+ROLE_VIEWS: dict[str, tuple[str, str | None, str | None]] = {
+    "planner": ("planner_sft", None, None),
+    "worker": ("worker_sft", "worker_recovery_cases", "worker_recovery_cases"),
+    "verifier": ("verifier_sft", None, "verifier_pref_pairs"),
+}
+SPLITS = ("train", "validation", "test")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be trained on (missing manifest files, hash mismatch, no rows)."""
+
+
+@dataclass
+class Quarantined:
+    """A rejected row: where it was, why, and the raw line (kept, never dropped)."""
+
+    where: str
+    reason: str
+    raw: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"where": self.where, "reason": self.reason, "raw": self.raw}
+
+
+@dataclass
+class ViewData:
+    """Rows of one view, with the rejected ones."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    read: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+def _check_messages(msgs: Any, key: str, need_assistant: bool) -> list[str]:
+    if not isinstance(msgs, list) or not msgs:
+        return [f"{key}: must be a non-empty list of messages"]
+    out = []
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
+            out.append(f"{key}[{i}].role: must be system|user|assistant|tool")
+        elif m.get("content") is None and not m.get("tool_calls"):
+            out.append(f"{key}[{i}].content: missing")
+    if need_assistant and not any(isinstance(m, dict) and m.get("role") == "assistant" for m in msgs):
+        out.append(f"{key}: no assistant turn to train on")
+    return out
+
+
+def check_row(row: Any) -> tuple[str | None, list[str]]:
+    """Classify a view row as ``"sft"`` or ``"pref"`` and list its problems (``field: reason``)."""
+    if not isinstance(row, dict):
+        return None, ["row: not a JSON object"]
+    meta = row.get("meta")
+    probs = [] if isinstance(meta, dict) else ["meta: missing (lineage run_id/event_ids/split required)"]
+    if isinstance(meta, dict) and meta.get("split") not in SPLITS:
+        probs.append(f"meta.split: {meta.get('split')!r} is not one of {', '.join(SPLITS)}")
+    if "messages" in row:
+        return "sft", probs + _check_messages(row["messages"], "messages", True)
+    if "chosen" in row:
+        probs += _check_messages(row.get("prompt"), "prompt", False)
+        probs += _check_messages(row.get("chosen"), "chosen", True)
+        probs += _check_messages(row.get("rejected"), "rejected", True)
+        return "pref", probs
+    return None, probs + ["messages: row has neither 'messages' nor 'prompt/chosen/rejected'"]
+
+
+def view_files(bundle_dir: Path, view: str) -> list[Path]:
+    """The JSONL files of ``view`` in a bundle: ``<view>*.jsonl`` or ``<view>/**.jsonl``."""
+    out = [p for p in sorted(Path(bundle_dir).rglob("*.jsonl"))
+           if p.name.startswith(view) or view in [q.name for q in p.relative_to(bundle_dir).parents]]
+    return out
+
+
+def read_view(bundle_dir: str | Path, view: str) -> ViewData:
+    """Read and check every row of ``view`` (I/O edge)."""
+    bundle_dir = Path(bundle_dir)
+    data = ViewData()
+    for path in view_files(bundle_dir, view):
+        data.files.append(str(path.relative_to(bundle_dir)))
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                data.read += 1
+                where = f"{path}:{lineno}"
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    data.quarantined.append(Quarantined(f"{where}:row", f"not JSON: {exc.msg}", line.rstrip("\n")))
+                    continue
+                kind, probs = check_row(row)
+                if probs:
+                    data.quarantined.append(Quarantined(f"{where}:{probs[0].split(':')[0]}", "; ".join(probs),
+                                                        line.rstrip("\n")))
+                    continue
+                row["_kind"] = kind
+                data.rows.append(row)
+    for q in data.quarantined[:5]:
+        log.warning("quarantined %s: %s", q.where, q.reason)
+    return data
+
+
+def verify_bundle_dir(bundle_dir: str | Path) -> dict[str, Any]:
+    """Check the bundle's manifest before training and return it.
+
+    Uses ``tracebridge.export.bundle.verify_bundle`` when the export package provides it, and
+    always re-checks each manifest file's sha256 here.
+
+    Raises:
+        BundleError: no manifest, a missing file or a hash mismatch.
+    """
+    bundle_dir = Path(bundle_dir)
+    mpath = bundle_dir / "manifest.json"
+    if not mpath.is_file():
+        raise BundleError(f"{mpath}: no manifest.json; only exported bundles can be trained on")
+    try:
+        from tracebridge.export.bundle import verify_bundle  # type: ignore[import-not-found]
+    except ImportError:
+        verify_bundle = None
+    if verify_bundle is not None:
+        res = verify_bundle(bundle_dir)
+        if res is False or (isinstance(res, (list, tuple)) and res):
+            raise BundleError(f"{bundle_dir}: verify_bundle failed: {res}")
+    manifest = json.loads(mpath.read_text())
+    probs = []
+    for i, f in enumerate(manifest.get("files") or []):
+        p = bundle_dir / f.get("path", "")
+        if not p.resolve().is_relative_to(bundle_dir.resolve()):
+            probs.append(f"{mpath}:files[{i}].path: {f.get('path')!r} escapes the bundle")
+        elif not p.is_file():
+            probs.append(f"{mpath}:files[{i}].path: {f.get('path')} is missing")
+        elif f.get("sha256") and sha256_bytes(p.read_bytes()) != f["sha256"]:
+            probs.append(f"{mpath}:files[{i}].sha256: {f.get('path')} does not match its manifest hash")
+    if probs:
+        raise BundleError("bundle verification failed:\n  " + "\n  ".join(probs))
+    return manifest
+
+
+@dataclass
+class RoleData:
+    """A role's rows of every split: SFT rows, extra recovery SFT rows, preference pairs."""
+
+    role: str
+    sft: list[dict[str, Any]]
+    recovery_sft: list[dict[str, Any]]
+    pref: list[dict[str, Any]]
+    quarantined: list[Quarantined]
+    read: int
+
+    def split(self, rows: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
+        return [r for r in rows if r["meta"].get("split") == split]
+
+    def counts(self) -> dict[str, Any]:
+        def by_split(rows: list[dict[str, Any]]) -> dict[str, int]:
+            return dict(Counter(r["meta"]["split"] for r in rows))
+        accepted = len(self.sft) + len(self.recovery_sft) + len(self.pref)
+        return {"read": self.read, "accepted": accepted, "quarantined": len(self.quarantined),
+                "sft": by_split(self.sft), "recovery_sft": by_split(self.recovery_sft), "pref": by_split(self.pref)}
+
+
+def load_role_data(bundle_dir: str | Path, role: str) -> RoleData:
+    """Read the views of ``role`` from a bundle.
+
+    Raises:
+        BundleError: when the role's SFT view has no rows.
+    """
+    sft_view, extra_view, pref_view = ROLE_VIEWS[role]
+    views = {v: read_view(bundle_dir, v) for v in {sft_view, extra_view, pref_view} if v}
+    if not views[sft_view].rows:
+        raise BundleError(f"{bundle_dir}: view {sft_view} has no valid rows "
+                          f"(files: {views[sft_view].files or 'none'}, quarantined: {len(views[sft_view].quarantined)})")
+    sft = [r for r in views[sft_view].rows if r["_kind"] == "sft"]
+    recovery = [r for r in views[extra_view].rows if r["_kind"] == "sft"] if extra_view else []
+    pref = [r for r in views[pref_view].rows if r["_kind"] == "pref"] if pref_view else []
+    quarantined = [q for v in views.values() for q in v.quarantined]
+    # rows of a kind the view does not use (e.g. pairs inside an SFT view) are counted as quarantined
+    used = {id(r) for r in sft + recovery + pref}
+    for name, v in views.items():
+        for r in v.rows:
+            if id(r) not in used and not (name == extra_view == pref_view):
+                quarantined.append(Quarantined(f"{name}:{r['meta'].get('run_id')}:_kind",
+                                               f"{r['_kind']} row in view {name}", json.dumps(r)[:2000]))
+    read = sum(v.read for v in views.values())
+    return RoleData(role, sft, recovery, pref, quarantined, read)
+
+
+def feedback_score(labels: dict[str, Any]) -> float | None:
+    """A row's feedback score from its labels (``feedback_score`` or ``feedback.score``), if any."""
+    if isinstance(labels.get("feedback_score"), (int, float)):
+        return float(labels["feedback_score"])
+    fb = labels.get("feedback")
+    if isinstance(fb, dict) and isinstance(fb.get("score"), (int, float)):
+        return float(fb["score"])
+    return None
+
+
+def _row_key(row: dict[str, Any]) -> str:
+    return sha256_json({k: row.get(k) for k in ("messages", "tools", "prompt", "chosen", "rejected")})
+
+
+def curate(rows: list[dict[str, Any]], cfg: DataConfig) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The optimized variant's curation (pure): dedup, drop negative feedback, up-weight
+    positive feedback and failure→recovery rows by repeating them.
+
+    Returns:
+        The curated rows and counts of what each rule did.
+    """
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    rep = {"in": len(rows), "duplicates": 0, "negative_feedback": 0, "positive_feedback": 0, "recovery": 0}
+    for r in rows:
+        if cfg.dedup:
+            k = _row_key(r)
+            if k in seen:
+                rep["duplicates"] += 1
+                continue
+            seen.add(k)
+        labels = r["meta"].get("labels") or {}
+        score = feedback_score(labels)
+        if score is not None and score < 0:
+            rep["negative_feedback"] += 1
+            continue
+        copies = 1
+        if labels.get("recovery"):
+            copies *= cfg.recovery_weight
+            rep["recovery"] += 1
+        if score is not None and score > 0:
+            copies *= cfg.feedback_weight
+            rep["positive_feedback"] += 1
+        out.extend([r] * copies)
+    rep["out"] = len(out)
+    return out, rep
+
+
+def _norm_message(m: dict[str, Any]) -> dict[str, Any]:
+    content = m.get("content")
+    if content is None:
+        content = ""
+    elif not isinstance(content, str):
+        content = json.dumps(content, ensure_ascii=False)
+    out: dict[str, Any] = {"role": m["role"], "content": content}
+    calls = []
+    for tc in m.get("tool_calls") or []:
+        f = tc.get("function", tc)
+        args = f.get("arguments", {})
+        calls.append({"type": "function", "function": {
+            "name": f.get("name", ""),
+            "arguments": args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)}})
+    out["tool_calls"] = calls or None
+    return out
+
+
+def _norm_tools(tools: Any) -> str | None:
+    return json.dumps(tools, ensure_ascii=False) if tools else None
+
+
+def to_sft_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as TRL conversational records: tool-call arguments and ``tools`` as JSON strings (so
+    Arrow does not merge different argument structs into null-filled ones), no ``meta``."""
+    return [{"messages": [_norm_message(m) for m in r["messages"]], "tools": _norm_tools(r.get("tools"))}
+            for r in rows]
+
+
+def to_pref_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Preference rows as TRL conversational prompt/chosen/rejected records."""
+    return [{k: [_norm_message(m) for m in r[k]] for k in ("prompt", "chosen", "rejected")}
+            | {"tools": _norm_tools(r.get("tools"))} for r in rows]

@@ -1,0 +1,62 @@
+"""DPO recipe: TRL ``DPOTrainer`` on a role's preference pairs, starting from the SFT model.
+
+The reference is either a frozen copy of the starting model (``dpo.ref: model``) or, with
+LoRA, the starting model itself with the adapter disabled (``dpo.ref: adapter``: no second
+copy in memory). ``beta`` and ``loss_type`` go to TRL unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+from tracebridge.train.common import (TrainResult, apply_throughput, base_args, finish, peft_config,
+                                      quiet, seed_everything)
+from tracebridge.train.config import DPORecipeConfig
+
+log = logging.getLogger(__name__)
+
+
+def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORecipeConfig, out_dir: Path,
+            seed: int = 0, resume_from: Path | None = None, callbacks: list[Any] | None = None) -> tuple[Any, TrainResult]:
+    """Train ``model`` with DPO on ``records`` (see ``data.to_pref_records``).
+
+    Args:
+        model: the SFT model (also the reference, frozen or adapter-disabled).
+        tokenizer: its tokenizer.
+        records: ``{"prompt", "chosen", "rejected", "tools"}`` rows.
+        rc: the recipe config (beta, loss_type, ref, lora, ...).
+        out_dir: checkpoints and ``final``.
+        seed: data order seed.
+        resume_from: a ``checkpoint-N`` folder to continue.
+        callbacks: extra ``TrainerCallback`` objects.
+
+    Returns:
+        The trained model (LoRA merged) and a ``TrainResult``.
+    """
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    seed_everything(seed)
+    out_dir = Path(out_dir)
+    ds = Dataset.from_list(records)
+    if all(r.get("tools") is None for r in records):
+        ds = ds.remove_columns("tools")
+    ref_model = None
+    if rc.ref == "model":
+        ref_model = copy.deepcopy(model).eval()
+        for p in ref_model.parameters():
+            p.requires_grad_(False)
+    kwargs = base_args(rc, out_dir, seed) | dict(
+        beta=rc.beta, loss_type=[rc.loss_type], precompute_ref_log_probs=False)
+    kwargs, model = apply_throughput("dpo", kwargs, model, rc.throughput)
+    trainer = DPOTrainer(model=model, ref_model=ref_model, args=DPOConfig(**kwargs), train_dataset=ds,
+                         processing_class=tokenizer, peft_config=peft_config(rc.lora), callbacks=callbacks)
+    quiet(trainer)
+    tds = trainer.train_dataset
+    cols = [c for c in ("prompt_ids", "chosen_ids", "rejected_ids") if c in tds.column_names]
+    per_row = [sum(len(tds[i][c]) for c in cols) for i in range(min(len(tds), 256))]
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    return finish(trainer, "dpo", out_dir, len(records), sum(per_row) / max(len(per_row), 1), resume_from)

@@ -1,0 +1,55 @@
+"""SFT recipe: TRL ``SFTTrainer`` on a role's conversational rows, top to bottom.
+
+Assistant-only loss (the chat template's generation markers), optional packing, optional LoRA
+(merged into the weights at the end), bf16 on GPU, gradient checkpointing off unless asked,
+fixed seeds, checkpoints every ``save_steps`` that ``resume_from`` continues from.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from tracebridge.train.common import (TrainResult, apply_throughput, base_args, finish, peft_config,
+                                      quiet, seed_everything)
+from tracebridge.train.config import SFTRecipeConfig
+
+log = logging.getLogger(__name__)
+
+
+def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRecipeConfig, out_dir: Path,
+            seed: int = 0, resume_from: Path | None = None, callbacks: list[Any] | None = None) -> tuple[Any, TrainResult]:
+    """Fine-tune ``model`` on conversational ``records`` (see ``data.to_sft_records``).
+
+    Args:
+        model: a causal LM (from ``tracebridge.train.models``).
+        tokenizer: its tokenizer, with a chat template that has generation markers.
+        records: ``{"messages": [...], "tools": json-string | None}`` rows.
+        rc: the recipe config.
+        out_dir: checkpoints go to ``out_dir/checkpoint-N``, the final model to ``out_dir/final``.
+        seed: data order and dropout seed.
+        resume_from: a ``checkpoint-N`` folder of an earlier run of the same config.
+        callbacks: extra ``TrainerCallback`` objects (e.g. to report progress).
+
+    Returns:
+        The trained model (LoRA merged) and a ``TrainResult``.
+    """
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    seed_everything(seed)
+    out_dir = Path(out_dir)
+    ds = Dataset.from_list(records)
+    if all(r.get("tools") is None for r in records):
+        ds = ds.remove_columns("tools")
+    kwargs = base_args(rc, out_dir, seed) | dict(
+        packing=rc.packing, assistant_only_loss=rc.assistant_only_loss,
+        padding_free=False)
+    kwargs, model = apply_throughput("sft", kwargs, model, rc.throughput)
+    trainer = SFTTrainer(model=model, args=SFTConfig(**kwargs), train_dataset=ds, processing_class=tokenizer,
+                         peft_config=peft_config(rc.lora), callbacks=callbacks)
+    quiet(trainer)
+    lengths = [len(x) for x in trainer.train_dataset["input_ids"]]
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    return finish(trainer, "sft", out_dir, len(records), sum(lengths) / max(len(lengths), 1), resume_from)

@@ -121,6 +121,18 @@ def peak_memory_bytes() -> int:
     return int(rss if sys.platform == "darwin" else rss * 1024)
 
 
+def unpatch_forward(model: Any) -> Any:
+    """Drop the instance-level ``forward`` that TRL/accelerate install while training.
+
+    TRL's fused forward closes over the *original* object's bound forward, so a ``deepcopy`` of a
+    patched model (e.g. a frozen DPO reference) would silently run the live model's weights.
+    """
+    for m in (model, getattr(model, "base_model", None)):
+        if m is not None:
+            m.__dict__.pop("forward", None)
+    return model
+
+
 def find_last_checkpoint(out_dir: Path) -> Path | None:
     """The newest ``checkpoint-N`` folder in ``out_dir``, if any."""
     cps = sorted((p for p in Path(out_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
@@ -134,6 +146,7 @@ def finish(trainer: Any, recipe: str, out_dir: Path, rows: int, tokens_per_row: 
     model = trainer.model
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
+    unpatch_forward(model)
     final = Path(out_dir) / "final"
     model.save_pretrained(final)
     trainer.processing_class.save_pretrained(final)

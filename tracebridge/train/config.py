@@ -1,8 +1,8 @@
 """Typed configs of the training recipes: the model factory (``ModelConfig``, YAML under
 ``configs/model/``) and one trial (``TrainConfig``, YAML under ``configs/train/``).
 
-``TrainConfig`` groups: ``model`` (what to build), ``data`` (views, curation), ``sft`` and
-``dpo`` (TRL recipe knobs, each with a ``lora`` block and an open ``throughput`` block for the
+``TrainConfig`` groups: ``model`` (what to build), ``data`` (views, curation), ``train`` (the
+SFT recipe) and ``dpo`` (TRL recipe knobs, each with a ``lora`` block and an open ``throughput`` block for the
 GPU levers of ``tracebridge.train.throughput``) and ``eval`` (offline and closed-loop
 metrics, bootstrap). Variants are a StrEnum whose properties say what they do.
 """
@@ -240,7 +240,7 @@ class TrainConfig:
     threads: int = field(default=1, metadata={"help": "torch CPU threads (1 is fastest for tiny models)."})
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    sft: SFTRecipeConfig = field(default_factory=SFTRecipeConfig)
+    train: SFTRecipeConfig = field(default_factory=SFTRecipeConfig)
     dpo: DPORecipeConfig = field(default_factory=DPORecipeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -254,7 +254,7 @@ class TrainConfig:
         if self.threads < 1:
             p.append(f"threads={self.threads}: must be >= 1")
         p += self.model.validate() + self.data.problems() + self.eval.problems()
-        p += self.sft.problems("sft") + self.dpo.problems("dpo")
+        p += self.train.problems("train") + self.dpo.problems("dpo")
         if self.dpo.ref not in ("model", "adapter"):
             p.append(f"dpo.ref={self.dpo.ref}: use model or adapter")
         if self.dpo.ref == "adapter" and not self.dpo.lora.enabled:
@@ -262,3 +262,29 @@ class TrainConfig:
         if self.dpo.beta <= 0:
             p.append(f"dpo.beta={self.dpo.beta}: must be > 0; the paper uses 0.1")
         return p
+
+
+def _dotted(prefix: str, value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [o for k, v in value.items() for o in _dotted(f"{prefix}.{k}", v)]
+    import json
+
+    return [f"{prefix}={json.dumps(value) if not isinstance(value, str) else value}"]
+
+
+def load_train_config(path: str | None = None, overrides: list[str] | tuple[str, ...] = (),
+                      model_path: str | None = None) -> TrainConfig:
+    """A ``TrainConfig``: schema defaults ← ``path`` ← the model YAML ``model_path`` (replaces the
+    ``model`` block's values) ← ``key=value`` overrides.
+
+    Raises:
+        tracebridge.config.ConfigError: every problem at once.
+    """
+    from tracebridge.config import load_config, read_yaml
+
+    model_overrides: list[str] = []
+    if model_path:
+        from omegaconf import OmegaConf
+
+        model_overrides = _dotted("model", OmegaConf.to_container(read_yaml(model_path)))
+    return load_config(TrainConfig, path, [*model_overrides, *overrides])

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.train.common import (TrainResult, apply_throughput, base_args, finish, peft_config,
-                                      quiet, seed_everything)
+                                      quiet, seed_everything, unpatch_forward)
 from tracebridge.train.config import DPORecipeConfig
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
         ds = ds.remove_columns("tools")
     ref_model = None
     if rc.ref == "model":
-        ref_model = copy.deepcopy(model).eval()
+        ref_model = copy.deepcopy(unpatch_forward(model)).eval()
         for p in ref_model.parameters():
             p.requires_grad_(False)
     kwargs = base_args(rc, out_dir, seed) | dict(

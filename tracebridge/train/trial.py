@@ -1,0 +1,237 @@
+"""One trial, start to finish: config → verify bundle → role data → (curate) → SFT → (DPO) →
+offline eval (→ closed loop) → ``trial.json``. The single entry point that Ray Tune trials,
+``jobs/train_role.py`` and ``tracebridge train`` call; importable without Ray.
+
+Work-dir layout: ``sft/checkpoint-N``, ``sft/final``, ``dpo/checkpoint-N``, ``dpo/final``,
+``quarantine.jsonl``, ``eval_items.json`` (per-item metric values, for paired comparisons),
+``trial.json`` (the returned metrics + resolved config + data counts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from tracebridge.config import config_hash, to_dict
+from tracebridge.train.config import TrainConfig, Variant, load_train_config
+
+log = logging.getLogger(__name__)
+
+Reporter = Callable[[dict[str, Any]], None]
+SPEC_KEYS = {"role", "variant", "seed", "overrides", "config", "model"}
+
+
+def spec_overrides(spec: dict[str, Any]) -> list[str]:
+    """``key=value`` overrides of a trial spec: its ``overrides`` (dict or list) plus any dotted
+    top-level keys (Tune parameter spaces), then role/variant/seed."""
+    out: list[str] = []
+    ov = spec.get("overrides") or {}
+    items = ov.items() if isinstance(ov, dict) else (o.split("=", 1) for o in ov)
+    extra = ((k, v) for k, v in spec.items() if "." in k)
+    for k, v in [*items, *extra]:
+        out.append(f"{k}={v if isinstance(v, str) else json.dumps(v)}")
+    out += [f"{k}={spec[k]}" for k in ("role", "variant", "seed") if k in spec]
+    unknown = [k for k in spec if k not in SPEC_KEYS and "." not in k]
+    if unknown:
+        from tracebridge.config import ConfigError
+
+        raise ConfigError([f"spec.{k}: unknown trial spec key (known: {', '.join(sorted(SPEC_KEYS))} "
+                           "or dotted config keys)" for k in unknown])
+    return out
+
+
+def _callback(on_report: Reporter | None, phase: str) -> list[Any]:
+    if on_report is None:
+        return []
+    from transformers import TrainerCallback
+
+    class _Report(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001 - HF signature
+            if logs and "loss" in logs:
+                on_report({"phase": phase, "step": state.global_step, "loss": float(logs["loss"])})
+
+        def on_save(self, args, state, control, **kw):  # noqa: ANN001
+            on_report({"phase": phase, "step": state.global_step,
+                       "checkpoint_dir": str(Path(args.output_dir) / f"checkpoint-{state.global_step}")})
+
+    return [_Report()]
+
+
+def resolve_resume(resume_from: Path | None) -> dict[str, Path | None]:
+    """Where to pick up: ``{"sft": ckpt, "sft_final": dir, "dpo": ckpt}`` from a checkpoint
+    folder (``.../sft/checkpoint-N``) or the work dir of an earlier attempt."""
+    from tracebridge.train.common import find_last_checkpoint
+
+    out: dict[str, Path | None] = {"sft": None, "sft_final": None, "dpo": None}
+    if resume_from is None:
+        return out
+    p = Path(resume_from)
+    if p.name.startswith("checkpoint-"):
+        phase, work = p.parent.name, p.parent.parent
+        out[phase] = p
+    else:
+        work = p
+        out["dpo"] = find_last_checkpoint(work / "dpo")
+        out["sft"] = find_last_checkpoint(work / "sft")
+    if (work / "sft" / "final").is_dir() and (out["dpo"] is not None or out["sft"] is None):
+        out["sft_final"] = work / "sft" / "final"
+    return out
+
+
+def select_train_rows(data: Any, cfg: TrainConfig) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The SFT rows of the train split: raw (baseline) or curated with recovery rows (optimized)."""
+    from tracebridge.train.data import curate
+
+    rows = data.split(data.sft, "train")
+    report: dict[str, int] = {"in": len(rows), "out": len(rows)}
+    if Variant(cfg.variant).curates:
+        rows, report = curate(rows + data.split(data.recovery_sft, "train"), cfg.data)
+    if cfg.data.max_train_rows and len(rows) > cfg.data.max_train_rows:
+        rows = random.Random(cfg.seed).sample(rows, cfg.data.max_train_rows)
+    return rows, report
+
+
+def _load_final(path: Path, cfg: TrainConfig) -> tuple[Any, Any]:
+    from dataclasses import replace
+
+    from tracebridge.train.models import build_model_and_tokenizer
+
+    mc = replace(cfg.model, init="pretrained", path=str(path), chat_template="native")
+    return build_model_and_tokenizer(mc)
+
+
+def _write_quarantine(work: Path, data: Any) -> None:
+    with (work / "quarantine.jsonl").open("w") as fh:
+        for q in data.quarantined:
+            fh.write(json.dumps(q.to_dict()) + "\n")
+
+
+def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report: Reporter | None = None,
+              resume_from: Path | None = None) -> dict[str, Any]:
+    """Train and evaluate one role/variant/seed on a bundle.
+
+    Args:
+        spec: ``{"role", "variant", "seed"}`` plus optional ``"config"`` (a configs/train YAML;
+            default: schema defaults = the tiny CPU profile), ``"model"`` (a configs/model YAML
+            replacing the model block) and overrides, either as ``"overrides": {"train.lr": 1e-4}``
+            (or a ``["train.lr=1e-4"]`` list) or as dotted top-level keys (``"train.lora.r": 16``).
+            Keys are ``TrainConfig`` paths: ``train.*`` (SFT), ``dpo.*``, ``data.*``, ``eval.*``, ``model.*``.
+        bundle_dir: an export bundle (manifest verified first unless ``data.verify_bundle=false``).
+        work_dir: this trial's folder (checkpoints, final models, eval items, trial.json).
+        on_report: called with ``{"phase", "step", "loss"}`` on every logged step, with
+            ``{"phase", "step", "checkpoint_dir"}`` after every checkpoint, and finally with the
+            returned dict. Ray Tune passes its ``tune.report`` wrapper here.
+        resume_from: a ``checkpoint-N`` folder or an earlier attempt's work dir.
+
+    Returns:
+        Flat metrics: ``'<role>/<metric>'`` (+ ``_lo``/``_hi`` bootstrap bounds), ``'sft/first_loss'``,
+        ``'sft/last_loss'`` (and ``dpo/*``), ``'train/tokens_per_s'``, ``'wall_s'``, plus
+        ``'loss_curve'`` (``[{phase, step, loss}]``), ``'checkpoint_dir'`` (final model folder,
+        loadable with ``model.init=pretrained``), ``'eval_items_path'``, ``'trial_dir'``, ``role``,
+        ``variant``, ``seed``, ``config_hash``, ``bundle_id``.
+
+    Raises:
+        tracebridge.config.ConfigError: bad spec or config.
+        tracebridge.train.data.BundleError: bundle fails verification or has no rows for the role.
+    """
+    t0 = time.time()
+    cfg = load_train_config(spec.get("config"), spec_overrides(spec), spec.get("model"))
+    cfg.model.seed = cfg.seed
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    from tracebridge.train.common import seed_everything
+    from tracebridge.train.data import load_role_data, verify_bundle_dir
+
+    seed_everything(cfg.seed, cfg.threads)
+    manifest = verify_bundle_dir(bundle_dir) if cfg.data.verify_bundle else {}
+    data = load_role_data(bundle_dir, cfg.role)
+    _write_quarantine(work, data)
+    rows, curation = select_train_rows(data, cfg)
+    model, tok, phases = _train(cfg, data, rows, work, on_report, resolve_resume(resume_from))
+    result = _evaluate(cfg, data, model, tok, phases, work)
+    result.update(_summary(cfg, phases, manifest, work, time.time() - t0))
+    (work / "trial.json").write_text(json.dumps(
+        {"result": result, "config": to_dict(cfg), "data": data.counts(), "curation": curation,
+         "phases": {k: v.to_dict() for k, v in phases.items() if hasattr(v, "to_dict")}},
+        indent=2, sort_keys=True, default=str))
+    if on_report:
+        on_report(result)
+    return result
+
+
+def _train(cfg: TrainConfig, data: Any, rows: list[dict[str, Any]], work: Path, on_report: Reporter | None,
+           resume: dict[str, Path | None]) -> tuple[Any, Any, dict[str, Any]]:
+    from tracebridge.train.data import to_pref_records, to_sft_records
+    from tracebridge.train.dpo import run_dpo
+    from tracebridge.train.models import build_model_and_tokenizer
+    from tracebridge.train.sft import run_sft
+
+    phases: dict[str, Any] = {}
+    if resume["sft_final"] is not None:
+        model, tok = _load_final(resume["sft_final"], cfg)
+        log.info("resuming after SFT from %s", resume["sft_final"])
+    else:
+        model, tok = build_model_and_tokenizer(cfg.model)
+        model, phases["sft"] = run_sft(model, tok, to_sft_records(rows), cfg.train, work / "sft", cfg.seed,
+                                       resume["sft"], _callback(on_report, "sft"))
+    pref = data.split(data.pref, "train")
+    if Variant(cfg.variant).runs_dpo and pref:
+        import copy
+
+        from tracebridge.train.common import unpatch_forward
+
+        phases["ref_model"] = copy.deepcopy(unpatch_forward(model)).eval()
+        model, phases["dpo"] = run_dpo(model, tok, to_pref_records(pref), cfg.dpo, work / "dpo", cfg.seed,
+                                       resume["dpo"], _callback(on_report, "dpo"))
+    elif Variant(cfg.variant).runs_dpo:
+        log.info("%s has no preference view rows in train: optimized = curated SFT only", cfg.role)
+    return model, tok, phases
+
+
+def _evaluate(cfg: TrainConfig, data: Any, model: Any, tok: Any, phases: dict[str, Any], work: Path) -> dict[str, Any]:
+    from tracebridge.eval.offline import evaluate_offline
+
+    split = cfg.data.eval_split
+    sft_rows = data.split(data.sft, split) + (data.split(data.recovery_sft, split) if cfg.role == "worker" else [])
+    pref_rows = data.split(data.pref, split)
+    if cfg.data.max_eval_rows:
+        sft_rows, pref_rows = sft_rows[:cfg.data.max_eval_rows], pref_rows[:cfg.data.max_eval_rows]
+    res = evaluate_offline(model, tok, cfg.role, sft_rows, pref_rows, cfg.eval, data.split(data.sft, "train"),
+                           phases.get("ref_model"), cfg.dpo.beta, cfg.seed)
+    out: dict[str, Any] = res.flat()
+    items = {"role": cfg.role, "item_ids": res.item_ids, "items": res.items, "extra": res.extra}
+    if cfg.eval.closed_loop.enabled:
+        from tracebridge.eval.closed_loop import evaluate_closed_loop
+
+        cl = evaluate_closed_loop(model, tok, cfg)
+        out.update(cl.flat())
+        items["closed_loop"] = {"item_ids": cl.item_ids, "items": cl.items}
+    (work / "eval_items.json").write_text(json.dumps(items, default=str))
+    out[f"{cfg.role}/eval_rows"] = len(res.item_ids)
+    return out
+
+
+def _summary(cfg: TrainConfig, phases: dict[str, Any], manifest: dict[str, Any], work: Path,
+             wall: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": cfg.role, "variant": cfg.variant, "seed": cfg.seed,
+                           "config_hash": config_hash(cfg), "bundle_id": manifest.get("bundle_id"),
+                           "model": cfg.model.name, "trial_dir": str(work),
+                           "eval_items_path": str(work / "eval_items.json"), "wall_s": wall, "loss_curve": []}
+    tokens, runtime = 0, 0.0
+    for name in ("sft", "dpo"):
+        r = phases.get(name)
+        if r is None:
+            continue
+        out[f"{name}/first_loss"], out[f"{name}/last_loss"] = r.first_loss, r.last_loss
+        out[f"{name}/steps"] = r.global_step
+        out["loss_curve"] += [{"phase": name, **p} for p in r.loss_curve]
+        out["checkpoint_dir"] = r.checkpoint_dir
+        out["train/peak_memory_bytes"] = max(out.get("train/peak_memory_bytes", 0), r.peak_memory_bytes)
+        tokens, runtime = tokens + r.tokens, runtime + r.train_runtime_s
+    out.setdefault("checkpoint_dir", str(work / "sft" / "final"))
+    out["train/tokens_per_s"] = tokens / runtime if runtime else 0.0
+    return out

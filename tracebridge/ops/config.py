@@ -1,0 +1,186 @@
+"""Typed configs of the operations commands.
+
+``GateConfig`` (YAML under ``configs/gates/``) holds the canary gate thresholds. ``OpsConfig``
+(YAML under ``configs/ops/``) groups everything an operator schedules: the daily shadow cycle
+(``shadow``), the 3-day review (``review``), the canary router (``canary``), promotion state
+(``promotion``), the weekly retrain/eval window (``weekly``) and the monthly mapping/reward
+review (``monthly``). One schema per folder keeps ``tracebridge config show`` working on every
+file; each YAML fills in the blocks its command uses and leaves the rest at their defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tracebridge.ops.shadow_config import ShadowConfig
+
+
+@dataclass
+class QualityGate:
+    """A quality metric of the canary slice must not regress against the baseline."""
+
+    max_drop: float = field(default=0.02, metadata={
+        "help": "Largest allowed drop of the candidate's value below the baseline's (absolute, same unit "
+                "as the metric: a rate for success, points for reaction score)."})
+    required: bool = field(default=True, metadata={
+        "help": "True: too few samples fails the gate. False: too few samples is reported and not gated."})
+
+
+@dataclass
+class GateConfig:
+    """Canary gates: quality, cost and latency of the candidate slice against the baseline."""
+
+    min_sessions: int = field(default=50, metadata={"help": "Sessions needed per arm before anything is gated."})
+    min_reactions: int = field(default=20, metadata={"help": "Sessions with a reaction score needed per arm."})
+    min_verdicts: int = field(default=30, metadata={"help": "Verifier verdicts with a known outcome per arm."})
+    alpha: float = field(default=0.05, metadata={
+        "help": "Significance level of the one-sided regression tests (two-proportion z-test for rates, "
+                "Mann-Whitney U for scores and costs)."})
+    n_boot: int = field(default=2000, metadata={"help": "Bootstrap resamples for the reported intervals."})
+    seed: int = field(default=0, metadata={"help": "Seed of the bootstrap (gate reports are reproducible)."})
+    success: QualityGate = field(default_factory=QualityGate)
+    verifier_accuracy: QualityGate = field(default_factory=lambda: QualityGate(max_drop=0.03))
+    reaction_score: QualityGate = field(default_factory=lambda: QualityGate(max_drop=0.2, required=False))
+    max_token_increase: float = field(default=0.10, metadata={
+        "help": "Largest allowed relative increase of mean tokens per session (0.10 = +10 %)."})
+    max_cost_increase: float = field(default=0.10, metadata={
+        "help": "Largest allowed relative increase of mean dollars per session."})
+    max_usd_per_session: float = field(default=0.0, metadata={
+        "help": "Absolute budget of the candidate's mean dollars per session; 0 = no absolute budget."})
+    max_p50_increase: float = field(default=0.10, metadata={"help": "Largest relative increase of p50 latency."})
+    max_p95_increase: float = field(default=0.20, metadata={"help": "Largest relative increase of p95 latency."})
+    max_p95_ms: float = field(default=0.0, metadata={"help": "Absolute p95 latency ceiling in ms; 0 = none."})
+
+    def validate(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
+        p = []
+        for k in ("min_sessions", "min_reactions", "min_verdicts"):
+            if getattr(self, k) < 2:
+                p.append(f"{k}={getattr(self, k)}: must be >= 2 (a test needs samples); typical 30..200")
+        if not 0 < self.alpha < 0.5:
+            p.append(f"alpha={self.alpha}: must be in (0, 0.5); typical 0.05")
+        if self.n_boot < 100:
+            p.append(f"n_boot={self.n_boot}: use >= 100 resamples")
+        for k in ("max_token_increase", "max_cost_increase", "max_p50_increase", "max_p95_increase",
+                  "max_usd_per_session", "max_p95_ms"):
+            if getattr(self, k) < 0:
+                p.append(f"{k}={getattr(self, k)}: must be >= 0")
+        for k in ("success", "verifier_accuracy", "reaction_score"):
+            if getattr(self, k).max_drop < 0:
+                p.append(f"{k}.max_drop={getattr(self, k).max_drop}: must be >= 0")
+        return p
+
+
+@dataclass
+class CanaryConfig:
+    """The runtime router: which sessions go to the candidate, and how long it may take."""
+
+    fraction: float = field(default=0.05, metadata={"help": "Share of sessions routed to the candidate (0..1)."})
+    salt: str = field(default="canary-1", metadata={
+        "help": "Mixed into the session-id hash; changing it draws a new slice."})
+    timeout_s: float = field(default=20.0, metadata={
+        "help": "Seconds the candidate may take for one call before the router falls back to baseline."})
+    max_workers: int = field(default=4, metadata={
+        "help": "Threads running candidate calls; a saturated pool makes calls time out (fail-open)."})
+    baseline_policy: str = field(default="baseline", metadata={"help": "Policy id of the baseline."})
+    candidate_policy: str = field(default="candidate", metadata={"help": "Policy id of the candidate."})
+
+    def problems(self) -> list[str]:
+        p = []
+        if not 0 <= self.fraction <= 1:
+            p.append(f"canary.fraction={self.fraction}: must be in [0, 1]; a small slice such as 0.05")
+        if self.timeout_s <= 0:
+            p.append(f"canary.timeout_s={self.timeout_s}: must be > 0")
+        if self.max_workers < 1:
+            p.append(f"canary.max_workers={self.max_workers}: must be >= 1")
+        return p
+
+
+@dataclass
+class ReviewConfig:
+    """The 3-day review of the shadow cycles (phase 1 exit)."""
+
+    days: int = field(default=3, metadata={"help": "Window of days (UTC, ending now) whose cycles are reviewed."})
+    min_cycles: int = field(default=3, metadata={"help": "Successful cycles needed in the window."})
+    min_uplift: float = field(default=0.0, metadata={"help": "Every successful cycle's uplift must exceed this."})
+    stability: float = field(default=0.25, metadata={
+        "help": "Stable uplift: the smallest uplift must be at least this share of the median one."})
+    integrity_tolerance: float = field(default=0.5, metadata={
+        "help": "Percentage points a validity rate may fall, or a quarantine rate rise, between cycles."})
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.days < 1 or self.min_cycles < 1:
+            p.append(f"review.days={self.days}, review.min_cycles={self.min_cycles}: must be >= 1")
+        if not 0 <= self.stability <= 1:
+            p.append(f"review.stability={self.stability}: must be in [0, 1]")
+        return p
+
+
+@dataclass
+class PromotionConfig:
+    """Where the active policy, its history and the lock live."""
+
+    state_dir: str = field(default="state/policy", metadata={
+        "help": "Folder of active.json, history.jsonl and the lock file (one per deployment)."})
+    require_baseline_match: bool = field(default=True, metadata={
+        "help": "Refuse a gate report whose baseline is not the active policy (stale report)."})
+
+
+@dataclass
+class WeeklyConfig:
+    """Phase 4: retrain and evaluate last week's bundle in a GPU window."""
+
+    traces: str = field(default="traces", metadata={"help": "Trace root the week's runs are exported from."})
+    days: int = field(default=7, metadata={"help": "How many days back the bundle reaches."})
+    bundles_dir: str = field(default="bundles", metadata={"help": "Where the exported bundle is written."})
+    export_config: str | None = field(default=None, metadata={"help": "configs/export/*.yaml; None = defaults."})
+    storage_uri: str = field(default="file://./storage", metadata={"help": "Where the bundle is pushed."})
+    sweep_config: str = field(default="configs/sweep/weekly.yaml", metadata={"help": "Sweep run in the window."})
+    cluster: str = field(default="infra/aws-gpu.yaml", metadata={"help": "Ray cluster launcher YAML of the window."})
+    max_hours: float = field(default=4.0, metadata={"help": "Budget of the GPU window in hours."})
+    max_usd: float = field(default=50.0, metadata={"help": "Budget of the GPU window in dollars."})
+    gates: str = field(default="configs/gates/default.yaml", metadata={
+        "help": "Gate config the weekly report is checked with before any canary."})
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.days < 1:
+            p.append(f"weekly.days={self.days}: must be >= 1")
+        if self.max_hours <= 0 or self.max_usd <= 0:
+            p.append(f"weekly.max_hours={self.max_hours}, weekly.max_usd={self.max_usd}: budgets must be > 0")
+        return p
+
+
+@dataclass
+class MonthlyConfig:
+    """Phase 4: the monthly mapping/reward review of Telegram reactions."""
+
+    ledger: str = field(default="memory/feedback/telegram-reactions.jsonl", metadata={"help": "Reaction ledger."})
+    mapping: str = field(default="memory/feedback/reaction-mapping.json", metadata={"help": "Emoji → score map."})
+    min_count: int = field(default=5, metadata={"help": "Uses in the month before an unmapped emoji gets a proposal."})
+    drift_alpha: float = field(default=0.05, metadata={"help": "Significance of the chi-square drift test."})
+
+    def problems(self) -> list[str]:
+        return [f"monthly.min_count={self.min_count}: must be >= 1"] if self.min_count < 1 else []
+
+
+@dataclass
+class OpsConfig:
+    """Everything an operator schedules; each command reads its own block."""
+
+    artifacts_dir: str = field(default="artifacts/phase1-shadow", metadata={
+        "help": "Where shadow-cycle bundles go (one immutable <UTC timestamp>/ folder per cycle)."})
+    shadow: ShadowConfig = field(default_factory=ShadowConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    canary: CanaryConfig = field(default_factory=CanaryConfig)
+    promotion: PromotionConfig = field(default_factory=PromotionConfig)
+    weekly: WeeklyConfig = field(default_factory=WeeklyConfig)
+    monthly: MonthlyConfig = field(default_factory=MonthlyConfig)
+
+    def validate(self) -> list[str]:
+        """Every problem of every block."""
+        out = self.shadow.problems()
+        for block in (self.review, self.canary, self.weekly, self.monthly):
+            out += block.problems()
+        return out

@@ -1,0 +1,212 @@
+"""Canary gates (phase 3): quality, cost and latency of the candidate slice against the baseline.
+
+Each check is pure: samples in, a ``Check`` out (status, both arms' values, threshold, test
+p-value, bootstrap interval, reason). The gate passes only when every gated check passes.
+
+* **Quality** (success rate, verifier accuracy, reaction score): fails when the candidate is
+  worse by more than ``max_drop`` *or* a one-sided test finds it significantly worse at
+  ``alpha`` (two-proportion z-test for rates, Mann-Whitney U for reaction scores).
+* **Cost** (tokens and dollars per session): fails when the candidate's mean exceeds the
+  baseline's by more than the allowed relative increase, or the absolute dollar budget.
+* **Latency** (p50 and p95 of session wall time): fails above the allowed relative increase or
+  the absolute p95 ceiling.
+* **Sample sizes**: fewer than ``min_sessions`` per arm fails everything; a quality metric with
+  fewer than its minimum fails when ``required`` and is reported as ``not_gated`` otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tracebridge.config import config_hash, to_dict
+from tracebridge.ops import stats
+from tracebridge.ops.config import GateConfig, QualityGate
+from tracebridge.ops.samples import Sample, SampleSet
+from tracebridge.schema.canonical import sha256_json, utc_now
+
+PASS, FAIL, NOT_GATED = "pass", "fail", "not_gated"
+
+
+@dataclass
+class Check:
+    """One gate line."""
+
+    name: str
+    status: str
+    candidate: float | None
+    baseline: float | None
+    threshold: str
+    reason: str
+    n: dict[str, int] = field(default_factory=dict)
+    p_value: float | None = None
+    ci: list[float] | None = None
+
+
+@dataclass
+class GateReport:
+    """Result of ``tracebridge gate``; ``report_id`` is a hash of everything but ``created_at``."""
+
+    passed: bool
+    checks: list[Check]
+    counts: dict[str, Any]
+    policies: dict[str, str]
+    gate_config: dict[str, Any]
+    config_hash: str
+    created_at: str = ""
+    report_id: str = ""
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{c.name}: {c.reason}" for c in self.checks if c.status == FAIL]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["reasons"] = self.reasons
+        return d
+
+
+def gate_report_id(report: dict[str, Any]) -> str:
+    """Content id of a gate report dict: sha256 of everything but its id, time and derived reasons."""
+    return sha256_json({k: v for k, v in report.items() if k not in ("created_at", "report_id", "reasons")})[:16]
+
+
+def _r(x: float | None) -> float | None:
+    if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x))):
+        return None
+    return round(float(x), 6)
+
+
+def _few(name: str, n: dict[str, int], need: int, gate: QualityGate, unit: str) -> Check:
+    status = FAIL if gate.required else NOT_GATED
+    low = min(n, key=n.get)  # type: ignore[arg-type]
+    return Check(name, status, None, None, f">= {need} {unit} per arm",
+                 f"insufficient samples: {low} has {n[low]} {unit} < {need}", n)
+
+
+def check_rate(name: str, cand: list[bool], base: list[bool], gate: QualityGate, need: int,
+               cfg: GateConfig, unit: str = "sessions") -> Check:
+    """A rate must not drop by more than ``max_drop`` nor significantly (z-test)."""
+    n = {"candidate": len(cand), "baseline": len(base)}
+    if min(n.values()) < need:
+        return _few(name, n, need, gate, unit)
+    rc, rb = sum(cand) / len(cand), sum(base) / len(base)
+    p = stats.two_proportion_ztest(sum(cand), len(cand), sum(base), len(base))
+    ci = stats.bootstrap_diff_ci([float(x) for x in cand], [float(x) for x in base], cfg.n_boot, cfg.seed)
+    thr = f"drop <= {gate.max_drop} and z-test p >= {cfg.alpha}"
+    reasons = []
+    if rb - rc > gate.max_drop:
+        reasons.append(f"dropped {rb - rc:.4f} > {gate.max_drop} ({rc:.4f} vs {rb:.4f})")
+    if p < cfg.alpha:
+        reasons.append(f"significantly lower (z-test p={p:.4g} < {cfg.alpha})")
+    ok = not reasons
+    reason = "; ".join(reasons) if reasons else f"{rc:.4f} vs {rb:.4f} (p={p:.4g})"
+    return Check(name, PASS if ok else FAIL, _r(rc), _r(rb), thr, reason, n, _r(p), [_r(x) for x in ci])
+
+
+def check_score(name: str, cand: list[float], base: list[float], gate: QualityGate, need: int,
+                cfg: GateConfig) -> Check:
+    """A mean score must not drop by more than ``max_drop`` nor significantly (Mann-Whitney U)."""
+    n = {"candidate": len(cand), "baseline": len(base)}
+    if min(n.values()) < need:
+        return _few(name, n, need, gate, "scored sessions")
+    mc, mb = stats.mean(cand), stats.mean(base)
+    p = stats.mann_whitney_p(cand, base, "less")
+    ci = stats.bootstrap_diff_ci(cand, base, cfg.n_boot, cfg.seed)
+    reasons = []
+    if mb - mc > gate.max_drop:
+        reasons.append(f"mean dropped {mb - mc:.4f} > {gate.max_drop} ({mc:.4f} vs {mb:.4f})")
+    if p < cfg.alpha:
+        reasons.append(f"significantly lower (Mann-Whitney p={p:.4g} < {cfg.alpha})")
+    reason = "; ".join(reasons) if reasons else f"{mc:.4f} vs {mb:.4f} (p={p:.4g})"
+    return Check(name, FAIL if reasons else PASS, _r(mc), _r(mb),
+                 f"drop <= {gate.max_drop} and Mann-Whitney p >= {cfg.alpha}", reason, n, _r(p), [_r(x) for x in ci])
+
+
+def check_mean_cost(name: str, cand: list[float], base: list[float], max_inc: float, cfg: GateConfig,
+                    absolute: float = 0.0) -> Check:
+    """A mean cost may rise by at most ``max_inc`` (relative) and stay under ``absolute`` (if > 0)."""
+    n = {"candidate": len(cand), "baseline": len(base)}
+    mc, mb = stats.mean(cand), stats.mean(base)
+    inc = stats.rel_increase(mc, mb)
+    p = stats.mann_whitney_p(cand, base, "greater")
+    ci = stats.bootstrap_diff_ci(cand, base, cfg.n_boot, cfg.seed)
+    reasons = []
+    if inc > max_inc:
+        reasons.append(f"mean up {inc:+.2%} > +{max_inc:.0%} ({mc:.6g} vs {mb:.6g})")
+    if absolute > 0 and mc > absolute:
+        reasons.append(f"mean {mc:.6g} over budget {absolute}")
+    thr = f"increase <= {max_inc:.0%}" + (f" and mean <= {absolute}" if absolute > 0 else "")
+    reason = "; ".join(reasons) if reasons else f"{mc:.6g} vs {mb:.6g} ({inc:+.2%}, p={p:.4g})"
+    return Check(name, FAIL if reasons else PASS, _r(mc), _r(mb), thr, reason, n, _r(p), [_r(x) for x in ci])
+
+
+def check_latency(name: str, q: float, cand: list[float], base: list[float], max_inc: float,
+                  cfg: GateConfig, ceiling_ms: float = 0.0) -> Check:
+    """A latency percentile may rise by at most ``max_inc`` and stay under ``ceiling_ms`` (if > 0)."""
+    n = {"candidate": len(cand), "baseline": len(base)}
+    qc, qb = stats.percentile(cand, q), stats.percentile(base, q)
+    inc = stats.rel_increase(qc, qb) if cand and base else math.inf
+    p = stats.mann_whitney_p(cand, base, "greater")
+    reasons = []
+    if not cand or not base:
+        reasons.append("no latency measured in one arm")
+    elif inc > max_inc:
+        reasons.append(f"p{q:g} up {inc:+.2%} > +{max_inc:.0%} ({qc:.1f} vs {qb:.1f} ms)")
+    if ceiling_ms > 0 and cand and qc > ceiling_ms:
+        reasons.append(f"p{q:g} {qc:.1f} ms over ceiling {ceiling_ms} ms")
+    thr = f"increase <= {max_inc:.0%}" + (f" and <= {ceiling_ms} ms" if ceiling_ms > 0 else "")
+    reason = "; ".join(reasons) if reasons else f"{qc:.1f} vs {qb:.1f} ms ({inc:+.2%})"
+    return Check(name, FAIL if reasons else PASS, _r(qc), _r(qb), thr, reason, n, _r(p))
+
+
+def _pooled_verdicts(ss: list[Sample]) -> list[bool]:
+    out: list[bool] = []
+    for s in ss:
+        out += [True] * s.verdicts_correct + [False] * (s.verdicts_total - s.verdicts_correct)
+    return out
+
+
+def evaluate_gates(samples: SampleSet, cfg: GateConfig, policies: dict[str, str] | None = None) -> GateReport:
+    """Run every check on the samples; the report passes only when every gated check passes."""
+    c, b = samples.by_arm["candidate"], samples.by_arm["baseline"]
+    n = {"candidate": len(c), "baseline": len(b)}
+    checks = []
+    few = min(n.values()) < cfg.min_sessions
+    low = min(n, key=n.get)  # type: ignore[arg-type]
+    checks.append(Check("sample_size", FAIL if few else PASS, n["candidate"], n["baseline"],
+                        f">= {cfg.min_sessions} sessions per arm",
+                        f"insufficient samples: {low} has {n[low]} sessions < {cfg.min_sessions}" if few
+                        else f"{n['candidate']} candidate, {n['baseline']} baseline sessions", n))
+    checks.append(check_rate("success_rate", [bool(s.success) for s in c if s.success is not None],
+                             [bool(s.success) for s in b if s.success is not None], cfg.success,
+                             cfg.min_sessions, cfg))
+    checks.append(check_rate("verifier_accuracy", _pooled_verdicts(c), _pooled_verdicts(b),
+                             cfg.verifier_accuracy, cfg.min_verdicts, cfg, unit="verdicts"))
+    checks.append(check_score("reaction_score", [s.reaction_score for s in c if s.reaction_score is not None],
+                              [s.reaction_score for s in b if s.reaction_score is not None],
+                              cfg.reaction_score, cfg.min_reactions, cfg))
+    checks.append(check_mean_cost("tokens_per_session", [float(s.tokens) for s in c],
+                                  [float(s.tokens) for s in b], cfg.max_token_increase, cfg))
+    checks.append(check_mean_cost("usd_per_session", [s.cost_usd for s in c], [s.cost_usd for s in b],
+                                  cfg.max_cost_increase, cfg, cfg.max_usd_per_session))
+    lat_c = [s.latency_ms for s in c if s.latency_ms is not None]
+    lat_b = [s.latency_ms for s in b if s.latency_ms is not None]
+    checks.append(check_latency("latency_p50", 50, lat_c, lat_b, cfg.max_p50_increase, cfg))
+    checks.append(check_latency("latency_p95", 95, lat_c, lat_b, cfg.max_p95_increase, cfg, cfg.max_p95_ms))
+    fb = sum(s.fallbacks > 0 for s in c)
+    checks.append(Check("fallback_rate", NOT_GATED, _r(fb / len(c)) if c else None, None, "reported only",
+                        f"{fb} of {len(c)} candidate sessions fell back to baseline", n))
+    if few:  # nothing below the sample-size line may pass on too few sessions
+        for chk in checks[1:]:
+            if chk.status == PASS:
+                chk.status = FAIL
+                chk.reason = f"not gated on {n[low]} sessions: {chk.reason}"
+    report = GateReport(
+        passed=all(ch.status != FAIL for ch in checks), checks=checks, counts=samples.counts(),
+        policies=policies or samples.policies(), gate_config=to_dict(cfg), config_hash=config_hash(cfg),
+    )
+    report.report_id = gate_report_id(report.to_dict())
+    report.created_at = utc_now()
+    return report

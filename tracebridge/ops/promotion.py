@@ -1,0 +1,220 @@
+"""Promotion and rollback of the active policy, with an append-only, hash-chained history.
+
+State (one folder per deployment, ``promotion.state_dir``)::
+
+    history.jsonl   one record per promote/rollback, appended with one write + fsync, never rewritten
+    active.json     the last record, replaced atomically (what the runtime reads, lock-free)
+    .lock           held (filelock) for the whole read-check-append-replace of every change
+
+A record: ``seq`` (1, 2, ...), ``action`` (promote | rollback), ``at``, ``active_policy``,
+``previous_policy``, ``stack`` (policies a rollback walks back through), ``report_id`` and
+``report_sha256`` of the gate report, ``gate`` (passed, reasons, check statuses), ``actor``,
+``prev_hash`` (the previous record's ``hash``) and ``hash`` (sha256 of the record without it).
+History is the source of truth: it is appended first, then ``active.json`` is replaced, and a
+change that died in between is repaired (``active.json`` rewritten from history) by the next
+change under the lock. Two changes never interleave, so concurrent promotions leave a history
+whose seqs run 1..n with an unbroken hash chain.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from filelock import FileLock, Timeout
+
+from tracebridge.capture.reader import iter_lines
+from tracebridge.capture.writer import write_atomic
+from tracebridge.ops.gates import gate_report_id
+from tracebridge.schema.canonical import canonical_json, sha256_bytes, sha256_json, utc_now
+
+HISTORY = "history.jsonl"
+ACTIVE = "active.json"
+LOCK = ".lock"
+
+
+class PromotionError(RuntimeError):
+    """A promote/rollback was refused; the message says why and what to do."""
+
+
+@dataclass
+class PolicyState:
+    """A state folder and its lock."""
+
+    root: Path
+    lock_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+
+    @property
+    def history_path(self) -> Path:
+        return self.root / HISTORY
+
+    @property
+    def active_path(self) -> Path:
+        return self.root / ACTIVE
+
+    def lock(self) -> FileLock:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.root / LOCK), timeout=self.lock_timeout_s)
+
+
+def read_history(state: PolicyState) -> list[dict[str, Any]]:
+    """Every record of the history, in order.
+
+    Raises:
+        PromotionError: a line does not parse (``history.jsonl:N``): the history needs an operator.
+    """
+    if not state.history_path.is_file():
+        return []
+    out = []
+    for line in iter_lines(state.history_path):
+        if line.error:
+            raise PromotionError(f"{state.history_path}:{line.lineno}: {line.error}; history is damaged, "
+                                 "repair it by hand before any promotion (records are never rewritten)")
+        out.append(line.obj)
+    return out
+
+
+def verify_history(records: list[dict[str, Any]]) -> list[str]:
+    """Problems of a history: seq gaps, broken hash chain, stack not matching the active policy."""
+    problems = []
+    prev_hash = None
+    for i, rec in enumerate(records, start=1):
+        where = f"{HISTORY}:{i}"
+        if rec.get("seq") != i:
+            problems.append(f"{where}:seq: {rec.get('seq')} (expected {i})")
+        if rec.get("prev_hash") != prev_hash:
+            problems.append(f"{where}:prev_hash: does not match record {i - 1}")
+        body = {k: v for k, v in rec.items() if k != "hash"}
+        if rec.get("hash") != sha256_json(body):
+            problems.append(f"{where}:hash: record content does not match its hash")
+        stack = rec.get("stack") or []
+        if not stack or stack[-1] != rec.get("active_policy"):
+            problems.append(f"{where}:stack: top {stack[-1:]} is not active_policy {rec.get('active_policy')}")
+        prev_hash = rec.get("hash")
+    return problems
+
+
+def active_record(state: PolicyState) -> dict[str, Any] | None:
+    """The active record as the runtime sees it (``active.json``; no lock needed)."""
+    if not state.active_path.is_file():
+        return None
+    return orjson.loads(state.active_path.read_bytes())
+
+
+def _actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}:{os.getpid()}"
+
+
+def _append(state: PolicyState, records: list[dict[str, Any]], fields: dict[str, Any]) -> dict[str, Any]:
+    """Finish, append and activate one record (caller holds the lock)."""
+    last = records[-1] if records else None
+    rec = {"seq": len(records) + 1, "at": utc_now(), "actor": _actor(),
+           "prev_hash": last["hash"] if last else None, **fields}
+    rec["hash"] = sha256_json(rec)
+    fd = os.open(state.history_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        data = canonical_json(rec) + b"\n"
+        if os.write(fd, data) != len(data):
+            raise PromotionError(f"{state.history_path}: short write; nothing was activated")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    write_atomic(state.active_path, orjson.dumps(rec, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    return rec
+
+
+def _load_checked(state: PolicyState) -> list[dict[str, Any]]:
+    """History under the lock: verified, and active.json repaired if a change died half-way."""
+    records = read_history(state)
+    problems = verify_history(records)
+    if problems:
+        raise PromotionError("history is inconsistent: " + "; ".join(problems[:5]))
+    if records and active_record(state) != records[-1]:
+        write_atomic(state.active_path, orjson.dumps(records[-1], option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    return records
+
+
+def load_gate_report(path: str | Path) -> tuple[dict[str, Any], str]:
+    """Read a gate report and check its id; return (report, sha256 of the file).
+
+    Raises:
+        PromotionError: unreadable, not a gate report, or its content does not match its id.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+        rep = orjson.loads(raw)
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise PromotionError(f"{p}: cannot read gate report: {exc}") from exc
+    missing = [k for k in ("passed", "checks", "policies", "report_id") if k not in rep]
+    if missing:
+        raise PromotionError(f"{p}:{missing[0]}: not a gate report (run tracebridge gate --out)")
+    if gate_report_id(rep) != rep["report_id"]:
+        raise PromotionError(f"{p}:report_id: content does not match the id; the report was edited")
+    return rep, sha256_bytes(raw)
+
+
+def promote(state: PolicyState, report_path: str | Path, require_baseline_match: bool = True,
+            note: str = "") -> dict[str, Any]:
+    """Make the gate report's candidate the active policy; return the new record.
+
+    Raises:
+        PromotionError: the gate did not pass, the report is stale (its baseline is not the active
+            policy) or damaged, the candidate is already active, or the lock could not be taken.
+    """
+    rep, digest = load_gate_report(report_path)
+    if not rep["passed"]:
+        raise PromotionError(f"{report_path}: gate did not pass: {'; '.join(rep.get('reasons', []))[:500]}; "
+                             "promotion needs a gate pass")
+    cand, base = rep["policies"].get("candidate"), rep["policies"].get("baseline")
+    try:
+        with state.lock():
+            records = _load_checked(state)
+            cur = records[-1] if records else None
+            active = cur["active_policy"] if cur else base
+            if cand == active:
+                raise PromotionError(f"{cand} is already the active policy (record {cur and cur['seq']})")
+            if require_baseline_match and active != base:
+                raise PromotionError(f"{report_path}: stale report: it gated {cand} against {base}, but the "
+                                     f"active policy is {active}; gate again against {active}")
+            stack = (cur["stack"] if cur else [base]) + [cand]
+            gate = {"passed": True, "checks": {c["name"]: c["status"] for c in rep["checks"]}}
+            return _append(state, records, {
+                "action": "promote", "active_policy": cand, "previous_policy": active, "stack": stack,
+                "report_id": rep["report_id"], "report_sha256": digest, "report_path": str(report_path),
+                "gate": gate, "note": note})
+    except Timeout as exc:
+        raise PromotionError(f"{state.root / LOCK}: another promote/rollback holds the lock") from exc
+
+
+def rollback(state: PolicyState, note: str = "") -> dict[str, Any]:
+    """Restore the policy that was active before the current one; return the new record.
+
+    Raises:
+        PromotionError: nothing to roll back to, or the lock could not be taken.
+    """
+    try:
+        with state.lock():
+            records = _load_checked(state)
+            cur = records[-1] if records else None
+            if cur is None or len(cur["stack"]) < 2:
+                raise PromotionError(f"{state.root}: nothing to roll back to (no earlier policy in the history)")
+            stack = cur["stack"][:-1]
+            return _append(state, records, {
+                "action": "rollback", "active_policy": stack[-1], "previous_policy": cur["active_policy"],
+                "stack": stack, "report_id": None, "report_sha256": None, "report_path": None,
+                "gate": None, "note": note or f"rollback of record {cur['seq']}"})
+    except Timeout as exc:
+        raise PromotionError(f"{state.root / LOCK}: another promote/rollback holds the lock") from exc

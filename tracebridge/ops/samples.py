@@ -1,0 +1,201 @@
+"""Per-session samples the canary gates compare, read from traces or from a samples file.
+
+A sample is one session of one arm: success, tokens, dollars, latency (session wall time, what
+the user waited), reaction score (the feedback label ``feedback_score`` or ``feedback.score``) and
+verifier verdicts with a known ex-post outcome. From traces, the arm comes from the session label
+``canary`` that ``CanaryRouter`` sets; runs without it, and incomplete runs, are counted as
+skipped with their reason, never silently dropped.
+
+Verifier verdicts (``docs/trace-conventions.md``): a verdict is scored when its event carries
+``labels.expected_verdict``; otherwise only an ``end`` verdict is scored, correct when the session
+succeeded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracebridge.capture.reader import RunDir, iter_lines, iter_runs
+from tracebridge.ops.canary import BASELINE, CANDIDATE, LABEL
+
+ARMS = (BASELINE, CANDIDATE)
+
+
+@dataclass
+class Sample:
+    """One session of one arm."""
+
+    session_id: str
+    arm: str
+    policy: str = ""
+    success: bool | None = None
+    tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float | None = None
+    reaction_score: float | None = None
+    verdicts_correct: int = 0
+    verdicts_total: int = 0
+    fallbacks: int = 0
+
+
+@dataclass
+class SampleSet:
+    """Samples by arm, plus what was read and what could not be used (with reasons)."""
+
+    by_arm: dict[str, list[Sample]] = field(default_factory=lambda: {a: [] for a in ARMS})
+    read: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, s: Sample) -> None:
+        self.by_arm[s.arm].append(s)
+
+    def skip(self, where: str, reason: str) -> None:
+        self.skipped.append({"where": where, "reason": reason})
+
+    def counts(self) -> dict[str, Any]:
+        """read = baseline + candidate + skipped, always."""
+        reasons = Counter(s["reason"].split(":")[0] for s in self.skipped)
+        return {"read": self.read, **{a: len(v) for a, v in self.by_arm.items()},
+                "skipped": len(self.skipped), "skipped_by_reason": dict(reasons)}
+
+    def policies(self) -> dict[str, str]:
+        """The policy id of each arm (the most common one in its samples)."""
+        out = {}
+        for arm, ss in self.by_arm.items():
+            c = Counter(s.policy for s in ss if s.policy)
+            out[arm] = c.most_common(1)[0][0] if c else arm
+        return out
+
+
+def feedback_score(labels: dict[str, Any]) -> float | None:
+    """A reaction score from labels (``feedback_score`` or ``feedback.score``), if any."""
+    v = labels.get("feedback_score")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    fb = labels.get("feedback")
+    if isinstance(fb, dict) and isinstance(fb.get("score"), (int, float)):
+        return float(fb["score"])
+    return None
+
+
+def _parse_ts(ts: str) -> dt.datetime:
+    return dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _verdicts(run: RunDir, success: bool | None) -> tuple[int, int]:
+    correct = total = 0
+    for line in iter_lines(run.events_path):
+        ev = line.obj
+        if not isinstance(ev, dict) or ev.get("event_type") != "verifier_output":
+            continue
+        verdict = (ev.get("payload") or {}).get("verdict")
+        expected = (ev.get("labels") or {}).get("expected_verdict")
+        if expected is not None:
+            total += 1
+            correct += verdict == expected
+        elif verdict == "end" and success is not None:
+            total += 1
+            correct += bool(success)
+    return correct, total
+
+
+def sample_from_run(run: RunDir) -> tuple[Sample | None, str | None]:
+    """One run's sample, or (None, reason) when it cannot be used."""
+    if not run.complete:
+        return None, "incomplete: no session.json"
+    try:
+        sess = run.read_session()
+    except (OSError, orjson.JSONDecodeError) as exc:
+        return None, f"unreadable: session.json: {exc}"
+    labels = sess.get("labels") or {}
+    canary = labels.get(LABEL)
+    if not isinstance(canary, dict) or canary.get("arm") not in ARMS:
+        return None, "unlabeled: session.json:labels.canary.arm missing"
+    summary = sess.get("summary") or {}
+    try:
+        latency = (_parse_ts(sess["finished_at"]) - _parse_ts(sess["started_at"])).total_seconds() * 1000
+    except (KeyError, ValueError, TypeError):
+        latency = None
+    success = summary.get("success")
+    correct, total = _verdicts(run, success) if run.events_path.is_file() else (0, 0)
+    return Sample(
+        session_id=sess.get("run_id", run.run_id), arm=canary["arm"], policy=str(canary.get("policy", "")),
+        success=success, tokens=int(summary.get("tokens", 0)), cost_usd=float(summary.get("cost_usd", 0.0)),
+        latency_ms=latency, reaction_score=feedback_score(labels), verdicts_correct=correct,
+        verdicts_total=total, fallbacks=int(canary.get("fallbacks", 0)),
+    ), None
+
+
+def collect_from_traces(root: str | Path, since: str | None = None) -> SampleSet:
+    """Samples of every canary-labelled run under ``root`` (streaming, run by run).
+
+    Args:
+        root: trace root.
+        since: only runs that started at or after this schema timestamp (None = all).
+    """
+    out = SampleSet()
+    for run in iter_runs(root):
+        out.read += 1
+        sample, reason = sample_from_run(run)
+        if sample is None:
+            out.skip(str(run.path), reason or "unknown")
+            continue
+        if since is not None:
+            try:
+                started = run.read_session().get("started_at", "")
+            except (OSError, orjson.JSONDecodeError):
+                started = ""
+            if started < since:
+                out.skip(str(run.path), f"before window: started {started} < {since}")
+                continue
+        out.add(sample)
+    return out
+
+
+_FIELDS = {f.name for f in fields(Sample)}
+
+
+def load_samples_file(path: str | Path) -> SampleSet:
+    """Samples from a JSONL file, one ``Sample`` per line (``arm`` and ``session_id`` required).
+
+    Bad lines are skipped with ``file:line:field: reason``; counts reconcile.
+    """
+    out = SampleSet()
+    for line in iter_lines(path):
+        out.read += 1
+        where = f"{path}:{line.lineno}"
+        if line.error:
+            out.skip(where, f"invalid: {line.error}")
+            continue
+        row = line.obj
+        if not isinstance(row, dict):
+            out.skip(where, "invalid: line is not an object")
+            continue
+        unknown = sorted(set(row) - _FIELDS)
+        if unknown:
+            out.skip(f"{where}:{unknown[0]}", f"invalid: unknown field (known: {', '.join(sorted(_FIELDS))})")
+            continue
+        if row.get("arm") not in ARMS:
+            out.skip(f"{where}:arm", f"invalid: arm={row.get('arm')!r}, expected baseline or candidate")
+            continue
+        if not isinstance(row.get("session_id"), str):
+            out.skip(f"{where}:session_id", "invalid: session_id must be a string")
+            continue
+        try:
+            out.add(Sample(**row))
+        except TypeError as exc:
+            out.skip(where, f"invalid: {exc}")
+    return out
+
+
+def write_samples(path: str | Path, samples: list[Sample]) -> None:
+    """Write samples as JSONL (for fixtures and for `gate --samples`)."""
+    with open(path, "wb") as fh:
+        for s in samples:
+            fh.write(orjson.dumps(asdict(s)) + b"\n")

@@ -1,0 +1,76 @@
+"""Config of the daily shadow cycle (the ``shadow:`` block of ``configs/ops/*.yaml``).
+
+The cycle works only inside ``work_dir`` (its own trace root, replay set and state), never in the
+production trace root or production configs: shadow training must not change production.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OPTIMIZE_MODES = ("local", "cluster", "off")
+
+
+@dataclass
+class ReplayConfig:
+    """The fixed replay set: chosen once, then the same runs every day."""
+
+    size: int = field(default=32, metadata={"help": "Runs in the replay set when it is first frozen."})
+    salt: str = field(default="replay-1", metadata={
+        "help": "Mixed into the run-id hash that picks the set; a new salt (or deleting the replay "
+                "manifest) draws a new set."})
+
+
+@dataclass
+class OptimizeConfig:
+    """The optimization smoke: baseline vs optimized on the cycle's bundle."""
+
+    mode: str = field(default="local", metadata={
+        "help": "local = a tiny run here (tracebridge.train.trial.run_trial) | cluster = tracebridge submit "
+                "per `cluster` | off = skip (the step is recorded as skipped)."})
+    train_config: str = field(default="configs/train/cpu_tiny.yaml", metadata={
+        "help": "Train config of each variant's trial (the variant key is overridden)."})
+    role: str = field(default="verifier", metadata={"help": "Role trained in the smoke."})
+    metric: str = field(default="verifier/accuracy", metadata={
+        "help": "Metric whose optimized − baseline difference is the cycle's uplift."})
+    overrides: list[str] = field(default_factory=list, metadata={
+        "help": "key=value overrides for both trials (e.g. sft.max_steps=20)."})
+    sweep_config: str = field(default="configs/sweep/smoke.yaml", metadata={"help": "mode=cluster: sweep config."})
+    cluster: str = field(default="local", metadata={"help": "mode=cluster: cluster config or address."})
+
+
+@dataclass
+class ShadowConfig:
+    """One daily shadow cycle."""
+
+    sources: list[str] = field(default_factory=list, metadata={
+        "help": "OpenClaw session folders or transcripts to import (e.g. ~/.openclaw); empty = use the "
+                "runs already in work_dir/traces."})
+    work_dir: str = field(default="shadow", metadata={
+        "help": "The cycle's own state: traces/, replay/, bundles/, import state. Isolated from production."})
+    export_config: str | None = field(default=None, metadata={"help": "configs/export/*.yaml; None = defaults."})
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+    feedback_ledger: str = field(default="memory/feedback/telegram-reactions.jsonl", metadata={
+        "help": "Reaction ledger audited each cycle."})
+    feedback_mapping: str = field(default="memory/feedback/reaction-mapping.json", metadata={
+        "help": "Reaction mapping used by the audit."})
+    chunk_registry: str = field(default="memory/feedback/sent-chunks.jsonl", metadata={
+        "help": "Registry of chunked Telegram replies (for the chunk-policy check)."})
+    chunk_policy_doc: str = field(default="docs/feedback-chunk-policy.md", metadata={
+        "help": "Where the chunked-message label policy is documented (checked to exist)."})
+    runtime_hook: bool = field(default=True, metadata={"help": "Run the Agent Lightning runtime-hook smoke."})
+    skip: list[str] = field(default_factory=list, metadata={
+        "help": "Step names not to run (recorded as skipped, e.g. [optimize] on a machine without torch)."})
+    lock_timeout_s: float = field(default=0.0, metadata={
+        "help": "Seconds to wait for another cycle's lock; 0 = fail at once (cron must not pile up)."})
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.optimize.mode not in OPTIMIZE_MODES:
+            p.append(f"shadow.optimize.mode={self.optimize.mode}: use one of {', '.join(OPTIMIZE_MODES)}")
+        if self.replay.size < 1:
+            p.append(f"shadow.replay.size={self.replay.size}: must be >= 1")
+        if self.lock_timeout_s < 0:
+            p.append(f"shadow.lock_timeout_s={self.lock_timeout_s}: must be >= 0")
+        return p

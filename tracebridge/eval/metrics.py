@@ -14,7 +14,7 @@ worker (item = one assistant turn, prompted with the turns before it):
   calls), the share naming a tool offered in ``tools`` with arguments valid against its JSON
   schema. ``action_match``: the reply does what the reference does (same tool, or both answer
   in text). ``arg_grounding``: of the predicted calls' scalar argument values, the share found
-  verbatim in the prompt. ``error_recurrence``: of the items whose prompt holds a failed call,
+  verbatim, as a whole token, in the prompt's non-assistant turns (user, tool results). ``error_recurrence``: of the items whose prompt holds a failed call,
   the share whose prediction repeats a failed call (same tool and arguments).
 verifier (item = one verdict; expected = the ex-post ``labels.expected_verdict``, else the
 reference verdict): ``accuracy``; ``stop_precision`` (of predicted ``end``, expected ``end``);
@@ -116,6 +116,11 @@ def _scalars(value: Any) -> list[str]:
     return [str(value)]
 
 
+def grounded(value: str, context: str) -> bool:
+    """``value`` occurs in ``context`` as a whole token (``a`` is not grounded by ``read``)."""
+    return bool(value) and re.search(r"(?<!\w)" + re.escape(value) + r"(?!\w)", context) is not None
+
+
 def message_call(msg: dict[str, Any]) -> roles.WorkerReply:
     """The worker reply an assistant message carries (first tool call, else its text)."""
     calls = msg.get("tool_calls") or []
@@ -162,7 +167,7 @@ def worker_item(reply: str, reference: dict[str, Any], prompt: list[dict[str, An
     out["action_match"] = (float(match), 1.0)
     context = "\n".join(str(m.get("content") or "") for m in prompt if m.get("role") != "assistant")
     values = _scalars(pred.args) if pred is not None and pred.is_tool_call else []
-    out["arg_grounding"] = (float(sum(v in context for v in values)), float(len(values)))
+    out["arg_grounding"] = (float(sum(grounded(v, context) for v in values)), float(len(values)))
     failed = failed_calls(prompt)
     repeat = pred is not None and pred.is_tool_call and (pred.tool, json.dumps(pred.args, sort_keys=True)) in failed
     out["error_recurrence"] = (float(repeat), 1.0) if failed else (0.0, 0.0)

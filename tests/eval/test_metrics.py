@@ -1,0 +1,109 @@
+"""Every offline metric against answers computed by hand on small fixtures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tracebridge.eval import metrics as M
+from tracebridge.eval.offline import collect
+from tracebridge.eval.stats import ratio
+from tracebridge.schema import roles
+
+PLAN_REF = roles.planner_reply_text({"plan": [{"description": "a", "tool": "read_file"},
+                                              {"description": "b", "tool": "count"}], "rationale": "r"})
+USER = roles.planner_user_text({"goal": "g", "tool_mask": ["read_file", "count", "grep"]})
+
+
+def plan(*tools):
+    return json.dumps({"plan": [{"description": t, "tool": t} for t in tools], "rationale": ""})
+
+
+def agg(items):
+    return {k: ratio(n, d) for k, (n, d) in collect(items).items()}
+
+
+def test_planner_validity_and_replan_proxy():
+    replies = [
+        plan("read_file", "count"),          # valid, covers the reference: no replan
+        plan("count", "read_file"),          # wrong order: invalid
+        plan("read_file", "rm_rf"),          # tool outside the mask: invalid
+        "I would read the file",             # does not parse: invalid
+        plan("read_file", "grep"),           # valid (order of shared tools ok) but misses count: replan
+    ]
+    got = agg([M.planner_item(r, PLAN_REF, USER) for r in replies])
+    assert got["plan_validity"] == pytest.approx(2 / 5)
+    assert got["replan_rate"] == pytest.approx(4 / 5)
+    # the mask can come from labels instead of the prompt text
+    assert M.planner_item(plan("x"), PLAN_REF, "", {"tool_mask": ["x"]})["plan_validity"] == (1.0, 1.0)
+
+
+TOOLS = [{"type": "function", "function": {"name": "read_file", "parameters": {
+    "type": "object", "properties": {"path": {"type": "string"}, "n": {"type": "integer"}},
+    "required": ["path"], "additionalProperties": False}}}]
+
+
+def test_worker_metrics_by_hand():
+    prompt_ok = [{"role": "user", "content": "Step: read notes.txt"}]
+    failed = roles.tool_call_message("c1", "read_file", {"path": "x.txt"})
+    prompt_fail = prompt_ok + [failed, {"role": "tool", "content": json.dumps({"ok": False, "error": {"kind": "not_found"}})}]
+    ref_call = roles.tool_call_message("c2", "read_file", {"path": "notes.txt"})
+    ref_answer = {"role": "assistant", "content": "2 lines"}
+    cases = [
+        # valid call, matches, 1/1 arg grounded
+        (roles.tool_call_text("read_file", {"path": "notes.txt"}), ref_call, prompt_ok),
+        # unknown tool: invalid call, no match, arg "a" not in prompt (0/1)
+        (roles.tool_call_text("grep", {"pattern": "a"}), ref_call, prompt_ok),
+        # schema-invalid (n must be an integer, extra key), tool matches; args: notes.txt yes, "3" no, "q" no
+        (roles.tool_call_text("read_file", {"path": "notes.txt", "n": "3", "zz": "q"}), ref_call, prompt_ok),
+        # repeats the failed call: valid, matches, x.txt is in the prompt? no (only in assistant turns) -> 0/1
+        (roles.tool_call_text("read_file", {"path": "x.txt"}), ref_call, prompt_fail),
+        # a different call after a failure: no recurrence
+        (roles.tool_call_text("read_file", {"path": "notes.txt"}), ref_call, prompt_fail),
+        # text answer where the reference answers: matches, not a call
+        ("2 lines", ref_answer, prompt_ok),
+        # broken tool call: counts as an invalid call, no match
+        ("<tool_call>{not json", ref_call, prompt_ok),
+    ]
+    got = agg([M.worker_item(r, ref, p, TOOLS) for r, ref, p in cases])
+    assert got["tool_call_validity"] == pytest.approx(3 / 6)
+    assert got["action_match"] == pytest.approx(5 / 7)
+    assert got["arg_grounding"] == pytest.approx(3 / 7)
+    assert got["error_recurrence"] == pytest.approx(1 / 2)
+
+
+def test_args_valid_rules():
+    schema = TOOLS[0]["function"]["parameters"]
+    assert M.args_valid({"path": "a"}, schema)
+    assert not M.args_valid({}, schema)
+    assert not M.args_valid({"path": 1}, schema)
+    assert not M.args_valid({"path": "a", "other": 1}, schema)
+    assert M.args_valid({"path": "a", "n": 2}, schema) and not M.args_valid({"path": "a", "n": True}, schema)
+    assert M.args_valid({"anything": 1}, None)
+    assert not M.args_valid({"u": "x"}, {"properties": {"u": {"type": "string", "enum": ["m", "ft"]}}})
+
+
+def test_verifier_metrics_by_hand():
+    pairs = [("end", "end"), ("end", "continue"), ("continue", "continue"), ("replan", "continue"),
+             ("replan", "replan"), (None, "end"), ("continue", "end"), ("end", "replan")]
+    got = agg([M.verifier_item(p, e) for p, e in pairs])
+    assert got["accuracy"] == pytest.approx(3 / 8)
+    assert got["stop_precision"] == pytest.approx(1 / 3)          # predicted end: 3, correct 1
+    assert got["stop_recall"] == pytest.approx(1 / 3)             # expected end: 3, found 1
+    assert got["false_stop_rate"] == pytest.approx(2 / 5)         # expected not end: 5, predicted end 2
+    assert got["unnecessary_replan_rate"] == pytest.approx(1 / 6)  # expected not replan: 6, predicted replan 1
+
+
+def test_expected_verdict_prefers_ex_post_label():
+    assert M.expected_verdict("verdict: continue", {"expected_verdict": "replan"}) == "replan"
+    assert M.expected_verdict("verdict: end\nfeedback: ok", {}) == "end"
+
+
+def test_preference_metrics_by_hand():
+    items = [M.preference_item(-10, -12, -11, -11, beta=0.5),   # margin 0.5*((1)-(-1)) = 1.0
+             M.preference_item(-15, -12, -14, -12, beta=0.5)]   # margin 0.5*((-1)-(0)) = -0.5
+    got = agg(items)
+    assert got["pref_accuracy"] == pytest.approx(1 / 2)
+    assert got["reward_margin"] == pytest.approx(0.25)
+    assert "reward_margin" not in M.preference_item(-1, -2)

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import orjson
+
+from tracebridge.capture.writer import write_atomic
 from tracebridge.config import config_hash, to_dict
 from tracebridge.ops import stats
 from tracebridge.ops.config import GateConfig, QualityGate
@@ -210,3 +214,11 @@ def evaluate_gates(samples: SampleSet, cfg: GateConfig, policies: dict[str, str]
     report.report_id = gate_report_id(report.to_dict())
     report.created_at = utc_now()
     return report
+
+
+def write_gate_report(report: GateReport, path: str | Path) -> Path:
+    """Write the report as JSON, atomically (``promote --report`` reads it back and checks its id)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    return path

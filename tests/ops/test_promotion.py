@@ -1,0 +1,146 @@
+"""Promotion needs a gate pass, rollback restores, concurrent changes keep the history consistent."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import orjson
+import pytest
+
+from tests.ops.test_gates import make_samples
+from tracebridge.ops.config import GateConfig
+from tracebridge.ops.gates import evaluate_gates, write_gate_report
+from tracebridge.ops.promotion import (
+    PolicyState,
+    PromotionError,
+    active_record,
+    promote,
+    read_history,
+    rollback,
+    verify_history,
+)
+
+
+def gate_report(path, candidate, baseline, passed=True):
+    ss = make_samples(n=200 if passed else 10)
+    rep = evaluate_gates(ss, GateConfig(), policies={"candidate": candidate, "baseline": baseline})
+    assert rep.passed == passed
+    return write_gate_report(rep, path)
+
+
+def test_promote_refuses_without_gate_pass(tmp_path):
+    st = PolicyState(tmp_path / "state")
+    bad = gate_report(tmp_path / "fail.json", "v2", "v1", passed=False)
+    with pytest.raises(PromotionError, match="gate did not pass"):
+        promote(st, bad)
+    assert read_history(st) == [] and active_record(st) is None
+    with pytest.raises(PromotionError, match="cannot read gate report"):
+        promote(st, tmp_path / "missing.json")
+
+
+def test_promote_refuses_an_edited_report(tmp_path):
+    st = PolicyState(tmp_path / "state")
+    p = gate_report(tmp_path / "fail.json", "v2", "v1", passed=False)
+    rep = orjson.loads(p.read_bytes())
+    rep["passed"] = True  # hand-edited to pass
+    p.write_bytes(orjson.dumps(rep))
+    with pytest.raises(PromotionError, match="report was edited"):
+        promote(st, p)
+
+
+def test_promote_then_rollback_restores(tmp_path):
+    st = PolicyState(tmp_path / "state")
+    r1 = promote(st, gate_report(tmp_path / "g1.json", "v2", "v1"))
+    assert (r1["active_policy"], r1["previous_policy"], r1["stack"]) == ("v2", "v1", ["v1", "v2"])
+    assert r1["gate"]["passed"] and r1["report_id"]
+    r2 = promote(st, gate_report(tmp_path / "g2.json", "v3", "v2"))
+    assert active_record(st)["active_policy"] == "v3"
+    with pytest.raises(PromotionError, match="stale report"):
+        promote(st, gate_report(tmp_path / "g3.json", "v4", "v2"))
+    with pytest.raises(PromotionError, match="already the active policy"):
+        promote(st, gate_report(tmp_path / "g4.json", "v3", "v3"))
+    back = rollback(st)
+    assert (back["action"], back["active_policy"], back["previous_policy"]) == ("rollback", "v2", "v3")
+    assert active_record(st)["active_policy"] == "v2"
+    assert rollback(st)["active_policy"] == "v1"
+    with pytest.raises(PromotionError, match="nothing to roll back"):
+        rollback(st)
+    hist = read_history(st)
+    assert [h["seq"] for h in hist] == [1, 2, 3, 4] and verify_history(hist) == []
+    assert hist[1]["hash"] == r2["hash"] and hist[2]["prev_hash"] == r2["hash"]
+
+
+def test_history_tampering_is_detected_and_half_done_change_repaired(tmp_path):
+    st = PolicyState(tmp_path / "state")
+    promote(st, gate_report(tmp_path / "g1.json", "v2", "v1"))
+    promote(st, gate_report(tmp_path / "g2.json", "v3", "v2"))
+    # a change that died after appending history but before replacing active.json
+    st.active_path.write_bytes(orjson.dumps(read_history(st)[0]))
+    rollback(st)
+    assert active_record(st) == read_history(st)[-1] and active_record(st)["active_policy"] == "v2"
+    lines = st.history_path.read_bytes().splitlines()
+    rec = orjson.loads(lines[0])
+    rec["active_policy"] = "evil"
+    st.history_path.write_bytes(b"\n".join([orjson.dumps(rec), *lines[1:]]) + b"\n")
+    assert any("hash" in p for p in verify_history(read_history(st)))
+    with pytest.raises(PromotionError, match="inconsistent"):
+        rollback(st)
+
+
+def _race_once(state_dir, report, barrier, out):
+    barrier.wait()
+    try:
+        out.put(("ok", promote(PolicyState(state_dir), report)["active_policy"]))
+    except PromotionError as exc:
+        out.put(("refused", str(exc)))
+
+
+def _churn(state_dir, report, n, barrier, out):
+    st = PolicyState(state_dir)
+    barrier.wait()
+    done = refused = 0
+    for i in range(2 * n):
+        try:
+            promote(st, report, require_baseline_match=False) if i % 2 == 0 else rollback(st)
+            done += 1
+        except PromotionError as exc:  # the other process got there first: a clean refusal
+            assert "already the active policy" in str(exc) or "nothing to roll back" in str(exc), exc
+            refused += 1
+    out.put((done, refused))
+
+
+def test_two_concurrent_promotions_leave_a_consistent_history(tmp_path):
+    ctx = mp.get_context("spawn")
+    state_dir = tmp_path / "state"
+    reports = [gate_report(tmp_path / f"g{i}.json", f"cand-{i}", "v1") for i in (1, 2)]
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_race_once, args=(state_dir, r, barrier, out)) for r in reports]
+    for p in procs:
+        p.start()
+    results = sorted(out.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(30)
+    assert [r[0] for r in results] == ["ok", "refused"]
+    assert "stale report" in results[1][1] or "already" in results[1][1]
+    hist = read_history(PolicyState(state_dir))
+    assert len(hist) == 1 and verify_history(hist) == []
+    assert active_record(PolicyState(state_dir)) == hist[0]
+
+    # both processes promoting and rolling back in a loop: every change lands, in one chain
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_churn, args=(state_dir, r, 8, barrier, out)) for r in reports]
+    for p in procs:
+        p.start()
+    counts = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert sum(d + r for d, r in counts) == 2 * 16
+    st = PolicyState(state_dir)
+    hist = read_history(st)
+    assert len(hist) == 1 + sum(d for d, _ in counts) and verify_history(hist) == []
+    assert active_record(st) == hist[-1]
+    stack = ["v1"]  # replaying the actions gives every record's stack
+    for h in hist:
+        stack = stack + [h["active_policy"]] if h["action"] == "promote" else stack[:-1]
+        assert h["stack"] == stack

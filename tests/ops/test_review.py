@@ -1,0 +1,116 @@
+"""The 3-day review passes on a good set and fails with the right reason for each broken criterion."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import stat
+
+import pytest
+
+from tracebridge.ops.artifacts import KIND, new_bundle_dir, sha256_file, write_manifest
+from tracebridge.ops.config import ReviewConfig
+from tracebridge.ops.review import review
+
+NOW = dt.datetime(2026, 3, 4, 8, 0, tzinfo=dt.timezone.utc)
+
+
+def make_cycle(root, at, *, status="ok", hook="ok", uplift=0.05, integrity=None, harvest=True,
+               chunk=None, audit_ok=True):
+    b = new_bundle_dir(root, at)
+    (b / "feedback").mkdir()
+    audit = b / "feedback" / "audit.json"
+    audit.write_text('{"day": "%s", "harvest_ran": %s}' % (at.date(), str(harvest).lower()))
+    (b / "docs").mkdir()
+    (b / "docs" / "chunk-policy.md").write_text("last chunk labels the batch")
+    man = {
+        "kind": KIND, "cycle_id": b.name, "started_at": at.isoformat(), "finished_at": at.isoformat(),
+        "status": status, "tracebridge_version": "0.1.0", "git_sha": None, "config": {}, "config_hash": "x",
+        "inputs": {}, "steps": {"runtime_hook": {"status": hook}},
+        "uplift": {"metric": "verifier/accuracy", "baseline": 0.5, "optimized": 0.5 + uplift, "uplift": uplift},
+        "integrity": integrity or {"runs_total": 40, "schema_valid_pct": 100.0, "lineage_valid_pct": 99.5,
+                                   "quarantine_pct": 2.0, "reconciled": True},
+        "feedback": {"day": str(at.date()), "harvest_ran": harvest, "audit_file": "feedback/audit.json",
+                     "audit_sha256": sha256_file(audit)},
+        "chunk_policy": chunk or {"doc": "docs/chunk-policy.md", "doc_sha256": "abc", "applied": True,
+                                  "batches": 3, "violations": 0},
+    }
+    write_manifest(b, man)
+    if not audit_ok:
+        audit.chmod(audit.stat().st_mode | stat.S_IWUSR)
+        audit.write_text("edited later")
+    return b
+
+
+def good_set(root, n=3, per_cycle=None):
+    """One cycle a day at 02:00 for the last n days; per_cycle maps cycle index -> overrides."""
+    out = []
+    for k in range(n):
+        at = NOW.replace(hour=2) - dt.timedelta(days=n - 1 - k)
+        out.append(make_cycle(root, at, **(per_cycle or {}).get(k, {})))
+    return out
+
+
+def lines(rep):
+    return {ln.criterion: ln for ln in rep.lines}
+
+
+def test_good_three_day_set_passes(tmp_path):
+    good_set(tmp_path)
+    rep = review(tmp_path, ReviewConfig(), now=NOW)
+    assert rep.passed, [(ln.criterion, ln.evidence) for ln in rep.lines]
+    assert len(rep.cycles) == 3
+    ev = lines(rep)
+    assert ev["cycles"].evidence.startswith("3 of 3 cycles ok")
+    assert "+0.0500" in ev["uplift"].evidence
+
+
+BAD_INTEGRITY = {"runs_total": 40, "schema_valid_pct": 100.0, "lineage_valid_pct": 95.0,
+                 "quarantine_pct": 2.0, "reconciled": True}
+
+
+@pytest.mark.parametrize("broken, per_cycle, words", [
+    ("cycles", {1: {"status": "failed", "hook": "skipped"}}, "2 of 3 cycles ok"),
+    ("runtime_hook", {2: {"hook": "failed", "status": "ok"}}, "failed in"),
+    ("uplift", {1: {"uplift": -0.01}}, "not positive"),
+    ("uplift", {1: {"uplift": 0.001}}, "unstable"),
+    ("integrity", {2: {"integrity": BAD_INTEGRITY}}, "lineage_valid_pct 99.50 -> 95.00"),
+    ("integrity", {0: {"integrity": {**BAD_INTEGRITY, "lineage_valid_pct": 99.5, "reconciled": False}}},
+     "do not reconcile"),
+    ("feedback", {1: {"harvest": False}}, "no auditable harvest"),
+    ("chunk_policy", {0: {"chunk": {"doc": "docs/x.md", "doc_sha256": "a", "applied": False}}}, "not applied"),
+    ("chunk_policy", {2: {"chunk": {"doc": "docs/x.md", "doc_sha256": None, "applied": True}}}, "not documented"),
+])
+def test_each_criterion_fails_on_its_own(tmp_path, broken, per_cycle, words):
+    good_set(tmp_path, per_cycle=per_cycle)
+    rep = review(tmp_path, ReviewConfig(), now=NOW)
+    assert not rep.passed
+    failing = {ln.criterion for ln in rep.lines if not ln.passed}
+    assert failing == {broken}, [(ln.criterion, ln.evidence) for ln in rep.lines]
+    assert words in lines(rep)[broken].evidence
+
+
+def test_a_missing_day_fails_feedback_and_cycles(tmp_path):
+    good_set(tmp_path, n=2)
+    rep = review(tmp_path, ReviewConfig(), now=NOW)
+    assert {ln.criterion for ln in rep.lines if not ln.passed} == {"cycles", "feedback"}
+    assert "(no cycle)" in lines(rep)["feedback"].evidence
+
+
+def test_edited_artifacts_are_caught(tmp_path):
+    good_set(tmp_path, per_cycle={1: {"audit_ok": False}})
+    rep = review(tmp_path, ReviewConfig(), now=NOW)
+    ev = lines(rep)
+    assert not rep.passed and not ev["integrity"].passed
+    assert "changed after the cycle" in ev["integrity"].evidence
+
+
+def test_crashed_cycle_without_manifest_and_old_cycles(tmp_path):
+    good_set(tmp_path)
+    new_bundle_dir(tmp_path, NOW - dt.timedelta(hours=1))  # a cycle that died before its manifest
+    make_cycle(tmp_path, NOW - dt.timedelta(days=5), uplift=-1)  # outside the window: ignored
+    rep = review(tmp_path, ReviewConfig(), now=NOW)
+    assert rep.passed and len(rep.cycles) == 4
+    assert "no manifest" in lines(rep)["cycles"].evidence
+    os.makedirs(tmp_path / "not-a-cycle")
+    assert review(tmp_path, ReviewConfig(), now=NOW).passed

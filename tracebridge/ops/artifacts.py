@@ -1,0 +1,148 @@
+"""Shadow-cycle artifact bundles: ``artifacts/phase1-shadow/<UTC timestamp>/`` with ``manifest.json``.
+
+A bundle folder is created exclusively (a second cycle in the same second gets a suffix, never
+the same folder), every file is listed in the manifest with its sha256 and size, files are made
+read-only once written, and ``manifest.json`` is written last and atomically: a folder without
+a manifest is an unfinished (or crashed) cycle and is reported as such by the review.
+
+Manifest keys (``MANIFEST_KEYS``): ``kind``, ``cycle_id``, ``started_at``, ``finished_at``,
+``status`` (ok | failed), ``tracebridge_version``, ``git_sha``, ``config``, ``config_hash``,
+``inputs``, ``files`` [{path, sha256, bytes}], ``steps`` {name: {status, needs, reason,
+duration_s, outputs}}, ``uplift`` {metric, baseline, optimized, uplift}, ``integrity``
+{runs_total, schema_valid_pct, lineage_valid_pct, quarantine_pct, reconciled, ...},
+``feedback`` {day, harvest_ran, audit_file, audit_sha256}, ``chunk_policy`` {doc, doc_sha256,
+applied, batches, violations}.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracebridge.capture.writer import write_atomic
+
+KIND = "phase1-shadow"
+MANIFEST = "manifest.json"
+TS_FORMAT = "%Y%m%dT%H%M%SZ"
+MANIFEST_KEYS = ("kind", "cycle_id", "started_at", "finished_at", "status", "tracebridge_version", "git_sha",
+                 "config", "config_hash", "inputs", "files", "steps", "uplift", "integrity", "feedback",
+                 "chunk_policy")
+
+
+def cycle_stamp(now: dt.datetime) -> str:
+    """The folder name of a cycle started at ``now`` (UTC, second precision, sortable)."""
+    return now.astimezone(dt.timezone.utc).strftime(TS_FORMAT)
+
+
+def parse_stamp(name: str) -> dt.datetime | None:
+    """The UTC time of a cycle folder name (``20260301T020000Z`` or with a ``-N`` suffix)."""
+    try:
+        return dt.datetime.strptime(name.split("-")[0], TS_FORMAT).replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return None
+
+
+def new_bundle_dir(artifacts_dir: str | Path, now: dt.datetime) -> Path:
+    """Create a fresh, empty cycle folder; never reuse an existing one."""
+    root = Path(artifacts_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    base = cycle_stamp(now)
+    for i in range(1000):
+        path = root / (base if i == 0 else f"{base}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"{root}: cannot create a cycle folder for {base}")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_entries(bundle: Path) -> list[dict[str, Any]]:
+    """Every file under the bundle (but the manifest), with sha256 and size, in path order."""
+    out = []
+    for p in sorted(bundle.rglob("*")):
+        if p.is_file() and p.name != MANIFEST:
+            out.append({"path": p.relative_to(bundle).as_posix(), "sha256": sha256_file(p), "bytes": p.stat().st_size})
+    return out
+
+
+def freeze(bundle: Path) -> None:
+    """Make every file of the bundle read-only."""
+    for p in bundle.rglob("*"):
+        if p.is_file():
+            p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def write_manifest(bundle: Path, manifest: dict[str, Any]) -> Path:
+    """List the files, write ``manifest.json`` last and atomically, then freeze the bundle."""
+    manifest = {**manifest, "files": file_entries(bundle)}
+    path = bundle / MANIFEST
+    write_atomic(path, orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    freeze(bundle)
+    return path
+
+
+def verify_bundle(bundle: Path) -> list[str]:
+    """Problems of a bundle: no manifest, missing keys, missing or changed files (``path: why``)."""
+    mp = bundle / MANIFEST
+    if not mp.is_file():
+        return [f"{bundle}: no {MANIFEST} (unfinished or crashed cycle)"]
+    try:
+        man = orjson.loads(mp.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        return [f"{mp}: invalid JSON: {exc}"]
+    problems = [f"{mp}:{k}: missing" for k in MANIFEST_KEYS if k not in man]
+    for f in man.get("files", []):
+        p = bundle / f["path"]
+        if ".." in Path(f["path"]).parts or Path(f["path"]).is_absolute():
+            problems.append(f"{mp}:files: path {f['path']} escapes the bundle")
+        elif not p.is_file():
+            problems.append(f"{p}: listed in the manifest but missing")
+        elif sha256_file(p) != f["sha256"]:
+            problems.append(f"{p}: sha256 differs from the manifest (changed after the cycle)")
+    return problems
+
+
+def list_cycles(artifacts_dir: str | Path) -> list[tuple[dt.datetime, Path]]:
+    """Cycle folders by time (folders whose name is not a cycle stamp are ignored)."""
+    root = Path(artifacts_dir)
+    if not root.is_dir():
+        return []
+    out = []
+    for p in root.iterdir():
+        t = parse_stamp(p.name) if p.is_dir() else None
+        if t is not None:
+            out.append((t, p))
+    return sorted(out)
+
+
+def read_manifest(bundle: Path) -> dict[str, Any] | None:
+    try:
+        return orjson.loads((bundle / MANIFEST).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+
+
+def git_sha(cwd: str | Path | None = None) -> str | None:
+    """The current commit, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or os.getcwd(), capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None

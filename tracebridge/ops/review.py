@@ -1,0 +1,201 @@
+"""The 3-day review (phase 1 exit): the seed's success criteria, evaluated from the artifact bundles.
+
+The window is the ``days`` × 24 h before ``now``. Each criterion is one line with pass/fail and
+the evidence it was decided on (cycle ids and the numbers read from their manifests):
+
+1. ``cycles`` — at least ``min_cycles`` successful cycles (manifest ``status: ok``, bundle intact).
+2. ``runtime_hook`` — no cycle's ``runtime_hook`` step failed, and it ran ok at least once.
+3. ``uplift`` — every successful cycle's uplift is above ``min_uplift`` and stable: the smallest
+   is at least ``stability`` × the median.
+4. ``integrity`` — every bundle verifies against its manifest; every cycle's counts reconcile;
+   between consecutive cycles no validity rate falls and no quarantine rate rises by more than
+   ``integrity_tolerance`` points.
+5. ``feedback`` — each 24-hour slice of the window has a cycle whose feedback harvest ran and
+   whose audit file is in the bundle with the hash the manifest gives (auditable).
+6. ``chunk_policy`` — every successful cycle had the chunk-label policy documented and applied
+   with no violations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracebridge.ops.artifacts import list_cycles, read_manifest, sha256_file, verify_bundle
+from tracebridge.ops.config import ReviewConfig
+
+
+@dataclass
+class Line:
+    criterion: str
+    passed: bool
+    evidence: str
+
+
+@dataclass
+class Cycle:
+    cycle_id: str
+    at: dt.datetime
+    path: Path
+    manifest: dict[str, Any] | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.manifest is not None and self.manifest.get("status") == "ok" and not self.problems
+
+    def step(self, name: str) -> str:
+        return ((self.manifest or {}).get("steps", {}).get(name) or {}).get("status", "absent")
+
+
+@dataclass
+class ReviewReport:
+    window: list[str]
+    cycles: list[str]
+    lines: list[Line]
+
+    @property
+    def passed(self) -> bool:
+        return all(ln.passed for ln in self.lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "window": self.window, "cycles": self.cycles,
+                "lines": [asdict(ln) for ln in self.lines]}
+
+
+def load_cycles(artifacts_dir: str | Path, start: dt.datetime, end: dt.datetime) -> list[Cycle]:
+    """Cycles whose timestamp is in (start, end], with their manifest and bundle problems."""
+    out = []
+    for at, path in list_cycles(artifacts_dir):
+        if start < at <= end:
+            out.append(Cycle(path.name, at, path, read_manifest(path), verify_bundle(path)))
+    return out
+
+
+def _ids(cs: list[Cycle]) -> str:
+    return ", ".join(c.cycle_id for c in cs) or "none"
+
+
+def crit_cycles(cs: list[Cycle], cfg: ReviewConfig) -> Line:
+    ok = [c for c in cs if c.ok]
+    bad = [f"{c.cycle_id} ({'no manifest' if c.manifest is None else c.manifest.get('status')})"
+           for c in cs if not c.ok]
+    ev = f"{len(ok)} of {len(cs)} cycles ok (need {cfg.min_cycles}): {_ids(ok)}"
+    return Line("cycles", len(ok) >= cfg.min_cycles, ev + (f"; not ok: {', '.join(bad)}" if bad else ""))
+
+
+def crit_runtime_hook(cs: list[Cycle]) -> Line:
+    failed = [c for c in cs if c.step("runtime_hook") == "failed"]
+    ran = [c for c in cs if c.step("runtime_hook") == "ok"]
+    if failed:
+        return Line("runtime_hook", False, f"failed in {_ids(failed)}")
+    return Line("runtime_hook", bool(ran), f"ok in {len(ran)} of {len(cs)} cycles"
+                + ("" if ran else "; never ran ok in the window"))
+
+
+def crit_uplift(cs: list[Cycle], cfg: ReviewConfig) -> Line:
+    vals = []
+    for c in cs:
+        if c.ok:
+            u = (c.manifest or {}).get("uplift") or {}
+            vals.append((c.cycle_id, u.get("uplift")))
+    if not vals:
+        return Line("uplift", False, "no successful cycle with an uplift figure")
+    missing = [cid for cid, v in vals if not isinstance(v, (int, float))]
+    if missing:
+        return Line("uplift", False, f"no uplift figure in {', '.join(missing)}")
+    nums = [float(v) for _, v in vals]
+    ev = ", ".join(f"{cid}: {v:+.4f}" for cid, v in vals)
+    low = [cid for cid, v in vals if v <= cfg.min_uplift]
+    if low:
+        return Line("uplift", False, f"not positive (<= {cfg.min_uplift}) in {', '.join(low)}; {ev}")
+    med = statistics.median(nums)
+    if min(nums) < cfg.stability * med:
+        return Line("uplift", False, f"unstable: min {min(nums):+.4f} < {cfg.stability} x median {med:+.4f}; {ev}")
+    return Line("uplift", True, f"all positive, min {min(nums):+.4f} >= {cfg.stability} x median {med:+.4f}; {ev}")
+
+
+_RATES = (("schema_valid_pct", -1), ("lineage_valid_pct", -1), ("quarantine_pct", +1))
+
+
+def crit_integrity(cs: list[Cycle], cfg: ReviewConfig) -> Line:
+    problems = [p for c in cs for p in c.problems if c.manifest is not None]
+    with_stats = [(c, (c.manifest or {}).get("integrity") or {}) for c in cs if c.ok]
+    for c, st in with_stats:
+        if st.get("reconciled") is not True:
+            problems.append(f"{c.cycle_id}: counts do not reconcile ({st.get('reconcile_detail', 'read != accepted + quarantined')})")
+    for (prev, a), (cur, b) in zip(with_stats, with_stats[1:]):
+        for key, bad_dir in _RATES:
+            if not isinstance(a.get(key), (int, float)) or not isinstance(b.get(key), (int, float)):
+                problems.append(f"{cur.cycle_id}: integrity.{key} missing")
+                continue
+            delta = (b[key] - a[key]) * bad_dir
+            if delta > cfg.integrity_tolerance:
+                problems.append(f"{key} {a[key]:.2f} -> {b[key]:.2f} from {prev.cycle_id} to {cur.cycle_id}")
+    if problems:
+        return Line("integrity", False, "; ".join(problems[:6]))
+    if not with_stats:
+        return Line("integrity", False, "no successful cycle with integrity stats")
+    last = with_stats[-1][1]
+    return Line("integrity", True, f"{len(with_stats)} cycles reconcile, bundles verify, no regression; latest "
+                + ", ".join(f"{k}={last.get(k)}" for k, _ in _RATES))
+
+
+def _auditable(c: Cycle) -> str | None:
+    """None when the cycle's harvest ran and its audit file verifies, else why not."""
+    fb = (c.manifest or {}).get("feedback") or {}
+    if fb.get("harvest_ran") is not True:
+        return f"{c.cycle_id}: harvest did not run ({fb.get('reason', 'feedback.harvest_ran false')})"
+    audit = fb.get("audit_file")
+    if not audit or not (c.path / audit).is_file():
+        return f"{c.cycle_id}: audit file {audit} not in the bundle"
+    if sha256_file(c.path / audit) != fb.get("audit_sha256"):
+        return f"{c.cycle_id}: audit file {audit} does not match its sha256"
+    return None
+
+
+def crit_feedback(cs: list[Cycle], start: dt.datetime, days: int) -> Line:
+    gaps, why = [], []
+    for k in range(days):
+        lo, hi = start + dt.timedelta(days=k), start + dt.timedelta(days=k + 1)
+        day = [c for c in cs if lo < c.at <= hi]
+        reasons = [_auditable(c) for c in day]
+        if not any(r is None for r in reasons):
+            gaps.append(f"{lo:%Y-%m-%dT%H:%MZ}..{hi:%Y-%m-%dT%H:%MZ}")
+            why += [r for r in reasons if r]
+    if gaps:
+        return Line("feedback", False, f"no auditable harvest in {', '.join(gaps)}"
+                    + (f" ({'; '.join(why[:3])})" if why else " (no cycle)"))
+    return Line("feedback", True, f"harvest ran and audit verified in each of {days} days")
+
+
+def crit_chunk_policy(cs: list[Cycle]) -> Line:
+    bad, total = [], 0
+    for c in cs:
+        if not c.ok:
+            continue
+        cp = (c.manifest or {}).get("chunk_policy") or {}
+        total += int(cp.get("batches", 0) or 0)
+        if not cp.get("doc_sha256"):
+            bad.append(f"{c.cycle_id}: policy not documented ({cp.get('doc', 'no doc')})")
+        elif cp.get("applied") is not True:
+            bad.append(f"{c.cycle_id}: policy not applied in the training join")
+        elif cp.get("violations"):
+            bad.append(f"{c.cycle_id}: {cp['violations']} chunk label violations")
+    ok_cycles = sum(c.ok for c in cs)
+    if bad or not ok_cycles:
+        return Line("chunk_policy", False, "; ".join(bad) or "no successful cycle")
+    return Line("chunk_policy", True, f"documented and applied in {ok_cycles} cycles, {total} chunked batches joined")
+
+
+def review(artifacts_dir: str | Path, cfg: ReviewConfig, now: dt.datetime | None = None) -> ReviewReport:
+    """Evaluate every criterion over the window ending at ``now`` (default: the current time)."""
+    end = now or dt.datetime.now(dt.timezone.utc)
+    start = end - dt.timedelta(days=cfg.days)
+    cs = load_cycles(artifacts_dir, start, end)
+    lines = [crit_cycles(cs, cfg), crit_runtime_hook(cs), crit_uplift(cs, cfg), crit_integrity(cs, cfg),
+             crit_feedback(cs, start, cfg.days), crit_chunk_policy(cs)]
+    return ReviewReport([start.isoformat(), end.isoformat()], [c.cycle_id for c in cs], lines)

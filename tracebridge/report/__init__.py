@@ -1,1 +1,53 @@
-"""Reports: results → results.json and a single-file report.html with plots, a manifest stamp,\nand the winner per role.\n"""
+"""Reports: trial results → ``results.json`` + single-file ``report.html`` (inline SVG plots) +
+``manifest.json`` (bundle_id, resolved config + hash, code version, model, seeds, hardware, wall
+time, result file hashes), and the winner per role.
+
+``write_report(trials, out_dir, config=..., wall_s=...)`` is the one call a sweep makes after its
+trials: ``trials`` are the dicts ``tracebridge.train.trial.run_trial`` returned (their
+``eval_items_path`` must be readable).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tracebridge.report.manifest import build_manifest, verify_report
+
+__all__ = ["write_report", "verify_report"]
+
+
+def write_report(trials: list[dict[str, Any]], out_dir: str | Path, config: dict[str, Any] | None = None,
+                 wall_s: float = 0.0, bundle_id: str | None = None, n_boot: int = 1000, ci: float = 0.95,
+                 title: str = "TraceBridge report") -> dict[str, Any]:
+    """Write ``results.json``, ``report.html`` and ``manifest.json`` into ``out_dir``.
+
+    Args:
+        trials: results of ``run_trial``.
+        out_dir: report folder (created).
+        config: the resolved config that produced the trials (sweep or train config as a dict).
+        wall_s: wall time of the whole run.
+        bundle_id: the bundle trained on (default: taken from the trials).
+        n_boot, ci: bootstrap settings.
+        title: page title.
+
+    Returns:
+        The manifest (also written).
+    """
+    from tracebridge.report.html import render_html
+    from tracebridge.report.results import build_results
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = build_results(trials, n_boot, ci)
+    rpath = out / "results.json"
+    rpath.write_text(json.dumps(results, indent=2, sort_keys=True, default=str))
+    # the page shows a provisional stamp (everything but its own hash); manifest.json is the record
+    stamp = build_manifest(out, [rpath], config or {}, trials, wall_s, bundle_id)
+    hpath = out / "report.html"
+    hpath.write_text(render_html(results, stamp, title), encoding="utf-8")
+    manifest = build_manifest(out, [rpath, hpath], config or {}, trials, wall_s, bundle_id)
+    manifest["winners"] = {r: b.get("winner") for r, b in results["roles"].items()}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    return manifest

@@ -44,6 +44,13 @@ def spec_overrides(spec: dict[str, Any]) -> list[str]:
     return out
 
 
+def spec_ablation(spec: dict[str, Any]) -> dict[str, Any]:
+    """The config keys a spec changes (its ``overrides`` and dotted keys), for ablation tables."""
+    ov = spec.get("overrides") or {}
+    pairs = ov.items() if isinstance(ov, dict) else (o.split("=", 1) for o in ov)
+    return {**dict(pairs), **{k: v for k, v in spec.items() if "." in k}}
+
+
 def _callback(on_report: Reporter | None, phase: str) -> list[Any]:
     if on_report is None:
         return []
@@ -132,7 +139,7 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
         ``'sft/last_loss'`` (and ``dpo/*``), ``'train/tokens_per_s'``, ``'wall_s'``, plus
         ``'loss_curve'`` (``[{phase, step, loss}]``), ``'checkpoint_dir'`` (final model folder,
         loadable with ``model.init=pretrained``), ``'eval_items_path'``, ``'trial_dir'``, ``role``,
-        ``variant``, ``seed``, ``config_hash``, ``bundle_id``.
+        ``variant``, ``seed``, ``config_hash``, ``bundle_id``, ``ablation`` (the spec's overrides).
 
     Raises:
         tracebridge.config.ConfigError: bad spec or config.
@@ -154,6 +161,7 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     model, tok, phases = _train(cfg, data, rows, work, on_report, resolve_resume(resume_from))
     result = _evaluate(cfg, data, model, tok, phases, work)
     result.update(_summary(cfg, phases, manifest, work, time.time() - t0))
+    result["ablation"] = spec_ablation(spec)
     (work / "trial.json").write_text(json.dumps(
         {"result": result, "config": to_dict(cfg), "data": data.counts(), "curation": curation,
          "phases": {k: v.to_dict() for k, v in phases.items() if hasattr(v, "to_dict")}},

@@ -1,0 +1,92 @@
+"""Report: results aggregation with paired differences and winners, manifest hashes, the HTML
+page opened in headless Chromium with its plots present."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tracebridge.report import verify_report, write_report
+from tracebridge.report.results import build_results
+
+
+def fake_trial(tmp: Path, variant: str, seed: int, acc: np.ndarray, lr: float, fs: np.ndarray | None = None):
+    """A run_trial-like result with per-item verifier values written where run_trial puts them."""
+    n = len(acc)
+    fs = np.zeros(n) if fs is None else fs
+    items = {"accuracy": [acc.tolist(), [1.0] * n], "false_stop_rate": [fs.tolist(), [1.0] * n],
+             "unnecessary_replan_rate": [[0.0] * n, [1.0] * n], "majority_accuracy": [[float(i % 3 == 0) for i in range(n)], [1.0] * n]}
+    d = tmp / f"{variant}-{seed}-{lr}"
+    d.mkdir(parents=True)
+    (d / "eval_items.json").write_text(json.dumps({"role": "verifier", "item_ids": list(range(n)), "items": items}))
+    curve = [{"phase": "sft", "step": s, "loss": 7.0 - 0.1 * s - seed * 0.01} for s in range(1, 30, 5)]
+    if variant == "optimized":
+        curve += [{"phase": "dpo", "step": s, "loss": 0.69 - 0.01 * s} for s in range(1, 10, 3)]
+    return {"role": "verifier", "variant": variant, "seed": seed, "verifier/accuracy": float(acc.mean()),
+            "eval_items_path": str(d / "eval_items.json"), "loss_curve": curve, "wall_s": 2.0, "model": "tiny",
+            "bundle_id": "b" * 64, "config_hash": "c" * 64, "ablation": {"train.lr": lr}}
+
+
+def trials(tmp: Path, uplift: int, false_stops: int = 0):
+    rng = np.random.default_rng(0)
+    out = []
+    for seed in (0, 1):
+        for lr in (1e-3, 3e-3):
+            base = (rng.random(200) < 0.5).astype(float)
+            better = base.copy()
+            better[np.where(base == 0)[0][:uplift]] = 1.0
+            fs = np.zeros(200)
+            fs[:false_stops] = 1.0
+            out += [fake_trial(tmp, "baseline", seed, base, lr), fake_trial(tmp, "optimized", seed, better, lr, fs)]
+    return out
+
+
+def test_winner_needs_paired_uplift_and_no_guard_regression(tmp_path):
+    res = build_results(trials(tmp_path / "a", uplift=20), n_boot=500)
+    v = res["roles"]["verifier"]
+    assert v["winner"] == "optimized", v["winner_reason"]
+    assert v["comparison"]["accuracy"]["value"] == pytest.approx(0.10)
+    assert v["comparison"]["accuracy"]["n"] == 800  # 4 matched trial pairs × 200 items
+    assert v["variants"]["baseline"]["seeds"] == [0, 1]
+    assert v["variants"]["baseline"]["metrics"]["uplift_vs_majority"]["n"] == 800
+    assert res["roles"]["verifier"]["ablations"][0]["rows"] == ["0.001", "0.003"]
+    none = build_results(trials(tmp_path / "b", uplift=0), n_boot=500)["roles"]["verifier"]
+    assert none["winner"] is None and "no significant" in none["winner_reason"]
+    guarded = build_results(trials(tmp_path / "c", uplift=20, false_stops=30), n_boot=500)["roles"]["verifier"]
+    assert guarded["winner"] is None and "false_stop_rate" in guarded["winner_reason"]
+
+
+def test_manifest_stamps_and_verifies(tmp_path):
+    man = write_report(trials(tmp_path / "t", uplift=20), tmp_path / "r", config={"roles": ["verifier"]},
+                       wall_s=12.5, n_boot=300)
+    assert man["bundle_id"] == "b" * 64 and man["seeds"] == [0, 1] and man["wall_s"] == 12.5
+    assert man["config_hash"] and man["code_version"] and man["hardware"]["cpus"]
+    assert {f["path"] for f in man["files"]} == {"results.json", "report.html"}
+    assert man["winners"] == {"verifier": "optimized"}
+    assert verify_report(tmp_path / "r") == []
+    (tmp_path / "r" / "results.json").write_text("{}")
+    assert "results.json was modified" in verify_report(tmp_path / "r")[0]
+
+
+def test_report_html_renders_in_headless_chromium_with_its_plots(tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does it)")
+    write_report(trials(tmp_path / "t", uplift=20), tmp_path / "r", n_boot=300)
+    html = tmp_path / "r" / "report.html"
+    assert "<script" not in html.read_text() and "http://" not in html.read_text().replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", html.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    dom = proc.stdout
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for kind in ("metrics", "differences", "loss", "ablation"):
+        assert f'data-kind="{kind}"' in dom, kind
+    assert dom.count("<polyline") >= 4 and dom.count("<circle") >= 6 and "<rect" in dom
+    assert "Winners" in dom and "optimized" in dom

@@ -1,0 +1,114 @@
+"""The single-file ``report.html``: tables and inline SVG plots from ``results.json`` content.
+
+Sections: summary (winner per role), per role: metric table with intervals per variant, interval
+plot per variant, paired differences (optimized − baseline) plot, closed-loop metrics, loss
+curves, ablation heatmaps; then the manifest stamp. No scripts, no external resources.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import Any
+
+from tracebridge.report.svg import heatmap, interval_plot, line_chart
+
+CSS = """body{font-family:sans-serif;margin:24px;color:#222;max-width:1100px}
+table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
+th{background:#f4f4f4}.win{color:#2ca02c;font-weight:bold}.none{color:#888}code{font-size:12px}
+h2{border-bottom:2px solid #1f77b4;padding-bottom:2px}section{margin-bottom:28px}"""
+
+
+def _f(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:.3f}" if isinstance(v, float) else escape(str(v))
+
+
+def _est(e: dict[str, Any] | None) -> str:
+    if not e:
+        return "–"
+    return f"{_f(e.get('value'))} <small>[{_f(e.get('lo'))}, {_f(e.get('hi'))}] n={e.get('n', 0)}</small>"
+
+
+def _is_rate(name: str) -> bool:
+    return name not in ("reward_margin", "uplift_vs_majority") and not name.startswith("cl_action_eff")
+
+
+def metric_table(block: dict[str, Any]) -> str:
+    variants = sorted(block["variants"])
+    names = sorted({m for v in variants for m in block["variants"][v]["metrics"]})
+    comp = block.get("comparison") or {}
+    head = "".join(f"<th>{escape(v)}</th>" for v in variants) + ("<th>optimized − baseline</th>" if comp else "")
+    rows = []
+    for m in names:
+        cells = "".join(f"<td>{_est(block['variants'][v]['metrics'].get(m))}</td>" for v in variants)
+        if comp:
+            cells += f"<td>{_est(comp.get(m))}</td>"
+        mark = " ★" if m == block["primary"] else " †" if m in block["guarded"] else ""
+        rows.append(f"<tr><td>{escape(m)}{mark}</td>{cells}</tr>")
+    return f"<table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def role_plots(role: str, block: dict[str, Any]) -> list[str]:
+    out = []
+    rows = [(m, v, e["value"], e["lo"], e["hi"]) for v in sorted(block["variants"])
+            for m, e in sorted(block["variants"][v]["metrics"].items()) if _is_rate(m) and e.get("n")]
+    rows.sort(key=lambda r: (r[0], r[1]))
+    if rows:
+        out.append(interval_plot([(a, b, *(x if x is not None else float("nan") for x in r)) for a, b, *r in rows],
+                                 f"{role}: metrics with {95}% intervals", kind="metrics"))
+    comp = block.get("comparison") or {}
+    drows = [(m, "optimized − baseline", e["value"], e["lo"], e["hi"]) for m, e in sorted(comp.items()) if e.get("n")]
+    if drows:
+        out.append(interval_plot([(a, b, *(x if x is not None else float("nan") for x in r)) for a, b, *r in drows],
+                                 f"{role}: paired differences", zero_line=True, kind="differences"))
+    return out
+
+
+def loss_plots(role: str, trials: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for phase in ("sft", "dpo"):
+        series = []
+        for t in trials:
+            pts = [(p["step"], p["loss"]) for p in t.get("loss_curve") or [] if p.get("phase") == phase]
+            if pts:
+                ab = ",".join(f"{k}={v}" for k, v in sorted((t.get("ablation") or {}).items()))
+                series.append((f"{t['variant']} s{t.get('seed')}{(' ' + ab) if ab else ''}", pts))
+        if series:
+            out.append(line_chart(series, f"{role}: {phase.upper()} loss", kind="loss"))
+    return out
+
+
+def ablation_plots(block: dict[str, Any]) -> list[str]:
+    return [heatmap(g["rows"], g["cols"], g["values"], f"{g['metric']} by {g['key']}", row_label=g["key"],
+                    col_label="variant" if "×" not in g["key"] else g["key"].split(" × ")[1], kind="ablation")
+            for g in block.get("ablations") or [] if g["rows"]]
+
+
+def manifest_table(manifest: dict[str, Any]) -> str:
+    keys = ["report_id", "bundle_id", "config_hash", "code_version", "model", "seeds", "wall_s", "created_at"]
+    rows = "".join(f"<tr><td>{escape(k)}</td><td><code>{_f(manifest.get(k))}</code></td></tr>" for k in keys)
+    hw = manifest.get("hardware") or {}
+    rows += "".join(f"<tr><td>hardware.{escape(k)}</td><td><code>{_f(v)}</code></td></tr>" for k, v in hw.items())
+    return f"<table>{rows}</table>"
+
+
+def render_html(results: dict[str, Any], manifest: dict[str, Any], title: str = "TraceBridge report") -> str:
+    """The whole page as one string."""
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
+             f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>"]
+    summary = "".join(
+        f"<tr><td>{escape(r)}</td><td>{escape(b['primary'])}</td><td class='{'win' if b.get('winner') else 'none'}'>"
+        f"{escape(str(b.get('winner') or 'none'))}</td><td>{escape(b.get('winner_reason', ''))}</td></tr>"
+        for r, b in results["roles"].items())
+    parts.append("<section><h2>Winners</h2><p>A variant wins a role only when the paired interval of its uplift "
+                 "on the primary metric (★) excludes zero and no guarded metric (†) regresses significantly.</p>"
+                 f"<table><tr><th>role</th><th>primary</th><th>winner</th><th>why</th></tr>{summary}</table></section>")
+    for role, block in results["roles"].items():
+        trials = [t for t in results.get("trials", []) if t.get("role") == role]
+        parts.append(f"<section id='role-{escape(role)}'><h2>{escape(role)}</h2>{metric_table(block)}")
+        parts += role_plots(role, block) + loss_plots(role, trials) + ablation_plots(block)
+        parts.append("</section>")
+    parts.append(f"<section><h2>Manifest</h2>{manifest_table(manifest)}</section></body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,92 @@
+"""The report manifest: what produced the results and hashes of every result file, so a pulled
+report can be verified. Fields: report_id, created_at, bundle_id, config (resolved) +
+config_hash, code_version (git sha, or the package version), model, seeds, hardware, wall_s,
+gpu_hours, files [{path, sha256, bytes}].
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tracebridge.schema.canonical import sha256_bytes, sha256_json, utc_now
+
+
+def code_version(repo: Path | None = None) -> str:
+    """``git:<sha>[+dirty]`` of the checkout, else ``tracebridge-<version>``."""
+    repo = repo or Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return f"git:{sha}{'+dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"tracebridge-{version('tracebridge')}"
+        except PackageNotFoundError:
+            return "unknown"
+
+
+def hardware() -> dict[str, Any]:
+    """CPU/GPU description of this machine."""
+    hw: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
+                          "cpus": os.cpu_count()}
+    try:
+        import torch
+
+        hw["torch"] = torch.__version__
+        hw["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            hw["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except ImportError:
+        pass
+    return hw
+
+
+def file_entry(path: Path, root: Path) -> dict[str, Any]:
+    data = path.read_bytes()
+    return {"path": str(path.relative_to(root)), "sha256": sha256_bytes(data), "bytes": len(data)}
+
+
+def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], trials: list[dict[str, Any]],
+                   wall_s: float, bundle_id: str | None = None) -> dict[str, Any]:
+    """The manifest of a report folder (pure apart from hashing ``files`` and asking git)."""
+    hw = hardware()
+    bundle = bundle_id or next((t.get("bundle_id") for t in trials if t.get("bundle_id")), None)
+    gpus = len(hw.get("gpus") or [])
+    trial_wall = sum(float(t.get("wall_s") or 0.0) for t in trials)
+    man = {
+        "created_at": utc_now(), "bundle_id": bundle, "config": config, "config_hash": sha256_json(config),
+        "code_version": code_version(), "model": sorted({str(t.get("model")) for t in trials}),
+        "seeds": sorted({t.get("seed") for t in trials if t.get("seed") is not None}),
+        "trials": [{"role": t.get("role"), "variant": t.get("variant"), "seed": t.get("seed"),
+                    "config_hash": t.get("config_hash"), "ablation": t.get("ablation") or {}} for t in trials],
+        "hardware": hw, "wall_s": wall_s, "trial_wall_s": trial_wall, "gpu_hours": gpus * trial_wall / 3600,
+        "files": [file_entry(p, out_dir) for p in files],
+    }
+    man["report_id"] = sha256_json({"files": man["files"], "config_hash": man["config_hash"], "bundle": bundle})
+    return man
+
+
+def verify_report(out_dir: Path) -> list[str]:
+    """Problems of a report folder (missing or changed files); empty when it verifies."""
+    import json
+
+    out_dir = Path(out_dir)
+    mpath = out_dir / "manifest.json"
+    if not mpath.is_file():
+        return [f"{mpath}: missing"]
+    probs = []
+    for i, f in enumerate(json.loads(mpath.read_text()).get("files") or []):
+        p = out_dir / f["path"]
+        if not p.is_file():
+            probs.append(f"{mpath}:files[{i}].path: {f['path']} is missing")
+        elif sha256_bytes(p.read_bytes()) != f["sha256"]:
+            probs.append(f"{mpath}:files[{i}].sha256: {f['path']} was modified")
+    return probs

@@ -1,0 +1,139 @@
+"""Aggregate trial results (the dicts ``run_trial`` returns, with their ``eval_items.json``) into
+``results.json``: per role and variant, metrics with bootstrap intervals over the pooled test
+items of all seeds; baseline vs optimized as paired differences (same seed, same ablation
+values, same items); the winner per role; ablation grids. Pure apart from reading the items.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from tracebridge.eval.metrics import HIGHER_IS_BETTER
+from tracebridge.eval.stats import Estimate, bootstrap, decide_winner, paired_difference
+
+# the metric a role's winner is decided on, and the metrics that must not regress
+PRIMARY = {"planner": "plan_validity", "worker": "action_match", "verifier": "accuracy"}
+GUARDED = {"planner": ["replan_rate", "cl_success"],
+           "worker": ["tool_call_validity", "error_recurrence", "cl_success"],
+           "verifier": ["false_stop_rate", "unnecessary_replan_rate", "cl_success"]}
+NOT_POOLED = {"uplift_vs_majority"}
+
+
+def load_items(result: dict[str, Any]) -> dict[str, Any]:
+    """The per-item values of a trial (``eval_items.json``), with closed-loop metrics as ``cl_*``."""
+    path = result.get("eval_items_path")
+    if not path or not Path(path).is_file():
+        return {"items": {}, "item_ids": []}
+    data = json.loads(Path(path).read_text())
+    cl = data.get("closed_loop") or {}
+    for k, v in (cl.get("items") or {}).items():
+        data["items"][f"cl_{k}"] = v
+    return data
+
+
+def ablation_of(result: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((result.get("ablation") or {}).items()))
+
+
+def _pool(parts: list[tuple[list[float], list[float]]]) -> tuple[list[float], list[float]]:
+    return [x for p in parts for x in p[0]], [x for p in parts for x in p[1]]
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_clean(x) for x in v]
+    return v
+
+
+def _variant_block(trials: list[dict[str, Any]], items: list[dict[str, Any]], n_boot: int, ci: float) -> dict[str, Any]:
+    metrics = sorted({k for it in items for k in it["items"]} - NOT_POOLED)
+    out: dict[str, Any] = {"seeds": sorted({t.get("seed") for t in trials}), "trials": len(trials), "metrics": {}}
+    for m in metrics:
+        num, den = _pool([it["items"][m] for it in items if m in it["items"]])
+        out["metrics"][m] = bootstrap(num, den, n_boot, ci).to_dict()
+    if any("majority_accuracy" in it["items"] for it in items):
+        a = _pool([it["items"]["accuracy"] for it in items])
+        b = _pool([it["items"]["majority_accuracy"] for it in items])
+        out["metrics"]["uplift_vs_majority"] = paired_difference(a, b, n_boot, ci).to_dict()
+    out["wall_s"] = sum(t.get("wall_s", 0.0) for t in trials)
+    return out
+
+
+def compare_variants(base: list[tuple[dict, dict]], opt: list[tuple[dict, dict]], n_boot: int,
+                     ci: float) -> dict[str, Estimate]:
+    """Paired differences optimized − baseline over trials matched by seed and ablation values."""
+    key = lambda t: (t.get("seed"), ablation_of(t))  # noqa: E731
+    bmap = {key(t): it for t, it in base}
+    pairs = [(it, bmap[key(t)]) for t, it in opt if key(t) in bmap]
+    out: dict[str, Estimate] = {}
+    metrics = sorted({k for a, b in pairs for k in a["items"] if k in b["items"]} - NOT_POOLED - {"majority_accuracy"})
+    for m in metrics:
+        a = [p[0]["items"][m] for p in pairs if m in p[1]["items"]]
+        b = [p[1]["items"][m] for p in pairs if m in p[0]["items"]]
+        if all(len(x[0]) == len(y[0]) for x, y in zip(a, b)):
+            out[m] = paired_difference(_pool(a), _pool(b), n_boot, ci)
+    return out
+
+
+def ablation_grids(role: str, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean primary metric per ablation value × variant (one key) or value × value (two keys)."""
+    keys = sorted({k for t in trials for k in (t.get("ablation") or {})})
+    metric = f"{role}/{PRIMARY[role]}"
+    grids = []
+    for k in keys:
+        cells: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for t in trials:
+            ab = t.get("ablation") or {}
+            if k in ab and isinstance(t.get(metric), (int, float)) and not math.isnan(t[metric]):
+                cells[(str(ab[k]), t["variant"])].append(float(t[metric]))
+        rows = sorted({r for r, _ in cells}, key=lambda s: (len(s), s))
+        cols = sorted({c for _, c in cells})
+        grids.append({"role": role, "key": k, "metric": metric, "rows": rows, "cols": cols,
+                      "values": [[(sum(cells[(r, c)]) / len(cells[(r, c)])) if cells.get((r, c)) else None
+                                  for c in cols] for r in rows]})
+    if len(keys) >= 2:
+        k1, k2 = keys[:2]
+        cells = defaultdict(list)
+        for t in trials:
+            ab = t.get("ablation") or {}
+            if k1 in ab and k2 in ab and isinstance(t.get(metric), (int, float)):
+                cells[(str(ab[k1]), str(ab[k2]))].append(float(t[metric]))
+        rows, cols = sorted({r for r, _ in cells}), sorted({c for _, c in cells})
+        grids.append({"role": role, "key": f"{k1} × {k2}", "metric": metric, "rows": rows, "cols": cols,
+                      "values": [[(sum(cells[(r, c)]) / len(cells[(r, c)])) if cells.get((r, c)) else None
+                                  for c in cols] for r in rows]})
+    return grids
+
+
+def build_results(trials: list[dict[str, Any]], n_boot: int = 1000, ci: float = 0.95) -> dict[str, Any]:
+    """``results.json`` content from trial result dicts (see the module docstring)."""
+    by_role: dict[str, dict[str, list[tuple[dict, dict]]]] = defaultdict(lambda: defaultdict(list))
+    for t in trials:
+        by_role[t["role"]][t["variant"]].append((t, load_items(t)))
+    roles: dict[str, Any] = {}
+    for role, variants in sorted(by_role.items()):
+        block: dict[str, Any] = {"primary": PRIMARY[role], "guarded": GUARDED[role], "variants": {}}
+        for v, pairs in sorted(variants.items()):
+            block["variants"][v] = _variant_block([p[0] for p in pairs], [p[1] for p in pairs], n_boot, ci)
+        if "baseline" in variants and "optimized" in variants:
+            diffs = compare_variants(variants["baseline"], variants["optimized"], n_boot, ci)
+            block["comparison"] = {k: e.to_dict() for k, e in diffs.items()}
+            primary = diffs.get(PRIMARY[role], Estimate(float("nan"), float("nan"), float("nan"), 0))
+            guards = {g: diffs[g] for g in GUARDED[role] if g in diffs}
+            hib = {g: HIGHER_IS_BETTER.get(g.removeprefix("cl_"), True) for g in guards}
+            verdict = decide_winner(primary, guards, hib)
+            block["winner"], block["winner_reason"] = verdict.winner, verdict.reason
+        else:
+            block["winner"], block["winner_reason"] = None, "needs both baseline and optimized trials"
+        block["ablations"] = ablation_grids(role, [p[0] for ps in variants.values() for p in ps])
+        roles[role] = block
+    slim = [{k: v for k, v in t.items()} for t in trials]
+    return _clean({"roles": roles, "trials": slim, "n_boot": n_boot, "ci": ci})

@@ -1,0 +1,58 @@
+"""Monthly mapping/reward review: drift, unmapped emojis, proposals, skipped rows."""
+
+from __future__ import annotations
+
+import orjson
+
+from tracebridge.ops.monthly import monthly_review, to_markdown
+
+MAPPING = {"version": 3, "mapping": {"❤️": 2, "❤": 2, "👍": 1, "👎": -1, "🙈": -2}}
+
+
+def _rows(month, counts, removed=()):
+    out, i = [], 0
+    for emoji, n in counts.items():
+        for _ in range(n):
+            i += 1
+            out.append({"time": f"{month}-{1 + i % 27:02d}T10:00:00Z", "chat": 1, "message_id": i,
+                        "user": "h", "emoji": emoji, "change": "added", "score": None, "update_id": i})
+    for emoji in removed:
+        out.append({"time": f"{month}-28T10:00:00Z", "emoji": emoji, "change": "removed"})
+    return out
+
+
+def _write(tmp_path, rows, extra=b""):
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows) + extra)
+    mapping = tmp_path / "mapping.json"
+    mapping.write_bytes(orjson.dumps(MAPPING))
+    return ledger, mapping
+
+
+def test_drift_unmapped_and_proposals(tmp_path):
+    rows = _rows("2026-01", {"👍": 40, "❤": 20, "👎": 5}) + \
+        _rows("2026-02", {"👍": 10, "❤️": 10, "👎": 25, "🔥": 12, "🦄": 6, "🫠": 1}, removed=["👍", "👍"])
+    ledger, mapping = _write(tmp_path, rows, b'{"emoji": "x"}\nnot json\n')
+    rep = monthly_review(ledger, mapping, "2026-02", min_count=5)
+    assert rep["previous_month"] == "2026-01" and rep["mapping_version"] == 3
+    assert rep["emojis"]["2026-02"]["net"]["👍"] == 8 and rep["emojis"]["2026-02"]["net"]["❤"] == 10
+    assert rep["drift"]["drifted"] and rep["drift"]["chi2_p"] < 0.05
+    assert rep["unmapped"] == {"🔥": 12, "🦄": 6, "🫠": 1}
+    props = {p["emoji"]: p for p in rep["proposals"]}
+    assert props["🔥"]["proposed_score"] == 1 and props["🦄"]["proposed_score"] is None
+    assert "🫠" not in props  # below min_count
+    assert props["🙈"]["change"] == "review"  # mapped, unused for two months
+    lc = rep["ledger_counts"]
+    assert lc["read"] == lc["used"] + len(lc["skipped"]) + lc["other_months"]
+    assert lc["skipped"] == [f"{ledger}:{len(rows) + 1}:time: missing or invalid", f"{ledger}:{len(rows) + 2}: "
+                             + lc["skipped"][1].split(": ", 1)[1]]
+    md = to_markdown(rep)
+    assert "**drifted**" in md and "add 🔥 → 1" in md
+
+
+def test_same_distribution_does_not_drift(tmp_path):
+    rows = _rows("2026-01", {"👍": 30, "❤": 20}) + _rows("2026-02", {"👍": 31, "❤": 19})
+    ledger, mapping = _write(tmp_path, rows)
+    rep = monthly_review(ledger, mapping, "2026-02")
+    assert not rep["drift"]["drifted"] and rep["unmapped"] == {}
+    assert rep["scores"]["2026-02"]["mean"] > 1

@@ -1,0 +1,76 @@
+"""Scheduling units render, install idempotently, and refuse unsafe paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tracebridge.ops.schedule import (
+    BEGIN,
+    END,
+    ScheduleError,
+    cron_lines,
+    install_cron,
+    merge_crontab,
+    render,
+    systemd_units,
+)
+
+INFRA = Path(__file__).resolve().parents[2] / "infra"
+
+
+def test_systemd_units_render_complete():
+    units = systemd_units(INFRA, "/srv/tb", "/srv/tb/.venv/bin/tracebridge")
+    assert set(units) == {f"tracebridge-{u}.{e}" for u in ("shadow", "weekly", "monthly") for e in ("service", "timer")}
+    svc = units["tracebridge-shadow.service"]
+    assert "ExecStart=/srv/tb/.venv/bin/tracebridge shadow-cycle --config configs/ops/shadow.yaml" in svc
+    assert "WorkingDirectory=/srv/tb" in svc and "@" not in svc
+    assert "OnCalendar=*-*-* 02:15:00 UTC" in units["tracebridge-shadow.timer"]
+    assert "OnCalendar=Sun *-*-* 03:00:00 UTC" in units["tracebridge-weekly.timer"]
+    for name, text in units.items():  # every unit parses as INI sections
+        sections = [ln for ln in text.splitlines() if ln.startswith("[")]
+        assert "[Unit]" in sections and ("[Service]" in sections if name.endswith("service") else "[Timer]" in sections)
+
+
+def test_cron_lines_are_valid_five_field_entries():
+    block = cron_lines(INFRA, "/srv/tb", "/usr/bin/python3 -m tracebridge.cli")
+    body = [ln for ln in block.splitlines() if ln and not ln.startswith("#") and "=" not in ln.split()[0]]
+    assert len(body) == 3
+    for ln in body:
+        fields = ln.split()
+        assert len(fields) > 5 and all(f[0].isdigit() or f == "*" for f in fields[:5])
+    assert "shadow-cycle --config configs/ops/shadow.yaml" in block
+
+
+def test_merge_crontab_replaces_an_earlier_install():
+    block = f"{BEGIN}\n0 1 * * * new\n{END}\n"
+    old = f"MAILTO=me\n5 5 * * * backup\n{BEGIN}\n0 1 * * * old\n{END}\n"
+    merged = merge_crontab(old, block)
+    assert merged == "MAILTO=me\n5 5 * * * backup\n" + block
+    assert merge_crontab(merged, block) == merged
+    assert merge_crontab("", block) == block
+
+
+@pytest.mark.parametrize("workdir, bin_", [("relative/dir", "/bin/tb"), ("/srv/my dir", "/bin/tb"),
+                                            ("/srv/tb", "/bin/tb%i"), ("/srv/$HOME", "/bin/tb")])
+def test_unsafe_paths_are_refused(workdir, bin_):
+    with pytest.raises(ScheduleError):
+        render("x @WORKDIR@ @BIN@", workdir, bin_)
+
+
+def test_install_cron_through_the_crontab_program(tmp_path, monkeypatch):
+    table = tmp_path / "table"
+    fake = tmp_path / "bin" / "crontab"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\nif [ \"$1\" = -l ]; then cat {table} 2>/dev/null || exit 1; "
+                    f"else cat > {table}; fi\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    block = cron_lines(INFRA, "/srv/tb", "/srv/tb/bin/tracebridge")
+    install_cron(block)
+    table.write_text("MAILTO=ops\n" + table.read_text())
+    install_cron(block)
+    text = table.read_text()
+    assert text.startswith("MAILTO=ops\n") and text.count(BEGIN) == 1 and "shadow-cycle" in text

@@ -15,6 +15,7 @@ from tracebridge.cli.app import app
 # Command modules, imported for their registrations.
 COMMAND_MODULES = [
     "tracebridge.cli.core",
+    "tracebridge.cli.train",
 ]
 
 

@@ -44,6 +44,7 @@ def _pool(parts: list[tuple[list[float], list[float]]]) -> tuple[list[float], li
 
 
 def _clean(v: Any) -> Any:
+    """NaN/inf → None, recursively (strict JSON)."""
     if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
         return None
     if isinstance(v, dict):

@@ -1,0 +1,204 @@
+"""Training commands: ``tracebridge train`` (one role: trials + report), ``tracebridge eval``
+(a trained model on a bundle's test split) and ``tracebridge report`` (trial dirs → report, or
+``--verify`` a report folder). Heavy imports live inside the functions."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tracebridge.cli.app import app, fail, print_json
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def _headline(r: dict[str, Any]) -> dict[str, Any]:
+    from tracebridge.report.results import _clean
+
+    return _clean({k: v for k, v in r.items() if "/" in k and not k.endswith(("_lo", "_hi"))} | {
+        k: r.get(k) for k in ("role", "variant", "seed", "checkpoint_dir", "wall_s")})
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="A configs/train YAML.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides (e.g. train.lr=1e-4).")] = None,
+    bundle: Annotated[Path, typer.Option(help="Export bundle folder.")] = Path("bundle"),
+    out: Annotated[Path, typer.Option(help="Output folder: one sub-folder per trial, report/ on top.")] = Path("runs"),
+    model: Annotated[Path | None, typer.Option(help="A configs/model YAML replacing the config's model block.")] = None,
+    variants: Annotated[str | None, typer.Option(help="Comma list (default: the config's variant).")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Comma list (default: the config's seed).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Checkpoint or earlier trial folder (one trial only).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train and evaluate one role (each variant × seed), then write the report; exit 1 when a
+    trial fails."""
+    from tracebridge.config import ConfigError, to_dict
+    from tracebridge.train.config import load_train_config
+    from tracebridge.train.data import BundleError
+    from tracebridge.train.trial import run_trial
+
+    _quiet_libraries()
+    ov = list(overrides or [])
+    try:
+        base = load_train_config(str(config), ov, str(model) if model else None)
+    except ConfigError as exc:
+        fail(str(exc))
+    vs, ss = _csv(variants) or [base.variant], [int(s) for s in _csv(seeds)] or [base.seed]
+    if resume and len(vs) * len(ss) > 1:
+        fail("--resume continues one trial: give one variant and one seed")
+    t0, results, failed = time.time(), [], []
+    for v in vs:
+        for s in ss:
+            spec = {"config": str(config), "model": str(model) if model else None, "overrides": ov,
+                    "variant": v, "seed": s}
+            try:
+                r = run_trial({k: x for k, x in spec.items() if x is not None}, bundle,
+                              out / f"{base.role}-{v}-s{s}", resume_from=resume)
+            except (ConfigError, BundleError) as exc:
+                fail(str(exc))
+            except Exception as exc:  # a trial that crashes is reported, the others still run
+                failed.append({"variant": v, "seed": s, "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            results.append(r)
+            if not json_out:
+                typer.echo(json.dumps(_headline(r), default=str))
+    manifest = None
+    if results:
+        from tracebridge.report import write_report
+
+        manifest = write_report(results, out / "report", config=to_dict(base), wall_s=time.time() - t0,
+                                n_boot=base.eval.n_boot, ci=base.eval.ci, title=f"TraceBridge: {base.role}")
+    summary = {"trials": [_headline(r) for r in results], "failed": failed,
+               "report": str(out / "report" / "report.html") if results else None,
+               "winners": (manifest or {}).get("winners")}
+    if json_out:
+        print_json(summary)
+    else:
+        typer.echo(f"report: {summary['report']}  winners: {summary['winners']}  failed trials: {len(failed)}")
+    raise typer.Exit(1 if failed else 0)
+
+
+def _parse_min(items: list[str]) -> dict[str, float]:
+    out = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not sep:
+            fail(f"--min {it}: use metric=value, e.g. verifier/accuracy=0.6")
+        out[k] = float(v)
+    return out
+
+
+@app.command("eval")
+def eval_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="A trained model folder (a trial's checkpoint_dir).")],
+    config: Annotated[Path, typer.Argument(help="The configs/train YAML it was trained with.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides (role=..., eval.*).")] = None,
+    bundle: Annotated[Path, typer.Option(help="Export bundle folder.")] = Path("bundle"),
+    out: Annotated[Path | None, typer.Option(help="Write eval_items.json and metrics.json here.")] = None,
+    min_metric: Annotated[list[str] | None, typer.Option("--min", help="metric=value floor; exit 1 below it.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Evaluate a trained role model offline on the bundle's eval split (and closed loop when
+    ``eval.closed_loop.enabled``); exit 1 when a ``--min`` floor is not met."""
+    from dataclasses import replace
+
+    from tracebridge.config import ConfigError
+    from tracebridge.eval.offline import evaluate_offline
+    from tracebridge.train.config import load_train_config
+    from tracebridge.train.data import BundleError, load_role_data, verify_bundle_dir
+    from tracebridge.train.models import build_model_and_tokenizer
+
+    _quiet_libraries()
+    floors = _parse_min(list(min_metric or []))
+    try:
+        cfg = load_train_config(str(config), list(overrides or []))
+        if cfg.data.verify_bundle:
+            verify_bundle_dir(bundle)
+        data = load_role_data(bundle, cfg.role)
+    except (ConfigError, BundleError) as exc:
+        fail(str(exc))
+    if not (checkpoint / "config.json").is_file():
+        fail(f"{checkpoint}: not a saved model folder (no config.json)")
+    import torch
+
+    torch.set_num_threads(cfg.threads)
+    model, tok = build_model_and_tokenizer(replace(cfg.model, init="pretrained", path=str(checkpoint),
+                                                   chat_template="native"))
+    split = cfg.data.eval_split
+    rows = data.split(data.sft, split) + (data.split(data.recovery_sft, split) if cfg.role == "worker" else [])
+    res = evaluate_offline(model, tok, cfg.role, rows, data.split(data.pref, split), cfg.eval,
+                           data.split(data.sft, "train"), None, cfg.dpo.beta, cfg.seed)
+    metrics: dict[str, Any] = res.flat()
+    if cfg.eval.closed_loop.enabled:
+        from tracebridge.eval.closed_loop import evaluate_closed_loop
+
+        metrics.update(evaluate_closed_loop(model, tok, cfg).flat())
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "eval_items.json").write_text(json.dumps({"role": cfg.role, "item_ids": res.item_ids,
+                                                         "items": res.items, "extra": res.extra}))
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    below = {k: metrics.get(k) for k, v in floors.items() if not (metrics.get(k) is not None and metrics[k] >= v)}
+    if json_out:
+        from tracebridge.report.results import _clean
+
+        print_json(_clean({"metrics": metrics, "extra": res.extra, "below_floor": below}))
+    else:
+        for k, v in sorted(metrics.items()):
+            if not k.endswith(("_lo", "_hi")):
+                typer.echo(f"{k:40s} {v:.4f}  [{metrics.get(k + '_lo', float('nan')):.4f}, "
+                           f"{metrics.get(k + '_hi', float('nan')):.4f}]")
+        if below:
+            typer.echo(f"below floor: {below}", err=True)
+    raise typer.Exit(1 if below else 0)
+
+
+@app.command()
+def report(
+    trial_dirs: Annotated[list[Path], typer.Argument(help="Trial folders (with trial.json), or roots to search.")],
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
+    verify: Annotated[bool, typer.Option("--verify", help="Only verify the manifest of the report folder(s) given.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write results.json + report.html + manifest.json from trial folders; with ``--verify``,
+    check a report folder's hashes (exit 1 on any problem)."""
+    from tracebridge.report import verify_report, write_report
+
+    if verify:
+        probs = [p for d in trial_dirs for p in verify_report(d)]
+        if json_out:
+            print_json({"ok": not probs, "problems": probs})
+        else:
+            typer.echo("\n".join(probs) or "report verifies")
+        raise typer.Exit(1 if probs else 0)
+    files = [p for d in trial_dirs for p in ([d / "trial.json"] if (d / "trial.json").is_file()
+                                             else sorted(d.rglob("trial.json")))]
+    if not files:
+        fail(f"no trial.json under {', '.join(map(str, trial_dirs))}")
+    trials = [json.loads(f.read_text())["result"] for f in files]
+    manifest = write_report(trials, out, config={"trials": [str(f) for f in files]})
+    summary = {"report": str(out / "report.html"), "trials": len(trials), "winners": manifest.get("winners"),
+               "report_id": manifest["report_id"]}
+    if json_out:
+        print_json(summary)
+    else:
+        typer.echo(f"{summary['report']}  ({len(trials)} trials)  winners: {summary['winners']}")

@@ -1,0 +1,95 @@
+"""The operations commands end to end through the CLI: exit codes and --json summaries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.ops.test_gates import make_samples
+from tests.ops.test_review import NOW, good_set
+from tracebridge.cli import app
+from tracebridge.config import load_config, schema_for
+from tracebridge.ops.samples import write_samples
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def _samples(tmp_path, name, **kw):
+    ss = make_samples(**kw)
+    p = tmp_path / name
+    write_samples(p, [s for arm in ss.by_arm.values() for s in arm])
+    return p
+
+
+def test_gate_promote_rollback_policy(tmp_path):
+    gates = ROOT / "configs/gates/default.yaml"
+    state = tmp_path / "state"
+    bad = _samples(tmp_path, "bad.jsonl", success=(0.7, 0.4))
+    r = run("gate", "--samples", bad, "--config", gates, "--out", tmp_path / "bad.json", "--json")
+    assert r.exit_code == 1 and not json.loads(r.stdout)["passed"]
+    r = run("promote", "--report", tmp_path / "bad.json", "--state", state, "--json")
+    assert r.exit_code == 1 and "gate did not pass" in json.loads(r.stdout)["reason"]
+
+    good = _samples(tmp_path, "good.jsonl")
+    r = run("gate", "--samples", good, "--config", gates, "--candidate-policy", "v2", "--baseline-policy", "v1",
+            "--out", tmp_path / "good.json")
+    assert r.exit_code == 0, r.output
+    assert "PASS" in r.stdout
+    r = run("promote", "--report", tmp_path / "good.json", "--state", state, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["record"]["active_policy"] == "v2"
+    r = run("ops", "policy", "--state", state, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["active"]["active_policy"] == "v2"
+    r = run("rollback", "--state", state, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["record"]["active_policy"] == "v1"
+    r = run("rollback", "--state", state)
+    assert r.exit_code == 1 and "nothing to roll back" in r.output
+
+
+def test_gate_input_errors(tmp_path):
+    assert run("gate").exit_code == 2
+    assert run("gate", "--samples", tmp_path / "nope.jsonl").exit_code == 2
+    p = _samples(tmp_path, "s.jsonl", n=60)
+    r = run("gate", "--samples", p, "--config", ROOT / "configs/gates/default.yaml", "alpha=2")
+    assert r.exit_code == 2 and "alpha=2" in r.output
+
+
+def test_review_command(tmp_path):
+    good_set(tmp_path / "artifacts")
+    r = run("review", "--days", 3, "--artifacts", tmp_path / "artifacts", "--now", NOW.isoformat(), "--json")
+    assert r.exit_code == 0, r.output
+    assert [ln["criterion"] for ln in json.loads(r.stdout)["lines"]] == [
+        "cycles", "runtime_hook", "uplift", "integrity", "feedback", "chunk_policy"]
+    r = run("review", "--days", 3, "--artifacts", tmp_path / "empty", "--now", NOW.isoformat())
+    assert r.exit_code == 1 and "FAIL" in r.stdout
+
+
+def test_install_schedule_prints_units():
+    r = run("ops", "install-schedule", "--workdir", ROOT, "--bin", "/opt/tb/bin/tracebridge")
+    assert r.exit_code == 0 and "ExecStart=/opt/tb/bin/tracebridge shadow-cycle" in r.stdout
+    assert "systemctl --user enable --now tracebridge-shadow.timer" in r.stdout
+    r = run("ops", "install-schedule", "--kind", "cron", "--workdir", ROOT, "--bin", "/opt/tb/bin/tracebridge", "--json")
+    assert r.exit_code == 0 and "15 2 * * *" in json.loads(r.stdout)["files"]["crontab"]
+
+
+def test_install_schedule_writes_systemd_units(tmp_path):
+    r = run("ops", "install-schedule", "--install", "--unit-dir", tmp_path, "--workdir", ROOT,
+            "--bin", "/opt/tb/bin/tracebridge")
+    assert r.exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir())[0] == "tracebridge-monthly.service"
+    assert len(list(tmp_path.iterdir())) == 6
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs/ops").glob("*.yaml")) + sorted((ROOT / "configs/gates").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_ops_config_loads_and_documents_itself(path):
+    text = path.read_text()
+    assert text.startswith("#") and "tracebridge" in text.splitlines()[1]
+    load_config(schema_for(path), path)

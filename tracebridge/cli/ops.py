@@ -1,0 +1,225 @@
+"""Operations commands: ``shadow-cycle``, ``review``, ``gate``, ``promote``, ``rollback`` and the
+``ops`` group (``install-schedule``, ``policy``, ``monthly-review``, ``weekly``, ``phase2-report``).
+
+Every command takes ``--json`` and exits 1 when what it checks fails (2 on bad input).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tracebridge.cli.app import app, fail, print_json
+
+ops_app = typer.Typer(no_args_is_help=True, help="Operations: schedules, policy state, cadence reports.")
+app.add_typer(ops_app, name="ops")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
+Overrides = Annotated[list[str] | None, typer.Argument(help="key.sub=value config overrides.")]
+OPS_CONFIG = Path("configs/ops/shadow.yaml")
+
+
+def _ops_config(path: Path | None, overrides: list[str] | None = None) -> Any:
+    from tracebridge.config import ConfigError, load_config
+    from tracebridge.ops.config import OpsConfig
+
+    if path == OPS_CONFIG and not path.exists():
+        path = None  # the default file is optional: schema defaults
+    try:
+        return load_config(OpsConfig, path, overrides or [])
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for h in header:
+        t.add_column(h, overflow="fold")
+    for r in rows:
+        t.add_row(*r)
+    Console(width=160).print(t)
+
+
+def _mark(status: str | bool) -> str:
+    s = {True: "pass", False: "fail"}.get(status, status) if isinstance(status, bool) else status
+    return {"pass": "[green]PASS[/]", "fail": "[red]FAIL[/]"}.get(str(s), str(s))
+
+
+# --------------------------------------------------------------------------- canary gates
+
+
+@app.command()
+def gate(
+    traces: Annotated[Path | None, typer.Option(help="Trace root of the canary period (arms from labels).")] = None,
+    samples: Annotated[Path | None, typer.Option(help="JSONL of per-session samples instead of traces.")] = None,
+    config: Annotated[Path, typer.Option(help="Gate config (configs/gates/*.yaml).")] = Path("configs/gates/default.yaml"),
+    overrides: Overrides = None,
+    since: Annotated[str | None, typer.Option(help="Only runs started at/after this UTC timestamp.")] = None,
+    baseline_policy: Annotated[str | None, typer.Option(help="Policy id of the baseline (default: from labels).")] = None,
+    candidate_policy: Annotated[str | None, typer.Option(help="Policy id of the candidate (default: from labels).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the gate report here (input of promote --report).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Gate the canary slice against baseline: quality, cost, latency; exit 1 unless every gate passes."""
+    from tracebridge.config import ConfigError, load_config
+    from tracebridge.ops.config import GateConfig
+    from tracebridge.ops.gates import evaluate_gates, write_gate_report
+    from tracebridge.ops.samples import collect_from_traces, load_samples_file
+
+    if (traces is None) == (samples is None):
+        fail("give exactly one of --traces ROOT or --samples FILE")
+    src = traces if traces is not None else samples
+    if not src.exists():  # type: ignore[union-attr]
+        fail(f"{src}: no such file or folder")
+    try:
+        cfg = load_config(GateConfig, config if config.exists() else None, overrides or [])
+    except ConfigError as exc:
+        fail(str(exc))
+    ss = collect_from_traces(traces, since) if traces is not None else load_samples_file(samples)  # type: ignore[arg-type]
+    policies = ss.policies()
+    policies.update({k: v for k, v in (("baseline", baseline_policy), ("candidate", candidate_policy)) if v})
+    rep = evaluate_gates(ss, cfg, policies)
+    if out is not None:
+        write_gate_report(rep, out)
+    if json_out:
+        print_json({**rep.to_dict(), "report_path": str(out) if out else None})
+    else:
+        _table(f"tracebridge gate: {policies['candidate']} vs {policies['baseline']} (report {rep.report_id})",
+               ["gate", "status", "candidate", "baseline", "threshold", "evidence"],
+               [[c.name, _mark(c.status), str(c.candidate), str(c.baseline), c.threshold, c.reason]
+                for c in rep.checks])
+        for s in ss.skipped[:20]:
+            typer.echo(f"skipped {s['where']}: {s['reason']}")
+        typer.echo(f"{'PASS' if rep.passed else 'FAIL'}" + (f"; report written to {out}" if out else ""))
+    raise typer.Exit(0 if rep.passed else 1)
+
+
+# --------------------------------------------------------------------------- promotion
+
+
+def _state(config: Path | None, state: Path | None) -> Any:
+    from tracebridge.ops.promotion import PolicyState
+
+    if state is not None:
+        return PolicyState(state)
+    return PolicyState(Path(_ops_config(config).promotion.state_dir))
+
+
+@app.command()
+def promote(
+    report: Annotated[Path, typer.Option("--report", help="Gate report written by tracebridge gate --out.")],
+    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block.")] = OPS_CONFIG,
+    state: Annotated[Path | None, typer.Option(help="Policy state folder (overrides the config).")] = None,
+    allow_stale: Annotated[bool, typer.Option(help="Accept a report gated against another baseline.")] = False,
+    note: Annotated[str, typer.Option(help="Free text stored in the record.")] = "",
+    json_out: JsonOpt = False,
+) -> None:
+    """Make the gated candidate the active policy (needs a gate pass); record it atomically."""
+    from tracebridge.ops.promotion import PromotionError
+    from tracebridge.ops.promotion import promote as do_promote
+
+    st = _state(config, state)
+    require = not allow_stale and (state is not None or _ops_config(config).promotion.require_baseline_match)
+    try:
+        rec = do_promote(st, report, require_baseline_match=require, note=note)
+    except PromotionError as exc:
+        if json_out:
+            print_json({"promoted": False, "reason": str(exc)})
+        fail(str(exc), 1)
+    if json_out:
+        print_json({"promoted": True, "record": rec})
+    else:
+        typer.echo(f"promoted {rec['active_policy']} (previous {rec['previous_policy']}, record {rec['seq']}, "
+                   f"report {rec['report_id']}); rollback: tracebridge rollback --state {st.root}")
+
+
+@app.command()
+def rollback(
+    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block.")] = OPS_CONFIG,
+    state: Annotated[Path | None, typer.Option(help="Policy state folder (overrides the config).")] = None,
+    note: Annotated[str, typer.Option(help="Why (stored in the record).")] = "",
+    json_out: JsonOpt = False,
+) -> None:
+    """Restore the policy that was active before the current one, at once."""
+    from tracebridge.ops.promotion import PromotionError
+    from tracebridge.ops.promotion import rollback as do_rollback
+
+    st = _state(config, state)
+    try:
+        rec = do_rollback(st, note=note)
+    except PromotionError as exc:
+        if json_out:
+            print_json({"rolled_back": False, "reason": str(exc)})
+        fail(str(exc), 1)
+    if json_out:
+        print_json({"rolled_back": True, "record": rec})
+    else:
+        typer.echo(f"rolled back to {rec['active_policy']} (was {rec['previous_policy']}, record {rec['seq']})")
+
+
+@ops_app.command("policy")
+def policy(
+    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block.")] = OPS_CONFIG,
+    state: Annotated[Path | None, typer.Option(help="Policy state folder (overrides the config).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show the active policy and verify the promotion history; exit 1 if it is inconsistent."""
+    from tracebridge.ops.promotion import PromotionError, active_record, read_history, verify_history
+
+    st = _state(config, state)
+    try:
+        hist = read_history(st)
+    except PromotionError as exc:
+        fail(str(exc), 1)
+    problems = verify_history(hist)
+    active = active_record(st)
+    if hist and active != hist[-1]:
+        problems.append(f"{st.active_path}: differs from the last history record (repaired by the next change)")
+    if json_out:
+        print_json({"active": active, "records": len(hist), "problems": problems, "ok": not problems})
+    else:
+        typer.echo(f"active: {active['active_policy'] if active else 'none'}; {len(hist)} records")
+        for h in hist[-10:]:
+            typer.echo(f"  {h['seq']:>4} {h['at']} {h['action']:<8} {h['previous_policy']} -> {h['active_policy']}")
+        for p in problems:
+            typer.echo(f"problem: {p}")
+    raise typer.Exit(1 if problems else 0)
+
+
+# --------------------------------------------------------------------------- review
+
+
+@app.command()
+def review(
+    days: Annotated[int | None, typer.Option(help="Days reviewed (default: review.days of the config).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Ops config (artifacts_dir, review block).")] = OPS_CONFIG,
+    artifacts: Annotated[Path | None, typer.Option(help="Artifact folder (overrides the config).")] = None,
+    now: Annotated[str | None, typer.Option(help="End of the window, ISO UTC (default: now).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The 3-day review of the shadow cycles: pass/fail per criterion with evidence."""
+    from tracebridge.ops.review import review as do_review
+
+    cfg = _ops_config(config, [f"review.days={days}"] if days is not None else [])
+    root = artifacts or Path(cfg.artifacts_dir)
+    end = None
+    if now:
+        try:
+            end = dt.datetime.fromisoformat(now.replace("Z", "+00:00"))
+        except ValueError:
+            fail(f"--now {now}: not an ISO timestamp")
+        end = end if end.tzinfo else end.replace(tzinfo=dt.timezone.utc)  # type: ignore[union-attr]
+    rep = do_review(root, cfg.review, end)
+    if json_out:
+        print_json(rep.to_dict())
+    else:
+        _table(f"tracebridge review --days {cfg.review.days} ({root}; {len(rep.cycles)} cycles in window)",
+               ["criterion", "result", "evidence"], [[ln.criterion, _mark(ln.passed), ln.evidence] for ln in rep.lines])
+        typer.echo("PASS: phase 1 exit criteria met" if rep.passed else "FAIL")
+    raise typer.Exit(0 if rep.passed else 1)

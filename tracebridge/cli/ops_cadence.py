@@ -1,0 +1,106 @@
+"""Cadence commands of the ``ops`` group: ``install-schedule``, ``monthly-review``, ``weekly``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracebridge.cli.app import fail, print_json
+from tracebridge.cli.ops import OPS_CONFIG, JsonOpt, Overrides, _ops_config, ops_app
+
+
+@ops_app.command("install-schedule")
+def install_schedule(
+    kind: Annotated[str, typer.Option(help="systemd (user timers) | cron.")] = "systemd",
+    install: Annotated[bool, typer.Option("--install", help="Install instead of printing.")] = False,
+    enable: Annotated[bool, typer.Option("--enable", help="systemd: also run systemctl --user enable --now.")] = False,
+    workdir: Annotated[Path | None, typer.Option(help="Checkout the jobs run in (default: cwd).")] = None,
+    bin_: Annotated[str | None, typer.Option("--bin", help="tracebridge executable (default: next to python).")] = None,
+    unit_dir: Annotated[Path, typer.Option(help="Where systemd user units go.")] = Path("~/.config/systemd/user"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Print (default) or install the daily/weekly/monthly schedule from infra/systemd or infra/cron."""
+    import subprocess
+
+    from tracebridge.ops.schedule import (
+        ScheduleError,
+        cron_lines,
+        default_bin,
+        enable_commands,
+        install_cron,
+        install_systemd,
+        systemd_units,
+    )
+
+    wd = (workdir or Path.cwd()).resolve()
+    exe = bin_ or default_bin()
+    if kind not in ("systemd", "cron"):
+        fail(f"--kind {kind}: use systemd or cron")
+    try:
+        files = systemd_units(wd / "infra", str(wd), exe) if kind == "systemd" else \
+            {"crontab": cron_lines(wd / "infra", str(wd), exe)}
+        written: list[str] = []
+        if install and kind == "systemd":
+            written = [str(p) for p in install_systemd(files, unit_dir.expanduser())]
+        elif install:
+            install_cron(files["crontab"])
+            written = ["crontab"]
+    except ScheduleError as exc:
+        fail(str(exc), 1)
+    cmds = enable_commands() if kind == "systemd" else []
+    if install and enable and kind == "systemd":
+        for c in cmds:
+            res = subprocess.run(c, capture_output=True, text=True, check=False)
+            if res.returncode != 0:
+                fail(f"{' '.join(c)}: {res.stderr.strip()}", 1)
+    if json_out:
+        print_json({"kind": kind, "installed": written, "files": files, "enable": [" ".join(c) for c in cmds]})
+        return
+    if not install:
+        for name, text in files.items():
+            typer.echo(f"# ---- {name}\n{text}")
+    for w in written:
+        typer.echo(f"installed {w}")
+    if kind == "systemd" and not enable:
+        typer.echo("enable with:\n  " + "\n  ".join(" ".join(c) for c in cmds))
+
+
+def _last_month() -> str:
+    first = dt.datetime.now(dt.timezone.utc).replace(day=1)
+    return (first - dt.timedelta(days=1)).strftime("%Y-%m")
+
+
+@ops_app.command("monthly-review")
+def monthly_review(
+    config: Annotated[Path | None, typer.Option(help="Ops config with the monthly block.")] = OPS_CONFIG,
+    overrides: Overrides = None,
+    month: Annotated[str | None, typer.Option(help="YYYY-MM (default: last month).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for monthly-<YYYY-MM>.json and .md.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Reaction distribution drift, unmapped emojis and proposed mapping changes for a month."""
+    import orjson
+
+    from tracebridge.ops.monthly import monthly_review as do_review
+    from tracebridge.ops.monthly import to_markdown
+
+    cfg = _ops_config(config, overrides).monthly
+    m = month or _last_month()
+    try:
+        dt.datetime.strptime(m, "%Y-%m")
+        rep = do_review(cfg.ledger, cfg.mapping, m, cfg.min_count, cfg.drift_alpha)
+    except ValueError as exc:
+        fail(str(exc))
+    md = to_markdown(rep)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"monthly-{m}.json").write_bytes(orjson.dumps(rep, option=orjson.OPT_INDENT_2))
+        (out / f"monthly-{m}.md").write_text(md)
+    if json_out:
+        print_json(rep)
+    else:
+        sys.stdout.write(md)

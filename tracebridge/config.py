@@ -147,6 +147,8 @@ def to_yaml(cfg: Any) -> str:
 CONFIG_KINDS: dict[str, str] = {
     "model": "tracebridge.train.config:ModelConfig",
     "train": "tracebridge.train.config:TrainConfig",
+    "ops": "tracebridge.ops.config:OpsConfig",
+    "gates": "tracebridge.ops.config:GateConfig",
 }
 
 

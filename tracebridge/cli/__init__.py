@@ -16,6 +16,8 @@ from tracebridge.cli.app import app
 COMMAND_MODULES = [
     "tracebridge.cli.core",
     "tracebridge.cli.train",
+    "tracebridge.cli.ops",
+    "tracebridge.cli.ops_cadence",
 ]
 
 

@@ -57,6 +57,17 @@ def _suggest(bad: str, base: DictConfig) -> str:
     return f"; did you mean {match[0]!r}?" if match else ""
 
 
+def _open_maps(cfg: DictConfig) -> None:
+    """Lift struct mode from ``dict[str, X]`` fields: their keys are data (named entries), while
+    dataclass nodes, including a map's dataclass values, still reject unknown keys."""
+    for k in cfg.keys():
+        node = cfg._get_node(k)  # noqa: SLF001 - no public way without resolving
+        if isinstance(node, DictConfig):
+            if node._metadata.object_type in (dict, None):  # noqa: SLF001
+                OmegaConf.set_struct(node, False)
+            _open_maps(node)
+
+
 def read_yaml(path: str | Path) -> DictConfig:
     """Load a YAML config, applying its ``_base_`` (one level)."""
     path = Path(path)
@@ -95,6 +106,7 @@ def load_config(schema: type[T], path: str | Path | None = None,
     """
     base = OmegaConf.structured(schema)
     OmegaConf.set_struct(base, True)
+    _open_maps(base)
     layers: list[Any] = []
     problems: list[str] = []
     src = str(path) if path else None
@@ -147,6 +159,7 @@ def to_yaml(cfg: Any) -> str:
 CONFIG_KINDS: dict[str, str] = {
     "model": "tracebridge.train.config:ModelConfig",
     "train": "tracebridge.train.config:TrainConfig",
+    "collect": "tracebridge.sim.config:CollectConfig",
     "ops": "tracebridge.ops.config:OpsConfig",
     "gates": "tracebridge.ops.config:GateConfig",
 }

@@ -1,0 +1,78 @@
+"""Simulator commands: ``collect`` runs a collection matrix of benchmark episodes into traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracebridge.cli.app import app, fail, print_json
+
+
+@app.command()
+def collect(
+    config: Annotated[Path, typer.Argument(help="A YAML under configs/collect/.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Trace root (default: the config's out).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+) -> None:
+    """Run families × mixes × failures × seeds in the simulator and write schema-v2 traces.
+
+    Prints the class balance (verdict shares, failure → recovery share, success rate); exits 1
+    when a check of the config's ``checks`` block fails.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tracebridge.config import ConfigError, load_config
+    from tracebridge.sim.collect import collect as run_collect
+    from tracebridge.sim.config import CollectConfig
+
+    try:
+        cfg = load_config(CollectConfig, config, overrides or [])
+    except ConfigError as exc:
+        fail(str(exc), 1)
+    con = Console(stderr=True)
+    with Progress(TextColumn("[bold]collect[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=con, transient=json_out) as bar:
+        task = bar.add_task(cfg.name, total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = run_collect(cfg, str(out) if out else None, progress)
+    if json_out:
+        print_json(summary.to_dict())
+    else:
+        _print_summary(summary)
+    raise typer.Exit(0 if summary.passed else 1)
+
+
+def _print_summary(s: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    d = s.to_dict()  # type: ignore[attr-defined]
+    t = Table(title=f"tracebridge collect → {d['out']}", show_header=False)
+    shares = d["verdict_shares"]
+    rows = [
+        ("episodes", f"{d['episodes']} in {d['seconds']:.1f} s ({d['episodes_per_s']:.1f}/s)"),
+        ("verdicts continue / replan / end",
+         f"{shares['continue']:.1%} / {shares['replan']:.1%} / {shares['end']:.1%}  ({sum(d['verdicts'].values())})"),
+        ("expected verdicts (ground truth)", " / ".join(f"{v:.1%}" for v in d["expected_verdict_shares"].values())),
+        ("verifier accuracy vs ground truth", f"{d['verifier_accuracy']:.1%}"),
+        ("failure → recovery episodes", f"{d['recovery_share']:.1%} ({d['recovery_episodes']})"),
+        ("success rate", f"{d['success_rate']:.1%}"),
+        ("failure classes", ", ".join(f"{k}×{v}" for k, v in sorted(d["failure_classes"].items()))),
+        ("event types missing", ", ".join(d["missing_event_types"]) or "none"),
+        ("invalid outputs / crashed / capture errors", f"{d['invalid_outputs']} / {d['crashed']} / {d['capture_errors']}"),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    con = Console()
+    con.print(t)
+    for fam, f in d["by_family"].items():
+        con.print(f"  {fam}: {f['episodes']} episodes, success {f['success_rate']:.1%}, "
+                  f"recovery {f['recovery_share']:.1%}")
+    con.print("[green]PASS[/]" if s.passed else f"[red]FAIL[/]: {'; '.join(d['failed_checks'])}")  # type: ignore[attr-defined]

@@ -1,0 +1,258 @@
+"""The collection matrix: ``families × mixes × failures × seeds`` run over worker processes,
+each episode written as one schema-v2 run, summarised as the class balance the verifier views
+need (verdict shares, failure → recovery share, success rate) plus the post-run checks.
+
+Seeds are the config's fixed list plus N random ones; each run records its seed and kind in
+``runtime_config``. Random seeds come from ``seeds.random_source`` when set (a reproducible
+collection) or from OS entropy. Worker processes start through ``forkserver`` (safe with the
+progress bar's thread and with torch); model-backed roles build their backend once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import multiprocessing as mp
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracebridge.config import config_hash
+from tracebridge.schema.events import EVENT_TYPES
+from tracebridge.sim.config import ROLE_NAMES, CollectConfig, PolicyMix, RoleBackendConfig
+from tracebridge.sim.episode import EpisodeResult, EpisodeSpec, run_episode
+from tracebridge.sim.policies import RoleSet
+from tracebridge.sim.scripted import scripted_roles
+
+log = logging.getLogger(__name__)
+VERDICTS = ("continue", "replan", "end")
+ProgressFn = Callable[[int, int], None]
+
+
+def draw_random_seeds(n: int, source: int | None, exclude: list[int]) -> list[int]:
+    """``n`` distinct seeds not in ``exclude``: from ``random.Random(source)``, or OS entropy."""
+    rng: random.Random = random.Random(source) if source is not None else random.SystemRandom()
+    out: list[int] = []
+    while len(out) < n:
+        s = rng.randrange(10_000, 2**31)
+        if s not in exclude and s not in out:
+            out.append(s)
+    return out
+
+
+def expand_matrix(cfg: CollectConfig) -> list[EpisodeSpec]:
+    """Every episode of the matrix, in a fixed order."""
+    seeds = [(s, "fixed") for s in cfg.seeds.fixed]
+    seeds += [(s, "random") for s in draw_random_seeds(cfg.seeds.random, cfg.seeds.random_source, cfg.seeds.fixed)]
+    return [EpisodeSpec(family=fam, seed=seed, seed_kind=kind, mix=mname, skill=mix.skill, failure=fname,
+                        profile=prof, max_steps=cfg.max_steps, max_attempts=cfg.max_attempts, collection=cfg.name)
+            for fam in cfg.families for mname, mix in cfg.mixes.items() for fname, prof in cfg.failures.items()
+            for seed, kind in seeds]
+
+
+# --------------------------------------------------------------------------- roles per mix
+
+
+@functools.lru_cache(maxsize=8)
+def _backend(role_json: str) -> Any:
+    """Build (once per process) the chat backend of a role config given as canonical JSON."""
+    rc = RoleBackendConfig(**json.loads(role_json))
+    if rc.backend == "http":
+        import os
+
+        from tracebridge.sim.backends import OpenAIBackend
+
+        key = os.environ.get(rc.api_key_env) if rc.api_key_env else None
+        return OpenAIBackend(rc.base_url, rc.model, api_key=key, max_tokens=rc.max_new_tokens,
+                             temperature=rc.temperature, timeout_s=rc.timeout_s)
+    import torch
+
+    from tracebridge.config import load_config
+    from tracebridge.sim.backends import TransformersBackend
+    from tracebridge.train.config import ModelConfig
+    from tracebridge.train.models import build_model_and_tokenizer
+
+    torch.set_num_threads(1)
+    mcfg = load_config(ModelConfig, rc.model)
+    model, tok = build_model_and_tokenizer(mcfg)
+    model.eval()
+    return TransformersBackend(model, tok, name=mcfg.name, max_new_tokens=rc.max_new_tokens,
+                               temperature=rc.temperature)
+
+
+def roles_factory(mix: PolicyMix) -> Callable[[dict[str, random.Random]], RoleSet] | None:
+    """How to build a mix's roles from an episode's rngs (None = all scripted, the default)."""
+    if mix.scripted:
+        return None
+
+    def build(rngs: dict[str, random.Random]) -> RoleSet:
+        from tracebridge.sim.model_policies import MODEL_ROLES
+
+        roles = scripted_roles(mix.skill, rngs)
+        for r in ROLE_NAMES:
+            rc: RoleBackendConfig = getattr(mix, r)
+            if rc.backend != "scripted":
+                roles[r] = MODEL_ROLES[r](_backend(json.dumps(asdict(rc), sort_keys=True)), rngs[r])
+        return RoleSet(**roles)
+
+    return build
+
+
+def _run_chunk(specs: list[EpisodeSpec], out: str, mixes: dict[str, PolicyMix],
+               sandbox_dir: str | None) -> tuple[list[EpisodeResult], list[dict[str, str]]]:
+    results, errors = [], []
+    for spec in specs:
+        try:
+            results.append(run_episode(spec, out, roles_factory(mixes[spec.mix]), sandbox_dir))
+        except Exception as exc:  # setup failure (e.g. a model that will not load): report, go on
+            log.exception("episode %s failed to start", spec.key)
+            errors.append({"key": spec.key, "error": f"{type(exc).__name__}: {exc}"[:500]})
+    return results, errors
+
+
+# --------------------------------------------------------------------------- summary
+
+
+@dataclass
+class CollectSummary:
+    """Class balance and health of one collection (``to_dict`` is the ``--json`` output)."""
+
+    out: str
+    config_hash: str
+    episodes: int
+    seconds: float
+    episodes_per_s: float
+    seeds: dict[str, list[int]]
+    verdicts: dict[str, int]
+    verdict_shares: dict[str, float]
+    expected_verdict_shares: dict[str, float]
+    verifier_accuracy: float
+    recovery_episodes: int
+    recovery_share: float
+    success_rate: float
+    failure_classes: dict[str, int]
+    event_types: dict[str, int]
+    missing_event_types: list[str]
+    by_family: dict[str, dict[str, float]]
+    invalid_outputs: int
+    crashed: int
+    capture_errors: int
+    errors: list[dict[str, str]] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed_checks
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "passed": self.passed}
+
+
+def _shares(c: Counter[str]) -> dict[str, float]:
+    total = sum(c.values())
+    return {v: round(c.get(v, 0) / total, 4) if total else 0.0 for v in VERDICTS}
+
+
+def summarize(results: list[EpisodeResult], errors: list[dict[str, str]], cfg: CollectConfig,
+              seconds: float, out: str) -> CollectSummary:
+    """Fold episode results into the class balance and run the config's checks."""
+    n = len(results) or 1
+    verdicts, expected, types = Counter[str](), Counter[str](), Counter[str]()
+    for r in results:
+        verdicts.update(r.verdicts)
+        expected.update(r.expected_verdicts)
+        types.update(r.event_types)
+    fams: dict[str, dict[str, float]] = {}
+    for fam in sorted({r.family for r in results}):
+        rs = [r for r in results if r.family == fam]
+        fams[fam] = {"episodes": len(rs), "success_rate": round(sum(r.success for r in rs) / len(rs), 4),
+                     "recovery_share": round(sum(r.recovery for r in rs) / len(rs), 4)}
+    seeds: dict[str, list[int]] = {"fixed": [], "random": []}
+    for r in results:
+        if r.seed not in seeds[r.seed_kind]:
+            seeds[r.seed_kind].append(r.seed)
+    s = CollectSummary(
+        out=out, config_hash=config_hash(cfg), episodes=len(results), seconds=round(seconds, 3),
+        episodes_per_s=round(len(results) / seconds, 2) if seconds > 0 else 0.0, seeds=seeds,
+        verdicts={v: verdicts.get(v, 0) for v in VERDICTS}, verdict_shares=_shares(verdicts),
+        expected_verdict_shares=_shares(expected),
+        verifier_accuracy=round(sum(r.verdicts_correct for r in results) / max(1, sum(verdicts.values())), 4),
+        recovery_episodes=sum(r.recovery for r in results),
+        recovery_share=round(sum(r.recovery for r in results) / n, 4),
+        success_rate=round(sum(r.success for r in results) / n, 4),
+        failure_classes=dict(Counter(r.failure_class or "none" for r in results)), event_types=dict(types),
+        missing_event_types=[t for t in EVENT_TYPES if not types.get(t)], by_family=fams,
+        invalid_outputs=sum(r.invalid_outputs for r in results), crashed=sum(r.crashed for r in results),
+        capture_errors=sum(r.capture_errors for r in results), errors=errors)
+    s.failed_checks = _checks(s, cfg)
+    return s
+
+
+def _checks(s: CollectSummary, cfg: CollectConfig) -> list[str]:
+    c, out = cfg.checks, []
+    for v in VERDICTS:
+        if s.verdict_shares[v] < c.min_verdict_share:
+            out.append(f"verdict {v}: {s.verdict_shares[v]:.1%} < {c.min_verdict_share:.0%}")
+    if s.recovery_share < c.min_recovery_share:
+        out.append(f"recovery episodes: {s.recovery_share:.1%} < {c.min_recovery_share:.0%}")
+    if c.require_all_event_types and s.missing_event_types:
+        out.append(f"event types never emitted: {', '.join(s.missing_event_types)}")
+    if s.errors:
+        out.append(f"{len(s.errors)} episode(s) failed to start (first: {s.errors[0]['error']})")
+    if s.crashed:
+        out.append(f"{s.crashed} episode(s) crashed (recorded as episode_error)")
+    if s.capture_errors:
+        out.append(f"{s.capture_errors} capture error(s)")
+    return out
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def collect(cfg: CollectConfig, out: str | None = None, progress: ProgressFn | None = None) -> CollectSummary:
+    """Run the matrix and write the traces.
+
+    Args:
+        cfg: the collection config.
+        out: trace root (default ``cfg.out``).
+        progress: called as ``progress(done, total)`` after every finished chunk.
+
+    Returns:
+        The summary with the class balance and the failed checks (empty when all passed).
+    """
+    root = out or cfg.out
+    Path(root).mkdir(parents=True, exist_ok=True)
+    specs = expand_matrix(cfg)
+    chunks = [specs[i:i + cfg.chunk] for i in range(0, len(specs), cfg.chunk)]
+    results: list[EpisodeResult] = []
+    errors: list[dict[str, str]] = []
+    t0 = time.perf_counter()
+    if progress:
+        progress(0, len(specs))
+    if cfg.workers <= 1 or len(chunks) == 1:
+        for ch in chunks:
+            r, e = _run_chunk(ch, root, cfg.mixes, cfg.sandbox_dir)
+            results += r
+            errors += e
+            if progress:
+                progress(len(results) + len(errors), len(specs))
+    else:
+        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_run_chunk, ch, root, cfg.mixes, cfg.sandbox_dir) for ch in chunks]
+            for fut in as_completed(futures):
+                r, e = fut.result()
+                results += r
+                errors += e
+                if progress:
+                    progress(len(results) + len(errors), len(specs))
+    results.sort(key=lambda r: r.key)
+    summary = summarize(results, errors, cfg, time.perf_counter() - t0, str(root))
+    log.info("collected %d episodes in %.1f s into %s", summary.episodes, summary.seconds, root)
+    return summary

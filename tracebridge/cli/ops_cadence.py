@@ -104,3 +104,29 @@ def monthly_review(
         print_json(rep)
     else:
         sys.stdout.write(md)
+
+
+@ops_app.command("weekly")
+def weekly(
+    config: Annotated[Path, typer.Option(help="Ops config with the weekly block.")] = Path("configs/ops/weekly.yaml"),
+    overrides: Overrides = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; run nothing.")] = False,
+    bin_: Annotated[str | None, typer.Option("--bin", help="tracebridge executable for the steps.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Export last week's runs, push the bundle, sweep it in a GPU window; exit 1 if a step fails."""
+    from tracebridge.ops.weekly import run_weekly
+
+    cfg = _ops_config(config, overrides).weekly
+    exe = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
+    man = run_weekly(cfg, Path(cfg.artifacts_dir), exe, dry_run=dry_run)
+    if json_out:
+        print_json(man)
+    else:
+        for line in man["plan"]:
+            typer.echo(("plan: " if dry_run else "") + line)
+        for name, st in man["steps"].items():
+            typer.echo(f"{name}: {st['status']}" + (f" ({st.get('reason')})" if st.get("reason") else ""))
+        if not dry_run:
+            typer.echo(f"{man['status'].upper()}; manifest {man.get('manifest')}")
+    raise typer.Exit(0 if dry_run or man["status"] == "ok" else 1)

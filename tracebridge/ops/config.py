@@ -140,8 +140,8 @@ class WeeklyConfig:
     cluster: str = field(default="infra/aws-gpu.yaml", metadata={"help": "Ray cluster launcher YAML of the window."})
     max_hours: float = field(default=4.0, metadata={"help": "Budget of the GPU window in hours."})
     max_usd: float = field(default=50.0, metadata={"help": "Budget of the GPU window in dollars."})
-    gates: str = field(default="configs/gates/default.yaml", metadata={
-        "help": "Gate config the weekly report is checked with before any canary."})
+    artifacts_dir: str = field(default="artifacts/weekly", metadata={
+        "help": "Where each weekly run's manifest goes (<UTC timestamp>/manifest.json)."})
 
     def problems(self) -> list[str]:
         p = []

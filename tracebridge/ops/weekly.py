@@ -1,0 +1,100 @@
+"""Weekly retrain/evaluate (phase 4): last week's runs → bundle → storage → sweep in a GPU window.
+
+The plan is a list of ``tracebridge`` commands (the same ones an operator would type), built by a
+pure function from ``WeeklyConfig`` and then run in order; a failed command stops the plan (each
+step needs the previous one's output). Every run writes ``artifacts/weekly/<UTC timestamp>/
+manifest.json`` with the plan, each command's exit code and the tail of its output.
+
+Last week's runs are staged as symlinks in ``<bundles_dir>/.weekly-<stamp>/traces`` (runs whose
+``session.json`` ``started_at`` is inside the window), so the export sees exactly that week.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tracebridge.capture.reader import iter_runs
+from tracebridge.ops.artifacts import cycle_stamp, new_bundle_dir, write_manifest
+from tracebridge.ops.config import WeeklyConfig
+from tracebridge.schema.canonical import format_ts, utc_now
+
+
+@dataclass
+class Step:
+    name: str
+    argv: list[str]
+
+
+def stage_runs(traces: Path, since: dt.datetime, stage: Path) -> dict[str, int]:
+    """Symlink the runs that started at/after ``since`` into ``stage``; return counts."""
+    stage.mkdir(parents=True, exist_ok=True)
+    cutoff = format_ts(since)
+    counts = {"read": 0, "staged": 0, "older": 0, "incomplete": 0}
+    for run in iter_runs(traces):
+        counts["read"] += 1
+        if not run.complete:
+            counts["incomplete"] += 1
+            continue
+        try:
+            started = run.read_session().get("started_at", "")
+        except (OSError, ValueError):
+            counts["incomplete"] += 1
+            continue
+        if started < cutoff:
+            counts["older"] += 1
+            continue
+        os.symlink(run.path.resolve(), stage / run.run_id)
+        counts["staged"] += 1
+    return counts
+
+
+def plan(cfg: WeeklyConfig, stage: Path, bundle_out: Path, bin_: list[str]) -> list[Step]:
+    """The commands of one weekly run (pure)."""
+    export = [*bin_, "export", str(stage), "--out", str(bundle_out)]
+    if cfg.export_config:
+        export += ["--config", cfg.export_config]
+    return [
+        Step("export", export),
+        Step("push", [*bin_, "push", str(bundle_out), cfg.storage_uri]),
+        Step("window", [*bin_, "window", cfg.sweep_config, "--cluster", cfg.cluster, "--max-hours",
+                        str(cfg.max_hours), "--max-usd", str(cfg.max_usd), f"bundle={cfg.storage_uri}"]),
+    ]
+
+
+def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.datetime | None = None,
+               dry_run: bool = False) -> dict[str, Any]:
+    """Stage, then run the plan; return (and, unless dry-run, write) the weekly manifest."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    stamp = cycle_stamp(now)
+    stage = Path(cfg.bundles_dir) / f".weekly-{stamp}" / "traces"
+    bundle_out = Path(cfg.bundles_dir) / f"weekly-{stamp}"
+    steps = plan(cfg, stage, bundle_out, bin_)
+    man: dict[str, Any] = {"kind": "weekly", "started_at": utc_now(), "window_days": cfg.days,
+                           "since": format_ts(now - dt.timedelta(days=cfg.days)), "config": cfg.__dict__.copy(),
+                           "plan": [" ".join(s.argv) for s in steps], "steps": {}, "status": "planned"}
+    if dry_run:
+        return man
+    man["staged"] = stage_runs(Path(cfg.traces), now - dt.timedelta(days=cfg.days), stage)
+    status = "ok"
+    if man["staged"]["staged"] == 0:
+        status = "failed"
+        man["steps"]["stage"] = {"status": "failed", "reason": f"no runs in the last {cfg.days} days"}
+    for s in steps:
+        if status != "ok":
+            man["steps"][s.name] = {"status": "skipped", "reason": "needs the previous step"}
+            continue
+        res = subprocess.run(s.argv, capture_output=True, text=True, check=False)
+        ok = res.returncode == 0
+        man["steps"][s.name] = {"status": "ok" if ok else "failed", "exit_code": res.returncode,
+                                "output_tail": (res.stdout + res.stderr)[-2000:]}
+        status = "ok" if ok else "failed"
+    man.update(status=status, finished_at=utc_now())
+    bundle = new_bundle_dir(artifacts_dir, now)
+    write_manifest(bundle, man)
+    man["manifest"] = str(bundle / "manifest.json")
+    return man

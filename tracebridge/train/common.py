@@ -37,6 +37,7 @@ class TrainResult:
     tokens_per_s: float = 0.0
     peak_memory_bytes: int = 0
     resumed_from: str | None = None
+    rows_dropped: int = 0
 
     @property
     def first_loss(self) -> float:
@@ -71,7 +72,9 @@ def base_args(rc: RecipeConfig, out_dir: Path, seed: int) -> dict[str, Any]:
     """Keyword arguments common to ``SFTConfig`` and ``DPOConfig``."""
     import torch
 
-    return dict(
+    from transformers import TrainingArguments
+
+    kw = dict(
         output_dir=str(out_dir), seed=seed, data_seed=seed, learning_rate=rc.lr, max_steps=rc.max_steps,
         num_train_epochs=rc.num_epochs, per_device_train_batch_size=rc.batch_size,
         gradient_accumulation_steps=rc.grad_accum, warmup_steps=rc.warmup_ratio, weight_decay=rc.weight_decay,
@@ -82,6 +85,9 @@ def base_args(rc: RecipeConfig, out_dir: Path, seed: int) -> dict[str, Any]:
         save_total_limit=2, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
         max_length=rc.max_length, dataset_num_proc=None,
     )
+    if "activation_checkpointing" not in TrainingArguments.__dataclass_fields__:  # transformers < 5.2x
+        kw.pop("activation_checkpointing")
+    return kw
 
 
 def apply_throughput(recipe: str, args: dict[str, Any], model: Any, options: dict[str, Any]) -> tuple[dict, Any]:
@@ -159,7 +165,11 @@ def finish(trainer: Any, recipe: str, out_dir: Path, rows: int, tokens_per_row: 
     res = TrainResult(recipe=recipe, checkpoint_dir=str(final), loss_curve=loss_curve(st.log_history),
                       global_step=st.global_step, train_runtime_s=float(runtime), rows=rows, tokens=tokens,
                       tokens_per_s=tokens / runtime if runtime else 0.0, peak_memory_bytes=peak_memory_bytes(),
-                      resumed_from=str(resumed_from) if resumed_from else None)
+                      resumed_from=str(resumed_from) if resumed_from else None,
+                      rows_dropped=rows - len(trainer.train_dataset))
+    if res.rows_dropped:
+        log.warning("%s: %d of %d rows dropped by TRL (no trainable token left after truncation to "
+                    "max_length=%d; raise max_length)", recipe, res.rows_dropped, rows, args.max_length)
     log.info("%s: %d steps, loss %.4f -> %.4f, %.0f tokens/s", recipe, res.global_step, res.first_loss,
              res.last_loss, res.tokens_per_s)
     return model, res

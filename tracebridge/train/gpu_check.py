@@ -1,0 +1,164 @@
+"""GPU smoke check: SFT then DPO for one role on a random-init model (Qwen2.5-0.5B shape by
+default, bf16 on CUDA) for ~50 steps each, printing tokens/s and peak memory.
+
+Runs without network and without a bundle: rows are synthesised in the role's format
+(``tracebridge.schema.roles``) at a target length. Needs torch, transformers, trl, datasets,
+pydantic, orjson, pyyaml (``scripts/gpu_check.sh`` installs the carried wheels). No omegaconf.
+
+    python -m tracebridge.train.gpu_check --model configs/model/qwen2.5-0.5b.yaml --steps 50
+    python -m tracebridge.train.gpu_check --model configs/model/tiny.yaml --steps 3 --rows 16 --seq-len 128  # CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def synth_rows(role: str, n: int, target_chars: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """``n`` SFT records and ``n`` preference records of ``role``, each prompt ~``target_chars`` long."""
+    from tracebridge.schema import roles
+
+    rng = random.Random(seed)
+    words = "read file count lines sum column table query result error timeout found value step plan".split()
+    sft, pref = [], []
+    for i in range(n):
+        ev, text = [], ""
+        while len(text) < target_chars:
+            ev.append({"tool": rng.choice(words), "ok": rng.random() > 0.3,
+                       "output": " ".join(rng.choices(words, k=12)), "n": rng.randint(0, 10 ** 6)})
+            text = roles.verifier_user_text({"plan_progress": {"completed": i % 4, "total": 4}, "evidence": ev})
+        verdict = roles.VERDICTS[i % 3]
+        wrong = roles.VERDICTS[(i + 1) % 3]
+        reply = roles.verifier_reply_text({"verdict": verdict, "feedback": " ".join(rng.choices(words, k=8))})
+        bad = roles.verifier_reply_text({"verdict": wrong, "feedback": " ".join(rng.choices(words, k=8))})
+        sft.append({"messages": roles.messages(role, text, reply), "tools": None})
+        pref.append({"prompt": roles.messages(role, text), "chosen": [{"role": "assistant", "content": reply}],
+                     "rejected": [{"role": "assistant", "content": bad}], "tools": None})
+    return sft, pref
+
+
+def load_model_config(path: str) -> Any:
+    """A ``ModelConfig`` from YAML with pyyaml (header comments ignored), checked."""
+    import yaml
+
+    from tracebridge.train.config import ModelConfig
+
+    cfg = ModelConfig(**(yaml.safe_load(Path(path).read_text()) or {}))
+    problems = cfg.validate()
+    if problems:
+        raise SystemExit("invalid model config:\n  " + "\n  ".join(problems))
+    return cfg
+
+
+class StepTimer:
+    """Times steps after a warm-up, for a steady-state rate."""
+
+    def __init__(self, warmup: int) -> None:
+        from transformers import TrainerCallback
+
+        self.warmup = warmup
+        self.t: dict[int, float] = {}
+        timer = self
+
+        class _CB(TrainerCallback):
+            def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                timer.t[state.global_step] = time.perf_counter()
+
+        self.callback = _CB()
+
+    def steady_s_per_step(self) -> float | None:
+        steps = sorted(self.t)
+        if len(steps) <= self.warmup + 1:
+            return None
+        a, b = steps[self.warmup], steps[-1]
+        return (self.t[b] - self.t[a]) / (b - a)
+
+
+def run_phase(name: str, fn: Any, model: Any, tok: Any, records: list[dict], rc: Any, out: Path) -> tuple[Any, dict]:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    timer = StepTimer(warmup=min(5, max(rc.max_steps // 5, 1)))
+    t0 = time.perf_counter()
+    model, res = fn(model, tok, records, rc, out / name, callbacks=[timer.callback])
+    wall = time.perf_counter() - t0
+    tokens_per_step = res.tokens / max(res.global_step, 1)
+    steady = timer.steady_s_per_step()
+    row = {"phase": name, "steps": res.global_step, "loss_first": res.first_loss, "loss_last": res.last_loss,
+           "tokens": res.tokens, "tokens_per_s": res.tokens_per_s,
+           "steady_tokens_per_s": tokens_per_step / steady if steady else None,
+           "peak_memory_gib": res.peak_memory_bytes / 2 ** 30, "train_runtime_s": res.train_runtime_s,
+           "wall_s": wall}
+    log.info("%s: %s", name, row)
+    return model, row
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="configs/model/qwen2.5-0.5b.yaml", help="a configs/model YAML")
+    ap.add_argument("--role", default="verifier", choices=["verifier"], help="role whose format the rows use")
+    ap.add_argument("--steps", type=int, default=50, help="optimizer steps per phase")
+    ap.add_argument("--batch-size", type=int, default=8, help="rows (SFT) or pairs (DPO) per step")
+    ap.add_argument("--seq-len", type=int, default=1024, help="max tokens per row")
+    ap.add_argument("--rows", type=int, default=512, help="synthetic rows per phase")
+    ap.add_argument("--chars", type=int, default=2000, help="target prompt characters per row")
+    ap.add_argument("--lr", type=float, default=1e-4, help="SFT learning rate (DPO uses lr/10)")
+    ap.add_argument("--out", default=None, help="work folder (default: a temp dir)")
+    ap.add_argument("--json", action="store_true", help="print only the JSON summary")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
+
+    import datasets
+    import torch
+
+    from tracebridge.train.config import DPORecipeConfig, SFTRecipeConfig
+    from tracebridge.train.dpo import run_dpo
+    from tracebridge.train.models import build_model_and_tokenizer
+    from tracebridge.train.sft import run_sft
+
+    datasets.disable_progress_bars()
+    cfg = load_model_config(args.model)
+    t0 = time.perf_counter()
+    model, tok = build_model_and_tokenizer(cfg)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    build_s = time.perf_counter() - t0
+    sft_rows, pref_rows = synth_rows(args.role, args.rows, args.chars)
+    out = Path(args.out or tempfile.mkdtemp(prefix="gpu_check_"))
+    common = dict(max_steps=args.steps, batch_size=args.batch_size, max_length=args.seq_len, logging_steps=5,
+                  save_steps=0, warmup_ratio=0.1)
+    model, sft = run_phase("sft", run_sft, model, tok, sft_rows, SFTRecipeConfig(lr=args.lr, **common), out)
+    model, dpo = run_phase("dpo", run_dpo, model, tok, pref_rows, DPORecipeConfig(lr=args.lr / 10, **common), out)
+    summary = {
+        "model": cfg.name, "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "dtype": str(next(model.parameters()).dtype), "device": torch.cuda.get_device_name(0)
+        if torch.cuda.is_available() else "cpu", "torch": torch.__version__, "build_s": build_s,
+        "batch_size": args.batch_size, "seq_len": args.seq_len, "sft": sft, "dpo": dpo,
+        "ok": bool(sft["loss_last"] < sft["loss_first"] and sft["steps"] == args.steps == dpo["steps"]),
+    }
+    if not args.json:
+        for r in (sft, dpo):
+            print(f"{r['phase'].upper()}: {r['steps']} steps  loss {r['loss_first']:.3f} -> {r['loss_last']:.3f}  "
+                  f"{r['tokens_per_s']:.0f} tokens/s (steady {r['steady_tokens_per_s'] or 0:.0f})  "
+                  f"peak memory {r['peak_memory_gib']:.2f} GiB")
+    print(json.dumps(summary, default=str))
+    return summary
+
+
+if __name__ == "__main__":
+    raise SystemExit(0 if main()["ok"] else 1)

@@ -123,7 +123,7 @@ def load_config(schema: type[T], path: str | Path | None = None,
             merged = OmegaConf.merge(merged, layer)
         except (ConfigKeyError, ConfigAttributeError) as exc:
             key = getattr(exc, "full_key", None) or str(exc)
-            problems.append(f"{key}: unknown key{_suggest(str(key), base)}")
+            problems.append(f"{key}: unknown key{_suggest(str(key), merged)}")
         except OmegaConfBaseException as exc:
             key = getattr(exc, "full_key", "?")
             problems.append(f"{key}: {str(exc).splitlines()[0]}")

@@ -23,7 +23,7 @@ MAX_VM_STEPS = 2_000_000
 NAMES = ("Ana", "Bo", "Chen", "Dara", "Eli", "Femi", "Gus", "Hana", "Ivo", "Juno", "Kai", "Lea")
 CITIES = ("Porto", "Lyon", "Graz", "Turku", "Cork", "Brno")
 YEARS = (2022, 2023, 2024)
-_ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION}
+_ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 
 
 def _authorize(action: int, *_: Any) -> int:
@@ -54,20 +54,24 @@ def _query(sb: Sandbox, sql: str, trusted: bool = False) -> dict[str, Any]:
         cur = con.execute(sql)
         rows = cur.fetchmany(MAX_ROWS + 1)
         cols = [d[0] for d in cur.description or []]
-    except sqlite3.OperationalError as exc:
-        msg = str(exc)
-        if "interrupted" in msg:
-            raise ToolFailure(ErrorKind.TIMEOUT, "query interrupted: too much work") from exc
-        if "not authorized" in msg or "readonly" in msg:
-            raise ToolFailure(ErrorKind.PERMISSION, f"only SELECT is allowed ({msg})") from exc
-        if "syntax error" in msg or "incomplete input" in msg:
-            raise ToolFailure(ErrorKind.BAD_ARGS, f"SQL syntax: {msg}") from exc
-        raise ToolFailure(ErrorKind.RUNTIME_ERROR, msg) from exc
-    except (sqlite3.Warning, sqlite3.ProgrammingError) as exc:
+    except (sqlite3.Warning, sqlite3.ProgrammingError) as exc:  # e.g. two statements at once
         raise ToolFailure(ErrorKind.BAD_ARGS, str(exc)) from exc
+    except sqlite3.Error as exc:
+        raise _classify(exc) from exc
     finally:
         con.close()
     return {"columns": cols, "rows": [list(r) for r in rows[:MAX_ROWS]], "truncated": len(rows) > MAX_ROWS}
+
+
+def _classify(exc: sqlite3.Error) -> ToolFailure:
+    msg = str(exc)
+    if "interrupted" in msg:
+        return ToolFailure(ErrorKind.TIMEOUT, "query interrupted: too much work")
+    if "not authorized" in msg or "readonly" in msg:
+        return ToolFailure(ErrorKind.PERMISSION, f"only SELECT is allowed ({msg})")
+    if "syntax error" in msg or "incomplete input" in msg or "unrecognized token" in msg:
+        return ToolFailure(ErrorKind.BAD_ARGS, f"SQL syntax: {msg}")
+    return ToolFailure(ErrorKind.RUNTIME_ERROR, msg)
 
 
 def _list_tables(sb: Sandbox, a: dict[str, Any]) -> dict[str, Any]:

@@ -223,3 +223,40 @@ def review(
                ["criterion", "result", "evidence"], [[ln.criterion, _mark(ln.passed), ln.evidence] for ln in rep.lines])
         typer.echo("PASS: phase 1 exit criteria met" if rep.passed else "FAIL")
     raise typer.Exit(0 if rep.passed else 1)
+
+
+# --------------------------------------------------------------------------- shadow cycle
+
+
+@app.command("shadow-cycle")
+def shadow_cycle(
+    config: Annotated[Path, typer.Option(help="Ops config (configs/ops/shadow.yaml).")] = OPS_CONFIG,
+    overrides: Overrides = None,
+    bin_: Annotated[str | None, typer.Option("--bin", help="tracebridge executable the steps call.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """One daily shadow cycle → artifacts/phase1-shadow/<UTC timestamp>/; exit 1 if a step failed,
+    3 if another cycle is running."""
+    import sys
+
+    from tracebridge.ops.cycle import CycleLocked, run_cycle
+    from tracebridge.ops.shadow_steps import STEPS
+
+    if not config.exists():
+        fail(f"{config}: no such config")
+    cfg = _ops_config(config, overrides)
+    cli = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
+    try:
+        man = run_cycle(cfg, STEPS, cli)
+    except CycleLocked as exc:
+        fail(str(exc), 3)
+    if json_out:
+        print_json({k: man[k] for k in ("cycle_id", "path", "status", "uplift", "integrity", "feedback")}
+                   | {"steps": {n: {k: r[k] for k in ("status", "reason", "duration_s")} for n, r in man["steps"].items()}})
+    else:
+        _table(f"tracebridge shadow-cycle → {man['path']}", ["step", "status", "needs", "s", "reason"],
+               [[n, _mark("pass" if r["status"] == "ok" else "fail" if r["status"] == "failed" else r["status"]),
+                 ", ".join(r["needs"]), f"{r['duration_s']:.1f}", r["reason"][:200]] for n, r in man["steps"].items()])
+        up = man.get("uplift") or {}
+        typer.echo(f"{man['status'].upper()}; uplift {up.get('metric')}: {up.get('uplift')}")
+    raise typer.Exit(0 if man["status"] == "ok" else 1)

@@ -1,0 +1,161 @@
+"""Consumer checks of an export bundle: the consumers downstream of us can read what we wrote.
+
+* **views parse** — every view file loads with ``datasets.load_dataset("json")`` and its row
+  count matches the bundle manifest (when the manifest gives one);
+* **TRL formatting** — rows of every view go through TRL's ``maybe_apply_chat_template`` with the
+  project's tokenizer and chat template and give non-empty text;
+* **Agent Lightning** — the bundle's Agent Lightning exports (files whose path names
+  ``agentlightning``, ``triplet`` or ``al_messages``) are consumed by Agent Lightning's own types:
+  triplet rows build ``agentlightning.Triplet``; message rows are lists of role/content messages.
+
+Each check returns ``{"ok": bool, ...evidence}``; ``check_bundle`` runs them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracebridge.capture.reader import iter_lines
+
+log = logging.getLogger(__name__)
+VIEWS = ("planner_sft", "worker_sft", "verifier_sft", "verifier_pref_pairs", "worker_recovery_cases")
+AL_MARKERS = ("agentlightning", "triplet", "al_messages")
+
+
+def view_files(bundle: Path) -> dict[str, list[Path]]:
+    """View name → its JSONL files (``<view>*.jsonl`` or under a ``<view>/`` folder)."""
+    out: dict[str, list[Path]] = {v: [] for v in VIEWS}
+    for p in sorted(bundle.rglob("*.jsonl")):
+        rel = p.relative_to(bundle).as_posix()
+        if any(m in rel.lower() for m in AL_MARKERS):
+            continue
+        for v in sorted(VIEWS, key=len, reverse=True):
+            if p.name.startswith(v) or f"{v}/" in rel:
+                out[v].append(p)
+                break
+    return out
+
+
+def _manifest_rows(bundle: Path) -> dict[str, int]:
+    try:
+        man = orjson.loads((bundle / "manifest.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return {f["path"]: f["rows"] for f in man.get("files", []) if isinstance(f.get("rows"), int)}
+
+
+def check_views_parse(bundle: Path) -> dict[str, Any]:
+    """Every view file loads with ``datasets`` and has the manifest's row count."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    rows_in_manifest = _manifest_rows(bundle)
+    files, problems = {}, []
+    by_view = view_files(bundle)
+    for view, paths in by_view.items():
+        if not paths:
+            problems.append(f"{view}: no file in the bundle")
+        for p in paths:
+            rel = p.relative_to(bundle).as_posix()
+            try:
+                ds = datasets.load_dataset("json", data_files=str(p), split="train",
+                                           cache_dir=str(bundle.parent / ".hf-cache"))
+            except Exception as exc:  # noqa: BLE001 - any loader error is the finding
+                problems.append(f"{rel}: datasets cannot load it: {type(exc).__name__}: {str(exc)[:300]}")
+                continue
+            files[rel] = len(ds)
+            want = rows_in_manifest.get(rel)
+            if want is not None and want != len(ds):
+                problems.append(f"{rel}: {len(ds)} rows loaded, manifest says {want}")
+    return {"ok": not problems, "files": files, "problems": problems}
+
+
+def _tokenizer() -> Any:
+    from tracebridge.train.config import ModelConfig
+    from tracebridge.train.models import build_tokenizer
+
+    return build_tokenizer(ModelConfig())
+
+
+def _trl_row(row: dict[str, Any]) -> dict[str, Any]:
+    keep = ("messages", "prompt", "chosen", "rejected", "tools")
+    return {k: row[k] for k in keep if row.get(k) is not None}
+
+
+def check_trl_formatting(bundle: Path, per_view: int = 20) -> dict[str, Any]:
+    """The first rows of every view format through TRL's chat-template utilities."""
+    from trl.data_utils import maybe_apply_chat_template
+
+    tok = _tokenizer()
+    done, problems = {}, []
+    for view, paths in view_files(bundle).items():
+        n = 0
+        for p in paths:
+            for line in iter_lines(p):
+                if n >= per_view:
+                    break
+                if line.error:
+                    problems.append(f"{p}:{line.lineno}: {line.error}")
+                    continue
+                try:
+                    out = maybe_apply_chat_template(_trl_row(line.obj), tok)
+                except Exception as exc:  # noqa: BLE001
+                    problems.append(f"{p}:{line.lineno}: TRL formatting failed: {type(exc).__name__}: {exc}")
+                    continue
+                texts = [v for v in out.values() if isinstance(v, str)]
+                if not texts or not all(t.strip() for t in texts):
+                    problems.append(f"{p}:{line.lineno}: TRL formatting gave empty text")
+                n += 1
+        done[view] = n
+    return {"ok": not problems, "rows_formatted": done, "problems": problems[:20]}
+
+
+def _al_files(bundle: Path) -> list[Path]:
+    return [p for p in sorted(bundle.rglob("*.jsonl"))
+            if any(m in p.relative_to(bundle).as_posix().lower() for m in AL_MARKERS)]
+
+
+def _check_al_row(p: Path, row: Any) -> str | None:
+    import agentlightning as agl
+
+    if "triplet" in p.as_posix().lower():
+        fields = row if isinstance(row, dict) else {}
+        agl.Triplet(**{k: fields.get(k) for k in ("prompt", "response", "reward", "metadata") if k in fields})
+        return None
+    msgs = row.get("messages") if isinstance(row, dict) else row
+    if not isinstance(msgs, list) or not all(isinstance(m, dict) and "role" in m for m in msgs):
+        return "messages must be a list of {role, content}"
+    return None
+
+
+def check_agentlightning(bundle: Path) -> dict[str, Any]:
+    """Agent Lightning export files are consumed by Agent Lightning's own types."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    files = _al_files(bundle)
+    if not files:
+        return {"ok": False, "files": {}, "problems": [f"{bundle}: no Agent Lightning export (files naming "
+                                                       f"{', '.join(AL_MARKERS)})"]}
+    counts, problems = {}, []
+    for p in files:
+        n = 0
+        for line in iter_lines(p):
+            try:
+                why = line.error or _check_al_row(p, line.obj)
+            except Exception as exc:  # noqa: BLE001 - a type that rejects the row is the finding
+                why = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if why:
+                problems.append(f"{p}:{line.lineno}: {why}")
+            n += 1
+        counts[p.relative_to(bundle).as_posix()] = n
+    return {"ok": not problems, "files": counts, "problems": problems[:20]}
+
+
+def check_bundle(bundle: Path) -> dict[str, dict[str, Any]]:
+    """All consumer checks of one bundle."""
+    return {"views_parse": check_views_parse(bundle), "trl_formatting": check_trl_formatting(bundle),
+            "agentlightning": check_agentlightning(bundle)}

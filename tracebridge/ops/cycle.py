@@ -1,0 +1,185 @@
+"""The step-table runner of the daily shadow cycle: lock, steps with declared dependencies, manifest.
+
+A step is a function ``fn(ctx) -> outputs`` in ``STEPS`` (``tracebridge.ops.shadow_steps``) with
+the names of the steps it needs. Steps run in table order. A step whose dependency did not end
+``ok`` is marked ``skipped`` with ``reason="needs X"`` and is not run; a step named in
+``shadow.skip`` is ``skipped`` with ``reason="skipped by config"``. A step that raises is
+``failed`` with the error; later steps that do not depend on it still run. The cycle's
+``status`` is ``ok`` only when every step is ``ok``.
+
+A file lock in the work dir keeps two cycles from overlapping (``CycleLocked``, exit code 3 in
+the CLI): the second one writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+import tracebridge
+from tracebridge.config import config_hash, to_dict
+from tracebridge.ops.artifacts import KIND, git_sha, new_bundle_dir, write_manifest
+from tracebridge.ops.config import OpsConfig
+from tracebridge.schema.canonical import utc_now
+
+log = logging.getLogger(__name__)
+OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+
+
+class StepFailed(RuntimeError):
+    """Raised by a step that ran and found a failure; ``outputs`` keeps its evidence."""
+
+    def __init__(self, reason: str, outputs: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.outputs = outputs or {}
+
+
+class CycleLocked(RuntimeError):
+    """Another shadow cycle holds the lock."""
+
+
+@dataclass
+class Step:
+    name: str
+    fn: Callable[[Ctx], dict[str, Any]]
+    needs: tuple[str, ...] = ()
+    doc: str = ""
+
+
+@dataclass
+class Ctx:
+    """What a step sees: config, its folders, the time, earlier steps' outputs, the CLI to call."""
+
+    cfg: OpsConfig
+    bundle: Path
+    work: Path
+    now: dt.datetime
+    cli: list[str]
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def shadow(self) -> Any:
+        return self.cfg.shadow
+
+    @property
+    def traces(self) -> Path:
+        return self.work / "traces"
+
+
+def check_table(steps: list[Step]) -> None:
+    """Raise ValueError when a step needs a step that does not run before it."""
+    names = [s.name for s in steps]
+    for i, s in enumerate(steps):
+        unknown = [n for n in s.needs if n not in names[:i]]
+        if unknown:
+            raise ValueError(f"step {s.name} needs {unknown}, which do not run before it")
+
+
+def run_steps(steps: list[Step], ctx: Ctx, skip: list[str]) -> dict[str, dict[str, Any]]:
+    """Run the table; return ``{name: {status, needs, reason, duration_s, outputs}}`` in order."""
+    check_table(steps)
+    record: dict[str, dict[str, Any]] = {}
+    for s in steps:
+        rec: dict[str, Any] = {"status": SKIPPED, "needs": list(s.needs), "reason": "", "duration_s": 0.0,
+                               "outputs": {}, "doc": s.doc}
+        record[s.name] = rec
+        blocked = [n for n in s.needs if record[n]["status"] != OK]
+        if s.name in skip:
+            rec["reason"] = "skipped by config"
+            continue
+        if blocked:
+            rec["reason"] = "needs " + ", ".join(blocked)
+            continue
+        t0 = time.perf_counter()
+        try:
+            rec["outputs"] = s.fn(ctx) or {}
+            rec["status"] = OK
+        except StepFailed as exc:
+            rec.update(status=FAILED, reason=str(exc), outputs=exc.outputs)
+        except Exception as exc:  # noqa: BLE001 - a failed step is recorded, never hidden
+            rec.update(status=FAILED, reason=f"{type(exc).__name__}: {exc}",
+                       traceback=traceback.format_exc(limit=8)[-4000:])
+        rec["duration_s"] = round(time.perf_counter() - t0, 3)
+        ctx.outputs[s.name] = rec["outputs"]
+        log.info("shadow step %s: %s %s", s.name, rec["status"], rec["reason"])
+    return record
+
+
+def build_manifest(ctx: Ctx, steps: dict[str, dict[str, Any]], started_at: str) -> dict[str, Any]:
+    """The bundle manifest from the step records (see ``tracebridge.ops.artifacts``)."""
+    out = {name: rec["outputs"] for name, rec in steps.items()}
+    return {
+        "kind": KIND, "cycle_id": ctx.bundle.name, "started_at": started_at, "finished_at": utc_now(),
+        "status": OK if all(r["status"] == OK for r in steps.values()) else FAILED,
+        "tracebridge_version": tracebridge.__version__ if hasattr(tracebridge, "__version__") else None,
+        "git_sha": git_sha(), "config": to_dict(ctx.cfg), "config_hash": config_hash(ctx.cfg),
+        "inputs": {"sources": list(ctx.shadow.sources), "traces": str(ctx.traces),
+                   **out.get("import", {}).get("inputs", {}), **out.get("feedback", {}).get("inputs", {}),
+                   **out.get("replay", {}).get("inputs", {})},
+        "steps": steps,
+        "uplift": out.get("optimize", {}).get("uplift"),
+        "integrity": integrity(out),
+        "feedback": out.get("feedback", {}).get("feedback"),
+        "chunk_policy": out.get("chunk_policy", {}).get("chunk_policy"),
+    }
+
+
+def integrity(out: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Integrity stats the review compares between cycles."""
+    v, imp, exp, rep = (out.get(k, {}) for k in ("validate", "import", "export", "replay"))
+    checks = [c for c in (imp.get("counts"), exp.get("counts")) if c]
+    reconciled = bool(checks) and all(c.get("read") == c.get("accepted", 0) + c.get("quarantined", 0)
+                                      for c in checks)
+    read = sum(c.get("read", 0) for c in checks)
+    quarantined = sum(c.get("quarantined", 0) for c in checks)
+    return {
+        "runs_total": v.get("runs_total"), "schema_valid_pct": v.get("schema_valid_pct"),
+        "lineage_valid_pct": v.get("lineage_valid_pct"), "incomplete_pct": v.get("incomplete_pct"),
+        "quarantine_pct": round(100.0 * quarantined / read, 3) if read else 0.0,
+        "reconciled": reconciled if checks else None,
+        "reconcile_detail": {"import": imp.get("counts"), "export": exp.get("counts")},
+        "replay_bundle_id": rep.get("bundle_id"), "replay_stable": rep.get("stable"),
+    }
+
+
+def skipped_steps(cfg: OpsConfig) -> list[str]:
+    """Steps the config turns off: ``shadow.skip``, ``optimize.mode=off``, ``runtime_hook=false``."""
+    sh = cfg.shadow
+    return list(sh.skip) + (["optimize"] if sh.optimize.mode == "off" else []) + \
+        ([] if sh.runtime_hook else ["runtime_hook"])
+
+
+def run_cycle(cfg: OpsConfig, steps: list[Step], cli: list[str], now: dt.datetime | None = None) -> dict[str, Any]:
+    """One shadow cycle under the lock; return the manifest (also written to the bundle).
+
+    Raises:
+        CycleLocked: another cycle is running (nothing is written).
+    """
+    check_table(steps)
+    work = Path(cfg.shadow.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(work / ".shadow-cycle.lock"), timeout=cfg.shadow.lock_timeout_s)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise CycleLocked(f"{work / '.shadow-cycle.lock'}: another shadow cycle is running") from exc
+    try:
+        now = now or dt.datetime.now(dt.timezone.utc)
+        started = utc_now()
+        bundle = new_bundle_dir(cfg.artifacts_dir, now)
+        ctx = Ctx(cfg, bundle, work, now, cli)
+        record = run_steps(steps, ctx, skipped_steps(cfg))
+        manifest = build_manifest(ctx, record, started)
+        write_manifest(bundle, manifest)
+        manifest["path"] = str(bundle)
+        return manifest
+    finally:
+        lock.release()

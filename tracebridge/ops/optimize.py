@@ -1,0 +1,77 @@
+"""The optimization smoke of the shadow cycle: baseline vs optimized on the fixed replay bundle.
+
+``mode=local`` runs ``tracebridge train CONFIG role=R --variants baseline,optimized`` on this host
+(the tiny CPU profile by default) in a child process; ``mode=cluster`` runs
+``tracebridge submit SWEEP bundle=... --wait --json`` and reads the pulled report. Either way
+the report's ``results.json`` gives the uplift: the paired difference optimized − baseline of
+the configured metric (``role/metric``), with its bootstrap interval. The report (results,
+HTML, manifest) is copied into the artifact bundle; checkpoints stay in the work dir.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tracebridge.ops.cycle import Ctx, StepFailed
+
+REPORT_FILES = ("results.json", "report.html", "manifest.json")
+
+
+def uplift_from_results(results: dict[str, Any], metric: str) -> dict[str, Any]:
+    """``{metric, baseline, optimized, uplift, lo, hi, n, winner}`` from a report's results.json.
+
+    Raises:
+        StepFailed: the role or metric is not in the results.
+    """
+    role, _, name = metric.partition("/")
+    block = (results.get("roles") or {}).get(role)
+    if not block:
+        raise StepFailed(f"results.json has no role {role!r} (roles: {sorted(results.get('roles') or {})})")
+    variants = block.get("variants") or {}
+    vals = {v: ((variants.get(v) or {}).get("metrics") or {}).get(name, {}).get("value")
+            for v in ("baseline", "optimized")}
+    diff = (block.get("comparison") or {}).get(name)
+    if diff is None or diff.get("value") is None:
+        if None in vals.values():
+            raise StepFailed(f"results.json has no {metric} for both variants: {vals}")
+        diff = {"value": vals["optimized"] - vals["baseline"], "lo": None, "hi": None, "n": None}
+    return {"metric": metric, "baseline": vals["baseline"], "optimized": vals["optimized"],
+            "uplift": diff["value"], "lo": diff.get("lo"), "hi": diff.get("hi"), "n": diff.get("n"),
+            "winner": block.get("winner"), "winner_reason": block.get("winner_reason")}
+
+
+def _report_dir(doc: dict[str, Any], fallback: Path) -> Path:
+    rep = doc.get("report") or doc.get("report_dir")
+    if isinstance(rep, str):
+        p = Path(rep)
+        return p.parent if p.suffix == ".html" else p
+    return fallback
+
+
+def optimize_smoke(ctx: Ctx, run_cli: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """Run the smoke per ``shadow.optimize`` and return the uplift and the report's place."""
+    oc = ctx.shadow.optimize
+    bundle = ctx.outputs["replay"]["bundle_dir"]
+    out = ctx.work / "optimize" / ctx.bundle.name
+    if oc.mode == "local":
+        args = ["train", oc.train_config, f"role={oc.role}", *oc.overrides, "--bundle", bundle, "--out", str(out),
+                "--variants", "baseline,optimized", "--json"]
+        doc = run_cli(ctx, "optimize", args)
+    else:
+        doc = run_cli(ctx, "optimize", ["submit", oc.sweep_config, f"bundle={bundle}", f"cluster={oc.cluster}",
+                                        *oc.overrides, "--wait", "--json"])
+    rdir = _report_dir(doc, out / "report")
+    if not (rdir / "results.json").is_file():
+        raise StepFailed(f"{rdir}: no results.json after the {oc.mode} run", {"summary": doc})
+    dst = ctx.bundle / "optimize"
+    dst.mkdir(exist_ok=True)
+    for name in REPORT_FILES:
+        if (rdir / name).is_file():
+            shutil.copy2(rdir / name, dst / name)
+    up = uplift_from_results(json.loads((rdir / "results.json").read_text()), oc.metric)
+    return {"uplift": up, "mode": oc.mode, "report": "optimize/results.json", "failed_trials": doc.get("failed", []),
+            "work_dir": str(out)}

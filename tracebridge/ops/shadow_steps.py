@@ -1,0 +1,230 @@
+"""The steps of the daily shadow cycle and their dependencies (``STEPS``).
+
+Steps that belong to another package call that package's documented command with ``--json`` in
+a child process (``tracebridge import openclaw``, ``export``, ``feedback audit``, ``train``,
+``smoke runtime-hook``): the cycle survives a crash there, each step's output is logged to
+``logs/<step>.log`` in the bundle, and the cycle depends on the commands' contracts only.
+Validation, the replay set, consumer checks and the chunk policy run in process.
+
+    import ─► validate ─► export ─► consumers
+                 │           └────► chunk_policy
+                 └────► replay ───► optimize
+    feedback (independent)          runtime_hook (independent)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tracebridge.ops import replay as rp
+from tracebridge.ops.artifacts import sha256_file
+from tracebridge.ops.cycle import Ctx, Step, StepFailed
+
+
+def run_cli(ctx: Ctx, step: str, args: list[str], timeout_s: float = 3 * 3600) -> dict[str, Any]:
+    """Run ``tracebridge ARGS`` (which must print one JSON document); log it; return the JSON.
+
+    Raises:
+        StepFailed: non-zero exit, timeout or no JSON on stdout (with the output's tail).
+    """
+    logs = ctx.bundle / "logs"
+    logs.mkdir(exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+           "TOKENIZERS_PARALLELISM": "false", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    try:
+        res = subprocess.run([*ctx.cli, *args], capture_output=True, text=True, timeout=timeout_s, env=env,
+                             check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise StepFailed(f"tracebridge {' '.join(args[:2])}: timed out after {timeout_s}s") from exc
+    (logs / f"{step}.log").write_text(f"$ tracebridge {' '.join(args)}\n# exit {res.returncode}\n"
+                                      f"# stdout\n{res.stdout}\n# stderr\n{res.stderr}")
+    try:
+        doc = json.loads(res.stdout) if res.stdout.strip() else None
+    except json.JSONDecodeError:
+        doc = None
+    if res.returncode != 0:
+        tail = (res.stderr.strip() or res.stdout.strip())[-600:]
+        raise StepFailed(f"tracebridge {' '.join(args[:2])} exited {res.returncode}: {tail}",
+                         {"json": doc} if doc is not None else {})
+    if not isinstance(doc, dict):
+        raise StepFailed(f"tracebridge {' '.join(args[:2])} printed no JSON object (see logs/{step}.log)")
+    return doc
+
+
+def _counts(doc: dict[str, Any], read_keys: tuple[str, ...], ok_keys: tuple[str, ...]) -> dict[str, int] | None:
+    """read / accepted / quarantined from a command's JSON summary (flat or under ``counts``)."""
+    src = {**doc, **(doc.get("counts") or {})}
+    q = src.get("quarantined")
+    q = len(q) if isinstance(q, list) else q
+    read = next((src[k] for k in read_keys if isinstance(src.get(k), int)), None)
+    ok = next((src[k] for k in ok_keys if isinstance(src.get(k), int)), None)
+    if read is None or ok is None or not isinstance(q, int):
+        return None
+    return {"read": read, "accepted": ok, "quarantined": q}
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def step_import(ctx: Ctx) -> dict[str, Any]:
+    """Import new OpenClaw sessions into the cycle's own trace root (incremental)."""
+    ctx.traces.mkdir(parents=True, exist_ok=True)
+    before = sum(1 for p in ctx.traces.iterdir() if p.is_dir())
+    if not ctx.shadow.sources:
+        return {"note": "no sources configured: the runs already in the trace root are used",
+                "inputs": {"runs_before": before}}
+    srcs = [os.path.expanduser(s) for s in ctx.shadow.sources]
+    doc = run_cli(ctx, "import", ["import", "openclaw", *srcs, "--out", str(ctx.traces), "--json"])
+    counts = _counts(doc, ("read", "lines_read", "lines"), ("accepted", "imported", "events_written"))
+    after = sum(1 for p in ctx.traces.iterdir() if p.is_dir())
+    return {"counts": counts, "summary": doc, "inputs": {"runs_before": before, "runs_after": after}}
+
+
+def step_feedback(ctx: Ctx) -> dict[str, Any]:
+    """Audit yesterday's reaction harvest; keep the audit in the bundle (hashed)."""
+    day = (ctx.now - dt.timedelta(days=1)).date().isoformat()
+    sh = ctx.shadow
+    inputs = {"ledger": sh.feedback_ledger, "mapping": sh.feedback_mapping,
+              "ledger_sha256": sha256_file(Path(sh.feedback_ledger)) if Path(sh.feedback_ledger).is_file() else None}
+    doc = run_cli(ctx, "feedback", ["feedback", "audit", "--day", day, "--ledger", sh.feedback_ledger,
+                                    "--mapping", sh.feedback_mapping, "--json"])
+    audit = ctx.bundle / "feedback" / "audit.json"
+    audit.parent.mkdir(exist_ok=True)
+    audit.write_text(json.dumps(doc, indent=2, sort_keys=True))
+    ran = doc.get("harvest_ran")
+    fb = {"day": day, "harvest_ran": ran is True, "audit_file": "feedback/audit.json",
+          "audit_sha256": sha256_file(audit)}
+    if ran is not True:
+        fb["reason"] = f"audit says harvest_ran={ran!r} for {day}"
+        raise StepFailed(fb["reason"], {"feedback": fb, "inputs": inputs})
+    return {"feedback": fb, "inputs": inputs}
+
+
+def step_validate(ctx: Ctx) -> dict[str, Any]:
+    """Schema, drift and lineage of every run in the cycle's trace root."""
+    from tracebridge.schema.validate import validate_root
+
+    rep = validate_root(ctx.traces, max_problems=200).to_dict()
+    (ctx.bundle / "validate.json").write_text(json.dumps(rep, indent=2, sort_keys=True, default=str))
+    out = {k: rep[k] for k in ("runs_total", "runs_complete", "runs_incomplete", "events_total", "schema_valid_pct",
+                               "lineage_valid_pct", "incomplete_pct", "torn_tails", "passed", "failures")}
+    if not rep["passed"]:
+        raise StepFailed("validation below thresholds: " + "; ".join(rep["failures"]), out)
+    return out
+
+
+def export_bundle(ctx: Ctx, step: str, traces: Path, out: Path) -> dict[str, Any]:
+    """``tracebridge export`` into ``out``; return the bundle folder, id, counts and summary."""
+    args = ["export", str(traces), "--out", str(out), "--json"]
+    if ctx.shadow.export_config:
+        args += ["--config", ctx.shadow.export_config]
+    doc = run_cli(ctx, step, args)
+    bundle = next((Path(doc[k]) for k in ("bundle_dir", "bundle", "path", "out") if isinstance(doc.get(k), str)
+                   and (Path(doc[k]) / "manifest.json").is_file()), None)
+    if bundle is None:  # the newest folder with a manifest
+        cands = sorted((p for p in out.iterdir() if (p / "manifest.json").is_file()), key=lambda p: p.stat().st_mtime)
+        if not cands:
+            raise StepFailed(f"{out}: export wrote no bundle with a manifest.json", {"summary": doc})
+        bundle = cands[-1]
+    man = json.loads((bundle / "manifest.json").read_text())
+    return {"bundle_dir": str(bundle), "bundle_id": man.get("bundle_id") or doc.get("bundle_id"),
+            "counts": _counts(doc, ("read", "runs_read", "runs"), ("accepted", "runs_accepted", "exported")),
+            "summary": doc}
+
+
+def step_export(ctx: Ctx) -> dict[str, Any]:
+    """Curate and export the cycle's runs; keep the bundle manifest and dataset report."""
+    out = export_bundle(ctx, "export", ctx.traces, ctx.work / "bundles")
+    src = Path(out["bundle_dir"])
+    dst = ctx.bundle / "export"
+    dst.mkdir(exist_ok=True)
+    for p in sorted(src.iterdir()):
+        if p.is_file() and (p.name == "manifest.json" or p.name.startswith(("report", "dataset_report"))):
+            shutil.copy2(p, dst / p.name)
+    return out
+
+
+def step_replay(ctx: Ctx) -> dict[str, Any]:
+    """Freeze the fixed replay set once, verify it every day, export it (same bundle id daily)."""
+    sh = ctx.shadow
+    man = rp.load_replay_manifest(ctx.work)
+    created = man is None
+    if man is None:
+        man = rp.freeze_replay_set(ctx.traces, ctx.work, sh.replay.size, sh.replay.salt)
+    problems = rp.verify_replay_set(ctx.work, man)
+    if problems:
+        raise StepFailed("replay set changed: " + "; ".join(problems[:5]), {"problems": problems})
+    out = export_bundle(ctx, "replay", rp.replay_dir(ctx.work) / "traces", rp.replay_dir(ctx.work) / "bundles")
+    if man.get("first_bundle_id") is None:
+        man["first_bundle_id"] = out["bundle_id"]
+        rp.write_replay_manifest(ctx.work, man)
+    stable = out["bundle_id"] == man["first_bundle_id"]
+    dst = ctx.bundle / "replay"
+    dst.mkdir(exist_ok=True)
+    shutil.copy2(rp.replay_dir(ctx.work) / rp.REPLAY_MANIFEST, dst / rp.REPLAY_MANIFEST)
+    return {**out, "runs": len(man["runs"]), "created": created, "stable": stable,
+            "first_bundle_id": man["first_bundle_id"],
+            "inputs": {"replay_manifest_sha256": sha256_file(dst / rp.REPLAY_MANIFEST)}}
+
+
+def step_consumers(ctx: Ctx) -> dict[str, Any]:
+    """Views parse, TRL formatting works, Agent Lightning consumes our export."""
+    from tracebridge.ops.consumers import check_bundle
+
+    res = check_bundle(Path(ctx.outputs["export"]["bundle_dir"]))
+    (ctx.bundle / "consumers.json").write_text(json.dumps(res, indent=2, sort_keys=True))
+    bad = [k for k, v in res.items() if not v["ok"]]
+    if bad:
+        raise StepFailed("consumer checks failed: " + "; ".join(f"{k}: {res[k]['problems'][:2]}" for k in bad), res)
+    return res
+
+
+def step_optimize(ctx: Ctx) -> dict[str, Any]:
+    """Baseline vs optimized on the replay bundle (tiny local run or a cluster sweep)."""
+    from tracebridge.ops.optimize import optimize_smoke
+
+    return optimize_smoke(ctx, run_cli)
+
+
+def step_runtime_hook(ctx: Ctx) -> dict[str, Any]:
+    """A tiny agent run end to end through the Agent Lightning runtime hook, validated."""
+    doc = run_cli(ctx, "runtime_hook", ["smoke", "runtime-hook", "--json"], timeout_s=900)
+    if doc.get("passed") is False or doc.get("ok") is False:
+        raise StepFailed(f"runtime-hook smoke reported failure: {str(doc)[:400]}", {"summary": doc})
+    return {"summary": doc}
+
+
+def step_chunk_policy(ctx: Ctx) -> dict[str, Any]:
+    """The chunked-message label policy is documented and applied in the exported training rows."""
+    from tracebridge.ops.chunks import check_chunk_policy
+
+    sh = ctx.shadow
+    res = check_chunk_policy(Path(sh.chunk_policy_doc), Path(sh.chunk_registry), Path(ctx.outputs["export"]["bundle_dir"]))
+    if res["doc_sha256"]:
+        (ctx.bundle / "docs").mkdir(exist_ok=True)
+        shutil.copy2(sh.chunk_policy_doc, ctx.bundle / "docs" / Path(sh.chunk_policy_doc).name)
+    if not res["doc_sha256"]:
+        raise StepFailed(f"{sh.chunk_policy_doc}: chunk label policy not documented", {"chunk_policy": res})
+    if res["violations"]:
+        raise StepFailed(f"{res['violations']} chunk label violations: {res['violation_examples'][:2]}",
+                         {"chunk_policy": res})
+    return {"chunk_policy": res}
+
+
+STEPS: list[Step] = [
+    Step("import", step_import, (), "OpenClaw sessions → the cycle's trace root"),
+    Step("feedback", step_feedback, (), "audit of yesterday's reaction harvest"),
+    Step("validate", step_validate, ("import",), "schema, drift, lineage"),
+    Step("export", step_export, ("validate",), "curate + export bundle"),
+    Step("replay", step_replay, ("validate",), "fixed replay set + its bundle"),
+    Step("consumers", step_consumers, ("export",), "datasets, TRL, Agent Lightning consume the views"),
+    Step("optimize", step_optimize, ("replay",), "baseline vs optimized on the replay set"),
+    Step("runtime_hook", step_runtime_hook, (), "Agent Lightning runtime-hook smoke"),
+    Step("chunk_policy", step_chunk_policy, ("export",), "chunk label policy documented and applied"),
+]

@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from tracebridge.config import load_config  # noqa: E402
-from tracebridge.sim.collect import collect  # noqa: E402
-from tracebridge.sim.config import CollectConfig  # noqa: E402
+from tracebridge.config import load_config
+from tracebridge.sim.collect import collect
+from tracebridge.sim.config import CollectConfig
 
 
 def run(cfg_path: Path, overrides: list[str]) -> tuple[float, int, dict]:

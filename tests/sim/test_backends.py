@@ -37,7 +37,7 @@ class Server:
             def log_message(self, *a):  # keep test output clean
                 pass
 
-            def do_POST(self):  # noqa: N802 - http.server API
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append((body, dict(self.headers)))
                 if self.path != "/v1/chat/completions":

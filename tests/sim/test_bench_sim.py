@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_sim_smoke():
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_sim.py"), "--smoke"],
-                         capture_output=True, text=True, timeout=300)
+                         check=False, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     lines = res.stdout.strip().splitlines()
     assert lines[-1].startswith("ratio workers/baseline: ") and "episodes/s" in lines[-1]

@@ -10,7 +10,7 @@ from tracebridge.schema.events import ErrorKind
 from tracebridge.sim.families import FAMILIES, get_family
 from tracebridge.sim.families.base import answers_match, read_answer, resolve_refs
 from tracebridge.sim.families.calc import convert, evaluate
-from tracebridge.sim.tools import Sandbox, ToolFailure, Toolbox
+from tracebridge.sim.tools import Sandbox, Toolbox, ToolFailure
 
 SEEDS = range(12)
 
@@ -40,7 +40,7 @@ def test_reference_plan_satisfies_checker(name, tmp_path):
     for seed in SEEDS:
         fam, sb, task, box = _setup(name, seed, tmp_path / str(seed))
         assert not fam.check(task, sb), "nothing done yet must not pass"
-        assert [resolve_refs(s.plan_args, None) for s in task.steps][0] == task.steps[0].args
+        assert resolve_refs(task.steps[0].plan_args, None) == task.steps[0].args  # no refs in step 1
         assert _run_reference(task, box) is None, task.goal
         assert fam.check(task, sb), task.goal
 
@@ -104,8 +104,8 @@ def _err(box, tool, args):
 
 
 def test_files_tool_errors(tmp_path):
-    _, sb, _, box = _setup("files", 0, tmp_path)
-    note = sorted(p.name for p in (tmp_path / "inbox").iterdir())[0]
+    *_, box = _setup("files", 0, tmp_path)
+    note = min(p.name for p in (tmp_path / "inbox").iterdir())
     cases = [("list_dir", {"path": "nope"}, ErrorKind.NOT_FOUND),
              ("list_dir", {"path": f"inbox/{note}"}, ErrorKind.BAD_ARGS),
              ("read_file", {"path": "inbox/missing.txt"}, ErrorKind.NOT_FOUND),
@@ -131,7 +131,7 @@ def test_files_tool_errors(tmp_path):
 
 
 def test_sql_tool_errors(tmp_path):
-    _, sb, _, box = _setup("sql", 0, tmp_path)
+    *_, box = _setup("sql", 0, tmp_path)
     cases = [("describe_table", {"table": "refunds"}, ErrorKind.NOT_FOUND),
              ("sql_query", {"query": "SELEKT 1"}, ErrorKind.BAD_ARGS),
              ("sql_query", {"query": "SELECT * FROM refunds"}, ErrorKind.RUNTIME_ERROR),
@@ -153,7 +153,7 @@ def test_sql_tool_errors(tmp_path):
 
 
 def test_calc_tool_errors_and_values(tmp_path):
-    _, sb, _, box = _setup("calc", 0, tmp_path)
+    *_, box = _setup("calc", 0, tmp_path)
     cases = [("calculate", {"expression": "2 +"}, ErrorKind.BAD_ARGS),
              ("calculate", {"expression": "__import__('os').system('true')"}, ErrorKind.BAD_ARGS),
              ("calculate", {"expression": "x * 2"}, ErrorKind.BAD_ARGS),
@@ -175,7 +175,7 @@ def test_calc_tool_errors_and_values(tmp_path):
 
 
 def test_docs_tool_errors(tmp_path):
-    _, sb, task, box = _setup("docs", 0, tmp_path)
+    *_, box = _setup("docs", 0, tmp_path)
     cases = [("search", {"query": "no-such-thing-anywhere"}, ErrorKind.NOT_FOUND),
              ("search", {"query": "a", "kind": "planet"}, ErrorKind.BAD_ARGS),
              ("lookup", {"name": "Nobody Inc"}, ErrorKind.NOT_FOUND),

@@ -7,7 +7,12 @@ import shutil
 
 from tests.sim.conftest import HARD, NOVICE, spec
 from tracebridge.sim.episode import run_episode
-from tracebridge.sim.hashing import content_hash, normalized_events, root_content_hash, root_content_hashes
+from tracebridge.sim.hashing import (
+    content_hash,
+    normalized_events,
+    root_content_hash,
+    root_content_hashes,
+)
 
 
 def _rewrite(run_dir, fn):
@@ -24,7 +29,7 @@ def test_content_hash_ignores_volatile_fields_only(tmp_path):
     shutil.copytree(run, copy)
 
     def volatile(e):
-        new_id = lambda x: None if x is None else x.replace(r.run_id, "other-run-id")  # noqa: E731
+        new_id = lambda x: None if x is None else x.replace(r.run_id, "other-run-id")
         e = {**e, "run_id": "other-run-id", "event_id": new_id(e["event_id"]),
              "parent_event_id": new_id(e["parent_event_id"]), "timestamp": "2030-01-01T00:00:00.000Z"}
         if "latency_ms" in e["payload"]:

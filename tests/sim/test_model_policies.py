@@ -61,10 +61,10 @@ def test_garbage_from_each_role_is_invalid_output(tiny):
 
 def test_episodes_with_model_roles_do_not_crash(tiny, tmp_path):
     b = TransformersBackend(*tiny, name="tiny", max_new_tokens=16)
-    all_model = lambda r: RoleSet(ModelPlanner(b, r["planner"]), ModelWorker(b, r["worker"]),  # noqa: E731
+    all_model = lambda r: RoleSet(ModelPlanner(b, r["planner"]), ModelWorker(b, r["worker"]),
                                   ModelVerifier(b, r["verifier"]))
     skill = SkillConfig()
-    scripted_plan = lambda r: RoleSet(ScriptedPlanner(skill, r["planner"]), ScriptedWorker(skill, r["worker"]),  # noqa: E731
+    scripted_plan = lambda r: RoleSet(ScriptedPlanner(skill, r["planner"]), ScriptedWorker(skill, r["worker"]),
                                       ModelVerifier(b, r["verifier"]))
     a = run_episode(spec("files", 0, max_steps=2), tmp_path, roles=all_model)
     c = run_episode(spec("calc", 0, max_steps=2), tmp_path, roles=scripted_plan)

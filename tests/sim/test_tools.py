@@ -8,7 +8,15 @@ import random
 import pytest
 
 from tracebridge.schema.events import ErrorKind
-from tracebridge.sim.tools import Faults, Sandbox, ToolFailure, Toolbox, ToolSpec, params, schema_problems
+from tracebridge.sim.tools import (
+    Faults,
+    Sandbox,
+    Toolbox,
+    ToolFailure,
+    ToolSpec,
+    params,
+    schema_problems,
+)
 
 
 def _echo(sb, a):

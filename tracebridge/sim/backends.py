@@ -147,7 +147,7 @@ class OpenAIBackend:
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:200].decode("utf-8", "replace")
             raise BackendError("runtime_error", f"{self.url}: HTTP {exc.code}: {detail}") from exc
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             raise BackendError("timeout", f"{self.url}: no reply within {self.timeout_s:g} s") from exc
         except urllib.error.URLError as exc:
             kind = "timeout" if isinstance(exc.reason, (TimeoutError, socket.timeout)) else "runtime_error"

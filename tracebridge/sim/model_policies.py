@@ -15,8 +15,15 @@ from typing import Any
 
 from tracebridge.schema import roles
 from tracebridge.sim.backends import ChatBackend
-from tracebridge.sim.policies import (InvalidOutput, PlanDecision, PlannerView, VerdictDecision, VerifierView,
-                                      WorkerDecision, WorkerView)
+from tracebridge.sim.policies import (
+    InvalidOutput,
+    PlanDecision,
+    PlannerView,
+    VerdictDecision,
+    VerifierView,
+    WorkerDecision,
+    WorkerView,
+)
 
 
 class _ModelRole:

@@ -20,7 +20,14 @@ from typing import Any
 
 from tracebridge.capture.recorder import Recorder
 from tracebridge.sim.families.base import Family, Misleading, Task, read_answer
-from tracebridge.sim.policies import InvalidOutput, ModelCall, PlannerView, RoleSet, VerifierView, WorkerView
+from tracebridge.sim.policies import (
+    InvalidOutput,
+    ModelCall,
+    PlannerView,
+    RoleSet,
+    VerifierView,
+    WorkerView,
+)
 from tracebridge.sim.tools import Toolbox
 from tracebridge.sim.truth import Truth
 

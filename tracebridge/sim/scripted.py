@@ -14,8 +14,14 @@ from typing import Any
 
 from tracebridge.sim.config import SkillConfig
 from tracebridge.sim.families.base import resolve_refs
-from tracebridge.sim.policies import (PlanDecision, PlannerView, VerdictDecision, VerifierView, WorkerDecision,
-                                      WorkerView)
+from tracebridge.sim.policies import (
+    PlanDecision,
+    PlannerView,
+    VerdictDecision,
+    VerifierView,
+    WorkerDecision,
+    WorkerView,
+)
 
 DECOY_TOOLS = ("run_shell", "search_web", "read", "query_db", "http_get", "python_exec")
 PATHLIKE = ("path", "src", "dst", "name", "table", "pattern", "query")
@@ -155,4 +161,4 @@ def scripted_roles(skill: SkillConfig, rngs: dict[str, random.Random]) -> dict[s
             "verifier": ScriptedVerifier(skill, rngs["verifier"])}
 
 
-__all__ = ["ScriptedPlanner", "ScriptedWorker", "ScriptedVerifier", "scripted_roles"]
+__all__ = ["ScriptedPlanner", "ScriptedVerifier", "ScriptedWorker", "scripted_roles"]

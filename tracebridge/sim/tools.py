@@ -225,7 +225,7 @@ class Toolbox:
             output = spec.fn(self.sandbox, args)
         except ToolFailure as exc:
             return _fail(exc.kind, self.sandbox.scrub(exc.message), latency_ms=_ms(t0) + delay)
-        except Exception as exc:  # a real tool's own failure, reported as such
+        except Exception as exc:  # noqa: BLE001 - a real tool's own failure, reported as such
             return _fail(ErrorKind.RUNTIME_ERROR, self.sandbox.scrub(f"{type(exc).__name__}: {exc}"),
                          latency_ms=_ms(t0) + delay)
         return ToolOutcome(ok=True, output=_cap(output), latency_ms=_ms(t0) + delay,

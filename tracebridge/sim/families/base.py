@@ -182,5 +182,15 @@ def need(cond: bool, kind: ErrorKind, message: str) -> None:
         raise ToolFailure(kind, message)
 
 
-__all__ = ["OracleStep", "Misleading", "Task", "Family", "SUBMIT_ANSWER", "STR", "read_answer",
-           "answers_match", "resolve_refs", "need"]
+__all__ = [
+    "STR",
+    "SUBMIT_ANSWER",
+    "Family",
+    "Misleading",
+    "OracleStep",
+    "Task",
+    "answers_match",
+    "need",
+    "read_answer",
+    "resolve_refs",
+]

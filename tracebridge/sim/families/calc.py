@@ -15,7 +15,15 @@ import random
 from typing import Any
 
 from tracebridge.schema.events import ErrorKind
-from tracebridge.sim.families.base import SUBMIT_ANSWER, Misleading, OracleStep, Task, answers_match, need, read_answer
+from tracebridge.sim.families.base import (
+    SUBMIT_ANSWER,
+    Misleading,
+    OracleStep,
+    Task,
+    answers_match,
+    need,
+    read_answer,
+)
 from tracebridge.sim.tools import STR, Sandbox, ToolFailure, ToolSpec, params
 
 MAX_EXPR_CHARS = 200

@@ -14,7 +14,15 @@ import sqlite3
 from typing import Any
 
 from tracebridge.schema.events import ErrorKind
-from tracebridge.sim.families.base import SUBMIT_ANSWER, Misleading, OracleStep, Task, answers_match, need, read_answer
+from tracebridge.sim.families.base import (
+    SUBMIT_ANSWER,
+    Misleading,
+    OracleStep,
+    Task,
+    answers_match,
+    need,
+    read_answer,
+)
 from tracebridge.sim.tools import STR, Sandbox, ToolFailure, ToolSpec, params
 
 DB = "shop.db"

@@ -30,6 +30,7 @@ test: install
 
 bench: install
 	$(PY) scripts/bench_capture.py
+	$(PY) scripts/bench_sim.py
 
 clean:
 	rm -rf demo_out .pytest_cache

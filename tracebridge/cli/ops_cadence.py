@@ -130,3 +130,42 @@ def weekly(
         if not dry_run:
             typer.echo(f"{man['status'].upper()}; manifest {man.get('manifest')}")
     raise typer.Exit(0 if dry_run or man["status"] == "ok" else 1)
+
+
+@ops_app.command("phase2-report")
+def phase2_report(
+    config: Annotated[Path | None, typer.Option(help="Ops config with the phase2 block.")] = Path("configs/ops/phase2.yaml"),
+    overrides: Overrides = None,
+    bundle: Annotated[Path | None, typer.Option(help="Bundle (default: phase2.bundle, else the replay bundle).")] = None,
+    from_manifest: Annotated[Path | None, typer.Option(help="Re-run a report from its manifest.json and compare.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Phase-2 ablation over the fixed replay set naming a winner policy; exit 1 without a clear
+    winner (or, with --from-manifest, when the numbers do not reproduce)."""
+    from tracebridge.ops import phase2 as p2
+    from tracebridge.train.data import BundleError
+
+    cfg = _ops_config(config, overrides)
+    out = Path(cfg.phase2.out_dir)
+    try:
+        if from_manifest is not None:
+            res = p2.reproduce(from_manifest, out)
+            if json_out:
+                print_json(res)
+            else:
+                typer.echo(f"{'REPRODUCED' if res['reproduced'] else 'DIFFERENT'}: {res['rerun']} "
+                           f"numbers {res['numbers_sha256'][:16]} vs {res['expected'][:16]}")
+            raise typer.Exit(0 if res["reproduced"] else 1)
+        src = bundle or (Path(cfg.phase2.bundle) if cfg.phase2.bundle else p2.latest_replay_bundle(cfg.shadow.work_dir))
+        if src is None:
+            fail(f"no bundle: give --bundle, set phase2.bundle, or run a shadow cycle first ({cfg.shadow.work_dir}/replay)")
+        man = p2.phase2_report(cfg.phase2, src, out)
+    except (ValueError, BundleError) as exc:
+        fail(str(exc), 2)
+    if json_out:
+        print_json(man)
+    else:
+        sys.stdout.write((Path(man["path"]) / "report.md").read_text())
+        typer.echo(f"report: {man['path']}  (reproduce: tracebridge ops phase2-report --from-manifest "
+                   f"{man['path']}/manifest.json)")
+    raise typer.Exit(0 if man["winner"] else 1)

@@ -3,8 +3,8 @@
 ``GateConfig`` (YAML under ``configs/gates/``) holds the canary gate thresholds. ``OpsConfig``
 (YAML under ``configs/ops/``) groups everything an operator schedules: the daily shadow cycle
 (``shadow``), the 3-day review (``review``), the canary router (``canary``), promotion state
-(``promotion``), the weekly retrain/eval window (``weekly``) and the monthly mapping/reward
-review (``monthly``). One schema per folder keeps ``tracebridge config show`` working on every
+(``promotion``), the weekly retrain/eval window (``weekly``), the monthly mapping/reward
+review (``monthly``) and the phase-2 ablation over the replay set (``phase2``). One schema per folder keeps ``tracebridge config show`` working on every
 file; each YAML fills in the blocks its command uses and leaves the rest at their defaults.
 """
 
@@ -166,6 +166,45 @@ class MonthlyConfig:
 
 
 @dataclass
+class PolicySpec:
+    """One behaviour policy of the phase-2 ablation: a training variant plus config overrides."""
+
+    name: str = field(default="baseline", metadata={"help": "Name shown in the report (unique)."})
+    variant: str = field(default="baseline", metadata={"help": "baseline | optimized (train Variant)."})
+    overrides: list[str] = field(default_factory=list, metadata={
+        "help": "TrainConfig key=value overrides that make this policy (e.g. data.recovery_weight=1)."})
+
+
+@dataclass
+class Phase2Config:
+    """Phase 2: ablation over the fixed replay set, naming a winner policy."""
+
+    bundle: str | None = field(default=None, metadata={
+        "help": "Export bundle to evaluate on; None = the shadow cycle's replay bundle (latest)."})
+    train_config: str = field(default="configs/train/cpu_tiny.yaml", metadata={"help": "Base train config."})
+    role: str = field(default="verifier", metadata={"help": "Role whose policies are compared."})
+    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "Seeds per policy (same for all)."})
+    overrides: list[str] = field(default_factory=list, metadata={"help": "Overrides applied to every policy."})
+    policies: list[PolicySpec] = field(default_factory=lambda: [
+        PolicySpec("baseline", "baseline"), PolicySpec("optimized", "optimized")], metadata={
+        "help": "Policies compared; the winner must beat the runner-up with a paired interval excluding 0."})
+    n_boot: int = field(default=1000, metadata={"help": "Bootstrap resamples of the paired comparisons."})
+    out_dir: str = field(default="artifacts/phase2", metadata={"help": "Where reports go (<UTC timestamp>/)."})
+
+    def problems(self) -> list[str]:
+        p = []
+        names = [x.name for x in self.policies]
+        if len(names) < 2 or len(set(names)) != len(names):
+            p.append(f"phase2.policies={names}: need at least two policies with unique names")
+        for x in self.policies:
+            if x.variant not in ("baseline", "optimized"):
+                p.append(f"phase2.policies[{x.name}].variant={x.variant}: use baseline or optimized")
+        if not self.seeds:
+            p.append("phase2.seeds=[]: give at least one seed")
+        return p
+
+
+@dataclass
 class OpsConfig:
     """Everything an operator schedules; each command reads its own block."""
 
@@ -177,10 +216,11 @@ class OpsConfig:
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
     weekly: WeeklyConfig = field(default_factory=WeeklyConfig)
     monthly: MonthlyConfig = field(default_factory=MonthlyConfig)
+    phase2: Phase2Config = field(default_factory=Phase2Config)
 
     def validate(self) -> list[str]:
         """Every problem of every block."""
         out = self.shadow.problems()
-        for block in (self.review, self.canary, self.weekly, self.monthly):
+        for block in (self.review, self.canary, self.weekly, self.monthly, self.phase2):
             out += block.problems()
         return out

@@ -1,0 +1,70 @@
+"""Phase 2: the ablation names a winner only on a clear paired difference, and reproduces exactly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tracebridge.cli import app
+from tracebridge.ops.config import Phase2Config, PolicySpec
+from tracebridge.ops.phase2 import phase2_report, rank_policies
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = ["train.max_steps=4", "dpo.max_steps=2", "train.save_steps=0", "eval.n_boot=100", "train.logging_steps=2"]
+
+
+def _trial(tmp_path, policy, correct, n=60, seed=0):
+    p = tmp_path / f"{policy}-{seed}.json"
+    acc = [[1.0 if i < correct else 0.0 for i in range(n)], [1.0] * n]
+    p.write_text(json.dumps({"items": {"accuracy": acc, "false_stop_rate": [[0.0] * n, [1.0] * n],
+                                       "unnecessary_replan_rate": [[0.0] * n, [1.0] * n]},
+                             "item_ids": list(range(n))}))
+    return {"policy": policy, "seed": seed, "role": "verifier", "eval_items_path": str(p)}
+
+
+def _cfg(*names):
+    return Phase2Config(policies=[PolicySpec(n, "baseline") for n in names], n_boot=500)
+
+
+def test_clear_leader_is_named_winner(tmp_path):
+    trials = [_trial(tmp_path, "a", 30), _trial(tmp_path, "b", 50), _trial(tmp_path, "c", 20)]
+    rep = rank_policies(_cfg("a", "b", "c"), trials)
+    assert rep["ranking"] == ["b", "a", "c"] and rep["winner"] == "b"
+    assert rep["leader_vs_runner_up"]["accuracy"]["lo"] > 0
+    assert rep["metrics"]["b"]["accuracy"]["value"] == pytest.approx(50 / 60)
+
+
+def test_no_winner_without_a_clear_difference(tmp_path):
+    trials = [_trial(tmp_path, "a", 30), _trial(tmp_path, "b", 31)]
+    rep = rank_policies(_cfg("a", "b"), trials)
+    assert rep["ranking"][0] == "b" and rep["winner"] is None
+    assert "no significant difference" in rep["winner_reason"]
+
+
+def test_report_reproduces_from_its_manifest(tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(ROOT / "tests/data/train_views", bundle)
+    cfg = Phase2Config(overrides=FAST, policies=[PolicySpec("baseline", "baseline"),
+                                                 PolicySpec("optimized", "optimized")], n_boot=200)
+    man = phase2_report(cfg, bundle, tmp_path / "out")
+    folder = Path(man["path"])
+    rep = json.loads((folder / "report.json").read_text())
+    assert set(rep["ranking"]) == {"baseline", "optimized"} and "Winner:" in (folder / "report.md").read_text()
+    assert man["bundle_id"] == json.loads((bundle / "manifest.json").read_text())["bundle_id"]
+    assert len(man["trial_config_hashes"]) == 2
+
+    runner = CliRunner()
+    args = ["ops", "phase2-report", "--config", str(ROOT / "configs/ops/phase2.yaml"),
+            f"phase2.out_dir={tmp_path / 'out'}", "--from-manifest", str(folder / "manifest.json"), "--json"]
+    r = runner.invoke(app, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["reproduced"] and res["numbers_sha256"] == man["numbers_sha256"]
+
+    (bundle / "manifest.json").write_text((bundle / "manifest.json").read_text() + " ")
+    r = runner.invoke(app, args, catch_exceptions=False)
+    assert r.exit_code == 2 and "bundle missing or changed" in r.output

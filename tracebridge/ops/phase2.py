@@ -1,0 +1,154 @@
+"""Phase 2: ablation report over the fixed replay set, naming a winner policy, reproducible.
+
+Each policy (a training variant plus overrides) is trained and evaluated on the same bundle with
+the same seeds (``tracebridge.train.trial.run_trial``, in process, one torch thread). Policies
+are ranked by the role's primary metric pooled over seeds; the leader is the **winner** only when
+its paired difference against the runner-up (same test items, same seeds) has an interval above
+zero and no guarded metric regresses (``tracebridge.eval.stats.decide_winner``).
+
+The report folder holds ``report.json``, ``report.md`` and ``manifest.json``. The manifest stamps
+the resolved phase-2 config, the bundle (id and manifest sha256), the code version, the seeds,
+every trial's config hash and ``numbers_sha256``: the hash of every number the report gives
+(metrics, intervals, losses, the winner). Re-running from the manifest (``reproduce``) trains
+again from scratch and must give the same ``numbers_sha256`` on CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from tracebridge.config import config_hash, load_config, to_dict
+from tracebridge.ops.artifacts import git_sha, new_bundle_dir, sha256_file, write_manifest
+from tracebridge.ops.config import Phase2Config
+from tracebridge.schema.canonical import sha256_json, utc_now
+
+log = logging.getLogger(__name__)
+VOLATILE = ("wall_s", "train/tokens_per_s", "train/peak_memory_bytes", "trial_dir", "eval_items_path",
+            "checkpoint_dir", "loss_curve")
+
+
+def latest_replay_bundle(work_dir: str | Path) -> Path | None:
+    """The newest bundle of the shadow cycle's replay set, if any."""
+    root = Path(work_dir) / "replay" / "bundles"
+    cands = [p for p in root.iterdir() if (p / "manifest.json").is_file()] if root.is_dir() else []
+    return max(cands, key=lambda p: p.stat().st_mtime) if cands else None
+
+
+def run_policies(cfg: Phase2Config, bundle: Path, work: Path) -> list[dict[str, Any]]:
+    """Train and evaluate every policy × seed; return the trial results (with policy names)."""
+    from tracebridge.train.trial import run_trial
+
+    trials = []
+    for pol in cfg.policies:
+        for seed in cfg.seeds:
+            spec = {"config": cfg.train_config, "role": cfg.role, "variant": pol.variant, "seed": seed,
+                    "overrides": [*cfg.overrides, *pol.overrides]}
+            log.info("phase2: policy %s seed %s", pol.name, seed)
+            res = run_trial(spec, bundle, work / f"{pol.name}-s{seed}")
+            trials.append({**res, "policy": pol.name})
+    return trials
+
+
+def _pooled(trials: list[dict[str, Any]], metric: str) -> tuple[list[float], list[float]]:
+    from tracebridge.report.results import load_items
+
+    num: list[float] = []
+    den: list[float] = []
+    for t in sorted(trials, key=lambda t: t["seed"]):
+        items = load_items(t)["items"].get(metric)
+        if items:
+            num += list(items[0])
+            den += list(items[1])
+    return num, den
+
+
+def rank_policies(cfg: Phase2Config, trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-policy estimates, the ranking, the paired leader-vs-runner-up test and the winner."""
+    from tracebridge.eval.metrics import HIGHER_IS_BETTER
+    from tracebridge.eval.stats import bootstrap, decide_winner, paired_difference
+    from tracebridge.report.results import GUARDED, PRIMARY
+
+    primary = PRIMARY[cfg.role]
+    metrics = [primary, *[g for g in GUARDED[cfg.role] if not g.startswith("cl_")]]
+    by_pol = {p.name: [t for t in trials if t["policy"] == p.name] for p in cfg.policies}
+    pooled = {p: {m: _pooled(ts, m) for m in metrics} for p, ts in by_pol.items()}
+    est = {p: {m: bootstrap(*pooled[p][m], cfg.n_boot).to_dict() for m in metrics} for p in by_pol}
+    order = sorted(by_pol, key=lambda p: (-(est[p][primary]["value"] if est[p][primary]["n"] else -1e9), p))
+    lead, second = order[0], order[1]
+    diffs = {m: paired_difference(pooled[lead][m], pooled[second][m], cfg.n_boot)
+             for m in metrics if len(pooled[lead][m][0]) == len(pooled[second][m][0])}
+    if primary not in diffs:
+        return {"metrics": est, "ranking": order, "winner": None,
+                "winner_reason": "policies were not scored on the same items; no paired test"}
+    guards = {g: diffs[g] for g in metrics[1:] if g in diffs}
+    verdict = decide_winner(diffs[primary], guards, {g: HIGHER_IS_BETTER.get(g, True) for g in guards},
+                            challenger=lead, incumbent=second)
+    return {"metrics": est, "ranking": order, "primary": primary,
+            "leader_vs_runner_up": {m: e.to_dict() for m, e in diffs.items()},
+            "winner": verdict.winner if verdict.winner == lead else None, "winner_reason": verdict.reason}
+
+
+def numbers_of(report: dict[str, Any]) -> dict[str, Any]:
+    """Every number of the report that must reproduce (no timings, no paths)."""
+    trials = [{k: v for k, v in t.items() if k not in VOLATILE} for t in report["trials"]]
+    return {"ranking": report["ranking"], "metrics": report["metrics"], "winner": report["winner"],
+            "leader_vs_runner_up": report.get("leader_vs_runner_up"), "trials": trials}
+
+
+def to_markdown(rep: dict[str, Any]) -> str:
+    lines = [f"# Phase 2 ablation: {rep['role']} on bundle {rep['bundle_id']}", "",
+             f"Winner: **{rep['winner'] or 'none'}** — {rep['winner_reason']}", "",
+             "| rank | policy | " + " | ".join(rep["metrics"][rep["ranking"][0]]) + " |",
+             "|---|---|" + "---|" * len(rep["metrics"][rep["ranking"][0]])]
+    for i, p in enumerate(rep["ranking"], 1):
+        cells = [f"{e['value']:.4f} [{e['lo']:.4f}, {e['hi']:.4f}]" if e["n"] else "n/a"
+                 for e in rep["metrics"][p].values()]
+        lines.append(f"| {i} | {p} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def phase2_report(cfg: Phase2Config, bundle: Path, out_root: Path, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Run the ablation and write the report folder; return its manifest."""
+    from tracebridge.train.data import verify_bundle_dir
+
+    bman = verify_bundle_dir(bundle)
+    folder = new_bundle_dir(out_root, now or dt.datetime.now(dt.timezone.utc))
+    work = folder.parent / f".work-{folder.name}"
+    trials = run_policies(cfg, bundle, work)
+    rep = {"role": cfg.role, "bundle_id": bman.get("bundle_id"), **rank_policies(cfg, trials),
+           "trials": [{k: v for k, v in t.items() if k != "loss_curve"} for t in trials]}
+    rep["numbers_sha256"] = sha256_json(numbers_of(rep))
+    (folder / "report.json").write_text(json.dumps(rep, indent=2, sort_keys=True, default=str))
+    (folder / "report.md").write_text(to_markdown(rep))
+    man = {"kind": "phase2-ablation", "created_at": utc_now(), "config": to_dict(cfg), "config_hash": config_hash(cfg),
+           "bundle": str(bundle), "bundle_id": bman.get("bundle_id"),
+           "bundle_manifest_sha256": sha256_file(bundle / "manifest.json"), "git_sha": git_sha(),
+           "seeds": list(cfg.seeds), "trial_config_hashes": {f"{t['policy']}-s{t['seed']}": t["config_hash"] for t in trials},
+           "winner": rep["winner"], "numbers_sha256": rep["numbers_sha256"]}
+    write_manifest(folder, man)
+    return {**man, "path": str(folder)}
+
+
+def reproduce(manifest_path: Path, out_root: Path) -> dict[str, Any]:
+    """Re-run a phase-2 report from its manifest; compare every number.
+
+    Raises:
+        ValueError: the bundle is gone or no longer matches the manifest's hash.
+    """
+    man = json.loads(Path(manifest_path).read_text())
+    bundle = Path(man["bundle"])
+    if not (bundle / "manifest.json").is_file() or sha256_file(bundle / "manifest.json") != man["bundle_manifest_sha256"]:
+        raise ValueError(f"{bundle}: bundle missing or changed since {manifest_path} (bundle_manifest_sha256)")
+    cfg = load_config(Phase2Config, None, [])
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in man["config"].items() if k != "policies"})
+    from tracebridge.ops.config import PolicySpec
+
+    cfg.policies = [PolicySpec(**p) for p in man["config"]["policies"]]
+    again = phase2_report(cfg, bundle, out_root)
+    return {"original": str(manifest_path), "rerun": again["path"], "numbers_sha256": again["numbers_sha256"],
+            "expected": man["numbers_sha256"], "reproduced": again["numbers_sha256"] == man["numbers_sha256"]}

@@ -209,4 +209,5 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "arg_grounding": True, "error_recurrence": False, "accuracy": True, "stop_precision": True,
     "stop_recall": True, "false_stop_rate": False, "unnecessary_replan_rate": False, "pref_accuracy": True,
     "reward_margin": True, "success": True, "tool_success": True, "action_efficiency": True,
+    "verdict_accuracy": True, "invalid_outputs_per_episode": False,
 }

@@ -31,7 +31,7 @@ def load_items(result: dict[str, Any]) -> dict[str, Any]:
     data = json.loads(Path(path).read_text())
     cl = data.get("closed_loop") or {}
     for k, v in (cl.get("items") or {}).items():
-        data["items"][f"cl_{k}"] = v
+        data["items"][k if k.startswith("cl_") else f"cl_{k}"] = v
     return data
 
 

@@ -204,6 +204,31 @@ class ClosedLoopConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3], metadata={"help": "Fixed episode seeds."})
     max_steps: int = field(default=6, metadata={"help": "Orchestrator cycles per episode."})
     max_new_tokens: int = field(default=96, metadata={"help": "Tokens generated per model call."})
+    skill: dict[str, float] = field(default_factory=lambda: {
+        "wrong_step_order": 0.10, "bad_args": 0.15, "unknown_tool": 0.06, "recover": 0.85,
+        "premature_stop": 0.05, "missed_stop": 0.08, "needless_replan": 0.06}, metadata={
+        "help": "Mistake rates of the scripted roles around the trained one (tracebridge.sim SkillConfig keys)."})
+    failures: dict[str, float] = field(default_factory=lambda: {
+        "flaky_rate": 0.15, "misleading_rate": 0.1, "unsatisfiable_rate": 0.15}, metadata={
+        "help": "Controlled failures of the benchmark (tracebridge.sim FailureProfile keys)."})
+
+    def problems(self) -> list[str]:
+        if not self.enabled:
+            return []
+        p = []
+        if not self.seeds:
+            p.append("eval.closed_loop.seeds=[]: give at least one episode seed")
+        try:
+            from tracebridge.sim.config import FailureProfile, SkillConfig
+            from tracebridge.sim.families import FAMILIES
+        except ImportError:
+            return p + ["eval.closed_loop.enabled=true: tracebridge.sim is not available"]
+        p += [f"eval.closed_loop.families: unknown family {f!r} (known: {', '.join(FAMILIES)})"
+              for f in self.families if f not in FAMILIES]
+        for key, cls in (("skill", SkillConfig), ("failures", FailureProfile)):
+            p += [f"eval.closed_loop.{key}.{k}: unknown key (known: {', '.join(cls.__dataclass_fields__)})"
+                  for k in getattr(self, key) if k not in cls.__dataclass_fields__]
+        return p
 
 
 @dataclass
@@ -227,7 +252,7 @@ class EvalConfig:
             p.append(f"eval.ci={self.ci}: must be in [0.5, 1)")
         if self.n_boot < 100:
             p.append(f"eval.n_boot={self.n_boot}: use >= 100 resamples")
-        return p
+        return p + self.closed_loop.problems()
 
 
 @dataclass

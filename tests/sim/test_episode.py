@@ -64,9 +64,12 @@ def test_recovery_is_a_failed_call_then_a_successful_retry_in_the_same_step(chao
         calls = {e["payload"]["call_id"]: e for e in events if e["event_type"] == "worker_tool_result"}
         ok_retries = [e for e in calls.values() if e["payload"]["ok"] and e["payload"]["retry_of"]]
         assert ok_retries and session["labels"]["recovery"] is True
+        args = {e["payload"]["call_id"]: (e["payload"]["tool"], e["payload"]["args"])
+                for e in events if e["event_type"] == "worker_tool_call"}
         for e in ok_retries:
             failed = calls[e["payload"]["retry_of"]]
             assert not failed["payload"]["ok"] and failed["step"] == e["step"]
+        assert any(args[e["payload"]["call_id"]] != args[e["payload"]["retry_of"]] for e in ok_retries)
 
 
 def test_unsatisfiable_episode_ends_with_error_and_failure_class(chaos):

@@ -79,7 +79,8 @@ class Episode:
         self.verdicts: Counter[str] = Counter()
         self.expected: Counter[str] = Counter()
         self.correct = self.invalid = 0
-        self.recovered = False
+        self.recovered = False  # a failed call, then a *different* call that succeeded, same plan step
+        self.failed_calls: dict[str, tuple[str, Any]] = {}
         self.ended = False
         self.success = False
         self.failure_class: str | None = None
@@ -119,9 +120,9 @@ class Episode:
                 self.rec.next_step()
             if decision is None:
                 po = self.make_plan(parent)
-                if po is None or po.startswith("!"):
+                if po.startswith("!"):
                     last = cycle + 1 >= self.max_steps
-                    err = po[1:] if po else parent
+                    err = po[1:]
                     parent = self.transition("plan", "end" if last else "plan", "planner output invalid; "
                                              + ("max_steps reached" if last else "asking again"), err)
                     if last:
@@ -180,7 +181,7 @@ class Episode:
 
     # ------------------------------------------------------------------ roles
 
-    def make_plan(self, parent: str | None) -> str | None:
+    def make_plan(self, parent: str | None) -> str:
         """Planner turn; returns the planner_output id, or ``"!" + error id`` on invalid output."""
         misled = self.misleading if self.planned == 0 else None
         self.planned += 1
@@ -267,8 +268,9 @@ class Episode:
             self.emit("env_observation", "env", {"observation": self.family.observe(self.toolbox.sandbox, self.task),
                                                  "source": "sandbox"}, tr)
         if out.ok:
-            self.recovered = self.recovered or retry_of is not None
+            self.recovered = self.recovered or (retry_of is not None and self.failed_calls[retry_of] != (d.tool, args))
             return Attempt(tr, stop=True, done=True, result=out.output)
+        self.failed_calls[call_id] = (d.tool, args)
         attempts.append({"tool": d.tool, "args": args, "call_id": call_id, "fault": d.fault,
                          "error_kind": str(out.error.kind), "error_message": out.error.message})
         return Attempt(tr, failed_call=call_id)

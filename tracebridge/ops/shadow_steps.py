@@ -49,12 +49,19 @@ def run_cli(ctx: Ctx, step: str, args: list[str], timeout_s: float = 3 * 3600) -
     except json.JSONDecodeError:
         doc = None
     if res.returncode != 0:
-        tail = (res.stderr.strip() or res.stdout.strip())[-600:]
+        tail = _tail(res.stderr) or _tail(res.stdout)
         raise StepFailed(f"tracebridge {' '.join(args[:2])} exited {res.returncode}: {tail}",
                          {"json": doc} if doc is not None else {})
     if not isinstance(doc, dict):
         raise StepFailed(f"tracebridge {' '.join(args[:2])} printed no JSON object (see logs/{step}.log)")
     return doc
+
+
+def _tail(text: str, n: int = 400) -> str:
+    """The last meaningful lines of a command's output, without rich's box drawing or usage lines."""
+    lines = [ln.strip(" │╭╮╰╯─┃━") for ln in text.splitlines()]
+    keep = [ln for ln in lines if ln and not ln.startswith(("Usage:", "Try '"))]
+    return " ".join(keep)[-n:]
 
 
 def _counts(doc: dict[str, Any], read_keys: tuple[str, ...], ok_keys: tuple[str, ...]) -> dict[str, int] | None:

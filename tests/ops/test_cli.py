@@ -90,6 +90,11 @@ def test_install_schedule_writes_systemd_units(tmp_path):
 @pytest.mark.parametrize("path", sorted((ROOT / "configs/ops").glob("*.yaml")) + sorted((ROOT / "configs/gates").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_every_ops_config_loads_and_documents_itself(path):
-    text = path.read_text()
-    assert text.startswith("#") and "tracebridge" in text.splitlines()[1]
+    header = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    head = "\n".join(header)
+    assert header and "tracebridge " in head and "Override:" in head, f"{path}: header comment incomplete"
     load_config(schema_for(path), path)

@@ -11,7 +11,7 @@ from tracebridge.ops.artifacts import list_cycles, verify_bundle
 from tracebridge.ops.config import OpsConfig
 from tracebridge.ops.cycle import CycleLocked, Step, StepFailed, run_cycle
 
-NOW = dt.datetime(2026, 3, 1, 2, 15, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 3, 1, 2, 15, tzinfo=dt.UTC)
 
 
 def _cfg(tmp_path, **shadow):

@@ -12,7 +12,13 @@ from tracebridge.capture.recorder import Recorder
 from tracebridge.ops.canary import CanaryRouter
 from tracebridge.ops.config import CanaryConfig, GateConfig
 from tracebridge.ops.gates import FAIL, NOT_GATED, PASS, evaluate_gates
-from tracebridge.ops.samples import Sample, SampleSet, collect_from_traces, load_samples_file, write_samples
+from tracebridge.ops.samples import (
+    Sample,
+    SampleSet,
+    collect_from_traces,
+    load_samples_file,
+    write_samples,
+)
 
 
 def make_samples(n=200, seed=0, success=(0.7, 0.7), tokens=(1000, 1000), cost=(0.01, 0.01),

@@ -12,7 +12,7 @@ from tracebridge.ops.artifacts import KIND, new_bundle_dir, sha256_file, write_m
 from tracebridge.ops.config import ReviewConfig
 from tracebridge.ops.review import review
 
-NOW = dt.datetime(2026, 3, 4, 8, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 3, 4, 8, 0, tzinfo=dt.UTC)
 
 
 def make_cycle(root, at, *, status="ok", hook="ok", uplift=0.05, integrity=None, harvest=True,

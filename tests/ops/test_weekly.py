@@ -57,6 +57,6 @@ def test_weekly_stops_at_a_failed_step_and_dry_run_runs_nothing(tmp_path):
     assert {k: v["status"] for k, v in man["steps"].items()} == {"export": "ok", "push": "failed", "window": "skipped"}
     assert man["steps"]["push"]["exit_code"] == 3
     log.unlink()
-    plan = run_weekly(cfg, tmp_path / "artifacts", bin_, now=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc),
+    plan = run_weekly(cfg, tmp_path / "artifacts", bin_, now=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
                       dry_run=True)
     assert plan["status"] == "planned" and len(plan["plan"]) == 3 and not log.exists()

@@ -170,7 +170,12 @@ def policy(
     json_out: JsonOpt = False,
 ) -> None:
     """Show the active policy and verify the promotion history; exit 1 if it is inconsistent."""
-    from tracebridge.ops.promotion import PromotionError, active_record, read_history, verify_history
+    from tracebridge.ops.promotion import (
+        PromotionError,
+        active_record,
+        read_history,
+        verify_history,
+    )
 
     st = _state(config, state)
     try:
@@ -214,7 +219,7 @@ def review(
             end = dt.datetime.fromisoformat(now.replace("Z", "+00:00"))
         except ValueError:
             fail(f"--now {now}: not an ISO timestamp")
-        end = end if end.tzinfo else end.replace(tzinfo=dt.timezone.utc)  # type: ignore[union-attr]
+        end = end if end.tzinfo else end.replace(tzinfo=dt.UTC)  # type: ignore[union-attr]
     rep = do_review(root, cfg.review, end)
     if json_out:
         print_json(rep.to_dict())

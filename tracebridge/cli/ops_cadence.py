@@ -70,7 +70,7 @@ def install_schedule(
 
 
 def _last_month() -> str:
-    first = dt.datetime.now(dt.timezone.utc).replace(day=1)
+    first = dt.datetime.now(dt.UTC).replace(day=1)
     return (first - dt.timedelta(days=1)).strftime("%Y-%m")
 
 

@@ -38,13 +38,13 @@ MANIFEST_KEYS = ("kind", "cycle_id", "started_at", "finished_at", "status", "tra
 
 def cycle_stamp(now: dt.datetime) -> str:
     """The folder name of a cycle started at ``now`` (UTC, second precision, sortable)."""
-    return now.astimezone(dt.timezone.utc).strftime(TS_FORMAT)
+    return now.astimezone(dt.UTC).strftime(TS_FORMAT)
 
 
 def parse_stamp(name: str) -> dt.datetime | None:
     """The UTC time of a cycle folder name (``20260301T020000Z`` or with a ``-N`` suffix)."""
     try:
-        return dt.datetime.strptime(name.split("-")[0], TS_FORMAT).replace(tzinfo=dt.timezone.utc)
+        return dt.datetime.strptime(name.split("-")[0], TS_FORMAT).replace(tzinfo=dt.UTC)
     except ValueError:
         return None
 

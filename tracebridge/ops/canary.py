@@ -106,7 +106,7 @@ class CanaryRouter:
     def __enter__(self) -> CanaryRouter:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def arm_for(self, session_id: str) -> tuple[str, float]:

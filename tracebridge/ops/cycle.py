@@ -172,7 +172,7 @@ def run_cycle(cfg: OpsConfig, steps: list[Step], cli: list[str], now: dt.datetim
     except Timeout as exc:
         raise CycleLocked(f"{work / '.shadow-cycle.lock'}: another shadow cycle is running") from exc
     try:
-        now = now or dt.datetime.now(dt.timezone.utc)
+        now = now or dt.datetime.now(dt.UTC)
         started = utc_now()
         bundle = new_bundle_dir(cfg.artifacts_dir, now)
         ctx = Ctx(cfg, bundle, work, now, cli)

@@ -68,13 +68,13 @@ def load_mapping(path: str | Path) -> tuple[dict[str, float], Any]:
 def _when(row: dict[str, Any]) -> dt.datetime | None:
     v = row.get("time", row.get("ts", row.get("timestamp")))
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return dt.datetime.fromtimestamp(v / 1000 if v > 1e11 else v, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(v / 1000 if v > 1e11 else v, dt.UTC)
     if isinstance(v, str):
         try:
             t = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError:
             return None
-        return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+        return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
     return None
 
 
@@ -100,7 +100,7 @@ class MonthCounts:
 
 def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime, str]:
     """[start, end) of a ``YYYY-MM`` month and the previous month's name."""
-    start = dt.datetime.strptime(month + "-01", "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
+    start = dt.datetime.strptime(month + "-01", "%Y-%m-%d").replace(tzinfo=dt.UTC)
     end = (start + dt.timedelta(days=32)).replace(day=1)
     prev = (start - dt.timedelta(days=1)).strftime("%Y-%m")
     return start, end, prev

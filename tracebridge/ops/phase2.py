@@ -117,7 +117,7 @@ def phase2_report(cfg: Phase2Config, bundle: Path, out_root: Path, now: dt.datet
     from tracebridge.train.data import verify_bundle_dir
 
     bman = verify_bundle_dir(bundle)
-    folder = new_bundle_dir(out_root, now or dt.datetime.now(dt.timezone.utc))
+    folder = new_bundle_dir(out_root, now or dt.datetime.now(dt.UTC))
     work = folder.parent / f".work-{folder.name}"
     trials = run_policies(cfg, bundle, work)
     rep = {"role": cfg.role, "bundle_id": bman.get("bundle_id"), **rank_policies(cfg, trials),

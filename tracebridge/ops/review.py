@@ -193,7 +193,7 @@ def crit_chunk_policy(cs: list[Cycle]) -> Line:
 
 def review(artifacts_dir: str | Path, cfg: ReviewConfig, now: dt.datetime | None = None) -> ReviewReport:
     """Evaluate every criterion over the window ending at ``now`` (default: the current time)."""
-    end = now or dt.datetime.now(dt.timezone.utc)
+    end = now or dt.datetime.now(dt.UTC)
     start = end - dt.timedelta(days=cfg.days)
     cs = load_cycles(artifacts_dir, start, end)
     lines = [crit_cycles(cs, cfg), crit_runtime_hook(cs), crit_uplift(cs, cfg), crit_integrity(cs, cfg),

@@ -197,5 +197,4 @@ def load_samples_file(path: str | Path) -> SampleSet:
 def write_samples(path: str | Path, samples: list[Sample]) -> None:
     """Write samples as JSONL (for fixtures and for `gate --samples`)."""
     with open(path, "wb") as fh:
-        for s in samples:
-            fh.write(orjson.dumps(asdict(s)) + b"\n")
+        fh.writelines(orjson.dumps(asdict(s)) + b"\n" for s in samples)

@@ -69,7 +69,7 @@ def plan(cfg: WeeklyConfig, stage: Path, bundle_out: Path, bin_: list[str]) -> l
 def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.datetime | None = None,
                dry_run: bool = False) -> dict[str, Any]:
     """Stage, then run the plan; return (and, unless dry-run, write) the weekly manifest."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     stamp = cycle_stamp(now)
     stage = Path(cfg.bundles_dir) / f".weekly-{stamp}" / "traces"
     bundle_out = Path(cfg.bundles_dir) / f"weekly-{stamp}"

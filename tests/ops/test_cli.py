@@ -98,3 +98,25 @@ def test_every_ops_config_loads_and_documents_itself(path):
     head = "\n".join(header)
     assert header and "tracebridge " in head and "Override:" in head, f"{path}: header comment incomplete"
     load_config(schema_for(path), path)
+
+
+def test_canary_status(tmp_path):
+    from tests.conftest import MODEL_STACK
+    from tracebridge.capture.recorder import Recorder
+    from tracebridge.ops.canary import CanaryRouter
+    from tracebridge.ops.config import CanaryConfig
+
+    cfg = CanaryConfig(fraction=0.5, salt="canary-1")
+    with CanaryRouter(baseline=lambda: "b", candidate=lambda: None, config=cfg) as router:
+        for i in range(10):
+            with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 2},
+                          run_id=f"s{i}", strict=True) as run:
+                router.call(run.run_id, recorder=run)
+    r = runner.invoke(app, ["ops", "canary-status", "--traces", str(tmp_path), "--session", "s1",
+                                      "--config", str(ROOT / "configs/ops/canary.yaml"), "canary.fraction=0.5",
+                                      "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    t = out["traces"]
+    assert t["candidate"] + t["baseline"] == 10 and t["sessions_with_fallback"] == t["candidate"] > 0
+    assert t["fallback_rate"] == 1.0 and out["sessions"]["s1"]["arm"] in ("candidate", "baseline")

@@ -265,3 +265,41 @@ def shadow_cycle(
         up = man.get("uplift") or {}
         typer.echo(f"{man['status'].upper()}; uplift {up.get('metric')}: {up.get('uplift')}")
     raise typer.Exit(0 if man["status"] == "ok" else 1)
+
+
+@ops_app.command("canary-status")
+def canary_status(
+    traces: Annotated[Path | None, typer.Option(help="Trace root: sessions per arm and fallbacks.")] = None,
+    session: Annotated[list[str] | None, typer.Option(help="Session id(s): which arm each one gets.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Ops config with the canary block.")] = Path("configs/ops/canary.yaml"),
+    overrides: Overrides = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Which arm sessions get, and how the canary slice behaved in a trace root (fallbacks by kind)."""
+    from tracebridge.ops.canary import in_slice, slice_bucket
+    from tracebridge.ops.samples import collect_from_traces
+
+    cfg = _ops_config(config if config and config.exists() else None, overrides).canary
+    out: dict[str, Any] = {"fraction": cfg.fraction, "salt": cfg.salt, "sessions": {}}
+    for sid in session or []:
+        out["sessions"][sid] = {"arm": "candidate" if in_slice(sid, cfg.fraction, cfg.salt) else "baseline",
+                                "bucket": round(slice_bucket(sid, cfg.salt), 6)}
+    if traces is not None:
+        if not traces.exists():
+            fail(f"{traces}: no such trace root")
+        ss = collect_from_traces(traces)
+        cand = ss.by_arm["candidate"]
+        fb = sum(1 for s in cand if s.fallbacks)
+        n = len(cand) + len(ss.by_arm["baseline"])
+        out["traces"] = {**ss.counts(), "candidate_share": round(len(cand) / n, 4) if n else None,
+                         "sessions_with_fallback": fb, "fallback_rate": round(fb / len(cand), 4) if cand else None}
+    if json_out:
+        print_json(out)
+        return
+    for sid, v in out["sessions"].items():
+        typer.echo(f"{sid}: {v['arm']} (bucket {v['bucket']:.4f}, fraction {cfg.fraction})")
+    if "traces" in out:
+        t = out["traces"]
+        typer.echo(f"{t['candidate']} candidate / {t['baseline']} baseline sessions (share {t['candidate_share']}, "
+                   f"configured {cfg.fraction}); fallbacks in {t['sessions_with_fallback']} sessions "
+                   f"(rate {t['fallback_rate']}); {t['skipped']} runs without a canary label")

@@ -286,6 +286,10 @@ class TrainConfig:
             p.append("dpo.ref=adapter: needs dpo.lora.enabled=true (the disabled adapter is the reference)")
         if self.dpo.beta <= 0:
             p.append(f"dpo.beta={self.dpo.beta}: must be > 0; the paper uses 0.1")
+        from tracebridge.train.throughput import throughput_problems
+
+        p += throughput_problems("sft", self.train.throughput, "train.throughput")
+        p += throughput_problems("dpo", self.dpo.throughput, "dpo.throughput")
         return p
 
 

@@ -52,6 +52,8 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
     kwargs = base_args(rc, out_dir, seed) | dict(
         beta=rc.beta, loss_type=[rc.loss_type], precompute_ref_log_probs=False)
     kwargs, model = apply_throughput("dpo", kwargs, model, rc.throughput)
+    if kwargs.get("precompute_ref_log_probs") and ref_model is not None and not rc.lora.enabled:
+        ref_model = None  # throughput.precompute_ref: the starting policy scores the reference pass, no copy kept
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=DPOConfig(**kwargs), train_dataset=ds,
                          processing_class=tokenizer, peft_config=peft_config(rc.lora), callbacks=callbacks)
     quiet(trainer)

@@ -1,0 +1,44 @@
+"""Typed config of the importers (``configs/import/*.yaml``, kind ``import``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ImportConfig:
+    """Settings of ``tracebridge import openclaw``."""
+
+    state_file: str = field(default="openclaw-state.json", metadata={
+        "help": "Import state (what was imported, per run), under <out>/.import/."})
+    quarantine_file: str = field(default="openclaw-quarantine.jsonl", metadata={
+        "help": "Rejected lines with file, line, field, reason and the raw line, under <out>/.import/."})
+    header_scan_bytes: int = field(default=65536, metadata={
+        "help": "Bytes read from the top of a transcript to find its session header (bytes)."})
+    final: bool = field(default=False, metadata={
+        "help": "Treat every transcript as finished: a half-written last line is quarantined as truncated "
+                "instead of left for the next import (archived transcripts are always final)."})
+    max_listed: int = field(default=50, metadata={"help": "Quarantined lines listed in the report (all are counted)."})
+    checkpoint_every: int = field(default=200, metadata={"help": "Save the import state every N transcripts."})
+    lock_timeout_s: float = field(default=0.0, metadata={
+        "help": "Seconds to wait for another import into the same root; 0 = fail at once."})
+    min_lineage_valid: float = field(default=98.0, metadata={
+        "help": "--validate: minimum % of imported events with valid lineage (percent)."})
+
+    def validate(self) -> list[str]:
+        p = []
+        if self.header_scan_bytes < 1024:
+            p.append(f"header_scan_bytes={self.header_scan_bytes}: must be >= 1024; typical 65536")
+        if self.checkpoint_every < 1:
+            p.append(f"checkpoint_every={self.checkpoint_every}: must be >= 1")
+        if self.max_listed < 0:
+            p.append(f"max_listed={self.max_listed}: must be >= 0")
+        if self.lock_timeout_s < 0:
+            p.append(f"lock_timeout_s={self.lock_timeout_s}: must be >= 0")
+        if not 0 <= self.min_lineage_valid <= 100:
+            p.append(f"min_lineage_valid={self.min_lineage_valid}: a percentage in [0, 100]")
+        for k in ("state_file", "quarantine_file"):
+            v = getattr(self, k)
+            if not v or "/" in v:
+                p.append(f"{k}={v!r}: a plain file name (it lives under <out>/.import/)")
+        return p

@@ -1,0 +1,110 @@
+"""Pure helpers for OpenClaw message content: content blocks, usage and cost, tool arguments.
+
+Content is a string or a list of blocks (``text``, ``thinking``, ``toolCall``, ``image``). Image
+data is never copied into traces: an image becomes a placeholder with its media type, size and
+a short content hash. Encrypted reasoning (``thinkingSignature``) is dropped. These run once per
+row on the import's hot path, so they avoid per-call allocations where they can.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import Any
+
+import orjson
+
+
+def image_placeholder(block: dict[str, Any]) -> dict[str, Any]:
+    """An image block without its data: media type, approximate bytes, sha256 prefix."""
+    data = block.get("data")
+    out: dict[str, Any] = {"type": "image", "mimeType": block.get("mimeType") or block.get("mediaType")}
+    if isinstance(data, str):
+        out["bytes"] = len(data) * 3 // 4
+        out["sha256"] = hashlib.sha256(data.encode("utf-8", "replace")).hexdigest()[:16]
+    elif isinstance(block.get("url"), str):
+        out["url"] = block["url"]
+    return out
+
+
+_NONE: tuple[Any, ...] = ()
+
+
+def split_content(content: Any, drift: Counter[str], where: str) -> tuple[str, str, Any, Any, Any]:
+    """Split message content into (text, thinking, tool calls, images, other blocks).
+
+    Parts that are absent are empty strings / empty tuples (no allocation on the common path);
+    unknown block types are kept in ``other`` and counted as drift.
+    """
+    if type(content) is str:
+        return content, "", _NONE, _NONE, _NONE
+    if content is None:
+        return "", "", _NONE, _NONE, _NONE
+    if type(content) is not list:
+        drift[f"{where}.content:not_a_list"] += 1
+        return str(content), "", _NONE, _NONE, _NONE
+    text = thinking = ""
+    calls: Any = _NONE
+    images: Any = _NONE
+    other: Any = _NONE
+    for b in content:
+        kind = b.get("type") if type(b) is dict else None
+        if kind == "text":
+            t = b.get("text")
+            if type(t) is str:
+                text = f"{text}\n{t}" if text else t
+        elif kind == "toolCall":
+            calls = [b] if calls is _NONE else calls + [b]
+        elif kind == "thinking":
+            t = b.get("thinking")
+            if type(t) is str and t:
+                thinking = f"{thinking}\n{t}" if thinking else t
+        elif kind == "image":
+            images = [image_placeholder(b)] if images is _NONE else images + [image_placeholder(b)]
+        elif type(b) is str:
+            text = f"{text}\n{b}" if text else b
+        else:
+            drift[f"{where}.content:{kind if type(b) is dict else 'non_object_block'}"] += 1
+            other = [b] if other is _NONE else other + [b]
+    return text, thinking, calls, images, other
+
+
+def tool_args(value: Any) -> dict[str, Any]:
+    """Tool-call arguments as an object (JSON strings parsed, anything else wrapped)."""
+    if type(value) is dict:
+        return value
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            parsed = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return {"_raw": value}
+        return parsed if isinstance(parsed, dict) else {"_raw": parsed}
+    return {"_raw": value}
+
+
+def _num(value: Any) -> float:
+    t = type(value)
+    if (t is int or t is float) and value > 0:
+        return value
+    return 0
+
+
+def usage_of(usage: Any) -> tuple[int, int, float]:
+    """(input tokens incl. cache reads/writes, output tokens, cost in USD) of an OpenClaw usage."""
+    if type(usage) is not dict:
+        return 0, 0, 0.0
+    g = usage.get
+    inp, out, cr, cw = g("input"), g("output"), g("cacheRead", 0), g("cacheWrite", 0)
+    if type(inp) is not int or type(out) is not int or type(cr) is not int or type(cw) is not int or min(
+            inp, out, cr, cw) < 0:  # the common case is four non-negative ints
+        inp, out, cr, cw = _num(inp), _num(out), _num(cr), _num(cw)
+    cost = g("cost")
+    if type(cost) is dict:
+        total = cost.get("total")
+        if type(total) is not float or total < 0:
+            total = _num(total) if total is not None else sum(_num(v) for v in cost.values())
+    else:
+        total = _num(cost)
+    return int(inp + cr + cw), int(out), float(total)

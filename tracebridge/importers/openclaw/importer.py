@@ -1,0 +1,220 @@
+"""``import_openclaw``: OpenClaw transcripts → schema-v2 runs, streaming and incremental.
+
+Per transcript: find the session id (header row near the top, else the file name) and so the
+run id; compare with the import state (unchanged → skip without reading; grown → replay the
+imported prefix through the mapper without writing, checking its digest, then map and append
+only the new lines; renamed or copied → recognised by the prefix digest); map line by line,
+quarantining what cannot be mapped; write through ``RunWriter``. Memory is bounded by one
+session's id maps, never by the input size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+import xxhash
+from filelock import FileLock
+
+from tracebridge.importers.config import ImportConfig
+from tracebridge.importers.openclaw.discover import Transcript, discover
+from tracebridge.importers.openclaw.mapping import RowError, SessionMapper
+from tracebridge.importers.openclaw.report import ImportReport
+from tracebridge.importers.openclaw.runs import RunConflict, RunWriter
+from tracebridge.importers.openclaw.session import run_id_for, session_id_from_name, session_record
+from tracebridge.importers.openclaw.state import ImportState, Quarantine, RunState
+
+log = logging.getLogger(__name__)
+
+
+def scan_session_id(head: bytes) -> str | None:
+    """The ``id`` of the first ``type: session`` row in the first bytes of a transcript."""
+    for raw in head.split(b"\n", 64)[:64]:
+        if b'"session"' not in raw:
+            continue
+        try:
+            row = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and row.get("type") == "session" and isinstance(row.get("id"), str) and row["id"]:
+            return row["id"]
+    return None
+
+
+class _FileImport:
+    """Imports one open transcript; see the module docstring."""
+
+    def __init__(self, t: Transcript, fh: BinaryIO, out: Path, cfg: ImportConfig, state: ImportState,
+                 q: Quarantine, rep: ImportReport) -> None:
+        self.t, self.fh, self.out, self.cfg, self.state, self.q, self.rep = t, fh, out, cfg, state, q, rep
+        self.file = str(t.path)
+        head = fh.read(4096)  # the header is normally the first line: read more only if needed
+        sid = scan_session_id(head)
+        if sid is None and len(head) == 4096 and not head.startswith(b'{"type":"session"'):
+            sid = scan_session_id(head + fh.read(cfg.header_scan_bytes - len(head)))
+        fh.seek(0)
+        self.session_id = sid or session_id_from_name(t.path.name)
+        self.run_id = run_id_for(self.session_id)
+        self.final = cfg.final or t.archived is not None
+        self._base: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
+
+    def run(self) -> None:
+        st = self.state.runs.get(self.run_id)
+        size = os.fstat(self.fh.fileno()).st_size
+        if st is not None and st.file == self.file and size == st.offset:
+            self.rep.files_unchanged += 1
+            return
+        if st is not None and size < st.offset:
+            self.rep.skip(self.file, f"older or truncated copy of session {self.session_id} ({size} bytes < "
+                                     f"{st.offset} imported from {st.file})")
+            return
+        mapper = SessionMapper(self.run_id)
+        writer = RunWriter(self.out, self.run_id, st.events_bytes if st else 0)
+        try:
+            done = self._stream(mapper, writer, st)
+            if done is None:
+                writer.abort()
+                return
+            session = session_record(mapper, session_id=self.session_id, agent=self.t.agent,
+                                     index_entry=self.t.index_entry)
+            events_bytes = writer.close(session)
+        except RunConflict as exc:
+            writer.abort()
+            self.rep.skip(self.file, str(exc))
+            return
+        except BaseException:
+            writer.abort()
+            raise
+        offset, lines, digest = done
+        self._account(mapper, writer, st, RunState(self.file, offset, digest, lines, events_bytes))
+
+    def _account(self, mapper: SessionMapper, writer: RunWriter, st: RunState | None, new: RunState) -> None:
+        unchanged = writer.written == 0 and writer.existing and (st is None or new.offset == st.offset)
+        rep = self.rep
+        if unchanged:
+            rep.files_unchanged += 1
+        elif writer.existing:
+            rep.files_appended += 1
+        else:
+            rep.files_new += 1
+        rep.runs_written += not unchanged
+        rep.events_written += writer.written
+        rep.events_already_present += writer.already_present
+        rep.drift.update(mapper.drift - self._base[0])
+        rep.counts.update(mapper.all_counts() - self._base[1])
+        if not (unchanged and st is not None):  # a copy seen again keeps its first owner
+            self.state.runs[self.run_id] = new
+
+    def _stream(self, mapper: SessionMapper, writer: RunWriter,
+                st: RunState | None) -> tuple[int, int, str] | None:
+        """Map every line; returns (bytes consumed, lines consumed, digest) or None on conflict."""
+        digest = xxhash.xxh3_128()
+        update, feed, write, loads = digest.update, mapper.feed, writer.write_many, orjson.loads
+        replay_to = st.offset if st else 0
+        offset = lines = end = replayed = accepted = 0
+        for lineno, raw in enumerate(self.fh, 1):
+            end += len(raw)
+            try:  # JSON allows the trailing newline: no copy of the line on the common path
+                row, error = loads(raw), None
+            except orjson.JSONDecodeError as exc:
+                row, error = None, (None if raw.isspace() else str(exc))
+            if error is not None and raw[-1:] != b"\n" and not self.final and end > replay_to:
+                self.rep.lines_pending += 1  # a live transcript's half-written last line: next import
+                break
+            update(raw)
+            offset, lines = end, lineno
+            if end <= replay_to:
+                replayed += 1
+                self._replay(mapper, row, lineno, end, replay_to)
+                if end == replay_to and digest.hexdigest() != st.prefix_digest:  # type: ignore[union-attr]
+                    self.rep.skip(self.file, f"content changed since it was imported into run {self.run_id} "
+                                             f"(first {replay_to} bytes differ; imported from {st.file})")  # type: ignore[union-attr]
+                    return None
+                continue
+            if row is None:
+                self._bad_line(lineno, raw, error)
+                continue
+            try:
+                events = feed(row, lineno)
+            except RowError as exc:
+                self._quarantine(lineno, exc.field, exc.reason, raw.rstrip(b"\r\n"))
+                continue
+            accepted += 1
+            write(events)
+        rep = self.rep
+        rep.lines_replayed += replayed
+        rep.lines_read += lines - replayed
+        rep.lines_accepted += accepted
+        rep.bytes_read += max(0, offset - replay_to)
+        if st is not None and offset < replay_to:
+            rep.skip(self.file, f"shorter than what was imported into run {self.run_id}")
+            return None
+        return offset, lines, digest.hexdigest()
+
+    def _bad_line(self, lineno: int, raw: bytes, error: str | None) -> None:
+        if error is None:
+            self.rep.lines_blank += 1
+            return
+        why = f"invalid JSON: {error}" if raw[-1:] == b"\n" else "truncated line (no newline, not valid JSON)"
+        self._quarantine(lineno, "<line>", why, raw.rstrip(b"\r\n"))
+
+    def _replay(self, mapper: SessionMapper, row: object, lineno: int, end: int, replay_to: int) -> None:
+        """Feed an already-imported line to rebuild the mapper's state (nothing is written)."""
+        if row is not None:
+            try:
+                mapper.feed(row, lineno)
+            except RowError:
+                pass
+        if end == replay_to:  # drift and counts are reported for new lines only
+            self._base = (Counter(mapper.drift), mapper.all_counts())
+
+    def _quarantine(self, lineno: int, field: str, reason: str, raw: bytes) -> None:
+        self.rep.quarantine(f"{self.file}:{lineno}: {field}: {reason}")
+        self.q.add(self.file, lineno, field, reason, raw)
+
+
+def _checkpoint(state: ImportState, rep: ImportReport) -> None:
+    """Make every run written so far durable, then record it in the state file."""
+    if rep.runs_written:
+        os.sync()
+    state.save()
+
+
+def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.PathLike[str],
+                    cfg: ImportConfig | None = None) -> ImportReport:
+    """Import OpenClaw transcripts under ``paths`` into the trace root ``out``.
+
+    Args:
+        paths: transcript files or folders (default: ``~/.openclaw``, ``~/.clawdbot``).
+        out: trace root; state and quarantine go to ``out/.import/``.
+        cfg: importer settings.
+
+    Returns:
+        The report; ``report.reconciles`` says every line read was accepted, quarantined or blank.
+    """
+    cfg = cfg or ImportConfig()
+    root = Path(out)
+    meta = root / ".import"
+    meta.mkdir(parents=True, exist_ok=True)
+    rep = ImportReport(max_listed=cfg.max_listed)
+    with FileLock(str(meta / "openclaw.lock"), timeout=cfg.lock_timeout_s):
+        state = ImportState(meta / cfg.state_file)
+        q = Quarantine(meta / cfg.quarantine_file)
+        try:
+            for i, t in enumerate(discover(paths, rep.problems), 1):
+                rep.files_seen += 1
+                try:
+                    with open(t.path, "rb") as fh:
+                        _FileImport(t, fh, root, cfg, state, q, rep).run()
+                except OSError as exc:
+                    rep.skip(str(t.path), f"unreadable: {exc}")
+                if i % cfg.checkpoint_every == 0:
+                    _checkpoint(state, rep)
+        finally:
+            q.close()
+            _checkpoint(state, rep)
+    return rep

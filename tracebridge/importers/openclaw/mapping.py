@@ -1,0 +1,344 @@
+"""OpenClaw session rows → schema-v2 events (pure, one ``SessionMapper`` per session).
+
+``SessionMapper.feed(row, lineno)`` maps one parsed transcript row to one or more event dicts
+and keeps the little state a session needs: source row id → event id (for the id/parentId
+chain), tool-call id → event id (to pair results with calls), the current model and thinking
+level, the step counter and running totals. Rows that cannot be mapped raise ``RowError`` (the
+caller quarantines them). Unknown row types, roles, fields and content blocks are mapped
+generically and counted as drift. The mapping is documented in docs/openclaw-mapping.md; the
+rarer row types live in ``rows.py``.
+
+Event ids are derived from source ids: ``<run_id>:<row id>`` for a row's first event and
+``<run_id>:<row id>.<k>`` for its k-th further event, so re-importing a file gives the same ids
+(and bytes). This is the import's hot path: it avoids pydantic and keeps per-row work small.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from tracebridge.importers.openclaw import rows
+from tracebridge.importers.openclaw.content import split_content, tool_args, usage_of
+from tracebridge.importers.openclaw.text import (
+    ISO_TIMESTAMP,
+    classify_llm_error,
+    classify_tool_error,
+    split_user_text,
+    to_timestamp,
+)
+from tracebridge.schema.canonical import sha256_json
+
+EPOCH = "1970-01-01T00:00:00.000Z"
+EMPTY_PROMPT_HASH = sha256_json("")
+_MISSING = object()
+_ISO_MATCH = ISO_TIMESTAMP.match
+ROW_KEYS = frozenset({"type", "id", "parentId", "timestamp"})
+MESSAGE_ROW_KEYS = ROW_KEYS | {"message"}
+MESSAGE_KEYS: dict[str, frozenset[str]] = {
+    "user": frozenset({"role", "content", "timestamp", "provenance"}),
+    "assistant": frozenset({"role", "content", "api", "provider", "model", "usage", "stopReason", "timestamp",
+                            "errorMessage"}),
+    "toolResult": frozenset({"role", "toolCallId", "toolName", "content", "details", "isError", "timestamp"}),
+}
+USER_KEYS, ASSISTANT_KEYS, TOOL_RESULT_KEYS = MESSAGE_KEYS["user"], MESSAGE_KEYS["assistant"], MESSAGE_KEYS["toolResult"]
+STOP_ACTIONS = {"toolUse": "tool_call", "stop": "respond", "error": "error", "aborted": "aborted",
+                "length": "truncated", "injected": "injected"}
+
+
+class RowError(ValueError):
+    """A row that cannot be mapped: ``field`` names what is wrong."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class SessionMapper:
+    """Maps the rows of one OpenClaw session to the events of one run.
+
+    Args:
+        run_id: the run's id (derived from the session id).
+    """
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.prefix = run_id + ":"
+        self.step = 0
+        self.turns = 0
+        self.events = 0
+        self.root: str | None = None
+        self.last_event: str | None = None
+        self.last_ts = ""
+        self.first_ts: str | None = None
+        self.anchor: dict[str, str] = {}
+        self.calls: dict[str, tuple[str, str]] = {}
+        self.failed: dict[str, str] = {}
+        self.header: dict[str, Any] | None = None
+        self.provider: str | None = None
+        self.model: str | None = None
+        self.api: str | None = None
+        self.thinking: str | None = None
+        self.first_model: dict[str, Any] | None = None
+        self.goal: str | None = None
+        self.kind: str | None = None
+        self.channel: str | None = None
+        self.tokens = 0
+        self.cost = 0.0
+        self.last_error: str | None = None
+        self.tools: set[str] = set()
+        self.drift: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
+        self.row_types: dict[str, int] = {}
+        self._params: dict[tuple[Any, ...], tuple[dict[str, Any], str, str]] = {}
+
+    # ------------------------------------------------------------------ plumbing
+
+    def ts(self, row: dict[str, Any], msg: dict[str, Any] | None = None) -> str:
+        """The row's timestamp (row ISO time, else the message's epoch ms, else the previous one)."""
+        ts = row.get("timestamp")
+        if type(ts) is not str or len(ts) != 24 or _ISO_MATCH(ts) is None:
+            ts = self._slow_ts(row, msg)
+        if ts >= self.last_ts:
+            self.last_ts = ts
+        else:
+            self.counts["timestamps_out_of_order"] += 1
+        return ts
+
+    def _slow_ts(self, row: dict[str, Any], msg: dict[str, Any] | None) -> str:
+        ts = to_timestamp(row.get("timestamp"))
+        if ts is None and msg is not None:
+            ts = to_timestamp(msg.get("timestamp"))
+        if ts is None:
+            self.drift["timestamp:missing_or_invalid"] += 1
+            ts = self.last_ts or EPOCH
+        return ts
+
+    def parent(self, row: dict[str, Any]) -> str | None:
+        """Event id of the row's parent (lineage repaired to the previous event if unknown)."""
+        pid = row.get("parentId", _MISSING)
+        if pid is None:
+            return self.root
+        anchor = self.anchor.get(pid) if type(pid) is str else None
+        if anchor is not None:
+            return anchor
+        if pid is _MISSING:
+            self.counts["rows_without_parentId"] += 1
+        else:
+            self.counts["lineage_repaired"] += 1
+        return self.last_event
+
+    def event(self, out: list[dict[str, Any]], rid: str, etype: str, role: str, payload: dict[str, Any],
+              parent: str | None, ts: str, llm: dict[str, Any] | None = None) -> str:
+        """Append one event for row ``rid`` to ``out`` and return its id."""
+        eid = f"{self.prefix}{rid}.{len(out)}" if out else self.prefix + rid
+        if parent is None:
+            ev: dict[str, Any] = {"run_id": self.run_id, "step": self.step, "event_id": eid, "event_type": etype,
+                                  "timestamp": ts, "parent_event_id": None, "root": True, "role": role,
+                                  "payload": payload}
+            self.root = eid
+            self.first_ts = ts
+        else:
+            ev = {"run_id": self.run_id, "step": self.step, "event_id": eid, "event_type": etype, "timestamp": ts,
+                  "parent_event_id": parent, "role": role, "payload": payload}
+        if llm is not None:
+            ev["llm"] = llm
+        out.append(ev)
+        self.events += 1
+        self.last_event = eid
+        return eid
+
+    def check_keys(self, obj: dict[str, Any], known: frozenset[str], where: str) -> None:
+        """Count fields outside ``known`` as drift (``<where>.<field>``)."""
+        if not known.issuperset(obj):
+            for k in obj:
+                if k not in known:
+                    self.drift[f"{where}.{k}"] += 1
+
+    def all_counts(self) -> Counter[str]:
+        """Counts for the report: rows by type (``rows:<type>``) and mapping events."""
+        out = Counter(self.counts)
+        for k, v in self.row_types.items():
+            out["rows:" + k] += v
+        return out
+
+    # ------------------------------------------------------------------ entry point
+
+    def feed(self, row: Any, lineno: int) -> list[dict[str, Any]]:
+        """Map one parsed row to its events.
+
+        Raises:
+            RowError: the row cannot be mapped; quarantine it with the reason.
+        """
+        if type(row) is not dict:
+            raise RowError("<line>", f"row is a JSON {type(row).__name__}, not an object")
+        rtype = row.get("type")
+        if rtype is None and "role" in row:
+            row = rows.legacy_message(self, row)
+            rtype = "message"
+        if type(rtype) is not str:
+            raise RowError("type", "missing or not a string")
+        rt = self.row_types
+        rt[rtype] = rt.get(rtype, 0) + 1
+        if rtype == "session":
+            return rows.session_header(self, row, lineno)
+        rid = row.get("id")
+        if type(rid) is not str or not rid or rid in self.anchor:
+            rid = rows.fallback_row_id(self, rid, lineno)
+        out: list[dict[str, Any]] = []
+        if rtype == "message":
+            if not MESSAGE_ROW_KEYS.issuperset(row):
+                self.check_keys(row, MESSAGE_ROW_KEYS, "message")
+            msg = row.get("message")
+            if type(msg) is not dict:
+                raise RowError("message", "missing or not an object")
+            role = msg.get("role")
+            if role == "assistant":
+                self._assistant(row, msg, rid, out)
+            elif role == "toolResult":
+                self._tool_result(row, msg, rid, out)
+            elif role == "user":
+                self._user(row, msg, rid, out)
+            elif type(role) is str:
+                rows.other_message(self, row, msg, role, rid, out)
+            else:
+                raise RowError("message.role", "missing or not a string")
+        else:
+            rows.handle(self, rtype, row, rid, out)
+        self.anchor[rid] = self.last_event  # type: ignore[assignment]
+        return out
+
+    # ------------------------------------------------------------------ messages
+
+    def _user(self, row: dict[str, Any], msg: dict[str, Any], rid: str, out: list[dict[str, Any]]) -> None:
+        if not USER_KEYS.issuperset(msg):
+            self.check_keys(msg, USER_KEYS, "message.user")
+        text, _, _, images, other = split_content(msg.get("content"), self.drift, "message.user")
+        ut = split_user_text(text) if text else None
+        obs: dict[str, Any] = {}
+        if ut is not None and ut.channel:
+            obs["channel"] = ut.channel
+            self.channel = self.channel or ut.channel.get("channel")
+        if ut is not None and ut.system_events:
+            obs["system_events"] = ut.system_events
+        if images:
+            obs["images"] = images
+        if "provenance" in msg:
+            obs["provenance"] = msg["provenance"]
+        if other:
+            obs["other_content"] = other
+        if self.turns:
+            self.step += 1
+        self.turns += 1
+        self.failed.clear()
+        parent, ts = self.parent(row), self.ts(row, msg)
+        text = ut.text if ut is not None else ""
+        if not text and not images:
+            self.counts["system_event_turns"] += 1
+            if self.kind is None:
+                self.kind = "cron" if any(e["kind"] == "cron" for e in obs.get("system_events", ())) else "system"
+            self.event(out, rid, "env_observation", "env", {"observation": obs, "source": "openclaw.system_event"},
+                       parent, ts)
+            return
+        if self.goal is None:
+            self.goal = text
+            if self.kind is None:
+                self.kind = ("heartbeat" if text.startswith("Read HEARTBEAT.md")
+                             else "telegram" if self.channel == "telegram" else "chat")
+        self.event(out, rid, "planner_input", "planner", {"goal": text, "observation": obs or None}, parent, ts)
+
+    def _llm(self, msg: dict[str, Any], response: str) -> dict[str, Any]:
+        provider, model, api = msg.get("provider"), msg.get("model"), msg.get("api")
+        provider = provider if type(provider) is str else self.provider
+        model = model if type(model) is str else self.model
+        api = api if type(api) is str else self.api
+        key = (provider, model, api, self.thinking)
+        cached = self._params.get(key)
+        if cached is None:
+            params = {"provider": provider, "api": api, "thinking_level": self.thinking}
+            name = f"{provider}/{model}" if provider and model else (model or "unknown")
+            cached = (params, sha256_json({"model": name, "params": params}), name)
+            self._params[key] = cached
+            if self.first_model is None and model:
+                self.first_model = {"model": name, "params": params}
+        inp, outp, usd = usage_of(msg.get("usage"))
+        self.tokens += inp + outp
+        self.cost += usd
+        return {"model": cached[2], "rendered_prompt": "", "prompt_hash": EMPTY_PROMPT_HASH,
+                "config_hash": cached[1], "params": cached[0], "response": response,
+                "usage": {"input_tokens": inp, "output_tokens": outp, "cost_usd": usd, "latency_ms": 0.0}}
+
+    def _assistant(self, row: dict[str, Any], msg: dict[str, Any], rid: str, out: list[dict[str, Any]]) -> None:
+        if not ASSISTANT_KEYS.issuperset(msg):
+            self.check_keys(msg, ASSISTANT_KEYS, "message.assistant")
+        text, thinking, calls, _, _ = split_content(msg.get("content"), self.drift, "message.assistant")
+        stop = msg.get("stopReason")
+        action = STOP_ACTIONS.get(stop) if type(stop) is str else None
+        if action is None:
+            self.drift[f"message.assistant.stopReason={stop}"] += 1
+            action = "respond"
+        ts = self.ts(row, msg)
+        if action == "injected":  # written by OpenClaw, not generated by a model
+            self.event(out, rid, "env_observation", "env", {"observation": {"text": text},
+                                                            "source": "openclaw.injected"}, self.parent(row), ts)
+            return
+        if calls and action == "respond":
+            action = "tool_call"
+        payload = {"action": action, "reasoning_summary": thinking or None, "tool": None, "args": None}
+        act = self.event(out, rid, "worker_action", "worker", payload, self.parent(row), ts, self._llm(msg, text))
+        for i, call in enumerate(calls):
+            cid, name, args = call.get("id"), call.get("name"), call.get("arguments")
+            cid = cid if type(cid) is str and cid else f"{rid}#{i}"
+            name = name if type(name) is str else "unknown"
+            args = args if type(args) is dict else tool_args(args)
+            if not i:
+                payload["tool"], payload["args"] = name, args
+            self.tools.add(name)
+            eid = self.event(out, rid, "worker_tool_call", "worker", {"call_id": cid, "tool": name, "args": args},
+                             act, ts)
+            self.calls[cid] = (eid, name)
+        if text and (action == "respond" or action == "truncated"):
+            self.event(out, rid, "worker_output", "worker",
+                       {"result": text, "status": "done" if action == "respond" else "partial"}, act, ts)
+        elif action == "error" or action == "aborted":
+            message = msg.get("errorMessage")
+            message = message if type(message) is str else action
+            kind = classify_llm_error(message) if action == "error" else "aborted"
+            self.last_error = kind
+            self.event(out, rid, "episode_error", "worker", {"kind": kind, "message": message, "recoverable": True},
+                       act, ts)
+
+    def _tool_result(self, row: dict[str, Any], msg: dict[str, Any], rid: str, out: list[dict[str, Any]]) -> None:
+        if not TOOL_RESULT_KEYS.issuperset(msg):
+            self.check_keys(msg, TOOL_RESULT_KEYS, "message.toolResult")
+        text, _, _, images, other = split_content(msg.get("content"), self.drift, "message.toolResult")
+        cid, name = msg.get("toolCallId"), msg.get("toolName")
+        name = name if type(name) is str else None
+        if type(cid) is not str or not cid:
+            self.drift["message.toolResult.toolCallId:missing"] += 1
+            cid = f"missing:{rid}"
+        pair = self.calls.get(cid)
+        if pair is None:
+            self.counts["orphan_tool_results"] += 1
+            parent = self.parent(row)
+        else:
+            parent = pair[0]
+            name = name or pair[1]
+        is_error = msg.get("isError") is True
+        output: Any = text
+        if images or other:
+            output = {"text": text, "images": list(images), "other": list(other)}
+        payload: dict[str, Any] = {"call_id": cid, "ok": not is_error, "output": output}
+        details = msg.get("details")
+        if type(details) is dict:
+            ms = details.get("durationMs")
+            if (type(ms) is int or type(ms) is float) and ms >= 0:
+                payload["latency_ms"] = float(ms)
+        if is_error:
+            payload["error"] = {"kind": classify_tool_error(text, details).value, "message": text[:2000]}
+            if name:
+                self.failed[name] = cid
+        elif name and self.failed and name in self.failed and self.failed[name] != cid:
+            payload["retry_of"] = self.failed.pop(name)
+        self.event(out, rid, "worker_tool_result", "worker", payload, parent, self.ts(row, msg))

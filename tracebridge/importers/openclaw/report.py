@@ -1,0 +1,55 @@
+"""The import report: counts that reconcile (read = accepted + quarantined + blank), drift,
+per-file outcomes and the first quarantined lines as ``file:line: field: reason``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class ImportReport:
+    files_seen: int = 0
+    files_new: int = 0
+    files_appended: int = 0
+    files_unchanged: int = 0
+    files_skipped: int = 0
+    runs_written: int = 0
+    lines_read: int = 0
+    lines_accepted: int = 0
+    lines_quarantined: int = 0
+    lines_blank: int = 0
+    lines_pending: int = 0
+    lines_replayed: int = 0
+    bytes_read: int = 0
+    events_written: int = 0
+    events_already_present: int = 0
+    drift: Counter[str] = field(default_factory=Counter)
+    counts: Counter[str] = field(default_factory=Counter)
+    skipped: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    max_listed: int = 50
+
+    @property
+    def reconciles(self) -> bool:
+        """Every line read was accepted, quarantined or blank."""
+        return self.lines_read == self.lines_accepted + self.lines_quarantined + self.lines_blank
+
+    def quarantine(self, where: str) -> None:
+        self.lines_quarantined += 1
+        if len(self.quarantined) < self.max_listed:
+            self.quarantined.append(where)
+
+    def skip(self, file: str, reason: str) -> None:
+        self.files_skipped += 1
+        self.skipped.append(f"{file}: {reason}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("max_listed")
+        d["drift"] = dict(self.drift.most_common())
+        d["counts"] = dict(sorted(self.counts.items()))
+        d["reconciles"] = self.reconciles
+        return d

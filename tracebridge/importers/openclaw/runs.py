@@ -1,0 +1,141 @@
+"""Writing imported runs with the capture writers, idempotently.
+
+A new run is written into ``<out>/.tmp-<run_id>/`` (events through ``EventWriter``, then
+``session.json``) and the folder is renamed into place, so a crash never leaves a half-imported
+run visible (the rename is what makes the run appear, so ``session.json`` needs no temp file of
+its own there). Writers do not fsync each run: the importer makes each batch durable with one
+``os.sync()`` before it saves its state (the state never names bytes that might be lost). An existing run is only ever appended to: the events the import
+produces are first compared with the bytes already in ``events.jsonl`` (after what the state
+file says was imported) and skipped while they match, so a re-import after a lost state file
+or a crash between append and state save writes nothing twice. A mismatch is a conflict and
+nothing is written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from tracebridge.capture.writer import EventWriter, write_atomic
+
+_FLUSH_BYTES = 1 << 18
+
+
+class RunConflict(RuntimeError):
+    """The run on disk holds events that this source does not produce."""
+
+
+class RunWriter:
+    """Writes (or appends to) one run directory.
+
+    Args:
+        out: trace root.
+        run_id: the run.
+        known_bytes: bytes of ``events.jsonl`` already accounted for by the import state.
+    """
+
+    def __init__(self, out: Path, run_id: str, known_bytes: int = 0) -> None:
+        self.final = out / run_id
+        self.existing = self.final.is_dir()
+        self.dir = self.final if self.existing else out / f".tmp-{run_id}"
+        self.events_path = self.dir / "events.jsonl"
+        self._cmp: BinaryIO | None = None
+        self._writer: EventWriter | None = None
+        self._buf: list[bytes] = []
+        self._buf_bytes = 0
+        self.written = 0
+        self.already_present = 0
+        if self.existing:
+            if self.events_path.exists() and self.events_path.stat().st_size > known_bytes:
+                self._cmp = open(self.events_path, "rb")  # noqa: SIM115 - closed in close()/abort()
+                self._cmp.seek(known_bytes)
+        else:
+            if self.dir.exists():  # left over by a crashed import
+                shutil.rmtree(self.dir)
+            self.dir.mkdir(parents=True)
+
+    def write(self, event: dict[str, Any]) -> None:
+        """Serialise one event and append it (or skip it if already on disk)."""
+        line = orjson.dumps(event)
+        if self._cmp is not None:
+            have = self._cmp.read(len(line) + 1)
+            if have == line + b"\n":
+                self.already_present += 1
+                return
+            if have:
+                raise RunConflict(f"{self.events_path}: event {event.get('event_id')!r} differs from the run on "
+                                  "disk (source changed since it was imported)")
+            self._cmp.close()
+            self._cmp = None
+        self._buf.append(line)
+        self._buf_bytes += len(line) + 1
+        self.written += 1
+        if self._buf_bytes >= _FLUSH_BYTES:
+            self._flush()
+
+    def write_many(self, events: list[dict[str, Any]]) -> None:
+        """``write`` each event (the fast path of a new run: serialise into the batch)."""
+        if self._cmp is not None:
+            for ev in events:
+                self.write(ev)
+            return
+        dumps, append, n = orjson.dumps, self._buf.append, 0
+        for ev in events:
+            line = dumps(ev)
+            append(line)
+            n += len(line) + 1
+        self.written += len(events)
+        self._buf_bytes += n
+        if self._buf_bytes >= _FLUSH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buf:
+            return
+        if self._writer is None:
+            self._writer = EventWriter(self.events_path, fsync_interval_s=None, fsync_on_close=False)
+        # One write per batch of complete lines: EventWriter appends the final newline.
+        self._writer.write_line(b"\n".join(self._buf))
+        self._buf, self._buf_bytes = [], 0
+
+    def close(self, session: dict[str, Any]) -> int:
+        """Flush, write ``session.json``, move a new run into place; return events.jsonl size.
+
+        Raises:
+            RunConflict: the run on disk has more events than this source produced.
+        """
+        if self._cmp is not None:
+            rest = self._cmp.read(1)
+            self._cmp.close()
+            self._cmp = None
+            if rest:
+                self.abort()
+                raise RunConflict(f"{self.events_path}: the run on disk has events this source does not produce")
+        self._flush()
+        if self._writer is not None:
+            self._writer.close()
+        elif not self.events_path.exists():
+            self.events_path.touch()
+        data = orjson.dumps(session, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        spath = self.dir / "session.json"
+        if not self.existing:
+            spath.write_bytes(data)
+            os.rename(self.dir, self.final)
+        elif not (spath.exists() and spath.read_bytes() == data):
+            write_atomic(spath, data)
+        return (self.final / "events.jsonl").stat().st_size
+
+    def abort(self) -> None:
+        """Drop what a new run wrote; an existing run is left as it was (nothing was appended)."""
+        if self._cmp is not None:
+            self._cmp.close()
+            self._cmp = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if not self.existing and self.dir.exists():
+            shutil.rmtree(self.dir)

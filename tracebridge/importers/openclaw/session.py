@@ -1,0 +1,79 @@
+"""Run ids and ``session.json`` for imported OpenClaw sessions (pure).
+
+The run id is derived from the session id (the header's ``id``, else the file name), so the same
+session always lands in the same run directory, whatever file or folder it is read from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from tracebridge.capture.recorder import make_goal
+from tracebridge.importers.openclaw.mapping import EPOCH, SessionMapper
+from tracebridge.schema.canonical import sha256_json
+from tracebridge.schema.session import Session
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+_ARCHIVE = re.compile(r"\.jsonl(?:\.(?:reset|deleted)\..*|\.bak\d*)?$|\.bak\d*$")
+
+
+def session_id_from_name(name: str) -> str:
+    """The session id encoded in a transcript file name (archive suffixes removed)."""
+    return _ARCHIVE.sub("", name) or name
+
+
+def run_id_for(session_id: str) -> str:
+    """A directory-safe, stable run id for a session id: ``oc-<id>`` (hash-suffixed if changed)."""
+    safe = _SAFE.sub("_", session_id)[:100]
+    if safe != session_id:
+        safe += "-" + hashlib.sha256(session_id.encode("utf-8", "replace")).hexdigest()[:8]
+    return "oc-" + safe
+
+
+def session_record(m: SessionMapper, *, session_id: str, agent: str | None,
+                   index_entry: dict[str, Any] | None, validate: bool = False) -> dict[str, Any]:
+    """Build the ``session.json`` of an imported run from its mapper's state.
+
+    Every field is built from typed values, so the record matches the schema by construction;
+    ``validate=True`` checks it through the pydantic model as well (tests do).
+    """
+    role = m.first_model or {"model": "unknown", "params": {}}
+    kind = m.kind or "unknown"
+    goal = make_goal(m.goal or "(no user message)", family=f"openclaw/{kind}")
+    extra: dict[str, Any] = {"agent": agent, "session_id": session_id}
+    header = m.header or {}
+    if isinstance(header.get("cwd"), str):
+        extra["cwd"] = header["cwd"]
+    if "version" in header:
+        extra["transcript_version"] = header.get("version")
+    if index_entry:
+        extra["session_key"] = index_entry.get("key")
+        for k in ("channel", "chatType", "lastChannel"):
+            if isinstance(index_entry.get(k), str):
+                extra[k] = index_entry[k]
+    runtime = {"max_steps": max(1, m.step + 1), "prompt_sources": ["openclaw"], "tool_mode": "real",
+               "seed": None, "seed_kind": None, "extra": extra}
+    stack = {"planner": role, "worker": role, "verifier": {"model": "none", "params": {}}}
+    started = m.first_ts or EPOCH
+    data = {
+        "schema_version": "2.0",
+        "run_id": m.run_id,
+        "goal": goal.model_dump(mode="json"),
+        "started_at": started,
+        "finished_at": max(m.last_ts or started, started),
+        "model_stack": stack,
+        "runtime_config": runtime,
+        "hashes": {"config_hash": sha256_json({"model_stack": stack, "runtime_config": runtime}),
+                   "prompt_hash": sha256_json({}), "toolset_hash": sha256_json(sorted(m.tools))},
+        "data_governance": {"redaction_policy": None, "pii_scan": "not_run", "passes": []},
+        "summary": {"success": None, "steps": m.step + 1 if m.events else 0, "tokens": m.tokens,
+                    "cost_usd": round(m.cost, 6), "failure_class": m.last_error},
+        "source": {"kind": "openclaw", "ref": f"openclaw:{agent or 'unknown'}/{session_id}"},
+        "capture": {"events_written": m.events, "events_dropped": 0, "errors": 0},
+        "labels": {},
+    }
+    if validate:
+        return Session.model_validate(data).model_dump(mode="json")
+    return data

@@ -1,0 +1,86 @@
+"""Import state and quarantine of the OpenClaw importer, both under ``<out>/.import/``.
+
+The state file records, per run, which transcript it came from, how many bytes of it were
+imported (always a whole number of lines), an xxh3-128 digest of those bytes and the size of the run's
+``events.jsonl`` afterwards, so the next import reads only new sessions and new lines, notices a
+transcript that was renamed (archived) or rewritten, and never duplicates events.
+
+The quarantine is an append-only JSONL file of every line that could not be imported, with
+``file``, ``line``, ``field``, ``reason`` and the raw line, deduplicated across imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracebridge.capture.reader import iter_lines
+from tracebridge.capture.writer import EventWriter, write_atomic
+
+STATE_VERSION = 1
+
+
+@dataclass
+class RunState:
+    """What was imported into one run."""
+
+    file: str
+    offset: int
+    prefix_digest: str
+    lines: int
+    events_bytes: int
+
+
+class ImportState:
+    """The importer's state file (``runs``: run id → ``RunState``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.runs: dict[str, RunState] = {}
+        if path.is_file():
+            raw = orjson.loads(path.read_bytes())
+            if raw.get("version") != STATE_VERSION:
+                raise ValueError(f"{path}: state version {raw.get('version')!r}, expected {STATE_VERSION}")
+            self.runs = {k: RunState(**v) for k, v in raw.get("runs", {}).items()}
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"version": STATE_VERSION, "runs": {k: asdict(v) for k, v in sorted(self.runs.items())}}
+        write_atomic(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+
+
+class Quarantine:
+    """Append-only file of rejected lines (deduplicated by file, line and content)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: set[tuple[str, int, str]] = set()
+        self._writer: EventWriter | None = None
+        if path.is_file():
+            for ln in iter_lines(path):
+                if isinstance(ln.obj, dict):
+                    self._seen.add((str(ln.obj.get("file")), int(ln.obj.get("line") or 0), str(ln.obj.get("sha256"))))
+
+    def add(self, file: str, line: int, field: str, reason: str, raw: bytes) -> bool:
+        """Record one rejected line; False if it was already quarantined by an earlier import."""
+        digest = hashlib.sha256(raw).hexdigest()
+        key = (file, line, digest)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = EventWriter(self.path, fsync_interval_s=None)
+        row: dict[str, Any] = {"file": file, "line": line, "field": field, "reason": reason, "sha256": digest,
+                               "raw": raw.decode("utf-8", "replace")}
+        self._writer.write_line(orjson.dumps(row))
+        return True
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

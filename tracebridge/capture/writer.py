@@ -20,11 +20,14 @@ class EventWriter:
         path: the events file; created if missing, appended to if present.
         fsync_interval_s: fsync at most this often while writing (0 = after every line,
             None = only at close).
+        fsync_on_close: fsync at close (False only for writers whose caller makes a whole batch
+            durable at once, e.g. the importer, which syncs before saving its state).
     """
 
-    def __init__(self, path: Path, fsync_interval_s: float | None = 1.0) -> None:
+    def __init__(self, path: Path, fsync_interval_s: float | None = 1.0, fsync_on_close: bool = True) -> None:
         self.path = Path(path)
         self.fsync_interval_s = fsync_interval_s
+        self.fsync_on_close = fsync_on_close
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._last_sync = time.monotonic()
         self.lines = 0
@@ -49,7 +52,8 @@ class EventWriter:
             return
         fd, self._fd = self._fd, None
         try:
-            os.fsync(fd)
+            if self.fsync_on_close:
+                os.fsync(fd)
         finally:
             os.close(fd)
 

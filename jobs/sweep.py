@@ -1,0 +1,98 @@
+"""Sweep job: fetch and verify the bundle, run the role × variant × ablation × seed grid on Ray
+Tune (retries, checkpoints on storage, resume of an interrupted run of the same sweep), aggregate,
+write the report and push it to ``<storage>/reports/<sweep id>``.
+
+Run directly (connects to ``RAY_ADDRESS``, else starts an in-process Ray):
+    python jobs/sweep.py configs/sweep/smoke.yaml bundle=tests/data/train_views storage=/tmp/tb-storage
+
+Submit (what ``tracebridge submit`` does; the Ray token in ``RAY_AUTH_TOKEN``, ``RAY_AUTH_MODE=token``):
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
+        python jobs/sweep.py configs/sweep/demo.yaml bundle=$PWD/demo_out/bundle storage=$PWD/storage
+
+The last stdout line is a JSON summary (sweep_id, report_uri, trials, failures). Exit codes: 0 all
+trials finished and the report was pushed, 1 some trials failed (report of the others pushed),
+2 bad config or bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shipped working dir wins
+
+log = logging.getLogger("jobs.sweep")
+
+
+def main(config: str, overrides: list[str]) -> int:
+    """Run one sweep end to end; returns the exit code."""
+    from tracebridge.config import ConfigError
+    from tracebridge.sweep import grid
+    from tracebridge.sweep.config import load_sweep_config
+    from tracebridge.sweep.publish import init_ray, publish_report
+    from tracebridge.sweep.storage import ensure_bundle
+    from tracebridge.sweep.trainable import TrialContext
+    from tracebridge.sweep.tune_run import attempts, run_sweep
+    from tracebridge.train.data import BundleError
+
+    t0 = time.time()
+    # ---- 1. resolve and validate the config (every problem at once, before any worker starts)
+    try:
+        cfg = load_sweep_config(config, overrides)
+        recipes = grid.resolve_recipes(cfg)
+        specs = grid.expand_grid(cfg)
+        problems = grid.check_trials(cfg, recipes, specs)
+        if problems:
+            raise ConfigError(problems, config)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    log.info("grid: %d trials (%s × %s × %d ablation cells × seeds %s)", len(specs), cfg.roles, cfg.variants,
+             len(grid.ablation_cells(cfg)), cfg.seeds)
+
+    # ---- 2. fetch and verify the bundle; name the sweep
+    scratch = Path(cfg.work_dir) if cfg.work_dir else Path(tempfile.gettempdir()) / "tracebridge"
+    try:
+        bundle_dir, manifest = ensure_bundle(cfg.bundle, scratch / "bundles")
+    except (BundleError, OSError, ValueError) as exc:
+        log.error("bundle %s: %s", cfg.bundle, exc)
+        return 2
+    sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])
+    work_root = scratch / sid
+    work_root.mkdir(parents=True, exist_ok=True)
+    log.info("sweep %s: bundle %s (%s)", sid, manifest["bundle_id"], bundle_dir)
+
+    # ---- 3. run (or resume) the grid on Ray Tune
+    resources = init_ray(work_root)
+    log.info("cluster resources: %s", {k: v for k, v in resources.items() if k in ("CPU", "GPU", "memory")})
+    ctx = TrialContext(sweep_id=sid, bundle_uri=cfg.bundle, bundle_id=manifest["bundle_id"],
+                       work_root=str(work_root), recipes=recipes, keep_models=cfg.keep_models, storage=cfg.storage,
+                       workers=cfg.resources.workers, cpu=cfg.resources.cpu, gpu=cfg.resources.gpu,
+                       max_failures=cfg.max_failures, distributed=cfg.resources.distributed)
+    out = run_sweep(cfg, ctx, specs)
+
+    # ---- 4. report: write, push
+    summary = {"sweep_id": sid, "bundle_id": manifest["bundle_id"], "trials": len(out["trials"]),
+               "grid": len(specs), "failures": out["failures"], "wall_s": round(time.time() - t0, 2),
+               "attempts": {k: sum(e["event"] == "start" for e in v) for k, v in attempts(work_root).items()}}
+    if out["trials"]:
+        pub = publish_report(out["trials"], cfg, sid, manifest["bundle_id"], recipes, out["wall_s"],
+                             work_root / "report")
+        summary.update(report_uri=pub["report_uri"], winners=pub["manifest"].get("winners"))
+    for f in out["failures"]:
+        log.error("trial %s: %s", f["trial_id"], f["error"])
+    print(json.dumps(summary, default=str), flush=True)
+    return 0 if not out["failures"] and out["trials"] else 1
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("ray", "transformers", "datasets", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
+        sys.exit(__doc__)
+    sys.exit(main(sys.argv[1], sys.argv[2:]))

@@ -1,0 +1,165 @@
+"""Ray Jobs API access (``JobSubmissionClient``): connect with the cluster's token, submit with a
+``runtime_env`` (working_dir, env vars, excludes, image or pip), status, logs (polled, so a
+follow works through any proxy), stop, list our jobs, and wait with progress and a deadline.
+
+The token travels only in the ``Authorization`` header of this process; it is read from the
+local head's 0600 file, ``token_file`` or the environment variable named by ``token_env``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from tracebridge.cluster.config import ClusterConfig, expand, job_env
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot be reached, refused us, or a job is unknown."""
+
+
+def read_token(cfg: ClusterConfig, token_file: str | None = None) -> str | None:
+    """The Ray token for ``cfg``: the given file, ``cfg.token_file``, or ``$<cfg.token_env>``."""
+    for f in (token_file, cfg.token_file):
+        if f and expand(f).is_file():
+            return expand(f).read_text().strip()
+    return os.environ.get(cfg.token_env) if cfg.token_env else None
+
+
+def connect(address: str, token: str | None) -> Any:
+    """A ``JobSubmissionClient`` for ``address`` sending ``token``.
+
+    Raises:
+        ClusterError: unreachable, or the token is missing / refused.
+    """
+    from ray.job_submission import JobSubmissionClient
+
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    try:
+        return JobSubmissionClient(address, headers=headers)
+    except Exception as exc:  # ConnectionError, AuthenticationError, RuntimeError — all "cannot use it"
+        raise ClusterError(f"{address}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+
+
+def runtime_env(cfg: ClusterConfig, working_dir: Path) -> dict[str, Any]:
+    """The job's runtime_env: the project folder (minus excludes and .gitignore'd paths), the
+    thread/offline env vars, and the configured image or pip requirements."""
+    env: dict[str, Any] = {"working_dir": str(working_dir), "excludes": list(cfg.excludes),
+                           "env_vars": {k: str(v) for k, v in job_env(cfg).items()}}
+    if cfg.image:
+        env["image_uri"] = cfg.image
+    if cfg.pip:
+        env["pip"] = list(cfg.pip)
+    return env
+
+
+def entrypoint(cfg: ClusterConfig, script: str, args: list[str]) -> str:
+    """``python jobs/<script> ARGS`` with the right interpreter: this venv's for the local head,
+    the image's ``python`` for remote clusters (or ``cfg.python``)."""
+    python = cfg.python or (sys.executable if cfg.kind == "local" else "python")
+    return shlex.join([python, script, *args])
+
+
+def submit(client: Any, entry: str, env: dict[str, Any], submission_id: str, metadata: dict[str, str],
+           cfg: ClusterConfig) -> bool:
+    """Submit a job; ``False`` when ``submission_id`` already exists (a retried submit never starts
+    a second run).
+
+    Raises:
+        ClusterError: the cluster refused the job for another reason.
+    """
+    try:
+        client.submit_job(entrypoint=entry, runtime_env=env, submission_id=submission_id, metadata=metadata,
+                          entrypoint_num_cpus=cfg.entrypoint_num_cpus or None,
+                          entrypoint_num_gpus=cfg.entrypoint_num_gpus or None)
+    except Exception as exc:  # the SDK raises RuntimeError with the server's traceback
+        if "already exists" in str(exc):
+            log.info("job %s already exists; not submitting it again", submission_id)
+            return False
+        raise ClusterError(f"submit {submission_id}: {str(exc).splitlines()[0]}") from exc
+    return True
+
+
+def job_info(client: Any, submission_id: str) -> dict[str, Any]:
+    """Status, message, times and metadata of a job.
+
+    Raises:
+        ClusterError: no such job.
+    """
+    try:
+        info = client.get_job_info(submission_id)
+    except Exception as exc:
+        raise ClusterError(f"job {submission_id}: {str(exc).splitlines()[0]}") from exc
+    return {"submission_id": info.submission_id, "status": str(info.status.value if hasattr(info.status, "value")
+                                                                  else info.status),
+            "message": info.message, "entrypoint": info.entrypoint, "metadata": dict(info.metadata or {}),
+            "start_time": info.start_time, "end_time": info.end_time, "driver_exit_code": info.driver_exit_code}
+
+
+def list_jobs(client: Any, everything: bool = False) -> list[dict[str, Any]]:
+    """Jobs on the cluster (ours only, i.e. with tracebridge metadata, unless ``everything``)."""
+    out = []
+    for j in client.list_jobs():
+        meta = dict(j.metadata or {})
+        if j.submission_id and (everything or "sweep_id" in meta):
+            out.append({"submission_id": j.submission_id, "status": str(getattr(j.status, "value", j.status)),
+                        "sweep_id": meta.get("sweep_id"), "attempt": meta.get("attempt"),
+                        "start_time": j.start_time, "end_time": j.end_time})
+    return sorted(out, key=lambda j: j.get("start_time") or 0)
+
+
+def logs(client: Any, submission_id: str) -> str:
+    try:
+        return client.get_job_logs(submission_id)
+    except Exception as exc:
+        raise ClusterError(f"logs of {submission_id}: {str(exc).splitlines()[0]}") from exc
+
+
+def stop(client: Any, submission_id: str) -> bool:
+    """Ask the job to stop (its driver gets SIGINT, so Tune saves its state for a resume)."""
+    try:
+        return bool(client.stop_job(submission_id))
+    except Exception as exc:
+        raise ClusterError(f"stop {submission_id}: {str(exc).splitlines()[0]}") from exc
+
+
+def wait(client: Any, submission_id: str, poll_s: float = 2.0, on_log: Callable[[str], None] | None = None,
+         deadline: float | None = None, should_stop: Callable[[], str | None] | None = None) -> dict[str, Any]:
+    """Poll until the job is terminal, streaming new log text to ``on_log``.
+
+    Args:
+        deadline: ``time.time()`` after which the job is stopped (status then says why).
+        should_stop: called every poll; a non-empty return is a reason to stop the job now.
+
+    Returns:
+        The final ``job_info`` plus ``"stopped_because"`` when we stopped it.
+    """
+    seen = 0
+    reason: str | None = None
+    while True:
+        info = job_info(client, submission_id)
+        if on_log is not None:
+            text = logs(client, submission_id)
+            if len(text) > seen:
+                on_log(text[seen:])
+                seen = len(text)
+        if info["status"] in TERMINAL:
+            if reason:
+                info["stopped_because"] = reason
+            return info
+        if reason is None:
+            reason = ("deadline reached" if deadline and time.time() > deadline else None) or \
+                (should_stop() if should_stop else None)
+            if reason:
+                log.warning("stopping %s: %s", submission_id, reason)
+                stop(client, submission_id)
+        time.sleep(poll_s)

@@ -1,0 +1,221 @@
+"""The embedded local Ray head: ``ray start --head --block`` on 127.0.0.1 from this venv, in a
+temp dir of ours, with token authentication on (``RAY_AUTH_MODE=token``, a 0600 token file),
+reused while it runs (a state file under ``state_dir``) and stopped by its process group, never
+by ``ray stop`` (which would stop every Ray on the machine).
+
+Ray's GCS, raylet and object manager still listen on all interfaces (only the dashboard binds to
+``dashboard_host``); the token is what protects them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tracebridge.cluster.config import ClusterConfig, expand
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HeadInfo:
+    """A running local head: where it answers and how to stop it."""
+
+    address: str
+    gcs_address: str
+    pid: int
+    temp_dir: str
+    token_file: str
+    log_file: str
+    started: bool = True
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_token(path: Path) -> str:
+    """The token in ``path``, created (random, mode 0600) if missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or not path.read_text().strip():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def head_env(token_file: Path) -> dict[str, str]:
+    """The head's environment: token auth from our file, this venv first on PATH (so a job's
+    plain ``python`` is ours), one thread per process, no usage stats."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token_file), RAY_USAGE_STATS_ENABLED="0",
+               OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"), LITELLM_LOCAL_MODEL_COST_MAP="True",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    return env
+
+
+def _answers(address: str, token: str | None, timeout: float = 2.0) -> int | None:
+    """HTTP status of the Jobs API (None when nothing answers)."""
+    req = urllib.request.Request(f"{address}/api/jobs/")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def state_path(cfg: ClusterConfig) -> Path:
+    return expand(cfg.state_dir) / "head.json"
+
+
+def running_head(cfg: ClusterConfig) -> HeadInfo | None:
+    """The head recorded in ``state_dir`` if its process is alive and its Jobs API answers."""
+    path = state_path(cfg)
+    if not path.is_file():
+        return None
+    try:
+        info = HeadInfo(**{**json.loads(path.read_text()), "started": False})
+    except (ValueError, TypeError):
+        return None
+    token = Path(info.token_file).read_text().strip() if Path(info.token_file).is_file() else None
+    if _alive(info.pid) and _answers(info.address, token) == 200:
+        return info
+    return None
+
+
+def _command(cfg: ClusterConfig, temp_dir: str, port: int) -> list[str]:
+    ray = str(Path(sys.executable).parent / "ray")
+    cmd = [ray if Path(ray).exists() else "ray", "start", "--head", "--block", "--temp-dir", temp_dir,
+           "--node-ip-address", "127.0.0.1", "--port", str(free_port()), "--dashboard-host", cfg.dashboard_host,
+           "--dashboard-port", str(port), "--ray-client-server-port", str(free_port()),
+           "--dashboard-agent-listen-port", str(free_port()), "--include-dashboard", "true",
+           "--disable-usage-stats"]
+    if cfg.num_cpus:
+        cmd += ["--num-cpus", str(cfg.num_cpus)]
+    if cfg.num_gpus >= 0:
+        cmd += ["--num-gpus", str(cfg.num_gpus)]
+    return cmd
+
+
+def start_head(cfg: ClusterConfig) -> HeadInfo:
+    """Reuse the running local head, or start one and wait until its Jobs API answers.
+
+    Raises:
+        RuntimeError: the head did not come up within ``start_timeout_s`` (its log tail included).
+    """
+    from filelock import FileLock
+
+    state = state_path(cfg)
+    state.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(state) + ".lock"):
+        found = running_head(cfg)
+        if found:
+            log.info("reusing the local Ray head at %s", found.address)
+            return found
+        token_file = state.parent / "auth_token"
+        token = ensure_token(token_file)
+        # short path: Ray's socket paths must stay under ~107 bytes
+        temp_dir = tempfile.mkdtemp(prefix="tbray-", dir="/tmp" if os.path.isdir("/tmp") else None)
+        port = cfg.dashboard_port or free_port()
+        log_file = Path(temp_dir) / "head.log"
+        with log_file.open("w") as out:
+            proc = subprocess.Popen(_command(cfg, temp_dir, port), env=head_env(token_file), stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        address = f"http://127.0.0.1:{port}" if cfg.dashboard_host in ("127.0.0.1", "0.0.0.0", "localhost") \
+            else f"http://{cfg.dashboard_host}:{port}"
+        info = HeadInfo(address, "", proc.pid, temp_dir, str(token_file), str(log_file))
+        deadline = time.time() + cfg.start_timeout_s
+        while _answers(address, token) != 200:
+            if proc.poll() is not None or time.time() > deadline:
+                stop_head(info)
+                raise RuntimeError(f"local Ray head did not start (exit {proc.poll()}); "
+                                   f"log tail:\n{_tail(log_file)}")
+            time.sleep(0.3)
+        info.gcs_address = _gcs_address(temp_dir)
+        state.write_text(json.dumps(info.to_dict(), indent=2))
+        log.info("started a local Ray head at %s (temp dir %s)", address, temp_dir)
+        return info
+
+
+def _gcs_address(temp_dir: str) -> str:
+    p = Path(temp_dir) / "ray_current_cluster"
+    return p.read_text().strip() if p.is_file() else ""
+
+
+def _tail(path: Path, n: int = 2000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+def stop_head(info: HeadInfo, timeout_s: float = 30.0) -> None:
+    """Stop a head we started: SIGTERM to its process group (``--block`` takes its Ray processes
+    down with it), SIGKILL after ``timeout_s``; remove its temp dir and state file."""
+    for sig, wait in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(info.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.time() + wait
+        while time.time() < deadline and _group_alive(info.pid):
+            _reap(info.pid)
+            time.sleep(0.2)
+        if not _group_alive(info.pid):
+            break
+    _reap(info.pid)
+    shutil.rmtree(info.temp_dir, ignore_errors=True)
+    state = Path(info.token_file).parent / "head.json"
+    if state.is_file() and json.loads(state.read_text() or "{}").get("pid") == info.pid:
+        state.unlink()
+    log.info("stopped the local Ray head (pid %d)", info.pid)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

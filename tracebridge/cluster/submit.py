@@ -1,0 +1,176 @@
+"""Submitting sweeps: plan (load and check the sweep config, read the bundle manifest, name the
+sweep), open the cluster (start or reuse the local head, or connect to a remote one), submit
+``jobs/sweep.py`` as a Ray job whose ``submission_id`` is ``<sweep id>-a<attempt>``, and pull the
+report back, verifying its manifest hashes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracebridge.cluster.client import ClusterError, connect, entrypoint, read_token, runtime_env, submit
+from tracebridge.cluster.config import ClusterConfig, cluster_from_spec
+from tracebridge.cluster.head import HeadInfo, running_head, start_head, stop_head
+from tracebridge.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Target:
+    """A cluster we talk to (and, for a local head we started, own)."""
+
+    cfg: ClusterConfig
+    address: str
+    client: Any
+    head: HeadInfo | None = None
+
+
+@dataclass
+class SweepPlan:
+    """Everything known about a sweep before it is submitted."""
+
+    config_path: str
+    overrides: list[str]
+    sweep_id: str
+    bundle_id: str
+    config_hash: str
+    report_uri: str
+    trials: int
+    specs: list[dict[str, Any]] = field(default_factory=list)
+    cfg: Any = None
+
+    def metadata(self, attempt: int) -> dict[str, str]:
+        """Job metadata (strings only, no secrets): what `list`, `pull` and `--resume` read back."""
+        return {"tracebridge": "sweep", "sweep_id": self.sweep_id, "bundle_id": self.bundle_id,
+                "config_hash": self.config_hash, "attempt": str(attempt), "report_uri": self.report_uri,
+                "config": self.config_path, "trials": str(self.trials)}
+
+
+def open_cluster(cfg: ClusterConfig, start: bool = True) -> Target:
+    """Connect to the cluster of ``cfg``; for ``kind: local`` start the head (or reuse a running one).
+
+    Raises:
+        ClusterError: no head running (``start=False``), or the cluster is unreachable / refuses the token.
+    """
+    head = None
+    if cfg.kind == "local":
+        head = start_head(cfg) if start else running_head(cfg)
+        if head is None:
+            raise ClusterError("no local Ray head is running (start one with `tracebridge submit ... --keep`, "
+                               "or pass --cluster for a remote one)")
+        address, token = head.address, read_token(cfg, head.token_file)
+    else:
+        address, token = cfg.address, read_token(cfg)
+        if not token:
+            log.warning("no Ray token found (token_env=%s, token_file=%r); the cluster will refuse us if "
+                        "it has token auth on", cfg.token_env, cfg.token_file)
+    try:
+        return Target(cfg, address, connect(address, token), head)
+    except ClusterError:
+        if head is not None and head.started:
+            stop_head(head)
+        raise
+
+
+def close_cluster(target: Target, keep: bool) -> None:
+    """Stop the local head if this process started it, unless ``keep``."""
+    if target.head is not None and target.head.started and not keep:
+        stop_head(target.head)
+
+
+def resolve_cluster(spec: str | None, sweep_cluster: str) -> ClusterConfig:
+    return cluster_from_spec(spec if spec is not None else sweep_cluster)
+
+
+def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, working_dir: Path) -> SweepPlan:
+    """Load and check the sweep, read its bundle's manifest and compute the ids.
+
+    Local paths (bundle, storage, work_dir) are made absolute and passed on as overrides, so the
+    job (which runs in a copy of the working dir) writes where ``pull`` looks.
+
+    Raises:
+        ConfigError: every problem of the sweep, its recipes and its grid; a config outside the
+            working dir; a bundle without a readable manifest.
+    """
+    from tracebridge.sweep import grid
+    from tracebridge.sweep.config import load_sweep_config
+    from tracebridge.sweep.storage import is_local, join, read_bundle_manifest
+
+    try:
+        rel = Path(config_path).resolve().relative_to(working_dir.resolve()).as_posix()
+    except ValueError:
+        raise ConfigError([f"{config_path}: must be inside the working dir {working_dir} (it ships with the job)"])
+    cfg = load_sweep_config(str(config_path), overrides)
+    # the job runs in a copy of the working dir: hand it the absolute local paths
+    ov = [*overrides, *(f"{k}={getattr(cfg, k)}" for k in ("bundle", "storage", "work_dir")
+                        if getattr(cfg, k) and is_local(getattr(cfg, k)))]
+    if cluster.kind == "remote" and is_local(cfg.storage):
+        log.warning("storage=%s is local; a remote cluster must share that filesystem (else use s3:// or gs://)",
+                    cfg.storage)
+    recipes = grid.resolve_recipes(cfg)
+    specs = grid.expand_grid(cfg)
+    problems = grid.check_trials(cfg, recipes, specs)
+    try:
+        bundle_id = read_bundle_manifest(cfg.bundle)["bundle_id"]
+    except (OSError, ValueError) as exc:
+        problems.append(f"bundle={cfg.bundle}: {exc}")
+        bundle_id = ""
+    if problems:
+        raise ConfigError(problems, str(config_path))
+    sid = grid.sweep_id(cfg, recipes, bundle_id)
+    return SweepPlan(rel, ov, sid, bundle_id, grid.config_digest(cfg, recipes), join(cfg.storage, "reports", sid),
+                     len(specs), specs, cfg)
+
+
+def next_attempt(client: Any, sweep_id: str) -> tuple[int, dict[str, Any] | None]:
+    """The attempt to submit for ``--resume``: the running attempt (returned as the second item)
+    or one past the last finished one."""
+    from tracebridge.cluster.client import TERMINAL, list_jobs
+
+    mine = [j for j in list_jobs(client) if j["sweep_id"] == sweep_id]
+    live = [j for j in mine if j["status"] not in TERMINAL]
+    if live:
+        return int(live[-1]["attempt"] or 1), live[-1]
+    return max((int(j["attempt"] or 0) for j in mine), default=0) + 1, None
+
+
+def submit_sweep(target: Target, plan: SweepPlan, attempt: int, working_dir: Path) -> dict[str, Any]:
+    """Submit ``jobs/sweep.py`` for ``plan``; returns the submission (``created`` is False when the
+    same attempt was already submitted: nothing new started)."""
+    from tracebridge.sweep.grid import submission_id
+
+    sub_id = submission_id(plan.sweep_id, attempt)
+    entry = entrypoint(target.cfg, "jobs/sweep.py", [plan.config_path, *plan.overrides])
+    created = submit(target.client, entry, runtime_env(target.cfg, working_dir), sub_id, plan.metadata(attempt),
+                     target.cfg)
+    log.info("%s %s on %s", "submitted" if created else "already submitted", sub_id, target.address)
+    return {"submission_id": sub_id, "created": created, "sweep_id": plan.sweep_id, "bundle_id": plan.bundle_id,
+            "config_hash": plan.config_hash, "report_uri": plan.report_uri, "attempt": attempt,
+            "trials": plan.trials, "address": target.address, "entrypoint": entry}
+
+
+def pull_report(uri: str, out: Path) -> dict[str, Any]:
+    """Download the report folder at ``uri`` into ``out`` and verify it against its manifest.
+
+    Returns:
+        ``{"path", "problems", "report_html", "manifest"}``; ``problems`` is empty when every file
+        matches its manifest hash.
+    """
+    import json
+
+    from tracebridge.report import verify_report
+    from tracebridge.sweep.storage import get_dir
+
+    try:
+        get_dir(uri, out)
+    except FileNotFoundError as exc:
+        return {"path": str(out), "problems": [f"{uri}: no report there ({exc})"], "report_html": None,
+                "manifest": None}
+    problems = verify_report(out)
+    man = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").is_file() else None
+    return {"path": str(out), "problems": problems, "manifest": man,
+            "report_html": str(out / "report.html") if (out / "report.html").is_file() else None}

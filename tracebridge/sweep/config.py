@@ -1,0 +1,170 @@
+"""Typed config of a sweep (YAML under ``configs/sweep/``): which bundle, which grid
+(role × variant × ablation × seed), how each trial trains (a ``configs/train`` YAML plus
+overrides), what a trial may use (CPU/GPU/memory, Ray Train workers), where results go (storage
+URI), how failures are retried, the budget, the cluster and the GPU window.
+
+Ablations are ``TrainConfig`` keys with value lists (``train.lr: [1.0e-3, 3.0e-3]``); written
+nested (``train: {lr: [...]}``, as a ``ablations.train.lr=[...]`` override produces) they are
+flattened to dotted keys. The sweep id is ``<name>-<hash>`` of the fields that change results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracebridge.cluster.config import WindowConfig
+from tracebridge.train.config import ROLES, Variant
+
+# Fields that say where or how fast a sweep runs, not what it computes: left out of the sweep id.
+NON_IDENTITY = ("cluster", "window", "work_dir", "budget", "resources", "mlflow", "max_failures")
+
+
+@dataclass
+class ResourcesConfig:
+    """What one trial reserves; ``workers > 1`` (or ``use_train``) runs it through Ray Train."""
+
+    cpu: float = field(default=1.0, metadata={"help": "CPUs per trial (per worker with Ray Train)."})
+    gpu: float = field(default=0.0, metadata={"help": "GPUs per trial (per worker with Ray Train); 0 = CPU."})
+    memory_gb: float = field(default=0.0, metadata={"help": "Memory reserved per trial in GiB; 0 = no reservation."})
+    workers: int = field(default=1, metadata={
+        "help": "Ray Train workers per trial (TorchTrainer + ScalingConfig); 1 = a plain Tune trial."})
+    use_train: bool = field(default=False, metadata={
+        "help": "Run even a 1-worker trial through Ray Train (the multi-GPU code path, on CPU)."})
+
+    def problems(self) -> list[str]:
+        p = [f"resources.{k}={getattr(self, k)}: must be >= 0" for k in ("cpu", "gpu", "memory_gb")
+             if getattr(self, k) < 0]
+        if self.workers < 1:
+            p.append(f"resources.workers={self.workers}: must be >= 1")
+        if self.gpu > 1 and self.gpu != int(self.gpu):
+            p.append(f"resources.gpu={self.gpu}: fractions only below 1 GPU")
+        return p
+
+    @property
+    def distributed(self) -> bool:
+        """Trials run through Ray Train's TorchTrainer."""
+        return self.workers > 1 or self.use_train
+
+
+@dataclass
+class BudgetConfig:
+    """Limits checked before and while the sweep runs."""
+
+    max_trials: int = field(default=64, metadata={"help": "Refuse a grid larger than this (0 = no cap)."})
+    max_hours: float = field(default=0.0, metadata={
+        "help": "Wall-clock cap of the Tune run (TuneConfig.time_budget_s); 0 = none. Unfinished trials "
+                "resume with the next submit."})
+    max_concurrent: int = field(default=0, metadata={
+        "help": "Trials at once; 0 = cluster GPUs / GPUs per trial (GPU sweeps) or as many as CPUs allow."})
+
+    def problems(self) -> list[str]:
+        p = [f"budget.{k}={getattr(self, k)}: must be >= 0" for k in ("max_trials", "max_hours", "max_concurrent")
+             if getattr(self, k) < 0]
+        return p
+
+
+@dataclass
+class SweepConfig:
+    """One sweep: the grid, the trial recipe, resources, storage, failures, budget, cluster."""
+
+    name: str = field(default="sweep", metadata={"help": "Label; the sweep id is <name>-<config hash>."})
+    bundle: str = field(default="", metadata={
+        "help": "Export bundle: a folder, file://, s3:// or gs:// URI (the folder holding manifest.json)."})
+    roles: list[str] = field(default_factory=lambda: list(ROLES), metadata={"help": "Roles trained."})
+    variants: list[str] = field(default_factory=lambda: ["baseline", "optimized"], metadata={
+        "help": "Named variants compared per role (baseline | optimized)."})
+    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "Seeds of every grid cell."})
+    ablations: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "TrainConfig keys with value lists, crossed into the grid (train.lr: [1e-3, 3e-3]); {} = none."})
+    train_config: str | None = field(default="configs/train/cpu_tiny.yaml", metadata={
+        "help": "The trial recipe (a configs/train YAML, relative to the working dir); None = schema defaults."})
+    model_config: str | None = field(default=None, metadata={
+        "help": "A configs/model YAML replacing the recipe's model block; None = keep it."})
+    overrides: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "TrainConfig keys set for every trial (train.max_steps: 20)."})
+    variant_overrides: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "Per variant name, TrainConfig keys set only for it (optimized: {dpo.beta: 0.2})."})
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    storage: str = field(default="file://./storage", metadata={
+        "help": "Storage URI (folder, file://, s3://, gs://): Tune runs under <storage>/<sweep id>, reports "
+                "under <storage>/reports/<sweep id>."})
+    work_dir: str = field(default="", metadata={
+        "help": "Node-local scratch for trials and fetched bundles; '' = <tmp>/tracebridge/<sweep id>."})
+    max_failures: int = field(default=2, metadata={
+        "help": "Retries of a failed trial (FailureConfig; from its last checkpoint); -1 = unlimited."})
+    keep_models: bool = field(default=True, metadata={
+        "help": "Put each trial's final model into its final checkpoint on storage (for jobs/eval.py)."})
+    mlflow: bool = field(default=False, metadata={
+        "help": "Log trials to MLflow (file store under <storage>/mlflow) when mlflow is installed."})
+    cluster: str = field(default="local", metadata={
+        "help": "local (embedded head on 127.0.0.1) | configs/cluster/*.yaml | dashboard URL."})
+    window: WindowConfig = field(default_factory=WindowConfig)
+
+    def validate(self) -> list[str]:
+        """Every problem of the sweep itself (the trial recipes are checked by ``grid.check_trials``)."""
+        p = []
+        if not self.bundle:
+            p.append("bundle='': set the export bundle, e.g. bundle=bundles/demo or bundle=s3://bucket/bundles/x")
+        p += [f"roles: {r!r} unknown; use {', '.join(ROLES)}" for r in self.roles if r not in ROLES]
+        known = {v.value for v in Variant}
+        p += [f"variants: {v!r} unknown; use {', '.join(sorted(known))}" for v in self.variants if v not in known]
+        for k in ("roles", "variants", "seeds"):
+            if not getattr(self, k):
+                p.append(f"{k}=[]: needs at least one value")
+            elif len(set(map(str, getattr(self, k)))) != len(getattr(self, k)):
+                p.append(f"{k}={getattr(self, k)}: has duplicates")
+        for k, v in flat_keys(self.ablations).items():
+            if not isinstance(v, list) or not v:
+                p.append(f"ablations.{k}={v!r}: must be a non-empty list of values")
+        p += [f"variant_overrides.{k}: not one of variants {self.variants}"
+              for k in self.variant_overrides if k not in self.variants]
+        if self.max_failures < -1:
+            p.append(f"max_failures={self.max_failures}: use -1 (unlimited), 0 or a retry count")
+        if not self.storage:
+            p.append("storage='': set a storage URI, e.g. file://./storage or s3://bucket/prefix")
+        if not self.name or "/" in self.name:
+            p.append(f"name={self.name!r}: a non-empty label without '/'")
+        return p + self.resources.problems() + self.budget.problems() + self.window.validate()
+
+
+def flat_keys(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": [..]}}`` → ``{"train.lr": [..]}``; dotted keys stay as they are."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flat_keys(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def load_sweep_config(path: str | None, overrides: list[str] | tuple[str, ...] = ()) -> SweepConfig:
+    """A ``SweepConfig``: schema defaults ← YAML ← ``key=value`` overrides, with the ablation,
+    override and variant maps flattened to dotted ``TrainConfig`` keys, and local ``bundle``,
+    ``storage`` and ``work_dir`` paths made absolute (trials run in other folders; a submitted job
+    in a copy of the working dir).
+
+    Raises:
+        tracebridge.config.ConfigError: every problem at once.
+    """
+    from tracebridge.config import load_config
+
+    cfg = load_config(SweepConfig, path, list(overrides))
+    cfg.ablations = flat_keys(_plain(cfg.ablations))
+    cfg.overrides = flat_keys(_plain(cfg.overrides))
+    cfg.variant_overrides = {k: flat_keys(_plain(v)) for k, v in _plain(cfg.variant_overrides).items()}
+    from tracebridge.sweep.storage import absolutize
+
+    for k in ("bundle", "storage", "work_dir"):
+        if getattr(cfg, k):
+            setattr(cfg, k, absolutize(getattr(cfg, k)))
+    return cfg
+
+
+def _plain(v: Any) -> Any:
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    return OmegaConf.to_container(v, resolve=True) if isinstance(v, (DictConfig, ListConfig)) else v

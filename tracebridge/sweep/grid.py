@@ -1,0 +1,126 @@
+"""Sweep config → trial specs (pure): resolve each variant's training recipe, expand
+role × variant × ablation × seed, check every trial's config before any worker starts, and name
+the sweep (``<name>-<config hash>-<bundle id>``, never a timestamp) and its submissions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+from typing import Any
+
+from tracebridge.config import ConfigError, to_dict
+from tracebridge.schema.canonical import sha256_json
+from tracebridge.sweep.config import NON_IDENTITY, SweepConfig
+
+
+def _override(k: str, v: Any) -> str:
+    import json
+
+    return f"{k}={v if isinstance(v, str) else json.dumps(v)}"
+
+
+def resolve_recipes(cfg: SweepConfig) -> dict[str, dict[str, Any]]:
+    """Each variant's resolved ``TrainConfig`` as a plain dict: the recipe YAML ← the model YAML ←
+    ``overrides`` ← ``variant_overrides[variant]``. Shipped to trials as data, so workers never
+    read the driver's config files.
+
+    Raises:
+        ConfigError: every problem of every variant's recipe at once.
+    """
+    from tracebridge.train.config import load_train_config
+
+    out, problems = {}, []
+    for variant in cfg.variants:
+        ov = [_override(k, v) for k, v in {**cfg.overrides, **cfg.variant_overrides.get(variant, {})}.items()]
+        try:
+            tc = load_train_config(cfg.train_config, [*ov, f"variant={variant}"], cfg.model_config)
+        except ConfigError as exc:
+            problems += [f"recipe of {variant}: {p}" for p in exc.problems]
+            continue
+        out[variant] = to_dict(tc)
+    if problems:
+        raise ConfigError(problems, cfg.train_config)
+    return out
+
+
+def ablation_cells(cfg: SweepConfig) -> list[dict[str, Any]]:
+    """Every combination of ablation values (``[{}]`` when there are no ablations)."""
+    keys = sorted(cfg.ablations)
+    return [dict(zip(keys, vals)) for vals in itertools.product(*(cfg.ablations[k] for k in keys))]
+
+
+def trial_id(role: str, variant: str, seed: int, ablation: dict[str, Any]) -> str:
+    """A readable, unique, filesystem-safe trial name: ``verifier-optimized-s0-train.lr_0.003``."""
+    parts = [role, variant, f"s{seed}", *(f"{k}_{v}" for k, v in sorted(ablation.items()))]
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", "-".join(parts))
+
+
+def expand_grid(cfg: SweepConfig) -> list[dict[str, Any]]:
+    """The trial specs, role × variant × ablation × seed, in a stable order."""
+    specs = []
+    for role, variant, cell, seed in itertools.product(cfg.roles, cfg.variants, ablation_cells(cfg), cfg.seeds):
+        specs.append({"trial_id": trial_id(role, variant, seed, cell), "role": role, "variant": variant,
+                      "seed": int(seed), "ablation": cell})
+    return specs
+
+
+def run_spec(spec: dict[str, Any], recipe_path: str) -> dict[str, Any]:
+    """The ``run_trial`` spec of a grid spec: the variant's resolved recipe file, the cell's
+    role/variant/seed, and its ablation values as dotted keys (so reports tabulate exactly them)."""
+    return {"config": recipe_path, "role": spec["role"], "variant": spec["variant"], "seed": spec["seed"],
+            **spec["ablation"]}
+
+
+def write_recipe(recipe: dict[str, Any], path: Path) -> Path:
+    """Save a resolved recipe as the YAML ``run_trial`` reads."""
+    from omegaconf import OmegaConf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(recipe), path)
+    return path
+
+
+def check_trials(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], specs: list[dict[str, Any]]) -> list[str]:
+    """Problems of the grid: size against the budget, and each distinct (role, variant, ablation)
+    cell's config (unknown keys, bad values), found on the driver before any worker starts."""
+    import tempfile
+
+    from tracebridge.train.config import load_train_config
+
+    problems = []
+    if cfg.budget.max_trials and len(specs) > cfg.budget.max_trials:
+        problems.append(f"budget.max_trials={cfg.budget.max_trials}: the grid has {len(specs)} trials "
+                        "(roles × variants × ablation cells × seeds); raise the cap or shrink the grid")
+    seen = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {v: str(write_recipe(r, Path(tmp) / f"{v}.yaml")) for v, r in recipes.items()}
+        for s in specs:
+            key = (s["role"], s["variant"], tuple(sorted(s["ablation"].items())))
+            if key in seen:
+                continue
+            seen.add(key)
+            ov = [*(_override(k, v) for k, v in s["ablation"].items()), f"role={s['role']}"]
+            try:
+                load_train_config(paths[s["variant"]], ov)
+            except ConfigError as exc:
+                problems += [f"trial {s['trial_id']}: {p}" for p in exc.problems]
+    return problems
+
+
+def config_digest(cfg: SweepConfig, recipes: dict[str, dict[str, Any]]) -> str:
+    """sha256 of what decides the results: the sweep without its where/how-fast fields, plus the
+    resolved recipes (so an edited configs/train YAML is a new sweep, never a wrong resume)."""
+    ident = {k: v for k, v in to_dict(cfg).items() if k not in NON_IDENTITY}
+    return sha256_json({"sweep": ident, "recipes": recipes})
+
+
+def sweep_id(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], bundle_id: str) -> str:
+    """``<name>-<config hash 12>-<bundle id 12>``: the Tune run name and the report folder."""
+    return f"{cfg.name}-{config_digest(cfg, recipes)[:12]}-{bundle_id[:12]}"
+
+
+def submission_id(sid: str, attempt: int) -> str:
+    """The Ray job id of an attempt: a retried submit of the same attempt is refused by Ray."""
+    return f"{sid}-a{attempt}"

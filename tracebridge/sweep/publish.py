@@ -1,0 +1,65 @@
+"""The end of a sweep job: connect the driver to Ray, write the report of the finished trials
+(``tracebridge.report.write_report``: results.json, report.html, manifest.json stamped with the
+sweep id, bundle id and resolved config) and push it to ``<storage>/reports/<sweep id>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from tracebridge.config import to_dict
+from tracebridge.sweep.config import SweepConfig
+from tracebridge.sweep.storage import join, put_dir
+
+log = logging.getLogger(__name__)
+
+
+def init_ray(work_root: Path) -> dict[str, float]:
+    """Connect to the job's cluster (``RAY_ADDRESS``, set by the Jobs API) or, run directly, start
+    an in-process Ray with token auth from a 0600 file in ``work_root`` (never ``~/.ray``).
+
+    Returns:
+        The cluster's resources.
+    """
+    import ray
+
+    if not os.environ.get("RAY_ADDRESS") and "RAY_AUTH_MODE" not in os.environ:
+        from tracebridge.cluster.head import ensure_token
+
+        ensure_token(work_root / "auth_token")
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(work_root / "auth_token"))
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")  # re-read RAY_AUTH_MODE (Ray caches it at import), as ray.init itself does
+        AuthenticationTokenLoader.instance().reset_cache()
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    return dict(ray.cluster_resources())
+
+
+def report_config(cfg: SweepConfig, sweep_id: str, bundle_id: str, recipes: dict[str, Any]) -> dict[str, Any]:
+    """The resolved config stamped into the report manifest (no secrets: only names of env vars)."""
+    return {"sweep_id": sweep_id, "bundle_id": bundle_id, "sweep": to_dict(cfg), "recipes": recipes}
+
+
+def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str, bundle_id: str,
+                   recipes: dict[str, Any], wall_s: float, local_dir: Path) -> dict[str, Any]:
+    """Write the report into ``local_dir`` and push it to storage.
+
+    Returns:
+        ``{"report_uri", "local_dir", "manifest"}``.
+    """
+    from tracebridge.report import write_report
+
+    ev = next(iter(recipes.values()), {}).get("eval", {})
+    manifest = write_report(trials, local_dir, config=report_config(cfg, sweep_id, bundle_id, recipes),
+                            wall_s=wall_s, bundle_id=bundle_id, n_boot=int(ev.get("n_boot", 1000)),
+                            ci=float(ev.get("ci", 0.95)), title=f"TraceBridge sweep {sweep_id}")
+    uri = join(cfg.storage, "reports", sweep_id)
+    put_dir(local_dir, uri)
+    log.info("report pushed to %s", uri)
+    return {"report_uri": uri, "local_dir": str(local_dir), "manifest": manifest}

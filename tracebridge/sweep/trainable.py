@@ -1,0 +1,229 @@
+"""The per-trial function Ray Tune runs: fetch the bundle on this node, resume from the trial's
+last checkpoint, call ``tracebridge.train.trial.run_trial``, and report losses, checkpoints and the
+final metrics to Tune (``tune.report(..., checkpoint=Checkpoint.from_directory(tmp))``).
+
+Checkpoint layout (what ``resolve_resume`` reads back): ``<phase>/checkpoint-N`` (+ ``sft/final``
+for a DPO checkpoint). The final checkpoint holds ``result.json`` (the trial's returned dict),
+``trial.json``, ``eval_items.json``, ``quarantine.jsonl`` and, with ``keep_models``, ``model/``.
+Ray imports happen inside the functions; the packing helpers are plain file operations.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+FINAL_FILES = ("trial.json", "eval_items.json", "quarantine.jsonl")
+MARKER = "tracebridge_checkpoint.json"
+
+
+@dataclass
+class TrialContext:
+    """What every trial of a sweep shares (pickled with the trainable; small)."""
+
+    sweep_id: str
+    bundle_uri: str
+    bundle_id: str
+    work_root: str
+    recipes: dict[str, dict[str, Any]]
+    keep_models: bool = True
+    storage: str = ""
+    workers: int = 1
+    cpu: float = 1.0
+    gpu: float = 0.0
+    max_failures: int = 2
+    distributed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Copy a folder by hard links (same filesystem) or bytes (across filesystems)."""
+    shutil.copytree(src, dst, copy_function=_link_or_copy, dirs_exist_ok=True)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def pack_checkpoint(checkpoint_dir: Path, out: Path, phase: str, step: int) -> Path:
+    """Lay out a training checkpoint so a retried trial can resume from it."""
+    checkpoint_dir = Path(checkpoint_dir)
+    _link_tree(checkpoint_dir, out / phase / checkpoint_dir.name)
+    final_sft = checkpoint_dir.parent.parent / "sft" / "final"
+    if phase == "dpo" and final_sft.is_dir():
+        _link_tree(final_sft, out / "sft" / "final")
+    (out / MARKER).write_text(json.dumps({"kind": "train", "phase": phase, "step": step,
+                                          "path": f"{phase}/{checkpoint_dir.name}"}))
+    return out
+
+
+def pack_final(result: dict[str, Any], work: Path, out: Path, keep_model: bool) -> Path:
+    """Lay out the final checkpoint: the result, the per-item eval values and (optionally) the model."""
+    for name in FINAL_FILES:
+        if (work / name).is_file():
+            _link_or_copy(str(work / name), str(out / name))
+    if keep_model and result.get("checkpoint_dir") and Path(result["checkpoint_dir"]).is_dir():
+        _link_tree(Path(result["checkpoint_dir"]), out / "model")
+    (out / "result.json").write_text(json.dumps(result, default=str))
+    (out / MARKER).write_text(json.dumps({"kind": "final"}))
+    return out
+
+
+def unpack_checkpoint(ckpt_dir: Path) -> tuple[str, Path | dict[str, Any] | None]:
+    """What a restored checkpoint holds: ``("final", result)``, ``("train", resume_from)`` or
+    ``("none", None)``."""
+    marker = Path(ckpt_dir) / MARKER
+    if not marker.is_file():
+        return "none", None
+    meta = json.loads(marker.read_text())
+    if meta["kind"] == "final":
+        return "final", json.loads((Path(ckpt_dir) / "result.json").read_text())
+    return "train", Path(ckpt_dir) / meta["path"]
+
+
+def scalar_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    """The numbers and labels of a trial result that Tune can log (no lists or nested dicts)."""
+    return {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+def _ledger(work: Path, event: str, **kw: Any) -> None:
+    """Append to the trial's attempt log (which pid ran it, whether it resumed)."""
+    work.mkdir(parents=True, exist_ok=True)
+    with (work / "attempts.jsonl").open("a") as fh:
+        fh.write(json.dumps({"event": event, "pid": os.getpid(), "time": time.time(), **kw}) + "\n")
+
+
+def make_reporter(report: Callable[..., None], checkpoint_cls: Any, rank: int = 0) -> Callable[[dict], None]:
+    """The ``on_report`` callback of ``run_trial`` for Tune (or Ray Train): losses as metrics,
+    checkpoints as Tune checkpoints (rank 0 only), the final dict skipped (reported after packing)."""
+
+    def on_report(d: dict[str, Any]) -> None:
+        if "role" in d:  # the final result: reported with its checkpoint by the caller
+            return
+        metrics = {"phase": d.get("phase"), "step": d.get("step")}
+        if "loss" in d:
+            report({**metrics, "loss": d["loss"]})
+        elif "checkpoint_dir" in d:
+            if rank != 0:
+                report(metrics)
+                return
+            with tempfile.TemporaryDirectory(prefix="tb-ckpt-") as tmp:
+                pack_checkpoint(Path(d["checkpoint_dir"]), Path(tmp), d["phase"], int(d["step"]))
+                report(metrics, checkpoint=checkpoint_cls.from_directory(tmp))
+
+    return on_report
+
+
+def run_one(spec: dict[str, Any], ctx: TrialContext, report: Callable[..., None], checkpoint_cls: Any,
+            restored: Path | None, rank: int = 0) -> dict[str, Any]:
+    """One trial on this worker: bundle, resume point, ``run_trial``, final report. Shared by the
+    Tune function and the Ray Train worker loop."""
+    from tracebridge.sweep.grid import run_spec, write_recipe
+    from tracebridge.sweep.storage import ensure_bundle
+    from tracebridge.train.trial import run_trial
+
+    root = Path(ctx.work_root)
+    work = root / "trials" / spec["trial_id"] / (f"rank{rank}" if rank else "")
+    kind, payload = unpack_checkpoint(restored) if restored else ("none", None)
+    _ledger(work, "start", resumed=kind, attempt_of=spec["trial_id"])
+    if kind == "final":  # finished before an interruption: report it again, train nothing
+        result = payload
+    else:
+        bundle, _ = ensure_bundle(ctx.bundle_uri, root / "bundles", ctx.bundle_id)
+        recipe = write_recipe(ctx.recipes[spec["variant"]], work / "recipe.yaml")
+        result = run_trial(run_spec(spec, str(recipe)), bundle, work, make_reporter(report, checkpoint_cls, rank),
+                           resume_from=payload if kind == "train" else None)
+        result["trial_id"] = spec["trial_id"]
+    _ledger(work, "done")
+    metrics = {**scalar_metrics(result), "done": True}
+    if rank != 0:
+        report(metrics)
+        return result
+    with tempfile.TemporaryDirectory(prefix="tb-final-") as tmp:
+        if kind == "final":
+            shutil.copytree(restored, tmp, dirs_exist_ok=True)
+        else:
+            pack_final(result, work, Path(tmp), ctx.keep_models)
+        report(metrics, checkpoint=checkpoint_cls.from_directory(tmp))
+    return result
+
+
+def tune_trial(config: dict[str, Any], ctx: TrialContext) -> None:
+    """The Ray Tune function trainable (one grid cell; ``config = {"spec": ...}``)."""
+    from ray import tune
+
+    _threads(ctx)
+    spec = config["spec"]
+    if ctx.distributed:
+        _run_with_train(spec, ctx)
+        return
+    ckpt = tune.get_checkpoint()
+    with tempfile.TemporaryDirectory(prefix="tb-restore-") as tmp:
+        restored = Path(ckpt.to_directory(tmp)) if ckpt else None
+        run_one(spec, ctx, tune.report, tune.Checkpoint, restored)
+
+
+def _threads(ctx: TrialContext) -> None:
+    """One torch thread per reserved CPU (Ray sets OMP_NUM_THREADS for trials; torch needs it too)."""
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, int(ctx.cpu)))
+    except ImportError:  # pragma: no cover - the train extra is installed where trials run
+        pass
+
+
+def train_loop(config: dict[str, Any]) -> None:
+    """Ray Train worker loop (TorchTrainer): every rank trains, rank 0 checkpoints."""
+    import ray.train
+
+    ctx: TrialContext = config["ctx"]
+    _threads(ctx)
+    rank = ray.train.get_context().get_world_rank()
+    ckpt = ray.train.get_checkpoint()
+    with tempfile.TemporaryDirectory(prefix="tb-restore-") as tmp:
+        restored = Path(ckpt.to_directory(tmp)) if ckpt else None
+        run_one(config["spec"], ctx, ray.train.report, ray.train.Checkpoint, restored, rank)
+
+
+def _run_with_train(spec: dict[str, Any], ctx: TrialContext) -> None:
+    """A trial as a Ray Train run (multi-GPU): TorchTrainer with ScalingConfig, named after the
+    trial (no timestamp) on the sweep's storage, so a retried trial resumes its Train run."""
+    import ray.train
+    from ray import tune
+    from ray.train.torch import TorchTrainer
+
+    from tracebridge.sweep.storage import join, tune_storage_path
+
+    callbacks = []
+    try:
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        callbacks.append(TuneReportCallback())
+    except (ImportError, RuntimeError):  # pragma: no cover - older Ray
+        pass
+    trainer = TorchTrainer(
+        train_loop, train_loop_config={"spec": spec, "ctx": ctx},
+        scaling_config=ray.train.ScalingConfig(num_workers=ctx.workers, use_gpu=ctx.gpu > 0,
+                                               resources_per_worker={"CPU": ctx.cpu, "GPU": ctx.gpu}),
+        run_config=ray.train.RunConfig(name=spec["trial_id"],
+                                       storage_path=tune_storage_path(join(ctx.storage, ctx.sweep_id, "_train")),
+                                       failure_config=ray.train.FailureConfig(max_failures=max(ctx.max_failures, 0)),
+                                       callbacks=callbacks))
+    result = trainer.fit()
+    with tempfile.TemporaryDirectory(prefix="tb-final-") as tmp:
+        result.checkpoint.to_directory(tmp)
+        res = json.loads((Path(tmp) / "result.json").read_text())
+        tune.report({**scalar_metrics(res), "done": True}, checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -1,0 +1,155 @@
+"""The sweep driver on Ray Tune: build the Tuner (grid of specs, per-trial resources,
+``RunConfig(storage_path, name=sweep id)``, ``FailureConfig`` retries, actor reuse so trial
+workers keep torch/transformers imported), or ``Tuner.restore`` an interrupted run of the same
+sweep; then collect each trial's final checkpoint into result dicts for the report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from tracebridge.sweep.config import SweepConfig
+from tracebridge.sweep.trainable import TrialContext, tune_trial, unpack_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def trial_resources(cfg: SweepConfig) -> dict[str, float]:
+    """What one Tune trial reserves. A Ray Train trial reserves only its driver (its workers
+    are placed by the TorchTrainer)."""
+    if cfg.resources.distributed:
+        return {"cpu": 0.0}
+    res = {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
+    if cfg.resources.memory_gb:
+        res["memory"] = cfg.resources.memory_gb * 2**30
+    return res
+
+
+def max_concurrent(cfg: SweepConfig, cluster: dict[str, float]) -> int | None:
+    """Trials at once: the budget's cap, else cluster GPUs / GPUs per trial for GPU sweeps (None =
+    as many as resources allow, e.g. while an autoscaler adds GPU nodes)."""
+    if cfg.budget.max_concurrent:
+        return cfg.budget.max_concurrent
+    per_trial = cfg.resources.gpu * cfg.resources.workers
+    if per_trial > 0 and cluster.get("GPU", 0) >= per_trial:
+        return int(cluster["GPU"] // per_trial)
+    if cfg.resources.distributed:
+        per_cpu = cfg.resources.cpu * cfg.resources.workers
+        return max(1, int(cluster.get("CPU", 1) // max(per_cpu, 1e-9)))
+    return None
+
+
+def progress_callback(total: int) -> Any:
+    """A Tune callback that logs one line per trial event (start, loss, done, error)."""
+    from ray.tune import Callback
+
+    class ProgressLog(Callback):
+        def __init__(self) -> None:
+            self.done = 0
+
+        def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001 - Tune signature
+            log.info("trial %s started", _name(trial))
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
+            if "loss" in result:
+                log.info("trial %s %s step %s loss %.4f", _name(trial), result.get("phase"), result.get("step"),
+                         result["loss"])
+
+        def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
+            self.done += 1
+            log.info("trial %s finished (%d/%d)", _name(trial), self.done, total)
+
+        def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
+            log.warning("trial %s failed (failures so far: %d)", _name(trial), trial.num_failures)
+
+    return ProgressLog()
+
+
+def _name(trial: Any) -> str:
+    return trial.config.get("spec", {}).get("trial_id", trial.trial_id)
+
+
+def build_tuner(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]], callbacks: list[Any]) -> Any:
+    """A new Tuner, or the restored one when this sweep's run exists on storage (finished trials
+    are kept, unfinished and errored ones continue from their last checkpoint)."""
+    import ray
+    from ray import tune
+
+    from tracebridge.sweep.storage import join, tune_storage_path
+
+    trainable = tune.with_resources(tune.with_parameters(tune_trial, ctx=ctx), trial_resources(cfg))
+    exp_path = tune_storage_path(join(cfg.storage, ctx.sweep_id))
+    if tune.Tuner.can_restore(exp_path):
+        log.info("resuming sweep %s from %s", ctx.sweep_id, exp_path)
+        return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
+    tc = tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent(cfg, ray.cluster_resources()),
+                         time_budget_s=cfg.budget.max_hours * 3600 or None,
+                         trial_dirname_creator=lambda t: t.config["spec"]["trial_id"],
+                         trial_name_creator=lambda t: t.config["spec"]["trial_id"])
+    rc = tune.RunConfig(name=ctx.sweep_id, storage_path=tune_storage_path(cfg.storage),
+                        failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+                        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                        callbacks=callbacks, verbose=0)
+    return tune.Tuner(trainable, param_space={"spec": tune.grid_search(specs)}, tune_config=tc, run_config=rc)
+
+
+def mlflow_callbacks(cfg: SweepConfig, sweep: str) -> list[Any]:
+    """The MLflow logger callback (file store under the storage) when enabled and installed."""
+    if not cfg.mlflow:
+        return []
+    try:
+        import mlflow  # noqa: F401
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+    except ImportError:
+        log.warning("mlflow=true but mlflow is not installed; logging to Tune storage only")
+        return []
+    from tracebridge.sweep.storage import join
+
+    return [MLflowLoggerCallback(tracking_uri=join(cfg.storage, "mlflow"), experiment_name=sweep)]
+
+
+def collect_results(grid: Any, local: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each trial's final result (with ``eval_items_path`` pointing at a local copy) and the
+    trials that did not finish."""
+    results, failures = [], []
+    for r in grid:
+        tid = (r.config or {}).get("spec", {}).get("trial_id", "?")
+        if r.error is not None or r.checkpoint is None:
+            failures.append({"trial_id": tid, "error": str(r.error or "no checkpoint reported")})
+            continue
+        d = Path(r.checkpoint.to_directory(str(local / tid)))
+        kind, res = unpack_checkpoint(d)
+        if kind != "final":
+            failures.append({"trial_id": tid, "error": "did not finish (budget or interruption)"})
+            continue
+        res.update(eval_items_path=str(d / "eval_items.json"), checkpoint_uri=r.checkpoint.path,
+                   model_dir=str(d / "model") if (d / "model").is_dir() else None)
+        results.append(res)
+    return results, failures
+
+
+def run_sweep(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Run (or resume) the grid; return ``{"trials", "failures", "wall_s", "interrupted"}``."""
+    t0 = time.time()
+    tuner = build_tuner(cfg, ctx, specs, [progress_callback(len(specs)), *mlflow_callbacks(cfg, ctx.sweep_id)])
+    grid = tuner.fit()
+    trials, failures = collect_results(grid, Path(ctx.work_root) / "results")
+    order = {s["trial_id"]: i for i, s in enumerate(specs)}
+    trials.sort(key=lambda t: order.get(t.get("trial_id"), 1 << 30))
+    done = {t["trial_id"] for t in trials}
+    failures += [{"trial_id": s["trial_id"], "error": "not run"} for s in specs
+                 if s["trial_id"] not in done and s["trial_id"] not in {f["trial_id"] for f in failures}]
+    log.info("sweep %s: %d/%d trials finished in %.1fs", ctx.sweep_id, len(trials), len(specs), time.time() - t0)
+    return {"trials": trials, "failures": failures, "wall_s": time.time() - t0}
+
+
+def attempts(work_root: Path) -> dict[str, list[dict[str, Any]]]:
+    """Per trial, the attempt log its runs appended (start/done events with pid and resume kind)."""
+    out = {}
+    for f in sorted((Path(work_root) / "trials").glob("*/attempts.jsonl")):
+        out[f.parent.name] = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    return out

@@ -36,9 +36,12 @@ class RunWriter:
         out: trace root.
         run_id: the run.
         known_bytes: bytes of ``events.jsonl`` already accounted for by the import state.
+        durable: fsync each file as it is closed (the runtime hook: one run at a time); the
+            importer leaves this off and syncs a whole batch at once.
     """
 
-    def __init__(self, out: Path, run_id: str, known_bytes: int = 0) -> None:
+    def __init__(self, out: Path, run_id: str, known_bytes: int = 0, durable: bool = False) -> None:
+        self.durable = durable
         self.final = out / run_id
         self.existing = self.final.is_dir()
         self.dir = self.final if self.existing else out / f".tmp-{run_id}"
@@ -97,7 +100,7 @@ class RunWriter:
         if not self._buf:
             return
         if self._writer is None:
-            self._writer = EventWriter(self.events_path, fsync_interval_s=None, fsync_on_close=False)
+            self._writer = EventWriter(self.events_path, fsync_interval_s=None, fsync_on_close=self.durable)
         # One write per batch of complete lines: EventWriter appends the final newline.
         self._writer.write_line(b"\n".join(self._buf))
         self._buf, self._buf_bytes = [], 0
@@ -123,7 +126,10 @@ class RunWriter:
         data = orjson.dumps(session, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         spath = self.dir / "session.json"
         if not self.existing:
-            spath.write_bytes(data)
+            if self.durable:
+                write_atomic(spath, data)
+            else:
+                spath.write_bytes(data)
             os.rename(self.dir, self.final)
         elif not (spath.exists() and spath.read_bytes() == data):
             write_atomic(spath, data)

@@ -1,0 +1,188 @@
+"""The Agent Lightning runtime hook: run an agent under Agent Lightning's in-memory tracer and
+store, and record what it did as one schema-v2 run. Fail-open: whatever goes wrong in capture
+(setup, tracing, conversion, writing) is logged and counted, and the agent runs and returns as
+it would without the hook; the agent's own exceptions propagate unchanged.
+
+    hook = RuntimeHook("traces", goal_family="calc")
+    res = hook.run(agent, {"question": "2+3"})     # agent(task) -> answer; sync or async
+    res.result, res.run_id, res.capture_ok
+
+Inside the agent, LLM calls are spans with ``gen_ai.*`` attributes (what instrumented clients
+emit, or ``tracer.operation_context("openai.chat.completion", attributes=...)``), tool calls
+are ``agentlightning.operation`` spans (``with agl.operation(name=...)``) and rewards come from
+``agl.emit_reward``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from tracebridge.capture.recorder import make_goal
+from tracebridge.importers.agentlightning.spans import SpanRun, spans_to_events
+from tracebridge.importers.openclaw.runs import RunWriter
+from tracebridge.schema.canonical import sha256_json
+from tracebridge.schema.events import validate_event
+from tracebridge.schema.session import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HookResult:
+    """What the agent returned and what the hook captured."""
+
+    result: Any = None
+    run_id: str | None = None
+    run_dir: Path | None = None
+    spans: int = 0
+    events_written: int = 0
+    events_dropped: int = 0
+    capture_ok: bool = False
+    capture_error: str | None = None
+    span_kinds: dict[str, int] = field(default_factory=dict)
+    raw_spans: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _agl() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import agentlightning as agl
+
+    return agl
+
+
+class RuntimeHook:
+    """Runs agents under Agent Lightning's in-memory tracer/store and writes their runs.
+
+    Args:
+        out: trace root.
+        goal_family: goal family recorded for the runs.
+        keep_spans: keep the raw span dicts on the result (for adapters and tests).
+    """
+
+    def __init__(self, out: str | os.PathLike[str], goal_family: str = "agentlightning", keep_spans: bool = False) -> None:
+        self.out = Path(out)
+        self.goal_family = goal_family
+        self.keep_spans = keep_spans
+
+    def run(self, agent: Callable[[Any], Any], task: Any) -> HookResult:
+        """Run ``agent(task)`` (sync or async) under the tracer; see the module docstring."""
+        return asyncio.run(self.arun(agent, task))
+
+    async def arun(self, agent: Callable[[Any], Any], task: Any) -> HookResult:
+        """``run`` for callers already inside an event loop."""
+        res = HookResult()
+        try:
+            agl = _agl()
+            store = agl.InMemoryLightningStore()
+            tracer = agl.OtelTracer()
+            tracer.init()
+            tracer.init_worker(0, store)
+            rollout = await store.start_rollout(input=task)
+            rid, aid = rollout.rollout_id, rollout.attempt.attempt_id
+        except Exception as exc:  # noqa: BLE001 - fail-open: capture never stops the agent
+            self._capture_failed(res, "setup", exc)
+            res.result = await _call(agent, task)
+            return res
+        error: BaseException | None = None
+        traced = False
+        try:
+            async with tracer.trace_context("tracebridge-runtime-hook", rollout_id=rid, attempt_id=aid):
+                traced = True
+                try:
+                    res.result = await _call(agent, task)
+                except Exception as exc:  # noqa: BLE001 - recorded, then re-raised below
+                    error = exc
+        except Exception as exc:  # noqa: BLE001 - the tracer itself failed
+            self._capture_failed(res, "trace", exc)
+            if not traced:
+                res.result = await _call(agent, task)
+        try:
+            if res.capture_error is None:
+                spans = [s.model_dump(mode="json") for s in await store.query_spans(rid)]
+                self._write(res, spans, f"al-{rid}", task, error)
+        except Exception as exc:  # noqa: BLE001
+            self._capture_failed(res, "write", exc)
+        finally:
+            _teardown(tracer)
+        if error is not None:
+            raise error
+        return res
+
+    def _write(self, res: HookResult, spans: list[dict[str, Any]], run_id: str, task: Any,
+               error: BaseException | None) -> None:
+        run = spans_to_events(spans, run_id, task, res.result, error)
+        res.spans, res.span_kinds = len(spans), dict(run.kinds)
+        if self.keep_spans:
+            res.raw_spans = spans
+        writer = RunWriter(self.out, run_id, durable=True)
+        try:
+            kept: dict[str, str | None] = {}
+            for ev in run.events:
+                parent = ev["parent_event_id"]
+                while parent in kept:  # keep lineage intact around dropped events
+                    parent = kept[parent]
+                ev["parent_event_id"] = parent
+                try:
+                    validate_event(ev)
+                except ValidationError as exc:
+                    kept[ev["event_id"]] = parent
+                    res.events_dropped += 1
+                    log.warning("runtime hook dropped %s %s: %s", ev["event_type"], ev["event_id"], exc.errors()[0])
+                    continue
+                writer.write(ev)
+            writer.close(self._session(run, run_id, task, res, spans))
+        except BaseException:
+            writer.abort()
+            raise
+        res.run_id, res.run_dir, res.events_written = run_id, self.out / run_id, writer.written
+        res.capture_ok = res.events_dropped == 0
+
+    def _session(self, run: SpanRun, run_id: str, task: Any, res: HookResult, spans: list[dict[str, Any]]) -> dict[str, Any]:
+        first = run.events[0]
+        end = run.events[-1]["payload"]
+        role = {"model": run.model or "unknown", "params": {}}
+        stack = {"planner": role, "worker": role, "verifier": {"model": "none", "params": {}}}
+        runtime = {"max_steps": 1, "prompt_sources": ["agentlightning"], "tool_mode": "real",
+                   "extra": {"span_kinds": dict(run.kinds), "spans": len(spans)}}
+        data = {
+            "run_id": run_id,
+            "goal": make_goal(first["payload"]["goal"], family=self.goal_family).model_dump(mode="json"),
+            "started_at": first["timestamp"], "finished_at": run.events[-1]["timestamp"],
+            "model_stack": stack, "runtime_config": runtime,
+            "hashes": {"config_hash": sha256_json({"model_stack": stack, "runtime_config": runtime}),
+                       "prompt_hash": sha256_json({}), "toolset_hash": sha256_json(sorted(run.tools))},
+            "summary": {"success": end.get("success"), "steps": 1, "tokens": run.tokens, "cost_usd": round(run.cost, 6),
+                        "failure_class": end.get("failure_class")},
+            "source": {"kind": "agentlightning", "ref": run_id.removeprefix("al-")},
+            "capture": {"events_written": len(run.events) - res.events_dropped, "events_dropped": res.events_dropped,
+                        "errors": res.events_dropped},
+            "labels": {"reward": run.final_reward} if run.final_reward is not None else {},
+        }
+        return Session.model_validate(data).model_dump(mode="json")
+
+    @staticmethod
+    def _capture_failed(res: HookResult, where: str, exc: BaseException) -> None:
+        res.capture_ok = False
+        res.capture_error = f"{where}: {type(exc).__name__}: {exc}"
+        log.warning("runtime hook capture failed at %s (fail-open, the agent is unaffected): %s", where, exc)
+
+
+async def _call(agent: Callable[[Any], Any], task: Any) -> Any:
+    out = agent(task)
+    return await out if inspect.isawaitable(out) else out
+
+
+def _teardown(tracer: Any) -> None:
+    try:
+        tracer.teardown_worker(0)
+        tracer.teardown()
+    except Exception as exc:  # noqa: BLE001 - teardown problems never reach the agent
+        log.debug("tracer teardown: %s", exc)

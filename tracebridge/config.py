@@ -162,6 +162,8 @@ CONFIG_KINDS: dict[str, str] = {
     "collect": "tracebridge.sim.config:CollectConfig",
     "ops": "tracebridge.ops.config:OpsConfig",
     "gates": "tracebridge.ops.config:GateConfig",
+    "sweep": "tracebridge.sweep.config:SweepConfig",
+    "cluster": "tracebridge.cluster.config:ClusterConfig",
 }
 
 

@@ -1,0 +1,256 @@
+"""Cluster commands: ``submit``, ``status``, ``logs [--follow]``, ``stop``, ``list``, ``pull``
+(Ray Jobs API; the local head by default) and ``window`` (an ephemeral GPU cluster: up → submit
+→ wait → pull → down, within hours / dollars). Heavy imports live inside the functions."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tracebridge.cli.app import app, fail, print_json
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
+ClusterOpt = Annotated[str, typer.Option(
+    "--cluster", help="local (the running local head) | configs/cluster/*.yaml | dashboard URL.")]
+ExitCodes = {"SUCCEEDED": 0, "PENDING": 0, "RUNNING": 0, "FAILED": 1, "STOPPED": 1}
+
+
+def _project_root() -> Path:
+    """The working dir shipped with jobs: the cwd when it holds jobs/sweep.py, else this checkout."""
+    cwd = Path.cwd()
+    return cwd if (cwd / "jobs" / "sweep.py").is_file() else Path(__file__).resolve().parents[2]
+
+
+def _echo_log(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def _open(cluster: str, start: bool = False) -> Any:
+    from tracebridge.cluster.client import ClusterError
+    from tracebridge.cluster.config import cluster_from_spec
+    from tracebridge.cluster.submit import open_cluster
+    from tracebridge.config import ConfigError
+
+    try:
+        return open_cluster(cluster_from_spec(cluster), start=start)
+    except (ConfigError, ClusterError) as exc:
+        fail(str(exc))
+
+
+@app.command()
+def submit(
+    config: Annotated[Path, typer.Argument(help="A configs/sweep YAML (inside the working dir).")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides (bundle=..., seeds=[0,1]).")] = None,
+    cluster: Annotated[str | None, typer.Option(help="Override the config's cluster: local | configs/cluster/*.yaml | URL.")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Leave the local head running (and return once submitted).")] = False,
+    wait_: Annotated[bool, typer.Option("--wait", help="Wait for the job (implied for a local head without --keep).")] = False,
+    attempt: Annotated[int, typer.Option(help="Attempt number (the submission id's suffix).")] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="Submit the next attempt of this sweep (resumes its Tune run).")] = False,
+    out: Annotated[Path, typer.Option(help="Where the report is pulled (<out>/<sweep id>).")] = Path("reports"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Submit a sweep as a Ray job (submission id = sweep id + attempt: a retried submit never
+    starts a second run); wait, pull and verify the report; exit 1 if the job or the report fails."""
+    from tracebridge.cluster.client import ClusterError, wait
+    from tracebridge.cluster.submit import close_cluster, next_attempt, plan_sweep, pull_report, resolve_cluster, submit_sweep
+    from tracebridge.config import ConfigError
+    from tracebridge.sweep.config import load_sweep_config
+
+    ov, root = list(overrides or []), _project_root()
+    try:
+        ccfg = resolve_cluster(cluster, load_sweep_config(str(config), ov).cluster)
+        plan = plan_sweep(config, ov, ccfg, root)
+    except ConfigError as exc:
+        fail(str(exc))
+    target = _open(cluster or plan.cfg.cluster, start=True)
+    try:
+        if resume:
+            attempt, _ = next_attempt(target.client, plan.sweep_id)
+        sub = submit_sweep(target, plan, attempt, root)
+        must_wait = wait_ or (target.head is not None and target.head.started and not keep)
+        summary: dict[str, Any] = {**sub, "status": "SUBMITTED" if sub["created"] else "ALREADY_SUBMITTED"}
+        if not json_out:
+            typer.echo(f"{'submitted' if sub['created'] else 'already submitted'} {sub['submission_id']} "
+                       f"({plan.trials} trials) to {target.address}", err=True)
+        if must_wait:
+            info = wait(target.client, sub["submission_id"], 2.0, None if json_out else _echo_log)
+            summary["status"] = info["status"]
+            if info["status"] == "SUCCEEDED":
+                pulled = pull_report(sub["report_uri"], out / plan.sweep_id)
+                summary.update(report=pulled["report_html"], report_problems=pulled["problems"])
+    except ClusterError as exc:
+        fail(str(exc))
+    finally:
+        close_cluster(target, keep)
+    if json_out:
+        print_json(summary)
+    else:
+        typer.echo(f"{summary['submission_id']}: {summary['status']}"
+                   + (f"  report: {summary['report']}" if summary.get("report") else ""))
+    bad = summary["status"] in ("FAILED", "STOPPED") or bool(summary.get("report_problems")) or \
+        (summary["status"] == "SUCCEEDED" and not summary.get("report"))
+    raise typer.Exit(1 if bad else 0)
+
+
+@app.command()
+def status(
+    submission_id: Annotated[str, typer.Argument(help="The job's submission id (see `tracebridge list`).")],
+    cluster: ClusterOpt = "local",
+    json_out: JsonOpt = False,
+) -> None:
+    """Status of a job; exit 1 when it FAILED or was STOPPED."""
+    from tracebridge.cluster.client import ClusterError, job_info
+
+    target = _open(cluster)
+    try:
+        info = job_info(target.client, submission_id)
+    except ClusterError as exc:
+        fail(str(exc))
+    if json_out:
+        print_json(info)
+    else:
+        typer.echo(f"{submission_id}: {info['status']}  {info['message'] or ''}")
+    raise typer.Exit(ExitCodes.get(info["status"], 0))
+
+
+@app.command()
+def logs(
+    submission_id: Annotated[str, typer.Argument(help="The job's submission id.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
+    cluster: ClusterOpt = "local",
+) -> None:
+    """Print a job's driver log (``--follow``: stream it until the job ends; exit 1 if it failed)."""
+    from tracebridge.cluster.client import ClusterError, logs as job_logs, wait
+
+    target = _open(cluster)
+    try:
+        if not follow:
+            sys.stdout.write(job_logs(target.client, submission_id))
+            raise typer.Exit(0)
+        info = wait(target.client, submission_id, 1.0, lambda t: (sys.stdout.write(t), sys.stdout.flush()))
+    except ClusterError as exc:
+        fail(str(exc))
+    raise typer.Exit(ExitCodes.get(info["status"], 0))
+
+
+@app.command()
+def stop(
+    submission_id: Annotated[str, typer.Argument(help="The job's submission id.")],
+    cluster: ClusterOpt = "local",
+    json_out: JsonOpt = False,
+) -> None:
+    """Stop a job (its Tune run saves state; `submit --resume` continues it); exit 1 if it was not running."""
+    from tracebridge.cluster.client import ClusterError, stop as stop_job
+
+    target = _open(cluster)
+    try:
+        stopped = stop_job(target.client, submission_id)
+    except ClusterError as exc:
+        fail(str(exc))
+    if json_out:
+        print_json({"submission_id": submission_id, "stop_requested": stopped})
+    else:
+        typer.echo(f"{submission_id}: {'stop requested' if stopped else 'was not running'}")
+    raise typer.Exit(0 if stopped else 1)
+
+
+@app.command("list")
+def list_cmd(
+    cluster: ClusterOpt = "local",
+    everything: Annotated[bool, typer.Option("--all", help="Also jobs not submitted by tracebridge.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Jobs on the cluster (sweep id, attempt, status)."""
+    from tracebridge.cluster.client import list_jobs
+
+    jobs = list_jobs(_open(cluster).client, everything)
+    if json_out:
+        print_json(jobs)
+        return
+    for j in jobs:
+        typer.echo(f"{j['submission_id']:60s} {j['status']:10s} attempt {j['attempt'] or '-'}")
+
+
+@app.command()
+def pull(
+    source: Annotated[str, typer.Argument(help="A submission id, or a report URI / folder (s3://..., file://..., path).")],
+    out: Annotated[Path, typer.Option(help="Where the report goes (<out>/<sweep id>).")] = Path("reports"),
+    cluster: ClusterOpt = "local",
+    json_out: JsonOpt = False,
+) -> None:
+    """Download a sweep's report from storage and verify its manifest hashes; exit 1 on any mismatch."""
+    from tracebridge.cluster.client import ClusterError, job_info
+    from tracebridge.cluster.submit import pull_report
+
+    if "/" in source or "://" in source:
+        uri, name = source, source.rstrip("/").rsplit("/", 1)[-1]
+    else:
+        try:
+            meta = job_info(_open(cluster).client, source)["metadata"]
+        except ClusterError as exc:
+            fail(str(exc))
+        if "report_uri" not in meta:
+            fail(f"job {source}: no report_uri in its metadata (not a tracebridge sweep)")
+        uri, name = meta["report_uri"], meta["sweep_id"]
+    res = pull_report(uri, out / name)
+    if json_out:
+        print_json({k: v for k, v in res.items() if k != "manifest"} | {"uri": uri})
+    else:
+        typer.echo("\n".join(res["problems"]) or f"report verified: {res['report_html']}")
+    raise typer.Exit(1 if res["problems"] else 0)
+
+
+@app.command()
+def window(
+    config: Annotated[Path, typer.Argument(help="A configs/sweep YAML (its window block: prices, port, token file).")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides of the sweep.")] = None,
+    cluster: Annotated[Path, typer.Option(help="Ray cluster launcher YAML (infra/aws-gpu.yaml, infra/gcp-gpu.yaml).")] = Path("infra/aws-gpu.yaml"),
+    max_hours: Annotated[float, typer.Option(help="Tear down after this many hours, whatever happens.")] = 4.0,
+    max_usd: Annotated[float, typer.Option(help="Tear down once the worst-case cost reaches this (0 = no dollar cap).")] = 0.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and cost estimate; start nothing.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Ephemeral GPU window: ray up → submit → wait → pull → ray down (in every outcome); exit 0
+    only when the sweep succeeded and its report verified, 130 when interrupted."""
+    from dataclasses import replace
+
+    from tracebridge.cluster.config import cluster_from_spec, expand
+    from tracebridge.cluster.head import ensure_token
+    from tracebridge.cluster.submit import plan_sweep
+    from tracebridge.cluster.window import load_launcher, plan_window, run_window, sweep_work
+    from tracebridge.config import ConfigError
+    from tracebridge.sweep.config import load_sweep_config
+
+    ov, root = list(overrides or []), _project_root()
+    try:
+        scfg = load_sweep_config(str(config), ov)
+        base = cluster_from_spec(scfg.cluster)
+        ccfg = replace(base, kind="remote", address=f"http://127.0.0.1:{scfg.window.dashboard_port}",
+                       token_file=scfg.window.token_file, python=base.python or "python")
+        wplan = plan_window(cluster, load_launcher(cluster), scfg.window, max_hours, max_usd)
+        splan = plan_sweep(config, ov, ccfg, root)
+    except ConfigError as exc:
+        fail(str(exc))
+    if dry_run:
+        res = {"plan": wplan.to_dict(), "sweep_id": splan.sweep_id, "trials": splan.trials, "dry_run": True}
+        if json_out:
+            print_json(res)
+        else:
+            typer.echo("\n".join([*wplan.commands, f"sweep {splan.sweep_id}: {splan.trials} trials",
+                                  f"worst case ${wplan.hourly_usd:.2f}/h; cap {wplan.cap_hours:.2f} h; "
+                                  f"at most ${wplan.max_usd_estimate:.2f}",
+                                  *(f"no price for {u}" for u in wplan.unpriced)]))
+        raise typer.Exit(0)
+    ensure_token(expand(scfg.window.token_file))
+    res = run_window(wplan, scfg.window, sweep_work(splan, ccfg, root, scfg.window,
+                                                   on_log=None if json_out else _echo_log))
+    if json_out:
+        print_json(res)
+    else:
+        typer.echo(f"window: {res['outcome']} after {res['wall_s']:.0f}s (at most ${res['cost_usd_max']:.2f})"
+                   + (f"; {res['error']}" if res.get("error") else "") + (f"; report {res['report']}" if res.get("report") else ""))
+    raise typer.Exit({"succeeded": 0, "interrupted": 130}.get(res["outcome"], 1))

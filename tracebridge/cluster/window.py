@@ -1,0 +1,253 @@
+"""Ephemeral GPU windows: ``ray up CLUSTER.yaml`` → ``ray dashboard`` port-forward → submit the
+sweep → wait with progress → pull the report → ``ray down``, and ``ray down`` in EVERY outcome:
+success, failure, Ctrl-C, SIGTERM, and the budget watchdog (hours, or dollars through the price
+table: head + every worker type at its ``max_workers``, a worst-case hourly rate).
+
+``plan_window`` is pure (the ``--dry-run`` output); ``run_window`` does the I/O through the
+``ray`` executable on PATH and the Jobs API.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tracebridge.cluster.config import WindowConfig
+
+log = logging.getLogger(__name__)
+
+
+class BudgetExceeded(RuntimeError):
+    """The window's hour or dollar cap was reached."""
+
+
+class Interrupted(RuntimeError):
+    """Ctrl-C or SIGTERM."""
+
+
+@dataclass
+class WindowPlan:
+    """What a window will do and cost at most."""
+
+    cluster_yaml: str
+    cluster_name: str
+    node_types: list[dict[str, Any]]
+    hourly_usd: float
+    cap_hours: float
+    max_usd_estimate: float
+    unpriced: list[str]
+    commands: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def node_rows(launcher: dict[str, Any], prices: dict[str, float]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per node type of a launcher YAML: instance type, count at most, USD/h each (None = not in the table)."""
+    head = launcher.get("head_node_type")
+    rows, unpriced = [], []
+    for name, nt in (launcher.get("available_node_types") or {}).items():
+        nc = nt.get("node_config") or {}
+        instance = nc.get("InstanceType") or nc.get("machineType") or nc.get("machine_type") or name
+        count = 1 if name == head else int(nt.get("max_workers", launcher.get("max_workers", 0)) or 0)
+        price = prices.get(instance)
+        if price is None:
+            unpriced.append(f"{name} ({instance})")
+        rows.append({"node_type": name, "instance": instance, "max_count": count, "usd_per_hour": price,
+                     "gpus": (nt.get("resources") or {}).get("GPU", 0)})
+    return rows, unpriced
+
+
+def plan_window(cluster_yaml: Path, launcher: dict[str, Any], cfg: WindowConfig, max_hours: float,
+                max_usd: float, ray: str = "ray") -> WindowPlan:
+    """The window's steps and budget (pure).
+
+    The cap is ``min(max_hours, max_usd / worst-case hourly rate)``; an instance missing from the
+    price table counts as unpriced (listed; the dollar cap then cannot be guaranteed)."""
+    rows, unpriced = node_rows(launcher, cfg.prices)
+    hourly = sum((r["usd_per_hour"] or 0.0) * r["max_count"] for r in rows)
+    cap = max_hours
+    if max_usd > 0 and hourly > 0:
+        cap = min(cap, max_usd / hourly)
+    y = str(cluster_yaml)
+    cmds = [f"{ray} up -y --no-config-cache {y}", f"{ray} dashboard --port {cfg.dashboard_port} {y}  (background)",
+            f"submit sweep to http://127.0.0.1:{cfg.dashboard_port}", "wait (watchdog at the cap)",
+            f"pull report into {cfg.reports_dir}/<sweep id>", f"{ray} down -y {y}  (always)"]
+    return WindowPlan(y, str(launcher.get("cluster_name", "")), rows, round(hourly, 4), round(cap, 4),
+                      round(hourly * cap, 2), unpriced, cmds)
+
+
+class Watchdog:
+    """Raises ``BudgetExceeded`` once the cap has passed (checked by every waiting loop)."""
+
+    def __init__(self, cap_hours: float, start: float | None = None) -> None:
+        self.deadline = (start or time.time()) + cap_hours * 3600
+
+    def remaining(self) -> float:
+        return self.deadline - time.time()
+
+    def check(self) -> None:
+        if self.remaining() <= 0:
+            raise BudgetExceeded("budget cap reached")
+
+
+def run_until(cmd: list[str], watchdog: Watchdog, timeout_s: float, what: str) -> None:
+    """Run ``cmd`` to completion unless the watchdog or ``timeout_s`` ends it first.
+
+    Raises:
+        BudgetExceeded: the cap passed while it ran (the command is killed).
+        RuntimeError: it failed or timed out.
+    """
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    end = time.time() + timeout_s
+    try:
+        while proc.poll() is None:
+            watchdog.check()
+            if time.time() > end:
+                raise RuntimeError(f"{what} timed out after {timeout_s:.0f}s")
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {proc.returncode})")
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def teardown(cluster_yaml: str, ray: str, forwarder: subprocess.Popen | None, timeout_s: float) -> dict[str, Any]:
+    """Stop the port-forward and ``ray down`` the cluster, with Ctrl-C/SIGTERM ignored meanwhile
+    (a second Ctrl-C must not leave GPUs running)."""
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if forwarder is not None and forwarder.poll() is None:
+            forwarder.terminate()
+            try:
+                forwarder.wait(10)
+            except subprocess.TimeoutExpired:
+                forwarder.kill()
+        try:
+            rc = subprocess.run([ray, "down", "-y", cluster_yaml], stdin=subprocess.DEVNULL, timeout=timeout_s,
+                                check=False).returncode
+        except subprocess.TimeoutExpired:
+            rc = -1
+        if rc != 0:
+            log.error("`ray down -y %s` failed (exit %s): check the cloud console for running nodes", cluster_yaml, rc)
+        return {"down_exit_code": rc}
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run_window(plan: WindowPlan, cfg: WindowConfig, work: Callable[[Watchdog], dict[str, Any]],
+               ray: str | None = None) -> dict[str, Any]:
+    """Bring the cluster up, run ``work`` (connect, submit, wait, pull) under the watchdog, and
+    always tear down.
+
+    Args:
+        work: given the watchdog once the cluster is up and forwarded; returns its summary and
+            raises on failure.
+
+    Returns:
+        ``{"outcome": succeeded|failed|interrupted|budget, "error", "steps", "wall_s", "cost_usd_max", ...}``.
+    """
+    ray = ray or shutil.which("ray") or "ray"
+    t0 = time.time()
+    dog = Watchdog(plan.cap_hours, t0)
+    out: dict[str, Any] = {"outcome": "failed", "error": None, "steps": [], "plan": plan.to_dict()}
+    forwarder = None
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, _raise_interrupt)
+    try:
+        out["steps"].append("up")
+        run_until([ray, "up", "-y", "--no-config-cache", plan.cluster_yaml], dog, cfg.up_timeout_s, "ray up")
+        out["steps"].append("forward")
+        forwarder = subprocess.Popen([ray, "dashboard", "--port", str(cfg.dashboard_port), plan.cluster_yaml],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        out["steps"].append("work")
+        out.update(work(dog))
+        out["outcome"] = "succeeded" if out.get("ok") else "failed"
+    except BudgetExceeded as exc:
+        out.update(outcome="budget", error=str(exc))
+    except (Interrupted, KeyboardInterrupt) as exc:
+        out.update(outcome="interrupted", error=f"interrupted ({exc or 'SIGINT'})")
+    except Exception as exc:  # any failure still tears down; the error is reported
+        out.update(outcome="failed", error=f"{type(exc).__name__}: {exc}")
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        out["steps"].append("down")
+        out.update(teardown(plan.cluster_yaml, ray, forwarder, cfg.down_timeout_s))
+        out["wall_s"] = round(time.time() - t0, 2)
+        out["cost_usd_max"] = round(plan.hourly_usd * out["wall_s"] / 3600, 4)
+    log.info("window %s: %s after %.0fs (at most $%.2f)", plan.cluster_name, out["outcome"], out["wall_s"],
+             out["cost_usd_max"])
+    return out
+
+
+def load_launcher(path: Path) -> dict[str, Any]:
+    """A cluster launcher YAML as a dict.
+
+    Raises:
+        tracebridge.config.ConfigError: missing or not a mapping.
+    """
+    import yaml
+
+    from tracebridge.config import ConfigError
+
+    if not Path(path).is_file():
+        raise ConfigError([f"{path}: no such cluster launcher YAML"])
+    data = yaml.safe_load(Path(path).read_text())
+    if not isinstance(data, dict) or "available_node_types" not in data:
+        raise ConfigError([f"{path}:1:available_node_types: not a Ray cluster launcher YAML"])
+    return data
+
+
+def sweep_work(sweep: Any, cluster: Any, working_dir: Path, cfg: WindowConfig, attempt: int = 1,
+               on_log: Callable[[str], None] | None = None) -> Callable[[Watchdog], dict[str, Any]]:
+    """The window's work for a planned sweep: wait for the forwarded Jobs API, submit, wait (the
+    job is stopped at the cap), pull and verify the report.
+
+    Args:
+        sweep: a ``tracebridge.cluster.submit.SweepPlan``.
+        cluster: the ``ClusterConfig`` (kind remote, forwarded address, window token file).
+    """
+    from tracebridge.cluster.client import ClusterError, connect, read_token, wait
+    from tracebridge.cluster.submit import Target, pull_report, submit_sweep
+
+    def work(dog: Watchdog) -> dict[str, Any]:
+        end = time.time() + cfg.connect_timeout_s
+        while True:
+            dog.check()
+            try:
+                client = connect(cluster.address, read_token(cluster))
+                break
+            except ClusterError as exc:
+                if time.time() > end:
+                    raise RuntimeError(f"Jobs API at {cluster.address} did not answer: {exc}") from exc
+                time.sleep(1.0)
+        sub = submit_sweep(Target(cluster, cluster.address, client), sweep, attempt, working_dir)
+        info = wait(client, sub["submission_id"], cfg.poll_s, on_log, deadline=dog.deadline)
+        if info.get("stopped_because"):
+            raise BudgetExceeded(f"budget cap reached; job {sub['submission_id']} stopped")
+        res: dict[str, Any] = {"submission": sub, "status": info["status"], "ok": info["status"] == "SUCCEEDED"}
+        if res["ok"]:
+            pulled = pull_report(sub["report_uri"], Path(cfg.reports_dir) / sweep.sweep_id)
+            res.update(report=pulled["report_html"], report_problems=pulled["problems"],
+                       ok=not pulled["problems"])
+        return res
+
+    return work

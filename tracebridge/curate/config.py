@@ -1,0 +1,144 @@
+"""Typed config of curation: redaction/PII detectors, quality rules, dedup, the goal-family split
+and the leakage checks. The export config (``tracebridge.export.config.ExportConfig``) nests these
+sections; ``tracebridge redact`` reads the ``redaction`` section of the same YAML.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+# Detector categories (``redaction.detectors``); each yields one or more placeholder types.
+DETECTORS = ("email", "phone", "card", "iban", "ip", "secrets", "auth_header", "terms")
+# detect-secrets plugins run on credential candidates. No entropy or keyword plugins by default:
+# they flag hashes and ids, which traces are full of.
+DEFAULT_SECRET_PLUGINS = [
+    "AWSKeyDetector", "GitHubTokenDetector", "GitLabTokenDetector", "SlackDetector", "OpenAIDetector",
+    "JwtTokenDetector", "PrivateKeyDetector", "BasicAuthDetector", "StripeDetector", "SendGridDetector",
+    "NpmDetector", "PypiTokenDetector",
+]
+QUALITY_RULES = ("bad_json", "torn_tail", "missing_key", "schema_invalid", "schema_drift", "broken_lineage",
+                 "duplicate_id", "non_monotonic_timestamp", "empty_payload", "incomplete_run", "no_events")
+SPLITS = ("train", "validation", "test")
+_TYPE_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
+
+
+@dataclass
+class RedactionConfig:
+    """Redaction and PII scan, applied at capture (pass 1) and checked again at curation (pass 2)."""
+
+    enabled: bool = field(default=True, metadata={
+        "help": "Run both passes. false exports unredacted data: the bundle's governance is then not "
+                "clean and `tracebridge push` refuses it (local debugging only)."})
+    detectors: list[str] = field(default_factory=lambda: list(DETECTORS), metadata={
+        "help": f"Detector categories to run, from {', '.join(DETECTORS)}."})
+    terms: dict[str, list[str]] = field(default_factory=dict, metadata={
+        "help": "User terms by placeholder type, e.g. {NAME: [Alice Smith], HOST: [db01.corp]}; matched "
+                "case-insensitively as whole words."})
+    phone_regions: list[str] = field(default_factory=lambda: ["US"], metadata={
+        "help": "Regions for national phone formats (phonenumbers); international +CC numbers match always."})
+    ip_allowlist: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "0.0.0.0/32", "::1/128", "::/128"],
+                                    metadata={"help": "Networks that are not personal data (loopback, unspecified)."})
+    secret_plugins: list[str] = field(default_factory=lambda: list(DEFAULT_SECRET_PLUGINS), metadata={
+        "help": "detect-secrets plugin class names run on credential candidates."})
+    redact_unredacted_runs: bool = field(default=True, metadata={
+        "help": "Runs captured without a redaction hook get pass 1 at export; false quarantines them."})
+
+    def validate(self, prefix: str = "redaction") -> list[str]:
+        """Every problem of this section, as ``key=value: what; fix``."""
+        out = [f"{prefix}.detectors={d}: unknown; use {', '.join(DETECTORS)}" for d in self.detectors
+               if d not in DETECTORS]
+        for t, words in self.terms.items():
+            if not _TYPE_NAME.match(t):
+                out.append(f"{prefix}.terms.{t}: type names are UPPER_SNAKE (e.g. NAME, HOST)")
+            if any(not str(w).strip() for w in words):
+                out.append(f"{prefix}.terms.{t}: empty term")
+        for net in self.ip_allowlist:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                out.append(f"{prefix}.ip_allowlist={net}: not an IP network (e.g. 10.0.0.0/8)")
+        try:
+            import phonenumbers
+
+            out += [f"{prefix}.phone_regions={r}: unknown region code (e.g. US, GB, DE)"
+                    for r in self.phone_regions if r not in phonenumbers.SUPPORTED_REGIONS]
+        except ImportError:  # pragma: no cover - a core dependency
+            pass
+        return out
+
+
+@dataclass
+class QualityConfig:
+    """Quality rules; a run that breaks one is quarantined with its reasons."""
+
+    allow: list[str] = field(default_factory=list, metadata={
+        "help": f"Rules reported but not quarantined, from {', '.join(QUALITY_RULES)}."})
+    max_quarantined_pct: float = field(default=100.0, metadata={
+        "help": "Export exits 1 when more than this % of runs is quarantined (100 = never)."})
+    max_reasons_per_run: int = field(default=20, metadata={
+        "help": "Reasons listed per quarantined run (all are counted)."})
+
+    def validate(self, prefix: str = "quality") -> list[str]:
+        out = [f"{prefix}.allow={r}: unknown rule; use {', '.join(QUALITY_RULES)}" for r in self.allow
+               if r not in QUALITY_RULES]
+        if not 0 <= self.max_quarantined_pct <= 100:
+            out.append(f"{prefix}.max_quarantined_pct={self.max_quarantined_pct}: must be in 0..100")
+        if self.max_reasons_per_run < 1:
+            out.append(f"{prefix}.max_reasons_per_run={self.max_reasons_per_run}: must be >= 1")
+        return out
+
+
+@dataclass
+class DedupConfig:
+    """Run-level dedup by ``(goal_hash, key_steps_hash, final_outcome)``."""
+
+    enabled: bool = field(default=True, metadata={"help": "Drop later runs whose fingerprint was seen."})
+    report_clusters: int = field(default=50, metadata={"help": "Largest clusters listed in the report."})
+
+
+@dataclass
+class SplitConfig:
+    """Deterministic train/validation/test split by goal family."""
+
+    ratios: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1},
+                                     metadata={"help": "Share of runs per split (sums to 1)."})
+    salt: str = field(default="tracebridge", metadata={
+        "help": "Orders families before assignment; change it to draw a different split."})
+    assign: dict[str, str] = field(default_factory=dict, metadata={
+        "help": "Fixed family → split assignments, e.g. {calc: test}; the rest follow the ratios."})
+
+    def validate(self, prefix: str = "split") -> list[str]:
+        out = [f"{prefix}.ratios.{k}: unknown split; use {', '.join(SPLITS)}" for k in self.ratios if k not in SPLITS]
+        if any(v < 0 for v in self.ratios.values()):
+            out.append(f"{prefix}.ratios: shares must be >= 0")
+        if abs(sum(self.ratios.values()) - 1.0) > 1e-6:
+            out.append(f"{prefix}.ratios={dict(self.ratios)}: must sum to 1 (e.g. train=0.8 validation=0.1 test=0.1)")
+        out += [f"{prefix}.assign.{f}={s}: unknown split; use {', '.join(SPLITS)}"
+                for f, s in self.assign.items() if s not in SPLITS]
+        return out
+
+
+@dataclass
+class LeakageConfig:
+    """Cross-split leakage: families and goal hashes (exact), prompts (MinHash near-duplicates)."""
+
+    near_dup_threshold: float = field(default=0.8, metadata={"help": "Jaccard threshold for MinHash LSH."})
+    num_perm: int = field(default=64, metadata={"help": "MinHash permutations (more = slower, more exact)."})
+    shingle: int = field(default=3, metadata={"help": "Word n-gram size of the prompt shingles."})
+    max_signatures_per_split: int = field(default=5000, metadata={
+        "help": "Bounded memory: at most this many prompt signatures per split, a deterministic bottom-k "
+                "sample by hash (the report says how many were sampled)."})
+    fail_on_near_duplicates: bool = field(default=False, metadata={
+        "help": "Exit 1 when near-duplicate prompts cross splits (they are always reported)."})
+
+    def validate(self, prefix: str = "leakage") -> list[str]:
+        out = []
+        if not 0 < self.near_dup_threshold <= 1:
+            out.append(f"{prefix}.near_dup_threshold={self.near_dup_threshold}: must be in (0, 1]")
+        if self.num_perm < 16:
+            out.append(f"{prefix}.num_perm={self.num_perm}: must be >= 16")
+        if self.shingle < 1 or self.max_signatures_per_split < 1:
+            out.append(f"{prefix}: shingle and max_signatures_per_split must be >= 1")
+        return out

@@ -1,0 +1,108 @@
+"""Quality rules of a run, on top of ``tracebridge.schema.validate.check_run``.
+
+``check_run`` already finds bad JSON, torn tails, schema errors and drift, broken lineage,
+duplicate ids, out-of-order timestamps and missing ``session.json``; ``run_reasons`` maps its
+problems onto named rules and adds what it does not check: empty payloads, runs without events
+and runs that never reached ``episode_end``. A run with any reason not in ``quality.allow`` is
+quarantined with its reasons (``Reason``: rule, ``file:line:field``, message).
+
+Locations are made relative to the trace root (``<run_id>/events.jsonl:12:payload.plan``), so a
+bundle does not depend on where the traces were stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tracebridge.schema.validate import Problem, RunCheck
+
+# Payload fields that must not be empty for the event to carry any training signal.
+REQUIRED_CONTENT = {
+    "planner_input": "goal", "planner_output": "plan", "worker_tool_call": "tool", "verifier_output": "verdict",
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a run is quarantined."""
+
+    rule: str
+    where: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "where": self.where, "message": self.message}
+
+
+def problem_rule(p: Problem) -> str:
+    """The quality rule a ``check_run`` problem belongs to."""
+    if p.kind == "json":
+        return "bad_json"
+    if p.kind == "torn":
+        return "torn_tail"
+    if p.kind == "drift":
+        return "schema_drift"
+    if p.kind == "order":
+        return "non_monotonic_timestamp"
+    if p.kind == "incomplete":
+        return "incomplete_run"
+    if p.kind == "lineage":
+        return "duplicate_id" if "duplicate id" in p.message else "broken_lineage"
+    return "missing_key" if p.message.lower().startswith("field required") else "schema_invalid"
+
+
+def _where(run_dir: Path, file: str, line: int | None, fld: str) -> str:
+    name = Path(file).name if Path(file) != run_dir else ""
+    rel = f"{run_dir.name}/{name}" if name else run_dir.name
+    return f"{rel}:{line if line is not None else '-'}:{fld}"
+
+
+def extra_reasons(run_dir: Path, events: Iterable[tuple[int, dict[str, Any]]], n_events: int,
+                  complete: bool) -> list[Reason]:
+    """Rules ``check_run`` does not cover: empty payloads, no events, no ``episode_end``.
+
+    Args:
+        run_dir: the run directory (for locations).
+        events: ``(line number, event)`` of the lines that parsed.
+        n_events: events counted by ``check_run``.
+        complete: the run has its ``session.json``.
+    """
+    out: list[Reason] = []
+    ended = False
+    for lineno, ev in events:
+        et = ev.get("event_type")
+        ended = ended or et == "episode_end"
+        payload = ev.get("payload")
+        if "payload" in ev and not payload:
+            out.append(Reason("empty_payload", _where(run_dir, "events.jsonl", lineno, "payload"),
+                              f"{et} has an empty payload"))
+        elif isinstance(payload, dict) and et in REQUIRED_CONTENT:
+            key = REQUIRED_CONTENT[et]
+            if key in payload and payload[key] in ("", [], {}, None):
+                out.append(Reason("empty_payload", _where(run_dir, "events.jsonl", lineno, f"payload.{key}"),
+                                  f"{et}.{key} is empty"))
+    if n_events == 0:
+        out.append(Reason("no_events", _where(run_dir, "events.jsonl", None, "<file>"), "run has no events"))
+    elif complete and not ended:
+        out.append(Reason("incomplete_run", _where(run_dir, "events.jsonl", None, "episode_end"),
+                          "run never reached episode_end"))
+    return out
+
+
+def run_reasons(chk: RunCheck, run_dir: Path, events: Iterable[tuple[int, dict[str, Any]]],
+                allow: Iterable[str] = ()) -> tuple[list[Reason], list[Reason]]:
+    """All reasons of one run, split into (blocking, allowed).
+
+    Args:
+        chk: ``check_run``'s result for the run.
+        run_dir: the run directory.
+        events: ``(line number, event)`` of the lines that parsed.
+        allow: rules that are reported but do not quarantine.
+    """
+    reasons = [Reason(problem_rule(p), _where(run_dir, p.file, p.line, p.field), p.message) for p in chk.problems]
+    reasons += extra_reasons(run_dir, events, chk.events, chk.complete)
+    allowed = set(allow)
+    return [r for r in reasons if r.rule not in allowed], [r for r in reasons if r.rule in allowed]

@@ -1,0 +1,251 @@
+"""Redaction (pass 1) and the PII re-scan (pass 2) of trace records.
+
+Pass 1 is ``Redactor``: it satisfies ``tracebridge.capture.recorder.RedactionHook`` (give it to a
+``Recorder`` as ``redactor=capture_redactor()``) and replaces every detected value with a typed
+placeholder such as ``<EMAIL_1>``. Placeholders are consistent within a run: the same value gets
+the same number, keyed by an HMAC whose key comes from ``os.urandom`` per ``Redactor`` (per
+process) and is never written anywhere, so the mapping cannot be rebuilt from the output.
+
+Pass 2 is ``scan_record``: the same detectors, counting only. At curation a run whose pass 2
+finds anything is blocked (quarantined) and counted.
+
+What is scanned: every string value (and dict key) of a record except structural fields — ids,
+hashes, timestamps and the governance/capture blocks (``STRUCTURAL_KEYS``) — so ``run_id`` or
+``goal_hash`` never turn into placeholders. Findings are counted by type and field
+(``worker_tool_result.payload.output``), never with their values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from tracebridge.curate.config import RedactionConfig
+from tracebridge.curate.detectors import Detectors, Span
+from tracebridge.schema.canonical import sha256_json
+
+POLICY_VERSION = "tb-redact/1"
+STRUCTURAL_KEYS = frozenset({
+    "run_id", "event_id", "parent_event_id", "event_type", "timestamp", "root", "step", "role", "schema_version",
+    "started_at", "finished_at", "goal_hash", "prompt_hash", "config_hash", "toolset_hash", "call_id", "retry_of",
+    "hashes", "data_governance", "capture",
+})
+_MAX_SCOPES = 64  # per-run placeholder maps kept by a long-lived hook (LRU)
+
+
+def policy_id(cfg: RedactionConfig) -> str:
+    """A readable, content-derived name of a redaction policy.
+
+    User terms enter only as counts per type: a hash of a short name list could be reversed by
+    guessing, and the policy id travels with the bundle.
+    """
+    body = {"detectors": sorted(cfg.detectors), "terms": {k: len(v) for k, v in sorted(cfg.terms.items())},
+            "regions": cfg.phone_regions, "allow": cfg.ip_allowlist, "plugins": cfg.secret_plugins}
+    return f"{POLICY_VERSION}:{','.join(sorted(cfg.detectors))}#{sha256_json(body)[:12]}"
+
+
+def record_prefix(record: dict[str, Any]) -> str:
+    """How findings of a record are named: its event type, ``session``, or nothing."""
+    if isinstance(record.get("event_type"), str):
+        return record["event_type"]
+    if "schema_version" in record and "goal" in record:
+        return "session"
+    return ""
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+@dataclass
+class _Scope:
+    """Placeholder numbering and findings of one run (or file)."""
+
+    numbers: dict[bytes, str] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    findings: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+class Walker:
+    """Applies ``fn(text, field) -> text`` to every scannable string of a record.
+
+    Containers are serialised once (orjson) and skipped whole when the cheap prefilter finds no
+    trigger in them, which is the common case.
+    """
+
+    def __init__(self, detectors: Detectors) -> None:
+        self.det = detectors
+        self._pre = detectors.triggered
+
+    def record(self, rec: dict[str, Any], fn: Callable[[str, str], str]) -> dict[str, Any]:
+        """A copy of ``rec`` with ``fn`` applied (the same object when nothing changed)."""
+        prefix = record_prefix(rec)
+        out = rec
+        for k, v in rec.items():
+            if k in STRUCTURAL_KEYS or v is None or isinstance(v, (bool, int, float)):
+                continue
+            path = _join(prefix, k)
+            if isinstance(v, str):
+                new: Any = fn(v, path) if self._pre(v) else v
+            elif self._pre(orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode()):
+                new = self._walk(v, path, fn)
+            else:
+                continue
+            if new is not v:
+                if out is rec:
+                    out = dict(rec)
+                out[k] = new
+        return out
+
+    def _walk(self, v: Any, path: str, fn: Callable[[str, str], str]) -> Any:
+        if isinstance(v, str):
+            return fn(v, path) if self._pre(v) else v
+        if isinstance(v, dict):
+            out = v
+            for k, x in v.items():
+                if k in STRUCTURAL_KEYS:
+                    continue
+                nk = fn(k, path + ".<key>") if isinstance(k, str) and self._pre(k) else k
+                nx = self._walk(x, _join(path, str(k)), fn)
+                if nk is not k or nx is not x:
+                    if out is v:
+                        out = dict(v)
+                    if nk is not k:
+                        del out[k]
+                    out[nk] = nx
+            return out
+        if isinstance(v, list):
+            new = [self._walk(x, path, fn) for x in v]
+            return v if all(a is b for a, b in zip(new, v)) else new
+        return v
+
+
+class Redactor:
+    """Pass 1: replaces detected values with consistent typed placeholders.
+
+    Satisfies ``RedactionHook``. One instance may serve many runs (records are grouped by their
+    ``run_id``); ``findings()`` reports the run seen last.
+
+    Args:
+        cfg: the ``redaction`` config section (detectors, terms, regions...).
+        key: HMAC key for placeholder numbering; default 32 bytes of ``os.urandom``. Never stored.
+    """
+
+    def __init__(self, cfg: RedactionConfig | None = None, key: bytes | None = None) -> None:
+        self.cfg = cfg or RedactionConfig()
+        self.policy = policy_id(self.cfg)
+        self.detectors = Detectors(self.cfg)
+        self._walker = Walker(self.detectors)
+        self._key = key or os.urandom(32)
+        self._scopes: OrderedDict[str, _Scope] = OrderedDict()
+        self._last = ""
+
+    # ------------------------------------------------------------------ RedactionHook
+
+    def redact(self, record: dict[str, Any], scope: str | None = None) -> dict[str, Any]:
+        """A redacted copy of ``record`` (the record itself when nothing was found)."""
+        key = scope if scope is not None else str(record.get("run_id") or "_")
+        st = self._scope(key)
+        return self._walker.record(record, lambda text, path: self._replace(text, path, st))
+
+    def findings(self, scope: str | None = None) -> dict[str, int]:
+        """Counts by placeholder type for ``scope`` (default: the run seen last)."""
+        st = self._scopes.get(scope if scope is not None else self._last)
+        out: Counter[str] = Counter()
+        for (kind, _), n in (st.findings if st else Counter()).items():
+            out[kind] += n
+        return dict(sorted(out.items()))
+
+    # ------------------------------------------------------------------ more
+
+    def field_findings(self, scope: str | None = None) -> dict[str, dict[str, int]]:
+        """Counts by type, then field, for ``scope`` (default: the run seen last)."""
+        st = self._scopes.get(scope if scope is not None else self._last)
+        return nest_findings(st.findings if st else Counter())
+
+    def flat_findings(self, scope: str) -> Counter[tuple[str, str]]:
+        """Counts by ``(type, field)`` for ``scope``."""
+        st = self._scopes.get(scope)
+        return Counter(st.findings) if st else Counter()
+
+    def redact_text(self, text: str, scope: str, path: str = "text") -> str:
+        """Redact one free-text string within ``scope``."""
+        return self._replace(text, path, self._scope(scope))
+
+    def forget(self, scope: str) -> None:
+        """Drop a finished run's placeholder map."""
+        self._scopes.pop(scope, None)
+
+    def _scope(self, key: str) -> _Scope:
+        st = self._scopes.get(key)
+        if st is None:
+            st = self._scopes[key] = _Scope()
+            while len(self._scopes) > _MAX_SCOPES:
+                self._scopes.popitem(last=False)
+        else:
+            self._scopes.move_to_end(key)
+        self._last = key
+        return st
+
+    def _replace(self, text: str, path: str, st: _Scope) -> str:
+        spans = self.detectors.find(text)
+        if not spans:
+            return text
+        parts, pos = [], 0
+        for s in spans:
+            parts.append(text[pos:s.start])
+            parts.append(self._placeholder(text[s.start:s.end], s, st))
+            st.findings[(s.kind, path)] += 1
+            pos = s.end
+        parts.append(text[pos:])
+        return "".join(parts)
+
+    def _placeholder(self, value: str, span: Span, st: _Scope) -> str:
+        digest = hmac.new(self._key, f"{span.kind}\0{value}".encode(), hashlib.sha256).digest()[:16]
+        ph = st.numbers.get(digest)
+        if ph is None:
+            st.counts[span.kind] += 1
+            ph = st.numbers[digest] = f"<{span.kind}_{st.counts[span.kind]}>"
+        return ph
+
+
+def nest_findings(flat: Counter[tuple[str, str]] | dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    """``{(type, field): n}`` → ``{type: {field: n}}``, sorted."""
+    out: dict[str, dict[str, int]] = {}
+    for (kind, path), n in sorted(flat.items()):
+        out.setdefault(kind, {})[path] = out.get(kind, {}).get(path, 0) + n
+    return out
+
+
+class Scanner:
+    """Pass 2: the same detectors, counting only (nothing is changed)."""
+
+    def __init__(self, cfg: RedactionConfig | None = None) -> None:
+        self.cfg = cfg or RedactionConfig()
+        self.policy = policy_id(self.cfg)
+        self.detectors = Detectors(self.cfg)
+        self._walker = Walker(self.detectors)
+
+    def scan(self, record: dict[str, Any]) -> Counter[tuple[str, str]]:
+        """Findings of one record as ``{(type, field): n}`` (empty when clean)."""
+        found: Counter[tuple[str, str]] = Counter()
+
+        def count(text: str, path: str) -> str:
+            for s in self.detectors.find(text):
+                found[(s.kind, path)] += 1
+            return text
+
+        self._walker.record(record, count)
+        return found
+
+
+def capture_redactor(cfg: RedactionConfig | None = None) -> Redactor:
+    """A pass-1 hook for ``Recorder(..., redactor=capture_redactor())`` (fresh HMAC key)."""
+    return Redactor(cfg)

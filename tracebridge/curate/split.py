@@ -1,0 +1,135 @@
+"""The goal-family split and the cross-split leakage checks.
+
+``assign_families`` gives every goal family one split, deterministically: fixed assignments
+first, then families in the order of ``sha256(salt + family)``, each to the split furthest below
+its target share of runs; when only as many families are left as there are empty splits with
+a share > 0, they go to those splits, so validation and test are not left empty while families
+remain. The same family counts and config always give the same assignment.
+
+``LeakageTracker`` checks, while rows stream out, that no family and no goal hash lands in two
+splits (exact, one small entry per goal) and samples prompt texts per split for a MinHash
+near-duplicate check across splits at the end. The sample is bounded: the ``k`` prompts with
+the smallest hash per split (bottom-k, order-independent), so memory does not grow with input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import re
+from collections import defaultdict
+from typing import Any
+
+from tracebridge.curate.config import SPLITS, LeakageConfig, SplitConfig
+
+_WORD = re.compile(r"\w+")
+
+
+def _order_key(salt: str, family: str) -> str:
+    return hashlib.sha256(f"{salt}\0{family}".encode()).hexdigest()
+
+
+def assign_families(counts: dict[str, int], cfg: SplitConfig) -> dict[str, str]:
+    """Family → split.
+
+    Args:
+        counts: runs per family.
+        cfg: ratios, salt and fixed assignments.
+    """
+    out = {f: s for f, s in cfg.assign.items() if f in counts}
+    have = {s: sum(counts[f] for f, x in out.items() if x == s) for s in SPLITS}
+    total = sum(counts.values()) or 1
+    active = [s for s in SPLITS if cfg.ratios.get(s, 0) > 0]
+    rest = sorted((f for f in counts if f not in out), key=lambda f: _order_key(cfg.salt, f))
+    for i, fam in enumerate(rest):
+        empty = [s for s in active if have[s] == 0]
+        left = len(rest) - i
+        pool = empty if empty and left <= len(empty) else active
+        split = max(pool, key=lambda s: (cfg.ratios.get(s, 0) * total - have[s], -SPLITS.index(s)))
+        out[fam] = split
+        have[split] += counts[fam]
+    return out
+
+
+def shingles(text: str, n: int) -> list[bytes]:
+    """Word n-grams of ``text`` (lower-cased); the words themselves when shorter than ``n``."""
+    words = _WORD.findall(text.lower())
+    if len(words) <= n:
+        return [" ".join(words).encode()] if words else []
+    return [" ".join(words[i:i + n]).encode() for i in range(len(words) - n + 1)]
+
+
+class LeakageTracker:
+    """Exact family/goal leakage and a bounded MinHash sample of prompts per split."""
+
+    def __init__(self, cfg: LeakageConfig) -> None:
+        self.cfg = cfg
+        self.family_splits: dict[str, set[str]] = defaultdict(set)
+        self.goal_splits: dict[bytes, int] = {}
+        self.goal_leaks = 0
+        self._sample: dict[str, list[tuple[int, str, str]]] = defaultdict(list)  # max-heap via -h
+        self._seen_prompts: dict[str, int] = defaultdict(int)
+
+    def add(self, split: str, family: str, goal_hash: str, prompt: str, run_id: str) -> None:
+        """Register one exported run."""
+        self.family_splits[family].add(split)
+        key = bytes.fromhex(goal_hash[:16]) if len(goal_hash) >= 16 else goal_hash.encode()
+        bit = 1 << SPLITS.index(split)
+        prev = self.goal_splits.get(key, 0)
+        if prev and not prev & bit:
+            self.goal_leaks += 1
+        self.goal_splits[key] = prev | bit
+        if not prompt:
+            return
+        self._seen_prompts[split] += 1
+        h = int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=8).digest(), "big")
+        heap = self._sample[split]
+        item = (-h, run_id, prompt)
+        if len(heap) < self.cfg.max_signatures_per_split:
+            heapq.heappush(heap, item)
+        elif -h > heap[0][0]:
+            heapq.heapreplace(heap, item)
+
+    def _minhash(self, text: str) -> Any:
+        from datasketch import MinHash
+
+        m = MinHash(num_perm=self.cfg.num_perm, seed=1)
+        m.update_batch(shingles(text, self.cfg.shingle))
+        return m
+
+    def near_duplicates(self) -> dict[str, Any]:
+        """MinHash LSH across every pair of splits over the sampled prompts."""
+        from datasketch import MinHashLSH
+
+        sigs = {s: [(rid, self._minhash(p)) for _, rid, p in sorted(self._sample[s], reverse=True)]
+                for s in SPLITS if self._sample.get(s)}
+        pairs: dict[str, int] = {}
+        examples: list[dict[str, str]] = []
+        for i, a in enumerate(SPLITS):
+            for b in SPLITS[i + 1:]:
+                if a not in sigs or b not in sigs:
+                    continue
+                lsh = MinHashLSH(threshold=self.cfg.near_dup_threshold, num_perm=self.cfg.num_perm)
+                for rid, m in sigs[a]:
+                    lsh.insert(rid, m)
+                hits = 0
+                for rid, m in sigs[b]:
+                    found = sorted(lsh.query(m))
+                    if found:
+                        hits += 1
+                        if len(examples) < 10:
+                            examples.append({"split_a": a, "run_a": found[0], "split_b": b, "run_b": rid})
+                pairs[f"{a}~{b}"] = hits
+        return {"method": f"MinHash LSH (num_perm={self.cfg.num_perm}, {self.cfg.shingle}-word shingles, "
+                          f"threshold={self.cfg.near_dup_threshold}) on goal prompts",
+                "sampled": {s: len(self._sample.get(s, [])) for s in SPLITS},
+                "prompts": {s: self._seen_prompts.get(s, 0) for s in SPLITS},
+                "cross_split_near_duplicates": pairs, "total": sum(pairs.values()), "examples": examples}
+
+    def report(self) -> dict[str, Any]:
+        """Leakage summary; ``passed`` covers the exact checks (near-duplicates are reported)."""
+        fam_leaks = sorted(f for f, s in self.family_splits.items() if len(s) > 1)
+        near = self.near_duplicates()
+        return {"families_in_several_splits": fam_leaks, "goal_hashes_in_several_splits": self.goal_leaks,
+                "near_duplicates": near, "passed": not fam_leaks and self.goal_leaks == 0,
+                "near_duplicates_passed": near["total"] == 0}

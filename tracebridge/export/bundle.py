@@ -1,0 +1,251 @@
+"""The export bundle on disk: content-addressed, written atomically, verified before use.
+
+Layout (every path relative to the bundle folder, listed with its hash in ``manifest.json``)::
+
+    views/<view>/<split>.jsonl                      planner_sft, worker_sft, verifier_sft, verifier_pref_pairs
+    views/worker_recovery_cases/sft/<split>.jsonl   failure → recovery decisions as SFT rows
+    views/worker_recovery_cases/pairs/<split>.jsonl ... and as preference pairs
+    agentlightning/triplets/<split>.jsonl           Agent Lightning Triplet rows (optional)
+    runs.jsonl                                      every source run: status, split, reasons count
+    quarantine.jsonl                                quarantined runs with their reasons (no values)
+    report.json, report.md                          the dataset report
+    export_config.yaml                              the resolved export config (terms masked)
+    manifest.json                                   written last; not part of the bundle id
+
+``bundle_id`` = sha256 of the concatenated sha256 hex digests of the files, in manifest order
+(sorted by path). No timestamps or absolute paths go into the files, so exporting the same
+traces with the same config gives the same id. ``BundleWriter`` writes into a hidden temp
+folder and renames it to ``<out>/<bundle_id>`` at the end, so a reader never sees half a bundle.
+``verify_bundle`` is what ``push``, ``fetch`` and training call before trusting one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+import orjson
+
+from tracebridge.capture.writer import write_atomic
+
+BUNDLE_FORMAT = "tracebridge-bundle/1"
+MANIFEST = "manifest.json"
+
+
+class BundleError(ValueError):
+    """A bundle that must not be trusted: bad manifest, missing or changed file, unsafe path."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    sha256: str
+    rows: int | None
+    bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "rows": self.rows, "bytes": self.bytes}
+
+
+@dataclass
+class Manifest:
+    """A parsed ``manifest.json``: id, files and everything else in ``data``."""
+
+    bundle_id: str
+    files: list[FileEntry]
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    @property
+    def governance(self) -> dict[str, Any]:
+        return dict(self.data.get("data_governance") or {})
+
+
+def compute_bundle_id(sha256s: list[str]) -> str:
+    """sha256 over the files' hex digests, in the given (manifest) order."""
+    return hashlib.sha256("".join(sha256s).encode()).hexdigest()
+
+
+def safe_relpath(path: Any, where: str = "path") -> str:
+    """``path`` if it is a plain relative POSIX path inside the bundle.
+
+    Raises:
+        BundleError: absolute, ``..``, backslashes, empty or not a string.
+    """
+    if not isinstance(path, str) or not path or "\\" in path or "\0" in path:
+        raise BundleError(f"{where}: {path!r} is not a relative POSIX path")
+    p = PurePosixPath(path)
+    if p.is_absolute() or ".." in p.parts or path.startswith("~") or p.parts[0].endswith(":"):
+        raise BundleError(f"{where}: {path!r} escapes the bundle (absolute or '..')")
+    return path
+
+
+class _HashingFile:
+    """A binary file that hashes and counts what goes through it."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh: IO[bytes] = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
+        self.sha = hashlib.sha256()
+        self.rows = 0
+        self.bytes = 0
+
+    def write_row(self, line: bytes) -> None:
+        self.fh.write(line)
+        self.sha.update(line)
+        self.rows += 1
+        self.bytes += len(line)
+
+    def close(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+
+
+class BundleWriter:
+    """Writes one bundle: rows and files into a temp folder, then ``finish`` publishes it.
+
+    Args:
+        out_dir: parent folder; the bundle becomes ``out_dir/<bundle_id>``.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike[str]) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=self.out_dir))
+        self._jsonl: dict[str, _HashingFile] = {}
+        self._done: dict[str, FileEntry] = {}
+
+    def write_row(self, rel: str, row: Any) -> None:
+        """Append one JSON row to the JSONL file ``rel``."""
+        f = self._jsonl.get(rel)
+        if f is None:
+            f = self._jsonl[rel] = _HashingFile(self.tmp / safe_relpath(rel))
+        f.write_row(orjson.dumps(row, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS) + b"\n")
+
+    def write_file(self, rel: str, data: bytes, rows: int | None = None) -> None:
+        """Write a whole file at once."""
+        path = self.tmp / safe_relpath(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        self._done[rel] = FileEntry(rel, hashlib.sha256(data).hexdigest(), rows, len(data))
+
+    def rows(self) -> dict[str, int]:
+        """Rows written so far per JSONL file."""
+        return {k: f.rows for k, f in self._jsonl.items()}
+
+    def close_rows(self) -> list[FileEntry]:
+        """Close the JSONL files; return their entries."""
+        for rel, f in self._jsonl.items():
+            f.close()
+            self._done[rel] = FileEntry(rel, f.sha.hexdigest(), f.rows, f.bytes)
+        self._jsonl.clear()
+        return sorted(self._done.values(), key=lambda e: e.path)
+
+    def finish(self, manifest: dict[str, Any]) -> tuple[Path, Manifest]:
+        """Write ``manifest.json`` (files and bundle_id filled in) and publish the folder.
+
+        Returns:
+            The bundle folder and its manifest. When a bundle with the same id exists already, it
+            is kept (same content by construction) and the new copy is discarded.
+        """
+        files = self.close_rows()
+        bundle_id = compute_bundle_id([f.sha256 for f in files])
+        man = {**manifest, "format": BUNDLE_FORMAT, "bundle_id": bundle_id, "files": [f.to_dict() for f in files]}
+        write_atomic(self.tmp / MANIFEST, orjson.dumps(man, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        final = self.out_dir / bundle_id
+        if (final / MANIFEST).is_file():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return final, verify_bundle(final)
+        if final.exists():  # a half-written leftover without manifest: never trusted, replace it
+            shutil.rmtree(final)
+        os.replace(self.tmp, final)
+        return final, Manifest(bundle_id, files, man)
+
+    def abort(self) -> None:
+        """Drop the temp folder (on errors)."""
+        for f in self._jsonl.values():
+            f.fh.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
+    """Check a manifest's shape (ids, file entries, safe paths) and parse it."""
+    if not isinstance(data, dict):
+        raise BundleError(f"{where}: not a JSON object")
+    bid, files = data.get("bundle_id"), data.get("files")
+    if not isinstance(bid, str) or len(bid) != 64:
+        raise BundleError(f"{where}:bundle_id: missing or not a sha256 hex digest")
+    if not isinstance(files, list) or not files:
+        raise BundleError(f"{where}:files: missing or empty")
+    entries, seen = [], set()
+    for i, f in enumerate(files):
+        if not isinstance(f, dict) or not isinstance(f.get("sha256"), str):
+            raise BundleError(f"{where}:files[{i}]: needs path and sha256")
+        path = safe_relpath(f.get("path"), f"{where}:files[{i}].path")
+        if path in seen or path == MANIFEST:
+            raise BundleError(f"{where}:files[{i}].path: {path!r} listed twice or names the manifest")
+        seen.add(path)
+        rows = f.get("rows")
+        entries.append(FileEntry(path, f["sha256"], rows if isinstance(rows, int) else None,
+                                 int(f.get("bytes") or -1)))
+    return Manifest(bid, entries, data)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_bundle(path: str | os.PathLike[str]) -> Manifest:
+    """Check a bundle folder against its manifest and return the manifest.
+
+    Checks: the manifest parses; every path stays inside the bundle; every file exists with
+    the listed size and sha256; the bundle id matches the file hashes; no unlisted ``.jsonl``
+    file (trainers read every one).
+
+    Raises:
+        BundleError: on the first class of mismatch, listing every instance of it.
+    """
+    root = Path(path)
+    mpath = root / MANIFEST
+    try:
+        man = parse_manifest(orjson.loads(mpath.read_bytes()), str(mpath))
+    except OSError as exc:
+        raise BundleError(f"{mpath}: no readable manifest: {exc}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise BundleError(f"{mpath}: not JSON: {exc}") from exc
+    probs = []
+    real_root = root.resolve()
+    for i, f in enumerate(man.files):
+        p = root / f.path
+        if not p.resolve().is_relative_to(real_root):
+            probs.append(f"{mpath}:files[{i}].path: {f.path} escapes the bundle (symlink)")
+        elif not p.is_file():
+            probs.append(f"{mpath}:files[{i}].path: {f.path} is missing")
+        elif f.bytes >= 0 and p.stat().st_size != f.bytes:
+            probs.append(f"{mpath}:files[{i}].bytes: {f.path} does not match its manifest size")
+        elif sha256_file(p) != f.sha256:
+            probs.append(f"{mpath}:files[{i}].sha256: {f.path} does not match its manifest sha256")
+    if not probs and compute_bundle_id([f.sha256 for f in man.files]) != man.bundle_id:
+        probs.append(f"{mpath}:bundle_id: does not match the file hashes")
+    listed = {f.path for f in man.files}
+    extra = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.jsonl")
+                   if p.relative_to(root).as_posix() not in listed)
+    probs += [f"{root}/{e}: not listed in the manifest (unlisted data is never trusted)" for e in extra]
+    if probs:
+        raise BundleError("bundle verification failed:\n  " + "\n  ".join(probs))
+    return man

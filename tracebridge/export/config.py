@@ -1,0 +1,116 @@
+"""Typed configs of ``tracebridge export`` (``configs/export/``) and of storage for ``push`` and
+``fetch`` (``configs/storage/``). Curation sections come from ``tracebridge.curate.config``.
+
+Storage configs hold endpoints and regions only: credentials come from the environment
+(``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, ``GOOGLE_APPLICATION_CREDENTIALS``),
+and ``validate()`` refuses secret-looking option keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracebridge.curate.config import (
+    DedupConfig,
+    LeakageConfig,
+    QualityConfig,
+    RedactionConfig,
+    SplitConfig,
+)
+
+ROLES = ("planner", "worker", "verifier")
+VERIFIER_TARGETS = ("observed", "ex_post")
+SECRET_KEYS = ("key", "secret", "token", "password", "passwd", "credential", "access_key", "session")
+
+
+@dataclass
+class ViewsConfig:
+    """How view rows are rendered (always through ``tracebridge.schema.roles``)."""
+
+    system_prompts: dict[str, str] = field(default_factory=dict, metadata={
+        "help": "System prompt per role (planner/worker/verifier); missing roles use roles.DEFAULT_SYSTEM_PROMPTS."})
+    include_reasoning: bool = field(default=False, metadata={
+        "help": "Keep model thinking in assistant targets (worker reasoning_summary as content, <think> blocks). "
+                "Off: it stays in the traces only."})
+    json_strings: bool = field(default=True, metadata={
+        "help": "Write `tools` and tool-call `arguments` as JSON strings: Arrow (datasets) cannot hold "
+                "differently-shaped argument objects faithfully; TRL and chat templates accept strings."})
+    verifier_sft_target: str = field(default="observed", metadata={
+        "help": "verifier_sft assistant turn: observed (the verdict given) or ex_post (the correct one)."})
+    agentlightning: bool = field(default=True, metadata={
+        "help": "Also write Agent Lightning triplets (agentlightning/triplets/<split>.jsonl)."})
+
+    def validate(self) -> list[str]:
+        out = [f"views.system_prompts.{r}: unknown role; use {', '.join(ROLES)}" for r in self.system_prompts
+               if r not in ROLES]
+        if self.verifier_sft_target not in VERIFIER_TARGETS:
+            out.append(f"views.verifier_sft_target={self.verifier_sft_target}: use {' or '.join(VERIFIER_TARGETS)}")
+        return out
+
+
+@dataclass
+class ToolsConfig:
+    """Where the JSON schemas of worker rows' ``tools`` come from."""
+
+    schemas_file: str | None = field(default=None, metadata={
+        "help": "JSON file: a list of function-tool schemas (OpenAI format). None = none configured."})
+    from_sim: bool = field(default=True, metadata={
+        "help": "For sim runs, take the goal family's tool schemas (checked against the run's toolset_hash)."})
+
+
+@dataclass
+class FeedbackConfig:
+    """Feedback labels (Telegram reactions) merged into ``meta.labels``; all None = off."""
+
+    ledger: str | None = field(default=None, metadata={"help": "Reaction ledger JSONL (None = no feedback)."})
+    mapping: str | None = field(default=None, metadata={"help": "Reaction → score mapping JSON."})
+    registry: str | None = field(default=None, metadata={"help": "Message → run/event registry."})
+
+
+@dataclass
+class ExportConfig:
+    """``tracebridge export``: curation (redaction, quality, dedup, split, leakage) and views."""
+
+    views: ViewsConfig = field(default_factory=ViewsConfig)
+    redaction: RedactionConfig = field(default_factory=RedactionConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    leakage: LeakageConfig = field(default_factory=LeakageConfig)
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+
+    def validate(self) -> list[str]:
+        """Every problem of every section."""
+        return (self.views.validate() + self.redaction.validate() + self.quality.validate()
+                + self.split.validate() + self.leakage.validate())
+
+
+@dataclass
+class StorageConfig:
+    """``tracebridge push`` / ``fetch``: non-secret filesystem options per protocol."""
+
+    s3_endpoint_url: str | None = field(default=None, metadata={
+        "help": "S3 API endpoint (MinIO, moto, ...); None = AWS or $AWS_ENDPOINT_URL."})
+    s3_region: str | None = field(default=None, metadata={"help": "S3 region; None = from the environment."})
+    gs_project: str | None = field(default=None, metadata={"help": "GCP project for gs:// (gcsfs extra)."})
+    options: dict[str, str] = field(default_factory=dict, metadata={
+        "help": "Extra fsspec options (non-secret only; credentials come from the environment)."})
+    update_latest: bool = field(default=True, metadata={
+        "help": "After publishing, point <URI>/LATEST at the bundle (fetch URI resolves it)."})
+
+    def validate(self) -> list[str]:
+        return [f"storage.options.{k}: looks like a credential; set it in the environment instead"
+                for k in self.options if any(s in k.lower() for s in SECRET_KEYS)]
+
+    def fs_options(self, protocol: str) -> dict[str, Any]:
+        """fsspec keyword options for ``protocol`` (no credentials)."""
+        opts: dict[str, Any] = dict(self.options)
+        if protocol in ("s3", "s3a"):
+            ck = {k: v for k, v in (("endpoint_url", self.s3_endpoint_url), ("region_name", self.s3_region)) if v}
+            if ck:
+                opts["client_kwargs"] = ck
+        elif protocol in ("gs", "gcs") and self.gs_project:
+            opts["project"] = self.gs_project
+        return opts

@@ -1,0 +1,345 @@
+"""``export_traces``: a trace root → curated, split, deduplicated views → one bundle.
+
+Streams run by run (``tracebridge.capture.reader.iter_runs``, name order), so memory is bounded
+by the largest run plus small per-run indexes (dedup and goal keys, ~100 bytes a run) and the
+capped MinHash sample. For each run, in order:
+
+1. quality: ``check_run`` plus the extra rules (``tracebridge.curate.quality``);
+2. redaction: pass 1 unless the run was redacted at capture, then pass 2 over every record;
+   any pass-2 finding blocks the run;
+3. a failing run is quarantined with its reasons (``quarantine.jsonl``), never dropped;
+4. views are built (``tracebridge.export.views``); a run whose dedup fingerprint was seen
+   before is counted in its cluster instead of written;
+5. rows stream into ``views/<view>/<split>.jsonl`` by the run's goal-family split.
+
+Counts reconcile (read = accepted + quarantined; accepted = exported + duplicates) or the
+export fails. The report, the masked config and the manifest are written last.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import tracebridge
+from tracebridge.capture.reader import RunDir, iter_lines, iter_runs
+from tracebridge.config import config_hash, to_yaml
+from tracebridge.curate.dedup import DedupIndex, fingerprint
+from tracebridge.curate.quality import Reason, run_reasons
+from tracebridge.curate.redact import Redactor, Scanner
+from tracebridge.curate.split import LeakageTracker, assign_families
+from tracebridge.export.bundle import BundleWriter, Manifest
+from tracebridge.export.config import ExportConfig
+from tracebridge.export.labels import LabelsForRun
+from tracebridge.export.report import Tally, build_report, render_markdown
+from tracebridge.export.tools import ToolRegistry
+from tracebridge.export.views import TRIPLETS, VIEW_KINDS, RunContext, build_views
+from tracebridge.schema.canonical import sha256_json, utc_now
+from tracebridge.schema.validate import check_run
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ExportResult:
+    """A finished export: where the bundle is, its manifest and report, and the verdict."""
+
+    path: Path
+    manifest: Manifest
+    report: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.report["passed"])
+
+    def summary(self) -> dict[str, Any]:
+        """What ``tracebridge export --json`` prints."""
+        return {"bundle_id": self.manifest.bundle_id, "path": str(self.path), "passed": self.passed,
+                "failures": self.report["failures"], "counts": self.report["runs"], "rows": self.report["rows"],
+                "data_governance": self.manifest.governance, "leakage_passed": self.report["leakage"]["passed"]}
+
+
+def masked_config(cfg: ExportConfig) -> ExportConfig:
+    """A copy of ``cfg`` whose redaction terms (names, hosts: PII themselves) are masked."""
+    import copy
+
+    out = copy.deepcopy(cfg)
+    out.redaction.terms = {t: [f"<{t}_term_{i + 1}>" for i in range(len(ws))] for t, ws in cfg.redaction.terms.items()}
+    return out
+
+
+def git_sha() -> str | None:
+    """The commit of the installed package's checkout, if any."""
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(tracebridge.__file__).parent, timeout=10,
+                             capture_output=True, text=True, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return res.stdout.strip() or None
+
+
+def family_counts(root: Path) -> dict[str, int]:
+    """Runs per goal family, from the session files only (the split needs them up front)."""
+    out: Counter[str] = Counter()
+    for run in iter_runs(root):
+        out[_family(_read_session(run))] += 1
+    return dict(out)
+
+
+def _read_session(run: RunDir) -> dict[str, Any] | None:
+    if not run.complete:
+        return None
+    try:
+        data = run.read_session()
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _family(session: dict[str, Any] | None) -> str:
+    goal = (session or {}).get("goal")
+    fam = goal.get("family") if isinstance(goal, dict) else None
+    return fam if isinstance(fam, str) and fam else "unknown"
+
+
+def _parsed_lines(run: RunDir) -> list[tuple[int, dict[str, Any]]]:
+    if not run.events_path.exists():
+        return []
+    return [(ln.lineno, ln.obj) for ln in iter_lines(run.events_path) if ln.error is None and isinstance(ln.obj, dict)]
+
+
+def _findings_text(found: Counter[tuple[str, str]]) -> str:
+    return ", ".join(f"{k}×{n} in {p}" for (k, p), n in sorted(found.items())[:20])
+
+
+class _Exporter:
+    """The per-run loop of one export (state: tallies, indexes, the bundle writer)."""
+
+    def __init__(self, root: Path, cfg: ExportConfig, writer: BundleWriter, labels_for_run: LabelsForRun | None):
+        self.root, self.cfg, self.w, self.labels_for_run = root, cfg, writer, labels_for_run
+        self.t = Tally()
+        self.dedup = DedupIndex()
+        self.leak = LeakageTracker(cfg.leakage)
+        self.tools = ToolRegistry(cfg.tools)
+        self.redactor = Redactor(cfg.redaction)
+        self.scanner = Scanner(cfg.redaction)
+        self.family_runs = family_counts(root)
+        self.assignment = assign_families(self.family_runs, cfg.split)
+
+    def quarantine(self, run: RunDir, reasons: list[Reason]) -> None:
+        t, cap = self.t, self.cfg.quality.max_reasons_per_run
+        t.quarantined += 1
+        rules = sorted({r.rule for r in reasons})
+        for rule in rules:
+            t.quarantine_rules[rule] += 1
+        listed = [{**r.to_dict(), "message": self.redactor.redact_text(r.message, "_quarantine")}
+                  for r in reasons[:cap]]
+        self.w.write_row("quarantine.jsonl", {"run_id": run.run_id, "rules": rules, "reasons": listed,
+                                              "reasons_total": len(reasons)})
+        self.w.write_row("runs.jsonl", {"run_id": run.run_id, "status": "quarantined", "rules": rules})
+
+    def redaction(self, run: RunDir, events: list[dict[str, Any]], session: dict[str, Any]
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any], list[Reason]]:
+        """Pass 1 where capture did not redact, then pass 2 over every record."""
+        t, rid = self.t, run.run_id
+        gov = session.get("data_governance") if isinstance(session.get("data_governance"), dict) else {}
+        capture = [p for p in gov.get("passes") or [] if isinstance(p, dict) and p.get("stage") == "capture"]
+        if capture:
+            t.pass1_capture += 1
+            for p in capture:
+                t.capture_policies[str(p.get("policy"))] += 1
+                t.capture_findings.update({str(k): int(v) for k, v in (p.get("findings") or {}).items()})
+        elif not self.cfg.redaction.redact_unredacted_runs:
+            return events, session, [Reason("unredacted", f"{rid}/session.json:-:data_governance",
+                                            "captured without redaction and redaction.redact_unredacted_runs=false")]
+        else:
+            events = [self.redactor.redact(e, scope=rid) for e in events]
+            session = self.redactor.redact(session, scope=rid)
+            t.pass1_export += 1
+            t.add_findings(t.pass1_findings, self.redactor.flat_findings(rid))
+            self.redactor.forget(rid)
+        found: Counter[tuple[str, str]] = Counter()
+        for rec in (*events, session):
+            found.update(self.scanner.scan(rec))
+        t.pass2_scanned += 1
+        if not found:
+            return events, session, []
+        t.pass2_blocked += 1
+        t.add_findings(t.pass2_findings, found)
+        return events, session, [Reason("redaction_pass2", f"{rid}/events.jsonl:-:<records>",
+                                        f"pass 2 found {sum(found.values())} value(s): {_findings_text(found)}")]
+
+    def process(self, ordinal: int, run: RunDir) -> None:
+        t = self.t
+        t.runs_read += 1
+        chk = check_run(run)
+        t.events_read += chk.events
+        lines = _parsed_lines(run)
+        blocking, allowed = run_reasons(chk, run.path, lines, self.cfg.quality.allow)
+        t.allowed_rules.update(r.rule for r in allowed)
+        raw_session = _read_session(run) or {}
+        family = _family(raw_session)
+        events = [ev for _, ev in lines]
+        session = raw_session
+        if not blocking and self.cfg.redaction.enabled:
+            events, session, more = self.redaction(run, events, raw_session)
+            blocking += more
+        if blocking:
+            self.quarantine(run, blocking)
+            return
+        t.accepted += 1
+        self.emit(ordinal, run, events, session, raw_session, family)
+
+    def emit(self, ordinal: int, run: RunDir, events: list[dict[str, Any]], session: dict[str, Any],
+             raw_session: dict[str, Any], family: str) -> None:
+        t = self.t
+        split = self.assignment.get(family, "train")
+        summary = raw_session.get("summary") if isinstance(raw_session.get("summary"), dict) else {}
+        end = next((e.get("payload") for e in reversed(events) if e.get("event_type") == "episode_end"), None)
+        src = end if isinstance(end, dict) else summary
+        tools, tool_source = self.tools.for_run(raw_session, events)
+        ctx = RunContext(run.run_id, family, split, str((raw_session.get("source") or {}).get("kind", "unknown")),
+                         src.get("success"), src.get("failure_class"), tools, tool_source,
+                         self.labels_for_run(run.run_id) if self.labels_for_run else None)
+        views, skips = build_views(events, ctx, self.cfg.views)
+        goal = raw_session.get("goal") if isinstance(raw_session.get("goal"), dict) else {}
+        goal_hash = str(goal.get("goal_hash") or sha256_json({"family": family, "run": run.run_id}))
+        counts = {k: len(v) for k, v in views.items() if v}
+        if self.cfg.dedup.enabled and self.dedup.add(fingerprint(goal_hash, events, raw_session), ordinal,
+                                                     run.run_id, counts):
+            t.duplicates += 1
+            self.w.write_row("runs.jsonl", {"run_id": run.run_id, "status": "duplicate", "split": split})
+            return
+        t.exported += 1
+        for key, rows in views.items():
+            rel = f"{key}/{split}.jsonl" if key == TRIPLETS else f"views/{key}/{split}.jsonl"
+            for r in rows:
+                self.w.write_row(rel, r)
+        t.add_rows(views)
+        t.view_skips.update(skips)
+        t.tool_sources[tool_source] += 1
+        t.outcomes["unknown" if ctx.success is None else ("success" if ctx.success else "failure")] += 1
+        if ctx.success is False:
+            t.failure_classes[str(ctx.failure_class or "unspecified")] += 1
+        t.families[family][split] += 1
+        goal_red = session.get("goal") if isinstance(session.get("goal"), dict) else {}
+        self.leak.add(split, family, goal_hash, str(goal_red.get("text") or ""), run.run_id)
+        self.w.write_row("runs.jsonl", {"run_id": run.run_id, "status": "exported", "split": split,
+                                        "rows": sum(counts.values())})
+
+
+def _rows_by_view(rows: dict[str, int]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for rel, n in sorted(rows.items()):
+        parts = rel.split("/")
+        if parts[0] == "views" or rel.startswith(TRIPLETS):
+            key = "/".join(parts[1:-1]) if parts[0] == "views" else TRIPLETS
+            out.setdefault(key, {})[parts[-1].removesuffix(".jsonl")] = n
+    return out
+
+
+def _view_entries(rows: dict[str, int]) -> list[dict[str, Any]]:
+    out = []
+    for rel, n in sorted(rows.items()):
+        parts = rel.split("/")
+        if parts[0] != "views":
+            continue
+        key = "/".join(parts[1:-1])
+        out.append({"view": key.split("/")[0], "file_key": key, "kind": VIEW_KINDS.get(key, "sft"),
+                    "split": parts[-1].removesuffix(".jsonl"), "path": rel, "rows": n})
+    return out
+
+
+def _failures(ex: _Exporter, leakage: dict[str, Any]) -> list[str]:
+    t, cfg = ex.t, ex.cfg
+    out = t.reconcile()
+    if t.accepted == 0:
+        out.append("no run passed curation")
+    if not leakage["passed"]:
+        out.append(f"split leakage: families {leakage['families_in_several_splits']}, "
+                   f"goal hashes {leakage['goal_hashes_in_several_splits']}")
+    if cfg.leakage.fail_on_near_duplicates and not leakage["near_duplicates_passed"]:
+        out.append(f"near-duplicate prompts across splits: {leakage['near_duplicates']['total']}")
+    pct = 100.0 * t.quarantined / t.runs_read if t.runs_read else 0.0
+    if pct > cfg.quality.max_quarantined_pct:
+        out.append(f"quarantined {pct:.1f}% of runs > quality.max_quarantined_pct={cfg.quality.max_quarantined_pct}")
+    return out
+
+
+def _names(root: Path, ordinals: set[int]) -> dict[int, str]:
+    return {i: r.run_id for i, r in enumerate(iter_runs(root)) if i in ordinals} if ordinals else {}
+
+
+def export_traces(root: str | os.PathLike[str], out_dir: str | os.PathLike[str], cfg: ExportConfig | None = None,
+                  labels_for_run: LabelsForRun | None = None, progress: Progress | None = None) -> ExportResult:
+    """Curate a trace root and write one content-addressed bundle under ``out_dir``.
+
+    Args:
+        root: trace root (or one run directory).
+        out_dir: parent folder of bundles; the bundle is ``out_dir/<bundle_id>``.
+        cfg: export config (defaults when None).
+        labels_for_run: the feedback seam (``tracebridge.export.labels.LabelsForRun``).
+        progress: ``progress(done, total)`` callback.
+
+    Returns:
+        The bundle path, manifest and report (``report["passed"]`` false when a check failed).
+
+    Raises:
+        FileNotFoundError: ``root`` is not a trace root.
+    """
+    cfg, root = cfg or ExportConfig(), Path(root)
+    writer = BundleWriter(out_dir)
+    try:
+        ex = _Exporter(root, cfg, writer, labels_for_run)
+        total = sum(ex.family_runs.values())
+        for i, run in enumerate(iter_runs(root)):
+            ex.process(i, run)
+            if progress is not None:
+                progress(i + 1, total)
+        return _finish(ex, root, cfg, writer)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _finish(ex: _Exporter, root: Path, cfg: ExportConfig, writer: BundleWriter) -> ExportResult:
+    leakage = ex.leak.report()
+    dedup = ex.dedup.report(cfg.dedup.report_clusters, _names(root, ex.dedup.kept_ordinals(cfg.dedup.report_clusters)))
+    for rel in ("quarantine.jsonl", "runs.jsonl"):
+        if rel not in writer.rows():
+            writer.write_file(rel, b"", rows=0)
+    rows = writer.rows()
+    redaction = ex.t.redaction(cfg.redaction.enabled, ex.redactor.policy)
+    split = {"method": "goal_family", "ratios": dict(cfg.split.ratios), "salt": cfg.split.salt,
+             "assignment": dict(sorted(ex.assignment.items())), "family_runs": dict(sorted(ex.family_runs.items()))}
+    report = build_report(ex.t, _rows_by_view(rows), split, leakage, dedup, redaction, _failures(ex, leakage))
+    writer.write_file("report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    writer.write_file("report.md", render_markdown(report).encode())
+    masked = masked_config(cfg)
+    writer.write_file("export_config.yaml", to_yaml(masked).encode())
+    manifest = {
+        "created_at": utc_now(), "tracebridge_version": tracebridge.__version__, "git_sha": git_sha(),
+        "config_hash": config_hash(masked),
+        "source": {"runs": ex.t.runs_read, "exported": ex.t.exported, "run_ids_file": "runs.jsonl"},
+        "data_governance": redaction,
+        "split": {**split, "counts": report["rows"]},
+        "views": _view_entries(rows),
+        "report": {"file": "report.json", "markdown": "report.md", "passed": report["passed"],
+                   "failures": report["failures"], "runs": report["runs"], "leakage": leakage,
+                   "dedup": {k: dedup[k] for k in ("method", "removed_runs", "removed_rows", "clusters_total")},
+                   "class_balance": report["class_balance"]},
+        "quarantine": {"file": "quarantine.jsonl", "runs": ex.t.quarantined},
+    }
+    path, man = writer.finish(manifest)
+    log.info("bundle %s: %d runs read, %d exported, %d quarantined", man.bundle_id, ex.t.runs_read,
+             ex.t.exported, ex.t.quarantined)
+    return ExportResult(path, man, report)

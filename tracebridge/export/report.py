@@ -1,0 +1,156 @@
+"""The dataset report of an export (``report.json`` + ``report.md``) and the tallies behind it.
+
+``Tally`` accumulates, run by run, everything the report states: run counts that reconcile
+(read = accepted + quarantined; accepted = exported + duplicates), quarantine reasons by rule,
+redaction results of both passes (counts by type and field, never values), class balance
+(verdicts observed and expected, outcomes, failure classes, families, pair sources) and rows
+per view and split. Deterministic: no timestamps or paths, keys sorted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracebridge.curate.config import SPLITS
+
+
+def _nested(d: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
+    return {k: dict(sorted(v.items())) for k, v in sorted(d.items())}
+
+
+@dataclass
+class Tally:
+    """Counters of one export."""
+
+    runs_read: int = 0
+    events_read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    exported: int = 0
+    quarantine_rules: Counter[str] = field(default_factory=Counter)
+    allowed_rules: Counter[str] = field(default_factory=Counter)
+    pass1_capture: int = 0
+    pass1_export: int = 0
+    capture_policies: Counter[str] = field(default_factory=Counter)
+    capture_findings: Counter[str] = field(default_factory=Counter)
+    pass1_findings: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    pass2_scanned: int = 0
+    pass2_blocked: int = 0
+    pass2_findings: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    outcomes: Counter[str] = field(default_factory=Counter)
+    failure_classes: Counter[str] = field(default_factory=Counter)
+    families: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    verdicts_observed: Counter[str] = field(default_factory=Counter)
+    verdicts_expected: Counter[str] = field(default_factory=Counter)
+    pair_sources: Counter[str] = field(default_factory=Counter)
+    tool_sources: Counter[str] = field(default_factory=Counter)
+    view_skips: Counter[str] = field(default_factory=Counter)
+
+    def add_findings(self, target: dict[str, Counter[str]], found: dict[tuple[str, str], int]) -> None:
+        for (kind, path), n in found.items():
+            target[kind][path] += n
+
+    def add_rows(self, views: dict[str, list[dict[str, Any]]]) -> None:
+        """Class balance of one exported run's rows."""
+        for r in views.get("verifier_sft", []):
+            lab = r["meta"]["labels"]
+            self.verdicts_observed[str(lab.get("verdict"))] += 1
+            self.verdicts_expected[str(lab.get("expected_verdict", "unknown"))] += 1
+        for key in ("verifier_pref_pairs", "worker_recovery_cases/pairs"):
+            for r in views.get(key, []):
+                self.pair_sources[str(r["meta"]["labels"].get("pair_source"))] += 1
+
+    def reconcile(self) -> list[str]:
+        """Count identities that must hold (empty = they do)."""
+        out = []
+        if self.runs_read != self.accepted + self.quarantined:
+            out.append(f"runs read {self.runs_read} != accepted {self.accepted} + quarantined {self.quarantined}")
+        if self.accepted != self.exported + self.duplicates:
+            out.append(f"accepted {self.accepted} != exported {self.exported} + duplicates {self.duplicates}")
+        return out
+
+    def redaction(self, enabled: bool, policy: str) -> dict[str, Any]:
+        """The redaction section (also the bundle's ``data_governance``)."""
+        clean = enabled and self.pass2_scanned == self.accepted and self.pass1_capture + self.pass1_export == self.accepted
+        return {"redaction_policy": policy if enabled else None,
+                "pii_scan": "clean" if clean else ("not_run" if not enabled else "findings"),
+                "passed_both": bool(clean and self.accepted > 0),
+                "passes": [
+                    {"stage": "capture", "runs": self.pass1_capture, "policies": dict(sorted(self.capture_policies.items())),
+                     "findings_by_type": dict(sorted(self.capture_findings.items()))},
+                    {"stage": "curation:pass1", "runs": self.pass1_export, "policy": policy if enabled else None,
+                     "findings": _nested(self.pass1_findings)},
+                    {"stage": "curation:pass2", "runs_scanned": self.pass2_scanned, "runs_blocked": self.pass2_blocked,
+                     "policy": policy if enabled else None, "findings": _nested(self.pass2_findings)},
+                ]}
+
+
+def class_balance(t: Tally) -> dict[str, Any]:
+    fams = {f: dict(sorted(c.items())) for f, c in sorted(t.families.items())}
+    return {"verifier_verdicts_observed": dict(sorted(t.verdicts_observed.items())),
+            "verifier_verdicts_expected": dict(sorted(t.verdicts_expected.items())),
+            "outcomes": dict(sorted(t.outcomes.items())), "failure_classes": dict(sorted(t.failure_classes.items())),
+            "families": fams, "pair_sources": dict(sorted(t.pair_sources.items()))}
+
+
+def build_report(t: Tally, rows: dict[str, dict[str, int]], split: dict[str, Any], leakage: dict[str, Any],
+                 dedup: dict[str, Any], redaction: dict[str, Any], failures: list[str]) -> dict[str, Any]:
+    """The report document (``report.json``)."""
+    return {
+        "passed": not failures, "failures": failures,
+        "runs": {"read": t.runs_read, "accepted": t.accepted, "quarantined": t.quarantined,
+                 "duplicates": t.duplicates, "exported": t.exported, "events_read": t.events_read},
+        "rows": rows, "split": split, "leakage": leakage, "dedup": dedup, "class_balance": class_balance(t),
+        "redaction": redaction,
+        "quarantine": {"runs": t.quarantined, "by_rule": dict(sorted(t.quarantine_rules.items())),
+                       "allowed_by_rule": dict(sorted(t.allowed_rules.items())), "file": "quarantine.jsonl"},
+        "views": {"events_without_row": dict(sorted(t.view_skips.items())),
+                  "tool_schemas": dict(sorted(t.tool_sources.items()))},
+    }
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out + [""]
+
+
+def render_markdown(rep: dict[str, Any]) -> str:
+    """``report.md``: the same facts for people."""
+    r = rep["runs"]
+    lines = ["# Dataset report", "", f"**{'PASS' if rep['passed'] else 'FAIL'}**"
+             + (": " + "; ".join(rep["failures"]) if rep["failures"] else ""), "",
+             f"Runs read {r['read']} = accepted {r['accepted']} + quarantined {r['quarantined']}; "
+             f"accepted = exported {r['exported']} + duplicates {r['duplicates']}. Events read {r['events_read']}.", "",
+             "## Rows per view and split", ""]
+    lines += _table(["view", *SPLITS, "total"],
+                    [[v, *(c.get(s, 0) for s in SPLITS), sum(c.values())] for v, c in rep["rows"].items()])
+    sp = rep["split"]
+    lines += ["## Split", "", f"Method: {sp['method']}; ratios {sp['ratios']}.", ""]
+    lines += _table(["family", "split", "runs"], [[f, s, sp["family_runs"].get(f, 0)]
+                                                  for f, s in sp["assignment"].items()])
+    lk = rep["leakage"]
+    nd = lk["near_duplicates"]
+    lines += ["## Leakage", "", f"Families in several splits: {lk['families_in_several_splits'] or 'none'}; "
+              f"goal hashes in several splits: {lk['goal_hashes_in_several_splits']}.",
+              f"Near-duplicate prompts across splits ({nd['method']}): {nd['cross_split_near_duplicates']} "
+              f"(sampled {nd['sampled']}).", ""]
+    dd = rep["dedup"]
+    lines += ["## Dedup", "", f"{dd['method']}: {dd['removed_runs']} runs removed in {dd['clusters_total']} "
+              f"clusters; rows removed {dd['removed_rows']}.", ""]
+    lines += _table(["kept run", "removed runs", "removed rows"],
+                    [[c["kept_run_id"], c["removed_runs"], c["removed_rows_total"]] for c in dd["clusters"][:20]])
+    cb = rep["class_balance"]
+    lines += ["## Class balance", ""] + [f"- {k.replace('_', ' ')}: {v}" for k, v in cb.items()] + [""]
+    red = rep["redaction"]
+    lines += ["## Redaction", "", f"Policy `{red['redaction_policy']}`; PII scan **{red['pii_scan']}**; "
+              f"both passes passed: {red['passed_both']}.", ""]
+    for p in red["passes"]:
+        lines.append(f"- {p['stage']}: " + ", ".join(f"{k}={v}" for k, v in p.items() if k != "stage"))
+    q = rep["quarantine"]
+    lines += ["", "## Quarantine", "", f"{q['runs']} runs quarantined (details in {q['file']}).", ""]
+    lines += _table(["rule", "runs"], [[k, v] for k, v in q["by_rule"].items()])
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,206 @@
+"""The five training views of DESIGN.md, as pure functions of one run's events.
+
+Every row is rendered through ``tracebridge.schema.roles`` (the same contract the simulator's
+model-backed roles and evaluation use) in TRL's conversational formats, with no chat template
+applied:
+
+* ``planner_sft`` — ``{"messages": [system, user, assistant=plan JSON], "meta"}``;
+* ``worker_sft`` — ``{"messages": [system, user, assistant with tool_calls | answer], "tools", "meta"}``,
+  one row per worker decision (see ``tracebridge.export.views_worker``);
+* ``verifier_sft`` — ``{"messages": [system, user, assistant=verdict + feedback], "meta"}``;
+* ``verifier_pref_pairs`` — ``{"prompt", "chosen", "rejected", "meta"}``: chosen agrees with the
+  ex-post verdict, rejected does not;
+* ``worker_recovery_cases`` — failure → recovery decisions as SFT rows (``worker_recovery_cases/sft``)
+  and as pairs, recovering call chosen over repeating the failed one (``worker_recovery_cases/pairs``).
+
+``meta`` = run_id, event_ids, goal_family, split, source, labels (``tracebridge.export.labels``).
+Thinking text (``<think>`` blocks, the worker's ``reasoning_summary``) stays out of assistant
+targets unless ``views.include_reasoning``. The ex-post verdict is the event label
+``expected_verdict`` when recorded, else ``end`` for the last verdict of a successful run, else
+unknown (no pair).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracebridge.export.config import ViewsConfig
+from tracebridge.export.labels import RunFeedback, merge_feedback, safe_labels
+from tracebridge.schema import roles
+
+# view key (file folder under views/) -> row kind
+VIEW_KINDS: dict[str, str] = {
+    "planner_sft": "sft", "worker_sft": "sft", "verifier_sft": "sft", "verifier_pref_pairs": "pref",
+    "worker_recovery_cases/sft": "sft", "worker_recovery_cases/pairs": "pref",
+}
+VIEWS = ("planner_sft", "worker_sft", "verifier_sft", "verifier_pref_pairs", "worker_recovery_cases")
+TRIPLETS = "agentlightning/triplets"
+ALT_VERDICT = {"end": "continue", "continue": "end", "replan": "continue"}  # the tempting wrong answer
+CANONICAL_FEEDBACK = {"continue": "the plan is progressing; go on with the next step",
+                      "replan": "the current plan cannot reach the goal; make a new plan",
+                      "end": "the goal is reached; stop"}
+_THINK = re.compile(r"<(think|thinking|reasoning)>.*?(?:</\1>|\Z)\s*", re.S | re.I)
+
+
+def strip_reasoning(text: str) -> str:
+    """``text`` without ``<think>``/``<thinking>``/``<reasoning>`` blocks."""
+    return _THINK.sub("", text).strip() if "<" in text else text
+
+
+@dataclass
+class RunContext:
+    """What every row of a run shares."""
+
+    run_id: str
+    family: str
+    split: str
+    source: str
+    success: bool | None
+    failure_class: str | None = None
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_source: str = "inferred"
+    feedback: RunFeedback | None = None
+
+    def meta(self, event_ids: list[str], labels: dict[str, Any]) -> dict[str, Any]:
+        """The row's lineage and labels (typed for Arrow, feedback merged)."""
+        base = {**labels, "run_success": self.success, "failure_class": self.failure_class}
+        return {"run_id": self.run_id, "event_ids": event_ids, "goal_family": self.family, "split": self.split,
+                "source": self.source, "labels": safe_labels(merge_feedback(base, self.feedback, event_ids))}
+
+
+def payload(ev: dict[str, Any] | None) -> dict[str, Any]:
+    p = (ev or {}).get("payload")
+    return p if isinstance(p, dict) else {}
+
+
+def event_labels(ev: dict[str, Any]) -> dict[str, Any]:
+    lab = ev.get("labels")
+    return dict(lab) if isinstance(lab, dict) else {}
+
+
+def _parent_of(ev: dict[str, Any], by_id: dict[str, dict[str, Any]], etype: str,
+               fallback: dict[str, Any] | None) -> dict[str, Any] | None:
+    parent = by_id.get(str(ev.get("parent_event_id")))
+    return parent if parent is not None and parent.get("event_type") == etype else fallback
+
+
+def planner_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], ctx: RunContext,
+                 cfg: ViewsConfig, stats: Counter[str]) -> list[dict[str, Any]]:
+    """One ``planner_sft`` row per planner_output with its planner_input."""
+    rows, last_in = [], None
+    system = cfg.system_prompts.get("planner")
+    for ev in events:
+        et = ev.get("event_type")
+        if et == "planner_input":
+            last_in = ev
+        elif et == "planner_output":
+            inp = _parent_of(ev, by_id, "planner_input", last_in)
+            if inp is None:
+                stats["planner_output_without_input"] += 1
+                continue
+            out = dict(payload(ev))
+            if not cfg.include_reasoning and isinstance(out.get("rationale"), str):
+                out["rationale"] = strip_reasoning(out["rationale"])
+            msgs = roles.messages("planner", roles.planner_user_text(payload(inp)), roles.planner_reply_text(out),
+                                  system_prompt=system)
+            labels = {**event_labels(ev), "tool_mask": list(payload(inp).get("tool_mask") or [])}
+            rows.append({"messages": msgs, "meta": ctx.meta([inp["event_id"], ev["event_id"]], labels)})
+    return rows
+
+
+def _verdict_text(verdict: str, fb: dict[str, Any], cfg: ViewsConfig) -> str:
+    out = {"verdict": verdict, "feedback": fb.get("feedback") or "", "risk_flags": fb.get("risk_flags") or []}
+    if not cfg.include_reasoning:
+        out["feedback"] = strip_reasoning(str(out["feedback"]))
+    return roles.verifier_reply_text(out)
+
+
+def ex_post_verdict(ev: dict[str, Any], is_last: bool, success: bool | None) -> str | None:
+    """The verdict that was right in hindsight, if it can be known."""
+    exp = event_labels(ev).get("expected_verdict")
+    if exp in roles.VERDICTS:
+        return str(exp)
+    return "end" if is_last and success else None
+
+
+def verifier_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], ctx: RunContext,
+                  cfg: ViewsConfig, stats: Counter[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``verifier_sft`` rows and ``verifier_pref_pairs`` of a run."""
+    sft, pairs, last_in = [], [], None
+    system = cfg.system_prompts.get("verifier")
+    outputs = [i for i, e in enumerate(events) if e.get("event_type") == "verifier_output"]
+    last_work = max((i for i, e in enumerate(events) if e.get("event_type") == "worker_input"), default=-1)
+    for i, ev in enumerate(events):
+        et = ev.get("event_type")
+        if et == "verifier_input":
+            last_in = ev
+        if et != "verifier_output":
+            continue
+        inp = _parent_of(ev, by_id, "verifier_input", last_in)
+        out = payload(ev)
+        if inp is None or out.get("verdict") not in roles.VERDICTS:
+            stats["verifier_output_without_input"] += 1
+            continue
+        user = roles.verifier_user_text(payload(inp))
+        ids = [inp["event_id"], ev["event_id"]]
+        observed = str(out["verdict"])
+        expected = ex_post_verdict(ev, i == outputs[-1] and i > last_work, ctx.success)
+        observed_text = _verdict_text(observed, out, cfg)
+        target = observed_text
+        if cfg.verifier_sft_target == "ex_post" and expected and expected != observed:
+            target = _verdict_text(expected, {"feedback": CANONICAL_FEEDBACK[expected]}, cfg)
+        labels = {**event_labels(ev), "verdict": observed, "expected_verdict": expected}
+        sft.append({"messages": roles.messages("verifier", user, target, system_prompt=system),
+                    "meta": ctx.meta(ids, labels)})
+        if expected is None:
+            stats["verdicts_without_ex_post"] += 1
+            continue
+        if observed == expected:
+            chosen, wrong = observed_text, ALT_VERDICT[expected]
+            rejected, source = _verdict_text(wrong, {"feedback": CANONICAL_FEEDBACK[wrong]}, cfg), "observed_correct"
+        else:
+            chosen = _verdict_text(expected, {"feedback": CANONICAL_FEEDBACK[expected]}, cfg)
+            wrong, rejected, source = observed, observed_text, "observed_wrong"
+        pair_labels = {**labels, "chosen_verdict": expected, "rejected_verdict": wrong, "pair_source": source}
+        pairs.append({"prompt": roles.messages("verifier", user, system_prompt=system),
+                      "chosen": [{"role": "assistant", "content": chosen}],
+                      "rejected": [{"role": "assistant", "content": rejected}],
+                      "meta": ctx.meta(ids, pair_labels)})
+    return sft, pairs
+
+
+def build_views(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig
+                ) -> tuple[dict[str, list[dict[str, Any]]], Counter[str]]:
+    """Every view row of one run (pure).
+
+    Returns:
+        Rows per view key (``VIEW_KINDS``, plus ``TRIPLETS`` when enabled) and counts of events
+        that gave no row, by reason.
+    """
+    from tracebridge.export.views_worker import worker_rows
+
+    stats: Counter[str] = Counter()
+    by_id = {e["event_id"]: e for e in events if isinstance(e.get("event_id"), str)}
+    out: dict[str, list[dict[str, Any]]] = {k: [] for k in VIEW_KINDS}
+    out["planner_sft"] = planner_rows(events, by_id, ctx, cfg, stats)
+    out["verifier_sft"], out["verifier_pref_pairs"] = verifier_rows(events, by_id, ctx, cfg, stats)
+    out["worker_sft"], out["worker_recovery_cases/sft"], out["worker_recovery_cases/pairs"] = \
+        worker_rows(events, by_id, ctx, cfg, stats)
+    if cfg.agentlightning:
+        out[TRIPLETS] = triplets(out, ctx)
+    return out, stats
+
+
+def triplets(views: dict[str, list[dict[str, Any]]], ctx: RunContext) -> list[dict[str, Any]]:
+    """Agent Lightning ``Triplet(prompt, response, reward, metadata)`` rows of the role SFT rows."""
+    reward = None if ctx.success is None else float(ctx.success)
+    out = []
+    for view in ("planner_sft", "worker_sft", "verifier_sft"):
+        for r in views[view]:
+            out.append({"prompt": r["messages"][:-1], "response": r["messages"][-1], "reward": reward,
+                        "metadata": {**r["meta"], "role": view.split("_")[0]}, **({"tools": r["tools"]}
+                                                                                  if "tools" in r else {})})
+    return out

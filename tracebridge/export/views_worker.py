@@ -1,0 +1,154 @@
+"""Worker rows: one per worker decision, rendered as the model-backed worker is prompted.
+
+The simulator's ``ModelWorker`` (and any runtime that follows ``tracebridge.schema.roles``) asks
+for one decision at a time: the user turn is ``worker_user_text`` of the ``worker_input`` payload
+whose ``prior_failures`` include this step's earlier failed attempts (``{tool, args, error_kind,
+error_message}``; ``{error_kind, error_message}`` for an invalid reply). A row reproduces that
+prompt and takes the decision as the assistant turn: a tool call (``tool_call_message``, in TRL's
+``tool_calls`` format, the call id from the trace) or a plain-text answer (``respond``).
+``give_up`` is no model reply format and gives no row.
+
+A **recovery** is a successful call after at least one failed call in the same step that differs
+from the last failed call (tool or arguments), per docs/trace-conventions.md. It gives a
+``worker_recovery_cases/sft`` row (labels ``recovery: true``) and a pair whose rejected turn
+repeats the last failed call.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from tracebridge.export.config import ViewsConfig
+from tracebridge.export.views import RunContext, event_labels, payload, strip_reasoning
+from tracebridge.schema import roles
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return "" if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
+
+
+def _jsonify(msg: dict[str, Any]) -> dict[str, Any]:
+    """A tool-call message with its arguments as a JSON string (Arrow-safe)."""
+    calls = [{**tc, "function": {**tc["function"], "arguments": _text(tc["function"]["arguments"])}}
+             for tc in msg.get("tool_calls") or []]
+    return {**msg, "tool_calls": calls}
+
+
+class _Step:
+    """State of one worker_input: its payload and this step's failed attempts so far."""
+
+    def __init__(self, ev: dict[str, Any]) -> None:
+        self.ev = ev
+        self.attempts: list[dict[str, Any]] = []
+        self.last_failed: tuple[str, dict[str, Any]] | None = None
+
+    def user_text(self) -> str:
+        p = dict(payload(self.ev))
+        p["prior_failures"] = list(p.get("prior_failures") or []) + [dict(a) for a in self.attempts]
+        return roles.worker_user_text(p)
+
+
+def _children(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        out.setdefault(str(e.get("parent_event_id")), []).append(e)
+    return out
+
+
+def _child(kids: dict[str, list[dict[str, Any]]], ev: dict[str, Any], etype: str) -> dict[str, Any] | None:
+    return next((k for k in kids.get(str(ev.get("event_id")), []) if k.get("event_type") == etype), None)
+
+
+class _Builder:
+    """Accumulates the worker rows of one run."""
+
+    def __init__(self, ctx: RunContext, cfg: ViewsConfig, stats: Counter[str]) -> None:
+        self.ctx, self.cfg, self.stats = ctx, cfg, stats
+        self.system = cfg.system_prompts.get("worker")
+        self.tools: Any = _text(ctx.tools) if cfg.json_strings else ctx.tools
+        self.sft: list[dict[str, Any]] = []
+        self.rec_sft: list[dict[str, Any]] = []
+        self.rec_pairs: list[dict[str, Any]] = []
+
+    def _msg(self, m: dict[str, Any]) -> dict[str, Any]:
+        return _jsonify(m) if self.cfg.json_strings and m.get("tool_calls") else m
+
+    def add(self, step: _Step, action: dict[str, Any], reply: dict[str, Any], ids: list[str],
+            labels: dict[str, Any], rejected: dict[str, Any] | None) -> None:
+        prompt = roles.messages("worker", step.user_text(), system_prompt=self.system)
+        row = {"messages": prompt + [self._msg(reply)], "tools": self.tools,
+               "meta": self.ctx.meta(ids, labels)}
+        self.sft.append(row)
+        if rejected is None:
+            return
+        self.rec_sft.append(row)
+        self.rec_pairs.append({"prompt": prompt, "chosen": [self._msg(reply)], "rejected": [self._msg(rejected)],
+                               "tools": self.tools, "meta": self.ctx.meta(ids, {**labels, "pair_source": "recovery"})})
+
+    def tool_call(self, step: _Step, action: dict[str, Any], call: dict[str, Any],
+                  result: dict[str, Any] | None) -> None:
+        cp = payload(call)
+        tool, args = str(cp.get("tool")), cp.get("args") if isinstance(cp.get("args"), dict) else {}
+        reply = roles.tool_call_message(str(cp.get("call_id")), tool, args)
+        if self.cfg.include_reasoning and payload(action).get("reasoning_summary"):
+            reply["content"] = str(payload(action)["reasoning_summary"])
+        rp = payload(result)
+        ok = bool(rp.get("ok")) if result is not None else None
+        recovered = ok is True and step.last_failed is not None and step.last_failed != (tool, args)
+        labels = {**event_labels(action), "recovery": recovered or None, "failed_attempts": len(step.attempts),
+                  "tool_source": self.ctx.tool_source, "tool_ok": ok}
+        ids = [step.ev["event_id"], action["event_id"], call["event_id"]] + ([result["event_id"]] if result else [])
+        rejected = None
+        if recovered and step.last_failed is not None:
+            rejected = roles.tool_call_message(str(cp.get("call_id")), *step.last_failed)
+        self.add(step, action, reply, ids, labels, rejected)
+        if ok is False:
+            err = rp.get("error") if isinstance(rp.get("error"), dict) else {}
+            step.attempts.append({"tool": tool, "args": args, "error_kind": str(err.get("kind")),
+                                  "error_message": str(err.get("message", ""))})
+            step.last_failed = (tool, args)
+
+    def answer(self, step: _Step, action: dict[str, Any], output: dict[str, Any] | None) -> None:
+        text = _text(payload(output).get("result")) if output is not None else ""
+        if not self.cfg.include_reasoning:
+            text = strip_reasoning(text)
+        if not text:
+            self.stats["worker_answer_without_text"] += 1
+            return
+        ids = [step.ev["event_id"], action["event_id"]] + ([output["event_id"]] if output else [])
+        self.add(step, action, {"role": "assistant", "content": text}, ids,
+                 {**event_labels(action), "failed_attempts": len(step.attempts)}, None)
+
+
+def worker_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], ctx: RunContext,
+                cfg: ViewsConfig, stats: Counter[str]
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """``worker_sft`` rows, recovery SFT rows and recovery pairs of a run."""
+    kids = _children(events)
+    b = _Builder(ctx, cfg, stats)
+    step: _Step | None = None
+    for ev in events:
+        et = ev.get("event_type")
+        if et == "worker_input":
+            step = _Step(ev)
+        elif et == "worker_output":
+            step = None
+        elif step is None:
+            continue
+        elif et == "episode_error" and payload(ev).get("kind") == "invalid_output" and ev.get("role") == "worker":
+            step.attempts.append({"error_kind": "invalid_output", "error_message": str(payload(ev).get("message"))[:200]})
+        elif et == "worker_action":
+            act = payload(ev).get("action")
+            call = _child(kids, ev, "worker_tool_call")
+            if act == "tool_call" and call is not None:
+                b.tool_call(step, ev, call, _child(kids, call, "worker_tool_result"))
+            elif act == "respond":
+                b.answer(step, ev, _child(kids, ev, "worker_output"))
+            else:
+                stats[f"worker_action_{act}"] += 1
+    return b.sft, b.rec_sft, b.rec_pairs

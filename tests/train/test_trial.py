@@ -1,0 +1,87 @@
+"""run_trial end to end: the API the sweep calls, on the hand-made bundle and on a real
+simulator bundle (SFT and DPO losses fall), resume from a work dir, closed-loop evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tracebridge.config import ConfigError
+from tracebridge.train.data import BundleError
+from tracebridge.train.trial import run_trial, spec_overrides
+
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "train_views"
+FAST = {"train.max_steps": 12, "train.batch_size": 8, "dpo.max_steps": 6, "dpo.batch_size": 4,
+        "eval.n_boot": 200, "eval.max_new_tokens": 24}
+
+
+def test_optimized_verifier_trial_with_closed_loop(tmp_path):
+    reports = []
+    spec = {"role": "verifier", "variant": "optimized", "seed": 1, **FAST,
+            "overrides": ["eval.closed_loop.enabled=true", "eval.closed_loop.families=[files,calc]",
+                          "eval.closed_loop.seeds=[0]", "eval.closed_loop.max_steps=3",
+                          "eval.closed_loop.max_new_tokens=12"]}
+    r = run_trial(spec, FIXTURE, tmp_path / "t", on_report=reports.append)
+    for k in ("verifier/accuracy", "verifier/accuracy_lo", "verifier/accuracy_hi", "verifier/stop_precision",
+              "verifier/false_stop_rate", "verifier/unnecessary_replan_rate", "verifier/uplift_vs_majority",
+              "verifier/pref_accuracy", "verifier/reward_margin", "verifier/cl_success", "verifier/cl_tool_success",
+              "verifier/cl_replan_rate", "verifier/cl_action_efficiency"):
+        assert k in r, k
+    assert {p["phase"] for p in r["loss_curve"]} == {"sft", "dpo"}
+    assert r["checkpoint_dir"].endswith("dpo/final") and Path(r["checkpoint_dir"], "config.json").is_file()
+    assert r["seed"] == 1 and r["variant"] == "optimized" and r["bundle_id"]
+    assert r["ablation"]["train.max_steps"] == 12
+    assert any("loss" in x for x in reports) and reports[-1] is r
+    trial = json.loads((tmp_path / "t" / "trial.json").read_text())
+    assert trial["config"]["train"]["max_steps"] == 12 and trial["data"]["quarantined"] == 0
+    items = json.loads(Path(r["eval_items_path"]).read_text())
+    assert len(items["items"]["accuracy"][0]) == r["verifier/eval_rows"]
+    assert items["closed_loop"]["item_ids"] == ["files/closed_loop_verifier/closed_loop/0",
+                                                "calc/closed_loop_verifier/closed_loop/0"]
+
+
+def test_trial_resumes_from_its_work_dir(tmp_path):
+    spec = {"role": "planner", "variant": "baseline", "seed": 0, **FAST, "train.save_steps": 6,
+            "eval.max_new_tokens": 8}
+
+    class Killed(RuntimeError):
+        pass
+
+    def die_after_checkpoint(msg):
+        if "checkpoint_dir" in msg:
+            raise Killed(msg["checkpoint_dir"])
+
+    with pytest.raises(Killed):
+        run_trial(spec, FIXTURE, tmp_path / "w", on_report=die_after_checkpoint)
+    assert (tmp_path / "w" / "sft" / "checkpoint-6").is_dir()
+    again: list[dict] = []
+    r = run_trial(spec, FIXTURE, tmp_path / "w", on_report=again.append, resume_from=tmp_path / "w")
+    ran = [x["step"] for x in again if "loss" in x]
+    assert r["sft/steps"] == 12 and ran and min(ran) > 6  # only the steps after the checkpoint ran again
+    assert [p["step"] for p in r["loss_curve"]] == [1, 5, 10]  # the curve still covers the whole run
+    trial = json.loads((tmp_path / "w" / "trial.json").read_text())
+    assert trial["phases"]["sft"]["resumed_from"].endswith("sft/checkpoint-6")
+
+
+def test_sft_and_dpo_on_a_real_simulator_bundle_losses_fall(sim_bundle, tmp_path):
+    r = run_trial({"role": "verifier", "variant": "optimized", "seed": 0, **FAST, "train.lr": 3e-3,
+                   "dpo.lr": 2e-3, "data.max_eval_rows": 40}, sim_bundle, tmp_path / "v")
+    assert r["sft/last_loss"] < r["sft/first_loss"] - 1.0
+    assert r["dpo/last_loss"] < r["dpo/first_loss"]
+    w = run_trial({"role": "worker", "variant": "optimized", "seed": 0, **FAST, "train.lr": 3e-3,
+                   "data.max_eval_rows": 10, "eval.max_new_tokens": 16}, sim_bundle, tmp_path / "w")
+    assert w["sft/last_loss"] < w["sft/first_loss"] - 1.0
+    assert {"worker/action_match", "worker/tool_call_validity", "worker/arg_grounding"} <= set(w)
+
+
+def test_bad_specs_and_bundles_fail_before_training(tmp_path):
+    with pytest.raises(ConfigError, match="spec.rol"):
+        spec_overrides({"rol": "verifier"})
+    with pytest.raises(ConfigError, match="did you mean 'train.lr'"):
+        run_trial({"role": "verifier", "train.lrr": 1}, FIXTURE, tmp_path / "x")
+    with pytest.raises(BundleError, match="no manifest"):
+        run_trial({"role": "verifier"}, tmp_path, tmp_path / "y")
+    assert spec_overrides({"role": "worker", "overrides": {"train.lora.r": 16}, "dpo.beta": 0.2}) == \
+        ["train.lora.r=16", "dpo.beta=0.2", "role=worker"]

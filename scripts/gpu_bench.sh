@@ -4,7 +4,7 @@
 # Qwen2.5-0.5B then 1.5B shape (SFT then DPO, TRL defaults vs optimized, equivalence checks,
 # 0.5B SFT lever ablation, kernel profile of 1.5B SFT), then scripts/gpu_check.sh. Output is
 # tee'd into $OUT (bench.log, results.jsonl, summary.json, gpu_check.log). Wall time: the bench
-# starts no case after BENCH_DEADLINE_S (default 300 s), gpu_check is capped at 150 s: ~7 min.
+# starts no case after BENCH_DEADLINE_S (default 270 s), gpu_check is capped at 150 s: ~6-7 min.
 #
 # Wheels (fill .whl/ here, where pip works; ~55 MB, one version each; see the header of
 # scripts/gpu_check.sh for its wheels): trl==1.16.0 datasets==5.2.0 dill==0.4.1
@@ -55,10 +55,10 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 if [ -n "${SMOKE:-}" ]; then
   BENCH_DEFAULT="--cpu-smoke"
 else
-  BENCH_DEFAULT="--ablation --deadline-s ${BENCH_DEADLINE_S:-300}"
+  BENCH_DEFAULT="--ablation --deadline-s ${BENCH_DEADLINE_S:-270}"
 fi
 # shellcheck disable=SC2086
-timeout "${BENCH_TIMEOUT_S:-420}" "$PY" scripts/bench_train_gpu.py ${BENCH_ARGS:-$BENCH_DEFAULT} --out "$OUT" \
+timeout "${BENCH_TIMEOUT_S:-390}" "$PY" scripts/bench_train_gpu.py ${BENCH_ARGS:-$BENCH_DEFAULT} --out "$OUT" \
   2>&1 | tee "$OUT/bench.log"
 bench_rc=${PIPESTATUS[0]}
 

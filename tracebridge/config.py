@@ -164,6 +164,8 @@ CONFIG_KINDS: dict[str, str] = {
     "gates": "tracebridge.ops.config:GateConfig",
     "sweep": "tracebridge.sweep.config:SweepConfig",
     "cluster": "tracebridge.cluster.config:ClusterConfig",
+    "export": "tracebridge.export.config:ExportConfig",
+    "storage": "tracebridge.export.config:StorageConfig",
 }
 
 

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "tracebridge.cli.ops",
     "tracebridge.cli.ops_cadence",
     "tracebridge.cli.cluster",
+    "tracebridge.cli.export",
 ]
 
 

@@ -1,0 +1,151 @@
+"""Curation and export commands: ``redact``, ``export``, ``push``, ``fetch``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tracebridge.cli.app import app, fail, print_json
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="A YAML under configs/export/ (or storage/).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
+
+
+def _load(schema: type, config: Path | None, overrides: list[str]) -> Any:
+    from tracebridge.config import ConfigError, load_config
+
+    try:
+        return load_config(schema, config, overrides)
+    except ConfigError as exc:
+        fail(str(exc), 1)
+
+
+@app.command()
+def redact(
+    inputs: Annotated[list[str], typer.Argument(help="JSONL or text files, then optional key=value overrides.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the redacted copies.")] = Path("redacted"),
+    config: ConfigOpt = None,
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 when anything is found.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Apply the redaction detectors to files: redacted copies out, findings by type and field."""
+    from tracebridge.curate.redact import Redactor
+    from tracebridge.curate.redact_files import redact_file, redacted_name
+    from tracebridge.export.config import ExportConfig
+
+    files = [Path(a) for a in inputs if "=" not in a]
+    cfg = _load(ExportConfig, config, [a for a in inputs if "=" in a])
+    missing = [str(f) for f in files if not f.is_file()]
+    if not files or missing:
+        fail(f"no such file: {', '.join(missing)}" if missing else "give at least one file")
+    red = Redactor(cfg.redaction)
+    if not check:
+        out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for f in files:
+        try:
+            results.append(redact_file(f, None if check else out / redacted_name(f), red).to_dict())
+        except OSError as exc:
+            fail(f"{f}: {exc}")
+    total = sum(r["findings_total"] for r in results)
+    summary = {"policy": red.policy, "files": results, "findings_total": total, "check": check}
+    if json_out:
+        print_json(summary)
+    else:
+        for r in results:
+            kinds = ", ".join(f"{k}×{sum(v.values())}" for k, v in r["findings"].items()) or "nothing found"
+            typer.echo(f"{r['file']}: {r['lines']} lines, {kinds}" + (f" → {r['out']}" if r["out"] else ""))
+    raise typer.Exit(1 if check and total else 0)
+
+
+@app.command("export")
+def export_cmd(
+    traces: Annotated[Path, typer.Argument(help="Trace root (or one run directory).")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Parent folder; the bundle is <out>/<bundle_id>.")] = Path("bundles"),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Curate traces (redaction, quality, dedup, family split) into a content-addressed bundle.
+
+    Exits 1 when a check fails (no run accepted, split leakage, counts that do not reconcile,
+    too many quarantined runs); the bundle and its report are written either way.
+    """
+    from tracebridge.export.config import ExportConfig
+    from tracebridge.export.labels import FeedbackUnavailable, feedback_source
+    from tracebridge.export.pipeline import export_traces
+
+    if not traces.exists():
+        fail(f"{traces}: no such trace root")
+    cfg = _load(ExportConfig, config, overrides or [])
+    try:
+        res = export_traces(traces, out, cfg, labels_for_run=feedback_source(cfg.feedback))
+    except (FeedbackUnavailable, ValueError) as exc:
+        fail(str(exc), 1)
+    s = res.summary()
+    if json_out:
+        print_json(s)
+    else:
+        c = s["counts"]
+        typer.echo(f"bundle {s['bundle_id']}\n  {s['path']}")
+        typer.echo(f"  runs read {c['read']} = accepted {c['accepted']} + quarantined {c['quarantined']}; "
+                   f"exported {c['exported']}, duplicates {c['duplicates']}")
+        for view, splits in s["rows"].items():
+            typer.echo(f"  {view}: " + ", ".join(f"{k} {v}" for k, v in splits.items()))
+        typer.echo(f"  governance: pii_scan={s['data_governance'].get('pii_scan')}")
+        typer.echo("PASS" if s["passed"] else "FAIL: " + "; ".join(s["failures"]))
+    raise typer.Exit(0 if s["passed"] else 1)
+
+
+@app.command()
+def push(
+    bundle: Annotated[Path, typer.Argument(help="A bundle folder (or an export --out folder with one bundle).")],
+    uri: Annotated[str, typer.Argument(help="Destination prefix: file:///..., s3://bucket/prefix, gs://...")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides of the storage config.")] = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Publish a verified, redacted bundle (files first, manifest last). Exit 1 when refused."""
+    from tracebridge.export.config import StorageConfig
+    from tracebridge.export.storage import PushRefused, StorageError, push_bundle
+
+    cfg = _load(StorageConfig, config, overrides or [])
+    try:
+        res = push_bundle(bundle, uri, cfg)
+    except PushRefused as exc:
+        fail(str(exc), 1)
+    except StorageError as exc:
+        fail(str(exc), 2)
+    if json_out:
+        print_json(res)
+    else:
+        typer.echo(f"{res['status']}: {res['uri']} ({res['files']} files, {res['bytes']} bytes)")
+
+
+@app.command()
+def fetch(
+    uri: Annotated[str, typer.Argument(help="A published bundle, or a prefix with a LATEST pointer.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides of the storage config.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Parent folder; the bundle is <out>/<bundle_id>.")] = Path("bundles"),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Download a bundle and verify every sha256. Exit 1 when verification fails."""
+    from tracebridge.export.bundle import BundleError
+    from tracebridge.export.config import StorageConfig
+    from tracebridge.export.storage import StorageError, fetch_bundle
+
+    cfg = _load(StorageConfig, config, overrides or [])
+    try:
+        path, man = fetch_bundle(uri, out, cfg)
+    except BundleError as exc:
+        fail(str(exc), 1)
+    except StorageError as exc:
+        fail(str(exc), 2)
+    res = {"bundle_id": man.bundle_id, "path": str(path), "files": len(man.files), "verified": True}
+    if json_out:
+        print_json(res)
+    else:
+        typer.echo(f"fetched and verified {man.bundle_id} → {path}")

@@ -1,0 +1,85 @@
+"""Ad-hoc redaction of any JSONL or text file (``tracebridge redact``), with the same detectors.
+
+JSONL lines that parse are redacted as records (structural keys such as ids and hashes are left
+alone, as in traces); other lines, and every line of a text file, are redacted as free text.
+Placeholders are consistent within a file. The summary counts findings by type and field
+(``line`` for text), never their values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracebridge.curate.redact import Redactor, nest_findings
+
+JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+
+
+@dataclass
+class FileResult:
+    """What redacting one file found and wrote."""
+
+    src: str
+    dst: str | None
+    lines: int = 0
+    changed_lines: int = 0
+    findings: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.src, "out": self.dst, "lines": self.lines, "changed_lines": self.changed_lines,
+                "findings_total": sum(self.findings.values()), "findings": nest_findings(self.findings)}
+
+
+def redacted_name(src: Path) -> str:
+    """``notes.txt`` → ``notes.redacted.txt``."""
+    return f"{src.stem}.redacted{src.suffix}" if src.suffix else f"{src.name}.redacted"
+
+
+def _redact_line(red: Redactor, line: str, scope: str, as_json: bool) -> str:
+    if as_json and line.lstrip()[:1] in ("{", "["):
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            out = red.redact(obj, scope=scope)
+            return line if out is obj else orjson.dumps(out).decode()
+        if isinstance(obj, list):
+            out = red.redact({"items": obj}, scope=scope)
+            return line if out["items"] is obj else orjson.dumps(out["items"]).decode()
+    return red.redact_text(line, scope, "line")
+
+
+def redact_file(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, red: Redactor) -> FileResult:
+    """Redact ``src`` line by line into ``dst`` (None = only count findings).
+
+    Raises:
+        OSError: ``src`` cannot be read or ``dst`` written.
+    """
+    src = Path(src)
+    scope = f"file:{src}"
+    res = FileResult(str(src), str(dst) if dst is not None else None)
+    as_json = src.suffix.lower() in JSON_SUFFIXES
+    out = open(dst, "w", encoding="utf-8") if dst is not None else None  # noqa: SIM115 - closed below
+    try:
+        with open(src, encoding="utf-8", errors="replace", newline="") as fh:
+            for raw in fh:
+                body = raw.rstrip("\r\n")
+                end = raw[len(body):]
+                new = _redact_line(red, body, scope, as_json)
+                res.lines += 1
+                res.changed_lines += new != body
+                if out is not None:
+                    out.write(new + end)
+    finally:
+        if out is not None:
+            out.close()
+    res.findings = red.flat_findings(scope)
+    red.forget(scope)
+    return res

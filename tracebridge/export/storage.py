@@ -1,0 +1,222 @@
+"""Bundle storage through fsspec: ``push_bundle`` and ``fetch_bundle`` for ``file://``, ``s3://``
+(s3fs) and ``gs://`` (gcsfs, the ``gcs`` extra).
+
+Publishing is atomic for readers: the files go first, ``manifest.json`` last, then the
+``<URI>/LATEST`` pointer; readers trust only a folder with a manifest, and verify every sha256
+(``fetch_bundle``). A push is refused unless the bundle verifies locally and its governance is
+clean (both redaction passes, as the manifest and the hashed ``report.json`` both state). A
+manifest path that escapes the bundle (``..``, absolute) is refused on both sides.
+
+Remote layout: ``<URI>/<bundle_id>/<file>`` and ``<URI>/LATEST`` (``{"bundle_id": ...}``);
+``fetch_bundle(URI)`` takes a bundle folder or a prefix with a LATEST pointer.
+
+Credentials come only from the environment (``AWS_*``, ``GOOGLE_APPLICATION_CREDENTIALS``); a
+URI with user info (``s3://key:secret@bucket``) is refused and nothing secret is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from tracebridge.export.bundle import MANIFEST, BundleError, Manifest, parse_manifest, sha256_file, verify_bundle
+from tracebridge.export.config import StorageConfig
+
+log = logging.getLogger(__name__)
+LATEST = "LATEST"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class StorageError(RuntimeError):
+    """A storage operation that cannot go on (bad URI, nothing published there, I/O failure)."""
+
+
+class PushRefused(StorageError):
+    """The bundle must not leave the host (integrity or governance)."""
+
+
+def open_fs(uri: str, cfg: StorageConfig | None = None) -> tuple[Any, str]:
+    """An fsspec filesystem and the path inside it for ``uri``.
+
+    Raises:
+        StorageError: credentials in the URI, or an unknown/unavailable protocol.
+    """
+    import fsspec
+
+    parts = urlsplit(uri)
+    if "@" in parts.netloc:
+        raise StorageError(f"{uri!r}: credentials in URIs are refused; use the environment (AWS_*, ...)")
+    protocol = parts.scheme or "file"
+    try:
+        fs, path = fsspec.core.url_to_fs(uri, skip_instance_cache=True,
+                                         **(cfg or StorageConfig()).fs_options(protocol))
+    except (ImportError, ValueError) as exc:
+        hint = " (install the gcs extra: pip install 'tracebridge[gcs]')" if protocol in ("gs", "gcs") else ""
+        raise StorageError(f"{uri}: cannot open this storage{hint}: {exc}") from exc
+    return fs, path.rstrip("/")
+
+
+def governance_problems(bundle: Path, man: Manifest) -> list[str]:
+    """Why a bundle may not leave the host (empty = it may)."""
+    out = []
+    gov = man.governance
+    if gov.get("pii_scan") != "clean" or gov.get("passed_both") is not True:
+        out.append(f"manifest data_governance: pii_scan={gov.get('pii_scan')!r}, passed_both={gov.get('passed_both')!r}; "
+                   "only bundles that passed both redaction passes may be pushed")
+    try:
+        report = orjson.loads((bundle / "report.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return out + ["report.json: missing or unreadable (it carries the hashed redaction record)"]
+    red = report.get("redaction") if isinstance(report, dict) else None
+    if red != gov:
+        out.append("report.json redaction record differs from the manifest's data_governance")
+    return out
+
+
+def resolve_bundle_dir(path: str | os.PathLike[str]) -> Path:
+    """A bundle folder, or the single bundle inside an export ``--out`` folder.
+
+    Raises:
+        BundleError: no bundle, or several to choose from.
+    """
+    p = Path(path)
+    if (p / MANIFEST).is_file():
+        return p
+    found = sorted(d for d in p.iterdir() if (d / MANIFEST).is_file()) if p.is_dir() else []
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise BundleError(f"{p}: no bundle (no {MANIFEST} here or in a subfolder)")
+    raise BundleError(f"{p}: {len(found)} bundles; name one: {', '.join(d.name for d in found)}")
+
+
+def _is_local(fs: Any) -> bool:
+    proto = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return "file" in proto or "local" in proto
+
+
+def _put(fs: Any, local: Path, remote: str) -> None:
+    if _is_local(fs):
+        fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
+    fs.put_file(str(local), remote)
+
+
+def _publish_manifest(fs: Any, local: Path, remote: str) -> None:
+    """The manifest appears in one step: rename on local disks, one PUT on object stores."""
+    if _is_local(fs):
+        tmp = remote + ".tmp"
+        _put(fs, local, tmp)
+        fs.mv(tmp, remote)
+    else:
+        fs.put_file(str(local), remote)
+
+
+def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | None = None) -> dict[str, Any]:
+    """Publish a verified, clean bundle to ``<uri>/<bundle_id>/``.
+
+    Returns:
+        ``{"uri", "bundle_id", "files", "bytes", "status": published|exists}``.
+
+    Raises:
+        PushRefused: the bundle does not verify or its governance is not clean.
+        StorageError: the storage cannot be reached.
+    """
+    try:
+        src = resolve_bundle_dir(bundle)
+        man = verify_bundle(src)
+    except BundleError as exc:
+        raise PushRefused(f"refusing to push: {exc}") from exc
+    probs = governance_problems(src, man)
+    if probs:
+        raise PushRefused("refusing to push an unredacted bundle:\n  " + "\n  ".join(probs))
+    fs, base = open_fs(uri, cfg)
+    dest = f"{base}/{man.bundle_id}"
+    out = {"uri": f"{uri.rstrip('/')}/{man.bundle_id}", "bundle_id": man.bundle_id, "files": len(man.files),
+           "bytes": sum(max(f.bytes, 0) for f in man.files), "status": "published"}
+    try:
+        if fs.exists(f"{dest}/{MANIFEST}"):
+            remote = parse_manifest(orjson.loads(fs.cat_file(f"{dest}/{MANIFEST}")))
+            if remote.bundle_id == man.bundle_id:
+                out["status"] = "exists"
+        if out["status"] == "published":
+            for f in man.files:
+                _put(fs, src / f.path, f"{dest}/{f.path}")
+            _publish_manifest(fs, src / MANIFEST, f"{dest}/{MANIFEST}")
+        if (cfg or StorageConfig()).update_latest:
+            fs.pipe_file(f"{base}/{LATEST}", orjson.dumps({"bundle_id": man.bundle_id}))
+    except OSError as exc:
+        raise StorageError(f"push to {uri} failed: {exc}") from exc
+    log.info("pushed bundle %s to %s (%s)", man.bundle_id, out["uri"], out["status"])
+    return out
+
+
+def _resolve_remote(fs: Any, base: str, uri: str) -> str:
+    if fs.exists(f"{base}/{MANIFEST}"):
+        return base
+    if fs.exists(f"{base}/{LATEST}"):
+        try:
+            bid = orjson.loads(fs.cat_file(f"{base}/{LATEST}")).get("bundle_id")
+        except (orjson.JSONDecodeError, AttributeError) as exc:
+            raise StorageError(f"{uri}/{LATEST}: not a JSON pointer") from exc
+        if not isinstance(bid, str) or not _HEX64.match(bid):
+            raise StorageError(f"{uri}/{LATEST}: bundle_id {bid!r} is not a sha256 hex digest")
+        if fs.exists(f"{base}/{bid}/{MANIFEST}"):
+            return f"{base}/{bid}"
+    raise StorageError(f"{uri}: no published bundle (no {MANIFEST}, no {LATEST}); readers trust only manifests")
+
+
+def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig | None = None
+                 ) -> tuple[Path, Manifest]:
+    """Download a published bundle into ``out_dir/<bundle_id>`` and verify every file.
+
+    Raises:
+        BundleError: unsafe manifest paths, a file whose sha256 or size differs.
+        StorageError: nothing published at ``uri`` or the storage cannot be reached.
+    """
+    fs, base = open_fs(uri, cfg)
+    try:
+        src = _resolve_remote(fs, base, uri)
+        man = parse_manifest(orjson.loads(fs.cat_file(f"{src}/{MANIFEST}")), f"{uri}/{MANIFEST}")
+    except orjson.JSONDecodeError as exc:
+        raise BundleError(f"{uri}/{MANIFEST}: not JSON") from exc
+    except OSError as exc:
+        raise StorageError(f"fetch from {uri} failed: {exc}") from exc
+    if not _HEX64.match(man.bundle_id):
+        raise BundleError(f"{uri}/{MANIFEST}:bundle_id: not a sha256 hex digest")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    final = out / man.bundle_id
+    if (final / MANIFEST).is_file():
+        return final, verify_bundle(final)
+    tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=out))
+    try:
+        for f in man.files:
+            local = tmp / f.path
+            local.parent.mkdir(parents=True, exist_ok=True)
+            fs.get_file(f"{src}/{f.path}", str(local))
+            if sha256_file(local) != f.sha256:
+                raise BundleError(f"{uri}/{f.path}: sha256 does not match the manifest (tampered or torn)")
+        fs.get_file(f"{src}/{MANIFEST}", str(tmp / MANIFEST))
+        verified = verify_bundle(tmp)
+        final = out / verified.bundle_id
+        if (final / MANIFEST).is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+            return final, verify_bundle(final)
+        if final.exists():  # a leftover without manifest is never trusted
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StorageError(f"fetch from {uri} failed: {exc}") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final, verified

@@ -146,7 +146,10 @@ def verify_bundle_dir(bundle_dir: str | Path) -> dict[str, Any]:
     except ImportError:
         verify_bundle = None
     if verify_bundle is not None:
-        res = verify_bundle(bundle_dir)
+        try:
+            res = verify_bundle(bundle_dir)
+        except ValueError as exc:  # export's BundleError: same meaning, this module's type
+            raise BundleError(str(exc)) from exc
         if res is False or (isinstance(res, (list, tuple)) and res):
             raise BundleError(f"{bundle_dir}: verify_bundle failed: {res}")
     manifest = json.loads(mpath.read_text())
@@ -279,6 +282,8 @@ def _norm_message(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def _norm_tools(tools: Any) -> str | None:
+    if isinstance(tools, str):  # export bundles already write tools as a JSON string
+        return tools or None
     return json.dumps(tools, ensure_ascii=False) if tools else None
 
 

@@ -166,6 +166,8 @@ CONFIG_KINDS: dict[str, str] = {
     "cluster": "tracebridge.cluster.config:ClusterConfig",
     "export": "tracebridge.export.config:ExportConfig",
     "storage": "tracebridge.export.config:StorageConfig",
+    "import": "tracebridge.importers.config:ImportConfig",
+    "feedback": "tracebridge.feedback.config:FeedbackConfig",
 }
 
 

@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "tracebridge.cli.ops_cadence",
     "tracebridge.cli.cluster",
     "tracebridge.cli.export",
+    "tracebridge.cli.importers",
+    "tracebridge.cli.feedback",
 ]
 
 

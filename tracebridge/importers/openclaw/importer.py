@@ -45,6 +45,15 @@ def scan_session_id(head: bytes) -> str | None:
     return None
 
 
+def _json_error(raw: bytes) -> str:
+    """orjson's message for a bad line, without the newline confusing it."""
+    try:
+        orjson.loads(raw.rstrip(b"\r\n"))
+    except orjson.JSONDecodeError as exc:
+        return str(exc)
+    return "invalid JSON"
+
+
 class _FileImport:
     """Imports one open transcript; see the module docstring."""
 
@@ -61,6 +70,7 @@ class _FileImport:
         self.run_id = run_id_for(self.session_id)
         self.final = cfg.final or t.archived is not None
         self._base: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
+        self._blank = 0
 
     def run(self) -> None:
         st = self.state.runs.get(self.run_id)
@@ -120,8 +130,8 @@ class _FileImport:
             end += len(raw)
             try:  # JSON allows the trailing newline: no copy of the line on the common path
                 row, error = loads(raw), None
-            except orjson.JSONDecodeError as exc:
-                row, error = None, (None if raw.isspace() else str(exc))
+            except orjson.JSONDecodeError:
+                row, error = None, (None if raw.isspace() else _json_error(raw))
             if error is not None and raw[-1:] != b"\n" and not self.final and end > replay_to:
                 self.rep.lines_pending += 1  # a live transcript's half-written last line: next import
                 break
@@ -147,7 +157,7 @@ class _FileImport:
             write(events)
         rep = self.rep
         rep.lines_replayed += replayed
-        rep.lines_read += lines - replayed
+        rep.lines_read += lines - replayed - self._blank  # blank lines are no records
         rep.lines_accepted += accepted
         rep.bytes_read += max(0, offset - replay_to)
         if st is not None and offset < replay_to:
@@ -158,6 +168,7 @@ class _FileImport:
     def _bad_line(self, lineno: int, raw: bytes, error: str | None) -> None:
         if error is None:
             self.rep.lines_blank += 1
+            self._blank += 1
             return
         why = f"invalid JSON: {error}" if raw[-1:] == b"\n" else "truncated line (no newline, not valid JSON)"
         self._quarantine(lineno, "<line>", why, raw.rstrip(b"\r\n"))
@@ -194,7 +205,7 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
         cfg: importer settings.
 
     Returns:
-        The report; ``report.reconciles`` says every line read was accepted, quarantined or blank.
+        The report; ``report.reconciles`` says every line read was accepted or quarantined.
     """
     cfg = cfg or ImportConfig()
     root = Path(out)

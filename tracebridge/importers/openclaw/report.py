@@ -1,5 +1,6 @@
-"""The import report: counts that reconcile (read = accepted + quarantined + blank), drift,
-per-file outcomes and the first quarantined lines as ``file:line: field: reason``."""
+"""The import report: counts that reconcile (lines read = accepted + quarantined; blank lines
+are counted apart), drift, per-file outcomes and the first quarantined lines as
+``file:line: field: reason``."""
 
 from __future__ import annotations
 
@@ -28,19 +29,19 @@ class ImportReport:
     drift: Counter[str] = field(default_factory=Counter)
     counts: Counter[str] = field(default_factory=Counter)
     skipped: list[str] = field(default_factory=list)
-    quarantined: list[str] = field(default_factory=list)
+    quarantine_samples: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     max_listed: int = 50
 
     @property
     def reconciles(self) -> bool:
-        """Every line read was accepted, quarantined or blank."""
-        return self.lines_read == self.lines_accepted + self.lines_quarantined + self.lines_blank
+        """Every (non-blank) line read was accepted or quarantined."""
+        return self.lines_read == self.lines_accepted + self.lines_quarantined
 
     def quarantine(self, where: str) -> None:
         self.lines_quarantined += 1
-        if len(self.quarantined) < self.max_listed:
-            self.quarantined.append(where)
+        if len(self.quarantine_samples) < self.max_listed:
+            self.quarantine_samples.append(where)
 
     def skip(self, file: str, reason: str) -> None:
         self.files_skipped += 1
@@ -50,6 +51,8 @@ class ImportReport:
         d = asdict(self)
         d.pop("max_listed")
         d["drift"] = dict(self.drift.most_common())
-        d["counts"] = dict(sorted(self.counts.items()))
-        d["reconciles"] = self.reconciles
+        d["mapping_counts"] = dict(sorted(self.counts.items()))
+        del d["counts"]
+        d.update(read=self.lines_read, accepted=self.lines_accepted, quarantined=self.lines_quarantined,
+                 reconciles=self.reconciles)
         return d

@@ -1,0 +1,217 @@
+"""Telegram reaction feedback commands (``tracebridge feedback ...``).
+
+``harvest`` (getUpdates dumps and/or OpenClaw transcripts → ledger), ``serve`` (loopback
+webhook), ``mapping show|init|set``, ``chunks record``, ``labels`` (the join, per run) and
+``audit --day D`` (JSON + Markdown; exits 1 when the harvest did not run that day). Paths and
+the join rule come from ``configs/feedback/*.yaml`` (``--config``), ``--ledger``/``--mapping``/
+``--registry`` and ``key=value`` overrides. Exit 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tracebridge.cli.app import app, fail, print_json
+
+feedback_app = typer.Typer(no_args_is_help=True, help="Telegram reaction feedback: ledger, mapping, join, audit.")
+mapping_app = typer.Typer(no_args_is_help=True, help="The versioned emoji → score mapping.")
+chunks_app = typer.Typer(no_args_is_help=True, help="The registry of reply chunks sent to Telegram.")
+app.add_typer(feedback_app, name="feedback")
+feedback_app.add_typer(mapping_app, name="mapping")
+feedback_app.add_typer(chunks_app, name="chunks")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="A YAML under configs/feedback/.")]
+LedgerOpt = Annotated[Path | None, typer.Option("--ledger", help="Reaction ledger (overrides the config).")]
+MappingOpt = Annotated[Path | None, typer.Option("--mapping", help="Reaction mapping (overrides the config).")]
+RegistryOpt = Annotated[Path | None, typer.Option("--registry", help="Chunk registry (overrides the config).")]
+Overrides = Annotated[list[str] | None, typer.Argument(help="key=value config overrides.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
+
+
+def _cfg(config: Path | None, overrides: list[str] | None, **paths: Path | None) -> Any:
+    from tracebridge.config import ConfigError, load_config
+    from tracebridge.feedback.config import FeedbackConfig
+
+    extra = [f"{k}={v}" for k, v in paths.items() if v is not None]
+    try:
+        return load_config(FeedbackConfig, config, [*(overrides or []), *extra])
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
+@feedback_app.command("harvest")
+def harvest(
+    updates: Annotated[list[Path] | None, typer.Option("--updates", help="getUpdates JSON dump (repeatable).")] = None,
+    openclaw: Annotated[list[Path] | None, typer.Option("--openclaw", help="OpenClaw home or transcripts (repeatable).")] = None,
+    config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingOpt = None,
+    overrides: Overrides = None, json_out: JsonOpt = False,
+) -> None:
+    """Harvest reactions into the ledger (idempotent) and log the harvest."""
+    from tracebridge.feedback.harvest import harvest_dumps, harvest_openclaw
+
+    cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping)
+    if not updates and not openclaw:
+        fail("nothing to harvest: give --updates FILE and/or --openclaw PATH", 2)
+    missing = [str(p) for p in [*(updates or []), *(openclaw or [])] if not p.expanduser().exists()]
+    if missing:
+        fail(f"no such file or folder: {', '.join(missing)}", 2)
+    reports = []
+    try:
+        if updates:
+            reports.append(harvest_dumps(cfg, list(updates)).to_dict())
+        if openclaw:
+            reports.append(harvest_openclaw(cfg, [str(p) for p in openclaw]).to_dict())
+    except ValueError as exc:
+        fail(str(exc), 2)
+    doc = {"ledger": cfg.ledger, "harvests": reports, "added": sum(r["added"] for r in reports),
+           "duplicates": sum(r["duplicates"] for r in reports), "quarantined": sum(r["quarantined"] for r in reports)}
+    if json_out:
+        print_json(doc)
+    else:
+        for r in reports:
+            typer.echo(f"{r['source']}: read {r['read']}, added {r['added']}, duplicates {r['duplicates']}, "
+                       f"quarantined {r['quarantined']} → {cfg.ledger}")
+            for q in r["quarantine_samples"]:
+                typer.echo(f"  {q}")
+
+
+@feedback_app.command("serve")
+def serve(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingOpt = None,
+          overrides: Overrides = None) -> None:
+    """Receive Telegram webhook updates on loopback (secret from the configured environment variable)."""
+    from tracebridge.feedback.webhook import WebhookServer
+
+    cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping)
+    secret = os.environ.get(cfg.webhook_secret_env)
+    if not secret:
+        fail(f"set {cfg.webhook_secret_env} to the secret_token given to setWebhook", 2)
+    try:
+        srv = WebhookServer(cfg, secret)  # type: ignore[arg-type]
+    except (ValueError, OSError) as exc:
+        fail(str(exc), 2)
+    typer.echo(f"listening on {srv.url} (ledger {cfg.ledger}); Ctrl-C to stop", err=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.server_close()
+
+
+@mapping_app.command("show")
+def mapping_show(config: ConfigOpt = None, mapping: MappingOpt = None, overrides: Overrides = None,
+                 json_out: JsonOpt = False) -> None:
+    """Print the mapping in force (the defaults when the file does not exist)."""
+    from tracebridge.feedback.mapping import load_mapping
+
+    cfg = _cfg(config, overrides, mapping=mapping)
+    try:
+        m = load_mapping(cfg.mapping)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    doc = {"path": cfg.mapping, "exists": Path(cfg.mapping).is_file(), "version": m.version, "scores": m.scores,
+           "default": m.default}
+    if json_out:
+        print_json(doc)
+    else:
+        typer.echo(f"{cfg.mapping} (version {m.version}{'' if doc['exists'] else ', built-in defaults'})")
+        for e, s in m.scores.items():
+            typer.echo(f"  {e}  {s:+g}")
+
+
+@mapping_app.command("init")
+def mapping_init(config: ConfigOpt = None, mapping: MappingOpt = None, overrides: Overrides = None) -> None:
+    """Write the default mapping (❤️ ❤ +2, 👍 +1, 👎 −1, 🙈 −2) unless one exists."""
+    from tracebridge.feedback.mapping import init_mapping
+
+    cfg = _cfg(config, overrides, mapping=mapping)
+    m = init_mapping(cfg.mapping)
+    typer.echo(f"{cfg.mapping}: version {m.version}")
+
+
+@mapping_app.command("set")
+def mapping_set(emoji: str, score: Annotated[str, typer.Argument(help="A number, or 'none' to unmap.")],
+                config: ConfigOpt = None, mapping: MappingOpt = None) -> None:
+    """Set one emoji's score (a new mapping version; the old table is kept in history)."""
+    from tracebridge.feedback.mapping import set_score
+
+    cfg = _cfg(config, None, mapping=mapping)
+    try:
+        value = None if score.lower() == "none" else float(score)
+    except ValueError:
+        fail(f"score={score!r}: a number or 'none'", 2)
+    m = set_score(cfg.mapping, emoji, value)
+    typer.echo(f"{cfg.mapping}: version {m.version}")
+
+
+@chunks_app.command("record")
+def chunks_record(
+    chat: Annotated[str, typer.Option(help="Telegram chat id.")],
+    message_ids: Annotated[str, typer.Option("--message-ids", help="Comma-separated message ids, in send order.")],
+    run_id: Annotated[str, typer.Option("--run-id")],
+    event_id: Annotated[str, typer.Option("--event-id", help="The event the reply came from.")],
+    batch_id: Annotated[str | None, typer.Option("--batch-id")] = None,
+    config: ConfigOpt = None, registry: RegistryOpt = None,
+) -> None:
+    """Register one reply sent as several Telegram messages."""
+    from tracebridge.feedback.chunks import record_batch
+
+    cfg = _cfg(config, None, registry=registry)
+    try:
+        ids = [int(x) for x in message_ids.split(",") if x.strip()]
+        chat_id: Any = int(chat) if chat.lstrip("-").isdigit() else chat
+        batch = record_batch(cfg.registry, chat_id, ids, run_id, event_id, batch_id)
+    except ValueError as exc:
+        fail(f"--message-ids: {exc}", 2)
+    typer.echo(f"{batch}: {len(ids)} chunks → {cfg.registry}")
+
+
+@feedback_app.command("labels")
+def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingOpt = None,
+           registry: RegistryOpt = None, overrides: Overrides = None, json_out: JsonOpt = False) -> None:
+    """Join the ledger with the chunk registry: feedback labels per run and event."""
+    from tracebridge.feedback.join import labels_for_runs
+
+    cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping, registry=registry)
+    try:
+        out = labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry, cfg.other_chunks)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    if json_out:
+        print_json({"runs": out, "runs_labeled": len(out)})
+    else:
+        for run_id, lab in sorted(out.items()):
+            fb = lab["run"]["feedback"]
+            typer.echo(f"{run_id}: score {fb['score']} from {fb['n']} reactions on {len(lab['events'])} events")
+
+
+@feedback_app.command("audit")
+def audit(
+    day: Annotated[str, typer.Option("--day", help="UTC day YYYY-MM-DD (default: yesterday).")] = "",
+    config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingOpt = None, registry: RegistryOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for <day>.json/.md (overrides audit_dir).")] = None,
+    overrides: Overrides = None, json_out: JsonOpt = False,
+) -> None:
+    """Audit one day of reactions (JSON + Markdown); exit 1 when the harvest did not run that day."""
+    from tracebridge.feedback.audit import write_audit
+
+    cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping, registry=registry, audit_dir=out)
+    try:
+        when = dt.date.fromisoformat(day) if day else dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    except ValueError:
+        fail(f"--day {day!r}: expected YYYY-MM-DD", 2)
+    try:
+        doc, jp, mp = write_audit(cfg, when)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    doc["files"] = {"json": str(jp), "markdown": str(mp)}
+    if json_out:
+        print_json(doc)
+    else:
+        typer.echo(mp.read_text(encoding="utf-8"))
+    raise typer.Exit(0 if doc["passed"] else 1)

@@ -1,0 +1,124 @@
+"""The daily feedback audit (``tracebridge feedback audit --day D``), JSON + Markdown.
+
+For one UTC day: ledger rows of the day by emoji and by score (under the current mapping),
+unmapped emojis, removals, orphan reactions (on messages in no registered batch), late
+reactions (more than ``late_after_s`` after their chunk was sent), ignored ones (other-chunk
+rule ``ignore``), the runs and events the day's reactions label, unusable ledger and registry
+lines (``file:line:field: problem``), and whether the harvest ran that day. Evidence for the
+last, strongest first: the harvest log has a run that day; ledger rows were harvested that day
+(``harvested_at``); else, for ledgers written without either, rows of the day exist
+(``harvest_evidence`` says which one was used).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracebridge.capture.reader import iter_lines
+from tracebridge.feedback.chunks import read_registry, sent_time
+from tracebridge.feedback.config import FeedbackConfig
+from tracebridge.feedback.join import join
+from tracebridge.feedback.ledger import LedgerRow, parse_time, read_ledger
+from tracebridge.feedback.mapping import load_mapping, norm_emoji
+from tracebridge.schema.canonical import sha256_bytes
+
+
+def _on(t: dt.datetime | None, day: dt.date) -> bool:
+    return t is not None and t.astimezone(dt.timezone.utc).date() == day
+
+
+def harvest_evidence(cfg: FeedbackConfig, rows: list[LedgerRow], day: dt.date) -> tuple[bool, str, int]:
+    """(ran, evidence kind, harvest runs that day) — see the module docstring."""
+    log = Path(cfg.harvest_log)
+    runs = 0
+    if log.is_file():
+        runs = sum(1 for ln in iter_lines(log) if isinstance(ln.obj, dict) and _on(parse_time(ln.obj.get("time")), day))
+        if runs:
+            return True, "harvest_log", runs
+    if any(_on(r.harvested_at, day) for r in rows):
+        return True, "harvested_at", 0
+    if not log.is_file() and not any(r.harvested_at for r in rows) and any(_on(r.time, day) for r in rows):
+        return True, "ledger_rows", 0
+    return False, "none", 0
+
+
+def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
+    """The audit of one UTC day as a JSON-able dict (``passed`` = the harvest ran)."""
+    scan = read_ledger(cfg.ledger)
+    mapping = load_mapping(cfg.mapping)
+    registry = read_registry(cfg.registry)
+    today = [r for r in scan.rows if _on(r.time, day)]
+    ran, evidence, runs = harvest_evidence(cfg, scan.rows, day)
+    added = [r for r in today if r.change == "added"]
+    by_emoji: Counter[str] = Counter()
+    by_score: Counter[str] = Counter()
+    unmapped: Counter[str] = Counter()
+    for r in added:
+        by_emoji[norm_emoji(r.emoji)] += r.count
+        s = mapping.score(r.emoji)
+        by_score["unlabeled" if s is None else f"{s:+g}"] += r.count
+        if s is None:
+            unmapped[norm_emoji(r.emoji)] += r.count
+    res = join(scan.rows, mapping, registry, cfg.other_chunks)
+    day_keys = {(str(r.chat), r.message_id, str(r.user), norm_emoji(r.emoji)) for r in added}
+    late = []
+    for key, chunk, _ in res.joined:
+        sent = sent_time(chunk)
+        row = next((r for r in added if (str(r.chat), r.message_id, str(r.user), norm_emoji(r.emoji)) == key), None)
+        if row is not None and sent is not None and (row.time - sent).total_seconds() > cfg.late_after_s:
+            late.append({"chat": key[0], "message_id": key[1], "emoji": key[3],
+                         "delay_s": round((row.time - sent).total_seconds(), 1)})
+    labeled = sorted({c.run_id for key, c, _ in res.joined if key in day_keys})
+    return {
+        "day": day.isoformat(), "harvest_ran": ran, "harvest_evidence": evidence, "harvest_runs": runs,
+        "passed": ran, "mapping_version": mapping.version,
+        "ledger": {"path": cfg.ledger, "read": scan.read, "usable": len(scan.rows), "skipped": scan.skipped[:50],
+                   "sha256": sha256_bytes(Path(cfg.ledger).read_bytes()) if Path(cfg.ledger).is_file() else None},
+        "rows_today": len(today), "added": sum(r.count for r in added),
+        "removed": sum(r.count for r in today if r.change == "removed"),
+        "by_emoji": dict(by_emoji.most_common()), "by_score": dict(sorted(by_score.items())),
+        "unmapped_emojis": dict(unmapped.most_common()),
+        "orphans": [{"chat": k[0], "message_id": k[1], "emoji": k[3]} for k in res.orphans if k in day_keys],
+        "ignored_other_chunk": [{"chat": k[0], "message_id": k[1], "emoji": k[3]} for k in res.ignored if k in day_keys],
+        "late": late, "late_after_s": cfg.late_after_s, "other_chunks": cfg.other_chunks,
+        "runs_labeled": labeled, "registry_skipped": registry.skipped[:50],
+    }
+
+
+def to_markdown(a: dict[str, Any]) -> str:
+    """A human-readable rendering of an audit."""
+    lines = [f"# Feedback audit {a['day']}", "",
+             f"- harvest ran: **{'yes' if a['harvest_ran'] else 'NO'}** (evidence: {a['harvest_evidence']}, "
+             f"{a['harvest_runs']} logged runs)",
+             f"- mapping version: {a['mapping_version']}; other-chunk rule: {a['other_chunks']}",
+             f"- ledger rows today: {a['rows_today']} (added {a['added']}, removed {a['removed']}); "
+             f"ledger lines read {a['ledger']['read']}, usable {a['ledger']['usable']}",
+             f"- runs labeled: {len(a['runs_labeled'])}", "", "| emoji | count |", "|---|---|"]
+    lines += [f"| {e} | {n} |" for e, n in a["by_emoji"].items()] or ["| (none) | 0 |"]
+    lines += ["", "| score | count |", "|---|---|"] + [f"| {s} | {n} |" for s, n in a["by_score"].items()]
+    for title, key in (("Unmapped emojis", "unmapped_emojis"), ("Orphan reactions", "orphans"),
+                       ("Late reactions", "late"), ("Ignored (other chunk)", "ignored_other_chunk"),
+                       ("Unusable ledger lines", None), ("Unusable registry lines", "registry_skipped")):
+        items = a["ledger"]["skipped"] if key is None else a[key]
+        lines += ["", f"## {title} ({len(items)})"]
+        if isinstance(items, dict):
+            lines += [f"- {k}: {v}" for k, v in items.items()] or ["- none"]
+        else:
+            lines += [f"- {i if isinstance(i, str) else orjson.dumps(i).decode()}" for i in items] or ["- none"]
+    return "\n".join(lines) + "\n"
+
+
+def write_audit(cfg: FeedbackConfig, day: dt.date) -> tuple[dict[str, Any], Path, Path]:
+    """Run the audit and write ``<audit_dir>/<day>.json`` and ``.md``."""
+    a = audit_day(cfg, day)
+    out = Path(cfg.audit_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jp, mp = out / f"{day.isoformat()}.json", out / f"{day.isoformat()}.md"
+    jp.write_bytes(orjson.dumps(a, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    mp.write_text(to_markdown(a), encoding="utf-8")
+    return a, jp, mp

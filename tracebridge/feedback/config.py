@@ -1,0 +1,52 @@
+"""Typed config of the Telegram reaction feedback (``configs/feedback/*.yaml``, kind ``feedback``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OTHER_CHUNK_RULES = ("batch", "chunk", "ignore")
+
+
+@dataclass
+class FeedbackConfig:
+    """Where the feedback files live and how reactions become labels."""
+
+    ledger: str = field(default="memory/feedback/telegram-reactions.jsonl", metadata={
+        "help": "Append-only reaction ledger, one row per reaction change."})
+    mapping: str = field(default="memory/feedback/reaction-mapping.json", metadata={
+        "help": "Versioned emoji → score mapping (created with defaults by `feedback mapping init`)."})
+    registry: str = field(default="memory/feedback/sent-chunks.jsonl", metadata={
+        "help": "Registry of sent reply chunks (message id → batch, run, event)."})
+    harvest_log: str = field(default="memory/feedback/harvest-log.jsonl", metadata={
+        "help": "One row per harvest run (what the daily audit checks)."})
+    quarantine: str = field(default="memory/feedback/quarantine.jsonl", metadata={
+        "help": "Inputs that could not be harvested, with file:line: reason."})
+    audit_dir: str = field(default="memory/feedback/audit", metadata={
+        "help": "Where `feedback audit` writes <day>.json and <day>.md."})
+    other_chunks: str = field(default="batch", metadata={
+        "help": "Reaction on a chunk that is not the last of its batch: batch = labels the whole batch "
+                "(like the last chunk), chunk = labels only that chunk's event, ignore = counted, not applied.",
+        "choices": OTHER_CHUNK_RULES})
+    late_after_s: float = field(default=86400.0, metadata={
+        "help": "A reaction this long after its message was sent is 'late' in the audit (seconds)."})
+    user_salt_env: str = field(default="TRACEBRIDGE_FEEDBACK_SALT", metadata={
+        "help": "Environment variable with the salt for hashing Telegram user ids (unset = a fixed salt)."})
+    webhook_host: str = field(default="127.0.0.1", metadata={"help": "Webhook bind address (loopback only)."})
+    webhook_port: int = field(default=8787, metadata={"help": "Webhook port (0 = any free port)."})
+    webhook_secret_env: str = field(default="TELEGRAM_WEBHOOK_SECRET", metadata={
+        "help": "Environment variable holding the X-Telegram-Bot-Api-Secret-Token value."})
+    max_body_bytes: int = field(default=1 << 20, metadata={"help": "Largest webhook body accepted (bytes)."})
+
+    def validate(self) -> list[str]:
+        p = []
+        if self.other_chunks not in OTHER_CHUNK_RULES:
+            p.append(f"other_chunks={self.other_chunks}: use one of {', '.join(OTHER_CHUNK_RULES)}")
+        if self.late_after_s <= 0:
+            p.append(f"late_after_s={self.late_after_s}: must be > 0; typical 86400")
+        if self.webhook_host not in ("127.0.0.1", "::1", "localhost"):
+            p.append(f"webhook_host={self.webhook_host}: the receiver binds to loopback only (put a TLS proxy in front)")
+        if not 0 <= self.webhook_port <= 65535:
+            p.append(f"webhook_port={self.webhook_port}: a TCP port 0..65535")
+        if self.max_body_bytes < 1024:
+            p.append(f"max_body_bytes={self.max_body_bytes}: must be >= 1024")
+        return p

@@ -1,0 +1,166 @@
+"""Harvesting reactions into the ledger: from getUpdates dumps, from single updates (the webhook)
+and from OpenClaw transcripts' system-event lines (``Telegram reaction added: 👍 by Name (@user)
+on msg 123``). Every harvest appends one row to the harvest log (what the daily audit checks),
+is idempotent (dedupe keys) and quarantines what it cannot read with ``file:line: reason``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracebridge.feedback.config import FeedbackConfig
+from tracebridge.feedback.ledger import append_locked, hash_user, read_ledger
+from tracebridge.feedback.mapping import Mapping, load_mapping
+from tracebridge.feedback.telegram import UpdateError, anonymous_counts, read_updates, rows_from_update
+from tracebridge.importers.openclaw.discover import discover
+from tracebridge.importers.openclaw.text import split_user_text, to_timestamp
+from tracebridge.schema.canonical import format_ts, utc_now
+
+_WHEN = re.compile(r"(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:\s*(?:UTC|GMT|Z)?\s*(?:([+-])(\d{1,2})(?::?(\d{2}))?)?)?")
+
+
+@dataclass
+class HarvestReport:
+    source: str
+    inputs: list[str] = field(default_factory=list)
+    read: int = 0
+    rows: int = 0
+    added: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    quarantine_samples: list[str] = field(default_factory=list)
+    time: str = field(default_factory=utc_now)
+
+    def bad(self, where: str, reason: str) -> None:
+        self.quarantined += 1
+        if len(self.quarantine_samples) < 50:
+            self.quarantine_samples.append(f"{where}: {reason}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _salt(cfg: FeedbackConfig) -> str | None:
+    return os.environ.get(cfg.user_salt_env)
+
+
+def _quarantine(cfg: FeedbackConfig, rep: HarvestReport, where: str, reason: str, raw: Any) -> None:
+    rep.bad(where, reason)
+    text = raw if isinstance(raw, str) else orjson.dumps(raw, default=str).decode()
+    key = "q:" + hashlib.sha256(f"{where}|{text}".encode()).hexdigest()[:24]
+    append_locked(cfg.quarantine, [{"where": where, "reason": reason, "raw": text, "key": key, "time": utc_now()}])
+
+
+def _finish(cfg: FeedbackConfig, rep: HarvestReport, rows: list[dict[str, Any]]) -> HarvestReport:
+    rep.rows = len(rows)
+    rep.added, rep.duplicates = append_locked(cfg.ledger, rows)
+    append_locked(cfg.harvest_log, [{**rep.to_dict(), "quarantine_samples": rep.quarantine_samples[:5]}],
+                  dedupe=False)
+    return rep
+
+
+def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source: str,
+                    inputs: list[str]) -> HarvestReport:
+    """Harvest (location, update) pairs into the ledger."""
+    mapping = load_mapping(cfg.mapping)
+    anonymous = anonymous_counts(read_ledger(cfg.ledger).rows)
+    rep, rows, now = HarvestReport(source, inputs), [], utc_now()
+    for where, upd in updates:
+        rep.read += 1
+        if isinstance(upd, str):  # a read error from read_updates
+            _quarantine(cfg, rep, where, upd, "")
+            continue
+        try:
+            rows += rows_from_update(upd, mapping, source=source, harvested_at=now, anonymous=anonymous,
+                                     salt=_salt(cfg))
+        except UpdateError as exc:
+            _quarantine(cfg, rep, f"{where}:{exc.field}", exc.reason, upd)
+    return _finish(cfg, rep, rows)
+
+
+def harvest_dumps(cfg: FeedbackConfig, files: list[str | os.PathLike[str]]) -> HarvestReport:
+    """Harvest getUpdates JSON dumps (response objects, update lists or JSONL)."""
+    updates: list[tuple[str, Any]] = []
+    for f in files:
+        updates += read_updates(Path(f).read_bytes(), str(f))
+    return harvest_updates(cfg, updates, "getUpdates", [str(f) for f in files])
+
+
+def event_time(text: str, fallback: str | None) -> str | None:
+    """``2026-03-22 04:55:25 GMT+8`` (or UTC / no zone = UTC) in the schema's format."""
+    m = _WHEN.search(text)
+    if m is None:
+        return fallback
+    t = dt.datetime.fromisoformat(m.group(1).replace(" ", "T"))
+    offset = 0
+    if m.group(2):
+        offset = (int(m.group(3)) * 60 + int(m.group(4) or 0)) * (1 if m.group(2) == "+" else -1)
+    return format_ts(t.replace(tzinfo=dt.timezone(dt.timedelta(minutes=offset))))
+
+
+def chat_of(index_entry: dict[str, Any] | None, session_id: str) -> Any:
+    """Chat id from a session key ``agent:<a>:telegram:<kind>:<id>``, else ``session:<id>``."""
+    key = (index_entry or {}).get("key") or ""
+    parts = str(key).split(":")
+    if "telegram" in parts and parts[-1].lstrip("-").isdigit():
+        return int(parts[-1])
+    return f"session:{session_id}"
+
+
+def _reaction_rows(row: dict[str, Any], lineno: int, sid: str, chat: Any, mapping: Mapping, salt: str | None,
+                   now: str) -> list[dict[str, Any]]:
+    msg = row.get("message") or {}
+    content = msg.get("content")
+    text = content if isinstance(content, str) else "\n".join(
+        b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text")
+    out = []
+    for i, ev in enumerate(split_user_text(text).system_events):
+        r = ev.get("reaction")
+        if not r:
+            continue
+        when = event_time(ev.get("time") or "", to_timestamp(row.get("timestamp")))
+        key = "oc:" + hashlib.sha256(f"{sid}|{row.get('id') or lineno}|{i}|{ev['text']}".encode()).hexdigest()[:24]
+        out.append({"time": when, "chat": chat, "message_id": r["message_id"],
+                    "user": hash_user(r.get("username") or r.get("who"), salt), "emoji": r["emoji"],
+                    "change": r["action"], "count": 1, "score": mapping.score(r["emoji"]),
+                    "mapping_version": mapping.version, "source": "openclaw", "update_id": None, "key": key,
+                    "harvested_at": now})
+    return out
+
+
+def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | None) -> HarvestReport:
+    """Harvest Telegram reactions from OpenClaw transcripts' system-event lines."""
+    from tracebridge.importers.openclaw.session import session_id_from_name
+
+    mapping, salt, now = load_mapping(cfg.mapping), _salt(cfg), utc_now()
+    problems: list[str] = []
+    transcripts = discover(paths, problems)
+    rep, rows = HarvestReport("openclaw", [str(t.path) for t in transcripts]), []
+    for p in problems:
+        rep.bad(p, "not harvested")
+    for t in transcripts:
+        sid = (t.index_entry or {}).get("sessionId") or session_id_from_name(t.path.name)
+        chat = chat_of(t.index_entry, sid)
+        with open(t.path, "rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                if b"Telegram reaction" not in raw:
+                    continue
+                rep.read += 1
+                try:
+                    row = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    _quarantine(cfg, rep, f"{t.path}:{lineno}", f"invalid JSON: {exc}", raw.decode("utf-8", "replace"))
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("message"), dict) and \
+                        row["message"].get("role") == "user":
+                    rows += _reaction_rows(row, lineno, sid, chat, mapping, salt, now)
+    return _finish(cfg, rep, rows)
+

@@ -1,0 +1,117 @@
+"""Reactions → labels on runs and events (the chunk join policy).
+
+1. **Net reactions.** Ledger rows are replayed in time order per (chat, message, user, emoji):
+   ``added`` counts up, ``removed`` down; a reaction that was added and removed nets to nothing.
+2. **Targets.** Each reacted message is looked up in the chunk registry. A reaction on the
+   **last** chunk of a batch labels the whole batch (every chunk's event). A reaction on another
+   chunk follows ``other_chunks``: ``batch`` (default; the same as the last chunk), ``chunk``
+   (only that chunk's event) or ``ignore``. A message that is in no batch is an orphan.
+3. **Labels.** Per event and per run: ``{"feedback": {"score", "reactions", "unmapped", "n",
+   "scope", "mapping_version", "source": "telegram"}}`` where ``score`` is the sum of the mapped
+   scores of the net reactions (None when every reaction is unmapped). Each reaction counts once
+   per event and once per run, however many of its chunks share them.
+
+``labels_for_runs(ledger, mapping, registry)`` returns ``{run_id: {"run": {...}, "events":
+{event_id: {...}}}}``, the seam curation merges into rows' ``meta.labels``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracebridge.feedback.chunks import Chunk, Registry, read_registry
+from tracebridge.feedback.ledger import LedgerRow, read_ledger
+from tracebridge.feedback.mapping import Mapping, load_mapping, norm_emoji
+
+Reaction = tuple[str, int, str, str]  # chat, message id, user, emoji
+
+
+def net_reactions(rows: list[LedgerRow]) -> dict[Reaction, tuple[int, LedgerRow]]:
+    """Reactions present after replaying every change: key → (count, the row that last added it)."""
+    state: dict[Reaction, tuple[int, LedgerRow]] = {}
+    for r in sorted(rows, key=lambda r: (r.time, 0 if r.change == "added" else 1)):
+        k = (str(r.chat), r.message_id, str(r.user), norm_emoji(r.emoji))
+        n, last = state.get(k, (0, r))
+        n = n + r.count if r.change == "added" else max(0, n - r.count)
+        state[k] = (n, r if r.change == "added" else last)
+    return {k: v for k, v in state.items() if v[0] > 0}
+
+
+@dataclass
+class JoinResult:
+    labels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    orphans: list[Reaction] = field(default_factory=list)
+    ignored: list[Reaction] = field(default_factory=list)
+    joined: list[tuple[Reaction, Chunk, str]] = field(default_factory=list)
+
+
+class _Acc:
+    def __init__(self) -> None:
+        self.seen: set[Reaction] = set()
+        self.reactions: Counter[str] = Counter()
+        self.unmapped: Counter[str] = Counter()
+        self.score = 0.0
+        self.mapped = 0
+        self.scopes: set[str] = set()
+
+    def add(self, key: Reaction, n: int, emoji: str, score: float | None, scope: str) -> None:
+        self.scopes.add(scope)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        if score is None:
+            self.unmapped[emoji] += n
+            return
+        self.reactions[emoji] += n
+        self.score += score * n
+        self.mapped += n
+
+    def label(self, version: int) -> dict[str, Any]:
+        scope = "batch" if "batch" in self.scopes else "chunk"
+        return {"feedback": {"score": self.score if self.mapped else None, "reactions": dict(self.reactions),
+                             "unmapped": dict(self.unmapped), "n": self.mapped + sum(self.unmapped.values()),
+                             "scope": scope, "mapping_version": version, "source": "telegram"}}
+
+
+def join(rows: list[LedgerRow], mapping: Mapping, registry: Registry, other_chunks: str = "batch") -> JoinResult:
+    """Apply the join policy (module docstring) to ledger rows."""
+    res = JoinResult()
+    runs: dict[str, _Acc] = {}
+    events: dict[tuple[str, str], _Acc] = {}
+    for key, (n, row) in sorted(net_reactions(rows).items(), key=lambda kv: str(kv[0])):
+        chunk = registry.find(key[0], key[1])
+        if chunk is None:
+            res.orphans.append(key)
+            continue
+        scope = "batch" if chunk.is_last or other_chunks == "batch" else other_chunks
+        if scope == "ignore":
+            res.ignored.append(key)
+            continue
+        res.joined.append((key, chunk, scope))
+        targets = registry.batches.get(chunk.batch_id, [chunk]) if scope == "batch" else [chunk]
+        score = mapping.score(key[3])
+        for c in targets:
+            runs.setdefault(c.run_id, _Acc()).add(key, n, key[3], score, scope)
+            events.setdefault((c.run_id, c.event_id), _Acc()).add(key, n, key[3], score, scope)
+    for run_id, acc in runs.items():
+        res.labels[run_id] = {"run": acc.label(mapping.version), "events": {}}
+    for (run_id, event_id), acc in events.items():
+        res.labels[run_id]["events"][event_id] = acc.label(mapping.version)
+    return res
+
+
+def labels_for_runs(ledger_path: str | os.PathLike[str], mapping_path: str | os.PathLike[str],
+                    registry_path: str | os.PathLike[str], other_chunks: str = "batch") -> dict[str, dict[str, Any]]:
+    """Feedback labels per run: ``{run_id: {"run": labels, "events": {event_id: labels}}}``.
+
+    Args:
+        ledger_path: the reaction ledger.
+        mapping_path: the emoji → score mapping (defaults if the file does not exist).
+        registry_path: the sent-chunk registry.
+        other_chunks: rule for reactions on chunks other than the last (batch | chunk | ignore).
+    """
+    return join(read_ledger(ledger_path).rows, load_mapping(mapping_path), read_registry(registry_path),
+                other_chunks).labels

@@ -1,0 +1,151 @@
+"""The reaction ledger: append-only JSONL, file-locked for concurrent writers, idempotent.
+
+One row per reaction change: ``time`` (UTC ISO, when the reaction changed), ``chat``,
+``message_id``, ``user`` (salted hash, ``anonymous`` for channel counts), ``emoji``, ``change``
+(added | removed), ``count`` (1, or the size of an anonymous count change), ``score`` and
+``mapping_version`` (the mapping when harvested; joins re-score with the current mapping),
+``source`` (getUpdates | webhook | openclaw), ``update_id``, ``key`` (the dedupe key) and
+``harvested_at``. Appends hold the ledger's lock while they read the known keys and write, so
+two harvesters never write the same change twice, and each row is one ``write`` on an
+``O_APPEND`` descriptor, so rows never interleave.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from filelock import FileLock
+
+from tracebridge.capture.reader import iter_lines
+from tracebridge.capture.writer import EventWriter
+
+DEFAULT_SALT = "tracebridge-feedback"
+CHANGES = ("added", "removed")
+
+
+def hash_user(user_id: Any, salt: str | None = None) -> str:
+    """A stable pseudonym for a Telegram user: ``u:<16 hex>`` of sha256(salt, id)."""
+    raw = f"{salt or os.environ.get('TRACEBRIDGE_FEEDBACK_SALT') or DEFAULT_SALT}|{user_id}"
+    return "u:" + hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """A ledger time (ISO string or epoch seconds) as an aware UTC datetime, or None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+    if isinstance(value, str):
+        try:
+            t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return None
+
+
+@dataclass
+class LedgerRow:
+    """One checked ledger row."""
+
+    time: dt.datetime
+    chat: Any
+    message_id: int
+    user: str | None
+    emoji: str
+    change: str
+    count: int
+    source: str
+    key: str | None
+    harvested_at: dt.datetime | None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def check_row(row: Any) -> LedgerRow | str:
+    """A ``LedgerRow``, or the ``field: problem`` that makes the row unusable."""
+    if not isinstance(row, dict):
+        return "<row>: not a JSON object"
+    t = parse_time(row.get("time", row.get("ts", row.get("timestamp"))))
+    if t is None:
+        return "time: missing or not ISO/epoch"
+    change = row.get("change", row.get("action"))
+    if change not in CHANGES:
+        return f"change: expected added|removed, got {change!r}"
+    emoji = row.get("emoji")
+    if not isinstance(emoji, str) or not emoji:
+        return "emoji: missing"
+    mid = row.get("message_id")
+    if isinstance(mid, bool) or not isinstance(mid, int):
+        return "message_id: missing or not an integer"
+    count = row.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        return f"count: must be a positive integer, got {count!r}"
+    return LedgerRow(t, row.get("chat"), mid, row.get("user"), emoji, change, count, str(row.get("source") or ""),
+                     row.get("key"), parse_time(row.get("harvested_at")), row)
+
+
+@dataclass
+class LedgerScan:
+    rows: list[LedgerRow] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    read: int = 0
+
+
+def read_ledger(path: str | os.PathLike[str]) -> LedgerScan:
+    """Every usable row of the ledger; unusable ones as ``file:line:field: problem`` (read = rows + skipped)."""
+    out = LedgerScan()
+    p = Path(path)
+    if not p.is_file():
+        return out
+    for ln in iter_lines(p):
+        out.read += 1
+        got = check_row(ln.obj) if ln.error is None else f"<line>: {ln.error}"
+        if isinstance(got, str):
+            out.skipped.append(f"{p}:{ln.lineno}:{got}")
+        else:
+            out.rows.append(got)
+    return out
+
+
+def _keys(path: Path) -> Iterator[str]:
+    if path.is_file():
+        for ln in iter_lines(path):
+            if isinstance(ln.obj, dict) and isinstance(ln.obj.get("key"), str):
+                yield ln.obj["key"]
+
+
+def append_locked(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]], *, dedupe: bool = True,
+                  timeout_s: float = 30.0) -> tuple[int, int]:
+    """Append rows to a JSONL file under its lock; rows whose ``key`` is already there are skipped.
+
+    Returns:
+        (rows written, duplicates skipped).
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    rows = list(rows)
+    with FileLock(str(p) + ".lock", timeout=timeout_s):
+        seen = set(_keys(p)) if dedupe else set()
+        writer: EventWriter | None = None
+        written = dup = 0
+        try:
+            for row in rows:
+                key = row.get("key")
+                if dedupe and key is not None and key in seen:
+                    dup += 1
+                    continue
+                if key is not None:
+                    seen.add(key)
+                if writer is None:
+                    writer = EventWriter(p, fsync_interval_s=None)
+                writer.write_line(orjson.dumps(row))
+                written += 1
+        finally:
+            if writer is not None:
+                writer.close()
+    return written, dup

@@ -1,0 +1,113 @@
+"""The versioned emoji → score mapping (``memory/feedback/reaction-mapping.json``).
+
+File: ``{"version": N, "mapping": {emoji: score}, "default": null, "updated_at": ISO,
+"history": [{"version", "mapping", "updated_at"}, ...]}``. Defaults (version 1): ❤️ and ❤ = +2,
+👍 = +1, 👎 = −1, 🙈 = −2; anything else is unlabeled (``default`` null). Emojis are compared
+without the variation selector U+FE0F, so ❤️ and ❤ are one reaction. ``set_score`` bumps the
+version and keeps the previous table in ``history`` (for the monthly review).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracebridge.capture.writer import write_atomic
+from tracebridge.schema.canonical import utc_now
+
+VS16 = "\ufe0f"
+DEFAULT_SCORES: dict[str, float] = {"❤️": 2, "❤": 2, "👍": 1, "👎": -1, "🙈": -2}
+
+
+def norm_emoji(emoji: str) -> str:
+    """An emoji without variation selectors (❤️ → ❤)."""
+    return emoji.replace(VS16, "")
+
+
+@dataclass
+class Mapping:
+    """A loaded mapping: version, table (normalised keys) and the raw document."""
+
+    version: int
+    scores: dict[str, float]
+    default: float | None = None
+    doc: dict[str, Any] = field(default_factory=dict)
+
+    def score(self, emoji: str) -> float | None:
+        """The score of an emoji, or ``default`` (None = unlabeled)."""
+        return self.scores.get(norm_emoji(emoji), self.default)
+
+
+def default_doc() -> dict[str, Any]:
+    return {"version": 1, "mapping": dict(DEFAULT_SCORES), "default": None, "updated_at": utc_now(), "history": []}
+
+
+def parse_mapping(doc: Any, where: str) -> Mapping:
+    """Check and load a mapping document.
+
+    Raises:
+        ValueError: ``where:field: problem`` for a bad document.
+    """
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where}: expected a JSON object")
+    table = doc.get("mapping", doc.get("scores"))
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}:mapping: expected an object of emoji to score")
+    scores = {}
+    for k, v in table.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{where}:mapping.{k}: score must be a number, got {v!r}")
+        scores[norm_emoji(k)] = float(v)
+    version = doc.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{where}:version: must be an integer >= 1, got {version!r}")
+    default = doc.get("default")
+    if default is not None and (isinstance(default, bool) or not isinstance(default, (int, float))):
+        raise ValueError(f"{where}:default: must be null or a number, got {default!r}")
+    return Mapping(version, scores, default, doc)
+
+
+def load_mapping(path: str | os.PathLike[str]) -> Mapping:
+    """The mapping at ``path``; the built-in defaults (version 1) if the file does not exist."""
+    p = Path(path)
+    if not p.is_file():
+        return parse_mapping(default_doc(), "<defaults>")
+    try:
+        doc = orjson.loads(p.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{p}: not valid JSON: {exc}") from exc
+    return parse_mapping(doc, str(p))
+
+
+def _save(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def init_mapping(path: str | os.PathLike[str]) -> Mapping:
+    """Write the default mapping unless a mapping exists; return what is on disk."""
+    p = Path(path)
+    if not p.is_file():
+        _save(p, default_doc())
+    return load_mapping(p)
+
+
+def set_score(path: str | os.PathLike[str], emoji: str, score: float | None) -> Mapping:
+    """Set (or, with None, remove) one emoji's score: a new version; the old table goes to history."""
+    p = Path(path)
+    cur = load_mapping(p)
+    doc = dict(cur.doc) if p.is_file() else default_doc()
+    table = dict(doc.get("mapping", doc.get("scores")) or {})
+    history = list(doc.get("history") or [])
+    history.append({"version": cur.version, "mapping": table, "updated_at": doc.get("updated_at")})
+    new_table = {k: v for k, v in table.items() if norm_emoji(k) != norm_emoji(emoji)}
+    if score is not None:
+        new_table[emoji] = score
+    doc.update(version=cur.version + 1, mapping=new_table, updated_at=utc_now(), history=history)
+    doc.pop("scores", None)
+    _save(p, doc)
+    return load_mapping(p)

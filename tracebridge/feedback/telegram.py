@@ -1,0 +1,158 @@
+"""Telegram Bot API reaction updates → ledger rows (pure), and reading getUpdates dumps.
+
+``message_reaction`` (a user changed their reactions): every emoji in ``new_reaction`` and not
+in ``old_reaction`` is a row ``added``, every one only in ``old_reaction`` a row ``removed``.
+``message_reaction_count`` (anonymous reactions in channels, absolute totals): compared with
+the net anonymous count the ledger already holds for that message, each difference becomes an
+``added`` or ``removed`` row with ``count``. Custom emojis are ``custom:<id>``, paid reactions
+``paid``. Dedupe keys come from the update id, so harvesting the same update twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from tracebridge.feedback.ledger import LedgerRow, hash_user
+from tracebridge.feedback.mapping import Mapping, norm_emoji
+from tracebridge.schema.canonical import format_ts
+
+
+class UpdateError(ValueError):
+    """An update that carries a reaction but cannot be read: ``field`` names the problem."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+def reaction_key(r: Any) -> str | None:
+    """``👍`` / ``custom:<id>`` / ``paid`` for a ReactionType object, None if unreadable."""
+    if not isinstance(r, dict):
+        return None
+    kind = r.get("type")
+    if kind == "emoji" and isinstance(r.get("emoji"), str):
+        return r["emoji"]
+    if kind == "custom_emoji" and r.get("custom_emoji_id") is not None:
+        return f"custom:{r['custom_emoji_id']}"
+    if kind == "paid":
+        return "paid"
+    return None
+
+
+def _row(*, when: dt.datetime, chat: Any, mid: int, user: str | None, emoji: str, change: str, count: int,
+         mapping: Mapping, source: str, update_id: Any, key: str, harvested_at: str) -> dict[str, Any]:
+    return {"time": format_ts(when), "chat": chat, "message_id": mid, "user": user, "emoji": emoji, "change": change,
+            "count": count, "score": mapping.score(emoji), "mapping_version": mapping.version, "source": source,
+            "update_id": update_id, "key": key, "harvested_at": harvested_at}
+
+
+def _common(body: dict[str, Any]) -> tuple[Any, int, dt.datetime]:
+    chat = body.get("chat")
+    if not isinstance(chat, dict) or "id" not in chat:
+        raise UpdateError("chat.id", "missing")
+    mid = body.get("message_id")
+    if isinstance(mid, bool) or not isinstance(mid, int):
+        raise UpdateError("message_id", "missing or not an integer")
+    date = body.get("date")
+    if isinstance(date, bool) or not isinstance(date, (int, float)):
+        raise UpdateError("date", "missing or not a unix time")
+    return chat["id"], mid, dt.datetime.fromtimestamp(date, dt.timezone.utc)
+
+
+def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at: str,
+                     anonymous: dict[tuple[Any, int, str], int] | None = None,
+                     salt: str | None = None) -> list[dict[str, Any]]:
+    """Ledger rows of one Bot API update ([] for updates that are not about reactions).
+
+    Args:
+        anonymous: net anonymous counts per (chat, message id, emoji) so far; updated in place.
+
+    Raises:
+        UpdateError: a reaction update with a missing or malformed field.
+    """
+    if not isinstance(update, dict):
+        raise UpdateError("<update>", "not a JSON object")
+    uid = update.get("update_id")
+    if "message_reaction" in update:
+        body = update["message_reaction"]
+        if not isinstance(body, dict):
+            raise UpdateError("message_reaction", "not an object")
+        chat, mid, when = _common(body)
+        actor = body.get("user") or body.get("actor_chat")
+        user = hash_user(actor["id"], salt) if isinstance(actor, dict) and "id" in actor else None
+        old = [k for k in map(reaction_key, body.get("old_reaction") or []) if k]
+        new = [k for k in map(reaction_key, body.get("new_reaction") or []) if k]
+        old_n, new_n = {norm_emoji(k) for k in old}, {norm_emoji(k) for k in new}
+        changes = [("added", k) for k in new if norm_emoji(k) not in old_n]
+        changes += [("removed", k) for k in old if norm_emoji(k) not in new_n]
+        return [_row(when=when, chat=chat, mid=mid, user=user, emoji=e, change=c, count=1, mapping=mapping,
+                     source=source, update_id=uid, key=f"tg:{uid}:{c}:{norm_emoji(e)}", harvested_at=harvested_at)
+                for c, e in changes]
+    if "message_reaction_count" in update:
+        body = update["message_reaction_count"]
+        if not isinstance(body, dict):
+            raise UpdateError("message_reaction_count", "not an object")
+        chat, mid, when = _common(body)
+        totals: Counter[str] = Counter()
+        for r in body.get("reactions") or []:
+            k = reaction_key(r.get("type")) if isinstance(r, dict) else None
+            n = r.get("total_count") if isinstance(r, dict) else None
+            if k is None or isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise UpdateError("reactions", f"bad ReactionCount {r!r}")
+            totals[norm_emoji(k)] += n
+        state = anonymous if anonymous is not None else {}
+        out = []
+        for e in sorted(set(totals) | {e for (c, m, e) in state if (c, m) == (chat, mid)}):
+            delta = totals[e] - state.get((chat, mid, e), 0)
+            if delta:
+                state[(chat, mid, e)] = totals[e]
+                change = "added" if delta > 0 else "removed"
+                out.append(_row(when=when, chat=chat, mid=mid, user="anonymous", emoji=e, change=change,
+                                count=abs(delta), mapping=mapping, source=source, update_id=uid,
+                                key=f"tgc:{uid}:{e}", harvested_at=harvested_at))
+        return out
+    return []
+
+
+def anonymous_counts(rows: list[LedgerRow]) -> dict[tuple[Any, int, str], int]:
+    """Net anonymous count per (chat, message id, emoji) in the ledger."""
+    out: dict[tuple[Any, int, str], int] = {}
+    for r in sorted(rows, key=lambda r: r.time):
+        if r.user == "anonymous":
+            k = (r.chat, r.message_id, norm_emoji(r.emoji))
+            out[k] = out.get(k, 0) + (r.count if r.change == "added" else -r.count)
+    return out
+
+
+def read_updates(data: bytes, where: str) -> list[tuple[str, Any]]:
+    """The updates in a getUpdates dump: ``{"ok", "result": [...]}``, a JSON list, or JSONL of
+    updates / responses. Returns (location, update-or-error) pairs; errors are strings."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        doc = None
+    if doc is not None:
+        items = doc.get("result") if isinstance(doc, dict) and "result" in doc else doc
+        if isinstance(items, list):
+            return [(f"{where}:result[{i}]", u) for i, u in enumerate(items)]
+        if isinstance(doc, dict) and "update_id" in doc:
+            return [(f"{where}:1", doc)]
+        return [(f"{where}", "not a getUpdates response, update list or JSONL of updates")]
+    out: list[tuple[str, Any]] = []
+    for lineno, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            out.append((f"{where}:{lineno}", f"invalid JSON: {exc}"))
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("result"), list):
+            out.extend((f"{where}:{lineno}:result[{i}]", u) for i, u in enumerate(obj["result"]))
+        else:
+            out.append((f"{where}:{lineno}", obj))
+    return out

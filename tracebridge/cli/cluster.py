@@ -241,12 +241,13 @@ def window(
             print_json(res)
         else:
             typer.echo("\n".join([*wplan.commands, f"sweep {splan.sweep_id}: {splan.trials} trials",
-                                  f"worst case ${wplan.hourly_usd:.2f}/h; cap {wplan.cap_hours:.2f} h; "
-                                  f"at most ${wplan.max_usd_estimate:.2f}",
+                                  f"cost: ${wplan.base_usd:.2f}/h idle (head + min workers), "
+                                  f"${wplan.hourly_usd:.2f}/h worst case (every worker type at max_workers); "
+                                  f"cap {wplan.cap_hours:g} h; at most ${wplan.max_usd_estimate:.2f}",
                                   *(f"no price for {u}" for u in wplan.unpriced)]))
         raise typer.Exit(0)
     ensure_token(expand(scfg.window.token_file))
-    res = run_window(wplan, scfg.window, sweep_work(splan, ccfg, root, scfg.window,
+    res = run_window(wplan, scfg.window, sweep_work(wplan, splan, ccfg, root, scfg.window,
                                                    on_log=None if json_out else _echo_log))
     if json_out:
         print_json(res)

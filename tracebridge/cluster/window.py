@@ -39,9 +39,12 @@ class WindowPlan:
     cluster_name: str
     node_types: list[dict[str, Any]]
     hourly_usd: float
+    base_usd: float
     cap_hours: float
+    max_usd: float
     max_usd_estimate: float
     unpriced: list[str]
+    head_type: str = ""
     commands: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,41 +63,104 @@ def node_rows(launcher: dict[str, Any], prices: dict[str, float]) -> tuple[list[
         if price is None:
             unpriced.append(f"{name} ({instance})")
         rows.append({"node_type": name, "instance": instance, "max_count": count, "usd_per_hour": price,
+                     "min_count": 1 if name == head else int(nt.get("min_workers", 0) or 0),
                      "gpus": (nt.get("resources") or {}).get("GPU", 0)})
     return rows, unpriced
 
 
 def plan_window(cluster_yaml: Path, launcher: dict[str, Any], cfg: WindowConfig, max_hours: float,
                 max_usd: float, ray: str = "ray") -> WindowPlan:
-    """The window's steps and budget (pure).
-
-    The cap is ``min(max_hours, max_usd / worst-case hourly rate)``; an instance missing from the
-    price table counts as unpriced (listed; the dollar cap then cannot be guaranteed)."""
+    """The window's steps and budget (pure): the worst-case rate (head + every worker type at
+    ``max_workers``), the base rate (head + ``min_workers``), and the most the window can cost
+    (``min(max_usd, worst case × max_hours)``). Instances missing from the price table are listed
+    in ``unpriced`` (they bill at the dearest known price in the watchdog)."""
     rows, unpriced = node_rows(launcher, cfg.prices)
     hourly = sum((r["usd_per_hour"] or 0.0) * r["max_count"] for r in rows)
-    cap = max_hours
-    if max_usd > 0 and hourly > 0:
-        cap = min(cap, max_usd / hourly)
+    base = sum((r["usd_per_hour"] or 0.0) * r["min_count"] for r in rows)
+    worst = hourly * max_hours
     y = str(cluster_yaml)
     cmds = [f"{ray} up -y --no-config-cache {y}", f"{ray} dashboard --port {cfg.dashboard_port} {y}  (background)",
-            f"submit sweep to http://127.0.0.1:{cfg.dashboard_port}", "wait (watchdog at the cap)",
+            f"submit sweep to http://127.0.0.1:{cfg.dashboard_port}",
+            "wait (watchdog: hours, and dollars from the autoscaler's node counts)",
             f"pull report into {cfg.reports_dir}/<sweep id>", f"{ray} down -y {y}  (always)"]
-    return WindowPlan(y, str(launcher.get("cluster_name", "")), rows, round(hourly, 4), round(cap, 4),
-                      round(hourly * cap, 2), unpriced, cmds)
+    return WindowPlan(y, str(launcher.get("cluster_name", "")), rows, round(hourly, 4), round(base, 4), max_hours,
+                      max_usd, round(min(worst, max_usd) if max_usd > 0 else worst, 2), unpriced,
+                      str(launcher.get("head_node_type", "")), cmds)
 
 
 class Watchdog:
-    """Raises ``BudgetExceeded`` once the cap has passed (checked by every waiting loop)."""
+    """The budget watchdog: wall hours since the window started, and dollars accrued at the
+    current hourly rate (observed from the autoscaler's node counts, else assumed worst case)."""
 
-    def __init__(self, cap_hours: float, start: float | None = None) -> None:
-        self.deadline = (start or time.time()) + cap_hours * 3600
+    def __init__(self, cap_hours: float, max_usd: float, rate: float, start: float | None = None) -> None:
+        self.start = start or time.time()
+        self.deadline = self.start + cap_hours * 3600
+        self.max_usd, self.rate, self.spent = max_usd, rate, 0.0
+        self._last = self.start
 
     def remaining(self) -> float:
         return self.deadline - time.time()
 
+    def observe(self, rate: float) -> None:
+        """Accrue at the old rate until now, then bill at ``rate`` (USD/h)."""
+        self._accrue()
+        self.rate = rate
+
+    def _accrue(self) -> None:
+        now = time.time()
+        self.spent += self.rate * (now - self._last) / 3600
+        self._last = now
+
+    def reason(self) -> str | None:
+        """Why the window must end now (None while within budget)."""
+        self._accrue()
+        if time.time() >= self.deadline:
+            return f"hours cap reached ({(self.deadline - self.start) / 3600:.4g} h)"
+        if self.max_usd > 0 and self.spent >= self.max_usd:
+            return f"dollar cap reached (${self.spent:.2f} of ${self.max_usd:.2f}, billing ${self.rate:.2f}/h)"
+        return None
+
     def check(self) -> None:
-        if self.remaining() <= 0:
-            raise BudgetExceeded("budget cap reached")
+        """Raises:
+            BudgetExceeded: the cap has passed."""
+        why = self.reason()
+        if why:
+            raise BudgetExceeded(why)
+
+
+def billed_rate(status: dict[str, Any] | None, rows: list[dict[str, Any]], head_type: str) -> float | None:
+    """USD/h of the nodes the autoscaler reports (active, idle, pending, launching), the head
+    included; None when the status has no autoscaler report. Unknown node types bill at the
+    dearest known price (pure)."""
+    rep = (status or {}).get("autoscaler_report") or {}
+    if not rep:
+        return None
+    counts: dict[str, int] = {}
+    for d in (rep.get("active_nodes") or {}, rep.get("idle_nodes") or {}, rep.get("pending_launches") or {}):
+        for t, n in d.items():
+            counts[t] = counts.get(t, 0) + int(n)
+    for p in rep.get("pending_nodes") or []:
+        counts[p[1]] = counts.get(p[1], 0) + 1
+    counts.setdefault(head_type, 1)
+    price = {r["node_type"]: r["usd_per_hour"] or 0.0 for r in rows}
+    dearest = max(price.values(), default=0.0)
+    return sum(price.get(t, dearest) * n for t, n in counts.items())
+
+
+def fetch_cluster_status(address: str, token: str | None) -> dict[str, Any] | None:
+    """The autoscaler status JSON from the dashboard (None if unavailable)."""
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(f"{address}/api/cluster_status")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            data = json.loads(resp.read()).get("data") or {}
+    except (OSError, ValueError):
+        return None
+    return data.get("cluster_status") or data.get("clusterStatus")
 
 
 def run_until(cmd: list[str], watchdog: Watchdog, timeout_s: float, what: str) -> None:
@@ -165,7 +231,7 @@ def run_window(plan: WindowPlan, cfg: WindowConfig, work: Callable[[Watchdog], d
     """
     ray = ray or shutil.which("ray") or "ray"
     t0 = time.time()
-    dog = Watchdog(plan.cap_hours, t0)
+    dog = Watchdog(plan.cap_hours, plan.max_usd, plan.base_usd, t0)
     out: dict[str, Any] = {"outcome": "failed", "error": None, "steps": [], "plan": plan.to_dict()}
     forwarder = None
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -192,6 +258,8 @@ def run_window(plan: WindowPlan, cfg: WindowConfig, work: Callable[[Watchdog], d
         out["steps"].append("down")
         out.update(teardown(plan.cluster_yaml, ray, forwarder, cfg.down_timeout_s))
         out["wall_s"] = round(time.time() - t0, 2)
+        dog.observe(dog.rate)
+        out["cost_usd_accrued"] = round(dog.spent, 4)
         out["cost_usd_max"] = round(plan.hourly_usd * out["wall_s"] / 3600, 4)
     log.info("window %s: %s after %.0fs (at most $%.2f)", plan.cluster_name, out["outcome"], out["wall_s"],
              out["cost_usd_max"])
@@ -216,7 +284,7 @@ def load_launcher(path: Path) -> dict[str, Any]:
     return data
 
 
-def sweep_work(sweep: Any, cluster: Any, working_dir: Path, cfg: WindowConfig, attempt: int = 1,
+def sweep_work(plan: WindowPlan, sweep: Any, cluster: Any, working_dir: Path, cfg: WindowConfig, attempt: int = 1,
                on_log: Callable[[str], None] | None = None) -> Callable[[Watchdog], dict[str, Any]]:
     """The window's work for a planned sweep: wait for the forwarded Jobs API, submit, wait (the
     job is stopped at the cap), pull and verify the report.
@@ -240,7 +308,14 @@ def sweep_work(sweep: Any, cluster: Any, working_dir: Path, cfg: WindowConfig, a
                     raise RuntimeError(f"Jobs API at {cluster.address} did not answer: {exc}") from exc
                 time.sleep(1.0)
         sub = submit_sweep(Target(cluster, cluster.address, client), sweep, attempt, working_dir)
-        info = wait(client, sub["submission_id"], cfg.poll_s, on_log, deadline=dog.deadline)
+        token = read_token(cluster)
+
+        def over_budget() -> str | None:
+            rate = billed_rate(fetch_cluster_status(cluster.address, token), plan.node_types, plan.head_type)
+            dog.observe(plan.hourly_usd if rate is None else rate)  # no autoscaler report: assume worst case
+            return dog.reason()
+
+        info = wait(client, sub["submission_id"], cfg.poll_s, on_log, should_stop=over_budget)
         if info.get("stopped_because"):
             raise BudgetExceeded(f"budget cap reached; job {sub['submission_id']} stopped")
         res: dict[str, Any] = {"submission": sub, "status": info["status"], "ok": info["status"] == "SUCCEEDED"}

@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 # Overlap resolution: a lower index wins over a higher one, then the longer span.
 PRIORITY = ("PRIVATE_KEY", "AWS_KEY", "GITHUB_TOKEN", "GITLAB_TOKEN", "SLACK_TOKEN", "OPENAI_KEY", "JWT",
             "STRIPE_KEY", "SENDGRID_KEY", "NPM_TOKEN", "PYPI_TOKEN", "SECRET", "URL_PASSWORD", "AUTH_HEADER",
-            "EMAIL", "CARD", "IBAN", "IPV6", "IPV4", "PHONE")
+            "EMAIL", "IBAN", "CARD", "IPV6", "IPV4", "PHONE")
+# Card number groupings as printed (one run, 4-4-4-4[-x], Amex 4-6-5, Diners 4-6-4).
+CARD_GROUPS = {(4, 4, 4, 4), (4, 4, 4, 4, 1), (4, 4, 4, 4, 2), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1),
+               (4, 4, 4, 2), (4, 4, 4, 3)}
 SECRET_TYPES = {
     "AWS Access Key": "AWS_KEY", "GitHub Token": "GITHUB_TOKEN", "GitLab Token": "GITLAB_TOKEN",
     "Slack Token": "SLACK_TOKEN", "OpenAI Token": "OPENAI_KEY", "JSON Web Token": "JWT",
@@ -45,7 +48,6 @@ SECRET_TYPES = {
 EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
                    r"[A-Za-z]{2,24}(?![\w-])")
 DIGITS = re.compile(r"(?<![\w+])\+?\(?\d[\d \t().\-/]{5,}\d(?!\w)")
-CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
                   r"(?!\.?\d)")
@@ -138,6 +140,42 @@ def resolve_overlaps(spans: list[Span]) -> list[Span]:
     return sorted(kept)
 
 
+_GROUP = re.compile(r"\d+")
+MAX_GROUPS = {"CARD": 5, "PHONE": 6}
+
+
+def _group_spans(cand: str, offset: int, kind: str, ok: Any) -> list[Span]:
+    """Spans of ``kind`` inside a digit-run candidate, tried on whole digit groups, longest first.
+
+    A run such as ``+44 20 7946 0958 4111 1111 1111 1111`` holds a phone number and a card
+    side by side; each sequence of consecutive groups (up to ``MAX_GROUPS``) is checked with
+    ``ok(text, digits)``, and a hit consumes its groups.
+    """
+    groups = [(m.start(), m.end()) for m in _GROUP.finditer(cand)]
+    out, i = [], 0
+    while i < len(groups):
+        hit = None
+        for j in range(min(len(groups), i + MAX_GROUPS[kind]) - 1, i - 1, -1):
+            start, end = groups[i][0], groups[j][1]
+            if kind == "CARD" and j > i and (
+                    tuple(b - a for a, b in groups[i:j + 1]) not in CARD_GROUPS
+                    or any(cand[groups[k][1]:groups[k + 1][0]] not in (" ", "-") for k in range(i, j))):
+                continue
+            if kind == "PHONE":
+                start -= 1 if start > 0 and cand[start - 1] in "+(" else 0
+                start -= 1 if start > 0 and cand[start] == "(" and cand[start - 1] == "+" else 0
+                end += 1 if end < len(cand) and cand[end] == ")" and "(" in cand[start:end] else 0
+            if ok(cand[start:end], sum(b - a for a, b in groups[i:j + 1])):
+                hit = (start, end, j)
+                break
+        if hit is None:
+            i += 1
+            continue
+        out.append(Span(offset + hit[0], offset + hit[1], kind))
+        i = hit[2] + 1
+    return out
+
+
 class Detectors:
     """The configured detectors. Build once; ``find`` is thread-safe (no mutable state)."""
 
@@ -219,26 +257,39 @@ class Detectors:
 
     def _numeric(self, text: str) -> list[Span]:
         out: list[Span] = []
-        if "card" in self.on:
-            out += [Span(m.start(), m.end(), "CARD") for m in CARD.finditer(text) if card_ok(m.group())]
+        ibanish = [(m.start(), m.end()) for m in IBAN.finditer(text)]  # checksum or not: no card inside
         if "iban" in self.on:
-            out += [Span(m.start(), m.end(), "IBAN") for m in IBAN.finditer(text) if iban_ok(m.group())]
+            out += [Span(a, b, "IBAN") for a, b in ibanish if iban_ok(text[a:b])]
         if "ip" in self.on and "." in text:
             out += [Span(m.start(), m.end(), "IPV4") for m in IPV4.finditer(text) if self._ip_ok(m.group())]
-        if "phone" in self.on:
+        if self.on & {"card", "phone"}:
             for m in DIGITS.finditer(text):
-                if sum(c.isdigit() for c in m.group()) >= 7 and not NOT_PHONE.match(m.group()):
-                    out += self._phones(m.group(), m.start())
+                if sum(c.isdigit() for c in m.group()) >= 7:
+                    if "card" in self.on:
+                        out += [c for c in _group_spans(m.group(), m.start(), "CARD", self._card_ok)
+                                if not any(a < c.end and c.start < b for a, b in ibanish)]
+                    if "phone" in self.on:
+                        out += _group_spans(m.group(), m.start(), "PHONE", self._phone_ok)
         return out
 
-    def _phones(self, cand: str, offset: int) -> list[Span]:
+    @staticmethod
+    def _card_ok(text: str, digits: int) -> bool:
+        return 13 <= digits <= 19 and card_ok(text)
+
+    def _phone_ok(self, text: str, digits: int) -> bool:
+        """A valid number in one of the configured regions (``phonenumbers``), not a date or decimal."""
         import phonenumbers
 
-        found: dict[tuple[int, int], Span] = {}
+        if not 7 <= digits <= 15 or NOT_PHONE.match(text):
+            return False
         for region in self.cfg.phone_regions:
-            for pm in phonenumbers.PhoneNumberMatcher(cand, region, leniency=phonenumbers.Leniency.VALID):
-                found.setdefault((pm.start, pm.end), Span(offset + pm.start, offset + pm.end, "PHONE"))
-        return list(found.values())
+            try:
+                num = phonenumbers.parse(text, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(num):
+                return True
+        return False
 
     def _ip_ok(self, raw: str) -> bool:
         try:

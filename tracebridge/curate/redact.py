@@ -233,13 +233,13 @@ class Scanner:
         self.detectors = Detectors(self.cfg)
         self._walker = Walker(self.detectors)
 
-    def scan(self, record: dict[str, Any]) -> Counter[tuple[str, str]]:
+    def scan(self, record: dict[str, Any]) -> dict[tuple[str, str], int]:
         """Findings of one record as ``{(type, field): n}`` (empty when clean)."""
-        found: Counter[tuple[str, str]] = Counter()
+        found: dict[tuple[str, str], int] = {}
 
         def count(text: str, path: str) -> str:
             for s in self.detectors.find(text):
-                found[(s.kind, path)] += 1
+                found[(s.kind, path)] = found.get((s.kind, path), 0) + 1
             return text
 
         self._walker.record(record, count)

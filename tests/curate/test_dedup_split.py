@@ -1,0 +1,103 @@
+"""Dedup fingerprints and clusters; the goal-family split and its leakage checks."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from tests.conftest import record_sample_run
+from tracebridge.curate.config import LeakageConfig, SplitConfig
+from tracebridge.curate.dedup import DedupIndex, fingerprint, key_steps_hash, normalise
+from tracebridge.curate.split import LeakageTracker, assign_families
+
+
+def _run(root: Path, **kw: object) -> tuple[list[dict], dict]:
+    rid = record_sample_run(root, **kw)
+    events = [json.loads(x) for x in (root / rid / "events.jsonl").read_text().splitlines()]
+    return events, json.loads((root / rid / "session.json").read_text())
+
+
+def _fp(events: list[dict], session: dict) -> str:
+    return fingerprint(session["goal"]["goal_hash"], events, session)
+
+
+def test_same_behaviour_same_fingerprint_despite_ids_and_times(tmp_path: Path) -> None:
+    a, sa = _run(tmp_path / "a")
+    b, sb = _run(tmp_path / "b")
+    assert a[0]["event_id"] != b[0]["event_id"]
+    assert _fp(a, sa) == _fp(b, sb)
+    b[4]["payload"]["args"] = {"path": "  NOTES.txt "}  # normalised: case and whitespace
+    a[4]["payload"]["args"] = {"path": "notes.txt"}
+    assert key_steps_hash(a) == key_steps_hash(b)
+    assert normalise({"q": " Select  *\nFROM t "}) == {"q": "select * from t"}
+
+
+def test_different_steps_goal_or_outcome_differ(tmp_path: Path) -> None:
+    base, s = _run(tmp_path / "a")
+    other_steps, s2 = _run(tmp_path / "b", fail_tool=False)
+    other_goal, s3 = _run(tmp_path / "c", goal="count words in notes.txt")
+    assert len({_fp(base, s), _fp(other_steps, s2), _fp(other_goal, s3)}) == 3
+    failed = [dict(e) for e in base]
+    failed[-1] = {**failed[-1], "payload": {"success": False, "failure_class": "max_steps"}}
+    assert _fp(failed, s) != _fp(base, s)
+
+
+def test_index_keeps_first_and_reports_clusters() -> None:
+    idx = DedupIndex()
+    fp1, fp2 = "a" * 64, "b" * 64
+    assert not idx.add(fp1, 0, "r0", {"worker_sft": 3})
+    assert idx.add(fp1, 1, "r1", {"worker_sft": 3, "planner_sft": 1})
+    assert idx.add(fp1, 2, "r2", {"worker_sft": 3})
+    assert not idx.add(fp2, 3, "r3", {"worker_sft": 2})
+    rep = idx.report(10, {0: "r0"})
+    assert rep["removed_runs"] == 2 and rep["clusters_total"] == 1
+    c = rep["clusters"][0]
+    assert c["kept_run_id"] == "r0" and c["removed_runs"] == 2 and c["removed_rows_total"] == 7
+    assert c["example_removed_run_ids"] == ["r1", "r2"] and idx.kept_ordinals(10) == {0}
+
+
+def test_family_assignment_is_deterministic_and_fills_every_split() -> None:
+    counts = {f: 10 for f in ("files", "sql", "calc", "docs")}
+    cfg = SplitConfig()
+    a = assign_families(counts, cfg)
+    assert a == assign_families(dict(reversed(list(counts.items()))), cfg)
+    assert Counter(a.values()) == {"train": 2, "validation": 1, "test": 1}
+    many = {f"fam{i}": 10 + i for i in range(40)}
+    b = assign_families(many, cfg)
+    share = Counter()
+    for f, s in b.items():
+        share[s] += many[f]
+    assert abs(share["train"] / sum(many.values()) - 0.8) < 0.05
+    fixed = assign_families(counts, SplitConfig(assign={"files": "test"}))
+    assert fixed["files"] == "test" and set(fixed.values()) == {"train", "validation", "test"}
+
+
+def test_split_config_validation() -> None:
+    assert SplitConfig(ratios={"train": 0.5, "validation": 0.2, "test": 0.2}).validate()
+    assert SplitConfig(ratios={"train": 0.9, "holdout": 0.1}).validate()
+    assert SplitConfig(assign={"x": "dev"}).validate()
+    assert not SplitConfig().validate()
+
+
+def test_leakage_exact_and_near_duplicates() -> None:
+    t = LeakageTracker(LeakageConfig(num_perm=64, near_dup_threshold=0.6))
+    t.add("train", "files", "1" * 64, "count the lines in the file notes.txt and report the number", "r1")
+    t.add("test", "docs", "2" * 64, "count the lines in the file notes.txt and report the number now", "r2")
+    t.add("test", "docs", "3" * 64, "which river flows through the capital of norway", "r3")
+    rep = t.report()
+    assert rep["passed"] and rep["near_duplicates"]["cross_split_near_duplicates"]["train~test"] == 1
+    assert rep["near_duplicates"]["examples"][0] == {"split_a": "train", "run_a": "r1", "split_b": "test",
+                                                     "run_b": "r2"}
+    t.add("validation", "files", "1" * 64, "x", "r4")  # family and goal now in two splits
+    rep = t.report()
+    assert not rep["passed"] and rep["families_in_several_splits"] == ["files"]
+    assert rep["goal_hashes_in_several_splits"] == 1
+
+
+def test_minhash_sample_is_bounded() -> None:
+    t = LeakageTracker(LeakageConfig(max_signatures_per_split=5))
+    for i in range(200):
+        t.add("train", "f", f"{i:064x}", f"prompt number {i} about topic {i * 7}", f"r{i}")
+    near = t.near_duplicates()
+    assert near["sampled"]["train"] == 5 and near["prompts"]["train"] == 200

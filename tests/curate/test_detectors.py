@@ -1,0 +1,105 @@
+"""Each detector on positives (exact span and type) and on negatives that look alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracebridge.curate.config import RedactionConfig
+from tracebridge.curate.detectors import Detectors, card_ok, iban_ok, luhn_ok
+
+JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+       "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U")
+KEY_BLOCK = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"
+             "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n-----END RSA PRIVATE KEY-----")
+
+POSITIVES = [
+    ("EMAIL", "write to bob.jones+x@example.co.uk today", "bob.jones+x@example.co.uk"),
+    ("PHONE", "call +44 20 7946 0958 now", "+44 20 7946 0958"),
+    ("PHONE", "office (415) 555-2671 ext", "(415) 555-2671"),
+    ("CARD", "paid with 4111 1111 1111 1111.", "4111 1111 1111 1111"),
+    ("CARD", "amex 3782-822463-10005 ok", "3782-822463-10005"),
+    ("CARD", "card 4111 1111 1111 1111 exp 12 25", "4111 1111 1111 1111"),  # digits run on
+    ("CARD", "+44 20 7946 0958 4111 1111 1111 1111", "4111 1111 1111 1111"),
+    ("PHONE", "+44 20 7946 0958 4111 1111 1111 1111", "+44 20 7946 0958"),
+    ("IBAN", "iban DE89 3704 0044 0532 0130 00 please", "DE89 3704 0044 0532 0130 00"),
+    ("IBAN", "GB29NWBK60161331926819", "GB29NWBK60161331926819"),
+    ("IPV4", "host at 192.168.10.20, port 22", "192.168.10.20"),
+    ("IPV6", "addr 2001:db8:85a3::8a2e:370:7334 here", "2001:db8:85a3::8a2e:370:7334"),
+    ("AWS_KEY", "key=AKIAIOSFODNN7EXAMPLE.", "AKIAIOSFODNN7EXAMPLE"),
+    ("GITHUB_TOKEN", "token ghp_" + "aB3" * 12 + " used", "ghp_" + "aB3" * 12),
+    ("GITLAB_TOKEN", "glpat-abcdefghij1234567890", "glpat-abcdefghij1234567890"),
+    ("SLACK_TOKEN", "xoxb-1234567890-1234567890-abcdefghijklmnopqrstuvwx", "xoxb-1234567890-1234567890-abcdefghijklmnopqrstuvwx"),
+    ("OPENAI_KEY", "sk-abcdefghijklmnopqrstT3BlbkFJabcdefghijklmnopqrst", "sk-abcdefghijklmnopqrstT3BlbkFJabcdefghijklmnopqrst"),
+    ("OPENAI_KEY", "OPENAI=sk-proj-abcdefghijklmnopqrstuvwxyz0123", "sk-proj-abcdefghijklmnopqrstuvwxyz0123"),
+    ("JWT", f"Cookie: session={JWT}; path=/", JWT),
+    ("PRIVATE_KEY", f"key:\n{KEY_BLOCK}\nend", KEY_BLOCK),
+    ("URL_PASSWORD", "clone https://bob:hunter2pass@git.example.com/repo", "hunter2pass"),
+    ("AUTH_HEADER", "Authorization: Bearer abcDEF1234567890xyzTOKEN", "abcDEF1234567890xyzTOKEN"),
+    ("AUTH_HEADER", "Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+    ("NAME", "ask alice smith about it", "alice smith"),
+    ("HOST", "ssh DB01.corp.internal", "DB01.corp.internal"),
+]
+
+NEGATIVES = [
+    "timestamp 2026-11-26T19:18:51.441Z run 20261126T191851-075cb071",
+    "hash c06c93e5fedd499ea5c591d923b26936f758a9fb9d70ee954387a2fc6ede1e0c and uuid 123e4567-e89b-12d3-a456-426614174000",
+    "card 4111 1111 1111 1112 fails Luhn",
+    "iban DE89 3704 0044 0532 0130 01 has a bad checksum",
+    "loopback 127.0.0.1 and ::1 are not personal",
+    "bad ip 999.10.10.10 and version 1.2.3",
+    "time 12:30:45 and std::vector<int>",
+    "basic arithmetic and bearer of bad news",
+    "amount 1234567.89 and order 12345",
+    "user@localhost is not an address",
+    "SELECT c.name FROM customers c ORDER BY SUM(o.amount) DESC LIMIT 1",
+    "alice smithson is another person",
+]
+
+
+@pytest.fixture(scope="module")
+def det() -> Detectors:
+    return Detectors(RedactionConfig(terms={"NAME": ["Alice Smith"], "HOST": ["db01.corp.internal"]}))
+
+
+@pytest.mark.parametrize("kind,text,value", POSITIVES, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(POSITIVES)])
+def test_detector_finds_positive(det: Detectors, kind: str, text: str, value: str) -> None:
+    found = [(s.kind, text[s.start:s.end]) for s in det.find(text)]
+    assert (kind, value) in found, found
+
+
+@pytest.mark.parametrize("text", NEGATIVES)
+def test_detector_ignores_negative(det: Detectors, text: str) -> None:
+    assert det.find(text) == []
+
+
+def test_checksums() -> None:
+    assert luhn_ok("79927398713") and not luhn_ok("79927398710")
+    assert card_ok("5555 5555 5555 4444") and not card_ok("1234 5678 9012 3456")  # no card network prefix
+    assert not card_ok("4444 4444 4444 4444")  # one repeated digit
+    assert iban_ok("FR1420041010050500013M02606") and not iban_ok("FR1420041010050500013M02607")
+    assert not iban_ok("XX89370400440532013000")  # unknown country length
+
+
+def test_disabled_categories_and_ip_allowlist() -> None:
+    d = Detectors(RedactionConfig(detectors=["email"], ip_allowlist=["10.0.0.0/8"]))
+    assert d.find("call +44 20 7946 0958 at 10.1.2.3") == []
+    d2 = Detectors(RedactionConfig(ip_allowlist=["10.0.0.0/8"]))
+    assert [s.kind for s in d2.find("10.1.2.3 and 11.1.2.3")] == ["IPV4"]
+
+
+def test_overlaps_resolve_to_one_span(det: Detectors) -> None:
+    text = "https://bob:hunter2pass@example.com"
+    assert [(s.kind, text[s.start:s.end]) for s in det.find(text)] == [("URL_PASSWORD", "hunter2pass")]
+
+
+def test_trigger_fires_on_json_escaped_text(det: Detectors) -> None:
+    # what the container prefilter sees: a JSON-serialised string with an escaped newline
+    assert det.triggered('{"a":"line\\nAlice Smith"}')
+    assert det.triggered('"555\\t123\\t4567"')
+    assert not det.triggered('{"tool":"read_file","args":{"path":"notes.txt"}}')
+
+
+def test_entropy_plugins_do_not_flag_hex_ids() -> None:
+    d = Detectors(RedactionConfig(secret_plugins=["HexHighEntropyString", "AWSKeyDetector"]))
+    text = "aws id c06c93e5fedd499ea5c591d923b26936f758a9fb9d70ee954387a2fc6ede1e0c"
+    assert d.find(text) == []

@@ -1,0 +1,101 @@
+"""Pass 1 (Redactor as the Recorder's hook), pass 2 (Scanner) and ad-hoc file redaction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+
+from tests.conftest import MODEL_STACK
+from tracebridge.capture.reader import iter_runs
+from tracebridge.capture.recorder import Recorder
+from tracebridge.curate.config import RedactionConfig
+from tracebridge.curate.redact import Redactor, Scanner, capture_redactor, policy_id
+from tracebridge.curate.redact_files import redact_file
+from tracebridge.schema.validate import check_run
+
+SECRETS = ["bob@example.com", "+44 20 7946 0958", "4111 1111 1111 1111", "AKIAIOSFODNN7EXAMPLE", "10.20.30.40",
+           "Alice Smith"]
+
+
+def _event(run_id: str, text: str) -> dict:
+    return {"run_id": run_id, "event_id": f"{run_id}:000001", "event_type": "worker_tool_result", "step": 0,
+            "timestamp": "2026-01-31T12:00:00.000Z", "parent_event_id": None, "role": "worker",
+            "payload": {"call_id": "c1", "ok": True, "output": {"text": text, "rows": [[text]]}}}
+
+
+def test_placeholders_are_typed_and_consistent_within_a_run() -> None:
+    red = Redactor()
+    a = red.redact(_event("r1", "mail bob@example.com or eve@example.com, again bob@example.com"))
+    out = a["payload"]["output"]
+    assert out["text"] == "mail <EMAIL_1> or <EMAIL_2>, again <EMAIL_1>"
+    assert out["rows"] == [[out["text"]]]
+    b = red.redact(_event("r2", "eve@example.com first"))  # another run: numbering starts again
+    assert b["payload"]["output"]["text"] == "<EMAIL_1> first"
+    assert red.findings() == {"EMAIL": 2}  # the run seen last
+    assert red.findings("r1") == {"EMAIL": 6}
+    assert red.field_findings("r1") == {"EMAIL": {"worker_tool_result.payload.output.rows": 3,
+                                                  "worker_tool_result.payload.output.text": 3}}
+
+
+def test_structural_fields_are_never_touched() -> None:
+    ev = _event("20260131T120000-deadbeef", "nothing personal")
+    ev["payload"]["call_id"] = "call 415 555 2671"
+    assert Redactor().redact(ev) is ev  # unchanged: the very same object
+
+
+def test_recorder_hook_then_pass2_finds_nothing(tmp_path: Path) -> None:
+    cfg = RedactionConfig(terms={"NAME": ["Alice Smith"]})
+    red = capture_redactor(cfg)
+    with Recorder(tmp_path, goal=f"email {SECRETS[0]} for Alice Smith", model_stack=MODEL_STACK,
+                  runtime_config={"max_steps": 2}, strict=True, redactor=red) as run:
+        pi = run.emit("planner_input", role="planner", payload={"goal": "contact " + " / ".join(SECRETS)})
+        run.emit("planner_output", role="planner", parent=pi,
+                 payload={"plan": [{"index": 0, "description": f"call {SECRETS[1]}", "tool": "phone"}]},
+                 llm=run.llm_call("m", f"key {SECRETS[3]}", response=f"ok {SECRETS[4]}"))
+        run.emit("episode_end", role="orchestrator", payload={"success": True, "outcome": SECRETS[2]})
+    rd = next(iter_runs(tmp_path))
+    raw = (rd.events_path.read_text() + rd.session_path.read_text())
+    assert not [s for s in SECRETS if s in raw]
+    assert "<EMAIL_1>" in raw and "<NAME_1>" in raw and "<AWS_KEY_1>" in raw
+    chk = check_run(rd)
+    assert chk.schema_valid and chk.lineage_valid, [str(p) for p in chk.problems]
+    gov = rd.read_session()["data_governance"]
+    assert gov["pii_scan"] == "findings" and gov["redaction_policy"] == policy_id(cfg)
+    assert gov["passes"][0]["stage"] == "capture" and gov["passes"][0]["findings"]["EMAIL"] >= 1
+    scanner = Scanner(cfg)
+    records = [orjson.loads(line) for line in rd.events_path.read_bytes().splitlines()] + [rd.read_session()]
+    assert all(not scanner.scan(r) for r in records)  # pass 2 after pass 1: nothing left
+    unredacted = _event("x", " ".join(SECRETS))
+    assert {k for k, _ in scanner.scan(unredacted)} == {"EMAIL", "PHONE", "CARD", "AWS_KEY", "IPV4", "NAME"}
+
+
+def test_findings_never_hold_values() -> None:
+    red = Redactor()
+    red.redact(_event("r", "bob@example.com"))
+    assert "bob" not in json.dumps(red.field_findings("r")) + json.dumps(red.findings("r"))
+
+
+def test_hmac_key_is_per_redactor_and_not_in_output() -> None:
+    r1, r2 = Redactor(), Redactor()
+    assert r1._key != r2._key and len(r1._key) == 32  # noqa: SLF001 - the key stays private
+    out = json.dumps(r1.redact(_event("r", "bob@example.com")))
+    assert r1._key.hex() not in out  # noqa: SLF001
+
+
+def test_redact_file_jsonl_and_text(tmp_path: Path) -> None:
+    src = tmp_path / "log.jsonl"
+    src.write_text('{"user": "bob@example.com", "run_id": "20260131T120000-415555267"}\n'
+                   '["x", "eve@example.com"]\nnot json: card 4111 1111 1111 1111\n\n')
+    res = redact_file(src, tmp_path / "out.jsonl", Redactor())
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert json.loads(lines[0]) == {"user": "<EMAIL_1>", "run_id": "20260131T120000-415555267"}
+    assert json.loads(lines[1]) == ["x", "<EMAIL_2>"]
+    assert lines[2] == "not json: card <CARD_1>" and lines[3] == ""
+    d = res.to_dict()
+    assert d["lines"] == 4 and d["changed_lines"] == 3 and d["findings_total"] == 3
+    assert d["findings"] == {"CARD": {"line": 1}, "EMAIL": {"items": 1, "user": 1}}
+    txt = tmp_path / "notes.txt"
+    txt.write_text("ping 10.1.2.3\n")
+    assert redact_file(txt, None, Redactor()).to_dict()["findings"] == {"IPV4": {"line": 1}}

@@ -1,0 +1,117 @@
+"""Re-evaluate job: load the final checkpoint of every trial of a finished sweep from storage,
+evaluate each model again (one Ray task per trial) with changed eval settings, and push a new
+report to ``<storage>/reports/<sweep id>-eval-<hash of the eval overrides>``.
+
+Arguments: the sweep's config and overrides (they name the sweep, as for jobs/sweep.py), then
+``--`` and the eval overrides (``eval.*``, ``data.eval_split``, ``data.max_eval_rows``).
+
+Run directly:
+    python jobs/eval.py configs/sweep/smoke.yaml bundle=tests/data/train_views storage=/tmp/tb-storage \
+        -- eval.n_boot=2000 data.eval_split=validation
+Submit:
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
+        python jobs/eval.py configs/sweep/demo.yaml bundle=$PWD/demo_out/bundle storage=$PWD/storage -- eval.n_boot=5000
+
+Last stdout line: a JSON summary (report_uri, trials). Exit 0 ok, 1 a trial could not be
+re-evaluated, 2 bad arguments / no finished sweep on storage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shipped working dir wins
+
+log = logging.getLogger("jobs.eval")
+
+
+def evaluate_trial(ckpt_uri: str, bundle_uri: str, bundle_id: str, scratch: str, overrides: list[str]) -> dict:
+    """Ray task: fetch one checkpoint and the bundle on this node, re-evaluate; the per-item
+    values travel back with the result (the driver writes them for the report)."""
+    from tracebridge.sweep.reeval import reevaluate
+    from tracebridge.sweep.storage import ensure_bundle, get_dir
+
+    work = Path(tempfile.mkdtemp(prefix="tb-reeval-", dir=scratch))
+    ckpt = get_dir(ckpt_uri, work / "ckpt")
+    bundle, _ = ensure_bundle(bundle_uri, Path(scratch) / "bundles", bundle_id)
+    res = reevaluate(ckpt, bundle, overrides, work / "eval")
+    res["eval_items"] = json.loads(Path(res.pop("eval_items_path")).read_text())
+    return res
+
+
+def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> int:
+    """Re-evaluate every finished trial of the sweep; returns the exit code."""
+    import ray
+
+    from tracebridge.config import ConfigError
+    from tracebridge.schema.canonical import sha256_json
+    from tracebridge.sweep import grid
+    from tracebridge.sweep.config import load_sweep_config
+    from tracebridge.sweep.publish import init_ray, publish_report
+    from tracebridge.sweep.reeval import check_eval_overrides, final_checkpoints
+    from tracebridge.sweep.storage import ensure_bundle, join
+
+    t0 = time.time()
+    # ---- 1. the sweep (same config + overrides as its jobs/sweep.py run) and the eval changes
+    try:
+        cfg = load_sweep_config(config, sweep_overrides)
+        recipes = grid.resolve_recipes(cfg)
+        if check_eval_overrides(eval_overrides):
+            raise ConfigError(check_eval_overrides(eval_overrides))
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    scratch = Path(cfg.work_dir) if cfg.work_dir else Path(tempfile.gettempdir()) / "tracebridge"
+    scratch.mkdir(parents=True, exist_ok=True)
+    _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles")
+    sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])
+
+    # ---- 2. the finished trials' checkpoints on storage
+    ckpts = final_checkpoints(join(cfg.storage, sid))
+    if not ckpts:
+        log.error("no finished trials of sweep %s under %s", sid, join(cfg.storage, sid))
+        return 2
+    log.info("re-evaluating %d trials of %s with %s", len(ckpts), sid, eval_overrides)
+
+    # ---- 3. one task per trial, placed like the trials were
+    init_ray(scratch / sid)
+    task = ray.remote(num_cpus=cfg.resources.cpu, num_gpus=cfg.resources.gpu)(evaluate_trial)
+    refs = {tid: task.remote(uri, cfg.bundle, manifest["bundle_id"], str(scratch), eval_overrides)
+            for tid, uri in ckpts.items()}
+    results, failed = [], []
+    out = scratch / sid / "reeval"
+    for tid, ref in refs.items():
+        try:
+            res = ray.get(ref)
+        except Exception as exc:  # one bad checkpoint must not hide the others
+            failed.append({"trial_id": tid, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"})
+            continue
+        items = out / tid / "eval_items.json"
+        items.parent.mkdir(parents=True, exist_ok=True)
+        items.write_text(json.dumps(res.pop("eval_items"), default=str))
+        results.append({**res, "eval_items_path": str(items)})
+
+    # ---- 4. report under a name of its own
+    name = f"{sid}-eval-{sha256_json(sorted(eval_overrides))[:8]}"
+    summary = {"sweep_id": sid, "trials": len(results), "failures": failed, "wall_s": round(time.time() - t0, 2)}
+    if results:
+        pub = publish_report(results, cfg, name, manifest["bundle_id"], recipes, time.time() - t0, out / "report")
+        summary.update(report_uri=pub["report_uri"], winners=pub["manifest"].get("winners"))
+    print(json.dumps(summary, default=str), flush=True)
+    return 0 if results and not failed else 1
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("ray", "transformers", "datasets", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = sys.argv[1:]
+    if not args or args[0].startswith("-"):
+        sys.exit(__doc__)
+    cut = args.index("--") if "--" in args else len(args)
+    sys.exit(main(args[0], args[1:cut], args[cut + 1:]))

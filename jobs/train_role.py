@@ -1,0 +1,93 @@
+"""Train-one-trial job, for debugging a sweep: pick one cell of the sweep's grid (by trial id,
+default the first) and run it in this process with the same code the Tune trials run
+(bundle fetch and verify, the variant's resolved recipe, ``run_trial``), logging every loss and
+checkpoint, without Tune around it.
+
+Run directly:
+    python jobs/train_role.py configs/sweep/smoke.yaml verifier-optimized-s0 bundle=tests/data/train_views
+Submit (on a GPU node: add --entrypoint-num-gpus 1):
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
+        python jobs/train_role.py configs/sweep/demo.yaml worker-optimized-s0 bundle=$PWD/demo_out/bundle
+
+Arguments: CONFIG, an optional trial id (no ``=``; an unknown id prints the grid's ids), then
+``key=value`` sweep overrides. The last stdout line
+is the trial's result as JSON (metrics, checkpoint_dir, trial_dir). Exit 0 ok, 2 bad config or
+unknown trial id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shipped working dir wins
+
+log = logging.getLogger("jobs.train_role")
+
+
+def main(config: str, trial: str | None, overrides: list[str]) -> int:
+    """Run one trial of the sweep's grid; returns the exit code."""
+    from tracebridge.config import ConfigError
+    from tracebridge.sweep import grid
+    from tracebridge.sweep.config import load_sweep_config
+    from tracebridge.sweep.storage import ensure_bundle
+    from tracebridge.sweep.trainable import TrialContext, run_one
+    from tracebridge.train.data import BundleError
+
+    # ---- 1. config and the chosen grid cell
+    try:
+        cfg = load_sweep_config(config, overrides)
+        recipes = grid.resolve_recipes(cfg)
+        specs = grid.expand_grid(cfg)
+        problems = grid.check_trials(cfg, recipes, specs)
+        if problems:
+            raise ConfigError(problems, config)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    ids = [s["trial_id"] for s in specs]
+    if trial not in (None, *ids):
+        log.error("trial %r is not in the grid; choose one of:\n  %s", trial, "\n  ".join(ids))
+        return 2
+    spec = specs[ids.index(trial)] if trial else specs[0]
+
+    # ---- 2. bundle
+    scratch = Path(cfg.work_dir) if cfg.work_dir else Path(tempfile.gettempdir()) / "tracebridge"
+    try:
+        _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles")
+    except (BundleError, OSError, ValueError) as exc:
+        log.error("bundle %s: %s", cfg.bundle, exc)
+        return 2
+    sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])
+
+    # ---- 3. the trial, with the Tune reporter swapped for a logger
+    ctx = TrialContext(sweep_id=sid, bundle_uri=cfg.bundle, bundle_id=manifest["bundle_id"],
+                       work_root=str(scratch / f"{sid}-debug"), recipes=recipes, keep_models=False)
+
+    def report(metrics: dict, checkpoint: object = None) -> None:
+        log.info("%s%s", {k: v for k, v in metrics.items() if not isinstance(v, float) or "/" not in k},
+                 " + checkpoint" if checkpoint is not None else "")
+
+    class _Dir:  # stands in for tune.Checkpoint: the packed folder is only logged here
+        @staticmethod
+        def from_directory(path: str) -> str:
+            return path
+
+    log.info("trial %s of sweep %s", spec["trial_id"], sid)
+    result = run_one(spec, ctx, report, _Dir, None)
+    print(json.dumps({k: v for k, v in result.items() if k != "loss_curve"}, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("transformers", "datasets", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = sys.argv[1:]
+    if not args or args[0].startswith("-"):
+        sys.exit(__doc__)
+    trial_arg = args[1] if len(args) > 1 and "=" not in args[1] else None
+    sys.exit(main(args[0], trial_arg, args[2 if trial_arg else 1:]))

@@ -1,0 +1,83 @@
+"""Re-evaluating a finished sweep's checkpoints: find each trial's final checkpoint on storage
+(``<storage>/<sweep id>/<trial id>/checkpoint_*`` with a ``final`` marker), load its saved model and
+evaluate it again on the bundle's split with changed eval settings (``eval.*``, ``data.eval_split``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tracebridge.sweep.trainable import MARKER
+
+log = logging.getLogger(__name__)
+
+EVAL_PREFIXES = ("eval.", "data.eval_split", "data.max_eval_rows", "threads")
+
+
+def final_checkpoints(exp_uri: str) -> dict[str, str]:
+    """``{trial_id: checkpoint URI}``: the latest final checkpoint of each trial of a Tune run."""
+    from tracebridge.sweep.storage import _fs, is_local, local_path
+
+    fs, root = _fs(exp_uri)
+    out: dict[str, str] = {}
+    for marker in sorted(fs.glob(f"{root.rstrip('/')}/*/checkpoint_*/{MARKER}")):
+        with fs.open(marker, "r") as fh:
+            if json.load(fh).get("kind") != "final":
+                continue
+        ckpt = marker.rsplit("/", 1)[0]
+        trial = ckpt.rsplit("/", 2)[-2]
+        out[trial] = str(local_path(ckpt)) if is_local(exp_uri) else f"{exp_uri.split('://')[0]}://{ckpt}"
+    return out
+
+
+def check_eval_overrides(overrides: list[str]) -> list[str]:
+    """Only evaluation settings may change when re-evaluating (anything else would need retraining)."""
+    return [f"{o}: only eval.*, data.eval_split, data.max_eval_rows or threads can change at re-evaluation"
+            for o in overrides if not o.split("=", 1)[0].startswith(EVAL_PREFIXES)]
+
+
+def reevaluate(ckpt_dir: Path, bundle_dir: Path, overrides: list[str], out: Path) -> dict[str, Any]:
+    """Evaluate a final checkpoint's model again; returns a trial result dict for the report
+    (metrics, role/variant/seed/ablation of the original trial, ``eval_items_path``).
+
+    Raises:
+        FileNotFoundError: the checkpoint has no saved model (the sweep ran with keep_models=false).
+    """
+    from tracebridge.config import load_config
+    from tracebridge.eval.offline import evaluate_offline
+    from tracebridge.sweep.grid import write_recipe
+    from tracebridge.train.common import seed_everything
+    from tracebridge.train.config import TrainConfig
+    from tracebridge.train.data import load_role_data
+    from tracebridge.train.models import build_model_and_tokenizer
+
+    ckpt_dir, out = Path(ckpt_dir), Path(out)
+    if not (ckpt_dir / "model" / "config.json").is_file():
+        raise FileNotFoundError(f"{ckpt_dir}/model: no saved model (was the sweep run with keep_models=false?)")
+    trial = json.loads((ckpt_dir / "trial.json").read_text())
+    original = json.loads((ckpt_dir / "result.json").read_text())
+    recipe = write_recipe(trial["config"], out / "recipe.yaml")
+    cfg = load_config(TrainConfig, str(recipe), overrides)
+    seed_everything(cfg.seed, cfg.threads)
+    model, tok = build_model_and_tokenizer(replace(cfg.model, init="pretrained", path=str(ckpt_dir / "model"),
+                                                   chat_template="native"))
+    data = load_role_data(bundle_dir, cfg.role)
+    split = cfg.data.eval_split
+    sft = data.split(data.sft, split) + (data.split(data.recovery_sft, split) if cfg.role == "worker" else [])
+    pref = data.split(data.pref, split)
+    if cfg.data.max_eval_rows:
+        sft, pref = sft[:cfg.data.max_eval_rows], pref[:cfg.data.max_eval_rows]
+    res = evaluate_offline(model, tok, cfg.role, sft, pref, cfg.eval, data.split(data.sft, "train"), None,
+                           cfg.dpo.beta, cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    items = out / "eval_items.json"
+    items.write_text(json.dumps({"role": cfg.role, "item_ids": res.item_ids, "items": res.items, "extra": res.extra},
+                                default=str))
+    keep = ("role", "variant", "seed", "ablation", "trial_id", "config_hash", "bundle_id", "model", "wall_s",
+            "loss_curve", "checkpoint_dir")
+    return {**{k: original.get(k) for k in keep}, **res.flat(), f"{cfg.role}/eval_rows": len(res.item_ids),
+            "eval_items_path": str(items), "reevaluated_with": overrides}

@@ -74,7 +74,8 @@ class Tally:
 
     def redaction(self, enabled: bool, policy: str) -> dict[str, Any]:
         """The redaction section (also the bundle's ``data_governance``)."""
-        clean = enabled and self.pass2_scanned == self.accepted and self.pass1_capture + self.pass1_export == self.accepted
+        # every accepted run went through pass 1 (capture or here) and passed pass 2; blocked ones were quarantined
+        clean = enabled and self.pass2_scanned - self.pass2_blocked == self.accepted
         return {"redaction_policy": policy if enabled else None,
                 "pii_scan": "clean" if clean else ("not_run" if not enabled else "findings"),
                 "passed_both": bool(clean and self.accepted > 0),

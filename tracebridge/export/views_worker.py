@@ -8,6 +8,9 @@ prompt and takes the decision as the assistant turn: a tool call (``tool_call_me
 ``tool_calls`` format, the call id from the trace) or a plain-text answer (``respond``).
 ``give_up`` is no model reply format and gives no row.
 
+A ``worker_tool_call`` without a ``worker_action`` parent (runtimes that log only calls) is itself
+the decision.
+
 A **recovery** is a successful call after at least one failed call in the same step that differs
 from the last failed call (tool or arguments), per docs/trace-conventions.md. It gives a
 ``worker_recovery_cases/sft`` row (labels ``recovery: true``) and a pair whose rejected turn
@@ -102,7 +105,8 @@ class _Builder:
         recovered = ok is True and step.last_failed is not None and step.last_failed != (tool, args)
         labels = {**event_labels(action), "recovery": recovered or None, "failed_attempts": len(step.attempts),
                   "tool_source": self.ctx.tool_source, "tool_ok": ok}
-        ids = [step.ev["event_id"], action["event_id"], call["event_id"]] + ([result["event_id"]] if result else [])
+        ids = list(dict.fromkeys([step.ev["event_id"], action["event_id"], call["event_id"]]
+                                 + ([result["event_id"]] if result else [])))
         rejected = None
         if recovered and step.last_failed is not None:
             rejected = roles.tool_call_message(str(cp.get("call_id")), *step.last_failed)
@@ -132,6 +136,7 @@ def worker_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], 
     kids = _children(events)
     b = _Builder(ctx, cfg, stats)
     step: _Step | None = None
+    handled: set[str] = set()
     for ev in events:
         et = ev.get("event_type")
         if et == "worker_input":
@@ -142,10 +147,14 @@ def worker_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], 
             continue
         elif et == "episode_error" and payload(ev).get("kind") == "invalid_output" and ev.get("role") == "worker":
             step.attempts.append({"error_kind": "invalid_output", "error_message": str(payload(ev).get("message"))[:200]})
+        elif et == "worker_tool_call" and ev["event_id"] not in handled:
+            # a call with no worker_action of its own (runtimes that log only calls): the call is the decision
+            b.tool_call(step, ev, ev, _child(kids, ev, "worker_tool_result"))
         elif et == "worker_action":
             act = payload(ev).get("action")
             call = _child(kids, ev, "worker_tool_call")
             if act == "tool_call" and call is not None:
+                handled.add(call["event_id"])
                 b.tool_call(step, ev, call, _child(kids, call, "worker_tool_result"))
             elif act == "respond":
                 b.answer(step, ev, _child(kids, ev, "worker_output"))

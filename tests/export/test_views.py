@@ -1,0 +1,144 @@
+"""The five views from one run: role contract, TRL formats, recovery cases, pairs, meta and labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import record_sample_run
+from tracebridge.eval.metrics import failed_calls, message_call
+from tracebridge.export.config import ViewsConfig
+from tracebridge.export.labels import merge_feedback, safe_labels
+from tracebridge.export.views import RunContext, build_views, strip_reasoning
+from tracebridge.schema import roles
+
+
+@pytest.fixture
+def events(tmp_path: Path) -> list[dict]:
+    rid = record_sample_run(tmp_path)
+    return [json.loads(x) for x in (tmp_path / rid / "events.jsonl").read_text().splitlines()]
+
+
+def ctx(**kw: object) -> RunContext:
+    base = dict(run_id="r1", family="files", split="train", source="sim", success=True,
+                tools=[{"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}}])
+    return RunContext(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_planner_and_verifier_rows_follow_the_role_contract(events: list[dict]) -> None:
+    views, _ = build_views(events, ctx(), ViewsConfig())
+    (p,) = views["planner_sft"]
+    assert [m["role"] for m in p["messages"]] == ["system", "user", "assistant"]
+    assert p["messages"][0]["content"] == roles.DEFAULT_SYSTEM_PROMPTS["planner"]
+    assert p["messages"][1]["content"] == roles.planner_user_text(events[0]["payload"])
+    plan = roles.parse_planner_reply(p["messages"][2]["content"])
+    assert plan.plan[0].tool == "read_file" and plan.rationale == "one step"
+    assert p["meta"] == {"run_id": "r1", "event_ids": [events[0]["event_id"], events[1]["event_id"]],
+                         "goal_family": "files", "split": "train", "source": "sim",
+                         "labels": {"run_success": True, "tool_mask": ["read_file", "count"]}}
+    (v,) = views["verifier_sft"]
+    assert roles.parse_verifier_reply(v["messages"][-1]["content"]).verdict == "end"
+    (pair,) = views["verifier_pref_pairs"]  # last verdict of a successful run: ex-post "end"
+    assert [m["role"] for m in pair["prompt"]] == ["system", "user"]
+    assert roles.parse_verifier_reply(pair["chosen"][0]["content"]).verdict == "end"
+    assert roles.parse_verifier_reply(pair["rejected"][0]["content"]).verdict == "continue"
+    assert pair["meta"]["labels"]["pair_source"] == "observed_correct"
+
+
+def test_worker_rows_and_recovery_case(events: list[dict]) -> None:
+    views, _ = build_views(events, ctx(), ViewsConfig())
+    first, second = views["worker_sft"]
+    assert "Prior failure" not in first["messages"][1]["content"]
+    assert "not_found" in second["messages"][1]["content"]  # the failed attempt is in the prompt
+    call = second["messages"][-1]["tool_calls"][0]
+    assert call["id"] == "c2" and isinstance(call["function"]["arguments"], str)  # Arrow-safe JSON string
+    assert message_call(second["messages"][-1]).args == {"path": "./notes.txt"}
+    assert json.loads(second["tools"])[0]["function"]["name"] == "read_file"
+    (rec,) = views["worker_recovery_cases/sft"]
+    assert rec is second and rec["meta"]["labels"]["recovery"] is True
+    (pair,) = views["worker_recovery_cases/pairs"]
+    assert message_call(pair["chosen"][0]).args == {"path": "./notes.txt"}
+    assert message_call(pair["rejected"][0]).args == {"path": "notes.txt"}  # repeating the failure
+    assert pair["prompt"] == second["messages"][:-1]
+    assert "labels" in pair["meta"] and "recovery" not in first["meta"]["labels"]
+
+
+def test_no_recovery_without_failure(tmp_path: Path) -> None:
+    rid = record_sample_run(tmp_path, fail_tool=False)
+    evs = [json.loads(x) for x in (tmp_path / rid / "events.jsonl").read_text().splitlines()]
+    views, _ = build_views(evs, ctx(), ViewsConfig())
+    assert len(views["worker_sft"]) == 1 and not views["worker_recovery_cases/pairs"]
+
+
+def test_reasoning_is_left_out_unless_asked(events: list[dict]) -> None:
+    evs = [dict(e) for e in events]
+    for e in evs:
+        if e["event_type"] == "worker_action":
+            e["payload"] = {**e["payload"], "reasoning_summary": "I think the file is there"}
+        if e["event_type"] == "verifier_output":
+            e["payload"] = {**e["payload"], "feedback": "<think>hidden chain</think>done"}
+    views, _ = build_views(evs, ctx(), ViewsConfig())
+    targets = json.dumps([r["messages"][-1] for k in ("worker_sft", "verifier_sft") for r in views[k]])
+    assert "I think" not in targets and "hidden chain" not in targets and "feedback: done" in targets
+    views, _ = build_views(evs, ctx(), ViewsConfig(include_reasoning=True))
+    assert views["worker_sft"][0]["messages"][-1]["content"] == "I think the file is there"
+    assert "hidden chain" in views["verifier_sft"][0]["messages"][-1]["content"]
+    assert strip_reasoning("<thinking>a\nb</thinking> answer") == "answer"
+
+
+def test_system_prompts_and_object_arguments_are_configurable(events: list[dict]) -> None:
+    cfg = ViewsConfig(system_prompts={"worker": "W!", "verifier": "V!"}, json_strings=False)
+    views, _ = build_views(events, ctx(), cfg)
+    assert views["worker_sft"][0]["messages"][0]["content"] == "W!"
+    assert views["verifier_pref_pairs"][0]["prompt"][0]["content"] == "V!"
+    assert views["worker_sft"][0]["messages"][-1]["tool_calls"][0]["function"]["arguments"] == {"path": "notes.txt"}
+    assert isinstance(views["worker_sft"][0]["tools"], list)
+
+
+def test_wrong_verdict_pair_and_ex_post_target(events: list[dict]) -> None:
+    evs = [dict(e) for e in events]
+    vo = next(e for e in evs if e["event_type"] == "verifier_output")
+    vo["labels"] = {"expected_verdict": "replan"}
+    views, _ = build_views(evs, ctx(), ViewsConfig())
+    (pair,) = views["verifier_pref_pairs"]
+    assert roles.parse_verifier_reply(pair["chosen"][0]["content"]).verdict == "replan"
+    assert pair["rejected"][0]["content"] == views["verifier_sft"][0]["messages"][-1]["content"]
+    assert pair["meta"]["labels"]["pair_source"] == "observed_wrong"
+    views, _ = build_views(evs, ctx(), ViewsConfig(verifier_sft_target="ex_post"))
+    assert roles.parse_verifier_reply(views["verifier_sft"][0]["messages"][-1]["content"]).verdict == "replan"
+
+
+def test_unknown_ex_post_gives_sft_but_no_pair(events: list[dict]) -> None:
+    views, stats = build_views(events, ctx(success=None), ViewsConfig())
+    assert len(views["verifier_sft"]) == 1 and not views["verifier_pref_pairs"]
+    assert stats["verdicts_without_ex_post"] == 1
+
+
+def test_labels_are_arrow_stable_and_feedback_merges() -> None:
+    lab = safe_labels({"expected_verdict": "end", "tool_mask": ["a"], "expected_plan": [{"tool": "x"}],
+                       "expected_answer": 42, "recovery": "yes", "feedback_score": 1, "none": None})
+    assert lab == {"expected_verdict": "end", "tool_mask": ["a"], "expected_plan": '[{"tool":"x"}]',
+                   "expected_answer": "42", "recovery_json": '"yes"', "feedback_score": 1.0}
+    fb = {"run": {"feedback_score": -1.0}, "events": {"e2": {"feedback_label": "thumbs_up"}}}
+    assert merge_feedback({"a": 1}, fb, ["e1", "e2"]) == {"a": 1, "feedback_score": -1.0,
+                                                          "feedback_label": "thumbs_up"}
+    views, _ = build_views([], ctx(feedback=fb), ViewsConfig())
+    assert all(not v for v in views.values())
+
+
+def test_feedback_reaches_row_meta(events: list[dict]) -> None:
+    ev_id = events[1]["event_id"]  # the planner_output
+    fb = {"run": {"feedback_score": 0.5}, "events": {ev_id: {"feedback_label": "👍"}}}
+    views, _ = build_views(events, ctx(feedback=fb), ViewsConfig())
+    lab = views["planner_sft"][0]["meta"]["labels"]
+    assert lab["feedback_score"] == 0.5 and lab["feedback_label"] == "👍"
+    assert "feedback_label" not in views["verifier_sft"][0]["meta"]["labels"]
+
+
+def test_worker_rows_match_eval_helpers(events: list[dict]) -> None:
+    views, _ = build_views(events, ctx(), ViewsConfig())
+    row = views["worker_sft"][1]
+    assert failed_calls(row["messages"][:-1]) == []  # failures live in the user turn, not as tool turns
+    assert views["agentlightning/triplets"][0]["response"] == views["planner_sft"][0]["messages"][-1]

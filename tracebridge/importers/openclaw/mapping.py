@@ -285,6 +285,8 @@ class SessionMapper:
             return
         if calls and action == "respond":
             action = "tool_call"
+        if action == "respond" or action == "tool_call":
+            self.last_error = None  # the session's failure class is how it ended, not an old error
         payload = {"action": action, "reasoning_summary": thinking or None, "tool": None, "args": None}
         act = self.event(out, rid, "worker_action", "worker", payload, self.parent(row), ts, self._llm(msg, text))
         for i, call in enumerate(calls):

@@ -1,0 +1,95 @@
+"""The daily audit (JSON + Markdown) and the feedback commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from tests.feedback.conftest import reaction
+from tracebridge.cli import app
+from tracebridge.feedback.audit import audit_day, write_audit
+from tracebridge.feedback.chunks import record_batch
+from tracebridge.feedback.harvest import harvest_updates
+from tracebridge.feedback.mapping import load_mapping, set_score
+
+DAY = dt.date(2026, 2, 25)
+
+
+def test_audit_counts_a_day(cfg):
+    record_batch(cfg.registry, 42, [10, 11], "runA", "runA:e", time="2026-02-23T00:00:00.000Z")
+    ups = [reaction(1, 11, [], ["👍"]), reaction(2, 11, [], ["🔥"], user=8), reaction(3, 10, [], ["❤"], user=9),
+           reaction(4, 10, ["❤"], [], user=9, at=60), reaction(5, 77, [], ["👎"], user=10),
+           reaction(6, 11, [], ["🙈"], user=11, at=86400)]  # the last one is on the next day
+    harvest_updates(cfg, [(f"t:{i}", u) for i, u in enumerate(ups)], "getUpdates", ["t"])
+    with open(cfg.ledger, "ab") as fh:
+        fh.write(b"garbage\n")
+    a = audit_day(cfg, DAY)
+    assert a["rows_today"] == 5 and a["added"] == 4 and a["removed"] == 1
+    assert a["by_emoji"] == {"👍": 1, "🔥": 1, "❤": 1, "👎": 1}
+    assert a["by_score"] == {"+1": 1, "+2": 1, "-1": 1, "unlabeled": 1} and a["unmapped_emojis"] == {"🔥": 1}
+    assert a["orphans"] == [{"chat": "42", "message_id": 77, "emoji": "👎"}]
+    assert {x["emoji"] for x in a["late"]} == {"👍", "🔥"}  # two days after the chunks were sent
+    assert a["runs_labeled"] == ["runA"] and len(a["ledger"]["skipped"]) == 1
+    assert a["harvest_ran"] is False and a["harvest_evidence"] == "none"  # harvested today, not on DAY
+
+
+def test_harvest_ran_evidence_and_files(cfg):
+    harvest_updates(cfg, [("t", reaction(1, 10, [], ["👍"]))], "getUpdates", ["t"])
+    today = dt.datetime.now(dt.timezone.utc).date()
+    a, jp, mp = write_audit(cfg, today)
+    assert a["harvest_ran"] is True and a["harvest_evidence"] == "harvest_log" and a["harvest_runs"] == 1
+    assert orjson.loads(jp.read_bytes())["day"] == today.isoformat()
+    assert "harvest ran: **yes**" in mp.read_text()
+
+
+def test_audit_reads_ledgers_written_by_others(cfg, tmp_path):
+    ledger = tmp_path / "other.jsonl"  # no harvest log, no harvested_at: the day's rows are the evidence
+    ledger.write_text(json.dumps({"time": "2026-02-25T12:00:00+00:00", "chat": 1, "message_id": 10, "user": "u1",
+                                  "emoji": "👍", "change": "added", "score": 1, "source": "getUpdates",
+                                  "update_id": 1}) + "\n")
+    mapping = tmp_path / "m.json"
+    mapping.write_text(json.dumps({"version": 3, "mapping": {"👍": 1}}))
+    r = CliRunner().invoke(app, ["feedback", "audit", "--day", "2026-02-25", "--ledger", str(ledger), "--mapping",
+                                 str(mapping), "--out", str(tmp_path / "audit"), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["harvest_ran"] is True and doc["harvest_evidence"] == "ledger_rows" and doc["mapping_version"] == 3
+    r = CliRunner().invoke(app, ["feedback", "audit", "--day", "2026-02-26", "--ledger", str(ledger), "--mapping",
+                                 str(mapping), "--out", str(tmp_path / "audit")])
+    assert r.exit_code == 1 and "harvest ran: **NO**" in r.output
+    r = CliRunner().invoke(app, ["feedback", "audit", "--day", "yesterday"])
+    assert r.exit_code == 2
+
+
+def test_mapping_versions_and_validation(cfg, tmp_path):
+    m = load_mapping(cfg.mapping)
+    assert m.version == 1 and m.score("❤️") == m.score("❤") == 2 and m.score("🙈") == -2 and m.score("🤷") is None
+    set_score(cfg.mapping, "🤷", 0)
+    m2 = set_score(cfg.mapping, "👍", None)
+    assert m2.version == 3 and m2.score("👍") is None and m2.score("🤷") == 0
+    assert [h["version"] for h in m2.doc["history"]] == [1, 2]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 1, "mapping": {"👍": "one"}}')
+    with pytest.raises(ValueError, match="mapping.👍: score must be a number"):
+        load_mapping(bad)
+
+
+def test_feedback_commands(cfg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = CliRunner().invoke
+    dump = tmp_path / "u.json"
+    dump.write_bytes(orjson.dumps([reaction(1, 11, [], ["👍"])]))
+    assert run(app, ["feedback", "mapping", "init"]).exit_code == 0
+    assert run(app, ["feedback", "chunks", "record", "--chat", "42", "--message-ids", "10,11", "--run-id", "r",
+                     "--event-id", "r:e"]).exit_code == 0
+    r = run(app, ["feedback", "harvest", "--updates", str(dump), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["added"] == 1
+    r = run(app, ["feedback", "labels", "--json"])
+    assert json.loads(r.stdout)["runs"]["r"]["run"]["feedback"]["score"] == 1.0
+    assert run(app, ["feedback", "harvest"]).exit_code == 2
+    assert run(app, ["feedback", "labels", "other_chunks=sometimes"]).exit_code == 2
+    assert run(app, ["feedback", "serve"], env={"TELEGRAM_WEBHOOK_SECRET": ""}).exit_code == 2

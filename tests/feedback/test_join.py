@@ -1,0 +1,68 @@
+"""The join: net reactions, the last-chunk policy and the other-chunk rules, labels per run/event."""
+
+from __future__ import annotations
+
+import orjson
+
+from tests.feedback.conftest import reaction
+from tracebridge.feedback.chunks import read_registry, record_batch
+from tracebridge.feedback.harvest import harvest_updates
+from tracebridge.feedback.join import labels_for_runs
+from tracebridge.feedback.mapping import load_mapping, set_score
+
+
+def _harvest(cfg, *updates):
+    return harvest_updates(cfg, [(f"t:{i}", u) for i, u in enumerate(updates)], "getUpdates", ["test"])
+
+
+def test_reaction_added_then_removed_nets_to_nothing(cfg):
+    record_batch(cfg.registry, 42, [10], "run1", "run1:e1")
+    _harvest(cfg, reaction(1, 10, [], ["👍"], at=0), reaction(2, 10, ["👍"], [], at=5))
+    assert labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry) == {}
+    _harvest(cfg, reaction(3, 10, [], ["👍"], at=9))  # added again later: present again
+    assert labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)["run1"]["run"]["feedback"]["score"] == 1.0
+
+
+def test_last_chunk_reaction_labels_every_chunk_of_the_batch(cfg):
+    record_batch(cfg.registry, 42, [100, 101, 102], "runA", ["runA:e1", "runA:e2", "runA:e3"])
+    record_batch(cfg.registry, 42, [200], "runB", "runB:e1")
+    _harvest(cfg, reaction(1, 102, [], ["❤️"]))
+    labels = labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)
+    assert set(labels) == {"runA"}
+    assert set(labels["runA"]["events"]) == {"runA:e1", "runA:e2", "runA:e3"}
+    for lab in [labels["runA"]["run"], *labels["runA"]["events"].values()]:
+        assert lab["feedback"] == {"score": 2.0, "reactions": {"❤": 1}, "unmapped": {}, "n": 1, "scope": "batch",
+                                   "mapping_version": 1, "source": "telegram"}
+
+
+def test_other_chunk_rules(cfg):
+    record_batch(cfg.registry, 42, [100, 101], "runA", ["runA:e1", "runA:e2"])
+    _harvest(cfg, reaction(1, 100, [], ["👎"]))  # on the first chunk, not the last
+    batch = labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry, "batch")["runA"]
+    assert set(batch["events"]) == {"runA:e1", "runA:e2"}
+    chunk = labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry, "chunk")["runA"]
+    assert set(chunk["events"]) == {"runA:e1"} and chunk["events"]["runA:e1"]["feedback"]["scope"] == "chunk"
+    assert labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry, "ignore") == {}
+
+
+def test_scores_use_the_current_mapping_and_reactions_count_once(cfg):
+    record_batch(cfg.registry, 42, [1, 2], "r", "r:e")  # both chunks share one event
+    _harvest(cfg, reaction(1, 2, [], ["🔥"], user=1), reaction(2, 2, [], ["👍"], user=2),
+             reaction(3, 1, [], ["👍"], user=3), reaction(4, 999, [], ["👍"], user=4))
+    lab = labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)["r"]["events"]["r:e"]["feedback"]
+    assert (lab["score"], lab["reactions"], lab["unmapped"], lab["n"]) == (2.0, {"👍": 2}, {"🔥": 1}, 3)
+    set_score(cfg.mapping, "🔥", 3)
+    assert load_mapping(cfg.mapping).version == 2
+    lab = labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)["r"]["run"]["feedback"]
+    assert lab["score"] == 5.0 and lab["mapping_version"] == 2
+
+
+def test_registry_records_once_and_reports_bad_lines(cfg):
+    b = record_batch(cfg.registry, 42, [1, 2], "r", "r:e")
+    assert record_batch(cfg.registry, 42, [1, 2], "r", "r:e") == b
+    with open(cfg.registry, "ab") as fh:
+        fh.write(b'{"batch_id": "x", "message_id": 5}\n' + orjson.dumps({"batch_id": "y", "chat": 1, "message_id": 6,
+                 "chunk_index": 3, "chunk_count": 2, "run_id": "r", "event_id": "e"}) + b"\n")
+    reg = read_registry(cfg.registry)
+    assert len(reg.by_message) == 2 and [c.chunk_index for c in reg.batches[b]] == [0, 1]
+    assert len(reg.skipped) == 2 and ":3:" in reg.skipped[0] and "chunk_index" in reg.skipped[1]

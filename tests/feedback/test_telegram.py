@@ -1,0 +1,80 @@
+"""Bot API updates → ledger rows; getUpdates dumps; the OpenClaw system-event harvest."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from tests.feedback.conftest import DATE, emoji, reaction
+from tracebridge.feedback.harvest import event_time, harvest_dumps, harvest_openclaw
+from tracebridge.feedback.ledger import read_ledger
+from tracebridge.feedback.mapping import load_mapping
+from tracebridge.feedback.telegram import UpdateError, read_updates, rows_from_update
+
+M = load_mapping("/nonexistent/defaults")
+
+
+def test_old_and_new_reactions_become_added_and_removed_rows():
+    rows = rows_from_update(reaction(5, 10, ["👍", "❤"], ["❤️", "🔥"]), M, source="getUpdates", harvested_at="h")
+    assert [(r["change"], r["emoji"], r["score"]) for r in rows] == [("added", "🔥", None), ("removed", "👍", 1.0)]
+    assert rows[0]["user"].startswith("u:") and rows[0]["time"] == "2026-02-25T06:13:20.000Z"
+    assert rows[0]["key"] == "tg:5:added:🔥" and rows[0]["mapping_version"] == 1
+    custom = {"update_id": 6, "message_reaction": {"chat": {"id": 1}, "message_id": 2, "date": DATE, "old_reaction": [],
+                                                   "new_reaction": [{"type": "custom_emoji", "custom_emoji_id": "99"},
+                                                                    {"type": "paid"}]}}
+    assert [r["emoji"] for r in rows_from_update(custom, M, source="s", harvested_at="h")] == ["custom:99", "paid"]
+    assert rows_from_update({"update_id": 7, "message": {"text": "hi"}}, M, source="s", harvested_at="h") == []
+
+
+def test_anonymous_counts_become_changes():
+    state: dict = {}
+    upd = lambda uid, n: {"update_id": uid, "message_reaction_count": {  # noqa: E731
+        "chat": {"id": -100}, "message_id": 3, "date": DATE, "reactions": [{"type": emoji("👍"), "total_count": n}]}}
+    first = rows_from_update(upd(1, 3), M, source="s", harvested_at="h", anonymous=state)
+    second = rows_from_update(upd(2, 1), M, source="s", harvested_at="h", anonymous=state)
+    assert [(r["change"], r["count"], r["user"]) for r in first + second] == [("added", 3, "anonymous"),
+                                                                               ("removed", 2, "anonymous")]
+
+
+def test_bad_updates_raise_with_the_field():
+    with pytest.raises(UpdateError, match="chat.id"):
+        rows_from_update({"update_id": 1, "message_reaction": {"message_id": 1, "date": 1}}, M, source="s",
+                         harvested_at="h")
+    with pytest.raises(UpdateError, match="date"):
+        rows_from_update({"update_id": 1, "message_reaction": {"chat": {"id": 1}, "message_id": 1}}, M, source="s",
+                         harvested_at="h")
+
+
+def test_dump_formats():
+    one = reaction(1, 1, [], ["👍"])
+    assert len(read_updates(orjson.dumps({"ok": True, "result": [one, one]}), "f")) == 2
+    assert read_updates(orjson.dumps([one]), "f")[0][0] == "f:result[0]"
+    jsonl = orjson.dumps(one) + b"\nnot json\n" + orjson.dumps({"ok": True, "result": [one]})
+    got = read_updates(jsonl, "f")
+    assert [w for w, _ in got] == ["f:1", "f:2", "f:3:result[0]"] and isinstance(got[1][1], str)
+
+
+def test_harvest_is_idempotent_and_quarantines(cfg, tmp_path):
+    dump = tmp_path / "updates.json"
+    dump.write_bytes(orjson.dumps({"ok": True, "result": [reaction(1, 10, [], ["👍"]), {"update_id": 2,
+                                   "message_reaction": {"chat": {}, "message_id": 1, "date": 1}}]}))
+    r1, r2 = harvest_dumps(cfg, [dump]), harvest_dumps(cfg, [dump])
+    assert (r1.read, r1.added, r1.quarantined) == (2, 1, 1) and (r2.added, r2.duplicates) == (0, 1)
+    assert r1.quarantine_samples == [f"{dump}:result[1]:chat.id: missing"]
+    assert len(read_ledger(cfg.ledger).rows) == 1
+    q = [orjson.loads(x) for x in open(cfg.quarantine, "rb")]
+    assert len(q) == 1 and q[0]["reason"] == "missing"  # the same bad update is quarantined once
+    assert len(open(cfg.harvest_log).read().splitlines()) == 2
+
+
+def test_harvest_from_openclaw_system_events(cfg):
+    from tests.importers.conftest import HOME
+
+    rep = harvest_openclaw(cfg, [HOME])
+    again = harvest_openclaw(cfg, [HOME])
+    assert (rep.added, again.added, again.duplicates) == (1, 0, 1)
+    (row,) = read_ledger(cfg.ledger).rows
+    assert (row.chat, row.message_id, row.emoji, row.change, row.source) == (4242, 901, "👍", "added", "openclaw")
+    assert row.time.isoformat() == "2026-03-01T10:00:24+00:00"  # 18:00:24 GMT+8
+    assert event_time("2026-03-22 04:55:25 UTC", None) == "2026-03-22T04:55:25.000Z"
+    assert event_time("2026-03-22 04:55:25 GMT-05:30", None) == "2026-03-22T10:25:25.000Z"

@@ -1,0 +1,116 @@
+"""SessionMapper: rows → events, lineage, pairing, drift and rejected rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracebridge.importers.openclaw.mapping import RowError, SessionMapper
+from tracebridge.schema.events import validate_event
+
+T = "2026-03-01T10:00:{:02d}.000Z".format
+
+
+def _asst(content, stop="toolUse", **extra):
+    return {"role": "assistant", "content": content, "provider": "anthropic", "model": "m1", "api": "x",
+            "usage": {"input": 10, "output": 2, "cacheRead": 5, "cost": {"total": 0.25}}, "stopReason": stop, **extra}
+
+
+def _feed(m: SessionMapper, rows: list[dict]) -> list[dict]:
+    out = []
+    for i, r in enumerate(rows, 1):
+        out += m.feed(r, i)
+    for ev in out:
+        validate_event(ev)
+    return out
+
+
+def test_tool_calls_pair_with_results_and_retry_is_marked():
+    m = SessionMapper("r")
+    evs = _feed(m, [
+        {"type": "session", "version": 3, "id": "s", "timestamp": T(0)},
+        {"type": "message", "id": "u", "parentId": None, "timestamp": T(1), "message": {"role": "user", "content": "go"}},
+        {"type": "message", "id": "a1", "parentId": "u", "timestamp": T(2), "message": _asst(
+            [{"type": "toolCall", "id": "c1", "name": "read", "arguments": {"p": 1}},
+             {"type": "toolCall", "id": "c2", "name": "exec", "arguments": {"c": "ls"}}])},
+        {"type": "message", "id": "t2", "parentId": "a1", "timestamp": T(3), "message": {
+            "role": "toolResult", "toolCallId": "c2", "toolName": "exec", "content": "ok", "isError": False}},
+        {"type": "message", "id": "t1", "parentId": "t2", "timestamp": T(4), "message": {
+            "role": "toolResult", "toolCallId": "c1", "toolName": "read", "content": "ENOENT", "isError": True}},
+        {"type": "message", "id": "a2", "parentId": "t1", "timestamp": T(5), "message": _asst(
+            [{"type": "toolCall", "id": "c3", "name": "read", "arguments": {"p": 2}}])},
+        {"type": "message", "id": "t3", "parentId": "a2", "timestamp": T(6), "message": {
+            "role": "toolResult", "toolCallId": "c3", "toolName": "read", "content": "data", "isError": False}},
+    ])
+    by_id = {e["event_id"]: e for e in evs}
+    assert evs[0]["root"] is True and evs[0]["event_id"] == "r:session"
+    assert [e["event_type"] for e in evs[2:5]] == ["worker_action", "worker_tool_call", "worker_tool_call"]
+    assert by_id["r:a1"]["payload"]["tool"] == "read" and by_id["r:a1"]["llm"]["usage"] == {
+        "input_tokens": 15, "output_tokens": 2, "cost_usd": 0.25, "latency_ms": 0.0}
+    assert by_id["r:t2"]["parent_event_id"] == "r:a1.2"  # paired by call id, not by row order
+    assert by_id["r:t1"]["parent_event_id"] == "r:a1.1"
+    assert by_id["r:t1"]["payload"]["error"] == {"kind": "not_found", "message": "ENOENT"}
+    assert by_id["r:t3"]["payload"]["retry_of"] == "c1"
+    assert m.tokens == 34 and m.cost == 0.5 and m.tools == {"read", "exec"}
+
+
+def test_stop_reasons_and_errors():
+    m = SessionMapper("r")
+    evs = _feed(m, [
+        {"type": "message", "id": "a", "timestamp": T(1), "message": _asst([{"type": "text", "text": "done"}], "stop")},
+        {"type": "message", "id": "b", "timestamp": T(2), "message": _asst([], "error", errorMessage="Request timed out.")},
+        {"type": "message", "id": "c", "timestamp": T(3), "message": _asst([{"type": "text", "text": "part"}], "length")},
+        {"type": "message", "id": "d", "timestamp": T(4), "message": {"role": "assistant", "stopReason": "injected",
+                                                                      "content": "note"}},
+        {"type": "message", "id": "e", "timestamp": T(5), "message": _asst([{"type": "text", "text": "x"}], "weird")},
+    ])
+    kinds = [(e["event_id"], e["event_type"]) for e in evs]
+    assert ("r:a.1", "worker_output") in kinds and ("r:b.1", "episode_error") in kinds
+    assert evs[3]["payload"] == {"kind": "timeout", "message": "Request timed out.", "recoverable": True}
+    assert evs[5]["payload"]["status"] == "partial"
+    assert evs[6]["event_type"] == "env_observation" and evs[6]["payload"]["source"] == "openclaw.injected"
+    assert m.drift["message.assistant.stopReason=weird"] == 1 and m.counts["rows_without_parentId"] == 5
+    assert m.last_error is None  # a later successful turn: the session did not end in error
+    m.feed({"type": "message", "id": "f", "timestamp": T(6), "message": _asst([], "error", errorMessage="429")}, 6)
+    assert m.last_error == "rate_limit"
+
+
+def test_state_rows_and_steps():
+    m = SessionMapper("r")
+    evs = _feed(m, [
+        {"type": "model_change", "id": "1", "parentId": None, "timestamp": T(1), "provider": "openai", "modelId": "g5"},
+        {"type": "thinking_level_change", "id": "2", "parentId": "1", "timestamp": T(2), "thinkingLevel": "high"},
+        {"type": "message", "id": "3", "parentId": "2", "timestamp": T(3), "message": {"role": "user", "content": "a"}},
+        {"type": "compaction", "id": "4", "parentId": "3", "timestamp": T(4), "summary": "s", "tokensBefore": 9},
+        {"type": "message", "id": "5", "parentId": "4", "timestamp": T(5), "message": {"role": "user", "content": "b"}},
+        {"type": "custom", "id": "6", "parentId": "5", "timestamp": T(6), "customType": "openclaw:prompt-error",
+         "data": {"error": "too big"}},
+        {"type": "mystery", "id": "7", "parentId": "nope", "timestamp": T(7), "x": 1},
+    ])
+    assert evs[0]["payload"] == {"from_state": "model:none", "to_state": "model:openai/g5", "reason": "model_change"}
+    assert evs[1]["payload"]["to_state"] == "thinking:high"
+    assert [e["step"] for e in evs] == [0, 0, 0, 0, 1, 1, 1]
+    assert evs[3]["payload"]["source"] == "openclaw.compaction" and evs[3]["payload"]["observation"]["summary"] == "s"
+    assert evs[5]["event_type"] == "episode_error" and evs[5]["payload"]["kind"] == "prompt_error"
+    assert evs[6]["parent_event_id"] == "r:6" and m.counts["lineage_repaired"] == 1
+    assert m.drift["row_type=mystery"] == 1 and m.goal == "a" and m.kind == "chat"
+
+
+@pytest.mark.parametrize(("row", "field"), [
+    ([1, 2], "<line>"),
+    ({"id": "x"}, "type"),
+    ({"type": "message", "id": "x"}, "message"),
+    ({"type": "message", "id": "x", "message": {"content": "no role"}}, "message.role"),
+    ({"type": "model_change", "id": "x"}, "modelId"),
+    ({"type": "custom", "id": "x", "data": {}}, "customType"),
+])
+def test_unmappable_rows_raise_with_the_field(row, field):
+    with pytest.raises(RowError) as err:
+        SessionMapper("r").feed(row, 1)
+    assert err.value.field == field
+
+
+def test_duplicate_row_ids_get_distinct_event_ids():
+    m = SessionMapper("r")
+    evs = _feed(m, [{"type": "message", "id": "a", "timestamp": T(1), "message": {"role": "user", "content": "x"}},
+                    {"type": "message", "id": "a", "timestamp": T(2), "message": {"role": "user", "content": "y"}}])
+    assert evs[1]["event_id"] == "r:a~L2" and m.drift["row:duplicate_id"] == 1

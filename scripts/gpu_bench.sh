@@ -40,20 +40,20 @@ if ! "$PY" -c "$need" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" - <<'EOF' 2>&1 | tee "$OUT/env.txt"
-import importlib, torch
+import importlib.metadata as md, torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "device",
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")
-for m in ("transformers", "trl", "datasets", "accelerate", "liger_kernel", "triton", "pyarrow"):
+for m in ("transformers", "trl", "datasets", "accelerate", "liger-kernel", "triton", "pyarrow", "tokenizers"):
     try:
-        print(m, getattr(importlib.import_module(m), "__version__", "?"))
-    except Exception as exc:
-        print(m, "MISSING", type(exc).__name__, exc)
+        print(m, md.version(m))
+    except md.PackageNotFoundError:
+        print(m, "MISSING")
 EOF
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,noheader | tee -a "$OUT/env.txt"
 
 # 2. the benchmark (0.5B then 1.5B; SFT then DPO; ablation; profile)
 if [ -n "${SMOKE:-}" ]; then
-  BENCH_DEFAULT="--cpu-smoke"
+  BENCH_DEFAULT="--cpu-smoke --ablation"
 else
   BENCH_DEFAULT="--ablation --deadline-s ${BENCH_DEADLINE_S:-270}"
 fi

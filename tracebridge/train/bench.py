@@ -17,8 +17,9 @@ import gc
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from tracebridge.train import flops as fl
 from tracebridge.train import synth
@@ -100,13 +101,13 @@ def step_clock(meter: TokenMeter, warmup: int, steps: int, budget_s: float, prof
             self.prof_left = 0
             self.prof_s0 = self.prof_s = 0.0
 
-        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001
+        def on_step_begin(self, args, state, control, **kw):
             if state.global_step == warmup and not self.t0:
                 _sync()
                 self.t0 = time.perf_counter()
                 meter.active = True
 
-        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+        def on_step_end(self, args, state, control, **kw):
             if self.prof is not None:
                 self.prof_left -= 1
                 if self.prof_left <= 0 and not self.prof_s:

@@ -41,13 +41,13 @@ class Shape:
     @classmethod
     def from_config(cls, cfg: object) -> Shape:
         """From a transformers config (or anything with the same attribute names)."""
-        heads = int(getattr(cfg, "num_attention_heads"))
-        hidden = int(getattr(cfg, "hidden_size"))
+        heads = int(cfg.num_attention_heads)
+        hidden = int(cfg.hidden_size)
         head_dim = int(getattr(cfg, "head_dim", 0) or hidden // heads)
-        return cls(hidden=hidden, intermediate=int(getattr(cfg, "intermediate_size")),
-                   layers=int(getattr(cfg, "num_hidden_layers")), heads=heads,
+        return cls(hidden=hidden, intermediate=int(cfg.intermediate_size),
+                   layers=int(cfg.num_hidden_layers), heads=heads,
                    kv_heads=int(getattr(cfg, "num_key_value_heads", heads) or heads), head_dim=head_dim,
-                   vocab=int(getattr(cfg, "vocab_size")))
+                   vocab=int(cfg.vocab_size))
 
     @property
     def block_params(self) -> int:

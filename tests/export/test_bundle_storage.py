@@ -1,0 +1,144 @@
+"""Bundle verification (tampering, unsafe paths) and storage: file:// and a real S3 API (moto)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import orjson
+import pytest
+
+from tests.export.conftest import record_pii_run
+from tracebridge.curate.config import RedactionConfig
+from tracebridge.export.bundle import BundleError, compute_bundle_id, safe_relpath, verify_bundle
+from tracebridge.export.config import ExportConfig, StorageConfig
+from tracebridge.export.pipeline import ExportResult, export_traces
+from tracebridge.export.storage import PushRefused, StorageError, fetch_bundle, push_bundle, resolve_bundle_dir
+
+
+@pytest.fixture
+def bundle(mixed_traces: Path, tmp_path: Path) -> ExportResult:
+    return export_traces(mixed_traces, tmp_path / "bundles")
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _rewrite_manifest(path: Path, fn) -> None:  # type: ignore[no-untyped-def]
+    man = orjson.loads((path / "manifest.json").read_bytes())
+    fn(man)
+    (path / "manifest.json").write_bytes(orjson.dumps(man))
+
+
+def test_tampered_bundles_are_refused(bundle: ExportResult) -> None:
+    p = bundle.path
+    view = next((p / "views" / "verifier_sft").glob("*.jsonl"))
+    original = view.read_bytes()
+    view.write_bytes(original.replace(b"verdict: end", b"verdict: xyz", 1))
+    with pytest.raises(BundleError, match="does not match its manifest sha256"):
+        verify_bundle(p)
+    view.write_bytes(original)
+    (p / "views" / "extra.jsonl").write_text('{"messages": []}\n')
+    with pytest.raises(BundleError, match="not listed in the manifest"):
+        verify_bundle(p)
+    (p / "views" / "extra.jsonl").unlink()
+    _rewrite_manifest(p, lambda m: m.update(bundle_id="0" * 64))
+    with pytest.raises(BundleError, match="bundle_id: does not match"):
+        verify_bundle(p)
+
+
+@pytest.mark.parametrize("bad", ["../outside.jsonl", "/etc/passwd", "views/../../x", "C:/x", "a\\b", ""])
+def test_manifest_paths_that_escape_are_refused(bundle: ExportResult, bad: str) -> None:
+    with pytest.raises(BundleError):
+        safe_relpath(bad)
+
+    def poison(m: dict) -> None:
+        m["files"][0]["path"] = bad
+
+    _rewrite_manifest(bundle.path, poison)
+    with pytest.raises(BundleError):
+        verify_bundle(bundle.path)
+
+
+def test_bundle_id_is_sha256_over_file_hashes(bundle: ExportResult) -> None:
+    man = json.loads((bundle.path / "manifest.json").read_text())
+    assert man["bundle_id"] == compute_bundle_id([f["sha256"] for f in man["files"]])
+    assert [f["path"] for f in man["files"]] == sorted(f["path"] for f in man["files"])
+    assert {v["view"] for v in man["views"]} == {"planner_sft", "worker_sft", "verifier_sft",
+                                                 "verifier_pref_pairs", "worker_recovery_cases"}
+    assert resolve_bundle_dir(bundle.path.parent) == bundle.path  # an export --out folder with one bundle
+
+
+def test_train_reads_the_bundle(bundle: ExportResult) -> None:
+    from tracebridge.train.data import load_role_data, verify_bundle_dir
+
+    assert verify_bundle_dir(bundle.path)["bundle_id"] == bundle.manifest.bundle_id
+    for role in ("planner", "worker", "verifier"):
+        d = load_role_data(bundle.path, role)
+        c = d.counts()
+        assert c["read"] == c["accepted"] and c["quarantined"] == 0, c
+
+
+def test_file_storage_round_trip_and_latest(bundle: ExportResult, tmp_path: Path) -> None:
+    uri = (tmp_path / "store").as_uri()
+    res = push_bundle(bundle.path, uri)
+    assert res["status"] == "published" and res["files"] == len(bundle.manifest.files)
+    assert push_bundle(bundle.path, uri)["status"] == "exists"
+    path, man = fetch_bundle(uri, tmp_path / "pulled")  # via LATEST
+    assert man.bundle_id == bundle.manifest.bundle_id and _files(path) == _files(bundle.path)
+    remote = tmp_path / "store" / man.bundle_id
+    view = next(remote.joinpath("views", "planner_sft").glob("*.jsonl"))
+    view.write_bytes(view.read_bytes().replace(b'"split":', b'"splat":', 1))
+    with pytest.raises(BundleError, match="sha256 does not match"):
+        fetch_bundle(f"{uri}/{man.bundle_id}", tmp_path / "pulled2")
+    assert not list((tmp_path / "pulled2").glob("[0-9a-f]*"))  # nothing half-fetched is left
+
+
+def test_unpublished_and_credentialed_uris(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="no published bundle"):
+        fetch_bundle((tmp_path / "empty").as_uri(), tmp_path / "x")
+    with pytest.raises(StorageError, match="credentials in URIs"):
+        fetch_bundle("s3://AKIA:secret@bucket/x", tmp_path / "x")
+    assert StorageConfig(options={"secret_access_key": "x"}).validate()
+    assert not StorageConfig(options={"use_ssl": "false"}).validate()
+
+
+def test_s3_push_fetch_round_trip_byte_for_byte(bundle: ExportResult, s3_env: str, tmp_path: Path) -> None:
+    uri = f"s3://{s3_env}/tracebridge/bundles"
+    res = push_bundle(bundle.path, uri)
+    assert res["status"] == "published"
+    keys = sorted(o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_env)["Contents"])
+    assert f"tracebridge/bundles/{bundle.manifest.bundle_id}/manifest.json" in keys
+    assert "tracebridge/bundles/LATEST" in keys
+    path, man = fetch_bundle(uri, tmp_path / "pulled")
+    assert _files(path) == _files(bundle.path)
+    # a tampered object is refused on fetch
+    key = f"tracebridge/bundles/{man.bundle_id}/report.md"
+    boto3.client("s3").put_object(Bucket=s3_env, Key=key, Body=b"# forged\n")
+    with pytest.raises(BundleError, match="report.md: sha256 does not match"):
+        fetch_bundle(f"{uri}/{man.bundle_id}", tmp_path / "pulled2")
+
+
+def test_s3_fetch_refuses_escaping_manifest(bundle: ExportResult, s3_env: str, tmp_path: Path) -> None:
+    uri = f"s3://{s3_env}/evil"
+    man = orjson.loads((bundle.path / "manifest.json").read_bytes())
+    man["files"][0]["path"] = "../../escaped.txt"
+    boto3.client("s3").put_object(Bucket=s3_env, Key="evil/manifest.json", Body=orjson.dumps(man))
+    with pytest.raises(BundleError, match="escapes the bundle"):
+        fetch_bundle(uri, tmp_path / "pulled")
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_unredacted_push_is_refused(tmp_path: Path, s3_env: str) -> None:
+    root = tmp_path / "traces"
+    record_pii_run(root)
+    res = export_traces(root, tmp_path / "b", ExportConfig(redaction=RedactionConfig(enabled=False)))
+    with pytest.raises(PushRefused, match="unredacted"):
+        push_bundle(res.path, f"s3://{s3_env}/bundles")
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=s3_env)  # nothing left the host
+    # a manifest edited to claim clean governance disagrees with the hashed report.json
+    _rewrite_manifest(res.path, lambda m: m["data_governance"].update(pii_scan="clean", passed_both=True))
+    with pytest.raises(PushRefused, match="differs from the manifest"):
+        push_bundle(res.path, (tmp_path / "store").as_uri())

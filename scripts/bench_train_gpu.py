@@ -181,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
                 b.record(ro)
             if rb is not None and ro is not None and b.left() > 0:
                 rows = eq_rows if recipe == "sft" else dpo_rows_as_tokens(pref, tok, a.eq_rows)
-                eq = equivalence.compare(model, recipe, ro["options"], rows, scope=bench.restored_module_globals)
+                try:
+                    eq = equivalence.compare(model, recipe, ro["options"], rows, scope=bench.restored_module_globals)
+                except Exception as exc:  # noqa: BLE001 - report it; the timings stand
+                    log.warning("equivalence check failed to run:\n%s", traceback.format_exc(limit=6))
+                    eq = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
                 b.record({"case": f"{name} {recipe} equivalence", **eq})
             model = None
             bench.release()
@@ -205,7 +209,9 @@ def report(b: Bench) -> int:
         print(f"{r['case']:44s} {r['tokens_per_s']:9.0f} {r['tflops']:8.1f} {100 * r['mfu']:5.1f}% {mem:>8s} "
               f"{r['timed_steps']:5d}  {', '.join(r['levers']) or 'TRL defaults'}")
     for r in b.results:
-        if "grad_cosine" in r:
+        if "error" in r:
+            print(f"{r['case']:44s} ERROR {r['error']}")
+        elif "grad_cosine" in r:
             print(f"{r['case']:44s} logprob |d| mean {r['opt']['mean_abs']:.2e} max {r['opt']['max_abs']:.2e} "
                   f"(floor {r['floor']['mean_abs']:.2e}/{r['floor']['max_abs']:.2e}), grad cos "
                   f"{r['grad_cosine']:.5f} (floor {r['grad_cosine_floor']:.5f}) -> {'ok' if r['ok'] else 'FAIL'}"
@@ -227,7 +233,7 @@ def report(b: Bench) -> int:
         if d and o and d["tokens_per_s"]:
             ratios[f"{key[1]}_{key[0]}"] = x = o["tokens_per_s"] / d["tokens_per_s"]
             parts.append(f"{key[1]} {key[0]} {x:.2f}x (target {TARGETS[key[1]]}x), MFU {100 * o['mfu']:.1f}%")
-    eq_ok = all(r["ok"] for r in b.results if "grad_cosine" in r)
+    eq_ok = all(r["ok"] for r in b.results if r["case"].endswith("equivalence"))
     summary = {"device": b.device_name, "peak_tflops": b.peak / 1e12, "ratios": ratios, "equivalence_ok": eq_ok,
                "wall_s": time.perf_counter() - b.t0, "results": b.results}
     if b.out:
@@ -241,11 +247,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", type=lambda s: s.split(","), default=SHAPES, help="configs/model YAMLs, comma-separated")
     ap.add_argument("--recipes", type=lambda s: s.split(","), default=["sft", "dpo"], help="sft,dpo")
-    ap.add_argument("--steps", type=int, default=20, help="timed SFT steps per case (after warm-up)")
-    ap.add_argument("--dpo-steps", type=int, default=12, help="timed DPO steps per case")
-    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (compile, autotune, allocator)")
-    ap.add_argument("--budget-s", type=float, default=15.0, help="stop timing a case after this many seconds")
-    ap.add_argument("--deadline-s", type=float, default=330.0, help="start no case after this many seconds")
+    ap.add_argument("--steps", type=int, default=15, help="timed SFT steps per case (after warm-up)")
+    ap.add_argument("--dpo-steps", type=int, default=8, help="timed DPO steps per case")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (compile, autotune, allocator)")
+    ap.add_argument("--budget-s", type=float, default=10.0, help="stop timing a case after this many seconds")
+    ap.add_argument("--deadline-s", type=float, default=270.0, help="start no case after this many seconds")
     ap.add_argument("--batch-size", type=int, default=8, help="TRL default micro-batch (rows or pairs)")
     ap.add_argument("--max-length", type=int, default=4096, help="longest row (data never exceeds it)")
     ap.add_argument("--min-len", type=int, default=192, help="shortest row")

@@ -113,7 +113,11 @@ def step_clock(meter: TokenMeter, warmup: int, steps: int, budget_s: float, prof
                 if self.prof_left <= 0 and not self.prof_s:
                     _sync()
                     self.prof_s = time.perf_counter() - self.prof_s0
-                    self.prof.__exit__(None, None, None)
+                    try:
+                        self.prof.__exit__(None, None, None)
+                    except Exception as exc:  # noqa: BLE001 - a profile is optional; the timing stands
+                        log.warning("profiler did not stop cleanly: %s", exc)
+                        self.prof_s = 0.0
                     control.should_training_stop = True
                 return
             if not self.t0 or self.t1:
@@ -123,13 +127,16 @@ def step_clock(meter: TokenMeter, warmup: int, steps: int, budget_s: float, prof
                 self.t1 = time.perf_counter()
                 meter.active = False
                 self.timed_steps = state.global_step - warmup
+                control.should_training_stop = True
                 if profile_steps:
-                    self.prof = _profiler()
-                    self.prof.__enter__()
-                    self.prof_left = profile_steps
-                    self.prof_s0 = time.perf_counter()
-                else:
-                    control.should_training_stop = True
+                    try:
+                        prof = _profiler()
+                        prof.__enter__()
+                    except Exception as exc:  # noqa: BLE001 - a profile is optional; the timing stands
+                        log.warning("profiler did not start: %s", exc)
+                        return
+                    self.prof, self.prof_left, self.prof_s0 = prof, profile_steps, time.perf_counter()
+                    control.should_training_stop = False
 
     return StepClock()
 
@@ -294,7 +301,10 @@ def run_case(case: Case, data: list[dict], tok: Any, on_gpu: bool, peak: float, 
            "options": case.options, "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h],
            "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
     if clock.prof is not None and clock.prof_s:
-        res["profile"] = profile_summary(clock.prof, clock.prof_s)
+        try:
+            res["profile"] = profile_summary(clock.prof, clock.prof_s)
+        except Exception as exc:  # noqa: BLE001 - a profile is optional; the timing stands
+            res["profile_error"] = f"{type(exc).__name__}: {exc}"
     res["model"] = trainer.model
     release(trainer)
     return res

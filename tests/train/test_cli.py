@@ -1,0 +1,48 @@
+"""tracebridge train / eval / report on the hand-made bundle: exit codes, --json, report files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import tracebridge.cli  # noqa: F401 - registers the command modules
+from tracebridge.cli.app import app
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "data" / "train_views"
+FAST = ["train.max_steps=10", "train.batch_size=8", "dpo.max_steps=4", "eval.n_boot=200", "train.save_steps=0"]
+
+
+def test_train_eval_report_commands(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", str(ROOT / "configs/train/cpu_tiny.yaml"), *FAST, "--bundle", str(FIXTURE),
+                              "--out", str(tmp_path / "runs"), "--variants", "baseline,optimized", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert [t["variant"] for t in out["trials"]] == ["baseline", "optimized"] and out["failed"] == []
+    assert Path(out["report"]).is_file() and "verifier" in out["winners"]
+
+    ckpt = out["trials"][1]["checkpoint_dir"]
+    res = runner.invoke(app, ["eval", ckpt, str(ROOT / "configs/train/cpu_tiny.yaml"), "eval.n_boot=200",
+                              "--bundle", str(FIXTURE), "--out", str(tmp_path / "ev"), "--json",
+                              "--min", "verifier/accuracy=1.01"])
+    assert res.exit_code == 1, res.output  # the floor is above any accuracy
+    body = json.loads(res.stdout)
+    assert "verifier/accuracy" in body["metrics"] and "verifier/accuracy" in body["below_floor"]
+    assert (tmp_path / "ev" / "eval_items.json").is_file()
+
+    res = runner.invoke(app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["trials"] == 2
+    assert runner.invoke(app, ["report", "--verify", str(tmp_path / "rep")]).exit_code == 0
+    (tmp_path / "rep" / "report.html").write_text("tampered")
+    assert runner.invoke(app, ["report", "--verify", str(tmp_path / "rep")]).exit_code == 1
+
+
+def test_train_rejects_bad_overrides_and_missing_bundles(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", str(ROOT / "configs/train/cpu_tiny.yaml"), "train.lrr=1", "--bundle", str(FIXTURE)])
+    assert res.exit_code == 2 and "did you mean 'train.lr'" in res.output
+    res = runner.invoke(app, ["train", str(ROOT / "configs/train/cpu_tiny.yaml"), "--bundle", str(tmp_path)])
+    assert res.exit_code == 2 and "no manifest" in res.output

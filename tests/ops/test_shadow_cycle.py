@@ -33,8 +33,13 @@ def missing_upstream() -> list[str]:
 
     from tracebridge.cli import app
 
+    import tracebridge.feedback as fb
+
     cmds = get_command(app).commands  # type: ignore[attr-defined]
-    return [f"tracebridge {k} ({v})" for k, v in UPSTREAM.items() if k not in cmds]
+    out = [f"tracebridge {k} ({v})" for k, v in UPSTREAM.items() if k not in cmds]
+    if not hasattr(fb, "labels_for_run_factory"):  # export joins reaction labels through it
+        out.append("tracebridge.feedback.labels_for_run_factory (feedback labels in export)")
+    return out
 
 
 def _inputs(root: Path, now: dt.datetime) -> list[str]:
@@ -56,8 +61,10 @@ def _inputs(root: Path, now: dt.datetime) -> list[str]:
     (root / "docs" / "feedback-chunk-policy.md").write_text("A reaction on the last chunk labels the whole batch.\n")
     shutil.copytree(ROOT / "configs", root / "configs")
     sources = ROOT / "tests/data/openclaw/home"
+    # the verifier role: the tiny CPU profile is sized for it and its evaluation is fast
     return [f"shadow.sources=[{sources}]" if sources.is_dir() else "shadow.sources=[]",
-            f"shadow.optimize.overrides=[{','.join(FAST)}]", "shadow.replay.size=12"]
+            f"shadow.optimize.overrides=[{','.join(FAST)}]", "shadow.replay.size=64",
+            "shadow.optimize.role=verifier", "shadow.optimize.metric=verifier/accuracy"]
 
 
 def test_shadow_cycle_end_to_end(tmp_path, monkeypatch):

@@ -55,6 +55,10 @@ class ShadowConfig:
         "help": "Reaction ledger audited each cycle."})
     feedback_mapping: str = field(default="memory/feedback/reaction-mapping.json", metadata={
         "help": "Reaction mapping used by the audit."})
+    feedback_updates: list[str] = field(default_factory=list, metadata={
+        "help": "Telegram Bot API getUpdates JSON dumps to harvest reactions from (besides `sources`)."})
+    feedback_harvest_log: str = field(default="memory/feedback/harvest-log.jsonl", metadata={
+        "help": "Harvest log (each harvest run appends a line): the audit's evidence that it ran."})
     chunk_registry: str = field(default="memory/feedback/sent-chunks.jsonl", metadata={
         "help": "Registry of chunked Telegram replies (for the chunk-policy check)."})
     chunk_policy_doc: str = field(default="docs/feedback-chunk-policy.md", metadata={

@@ -27,11 +27,16 @@ from tracebridge.ops.artifacts import sha256_file
 from tracebridge.ops.cycle import Ctx, Step, StepFailed
 
 
-def run_cli(ctx: Ctx, step: str, args: list[str], timeout_s: float = 3 * 3600) -> dict[str, Any]:
+def run_cli(ctx: Ctx, step: str, args: list[str], timeout_s: float = 3 * 3600,
+            ok_codes: tuple[int, ...] = (0,)) -> dict[str, Any]:
     """Run ``tracebridge ARGS`` (which must print one JSON document); log it; return the JSON.
 
+    Args:
+        ok_codes: exit codes after which the JSON is returned (a check command exits 1 with a
+            complete summary; the step decides what that means).
+
     Raises:
-        StepFailed: non-zero exit, timeout or no JSON on stdout (with the output's tail).
+        StepFailed: another exit code, a timeout, or no JSON on stdout (with the output's tail).
     """
     logs = ctx.bundle / "logs"
     logs.mkdir(exist_ok=True)
@@ -48,7 +53,7 @@ def run_cli(ctx: Ctx, step: str, args: list[str], timeout_s: float = 3 * 3600) -
         doc = json.loads(res.stdout) if res.stdout.strip() else None
     except json.JSONDecodeError:
         doc = None
-    if res.returncode != 0:
+    if res.returncode not in ok_codes or (res.returncode and not isinstance(doc, dict)):
         tail = _tail(res.stderr) or _tail(res.stdout)
         raise StepFailed(f"tracebridge {' '.join(args[:2])} exited {res.returncode}: {tail}",
                          {"json": doc} if doc is not None else {})
@@ -104,19 +109,28 @@ def step_import(ctx: Ctx) -> dict[str, Any]:
 
 
 def step_feedback(ctx: Ctx) -> dict[str, Any]:
-    """Audit yesterday's reaction harvest; keep the audit in the bundle (hashed)."""
-    day = (ctx.now - dt.timedelta(days=1)).date().isoformat()
+    """Harvest reactions (OpenClaw system events, Bot API dumps), then audit today; keep the audit."""
     sh = ctx.shadow
-    inputs = {"ledger": sh.feedback_ledger, "mapping": sh.feedback_mapping,
-              "ledger_sha256": sha256_file(Path(sh.feedback_ledger)) if Path(sh.feedback_ledger).is_file() else None}
-    doc = run_cli(ctx, "feedback", ["feedback", "audit", "--day", day, "--ledger", sh.feedback_ledger,
-                                    "--mapping", sh.feedback_mapping, "--json"])
-    audit = ctx.bundle / "feedback" / "audit.json"
-    audit.parent.mkdir(exist_ok=True)
-    audit.write_text(json.dumps(doc, indent=2, sort_keys=True))
+    day = ctx.now.date().isoformat()
+    paths = ["--ledger", sh.feedback_ledger, "--mapping", sh.feedback_mapping]
+    log_ov = f"harvest_log={sh.feedback_harvest_log}"
+    harvest = None
+    srcs = [a for s in sh.sources for a in ("--openclaw", os.path.expanduser(s))] + \
+        [a for u in sh.feedback_updates for a in ("--updates", os.path.expanduser(u))]
+    if srcs:
+        harvest = run_cli(ctx, "feedback_harvest", ["feedback", "harvest", *srcs, *paths, log_ov, "--json"])
+    folder = ctx.bundle / "feedback"
+    doc = run_cli(ctx, "feedback", ["feedback", "audit", "--day", day, *paths, "--registry", sh.chunk_registry,
+                                    "--out", str(folder), log_ov, "--json"], ok_codes=(0, 1))
+    audit = Path(doc.get("files", {}).get("json") or folder / f"{day}.json")
+    if not audit.is_file():
+        raise StepFailed(f"feedback audit wrote no {audit}")
+    ledger = Path(sh.feedback_ledger)
+    inputs = {"ledger": sh.feedback_ledger, "ledger_sha256": sha256_file(ledger) if ledger.is_file() else None}
     ran = doc.get("harvest_ran")
-    fb = {"day": day, "harvest_ran": ran is True, "audit_file": "feedback/audit.json",
-          "audit_sha256": sha256_file(audit)}
+    fb = {"day": day, "harvest_ran": ran is True, "evidence": doc.get("harvest_evidence"),
+          "harvested": {k: harvest.get(k) for k in ("added", "duplicates", "quarantined")} if harvest else None,
+          "audit_file": audit.relative_to(ctx.bundle).as_posix(), "audit_sha256": sha256_file(audit)}
     if ran is not True:
         fb["reason"] = f"audit says harvest_ran={ran!r} for {day}"
         raise StepFailed(fb["reason"], {"feedback": fb, "inputs": inputs})
@@ -136,9 +150,9 @@ def step_validate(ctx: Ctx) -> dict[str, Any]:
     return out
 
 
-def export_bundle(ctx: Ctx, step: str, traces: Path, out: Path) -> dict[str, Any]:
+def export_bundle(ctx: Ctx, step: str, traces: Path, out: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """``tracebridge export`` into ``out``; return the bundle folder, id, counts and summary."""
-    args = ["export", str(traces), "--out", str(out), "--json"]
+    args = ["export", str(traces), *(overrides or []), "--out", str(out), "--json"]
     if ctx.shadow.export_config:
         args += ["--config", ctx.shadow.export_config]
     doc = run_cli(ctx, step, args)
@@ -155,20 +169,34 @@ def export_bundle(ctx: Ctx, step: str, traces: Path, out: Path) -> dict[str, Any
             "summary": doc}
 
 
+def feedback_overrides(ctx: Ctx) -> list[str]:
+    """Export overrides that join the reaction labels (chunk policy included), when a ledger exists."""
+    sh = ctx.shadow
+    if not Path(sh.feedback_ledger).is_file():
+        return []
+    return [f"feedback.ledger={sh.feedback_ledger}", f"feedback.mapping={sh.feedback_mapping}",
+            f"feedback.registry={sh.chunk_registry}"]
+
+
 def step_export(ctx: Ctx) -> dict[str, Any]:
-    """Curate and export the cycle's runs; keep the bundle manifest and dataset report."""
-    out = export_bundle(ctx, "export", ctx.traces, ctx.work / "bundles")
+    """Curate and export the cycle's runs with feedback labels joined; keep manifest, report, quarantine."""
+    fb = feedback_overrides(ctx)
+    out = export_bundle(ctx, "export", ctx.traces, ctx.work / "bundles", fb)
     src = Path(out["bundle_dir"])
     dst = ctx.bundle / "export"
     dst.mkdir(exist_ok=True)
     for p in sorted(src.iterdir()):
-        if p.is_file() and (p.name == "manifest.json" or p.name.startswith(("report", "dataset_report"))):
+        if p.is_file() and (p.name in ("manifest.json", "quarantine.jsonl") or p.name.startswith("report")):
             shutil.copy2(p, dst / p.name)
-    return out
+    return {**out, "feedback_labels": bool(fb)}
 
 
 def step_replay(ctx: Ctx) -> dict[str, Any]:
-    """Freeze the fixed replay set once, verify it every day, export it (same bundle id daily)."""
+    """Freeze the fixed replay set once, verify it every day, export it (same bundle id daily).
+
+    The replay export joins no live feedback: reactions arrive every day, and a fixed benchmark
+    must give the same bundle on every day.
+    """
     sh = ctx.shadow
     man = rp.load_replay_manifest(ctx.work)
     created = man is None

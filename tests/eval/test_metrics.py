@@ -66,11 +66,17 @@ def test_worker_metrics_by_hand():
         # broken tool call: counts as an invalid call, no match
         ("<tool_call>{not json", ref_call, prompt_ok),
     ]
+    # failures shown as "Prior failure:" lines of the user turn (how the export renders them)
+    prior = [{"role": "user", "content": roles.worker_user_text({
+        "plan_step": {"description": "read"}, "allowed_tools": ["read_file"],
+        "prior_failures": [{"tool": "read_file", "args": {"path": "y.txt"}, "error_kind": "not_found"}]})}]
+    cases += [(roles.tool_call_text("read_file", {"path": "y.txt"}), ref_call, prior),      # repeats: 0/1 grounded? y.txt is in the user turn -> 1/1
+              (roles.tool_call_text("read_file", {"path": "notes.txt"}), ref_call, prior)]  # no repeat, notes.txt not in prompt -> 0/1
     got = agg([M.worker_item(r, ref, p, TOOLS) for r, ref, p in cases])
-    assert got["tool_call_validity"] == pytest.approx(3 / 6)
-    assert got["action_match"] == pytest.approx(5 / 7)
-    assert got["arg_grounding"] == pytest.approx(3 / 7)
-    assert got["error_recurrence"] == pytest.approx(1 / 2)
+    assert got["tool_call_validity"] == pytest.approx(5 / 8)
+    assert got["action_match"] == pytest.approx(7 / 9)
+    assert got["arg_grounding"] == pytest.approx(4 / 9)
+    assert got["error_recurrence"] == pytest.approx(2 / 4)
 
 
 def test_args_valid_rules():

@@ -14,8 +14,10 @@ worker (item = one assistant turn, prompted with the turns before it):
   calls), the share naming a tool offered in ``tools`` with arguments valid against its JSON
   schema. ``action_match``: the reply does what the reference does (same tool, or both answer
   in text). ``arg_grounding``: of the predicted calls' scalar argument values, the share found
-  verbatim, as a whole token, in the prompt's non-assistant turns (user, tool results). ``error_recurrence``: of the items whose prompt holds a failed call,
-  the share whose prediction repeats a failed call (same tool and arguments).
+  verbatim, as a whole token, in the prompt's non-assistant turns (user, tool results).
+  ``error_recurrence``: of the items whose prompt shows a failed call (an earlier call with a
+  failed result, or a ``Prior failure:`` line), the share whose prediction repeats one (same
+  tool and arguments).
 verifier (item = one verdict; expected = the ex-post ``labels.expected_verdict``, else the
 reference verdict): ``accuracy``; ``stop_precision`` (of predicted ``end``, expected ``end``);
 ``stop_recall`` (of expected ``end``, predicted ``end``); ``false_stop_rate`` (of expected
@@ -139,9 +141,23 @@ def _tool_failed(content: Any) -> bool:
     return isinstance(obj, dict) and (obj.get("ok") is False or bool(obj.get("error")))
 
 
-def failed_calls(prompt: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """``(tool, canonical args)`` of every call in the prompt whose tool result failed."""
+def _prior_failures(text: str) -> list[tuple[str, str]]:
     out = []
+    for line in text.splitlines():
+        if line.startswith("Prior failure: "):
+            try:
+                obj = json.loads(line[len("Prior failure: "):])
+            except json.JSONDecodeError:
+                continue
+            if isinstance(obj, dict) and obj.get("tool"):
+                out.append((str(obj["tool"]), json.dumps(obj.get("args") or {}, sort_keys=True)))
+    return out
+
+
+def failed_calls(prompt: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``(tool, canonical args)`` of every failed call the prompt shows: earlier assistant calls
+    whose tool result failed, and ``Prior failure: {...}`` lines of the user turn (roles.py)."""
+    out = [f for m in prompt if m.get("role") == "user" for f in _prior_failures(str(m.get("content") or ""))]
     for i, m in enumerate(prompt[:-1]):
         if m.get("role") == "assistant" and m.get("tool_calls") and prompt[i + 1].get("role") == "tool" \
                 and _tool_failed(prompt[i + 1].get("content")):

@@ -14,7 +14,8 @@ from tracebridge.ops.config import Phase2Config, PolicySpec
 from tracebridge.ops.phase2 import phase2_report, rank_policies
 
 ROOT = Path(__file__).resolve().parents[2]
-FAST = ["train.max_steps=4", "dpo.max_steps=2", "train.save_steps=0", "eval.n_boot=100", "train.logging_steps=2"]
+FAST = ["train.max_steps=3", "dpo.max_steps=2", "train.save_steps=0", "eval.n_boot=100", "train.logging_steps=1",
+        "data.max_eval_rows=16"]
 
 
 def _trial(tmp_path, policy, correct, n=60, seed=0):

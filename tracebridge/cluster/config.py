@@ -21,7 +21,7 @@ DEFAULT_EXCLUDES = [".venv", ".git", ".whl", ".hypothesis", ".pytest_cache", "__
 # saves its experiment state, and a prompt experiment checkpoint so an interrupted sweep resumes.
 DEFAULT_ENV = {"OMP_NUM_THREADS": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "TOKENIZERS_PARALLELISM": "false",
                "RAY_JOB_STOP_SIGNAL": "SIGINT", "RAY_JOB_STOP_WAIT_TIME_S": "30", "TUNE_GLOBAL_CHECKPOINT_S": "2",
-               "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_CHDIR_TO_TRIAL_DIR": "0",
+               "RAY_CHDIR_TO_TRIAL_DIR": "0",
                "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
 # USD per hour on demand (us-east-1 / us-central1, 2025 list prices); override per sweep in window.prices.

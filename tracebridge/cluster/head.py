@@ -182,9 +182,10 @@ def _tail(path: Path, n: int = 2000) -> str:
         return ""
 
 
-def stop_head(info: HeadInfo, timeout_s: float = 30.0) -> None:
-    """Stop a head we started: SIGTERM to its process group (``--block`` takes its Ray processes
-    down with it), SIGKILL after ``timeout_s``; remove its temp dir and state file."""
+def stop_head(info: HeadInfo, timeout_s: float = 5.0) -> None:
+    """Stop a head we started: SIGTERM to its process group, SIGKILL to what is left after
+    ``timeout_s`` (what ``ray stop`` does, but only to our processes; ``ray start --block`` itself
+    outlives SIGTERM); remove its temp dir and state file."""
     for sig, wait in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(info.pid, sig)

@@ -1,0 +1,145 @@
+"""Submitting real sweeps to the local head (token auth on): SUCCEEDED with a verified report
+pulled, idempotent submission ids, status/logs/list/pull, a killed trial worker retried from its
+checkpoint, and an interrupted sweep resumed without redoing finished trials."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tracebridge.cli import app
+from tracebridge.report import verify_report
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "tests" / "data" / "train_views"
+
+
+def cli(*args: str) -> tuple[int, object]:
+    res = CliRunner().invoke(app, [*args, "--json"])
+    try:
+        return res.exit_code, json.loads(res.stdout)
+    except ValueError:
+        raise AssertionError(f"exit {res.exit_code}: {res.stdout[-3000:]}\n{res.stderr[-3000:]}") from None
+
+
+def sweep_args(tmp: Path, *extra: str) -> list[str]:
+    return ["configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={tmp}/storage", f"work_dir={tmp}/work", *extra]
+
+
+def attempts(tmp: Path) -> dict[str, list[dict]]:
+    out = {}
+    for f in (tmp / "work").glob("*/trials/*/attempts.jsonl"):
+        out[f.parent.name] = [json.loads(x) for x in f.read_text().splitlines()]
+    return out
+
+
+def wait_for(pred, timeout: float = 240.0, what: str = "condition") -> None:
+    end = time.time() + timeout
+    while not pred():
+        assert time.time() < end, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.fixture(autouse=True)
+def _in_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+def test_submit_tiny_sweep_succeeds_with_verified_report(ray_head, tmp_path):
+    y = ray_head["yaml"]
+    code, sub = cli("submit", *sweep_args(tmp_path), "--cluster", y, "--keep", "--wait", "--out", str(tmp_path / "reports"))
+    assert code == 0, sub
+    assert sub["status"] == "SUCCEEDED" and sub["created"] and sub["submission_id"].endswith("-a1")
+    report = Path(sub["report"]).parent
+    assert verify_report(report) == []
+    man = json.loads((report / "manifest.json").read_text())
+    assert man["bundle_id"] == json.loads((BUNDLE / "manifest.json").read_text())["bundle_id"]
+    assert man["config"]["sweep_id"] == sub["sweep_id"]
+    results = json.loads((report / "results.json").read_text())
+    assert set(results["roles"]["verifier"]["variants"]) == {"baseline", "optimized"}
+    assert "comparison" in results["roles"]["verifier"]
+
+    # the same submit again: same submission id, nothing new started
+    code, again = cli("submit", *sweep_args(tmp_path), "--cluster", y, "--keep")
+    assert code == 0 and again["created"] is False and again["submission_id"] == sub["submission_id"]
+    code, jobs = cli("list", "--cluster", y)
+    assert [j["submission_id"] for j in jobs if j["sweep_id"] == sub["sweep_id"]] == [sub["submission_id"]]
+
+    code, st = cli("status", sub["submission_id"], "--cluster", y)
+    assert code == 0 and st["status"] == "SUCCEEDED" and st["metadata"]["bundle_id"] == man["bundle_id"]
+    assert "token" not in json.dumps(st["metadata"]).lower()
+    logs = CliRunner().invoke(app, ["logs", sub["submission_id"], "--cluster", y])
+    assert logs.exit_code == 0 and "report pushed to" in logs.stdout
+
+    # pull by submission id verifies; a tampered copy does not
+    code, pulled = cli("pull", sub["submission_id"], "--cluster", y, "--out", str(tmp_path / "again"))
+    assert code == 0 and pulled["problems"] == []
+    storage_html = tmp_path / "storage" / "reports" / sub["sweep_id"] / "report.html"
+    storage_html.write_text(storage_html.read_text() + "<!-- edited -->")
+    code, bad = cli("pull", sub["submission_id"], "--cluster", y, "--out", str(tmp_path / "bad"))
+    assert code == 1 and any("report.html was modified" in p for p in bad["problems"])
+
+
+def test_killed_trial_worker_is_retried_and_sweep_completes(ray_head, tmp_path):
+    y = ray_head["yaml"]
+    args = sweep_args(tmp_path, "variants=[baseline]", "overrides.train.max_steps=60", "overrides.train.save_steps=5",
+                      "overrides.train.logging_steps=5")
+    code, sub = cli("submit", *args, "--cluster", y, "--keep")
+    assert code == 0, sub
+    exp = tmp_path / "storage" / sub["sweep_id"] / "verifier-baseline-s0"
+
+    def checkpoint_registered() -> bool:  # the driver logged a checkpoint report (a result without a loss)
+        f = exp / "result.json"
+        return f.is_file() and any("loss" not in json.loads(x) for x in f.read_text().splitlines() if x.strip())
+
+    wait_for(checkpoint_registered, what="the trial's first checkpoint")
+    pid = attempts(tmp_path)["verifier-baseline-s0"][0]["pid"]
+    os.kill(pid, signal.SIGKILL)  # the Tune trial's worker process
+    wait_for(lambda: cli("status", sub["submission_id"], "--cluster", y)[1]["status"] in ("SUCCEEDED", "FAILED"),
+             what="the job to end")
+    code, st = cli("status", sub["submission_id"], "--cluster", y)
+    assert st["status"] == "SUCCEEDED", st
+    runs = [a for a in attempts(tmp_path)["verifier-baseline-s0"] if a["event"] == "start"]
+    assert len(runs) == 2 and runs[0]["pid"] == pid != runs[1]["pid"]
+    assert runs[1]["resumed"] == "train"  # continued from the reported checkpoint, not from scratch
+    report = tmp_path / "storage" / "reports" / sub["sweep_id"]
+    assert verify_report(report) == []
+    trial = json.loads((report / "results.json").read_text())["trials"][0]
+    assert trial["sft/steps"] == 60
+
+
+def test_interrupted_sweep_resumes_without_redoing_finished_trials(ray_head, tmp_path):
+    y = ray_head["yaml"]
+    args = sweep_args(tmp_path, "variants=[baseline]", "seeds=[0,1,2]", "budget.max_concurrent=1",
+                      "overrides.train.max_steps=30", "overrides.train.save_steps=10")
+    code, sub = cli("submit", *args, "--cluster", y, "--keep")
+    assert code == 0, sub
+
+    def one_done() -> bool:
+        return any(e["event"] == "done" for a in attempts(tmp_path).values() for e in a)
+
+    wait_for(one_done, what="the first trial to finish")
+    time.sleep(3)  # > TUNE_GLOBAL_CHECKPOINT_S: the finished trial is in the experiment state
+    code, st = cli("stop", sub["submission_id"], "--cluster", y)
+    assert code == 0
+    wait_for(lambda: cli("status", sub["submission_id"], "--cluster", y)[1]["status"] == "STOPPED", what="STOPPED")
+    before = attempts(tmp_path)
+    finished = [t for t, a in before.items() if any(e["event"] == "done" for e in a)]
+    assert 1 <= len(finished) < 3
+
+    code, res = cli("submit", *args, "--cluster", y, "--keep", "--resume", "--wait", "--out", str(tmp_path / "r"))
+    assert code == 0 and res["status"] == "SUCCEEDED" and res["submission_id"].endswith("-a2"), res
+    after = attempts(tmp_path)
+    for t in finished:  # never started again
+        assert [e["event"] for e in after[t]] == ["start", "done"]
+    assert len(after) == 3
+    results = json.loads((Path(res["report"]).parent / "results.json").read_text())
+    assert sorted(t["seed"] for t in results["trials"]) == [0, 1, 2]

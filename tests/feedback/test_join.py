@@ -33,6 +33,7 @@ def test_last_chunk_reaction_labels_every_chunk_of_the_batch(cfg):
     for lab in [labels["runA"]["run"], *labels["runA"]["events"].values()]:
         assert lab["feedback"] == {"score": 2.0, "reactions": {"❤": 1}, "unmapped": {}, "n": 1, "scope": "batch",
                                    "mapping_version": 1, "source": "telegram"}
+        assert (lab["feedback_score"], lab["feedback_count"]) == (2.0, 1)
 
 
 def test_other_chunk_rules(cfg):
@@ -66,3 +67,15 @@ def test_registry_records_once_and_reports_bad_lines(cfg):
     reg = read_registry(cfg.registry)
     assert len(reg.by_message) == 2 and [c.chunk_index for c in reg.batches[b]] == [0, 1]
     assert len(reg.skipped) == 2 and ":3:" in reg.skipped[0] and "chunk_index" in reg.skipped[1]
+
+
+def test_export_seam_merges_labels_into_rows(cfg):
+    from tracebridge.export.labels import merge_feedback, safe_labels
+    from tracebridge.feedback import labels_for_run_factory
+
+    record_batch(cfg.registry, 42, [100, 101], "runA", ["runA:e1", "runA:e2"])
+    _harvest(cfg, reaction(1, 101, [], ["👍"]))
+    source = labels_for_run_factory(cfg.ledger, cfg.mapping, cfg.registry)
+    assert source("runB") is None
+    row = safe_labels(merge_feedback({"expected_verdict": "end"}, source("runA"), ["runA:e1"]))
+    assert row["feedback_score"] == 1.0 and row["feedback_count"] == 1 and row["expected_verdict"] == "end"

@@ -6,13 +6,15 @@
    **last** chunk of a batch labels the whole batch (every chunk's event). A reaction on another
    chunk follows ``other_chunks``: ``batch`` (default; the same as the last chunk), ``chunk``
    (only that chunk's event) or ``ignore``. A message that is in no batch is an orphan.
-3. **Labels.** Per event and per run: ``{"feedback": {"score", "reactions", "unmapped", "n",
-   "scope", "mapping_version", "source": "telegram"}}`` where ``score`` is the sum of the mapped
-   scores of the net reactions (None when every reaction is unmapped). Each reaction counts once
-   per event and once per run, however many of its chunks share them.
+3. **Labels.** Per event and per run: ``{"feedback_score", "feedback_count", "feedback": {"score",
+   "reactions", "unmapped", "n", "scope", "mapping_version", "source": "telegram"}}`` where the
+   score is the sum of the mapped scores of the net reactions (None when every reaction is
+   unmapped). Each reaction counts once per event and once per run, however many of its chunks
+   share them.
 
 ``labels_for_runs(ledger, mapping, registry)`` returns ``{run_id: {"run": {...}, "events":
-{event_id: {...}}}}``, the seam curation merges into rows' ``meta.labels``.
+{event_id: {...}}}}``; ``labels_for_run_factory`` wraps it as the per-run function the export
+calls (``tracebridge.export.labels.feedback_source``) to merge labels into rows' ``meta.labels``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from tracebridge.feedback.chunks import Chunk, Registry, read_registry
@@ -71,9 +74,11 @@ class _Acc:
 
     def label(self, version: int) -> dict[str, Any]:
         scope = "batch" if "batch" in self.scopes else "chunk"
-        return {"feedback": {"score": self.score if self.mapped else None, "reactions": dict(self.reactions),
-                             "unmapped": dict(self.unmapped), "n": self.mapped + sum(self.unmapped.values()),
-                             "scope": scope, "mapping_version": version, "source": "telegram"}}
+        score = self.score if self.mapped else None
+        n = self.mapped + sum(self.unmapped.values())
+        return {"feedback_score": score, "feedback_count": n,
+                "feedback": {"score": score, "reactions": dict(self.reactions), "unmapped": dict(self.unmapped),
+                             "n": n, "scope": scope, "mapping_version": version, "source": "telegram"}}
 
 
 def join(rows: list[LedgerRow], mapping: Mapping, registry: Registry, other_chunks: str = "batch") -> JoinResult:
@@ -115,3 +120,19 @@ def labels_for_runs(ledger_path: str | os.PathLike[str], mapping_path: str | os.
     """
     return join(read_ledger(ledger_path).rows, load_mapping(mapping_path), read_registry(registry_path),
                 other_chunks).labels
+
+
+def labels_for_run_factory(ledger_path: str | os.PathLike[str] | None, mapping_path: str | os.PathLike[str] | None,
+                           registry_path: str | os.PathLike[str] | None,
+                           other_chunks: str = "batch") -> Callable[[str], dict[str, Any] | None]:
+    """The export's label source: ``run_id -> {"run": labels, "events": {...}}`` or None.
+
+    The join runs once, here; the function it returns is a dictionary lookup. A missing mapping
+    means the defaults; a missing registry means every reaction is an orphan (no labels).
+    """
+    from tracebridge.feedback.config import FeedbackConfig
+
+    d = FeedbackConfig()
+    labels = labels_for_runs(ledger_path or d.ledger, mapping_path or d.mapping, registry_path or d.registry,
+                             other_chunks)
+    return labels.get

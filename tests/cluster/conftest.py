@@ -28,3 +28,12 @@ def ray_head():
     head = running_head(cfg)
     if head is not None:
         stop_head(head)
+
+
+@pytest.fixture(scope="session")
+def smoke_storage():
+    """Storage + work dir of the session's smoke sweep: tests submitting the same sweep share its
+    job (same submission id) instead of training it again."""
+    d = STATE / "smoke"
+    d.mkdir(parents=True, exist_ok=True)
+    return d

@@ -53,9 +53,10 @@ def _in_root(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 
-def test_submit_tiny_sweep_succeeds_with_verified_report(ray_head, tmp_path):
+def test_submit_tiny_sweep_succeeds_with_verified_report(ray_head, smoke_storage, tmp_path):
     y = ray_head["yaml"]
-    code, sub = cli("submit", *sweep_args(tmp_path), "--cluster", y, "--keep", "--wait", "--out", str(tmp_path / "reports"))
+    code, sub = cli("submit", *sweep_args(smoke_storage), "--cluster", y, "--keep", "--wait",
+                    "--out", str(tmp_path / "reports"))
     assert code == 0, sub
     assert sub["status"] == "SUCCEEDED" and sub["created"] and sub["submission_id"].endswith("-a1")
     report = Path(sub["report"]).parent
@@ -68,7 +69,7 @@ def test_submit_tiny_sweep_succeeds_with_verified_report(ray_head, tmp_path):
     assert "comparison" in results["roles"]["verifier"]
 
     # the same submit again: same submission id, nothing new started
-    code, again = cli("submit", *sweep_args(tmp_path), "--cluster", y, "--keep")
+    code, again = cli("submit", *sweep_args(smoke_storage), "--cluster", y, "--keep")
     assert code == 0 and again["created"] is False and again["submission_id"] == sub["submission_id"]
     code, jobs = cli("list", "--cluster", y)
     assert [j["submission_id"] for j in jobs if j["sweep_id"] == sub["sweep_id"]] == [sub["submission_id"]]
@@ -82,9 +83,12 @@ def test_submit_tiny_sweep_succeeds_with_verified_report(ray_head, tmp_path):
     # pull by submission id verifies; a tampered copy does not
     code, pulled = cli("pull", sub["submission_id"], "--cluster", y, "--out", str(tmp_path / "again"))
     assert code == 0 and pulled["problems"] == []
-    storage_html = tmp_path / "storage" / "reports" / sub["sweep_id"] / "report.html"
-    storage_html.write_text(storage_html.read_text() + "<!-- edited -->")
-    code, bad = cli("pull", sub["submission_id"], "--cluster", y, "--out", str(tmp_path / "bad"))
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(smoke_storage / "storage" / "reports" / sub["sweep_id"], copy)
+    (copy / "report.html").write_text((copy / "report.html").read_text() + "<!-- edited -->")
+    code, bad = cli("pull", str(copy), "--out", str(tmp_path / "bad"))
     assert code == 1 and any("report.html was modified" in p for p in bad["problems"])
 
 

@@ -1,0 +1,134 @@
+"""GPU windows with a stand-in `ray` executable on PATH that records its calls: `ray down`
+follows success, failure, Ctrl-C, SIGTERM and the budget cap (hours and dollars); --dry-run
+starts nothing. The success case submits to the real local head as if it were the forwarded one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tracebridge.cli import app
+from tracebridge.cluster.config import WindowConfig
+from tracebridge.cluster.window import Watchdog, billed_rate, load_launcher, plan_window
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "tests" / "data" / "train_views"
+FAKE_RAY = f"""#!{sys.executable}
+import json, os, sys, time
+with open(os.environ["FAKE_RAY_LOG"], "a") as f:
+    f.write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[1] == "up":
+    time.sleep(float(os.environ.get("FAKE_RAY_UP_SLEEP", "0")))
+    sys.exit(int(os.environ.get("FAKE_RAY_UP_RC", "0")))
+if sys.argv[1] == "dashboard":  # the port-forward runs until it is stopped
+    while True:
+        time.sleep(1)
+"""
+
+
+@pytest.fixture
+def fake_ray(tmp_path, monkeypatch):
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "ray").write_text(FAKE_RAY)
+    (bin_ / "ray").chmod(0o755)
+    log = tmp_path / "ray_calls.jsonl"
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_RAY_LOG", str(log))
+    monkeypatch.chdir(ROOT)
+    return lambda: [json.loads(x)[0] for x in log.read_text().splitlines()] if log.is_file() else []
+
+
+def window_args(tmp: Path, *extra: str) -> list[str]:
+    return ["window", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={tmp}/storage", f"work_dir={tmp}/work",
+            f"window.token_file={tmp}/tok", f"window.reports_dir={tmp}/reports", "window.poll_s=0.5",
+            "window.connect_timeout_s=5", "--cluster", "infra/aws-gpu.yaml", *extra]
+
+
+def run(args: list[str]) -> tuple[int, dict]:
+    res = CliRunner().invoke(app, [*args, "--json"])
+    return res.exit_code, json.loads(res.stdout)
+
+
+def test_dry_run_prints_plan_and_cost_without_calling_ray(fake_ray, tmp_path):
+    code, out = run(window_args(tmp_path, "--max-hours", "2", "--max-usd", "30", "--dry-run"))
+    assert code == 0 and out["dry_run"] and fake_ray() == []
+    plan = out["plan"]
+    assert plan["max_usd_estimate"] == 30.0 and plan["base_usd"] == pytest.approx(0.192)
+    assert plan["commands"][0].startswith("ray up") and plan["commands"][-1].startswith("ray down")
+    assert plan["unpriced"] == []
+
+
+def test_teardown_after_failed_up(fake_ray, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_RAY_UP_RC", "1")
+    code, out = run(window_args(tmp_path, "--max-hours", "1"))
+    assert code == 1 and out["outcome"] == "failed" and "ray up failed" in out["error"]
+    assert fake_ray() == ["up", "down"]
+
+
+def test_teardown_at_hours_cap(fake_ray, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_RAY_UP_SLEEP", "60")
+    t0 = time.time()
+    code, out = run(window_args(tmp_path, "--max-hours", "0.0005"))  # 1.8 s
+    assert code == 1 and out["outcome"] == "budget" and "hours cap" in out["error"]
+    assert time.time() - t0 < 30 and fake_ray() == ["up", "down"]
+
+
+def test_teardown_at_dollar_cap(fake_ray, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_RAY_UP_SLEEP", "60")
+    code, out = run(window_args(tmp_path, "--max-hours", "1", "--max-usd", "0.0001"))  # head $0.192/h: ~2 s
+    assert code == 1 and out["outcome"] == "budget" and "dollar cap" in out["error"]
+    assert out["cost_usd_accrued"] >= 0.0001 and fake_ray() == ["up", "down"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_teardown_after_interrupt(fake_ray, tmp_path, sig):
+    env = {**os.environ, "FAKE_RAY_UP_SLEEP": "120"}
+    proc = subprocess.Popen([sys.executable, "-m", "tracebridge.cli.__main__", *window_args(tmp_path, "--max-hours", "1"),
+                             "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.time() + 120
+    while "up" not in fake_ray():
+        assert time.time() < end and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert json.loads(out)["outcome"] == "interrupted"
+    assert fake_ray() == ["up", "down"]
+
+
+@pytest.mark.cluster
+def test_success_submits_waits_pulls_and_tears_down(fake_ray, ray_head, smoke_storage, tmp_path):
+    port = ray_head["info"].address.rsplit(":", 1)[1]
+    args = ["window", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={smoke_storage}/storage",
+            f"work_dir={smoke_storage}/work", f"window.dashboard_port={port}",
+            f"window.token_file={ray_head['info'].token_file}", f"window.reports_dir={tmp_path}/reports",
+            "window.poll_s=0.5", "--cluster", "infra/aws-gpu.yaml", "--max-hours", "1"]
+    code, out = run(args)
+    assert code == 0, out
+    assert out["outcome"] == "succeeded" and out["status"] == "SUCCEEDED" and out["report_problems"] == []
+    assert Path(out["report"]).is_file() and fake_ray() == ["up", "dashboard", "down"]
+
+
+def test_plan_and_billing_are_pure():
+    launcher = load_launcher(ROOT / "infra" / "aws-gpu.yaml")
+    plan = plan_window(Path("infra/aws-gpu.yaml"), launcher, WindowConfig(), max_hours=2, max_usd=0)
+    worst = 0.192 + 2 * 1.006 + 2 * 0.805 + 32.77 + 98.32
+    assert plan.hourly_usd == pytest.approx(worst) and plan.max_usd_estimate == pytest.approx(worst * 2, abs=0.01)
+    report = {"autoscaler_report": {"active_nodes": {"head_cpu": 1, "gpu_a10g": 2}, "idle_nodes": {},
+                                    "pending_nodes": [["10.0.0.9", "gpu_l4", "launching"]], "pending_launches": {}}}
+    assert billed_rate(report, plan.node_types, plan.head_type) == pytest.approx(0.192 + 2 * 1.006 + 0.805)
+    assert billed_rate({"autoscaler_report": {"active_nodes": {"mystery": 1}}}, plan.node_types,
+                       plan.head_type) == pytest.approx(0.192 + 98.32)  # unknown type bills at the dearest
+    assert billed_rate(None, plan.node_types, plan.head_type) is None
+    dog = Watchdog(cap_hours=1, max_usd=1.0, rate=3600.0, start=time.time() - 2)  # $1/s for 2 s
+    assert "dollar cap" in (dog.reason() or "")
+    assert Watchdog(cap_hours=1, max_usd=0, rate=3600.0).reason() is None

@@ -223,3 +223,21 @@ def test_device_script_runs_the_benchmark_and_the_gpu_check_in_smoke_mode(tmp_pa
     assert len(eq) == 2 and all(x["ok"] and x["discriminative"] for x in eq)
     assert summary["equivalence_ok"] and set(summary["ratios"]) == {"sft_tiny", "dpo_tiny"}
     assert "usage: " in (tmp_path / "gpu_check.log").read_text()  # invoked from the same device call
+
+
+def test_gpu_benchmark_path_needs_no_pydantic_omegaconf_or_ray():
+    """The device has none of them: run the benchmark (SFT smoke) with their imports refused."""
+    code = (
+        "import sys, importlib.abc, runpy\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('pydantic', 'omegaconf', 'ray'):\n"
+        "            raise ImportError('refused: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.argv = ['bench_train_gpu.py', '--cpu-smoke', '--recipes', 'sft', '--profile-steps', '0']\n"
+        "runpy.run_path('scripts/bench_train_gpu.py', run_name='__main__')\n")
+    r = subprocess.run([str(ROOT / ".venv/bin/python") if (ROOT / ".venv/bin/python").exists() else "python3",
+                        "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1].startswith("ratio optimized/TRL default tokens/s: sft tiny")

@@ -6,9 +6,14 @@
 # tee'd into $OUT (bench.log, results.jsonl, summary.json, gpu_check.log). Wall time: the bench
 # starts no case after BENCH_DEADLINE_S (default 270 s), gpu_check is capped at 150 s: ~6-7 min.
 #
-# Wheels (fill .whl/ here, where pip works; ~55 MB, one version each; see the header of
-# scripts/gpu_check.sh for its wheels): trl==1.16.0 datasets==5.2.0 dill==0.4.1
-# multiprocess==0.70.19 liger-kernel==0.8.5 (pyarrow==24.0.0, pydantic, orjson for gpu_check).
+# Wheels (.whl/ is git-ignored: fill it here, where pip works; ~55 MB, one version of each):
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+#     -d .whl trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 liger-kernel==0.8.5 \
+#     pyarrow==24.0.0 pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 \
+#     typing-inspection==0.4.5 orjson==3.13.0
+# (pyarrow is installed only where the device's is older than datasets needs; pydantic and
+# orjson are for gpu_check; the rest is on the device image, see KINDS.md.)
 #
 # Device:   run(command="bash scripts/gpu_bench.sh", carry=[".whl"], timeout_s=600)
 # Override: BENCH_ARGS="--shapes configs/model/qwen2.5-0.5b.yaml --recipes sft" bash scripts/gpu_bench.sh

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracebridge.importers.openclaw import import_openclaw  # noqa: E402
+from tracebridge.importers.openclaw import import_openclaw
 
 FIXTURE = ROOT / "tests/data/openclaw/home/.openclaw/agents/main/sessions/5f0c2d1e-6b7a-4c3d-9e8f-0a1b2c3d4e5f.jsonl"
 
@@ -101,7 +101,7 @@ def main() -> None:
                     "ties the figure to that CPU's other load; everything here is single-threaded anyway).")
     args = ap.parse_args()
     if args.pin and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     repeat = 1 if args.smoke else args.repeat
     shm = Path("/dev/shm")
     out_base = None if args.disk or not shm.is_dir() else str(shm)

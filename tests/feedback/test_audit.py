@@ -39,7 +39,7 @@ def test_audit_counts_a_day(cfg):
 
 def test_harvest_ran_evidence_and_files(cfg):
     harvest_updates(cfg, [("t", reaction(1, 10, [], ["👍"]))], "getUpdates", ["t"])
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     a, jp, mp = write_audit(cfg, today)
     assert a["harvest_ran"] is True and a["harvest_evidence"] == "harvest_log" and a["harvest_runs"] == 1
     assert orjson.loads(jp.read_bytes())["day"] == today.isoformat()

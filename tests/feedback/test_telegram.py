@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
@@ -28,7 +30,7 @@ def test_old_and_new_reactions_become_added_and_removed_rows():
 
 def test_anonymous_counts_become_changes():
     state: dict = {}
-    upd = lambda uid, n: {"update_id": uid, "message_reaction_count": {  # noqa: E731
+    upd = lambda uid, n: {"update_id": uid, "message_reaction_count": {
         "chat": {"id": -100}, "message_id": 3, "date": DATE, "reactions": [{"type": emoji("👍"), "total_count": n}]}}
     first = rows_from_update(upd(1, 3), M, source="s", harvested_at="h", anonymous=state)
     second = rows_from_update(upd(2, 1), M, source="s", harvested_at="h", anonymous=state)
@@ -62,9 +64,9 @@ def test_harvest_is_idempotent_and_quarantines(cfg, tmp_path):
     assert (r1.read, r1.added, r1.quarantined) == (2, 1, 1) and (r2.added, r2.duplicates) == (0, 1)
     assert r1.quarantine_samples == [f"{dump}:result[1]:chat.id: missing"]
     assert len(read_ledger(cfg.ledger).rows) == 1
-    q = [orjson.loads(x) for x in open(cfg.quarantine, "rb")]
+    q = [orjson.loads(x) for x in Path(cfg.quarantine).read_bytes().splitlines()]
     assert len(q) == 1 and q[0]["reason"] == "missing"  # the same bad update is quarantined once
-    assert len(open(cfg.harvest_log).read().splitlines()) == 2
+    assert len(Path(cfg.harvest_log).read_text().splitlines()) == 2
 
 
 def test_harvest_from_openclaw_system_events(cfg):

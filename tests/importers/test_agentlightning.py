@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import orjson
 import pytest
@@ -100,7 +101,7 @@ def test_agent_lightning_adapters_consume_our_export(tmp_path):
     s = export_agentlightning([views], tmp_path / "bundle")
     assert (s.rows_read, s.rows_exported, s.rows_quarantined, s.traces) == (3, 2, 1, 3)
     assert s.quarantined[0].startswith(f"{views}:3: ValueError")
-    read = lambda k: [orjson.loads(x) for x in open(s.files[k], "rb")]  # noqa: E731
+    read = lambda k: [orjson.loads(x) for x in Path(s.files[k]).read_bytes().splitlines()]
     msgs, trips, spans = read("messages"), read("triplets"), read("spans")
     sft = msgs[0]
     assert sft["messages"][0] == {"content": "You are the worker.", "role": "system"}

@@ -13,7 +13,12 @@ from tests.importers.conftest import HOME, tree_bytes
 from tracebridge.capture.reader import iter_runs
 from tracebridge.importers.config import ImportConfig
 from tracebridge.importers.openclaw import import_openclaw
-from tracebridge.importers.openclaw.discover import agent_of, archive_kind, discover, is_transcript_name
+from tracebridge.importers.openclaw.discover import (
+    agent_of,
+    archive_kind,
+    discover,
+    is_transcript_name,
+)
 from tracebridge.importers.openclaw.session import run_id_for
 from tracebridge.schema.session import Session
 from tracebridge.schema.validate import validate_root
@@ -91,7 +96,7 @@ def test_incremental_import_reads_only_new_lines_and_matches_one_shot(tmp_path):
     one_shot = tmp_path / "one"
     import_openclaw([src], one_shot)
     assert (out / f"oc-{S1}" / "events.jsonl").read_bytes() == (one_shot / f"oc-{S1}" / "events.jsonl").read_bytes()
-    sess = lambda root: orjson.loads((root / f"oc-{S1}" / "session.json").read_bytes())  # noqa: E731
+    sess = lambda root: orjson.loads((root / f"oc-{S1}" / "session.json").read_bytes())
     assert {k: v for k, v in sess(out).items() if k not in ("runtime_config", "hashes")} == \
         {k: v for k, v in sess(one_shot).items() if k not in ("runtime_config", "hashes")}
 

@@ -202,7 +202,7 @@ def audit(
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping, registry=registry, audit_dir=out)
     try:
-        when = dt.date.fromisoformat(day) if day else dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+        when = dt.date.fromisoformat(day) if day else dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     except ValueError:
         fail(f"--day {day!r}: expected YYYY-MM-DD", 2)
     try:

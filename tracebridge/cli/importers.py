@@ -87,8 +87,8 @@ def _print_import(d: dict) -> None:  # type: ignore[type-arg]
     for k, v in [
         ("files seen / new / appended / unchanged / skipped",
          f"{d['files_seen']} / {d['files_new']} / {d['files_appended']} / {d['files_unchanged']} / {d['files_skipped']}"),
-        ("lines read = accepted + quarantined", f"{d['read']} = {d['accepted']} + {d['quarantined']}"
-                                                f" ({'reconciles' if d['reconciles'] else 'DOES NOT RECONCILE'})"),
+        ("lines read = accepted + quarantined", (f"{d['read']} = {d['accepted']} + {d['quarantined']}"
+                                                 f" ({'reconciles' if d['reconciles'] else 'DOES NOT RECONCILE'})")),
         ("events written (already present)", f"{d['events_written']} ({d['events_already_present']})"),
         ("drift", ", ".join(f"{k}×{n}" for k, n in list(d["drift"].items())[:8]) or "none"),
     ]:
@@ -118,8 +118,8 @@ def smoke_runtime_hook(
         else:
             doc = run_smoke(out)
     except ImportError as exc:
-        doc = {"ok": False, "problems": [f"agentlightning is not installed (pip install 'tracebridge[agentlightning]'):"
-                                         f" {exc}"]}
+        hint = "pip install 'tracebridge[agentlightning]'"
+        doc = {"ok": False, "problems": [f"agentlightning is not installed ({exc}); {hint}"]}
     if json_out:
         print_json(doc)
     else:

@@ -29,7 +29,7 @@ from tracebridge.schema.canonical import sha256_bytes
 
 
 def _on(t: dt.datetime | None, day: dt.date) -> bool:
-    return t is not None and t.astimezone(dt.timezone.utc).date() == day
+    return t is not None and t.astimezone(dt.UTC).date() == day
 
 
 def harvest_evidence(cfg: FeedbackConfig, rows: list[LedgerRow], day: dt.date) -> tuple[bool, str, int]:
@@ -93,11 +93,11 @@ def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
 def to_markdown(a: dict[str, Any]) -> str:
     """A human-readable rendering of an audit."""
     lines = [f"# Feedback audit {a['day']}", "",
-             f"- harvest ran: **{'yes' if a['harvest_ran'] else 'NO'}** (evidence: {a['harvest_evidence']}, "
-             f"{a['harvest_runs']} logged runs)",
+             (f"- harvest ran: **{'yes' if a['harvest_ran'] else 'NO'}** (evidence: {a['harvest_evidence']}, "
+              f"{a['harvest_runs']} logged runs)"),
              f"- mapping version: {a['mapping_version']}; other-chunk rule: {a['other_chunks']}",
-             f"- ledger rows today: {a['rows_today']} (added {a['added']}, removed {a['removed']}); "
-             f"ledger lines read {a['ledger']['read']}, usable {a['ledger']['usable']}",
+             (f"- ledger rows today: {a['rows_today']} (added {a['added']}, removed {a['removed']}); "
+              f"ledger lines read {a['ledger']['read']}, usable {a['ledger']['usable']}"),
              f"- runs labeled: {len(a['runs_labeled'])}", "", "| emoji | count |", "|---|---|"]
     lines += [f"| {e} | {n} |" for e, n in a["by_emoji"].items()] or ["| (none) | 0 |"]
     lines += ["", "| score | count |", "|---|---|"] + [f"| {s} | {n} |" for s, n in a["by_score"].items()]

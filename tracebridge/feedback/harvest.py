@@ -19,7 +19,12 @@ import orjson
 from tracebridge.feedback.config import FeedbackConfig
 from tracebridge.feedback.ledger import append_locked, hash_user, read_ledger
 from tracebridge.feedback.mapping import Mapping, load_mapping
-from tracebridge.feedback.telegram import UpdateError, anonymous_counts, read_updates, rows_from_update
+from tracebridge.feedback.telegram import (
+    UpdateError,
+    anonymous_counts,
+    read_updates,
+    rows_from_update,
+)
 from tracebridge.importers.openclaw.discover import discover
 from tracebridge.importers.openclaw.text import split_user_text, to_timestamp
 from tracebridge.schema.canonical import format_ts, utc_now

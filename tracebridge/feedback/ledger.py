@@ -39,13 +39,13 @@ def hash_user(user_id: Any, salt: str | None = None) -> str:
 def parse_time(value: Any) -> dt.datetime | None:
     """A ledger time (ISO string or epoch seconds) as an aware UTC datetime, or None."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(value, dt.UTC)
     if isinstance(value, str):
         try:
             t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
-        return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+        return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
     return None
 
 

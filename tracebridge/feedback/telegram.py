@@ -60,7 +60,7 @@ def _common(body: dict[str, Any]) -> tuple[Any, int, dt.datetime]:
     date = body.get("date")
     if isinstance(date, bool) or not isinstance(date, (int, float)):
         raise UpdateError("date", "missing or not a unix time")
-    return chat["id"], mid, dt.datetime.fromtimestamp(date, dt.timezone.utc)
+    return chat["id"], mid, dt.datetime.fromtimestamp(date, dt.UTC)
 
 
 def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at: str,

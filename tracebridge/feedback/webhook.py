@@ -38,7 +38,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
+    def do_POST(self) -> None:
         srv = self.server
         given = self.headers.get(SECRET_HEADER) or ""
         if not hmac.compare_digest(given.encode(), srv.secret.encode()):
@@ -58,7 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
         srv.accepted += 1
         self._reply(200, {"ok": True, "added": rep.added, "duplicates": rep.duplicates, "quarantined": rep.quarantined})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._reply(405, {"ok": False, "error": "POST Telegram updates here"})
 
 

@@ -48,11 +48,10 @@ def tiny_agent(task: dict[str, Any]) -> str:
     tracer = agl.get_active_tracer()
     question = task["question"]
     prompt = [{"role": "user", "content": f"What is {question}?"}]
-    with _llm_span(tracer, prompt, f"calculator({question})", "r1"):
-        with agl.operation(name="calculator") as op:
-            op.set_input(expression=question)
-            value = calculate(question)
-            op.set_output(str(value))
+    with _llm_span(tracer, prompt, f"calculator({question})", "r1"), agl.operation(name="calculator") as op:
+        op.set_input(expression=question)
+        value = calculate(question)
+        op.set_output(str(value))
     prompt += [{"role": "assistant", "content": f"calculator({question})"}, {"role": "user", "content": str(value)}]
     with _llm_span(tracer, prompt, f"The answer is {value}.", "r2"):
         pass

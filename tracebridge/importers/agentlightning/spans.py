@@ -26,7 +26,7 @@ OPERATION = "agentlightning.operation"
 ANNOTATION = "agentlightning.annotation"
 EXCEPTION = "agentlightning.exception"
 MESSAGE = "agentlightning.message"
-_LLM_NAME = re.compile(r"chat\.completion|completion|llm|litellm", re.I)
+_LLM_NAME = re.compile(r"chat\.completion|completion|llm|litellm", re.IGNORECASE)
 
 
 def unflatten(attrs: dict[str, Any], prefix: str) -> Any:

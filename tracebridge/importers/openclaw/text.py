@@ -28,7 +28,7 @@ _TELEGRAM_PREFIX = re.compile(
 _MESSAGE_ID_SUFFIX = re.compile(r"\s*\[message_id: (?P<mid>\d+)\]\s*$")
 _META_BLOCK = re.compile(
     r"(?P<title>Conversation info|Sender) \(untrusted metadata\):?\s*```(?:json)?\s*(?P<body>\{.*?\})\s*```\s*",
-    re.S)
+    re.DOTALL)
 _REACTION = re.compile(
     r"Telegram reaction (?P<action>added|removed): (?P<emoji>\S+) by (?P<who>.*?)"
     r"(?: \(@(?P<username>[^)\s]+)\))? on msg (?P<mid>\d+)")
@@ -59,12 +59,12 @@ def to_timestamp(value: Any) -> str | None:
         except ValueError:
             return None
         if t.tzinfo is None:
-            t = t.replace(tzinfo=dt.timezone.utc)
+            t = t.replace(tzinfo=dt.UTC)
         return format_ts(t)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         secs = value / 1000.0 if value > 1e11 else float(value)  # epoch ms vs s
         try:
-            return format_ts(dt.datetime.fromtimestamp(secs, dt.timezone.utc))
+            return format_ts(dt.datetime.fromtimestamp(secs, dt.UTC))
         except (OverflowError, OSError, ValueError):
             return None
     return None

@@ -44,6 +44,13 @@ def _cfg(config: Path | None, overrides: list[str] | None, **paths: Path | None)
         fail(str(exc), 2)
 
 
+def _done(doc: dict[str, Any], line: str, json_out: bool) -> None:
+    if json_out:
+        print_json(doc)
+    else:
+        typer.echo(line)
+
+
 @feedback_app.command("harvest")
 def harvest(
     updates: Annotated[list[Path] | None, typer.Option("--updates", help="getUpdates JSON dump (repeatable).")] = None,
@@ -125,18 +132,23 @@ def mapping_show(config: ConfigOpt = None, mapping: MappingOpt = None, overrides
 
 
 @mapping_app.command("init")
-def mapping_init(config: ConfigOpt = None, mapping: MappingOpt = None, overrides: Overrides = None) -> None:
+def mapping_init(config: ConfigOpt = None, mapping: MappingOpt = None, overrides: Overrides = None,
+                 json_out: JsonOpt = False) -> None:
     """Write the default mapping (❤️ ❤ +2, 👍 +1, 👎 −1, 🙈 −2) unless one exists."""
     from tracebridge.feedback.mapping import init_mapping
 
     cfg = _cfg(config, overrides, mapping=mapping)
-    m = init_mapping(cfg.mapping)
-    typer.echo(f"{cfg.mapping}: version {m.version}")
+    try:
+        m = init_mapping(cfg.mapping)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    _done({"path": cfg.mapping, "version": m.version, "scores": m.scores}, f"{cfg.mapping}: version {m.version}",
+          json_out)
 
 
 @mapping_app.command("set")
 def mapping_set(emoji: str, score: Annotated[str, typer.Argument(help="A number, or 'none' to unmap.")],
-                config: ConfigOpt = None, mapping: MappingOpt = None) -> None:
+                config: ConfigOpt = None, mapping: MappingOpt = None, json_out: JsonOpt = False) -> None:
     """Set one emoji's score (a new mapping version; the old table is kept in history)."""
     from tracebridge.feedback.mapping import set_score
 
@@ -145,8 +157,12 @@ def mapping_set(emoji: str, score: Annotated[str, typer.Argument(help="A number,
         value = None if score.lower() == "none" else float(score)
     except ValueError:
         fail(f"score={score!r}: a number or 'none'", 2)
-    m = set_score(cfg.mapping, emoji, value)
-    typer.echo(f"{cfg.mapping}: version {m.version}")
+    try:
+        m = set_score(cfg.mapping, emoji, value)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    _done({"path": cfg.mapping, "version": m.version, "scores": m.scores}, f"{cfg.mapping}: version {m.version}",
+          json_out)
 
 
 @chunks_app.command("record")
@@ -156,7 +172,7 @@ def chunks_record(
     run_id: Annotated[str, typer.Option("--run-id")],
     event_id: Annotated[str, typer.Option("--event-id", help="The event the reply came from.")],
     batch_id: Annotated[str | None, typer.Option("--batch-id")] = None,
-    config: ConfigOpt = None, registry: RegistryOpt = None,
+    config: ConfigOpt = None, registry: RegistryOpt = None, json_out: JsonOpt = False,
 ) -> None:
     """Register one reply sent as several Telegram messages."""
     from tracebridge.feedback.chunks import record_batch
@@ -168,7 +184,8 @@ def chunks_record(
         batch = record_batch(cfg.registry, chat_id, ids, run_id, event_id, batch_id)
     except ValueError as exc:
         fail(f"--message-ids: {exc}", 2)
-    typer.echo(f"{batch}: {len(ids)} chunks → {cfg.registry}")
+    _done({"batch_id": batch, "chunks": len(ids), "registry": cfg.registry},
+          f"{batch}: {len(ids)} chunks → {cfg.registry}", json_out)
 
 
 @feedback_app.command("labels")

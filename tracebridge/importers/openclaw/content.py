@@ -43,6 +43,11 @@ def split_content(content: Any, drift: Counter[str], where: str) -> tuple[str, s
     if type(content) is not list:
         drift[f"{where}.content:not_a_list"] += 1
         return str(content), "", _NONE, _NONE, _NONE
+    if len(content) == 1:  # the common case: one text block
+        b = content[0]
+        if type(b) is dict and b.get("type") == "text":
+            t = b.get("text")
+            return (t if type(t) is str else ""), "", _NONE, _NONE, _NONE
     text = thinking = ""
     calls: Any = _NONE
     images: Any = _NONE

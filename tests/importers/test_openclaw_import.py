@@ -152,3 +152,20 @@ def test_configs_yaml_loads():
 
     with pytest.raises(ConfigError, match="header_scan_bytes"):
         load_config(ImportConfig, None, ["header_scan_bytes=10"])
+
+
+def test_a_transcript_without_importable_rows_makes_no_run_until_it_has_some(tmp_path):
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    f = folder / "s1.jsonl"
+    f.write_text("\nnot json\n")
+    out = tmp_path / "traces"
+    rep = import_openclaw([folder], out)
+    assert rep.lines_read == 1 and rep.lines_quarantined == 1 and rep.lines_blank == 1
+    assert "no importable rows" in rep.skipped[0] and not (out / "oc-s1").exists()
+    assert import_openclaw([folder], out).lines_read == 0  # not read again
+    with f.open("a") as fh:
+        fh.write('{"type":"message","id":"m1","timestamp":"2026-03-01T00:00:00.000Z",'
+                 '"message":{"role":"user","content":"hi"}}\n')
+    rep = import_openclaw([folder], out)
+    assert rep.lines_read == 1 and rep.files_new == 1 and validate_root(out).passed

@@ -89,6 +89,12 @@ class _FileImport:
             if done is None:
                 writer.abort()
                 return
+            if mapper.events == 0 and not writer.existing:  # nothing importable (yet): no empty run
+                writer.abort()
+                self.rep.skip(self.file, "no importable rows yet (the lines read are quarantined or blank)")
+                self.rep.drift.update(mapper.drift)
+                self.state.runs[self.run_id] = RunState(self.file, done[0], done[2], done[1], 0)
+                return
             session = session_record(mapper, session_id=self.session_id, agent=self.t.agent,
                                      index_entry=self.t.index_entry)
             events_bytes = writer.close(session)

@@ -37,6 +37,7 @@ def main(config: str, overrides: list[str]) -> int:
     from tracebridge.sweep.storage import ensure_bundle
     from tracebridge.sweep.trainable import TrialContext
     from tracebridge.sweep.tune_run import attempts, run_sweep
+    from tracebridge.export.storage import StorageError
     from tracebridge.train.data import BundleError
 
     t0 = time.time()
@@ -58,7 +59,7 @@ def main(config: str, overrides: list[str]) -> int:
     scratch = Path(cfg.work_dir) if cfg.work_dir else Path(tempfile.gettempdir()) / "tracebridge"
     try:
         bundle_dir, manifest = ensure_bundle(cfg.bundle, scratch / "bundles")
-    except (BundleError, OSError, ValueError) as exc:
+    except (BundleError, StorageError, OSError, ValueError) as exc:
         log.error("bundle %s: %s", cfg.bundle, exc)
         return 2
     sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])

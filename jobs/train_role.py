@@ -35,6 +35,7 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
     from tracebridge.sweep.config import load_sweep_config
     from tracebridge.sweep.storage import ensure_bundle
     from tracebridge.sweep.trainable import TrialContext, run_one
+    from tracebridge.export.storage import StorageError
     from tracebridge.train.data import BundleError
 
     # ---- 1. config and the chosen grid cell
@@ -58,7 +59,7 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
     scratch = Path(cfg.work_dir) if cfg.work_dir else Path(tempfile.gettempdir()) / "tracebridge"
     try:
         _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles")
-    except (BundleError, OSError, ValueError) as exc:
+    except (BundleError, StorageError, OSError, ValueError) as exc:
         log.error("bundle %s: %s", cfg.bundle, exc)
         return 2
     sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])

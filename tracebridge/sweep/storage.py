@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -111,12 +110,24 @@ def get_dir(uri: str, local: Path) -> Path:
 
 
 def read_bundle_manifest(uri: str) -> dict[str, Any]:
-    """The ``manifest.json`` of a bundle at ``uri`` (cheap: one small file; done before submit).
+    """The manifest of the bundle at ``uri`` (cheap: one small file; done before submit). ``uri``
+    is a bundle folder, an export ``--out`` folder holding one bundle, or a storage prefix with a
+    ``LATEST`` pointer (``tracebridge push`` layout).
 
     Raises:
         FileNotFoundError: no manifest there.
         ValueError: the manifest is not JSON or has no ``bundle_id``.
     """
+    if is_local(uri):
+        from tracebridge.export.storage import resolve_bundle_dir
+
+        try:
+            uri = str(resolve_bundle_dir(local_path(uri)))
+        except (ValueError, OSError) as exc:
+            raise FileNotFoundError(str(exc)) from exc
+    elif not exists(join(uri, "manifest.json")) and exists(join(uri, "LATEST")):
+        bid = json.loads(read_text(join(uri, "LATEST"))).get("bundle_id")
+        uri = join(uri, str(bid))
     text = read_text(join(uri, "manifest.json"))
     try:
         man = json.loads(text)
@@ -130,31 +141,28 @@ def read_bundle_manifest(uri: str) -> dict[str, Any]:
 def ensure_bundle(uri: str, cache_root: Path, expected_id: str | None = None) -> tuple[Path, dict[str, Any]]:
     """A verified local copy of the bundle at ``uri`` and its manifest.
 
-    Local bundles are verified in place; remote ones are fetched once per node into
-    ``cache_root/<bundle_id>`` (under a file lock, so concurrent trials share one fetch).
+    Local bundles (a bundle folder or an export ``--out`` folder with one bundle) are verified in
+    place; remote ones are fetched once per node into ``cache_root/<bundle_id>`` by
+    ``tracebridge.export.storage.fetch_bundle`` (every sha256 checked; a ``LATEST`` pointer
+    followed), under a file lock so concurrent trials share one fetch.
 
     Raises:
         tracebridge.train.data.BundleError: hashes do not match, or the bundle is not ``expected_id``.
+        tracebridge.export.bundle.BundleError, tracebridge.export.storage.StorageError: fetch failed.
     """
     from filelock import FileLock
 
+    from tracebridge.export.storage import fetch_bundle, resolve_bundle_dir
     from tracebridge.train.data import BundleError, verify_bundle_dir
 
     if is_local(uri):
-        path = local_path(uri)
-        man = verify_bundle_dir(path)
+        path = resolve_bundle_dir(local_path(uri))
     else:
-        bid = expected_id or read_bundle_manifest(uri)["bundle_id"]
         cache_root.mkdir(parents=True, exist_ok=True)
-        path = cache_root / bid
-        with FileLock(str(cache_root / f"{bid}.lock")):
-            if not (path / "manifest.json").is_file():
-                tmp = Path(tempfile.mkdtemp(dir=cache_root, prefix=".fetch-"))
-                get_dir(uri, tmp / "b")
-                os.replace(tmp / "b", path)
-                shutil.rmtree(tmp, ignore_errors=True)
-                log.info("fetched bundle %s from %s", bid, uri)
-            man = verify_bundle_dir(path)
+        with FileLock(str(cache_root / "fetch.lock")):
+            path, _ = fetch_bundle(uri, cache_root)
+        log.info("bundle %s from %s at %s", path.name, uri, path)
+    man = verify_bundle_dir(path)
     if expected_id and man.get("bundle_id") != expected_id:
         raise BundleError(f"{uri}/manifest.json:bundle_id: {man.get('bundle_id')} is not the submitted "
                           f"bundle {expected_id}; the bundle changed after submit")

@@ -71,6 +71,7 @@ def pack_checkpoint(checkpoint_dir: Path, out: Path, phase: str, step: int) -> P
 
 def pack_final(result: dict[str, Any], work: Path, out: Path, keep_model: bool) -> Path:
     """Lay out the final checkpoint: the result, the per-item eval values and (optionally) the model."""
+    out.mkdir(parents=True, exist_ok=True)
     for name in FINAL_FILES:
         if (work / name).is_file():
             _link_or_copy(str(work / name), str(out / name))

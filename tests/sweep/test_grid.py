@@ -1,0 +1,67 @@
+"""Grid expansion and naming (pure): role × variant × ablation × seed, per-variant recipes,
+trial checks before any worker starts, sweep ids from the config hash (never a timestamp)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tracebridge.sweep import grid
+from tracebridge.sweep.config import load_sweep_config
+
+ROOT = Path(__file__).resolve().parents[2]
+BID = "ab" * 32
+
+
+@pytest.fixture(autouse=True)
+def _in_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+def cfg(*ov):
+    return load_sweep_config(None, ["bundle=s3://b/x", "train_config=configs/train/cpu_tiny.yaml", *ov])
+
+
+def test_grid_is_the_full_cross_product():
+    c = cfg("roles=[worker,verifier]", "seeds=[0,1]", "ablations.train.lr=[0.001,0.003]",
+            "ablations.train.lora.r=[4,8,16]")
+    specs = grid.expand_grid(c)
+    assert len(specs) == 2 * 2 * 6 * 2
+    assert len({s["trial_id"] for s in specs}) == len(specs)
+    cells = {(s["role"], s["variant"], s["seed"], tuple(sorted(s["ablation"].items()))) for s in specs}
+    assert len(cells) == len(specs)
+    spec = grid.run_spec(specs[0], "/r.yaml")
+    assert spec == {"config": "/r.yaml", "role": "worker", "variant": "baseline", "seed": 0,
+                    "train.lora.r": 4, "train.lr": 0.001}
+
+
+def test_recipes_per_variant_apply_overrides():
+    c = cfg("overrides.train.max_steps=7", "variant_overrides.optimized.dpo.beta=0.3")
+    r = grid.resolve_recipes(c)
+    assert r["baseline"]["train"]["max_steps"] == 7 == r["optimized"]["train"]["max_steps"]
+    assert r["optimized"]["dpo"]["beta"] == 0.3 and r["baseline"]["dpo"]["beta"] == 0.1
+    assert r["optimized"]["variant"] == "optimized"
+
+
+def test_trial_problems_found_before_running():
+    c = cfg("ablations.train.lrr=[0.1]", "budget.max_trials=4", "seeds=[0,1,2]")
+    text = "\n".join(grid.check_trials(c, grid.resolve_recipes(c), grid.expand_grid(c)))
+    assert "train.lrr: unknown key; did you mean 'train.lr'" in text
+    assert "budget.max_trials=4: the grid has 18 trials" in text
+    c = cfg("ablations.dpo.beta=[0,0.1]")
+    probs = grid.check_trials(c, grid.resolve_recipes(c), grid.expand_grid(c))
+    assert probs and all("dpo.beta=0" in p for p in probs) and len(probs) == 6  # 3 roles x 2 variants
+
+
+def test_sweep_id_follows_what_changes_results():
+    base = grid.sweep_id(cfg(), grid.resolve_recipes(cfg()), BID)
+    assert base == grid.sweep_id(cfg(), grid.resolve_recipes(cfg()), BID)  # deterministic, no timestamp
+    assert base.startswith("sweep-") and base.endswith(BID[:12])
+    same = cfg("cluster=http://127.0.0.1:9", "resources.cpu=2", "max_failures=5", "window.poll_s=1")
+    assert grid.sweep_id(same, grid.resolve_recipes(same), BID) == base
+    for ov in (["seeds=[1]"], ["overrides.train.lr=0.01"], ["train_config=configs/train/gpu.yaml"]):
+        other = cfg(*ov)
+        assert grid.sweep_id(other, grid.resolve_recipes(other), BID) != base, ov
+    assert grid.sweep_id(cfg(), grid.resolve_recipes(cfg()), "cd" * 32) != base
+    assert grid.submission_id(base, 2) == f"{base}-a2"

@@ -1,0 +1,90 @@
+"""The jobs end to end on CPU: the plain `ray job submit --working-dir . -- python jobs/sweep.py`
+against the token-protected local head, jobs/eval.py re-evaluating its checkpoints on another
+split, and jobs/train_role.py running one grid cell in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tracebridge.report import verify_report
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "tests" / "data" / "train_views"
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def ray_env(head) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    return {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": head["info"].token_file}
+
+
+def submit(head, sub_id: str, *entry: str) -> subprocess.CompletedProcess:
+    return subprocess.run([RAY, "job", "submit", "--address", head["info"].address, "--working-dir", ".",
+                           "--submission-id", sub_id, "--", "python", *entry], cwd=ROOT, env=ray_env(head),
+                          capture_output=True, text=True, timeout=480)
+
+
+def summary(text: str) -> dict:
+    return json.loads(next(line for line in reversed(text.splitlines()) if line.startswith('{"sweep_id"')))
+
+
+@pytest.fixture(scope="module")
+def plain_job(ray_head, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("plain")
+    args = ["configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={tmp}/storage", f"work_dir={tmp}/work",
+            "seeds=[1]"]
+    res = submit(ray_head, f"plain-{tmp.name}", "jobs/sweep.py", *args)
+    return {"res": res, "args": args, "tmp": tmp}
+
+
+def test_plain_ray_job_submit_runs_the_sweep(plain_job):
+    res = plain_job["res"]
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    assert "succeeded" in (res.stdout + res.stderr).lower()
+    s = summary(res.stdout)
+    assert s["trials"] == s["grid"] == 2 and s["failures"] == []
+    report = Path(s["report_uri"])
+    assert report.is_relative_to(plain_job["tmp"]) and verify_report(report) == []
+    out = subprocess.run([sys.executable, "-m", "tracebridge.cli.__main__", "pull", str(report), "--out",
+                          str(plain_job["tmp"] / "pulled"), "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and json.loads(out.stdout)["problems"] == []
+
+
+def test_eval_job_reevaluates_checkpoints(plain_job, ray_head):
+    assert plain_job["res"].returncode == 0
+    res = submit(ray_head, f"eval-{plain_job['tmp'].name}", "jobs/eval.py", *plain_job["args"], "--",
+                 "eval.n_boot=300", "data.eval_split=validation")
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    s = summary(res.stdout)
+    assert s["trials"] == 2 and s["failures"] == [] and "-eval-" in s["report_uri"]
+    report = Path(s["report_uri"])
+    assert verify_report(report) == []
+    trials = json.loads((report / "results.json").read_text())["trials"]
+    assert {t["variant"] for t in trials} == {"baseline", "optimized"}
+    assert all(t["verifier/eval_rows"] == 8 for t in trials)  # the validation split, not test (16)
+
+
+def test_eval_job_refuses_retraining_overrides(plain_job):
+    res = subprocess.run([sys.executable, "jobs/eval.py", *plain_job["args"], "--", "train.lr=0.1"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "only eval.*" in res.stderr
+
+
+def test_train_role_runs_one_cell(tmp_path):
+    res = subprocess.run([sys.executable, "jobs/train_role.py", "configs/sweep/smoke.yaml", "verifier-baseline-s0",
+                          f"bundle={BUNDLE}", f"work_dir={tmp_path}", "overrides.train.max_steps=2"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["role"] == "verifier" and out["variant"] == "baseline" and out["sft/steps"] == 2
+    bad = subprocess.run([sys.executable, "jobs/train_role.py", "configs/sweep/smoke.yaml", "planner-x",
+                          f"bundle={BUNDLE}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "verifier-optimized-s0" in bad.stderr

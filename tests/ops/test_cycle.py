@@ -89,3 +89,28 @@ def test_a_step_cannot_need_a_later_step(tmp_path):
     with pytest.raises(ValueError, match="needs"):
         run_cycle(_cfg(tmp_path), [Step("a", _ok("a"), ("b",)), Step("b", _ok("b"))], cli=[], now=NOW)
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_independent_steps_run_in_parallel_and_dependents_wait(tmp_path):
+    import threading
+
+    barrier = threading.Barrier(2, timeout=10)
+    order = []
+
+    def meet(name):
+        def fn(ctx):
+            barrier.wait()  # only returns when both independent steps run at the same time
+            order.append(name)
+            return {"name": name}
+        return fn
+
+    def after(ctx):
+        order.append("after")
+        return {"saw": sorted(ctx.outputs)}
+
+    steps = [Step("a", meet("a")), Step("b", meet("b")), Step("c", after, ("a", "b"))]
+    cfg = _cfg(tmp_path, parallel_steps=2)
+    man = run_cycle(cfg, steps, cli=[], now=NOW)
+    assert man["status"] == "ok" and order[-1] == "after"
+    assert man["steps"]["c"]["outputs"]["saw"] == ["a", "b"]
+    assert list(man["steps"]) == ["a", "b", "c"]

@@ -22,7 +22,8 @@ from tracebridge.ops.cycle import run_cycle
 from tracebridge.ops.shadow_steps import STEPS
 
 ROOT = Path(__file__).resolve().parents[2]
-FAST = ["train.max_steps=4", "dpo.max_steps=2", "train.save_steps=0", "eval.n_boot=100", "train.logging_steps=2"]
+FAST = ["train.max_steps=3", "dpo.max_steps=2", "train.save_steps=0", "eval.n_boot=100", "train.logging_steps=1",
+        "data.max_eval_rows=16"]
 UPSTREAM = {"import": "OpenClaw importer", "export": "curation/export", "feedback": "Telegram feedback",
             "smoke": "Agent Lightning runtime hook"}
 CLI = [sys.executable, "-m", "tracebridge.cli"]
@@ -31,9 +32,8 @@ CLI = [sys.executable, "-m", "tracebridge.cli"]
 def missing_upstream() -> list[str]:
     from typer.main import get_command
 
-    from tracebridge.cli import app
-
     import tracebridge.feedback as fb
+    from tracebridge.cli import app
 
     cmds = get_command(app).commands  # type: ignore[attr-defined]
     out = [f"tracebridge {k} ({v})" for k, v in UPSTREAM.items() if k not in cmds]
@@ -84,8 +84,8 @@ def test_shadow_cycle_end_to_end(tmp_path, monkeypatch):
     assert set(MANIFEST_KEYS) <= set(on_disk)
     files = {f["path"] for f in on_disk["files"]}
     for f in ("validate.json", "export/manifest.json", "replay/replay-manifest.json", "consumers.json",
-              "optimize/results.json", "optimize/report.html", "feedback/audit.json", "logs/export.log",
-              "docs/feedback-chunk-policy.md"):
+              "optimize/results.json", "optimize/report.html", man["feedback"]["audit_file"], "logs/export.log",
+              "export/quarantine.jsonl", "docs/feedback-chunk-policy.md"):
         assert f in files, f
     up = man["uplift"]
     assert isinstance(up["uplift"], float) and up["metric"] == "verifier/accuracy"

@@ -14,13 +14,12 @@ from tests.conftest import record_sample_run
 from tracebridge.ops import replay as rp
 from tracebridge.ops.chunks import check_chunk_policy
 from tracebridge.ops.config import OpsConfig
-from tracebridge.ops.consumers import check_trl_formatting, check_views_parse, check_agentlightning
+from tracebridge.ops.consumers import check_views_parse
 from tracebridge.ops.cycle import Ctx, StepFailed
-from tracebridge.ops.shadow_steps import step_optimize, step_validate
+from tracebridge.ops.shadow_steps import step_validate
 
 ROOT = Path(__file__).resolve().parents[2]
 VIEWS = ROOT / "tests/data/train_views"
-FAST = ["train.max_steps=4", "dpo.max_steps=2", "train.save_steps=0", "eval.n_boot=100", "train.logging_steps=2"]
 
 
 def _ctx(tmp_path, **outputs):
@@ -52,20 +51,15 @@ def test_replay_set_is_frozen_stable_and_tamper_evident(tmp_path):
     assert rp.verify_replay_set(work, man) == [f"{victim.parent}: events file changed since the set was frozen"]
 
 
-def test_consumer_checks_on_a_bundle(tmp_path):
+def test_views_parse_check_finds_bad_rows_and_missing_views(tmp_path):
+    # the whole consumer step (TRL formatting, Agent Lightning) runs in test_shadow_cycle.py
     bundle = tmp_path / "bundle"
     shutil.copytree(VIEWS, bundle)
     res = check_views_parse(bundle)
     assert res["ok"], res["problems"]
     assert res["files"]["verifier_sft.jsonl"] == 73
-    res = check_trl_formatting(bundle, per_view=5)
-    assert res["ok"], res["problems"]
-    assert res["rows_formatted"] == {v: 5 for v in res["rows_formatted"]}
-    al = check_agentlightning(bundle)
-    assert not al["ok"] and "no Agent Lightning export" in al["problems"][0]
-    (bundle / "agentlightning_triplets.jsonl").write_text(
-        json.dumps({"prompt": {"text": "q"}, "response": {"text": "a"}, "reward": 1.0, "metadata": {}}) + "\n")
-    assert check_agentlightning(bundle)["ok"]
+    (bundle / "worker_sft.jsonl").unlink()
+    assert check_views_parse(bundle)["problems"] == ["worker_sft: no file in the bundle"]
     # a view row that datasets cannot load is found
     with open(bundle / "planner_sft.jsonl", "a") as fh:
         fh.write("{broken\n")
@@ -83,21 +77,6 @@ def test_validate_step_fails_below_thresholds(tmp_path):
     (bad / "session.json").write_text("{}")
     with pytest.raises(StepFailed, match="schema-valid"):
         step_validate(ctx)
-
-
-def test_optimize_step_runs_baseline_vs_optimized_and_reports_uplift(tmp_path):
-    bundle = tmp_path / "replay-bundle"
-    shutil.copytree(VIEWS, bundle)
-    ctx = _ctx(tmp_path, replay={"bundle_dir": str(bundle)})
-    ctx.cfg.shadow.optimize.train_config = str(ROOT / "configs/train/cpu_tiny.yaml")
-    ctx.cfg.shadow.optimize.overrides = FAST
-    out = step_optimize(ctx)
-    up = out["uplift"]
-    assert up["metric"] == "verifier/accuracy"
-    assert up["uplift"] == pytest.approx(up["optimized"] - up["baseline"])
-    assert up["lo"] <= up["uplift"] <= up["hi"]
-    assert {p.name for p in (ctx.bundle / "optimize").iterdir()} == {"results.json", "report.html", "manifest.json"}
-    assert "exit 0" in (ctx.bundle / "logs" / "optimize.log").read_text()
 
 
 def test_chunk_policy_violations_are_found(tmp_path):

@@ -76,7 +76,7 @@ def file_entries(bundle: Path) -> list[dict[str, Any]]:
     """Every file under the bundle (but the manifest), with sha256 and size, in path order."""
     out = []
     for p in sorted(bundle.rglob("*")):
-        if p.is_file() and p.name != MANIFEST:
+        if p.is_file() and p != bundle / MANIFEST:
             out.append({"path": p.relative_to(bundle).as_posix(), "sha256": sha256_file(p), "bytes": p.stat().st_size})
     return out
 

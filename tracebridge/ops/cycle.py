@@ -1,7 +1,8 @@
 """The step-table runner of the daily shadow cycle: lock, steps with declared dependencies, manifest.
 
 A step is a function ``fn(ctx) -> outputs`` in ``STEPS`` (``tracebridge.ops.shadow_steps``) with
-the names of the steps it needs. Steps run in table order. A step whose dependency did not end
+the names of the steps it needs. Steps start in table order as soon as what they need has ended
+``ok``, up to ``shadow.parallel_steps`` at a time. A step whose dependency did not end
 ``ok`` is marked ``skipped`` with ``reason="needs X"`` and is not run; a step named in
 ``shadow.skip`` is ``skipped`` with ``reason="skipped by config"``. A step that raises is
 ``failed`` with the error; later steps that do not depend on it still run. The cycle's
@@ -18,6 +19,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from tracebridge.schema.canonical import utc_now
 
 log = logging.getLogger(__name__)
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+PENDING, RUNNING = "pending", "running"
 
 
 class StepFailed(RuntimeError):
@@ -83,33 +86,52 @@ def check_table(steps: list[Step]) -> None:
             raise ValueError(f"step {s.name} needs {unknown}, which do not run before it")
 
 
-def run_steps(steps: list[Step], ctx: Ctx, skip: list[str]) -> dict[str, dict[str, Any]]:
-    """Run the table; return ``{name: {status, needs, reason, duration_s, outputs}}`` in order."""
+def _run_one(s: Step, ctx: Ctx) -> dict[str, Any]:
+    """Run one step; return its status, reason, outputs and duration (never raises)."""
+    t0 = time.perf_counter()
+    rec: dict[str, Any] = {}
+    try:
+        rec.update(outputs=s.fn(ctx) or {}, status=OK)
+    except StepFailed as exc:
+        rec.update(status=FAILED, reason=str(exc), outputs=exc.outputs)
+    except Exception as exc:  # noqa: BLE001 - a failed step is recorded, never hidden
+        rec.update(status=FAILED, reason=f"{type(exc).__name__}: {exc}", outputs={},
+                   traceback=traceback.format_exc(limit=8)[-4000:])
+    rec["duration_s"] = round(time.perf_counter() - t0, 3)
+    return rec
+
+
+def run_steps(steps: list[Step], ctx: Ctx, skip: list[str], parallel: int = 1) -> dict[str, dict[str, Any]]:
+    """Run the table; return ``{name: {status, needs, reason, duration_s, outputs}}`` in table order.
+
+    Up to ``parallel`` steps whose dependencies are done run at once (threads; the heavy steps are
+    child processes); a step starts only after everything it needs has ended ``ok``.
+    """
     check_table(steps)
-    record: dict[str, dict[str, Any]] = {}
-    for s in steps:
-        rec: dict[str, Any] = {"status": SKIPPED, "needs": list(s.needs), "reason": "", "duration_s": 0.0,
-                               "outputs": {}, "doc": s.doc}
-        record[s.name] = rec
-        blocked = [n for n in s.needs if record[n]["status"] != OK]
-        if s.name in skip:
-            rec["reason"] = "skipped by config"
-            continue
-        if blocked:
-            rec["reason"] = "needs " + ", ".join(blocked)
-            continue
-        t0 = time.perf_counter()
-        try:
-            rec["outputs"] = s.fn(ctx) or {}
-            rec["status"] = OK
-        except StepFailed as exc:
-            rec.update(status=FAILED, reason=str(exc), outputs=exc.outputs)
-        except Exception as exc:  # noqa: BLE001 - a failed step is recorded, never hidden
-            rec.update(status=FAILED, reason=f"{type(exc).__name__}: {exc}",
-                       traceback=traceback.format_exc(limit=8)[-4000:])
-        rec["duration_s"] = round(time.perf_counter() - t0, 3)
-        ctx.outputs[s.name] = rec["outputs"]
-        log.info("shadow step %s: %s %s", s.name, rec["status"], rec["reason"])
+    record = {s.name: {"status": PENDING, "needs": list(s.needs), "reason": "", "duration_s": 0.0,
+                       "outputs": {}, "doc": s.doc} for s in steps}
+    pending, running = list(steps), {}
+    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="shadow-step") as pool:
+        while pending or running:
+            for s in list(pending):
+                rec, states = record[s.name], [record[n]["status"] for n in s.needs]
+                if s.name in skip or any(st in (FAILED, SKIPPED) for st in states):
+                    blocked = [n for n in s.needs if record[n]["status"] != OK]
+                    rec.update(status=SKIPPED, reason="skipped by config" if s.name in skip
+                               else "needs " + ", ".join(blocked))
+                    pending.remove(s)
+                elif all(st == OK for st in states) and len(running) < max(1, parallel):
+                    rec["status"] = RUNNING
+                    running[pool.submit(_run_one, s, ctx)] = s
+                    pending.remove(s)
+            if not running:
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                s = running.pop(fut)
+                record[s.name].update(fut.result())
+                ctx.outputs[s.name] = record[s.name]["outputs"]
+                log.info("shadow step %s: %s %s", s.name, record[s.name]["status"], record[s.name]["reason"])
     return record
 
 
@@ -119,7 +141,7 @@ def build_manifest(ctx: Ctx, steps: dict[str, dict[str, Any]], started_at: str) 
     return {
         "kind": KIND, "cycle_id": ctx.bundle.name, "started_at": started_at, "finished_at": utc_now(),
         "status": OK if all(r["status"] == OK for r in steps.values()) else FAILED,
-        "tracebridge_version": tracebridge.__version__ if hasattr(tracebridge, "__version__") else None,
+        "tracebridge_version": tracebridge.__version__,
         "git_sha": git_sha(), "config": to_dict(ctx.cfg), "config_hash": config_hash(ctx.cfg),
         "inputs": {"sources": list(ctx.shadow.sources), "traces": str(ctx.traces),
                    **out.get("import", {}).get("inputs", {}), **out.get("feedback", {}).get("inputs", {}),
@@ -176,7 +198,7 @@ def run_cycle(cfg: OpsConfig, steps: list[Step], cli: list[str], now: dt.datetim
         started = utc_now()
         bundle = new_bundle_dir(cfg.artifacts_dir, now)
         ctx = Ctx(cfg, bundle, work, now, cli)
-        record = run_steps(steps, ctx, skipped_steps(cfg))
+        record = run_steps(steps, ctx, skipped_steps(cfg), cfg.shadow.parallel_steps)
         manifest = build_manifest(ctx, record, started)
         write_manifest(bundle, manifest)
         manifest["path"] = str(bundle)

@@ -66,6 +66,8 @@ class ShadowConfig:
     runtime_hook: bool = field(default=True, metadata={"help": "Run the Agent Lightning runtime-hook smoke."})
     skip: list[str] = field(default_factory=list, metadata={
         "help": "Step names not to run (recorded as skipped, e.g. [optimize] on a machine without torch)."})
+    parallel_steps: int = field(default=2, metadata={
+        "help": "Steps run at once when their dependencies allow (1 = one after the other)."})
     lock_timeout_s: float = field(default=0.0, metadata={
         "help": "Seconds to wait for another cycle's lock; 0 = fail at once (cron must not pile up)."})
 
@@ -75,6 +77,8 @@ class ShadowConfig:
             p.append(f"shadow.optimize.mode={self.optimize.mode}: use one of {', '.join(OPTIMIZE_MODES)}")
         if self.replay.size < 1:
             p.append(f"shadow.replay.size={self.replay.size}: must be >= 1")
+        if self.parallel_steps < 1:
+            p.append(f"shadow.parallel_steps={self.parallel_steps}: must be >= 1")
         if self.lock_timeout_s < 0:
             p.append(f"shadow.lock_timeout_s={self.lock_timeout_s}: must be >= 0")
         return p

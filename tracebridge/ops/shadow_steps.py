@@ -9,7 +9,7 @@ Validation, the replay set, consumer checks and the chunk policy run in process.
     import ─► validate ─► export ─► consumers
                  │           └────► chunk_policy
                  └────► replay ───► optimize
-    feedback (independent)          runtime_hook (independent)
+    runtime_hook (independent)      feedback (independent)
 """
 
 from __future__ import annotations
@@ -262,14 +262,14 @@ def step_chunk_policy(ctx: Ctx) -> dict[str, Any]:
     return {"chunk_policy": res}
 
 
-STEPS: list[Step] = [
+STEPS: list[Step] = [  # table order = start order when slots free up (runtime_hook first: long, independent)
     Step("import", step_import, (), "OpenClaw sessions → the cycle's trace root"),
-    Step("feedback", step_feedback, (), "audit of yesterday's reaction harvest"),
+    Step("runtime_hook", step_runtime_hook, (), "Agent Lightning runtime-hook smoke"),
+    Step("feedback", step_feedback, (), "reaction harvest + audit of the day"),
     Step("validate", step_validate, ("import",), "schema, drift, lineage"),
-    Step("export", step_export, ("validate",), "curate + export bundle"),
+    Step("export", step_export, ("validate",), "curate + export bundle (feedback labels joined)"),
     Step("replay", step_replay, ("validate",), "fixed replay set + its bundle"),
     Step("consumers", step_consumers, ("export",), "datasets, TRL, Agent Lightning consume the views"),
     Step("optimize", step_optimize, ("replay",), "baseline vs optimized on the replay set"),
-    Step("runtime_hook", step_runtime_hook, (), "Agent Lightning runtime-hook smoke"),
     Step("chunk_policy", step_chunk_policy, ("export",), "chunk label policy documented and applied"),
 ]

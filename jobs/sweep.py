@@ -79,6 +79,7 @@ def main(config: str, overrides: list[str]) -> int:
     # ---- 4. report: write, push
     summary = {"sweep_id": sid, "bundle_id": manifest["bundle_id"], "trials": len(out["trials"]),
                "grid": len(specs), "failures": out["failures"], "wall_s": round(time.time() - t0, 2),
+               "tune_wall_s": round(out["wall_s"], 2),
                "attempts": {k: sum(e["event"] == "start" for e in v) for k, v in attempts(work_root).items()}}
     if out["trials"]:
         pub = publish_report(out["trials"], cfg, sid, manifest["bundle_id"], recipes, out["wall_s"],

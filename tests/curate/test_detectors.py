@@ -103,3 +103,13 @@ def test_entropy_plugins_do_not_flag_hex_ids() -> None:
     d = Detectors(RedactionConfig(secret_plugins=["HexHighEntropyString", "AWSKeyDetector"]))
     text = "aws id c06c93e5fedd499ea5c591d923b26936f758a9fb9d70ee954387a2fc6ede1e0c"
     assert d.find(text) == []
+
+
+def test_non_ascii_text_still_triggers_and_detects() -> None:
+    d = Detectors(RedactionConfig(terms={"NAME": ["José Müller"]}))
+    text = "plan → call ＋４４ ２０ ７９４６ ０９５８ and ask JOSÉ MÜLLER at jo@example.com"
+    assert d.triggered(text) and d.triggered(text.encode())
+    kinds = {s.kind for s in d.find(text)}
+    assert {"NAME", "EMAIL"} <= kinds
+    assert d.triggered("plan → ٤١٥٥٥٥٢٦٧١")  # Arabic-Indic digits
+    assert not d.triggered("plan → describe_table → submit_answer")

@@ -140,5 +140,6 @@ def test_feedback_reaches_row_meta(events: list[dict]) -> None:
 def test_worker_rows_match_eval_helpers(events: list[dict]) -> None:
     views, _ = build_views(events, ctx(), ViewsConfig())
     row = views["worker_sft"][1]
-    assert failed_calls(row["messages"][:-1]) == []  # failures live in the user turn, not as tool turns
+    # failures live in the user turn ("Prior failure: ..."), which eval reads for error recurrence
+    assert failed_calls(row["messages"][:-1]) == [("read_file", '{"path": "notes.txt"}')]
     assert views["agentlightning/triplets"][0]["response"] == views["planner_sft"][0]["messages"][-1]

@@ -22,6 +22,8 @@ from typing import Any
 from tracebridge.schema.canonical import canonical_json
 
 _WS = re.compile(r"\s+")
+_JSON_WS = re.compile(r"(?:\s|\\[ntr])+")  # whitespace, also as JSON escapes
+_EDGE_WS = re.compile(r'" | "')  # a collapsed space at a string's start or end
 KEY_EVENTS = frozenset({"planner_output", "worker_action", "worker_tool_call", "worker_tool_result",
                         "verifier_output", "episode_error", "episode_end"})
 
@@ -37,6 +39,12 @@ def normalise(value: Any) -> Any:
     return value
 
 
+def _norm_json(value: Any) -> str:
+    """``normalise`` in one pass over canonical JSON (same equivalence on strings, C speed)."""
+    text = canonical_json(value).decode().lower()
+    return _EDGE_WS.sub('"', _JSON_WS.sub(" ", text)) if ("\\" in text or " " in text) else text
+
+
 def key_step(ev: dict[str, Any]) -> tuple[Any, ...] | None:
     """The ``(role, event type, tool, normalised args)`` of one event, or None if it is no key step."""
     et = ev.get("event_type")
@@ -46,9 +54,9 @@ def key_step(ev: dict[str, Any]) -> tuple[Any, ...] | None:
     role = ev.get("role")
     if et == "planner_output":
         plan = [s for s in p.get("plan") or [] if isinstance(s, dict)]
-        return role, et, [s.get("tool") for s in plan], normalise([s.get("args") for s in plan])
+        return role, et, [s.get("tool") for s in plan], _norm_json([s.get("args") for s in plan])
     if et in ("worker_action", "worker_tool_call"):
-        return role, et, p.get("tool"), normalise({"action": p.get("action"), "args": p.get("args")})
+        return role, et, p.get("tool"), _norm_json({"action": p.get("action"), "args": p.get("args")})
     if et == "worker_tool_result":
         err = p.get("error") if isinstance(p.get("error"), dict) else {}
         return role, et, None, {"ok": p.get("ok"), "error": err.get("kind")}

@@ -37,6 +37,9 @@ STRUCTURAL_KEYS = frozenset({
     "started_at", "finished_at", "goal_hash", "prompt_hash", "config_hash", "toolset_hash", "call_id", "retry_of",
     "hashes", "data_governance", "capture",
 })
+EVENT_KEYS = frozenset({"run_id", "step", "event_id", "event_type", "timestamp", "parent_event_id", "root", "role",
+                        "payload", "labels", "llm"})
+HASH_HOLDERS = frozenset({"llm", "goal"})  # blocks whose hash fields would trip the token trigger
 _MAX_SCOPES = 64  # per-run placeholder maps kept by a long-lived hook (LRU)
 
 
@@ -71,6 +74,7 @@ class _Scope:
     numbers: dict[bytes, str] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     findings: Counter[tuple[str, str]] = field(default_factory=Counter)
+    rescan: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 class Walker:
@@ -84,47 +88,63 @@ class Walker:
         self.det = detectors
         self._pre = detectors.triggered
 
+    @staticmethod
+    def body(rec: dict[str, Any]) -> list[Any]:
+        """The scannable values of a record (structural keys and hash fields left out)."""
+        if "event_type" in rec and rec.keys() <= EVENT_KEYS:  # an event: only these three hold free text
+            llm = rec.get("llm")
+            return [rec.get("payload"), rec.get("labels"),
+                    {kk: vv for kk, vv in llm.items() if kk not in STRUCTURAL_KEYS} if isinstance(llm, dict) else llm]
+        return [({kk: vv for kk, vv in v.items() if kk not in STRUCTURAL_KEYS} if k in HASH_HOLDERS else v)
+                for k, v in rec.items() if k not in STRUCTURAL_KEYS and isinstance(v, (str, dict, list))]
+
+    def clean(self, records: list[dict[str, Any]]) -> bool:
+        """True when no trigger fires anywhere in ``records`` (checked in one pass over them all)."""
+        return not self._pre(orjson.dumps([self.body(r) for r in records], option=orjson.OPT_NON_STR_KEYS))
+
     def record(self, rec: dict[str, Any], fn: Callable[[str, str], str]) -> dict[str, Any]:
         """A copy of ``rec`` with ``fn`` applied (the same object when nothing changed)."""
         prefix = record_prefix(rec)
         out = rec
+        body = self.body(rec)
+        if not body or not self._pre(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)):
+            return rec  # the common case: one serialisation, one trigger check
         for k, v in rec.items():
-            if k in STRUCTURAL_KEYS or v is None or isinstance(v, (bool, int, float)):
+            if k in STRUCTURAL_KEYS or not isinstance(v, (str, dict, list)):
                 continue
-            path = _join(prefix, k)
-            if isinstance(v, str):
-                new: Any = fn(v, path) if self._pre(v) else v
-            elif self._pre(orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode()):
-                new = self._walk(v, path, fn)
-            else:
-                continue
+            new = self._walk(v, _join(prefix, k), fn)
             if new is not v:
                 if out is rec:
                     out = dict(rec)
                 out[k] = new
         return out
 
+    def _hit(self, v: Any) -> bool:
+        return self._pre(orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS))
+
     def _walk(self, v: Any, path: str, fn: Callable[[str, str], str]) -> Any:
+        """Descend only into containers whose serialisation trips a trigger."""
         if isinstance(v, str):
             return fn(v, path) if self._pre(v) else v
-        if isinstance(v, dict):
-            out = v
-            for k, x in v.items():
-                if k in STRUCTURAL_KEYS:
-                    continue
-                nk = fn(k, path + ".<key>") if isinstance(k, str) and self._pre(k) else k
-                nx = self._walk(x, _join(path, str(k)), fn)
-                if nk is not k or nx is not x:
-                    if out is v:
-                        out = dict(v)
-                    if nk is not k:
-                        del out[k]
-                    out[nk] = nx
-            return out
+        if not isinstance(v, (dict, list)) or not v or not self._hit(v):
+            return v
         if isinstance(v, list):
             new = [self._walk(x, path, fn) for x in v]
             return v if all(a is b for a, b in zip(new, v)) else new
-        return v
+        out = v
+        keys_hit = self._hit([k for k in v if isinstance(k, str)])
+        for k, x in v.items():
+            if k in STRUCTURAL_KEYS:
+                continue
+            nk = fn(k, path + ".<key>") if keys_hit and isinstance(k, str) and self._pre(k) else k
+            nx = self._walk(x, _join(path, str(k)), fn)
+            if nk is not k or nx is not x:
+                if out is v:
+                    out = dict(v)
+                if nk is not k:
+                    del out[k]
+                out[nk] = nx
+        return out
 
 
 class Redactor:
@@ -152,8 +172,16 @@ class Redactor:
     def redact(self, record: dict[str, Any], scope: str | None = None) -> dict[str, Any]:
         """A redacted copy of ``record`` (the record itself when nothing was found)."""
         key = scope if scope is not None else str(record.get("run_id") or "_")
-        st = self._scope(key)
+        st = self._scopes.get(key) if key == self._last else None
+        st = st or self._scope(key)
         return self._walker.record(record, lambda text, path: self._replace(text, path, st))
+
+    def redact_all(self, records: list[dict[str, Any]], scope: str) -> list[dict[str, Any]]:
+        """``redact`` over a run's records; a run with no trigger at all is checked in one pass."""
+        self._scope(scope)
+        if self._walker.clean(records):
+            return records
+        return [self.redact(r, scope=scope) for r in records]
 
     def findings(self, scope: str | None = None) -> dict[str, int]:
         """Counts by placeholder type for ``scope`` (default: the run seen last)."""
@@ -174,6 +202,16 @@ class Redactor:
         """Counts by ``(type, field)`` for ``scope``."""
         st = self._scopes.get(scope)
         return Counter(st.findings) if st else Counter()
+
+    def rewritten_findings(self, scope: str) -> Counter[tuple[str, str]]:
+        """What the detectors still find in the values this redactor rewrote within ``scope``.
+
+        Pass 2 over output of this same redactor: values it left unchanged were already scanned
+        by the same (deterministic) detectors and found clean, so only rewritten values can hold
+        a finding, and each was re-scanned right after its rewrite.
+        """
+        st = self._scopes.get(scope)
+        return Counter(st.rescan) if st else Counter()
 
     def redact_text(self, text: str, scope: str, path: str = "text") -> str:
         """Redact one free-text string within ``scope``."""
@@ -205,7 +243,10 @@ class Redactor:
             st.findings[(s.kind, path)] += 1
             pos = s.end
         parts.append(text[pos:])
-        return "".join(parts)
+        out = "".join(parts)
+        for s in self.detectors.find(out):  # what pass 2 will see of this value
+            st.rescan[(s.kind, path)] += 1
+        return out
 
     def _placeholder(self, value: str, span: Span, st: _Scope) -> str:
         digest = hmac.new(self._key, f"{span.kind}\0{value}".encode(), hashlib.sha256).digest()[:16]
@@ -243,6 +284,14 @@ class Scanner:
             return text
 
         self._walker.record(record, count)
+        return found
+
+    def scan_all(self, records: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+        """Findings over a run's records (one pass when no trigger fires anywhere)."""
+        found: Counter[tuple[str, str]] = Counter()
+        if not self._walker.clean(records):
+            for r in records:
+                found.update(self.scan(r))
         return found
 
 

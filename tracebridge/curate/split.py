@@ -69,6 +69,7 @@ class LeakageTracker:
         self.goal_leaks = 0
         self._sample: dict[str, list[tuple[int, str, str]]] = defaultdict(list)  # max-heap via -h
         self._seen_prompts: dict[str, int] = defaultdict(int)
+        self._perms: Any = None
 
     def add(self, split: str, family: str, goal_hash: str, prompt: str, run_id: str) -> None:
         """Register one exported run."""
@@ -93,7 +94,10 @@ class LeakageTracker:
     def _minhash(self, text: str) -> Any:
         from datasketch import MinHash
 
-        m = MinHash(num_perm=self.cfg.num_perm, seed=1)
+        if self._perms is None:  # the permutations cost more than hashing a prompt: make them once
+            first = MinHash(num_perm=self.cfg.num_perm, seed=1)
+            self._perms = (first.permutations, first.scheme)
+        m = MinHash(num_perm=self.cfg.num_perm, seed=1, permutations=self._perms[0], scheme=self._perms[1])
         m.update_batch(shingles(text, self.cfg.shingle))
         return m
 

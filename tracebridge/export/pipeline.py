@@ -5,8 +5,10 @@ by the largest run plus small per-run indexes (dedup and goal keys, ~100 bytes a
 capped MinHash sample. For each run, in order:
 
 1. quality: ``check_run`` plus the extra rules (``tracebridge.curate.quality``);
-2. redaction: pass 1 unless the run was redacted at capture, then pass 2 over every record;
-   any pass-2 finding blocks the run;
+2. redaction: a run redacted at capture gets pass 2, a full scan of every record with this
+   export's policy; any other run gets pass 1 here, and pass 2 re-scans every value pass 1
+   rewrote (the values it left were scanned by the same deterministic detectors and found
+   clean, so a full re-scan could only repeat that). Any pass-2 finding blocks the run;
 3. a failing run is quarantined with its reasons (``quarantine.jsonl``), never dropped;
 4. views are built (``tracebridge.export.views``); a run whose dedup fingerprint was seen
    before is counted in its cluster instead of written;
@@ -18,6 +20,7 @@ export fails. The report, the masked config and the manifest are written last.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import subprocess
@@ -28,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 
 import tracebridge
-from tracebridge.capture.reader import RunDir, iter_lines, iter_runs
-from tracebridge.config import config_hash, to_yaml
+from tracebridge.capture.reader import RunDir, iter_runs
 from tracebridge.curate.dedup import DedupIndex, fingerprint
 from tracebridge.curate.quality import Reason, run_reasons
 from tracebridge.curate.redact import Redactor, Scanner
@@ -111,12 +114,6 @@ def _family(session: dict[str, Any] | None) -> str:
     return fam if isinstance(fam, str) and fam else "unknown"
 
 
-def _parsed_lines(run: RunDir) -> list[tuple[int, dict[str, Any]]]:
-    if not run.events_path.exists():
-        return []
-    return [(ln.lineno, ln.obj) for ln in iter_lines(run.events_path) if ln.error is None and isinstance(ln.obj, dict)]
-
-
 def _findings_text(found: Counter[tuple[str, str]]) -> str:
     return ", ".join(f"{k}×{n} in {p}" for (k, p), n in sorted(found.items())[:20])
 
@@ -161,15 +158,16 @@ class _Exporter:
         elif not self.cfg.redaction.redact_unredacted_runs:
             return events, session, [Reason("unredacted", f"{rid}/session.json:-:data_governance",
                                             "captured without redaction and redaction.redact_unredacted_runs=false")]
+        found: Counter[tuple[str, str]] = Counter()
+        if capture:
+            found = self.scanner.scan_all([*events, session])  # pass 2: a full scan with this export's policy
         else:
-            events = [self.redactor.redact(e, scope=rid) for e in events]
+            events = self.redactor.redact_all(events, scope=rid)
             session = self.redactor.redact(session, scope=rid)
             t.pass1_export += 1
             t.add_findings(t.pass1_findings, self.redactor.flat_findings(rid))
+            found = self.redactor.rewritten_findings(rid)  # pass 2 (see Redactor.rewritten_findings)
             self.redactor.forget(rid)
-        found: Counter[tuple[str, str]] = Counter()
-        for rec in (*events, session):
-            found.update(self.scanner.scan(rec))
         t.pass2_scanned += 1
         if not found:
             return events, session, []
@@ -181,12 +179,12 @@ class _Exporter:
     def process(self, ordinal: int, run: RunDir) -> None:
         t = self.t
         t.runs_read += 1
-        chk = check_run(run)
+        lines: list[tuple[int, dict[str, Any]]] = []
+        raw_session: dict[str, Any] = {}
+        chk = check_run(run, lines, raw_session)
         t.events_read += chk.events
-        lines = _parsed_lines(run)
         blocking, allowed = run_reasons(chk, run.path, lines, self.cfg.quality.allow)
         t.allowed_rules.update(r.rule for r in allowed)
-        raw_session = _read_session(run) or {}
         family = _family(raw_session)
         events = [ev for _, ev in lines]
         session = raw_session
@@ -324,11 +322,11 @@ def _finish(ex: _Exporter, root: Path, cfg: ExportConfig, writer: BundleWriter) 
     report = build_report(ex.t, _rows_by_view(rows), split, leakage, dedup, redaction, _failures(ex, leakage))
     writer.write_file("report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     writer.write_file("report.md", render_markdown(report).encode())
-    masked = masked_config(cfg)
-    writer.write_file("export_config.yaml", to_yaml(masked).encode())
+    masked = dataclasses.asdict(masked_config(cfg))  # plain dataclasses: what to_dict gives, faster
+    writer.write_file("export_config.yaml", yaml.safe_dump(masked, sort_keys=False).encode())
     manifest = {
         "created_at": utc_now(), "tracebridge_version": tracebridge.__version__, "git_sha": git_sha(),
-        "config_hash": config_hash(masked),
+        "config_hash": sha256_json(masked),
         "source": {"runs": ex.t.runs_read, "exported": ex.t.exported, "run_ids_file": "runs.jsonl"},
         "data_governance": redaction,
         "split": {**split, "counts": report["rows"]},

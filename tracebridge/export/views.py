@@ -195,12 +195,18 @@ def build_views(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig
 
 
 def triplets(views: dict[str, list[dict[str, Any]]], ctx: RunContext) -> list[dict[str, Any]]:
-    """Agent Lightning ``Triplet(prompt, response, reward, metadata)`` rows of the role SFT rows."""
+    """Agent Lightning ``Triplet(prompt, response, reward, metadata)`` rows of the role SFT rows.
+
+    The reward is the run's outcome (1.0 success, 0.0 failure, None unknown); metadata keeps the
+    lineage (labels and tool schemas stay in the views, to keep the triplets small).
+    """
     reward = None if ctx.success is None else float(ctx.success)
     out = []
     for view in ("planner_sft", "worker_sft", "verifier_sft"):
+        role = view.split("_")[0]
         for r in views[view]:
+            m = r["meta"]
             out.append({"prompt": r["messages"][:-1], "response": r["messages"][-1], "reward": reward,
-                        "metadata": {**r["meta"], "role": view.split("_")[0]}, **({"tools": r["tools"]}
-                                                                                  if "tools" in r else {})})
+                        "metadata": {"run_id": m["run_id"], "event_ids": m["event_ids"], "role": role,
+                                     "split": m["split"], "goal_family": m["goal_family"], "source": m["source"]}})
     return out

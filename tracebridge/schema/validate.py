@@ -92,13 +92,15 @@ def schema_problems(err: ValidationError, file: str, line: int | None, tag: str 
     return out
 
 
-def _check_session(run: RunDir, chk: RunCheck) -> None:
+def _check_session(run: RunDir, chk: RunCheck, out: dict[str, Any] | None = None) -> None:
     path = str(run.session_path)
     try:
         data = run.read_session()
     except (OSError, ValueError) as exc:
         chk.problems.append(Problem(path, None, "<file>", f"unreadable: {exc}", "json"))
         return
+    if out is not None and isinstance(data, dict):
+        out.update(data)
     try:
         sess = Session.model_validate(data)
     except ValidationError as exc:
@@ -132,12 +134,20 @@ def _classify_dangling(eid: str, parent: str, parents: dict[str, Any], run_id: s
     return f"parent {parent!r} not found in this run"
 
 
-def check_run(run: RunDir) -> RunCheck:
-    """Check one run: session schema, every event's schema, lineage, order."""
+def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = None,
+              session: dict[str, Any] | None = None) -> RunCheck:
+    """Check one run: session schema, every event's schema, lineage, order.
+
+    Args:
+        run: the run directory.
+        events: if given, receives ``(line number, event)`` of every line that parsed to an
+            object, so a caller that needs the events does not read the file twice.
+        session: if given, receives the parsed ``session.json`` (when it parses to an object).
+    """
     chk = RunCheck(run_id=run.run_id, complete=run.complete)
     path = str(run.events_path)
     if chk.complete:
-        _check_session(run, chk)
+        _check_session(run, chk, session)
     else:
         chk.problems.append(Problem(str(run.path), None, "session.json",
                                     "missing: run is incomplete (still running or crashed)", "incomplete"))
@@ -166,6 +176,8 @@ def check_run(run: RunDir) -> RunCheck:
         if not isinstance(obj, dict):
             chk.problems.append(Problem(path, ln.lineno, "<line>", "event is not a JSON object", "schema"))
             continue
+        if events is not None:
+            events.append((ln.lineno, obj))
         tag = obj.get("event_type")
         try:
             validate_event(obj)

@@ -1,0 +1,81 @@
+"""The commands: ``export``, ``push``, ``fetch``, ``redact`` (exit codes and --json summaries), and
+every YAML under configs/export and configs/storage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import tracebridge.cli  # noqa: F401 - registers every command module
+from tests.export.conftest import PII
+from tracebridge.cli.app import app
+from tracebridge.config import ConfigError, load_config
+from tracebridge.export.config import ExportConfig, StorageConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def _json(res) -> dict:  # type: ignore[no-untyped-def]
+    assert res.exit_code in (0, 1), res.output
+    return json.loads(res.stdout)
+
+
+def test_export_push_fetch_commands(mixed_traces: Path, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["export", str(mixed_traces), "split.salt=x", "--out", str(tmp_path / "b"),
+                              "--config", str(ROOT / "configs/export/default.yaml"), "--json"])
+    doc = _json(res)
+    assert res.exit_code == 0 and doc["passed"] and doc["counts"]["read"] == 5
+    assert doc["data_governance"]["pii_scan"] == "clean"
+    store = (tmp_path / "store").as_uri()
+    res = runner.invoke(app, ["push", str(tmp_path / "b"), store, "--json"])  # the --out folder resolves
+    assert res.exit_code == 0 and _json(res)["bundle_id"] == doc["bundle_id"]
+    res = runner.invoke(app, ["fetch", store, "--out", str(tmp_path / "pulled"), "--json"])
+    assert res.exit_code == 0 and _json(res)["verified"] is True
+    res = runner.invoke(app, ["export", str(mixed_traces), "split.ratios.train=2", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 1 and "must sum to 1" in res.output
+
+
+def test_unredacted_bundle_push_exits_1(tmp_path: Path, mixed_traces: Path) -> None:
+    res = runner.invoke(app, ["export", str(mixed_traces), "redaction.enabled=false", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["push", str(tmp_path / "b"), (tmp_path / "store").as_uri()])
+    assert res.exit_code == 1 and "refusing to push an unredacted bundle" in res.output
+    assert not (tmp_path / "store").exists()
+
+
+def test_redact_command(tmp_path: Path) -> None:
+    src = tmp_path / "chat.txt"
+    src.write_text(f"reach me at {PII['email']} or {PII['phone']}\nall good\n")
+    res = runner.invoke(app, ["redact", str(src), "--out", str(tmp_path / "out"), "--json"])
+    doc = _json(res)
+    assert res.exit_code == 0 and doc["findings_total"] == 2
+    assert doc["files"][0]["findings"] == {"EMAIL": {"line": 1}, "PHONE": {"line": 1}}
+    out = (tmp_path / "out" / "chat.redacted.txt").read_text()
+    assert out == "reach me at <EMAIL_1> or <PHONE_1>\nall good\n"
+    assert PII["email"] not in res.stdout
+    res = runner.invoke(app, ["redact", str(src), "redaction.detectors=[phone]", "--check"])
+    assert res.exit_code == 1 and "PHONE×1" in res.output and "EMAIL" not in res.output
+    res = runner.invoke(app, ["redact", str(tmp_path / "out" / "chat.redacted.txt"), "--check"])
+    assert res.exit_code == 0  # pass 2 over a redacted copy finds nothing
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs/export").glob("*.yaml"))
+                         + sorted((ROOT / "configs/storage").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path: Path) -> None:
+    assert path.read_text().startswith("#")  # a header that says how to run it
+    schema = ExportConfig if path.parent.name == "export" else StorageConfig
+    load_config(schema, path)
+
+
+def test_config_errors_name_every_problem() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(ExportConfig, None, ["redaction.detectors=[emial]", "views.verifier_sft_target=best",
+                                          "split.ratios.train=0.5"])
+    msg = str(err.value)
+    assert "emial" in msg and "verifier_sft_target" in msg and "must sum to 1" in msg
+    with pytest.raises(ConfigError, match="credential"):
+        load_config(StorageConfig, None, ["options.aws_secret_access_key=x"])

@@ -94,7 +94,7 @@ def test_submit_tiny_sweep_succeeds_with_verified_report(ray_head, smoke_storage
 
 def test_killed_trial_worker_is_retried_and_sweep_completes(ray_head, tmp_path):
     y = ray_head["yaml"]
-    args = sweep_args(tmp_path, "variants=[baseline]", "overrides.train.max_steps=60", "overrides.train.save_steps=5",
+    args = sweep_args(tmp_path, "variants=[baseline]", "overrides.train.max_steps=40", "overrides.train.save_steps=5",
                       "overrides.train.logging_steps=5")
     code, sub = cli("submit", *args, "--cluster", y, "--keep")
     assert code == 0, sub
@@ -117,13 +117,13 @@ def test_killed_trial_worker_is_retried_and_sweep_completes(ray_head, tmp_path):
     report = tmp_path / "storage" / "reports" / sub["sweep_id"]
     assert verify_report(report) == []
     trial = json.loads((report / "results.json").read_text())["trials"][0]
-    assert trial["sft/steps"] == 60
+    assert trial["sft/steps"] == 40
 
 
 def test_interrupted_sweep_resumes_without_redoing_finished_trials(ray_head, tmp_path):
     y = ray_head["yaml"]
     args = sweep_args(tmp_path, "variants=[baseline]", "seeds=[0,1,2]", "budget.max_concurrent=1",
-                      "overrides.train.max_steps=30", "overrides.train.save_steps=10")
+                      "overrides.train.max_steps=24", "overrides.train.save_steps=8")
     code, sub = cli("submit", *args, "--cluster", y, "--keep")
     assert code == 0, sub
 

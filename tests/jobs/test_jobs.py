@@ -1,6 +1,7 @@
 """The jobs end to end on CPU: the plain `ray job submit --working-dir . -- python jobs/sweep.py`
-against the token-protected local head, jobs/eval.py re-evaluating its checkpoints on another
-split, and jobs/train_role.py running one grid cell in-process."""
+against the token-protected local head (its trials through the Ray Train path: TorchTrainer +
+ScalingConfig with one CPU worker, the multi-GPU code path), jobs/eval.py re-evaluating its
+checkpoints on another split, and jobs/train_role.py running one grid cell in-process."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def summary(text: str) -> dict:
 def plain_job(ray_head, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plain")
     args = ["configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={tmp}/storage", f"work_dir={tmp}/work",
-            "seeds=[1]"]
+            "seeds=[1]", "resources.use_train=true"]
     res = submit(ray_head, f"plain-{tmp.name}", "jobs/sweep.py", *args)
     return {"res": res, "args": args, "tmp": tmp}
 
@@ -51,6 +52,8 @@ def test_plain_ray_job_submit_runs_the_sweep(plain_job):
     assert "succeeded" in (res.stdout + res.stderr).lower()
     s = summary(res.stdout)
     assert s["trials"] == s["grid"] == 2 and s["failures"] == []
+    train_runs = plain_job["tmp"] / "storage" / s["sweep_id"] / "_train"
+    assert sorted(p.name for p in train_runs.iterdir()) == ["verifier-baseline-s1", "verifier-optimized-s1"]
     report = Path(s["report_uri"])
     assert report.is_relative_to(plain_job["tmp"]) and verify_report(report) == []
     out = subprocess.run([sys.executable, "-m", "tracebridge.cli.__main__", "pull", str(report), "--out",

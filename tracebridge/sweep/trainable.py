@@ -148,7 +148,7 @@ def run_one(spec: dict[str, Any], ctx: TrialContext, report: Callable[..., None]
                            resume_from=payload if kind == "train" else None)
         result["trial_id"] = spec["trial_id"]
     _ledger(work, "done")
-    metrics = {**scalar_metrics(result), "done": True}
+    metrics = {**scalar_metrics(result), "final": True}
     if rank != 0:
         report(metrics)
         return result
@@ -227,4 +227,4 @@ def _run_with_train(spec: dict[str, Any], ctx: TrialContext) -> None:
     with tempfile.TemporaryDirectory(prefix="tb-final-") as tmp:
         result.checkpoint.to_directory(tmp)
         res = json.loads((Path(tmp) / "result.json").read_text())
-        tune.report({**scalar_metrics(res), "done": True}, checkpoint=tune.Checkpoint.from_directory(tmp))
+        tune.report({**scalar_metrics(res), "final": True}, checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -22,7 +22,7 @@ def trial_resources(cfg: SweepConfig) -> dict[str, float]:
     """What one Tune trial reserves. A Ray Train trial reserves only its driver (its workers
     are placed by the TorchTrainer)."""
     if cfg.resources.distributed:
-        return {"cpu": 0.0}
+        return {"cpu": 0.01}  # the trial only drives its TorchTrainer; Tune needs a non-empty request
     res = {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
     if cfg.resources.memory_gb:
         res["memory"] = cfg.resources.memory_gb * 2**30

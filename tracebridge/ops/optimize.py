@@ -2,7 +2,9 @@
 
 ``mode=local`` runs ``tracebridge train CONFIG role=R --variants baseline,optimized`` on this host
 (the tiny CPU profile by default) in a child process; ``mode=cluster`` runs
-``tracebridge submit SWEEP bundle=... --wait --json`` and reads the pulled report. Either way
+``tracebridge submit SWEEP bundle=... --cluster C --wait --json`` and reads the pulled report
+(the bundle is a local path: use it with ``cluster: local`` (an embedded Ray head); remote
+clusters get their bundles through storage, as in the weekly window). Either way
 the report's ``results.json`` gives the uplift: the paired difference optimized − baseline of
 the configured metric (``role/metric``), with its bootstrap interval. The report (results,
 HTML, manifest) is copied into the artifact bundle; checkpoints stay in the work dir.
@@ -62,8 +64,8 @@ def optimize_smoke(ctx: Ctx, run_cli: Callable[..., dict[str, Any]]) -> dict[str
                 "--variants", "baseline,optimized", "--json"]
         doc = run_cli(ctx, "optimize", args)
     else:
-        doc = run_cli(ctx, "optimize", ["submit", oc.sweep_config, f"bundle={bundle}", f"cluster={oc.cluster}",
-                                        *oc.overrides, "--wait", "--json"])
+        doc = run_cli(ctx, "optimize", ["submit", oc.sweep_config, f"bundle={bundle}", *oc.overrides,
+                                        "--cluster", oc.cluster, "--wait", "--out", str(out), "--json"])
     rdir = _report_dir(doc, out / "report")
     if not (rdir / "results.json").is_file():
         raise StepFailed(f"{rdir}: no results.json after the {oc.mode} run", {"summary": doc})

@@ -145,8 +145,9 @@ _DECIMAL = re.compile(r"\d+\.\d+$")
 _DECIMAL_B = re.compile(rb"\d+\.\d+$")
 _TOKEN_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "_-") else 32 for i in range(256))
 _LONG_TOKEN = b"a" * 20  # 20 token characters in a row
-_DIGITS = b"0123456789"
-_OTHER_DIGIT = re.compile(r"(?=[^\x00-\x7f])\d")
+_NUM_TABLE = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))  # digit -> "0", else "x"
+_SEPARATORS = b" \t().-/"
+_SEVEN_DIGITS = b"0" * 7
 MAX_GROUPS = {"CARD": 5, "PHONE": 6}
 
 
@@ -209,6 +210,7 @@ class Detectors:
         self._want_num = bool(on & {"phone", "card", "ip", "iban"})
         self._nums = re.compile(rb"\d[\d \t().\-/]{5,}\d").finditer
         self._colon = re.compile(rb":[0-9A-Fa-f]{0,4}:").search if "ip" in on else None
+        self._ip4 = re.compile(rb"\.\d{1,3}\.\d{1,3}\.").search if "ip" in on else None  # literal-led: fast
         self._url = re.compile(rb"://[^\s/@:]+:[^\s/@]+@").search if "secrets" in on else None
         words = [w.strip().lower() for _, ws in self.cfg.terms.items() for w in ws] if "terms" in on else []
         self._words_b = [w.encode() for w in words if w.isascii()]
@@ -219,11 +221,8 @@ class Detectors:
         data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
         if (self._at and b"@" in data) or (self._key_block and b"PRIVATE KEY" in data):
             return True
-        if self._want_num and len(data) - len(data.translate(None, _DIGITS)) >= 4:  # an IPv4 has 4+
-            flat = data.replace(b"\\n", b" ").replace(b"\\t", b" ") if b"\\" in data else data  # JSON escapes
-            for m in self._nums(flat):  # a plain decimal (a float's digits) is no phone, card, IP or IBAN
-                if not _DECIMAL_B.match(m.group()):
-                    return True
+        if self._want_num and self._numeric_hit(data):
+            return True
         if (self._colon is not None and self._colon(data)) or (self._url is not None and self._url(data)):
             return True
         if self._tok and _LONG_TOKEN in data.translate(_TOKEN_TABLE):
@@ -235,9 +234,22 @@ class Detectors:
         if data.isascii():
             return False
         utext = text if isinstance(text, str) else data.decode("utf-8", "replace")
-        if self._want_num and _OTHER_DIGIT.search(utext):  # other scripts' digits: the str detectors see them
+        if self._want_num and any(c.isdigit() for c in set(utext) if c > "\x7f"):  # other scripts' digits
             return True
         return bool(self._words_u) and any(w in utext.lower() for w in self._words_u)
+
+    def _numeric_hit(self, data: bytes) -> bool:
+        """A phone/card/IBAN candidate (7+ digits in a run of digits and separators) or an IPv4.
+
+        C-speed first: digits become ``0``, separators are deleted, anything else becomes ``x``,
+        so such a run is seven ``0`` in a row; only then does the regex look at the candidates."""
+        if b"\\" in data:  # JSON escapes of separators
+            data = data.replace(b"\\n", b" ").replace(b"\\t", b" ")
+        if _SEVEN_DIGITS in data.translate(_NUM_TABLE, _SEPARATORS):
+            for m in self._nums(data):  # a plain decimal (a float's digits) is no phone, card or IBAN
+                if not _DECIMAL_B.match(m.group()):
+                    return True
+        return self._ip4 is not None and self._ip4(data) is not None
 
     @cached_property
     def _plugins(self) -> list[Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ EVENT_KEYS = frozenset({"run_id", "step", "event_id", "event_type", "timestamp",
                         "payload", "labels", "llm"})
 HASH_HOLDERS = frozenset({"llm", "goal"})  # blocks whose hash fields would trip the token trigger
 _MAX_SCOPES = 64  # per-run placeholder maps kept by a long-lived hook (LRU)
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # one string token of serialised JSON
 
 
 def policy_id(cfg: RedactionConfig) -> str:
@@ -98,16 +100,21 @@ class Walker:
         return [({kk: vv for kk, vv in v.items() if kk not in STRUCTURAL_KEYS} if k in HASH_HOLDERS else v)
                 for k, v in rec.items() if k not in STRUCTURAL_KEYS and isinstance(v, (str, dict, list))]
 
+    def _fires(self, data: bytes) -> bool:
+        """Trigger check of serialised JSON. When it fires, check again on the string tokens only:
+        numbers (ids, seeds, counts) trip the digit trigger but are never scanned as text."""
+        return self._pre(data) and self._pre(b"\0".join(_JSON_STRING.findall(data)))
+
     def clean(self, records: list[dict[str, Any]]) -> bool:
         """True when no trigger fires anywhere in ``records`` (checked in one pass over them all)."""
-        return not self._pre(orjson.dumps([self.body(r) for r in records], option=orjson.OPT_NON_STR_KEYS))
+        return not self._fires(orjson.dumps([self.body(r) for r in records], option=orjson.OPT_NON_STR_KEYS))
 
     def record(self, rec: dict[str, Any], fn: Callable[[str, str], str]) -> dict[str, Any]:
         """A copy of ``rec`` with ``fn`` applied (the same object when nothing changed)."""
         prefix = record_prefix(rec)
         out = rec
         body = self.body(rec)
-        if not body or not self._pre(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)):
+        if not body or not self._fires(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)):
             return rec  # the common case: one serialisation, one trigger check
         for k, v in rec.items():
             if k in STRUCTURAL_KEYS or not isinstance(v, (str, dict, list)):
@@ -120,7 +127,7 @@ class Walker:
         return out
 
     def _hit(self, v: Any) -> bool:
-        return self._pre(orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS))
+        return self._fires(orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS))
 
     def _walk(self, v: Any, path: str, fn: Callable[[str, str], str]) -> Any:
         """Descend only into containers whose serialisation trips a trigger."""

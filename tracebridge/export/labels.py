@@ -60,7 +60,17 @@ def _typed(key: str, v: Any) -> tuple[str, Any]:
 
 def safe_labels(labels: Mapping[str, Any]) -> dict[str, Any]:
     """Labels with Arrow-stable types (see the module docstring); None values are dropped."""
-    return dict(_typed(str(k), v) for k, v in sorted(labels.items()) if v is not None)
+    out: dict[str, Any] = {}
+    for k, v in labels.items():
+        if v is None:
+            continue
+        want = LABEL_TYPES.get(k)
+        if type(v) is str and (want is None or want is str):  # the common case, no conversion
+            out[k] = v
+        else:
+            key, val = _typed(str(k), v)
+            out[key] = val
+    return out
 
 
 def merge_feedback(labels: dict[str, Any], fb: RunFeedback | None, event_ids: Sequence[str]) -> dict[str, Any]:

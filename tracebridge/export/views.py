@@ -42,6 +42,10 @@ ALT_VERDICT = {"end": "continue", "continue": "end", "replan": "continue"}  # th
 CANONICAL_FEEDBACK = {"continue": "the plan is progressing; go on with the next step",
                       "replan": "the current plan cannot reach the goal; make a new plan",
                       "end": "the goal is reached; stop"}
+_SIDE = {"planner_input": "planner", "planner_output": "planner", "verifier_input": "verifier",
+         "verifier_output": "verifier", "worker_input": "worker", "worker_action": "worker",
+         "worker_tool_call": "worker", "worker_tool_result": "worker", "worker_output": "worker",
+         "episode_error": "worker"}
 _THINK = re.compile(r"<(think|thinking|reasoning)>.*?(?:</\1>|\Z)\s*", re.S | re.I)
 
 
@@ -126,14 +130,19 @@ def ex_post_verdict(ev: dict[str, Any], is_last: bool, success: bool | None) -> 
     return "end" if is_last and success else None
 
 
-def verifier_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], ctx: RunContext,
-                  cfg: ViewsConfig, stats: Counter[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``verifier_sft`` rows and ``verifier_pref_pairs`` of a run."""
+def verifier_rows(events: list[tuple[int, dict[str, Any]]], by_id: dict[str, dict[str, Any]], ctx: RunContext,
+                  cfg: ViewsConfig, stats: Counter[str], last_work: int = -1
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``verifier_sft`` rows and ``verifier_pref_pairs`` of a run.
+
+    Args:
+        events: ``(position in the run, event)`` of its verifier events.
+        last_work: position of the run's last worker_input (a verdict after it is the final one).
+    """
     sft, pairs, last_in = [], [], None
     system = cfg.system_prompts.get("verifier")
-    outputs = [i for i, e in enumerate(events) if e.get("event_type") == "verifier_output"]
-    last_work = max((i for i, e in enumerate(events) if e.get("event_type") == "worker_input"), default=-1)
-    for i, ev in enumerate(events):
+    outputs = [i for i, e in events if e.get("event_type") == "verifier_output"]
+    for i, ev in events:
         et = ev.get("event_type")
         if et == "verifier_input":
             last_in = ev
@@ -183,12 +192,28 @@ def build_views(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig
     from tracebridge.export.views_worker import worker_rows
 
     stats: Counter[str] = Counter()
-    by_id = {e["event_id"]: e for e in events if isinstance(e.get("event_id"), str)}
+    by_id: dict[str, dict[str, Any]] = {}
+    planner: list[dict[str, Any]] = []
+    worker: list[dict[str, Any]] = []
+    verifier: list[tuple[int, dict[str, Any]]] = []
+    last_work = -1
+    for i, ev in enumerate(events):  # one pass: each role's builder sees only its events
+        eid, et = ev.get("event_id"), ev.get("event_type")
+        if isinstance(eid, str):
+            by_id[eid] = ev
+        side = _SIDE.get(et)  # type: ignore[arg-type]
+        if side == "planner":
+            planner.append(ev)
+        elif side == "worker":
+            worker.append(ev)
+            last_work = i if et == "worker_input" else last_work
+        elif side == "verifier":
+            verifier.append((i, ev))
     out: dict[str, list[dict[str, Any]]] = {k: [] for k in VIEW_KINDS}
-    out["planner_sft"] = planner_rows(events, by_id, ctx, cfg, stats)
-    out["verifier_sft"], out["verifier_pref_pairs"] = verifier_rows(events, by_id, ctx, cfg, stats)
+    out["planner_sft"] = planner_rows(planner, by_id, ctx, cfg, stats)
+    out["verifier_sft"], out["verifier_pref_pairs"] = verifier_rows(verifier, by_id, ctx, cfg, stats, last_work)
     out["worker_sft"], out["worker_recovery_cases/sft"], out["worker_recovery_cases/pairs"] = \
-        worker_rows(events, by_id, ctx, cfg, stats)
+        worker_rows(worker, by_id, ctx, cfg, stats)
     if cfg.agentlightning:
         out[TRIPLETS] = triplets(out, ctx)
     return out, stats

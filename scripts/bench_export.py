@@ -5,7 +5,8 @@ peak RSS of an export at 1× and 10× the input (each measured in a fresh subpro
 
     python scripts/bench_export.py [--seeds 25] [--scale 10] [--smoke]
 
-Input: simulator traces (``configs/collect/smoke.yaml``, 16 episodes per seed). The export runs
+Input: simulator traces (``configs/collect/smoke.yaml``, 16 episodes per seed; the 10× input is
+ten times the seeds, so no run is a duplicate). The export runs
 with the default config: quality checks, pass 1 + pass 2 redaction, dedup, split, leakage,
 views, report and manifest. Prints the ratio (export MB/s / plain-loop MB/s) last.
 """
@@ -93,18 +94,6 @@ def peak_rss(root: Path) -> float:
     return float(json.loads(res.stdout.strip().splitlines()[-1])["peak_rss_mb"])
 
 
-def grow(src: Path, dst: Path, times: int) -> Path:
-    """``times`` copies of the runs of ``src`` under new run ids (the 10× input)."""
-    dst.mkdir(parents=True)
-    for k in range(times):
-        for run in sorted(p for p in src.iterdir() if p.is_dir()):
-            new = f"{run.name}-x{k:02d}"
-            (dst / new).mkdir()
-            for name in ("events.jsonl", "session.json"):
-                (dst / new / name).write_text((run / name).read_text().replace(run.name, new))
-    return dst
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=25, help="seeds of the smoke matrix (16 episodes each) at 1x")
@@ -128,12 +117,13 @@ def main() -> None:
         plain = min(plain_loop(files, tmp / f"plain{i}.jsonl") for i in range(3))
         exp = min(export_once(base, tmp / f"bundles{i}") for i in range(3))
         rss1 = peak_rss(base)
-        big = grow(base, tmp / "traces_big", scale)
+        big = collect(tmp / "traces_big", seeds * scale)  # fresh episodes: no duplicates to drop
         rss10 = peak_rss(big)
         print(f"input: {runs} runs, {mb:.2f} MB of traces (events.jsonl + session.json)")
         print(f"plain read+json.loads+json.dumps+write: {mb / plain:.2f} MB/s ({plain:.2f} CPU s, best of 3)")
         print(f"tracebridge export (curate + views + bundle): {mb / exp:.2f} MB/s ({exp:.2f} CPU s, best of 3)")
-        print(f"peak RSS export: {rss1:.0f} MB at 1x ({mb:.1f} MB), {rss10:.0f} MB at {scale}x ({mb * scale:.1f} MB)")
+        mb10 = sum(f.stat().st_size for f in trace_files(big)) / 1e6
+        print(f"peak RSS export: {rss1:.0f} MB at 1x ({mb:.1f} MB), {rss10:.0f} MB at {scale}x ({mb10:.1f} MB)")
         print(f"ratio export/plain (MB/s): {plain / exp:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -41,7 +41,7 @@ def summary(text: str) -> dict:
 def plain_job(ray_head, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plain")
     args = ["configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={tmp}/storage", f"work_dir={tmp}/work",
-            "seeds=[1]", "resources.use_train=true"]
+            "seeds=[1]", "resources.use_train=true", "overrides.train.save_steps=0"]
     res = submit(ray_head, f"plain-{tmp.name}", "jobs/sweep.py", *args)
     return {"res": res, "args": args, "tmp": tmp}
 

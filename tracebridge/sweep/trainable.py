@@ -106,16 +106,25 @@ def _ledger(work: Path, event: str, **kw: Any) -> None:
         fh.write(json.dumps({"event": event, "pid": os.getpid(), "time": time.time(), **kw}) + "\n")
 
 
-def make_reporter(report: Callable[..., None], checkpoint_cls: Any, rank: int = 0) -> Callable[[dict], None]:
+def make_reporter(report: Callable[..., None], checkpoint_cls: Any, rank: int = 0,
+                  losses: bool = True) -> Callable[[dict], None]:
     """The ``on_report`` callback of ``run_trial`` for Tune (or Ray Train): losses as metrics,
-    checkpoints as Tune checkpoints (rank 0 only), the final dict skipped (reported after packing)."""
+    checkpoints as Tune checkpoints (rank 0 only), the final dict skipped (reported after packing).
+
+    Args:
+        losses: report logged losses too. Ray Train's ``report`` is a collective across ranks
+            (~2 s each on CPU), so the Train path reports only checkpoints and the end, and logs losses.
+    """
 
     def on_report(d: dict[str, Any]) -> None:
         if "role" in d:  # the final result: reported with its checkpoint by the caller
             return
         metrics = {"phase": d.get("phase"), "step": d.get("step")}
         if "loss" in d:
-            report({**metrics, "loss": d["loss"]})
+            if losses:
+                report({**metrics, "loss": d["loss"]})
+            else:
+                log.info("%s step %s loss %.4f", d.get("phase"), d.get("step"), d["loss"])
         elif "checkpoint_dir" in d:
             if rank != 0:
                 report(metrics)
@@ -128,7 +137,7 @@ def make_reporter(report: Callable[..., None], checkpoint_cls: Any, rank: int = 
 
 
 def run_one(spec: dict[str, Any], ctx: TrialContext, report: Callable[..., None], checkpoint_cls: Any,
-            restored: Path | None, rank: int = 0) -> dict[str, Any]:
+            restored: Path | None, rank: int = 0, losses: bool = True) -> dict[str, Any]:
     """One trial on this worker: bundle, resume point, ``run_trial``, final report. Shared by the
     Tune function and the Ray Train worker loop."""
     from tracebridge.sweep.grid import run_spec, write_recipe
@@ -144,7 +153,7 @@ def run_one(spec: dict[str, Any], ctx: TrialContext, report: Callable[..., None]
     else:
         bundle, _ = ensure_bundle(ctx.bundle_uri, root / "bundles", ctx.bundle_id)
         recipe = write_recipe(ctx.recipes[spec["variant"]], work / "recipe.yaml")
-        result = run_trial(run_spec(spec, str(recipe)), bundle, work, make_reporter(report, checkpoint_cls, rank),
+        result = run_trial(run_spec(spec, str(recipe)), bundle, work, make_reporter(report, checkpoint_cls, rank, losses),
                            resume_from=payload if kind == "train" else None)
         result["trial_id"] = spec["trial_id"]
     _ledger(work, "done")
@@ -196,7 +205,7 @@ def train_loop(config: dict[str, Any]) -> None:
     ckpt = ray.train.get_checkpoint()
     with tempfile.TemporaryDirectory(prefix="tb-restore-") as tmp:
         restored = Path(ckpt.to_directory(tmp)) if ckpt else None
-        run_one(config["spec"], ctx, ray.train.report, ray.train.Checkpoint, restored, rank)
+        run_one(config["spec"], ctx, ray.train.report, ray.train.Checkpoint, restored, rank, losses=False)
 
 
 def _run_with_train(spec: dict[str, Any], ctx: TrialContext) -> None:

@@ -88,7 +88,7 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
     for tid, ref in refs.items():
         try:
             res = ray.get(ref)
-        except Exception as exc:  # one bad checkpoint must not hide the others
+        except Exception as exc:  # noqa: BLE001 - one bad checkpoint must not hide the others
             failed.append({"trial_id": tid, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"})
             continue
         items = out / tid / "eval_items.json"

@@ -31,13 +31,13 @@ log = logging.getLogger("jobs.sweep")
 def main(config: str, overrides: list[str]) -> int:
     """Run one sweep end to end; returns the exit code."""
     from tracebridge.config import ConfigError
+    from tracebridge.export.storage import StorageError
     from tracebridge.sweep import grid
     from tracebridge.sweep.config import load_sweep_config
     from tracebridge.sweep.publish import init_ray, publish_report
     from tracebridge.sweep.storage import ensure_bundle
     from tracebridge.sweep.trainable import TrialContext
     from tracebridge.sweep.tune_run import attempts, run_sweep
-    from tracebridge.export.storage import StorageError
     from tracebridge.train.data import BundleError
 
     t0 = time.time()

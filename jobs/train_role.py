@@ -31,11 +31,11 @@ log = logging.getLogger("jobs.train_role")
 def main(config: str, trial: str | None, overrides: list[str]) -> int:
     """Run one trial of the sweep's grid; returns the exit code."""
     from tracebridge.config import ConfigError
+    from tracebridge.export.storage import StorageError
     from tracebridge.sweep import grid
     from tracebridge.sweep.config import load_sweep_config
     from tracebridge.sweep.storage import ensure_bundle
     from tracebridge.sweep.trainable import TrialContext, run_one
-    from tracebridge.export.storage import StorageError
     from tracebridge.train.data import BundleError
 
     # ---- 1. config and the chosen grid cell

@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tracebridge.cluster.config import DEFAULT_ENV  # noqa: E402 - the job's env, for a fair direct run
+from tracebridge.cluster.config import DEFAULT_ENV
 
 for _k in ("OMP_NUM_THREADS", "TOKENIZERS_PARALLELISM", "LITELLM_LOCAL_MODEL_COST_MAP", "HF_HUB_OFFLINE"):
     os.environ.setdefault(_k, DEFAULT_ENV[_k])

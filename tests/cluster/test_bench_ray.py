@@ -16,7 +16,7 @@ pytestmark = pytest.mark.cluster
 
 def test_bench_ray_smoke(ray_head):
     res = subprocess.run([sys.executable, "scripts/bench_ray.py", "--smoke", "--cluster", ray_head["yaml"]], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, check=False)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     lines = res.stdout.strip().splitlines()
     assert re.fullmatch(r"ratio tune/direct = \d+\.\d\d", lines[-1])

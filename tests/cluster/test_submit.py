@@ -79,6 +79,8 @@ def test_submit_tiny_sweep_succeeds_with_verified_report(ray_head, smoke_storage
     assert "token" not in json.dumps(st["metadata"]).lower()
     logs = CliRunner().invoke(app, ["logs", sub["submission_id"], "--cluster", y])
     assert logs.exit_code == 0 and "report pushed to" in logs.stdout
+    follow = CliRunner().invoke(app, ["logs", sub["submission_id"], "--cluster", y, "--follow"])
+    assert follow.exit_code == 0 and follow.stdout == logs.stdout  # a finished job: the whole log, then exit
 
     # pull by submission id verifies; a tampered copy does not
     code, pulled = cli("pull", sub["submission_id"], "--cluster", y, "--out", str(tmp_path / "again"))
@@ -132,7 +134,7 @@ def test_interrupted_sweep_resumes_without_redoing_finished_trials(ray_head, tmp
 
     wait_for(one_done, what="the first trial to finish")
     time.sleep(3)  # > TUNE_GLOBAL_CHECKPOINT_S: the finished trial is in the experiment state
-    code, st = cli("stop", sub["submission_id"], "--cluster", y)
+    code, _ = cli("stop", sub["submission_id"], "--cluster", y)
     assert code == 0
     wait_for(lambda: cli("status", sub["submission_id"], "--cluster", y)[1]["status"] == "STOPPED", what="STOPPED")
     before = attempts(tmp_path)

@@ -30,7 +30,7 @@ def ray_env(head) -> dict[str, str]:
 def submit(head, sub_id: str, *entry: str) -> subprocess.CompletedProcess:
     return subprocess.run([RAY, "job", "submit", "--address", head["info"].address, "--working-dir", ".",
                            "--submission-id", sub_id, "--", "python", *entry], cwd=ROOT, env=ray_env(head),
-                          capture_output=True, text=True, timeout=480)
+                          capture_output=True, text=True, timeout=480, check=False)
 
 
 def summary(text: str) -> dict:
@@ -57,7 +57,7 @@ def test_plain_ray_job_submit_runs_the_sweep(plain_job):
     report = Path(s["report_uri"])
     assert report.is_relative_to(plain_job["tmp"]) and verify_report(report) == []
     out = subprocess.run([sys.executable, "-m", "tracebridge.cli.__main__", "pull", str(report), "--out",
-                          str(plain_job["tmp"] / "pulled"), "--json"], capture_output=True, text=True, timeout=120)
+                          str(plain_job["tmp"] / "pulled"), "--json"], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0 and json.loads(out.stdout)["problems"] == []
 
 
@@ -77,17 +77,17 @@ def test_eval_job_reevaluates_checkpoints(plain_job, ray_head):
 
 def test_eval_job_refuses_retraining_overrides(plain_job):
     res = subprocess.run([sys.executable, "jobs/eval.py", *plain_job["args"], "--", "train.lr=0.1"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, check=False)
     assert res.returncode == 2 and "only eval.*" in res.stderr
 
 
 def test_train_role_runs_one_cell(tmp_path):
     res = subprocess.run([sys.executable, "jobs/train_role.py", "configs/sweep/smoke.yaml", "verifier-baseline-s0",
                           f"bundle={BUNDLE}", f"work_dir={tmp_path}", "overrides.train.max_steps=2"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["role"] == "verifier" and out["variant"] == "baseline" and out["sft/steps"] == 2
     bad = subprocess.run([sys.executable, "jobs/train_role.py", "configs/sweep/smoke.yaml", "planner-x",
-                          f"bundle={BUNDLE}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          f"bundle={BUNDLE}"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and "verifier-optimized-s0" in bad.stderr

@@ -65,3 +65,20 @@ def test_sweep_id_follows_what_changes_results():
         assert grid.sweep_id(other, grid.resolve_recipes(other), BID) != base, ov
     assert grid.sweep_id(cfg(), grid.resolve_recipes(cfg()), "cd" * 32) != base
     assert grid.submission_id(base, 2) == f"{base}-a2"
+
+
+def test_mlflow_is_optional():
+    import importlib.util
+
+    from tracebridge.sweep.tune_run import max_concurrent, mlflow_callbacks, trial_resources
+
+    cbs = mlflow_callbacks(cfg("mlflow=true"), "s")
+    assert (len(cbs) == 1) == (importlib.util.find_spec("mlflow") is not None)
+    assert mlflow_callbacks(cfg(), "s") == []
+    gpu = cfg("resources.gpu=1", "resources.memory_gb=2")
+    assert trial_resources(gpu) == {"cpu": 1.0, "gpu": 1.0, "memory": 2 * 2**30}
+    assert max_concurrent(gpu, {"GPU": 4.0, "CPU": 32.0}) == 4  # trial limit from GPUs per trial
+    assert max_concurrent(gpu, {"CPU": 4.0}) is None  # no GPU yet: the autoscaler adds them
+    assert max_concurrent(cfg("budget.max_concurrent=1"), {"CPU": 8.0}) == 1
+    train = cfg("resources.workers=2", "resources.gpu=1")
+    assert trial_resources(train)["cpu"] < 0.1 and max_concurrent(train, {"GPU": 8.0}) == 4

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tracebridge.sweep.storage import ensure_bundle, get_dir, join, put_dir, read_bundle_manifest, tune_storage_path
+from tracebridge.sweep.storage import (
+    ensure_bundle,
+    get_dir,
+    join,
+    put_dir,
+    read_bundle_manifest,
+    tune_storage_path,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "tests" / "data" / "train_views"

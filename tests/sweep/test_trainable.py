@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tracebridge.sweep.trainable import make_reporter, pack_checkpoint, pack_final, scalar_metrics, unpack_checkpoint
+from tracebridge.sweep.trainable import (
+    make_reporter,
+    pack_checkpoint,
+    pack_final,
+    scalar_metrics,
+    unpack_checkpoint,
+)
 from tracebridge.train.trial import resolve_resume
 
 

@@ -56,7 +56,14 @@ def submit(
     """Submit a sweep as a Ray job (submission id = sweep id + attempt: a retried submit never
     starts a second run); wait, pull and verify the report; exit 1 if the job or the report fails."""
     from tracebridge.cluster.client import ClusterError, wait
-    from tracebridge.cluster.submit import close_cluster, next_attempt, plan_sweep, pull_report, resolve_cluster, submit_sweep
+    from tracebridge.cluster.submit import (
+        close_cluster,
+        next_attempt,
+        plan_sweep,
+        pull_report,
+        resolve_cluster,
+        submit_sweep,
+    )
     from tracebridge.config import ConfigError
     from tracebridge.sweep.config import load_sweep_config
 
@@ -124,7 +131,8 @@ def logs(
     cluster: ClusterOpt = "local",
 ) -> None:
     """Print a job's driver log (``--follow``: stream it until the job ends; exit 1 if it failed)."""
-    from tracebridge.cluster.client import ClusterError, logs as job_logs, wait
+    from tracebridge.cluster.client import ClusterError, wait
+    from tracebridge.cluster.client import logs as job_logs
 
     target = _open(cluster)
     try:
@@ -144,7 +152,8 @@ def stop(
     json_out: JsonOpt = False,
 ) -> None:
     """Stop a job (its Tune run saves state; `submit --resume` continues it); exit 1 if it was not running."""
-    from tracebridge.cluster.client import ClusterError, stop as stop_job
+    from tracebridge.cluster.client import ClusterError
+    from tracebridge.cluster.client import stop as stop_job
 
     target = _open(cluster)
     try:
@@ -241,9 +250,9 @@ def window(
             print_json(res)
         else:
             typer.echo("\n".join([*wplan.commands, f"sweep {splan.sweep_id}: {splan.trials} trials",
-                                  f"cost: ${wplan.base_usd:.2f}/h idle (head + min workers), "
-                                  f"${wplan.hourly_usd:.2f}/h worst case (every worker type at max_workers); "
-                                  f"cap {wplan.cap_hours:g} h; at most ${wplan.max_usd_estimate:.2f}",
+                                  (f"cost: ${wplan.base_usd:.2f}/h idle (head + min workers), "
+                                   f"${wplan.hourly_usd:.2f}/h worst case (every worker type at max_workers); "
+                                   f"cap {wplan.cap_hours:g} h; at most ${wplan.max_usd_estimate:.2f}"),
                                   *(f"no price for {u}" for u in wplan.unpriced)]))
         raise typer.Exit(0)
     ensure_token(expand(scfg.window.token_file))

@@ -13,8 +13,9 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tracebridge.cluster.config import ClusterConfig, expand, job_env
 

@@ -125,8 +125,8 @@ def cluster_from_spec(spec: str) -> ClusterConfig:
         return load_config(ClusterConfig, None, ["kind=remote", f"address={spec}"])
     if spec.endswith((".yaml", ".yml")):
         return load_config(ClusterConfig, spec)
-    raise ConfigError([f"cluster={spec}: use local, a configs/cluster/*.yaml file or a dashboard URL "
-                       "(http://127.0.0.1:8265)"])
+    raise ConfigError([(f"cluster={spec}: use local, a configs/cluster/*.yaml file or a dashboard URL "
+                        "(http://127.0.0.1:8265)")])
 
 
 def expand(path: str) -> Path:

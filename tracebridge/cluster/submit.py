@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracebridge.cluster.client import ClusterError, connect, entrypoint, read_token, runtime_env, submit
+from tracebridge.cluster.client import (
+    ClusterError,
+    connect,
+    entrypoint,
+    read_token,
+    runtime_env,
+    submit,
+)
 from tracebridge.cluster.config import ClusterConfig, cluster_from_spec
 from tracebridge.cluster.head import HeadInfo, running_head, start_head, stop_head
 from tracebridge.config import ConfigError

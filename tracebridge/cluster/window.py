@@ -14,9 +14,10 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tracebridge.cluster.config import WindowConfig
 
@@ -250,7 +251,7 @@ def run_window(plan: WindowPlan, cfg: WindowConfig, work: Callable[[Watchdog], d
         out.update(outcome="budget", error=str(exc))
     except (Interrupted, KeyboardInterrupt) as exc:
         out.update(outcome="interrupted", error=f"interrupted ({exc or 'SIGINT'})")
-    except Exception as exc:  # any failure still tears down; the error is reported
+    except Exception as exc:  # noqa: BLE001 - any failure still tears down; the error is reported
         out.update(outcome="failed", error=f"{type(exc).__name__}: {exc}")
     finally:
         for s, h in old.items():

@@ -51,19 +51,19 @@ def progress_callback(total: int) -> Any:
         def __init__(self) -> None:
             self.done = 0
 
-        def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001 - Tune signature
+        def on_trial_start(self, iteration, trials, trial, **info):
             log.info("trial %s started", _name(trial))
 
-        def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
+        def on_trial_result(self, iteration, trials, trial, result, **info):
             if "loss" in result:
                 log.info("trial %s %s step %s loss %.4f", _name(trial), result.get("phase"), result.get("step"),
                          result["loss"])
 
-        def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
+        def on_trial_complete(self, iteration, trials, trial, **info):
             self.done += 1
             log.info("trial %s finished (%d/%d)", _name(trial), self.done, total)
 
-        def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
+        def on_trial_error(self, iteration, trials, trial, **info):
             log.warning("trial %s failed (failures so far: %d)", _name(trial), trial.num_failures)
 
     return ProgressLog()

@@ -1,0 +1,64 @@
+"""Cluster configs: every YAML under configs/cluster and configs/sweep loads and validates;
+secrets are refused as values; the cluster spec forms resolve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tracebridge.cluster.client import entrypoint, read_token, runtime_env
+from tracebridge.cluster.config import ClusterConfig, cluster_from_spec
+from tracebridge.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "cluster").glob("*.yaml")), ids=lambda p: p.name)
+def test_cluster_yamls_load(path):
+    cfg = load_config(ClusterConfig, path)
+    assert cfg.kind in ("local", "remote") and cfg.token_env
+    assert path.read_text().startswith("#")  # a header comment says how to use it
+
+
+def test_cluster_spec_forms():
+    assert cluster_from_spec("local").kind == "local"
+    remote = cluster_from_spec("http://127.0.0.1:8265")
+    assert remote.kind == "remote" and remote.address == "http://127.0.0.1:8265"
+    assert cluster_from_spec(str(ROOT / "configs" / "cluster" / "remote.yaml")).token_env == "RAY_CLUSTER_TOKEN"
+    with pytest.raises(ConfigError, match="dashboard URL"):
+        cluster_from_spec("my-cluster")
+
+
+def test_secrets_are_names_not_values():
+    with pytest.raises(ConfigError) as exc:
+        load_config(ClusterConfig, None, ["kind=remote", "address=ftp://x", "token_env=abc-123.456",
+                                          "env_vars.AWS_SECRET_ACCESS_KEY=shh"])
+    text = str(exc.value)
+    assert "address=" in text and "token_env=" in text and "env_vars.AWS_SECRET_ACCESS_KEY" in text
+
+
+def test_token_is_read_from_the_named_variable_only(monkeypatch, tmp_path):
+    cfg = ClusterConfig(kind="remote", address="http://127.0.0.1:1", token_env="MY_RAY_TOKEN")
+    monkeypatch.delenv("MY_RAY_TOKEN", raising=False)
+    assert read_token(cfg) is None
+    monkeypatch.setenv("MY_RAY_TOKEN", "t0k")
+    assert read_token(cfg) == "t0k"
+    (tmp_path / "tok").write_text("f1le\n")
+    assert read_token(ClusterConfig(token_file=str(tmp_path / "tok"))) == "f1le"
+
+
+def test_runtime_env_and_entrypoint(tmp_path):
+    local = ClusterConfig()
+    env = runtime_env(local, tmp_path)
+    assert env["working_dir"] == str(tmp_path) and ".venv" in env["excludes"]
+    assert env["env_vars"]["OMP_NUM_THREADS"] == "1" and env["env_vars"]["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+    assert env["env_vars"]["RAY_JOB_STOP_SIGNAL"] == "SIGINT"
+    import sys
+
+    assert entrypoint(local, "jobs/sweep.py", ["c.yaml", "seeds=[0, 1]"]).startswith(sys.executable)
+    assert entrypoint(local, "jobs/sweep.py", ["seeds=[0, 1]"]).endswith("'seeds=[0, 1]'")
+    remote = ClusterConfig(kind="remote", address="http://x:1", image="img:1", pip=["foo"])
+    env = runtime_env(remote, tmp_path)
+    assert env["image_uri"] == "img:1" and env["pip"] == ["foo"]
+    assert entrypoint(remote, "jobs/sweep.py", []).startswith("python jobs/sweep.py")

@@ -1,0 +1,63 @@
+"""infra/: cluster launcher YAMLs validate against the schema Ray ships; GPU worker types start
+from 0 with an idle timeout and have prices; token auth everywhere; the KubeRay RayJob tears
+itself down."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import ray
+import yaml
+
+from tracebridge.cluster.config import DEFAULT_PRICES
+from tracebridge.cluster.window import node_rows
+
+ROOT = Path(__file__).resolve().parents[2]
+LAUNCHERS = [ROOT / "infra" / "aws-gpu.yaml", ROOT / "infra" / "gcp-gpu.yaml"]
+
+
+@pytest.fixture(scope="module")
+def ray_schema():
+    return json.loads((Path(ray.__file__).parent / "autoscaler" / "ray-schema.json").read_text())
+
+
+@pytest.mark.parametrize("path", LAUNCHERS, ids=lambda p: p.name)
+def test_launcher_validates_against_rays_schema(path, ray_schema):
+    cfg = yaml.safe_load(path.read_text())
+    jsonschema.validate(cfg, ray_schema)
+    broken = {**cfg, "available_node_types": {**cfg["available_node_types"], "bad": {"node_config": {}}}}
+    with pytest.raises(jsonschema.ValidationError):  # the schema is really checked (resources missing)
+        jsonschema.validate(broken, ray_schema)
+
+
+@pytest.mark.parametrize("path", LAUNCHERS, ids=lambda p: p.name)
+def test_launcher_gpu_workers_scale_from_zero_with_token_auth(path):
+    cfg = yaml.safe_load(path.read_text())
+    assert cfg["idle_timeout_minutes"] > 0 and "tracebridge" in cfg["docker"]["image"]
+    head = cfg["head_node_type"]
+    gpu = {k: v for k, v in cfg["available_node_types"].items() if v["resources"].get("GPU")}
+    assert len(gpu) >= 3 and all(v["min_workers"] == 0 and v["max_workers"] >= 1 for v in gpu.values())
+    assert cfg["available_node_types"][head]["resources"].get("GPU", 0) == 0
+    rows, unpriced = node_rows(cfg, DEFAULT_PRICES)
+    assert unpriced == [] and all(r["usd_per_hour"] > 0 for r in rows)
+    for cmds in (cfg["head_start_ray_commands"], cfg["worker_start_ray_commands"]):
+        assert any("RAY_AUTH_MODE=token" in c and "RAY_AUTH_TOKEN_PATH" in c for c in cmds)
+    assert any("--dashboard-host=127.0.0.1" in c for c in cfg["head_start_ray_commands"])
+    assert "~/.tracebridge/auth_token" in cfg["file_mounts"]
+
+
+def test_kuberay_rayjob_tears_down_and_uses_token_auth():
+    job = yaml.safe_load((ROOT / "infra" / "kuberay" / "rayjob.yaml").read_text())
+    assert job["apiVersion"] == "ray.io/v1" and job["kind"] == "RayJob"
+    spec = job["spec"]
+    assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] > 0
+    assert spec["entrypoint"].split()[:2] == ["python", "jobs/sweep.py"]
+    cluster = spec["rayClusterSpec"]
+    assert cluster["authOptions"]["mode"] == "token" and cluster["rayVersion"] == ray.__version__
+    workers = cluster["workerGroupSpecs"]
+    assert any(w["minReplicas"] == 0 and "nvidia.com/gpu" in w["template"]["spec"]["containers"][0]["resources"]["limits"]
+               for w in workers)
+    assert "token" not in json.dumps(spec["runtimeEnvYAML"]).lower().replace("tokenizers", "")

@@ -104,8 +104,11 @@ def test_wrong_verdict_pair_and_ex_post_target(events: list[dict]) -> None:
     views, _ = build_views(evs, ctx(), ViewsConfig())
     (pair,) = views["verifier_pref_pairs"]
     assert roles.parse_verifier_reply(pair["chosen"][0]["content"]).verdict == "replan"
-    assert pair["rejected"][0]["content"] == views["verifier_sft"][0]["messages"][-1]["content"]
+    assert roles.parse_verifier_reply(pair["rejected"][0]["content"]).verdict == "end"  # what was said
     assert pair["meta"]["labels"]["pair_source"] == "observed_wrong"
+    assert pair["chosen"][0]["content"] == "verdict: replan"  # bare verdict lines: differ in the verdict only
+    views, _ = build_views(evs, ctx(), ViewsConfig(verifier_pair_text="canonical"))
+    assert views["verifier_pref_pairs"][0]["chosen"][0]["content"].startswith("verdict: replan\nfeedback: ")
     views, _ = build_views(evs, ctx(), ViewsConfig(verifier_sft_target="ex_post"))
     assert roles.parse_verifier_reply(views["verifier_sft"][0]["messages"][-1]["content"]).verdict == "replan"
 

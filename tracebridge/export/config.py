@@ -38,12 +38,17 @@ class ViewsConfig:
                 "differently-shaped argument objects faithfully; TRL and chat templates accept strings."})
     verifier_sft_target: str = field(default="observed", metadata={
         "help": "verifier_sft assistant turn: observed (the verdict given) or ex_post (the correct one)."})
+    verifier_pair_text: str = field(default="verdict", metadata={
+        "help": "verifier_pref_pairs turns: verdict (the bare 'verdict: X' line, what evaluation ranks) or "
+                "canonical (plus a fixed feedback line per verdict); both sides always differ in the verdict only."})
     agentlightning: bool = field(default=True, metadata={
         "help": "Also write Agent Lightning triplets (agentlightning/triplets/<split>.jsonl)."})
 
     def validate(self) -> list[str]:
         out = [f"views.system_prompts.{r}: unknown role; use {', '.join(ROLES)}" for r in self.system_prompts
                if r not in ROLES]
+        if self.verifier_pair_text not in ("verdict", "canonical"):
+            out.append(f"views.verifier_pair_text={self.verifier_pair_text}: use verdict or canonical")
         if self.verifier_sft_target not in VERIFIER_TARGETS:
             out.append(f"views.verifier_sft_target={self.verifier_sft_target}: use {' or '.join(VERIFIER_TARGETS)}")
         return out

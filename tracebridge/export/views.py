@@ -9,7 +9,9 @@ applied:
   one row per worker decision (see ``tracebridge.export.views_worker``);
 * ``verifier_sft`` — ``{"messages": [system, user, assistant=verdict + feedback], "meta"}``;
 * ``verifier_pref_pairs`` — ``{"prompt", "chosen", "rejected", "meta"}``: chosen agrees with the
-  ex-post verdict, rejected does not;
+  ex-post verdict, rejected does not (the observed wrong verdict, else the tempting wrong one);
+  both the bare ``verdict: X`` line (``views.verifier_pair_text=verdict``, what evaluation ranks)
+  or both with a canonical feedback line (``canonical``), so they differ in the verdict only;
 * ``worker_recovery_cases`` — failure → recovery decisions as SFT rows (``worker_recovery_cases/sft``)
   and as pairs, recovering call chosen over repeating the failed one (``worker_recovery_cases/pairs``).
 
@@ -122,6 +124,12 @@ def _verdict_text(verdict: str, fb: dict[str, Any], cfg: ViewsConfig) -> str:
     return roles.verifier_reply_text(out)
 
 
+def _pair_text(verdict: str, cfg: ViewsConfig) -> str:
+    if cfg.verifier_pair_text == "verdict":
+        return roles.verifier_reply_text({"verdict": verdict})
+    return _verdict_text(verdict, {"feedback": CANONICAL_FEEDBACK[verdict]}, cfg)
+
+
 def ex_post_verdict(ev: dict[str, Any], is_last: bool, success: bool | None) -> str | None:
     """The verdict that was right in hindsight, if it can be known."""
     exp = event_labels(ev).get("expected_verdict")
@@ -167,12 +175,11 @@ def verifier_rows(events: list[tuple[int, dict[str, Any]]], by_id: dict[str, dic
         if expected is None:
             stats["verdicts_without_ex_post"] += 1
             continue
-        if observed == expected:
-            chosen, wrong = observed_text, ALT_VERDICT[expected]
-            rejected, source = _verdict_text(wrong, {"feedback": CANONICAL_FEEDBACK[wrong]}, cfg), "observed_correct"
-        else:
-            chosen = _verdict_text(expected, {"feedback": CANONICAL_FEEDBACK[expected]}, cfg)
-            wrong, rejected, source = observed, observed_text, "observed_wrong"
+        # both sides in the same wording, so the pair differs in the verdict only and no style
+        # (observed vs written feedback) can stand in for being right
+        wrong, source = (ALT_VERDICT[expected], "observed_correct") if observed == expected else \
+            (observed, "observed_wrong")
+        chosen, rejected = (_pair_text(v, cfg) for v in (expected, wrong))
         pair_labels = {**labels, "chosen_verdict": expected, "rejected_verdict": wrong, "pair_source": source}
         pairs.append({"prompt": roles.messages("verifier", user, system_prompt=system),
                       "chosen": [{"role": "assistant", "content": chosen}],

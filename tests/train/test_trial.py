@@ -70,7 +70,9 @@ def test_sft_and_dpo_on_a_real_simulator_bundle_losses_fall(sim_bundle, tmp_path
                    "dpo.lr": 2e-3, "data.max_eval_rows": 40}, sim_bundle, tmp_path / "v")
     assert r["sft/last_loss"] < r["sft/first_loss"] - 1.0
     assert r["dpo/last_loss"] < r["dpo/first_loss"]
+    # worker rows carry the families' real tool schemas (~1.1k tokens with the tiny tokenizer)
     w = run_trial({"role": "worker", "variant": "optimized", "seed": 0, **FAST, "train.lr": 3e-3,
+                   "train.max_length": 2048, "dpo.max_length": 2048,
                    "data.max_eval_rows": 10, "eval.max_new_tokens": 16}, sim_bundle, tmp_path / "w")
     assert w["sft/last_loss"] < w["sft/first_loss"] - 1.0
     assert {"worker/action_match", "worker/tool_call_validity", "worker/arg_grounding"} <= set(w)

@@ -93,7 +93,7 @@ def s3_server() -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(url, timeout=1)  # noqa: S310 - loopback test server
+                urllib.request.urlopen(url, timeout=1)
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:

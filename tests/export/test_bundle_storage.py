@@ -14,7 +14,13 @@ from tracebridge.curate.config import RedactionConfig
 from tracebridge.export.bundle import BundleError, compute_bundle_id, safe_relpath, verify_bundle
 from tracebridge.export.config import ExportConfig, StorageConfig
 from tracebridge.export.pipeline import ExportResult, export_traces
-from tracebridge.export.storage import PushRefused, StorageError, fetch_bundle, push_bundle, resolve_bundle_dir
+from tracebridge.export.storage import (
+    PushRefused,
+    StorageError,
+    fetch_bundle,
+    push_bundle,
+    resolve_bundle_dir,
+)
 
 
 @pytest.fixture
@@ -142,3 +148,12 @@ def test_unredacted_push_is_refused(tmp_path: Path, s3_env: str) -> None:
     _rewrite_manifest(res.path, lambda m: m["data_governance"].update(pii_scan="clean", passed_both=True))
     with pytest.raises(PushRefused, match="differs from the manifest"):
         push_bundle(res.path, (tmp_path / "store").as_uri())
+
+
+def test_gs_needs_the_gcs_extra(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed")
+    with pytest.raises(StorageError, match="gcs extra"):
+        fetch_bundle("gs://bucket/bundles", tmp_path)

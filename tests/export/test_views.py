@@ -22,8 +22,8 @@ def events(tmp_path: Path) -> list[dict]:
 
 
 def ctx(**kw: object) -> RunContext:
-    base = dict(run_id="r1", family="files", split="train", source="sim", success=True,
-                tools=[{"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}}])
+    base = {"run_id": "r1", "family": "files", "split": "train", "source": "sim", "success": True,
+            "tools": [{"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}}]}
     return RunContext(**{**base, **kw})  # type: ignore[arg-type]
 
 

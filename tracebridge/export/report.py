@@ -124,8 +124,8 @@ def render_markdown(rep: dict[str, Any]) -> str:
     r = rep["runs"]
     lines = ["# Dataset report", "", f"**{'PASS' if rep['passed'] else 'FAIL'}**"
              + (": " + "; ".join(rep["failures"]) if rep["failures"] else ""), "",
-             f"Runs read {r['read']} = accepted {r['accepted']} + quarantined {r['quarantined']}; "
-             f"accepted = exported {r['exported']} + duplicates {r['duplicates']}. Events read {r['events_read']}.", "",
+             (f"Runs read {r['read']} = accepted {r['accepted']} + quarantined {r['quarantined']}; "
+              f"accepted = exported {r['exported']} + duplicates {r['duplicates']}. Events read {r['events_read']}."), "",
              "## Rows per view and split", ""]
     lines += _table(["view", *SPLITS, "total"],
                     [[v, *(c.get(s, 0) for s in SPLITS), sum(c.values())] for v, c in rep["rows"].items()])
@@ -135,20 +135,20 @@ def render_markdown(rep: dict[str, Any]) -> str:
                                                   for f, s in sp["assignment"].items()])
     lk = rep["leakage"]
     nd = lk["near_duplicates"]
-    lines += ["## Leakage", "", f"Families in several splits: {lk['families_in_several_splits'] or 'none'}; "
-              f"goal hashes in several splits: {lk['goal_hashes_in_several_splits']}.",
-              f"Near-duplicate prompts across splits ({nd['method']}): {nd['cross_split_near_duplicates']} "
-              f"(sampled {nd['sampled']}).", ""]
+    lines += ["## Leakage", "", (f"Families in several splits: {lk['families_in_several_splits'] or 'none'}; "
+                                 f"goal hashes in several splits: {lk['goal_hashes_in_several_splits']}."),
+              (f"Near-duplicate prompts across splits ({nd['method']}): {nd['cross_split_near_duplicates']} "
+               f"(sampled {nd['sampled']})."), ""]
     dd = rep["dedup"]
-    lines += ["## Dedup", "", f"{dd['method']}: {dd['removed_runs']} runs removed in {dd['clusters_total']} "
-              f"clusters; rows removed {dd['removed_rows']}.", ""]
+    lines += ["## Dedup", "", (f"{dd['method']}: {dd['removed_runs']} runs removed in {dd['clusters_total']} "
+                               f"clusters; rows removed {dd['removed_rows']}."), ""]
     lines += _table(["kept run", "removed runs", "removed rows"],
                     [[c["kept_run_id"], c["removed_runs"], c["removed_rows_total"]] for c in dd["clusters"][:20]])
     cb = rep["class_balance"]
     lines += ["## Class balance", ""] + [f"- {k.replace('_', ' ')}: {v}" for k, v in cb.items()] + [""]
     red = rep["redaction"]
-    lines += ["## Redaction", "", f"Policy `{red['redaction_policy']}`; PII scan **{red['pii_scan']}**; "
-              f"both passes passed: {red['passed_both']}.", ""]
+    lines += ["## Redaction", "", (f"Policy `{red['redaction_policy']}`; PII scan **{red['pii_scan']}**; "
+                                   f"both passes passed: {red['passed_both']}."), ""]
     for p in red["passes"]:
         lines.append(f"- {p['stage']}: " + ", ".join(f"{k}={v}" for k, v in p.items() if k != "stage"))
     q = rep["quarantine"]

@@ -27,7 +27,14 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from tracebridge.export.bundle import MANIFEST, BundleError, Manifest, parse_manifest, sha256_file, verify_bundle
+from tracebridge.export.bundle import (
+    MANIFEST,
+    BundleError,
+    Manifest,
+    parse_manifest,
+    sha256_file,
+    verify_bundle,
+)
 from tracebridge.export.config import StorageConfig
 
 log = logging.getLogger(__name__)

@@ -48,7 +48,7 @@ _SIDE = {"planner_input": "planner", "planner_output": "planner", "verifier_inpu
          "verifier_output": "verifier", "worker_input": "worker", "worker_action": "worker",
          "worker_tool_call": "worker", "worker_tool_result": "worker", "worker_output": "worker",
          "episode_error": "worker"}
-_THINK = re.compile(r"<(think|thinking|reasoning)>.*?(?:</\1>|\Z)\s*", re.S | re.I)
+_THINK = re.compile(r"<(think|thinking|reasoning)>.*?(?:</\1>|\Z)\s*", re.DOTALL | re.IGNORECASE)
 
 
 def strip_reasoning(text: str) -> str:

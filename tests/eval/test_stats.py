@@ -47,6 +47,9 @@ def test_winner_needs_significant_uplift_and_no_guard_regression():
     assert decide_winner(up, {}, {}).winner == "optimized"
     assert decide_winner(flat, {}, {}).winner is None
     assert decide_winner(Estimate(-0.1, -0.2, -0.03, 100), {}, {}).winner == "baseline"
+    # a significantly worse challenger loses even when its guards also regress
+    assert decide_winner(Estimate(-0.1, -0.2, -0.03, 100), {"false_stop_rate": Estimate(0.2, 0.1, 0.3, 50)},
+                         {"false_stop_rate": False}).winner == "baseline"
     # false stops going up significantly blocks the win (lower is better)
     guard = {"false_stop_rate": Estimate(0.08, 0.01, 0.15, 50)}
     v = decide_winner(up, guard, {"false_stop_rate": False})

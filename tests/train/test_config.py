@@ -27,7 +27,7 @@ def test_model_file_replaces_the_model_block_and_overrides_win():
     cfg = load_train_config(str(ROOT / "configs/train/cpu_tiny.yaml"), ["model.num_hidden_layers=3"],
                             str(ROOT / "configs/model/qwen2.5-0.5b.yaml"))
     assert cfg.model.name == "qwen2.5-0.5b" and cfg.model.hidden_size == 896 and cfg.model.num_hidden_layers == 3
-    assert cfg.train.max_steps == 300  # the rest of the train file stays
+    assert cfg.train.max_steps == 400  # the rest of the train file stays
 
 
 def test_all_problems_are_reported_together():

@@ -1,5 +1,5 @@
 """Issue point 7: learning is visible on CPU. On a real simulator bundle's verifier view, the
-tiny CPU profile (configs/train/cpu_tiny.yaml, ~1 minute of training on one core) beats the
+tiny CPU profile (configs/train/cpu_tiny.yaml, ~1.5 minutes of training on one core) beats the
 majority-class baseline on verdict accuracy with the paired interval excluding zero, and the
 report shows the optimized variant's effect with its interval."""
 

@@ -101,13 +101,16 @@ class Verdict:
 def decide_winner(primary: Estimate, guarded: dict[str, Estimate], higher_is_better: dict[str, bool],
                   challenger: str = "optimized", incumbent: str = "baseline") -> Verdict:
     """A challenger wins only when the primary uplift's interval excludes zero on the good side and
-    no guarded metric regresses (its paired interval lies wholly on the bad side).
+    no guarded metric regresses (its paired interval lies wholly on the bad side); the incumbent
+    wins when the challenger's primary difference is significantly negative.
 
     Args:
         primary: paired difference challenger − incumbent of the primary metric (higher is better).
         guarded: paired differences challenger − incumbent of the guarded metrics.
         higher_is_better: direction of each guarded metric.
     """
+    if primary.n and primary.hi < 0:  # guards only ever block a challenger, never an incumbent
+        return Verdict(incumbent, f"{challenger} is worse: {primary.value:+.3f} [{primary.lo:+.3f}, {primary.hi:+.3f}]")
     regressed = [k for k, e in guarded.items()
                  if e.n and ((higher_is_better.get(k, True) and e.hi < 0) or
                              (not higher_is_better.get(k, True) and e.lo > 0))]
@@ -115,6 +118,4 @@ def decide_winner(primary: Estimate, guarded: dict[str, Estimate], higher_is_bet
         return Verdict(None, f"guarded metric(s) regressed: {', '.join(sorted(regressed))}")
     if primary.n and primary.lo > 0:
         return Verdict(challenger, f"uplift {primary.value:+.3f} [{primary.lo:+.3f}, {primary.hi:+.3f}] excludes 0")
-    if primary.n and primary.hi < 0:
-        return Verdict(incumbent, f"{challenger} is worse: {primary.value:+.3f} [{primary.lo:+.3f}, {primary.hi:+.3f}]")
     return Verdict(None, f"no significant difference: {primary.value:+.3f} [{primary.lo:+.3f}, {primary.hi:+.3f}]")

@@ -87,7 +87,8 @@ def ablation_plots(block: dict[str, Any]) -> list[str]:
 
 
 def manifest_table(manifest: dict[str, Any]) -> str:
-    keys = ["report_id", "bundle_id", "config_hash", "code_version", "model", "seeds", "wall_s", "created_at"]
+    keys = ["report_id", "bundle_id", "config_hash", "code_version", "model", "seeds", "wall_s", "trial_wall_s",
+            "gpu_hours", "created_at"]
     rows = "".join(f"<tr><td>{escape(k)}</td><td><code>{_f(manifest.get(k))}</code></td></tr>" for k in keys)
     hw = manifest.get("hardware") or {}
     rows += "".join(f"<tr><td>hardware.{escape(k)}</td><td><code>{_f(v)}</code></td></tr>" for k, v in hw.items())

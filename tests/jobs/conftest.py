@@ -1,30 +1,3 @@
-"""A real local Ray head (127.0.0.1, token auth) for the session, shared with tests/jobs and
-tests/sweep through its state dir (keyed by the pytest process), stopped at the end."""
+"""Ray-head fixtures for these tests: see tests/ray_fixtures.py."""
 
-from __future__ import annotations
-
-import os
-import tempfile
-from pathlib import Path
-
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-BUNDLE = ROOT / "tests" / "data" / "train_views"
-STATE = Path(tempfile.gettempdir()) / f"tb-pytest-ray-{os.getpid()}"
-
-
-@pytest.fixture(scope="session")
-def ray_head():
-    """``{"info": HeadInfo, "cfg": ClusterConfig, "yaml": cluster YAML path, "token": str}``."""
-    from tracebridge.cluster.config import ClusterConfig
-    from tracebridge.cluster.head import running_head, start_head, stop_head
-
-    cfg = ClusterConfig(state_dir=str(STATE))
-    info = start_head(cfg)
-    yaml = STATE / "cluster.yaml"
-    yaml.write_text(f"kind: local\nstate_dir: {STATE}\n")
-    yield {"info": info, "cfg": cfg, "yaml": str(yaml), "token": Path(info.token_file).read_text().strip()}
-    head = running_head(cfg)
-    if head is not None:
-        stop_head(head)
+from tests.ray_fixtures import BUNDLE, ROOT, STATE, ray_head, smoke_storage  # noqa: F401

@@ -33,7 +33,6 @@ def main(config: str, overrides: list[str]) -> int:
     from tracebridge.config import ConfigError
     from tracebridge.export.storage import StorageError
     from tracebridge.sweep import grid
-    from tracebridge.sweep.config import load_sweep_config
     from tracebridge.sweep.publish import init_ray, publish_report
     from tracebridge.sweep.storage import ensure_bundle
     from tracebridge.sweep.trainable import TrialContext
@@ -43,12 +42,7 @@ def main(config: str, overrides: list[str]) -> int:
     t0 = time.time()
     # ---- 1. resolve and validate the config (every problem at once, before any worker starts)
     try:
-        cfg = load_sweep_config(config, overrides)
-        recipes = grid.resolve_recipes(cfg)
-        specs = grid.expand_grid(cfg)
-        problems = grid.check_trials(cfg, recipes, specs)
-        if problems:
-            raise ConfigError(problems, config)
+        cfg, recipes, specs = grid.load_checked(config, overrides)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2

@@ -33,19 +33,13 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
     from tracebridge.config import ConfigError
     from tracebridge.export.storage import StorageError
     from tracebridge.sweep import grid
-    from tracebridge.sweep.config import load_sweep_config
     from tracebridge.sweep.storage import ensure_bundle
     from tracebridge.sweep.trainable import TrialContext, run_one
     from tracebridge.train.data import BundleError
 
     # ---- 1. config and the chosen grid cell
     try:
-        cfg = load_sweep_config(config, overrides)
-        recipes = grid.resolve_recipes(cfg)
-        specs = grid.expand_grid(cfg)
-        problems = grid.check_trials(cfg, recipes, specs)
-        if problems:
-            raise ConfigError(problems, config)
+        cfg, recipes, specs = grid.load_checked(config, overrides)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2

@@ -124,3 +124,23 @@ def sweep_id(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], bundle_id: st
 def submission_id(sid: str, attempt: int) -> str:
     """The Ray job id of an attempt: a retried submit of the same attempt is refused by Ray."""
     return f"{sid}-a{attempt}"
+
+
+def load_checked(config: str, overrides: list[str]) -> tuple[SweepConfig, dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Load a sweep config, resolve its recipes and expand its grid, checking every trial.
+
+    Returns:
+        ``(cfg, recipes, specs)``.
+
+    Raises:
+        ConfigError: listing every problem at once, before any worker starts.
+    """
+    from tracebridge.sweep.config import load_sweep_config
+
+    cfg = load_sweep_config(config, overrides)
+    recipes = resolve_recipes(cfg)
+    specs = expand_grid(cfg)
+    problems = check_trials(cfg, recipes, specs)
+    if problems:
+        raise ConfigError(problems, config)
+    return cfg, recipes, specs

@@ -66,12 +66,14 @@ def test_trial_resumes_from_its_work_dir(tmp_path):
 
 
 def test_sft_and_dpo_on_a_real_simulator_bundle_losses_fall(sim_bundle, tmp_path):
+    # DPO on 8 pairs seen 6 times: the objective it optimises must fall (on fresh pairs each step the
+    # tiny random model's loss is a coin flip around ln 2, which made this test flaky)
     r = run_trial({"role": "verifier", "variant": "optimized", "seed": 0, **FAST, "train.lr": 3e-3,
-                   "dpo.max_steps": 12, "dpo.lr": 2e-3, "dpo.logging_steps": 2, "data.max_eval_rows": 40},
-                  sim_bundle, tmp_path / "v")
+                   "dpo.max_steps": 12, "dpo.lr": 2e-3, "dpo.logging_steps": 2, "data.max_pref_rows": 8,
+                   "data.max_eval_rows": 40}, sim_bundle, tmp_path / "v")
     assert r["sft/last_loss"] < r["sft/first_loss"] - 1.0
     dpo = [p["loss"] for p in r["loss_curve"] if p["phase"] == "dpo"]
-    assert dpo[0] == pytest.approx(0.6931, abs=1e-3) and sum(dpo[-3:]) / 3 < dpo[0] - 0.01, dpo
+    assert dpo[0] == pytest.approx(0.6931, abs=1e-3) and sum(dpo[-3:]) / 3 < dpo[0] - 0.03, dpo
     # worker rows carry the families' real tool schemas (~1.1k tokens with the tiny tokenizer)
     w = run_trial({"role": "worker", "variant": "optimized", "seed": 0, **FAST, "train.lr": 3e-3,
                    "train.max_length": 2048, "dpo.max_length": 2048,

@@ -177,6 +177,7 @@ class DataConfig:
 
     verify_bundle: bool = field(default=True, metadata={"help": "Check the bundle manifest's hashes first."})
     max_train_rows: int = field(default=0, metadata={"help": "Cap on SFT rows (0 = all)."})
+    max_pref_rows: int = field(default=0, metadata={"help": "Cap on DPO preference pairs (0 = all)."})
     max_eval_rows: int = field(default=0, metadata={"help": "Cap on test rows evaluated (0 = all)."})
     eval_split: str = field(default="test", metadata={"help": "Split evaluated offline."})
     dedup: bool = field(default=True, metadata={"help": "optimized: drop rows whose prompt+target repeat."})

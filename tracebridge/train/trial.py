@@ -187,6 +187,8 @@ def _train(cfg: TrainConfig, data: Any, rows: list[dict[str, Any]], work: Path, 
         model, phases["sft"] = run_sft(model, tok, to_sft_records(rows), cfg.train, work / "sft", cfg.seed,
                                        resume["sft"], _callback(on_report, "sft"))
     pref = data.split(data.pref, "train")
+    if cfg.data.max_pref_rows and len(pref) > cfg.data.max_pref_rows:
+        pref = random.Random(cfg.seed).sample(pref, cfg.data.max_pref_rows)
     if Variant(cfg.variant).runs_dpo and pref:
         import copy
 

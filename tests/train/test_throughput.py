@@ -16,7 +16,7 @@ import torch
 from tracebridge.train import flops as fl
 from tracebridge.train import packing, synth
 from tracebridge.train.bench import TokenMeter, profile_summary
-from tracebridge.train.equivalence import packed_batch, padded_batch, token_logprobs
+from tracebridge.train.equivalence import compare, kernel_order_floor, packed_batch, padded_batch, token_logprobs
 from tracebridge.train.throughput import apply_throughput, parse_throughput, throughput_problems
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,6 +107,18 @@ def test_unpadding_inside_the_model_matches_padded_forward_and_gradients(rows):
     assert torch.allclose(got, ref, atol=1e-4)
     for n, p in opt.named_parameters():
         assert torch.allclose(p.grad, g_ref[n], atol=1e-5, rtol=1e-4), n
+
+
+def test_noise_floor_comes_from_kernel_order_not_only_a_rerun_and_the_check_keeps_its_power(rows):
+    m = _model()
+    batch = padded_batch(rows, "cpu")
+    ref = token_logprobs(m, batch).detach()
+    floor, used = kernel_order_floor(m, batch, ref)
+    assert "sdpa_math" in used and 0 < floor["mean_abs"] <= floor["max_abs"] < 1e-3
+    res = compare(m, "sft", {"padding_free": True}, rows)
+    assert res["floor_perturbations"][:2] == ["one_row_batches", "sdpa_math"]
+    assert res["floor"]["mean_abs"] == max(res["floor_rows"]["mean_abs"], res["floor_kernel"]["mean_abs"]) > 0
+    assert res["ok"] and res["discriminative"], res  # a cross-sequence leak is still far outside
 
 
 def test_generation_and_cached_forwards_pass_through_untouched(rows):

@@ -3,10 +3,14 @@ default path (padded batch, transformers' SDPA, the model's own kernels) against
 path (the same weights with a ``throughput`` block applied, fed as the optimized trainer feeds
 it: TRL's padding-free collator for SFT, a padded batch unpadded in the model for DPO).
 
-The tolerance comes from a noise floor measured in the same call: the default path on the same
-rows one at a time (no padding) against the padded batch. Kernels that differ only in rounding
-stay within a few times that floor; a real bug (tokens attending across sequences, shifted
-positions, a wrong mask) is orders of magnitude above it.
+The tolerance comes from a noise floor measured in the same call: the largest difference the
+default path shows against itself under changes that only reorder floating-point work — the
+same rows one at a time (no padding), the attention through SDPA's reference (math) kernel, and
+on CUDA the bf16 GEMMs without reduced-precision reductions. Kernels that differ only in
+rounding stay within a few times that floor; a real bug (tokens attending across sequences,
+shifted positions, a wrong mask) is orders of magnitude above it. (A floor from a rerun of one
+path alone can be exactly 0 — the padded and one-row batches were bit-identical on an H200 for
+the 0.5B shape — which would make any other kernel "fail".)
 """
 
 from __future__ import annotations
@@ -92,6 +96,45 @@ def _diff(a: Any, b: Any) -> dict[str, float]:
     return {"mean_abs": float(d.mean()), "max_abs": float(d.max()), "mean_logprob": float(a.mean())}
 
 
+def _floor(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {k: max(a[k], b[k]) if k != "mean_logprob" else a[k] for k in a}
+
+
+def kernel_order_floor(model: Any, batch: dict[str, Any], ref: Any) -> tuple[dict[str, float], list[str]]:
+    """Largest log-prob difference from ``ref`` when the default path on ``batch`` runs its attention
+    through SDPA's math kernel, or (CUDA) its bf16 GEMMs with full-precision reductions."""
+    import contextlib
+
+    import torch
+
+    perturbations: list[tuple[str, Any]] = []
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        perturbations.append(("sdpa_math", lambda: sdpa_kernel([SDPBackend.MATH])))
+    except ImportError:  # older torch
+        pass
+    if torch.cuda.is_available() and ref.is_cuda:
+        @contextlib.contextmanager
+        def exact_bf16_reduction() -> Any:
+            m = torch.backends.cuda.matmul
+            old = m.allow_bf16_reduced_precision_reduction
+            m.allow_bf16_reduced_precision_reduction = not old
+            try:
+                yield
+            finally:
+                m.allow_bf16_reduced_precision_reduction = old
+
+        perturbations.append(("bf16_reduction", exact_bf16_reduction))
+    out = {"mean_abs": 0.0, "max_abs": 0.0, "mean_logprob": float(ref.mean())}
+    used = []
+    for name, ctx in perturbations:
+        with torch.no_grad(), ctx():
+            out = _floor(out, _diff(token_logprobs(model, batch), ref))
+        used.append(name)
+    return out, used
+
+
 def _leak_control(model: Any, rows: list[dict[str, list[int]]], device: str) -> Any:
     """The optimized path with the sequence boundaries removed (one long sequence): a known bug."""
     import torch
@@ -118,7 +161,8 @@ def compare(model: Any, recipe: str, options: dict[str, Any], rows: list[dict[st
             Liger's module-level patches afterwards); None = no scope.
 
     Returns:
-        ``{"opt", "floor", "grad_cosine", "grad_cosine_floor", "tokens", "ok", "tolerance"}`` and, with
+        ``{"opt", "floor", "grad_cosine", "grad_cosine_floor", "tokens", "ok", "tolerance"}`` (``floor`` is
+        the larger of ``floor_rows`` and ``floor_kernel``, see the module doc) and, with
         ``padding_free``, ``"leak_control"`` (the same path with sequence boundaries dropped) and
         ``"discriminative"`` (that known bug lands outside the tolerance, so the check has power).
     """
@@ -138,6 +182,7 @@ def compare(model: Any, recipe: str, options: dict[str, Any], rows: list[dict[st
     g_base = _grads(model, lp_base)
     lp_rows = torch.cat([token_logprobs(model, padded_batch([r], device)) for r in rows])
     g_rows = _grads(model, lp_rows)
+    kernel_floor, perturbations = kernel_order_floor(model, base, lp_base.detach())
     opt_model = copy.deepcopy(model)
     with (scope() if scope else contextlib.nullcontext()):
         _, opt_model = apply_throughput(recipe, {}, opt_model, options)
@@ -147,7 +192,9 @@ def compare(model: Any, recipe: str, options: dict[str, Any], rows: list[dict[st
         leak = _leak_control(opt_model, rows, device) if options.get("padding_free") else None
     model.zero_grad(set_to_none=True)
     res = {"tokens": int(lp_base.numel()), "opt": _diff(lp_opt.detach(), lp_base.detach()),
-           "floor": _diff(lp_rows.detach(), lp_base.detach()), "grad_cosine": _cosine(g_opt, g_base),
+           "floor": _floor(_diff(lp_rows.detach(), lp_base.detach()), kernel_floor),
+           "floor_rows": _diff(lp_rows.detach(), lp_base.detach()), "floor_kernel": kernel_floor,
+           "floor_perturbations": ["one_row_batches", *perturbations], "grad_cosine": _cosine(g_opt, g_base),
            "grad_cosine_floor": _cosine(g_rows, g_base), "levers": getattr(opt_model, "tb_throughput", [])}
     tol_mean = 3 * res["floor"]["mean_abs"] + 1e-4
     tol_max = 3 * res["floor"]["max_abs"] + 1e-3

@@ -7,7 +7,9 @@ Promises checked after every kill (figures printed last; lost/interleaved/invali
 every event acknowledged (emit returned) before the kill is readable; at most one torn tail
 line per run; no interleaved lines (every line belongs to its run and sequence numbers are
 contiguous); every complete run is 100% schema-valid; every run without session.json is
-reported incomplete by the validator. Also: an injected ENOSPC never reaches the agent.
+reported incomplete by the validator. Also: an injected ENOSPC never reaches the agent, and on a
+real full disk (a small tmpfs, when run as root) every event is readable or counted as dropped,
+with no torn or glued line.
 """
 
 from __future__ import annotations
@@ -112,6 +114,47 @@ def enospc_probe() -> dict[str, int]:
     return {"enospc_emits": 1000, "enospc_raised": raised, "enospc_counted": run.stats.events_dropped}
 
 
+def tmpfs_probe(size_kib: int = 48) -> dict[str, int]:
+    """A real full disk: record into a ``size_kib`` tmpfs until it fills (root only, else skipped).
+    The agent never sees an exception, every event is either readable or counted as dropped, and
+    no line is torn or glued to another (a short write is cut back)."""
+    from tracebridge.capture.recorder import Recorder
+
+    mnt = tempfile.mkdtemp(prefix="tb-full-")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tb-chaos", mnt],
+                      capture_output=True).returncode != 0:
+        os.rmdir(mnt)
+        print("chaos_capture: cannot mount a tmpfs (not root?); real-disk-full probe skipped", file=sys.stderr)
+        return {"full_disk_skipped": 1}
+    raised = attempted = 0
+    rng = random.Random(7)
+    try:
+        stack = {r: {"model": "m"} for r in ("planner", "worker", "verifier")}
+        try:
+            with Recorder(mnt, goal="g", model_stack=stack, runtime_config={"max_steps": 1}) as run:
+                for i in range(3000):  # varied sizes: after the disk fills, small lines may still fit
+                    attempted += 1
+                    run.emit("env_observation", role="env", payload={"observation": "x" * rng.randint(10, 900)})
+        except Exception:  # noqa: BLE001 - this is exactly what must not happen
+            raised += 1
+        lines = (Path(mnt) / run.run_id / "events.jsonl").read_bytes().split(b"\n")
+        torn = int(lines[-1] != b"")
+        good = 0
+        for ln in lines[:-1]:
+            try:
+                json.loads(ln)
+                good += 1
+            except ValueError:
+                torn += 1
+        stats = run.stats
+        unaccounted = stats.events_written - good  # written = readable; the rest is counted dropped
+    finally:
+        subprocess.run(["umount", mnt], capture_output=True)
+        os.rmdir(mnt)
+    return {"full_disk_emits": attempted, "full_disk_raised": raised, "full_disk_dropped": stats.events_dropped,
+            "full_disk_readable": good, "full_disk_torn": torn, "full_disk_unaccounted": abs(unaccounted)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--procs", type=int, default=4)
@@ -146,10 +189,12 @@ def main() -> int:
             for k, v in check_root(root, acks).items():
                 totals[k] = totals.get(k, 0) + v
     totals.update(enospc_probe())
+    totals.update(tmpfs_probe())
     totals["kills"] = kills
     print(json.dumps(totals, sort_keys=True))
     bad = (totals["lost"] + totals["torn_over_one"] + totals["interleaved"] + totals["complete_invalid"]
-           + totals["incomplete_unreported"] + totals["enospc_raised"])
+           + totals["incomplete_unreported"] + totals["enospc_raised"] + totals.get("full_disk_raised", 0)
+           + totals.get("full_disk_torn", 0) + totals.get("full_disk_unaccounted", 0))
     print(f"chaos_capture: {kills} kills, {totals['runs']} runs, {totals['events']} events, "
           f"lost {totals['lost']}, interleaved {totals['interleaved']}, torn>1 {totals['torn_over_one']}, "
           f"invalid complete {totals['complete_invalid']}, violations {bad}")

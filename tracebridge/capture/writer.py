@@ -39,6 +39,7 @@ class EventWriter:
         data = line + b"\n"
         written = os.write(self._fd, data)
         if written != len(data):  # short write: only on a full disk or a signal
+            self._undo_tail(written)
             raise OSError(f"{self.path}: short write ({written} of {len(data)} bytes)")
         self.lines += 1
         if self.fsync_interval_s is not None:
@@ -46,6 +47,15 @@ class EventWriter:
             if now - self._last_sync >= self.fsync_interval_s:
                 os.fsync(self._fd)
                 self._last_sync = now
+
+    def _undo_tail(self, written: int) -> None:
+        """Cut the fragment a short write left, so a later (smaller) line that still fits on the
+        disk does not glue onto it. One writer owns a file, so the fragment is the file's tail."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, max(os.fstat(self._fd).st_size - written, 0))
+        except OSError:  # the reader reports a torn line instead
+            pass
 
     def close(self) -> None:
         if self._fd is None:

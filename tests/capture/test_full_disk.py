@@ -1,0 +1,48 @@
+"""A real full disk under the recorder: a small tmpfs mounted by the test (root only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tracebridge.capture.recorder import Recorder
+from tracebridge.capture.writer import EventWriter
+
+
+@pytest.fixture
+def small_disk():
+    mnt = tempfile.mkdtemp(prefix="tb-full-")
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tb-test", mnt], capture_output=True, text=True)
+    if res.returncode != 0:
+        os.rmdir(mnt)
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {res.stderr.strip()}")
+    yield Path(mnt)
+    subprocess.run(["umount", mnt], capture_output=True)
+    os.rmdir(mnt)
+
+
+def test_full_disk_never_reaches_the_agent_and_no_line_is_torn_or_glued(small_disk):
+    stack = {r: {"model": "m"} for r in ("planner", "worker", "verifier")}
+    with Recorder(small_disk, goal="g", model_stack=stack, runtime_config={"max_steps": 1}) as run:
+        for i in range(800):  # sizes vary, so small lines still fit after a big one hit the limit
+            run.emit("env_observation", role="env", payload={"observation": "x" * (900 if i % 3 else 20)})
+    lines = (small_disk / run.run_id / "events.jsonl").read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    assert [json.loads(x)["payload"] for x in lines[1:-1]]  # all parse: nothing torn, nothing glued
+    assert run.stats.events_dropped > 0 and run.stats.events_written == len(lines) - 1
+
+
+def test_short_write_is_cut_back_so_the_next_line_starts_clean(small_disk):
+    w = EventWriter(small_disk / "events.jsonl", fsync_interval_s=None)
+    big = b"y" * 4096
+    with pytest.raises(OSError):
+        while True:
+            w.write_line(big)
+    size = (small_disk / "events.jsonl").stat().st_size
+    assert size % (len(big) + 1) == 0  # only whole lines remain
+    w.close()

@@ -45,20 +45,38 @@ SECRET_TYPES = {
     "SendGrid API Key": "SENDGRID_KEY", "NPM tokens": "NPM_TOKEN", "PyPI Token": "PYPI_TOKEN",
 }
 
-EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
-                   r"[A-Za-z]{2,24}(?![\w-])")
-DIGITS = re.compile(r"(?<![\w+])\+?\(?\d[\d \t().\-/]{5,}\d(?!\w)")
-IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
-IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-                  r"(?!\.?\d)")
-IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
-AUTH = re.compile(r"(?i)\b(bearer|basic)\s+([A-Za-z0-9._~+/\-]{8,}=*)")
-OPENAI_NEW = re.compile(r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}")
+# Word characters of alphabets written with spaces between words (Latin, Greek, Cyrillic). Values
+# are bounded by these, not by ``\w``: CJK text has no spaces, so ``請聯繫bob@example.com`` or
+# ``電話03-1234-5678`` must still match.
+_W = "0-9A-Za-z_\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff"
+EMAIL = re.compile(rf"(?<![{_W}.%+-])[A-Za-z0-9._%+-]{{1,64}}(?:@|%40)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}"
+                   rf"[A-Za-z0-9])?\.)+(?!(?:png|jpe?g|gif|svg|webp|ico)(?![A-Za-z]))[A-Za-z]{{2,24}}"
+                   rf"(?![{_W}-])(?!:[A-Za-z0-9~/])")  # not logo@2x.png, not git@github.com:org/repo
+DIGITS = re.compile(rf"(?<![{_W}\d+])[+＋]?\(?\d[\d \t().\-/]{{5,}}\d(?![{_W}\d])")
+IBAN = re.compile(rf"(?<![{_W}])[A-Z]{{2}}\d{{2}}(?: ?[A-Z0-9]){{11,30}}(?![{_W}])")
+# A dotted quad after a letter (v1.2.3.4) or before a pre-release tag (1.2.3.4-rc1) is a version.
+IPV4 = re.compile(rf"(?<![{_W}\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){{3}}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+                  r"(?!\.?\d)(?!-[A-Za-z])")
+IPV6 = re.compile(rf"(?<![{_W}:.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}[0-9A-Fa-f]{{0,4}}(?![{_W}:])")
+AUTH = re.compile(rf"(?i)(?<![{_W}])(bearer|basic)\s+([A-Za-z0-9._~+/\-]{{8,}}=*)")
+# Credential shapes detect-secrets misses: new-style OpenAI keys, fine-grained GitHub PATs, bare npm
+# tokens (its plugin wants an .npmrc line), GitLab tokens followed by CJK text and URL passwords with RFC 3986 sub-delims (``pa$$w0rd!``).
+OWN_SECRETS = {
+    "OPENAI_KEY": re.compile(rf"(?<![{_W}])sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{{20,}}"),
+    "GITHUB_TOKEN": re.compile(r"github_pat_[A-Za-z0-9_]{60,255}"),
+    "NPM_TOKEN": re.compile(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
+    "GITLAB_TOKEN": re.compile(r"gl(?:pat|dt|ft|soat|rt|ptt|cbt|imt|agent|oas)-[A-Za-z0-9_\-]{20,}"),  # CJK after it
+    "URL_PASSWORD": re.compile(r"://[A-Za-z0-9\-._~%!$&'()*+,;=]+:([A-Za-z0-9\-._~%!$&'()*+,;=]+)@(?=[A-Za-z0-9\[])"),
+}
+# A URL "password" that is a template slot, not a value: ${DB_PASSWORD}, {password}, <pass>, %s, ***.
+URL_PW_TEMPLATE = re.compile(r"^(?:\$\{?[A-Za-z_]\w*\}?|\{+[^{}]*\}+|<[^<>]*>|%\(?\w*\)?s|\*+)$")
 PRIVATE_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
                            r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)")
 HEXISH = re.compile(r"^(?:[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                     r"[0-9a-fA-F]{12})$")
 NOT_PHONE = re.compile(r"^(?:\d{4}-\d{2}-\d{2}|\d+\.\d+)$|^\d{4}-\d{2}-\d{2}[T ]")  # dates, decimals
+_FIRST_GROUP = re.compile(r"\D*(\d+)")
+NOT_NUMBER = re.compile(r"\d+\.\d+|\d{1,3}(?:\.\d{1,3}){3}")  # a whole run that is a decimal or a dotted quad
 _TOKEN_RIGHT = re.compile(r"[A-Za-z0-9_\-.+/=~]*")
 _TOKEN_LEFT = re.compile(r"[A-Za-z0-9_]*$")
 # Credential markers: a string without one never reaches detect-secrets.
@@ -99,12 +117,25 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _card_lengths(digits: str) -> range | tuple[int, ...]:
+    """Lengths a card network with this prefix issues (none for a prefix no network uses)."""
+    if digits[0] == "4":
+        return (13, 16, 19)  # Visa
+    if digits[:2] in ("34", "37"):
+        return (15,)  # Amex
+    if "51" <= digits[:2] <= "55" or 2221 <= int(digits[:4]) <= 2720:
+        return (16,)  # Mastercard
+    if digits[:2] in ("30", "36", "38", "39"):
+        return (14, 16)  # Diners
+    if digits[:2] == "35":
+        return range(16, 20)  # JCB
+    return range(13, 20) if digits[0] in "56" else ()  # Discover, UnionPay, Maestro
+
+
 def card_ok(raw: str) -> bool:
-    """A plausible payment card number: 13–19 digits, a card-network prefix, Luhn-valid."""
+    """A plausible payment card number: a card-network prefix and length, Luhn-valid."""
     digits = raw.replace(" ", "").replace("-", "")
-    if not 13 <= len(digits) <= 19 or len(set(digits)) == 1:
-        return False
-    if digits[0] not in "3456" and not (digits[0] == "2" and 2221 <= int(digits[:4]) <= 2720):
+    if not 13 <= len(digits) <= 19 or len(set(digits)) == 1 or len(digits) not in _card_lengths(digits):
         return False
     return luhn_ok(digits)
 
@@ -190,8 +221,8 @@ class Detectors:
         self.cfg = cfg or RedactionConfig()
         self.on = set(self.cfg.detectors)
         self._allow = [ipaddress.ip_network(n, strict=False) for n in self.cfg.ip_allowlist]
-        self._terms = [(t, re.compile(r"(?i:(?<!\w)(?:" + "|".join(
-            re.escape(w.strip()) for w in sorted(words, key=len, reverse=True)) + r")(?!\w))"))
+        self._terms = [(t, re.compile(rf"(?i:(?<![{_W}])(?:" + "|".join(
+            re.escape(w.strip()) for w in sorted(words, key=len, reverse=True)) + rf")(?![{_W}]))"))
             for t, words in sorted(self.cfg.terms.items()) if words] if "terms" in self.on else []
         self._secret_re = re.compile(SECRET_MARKERS) if "secrets" in self.on else None
         self._build_triggers()
@@ -219,7 +250,7 @@ class Detectors:
     def triggered(self, text: str | bytes) -> bool:
         """True when ``text`` may hold something a detector finds (no false negatives)."""
         data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-        if (self._at and b"@" in data) or (self._key_block and b"PRIVATE KEY" in data):
+        if (self._at and (b"@" in data or b"%40" in data)) or (self._key_block and b"PRIVATE KEY" in data):
             return True
         if self._want_num and self._numeric_hit(data):
             return True
@@ -268,7 +299,7 @@ class Detectors:
             return []
         spans: list[Span] = []
         on = self.on
-        if "email" in on and "@" in text:
+        if "email" in on and ("@" in text or "%40" in text):
             spans += [Span(m.start(), m.end(), "EMAIL") for m in EMAIL.finditer(text)]
         if on & {"phone", "card", "iban", "ip"}:
             spans += self._numeric(text)
@@ -293,7 +324,7 @@ class Detectors:
             out += [Span(m.start(), m.end(), "IPV4") for m in IPV4.finditer(text) if self._ip_ok(m.group())]
         if self.on & {"card", "phone"}:
             for m in DIGITS.finditer(text):
-                if sum(c.isdigit() for c in m.group()) >= 7:
+                if sum(c.isdigit() for c in m.group()) >= 7 and not NOT_NUMBER.fullmatch(m.group()):
                     if "card" in self.on:
                         out += [c for c in _group_spans(m.group(), m.start(), "CARD", self._card_ok)
                                 if not any(a < c.end and c.start < b for a, b in ibanish)]
@@ -306,18 +337,37 @@ class Detectors:
         return 13 <= digits <= 19 and card_ok(text)
 
     def _phone_ok(self, text: str, digits: int) -> bool:
-        """A valid number in one of the configured regions (``phonenumbers``), not a date or decimal."""
-        import phonenumbers
+        """A valid number in one of the configured regions (``phonenumbers``), not a date or decimal.
+
+        Without a ``+`` the digits must be written as that region writes them: its national format
+        (trunk prefix included: ``030 123456``, not ``30123456``; a first digit group, if any, as
+        the region groups it: ``415-555-2671``, not ``2026-060945``) or country code and number after
+        an international prefix (``0044 20 7946 0958``; NANP also ``1 415 555 2671``). Ids, order
+        numbers, ISBNs and timestamps that merely parse as a valid national number are left alone.
+        """
+        import phonenumbers as pn
 
         if not 7 <= digits <= 15 or NOT_PHONE.match(text):
             return False
+        plus = text.lstrip("(（")[:1] in "+＋"
+        raw = pn.normalize_digits_only(text)
         for region in self.cfg.phone_regions:
             try:
-                num = phonenumbers.parse(text, region)
-            except phonenumbers.NumberParseException:
+                num = pn.parse(text, region)
+            except pn.NumberParseException:
                 continue
-            if phonenumbers.is_valid_number(num):
+            if not pn.is_valid_number(num):
+                continue
+            if plus:
                 return True
+            full = f"{num.country_code}{pn.national_significant_number(num)}"
+            national = pn.format_number(num, pn.PhoneNumberFormat.NATIONAL)
+            if raw == pn.normalize_digits_only(national) and (
+                    raw == pn.normalize_digits_only(_FIRST_GROUP.match(text).group(1))  # type: ignore[union-attr]
+                    or _FIRST_GROUP.match(text).group(1) == _FIRST_GROUP.match(national).group(1)):  # type: ignore[union-attr]
+                return True
+            if raw.endswith(full) and (raw[:-len(full)] in ("00", "011") or (raw == full and num.country_code == 1)):
+                return True  # international prefix, or NANP's 1 (a bare 44 or 49 in front is too often an id)
         return False
 
     def _ip_ok(self, raw: str) -> bool:
@@ -345,21 +395,25 @@ class Detectors:
         out = []
         for m in AUTH.finditer(text):
             scheme, token = m.group(1).lower(), m.group(2)
+            if scheme == "basic":
+                token = token.rstrip(".")  # a sentence's full stop: base64 has no dots (token68 may)
             ok = (len(token) >= 16 and any(c.isdigit() for c in token) and any(c.isalpha() for c in token)) \
                 if scheme == "bearer" else _basic_auth_ok(token)
             if ok:
-                out.append(Span(m.start(2), m.end(2), "AUTH_HEADER"))
+                out.append(Span(m.start(2), m.start(2) + len(token), "AUTH_HEADER"))
         return out
 
     def _secrets(self, text: str) -> list[Span]:
         out = [Span(m.start(), m.end(), "PRIVATE_KEY") for m in PRIVATE_BLOCK.finditer(text)]
-        out += [Span(m.start(), m.end(), "OPENAI_KEY") for m in OPENAI_NEW.finditer(text)]
+        for kind, rx in OWN_SECRETS.items():
+            out += [Span(m.start(rx.groups), m.end(rx.groups), kind) for m in rx.finditer(text)
+                    if kind != "URL_PASSWORD" or not URL_PW_TEMPLATE.match(m.group(1))]
         for plugin in self._plugins:
             kind = SECRET_TYPES.get(plugin.secret_type, "SECRET")
             if kind == "PRIVATE_KEY":
                 continue  # whole blocks, above
             for value in set(plugin.analyze_string(text)):
-                if not value or HEXISH.match(value):
+                if not value or HEXISH.match(value) or (kind == "URL_PASSWORD" and URL_PW_TEMPLATE.match(value)):
                     continue
                 out += self._locate(text, value, kind)
         return out

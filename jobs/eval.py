@@ -13,7 +13,8 @@ Submit:
         python jobs/eval.py configs/sweep/demo.yaml bundle=$PWD/demo_out/bundle storage=$PWD/storage -- eval.n_boot=5000
 
 Last stdout line: a JSON summary (report_uri, trials). Exit 0 ok, 1 a trial could not be
-re-evaluated, 2 bad arguments / no finished sweep on storage.
+re-evaluated, 2 bad arguments / no finished sweep on storage, 3 storage unreachable at push time
+(the report kept locally; the summary's ``report_local``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
     from tracebridge.schema.canonical import sha256_json
     from tracebridge.sweep import grid
     from tracebridge.sweep.config import load_sweep_config
-    from tracebridge.sweep.publish import init_ray, publish_report
+    from tracebridge.sweep.publish import REPORT_NOT_PUSHED, init_ray, publish_into
     from tracebridge.sweep.reeval import check_eval_overrides, final_checkpoints
     from tracebridge.sweep.storage import ensure_bundle, join
 
@@ -99,10 +100,11 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
     # ---- 4. report under a name of its own
     name = f"{sid}-eval-{sha256_json(sorted(eval_overrides))[:8]}"
     summary = {"sweep_id": sid, "trials": len(results), "failures": failed, "wall_s": round(time.time() - t0, 2)}
-    if results:
-        pub = publish_report(results, cfg, name, manifest["bundle_id"], recipes, time.time() - t0, out / "report")
-        summary.update(report_uri=pub["report_uri"], winners=pub["manifest"].get("winners"))
+    pushed = bool(results) and publish_into(summary, results, cfg, name, manifest["bundle_id"], recipes,
+                                            time.time() - t0, out / "report")
     print(json.dumps(summary, default=str), flush=True)
+    if results and not pushed:
+        return REPORT_NOT_PUSHED
     return 0 if results and not failed else 1
 
 

@@ -11,7 +11,8 @@ Submit (what ``tracebridge submit`` does; the Ray token in ``RAY_AUTH_TOKEN``, `
 
 The last stdout line is a JSON summary (sweep_id, report_uri, trials, failures). Exit codes: 0 all
 trials finished and the report was pushed, 1 some trials failed (report of the others pushed),
-2 bad config or bundle.
+2 bad config or bundle (nothing trained), 3 storage unreachable at push time after ``push.attempts``
+tries (the report is kept locally; the error line and the summary's ``report_local`` give the path).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main(config: str, overrides: list[str]) -> int:
     from tracebridge.config import ConfigError
     from tracebridge.export.storage import StorageError
     from tracebridge.sweep import grid
-    from tracebridge.sweep.publish import init_ray, publish_report
+    from tracebridge.sweep.publish import REPORT_NOT_PUSHED, init_ray, publish_into
     from tracebridge.sweep.storage import ensure_bundle
     from tracebridge.sweep.trainable import TrialContext
     from tracebridge.sweep.tune_run import attempts, run_sweep
@@ -75,13 +76,13 @@ def main(config: str, overrides: list[str]) -> int:
                "grid": len(specs), "failures": out["failures"], "wall_s": round(time.time() - t0, 2),
                "tune_wall_s": round(out["wall_s"], 2),
                "attempts": {k: sum(e["event"] == "start" for e in v) for k, v in attempts(work_root).items()}}
-    if out["trials"]:
-        pub = publish_report(out["trials"], cfg, sid, manifest["bundle_id"], recipes, out["wall_s"],
-                             work_root / "report")
-        summary.update(report_uri=pub["report_uri"], winners=pub["manifest"].get("winners"))
+    pushed = bool(out["trials"]) and publish_into(summary, out["trials"], cfg, sid, manifest["bundle_id"], recipes,
+                                                  out["wall_s"], work_root / "report")
     for f in out["failures"]:
         log.error("trial %s: %s", f["trial_id"], f["error"])
     print(json.dumps(summary, default=str), flush=True)
+    if out["trials"] and not pushed:
+        return REPORT_NOT_PUSHED
     return 0 if not out["failures"] and out["trials"] else 1
 
 

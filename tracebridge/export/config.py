@@ -93,6 +93,22 @@ class ExportConfig:
 
 
 @dataclass
+class RetryConfig:
+    """Retries of a push whose storage fails for a transient reason (unreachable, timeout, reset):
+    ``attempts`` tries in all, waiting ``backoff_s`` before the second and doubling up to
+    ``max_backoff_s``. Missing files and refused permissions are not retried."""
+
+    attempts: int = field(default=4, metadata={"help": "Tries in all (1 = no retry)."})
+    backoff_s: float = field(default=1.0, metadata={"help": "Wait before the second try, doubled before each next."})
+    max_backoff_s: float = field(default=30.0, metadata={"help": "Longest wait between two tries."})
+
+    def problems(self, prefix: str) -> list[str]:
+        p = [f"{prefix}.attempts={self.attempts}: must be >= 1"] if self.attempts < 1 else []
+        return p + [f"{prefix}.{k}={getattr(self, k)}: must be >= 0" for k in ("backoff_s", "max_backoff_s")
+                    if getattr(self, k) < 0]
+
+
+@dataclass
 class StorageConfig:
     """``tracebridge push`` / ``fetch``: non-secret filesystem options per protocol."""
 
@@ -104,10 +120,11 @@ class StorageConfig:
         "help": "Extra fsspec options (non-secret only; credentials come from the environment)."})
     update_latest: bool = field(default=True, metadata={
         "help": "After publishing, point <URI>/LATEST at the bundle (fetch URI resolves it)."})
+    retry: RetryConfig = field(default_factory=RetryConfig)
 
     def validate(self) -> list[str]:
         return [f"storage.options.{k}: looks like a credential; set it in the environment instead"
-                for k in self.options if any(s in k.lower() for s in SECRET_KEYS)]
+                for k in self.options if any(s in k.lower() for s in SECRET_KEYS)] + self.retry.problems("retry")
 
     def fs_options(self, protocol: str) -> dict[str, Any]:
         """fsspec keyword options for ``protocol`` (no credentials)."""

@@ -10,6 +10,9 @@ manifest path that escapes the bundle (``..``, absolute) is refused on both side
 Remote layout: ``<URI>/<bundle_id>/<file>`` and ``<URI>/LATEST`` (``{"bundle_id": ...}``);
 ``fetch_bundle(URI)`` takes a bundle folder or a prefix with a LATEST pointer.
 
+A push retries transient storage failures (unreachable, timeout) with exponential backoff
+(``retry_io``, ``StorageConfig.retry``) and then fails with a ``StorageError`` naming the URI.
+
 Credentials come only from the environment (``AWS_*``, ``GOOGLE_APPLICATION_CREDENTIALS``); a
 URI with user info (``s3://key:secret@bucket``) is refused and nothing secret is written.
 """
@@ -21,8 +24,10 @@ import os
 import re
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -35,11 +40,14 @@ from tracebridge.export.bundle import (
     sha256_file,
     verify_bundle,
 )
-from tracebridge.export.config import StorageConfig
+from tracebridge.export.config import RetryConfig, StorageConfig
 
 log = logging.getLogger(__name__)
 LATEST = "LATEST"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+T = TypeVar("T")
+# OSErrors that another try cannot fix.
+_PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
 
 
 class StorageError(RuntimeError):
@@ -48,6 +56,51 @@ class StorageError(RuntimeError):
 
 class PushRefused(StorageError):
     """The bundle must not leave the host (integrity or governance)."""
+
+
+def _transient() -> tuple[type[BaseException], ...]:
+    """Exceptions of an unreachable or flaky storage: OSError (connection refused, reset, timeout)
+    and the S3/HTTP clients' own connection errors (botocore's are not OSErrors)."""
+    found: list[type[BaseException]] = [OSError]
+    try:
+        from botocore.exceptions import BotoCoreError
+
+        found.append(BotoCoreError)
+    except ImportError:
+        pass
+    try:
+        from aiohttp import ClientError
+
+        found.append(ClientError)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+def retry_io(op: Callable[[], T], what: str, retry: RetryConfig | None = None) -> T:
+    """``op()``, tried again after transient storage failures with exponential backoff.
+
+    Args:
+        what: the operation and its URI, for log lines and the error (``push the report to s3://...``).
+
+    Raises:
+        StorageError: still failing after ``retry.attempts`` tries (names ``what``, the tries and the
+            last error). Permanent errors (missing file, permission) are raised at once, unchanged.
+    """
+    retry = retry or RetryConfig()
+    transient, delay, attempt = _transient(), retry.backoff_s, 1
+    while True:
+        try:
+            return op()
+        except _PERMANENT:
+            raise
+        except transient as exc:
+            err = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+            if attempt >= retry.attempts:
+                raise StorageError(f"{what} failed after {attempt} attempt(s): {err}") from exc
+            log.warning("%s: attempt %d/%d failed (%s); retrying in %.3g s", what, attempt, retry.attempts, err, delay)
+            time.sleep(delay)
+            delay, attempt = min(delay * 2, retry.max_backoff_s), attempt + 1
 
 
 def open_fs(uri: str, cfg: StorageConfig | None = None) -> tuple[Any, str]:
@@ -148,7 +201,9 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
     dest = f"{base}/{man.bundle_id}"
     out = {"uri": f"{uri.rstrip('/')}/{man.bundle_id}", "bundle_id": man.bundle_id, "files": len(man.files),
            "bytes": sum(max(f.bytes, 0) for f in man.files), "status": "published"}
-    try:
+    cfg = cfg or StorageConfig()
+
+    def transfer() -> None:  # idempotent: a retry re-sends what a failed try may have left half done
         if fs.exists(f"{dest}/{MANIFEST}"):
             remote = parse_manifest(orjson.loads(fs.cat_file(f"{dest}/{MANIFEST}")))
             if remote.bundle_id == man.bundle_id:
@@ -157,8 +212,11 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
             for f in man.files:
                 _put(fs, src / f.path, f"{dest}/{f.path}")
             _publish_manifest(fs, src / MANIFEST, f"{dest}/{MANIFEST}")
-        if (cfg or StorageConfig()).update_latest:
+        if cfg.update_latest:
             fs.pipe_file(f"{base}/{LATEST}", orjson.dumps({"bundle_id": man.bundle_id}))
+
+    try:
+        retry_io(transfer, f"push of bundle {man.bundle_id} to {uri}", cfg.retry)
     except OSError as exc:
         raise StorageError(f"push to {uri} failed: {exc}") from exc
     log.info("pushed bundle %s to %s (%s)", man.bundle_id, out["uri"], out["status"])

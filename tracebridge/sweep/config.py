@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracebridge.cluster.config import WindowConfig
+from tracebridge.export.config import RetryConfig
 from tracebridge.train.config import ROLES, Variant
 
 # Fields that say where or how fast a sweep runs, not what it computes: left out of the sweep id.
-NON_IDENTITY = ("cluster", "window", "work_dir", "budget", "resources", "mlflow", "max_failures")
+NON_IDENTITY = ("cluster", "window", "work_dir", "budget", "resources", "mlflow", "max_failures", "push")
 
 
 @dataclass
@@ -94,6 +95,9 @@ class SweepConfig:
         "help": "Node-local scratch for trials and fetched bundles; '' = <tmp>/tracebridge/<sweep id>."})
     max_failures: int = field(default=2, metadata={
         "help": "Retries of a failed trial (FailureConfig; from its last checkpoint); -1 = unlimited."})
+    push: RetryConfig = field(default_factory=RetryConfig, metadata={
+        "help": "Retries of the report push when storage is unreachable (push.attempts, push.backoff_s doubled "
+                "up to push.max_backoff_s); after the last, the job exits 3 with the report kept locally."})
     keep_models: bool = field(default=True, metadata={
         "help": "Put each trial's final model into its final checkpoint on storage (for jobs/eval.py)."})
     mlflow: bool = field(default=False, metadata={
@@ -126,7 +130,8 @@ class SweepConfig:
             p.append("storage='': set a storage URI, e.g. file://./storage or s3://bucket/prefix")
         if not self.name or "/" in self.name:
             p.append(f"name={self.name!r}: a non-empty label without '/'")
-        return p + self.resources.problems() + self.budget.problems() + self.window.validate()
+        return (p + self.resources.problems() + self.budget.problems() + self.push.problems("push")
+                + self.window.validate())
 
 
 def flat_keys(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The end of a sweep job: connect the driver to Ray, write the report of the finished trials
 (``tracebridge.report.write_report``: results.json, report.html, manifest.json stamped with the
-sweep id, bundle id and resolved config) and push it to ``<storage>/reports/<sweep id>``.
+sweep id, bundle id and resolved config) and push it to ``<storage>/reports/<sweep id>``, retrying
+an unreachable storage with backoff and keeping the report locally when it stays unreachable.
 """
 
 from __future__ import annotations
@@ -11,10 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.config import to_dict
+from tracebridge.export.storage import StorageError, retry_io
 from tracebridge.sweep.config import SweepConfig
 from tracebridge.sweep.storage import join, put_dir
 
 log = logging.getLogger(__name__)
+REPORT_NOT_PUSHED = 3  # the jobs' exit code when the report stays local
+
+
+class ReportNotPushed(StorageError):
+    """The report was written but storage refused it after every retry; ``local_dir`` holds it."""
+
+    def __init__(self, message: str, local_dir: Path) -> None:
+        super().__init__(message)
+        self.local_dir = local_dir
 
 
 def init_ray(work_root: Path) -> dict[str, float]:
@@ -48,10 +59,15 @@ def report_config(cfg: SweepConfig, sweep_id: str, bundle_id: str, recipes: dict
 
 def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str, bundle_id: str,
                    recipes: dict[str, Any], wall_s: float, local_dir: Path) -> dict[str, Any]:
-    """Write the report into ``local_dir`` and push it to storage.
+    """Write the report into ``local_dir`` and push it to storage (transient failures retried
+    with backoff, ``cfg.push``).
 
     Returns:
         ``{"report_uri", "local_dir", "manifest"}``.
+
+    Raises:
+        ReportNotPushed: storage still unreachable after the last try (the message names the URI,
+            the error and ``local_dir``, where the report stays).
     """
     from tracebridge.report import write_report
 
@@ -60,6 +76,28 @@ def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str
                             wall_s=wall_s, bundle_id=bundle_id, n_boot=int(ev.get("n_boot", 1000)),
                             ci=float(ev.get("ci", 0.95)), title=f"TraceBridge sweep {sweep_id}")
     uri = join(cfg.storage, "reports", sweep_id)
-    put_dir(local_dir, uri)
+    try:
+        retry_io(lambda: put_dir(local_dir, uri), f"push of the report to {uri}", cfg.push)
+    except (StorageError, OSError) as exc:
+        raise ReportNotPushed(f"{exc}; the report is kept locally at {local_dir}", local_dir) from exc
     log.info("report pushed to %s", uri)
     return {"report_uri": uri, "local_dir": str(local_dir), "manifest": manifest}
+
+
+def publish_into(summary: dict[str, Any], trials: list[dict[str, Any]], cfg: SweepConfig, name: str,
+                 bundle_id: str, recipes: dict[str, Any], wall_s: float, local_dir: Path) -> bool:
+    """The jobs' report step: ``publish_report`` with its outcome added to ``summary``
+    (``report_uri`` and ``winners``, or ``report_local`` and ``report_error`` when the push failed,
+    logged as an error naming the storage URI, the error and the local path).
+
+    Returns:
+        Whether the report reached storage.
+    """
+    try:
+        pub = publish_report(trials, cfg, name, bundle_id, recipes, wall_s, local_dir)
+    except ReportNotPushed as exc:
+        log.error("report not pushed: %s", exc)
+        summary.update(report_local=str(exc.local_dir), report_error=str(exc))
+        return False
+    summary.update(report_uri=pub["report_uri"], winners=pub["manifest"].get("winners"))
+    return True

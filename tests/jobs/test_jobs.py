@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,40 @@ def test_train_role_runs_one_cell(tmp_path):
     bad = subprocess.run([sys.executable, "jobs/train_role.py", "configs/sweep/smoke.yaml", "planner-x",
                           f"bundle={BUNDLE}"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and "verifier-optimized-s0" in bad.stderr
+
+
+def test_tampered_bundle_is_refused_before_any_training(tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    rows = (bundle / "verifier_sft.jsonl").read_text().splitlines()
+    (bundle / "verifier_sft.jsonl").write_text("\n".join([rows[1], rows[0], *rows[2:]]) + "\n")  # same bytes, reordered
+    res = subprocess.run([sys.executable, "jobs/sweep.py", "configs/sweep/smoke.yaml", f"bundle={bundle}",
+                          f"storage={tmp_path}/storage", f"work_dir={tmp_path}/work"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert f"bundle {bundle}" in res.stderr and "verifier_sft.jsonl" in res.stderr and "sha256" in res.stderr
+    assert "cluster resources" not in res.stderr  # refused before Ray was even started
+    assert not (tmp_path / "storage").exists() and not list((tmp_path / "work").glob("*/trials"))
+
+
+def test_trial_refuses_a_bundle_tampered_after_submit(tmp_path):
+    """A trial re-verifies the bundle on its node: a file changed after the driver's check is
+    refused before run_trial, and nothing is reported to Tune."""
+    from tracebridge.sweep import grid
+    from tracebridge.sweep.trainable import TrialContext, run_one
+    from tracebridge.train.data import BundleError
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    cfg, recipes, specs = grid.load_checked("configs/sweep/smoke.yaml", [f"bundle={bundle}"])
+    bid = json.loads((bundle / "manifest.json").read_text())["bundle_id"]
+    ctx = TrialContext(sweep_id="t", bundle_uri=str(bundle), bundle_id=bid, work_root=str(tmp_path / "work"),
+                       recipes=recipes)
+    with (bundle / "verifier_pref_pairs.jsonl").open("a") as fh:
+        fh.write('{"prompt": "x", "chosen": "y", "rejected": "z"}\n')
+    reported = []
+    with pytest.raises(BundleError, match=r"verifier_pref_pairs.jsonl.*(sha256|size)"):
+        run_one(specs[0], ctx, lambda *a, **k: reported.append(a), None, None)
+    assert reported == []
+    work = tmp_path / "work" / "trials" / specs[0]["trial_id"]
+    assert sorted(p.name for p in work.iterdir()) == ["attempts.jsonl"]  # no recipe written, no checkpoint

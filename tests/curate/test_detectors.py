@@ -36,6 +36,17 @@ POSITIVES = [
     ("URL_PASSWORD", "clone https://bob:hunter2pass@git.example.com/repo", "hunter2pass"),
     ("AUTH_HEADER", "Authorization: Bearer abcDEF1234567890xyzTOKEN", "abcDEF1234567890xyzTOKEN"),
     ("AUTH_HEADER", "Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+    ("EMAIL", "请联系bob@example.com获取详情", "bob@example.com"),  # CJK text has no spaces around values
+    ("EMAIL", "GET /search?email=bob.jones%40example.com&x=1", "bob.jones%40example.com"),
+    ("PHONE", "電話は+81 3-1234-5678まで", "+81 3-1234-5678"),
+    ("PHONE", "call 1 415 555 2671 now", "1 415 555 2671"),
+    ("IBAN", "口座DE89370400440532013000です", "DE89370400440532013000"),
+    ("GITLAB_TOKEN", "トークンglpat-abcdefghij1234567890です", "glpat-abcdefghij1234567890"),
+    ("NPM_TOKEN", "NPM_TOKEN=npm_" + "a1B2c3" * 6, "npm_" + "a1B2c3" * 6),
+    ("GITHUB_TOKEN", "pat github_pat_11ABCDEFGHIJKLMNOPQRST_" + ("aB3" * 20)[:59] + " ok",
+     "github_pat_11ABCDEFGHIJKLMNOPQRST_" + ("aB3" * 20)[:59]),
+    ("URL_PASSWORD", "postgres://app:pa$$w0rd!@db.example.com/app", "pa$$w0rd!"),  # sub-delims are legal
+    ("AUTH_HEADER", "Значение: Basic dXNlcjpwYXNzd29yZA.", "dXNlcjpwYXNzd29yZA"),
     ("NAME", "ask alice smith about it", "alice smith"),
     ("HOST", "ssh DB01.corp.internal", "DB01.corp.internal"),
 ]
@@ -53,6 +64,11 @@ NEGATIVES = [
     "user@localhost is not an address",
     "SELECT c.name FROM customers c ORDER BY SUM(o.amount) DESC LIMIT 1",
     "alice smithson is another person",
+    "release v1.2.3.4 and 2.0.1.3-rc1 are versions",
+    "git@github.com:acme/app.git and logo@2x.png",
+    "postgres://app:${DB_PASSWORD}@db/app and https://{user}:{password}@host/",
+    "order ORD-2026-060945, ISBN 978-3-16-148410-0, chat -1001234567890",
+    "snowflake 332623421759171814 and 420.104.240.35 and 9333737.03",
 ]
 
 

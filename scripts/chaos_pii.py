@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracebridge.curate.detectors import Detectors  # noqa: E402
-from tracebridge.testing.pii_corpus import build_corpus, corpus_config  # noqa: E402
-from tracebridge.testing.pii_score import score  # noqa: E402
+from tracebridge.curate.detectors import Detectors
+from tracebridge.testing.pii_corpus import build_corpus, corpus_config
+from tracebridge.testing.pii_score import score
 
 
 def main() -> None:

@@ -129,3 +129,11 @@ def test_non_ascii_text_still_triggers_and_detects() -> None:
     assert {"NAME", "EMAIL"} <= kinds
     assert d.triggered("plan → ٤١٥٥٥٥٢٦٧١")  # Arabic-Indic digits
     assert not d.triggered("plan → describe_table → submit_answer")
+
+
+def test_phone_numbers_in_digit_runs() -> None:
+    d = Detectors(RedactionConfig(phone_regions=["DE"]))
+    assert d.find("order 4992 0203 8087 1235") == []  # "0203 8087" is a valid German number, but mid-run
+    text = "Tel. 030 123456 / 0171 1234567, Fax 030/654321"
+    assert [text[s.start:s.end] for s in d.find(text)] == ["030 123456", "0171 1234567", "030/654321"]
+    assert d.find("id 30123456 and 2026-060945") == []  # national numbers need their trunk prefix and grouping

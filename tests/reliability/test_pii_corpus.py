@@ -8,6 +8,7 @@ corpus that plants nothing real.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import subprocess
@@ -21,7 +22,15 @@ import pytest
 
 from tracebridge.curate.detectors import Detectors
 from tracebridge.curate.redact import Redactor, Scanner
-from tracebridge.testing.pii_corpus import GENERATORS, HOSTS, NAMES, PHONE_REGIONS, Doc, build_corpus, corpus_config
+from tracebridge.testing.pii_corpus import (
+    GENERATORS,
+    HOSTS,
+    NAMES,
+    PHONE_REGIONS,
+    Doc,
+    build_corpus,
+    corpus_config,
+)
 from tracebridge.testing.pii_score import Score, score
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +92,7 @@ def test_corpus_size_and_coverage(corpus: list[Doc]) -> None:
     assert {"prose_de", "prose_fr", "prose_es", "prose_ja", "prose_zh", "prose_ar", "prose_ru"} <= {d.context for d in corpus}
     for doc in corpus:  # labels do not overlap each other or a negative
         spans = sorted((lab.start, lab.end) for lab in doc.labels + doc.negatives)
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), doc.text
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), doc.text
     assert build_corpus(seed=0, items=ITEMS)[5].text == corpus[5].text  # seeded
 
 
@@ -145,7 +154,7 @@ def test_pass2_finds_nothing_after_pass1(corpus: list[Doc]) -> None:
 
 def test_chaos_pii_smoke() -> None:
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "chaos_pii.py"), "--smoke"],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr
     last = res.stdout.strip().splitlines()[-1]
     m = re.search(r"recall ([\d.]+) \((\d+)/(\d+).*precision ([\d.]+)", last)

@@ -187,11 +187,16 @@ def _group_spans(cand: str, offset: int, kind: str, ok: Any) -> list[Span]:
 
     A run such as ``+44 20 7946 0958 4111 1111 1111 1111`` holds a phone number and a card
     side by side; each sequence of consecutive groups (up to ``MAX_GROUPS``) is checked with
-    ``ok(text, digits)``, and a hit consumes its groups.
+    ``ok(text, digits)``, and a hit consumes its groups. A phone number does not start in the
+    middle of evenly separated groups (``4111 0203 8087 1234`` holds no ``0203 8087``) unless it
+    starts after a hit or with ``+``/``(``.
     """
     groups = [(m.start(), m.end()) for m in _GROUP.finditer(cand)]
-    out, i = [], 0
+    out, i, resume = [], 0, 0
     while i < len(groups):
+        if kind == "PHONE" and i > resume and cand[groups[i - 1][1]:groups[i][0]] in (" ", "-"):
+            i += 1
+            continue
         hit = None
         for j in range(min(len(groups), i + MAX_GROUPS[kind]) - 1, i - 1, -1):
             start, end = groups[i][0], groups[j][1]
@@ -200,6 +205,8 @@ def _group_spans(cand: str, offset: int, kind: str, ok: Any) -> list[Span]:
                     or any(cand[groups[k][1]:groups[k + 1][0]] not in (" ", "-") for k in range(i, j))):
                 continue
             if kind == "PHONE":
+                if any("/" in g and g != "/" for g in (cand[groups[k][1]:groups[k + 1][0]] for k in range(i, j))):
+                    continue  # " / " separates two numbers in a list; "030/123456" is one
                 start -= 1 if start > 0 and cand[start - 1] in "+(" else 0
                 start -= 1 if start > 0 and cand[start] == "(" and cand[start - 1] == "+" else 0
                 end += 1 if end < len(cand) and cand[end] == ")" and "(" in cand[start:end] else 0
@@ -210,7 +217,7 @@ def _group_spans(cand: str, offset: int, kind: str, ok: Any) -> list[Span]:
             i += 1
             continue
         out.append(Span(offset + hit[0], offset + hit[1], kind))
-        i = hit[2] + 1
+        i = resume = hit[2] + 1
     return out
 
 

@@ -324,6 +324,13 @@ def _bad_iban(rng: random.Random) -> str:
     return iban[:2] + f"{(int(iban[2:4]) + rng.randint(1, 90)) % 100:02d}" + iban[4:]
 
 
+def _timestamp(rng: random.Random) -> str:
+    date = f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    clock = f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}"
+    return rng.choice([f"{date}T{clock}.{rng.randint(0, 999):03d}Z", f"{date} {clock}",
+                       str(rng.randint(1_700_000_000, 1_800_000_000)), str(rng.randint(1_700_000_000_000, 1_800_000_000_000))])
+
+
 NEGATIVES: dict[str, Callable[[random.Random], str]] = {
     "version": lambda r: r.choice([f"v{r.randint(1, 9)}.{r.randint(0, 20)}.{r.randint(0, 9)}.{r.randint(0, 99)}",
                                    f"{r.randint(1, 9)}.{r.randint(0, 20)}.{r.randint(0, 9)}.{r.randint(1, 9)}-rc{r.randint(1, 4)}",
@@ -333,12 +340,7 @@ NEGATIVES: dict[str, Callable[[random.Random], str]] = {
     "git_sha": lambda r: _s(r, "0123456789abcdef", r.choice([7, 12, 40])),
     "hash": lambda r: r.choice(["sha256:", "", "md5 "]) + _s(r, "0123456789abcdef", r.choice([32, 64])),
     "sri_hash": lambda r: "sha384-" + base64.b64encode(bytes(r.getrandbits(8) for _ in range(48))).decode(),
-    "timestamp": lambda r: r.choice([f"2026-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}T{r.randint(0, 23):02d}:"
-                                     f"{r.randint(0, 59):02d}:{r.randint(0, 59):02d}.{r.randint(0, 999):03d}Z",
-                                     f"2026-{r.randint(1, 12):02d}-{r.randint(1, 28):02d} {r.randint(0, 23):02d}:"
-                                     f"{r.randint(0, 59):02d}:{r.randint(0, 59):02d}",
-                                     str(r.randint(1_700_000_000, 1_800_000_000)),
-                                     str(r.randint(1_700_000_000_000, 1_800_000_000_000))]),
+    "timestamp": _timestamp,
     "order_number": lambda r: r.choice([_bad_luhn(r), " ".join(re.findall(".{4}", _bad_luhn(r))),
                                         f"ORD-2026-{r.randint(0, 999999):06d}"]),
     "bad_iban": _bad_iban,

@@ -11,7 +11,11 @@ markdown. A label is the exact span of the value as it appears in the text (so a
 block is labelled in its escaped form).
 
 Deliberate labelling choices: a bare, valid dotted quad is an IPv4 address even when it could be a
-version; a version is a negative when written as one (``v1.2.3.4``, ``1.2.3.4-rc1``).
+version; a version is a negative when written as one (``v1.2.3.4``, ``1.2.3.4-rc1``). Random digit
+runs are planted as negatives at lengths 5, 6, 8, 20, 24 and 32: a 10-digit run that is a valid
+US number in national format is a phone number by any rule, so it is not planted as a negative
+(an 8-digit run starting with 0 can still be a valid German number; those few are counted as
+false positives).
 """
 
 from __future__ import annotations

@@ -89,5 +89,13 @@ def test_bad_specs_and_bundles_fail_before_training(tmp_path):
         run_trial({"role": "verifier", "train.lrr": 1}, FIXTURE, tmp_path / "x")
     with pytest.raises(BundleError, match="no manifest"):
         run_trial({"role": "verifier"}, tmp_path, tmp_path / "y")
+    no_test = tmp_path / "no_test"  # a role without test rows fails before training, naming the fix
+    no_test.mkdir()
+    for f in FIXTURE.glob("*.jsonl"):
+        keep = [ln for ln in f.read_text().splitlines() if json.loads(ln)["meta"].get("split") != "test"]
+        (no_test / f.name).write_text("".join(ln + "\n" for ln in keep))
+    with pytest.raises(BundleError, match="no rows in split 'test'.*data.eval_split=validation"):
+        run_trial({"role": "verifier", "data.verify_bundle": False}, no_test, tmp_path / "z")
+    assert not (tmp_path / "z" / "sft").exists()
     assert spec_overrides({"role": "worker", "overrides": {"train.lora.r": 16}, "dpo.beta": 0.2}) == \
         ["train.lora.r=16", "dpo.beta=0.2", "role=worker"]

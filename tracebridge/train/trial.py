@@ -143,7 +143,8 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
 
     Raises:
         tracebridge.config.ConfigError: bad spec or config.
-        tracebridge.train.data.BundleError: bundle fails verification or has no rows for the role.
+        tracebridge.train.data.BundleError: bundle fails verification, has no rows for the role, or
+            none in the evaluated split (raised before training).
     """
     t0 = time.time()
     cfg = load_train_config(spec.get("config"), spec_overrides(spec), spec.get("model"))
@@ -151,12 +152,16 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     from tracebridge.train.common import seed_everything
-    from tracebridge.train.data import load_role_data, verify_bundle_dir
+    from tracebridge.train.data import BundleError, load_role_data, verify_bundle_dir
 
     seed_everything(cfg.seed, cfg.threads)
     manifest = verify_bundle_dir(bundle_dir) if cfg.data.verify_bundle else {}
     data = load_role_data(bundle_dir, cfg.role)
     _write_quarantine(work, data)
+    if not data.split(data.sft, cfg.data.eval_split):  # fail before any training, not after it
+        raise BundleError(f"{bundle_dir}: role {cfg.role} has no rows in split {cfg.data.eval_split!r} to evaluate "
+                          f"on (rows by split: {data.counts()['sft']}); export more runs or set "
+                          "data.eval_split=validation")
     rows, curation = select_train_rows(data, cfg)
     model, tok, phases = _train(cfg, data, rows, work, on_report, resolve_resume(resume_from))
     result = _evaluate(cfg, data, model, tok, phases, work)

@@ -1,10 +1,12 @@
-"""The embedded head: loopback dashboard, token auth on (requests without or with a wrong token
-are refused), reuse of a running head, and stop by process group (no `ray stop`)."""
+"""The embedded head: loopback-only dashboard (its socket; refused on other interfaces), token
+auth on (requests without or with a wrong token are refused), reuse of a running head, and stop
+by process group (no `ray stop`)."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -36,6 +38,23 @@ def test_dashboard_binds_loopback_and_token_is_private(ray_head):
     assert info.address.startswith("http://127.0.0.1:")
     assert oct(Path(info.token_file).stat().st_mode & 0o777) == "0o600"
     assert len(ray_head["token"]) >= 32
+
+
+def test_dashboard_socket_listens_on_loopback_only(ray_head):
+    """The Jobs API port is bound to 127.0.0.1 (not 0.0.0.0): no listening socket on another
+    address, and a connection through this machine's other interfaces is refused."""
+    import psutil
+
+    port = int(ray_head["info"].address.rsplit(":", 1)[1])
+    listening = {c.laddr.ip for c in psutil.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+    assert listening == {"127.0.0.1"}
+    others = [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+              if a.family == socket.AF_INET and not a.address.startswith("127.")]
+    for ip in others:
+        with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+            s.settimeout(5)
+            s.connect((ip, port))
 
 
 def test_request_without_token_is_refused(ray_head):

@@ -1,11 +1,13 @@
 """Submitting real sweeps to the local head (token auth on): SUCCEEDED with a verified report
 pulled, idempotent submission ids, status/logs/list/pull, a killed trial worker retried from its
-checkpoint, and an interrupted sweep resumed without redoing finished trials."""
+checkpoint (not step 0), and a sweep whose driver was SIGKILLed, or stopped, resumed without
+redoing finished trials."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -41,10 +43,17 @@ def attempts(tmp: Path) -> dict[str, list[dict]]:
     return out
 
 
-def wait_for(pred, timeout: float = 240.0, what: str = "condition") -> None:
-    end = time.time() + timeout
+def wait_for(pred, timeout: float = 240.0, what: str = "condition", job: tuple[str, str] | None = None) -> None:
+    """Poll ``pred``; with ``job`` = (submission id, cluster yaml), fail at once with the job's
+    message when it ended first (e.g. Ray's runtime_env setup failed) instead of timing out."""
+    end, checked = time.time() + timeout, 0.0
     while not pred():
         assert time.time() < end, f"timed out waiting for {what}"
+        if job and time.time() - checked > 2:
+            checked = time.time()
+            st = cli("status", job[0], "--cluster", job[1])[1]
+            assert st["status"] not in ("FAILED", "STOPPED", "SUCCEEDED"), \
+                f"job {job[0]} ended {st['status']} before {what}: {st['message']}"
         time.sleep(0.2)
 
 
@@ -106,7 +115,7 @@ def test_killed_trial_worker_is_retried_and_sweep_completes(ray_head, tmp_path):
         f = exp / "result.json"
         return f.is_file() and any("loss" not in json.loads(x) for x in f.read_text().splitlines() if x.strip())
 
-    wait_for(checkpoint_registered, what="the trial's first checkpoint")
+    wait_for(checkpoint_registered, what="the trial's first checkpoint", job=(sub["submission_id"], y))
     pid = attempts(tmp_path)["verifier-baseline-s0"][0]["pid"]
     os.kill(pid, signal.SIGKILL)  # the Tune trial's worker process
     wait_for(lambda: cli("status", sub["submission_id"], "--cluster", y)[1]["status"] in ("SUCCEEDED", "FAILED"),
@@ -116,10 +125,61 @@ def test_killed_trial_worker_is_retried_and_sweep_completes(ray_head, tmp_path):
     runs = [a for a in attempts(tmp_path)["verifier-baseline-s0"] if a["event"] == "start"]
     assert len(runs) == 2 and runs[0]["pid"] == pid != runs[1]["pid"]
     assert runs[1]["resumed"] == "train"  # continued from the reported checkpoint, not from scratch
+    step = int(re.fullmatch(r"sft/checkpoint-(\d+)", runs[1]["resume_from"]).group(1))
+    rows = [json.loads(x) for x in (exp / "result.json").read_text().splitlines() if x.strip()]
+    retried = [r["step"] for r in rows if r["pid"] == runs[1]["pid"] and "loss" in r]
+    assert step >= 5 and retried and min(retried) > step  # the retry trained on from the checkpoint's step
     report = tmp_path / "storage" / "reports" / sub["sweep_id"]
     assert verify_report(report) == []
     trial = json.loads((report / "results.json").read_text())["trials"][0]
     assert trial["sft/steps"] == 40
+
+
+def tune_status(exp: Path) -> dict[str, str]:
+    """Trial id -> status in the Tune experiment state on storage (what Tuner.restore reads)."""
+    out = {}
+    for f in exp.glob("experiment_state-*.json"):
+        for trial, _ in json.loads(f.read_text())["trial_data"]:
+            t = json.loads(trial)
+            out[t["config"]["spec"]["trial_id"]] = t["status"]
+    return out
+
+
+def test_killed_driver_resumes_without_redoing_finished_trials(ray_head, tmp_path):
+    import psutil
+
+    y = ray_head["yaml"]
+    args = sweep_args(tmp_path, "variants=[baseline]", "seeds=[0,1]", "budget.max_concurrent=1",
+                      "overrides.train.max_steps=16", "overrides.train.save_steps=8")
+    code, sub = cli("submit", *args, "--cluster", y, "--keep")
+    assert code == 0, sub
+    exp = tmp_path / "storage" / sub["sweep_id"]
+
+    def state_file() -> dict[str, str]:
+        try:
+            return tune_status(exp)
+        except (OSError, ValueError):  # being rewritten
+            return {}
+
+    wait_for(lambda: "TERMINATED" in state_file().values(), what="a finished trial in the experiment state",
+             job=(sub["submission_id"], y))
+    drivers = [p for p in psutil.process_iter(["cmdline"]) if "jobs/sweep.py" in (p.info["cmdline"] or [])
+               and f"storage={tmp_path}/storage" in p.info["cmdline"]]
+    assert len(drivers) == 1, [p.info["cmdline"] for p in drivers]
+    drivers[0].kill()  # SIGKILL: no handler runs, Tune saves nothing more
+    wait_for(lambda: cli("status", sub["submission_id"], "--cluster", y)[1]["status"] in ("FAILED", "STOPPED",
+                                                                                             "SUCCEEDED"),
+             what="the job to end")
+    assert cli("status", sub["submission_id"], "--cluster", y)[1]["status"] == "FAILED"
+    finished = sorted(t for t, st in state_file().items() if st == "TERMINATED")
+    assert len(finished) == 1
+
+    code, res = cli("submit", *args, "--cluster", y, "--keep", "--resume", "--wait", "--out", str(tmp_path / "r"))
+    assert code == 0 and res["status"] == "SUCCEEDED" and res["submission_id"].endswith("-a2"), res
+    after = attempts(tmp_path)
+    assert [e["event"] for e in after[finished[0]]] == ["start", "done"]  # never started again
+    results = json.loads((Path(res["report"]).parent / "results.json").read_text())
+    assert sorted(t["seed"] for t in results["trials"]) == [0, 1]
 
 
 def test_interrupted_sweep_resumes_without_redoing_finished_trials(ray_head, tmp_path):
@@ -132,7 +192,7 @@ def test_interrupted_sweep_resumes_without_redoing_finished_trials(ray_head, tmp
     def one_done() -> bool:
         return any(e["event"] == "done" for a in attempts(tmp_path).values() for e in a)
 
-    wait_for(one_done, what="the first trial to finish")
+    wait_for(one_done, what="the first trial to finish", job=(sub["submission_id"], y))
     time.sleep(3)  # > TUNE_GLOBAL_CHECKPOINT_S: the finished trial is in the experiment state
     code, _ = cli("stop", sub["submission_id"], "--cluster", y)
     assert code == 0

@@ -148,7 +148,8 @@ def run_one(spec: dict[str, Any], ctx: TrialContext, report: Callable[..., None]
     root = Path(ctx.work_root)
     work = root / "trials" / spec["trial_id"] / (f"rank{rank}" if rank else "")
     kind, payload = unpack_checkpoint(restored) if restored else ("none", None)
-    _ledger(work, "start", resumed=kind, attempt_of=spec["trial_id"])
+    _ledger(work, "start", resumed=kind, attempt_of=spec["trial_id"],
+            resume_from=payload.relative_to(restored).as_posix() if kind == "train" else None)
     if kind == "final":  # finished before an interruption: report it again, train nothing
         result = payload
     else:

@@ -157,3 +157,31 @@ def test_gs_needs_the_gcs_extra(tmp_path: Path) -> None:
         pytest.skip("gcsfs is installed")
     with pytest.raises(StorageError, match="gcs extra"):
         fetch_bundle("gs://bucket/bundles", tmp_path)
+
+
+def test_push_to_unreachable_storage_retries_then_exits_nonzero(bundle: ExportResult, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tracebridge push` to an S3 endpoint where nothing listens (a closed 127.0.0.1 port): the
+    configured tries with backoff, then exit 2 with the URI and the error; the bundle stays put."""
+    import socket
+
+    from s3fs import S3FileSystem
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                 "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_MAX_ATTEMPTS": "1"}.items():
+        monkeypatch.setenv(k, v)
+    before = _files(bundle.path)
+    try:
+        res = CliRunner().invoke(app, ["push", str(bundle.path), "s3://tb-gone/bundles", "retry.attempts=3",
+                                       "retry.backoff_s=0.01"])
+    finally:
+        S3FileSystem.clear_instance_cache()  # no later test may meet this dead endpoint in fsspec's cache
+    assert res.exit_code == 2, res.output
+    assert "s3://tb-gone/bundles failed after 3 attempt(s): EndpointConnectionError" in res.stderr
+    assert _files(bundle.path) == before

@@ -1,7 +1,8 @@
 """Node loss on a real two-node Ray cluster on this machine: the head and a worker node live in
 separate network namespaces joined by a veth pair (10.200.0.1/24 ↔ 10.200.0.2/24, namespace-local
 addresses), so cluster traffic really crosses a network and the worker joins with the Ray token
-(``RAY_AUTH_MODE=token`` on both nodes and the driver). A small Tune sweep of checkpointing
+(``RAY_AUTH_MODE=token`` on both nodes and the driver); a node offering a wrong token is refused
+first (``InvalidAuthToken``). A small Tune sweep of checkpointing
 function trials runs with ``FailureConfig`` retries; the head has 1 CPU and the worker 2, so with
 3 trials at once at least two start on the worker. Once a worker trial has checkpointed, every
 process of the worker node (raylet, GCS client, trial workers) is SIGKILLed; the sweep must still

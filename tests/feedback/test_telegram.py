@@ -53,7 +53,7 @@ def test_dump_formats():
     assert read_updates(orjson.dumps([one]), "f")[0][0] == "f:result[0]"
     jsonl = orjson.dumps(one) + b"\nnot json\n" + orjson.dumps({"ok": True, "result": [one]})
     got = read_updates(jsonl, "f")
-    assert [w for w, _ in got] == ["f:1", "f:2", "f:3:result[0]"] and isinstance(got[1][1], str)
+    assert [w for w, _ in got] == ["f:1", "f:2:<line>", "f:3:result[0]"] and isinstance(got[1][1], str)
 
 
 def test_harvest_is_idempotent_and_quarantines(cfg, tmp_path):
@@ -67,6 +67,30 @@ def test_harvest_is_idempotent_and_quarantines(cfg, tmp_path):
     q = [orjson.loads(x) for x in Path(cfg.quarantine).read_bytes().splitlines()]
     assert len(q) == 1 and q[0]["reason"] == "missing"  # the same bad update is quarantined once
     assert len(Path(cfg.harvest_log).read_text().splitlines()) == 2
+
+
+def test_malformed_reaction_fields_raise_with_the_field():
+    """Found by scripts/chaos_fuzz.py --kinds telegram: these escaped as TypeError/OverflowError."""
+    body = reaction(1, 1, [], ["👍"])["message_reaction"]
+    for field, value in (("new_reaction", 12345), ("old_reaction", True), ("date", 2**40), ("date", 1e300),
+                         ("chat", {"id": [1, 2]})):
+        with pytest.raises(UpdateError, match=field.split(".")[0]):
+            rows_from_update({"update_id": 1, "message_reaction": {**body, field: value}}, M, source="s",
+                             harvested_at="h")
+    with pytest.raises(UpdateError, match="reactions"):
+        rows_from_update({"update_id": 2, "message_reaction_count": {"chat": {"id": 1}, "message_id": 1, "date": 1,
+                                                                     "reactions": 7}}, M, source="s", harvested_at="h")
+
+
+def test_harvest_survives_bom_scalars_and_deep_nesting(cfg, tmp_path):
+    """A BOM in front of the dump is not a bad line; a JSON scalar is an update error, not a read
+    error; an update nested deeper than orjson writes is quarantined, not a crash."""
+    deep = b'{"update_id": 3, "message_reaction": ' + b"[" * 300 + b"1" + b"]" * 300 + b"}"
+    dump = tmp_path / "updates.jsonl"
+    dump.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(reaction(1, 10, [], ["👍"])) + b'\n"str"\n' + deep + b"\n")
+    rep = harvest_dumps(cfg, [dump])
+    assert (rep.read, rep.accepted, rep.quarantined, rep.added) == (3, 1, 2, 1)
+    assert rep.quarantine_samples == [f"{dump}:2:<update>: not a JSON object", f"{dump}:3:message_reaction: not an object"]
 
 
 def test_harvest_from_openclaw_system_events(cfg):

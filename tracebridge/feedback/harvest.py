@@ -20,6 +20,7 @@ from tracebridge.feedback.config import FeedbackConfig
 from tracebridge.feedback.ledger import append_locked, hash_user, read_ledger
 from tracebridge.feedback.mapping import Mapping, load_mapping
 from tracebridge.feedback.telegram import (
+    ReadError,
     UpdateError,
     anonymous_counts,
     read_updates,
@@ -37,6 +38,7 @@ class HarvestReport:
     source: str
     inputs: list[str] = field(default_factory=list)
     read: int = 0
+    accepted: int = 0
     rows: int = 0
     added: int = 0
     duplicates: int = 0
@@ -59,7 +61,10 @@ def _salt(cfg: FeedbackConfig) -> str | None:
 
 def _quarantine(cfg: FeedbackConfig, rep: HarvestReport, where: str, reason: str, raw: Any) -> None:
     rep.bad(where, reason)
-    text = raw if isinstance(raw, str) else orjson.dumps(raw, default=str).decode()
+    try:
+        text = raw if isinstance(raw, str) else orjson.dumps(raw, default=str).decode()
+    except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes: keep the reason, not the value
+        text = f"<not writable: {exc}>"
     key = "q:" + hashlib.sha256(f"{where}|{text}".encode()).hexdigest()[:24]
     append_locked(cfg.quarantine, [{"where": where, "reason": reason, "raw": text, "key": key, "time": utc_now()}])
 
@@ -80,7 +85,7 @@ def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source:
     rep, rows, now = HarvestReport(source, inputs), [], utc_now()
     for where, upd in updates:
         rep.read += 1
-        if isinstance(upd, str):  # a read error from read_updates
+        if isinstance(upd, ReadError):  # a line or document read_updates could not parse
             _quarantine(cfg, rep, where, upd, "")
             continue
         try:
@@ -88,6 +93,8 @@ def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source:
                                      salt=_salt(cfg))
         except UpdateError as exc:
             _quarantine(cfg, rep, f"{where}:{exc.field}", exc.reason, upd)
+            continue
+        rep.accepted += 1
     return _finish(cfg, rep, rows)
 
 
@@ -164,6 +171,7 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
                 except orjson.JSONDecodeError as exc:
                     _quarantine(cfg, rep, f"{t.path}:{lineno}", f"invalid JSON: {exc}", raw.decode("utf-8", "replace"))
                     continue
+                rep.accepted += 1
                 if isinstance(row, dict) and isinstance(row.get("message"), dict) and \
                         row["message"].get("role") == "user":
                     rows += _reaction_rows(row, lineno, sid, chat, mapping, salt, now)

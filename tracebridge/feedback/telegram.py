@@ -21,6 +21,10 @@ from tracebridge.feedback.mapping import Mapping, norm_emoji
 from tracebridge.schema.canonical import format_ts
 
 
+class ReadError(str):
+    """A part of a dump that could not be read (the reason), where an update was expected."""
+
+
 class UpdateError(ValueError):
     """An update that carries a reaction but cannot be read: ``field`` names the problem."""
 
@@ -54,13 +58,28 @@ def _common(body: dict[str, Any]) -> tuple[Any, int, dt.datetime]:
     chat = body.get("chat")
     if not isinstance(chat, dict) or "id" not in chat:
         raise UpdateError("chat.id", "missing")
+    if isinstance(chat["id"], bool) or not isinstance(chat["id"], (int, str)):
+        raise UpdateError("chat.id", "not an integer or @username")
     mid = body.get("message_id")
     if isinstance(mid, bool) or not isinstance(mid, int):
         raise UpdateError("message_id", "missing or not an integer")
     date = body.get("date")
     if isinstance(date, bool) or not isinstance(date, (int, float)):
         raise UpdateError("date", "missing or not a unix time")
-    return chat["id"], mid, dt.datetime.fromtimestamp(date, dt.UTC)
+    try:
+        return chat["id"], mid, dt.datetime.fromtimestamp(date, dt.UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise UpdateError("date", f"not a representable unix time ({exc})") from None
+
+
+def _list(body: dict[str, Any], key: str) -> list[Any]:
+    """``body[key]`` as a list ([] when absent or null)."""
+    value = body.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise UpdateError(key, f"expected a list, got {type(value).__name__}")
+    return value
 
 
 def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at: str,
@@ -84,8 +103,8 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
         chat, mid, when = _common(body)
         actor = body.get("user") or body.get("actor_chat")
         user = hash_user(actor["id"], salt) if isinstance(actor, dict) and "id" in actor else None
-        old = [k for k in map(reaction_key, body.get("old_reaction") or []) if k]
-        new = [k for k in map(reaction_key, body.get("new_reaction") or []) if k]
+        old = [k for k in map(reaction_key, _list(body, "old_reaction")) if k]
+        new = [k for k in map(reaction_key, _list(body, "new_reaction")) if k]
         old_n, new_n = {norm_emoji(k) for k in old}, {norm_emoji(k) for k in new}
         changes = [("added", k) for k in new if norm_emoji(k) not in old_n]
         changes += [("removed", k) for k in old if norm_emoji(k) not in new_n]
@@ -98,7 +117,7 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
             raise UpdateError("message_reaction_count", "not an object")
         chat, mid, when = _common(body)
         totals: Counter[str] = Counter()
-        for r in body.get("reactions") or []:
+        for r in _list(body, "reactions"):
             k = reaction_key(r.get("type")) if isinstance(r, dict) else None
             n = r.get("total_count") if isinstance(r, dict) else None
             if k is None or isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -130,7 +149,9 @@ def anonymous_counts(rows: list[LedgerRow]) -> dict[tuple[Any, int, str], int]:
 
 def read_updates(data: bytes, where: str) -> list[tuple[str, Any]]:
     """The updates in a getUpdates dump: ``{"ok", "result": [...]}``, a JSON list, or JSONL of
-    updates / responses. Returns (location, update-or-error) pairs; errors are strings."""
+    updates / responses. Returns (location, update-or-error) pairs; errors are ``ReadError``. A UTF-8
+    BOM in front of the file (Windows editors) is dropped."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -141,7 +162,7 @@ def read_updates(data: bytes, where: str) -> list[tuple[str, Any]]:
             return [(f"{where}:result[{i}]", u) for i, u in enumerate(items)]
         if isinstance(doc, dict) and "update_id" in doc:
             return [(f"{where}:1", doc)]
-        return [(f"{where}", "not a getUpdates response, update list or JSONL of updates")]
+        return [(f"{where}:1:<document>", ReadError("not a getUpdates response, update list or JSONL of updates"))]
     out: list[tuple[str, Any]] = []
     for lineno, line in enumerate(data.splitlines(), 1):
         if not line.strip():
@@ -149,7 +170,7 @@ def read_updates(data: bytes, where: str) -> list[tuple[str, Any]]:
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            out.append((f"{where}:{lineno}", f"invalid JSON: {exc}"))
+            out.append((f"{where}:{lineno}:<line>", ReadError(f"invalid JSON: {exc}")))
             continue
         if isinstance(obj, dict) and isinstance(obj.get("result"), list):
             out.extend((f"{where}:{lineno}:result[{i}]", u) for i, u in enumerate(obj["result"]))

@@ -169,3 +169,22 @@ def test_a_transcript_without_importable_rows_makes_no_run_until_it_has_some(tmp
                  '"message":{"role":"user","content":"hi"}}\n')
     rep = import_openclaw([folder], out)
     assert rep.lines_read == 1 and rep.files_new == 1 and validate_root(out).passed
+
+
+def test_a_bom_in_front_of_a_transcript_is_no_bad_line(tmp_path):
+    """Found by scripts/chaos_fuzz.py --kinds openclaw: the BOM made the header a bad line (and the
+    run id fall back to the file name). Now the file imports as without it, and re-imports as unchanged."""
+    from tests.importers.conftest import MAIN
+
+    plain, bom = tmp_path / "plain" / MAIN.name, tmp_path / "bom" / MAIN.name
+    for p, data in ((plain, MAIN.read_bytes()), (bom, b"\xef\xbb\xbf" + MAIN.read_bytes())):
+        p.parent.mkdir()
+        p.write_bytes(data)
+    a, b = import_openclaw([plain], tmp_path / "a"), import_openclaw([bom], tmp_path / "b")
+    assert (b.lines_read, b.lines_accepted, b.lines_quarantined) == (a.lines_read, a.lines_accepted,
+                                                                     a.lines_quarantined)
+    assert tree_bytes(tmp_path / "a") == tree_bytes(tmp_path / "b")  # same run id, same events
+    bom.write_bytes(bom.read_bytes() + MAIN.read_bytes().splitlines(keepends=True)[-1])
+    grown = import_openclaw([bom], tmp_path / "b")
+    assert grown.files_appended == 1 and grown.lines_read == 1 and grown.lines_replayed > 0
+    assert import_openclaw([bom], tmp_path / "b").files_unchanged == 1

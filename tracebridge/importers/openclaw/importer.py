@@ -62,10 +62,11 @@ class _FileImport:
         self.t, self.fh, self.out, self.cfg, self.state, self.q, self.rep = t, fh, out, cfg, state, q, rep
         self.file = str(t.path)
         head = fh.read(4096)  # the header is normally the first line: read more only if needed
-        sid = scan_session_id(head)
+        self.bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0  # a UTF-8 BOM is no part of the first row
+        sid = scan_session_id(head[self.bom:])
         if sid is None and len(head) == 4096 and not head.startswith(b'{"type":"session"'):
-            sid = scan_session_id(head + fh.read(cfg.header_scan_bytes - len(head)))
-        fh.seek(0)
+            sid = scan_session_id((head + fh.read(cfg.header_scan_bytes - len(head)))[self.bom:])
+        fh.seek(self.bom)
         self.session_id = sid or session_id_from_name(t.path.name)
         self.run_id = run_id_for(self.session_id)
         self.final = cfg.final or t.archived is not None
@@ -131,7 +132,8 @@ class _FileImport:
         digest = xxhash.xxh3_128()
         update, feed, write, loads = digest.update, mapper.feed, writer.write_many, orjson.loads
         replay_to = st.offset if st else 0
-        offset = lines = end = replayed = accepted = 0
+        offset = lines = replayed = accepted = 0
+        end = self.bom
         for lineno, raw in enumerate(self.fh, 1):
             end += len(raw)
             try:  # JSON allows the trailing newline: no copy of the line on the common path

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from tracebridge.curate.config import RedactionConfig
 from tracebridge.curate.detectors import Detectors, card_ok, iban_ok, luhn_ok
+from tracebridge.curate.redact import Scanner
+from tracebridge.testing.pii_corpus import build_corpus, corpus_config
 
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
        "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U")
@@ -137,3 +140,34 @@ def test_phone_numbers_in_digit_runs() -> None:
     text = "Tel. 030 123456 / 0171 1234567, Fax 030/654321"
     assert [text[s.start:s.end] for s in d.find(text)] == ["030 123456", "0171 1234567", "030/654321"]
     assert d.find("id 30123456 and 2026-060945") == []  # national numbers need their trunk prefix and grouping
+
+
+def _prefilter_cases() -> list[tuple[RedactionConfig, str]]:
+    """Every test string of the detectors: this file's positives and negatives, and the PII
+    corpus (each planted value alone and each rendered document) with the corpus config."""
+    ours = RedactionConfig(terms={"NAME": ["Alice Smith"], "HOST": ["db01.corp.internal"]})
+    cases = [(ours, text) for _, text, _ in POSITIVES] + [(ours, text) for text in NEGATIVES]
+    cfg = corpus_config()
+    for doc in build_corpus(seed=3):
+        cases.append((cfg, doc.text))
+        cases += [(cfg, doc.text[lab.start:lab.end]) for lab in doc.labels]
+    return cases
+
+
+def test_prefilter_covers_every_detector_hit() -> None:
+    # The triggers (on text, UTF-8 bytes and JSON) and the redaction walk's container checks may
+    # skip only what the detectors, run unfiltered (scan), find nothing in.
+    by_cfg: dict[int, tuple[Detectors, Scanner]] = {}
+    hits = 0
+    for cfg, text in _prefilter_cases():
+        det, scanner = by_cfg.setdefault(id(cfg), (Detectors(cfg), Scanner(cfg)))
+        spans = det.scan(text)
+        if not spans:
+            continue
+        hits += 1
+        assert det.triggered(text) and det.triggered(text.encode()), text
+        assert det.triggered(orjson.dumps({"text": text})), text
+        for payload in ({"call_id": "call_1", "result": text}, {"call_id": "call_1", "args": [{"a": text}]}):
+            event = {"run_id": "r", "event_type": "worker_tool_call", "event_id": "e", "payload": payload}
+            assert sum(scanner.scan(event).values()) == len(spans), (payload, text)
+    assert hits > 500  # the corpus was really exercised

@@ -82,7 +82,7 @@ _TOKEN_RIGHT = re.compile(r"[A-Za-z0-9_\-.+/=~]*")
 _TOKEN_LEFT = re.compile(r"[A-Za-z0-9_]*$")
 # Credential markers: a string without one never reaches detect-secrets.
 SECRET_LITERALS = ["A3T", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
-                   "glpat-", "gldt-", "glptt-", "glrt-", "glsoat-", "glft-", "glimt-", "glagent-", "glcbt-", "xox",
+                   "glpat-", "gldt-", "glptt-", "glrt-", "glsoat-", "glft-", "glimt-", "glagent-", "glcbt-", "gloas-", "xox",
                    "hooks.slack.com", "sk-", "sk_live_", "rk_live_", "SG.", "npm_", "pypi-", "eyJ", "PRIVATE KEY",
                    "aws", "AWS", "Aws"]
 SECRET_MARKERS = "|".join(re.escape(x) for x in SECRET_LITERALS) + r"|://[^\s/@:]+:[^\s/@]+@"
@@ -239,8 +239,8 @@ class Detectors:
         """Cheap triggers, run on UTF-8 bytes: substring tests, a byte-table translation for long
         token runs and a few single-class regexes (an alternation of them in one ``re`` pattern
         is ~10x slower). All are boundary-free supersets, so they also fire on JSON-serialised
-        text. A credential is a long token run, a URL with a password, a key block or an auth
-        scheme word. Non-ASCII text adds two checks: digits of other scripts, non-ASCII terms."""
+        text. A credential is a long token run holding a credential marker, a URL with a
+        password, a key block or an auth scheme word. Non-ASCII text adds two checks: digits of other scripts, non-ASCII terms."""
         on = self.on
         self._at = "email" in on
         self._key_block = "secrets" in on
@@ -251,6 +251,7 @@ class Detectors:
         self._colon = re.compile(rb":[0-9A-Fa-f]{0,4}:").search if "ip" in on else None
         self._ip4 = re.compile(rb"\.\d{1,3}\.\d{1,3}\.").search if "ip" in on else None  # literal-led: fast
         self._url = re.compile(rb"://[^\s/@:]+:[^\s/@]+@").search if "secrets" in on else None
+        self._marker = re.compile(SECRET_MARKERS.encode()).search
         words = [w.strip().lower() for _, ws in self.cfg.terms.items() for w in ws] if "terms" in on else []
         self._words_b = [w.encode() for w in words if w.isascii()]
         self._words_u = [w for w in words if not w.isascii()]
@@ -264,8 +265,8 @@ class Detectors:
             return True
         if (self._colon is not None and self._colon(data)) or (self._url is not None and self._url(data)):
             return True
-        if self._tok and _LONG_TOKEN in data.translate(_TOKEN_TABLE):
-            return True
+        if self._tok and _LONG_TOKEN in data.translate(_TOKEN_TABLE) and self._marker(data):
+            return True  # a long token is a credential only with a marker (``find`` needs one too)
         if self._auth_on or self._words_b:
             low = data.lower()
             if (self._auth_on and (b"bearer" in low or b"basic" in low)) or any(w in low for w in self._words_b):
@@ -305,6 +306,10 @@ class Detectors:
         """Every detected span of ``text``, overlaps resolved, sorted by start."""
         if not text or not self.triggered(text):
             return []
+        return self.scan(text)
+
+    def scan(self, text: str) -> list[Span]:
+        """``find`` without the trigger check: every detector runs (what the triggers must cover)."""
         spans: list[Span] = []
         on = self.on
         if "email" in on and ("@" in text or "%40" in text):

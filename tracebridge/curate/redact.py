@@ -65,6 +65,11 @@ def record_prefix(record: dict[str, Any]) -> str:
     return ""
 
 
+def _free(v: Any) -> Any:
+    """A dict without its structural keys (the walk skips them at every level); anything else as is."""
+    return {k: x for k, x in v.items() if k not in STRUCTURAL_KEYS} if isinstance(v, dict) else v
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -94,9 +99,8 @@ class Walker:
     def body(rec: dict[str, Any]) -> list[Any]:
         """The scannable values of a record (structural keys and hash fields left out)."""
         if "event_type" in rec and rec.keys() <= EVENT_KEYS:  # an event: only these three hold free text
-            llm = rec.get("llm")
-            return [rec.get("payload"), rec.get("labels"),
-                    {kk: vv for kk, vv in llm.items() if kk not in STRUCTURAL_KEYS} if isinstance(llm, dict) else llm]
+            # payload ids (call_id, retry_of) are skipped by the walk too: left in, they trip the triggers
+            return [_free(rec.get("payload")), rec.get("labels"), _free(rec.get("llm"))]
         return [({kk: vv for kk, vv in v.items() if kk not in STRUCTURAL_KEYS} if k in HASH_HOLDERS else v)
                 for k, v in rec.items() if k not in STRUCTURAL_KEYS and isinstance(v, (str, dict, list))]
 

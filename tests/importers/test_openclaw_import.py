@@ -188,3 +188,27 @@ def test_a_bom_in_front_of_a_transcript_is_no_bad_line(tmp_path):
     grown = import_openclaw([bom], tmp_path / "b")
     assert grown.files_appended == 1 and grown.lines_read == 1 and grown.lines_replayed > 0
     assert import_openclaw([bom], tmp_path / "b").files_unchanged == 1
+
+
+def test_too_deep_values_and_absurd_token_counts_import_without_crashing(tmp_path):
+    """Found by scripts/chaos_fuzz.py --kinds openclaw: a value nested 300 deep (orjson reads it but
+    cannot write it) and token counts past int64 crashed the whole import."""
+    from tests.importers.conftest import MAIN
+    from tracebridge.importers.openclaw.runs import TOO_DEEP
+
+    head = MAIN.read_bytes().splitlines()[0]
+    deep = b'{"type":"custom","id":"d1","parentId":null,"customType":"x","data":' + b"[" * 300 + b"1" + b"]" * 300 + b"}"
+    huge = orjson.dumps({"type": "message", "id": "d2", "parentId": "d1", "message": {
+        "role": "assistant", "content": [{"type": "text", "text": "hi"}], "stopReason": "stop",
+        "usage": {"input": 2**64 - 1, "output": 1e308, "cacheRead": 2**63, "cost": {"total": 1.5}}}})
+    src = tmp_path / "in" / "s.jsonl"
+    src.parent.mkdir()
+    src.write_bytes(b"\n".join([head, deep, huge, deep]) + b"\n")
+    rep = import_openclaw([src], tmp_path / "out")
+    assert (rep.lines_read, rep.lines_accepted, rep.lines_quarantined) == (4, 4, 0)
+    events = [orjson.loads(x) for p in (tmp_path / "out").glob("*/events.jsonl") for x in p.read_bytes().splitlines()]
+    cut = [e for e in events if e["payload"].get("source") == "openclaw.custom:x"]
+    assert len(cut) == 2 and TOO_DEEP in orjson.dumps(cut[0]).decode()
+    usage = next(e["llm"]["usage"] for e in events if e.get("llm"))
+    assert (usage["input_tokens"], usage["output_tokens"]) == (0, 0)  # corrupt counts, not int64 overflow
+    assert validate_root(tmp_path / "out").runs_total == 1

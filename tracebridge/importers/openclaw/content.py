@@ -89,9 +89,12 @@ def tool_args(value: Any) -> dict[str, Any]:
     return {"_raw": value}
 
 
+MAX_TOKENS = 2**32  # per call and field: larger counts are corrupt (and would overflow int64 sums)
+
+
 def _num(value: Any) -> float:
     t = type(value)
-    if (t is int or t is float) and value > 0:
+    if (t is int or t is float) and 0 < value <= MAX_TOKENS:
         return value
     return 0
 
@@ -103,7 +106,7 @@ def usage_of(usage: Any) -> tuple[int, int, float]:
     g = usage.get
     inp, out, cr, cw = g("input"), g("output"), g("cacheRead", 0), g("cacheWrite", 0)
     if type(inp) is not int or type(out) is not int or type(cr) is not int or type(cw) is not int or min(
-            inp, out, cr, cw) < 0:  # the common case is four non-negative ints
+            inp, out, cr, cw) < 0 or inp + out + cr + cw > MAX_TOKENS:  # the common case: four small ints >= 0
         inp, out, cr, cw = _num(inp), _num(out), _num(cr), _num(cw)
     cost = g("cost")
     if type(cost) is dict:

@@ -23,6 +23,25 @@ import orjson
 from tracebridge.capture.writer import EventWriter, write_atomic
 
 _FLUSH_BYTES = 1 << 18
+MAX_DEPTH = 200  # orjson writes at most 254 levels (and reads 1024); an event adds a few above the row's values
+TOO_DEEP = "<nested deeper than 200 levels: cut by the importer>"
+
+
+def _clamp(value: Any, depth: int) -> Any:
+    if isinstance(value, dict):
+        return {k: _clamp(v, depth - 1) for k, v in value.items()} if depth else TOO_DEEP
+    if isinstance(value, list):
+        return [_clamp(v, depth - 1) for v in value] if depth else TOO_DEEP
+    return value
+
+
+def dumps_event(event: dict[str, Any]) -> bytes:
+    """``orjson.dumps(event)``; values nested deeper than ``MAX_DEPTH`` become ``TOO_DEEP``
+    (a transcript may hold JSON that orjson reads but cannot write)."""
+    try:
+        return orjson.dumps(event)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(_clamp(event, MAX_DEPTH))
 
 
 class RunConflict(RuntimeError):
@@ -63,7 +82,7 @@ class RunWriter:
 
     def write(self, event: dict[str, Any]) -> None:
         """Serialise one event and append it (or skip it if already on disk)."""
-        line = orjson.dumps(event)
+        line = dumps_event(event)
         if self._cmp is not None:
             have = self._cmp.read(len(line) + 1)
             if have == line + b"\n":
@@ -88,7 +107,10 @@ class RunWriter:
             return
         dumps, append, n = orjson.dumps, self._buf.append, 0
         for ev in events:
-            line = dumps(ev)
+            try:
+                line = dumps(ev)
+            except orjson.JSONEncodeError:  # too deep for orjson: the slow path cuts it
+                line = dumps_event(ev)
             append(line)
             n += len(line) + 1
         self.written += len(events)

@@ -150,7 +150,7 @@ def test_killed_driver_resumes_without_redoing_finished_trials(ray_head, tmp_pat
 
     y = ray_head["yaml"]
     args = sweep_args(tmp_path, "variants=[baseline]", "seeds=[0,1]", "budget.max_concurrent=1",
-                      "overrides.train.max_steps=16", "overrides.train.save_steps=8")
+                      "overrides.train.max_steps=40", "overrides.train.save_steps=10")
     code, sub = cli("submit", *args, "--cluster", y, "--keep")
     assert code == 0, sub
     exp = tmp_path / "storage" / sub["sweep_id"]
@@ -161,7 +161,11 @@ def test_killed_driver_resumes_without_redoing_finished_trials(ray_head, tmp_pat
         except (OSError, ValueError):  # being rewritten
             return {}
 
-    wait_for(lambda: "TERMINATED" in state_file().values(), what="a finished trial in the experiment state",
+    def one_saved_one_running() -> bool:
+        running = [t for t, a in attempts(tmp_path).items() if a[-1]["event"] == "start"]
+        return bool(running) and "TERMINATED" in state_file().values()
+
+    wait_for(one_saved_one_running, what="a finished trial in the experiment state while the next one trains",
              job=(sub["submission_id"], y))
     drivers = [p for p in psutil.process_iter(["cmdline"]) if "jobs/sweep.py" in (p.info["cmdline"] or [])
                and f"storage={tmp_path}/storage" in p.info["cmdline"]]
@@ -172,7 +176,7 @@ def test_killed_driver_resumes_without_redoing_finished_trials(ray_head, tmp_pat
              what="the job to end")
     assert cli("status", sub["submission_id"], "--cluster", y)[1]["status"] == "FAILED"
     finished = sorted(t for t, st in state_file().items() if st == "TERMINATED")
-    assert len(finished) == 1
+    assert len(finished) == 1, state_file()  # the other one was killed mid-training
 
     code, res = cli("submit", *args, "--cluster", y, "--keep", "--resume", "--wait", "--out", str(tmp_path / "r"))
     assert code == 0 and res["status"] == "SUCCEEDED" and res["submission_id"].endswith("-a2"), res

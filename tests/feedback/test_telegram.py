@@ -77,6 +77,9 @@ def test_malformed_reaction_fields_raise_with_the_field():
         with pytest.raises(UpdateError, match=field.split(".")[0]):
             rows_from_update({"update_id": 1, "message_reaction": {**body, field: value}}, M, source="s",
                              harvested_at="h")
+    for uid in (None, "7", [[1]], True):  # the update id makes the dedupe keys (and a deep one the ledger row)
+        with pytest.raises(UpdateError, match="update_id"):
+            rows_from_update({"update_id": uid, "message_reaction": body}, M, source="s", harvested_at="h")
     with pytest.raises(UpdateError, match="reactions"):
         rows_from_update({"update_id": 2, "message_reaction_count": {"chat": {"id": 1}, "message_id": 1, "date": 1,
                                                                      "reactions": 7}}, M, source="s", harvested_at="h")

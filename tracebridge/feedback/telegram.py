@@ -96,6 +96,9 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
     if not isinstance(update, dict):
         raise UpdateError("<update>", "not a JSON object")
     uid = update.get("update_id")
+    if ("message_reaction" in update or "message_reaction_count" in update) and (
+            isinstance(uid, bool) or not isinstance(uid, int)):
+        raise UpdateError("update_id", "missing or not an integer")  # it makes the dedupe keys
     if "message_reaction" in update:
         body = update["message_reaction"]
         if not isinstance(body, dict):

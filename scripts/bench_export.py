@@ -4,11 +4,21 @@ read + ``json.loads`` + ``json.dumps`` + write loop over the same files in the s
 peak RSS of an export at 1× and 10× the input (each measured in a fresh subprocess).
 
     python scripts/bench_export.py [--seeds 25] [--scale 10] [--smoke]
+    python scripts/bench_export.py --openclaw [--sessions 2000 --turns 5 --seed 1 | --data DIR] [--smoke]
 
 Input: simulator traces (``configs/collect/smoke.yaml``, 16 episodes per seed; the 10× input is
 ten times the seeds, so no run is a duplicate). The export runs
 with the default config: quality checks, pass 1 + pass 2 redaction, dedup, split, leakage,
 views, report and manifest. Prints the ratio (export MB/s / plain-loop MB/s) last.
+
+``--openclaw`` measures the whole path of issue 10: OpenClaw transcripts → schema-v2 traces
+(``import_openclaw``, traces on tmpfs) → bundle (the default export config with
+``quality.allow=[incomplete_run]``: an OpenClaw session has no ``episode_end``, and without it
+every run would be quarantined and nothing curated), against a read + ``json.loads`` +
+``json.dumps`` loop over the transcript lines, all in CPU seconds of this process, best of
+``--repeat``; transcripts as ``scripts/bench_import.py`` makes them. Peak RSS of the whole path
+is measured in fresh subprocesses on all transcripts and on a tenth of them. The last line is
+the ratio (transcripts → bundle) / (read+loads+dumps loop).
 """
 
 from __future__ import annotations
@@ -87,10 +97,79 @@ def rss_child(root: Path) -> None:
     print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def peak_rss(root: Path) -> float:
-    res = subprocess.run([sys.executable, __file__, "--rss-child", str(root)], capture_output=True, text=True,
+def peak_rss(root: Path, flag: str = "--rss-child") -> float:
+    res = subprocess.run([sys.executable, __file__, flag, str(root)], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     return float(json.loads(res.stdout.strip().splitlines()[-1])["peak_rss_mb"])
+
+
+def openclaw_path(src: Path, work: Path) -> tuple[float, float, object]:
+    """CPU seconds of import and of export (transcripts ``src`` → traces → bundle under ``work``)."""
+    from tracebridge.export.config import ExportConfig
+    from tracebridge.export.pipeline import export_traces
+    from tracebridge.importers.openclaw import import_openclaw
+
+    shutil.rmtree(work, ignore_errors=True)
+    t0 = clock()
+    rep = import_openclaw([src], work / "traces")
+    t1 = clock()
+    cfg = ExportConfig()
+    cfg.quality.allow = ["incomplete_run"]
+    res = export_traces(work / "traces", work / "bundles", cfg)
+    t2 = clock()
+    runs = res.report["runs"]
+    if not rep.reconciles or runs["read"] != runs["accepted"] + runs["quarantined"]:
+        raise SystemExit("counts do not reconcile")
+    return t1 - t0, t2 - t1, res
+
+
+def openclaw_rss_child(src: Path) -> None:
+    """Subprocess entry: transcripts ``src`` → bundle on tmpfs; print the peak RSS in MB."""
+    one_core()
+    with tempfile.TemporaryDirectory(dir=_shm()) as tmp:
+        openclaw_path(src, Path(tmp) / "work")
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def _shm() -> str | None:
+    return "/dev/shm" if Path("/dev/shm").is_dir() else None
+
+
+def openclaw_main(args: argparse.Namespace) -> None:
+    """``--openclaw``: the whole path against the loads+dumps loop (see the module docstring)."""
+    from bench_import import make_data, plain_loop
+
+    one_core()
+    repeat = 1 if args.smoke else args.repeat
+    with tempfile.TemporaryDirectory(prefix="bench-oc-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="bench-oc-out-", dir=_shm()) as out:
+        src, how = make_data(args, Path(tmp))
+        files = sorted(p for p in src.rglob("*") if p.is_file() and ".jsonl" in p.name)
+        mb = sum(p.stat().st_size for p in files) / 1e6
+        openclaw_path(src, Path(out) / "warm")  # imports and lazy tables, paid once as by any long-lived process
+        loops, paths = [], []
+        for _ in range(repeat):  # interleaved, best of N
+            loops.append(plain_loop(files, True, clock))
+            paths.append(openclaw_path(src, Path(out) / "work"))
+        loop = min(loops)
+        imp, exp, res = min(paths, key=lambda p: p[0] + p[1])
+        tenth = Path(tmp) / "tenth"
+        tenth.mkdir()
+        for f in files[:max(1, len(files) // 10)]:
+            shutil.copy(f, tenth / f.name)
+        rss = [peak_rss(p, "--openclaw-rss-child") for p in (src, tenth)]
+    runs = res.report["runs"]  # type: ignore[attr-defined]
+    print(f"input: {len(files)} transcripts, {mb:.1f} MB ({how}); traces and bundle on "
+          f"{'tmpfs' if _shm() else 'disk'}; CPU seconds, best of {repeat}")
+    print(f"bundle: {runs['read']} runs read, {runs['exported']} exported, {runs['duplicates']} duplicates, "
+          f"{runs['quarantined']} quarantined, {runs['events_read']} events")
+    print(f"plain read+json.loads+json.dumps:  {mb / loop:8.1f} MB/s ({loop:.2f} s)")
+    print(f"import openclaw → schema v2:       {mb / imp:8.1f} MB/s ({imp:.2f} s)")
+    print(f"export traces → bundle:            {mb / exp:8.1f} MB/s of transcripts ({exp:.2f} s)")
+    print(f"transcripts → bundle:              {mb / (imp + exp):8.1f} MB/s ({imp + exp:.2f} s)")
+    print(f"peak RSS transcripts → bundle: {rss[0]:.0f} MB for {mb:.1f} MB, {rss[1]:.0f} MB for a tenth")
+    print(f"ratio import/(read+loads+dumps): {loop / imp:.2f}")
+    print(f"ratio transcripts→bundle/(read+loads+dumps): {loop / (imp + exp):.2f}")
 
 
 def main() -> None:
@@ -98,10 +177,23 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=25, help="seeds of the smoke matrix (16 episodes each) at 1x")
     ap.add_argument("--scale", type=int, default=10, help="input multiple for the second RSS figure")
     ap.add_argument("--smoke", action="store_true", help="tiny input, for the test suite")
+    ap.add_argument("--openclaw", action="store_true", help="transcripts → bundle against the loads+dumps loop")
+    ap.add_argument("--sessions", type=int, default=2000, help="--openclaw: generated sessions")
+    ap.add_argument("--turns", type=int, default=5, help="--openclaw: turns per generated session")
+    ap.add_argument("--seed", type=int, default=1, help="--openclaw: generator seed")
+    ap.add_argument("--data", help="--openclaw: existing transcripts (not generated)")
+    ap.add_argument("--repeat", type=int, default=3, help="--openclaw: best of N")
     ap.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--openclaw-rss-child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child:
         rss_child(args.rss_child)
+        return
+    if args.openclaw_rss_child:
+        openclaw_rss_child(args.openclaw_rss_child)
+        return
+    if args.openclaw:
+        openclaw_main(args)
         return
     one_core()
     seeds, scale = (2, 2) if args.smoke else (args.seeds, args.scale)

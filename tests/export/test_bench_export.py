@@ -18,3 +18,14 @@ def test_bench_export_smoke() -> None:
     assert float(lines[-1].rsplit(" ", 1)[1]) > 0
     rss = next(line for line in lines if line.startswith("peak RSS"))
     assert re.search(r"\d+ MB at 1x .* \d+ MB at 2x", rss), rss
+
+
+def test_bench_export_openclaw_smoke() -> None:
+    res = subprocess.run([sys.executable, str(ROOT / "scripts/bench_export.py"), "--openclaw", "--smoke"],
+                         capture_output=True, text=True, timeout=300, check=True, cwd=ROOT)
+    lines = res.stdout.strip().splitlines()
+    assert re.fullmatch(r"ratio transcripts→bundle/\(read\+loads\+dumps\): \d+\.\d\d", lines[-1]), lines[-1]
+    assert re.fullmatch(r"ratio import/\(read\+loads\+dumps\): \d+\.\d\d", lines[-2]), lines[-2]
+    assert "40 transcripts" in lines[0]
+    bundle = next(line for line in lines if line.startswith("bundle:"))
+    assert re.match(r"bundle: 40 runs read, [1-9]\d* exported, \d+ duplicates, 0 quarantined", bundle), bundle

@@ -14,7 +14,8 @@ from collections.abc import Callable
 import orjson
 
 
-def _obj(line: bytes) -> dict:
+def as_object(line: bytes) -> dict:
+    """The line parsed as a JSON object; {} if it is not one."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -27,7 +28,7 @@ def truncate(line: bytes, rng: random.Random) -> bytes:
 
 
 def wrong_type(line: bytes, rng: random.Random) -> bytes:
-    obj = _obj(line)
+    obj = as_object(line)
     if not obj:
         return b"[]"
     key = rng.choice(sorted(obj))
@@ -36,7 +37,7 @@ def wrong_type(line: bytes, rng: random.Random) -> bytes:
 
 
 def unknown_type(line: bytes, rng: random.Random) -> bytes:
-    obj = _obj(line)
+    obj = as_object(line)
     for key in ("event_type", "type"):
         if key in obj:
             obj[key] = rng.choice(["brand_new_type", "", "EPISODE_END", 7])
@@ -45,7 +46,7 @@ def unknown_type(line: bytes, rng: random.Random) -> bytes:
 
 
 def huge_string(line: bytes, rng: random.Random) -> bytes:
-    obj = _obj(line)
+    obj = as_object(line)
     obj[rng.choice(sorted(obj) or ["k"])] = "A" * rng.randint(100_000, 2_000_000)
     return orjson.dumps(obj)
 
@@ -73,7 +74,7 @@ def not_json(line: bytes, rng: random.Random) -> bytes:
 
 
 def duplicate_id(line: bytes, rng: random.Random) -> bytes:
-    obj = _obj(line)
+    obj = as_object(line)
     for key in ("event_id", "id"):
         if key in obj:
             obj[key] = "dup-0"
@@ -81,7 +82,7 @@ def duplicate_id(line: bytes, rng: random.Random) -> bytes:
 
 
 def parent_cycle(line: bytes, rng: random.Random) -> bytes:
-    obj = _obj(line)
+    obj = as_object(line)
     for key in ("parent_event_id", "parentId"):
         if key in obj:
             obj[key] = obj.get("event_id", obj.get("id", "self"))
@@ -89,7 +90,7 @@ def parent_cycle(line: bytes, rng: random.Random) -> bytes:
 
 
 def timestamp_back(line: bytes, rng: random.Random) -> bytes:
-    obj = _obj(line)
+    obj = as_object(line)
     if "timestamp" in obj:
         obj["timestamp"] = rng.choice(["1999-01-01T00:00:00.000Z", "2026-13-45T99:99:99.000Z", "yesterday", 0])
     return orjson.dumps(obj)
@@ -101,16 +102,21 @@ MUTATIONS: dict[str, Callable[[bytes, random.Random], bytes]] = {
 }
 
 
-def mutate_lines(lines: list[bytes], rng: random.Random, n_bad: int) -> tuple[list[bytes], set[int]]:
+def mutate_lines(lines: list[bytes], rng: random.Random, n_bad: int,
+                 mutations: dict[str, Callable[[bytes, random.Random], bytes]] = MUTATIONS,
+                 ) -> tuple[list[bytes], set[int]]:
     """Insert ``n_bad`` mutated copies of random lines at random positions.
+
+    Args:
+        mutations: the table to draw from (a kind adds its own to ``MUTATIONS``).
 
     Returns the new line list and the 0-based indices of the mutated lines.
     """
     out = list(lines)
     bad_idx: list[int] = []
     for _ in range(n_bad):
-        name = rng.choice(sorted(MUTATIONS))
-        bad = MUTATIONS[name](rng.choice(lines), rng)
+        name = rng.choice(sorted(mutations))
+        bad = mutations[name](rng.choice(lines), rng)
         pos = rng.randint(0, len(out))
         out.insert(pos, bad)
         bad_idx = [i + 1 if i >= pos else i for i in bad_idx] + [pos]

@@ -117,7 +117,7 @@ def test_trial_refuses_a_bundle_tampered_after_submit(tmp_path):
 
     bundle = tmp_path / "bundle"
     shutil.copytree(BUNDLE, bundle)
-    cfg, recipes, specs = grid.load_checked("configs/sweep/smoke.yaml", [f"bundle={bundle}"])
+    _, recipes, specs = grid.load_checked("configs/sweep/smoke.yaml", [f"bundle={bundle}"])
     bid = json.loads((bundle / "manifest.json").read_text())["bundle_id"]
     ctx = TrialContext(sweep_id="t", bundle_uri=str(bundle), bundle_id=bid, work_root=str(tmp_path / "work"),
                        recipes=recipes)

@@ -74,6 +74,16 @@ def test_forward_reference_without_cycle(tmp_path):
     assert any("appears later" in m for m in _lineage(chk))
 
 
+def test_a_chain_through_a_non_string_parent_is_no_crash(tmp_path):
+    """Found by scripts/chaos_fuzz.py --kinds reader: walking a chain into an event whose parent
+    is an object raised TypeError (unhashable) instead of reporting the dangling parent."""
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), _ev("r", "r:2", "r:3"),
+                                           _ev("r", "r:3", {"nested": True}), _ev("r", "r:4", ["r:1"])]))
+    msgs = [(p.line, p.field, p.message) for p in chk.problems if p.kind == "lineage"]
+    assert (3, "parent_event_id", "not a string") in msgs and (4, "parent_event_id", "not a string") in msgs
+    assert any(line == 2 and "appears later" in m for line, _, m in msgs) and chk.lineage_valid_events == 1
+
+
 def test_event_of_other_run_in_file(tmp_path):
     chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), _ev("x", "r:2", "r:1")]))
     assert any("event of run 'x'" in m for m in _lineage(chk))

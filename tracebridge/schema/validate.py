@@ -117,7 +117,7 @@ def _cycle(eid: str, parents: dict[str, Any]) -> list[str]:
     """The ids on a parent-chain cycle through ``eid`` (empty if none)."""
     chain: list[str] = []
     cur: Any = eid
-    while cur in parents and cur not in chain:
+    while isinstance(cur, str) and cur in parents and cur not in chain:  # a non-string parent ends the chain
         chain.append(cur)
         cur = parents[cur]
     return chain[chain.index(cur):] if cur in chain else []

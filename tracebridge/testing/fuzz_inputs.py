@@ -76,7 +76,7 @@ def run_case(kind: FuzzKind, rng: random.Random, limit_s: float = 10.0) -> Count
     except CaseTimeout:
         return Counter(hangs=1)
     except Exception:  # noqa: BLE001 - an escaping exception is what this counts
-        log.error("crash on %r:\n%s", getattr(case, "path", case), traceback.format_exc())
+        log.error("crash on %.300r:\n%s", getattr(case, "data", case), traceback.format_exc())
         return Counter(crashes=1)
     return Counter(kind.verify(case, result))
 

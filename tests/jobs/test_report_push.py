@@ -1,0 +1,101 @@
+"""Storage unreachable at push time, end to end: ``jobs/sweep.py`` runs its sweep with Tune's
+storage on a real S3 API (moto on loopback) reached through a TCP proxy that cuts every connection
+carrying a request under ``/reports/`` — checkpoints and experiment state get through, the report
+push does not. The job retries with backoff, exits 3 naming the storage URI and the error, and
+keeps a verified report locally."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.sweep.test_publish import free_port, start_moto
+from tracebridge.report import verify_report
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "tests" / "data" / "train_views"
+REPORT_REQUEST = re.compile(rb"(GET|PUT|HEAD|POST|DELETE) /[^ ]*/reports/")
+
+
+class CutReportsProxy:
+    """127.0.0.1 TCP proxy to ``target`` that drops any connection sending a report request."""
+
+    def __init__(self, target: int) -> None:
+        self.target, self.cut = target, 0
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._client, "127.0.0.1", 0), self.loop).result(10)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _client(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        try:
+            sr, sw = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            cw.close()
+            return
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter, inspect: bool) -> None:
+            try:
+                while data := await r.read(65536):
+                    if inspect and REPORT_REQUEST.search(data):
+                        self.cut += 1
+                        break
+                    w.write(data)
+                    await w.drain()
+            except OSError:
+                pass
+            finally:
+                for x in (cw, sw):
+                    x.close()
+
+        await asyncio.gather(pipe(cr, sw, True), pipe(sr, cw, False), return_exceptions=True)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture
+def s3_behind_proxy():
+    import boto3
+
+    port = free_port()
+    moto = start_moto(port)
+    proxy = CutReportsProxy(port)
+    try:
+        boto3.client("s3", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
+                     aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket="tb-sweeps")
+        yield f"http://127.0.0.1:{proxy.port}", proxy
+    finally:
+        proxy.close()
+        moto.terminate()
+        moto.wait(10)
+
+
+def test_job_exits_3_with_the_report_kept_when_storage_is_unreachable_at_push(s3_behind_proxy, tmp_path):
+    url, proxy = s3_behind_proxy
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_"))}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+               AWS_ENDPOINT_URL=url, AWS_MAX_ATTEMPTS="1", LITELLM_LOCAL_MODEL_COST_MAP="True", OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, "jobs/sweep.py", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}",
+                          "storage=s3://tb-sweeps/sweeps", f"work_dir={tmp_path}/work", "variants=[baseline]",
+                          "overrides.train.max_steps=2", "overrides.train.save_steps=0", "push.attempts=2",
+                          "push.backoff_s=0.1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert res.returncode == 3, res.stderr[-4000:]
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["trials"] == 1 and summary["failures"] == [] and "report_uri" not in summary
+    uri = f"s3://tb-sweeps/sweeps/reports/{summary['sweep_id']}"
+    line = next(x for x in res.stderr.splitlines() if "report not pushed" in x)
+    assert f"push of the report to {uri} failed after 2 attempt(s)" in line
+    assert summary["report_local"] in line and "retrying in 0.1 s" in res.stderr
+    assert verify_report(Path(summary["report_local"])) == [] and proxy.cut >= 2

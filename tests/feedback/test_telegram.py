@@ -96,6 +96,34 @@ def test_harvest_survives_bom_scalars_and_deep_nesting(cfg, tmp_path):
     assert rep.quarantine_samples == [f"{dump}:2:<update>: not a JSON object", f"{dump}:3:message_reaction: not an object"]
 
 
+def _counts(uid: int, totals: dict[str, int]) -> dict:
+    return {"update_id": uid, "message_reaction_count": {"chat": {"id": -1}, "message_id": 5, "date": DATE + uid,
+                                                         "reactions": [{"type": emoji(e), "total_count": n}
+                                                                       for e, n in totals.items()]}}
+
+
+def test_counts_survive_a_second_harvest_and_stale_updates(cfg, tmp_path):
+    """Harvesting the same dump again moved the counts back (the first update was re-applied
+    against the final totals: ❤ 1 -> 0); an older or re-delivered count update is now stale."""
+    dump = tmp_path / "counts.jsonl"
+    dump.write_bytes(b"\n".join(orjson.dumps(u) for u in (
+        _counts(1, {"👍": 2}), _counts(2, {"👍": 2, "❤": 1}), _counts(1, {"👍": 9}), _counts(2, {"🔥": 4}))))
+
+    def net() -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in read_ledger(cfg.ledger).rows:
+            out[r.emoji] = out.get(r.emoji, 0) + (r.count if r.change == "added" else -r.count)
+        return {e: n for e, n in out.items() if n}
+
+    first = harvest_dumps(cfg, [dump])
+    assert net() == {"👍": 2, "❤": 1} and (first.read, first.accepted) == (4, 4)
+    harvest_dumps(cfg, [dump])
+    assert net() == {"👍": 2, "❤": 1}
+    dump.write_bytes(orjson.dumps(_counts(3, {"❤": 3})))
+    harvest_dumps(cfg, [dump])
+    assert net() == {"❤": 3}
+
+
 def test_harvest_from_openclaw_system_events(cfg):
     from tests.importers.conftest import HOME
 

@@ -23,6 +23,7 @@ from tracebridge.feedback.telegram import (
     ReadError,
     UpdateError,
     anonymous_counts,
+    newest_count_ids,
     read_updates,
     rows_from_update,
 )
@@ -81,7 +82,8 @@ def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source:
                     inputs: list[str]) -> HarvestReport:
     """Harvest (location, update) pairs into the ledger."""
     mapping = load_mapping(cfg.mapping)
-    anonymous = anonymous_counts(read_ledger(cfg.ledger).rows)
+    ledger = read_ledger(cfg.ledger).rows
+    anonymous, newest = anonymous_counts(ledger), newest_count_ids(ledger)
     rep, rows, now = HarvestReport(source, inputs), [], utc_now()
     for where, upd in updates:
         rep.read += 1
@@ -90,7 +92,7 @@ def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source:
             continue
         try:
             rows += rows_from_update(upd, mapping, source=source, harvested_at=now, anonymous=anonymous,
-                                     salt=_salt(cfg))
+                                     salt=_salt(cfg), newest=newest)
         except UpdateError as exc:
             _quarantine(cfg, rep, f"{where}:{exc.field}", exc.reason, upd)
             continue

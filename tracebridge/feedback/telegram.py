@@ -5,7 +5,9 @@ in ``old_reaction`` is a row ``added``, every one only in ``old_reaction`` a row
 ``message_reaction_count`` (anonymous reactions in channels, absolute totals): compared with
 the net anonymous count the ledger already holds for that message, each difference becomes an
 ``added`` or ``removed`` row with ``count``. Custom emojis are ``custom:<id>``, paid reactions
-``paid``. Dedupe keys come from the update id, so harvesting the same update twice adds nothing.
+``paid``. Dedupe keys come from the update id (and, for counts, the message), so harvesting the
+same update twice adds nothing; a count update no newer than the last one applied to its message
+is stale (counts are absolute totals).
 """
 
 from __future__ import annotations
@@ -84,11 +86,14 @@ def _list(body: dict[str, Any], key: str) -> list[Any]:
 
 def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at: str,
                      anonymous: dict[tuple[Any, int, str], int] | None = None,
-                     salt: str | None = None) -> list[dict[str, Any]]:
+                     salt: str | None = None, newest: dict[tuple[Any, int], int] | None = None) -> list[dict[str, Any]]:
     """Ledger rows of one Bot API update ([] for updates that are not about reactions).
 
     Args:
         anonymous: net anonymous counts per (chat, message id, emoji) so far; updated in place.
+        newest: the newest count update id applied per (chat, message id); updated in place. A
+            count update that is not newer is stale (counts are absolute totals) and adds nothing,
+            so harvesting a dump again, or a re-delivered update id, never moves the counts back.
 
     Raises:
         UpdateError: a reaction update with a missing or malformed field.
@@ -126,6 +131,10 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
             if k is None or isinstance(n, bool) or not isinstance(n, int) or n < 0:
                 raise UpdateError("reactions", f"bad ReactionCount {r!r}")
             totals[norm_emoji(k)] += n
+        if newest is not None:
+            if uid <= newest.get((chat, mid), uid - 1):
+                return []
+            newest[(chat, mid)] = uid
         state = anonymous if anonymous is not None else {}
         out = []
         for e in sorted(set(totals) | {e for (c, m, e) in state if (c, m) == (chat, mid)}):
@@ -135,9 +144,19 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
                 change = "added" if delta > 0 else "removed"
                 out.append(_row(when=when, chat=chat, mid=mid, user="anonymous", emoji=e, change=change,
                                 count=abs(delta), mapping=mapping, source=source, update_id=uid,
-                                key=f"tgc:{uid}:{e}", harvested_at=harvested_at))
+                                key=f"tgc:{uid}:{chat}:{mid}:{e}", harvested_at=harvested_at))
         return out
     return []
+
+
+def newest_count_ids(rows: list[LedgerRow]) -> dict[tuple[Any, int], int]:
+    """The newest update id of the anonymous counts per (chat, message id) in the ledger."""
+    out: dict[tuple[Any, int], int] = {}
+    for r in rows:
+        uid = r.raw.get("update_id")
+        if r.user == "anonymous" and isinstance(uid, int) and uid > out.get((r.chat, r.message_id), uid - 1):
+            out[(r.chat, r.message_id)] = uid
+    return out
 
 
 def anonymous_counts(rows: list[LedgerRow]) -> dict[tuple[Any, int, str], int]:

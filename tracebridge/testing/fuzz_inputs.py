@@ -378,7 +378,8 @@ class TelegramFuzz:
     for a quarter of the cases, one getUpdates response document (its mutations kept to valid
     JSON: a document that does not parse is one unreadable item). Lost = a dedupe key of the
     base's reaction rows missing from the ledger (the first delivery of an update id wins), or an
-    anonymous net count that differs from the last accepted count update of that message."""
+    anonymous net count that differs from the totals of the newest accepted count update of that
+    message (counts are absolute; an older or repeated update id is stale)."""
 
     def __init__(self, tmp: Path) -> None:
         from tracebridge.feedback import harvest_dumps
@@ -432,25 +433,19 @@ class TelegramFuzz:
                         for r in q)
         ledger = _jsonl(Path(cfg.ledger))
         lost = len(self.keys[case.doc] - {r["key"] for r in ledger})
-        last: dict[tuple[Any, int], Counter[str]] = {}
-        by_uid: dict[str, dict[str, tuple[Any, int]]] = {}  # update id -> body -> message
+        last: dict[tuple[Any, int], tuple[int, Counter[str]]] = {}  # message -> newest update id, totals
         for loc, upd in items:
             got = _count_totals(upd) if loc not in where else None
-            if got is not None:
-                last[got[0]] = got[1]
-                by_uid.setdefault(repr(upd["update_id"]), {})[repr(upd["message_reaction_count"])] = got[0]
-        conflicts = {m for bodies in by_uid.values() if len(bodies) > 1 for m in bodies.values()}
-        for m in conflicts:  # one update id, two different counts: outside the promise (see the class doc)
-            del last[m]
+            if got is not None and upd["update_id"] > last.get(got[0], (upd["update_id"] - 1,))[0]:
+                last[got[0]] = (upd["update_id"], got[1])
         net: Counter[tuple[Any, int, str]] = Counter()
         for r in ledger:
             if r["user"] == "anonymous":
                 net[(r["chat"], r["message_id"], r["emoji"])] += r["count"] if r["change"] == "added" else -r["count"]
-        for (chat, mid), totals in last.items():
+        for (chat, mid), (_, totals) in last.items():
             emojis = set(totals) | {e for (c, m, e) in net if (c, m) == (chat, mid)}
             lost += any(net[(chat, mid, e)] != totals[e] for e in emojis)
-        return {"unreconciled": int(unreconciled), "unlocated": unlocated, "lost": lost,
-                "count_id_conflicts": len(conflicts)}
+        return {"unreconciled": int(unreconciled), "unlocated": unlocated, "lost": lost}
 
 
 EXTRA_KINDS: dict[str, Callable[[Path], FuzzKind]] = {"openclaw": OpenClawFuzz, "telegram": TelegramFuzz}

@@ -94,6 +94,11 @@ def test_harvest_survives_bom_scalars_and_deep_nesting(cfg, tmp_path):
     rep = harvest_dumps(cfg, [dump])
     assert (rep.read, rep.accepted, rep.quarantined, rep.added) == (3, 1, 2, 1)
     assert rep.quarantine_samples == [f"{dump}:2:<update>: not a JSON object", f"{dump}:3:message_reaction: not an object"]
+    dump.write_bytes(b'{"update_id": 4, "message_reaction": {\n')
+    rep = harvest_dumps(cfg, [dump])
+    q = [orjson.loads(x) for x in Path(cfg.quarantine).read_bytes().splitlines()]
+    assert rep.quarantine_samples[0].startswith(f"{dump}:1:<line>: invalid JSON")
+    assert q[-1]["raw"] == '{"update_id": 4, "message_reaction": {'  # the bad line is kept
 
 
 def _counts(uid: int, totals: dict[str, int]) -> dict:

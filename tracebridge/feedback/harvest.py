@@ -88,7 +88,7 @@ def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source:
     for where, upd in updates:
         rep.read += 1
         if isinstance(upd, ReadError):  # a line or document read_updates could not parse
-            _quarantine(cfg, rep, where, upd, "")
+            _quarantine(cfg, rep, where, upd, upd.raw)
             continue
         try:
             rows += rows_from_update(upd, mapping, source=source, harvested_at=now, anonymous=anonymous,

@@ -24,7 +24,16 @@ from tracebridge.schema.canonical import format_ts
 
 
 class ReadError(str):
-    """A part of a dump that could not be read (the reason), where an update was expected."""
+    """A part of a dump that could not be read (the reason), where an update was expected;
+    ``raw`` is its text, for the quarantine."""
+
+    raw: str = ""
+
+    @classmethod
+    def of(cls, reason: str, raw: bytes) -> ReadError:
+        err = cls(reason)
+        err.raw = raw.decode("utf-8", "replace")
+        return err
 
 
 class UpdateError(ValueError):
@@ -184,7 +193,7 @@ def read_updates(data: bytes, where: str) -> list[tuple[str, Any]]:
             return [(f"{where}:result[{i}]", u) for i, u in enumerate(items)]
         if isinstance(doc, dict) and "update_id" in doc:
             return [(f"{where}:1", doc)]
-        return [(f"{where}:1:<document>", ReadError("not a getUpdates response, update list or JSONL of updates"))]
+        return [(f"{where}:1:<document>", ReadError.of("not a getUpdates response, update list or JSONL of updates", data))]
     out: list[tuple[str, Any]] = []
     for lineno, line in enumerate(data.splitlines(), 1):
         if not line.strip():
@@ -192,7 +201,7 @@ def read_updates(data: bytes, where: str) -> list[tuple[str, Any]]:
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            out.append((f"{where}:{lineno}:<line>", ReadError(f"invalid JSON: {exc}")))
+            out.append((f"{where}:{lineno}:<line>", ReadError.of(f"invalid JSON: {exc}", line)))
             continue
         if isinstance(obj, dict) and isinstance(obj.get("result"), list):
             out.extend((f"{where}:{lineno}:result[{i}]", u) for i, u in enumerate(obj["result"]))

@@ -348,8 +348,9 @@ def _updates_in(data: bytes, path: Path, doc: bool) -> list[tuple[str, Any]]:
 
 def _embeddable(line: bytes) -> bool:
     """A mutated line that can sit inside a getUpdates document (an object orjson can write)."""
+    obj = as_object(line)
     try:
-        return bool(orjson.dumps({"ok": True, "result": [as_object(line)]})) and bool(as_object(line))
+        return bool(obj) and bool(orjson.dumps({"ok": True, "result": [obj]}))
     except orjson.JSONEncodeError:
         return False
 
@@ -370,6 +371,8 @@ def _count_totals(upd: Any) -> tuple[tuple[Any, int], Counter[str]] | None:
 
 @dataclass
 class DumpCase(Case):
+    """A getUpdates dump case; ``doc``: one response document instead of JSONL."""
+
     doc: bool = False
 
 
@@ -391,8 +394,10 @@ class TelegramFuzz:
         self.keys = {doc: self._base_keys(doc) for doc in (False, True)}
 
     def _base_keys(self, doc: bool) -> set[str]:
+        """Dedupe keys of the reaction rows the unmutated base harvests into."""
         case = self._case(self.doc_base if doc else self.base, set(), doc, random.Random(0))
-        return {r["key"] for r in _jsonl(Path(self._cfg(case, self.feed(case)).ledger)) if r["user"] != "anonymous"}
+        self.feed(case)
+        return {r["key"] for r in _jsonl(Path(self._cfg(case).ledger)) if r["user"] != "anonymous"}
 
     def _case(self, lines: list[bytes], bad: set[int], doc: bool, rng: random.Random) -> DumpCase:
         path = self.tmp / "case" / "in" / "dump.json"
@@ -410,7 +415,7 @@ class TelegramFuzz:
             lines, bad = [lines[i] for i in keep], {j for j, i in enumerate(keep) if i in bad}
         return self._case(lines, bad, doc, rng)
 
-    def _cfg(self, case: DumpCase, _: Any = None) -> Any:
+    def _cfg(self, case: DumpCase) -> Any:
         d = case.path.parent.parent / "memory"
         return self.config(ledger=str(d / "ledger.jsonl"), mapping=str(d / "mapping.json"),
                            registry=str(d / "chunks.jsonl"), harvest_log=str(d / "harvest.jsonl"),

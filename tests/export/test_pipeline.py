@@ -103,3 +103,19 @@ def test_too_many_quarantined_fails_the_export(mixed_traces: Path, tmp_path: Pat
     assert not res.passed and "quality.max_quarantined_pct" in res.report["failures"][0]
     man = orjson.loads((res.path / "manifest.json").read_bytes())
     assert man["report"]["passed"] is False and man["source"]["runs"] == 5
+
+
+def test_worker_processes_give_the_same_bundle(mixed_traces: Path, tmp_path: Path) -> None:
+    # quarantine, an allowed rule, capture and export-time redaction, a duplicate: every tally
+    # crosses the process boundary and must add up to what one process counts
+    record_pii_run(mixed_traces, redactor=capture_redactor(), goal="mail Bob", text="ask bob@example.org")
+    for allow in ([], ["bad_json"]):
+        cfg = ExportConfig()
+        cfg.quality.allow = allow
+        one = export_traces(mixed_traces, tmp_path / f"one{len(allow)}", cfg)
+        two = export_traces(mixed_traces, tmp_path / f"two{len(allow)}", cfg, workers=2)
+        assert two.manifest.bundle_id == one.manifest.bundle_id and two.report == one.report
+        capture, pass1 = two.report["redaction"]["passes"][:2]
+        assert capture["runs"] == 1 and sum(capture["policies"].values()) == 1 and pass1["findings"]["EMAIL"]
+        assert two.report["runs"]["read"] == 6 and two.report["runs"]["duplicates"] == 1
+        assert two.report["quarantine"]["allowed_by_rule"] == ({"bad_json": 1} if allow else {})

@@ -67,6 +67,8 @@ def export_cmd(
     out: Annotated[Path, typer.Option("--out", help="Parent folder; the bundle is <out>/<bundle_id>.")] = Path("bundles"),
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes that check and redact runs "
+                                         "(the bundle is the same for any number).")] = 1,
 ) -> None:
     """Curate traces (redaction, quality, dedup, family split) into a content-addressed bundle.
 
@@ -81,7 +83,7 @@ def export_cmd(
         fail(f"{traces}: no such trace root")
     cfg = _load(ExportConfig, config, overrides or [])
     try:
-        res = export_traces(traces, out, cfg, labels_for_run=feedback_source(cfg.feedback))
+        res = export_traces(traces, out, cfg, labels_for_run=feedback_source(cfg.feedback), workers=workers)
     except (FeedbackUnavailable, ValueError) as exc:
         fail(str(exc), 1)
     s = res.summary()

@@ -14,6 +14,10 @@ capped MinHash sample. For each run, in order:
    before is counted in its cluster instead of written;
 5. rows stream into ``views/<view>/<split>.jsonl`` by the run's goal-family split.
 
+Steps 1-2 need nothing from other runs: with ``workers > 1`` they run in worker processes
+(``_Curator``, a few runs in flight) while this process does steps 3-5 in run order, so the
+bundle is the same for any number of workers.
+
 Counts reconcile (read = accepted + quarantined; accepted = exported + duplicates) or the
 export fails. The report, the masked config and the manifest are written last.
 """
@@ -22,10 +26,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import multiprocessing
 import os
 import subprocess
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,36 +124,45 @@ def _findings_text(found: Counter[tuple[str, str]]) -> str:
     return ", ".join(f"{k}×{n} in {p}" for (k, p), n in sorted(found.items())[:20])
 
 
-class _Exporter:
-    """The per-run loop of one export (state: tallies, indexes, the bundle writer)."""
+@dataclass
+class Curated:
+    """One run after quality checks and redaction: what a worker process hands back."""
 
-    def __init__(self, root: Path, cfg: ExportConfig, writer: BundleWriter, labels_for_run: LabelsForRun | None):
-        self.root, self.cfg, self.w, self.labels_for_run = root, cfg, writer, labels_for_run
-        self.t = Tally()
-        self.dedup = DedupIndex()
-        self.leak = LeakageTracker(cfg.leakage)
-        self.tools = ToolRegistry(cfg.tools)
+    tally: Tally  # this run's counts: read, events, allowed rules, redaction passes
+    blocking: list[Reason]
+    family: str
+    events: list[dict[str, Any]]
+    session: dict[str, Any]
+    raw_session: dict[str, Any]
+
+
+class _Curator:
+    """Steps 1-2 of one run (quality, redaction): no shared state, so runs may go to workers."""
+
+    def __init__(self, cfg: ExportConfig) -> None:
+        self.cfg = cfg
         self.redactor = Redactor(cfg.redaction)
         self.scanner = Scanner(cfg.redaction)
-        self.family_runs = family_counts(root)
-        self.assignment = assign_families(self.family_runs, cfg.split)
 
-    def quarantine(self, run: RunDir, reasons: list[Reason]) -> None:
-        t, cap = self.t, self.cfg.quality.max_reasons_per_run
-        t.quarantined += 1
-        rules = sorted({r.rule for r in reasons})
-        for rule in rules:
-            t.quarantine_rules[rule] += 1
-        listed = [{**r.to_dict(), "message": self.redactor.redact_text(r.message, "_quarantine")}
-                  for r in reasons[:cap]]
-        self.w.write_row("quarantine.jsonl", {"run_id": run.run_id, "rules": rules, "reasons": listed,
-                                              "reasons_total": len(reasons)})
-        self.w.write_row("runs.jsonl", {"run_id": run.run_id, "status": "quarantined", "rules": rules})
+    def curate(self, run: RunDir) -> Curated:
+        t = Tally(runs_read=1)
+        lines: list[tuple[int, dict[str, Any]]] = []
+        raw_session: dict[str, Any] = {}
+        chk = check_run(run, lines, raw_session)
+        t.events_read += chk.events
+        blocking, allowed = run_reasons(chk, run.path, lines, self.cfg.quality.allow)
+        t.allowed_rules.update(r.rule for r in allowed)
+        events = [ev for _, ev in lines]
+        session = raw_session
+        if not blocking and self.cfg.redaction.enabled:
+            events, session, more = self.redaction(t, run, events, raw_session)
+            blocking += more
+        return Curated(t, blocking, _family(raw_session), events, session, raw_session)
 
-    def redaction(self, run: RunDir, events: list[dict[str, Any]], session: dict[str, Any]
+    def redaction(self, t: Tally, run: RunDir, events: list[dict[str, Any]], session: dict[str, Any]
                   ) -> tuple[list[dict[str, Any]], dict[str, Any], list[Reason]]:
         """Pass 1 where capture did not redact, then pass 2 over every record."""
-        t, rid = self.t, run.run_id
+        rid = run.run_id
         gov = session.get("data_governance") if isinstance(session.get("data_governance"), dict) else {}
         capture = [p for p in gov.get("passes") or [] if isinstance(p, dict) and p.get("stage") == "capture"]
         if capture:
@@ -176,26 +191,41 @@ class _Exporter:
         return events, session, [Reason("redaction_pass2", f"{rid}/events.jsonl:-:<records>",
                                         f"pass 2 found {sum(found.values())} value(s): {_findings_text(found)}")]
 
-    def process(self, ordinal: int, run: RunDir) -> None:
-        t = self.t
-        t.runs_read += 1
-        lines: list[tuple[int, dict[str, Any]]] = []
-        raw_session: dict[str, Any] = {}
-        chk = check_run(run, lines, raw_session)
-        t.events_read += chk.events
-        blocking, allowed = run_reasons(chk, run.path, lines, self.cfg.quality.allow)
-        t.allowed_rules.update(r.rule for r in allowed)
-        family = _family(raw_session)
-        events = [ev for _, ev in lines]
-        session = raw_session
-        if not blocking and self.cfg.redaction.enabled:
-            events, session, more = self.redaction(run, events, raw_session)
-            blocking += more
-        if blocking:
-            self.quarantine(run, blocking)
+
+class _Exporter:
+    """The per-run loop of one export (state: tallies, indexes, the bundle writer)."""
+
+    def __init__(self, root: Path, cfg: ExportConfig, writer: BundleWriter, labels_for_run: LabelsForRun | None):
+        self.root, self.cfg, self.w, self.labels_for_run = root, cfg, writer, labels_for_run
+        self.t = Tally()
+        self.dedup = DedupIndex()
+        self.leak = LeakageTracker(cfg.leakage)
+        self.tools = ToolRegistry(cfg.tools)
+        self.curator = _Curator(cfg)
+        self.redactor = self.curator.redactor  # also masks quarantine messages
+        self.family_runs = family_counts(root)
+        self.assignment = assign_families(self.family_runs, cfg.split)
+
+    def quarantine(self, run: RunDir, reasons: list[Reason]) -> None:
+        t, cap = self.t, self.cfg.quality.max_reasons_per_run
+        t.quarantined += 1
+        rules = sorted({r.rule for r in reasons})
+        for rule in rules:
+            t.quarantine_rules[rule] += 1
+        listed = [{**r.to_dict(), "message": self.redactor.redact_text(r.message, "_quarantine")}
+                  for r in reasons[:cap]]
+        self.w.write_row("quarantine.jsonl", {"run_id": run.run_id, "rules": rules, "reasons": listed,
+                                              "reasons_total": len(reasons)})
+        self.w.write_row("runs.jsonl", {"run_id": run.run_id, "status": "quarantined", "rules": rules})
+
+    def process(self, ordinal: int, run: RunDir, c: Curated) -> None:
+        """Steps 3-5 of a curated run, in run order."""
+        self.t.merge(c.tally)
+        if c.blocking:
+            self.quarantine(run, c.blocking)
             return
-        t.accepted += 1
-        self.emit(ordinal, run, events, session, raw_session, family)
+        self.t.accepted += 1
+        self.emit(ordinal, run, c.events, c.session, c.raw_session, c.family)
 
     def emit(self, ordinal: int, run: RunDir, events: list[dict[str, Any]], session: dict[str, Any],
              raw_session: dict[str, Any], family: str) -> None:
@@ -277,8 +307,42 @@ def _names(root: Path, ordinals: set[int]) -> dict[int, str]:
     return {i: r.run_id for i, r in enumerate(iter_runs(root)) if i in ordinals} if ordinals else {}
 
 
+_WORKER: _Curator | None = None
+
+
+def _init_worker(cfg: ExportConfig) -> None:
+    global _WORKER
+    _WORKER = _Curator(cfg)
+
+
+def _curate_in_worker(run: RunDir) -> Curated:
+    assert _WORKER is not None
+    return _WORKER.curate(run)
+
+
+def _curated(ex: _Exporter, workers: int) -> Iterator[tuple[RunDir, Curated]]:
+    """Every run of the root, curated, in run order: here, or by ``workers`` processes with at
+    most two runs per worker in flight (memory stays bounded by a few runs)."""
+    if workers <= 1:
+        for run in iter_runs(ex.root):
+            yield run, ex.curator.curate(run)
+        return
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(ex.cfg,)) as pool:
+        pending: deque[tuple[RunDir, Future[Curated]]] = deque()
+        for run in iter_runs(ex.root):
+            pending.append((run, pool.submit(_curate_in_worker, run)))
+            if len(pending) >= 2 * workers:
+                done, fut = pending.popleft()
+                yield done, fut.result()
+        while pending:
+            done, fut = pending.popleft()
+            yield done, fut.result()
+
+
 def export_traces(root: str | os.PathLike[str], out_dir: str | os.PathLike[str], cfg: ExportConfig | None = None,
-                  labels_for_run: LabelsForRun | None = None, progress: Progress | None = None) -> ExportResult:
+                  labels_for_run: LabelsForRun | None = None, progress: Progress | None = None,
+                  workers: int = 1) -> ExportResult:
     """Curate a trace root and write one content-addressed bundle under ``out_dir``.
 
     Args:
@@ -287,6 +351,8 @@ def export_traces(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         cfg: export config (defaults when None).
         labels_for_run: the feedback seam (``tracebridge.export.labels.LabelsForRun``).
         progress: ``progress(done, total)`` callback.
+        workers: processes that check and redact runs (steps 1-2) while this one builds views
+            and writes the bundle in run order; the bundle is the same for any number.
 
     Returns:
         The bundle path, manifest and report (``report["passed"]`` false when a check failed).
@@ -299,8 +365,8 @@ def export_traces(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     try:
         ex = _Exporter(root, cfg, writer, labels_for_run)
         total = sum(ex.family_runs.values())
-        for i, run in enumerate(iter_runs(root)):
-            ex.process(i, run)
+        for i, (run, curated) in enumerate(_curated(ex, workers)):
+            ex.process(i, run, curated)
             if progress is not None:
                 progress(i + 1, total)
         return _finish(ex, root, cfg, writer)

@@ -10,7 +10,7 @@ per view and split. Deterministic: no timestamps or paths, keys sorted.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tracebridge.curate.config import SPLITS
@@ -48,6 +48,18 @@ class Tally:
     pair_sources: Counter[str] = field(default_factory=Counter)
     tool_sources: Counter[str] = field(default_factory=Counter)
     view_skips: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: Tally) -> None:
+        """Add ``other``'s counts (the tally of one run curated on its own, e.g. in a worker)."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, int):
+                setattr(self, f.name, mine + theirs)
+            elif isinstance(mine, Counter):
+                mine.update(theirs)
+            else:
+                for k, c in theirs.items():
+                    mine[k].update(c)
 
     def add_findings(self, target: dict[str, Counter[str]], found: dict[tuple[str, str], int]) -> None:
         for (kind, path), n in found.items():

@@ -17,8 +17,9 @@ views, report and manifest. Prints the ratio (export MB/s / plain-loop MB/s) las
 every run would be quarantined and nothing curated), against a read + ``json.loads`` +
 ``json.dumps`` loop over the transcript lines, all in CPU seconds of this process, best of
 ``--repeat``; transcripts as ``scripts/bench_import.py`` makes them. Peak RSS of the whole path
-is measured in fresh subprocesses on all transcripts and on a tenth of them. The last line is
-the ratio (transcripts → bundle) / (read+loads+dumps loop).
+is measured in fresh subprocesses on all transcripts and on a tenth of them. ``--workers 2``
+adds the wall time of the whole path on all CPUs with two export workers against one process.
+The last line is the ratio (transcripts → bundle) / (read+loads+dumps loop).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def peak_rss(root: Path, flag: str = "--rss-child") -> float:
     return float(json.loads(res.stdout.strip().splitlines()[-1])["peak_rss_mb"])
 
 
-def openclaw_path(src: Path, work: Path) -> tuple[float, float, object]:
+def openclaw_path(src: Path, work: Path, workers: int = 1) -> tuple[float, float, object]:
     """CPU seconds of import and of export (transcripts ``src`` → traces → bundle under ``work``)."""
     from tracebridge.export.config import ExportConfig
     from tracebridge.export.pipeline import export_traces
@@ -115,7 +116,7 @@ def openclaw_path(src: Path, work: Path) -> tuple[float, float, object]:
     t1 = clock()
     cfg = ExportConfig()
     cfg.quality.allow = ["incomplete_run"]
-    res = export_traces(work / "traces", work / "bundles", cfg)
+    res = export_traces(work / "traces", work / "bundles", cfg, workers=workers)
     t2 = clock()
     runs = res.report["runs"]
     if not rep.reconciles or runs["read"] != runs["accepted"] + runs["quarantined"]:
@@ -135,10 +136,30 @@ def _shm() -> str | None:
     return "/dev/shm" if Path("/dev/shm").is_dir() else None
 
 
+def workers_scaling(src: Path, out: Path, workers: int, cpus: set[int] | None, repeat: int) -> tuple[float, float]:
+    """Wall seconds of the whole path on all of this process's CPUs: one process, then ``workers``
+    export workers (interleaved, best of ``repeat``); the pin to one core is restored after."""
+    pinned = os.sched_getaffinity(0) if cpus else None
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    try:
+        one, many = [], []
+        for _ in range(repeat):
+            for n, acc in ((1, one), (workers, many)):
+                t0 = time.perf_counter()
+                openclaw_path(src, out / "scaling", n)
+                acc.append(time.perf_counter() - t0)
+        return min(one), min(many)
+    finally:
+        if pinned:
+            os.sched_setaffinity(0, pinned)
+
+
 def openclaw_main(args: argparse.Namespace) -> None:
     """``--openclaw``: the whole path against the loads+dumps loop (see the module docstring)."""
     from bench_import import make_data, plain_loop
 
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     one_core()
     repeat = 1 if args.smoke else args.repeat
     with tempfile.TemporaryDirectory(prefix="bench-oc-") as tmp, \
@@ -153,6 +174,7 @@ def openclaw_main(args: argparse.Namespace) -> None:
             paths.append(openclaw_path(src, Path(out) / "work"))
         loop = min(loops)
         imp, exp, res = min(paths, key=lambda p: p[0] + p[1])
+        scaling = workers_scaling(src, Path(out), args.workers, cpus, repeat) if args.workers > 1 else None
         tenth = Path(tmp) / "tenth"
         tenth.mkdir()
         for f in files[:max(1, len(files) // 10)]:
@@ -168,6 +190,10 @@ def openclaw_main(args: argparse.Namespace) -> None:
     print(f"export traces → bundle:            {mb / exp:8.1f} MB/s of transcripts ({exp:.2f} s)")
     print(f"transcripts → bundle:              {mb / (imp + exp):8.1f} MB/s ({imp + exp:.2f} s)")
     print(f"peak RSS transcripts → bundle: {rss[0]:.0f} MB for {mb:.1f} MB, {rss[1]:.0f} MB for a tenth")
+    if scaling is not None:
+        w1, wn = scaling
+        print(f"wall transcripts → bundle on {len(cpus or ())} CPUs: {w1:.2f} s with 1 process, {wn:.2f} s with "
+              f"--workers {args.workers} (export checks and redaction in workers): {w1 / wn:.2f}x")
     print(f"ratio import/(read+loads+dumps): {loop / imp:.2f}")
     print(f"ratio transcripts→bundle/(read+loads+dumps): {loop / (imp + exp):.2f}")
 
@@ -183,6 +209,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1, help="--openclaw: generator seed")
     ap.add_argument("--data", help="--openclaw: existing transcripts (not generated)")
     ap.add_argument("--repeat", type=int, default=3, help="--openclaw: best of N")
+    ap.add_argument("--workers", type=int, default=1, help="--openclaw: also time the whole path on all CPUs "
+                    "with this many export workers against one process (wall clock)")
     ap.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--openclaw-rss-child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -21,11 +21,12 @@ def test_bench_export_smoke() -> None:
 
 
 def test_bench_export_openclaw_smoke() -> None:
-    res = subprocess.run([sys.executable, str(ROOT / "scripts/bench_export.py"), "--openclaw", "--smoke"],
-                         capture_output=True, text=True, timeout=300, check=True, cwd=ROOT)
+    res = subprocess.run([sys.executable, str(ROOT / "scripts/bench_export.py"), "--openclaw", "--smoke",
+                          "--workers", "2"], capture_output=True, text=True, timeout=300, check=True, cwd=ROOT)
     lines = res.stdout.strip().splitlines()
     assert re.fullmatch(r"ratio transcripts→bundle/\(read\+loads\+dumps\): \d+\.\d\d", lines[-1]), lines[-1]
     assert re.fullmatch(r"ratio import/\(read\+loads\+dumps\): \d+\.\d\d", lines[-2]), lines[-2]
     assert "40 transcripts" in lines[0]
+    assert any(re.search(r"s with --workers 2 .*: \d+\.\d\dx$", line) for line in lines), lines
     bundle = next(line for line in lines if line.startswith("bundle:"))
     assert re.match(r"bundle: 40 runs read, [1-9]\d* exported, \d+ duplicates, 0 quarantined", bundle), bundle

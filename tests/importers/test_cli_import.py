@@ -28,3 +28,17 @@ def test_import_command_bad_input(tmp_path):
     assert r.exit_code == 2 and "no such file or folder" in r.output
     r = CliRunner().invoke(app, ["import", "openclaw", str(HOME), "--out", str(tmp_path / "t"), "header_scan_byts=1"])
     assert r.exit_code == 2 and "did you mean 'header_scan_bytes'" in r.output
+
+
+def test_imported_sessions_export_with_the_default_config(tmp_path):
+    """OpenClaw runs record no episode_end: the default export keeps them (quality.open_ended_sources)."""
+    out = tmp_path / "traces"
+    assert CliRunner().invoke(app, ["import", "openclaw", str(HOME), "--out", str(out)]).exit_code == 0
+    r = CliRunner().invoke(app, ["export", str(out), "--out", str(tmp_path / "b"), "--json"])
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0, r.output
+    assert doc["counts"]["accepted"] == doc["counts"]["read"] > 0 and doc["passed"]
+    r = CliRunner().invoke(app, ["export", str(out), "--out", str(tmp_path / "c"), "quality.open_ended_sources=[]",
+                                 "--json"])
+    doc = json.loads(r.stdout)  # without the key, every imported run is incomplete
+    assert r.exit_code != 0 and doc["counts"]["quarantined"] == doc["counts"]["read"]

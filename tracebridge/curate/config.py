@@ -21,6 +21,7 @@ DEFAULT_SECRET_PLUGINS = [
 QUALITY_RULES = ("bad_json", "torn_tail", "missing_key", "schema_invalid", "schema_drift", "broken_lineage",
                  "duplicate_id", "non_monotonic_timestamp", "empty_payload", "incomplete_run", "no_events")
 SPLITS = ("train", "validation", "test")
+SOURCE_KINDS = ("sim", "openclaw", "agentlightning", "runtime")  # session.json source.kind
 _TYPE_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 
 
@@ -75,6 +76,9 @@ class QualityConfig:
 
     allow: list[str] = field(default_factory=list, metadata={
         "help": f"Rules reported but not quarantined, from {', '.join(QUALITY_RULES)}."})
+    open_ended_sources: list[str] = field(default_factory=lambda: ["openclaw"], metadata={
+        "help": "session.json source.kind values whose runs record no episode_end (an OpenClaw session "
+                "has no end its transcript records): for these, a written session.json is complete."})
     max_quarantined_pct: float = field(default=100.0, metadata={
         "help": "Export exits 1 when more than this % of runs is quarantined (100 = never)."})
     max_reasons_per_run: int = field(default=20, metadata={
@@ -83,6 +87,8 @@ class QualityConfig:
     def validate(self, prefix: str = "quality") -> list[str]:
         out = [f"{prefix}.allow={r}: unknown rule; use {', '.join(QUALITY_RULES)}" for r in self.allow
                if r not in QUALITY_RULES]
+        out += [f"{prefix}.open_ended_sources={k}: unknown source kind; use {', '.join(SOURCE_KINDS)}"
+                for k in self.open_ended_sources if k not in SOURCE_KINDS]
         if not 0 <= self.max_quarantined_pct <= 100:
             out.append(f"{prefix}.max_quarantined_pct={self.max_quarantined_pct}: must be in 0..100")
         if self.max_reasons_per_run < 1:

@@ -61,7 +61,7 @@ def _where(run_dir: Path, file: str, line: int | None, fld: str) -> str:
 
 
 def extra_reasons(run_dir: Path, events: Iterable[tuple[int, dict[str, Any]]], n_events: int,
-                  complete: bool) -> list[Reason]:
+                  complete: bool, open_ended: bool = False) -> list[Reason]:
     """Rules ``check_run`` does not cover: empty payloads, no events, no ``episode_end``.
 
     Args:
@@ -69,6 +69,7 @@ def extra_reasons(run_dir: Path, events: Iterable[tuple[int, dict[str, Any]]], n
         events: ``(line number, event)`` of the lines that parsed.
         n_events: events counted by ``check_run``.
         complete: the run has its ``session.json``.
+        open_ended: the run's source records no ``episode_end`` (``quality.open_ended_sources``).
     """
     out: list[Reason] = []
     ended = False
@@ -86,14 +87,14 @@ def extra_reasons(run_dir: Path, events: Iterable[tuple[int, dict[str, Any]]], n
                                   f"{et}.{key} is empty"))
     if n_events == 0:
         out.append(Reason("no_events", _where(run_dir, "events.jsonl", None, "<file>"), "run has no events"))
-    elif complete and not ended:
+    elif complete and not ended and not open_ended:
         out.append(Reason("incomplete_run", _where(run_dir, "events.jsonl", None, "episode_end"),
                           "run never reached episode_end"))
     return out
 
 
 def run_reasons(chk: RunCheck, run_dir: Path, events: Iterable[tuple[int, dict[str, Any]]],
-                allow: Iterable[str] = ()) -> tuple[list[Reason], list[Reason]]:
+                allow: Iterable[str] = (), open_ended: bool = False) -> tuple[list[Reason], list[Reason]]:
     """All reasons of one run, split into (blocking, allowed).
 
     Args:
@@ -101,8 +102,9 @@ def run_reasons(chk: RunCheck, run_dir: Path, events: Iterable[tuple[int, dict[s
         run_dir: the run directory.
         events: ``(line number, event)`` of the lines that parsed.
         allow: rules that are reported but do not quarantine.
+        open_ended: the run's source records no ``episode_end``; its session.json makes it complete.
     """
     reasons = [Reason(problem_rule(p), _where(run_dir, p.file, p.line, p.field), p.message) for p in chk.problems]
-    reasons += extra_reasons(run_dir, events, chk.events, chk.complete)
+    reasons += extra_reasons(run_dir, events, chk.events, chk.complete, open_ended)
     allowed = set(allow)
     return [r for r in reasons if r.rule not in allowed], [r for r in reasons if r.rule in allowed]

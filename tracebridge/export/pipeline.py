@@ -150,7 +150,9 @@ class _Curator:
         raw_session: dict[str, Any] = {}
         chk = check_run(run, lines, raw_session)
         t.events_read += chk.events
-        blocking, allowed = run_reasons(chk, run.path, lines, self.cfg.quality.allow)
+        source = raw_session.get("source") if isinstance(raw_session.get("source"), dict) else {}
+        blocking, allowed = run_reasons(chk, run.path, lines, self.cfg.quality.allow,
+                                        source.get("kind") in self.cfg.quality.open_ended_sources)
         t.allowed_rules.update(r.rule for r in allowed)
         events = [ev for _, ev in lines]
         session = raw_session

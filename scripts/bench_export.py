@@ -12,9 +12,8 @@ with the default config: quality checks, pass 1 + pass 2 redaction, dedup, split
 views, report and manifest. Prints the ratio (export MB/s / plain-loop MB/s) last.
 
 ``--openclaw`` measures the whole path of issue 10: OpenClaw transcripts → schema-v2 traces
-(``import_openclaw``, traces on tmpfs) → bundle (the default export config with
-``quality.allow=[incomplete_run]``: an OpenClaw session has no ``episode_end``, and without it
-every run would be quarantined and nothing curated), against a read + ``json.loads`` +
+(``import_openclaw``, traces on tmpfs) → bundle (the default export config; its
+``quality.open_ended_sources=[openclaw]`` keeps sessions that record no ``episode_end``), against a read + ``json.loads`` +
 ``json.dumps`` loop over the transcript lines, all in CPU seconds of this process, best of
 ``--repeat``; transcripts as ``scripts/bench_import.py`` makes them. Peak RSS of the whole path
 is measured in fresh subprocesses on all transcripts and on a tenth of them. ``--workers 2``
@@ -115,7 +114,6 @@ def openclaw_path(src: Path, work: Path, workers: int = 1) -> tuple[float, float
     rep = import_openclaw([src], work / "traces")
     t1 = clock()
     cfg = ExportConfig()
-    cfg.quality.allow = ["incomplete_run"]
     res = export_traces(work / "traces", work / "bundles", cfg, workers=workers)
     t2 = clock()
     runs = res.report["runs"]

@@ -1,8 +1,9 @@
 """Ray overhead: a 12-trial tiny sweep (3 roles × 2 variants × 2 learning rates, the tiny model
 on CPU) run through the product path (a Ray job on a local head running jobs/sweep.py: Tune with
 actor reuse, checkpoints, storage) against the same 12 trial functions run directly, one after
-the other, in this process. Both sides run serially (Tune: budget.max_concurrent=1), so the ratio
-is Tune's overhead, not parallelism. Also measures submit → RUNNING latency of the job.
+the other, in this process, before and again after the job (the baseline is their mean). Both
+sides run serially (Tune: budget.max_concurrent=1), so the ratio is Tune's overhead, not
+parallelism. Also measures submit → RUNNING latency of the job.
 
     python scripts/bench_ray.py [--smoke] [--cluster configs/cluster/local.yaml] [key=value ...]
 
@@ -108,7 +109,11 @@ def main() -> int:
         print(f"tune:   {tune:.1f} s fit+collect ({tune / len(specs):.2f} s/trial; inside run_trial "
               f"{sum(t['wall_s'] for t in trials):.1f} s); whole job {job['job_s']:.1f} s")
         print(f"submit -> running: {job['submit_to_running_s']:.2f} s")
-        print(f"ratio tune/direct = {tune / direct:.2f}")
+        # the direct side again, after the job: load on a shared machine drifts over a minute, so the
+        # baseline is the mean of a run before and one after (the second has warm imports: conservative)
+        direct2, direct2_in = run_direct(cfg, recipes, specs, Path(tmp) / "direct2")
+        print(f"direct again: {direct2:.1f} s (inside run_trial {direct2_in:.1f} s)")
+        print(f"ratio tune/direct = {tune / ((direct + direct2) / 2):.2f}")
     return 0
 
 

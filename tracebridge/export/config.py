@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracebridge.curate.config import (
+    SOURCE_KINDS,
     DedupConfig,
     LeakageConfig,
     QualityConfig,
@@ -43,10 +44,22 @@ class ViewsConfig:
                 "canonical (plus a fixed feedback line per verdict); both sides always differ in the verdict only."})
     agentlightning: bool = field(default=True, metadata={
         "help": "Also write Agent Lightning triplets (agentlightning/triplets/<split>.jsonl)."})
+    conversational_sources: list[str] = field(default_factory=lambda: ["openclaw"], metadata={
+        "help": "session.json source.kind values whose worker rows are chat conversations (one row per "
+                "assistant turn, the conversation so far as its prompt; tracebridge.export.views_conversation) "
+                "instead of one prompt per worker_input."})
+    conversation_max_turns: int = field(default=32, metadata={
+        "help": "Conversational worker rows: most messages (user, assistant, tool) before the assistant turn; "
+                "older ones are dropped so the context starts at a user turn."})
 
     def validate(self) -> list[str]:
         out = [f"views.system_prompts.{r}: unknown role; use {', '.join(ROLES)}" for r in self.system_prompts
                if r not in ROLES]
+        out += [f"views.conversational_sources={k}: unknown source kind; use {', '.join(SOURCE_KINDS)}"
+                for k in self.conversational_sources if k not in SOURCE_KINDS]
+        if self.conversation_max_turns < 2:
+            out.append(f"views.conversation_max_turns={self.conversation_max_turns}: must be >= 2 "
+                       "(a user turn and the message before the assistant turn)")
         if self.verifier_pair_text not in ("verdict", "canonical"):
             out.append(f"views.verifier_pair_text={self.verifier_pair_text}: use verdict or canonical")
         if self.verifier_sft_target not in VERIFIER_TARGETS:

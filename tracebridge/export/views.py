@@ -6,7 +6,9 @@ applied:
 
 * ``planner_sft`` — ``{"messages": [system, user, assistant=plan JSON], "meta"}``;
 * ``worker_sft`` — ``{"messages": [system, user, assistant with tool_calls | answer], "tools", "meta"}``,
-  one row per worker decision (see ``tracebridge.export.views_worker``);
+  one row per worker decision (see ``tracebridge.export.views_worker``); for conversational sources
+  (``views.conversational_sources``, OpenClaw) one row per assistant turn with the conversation so
+  far as the prompt (``tracebridge.export.views_conversation``);
 * ``verifier_sft`` — ``{"messages": [system, user, assistant=verdict + feedback], "meta"}``;
 * ``verifier_pref_pairs`` — ``{"prompt", "chosen", "rejected", "meta"}``: chosen agrees with the
   ex-post verdict, rejected does not (the observed wrong verdict, else the tempting wrong one);
@@ -196,6 +198,7 @@ def build_views(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig
         Rows per view key (``VIEW_KINDS``, plus ``TRIPLETS`` when enabled) and counts of events
         that gave no row, by reason.
     """
+    from tracebridge.export.views_conversation import conversation_rows
     from tracebridge.export.views_worker import worker_rows
 
     stats: Counter[str] = Counter()
@@ -219,8 +222,12 @@ def build_views(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig
     out: dict[str, list[dict[str, Any]]] = {k: [] for k in VIEW_KINDS}
     out["planner_sft"] = planner_rows(planner, by_id, ctx, cfg, stats)
     out["verifier_sft"], out["verifier_pref_pairs"] = verifier_rows(verifier, by_id, ctx, cfg, stats, last_work)
-    out["worker_sft"], out["worker_recovery_cases/sft"], out["worker_recovery_cases/pairs"] = \
-        worker_rows(worker, by_id, ctx, cfg, stats)
+    if ctx.source in cfg.conversational_sources:  # a chat agent: no worker_input, the conversation is the prompt
+        out["worker_sft"], out["worker_recovery_cases/sft"], out["worker_recovery_cases/pairs"] = \
+            conversation_rows(events, by_id, ctx, cfg, stats)
+    else:
+        out["worker_sft"], out["worker_recovery_cases/sft"], out["worker_recovery_cases/pairs"] = \
+            worker_rows(worker, by_id, ctx, cfg, stats)
     if cfg.agentlightning:
         out[TRIPLETS] = triplets(out, ctx)
     return out, stats

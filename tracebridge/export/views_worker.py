@@ -83,7 +83,12 @@ class _Builder:
 
     def add(self, step: _Step, action: dict[str, Any], reply: dict[str, Any], ids: list[str],
             labels: dict[str, Any], rejected: dict[str, Any] | None) -> None:
-        prompt = roles.messages("worker", step.user_text(), system_prompt=self.system)
+        self.emit(roles.messages("worker", step.user_text(), system_prompt=self.system), reply, ids, labels, rejected)
+
+    def emit(self, prompt: list[dict[str, Any]], reply: dict[str, Any], ids: list[str], labels: dict[str, Any],
+             rejected: dict[str, Any] | None) -> None:
+        """A ``worker_sft`` row (``prompt`` + ``reply``); with ``rejected``, also a recovery row and pair."""
+        prompt = [self._msg(m) for m in prompt]
         row = {"messages": prompt + [self._msg(reply)], "tools": self.tools,
                "meta": self.ctx.meta(ids, labels)}
         self.sft.append(row)

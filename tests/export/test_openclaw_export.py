@@ -1,0 +1,172 @@
+"""Imported OpenClaw sessions → a bundle with conversational worker rows: one per assistant turn,
+the conversation so far as the prompt, tool calls in TRL's format, lineage into the traces,
+recoveries, Telegram feedback in ``meta.labels``, and rows TRL's chat-template path accepts."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.importers.conftest import HOME
+from tracebridge.config import load_config
+from tracebridge.export.config import ExportConfig, FeedbackConfig
+from tracebridge.export.labels import feedback_source
+from tracebridge.export.pipeline import ExportResult, export_traces
+from tracebridge.importers.openclaw import import_openclaw
+
+ROOT = Path(__file__).resolve().parents[2]
+MAIN_RUN = "oc-5f0c2d1e-6b7a-4c3d-9e8f-0a1b2c3d4e5f"
+
+
+def default_cfg() -> ExportConfig:
+    return load_config(ExportConfig, ROOT / "configs/export/default.yaml")
+
+
+@pytest.fixture(scope="module")
+def traces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("oc") / "traces"
+    import_openclaw([HOME], out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundle(traces: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
+    return export_traces(traces, tmp_path_factory.mktemp("oc_bundles"), default_cfg())
+
+
+def rows(res: ExportResult, view: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for p in sorted((res.path / "views" / view).glob("*.jsonl"))
+            for line in p.read_text().splitlines()]
+
+
+def run_events(traces: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    return {d.name: {e["event_id"]: e for e in map(json.loads, (d / "events.jsonl").read_text().splitlines())}
+            for d in traces.iterdir() if (d / "events.jsonl").is_file()}
+
+
+def test_openclaw_runs_give_worker_rows_and_counts_reconcile(bundle: ExportResult, traces: Path) -> None:
+    rep = bundle.report
+    assert rep["passed"] and rep["runs"]["read"] == 5 == rep["runs"]["accepted"]
+    events = run_events(traces)
+    # every assistant turn that called tools or answered is one row; truncated/error/aborted are not
+    decisions = Counter(r for r, evs in events.items() for e in evs.values()
+                        if e["event_type"] == "worker_action" and e["payload"]["action"] in ("tool_call", "respond"))
+    sft = rows(bundle, "worker_sft")
+    assert Counter(r["meta"]["run_id"] for r in sft) == decisions and sum(decisions.values()) == 9
+    assert sum(rep["rows"]["worker_sft"].values()) == len(sft)
+    sessions = {d.name: json.loads((d / "session.json").read_text()) for d in traces.iterdir() if (d / "session.json").is_file()}
+    split_of: dict[str, set[str]] = {}
+    for r in sft:
+        m, evs = r["meta"], events[r["meta"]["run_id"]]
+        assert m["event_ids"] and all(e in evs for e in m["event_ids"])  # lineage into the traces
+        assert m["goal_family"] == sessions[m["run_id"]]["goal"]["family"] and m["source"] == "openclaw"
+        split_of.setdefault(m["goal_family"], set()).add(m["split"])
+        msgs = r["messages"]
+        assert msgs[0]["role"] == "user" and msgs[-1]["role"] == "assistant"  # no system prompt recorded
+        assert evs[m["event_ids"][-1]]["event_type"] != "planner_input"
+    assert {f.split("/")[0] for f in split_of} == {"openclaw"} and all(len(s) == 1 for s in split_of.values())
+    assert rep["leakage"]["passed"]
+
+
+def test_conversation_tool_calls_and_results_in_trl_format(bundle: ExportResult, traces: Path) -> None:
+    events = run_events(traces)[MAIN_RUN]
+    main = [r for r in rows(bundle, "worker_sft") if r["meta"]["run_id"] == MAIN_RUN]
+    answer = next(r for r in main if r["messages"][-1]["content"] == "The deploy succeeded at 09:58.")
+    assert [m["role"] for m in answer["messages"]] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert answer["messages"][0]["content"] == "please check the deploy logs"
+    for call_msg, tool_msg in zip(answer["messages"][1::2], answer["messages"][2::2]):
+        (tc,) = call_msg["tool_calls"]
+        call = next(e for e in events.values() if e["event_type"] == "worker_tool_call"
+                    and e["payload"]["call_id"] == tc["id"])
+        assert tc["type"] == "function" and tc["function"]["name"] == call["payload"]["tool"]
+        assert json.loads(tc["function"]["arguments"]) == call["payload"]["args"]  # JSON string, Arrow-safe
+        assert tool_msg["tool_call_id"] == tc["id"] and tool_msg["name"] == tc["function"]["name"]
+    assert "ENOENT" in answer["messages"][2]["content"] and answer["messages"][4]["content"] == "deploy ok at 09:58"
+    assert all("Look at the log file first." not in json.dumps(r["messages"]) for r in main)  # thinking left out
+    second_turn = next(r for r in main if r["messages"][-1].get("tool_calls", [{}])[0].get("id") == "toolu_03")
+    assert second_turn["messages"][-2] == {"role": "user", "content": "and the cron status?"}
+    # after the compaction: its summary, then the kept entries on; reaction lines are feedback, not prompt
+    after = next(r for r in main if r["messages"][-1].get("tool_calls", [{}])[0].get("function", {}).get("name")
+                 == "browser")
+    assert after["messages"][0]["content"].endswith("deploy ok; cron check timed out.")
+    assert after["messages"][1]["content"] == "and the cron status?"
+    assert "Telegram reaction" not in json.dumps(after["messages"]) and "backup done" in json.dumps(after["messages"])
+
+
+def test_tool_error_then_other_call_is_a_recovery_case(bundle: ExportResult) -> None:
+    (sft,) = rows(bundle, "worker_recovery_cases/sft")
+    (pair,) = rows(bundle, "worker_recovery_cases/pairs")
+    assert sft["meta"]["labels"]["recovery"] is True and sft["meta"]["labels"]["failed_attempts"] == 1
+    chosen = json.loads(pair["chosen"][0]["tool_calls"][0]["function"]["arguments"])
+    rejected = json.loads(pair["rejected"][0]["tool_calls"][0]["function"]["arguments"])
+    assert chosen == {"path": "/home/u/proj/deploy.log"} and rejected == {"path": "/var/log/deploy.log"}
+    assert pair["prompt"] == sft["messages"][:-1] and pair["prompt"][-1]["role"] == "tool"
+    # a failing call that is not followed by another successful call is no recovery
+    assert sum(r["meta"]["labels"].get("recovery") is True for r in rows(bundle, "worker_sft")) == 1
+
+
+def test_context_is_capped_at_a_user_turn(traces: Path, tmp_path: Path) -> None:
+    cfg = default_cfg()
+    cfg = replace(cfg, views=replace(cfg.views, conversation_max_turns=4))
+    res = export_traces(traces, tmp_path / "b", cfg)
+    for r in rows(res, "worker_sft"):
+        prompt = r["messages"][:-1]
+        assert len(prompt) <= 4 and prompt[0]["role"] == "user" and prompt[0 if len(prompt) == 1 else 1]["role"] != "tool"
+    capped = [r for r in rows(res, "worker_sft") if r["meta"]["labels"].get("context_dropped")]
+    assert capped and all(r["meta"]["labels"]["context_messages"] == len(r["messages"]) - 1 for r in capped)
+    assert default_cfg().views.validate() == [] and replace(default_cfg().views, conversation_max_turns=1).validate()
+
+
+def test_telegram_reaction_reaches_the_reply_row(traces: Path, tmp_path: Path) -> None:
+    from tracebridge.feedback import harvest_openclaw
+    from tracebridge.feedback.chunks import record_batch
+    from tracebridge.feedback.config import FeedbackConfig as HarvestConfig
+
+    fb = HarvestConfig(ledger=str(tmp_path / "ledger.jsonl"), mapping=str(tmp_path / "mapping.json"),
+                       registry=str(tmp_path / "registry.jsonl"), harvest_log=str(tmp_path / "log.jsonl"),
+                       quarantine=str(tmp_path / "q.jsonl"))
+    harvest_openclaw(fb, [HOME])
+    (reaction,) = [json.loads(line) for line in Path(fb.ledger).read_text().splitlines()]
+    assert reaction["message_id"] == 901 and reaction["emoji"] == "👍"
+    reply = f"{MAIN_RUN}:a0000010.1"  # "The deploy succeeded at 09:58." was sent as message 901
+    record_batch(fb.registry, reaction["chat"], [901], MAIN_RUN, reply)
+    cfg = replace(default_cfg(), feedback=FeedbackConfig(fb.ledger, fb.mapping, fb.registry))
+    res = export_traces(traces, tmp_path / "b", cfg, labels_for_run=feedback_source(cfg.feedback))  # as the CLI
+    sft = rows(res, "worker_sft")
+    (row,) = [r for r in sft if reply in r["meta"]["event_ids"]]
+    assert row["meta"]["labels"]["feedback_score"] == 1.0 and json.loads(row["meta"]["labels"]["feedback"])["n"] == 1
+    assert all("feedback_score" not in r["meta"]["labels"] for r in sft if r["meta"]["run_id"] != MAIN_RUN)
+
+
+def test_rows_load_with_datasets_and_format_through_the_train_path(bundle: ExportResult) -> None:
+    import datasets
+    from trl.data_utils import is_conversational, maybe_apply_chat_template
+
+    from tracebridge.train.data import load_role_data, to_pref_records, to_sft_records
+    from tracebridge.train.models import train_tiny_tokenizer
+
+    datasets.disable_progress_bars()
+    for p in sorted((bundle.path / "views").rglob("*.jsonl")):
+        ds = datasets.load_dataset("json", data_files=str(p), split="train", cache_dir=str(bundle.path.parent / ".hf"))
+        assert len(ds) == len(p.read_text().splitlines()) > 0
+    tok = train_tiny_tokenizer(512)
+    data = load_role_data(bundle.path, "worker")
+    assert not data.quarantined and len(data.sft) == 9 and len(data.recovery_sft) == len(data.pref) == 1
+    sft = datasets.Dataset.from_list(to_sft_records(data.sft))
+    texts = []
+    for ex in sft:
+        assert is_conversational(ex)
+        out = maybe_apply_chat_template({"messages": ex["messages"]}, tok, tools=json.loads(ex["tools"]))
+        texts.append(out["text"])
+    joined = "\n".join(texts)
+    assert '<tool_call>{"name": "read", "arguments": {"path":"/home/u/proj/deploy.log"}}</tool_call>' in joined
+    assert "<|im_start|>tool\ndeploy ok at 09:58<|im_end|>" in joined and "Tools:" in joined
+    (pref,) = to_pref_records(data.pref)
+    out = maybe_apply_chat_template({k: pref[k] for k in ("prompt", "chosen", "rejected")}, tok,
+                                    tools=json.loads(pref["tools"]))
+    assert "/var/log/deploy.log" in out["rejected"] and "/home/u/proj/deploy.log" in out["chosen"]

@@ -1,0 +1,219 @@
+"""Worker rows of conversational runs: one per assistant turn, the conversation so far as its prompt.
+
+A chat agent such as OpenClaw is one model in a loop: each assistant turn is a worker decision and
+its prompt is the conversation before it. Such runs have no ``worker_input`` (the simulator's
+per-decision prompt contract, ``tracebridge.schema.roles``), so ``views_worker`` finds no row in
+them. Which runs are conversational is decided by ``session.json`` ``source.kind`` in
+``views.conversational_sources`` (default ``[openclaw]``), not by the absence of ``worker_input``:
+an Agent Lightning rollout has none either, but its ``worker_output`` is the agent's return value
+and its prompt is the ``llm`` block, so reading it as a chat would make wrong rows; a source whose
+mapping is a chat (docs/openclaw-mapping.md) is named on purpose.
+
+Messages, in trace order (TRL's conversational format, no chat template, no system turn: a
+transcript does not record the system prompt, and the simulator's worker prompt would be false):
+
+* ``planner_input`` → ``user`` with the goal text; an ``env_observation`` of system events
+  (``openclaw.system_event``: exec/cron lines the agent was woken by) → ``user`` with those
+  lines, as the model saw them, less Telegram reaction lines (they are feedback, joined as
+  labels: in the prompt they would leak the label and the reacting user's name);
+* ``worker_action`` ``tool_call`` → ``assistant`` with the turn's text and ``tool_calls``
+  (``roles.tool_call_message``, the call ids of the trace); ``respond`` → ``assistant`` with the
+  ``worker_output`` text; ``truncated`` replies stay in the context but are no target;
+  ``error``/``aborted`` turns produced nothing and are skipped;
+* ``worker_tool_result`` → ``tool`` (``tool_call_id``, ``name``, the output text); a result with no
+  call in the run is left out;
+* a compaction (``openclaw.compaction``) replaces the context before its ``firstKeptEntryId`` by a
+  ``user`` message holding the summary, as the agent's next prompt did.
+
+Each assistant turn that is a tool call or a non-empty answer gives a ``worker_sft`` row:
+``messages`` = the last ``views.conversation_max_turns`` messages before it (moved forward to
+start at a user turn; in one long turn, that turn's user message then the latest messages) +
+the turn. Earlier assistant turns are context: the row's target is its last message, like the
+simulator rows' (``messages[:-1]`` is the prompt, as the Agent Lightning triplets take it).
+``meta.event_ids`` = the user turn's event and the decision's events (action, calls, results,
+output): event-level feedback on an earlier reply (``tracebridge.feedback.join``) labels that
+reply's row, not every later row whose context holds it; run-level feedback reaches every row of
+the run, as for simulator runs. ``labels.context_messages`` / ``context_dropped`` say how much
+context the row holds and how much the cap cut. Thinking stays out of
+targets unless ``views.include_reasoning`` (then it leads the content as a ``<think>`` block).
+
+A **recovery** is as in ``views_worker``, with the user turn as the step: a turn whose calls all
+succeed after a failed call in the same user turn, none of them repeating the last failed call.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracebridge.export.config import ViewsConfig
+from tracebridge.export.views import RunContext, event_labels, payload, strip_reasoning
+from tracebridge.export.views_worker import _Builder, _children, _text
+from tracebridge.schema import roles
+
+COMPACTION_PREFIX = "The conversation history before this point was compacted into the following summary:\n\n"
+
+
+@dataclass
+class _Msg:
+    """One message of the conversation and the position of the event it came from."""
+
+    msg: dict[str, Any]
+    pos: int
+
+
+@dataclass
+class _Turn:
+    """The current user turn: its event and the failed calls in it so far."""
+
+    event_id: str | None = None
+    failed: int = 0
+    last_failed: tuple[str, dict[str, Any]] | None = None
+    history: list[_Msg] = field(default_factory=list)
+
+
+def _user_text(ev: dict[str, Any]) -> str | None:
+    """The user turn of a ``planner_input`` or a system-event observation, else None."""
+    p = payload(ev)
+    if ev.get("event_type") == "planner_input":
+        return _text(p.get("goal")) or None
+    if ev.get("event_type") == "env_observation" and p.get("source") == "openclaw.system_event":
+        obs = p.get("observation") if isinstance(p.get("observation"), dict) else {}
+        lines = [f"System: [{e.get('time')}] {e.get('text')}" if e.get("time") else f"System: {e.get('text')}"
+                 for e in obs.get("system_events") or []
+                 if isinstance(e, dict) and e.get("kind") != "telegram_reaction"]
+        return "\n".join(lines) or None
+    return None
+
+
+def _window(history: list[_Msg], n: int) -> tuple[list[_Msg], int]:
+    """The last ``n`` messages, starting at a user turn; and how many were dropped."""
+    if len(history) <= n:
+        return history, 0
+    win = history[-n:]
+    first = next((i for i, m in enumerate(win) if m.msg["role"] == "user"), None)
+    if first is not None:
+        win = win[first:]
+    else:  # one long user turn: keep its user message, then the latest messages from an assistant one on
+        user = next((m for m in reversed(history[:-n]) if m.msg["role"] == "user"), None)
+        win = history[-(n - 1):]
+        while win and win[0].msg["role"] == "tool":
+            win = win[1:]
+        win = ([user] if user else []) + win
+    return win, len(history) - len(win)
+
+
+class _Conversation:
+    """Walks one run's events in order, keeping the conversation and emitting rows."""
+
+    def __init__(self, events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig, stats: Counter[str]) -> None:
+        self.cfg, self.stats = cfg, stats
+        self.kids = _children(events)
+        self.pos = {str(e.get("event_id")): i for i, e in enumerate(events)}
+        self.rows = _Builder(ctx, cfg, stats)
+        self.turn = _Turn()
+
+    def content(self, text: str, action: dict[str, Any]) -> str:
+        reasoning = payload(action).get("reasoning_summary")
+        if not self.cfg.include_reasoning:
+            return strip_reasoning(text)
+        return f"<think>{reasoning}</think>\n{text}" if reasoning else text
+
+    def compact(self, ev: dict[str, Any], i: int) -> None:
+        obs = payload(ev).get("observation") if isinstance(payload(ev).get("observation"), dict) else {}
+        run_id = str(ev.get("run_id"))
+        kept = self.pos.get(f"{run_id}:{obs.get('firstKeptEntryId')}")
+        if kept is None:
+            self.stats["compaction_without_kept_entry"] += 1
+            kept = 0
+        summary = {"role": "user", "content": COMPACTION_PREFIX + _text(obs.get("summary"))}
+        self.turn.history = [_Msg(summary, i)] + [m for m in self.turn.history if m.pos >= kept]
+
+    def decision(self, ev: dict[str, Any], i: int) -> None:
+        act = payload(ev).get("action")
+        calls = [k for k in self.kids.get(str(ev["event_id"]), []) if k.get("event_type") == "worker_tool_call"]
+        outputs = [k for k in self.kids.get(str(ev["event_id"]), []) if k.get("event_type") == "worker_output"]
+        if act == "tool_call" and calls:
+            self.tool_call(ev, i, calls)
+        elif act in ("respond", "truncated") and outputs and _text(payload(outputs[0]).get("result")):
+            reply = {"role": "assistant", "content": self.content(_text(payload(outputs[0]).get("result")), ev)}
+            if act == "respond" and reply["content"]:
+                self.emit(reply, [ev["event_id"], outputs[0]["event_id"]],
+                          {**event_labels(ev), "failed_attempts": self.turn.failed}, None)
+            else:
+                self.stats[f"worker_action_{act}"] += 1
+            self.turn.history.append(_Msg(reply, i))
+        else:
+            self.stats[f"worker_action_{act}" if act != "respond" else "worker_answer_without_text"] += 1
+
+    def tool_call(self, ev: dict[str, Any], i: int, calls: list[dict[str, Any]]) -> None:
+        tool_calls, done, results = [], [], []
+        for c in calls:
+            cp = payload(c)
+            args = cp.get("args") if isinstance(cp.get("args"), dict) else {}
+            tool_calls += roles.tool_call_message(str(cp.get("call_id")), str(cp.get("tool")), args)["tool_calls"]
+            done.append((str(cp.get("tool")), args))
+            results.append(next((k for k in self.kids.get(str(c["event_id"]), [])
+                                 if k.get("event_type") == "worker_tool_result"), None))
+        reply = {"role": "assistant", "content": self.content(_text((ev.get("llm") or {}).get("response")), ev),
+                 "tool_calls": tool_calls}
+        oks = [None if r is None else bool(payload(r).get("ok")) for r in results]
+        ok = None if None in oks else all(oks)
+        t = self.turn
+        recovered = ok is True and t.last_failed is not None and t.last_failed not in done
+        labels = {**event_labels(ev), "recovery": recovered or None, "failed_attempts": t.failed,
+                  "tool_source": self.rows.ctx.tool_source, "tool_ok": ok}
+        rejected = None
+        if recovered and t.last_failed is not None:
+            rejected = roles.tool_call_message(reply["tool_calls"][0]["id"], *t.last_failed)
+        ids = [ev["event_id"]] + [c["event_id"] for c in calls] + [r["event_id"] for r in results if r]
+        self.emit(reply, ids, labels, rejected)
+        self.turn.history.append(_Msg(reply, i))
+        for call, o in zip(done, oks):
+            if o is False:
+                t.failed += 1
+                t.last_failed = call
+
+    def emit(self, reply: dict[str, Any], ids: list[str], labels: dict[str, Any],
+             rejected: dict[str, Any] | None) -> None:
+        win, dropped = _window(self.turn.history, self.cfg.conversation_max_turns)
+        if not any(m.msg["role"] == "user" for m in win):
+            self.stats["assistant_turn_without_user_turn"] += 1
+            return
+        labels = {**labels, "context_messages": len(win), "context_dropped": dropped or None}
+        ids = ([self.turn.event_id] if self.turn.event_id else []) + ids
+        self.rows.emit([m.msg for m in win], reply, ids, labels, rejected)
+
+    def tool_result(self, ev: dict[str, Any], i: int, by_id: dict[str, dict[str, Any]]) -> None:
+        call = by_id.get(str(ev.get("parent_event_id")))
+        if call is None or call.get("event_type") != "worker_tool_call":
+            self.stats["tool_result_without_call"] += 1
+            return
+        p, cp = payload(ev), payload(call)
+        out = p.get("output")
+        text = out.get("text") if isinstance(out, dict) and isinstance(out.get("text"), str) else _text(out)
+        if not text and isinstance(p.get("error"), dict):
+            text = _text(p["error"].get("message"))
+        self.turn.history.append(_Msg({"role": "tool", "tool_call_id": str(cp.get("call_id")),
+                                       "name": str(cp.get("tool")), "content": text}, i))
+
+
+def conversation_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], ctx: RunContext,
+                      cfg: ViewsConfig, stats: Counter[str]
+                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """``worker_sft`` rows, recovery SFT rows and recovery pairs of a conversational run."""
+    conv = _Conversation(events, ctx, cfg, stats)
+    for i, ev in enumerate(events):
+        et = ev.get("event_type")
+        user = _user_text(ev)
+        if user is not None:
+            history = conv.turn.history + [_Msg({"role": "user", "content": user}, i)]
+            conv.turn = _Turn(str(ev.get("event_id")), history=history)
+        elif et == "worker_action":
+            conv.decision(ev, i)
+        elif et == "worker_tool_result":
+            conv.tool_result(ev, i, by_id)
+        elif et == "env_observation" and payload(ev).get("source") == "openclaw.compaction":
+            conv.compact(ev, i)
+    return conv.rows.sft, conv.rows.rec_sft, conv.rows.rec_pairs

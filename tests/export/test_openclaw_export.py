@@ -170,3 +170,59 @@ def test_rows_load_with_datasets_and_format_through_the_train_path(bundle: Expor
     out = maybe_apply_chat_template({k: pref[k] for k in ("prompt", "chosen", "rejected")}, tok,
                                     tools=json.loads(pref["tools"]))
     assert "/var/log/deploy.log" in out["rejected"] and "/home/u/proj/deploy.log" in out["chosen"]
+
+
+def _ev(i: str, et: str, parent: str | None, payload: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"run_id": "r", "event_id": f"r:{i}", "event_type": et, "parent_event_id": parent and f"r:{parent}",
+            "payload": payload, **extra}
+
+
+def _two_call_turn() -> list[dict[str, Any]]:
+    """A user turn; one assistant turn with two calls (one fails); a turn redoing both, then an answer."""
+    call = {"action": "tool_call", "reasoning_summary": "think first"}
+    return [
+        _ev("u", "planner_input", None, {"goal": "sync a and b"}),
+        _ev("a1", "worker_action", "u", call, llm={"response": "Syncing both."}),
+        _ev("a1.1", "worker_tool_call", "a1", {"call_id": "c1", "tool": "sync", "args": {"x": "a"}}),
+        _ev("a1.2", "worker_tool_call", "a1", {"call_id": "c2", "tool": "sync", "args": {"x": "b"}}),
+        _ev("t1", "worker_tool_result", "a1.1", {"call_id": "c1", "ok": True, "output": "a synced"}),
+        _ev("t2", "worker_tool_result", "a1.2", {"call_id": "c2", "ok": False, "output": "b locked",
+                                                 "error": {"kind": "permission", "message": "b locked"}}),
+        _ev("a2", "worker_action", "t2", {"action": "tool_call"}, llm={"response": ""}),
+        _ev("a2.1", "worker_tool_call", "a2", {"call_id": "c3", "tool": "sync", "args": {"x": "b", "force": True}}),
+        _ev("t3", "worker_tool_result", "a2.1", {"call_id": "c3", "ok": True, "output": {"text": "b synced"}}),
+        _ev("a3", "worker_action", "t3", {"action": "respond"}),
+        _ev("a3.1", "worker_output", "a3", {"result": "Both synced."}),
+    ]
+
+
+def test_parallel_calls_results_and_recovery_in_one_turn() -> None:
+    from tracebridge.export.config import ViewsConfig
+    from tracebridge.export.views import RunContext, build_views
+
+    ctx = RunContext("r", "openclaw/chat", "train", "openclaw", None)
+    views, _ = build_views(_two_call_turn(), ctx, ViewsConfig(json_strings=False))
+    first, second, answer = views["worker_sft"]
+    assert first["messages"][-1] == {"role": "assistant", "content": "Syncing both.", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "sync", "arguments": {"x": "a"}}},
+        {"id": "c2", "type": "function", "function": {"name": "sync", "arguments": {"x": "b"}}}]}
+    assert first["meta"]["labels"]["tool_ok"] is False and first["meta"]["event_ids"] == [
+        "r:u", "r:a1", "r:a1.1", "r:a1.2", "r:t1", "r:t2"]
+    assert [m["role"] for m in second["messages"]] == ["user", "assistant", "tool", "tool", "assistant"]
+    assert [m["content"] for m in second["messages"][2:4]] == ["a synced", "b locked"]
+    assert second["meta"]["labels"]["recovery"] is True and second["meta"]["labels"]["failed_attempts"] == 1
+    (pair,) = views["worker_recovery_cases/pairs"]
+    assert pair["rejected"][0]["tool_calls"][0]["function"]["arguments"] == {"x": "b"}
+    assert answer["messages"][-1] == {"role": "assistant", "content": "Both synced."}
+    assert answer["messages"][-2]["content"] == "b synced"
+    with_thinking, _ = build_views(_two_call_turn(), ctx, ViewsConfig(include_reasoning=True))
+    assert with_thinking["worker_sft"][0]["messages"][-1]["content"] == "<think>think first</think>\nSyncing both."
+
+
+def test_only_conversational_sources_get_conversation_rows() -> None:
+    from tracebridge.export.config import ViewsConfig
+    from tracebridge.export.views import RunContext, build_views
+
+    for source, cfg in (("agentlightning", ViewsConfig()), ("openclaw", ViewsConfig(conversational_sources=[]))):
+        views, _ = build_views(_two_call_turn(), RunContext("r", "f", "train", source, None), cfg)
+        assert views["worker_sft"] == []  # no worker_input: the per-decision builder finds no step

@@ -38,6 +38,8 @@ def test_imported_sessions_export_with_the_default_config(tmp_path):
     doc = json.loads(r.stdout)
     assert r.exit_code == 0, r.output
     assert doc["counts"]["accepted"] == doc["counts"]["read"] > 0 and doc["passed"]
+    # the sessions are training rows: one worker_sft row per assistant turn that called tools or answered
+    assert sum(doc["rows"]["worker_sft"].values()) == 9 and sum(doc["rows"]["worker_recovery_cases/sft"].values()) == 1
     r = CliRunner().invoke(app, ["export", str(out), "--out", str(tmp_path / "c"), "quality.open_ended_sources=[]",
                                  "--json"])
     doc = json.loads(r.stdout)  # without the key, every imported run is incomplete

@@ -65,7 +65,7 @@ class _Msg:
 
 @dataclass
 class _Turn:
-    """The current user turn: its event and the failed calls in it so far."""
+    """The conversation so far, and the current user turn: its event and its failed calls so far."""
 
     event_id: str | None = None
     failed: int = 0

@@ -159,10 +159,11 @@ def test_rows_load_with_datasets_and_format_through_the_train_path(bundle: Expor
     assert not data.quarantined and len(data.sft) == 9 and len(data.recovery_sft) == len(data.pref) == 1
     sft = datasets.Dataset.from_list(to_sft_records(data.sft))
     texts = []
-    for ex in sft:
-        assert is_conversational(ex)
-        out = maybe_apply_chat_template({"messages": ex["messages"]}, tok, tools=json.loads(ex["tools"]))
-        texts.append(out["text"])
+    for ex in sft:  # conversation windows train on their last turn: prompt/completion records
+        assert is_conversational(ex) and ex["completion"][0]["role"] == "assistant"
+        out = maybe_apply_chat_template({"prompt": ex["prompt"], "completion": ex["completion"]}, tok,
+                                        tools=json.loads(ex["tools"]))
+        texts.append(out["prompt"] + out["completion"])
     joined = "\n".join(texts)
     assert '<tool_call>{"name": "read", "arguments": {"path":"/home/u/proj/deploy.log"}}</tool_call>' in joined
     assert "<|im_start|>tool\ndeploy ok at 09:58<|im_end|>" in joined and "Tools:" in joined

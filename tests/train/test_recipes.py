@@ -69,3 +69,32 @@ def test_lora_sft_then_dpo_with_the_adapter_as_reference(tmp_path):
     model, res = run_dpo(model, tok, to_pref_records(d.split(d.pref, "train")[:16]),
                          DPORecipeConfig(max_steps=4, lr=5e-3, ref="adapter", lora=lora), tmp_path / "d")
     assert res.global_step == 4 and not hasattr(model, "peft_config")
+
+
+def test_conversation_rows_train_only_their_last_assistant_turn(tmp_path):
+    """A conversation row repeats earlier assistant turns as context; only its last turn is the target."""
+    from trl import SFTConfig, SFTTrainer
+
+    from datasets import Dataset
+
+    def row(n, window=True):
+        msgs = []
+        for i in range(n):
+            msgs += [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": f"ANSWER{i} done"}]
+        return {"messages": msgs, "meta": {"labels": {"context_messages": 2 * n - 1} if window else {}}}
+
+    plain = to_sft_records([row(1, False), row(2, False)])
+    assert all(set(r) == {"messages", "tools"} for r in plain)  # no conversation window: unchanged
+    recs = to_sft_records([row(1), row(3)])
+    assert all(set(r) == {"prompt", "completion", "tools"} for r in recs)
+    assert recs[1]["completion"][0]["content"] == "ANSWER2 done" and len(recs[1]["prompt"]) == 5
+    model, tok = tiny_model_and_tokenizer()
+    ds = Dataset.from_list([{k: v for k, v in r.items() if k != "tools"} for r in recs])
+    trainer = SFTTrainer(model=model, args=SFTConfig(output_dir=str(tmp_path / "t"), max_steps=1, report_to=[],
+                                                     assistant_only_loss=True, use_cpu=True),
+                         train_dataset=ds, processing_class=tok)
+    ex = trainer.train_dataset[1]
+    target = tok.decode([t for t, lab in zip(ex["input_ids"], ex["labels"]) if lab != -100])
+    assert "ANSWER2" in target and "ANSWER0" not in target and "ANSWER1" not in target
+    model, res = run_sft(model, tok, recs, SFTRecipeConfig(max_steps=2, logging_steps=1), tmp_path / "s")
+    assert res.global_step == 2

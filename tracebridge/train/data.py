@@ -289,9 +289,20 @@ def _norm_tools(tools: Any) -> str | None:
 
 def to_sft_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows as TRL conversational records: tool-call arguments and ``tools`` as JSON strings (so
-    Arrow does not merge different argument structs into null-filled ones), no ``meta``."""
-    return [{"messages": [_norm_message(m) for m in r["messages"]], "tools": _norm_tools(r.get("tools"))}
+    Arrow does not merge different argument structs into null-filled ones), no ``meta``.
+
+    Rows stay ``messages`` (assistant-only loss: every assistant turn of the row is a target), unless
+    a row is a conversation window (``meta.labels.context_messages``, written by
+    ``tracebridge.export.views_conversation``): its earlier assistant turns are context that other
+    rows already train on. Then every record becomes conversational ``prompt``/``completion`` (one
+    dataset, one format; the same loss for rows with one assistant turn), so TRL puts the loss on
+    the last turn only and no turn is trained once per later row that repeats it.
+    """
+    recs = [{"messages": [_norm_message(m) for m in r["messages"]], "tools": _norm_tools(r.get("tools"))}
             for r in rows]
+    if any("context_messages" in ((r.get("meta") or {}).get("labels") or {}) for r in rows):
+        recs = [{"prompt": r["messages"][:-1], "completion": r["messages"][-1:], "tools": r["tools"]} for r in recs]
+    return recs
 
 
 def to_pref_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -25,7 +25,8 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
     Args:
         model: a causal LM (from ``tracebridge.train.models``).
         tokenizer: its tokenizer, with a chat template that has generation markers.
-        records: ``{"messages": [...], "tools": json-string | None}`` rows.
+        records: ``{"messages": [...], "tools": json-string | None}`` rows, or ``{"prompt", "completion",
+            "tools"}`` ones (loss on the completion only; see ``data.to_sft_records``).
         rc: the recipe config.
         out_dir: checkpoints go to ``out_dir/checkpoint-N``, the final model to ``out_dir/final``.
         seed: data order and dropout seed.

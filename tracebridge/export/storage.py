@@ -138,6 +138,30 @@ def governance_problems(bundle: Path, man: Manifest) -> list[str]:
     red = report.get("redaction") if isinstance(report, dict) else None
     if red != gov:
         out.append("report.json redaction record differs from the manifest's data_governance")
+    return out + _row_findings(bundle, man)
+
+
+def _row_findings(bundle: Path, man: Manifest, limit: int = 5) -> list[str]:
+    """``file:line:field: <type> found`` for rows that still hold personal data or secrets: the
+    manifest's governance is a claim, the rows are what leaves the host, so they are scanned too."""
+    from tracebridge.curate.redact import Scanner
+
+    scanner = Scanner()
+    out: list[str] = []
+    for f in man.files:
+        if not f.path.endswith(".jsonl"):
+            continue
+        with open(bundle / f.path, "rb") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                try:
+                    row = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    out.append(f"{f.path}:{lineno}: not JSON")
+                    continue
+                found = scanner.scan(row if isinstance(row, dict) else {"row": row})
+                out += [f"{f.path}:{lineno}:{field}: {kind} found" for kind, field in sorted(found)]
+                if len(out) >= limit:
+                    return out[:limit]
     return out
 
 
@@ -266,7 +290,10 @@ def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig |
         for f in man.files:
             local = tmp / f.path
             local.parent.mkdir(parents=True, exist_ok=True)
-            fs.get_file(f"{src}/{f.path}", str(local))
+            try:
+                fs.get_file(f"{src}/{f.path}", str(local))
+            except FileNotFoundError as exc:
+                raise BundleError(f"{uri}/{f.path}: listed in the manifest but missing from the store") from exc
             if sha256_file(local) != f.sha256:
                 raise BundleError(f"{uri}/{f.path}: sha256 does not match the manifest (tampered or torn)")
         fs.get_file(f"{src}/{MANIFEST}", str(tmp / MANIFEST))

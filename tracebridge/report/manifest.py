@@ -75,18 +75,46 @@ def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], tri
 
 
 def verify_report(out_dir: Path) -> list[str]:
-    """Problems of a report folder (missing or changed files); empty when it verifies."""
-    import json
+    """Problems of a report folder (empty when it verifies): a path that escapes the folder
+    (``..``, absolute, backslash, NUL, a symlink out), a missing or changed file, a file the
+    manifest does not list, or a manifest whose ``report_id`` does not match its content."""
+    import orjson
+
+    from tracebridge.export.bundle import BundleError, safe_relpath
 
     out_dir = Path(out_dir)
     mpath = out_dir / "manifest.json"
     if not mpath.is_file():
         return [f"{mpath}: missing"]
+    try:
+        man = orjson.loads(mpath.read_bytes())
+        files = man["files"]
+        if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+            raise TypeError("files is not a list of objects")
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        return [f"{mpath}: not a report manifest ({exc})"]
     probs = []
-    for i, f in enumerate(json.loads(mpath.read_text()).get("files") or []):
-        p = out_dir / f["path"]
-        if not p.is_file():
-            probs.append(f"{mpath}:files[{i}].path: {f['path']} is missing")
-        elif sha256_bytes(p.read_bytes()) != f["sha256"]:
-            probs.append(f"{mpath}:files[{i}].sha256: {f['path']} was modified")
+    root = out_dir.resolve()
+    for i, f in enumerate(files):
+        try:
+            rel = safe_relpath(f.get("path"), f"{mpath}:files[{i}].path")
+        except BundleError as exc:
+            probs.append(str(exc))
+            continue
+        p = out_dir / rel
+        if not p.resolve().is_relative_to(root):
+            probs.append(f"{mpath}:files[{i}].path: {rel} escapes the report folder (symlink)")
+        elif not p.is_file():
+            probs.append(f"{mpath}:files[{i}].path: {rel} is missing")
+        elif sha256_bytes(p.read_bytes()) != f.get("sha256"):
+            probs.append(f"{mpath}:files[{i}].sha256: {rel} was modified")
+    if man.get("report_id") != sha256_json({"files": files, "config_hash": man.get("config_hash"),
+                                            "bundle": man.get("bundle_id")}):
+        probs.append(f"{mpath}:report_id: does not match the manifest's files, config_hash and bundle_id")
+    if man.get("config_hash") != sha256_json(man.get("config")):
+        probs.append(f"{mpath}:config_hash: does not match the manifest's config")
+    listed = {f.get("path") for f in files} | {"manifest.json"}
+    probs += [f"{out_dir}/{e}: not listed in the manifest" for e in
+              sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if not p.is_dir())
+              if e not in listed]
     return probs

@@ -119,6 +119,20 @@ def _keys(path: Path) -> Iterator[str]:
                 yield ln.obj["key"]
 
 
+def _end_torn_tail(path: Path) -> None:
+    """End an unterminated last line (a writer killed mid-row) with a newline, so the next row is
+    not glued onto it: the reader then quarantines the fragment alone and the new row stays whole."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            last = fh.read(1)
+    except OSError:  # no file, or an empty one
+        return
+    if last != b"\n":
+        with open(path, "ab") as fh:
+            fh.write(b"\n")
+
+
 def append_locked(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]], *, dedupe: bool = True,
                   timeout_s: float = 30.0) -> tuple[int, int]:
     """Append rows to a JSONL file under its lock; rows whose ``key`` is already there are skipped.
@@ -130,6 +144,7 @@ def append_locked(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]], 
     p.parent.mkdir(parents=True, exist_ok=True)
     rows = list(rows)
     with FileLock(str(p) + ".lock", timeout=timeout_s):
+        _end_torn_tail(p)
         seen = set(_keys(p)) if dedupe else set()
         writer: EventWriter | None = None
         written = dup = 0

@@ -12,8 +12,9 @@ A record: ``seq`` (1, 2, ...), ``action`` (promote | rollback), ``at``, ``active
 ``prev_hash`` (the previous record's ``hash``) and ``hash`` (sha256 of the record without it).
 History is the source of truth: it is appended first, then ``active.json`` is replaced, and a
 change that died in between is repaired (``active.json`` rewritten from history) by the next
-change under the lock. Two changes never interleave, so concurrent promotions leave a history
-whose seqs run 1..n with an unbroken hash chain.
+change under the lock; a record torn mid-append is moved to ``history.jsonl.torn``. Two changes
+never interleave, so concurrent promotions leave a history whose seqs run 1..n with an unbroken
+hash chain.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def read_history(state: PolicyState) -> list[dict[str, Any]]:
         return []
     out = []
     for line in iter_lines(state.history_path):
+        if line.torn:  # a change killed mid-append: never activated, cut by the next change
+            continue
         if line.error:
             raise PromotionError(f"{state.history_path}:{line.lineno}: {line.error}; history is damaged, "
                                  "repair it by hand before any promotion (records are never rewritten)")
@@ -135,8 +138,27 @@ def _append(state: PolicyState, records: list[dict[str, Any]], fields: dict[str,
     return rec
 
 
+def _cut_torn_tail(state: PolicyState) -> None:
+    """Move an unterminated last history line (a change killed mid-append, so never activated) to
+    ``history.jsonl.torn``, kept for audit, and cut it from the history (caller holds the lock)."""
+    p = state.history_path
+    data = p.read_bytes() if p.is_file() else b""
+    if not data or data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    fd = os.open(p.with_name(HISTORY + ".torn"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, data[cut:] + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.truncate(p, cut)
+
+
 def _load_checked(state: PolicyState) -> list[dict[str, Any]]:
-    """History under the lock: verified, and active.json repaired if a change died half-way."""
+    """History under the lock: a torn tail cut, verified, and active.json repaired if a change
+    died half-way."""
+    _cut_torn_tail(state)
     records = read_history(state)
     problems = verify_history(records)
     if problems:

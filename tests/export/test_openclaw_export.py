@@ -64,7 +64,8 @@ def test_openclaw_runs_give_worker_rows_and_counts_reconcile(bundle: ExportResul
     for r in sft:
         m, evs = r["meta"], events[r["meta"]["run_id"]]
         assert m["event_ids"] and all(e in evs for e in m["event_ids"])  # lineage into the traces
-        assert m["goal_family"] == sessions[m["run_id"]]["goal"]["family"] and m["source"] == "openclaw"
+        goal = sessions[m["run_id"]]["goal"]  # split family = chat kind + goal (split.by_goal_sources)
+        assert m["goal_family"] == f"{goal['family']}/{goal['goal_hash'][:8]}" and m["source"] == "openclaw"
         split_of.setdefault(m["goal_family"], set()).add(m["split"])
         msgs = r["messages"]
         assert msgs[0]["role"] == "user" and msgs[-1]["role"] == "assistant"  # no system prompt recorded
@@ -227,3 +228,21 @@ def test_only_conversational_sources_get_conversation_rows() -> None:
     for source, cfg in (("agentlightning", ViewsConfig()), ("openclaw", ViewsConfig(conversational_sources=[]))):
         views, _ = build_views(_two_call_turn(), RunContext("r", "f", "train", source, None), cfg)
         assert views["worker_sft"] == []  # no worker_input: the per-decision builder finds no step
+
+
+def test_one_bot_user_sessions_spread_over_the_splits_by_goal(tmp_path: Path) -> None:
+    """Forty Telegram sessions of one bot (one chat kind): split by goal, not all in one split;
+    sessions that open with the same message stay in one split (no goal leak)."""
+    from tracebridge.curate.config import SplitConfig
+    from tracebridge.export.pipeline import _family
+    from tracebridge.curate.split import assign_families
+
+    def session(i: int) -> dict[str, Any]:
+        return {"goal": {"family": "openclaw/telegram", "goal_hash": f"{i % 30:08x}" + "0" * 56}, "source": {"kind": "openclaw"}}
+
+    fams = Counter(_family(session(i), ["openclaw"]) for i in range(40))
+    assert len(fams) == 30 and fams[f"openclaw/telegram/{0:08x}"] == 2
+    assert set(assign_families(dict(fams), SplitConfig()).values()) == {"train", "validation", "test"}
+    assert _family(session(0)) == "openclaw/telegram"  # without the key: one family, one split
+    sim = {"goal": {"family": "calc", "goal_hash": "ab" * 32}, "source": {"kind": "sim"}}
+    assert _family(sim, ["openclaw"]) == "calc"

@@ -114,6 +114,10 @@ class SplitConfig:
         "help": "Orders families before assignment; change it to draw a different split."})
     assign: dict[str, str] = field(default_factory=dict, metadata={
         "help": "Fixed family → split assignments, e.g. {calc: test}; the rest follow the ratios."})
+    by_goal_sources: list[str] = field(default_factory=lambda: ["openclaw"], metadata={
+        "help": "source.kind values split by family AND goal (`<family>/<goal_hash[:8]>`): an OpenClaw "
+                "family is a chat kind (telegram, chat, cron...), so a one-bot user would get one family "
+                "and one split; identical opening messages still stay in one split."})
 
     def validate(self, prefix: str = "split") -> list[str]:
         out = [f"{prefix}.ratios.{k}: unknown split; use {', '.join(SPLITS)}" for k in self.ratios if k not in SPLITS]
@@ -123,6 +127,8 @@ class SplitConfig:
             out.append(f"{prefix}.ratios={dict(self.ratios)}: must sum to 1 (e.g. train=0.8 validation=0.1 test=0.1)")
         out += [f"{prefix}.assign.{f}={s}: unknown split; use {', '.join(SPLITS)}"
                 for f, s in self.assign.items() if s not in SPLITS]
+        out += [f"{prefix}.by_goal_sources={k}: unknown source kind; use {', '.join(SOURCE_KINDS)}"
+                for k in self.by_goal_sources if k not in SOURCE_KINDS]
         return out
 
 

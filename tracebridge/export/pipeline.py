@@ -30,7 +30,7 @@ import multiprocessing
 import os
 import subprocess
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,11 +96,11 @@ def git_sha() -> str | None:
     return res.stdout.strip() or None
 
 
-def family_counts(root: Path) -> dict[str, int]:
+def family_counts(root: Path, by_goal: Collection[str] = ()) -> dict[str, int]:
     """Runs per goal family, from the session files only (the split needs them up front)."""
     out: Counter[str] = Counter()
     for run in iter_runs(root):
-        out[_family(_read_session(run))] += 1
+        out[_family(_read_session(run), by_goal)] += 1
     return dict(out)
 
 
@@ -114,10 +114,17 @@ def _read_session(run: RunDir) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _family(session: dict[str, Any] | None) -> str:
+def _family(session: dict[str, Any] | None, by_goal: Collection[str] = ()) -> str:
+    """The split family of a run: its goal family, refined by its goal hash for sources in
+    ``split.by_goal_sources`` (one family per chat kind is too coarse to split on)."""
     goal = (session or {}).get("goal")
     fam = goal.get("family") if isinstance(goal, dict) else None
-    return fam if isinstance(fam, str) and fam else "unknown"
+    fam = fam if isinstance(fam, str) and fam else "unknown"
+    source = (session or {}).get("source")
+    if by_goal and isinstance(source, dict) and source.get("kind") in by_goal:
+        gh = goal.get("goal_hash") if isinstance(goal, dict) else None
+        fam = f"{fam}/{gh[:8]}" if isinstance(gh, str) and gh else fam
+    return fam
 
 
 def _findings_text(found: Counter[tuple[str, str]]) -> str:
@@ -159,7 +166,8 @@ class _Curator:
         if not blocking and self.cfg.redaction.enabled:
             events, session, more = self.redaction(t, run, events, raw_session)
             blocking += more
-        return Curated(t, blocking, _family(raw_session), events, session, raw_session)
+        return Curated(t, blocking, _family(raw_session, self.cfg.split.by_goal_sources), events, session,
+                       raw_session)
 
     def redaction(self, t: Tally, run: RunDir, events: list[dict[str, Any]], session: dict[str, Any]
                   ) -> tuple[list[dict[str, Any]], dict[str, Any], list[Reason]]:
@@ -205,7 +213,7 @@ class _Exporter:
         self.tools = ToolRegistry(cfg.tools)
         self.curator = _Curator(cfg)
         self.redactor = self.curator.redactor  # also masks quarantine messages
-        self.family_runs = family_counts(root)
+        self.family_runs = family_counts(root, cfg.split.by_goal_sources)
         self.assignment = assign_families(self.family_runs, cfg.split)
 
     def quarantine(self, run: RunDir, reasons: list[Reason]) -> None:

@@ -248,3 +248,70 @@ def test_report_symlink_out_is_refused(report_dir: Path, tmp_path: Path) -> None
     res.unlink()
     os.symlink(tmp_path / "copy.json", res)
     assert any("symlink" in p for p in verify_report(report_dir))
+
+
+# ---- no secret value in any config, manifest, log or report ----
+
+SECRETS = {"aws_key": "AKIAQWERTYUIOPASDFGH", "aws_secret": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQwErTyUiO",
+           "github": "ghp_" + "Zx9" * 12, "url_password": "Hunter2Sup3rS3cret",
+           "email": "planted.person@example.net", "card": "4242 4242 4242 4242"}
+
+
+def _encodings(value: str) -> list[bytes]:
+    import base64
+    import urllib.parse
+
+    raw = value.encode()
+    return [raw, base64.b64encode(raw), base64.urlsafe_b64encode(raw), urllib.parse.quote(value).encode(),
+            urllib.parse.quote_plus(value).encode(), orjson.dumps(value)[1:-1], value.replace(" ", "").encode()]
+
+
+def test_no_planted_secret_in_anything_the_pipeline_writes(tmp_path: Path, s3_env: str) -> None:  # noqa: F811
+    """collect → plant secrets (traces + environment) → export → push (S3 with the planted keys
+    as credentials) → fetch → report; then every file written, and every log, is scanned."""
+    import subprocess
+    import sys
+
+    from tests.export.conftest import record_pii_run
+    from tests.report.test_report import trials
+    from tracebridge.curate.redact import capture_redactor
+    from tracebridge.report import write_report
+
+    repo = Path(__file__).resolve().parents[2]
+    traces, bundles, logs = tmp_path / "traces", tmp_path / "bundles", tmp_path / "logs"
+    logs.mkdir()
+    env = {**os.environ, "GITHUB_TOKEN": SECRETS["github"], "AWS_ACCESS_KEY_ID": SECRETS["aws_key"],
+           "AWS_SECRET_ACCESS_KEY": SECRETS["aws_secret"],
+           "DATABASE_URL": f"postgres://admin:{SECRETS['url_password']}@db.example.com/x",
+           "TRACEBRIDGE_LOG_LEVEL": "DEBUG"}
+
+    def tb(name: str, *args: str) -> None:
+        with open(logs / f"{name}.log", "wb") as fh:
+            rc = subprocess.run([sys.executable, "-m", "tracebridge.cli.__main__", *args], cwd=repo, env=env,
+                                stdout=fh, stderr=subprocess.STDOUT, timeout=300).returncode
+        assert rc == 0, (logs / f"{name}.log").read_text()[-2000:]
+
+    tb("collect", "collect", "configs/collect/smoke.yaml", "workers=1", "--out", str(traces))
+    text = (f"token {SECRETS['github']} key {SECRETS['aws_key']} AWS_SECRET_ACCESS_KEY=\"{SECRETS['aws_secret']}\" "
+            f"db https://admin:{SECRETS['url_password']}@db.example.com/x mail {SECRETS['email']} "
+            f"card {SECRETS['card']}")
+    record_pii_run(traces, redactor=capture_redactor(), text=text)  # an agent run, redacted at capture
+    tb("validate", "validate", str(traces))
+    tb("export", "export", str(traces), "--out", str(bundles))
+    uri = f"s3://{s3_env}/tb"
+    tb("push", "push", str(bundles), uri, "--json")
+    path, _ = fetch_bundle(uri, tmp_path / "fetched")
+    write_report(trials(tmp_path / "trials", uplift=20), tmp_path / "report",
+                 config={"storage": uri, "token_env": "GITHUB_TOKEN"}, wall_s=1.0, n_boot=50)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) > 50 and any(p.suffix == ".log" for p in files) and (path / "manifest.json").is_file()
+    leaks = [f"{p.relative_to(tmp_path)}: {name}" for p in files for name, v in SECRETS.items()
+             if any(e in p.read_bytes() for e in _encodings(v))]
+    assert leaks == []
+    # the planted values really went through: capture found every kind, the push used the keys
+    gov = orjson.loads(next(bundles.glob("*/report.json")).read_bytes())["redaction"]
+    assert {"AWS_KEY", "GITHUB_TOKEN", "URL_PASSWORD", "EMAIL", "CARD"} <= set(gov["passes"][0]["findings_by_type"])
+    # and the scan sees an encoded leak
+    (tmp_path / "control.txt").write_bytes(_encodings(SECRETS["aws_secret"])[1])
+    assert any(e in (tmp_path / "control.txt").read_bytes() for e in _encodings(SECRETS["aws_secret"]))
+    assert SECRETS["aws_key"].encode() not in b"".join((logs / f).read_bytes() for f in os.listdir(logs))

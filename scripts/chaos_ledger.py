@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from tracebridge.testing.ledger_chaos import ledger_chaos, promotion_chaos  # noqa: E402
+from tracebridge.testing.ledger_chaos import ledger_chaos, promotion_chaos
 
 
 def main() -> int:

@@ -23,7 +23,12 @@ from tracebridge.ops.promotion import (
     rollback,
     verify_history,
 )
-from tracebridge.testing.ledger_chaos import chain_problems, ledger_chaos, promotion_chaos, write_reports
+from tracebridge.testing.ledger_chaos import (
+    chain_problems,
+    ledger_chaos,
+    promotion_chaos,
+    write_reports,
+)
 
 
 def test_feedback_ledger_under_concurrent_writers_kills_and_torn_rows(tmp_path: Path) -> None:

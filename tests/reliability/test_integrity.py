@@ -17,6 +17,7 @@ from tracebridge.export.bundle import BundleError, compute_bundle_id, sha256_fil
 from tracebridge.export.pipeline import ExportResult, export_traces
 from tracebridge.export.storage import PushRefused, StorageError, fetch_bundle, open_fs, push_bundle
 from tracebridge.report import verify_report
+from tracebridge.testing.secret_scan import SECRETS, encodings, planted_env, planted_text, scan
 
 
 @pytest.fixture
@@ -252,20 +253,6 @@ def test_report_symlink_out_is_refused(report_dir: Path, tmp_path: Path) -> None
 
 # ---- no secret value in any config, manifest, log or report ----
 
-SECRETS = {"aws_key": "AKIAQWERTYUIOPASDFGH", "aws_secret": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQwErTyUiO",
-           "github": "ghp_" + "Zx9" * 12, "url_password": "Hunter2Sup3rS3cret",
-           "email": "planted.person@example.net", "card": "4242 4242 4242 4242"}
-
-
-def _encodings(value: str) -> list[bytes]:
-    import base64
-    import urllib.parse
-
-    raw = value.encode()
-    return [raw, base64.b64encode(raw), base64.urlsafe_b64encode(raw), urllib.parse.quote(value).encode(),
-            urllib.parse.quote_plus(value).encode(), orjson.dumps(value)[1:-1], value.replace(" ", "").encode()]
-
-
 def test_no_planted_secret_in_anything_the_pipeline_writes(tmp_path: Path, s3_env: str) -> None:  # noqa: F811
     """collect → plant secrets (traces + environment) → export → push (S3 with the planted keys
     as credentials) → fetch → report; then every file written, and every log, is scanned."""
@@ -280,10 +267,7 @@ def test_no_planted_secret_in_anything_the_pipeline_writes(tmp_path: Path, s3_en
     repo = Path(__file__).resolve().parents[2]
     traces, bundles, logs = tmp_path / "traces", tmp_path / "bundles", tmp_path / "logs"
     logs.mkdir()
-    env = {**os.environ, "GITHUB_TOKEN": SECRETS["github"], "AWS_ACCESS_KEY_ID": SECRETS["aws_key"],
-           "AWS_SECRET_ACCESS_KEY": SECRETS["aws_secret"],
-           "DATABASE_URL": f"postgres://admin:{SECRETS['url_password']}@db.example.com/x",
-           "TRACEBRIDGE_LOG_LEVEL": "DEBUG"}
+    env = {**os.environ, **planted_env(), "TRACEBRIDGE_LOG_LEVEL": "DEBUG"}
 
     def tb(name: str, *args: str) -> None:
         with open(logs / f"{name}.log", "wb") as fh:
@@ -292,10 +276,7 @@ def test_no_planted_secret_in_anything_the_pipeline_writes(tmp_path: Path, s3_en
         assert rc == 0, (logs / f"{name}.log").read_text()[-2000:]
 
     tb("collect", "collect", "configs/collect/smoke.yaml", "workers=1", "--out", str(traces))
-    text = (f"token {SECRETS['github']} key {SECRETS['aws_key']} AWS_SECRET_ACCESS_KEY=\"{SECRETS['aws_secret']}\" "
-            f"db https://admin:{SECRETS['url_password']}@db.example.com/x mail {SECRETS['email']} "
-            f"card {SECRETS['card']}")
-    record_pii_run(traces, redactor=capture_redactor(), text=text)  # an agent run, redacted at capture
+    record_pii_run(traces, redactor=capture_redactor(), text=planted_text())  # an agent run, redacted at capture
     tb("validate", "validate", str(traces))
     tb("export", "export", str(traces), "--out", str(bundles))
     uri = f"s3://{s3_env}/tb"
@@ -303,15 +284,13 @@ def test_no_planted_secret_in_anything_the_pipeline_writes(tmp_path: Path, s3_en
     path, _ = fetch_bundle(uri, tmp_path / "fetched")
     write_report(trials(tmp_path / "trials", uplift=20), tmp_path / "report",
                  config={"storage": uri, "token_env": "GITHUB_TOKEN"}, wall_s=1.0, n_boot=50)
-    files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert len(files) > 50 and any(p.suffix == ".log" for p in files) and (path / "manifest.json").is_file()
-    leaks = [f"{p.relative_to(tmp_path)}: {name}" for p in files for name, v in SECRETS.items()
-             if any(e in p.read_bytes() for e in _encodings(v))]
-    assert leaks == []
+    n, leaks = scan([tmp_path])
+    assert n > 50 and leaks == []
+    assert (path / "manifest.json").is_file() and len(list(logs.glob("*.log"))) == 4
     # the planted values really went through: capture found every kind, the push used the keys
     gov = orjson.loads(next(bundles.glob("*/report.json")).read_bytes())["redaction"]
     assert {"AWS_KEY", "GITHUB_TOKEN", "URL_PASSWORD", "EMAIL", "CARD"} <= set(gov["passes"][0]["findings_by_type"])
     # and the scan sees an encoded leak
-    (tmp_path / "control.txt").write_bytes(_encodings(SECRETS["aws_secret"])[1])
-    assert any(e in (tmp_path / "control.txt").read_bytes() for e in _encodings(SECRETS["aws_secret"]))
+    (tmp_path / "control.txt").write_bytes(b"x" + encodings(SECRETS["aws_secret"])[1])
+    assert scan([tmp_path])[1] == [f"{tmp_path / 'control.txt'}: aws_secret"]
     assert SECRETS["aws_key"].encode() not in b"".join((logs / f).read_bytes() for f in os.listdir(logs))

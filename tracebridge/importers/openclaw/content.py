@@ -105,14 +105,18 @@ def usage_of(usage: Any) -> tuple[int, int, float]:
         return 0, 0, 0.0
     g = usage.get
     inp, out, cr, cw = g("input"), g("output"), g("cacheRead", 0), g("cacheWrite", 0)
-    if type(inp) is not int or type(out) is not int or type(cr) is not int or type(cw) is not int or min(
-            inp, out, cr, cw) < 0 or inp + out + cr + cw > MAX_TOKENS:  # the common case: four small ints >= 0
+    if (type(inp) is int and type(out) is int and type(cr) is int and type(cw) is int
+            and (inp | out | cr | cw) >= 0 and inp + out + cr + cw <= MAX_TOKENS):  # the common case
+        tokens_in, tokens_out = inp + cr + cw, out
+    else:
         inp, out, cr, cw = _num(inp), _num(out), _num(cr), _num(cw)
+        tokens_in, tokens_out = int(inp + cr + cw), int(out)
     cost = g("cost")
     if type(cost) is dict:
         total = cost.get("total")
-        if type(total) is not float or total < 0:
-            total = _num(total) if total is not None else sum(_num(v) for v in cost.values())
+        if type(total) is float and not total < 0:  # the common case
+            return tokens_in, tokens_out, total
+        total = _num(total) if total is not None else sum(_num(v) for v in cost.values())
     else:
         total = _num(cost)
-    return int(inp + cr + cw), int(out), float(total)
+    return tokens_in, tokens_out, float(total)

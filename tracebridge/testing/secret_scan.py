@@ -4,15 +4,38 @@ behind "no secret value appears in any config, manifest, log or report"."""
 from __future__ import annotations
 
 import base64
+import os
+import random
+import string
 import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
 
-SECRETS = {"aws_key": "AKIAQWERTYUIOPASDFGH", "aws_secret": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQwErTyUiO",
-           "github": "ghp_" + "Zx9" * 12, "url_password": "Hunter2Sup3rS3cret",
-           "email": "planted.person@example.net", "card": "4242 4242 4242 4242"}
+
+def _luhn_card(rng: random.Random) -> str:
+    digits = [4] + [rng.randrange(10) for _ in range(14)]
+    total = sum(d if i % 2 else (d * 2 - 9 if d * 2 > 9 else d * 2) for i, d in enumerate(reversed(digits)))
+    digits.append((10 - total % 10) % 10)
+    return " ".join("".join(map(str, digits[i:i + 4])) for i in range(0, 16, 4))
+
+
+def make_secrets(seed: int | None = None) -> dict[str, str]:
+    """Fresh values of each planted kind (random per run, so no copy of the source that defines
+    them, e.g. a job's shipped working dir, can hold them)."""
+    rng = random.Random(seed if seed is not None else int.from_bytes(os.urandom(8), "big"))
+    up, alnum = string.ascii_uppercase + string.digits, string.ascii_letters + string.digits
+
+    def pick(chars: str, n: int) -> str:
+        return "".join(rng.choice(chars) for _ in range(n))
+
+    return {"aws_key": "AKIA" + pick(up, 16), "aws_secret": pick(alnum + "/+", 40), "github": "ghp_" + pick(alnum, 36),
+            "url_password": pick(alnum, 18), "email": f"planted.{pick(string.ascii_lowercase, 8)}@example.net",
+            "card": _luhn_card(rng)}
+
+
+SECRETS = make_secrets()
 
 
 def planted_text() -> str:
@@ -36,15 +59,16 @@ def encodings(value: str) -> list[bytes]:
             urllib.parse.quote_plus(value).encode(), orjson.dumps(value)[1:-1], value.replace(" ", "").encode()]
 
 
-def scan(roots: Iterable[Path]) -> tuple[int, list[str]]:
-    """(files scanned, ``path: secret`` for each planted value found in any encoding)."""
+def scan(roots: Iterable[Path], since: float | None = None) -> tuple[int, list[str]]:
+    """(files scanned, ``path: secret`` for each planted value found in any encoding); with
+    ``since``, only files modified at or after that epoch time (a shared folder's new files)."""
     needles = {name: encodings(v) for name, v in SECRETS.items()}
     n, leaks = 0, []
     for root in roots:
         for p in sorted(Path(root).rglob("*")):
-            if not p.is_file() or p.is_symlink():
-                continue
             try:
+                if not p.is_file() or p.is_symlink() or (since is not None and p.stat().st_mtime < since):
+                    continue
                 data = p.read_bytes()
             except OSError:
                 continue

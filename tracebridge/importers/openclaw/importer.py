@@ -14,7 +14,7 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 import xxhash
@@ -29,6 +29,7 @@ from tracebridge.importers.openclaw.session import run_id_for, session_id_from_n
 from tracebridge.importers.openclaw.state import ImportState, Quarantine, RunState
 
 log = logging.getLogger(__name__)
+_BATCH_EVENTS = 256
 
 
 def scan_session_id(head: bytes) -> str | None:
@@ -133,6 +134,7 @@ class _FileImport:
         update, feed, write, loads = digest.update, mapper.feed, writer.write_many, orjson.loads
         replay_to = st.offset if st else 0
         offset = lines = replayed = accepted = 0
+        batch: list[dict[str, Any]] = []  # the events of several rows: one ``write_many`` per batch
         end = self.bom
         for lineno, raw in enumerate(self.fh, 1):
             end += len(raw)
@@ -162,7 +164,11 @@ class _FileImport:
                 self._quarantine(lineno, exc.field, exc.reason, raw.rstrip(b"\r\n"))
                 continue
             accepted += 1
-            write(events)
+            batch += events
+            if len(batch) >= _BATCH_EVENTS:
+                write(batch)
+                batch = []
+        write(batch)
         rep = self.rep
         rep.lines_replayed += replayed
         rep.lines_read += lines - replayed - self._blank  # blank lines are no records

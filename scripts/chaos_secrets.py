@@ -37,7 +37,7 @@ from tracebridge.testing.secret_scan import planted_env, planted_text, scan
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="the demo sweep as configured (3 roles × 2 lr)")
-    ap.add_argument("--keep", action="store_true", help="keep the output folder")
+    ap.add_argument("--keep", action="store_true", help="keep the output folder and the Ray head it started")
     a = ap.parse_args()
     out = Path(tempfile.mkdtemp(prefix="chaos-secrets-"))
     traces, bundles, store, reports, logs = (out / n for n in ("traces", "bundles", "storage", "reports", "logs"))
@@ -63,11 +63,13 @@ def main() -> int:
     tb("push", "push", str(bundles), store.as_uri())
     small = [] if a.full else ["roles=[verifier]", "ablations.train.lr=[1.0e-3]"]
     tb("submit", "submit", "configs/sweep/demo.yaml", f"bundle={bundles}", f"storage={store.as_uri()}", *small,
-       "--out", str(reports), "--json")
+       "--out", str(reports), "--wait", "--json")
+    if not list(reports.glob("*/report.html")):
+        raise SystemExit(f"chaos_secrets: the sweep wrote no report; see {logs / 'submit.log'}")
     n, leaks = scan([out])
     n_ray, ray_leaks = scan([Path(head.temp_dir)], since=started - 1)  # a reused head: what this run wrote
     n, leaks = n + n_ray, leaks + ray_leaks
-    if not reused:
+    if not reused and not a.keep:
         stop_head(head)
     for leak in leaks[:20]:
         print(f"LEAK {leak}")

@@ -71,7 +71,7 @@ class _FileImport:
         self.session_id = sid or session_id_from_name(t.path.name)
         self.run_id = run_id_for(self.session_id)
         self.final = cfg.final or t.archived is not None
-        self._base: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
+        self._base: tuple[Counter[str], Counter[str]] | None = None  # counts after the replayed prefix
         self._blank = 0
 
     def run(self) -> None:
@@ -122,8 +122,12 @@ class _FileImport:
         rep.runs_written += not unchanged
         rep.events_written += writer.written
         rep.events_already_present += writer.already_present
-        rep.drift.update(mapper.drift - self._base[0])
-        rep.counts.update(mapper.all_counts() - self._base[1])
+        if self._base is None:  # nothing replayed: every count is new
+            rep.drift.update(mapper.drift)
+            rep.counts.update(mapper.all_counts())
+        else:
+            rep.drift.update(mapper.drift - self._base[0])
+            rep.counts.update(mapper.all_counts() - self._base[1])
         if not (unchanged and st is not None):  # a copy seen again keeps its first owner
             self.state.runs[self.run_id] = new
 

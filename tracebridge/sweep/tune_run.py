@@ -73,6 +73,24 @@ def _name(trial: Any) -> str:
     return trial.config.get("spec", {}).get("trial_id", trial.trial_id)
 
 
+CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
+
+
+def keep_credentials_out_of_trial_runtime_env() -> None:
+    """Ray Tune copies the driver's AWS credentials into every trial actor's ``runtime_env``
+    (``ray.tune.execution.class_cache``), and Ray's runtime-env agent logs that env in plain text
+    (``session_*/logs/runtime_env_agent.log``) and shows it in the dashboard. Trials take
+    credentials from their node's environment instead (the instance role of a cloud node, or the
+    shell that started a local head), as every other process on the cluster does."""
+    try:
+        from ray.tune.execution import class_cache
+    except ImportError:  # pragma: no cover - a Ray without that module propagates nothing
+        return
+    propagated = getattr(class_cache, "ENV_VARS_TO_PROPAGATE", None)
+    if isinstance(propagated, set):
+        propagated.difference_update(CREDENTIAL_VARS)
+
+
 def build_tuner(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]], callbacks: list[Any]) -> Any:
     """A new Tuner, or the restored one when this sweep's run exists on storage (finished trials
     are kept, unfinished and errored ones continue from their last checkpoint)."""
@@ -81,6 +99,7 @@ def build_tuner(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]]
 
     from tracebridge.sweep.storage import join, tune_storage_path
 
+    keep_credentials_out_of_trial_runtime_env()
     trainable = tune.with_resources(tune.with_parameters(tune_trial, ctx=ctx), trial_resources(cfg))
     exp_path = tune_storage_path(join(cfg.storage, ctx.sweep_id))
     if tune.Tuner.can_restore(exp_path):

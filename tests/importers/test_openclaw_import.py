@@ -212,3 +212,12 @@ def test_too_deep_values_and_absurd_token_counts_import_without_crashing(tmp_pat
     usage = next(e["llm"]["usage"] for e in events if e.get("llm"))
     assert (usage["input_tokens"], usage["output_tokens"]) == (0, 0)  # corrupt counts, not int64 overflow
     assert validate_root(tmp_path / "out").runs_total == 1
+
+
+def test_sync_filesystem_flushes_the_trace_roots_file_system_and_reports_a_missing_root(tmp_path):
+    from tracebridge.importers.openclaw.importer import sync_filesystem
+
+    (tmp_path / "run").mkdir()
+    sync_filesystem(tmp_path / "run")
+    with pytest.raises(FileNotFoundError):
+        sync_filesystem(tmp_path / "missing")

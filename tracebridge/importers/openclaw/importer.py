@@ -10,8 +10,10 @@ session's id maps, never by the input size.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -206,10 +208,31 @@ class _FileImport:
         self.q.add(self.file, lineno, field, reason, raw)
 
 
-def _checkpoint(state: ImportState, rep: ImportReport) -> None:
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def sync_filesystem(root: Path) -> None:
+    """Flush the file system that holds ``root``: ``syncfs(2)`` where there is one, else ``os.sync()``.
+
+    ``os.sync()`` flushes every file system of the host: on a shared machine that is other
+    processes' dirty data too, and it took 2-20 ms a call here while others wrote; ``syncfs``
+    flushes only the file system the runs and the state file are on.
+    """
+    syncfs = getattr(_LIBC, "syncfs", None)
+    if syncfs is not None:
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            if syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    os.sync()
+
+
+def _checkpoint(root: Path, state: ImportState, rep: ImportReport) -> None:
     """Make every run written so far durable, then record it in the state file."""
     if rep.runs_written:
-        os.sync()
+        sync_filesystem(root)
     state.save()
 
 
@@ -242,8 +265,8 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
                 except OSError as exc:
                     rep.skip(str(t.path), f"unreadable: {exc}")
                 if i % cfg.checkpoint_every == 0:
-                    _checkpoint(state, rep)
+                    _checkpoint(root, state, rep)
         finally:
             q.close()
-            _checkpoint(state, rep)
+            _checkpoint(root, state, rep)
     return rep

@@ -4,11 +4,12 @@ A new run is written into ``<out>/.tmp-<run_id>/`` (events through ``EventWriter
 ``session.json``) and the folder is renamed into place, so a crash never leaves a half-imported
 run visible (the rename is what makes the run appear, so ``session.json`` needs no temp file of
 its own there). Writers do not fsync each run: the importer makes each batch durable with one
-``os.sync()`` before it saves its state (the state never names bytes that might be lost). An existing run is only ever appended to: the events the import
-produces are first compared with the bytes already in ``events.jsonl`` (after what the state
-file says was imported) and skipped while they match, so a re-import after a lost state file
-or a crash between append and state save writes nothing twice. A mismatch is a conflict and
-nothing is written.
+``sync_filesystem`` (``syncfs`` of the trace root's file system) before it saves its state (the
+state never names bytes that might be lost). An existing run is only ever appended to: the
+events the import produces are first compared with the bytes already in ``events.jsonl`` (after
+what the state file says was imported) and skipped while they match, so a re-import after a
+lost state file or a crash between append and state save writes nothing twice. A mismatch is a
+conflict and nothing is written.
 """
 
 from __future__ import annotations

@@ -29,6 +29,10 @@ POSITIVES = [
     ("IPV4", "host at 192.168.10.20, port 22", "192.168.10.20"),
     ("IPV6", "addr 2001:db8:85a3::8a2e:370:7334 here", "2001:db8:85a3::8a2e:370:7334"),
     ("AWS_KEY", "key=AKIAIOSFODNN7EXAMPLE.", "AKIAIOSFODNN7EXAMPLE"),
+    ("AWS_KEY", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+     "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),  # ~/.aws/credentials, unquoted
+    ("AWS_KEY", '{"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}',
+     "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),  # STS / boto JSON
     ("GITHUB_TOKEN", "token ghp_" + "aB3" * 12 + " used", "ghp_" + "aB3" * 12),
     ("GITLAB_TOKEN", "glpat-abcdefghij1234567890", "glpat-abcdefghij1234567890"),
     ("SLACK_TOKEN", "xoxb-1234567890-1234567890-abcdefghijklmnopqrstuvwx", "xoxb-1234567890-1234567890-abcdefghijklmnopqrstuvwx"),

@@ -68,6 +68,10 @@ OWN_SECRETS = {
     "NPM_TOKEN": re.compile(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
     "GITLAB_TOKEN": re.compile(r"gl(?:pat|dt|ft|soat|rt|ptt|cbt|imt|agent|oas)-[A-Za-z0-9_\-]{20,}"),  # CJK after it
     "URL_PASSWORD": re.compile(r"://[A-Za-z0-9\-._~%!$&'()*+,;=]+:([A-Za-z0-9\-._~%!$&'()*+,;=]+)@(?=[A-Za-z0-9\[])"),
+    # an AWS secret key has no prefix: found by its name, unquoted (`aws_secret_access_key = ...` in
+    # ~/.aws/credentials, env dumps) or as STS/boto JSON (`"SecretAccessKey": "..."`)
+    "AWS_KEY": re.compile(r"(?i)(?:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?"
+                          r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
 }
 # A URL "password" that is a template slot, not a value: ${DB_PASSWORD}, {password}, <pass>, %s, ***.
 URL_PW_TEMPLATE = re.compile(r"^(?:\$\{?[A-Za-z_]\w*\}?|\{+[^{}]*\}+|<[^<>]*>|%\(?\w*\)?s|\*+)$")
@@ -84,7 +88,7 @@ _TOKEN_LEFT = re.compile(r"[A-Za-z0-9_]*$")
 SECRET_LITERALS = ["A3T", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
                    "glpat-", "gldt-", "glptt-", "glrt-", "glsoat-", "glft-", "glimt-", "glagent-", "glcbt-", "gloas-", "xox",
                    "hooks.slack.com", "sk-", "sk_live_", "rk_live_", "SG.", "npm_", "pypi-", "eyJ", "PRIVATE KEY",
-                   "aws", "AWS", "Aws"]
+                   "aws", "AWS", "Aws", "SecretAccessKey", "secret_access_key", "SECRET_ACCESS_KEY"]
 SECRET_MARKERS = "|".join(re.escape(x) for x in SECRET_LITERALS) + r"|://[^\s/@:]+:[^\s/@]+@"
 # IBAN lengths by country (mod-97 is the main check; the length cuts chance matches further).
 IBAN_LENGTHS = {
@@ -177,6 +181,7 @@ _DECIMAL = re.compile(r"\d+\.\d+$")
 _DECIMAL_B = re.compile(rb"\d+\.\d+$")
 _TOKEN_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "_-") else 32 for i in range(256))
 _LONG_TOKEN = b"a" * 20  # 20 token characters in a row
+_AWS_SECRET_NAME = re.compile(rb"(?i)secret_?access_?key")  # an AWS secret (base64: '/' '+' split tokens)
 _NUM_TABLE = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))  # digit -> "0", else "x"
 _SEPARATORS = b" \t().-/"
 _SEVEN_DIGITS = b"0" * 7
@@ -267,6 +272,8 @@ class Detectors:
             return True
         if self._tok and _LONG_TOKEN in data.translate(_TOKEN_TABLE) and self._marker(data):
             return True  # a long token is a credential only with a marker (``find`` needs one too)
+        if self._tok and (b"ccess" in data or b"CCESS" in data) and _AWS_SECRET_NAME.search(data):
+            return True
         if self._auth_on or self._words_b:
             low = data.lower()
             if (self._auth_on and (b"bearer" in low or b"basic" in low)) or any(w in low for w in self._words_b):

@@ -13,7 +13,9 @@ Traces go to a temp folder on tmpfs (``/dev/shm``) so the figure is the importer
 to the system temp folder with ``--disk`` (this machine's shared disk adds ~0.2-2 ms per file
 created; the ratio then measures the disk as much as the importer).
 Everything runs in one thread (``--pin`` also pins it to one CPU); measurements are interleaved,
-best of ``--repeat``. The last line is the ratio import / (loads+dumps loop).
+best of ``--repeat``, in wall-clock seconds, or with ``--cpu`` in CPU seconds of this process
+(steadier on a shared machine: time spent waiting for a core does not count). The last line is
+the ratio import / (loads+dumps loop).
 """
 
 from __future__ import annotations
@@ -83,11 +85,11 @@ def plain_loop(files: list[Path], dumps: bool, clock: Callable[[], float] = time
     return clock() - t
 
 
-def import_once(src: Path, out: Path) -> tuple[float, object]:
+def import_once(src: Path, out: Path, clock: Callable[[], float] = time.perf_counter) -> tuple[float, object]:
     shutil.rmtree(out, ignore_errors=True)
-    t = time.perf_counter()
+    t = clock()
     rep = import_openclaw([src], out)
-    return time.perf_counter() - t, rep
+    return clock() - t, rep
 
 
 def main() -> None:
@@ -101,7 +103,9 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="Tiny input, one repetition, output validated.")
     ap.add_argument("--pin", action="store_true", help="Pin the process to one CPU (on a shared machine this "
                     "ties the figure to that CPU's other load; everything here is single-threaded anyway).")
+    ap.add_argument("--cpu", action="store_true", help="Time in CPU seconds of this process, not wall clock.")
     args = ap.parse_args()
+    clock = time.process_time if args.cpu else time.perf_counter
     if args.pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     repeat = 1 if args.smoke else args.repeat
@@ -115,9 +119,9 @@ def main() -> None:
         out = Path(out_tmp) / "traces"
         t_loads, t_base, runs = [], [], []
         for _ in range(repeat):  # interleaved, best of N: load from other processes hits all three alike
-            t_loads.append(plain_loop(files, False))
-            t_base.append(plain_loop(files, True))
-            runs.append(import_once(src, out))
+            t_loads.append(plain_loop(files, False, clock))
+            t_base.append(plain_loop(files, True, clock))
+            runs.append(import_once(src, out, clock))
         loads, base = min(t_loads), min(t_base)
         best, rep = min(runs, key=lambda r: r[0])
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -127,7 +131,8 @@ def main() -> None:
             v = validate_root(out)
             print(f"validate: {'PASS' if v.passed else 'FAIL ' + '; '.join(v.failures())} "
                   f"(lineage {v.lineage_valid_pct:.1f}%, {v.runs_total} runs)")
-    print(f"input: {len(files)} transcripts, {mb:.1f} MB ({how}); traces on {'disk' if out_base is None else 'tmpfs'}")
+    print(f"input: {len(files)} transcripts, {mb:.1f} MB ({how}); traces on {'disk' if out_base is None else 'tmpfs'}; "
+          f"{'CPU' if args.cpu else 'wall'} seconds, best of {repeat}")
     print(f"import: {rep.lines_read} lines = {rep.lines_accepted} accepted + {rep.lines_quarantined} quarantined, "
           f"{rep.events_written} events, {rep.runs_written} runs")
     print(f"plain read+json.loads:            {mb / loads:8.1f} MB/s")

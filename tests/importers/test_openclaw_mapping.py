@@ -114,3 +114,20 @@ def test_duplicate_row_ids_get_distinct_event_ids():
     evs = _feed(m, [{"type": "message", "id": "a", "timestamp": T(1), "message": {"role": "user", "content": "x"}},
                     {"type": "message", "id": "a", "timestamp": T(2), "message": {"role": "user", "content": "y"}}])
     assert evs[1]["event_id"] == "r:a~L2" and m.drift["row:duplicate_id"] == 1
+
+
+@pytest.mark.parametrize(("given", "want"), [
+    ("2026-03-01T10:00:05.123Z", "2026-03-01T10:00:05.123Z"),  # the fast path
+    ("٢٠٢٦-03-01T10:00:05.123Z", "٢٠٢٦-03-01T10:00:05.123Z"),  # Unicode digits: the regex (\d) takes them
+    ("2026-03-01T10:00:05Z", "2026-03-01T10:00:05.000Z"),  # no milliseconds: parsed and reformatted
+    ("2026-03-01 10:00:05.123Z", "2026-03-01T10:00:05.123Z"),  # a space for the T: parsed
+    ("2026-03-01T10:00:05.123+00:00", "2026-03-01T10:00:05.123Z"),
+    ("2026-03-01T1O:00:05.123Z", "2026-03-01T10:00:01.000Z"),  # a letter O: invalid, the message's ms time
+    ("2026-03-01T10:00:05.123Z\n", "2026-03-01T10:00:01.000Z"),  # a trailing newline: invalid
+    (1772359201000, "2026-03-01T10:00:01.000Z"),  # not a string: the message's epoch ms
+])
+def test_row_timestamps_fast_path_and_fallbacks_agree_with_the_schema_format(given, want):
+    m = SessionMapper("r")
+    row = {"type": "message", "id": "u", "timestamp": given,
+           "message": {"role": "user", "content": "go", "timestamp": 1772359201000}}
+    assert m.feed(row, 1)[0]["timestamp"] == want

@@ -32,6 +32,9 @@ from tracebridge.importers.openclaw.state import ImportState, Quarantine, RunSta
 
 log = logging.getLogger(__name__)
 _BATCH_EVENTS = 256
+# Read transcripts in 1 MiB blocks: the default 8 KiB buffer costs a read() per 8 KiB, and line
+# iteration over the 233 MB benchmark input took 0.11 CPU s with it, 0.04 s with this.
+_READ_BUFFER = 1 << 20
 
 
 def scan_session_id(head: bytes) -> str | None:
@@ -260,7 +263,7 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
             for i, t in enumerate(discover(paths, rep.problems), 1):
                 rep.files_seen += 1
                 try:
-                    with open(t.path, "rb") as fh:
+                    with open(t.path, "rb", buffering=_READ_BUFFER) as fh:
                         _FileImport(t, fh, root, cfg, state, q, rep).run()
                 except OSError as exc:
                     rep.skip(str(t.path), f"unreadable: {exc}")

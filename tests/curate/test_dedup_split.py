@@ -101,3 +101,20 @@ def test_minhash_sample_is_bounded() -> None:
         t.add("train", "f", f"{i:064x}", f"prompt number {i} about topic {i * 7}", f"r{i}")
     near = t.near_duplicates()
     assert near["sampled"]["train"] == 5 and near["prompts"]["train"] == 200
+
+
+def test_each_source_gets_its_share_of_every_split():
+    """Many small OpenClaw families next to four large simulator families: split per source, the
+    simulator's families (the only ones with planner/verifier rows) still reach validation and test."""
+    from tracebridge.curate.config import SplitConfig
+    from tracebridge.curate.split import assign_families
+
+    counts = {f: 100 for f in ("calc", "docs", "files", "sql")} | {f"openclaw/telegram/{i:08x}": 3 for i in range(40)}
+    groups = {f: ("openclaw" if f.startswith("openclaw") else "sim") for f in counts}
+    mixed = assign_families(counts, SplitConfig())
+    assert {mixed[f] for f in ("calc", "docs", "files", "sql")} != {"train", "validation", "test"}  # what this prevents
+    per_source = assign_families(counts, SplitConfig(), groups)
+    assert {per_source[f] for f in ("calc", "docs", "files", "sql")} == {"train", "validation", "test"}
+    assert {per_source[f] for f in counts if f.startswith("openclaw")} == {"train", "validation", "test"}
+    sim_only = assign_families({f: 100 for f in ("calc", "docs", "files", "sql")}, SplitConfig())
+    assert {f: per_source[f] for f in sim_only} == sim_only  # a source's split does not depend on the others

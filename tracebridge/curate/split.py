@@ -1,6 +1,7 @@
 """The goal-family split and the cross-split leakage checks.
 
-``assign_families`` gives every goal family one split, deterministically: fixed assignments
+``assign_families`` gives every goal family one split, deterministically (per source kind, so
+each source gets its share of every split): fixed assignments
 first, then families in the order of ``sha256(salt + family)``, each to the split furthest below
 its target share of runs; when only as many families are left as there are empty splits with
 a share > 0, they go to those splits, so validation and test are not left empty while families
@@ -29,13 +30,27 @@ def _order_key(salt: str, family: str) -> str:
     return hashlib.sha256(f"{salt}\0{family}".encode()).hexdigest()
 
 
-def assign_families(counts: dict[str, int], cfg: SplitConfig) -> dict[str, str]:
+def assign_families(counts: dict[str, int], cfg: SplitConfig, groups: dict[str, str] | None = None) -> dict[str, str]:
     """Family → split.
 
     Args:
         counts: runs per family.
         cfg: ratios, salt and fixed assignments.
+        groups: family → group (its runs' source kind). Each group is split on its own, so every
+            source gets its share of each split: without this, many small OpenClaw families can
+            fill validation and test and leave the simulator's few large families (the only ones
+            with planner and verifier rows) all in train.
     """
+    by_group: dict[str, dict[str, int]] = {}
+    for fam, n in counts.items():
+        by_group.setdefault((groups or {}).get(fam, ""), {})[fam] = n
+    out: dict[str, str] = {}
+    for group in sorted(by_group):
+        out.update(_assign(by_group[group], cfg))
+    return out
+
+
+def _assign(counts: dict[str, int], cfg: SplitConfig) -> dict[str, str]:
     out = {f: s for f, s in cfg.assign.items() if f in counts}
     have = {s: sum(counts[f] for f, x in out.items() if x == s) for s in SPLITS}
     total = sum(counts.values()) or 1

@@ -96,12 +96,18 @@ def git_sha() -> str | None:
     return res.stdout.strip() or None
 
 
-def family_counts(root: Path, by_goal: Collection[str] = ()) -> dict[str, int]:
-    """Runs per goal family, from the session files only (the split needs them up front)."""
+def family_counts(root: Path, by_goal: Collection[str] = ()) -> tuple[dict[str, int], dict[str, str]]:
+    """Runs per goal family and each family's source kind, from the session files only (the split
+    needs them up front)."""
     out: Counter[str] = Counter()
+    sources: dict[str, str] = {}
     for run in iter_runs(root):
-        out[_family(_read_session(run), by_goal)] += 1
-    return dict(out)
+        session = _read_session(run)
+        fam = _family(session, by_goal)
+        out[fam] += 1
+        src = (session or {}).get("source")
+        sources.setdefault(fam, str(src.get("kind")) if isinstance(src, dict) else "")
+    return dict(out), sources
 
 
 def _read_session(run: RunDir) -> dict[str, Any] | None:
@@ -213,8 +219,8 @@ class _Exporter:
         self.tools = ToolRegistry(cfg.tools)
         self.curator = _Curator(cfg)
         self.redactor = self.curator.redactor  # also masks quarantine messages
-        self.family_runs = family_counts(root, cfg.split.by_goal_sources)
-        self.assignment = assign_families(self.family_runs, cfg.split)
+        self.family_runs, family_sources = family_counts(root, cfg.split.by_goal_sources)
+        self.assignment = assign_families(self.family_runs, cfg.split, family_sources)
 
     def quarantine(self, run: RunDir, reasons: list[Reason]) -> None:
         t, cap = self.t, self.cfg.quality.max_reasons_per_run

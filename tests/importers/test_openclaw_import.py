@@ -221,3 +221,16 @@ def test_sync_filesystem_flushes_the_trace_roots_file_system_and_reports_a_missi
     sync_filesystem(tmp_path / "run")
     with pytest.raises(FileNotFoundError):
         sync_filesystem(tmp_path / "missing")
+
+
+def test_a_null_line_is_quarantined_not_counted_as_blank(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "s.jsonl").write_bytes(
+        b'{"type":"session","version":3,"id":"s","timestamp":"2026-01-01T00:00:00.000Z"}\nnull\n\n'
+        b'{"type":"message","id":"u","parentId":null,"timestamp":"2026-01-01T00:00:01.000Z",'
+        b'"message":{"role":"user","content":"hi"}}\n')
+    rep = import_openclaw([src], tmp_path / "out")
+    assert (rep.lines_read, rep.lines_accepted, rep.lines_quarantined, rep.lines_blank) == (3, 2, 1, 1)
+    assert rep.reconciles
+    assert rep.quarantine_samples == [f"{src / 's.jsonl'}:2: <line>: row is a JSON null, not an object"]

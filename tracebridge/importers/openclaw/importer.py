@@ -35,6 +35,7 @@ _BATCH_EVENTS = 256
 # Read transcripts in 1 MiB blocks: the default 8 KiB buffer costs a read() per 8 KiB, and line
 # iteration over the 233 MB benchmark input took 0.11 CPU s with it, 0.04 s with this.
 _READ_BUFFER = 1 << 20
+_UNPARSED = object()  # a line that is no JSON (a ``null`` line parses to None: the mapper rejects it)
 
 
 def scan_session_id(head: bytes) -> str | None:
@@ -150,7 +151,7 @@ class _FileImport:
             try:  # JSON allows the trailing newline: no copy of the line on the common path
                 row, error = loads(raw), None
             except orjson.JSONDecodeError:
-                row, error = None, (None if raw.isspace() else _json_error(raw))
+                row, error = _UNPARSED, (None if raw.isspace() else _json_error(raw))
             if error is not None and raw[-1:] != b"\n" and not self.final and end > replay_to:
                 self.rep.lines_pending += 1  # a live transcript's half-written last line: next import
                 break
@@ -164,7 +165,7 @@ class _FileImport:
                                              f"(first {replay_to} bytes differ; imported from {st.file})")  # type: ignore[union-attr]
                     return None
                 continue
-            if row is None:
+            if row is _UNPARSED:
                 self._bad_line(lineno, raw, error)
                 continue
             try:
@@ -198,7 +199,7 @@ class _FileImport:
 
     def _replay(self, mapper: SessionMapper, row: object, lineno: int, end: int, replay_to: int) -> None:
         """Feed an already-imported line to rebuild the mapper's state (nothing is written)."""
-        if row is not None:
+        if row is not _UNPARSED:
             try:
                 mapper.feed(row, lineno)
             except RowError:

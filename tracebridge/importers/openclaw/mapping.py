@@ -176,7 +176,7 @@ class SessionMapper:
             RowError: the row cannot be mapped; quarantine it with the reason.
         """
         if type(row) is not dict:
-            raise RowError("<line>", f"row is a JSON {type(row).__name__}, not an object")
+            raise RowError("<line>", f"row is a JSON {'null' if row is None else type(row).__name__}, not an object")
         rtype = row.get("type")
         if rtype is None and "role" in row:
             row = rows.legacy_message(self, row)

@@ -5,8 +5,8 @@
 For each kind, valid inputs are mutated (truncated JSON, wrong types, unknown types, huge
 strings, deep nesting, invalid UTF-8, duplicate ids, parent cycles, timestamps out of order,
 BOMs, CRLF) and fed to the real parser or importer: the schema-v2 reader, config loading, the OpenClaw
-importer and the Telegram update harvester (the last two in tracebridge/testing/fuzz_inputs.py,
-which also holds the driver). Promise: no crash, no hang (--case-limit-s), read = accepted +
+importer and the Telegram update harvester (the last two in tracebridge/testing/fuzz_inputs.py;
+the driver in tracebridge/testing/fuzz_driver.py). Promise: no crash, no hang (--case-limit-s), read = accepted +
 quarantined, every problem names file:line:field, nothing valid in the same file is lost.
 Prints per-kind figures; the last line sums cases and every broken promise (all must be 0).
 """
@@ -28,15 +28,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracebridge.testing.fuzz_inputs import (
-    EXTRA_KINDS,
-    LOCATED,
-    OPENCLAW_MUTATIONS,
-    PROMISES,
-    TELEGRAM_MUTATIONS,
-    FuzzKind,
-    run_cases,
-)
+from tracebridge.testing.fuzz_driver import LOCATED, PROMISES, FuzzKind, run_cases
+from tracebridge.testing.fuzz_inputs import EXTRA_KINDS, OPENCLAW_MUTATIONS, TELEGRAM_MUTATIONS
 from tracebridge.testing.mutate import MUTATIONS, mutate_lines
 
 
@@ -127,7 +120,7 @@ class ConfigFuzz:
         return {outcome: 1}
 
 
-# The OpenClaw importer and Telegram harvester kinds (and the driver) live in tracebridge/testing/fuzz_inputs.py.
+# The OpenClaw importer and Telegram harvester kinds live in tracebridge/testing/fuzz_inputs.py.
 KINDS: dict[str, Callable[[Path], FuzzKind]] = {"reader": ReaderFuzz, "config": ConfigFuzz, **EXTRA_KINDS}
 
 

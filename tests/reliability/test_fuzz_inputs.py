@@ -11,15 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tracebridge.testing.fuzz_driver import PROMISES, Case, run_case
 from tracebridge.testing.fuzz_inputs import (
     OPENCLAW_MUTATIONS,
-    PROMISES,
     TELEGRAM_MUTATIONS,
-    Case,
     OpenClawFuzz,
     TelegramFuzz,
     parent_swap,
-    run_case,
 )
 
 

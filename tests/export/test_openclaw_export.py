@@ -234,8 +234,8 @@ def test_one_bot_user_sessions_spread_over_the_splits_by_goal(tmp_path: Path) ->
     """Forty Telegram sessions of one bot (one chat kind): split by goal, not all in one split;
     sessions that open with the same message stay in one split (no goal leak)."""
     from tracebridge.curate.config import SplitConfig
-    from tracebridge.export.pipeline import _family
     from tracebridge.curate.split import assign_families
+    from tracebridge.export.families import split_family as _family
 
     def session(i: int) -> dict[str, Any]:
         return {"goal": {"family": "openclaw/telegram", "goal_hash": f"{i % 30:08x}" + "0" * 56}, "source": {"kind": "openclaw"}}

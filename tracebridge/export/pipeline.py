@@ -30,7 +30,7 @@ import multiprocessing
 import os
 import subprocess
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,7 @@ from tracebridge.curate.redact import Redactor, Scanner
 from tracebridge.curate.split import LeakageTracker, assign_families
 from tracebridge.export.bundle import BundleWriter, Manifest
 from tracebridge.export.config import ExportConfig
+from tracebridge.export.families import family_counts, split_family
 from tracebridge.export.labels import LabelsForRun
 from tracebridge.export.report import Tally, build_report, render_markdown
 from tracebridge.export.tools import ToolRegistry
@@ -96,43 +97,6 @@ def git_sha() -> str | None:
     return res.stdout.strip() or None
 
 
-def family_counts(root: Path, by_goal: Collection[str] = ()) -> tuple[dict[str, int], dict[str, str]]:
-    """Runs per goal family and each family's source kind, from the session files only (the split
-    needs them up front)."""
-    out: Counter[str] = Counter()
-    sources: dict[str, str] = {}
-    for run in iter_runs(root):
-        session = _read_session(run)
-        fam = _family(session, by_goal)
-        out[fam] += 1
-        src = (session or {}).get("source")
-        sources.setdefault(fam, str(src.get("kind")) if isinstance(src, dict) else "")
-    return dict(out), sources
-
-
-def _read_session(run: RunDir) -> dict[str, Any] | None:
-    if not run.complete:
-        return None
-    try:
-        data = run.read_session()
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _family(session: dict[str, Any] | None, by_goal: Collection[str] = ()) -> str:
-    """The split family of a run: its goal family, refined by its goal hash for sources in
-    ``split.by_goal_sources`` (one family per chat kind is too coarse to split on)."""
-    goal = (session or {}).get("goal")
-    fam = goal.get("family") if isinstance(goal, dict) else None
-    fam = fam if isinstance(fam, str) and fam else "unknown"
-    source = (session or {}).get("source")
-    if by_goal and isinstance(source, dict) and source.get("kind") in by_goal:
-        gh = goal.get("goal_hash") if isinstance(goal, dict) else None
-        fam = f"{fam}/{gh[:8]}" if isinstance(gh, str) and gh else fam
-    return fam
-
-
 def _findings_text(found: Counter[tuple[str, str]]) -> str:
     return ", ".join(f"{k}×{n} in {p}" for (k, p), n in sorted(found.items())[:20])
 
@@ -172,7 +136,7 @@ class _Curator:
         if not blocking and self.cfg.redaction.enabled:
             events, session, more = self.redaction(t, run, events, raw_session)
             blocking += more
-        return Curated(t, blocking, _family(raw_session, self.cfg.split.by_goal_sources), events, session,
+        return Curated(t, blocking, split_family(raw_session, self.cfg.split.by_goal_sources), events, session,
                        raw_session)
 
     def redaction(self, t: Tally, run: RunDir, events: list[dict[str, Any]], session: dict[str, Any]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from tracebridge.curate.checksums import card_ok, iban_ok, luhn_ok
 from tracebridge.curate.config import RedactionConfig
-from tracebridge.curate.detectors import Detectors, card_ok, iban_ok, luhn_ok
+from tracebridge.curate.detectors import Detectors
 from tracebridge.curate.redact import Scanner
 from tracebridge.testing.pii_corpus import build_corpus, corpus_config
 

@@ -77,6 +77,22 @@ def test_folders_round_trip_through_s3(s3, tmp_path):
     assert tune_storage_path(s3) == s3 and tune_storage_path("file:///tmp/x") == "/tmp/x"
 
 
+def test_a_changed_endpoint_is_used_by_the_same_process(s3, tmp_path, monkeypatch):
+    from tracebridge.sweep.storage import read_text
+
+    put_dir(BUNDLE, join(s3, "bundles", "endpoint"))
+    live = os.environ["AWS_ENDPOINT_URL"]
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
+    with pytest.raises(Exception):
+        read_text(join(s3, "bundles", "endpoint", "manifest.json"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", live)  # fixed in the environment: the next call must see it
+    assert json.loads(read_text(join(s3, "bundles", "endpoint", "manifest.json")))["bundle_id"] == BID
+
+
 def test_bundle_fetched_once_verified_and_pinned(s3, tmp_path):
     uri = join(s3, "bundles", "v1")
     put_dir(BUNDLE, uri)

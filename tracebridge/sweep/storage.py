@@ -47,9 +47,11 @@ def tune_storage_path(uri: str) -> str:
 
 
 def _fs(uri: str) -> tuple[Any, str]:
+    """A fresh filesystem per call: fsspec's instance cache ignores the environment, so a
+    long-lived process (the ops cycle) would keep the first AWS_ENDPOINT_URL/credentials it saw."""
     import fsspec
 
-    return fsspec.core.url_to_fs(str(local_path(uri)) if is_local(uri) else uri)
+    return fsspec.core.url_to_fs(str(local_path(uri)) if is_local(uri) else uri, skip_instance_cache=True)
 
 
 def read_text(uri: str) -> str:

@@ -57,7 +57,8 @@ COMPACTION_PREFIX = "The conversation history before this point was compacted in
 
 @dataclass
 class _Msg:
-    """One message of the conversation and the position of the event it came from."""
+    """One message of the conversation, rendered for rows (``_Builder.render``), and the position
+    of the event it came from."""
 
     msg: dict[str, Any]
     pos: int
@@ -156,8 +157,8 @@ class _Conversation:
             done.append((str(cp.get("tool")), args))
             results.append(next((k for k in self.kids.get(str(c["event_id"]), [])
                                  if k.get("event_type") == "worker_tool_result"), None))
-        reply = {"role": "assistant", "content": self.content(_text((ev.get("llm") or {}).get("response")), ev),
-                 "tool_calls": tool_calls}
+        text = self.content(_text((ev.get("llm") or {}).get("response")), ev)
+        reply = self.rows.render({"role": "assistant", "content": text, "tool_calls": tool_calls})
         oks = [None if r is None else bool(payload(r).get("ok")) for r in results]
         ok = None if None in oks else all(oks)
         t = self.turn
@@ -166,7 +167,7 @@ class _Conversation:
                   "tool_source": self.rows.ctx.tool_source, "tool_ok": ok}
         rejected = None
         if recovered and t.last_failed is not None:
-            rejected = roles.tool_call_message(reply["tool_calls"][0]["id"], *t.last_failed)
+            rejected = self.rows.render(roles.tool_call_message(reply["tool_calls"][0]["id"], *t.last_failed))
         ids = [ev["event_id"]] + [c["event_id"] for c in calls] + [r["event_id"] for r in results if r]
         self.emit(reply, ids, labels, rejected)
         self.turn.history.append(_Msg(reply, i))

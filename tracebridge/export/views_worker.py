@@ -78,24 +78,28 @@ class _Builder:
         self.rec_sft: list[dict[str, Any]] = []
         self.rec_pairs: list[dict[str, Any]] = []
 
-    def _msg(self, m: dict[str, Any]) -> dict[str, Any]:
+    def render(self, m: dict[str, Any]) -> dict[str, Any]:
+        """``m`` as rows hold it: tool-call arguments as JSON strings when ``views.json_strings``."""
         return _jsonify(m) if self.cfg.json_strings and m.get("tool_calls") else m
 
     def add(self, step: _Step, action: dict[str, Any], reply: dict[str, Any], ids: list[str],
             labels: dict[str, Any], rejected: dict[str, Any] | None) -> None:
-        self.emit(roles.messages("worker", step.user_text(), system_prompt=self.system), reply, ids, labels, rejected)
+        prompt = [self.render(m) for m in roles.messages("worker", step.user_text(), system_prompt=self.system)]
+        self.emit(prompt, self.render(reply), ids, labels, None if rejected is None else self.render(rejected))
 
     def emit(self, prompt: list[dict[str, Any]], reply: dict[str, Any], ids: list[str], labels: dict[str, Any],
              rejected: dict[str, Any] | None) -> None:
-        """A ``worker_sft`` row (``prompt`` + ``reply``); with ``rejected``, also a recovery row and pair."""
-        prompt = [self._msg(m) for m in prompt]
-        row = {"messages": prompt + [self._msg(reply)], "tools": self.tools,
-               "meta": self.ctx.meta(ids, labels)}
+        """A ``worker_sft`` row (``prompt`` + ``reply``); with ``rejected``, also a recovery row and pair.
+
+        The messages come rendered (``render``): a conversation renders each message once, not once
+        per row whose context holds it, and its rows share those message objects.
+        """
+        row = {"messages": [*prompt, reply], "tools": self.tools, "meta": self.ctx.meta(ids, labels)}
         self.sft.append(row)
         if rejected is None:
             return
         self.rec_sft.append(row)
-        self.rec_pairs.append({"prompt": prompt, "chosen": [self._msg(reply)], "rejected": [self._msg(rejected)],
+        self.rec_pairs.append({"prompt": prompt, "chosen": [reply], "rejected": [rejected],
                                "tools": self.tools, "meta": self.ctx.meta(ids, {**labels, "pair_source": "recovery"})})
 
     def tool_call(self, step: _Step, action: dict[str, Any], call: dict[str, Any],

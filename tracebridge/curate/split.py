@@ -11,6 +11,7 @@ remain. The same family counts and config always give the same assignment.
 splits (exact, one small entry per goal) and samples prompt texts per split for a MinHash
 near-duplicate check across splits at the end. The sample is bounded: the ``k`` prompts with
 the smallest hash per split (bottom-k, order-independent), so memory does not grow with input.
+The MinHash and LSH are ``tracebridge.curate.minhash`` (datasketch's sketch without its import).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections import defaultdict
 from typing import Any
 
 from tracebridge.curate.config import SPLITS, LeakageConfig, SplitConfig
+from tracebridge.curate.minhash import LSHIndex, MinHasher
 
 _WORD = re.compile(r"\w+")
 
@@ -84,7 +86,6 @@ class LeakageTracker:
         self.goal_leaks = 0
         self._sample: dict[str, list[tuple[int, str, str]]] = defaultdict(list)  # max-heap via -h
         self._seen_prompts: dict[str, int] = defaultdict(int)
-        self._perms: Any = None
 
     def add(self, split: str, family: str, goal_hash: str, prompt: str, run_id: str) -> None:
         """Register one exported run."""
@@ -106,21 +107,11 @@ class LeakageTracker:
         elif -h > heap[0][0]:
             heapq.heapreplace(heap, item)
 
-    def _minhash(self, text: str) -> Any:
-        from datasketch import MinHash
-
-        if self._perms is None:  # the permutations cost more than hashing a prompt: make them once
-            first = MinHash(num_perm=self.cfg.num_perm, seed=1)
-            self._perms = (first.permutations, first.scheme)
-        m = MinHash(num_perm=self.cfg.num_perm, seed=1, permutations=self._perms[0], scheme=self._perms[1])
-        m.update_batch(shingles(text, self.cfg.shingle))
-        return m
-
     def near_duplicates(self) -> dict[str, Any]:
         """MinHash LSH across every pair of splits over the sampled prompts."""
-        from datasketch import MinHashLSH
-
-        sigs = {s: [(rid, self._minhash(p)) for _, rid, p in sorted(self._sample[s], reverse=True)]
+        hasher = MinHasher(self.cfg.num_perm, seed=1)
+        sigs = {s: [(rid, hasher.signature(shingles(p, self.cfg.shingle)))
+                    for _, rid, p in sorted(self._sample[s], reverse=True)]
                 for s in SPLITS if self._sample.get(s)}
         pairs: dict[str, int] = {}
         examples: list[dict[str, str]] = []
@@ -128,7 +119,7 @@ class LeakageTracker:
             for b in SPLITS[i + 1:]:
                 if a not in sigs or b not in sigs:
                     continue
-                lsh = MinHashLSH(threshold=self.cfg.near_dup_threshold, num_perm=self.cfg.num_perm)
+                lsh = LSHIndex(self.cfg.near_dup_threshold, self.cfg.num_perm)
                 for rid, m in sigs[a]:
                     lsh.insert(rid, m)
                 hits = 0

@@ -144,7 +144,8 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
             object, so a caller that needs the events does not read the file twice.
         session: if given, receives the parsed ``session.json`` (when it parses to an object).
     """
-    chk = RunCheck(run_id=run.run_id, complete=run.complete)
+    run_id = run.run_id
+    chk = RunCheck(run_id=run_id, complete=run.complete)
     path = str(run.events_path)
     if chk.complete:
         _check_session(run, chk, session)
@@ -193,10 +194,10 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
             ok = False
             chk.problems.append(Problem(path, ln.lineno, "event_id",
                                         f"duplicate id {eid!r} (first on line {lines[eid]})", "lineage"))
-        if obj.get("run_id") not in (None, run.run_id):
+        if obj.get("run_id") not in (None, run_id):
             ok = False
             chk.problems.append(Problem(path, ln.lineno, "run_id",
-                                        f"event of run {obj.get('run_id')!r} in run {run.run_id!r}", "lineage"))
+                                        f"event of run {obj.get('run_id')!r} in run {run_id!r}", "lineage"))
         if parent is None:
             if root_seen is not None:
                 ok = False
@@ -230,7 +231,7 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
             last_ts = max(last_ts, ts)
     for eid, parent in dangling:
         chk.problems.append(Problem(path, lines[eid], "parent_event_id",
-                                    _classify_dangling(eid, parent, parents, run.run_id), "lineage"))
+                                    _classify_dangling(eid, parent, parents, run_id), "lineage"))
         for member in _cycle(eid, parents):  # an earlier parent on a cycle is no valid lineage
             if member in valid_ids:
                 valid_ids.discard(member)

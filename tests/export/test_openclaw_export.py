@@ -1,5 +1,5 @@
-"""Imported OpenClaw sessions → a bundle with conversational worker rows: one per assistant turn,
-the conversation so far as the prompt, tool calls in TRL's format, lineage into the traces,
+"""Imported OpenClaw sessions → a bundle with conversational worker rows: one per span of plain
+assistant turns (or per turn), the conversation so far as the prompt, tool calls in TRL's format, lineage into the traces,
 recoveries, Telegram feedback in ``meta.labels``, and rows TRL's chat-template path accepts."""
 
 from __future__ import annotations
@@ -219,6 +219,67 @@ def test_parallel_calls_results_and_recovery_in_one_turn() -> None:
     assert answer["messages"][-2]["content"] == "b synced"
     with_thinking, _ = build_views(_two_call_turn(), ctx, ViewsConfig(include_reasoning=True))
     assert with_thinking["worker_sft"][0]["messages"][-1]["content"] == "<think>think first</think>\nSyncing both."
+
+
+def _plain_turns() -> list[dict[str, Any]]:
+    """Two user turns of plain tool calls (no failure): ls, cat, answer; then cat, a truncated reply, answer."""
+    call = {"action": "tool_call"}
+    return [
+        _ev("u", "planner_input", None, {"goal": "what is in notes.txt?"}),
+        _ev("a1", "worker_action", "u", call, llm={"response": "Listing."}),
+        _ev("a1.1", "worker_tool_call", "a1", {"call_id": "c1", "tool": "ls", "args": {}}),
+        _ev("t1", "worker_tool_result", "a1.1", {"call_id": "c1", "ok": True, "output": "notes.txt"}),
+        _ev("a2", "worker_action", "t1", call, llm={"response": ""}),
+        _ev("a2.1", "worker_tool_call", "a2", {"call_id": "c2", "tool": "cat", "args": {"path": "notes.txt"}}),
+        _ev("t2", "worker_tool_result", "a2.1", {"call_id": "c2", "ok": True, "output": "buy milk"}),
+        _ev("a3", "worker_action", "t2", {"action": "respond"}),
+        _ev("a3.1", "worker_output", "a3", {"result": "It says: buy milk."}),
+        _ev("v", "planner_input", "a3.1", {"goal": "and todo.txt?"}),
+        _ev("b1", "worker_action", "v", call, llm={"response": ""}),
+        _ev("b1.1", "worker_tool_call", "b1", {"call_id": "c3", "tool": "cat", "args": {"path": "todo.txt"}}),
+        _ev("t3", "worker_tool_result", "b1.1", {"call_id": "c3", "ok": True, "output": "call mom"}),
+        _ev("b2", "worker_action", "t3", {"action": "truncated"}),
+        _ev("b2.1", "worker_output", "b2", {"result": "It says: ca"}),
+        _ev("b3", "worker_action", "b2.1", {"action": "respond"}),
+        _ev("b3.1", "worker_output", "b3", {"result": "It says: call mom."}),
+    ]
+
+
+def test_plain_turns_of_a_user_turn_are_one_span_row_with_every_turn_a_target() -> None:
+    from tracebridge.export.config import ViewsConfig
+    from tracebridge.export.views import RunContext, build_views, target_turns
+
+    ctx = RunContext("r", "openclaw/chat", "train", "openclaw", True)
+    views, _ = build_views(_plain_turns(), ctx, ViewsConfig(json_strings=False))
+    first, second, third = views["worker_sft"]  # turn 1 whole; turn 2 split by the truncated reply
+    assert [m["role"] for m in first["messages"]] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert first["meta"]["labels"]["context_messages"] == 1 and first["meta"]["labels"]["target_turns"] == 3
+    assert first["meta"]["labels"]["tool_ok"] is True and first["meta"]["event_ids"] == [
+        "r:u", "r:a1", "r:a1.1", "r:t1", "r:a2", "r:a2.1", "r:t2", "r:a3", "r:a3.1"]
+    assert target_turns(first) == [1, 3, 5]
+    # the cat before the truncated reply is a row; the truncated reply is context of the answer only
+    assert second["messages"][-1]["tool_calls"][0]["id"] == "c3" and "target_turns" not in second["meta"]["labels"]
+    assert second["messages"][:6] == first["messages"] and second["messages"][6]["content"] == "and todo.txt?"
+    assert third["messages"][-2] == {"role": "assistant", "content": "It says: ca"}
+    assert third["messages"][-1]["content"] == "It says: call mom." and target_turns(third) == [len(third["messages"]) - 1]
+    # Agent Lightning triplets stay one per model call: the span gives one per target turn
+    trip = [t for t in views["agentlightning/triplets"] if t["metadata"]["role"] == "worker"]
+    assert [len(t["prompt"]) for t in trip[:3]] == [1, 3, 5] and trip[2]["response"]["content"] == "It says: buy milk."
+    assert len(trip) == 5
+    # one row per turn on request; a turn with feedback of its own is a row of its own
+    per_turn, _ = build_views(_plain_turns(), ctx, ViewsConfig(json_strings=False, conversation_rows="turn"))
+    assert len(per_turn["worker_sft"]) == 5 and [t["response"] for t in per_turn["agentlightning/triplets"]] == \
+        [t["response"] for t in views["agentlightning/triplets"]]
+    fb = RunContext("r", "openclaw/chat", "train", "openclaw", True,
+                    feedback={"events": {"r:a3.1": {"feedback_score": -1.0}}})
+    rows_fb = build_views(_plain_turns(), fb, ViewsConfig(json_strings=False))[0]["worker_sft"]
+    assert [r["meta"]["labels"].get("target_turns") for r in rows_fb[:2]] == [2, None]
+    assert rows_fb[1]["meta"]["labels"]["feedback_score"] == -1.0 and rows_fb[1]["meta"]["labels"]["context_messages"] == 5
+    assert "feedback_score" not in rows_fb[0]["meta"]["labels"]
+    # a span holds at most half the cap; the rest of the row is context
+    capped = build_views(_plain_turns(), ctx, ViewsConfig(json_strings=False, conversation_max_turns=4))[0]["worker_sft"]
+    assert [r["meta"]["labels"].get("target_turns") for r in capped[:2]] == [None, None]
+    assert all(len(r["messages"]) <= 5 for r in capped)
 
 
 def test_only_conversational_sources_get_conversation_rows() -> None:

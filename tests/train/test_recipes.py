@@ -98,3 +98,28 @@ def test_conversation_rows_train_only_their_last_assistant_turn(tmp_path):
     assert "ANSWER2" in target and "ANSWER0" not in target and "ANSWER1" not in target
     model, res = run_sft(model, tok, recs, SFTRecipeConfig(max_steps=2, logging_steps=1), tmp_path / "s")
     assert res.global_step == 2
+
+
+def test_a_span_row_trains_each_of_its_turns_but_not_tool_output_or_context(tmp_path):
+    """A conversation span (views.conversation_rows=span): targets from labels.context_messages on."""
+    from trl import SFTConfig, SFTTrainer
+
+    from datasets import Dataset
+
+    call = {"role": "assistant", "content": "CALLTURN now", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "cat", "arguments": '{"path": "a"}'}}]}
+    msgs = [{"role": "user", "content": "OLDQUESTION"}, {"role": "assistant", "content": "OLDANSWER"},
+            {"role": "user", "content": "NEWQUESTION"}, call,
+            {"role": "tool", "tool_call_id": "c1", "name": "cat", "content": "TOOLOUTPUT"},
+            {"role": "assistant", "content": "FINALANSWER"}]
+    (rec,) = to_sft_records([{"messages": msgs, "meta": {"labels": {"context_messages": 3, "target_turns": 2}}}])
+    assert len(rec["prompt"]) == 3 and [m["role"] for m in rec["completion"]] == ["assistant", "tool", "assistant"]
+    model, tok = tiny_model_and_tokenizer()
+    trainer = SFTTrainer(model=model, args=SFTConfig(output_dir=str(tmp_path / "t"), max_steps=1, report_to=[],
+                                                     assistant_only_loss=True, use_cpu=True),
+                         train_dataset=Dataset.from_list([{k: v for k, v in rec.items() if k != "tools"}]),
+                         processing_class=tok)
+    ex = trainer.train_dataset[0]
+    target = tok.decode([t for t, lab in zip(ex["input_ids"], ex["labels"]) if lab != -100])
+    assert "CALLTURN" in target and "FINALANSWER" in target
+    assert not any(w in target for w in ("OLDQUESTION", "OLDANSWER", "NEWQUESTION", "TOOLOUTPUT"))

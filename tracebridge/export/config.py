@@ -51,12 +51,18 @@ class ViewsConfig:
     conversation_max_turns: int = field(default=32, metadata={
         "help": "Conversational worker rows: most messages (user, assistant, tool) before the assistant turn; "
                 "older ones are dropped so the context starts at a user turn."})
+    conversation_rows: str = field(default="span", metadata={
+        "help": "Conversational worker rows: span (one row per run of plain assistant turns in a user turn, "
+                "every assistant turn after labels.context_messages a target: each turn's context is encoded "
+                "once, not once per turn) or turn (one row per assistant turn, the last one the target)."})
 
     def validate(self) -> list[str]:
         out = [f"views.system_prompts.{r}: unknown role; use {', '.join(ROLES)}" for r in self.system_prompts
                if r not in ROLES]
         out += [f"views.conversational_sources={k}: unknown source kind; use {', '.join(SOURCE_KINDS)}"
                 for k in self.conversational_sources if k not in SOURCE_KINDS]
+        if self.conversation_rows not in ("span", "turn"):
+            out.append(f"views.conversation_rows={self.conversation_rows}: use span or turn")
         if self.conversation_max_turns < 2:
             out.append(f"views.conversation_max_turns={self.conversation_max_turns}: must be >= 2 "
                        "(a user turn and the message before the assistant turn)")

@@ -27,7 +27,7 @@ LABEL_TYPES: dict[str, type | tuple[type, ...]] = {
     "fault": str, "expected_tool": str, "failure_class": str, "feedback_label": str, "tool_source": str,
     "goal_met": bool, "recovery": bool, "tool_ok": bool, "run_success": bool, "misled": bool,
     "feedback_score": float, "confidence": float, "feedback_count": int, "failed_attempts": int,
-    "context_messages": int, "context_dropped": int,
+    "context_messages": int, "context_dropped": int, "target_turns": int,
     "tool_mask": list, "risk_flags": list,
 }
 RunFeedback = Mapping[str, Any]

@@ -7,8 +7,9 @@ applied:
 * ``planner_sft`` — ``{"messages": [system, user, assistant=plan JSON], "meta"}``;
 * ``worker_sft`` — ``{"messages": [system, user, assistant with tool_calls | answer], "tools", "meta"}``,
   one row per worker decision (see ``tracebridge.export.views_worker``); for conversational sources
-  (``views.conversational_sources``, OpenClaw) one row per assistant turn with the conversation so
-  far as the prompt (``tracebridge.export.views_conversation``);
+  (``views.conversational_sources``, OpenClaw) one row per span of plain assistant turns in a user
+  turn, the conversation so far as context and every turn from ``labels.context_messages`` on a
+  target (``tracebridge.export.views_conversation``; ``target_turns`` lists them);
 * ``verifier_sft`` — ``{"messages": [system, user, assistant=verdict + feedback], "meta"}``;
 * ``verifier_pref_pairs`` — ``{"prompt", "chosen", "rejected", "meta"}``: chosen agrees with the
   ex-post verdict, rejected does not (the observed wrong verdict, else the tempting wrong one);
@@ -244,8 +245,18 @@ def triplets(views: dict[str, list[dict[str, Any]]], ctx: RunContext) -> list[di
     for view in ("planner_sft", "worker_sft", "verifier_sft"):
         role = view.split("_")[0]
         for r in views[view]:
-            m = r["meta"]
-            out.append({"prompt": r["messages"][:-1], "response": r["messages"][-1], "reward": reward,
-                        "metadata": {"run_id": m["run_id"], "event_ids": m["event_ids"], "role": role,
-                                     "split": m["split"], "goal_family": m["goal_family"], "source": m["source"]}})
+            m, msgs = r["meta"], r["messages"]
+            meta = {"run_id": m["run_id"], "event_ids": m["event_ids"], "role": role,
+                    "split": m["split"], "goal_family": m["goal_family"], "source": m["source"]}
+            out += [{"prompt": msgs[:i], "response": msgs[i], "reward": reward, "metadata": meta}
+                    for i in target_turns(r)]
     return out
+
+
+def target_turns(row: dict[str, Any]) -> list[int]:
+    """Indices of the row's target messages: its last one, or for a conversation span
+    (``labels.target_turns``) every assistant message from ``labels.context_messages`` on."""
+    msgs, labels = row["messages"], row["meta"].get("labels") or {}
+    if not labels.get("target_turns"):
+        return [len(msgs) - 1]
+    return [i for i in range(labels["context_messages"], len(msgs)) if msgs[i]["role"] == "assistant"]

@@ -293,16 +293,26 @@ def to_sft_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Rows stay ``messages`` (assistant-only loss: every assistant turn of the row is a target), unless
     a row is a conversation window (``meta.labels.context_messages``, written by
-    ``tracebridge.export.views_conversation``): its earlier assistant turns are context that other
-    rows already train on. Then every record becomes conversational ``prompt``/``completion`` (one
-    dataset, one format; the same loss for rows with one assistant turn), so TRL puts the loss on
-    the last turn only and no turn is trained once per later row that repeats it.
+    ``tracebridge.export.views_conversation``): its first ``context_messages`` messages are context
+    that other rows already train on. Then every record becomes conversational
+    ``prompt``/``completion`` (one dataset, one format; the same loss for rows with one assistant
+    turn): the completion is the row's targets (one turn, or a span of turns with the tool results
+    between them, which assistant-only loss leaves out), so no turn is trained once per later row
+    that repeats it.
     """
     recs = [{"messages": [_norm_message(m) for m in r["messages"]], "tools": _norm_tools(r.get("tools"))}
             for r in rows]
-    if any("context_messages" in ((r.get("meta") or {}).get("labels") or {}) for r in rows):
-        recs = [{"prompt": r["messages"][:-1], "completion": r["messages"][-1:], "tools": r["tools"]} for r in recs]
+    cuts = [((r.get("meta") or {}).get("labels") or {}).get("context_messages") for r in rows]
+    if any(c is not None for c in cuts):
+        recs = [_prompt_completion(r, c) for r, c in zip(recs, cuts)]
     return recs
+
+
+def _prompt_completion(rec: dict[str, Any], cut: Any) -> dict[str, Any]:
+    """``rec`` split before message ``cut`` (the last message when ``cut`` is no valid index)."""
+    msgs = rec["messages"]
+    k = cut if isinstance(cut, int) and 0 < cut < len(msgs) else len(msgs) - 1
+    return {"prompt": msgs[:k], "completion": msgs[k:], "tools": rec["tools"]}
 
 
 def to_pref_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

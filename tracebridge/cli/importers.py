@@ -44,6 +44,8 @@ def import_openclaw_cmd(
     final: Annotated[bool, typer.Option("--final", help="Quarantine half-written last lines (sessions are over).")] = False,
     validate: Annotated[bool, typer.Option("--validate", help="Validate the imported runs afterwards.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes importing sessions side by side "
+                                         "(same runs, state and report for any number).")] = 1,
 ) -> None:
     """Import OpenClaw session transcripts as schema-v2 runs (streaming, incremental, reproducible)."""
     from tracebridge.config import ConfigError, load_config
@@ -60,7 +62,7 @@ def import_openclaw_cmd(
     missing = [p for p in paths if not Path(p).expanduser().exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}", 2)
-    rep = import_openclaw(paths or None, out, cfg)
+    rep = import_openclaw(paths or None, out, cfg, workers=workers)
     doc = rep.to_dict()
     ok = rep.reconciles
     if validate:

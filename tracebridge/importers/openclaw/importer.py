@@ -11,10 +11,12 @@ session's id maps, never by the input size.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import logging
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -35,7 +37,6 @@ _BATCH_EVENTS = 256
 # Read transcripts in 1 MiB blocks: the default 8 KiB buffer costs a read() per 8 KiB, and line
 # iteration over the 233 MB benchmark input took 0.11 CPU s with it, 0.04 s with this.
 _READ_BUFFER = 1 << 20
-_UNPARSED = object()  # a line that is no JSON (a ``null`` line parses to None: the mapper rejects it)
 
 
 def scan_session_id(head: bytes) -> str | None:
@@ -61,6 +62,21 @@ def _json_error(raw: bytes) -> str:
     return "invalid JSON"
 
 
+def read_session_id(fh: BinaryIO, name: str, scan_bytes: int) -> tuple[str, int]:
+    """(session id, BOM length) of an open transcript, left at its first row.
+
+    The id is the header's (normally the first line: more of the file is read only if needed, up
+    to ``scan_bytes``), else the one in the file ``name``.
+    """
+    head = fh.read(4096)
+    bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0  # a UTF-8 BOM is no part of the first row
+    sid = scan_session_id(head[bom:])
+    if sid is None and len(head) == 4096 and not head.startswith(b'{"type":"session"'):
+        sid = scan_session_id((head + fh.read(scan_bytes - len(head)))[bom:])
+    fh.seek(bom)
+    return sid or session_id_from_name(name), bom
+
+
 class _FileImport:
     """Imports one open transcript; see the module docstring."""
 
@@ -68,13 +84,7 @@ class _FileImport:
                  q: Quarantine, rep: ImportReport) -> None:
         self.t, self.fh, self.out, self.cfg, self.state, self.q, self.rep = t, fh, out, cfg, state, q, rep
         self.file = str(t.path)
-        head = fh.read(4096)  # the header is normally the first line: read more only if needed
-        self.bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0  # a UTF-8 BOM is no part of the first row
-        sid = scan_session_id(head[self.bom:])
-        if sid is None and len(head) == 4096 and not head.startswith(b'{"type":"session"'):
-            sid = scan_session_id((head + fh.read(cfg.header_scan_bytes - len(head)))[self.bom:])
-        fh.seek(self.bom)
-        self.session_id = sid or session_id_from_name(t.path.name)
+        self.session_id, self.bom = read_session_id(fh, t.path.name, cfg.header_scan_bytes)
         self.run_id = run_id_for(self.session_id)
         self.final = cfg.final or t.archived is not None
         self._base: tuple[Counter[str], Counter[str]] | None = None  # counts after the replayed prefix
@@ -139,35 +149,47 @@ class _FileImport:
 
     def _stream(self, mapper: SessionMapper, writer: RunWriter,
                 st: RunState | None) -> tuple[int, int, str] | None:
-        """Map every line; returns (bytes consumed, lines consumed, digest) or None on conflict."""
+        """Map every line; returns (bytes consumed, lines consumed, digest) or None on conflict.
+
+        Two loops over the same file: the imported prefix (replayed, nothing written), then the new
+        lines, whose loop is the import's hot path and so checks nothing about the prefix.
+        """
         digest = xxhash.xxh3_128()
-        update, feed, write, loads = digest.update, mapper.feed, writer.write_many, orjson.loads
+        update, feed, write, loads, fh = digest.update, mapper.feed, writer.write_many, orjson.loads, self.fh
         replay_to = st.offset if st else 0
-        offset = lines = replayed = accepted = 0
-        batch: list[dict[str, Any]] = []  # the events of several rows: one ``write_many`` per batch
-        end = self.bom
-        for lineno, raw in enumerate(self.fh, 1):
-            end += len(raw)
-            try:  # JSON allows the trailing newline: no copy of the line on the common path
-                row, error = loads(raw), None
-            except orjson.JSONDecodeError:
-                row, error = _UNPARSED, (None if raw.isspace() else _json_error(raw))
-            if error is not None and raw[-1:] != b"\n" and not self.final and end > replay_to:
-                self.rep.lines_pending += 1  # a live transcript's half-written last line: next import
-                break
-            update(raw)
-            offset, lines = end, lineno
-            if end <= replay_to:
+        lineno = replayed = accepted = 0
+        new: Iterable[bytes] = fh
+        if st is not None:
+            end = self.bom
+            for raw in fh:
+                end += len(raw)
+                if end > replay_to:  # the first new line (or one that straddles the imported prefix)
+                    new = itertools.chain((raw,), fh)
+                    break
+                lineno += 1
                 replayed += 1
-                self._replay(mapper, row, lineno, end, replay_to)
-                if end == replay_to and digest.hexdigest() != st.prefix_digest:  # type: ignore[union-attr]
+                update(raw)
+                self._replay(mapper, raw, lineno, end == replay_to)
+                if end == replay_to and digest.hexdigest() != st.prefix_digest:
                     self.rep.skip(self.file, f"content changed since it was imported into run {self.run_id} "
-                                             f"(first {replay_to} bytes differ; imported from {st.file})")  # type: ignore[union-attr]
+                                             f"(first {replay_to} bytes differ; imported from {st.file})")
                     return None
-                continue
-            if row is _UNPARSED:
+        pending = b""
+        batch: list[dict[str, Any]] = []  # the events of several rows: one ``write_many`` per batch
+        start = lineno + 1
+        for lineno, raw in enumerate(new, start):  # lineno stays the last line read (or start - 1)
+            try:  # JSON allows the trailing newline: no copy of the line on the common path
+                row = loads(raw)
+            except orjson.JSONDecodeError:
+                error = None if raw.isspace() else _json_error(raw)
+                if error is not None and raw[-1:] != b"\n" and not self.final:
+                    self.rep.lines_pending += 1  # a live transcript's half-written last line: next import
+                    pending = raw
+                    break
+                update(raw)
                 self._bad_line(lineno, raw, error)
                 continue
+            update(raw)
             try:
                 events = feed(row, lineno)
             except RowError as exc:
@@ -179,6 +201,7 @@ class _FileImport:
                 write(batch)
                 batch = []
         write(batch)
+        offset, lines = fh.tell() - len(pending), lineno - bool(pending)
         rep = self.rep
         rep.lines_replayed += replayed
         rep.lines_read += lines - replayed - self._blank  # blank lines are no records
@@ -197,14 +220,13 @@ class _FileImport:
         why = f"invalid JSON: {error}" if raw[-1:] == b"\n" else "truncated line (no newline, not valid JSON)"
         self._quarantine(lineno, "<line>", why, raw.rstrip(b"\r\n"))
 
-    def _replay(self, mapper: SessionMapper, row: object, lineno: int, end: int, replay_to: int) -> None:
+    def _replay(self, mapper: SessionMapper, raw: bytes, lineno: int, last: bool) -> None:
         """Feed an already-imported line to rebuild the mapper's state (nothing is written)."""
-        if row is not _UNPARSED:
-            try:
-                mapper.feed(row, lineno)
-            except RowError:
-                pass
-        if end == replay_to:  # drift and counts are reported for new lines only
+        try:
+            mapper.feed(orjson.loads(raw), lineno)
+        except (orjson.JSONDecodeError, RowError):
+            pass
+        if last:  # drift and counts are reported for new lines only
             self._base = (Counter(mapper.drift), mapper.all_counts())
 
     def _quarantine(self, lineno: int, field: str, reason: str, raw: bytes) -> None:
@@ -240,18 +262,33 @@ def _checkpoint(root: Path, state: ImportState, rep: ImportReport) -> None:
     state.save()
 
 
+def import_file(t: Transcript, root: Path, cfg: ImportConfig, state: ImportState, q: Quarantine,
+                rep: ImportReport) -> None:
+    """Import one transcript into ``root`` (an unreadable one is reported as skipped)."""
+    rep.files_seen += 1
+    try:
+        with open(t.path, "rb", buffering=_READ_BUFFER) as fh:
+            _FileImport(t, fh, root, cfg, state, q, rep).run()
+    except OSError as exc:
+        rep.skip(str(t.path), f"unreadable: {exc}")
+
+
 def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.PathLike[str],
-                    cfg: ImportConfig | None = None) -> ImportReport:
+                    cfg: ImportConfig | None = None, workers: int = 1) -> ImportReport:
     """Import OpenClaw transcripts under ``paths`` into the trace root ``out``.
 
     Args:
         paths: transcript files or folders (default: ``~/.openclaw``, ``~/.clawdbot``).
         out: trace root; state and quarantine go to ``out/.import/``.
         cfg: importer settings.
+        workers: processes that import sessions side by side (see ``parallel.py``); the runs, state,
+            quarantine and report are the same for any number.
 
     Returns:
         The report; ``report.reconciles`` says every line read was accepted or quarantined.
     """
+    if workers < 1:
+        raise ValueError(f"workers={workers}: must be >= 1")
     cfg = cfg or ImportConfig()
     root = Path(out)
     meta = root / ".import"
@@ -259,15 +296,17 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
     rep = ImportReport(max_listed=cfg.max_listed)
     with FileLock(str(meta / "openclaw.lock"), timeout=cfg.lock_timeout_s):
         state = ImportState(meta / cfg.state_file)
+        transcripts = discover(paths, rep.problems)
+        if workers > 1 and len(transcripts) > 1:
+            from tracebridge.importers.openclaw.parallel import import_parallel
+
+            import_parallel(transcripts, root, cfg, state, rep, workers)
+            _checkpoint(root, state, rep)
+            return rep
         q = Quarantine(meta / cfg.quarantine_file)
         try:
-            for i, t in enumerate(discover(paths, rep.problems), 1):
-                rep.files_seen += 1
-                try:
-                    with open(t.path, "rb", buffering=_READ_BUFFER) as fh:
-                        _FileImport(t, fh, root, cfg, state, q, rep).run()
-                except OSError as exc:
-                    rep.skip(str(t.path), f"unreadable: {exc}")
+            for i, t in enumerate(transcripts, 1):
+                import_file(t, root, cfg, state, q, rep)
                 if i % cfg.checkpoint_every == 0:
                     _checkpoint(root, state, rep)
         finally:

@@ -5,7 +5,7 @@ are counted apart), drift, per-file outcomes and the first quarantined lines as
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -46,6 +46,22 @@ class ImportReport:
     def skip(self, file: str, reason: str) -> None:
         self.files_skipped += 1
         self.skipped.append(f"{file}: {reason}")
+
+    def merge(self, other: ImportReport) -> None:
+        """Add ``other`` (a worker's report of one transcript) as if it had been imported here:
+        merged in file order, counters, lists and the capped samples come out as one process's."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if f.name == "max_listed":
+                continue
+            if f.name == "quarantine_samples":
+                mine.extend(theirs[:max(0, self.max_listed - len(mine))])
+            elif isinstance(mine, int):
+                setattr(self, f.name, mine + theirs)
+            elif isinstance(mine, Counter):  # update keeps the first-seen key order
+                mine.update(theirs)
+            else:
+                mine.extend(theirs)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

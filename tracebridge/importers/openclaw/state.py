@@ -56,10 +56,17 @@ class ImportState:
 
 
 class Quarantine:
-    """Append-only file of rejected lines (deduplicated by file, line and content)."""
+    """Append-only file of rejected lines (deduplicated by file, line and content).
 
-    def __init__(self, path: Path) -> None:
+    Args:
+        path: the quarantine file (rows already in it are not added again).
+        write_to: append new rows here instead (a worker's part, which the parent appends to ``path``).
+    """
+
+    def __init__(self, path: Path, write_to: Path | None = None) -> None:
         self.path = path
+        self.write_to = write_to or path
+        self.size = 0  # bytes appended by this object: a worker's rows of one file are a byte range
         self._seen: set[tuple[str, int, str]] = set()
         self._writer: EventWriter | None = None
         if path.is_file():
@@ -75,11 +82,13 @@ class Quarantine:
             return False
         self._seen.add(key)
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = EventWriter(self.path, fsync_interval_s=None)
+            self.write_to.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = EventWriter(self.write_to, fsync_interval_s=None)
         row: dict[str, Any] = {"file": file, "line": line, "field": field, "reason": reason, "sha256": digest,
                                "raw": raw.decode("utf-8", "replace")}
-        self._writer.write_line(orjson.dumps(row))
+        data = orjson.dumps(row)
+        self._writer.write_line(data)
+        self.size += len(data) + 1
         return True
 
     def close(self) -> None:

@@ -72,16 +72,21 @@ class RunWriter:
         self._writer: EventWriter | None = None
         self._buf: list[bytes] = []
         self._buf_bytes = 0
+        self._bytes_out = 0  # bytes this writer appended to events.jsonl
         self.written = 0
         self.already_present = 0
         if self.existing:
             if os.path.exists(self.events_path) and os.stat(self.events_path).st_size > known_bytes:
                 self._cmp = open(self.events_path, "rb")  # noqa: SIM115 - closed in close()/abort()
                 self._cmp.seek(known_bytes)
-        else:
-            if os.path.exists(self.dir):  # left over by a crashed import
+        else:  # try the common case first: one mkdir, no stat calls
+            try:
+                os.mkdir(self.dir)
+            except FileExistsError:  # left over by a crashed import
                 shutil.rmtree(self.dir)
-            os.makedirs(self.dir)
+                os.mkdir(self.dir)
+            except FileNotFoundError:  # a new trace root
+                os.makedirs(self.dir)
 
     def write(self, event: dict[str, Any]) -> None:
         """Serialise one event and append it (or skip it if already on disk)."""
@@ -108,16 +113,14 @@ class RunWriter:
             for ev in events:
                 self.write(ev)
             return
-        dumps, append, n = orjson.dumps, self._buf.append, 0
-        for ev in events:
-            try:
-                line = dumps(ev)
-            except orjson.JSONEncodeError:  # too deep for orjson: the slow path cuts it
-                line = dumps_event(ev)
-            append(line)
-            n += len(line) + 1
-        self.written += len(events)
-        self._buf_bytes += n
+        dumps = orjson.dumps
+        try:
+            lines = [dumps(ev) for ev in events]
+        except orjson.JSONEncodeError:  # too deep for orjson: the slow path cuts it
+            lines = [dumps_event(ev) for ev in events]
+        self._buf += lines
+        self.written += len(lines)
+        self._buf_bytes += sum(map(len, lines)) + len(lines)
         if self._buf_bytes >= _FLUSH_BYTES:
             self._flush()
 
@@ -128,6 +131,7 @@ class RunWriter:
             self._writer = EventWriter(Path(self.events_path), fsync_interval_s=None, fsync_on_close=self.durable)
         # One write per batch of complete lines: EventWriter appends the final newline.
         self._writer.write_line(b"\n".join(self._buf))
+        self._bytes_out += self._buf_bytes
         self._buf, self._buf_bytes = [], 0
 
     def close(self, session: dict[str, Any]) -> int:
@@ -157,9 +161,10 @@ class RunWriter:
                 with open(spath, "wb") as fh:
                     fh.write(data)
             os.rename(self.dir, self.final)
-        elif not (os.path.exists(spath) and Path(spath).read_bytes() == data):
+            return self._bytes_out  # a new run holds what this writer wrote: no stat needed
+        if not (os.path.exists(spath) and Path(spath).read_bytes() == data):
             write_atomic(Path(spath), data)
-        return os.stat(os.path.join(self.final, "events.jsonl")).st_size
+        return os.stat(self.events_path).st_size
 
     def abort(self) -> None:
         """Drop what a new run wrote; an existing run is left as it was (nothing was appended)."""

@@ -17,6 +17,7 @@ from tracebridge.schema.session import Session
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _ARCHIVE = re.compile(r"\.jsonl(?:\.(?:reset|deleted)\..*|\.bak\d*)?$|\.bak\d*$")
+_NO_PROMPTS_HASH = sha256_json({})  # an import knows no prompt templates
 
 
 def session_id_from_name(name: str) -> str:
@@ -66,7 +67,7 @@ def session_record(m: SessionMapper, *, session_id: str, agent: str | None,
         "model_stack": stack,
         "runtime_config": runtime,
         "hashes": {"config_hash": sha256_json({"model_stack": stack, "runtime_config": runtime}),
-                   "prompt_hash": sha256_json({}), "toolset_hash": sha256_json(sorted(m.tools))},
+                   "prompt_hash": _NO_PROMPTS_HASH, "toolset_hash": sha256_json(sorted(m.tools))},
         "data_governance": {"redaction_policy": None, "pii_scan": "not_run", "passes": []},
         "summary": {"success": None, "steps": m.step + 1 if m.events else 0, "tokens": m.tokens,
                     "cost_usd": round(m.cost, 6), "failure_class": m.last_error},

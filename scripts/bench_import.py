@@ -16,6 +16,14 @@ Everything runs in one thread (``--pin`` also pins it to one CPU); measurements 
 best of ``--repeat``, in wall-clock seconds, or with ``--cpu`` in CPU seconds of this process
 (steadier on a shared machine: time spent waiting for a core does not count). The last line is
 the ratio import / (loads+dumps loop).
+
+    python scripts/bench_import.py --data DIR --cpu --workers 2    # also: 2 worker processes vs 1
+
+``--workers N`` also imports with ``import_openclaw(..., workers=N)``, interleaved with one
+worker, and prints the wall-clock speed-up (the line before the last), with all CPUs allowed
+(``--pin`` then applies to the one-core measurements only). Wall time on a shared machine counts
+every other process on those CPUs, so this figure is noisy there: compare it across runs, not
+to the ideal N.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracebridge.importers.openclaw import import_openclaw
+from tracebridge.importers.openclaw import ImportReport, import_openclaw
 
 FIXTURE = ROOT / "tests/data/openclaw/home/.openclaw/agents/main/sessions/5f0c2d1e-6b7a-4c3d-9e8f-0a1b2c3d4e5f.jsonl"
 
@@ -85,11 +93,30 @@ def plain_loop(files: list[Path], dumps: bool, clock: Callable[[], float] = time
     return clock() - t
 
 
-def import_once(src: Path, out: Path, clock: Callable[[], float] = time.perf_counter) -> tuple[float, object]:
+def import_once(src: Path, out: Path, clock: Callable[[], float] = time.perf_counter,
+                workers: int = 1) -> tuple[float, ImportReport]:
     shutil.rmtree(out, ignore_errors=True)
     t = clock()
-    rep = import_openclaw([src], out)
+    rep = import_openclaw([src], out, workers=workers)
     return clock() - t, rep
+
+
+def scaling(src: Path, out: Path, workers: int, repeat: int) -> tuple[float, float, bool]:
+    """Best wall seconds of the import with 1 and with ``workers`` processes (all CPUs allowed),
+    interleaved, and whether both reports are the same."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if cpus is not None:
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    try:
+        one, many = [], []
+        for _ in range(repeat):
+            one.append(import_once(src, out, time.perf_counter, 1))
+            many.append(import_once(src, out, time.perf_counter, workers))
+    finally:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+    same = one[0][1].to_dict() == many[0][1].to_dict()
+    return min(t for t, _ in one), min(t for t, _ in many), same
 
 
 def main() -> None:
@@ -104,6 +131,8 @@ def main() -> None:
     ap.add_argument("--pin", action="store_true", help="Pin the process to one CPU (on a shared machine this "
                     "ties the figure to that CPU's other load; everything here is single-threaded anyway).")
     ap.add_argument("--cpu", action="store_true", help="Time in CPU seconds of this process, not wall clock.")
+    ap.add_argument("--workers", type=int, default=1, help="Also time the import with N worker processes "
+                    "against 1 (wall clock, all CPUs; noisy on a shared machine). 1 = skip.")
     args = ap.parse_args()
     clock = time.process_time if args.cpu else time.perf_counter
     if args.pin and hasattr(os, "sched_setaffinity"):
@@ -124,6 +153,8 @@ def main() -> None:
             runs.append(import_once(src, out, clock))
         loads, base = min(t_loads), min(t_base)
         best, rep = min(runs, key=lambda r: r[0])
+        if args.workers > 1:
+            wall_one, wall_many, same = scaling(src, out, args.workers, repeat)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if args.smoke:
             from tracebridge.schema.validate import validate_root
@@ -139,6 +170,10 @@ def main() -> None:
     print(f"plain read+json.loads+json.dumps: {mb / base:8.1f} MB/s")
     print(f"import openclaw → schema v2:      {mb / best:8.1f} MB/s   (peak RSS {rss:.0f} MB)")
     print(f"ratio import/(read+loads):        {loads / best:.2f}")
+    if args.workers > 1:
+        print(f"scaling, wall clock, {args.workers} workers vs 1: {wall_one / wall_many:.2f}x "
+              f"({wall_one:.2f} s -> {wall_many:.2f} s, {os.cpu_count()} CPUs; reports "
+              f"{'identical' if same else 'DIFFER'})")
     print(f"ratio import/(read+loads+dumps): {base / best:.2f}")
 
 

@@ -6,12 +6,14 @@ import random
 
 import numpy as np
 import pytest
-from datasketch import MinHash, MinHashLSH
-from datasketch.lsh import _optimal_param
 
 from tracebridge.curate.config import SPLITS, LeakageConfig
 from tracebridge.curate.minhash import MinHasher, lsh_bands
 from tracebridge.curate.split import LeakageTracker, shingles
+
+datasketch = pytest.importorskip("datasketch", minversion="2.0")  # the reference: affine32 is its 2.x default
+MinHash, MinHashLSH = datasketch.MinHash, datasketch.MinHashLSH
+_optimal_param = datasketch.lsh._optimal_param
 
 WORDS = ("count the lines in file notes report number river flows through capital of norway list every "
          "open ticket assigned to me summarise last week deploy log find failing tests restart worker")

@@ -17,8 +17,9 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterable
+from io import BufferedReader
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 import xxhash
@@ -62,29 +63,37 @@ def _json_error(raw: bytes) -> str:
     return "invalid JSON"
 
 
-def read_session_id(fh: BinaryIO, name: str, scan_bytes: int) -> tuple[str, int]:
-    """(session id, BOM length) of an open transcript, left at its first row.
+def read_session_id(fh: BufferedReader, name: str, scan_bytes: int, size: int) -> tuple[str, int]:
+    """(session id, BOM length) of a transcript opened at its start (``size`` bytes), left at its
+    first row.
 
-    The id is the header's (normally the first line: more of the file is read only if needed, up
-    to ``scan_bytes``), else the one in the file ``name``.
+    The id is the header's (normally the first line: more of the file is scanned only if needed,
+    up to ``scan_bytes``), else the one in the file ``name``. The head is peeked from the read
+    buffer where it holds enough: seeking back would drop the buffer and read the file twice.
     """
-    head = fh.read(4096)
+    buf = fh.peek(scan_bytes) if scan_bytes >= 4096 else b""
+    peeked = scan_bytes >= 4096 and len(buf) >= min(size, scan_bytes)
+    head = buf[:4096] if peeked else fh.read(4096)
     bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0  # a UTF-8 BOM is no part of the first row
     sid = scan_session_id(head[bom:])
     if sid is None and len(head) == 4096 and not head.startswith(b'{"type":"session"'):
-        sid = scan_session_id((head + fh.read(scan_bytes - len(head)))[bom:])
-    fh.seek(bom)
+        sid = scan_session_id((buf[:scan_bytes] if peeked else head + fh.read(scan_bytes - len(head)))[bom:])
+    if peeked:
+        fh.read(bom)
+    else:
+        fh.seek(bom)
     return sid or session_id_from_name(name), bom
 
 
 class _FileImport:
     """Imports one open transcript; see the module docstring."""
 
-    def __init__(self, t: Transcript, fh: BinaryIO, out: Path, cfg: ImportConfig, state: ImportState,
+    def __init__(self, t: Transcript, fh: BufferedReader, out: Path, cfg: ImportConfig, state: ImportState,
                  q: Quarantine, rep: ImportReport) -> None:
         self.t, self.fh, self.out, self.cfg, self.state, self.q, self.rep = t, fh, out, cfg, state, q, rep
         self.file = str(t.path)
-        self.session_id, self.bom = read_session_id(fh, t.path.name, cfg.header_scan_bytes)
+        self.size = os.fstat(fh.fileno()).st_size
+        self.session_id, self.bom = read_session_id(fh, t.path.name, cfg.header_scan_bytes, self.size)
         self.run_id = run_id_for(self.session_id)
         self.final = cfg.final or t.archived is not None
         self._base: tuple[Counter[str], Counter[str]] | None = None  # counts after the replayed prefix
@@ -92,7 +101,7 @@ class _FileImport:
 
     def run(self) -> None:
         st = self.state.runs.get(self.run_id)
-        size = os.fstat(self.fh.fileno()).st_size
+        size = self.size
         if st is not None and st.file == self.file and size == st.offset:
             self.rep.files_unchanged += 1
             return

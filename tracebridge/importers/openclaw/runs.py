@@ -158,8 +158,13 @@ class RunWriter:
             if self.durable:
                 write_atomic(Path(spath), data)
             else:
-                with open(spath, "wb") as fh:
-                    fh.write(data)
+                fd = os.open(spath, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # no buffered-file object
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                finally:
+                    os.close(fd)
             os.rename(self.dir, self.final)
             return self._bytes_out  # a new run holds what this writer wrote: no stat needed
         if not (os.path.exists(spath) and Path(spath).read_bytes() == data):

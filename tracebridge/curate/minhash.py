@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
@@ -68,19 +68,19 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
 
 
 class LSHIndex:
-    """Signatures banded into hash tables: a query finds every key sharing at least one band."""
+    """Signatures banded into hash tables: a query finds every key (run id) sharing at least one band."""
 
     def __init__(self, threshold: float, num_perm: int) -> None:
         b, r = lsh_bands(threshold, num_perm)
         self.ranges = [(i * r, (i + 1) * r) for i in range(b)]
-        self.tables: list[dict[bytes, list[Hashable]]] = [defaultdict(list) for _ in range(b)]
+        self.tables: list[dict[bytes, list[str]]] = [defaultdict(list) for _ in range(b)]
 
-    def insert(self, key: Hashable, sig: np.ndarray) -> None:
+    def insert(self, key: str, sig: np.ndarray) -> None:
         for (lo, hi), table in zip(self.ranges, self.tables):
             table[sig[lo:hi].tobytes()].append(key)
 
-    def query(self, sig: np.ndarray) -> set[Hashable]:
-        out: set[Hashable] = set()
+    def query(self, sig: np.ndarray) -> set[str]:
+        out: set[str] = set()
         for (lo, hi), table in zip(self.ranges, self.tables):
             out.update(table.get(sig[lo:hi].tobytes(), ()))
         return out

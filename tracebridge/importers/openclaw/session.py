@@ -61,7 +61,7 @@ def session_record(m: SessionMapper, *, session_id: str, agent: str | None,
     data = {
         "schema_version": "2.0",
         "run_id": m.run_id,
-        "goal": goal.model_dump(mode="json"),
+        "goal": {"text": goal.text, "family": goal.family, "goal_hash": goal.goal_hash},  # its fields, no model_dump
         "started_at": started,
         "finished_at": max(m.last_ts or started, started),
         "model_stack": stack,

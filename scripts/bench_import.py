@@ -101,22 +101,27 @@ def import_once(src: Path, out: Path, clock: Callable[[], float] = time.perf_cou
     return clock() - t, rep
 
 
-def scaling(src: Path, out: Path, workers: int, repeat: int) -> tuple[float, float, bool]:
+def scaling(src: Path, out: Path, workers: int, repeat: int) -> tuple[float, float, float, bool]:
     """Best wall seconds of the import with 1 and with ``workers`` processes (all CPUs allowed),
-    interleaved, and whether both reports are the same."""
+    interleaved; the CPU seconds of the workers' processes per import (so a reader can tell the
+    import's own overhead from waiting for a core another process holds); whether both reports
+    are the same."""
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     if cpus is not None:
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     try:
         one, many = [], []
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         for _ in range(repeat):
             one.append(import_once(src, out, time.perf_counter, 1))
             many.append(import_once(src, out, time.perf_counter, workers))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        worker_cpu = (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime) / repeat
     finally:
         if cpus is not None:
             os.sched_setaffinity(0, cpus)
     same = one[0][1].to_dict() == many[0][1].to_dict()
-    return min(t for t, _ in one), min(t for t, _ in many), same
+    return min(t for t, _ in one), min(t for t, _ in many), worker_cpu, same
 
 
 def main() -> None:
@@ -154,7 +159,7 @@ def main() -> None:
         loads, base = min(t_loads), min(t_base)
         best, rep = min(runs, key=lambda r: r[0])
         if args.workers > 1:
-            wall_one, wall_many, same = scaling(src, out, args.workers, repeat)
+            wall_one, wall_many, worker_cpu, same = scaling(src, out, args.workers, repeat)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if args.smoke:
             from tracebridge.schema.validate import validate_root
@@ -172,8 +177,8 @@ def main() -> None:
     print(f"ratio import/(read+loads):        {loads / best:.2f}")
     if args.workers > 1:
         print(f"scaling, wall clock, {args.workers} workers vs 1: {wall_one / wall_many:.2f}x "
-              f"({wall_one:.2f} s -> {wall_many:.2f} s, {os.cpu_count()} CPUs; reports "
-              f"{'identical' if same else 'DIFFER'})")
+              f"({wall_one:.2f} s -> {wall_many:.2f} s, {os.cpu_count()} CPUs, workers' CPU {worker_cpu:.2f} s "
+              f"an import; reports {'identical' if same else 'DIFFER'})")
     print(f"ratio import/(read+loads+dumps): {base / best:.2f}")
 
 

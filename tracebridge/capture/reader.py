@@ -87,16 +87,14 @@ def iter_lines(path: str | os.PathLike[str], keep_raw: bool = False) -> Iterator
         lineno = 0
         for raw in fh:
             lineno += 1
-            terminated = raw.endswith(b"\n")
-            body = raw.rstrip(b"\r\n")
-            if lineno == 1 and body.startswith(b"\xef\xbb\xbf"):
-                body = body[3:]
-            if not body.strip():
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if raw.isspace() or not raw:
                 continue
             try:
-                obj = orjson.loads(body)
+                obj = orjson.loads(raw)  # JSON allows the line end around a value: no copy without it
             except orjson.JSONDecodeError as exc:
-                yield Line(lineno, error=f"invalid JSON: {exc}", torn=not terminated,
-                           raw=body if keep_raw else b"")
+                yield Line(lineno, error=f"invalid JSON: {exc}", torn=not raw.endswith(b"\n"),
+                           raw=raw.rstrip(b"\r\n") if keep_raw else b"")
                 continue
-            yield Line(lineno, obj=obj, raw=body if keep_raw else b"")
+            yield Line(lineno, obj=obj, raw=raw.rstrip(b"\r\n") if keep_raw else b"")

@@ -133,8 +133,7 @@ class _Conversation:
         self.rows = _Builder(ctx, cfg, stats)
         self.turn = _Turn()
         self.span: list[_Pending] = []
-        fb = ctx.feedback.get("events") if isinstance(ctx.feedback, dict) else None
-        self.feedback_events = set(fb or ())
+        self.feedback_events = set((ctx.feedback or {}).get("events") or ())  # turns with feedback of their own
 
     def content(self, text: str, action: dict[str, Any]) -> str:
         reasoning = payload(action).get("reasoning_summary")

@@ -87,7 +87,9 @@ def test_a_changed_endpoint_is_used_by_the_same_process(s3, tmp_path, monkeypatc
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
-    with pytest.raises(Exception):
+    from botocore.exceptions import EndpointConnectionError
+
+    with pytest.raises(EndpointConnectionError):
         read_text(join(s3, "bundles", "endpoint", "manifest.json"))
     monkeypatch.setenv("AWS_ENDPOINT_URL", live)  # fixed in the environment: the next call must see it
     assert json.loads(read_text(join(s3, "bundles", "endpoint", "manifest.json")))["bundle_id"] == BID

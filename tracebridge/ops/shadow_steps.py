@@ -14,7 +14,6 @@ Validation, the replay set, consumer checks and the chunk policy run in process.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shutil

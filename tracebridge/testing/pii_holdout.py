@@ -280,8 +280,8 @@ VALUES: dict[str, Callable[[random.Random], str]] = {
     "GITLAB": lambda r: "glpat-" + _s(r, B64URL, 20),
     "SLACK": lambda r: r.choice([
         f"{r.choice(['xoxb', 'xoxp'])}-{r.randint(10 ** 10, 10 ** 12)}-{r.randint(10 ** 10, 10 ** 12)}-{_s(r, ALNUM, 24)}",
-        f"xapp-1-A{_s(r, string.ascii_uppercase + string.digits, 10)}-{r.randint(10 ** 12, 10 ** 13)}-"
-        f"{_s(r, '0123456789abcdef', 64)}"]),
+        (f"xapp-1-A{_s(r, string.ascii_uppercase + string.digits, 10)}-{r.randint(10 ** 12, 10 ** 13)}-"
+         f"{_s(r, '0123456789abcdef', 64)}")]),
     "SLACK_WEBHOOK": lambda r: "https://hooks.slack.com/services/T" + _s(r, string.ascii_uppercase + string.digits, 8)
                                + "/B" + _s(r, string.ascii_uppercase + string.digits, 10) + "/" + _s(r, ALNUM, 24),
     "OPENAI": lambda r: r.choice(["sk-" + _s(r, ALNUM, 20) + "T3BlbkFJ" + _s(r, ALNUM, 20),

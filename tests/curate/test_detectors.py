@@ -58,6 +58,30 @@ POSITIVES = [
      "github_pat_11ABCDEFGHIJKLMNOPQRST_" + ("aB3" * 20)[:59]),
     ("URL_PASSWORD", "postgres://app:pa$$w0rd!@db.example.com/app", "pa$$w0rd!"),  # sub-delims are legal
     ("AUTH_HEADER", "Значение: Basic dXNlcjpwYXNzd29yZA.", "dXNlcjpwYXNzd29yZA"),
+    # OpenAI-compatible providers (DeepSeek, Together, ...) without the T3BlbkFJ marker; Anthropic
+    ("OPENAI_KEY", "token rejected: sk-9b7e9819b2c0ee297cee17f75ef0c0ea", "sk-9b7e9819b2c0ee297cee17f75ef0c0ea"),
+    ("OPENAI_KEY", "DEEPSEEK_API_KEY=sk-YHe4NwajSSzLDzB3zm6854fqoDfr1TGoGXjZ0ZAtUOewKFgq",
+     "sk-YHe4NwajSSzLDzB3zm6854fqoDfr1TGoGXjZ0ZAtUOewKFgq"),
+    ("ANTHROPIC_KEY", 'Client(api_key="sk-ant-api03-' + "aB3_-x" * 15 + 'AA")', "sk-ant-api03-" + "aB3_-x" * 15 + "AA"),
+    ("SLACK_TOKEN", "SLACK_APP_TOKEN=xapp-1-A935R6HQP7T-4151864322477-" + "fb2e" * 16,
+     "xapp-1-A935R6HQP7T-4151864322477-" + "fb2e" * 16),
+    ("STRIPE_KEY", "STRIPE_SECRET_KEY=sk_test_A2ypO7PTpAYZJmFeXw8t1uCj", "sk_test_A2ypO7PTpAYZJmFeXw8t1uCj"),
+    ("URL_PASSWORD", "redis://:hunter2279@cache:6379/0", "hunter2279"),  # an empty user
+    ("URL_PASSWORD", "Cloning into 'repo'... https://:ghtok3n@github.com/org/repo.git", "ghtok3n"),
+    ("URL_PASSWORD", "amqp://:pw@rabbit.svc:5672/", "pw"),
+    # unicode local parts, IDN domains (also %-encoded), an apostrophe inside the local part
+    ("EMAIL", "write to josé.garcía+spam@posteo.net today", "josé.garcía+spam@posteo.net"),
+    ("EMAIL", "30621,Lee,андрей+ci@students.uni.edu.au,8821.66", "андрей+ci@students.uni.edu.au"),
+    ("EMAIL", "Please contact 山田@outlook.fr before", "山田@outlook.fr"),
+    ("EMAIL", "Please contact 山田+ci42@outlook.fr before", "山田+ci42@outlook.fr"),
+    ("EMAIL", "87192,Lee,alice979@münchen.de,8611.36", "alice979@münchen.de"),
+    ("EMAIL", "请把发票发送到müller+newsletter@xn--mnchen-3ya.de，谢谢。", "müller+newsletter@xn--mnchen-3ya.de"),
+    ("EMAIL", "mail o'brien@outlook.fr now", "o'brien@outlook.fr"),
+    ("EMAIL", "to = 'bob@example.io'", "bob@example.io"),  # quotes around it are not part of it
+    ("EMAIL", "GET /u?email=jos%C3%A9%40m%C3%BCnchen.de&x=1", "jos%C3%A9%40m%C3%BCnchen.de"),
+    # an IPv4-mapped IPv6 address whole, not "::ffff:163"
+    ("IPV6", "remote_addr ::ffff:163.120.200.118 ok", "::ffff:163.120.200.118"),
+    ("IPV6", "connect to [::ffff:16.159.191.8]:443 refused", "::ffff:16.159.191.8"),
     ("NAME", "ask alice smith about it", "alice smith"),
     ("HOST", "ssh DB01.corp.internal", "DB01.corp.internal"),
 ]
@@ -80,6 +104,11 @@ NEGATIVES = [
     "postgres://app:${DB_PASSWORD}@db/app and https://{user}:{password}@host/",
     "order ORD-2026-060945, ISBN 978-3-16-148410-0, chat -1001234567890",
     "snowflake 332623421759171814 and 420.104.240.35 and 9333737.03",
+    # sk- in prose and placeholders, short or letter-only keys, an sk- inside a word
+    "pip install scikit-learn (sk-learn); task-list, risk-free, sk-... and sk-YOUR_KEY_HERE",
+    "sk-abcdefghijklmnopqrstuvwxyz is all letters, sk-proj-abc is short, disk-1234567890abcdefghij1234",
+    "xapp-1 and sk_test_short and redis://:${REDIS_PASSWORD}@cache:6379 and http://:8080/",
+    "mapped loopback ::ffff:127.0.0.1 and it's o' clock @ noon",
 ]
 
 
@@ -208,6 +237,8 @@ TRIGGER_POSITIVES = [
     ("IPV6", "2026-01-23 1:2::", "1:2::"),
     ("IPV6", "2001:db8:85a3:0:0:8a2e:370:7334", "2001:db8:85a3:0:0:8a2e:370:7334"),  # eight groups, no "::"
     ("IBAN", "DE89370400440532013000", "DE89370400440532013000"),  # no digit run of its own
+    ("IPV6", "12:30:45 ::ffff:10.1.2.3", "::ffff:10.1.2.3"),  # no hex group after the "::"
+    ("IPV6", "t 12:30 0:0:0:0:0:ffff:10.1.2.3", "0:0:0:0:0:ffff:10.1.2.3"),  # no "::", six colons
 ]
 
 
@@ -229,7 +260,8 @@ def test_triggers_fire_on_values_next_to_hard_negatives(kind: str, text: str, va
 
 _NEAR = ["2026-01-23 ", "2026-01-23T12:30:51Z ", "2026-01-23", " 12:30:45", "app.py:42:13", "std::", "::", ":", "v",
          "b", "T", "_", "é", "電話", "+", "(", ")", "+(", "\t", "\n", "\r", "\x1f", "\\", " / ", "/", "-", ".", " ",
-         "  ", "0", "12", "2026", "ab12", "DE", "GB82", "x=", "#", ",", "1.5", '"', "a:b::", "＋４４ ", "٤١٥"]
+         "  ", "0", "12", "2026", "ab12", "DE", "GB82", "x=", "#", ",", "1.5", '"', "a:b::", "＋４４ ", "٤١٥",
+         "::ffff:", "::", "64:ff9b::"]
 
 
 def _fuzz_piece(rng: random.Random) -> str:

@@ -16,24 +16,10 @@ import pytest
 from tracebridge.curate.redact import Redactor
 from tracebridge.testing.pii_holdout import TYPES, Score, build_holdout, holdout_config, score
 
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
-
 # type -> (what the detectors miss, which missed values that explains)
 GAPS: dict[str, tuple[str, Callable[[str], bool]]] = {
-    "EMAIL": (("unicode local parts / IDN domains (josé.garcía@posteo.net, alice@münchen.de), an apostrophe in "
-               "the local part (o'brien@outlook.fr), URL-encoded addresses with a percent-encoded IDN domain "
-               "(bob%40m%C3%BCnchen.de)"),
-              lambda v: bool(_NON_ASCII.search(v)) or "'" in v or bool(re.search(r"%40.*%[0-9A-F]{2}", v))),
     "CARD": ("13-digit Visa printed 4-3-3-3 (4357 853 011 930)", lambda v: bool(re.fullmatch(r"4\d{3}([ -]\d{3}){3}", v))),
     "IBAN": ("IBANs grouped with dashes (BE48-2788-8601-2324)", lambda v: "-" in v),
-    "IPV6": ("IPv4-mapped addresses: only '::ffff:95' of ::ffff:95.158.54.162 is redacted, the IPv4 leaks",
-             lambda v: v.startswith("::ffff:")),
-    "SLACK": ("xapp- app-level tokens (xapp-1-A…-…-<64 hex>)", lambda v: v.startswith("xapp-")),
-    "SK_COMPAT": ("sk- keys of OpenAI-compatible providers without the T3BlbkFJ marker (sk-<32 hex>, sk-<48>)",
-                  lambda v: v.startswith("sk-")),
-    "ANTHROPIC": ("Anthropic keys sk-ant-api03-…AA", lambda v: v.startswith("sk-ant-")),
-    "STRIPE": ("Stripe test-mode secret keys sk_test_…", lambda v: v.startswith("sk_test_")),
-    "URL_PASSWORD": ("passwords in URLs with an empty user (redis://:pass@cache:6379)", lambda v: True),
 }
 # the known false positives: bare 10-11 digit numbers and dates read as US phones, a ghp_ placeholder
 FP_CLASS = ("PHONE on byte counts / order numbers / dates (order #5132795740, 15804339869 bytes, 13.10.2021, "
@@ -68,8 +54,8 @@ def test_every_gap_shows_in_the_slice(holdout: Score) -> None:
     assert {k for k, _, _ in holdout.misses} == set(GAPS)
 
 
-@pytest.mark.xfail(strict=True, reason=f"false positives: {FP_CLASS}")
 def test_precision(holdout: Score) -> None:
+    """The known false-positive class stays below 1% of the findings (7 of 742 on this slice)."""
     assert holdout.precision >= 0.99, f"precision {holdout.precision:.4f}: {holdout.false_pos[:5]}"
 
 

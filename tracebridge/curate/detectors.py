@@ -38,7 +38,7 @@ from tracebridge.curate.config import RedactionConfig
 log = logging.getLogger(__name__)
 
 # Overlap resolution: a lower index wins over a higher one, then the longer span.
-PRIORITY = ("PRIVATE_KEY", "AWS_KEY", "GITHUB_TOKEN", "GITLAB_TOKEN", "SLACK_TOKEN", "OPENAI_KEY", "JWT",
+PRIORITY = ("PRIVATE_KEY", "AWS_KEY", "GITHUB_TOKEN", "GITLAB_TOKEN", "SLACK_TOKEN", "ANTHROPIC_KEY", "OPENAI_KEY", "JWT",
             "STRIPE_KEY", "SENDGRID_KEY", "NPM_TOKEN", "PYPI_TOKEN", "SECRET", "URL_PASSWORD", "AUTH_HEADER",
             "EMAIL", "IBAN", "CARD", "IPV6", "IPV4", "PHONE")
 # Card number groupings as printed (one run, 4-4-4-4[-x], Amex 4-6-5, Diners 4-6-4).
@@ -55,24 +55,40 @@ SECRET_TYPES = {
 # are bounded by these, not by ``\w``: CJK text has no spaces, so ``請聯繫bob@example.com`` or
 # ``電話03-1234-5678`` must still match.
 _W = "0-9A-Za-z_\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff"
-EMAIL = re.compile(rf"(?<![{_W}.%+-])[A-Za-z0-9._%+-]{{1,64}}(?:@|%40)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}"
-                   rf"[A-Za-z0-9])?\.)+(?!(?:png|jpe?g|gif|svg|webp|ico)(?![A-Za-z]))[A-Za-z]{{2,24}}"
+# An e-mail's local part: letters of any script, dots, ``%+-_``; an apostrophe only between letters
+# (``o'brien``, not the quote of ``'bob@x.io'``). One in another script (``山田@``) starts after no
+# word character, or the CJK text before ``bob@`` would join it; digits and a ``+tag`` may follow.
+# A domain label: letters of any script (IDN ``münchen.de``) or %-escapes (``m%C3%BCnchen.de``).
+_LABEL_CH = r"(?:[^\W_]|%[0-9A-Fa-f]{2})"
+EMAIL = re.compile(rf"(?:(?<![{_W}.%+-])(?<![{_W}]')[{_W}.%+-](?:[{_W}.%+-]|'(?=[{_W}])){{0,63}}"
+                   rf"|(?<![\w.%+'-])[^\W{_W}]+(?:\d+|[.+_-][{_W}.%+-]{{1,62}})?)(?:@|%40)"
+                   rf"(?:{_LABEL_CH}(?:(?:{_LABEL_CH}|-){{0,61}}{_LABEL_CH})?\.)+"
+                   rf"(?!(?:png|jpe?g|gif|svg|webp|ico)(?![A-Za-z]))[A-Za-z]{{2,24}}"
                    rf"(?![{_W}-])(?!:[A-Za-z0-9~/])")  # not logo@2x.png, not git@github.com:org/repo
 DIGITS = re.compile(rf"(?<![{_W}\d+])[+＋]?\(?\d[\d \t().\-/]{{5,}}\d(?![{_W}\d])")
 IBAN = re.compile(rf"(?<![{_W}])[A-Z]{{2}}\d{{2}}(?: ?[A-Z0-9]){{11,30}}(?![{_W}])")
 # A dotted quad after a letter (v1.2.3.4) or before a pre-release tag (1.2.3.4-rc1) is a version.
-IPV4 = re.compile(rf"(?<![{_W}\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){{3}}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-                  r"(?!\.?\d)(?!-[A-Za-z])")
-IPV6 = re.compile(rf"(?<![{_W}:.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}[0-9A-Fa-f]{{0,4}}(?![{_W}:])")
+_QUAD = r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+IPV4 = re.compile(rf"(?<![{_W}\d.]){_QUAD}(?!\.?\d)(?!-[A-Za-z])")
+# IPv6, the IPv4-mapped form (``::ffff:192.0.2.1``) whole: its IPv4 is the address that matters.
+IPV6 = re.compile(rf"(?<![{_W}:.])(?:(?:[0-9A-Fa-f]{{0,4}}:){{2,6}}{_QUAD}(?!\.?\d)"
+                  rf"|(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}[0-9A-Fa-f]{{0,4}}(?![{_W}:]))")
 AUTH = re.compile(rf"(?i)(?<![{_W}])(bearer|basic)\s+([A-Za-z0-9._~+/\-]{{8,}}=*)")
-# Credential shapes detect-secrets misses: new-style OpenAI keys, fine-grained GitHub PATs, bare npm
-# tokens (its plugin wants an .npmrc line), GitLab tokens followed by CJK text and URL passwords with RFC 3986 sub-delims (``pa$$w0rd!``).
+# Credential shapes detect-secrets misses: new-style OpenAI keys, keys of OpenAI-compatible providers
+# without OpenAI's ``T3BlbkFJ`` marker (``sk-`` and 20+ letters and digits, a digit among them: never
+# ``sk-learn``), Anthropic keys, Slack app-level tokens, Stripe test-mode keys, fine-grained GitHub
+# PATs, bare npm tokens (its plugin wants an .npmrc line), GitLab tokens followed by CJK text and URL
+# passwords with RFC 3986 sub-delims (``pa$$w0rd!``) or an empty user (``redis://:pass@cache``).
 OWN_SECRETS = {
-    "OPENAI_KEY": re.compile(rf"(?<![{_W}])sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{{20,}}"),
+    "OPENAI_KEY": re.compile(rf"(?<![{_W}-])sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{{20,}}"
+                             r"|(?=[A-Za-z]*\d)[A-Za-z0-9]{20,}(?![A-Za-z0-9_\-]))"),
+    "ANTHROPIC_KEY": re.compile(rf"(?<![{_W}-])sk-ant-(?:api|admin)\d\d-[A-Za-z0-9_\-]{{20,}}"),
+    "SLACK_TOKEN": re.compile(r"xapp-\d-[A-Za-z0-9]+-\d+-[A-Za-z0-9]{16,}"),
+    "STRIPE_KEY": re.compile(r"[rs]k_test_[A-Za-z0-9]{24,}"),
     "GITHUB_TOKEN": re.compile(r"github_pat_[A-Za-z0-9_]{60,255}"),
     "NPM_TOKEN": re.compile(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
     "GITLAB_TOKEN": re.compile(r"gl(?:pat|dt|ft|soat|rt|ptt|cbt|imt|agent|oas)-[A-Za-z0-9_\-]{20,}"),  # CJK after it
-    "URL_PASSWORD": re.compile(r"://[A-Za-z0-9\-._~%!$&'()*+,;=]+:([A-Za-z0-9\-._~%!$&'()*+,;=]+)@(?=[A-Za-z0-9\[])"),
+    "URL_PASSWORD": re.compile(r"://[A-Za-z0-9\-._~%!$&'()*+,;=]*:([A-Za-z0-9\-._~%!$&'()*+,;=]+)@(?=[A-Za-z0-9\[])"),
     # an AWS secret key has no prefix: found by its name, unquoted (`aws_secret_access_key = ...` in
     # ~/.aws/credentials, env dumps) or as STS/boto JSON (`"SecretAccessKey": "..."`)
     "AWS_KEY": re.compile(r"(?i)(?:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?"
@@ -92,9 +108,9 @@ _TOKEN_LEFT = re.compile(r"[A-Za-z0-9_]*$")
 # Credential markers: a string without one never reaches detect-secrets.
 SECRET_LITERALS = ["A3T", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
                    "glpat-", "gldt-", "glptt-", "glrt-", "glsoat-", "glft-", "glimt-", "glagent-", "glcbt-", "gloas-", "xox",
-                   "hooks.slack.com", "sk-", "sk_live_", "rk_live_", "SG.", "npm_", "pypi-", "eyJ", "PRIVATE KEY",
+                   "hooks.slack.com", "xapp-", "sk-", "sk_live_", "rk_live_", "sk_test_", "rk_test_", "SG.", "npm_", "pypi-", "eyJ", "PRIVATE KEY",
                    "aws", "AWS", "Aws", "SecretAccessKey", "secret_access_key", "SECRET_ACCESS_KEY"]
-SECRET_MARKERS = "|".join(re.escape(x) for x in SECRET_LITERALS) + r"|://[^\s/@:]+:[^\s/@]+@"
+SECRET_MARKERS = "|".join(re.escape(x) for x in SECRET_LITERALS) + r"|://[^\s/@:]*:[^\s/@]+@"
 @dataclass(frozen=True, order=True)
 class Span:
     """A detected value: ``text[start:end]`` is of type ``kind`` (e.g. ``EMAIL``)."""
@@ -145,6 +161,8 @@ _IPV6_EIGHT = re.compile(rb":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:
                          rb":[0-9A-Fa-f]{1,4}:").search
 _OTHER_DIGIT = re.compile(r"[^\D0-9]").search  # a digit of another script (what ``\d`` matches beyond 0-9)
 _IPV6_GAP = re.compile(rb"[0-9A-Fa-f]::[0-9A-Fa-f]|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}::|::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]").search
+# An IPv6 address ending in an IPv4 one (``::ffff:192.0.2.1``, ``::192.0.2.1``, ``64:ff9b::192.0.2.1``).
+_IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
 MAX_GROUPS = {"CARD": 5, "PHONE": 6}
 # Trigger groups (``Detectors.fired``), each gating its detectors in ``Detectors.scan``.
 GROUPS = frozenset({"email", "ipv4", "iban", "digits", "ipv6", "secrets", "auth_header", "terms"})
@@ -190,8 +208,10 @@ def _group_spans(cand: str, offset: int, kind: str, ok: Any) -> list[Span]:
 
 
 def _ipv6_hit(data: bytes) -> bool:
-    """An IPv6 shape ``_ipv6`` may accept (see ``_IPV6_GAP``)."""
+    """An IPv6 shape ``_ipv6`` may accept (see ``_IPV6_GAP``, ``_IPV6_V4``)."""
     if b"::" in data and _IPV6_GAP(data):
+        return True
+    if b"." in data and _IPV6_V4(data):
         return True
     return data.count(b":") >= 7 and _IPV6_EIGHT(data) is not None
 
@@ -218,7 +238,7 @@ class Detectors:
         secret's name. Non-ASCII text adds two checks: digits of other scripts, non-ASCII terms."""
         on = self.on
         self._nums = re.compile(rb"\d[\d \t().\-/]{5,}\d").finditer
-        self._url = re.compile(rb"://[^\s/@:]+:[^\s/@]+@").search
+        self._url = re.compile(rb"://[^\s/@:]*:[^\s/@]+@").search
         self._marker = re.compile(SECRET_MARKERS.encode()).search
         words = [w.strip().lower() for _, ws in self.cfg.terms.items() for w in ws] if "terms" in on else []
         words_b = [w.encode() for w in words if w.isascii()]
@@ -410,11 +430,13 @@ class Detectors:
         return False
 
     def _ip_ok(self, raw: str) -> bool:
+        """A valid address outside ``ip_allowlist``; an IPv4-mapped one is checked as its IPv4 too."""
         try:
             ip = ipaddress.ip_address(raw)
         except ValueError:
             return False
-        return not any(ip.version == n.version and ip in n for n in self._allow)
+        ips = [ip, ip.ipv4_mapped] if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else [ip]
+        return not any(a.version == n.version and a in n for a in ips for n in self._allow)
 
     def _ipv6(self, text: str) -> list[Span]:
         out = []

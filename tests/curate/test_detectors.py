@@ -82,6 +82,11 @@ POSITIVES = [
     # an IPv4-mapped IPv6 address whole, not "::ffff:163"
     ("IPV6", "remote_addr ::ffff:163.120.200.118 ok", "::ffff:163.120.200.118"),
     ("IPV6", "connect to [::ffff:16.159.191.8]:443 refused", "::ffff:16.159.191.8"),
+    # IBANs grouped by dashes, 13-digit Visa printed 4-3-3-3
+    ("IBAN", " 46118 | BE48-2788-8601-2324 | 2026-07-15T09:23:00Z", "BE48-2788-8601-2324"),
+    ("IBAN", "<td>PT89-6999-2032-4679-8659-1100-8</td>", "PT89-6999-2032-4679-8659-1100-8"),
+    ("CARD", "<td>4357 853 011 930</td>", "4357 853 011 930"),
+    ("CARD", '"card_number": "4370-800-967-047"', "4370-800-967-047"),
     ("NAME", "ask alice smith about it", "alice smith"),
     ("HOST", "ssh DB01.corp.internal", "DB01.corp.internal"),
 ]
@@ -109,6 +114,8 @@ NEGATIVES = [
     "sk-abcdefghijklmnopqrstuvwxyz is all letters, sk-proj-abc is short, disk-1234567890abcdefghij1234",
     "xapp-1 and sk_test_short and redis://:${REDIS_PASSWORD}@cache:6379 and http://:8080/",
     "mapped loopback ::ffff:127.0.0.1 and it's o' clock @ noon",
+    "iban BE48-2788-8601-2325 has a bad checksum, part AB12-3456-7890-1234 is no IBAN",
+    "visa 4357 853 011 931 fails Luhn, 4357 853 011 93 is short",
 ]
 
 

@@ -16,11 +16,9 @@ import pytest
 from tracebridge.curate.redact import Redactor
 from tracebridge.testing.pii_holdout import TYPES, Score, build_holdout, holdout_config, score
 
-# type -> (what the detectors miss, which missed values that explains)
-GAPS: dict[str, tuple[str, Callable[[str], bool]]] = {
-    "CARD": ("13-digit Visa printed 4-3-3-3 (4357 853 011 930)", lambda v: bool(re.fullmatch(r"4\d{3}([ -]\d{3}){3}", v))),
-    "IBAN": ("IBANs grouped with dashes (BE48-2788-8601-2324)", lambda v: "-" in v),
-}
+# type -> (what the detectors miss, which missed values that explains); none open now, a gap found
+# later goes here and its test_full_recall turns a strict xfail
+GAPS: dict[str, tuple[str, Callable[[str], bool]]] = {}
 # the known false positives: bare 10-11 digit numbers and dates read as US phones, a ghp_ placeholder
 FP_CLASS = ("PHONE on byte counts / order numbers / dates (order #5132795740, 15804339869 bytes, 13.10.2021, "
             "13/10/2023); GITHUB_TOKEN on the placeholder ghp_XXXX")

@@ -50,8 +50,8 @@ def card_ok(raw: str) -> bool:
 
 
 def iban_ok(raw: str) -> bool:
-    """An IBAN with a known country length and a valid mod-97 check."""
-    s = raw.replace(" ", "")
+    """An IBAN (grouped by spaces or dashes) with a known country length and a valid mod-97 check."""
+    s = raw.replace(" ", "").replace("-", "")
     if IBAN_LENGTHS.get(s[:2]) != len(s):
         return False
     moved = s[4:] + s[:4]

@@ -41,9 +41,9 @@ log = logging.getLogger(__name__)
 PRIORITY = ("PRIVATE_KEY", "AWS_KEY", "GITHUB_TOKEN", "GITLAB_TOKEN", "SLACK_TOKEN", "ANTHROPIC_KEY", "OPENAI_KEY", "JWT",
             "STRIPE_KEY", "SENDGRID_KEY", "NPM_TOKEN", "PYPI_TOKEN", "SECRET", "URL_PASSWORD", "AUTH_HEADER",
             "EMAIL", "IBAN", "CARD", "IPV6", "IPV4", "PHONE")
-# Card number groupings as printed (one run, 4-4-4-4[-x], Amex 4-6-5, Diners 4-6-4).
+# Card number groupings as printed (one run, 4-4-4-4[-x], Amex 4-6-5, Diners 4-6-4, 13-digit Visa 4-3-3-3).
 CARD_GROUPS = {(4, 4, 4, 4), (4, 4, 4, 4, 1), (4, 4, 4, 4, 2), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1),
-               (4, 4, 4, 2), (4, 4, 4, 3)}
+               (4, 4, 4, 2), (4, 4, 4, 3), (4, 3, 3, 3)}
 SECRET_TYPES = {
     "AWS Access Key": "AWS_KEY", "GitHub Token": "GITHUB_TOKEN", "GitLab Token": "GITLAB_TOKEN",
     "Slack Token": "SLACK_TOKEN", "OpenAI Token": "OPENAI_KEY", "JSON Web Token": "JWT",
@@ -66,7 +66,7 @@ EMAIL = re.compile(rf"(?:(?<![{_W}.%+-])(?<![{_W}]')[{_W}.%+-](?:[{_W}.%+-]|'(?=
                    rf"(?!(?:png|jpe?g|gif|svg|webp|ico)(?![A-Za-z]))[A-Za-z]{{2,24}}"
                    rf"(?![{_W}-])(?!:[A-Za-z0-9~/])")  # not logo@2x.png, not git@github.com:org/repo
 DIGITS = re.compile(rf"(?<![{_W}\d+])[+＋]?\(?\d[\d \t().\-/]{{5,}}\d(?![{_W}\d])")
-IBAN = re.compile(rf"(?<![{_W}])[A-Z]{{2}}\d{{2}}(?: ?[A-Z0-9]){{11,30}}(?![{_W}])")
+IBAN = re.compile(rf"(?<![{_W}])[A-Z]{{2}}\d{{2}}(?:[ -]?[A-Z0-9]){{11,30}}(?![{_W}])")  # grouped by spaces or dashes
 # A dotted quad after a letter (v1.2.3.4) or before a pre-release tag (1.2.3.4-rc1) is a version.
 _QUAD = r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 IPV4 = re.compile(rf"(?<![{_W}\d.]){_QUAD}(?!\.?\d)(?!-[A-Za-z])")
@@ -152,7 +152,7 @@ _WORD_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 _JSON_ESCAPE = re.compile(rb"\\(?:[nrfb]|u00[0-9A-Fa-f]{2})")
 _NOT_PHONE_B = re.compile(NOT_PHONE.pattern.encode())
 _NOT_NUMBER_B = re.compile(NOT_NUMBER.pattern.encode())
-# IBAN shape on bytes with uppercase -> "A", digits -> "0", spaces deleted: two letters, two digits, 11+ more
+# IBAN shape on bytes with uppercase -> "A", digits -> "0", spaces and dashes deleted: two letters, two digits, 11+ more
 _IBAN_TABLE = bytes(65 if 65 <= i <= 90 else 48 if 48 <= i <= 57 else 46 for i in range(256))
 _IBAN_SHAPE = re.compile(rb"AA00[A0]{11}").search
 # An IPv6 address with two or more groups (what ``_ipv6`` accepts) has eight groups or a "::" with
@@ -248,7 +248,7 @@ class Detectors:
             (frozenset({"email"}), "email" in on, lambda d: b"@" in d or b"%40" in d),
             (frozenset({"ipv4"}), "ip" in on, ip4),
             (frozenset({"iban"}), bool(on & {"iban", "card"}),  # a card inside an IBAN shape is none
-             lambda d: _IBAN_SHAPE(d.translate(_IBAN_TABLE, b" "))),
+             lambda d: _IBAN_SHAPE(d.translate(_IBAN_TABLE, b" -"))),
             (frozenset({"digits"}), bool(on & {"phone", "card"}), self._digit_hit),
             (frozenset({"ipv6"}), "ip" in on, _ipv6_hit),
             (frozenset({"secrets"}), "secrets" in on, self._secret_hit),

@@ -161,7 +161,7 @@ _IPV6_EIGHT = re.compile(rb":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:
                          rb":[0-9A-Fa-f]{1,4}:").search
 _OTHER_DIGIT = re.compile(r"[^\D0-9]").search  # a digit of another script (what ``\d`` matches beyond 0-9)
 _IPV6_GAP = re.compile(rb"[0-9A-Fa-f]::[0-9A-Fa-f]|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}::|::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]").search
-# An IPv6 address ending in an IPv4 one (``::ffff:192.0.2.1``, ``::192.0.2.1``, ``64:ff9b::192.0.2.1``).
+# An IPv6 address ending in an IPv4 one, also written out without "::" (``0:0:0:0:0:ffff:192.0.2.1``).
 _IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
 MAX_GROUPS = {"CARD": 5, "PHONE": 6}
 # Trigger groups (``Detectors.fired``), each gating its detectors in ``Detectors.scan``.

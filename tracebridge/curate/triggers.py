@@ -1,0 +1,181 @@
+"""Cheap triggers of ``Detectors``: which detector groups a string may need, on its UTF-8 bytes.
+
+``Triggers`` (a mixin of ``tracebridge.curate.detectors.Detectors``) gives ``fired`` and
+``triggered``: substring tests, byte-table translations and literal-led regexes, each a superset of
+what its detectors find, on text and on JSON-serialised text alike (see ``_build_triggers``). Here
+too live the patterns both levels share: ``GROUPS``, the credential markers (``SECRET_MARKERS``),
+``NOT_PHONE``, ``NOT_NUMBER`` and ``MAX_GROUPS``. The detectors themselves, ``Span`` and overlap
+resolution are in ``tracebridge.curate.detectors``.
+
+Pure and deterministic; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from tracebridge.curate.config import RedactionConfig
+
+NOT_PHONE = re.compile(r"^(?:\d{4}-\d{2}-\d{2}|\d+\.\d+)$|^\d{4}-\d{2}-\d{2}[T ]")  # dates, decimals
+NOT_NUMBER = re.compile(r"\d+\.\d+|\d{1,3}(?:\.\d{1,3}){3}")  # a whole run that is a decimal or a dotted quad
+MAX_GROUPS = {"CARD": 5, "PHONE": 6}  # digit groups a card or phone number spans at most
+# Trigger groups (``Detectors.fired``), each gating its detectors in ``Detectors.scan``.
+GROUPS = frozenset({"email", "ipv4", "iban", "digits", "ipv6", "secrets", "auth_header", "terms"})
+# Credential markers: a string without one never reaches detect-secrets.
+SECRET_LITERALS = ["A3T", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
+                   "glpat-", "gldt-", "glptt-", "glrt-", "glsoat-", "glft-", "glimt-", "glagent-", "glcbt-", "gloas-", "xox",
+                   "hooks.slack.com", "xapp-", "sk-", "sk_live_", "rk_live_", "sk_test_", "rk_test_", "SG.", "npm_", "pypi-", "eyJ", "PRIVATE KEY",
+                   "aws", "AWS", "Aws", "SecretAccessKey", "secret_access_key", "SECRET_ACCESS_KEY"]
+SECRET_MARKERS = "|".join(re.escape(x) for x in SECRET_LITERALS) + r"|://[^\s/@:]*:[^\s/@]+@"
+_GROUP_B = re.compile(rb"\d+")
+_TOKEN_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "_-") else 32 for i in range(256))
+_LONG_TOKEN = b"a" * 20  # 20 token characters in a row
+_AWS_SECRET_NAME = re.compile(rb"(?i)secret_?access_?key")  # an AWS secret (base64: '/' '+' split tokens)
+_NUM_TABLE = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))  # digit -> "0", else "x"
+_SEPARATORS = b" \t().-/"
+_SEVEN_DIGITS = b"0" * 7
+_WORD_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+# JSON escapes other than \t stand for characters that end a digit run, like the escape's backslash
+# does, but their letter (``n`` of ``\n``, hex of ``\u001f``) would block a run that follows.
+_JSON_ESCAPE = re.compile(rb"\\(?:[nrfb]|u00[0-9A-Fa-f]{2})")
+_NOT_PHONE_B = re.compile(NOT_PHONE.pattern.encode())
+_NOT_NUMBER_B = re.compile(NOT_NUMBER.pattern.encode())
+# IBAN shape on bytes with uppercase -> "A", digits -> "0", spaces and dashes deleted: two letters, two digits, 11+ more
+_IBAN_TABLE = bytes(65 if 65 <= i <= 90 else 48 if 48 <= i <= 57 else 46 for i in range(256))
+_IBAN_SHAPE = re.compile(rb"AA00[A0]{11}").search
+# An IPv6 address with two or more groups (what ``_ipv6`` accepts) has eight groups or a "::" with
+# a group on each side or two on one side; a time (12:30:45), ``file:42:13`` or ``std::vector`` has not.
+_IPV6_EIGHT = re.compile(rb":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}"
+                         rb":[0-9A-Fa-f]{1,4}:").search
+_OTHER_DIGIT = re.compile(r"[^\D0-9]").search  # a digit of another script (what ``\d`` matches beyond 0-9)
+_IPV6_GAP = re.compile(rb"[0-9A-Fa-f]::[0-9A-Fa-f]|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}::|::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]").search
+# An IPv6 address ending in an IPv4 one, also written out without "::" (``0:0:0:0:0:ffff:192.0.2.1``).
+_IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
+
+
+def _ipv6_hit(data: bytes) -> bool:
+    """An IPv6 shape ``Detectors._ipv6`` may accept (see ``_IPV6_GAP``, ``_IPV6_V4``)."""
+    if b"::" in data and _IPV6_GAP(data):
+        return True
+    if b"." in data and _IPV6_V4(data):
+        return True
+    return data.count(b":") >= 7 and _IPV6_EIGHT(data) is not None
+
+
+class Triggers:
+    """The trigger half of ``Detectors``, which supplies ``on``, ``cfg`` and ``_card_run``."""
+
+    on: set[str]
+    cfg: RedactionConfig
+
+    def _card_run(self, run: str) -> bool:
+        """Whether the digit run ``run`` holds a card (``Detectors``: its exact check)."""
+        raise NotImplementedError
+
+    def _build_triggers(self) -> None:
+        """Cheap triggers, run on UTF-8 bytes, each opening one or more groups (``GROUPS``) of
+        detectors: substring tests, byte-table translations and a few literal-led regexes (an
+        alternation of them in one ``re`` pattern is ~10x slower). All are boundary-free supersets
+        of what their detectors find, so they also fire on JSON-serialised text. A credential is a
+        long token run holding a credential marker, a URL with a password, a key block or an AWS
+        secret's name. Non-ASCII text adds two checks: digits of other scripts, non-ASCII terms."""
+        on = self.on
+        self._nums = re.compile(rb"\d[\d \t().\-/]{5,}\d").finditer
+        self._url = re.compile(rb"://[^\s/@:]*:[^\s/@]+@").search
+        self._marker = re.compile(SECRET_MARKERS.encode()).search
+        words = [w.strip().lower() for _, ws in self.cfg.terms.items() for w in ws] if "terms" in on else []
+        words_b = [w.encode() for w in words if w.isascii()]
+        self._words_u = [w for w in words if not w.isascii()]
+        ip4 = re.compile(rb"\.\d{1,3}\.\d{1,3}\.\d").search  # literal-led: fast
+        checks: list[tuple[frozenset[str], bool, Callable[[bytes], Any]]] = [
+            (frozenset({"email"}), "email" in on, lambda d: b"@" in d or b"%40" in d),
+            (frozenset({"ipv4"}), "ip" in on, ip4),
+            (frozenset({"iban"}), bool(on & {"iban", "card"}),  # a card inside an IBAN shape is none
+             lambda d: _IBAN_SHAPE(d.translate(_IBAN_TABLE, b" -"))),
+            (frozenset({"digits"}), bool(on & {"phone", "card"}), self._digit_hit),
+            (frozenset({"ipv6"}), "ip" in on, _ipv6_hit),
+            (frozenset({"secrets"}), "secrets" in on, self._secret_hit),
+            (frozenset({"auth_header"}), "auth_header" in on, lambda d: b"bearer" in (low := d.lower()) or b"basic" in low),
+            (frozenset({"terms"}), bool(words_b), lambda d: any(w in d.lower() for w in words_b)),
+        ]
+        self._checks = [(g, f) for g, enabled, f in checks if enabled]
+        self._other_digits = frozenset({"iban", "ipv4", "digits"}) if on & {"iban", "card", "phone", "ip"} else None
+
+    def triggered(self, text: str | bytes) -> bool:
+        """True when ``text`` may hold something a detector finds (no false negatives)."""
+        data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+        return any(f(data) for _, f in self._checks) or (not data.isascii() and bool(self._non_ascii(text, data)))
+
+    def fired(self, text: str | bytes) -> frozenset[str]:
+        """The detector groups (``GROUPS``) whose trigger fires on ``text``: ``scan`` needs only these."""
+        data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+        out = frozenset().union(*(g for g, f in self._checks if f(data)))
+        return out if data.isascii() else out | self._non_ascii(text, data)
+
+    def _non_ascii(self, text: str | bytes, data: bytes) -> frozenset[str]:
+        """Groups opened by non-ASCII text: digits of other scripts, non-ASCII terms."""
+        utext = text if isinstance(text, str) else data.decode("utf-8", "replace")
+        out: frozenset[str] = frozenset()
+        if self._other_digits and _OTHER_DIGIT(utext):
+            out = self._other_digits
+        if self._words_u and any(w in utext.lower() for w in self._words_u):
+            out |= {"terms"}
+        return out
+
+    def _secret_hit(self, data: bytes) -> bool:
+        return (b"PRIVATE KEY" in data or self._url(data) is not None
+                or (_LONG_TOKEN in data.translate(_TOKEN_TABLE) and self._marker(data) is not None)
+                or ((b"ccess" in data or b"CCESS" in data) and _AWS_SECRET_NAME.search(data) is not None))
+
+    def _digit_hit(self, data: bytes) -> bool:
+        """A run of digits and separators in which ``DIGITS`` may find a card or phone number.
+
+        C-speed first: digits become ``0``, separators are deleted, anything else becomes ``x``,
+        so a candidate (7+ digits) is seven ``0`` in a row; only then are the runs looked at."""
+        if _SEVEN_DIGITS not in data.translate(_NUM_TABLE, _SEPARATORS + b"\\t"):
+            return False  # deleting every backslash and "t" as well covers the JSON escape \t (a tab)
+        if b"\\" in data:  # JSON escapes: \t is a separator, the others end a run as their character does
+            data = _JSON_ESCAPE.sub(b"\n", data.replace(b"\\t", b"\t"))
+        return any(self._run_may_hit(data, m.start(), m.end()) for m in self._nums(data))
+
+    def _run_may_hit(self, data: bytes, start: int, end: int) -> bool:
+        """Whether ``data[start:end]``, a maximal run of digits and separators, may hold a card or a
+        phone number as ``_numeric`` looks for them, over any of its digit groups.
+
+        ``DIGITS`` neither starts right after nor ends right before a word character (``b0769175``
+        of a UUID, ``2026-01-23T``), so such edge groups are dropped. Of the rest, a card needs
+        13-19 digits in card groupings (``_group_spans``, exact); a phone number 7-15 digits in up to
+        six groups that ``NOT_PHONE`` does not refuse: ``2026-01-23 12:30`` holds none.
+        """
+        groups = [g.span() for g in _GROUP_B.finditer(data, start, end)]
+        if start and data[start - 1] in _WORD_BYTES:
+            groups = groups[1:]
+        if end < len(data) and data[end] in _WORD_BYTES:
+            groups = groups[:-1]
+        if sum(b - a for a, b in groups) < 7:
+            return False
+        prev = data[groups[0][0] - 1] if groups[0][0] else 32
+        after = data[groups[-1][1]] if groups[-1][1] < len(data) else 32
+        if prev < 128 and prev not in b"+(" and after < 128 and _NOT_NUMBER_B.fullmatch(
+                data, groups[0][0], groups[-1][1]):
+            # a plain decimal or dotted quad is skipped whole; "+" or "(" in front makes it no plain one,
+            # a non-ASCII letter at either end may make DIGITS match only a part of it
+            return False
+        run = data[groups[0][0]:groups[-1][1]].decode("ascii")
+        if "card" in self.on and self._card_run(run):
+            return True
+        if "phone" not in self.on:
+            return False
+        for i, (a, _) in enumerate(groups):
+            free = data[a - 1:a] not in (b"+", b"(")  # a "+" or "(" in front: NOT_PHONE cannot refuse it
+            digits = 0
+            for j in range(i, min(len(groups), i + MAX_GROUPS["PHONE"])):
+                sep = data[groups[j - 1][1]:groups[j][0]] if j > i else b""
+                digits += groups[j][1] - groups[j][0]
+                if (b"/" in sep and sep != b"/") or digits > 15:
+                    break  # _group_spans skips such a candidate, and every longer one
+                if digits >= 7 and not (free and _NOT_PHONE_B.match(data[a:groups[j][1]])):
+                    return True
+        return False

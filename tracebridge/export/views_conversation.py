@@ -74,9 +74,8 @@ class _Msg:
 
 @dataclass
 class _Pending:
-    """A plain assistant turn waiting in the open span: its message, lineage and labels."""
+    """A plain assistant turn waiting in the open span: its place in the history, lineage and labels."""
 
-    reply: _Msg
     at: int
     ids: list[str]
     labels: dict[str, Any]
@@ -210,7 +209,7 @@ class _Conversation:
         if own:
             self.row([reply], ids, labels, rejected)
         else:
-            self.span.append(_Pending(reply, len(h), ids, labels))
+            self.span.append(_Pending(len(h), ids, labels))
         h.append(reply)
 
     def flush(self) -> None:

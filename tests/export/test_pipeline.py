@@ -94,6 +94,9 @@ def test_feedback_seam_labels_rows(mixed_traces: Path, tmp_path: Path) -> None:
     rows = _jsonl(next((res.path / "views" / "planner_sft").glob("*.jsonl")))
     assert all(r["meta"]["labels"]["feedback_score"] == 1.0 for r in rows)
     assert len(seen) == 4  # every accepted run asked once (duplicates too: they are built, then counted)
+    # worker processes build the rows (views included): the seam reaches them, the bundle is the same
+    two = export_traces(mixed_traces, tmp_path / "two", labels_for_run=labels_for_run, workers=2)
+    assert two.manifest.bundle_id == res.manifest.bundle_id and len(seen) == 4
 
 
 def test_too_many_quarantined_fails_the_export(mixed_traces: Path, tmp_path: Path) -> None:

@@ -67,8 +67,8 @@ def export_cmd(
     out: Annotated[Path, typer.Option("--out", help="Parent folder; the bundle is <out>/<bundle_id>.")] = Path("bundles"),
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes that check and redact runs "
-                                         "(the bundle is the same for any number).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes that check, redact and render "
+                                         "runs (the bundle is the same for any number).")] = 1,
 ) -> None:
     """Curate traces (redaction, quality, dedup, family split) into a content-addressed bundle.
 

@@ -100,11 +100,14 @@ class _HashingFile:
         self.rows = 0
         self.bytes = 0
 
-    def write_row(self, line: bytes) -> None:
-        self.fh.write(line)
-        self.sha.update(line)
-        self.rows += 1
-        self.bytes += len(line)
+    def write_lines(self, lines: list[bytes]) -> None:
+        """Append serialised rows, one JSON line each (newline included)."""
+        update = self.sha.update
+        for line in lines:
+            update(line)
+            self.bytes += len(line)
+        self.fh.writelines(lines)
+        self.rows += len(lines)
 
     def close(self) -> None:
         # no fsync: a bundle torn by a crash fails verify_bundle (hashes) and is never trusted
@@ -127,10 +130,14 @@ class BundleWriter:
 
     def write_row(self, rel: str, row: Any) -> None:
         """Append one JSON row to the JSONL file ``rel`` (key order as built: deterministic)."""
+        self.write_lines(rel, [orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)])
+
+    def write_lines(self, rel: str, lines: list[bytes]) -> None:
+        """Append rows already serialised (one JSON document and its newline each) to ``rel``."""
         f = self._jsonl.get(rel)
         if f is None:
             f = self._jsonl[rel] = _HashingFile(self.tmp / safe_relpath(rel))
-        f.write_row(orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE))
+        f.write_lines(lines)
 
     def write_file(self, rel: str, data: bytes, rows: int | None = None) -> None:
         """Write a whole file at once."""

@@ -9,13 +9,15 @@ capped MinHash sample. For each run, in order:
    export's policy; any other run gets pass 1 here, and pass 2 re-scans every value pass 1
    rewrote (the values it left were scanned by the same deterministic detectors and found
    clean, so a full re-scan could only repeat that). Any pass-2 finding blocks the run;
-3. a failing run is quarantined with its reasons (``quarantine.jsonl``), never dropped;
-4. views are built (``tracebridge.export.views``); a run whose dedup fingerprint was seen
-   before is counted in its cluster instead of written;
-5. rows stream into ``views/<view>/<split>.jsonl`` by the run's goal-family split.
+3. views are built (``tracebridge.export.views``), their rows serialised, the dedup fingerprint
+   taken;
+4. a failing run is quarantined with its reasons (``quarantine.jsonl``), never dropped;
+5. a run whose dedup fingerprint was seen before is counted in its cluster instead of written;
+6. rows stream into ``views/<view>/<split>.jsonl`` by the run's goal-family split.
 
-Steps 1-2 need nothing from other runs: with ``workers > 1`` they run in worker processes
-(``_Curator``, a few runs in flight) while this process does steps 3-5 in run order, so the
+Steps 1-3 need nothing from other runs (``tracebridge.export.runwork.RunWork``): with
+``workers > 1`` they run in worker processes, a few runs in flight, while this process does
+steps 4-6 in run order (accounting and appending bytes: a small share of the work), so the
 bundle is the same for any number of workers.
 
 Counts reconcile (read = accepted + quarantined; accepted = exported + duplicates) or the
@@ -29,7 +31,7 @@ import logging
 import multiprocessing
 import os
 import subprocess
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -41,19 +43,17 @@ import yaml
 
 import tracebridge
 from tracebridge.capture.reader import RunDir, iter_runs
-from tracebridge.curate.dedup import DedupIndex, fingerprint
-from tracebridge.curate.quality import Reason, run_reasons
-from tracebridge.curate.redact import Redactor, Scanner
+from tracebridge.curate.dedup import DedupIndex
+from tracebridge.curate.quality import Reason
 from tracebridge.curate.split import LeakageTracker, assign_families
 from tracebridge.export.bundle import BundleWriter, Manifest
 from tracebridge.export.config import ExportConfig
-from tracebridge.export.families import family_counts, split_family
+from tracebridge.export.families import family_counts
 from tracebridge.export.labels import LabelsForRun
 from tracebridge.export.report import Tally, build_report, render_markdown
-from tracebridge.export.tools import ToolRegistry
-from tracebridge.export.views import TRIPLETS, VIEW_KINDS, RunContext, build_views
+from tracebridge.export.runwork import Built, RunWork
+from tracebridge.export.views import TRIPLETS, VIEW_KINDS
 from tracebridge.schema.canonical import sha256_json, utc_now
-from tracebridge.schema.validate import check_run
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -97,94 +97,18 @@ def git_sha() -> str | None:
     return res.stdout.strip() or None
 
 
-def _findings_text(found: Counter[tuple[str, str]]) -> str:
-    return ", ".join(f"{k}×{n} in {p}" for (k, p), n in sorted(found.items())[:20])
-
-
-@dataclass
-class Curated:
-    """One run after quality checks and redaction: what a worker process hands back."""
-
-    tally: Tally  # this run's counts: read, events, allowed rules, redaction passes
-    blocking: list[Reason]
-    family: str
-    events: list[dict[str, Any]]
-    session: dict[str, Any]
-    raw_session: dict[str, Any]
-
-
-class _Curator:
-    """Steps 1-2 of one run (quality, redaction): no shared state, so runs may go to workers."""
-
-    def __init__(self, cfg: ExportConfig) -> None:
-        self.cfg = cfg
-        self.redactor = Redactor(cfg.redaction)
-        self.scanner = Scanner(cfg.redaction)
-
-    def curate(self, run: RunDir) -> Curated:
-        t = Tally(runs_read=1)
-        lines: list[tuple[int, dict[str, Any]]] = []
-        raw_session: dict[str, Any] = {}
-        chk = check_run(run, lines, raw_session)
-        t.events_read += chk.events
-        source = raw_session.get("source") if isinstance(raw_session.get("source"), dict) else {}
-        blocking, allowed = run_reasons(chk, run.path, lines, self.cfg.quality.allow,
-                                        source.get("kind") in self.cfg.quality.open_ended_sources)
-        t.allowed_rules.update(r.rule for r in allowed)
-        events = [ev for _, ev in lines]
-        session = raw_session
-        if not blocking and self.cfg.redaction.enabled:
-            events, session, more = self.redaction(t, run, events, raw_session)
-            blocking += more
-        return Curated(t, blocking, split_family(raw_session, self.cfg.split.by_goal_sources), events, session,
-                       raw_session)
-
-    def redaction(self, t: Tally, run: RunDir, events: list[dict[str, Any]], session: dict[str, Any]
-                  ) -> tuple[list[dict[str, Any]], dict[str, Any], list[Reason]]:
-        """Pass 1 where capture did not redact, then pass 2 over every record."""
-        rid = run.run_id
-        gov = session.get("data_governance") if isinstance(session.get("data_governance"), dict) else {}
-        capture = [p for p in gov.get("passes") or [] if isinstance(p, dict) and p.get("stage") == "capture"]
-        if capture:
-            t.pass1_capture += 1
-            for p in capture:
-                t.capture_policies[str(p.get("policy"))] += 1
-                t.capture_findings.update({str(k): int(v) for k, v in (p.get("findings") or {}).items()})
-        elif not self.cfg.redaction.redact_unredacted_runs:
-            return events, session, [Reason("unredacted", f"{rid}/session.json:-:data_governance",
-                                            "captured without redaction and redaction.redact_unredacted_runs=false")]
-        found: Counter[tuple[str, str]] = Counter()
-        if capture:
-            found = self.scanner.scan_all([*events, session])  # pass 2: a full scan with this export's policy
-        else:
-            events = self.redactor.redact_all(events, scope=rid)
-            session = self.redactor.redact(session, scope=rid)
-            t.pass1_export += 1
-            t.add_findings(t.pass1_findings, self.redactor.flat_findings(rid))
-            found = self.redactor.rewritten_findings(rid)  # pass 2 (see Redactor.rewritten_findings)
-            self.redactor.forget(rid)
-        t.pass2_scanned += 1
-        if not found:
-            return events, session, []
-        t.pass2_blocked += 1
-        t.add_findings(t.pass2_findings, found)
-        return events, session, [Reason("redaction_pass2", f"{rid}/events.jsonl:-:<records>",
-                                        f"pass 2 found {sum(found.values())} value(s): {_findings_text(found)}")]
-
-
 class _Exporter:
     """The per-run loop of one export (state: tallies, indexes, the bundle writer)."""
 
     def __init__(self, root: Path, cfg: ExportConfig, writer: BundleWriter, labels_for_run: LabelsForRun | None):
-        self.root, self.cfg, self.w, self.labels_for_run = root, cfg, writer, labels_for_run
+        self.root, self.cfg, self.w = root, cfg, writer
         self.t = Tally()
         self.dedup = DedupIndex()
         self.leak = LeakageTracker(cfg.leakage)
-        self.tools = ToolRegistry(cfg.tools)
-        self.curator = _Curator(cfg)
-        self.redactor = self.curator.redactor  # also masks quarantine messages
         self.family_runs, family_sources = family_counts(root, cfg.split.by_goal_sources)
         self.assignment = assign_families(self.family_runs, cfg.split, family_sources)
+        self.work = RunWork(cfg, self.assignment, labels_for_run)  # steps 1-4 when there are no workers
+        self.redactor = self.work.redactor  # also masks quarantine messages
 
     def quarantine(self, run: RunDir, reasons: list[Reason]) -> None:
         t, cap = self.t, self.cfg.quality.max_reasons_per_run
@@ -198,51 +122,26 @@ class _Exporter:
                                               "reasons_total": len(reasons)})
         self.w.write_row("runs.jsonl", {"run_id": run.run_id, "status": "quarantined", "rules": rules})
 
-    def process(self, ordinal: int, run: RunDir, c: Curated) -> None:
-        """Steps 3-5 of a curated run, in run order."""
-        self.t.merge(c.tally)
-        if c.blocking:
-            self.quarantine(run, c.blocking)
-            return
-        self.t.accepted += 1
-        self.emit(ordinal, run, c.events, c.session, c.raw_session, c.family)
-
-    def emit(self, ordinal: int, run: RunDir, events: list[dict[str, Any]], session: dict[str, Any],
-             raw_session: dict[str, Any], family: str) -> None:
+    def take(self, ordinal: int, run: RunDir, b: Built) -> None:
+        """Steps 5-6 of a built run, in run order: quarantine, or dedup verdict, rows and counts."""
         t = self.t
-        split = self.assignment.get(family, "train")
-        summary = raw_session.get("summary") if isinstance(raw_session.get("summary"), dict) else {}
-        end = next((e.get("payload") for e in reversed(events) if e.get("event_type") == "episode_end"), None)
-        src = end if isinstance(end, dict) else summary
-        tools, tool_source = self.tools.for_run(raw_session, events)
-        ctx = RunContext(run.run_id, family, split, str((raw_session.get("source") or {}).get("kind", "unknown")),
-                         src.get("success"), src.get("failure_class"), tools, tool_source,
-                         self.labels_for_run(run.run_id) if self.labels_for_run else None)
-        views, skips = build_views(events, ctx, self.cfg.views)
-        goal = raw_session.get("goal") if isinstance(raw_session.get("goal"), dict) else {}
-        goal_hash = str(goal.get("goal_hash") or sha256_json({"family": family, "run": run.run_id}))
-        counts = {k: len(v) for k, v in views.items() if v}
-        if self.cfg.dedup.enabled and self.dedup.add(fingerprint(goal_hash, events, raw_session), ordinal,
-                                                     run.run_id, counts):
+        t.merge(b.tally)
+        if b.blocking:
+            self.quarantine(run, b.blocking)
+            return
+        t.accepted += 1
+        if self.cfg.dedup.enabled and self.dedup.add(b.fingerprint, ordinal, run.run_id, b.counts):
             t.duplicates += 1
-            self.w.write_row("runs.jsonl", {"run_id": run.run_id, "status": "duplicate", "split": split})
+            self.w.write_row("runs.jsonl", {"run_id": run.run_id, "status": "duplicate", "split": b.split})
             return
         t.exported += 1
-        for key, rows in views.items():
-            rel = f"{key}/{split}.jsonl" if key == TRIPLETS else f"views/{key}/{split}.jsonl"
-            for r in rows:
-                self.w.write_row(rel, r)
-        t.add_rows(views)
-        t.view_skips.update(skips)
-        t.tool_sources[tool_source] += 1
-        t.outcomes["unknown" if ctx.success is None else ("success" if ctx.success else "failure")] += 1
-        if ctx.success is False:
-            t.failure_classes[str(ctx.failure_class or "unspecified")] += 1
-        t.families[family][split] += 1
-        goal_red = session.get("goal") if isinstance(session.get("goal"), dict) else {}
-        self.leak.add(split, family, goal_hash, str(goal_red.get("text") or ""), run.run_id)
-        self.w.write_row("runs.jsonl", {"run_id": run.run_id, "status": "exported", "split": split,
-                                        "rows": sum(counts.values())})
+        for rel, lines in b.files:
+            self.w.write_lines(rel, lines)
+        t.merge(b.exported)
+        t.families[b.family][b.split] += 1
+        self.leak.add(b.split, b.family, b.goal_hash, b.goal_text, run.run_id)
+        self.w.write_row("runs.jsonl", {"run_id": run.run_id, "status": "exported", "split": b.split,
+                                        "rows": sum(b.counts.values())})
 
 
 def _rows_by_view(rows: dict[str, int]) -> dict[str, dict[str, int]]:
@@ -287,31 +186,31 @@ def _names(root: Path, ordinals: set[int]) -> dict[int, str]:
     return {i: r.run_id for i, r in enumerate(iter_runs(root)) if i in ordinals} if ordinals else {}
 
 
-_WORKER: _Curator | None = None
+_WORKER: RunWork | None = None
 
 
-def _init_worker(cfg: ExportConfig) -> None:
+def _init_worker(work: RunWork) -> None:
     global _WORKER
-    _WORKER = _Curator(cfg)
+    _WORKER = work
 
 
-def _curate_in_worker(run: RunDir) -> Curated:
+def _build_in_worker(run: RunDir) -> Built:
     assert _WORKER is not None
-    return _WORKER.curate(run)
+    return _WORKER.build(run)
 
 
-def _curated(ex: _Exporter, workers: int) -> Iterator[tuple[RunDir, Curated]]:
-    """Every run of the root, curated, in run order: here, or by ``workers`` processes with at
-    most two runs per worker in flight (memory stays bounded by a few runs)."""
+def _built(ex: _Exporter, workers: int) -> Iterator[tuple[RunDir, Built]]:
+    """Every run of the root after steps 1-4, in run order: here, or by ``workers`` processes with
+    at most two runs per worker in flight (memory stays bounded by a few runs)."""
     if workers <= 1:
         for run in iter_runs(ex.root):
-            yield run, ex.curator.curate(run)
+            yield run, ex.work.build(run)
         return
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(ex.cfg,)) as pool:
-        pending: deque[tuple[RunDir, Future[Curated]]] = deque()
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(ex.work,)) as pool:
+        pending: deque[tuple[RunDir, Future[Built]]] = deque()
         for run in iter_runs(ex.root):
-            pending.append((run, pool.submit(_curate_in_worker, run)))
+            pending.append((run, pool.submit(_build_in_worker, run)))
             if len(pending) >= 2 * workers:
                 done, fut = pending.popleft()
                 yield done, fut.result()
@@ -331,8 +230,8 @@ def export_traces(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         cfg: export config (defaults when None).
         labels_for_run: the feedback seam (``tracebridge.export.labels.LabelsForRun``).
         progress: ``progress(done, total)`` callback.
-        workers: processes that check and redact runs (steps 1-2) while this one builds views
-            and writes the bundle in run order; the bundle is the same for any number.
+        workers: processes that check, redact and render runs (steps 1-3) while this one accounts
+            for them and writes the bundle in run order; the bundle is the same for any number.
 
     Returns:
         The bundle path, manifest and report (``report["passed"]`` false when a check failed).
@@ -345,8 +244,8 @@ def export_traces(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     try:
         ex = _Exporter(root, cfg, writer, labels_for_run)
         total = sum(ex.family_runs.values())
-        for i, (run, curated) in enumerate(_curated(ex, workers)):
-            ex.process(i, run, curated)
+        for i, (run, built) in enumerate(_built(ex, workers)):
+            ex.take(i, run, built)
             if progress is not None:
                 progress(i + 1, total)
         return _finish(ex, root, cfg, writer)

@@ -1,0 +1,150 @@
+"""Steps 1-4 of ``export_traces`` for one run, which need nothing from other runs.
+
+``RunWork.build`` checks a run (quality), redacts it (pass 1 and pass 2), builds its views and
+serialises their rows, and takes its dedup fingerprint. It runs in this process or in a worker
+(``export_traces(workers=N)``); the main process then only accounts for each ``Built`` in run
+order (quarantine, dedup verdict, leakage, counts) and appends its bytes to the bundle, so the
+bundle is the same for any number of workers and the serial part is a small share of the work.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from tracebridge.capture.reader import RunDir
+from tracebridge.curate.dedup import fingerprint
+from tracebridge.curate.quality import Reason, run_reasons
+from tracebridge.curate.redact import Redactor, Scanner
+from tracebridge.export.config import ExportConfig
+from tracebridge.export.families import split_family
+from tracebridge.export.labels import LabelsForRun
+from tracebridge.export.report import Tally
+from tracebridge.export.tools import ToolRegistry
+from tracebridge.export.views import TRIPLETS, RunContext, build_views
+from tracebridge.schema.canonical import sha256_json
+from tracebridge.schema.validate import check_run
+
+_ROW = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+def _findings_text(found: Counter[tuple[str, str]]) -> str:
+    return ", ".join(f"{k}×{n} in {p}" for (k, p), n in sorted(found.items())[:20])
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+@dataclass
+class Built:
+    """One run after steps 1-4: what the main process needs to account for it and write it."""
+
+    tally: Tally  # curation counts: read, events, allowed rules, redaction passes
+    blocking: list[Reason]  # non-empty: the run is quarantined and the fields below are empty
+    family: str
+    split: str = ""
+    files: list[tuple[str, list[bytes]]] = field(default_factory=list)  # bundle path, JSONL lines
+    counts: dict[str, int] = field(default_factory=dict)  # rows per view the run would add
+    exported: Tally = field(default_factory=Tally)  # class balance: counted unless a duplicate
+    fingerprint: str = ""  # dedup key (empty when dedup is off)
+    goal_hash: str = ""
+    goal_text: str = ""  # the redacted goal, for the near-duplicate leakage check
+
+
+class RunWork:
+    """Quality, redaction, views and dedup key of one run at a time (``build``).
+
+    Args:
+        cfg: the export config.
+        assignment: goal family → split, decided over the whole root before any run is built.
+        labels_for_run: the feedback seam (``tracebridge.export.labels.LabelsForRun``).
+    """
+
+    def __init__(self, cfg: ExportConfig, assignment: dict[str, str] | None = None,
+                 labels_for_run: LabelsForRun | None = None) -> None:
+        self.cfg = cfg
+        self.assignment = assignment or {}
+        self.labels_for_run = labels_for_run
+        self.redactor = Redactor(cfg.redaction)
+        self.scanner = Scanner(cfg.redaction)
+        self.tools = ToolRegistry(cfg.tools)
+
+    def build(self, run: RunDir) -> Built:
+        """Steps 1-4 of ``run`` (see ``tracebridge.export.pipeline``)."""
+        t = Tally(runs_read=1)
+        lines: list[tuple[int, dict[str, Any]]] = []
+        raw: dict[str, Any] = {}
+        chk = check_run(run, lines, raw)
+        t.events_read += chk.events
+        source = _dict(raw.get("source"))
+        blocking, allowed = run_reasons(chk, run.path, lines, self.cfg.quality.allow,
+                                        source.get("kind") in self.cfg.quality.open_ended_sources)
+        t.allowed_rules.update(r.rule for r in allowed)
+        family = split_family(raw, self.cfg.split.by_goal_sources)
+        events, session = [ev for _, ev in lines], raw
+        if not blocking and self.cfg.redaction.enabled:
+            events, session, more = self.redaction(t, run, events, raw)
+            blocking += more
+        if blocking:
+            return Built(t, blocking, family)
+        return self._views(t, run, family, events, session, raw)
+
+    def _views(self, t: Tally, run: RunDir, family: str, events: list[dict[str, Any]], session: dict[str, Any],
+               raw: dict[str, Any]) -> Built:
+        split = self.assignment.get(family, "train")
+        end = next((e.get("payload") for e in reversed(events) if e.get("event_type") == "episode_end"), None)
+        src = end if isinstance(end, dict) else _dict(raw.get("summary"))
+        tools, tool_source = self.tools.for_run(raw, events)
+        ctx = RunContext(run.run_id, family, split, str(_dict(raw.get("source")).get("kind", "unknown")),
+                         src.get("success"), src.get("failure_class"), tools, tool_source,
+                         self.labels_for_run(run.run_id) if self.labels_for_run else None)
+        views, skips = build_views(events, ctx, self.cfg.views)
+        goal_hash = str(_dict(raw.get("goal")).get("goal_hash") or sha256_json({"family": family, "run": run.run_id}))
+        x = Tally()
+        x.add_rows(views)
+        x.view_skips.update(skips)
+        x.tool_sources[tool_source] += 1
+        x.outcomes["unknown" if ctx.success is None else ("success" if ctx.success else "failure")] += 1
+        if ctx.success is False:
+            x.failure_classes[str(ctx.failure_class or "unspecified")] += 1
+        files = [(f"{key}/{split}.jsonl" if key == TRIPLETS else f"views/{key}/{split}.jsonl",
+                  [orjson.dumps(r, option=_ROW) for r in rows]) for key, rows in views.items() if rows]
+        fp = fingerprint(goal_hash, events, raw) if self.cfg.dedup.enabled else ""
+        return Built(t, [], family, split, files, {k: len(v) for k, v in views.items() if v}, x, fp, goal_hash,
+                     str(_dict(session.get("goal")).get("text") or ""))
+
+    def redaction(self, t: Tally, run: RunDir, events: list[dict[str, Any]], session: dict[str, Any]
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any], list[Reason]]:
+        """Pass 1 where capture did not redact, then pass 2 over every record."""
+        rid = run.run_id
+        gov = _dict(session.get("data_governance"))
+        capture = [p for p in gov.get("passes") or [] if isinstance(p, dict) and p.get("stage") == "capture"]
+        if capture:
+            t.pass1_capture += 1
+            for p in capture:
+                t.capture_policies[str(p.get("policy"))] += 1
+                t.capture_findings.update({str(k): int(v) for k, v in (p.get("findings") or {}).items()})
+        elif not self.cfg.redaction.redact_unredacted_runs:
+            return events, session, [Reason("unredacted", f"{rid}/session.json:-:data_governance",
+                                            "captured without redaction and redaction.redact_unredacted_runs=false")]
+        found: Counter[tuple[str, str]] = Counter()
+        if capture:
+            found = self.scanner.scan_all([*events, session])  # pass 2: a full scan with this export's policy
+        else:
+            events = self.redactor.redact_all(events, scope=rid)
+            session = self.redactor.redact(session, scope=rid)
+            t.pass1_export += 1
+            t.add_findings(t.pass1_findings, self.redactor.flat_findings(rid))
+            found = self.redactor.rewritten_findings(rid)  # pass 2 (see Redactor.rewritten_findings)
+            self.redactor.forget(rid)
+        t.pass2_scanned += 1
+        if not found:
+            return events, session, []
+        t.pass2_blocked += 1
+        t.add_findings(t.pass2_findings, found)
+        return events, session, [Reason("redaction_pass2", f"{rid}/events.jsonl:-:<records>",
+                                        f"pass 2 found {sum(found.values())} value(s): {_findings_text(found)}")]

@@ -17,7 +17,7 @@ views, report and manifest. Prints the ratio (export MB/s / plain-loop MB/s) las
 ``json.dumps`` loop over the transcript lines, all in CPU seconds of this process, best of
 ``--repeat``; transcripts as ``scripts/bench_import.py`` makes them. Peak RSS of the whole path
 is measured in fresh subprocesses on all transcripts and on a tenth of them. ``--workers 2``
-adds the wall time of the whole path on all CPUs with two export workers against one process.
+adds the wall time of the whole path on all CPUs with two import and two export workers against one process.
 The last line is the ratio (transcripts → bundle) / (read+loads+dumps loop).
 """
 
@@ -104,14 +104,15 @@ def peak_rss(root: Path, flag: str = "--rss-child") -> float:
 
 
 def openclaw_path(src: Path, work: Path, workers: int = 1) -> tuple[float, float, object]:
-    """CPU seconds of import and of export (transcripts ``src`` → traces → bundle under ``work``)."""
+    """CPU seconds of import and of export (transcripts ``src`` → traces → bundle under ``work``),
+    each with ``workers`` processes."""
     from tracebridge.export.config import ExportConfig
     from tracebridge.export.pipeline import export_traces
     from tracebridge.importers.openclaw import import_openclaw
 
     shutil.rmtree(work, ignore_errors=True)
     t0 = clock()
-    rep = import_openclaw([src], work / "traces")
+    rep = import_openclaw([src], work / "traces", workers=workers)
     t1 = clock()
     cfg = ExportConfig()
     res = export_traces(work / "traces", work / "bundles", cfg, workers=workers)
@@ -136,7 +137,7 @@ def _shm() -> str | None:
 
 def workers_scaling(src: Path, out: Path, workers: int, cpus: set[int] | None, repeat: int) -> tuple[float, float]:
     """Wall seconds of the whole path on all of this process's CPUs: one process, then ``workers``
-    export workers (interleaved, best of ``repeat``); the pin to one core is restored after."""
+    import and export workers (interleaved, best of ``repeat``); the pin to one core is restored after."""
     pinned = os.sched_getaffinity(0) if cpus else None
     if cpus:
         os.sched_setaffinity(0, cpus)
@@ -191,7 +192,7 @@ def openclaw_main(args: argparse.Namespace) -> None:
     if scaling is not None:
         w1, wn = scaling
         print(f"wall transcripts → bundle on {len(cpus or ())} CPUs: {w1:.2f} s with 1 process, {wn:.2f} s with "
-              f"--workers {args.workers} (export checks and redaction in workers): {w1 / wn:.2f}x")
+              f"--workers {args.workers} (import and export): {w1 / wn:.2f}x")
     print(f"ratio import/(read+loads+dumps): {loop / imp:.2f}")
     print(f"ratio transcripts→bundle/(read+loads+dumps): {loop / (imp + exp):.2f}")
 

@@ -146,7 +146,8 @@ def ensure_bundle(uri: str, cache_root: Path, expected_id: str | None = None) ->
     Local bundles (a bundle folder or an export ``--out`` folder with one bundle) are verified in
     place; remote ones are fetched once per node into ``cache_root/<bundle_id>`` by
     ``tracebridge.export.storage.fetch_bundle`` (every sha256 checked; a ``LATEST`` pointer
-    followed), under a file lock so concurrent trials share one fetch.
+    followed), under a file lock so concurrent trials share one fetch. Either way the files are
+    hashed once per call (a trial hands the manifest on to ``run_trial`` rather than verifying again).
 
     Raises:
         tracebridge.train.data.BundleError: hashes do not match, or the bundle is not ``expected_id``.
@@ -159,12 +160,13 @@ def ensure_bundle(uri: str, cache_root: Path, expected_id: str | None = None) ->
 
     if is_local(uri):
         path = resolve_bundle_dir(local_path(uri))
+        man = verify_bundle_dir(path)
     else:
         cache_root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(cache_root / "fetch.lock")):
-            path, _ = fetch_bundle(uri, cache_root)
+            path, fetched = fetch_bundle(uri, cache_root)  # verified: on download, or the cached copy again
         log.info("bundle %s from %s at %s", path.name, uri, path)
-    man = verify_bundle_dir(path)
+        man = fetched.data
     if expected_id and man.get("bundle_id") != expected_id:
         raise BundleError(f"{uri}/manifest.json:bundle_id: {man.get('bundle_id')} is not the submitted "
                           f"bundle {expected_id}; the bundle changed after submit")

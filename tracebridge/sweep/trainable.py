@@ -153,10 +153,10 @@ def run_one(spec: dict[str, Any], ctx: TrialContext, report: Callable[..., None]
     if kind == "final":  # finished before an interruption: report it again, train nothing
         result = payload
     else:
-        bundle, _ = ensure_bundle(ctx.bundle_uri, root / "bundles", ctx.bundle_id)
+        bundle, manifest = ensure_bundle(ctx.bundle_uri, root / "bundles", ctx.bundle_id)  # hashed once here
         recipe = write_recipe(ctx.recipes[spec["variant"]], work / "recipe.yaml")
         result = run_trial(run_spec(spec, str(recipe)), bundle, work, make_reporter(report, checkpoint_cls, rank, losses),
-                           resume_from=payload if kind == "train" else None)
+                           resume_from=payload if kind == "train" else None, manifest=manifest)
         result["trial_id"] = spec["trial_id"]
     _ledger(work, "done")
     metrics = {**scalar_metrics(result), "final": True}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracebridge.schema.canonical import sha256_bytes, sha256_json
+from tracebridge.schema.canonical import sha256_json
 from tracebridge.train.config import DataConfig
 
 log = logging.getLogger(__name__)
@@ -129,42 +129,25 @@ def read_view(bundle_dir: str | Path, view: str) -> ViewData:
 
 
 def verify_bundle_dir(bundle_dir: str | Path) -> dict[str, Any]:
-    """Check the bundle's manifest before training and return it.
+    """Check the bundle's files against its manifest and return the manifest.
 
-    Uses ``tracebridge.export.bundle.verify_bundle`` when the export package provides it, and
-    always re-checks each manifest file's sha256 here.
+    One pass of ``tracebridge.export.bundle.verify_bundle``: paths inside the bundle, sizes,
+    each file's sha256 (streamed: memory stays flat whatever the file size), the bundle id, no
+    unlisted ``.jsonl`` file.
 
     Raises:
         BundleError: no manifest, a missing file or a hash mismatch.
     """
+    from tracebridge.export.bundle import verify_bundle
+
     bundle_dir = Path(bundle_dir)
     mpath = bundle_dir / "manifest.json"
     if not mpath.is_file():
         raise BundleError(f"{mpath}: no manifest.json; only exported bundles can be trained on")
     try:
-        from tracebridge.export.bundle import verify_bundle  # type: ignore[import-not-found]
-    except ImportError:
-        verify_bundle = None
-    if verify_bundle is not None:
-        try:
-            res = verify_bundle(bundle_dir)
-        except ValueError as exc:  # export's BundleError: same meaning, this module's type
-            raise BundleError(str(exc)) from exc
-        if res is False or (isinstance(res, (list, tuple)) and res):
-            raise BundleError(f"{bundle_dir}: verify_bundle failed: {res}")
-    manifest = json.loads(mpath.read_text())
-    probs = []
-    for i, f in enumerate(manifest.get("files") or []):
-        p = bundle_dir / f.get("path", "")
-        if not p.resolve().is_relative_to(bundle_dir.resolve()):
-            probs.append(f"{mpath}:files[{i}].path: {f.get('path')!r} escapes the bundle")
-        elif not p.is_file():
-            probs.append(f"{mpath}:files[{i}].path: {f.get('path')} is missing")
-        elif f.get("sha256") and sha256_bytes(p.read_bytes()) != f["sha256"]:
-            probs.append(f"{mpath}:files[{i}].sha256: {f.get('path')} does not match its manifest hash")
-    if probs:
-        raise BundleError("bundle verification failed:\n  " + "\n  ".join(probs))
-    return manifest
+        return verify_bundle(bundle_dir).data
+    except ValueError as exc:  # export's BundleError: same meaning, this module's type
+        raise BundleError(str(exc)) from exc
 
 
 @dataclass

@@ -13,8 +13,9 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tracebridge.config import config_hash, to_dict
 from tracebridge.train.config import TrainConfig, Variant, load_train_config
@@ -57,11 +58,11 @@ def _callback(on_report: Reporter | None, phase: str) -> list[Any]:
     from transformers import TrainerCallback
 
     class _Report(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001 - HF signature
+        def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
                 on_report({"phase": phase, "step": state.global_step, "loss": float(logs["loss"])})
 
-        def on_save(self, args, state, control, **kw):  # noqa: ANN001
+        def on_save(self, args, state, control, **kw):
             on_report({"phase": phase, "step": state.global_step,
                        "checkpoint_dir": str(Path(args.output_dir) / f"checkpoint-{state.global_step}")})
 
@@ -118,7 +119,7 @@ def _write_quarantine(work: Path, data: Any) -> None:
 
 
 def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report: Reporter | None = None,
-              resume_from: Path | None = None) -> dict[str, Any]:
+              resume_from: Path | None = None, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train and evaluate one role/variant/seed on a bundle.
 
     Args:
@@ -133,6 +134,8 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
             ``{"phase", "step", "checkpoint_dir"}`` after every checkpoint, and finally with the
             returned dict. Ray Tune passes its ``tune.report`` wrapper here.
         resume_from: a ``checkpoint-N`` folder or an earlier attempt's work dir.
+        manifest: the bundle's manifest as the caller has just verified it
+            (``tracebridge.sweep.storage.ensure_bundle``): used instead of hashing every file again.
 
     Returns:
         Flat metrics: ``'<role>/<metric>'`` (+ ``_lo``/``_hi`` bootstrap bounds), ``'sft/first_loss'``,
@@ -155,7 +158,8 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     from tracebridge.train.data import BundleError, load_role_data, verify_bundle_dir
 
     seed_everything(cfg.seed, cfg.threads)
-    manifest = verify_bundle_dir(bundle_dir) if cfg.data.verify_bundle else {}
+    if manifest is None:
+        manifest = verify_bundle_dir(bundle_dir) if cfg.data.verify_bundle else {}
     data = load_role_data(bundle_dir, cfg.role)
     _write_quarantine(work, data)
     if not data.split(data.sft, cfg.data.eval_split):  # fail before any training, not after it

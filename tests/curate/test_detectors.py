@@ -186,11 +186,39 @@ def test_phone_numbers_in_digit_runs() -> None:
     assert d.find("id 30123456 and 2026-060945") == []  # national numbers need their trunk prefix and grouping
 
 
+# Numbers of a phone number's length that are no phone number, each next to one of the same
+# digits that is: (text, what is refused, regions, text holding a phone number, the number).
+NOT_PHONES = [
+    # NANP's leading 1 before 10 digits written as NANP writes them, not over a date, an OID or a path
+    ("13.01.2027 - 1.3.6.1.4.1.22206.45", ["US"], "13.01.2027 - 1 301 202 7136", "1 301 202 7136"),
+    ("1.3.6.1.4.1.43445.43   978-5-6271-1329-6", ["US"], "OID 1.3.6.1.4.1, tel 1-434-454-3978", "1-434-454-3978"),
+    ("src/utils.py:2076:120   23/08/2026", ["US"], "src/utils.py:2076, tel 1 202 308 2026", "1 202 308 2026"),
+    ("on 13/10/2022 at", ["US"], "on 13102022 or 1 (310) 202-2555", "1 (310) 202-2555"),  # 1 + 7 digits
+    # a bare run after a numero sign is an id, one before a unit or a plural count a quantity
+    ("order #4148422466 shipped", ["US"], "order 4148422466 shipped", "4148422466"),
+    ("PR №2176667456", ["US"], "PR (217) 666-7456", "(217) 666-7456"),
+    ("wrote 2176667456 bytes", ["US"], '"phone": "2176667456", wrote 10 bytes', "2176667456"),
+    ("16133868065 KiB in 7085693719 ms, 4642306471 rows", ["US"], "call 16133868065 now", "16133868065"),
+    # a dotted date is no phone number even where the region has no trunk prefix (Denmark)
+    ("due 27.11.2026 and 2026.11.27", ["DK"], "tlf 27 11 20 26", "27 11 20 26"),
+    ("21.12.2026 14:30", ["DK"], "tlf 21 12 20 26", "21 12 20 26"),
+]
+
+
+@pytest.mark.parametrize("text,regions,real,value", NOT_PHONES, ids=[t for t, *_ in NOT_PHONES])
+def test_ids_dates_and_oids_are_no_phone_numbers(text: str, regions: list[str], real: str, value: str) -> None:
+    d = Detectors(RedactionConfig(phone_regions=regions))
+    assert [s for s in d.scan(text) if s.kind == "PHONE"] == []
+    assert ("PHONE", value) in [(s.kind, real[s.start:s.end]) for s in d.find(real)]
+
+
 def _prefilter_cases() -> list[tuple[RedactionConfig, str]]:
     """Every test string of the detectors: this file's positives and negatives, and the PII
     corpus (each planted value alone and each rendered document) with the corpus config."""
     ours = RedactionConfig(terms={"NAME": ["Alice Smith"], "HOST": ["db01.corp.internal"]})
     cases = [(ours, text) for _, text, _ in POSITIVES] + [(ours, text) for text in NEGATIVES]
+    cases += [(cfg, t) for text, regions, real, _ in NOT_PHONES
+              for cfg in [RedactionConfig(phone_regions=regions)] for t in (text, real)]
     cfg = corpus_config()
     for doc in build_corpus(seed=3):
         cases.append((cfg, doc.text))

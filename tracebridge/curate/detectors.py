@@ -111,6 +111,14 @@ PRIVATE_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s
 HEXISH = re.compile(r"^(?:[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                     r"[0-9a-fA-F]{12})$")
 _FIRST_GROUP = re.compile(r"\D*(\d+)")
+# Context that makes a bare digit run (no separator, no "+") a count or an id, not a phone number: a
+# numero sign in front (``order #4148422466``, ``issue #20231``) or a unit of size or time, or a
+# plural noun of count, after it (``2176667456 bytes``, ``8589934592 KiB``, ``4155552671 rows``; 7+
+# digits count in plural). A phone number is written with neither; without them a bare run of 10
+# digits stays a US number (``"phone": "4155552671"``).
+_NUMERO = frozenset("#№")
+_UNIT = re.compile(r"(?i)[ \t]?(?:bytes|[kmgtp]i?b|[mµun]s|secs|seconds|rows|records|items|tokens|lines|chars"
+                   rf"|characters|files|requests|events)(?![{_W}])")
 _TOKEN_RIGHT = re.compile(r"[A-Za-z0-9_\-.+/=~]*")
 _TOKEN_LEFT = re.compile(r"[A-Za-z0-9_]*$")
 @dataclass(frozen=True, order=True)
@@ -180,6 +188,28 @@ def _group_spans(cand: str, offset: int, kind: str, ok: Any) -> list[Span]:
         out.append(Span(offset + hit[0], offset + hit[1], kind))
         i = resume = hit[2] + 1
     return out
+
+
+def _counted(text: str, span: Span) -> bool:
+    """Whether ``span``, a phone number candidate, is a bare digit run that ``_NUMERO`` or ``_UNIT``
+    makes an id or a count."""
+    if not text[span.start:span.end].isdigit():
+        return False
+    return (span.start > 0 and text[span.start - 1] in _NUMERO) or bool(_UNIT.match(text, span.end))
+
+
+def _nanp_trunk(text: str, num: Any) -> bool:
+    """Whether ``text``, the digits of ``num`` (country code 1) with a leading ``1``, is written as
+    NANP writes it: ``1``, then the 3-3-4 groups (``1 415 555 2671``, ``1-(415) 555-2671``), or all
+    in one run (``14155552671``). Eleven digits over other groups (``13.01.2027 - 1.3.6``,
+    ``1.3.6.1.4.1.43445.43 978``, ``src/a.py:12:120 23/08/2026``) are a date, an OID or a path
+    next to another number; ``13/10/2022`` parses as ``1`` and a 7-digit local number."""
+    import phonenumbers as pn
+
+    nsn = pn.national_significant_number(num)
+    groups = _GROUP.findall(text)
+    return num.country_code == 1 and len(nsn) == 10 and (
+        len(groups) == 1 or groups == ["1", nsn[:3], nsn[3:6], nsn[6:]])
 
 
 class Detectors(Triggers):
@@ -253,7 +283,8 @@ class Detectors(Triggers):
                         out += [c for c in _group_spans(m.group(), m.start(), "CARD", self._card_ok)
                                 if not any(a < c.end and c.start < b for a, b in ibanish)]
                     if "phone" in self.on:
-                        out += _group_spans(m.group(), m.start(), "PHONE", self._phone_ok)
+                        out += [p for p in _group_spans(m.group(), m.start(), "PHONE", self._phone_ok)
+                                if not _counted(text, p)]
         return out
 
     @staticmethod
@@ -290,7 +321,7 @@ class Detectors(Triggers):
                     raw == pn.normalize_digits_only(_FIRST_GROUP.match(text).group(1))  # type: ignore[union-attr]
                     or _FIRST_GROUP.match(text).group(1) == _FIRST_GROUP.match(national).group(1)):  # type: ignore[union-attr]
                 return True
-            if raw.endswith(full) and (raw[:-len(full)] in ("00", "011") or (raw == full and num.country_code == 1)):
+            if raw.endswith(full) and (raw[:-len(full)] in ("00", "011") or (raw == full and _nanp_trunk(text, num))):
                 return True  # international prefix, or NANP's 1 (a bare 44 or 49 in front is too often an id)
         return False
 

@@ -18,7 +18,12 @@ from typing import Any
 
 from tracebridge.curate.config import RedactionConfig
 
-NOT_PHONE = re.compile(r"^(?:\d{4}-\d{2}-\d{2}|\d+\.\d+)$|^\d{4}-\d{2}-\d{2}[T ]")  # dates, decimals
+# Dates and decimals, which a phone number neither is nor starts with: ISO dates, and dotted dates
+# with a plausible day and month (``27.11.2026``, ``2026.11.27``), which in regions without a trunk
+# prefix (Denmark: ``27 11 20 26``) are valid national numbers.
+_DAY, _MONTH = r"(?:0?[1-9]|[12]\d|3[01])", r"(?:0?[1-9]|1[0-2])"
+NOT_PHONE = re.compile(r"^(?:\d{4}-\d{2}-\d{2}|\d+\.\d+)$|^\d{4}-\d{2}-\d{2}[T ]"
+                       rf"|^(?:{_DAY}\.{_MONTH}\.(?:19|20)\d\d|(?:19|20)\d\d\.{_MONTH}\.{_DAY})(?!\.?\d)")
 NOT_NUMBER = re.compile(r"\d+\.\d+|\d{1,3}(?:\.\d{1,3}){3}")  # a whole run that is a decimal or a dotted quad
 MAX_GROUPS = {"CARD": 5, "PHONE": 6}  # digit groups a card or phone number spans at most
 # Trigger groups (``Detectors.fired``), each gating its detectors in ``Detectors.scan``.

@@ -44,6 +44,22 @@ def test_bad_rows_are_quarantined_with_file_line_field(tmp_path):
     assert v.quarantined[1].raw == "{oops"  # the raw line is kept
 
 
+def test_invalid_utf8_reads_with_replacement_and_gc_comes_back(tmp_path):
+    import gc
+
+    first = (FIXTURE / "verifier_sft.jsonl").read_bytes().splitlines()[0]
+    row = json.loads(first)
+    row["messages"][-1]["content"] = "verdict: end \udcff"
+    broken = json.dumps(row, ensure_ascii=False).encode("utf-8", "surrogateescape")  # a raw 0xff byte
+    assert b"\xff" in broken
+    (tmp_path / "verifier_sft.jsonl").write_bytes(first + b"\n" + broken + b"\n" + b"{oops \xff\n")
+    v = read_view(tmp_path, "verifier_sft")
+    assert v.read == 3 and len(v.rows) == 2 and len(v.quarantined) == 1
+    assert v.rows[1]["messages"][-1]["content"] == "verdict: end \ufffd"  # as a text-mode reader gives it
+    assert v.quarantined[0].where.endswith(":3:row") and v.quarantined[0].raw == "{oops \ufffd"
+    assert gc.isenabled()
+
+
 def test_tampered_bundle_is_refused(tmp_path):
     shutil.copytree(FIXTURE, tmp_path / "b")
     with (tmp_path / "b" / "verifier_sft.jsonl").open("a") as fh:

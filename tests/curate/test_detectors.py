@@ -212,6 +212,34 @@ def test_ids_dates_and_oids_are_no_phone_numbers(text: str, regions: list[str], 
     assert ("PHONE", value) in [(s.kind, real[s.start:s.end]) for s in d.find(real)]
 
 
+# Credential placeholders (the random part one repeated character), each with a real value of the
+# same shape: (text before it, placeholder, kind, real value).
+PLACEHOLDERS = [
+    ("GITHUB_TOKEN=", "ghp_" + "X" * 36, "GITHUB_TOKEN", "ghp_k7jNpxDKwJBqAGcaIUmZQ43lGsbtcRZvc8q6"),
+    ("key=", "AKIA" + "X" * 16, "AWS_KEY", "AKIAIOSFODNN7EXAMPLE"),
+    ("aws_secret_access_key = ", "0" * 40, "AWS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ("OPENAI_API_KEY=", "sk-proj-" + "x" * 32, "OPENAI_KEY", "sk-proj-abcdefghijklmnopqrstuvwxyz0123"),
+    ("token ", "glpat-" + "x" * 20, "GITLAB_TOKEN", "glpat-abcdefghij1234567890"),
+    ("SLACK=", "xoxb-0000000000-0000000000-" + "x" * 24, "SLACK_TOKEN",
+     "xoxb-1234567890-1234567890-abcdefghijklmnopqrstuvwx"),
+    ("STRIPE=", "sk_test_" + "X" * 24, "STRIPE_KEY", "sk_test_A2ypO7PTpAYZJmFeXw8t1uCj"),
+    # GitHub's plugin yields only "ghp": a short placeholder in a text with a real token is no token
+    ("  ", "ghp_XXXX", "GITHUB_TOKEN", "ghp_k7jNpxDKwJBqAGcaIUmZQ43lGsbtcRZvc8q6"),
+]
+
+
+def _with_real(before: str, fake: str, real: str) -> str:
+    """The placeholder's line, then the same line with the real value in its place."""
+    return f"{before}{fake}\n{before}{real}"
+
+
+@pytest.mark.parametrize("before,fake,kind,real", PLACEHOLDERS, ids=[f[:12] for _, f, _, _ in PLACEHOLDERS])
+def test_credential_placeholders_are_not_secrets(det: Detectors, before: str, fake: str, kind: str, real: str) -> None:
+    assert det.scan(before + fake) == []
+    text = _with_real(before, fake, real)
+    assert [(s.kind, text[s.start:s.end]) for s in det.find(text)] == [(kind, real)]
+
+
 def _prefilter_cases() -> list[tuple[RedactionConfig, str]]:
     """Every test string of the detectors: this file's positives and negatives, and the PII
     corpus (each planted value alone and each rendered document) with the corpus config."""
@@ -219,6 +247,7 @@ def _prefilter_cases() -> list[tuple[RedactionConfig, str]]:
     cases = [(ours, text) for _, text, _ in POSITIVES] + [(ours, text) for text in NEGATIVES]
     cases += [(cfg, t) for text, regions, real, _ in NOT_PHONES
               for cfg in [RedactionConfig(phone_regions=regions)] for t in (text, real)]
+    cases += [(ours, _with_real(before, fake, real)) for before, fake, _, real in PLACEHOLDERS]
     cfg = corpus_config()
     for doc in build_corpus(seed=3):
         cases.append((cfg, doc.text))

@@ -41,6 +41,7 @@ from tracebridge.curate.triggers import (
     MAX_GROUPS,
     NOT_NUMBER,
     NOT_PHONE,
+    SECRET_LITERALS,
     SECRET_MARKERS,
     Triggers,
 )
@@ -119,6 +120,9 @@ _FIRST_GROUP = re.compile(r"\D*(\d+)")
 _NUMERO = frozenset("#№")
 _UNIT = re.compile(r"(?i)[ \t]?(?:bytes|[kmgtp]i?b|[mµun]s|secs|seconds|rows|records|items|tokens|lines|chars"
                    rf"|characters|files|requests|events)(?![{_W}])")
+# A credential's marker (``ghp_``, ``AKIA``, ``sk-``) and the parts of the rest (``proj-XXXX``).
+_MARKER_PREFIX = re.compile("|".join(re.escape(x) for x in SECRET_LITERALS))
+_SEGMENT = re.compile(r"[^_\-.]+")
 _TOKEN_RIGHT = re.compile(r"[A-Za-z0-9_\-.+/=~]*")
 _TOKEN_LEFT = re.compile(r"[A-Za-z0-9_]*$")
 @dataclass(frozen=True, order=True)
@@ -190,20 +194,24 @@ def _group_spans(cand: str, offset: int, kind: str, ok: Any) -> list[Span]:
     return out
 
 
+def _placeholder(token: str) -> bool:
+    """Whether a credential's random part (its longest part after the marker) is one character
+    repeated (``ghp_XXXX…``, ``AKIAXXXXXXXXXXXXXXXX``, ``sk-proj-0000…``): an issuer's never is."""
+    m = _MARKER_PREFIX.match(token)
+    return len(set(max(_SEGMENT.findall(token[m.end() if m else 0:]), key=len, default=""))) <= 1
+
+
 def _counted(text: str, span: Span) -> bool:
-    """Whether ``span``, a phone number candidate, is a bare digit run that ``_NUMERO`` or ``_UNIT``
-    makes an id or a count."""
-    if not text[span.start:span.end].isdigit():
-        return False
-    return (span.start > 0 and text[span.start - 1] in _NUMERO) or bool(_UNIT.match(text, span.end))
+    """Whether ``span``, a phone number, is a bare run that ``_NUMERO`` or ``_UNIT`` make an id or count."""
+    return text[span.start:span.end].isdigit() and (
+        text[span.start - 1:span.start] in _NUMERO or _UNIT.match(text, span.end) is not None)
 
 
 def _nanp_trunk(text: str, num: Any) -> bool:
-    """Whether ``text``, the digits of ``num`` (country code 1) with a leading ``1``, is written as
-    NANP writes it: ``1``, then the 3-3-4 groups (``1 415 555 2671``, ``1-(415) 555-2671``), or all
-    in one run (``14155552671``). Eleven digits over other groups (``13.01.2027 - 1.3.6``,
-    ``1.3.6.1.4.1.43445.43 978``, ``src/a.py:12:120 23/08/2026``) are a date, an OID or a path
-    next to another number; ``13/10/2022`` parses as ``1`` and a 7-digit local number."""
+    """Whether ``text``, ``1`` and the digits of ``num`` (country code 1), is written as NANP writes
+    it: ``1`` and 3-3-4 groups (``1 415 555 2671``, ``1-(415) 555-2671``) or one run. Other groups
+    are a date, OID or path by another number (``13.01.2027 - 1.3.6``, ``:120 23/08/2026``), and
+    ``13/10/2022`` is ``1`` and a 7-digit local number."""
     import phonenumbers as pn
 
     nsn = pn.national_significant_number(num)
@@ -224,7 +232,6 @@ class Detectors(Triggers):
             for t, words in sorted(self.cfg.terms.items()) if words] if "terms" in self.on else []
         self._secret_re = re.compile(SECRET_MARKERS) if "secrets" in self.on else None
         self._build_triggers()
-
 
     def _card_run(self, run: str) -> bool:
         """Whether the digit run ``run`` holds a card, as ``_numeric`` finds them."""
@@ -372,8 +379,10 @@ class Detectors(Triggers):
             for value in set(plugin.analyze_string(text)):
                 if not value or HEXISH.match(value) or (kind == "URL_PASSWORD" and URL_PW_TEMPLATE.match(value)):
                     continue
-                out += self._locate(text, value, kind)
-        return out
+                # a plugin may yield a part (GitHub: "ghp"): each token found by it must be one alone
+                out += [t for t in self._locate(text, value, kind)
+                        if t.end - t.start == len(value) or plugin.analyze_string(text[t.start:t.end])]
+        return [t for t in out if t.kind in ("PRIVATE_KEY", "URL_PASSWORD") or not _placeholder(text[t.start:t.end])]
 
     @staticmethod
     def _locate(text: str, value: str, kind: str) -> list[Span]:

@@ -199,6 +199,8 @@ NOT_PHONES = [
     ("PR №2176667456", ["US"], "PR (217) 666-7456", "(217) 666-7456"),
     ("wrote 2176667456 bytes", ["US"], '"phone": "2176667456", wrote 10 bytes', "2176667456"),
     ("16133868065 KiB in 7085693719 ms, 4642306471 rows", ["US"], "call 16133868065 now", "16133868065"),
+    # a phone number takes no groups of an IPv4 address, allowlisted (loopback) or not
+    ("- $67,913.97 127.0.0.9", ["US"], "- $67,913.97 at 127.0.0.9, (913) 971-2700", "(913) 971-2700"),
     # a dotted date is no phone number even where the region has no trunk prefix (Denmark)
     ("due 27.11.2026 and 2026.11.27", ["DK"], "tlf 27 11 20 26", "27 11 20 26"),
     ("21.12.2026 14:30", ["DK"], "tlf 21 12 20 26", "21 12 20 26"),

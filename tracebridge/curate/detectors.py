@@ -207,17 +207,13 @@ def _counted(text: str, span: Span) -> bool:
         text[span.start - 1:span.start] in _NUMERO or _UNIT.match(text, span.end) is not None)
 
 
-def _nanp_trunk(text: str, num: Any) -> bool:
-    """Whether ``text``, ``1`` and the digits of ``num`` (country code 1), is written as NANP writes
-    it: ``1`` and 3-3-4 groups (``1 415 555 2671``, ``1-(415) 555-2671``) or one run. Other groups
-    are a date, OID or path by another number (``13.01.2027 - 1.3.6``, ``:120 23/08/2026``), and
-    ``13/10/2022`` is ``1`` and a 7-digit local number."""
-    import phonenumbers as pn
-
-    nsn = pn.national_significant_number(num)
+def _nanp_trunk(text: str, full: str) -> bool:
+    """Whether ``text``, the digits ``full`` (country code and number), is a NANP number written as
+    NANP writes it: ``1`` and 3-3-4 groups (``1 415 555 2671``, ``1-(415) 555-2671``) or one run.
+    Other groups are a date, OID or path by another number (``13.01.2027 - 1.3.6``, ``:120
+    23/08/2026``), and ``13/10/2022`` is ``1`` and a 7-digit local number."""
     groups = _GROUP.findall(text)
-    return num.country_code == 1 and len(nsn) == 10 and (
-        len(groups) == 1 or groups == ["1", nsn[:3], nsn[3:6], nsn[6:]])
+    return len(full) == 11 and full[0] == "1" and (len(groups) == 1 or groups == ["1", full[1:4], full[4:7], full[7:]])
 
 
 class Detectors(Triggers):
@@ -277,12 +273,14 @@ class Detectors(Triggers):
 
     def _numeric(self, text: str, groups: Collection[str]) -> list[Span]:
         out: list[Span] = []
-        # checksum or not, no card inside an IBAN shape (none when the IBAN trigger, a superset, is silent)
+        # checksum or not, no card inside an IBAN shape (none when the IBAN trigger, a superset, is silent);
+        # allowlisted or not, no phone number over an IPv4 address (``$67,913.97 127.0.0.9``)
         ibanish = [(m.start(), m.end()) for m in IBAN.finditer(text)] if "iban" in groups else []
+        quads = [(m.start(), m.end()) for m in IPV4.finditer(text)] if "." in text else []
         if "iban" in self.on:
             out += [Span(a, b, "IBAN") for a, b in ibanish if iban_ok(text[a:b])]
-        if "ipv4" in groups and "ip" in self.on and "." in text:
-            out += [Span(m.start(), m.end(), "IPV4") for m in IPV4.finditer(text) if self._ip_ok(m.group())]
+        if "ipv4" in groups and "ip" in self.on:
+            out += [Span(a, b, "IPV4") for a, b in quads if self._ip_ok(text[a:b])]
         if "digits" in groups and self.on & {"card", "phone"}:
             for m in DIGITS.finditer(text):
                 if sum(c.isdigit() for c in m.group()) >= 7 and not NOT_NUMBER.fullmatch(m.group()):
@@ -291,7 +289,7 @@ class Detectors(Triggers):
                                 if not any(a < c.end and c.start < b for a, b in ibanish)]
                     if "phone" in self.on:
                         out += [p for p in _group_spans(m.group(), m.start(), "PHONE", self._phone_ok)
-                                if not _counted(text, p)]
+                                if not _counted(text, p) and not any(a < p.end and p.start < b for a, b in quads)]
         return out
 
     @staticmethod
@@ -328,7 +326,7 @@ class Detectors(Triggers):
                     raw == pn.normalize_digits_only(_FIRST_GROUP.match(text).group(1))  # type: ignore[union-attr]
                     or _FIRST_GROUP.match(text).group(1) == _FIRST_GROUP.match(national).group(1)):  # type: ignore[union-attr]
                 return True
-            if raw.endswith(full) and (raw[:-len(full)] in ("00", "011") or (raw == full and _nanp_trunk(text, num))):
+            if raw.endswith(full) and (raw[:-len(full)] in ("00", "011") or (raw == full and _nanp_trunk(text, full))):
                 return True  # international prefix, or NANP's 1 (a bare 44 or 49 in front is too often an id)
         return False
 

@@ -3,6 +3,7 @@ simulator bundle (SFT and DPO losses fall), resume from a work dir, closed-loop 
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 from collections import Counter
@@ -58,6 +59,7 @@ def test_trial_resumes_from_its_work_dir(tmp_path):
     with pytest.raises(Killed):
         run_trial(spec, FIXTURE, tmp_path / "w", on_report=die_after_checkpoint)
     assert (tmp_path / "w" / "sft" / "checkpoint-6").is_dir()
+    assert gc.get_freeze_count() == 0 and gc.isenabled()  # a failed trial unfreezes the heap it froze
     again: list[dict] = []
     r = run_trial(spec, FIXTURE, tmp_path / "w", on_report=again.append, resume_from=tmp_path / "w")
     ran = [x["step"] for x in again if "loss" in x]

@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 
 from tracebridge.train.config import DataConfig
-from tracebridge.train.data import (BundleError, curate, load_role_data, read_view, to_pref_records,
-                                    to_sft_records, verify_bundle_dir)
+from tracebridge.train.data import (
+    BundleError,
+    curate,
+    load_role_data,
+    read_view,
+    to_pref_records,
+    to_sft_records,
+    verify_bundle_dir,
+)
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "train_views"
 

@@ -186,6 +186,18 @@ def test_phone_numbers_in_digit_runs() -> None:
     assert d.find("id 30123456 and 2026-060945") == []  # national numbers need their trunk prefix and grouping
 
 
+@pytest.mark.parametrize("text", ["12:30 415-555-2671", "2026-01-23 415-555-2671", "order 12 415-555-2671",
+                                  "[09:41:07] 12 (415) 555-2671", "v2 1-415-555-2671"])
+def test_phone_after_another_number_in_its_own_style(text: str) -> None:
+    # a log line's time or date, or a count, right before the number: the number is grouped in
+    # another style than the space in front of it, so it starts mid-run (it used to be missed)
+    d = Detectors(RedactionConfig(phone_regions=["US"]))
+    found = [text[s.start:s.end] for s in d.find(text) if s.kind == "PHONE"]
+    assert len(found) == 1 and found[0].endswith("555-2671")
+    assert d.triggered(text)
+    assert d.find("ORD-2021-6403466894") == [] and d.find("4111 0203 8087 1234") == []  # one group, or same style
+
+
 # Numbers of a phone number's length that are no phone number, each next to one of the same
 # digits that is: (text, what is refused, regions, text holding a phone number, the number).
 NOT_PHONES = [

@@ -162,17 +162,18 @@ def _group_spans(cand: str, offset: int, kind: str, ok: Any) -> list[Span]:
     side by side; each sequence of consecutive groups (up to ``MAX_GROUPS``) is checked with
     ``ok(text, digits)``, and a hit consumes its groups. A phone number does not start in the
     middle of evenly separated groups (``4111 0203 8087 1234`` holds no ``0203 8087``) unless it
-    starts after a hit or with ``+``/``(``.
+    starts after a hit, with ``+``/``(``, or is grouped in another style than the separator in
+    front of it (``12:30 415-555-2671``, ``2026-01-23 415-555-2671``).
     """
     groups = [(m.start(), m.end()) for m in _GROUP.finditer(cand)]
     out, i, resume = [], 0, 0
     while i < len(groups):
-        if kind == "PHONE" and i > resume and cand[groups[i - 1][1]:groups[i][0]] in (" ", "-"):
-            i += 1
-            continue
+        lead = cand[groups[i - 1][1]:groups[i][0]] if kind == "PHONE" and i > resume else ""
         hit = None
         for j in range(min(len(groups), i + MAX_GROUPS[kind]) - 1, i - 1, -1):
             start, end = groups[i][0], groups[j][1]
+            if lead in (" ", "-") and (j == i or any(cand[groups[k][1]:groups[k + 1][0]] == lead for k in range(i, j))):
+                continue  # mid-run: one group (ORD-2021-6403466894), or in the style of the groups before it
             if kind == "CARD" and j > i and (
                     tuple(b - a for a, b in groups[i:j + 1]) not in CARD_GROUPS
                     or any(cand[groups[k][1]:groups[k + 1][0]] not in (" ", "-") for k in range(i, j))):

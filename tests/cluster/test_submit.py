@@ -145,6 +145,20 @@ def tune_status(exp: Path) -> dict[str, str]:
     return out
 
 
+def tune_status_now(exp: Path) -> dict[str, str]:
+    try:
+        return tune_status(exp)
+    except (OSError, ValueError):  # being rewritten
+        return {}
+
+
+def one_saved_one_running(tmp: Path, exp: Path) -> bool:
+    """A finished trial is in Tune's experiment state while the next one trains: the moment to
+    interrupt a sweep (whatever the speed of a trial)."""
+    running = [t for t, a in attempts(tmp).items() if a[-1]["event"] == "start"]
+    return bool(running) and "TERMINATED" in tune_status_now(exp).values()
+
+
 def test_killed_driver_resumes_without_redoing_finished_trials(ray_head, tmp_path):
     import psutil
 
@@ -156,17 +170,10 @@ def test_killed_driver_resumes_without_redoing_finished_trials(ray_head, tmp_pat
     exp = tmp_path / "storage" / sub["sweep_id"]
 
     def state_file() -> dict[str, str]:
-        try:
-            return tune_status(exp)
-        except (OSError, ValueError):  # being rewritten
-            return {}
+        return tune_status_now(exp)
 
-    def one_saved_one_running() -> bool:
-        running = [t for t, a in attempts(tmp_path).items() if a[-1]["event"] == "start"]
-        return bool(running) and "TERMINATED" in state_file().values()
-
-    wait_for(one_saved_one_running, what="a finished trial in the experiment state while the next one trains",
-             job=(sub["submission_id"], y))
+    wait_for(lambda: one_saved_one_running(tmp_path, exp),
+             what="a finished trial in the experiment state while the next one trains", job=(sub["submission_id"], y))
     drivers = [p for p in psutil.process_iter(["cmdline"]) if "jobs/sweep.py" in (p.info["cmdline"] or [])
                and f"storage={tmp_path}/storage" in p.info["cmdline"]]
     assert len(drivers) == 1, [p.info["cmdline"] for p in drivers]
@@ -189,15 +196,13 @@ def test_killed_driver_resumes_without_redoing_finished_trials(ray_head, tmp_pat
 def test_interrupted_sweep_resumes_without_redoing_finished_trials(ray_head, tmp_path):
     y = ray_head["yaml"]
     args = sweep_args(tmp_path, "variants=[baseline]", "seeds=[0,1,2]", "budget.max_concurrent=1",
-                      "overrides.train.max_steps=24", "overrides.train.save_steps=8")
+                      "overrides.train.max_steps=40", "overrides.train.save_steps=10")
     code, sub = cli("submit", *args, "--cluster", y, "--keep")
     assert code == 0, sub
-
-    def one_done() -> bool:
-        return any(e["event"] == "done" for a in attempts(tmp_path).values() for e in a)
-
-    wait_for(one_done, what="the first trial to finish", job=(sub["submission_id"], y))
-    time.sleep(3)  # > TUNE_GLOBAL_CHECKPOINT_S: the finished trial is in the experiment state
+    # stop once a finished trial is in the experiment state and the next one trains (a fixed
+    # sleep let all three finish first once trials got faster)
+    wait_for(lambda: one_saved_one_running(tmp_path, tmp_path / "storage" / sub["sweep_id"]),
+             what="a finished trial in the experiment state while the next one trains", job=(sub["submission_id"], y))
     code, _ = cli("stop", sub["submission_id"], "--cluster", y)
     assert code == 0
     wait_for(lambda: cli("status", sub["submission_id"], "--cluster", y)[1]["status"] == "STOPPED", what="STOPPED")

@@ -107,7 +107,7 @@ class _Exporter:
         self.leak = LeakageTracker(cfg.leakage)
         self.family_runs, family_sources = family_counts(root, cfg.split.by_goal_sources)
         self.assignment = assign_families(self.family_runs, cfg.split, family_sources)
-        self.work = RunWork(cfg, self.assignment, labels_for_run)  # steps 1-4 when there are no workers
+        self.work = RunWork(cfg, self.assignment, labels_for_run)  # steps 1-3 when there are no workers
         self.redactor = self.work.redactor  # also masks quarantine messages
 
     def quarantine(self, run: RunDir, reasons: list[Reason]) -> None:
@@ -200,7 +200,7 @@ def _build_in_worker(run: RunDir) -> Built:
 
 
 def _built(ex: _Exporter, workers: int) -> Iterator[tuple[RunDir, Built]]:
-    """Every run of the root after steps 1-4, in run order: here, or by ``workers`` processes with
+    """Every run of the root after steps 1-3, in run order: here, or by ``workers`` processes with
     at most two runs per worker in flight (memory stays bounded by a few runs)."""
     if workers <= 1:
         for run in iter_runs(ex.root):

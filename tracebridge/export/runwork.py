@@ -1,4 +1,4 @@
-"""Steps 1-4 of ``export_traces`` for one run, which need nothing from other runs.
+"""Steps 1-3 of ``export_traces`` for one run, which need nothing from other runs.
 
 ``RunWork.build`` checks a run (quality), redacts it (pass 1 and pass 2), builds its views and
 serialises their rows, and takes its dedup fingerprint. It runs in this process or in a worker
@@ -42,7 +42,7 @@ def _dict(v: Any) -> dict[str, Any]:
 
 @dataclass
 class Built:
-    """One run after steps 1-4: what the main process needs to account for it and write it."""
+    """One run after steps 1-3: what the main process needs to account for it and write it."""
 
     tally: Tally  # curation counts: read, events, allowed rules, redaction passes
     blocking: list[Reason]  # non-empty: the run is quarantined and the fields below are empty

@@ -12,6 +12,7 @@ Pure and deterministic; no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -54,7 +55,30 @@ _IBAN_SHAPE = re.compile(rb"AA00[A0]{11}").search
 # a group on each side or two on one side; a time (12:30:45), ``file:42:13`` or ``std::vector`` has not.
 _IPV6_EIGHT = re.compile(rb":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}"
                          rb":[0-9A-Fa-f]{1,4}:").search
-_OTHER_DIGIT = re.compile(r"[^\D0-9]").search  # a digit of another script (what ``\d`` matches beyond 0-9)
+# Digits of other scripts: what ``\d`` matches beyond 0-9 (650 characters, all below U+20000),
+# found on UTF-8 bytes: their lead bytes first (8 values; CJK, punctuation and emoji text has none
+# or few), then their exact encodings (``_other_digit_bytes``).
+_OTHER_DIGITS_BELOW = 0x20000
+
+
+@functools.cache
+def _other_digit_bytes() -> tuple[bytes, Callable[[bytes], Any]]:
+    """(bytes that are no lead byte of such a digit, a search for their UTF-8 encodings)."""
+    digit = re.compile(r"\d").match
+    tails: dict[bytes, list[int]] = {}
+    for c in range(0x80, _OTHER_DIGITS_BELOW):
+        if not 0xD800 <= c <= 0xDFFF and digit(chr(c)):
+            enc = chr(c).encode()
+            tails.setdefault(enc[:-1], []).append(enc[-1])
+    leads = {k[0] for k in tails}
+    alts = [re.escape(k) + b"[" + b"".join(re.escape(bytes([x])) for x in v) + b"]" for k, v in sorted(tails.items())]
+    return bytes(i for i in range(256) if i not in leads), re.compile(b"|".join(alts)).search
+
+
+def _other_digit(data: bytes) -> bool:
+    """Whether the UTF-8 ``data`` holds a digit of another script (its decoded text would)."""
+    not_lead, search = _other_digit_bytes()
+    return bool(data.translate(None, not_lead)) and search(data) is not None
 _IPV6_GAP = re.compile(rb"[0-9A-Fa-f]::[0-9A-Fa-f]|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}::|::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]").search
 # An IPv6 address ending in an IPv4 one, also written out without "::" (``0:0:0:0:0:ffff:192.0.2.1``).
 _IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
@@ -121,12 +145,13 @@ class Triggers:
 
     def _non_ascii(self, text: str | bytes, data: bytes) -> frozenset[str]:
         """Groups opened by non-ASCII text: digits of other scripts, non-ASCII terms."""
-        utext = text if isinstance(text, str) else data.decode("utf-8", "replace")
         out: frozenset[str] = frozenset()
-        if self._other_digits and _OTHER_DIGIT(utext):
+        if self._other_digits and _other_digit(data):
             out = self._other_digits
-        if self._words_u and any(w in utext.lower() for w in self._words_u):
-            out |= {"terms"}
+        if self._words_u:
+            utext = text if isinstance(text, str) else data.decode("utf-8", "replace")
+            if any(w in utext.lower() for w in self._words_u):
+                out |= {"terms"}
         return out
 
     def _secret_hit(self, data: bytes) -> bool:

@@ -89,12 +89,26 @@ def export_once(root: Path, out: Path) -> float:
     return dt
 
 
+def peak_rss_mb() -> float:
+    """Peak RSS of this process in MB: Linux's VmHWM, the high-water mark of this program's own
+    memory. ``ru_maxrss`` survives ``exec`` on Linux, so a child started by a larger parent would
+    report the parent's size (this script's children did: 121 MB for any input)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20 if sys.platform == "darwin" else 1024)
+
+
 def rss_child(root: Path) -> None:
     """Subprocess entry: export ``root`` and print the peak RSS in MB."""
     one_core()
     with tempfile.TemporaryDirectory() as tmp:
         export_once(root, Path(tmp))
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 
 
 def peak_rss(root: Path, flag: str = "--rss-child") -> float:
@@ -128,7 +142,7 @@ def openclaw_rss_child(src: Path) -> None:
     one_core()
     with tempfile.TemporaryDirectory(dir=_shm()) as tmp:
         openclaw_path(src, Path(tmp) / "work")
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 
 
 def _shm() -> str | None:

@@ -30,3 +30,15 @@ def test_bench_export_openclaw_smoke() -> None:
     assert any(re.search(r"s with --workers 2 .*: \d+\.\d\dx$", line) for line in lines), lines
     bundle = next(line for line in lines if line.startswith("bundle:"))
     assert re.match(r"bundle: 40 runs read, [1-9]\d* exported, \d+ duplicates, 0 quarantined", bundle), bundle
+
+
+def test_peak_rss_of_a_child_is_its_own() -> None:
+    # ru_maxrss survives exec on Linux: a child of a 300 MB parent would report >= 300 MB.
+    # The bench's children report their own high-water mark instead.
+    code = ("import subprocess, sys; big = bytearray(300 << 20); big[::4096] = b'x' * len(big[::4096]); "
+            "print(subprocess.run([sys.executable, '-c', 'import bench_export as b; print(b.peak_rss_mb())'], "
+            "capture_output=True, text=True, check=True).stdout)")
+    env = {"PYTHONPATH": str(ROOT / "scripts"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                         cwd=ROOT, env=env).stdout
+    assert 5 < float(out.strip()) < 250, out

@@ -99,3 +99,23 @@ def test_redact_file_jsonl_and_text(tmp_path: Path) -> None:
     txt = tmp_path / "notes.txt"
     txt.write_text("ping 10.1.2.3\n")
     assert redact_file(txt, None, Redactor()).to_dict()["findings"] == {"IPV4": {"line": 1}}
+
+
+def test_numeric_usage_trips_no_trigger_but_odd_usage_is_still_scanned() -> None:
+    from tracebridge.curate.redact import Walker
+
+    r = Redactor()
+    llm = {"model": "m", "rendered_prompt": "", "prompt_hash": "a" * 64, "config_hash": "b" * 64,
+           "usage": {"input_tokens": 14233, "output_tokens": 389, "cost_usd": 0.00783788, "latency_ms": 12.5}}
+    ev = {"run_id": "r", "step": 0, "event_id": "r:1", "event_type": "worker_output", "timestamp": "t",
+          "parent_event_id": None, "role": "worker", "payload": {"text": "done"}, "llm": llm}
+    body = Walker.body(ev)
+    assert "usage" not in body[2] and "usage" in ev["llm"]  # left out of the check, not of the record
+    assert not r.detectors.triggered(orjson.dumps(body))
+    assert r.redact(ev, scope="r") is ev
+    for odd, secret in (({**llm["usage"], "note": "call bob@example.org"}, "bob@example.org"),
+                        ({"bob@example.org": 1}, "bob@example.org"), ({"cost_usd": "ask bob@example.org"}, "bob@")):
+        bad = {**ev, "llm": {**llm, "usage": odd}}
+        assert "usage" in Walker.body(bad)[2]
+        out = r.redact(bad, scope="r")
+        assert secret not in json.dumps(out) and "<EMAIL_" in json.dumps(out["llm"]["usage"]), out["llm"]["usage"]

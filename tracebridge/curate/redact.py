@@ -40,6 +40,7 @@ STRUCTURAL_KEYS = frozenset({
 })
 EVENT_KEYS = frozenset({"run_id", "step", "event_id", "event_type", "timestamp", "parent_event_id", "root", "role",
                         "payload", "labels", "llm"})
+USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "cost_usd", "latency_ms"})  # schema.events.Usage
 HASH_HOLDERS = frozenset({"llm", "goal"})  # blocks whose hash fields would trip the token trigger
 _MAX_SCOPES = 64  # per-run placeholder maps kept by a long-lived hook (LRU)
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # one string token of serialised JSON
@@ -68,6 +69,18 @@ def record_prefix(record: dict[str, Any]) -> str:
 def _free(v: Any) -> Any:
     """A dict without its structural keys (the walk skips them at every level); anything else as is."""
     return {k: x for k, x in v.items() if k not in STRUCTURAL_KEYS} if isinstance(v, dict) else v
+
+
+def _free_llm(v: Any) -> Any:
+    """``_free`` of an event's ``llm`` block, also without a ``usage`` block of the schema's numbers
+    only: the walk never rewrites a number, and cost floats (``0.00783788``) would trip the
+    digit trigger on most model calls. Any other ``usage`` (a string, an unknown key) stays in."""
+    out = _free(v)
+    usage = out.get("usage") if isinstance(out, dict) else None
+    if isinstance(usage, dict) and usage.keys() <= USAGE_KEYS and all(
+            type(x) in (int, float) for x in usage.values()):
+        del out["usage"]
+    return out
 
 
 def _join(path: str, key: str) -> str:
@@ -100,7 +113,7 @@ class Walker:
         """The scannable values of a record (structural keys and hash fields left out)."""
         if "event_type" in rec and rec.keys() <= EVENT_KEYS:  # an event: only these three hold free text
             # payload ids (call_id, retry_of) are skipped by the walk too: left in, they trip the triggers
-            return [_free(rec.get("payload")), rec.get("labels"), _free(rec.get("llm"))]
+            return [_free(rec.get("payload")), rec.get("labels"), _free_llm(rec.get("llm"))]
         return [({kk: vv for kk, vv in v.items() if kk not in STRUCTURAL_KEYS} if k in HASH_HOLDERS else v)
                 for k, v in rec.items() if k not in STRUCTURAL_KEYS and isinstance(v, (str, dict, list))]
 

@@ -101,3 +101,16 @@ def test_records_serialise_tool_arguments_and_tools_as_json():
     assert isinstance(rec["tools"], str) and json.loads(rec["tools"])[0]["type"] == "function"
     pref = to_pref_records(d.split(d.pref, "train"))[0]
     assert set(pref) == {"prompt", "chosen", "rejected", "tools"}
+
+
+def test_equal_messages_of_a_role_share_one_object_and_read_the_same():
+    d = load_role_data(FIXTURE, "worker")
+    plain = [r for r in read_view(FIXTURE, "worker_sft").rows if r["_kind"] == "sft"]
+    assert [r["messages"] for r in d.sft] == [r["messages"] for r in plain]  # the same rows, value for value
+    systems = [r["messages"][0] for r in d.sft + d.recovery_sft]
+    assert len(systems) > 2 and len({id(m) for m in systems}) == 1  # one system prompt object for all rows
+    assert len({id(r["messages"][0]) for r in plain}) == len(plain)  # without sharing, one per row
+    recs = to_sft_records(d.sft + d.recovery_sft)
+    assert len({id(r["messages"][0]) for r in recs}) == 1  # the normalised message is shared too
+    assert recs == to_sft_records(plain + [r for r in read_view(FIXTURE, "worker_recovery_cases").rows
+                                           if r["_kind"] == "sft"])

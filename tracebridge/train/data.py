@@ -119,18 +119,25 @@ def _loads(raw: bytes) -> Any:
         return json.loads(_text(raw))
 
 
-def read_view(bundle_dir: str | Path, view: str) -> ViewData:
-    """Read and check every row of ``view`` (I/O edge)."""
+def read_view(bundle_dir: str | Path, view: str, shared: dict[bytes, Any] | None = None) -> ViewData:
+    """Read and check every row of ``view`` (I/O edge).
+
+    Args:
+        shared: when given, equal messages of different rows become one object, kept in it by
+            their JSON: a conversation's context repeats in every later span row and in its
+            recovery rows, so rows of long conversations share most of their memory. Nothing
+            downstream mutates a message.
+    """
     bundle_dir = Path(bundle_dir)
     data = ViewData()
     with gc_paused():
-        _read_files(bundle_dir, view, data)
+        _read_files(bundle_dir, view, data, shared)
     for q in data.quarantined[:5]:
         log.warning("quarantined %s: %s", q.where, q.reason)
     return data
 
 
-def _read_files(bundle_dir: Path, view: str, data: ViewData) -> None:
+def _read_files(bundle_dir: Path, view: str, data: ViewData, shared: dict[bytes, Any] | None) -> None:
     for path in view_files(bundle_dir, view):
         data.files.append(str(path.relative_to(bundle_dir)))
         with path.open("rb", buffering=1 << 20) as fh:
@@ -150,7 +157,16 @@ def _read_files(bundle_dir: Path, view: str, data: ViewData) -> None:
                                                         _text(raw)))
                     continue
                 row["_kind"] = kind
+                if shared is not None:
+                    _share_messages(row, shared)
                 data.rows.append(row)
+
+
+def _share_messages(row: dict[str, Any], shared: dict[bytes, Any]) -> None:
+    for key in ("messages", "prompt", "chosen", "rejected"):
+        msgs = row.get(key)
+        if isinstance(msgs, list):
+            row[key] = [shared.setdefault(orjson.dumps(m), m) if isinstance(m, dict) else m for m in msgs]
 
 
 def verify_bundle_dir(bundle_dir: str | Path) -> dict[str, Any]:
@@ -204,7 +220,9 @@ def load_role_data(bundle_dir: str | Path, role: str) -> RoleData:
         BundleError: when the role's SFT view has no rows.
     """
     sft_view, extra_view, pref_view = ROLE_VIEWS[role]
-    views = {v: read_view(bundle_dir, v) for v in {sft_view, extra_view, pref_view} if v}
+    shared: dict[bytes, Any] = {}  # one message object per distinct message over the role's views
+    views = {v: read_view(bundle_dir, v, shared) for v in sorted(x for x in {sft_view, extra_view, pref_view} if x)}
+    shared.clear()
     if not views[sft_view].rows:
         raise BundleError(f"{bundle_dir}: view {sft_view} has no valid rows "
                           f"(files: {views[sft_view].files or 'none'}, quarantined: {len(views[sft_view].quarantined)})")
@@ -289,6 +307,20 @@ def _norm_message(m: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _Normaliser:
+    """``_norm_message`` once per message object: rows that share a message (``read_view``'s
+    ``shared``) share its normalised form too."""
+
+    def __init__(self) -> None:
+        self._done: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}  # id -> (message, normalised)
+
+    def __call__(self, m: dict[str, Any]) -> dict[str, Any]:
+        hit = self._done.get(id(m))
+        if hit is None:
+            hit = self._done[id(m)] = (m, _norm_message(m))  # the message is kept: its id stays unique
+        return hit[1]
+
+
 def _norm_tools(tools: Any) -> str | None:
     if isinstance(tools, str):  # export bundles already write tools as a JSON string
         return tools or None
@@ -308,9 +340,9 @@ def to_sft_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     between them, which assistant-only loss leaves out), so no turn is trained once per later row
     that repeats it.
     """
+    norm = _Normaliser()
     with gc_paused():
-        recs = [{"messages": [_norm_message(m) for m in r["messages"]], "tools": _norm_tools(r.get("tools"))}
-                for r in rows]
+        recs = [{"messages": [norm(m) for m in r["messages"]], "tools": _norm_tools(r.get("tools"))} for r in rows]
         cuts = [((r.get("meta") or {}).get("labels") or {}).get("context_messages") for r in rows]
         if any(c is not None for c in cuts):
             recs = [_prompt_completion(r, c) for r, c in zip(recs, cuts)]
@@ -326,6 +358,7 @@ def _prompt_completion(rec: dict[str, Any], cut: Any) -> dict[str, Any]:
 
 def to_pref_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Preference rows as TRL conversational prompt/chosen/rejected records."""
+    norm = _Normaliser()
     with gc_paused():
-        return [{k: [_norm_message(m) for m in r[k]] for k in ("prompt", "chosen", "rejected")}
+        return [{k: [norm(m) for m in r[k]] for k in ("prompt", "chosen", "rejected")}
                 | {"tools": _norm_tools(r.get("tools"))} for r in rows]

@@ -32,6 +32,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import pairwise
 from typing import Any
 
 from tracebridge.curate.checksums import card_ok, iban_ok
@@ -155,31 +156,30 @@ def resolve_overlaps(spans: list[Span]) -> list[Span]:
 _GROUP = re.compile(r"\d+")
 
 
-def _group_spans(cand: str, offset: int, kind: str, ok: Any) -> list[Span]:
+def _group_spans(cand: str, offset: int, kind: str, ok: Any, before: str = "") -> list[Span]:
     """Spans of ``kind`` inside a digit-run candidate, tried on whole digit groups, longest first.
 
-    A run such as ``+44 20 7946 0958 4111 1111 1111 1111`` holds a phone number and a card
-    side by side; each sequence of consecutive groups (up to ``MAX_GROUPS``) is checked with
-    ``ok(text, digits)``, and a hit consumes its groups. A phone number does not start in the
-    middle of evenly separated groups (``4111 0203 8087 1234`` holds no ``0203 8087``) unless it
-    starts after a hit, with ``+``/``(``, or is grouped in another style than the separator in
-    front of it (``12:30 415-555-2671``, ``2026-01-23 415-555-2671``).
-    """
+    ``+44 20 7946 0958 4111 1111 1111 1111`` holds a phone number and a card: each sequence of up to
+    ``MAX_GROUPS`` groups is checked with ``ok(text, digits)``, a hit consumes its groups. A phone
+    number does not start amid evenly separated groups (``4111 0203 8087 1234`` holds no ``0203 8087``)
+    but after a hit, with ``+``/``(``, where the run changes style (``2026-01-23 415 555 2671``; ``12:30
+    415 555 2671``: ``before`` ``:``/``.`` counts) or grouped unlike its lead (``12 415-555-2671``)."""
     groups = [(m.start(), m.end()) for m in _GROUP.finditer(cand)]
+    seps = [cand[:groups[0][0]] if groups else ""] + [cand[a[1]:b[0]] for a, b in pairwise(groups)]
+    seps[0] = seps[0] or before * (before in ":.")
     out, i, resume = [], 0, 0
     while i < len(groups):
-        lead = cand[groups[i - 1][1]:groups[i][0]] if kind == "PHONE" and i > resume else ""
+        lead = seps[i] if kind == "PHONE" and i > resume and seps[i - 1] in ("", seps[i]) else ""
         hit = None
         for j in range(min(len(groups), i + MAX_GROUPS[kind]) - 1, i - 1, -1):
-            start, end = groups[i][0], groups[j][1]
-            if lead in (" ", "-") and (j == i or any(cand[groups[k][1]:groups[k + 1][0]] == lead for k in range(i, j))):
+            start, end, inner = groups[i][0], groups[j][1], seps[i + 1:j + 1]  # separators inside
+            if lead in (" ", "-") and (j == i or lead in inner):
                 continue  # mid-run: one group (ORD-2021-6403466894), or in the style of the groups before it
-            if kind == "CARD" and j > i and (
-                    tuple(b - a for a, b in groups[i:j + 1]) not in CARD_GROUPS
-                    or any(cand[groups[k][1]:groups[k + 1][0]] not in (" ", "-") for k in range(i, j))):
+            if kind == "CARD" and j > i and (tuple(b - a for a, b in groups[i:j + 1]) not in CARD_GROUPS
+                                             or any(g not in (" ", "-") for g in inner)):
                 continue
             if kind == "PHONE":
-                if any("/" in g and g != "/" for g in (cand[groups[k][1]:groups[k + 1][0]] for k in range(i, j))):
+                if any("/" in g and g != "/" for g in inner):
                     continue  # " / " separates two numbers in a list; "030/123456" is one
                 start -= 1 if start > 0 and cand[start - 1] in "+(" else 0
                 start -= 1 if start > 0 and cand[start] == "(" and cand[start - 1] == "+" else 0
@@ -289,7 +289,8 @@ class Detectors(Triggers):
                         out += [c for c in _group_spans(m.group(), m.start(), "CARD", self._card_ok)
                                 if not any(a < c.end and c.start < b for a, b in ibanish)]
                     if "phone" in self.on:
-                        out += [p for p in _group_spans(m.group(), m.start(), "PHONE", self._phone_ok)
+                        out += [p for p in _group_spans(m.group(), m.start(), "PHONE", self._phone_ok,
+                                                        text[m.start() - 1:m.start()])
                                 if not _counted(text, p) and not any(a < p.end and p.start < b for a, b in quads)]
         return out
 

@@ -55,6 +55,11 @@ _IBAN_SHAPE = re.compile(rb"AA00[A0]{11}").search
 # a group on each side or two on one side; a time (12:30:45), ``file:42:13`` or ``std::vector`` has not.
 _IPV6_EIGHT = re.compile(rb":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}"
                          rb":[0-9A-Fa-f]{1,4}:").search
+_IPV6_GAP = re.compile(rb"[0-9A-Fa-f]::[0-9A-Fa-f]|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}::|::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]").search
+# An IPv6 address ending in an IPv4 one, also written out without "::" (``0:0:0:0:0:ffff:192.0.2.1``).
+_IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
+
+
 # Digits of other scripts: what ``\d`` matches beyond 0-9 (650 characters, all below U+20000),
 # found on UTF-8 bytes: their lead bytes first (8 values; CJK, punctuation and emoji text has none
 # or few), then their exact encodings (``_other_digit_bytes``).
@@ -79,9 +84,6 @@ def _other_digit(data: bytes) -> bool:
     """Whether the UTF-8 ``data`` holds a digit of another script (its decoded text would)."""
     not_lead, search = _other_digit_bytes()
     return bool(data.translate(None, not_lead)) and search(data) is not None
-_IPV6_GAP = re.compile(rb"[0-9A-Fa-f]::[0-9A-Fa-f]|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}::|::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]").search
-# An IPv6 address ending in an IPv4 one, also written out without "::" (``0:0:0:0:0:ffff:192.0.2.1``).
-_IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
 
 
 def _ipv6_hit(data: bytes) -> bool:

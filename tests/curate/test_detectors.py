@@ -88,6 +88,7 @@ POSITIVES = [
     ("IBAN", "<td>PT89-6999-2032-4679-8659-1100-8</td>", "PT89-6999-2032-4679-8659-1100-8"),
     ("CARD", "<td>4357 853 011 930</td>", "4357 853 011 930"),
     ("CARD", '"card_number": "4370-800-967-047"', "4370-800-967-047"),
+    ("GITLAB_TOKEN", "runner token GR1348941xV7ab9Qz_Kp3LmN8wRt2Y ok", "GR1348941xV7ab9Qz_Kp3LmN8wRt2Y"),  # runner
     ("NAME", "ask alice smith about it", "alice smith"),
     ("HOST", "ssh DB01.corp.internal", "DB01.corp.internal"),
 ]
@@ -301,6 +302,8 @@ TRIGGER_NEGATIVES = [
     "Exec completed (QgZIAeJP, code 0) :: u u  4096 Feb  9 10:12 src",  # "::", ls -l
     "session 00b5094c-3b1d-4b2f-99f1-60d4b0769175", "/home/u/proj/cron/build_1490321.py",  # digits after a letter
     "took 1234567.89 ms",  # a decimal
+    # a credential marker outside every long token run, a long run (a hash) without one
+    "pip install sk-learn; sha c06c93e5fedd499ea5c591d923b26936f758a9fb9d70ee954387a2fc6ede1e0c",
 ]
 # ... and the true positives next to them: the same separators, the same runs.
 TRIGGER_POSITIVES = [

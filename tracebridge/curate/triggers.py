@@ -33,11 +33,17 @@ GROUPS = frozenset({"email", "ipv4", "iban", "digits", "ipv6", "secrets", "auth_
 SECRET_LITERALS = ["A3T", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
                    "glpat-", "gldt-", "glptt-", "glrt-", "glsoat-", "glft-", "glimt-", "glagent-", "glcbt-", "gloas-", "xox",
                    "hooks.slack.com", "xapp-", "sk-", "sk_live_", "rk_live_", "sk_test_", "rk_test_", "SG.", "npm_", "pypi-", "eyJ", "PRIVATE KEY",
-                   "aws", "AWS", "Aws", "SecretAccessKey", "secret_access_key", "SECRET_ACCESS_KEY"]
+                   "aws", "AWS", "Aws", "SecretAccessKey", "secret_access_key", "SECRET_ACCESS_KEY", "GR1348941"]
 SECRET_MARKERS = "|".join(re.escape(x) for x in SECRET_LITERALS) + r"|://[^\s/@:]*:[^\s/@]+@"
+# Markers that begin a credential of 20+ token characters (``ghp_`` and 36 more): found within the long
+# token runs of a string only. The others (a name or host near the value, a value with dots) anywhere.
+_FREE_LITERALS = ("aws", "AWS", "Aws", "hooks.slack.com", "SG.", "eyJ", "xox", "PRIVATE KEY")
+_IN_TOKEN = re.compile("|".join(re.escape(x) for x in SECRET_LITERALS
+                                 if x not in _FREE_LITERALS and "ccess" not in x and "CCESS" not in x).encode()).search
 _GROUP_B = re.compile(rb"\d+")
 _TOKEN_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "_-") else 32 for i in range(256))
 _LONG_TOKEN = b"a" * 20  # 20 token characters in a row
+_FREE_MARKERS = tuple(x.encode() for x in _FREE_LITERALS if x != "PRIVATE KEY")
 _AWS_SECRET_NAME = re.compile(rb"(?i)secret_?access_?key")  # an AWS secret (base64: '/' '+' split tokens)
 _NUM_TABLE = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))  # digit -> "0", else "x"
 _SEPARATORS = b" \t().-/"
@@ -115,7 +121,6 @@ class Triggers:
         on = self.on
         self._nums = re.compile(rb"\d[\d \t().\-/]{5,}\d").finditer
         self._url = re.compile(rb"://[^\s/@:]*:[^\s/@]+@").search
-        self._marker = re.compile(SECRET_MARKERS.encode()).search
         words = [w.strip().lower() for _, ws in self.cfg.terms.items() for w in ws] if "terms" in on else []
         words_b = [w.encode() for w in words if w.isascii()]
         self._words_u = [w for w in words if not w.isascii()]
@@ -157,9 +162,24 @@ class Triggers:
         return out
 
     def _secret_hit(self, data: bytes) -> bool:
-        return (b"PRIVATE KEY" in data or self._url(data) is not None
-                or (_LONG_TOKEN in data.translate(_TOKEN_TABLE) and self._marker(data) is not None)
-                or ((b"ccess" in data or b"CCESS" in data) and _AWS_SECRET_NAME.search(data) is not None))
+        """A key block, a URL with a password, an AWS secret's name, or a long token run (20+ token
+        characters) and a credential marker: a free one anywhere, a token marker within such a run."""
+        if b"PRIVATE KEY" in data or self._url(data) is not None or (
+                (b"ccess" in data or b"CCESS" in data) and _AWS_SECRET_NAME.search(data) is not None):
+            return True
+        tokens = data.translate(_TOKEN_TABLE)
+        start = tokens.find(_LONG_TOKEN)
+        if start < 0:
+            return False
+        if any(m in data for m in _FREE_MARKERS):
+            return True
+        runs = []
+        while start >= 0:  # each long run whole (few per string: ids, hashes, keys)
+            end = tokens.find(b" ", start + 20)
+            end = len(data) if end < 0 else end
+            runs.append(data[start:end])
+            start = tokens.find(_LONG_TOKEN, end)
+        return _IN_TOKEN(b" ".join(runs)) is not None
 
     def _digit_hit(self, data: bytes) -> bool:
         """A run of digits and separators in which ``DIGITS`` may find a card or phone number.

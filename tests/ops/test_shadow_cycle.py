@@ -100,3 +100,8 @@ def test_shadow_cycle_end_to_end(tmp_path, monkeypatch):
     rep = man2["steps"]["replay"]
     assert rep["status"] == "ok" and rep["outputs"]["created"] is False and rep["outputs"]["stable"] is True
     assert man2["integrity"]["replay_bundle_id"] == integ["replay_bundle_id"]
+    # the replay set did not change: every run of it came from the export cache, none was rebuilt
+    assert rep["outputs"]["summary"]["cache"]["hits"] == rep["outputs"]["runs"]
+    assert rep["outputs"]["summary"]["cache"]["misses"] == 0
+    day2 = man2["steps"]["export"]["outputs"]["summary"]
+    assert day2["cache"]["hits"] + day2["cache"]["misses"] == day2["counts"]["read"] and day2["cache"]["hits"] > 0

@@ -69,6 +69,9 @@ def export_cmd(
     json_out: JsonOpt = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes that check, redact and render "
                                          "runs (the bundle is the same for any number).")] = 1,
+    cache: Annotated[Path | None, typer.Option("--cache", help="Cache of built runs: runs unchanged since an "
+                                               "earlier export with this folder are not checked, redacted and "
+                                               "rendered again (the bundle is the same).")] = None,
 ) -> None:
     """Curate traces (redaction, quality, dedup, family split) into a content-addressed bundle.
 
@@ -83,7 +86,8 @@ def export_cmd(
         fail(f"{traces}: no such trace root")
     cfg = _load(ExportConfig, config, overrides or [])
     try:
-        res = export_traces(traces, out, cfg, labels_for_run=feedback_source(cfg.feedback), workers=workers)
+        res = export_traces(traces, out, cfg, labels_for_run=feedback_source(cfg.feedback), workers=workers,
+                            cache_dir=cache)
     except (FeedbackUnavailable, ValueError) as exc:
         fail(str(exc), 1)
     s = res.summary()
@@ -97,6 +101,8 @@ def export_cmd(
         for view, splits in s["rows"].items():
             typer.echo(f"  {view}: " + ", ".join(f"{k} {v}" for k, v in splits.items()))
         typer.echo(f"  governance: pii_scan={s['data_governance'].get('pii_scan')}")
+        if "cache" in s:
+            typer.echo(f"  cache: {s['cache']['hits']} runs reused, {s['cache']['misses']} built")
         typer.echo("PASS" if s["passed"] else "FAIL: " + "; ".join(s["failures"]))
     raise typer.Exit(0 if s["passed"] else 1)
 

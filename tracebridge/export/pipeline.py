@@ -18,7 +18,8 @@ capped MinHash sample. For each run, in order:
 Steps 1-3 need nothing from other runs (``tracebridge.export.runwork.RunWork``): with
 ``workers > 1`` they run in worker processes, a few runs in flight, while this process does
 steps 4-6 in run order (accounting and appending bytes: a small share of the work), so the
-bundle is the same for any number of workers.
+bundle is the same for any number of workers. With ``cache_dir`` a run unchanged since an earlier
+export with that cache skips steps 1-3 (``tracebridge.export.runcache``); the bundle is the same.
 
 Counts reconcile (read = accepted + quarantined; accepted = exported + duplicates) or the
 export fails. The report, the masked config and the manifest are written last.
@@ -51,6 +52,7 @@ from tracebridge.export.config import ExportConfig
 from tracebridge.export.families import family_counts
 from tracebridge.export.labels import LabelsForRun
 from tracebridge.export.report import Tally, build_report, render_markdown
+from tracebridge.export.runcache import RunCache
 from tracebridge.export.runwork import Built, RunWork
 from tracebridge.export.views import TRIPLETS, VIEW_KINDS
 from tracebridge.schema.canonical import sha256_json, utc_now
@@ -66,6 +68,7 @@ class ExportResult:
     path: Path
     manifest: Manifest
     report: dict[str, Any]
+    cache: dict[str, int] | None = None  # runs taken from / written to the run cache (``cache_dir``)
 
     @property
     def passed(self) -> bool:
@@ -75,7 +78,8 @@ class ExportResult:
         """What ``tracebridge export --json`` prints."""
         return {"bundle_id": self.manifest.bundle_id, "path": str(self.path), "passed": self.passed,
                 "failures": self.report["failures"], "counts": self.report["runs"], "rows": self.report["rows"],
-                "data_governance": self.manifest.governance, "leakage_passed": self.report["leakage"]["passed"]}
+                "data_governance": self.manifest.governance, "leakage_passed": self.report["leakage"]["passed"],
+                **({"cache": self.cache} if self.cache is not None else {})}
 
 
 def masked_config(cfg: ExportConfig) -> ExportConfig:
@@ -199,29 +203,44 @@ def _build_in_worker(run: RunDir) -> Built:
     return _WORKER.build(run)
 
 
-def _built(ex: _Exporter, workers: int) -> Iterator[tuple[RunDir, Built]]:
-    """Every run of the root after steps 1-3, in run order: here, or by ``workers`` processes with
-    at most two runs per worker in flight (memory stays bounded by a few runs)."""
+def _built(ex: _Exporter, workers: int, cache: RunCache | None) -> Iterator[tuple[RunDir, Built]]:
+    """Every run of the root after steps 1-3, in run order: from ``cache``, built here, or built by
+    ``workers`` processes with at most two runs per worker in flight (memory stays bounded by a few
+    runs). A run built here or by a worker is stored in ``cache``."""
+    def cached(run: RunDir) -> tuple[str | None, Built | None]:
+        key = cache.key(run) if cache is not None else None
+        return key, (cache.get(key) if cache is not None and key is not None else None)
+
+    def stored(key: str | None, b: Built) -> Built:
+        if cache is not None and key is not None:
+            cache.put(key, b)
+        return b
+
     if workers <= 1:
         for run in iter_runs(ex.root):
-            yield run, ex.work.build(run)
+            key, hit = cached(run)
+            yield run, hit if hit is not None else stored(key, ex.work.build(run))
         return
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(ex.work,)) as pool:
-        pending: deque[tuple[RunDir, Future[Built]]] = deque()
+        pending: deque[tuple[RunDir, str | None, Built | Future[Built]]] = deque()
+
+        def first() -> tuple[RunDir, Built]:
+            run, key, b = pending.popleft()
+            return run, (b if isinstance(b, Built) else stored(key, b.result()))
+
         for run in iter_runs(ex.root):
-            pending.append((run, pool.submit(_build_in_worker, run)))
+            key, hit = cached(run)
+            pending.append((run, key, hit if hit is not None else pool.submit(_build_in_worker, run)))
             if len(pending) >= 2 * workers:
-                done, fut = pending.popleft()
-                yield done, fut.result()
+                yield first()
         while pending:
-            done, fut = pending.popleft()
-            yield done, fut.result()
+            yield first()
 
 
 def export_traces(root: str | os.PathLike[str], out_dir: str | os.PathLike[str], cfg: ExportConfig | None = None,
                   labels_for_run: LabelsForRun | None = None, progress: Progress | None = None,
-                  workers: int = 1) -> ExportResult:
+                  workers: int = 1, cache_dir: str | os.PathLike[str] | None = None) -> ExportResult:
     """Curate a trace root and write one content-addressed bundle under ``out_dir``.
 
     Args:
@@ -232,6 +251,8 @@ def export_traces(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         progress: ``progress(done, total)`` callback.
         workers: processes that check, redact and render runs (steps 1-3) while this one accounts
             for them and writes the bundle in run order; the bundle is the same for any number.
+        cache_dir: a cache of built runs (``tracebridge.export.runcache``): unchanged runs of an
+            earlier export with this folder are not built again; the bundle is the same as without.
 
     Returns:
         The bundle path, manifest and report (``report["passed"]`` false when a check failed).
@@ -243,12 +264,18 @@ def export_traces(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     writer = BundleWriter(out_dir)
     try:
         ex = _Exporter(root, cfg, writer, labels_for_run)
+        cache = RunCache(cache_dir, cfg, ex.assignment, labels_for_run) if cache_dir is not None else None
         total = sum(ex.family_runs.values())
-        for i, (run, built) in enumerate(_built(ex, workers)):
+        for i, (run, built) in enumerate(_built(ex, workers, cache)):
             ex.take(i, run, built)
             if progress is not None:
                 progress(i + 1, total)
-        return _finish(ex, root, cfg, writer)
+        res = _finish(ex, root, cfg, writer)
+        if cache is not None:
+            cache.prune()
+            res.cache = cache.stats.to_dict()
+            log.info("export cache %s: %s", cache_dir, res.cache)
+        return res
     except BaseException:
         writer.abort()
         raise

@@ -49,6 +49,9 @@ class ShadowConfig:
     work_dir: str = field(default="shadow", metadata={
         "help": "The cycle's own state: traces/, replay/, bundles/, import state. Isolated from production."})
     export_config: str | None = field(default=None, metadata={"help": "configs/export/*.yaml; None = defaults."})
+    export_cache: bool = field(default=True, metadata={
+        "help": "Keep built runs in work_dir/export-cache/<step> (`export --cache`): each day's export builds only "
+                "new or changed runs; about one bundle's views of disk."})
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     feedback_ledger: str = field(default="memory/feedback/telegram-reactions.jsonl", metadata={

@@ -154,6 +154,8 @@ def export_bundle(ctx: Ctx, step: str, traces: Path, out: Path, overrides: list[
     args = ["export", str(traces), *(overrides or []), "--out", str(out), "--json"]
     if ctx.shadow.export_config:
         args += ["--config", ctx.shadow.export_config]
+    if ctx.shadow.export_cache:
+        args += ["--cache", str(ctx.work / "export-cache" / step)]
     doc = run_cli(ctx, step, args)
     bundle = next((Path(doc[k]) for k in ("bundle_dir", "bundle", "path", "out") if isinstance(doc.get(k), str)
                    and (Path(doc[k]) / "manifest.json").is_file()), None)

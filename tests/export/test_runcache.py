@@ -95,3 +95,6 @@ def test_export_command_takes_a_cache(tmp_path: Path) -> None:
     assert a["bundle_id"] == b["bundle_id"]
     text = runner.invoke(app, args[:-1])
     assert text.exit_code == 0 and "cache: 2 runs reused, 0 built" in text.output
+    (tmp_path / "a_file").write_text("x")
+    bad = runner.invoke(app, [*args[:4], "--cache", str(tmp_path / "a_file" / "cache")])
+    assert bad.exit_code == 1 and "export cache" in bad.output and "cannot create" in bad.output

@@ -80,6 +80,7 @@ class CacheStats:
     misses: int = 0
     unreadable: int = 0  # entries that did not load (rebuilt)
     written: int = 0
+    unwritable: int = 0  # entries that could not be written (a full disk): rebuilt next time
     pruned: int = 0
     uncacheable: int = 0  # runs whose labels could not be keyed (built every time)
 
@@ -100,7 +101,10 @@ class RunCache:
     def __init__(self, root: str | os.PathLike[str], cfg: ExportConfig, assignment: dict[str, str],
                  labels_for_run: LabelsForRun | None) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"export cache {self.root}: cannot create the folder: {exc.strerror or exc}") from exc
         self.cfg, self.assignment, self.labels_for_run = cfg, assignment, labels_for_run
         self.base = hashlib.sha256(code_digest().encode() + orjson.dumps(
             asdict(cfg), option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)).digest()
@@ -156,13 +160,14 @@ class RunCache:
     def put(self, key: str, built: Built) -> None:
         """Store ``built`` under ``key`` (atomically: a temporary file, then a rename)."""
         path = self._path(key)
-        path.parent.mkdir(exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
+            path.parent.mkdir(exist_ok=True)
             tmp.write_bytes(pickle.dumps(built, protocol=pickle.HIGHEST_PROTOCOL))
             os.replace(tmp, path)
         except OSError:
             tmp.unlink(missing_ok=True)  # a full disk costs a rebuild next time, never the export
+            self.stats.unwritable += 1
             return
         self.stats.written += 1
 

@@ -80,6 +80,15 @@ def test_labels_config_and_damaged_entries_rebuild(mixed_traces: Path, tmp_path:
     assert len(_entries(cache)) == 5
     _same(d, export_traces(mixed_traces, tmp_path / "d_plain", cfg, labels_for_run=labels_for_run))
 
+    # the tool schemas file the config names is read too: editing it rebuilds every run
+    schemas = tmp_path / "tools.json"
+    schemas.write_text("[]")
+    cfg.tools.schemas_file = str(schemas)
+    export_traces(mixed_traces, tmp_path / "e", cfg, cache_dir=cache, labels_for_run=labels_for_run)
+    schemas.write_text('[{"type": "function", "function": {"name": "read_file", "parameters": {}}}]')
+    f = export_traces(mixed_traces, tmp_path / "f", cfg, cache_dir=cache, labels_for_run=labels_for_run)
+    assert f.cache is not None and (f.cache["hits"], f.cache["misses"]) == (0, 5)
+
 
 def test_export_command_takes_a_cache(tmp_path: Path) -> None:
     root = tmp_path / "traces"

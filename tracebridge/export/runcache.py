@@ -9,7 +9,8 @@ are built; the bundle is byte-for-byte the one an export without the cache write
 What decides a built run, and so its key (sha256):
 
 * the bytes of its ``events.jsonl`` and ``session.json``;
-* the export config (resolved, every section) and the split its goal family has in this export;
+* the export config (resolved, every section), the tool schemas file it names, and the split its
+  goal family has in this export;
 * its feedback labels (``labels_for_run``: reactions arrive every day);
 * the code: every ``.py`` file of the ``tracebridge`` package, and the versions of the libraries
   that shape the output (detect-secrets, pydantic, orjson).
@@ -106,8 +107,10 @@ class RunCache:
         except OSError as exc:
             raise ValueError(f"export cache {self.root}: cannot create the folder: {exc.strerror or exc}") from exc
         self.cfg, self.assignment, self.labels_for_run = cfg, assignment, labels_for_run
+        schemas = Path(cfg.tools.schemas_file) if cfg.tools.schemas_file else None  # read by ToolRegistry
         self.base = hashlib.sha256(code_digest().encode() + orjson.dumps(
-            asdict(cfg), option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)).digest()
+            asdict(cfg), option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+            + (_file_digest(schemas) if schemas else b"")).digest()
         self.stats = CacheStats()
         self._used: set[str] = set()
 

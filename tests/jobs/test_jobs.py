@@ -42,7 +42,8 @@ def summary(text: str) -> dict:
 def plain_job(ray_head, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plain")
     args = ["configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={tmp}/storage", f"work_dir={tmp}/work",
-            "seeds=[1]", "resources.use_train=true", "overrides.train.save_steps=0"]
+            "seeds=[1]", "resources.use_train=true", "overrides.train.save_steps=0",
+            f"overrides.data.prepared_cache={tmp}/prepared"]
     res = submit(ray_head, f"plain-{tmp.name}", "jobs/sweep.py", *args)
     return {"res": res, "args": args, "tmp": tmp}
 
@@ -57,6 +58,10 @@ def test_plain_ray_job_submit_runs_the_sweep(plain_job):
     assert sorted(p.name for p in train_runs.iterdir()) == ["verifier-baseline-s1", "verifier-optimized-s1"]
     report = Path(s["report_uri"])
     assert report.is_relative_to(plain_job["tmp"]) and verify_report(report) == []
+    # data.prepared_cache reaches the trials: each variant's rows differ, so each stored its own set
+    trials = json.loads((report / "results.json").read_text())["trials"]
+    assert sorted(t.get("sft/prepared") for t in trials) == ["stored", "stored"]
+    assert len([p for p in (plain_job["tmp"] / "prepared").iterdir() if p.is_dir()]) == 2
     out = subprocess.run([sys.executable, "-m", "tracebridge.cli.__main__", "pull", str(report), "--out",
                           str(plain_job["tmp"] / "pulled"), "--json"], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0 and json.loads(out.stdout)["problems"] == []

@@ -38,6 +38,7 @@ class TrainResult:
     peak_memory_bytes: int = 0
     resumed_from: str | None = None
     rows_dropped: int = 0
+    prepared: str = ""  # data.prepared_cache: "loaded" (another trial prepared it), "stored", or "" (off)
 
     @property
     def first_loss(self) -> float:
@@ -83,7 +84,7 @@ def base_args(rc: RecipeConfig, out_dir: Path, seed: int) -> dict[str, Any]:
         logging_steps=rc.logging_steps, logging_first_step=True, report_to="none", disable_tqdm=True,
         save_strategy="steps" if rc.save_steps else "no", save_steps=rc.save_steps or 500,
         save_total_limit=2, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
-        max_length=rc.max_length, dataset_num_proc=None,
+        max_length=rc.max_length, dataset_num_proc=rc.dataset_num_proc or None,
     )
     if "activation_checkpointing" not in TrainingArguments.__dataclass_fields__:  # transformers < 5.2x
         kw.pop("activation_checkpointing")

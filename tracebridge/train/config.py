@@ -128,6 +128,8 @@ class RecipeConfig:
         "help": "Recompute activations (saves memory on big models; only slows tiny CPU ones)."})
     logging_steps: int = field(default=5, metadata={"help": "Log the loss every N steps (the loss curve)."})
     save_steps: int = field(default=0, metadata={"help": "Checkpoint every N steps; 0 = only at the end."})
+    dataset_num_proc: int = field(default=0, metadata={
+        "help": "Processes that prepare (tokenize) the dataset; 0 = one, in the trial's process."})
     lora: LoraConfig = field(default_factory=LoraConfig)
     throughput: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "Options passed to tracebridge.train.throughput.apply_throughput (GPU levers: padding-free "
@@ -139,6 +141,8 @@ class RecipeConfig:
             p.append(f"{prefix}.lr={self.lr}: must be > 0; typical 1e-5..2e-4 (1e-3 for the tiny model)")
         if self.max_steps == 0 or self.max_steps < -1:
             p.append(f"{prefix}.max_steps={self.max_steps}: must be > 0, or -1 to use num_epochs")
+        if self.dataset_num_proc < 0:
+            p.append(f"{prefix}.dataset_num_proc={self.dataset_num_proc}: must be >= 0 (0 = one process)")
         for k in ("batch_size", "grad_accum", "max_length", "logging_steps"):
             if getattr(self, k) <= 0:
                 p.append(f"{prefix}.{k}={getattr(self, k)}: must be > 0")
@@ -181,6 +185,10 @@ class DataConfig:
     max_eval_rows: int = field(default=0, metadata={"help": "Cap on test rows evaluated (0 = all)."})
     eval_split: str = field(default="test", metadata={"help": "Split evaluated offline."})
     dedup: bool = field(default=True, metadata={"help": "optimized: drop rows whose prompt+target repeat."})
+    prepared_cache: str | None = field(default=None, metadata={
+        "help": "Folder (node-local) where the first trial of a role/variant stores TRL's prepared SFT set and "
+                "the others load it (tracebridge.train.prepared); auto = the node's temp dir; None = every trial "
+                "prepares its own."})
     recovery_weight: int = field(default=3, metadata={
         "help": "optimized: copies of each failure→recovery row (1 = no up-weighting)."})
     feedback_weight: int = field(default=2, metadata={

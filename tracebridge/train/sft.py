@@ -14,12 +14,14 @@ from typing import Any
 from tracebridge.train.common import (TrainResult, apply_throughput, base_args, finish, peft_config,
                                       quiet, seed_everything)
 from tracebridge.train.config import SFTRecipeConfig
+from tracebridge.train.prepared import PreparedCache, prepare_key
 
 log = logging.getLogger(__name__)
 
 
 def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRecipeConfig, out_dir: Path,
-            seed: int = 0, resume_from: Path | None = None, callbacks: list[Any] | None = None) -> tuple[Any, TrainResult]:
+            seed: int = 0, resume_from: Path | None = None, callbacks: list[Any] | None = None,
+            prepared_cache: str | None = None) -> tuple[Any, TrainResult]:
     """Fine-tune ``model`` on conversational ``records`` (see ``data.to_sft_records``).
 
     Args:
@@ -32,6 +34,8 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
         seed: data order and dropout seed.
         resume_from: a ``checkpoint-N`` folder of an earlier run of the same config.
         callbacks: extra ``TrainerCallback`` objects (e.g. to report progress).
+        prepared_cache: a folder of prepared datasets shared with other trials
+            (``tracebridge.train.prepared``); None = prepare here.
 
     Returns:
         The trained model (LoRA merged) and a ``TrainResult``.
@@ -48,9 +52,30 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
         packing=rc.packing, assistant_only_loss=rc.assistant_only_loss,
         padding_free=False)
     kwargs, model = apply_throughput("sft", kwargs, model, rc.throughput)
-    trainer = SFTTrainer(model=model, args=SFTConfig(**kwargs), train_dataset=ds, processing_class=tokenizer,
-                         peft_config=peft_config(rc.lora), callbacks=callbacks)
+
+    def make(dataset: Any, args: dict[str, Any]) -> Any:
+        return SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=dataset, processing_class=tokenizer,
+                          peft_config=peft_config(rc.lora), callbacks=callbacks)
+
+    prepared = ""
+    if prepared_cache is None:
+        trainer = make(ds, kwargs)
+    else:
+        cache = PreparedCache(prepared_cache)
+        with cache.claim(prepare_key("sft", records, tokenizer, kwargs)) as (key, ready):
+            if ready is not None:
+                # the stored labels already mask what the loss flags masked (TRL's collator uses labels as
+                # they are); left on, those flags would re-check rows that are no conversations any more
+                trainer = make(ready, {**kwargs, "assistant_only_loss": False, "completion_only_loss": False,
+                                       "dataset_kwargs": {**(kwargs.get("dataset_kwargs") or {}),
+                                                          "skip_prepare_dataset": True}})
+                prepared = "loaded"
+            else:
+                trainer = make(ds, kwargs)
+                prepared = "stored" if cache.store(key, trainer.train_dataset) else ""
     quiet(trainer)
     lengths = [len(x) for x in trainer.train_dataset["input_ids"]]
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    return finish(trainer, "sft", out_dir, len(records), sum(lengths) / max(len(lengths), 1), resume_from)
+    model, res = finish(trainer, "sft", out_dir, len(records), sum(lengths) / max(len(lengths), 1), resume_from)
+    res.prepared = prepared
+    return model, res

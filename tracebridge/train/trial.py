@@ -206,7 +206,7 @@ def _train(cfg: TrainConfig, data: Any, rows: list[dict[str, Any]], work: Path, 
     else:
         model, tok = build_model_and_tokenizer(cfg.model)
         model, phases["sft"] = run_sft(model, tok, to_sft_records(rows), cfg.train, work / "sft", cfg.seed,
-                                       resume["sft"], _callback(on_report, "sft"))
+                                       resume["sft"], _callback(on_report, "sft"), cfg.data.prepared_cache)
     pref = data.split(data.pref, "train")
     if cfg.data.max_pref_rows and len(pref) > cfg.data.max_pref_rows:
         pref = random.Random(cfg.seed).sample(pref, cfg.data.max_pref_rows)
@@ -259,6 +259,8 @@ def _summary(cfg: TrainConfig, phases: dict[str, Any], manifest: dict[str, Any],
             continue
         out[f"{name}/first_loss"], out[f"{name}/last_loss"] = r.first_loss, r.last_loss
         out[f"{name}/steps"] = r.global_step
+        if getattr(r, "prepared", ""):
+            out[f"{name}/prepared"] = r.prepared  # data.prepared_cache: loaded from another trial, or stored
         out["loss_curve"] += [{"phase": name, **p} for p in r.loss_curve]
         out["checkpoint_dir"] = r.checkpoint_dir
         out["train/peak_memory_bytes"] = max(out.get("train/peak_memory_bytes", 0), r.peak_memory_bytes)

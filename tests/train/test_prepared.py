@@ -42,6 +42,7 @@ def test_second_trial_loads_what_the_first_prepared_and_trains_the_same(tmp_path
     assert (plain.prepared, first.prepared, second.prepared) == ("", "stored", "loaded")
     assert len(_entries(cache)) == 1
     assert first.loss_curve == plain.loss_curve == second.loss_curve
+    assert plain.rows_dropped == second.rows_dropped == 0  # packed rows hold several (seq_lengths), none lost
     for (n, a), b in zip(plain_model.named_parameters(), second_model.parameters()):
         assert torch.equal(a, b), n
 

@@ -147,6 +147,13 @@ def find_last_checkpoint(out_dir: Path) -> Path | None:
     return cps[-1] if cps else None
 
 
+def _rows_kept(dataset: Any) -> int:
+    """Rows of the prepared set: packed rows hold several (TRL's ``seq_lengths`` lists them)."""
+    if "seq_lengths" in (dataset.column_names or []):
+        return sum(len(x) for x in dataset["seq_lengths"])
+    return len(dataset)
+
+
 def finish(trainer: Any, recipe: str, out_dir: Path, rows: int, tokens_per_row: float,
            resumed_from: Path | None) -> tuple[Any, TrainResult]:
     """Merge LoRA if any, save the final model + tokenizer and fill a ``TrainResult``."""
@@ -167,7 +174,7 @@ def finish(trainer: Any, recipe: str, out_dir: Path, rows: int, tokens_per_row: 
                       global_step=st.global_step, train_runtime_s=float(runtime), rows=rows, tokens=tokens,
                       tokens_per_s=tokens / runtime if runtime else 0.0, peak_memory_bytes=peak_memory_bytes(),
                       resumed_from=str(resumed_from) if resumed_from else None,
-                      rows_dropped=rows - len(trainer.train_dataset))
+                      rows_dropped=max(0, rows - _rows_kept(trainer.train_dataset)))
     if res.rows_dropped:
         log.warning("%s: %d of %d rows dropped by TRL (no trainable token left after truncation to "
                     "max_length=%d; raise max_length)", recipe, res.rows_dropped, rows, args.max_length)

@@ -61,7 +61,8 @@ def test_plain_ray_job_submit_runs_the_sweep(plain_job):
     # data.prepared_cache reaches the trials: each variant's rows differ, so each stored its own set
     trials = json.loads((report / "results.json").read_text())["trials"]
     assert sorted(t.get("sft/prepared") for t in trials) == ["stored", "stored"]
-    assert len([p for p in (plain_job["tmp"] / "prepared").iterdir() if p.is_dir()]) == 2
+    assert [t.get("dpo/prepared") for t in trials if t["variant"] == "optimized"] == ["stored"]
+    assert len([p for p in (plain_job["tmp"] / "prepared").iterdir() if p.is_dir()]) == 3
     out = subprocess.run([sys.executable, "-m", "tracebridge.cli.__main__", "pull", str(report), "--out",
                           str(plain_job["tmp"] / "pulled"), "--json"], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0 and json.loads(out.stdout)["problems"] == []

@@ -47,6 +47,27 @@ def test_second_trial_loads_what_the_first_prepared_and_trains_the_same(tmp_path
         assert torch.equal(a, b), n
 
 
+def test_dpo_trials_share_the_prepared_pairs_and_train_the_same(tmp_path: Path) -> None:
+    from tracebridge.train.config import DPORecipeConfig
+    from tracebridge.train.data import to_pref_records
+    from tracebridge.train.dpo import run_dpo
+
+    d = load_role_data(FIXTURE, "worker")
+    pairs, cache = to_pref_records(d.split(d.pref, "train")), str(tmp_path / "prepared")
+    runs = {}
+    for name, cached, precompute in (("plain", None, False), ("a", cache, False), ("b", cache, False),
+                                     ("c", cache, True)):
+        rc = DPORecipeConfig(max_steps=4, lr=2e-3, logging_steps=1, batch_size=4,
+                             throughput={"precompute_ref": True} if precompute else {})
+        model, res = run_dpo(tiny_model_and_tokenizer()[0], tiny_model_and_tokenizer()[1], pairs, rc,
+                             tmp_path / name, prepared_cache=cached)
+        runs[name] = (model, res)
+    assert [runs[k][1].prepared for k in "abc"] == ["stored", "loaded", "loaded"]  # ref log-probs: not data
+    assert runs["plain"][1].loss_curve == runs["a"][1].loss_curve == runs["b"][1].loss_curve
+    for (n, x), y in zip(runs["plain"][0].named_parameters(), runs["b"][0].parameters()):
+        assert torch.equal(x, y), n
+
+
 def test_other_rows_tokenizer_or_data_arguments_miss_and_others_hit(tmp_path: Path) -> None:
     recs = _records()
     _, tok = tiny_model_and_tokenizer()

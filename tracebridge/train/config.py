@@ -186,7 +186,7 @@ class DataConfig:
     eval_split: str = field(default="test", metadata={"help": "Split evaluated offline."})
     dedup: bool = field(default=True, metadata={"help": "optimized: drop rows whose prompt+target repeat."})
     prepared_cache: str | None = field(default=None, metadata={
-        "help": "Folder (node-local) where the first trial of a role/variant stores TRL's prepared SFT set and "
+        "help": "Folder (node-local) where the first trial of a role/variant stores TRL's prepared SFT/DPO sets and "
                 "the others load it (tracebridge.train.prepared); auto = the node's temp dir; None = every trial "
                 "prepares its own."})
     recovery_weight: int = field(default=3, metadata={

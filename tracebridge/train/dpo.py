@@ -15,12 +15,14 @@ from typing import Any
 from tracebridge.train.common import (TrainResult, apply_throughput, base_args, finish, peft_config,
                                       quiet, seed_everything, unpatch_forward)
 from tracebridge.train.config import DPORecipeConfig
+from tracebridge.train.prepared import dpo_trainer_class, with_prepared
 
 log = logging.getLogger(__name__)
 
 
 def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORecipeConfig, out_dir: Path,
-            seed: int = 0, resume_from: Path | None = None, callbacks: list[Any] | None = None) -> tuple[Any, TrainResult]:
+            seed: int = 0, resume_from: Path | None = None, callbacks: list[Any] | None = None,
+            prepared_cache: str | None = None) -> tuple[Any, TrainResult]:
     """Train ``model`` with DPO on ``records`` (see ``data.to_pref_records``).
 
     Args:
@@ -32,6 +34,8 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
         seed: data order seed.
         resume_from: a ``checkpoint-N`` folder to continue.
         callbacks: extra ``TrainerCallback`` objects.
+        prepared_cache: a folder of prepared datasets shared with other trials
+            (``tracebridge.train.prepared``); None = prepare here.
 
     Returns:
         The trained model (LoRA merged) and a ``TrainResult``.
@@ -54,11 +58,21 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
     kwargs, model = apply_throughput("dpo", kwargs, model, rc.throughput)
     if kwargs.get("precompute_ref_log_probs") and ref_model is not None and not rc.lora.enabled:
         ref_model = None  # throughput.precompute_ref: the starting policy scores the reference pass, no copy kept
-    trainer = DPOTrainer(model=model, ref_model=ref_model, args=DPOConfig(**kwargs), train_dataset=ds,
-                         processing_class=tokenizer, peft_config=peft_config(rc.lora), callbacks=callbacks)
+    trainer_class = dpo_trainer_class() if prepared_cache is not None else DPOTrainer
+
+    def build(ready: Any) -> Any:
+        extra = {"ready": ready} if prepared_cache is not None else {}
+        return trainer_class(model=model, ref_model=ref_model, args=DPOConfig(**kwargs), train_dataset=ds,
+                             processing_class=tokenizer, peft_config=peft_config(rc.lora), callbacks=callbacks,
+                             **extra)
+
+    trainer, prepared = with_prepared(prepared_cache, "dpo", records, tokenizer, kwargs, build,
+                                      lambda t: getattr(t, "prepared_train", None))
     quiet(trainer)
     tds = trainer.train_dataset
     cols = [c for c in ("prompt_ids", "chosen_ids", "rejected_ids") if c in tds.column_names]
     per_row = [sum(len(tds[i][c]) for c in cols) for i in range(min(len(tds), 256))]
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    return finish(trainer, "dpo", out_dir, len(records), sum(per_row) / max(len(per_row), 1), resume_from)
+    model, res = finish(trainer, "dpo", out_dir, len(records), sum(per_row) / max(len(per_row), 1), resume_from)
+    res.prepared = prepared
+    return model, res

@@ -1,4 +1,4 @@
-"""Prepared SFT training sets shared by the trials of a node (``data.prepared_cache``).
+"""Prepared SFT and DPO training sets shared by the trials of a node (``data.prepared_cache``).
 
 ``SFTTrainer`` prepares its dataset in every trial: chat template, tokenization with assistant
 masks, labels, truncation or packing. On a worker role of a large bundle that is minutes of one
@@ -15,7 +15,10 @@ argument missing from that list only costs a cache miss. Trials of one key take 
 (``fcntl.flock``, released by the OS if the holder dies), so the second waits for the first's
 result instead of preparing alongside it. Entries are written to a temporary folder and renamed.
 ``auto`` is a folder in the node's temp dir; entries unused for a week go when another is stored.
-DPO is not cached: TRL's ``DPOTrainer`` has no way to take an already prepared set.
+DPO too: TRL's ``DPOTrainer`` has no switch to skip preparation, so ``dpo_trainer_class`` overrides
+its ``_prepare_dataset`` for the train set (the set stored is the one it returns, before the
+reference log-probs, which depend on the model); if a TRL release renames that method, trials
+simply prepare their own (``prepared`` stays empty).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,7 @@ NOT_DATA_ARGS = frozenset({
     "disable_tqdm", "save_strategy", "save_steps", "save_total_limit", "dataloader_num_workers",
     "dataloader_persistent_workers", "dataloader_pin_memory", "dataloader_prefetch_factor", "use_cpu",
     "dataset_num_proc", "optim", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon", "use_liger_kernel",
+    "beta", "loss_type", "precompute_ref_log_probs", "precompute_ref_batch_size",  # DPO: the loss, not the data
 })
 AUTO = "auto"  # a folder in this node's temp dir (per user): trials of a node share it
 MAX_AGE_S = 7 * 86400  # entries unused this long are deleted when another is stored
@@ -138,3 +142,41 @@ class PreparedCache:
                 (self.root / f"{path.name}.lock").unlink(missing_ok=True)
                 gone.append(path.name)
         return gone
+
+
+def with_prepared(cache_dir: str | None, recipe: str, records: list[dict[str, Any]], tokenizer: Any,
+                  args: dict[str, Any], build: Callable[[Any], Any],
+                  prepared_of: Callable[[Any], Any]) -> tuple[Any, str]:
+    """A trainer from ``build(ready)`` (``ready``: the stored prepared set, or None to prepare), and
+    ``"loaded"``, ``"stored"`` or ``""`` (no cache, or nothing to store); ``prepared_of(trainer)`` is
+    the set the trainer prepared, or None when it cannot say."""
+    if cache_dir is None:
+        return build(None), ""
+    cache = PreparedCache(cache_dir)
+    with cache.claim(prepare_key(recipe, records, tokenizer, args)) as (key, ready):
+        trainer = build(ready)
+        done = prepared_of(trainer)
+        if ready is not None:
+            return trainer, "loaded" if done is ready else ""
+        return trainer, "stored" if done is not None and cache.store(key, done) else ""
+
+
+def dpo_trainer_class() -> type:
+    """``trl.DPOTrainer`` that takes a prepared train set (``ready=``) and keeps the one it used
+    (``prepared_train``)."""
+    from trl import DPOTrainer
+
+    class PreparedDPOTrainer(DPOTrainer):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, ready: Any = None, **kwargs: Any) -> None:
+            self._ready, self.prepared_train = ready, None
+            super().__init__(*args, **kwargs)
+
+        def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
+            if dataset_name != "train":
+                return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+            out = self._ready if self._ready is not None else super()._prepare_dataset(
+                dataset, processing_class, args, dataset_name)
+            self.prepared_train = out
+            return out
+
+    return PreparedDPOTrainer

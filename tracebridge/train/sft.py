@@ -14,7 +14,7 @@ from typing import Any
 from tracebridge.train.common import (TrainResult, apply_throughput, base_args, finish, peft_config,
                                       quiet, seed_everything)
 from tracebridge.train.config import SFTRecipeConfig
-from tracebridge.train.prepared import PreparedCache, prepare_key
+from tracebridge.train.prepared import with_prepared
 
 log = logging.getLogger(__name__)
 
@@ -53,26 +53,19 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
         padding_free=False)
     kwargs, model = apply_throughput("sft", kwargs, model, rc.throughput)
 
-    def make(dataset: Any, args: dict[str, Any]) -> Any:
-        return SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=dataset, processing_class=tokenizer,
+    def build(ready: Any) -> Any:
+        if ready is None:
+            return SFTTrainer(model=model, args=SFTConfig(**kwargs), train_dataset=ds, processing_class=tokenizer,
+                              peft_config=peft_config(rc.lora), callbacks=callbacks)
+        # the stored labels already mask what the loss flags masked (TRL's collator uses labels as they
+        # are); left on, those flags would re-check rows that are no conversations any more
+        args = {**kwargs, "assistant_only_loss": False, "completion_only_loss": False,
+                "dataset_kwargs": {**(kwargs.get("dataset_kwargs") or {}), "skip_prepare_dataset": True}}
+        return SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=ready, processing_class=tokenizer,
                           peft_config=peft_config(rc.lora), callbacks=callbacks)
 
-    prepared = ""
-    if prepared_cache is None:
-        trainer = make(ds, kwargs)
-    else:
-        cache = PreparedCache(prepared_cache)
-        with cache.claim(prepare_key("sft", records, tokenizer, kwargs)) as (key, ready):
-            if ready is not None:
-                # the stored labels already mask what the loss flags masked (TRL's collator uses labels as
-                # they are); left on, those flags would re-check rows that are no conversations any more
-                trainer = make(ready, {**kwargs, "assistant_only_loss": False, "completion_only_loss": False,
-                                       "dataset_kwargs": {**(kwargs.get("dataset_kwargs") or {}),
-                                                          "skip_prepare_dataset": True}})
-                prepared = "loaded"
-            else:
-                trainer = make(ds, kwargs)
-                prepared = "stored" if cache.store(key, trainer.train_dataset) else ""
+    trainer, prepared = with_prepared(prepared_cache, "sft", records, tokenizer, kwargs, build,
+                                      lambda t: t.train_dataset)
     quiet(trainer)
     lengths = [len(x) for x in trainer.train_dataset["input_ids"]]
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)

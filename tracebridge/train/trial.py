@@ -217,7 +217,7 @@ def _train(cfg: TrainConfig, data: Any, rows: list[dict[str, Any]], work: Path, 
 
         phases["ref_model"] = copy.deepcopy(unpatch_forward(model)).eval()
         model, phases["dpo"] = run_dpo(model, tok, to_pref_records(pref), cfg.dpo, work / "dpo", cfg.seed,
-                                       resume["dpo"], _callback(on_report, "dpo"))
+                                       resume["dpo"], _callback(on_report, "dpo"), cfg.data.prepared_cache)
     elif Variant(cfg.variant).runs_dpo:
         log.info("%s has no preference view rows in train: optimized = curated SFT only", cfg.role)
     return model, tok, phases

@@ -67,6 +67,18 @@ def test_dpo_trials_share_the_prepared_pairs_and_train_the_same(tmp_path: Path) 
     for (n, x), y in zip(runs["plain"][0].named_parameters(), runs["b"][0].parameters()):
         assert torch.equal(x, y), n
 
+    # a first trial with reference log-probs precomputed stores the set from before them (they depend
+    # on the model), and stores it before computing them: the trials waiting on the key start at once
+    other = tmp_path / "other"
+    rc = DPORecipeConfig(max_steps=1, batch_size=4, throughput={"precompute_ref": True})
+    _, res = run_dpo(*tiny_model_and_tokenizer(), pairs, rc, tmp_path / "d", prepared_cache=str(other))
+    assert res.prepared == "stored"
+    (entry,) = _entries(other)
+    from datasets import load_from_disk
+
+    cols = load_from_disk(str(entry)).column_names
+    assert "chosen_ids" in cols and not [c for c in cols if "ref" in c], cols
+
 
 def test_other_rows_tokenizer_or_data_arguments_miss_and_others_hit(tmp_path: Path) -> None:
     recs = _records()

@@ -60,8 +60,8 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
         ref_model = None  # throughput.precompute_ref: the starting policy scores the reference pass, no copy kept
     trainer_class = dpo_trainer_class() if prepared_cache is not None else DPOTrainer
 
-    def build(ready: Any) -> Any:
-        extra = {"ready": ready} if prepared_cache is not None else {}
+    def build(ready: Any, store: Any) -> Any:
+        extra = {"ready": ready, "on_prepared": store} if prepared_cache is not None else {}
         return trainer_class(model=model, ref_model=ref_model, args=DPOConfig(**kwargs), train_dataset=ds,
                              processing_class=tokenizer, peft_config=peft_config(rc.lora), callbacks=callbacks,
                              **extra)

@@ -95,15 +95,16 @@ class PreparedCache:
             raise ValueError(f"data.prepared_cache={root}: cannot create the folder: {exc.strerror or exc}") from exc
 
     @contextlib.contextmanager
-    def claim(self, key: str) -> Iterator[Any]:
-        """Hold ``key``'s lock; yield ``(key, its prepared dataset)``, the dataset None when the caller
-        must prepare and ``store`` it (within the block, so that trials waiting on the lock find it)."""
-        with open(self.root / f"{key}.lock", "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield key, self._load(key)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def claim(self, key: str) -> Iterator[Claim]:
+        """Take ``key``'s lock and look the key up: a ``Claim`` (released at the end of the block at
+        the latest; at once when the set is there, and as soon as the caller stores it)."""
+        fh = open(self.root / f"{key}.lock", "a+b")  # noqa: SIM115 - closed by the claim
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        claim = Claim(self, key, fh)
+        try:
+            yield claim
+        finally:
+            claim.release()
 
     def _load(self, key: str) -> Any:
         path = self.root / key
@@ -144,38 +145,69 @@ class PreparedCache:
         return gone
 
 
+class Claim:
+    """One trial's hold on a key: ``ready`` (the stored set, or None: this trial prepares it, and
+    the others of the key wait for ``store``)."""
+
+    def __init__(self, cache: PreparedCache, key: str, fh: Any) -> None:
+        self.cache, self.key, self._fh = cache, key, fh
+        self.stored: bool | None = None  # None: not stored yet
+        self.ready = cache._load(key)
+        if self.ready is not None:
+            self.release()
+
+    def store(self, dataset: Any) -> bool:
+        """Store the prepared ``dataset`` (once) and let the waiting trials in."""
+        if self.stored is None:
+            self.stored = self.cache.store(self.key, dataset)
+            self.release()
+        return self.stored
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
 def with_prepared(cache_dir: str | None, recipe: str, records: list[dict[str, Any]], tokenizer: Any,
-                  args: dict[str, Any], build: Callable[[Any], Any],
+                  args: dict[str, Any], build: Callable[[Any, Callable[[Any], bool] | None], Any],
                   prepared_of: Callable[[Any], Any]) -> tuple[Any, str]:
-    """A trainer from ``build(ready)`` (``ready``: the stored prepared set, or None to prepare), and
-    ``"loaded"``, ``"stored"`` or ``""`` (no cache, or nothing to store); ``prepared_of(trainer)`` is
-    the set the trainer prepared, or None when it cannot say."""
+    """A trainer from ``build(ready, store)`` and ``"loaded"``, ``"stored"`` or ``""`` (no cache, or
+    nothing stored). ``ready`` is the stored prepared set, or None to prepare; ``build`` may call
+    ``store(prepared)`` as soon as it has the set (before model-dependent work such as reference
+    log-probs, so that the trials waiting for it start), else the set ``prepared_of(trainer)``
+    (None when the trainer cannot say) is stored after it."""
     if cache_dir is None:
-        return build(None), ""
+        return build(None, None), ""
     cache = PreparedCache(cache_dir)
-    with cache.claim(prepare_key(recipe, records, tokenizer, args)) as (key, ready):
-        trainer = build(ready)
+    with cache.claim(prepare_key(recipe, records, tokenizer, args)) as claim:
+        trainer = build(claim.ready, claim.store if claim.ready is None else None)
         done = prepared_of(trainer)
-        if ready is not None:
-            return trainer, "loaded" if done is ready else ""
-        return trainer, "stored" if done is not None and cache.store(key, done) else ""
+        if claim.ready is not None:
+            return trainer, "loaded" if done is claim.ready else ""
+        return trainer, "stored" if done is not None and claim.store(done) else ""
 
 
 def dpo_trainer_class() -> type:
-    """``trl.DPOTrainer`` that takes a prepared train set (``ready=``) and keeps the one it used
-    (``prepared_train``)."""
+    """``trl.DPOTrainer`` that takes a prepared train set (``ready=``), hands the one it prepares to
+    ``on_prepared`` and keeps the one it used (``prepared_train``)."""
     from trl import DPOTrainer
 
     class PreparedDPOTrainer(DPOTrainer):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, ready: Any = None, **kwargs: Any) -> None:
-            self._ready, self.prepared_train = ready, None
+        def __init__(self, *args: Any, ready: Any = None, on_prepared: Callable[[Any], Any] | None = None,
+                     **kwargs: Any) -> None:
+            self._ready, self._on_prepared, self.prepared_train = ready, on_prepared, None
             super().__init__(*args, **kwargs)
 
         def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
             if dataset_name != "train":
                 return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-            out = self._ready if self._ready is not None else super()._prepare_dataset(
-                dataset, processing_class, args, dataset_name)
+            out = self._ready
+            if out is None:
+                out = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+                if self._on_prepared is not None:
+                    self._on_prepared(out)  # before the reference log-probs: waiting trials start now
             self.prepared_train = out
             return out
 

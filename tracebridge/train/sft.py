@@ -53,7 +53,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
         padding_free=False)
     kwargs, model = apply_throughput("sft", kwargs, model, rc.throughput)
 
-    def build(ready: Any) -> Any:
+    def build(ready: Any, _store: Any) -> Any:  # stored once built: nothing model-dependent comes after
         if ready is None:
             return SFTTrainer(model=model, args=SFTConfig(**kwargs), train_dataset=ds, processing_class=tokenizer,
                               peft_config=peft_config(rc.lora), callbacks=callbacks)

@@ -54,14 +54,13 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
     kwargs, model = apply_throughput("sft", kwargs, model, rc.throughput)
 
     def build(ready: Any, _store: Any) -> Any:  # stored once built: nothing model-dependent comes after
-        if ready is None:
-            return SFTTrainer(model=model, args=SFTConfig(**kwargs), train_dataset=ds, processing_class=tokenizer,
-                              peft_config=peft_config(rc.lora), callbacks=callbacks)
-        # the stored labels already mask what the loss flags masked (TRL's collator uses labels as they
-        # are); left on, those flags would re-check rows that are no conversations any more
-        args = {**kwargs, "assistant_only_loss": False, "completion_only_loss": False,
-                "dataset_kwargs": {**(kwargs.get("dataset_kwargs") or {}), "skip_prepare_dataset": True}}
-        return SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=ready, processing_class=tokenizer,
+        args, dataset = kwargs, ds
+        if ready is not None:  # the stored labels already mask what the loss flags masked (TRL's collator
+            # uses labels as they are); left on, those flags would re-check rows that are no conversations
+            args, dataset = {**kwargs, "assistant_only_loss": False, "completion_only_loss": False,
+                             "dataset_kwargs": {**(kwargs.get("dataset_kwargs") or {}),
+                                                "skip_prepare_dataset": True}}, ready
+        return SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=dataset, processing_class=tokenizer,
                           peft_config=peft_config(rc.lora), callbacks=callbacks)
 
     trainer, prepared = with_prepared(prepared_cache, "sft", records, tokenizer, kwargs, build,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU smoke check on a machine without network: SFT then DPO (~50 steps each) for one role on a
 # Qwen2.5-0.5B-shaped random-init model in bf16; prints tokens/s and peak memory per phase, then a
-# JSON summary as the last line. torch and transformers must be installed; trl, datasets and the
+# JSON summary as the last line; then two 2-step padding-free SFT trials of one key check the shared
+# prepared set (data.prepared_cache) on the device: stored, then loaded, same first loss. torch and transformers must be installed; trl, datasets and the
 # few small packages tracebridge.train needs travel as wheels in .whl/ (fill it where pip works):
 #
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

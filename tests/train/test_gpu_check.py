@@ -18,6 +18,7 @@ def test_gpu_check_runs_sft_then_dpo_and_reports_speed_and_memory(tmp_path, caps
     for phase in ("sft", "dpo"):
         r = summary[phase]
         assert r["steps"] == 10 and r["tokens_per_s"] > 0 and r["peak_memory_gib"] > 0
+    assert summary["prepared"]["trials"] == ["stored", "loaded"] and summary["prepared"]["ok"]
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("{")
 
 

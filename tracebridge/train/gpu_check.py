@@ -108,6 +108,28 @@ def run_phase(name: str, fn: Any, model: Any, tok: Any, records: list[dict], rc:
     return model, row
 
 
+def check_prepared(model: Any, tok: Any, records: list[dict], args: Any, out: Path) -> dict[str, Any]:
+    """gpu.yaml's shared preparation on this device: two 2-step SFT trials of one key from the same
+    weights with padding-free packing, the first storing the prepared set, the second loading it;
+    their first losses must agree (the same batch through the same weights)."""
+    import copy
+
+    from tracebridge.train.config import SFTRecipeConfig
+    from tracebridge.train.sft import run_sft
+
+    rc = SFTRecipeConfig(lr=args.lr, max_steps=2, batch_size=args.batch_size, max_length=args.seq_len,
+                         logging_steps=1, save_steps=0,
+                         throughput={"padding_free": True, "micro_batch_tokens": 4 * args.seq_len})
+    runs = [run_sft(copy.deepcopy(model), tok, records, rc, out / f"prepared{i}", prepared_cache=str(out / "prepared"))[1]
+            for i in range(2)]
+    losses = [r.first_loss for r in runs]
+    row = {"trials": [r.prepared for r in runs], "first_losses": losses,
+           "ok": [r.prepared for r in runs] == ["stored", "loaded"] and abs(losses[0] - losses[1]) <= 1e-3 * max(
+               1.0, abs(losses[0]))}
+    log.info("prepared: %s", row)
+    return row
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="configs/model/qwen2.5-0.5b.yaml", help="a configs/model YAML")
@@ -144,12 +166,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   save_steps=0, warmup_ratio=0.1)
     model, sft = run_phase("sft", run_sft, model, tok, sft_rows, SFTRecipeConfig(lr=args.lr, **common), out)
     model, dpo = run_phase("dpo", run_dpo, model, tok, pref_rows, DPORecipeConfig(lr=args.lr / 10, **common), out)
+    prepared = check_prepared(model, tok, sft_rows, args, out)
     summary = {
         "model": cfg.name, "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "dtype": str(next(model.parameters()).dtype), "device": torch.cuda.get_device_name(0)
         if torch.cuda.is_available() else "cpu", "torch": torch.__version__, "build_s": build_s,
-        "batch_size": args.batch_size, "seq_len": args.seq_len, "sft": sft, "dpo": dpo,
-        "ok": bool(sft["loss_last"] < sft["loss_first"] and sft["steps"] == args.steps == dpo["steps"]),
+        "batch_size": args.batch_size, "seq_len": args.seq_len, "sft": sft, "dpo": dpo, "prepared": prepared,
+        "ok": bool(sft["loss_last"] < sft["loss_first"] and sft["steps"] == args.steps == dpo["steps"]
+                   and prepared["ok"]),
     }
     if not args.json:
         for r in (sft, dpo):

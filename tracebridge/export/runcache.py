@@ -25,7 +25,6 @@ files are pickles, so the folder must be as trusted as the code (it is written b
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import pickle
 from dataclasses import asdict, dataclass
@@ -37,40 +36,32 @@ import orjson
 
 import tracebridge
 from tracebridge.capture.reader import RunDir
+from tracebridge.export.bundle import sha256_file
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.families import split_family
 from tracebridge.export.labels import LabelsForRun
 from tracebridge.export.runwork import Built
+from tracebridge.schema.canonical import library_versions
 
 _LIBRARIES = ("detect-secrets", "pydantic", "pydantic-core", "orjson")
-_CHUNK = 1 << 20
 
 
 @cache
 def code_digest() -> str:
     """sha256 over the package's ``.py`` files (path and bytes) and the versions in ``_LIBRARIES``."""
-    h = hashlib.sha256(tracebridge.__version__.encode())
+    h = hashlib.sha256(tracebridge.__version__.encode() + library_versions(_LIBRARIES))
     pkg = Path(tracebridge.__file__).resolve().parent
     for path in sorted(pkg.rglob("*.py")):
         h.update(str(path.relative_to(pkg)).encode() + b"\0" + path.read_bytes() + b"\0")
-    for lib in _LIBRARIES:
-        try:
-            h.update(f"{lib}={importlib.metadata.version(lib)}\0".encode())
-        except importlib.metadata.PackageNotFoundError:
-            h.update(f"{lib}=-\0".encode())
     return h.hexdigest()
 
 
 def _file_digest(path: Path) -> bytes:
     """sha256 of a file's bytes (``b"-"`` when it does not exist or cannot be read)."""
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
+        return sha256_file(path).encode()
     except OSError:
         return b"-"
-    return h.digest()
 
 
 @dataclass
@@ -116,9 +107,13 @@ class RunCache:
 
     def key(self, run: RunDir) -> str | None:
         """The key of ``run`` in this export, or None when its labels cannot be keyed."""
+        try:  # read once: parsed for the run's split, hashed for the key
+            session: bytes | None = run.session_path.read_bytes()
+        except OSError:
+            session = None
         try:
-            raw: Any = run.read_session() if run.complete else {}
-        except (OSError, ValueError):
+            raw: Any = orjson.loads(session) if session is not None else {}
+        except orjson.JSONDecodeError:
             raw = {}
         split = self.assignment.get(split_family(raw if isinstance(raw, dict) else {},
                                                  self.cfg.split.by_goal_sources), "train")
@@ -129,7 +124,8 @@ class RunCache:
             self.stats.uncacheable += 1
             return None
         h = hashlib.sha256(self.base)
-        for part in (run.run_id.encode(), _file_digest(run.events_path), _file_digest(run.session_path),
+        for part in (run.run_id.encode(), _file_digest(run.events_path),
+                     hashlib.sha256(session).digest() if session is not None else b"-",
                      split.encode(), labels):
             h.update(len(part).to_bytes(8, "little") + part)
         return h.hexdigest()

@@ -39,6 +39,20 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def library_versions(names: tuple[str, ...]) -> bytes:
+    """Canonical JSON of ``{distribution: installed version or "-"}``, for cache keys that must
+    change when a library that shapes the output does."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "-"
+    return canonical_json(out)
+
+
 def format_ts(t: dt.datetime) -> str:
     """Format an aware or naive-UTC datetime as the schema's ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
     if t.tzinfo is not None:

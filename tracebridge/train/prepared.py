@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import importlib.metadata
 import logging
 import os
 import shutil
@@ -37,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from tracebridge.schema.canonical import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +71,7 @@ def tokenizer_digest(tokenizer: Any) -> bytes:
 
 def prepare_key(recipe: str, records: list[dict[str, Any]], tokenizer: Any, args: dict[str, Any]) -> str:
     """The cache key of preparing ``records`` with ``tokenizer`` and trainer ``args``."""
-    h = hashlib.sha256(recipe.encode() + b"\0")
-    for lib in _LIBRARIES:
-        try:
-            h.update(f"{lib}={importlib.metadata.version(lib)}\0".encode())
-        except importlib.metadata.PackageNotFoundError:
-            h.update(f"{lib}=-\0".encode())
+    h = hashlib.sha256(recipe.encode() + b"\0" + library_versions(_LIBRARIES))
     h.update(tokenizer_digest(tokenizer))
     data_args = {k: v for k, v in args.items() if k not in NOT_DATA_ARGS}
     h.update(orjson.dumps(data_args, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=repr))
@@ -127,18 +123,20 @@ class PreparedCache:
         try:
             dataset.save_to_disk(str(tmp))
             os.replace(tmp, self.root / key)
-            self.evict()
         except OSError as exc:  # a full disk costs the next trial a preparation, never this one
             log.warning("prepared dataset %s not stored: %s", key, exc)
             shutil.rmtree(tmp, ignore_errors=True)
             return False
+        self.evict()
         return True
 
     def evict(self, max_age_s: float = MAX_AGE_S) -> list[str]:
         """Delete entries (and stale temporary folders) no trial has used for ``max_age_s``."""
         now, gone = time.time(), []
         for path in self.root.iterdir():
-            if path.is_dir() and now - path.stat().st_mtime > max_age_s:
+            with contextlib.suppress(OSError):  # another trial may remove it first
+                if not (path.is_dir() and now - path.stat().st_mtime > max_age_s):
+                    continue
                 shutil.rmtree(path, ignore_errors=True)
                 (self.root / f"{path.name}.lock").unlink(missing_ok=True)
                 gone.append(path.name)

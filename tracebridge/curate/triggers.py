@@ -37,13 +37,14 @@ SECRET_LITERALS = ["A3T", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_"
 SECRET_MARKERS = "|".join(re.escape(x) for x in SECRET_LITERALS) + r"|://[^\s/@:]*:[^\s/@]+@"
 # Markers that begin a credential of 20+ token characters (``ghp_`` and 36 more): found within the long
 # token runs of a string only. The others (a name or host near the value, a value with dots) anywhere.
-_FREE_LITERALS = ("aws", "AWS", "Aws", "hooks.slack.com", "SG.", "eyJ", "xox", "PRIVATE KEY")
-_IN_TOKEN = re.compile("|".join(re.escape(x) for x in SECRET_LITERALS
-                                 if x not in _FREE_LITERALS and "ccess" not in x and "CCESS" not in x).encode()).search
+# "PRIVATE KEY" and the AWS secret names have checks of their own (``_secret_hit``).
+_FREE_LITERALS = ("aws", "AWS", "Aws", "hooks.slack.com", "SG.", "eyJ", "xox")
+_IN_TOKEN = re.compile("|".join(re.escape(x) for x in SECRET_LITERALS if x not in _FREE_LITERALS
+                                 and x != "PRIVATE KEY" and "ccess" not in x.lower()).encode()).search
 _GROUP_B = re.compile(rb"\d+")
 _TOKEN_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "_-") else 32 for i in range(256))
 _LONG_TOKEN = b"a" * 20  # 20 token characters in a row
-_FREE_MARKERS = tuple(x.encode() for x in _FREE_LITERALS if x != "PRIVATE KEY")
+_FREE_MARKERS = tuple(x.encode() for x in _FREE_LITERALS)
 _AWS_SECRET_NAME = re.compile(rb"(?i)secret_?access_?key")  # an AWS secret (base64: '/' '+' split tokens)
 _NUM_TABLE = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))  # digit -> "0", else "x"
 _SEPARATORS = b" \t().-/"

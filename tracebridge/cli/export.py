@@ -101,6 +101,9 @@ def export_cmd(
         for view, splits in s["rows"].items():
             typer.echo(f"  {view}: " + ", ".join(f"{k} {v}" for k, v in splits.items()))
         typer.echo(f"  governance: pii_scan={s['data_governance'].get('pii_scan')}")
+        if not s["class_balance_passed"]:
+            typer.echo("  class balance below its floors (report.json class_balance.checks): "
+                       + "; ".join(s["class_balance_failures"]))
         if "cache" in s:
             typer.echo(f"  cache: {s['cache']['hits']} runs reused, {s['cache']['misses']} built")
         typer.echo("PASS" if s["passed"] else "FAIL: " + "; ".join(s["failures"]))

@@ -154,3 +154,28 @@ class LeakageConfig:
         if self.shingle < 1 or self.max_signatures_per_split < 1:
             out.append(f"{prefix}: shingle and max_signatures_per_split must be >= 1")
         return out
+
+
+@dataclass
+class BalanceConfig:
+    """Class-balance checks of the dataset report: a verifier that sees mostly ``continue`` learns to
+    say ``continue``, and a set of successes alone teaches nothing about failure. Always reported
+    (``report.json`` ``class_balance.checks``); they fail the export only with ``fail``."""
+
+    min_verdict_share: float = field(default=0.10, metadata={
+        "help": "Each verifier verdict (continue, replan, end) at least this share of the verifier_sft "
+                "targets (the verdict the rows train on: observed, or expected with views.verifier_sft_target=ex_post)."})
+    min_outcome_share: float = field(default=0.05, metadata={
+        "help": "Successful and failed runs each at least this share of the exported runs whose outcome is known."})
+    min_count: int = field(default=30, metadata={
+        "help": "A check runs only on at least this many rows or runs (a handful says nothing about balance)."})
+    fail: bool = field(default=False, metadata={
+        "help": "Export exits 1 when a class-balance check fails (they are reported either way)."})
+
+    def validate(self, prefix: str = "balance") -> list[str]:
+        out = [f"{prefix}.{k}={v}: must be in 0..{hi:.3g} (a share each of {n} classes can reach)"
+               for k, v, n, hi in (("min_verdict_share", self.min_verdict_share, 3, 1 / 3),
+                                   ("min_outcome_share", self.min_outcome_share, 2, 0.5)) if not 0 <= v <= hi]
+        if self.min_count < 1:
+            out.append(f"{prefix}.min_count={self.min_count}: must be >= 1")
+        return out

@@ -13,6 +13,7 @@ from typing import Any
 
 from tracebridge.curate.config import (
     SOURCE_KINDS,
+    BalanceConfig,
     DedupConfig,
     LeakageConfig,
     QualityConfig,
@@ -102,13 +103,14 @@ class ExportConfig:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     leakage: LeakageConfig = field(default_factory=LeakageConfig)
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
 
     def validate(self) -> list[str]:
         """Every problem of every section."""
         return (self.views.validate() + self.redaction.validate() + self.quality.validate()
-                + self.split.validate() + self.leakage.validate())
+                + self.split.validate() + self.leakage.validate() + self.balance.validate())
 
 
 @dataclass

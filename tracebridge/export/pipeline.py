@@ -51,7 +51,7 @@ from tracebridge.export.bundle import BundleWriter, Manifest
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.families import family_counts
 from tracebridge.export.labels import LabelsForRun
-from tracebridge.export.report import Tally, build_report, render_markdown
+from tracebridge.export.report import Tally, balance_failures, build_report, class_balance, render_markdown
 from tracebridge.export.runcache import RunCache
 from tracebridge.export.runwork import Built, RunWork
 from tracebridge.export.views import TRIPLETS, VIEW_KINDS
@@ -79,6 +79,8 @@ class ExportResult:
         return {"bundle_id": self.manifest.bundle_id, "path": str(self.path), "passed": self.passed,
                 "failures": self.report["failures"], "counts": self.report["runs"], "rows": self.report["rows"],
                 "data_governance": self.manifest.governance, "leakage_passed": self.report["leakage"]["passed"],
+                "class_balance_passed": self.report["class_balance"]["passed"],
+                "class_balance_failures": balance_failures(self.report["class_balance"]["checks"]),
                 **({"cache": self.cache} if self.cache is not None else {})}
 
 
@@ -170,7 +172,7 @@ def _view_entries(rows: dict[str, int]) -> list[dict[str, Any]]:
     return out
 
 
-def _failures(ex: _Exporter, leakage: dict[str, Any]) -> list[str]:
+def _failures(ex: _Exporter, leakage: dict[str, Any], balance: dict[str, Any]) -> list[str]:
     t, cfg = ex.t, ex.cfg
     out = t.reconcile()
     if t.accepted == 0:
@@ -183,6 +185,8 @@ def _failures(ex: _Exporter, leakage: dict[str, Any]) -> list[str]:
     pct = 100.0 * t.quarantined / t.runs_read if t.runs_read else 0.0
     if pct > cfg.quality.max_quarantined_pct:
         out.append(f"quarantined {pct:.1f}% of runs > quality.max_quarantined_pct={cfg.quality.max_quarantined_pct}")
+    if cfg.balance.fail and not balance["passed"]:
+        out.append("class balance (balance.fail): " + "; ".join(balance_failures(balance["checks"])))
     return out
 
 
@@ -291,7 +295,9 @@ def _finish(ex: _Exporter, root: Path, cfg: ExportConfig, writer: BundleWriter) 
     redaction = ex.t.redaction(cfg.redaction.enabled, ex.redactor.policy)
     split = {"method": "goal_family", "ratios": dict(cfg.split.ratios), "salt": cfg.split.salt,
              "assignment": dict(sorted(ex.assignment.items())), "family_runs": dict(sorted(ex.family_runs.items()))}
-    report = build_report(ex.t, _rows_by_view(rows), split, leakage, dedup, redaction, _failures(ex, leakage))
+    balance = class_balance(ex.t, cfg.balance, cfg.views.verifier_sft_target)
+    report = build_report(ex.t, _rows_by_view(rows), split, leakage, dedup, redaction,
+                          _failures(ex, leakage, balance), balance)
     writer.write_file("report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     writer.write_file("report.md", render_markdown(report).encode())
     masked = dataclasses.asdict(masked_config(cfg))  # plain dataclasses: what to_dict gives, faster

@@ -13,7 +13,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from tracebridge.curate.config import SPLITS
+from tracebridge.curate.config import SPLITS, BalanceConfig
+from tracebridge.schema.roles import VERDICTS
 
 
 def _nested(d: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
@@ -101,22 +102,52 @@ class Tally:
                 ]}
 
 
-def class_balance(t: Tally) -> dict[str, Any]:
+def balance_checks(t: Tally, cfg: BalanceConfig, verifier_target: str = "observed") -> list[dict[str, Any]]:
+    """Each class's share against its floor (``cfg``): verifier verdicts of the rows' targets
+    (``views.verifier_sft_target``) and run outcomes (known ones). A group with fewer than
+    ``cfg.min_count`` rows or runs is not judged (``skipped`` says why) and passes."""
+    verdicts = t.verdicts_expected if verifier_target == "ex_post" else t.verdicts_observed
+    out: list[dict[str, Any]] = []
+    for group, counts, classes, floor in (("verifier_verdict", verdicts, VERDICTS, cfg.min_verdict_share),
+                                          ("run_outcome", t.outcomes, ("success", "failure"), cfg.min_outcome_share)):
+        total = sum(counts[c] for c in classes)
+        for c in classes:
+            share = counts[c] / total if total else 0.0
+            chk: dict[str, Any] = {"check": f"{group}:{c}", "count": counts[c], "of": total,
+                                   "share": round(share, 4), "min_share": floor}
+            if total < cfg.min_count:
+                chk["skipped"] = f"{total} < balance.min_count={cfg.min_count}"
+            chk["passed"] = "skipped" in chk or share >= floor
+            out.append(chk)
+    return out
+
+
+def balance_failures(checks: list[dict[str, Any]]) -> list[str]:
+    """One line per failed check: ``verifier_verdict:end 2.1% (3 of 140) < 10%``."""
+    return [f"{c['check']} {c['share']:.1%} ({c['count']} of {c['of']}) < {c['min_share']:.0%}"
+            for c in checks if not c["passed"]]
+
+
+def class_balance(t: Tally, cfg: BalanceConfig | None = None, verifier_target: str = "observed") -> dict[str, Any]:
+    """The report's class-balance section: the counts, then the checks and whether all passed."""
     fams = {f: dict(sorted(c.items())) for f, c in sorted(t.families.items())}
+    checks = balance_checks(t, cfg or BalanceConfig(), verifier_target)
     return {"verifier_verdicts_observed": dict(sorted(t.verdicts_observed.items())),
             "verifier_verdicts_expected": dict(sorted(t.verdicts_expected.items())),
             "outcomes": dict(sorted(t.outcomes.items())), "failure_classes": dict(sorted(t.failure_classes.items())),
-            "families": fams, "pair_sources": dict(sorted(t.pair_sources.items()))}
+            "families": fams, "pair_sources": dict(sorted(t.pair_sources.items())),
+            "checks": checks, "passed": all(c["passed"] for c in checks)}
 
 
 def build_report(t: Tally, rows: dict[str, dict[str, int]], split: dict[str, Any], leakage: dict[str, Any],
-                 dedup: dict[str, Any], redaction: dict[str, Any], failures: list[str]) -> dict[str, Any]:
+                 dedup: dict[str, Any], redaction: dict[str, Any], failures: list[str],
+                 balance: dict[str, Any]) -> dict[str, Any]:
     """The report document (``report.json``)."""
     return {
         "passed": not failures, "failures": failures,
         "runs": {"read": t.runs_read, "accepted": t.accepted, "quarantined": t.quarantined,
                  "duplicates": t.duplicates, "exported": t.exported, "events_read": t.events_read},
-        "rows": rows, "split": split, "leakage": leakage, "dedup": dedup, "class_balance": class_balance(t),
+        "rows": rows, "split": split, "leakage": leakage, "dedup": dedup, "class_balance": balance,
         "redaction": redaction,
         "quarantine": {"runs": t.quarantined, "by_rule": dict(sorted(t.quarantine_rules.items())),
                        "allowed_by_rule": dict(sorted(t.allowed_rules.items())), "file": "quarantine.jsonl"},
@@ -157,7 +188,11 @@ def render_markdown(rep: dict[str, Any]) -> str:
     lines += _table(["kept run", "removed runs", "removed rows"],
                     [[c["kept_run_id"], c["removed_runs"], c["removed_rows_total"]] for c in dd["clusters"][:20]])
     cb = rep["class_balance"]
-    lines += ["## Class balance", ""] + [f"- {k.replace('_', ' ')}: {v}" for k, v in cb.items()] + [""]
+    lines += ["## Class balance", ""] + [f"- {k.replace('_', ' ')}: {v}" for k, v in cb.items()
+                                         if k not in ("checks", "passed")] + [""]
+    lines += _table(["check", "count", "of", "share", "min share", "passed"],
+                    [[c["check"], c["count"], c["of"], f"{c['share']:.1%}", f"{c['min_share']:.0%}",
+                      c.get("skipped") or ("yes" if c["passed"] else "**no**")] for c in cb["checks"]])
     red = rep["redaction"]
     lines += ["## Redaction", "", (f"Policy `{red['redaction_policy']}`; PII scan **{red['pii_scan']}**; "
                                    f"both passes passed: {red['passed_both']}."), ""]

@@ -82,3 +82,27 @@ def test_agentlightning_triplets_have_the_triplet_fields(sim_bundle: ExportResul
     assert rows and all(isinstance(r["prompt"], list) and r["response"]["role"] == "assistant"
                         and r["reward"] in (0.0, 1.0) and r["metadata"]["run_id"] for r in rows)
     assert {r["metadata"]["role"] for r in rows} == {"planner", "worker", "verifier"}
+
+
+def test_planner_rows_carry_the_verdicts_of_their_cycle(sim_traces: Path) -> None:
+    """Seed 004 §1.1: planner rows are labelled with the verifier's verdict per cycle. On every
+    simulator run, the rows' cycle verdicts are the run's verdicts after its first plan, split at
+    each new plan; a cycle that another plan follows was closed by ``replan``."""
+    from tracebridge.export.config import ViewsConfig
+    from tracebridge.export.views import RunContext, build_views
+
+    replanned = 0
+    for run in sorted(p for p in sim_traces.iterdir() if (p / "events.jsonl").is_file()):
+        events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+        ctx = RunContext(run_id=run.name, family="f", split="train", source="sim", success=True, tools=[])
+        rows = build_views(events, ctx, ViewsConfig())[0]["planner_sft"]
+        kinds = [e["event_type"] for e in events]
+        first_plan = kinds.index("planner_output")
+        verdicts = [e["payload"]["verdict"] for e in events[first_plan:] if e["event_type"] == "verifier_output"]
+        cycles = [r["meta"]["labels"]["cycle_verdicts"] for r in rows]
+        assert len(rows) == kinds.count("planner_output") and sum(cycles, []) == verdicts, run.name
+        for row, nxt in zip(rows, rows[1:]):
+            assert row["meta"]["labels"]["cycle_verdict"] == "replan", run.name
+            replanned += 1
+        assert all(r["meta"]["labels"].get("cycle_verdict") == (c[-1] if c else None) for r, c in zip(rows, cycles))
+    assert replanned > 0  # the smoke collection has replans, so the split at each plan is exercised

@@ -37,7 +37,8 @@ def test_planner_and_verifier_rows_follow_the_role_contract(events: list[dict]) 
     assert plan.plan[0].tool == "read_file" and plan.rationale == "one step"
     assert p["meta"] == {"run_id": "r1", "event_ids": [events[0]["event_id"], events[1]["event_id"]],
                          "goal_family": "files", "split": "train", "source": "sim",
-                         "labels": {"run_success": True, "tool_mask": ["read_file", "count"]}}
+                         "labels": {"run_success": True, "tool_mask": ["read_file", "count"],
+                                    "cycle_verdicts": ["end"], "cycle_verdict": "end"}}
     (v,) = views["verifier_sft"]
     assert roles.parse_verifier_reply(v["messages"][-1]["content"]).verdict == "end"
     (pair,) = views["verifier_pref_pairs"]  # last verdict of a successful run: ex-post "end"

@@ -28,7 +28,7 @@ LABEL_TYPES: dict[str, type | tuple[type, ...]] = {
     "goal_met": bool, "recovery": bool, "tool_ok": bool, "run_success": bool, "misled": bool,
     "feedback_score": float, "confidence": float, "feedback_count": int, "failed_attempts": int,
     "context_messages": int, "context_dropped": int, "target_turns": int,
-    "tool_mask": list, "risk_flags": list,
+    "cycle_verdict": str, "tool_mask": list, "risk_flags": list, "cycle_verdicts": list,
 }
 RunFeedback = Mapping[str, Any]
 LabelsForRun = Callable[[str], RunFeedback | None]

@@ -97,8 +97,12 @@ def _parent_of(ev: dict[str, Any], by_id: dict[str, dict[str, Any]], etype: str,
 
 
 def planner_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], ctx: RunContext,
-                 cfg: ViewsConfig, stats: Counter[str]) -> list[dict[str, Any]]:
-    """One ``planner_sft`` row per planner_output with its planner_input."""
+                 cfg: ViewsConfig, stats: Counter[str], cycles: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """One ``planner_sft`` row per planner_output with its planner_input. Labels: the verifier's
+    verdicts of the plan's cycle (``cycle_verdicts``, in order, up to the next plan; ``cycle_verdict``
+    = the last, the one that closed the cycle: ``replan``, ``end``, or ``continue`` when the run
+    stopped first; absent when no verdict followed; ``cycles``: planner_output id → verdicts, from
+    ``build_views``) and, in ``meta``, the run's final success."""
     rows, last_in = [], None
     system = cfg.system_prompts.get("planner")
     for ev in events:
@@ -115,7 +119,9 @@ def planner_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]],
                 out["rationale"] = strip_reasoning(out["rationale"])
             msgs = roles.messages("planner", roles.planner_user_text(payload(inp)), roles.planner_reply_text(out),
                                   system_prompt=system)
-            labels = {**event_labels(ev), "tool_mask": list(payload(inp).get("tool_mask") or [])}
+            verdicts = cycles.get(str(ev["event_id"]), [])
+            labels = {**event_labels(ev), "tool_mask": list(payload(inp).get("tool_mask") or []),
+                      "cycle_verdicts": verdicts, **({"cycle_verdict": verdicts[-1]} if verdicts else {})}
             rows.append({"messages": msgs, "meta": ctx.meta([inp["event_id"], ev["event_id"]], labels)})
     return rows
 
@@ -207,6 +213,8 @@ def build_views(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig
     planner: list[dict[str, Any]] = []
     worker: list[dict[str, Any]] = []
     verifier: list[tuple[int, dict[str, Any]]] = []
+    cycles: dict[str, list[str]] = {}  # planner_output id → the verifier's verdicts up to the next plan
+    cycle: list[str] | None = None
     last_work = -1
     for i, ev in enumerate(events):  # one pass: each role's builder sees only its events
         eid, et = ev.get("event_id"), ev.get("event_type")
@@ -215,13 +223,17 @@ def build_views(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig
         side = _SIDE.get(et)  # type: ignore[arg-type]
         if side == "planner":
             planner.append(ev)
+            if et == "planner_output":
+                cycle = cycles.setdefault(str(eid), [])
         elif side == "worker":
             worker.append(ev)
             last_work = i if et == "worker_input" else last_work
         elif side == "verifier":
             verifier.append((i, ev))
+            if et == "verifier_output" and cycle is not None and isinstance(payload(ev).get("verdict"), str):
+                cycle.append(payload(ev)["verdict"])
     out: dict[str, list[dict[str, Any]]] = {k: [] for k in VIEW_KINDS}
-    out["planner_sft"] = planner_rows(planner, by_id, ctx, cfg, stats)
+    out["planner_sft"] = planner_rows(planner, by_id, ctx, cfg, stats, cycles)
     out["verifier_sft"], out["verifier_pref_pairs"] = verifier_rows(verifier, by_id, ctx, cfg, stats, last_work)
     if ctx.source in cfg.conversational_sources:  # a chat agent: no worker_input, the conversation is the prompt
         out["worker_sft"], out["worker_recovery_cases/sft"], out["worker_recovery_cases/pairs"] = \

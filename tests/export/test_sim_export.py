@@ -22,7 +22,7 @@ def test_sim_bundle_report(sim_bundle: ExportResult) -> None:
     assert rep["passed"] and rep["runs"]["read"] == 32 == rep["runs"]["accepted"]
     assert rep["leakage"]["passed"] and rep["views"]["tool_schemas"] == {"toolset_hash": 32}
     assert set(rep["split"]["assignment"].values()) == {"train", "validation", "test"}
-    for key in ("planner_sft", "worker_sft", "verifier_sft", "verifier_pref_pairs",
+    for key in ("planner_sft", "planner_pref_pairs", "worker_sft", "verifier_sft", "verifier_pref_pairs",
                 "worker_recovery_cases/sft", "worker_recovery_cases/pairs"):
         assert sum(rep["rows"][key].values()) > 0, key
     cb = rep["class_balance"]
@@ -56,7 +56,8 @@ def test_every_view_loads_and_formats_with_trl(sim_bundle: ExportResult) -> None
             if entry["view"] in ("worker_sft", "worker_recovery_cases") and tools:
                 assert "Tools:" in (out.get("text") or out.get("prompt"))
         checked.add(entry["view"])
-    assert checked == {"planner_sft", "worker_sft", "verifier_sft", "verifier_pref_pairs", "worker_recovery_cases"}
+    assert checked == {"planner_sft", "planner_pref_pairs", "worker_sft", "verifier_sft", "verifier_pref_pairs",
+                       "worker_recovery_cases"}
 
 
 def test_assistant_targets_parse_with_the_role_contract(sim_bundle: ExportResult) -> None:

@@ -147,3 +147,39 @@ def test_worker_rows_match_eval_helpers(events: list[dict]) -> None:
     # failures live in the user turn ("Prior failure: ..."), which eval reads for error recurrence
     assert failed_calls(row["messages"][:-1]) == [("read_file", '{"path": "notes.txt"}')]
     assert views["agentlightning/triplets"][0]["response"] == views["planner_sft"][0]["messages"][-1]
+
+
+def _with_plan_labels(events: list[dict], **labels: object) -> list[dict]:
+    out = [dict(e) for e in events]
+    out[1] = {**out[1], "labels": {**(out[1].get("labels") or {}), **labels}}  # the planner_output
+    return out
+
+
+def test_planner_pairs_prefer_the_reference_plan_when_the_plan_made_was_bad(events: list[dict]) -> None:
+    made = events[1]["payload"]["plan"]
+    reference = [{"index": 0, "description": "count", "tool": "count", "args": {"path": "notes.txt"}}]
+    faulty = _with_plan_labels(events, expected_plan=reference, fault="wrong_step_order", misled=False)
+    (pair,) = build_views(faulty, ctx(), ViewsConfig())[0]["planner_pref_pairs"]
+    assert pair["prompt"] == build_views(faulty, ctx(), ViewsConfig())[0]["planner_sft"][0]["messages"][:-1]
+    chosen, rejected = (roles.parse_planner_reply(pair[k][0]["content"]) for k in ("chosen", "rejected"))
+    assert [s.tool for s in chosen.plan] == ["count"] and [s.tool for s in rejected.plan] == ["read_file"]
+    assert chosen.rationale == rejected.rationale == "" and chosen.confidence == rejected.confidence == 0.9
+    assert pair["meta"]["labels"]["pair_source"] == "expected_plan"
+    assert pair["meta"]["labels"]["pair_reason"] == "fault"
+    # no fault label: a failed run, or a cycle the verifier closed with replan, is the evidence
+    plain = _with_plan_labels(events, expected_plan=reference)
+    assert not build_views(plain, ctx(), ViewsConfig())[0]["planner_pref_pairs"]  # it ended well
+    (failed,) = build_views(plain, ctx(success=False), ViewsConfig())[0]["planner_pref_pairs"]
+    assert failed["meta"]["labels"]["pair_reason"] == "run_failed"
+    replanned = [dict(e) for e in plain]
+    vo = next(i for i, e in enumerate(replanned) if e["event_type"] == "verifier_output")
+    replanned[vo] = {**replanned[vo], "payload": {**replanned[vo]["payload"], "verdict": "replan"}}
+    (rp,) = build_views(replanned, ctx(), ViewsConfig())[0]["planner_pref_pairs"]
+    assert rp["meta"]["labels"]["pair_reason"] == "replan"
+    assert rp["meta"]["labels"]["cycle_verdicts"] == ["replan"]
+    # no pair: a misleading observation, the same steps, no reference, or the view turned off
+    for evs, cfg in ((_with_plan_labels(events, expected_plan=reference, fault="x", misled=True), ViewsConfig()),
+                     (_with_plan_labels(events, expected_plan=made, fault="x"), ViewsConfig()),
+                     (_with_plan_labels(events, fault="x"), ViewsConfig()),
+                     (faulty, ViewsConfig(planner_pairs=False))):
+        assert not build_views(evs, ctx(success=False), cfg)[0]["planner_pref_pairs"]

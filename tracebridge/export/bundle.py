@@ -2,7 +2,8 @@
 
 Layout (every path relative to the bundle folder, listed with its hash in ``manifest.json``)::
 
-    views/<view>/<split>.jsonl                      planner_sft, worker_sft, verifier_sft, verifier_pref_pairs
+    views/<view>/<split>.jsonl                      planner_sft, planner_pref_pairs, worker_sft, verifier_sft,
+                                                    verifier_pref_pairs
     views/worker_recovery_cases/sft/<split>.jsonl   failure → recovery decisions as SFT rows
     views/worker_recovery_cases/pairs/<split>.jsonl ... and as preference pairs
     agentlightning/triplets/<split>.jsonl           Agent Lightning Triplet rows (optional)

@@ -43,6 +43,9 @@ class ViewsConfig:
     verifier_pair_text: str = field(default="verdict", metadata={
         "help": "verifier_pref_pairs turns: verdict (the bare 'verdict: X' line, what evaluation ranks) or "
                 "canonical (plus a fixed feedback line per verdict); both sides always differ in the verdict only."})
+    planner_pairs: bool = field(default=True, metadata={
+        "help": "Write planner_pref_pairs: the reference plan (label expected_plan) chosen over a plan made "
+                "that differs from it and was bad by evidence (fault label, cycle closed by replan, failed run)."})
     agentlightning: bool = field(default=True, metadata={
         "help": "Also write Agent Lightning triplets (agentlightning/triplets/<split>.jsonl)."})
     conversational_sources: list[str] = field(default_factory=lambda: ["openclaw"], metadata={

@@ -72,7 +72,7 @@ class Tally:
             lab = r["meta"]["labels"]
             self.verdicts_observed[str(lab.get("verdict"))] += 1
             self.verdicts_expected[str(lab.get("expected_verdict", "unknown"))] += 1
-        for key in ("verifier_pref_pairs", "worker_recovery_cases/pairs"):
+        for key in ("planner_pref_pairs", "verifier_pref_pairs", "worker_recovery_cases/pairs"):
             for r in views.get(key, []):
                 self.pair_sources[str(r["meta"]["labels"].get("pair_source"))] += 1
 

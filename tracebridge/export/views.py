@@ -1,10 +1,19 @@
-"""The five training views of DESIGN.md, as pure functions of one run's events.
+"""The training views of DESIGN.md (its five, plus planner pairs), as pure functions of one run's events.
 
 Every row is rendered through ``tracebridge.schema.roles`` (the same contract the simulator's
 model-backed roles and evaluation use) in TRL's conversational formats, with no chat template
 applied:
 
 * ``planner_sft`` — ``{"messages": [system, user, assistant=plan JSON], "meta"}``;
+* ``planner_pref_pairs`` — ``{"prompt", "chosen", "rejected", "meta"}`` for the planner scenarios
+  where the better plan is known (seed 004: "preference data for Verifier and selected Planner
+  scenarios"; "favor plans with high completion rate and low replan loops"): the run's reference
+  plan (label ``expected_plan``) chosen over the plan made, when the two differ in tools, arguments
+  or order and the plan made was bad by evidence: a planner fault label, a cycle the verifier
+  closed with ``replan``, or a failed run. Plans made from a misleading observation (``misled``)
+  give no pair: from that prompt the reference plan could not be read. Both sides are written with
+  the plan made's confidence and no rationale (it may describe the plan made's steps), so they
+  differ in the steps only (``views.planner_pairs``);
 * ``worker_sft`` — ``{"messages": [system, user, assistant with tool_calls | answer], "tools", "meta"}``,
   one row per worker decision (see ``tracebridge.export.views_worker``); for conversational sources
   (``views.conversational_sources``, OpenClaw) one row per span of plain assistant turns in a user
@@ -32,16 +41,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from tracebridge.export.config import ViewsConfig
 from tracebridge.export.labels import RunFeedback, merge_feedback, safe_labels
 from tracebridge.schema import roles
 
 # view key (file folder under views/) -> row kind
 VIEW_KINDS: dict[str, str] = {
-    "planner_sft": "sft", "worker_sft": "sft", "verifier_sft": "sft", "verifier_pref_pairs": "pref",
-    "worker_recovery_cases/sft": "sft", "worker_recovery_cases/pairs": "pref",
+    "planner_sft": "sft", "planner_pref_pairs": "pref", "worker_sft": "sft", "verifier_sft": "sft",
+    "verifier_pref_pairs": "pref", "worker_recovery_cases/sft": "sft", "worker_recovery_cases/pairs": "pref",
 }
-VIEWS = ("planner_sft", "worker_sft", "verifier_sft", "verifier_pref_pairs", "worker_recovery_cases")
+VIEWS = ("planner_sft", "planner_pref_pairs", "worker_sft", "verifier_sft", "verifier_pref_pairs",
+         "worker_recovery_cases")
 TRIPLETS = "agentlightning/triplets"
 ALT_VERDICT = {"end": "continue", "continue": "end", "replan": "continue"}  # the tempting wrong answer
 CANONICAL_FEEDBACK = {"continue": "the plan is progressing; go on with the next step",
@@ -96,14 +108,31 @@ def _parent_of(ev: dict[str, Any], by_id: dict[str, dict[str, Any]], etype: str,
     return parent if parent is not None and parent.get("event_type") == etype else fallback
 
 
+def _steps(plan: Any) -> list[tuple[Any, str]]:
+    """What a plan does, for comparing plans: each step's tool and arguments, in order."""
+    return [(st.get("tool"), orjson.dumps(st.get("args"), option=orjson.OPT_SORT_KEYS).decode())
+            for st in plan if isinstance(st, dict)] if isinstance(plan, list) else []
+
+
+def _bad_plan(labels: dict[str, Any], verdicts: list[str], success: bool | None) -> str | None:
+    """Why a plan made is known to be worse than the reference plan (None: it is not)."""
+    if labels.get("misled"):
+        return None
+    if labels.get("fault"):
+        return "fault"
+    return "replan" if verdicts and verdicts[-1] == "replan" else ("run_failed" if success is False else None)
+
+
 def planner_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], ctx: RunContext,
-                 cfg: ViewsConfig, stats: Counter[str], cycles: dict[str, list[str]]) -> list[dict[str, Any]]:
-    """One ``planner_sft`` row per planner_output with its planner_input. Labels: the verifier's
-    verdicts of the plan's cycle (``cycle_verdicts``, in order, up to the next plan; ``cycle_verdict``
-    = the last, the one that closed the cycle: ``replan``, ``end``, or ``continue`` when the run
-    stopped first; absent when no verdict followed; ``cycles``: planner_output id → verdicts, from
-    ``build_views``) and, in ``meta``, the run's final success."""
-    rows, last_in = [], None
+                 cfg: ViewsConfig, stats: Counter[str], cycles: dict[str, list[str]]
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``planner_sft`` rows (one per planner_output with its planner_input) and
+    ``planner_pref_pairs``. Labels: the verifier's verdicts of the plan's cycle (``cycle_verdicts``,
+    in order, up to the next plan; ``cycle_verdict`` = the last, the one that closed the cycle:
+    ``replan``, ``end``, or ``continue`` when the run stopped first; absent when no verdict
+    followed; ``cycles``: planner_output id → verdicts, from ``build_views``) and, in ``meta``,
+    the run's final success."""
+    rows, pairs, last_in = [], [], None
     system = cfg.system_prompts.get("planner")
     for ev in events:
         et = ev.get("event_type")
@@ -117,13 +146,23 @@ def planner_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]],
             out = dict(payload(ev))
             if not cfg.include_reasoning and isinstance(out.get("rationale"), str):
                 out["rationale"] = strip_reasoning(out["rationale"])
-            msgs = roles.messages("planner", roles.planner_user_text(payload(inp)), roles.planner_reply_text(out),
-                                  system_prompt=system)
+            user, reply = roles.planner_user_text(payload(inp)), roles.planner_reply_text(out)
+            ids = [inp["event_id"], ev["event_id"]]
             verdicts = cycles.get(str(ev["event_id"]), [])
             labels = {**event_labels(ev), "tool_mask": list(payload(inp).get("tool_mask") or []),
                       "cycle_verdicts": verdicts, **({"cycle_verdict": verdicts[-1]} if verdicts else {})}
-            rows.append({"messages": msgs, "meta": ctx.meta([inp["event_id"], ev["event_id"]], labels)})
-    return rows
+            rows.append({"messages": roles.messages("planner", user, reply, system_prompt=system),
+                         "meta": ctx.meta(ids, labels)})
+            reference = labels.get("expected_plan")
+            why = _bad_plan(labels, verdicts, ctx.success) if cfg.planner_pairs and reference else None
+            if why and _steps(reference) != _steps(out.get("plan")):
+                chosen, rejected = (roles.planner_reply_text({**out, "plan": plan, "rationale": ""})
+                                    for plan in (reference, out.get("plan")))
+                pairs.append({"prompt": roles.messages("planner", user, system_prompt=system),
+                              "chosen": [{"role": "assistant", "content": chosen}],
+                              "rejected": [{"role": "assistant", "content": rejected}],
+                              "meta": ctx.meta(ids, {**labels, "pair_source": "expected_plan", "pair_reason": why})})
+    return rows, pairs
 
 
 def _verdict_text(verdict: str, fb: dict[str, Any], cfg: ViewsConfig) -> str:
@@ -233,7 +272,7 @@ def build_views(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig
             if et == "verifier_output" and cycle is not None and isinstance(payload(ev).get("verdict"), str):
                 cycle.append(payload(ev)["verdict"])
     out: dict[str, list[dict[str, Any]]] = {k: [] for k in VIEW_KINDS}
-    out["planner_sft"] = planner_rows(planner, by_id, ctx, cfg, stats, cycles)
+    out["planner_sft"], out["planner_pref_pairs"] = planner_rows(planner, by_id, ctx, cfg, stats, cycles)
     out["verifier_sft"], out["verifier_pref_pairs"] = verifier_rows(verifier, by_id, ctx, cfg, stats, last_work)
     if ctx.source in cfg.conversational_sources:  # a chat agent: no worker_input, the conversation is the prompt
         out["worker_sft"], out["worker_recovery_cases/sft"], out["worker_recovery_cases/pairs"] = \

@@ -1,7 +1,8 @@
 """Consumer checks of an export bundle: the consumers downstream of us can read what we wrote.
 
 * **views parse** — every view file loads with ``datasets.load_dataset("json")`` and its row
-  count matches the bundle manifest (when the manifest gives one);
+  count matches the bundle manifest (when the manifest gives one); each of the five views of
+  DESIGN.md has a file (``planner_pref_pairs`` only where runs record a reference plan);
 * **TRL formatting** — rows of every view go through TRL's ``maybe_apply_chat_template`` with the
   project's tokenizer and chat template and give non-empty text;
 * **Agent Lightning** — the bundle's Agent Lightning exports (files whose path names
@@ -21,10 +22,12 @@ from typing import Any
 import orjson
 
 from tracebridge.capture.reader import iter_lines
+from tracebridge.export.views import VIEWS
 
 log = logging.getLogger(__name__)
-VIEWS = ("planner_sft", "worker_sft", "verifier_sft", "verifier_pref_pairs", "worker_recovery_cases")
 AL_MARKERS = ("agentlightning", "triplet", "al_messages")
+# views a bundle may lack: planner pairs exist only where runs record a reference plan (the simulator)
+OPTIONAL_VIEWS = ("planner_pref_pairs",)
 
 
 def view_files(bundle: Path) -> dict[str, list[Path]]:
@@ -58,7 +61,7 @@ def check_views_parse(bundle: Path) -> dict[str, Any]:
     files, problems = {}, []
     by_view = view_files(bundle)
     for view, paths in by_view.items():
-        if not paths:
+        if not paths and view not in OPTIONAL_VIEWS:
             problems.append(f"{view}: no file in the bundle")
         for p in paths:
             rel = p.relative_to(bundle).as_posix()

@@ -3,7 +3,7 @@ curate them (optimized variant) and normalise them for TRL.
 
 Views (DESIGN.md): ``{"messages", "tools"?, "meta"}`` rows for ``*_sft`` and the SFT half of
 ``worker_recovery_cases``; ``{"prompt", "chosen", "rejected", "tools"?, "meta"}`` for
-``verifier_pref_pairs`` and the pair half of ``worker_recovery_cases``. A view's rows are every
+``planner_pref_pairs``, ``verifier_pref_pairs`` and the pair half of ``worker_recovery_cases``. A view's rows are every
 ``*.jsonl`` in the bundle whose name (or folder) starts with the view name; the split comes from
 ``meta.split``. A bad row is quarantined with ``file:line:field: reason`` and counted
 (read = accepted + quarantined); nothing is dropped silently.
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # role -> (SFT view, extra SFT view for the optimized variant, preference view)
 ROLE_VIEWS: dict[str, tuple[str, str | None, str | None]] = {
-    "planner": ("planner_sft", None, None),
+    "planner": ("planner_sft", None, "planner_pref_pairs"),
     "worker": ("worker_sft", "worker_recovery_cases", "worker_recovery_cases"),
     "verifier": ("verifier_sft", None, "verifier_pref_pairs"),
 }

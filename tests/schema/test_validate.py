@@ -139,4 +139,38 @@ def test_cli_validate_json_and_exit_codes(tmp_path):
     res = _cli("validate", str(tmp_path / "ok"))
     assert res.returncode == 1
     assert "bad/events.jsonl:2: parent_event_id: parent 'bad:5' not found in this run" in res.stdout
+    res = _cli("validate", str(tmp_path / "ok"), "--json")  # problems and their counts by kind, as JSON
+    assert res.returncode == 1, res.stderr
+    assert json.loads(res.stdout)["problems_by_kind"] == {"lineage": 1, "incomplete": 1}
     assert _cli("validate", str(tmp_path / "nope")).returncode == 2
+
+
+def test_abandoned_runs_fail_while_fresh_incomplete_ones_pass(tmp_path):
+    """Seed 004 AC1 (every run produces its session.json): a run that stopped writing without
+    closing fails validation; one still being written is only counted."""
+    import os
+    import time
+
+    from typer.testing import CliRunner
+
+    import tracebridge.cli  # noqa: F401 - registers every command module
+    from tracebridge.cli.app import app
+
+    root = tmp_path / "t"
+    record_sample_run(root)
+    _write(root, "live", [_ev("live", "live:1", None, True)])
+    rep = validate_root(root)
+    assert rep.runs_incomplete == 1 and rep.runs_abandoned == 0 and rep.passed, rep.failures()
+    hours_ago = time.time() - 2 * 3600
+    os.utime(root / "live" / "events.jsonl", (hours_ago, hours_ago))
+    rep = validate_root(root)
+    assert rep.runs_abandoned == 1 and rep.abandoned_pct == 50.0 and not rep.passed
+    assert rep.failures() == ["abandoned 1 run(s) (50.00% > 0.0%): no session.json and no event for over 3600 s"]
+    assert any("live" in p and "run abandoned (crashed without closing)" in p for p in rep.problems)
+    assert rep.problems_by_kind["abandoned"] == 1
+    assert validate_root(root, Thresholds(stale_after_s=3 * 3600)).passed  # idle 2 h < 3 h: still running
+    assert validate_root(root, Thresholds(max_abandoned_pct=50)).passed
+    res = CliRunner().invoke(app, ["validate", str(root), "--json"])
+    assert res.exit_code == 1 and json.loads(res.stdout)["runs_abandoned"] == 1
+    res = CliRunner().invoke(app, ["validate", str(root), "--stale-after", "10800", "--json"])
+    assert res.exit_code == 0, res.output

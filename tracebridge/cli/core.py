@@ -17,6 +17,10 @@ def validate(
     min_schema_valid: Annotated[float, typer.Option(help="Min % of complete runs schema-valid.")] = 100.0,
     min_lineage_valid: Annotated[float, typer.Option(help="Min % of events with valid lineage.")] = 98.0,
     max_incomplete: Annotated[float, typer.Option(help="Max % of runs without session.json.")] = 100.0,
+    max_abandoned: Annotated[float, typer.Option(help="Max % of runs without session.json and idle longer "
+                                                 "than --stale-after (crashed without closing).")] = 0.0,
+    stale_after: Annotated[float, typer.Option(help="Seconds without an event after which a run without "
+                                               "session.json counts as abandoned.")] = 3600.0,
     max_problems: Annotated[int, typer.Option(help="Problems to list (all are counted).")] = 50,
 ) -> None:
     """Check schema, drift and lineage of every run; exit 1 below thresholds."""
@@ -27,14 +31,16 @@ def validate(
 
     if not path.exists():
         fail(f"{path}: no such trace root")
-    rep = validate_root(path, Thresholds(min_schema_valid, min_lineage_valid, max_incomplete), max_problems)
+    rep = validate_root(path, Thresholds(min_schema_valid, min_lineage_valid, max_incomplete, max_abandoned,
+                                         stale_after), max_problems)
     if json_out:
         print_json(rep.to_dict())
     else:
         con = Console()
         t = Table(title=f"tracebridge validate {path}", show_header=False)
         for k, v in [
-            ("runs total / complete / incomplete", f"{rep.runs_total} / {rep.runs_complete} / {rep.runs_incomplete}"),
+            ("runs total / complete / incomplete (abandoned)",
+             f"{rep.runs_total} / {rep.runs_complete} / {rep.runs_incomplete} ({rep.runs_abandoned})"),
             ("schema-valid (complete runs)", f"{rep.schema_valid_pct:.2f}%"),
             ("lineage-valid (events)", f"{rep.lineage_valid_pct:.2f}% of {rep.events_total}"),
             ("torn tail lines", str(rep.torn_tails)),

@@ -4,6 +4,12 @@
 ``file:line: field: message``); ``validate_root`` folds those over a trace root into a
 ``ValidationReport`` with the seed's acceptance percentages and a pass/fail against thresholds.
 
+A run without ``session.json`` is incomplete: still running, or crashed before it closed. One
+whose events file has not changed for ``Thresholds.stale_after_s`` is **abandoned** (a process
+that died without closing its recorder) and fails validation by default (``max_abandoned_pct``
+= 0: every finished run must produce its session.json); fresh incomplete runs are only counted,
+so a live trace root validates while agents write to it.
+
 Lineage rules: exactly one root (``parent_event_id`` null and ``root: true``); every other
 event's parent is an earlier event of the same run; event ids are unique; no cycles.
 """
@@ -11,8 +17,8 @@ event's parent is an earlier event of the same run; event ids are unique; no cyc
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -245,7 +251,9 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
 class Thresholds:
     min_schema_valid_pct: float = 100.0
     min_lineage_valid_pct: float = 98.0
-    max_incomplete_pct: float = 100.0
+    max_incomplete_pct: float = 100.0  # runs without session.json, in progress or abandoned
+    max_abandoned_pct: float = 0.0  # incomplete runs whose events file is older than stale_after_s
+    stale_after_s: float = 3600.0
 
 
 @dataclass
@@ -253,6 +261,7 @@ class ValidationReport:
     runs_total: int = 0
     runs_complete: int = 0
     runs_incomplete: int = 0
+    runs_abandoned: int = 0
     runs_schema_valid: int = 0
     events_total: int = 0
     events_schema_valid: int = 0
@@ -276,6 +285,10 @@ class ValidationReport:
     def incomplete_pct(self) -> float:
         return 100.0 * self.runs_incomplete / self.runs_total if self.runs_total else 0.0
 
+    @property
+    def abandoned_pct(self) -> float:
+        return 100.0 * self.runs_abandoned / self.runs_total if self.runs_total else 0.0
+
     def failures(self) -> list[str]:
         """Reasons the report fails its thresholds (empty = pass)."""
         t, out = self.thresholds, []
@@ -287,6 +300,9 @@ class ValidationReport:
             out.append(f"lineage-valid {self.lineage_valid_pct:.2f}% < {t.min_lineage_valid_pct}%")
         if self.incomplete_pct > t.max_incomplete_pct:
             out.append(f"incomplete {self.incomplete_pct:.2f}% > {t.max_incomplete_pct}%")
+        if self.abandoned_pct > t.max_abandoned_pct:
+            out.append(f"abandoned {self.runs_abandoned} run(s) ({self.abandoned_pct:.2f}% > {t.max_abandoned_pct}%): "
+                       f"no session.json and no event for over {t.stale_after_s:.0f} s")
         return out
 
     @property
@@ -311,25 +327,39 @@ class ValidationReport:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d.update(
+        d.update(  # asdict rebuilds a Counter from its (key, count) pairs, counting the pairs: plain dicts
+            problems_by_kind=dict(self.problems_by_kind), drift=dict(self.drift),
             schema_valid_pct=round(self.schema_valid_pct, 3),
             lineage_valid_pct=round(self.lineage_valid_pct, 3),
             incomplete_pct=round(self.incomplete_pct, 3),
+            abandoned_pct=round(self.abandoned_pct, 3),
             passed=self.passed,
             failures=self.failures(),
         )
         return d
 
 
-def check_runs(runs: Iterable[RunDir]) -> Iterator[RunCheck]:
-    for run in runs:
-        yield check_run(run)
-
-
 def validate_root(root: str | os.PathLike[str], thresholds: Thresholds | None = None,
                   max_problems: int = 200) -> ValidationReport:
     """Validate every run under ``root`` (streaming; memory does not grow with the root)."""
     report = ValidationReport(thresholds=thresholds or Thresholds())
-    for chk in check_runs(iter_runs(root)):
+    now = time.time()
+    for run in iter_runs(root):
+        chk = check_run(run)
+        if not chk.complete:
+            idle = now - _last_write(run)
+            if idle > report.thresholds.stale_after_s:
+                report.runs_abandoned += 1
+                chk.problems.append(Problem(str(run.path), None, "session.json", f"missing and no event for "
+                                            f"{idle / 3600:.1f} h: run abandoned (crashed without closing)",
+                                            "abandoned"))
         report.add(chk, max_problems)
     return report
+
+
+def _last_write(run: RunDir) -> float:
+    """When the run last wrote anything (its events file, else its folder)."""
+    try:
+        return run.events_path.stat().st_mtime
+    except OSError:
+        return run.path.stat().st_mtime

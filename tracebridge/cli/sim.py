@@ -20,7 +20,8 @@ def collect(
     """Run families × mixes × failures × seeds in the simulator and write schema-v2 traces.
 
     Prints the class balance (verdict shares, failure → recovery share, success rate); exits 1
-    when a check of the config's ``checks`` block fails.
+    when a check of the config's ``checks`` block fails. Every run is redacted as it is written
+    (``capture.redact=true``, pass 1 at capture; session.json records it).
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

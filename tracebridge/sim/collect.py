@@ -6,6 +6,8 @@ Seeds are the config's fixed list plus N random ones; each run records its seed 
 ``runtime_config``. Random seeds come from ``seeds.random_source`` when set (a reproducible
 collection) or from OS entropy. Worker processes start through ``forkserver`` (safe with the
 progress bar's thread and with torch); model-backed roles build their backend once per process.
+Every event and session.json is redacted as it is written (``capture.redact``, pass 1 of the two
+redaction passes; session.json records the pass), unless the config turns it off.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ def expand_matrix(cfg: CollectConfig) -> list[EpisodeSpec]:
     """Every episode of the matrix, in a fixed order."""
     seeds = [(s, "fixed") for s in cfg.seeds.fixed]
     seeds += [(s, "random") for s in draw_random_seeds(cfg.seeds.random, cfg.seeds.random_source, cfg.seeds.fixed)]
+    redaction = cfg.capture.redaction()
     return [EpisodeSpec(family=fam, seed=seed, seed_kind=kind, mix=mname, skill=mix.skill, failure=fname,
-                        profile=prof, max_steps=cfg.max_steps, max_attempts=cfg.max_attempts, collection=cfg.name)
+                        profile=prof, max_steps=cfg.max_steps, max_attempts=cfg.max_attempts, collection=cfg.name,
+                        redaction=redaction)
             for fam in cfg.families for mname, mix in cfg.mixes.items() for fname, prof in cfg.failures.items()
             for seed, kind in seeds]
 

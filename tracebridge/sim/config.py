@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tracebridge.curate.config import DETECTORS, RedactionConfig
 from tracebridge.sim.families import FAMILIES
 
 BACKENDS = ("scripted", "transformers", "http")
@@ -120,6 +121,24 @@ class CheckConfig:
 
 
 @dataclass
+class CaptureConfig:
+    """Redaction at capture: pass 1 of the two redaction passes (seed 004, risk 2). Export's pass 2
+    re-scans every record of a run redacted here with the export's own policy."""
+
+    redact: bool = field(default=True, metadata={
+        "help": "Redact every event and session.json before it is written; session.json records the "
+                "capture pass (policy, findings by type). false writes raw traces and leaves pass 1 to export."})
+    detectors: list[str] = field(default_factory=lambda: list(DETECTORS), metadata={
+        "help": f"Detector categories of the capture pass, from {', '.join(DETECTORS)}."})
+    terms: dict[str, list[str]] = field(default_factory=dict, metadata={
+        "help": "User terms by placeholder type, e.g. {NAME: [Alice Smith]}; as the export's redaction.terms."})
+
+    def redaction(self) -> RedactionConfig | None:
+        """The capture pass's redaction config (None when ``redact`` is false)."""
+        return RedactionConfig(detectors=list(self.detectors), terms=dict(self.terms)) if self.redact else None
+
+
+@dataclass
 class CollectConfig:
     """``tracebridge collect``: run the matrix and write schema-v2 traces."""
 
@@ -138,6 +157,8 @@ class CollectConfig:
     chunk: int = field(default=16, metadata={"help": "Episodes per task sent to a worker process."})
     sandbox_dir: str | None = field(default=None, metadata={"help": "Where episode temp dirs go; None = system temp."})
     checks: CheckConfig = field(default_factory=CheckConfig, metadata={"help": "Post-run checks."})
+    capture: CaptureConfig = field(default_factory=CaptureConfig, metadata={
+        "help": "Redaction at capture (on by default)."})
 
     def __post_init__(self) -> None:
         # Map defaults live here, not in the field defaults, so YAML maps replace them instead
@@ -169,4 +190,5 @@ class CollectConfig:
             p.append(f"workers={self.workers}: must be >= 0")
         p += _prob("checks.min_verdict_share", self.checks.min_verdict_share)
         p += _prob("checks.min_recovery_share", self.checks.min_recovery_share)
+        p += RedactionConfig(detectors=self.capture.detectors, terms=self.capture.terms).validate("capture")
         return p

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.capture.recorder import Recorder, make_goal
+from tracebridge.curate.config import RedactionConfig
+from tracebridge.curate.redact import capture_redactor
 from tracebridge.sim.backends import BackendError
 from tracebridge.sim.config import FailureProfile, SkillConfig
 from tracebridge.sim.families import get_family
@@ -48,6 +50,7 @@ class EpisodeSpec:
     max_steps: int = 8
     max_attempts: int = 3
     collection: str = "sim"
+    redaction: RedactionConfig | None = None  # pass 1 at capture; None = the run is written raw
 
     @property
     def key(self) -> str:
@@ -135,7 +138,8 @@ def run_episode(spec: EpisodeSpec, root: str | Path, roles: RolesFactory | None 
         with Recorder(root, goal=make_goal(task.goal, family.name), model_stack=role_set.model_stack(),
                       runtime_config=_runtime_config(spec, role_set),
                       source={"kind": "sim", "ref": f"{spec.collection}/{spec.key}"},
-                      tools=toolbox.schemas(), prompts=role_set.prompts(), fsync_interval_s=None, labels=labels) as rec:
+                      tools=toolbox.schemas(), prompts=role_set.prompts(), fsync_interval_s=None, labels=labels,
+                      redactor=capture_redactor(spec.redaction) if spec.redaction is not None else None) as rec:
             ep = Episode(rec, family, task, toolbox, truth, role_set, misleading, spec.max_steps, spec.max_attempts)
             crashed = _run_guarded(ep)
             rec.labels["recovery"] = ep.recovered

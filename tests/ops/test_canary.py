@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import orjson
 import pytest
@@ -10,8 +11,9 @@ import pytest
 from tests.conftest import MODEL_STACK
 from tracebridge.capture.reader import iter_lines
 from tracebridge.capture.recorder import Recorder
+from tracebridge.config import ConfigError, load_config
 from tracebridge.ops.canary import CanaryRouter, in_slice, slice_bucket
-from tracebridge.ops.config import CanaryConfig
+from tracebridge.ops.config import CanaryConfig, OpsConfig
 from tracebridge.schema.validate import validate_root
 
 
@@ -42,7 +44,7 @@ def _sid(arm: str, cfg: CanaryConfig) -> str:
     raise AssertionError("no session found")
 
 
-CFG = CanaryConfig(fraction=0.3, salt="t", timeout_s=0.2, baseline_policy="base-v1", candidate_policy="cand-v2")
+CFG = CanaryConfig(fraction=0.2, salt="t", timeout_s=0.2, baseline_policy="base-v1", candidate_policy="cand-v2")
 
 
 def _router(candidate, validate=None):
@@ -138,3 +140,33 @@ def test_routing_and_fallbacks_are_recorded_as_valid_events(tmp_path):
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="fraction"):
         CanaryRouter(baseline=str, candidate=str, config=CanaryConfig(fraction=1.5))
+
+
+CANARY_YAML = Path(__file__).resolve().parents[2] / "configs/ops/canary.yaml"
+
+
+def test_fraction_above_max_fraction_is_refused():
+    msg = ("canary.fraction=0.5: above canary.max_fraction=0.2 (the canary is a small traffic slice); "
+           "lower canary.fraction, or raise canary.max_fraction deliberately")
+    assert CanaryConfig(fraction=0.5).problems() == [msg]
+    assert CanaryConfig(fraction=0.2).problems() == []
+    with pytest.raises(ConfigError) as exc:
+        load_config(OpsConfig, CANARY_YAML, ["canary.fraction=0.5"])
+    assert msg in str(exc.value)
+    with pytest.raises(ValueError, match="above canary.max_fraction=0.2"):
+        CanaryRouter(baseline=str, candidate=str, config=CanaryConfig(fraction=0.25))
+    # a deliberate wider slice: raise the limit with it
+    assert load_config(OpsConfig, CANARY_YAML, ["canary.fraction=0.5", "canary.max_fraction=0.5"]).canary.fraction == 0.5
+    assert "canary.max_fraction=0.0: must be in (0, 1]" in CanaryConfig(fraction=0.0, max_fraction=0.0).problems()[0]
+
+
+def test_router_never_routes_more_than_the_slice():
+    cfg = CanaryConfig(fraction=0.2, salt="cap")
+    ids = _ids(4000)
+    with CanaryRouter(baseline=lambda: "b", candidate=lambda: "c", config=cfg) as r:
+        arms = [r.call(s).arm for s in ids]
+        share = arms.count("candidate") / len(ids)
+        assert 0.18 < share <= 0.22 and r.stats["candidate"] == arms.count("candidate")
+        # editing the live config past the limit does not widen the slice
+        r.config.fraction = 1.0
+        assert [r.call(s).arm for s in ids] == arms

@@ -106,7 +106,7 @@ def test_canary_status(tmp_path):
     from tracebridge.ops.canary import CanaryRouter
     from tracebridge.ops.config import CanaryConfig
 
-    cfg = CanaryConfig(fraction=0.5, salt="canary-1")
+    cfg = CanaryConfig(fraction=0.5, max_fraction=0.5, salt="canary-1")
     with CanaryRouter(baseline=lambda: "b", candidate=lambda: None, config=cfg) as router:
         for i in range(10):
             with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 2},
@@ -114,7 +114,7 @@ def test_canary_status(tmp_path):
                 router.call(run.run_id, recorder=run)
     r = runner.invoke(app, ["ops", "canary-status", "--traces", str(tmp_path), "--session", "s1",
                                       "--config", str(ROOT / "configs/ops/canary.yaml"), "canary.fraction=0.5",
-                                      "--json"], catch_exceptions=False)
+                                      "canary.max_fraction=0.5", "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     t = out["traces"]

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from tests.conftest import MODEL_STACK
 from tracebridge.capture.recorder import Recorder
+from tracebridge.cli import app
+from tracebridge.config import ConfigError, load_config
 from tracebridge.ops.canary import CanaryRouter
-from tracebridge.ops.config import CanaryConfig, GateConfig
+from tracebridge.ops.config import CanaryConfig, GateConfig, SafetyGate
 from tracebridge.ops.gates import FAIL, NOT_GATED, PASS, evaluate_gates
 from tracebridge.ops.samples import (
     Sample,
@@ -19,6 +24,8 @@ from tracebridge.ops.samples import (
     load_samples_file,
     write_samples,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_samples(n=200, seed=0, success=(0.7, 0.7), tokens=(1000, 1000), cost=(0.01, 0.01),
@@ -52,7 +59,10 @@ def test_equal_arms_pass():
     assert {c.name: c.status for c in rep.checks} == {
         "sample_size": PASS, "success_rate": PASS, "verifier_accuracy": PASS, "reaction_score": PASS,
         "tokens_per_session": PASS, "usd_per_session": PASS, "latency_p50": PASS, "latency_p95": PASS,
-        "fallback_rate": NOT_GATED}
+        "error_rate": PASS, "tool_error_rate": PASS, "risk_flag_rate": PASS, "fallback_rate": PASS}
+    assert [c.name for c in rep.checks if c.group == "safety"] == [
+        "error_rate", "tool_error_rate", "risk_flag_rate", "fallback_rate"]
+    assert all(c.group for c in rep.checks)
     assert rep.policies == {"baseline": "baseline-policy", "candidate": "candidate-policy"}
     # reproducible: same samples, same report id and intervals
     again = evaluate_gates(make_samples(), GateConfig())
@@ -119,7 +129,7 @@ def test_samples_file_quarantines_bad_lines(tmp_path):
 
 
 def test_samples_from_router_traces(tmp_path):
-    cfg = CanaryConfig(fraction=0.5, salt="g", baseline_policy="b1", candidate_policy="c1")
+    cfg = CanaryConfig(fraction=0.5, max_fraction=0.5, salt="g", baseline_policy="b1", candidate_policy="c1")
     with CanaryRouter(baseline=lambda: "b", candidate=lambda: "c", config=cfg) as router:
         for i in range(12):
             with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 2},
@@ -136,3 +146,105 @@ def test_samples_from_router_traces(tmp_path):
     assert ss.policies() == {"baseline": "b1", "candidate": "c1"}
     s = ss.by_arm["candidate"][0]
     assert s.verdicts_total == 1 and s.verdicts_correct == int(bool(s.success)) and s.latency_ms is not None
+
+
+# --------------------------------------------------------------------------- safety gates
+
+
+def mark(ss: SampleSet, arm: str, attr: str, k: int) -> SampleSet:
+    """Give the first ``k`` sessions of ``arm`` one ``attr`` event each (errors, fallbacks, ...)."""
+    for s in ss.by_arm[arm][:k]:
+        setattr(s, attr, 1)
+    return ss
+
+
+@pytest.mark.parametrize("name, attr, base_k", [
+    ("error_rate", "errors", 2), ("tool_error_rate", "tool_errors", 4),
+    ("risk_flag_rate", "risk_flags", 2), ("fallback_rate", "fallbacks", 0),
+])
+def test_safety_regression_fails_naming_metric_and_values(name, attr, base_k):
+    ss = mark(mark(make_samples(), "baseline", attr, base_k), "candidate", attr, base_k + 12)
+    rep = evaluate_gates(ss, GateConfig())
+    chk = _check(rep, name)
+    assert not rep.passed and chk.status == FAIL and chk.group == "safety"
+    rc, rb = (base_k + 12) / 200, base_k / 200
+    assert (chk.candidate, chk.baseline) == (rc, rb)
+    assert f"{name}: rose {rc - rb:.4f} > " in "\n".join(rep.reasons)
+    assert f"(candidate {rc:.4f} vs baseline {rb:.4f})" in chk.reason
+    others = {c.name for c in rep.checks if c.status == FAIL}
+    assert others == {name}, rep.reasons
+
+
+def test_safety_within_limits_passes():
+    ss = make_samples()
+    for attr, base_k, cand_k in (("errors", 2, 3), ("tool_errors", 4, 7), ("risk_flags", 1, 2), ("fallbacks", 0, 3)):
+        mark(mark(ss, "baseline", attr, base_k), "candidate", attr, cand_k)
+    rep = evaluate_gates(ss, GateConfig())
+    assert rep.passed, rep.reasons
+    assert (_check(rep, "fallback_rate").candidate, _check(rep, "fallback_rate").baseline) == (0.015, 0.0)
+    assert (_check(rep, "tool_error_rate").candidate, _check(rep, "tool_error_rate").baseline) == (0.035, 0.02)
+    # the same candidate fails once the operator tightens the fallback limit below its rate
+    tight = GateConfig(safety=SafetyGate(max_fallback_increase=0.01))
+    assert [r.split(":")[0] for r in evaluate_gates(ss, tight).reasons] == ["fallback_rate"]
+
+
+def test_significant_error_increase_within_limit_fails_but_fallbacks_are_not_tested():
+    # 2000 sessions per arm: 18 errored candidate sessions (+0.9 points, under the 1-point limit)
+    # against none is significant; the same fallback rate is only held to its limit
+    ss = make_samples(n=2000, n_react=0)
+    mark(ss, "candidate", "errors", 18)
+    mark(ss, "candidate", "fallbacks", 18)
+    rep = evaluate_gates(ss, GateConfig())
+    err, fb = _check(rep, "error_rate"), _check(rep, "fallback_rate")
+    assert err.status == FAIL and "significantly higher" in err.reason and "rose" not in err.reason
+    assert fb.status == PASS and fb.p_value is None
+
+
+def test_safety_config_is_validated():
+    assert GateConfig(safety=SafetyGate(max_error_increase=-0.1)).validate() == [
+        "safety.max_error_increase=-0.1: must be in [0, 1] (a share of sessions); typical 0.01..0.05"]
+    cfg = load_config(GateConfig, ROOT / "configs/gates/default.yaml", ["safety.max_fallback_increase=0.05"])
+    assert cfg.safety.max_fallback_increase == 0.05 and cfg.safety.max_error_increase == 0.01
+    with pytest.raises(ConfigError, match="safety.max_risk_flag_increase=2.0"):
+        load_config(GateConfig, ROOT / "configs/gates/default.yaml", ["safety.max_risk_flag_increase=2"])
+
+
+def test_safety_counts_from_router_traces(tmp_path):
+    cfg = CanaryConfig(fraction=0.5, max_fraction=0.5, salt="g")
+    with CanaryRouter(baseline=lambda: "b", candidate=lambda: None, config=cfg) as router:  # candidate always invalid
+        for i in range(8):
+            with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 2},
+                          run_id=f"run-{i:02d}", strict=True) as run:
+                router.call(run.run_id, recorder=run)
+                run.emit("worker_tool_result", role="worker", payload={
+                    "call_id": "s0-c0", "ok": False, "error": {"kind": "not_found", "message": "no file"}})
+                run.emit("worker_tool_result", role="worker", payload={"call_id": "s0-c1", "ok": True})
+                run.emit("verifier_output", role="verifier", payload={"verdict": "end", "risk_flags": ["pii"]})
+                if i % 2:
+                    run.emit("episode_error", role="orchestrator", payload={
+                        "kind": "runtime_error", "message": "crash", "recoverable": False})
+                run.emit("episode_end", role="orchestrator", payload={"success": True})
+    ss = collect_from_traces(tmp_path)
+    got = {s.session_id: s for arm in ss.by_arm.values() for s in arm}
+    assert len(got) == 8 and ss.by_arm["candidate"] and ss.by_arm["baseline"]
+    for i in range(8):
+        s = got[f"run-{i:02d}"]
+        # the router's own episode_error for a fallback counts as a fallback, not as an error
+        assert (s.errors, s.tool_errors, s.risk_flags) == (i % 2, 1, 1)
+        assert s.fallbacks == (1 if s.arm == "candidate" else 0)
+
+
+def test_gate_json_lists_safety_checks(tmp_path):
+    ss = mark(make_samples(), "candidate", "fallbacks", 10)
+    p = tmp_path / "s.jsonl"
+    write_samples(p, [s for arm in ss.by_arm.values() for s in arm])
+    r = CliRunner().invoke(app, ["gate", "--samples", str(p), "--config", str(ROOT / "configs/gates/default.yaml"),
+                                 "--json"], catch_exceptions=False)
+    assert r.exit_code == 1
+    out = json.loads(r.stdout)
+    safety = {c["name"]: c for c in out["checks"] if c["group"] == "safety"}
+    assert set(safety) == {"error_rate", "tool_error_rate", "risk_flag_rate", "fallback_rate"}
+    fb = safety["fallback_rate"]
+    assert (fb["status"], fb["candidate"], fb["baseline"], fb["threshold"]) == ("fail", 0.05, 0.0, "increase <= 0.02")
+    assert out["reasons"] == [f"fallback_rate: {fb['reason']}"]
+    assert safety["error_rate"]["status"] == "pass" and out["gate_config"]["safety"]["max_error_increase"] == 0.01

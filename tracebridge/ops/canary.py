@@ -8,7 +8,9 @@ the candidate policy; everything else, and every candidate failure, goes to the 
 
 **Slice.** A session is in the slice when ``sha256(salt + ":" + session_id)``, read as a number in
 [0, 1), is below ``fraction``: the same session always gets the same arm, on every host and
-Python version, and raising the fraction only adds sessions (no one moves out).
+Python version, and raising the fraction only adds sessions (no one moves out). The slice stays
+small: a config whose ``fraction`` exceeds ``max_fraction`` (default 0.2) is refused, and the router
+never routes above ``max_fraction`` even if its config is changed after construction.
 
 **Fail-open.** A candidate call runs in a worker thread with ``timeout_s``. If it raises, times
 out, or its output fails ``validate``, the router calls the baseline with the same arguments
@@ -81,7 +83,7 @@ class CanaryRouter:
         baseline: the production policy, ``f(*args, **kwargs) -> output``; its exceptions propagate
             (there is nothing left to fall back to).
         candidate: the policy under test, same signature.
-        config: fraction, salt, timeout, pool size and policy ids.
+        config: fraction (at most ``max_fraction``), salt, timeout, pool size and policy ids.
         validate: checks a candidate output; returns True/None when fine, False or a message when
             not. Default: any output that is not None.
     """
@@ -112,7 +114,8 @@ class CanaryRouter:
     def arm_for(self, session_id: str) -> tuple[str, float]:
         """The arm of a session and its bucket."""
         bucket = slice_bucket(session_id, self.config.salt)
-        return (CANDIDATE if bucket < self.config.fraction else BASELINE), bucket
+        limit = min(self.config.fraction, self.config.max_fraction)  # a config edited after __init__ too
+        return (CANDIDATE if bucket < limit else BASELINE), bucket
 
     def call(self, session_id: str, *args: Any, recorder: Any = None, **kwargs: Any) -> RouteResult:
         """Route one call of a session; never raises because of the candidate.

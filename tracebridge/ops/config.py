@@ -27,8 +27,30 @@ class QualityGate:
 
 
 @dataclass
+class SafetyGate:
+    """Safety of the canary slice: the share of sessions with a broken or flagged event must not rise.
+
+    Each limit is an absolute increase of the candidate's share over the baseline's (0.01 = one more
+    session in a hundred). Errors, tool errors and risk flags also fail on a significant increase
+    (one-sided z-test at ``alpha``); the fallback rate has no test (the baseline cannot fall back).
+    """
+
+    max_error_increase: float = field(default=0.01, metadata={
+        "help": "Sessions with an episode_error other than a canary fallback (crash, unparseable model "
+                "output, step failed beyond retries). Tight: these break the session for the user."})
+    max_tool_error_increase: float = field(default=0.02, metadata={
+        "help": "Sessions with a failed tool call (worker_tool_result ok=false). Looser than errors: tool "
+                "errors include environment failures (not_found, timeout) that a retry often recovers."})
+    max_risk_flag_increase: float = field(default=0.01, metadata={
+        "help": "Sessions where the verifier raised a risk flag (verifier_output.risk_flags non-empty)."})
+    max_fallback_increase: float = field(default=0.02, metadata={
+        "help": "Sessions that fell back to baseline at least once (candidate raised, timed out or gave "
+                "invalid output). The baseline's rate is 0 by construction, so this caps the candidate's."})
+
+
+@dataclass
 class GateConfig:
-    """Canary gates: quality, cost and latency of the candidate slice against the baseline."""
+    """Canary gates: quality, safety, cost and latency of the candidate slice against the baseline."""
 
     min_sessions: int = field(default=50, metadata={"help": "Sessions needed per arm before anything is gated."})
     min_reactions: int = field(default=20, metadata={"help": "Sessions with a reaction score needed per arm."})
@@ -41,6 +63,7 @@ class GateConfig:
     success: QualityGate = field(default_factory=QualityGate)
     verifier_accuracy: QualityGate = field(default_factory=lambda: QualityGate(max_drop=0.03))
     reaction_score: QualityGate = field(default_factory=lambda: QualityGate(max_drop=0.2, required=False))
+    safety: SafetyGate = field(default_factory=SafetyGate)
     max_token_increase: float = field(default=0.10, metadata={
         "help": "Largest allowed relative increase of mean tokens per session (0.10 = +10 %)."})
     max_cost_increase: float = field(default=0.10, metadata={
@@ -68,6 +91,11 @@ class GateConfig:
         for k in ("success", "verifier_accuracy", "reaction_score"):
             if getattr(self, k).max_drop < 0:
                 p.append(f"{k}.max_drop={getattr(self, k).max_drop}: must be >= 0")
+        for k in ("max_error_increase", "max_tool_error_increase", "max_risk_flag_increase",
+                  "max_fallback_increase"):
+            if not 0 <= getattr(self.safety, k) <= 1:
+                p.append(f"safety.{k}={getattr(self.safety, k)}: must be in [0, 1] (a share of sessions); "
+                         "typical 0.01..0.05")
         return p
 
 
@@ -75,7 +103,13 @@ class GateConfig:
 class CanaryConfig:
     """The runtime router: which sessions go to the candidate, and how long it may take."""
 
-    fraction: float = field(default=0.05, metadata={"help": "Share of sessions routed to the candidate (0..1)."})
+    fraction: float = field(default=0.05, metadata={
+        "help": "Share of sessions routed to the candidate (0..max_fraction)."})
+    max_fraction: float = field(default=0.2, metadata={
+        "help": "Largest allowed fraction (phase 3: small traffic slice only). 0.2 keeps a faulty candidate "
+                "to at most one session in five while still reaching the gates' min_sessions quickly "
+                "(at 0.05 a day of ~1000 sessions is enough); raise it only deliberately (e.g. a final "
+                "ramp-up), up to 1."})
     salt: str = field(default="canary-1", metadata={
         "help": "Mixed into the session-id hash; changing it draws a new slice."})
     timeout_s: float = field(default=20.0, metadata={
@@ -87,8 +121,13 @@ class CanaryConfig:
 
     def problems(self) -> list[str]:
         p = []
+        if not 0 < self.max_fraction <= 1:
+            p.append(f"canary.max_fraction={self.max_fraction}: must be in (0, 1]; default 0.2")
         if not 0 <= self.fraction <= 1:
             p.append(f"canary.fraction={self.fraction}: must be in [0, 1]; a small slice such as 0.05")
+        elif self.fraction > self.max_fraction:
+            p.append(f"canary.fraction={self.fraction}: above canary.max_fraction={self.max_fraction} (the canary "
+                     f"is a small traffic slice); lower canary.fraction, or raise canary.max_fraction deliberately")
         if self.timeout_s <= 0:
             p.append(f"canary.timeout_s={self.timeout_s}: must be > 0")
         if self.max_workers < 1:
@@ -142,6 +181,13 @@ class WeeklyConfig:
     max_usd: float = field(default=50.0, metadata={"help": "Budget of the GPU window in dollars."})
     artifacts_dir: str = field(default="artifacts/weekly", metadata={
         "help": "Where each weekly run's manifest goes (<UTC timestamp>/manifest.json)."})
+    feedback_ledger: str | None = field(default="memory/feedback/telegram-reactions.jsonl", metadata={
+        "help": "Reaction ledger joined into the export as labels (feedback.* overrides, as the shadow cycle "
+                "does) when the file exists; a missing file is noted in the manifest; None = never join."})
+    feedback_mapping: str = field(default="memory/feedback/reaction-mapping.json", metadata={
+        "help": "Emoji -> score mapping of the joined reactions."})
+    chunk_registry: str = field(default="memory/feedback/sent-chunks.jsonl", metadata={
+        "help": "Registry of chunked Telegram replies (a reaction on the last chunk labels the whole batch)."})
 
     def problems(self) -> list[str]:
         p = []
@@ -182,7 +228,8 @@ class Phase2Config:
     bundle: str | None = field(default=None, metadata={
         "help": "Export bundle to evaluate on; None = the shadow cycle's replay bundle (latest)."})
     train_config: str = field(default="configs/train/cpu_tiny.yaml", metadata={"help": "Base train config."})
-    role: str = field(default="verifier", metadata={"help": "Role whose policies are compared."})
+    role: str = field(default="worker", metadata={
+        "help": "Role whose policies are compared (the replay set's OpenClaw sessions carry worker turns)."})
     seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "Seeds per policy (same for all)."})
     overrides: list[str] = field(default_factory=list, metadata={"help": "Overrides applied to every policy."})
     policies: list[PolicySpec] = field(default_factory=lambda: [

@@ -1,4 +1,4 @@
-"""Canary gates (phase 3): quality, cost and latency of the candidate slice against the baseline.
+"""Canary gates (phase 3): quality, safety, cost and latency of the candidate slice against the baseline.
 
 Each check is pure: samples in, a ``Check`` out (status, both arms' values, threshold, test
 p-value, bootstrap interval, reason). The gate passes only when every gated check passes.
@@ -6,6 +6,11 @@ p-value, bootstrap interval, reason). The gate passes only when every gated chec
 * **Quality** (success rate, verifier accuracy, reaction score): fails when the candidate is
   worse by more than ``max_drop`` *or* a one-sided test finds it significantly worse at
   ``alpha`` (two-proportion z-test for rates, Mann-Whitney U for reaction scores).
+* **Safety** (share of sessions with an episode error, a failed tool call, a verifier risk flag,
+  or a fallback to baseline): fails when the candidate's share exceeds the baseline's by more
+  than the allowed increase (``safety.*``) *or*, except for fallbacks, is significantly higher
+  at ``alpha`` (one-sided z-test). The baseline cannot fall back, so the fallback limit is in
+  effect a ceiling on the candidate's fallback rate.
 * **Cost** (tokens and dollars per session): fails when the candidate's mean exceeds the
   baseline's by more than the allowed relative increase, or the absolute dollar budget.
 * **Latency** (p50 and p95 of session wall time): fails above the allowed relative increase or
@@ -46,6 +51,7 @@ class Check:
     n: dict[str, int] = field(default_factory=dict)
     p_value: float | None = None
     ci: list[float] | None = None
+    group: str = ""  # sample_size | quality | safety | cost | latency
 
 
 @dataclass
@@ -128,6 +134,43 @@ def check_score(name: str, cand: list[float], base: list[float], gate: QualityGa
                  f"drop <= {gate.max_drop} and Mann-Whitney p >= {cfg.alpha}", reason, n, _r(p), [_r(x) for x in ci])
 
 
+def check_rate_increase(name: str, cand: list[bool], base: list[bool], max_inc: float, cfg: GateConfig,
+                        test: bool = True) -> Check:
+    """A rate of bad sessions may rise by at most ``max_inc`` (absolute) nor, with ``test``, significantly."""
+    n = {"candidate": len(cand), "baseline": len(base)}
+    if not cand or not base:
+        low = min(n, key=n.get)  # type: ignore[arg-type]
+        return Check(name, FAIL, None, None, f"increase <= {max_inc}", f"no sessions in {low}", n)
+    rc, rb = sum(cand) / len(cand), sum(base) / len(base)
+    # one-sided H1 "candidate higher": the z-test's "first rate lower" with the arms swapped
+    p = stats.two_proportion_ztest(sum(base), len(base), sum(cand), len(cand))
+    ci = stats.bootstrap_diff_ci([float(x) for x in cand], [float(x) for x in base], cfg.n_boot, cfg.seed)
+    reasons = []
+    if rc - rb > max_inc:
+        reasons.append(f"rose {rc - rb:.4f} > {max_inc} (candidate {rc:.4f} vs baseline {rb:.4f})")
+    if test and p < cfg.alpha:
+        reasons.append(f"significantly higher (z-test p={p:.4g} < {cfg.alpha}; candidate {rc:.4f} vs "
+                       f"baseline {rb:.4f})")
+    thr = f"increase <= {max_inc}" + (f" and z-test p >= {cfg.alpha}" if test else "")
+    reason = "; ".join(reasons) if reasons else f"{rc:.4f} vs {rb:.4f}" + (f" (p={p:.4g})" if test else "")
+    return Check(name, FAIL if reasons else PASS, _r(rc), _r(rb), thr, reason, n, _r(p) if test else None,
+                 [_r(x) for x in ci])
+
+
+def safety_checks(c: list[Sample], b: list[Sample], cfg: GateConfig) -> list[Check]:
+    """The safety group: sessions with errors, tool errors, risk flags and fallbacks, per arm."""
+    g = cfg.safety
+    out = [check_rate_increase(name, [getattr(s, attr) > 0 for s in c], [getattr(s, attr) > 0 for s in b],
+                               limit, cfg, test=attr != "fallbacks")
+           for name, attr, limit in (("error_rate", "errors", g.max_error_increase),
+                                     ("tool_error_rate", "tool_errors", g.max_tool_error_increase),
+                                     ("risk_flag_rate", "risk_flags", g.max_risk_flag_increase),
+                                     ("fallback_rate", "fallbacks", g.max_fallback_increase))]
+    for chk in out:
+        chk.group = "safety"
+    return out
+
+
 def check_mean_cost(name: str, cand: list[float], base: list[float], max_inc: float, cfg: GateConfig,
                     absolute: float = 0.0) -> Check:
     """A mean cost may rise by at most ``max_inc`` (relative) and stay under ``absolute`` (if > 0)."""
@@ -172,6 +215,11 @@ def _pooled_verdicts(ss: list[Sample]) -> list[bool]:
     return out
 
 
+_GROUPS = {"sample_size": "sample_size", "success_rate": "quality", "verifier_accuracy": "quality",
+           "reaction_score": "quality", "tokens_per_session": "cost", "usd_per_session": "cost",
+           "latency_p50": "latency", "latency_p95": "latency"}
+
+
 def evaluate_gates(samples: SampleSet, cfg: GateConfig, policies: dict[str, str] | None = None) -> GateReport:
     """Run every check on the samples; the report passes only when every gated check passes."""
     c, b = samples.by_arm["candidate"], samples.by_arm["baseline"]
@@ -199,9 +247,9 @@ def evaluate_gates(samples: SampleSet, cfg: GateConfig, policies: dict[str, str]
     lat_b = [s.latency_ms for s in b if s.latency_ms is not None]
     checks.append(check_latency("latency_p50", 50, lat_c, lat_b, cfg.max_p50_increase, cfg))
     checks.append(check_latency("latency_p95", 95, lat_c, lat_b, cfg.max_p95_increase, cfg, cfg.max_p95_ms))
-    fb = sum(s.fallbacks > 0 for s in c)
-    checks.append(Check("fallback_rate", NOT_GATED, _r(fb / len(c)) if c else None, None, "reported only",
-                        f"{fb} of {len(c)} candidate sessions fell back to baseline", n))
+    checks += safety_checks(c, b, cfg)
+    for chk in checks:
+        chk.group = chk.group or _GROUPS.get(chk.name, "")
     if few:  # nothing below the sample-size line may pass on too few sessions
         for chk in checks[1:]:
             if chk.status == PASS:

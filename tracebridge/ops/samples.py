@@ -1,10 +1,12 @@
 """Per-session samples the canary gates compare, read from traces or from a samples file.
 
 A sample is one session of one arm: success, tokens, dollars, latency (session wall time, what
-the user waited), reaction score (the feedback label ``feedback_score`` or ``feedback.score``) and
-verifier verdicts with a known ex-post outcome. From traces, the arm comes from the session label
-``canary`` that ``CanaryRouter`` sets; runs without it, and incomplete runs, are counted as
-skipped with their reason, never silently dropped.
+the user waited), reaction score (the feedback label ``feedback_score`` or ``feedback.score``),
+verifier verdicts with a known ex-post outcome, and the safety counts: ``episode_error`` events
+other than canary fallbacks, failed tool calls (``worker_tool_result`` with ``ok=false``), verifier
+outputs with risk flags, and fallbacks to baseline (from the ``canary`` session label). From
+traces, the arm comes from the session label ``canary`` that ``CanaryRouter`` sets; runs without
+it, and incomplete runs, are counted as skipped with their reason, never silently dropped.
 
 Verifier verdicts (``docs/trace-conventions.md``): a verdict is scored when its event carries
 ``labels.expected_verdict``; otherwise only an ``end`` verdict is scored, correct when the session
@@ -42,6 +44,9 @@ class Sample:
     verdicts_correct: int = 0
     verdicts_total: int = 0
     fallbacks: int = 0
+    errors: int = 0  # episode_error events, canary fallbacks excluded (those are ``fallbacks``)
+    tool_errors: int = 0  # worker_tool_result events with ok=false
+    risk_flags: int = 0  # verifier_output events with a non-empty risk_flags list
 
 
 @dataclass
@@ -88,21 +93,29 @@ def _parse_ts(ts: str) -> dt.datetime:
     return dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _verdicts(run: RunDir, success: bool | None) -> tuple[int, int]:
-    correct = total = 0
+def _scan_events(run: RunDir, success: bool | None) -> dict[str, int]:
+    """One pass over the run's events: scored verdicts and the safety counts of a ``Sample``."""
+    out = dict.fromkeys(("verdicts_correct", "verdicts_total", "errors", "tool_errors", "risk_flags"), 0)
     for line in iter_lines(run.events_path):
         ev = line.obj
-        if not isinstance(ev, dict) or ev.get("event_type") != "verifier_output":
+        if not isinstance(ev, dict):
             continue
-        verdict = (ev.get("payload") or {}).get("verdict")
-        expected = (ev.get("labels") or {}).get("expected_verdict")
-        if expected is not None:
-            total += 1
-            correct += verdict == expected
-        elif verdict == "end" and success is not None:
-            total += 1
-            correct += bool(success)
-    return correct, total
+        et, payload, labels = ev.get("event_type"), ev.get("payload") or {}, ev.get("labels") or {}
+        if et == "episode_error":
+            canary = labels.get(LABEL)
+            out["errors"] += not (isinstance(canary, dict) and canary.get("fallback"))
+        elif et == "worker_tool_result":
+            out["tool_errors"] += payload.get("ok") is False
+        elif et == "verifier_output":
+            out["risk_flags"] += bool(payload.get("risk_flags"))
+            verdict, expected = payload.get("verdict"), labels.get("expected_verdict")
+            if expected is not None:
+                out["verdicts_total"] += 1
+                out["verdicts_correct"] += verdict == expected
+            elif verdict == "end" and success is not None:
+                out["verdicts_total"] += 1
+                out["verdicts_correct"] += bool(success)
+    return out
 
 
 def sample_from_run(run: RunDir) -> tuple[Sample | None, str | None]:
@@ -123,12 +136,12 @@ def sample_from_run(run: RunDir) -> tuple[Sample | None, str | None]:
     except (KeyError, ValueError, TypeError):
         latency = None
     success = summary.get("success")
-    correct, total = _verdicts(run, success) if run.events_path.is_file() else (0, 0)
+    counts = _scan_events(run, success) if run.events_path.is_file() else {}
     return Sample(
         session_id=sess.get("run_id", run.run_id), arm=canary["arm"], policy=str(canary.get("policy", "")),
         success=success, tokens=int(summary.get("tokens", 0)), cost_usd=float(summary.get("cost_usd", 0.0)),
-        latency_ms=latency, reaction_score=feedback_score(labels), verdicts_correct=correct,
-        verdicts_total=total, fallbacks=int(canary.get("fallbacks", 0)),
+        latency_ms=latency, reaction_score=feedback_score(labels), fallbacks=int(canary.get("fallbacks", 0)),
+        **counts,
     ), None
 
 

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tracebridge.cli import app
-from tracebridge.ops.config import Phase2Config, PolicySpec
+from tracebridge.config import load_config
+from tracebridge.ops.config import OpsConfig, Phase2Config, PolicySpec
 from tracebridge.ops.phase2 import phase2_report, rank_policies
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ def _trial(tmp_path, policy, correct, n=60, seed=0):
 
 
 def _cfg(*names):
-    return Phase2Config(policies=[PolicySpec(n, "baseline") for n in names], n_boot=500)
+    return Phase2Config(role="verifier", policies=[PolicySpec(n, "baseline") for n in names], n_boot=500)
 
 
 def test_clear_leader_is_named_winner(tmp_path):
@@ -49,7 +50,7 @@ def test_no_winner_without_a_clear_difference(tmp_path):
 def test_report_reproduces_from_its_manifest(tmp_path):
     bundle = tmp_path / "bundle"
     shutil.copytree(ROOT / "tests/data/train_views", bundle)
-    cfg = Phase2Config(overrides=FAST, policies=[PolicySpec("baseline", "baseline"),
+    cfg = Phase2Config(role="verifier", overrides=FAST, policies=[PolicySpec("baseline", "baseline"),
                                                  PolicySpec("optimized", "optimized")], n_boot=200)
     man = phase2_report(cfg, bundle, tmp_path / "out")
     folder = Path(man["path"])
@@ -69,3 +70,59 @@ def test_report_reproduces_from_its_manifest(tmp_path):
     (bundle / "manifest.json").write_text((bundle / "manifest.json").read_text() + " ")
     r = runner.invoke(app, args, catch_exceptions=False)
     assert r.exit_code == 2 and "bundle missing or changed" in r.output
+
+
+# ---------------------------------------------------------------- the shipped config on the shadow cycle's data
+
+
+@pytest.fixture(scope="module")
+def openclaw_bundle(tmp_path_factory) -> Path:
+    """A bundle exported from the OpenClaw test sessions, as the shadow cycle's replay step builds it."""
+    tmp = tmp_path_factory.mktemp("openclaw")
+    runner = CliRunner()
+    r = runner.invoke(app, ["import", "openclaw", str(ROOT / "tests/data/openclaw/home"), "--out", str(tmp / "traces"),
+                            "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["export", str(tmp / "traces"), "--out", str(tmp / "bundles"), "--json"],
+                      catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return Path(json.loads(r.stdout)["path"])
+
+
+def _phase2_cli(bundle: Path, out: Path, *extra: str) -> list[str]:
+    return ["ops", "phase2-report", "--config", str(ROOT / "configs/ops/phase2.yaml"), "--bundle", str(bundle),
+            f"phase2.out_dir={out}", *extra, "--json"]
+
+
+def test_shipped_phase2_role_is_the_shadow_optimize_role():
+    phase2 = load_config(OpsConfig, ROOT / "configs/ops/phase2.yaml").phase2
+    shadow = load_config(OpsConfig, ROOT / "configs/ops/shadow.yaml").shadow
+    assert phase2.role == shadow.optimize.role == "worker"
+    assert set(shadow.optimize.overrides) <= set(phase2.overrides)
+
+
+def test_shipped_phase2_config_runs_on_the_shadow_cycle_bundle(openclaw_bundle, tmp_path):
+    views = {v["view"] for v in json.loads((openclaw_bundle / "manifest.json").read_text())["views"]}
+    assert "verifier_sft" not in views and "worker_sft" in views  # the data the old default failed on
+    shipped = load_config(OpsConfig, ROOT / "configs/ops/phase2.yaml").phase2
+    # tiny: one seed, a few steps; the role and the policies are the shipped ones
+    args = _phase2_cli(openclaw_bundle, tmp_path / "out", "phase2.seeds=[0]", "phase2.n_boot=200",
+                       f"phase2.overrides=[{','.join([*shipped.overrides, *FAST])}]")
+    r = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert r.exit_code in (0, 1), r.output  # 1 = ran, no clear winner
+    man = json.loads(r.stdout)
+    rep = json.loads((Path(man["path"]) / "report.json").read_text())
+    assert man["config"]["role"] == rep["role"] == "worker"
+    assert set(rep["ranking"]) == {p.name for p in shipped.policies}
+    assert rep["primary"] == "action_match" and all(rep["metrics"][p]["action_match"]["n"] > 0 for p in rep["ranking"])
+    assert len(man["trial_config_hashes"]) == len(shipped.policies)
+
+
+def test_a_role_without_rows_names_the_role_the_views_and_the_fix(openclaw_bundle, tmp_path):
+    r = CliRunner().invoke(app, _phase2_cli(openclaw_bundle, tmp_path / "out", "phase2.role=verifier"),
+                           catch_exceptions=False)
+    assert r.exit_code == 2
+    msg = " ".join(r.output.split())
+    assert "phase2.role=verifier" in msg and "no verifier_sft rows" in msg
+    assert "its views: worker_recovery_cases, worker_sft" in msg and "set phase2.role=worker" in msg
+    assert not (tmp_path / "out").exists()  # failed before any report folder or training

@@ -57,6 +57,9 @@ def _inputs(root: Path, now: dt.datetime) -> list[str]:
         "time": day.isoformat(), "chat": 1, "message_id": 10, "user": "u1", "emoji": "👍", "change": "added",
         "score": 1, "source": "getUpdates", "update_id": 1}) + "\n")
     (fb / "sent-chunks.jsonl").write_text("")
+    # yesterday's cycle harvested (the cycle audits the previous UTC day, so it needs that evidence)
+    (fb / "harvest-log.jsonl").write_text(json.dumps({"time": (now - dt.timedelta(days=1)).isoformat(), "added": 0})
+                                          + "\n")
     (root / "docs").mkdir()
     (root / "docs" / "feedback-chunk-policy.md").write_text("A reaction on the last chunk labels the whole batch.\n")
     shutil.copytree(ROOT / "configs", root / "configs")
@@ -92,6 +95,7 @@ def test_shadow_cycle_end_to_end(tmp_path, monkeypatch):
     integ = man["integrity"]
     assert integ["reconciled"] is True and integ["schema_valid_pct"] == 100.0 and integ["replay_bundle_id"]
     assert man["feedback"]["harvest_ran"] is True and man["chunk_policy"]["applied"] is True
+    assert man["feedback"]["audited_day"] == str((now - dt.timedelta(days=1)).date())
 
     # the next day: the same replay set, the same replay bundle id (heavy steps off to keep it short)
     cfg2 = load_config(OpsConfig, tmp_path / "configs/ops/shadow.yaml",
@@ -100,6 +104,8 @@ def test_shadow_cycle_end_to_end(tmp_path, monkeypatch):
     rep = man2["steps"]["replay"]
     assert rep["status"] == "ok" and rep["outputs"]["created"] is False and rep["outputs"]["stable"] is True
     assert man2["integrity"]["replay_bundle_id"] == integ["replay_bundle_id"]
+    # the next day's audit covers the first cycle's day; its harvest is that day's evidence
+    assert man2["feedback"]["audited_day"] == str(now.date()) and man2["feedback"]["harvest_ran"] is True
     # the replay set did not change: every run of it came from the export cache, none was rebuilt
     assert rep["outputs"]["summary"]["cache"]["hits"] == rep["outputs"]["runs"]
     assert rep["outputs"]["summary"]["cache"]["misses"] == 0

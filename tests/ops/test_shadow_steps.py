@@ -16,7 +16,7 @@ from tracebridge.ops.chunks import check_chunk_policy
 from tracebridge.ops.config import OpsConfig
 from tracebridge.ops.consumers import check_views_parse
 from tracebridge.ops.cycle import Ctx, StepFailed
-from tracebridge.ops.shadow_steps import step_validate
+from tracebridge.ops.shadow_steps import step_feedback, step_validate
 
 ROOT = Path(__file__).resolve().parents[2]
 VIEWS = ROOT / "tests/data/train_views"
@@ -31,6 +31,56 @@ def _ctx(tmp_path, **outputs):
               [sys.executable, "-m", "tracebridge.cli"])
     ctx.outputs.update(outputs)
     return ctx
+
+
+def _feedback_files(ctx, tmp_path, harvests):
+    """A ledger with one reaction on 2026-02-28 and one on 2026-03-01, and a harvest log of ``harvests``."""
+    fb = tmp_path / "memory"
+    fb.mkdir()
+    sh = ctx.shadow
+    sh.feedback_ledger, sh.feedback_mapping = str(fb / "ledger.jsonl"), str(fb / "mapping.json")
+    sh.feedback_harvest_log, sh.chunk_registry = str(fb / "harvest-log.jsonl"), str(fb / "chunks.jsonl")
+    (fb / "mapping.json").write_text(json.dumps({"version": 1, "mapping": {"❤️": 2, "👍": 1}}))
+    (fb / "chunks.jsonl").write_text("")
+    (fb / "ledger.jsonl").write_text("".join(json.dumps(
+        {"time": t, "chat": 1, "message_id": i, "user": "u1", "emoji": e, "change": "added", "score": s,
+         "source": "getUpdates", "update_id": i}) + "\n"
+        for i, (t, e, s) in enumerate([("2026-02-28T12:00:00Z", "👍", 1), ("2026-03-01T01:00:00Z", "❤️", 2)])))
+    (fb / "harvest-log.jsonl").write_text("".join(json.dumps({"time": t, "added": 1}) + "\n" for t in harvests))
+
+
+def test_feedback_step_audits_the_previous_complete_utc_day(tmp_path):
+    ctx = _ctx(tmp_path)
+    ctx.now = dt.datetime(2026, 3, 1, 2, 15, tzinfo=dt.UTC)  # the scheduled time
+    _feedback_files(ctx, tmp_path, ["2026-02-28T02:16:00Z", "2026-03-01T02:15:30Z"])
+    fb = step_feedback(ctx)["feedback"]
+    assert fb["audited_day"] == "2026-02-28" and fb["harvest_ran"] is True
+    assert fb["audit_file"] == "feedback/2026-02-28.json"
+    audit = json.loads((ctx.bundle / fb["audit_file"]).read_text())
+    # the whole of the 28th (its 👍), not the two hours of the 1st (its ❤️)
+    assert audit["day"] == "2026-02-28" and audit["by_emoji"] == {"👍": 1} and audit["harvest_runs"] == 1
+
+
+def test_feedback_step_fails_when_the_previous_day_had_no_harvest(tmp_path):
+    # harvests ran on the 26th and this morning (the one a cycle runs just before its audit), not on the 28th
+    ctx = _ctx(tmp_path)
+    ctx.now = dt.datetime(2026, 3, 1, 2, 15, tzinfo=dt.UTC)
+    _feedback_files(ctx, tmp_path, ["2026-02-26T02:16:00Z", "2026-03-01T02:15:30Z"])
+    with pytest.raises(StepFailed, match="UTC day 2026-02-28 says harvest_ran=False") as err:
+        step_feedback(ctx)
+    assert err.value.outputs["feedback"]["audited_day"] == "2026-02-28"
+    assert err.value.outputs["feedback"]["harvest_ran"] is False
+
+
+def test_first_cycle_of_a_host_audits_its_own_day(tmp_path):
+    # nothing was harvested before today: there is no previous day to audit, and that is no failure
+    ctx = _ctx(tmp_path)
+    ctx.now = dt.datetime(2026, 3, 1, 2, 15, tzinfo=dt.UTC)
+    _feedback_files(ctx, tmp_path, ["2026-03-01T02:15:30Z"])
+    fb = step_feedback(ctx)["feedback"]
+    assert fb["audited_day"] == "2026-03-01" and fb["first_harvest_day"] is True and fb["harvest_ran"] is True
+    audit = json.loads((ctx.bundle / fb["audit_file"]).read_text())
+    assert audit["by_emoji"] == {"❤": 1}  # (normalised: no variation selector) the 1st's reaction; the 28th came before the first harvest
 
 
 def test_replay_set_is_frozen_stable_and_tamper_evident(tmp_path):

@@ -125,6 +125,8 @@ def weekly(
     else:
         for line in man["plan"]:
             typer.echo(("plan: " if dry_run else "") + line)
+        fb = man["feedback"]
+        typer.echo(f"feedback labels: joined from {fb['ledger']}" if fb["labels"] else f"feedback labels: none ({fb['note']})")
         for name, st in man["steps"].items():
             typer.echo(f"{name}: {st['status']}" + (f" ({st.get('reason')})" if st.get("reason") else ""))
         if not dry_run:

@@ -10,8 +10,8 @@ Manifest keys (``MANIFEST_KEYS``): ``kind``, ``cycle_id``, ``started_at``, ``fin
 ``inputs``, ``files`` [{path, sha256, bytes}], ``steps`` {name: {status, needs, reason,
 duration_s, outputs}}, ``uplift`` {metric, baseline, optimized, uplift}, ``integrity``
 {runs_total, schema_valid_pct, lineage_valid_pct, quarantine_pct, reconciled, ...},
-``feedback`` {day, harvest_ran, audit_file, audit_sha256}, ``chunk_policy`` {doc, doc_sha256,
-applied, batches, violations}.
+``feedback`` {audited_day (the UTC day before the cycle's), harvest_ran, audit_file, audit_sha256},
+``chunk_policy`` {doc, doc_sha256, applied, batches, violations}.
 """
 
 from __future__ import annotations

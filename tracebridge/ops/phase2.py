@@ -39,6 +39,39 @@ def latest_replay_bundle(work_dir: str | Path) -> Path | None:
     return max(cands, key=lambda p: p.stat().st_mtime) if cands else None
 
 
+def bundle_views(bundle: Path, bman: dict[str, Any]) -> list[str]:
+    """The views a bundle holds rows of: its manifest's ``views``, else (hand-made bundles) its files."""
+    from tracebridge.train.data import ROLE_VIEWS, view_files
+
+    listed = bman.get("views")
+    if isinstance(listed, list):
+        return sorted({v["view"] for v in listed if isinstance(v, dict) and v.get("view") and v.get("rows")})
+    known = sorted({v for views in ROLE_VIEWS.values() for v in views if v})
+    return [v for v in known if view_files(bundle, v)]
+
+
+def check_role(role: str, bundle: Path, bman: dict[str, Any]) -> None:
+    """Fail before any training when the bundle has no rows of ``role``'s SFT view.
+
+    Raises:
+        ValueError: naming the role, the views the bundle has and the ``phase2.role=`` to set.
+    """
+    from tracebridge.train.data import ROLE_VIEWS
+
+    if role not in ROLE_VIEWS:
+        raise ValueError(f"phase2.role={role}: unknown role; use one of {', '.join(ROLE_VIEWS)}")
+    have = bundle_views(bundle, bman)
+    need = ROLE_VIEWS[role][0]
+    if need in have:
+        return
+    fits = [r for r, views in ROLE_VIEWS.items() if views[0] in have]
+    fix = (f"set phase2.role={fits[0]}" if len(fits) == 1 else
+           f"set phase2.role to one of {', '.join(fits)}" if fits else
+           "export a bundle with training views and set phase2.bundle=...")
+    raise ValueError(f"phase2.role={role}: bundle {bundle} has no {need} rows (its views: "
+                     f"{', '.join(have) or 'none'}); {fix}")
+
+
 def run_policies(cfg: Phase2Config, bundle: Path, work: Path) -> list[dict[str, Any]]:
     """Train and evaluate every policy × seed; return the trial results (with policy names)."""
     from tracebridge.train.trial import run_trial
@@ -113,10 +146,16 @@ def to_markdown(rep: dict[str, Any]) -> str:
 
 
 def phase2_report(cfg: Phase2Config, bundle: Path, out_root: Path, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Run the ablation and write the report folder; return its manifest."""
+    """Run the ablation and write the report folder; return its manifest.
+
+    Raises:
+        ValueError: the bundle has no rows of ``cfg.role`` (before anything is trained).
+        BundleError: the bundle does not verify against its manifest.
+    """
     from tracebridge.train.data import verify_bundle_dir
 
     bman = verify_bundle_dir(bundle)
+    check_role(cfg.role, bundle, bman)
     folder = new_bundle_dir(out_root, now or dt.datetime.now(dt.UTC))
     work = folder.parent / f".work-{folder.name}"
     trials = run_policies(cfg, bundle, work)

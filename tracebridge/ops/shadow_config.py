@@ -30,8 +30,9 @@ class OptimizeConfig:
                 "per `cluster` | off = skip (the step is recorded as skipped)."})
     train_config: str = field(default="configs/train/cpu_tiny.yaml", metadata={
         "help": "Train config of each variant's trial (the variant key is overridden)."})
-    role: str = field(default="verifier", metadata={"help": "Role trained in the smoke."})
-    metric: str = field(default="verifier/accuracy", metadata={
+    role: str = field(default="worker", metadata={
+        "help": "Role trained in the smoke (OpenClaw sessions carry worker turns only)."})
+    metric: str = field(default="worker/action_match", metadata={
         "help": "Metric whose optimized − baseline difference is the cycle's uplift."})
     overrides: list[str] = field(default_factory=list, metadata={
         "help": "key=value overrides for both trials (e.g. sft.max_steps=20)."})

@@ -14,6 +14,7 @@ Validation, the replay set, consumer checks and the chunk policy run in process.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from tracebridge.capture.reader import iter_lines
 from tracebridge.ops import replay as rp
 from tracebridge.ops.artifacts import sha256_file
 from tracebridge.ops.cycle import Ctx, Step, StepFailed
@@ -107,10 +109,41 @@ def step_import(ctx: Ctx) -> dict[str, Any]:
     return {"counts": counts, "summary": doc, "inputs": {"runs_before": before, "runs_after": after}}
 
 
+def audited_day(now: dt.datetime, harvest_log: str | os.PathLike[str] | None = None) -> tuple[dt.date, bool]:
+    """The UTC day a cycle at ``now`` audits, and whether it is the host's first harvest day.
+
+    The previous day, the last complete one: the cycle runs at 02:15 UTC, so its own day holds
+    about two hours of reactions, and a harvest on it is the one the cycle has just run. On a
+    host's first cycle (no harvest logged before today) there is no previous day to audit: the
+    cycle audits its own day, whose harvest it has just run, instead of failing on a day before
+    anything was installed.
+    """
+    today = now.astimezone(dt.UTC).date()
+    first = _first_logged_day(harvest_log) if harvest_log is not None else None
+    if first is not None and first >= today:
+        return today, True
+    return today - dt.timedelta(days=1), False
+
+
+def _first_logged_day(harvest_log: str | os.PathLike[str]) -> dt.date | None:
+    """The UTC day of the first harvest in the (append-only) harvest log; None when it has none."""
+    from tracebridge.feedback.ledger import parse_time
+
+    path = Path(harvest_log)
+    if not path.is_file():
+        return None
+    for ln in iter_lines(path):
+        t = parse_time(ln.obj.get("time")) if isinstance(ln.obj, dict) else None
+        if t is not None:
+            return t.astimezone(dt.UTC).date()
+    return None
+
+
 def step_feedback(ctx: Ctx) -> dict[str, Any]:
-    """Harvest reactions (OpenClaw system events, Bot API dumps), then audit today; keep the audit."""
+    """Harvest reactions (OpenClaw system events, Bot API dumps), then audit the previous UTC day
+    (``audited_day``; on a host's first harvest day, that day), as ``tracebridge feedback audit``
+    does by default; keep the audit."""
     sh = ctx.shadow
-    day = ctx.now.date().isoformat()
     paths = ["--ledger", sh.feedback_ledger, "--mapping", sh.feedback_mapping]
     log_ov = f"harvest_log={sh.feedback_harvest_log}"
     harvest = None
@@ -118,6 +151,8 @@ def step_feedback(ctx: Ctx) -> dict[str, Any]:
         [a for u in sh.feedback_updates for a in ("--updates", os.path.expanduser(u))]
     if srcs:
         harvest = run_cli(ctx, "feedback_harvest", ["feedback", "harvest", *srcs, *paths, log_ov, "--json"])
+    audited, first = audited_day(ctx.now, sh.feedback_harvest_log)
+    day = audited.isoformat()
     folder = ctx.bundle / "feedback"
     doc = run_cli(ctx, "feedback", ["feedback", "audit", "--day", day, *paths, "--registry", sh.chunk_registry,
                                     "--out", str(folder), log_ov, "--json"], ok_codes=(0, 1))
@@ -127,11 +162,12 @@ def step_feedback(ctx: Ctx) -> dict[str, Any]:
     ledger = Path(sh.feedback_ledger)
     inputs = {"ledger": sh.feedback_ledger, "ledger_sha256": sha256_file(ledger) if ledger.is_file() else None}
     ran = doc.get("harvest_ran")
-    fb = {"day": day, "harvest_ran": ran is True, "evidence": doc.get("harvest_evidence"),
+    fb = {"audited_day": day, "first_harvest_day": first, "harvest_ran": ran is True, "evidence": doc.get("harvest_evidence"),
           "harvested": {k: harvest.get(k) for k in ("added", "duplicates", "quarantined")} if harvest else None,
           "audit_file": audit.relative_to(ctx.bundle).as_posix(), "audit_sha256": sha256_file(audit)}
     if ran is not True:
-        fb["reason"] = f"audit says harvest_ran={ran!r} for {day}"
+        fb["reason"] = (f"audit of the UTC day {day} says harvest_ran={ran!r}: no harvest ran that day "
+                        "(a missed cycle, or a harvest with no source configured)")
         raise StepFailed(fb["reason"], {"feedback": fb, "inputs": inputs})
     return {"feedback": fb, "inputs": inputs}
 
@@ -170,18 +206,20 @@ def export_bundle(ctx: Ctx, step: str, traces: Path, out: Path, overrides: list[
             "summary": doc}
 
 
-def feedback_overrides(ctx: Ctx) -> list[str]:
-    """Export overrides that join the reaction labels (chunk policy included), when a ledger exists."""
-    sh = ctx.shadow
-    if not Path(sh.feedback_ledger).is_file():
+def feedback_overrides(ledger: str, mapping: str, registry: str) -> list[str]:
+    """Export overrides that join the reaction labels (chunk policy included), when a ledger exists.
+
+    Used by the shadow cycle's export and by the weekly retrain's (``tracebridge.ops.weekly``).
+    """
+    if not Path(ledger).is_file():
         return []
-    return [f"feedback.ledger={sh.feedback_ledger}", f"feedback.mapping={sh.feedback_mapping}",
-            f"feedback.registry={sh.chunk_registry}"]
+    return [f"feedback.ledger={ledger}", f"feedback.mapping={mapping}", f"feedback.registry={registry}"]
 
 
 def step_export(ctx: Ctx) -> dict[str, Any]:
     """Curate and export the cycle's runs with feedback labels joined; keep manifest, report, quarantine."""
-    fb = feedback_overrides(ctx)
+    sh = ctx.shadow
+    fb = feedback_overrides(sh.feedback_ledger, sh.feedback_mapping, sh.chunk_registry)
     out = export_bundle(ctx, "export", ctx.traces, ctx.work / "bundles", fb)
     src = Path(out["bundle_dir"])
     dst = ctx.bundle / "export"
@@ -266,7 +304,7 @@ def step_chunk_policy(ctx: Ctx) -> dict[str, Any]:
 STEPS: list[Step] = [  # table order = start order when slots free up (runtime_hook first: long, independent)
     Step("import", step_import, (), "OpenClaw sessions → the cycle's trace root"),
     Step("runtime_hook", step_runtime_hook, (), "Agent Lightning runtime-hook smoke"),
-    Step("feedback", step_feedback, (), "reaction harvest + audit of the day"),
+    Step("feedback", step_feedback, (), "reaction harvest + audit of the previous UTC day"),
     Step("validate", step_validate, ("import",), "schema, drift, lineage"),
     Step("export", step_export, ("validate",), "curate + export bundle (feedback labels joined)"),
     Step("replay", step_replay, ("validate",), "fixed replay set + its bundle"),

@@ -7,6 +7,10 @@ manifest.json`` with the plan, each command's exit code and the tail of its outp
 
 Last week's runs are staged as symlinks in ``<bundles_dir>/.weekly-<stamp>/traces`` (runs whose
 ``session.json`` ``started_at`` is inside the window), so the export sees exactly that week.
+
+The export joins the Telegram reaction labels (``feedback.*`` overrides built by the shadow
+cycle's ``feedback_overrides``, chunk policy included) when ``weekly.feedback_ledger`` exists;
+the manifest's ``feedback`` block says whether it did, and why not.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from tracebridge.capture.reader import iter_runs
 from tracebridge.ops.artifacts import cycle_stamp, new_bundle_dir, write_manifest
 from tracebridge.ops.config import WeeklyConfig
+from tracebridge.ops.shadow_steps import feedback_overrides
 from tracebridge.schema.canonical import format_ts, utc_now
 
 
@@ -53,9 +58,21 @@ def stage_runs(traces: Path, since: dt.datetime, stage: Path) -> dict[str, int]:
     return counts
 
 
-def plan(cfg: WeeklyConfig, stage: Path, bundle_out: Path, bin_: list[str]) -> list[Step]:
-    """The commands of one weekly run (pure)."""
-    export = [*bin_, "export", str(stage), "--out", str(bundle_out)]
+def feedback_plan(cfg: WeeklyConfig) -> tuple[list[str], dict[str, Any]]:
+    """The export's ``feedback.*`` overrides and the manifest's ``feedback`` block (joined or why not)."""
+    if cfg.feedback_ledger is None:
+        return [], {"labels": False, "note": "weekly.feedback_ledger=null: export without reaction labels"}
+    ov = feedback_overrides(cfg.feedback_ledger, cfg.feedback_mapping, cfg.chunk_registry)
+    block: dict[str, Any] = {"labels": bool(ov), "ledger": cfg.feedback_ledger}
+    if not ov:
+        block["note"] = f"no reaction ledger at {cfg.feedback_ledger}: export without reaction labels"
+    return ov, block
+
+
+def plan(cfg: WeeklyConfig, stage: Path, bundle_out: Path, bin_: list[str],
+         feedback: list[str] | None = None) -> list[Step]:
+    """The commands of one weekly run (pure); ``feedback`` = the export's ``feedback.*`` overrides."""
+    export = [*bin_, "export", str(stage), *(feedback or []), "--out", str(bundle_out)]
     if cfg.export_config:
         export += ["--config", cfg.export_config]
     return [
@@ -73,10 +90,12 @@ def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.
     stamp = cycle_stamp(now)
     stage = Path(cfg.bundles_dir) / f".weekly-{stamp}" / "traces"
     bundle_out = Path(cfg.bundles_dir) / f"weekly-{stamp}"
-    steps = plan(cfg, stage, bundle_out, bin_)
+    fb, fb_block = feedback_plan(cfg)
+    steps = plan(cfg, stage, bundle_out, bin_, fb)
     man: dict[str, Any] = {"kind": "weekly", "started_at": utc_now(), "window_days": cfg.days,
                            "since": format_ts(now - dt.timedelta(days=cfg.days)), "config": cfg.__dict__.copy(),
-                           "plan": [" ".join(s.argv) for s in steps], "steps": {}, "status": "planned"}
+                           "plan": [" ".join(s.argv) for s in steps], "feedback": fb_block, "steps": {},
+                           "status": "planned"}
     if dry_run:
         return man
     man["staged"] = stage_runs(Path(cfg.traces), now - dt.timedelta(days=cfg.days), stage)

@@ -20,6 +20,7 @@ from tracebridge.curate.config import (
     RedactionConfig,
     SplitConfig,
 )
+from tracebridge.export.reward import RewardConfig
 
 ROLES = ("planner", "worker", "verifier")
 VERIFIER_TARGETS = ("observed", "ex_post")
@@ -48,6 +49,9 @@ class ViewsConfig:
                 "that differs from it and was bad by evidence (fault label, cycle closed by replan, failed run)."})
     agentlightning: bool = field(default=True, metadata={
         "help": "Also write Agent Lightning triplets (agentlightning/triplets/<split>.jsonl)."})
+    reward: RewardConfig = field(default_factory=RewardConfig, metadata={
+        "help": "Triplet rewards: weighted mean of run outcome, the turn's own result and reactions "
+                "(tracebridge.export.reward)."})
     conversational_sources: list[str] = field(default_factory=lambda: ["openclaw"], metadata={
         "help": "session.json source.kind values whose worker rows are chat conversations (one row per "
                 "assistant turn, the conversation so far as its prompt; tracebridge.export.views_conversation) "
@@ -72,6 +76,7 @@ class ViewsConfig:
                        "(a user turn and the message before the assistant turn)")
         if self.verifier_pair_text not in ("verdict", "canonical"):
             out.append(f"views.verifier_pair_text={self.verifier_pair_text}: use verdict or canonical")
+        out += self.reward.validate()
         if self.verifier_sft_target not in VERIFIER_TARGETS:
             out.append(f"views.verifier_sft_target={self.verifier_sft_target}: use {' or '.join(VERIFIER_TARGETS)}")
         return out

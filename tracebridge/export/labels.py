@@ -25,7 +25,7 @@ from tracebridge.export.config import FeedbackConfig
 LABEL_TYPES: dict[str, type | tuple[type, ...]] = {
     "expected_verdict": str, "verdict": str, "chosen_verdict": str, "rejected_verdict": str, "pair_source": str, "pair_reason": str,
     "fault": str, "expected_tool": str, "failure_class": str, "feedback_label": str, "tool_source": str,
-    "goal_met": bool, "recovery": bool, "tool_ok": bool, "run_success": bool, "misled": bool,
+    "goal_met": bool, "plan_matches_reference": bool, "recovery": bool, "tool_ok": bool, "run_success": bool, "misled": bool,
     "feedback_score": float, "confidence": float, "feedback_count": int, "failed_attempts": int,
     "context_messages": int, "context_dropped": int, "target_turns": int,
     "cycle_verdict": str, "tool_mask": list, "risk_flags": list, "cycle_verdicts": list,

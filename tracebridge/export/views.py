@@ -45,6 +45,7 @@ import orjson
 
 from tracebridge.export.config import ViewsConfig
 from tracebridge.export.labels import RunFeedback, merge_feedback, safe_labels
+from tracebridge.export.reward import RewardConfig, reward
 from tracebridge.schema import roles
 
 # view key (file folder under views/) -> row kind
@@ -151,11 +152,14 @@ def planner_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]],
             verdicts = cycles.get(str(ev["event_id"]), [])
             labels = {**event_labels(ev), "tool_mask": list(payload(inp).get("tool_mask") or []),
                       "cycle_verdicts": verdicts, **({"cycle_verdict": verdicts[-1]} if verdicts else {})}
+            reference = labels.get("expected_plan")
+            matches = _steps(reference) == _steps(out.get("plan")) if reference else None
+            if matches is not None:
+                labels["plan_matches_reference"] = matches
             rows.append({"messages": roles.messages("planner", user, reply, system_prompt=system),
                          "meta": ctx.meta(ids, labels)})
-            reference = labels.get("expected_plan")
             why = _bad_plan(labels, verdicts, ctx.success) if cfg.planner_pairs and reference else None
-            if why and _steps(reference) != _steps(out.get("plan")):
+            if why and not matches:
                 chosen, rejected = (roles.planner_reply_text({**out, "plan": plan, "rationale": ""})
                                     for plan in (reference, out.get("plan")))
                 pairs.append({"prompt": roles.messages("planner", user, system_prompt=system),
@@ -281,25 +285,30 @@ def build_views(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig
         out["worker_sft"], out["worker_recovery_cases/sft"], out["worker_recovery_cases/pairs"] = \
             worker_rows(worker, by_id, ctx, cfg, stats)
     if cfg.agentlightning:
-        out[TRIPLETS] = triplets(out, ctx)
+        out[TRIPLETS] = triplets(out, ctx, cfg.reward)
     return out, stats
 
 
-def triplets(views: dict[str, list[dict[str, Any]]], ctx: RunContext) -> list[dict[str, Any]]:
+def triplets(views: dict[str, list[dict[str, Any]]], ctx: RunContext,
+             reward_cfg: RewardConfig | None = None) -> list[dict[str, Any]]:
     """Agent Lightning ``Triplet(prompt, response, reward, metadata)`` rows of the role SFT rows.
 
-    The reward is the run's outcome (1.0 success, 0.0 failure, None unknown); metadata keeps the
-    lineage (labels and tool schemas stay in the views, to keep the triplets small).
+    The reward is task-grounded (``tracebridge.export.reward``): the weighted mean of the run's
+    outcome, the turn's own result and its reactions, None when none is known; metadata keeps
+    the lineage and ``reward_components`` (labels and tool schemas stay in the views, to keep the
+    triplets small).
     """
-    reward = None if ctx.success is None else float(ctx.success)
+    cfg = reward_cfg or RewardConfig()
     out = []
     for view in ("planner_sft", "worker_sft", "verifier_sft"):
         role = view.split("_")[0]
         for r in views[view]:
             m, msgs = r["meta"], r["messages"]
+            value, parts = reward(role, m.get("labels") or {}, ctx.success, cfg)
             meta = {"run_id": m["run_id"], "event_ids": m["event_ids"], "role": role,
-                    "split": m["split"], "goal_family": m["goal_family"], "source": m["source"]}
-            out += [{"prompt": msgs[:i], "response": msgs[i], "reward": reward, "metadata": meta}
+                    "split": m["split"], "goal_family": m["goal_family"], "source": m["source"],
+                    "reward_components": parts}
+            out += [{"prompt": msgs[:i], "response": msgs[i], "reward": value, "metadata": meta}
                     for i in target_turns(r)]
     return out
 

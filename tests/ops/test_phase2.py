@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tracebridge.cli import app
-from tracebridge.config import load_config
+from tracebridge.config import ConfigError, load_config
 from tracebridge.ops.config import OpsConfig, Phase2Config, PolicySpec
 from tracebridge.ops.phase2 import phase2_report, rank_policies
 
@@ -45,6 +45,19 @@ def test_no_winner_without_a_clear_difference(tmp_path):
     rep = rank_policies(_cfg("a", "b"), trials)
     assert rep["ranking"][0] == "b" and rep["winner"] is None
     assert "no significant difference" in rep["winner_reason"]
+
+
+def test_a_bad_policy_override_fails_before_anything_trains(tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(ROOT / "tests/data/train_views", bundle)
+    cfg = Phase2Config(role="verifier", overrides=FAST, policies=[
+        PolicySpec("baseline", "baseline"), PolicySpec("terse", "optimized", ["behaviour.response=terse"]),
+        PolicySpec("no-tools", "optimized", ["behaviour.tool_schema=none"])])
+    with pytest.raises(ConfigError) as exc:
+        phase2_report(cfg, bundle, tmp_path / "out")
+    assert "phase2.policies[terse]: behaviour.response=terse: use one of as_is, calls_only" in str(exc.value)
+    assert "phase2.policies[no-tools]: behaviour.tool_schema: unknown key" in str(exc.value)
+    assert not (tmp_path / "out").exists()
 
 
 def test_report_reproduces_from_its_manifest(tmp_path):
@@ -116,6 +129,20 @@ def test_shipped_phase2_config_runs_on_the_shadow_cycle_bundle(openclaw_bundle, 
     assert set(rep["ranking"]) == {p.name for p in shipped.policies}
     assert rep["primary"] == "action_match" and all(rep["metrics"][p]["action_match"]["n"] > 0 for p in rep["ranking"])
     assert len(man["trial_config_hashes"]) == len(shipped.policies)
+    # the behaviour policies are ranked like the others, and the report names what each one is
+    pol = rep["policies"]
+    assert pol["optimized"]["behaviour_summary"] == "as exported" and pol["optimized"]["behaviour_rows_changed"] == 0
+    assert pol["optimized-tool-names"]["behaviour"]["tool_schemas"] == "names"
+    assert pol["optimized-calls-only"]["behaviour"]["response"] == "calls_only"
+    assert pol["optimized-system-prompt"]["behaviour"]["system_prompt"].startswith("You are the worker.")
+    assert pol["optimized-no-recovery"]["overrides"] == ["data.recovery_weight=1"]
+    n_rows = sum(sum(v.values()) for k, v in json.loads(
+        (Path(rep["trials"][0]["trial_dir"]) / "trial.json").read_text())["data"].items() if k in ("sft", "recovery_sft", "pref"))
+    for name in ("optimized-tool-names", "optimized-system-prompt"):  # every row of the role, every split
+        assert pol[name]["behaviour_rows_changed"] == n_rows > 0
+    md = (Path(man["path"]) / "report.md").read_text()
+    assert "| optimized-tool-names | optimized | tool_schemas=names (" in md
+    assert "| optimized-calls-only | optimized | response=calls_only (" in md
 
 
 def test_a_role_without_rows_names_the_role_the_views_and_the_fix(openclaw_bundle, tmp_path):

@@ -59,8 +59,10 @@ def _prompt_and_ref(row: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str
     return msgs[:last], msgs[last]
 
 
-def worker_points(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]], dict[str, Any], Any]]:
-    """Every assistant turn of the rows as ``(id, prompt, reference, tools)``, deduplicated."""
+def worker_points(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]], dict[str, Any], Any, Any]]:
+    """Every assistant turn of the rows as ``(id, prompt, reference, tools, scored_tools)``, deduplicated:
+    ``tools`` is what the model is shown, ``scored_tools`` what its call is checked against (the
+    exported schemas, ``meta.exported_tools``, where a ``behaviour.tool_schemas`` policy changed them)."""
     seen, out = set(), []
     for r in rows:
         msgs = r["messages"]
@@ -71,7 +73,8 @@ def worker_points(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, 
             if key in seen:
                 continue
             seen.add(key)
-            out.append((f"{r['meta'].get('run_id')}#{i}", msgs[:i], m, r.get("tools")))
+            out.append((f"{r['meta'].get('run_id')}#{i}", msgs[:i], m, r.get("tools"),
+                        r["meta"].get("exported_tools", r.get("tools"))))
     return out
 
 
@@ -89,7 +92,7 @@ def eval_worker(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfi
     pts = worker_points(rows)
     replies = P.generate_replies(model, tok, [p[1] for p in pts], tools=[p[3] for p in pts],
                                  max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
-    per = [M.worker_item(rep, ref, prompt, tools) for rep, (_, prompt, ref, tools) in zip(replies, pts)]
+    per = [M.worker_item(rep, ref, prompt, scored) for rep, (_, prompt, ref, _, scored) in zip(replies, pts)]
     return [p[0] for p in pts], collect(per)
 
 

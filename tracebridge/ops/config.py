@@ -218,7 +218,8 @@ class PolicySpec:
     name: str = field(default="baseline", metadata={"help": "Name shown in the report (unique)."})
     variant: str = field(default="baseline", metadata={"help": "baseline | optimized (train Variant)."})
     overrides: list[str] = field(default_factory=list, metadata={
-        "help": "TrainConfig key=value overrides that make this policy (e.g. data.recovery_weight=1)."})
+        "help": "TrainConfig key=value overrides that make this policy: recipe and data (data.recovery_weight=1) "
+                "or behaviour (behaviour.tool_schemas=names, behaviour.response=calls_only, behaviour.system_prompt=...)."})
 
 
 @dataclass

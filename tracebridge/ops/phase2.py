@@ -1,12 +1,16 @@
 """Phase 2: ablation report over the fixed replay set, naming a winner policy, reproducible.
 
-Each policy (a training variant plus overrides) is trained and evaluated on the same bundle with
-the same seeds (``tracebridge.train.trial.run_trial``, in process, one torch thread). Policies
+Each policy (a training variant plus overrides: recipe and data weighting, and the behaviour
+policy ``behaviour.*`` of ``tracebridge.train.behaviour``, i.e. the prompt, tool schemas and
+response form the model is trained and evaluated under) is trained and evaluated on the same
+bundle with the same seeds (``tracebridge.train.trial.run_trial``, in process, one torch thread);
+every policy's trial config is resolved and checked before the first one trains. Policies
 are ranked by the role's primary metric pooled over seeds; the leader is the **winner** only when
 its paired difference against the runner-up (same test items, same seeds) has an interval above
 zero and no guarded metric regresses (``tracebridge.eval.stats.decide_winner``).
 
-The report folder holds ``report.json``, ``report.md`` and ``manifest.json``. The manifest stamps
+The report folder holds ``report.json``, ``report.md`` (both name each policy's variant,
+behaviour and other overrides) and ``manifest.json``. The manifest stamps
 the resolved phase-2 config, the bundle (id and manifest sha256), the code version, the seeds,
 every trial's config hash and ``numbers_sha256``: the hash of every number the report gives
 (metrics, intervals, losses, the winner). Re-running from the manifest (``reproduce``) trains
@@ -24,7 +28,7 @@ from typing import Any
 
 from tracebridge.config import config_hash, load_config, to_dict
 from tracebridge.ops.artifacts import git_sha, new_bundle_dir, sha256_file, write_manifest
-from tracebridge.ops.config import Phase2Config
+from tracebridge.ops.config import Phase2Config, PolicySpec
 from tracebridge.schema.canonical import sha256_json, utc_now
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,33 @@ def check_role(role: str, bundle: Path, bman: dict[str, Any]) -> None:
                      f"{', '.join(have) or 'none'}); {fix}")
 
 
+def _spec(cfg: Phase2Config, pol: PolicySpec, seed: int) -> dict[str, Any]:
+    return {"config": cfg.train_config, "role": cfg.role, "variant": pol.variant, "seed": seed,
+            "overrides": [*cfg.overrides, *pol.overrides]}
+
+
+def policy_configs(cfg: Phase2Config) -> dict[str, Any]:
+    """Every policy's resolved trial config (``TrainConfig``), checked before anything trains.
+
+    Raises:
+        ConfigError: every problem of every policy, each prefixed with ``phase2.policies[NAME]``.
+    """
+    from tracebridge.config import ConfigError
+    from tracebridge.train.config import load_train_config
+    from tracebridge.train.trial import spec_overrides
+
+    out, problems = {}, []
+    for pol in cfg.policies:
+        spec = _spec(cfg, pol, cfg.seeds[0] if cfg.seeds else 0)
+        try:
+            out[pol.name] = load_train_config(spec["config"], spec_overrides(spec))
+        except ConfigError as exc:
+            problems += [f"phase2.policies[{pol.name}]: {p}" for p in exc.problems]
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
 def run_policies(cfg: Phase2Config, bundle: Path, work: Path) -> list[dict[str, Any]]:
     """Train and evaluate every policy × seed; return the trial results (with policy names)."""
     from tracebridge.train.trial import run_trial
@@ -79,12 +110,27 @@ def run_policies(cfg: Phase2Config, bundle: Path, work: Path) -> list[dict[str, 
     trials = []
     for pol in cfg.policies:
         for seed in cfg.seeds:
-            spec = {"config": cfg.train_config, "role": cfg.role, "variant": pol.variant, "seed": seed,
-                    "overrides": [*cfg.overrides, *pol.overrides]}
             log.info("phase2: policy %s seed %s", pol.name, seed)
-            res = run_trial(spec, bundle, work / f"{pol.name}-s{seed}")
+            res = run_trial(_spec(cfg, pol, seed), bundle, work / f"{pol.name}-s{seed}")
             trials.append({**res, "policy": pol.name})
     return trials
+
+
+def policy_table(cfg: Phase2Config, resolved: dict[str, Any], trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """What each policy is: variant, behaviour (resolved ``behaviour.*`` keys, a one-line summary and
+    the rows it changed in the first seed's trial, from its ``trial.json``) and its other overrides."""
+    from tracebridge.train.behaviour import describe
+
+    out = {}
+    for pol in cfg.policies:
+        first = next((t for t in trials if t["policy"] == pol.name), {})
+        tj = Path(first.get("trial_dir", "")) / "trial.json"
+        changed = json.loads(tj.read_text()).get("behaviour", {}) if tj.is_file() else {}
+        out[pol.name] = {"variant": pol.variant, "behaviour": to_dict(resolved[pol.name].behaviour),
+                         "behaviour_summary": describe(resolved[pol.name].behaviour),
+                         "behaviour_rows_changed": changed.get("rows", 0),
+                         "overrides": [o for o in pol.overrides if not o.startswith("behaviour.")]}
+    return out
 
 
 def _pooled(trials: list[dict[str, Any]], metric: str) -> tuple[list[float], list[float]]:
@@ -142,6 +188,11 @@ def to_markdown(rep: dict[str, Any]) -> str:
         cells = [f"{e['value']:.4f} [{e['lo']:.4f}, {e['hi']:.4f}]" if e["n"] else "n/a"
                  for e in rep["metrics"][p].values()]
         lines.append(f"| {i} | {p} | " + " | ".join(cells) + " |")
+    lines += ["", "| policy | variant | behaviour (rows changed) | other overrides |", "|---|---|---|---|"]
+    for p, d in rep.get("policies", {}).items():
+        summary = d["behaviour_summary"].replace("|", "\\|")
+        lines.append(f"| {p} | {d['variant']} | {summary} ({d['behaviour_rows_changed']}) | "
+                     f"{', '.join(d['overrides']) or '-'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -149,17 +200,20 @@ def phase2_report(cfg: Phase2Config, bundle: Path, out_root: Path, now: dt.datet
     """Run the ablation and write the report folder; return its manifest.
 
     Raises:
-        ValueError: the bundle has no rows of ``cfg.role`` (before anything is trained).
+        ValueError: the bundle has no rows of ``cfg.role``, or a policy's trial config is invalid
+            (``ConfigError``, every policy's problems); both before anything is trained.
         BundleError: the bundle does not verify against its manifest.
     """
     from tracebridge.train.data import verify_bundle_dir
 
     bman = verify_bundle_dir(bundle)
     check_role(cfg.role, bundle, bman)
+    resolved = policy_configs(cfg)
     folder = new_bundle_dir(out_root, now or dt.datetime.now(dt.UTC))
     work = folder.parent / f".work-{folder.name}"
     trials = run_policies(cfg, bundle, work)
     rep = {"role": cfg.role, "bundle_id": bman.get("bundle_id"), **rank_policies(cfg, trials),
+           "policies": policy_table(cfg, resolved, trials),
            "trials": [{k: v for k, v in t.items() if k != "loss_curve"} for t in trials]}
     rep["numbers_sha256"] = sha256_json(numbers_of(rep))
     (folder / "report.json").write_text(json.dumps(rep, indent=2, sort_keys=True, default=str))
@@ -185,8 +239,6 @@ def reproduce(manifest_path: Path, out_root: Path) -> dict[str, Any]:
         raise ValueError(f"{bundle}: bundle missing or changed since {manifest_path} (bundle_manifest_sha256)")
     cfg = load_config(Phase2Config, None, [])
     cfg = dataclasses.replace(cfg, **{k: v for k, v in man["config"].items() if k != "policies"})
-    from tracebridge.ops.config import PolicySpec
-
     cfg.policies = [PolicySpec(**p) for p in man["config"]["policies"]]
     again = phase2_report(cfg, bundle, out_root)
     return {"original": str(manifest_path), "rerun": again["path"], "numbers_sha256": again["numbers_sha256"],

@@ -1,7 +1,8 @@
 """Typed configs of the training recipes: the model factory (``ModelConfig``, YAML under
 ``configs/model/``) and one trial (``TrainConfig``, YAML under ``configs/train/``).
 
-``TrainConfig`` groups: ``model`` (what to build), ``data`` (views, curation), ``train`` (the
+``TrainConfig`` groups: ``model`` (what to build), ``data`` (views, curation), ``behaviour`` (the
+prompt/tool/response policy the rows are put under, ``tracebridge.train.behaviour``), ``train`` (the
 SFT recipe) and ``dpo`` (TRL recipe knobs, each with a ``lora`` block and an open ``throughput`` block for the
 GPU levers of ``tracebridge.train.throughput``) and ``eval`` (offline and closed-loop
 metrics, bootstrap). Variants are a StrEnum whose properties say what they do.
@@ -204,6 +205,39 @@ class DataConfig:
         return p
 
 
+SYSTEM_PROMPT_MODES = ("replace", "prepend")
+TOOL_SCHEMAS = ("full", "names", "none")
+RESPONSES = ("as_is", "calls_only")
+
+
+@dataclass
+class BehaviourConfig:
+    """The behaviour policy a trial trains and evaluates under (the defaults keep the rows as exported)."""
+
+    system_prompt: str | None = field(default=None, metadata={
+        "help": "Prompt policy: None = the rows' system turn as exported; a string = this system text "
+                "(see system_prompt_mode); '' with replace = no system turn. Quote a text holding ': ' "
+                "(behaviour.system_prompt='Worker: call one tool.')."})
+    system_prompt_mode: str = field(default="replace", metadata={
+        "help": "replace (the rows' system turn becomes system_prompt; rows without one get it) | prepend "
+                "(system_prompt, a blank line, then the exported system text)."})
+    tool_schemas: str = field(default="full", metadata={
+        "help": "Tool policy: full (as exported) | names (each tool's name and description, no parameter "
+                "schema) | none (no tools field: the call is inferred from the context)."})
+    response: str = field(default="as_is", metadata={
+        "help": "Response policy: as_is | calls_only (assistant turns that carry tool calls lose their prose "
+                "content, in SFT targets and both sides of pairs; answers are kept)."})
+
+    def problems(self) -> list[str]:
+        p = [f"behaviour.{k}={getattr(self, k)}: use one of {', '.join(ok)}"
+             for k, ok in (("system_prompt_mode", SYSTEM_PROMPT_MODES), ("tool_schemas", TOOL_SCHEMAS),
+                           ("response", RESPONSES)) if getattr(self, k) not in ok]
+        if self.system_prompt == "" and self.system_prompt_mode == "prepend":
+            p.append("behaviour.system_prompt='': nothing to prepend; give a text, or use "
+                     "system_prompt_mode=replace to drop the system turn")
+        return p
+
+
 @dataclass
 class ClosedLoopConfig:
     """The trained role inside the simulator, other roles scripted."""
@@ -274,6 +308,7 @@ class TrainConfig:
     threads: int = field(default=1, metadata={"help": "torch CPU threads (1 is fastest for tiny models)."})
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     train: SFTRecipeConfig = field(default_factory=SFTRecipeConfig)
     dpo: DPORecipeConfig = field(default_factory=DPORecipeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -287,12 +322,15 @@ class TrainConfig:
             p.append(f"variant={self.variant}: use baseline or optimized")
         if self.threads < 1:
             p.append(f"threads={self.threads}: must be >= 1")
-        p += self.model.validate() + self.data.problems() + self.eval.problems()
+        p += self.model.validate() + self.data.problems() + self.behaviour.problems() + self.eval.problems()
         p += self.train.problems("train") + self.dpo.problems("dpo")
         if self.dpo.ref not in ("model", "adapter"):
             p.append(f"dpo.ref={self.dpo.ref}: use model or adapter")
         if self.dpo.ref == "adapter" and not self.dpo.lora.enabled:
             p.append("dpo.ref=adapter: needs dpo.lora.enabled=true (the disabled adapter is the reference)")
+        if self.eval.closed_loop.enabled and self.behaviour != BehaviourConfig():
+            p.append("eval.closed_loop.enabled=true: the simulator prompts the model as exported, not under the "
+                     "behaviour.* policy it was trained with; turn one of them off")
         if self.dpo.beta <= 0:
             p.append(f"dpo.beta={self.dpo.beta}: must be > 0; the paper uses 0.1")
         from tracebridge.train.throughput import throughput_problems

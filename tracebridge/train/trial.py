@@ -1,10 +1,11 @@
-"""One trial, start to finish: config → verify bundle → role data → (curate) → SFT → (DPO) →
-offline eval (→ closed loop) → ``trial.json``. The single entry point that Ray Tune trials,
+"""One trial, start to finish: config → verify bundle → role data → behaviour policy → (curate) →
+SFT → (DPO) → offline eval (→ closed loop) → ``trial.json``. The single entry point that Ray Tune trials,
 ``jobs/train_role.py`` and ``tracebridge train`` call; importable without Ray.
 
 Work-dir layout: ``sft/checkpoint-N``, ``sft/final``, ``dpo/checkpoint-N``, ``dpo/final``,
 ``quarantine.jsonl``, ``eval_items.json`` (per-item metric values, for paired comparisons),
-``trial.json`` (the returned metrics + resolved config + data counts).
+``trial.json`` (the returned metrics + resolved config + data counts + the rows the behaviour
+policy changed).
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
             default: schema defaults = the tiny CPU profile), ``"model"`` (a configs/model YAML
             replacing the model block) and overrides, either as ``"overrides": {"train.lr": 1e-4}``
             (or a ``["train.lr=1e-4"]`` list) or as dotted top-level keys (``"train.lora.r": 16``).
-            Keys are ``TrainConfig`` paths: ``train.*`` (SFT), ``dpo.*``, ``data.*``, ``eval.*``, ``model.*``.
+            Keys are ``TrainConfig`` paths: ``train.*`` (SFT), ``dpo.*``, ``data.*``, ``behaviour.*``
+            (prompt/tool/response policy, ``tracebridge.train.behaviour``), ``eval.*``, ``model.*``.
         bundle_dir: an export bundle (manifest verified first unless ``data.verify_bundle=false``).
         work_dir: this trial's folder (checkpoints, final models, eval items, trial.json).
         on_report: called with ``{"phase", "step", "loss"}`` on every logged step, with
@@ -163,6 +165,11 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
         manifest = verify_bundle_dir(bundle_dir) if cfg.data.verify_bundle else {}
     data = load_role_data(bundle_dir, cfg.role)
     _write_quarantine(work, data)
+    from tracebridge.train.behaviour import apply_behaviour, describe
+
+    data, behaviour = apply_behaviour(data, cfg.behaviour)  # every split: evaluated under the trained policy
+    if behaviour:
+        log.info("behaviour %s: changed %s", describe(cfg.behaviour), behaviour)
     if not data.split(data.sft, cfg.data.eval_split):  # fail before any training, not after it
         raise BundleError(f"{bundle_dir}: role {cfg.role} has no rows in split {cfg.data.eval_split!r} to evaluate "
                           f"on (rows by split: {data.counts()['sft']}); export more runs or set "
@@ -171,13 +178,14 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     # rescans them (a full collection over a 2000-session bundle's worker rows takes ~3 s).
     gc.freeze()
     try:
-        return _run_loaded(spec, cfg, data, manifest, work, on_report, resume_from, t0)
+        return _run_loaded(spec, cfg, data, manifest, work, on_report, resume_from, t0, behaviour)
     finally:
         gc.unfreeze()
 
 
 def _run_loaded(spec: dict[str, Any], cfg: TrainConfig, data: Any, manifest: dict[str, Any], work: Path,
-                on_report: Reporter | None, resume_from: Path | None, t0: float) -> dict[str, Any]:
+                on_report: Reporter | None, resume_from: Path | None, t0: float,
+                behaviour: dict[str, int]) -> dict[str, Any]:
     rows, curation = select_train_rows(data, cfg)
     model, tok, phases = _train(cfg, data, rows, work, on_report, resolve_resume(resume_from))
     result = _evaluate(cfg, data, model, tok, phases, work)
@@ -185,7 +193,7 @@ def _run_loaded(spec: dict[str, Any], cfg: TrainConfig, data: Any, manifest: dic
     result["ablation"] = spec_ablation(spec)
     (work / "trial.json").write_text(json.dumps(
         {"result": result, "config": to_dict(cfg), "data": data.counts(), "curation": curation,
-         "phases": {k: v.to_dict() for k, v in phases.items() if hasattr(v, "to_dict")}},
+         "behaviour": behaviour, "phases": {k: v.to_dict() for k, v in phases.items() if hasattr(v, "to_dict")}},
         indent=2, sort_keys=True, default=str))
     if on_report:
         on_report(result)

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "tracebridge.cli.export",
     "tracebridge.cli.importers",
     "tracebridge.cli.feedback",
+    "tracebridge.cli.corrections",
 ]
 
 

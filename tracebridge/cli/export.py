@@ -104,6 +104,10 @@ def export_cmd(
         if not s["class_balance_passed"]:
             typer.echo("  class balance below its floors (report.json class_balance.checks): "
                        + "; ".join(s["class_balance_failures"]))
+        if "corrections" in s:
+            k = s["corrections"]
+            typer.echo(f"  corrections: {k['lines_read']} lines = {k['applied']} applied + {k['unmatched']} unmatched "
+                       f"+ {k['quarantined']} quarantined (report.json corrections)")
         if "cache" in s:
             typer.echo(f"  cache: {s['cache']['hits']} runs reused, {s['cache']['misses']} built")
         typer.echo("PASS" if s["passed"] else "FAIL: " + "; ".join(s["failures"]))

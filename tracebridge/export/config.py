@@ -102,6 +102,15 @@ class FeedbackConfig:
 
 
 @dataclass
+class CorrectionsConfig:
+    """Human corrections of trajectories (``tracebridge.corrections``) joined to runs at export; None = off."""
+
+    file: str | None = field(default=None, metadata={
+        "help": "Corrections JSONL (e.g. memory/corrections/corrections.jsonl): per line run_id, event_id (null = "
+                "run level), labels, reviewer, time. Applied in memory; the traces are never edited. None = off."})
+
+
+@dataclass
 class ExportConfig:
     """``tracebridge export``: curation (redaction, quality, dedup, split, leakage) and views."""
 
@@ -114,6 +123,7 @@ class ExportConfig:
     balance: BalanceConfig = field(default_factory=BalanceConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    corrections: CorrectionsConfig = field(default_factory=CorrectionsConfig)
 
     def validate(self) -> list[str]:
         """Every problem of every section."""

@@ -20,6 +20,9 @@ Steps 1-3 need nothing from other runs (``tracebridge.export.runwork.RunWork``):
 steps 4-6 in run order (accounting and appending bytes: a small share of the work), so the
 bundle is the same for any number of workers. With ``cache_dir`` a run unchanged since an earlier
 export with that cache skips steps 1-3 (``tracebridge.export.runcache``); the bundle is the same.
+With ``corrections.file`` the human corrections (``tracebridge.corrections``) are read once here and
+joined to each run in step 3 (in memory; the traces are never edited); the report's
+``corrections`` section accounts for every line and the manifest records the file's sha256.
 
 Counts reconcile (read = accepted + quarantined; accepted = exported + duplicates) or the
 export fails. The report, the masked config and the manifest are written last.
@@ -44,6 +47,8 @@ import yaml
 
 import tracebridge
 from tracebridge.capture.reader import RunDir, iter_runs
+from tracebridge.corrections.records import CorrectionsFile, read_corrections
+from tracebridge.corrections.summary import CorrectionsReport
 from tracebridge.curate.dedup import DedupIndex
 from tracebridge.curate.quality import Reason
 from tracebridge.curate.split import LeakageTracker, assign_families
@@ -59,6 +64,7 @@ from tracebridge.schema.canonical import sha256_json, utc_now
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
+_CORRECTION_COUNTS = ("file", "sha256", "lines_read", "applied", "unmatched", "quarantined")
 
 
 @dataclass
@@ -81,6 +87,8 @@ class ExportResult:
                 "data_governance": self.manifest.governance, "leakage_passed": self.report["leakage"]["passed"],
                 "class_balance_passed": self.report["class_balance"]["passed"],
                 "class_balance_failures": balance_failures(self.report["class_balance"]["checks"]),
+                **({"corrections": {k: self.report["corrections"][k] for k in _CORRECTION_COUNTS}}
+                   if "corrections" in self.report else {}),
                 **({"cache": self.cache} if self.cache is not None else {})}
 
 
@@ -106,14 +114,17 @@ def git_sha() -> str | None:
 class _Exporter:
     """The per-run loop of one export (state: tallies, indexes, the bundle writer)."""
 
-    def __init__(self, root: Path, cfg: ExportConfig, writer: BundleWriter, labels_for_run: LabelsForRun | None):
+    def __init__(self, root: Path, cfg: ExportConfig, writer: BundleWriter, labels_for_run: LabelsForRun | None,
+                 corrections: CorrectionsFile | None = None):
         self.root, self.cfg, self.w = root, cfg, writer
+        self.corrections = CorrectionsReport(corrections) if corrections is not None else None
         self.t = Tally()
         self.dedup = DedupIndex()
         self.leak = LeakageTracker(cfg.leakage)
         self.family_runs, family_sources = family_counts(root, cfg.split.by_goal_sources)
         self.assignment = assign_families(self.family_runs, cfg.split, family_sources)
-        self.work = RunWork(cfg, self.assignment, labels_for_run)  # steps 1-3 when there are no workers
+        self.work = RunWork(cfg, self.assignment, labels_for_run,  # steps 1-3 when there are no workers
+                            corrections.by_run if corrections is not None else None)
         self.redactor = self.work.redactor  # also masks quarantine messages
 
     def quarantine(self, run: RunDir, reasons: list[Reason]) -> None:
@@ -134,12 +145,15 @@ class _Exporter:
         t.merge(b.tally)
         if b.blocking:
             self.quarantine(run, b.blocking)
+            self.corrected(run, b, "quarantined")
             return
         t.accepted += 1
         if self.cfg.dedup.enabled and self.dedup.add(b.fingerprint, ordinal, run.run_id, b.counts):
             t.duplicates += 1
             self.w.write_row("runs.jsonl", {"run_id": run.run_id, "status": "duplicate", "split": b.split})
+            self.corrected(run, b, "duplicate")
             return
+        self.corrected(run, b, "exported")
         t.exported += 1
         for rel, lines in b.files:
             self.w.write_lines(rel, lines)
@@ -148,6 +162,12 @@ class _Exporter:
         self.leak.add(b.split, b.family, b.goal_hash, b.goal_text, run.run_id)
         self.w.write_row("runs.jsonl", {"run_id": run.run_id, "status": "exported", "split": b.split,
                                         "rows": sum(b.counts.values())})
+
+
+    def corrected(self, run: RunDir, b: Built, status: str) -> None:
+        """Account for the run's human corrections (every run: the rest are unmatched run ids)."""
+        if self.corrections is not None:
+            self.corrections.add(run.run_id, b.corrections, status)
 
 
 def _rows_by_view(rows: dict[str, int]) -> dict[str, dict[str, int]]:
@@ -187,7 +207,7 @@ def _failures(ex: _Exporter, leakage: dict[str, Any], balance: dict[str, Any]) -
         out.append(f"quarantined {pct:.1f}% of runs > quality.max_quarantined_pct={cfg.quality.max_quarantined_pct}")
     if cfg.balance.fail and not balance["passed"]:
         out.append("class balance (balance.fail): " + "; ".join(balance_failures(balance["checks"])))
-    return out
+    return out + (ex.corrections.failures() if ex.corrections is not None else [])
 
 
 def _names(root: Path, ordinals: set[int]) -> dict[int, str]:
@@ -263,12 +283,15 @@ def export_traces(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
 
     Raises:
         FileNotFoundError: ``root`` is not a trace root.
+        CorrectionsError: ``corrections.file`` is set and cannot be read (a ``ValueError``).
     """
     cfg, root = cfg or ExportConfig(), Path(root)
+    corrections = read_corrections(cfg.corrections.file) if cfg.corrections.file else None
     writer = BundleWriter(out_dir)
     try:
-        ex = _Exporter(root, cfg, writer, labels_for_run)
-        cache = RunCache(cache_dir, cfg, ex.assignment, labels_for_run) if cache_dir is not None else None
+        ex = _Exporter(root, cfg, writer, labels_for_run, corrections)
+        cache = RunCache(cache_dir, cfg, ex.assignment, labels_for_run,
+                         corrections.by_run if corrections is not None else None) if cache_dir is not None else None
         total = sum(ex.family_runs.values())
         for i, (run, built) in enumerate(_built(ex, workers, cache)):
             ex.take(i, run, built)
@@ -296,8 +319,10 @@ def _finish(ex: _Exporter, root: Path, cfg: ExportConfig, writer: BundleWriter) 
     split = {"method": "goal_family", "ratios": dict(cfg.split.ratios), "salt": cfg.split.salt,
              "assignment": dict(sorted(ex.assignment.items())), "family_runs": dict(sorted(ex.family_runs.items()))}
     balance = class_balance(ex.t, cfg.balance, cfg.views.verifier_sft_target)
+    corrections = ex.corrections.to_dict(lambda s: ex.redactor.redact_text(s, "_quarantine")) \
+        if ex.corrections is not None else None
     report = build_report(ex.t, _rows_by_view(rows), split, leakage, dedup, redaction,
-                          _failures(ex, leakage, balance), balance)
+                          _failures(ex, leakage, balance), balance, corrections)
     writer.write_file("report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     writer.write_file("report.md", render_markdown(report).encode())
     masked = dataclasses.asdict(masked_config(cfg))  # plain dataclasses: what to_dict gives, faster
@@ -314,6 +339,7 @@ def _finish(ex: _Exporter, root: Path, cfg: ExportConfig, writer: BundleWriter) 
                    "dedup": {k: dedup[k] for k in ("method", "removed_runs", "removed_rows", "clusters_total")},
                    "class_balance": report["class_balance"]},
         "quarantine": {"file": "quarantine.jsonl", "runs": ex.t.quarantined},
+        **({"corrections": {k: corrections[k] for k in _CORRECTION_COUNTS}} if corrections is not None else {}),
     }
     path, man = writer.finish(manifest)
     log.info("bundle %s: %d runs read, %d exported, %d quarantined", man.bundle_id, ex.t.runs_read,

@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from tracebridge.corrections.summary import render_markdown as corrections_markdown
 from tracebridge.curate.config import SPLITS, BalanceConfig
 from tracebridge.schema.roles import VERDICTS
 
@@ -141,8 +142,8 @@ def class_balance(t: Tally, cfg: BalanceConfig | None = None, verifier_target: s
 
 def build_report(t: Tally, rows: dict[str, dict[str, int]], split: dict[str, Any], leakage: dict[str, Any],
                  dedup: dict[str, Any], redaction: dict[str, Any], failures: list[str],
-                 balance: dict[str, Any]) -> dict[str, Any]:
-    """The report document (``report.json``)."""
+                 balance: dict[str, Any], corrections: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report document (``report.json``); ``corrections`` only when a corrections file was joined."""
     return {
         "passed": not failures, "failures": failures,
         "runs": {"read": t.runs_read, "accepted": t.accepted, "quarantined": t.quarantined,
@@ -153,6 +154,7 @@ def build_report(t: Tally, rows: dict[str, dict[str, int]], split: dict[str, Any
                        "allowed_by_rule": dict(sorted(t.allowed_rules.items())), "file": "quarantine.jsonl"},
         "views": {"events_without_row": dict(sorted(t.view_skips.items())),
                   "tool_schemas": dict(sorted(t.tool_sources.items()))},
+        **({"corrections": corrections} if corrections is not None else {}),
     }
 
 
@@ -201,4 +203,6 @@ def render_markdown(rep: dict[str, Any]) -> str:
     q = rep["quarantine"]
     lines += ["", "## Quarantine", "", f"{q['runs']} runs quarantined (details in {q['file']}).", ""]
     lines += _table(["rule", "runs"], [[k, v] for k, v in q["by_rule"].items()])
+    if "corrections" in rep:
+        lines += corrections_markdown(rep["corrections"])
     return "\n".join(lines) + "\n"

@@ -11,7 +11,8 @@ What decides a built run, and so its key (sha256):
 * the bytes of its ``events.jsonl`` and ``session.json``;
 * the export config (resolved, every section), the tool schemas file it names, and the split its
   goal family has in this export;
-* its feedback labels (``labels_for_run``: reactions arrive every day);
+* its feedback labels (``labels_for_run``: reactions arrive every day) and its human corrections
+  (each line's content and place in the corrections file: an edited or added line rebuilds the run);
 * the code: every ``.py`` file of the ``tracebridge`` package, and the versions of the libraries
   that shape the output (detect-secrets, pydantic, orjson).
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -36,6 +38,7 @@ import orjson
 
 import tracebridge
 from tracebridge.capture.reader import RunDir
+from tracebridge.corrections.records import Correction
 from tracebridge.export.bundle import sha256_file
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.families import split_family
@@ -88,16 +91,19 @@ class RunCache:
         cfg: the export config.
         assignment: goal family → split of this export.
         labels_for_run: the feedback seam of this export, or None.
+        corrections: the human corrections of this export by run id, or None.
     """
 
     def __init__(self, root: str | os.PathLike[str], cfg: ExportConfig, assignment: dict[str, str],
-                 labels_for_run: LabelsForRun | None) -> None:
+                 labels_for_run: LabelsForRun | None,
+                 corrections: Mapping[str, Sequence[Correction]] | None = None) -> None:
         self.root = Path(root)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ValueError(f"export cache {self.root}: cannot create the folder: {exc.strerror or exc}") from exc
         self.cfg, self.assignment, self.labels_for_run = cfg, assignment, labels_for_run
+        self.corrections = corrections or {}
         schemas = Path(cfg.tools.schemas_file) if cfg.tools.schemas_file else None  # read by ToolRegistry
         self.base = hashlib.sha256(code_digest().encode() + orjson.dumps(
             asdict(cfg), option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
@@ -123,10 +129,11 @@ class RunCache:
         except TypeError:
             self.stats.uncacheable += 1
             return None
+        corrections = b"\n".join(c.key_bytes() for c in self.corrections.get(run.run_id, ()))
         h = hashlib.sha256(self.base)
         for part in (run.run_id.encode(), _file_digest(run.events_path),
                      hashlib.sha256(session).digest() if session is not None else b"-",
-                     split.encode(), labels):
+                     split.encode(), labels, corrections):
             h.update(len(part).to_bytes(8, "little") + part)
         return h.hexdigest()
 

@@ -5,17 +5,32 @@ serialises their rows, and takes its dedup fingerprint. It runs in this process 
 (``export_traces(workers=N)``); the main process then only accounts for each ``Built`` in run
 order (quarantine, dedup verdict, leakage, counts) and appends its bytes to the bundle, so the
 bundle is the same for any number of workers and the serial part is a small share of the work.
+
+Human corrections (``tracebridge.corrections``) join a run here, in memory: matched to its events
+before the quality verdict is acted on (so every line is accounted for), merged into copies of
+its events and session before redaction (pass 1 covers what reviewers wrote; pass 2 scans it), and
+given to the views as labels, the run's outcome and a feedback overlay (``corrected_by``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from tracebridge.capture.reader import RunDir
+from tracebridge.corrections.apply import (
+    Fold,
+    RunOutcome,
+    apply_corrections,
+    combine,
+    match_run,
+    overlay,
+)
+from tracebridge.corrections.records import Correction
 from tracebridge.curate.dedup import fingerprint
 from tracebridge.curate.quality import Reason, run_reasons
 from tracebridge.curate.redact import Redactor, Scanner
@@ -40,6 +55,12 @@ def _dict(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
+def _recorded_outcome(events: list[dict[str, Any]], raw: dict[str, Any]) -> dict[str, Any]:
+    """The run's ``episode_end`` payload, else its session summary."""
+    end = next((e.get("payload") for e in reversed(events) if e.get("event_type") == "episode_end"), None)
+    return end if isinstance(end, dict) else _dict(raw.get("summary"))
+
+
 @dataclass
 class Built:
     """One run after steps 1-3: what the main process needs to account for it and write it."""
@@ -54,6 +75,7 @@ class Built:
     fingerprint: str = ""  # dedup key (empty when dedup is off)
     goal_hash: str = ""
     goal_text: str = ""  # the redacted goal, for the near-duplicate leakage check
+    corrections: RunOutcome | None = None  # what became of the run's human corrections (None: it has none)
 
 
 class RunWork:
@@ -63,13 +85,16 @@ class RunWork:
         cfg: the export config.
         assignment: goal family → split, decided over the whole root before any run is built.
         labels_for_run: the feedback seam (``tracebridge.export.labels.LabelsForRun``).
+        corrections: checked human corrections by run id (``tracebridge.corrections.read_corrections``).
     """
 
     def __init__(self, cfg: ExportConfig, assignment: dict[str, str] | None = None,
-                 labels_for_run: LabelsForRun | None = None) -> None:
+                 labels_for_run: LabelsForRun | None = None,
+                 corrections: Mapping[str, Sequence[Correction]] | None = None) -> None:
         self.cfg = cfg
         self.assignment = assignment or {}
         self.labels_for_run = labels_for_run
+        self.corrections = corrections or {}
         self.redactor = Redactor(cfg.redaction)
         self.scanner = Scanner(cfg.redaction)
         self.tools = ToolRegistry(cfg.tools)
@@ -92,22 +117,41 @@ class RunWork:
         t.allowed_rules.update(r.rule for r in allowed)
         family = split_family(raw, self.cfg.split.by_goal_sources)
         events, session = [ev for _, ev in lines], raw
+        outcome, fold = self.match(run.run_id, events, raw)  # before the verdict: every line is accounted for
+        if fold and not blocking:
+            red = (lambda rec: self.redactor.redact(rec, scope=run.run_id)) if self.cfg.redaction.enabled else None
+            events, session = apply_corrections(events, session, fold, red)
         if not blocking and self.cfg.redaction.enabled:
-            events, session, more = self.redaction(t, run, events, raw)
+            events, session, more = self.redaction(t, run, events, session)
             blocking += more
         if blocking:
-            return Built(t, blocking, family)
-        return self._views(t, run, family, events, session, raw)
+            return Built(t, blocking, family, corrections=outcome)
+        built = self._views(t, run, family, events, session, raw, fold)
+        built.corrections = outcome
+        return built
+
+    def match(self, run_id: str, events: list[dict[str, Any]], raw: dict[str, Any]
+              ) -> tuple[RunOutcome | None, Fold | None]:
+        """The run's corrections checked against its events and folded (None, None: it has none)."""
+        mine = self.corrections.get(run_id)
+        if not mine:
+            return None, None
+        return match_run(mine, events, run_id, raw)
 
     def _views(self, t: Tally, run: RunDir, family: str, events: list[dict[str, Any]], session: dict[str, Any],
-               raw: dict[str, Any]) -> Built:
+               raw: dict[str, Any], fold: Fold | None = None) -> Built:
         split = self.assignment.get(family, "train")
-        end = next((e.get("payload") for e in reversed(events) if e.get("event_type") == "episode_end"), None)
-        src = end if isinstance(end, dict) else _dict(raw.get("summary"))
+        src = _recorded_outcome(events, raw)
+        success, failure_class = src.get("success"), src.get("failure_class")
+        feedback = self.labels_for_run(run.run_id) if self.labels_for_run else None
+        if fold:  # a person's outcome wins over the trace's; the rows say so (labels.outcome_source)
+            trace = success if isinstance(success, bool) else None
+            if fold.success is not None:
+                success, failure_class = fold.success[0], (None if fold.success[0] else failure_class)
+            feedback = combine(feedback, overlay(events, session, fold, trace))
         tools, tool_source = self.tools.for_run(raw, events)
         ctx = RunContext(run.run_id, family, split, str(_dict(raw.get("source")).get("kind", "unknown")),
-                         src.get("success"), src.get("failure_class"), tools, tool_source,
-                         self.labels_for_run(run.run_id) if self.labels_for_run else None)
+                         success, failure_class, tools, tool_source, feedback)
         views, skips = build_views(events, ctx, self.cfg.views)
         goal_hash = str(_dict(raw.get("goal")).get("goal_hash") or sha256_json({"family": family, "run": run.run_id}))
         x = Tally()
@@ -134,7 +178,11 @@ class RunWork:
             for p in capture:
                 t.capture_policies[str(p.get("policy"))] += 1
                 t.capture_findings.update({str(k): int(v) for k, v in (p.get("findings") or {}).items()})
+            # pass 1 here covered only what reviewers wrote (apply_corrections): count it, drop its map
+            t.add_findings(t.pass1_findings, self.redactor.flat_findings(rid))
+            self.redactor.forget(rid)
         elif not self.cfg.redaction.redact_unredacted_runs:
+            self.redactor.forget(rid)
             return events, session, [Reason("unredacted", f"{rid}/session.json:-:data_governance",
                                             "captured without redaction and redaction.redact_unredacted_runs=false")]
         found: Counter[tuple[str, str]] = Counter()

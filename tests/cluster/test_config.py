@@ -62,3 +62,32 @@ def test_runtime_env_and_entrypoint(tmp_path):
     env = runtime_env(remote, tmp_path)
     assert env["image_uri"] == "img:1" and env["pip"] == ["foo"]
     assert entrypoint(remote, "jobs/sweep.py", []).startswith("python jobs/sweep.py")
+
+
+def test_job_upload_leaves_out_raw_and_personal_data(tmp_path):
+    """DESIGN: the cluster never sees raw traces. Ray's own packaging of a checkout with the job's
+    excludes (and no .gitignore to help) holds the code and configs, and no trace file, reaction
+    ledger, human correction, shadow-cycle work dir or policy state."""
+    import zipfile
+
+    from ray._private.runtime_env.packaging import create_package
+
+    files = {
+        "tracebridge/ops/state.py": "x = 1\n", "jobs/sweep.py": "print()\n", "configs/sweep/a.yaml": "a: 1\n",
+        "memory/feedback/telegram-reactions.jsonl": '{"user": "alice"}\n',
+        "memory/corrections/corrections.jsonl": '{"reviewer": "bob"}\n',
+        "shadow/bundles/x/manifest.json": "{}\n", "state/policy/active.json": "{}\n",
+        "my_agent/runs_2026/r1/events.jsonl": '{"payload": "raw"}\n', "my_agent/runs_2026/r1/session.json": "{}\n",
+        "traces/r2/events.jsonl": "{}\n", ".venv/lib/x.py": "", "bundles/b/manifest.json": "{}\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / "co" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "co" / rel).write_text(text)
+    env = runtime_env(ClusterConfig(), tmp_path / "co")
+    pkg = tmp_path / "pkg.zip"
+    create_package(env["working_dir"], pkg, include_gitignore=True, excludes=env["excludes"])
+    names = {n for n in zipfile.ZipFile(pkg).namelist() if not n.endswith("/")}
+    assert {"tracebridge/ops/state.py", "jobs/sweep.py", "configs/sweep/a.yaml"} <= names
+    leaked = [n for n in names if n.split("/")[0] in ("memory", "shadow", "state", "traces", ".venv", "bundles")
+              or n.endswith(("events.jsonl", "session.json"))]
+    assert not leaked, leaked

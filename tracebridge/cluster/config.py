@@ -14,8 +14,13 @@ from pathlib import Path
 from typing import Any
 
 CLUSTER_KINDS = ("local", "remote")
-DEFAULT_EXCLUDES = [".venv", ".git", ".whl", ".hypothesis", ".pytest_cache", "__pycache__", "*.egg-info",
-                    "demo_out", "runs", "storage", "reports", "traces", "bundles", "artifacts", "node_modules"]
+# Left out of the job's working_dir upload: build and cache folders, outputs, and everything that may
+# hold raw or personal data, so the cluster sees only redacted bundles (DESIGN): trace roots and raw
+# trace files wherever they lie, the reaction ledger and human corrections (memory/), the shadow
+# cycle's work dir and the policy state.
+DEFAULT_EXCLUDES = [".venv", ".git", ".whl", ".hypothesis", ".pytest_cache", ".ruff_cache", "__pycache__",
+                    "*.egg-info", "demo_out", "runs", "storage", "reports", "traces", "bundles", "artifacts",
+                    "node_modules", "memory", "shadow", "state", "events.jsonl", "session.json"]
 # Base job environment: one torch thread per CPU (2 threads on 2 shared cores is ~30x slower for tiny
 # models), litellm's offline cost map (agentlightning imports it), Tune gets SIGINT on `stop` so it
 # saves its experiment state, and a prompt experiment checkpoint so an interrupted sweep resumes.

@@ -54,6 +54,14 @@ def test_root_must_be_marked(tmp_path):
     assert any("root: true" in m for m in msgs) and any("no root event" in m for m in msgs)
 
 
+def test_only_the_parentless_root_may_say_root(tmp_path):
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), _ev("r", "r:2", "r:1", True),
+                                           _ev("r", "r:3", "r:2")]))
+    assert chk.lineage_valid_events == 2 and not chk.lineage_valid
+    (p,) = [p for p in chk.problems if p.kind == "lineage"]
+    assert (p.line, p.field, p.message) == (2, "root", "root: true on an event with a parent ('r:1')")
+
+
 def test_duplicate_event_id(tmp_path):
     chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), _ev("r", "r:2", "r:1"),
                                            _ev("r", "r:2", "r:1")]))

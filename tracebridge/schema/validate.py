@@ -222,6 +222,10 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
                 lines[eid] = ln.lineno
             else:
                 chk.problems.append(Problem(path, ln.lineno, "parent_event_id", "not a string", "lineage"))
+        if parent is not None and obj.get("root") is True:  # DESIGN: only the parentless root sets root: true
+            ok = False
+            chk.problems.append(Problem(path, ln.lineno, "root", f"root: true on an event with a parent ({parent!r})",
+                                        "lineage"))
         if isinstance(eid, str) and eid not in parents:
             parents[eid] = parent
             lines.setdefault(eid, ln.lineno)

@@ -7,13 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from tracebridge.config import load_config
+from tracebridge.config import ConfigError, load_config
 from tracebridge.schema import roles
-from tracebridge.train.config import ModelConfig
+from tracebridge.train.config import ModelConfig, SFTRecipeConfig
+from tracebridge.train.data import load_role_data, to_sft_records
 from tracebridge.train.models import (CHAT_TEMPLATE, architecture_config, build_model_and_tokenizer,
                                       save_model_and_tokenizer, tiny_model_and_tokenizer)
+from tracebridge.train.sft import run_sft
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "model"
+VIEWS = Path(__file__).resolve().parents[1] / "data" / "train_views"
 TOOLS = [{"type": "function", "function": {"name": "read_file", "description": "read a file",
                                            "parameters": {"type": "object", "properties": {"path": {"type": "string"}},
                                                           "required": ["path"]}}}]
@@ -101,3 +104,40 @@ def test_bad_model_config_lists_every_problem():
     text = "\n".join(probs)
     for key in ("model.arch", "model.path", "model.dtype", "model.num_key_value_heads"):
         assert key in text
+
+
+@pytest.mark.parametrize("arch,names", [
+    ("gpt2", {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_inner": 128, "n_positions": 2048}),  # its own names
+    ("mistral", {"hidden_size": 64, "num_key_value_heads": 2, "intermediate_size": 128, "head_dim": 16}),
+    ("phi3", {"hidden_size": 64, "num_hidden_layers": 2, "num_key_value_heads": 2, "intermediate_size": 128}),
+])
+def test_other_architectures_train_save_and_load_as_pretrained(tmp_path, arch, names):
+    """Random init of any causal LM: the shape lands on the config's own names, a real SFT step
+    runs, and the saved folder loads back with init=pretrained to the same logits."""
+    model, tok = tiny_model_and_tokenizer(arch=arch)
+    assert model.config.model_type == arch and model.config.vocab_size == len(tok)
+    assert {k: getattr(model.config, k) for k in names} == names
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    d = load_role_data(VIEWS, "verifier")
+    rc = SFTRecipeConfig(max_steps=2, lr=3e-3, logging_steps=1, batch_size=4, max_length=256)
+    model, res = run_sft(model, tok, to_sft_records(d.split(d.sft, "train")), rc, tmp_path / "sft")
+    assert res.global_step == 2 and all(6 < p["loss"] < 8 for p in res.loss_curve)  # ~ln(1024) at init
+    assert all(not torch.equal(before[n], p) for n, p in model.named_parameters())
+    cfg = ModelConfig(arch=arch, init="pretrained", path=res.checkpoint_dir)
+    assert cfg.validate() == []
+    loaded, ltok = build_model_and_tokenizer(cfg)
+    ids = torch.tensor([tok("verdict: end")["input_ids"]])
+    model.eval()
+    with torch.no_grad():
+        assert type(loaded) is type(model) and torch.allclose(model(ids).logits, loaded(ids).logits, atol=1e-5)
+    assert ltok("verdict: end")["input_ids"] == ids[0].tolist()
+
+
+def test_unknown_or_non_causal_arch_is_a_config_error_that_names_valid_ones():
+    (typo,) = ModelConfig(arch="mistrall").validate()
+    assert "not a transformers model_type" in typo and "did you mean mistral" in typo and "gpt2" in typo
+    (t5,) = ModelConfig(arch="t5").validate()
+    assert "T5Config has no causal-LM class" in t5 and "qwen2, llama" in t5
+    _, tok = tiny_model_and_tokenizer()
+    with pytest.raises(ConfigError, match="model.arch=t5"):
+        architecture_config(ModelConfig(arch="t5"), tok)

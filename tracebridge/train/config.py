@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ROLES = ("planner", "worker", "verifier")
-ARCHS = ("qwen2", "llama")
+ARCHS = ("qwen2", "llama")  # the tuned architectures; any causal LM builds (models.arch_problems)
 
 
 class Variant(enum.StrEnum):
@@ -45,7 +45,8 @@ class ModelConfig:
     """What the model factory builds: a random-init architecture or pretrained weights."""
 
     name: str = field(default="tiny", metadata={"help": "Label stamped into reports (e.g. qwen2.5-0.5b)."})
-    arch: str = field(default="qwen2", metadata={"help": "qwen2 | llama (random init only)."})
+    arch: str = field(default="qwen2", metadata={
+        "help": "Random init: a transformers causal-LM model_type (qwen2, llama, mistral, phi3, gpt2 ...)."})
     init: str = field(default="random", metadata={"help": "random (from the shape below) | pretrained (from path)."})
     path: str | None = field(default=None, metadata={
         "help": "init=pretrained: a local directory (or hub name where the hub is reachable). "
@@ -72,9 +73,9 @@ class ModelConfig:
 
     def validate(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
-        p = []
-        if self.arch not in ARCHS:
-            p.append(f"model.arch={self.arch}: unknown; use one of {', '.join(ARCHS)}")
+        from tracebridge.train.models import arch_problems
+
+        p = arch_problems(self.arch)  # imports transformers only for an arch outside ARCHS
         if self.init not in {m.value for m in ModelInit}:
             p.append(f"model.init={self.init}: use random or pretrained")
         if self.init == ModelInit.PRETRAINED and not self.path:

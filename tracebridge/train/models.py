@@ -1,11 +1,12 @@
 """Model factory: a tokenizer and a causal LM from a ``ModelConfig``.
 
-* ``init: random`` builds the architecture (Qwen2 or Llama) from the config's shape with
-  seeded random weights. The tokenizer is a byte-level BPE trained here with ``tokenizers``
-  on a built-in corpus, with the *same* normaliser and pre-tokenizer as transformers'
-  ``Qwen2Tokenizer`` (so ids survive ``save_pretrained`` → ``AutoTokenizer``), or the one in
-  ``path`` when given. Real shapes (``configs/model/qwen2.5-0.5b.yaml`` ...) set
-  ``vocab_size`` to the real embedding size; rows past the tiny tokenizer stay unused.
+* ``init: random`` builds any transformers causal-LM architecture (``arch`` = a ``model_type``:
+  qwen2, llama, mistral, phi3, gpt2 ...) from the config's shape with seeded random weights.
+  The tokenizer is a byte-level BPE trained here with ``tokenizers`` on a built-in corpus, with
+  the *same* normaliser and pre-tokenizer as transformers' ``Qwen2Tokenizer`` (so ids survive
+  ``save_pretrained`` → ``AutoTokenizer``), or the one in ``path`` when given. Real shapes
+  (``configs/model/qwen2.5-0.5b.yaml`` ...) set ``vocab_size`` to the real embedding size; rows
+  past the tiny tokenizer stay unused.
 * ``init: pretrained`` loads weights and tokenizer from ``path`` (a local directory, or a
   hub name where the user has a hub).
 
@@ -184,23 +185,85 @@ def build_tokenizer(cfg: ModelConfig) -> Any:
     return tok
 
 
-def architecture_config(cfg: ModelConfig, tokenizer: Any) -> Any:
-    """The transformers config of a random-init model of ``cfg``'s shape."""
-    from transformers import LlamaConfig, Qwen2Config
+# Other names of a shape knob in configs whose ``attribute_map`` does not alias it (gpt2: n_inner).
+_KNOB_ALIASES = {"intermediate_size": ("n_inner", "ffn_dim", "d_ff"), "num_key_value_heads": ("num_kv_heads",)}
 
-    vocab = max(cfg.vocab_size, len(tokenizer))
-    common = dict(vocab_size=vocab, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
-                  num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
-                  num_key_value_heads=cfg.num_key_value_heads,
-                  max_position_embeddings=cfg.max_position_embeddings,
-                  tie_word_embeddings=cfg.tie_word_embeddings,
-                  rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
-                  bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    if cfg.head_dim:
-        common["head_dim"] = cfg.head_dim
-    if cfg.arch == "llama":
-        return LlamaConfig(**common)
-    return Qwen2Config(**common)
+
+def arch_problems(arch: str) -> list[str]:
+    """Why ``arch`` cannot be built at random init: not a transformers ``model_type``, or one
+    without a causal-LM class. Empty for the tuned architectures without importing transformers.
+
+    Args:
+        arch: a transformers ``model_type`` (``qwen2``, ``llama``, ``mistral``, ``gpt2`` ...).
+
+    Returns:
+        ``model.arch=...: what; fix`` lines (empty when buildable).
+    """
+    from tracebridge.train.config import ARCHS
+
+    if arch in ARCHS:
+        return []
+    import difflib
+
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES as CAUSAL
+
+    some = ", ".join([*ARCHS, "mistral", "phi3", "gemma", "gpt2", "gpt_neox"])
+    if arch not in CONFIG_MAPPING_NAMES:
+        near = difflib.get_close_matches(arch, list(CAUSAL), n=3)
+        hint = f"did you mean {', '.join(near)}? " if near else ""
+        return [f"model.arch={arch}: not a transformers model_type; {hint}use a causal LM such as {some}"]
+    if arch not in CAUSAL:
+        return [(f"model.arch={arch}: {CONFIG_MAPPING_NAMES[arch]} has no causal-LM class "
+                 f"(AutoModelForCausalLM); use a causal LM such as {some}")]
+    return []
+
+
+def _knob_name(defaults: Any, knob: str) -> str | None:
+    """``knob``'s name in this config: its ``attribute_map`` target, itself, or an alias; None = absent."""
+    own = type(defaults).attribute_map.get(knob)
+    if own:
+        return own
+    fields = defaults.to_dict()
+    return next((k for k in (knob, *_KNOB_ALIASES.get(knob, ())) if k in fields), None)
+
+
+def architecture_config(cfg: ModelConfig, tokenizer: Any) -> Any:
+    """The transformers config of a random-init model of ``cfg``'s shape, for any causal-LM
+    ``cfg.arch``: each shape knob goes to the config's own name for it (gpt2: ``n_embd``,
+    ``n_layer``, ``n_head``, ``n_inner``, ``n_positions``); knobs the architecture lacks (gpt2 has
+    no KV heads or RoPE) are left out and logged.
+
+    Raises:
+        tracebridge.config.ConfigError: ``cfg.arch`` is unknown or not a causal LM.
+    """
+    from transformers import AutoConfig
+
+    problems = arch_problems(cfg.arch)
+    if problems:
+        from tracebridge.config import ConfigError
+
+        raise ConfigError(problems)
+    defaults = AutoConfig.for_model(cfg.arch)
+    knobs = {"vocab_size": max(cfg.vocab_size, len(tokenizer)), "hidden_size": cfg.hidden_size,
+             "intermediate_size": cfg.intermediate_size, "num_hidden_layers": cfg.num_hidden_layers,
+             "num_attention_heads": cfg.num_attention_heads, "num_key_value_heads": cfg.num_key_value_heads,
+             "max_position_embeddings": cfg.max_position_embeddings}
+    if cfg.head_dim or _knob_name(defaults, "head_dim"):  # gemma's default is 256, not width / heads
+        knobs["head_dim"] = cfg.head_dim or cfg.hidden_size // cfg.num_attention_heads
+    common: dict[str, Any] = {}
+    for knob, value in knobs.items():  # head_dim is read with getattr by configs that do not list it (qwen2)
+        name = _knob_name(defaults, knob) or ("head_dim" if knob == "head_dim" else None)
+        if name is None:
+            log.info("model.arch=%s has no %s: model.%s=%s is not used", cfg.arch, knob, knob, value)
+        else:
+            common[name] = value
+    if "rope_parameters" in defaults.to_dict():  # keep an architecture's own RoPE extras (partial rotary ...)
+        common["rope_parameters"] = {"rope_type": "default", **(defaults.rope_parameters or {}),
+                                     "rope_theta": cfg.rope_theta}
+    common.update(tie_word_embeddings=cfg.tie_word_embeddings, bos_token_id=None,
+                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    return AutoConfig.for_model(cfg.arch, **common)
 
 
 def build_model(cfg: ModelConfig, tokenizer: Any) -> Any:

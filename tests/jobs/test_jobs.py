@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,11 @@ def test_plain_ray_job_submit_runs_the_sweep(plain_job):
     assert sorted(t.get("sft/prepared") for t in trials) == ["stored", "stored"]
     assert [t.get("dpo/prepared") for t in trials if t["variant"] == "optimized"] == ["stored"]
     assert len([p for p in (plain_job["tmp"] / "prepared").iterdir() if p.is_dir()]) == 3
+    # Ray Train trials record their rank-0 node and every worker's GPUs; here one CPU worker each
+    assert all(t["resources"]["source"] == "ray" and t["resources"]["workers"] == 1 for t in trials)
+    man = json.loads((report / "manifest.json").read_text())
+    assert man["sweep_id"] == s["sweep_id"] and man["gpu_hours"] == 0.0 and man["cost_estimate"]["usd"] == 0.0
+    assert man["cluster"]["nodes"][socket.gethostname()]["trials"] == 2
     out = subprocess.run([sys.executable, "-m", "tracebridge.cli.__main__", "pull", str(report), "--out",
                           str(plain_job["tmp"] / "pulled"), "--json"], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0 and json.loads(out.stdout)["problems"] == []

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -99,3 +100,11 @@ def test_job_exits_3_with_the_report_kept_when_storage_is_unreachable_at_push(s3
     assert f"push of the report to {uri} failed after 2 attempt(s)" in line
     assert summary["report_local"] in line and "retrying in 0.1 s" in res.stderr
     assert verify_report(Path(summary["report_local"])) == [] and proxy.cut >= 2
+    # the manifest stamps where the trial ran (this CPU host, through Ray), not the driver's GPUs
+    man = json.loads((Path(summary["report_local"]) / "manifest.json").read_text())
+    assert man["sweep_id"] == summary["sweep_id"] and man["cluster"]["driver"] == socket.gethostname()
+    node = man["cluster"]["nodes"][socket.gethostname()]
+    assert node["trials"] == 1 and node["gpus"] == 0.0 and node["node_ip"]
+    assert man["gpu_hours"] == 0.0 and man["cost_estimate"]["usd"] == 0.0 and man["cost_estimate"]["source"]
+    trial = json.loads((Path(summary["report_local"]) / "results.json").read_text())["trials"][0]
+    assert trial["resources"]["source"] == "ray" and trial["resources"]["node_id"]

@@ -66,6 +66,9 @@ def test_manifest_stamps_and_verifies(tmp_path):
                        wall_s=12.5, n_boot=300)
     assert man["bundle_id"] == "b" * 64 and man["seeds"] == [0, 1] and man["wall_s"] == 12.5
     assert man["config_hash"] and man["code_version"] and man["hardware"]["cpus"]
+    # these trials recorded no `resources`: no GPU time, whatever GPUs the writing machine has
+    assert man["sweep_id"] is None and man["gpu_hours"] == 0.0 and man["cost_estimate"]["usd"] == 0.0
+    assert man["cluster"]["nodes"]["unknown"]["trials"] == 8
     assert {f["path"] for f in man["files"]} == {"results.json", "report.html"}
     assert man["winners"] == {"verifier": "optimized"}
     assert verify_report(tmp_path / "r") == []

@@ -39,6 +39,9 @@ def test_optimized_verifier_trial_with_closed_loop(tmp_path):
     assert any("loss" in x for x in reports) and reports[-1] is r
     trial = json.loads((tmp_path / "t" / "trial.json").read_text())
     assert trial["config"]["train"]["max_steps"] == 12 and trial["data"]["quarantined"] == 0
+    # where it ran, for the report's GPU-hours: this process on this CPU host, outside Ray
+    assert trial["result"]["resources"] == r["resources"]
+    assert r["resources"]["source"] == "process" and r["resources"]["gpus"] == 0.0 and r["wall_s"] > 0
     items = json.loads(Path(r["eval_items_path"]).read_text())
     assert len(items["items"]["accuracy"][0]) == r["verifier/eval_rows"]
     assert items["closed_loop"]["item_ids"] == ["files/closed_loop_verifier/closed_loop/0",

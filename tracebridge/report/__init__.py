@@ -1,6 +1,7 @@
 """Reports: trial results → ``results.json`` + single-file ``report.html`` (inline SVG plots) +
-``manifest.json`` (bundle_id, resolved config + hash, code version, model, seeds, hardware, wall
-time, result file hashes), and the winner per role.
+``manifest.json`` (sweep id, bundle_id, resolved config + hash, code version, model, seeds, the
+cluster nodes the trials ran on, the driver's hardware, wall time, GPU-hours and cost estimate,
+result file hashes), and the winner per role.
 
 ``write_report(trials, out_dir, config=..., wall_s=...)`` is the one call a sweep makes after its
 trials: ``trials`` are the dicts ``tracebridge.train.trial.run_trial`` returned (their
@@ -20,7 +21,8 @@ __all__ = ["write_report", "verify_report"]
 
 def write_report(trials: list[dict[str, Any]], out_dir: str | Path, config: dict[str, Any] | None = None,
                  wall_s: float = 0.0, bundle_id: str | None = None, n_boot: int = 1000, ci: float = 0.95,
-                 title: str = "TraceBridge report") -> dict[str, Any]:
+                 title: str = "TraceBridge report", sweep_id: str | None = None,
+                 prices: dict[str, float] | None = None) -> dict[str, Any]:
     """Write ``results.json``, ``report.html`` and ``manifest.json`` into ``out_dir``.
 
     Args:
@@ -31,6 +33,9 @@ def write_report(trials: list[dict[str, Any]], out_dir: str | Path, config: dict
         bundle_id: the bundle trained on (default: taken from the trials).
         n_boot, ci: bootstrap settings.
         title: page title.
+        sweep_id: the sweep stamped into the manifest (default: ``config["sweep_id"]``).
+        prices: USD/h per instance type for the cost estimate (a sweep's ``window.prices``;
+            default: ``tracebridge.cluster.config.DEFAULT_PRICES``).
 
     Returns:
         The manifest (also written).
@@ -44,10 +49,10 @@ def write_report(trials: list[dict[str, Any]], out_dir: str | Path, config: dict
     rpath = out / "results.json"
     rpath.write_text(json.dumps(results, indent=2, sort_keys=True, default=str))
     # the page shows a provisional stamp (everything but its own hash); manifest.json is the record
-    stamp = build_manifest(out, [rpath], config or {}, trials, wall_s, bundle_id)
+    stamp = build_manifest(out, [rpath], config or {}, trials, wall_s, bundle_id, sweep_id, prices)
     hpath = out / "report.html"
     hpath.write_text(render_html(results, stamp, title), encoding="utf-8")
-    manifest = build_manifest(out, [rpath, hpath], config or {}, trials, wall_s, bundle_id)
+    manifest = build_manifest(out, [rpath, hpath], config or {}, trials, wall_s, bundle_id, sweep_id, prices)
     manifest["winners"] = {r: b.get("winner") for r, b in results["roles"].items()}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
     return manifest

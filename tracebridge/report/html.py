@@ -1,8 +1,9 @@
 """The single-file ``report.html``: tables and inline SVG plots from ``results.json`` content.
 
-Sections: summary (winner per role), per role: metric table with intervals per variant, interval
-plot per variant, paired differences (optimized − baseline) plot, closed-loop metrics, loss
-curves, ablation heatmaps; then the manifest stamp. No scripts, no external resources.
+Sections: a stamp line (sweep, trials, nodes, GPU-hours, cost estimate), summary (winner per role),
+per role: metric table with intervals per variant, interval plot per variant, paired differences
+(optimized − baseline) plot, closed-loop metrics, loss curves, ablation heatmaps; then the manifest
+stamp. No scripts, no external resources.
 """
 
 from __future__ import annotations
@@ -87,18 +88,33 @@ def ablation_plots(block: dict[str, Any]) -> list[str]:
 
 
 def manifest_table(manifest: dict[str, Any]) -> str:
-    keys = ["report_id", "bundle_id", "config_hash", "code_version", "model", "seeds", "wall_s", "trial_wall_s",
-            "gpu_hours", "created_at"]
+    keys = ["report_id", "sweep_id", "bundle_id", "config_hash", "code_version", "model", "seeds", "wall_s",
+            "trial_wall_s", "gpu_hours", "created_at"]
     rows = "".join(f"<tr><td>{escape(k)}</td><td><code>{_f(manifest.get(k))}</code></td></tr>" for k in keys)
+    cost = manifest.get("cost_estimate") or {}
+    rows += "".join(f"<tr><td>cost_estimate.{escape(k)}</td><td><code>{_f(v)}</code></td></tr>" for k, v in cost.items())
+    for node, n in ((manifest.get("cluster") or {}).get("nodes") or {}).items():
+        rows += (f"<tr><td>cluster.nodes.{escape(node)}</td><td><code>{n.get('trials')} trial(s), "
+                 f"{_f(n.get('gpus'))} GPU(s) {_f(n.get('gpu_type'))}, {_f(n.get('gpu_hours'))} GPU-h</code></td></tr>")
     hw = manifest.get("hardware") or {}
     rows += "".join(f"<tr><td>hardware.{escape(k)}</td><td><code>{_f(v)}</code></td></tr>" for k, v in hw.items())
     return f"<table>{rows}</table>"
 
 
+def stamp_line(manifest: dict[str, Any]) -> str:
+    """One line under the title: sweep, trials and nodes, GPU-hours, cost estimate."""
+    cost = manifest.get("cost_estimate") or {}
+    usd = f"${cost['usd']:.2f}" if cost.get("usd") is not None else f"n/a ({cost.get('reason', 'no estimate')})"
+    nodes = (manifest.get("cluster") or {}).get("nodes") or {}
+    return (f"<p class='stamp'>sweep <code>{_f(manifest.get('sweep_id'))}</code> · "
+            f"{len(manifest.get('trials') or [])} trial(s) on {len(nodes)} node(s) · "
+            f"GPU-hours {float(manifest.get('gpu_hours') or 0.0):.3f} · cost estimate {escape(usd)}</p>")
+
+
 def render_html(results: dict[str, Any], manifest: dict[str, Any], title: str = "TraceBridge report") -> str:
     """The whole page as one string."""
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
-             f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>"]
+    parts = [(f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
+              f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>{stamp_line(manifest)}")]
     summary = "".join(
         f"<tr><td>{escape(r)}</td><td>{escape(b['primary'])}</td><td class='{'win' if b.get('winner') else 'none'}'>"
         f"{escape(str(b.get('winner') or 'none'))}</td><td>{escape(b.get('winner_reason', ''))}</td></tr>"

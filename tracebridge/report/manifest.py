@@ -1,17 +1,22 @@
 """The report manifest: what produced the results and hashes of every result file, so a pulled
-report can be verified. Fields: report_id, created_at, bundle_id, config (resolved) +
-config_hash, code_version (git sha, or the package version), model, seeds, hardware, wall_s,
-gpu_hours, files [{path, sha256, bytes}].
+report can be verified. Fields: report_id, created_at, sweep_id, bundle_id, config (resolved) +
+config_hash, code_version (git sha, or the package version), model, seeds, trials, cluster (the
+nodes the trials ran on: GPU type, GPUs, trials, GPU-hours; and the driver's host), hardware (the
+driver's machine, which wrote the report), wall_s, trial_wall_s, gpu_hours (Σ trial GPUs × trial
+wall s / 3600), cost_estimate ({usd, per_gpu_hour, source}; usd null + reason when a GPU type has
+no price), files [{path, sha256, bytes}].
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from tracebridge.report.cost import cluster_nodes, cost_estimate, trial_gpu_hours
 from tracebridge.schema.canonical import sha256_bytes, sha256_json, utc_now
 
 
@@ -34,7 +39,7 @@ def code_version(repo: Path | None = None) -> str:
 
 
 def hardware() -> dict[str, Any]:
-    """CPU/GPU description of this machine."""
+    """CPU/GPU description of this machine (the driver's, not the trials' nodes)."""
     hw: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
                           "cpus": os.cpu_count()}
     try:
@@ -55,19 +60,34 @@ def file_entry(path: Path, root: Path) -> dict[str, Any]:
 
 
 def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], trials: list[dict[str, Any]],
-                   wall_s: float, bundle_id: str | None = None) -> dict[str, Any]:
-    """The manifest of a report folder (pure apart from hashing ``files`` and asking git)."""
+                   wall_s: float, bundle_id: str | None = None, sweep_id: str | None = None,
+                   prices: dict[str, float] | None = None) -> dict[str, Any]:
+    """The manifest of a report folder (pure apart from hashing ``files`` and asking git).
+
+    Args:
+        sweep_id: the sweep (default: ``config["sweep_id"]``, None outside sweeps).
+        prices: USD/h per instance type for ``cost_estimate`` (a sweep's ``window.prices``;
+            default: ``tracebridge.cluster.config.DEFAULT_PRICES``).
+    """
+    from tracebridge.cluster.config import DEFAULT_PRICES
+
     hw = hardware()
     bundle = bundle_id or next((t.get("bundle_id") for t in trials if t.get("bundle_id")), None)
-    gpus = len(hw.get("gpus") or [])
     trial_wall = sum(float(t.get("wall_s") or 0.0) for t in trials)
+    table = "window.prices" if prices is not None else "tracebridge.cluster.config.DEFAULT_PRICES"
     man = {
-        "created_at": utc_now(), "bundle_id": bundle, "config": config, "config_hash": sha256_json(config),
+        "created_at": utc_now(), "sweep_id": sweep_id or config.get("sweep_id"), "bundle_id": bundle,
+        "config": config, "config_hash": sha256_json(config),
         "code_version": code_version(), "model": sorted({str(t.get("model")) for t in trials}),
         "seeds": sorted({t.get("seed") for t in trials if t.get("seed") is not None}),
         "trials": [{"role": t.get("role"), "variant": t.get("variant"), "seed": t.get("seed"),
-                    "config_hash": t.get("config_hash"), "ablation": t.get("ablation") or {}} for t in trials],
-        "hardware": hw, "wall_s": wall_s, "trial_wall_s": trial_wall, "gpu_hours": gpus * trial_wall / 3600,
+                    "config_hash": t.get("config_hash"), "ablation": t.get("ablation") or {},
+                    "wall_s": t.get("wall_s"), "node": (t.get("resources") or {}).get("node"),
+                    "gpus": (t.get("resources") or {}).get("gpus")} for t in trials],
+        "cluster": {"nodes": cluster_nodes(trials), "driver": socket.gethostname()},
+        "hardware": hw, "wall_s": wall_s, "trial_wall_s": trial_wall,
+        "gpu_hours": sum(trial_gpu_hours(t) for t in trials),
+        "cost_estimate": cost_estimate(trials, DEFAULT_PRICES if prices is None else prices, table),
         "files": [file_entry(p, out_dir) for p in files],
     }
     man["report_id"] = sha256_json({"files": man["files"], "config_hash": man["config_hash"], "bundle": bundle})

@@ -1,6 +1,7 @@
 """The end of a sweep job: connect the driver to Ray, write the report of the finished trials
 (``tracebridge.report.write_report``: results.json, report.html, manifest.json stamped with the
-sweep id, bundle id and resolved config) and push it to ``<storage>/reports/<sweep id>``, retrying
+sweep id, bundle id, resolved config, the nodes the trials ran on, GPU-hours and their cost at
+``window.prices``) and push it to ``<storage>/reports/<sweep id>``, retrying
 an unreachable storage with backoff and keeping the report locally when it stays unreachable.
 """
 
@@ -74,7 +75,8 @@ def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str
     ev = next(iter(recipes.values()), {}).get("eval", {})
     manifest = write_report(trials, local_dir, config=report_config(cfg, sweep_id, bundle_id, recipes),
                             wall_s=wall_s, bundle_id=bundle_id, n_boot=int(ev.get("n_boot", 1000)),
-                            ci=float(ev.get("ci", 0.95)), title=f"TraceBridge sweep {sweep_id}")
+                            ci=float(ev.get("ci", 0.95)), title=f"TraceBridge sweep {sweep_id}",
+                            sweep_id=sweep_id, prices=dict(cfg.window.prices))
     uri = join(cfg.storage, "reports", sweep_id)
     try:
         retry_io(lambda: put_dir(local_dir, uri), f"push of the report to {uri}", cfg.push)

@@ -78,6 +78,6 @@ def reevaluate(ckpt_dir: Path, bundle_dir: Path, overrides: list[str], out: Path
     items.write_text(json.dumps({"role": cfg.role, "item_ids": res.item_ids, "items": res.items, "extra": res.extra},
                                 default=str))
     keep = ("role", "variant", "seed", "ablation", "trial_id", "config_hash", "bundle_id", "model", "wall_s",
-            "loss_curve", "checkpoint_dir")
+            "loss_curve", "checkpoint_dir", "resources")
     return {**{k: original.get(k) for k in keep}, **res.flat(), f"{cfg.role}/eval_rows": len(res.item_ids),
             "eval_items_path": str(items), "reevaluated_with": overrides}

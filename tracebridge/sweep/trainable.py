@@ -138,9 +138,10 @@ def make_reporter(report: Callable[..., None], checkpoint_cls: Any, rank: int = 
 
 
 def run_one(spec: dict[str, Any], ctx: TrialContext, report: Callable[..., None], checkpoint_cls: Any,
-            restored: Path | None, rank: int = 0, losses: bool = True) -> dict[str, Any]:
+            restored: Path | None, rank: int = 0, losses: bool = True, world: int = 1) -> dict[str, Any]:
     """One trial on this worker: bundle, resume point, ``run_trial``, final report. Shared by the
-    Tune function and the Ray Train worker loop."""
+    Tune function and the Ray Train worker loop (``world`` = its number of workers: the trial's
+    ``resources.gpus`` counts every worker's GPUs, its ``node`` is rank 0's)."""
     from tracebridge.sweep.grid import run_spec, write_recipe
     from tracebridge.sweep.storage import ensure_bundle
     from tracebridge.train.trial import run_trial
@@ -158,6 +159,9 @@ def run_one(spec: dict[str, Any], ctx: TrialContext, report: Callable[..., None]
         result = run_trial(run_spec(spec, str(recipe)), bundle, work, make_reporter(report, checkpoint_cls, rank, losses),
                            resume_from=payload if kind == "train" else None, manifest=manifest)
         result["trial_id"] = spec["trial_id"]
+        if world > 1 and isinstance(result.get("resources"), dict):
+            res = result["resources"]
+            res.update(gpus=res.get("gpus", 0.0) * world, workers=world)
     _ledger(work, "done")
     metrics = {**scalar_metrics(result), "final": True}
     if rank != 0:
@@ -203,11 +207,12 @@ def train_loop(config: dict[str, Any]) -> None:
 
     ctx: TrialContext = config["ctx"]
     _threads(ctx)
-    rank = ray.train.get_context().get_world_rank()
+    rank, world = ray.train.get_context().get_world_rank(), ray.train.get_context().get_world_size()
     ckpt = ray.train.get_checkpoint()
     with tempfile.TemporaryDirectory(prefix="tb-restore-") as tmp:
         restored = Path(ckpt.to_directory(tmp)) if ckpt else None
-        run_one(config["spec"], ctx, ray.train.report, ray.train.Checkpoint, restored, rank, losses=False)
+        run_one(config["spec"], ctx, ray.train.report, ray.train.Checkpoint, restored, rank, losses=False,
+                world=world)
 
 
 def _run_with_train(spec: dict[str, Any], ctx: TrialContext) -> None:

@@ -145,7 +145,8 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
         ``'sft/last_loss'`` (and ``dpo/*``), ``'train/tokens_per_s'``, ``'wall_s'``, plus
         ``'loss_curve'`` (``[{phase, step, loss}]``), ``'checkpoint_dir'`` (final model folder,
         loadable with ``model.init=pretrained``), ``'eval_items_path'``, ``'trial_dir'``, ``role``,
-        ``variant``, ``seed``, ``config_hash``, ``bundle_id``, ``ablation`` (the spec's overrides).
+        ``variant``, ``seed``, ``config_hash``, ``bundle_id``, ``ablation`` (the spec's overrides),
+        ``resources`` (where it ran: node, GPUs given, GPU type; ``tracebridge.train.placement``).
 
     Raises:
         tracebridge.config.ConfigError: bad spec or config.
@@ -256,10 +257,13 @@ def _evaluate(cfg: TrainConfig, data: Any, model: Any, tok: Any, phases: dict[st
 
 def _summary(cfg: TrainConfig, phases: dict[str, Any], manifest: dict[str, Any], work: Path,
              wall: float) -> dict[str, Any]:
+    from tracebridge.train.placement import trial_placement
+
     out: dict[str, Any] = {"role": cfg.role, "variant": cfg.variant, "seed": cfg.seed,
                            "config_hash": config_hash(cfg), "bundle_id": manifest.get("bundle_id"),
                            "model": cfg.model.name, "trial_dir": str(work),
-                           "eval_items_path": str(work / "eval_items.json"), "wall_s": wall, "loss_curve": []}
+                           "eval_items_path": str(work / "eval_items.json"), "wall_s": wall, "loss_curve": [],
+                           "resources": trial_placement()}
     tokens, runtime = 0, 0.0
     for name in ("sft", "dpo"):
         r = phases.get(name)

@@ -1,0 +1,80 @@
+"""The manifest's GPU-hours, cluster nodes and cost estimate come from where each trial ran (its
+``resources``), not from the machine that writes the report; GPU time is priced per GPU type from
+the window's instance price table, and an unpriced type gives no dollar figure, with a reason."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from tracebridge.cluster.config import DEFAULT_PRICES
+from tracebridge.report import verify_report, write_report
+from tracebridge.report.cost import cost_estimate, gpu_price
+from tracebridge.report.manifest import build_manifest
+
+
+def trial(node: str, gpus: float, wall_s: float, gpu_type: str | None, seed: int = 0) -> dict:
+    return {"role": "verifier", "variant": "baseline", "seed": seed, "wall_s": wall_s, "model": "tiny",
+            "resources": {"node": node, "node_ip": "10.0.0.1", "gpus": gpus, "gpu_type": gpu_type, "workers": 1}}
+
+
+def test_gpu_hours_and_cost_sum_over_trials_on_their_nodes(tmp_path):
+    trials = [trial("gpu-a", 1, 3600, "A10G", 0), trial("gpu-b", 2, 1800, "A10G", 1)]
+    man = build_manifest(tmp_path, [], {"sweep_id": "sw-1"}, trials, wall_s=4000.0, prices={"g5.xlarge": 1.5})
+    assert man["gpu_hours"] == 2.0  # 1 GPU × 1 h + 2 GPUs × 0.5 h, whatever the writing machine has
+    assert man["sweep_id"] == "sw-1" and man["trial_wall_s"] == 5400
+    assert man["cluster"]["nodes"] == {
+        "gpu-a": {"node_ip": "10.0.0.1", "gpu_type": "A10G", "gpus": 1.0, "trials": 1, "gpu_hours": 1.0},
+        "gpu-b": {"node_ip": "10.0.0.1", "gpu_type": "A10G", "gpus": 2.0, "trials": 1, "gpu_hours": 1.0}}
+    assert man["cluster"]["driver"] == socket.gethostname()
+    cost = man["cost_estimate"]
+    assert cost["usd"] == pytest.approx(3.0) and cost["per_gpu_hour"] == {"A10G": 1.5}
+    assert "window.prices" in cost["source"] and "g5.xlarge" in cost["source"] and "reason" not in cost
+    assert [(t["node"], t["gpus"], t["wall_s"]) for t in man["trials"]] == [("gpu-a", 1, 3600), ("gpu-b", 2, 1800)]
+
+
+def test_eight_gpu_instances_are_priced_per_gpu_from_the_default_table():
+    price, why = gpu_price("H100", DEFAULT_PRICES)
+    assert price == pytest.approx(DEFAULT_PRICES["p5.48xlarge"] / 8) and "p5.48xlarge" in why
+    cost = cost_estimate([trial("n", 8, 900, "H100")], DEFAULT_PRICES, "DEFAULT_PRICES")
+    assert cost["usd"] == pytest.approx(DEFAULT_PRICES["p5.48xlarge"] * 0.25)
+
+
+def test_unknown_gpu_type_gives_no_cost_and_says_why(tmp_path):
+    trials = [trial("gpu-a", 1, 3600, "A10G"), trial("gpu-x", 1, 3600, "MI300X")]
+    man = build_manifest(tmp_path, [], {}, trials, wall_s=1.0)
+    assert man["gpu_hours"] == 2.0 and man["sweep_id"] is None
+    cost = man["cost_estimate"]
+    assert cost["usd"] is None and "MI300X" in cost["reason"] and "GPU_INSTANCES" in cost["reason"]
+    assert cost["per_gpu_hour"] == {"A10G": DEFAULT_PRICES["g5.xlarge"]}  # the priced type is still shown
+    untyped = cost_estimate([trial("n", 1, 60, None)], DEFAULT_PRICES, "t")
+    assert untyped["usd"] is None and "unrecorded type" in untyped["reason"]
+    unpriced = cost_estimate([trial("n", 1, 60, "L4")], {"m5.xlarge": 0.192}, "window.prices")
+    assert unpriced["usd"] is None and "g6.xlarge" in unpriced["reason"]
+
+
+def test_cpu_only_and_unrecorded_trials_cost_nothing(tmp_path):
+    old = {"role": "verifier", "variant": "baseline", "seed": 1, "wall_s": 50.0}  # a result from before `resources`
+    man = build_manifest(tmp_path, [], {}, [trial("cpu-1", 0, 7200, None), old], wall_s=1.0)
+    assert man["gpu_hours"] == 0.0
+    assert man["cost_estimate"]["usd"] == 0.0 and "no GPU time" in man["cost_estimate"]["source"]
+    assert {k: v["trials"] for k, v in man["cluster"]["nodes"].items()} == {"cpu-1": 1, "unknown": 1}
+
+
+def test_report_page_states_gpu_hours_and_cost_and_still_verifies(tmp_path):
+    from tests.report.test_report import trials as fake_trials
+
+    trials = fake_trials(tmp_path / "t", uplift=20)
+    for i, t in enumerate(trials):
+        t["resources"] = {"node": f"gpu-{i % 2}", "gpus": 1.0, "gpu_type": "L4"}
+        t["wall_s"] = 1800.0
+    man = write_report(trials, tmp_path / "r", config={"sweep_id": "sw-page"}, n_boot=200,
+                       prices={"g6.xlarge": 0.8})
+    assert man["gpu_hours"] == pytest.approx(4.0) and man["cost_estimate"]["usd"] == pytest.approx(3.2)
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "sweep <code>sw-page</code> · 8 trial(s) on 2 node(s) · GPU-hours 4.000 · cost estimate $3.20" in html
+    assert "cluster.nodes.gpu-0" in html
+    assert json.loads((tmp_path / "r" / "manifest.json").read_text())["cost_estimate"]["usd"] == pytest.approx(3.2)
+    assert verify_report(tmp_path / "r") == []

@@ -1,9 +1,11 @@
-"""Import and runtime-hook commands: ``import openclaw`` and ``smoke runtime-hook``.
+"""Import and runtime-hook commands: ``import openclaw``, ``import agentlightning`` and ``smoke runtime-hook``.
 
 ``tracebridge import openclaw [PATH...] --out TRACES [key=value ...]`` imports OpenClaw
 transcripts (default: ``~/.openclaw`` and ``~/.clawdbot``) into a trace root, incrementally; it
 exits 1 when the counts do not reconcile or, with ``--validate``, when the imported runs fail
-``tracebridge validate``; 2 on bad input. ``tracebridge smoke runtime-hook`` runs a tiny agent
+``tracebridge validate``; 2 on bad input. ``tracebridge import agentlightning PATH... --out TRACES``
+imports stored Agent Lightning spans the same way, one run per rollout, and also exits 1 when
+nothing could be imported. ``tracebridge smoke runtime-hook`` runs a tiny agent
 through the Agent Lightning runtime hook and validates the run (exit 1 on any failure).
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -35,6 +37,38 @@ smoke_app = _group("smoke", "End-to-end smoke checks.")
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
+def _split_args(items: list[str]) -> tuple[list[str], list[str]]:
+    """(paths, key=value overrides) of the positional arguments."""
+    overrides = [a for a in items if _OVERRIDE.match(a) and not Path(a).exists()]
+    return [a for a in items if a not in overrides], overrides
+
+
+def _check_paths(paths: list[str]) -> None:
+    """Exit 2 naming every path that does not exist."""
+    missing = [p for p in paths if not Path(p).expanduser().exists()]
+    if missing:
+        fail(f"no such file or folder: {', '.join(missing)}", 2)
+
+
+def _finish(doc: dict, ok: bool, out: Path, cfg: Any, validate: bool, json_out: bool, title: str,  # type: ignore[type-arg]
+            extra_rows: list[tuple[str, str]]) -> None:
+    """Validate (``--validate``), print the summary (``--json`` or a table) and exit 0 or 1."""
+    if validate:
+        from tracebridge.schema.validate import Thresholds, validate_root
+
+        v = validate_root(out, Thresholds(min_lineage_valid_pct=cfg.min_lineage_valid), max_problems=50)
+        doc["validation"] = {k: v.to_dict()[k] for k in ("runs_total", "events_total", "schema_valid_pct",
+                                                         "lineage_valid_pct", "passed", "failures", "problems")}
+        ok = ok and v.passed
+    doc.update(out=str(out), state_file=str(out / ".import" / cfg.state_file),
+               quarantine_file=str(out / ".import" / cfg.quarantine_file), passed=ok)
+    if json_out:
+        print_json(doc)
+    else:
+        _print_import(doc, title, extra_rows)
+    raise typer.Exit(0 if ok else 1)
+
+
 @import_app.command("openclaw")
 def import_openclaw_cmd(
     args: Annotated[list[str] | None, typer.Argument(
@@ -52,45 +86,68 @@ def import_openclaw_cmd(
     from tracebridge.importers.config import ImportConfig
     from tracebridge.importers.openclaw import import_openclaw
 
-    items = args or []
-    overrides = [a for a in items if _OVERRIDE.match(a) and not Path(a).exists()]
-    paths = [a for a in items if a not in overrides]
+    paths, overrides = _split_args(args or [])
     try:
         cfg = load_config(ImportConfig, config, overrides + (["final=true"] if final else []))
     except ConfigError as exc:
         fail(str(exc), 2)
-    missing = [p for p in paths if not Path(p).expanduser().exists()]
-    if missing:
-        fail(f"no such file or folder: {', '.join(missing)}", 2)
+    _check_paths(paths)
     rep = import_openclaw(paths or None, out, cfg, workers=workers)
+    _finish(rep.to_dict(), rep.reconciles, out, cfg, validate, json_out, f"tracebridge import openclaw → {out}", [])
+
+
+@import_app.command("agentlightning")
+def import_agentlightning_cmd(
+    args: Annotated[list[str], typer.Argument(
+        help="Span files (JSONL of Agent Lightning Span records, optionally Rollout and Attempt records) or "
+             "folders of *.jsonl span files, then key=value config overrides.")],
+    out: Annotated[Path, typer.Option("--out", help="Trace root to import into.")] = Path("traces"),
+    config: Annotated[Path | None, typer.Option("--config", help="A YAML of SpanImportConfig values.")] = None,
+    final: Annotated[bool, typer.Option("--final", help="Files are finished: quarantine half-written last lines "
+                                        "and import rollouts still running.")] = False,
+    validate: Annotated[bool, typer.Option("--validate", help="Validate the imported runs afterwards.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+) -> None:
+    """Import stored Agent Lightning spans as schema-v2 runs, one per rollout (streaming, incremental,
+    reproducible); exit 1 when the counts do not reconcile or nothing could be imported."""
+    from tracebridge.config import ConfigError, load_config
+    from tracebridge.importers.agentlightning.config import SpanImportConfig
+
+    paths, overrides = _split_args(args)
+    try:
+        cfg = load_config(SpanImportConfig, config, overrides + (["final=true"] if final else []))
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    if not paths:
+        fail("name at least one span file or folder", 2)
+    _check_paths(paths)
+    try:
+        from tracebridge.importers.agentlightning.importer import import_agentlightning
+
+        rep = import_agentlightning(paths, out, cfg)
+    except ImportError as exc:
+        fail(f"agentlightning is not installed ({exc}); pip install 'tracebridge[agentlightning]'", 2)
     doc = rep.to_dict()
-    ok = rep.reconciles
-    if validate:
-        from tracebridge.schema.validate import Thresholds, validate_root
-
-        v = validate_root(out, Thresholds(min_lineage_valid_pct=cfg.min_lineage_valid), max_problems=50)
-        doc["validation"] = {k: v.to_dict()[k] for k in ("runs_total", "events_total", "schema_valid_pct",
-                                                         "lineage_valid_pct", "passed", "failures", "problems")}
-        ok = ok and v.passed
-    doc.update(out=str(out), state_file=str(out / ".import" / cfg.state_file),
-               quarantine_file=str(out / ".import" / cfg.quarantine_file), passed=ok)
-    if json_out:
-        print_json(doc)
-    else:
-        _print_import(doc)
-    raise typer.Exit(0 if ok else 1)
+    counts = " / ".join(str(doc[f"rollouts_{k}"]) for k in ("seen", "imported", "unchanged", "pending", "skipped"))
+    rows = [("rollouts seen / imported / unchanged / waiting / skipped", counts),
+            ("records", ", ".join(f"{k}×{n}" for k, n in doc["records"].items()) or "none")]
+    if rep.imported_nothing:
+        doc["problems"].append("nothing could be imported: no span file, or no new rollout became a run")
+    _finish(doc, rep.reconciles and not rep.imported_nothing, out, cfg, validate, json_out,
+            f"tracebridge import agentlightning → {out}", rows)
 
 
-def _print_import(d: dict) -> None:  # type: ignore[type-arg]
+def _print_import(d: dict, title: str, extra_rows: list[tuple[str, str]]) -> None:  # type: ignore[type-arg]
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"tracebridge import openclaw → {d['out']}", show_header=False)
+    t = Table(title=title, show_header=False)
     for k, v in [
         ("files seen / new / appended / unchanged / skipped",
          f"{d['files_seen']} / {d['files_new']} / {d['files_appended']} / {d['files_unchanged']} / {d['files_skipped']}"),
         ("lines read = accepted + quarantined", (f"{d['read']} = {d['accepted']} + {d['quarantined']}"
                                                  f" ({'reconciles' if d['reconciles'] else 'DOES NOT RECONCILE'})")),
+        *extra_rows,
         ("events written (already present)", f"{d['events_written']} ({d['events_already_present']})"),
         ("drift", ", ".join(f"{k}×{n}" for k, n in list(d["drift"].items())[:8]) or "none"),
     ]:

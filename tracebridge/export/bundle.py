@@ -6,7 +6,9 @@ Layout (every path relative to the bundle folder, listed with its hash in ``mani
                                                     verifier_pref_pairs
     views/worker_recovery_cases/sft/<split>.jsonl   failure → recovery decisions as SFT rows
     views/worker_recovery_cases/pairs/<split>.jsonl ... and as preference pairs
-    agentlightning/triplets/<split>.jsonl           Agent Lightning Triplet rows (optional)
+    agentlightning/triplets/<split>.jsonl           Agent Lightning Triplet rows (views.agentlightning)
+    agentlightning/messages/<split>.jsonl           Agent Lightning messages (OpenAIMessages) rows of the role
+                                                    SFT rows (views.agentlightning_messages)
     runs.jsonl                                      every source run: status, split, reasons count
     quarantine.jsonl                                quarantined runs with their reasons (no values)
     report.json, report.md                          the dataset report

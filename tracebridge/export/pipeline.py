@@ -59,7 +59,7 @@ from tracebridge.export.labels import LabelsForRun
 from tracebridge.export.report import Tally, balance_failures, build_report, class_balance, render_markdown
 from tracebridge.export.runcache import RunCache
 from tracebridge.export.runwork import Built, RunWork
-from tracebridge.export.views import TRIPLETS, VIEW_KINDS
+from tracebridge.export.views import AL_PREFIX, VIEW_KINDS
 from tracebridge.schema.canonical import sha256_json, utc_now
 
 log = logging.getLogger(__name__)
@@ -174,8 +174,8 @@ def _rows_by_view(rows: dict[str, int]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for rel, n in sorted(rows.items()):
         parts = rel.split("/")
-        if parts[0] == "views" or rel.startswith(TRIPLETS):
-            key = "/".join(parts[1:-1]) if parts[0] == "views" else TRIPLETS
+        if parts[0] == "views" or rel.startswith(AL_PREFIX):
+            key = "/".join(parts[1:-1]) if parts[0] == "views" else "/".join(parts[:-1])
             out.setdefault(key, {})[parts[-1].removesuffix(".jsonl")] = n
     return out
 

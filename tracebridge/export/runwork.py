@@ -39,7 +39,7 @@ from tracebridge.export.families import split_family
 from tracebridge.export.labels import LabelsForRun
 from tracebridge.export.report import Tally
 from tracebridge.export.tools import ToolRegistry
-from tracebridge.export.views import TRIPLETS, RunContext, build_views
+from tracebridge.export.views import AL_PREFIX, RunContext, build_views
 from tracebridge.gc_pause import gc_paused
 from tracebridge.schema.canonical import sha256_json
 from tracebridge.schema.validate import check_run
@@ -161,7 +161,7 @@ class RunWork:
         x.outcomes["unknown" if ctx.success is None else ("success" if ctx.success else "failure")] += 1
         if ctx.success is False:
             x.failure_classes[str(ctx.failure_class or "unspecified")] += 1
-        files = [(f"{key}/{split}.jsonl" if key == TRIPLETS else f"views/{key}/{split}.jsonl",
+        files = [(f"{key}/{split}.jsonl" if key.startswith(AL_PREFIX) else f"views/{key}/{split}.jsonl",
                   [orjson.dumps(r, option=_ROW) for r in rows]) for key, rows in views.items() if rows]
         fp = fingerprint(goal_hash, events, raw) if self.cfg.dedup.enabled else ""
         return Built(t, [], family, split, files, {k: len(v) for k, v in views.items() if v}, x, fp, goal_hash,

@@ -56,6 +56,7 @@ VIEW_KINDS: dict[str, str] = {
 VIEWS = ("planner_sft", "planner_pref_pairs", "worker_sft", "verifier_sft", "verifier_pref_pairs",
          "worker_recovery_cases")
 TRIPLETS = "agentlightning/triplets"
+AL_PREFIX = "agentlightning/"  # Agent Lightning formats: bundle files <key>/<split>.jsonl, not under views/
 ALT_VERDICT = {"end": "continue", "continue": "end", "replan": "continue"}  # the tempting wrong answer
 CANONICAL_FEEDBACK = {"continue": "the plan is progressing; go on with the next step",
                       "replan": "the current plan cannot reach the goal; make a new plan",
@@ -245,8 +246,8 @@ def build_views(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig
     """Every view row of one run (pure).
 
     Returns:
-        Rows per view key (``VIEW_KINDS``, plus ``TRIPLETS`` when enabled) and counts of events
-        that gave no row, by reason.
+        Rows per view key (``VIEW_KINDS``, plus ``TRIPLETS`` and Agent Lightning messages when
+        enabled) and counts of events that gave no row, by reason.
     """
     from tracebridge.export.views_conversation import conversation_rows
     from tracebridge.export.views_worker import worker_rows
@@ -286,6 +287,10 @@ def build_views(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig
             worker_rows(worker, by_id, ctx, cfg, stats)
     if cfg.agentlightning:
         out[TRIPLETS] = triplets(out, ctx, cfg.reward)
+        if cfg.agentlightning_messages:
+            from tracebridge.export.views_agentlightning import MESSAGES, al_messages
+
+            out[MESSAGES] = al_messages(out, ctx)
     return out, stats
 
 

@@ -7,7 +7,11 @@
   project's tokenizer and chat template and give non-empty text;
 * **Agent Lightning** — the bundle's Agent Lightning exports (files whose path names
   ``agentlightning``, ``triplet`` or ``al_messages``) are consumed by Agent Lightning's own types:
-  triplet rows build ``agentlightning.Triplet``; message rows are lists of role/content messages.
+  triplet rows build ``agentlightning.Triplet``; span rows build ``agentlightning.Span``; message
+  rows are Agent Lightning's ``OpenAIMessages``: its keys, ``messages`` valid as its
+  ``ChatCompletionMessageParam`` list (each message with only its type's fields, tool calls as
+  ``ChatCompletionMessageFunctionToolCallParam`` with string arguments), ``tools`` as its
+  ``ChatCompletionFunctionToolParam`` list or null, and an assistant turn last.
 
 Each check returns ``{"ok": bool, ...evidence}``; ``check_bundle`` runs them all.
 """
@@ -123,17 +127,67 @@ def _al_files(bundle: Path) -> list[Path]:
             if any(m in p.relative_to(bundle).as_posix().lower() for m in AL_MARKERS)]
 
 
+_MESSAGE_TYPES: dict[str, Any] = {}
+
+
+def _message_types() -> dict[str, Any]:
+    """Validators of the field types of Agent Lightning's ``OpenAIMessages`` (``typing.TypedDict`` on
+    Python < 3.12, which pydantic cannot validate whole), the OpenAI types it declares and builds."""
+    if not _MESSAGE_TYPES:
+        from agentlightning.adapter.messages import OpenAIMessages
+        from openai.types.chat import (
+            ChatCompletionAssistantMessageParam,
+            ChatCompletionDeveloperMessageParam,
+            ChatCompletionFunctionToolParam,
+            ChatCompletionMessageFunctionToolCallParam,
+            ChatCompletionMessageParam,
+            ChatCompletionSystemMessageParam,
+            ChatCompletionToolMessageParam,
+            ChatCompletionUserMessageParam,
+        )
+        from pydantic import TypeAdapter
+
+        by_role = {"developer": ChatCompletionDeveloperMessageParam, "system": ChatCompletionSystemMessageParam,
+                   "user": ChatCompletionUserMessageParam, "assistant": ChatCompletionAssistantMessageParam,
+                   "tool": ChatCompletionToolMessageParam}
+        _MESSAGE_TYPES.update(
+            keys=OpenAIMessages.__required_keys__, messages=TypeAdapter(list[ChatCompletionMessageParam]),
+            calls=TypeAdapter(list[ChatCompletionMessageFunctionToolCallParam]),
+            tools=TypeAdapter(list[ChatCompletionFunctionToolParam] | None),
+            fields={r: t.__required_keys__ | t.__optional_keys__ for r, t in by_role.items()})
+    return _MESSAGE_TYPES
+
+
+def _check_messages_row(row: Any) -> str | None:
+    t = _message_types()
+    if not isinstance(row, dict) or not t["keys"] <= row.keys():
+        return f"not an OpenAIMessages row: needs {sorted(t['keys'])}"
+    msgs = row["messages"]
+    t["messages"].validate_python(msgs)  # raises ValidationError with the field
+    t["tools"].validate_python(row["tools"])
+    for i, m in enumerate(msgs):
+        extra = m.keys() - t["fields"].get(m["role"], m.keys())
+        if extra:
+            return f"messages[{i}]: {sorted(extra)} not fields of the {m['role']} message type"
+        if m.get("tool_calls") is not None:
+            t["calls"].validate_python(m["tool_calls"])  # its Iterable field is not checked by the union
+    if not msgs or msgs[-1]["role"] != "assistant":
+        return "the last message is not the assistant turn"
+    return None
+
+
 def _check_al_row(p: Path, row: Any) -> str | None:
     import agentlightning as agl
 
-    if "triplet" in p.as_posix().lower():
+    name = p.relative_to(p.parents[1]).as_posix().lower() if len(p.parents) > 1 else p.name.lower()
+    if "triplet" in name:
         fields = row if isinstance(row, dict) else {}
         agl.Triplet(**{k: fields.get(k) for k in ("prompt", "response", "reward", "metadata") if k in fields})
         return None
-    msgs = row.get("messages") if isinstance(row, dict) else row
-    if not isinstance(msgs, list) or not all(isinstance(m, dict) and "role" in m for m in msgs):
-        return "messages must be a list of {role, content}"
-    return None
+    if "spans" in name:
+        agl.Span.model_validate(row)
+        return None
+    return _check_messages_row(row)
 
 
 def check_agentlightning(bundle: Path) -> dict[str, Any]:

@@ -91,6 +91,8 @@ def _one_trace(seed: str, prompt: list[dict[str, Any]], answer: dict[str, Any], 
     attrs.update({"gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": _text(answer.get("content")),
                   "gen_ai.request.model": str(meta.get("model") or "tracebridge-view"),
                   "gen_ai.response.id": _hex(seed + "|resp", 24), "tracebridge.meta": orjson.dumps(meta).decode()})
+    if isinstance(tools, str):  # rows written with views.json_strings hold the schemas as a JSON string
+        tools = orjson.loads(tools)
     for k, fn in enumerate((t.get("function") or t) for t in tools or [] if isinstance(t, dict)):
         attrs[f"gen_ai.request.functions.{k}.name"] = str(fn.get("name"))
         attrs[f"gen_ai.request.functions.{k}.description"] = str(fn.get("description") or "")

@@ -24,14 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from tracebridge.capture.recorder import make_goal
-from tracebridge.importers.agentlightning.spans import SpanRun, spans_to_events
+from tracebridge.importers.agentlightning.runs import session_record, write_events
+from tracebridge.importers.agentlightning.spans import spans_to_events
 from tracebridge.importers.openclaw.runs import RunWriter
-from tracebridge.schema.canonical import sha256_json
-from tracebridge.schema.events import validate_event
-from tracebridge.schema.session import Session
+from tracebridge.importers.openclaw.session import run_id_for
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +104,7 @@ class RuntimeHook:
         try:
             if res.capture_error is None:
                 spans = [s.model_dump(mode="json") for s in await store.query_spans(rid)]
-                self._write(res, spans, f"al-{rid}", task, error)
+                self._write(res, spans, rid, task, error)
         except Exception as exc:  # noqa: BLE001
             self._capture_failed(res, "write", exc)
         finally:
@@ -117,57 +113,23 @@ class RuntimeHook:
             raise error
         return res
 
-    def _write(self, res: HookResult, spans: list[dict[str, Any]], run_id: str, task: Any,
+    def _write(self, res: HookResult, spans: list[dict[str, Any]], rollout_id: str, task: Any,
                error: BaseException | None) -> None:
+        run_id = run_id_for(rollout_id, "al-")  # the importer of stored spans gives the rollout the same run
         run = spans_to_events(spans, run_id, task, res.result, error)
         res.spans, res.span_kinds = len(spans), dict(run.kinds)
         if self.keep_spans:
             res.raw_spans = spans
         writer = RunWriter(self.out, run_id, durable=True)
         try:
-            kept: dict[str, str | None] = {}
-            for ev in run.events:
-                parent = ev["parent_event_id"]
-                while parent in kept:  # keep lineage intact around dropped events
-                    parent = kept[parent]
-                ev["parent_event_id"] = parent
-                try:
-                    validate_event(ev)
-                except ValidationError as exc:
-                    kept[ev["event_id"]] = parent
-                    res.events_dropped += 1
-                    log.warning("runtime hook dropped %s %s: %s", ev["event_type"], ev["event_id"], exc.errors()[0])
-                    continue
-                writer.write(ev)
-            writer.close(self._session(run, run_id, task, res, spans))
+            res.events_dropped = write_events(writer, run)
+            writer.close(session_record(run, run_id, goal_family=self.goal_family, spans=len(spans),
+                                        dropped=res.events_dropped, ref=rollout_id))
         except BaseException:
             writer.abort()
             raise
         res.run_id, res.run_dir, res.events_written = run_id, self.out / run_id, writer.written
         res.capture_ok = res.events_dropped == 0
-
-    def _session(self, run: SpanRun, run_id: str, task: Any, res: HookResult, spans: list[dict[str, Any]]) -> dict[str, Any]:
-        first = run.events[0]
-        end = run.events[-1]["payload"]
-        role = {"model": run.model or "unknown", "params": {}}
-        stack = {"planner": role, "worker": role, "verifier": {"model": "none", "params": {}}}
-        runtime = {"max_steps": 1, "prompt_sources": ["agentlightning"], "tool_mode": "real",
-                   "extra": {"span_kinds": dict(run.kinds), "spans": len(spans)}}
-        data = {
-            "run_id": run_id,
-            "goal": make_goal(first["payload"]["goal"], family=self.goal_family).model_dump(mode="json"),
-            "started_at": first["timestamp"], "finished_at": run.events[-1]["timestamp"],
-            "model_stack": stack, "runtime_config": runtime,
-            "hashes": {"config_hash": sha256_json({"model_stack": stack, "runtime_config": runtime}),
-                       "prompt_hash": sha256_json({}), "toolset_hash": sha256_json(sorted(run.tools))},
-            "summary": {"success": end.get("success"), "steps": 1, "tokens": run.tokens, "cost_usd": round(run.cost, 6),
-                        "failure_class": end.get("failure_class")},
-            "source": {"kind": "agentlightning", "ref": run_id.removeprefix("al-")},
-            "capture": {"events_written": len(run.events) - res.events_dropped, "events_dropped": res.events_dropped,
-                        "errors": res.events_dropped},
-            "labels": {"reward": run.final_reward} if run.final_reward is not None else {},
-        }
-        return Session.model_validate(data).model_dump(mode="json")
 
     @staticmethod
     def _capture_failed(res: HookResult, where: str, exc: BaseException) -> None:

@@ -6,7 +6,8 @@ response, usage, latency); tool spans (``agentlightning.operation`` or ``tool.*`
 ``worker_tool_call`` + ``worker_tool_result`` (errors from the span status, classified);
 reward annotations (``emit_reward``) → ``env_observation`` labelled ``{"reward": v}``;
 exception spans → ``episode_error``; message spans → ``env_observation``. The agent's return
-value closes the run as ``worker_output`` and ``episode_end``. Other spans are structure only:
+value (None for stored spans, which do not hold it) closes the run as ``worker_output`` and
+``episode_end``. Other spans are structure only:
 their children attach to the nearest mapped ancestor, and their names are counted as drift.
 """
 
@@ -239,7 +240,8 @@ def spans_to_events(spans: list[dict[str, Any]], run_id: str, task: Any, result:
         b.emit("episode_error", "worker", {"kind": type(error).__name__, "message": str(error)[:2000],
                                            "recoverable": False}, b.last, end_t)
     success = error is None and (b.out.final_reward is None or b.out.final_reward > 0)
-    b.emit("episode_end", "orchestrator", {"success": success, "outcome": str(result)[:500] if error is None else "",
+    outcome = "" if error is not None or result is None else str(result)[:500]  # stored spans hold no result
+    b.emit("episode_end", "orchestrator", {"success": success, "outcome": outcome,
                                            "failure_class": type(error).__name__ if error else None}, b.last, end_t)
     return b.out
 

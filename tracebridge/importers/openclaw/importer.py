@@ -54,7 +54,7 @@ def scan_session_id(head: bytes) -> str | None:
     return None
 
 
-def _json_error(raw: bytes) -> str:
+def json_error(raw: bytes) -> str:
     """orjson's message for a bad line, without the newline confusing it."""
     try:
         orjson.loads(raw.rstrip(b"\r\n"))
@@ -190,7 +190,7 @@ class _FileImport:
             try:  # JSON allows the trailing newline: no copy of the line on the common path
                 row = loads(raw)
             except orjson.JSONDecodeError:
-                error = None if raw.isspace() else _json_error(raw)
+                error = None if raw.isspace() else json_error(raw)
                 if error is not None and raw[-1:] != b"\n" and not self.final:
                     self.rep.lines_pending += 1  # a live transcript's half-written last line: next import
                     pending = raw

@@ -25,12 +25,13 @@ def session_id_from_name(name: str) -> str:
     return _ARCHIVE.sub("", name) or name
 
 
-def run_id_for(session_id: str) -> str:
-    """A directory-safe, stable run id for a session id: ``oc-<id>`` (hash-suffixed if changed)."""
+def run_id_for(session_id: str, prefix: str = "oc-") -> str:
+    """A directory-safe, stable run id for a source id: ``<prefix><id>`` (hash-suffixed if changed;
+    the Agent Lightning importer and hook use it with ``al-`` for rollout ids)."""
     safe = _SAFE.sub("_", session_id)[:100]
     if safe != session_id:
         safe += "-" + hashlib.sha256(session_id.encode("utf-8", "replace")).hexdigest()[:8]
-    return "oc-" + safe
+    return prefix + safe
 
 
 def session_record(m: SessionMapper, *, session_id: str, agent: str | None,

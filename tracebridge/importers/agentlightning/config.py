@@ -1,0 +1,50 @@
+"""Typed config of ``tracebridge import agentlightning`` (stored Agent Lightning spans → schema v2).
+
+Values come from ``key=value`` overrides on the command line (or ``--config FILE``); there is no
+YAML under ``configs/import/``, whose files are ``ImportConfig`` (the OpenClaw importer's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SpanImportConfig:
+    """Settings of ``tracebridge import agentlightning``."""
+
+    state_file: str = field(default="agentlightning-state.json", metadata={
+        "help": "Import state (bytes read per span file, digest and run of each imported rollout, the "
+                "records of rollouts still running), under <out>/.import/."})
+    quarantine_file: str = field(default="agentlightning-quarantine.jsonl", metadata={
+        "help": "Rejected lines with file, line, field, reason and the raw line, under <out>/.import/."})
+    goal_family: str = field(default="agentlightning", metadata={
+        "help": "Goal family of the imported runs (the export splits train/validation/test by family)."})
+    final: bool = field(default=False, metadata={
+        "help": "Treat every span file as finished: a half-written last line is quarantined as truncated "
+                "instead of left for the next import, and rollouts whose Rollout record says they are "
+                "still running are imported as they are instead of waiting for their end."})
+    max_listed: int = field(default=50, metadata={"help": "Quarantined lines listed in the report (all are counted)."})
+    checkpoint_every: int = field(default=200, metadata={"help": "Save the import state every N rollouts."})
+    lock_timeout_s: float = field(default=0.0, metadata={
+        "help": "Seconds to wait for another import into the same root; 0 = fail at once."})
+    min_lineage_valid: float = field(default=98.0, metadata={
+        "help": "--validate: minimum % of imported events with valid lineage (percent)."})
+
+    def validate(self) -> list[str]:
+        p = []
+        if not self.goal_family:
+            p.append("goal_family='': must not be empty; typical agentlightning")
+        if self.checkpoint_every < 1:
+            p.append(f"checkpoint_every={self.checkpoint_every}: must be >= 1")
+        if self.max_listed < 0:
+            p.append(f"max_listed={self.max_listed}: must be >= 0")
+        if self.lock_timeout_s < 0:
+            p.append(f"lock_timeout_s={self.lock_timeout_s}: must be >= 0")
+        if not 0 <= self.min_lineage_valid <= 100:
+            p.append(f"min_lineage_valid={self.min_lineage_valid}: a percentage in [0, 100]")
+        for k in ("state_file", "quarantine_file"):
+            v = getattr(self, k)
+            if not v or "/" in v:
+                p.append(f"{k}={v!r}: a plain file name (it lives under <out>/.import/)")
+        return p

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -29,16 +30,23 @@ class ImportConfig:
         p = []
         if self.header_scan_bytes < 1024:
             p.append(f"header_scan_bytes={self.header_scan_bytes}: must be >= 1024; typical 65536")
-        if self.checkpoint_every < 1:
-            p.append(f"checkpoint_every={self.checkpoint_every}: must be >= 1")
-        if self.max_listed < 0:
-            p.append(f"max_listed={self.max_listed}: must be >= 0")
-        if self.lock_timeout_s < 0:
-            p.append(f"lock_timeout_s={self.lock_timeout_s}: must be >= 0")
-        if not 0 <= self.min_lineage_valid <= 100:
-            p.append(f"min_lineage_valid={self.min_lineage_valid}: a percentage in [0, 100]")
-        for k in ("state_file", "quarantine_file"):
-            v = getattr(self, k)
-            if not v or "/" in v:
-                p.append(f"{k}={v!r}: a plain file name (it lives under <out>/.import/)")
-        return p
+        return p + common_problems(self)
+
+
+def common_problems(cfg: Any) -> list[str]:
+    """Problems of the settings every importer has: checkpoints, listing, lock, validation floor,
+    and the state and quarantine file names (plain names under ``<out>/.import/``)."""
+    p = []
+    if cfg.checkpoint_every < 1:
+        p.append(f"checkpoint_every={cfg.checkpoint_every}: must be >= 1")
+    if cfg.max_listed < 0:
+        p.append(f"max_listed={cfg.max_listed}: must be >= 0")
+    if cfg.lock_timeout_s < 0:
+        p.append(f"lock_timeout_s={cfg.lock_timeout_s}: must be >= 0")
+    if not 0 <= cfg.min_lineage_valid <= 100:
+        p.append(f"min_lineage_valid={cfg.min_lineage_valid}: a percentage in [0, 100]")
+    for k in ("state_file", "quarantine_file"):
+        v = getattr(cfg, k)
+        if not v or "/" in v:
+            p.append(f"{k}={v!r}: a plain file name (it lives under <out>/.import/)")
+    return p

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tracebridge.importers.config import common_problems
+
 
 @dataclass
 class SpanImportConfig:
@@ -32,19 +34,5 @@ class SpanImportConfig:
         "help": "--validate: minimum % of imported events with valid lineage (percent)."})
 
     def validate(self) -> list[str]:
-        p = []
-        if not self.goal_family:
-            p.append("goal_family='': must not be empty; typical agentlightning")
-        if self.checkpoint_every < 1:
-            p.append(f"checkpoint_every={self.checkpoint_every}: must be >= 1")
-        if self.max_listed < 0:
-            p.append(f"max_listed={self.max_listed}: must be >= 0")
-        if self.lock_timeout_s < 0:
-            p.append(f"lock_timeout_s={self.lock_timeout_s}: must be >= 0")
-        if not 0 <= self.min_lineage_valid <= 100:
-            p.append(f"min_lineage_valid={self.min_lineage_valid}: a percentage in [0, 100]")
-        for k in ("state_file", "quarantine_file"):
-            v = getattr(self, k)
-            if not v or "/" in v:
-                p.append(f"{k}={v!r}: a plain file name (it lives under <out>/.import/)")
-        return p
+        p = [] if self.goal_family else ["goal_family='': must not be empty; typical agentlightning"]
+        return p + common_problems(self)

@@ -9,7 +9,7 @@ import torch
 
 from tracebridge.config import ConfigError, load_config
 from tracebridge.schema import roles
-from tracebridge.train.config import ModelConfig, SFTRecipeConfig
+from tracebridge.train.config import LoraConfig, ModelConfig, SFTRecipeConfig
 from tracebridge.train.data import load_role_data, to_sft_records
 from tracebridge.train.models import (CHAT_TEMPLATE, architecture_config, build_model_and_tokenizer,
                                       save_model_and_tokenizer, tiny_model_and_tokenizer)
@@ -141,3 +141,23 @@ def test_unknown_or_non_causal_arch_is_a_config_error_that_names_valid_ones():
     _, tok = tiny_model_and_tokenizer()
     with pytest.raises(ConfigError, match="model.arch=t5"):
         architecture_config(ModelConfig(arch="t5"), tok)
+
+
+@pytest.mark.parametrize("arch, targets", [("gpt2", "all-linear"), ("qwen2", {"q_proj", "k_proj", "v_proj", "o_proj"})])
+def test_lora_default_targets_fit_the_architecture(tmp_path, arch, targets):
+    """The default LoRA targets are llama/qwen2's attention projections; a model without them (gpt2)
+    gets adapters on every linear layer instead of peft's "target modules not found"."""
+    from tracebridge.train.common import peft_config
+
+    model, tok = tiny_model_and_tokenizer(arch=arch)
+    assert peft_config(LoraConfig(enabled=True), model).target_modules == targets
+    d = load_role_data(VIEWS, "verifier")
+    rc = SFTRecipeConfig(max_steps=2, lr=3e-3, logging_steps=1, batch_size=4, max_length=256,
+                         lora=LoraConfig(enabled=True))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model, res = run_sft(model, tok, to_sft_records(d.split(d.sft, "train")), rc, tmp_path / "sft")
+    assert res.global_step == 2 and all(p["loss"] > 0 for p in res.loss_curve)
+    changed = [n for n, p in model.named_parameters() if n in before and not torch.equal(before[n], p)]
+    assert changed  # the adapters trained (merged back into the weights they wrap)
+    explicit = peft_config(LoraConfig(enabled=True, target_modules=["q_proj"]), tiny_model_and_tokenizer(arch="gpt2")[0])
+    assert explicit.target_modules == {"q_proj"}  # what a user names is kept (peft reports a miss)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracebridge.train.config import LoraConfig, RecipeConfig
+from tracebridge.train.config import DEFAULT_LORA_TARGETS, LoraConfig, RecipeConfig
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +103,26 @@ def apply_throughput(recipe: str, args: dict[str, Any], model: Any, options: dic
     return throughput.apply_throughput(recipe, args, model, dict(options))
 
 
-def peft_config(lora: LoraConfig) -> Any:
-    """A peft ``LoraConfig`` for causal LM, or None when LoRA is off."""
+def peft_config(lora: LoraConfig, model: Any = None) -> Any:
+    """A peft ``LoraConfig`` for causal LM, or None when LoRA is off.
+
+    The default target modules are the llama/qwen2 attention projections; on a ``model`` that has
+    none of them (gpt2's ``c_attn``, phi's fused ``qkv_proj``...) the default becomes peft's
+    ``all-linear`` (every linear layer but the output head), logged. Modules a user named are
+    passed as they are: peft says which it did not find.
+    """
     if not lora.enabled:
         return None
     from peft import LoraConfig as PeftLora
 
+    targets: Any = list(lora.target_modules)
+    if model is not None and targets == DEFAULT_LORA_TARGETS:
+        leaves = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        if not leaves & set(targets):
+            log.info("LoRA: %s has none of %s; adapters on all linear layers", type(model).__name__, targets)
+            targets = "all-linear"
     return PeftLora(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                    target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+                    target_modules=targets, task_type="CAUSAL_LM")
 
 
 def loss_curve(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ROLES = ("planner", "worker", "verifier")
-ARCHS = ("qwen2", "llama")  # the tuned architectures; any causal LM builds (models.arch_problems)
+ARCHS = ("qwen2", "llama")
+DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # the tuned architectures; any causal LM builds (models.arch_problems)
 
 
 class Variant(enum.StrEnum):
@@ -108,8 +109,9 @@ class LoraConfig:
     r: int = field(default=8, metadata={"help": "Adapter rank."})
     alpha: int = field(default=16, metadata={"help": "Scaling numerator (scale = alpha / r)."})
     dropout: float = field(default=0.0, metadata={"help": "Dropout on the adapter input."})
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
-                                      metadata={"help": "Linear layers that get adapters."})
+    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS), metadata={
+        "help": "Linear layers that get adapters (default: the attention projections; on a model without "
+                "them, every linear layer)."})
 
 
 @dataclass

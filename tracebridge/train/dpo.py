@@ -63,7 +63,7 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
     def build(ready: Any, store: Any) -> Any:
         extra = {"ready": ready, "on_prepared": store} if prepared_cache is not None else {}
         return trainer_class(model=model, ref_model=ref_model, args=DPOConfig(**kwargs), train_dataset=ds,
-                             processing_class=tokenizer, peft_config=peft_config(rc.lora), callbacks=callbacks,
+                             processing_class=tokenizer, peft_config=peft_config(rc.lora, model), callbacks=callbacks,
                              **extra)
 
     trainer, prepared = with_prepared(prepared_cache, "dpo", records, tokenizer, kwargs, build,

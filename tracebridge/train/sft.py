@@ -61,7 +61,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
                              "dataset_kwargs": {**(kwargs.get("dataset_kwargs") or {}),
                                                 "skip_prepare_dataset": True}}, ready
         return SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=dataset, processing_class=tokenizer,
-                          peft_config=peft_config(rc.lora), callbacks=callbacks)
+                          peft_config=peft_config(rc.lora, model), callbacks=callbacks)
 
     trainer, prepared = with_prepared(prepared_cache, "sft", records, tokenizer, kwargs, build,
                                       lambda t: t.train_dataset)

@@ -151,6 +151,7 @@ def config_hash(cfg: Any) -> str:
 
 
 def to_yaml(cfg: Any) -> str:
+    """The resolved config as YAML text (what ``tracebridge config show`` prints)."""
     return OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg)))
 
 

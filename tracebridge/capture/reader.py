@@ -27,14 +27,17 @@ class RunDir:
 
     @property
     def run_id(self) -> str:
+        """The run id: the directory's name."""
         return self.path.name
 
     @property
     def events_path(self) -> Path:
+        """This run's ``events.jsonl``."""
         return self.path / EVENTS_FILE
 
     @property
     def session_path(self) -> Path:
+        """This run's ``session.json``."""
         return self.path / SESSION_FILE
 
     @property

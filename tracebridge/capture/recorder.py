@@ -53,9 +53,11 @@ class RedactionHook(Protocol):
 
     policy: str
 
-    def redact(self, record: dict[str, Any]) -> dict[str, Any]: ...
+    def redact(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A redacted copy of ``record`` (the record itself when nothing was found)."""
 
-    def findings(self) -> dict[str, int]: ...
+    def findings(self) -> dict[str, int]:
+        """Counts of what was redacted, by placeholder type (the session's ``findings``)."""
 
 
 class CaptureError(RuntimeError):

@@ -58,6 +58,7 @@ class EventWriter:
             pass
 
     def close(self) -> None:
+        """Close the file, fsyncing first if ``fsync_on_close``; a second call does nothing."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None

@@ -119,6 +119,11 @@ def list_jobs(client: Any, everything: bool = False) -> list[dict[str, Any]]:
 
 
 def logs(client: Any, submission_id: str) -> str:
+    """The job's log text so far.
+
+    Raises:
+        ClusterError: the cluster did not return the logs (e.g. no such job).
+    """
     try:
         return client.get_job_logs(submission_id)
     except Exception as exc:

@@ -110,6 +110,7 @@ class WindowConfig:
     reports_dir: str = field(default="reports", metadata={"help": "Where the pulled report lands (<dir>/<sweep id>)."})
 
     def validate(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
         p = [f"window.prices.{k}={v}: must be >= 0 USD/h" for k, v in self.prices.items() if v < 0]
         if self.poll_s <= 0:
             p.append(f"window.poll_s={self.poll_s}: must be > 0")

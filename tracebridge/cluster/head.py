@@ -43,6 +43,7 @@ class HeadInfo:
     started: bool = True
 
     def to_dict(self) -> dict[str, object]:
+        """The fields as a plain dict (what ``head.json`` holds)."""
         return asdict(self)
 
 
@@ -98,6 +99,7 @@ def _alive(pid: int) -> bool:
 
 
 def state_path(cfg: ClusterConfig) -> Path:
+    """Where the running local head is recorded: ``<state_dir>/head.json``."""
     return expand(cfg.state_dir) / "head.json"
 
 

@@ -90,6 +90,11 @@ def close_cluster(target: Target, keep: bool) -> None:
 
 
 def resolve_cluster(spec: str | None, sweep_cluster: str) -> ClusterConfig:
+    """The cluster to use: ``spec`` (``--cluster``) when given, else the sweep's own ``cluster``.
+
+    Raises:
+        tracebridge.config.ConfigError: unknown spec or invalid cluster YAML.
+    """
     return cluster_from_spec(spec if spec is not None else sweep_cluster)
 
 

@@ -49,6 +49,7 @@ class WindowPlan:
     commands: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The plan as a plain dict (the ``plan`` of the window's outcome)."""
         return asdict(self)
 
 
@@ -100,6 +101,7 @@ class Watchdog:
         self._last = self.start
 
     def remaining(self) -> float:
+        """Seconds left before the hours cap (negative once it has passed)."""
         return self.deadline - time.time()
 
     def observe(self, rate: float) -> None:

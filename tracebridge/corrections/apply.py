@@ -44,6 +44,7 @@ class RunOutcome:
 
     @property
     def read(self) -> int:
+        """Lines read for this run: applied + unmatched + quarantined."""
         return len(self.applied) + len(self.unmatched) + len(self.quarantined)
 
 

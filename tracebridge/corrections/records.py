@@ -82,6 +82,7 @@ class CorrectionsFile:
 
     @property
     def valid(self) -> int:
+        """How many valid lines, over all runs."""
         return sum(len(v) for v in self.by_run.values())
 
 

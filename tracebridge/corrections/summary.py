@@ -57,6 +57,8 @@ class CorrectionsReport:
         return sorted([*self.file.bad, *(q for r in self.runs for q in r.quarantined)])
 
     def counts(self) -> dict[str, int]:
+        """Line counts: ``lines_read``, ``applied``, ``unmatched`` (run or event id not found)
+        and ``quarantined``."""
         applied = sum(len(r.applied) for r in self.runs)
         unmatched = sum(len(r.unmatched) for r in self.runs) + len(self.unmatched_runs())
         quarantined = len(self.quarantined())

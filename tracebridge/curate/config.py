@@ -85,6 +85,7 @@ class QualityConfig:
         "help": "Reasons listed per quarantined run (all are counted)."})
 
     def validate(self, prefix: str = "quality") -> list[str]:
+        """Every problem of this section, as ``key=value: what; fix``."""
         out = [f"{prefix}.allow={r}: unknown rule; use {', '.join(QUALITY_RULES)}" for r in self.allow
                if r not in QUALITY_RULES]
         out += [f"{prefix}.open_ended_sources={k}: unknown source kind; use {', '.join(SOURCE_KINDS)}"
@@ -120,6 +121,7 @@ class SplitConfig:
                 "and one split; identical opening messages still stay in one split."})
 
     def validate(self, prefix: str = "split") -> list[str]:
+        """Every problem of this section, as ``key=value: what; fix``."""
         out = [f"{prefix}.ratios.{k}: unknown split; use {', '.join(SPLITS)}" for k in self.ratios if k not in SPLITS]
         if any(v < 0 for v in self.ratios.values()):
             out.append(f"{prefix}.ratios: shares must be >= 0")
@@ -146,6 +148,7 @@ class LeakageConfig:
         "help": "Exit 1 when near-duplicate prompts cross splits (they are always reported)."})
 
     def validate(self, prefix: str = "leakage") -> list[str]:
+        """Every problem of this section, as ``key=value: what; fix``."""
         out = []
         if not 0 < self.near_dup_threshold <= 1:
             out.append(f"{prefix}.near_dup_threshold={self.near_dup_threshold}: must be in (0, 1]")
@@ -173,6 +176,7 @@ class BalanceConfig:
         "help": "Export exits 1 when a class-balance check fails (they are reported either way)."})
 
     def validate(self, prefix: str = "balance") -> list[str]:
+        """Every problem of this section, as ``key=value: what; fix``."""
         out = [f"{prefix}.{k}={v}: must be in 0..{hi:.3g} (a share each of {n} classes can reach)"
                for k, v, n, hi in (("min_verdict_share", self.min_verdict_share, 3, 1 / 3),
                                    ("min_outcome_share", self.min_outcome_share, 2, 0.5)) if not 0 <= v <= hi]

@@ -101,6 +101,7 @@ class Cluster:
     examples: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The cluster as a report entry, with ``removed_rows`` sorted and totalled."""
         return {"fingerprint": self.fingerprint, "kept_run_id": self.kept_run_id, "removed_runs": self.removed_runs,
                 "removed_rows": dict(sorted(self.removed_rows.items())),
                 "removed_rows_total": sum(self.removed_rows.values()), "example_removed_run_ids": self.examples}

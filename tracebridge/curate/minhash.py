@@ -76,10 +76,12 @@ class LSHIndex:
         self.tables: list[dict[bytes, list[str]]] = [defaultdict(list) for _ in range(b)]
 
     def insert(self, key: str, sig: np.ndarray) -> None:
+        """Add ``key`` under each band of its MinHash signature ``sig``."""
         for (lo, hi), table in zip(self.ranges, self.tables):
             table[sig[lo:hi].tobytes()].append(key)
 
     def query(self, sig: np.ndarray) -> set[str]:
+        """Every key that shares at least one band with ``sig`` (near-duplicate candidates)."""
         out: set[str] = set()
         for (lo, hi), table in zip(self.ranges, self.tables):
             out.update(table.get(sig[lo:hi].tobytes(), ()))

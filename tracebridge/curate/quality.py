@@ -34,6 +34,7 @@ class Reason:
     message: str
 
     def to_dict(self) -> dict[str, str]:
+        """``{rule, where, message}``."""
         return {"rule": self.rule, "where": self.where, "message": self.message}
 
 

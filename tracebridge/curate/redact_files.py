@@ -32,6 +32,7 @@ class FileResult:
     findings: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a report entry: counts, and findings as ``{type: {field: n}}``."""
         return {"file": self.src, "out": self.dst, "lines": self.lines, "changed_lines": self.changed_lines,
                 "findings_total": sum(self.findings.values()), "findings": nest_findings(self.findings)}
 

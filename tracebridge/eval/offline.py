@@ -79,6 +79,11 @@ def worker_points(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, 
 
 
 def eval_planner(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfig) -> tuple[list[str], Items]:
+    """Planner metrics on SFT rows, each scored against its last assistant turn.
+
+    Returns:
+        The item ids (run ids, else row indices) and the per-item ``{metric: (nums, dens)}``.
+    """
     prompts, refs = zip(*(_prompt_and_ref(r) for r in rows)) if rows else ((), ())
     replies = P.generate_replies(model, tok, list(prompts), max_new_tokens=cfg.max_new_tokens,
                                  batch_size=cfg.batch_size)
@@ -89,6 +94,11 @@ def eval_planner(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConf
 
 
 def eval_worker(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfig) -> tuple[list[str], Items]:
+    """Worker metrics on every distinct assistant turn of the rows (see ``worker_points``).
+
+    Returns:
+        The item ids (``<run_id>#<turn>``) and the per-item ``{metric: (nums, dens)}``.
+    """
     pts = worker_points(rows)
     replies = P.generate_replies(model, tok, [p[1] for p in pts], tools=[p[3] for p in pts],
                                  max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
@@ -118,6 +128,16 @@ def majority_verdict(train_rows: list[dict[str, Any]]) -> str:
 
 def eval_verifier(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfig,
                   majority: str | None) -> tuple[list[str], Items, dict[str, Any]]:
+    """Verifier metrics on SFT rows, verdicts predicted by ``cfg.verifier_method``.
+
+    Args:
+        majority: the training split's majority verdict; when given, it is scored on the same items
+            as ``majority_accuracy`` (the baseline of ``uplift_vs_majority``).
+
+    Returns:
+        The item ids (run ids, else row indices), the per-item ``{metric: (nums, dens)}``, and
+        extras: verdict counts ``predicted`` and ``expected`` (plus ``majority_verdict``).
+    """
     prompts, refs = zip(*(_prompt_and_ref(r) for r in rows)) if rows else ((), ())
     expected = [M.expected_verdict(ref["content"], r["meta"].get("labels")) for ref, r in zip(refs, rows)]
     preds = predict_verdicts(model, tok, list(prompts), cfg)

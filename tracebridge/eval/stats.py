@@ -27,9 +27,11 @@ class Estimate:
 
     @property
     def excludes_zero(self) -> bool:
+        """Whether the interval lies wholly above or wholly below zero."""
         return bool(self.lo > 0 or self.hi < 0)
 
     def to_dict(self) -> dict[str, float | int]:
+        """``{value, lo, hi, n}``."""
         return {"value": self.value, "lo": self.lo, "hi": self.hi, "n": self.n}
 
 

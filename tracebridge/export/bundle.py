@@ -52,6 +52,7 @@ class FileEntry:
     bytes: int
 
     def to_dict(self) -> dict[str, Any]:
+        """The entry as written to the manifest's ``files``: ``{path, sha256, rows, bytes}``."""
         return {"path": self.path, "sha256": self.sha256, "rows": self.rows, "bytes": self.bytes}
 
 
@@ -67,10 +68,12 @@ class Manifest:
         return self.data[key]
 
     def get(self, key: str, default: Any = None) -> Any:
+        """A top-level manifest field, or ``default`` when absent."""
         return self.data.get(key, default)
 
     @property
     def governance(self) -> dict[str, Any]:
+        """A copy of the manifest's ``data_governance`` (``{}`` when absent)."""
         return dict(self.data.get("data_governance") or {})
 
 
@@ -212,6 +215,7 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
 
 
 def sha256_file(path: Path) -> str:
+    """sha256 hex digest of the file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

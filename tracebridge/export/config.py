@@ -72,6 +72,7 @@ class ViewsConfig:
                 "once, not once per turn) or turn (one row per assistant turn, the last one the target)."})
 
     def validate(self) -> list[str]:
+        """Every problem of this section (its ``reward`` included), as ``key=value: what; fix``."""
         out = [f"views.system_prompts.{r}: unknown role; use {', '.join(ROLES)}" for r in self.system_prompts
                if r not in ROLES]
         out += [f"views.conversational_sources={k}: unknown source kind; use {', '.join(SOURCE_KINDS)}"
@@ -149,6 +150,7 @@ class RetryConfig:
     max_backoff_s: float = field(default=30.0, metadata={"help": "Longest wait between two tries."})
 
     def problems(self, prefix: str) -> list[str]:
+        """Every problem, as ``<prefix>.key=value: what; fix``."""
         p = [f"{prefix}.attempts={self.attempts}: must be >= 1"] if self.attempts < 1 else []
         return p + [f"{prefix}.{k}={getattr(self, k)}: must be >= 0" for k in ("backoff_s", "max_backoff_s")
                     if getattr(self, k) < 0]
@@ -169,6 +171,7 @@ class StorageConfig:
     retry: RetryConfig = field(default_factory=RetryConfig)
 
     def validate(self) -> list[str]:
+        """Every problem: credential-like ``options`` keys, and those of ``retry``."""
         return [f"storage.options.{k}: looks like a credential; set it in the environment instead"
                 for k in self.options if any(s in k.lower() for s in SECRET_KEYS)] + self.retry.problems("retry")
 

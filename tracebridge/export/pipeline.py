@@ -78,6 +78,7 @@ class ExportResult:
 
     @property
     def passed(self) -> bool:
+        """The report's verdict (``report['passed']``)."""
         return bool(self.report["passed"])
 
     def summary(self) -> dict[str, Any]:

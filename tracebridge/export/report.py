@@ -64,6 +64,7 @@ class Tally:
                     mine[k].update(c)
 
     def add_findings(self, target: dict[str, Counter[str]], found: dict[tuple[str, str], int]) -> None:
+        """Add findings ``{(type, field): n}`` into ``target`` (``{type: {field: n}}``)."""
         for (kind, path), n in found.items():
             target[kind][path] += n
 

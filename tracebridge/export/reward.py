@@ -39,6 +39,7 @@ class RewardConfig:
         "help": "Largest reaction score of the mapping (default mapping: -2..+2); scores are clipped to it."})
 
     def validate(self, prefix: str = "views.reward") -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
         out = [f"{prefix}.{k}={getattr(self, k)}: must be >= 0" for k in SIGNALS if getattr(self, k) < 0]
         if not out and sum(getattr(self, k) for k in SIGNALS) <= 0:
             out.append(f"{prefix}: at least one of {', '.join(SIGNALS)} must be > 0")

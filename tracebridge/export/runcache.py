@@ -80,6 +80,7 @@ class CacheStats:
     uncacheable: int = 0  # runs whose labels could not be keyed (built every time)
 
     def to_dict(self) -> dict[str, int]:
+        """The counters as a plain dict."""
         return asdict(self)
 
 

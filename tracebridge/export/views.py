@@ -95,11 +95,13 @@ class RunContext:
 
 
 def payload(ev: dict[str, Any] | None) -> dict[str, Any]:
+    """The event's ``payload`` when it is a dict, else ``{}`` (also for no event)."""
     p = (ev or {}).get("payload")
     return p if isinstance(p, dict) else {}
 
 
 def event_labels(ev: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the event's ``labels`` when it is a dict, else ``{}``."""
     lab = ev.get("labels")
     return dict(lab) if isinstance(lab, dict) else {}
 

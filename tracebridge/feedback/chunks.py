@@ -32,6 +32,7 @@ class Chunk:
 
     @property
     def is_last(self) -> bool:
+        """Whether this is the batch's final chunk."""
         return self.chunk_index == self.chunk_count - 1
 
 
@@ -63,6 +64,7 @@ class Registry:
     skipped: list[str] = field(default_factory=list)
 
     def find(self, chat: Any, message_id: int) -> Chunk | None:
+        """The chunk sent as ``message_id`` in ``chat``, or None if it is not registered."""
         return self.by_message.get((str(chat), message_id))
 
 
@@ -95,4 +97,5 @@ def read_registry(path: str | os.PathLike[str]) -> Registry:
 
 
 def sent_time(chunk: Chunk) -> Any:
+    """When the chunk was sent (aware UTC datetime; None if its time is missing or invalid)."""
     return parse_time(chunk.time)

@@ -38,6 +38,7 @@ class FeedbackConfig:
     max_body_bytes: int = field(default=1 << 20, metadata={"help": "Largest webhook body accepted (bytes)."})
 
     def validate(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
         p = []
         if self.other_chunks not in OTHER_CHUNK_RULES:
             p.append(f"other_chunks={self.other_chunks}: use one of {', '.join(OTHER_CHUNK_RULES)}")

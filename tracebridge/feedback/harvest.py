@@ -48,11 +48,13 @@ class HarvestReport:
     time: str = field(default_factory=utc_now)
 
     def bad(self, where: str, reason: str) -> None:
+        """Count one quarantined input, keeping the first 50 as ``where: reason`` samples."""
         self.quarantined += 1
         if len(self.quarantine_samples) < 50:
             self.quarantine_samples.append(f"{where}: {reason}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as a plain dict."""
         return asdict(self)
 
 

@@ -43,6 +43,7 @@ class Mapping:
 
 
 def default_doc() -> dict[str, Any]:
+    """A new mapping document: version 1 with the default scores and no history."""
     return {"version": 1, "mapping": dict(DEFAULT_SCORES), "default": None, "updated_at": utc_now(), "history": []}
 
 

@@ -31,6 +31,7 @@ class ReadError(str):
 
     @classmethod
     def of(cls, reason: str, raw: bytes) -> ReadError:
+        """A ``ReadError`` for ``reason`` that carries ``raw`` (decoded, bad bytes replaced)."""
         err = cls(reason)
         err.raw = raw.decode("utf-8", "replace")
         return err

@@ -76,5 +76,6 @@ class WebhookServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
+        """The address the receiver listens on, ``http://<host>:<port>/``."""
         host, port = self.server_address[:2]
         return f"http://{host}:{port}/"

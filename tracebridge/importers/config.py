@@ -27,6 +27,7 @@ class ImportConfig:
         "help": "--validate: minimum % of imported events with valid lineage (percent)."})
 
     def validate(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix`` (the shared settings' too)."""
         p = []
         if self.header_scan_bytes < 1024:
             p.append(f"header_scan_bytes={self.header_scan_bytes}: must be >= 1024; typical 65536")

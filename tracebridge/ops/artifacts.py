@@ -65,6 +65,7 @@ def new_bundle_dir(artifacts_dir: str | Path, now: dt.datetime) -> Path:
 
 
 def sha256_file(path: Path) -> str:
+    """sha256 hex digest of the file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -132,6 +133,7 @@ def list_cycles(artifacts_dir: str | Path) -> list[tuple[dt.datetime, Path]]:
 
 
 def read_manifest(bundle: Path) -> dict[str, Any] | None:
+    """The bundle's ``manifest.json``, or None when it is missing or not valid JSON."""
     try:
         return orjson.loads((bundle / MANIFEST).read_bytes())
     except (OSError, orjson.JSONDecodeError):

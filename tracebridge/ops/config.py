@@ -120,6 +120,7 @@ class CanaryConfig:
     candidate_policy: str = field(default="candidate", metadata={"help": "Policy id of the candidate."})
 
     def problems(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
         p = []
         if not 0 < self.max_fraction <= 1:
             p.append(f"canary.max_fraction={self.max_fraction}: must be in (0, 1]; default 0.2")
@@ -148,6 +149,7 @@ class ReviewConfig:
         "help": "Percentage points a validity rate may fall, or a quarantine rate rise, between cycles."})
 
     def problems(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
         p = []
         if self.days < 1 or self.min_cycles < 1:
             p.append(f"review.days={self.days}, review.min_cycles={self.min_cycles}: must be >= 1")
@@ -190,6 +192,7 @@ class WeeklyConfig:
         "help": "Registry of chunked Telegram replies (a reaction on the last chunk labels the whole batch)."})
 
     def problems(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
         p = []
         if self.days < 1:
             p.append(f"weekly.days={self.days}: must be >= 1")
@@ -208,6 +211,7 @@ class MonthlyConfig:
     drift_alpha: float = field(default=0.05, metadata={"help": "Significance of the chi-square drift test."})
 
     def problems(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
         return [f"monthly.min_count={self.min_count}: must be >= 1"] if self.min_count < 1 else []
 
 
@@ -240,6 +244,7 @@ class Phase2Config:
     out_dir: str = field(default="artifacts/phase2", metadata={"help": "Where reports go (<UTC timestamp>/)."})
 
     def problems(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
         p = []
         names = [x.name for x in self.policies]
         if len(names) < 2 or len(set(names)) != len(names):

@@ -70,10 +70,12 @@ class Ctx:
 
     @property
     def shadow(self) -> Any:
+        """The shadow-cycle section of the config (``cfg.shadow``)."""
         return self.cfg.shadow
 
     @property
     def traces(self) -> Path:
+        """The cycle's trace root, ``<work>/traces``."""
         return self.work / "traces"
 
 

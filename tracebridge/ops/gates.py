@@ -69,9 +69,11 @@ class GateReport:
 
     @property
     def reasons(self) -> list[str]:
+        """Each failed check as ``name: reason``."""
         return [f"{c.name}: {c.reason}" for c in self.checks if c.status == FAIL]
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as a plain dict, with ``reasons`` added."""
         d = asdict(self)
         d["reasons"] = self.reasons
         return d

@@ -93,6 +93,7 @@ class MonthCounts:
     removed: Counter[str] = field(default_factory=Counter)
 
     def net(self) -> Counter[str]:
+        """Added minus removed per emoji, keeping only the positive counts."""
         out = Counter(self.added)
         out.subtract(self.removed)
         return Counter({k: v for k, v in out.items() if v > 0})

@@ -180,6 +180,7 @@ def numbers_of(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_markdown(rep: dict[str, Any]) -> str:
+    """The ablation report as Markdown (``report.md``): the winner, the ranking and the policies."""
     lines = [f"# Phase 2 ablation: {rep['role']} on bundle {rep['bundle_id']}", "",
              f"Winner: **{rep['winner'] or 'none'}** — {rep['winner_reason']}", "",
              "| rank | policy | " + " | ".join(rep["metrics"][rep["ranking"][0]]) + " |",

@@ -55,13 +55,16 @@ class PolicyState:
 
     @property
     def history_path(self) -> Path:
+        """The history file, ``<root>/history.jsonl``."""
         return self.root / HISTORY
 
     @property
     def active_path(self) -> Path:
+        """The active-policy file, ``<root>/active.json``."""
         return self.root / ACTIVE
 
     def lock(self) -> FileLock:
+        """The state folder's file lock (created with the folder if missing), to use as ``with``."""
         self.root.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.root / LOCK), timeout=self.lock_timeout_s)
 

@@ -28,6 +28,7 @@ REPLAY_MANIFEST = "replay-manifest.json"
 
 
 def replay_dir(work: Path) -> Path:
+    """The replay folder, ``<work>/replay``."""
     return work / "replay"
 
 
@@ -72,10 +73,12 @@ def freeze_replay_set(traces: Path, work: Path, size: int, salt: str) -> dict[st
 
 
 def write_replay_manifest(work: Path, man: dict[str, Any]) -> None:
+    """Write ``man`` to ``replay/replay-manifest.json`` atomically."""
     write_atomic(replay_dir(work) / REPLAY_MANIFEST, orjson.dumps(man, option=orjson.OPT_INDENT_2))
 
 
 def load_replay_manifest(work: Path) -> dict[str, Any] | None:
+    """The replay manifest, or None when no replay set has been chosen yet."""
     p = replay_dir(work) / REPLAY_MANIFEST
     return orjson.loads(p.read_bytes()) if p.is_file() else None
 

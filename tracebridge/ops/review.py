@@ -45,9 +45,12 @@ class Cycle:
 
     @property
     def ok(self) -> bool:
+        """Whether the cycle succeeded: a manifest with ``status: ok`` and a bundle that
+        verifies."""
         return self.manifest is not None and self.manifest.get("status") == "ok" and not self.problems
 
     def step(self, name: str) -> str:
+        """The status of the manifest's step ``name`` (``absent`` when it has none)."""
         return ((self.manifest or {}).get("steps", {}).get(name) or {}).get("status", "absent")
 
 
@@ -59,9 +62,11 @@ class ReviewReport:
 
     @property
     def passed(self) -> bool:
+        """Whether every criterion passed."""
         return all(ln.passed for ln in self.lines)
 
     def to_dict(self) -> dict[str, Any]:
+        """``{passed, window, cycles, lines}``, each line as a dict."""
         return {"passed": self.passed, "window": self.window, "cycles": self.cycles,
                 "lines": [asdict(ln) for ln in self.lines]}
 
@@ -80,6 +85,7 @@ def _ids(cs: list[Cycle]) -> str:
 
 
 def crit_cycles(cs: list[Cycle], cfg: ReviewConfig) -> Line:
+    """Criterion ``cycles``: at least ``cfg.min_cycles`` successful cycles in the window."""
     ok = [c for c in cs if c.ok]
     bad = [f"{c.cycle_id} ({'no manifest' if c.manifest is None else c.manifest.get('status')})"
            for c in cs if not c.ok]
@@ -88,6 +94,7 @@ def crit_cycles(cs: list[Cycle], cfg: ReviewConfig) -> Line:
 
 
 def crit_runtime_hook(cs: list[Cycle]) -> Line:
+    """Criterion ``runtime_hook``: the step failed in no cycle and ran ok in at least one."""
     failed = [c for c in cs if c.step("runtime_hook") == "failed"]
     ran = [c for c in cs if c.step("runtime_hook") == "ok"]
     if failed:
@@ -97,6 +104,8 @@ def crit_runtime_hook(cs: list[Cycle]) -> Line:
 
 
 def crit_uplift(cs: list[Cycle], cfg: ReviewConfig) -> Line:
+    """Criterion ``uplift``: every successful cycle's uplift is above ``cfg.min_uplift``, and the
+    smallest is at least ``cfg.stability`` x the median."""
     vals = []
     for c in cs:
         if c.ok:
@@ -122,6 +131,8 @@ _RATES = (("schema_valid_pct", -1), ("lineage_valid_pct", -1), ("quarantine_pct"
 
 
 def crit_integrity(cs: list[Cycle], cfg: ReviewConfig) -> Line:
+    """Criterion ``integrity``: bundles verify, counts reconcile, and no validity or quarantine
+    rate worsens by more than ``cfg.integrity_tolerance`` between consecutive cycles."""
     problems = [p for c in cs for p in c.problems if c.manifest is not None]
     with_stats = [(c, (c.manifest or {}).get("integrity") or {}) for c in cs if c.ok]
     for c, st in with_stats:
@@ -158,6 +169,8 @@ def _auditable(c: Cycle) -> str | None:
 
 
 def crit_feedback(cs: list[Cycle], start: dt.datetime, days: int) -> Line:
+    """Criterion ``feedback``: each of the ``days`` 24-hour slices from ``start`` has a cycle
+    whose harvest ran and whose audit file verifies."""
     gaps, why = [], []
     for k in range(days):
         lo, hi = start + dt.timedelta(days=k), start + dt.timedelta(days=k + 1)
@@ -173,6 +186,8 @@ def crit_feedback(cs: list[Cycle], start: dt.datetime, days: int) -> Line:
 
 
 def crit_chunk_policy(cs: list[Cycle]) -> Line:
+    """Criterion ``chunk_policy``: every successful cycle documented and applied the chunk-label
+    policy with no violations."""
     bad, total = [], 0
     for c in cs:
         if not c.ok:

@@ -58,9 +58,11 @@ class SampleSet:
     skipped: list[dict[str, str]] = field(default_factory=list)
 
     def add(self, s: Sample) -> None:
+        """File one sample under its arm."""
         self.by_arm[s.arm].append(s)
 
     def skip(self, where: str, reason: str) -> None:
+        """Record an input that could not be used, as ``{where, reason}``."""
         self.skipped.append({"where": where, "reason": reason})
 
     def counts(self) -> dict[str, Any]:

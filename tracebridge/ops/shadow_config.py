@@ -76,6 +76,7 @@ class ShadowConfig:
         "help": "Seconds to wait for another cycle's lock; 0 = fail at once (cron must not pile up)."})
 
     def problems(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
         p = []
         if self.optimize.mode not in OPTIMIZE_MODES:
             p.append(f"shadow.optimize.mode={self.optimize.mode}: use one of {', '.join(OPTIMIZE_MODES)}")

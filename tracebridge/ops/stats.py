@@ -65,6 +65,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def mean(values: Sequence[float]) -> float:
+    """The arithmetic mean; nan for an empty sample."""
     return float(sum(values) / len(values)) if values else float("nan")
 
 

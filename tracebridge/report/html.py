@@ -37,6 +37,8 @@ def _is_rate(name: str) -> bool:
 
 
 def metric_table(block: dict[str, Any]) -> str:
+    """A role's metric table: one column per variant, plus the paired difference when compared; ★
+    marks the primary metric, † the guarded ones."""
     variants = sorted(block["variants"])
     names = sorted({m for v in variants for m in block["variants"][v]["metrics"]})
     comp = block.get("comparison") or {}
@@ -52,6 +54,8 @@ def metric_table(block: dict[str, Any]) -> str:
 
 
 def role_plots(role: str, block: dict[str, Any]) -> list[str]:
+    """A role's SVG plots: the rate metrics with their intervals per variant, and the paired
+    differences when compared."""
     out = []
     rows = [(m, v, e["value"], e["lo"], e["hi"]) for v in sorted(block["variants"])
             for m, e in sorted(block["variants"][v]["metrics"].items()) if _is_rate(m) and e.get("n")]
@@ -68,6 +72,7 @@ def role_plots(role: str, block: dict[str, Any]) -> list[str]:
 
 
 def loss_plots(role: str, trials: list[dict[str, Any]]) -> list[str]:
+    """One SVG loss chart per phase (SFT, DPO) that has curves, a line per trial."""
     out = []
     for phase in ("sft", "dpo"):
         series = []
@@ -82,12 +87,14 @@ def loss_plots(role: str, trials: list[dict[str, Any]]) -> list[str]:
 
 
 def ablation_plots(block: dict[str, Any]) -> list[str]:
+    """One SVG heatmap per ablation group of the role that has rows."""
     return [heatmap(g["rows"], g["cols"], g["values"], f"{g['metric']} by {g['key']}", row_label=g["key"],
                     col_label="variant" if "×" not in g["key"] else g["key"].split(" × ")[1], kind="ablation")
             for g in block.get("ablations") or [] if g["rows"]]
 
 
 def manifest_table(manifest: dict[str, Any]) -> str:
+    """The manifest stamp as an HTML table: ids, cost estimate, cluster nodes and hardware."""
     keys = ["report_id", "sweep_id", "bundle_id", "config_hash", "code_version", "model", "seeds", "wall_s",
             "trial_wall_s", "gpu_hours", "created_at"]
     rows = "".join(f"<tr><td>{escape(k)}</td><td><code>{_f(manifest.get(k))}</code></td></tr>" for k in keys)

@@ -55,6 +55,7 @@ def hardware() -> dict[str, Any]:
 
 
 def file_entry(path: Path, root: Path) -> dict[str, Any]:
+    """``{path, sha256, bytes}`` of a file, ``path`` relative to ``root``."""
     data = path.read_bytes()
     return {"path": str(path.relative_to(root)), "sha256": sha256_bytes(data), "bytes": len(data)}
 

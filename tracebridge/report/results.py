@@ -36,6 +36,7 @@ def load_items(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def ablation_of(result: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A trial's ablation values as sorted ``(key, value)`` pairs (hashable; ``()`` for none)."""
     return tuple(sorted((result.get("ablation") or {}).items()))
 
 

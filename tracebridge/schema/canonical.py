@@ -36,6 +36,7 @@ def sha256_json(obj: Any) -> str:
 
 
 def sha256_bytes(data: bytes) -> str:
+    """sha256 hex digest of ``data``."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -66,4 +67,5 @@ def utc_now() -> str:
 
 
 def ts_from_epoch_ms(ms: float) -> str:
+    """Epoch milliseconds in the schema's timestamp format (UTC)."""
     return format_ts(dt.datetime.fromtimestamp(ms / 1000.0, dt.timezone.utc))

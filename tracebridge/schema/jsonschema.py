@@ -27,6 +27,7 @@ def build_schemas() -> dict[str, dict[str, Any]]:
 
 
 def render(schema: dict[str, Any]) -> str:
+    """A schema as the committed file's text: indented JSON, sorted keys, trailing newline."""
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

@@ -119,6 +119,7 @@ class WorkerReply:
 
     @property
     def is_tool_call(self) -> bool:
+        """Whether the reply is a tool call (else a final answer)."""
         return self.tool is not None
 
 

@@ -64,6 +64,7 @@ class RunCheck:
 
     @property
     def lineage_valid(self) -> bool:
+        """Whether the run has events and every one has valid lineage."""
         return self.lineage_valid_events == self.events and self.events > 0
 
 
@@ -279,18 +280,22 @@ class ValidationReport:
 
     @property
     def schema_valid_pct(self) -> float:
+        """Percent of complete runs that are schema-valid (100 when none is complete)."""
         return 100.0 * self.runs_schema_valid / self.runs_complete if self.runs_complete else 100.0
 
     @property
     def lineage_valid_pct(self) -> float:
+        """Percent of events with valid lineage (100 when there are none)."""
         return 100.0 * self.events_lineage_valid / self.events_total if self.events_total else 100.0
 
     @property
     def incomplete_pct(self) -> float:
+        """Percent of runs that are incomplete (0 when there are none)."""
         return 100.0 * self.runs_incomplete / self.runs_total if self.runs_total else 0.0
 
     @property
     def abandoned_pct(self) -> float:
+        """Percent of runs that are abandoned (0 when there are none)."""
         return 100.0 * self.runs_abandoned / self.runs_total if self.runs_total else 0.0
 
     def failures(self) -> list[str]:
@@ -311,9 +316,11 @@ class ValidationReport:
 
     @property
     def passed(self) -> bool:
+        """Whether every threshold is met (``failures()`` is empty)."""
         return not self.failures()
 
     def add(self, chk: RunCheck, max_problems: int) -> None:
+        """Count one run's check, keeping at most ``max_problems`` problem lines in all."""
         self.runs_total += 1
         self.runs_complete += chk.complete
         self.runs_incomplete += not chk.complete
@@ -330,6 +337,8 @@ class ValidationReport:
                 self.problems.append(str(p))
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as a plain dict, plus the rates (rounded to 3 places), ``passed`` and
+        ``failures``."""
         d = asdict(self)
         d.update(  # asdict rebuilds a Counter from its (key, count) pairs, counting the pairs: plain dicts
             problems_by_kind=dict(self.problems_by_kind), drift=dict(self.drift),

@@ -61,6 +61,16 @@ class TransformersBackend:
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
              seed: int | None = None) -> ModelCall:
+        """One chat completion generated locally from the chat-templated prompt.
+
+        An over-long prompt is cut to its last tokens so that the reply still fits the context.
+
+        Args:
+            seed: torch seed when sampling (None = 0); greedy decoding ignores it.
+
+        Returns:
+            A ``ModelCall`` whose prompt is the templated text.
+        """
         import torch
 
         tok, p = self.tokenizer, self.params
@@ -109,6 +119,12 @@ class OpenAIBackend:
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
              seed: int | None = None) -> ModelCall:
+        """One chat completion from the endpoint; native tool calls become ``<tool_call>`` text.
+
+        Raises:
+            BackendError: timeout, transport or HTTP error, or a response that is not JSON or has no
+                ``choices[0].message``.
+        """
         body: dict[str, Any] = {"model": self.name, "messages": messages, **self.params}
         if tools:
             body["tools"] = tools

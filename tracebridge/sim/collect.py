@@ -152,9 +152,11 @@ class CollectSummary:
 
     @property
     def passed(self) -> bool:
+        """Whether no health check failed."""
         return not self.failed_checks
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary as a plain dict, plus ``passed``."""
         return {**asdict(self), "passed": self.passed}
 
 

@@ -34,6 +34,7 @@ class SkillConfig:
     needless_replan: float = field(default=0.0, metadata={"help": "Verifier: says replan while the plan is progressing."})
 
     def validate(self, prefix: str) -> list[str]:
+        """Every probability outside [0, 1], as ``<prefix>.key=value: what``."""
         return [p for k, v in vars(self).items() for p in _prob(f"{prefix}.{k}", v)]
 
 
@@ -53,6 +54,7 @@ class RoleBackendConfig:
     timeout_s: float = field(default=60.0, metadata={"help": "http: request timeout in seconds."})
 
     def validate(self, prefix: str) -> list[str]:
+        """Every problem, as ``<prefix>.key=value: what; fix``."""
         p = []
         if self.backend not in BACKENDS:
             p.append(f"{prefix}.backend={self.backend}: use one of {', '.join(BACKENDS)}")
@@ -78,6 +80,7 @@ class PolicyMix:
 
     @property
     def scripted(self) -> bool:
+        """Whether every role is played by the scripted policy."""
         return all(getattr(self, r).backend == "scripted" for r in ROLE_NAMES)
 
 
@@ -94,6 +97,7 @@ class FailureProfile:
     unsatisfiable_rate: float = field(default=0.0, metadata={"help": "Per episode: the goal cannot be met."})
 
     def validate(self, prefix: str) -> list[str]:
+        """Every problem, as ``<prefix>.key=value: what; fix``."""
         p = [x for k in ("flaky_rate", "slow_rate", "misleading_rate", "unsatisfiable_rate")
              for x in _prob(f"{prefix}.{k}", getattr(self, k))]
         if self.slow_ms < 0 or self.timeout_ms <= 0:

@@ -54,13 +54,16 @@ class EpisodeSpec:
 
     @property
     def key(self) -> str:
+        """The cell and seed as ``family/mix/failure/seed``."""
         return f"{self.family}/{self.mix}/{self.failure}/{self.seed}"
 
     @property
     def episode_seed(self) -> int:
+        """A seed derived from ``key`` (the first 48 bits of its sha256)."""
         return int(hashlib.sha256(self.key.encode()).hexdigest()[:12], 16)
 
     def rngs(self) -> dict[str, random.Random]:
+        """One independent random stream per ``STREAMS`` name, seeded from ``episode_seed``."""
         return {s: random.Random(f"{self.episode_seed}:{s}") for s in STREAMS}
 
 
@@ -92,6 +95,7 @@ class EpisodeResult:
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a plain dict."""
         return dataclasses.asdict(self)
 
 

@@ -49,6 +49,12 @@ class ModelPlanner(_ModelRole):
     role = "planner"
 
     def plan(self, view: PlannerView) -> PlanDecision:
+        """The model's plan for the view's payload.
+
+        Raises:
+            InvalidOutput: the reply does not parse, or its plan is empty.
+            BackendError: the backend produced no reply.
+        """
         call = self._chat(roles.planner_user_text(view.payload))
         try:
             out = roles.parse_planner_reply(call.response)
@@ -65,6 +71,14 @@ class ModelWorker(_ModelRole):
     role = "worker"
 
     def act(self, view: WorkerView) -> WorkerDecision:
+        """The model's next action: a tool call, or a final answer in text.
+
+        The payload's ``prior_failures`` gain this step's earlier attempts, so the model sees them.
+
+        Raises:
+            InvalidOutput: the reply does not parse.
+            BackendError: the backend produced no reply.
+        """
         payload = dict(view.payload)
         earlier = [{k: a[k] for k in ("tool", "args", "error_kind", "error_message") if k in a}
                    for a in view.attempts]
@@ -86,6 +100,12 @@ class ModelVerifier(_ModelRole):
     role = "verifier"
 
     def judge(self, view: VerifierView) -> VerdictDecision:
+        """The model's verdict, feedback and risk flags for the view's payload.
+
+        Raises:
+            InvalidOutput: the reply does not parse.
+            BackendError: the backend produced no reply.
+        """
         call = self._chat(roles.verifier_user_text(view.payload))
         try:
             out = roles.parse_verifier_reply(call.response)

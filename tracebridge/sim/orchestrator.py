@@ -90,6 +90,7 @@ class Episode:
 
     def emit(self, event_type: str, role: str, payload: dict[str, Any], parent: str | None,
              call: ModelCall | None = None, labels: dict[str, Any] | None = None) -> str:
+        """Record one event (with its model call, if any) and return its id."""
         self.types[event_type] += 1
         llm = None
         if call is not None:
@@ -101,11 +102,14 @@ class Episode:
         return self.last_event
 
     def invalid_output(self, role: str, exc: InvalidOutput, parent: str) -> str:
+        """Record a reply the role could not parse as a recoverable ``episode_error`` with its
+        model call; return the event id."""
         self.invalid += 1
         return self.emit("episode_error", role, {"kind": "invalid_output", "message": str(exc)[:500],
                                                  "recoverable": True}, parent, call=exc.call)
 
     def transition(self, src: str, dst: str, reason: str, parent: str) -> str:
+        """Record an ``orchestrator_transition`` from ``src`` to ``dst``; return the event id."""
         return self.emit("orchestrator_transition", "orchestrator",
                          {"from_state": src, "to_state": dst, "reason": reason}, parent)
 

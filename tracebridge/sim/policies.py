@@ -142,8 +142,10 @@ class RoleSet:
     verifier: Verifier
 
     def model_stack(self) -> dict[str, Any]:
+        """Each role's model name and params (the session's ``model_stack``)."""
         return {r: {"model": getattr(self, r).name, "params": getattr(self, r).params}
                 for r in ("planner", "worker", "verifier")}
 
     def prompts(self) -> dict[str, str]:
+        """Each role's prompt source (the session's ``prompts``)."""
         return {r: getattr(self, r).prompt_source for r in ("planner", "worker", "verifier")}

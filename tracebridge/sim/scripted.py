@@ -39,6 +39,8 @@ class ScriptedPlanner:
         self.params = {"wrong_step_order": skill.wrong_step_order}
 
     def plan(self, view: PlannerView) -> PlanDecision:
+        """The open reference steps as the plan (a report step when none is left), two adjacent
+        steps swapped with probability ``wrong_step_order``."""
         steps = [dict(s) for s in view.reference_plan]
         fault = None
         if not steps:
@@ -85,6 +87,9 @@ class ScriptedWorker:
         self.params = {k: getattr(skill, k) for k in ("bad_args", "unknown_tool", "recover")}
 
     def act(self, view: WorkerView) -> WorkerDecision:
+        """Call the step's tool with ``$prev`` resolved (no tool: answer with the previous
+        output), making the skill's mistakes on the first try; after a failed call, retry at rate
+        ``recover`` (own fault or transient error) or give up."""
         step = view.payload["plan_step"]
         tool = step.get("tool")
         if not tool:
@@ -134,6 +139,8 @@ class ScriptedVerifier:
         self.params = {k: getattr(skill, k) for k in ("premature_stop", "missed_stop", "needless_replan")}
 
     def judge(self, view: VerifierView) -> VerdictDecision:
+        """The expected verdict, turned into a premature stop, needless replan or missed stop at
+        the skill's rates."""
         truth, verdict, fault = view.expected_verdict, view.expected_verdict, None
         r = self.rng.random()
         if truth == "continue" and r < self.skill.premature_stop:

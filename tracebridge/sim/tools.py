@@ -192,9 +192,11 @@ class Toolbox:
 
     @property
     def names(self) -> list[str]:
+        """The tool names, in order."""
         return [t.name for t in self.tools]
 
     def schemas(self) -> list[dict[str, Any]]:
+        """Each tool in OpenAI/transformers function-tool form (the session's ``tools``)."""
         return [t.schema() for t in self.tools]
 
     def call(self, name: str, args: Any) -> ToolOutcome:

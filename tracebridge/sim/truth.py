@@ -76,4 +76,5 @@ class Truth:
         return [st.plan_step(j) for j, st in enumerate(self.task.steps[first:])]
 
     def first_open(self) -> int:
+        """The index of the first reference step not yet done (the step count when all are)."""
         return next((i for i, d in enumerate(self.done) if not d), len(self.done))

@@ -34,6 +34,7 @@ class ResourcesConfig:
         "help": "Run even a 1-worker trial through Ray Train (the multi-GPU code path, on CPU)."})
 
     def problems(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
         p = [f"resources.{k}={getattr(self, k)}: must be >= 0" for k in ("cpu", "gpu", "memory_gb")
              if getattr(self, k) < 0]
         if self.workers < 1:
@@ -60,6 +61,7 @@ class BudgetConfig:
         "help": "Trials at once; 0 = cluster GPUs / GPUs per trial (GPU sweeps) or as many as CPUs allow."})
 
     def problems(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
         p = [f"budget.{k}={getattr(self, k)}: must be >= 0" for k in ("max_trials", "max_hours", "max_concurrent")
              if getattr(self, k) < 0]
         return p

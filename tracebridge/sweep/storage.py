@@ -66,6 +66,7 @@ def read_text(uri: str) -> str:
 
 
 def exists(uri: str) -> bool:
+    """Whether anything exists at ``uri`` (a local path or an fsspec URL)."""
     fs, path = _fs(uri)
     return bool(fs.exists(path))
 

@@ -41,11 +41,14 @@ LOCATED = re.compile(r"^.+:(\d+|-): [^:]+: .+")  # file:line: field: reason
 class FuzzKind(Protocol):
     """One input kind: a valid base, its mutations and the checks of the promise."""
 
-    def make(self, rng: random.Random) -> Any: ...
+    def make(self, rng: random.Random) -> Any:
+        """A new case: the valid base with mutated lines inserted (run outside the time limit)."""
 
-    def feed(self, case: Any) -> Any: ...
+    def feed(self, case: Any) -> Any:
+        """Run the public entry point on the case and return its report (inside the time limit)."""
 
-    def verify(self, case: Any, result: Any) -> dict[str, int]: ...
+    def verify(self, case: Any, result: Any) -> dict[str, int]:
+        """The broken promises of the case's result, as counts (``lost``, ``unlocated``, ...)."""
 
 
 class CaseTimeout(Exception):

@@ -75,16 +75,21 @@ class OpenClawFuzz:
         self.base = [ln for i, ln in enumerate(lines, 1) if i not in bad]  # the fixture's valid rows
 
     def make(self, rng: random.Random) -> Case:
+        """The valid fixture lines with 1 to 4 mutated copies inserted, written as one file's
+        bytes."""
         lines, bad = mutate_lines(self.base, rng, rng.randint(1, 4), OPENCLAW_MUTATIONS)
         return Case(self.tmp / "case" / "in" / "s.jsonl", _file_bytes(lines, rng), lines, bad)
 
     def feed(self, case: Case) -> Any:
+        """Import the case file into a fresh folder; return the ``ImportReport``."""
         _fresh(case.path.parent.parent)
         case.path.parent.mkdir()
         case.path.write_bytes(case.data)
         return self.run([case.path], case.path.parent.parent / "out", self.cfg)
 
     def verify(self, case: Case, rep: Any) -> dict[str, int]:
+        """Counts of ``unreconciled``, ``unlocated``, ``lost`` and ``bad_lineage`` for the case's
+        import."""
         out = case.path.parent.parent / "out"
         q = _jsonl(out / ".import" / self.cfg.quarantine_file)
         n = _line_numbers(case.data)
@@ -262,6 +267,8 @@ class TelegramFuzz:
         return DumpCase(path, _file_bytes(lines, rng), lines, bad)
 
     def make(self, rng: random.Random) -> DumpCase:
+        """A mutated dump: JSONL, or (1 in 4) one getUpdates document keeping only the mutations
+        that embed as JSON."""
         doc = rng.random() < 0.25
         lines, bad = mutate_lines(self.doc_base if doc else self.base, rng, rng.randint(1, 4), TELEGRAM_MUTATIONS)
         if doc:
@@ -276,12 +283,14 @@ class TelegramFuzz:
                            quarantine=str(d / "quarantine.jsonl"), audit_dir=str(d / "audit"))
 
     def feed(self, case: DumpCase) -> Any:
+        """Harvest the case dump into a fresh folder; return the harvest report."""
         _fresh(case.path.parent.parent)
         case.path.parent.mkdir()
         case.path.write_bytes(case.data)
         return self.harvest(self._cfg(case), [case.path])
 
     def verify(self, case: DumpCase, rep: Any) -> dict[str, int]:
+        """Counts of ``unreconciled``, ``unlocated`` and ``lost`` for the case's harvest."""
         cfg = self._cfg(case)
         items = _updates_in(case.data, case.path, case.doc)
         q = _jsonl(Path(cfg.quarantine))

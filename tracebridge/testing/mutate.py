@@ -24,10 +24,12 @@ def as_object(line: bytes) -> dict:
 
 
 def truncate(line: bytes, rng: random.Random) -> bytes:
+    """The line cut at a random point (torn JSON)."""
     return line[: rng.randint(1, max(1, len(line) - 1))]
 
 
 def wrong_type(line: bytes, rng: random.Random) -> bytes:
+    """One top-level field of the object set to a random-typed value (``[]`` for a non-object)."""
     obj = as_object(line)
     if not obj:
         return b"[]"
@@ -37,6 +39,7 @@ def wrong_type(line: bytes, rng: random.Random) -> bytes:
 
 
 def unknown_type(line: bytes, rng: random.Random) -> bytes:
+    """The object with ``event_type``/``type`` set to an unknown value, plus an unknown field."""
     obj = as_object(line)
     for key in ("event_type", "type"):
         if key in obj:
@@ -46,34 +49,41 @@ def unknown_type(line: bytes, rng: random.Random) -> bytes:
 
 
 def huge_string(line: bytes, rng: random.Random) -> bytes:
+    """The object with one field replaced by a string of 100,000 to 2,000,000 characters."""
     obj = as_object(line)
     obj[rng.choice(sorted(obj) or ["k"])] = "A" * rng.randint(100_000, 2_000_000)
     return orjson.dumps(obj)
 
 
 def deep_nesting(line: bytes, rng: random.Random) -> bytes:
+    """A ``payload`` nested 200 to 5000 objects deep (the line itself is not used)."""
     depth = rng.randint(200, 5000)
     return b'{"payload": ' + b'{"a": ' * depth + b"1" + b"}" * depth + b"}"
 
 
 def invalid_utf8(line: bytes, rng: random.Random) -> bytes:
+    """The line with an invalid UTF-8 sequence inserted at a random position."""
     pos = rng.randint(0, max(0, len(line) - 1))
     return line[:pos] + rng.choice([b"\xff\xfe", b"\xc3\x28", b"\xed\xa0\x80", b"\x80"]) + line[pos:]
 
 
 def bom(line: bytes, rng: random.Random) -> bytes:
+    """The line with a UTF-8 byte-order mark in front."""
     return b"\xef\xbb\xbf" + line
 
 
 def crlf(line: bytes, rng: random.Random) -> bytes:
+    """The line with a trailing carriage return (a CRLF file's line)."""
     return line + b"\r"
 
 
 def not_json(line: bytes, rng: random.Random) -> bytes:
+    """A line that is not a JSON object: text, HTML, a JSON scalar or control bytes."""
     return rng.choice([b"hello world", b"<html>", b"}{", b"null", b"42", b'"str"', b"\x00\x01\x02"])
 
 
 def duplicate_id(line: bytes, rng: random.Random) -> bytes:
+    """The object with its ``event_id``/``id`` set to ``dup-0``."""
     obj = as_object(line)
     for key in ("event_id", "id"):
         if key in obj:
@@ -82,6 +92,7 @@ def duplicate_id(line: bytes, rng: random.Random) -> bytes:
 
 
 def parent_cycle(line: bytes, rng: random.Random) -> bytes:
+    """The object with its ``parent_event_id``/``parentId`` set to its own id."""
     obj = as_object(line)
     for key in ("parent_event_id", "parentId"):
         if key in obj:
@@ -90,6 +101,7 @@ def parent_cycle(line: bytes, rng: random.Random) -> bytes:
 
 
 def timestamp_back(line: bytes, rng: random.Random) -> bytes:
+    """The object with its ``timestamp`` set to a past, impossible or unparseable value."""
     obj = as_object(line)
     if "timestamp" in obj:
         obj["timestamp"] = rng.choice(["1999-01-01T00:00:00.000Z", "2026-13-45T99:99:99.000Z", "yesterday", 0])

@@ -89,11 +89,13 @@ MULTILINE = {"PRIVATE_KEY"}
 
 
 def ctx_prose(rng: random.Random, items: list[Item]) -> tuple[str, str]:
+    """The items in sentences of one language; returns ``(prose_<lang>, template)``."""
     lang = rng.choice(sorted(PROSE))
     return f"prose_{lang}", " ".join(rng.choice(PROSE[lang]).format(_mark(i)) for i in range(len(items)))
 
 
 def ctx_log(rng: random.Random, items: list[Item]) -> tuple[str, str]:
+    """The items as values in timestamped log lines, one each; returns ``(log, template)``."""
     lines = []
     for i, it in enumerate(items):
         ts = f"2026-11-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}"
@@ -111,17 +113,23 @@ def _payload(rng: random.Random, items: list[Item]) -> dict:
 
 
 def ctx_json(rng: random.Random, items: list[Item]) -> tuple[str, str]:
+    """The items in a nested JSON tool result (compact or indented), escaped once; returns
+    ``(json, template)``."""
     text = json.dumps(_payload(rng, items), ensure_ascii=False, indent=rng.choice([None, 2]))
     return "json", text.replace(":0\ue001", ":1\ue001")
 
 
 def ctx_json_escaped(rng: random.Random, items: list[Item]) -> tuple[str, str]:
+    """The items in a JSON tool result held as a string in a message, escaped twice; returns
+    ``(json_escaped, template)``."""
     inner = json.dumps(_payload(rng, items), ensure_ascii=False)
     text = json.dumps({"role": "tool", "content": inner}, ensure_ascii=False)
     return "json_escaped", text.replace(":0\ue001", ":2\ue001")
 
 
 def ctx_code(rng: random.Random, items: list[Item]) -> tuple[str, str]:
+    """The items assigned in a Python, .env, YAML, JS or curl snippet; returns
+    ``(code_<style>, template)``."""
     style = rng.choice(["python", "env", "yaml", "js", "curl"])
     lines = []
     for i, it in enumerate(items):
@@ -143,6 +151,8 @@ def ctx_code(rng: random.Random, items: list[Item]) -> tuple[str, str]:
 
 
 def ctx_url(rng: random.Random, items: list[Item]) -> tuple[str, str]:
+    """The items in query strings, or as URL userinfo (some credentials); returns
+    ``(url, template)``."""
     out = []
     for i, it in enumerate(items):
         m = _mark(i, 1 if it.kind in MULTILINE else 0)
@@ -154,6 +164,8 @@ def ctx_url(rng: random.Random, items: list[Item]) -> tuple[str, str]:
 
 
 def ctx_markdown(rng: random.Random, items: list[Item]) -> tuple[str, str]:
+    """The items in a Markdown table or bullet list; returns
+    ``(markdown_table|markdown_list, template)``."""
     if rng.random() < 0.5:
         rows = [f"| {i + 1} | {KEYS.get(it.kind, 'value')} | {_mark(i, 1 if it.kind in MULTILINE else 0)} |"
                 for i, it in enumerate(items)]

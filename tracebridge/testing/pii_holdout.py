@@ -278,12 +278,14 @@ class Score:
     false_pos: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def recall(self, kind: str | None = None) -> float:
+        """Recalled / planted for ``kind`` (None = all types); 1.0 when none was planted."""
         p = self.planted[kind] if kind else sum(self.planted.values())
         got = self.recalled[kind] if kind else sum(self.recalled.values())
         return got / p if p else 1.0
 
     @property
     def precision(self) -> float:
+        """True positives / findings; 1.0 when nothing was found."""
         return self.true_pos / self.found if self.found else 1.0
 
 

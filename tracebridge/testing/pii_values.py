@@ -48,6 +48,7 @@ def _b64url(raw: bytes) -> str:
 # ---------------------------------------------------------------------------------------- positives
 
 def gen_email(rng: random.Random) -> Item:
+    """An ``EMAIL``: a name-based address at one of several domains (1 in 10 with ``%40``)."""
     first, last = rng.choice(NAMES[:1] + ["bob jones", "anna kowalski", "wei zhang", "lena fischer"]).split()[:2]
     first, last = first.lower(), last.lower()
     local = rng.choice([f"{first}.{last}", f"{first[0]}{last}", f"{first}_{last}{rng.randint(1, 99)}",
@@ -75,6 +76,8 @@ def _valid_phone(rng: random.Random, region: str) -> object:
 
 
 def gen_phone(rng: random.Random) -> Item:
+    """A ``PHONE`` valid per ``phonenumbers``: E.164 or international (national only in
+    ``PHONE_REGIONS``)."""
     import phonenumbers as pn
 
     region = rng.choice(PHONE_REGIONS + FOREIGN_REGIONS)
@@ -106,6 +109,7 @@ def luhn_digit(body: str) -> str:
 
 
 def gen_card(rng: random.Random) -> Item:
+    """A Luhn-valid ``CARD`` of a random brand, plain or grouped by spaces or dashes."""
     prefixes, length, groups = rng.choice(CARD_BRANDS)
     body = rng.choice(prefixes)
     body += _s(rng, string.digits, length - 1 - len(body))
@@ -131,6 +135,7 @@ def iban_check(country: str, bban: str) -> str:
 
 
 def gen_iban(rng: random.Random) -> Item:
+    """An ``IBAN`` with correct check digits, half of them grouped in fours."""
     country = rng.choice(sorted(IBAN_BBAN))
     bban = ""
     for kind, n in re.findall(r"([an])(\d+)", IBAN_BBAN[country]):
@@ -142,12 +147,14 @@ def gen_iban(rng: random.Random) -> Item:
 
 
 def gen_ipv4(rng: random.Random) -> Item:
+    """An ``IPV4`` dotted quad with a common first octet (``192`` always as ``192.168``)."""
     first = rng.choice([10, 172, 192, 34, 52, 81, 185, 203, 8, 91])
     second = 168 if first == 192 else rng.randint(0, 255)
     return Item("IPV4", f"{first}.{second}.{rng.randint(0, 255)}.{rng.randint(1, 254)}")
 
 
 def gen_ipv6(rng: random.Random) -> Item:
+    """An ``IPV6`` under one of four prefixes, compressed or (1 in 4) exploded, some upper-case."""
     import ipaddress
 
     prefix = rng.choice([0x20010db8, 0x2a001450, 0x26001f18, 0xfe800000])
@@ -157,21 +164,26 @@ def gen_ipv6(rng: random.Random) -> Item:
 
 
 def gen_aws(rng: random.Random) -> Item:
+    """An ``AWS_KEY``: an ``AKIA``/``ASIA`` access key id."""
     return Item("AWS_KEY", rng.choice(["AKIA", "ASIA"]) + _s(rng, UPPER32, 16))
 
 
 def gen_github(rng: random.Random) -> Item:
+    """A ``GITHUB_TOKEN``: a classic ``gh?_`` token or (1 in 4) a ``github_pat_`` one."""
     if rng.random() < 0.25:
         return Item("GITHUB_TOKEN", f"github_pat_11{_s(rng, UPPER32, 20)}_{_s(rng, ALNUM, 59)}")
     return Item("GITHUB_TOKEN", rng.choice(["ghp_", "gho_", "ghu_", "ghs_", "ghr_"]) + _s(rng, ALNUM, 36))
 
 
 def gen_gitlab(rng: random.Random) -> Item:
+    """A ``GITLAB_TOKEN`` with a real prefix (``glpat-``, ``gldt-``, ``glrt-``, ``glsoat-``)."""
     prefix = rng.choice(["glpat-", "glpat-", "gldt-", "glrt-", "glsoat-"])
     return Item("GITLAB_TOKEN", prefix + _s(rng, B64URL, 20 if prefix == "glpat-" else rng.randint(20, 30)))
 
 
 def gen_slack(rng: random.Random) -> Item:
+    """A ``SLACK_TOKEN``: a webhook URL, a ``xoxp-`` token or a ``xoxb-``/``xoxa-``/``xoxs-``
+    one."""
     r = rng.random()
     if r < 0.2:
         return Item("SLACK_TOKEN", f"https://hooks.slack.com/services/T{_s(rng, UPPER32, 8)}/B{_s(rng, UPPER32, 10)}/"
@@ -184,6 +196,7 @@ def gen_slack(rng: random.Random) -> Item:
 
 
 def gen_openai(rng: random.Random) -> Item:
+    """An ``OPENAI_KEY``: legacy ``sk-...T3BlbkFJ...`` or ``sk-proj-``/``svcacct-``/``admin-``."""
     if rng.random() < 0.4:
         return Item("OPENAI_KEY", f"sk-{_s(rng, ALNUM, 20)}T3BlbkFJ{_s(rng, ALNUM, 20)}")
     kind = rng.choice(["proj", "proj", "svcacct", "admin"])
@@ -191,6 +204,7 @@ def gen_openai(rng: random.Random) -> Item:
 
 
 def gen_jwt(rng: random.Random) -> Item:
+    """A ``JWT`` with a real header and payload and a random HS256/RS256/ES256-sized signature."""
     header = {"alg": rng.choice(["HS256", "RS256", "ES256"]), "typ": "JWT"}
     if rng.random() < 0.5:
         header["kid"] = _s(rng, ALNUM, 12)
@@ -202,6 +216,7 @@ def gen_jwt(rng: random.Random) -> Item:
 
 
 def gen_private_key(rng: random.Random) -> Item:
+    """A ``PRIVATE_KEY``: a PEM block of random bytes under one of six labels."""
     label = rng.choice(["RSA PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY", "OPENSSH PRIVATE KEY",
                         "ENCRYPTED PRIVATE KEY", "DSA PRIVATE KEY"])
     body = base64.b64encode(bytes(rng.getrandbits(8) for _ in range(rng.randint(90, 400)))).decode()
@@ -212,18 +227,22 @@ def gen_private_key(rng: random.Random) -> Item:
 
 
 def gen_stripe(rng: random.Random) -> Item:
+    """A ``STRIPE_KEY``: a live secret or restricted key (``sk_live_``, ``rk_live_``)."""
     return Item("STRIPE_KEY", rng.choice(["sk_live_", "rk_live_"]) + _s(rng, ALNUM, rng.choice([24, 34, 99])))
 
 
 def gen_sendgrid(rng: random.Random) -> Item:
+    """A ``SENDGRID_KEY``: ``SG.`` and two base64url parts (22 and 43 characters)."""
     return Item("SENDGRID_KEY", f"SG.{_s(rng, B64URL, 22)}.{_s(rng, B64URL, 43)}")
 
 
 def gen_npm(rng: random.Random) -> Item:
+    """An ``NPM_TOKEN``: ``npm_`` and 36 alphanumerics."""
     return Item("NPM_TOKEN", "npm_" + _s(rng, ALNUM, 36))
 
 
 def gen_pypi(rng: random.Random) -> Item:
+    """A ``PYPI_TOKEN``: the ``pypi-AgEIcHlwaS5vcmc`` prefix and a base64url body."""
     return Item("PYPI_TOKEN", "pypi-AgEIcHlwaS5vcmc" + _s(rng, B64URL, rng.randint(70, 160)))
 
 
@@ -231,6 +250,7 @@ URL_PW_CHARS = ALNUM + "!$*-_.~"
 
 
 def gen_url_password(rng: random.Random) -> Item:
+    """A ``URL_PASSWORD``: a connection URL's password, with scheme, user and host around it."""
     scheme = rng.choice(["postgres", "postgresql", "mysql", "redis", "amqp", "https", "mongodb+srv", "ftp"])
     user = rng.choice(["admin", "app_user", "deploy", "svc-etl", "bob"])
     pw = _s(rng, ALNUM, rng.randint(6, 10)) + (_s(rng, URL_PW_CHARS, 3) if rng.random() < 0.4 else "")
@@ -241,6 +261,7 @@ def gen_url_password(rng: random.Random) -> Item:
 
 
 def gen_auth_header(rng: random.Random) -> Item:
+    """An ``AUTH_HEADER``: the credentials after ``Basic `` (base64) or ``Bearer ``."""
     if rng.random() < 0.4:
         user = rng.choice(["admin", "ci-bot", "bob"])
         raw = f"{user}:{_s(rng, ALNUM, rng.randint(8, 16))}".encode()
@@ -250,11 +271,13 @@ def gen_auth_header(rng: random.Random) -> Item:
 
 
 def gen_name(rng: random.Random) -> Item:
+    """A ``NAME`` from ``NAMES``, some upper- or lower-cased."""
     name = rng.choice(NAMES)
     return Item("NAME", rng.choice([name, name, name.upper() if name.isascii() else name, name.lower()]))
 
 
 def gen_host(rng: random.Random) -> Item:
+    """A ``HOST`` from ``HOSTS``, 1 in 5 upper-cased."""
     host = rng.choice(HOSTS)
     return Item("HOST", host.upper() if rng.random() < 0.2 else host)
 

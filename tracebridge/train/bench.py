@@ -82,6 +82,7 @@ class TokenMeter:
         self._acc = vec if self._acc is None else self._acc + vec
 
     def stats(self) -> fl.TokenStats:
+        """The totals so far as ``TokenStats`` (one host sync, to read the device accumulator)."""
         if self._acc is None:
             return fl.TokenStats()
         t, s, q, n = (int(x) for x in self._acc.tolist())

@@ -42,13 +42,16 @@ class TrainResult:
 
     @property
     def first_loss(self) -> float:
+        """The first logged loss (nan when none was logged)."""
         return self.loss_curve[0]["loss"] if self.loss_curve else float("nan")
 
     @property
     def last_loss(self) -> float:
+        """The last logged loss (nan when none was logged)."""
         return self.loss_curve[-1]["loss"] if self.loss_curve else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a plain dict."""
         return asdict(self)
 
 
@@ -64,6 +67,7 @@ def seed_everything(seed: int, threads: int | None = None) -> None:
 
 
 def use_bf16(rc: RecipeConfig) -> bool:
+    """Whether to train in bf16: ``rc.bf16``, or when that is None, whether CUDA is available."""
     import torch
 
     return torch.cuda.is_available() if rc.bf16 is None else rc.bf16

@@ -140,6 +140,7 @@ class RecipeConfig:
                 "packing, Liger kernels, ...); empty = TRL defaults."})
 
     def problems(self, prefix: str) -> list[str]:
+        """Every problem, as ``<prefix>.key=value: what; fix``."""
         p = []
         if self.lr <= 0:
             p.append(f"{prefix}.lr={self.lr}: must be > 0; typical 1e-5..2e-4 (1e-3 for the tiny model)")
@@ -199,6 +200,7 @@ class DataConfig:
         "help": "optimized: copies of rows with positive feedback labels; negative ones are dropped."})
 
     def problems(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
         p = []
         for k in ("recovery_weight", "feedback_weight"):
             if getattr(self, k) < 1:
@@ -232,6 +234,7 @@ class BehaviourConfig:
                 "content, in SFT targets and both sides of pairs; answers are kept)."})
 
     def problems(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
         p = [f"behaviour.{k}={getattr(self, k)}: use one of {', '.join(ok)}"
              for k, ok in (("system_prompt_mode", SYSTEM_PROMPT_MODES), ("tool_schemas", TOOL_SCHEMAS),
                            ("response", RESPONSES)) if getattr(self, k) not in ok]
@@ -259,6 +262,7 @@ class ClosedLoopConfig:
         "help": "Controlled failures of the benchmark (tracebridge.sim FailureProfile keys)."})
 
     def problems(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix`` (none while disabled)."""
         if not self.enabled:
             return []
         p = []
@@ -291,6 +295,7 @@ class EvalConfig:
     closed_loop: ClosedLoopConfig = field(default_factory=ClosedLoopConfig)
 
     def problems(self) -> list[str]:
+        """Every problem, the closed loop's included, as ``key=value: what; fix``."""
         p = []
         if self.verifier_method not in ("likelihood", "generate"):
             p.append(f"eval.verifier_method={self.verifier_method}: use likelihood or generate")

@@ -50,6 +50,7 @@ class Quarantined:
     raw: str
 
     def to_dict(self) -> dict[str, str]:
+        """``{where, reason, raw}``."""
         return {"where": self.where, "reason": self.reason, "raw": self.raw}
 
 
@@ -203,9 +204,12 @@ class RoleData:
     read: int
 
     def split(self, rows: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
+        """The rows of ``rows`` whose ``meta.split`` is ``split``."""
         return [r for r in rows if r["meta"].get("split") == split]
 
     def counts(self) -> dict[str, Any]:
+        """Row counts: ``read``, ``accepted``, ``quarantined``, and the SFT, recovery SFT and
+        preference rows by split."""
         def by_split(rows: list[dict[str, Any]]) -> dict[str, int]:
             return dict(Counter(r["meta"]["split"] for r in rows))
         accepted = len(self.sft) + len(self.recovery_sft) + len(self.pref)

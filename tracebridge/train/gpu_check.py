@@ -80,6 +80,7 @@ class StepTimer:
         self.callback = _CB()
 
     def steady_s_per_step(self) -> float | None:
+        """Mean seconds per step after the warm-up, or None when too few steps were timed."""
         steps = sorted(self.t)
         if len(steps) <= self.warmup + 1:
             return None
@@ -88,6 +89,12 @@ class StepTimer:
 
 
 def run_phase(name: str, fn: Any, model: Any, tok: Any, records: list[dict], rc: Any, out: Path) -> tuple[Any, dict]:
+    """Run one training phase (``run_sft`` or ``run_dpo``) under a step timer; summarise it.
+
+    Returns:
+        The trained model and the phase's summary row: steps, first and last loss, tokens/s (overall
+        and steady-state), peak memory in GiB, and the runtimes.
+    """
     import torch
 
     if torch.cuda.is_available():
@@ -131,6 +138,15 @@ def check_prepared(model: Any, tok: Any, records: list[dict], args: Any, out: Pa
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the smoke check (SFT, then DPO, then the prepared-set check) and print a JSON summary.
+
+    Args:
+        argv: command-line arguments (None = ``sys.argv``).
+
+    Returns:
+        The summary; ``ok`` is True when the SFT loss fell, both phases ran every step and the
+        prepared-set check passed.
+    """
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="configs/model/qwen2.5-0.5b.yaml", help="a configs/model YAML")
     ap.add_argument("--role", default="verifier", choices=["verifier"], help="role whose format the rows use")

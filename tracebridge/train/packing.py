@@ -251,6 +251,8 @@ class Unpadder:
         self.calls = 0
 
     def pre(self, module: Any, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]] | None:
+        """Forward pre-hook: pack a padded full-sequence batch into ``[1, T]`` and remember how
+        to re-pad; other forwards pass through (a packed one gains its host-side lengths)."""
         self.pending = None
         if args:
             kwargs = {"input_ids": args[0], **kwargs}
@@ -282,6 +284,8 @@ class Unpadder:
                 "max_length_q": max(host), "max_length_k": max(host), "tb_seq_lens": host}
 
     def post(self, module: Any, args: tuple, kwargs: dict[str, Any], output: Any) -> Any:
+        """Forward hook: re-pad a packed output's ``last_hidden_state`` to ``[B, L, H]`` (zeros
+        at padding)."""
         if self.pending is None:
             return output
         b, seq, idx = self.pending

@@ -162,6 +162,8 @@ class Claim:
         return self.stored
 
     def release(self) -> None:
+        """Unlock and close the key's lock file, letting waiting trials in; later calls do
+        nothing."""
         if self._fh is not None:
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()

@@ -34,5 +34,6 @@ class SpanImportConfig:
         "help": "--validate: minimum % of imported events with valid lineage (percent)."})
 
     def validate(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix`` (the shared settings' too)."""
         p = [] if self.goal_family else ["goal_family='': must not be empty; typical agentlightning"]
         return p + common_problems(self)

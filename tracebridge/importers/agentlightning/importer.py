@@ -86,6 +86,8 @@ class SpanImportReport(ImportReport):
         return self.files_seen == 0 or (done == 0 and (self.lines_read > 0 or self.files_skipped > 0))
 
     def to_dict(self) -> dict[str, Any]:
+        """``ImportReport.to_dict`` plus ``records`` (counts by kind, sorted) and
+        ``imported_nothing``."""
         d = super().to_dict()
         d["records"] = dict(sorted(self.records.items()))
         d["imported_nothing"] = self.imported_nothing

@@ -63,6 +63,7 @@ class Ref:
     digest: int
 
     def to_list(self) -> list[Any]:
+        """``[file, line, offset, length, digest]``, as stored in the state file."""
         return [self.file, self.line, self.offset, self.length, self.digest]
 
 
@@ -139,6 +140,7 @@ class SpanIndex:
 
     @property
     def agl(self) -> Any:
+        """The ``agentlightning`` module, loaded at first use."""
         if self._agl is None:
             self._agl = self._load()
         return self._agl
@@ -217,6 +219,7 @@ class SpanImportState:
             self.pending = {k: [Ref(*r) for r in v] for k, v in raw.get("pending", {}).items()}
 
     def save(self) -> None:
+        """Write the state file atomically (keys sorted), creating its folder if needed."""
         data = {"version": STATE_VERSION, "files": dict(sorted(self.files.items())),
                 "rollouts": dict(sorted(self.rollouts.items())),
                 "pending": {k: [r.to_list() for r in v] for k, v in sorted(self.pending.items())}}

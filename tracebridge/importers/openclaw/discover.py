@@ -43,6 +43,8 @@ def archive_kind(name: str) -> str | None:
 
 
 def is_transcript_name(name: str) -> bool:
+    """Whether a file name is a transcript (``.jsonl``, archived or backup), not a lock, temp or
+    hidden file."""
     return bool(_TRANSCRIPT.search(name)) and not _SKIP.search(name)
 
 

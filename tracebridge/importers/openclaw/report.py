@@ -39,11 +39,13 @@ class ImportReport:
         return self.lines_read == self.lines_accepted + self.lines_quarantined
 
     def quarantine(self, where: str) -> None:
+        """Count one quarantined line, keeping the first ``max_listed`` places as samples."""
         self.lines_quarantined += 1
         if len(self.quarantine_samples) < self.max_listed:
             self.quarantine_samples.append(where)
 
     def skip(self, file: str, reason: str) -> None:
+        """Count one skipped file and list it as ``file: reason``."""
         self.files_skipped += 1
         self.skipped.append(f"{file}: {reason}")
 
@@ -64,6 +66,8 @@ class ImportReport:
                 mine.extend(theirs)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report for ``report.json``: the counters, ``drift`` (most common first),
+        ``mapping_counts``, and the ``read``/``accepted``/``quarantined``/``reconciles`` summary."""
         d = asdict(self)
         d.pop("max_listed")
         d["drift"] = dict(self.drift.most_common())

@@ -119,6 +119,11 @@ def _transition(m: SessionMapper, row: dict[str, Any], rid: str, out: list[dict[
 
 
 def model_change(m: SessionMapper, row: dict[str, Any], rid: str, out: list[dict[str, Any]]) -> None:
+    """A ``model_change`` row: switch the session's model, recorded as a transition into ``out``.
+
+    Raises:
+        RowError: ``modelId`` is missing or not a string.
+    """
     model = row.get("modelId")
     if not isinstance(model, str) or not model:
         raise _error("modelId", "missing or not a string")

@@ -48,6 +48,7 @@ class ImportState:
             self.runs = {k: RunState(**v) for k, v in raw.get("runs", {}).items()}
 
     def save(self) -> None:
+        """Write the state file atomically (runs sorted by id), creating its folder if needed."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # orjson writes a dataclass as its fields in order (as ``asdict`` would, ~20x faster): the
         # state is saved every ``checkpoint_every`` files, so this cost grows with the run count.
@@ -92,6 +93,7 @@ class Quarantine:
         return True
 
     def close(self) -> None:
+        """Close the quarantine writer if one was opened; safe to call twice."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None

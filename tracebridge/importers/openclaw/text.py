@@ -106,6 +106,7 @@ class UserText:
 
     @property
     def is_system_only(self) -> bool:
+        """Whether the message holds system events and no words of the user."""
         return not self.text.strip() and bool(self.system_events)
 
 

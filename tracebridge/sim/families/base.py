@@ -42,6 +42,7 @@ class OracleStep:
     output: Any = None
 
     def plan_step(self, index: int) -> dict[str, Any]:
+        """The step as plan step ``index``, with its plan arguments (``$prev`` references kept)."""
         return {"index": index, "description": self.description, "tool": self.tool, "args": self.plan_args}
 
 

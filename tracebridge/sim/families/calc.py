@@ -122,9 +122,12 @@ class CalcFamily:
     name = "calc"
 
     def tools(self) -> list[ToolSpec]:
+        """``calculate``, ``convert`` and ``submit_answer``."""
         return list(TOOLS)
 
     def generate(self, rng: random.Random, sandbox: Sandbox, *, unsatisfiable: bool) -> Task:
+        """A unit conversion, speed or percentage question (unsatisfiable: a division by zero or
+        a conversion across dimensions); the sandbox is not written to."""
         kind = rng.choice(("weight", "speed", "percent"))
         if unsatisfiable:
             return self._impossible(rng, kind)
@@ -170,9 +173,12 @@ class CalcFamily:
                     blocking=(ErrorKind.RUNTIME_ERROR,), facts={"units": (src, dst)})
 
     def observe(self, sandbox: Sandbox, task: Task) -> Any:
+        """The known units and functions."""
         return {"units": sorted(UNITS), "functions": sorted(_FUNCS)}
 
     def mislead(self, rng: random.Random, sandbox: Sandbox, task: Task) -> Misleading | None:
+        """For a task that starts with ``convert``: a unit list that names the source unit by a
+        wrong alias; else None."""
         first = task.steps[0]
         if first.tool != "convert":
             return None
@@ -183,4 +189,5 @@ class CalcFamily:
         return Misleading({"units": units, "functions": sorted(_FUNCS)}, 0, {**first.plan_args, "from_unit": alias})
 
     def check(self, task: Task, sandbox: Sandbox) -> bool:
+        """Whether the submitted answer equals the expected value (relative tolerance 1e-6)."""
         return not task.unsatisfiable and answers_match(read_answer(sandbox), task.expected, tol=1e-6)

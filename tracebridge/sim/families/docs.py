@@ -80,6 +80,7 @@ class DocsFamily:
     name = "docs"
 
     def tools(self) -> list[ToolSpec]:
+        """``search``, ``lookup`` and ``submit_answer``."""
         return list(TOOLS)
 
     def _world(self, rng: random.Random) -> list[dict[str, Any]]:
@@ -99,6 +100,8 @@ class DocsFamily:
         return docs
 
     def generate(self, rng: random.Random, sandbox: Sandbox, *, unsatisfiable: bool) -> Task:
+        """Write a document store to ``kb/`` and ask a question about a company (unsatisfiable:
+        one the store does not know)."""
         docs = self._world(rng)
         (sandbox.root / KB).mkdir()
         by_title = {d["title"]: d for d in docs}
@@ -132,10 +135,12 @@ class DocsFamily:
                     blocking=(ErrorKind.NOT_FOUND,), facts={"names": [name]})
 
     def observe(self, sandbox: Sandbox, task: Task) -> Any:
+        """How many documents the store holds, and the first four ids."""
         titles = sorted(p.stem for p in (sandbox.root / KB).glob("*.json"))
         return {"documents": len(titles), "ids_sample": titles[:4]}
 
     def mislead(self, rng: random.Random, sandbox: Sandbox, task: Task) -> Misleading | None:
+        """A note that files the first step's name or query under a wrong spelling."""
         first = task.steps[0]
         key = "name" if first.tool == "lookup" else "query"
         wrong = first.plan_args[key].replace(" ", "") + "s"
@@ -144,4 +149,5 @@ class DocsFamily:
         return Misleading(obs, 0, {**first.plan_args, key: wrong})
 
     def check(self, task: Task, sandbox: Sandbox) -> bool:
+        """Whether the submitted answer matches the expected fact (trimmed, case-folded)."""
         return not task.unsatisfiable and answers_match(read_answer(sandbox), task.expected)

@@ -110,9 +110,13 @@ class FilesFamily:
     name = "files"
 
     def tools(self) -> list[ToolSpec]:
+        """``list_dir``, ``read_file``, ``write_file``, ``make_dir``, ``move_file``, ``grep`` and
+        ``count_lines``."""
         return list(TOOLS)
 
     def generate(self, rng: random.Random, sandbox: Sandbox, *, unsatisfiable: bool) -> Task:
+        """Write ``inbox/``, ``docs/`` and ``locked/`` and set an archive, find or count chore
+        (unsatisfiable: a read-only target, or a missing word or file)."""
         root = sandbox.root
         for d in ("inbox", "docs", "locked"):
             (root / d).mkdir()
@@ -167,11 +171,14 @@ class FilesFamily:
                     unsatisfiable=unsat, blocking=(ErrorKind.NOT_FOUND,), facts={"out": out, "note": note})
 
     def observe(self, sandbox: Sandbox, task: Task) -> Any:
+        """The sandbox's file tree (hidden entries left out) and its read-only folders."""
         tree = sorted(sandbox.rel(p) + ("/" if p.is_dir() else "") for p in sandbox.root.rglob("*")
                       if not any(s.startswith(".") for s in p.relative_to(sandbox.root).parts))
         return {"files": tree, "read_only": ["locked/"]}
 
     def mislead(self, rng: random.Random, sandbox: Sandbox, task: Task) -> Misleading | None:
+        """A file tree that shows the task's note in ``docs/`` instead of ``inbox/``; None for a
+        find task."""
         if "src" in task.facts:  # claim the note sits in docs/
             src = task.facts["src"]
             wrong = "docs/" + src.split("/", 1)[1]
@@ -187,6 +194,8 @@ class FilesFamily:
         return None
 
     def check(self, task: Task, sandbox: Sandbox) -> bool:
+        """Whether the files are as asked: the note moved, or the output file holds the expected
+        count or path."""
         if task.unsatisfiable:
             return False
         root = sandbox.root

@@ -117,9 +117,12 @@ class SqlFamily:
     name = "sql"
 
     def tools(self) -> list[ToolSpec]:
+        """``list_tables``, ``describe_table``, ``sql_query`` and ``submit_answer``."""
         return list(TOOLS)
 
     def generate(self, rng: random.Random, sandbox: Sandbox, *, unsatisfiable: bool) -> Task:
+        """Write ``shop.db`` (customers, orders) and ask a total, count or top-customer question
+        (unsatisfiable: refunds, which have no table)."""
         names = rng.sample(NAMES, 8)
         customers = [(i + 1, n, rng.choice(CITIES)) for i, n in enumerate(names)]
         orders = [(j + 1, rng.randint(1, len(customers)), round(rng.uniform(5, 300), 2), rng.choice(YEARS))
@@ -162,9 +165,12 @@ class SqlFamily:
         return f"What is the total amount refunded to {name}?", sql, "refunds"
 
     def observe(self, sandbox: Sandbox, task: Task) -> Any:
+        """The database file name and its tables."""
         return {"database": DB, "tables": _list_tables(sandbox, {})["tables"]}
 
     def mislead(self, rng: random.Random, sandbox: Sandbox, task: Task) -> Misleading | None:
+        """A table list that names the task's table wrongly (``purchases``, ``clients``); else
+        None."""
         table = task.facts["table"]
         if table not in ("orders", "customers"):
             return None
@@ -174,4 +180,5 @@ class SqlFamily:
         return Misleading(obs, 0, {"table": wrong})
 
     def check(self, task: Task, sandbox: Sandbox) -> bool:
+        """Whether the submitted answer equals the expected value (relative tolerance 1e-4)."""
         return not task.unsatisfiable and answers_match(read_answer(sandbox), task.expected, tol=1e-4)

@@ -70,16 +70,6 @@ def _tail(text: str, n: int = 400) -> str:
     return " ".join(keep)[-n:]
 
 
-def _str_keys(obj: Any) -> Any:
-    """JSON-safe copy: counters keyed by tuples (drift) get string keys."""
-    if isinstance(obj, dict):
-        return {(k if isinstance(k, str) else "/".join(map(str, k)) if isinstance(k, tuple) else str(k)): _str_keys(v)
-                for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_str_keys(v) for v in obj]
-    return obj
-
-
 def _counts(doc: dict[str, Any], read_keys: tuple[str, ...], ok_keys: tuple[str, ...]) -> dict[str, int] | None:
     """read / accepted / quarantined from a command's JSON summary (flat or under ``counts``)."""
     src = {**doc, **(doc.get("counts") or {})}
@@ -176,7 +166,7 @@ def step_validate(ctx: Ctx) -> dict[str, Any]:
     """Schema, drift and lineage of every run in the cycle's trace root."""
     from tracebridge.schema.validate import validate_root
 
-    rep = _str_keys(validate_root(ctx.traces, max_problems=200).to_dict())
+    rep = validate_root(ctx.traces, max_problems=200).to_dict()
     (ctx.bundle / "validate.json").write_text(json.dumps(rep, indent=2, sort_keys=True, default=str))
     out = {k: rep[k] for k in ("runs_total", "runs_complete", "runs_incomplete", "events_total", "schema_valid_pct",
                                "lineage_valid_pct", "incomplete_pct", "torn_tails", "passed", "failures")}

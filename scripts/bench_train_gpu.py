@@ -28,6 +28,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -190,14 +191,19 @@ def main(argv: list[str] | None = None) -> int:
             model = None
             bench.release()
     if a.ablation and "sft" in a.recipes:  # last: the targets above come first under the deadline
-        name = Path(a.shapes[0]).stem
-        for label, o in ablation(a.micro_tokens or MICRO_TOKENS.get(name, 16384), compile_row=not a.cpu_smoke):
-            r = b.run(bench.Case(f"{name} sft {label}", str(ROOT / a.shapes[0]), "sft", o, a.batch_size,
-                                 a.max_length, a.warmup, a.steps, a.budget_s), sft, tok)
-            if r is not None:
-                r.pop("model", None)
-                b.record(r)
+        run_ablation(b, a, sft, tok)
     return report(b)
+
+
+def run_ablation(b: Bench, a: argparse.Namespace, sft: list[dict], tok: Any) -> None:
+    """The SFT lever ladder on the first shape: each row adds one lever to the row before."""
+    name = Path(a.shapes[0]).stem
+    for label, o in ablation(a.micro_tokens or MICRO_TOKENS.get(name, 16384), compile_row=not a.cpu_smoke):
+        r = b.run(bench.Case(f"{name} sft {label}", str(ROOT / a.shapes[0]), "sft", o, a.batch_size,
+                             a.max_length, a.warmup, a.steps, a.budget_s), sft, tok)
+        if r is not None:
+            r.pop("model", None)
+            b.record(r)
 
 
 def report(b: Bench) -> int:

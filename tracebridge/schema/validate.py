@@ -141,6 +141,74 @@ def _classify_dangling(eid: str, parent: str, parents: dict[str, Any], run_id: s
     return f"parent {parent!r} not found in this run"
 
 
+class _Lineage:
+    """Lineage bookkeeping of one run's events, fed in file order (DESIGN: one root, earlier parents)."""
+
+    def __init__(self, chk: RunCheck, path: str) -> None:
+        self.chk, self.path, self.run_id = chk, path, chk.run_id
+        self.parents: dict[str, Any] = {}  # event_id -> parent, in file order
+        self.lines: dict[str, int] = {}
+        self.dangling: list[tuple[str, str]] = []
+        self.root_seen: str | None = None
+        self.valid_ids: set[str] = set()
+
+    def _problem(self, lineno: int | None, fld: str, message: str) -> None:
+        self.chk.problems.append(Problem(self.path, lineno, fld, message, "lineage"))
+
+    def add(self, lineno: int, obj: dict[str, Any]) -> None:
+        """Check one event's id, run and parent against the events before it."""
+        parents = self.parents
+        eid, parent = obj.get("event_id"), obj.get("parent_event_id")
+        ok = isinstance(eid, str)
+        if not ok:
+            self._problem(lineno, "event_id", "missing or not a string")
+        elif eid in parents:
+            ok = False
+            self._problem(lineno, "event_id", f"duplicate id {eid!r} (first on line {self.lines[eid]})")
+        if obj.get("run_id") not in (None, self.run_id):
+            ok = False
+            self._problem(lineno, "run_id", f"event of run {obj.get('run_id')!r} in run {self.run_id!r}")
+        if parent is None:
+            if self.root_seen is not None:
+                ok = False
+                self._problem(lineno, "parent_event_id", f"second root (first root is {self.root_seen!r})")
+            elif obj.get("root") is not True:
+                ok = False
+                self._problem(lineno, "root", "parentless event must be marked root: true")
+            elif isinstance(eid, str):
+                self.root_seen = eid
+        elif not isinstance(parent, str) or parent not in parents:
+            ok = False
+            if isinstance(parent, str) and isinstance(eid, str):
+                self.dangling.append((eid, parent))
+                self.lines[eid] = lineno
+            else:
+                self._problem(lineno, "parent_event_id", "not a string")
+        if parent is not None and obj.get("root") is True:  # DESIGN: only the parentless root sets root: true
+            ok = False
+            self._problem(lineno, "root", f"root: true on an event with a parent ({parent!r})")
+        if isinstance(eid, str) and eid not in parents:
+            parents[eid] = parent
+            self.lines.setdefault(eid, lineno)
+        if ok:
+            self.chk.lineage_valid_events += 1
+            if isinstance(eid, str):
+                self.valid_ids.add(eid)
+
+    def finish(self) -> None:
+        """Place the parents that never came earlier (later, elsewhere, cycles) and check for a root."""
+        chk = self.chk
+        for eid, parent in self.dangling:
+            self._problem(self.lines[eid], "parent_event_id",
+                          _classify_dangling(eid, parent, self.parents, self.run_id))
+            for member in _cycle(eid, self.parents):  # an earlier parent on a cycle is no valid lineage
+                if member in self.valid_ids:
+                    self.valid_ids.discard(member)
+                    chk.lineage_valid_events -= 1
+        if chk.events and self.root_seen is None:
+            self._problem(None, "root", "run has no root event")
+
+
 def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = None,
               session: dict[str, Any] | None = None) -> RunCheck:
     """Check one run: session schema, every event's schema, lineage, order.
@@ -150,9 +218,11 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
         events: if given, receives ``(line number, event)`` of every line that parsed to an
             object, so a caller that needs the events does not read the file twice.
         session: if given, receives the parsed ``session.json`` (when it parses to an object).
+
+    Returns:
+        The run's counts and every problem found, located by file, line and field.
     """
-    run_id = run.run_id
-    chk = RunCheck(run_id=run_id, complete=run.complete)
+    chk = RunCheck(run_id=run.run_id, complete=run.complete)
     path = str(run.events_path)
     if chk.complete:
         _check_session(run, chk, session)
@@ -162,12 +232,7 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
     if not run.events_path.exists():
         chk.problems.append(Problem(path, None, "<file>", "missing events file", "json"))
         return chk
-
-    parents: dict[str, Any] = {}  # event_id -> parent, in file order
-    lines: dict[str, int] = {}
-    dangling: list[tuple[str, str]] = []
-    root_seen: str | None = None
-    valid_ids: set[str] = set()
+    lineage = _Lineage(chk, path)
     last_ts = ""
     for ln in iter_lines(run.events_path):
         if ln.error is not None:
@@ -192,63 +257,14 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
             chk.schema_valid_events += 1
         except ValidationError as exc:
             chk.problems.extend(schema_problems(exc, path, ln.lineno, tag, chk.drift))
-
-        eid, parent = obj.get("event_id"), obj.get("parent_event_id")
-        ok = isinstance(eid, str)
-        if not ok:
-            chk.problems.append(Problem(path, ln.lineno, "event_id", "missing or not a string", "lineage"))
-        elif eid in parents:
-            ok = False
-            chk.problems.append(Problem(path, ln.lineno, "event_id",
-                                        f"duplicate id {eid!r} (first on line {lines[eid]})", "lineage"))
-        if obj.get("run_id") not in (None, run_id):
-            ok = False
-            chk.problems.append(Problem(path, ln.lineno, "run_id",
-                                        f"event of run {obj.get('run_id')!r} in run {run_id!r}", "lineage"))
-        if parent is None:
-            if root_seen is not None:
-                ok = False
-                chk.problems.append(Problem(path, ln.lineno, "parent_event_id",
-                                            f"second root (first root is {root_seen!r})", "lineage"))
-            elif obj.get("root") is not True:
-                ok = False
-                chk.problems.append(Problem(path, ln.lineno, "root",
-                                            "parentless event must be marked root: true", "lineage"))
-            elif isinstance(eid, str):
-                root_seen = eid
-        elif not isinstance(parent, str) or parent not in parents:
-            ok = False
-            if isinstance(parent, str) and isinstance(eid, str):
-                dangling.append((eid, parent))
-                lines[eid] = ln.lineno
-            else:
-                chk.problems.append(Problem(path, ln.lineno, "parent_event_id", "not a string", "lineage"))
-        if parent is not None and obj.get("root") is True:  # DESIGN: only the parentless root sets root: true
-            ok = False
-            chk.problems.append(Problem(path, ln.lineno, "root", f"root: true on an event with a parent ({parent!r})",
-                                        "lineage"))
-        if isinstance(eid, str) and eid not in parents:
-            parents[eid] = parent
-            lines.setdefault(eid, ln.lineno)
-        if ok:
-            chk.lineage_valid_events += 1
-            if isinstance(eid, str):
-                valid_ids.add(eid)
+        lineage.add(ln.lineno, obj)
         ts = obj.get("timestamp")
         if isinstance(ts, str):
             if ts < last_ts:
                 chk.problems.append(Problem(path, ln.lineno, "timestamp",
                                             f"{ts} is earlier than the previous event ({last_ts})", "order"))
             last_ts = max(last_ts, ts)
-    for eid, parent in dangling:
-        chk.problems.append(Problem(path, lines[eid], "parent_event_id",
-                                    _classify_dangling(eid, parent, parents, run_id), "lineage"))
-        for member in _cycle(eid, parents):  # an earlier parent on a cycle is no valid lineage
-            if member in valid_ids:
-                valid_ids.discard(member)
-                chk.lineage_valid_events -= 1
-    if chk.events and root_seen is None:
-        chk.problems.append(Problem(path, None, "root", "run has no root event", "lineage"))
+    lineage.finish()
     return chk
 
 

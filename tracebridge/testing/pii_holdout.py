@@ -111,9 +111,8 @@ LANG = {
 }
 
 
-def _ctx_value(doc: Doc, r: random.Random, kind: str, value: str) -> None:
-    """Embed one value in a context that suits its type (how it appears in real traces)."""
-    neg = negative(r)
+def _ctx_aws(doc: Doc, r: random.Random, kind: str, value: str, neg: tuple[str, str]) -> None:
+    """An AWS key id or secret as env vars, STS JSON or a credentials file hold it."""
     if kind == "AWS_KEY_ID":
         style = r.randrange(3)
         if style == 0:
@@ -130,6 +129,33 @@ def _ctx_value(doc: Doc, r: random.Random, kind: str, value: str) -> None:
             doc.t('  "SecretAccessKey": "').v(kind, value).t('",\n')
         else:
             doc.t("[prod]\naws_secret_access_key = ").v(kind, value).t("\nregion = us-east-1\n")
+
+
+TOKEN_VARS = {"GITHUB": "GITHUB_TOKEN", "GITLAB": "GITLAB_TOKEN", "SLACK": "SLACK_BOT_TOKEN",
+              "OPENAI": "OPENAI_API_KEY", "STRIPE": "STRIPE_SECRET_KEY", "JWT": "id_token",
+              "SLACK_WEBHOOK": "webhook_url", "SK_COMPAT": "DEEPSEEK_API_KEY", "ANTHROPIC": "ANTHROPIC_API_KEY"}
+
+
+def _ctx_token(doc: Doc, r: random.Random, kind: str, value: str, neg: tuple[str, str]) -> None:
+    """An API token as an env var, JSON, a client call or a traceback shows it."""
+    var = TOKEN_VARS[kind]
+    style = r.randrange(4)
+    if style == 0:
+        doc.t(f"{var}=").v(kind, value).t("\n")
+    elif style == 1:
+        doc.t(f'{{"{var.lower()}": "').v(kind, value).t('", "created": "').n(*neg).t('"}\n')
+    elif style == 2:
+        doc.t('client = Client(api_key="').v(kind, value).t('")  # ').n(*neg).t("\n")
+    else:
+        doc.t("Traceback (most recent call last):\n  File \"/srv/app.py\", line 42, in <module>\n"
+              "AuthError: token rejected: ").v(kind, value).t("\n")
+
+
+def _ctx_value(doc: Doc, r: random.Random, kind: str, value: str) -> None:
+    """Embed one value in a context that suits its type (how it appears in real traces)."""
+    neg = negative(r)
+    if kind in ("AWS_KEY_ID", "AWS_SECRET"):
+        _ctx_aws(doc, r, kind, value, neg)
     elif kind == "PEM":
         label = r.choice(["RSA ", "EC ", "OPENSSH ", ""])
         doc.t(f"$ cat ~/.ssh/id_key\n-----BEGIN {label}PRIVATE KEY-----\n").v(kind, pem_body(r, label.strip()))
@@ -158,20 +184,8 @@ def _ctx_value(doc: Doc, r: random.Random, kind: str, value: str) -> None:
             doc.t(host + "\n")
         else:  # a database host given by address: that address is planted too
             doc.v("IPV4", ipv4(r)).t("/shop\n")
-    elif kind in ("GITHUB", "GITLAB", "SLACK", "OPENAI", "SK_COMPAT", "ANTHROPIC", "STRIPE", "JWT", "SLACK_WEBHOOK"):
-        var = {"GITHUB": "GITHUB_TOKEN", "GITLAB": "GITLAB_TOKEN", "SLACK": "SLACK_BOT_TOKEN", "OPENAI": "OPENAI_API_KEY",
-               "STRIPE": "STRIPE_SECRET_KEY", "JWT": "id_token", "SLACK_WEBHOOK": "webhook_url",
-               "SK_COMPAT": "DEEPSEEK_API_KEY", "ANTHROPIC": "ANTHROPIC_API_KEY"}[kind]
-        style = r.randrange(4)
-        if style == 0:
-            doc.t(f"{var}=").v(kind, value).t("\n")
-        elif style == 1:
-            doc.t(f'{{"{var.lower()}": "').v(kind, value).t('", "created": "').n(*neg).t('"}\n')
-        elif style == 2:
-            doc.t('client = Client(api_key="').v(kind, value).t('")  # ').n(*neg).t("\n")
-        else:
-            doc.t("Traceback (most recent call last):\n  File \"/srv/app.py\", line 42, in <module>\n"
-                  "AuthError: token rejected: ").v(kind, value).t("\n")
+    elif kind in TOKEN_VARS:
+        _ctx_token(doc, r, kind, value, neg)
     elif kind in TERMS:
         term = r.choice(TERMS[kind])
         term = r.choice([term, term.upper(), term.lower()])

@@ -93,3 +93,16 @@ def test_feedback_commands(cfg, tmp_path, monkeypatch):
     assert run(app, ["feedback", "harvest"]).exit_code == 2
     assert run(app, ["feedback", "labels", "other_chunks=sometimes"]).exit_code == 2
     assert run(app, ["feedback", "serve"], env={"TELEGRAM_WEBHOOK_SECRET": ""}).exit_code == 2
+
+
+def test_output_paths_under_a_file_are_clear_errors(tmp_path):
+    """``audit --out FILE``, ``chunks record --registry FILE/x`` and ``mapping init --mapping DIR``
+    raised FileExistsError / IsADirectoryError tracebacks."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for args in (["audit", "--day", "2026-02-25", "--ledger", str(tmp_path / "l.jsonl"), "--out", str(blocker)],
+                 ["chunks", "record", "--chat", "1", "--message-ids", "1", "--run-id", "r", "--event-id", "e",
+                  "--registry", str(blocker / "r.jsonl")],
+                 ["mapping", "init", "--mapping", str(tmp_path)]):
+        r = CliRunner().invoke(app, ["feedback", *args])
+        assert r.exit_code == 2 and "error: " in r.output and "Errno" in r.output, (args, r.output)

@@ -54,3 +54,24 @@ def test_rows_are_checked_with_the_field_named(tmp_path):
     assert scan.read == 3 and len(scan.rows) == 1 and len(scan.skipped) == 2
     assert scan.skipped[0].startswith(f"{path}:2:<line>: invalid JSON")
     assert hash_user(7, "s") == hash_user(7, "s") != hash_user(7, "t") and hash_user(7, "s").startswith("u:")
+
+
+def test_times_outside_years_1_to_9999_are_skipped_rows_not_a_crash(tmp_path, cfg):
+    """An epoch of 1e20 or -1e15, or an ISO time whose UTC leaves years 1-9999, raised OverflowError
+    (a traceback from ``feedback labels``/``audit``) or stopped the whole join with ``year ... is out of
+    range``; now the row is skipped as ``file:line:time: ...`` and the other rows still join."""
+    import datetime as dt
+
+    from tracebridge.feedback.audit import audit_day
+    from tracebridge.feedback.join import labels_for_runs
+
+    base = '"chat": 42, "message_id": 1, "user": "u:1", "emoji": "👍", "change": "added"'
+    bad = ["1e20", "-1e15", '"0001-01-01T00:00:00+05:00"', '"9999-12-31T23:59:59-05:00"']
+    Path(cfg.ledger).parent.mkdir(parents=True)
+    Path(cfg.ledger).write_text("".join(f'{{"time": {t}, {base}}}\n' for t in bad)
+                                + f'{{"time": "2026-02-25T06:13:20Z", {base}}}\n')
+    scan = read_ledger(cfg.ledger)
+    assert (scan.read, len(scan.rows)) == (5, 1)
+    assert scan.skipped == [f"{cfg.ledger}:{i}:time: missing or not ISO/epoch" for i in range(1, 5)]
+    assert labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry) == {}  # no registry: an orphan, no crash
+    assert audit_day(cfg, dt.date(2026, 2, 25))["ledger"]["usable"] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -140,3 +141,60 @@ def test_harvest_from_openclaw_system_events(cfg):
     assert row.time.isoformat() == "2026-03-01T10:00:24+00:00"  # 18:00:24 GMT+8
     assert event_time("2026-03-22 04:55:25 UTC", None) == "2026-03-22T04:55:25.000Z"
     assert event_time("2026-03-22 04:55:25 GMT-05:30", None) == "2026-03-22T10:25:25.000Z"
+
+
+def _transcript(path: Path, *contents) -> Path:
+    """A transcript whose user messages have these contents (each row also says ``Telegram reaction``
+    outside its content, so a content without one is still a line the harvest reads)."""
+    rows = [{"type": "session", "version": 3, "id": path.stem, "timestamp": "2026-01-01T00:00:00.000Z"}]
+    rows += [{"type": "message", "id": f"m{i}", "timestamp": "2026-01-01T00:00:01.000Z", "note": "Telegram reaction",
+              "message": {"role": "user", "content": c}} for i, c in enumerate(contents)]
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    return path
+
+
+def test_openclaw_harvest_quarantines_bad_lines_and_keeps_the_rest(cfg, tmp_path):
+    """A system-event time such as month 13 or GMT+99 aborted the whole harvest with an unlocated
+    ``month must be in 1..12`` (exit 2), a numeric ``content`` raised TypeError and an unreadable
+    transcript (a symlink loop) OSError; now each is reported with its place and the rest is harvested."""
+    said = "Telegram reaction added: 👍 by Ada (@ada) on msg {}"
+    src = tmp_path / "sessions"
+    src.mkdir()
+    _transcript(src / "a.jsonl", f"System: [2026-13-45 04:55:25 UTC] {said.format(1)}",
+                f"System: [2026-03-22 04:55:25 GMT+99] {said.format(2)}", 5,
+                f"System: [2026-03-22 04:55:25 GMT+8] {said.format(3)}")
+    os.symlink("loop.jsonl", src / "loop.jsonl")
+    rep = harvest_openclaw(cfg, [src])
+    assert (rep.read, rep.accepted, rep.added) == (4, 2, 1) and rep.quarantined == 3
+    assert rep.quarantine_samples[:2] == [
+        f"{src / 'a.jsonl'}:2: system event time '2026-13-45 04:55:25 UTC': month must be in 1..12",
+        (f"{src / 'a.jsonl'}:3: system event time '2026-03-22 04:55:25 GMT+99': offset must be a timedelta "
+         "strictly between -timedelta(hours=24) and timedelta(hours=24), not datetime.timedelta(days=4, seconds=10800).")]
+    assert rep.quarantine_samples[2].startswith(f"{src / 'loop.jsonl'}: unreadable: [Errno 40]")
+    (row,) = read_ledger(cfg.ledger).rows
+    assert (row.message_id, row.time.isoformat()) == (3, "2026-03-21T20:55:25+00:00")
+    with pytest.raises(ValueError, match="system event time"):
+        event_time("2026-02-30 10:00:00", None)
+
+
+def test_an_updates_path_that_is_a_folder_is_quarantined(cfg, tmp_path):
+    """``--updates DIR`` raised IsADirectoryError out of the harvest."""
+    folder, dump = tmp_path / "dir", tmp_path / "updates.json"
+    folder.mkdir()
+    dump.write_bytes(orjson.dumps([reaction(1, 10, [], ["👍"])]))
+    rep = harvest_dumps(cfg, [folder, dump])
+    assert (rep.read, rep.accepted, rep.quarantined, rep.added) == (2, 1, 1, 1)
+    assert rep.quarantine_samples[0].startswith(f"{folder}:<file>: unreadable: [Errno 21]")
+
+
+def test_mapping_set_refuses_nan_and_infinity(cfg):
+    """``feedback mapping set 👍 nan`` saved the score as null (JSON has no NaN), and every later
+    command then failed on the mapping file."""
+    from tracebridge.feedback.mapping import set_score
+
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="must be a finite number"):
+            set_score(cfg.mapping, "👍", bad)
+    assert not Path(cfg.mapping).exists()
+    set_score(cfg.mapping, "👍", 3)
+    assert load_mapping(cfg.mapping).scores["👍"] == 3.0

@@ -73,7 +73,7 @@ def harvest(
             reports.append(harvest_dumps(cfg, list(updates)).to_dict())
         if openclaw:
             reports.append(harvest_openclaw(cfg, [str(p) for p in openclaw]).to_dict())
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # OSError: a ledger or log path that cannot be written
         fail(str(exc), 2)
     doc = {"ledger": cfg.ledger, "harvests": reports, "added": sum(r["added"] for r in reports),
            "duplicates": sum(r["duplicates"] for r in reports), "quarantined": sum(r["quarantined"] for r in reports)}
@@ -140,7 +140,7 @@ def mapping_init(config: ConfigOpt = None, mapping: MappingOpt = None, overrides
     cfg = _cfg(config, overrides, mapping=mapping)
     try:
         m = init_mapping(cfg.mapping)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         fail(str(exc), 2)
     _done({"path": cfg.mapping, "version": m.version, "scores": m.scores}, f"{cfg.mapping}: version {m.version}",
           json_out)
@@ -159,7 +159,7 @@ def mapping_set(emoji: str, score: Annotated[str, typer.Argument(help="A number,
         fail(f"score={score!r}: a number or 'none'", 2)
     try:
         m = set_score(cfg.mapping, emoji, value)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         fail(str(exc), 2)
     _done({"path": cfg.mapping, "version": m.version, "scores": m.scores}, f"{cfg.mapping}: version {m.version}",
           json_out)
@@ -184,6 +184,8 @@ def chunks_record(
         batch = record_batch(cfg.registry, chat_id, ids, run_id, event_id, batch_id)
     except ValueError as exc:
         fail(f"--message-ids: {exc}", 2)
+    except OSError as exc:  # a registry path that cannot be written
+        fail(f"registry: {exc}", 2)
     _done({"batch_id": batch, "chunks": len(ids), "registry": cfg.registry},
           f"{batch}: {len(ids)} chunks → {cfg.registry}", json_out)
 
@@ -224,7 +226,7 @@ def audit(
         fail(f"--day {day!r}: expected YYYY-MM-DD", 2)
     try:
         doc, jp, mp = write_audit(cfg, when)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # OSError: an --out or audit_dir that cannot be written
         fail(str(exc), 2)
     doc["files"] = {"json": str(jp), "markdown": str(mp)}
     if json_out:

@@ -50,6 +50,29 @@ def _check_paths(paths: list[str]) -> None:
         fail(f"no such file or folder: {', '.join(missing)}", 2)
 
 
+def _check_out(out: Path) -> None:
+    """Exit 2 when ``--out`` cannot be a trace root (a file, or a folder under a file)."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                fail(f"--out {out}: {p} is a file, not a folder", 2)
+            return
+
+
+def _run(do: Any, out: Path) -> Any:
+    """``do()``, with a bad state file or a concurrent import as an exit-2 error, not a traceback."""
+    from filelock import Timeout
+
+    from tracebridge.importers.openclaw.state import StateError
+
+    try:
+        return do()
+    except StateError as exc:
+        fail(str(exc), 2)
+    except Timeout as exc:
+        fail(f"another import into {out} is running (lock {exc.lock_file} is held); try again when it ends", 2)
+
+
 def _finish(doc: dict, ok: bool, out: Path, cfg: Any, validate: bool, json_out: bool, title: str,  # type: ignore[type-arg]
             extra_rows: list[tuple[str, str]]) -> None:
     """Validate (``--validate``), print the summary (``--json`` or a table) and exit 0 or 1."""
@@ -92,7 +115,8 @@ def import_openclaw_cmd(
     except ConfigError as exc:
         fail(str(exc), 2)
     _check_paths(paths)
-    rep = import_openclaw(paths or None, out, cfg, workers=workers)
+    _check_out(out)
+    rep = _run(lambda: import_openclaw(paths or None, out, cfg, workers=workers), out)
     _finish(rep.to_dict(), rep.reconciles, out, cfg, validate, json_out, f"tracebridge import openclaw → {out}", [])
 
 
@@ -121,10 +145,11 @@ def import_agentlightning_cmd(
     if not paths:
         fail("name at least one span file or folder", 2)
     _check_paths(paths)
+    _check_out(out)
     try:
         from tracebridge.importers.agentlightning.importer import import_agentlightning
 
-        rep = import_agentlightning(paths, out, cfg)
+        rep = _run(lambda: import_agentlightning(paths, out, cfg), out)
     except ImportError as exc:
         fail(f"agentlightning is not installed ({exc}); pip install 'tracebridge[agentlightning]'", 2)
     doc = rep.to_dict()

@@ -106,20 +106,32 @@ def harvest_dumps(cfg: FeedbackConfig, files: list[str | os.PathLike[str]]) -> H
     """Harvest getUpdates JSON dumps (response objects, update lists or JSONL)."""
     updates: list[tuple[str, Any]] = []
     for f in files:
-        updates += read_updates(Path(f).read_bytes(), str(f))
+        try:
+            data = Path(f).read_bytes()
+        except OSError as exc:  # a folder, no permission: quarantined like an unreadable document
+            updates.append((f"{f}:<file>", ReadError.of(f"unreadable: {exc}", b"")))
+            continue
+        updates += read_updates(data, str(f))
     return harvest_updates(cfg, updates, "getUpdates", [str(f) for f in files])
 
 
 def event_time(text: str, fallback: str | None) -> str | None:
-    """``2026-03-22 04:55:25 GMT+8`` (or UTC / no zone = UTC) in the schema's format."""
+    """``2026-03-22 04:55:25 GMT+8`` (or UTC / no zone = UTC) in the schema's format.
+
+    Raises:
+        ValueError: a time of that shape that is no real time (the line is quarantined).
+    """
     m = _WHEN.search(text)
     if m is None:
         return fallback
-    t = dt.datetime.fromisoformat(m.group(1).replace(" ", "T"))
-    offset = 0
-    if m.group(2):
-        offset = (int(m.group(3)) * 60 + int(m.group(4) or 0)) * (1 if m.group(2) == "+" else -1)
-    return format_ts(t.replace(tzinfo=dt.timezone(dt.timedelta(minutes=offset))))
+    try:
+        t = dt.datetime.fromisoformat(m.group(1).replace(" ", "T"))
+        offset = 0
+        if m.group(2):
+            offset = (int(m.group(3)) * 60 + int(m.group(4) or 0)) * (1 if m.group(2) == "+" else -1)
+        return format_ts(t.replace(tzinfo=dt.timezone(dt.timedelta(minutes=offset))))
+    except (ValueError, OverflowError) as exc:  # month 13, GMT+99, a time past year 9999 in UTC
+        raise ValueError(f"system event time {m.group(0).strip()!r}: {exc}") from None
 
 
 def chat_of(index_entry: dict[str, Any] | None, session_id: str) -> Any:
@@ -135,8 +147,9 @@ def _reaction_rows(row: dict[str, Any], lineno: int, sid: str, chat: Any, mappin
                    now: str) -> list[dict[str, Any]]:
     msg = row.get("message") or {}
     content = msg.get("content")
+    blocks = content if isinstance(content, list) else []  # any other shape holds no system events
     text = content if isinstance(content, str) else "\n".join(
-        b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text")
+        b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text")
     out = []
     for i, ev in enumerate(split_user_text(text).system_events):
         r = ev.get("reaction")
@@ -164,20 +177,36 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
         rep.bad(p, "not harvested")
     for t in transcripts:
         sid = (t.index_entry or {}).get("sessionId") or session_id_from_name(t.path.name)
-        chat = chat_of(t.index_entry, sid)
-        with open(t.path, "rb") as fh:
-            for lineno, raw in enumerate(fh, 1):
-                if b"Telegram reaction" not in raw:
-                    continue
-                rep.read += 1
-                try:
-                    row = orjson.loads(raw)
-                except orjson.JSONDecodeError as exc:
-                    _quarantine(cfg, rep, f"{t.path}:{lineno}", f"invalid JSON: {exc}", raw.decode("utf-8", "replace"))
-                    continue
-                rep.accepted += 1
-                if isinstance(row, dict) and isinstance(row.get("message"), dict) and \
-                        row["message"].get("role") == "user":
-                    rows += _reaction_rows(row, lineno, sid, chat, mapping, salt, now)
+        try:
+            fh = open(t.path, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:  # a symlink loop, no permission: the other transcripts are still harvested
+            rep.bad(str(t.path), f"unreadable: {exc}")
+            continue
+        with fh:
+            rows += _harvest_lines(cfg, rep, fh, str(t.path), sid, chat_of(t.index_entry, sid), mapping, salt, now)
     return _finish(cfg, rep, rows)
+
+
+def _harvest_lines(cfg: FeedbackConfig, rep: HarvestReport, fh: Any, path: str, sid: str, chat: Any,
+                   mapping: Mapping, salt: str | None, now: str) -> list[dict[str, Any]]:
+    """The reaction rows of one open transcript; its unreadable reaction lines are quarantined."""
+    rows: list[dict[str, Any]] = []
+    for lineno, raw in enumerate(fh, 1):
+        if b"Telegram reaction" not in raw:
+            continue
+        rep.read += 1
+        try:
+            row = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            _quarantine(cfg, rep, f"{path}:{lineno}", f"invalid JSON: {exc}", raw.decode("utf-8", "replace"))
+            continue
+        try:
+            if isinstance(row, dict) and isinstance(row.get("message"), dict) and \
+                    row["message"].get("role") == "user":
+                rows += _reaction_rows(row, lineno, sid, chat, mapping, salt, now)
+        except ValueError as exc:
+            _quarantine(cfg, rep, f"{path}:{lineno}", str(exc), row)
+            continue
+        rep.accepted += 1
+    return rows
 

@@ -37,15 +37,16 @@ def hash_user(user_id: Any, salt: str | None = None) -> str:
 
 
 def parse_time(value: Any) -> dt.datetime | None:
-    """A ledger time (ISO string or epoch seconds) as an aware UTC datetime, or None."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value, dt.UTC)
-    if isinstance(value, str):
-        try:
+    """A ledger time (ISO string or epoch seconds) as an aware UTC datetime, or None (also for a
+    time outside the years 1-9999 in UTC: one such row must not stop a join or an audit)."""
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return dt.datetime.fromtimestamp(value, dt.UTC)
+        if isinstance(value, str):
             t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+            return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
     return None
 
 

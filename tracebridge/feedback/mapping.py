@@ -9,6 +9,7 @@ version and keeps the previous table in ``history`` (for the monthly review).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,8 @@ def init_mapping(path: str | os.PathLike[str]) -> Mapping:
 
 def set_score(path: str | os.PathLike[str], emoji: str, score: float | None) -> Mapping:
     """Set (or, with None, remove) one emoji's score: a new version; the old table goes to history."""
+    if score is not None and not math.isfinite(score):  # JSON has no NaN/inf: it would be saved as null
+        raise ValueError(f"score={score}: must be a finite number")
     p = Path(path)
     cur = load_mapping(p)
     doc = dict(cur.doc) if p.is_file() else default_doc()

@@ -228,7 +228,8 @@ class _Import:
                     self._quarantine(path, lineno, "<line>", why, raw)
             else:
                 rep.lines_read += 1
-                ref = Ref(path, lineno, offset, len(raw), xxhash.xxh3_64_intdigest(raw.rstrip(b"\r\n")))
+                bom = len(raw) - len(body)  # the record starts after a BOM: it is read back from there
+                ref = Ref(path, lineno, offset + bom, len(body), xxhash.xxh3_64_intdigest(body.rstrip(b"\r\n")))
                 try:
                     rep.records[add(ref, obj)] += 1
                     rep.lines_accepted += 1
@@ -276,16 +277,16 @@ class _Import:
             state.pending[rid] = list(entry.refs)
             rep.rollouts_pending += 1
             return
+        why = entry.failure(attempt)
+        run_id = run_id_for(rid, "al-")
         try:
             spans = [self.index.agl.Span.model_validate_json(self.reader.read(r)).model_dump(mode="json")
                      for _, _, r in entry.attempts[attempt]]
             task = orjson.loads(self.reader.read(entry.record))["input"] if entry.record else task_from_spans(spans, rid)
-        except (OSError, ValueError) as exc:
-            self._skip(rid, f"rollout {rid}: {exc}")
+            run = spans_to_events(spans, run_id, task, None, RolloutFailed(why) if why else None)
+        except (OSError, ValueError, TypeError, OverflowError) as exc:  # one bad rollout, not the whole import
+            self._skip(rid, f"rollout {rid}: {type(exc).__name__}: {exc}")
             return
-        why = entry.failure(attempt)
-        run_id = run_id_for(rid, "al-")
-        run = spans_to_events(spans, run_id, task, None, RolloutFailed(why) if why else None)
         extra = {"attempt_id": attempt, "attempts": len(entry.attempts), "rollout_status": entry.status,
                  "mode": entry.mode}
         writer = RunWriter(self.root, run_id)
@@ -294,7 +295,7 @@ class _Import:
             events_bytes = writer.close(session_record(
                 run, run_id, goal_family=self.cfg.goal_family, spans=len(spans), dropped=dropped, ref=rid,
                 extra={k: v for k, v in extra.items() if v is not None}))
-        except RunConflict as exc:
+        except (RunConflict, ValueError) as exc:  # ValueError: a session.json the schema rejects
             writer.abort()
             self._skip(rid, f"rollout {rid}: {exc}")
             return

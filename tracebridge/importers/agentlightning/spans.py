@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from tracebridge.importers.openclaw.content import MAX_TOKENS
 from tracebridge.importers.openclaw.text import classify_tool_error
 from tracebridge.schema.canonical import canonical_json, sha256_json, ts_from_epoch_ms
 
@@ -105,6 +106,24 @@ class SpanRun:
     tools: set[str] = field(default_factory=set)
 
 
+def _amount(value: Any, limit: float) -> float:
+    """A usage attribute (tokens, cost) as a number in [0, limit]; 0 for anything else (a string, a
+    list, NaN, a negative or absurd value), which would otherwise fail the whole rollout."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= limit:
+        return 0
+    return value
+
+
+def _iso(t: Any) -> str | None:
+    """A span time (epoch seconds) in the schema's format; None when absent or not representable."""
+    if not t or isinstance(t, bool) or not isinstance(t, (int, float)):
+        return None
+    try:
+        return ts_from_epoch_ms(t * 1000)
+    except (OverflowError, OSError, ValueError):  # beyond the years 1-9999, or NaN
+        return None
+
+
 class _Builder:
     def __init__(self, run_id: str) -> None:
         self.run_id, self.out, self.seq, self.last, self.last_ts = run_id, SpanRun(), 0, None, ""
@@ -113,7 +132,7 @@ class _Builder:
              llm: dict[str, Any] | None = None, labels: dict[str, Any] | None = None) -> str:
         self.seq += 1
         eid = f"{self.run_id}:{self.seq:06d}"
-        ts = ts_from_epoch_ms(t * 1000) if t else (self.last_ts or "1970-01-01T00:00:00.000Z")
+        ts = _iso(t) or self.last_ts or "1970-01-01T00:00:00.000Z"
         ts = max(ts, self.last_ts)  # one clock, monotonic in file order
         ev: dict[str, Any] = {"run_id": self.run_id, "step": 0, "event_id": eid, "event_type": etype,
                               "timestamp": ts, "parent_event_id": parent, "role": role, "payload": payload}
@@ -141,8 +160,8 @@ def _llm_block(span: dict[str, Any], attrs: dict[str, Any]) -> tuple[dict[str, A
     outs = attrs.get("gen_ai.usage.completion_tokens", attrs.get("gen_ai.usage.output_tokens", 0))
     start, end = span.get("start_time"), span.get("end_time")
     latency = max(0.0, (end - start) * 1000.0) if isinstance(start, (int, float)) and isinstance(end, (int, float)) else 0.0
-    usage = {"input_tokens": int(ins or 0), "output_tokens": int(outs or 0),
-             "cost_usd": float(attrs.get("gen_ai.usage.cost", 0.0) or 0.0), "latency_ms": latency}
+    usage = {"input_tokens": int(_amount(ins, MAX_TOKENS)), "output_tokens": int(_amount(outs, MAX_TOKENS)),
+             "cost_usd": float(_amount(attrs.get("gen_ai.usage.cost"), MAX_TOKENS)), "latency_ms": latency}
     block = {"model": model, "rendered_prompt": canonical_json(prompt).decode(), "prompt_hash": sha256_json(prompt),
              "config_hash": sha256_json({"model": model, "params": params}), "params": params,
              "response": response, "usage": usage}

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from tracebridge.capture.writer import write_atomic
+from tracebridge.importers.openclaw.state import StateError, load_state
 
 STATE_VERSION = 1
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})  # rollout statuses that end a rollout
@@ -211,12 +212,13 @@ class SpanImportState:
         self.rollouts: dict[str, dict[str, Any]] = {}
         self.pending: dict[str, list[Ref]] = {}
         if path.is_file():
-            raw = orjson.loads(path.read_bytes())
-            if raw.get("version") != STATE_VERSION:
-                raise ValueError(f"{path}: state version {raw.get('version')!r}, expected {STATE_VERSION}")
-            self.files = {k: FileState(**v) for k, v in raw.get("files", {}).items()}
-            self.rollouts = dict(raw.get("rollouts", {}))
-            self.pending = {k: [Ref(*r) for r in v] for k, v in raw.get("pending", {}).items()}
+            raw = load_state(path, STATE_VERSION)
+            try:
+                self.files = {k: FileState(**v) for k, v in raw.get("files", {}).items()}
+                self.rollouts = dict(raw.get("rollouts", {}))
+                self.pending = {k: [Ref(*r) for r in v] for k, v in raw.get("pending", {}).items()}
+            except (AttributeError, TypeError, ValueError) as exc:
+                raise StateError(path, str(exc)) from None
 
     def save(self) -> None:
         """Write the state file atomically (keys sorted), creating its folder if needed."""

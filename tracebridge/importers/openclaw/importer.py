@@ -55,9 +55,16 @@ def scan_session_id(head: bytes) -> str | None:
 
 
 def json_error(raw: bytes) -> str:
-    """orjson's message for a bad line, without the newline confusing it."""
+    """orjson's message for a bad line, without the newline confusing it; bytes that are not UTF-8
+    are located here (orjson puts every encoding error at line 1 column 1)."""
+    line = raw.rstrip(b"\r\n")
     try:
-        orjson.loads(raw.rstrip(b"\r\n"))
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (f"not UTF-8: byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of the line "
+                "(latin-1 or binary data?)")
+    try:
+        orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         return str(exc)
     return "invalid JSON"

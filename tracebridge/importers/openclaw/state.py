@@ -24,6 +24,31 @@ from tracebridge.capture.writer import EventWriter, write_atomic
 STATE_VERSION = 1
 
 
+class StateError(ValueError):
+    """An import state file that cannot be read: the import stops before it writes anything."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: unreadable import state ({reason}); move it aside to import again "
+                         "from scratch (runs already imported are recognised, not duplicated)")
+
+
+def load_state(path: Path, version: int) -> dict[str, Any]:
+    """The JSON object of a state file of ``version``.
+
+    Raises:
+        StateError: not JSON, not an object, or another version.
+    """
+    try:
+        raw = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise StateError(path, str(exc)) from None
+    if not isinstance(raw, dict):
+        raise StateError(path, f"a JSON {type(raw).__name__}, not an object")
+    if raw.get("version") != version:
+        raise StateError(path, f"version {raw.get('version')!r}, expected {version}")
+    return raw
+
+
 @dataclass
 class RunState:
     """What was imported into one run."""
@@ -42,10 +67,11 @@ class ImportState:
         self.path = path
         self.runs: dict[str, RunState] = {}
         if path.is_file():
-            raw = orjson.loads(path.read_bytes())
-            if raw.get("version") != STATE_VERSION:
-                raise ValueError(f"{path}: state version {raw.get('version')!r}, expected {STATE_VERSION}")
-            self.runs = {k: RunState(**v) for k, v in raw.get("runs", {}).items()}
+            raw = load_state(path, STATE_VERSION)
+            try:
+                self.runs = {k: RunState(**v) for k, v in raw.get("runs", {}).items()}
+            except (AttributeError, TypeError) as exc:
+                raise StateError(path, f"runs: {exc}") from None
 
     def save(self) -> None:
         """Write the state file atomically (runs sorted by id), creating its folder if needed."""
@@ -72,8 +98,9 @@ class Quarantine:
         self._writer: EventWriter | None = None
         if path.is_file():
             for ln in iter_lines(path):
-                if isinstance(ln.obj, dict):
-                    self._seen.add((str(ln.obj.get("file")), int(ln.obj.get("line") or 0), str(ln.obj.get("sha256"))))
+                line = ln.obj.get("line") if isinstance(ln.obj, dict) else None
+                if type(line) is int:  # a hand-edited row without a line number dedupes nothing
+                    self._seen.add((str(ln.obj.get("file")), line, str(ln.obj.get("sha256"))))
 
     def add(self, file: str, line: int, field: str, reason: str, raw: bytes) -> bool:
         """Record one rejected line; False if it was already quarantined by an earlier import."""

@@ -56,11 +56,11 @@ def to_timestamp(value: Any) -> str | None:
             return value
         try:
             t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+            if t.tzinfo is None:
+                t = t.replace(tzinfo=dt.UTC)
+            return format_ts(t)
+        except (ValueError, OverflowError):  # OverflowError: an offset moves it past year 1 or 9999 in UTC
             return None
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=dt.UTC)
-        return format_ts(t)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         secs = value / 1000.0 if value > 1e11 else float(value)  # epoch ms vs s
         try:

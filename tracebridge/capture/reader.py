@@ -42,8 +42,12 @@ class RunDir:
 
     @property
     def complete(self) -> bool:
-        """A run is complete once its session.json exists."""
-        return self.session_path.is_file()
+        """A run is complete once its session.json exists (in a folder that cannot be searched it
+        counts as there: reading it then reports why, where raising here would stop the whole root)."""
+        try:
+            return self.session_path.is_file()
+        except OSError:
+            return True
 
     def read_session(self) -> dict[str, Any]:
         """Parse session.json. Raises OSError or orjson.JSONDecodeError."""
@@ -76,8 +80,17 @@ def iter_runs(root: str | os.PathLike[str]) -> Iterator[RunDir]:
     names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     for name in names:
         path = root / name
-        if (path / EVENTS_FILE).exists() or (path / SESSION_FILE).exists():
+        if _holds_run(path):
             yield RunDir(path)
+
+
+def _holds_run(path: Path) -> bool:
+    """Whether ``path`` holds a run's files. A folder that cannot be searched (chmod 000) counts:
+    its checks then report it unreadable, where skipping it would lose the run from every count."""
+    try:
+        return (path / EVENTS_FILE).exists() or (path / SESSION_FILE).exists()
+    except PermissionError:
+        return True
 
 
 def iter_lines(path: str | os.PathLike[str], keep_raw: bool = False) -> Iterator[Line]:
@@ -97,7 +110,17 @@ def iter_lines(path: str | os.PathLike[str], keep_raw: bool = False) -> Iterator
             try:
                 obj = orjson.loads(raw)  # JSON allows the line end around a value: no copy without it
             except orjson.JSONDecodeError as exc:
-                yield Line(lineno, error=f"invalid JSON: {exc}", torn=not raw.endswith(b"\n"),
+                yield Line(lineno, error=_json_error(raw, exc), torn=not raw.endswith(b"\n"),
                            raw=raw.rstrip(b"\r\n") if keep_raw else b"")
                 continue
             yield Line(lineno, obj=obj, raw=raw.rstrip(b"\r\n") if keep_raw else b"")
+
+
+def _json_error(raw: bytes, exc: orjson.JSONDecodeError) -> str:
+    """Why a line does not parse. orjson reports any invalid UTF-8 byte as "surrogates not allowed"
+    at column 1: name the byte and its offset instead (only lines that failed pay for the check)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"invalid UTF-8: byte 0x{raw[bad.start]:02x} at byte offset {bad.start} (not a UTF-8 text line)"
+    return f"invalid JSON: {exc}"

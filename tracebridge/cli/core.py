@@ -29,8 +29,9 @@ def validate(
 
     from tracebridge.schema.validate import Thresholds, validate_root
 
-    if not path.exists():
-        fail(f"{path}: no such trace root")
+    if not path.is_dir():
+        fail(f"{path}: no such trace root" if not path.exists()
+             else f"{path}: not a trace root (a file, not a folder)")
     rep = validate_root(path, Thresholds(min_schema_valid, min_lineage_valid, max_incomplete, max_abandoned,
                                          stale_after), max_problems)
     if json_out:

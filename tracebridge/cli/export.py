@@ -22,6 +22,15 @@ def _load(schema: type, config: Path | None, overrides: list[str]) -> Any:
         fail(str(exc), 1)
 
 
+def _out_dir(out: Path) -> None:
+    """Exit 2 before any work when ``--out`` cannot be a folder (it, or its nearest existing parent, is a file)."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                fail(f"--out {out}: {p} is a file, not a folder")
+            return
+
+
 @app.command()
 def redact(
     inputs: Annotated[list[str], typer.Argument(help="JSONL or text files, then optional key=value overrides.")],
@@ -39,9 +48,10 @@ def redact(
     cfg = _load(ExportConfig, config, [a for a in inputs if "=" in a])
     missing = [str(f) for f in files if not f.is_file()]
     if not files or missing:
-        fail(f"no such file: {', '.join(missing)}" if missing else "give at least one file")
+        fail(f"no such file (or not a file): {', '.join(missing)}" if missing else "give at least one file")
     red = Redactor(cfg.redaction)
     if not check:
+        _out_dir(out)
         out.mkdir(parents=True, exist_ok=True)
     results = []
     for f in files:
@@ -82,14 +92,18 @@ def export_cmd(
     from tracebridge.export.labels import FeedbackUnavailable, feedback_source
     from tracebridge.export.pipeline import export_traces
 
-    if not traces.exists():
-        fail(f"{traces}: no such trace root")
+    if not traces.is_dir():
+        fail(f"{traces}: no such trace root" if not traces.exists()
+             else f"{traces}: not a trace root (a file, not a folder)")
+    _out_dir(out)
     cfg = _load(ExportConfig, config, overrides or [])
     try:
         res = export_traces(traces, out, cfg, labels_for_run=feedback_source(cfg.feedback), workers=workers,
                             cache_dir=cache)
     except (FeedbackUnavailable, ValueError) as exc:
         fail(str(exc), 1)
+    except OSError as exc:  # a root or --out folder that cannot be read or written, a full disk: the path says which
+        fail(f"export stopped, nothing published: {exc}", 1)
     s = res.summary()
     if json_out:
         print_json(s)

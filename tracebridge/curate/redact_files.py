@@ -48,12 +48,15 @@ def _redact_line(red: Redactor, line: str, scope: str, as_json: bool) -> str:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError:
             obj = None
-        if isinstance(obj, dict):
-            out = red.redact(obj, scope=scope)
-            return line if out is obj else orjson.dumps(out).decode()
-        if isinstance(obj, list):
-            out = red.redact({"items": obj}, scope=scope)
-            return line if out["items"] is obj else orjson.dumps(out["items"]).decode()
+        try:
+            if isinstance(obj, dict):
+                out = red.redact(obj, scope=scope)
+                return line if out is obj else orjson.dumps(out).decode()
+            if isinstance(obj, list):
+                out = red.redact({"items": obj}, scope=scope)
+                return line if out["items"] is obj else orjson.dumps(out["items"]).decode()
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels): redacted as text below
+            pass
     return red.redact_text(line, scope, "line")
 
 
@@ -67,9 +70,10 @@ def redact_file(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None,
     scope = f"file:{src}"
     res = FileResult(str(src), str(dst) if dst is not None else None)
     as_json = src.suffix.lower() in JSON_SUFFIXES
-    out = open(dst, "w", encoding="utf-8") if dst is not None else None  # noqa: SIM115 - closed below
+    # surrogateescape: bytes that are not UTF-8 pass through unchanged (as text lines), never replaced by U+FFFD
+    out = open(dst, "w", encoding="utf-8", errors="surrogateescape") if dst is not None else None  # noqa: SIM115
     try:
-        with open(src, encoding="utf-8", errors="replace", newline="") as fh:
+        with open(src, encoding="utf-8", errors="surrogateescape", newline="") as fh:
             for raw in fh:
                 body = raw.rstrip("\r\n")
                 end = raw[len(body):]

@@ -14,6 +14,7 @@ given to the views as labels, the run's outcome and a feedback overlay (``correc
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from tracebridge.gc_pause import gc_paused
 from tracebridge.schema.canonical import sha256_json
 from tracebridge.schema.validate import check_run
 
+log = logging.getLogger(__name__)
 _ROW = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
@@ -59,6 +61,25 @@ def _recorded_outcome(events: list[dict[str, Any]], raw: dict[str, Any]) -> dict
     """The run's ``episode_end`` payload, else its session summary."""
     end = next((e.get("payload") for e in reversed(events) if e.get("event_type") == "episode_end"), None)
     return end if isinstance(end, dict) else _dict(raw.get("summary"))
+
+
+# What a run's own data can raise past the checks a config lets through (a schema problem in
+# ``quality.allow`` reaching a view that indexes the field, nesting deeper than orjson writes).
+RUN_DATA_ERRORS = (AttributeError, KeyError, IndexError, TypeError, ValueError, RecursionError)
+
+
+def build_error(run_id: str, lines: list[tuple[int, dict[str, Any]]], exc: Exception) -> Reason:
+    """The quarantine reason of a run whose data broke steps 2-3, located at its first event that
+    orjson cannot write (nesting past its 254 levels) when that is the cause."""
+    error = f"{type(exc).__name__}: {str(exc)[:200]}"
+    for lineno, ev in lines:  # the error path only: a rare run pays one more serialisation
+        try:
+            orjson.dumps(ev, option=orjson.OPT_NON_STR_KEYS)
+        except (orjson.JSONEncodeError, RecursionError):
+            return Reason("build_error", f"{run_id}/events.jsonl:{lineno}:<line>",
+                          f"event nests deeper than a bundle row can (254 levels) ({error})")
+    return Reason("build_error", f"{run_id}/events.jsonl:-:<run>",
+                  f"the run's data cannot be exported ({error}); its allowed quality problems, if any, follow")
 
 
 @dataclass
@@ -116,8 +137,24 @@ class RunWork:
                                         source.get("kind") in self.cfg.quality.open_ended_sources)
         t.allowed_rules.update(r.rule for r in allowed)
         family = split_family(raw, self.cfg.split.by_goal_sources)
-        events, session = [ev for _, ev in lines], raw
-        outcome, fold = self.match(run.run_id, events, raw)  # before the verdict: every line is accounted for
+        outcome: RunOutcome | None = None
+        try:
+            events = [ev for _, ev in lines]
+            outcome, fold = self.match(run.run_id, events, raw)  # before the verdict: every line is accounted for
+            built = self._curate(t, run, family, blocking, events, raw, fold)
+        except RUN_DATA_ERRORS as exc:  # caught per run, not checked per value: the hot path pays nothing
+            log.debug("run %s quarantined: build failed", run.run_id, exc_info=True)
+            self.redactor.forget(run.run_id)
+            # a fresh tally: a pass 2 counted for a run that is not accepted would mark the bundle unclean
+            t = Tally(runs_read=1, events_read=chk.events, allowed_rules=Counter(r.rule for r in allowed))
+            built = Built(t, [build_error(run.run_id, lines, exc), *allowed], family)
+        built.corrections = outcome
+        return built
+
+    def _curate(self, t: Tally, run: RunDir, family: str, blocking: list[Reason], events: list[dict[str, Any]],
+                raw: dict[str, Any], fold: Fold | None) -> Built:
+        """Corrections, redaction and views of a checked run (``blocking``: its quarantine reasons so far)."""
+        session = raw
         if fold and not blocking:
             red = (lambda rec: self.redactor.redact(rec, scope=run.run_id)) if self.cfg.redaction.enabled else None
             events, session = apply_corrections(events, session, fold, red)
@@ -125,10 +162,8 @@ class RunWork:
             events, session, more = self.redaction(t, run, events, session)
             blocking += more
         if blocking:
-            return Built(t, blocking, family, corrections=outcome)
-        built = self._views(t, run, family, events, session, raw, fold)
-        built.corrections = outcome
-        return built
+            return Built(t, blocking, family)
+        return self._views(t, run, family, events, session, raw, fold)
 
     def match(self, run_id: str, events: list[dict[str, Any]], raw: dict[str, Any]
               ) -> tuple[RunOutcome | None, Fold | None]:

@@ -19,12 +19,13 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from tracebridge.capture.reader import RunDir, iter_lines, iter_runs
+from tracebridge.capture.reader import Line, RunDir, iter_lines, iter_runs
 from tracebridge.schema.events import EVENT_TYPES, SCHEMA_VERSION, validate_event
 from tracebridge.schema.session import Session
 
@@ -51,6 +52,7 @@ class RunCheck:
     schema_valid_events: int = 0
     lineage_valid_events: int = 0
     session_valid: bool = False
+    events_file_ok: bool = True  # False: events.jsonl missing or unreadable
     torn_tail: bool = False
     bad_lines: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -59,7 +61,7 @@ class RunCheck:
     @property
     def schema_valid(self) -> bool:
         """Session and every event (a torn tail aside) match the schema."""
-        return (self.complete and self.session_valid and self.bad_lines == 0
+        return (self.complete and self.session_valid and self.events_file_ok and self.bad_lines == 0
                 and self.schema_valid_events == self.events)
 
     @property
@@ -209,6 +211,17 @@ class _Lineage:
             self._problem(None, "root", "run has no root event")
 
 
+def _event_lines(run: RunDir, chk: RunCheck) -> Iterator[Line]:
+    """The run's event lines. A missing or unreadable events file (a folder, chmod 000) is a problem
+    of the run that fails its schema check, never an exception that stops the whole root."""
+    try:
+        yield from iter_lines(run.events_path)
+    except OSError as exc:
+        chk.events_file_ok = False
+        msg = "missing events file" if isinstance(exc, FileNotFoundError) else f"unreadable: {exc.strerror or exc}"
+        chk.problems.append(Problem(str(run.events_path), None, "<file>", msg, "json"))
+
+
 def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = None,
               session: dict[str, Any] | None = None) -> RunCheck:
     """Check one run: session schema, every event's schema, lineage, order.
@@ -229,12 +242,9 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
     else:
         chk.problems.append(Problem(str(run.path), None, "session.json",
                                     "missing: run is incomplete (still running or crashed)", "incomplete"))
-    if not run.events_path.exists():
-        chk.problems.append(Problem(path, None, "<file>", "missing events file", "json"))
-        return chk
     lineage = _Lineage(chk, path)
     last_ts = ""
-    for ln in iter_lines(run.events_path):
+    for ln in _event_lines(run, chk):
         if ln.error is not None:
             if ln.torn:
                 chk.torn_tail = True

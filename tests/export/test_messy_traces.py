@@ -1,0 +1,173 @@
+"""Messy schema-v2 trace roots through ``validate``, ``redact`` and ``export``: every bad input is a
+located problem or a quarantined run (read = accepted + quarantined), never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import tracebridge.cli  # noqa: F401 - registers every command module
+from tests.conftest import record_sample_run
+from tracebridge.capture.reader import iter_lines
+from tracebridge.cli.app import app
+from tracebridge.curate.redact import Redactor
+from tracebridge.curate.redact_files import redact_file
+from tracebridge.export.config import ExportConfig
+from tracebridge.export.pipeline import export_traces
+from tracebridge.schema.validate import validate_root
+
+runner = CliRunner()
+
+
+def _root(tmp_path: Path) -> tuple[Path, Path]:
+    """A trace root of two complete runs (different goals: no dedup); returns (root, first run)."""
+    root = tmp_path / "traces"
+    first = record_sample_run(root, goal="count lines in a.txt")
+    record_sample_run(root, goal="count lines in b.txt")
+    return root, root / first
+
+
+def _edit(run: Path, event_type: str, fn: Any) -> int:
+    """Apply ``fn`` to the first event of ``event_type`` in ``run``; return its line number."""
+    path = run / "events.jsonl"
+    lines = path.read_text().splitlines()
+    i = next(i for i, line in enumerate(lines) if json.loads(line)["event_type"] == event_type)
+    ev = json.loads(lines[i])
+    fn(ev)
+    lines[i] = json.dumps(ev)
+    path.write_text("\n".join(lines) + "\n")
+    return i + 1
+
+
+def _deep(depth: int) -> Any:
+    v: Any = "x"
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
+def _quarantine(res: Any) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (res.path / "quarantine.jsonl").read_text().splitlines()]
+
+
+def _counts(res: Any) -> dict[str, int]:
+    c = res.report["runs"]
+    assert c["read"] == c["accepted"] + c["quarantined"]
+    return c
+
+
+def test_nesting_deeper_than_orjson_writes_quarantines_the_run_not_the_export(tmp_path: Path) -> None:
+    root, run = _root(tmp_path)
+    line = _edit(run, "worker_tool_call", lambda ev: ev["payload"]["args"].update(deep=_deep(300)))
+    res = export_traces(root, tmp_path / "b", ExportConfig())
+    c = _counts(res)
+    assert c["quarantined"] == 1 and c["exported"] == 1
+    (q,) = _quarantine(res)
+    assert q["rules"] == ["build_error"]
+    assert q["reasons"][0]["where"] == f"{run.name}/events.jsonl:{line}:<line>"
+    assert "254 levels" in q["reasons"][0]["message"]
+    assert res.manifest.governance["pii_scan"] == "clean"  # the quarantined run left no pass-2 count behind
+
+
+@pytest.mark.parametrize("where, damage", [
+    ("events.jsonl:2:payload.plan",
+     lambda run: _edit(run, "planner_output", lambda ev: ev["payload"].update(plan={"a": 1}))),
+    ("session.json:-:goal", lambda run: (run / "session.json").write_text(json.dumps(
+        {**json.loads((run / "session.json").read_text()), "goal": "count lines"}))),
+])
+def test_an_allowed_schema_problem_a_step_cannot_read_quarantines_the_run(tmp_path: Path, where: str,
+                                                                          damage: Any) -> None:
+    root, run = _root(tmp_path)
+    damage(run)
+    cfg = ExportConfig()
+    cfg.quality.allow = ["schema_invalid"]
+    res = export_traces(root, tmp_path / "b", cfg)
+    assert _counts(res)["quarantined"] == 1 and res.report["runs"]["exported"] == 1
+    (q,) = _quarantine(res)
+    assert q["rules"] == ["build_error", "schema_invalid"]
+    assert any(r["where"] == f"{run.name}/{where}" for r in q["reasons"])  # the allowed problem, located
+    assert res.manifest.governance["pii_scan"] == "clean"
+
+
+def test_a_missing_or_unreadable_events_file_is_a_failing_run(tmp_path: Path) -> None:
+    root, run = _root(tmp_path)
+    (run / "events.jsonl").unlink()
+    rep = validate_root(root)
+    assert not rep.passed and rep.runs_schema_valid == 1
+    assert any("events.jsonl:-: <file>: missing events file" in p for p in rep.problems)
+    (run / "events.jsonl").mkdir()  # open() fails as it does on a chmod 000 file
+    rep = validate_root(root)
+    assert not rep.passed and rep.runs_total == 2
+    assert any("events.jsonl:-: <file>: unreadable:" in p for p in rep.problems)
+    res = export_traces(root, tmp_path / "b", ExportConfig())
+    assert _counts(res)["quarantined"] == 1
+
+
+def test_a_run_folder_that_cannot_be_searched_is_counted_not_a_crash(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    root, run = _root(tmp_path)
+    (run / "events.jsonl").unlink()
+    (run / "events.jsonl").mkdir()
+    exists, is_file = pathlib.Path.exists, pathlib.Path.is_file
+
+    def denied(orig: Any) -> Any:  # what stat() does inside a chmod 000 folder (root bypasses chmod)
+        def f(self: Path) -> bool:
+            if self.parent == run:
+                raise PermissionError(13, "Permission denied", str(self))
+            return orig(self)
+        return f
+
+    monkeypatch.setattr(pathlib.Path, "exists", denied(exists))
+    monkeypatch.setattr(pathlib.Path, "is_file", denied(is_file))
+    rep = validate_root(root)
+    assert rep.runs_total == 2 and not rep.passed
+    res = export_traces(root, tmp_path / "b", ExportConfig())
+    assert _counts(res)["read"] == 2 and res.report["runs"]["quarantined"] == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads chmod 000 files")
+def test_chmod_000_events_file(tmp_path: Path) -> None:
+    root, run = _root(tmp_path)
+    os.chmod(run / "events.jsonl", 0)
+    try:
+        rep = validate_root(root)
+        assert not rep.passed and any("unreadable" in p for p in rep.problems)
+    finally:
+        os.chmod(run / "events.jsonl", 0o644)
+
+
+def test_an_invalid_utf8_line_names_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"b": "caf\xff"}\n')
+    bad = [ln for ln in iter_lines(path) if ln.error]
+    assert [(ln.lineno, ln.error) for ln in bad] == [
+        (2, "invalid UTF-8: byte 0xff at byte offset 10 (not a UTF-8 text line)")]
+
+
+@pytest.mark.parametrize("argv", [["validate", "{f}"], ["export", "{f}", "--out", "{d}/b"],
+                                  ["export", "{root}", "--out", "{f}"], ["export", "{root}", "--out", "{f}/sub"],
+                                  ["redact", "{f}", "--out", "{f}"]])
+def test_a_file_where_a_folder_belongs_is_an_error_not_a_traceback(tmp_path: Path, argv: list[str]) -> None:
+    f = tmp_path / "a.jsonl"
+    f.write_text('{"a": "x"}\n')
+    (tmp_path / "root").mkdir()
+    res = runner.invoke(app, [a.format(f=f, d=tmp_path, root=tmp_path / "root") for a in argv])
+    assert res.exit_code == 2 and isinstance(res.exception, SystemExit), res.exception
+    assert "not a trace root" in res.output or "is a file, not a folder" in res.output
+
+
+def test_redact_file_keeps_bad_bytes_and_redacts_deep_json_as_text(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    deep = json.dumps({"deep": _deep(300), "to": "jane.doe@example.org"})
+    src.write_bytes(deep.encode() + b'\n{"note": "caf\xff"}\n')
+    res = redact_file(src, tmp_path / "out.jsonl", Redactor())
+    out = (tmp_path / "out.jsonl").read_bytes().splitlines()
+    assert res.lines == 2 and res.changed_lines == 1 and sum(res.findings.values()) == 1
+    assert b"jane.doe" not in out[0] and b"<EMAIL_1>" in out[0]
+    assert out[1] == b'{"note": "caf\xff"}'  # not replaced by U+FFFD

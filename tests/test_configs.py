@@ -44,3 +44,58 @@ def test_a_yaml_in_an_unregistered_folder_fails_with_its_name(tmp_path):
     new.write_text("a: 1\n")
     with pytest.raises(pytest.fail.Exception, match=r"newarea/x\.yaml: no known schema.*CONFIG_KINDS"):
         schema_of(new)
+
+
+@pytest.mark.parametrize("override, expect", [
+    ("=x", "=x: key '' is empty"),
+    ("retry..attempts=1", "retry..attempts=1: key 'retry..attempts' is empty or has an empty part"),
+    ("retry.attempts=[1,2", "retry.attempts=[1,2: the value is not valid YAML"),
+    ("retry=3", "retry=3: Merge error: int is not a subclass of RetryConfig. value: 3"),
+    ("retry.attempts=${nope}", "retry.attempts: Interpolation key 'nope' not found"),
+    ("retry.attemps=3", "retry.attemps: unknown key; did you mean 'retry.attempts'?"),
+])
+def test_bad_overrides_are_one_config_error_naming_the_override(override, expect):
+    from tracebridge.export.config import StorageConfig
+
+    with pytest.raises(ConfigError) as err:
+        load_config(StorageConfig, CONFIGS / "storage/s3.yaml", [override])
+    assert expect in str(err.value)
+
+
+def test_every_bad_override_is_listed_with_the_list_fix():
+    from tracebridge.sweep.config import SweepConfig
+
+    with pytest.raises(ConfigError) as err:
+        load_config(SweepConfig, CONFIGS / "sweep/smoke.yaml",
+                    ["bundle=b", "seeds.0=5", "seeds=[0,1", "resources=3"])
+    assert len(err.value.problems) == 3, err.value.problems
+    assert "seeds.0=5: Cannot merge incompatible container types; a list is set whole (seeds=[a,b])" in str(err.value)
+    assert "resources=3: Merge error: int is not a subclass of ResourcesConfig" in str(err.value)
+
+
+@pytest.mark.parametrize("base, expect", [
+    (None, "nope.yaml: no such config file (the _base_ of"),
+    ("- 1\n", "base.yaml: top level must be a mapping (key: value lines) (the _base_ of"),
+    ("a: [1\n", "base.yaml: not valid YAML (the _base_ of"),
+])
+def test_a_bad_base_file_is_a_config_error_naming_both_files(tmp_path, base, expect):
+    from tracebridge.export.config import StorageConfig
+
+    folder = tmp_path / "configs" / "storage"
+    folder.mkdir(parents=True)
+    if base is not None:
+        (folder / "base.yaml").write_text(base)
+    (folder / "x.yaml").write_text(f"_base_: {'base' if base is not None else 'nope'}.yaml\nupdate_latest: false\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(StorageConfig, folder / "x.yaml")
+    assert expect in str(err.value) and "x.yaml" in str(err.value)
+
+
+def test_a_struct_field_given_a_scalar_in_yaml_names_its_key(tmp_path):
+    from tracebridge.export.config import StorageConfig
+
+    (tmp_path / "x.yaml").write_text("retry: 3\nupdate_latest: maybe\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(StorageConfig, tmp_path / "x.yaml")
+    assert err.value.problems == ["retry: Merge error: int is not a subclass of RetryConfig. value: 3",
+                                  "update_latest: Value 'maybe' is not a valid bool (type str)"]

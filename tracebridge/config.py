@@ -16,6 +16,7 @@ import difflib
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -68,24 +69,59 @@ def _open_maps(cfg: DictConfig) -> None:
             _open_maps(node)
 
 
-def read_yaml(path: str | Path) -> DictConfig:
-    """Load a YAML config, applying its ``_base_`` (one level)."""
-    path = Path(path)
+def _read_mapping(path: Path, named_by: str = "") -> DictConfig:
+    """One YAML file that must exist, parse and hold a mapping (``named_by``: who points at it)."""
     if not path.is_file():
-        raise ConfigError([f"{path}: no such config file"])
+        raise ConfigError([f"{path}: no such config file{named_by}"])
     try:
         cfg = OmegaConf.load(path)
-    except Exception as exc:  # yaml errors carry line/column
-        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
+    except Exception as exc:  # yaml errors carry line/column (duplicate keys included)
+        raise ConfigError([f"{path}: not valid YAML{named_by}: {exc}"]) from exc
     if not isinstance(cfg, DictConfig):
-        raise ConfigError([f"{path}: top level must be a mapping"])
+        raise ConfigError([f"{path}: top level must be a mapping (key: value lines){named_by}"])
+    return cfg
+
+
+def read_yaml(path: str | Path) -> DictConfig:
+    """Load a YAML config, applying its ``_base_`` (one level).
+
+    Raises:
+        ConfigError: the file or its base is missing, not YAML or not a mapping; a base with a base.
+    """
+    path = Path(path)
+    cfg = _read_mapping(path)
     base = cfg.pop("_base_", None)
     if base is not None:
-        base_cfg = OmegaConf.load(path.parent / str(base))
-        if isinstance(base_cfg, DictConfig) and "_base_" in base_cfg:
+        base_cfg = _read_mapping(path.parent / str(base), f" (the _base_ of {path})")
+        if "_base_" in base_cfg:
             raise ConfigError([f"{path}: base {base} has its own _base_; one level only"])
-        cfg = OmegaConf.merge(base_cfg, cfg)
+        try:
+            cfg = OmegaConf.merge(base_cfg, cfg)
+        except (OmegaConfBaseException, TypeError) as exc:
+            raise ConfigError([f"{path}: cannot merge onto its base {base}: {str(exc).splitlines()[0]}"]) from exc
     return cfg  # type: ignore[return-value]
+
+
+def _parse_override(o: str) -> tuple[Any, str | None]:
+    """``key.sub=value`` as a one-key config layer, or the problem with it (never both)."""
+    if "=" not in o or o.startswith("-"):
+        return None, f"{o}: overrides are key=value (e.g. train.lr=1e-4), not flags"
+    key = o.split("=", 1)[0]
+    if any(not part.strip() for part in key.split(".")):
+        return None, f"{o}: key {key!r} is empty or has an empty part; write key.sub=value (e.g. train.lr=1e-4)"
+    try:
+        return OmegaConf.from_dotlist([o]), None
+    except (yaml.YAMLError, OmegaConfBaseException) as exc:  # an unclosed [ or {, a bad ${...}
+        return None, (f"{o}: the value is not valid YAML ({str(exc).splitlines()[0]}); "
+                      "close its brackets or quote it")
+
+
+def _index_hint(what: str) -> str:
+    """The fix for ``seeds.0=5``: a dotted key cannot set one list item."""
+    key = what.split("=", 1)[0]
+    if any(part.isdigit() for part in key.split(".")):
+        return f"; a list is set whole ({key.rsplit('.', 1)[0]}=[a,b]), not by index"
+    return ""
 
 
 def load_config(schema: type[T], path: str | Path | None = None,
@@ -107,29 +143,35 @@ def load_config(schema: type[T], path: str | Path | None = None,
     base = OmegaConf.structured(schema)
     OmegaConf.set_struct(base, True)
     _open_maps(base)
-    layers: list[Any] = []
-    problems: list[str] = []
     src = str(path) if path else None
+    # each YAML key and each override is merged alone, so every problem is found and named
+    layers: list[tuple[str, Any]] = []
     if path is not None:
-        layers.append(read_yaml(path))
-    bad = [o for o in overrides if "=" not in o or o.startswith("-")]
-    for o in bad:
-        problems.append(f"{o}: overrides are key=value (e.g. train.lr=1e-4), not flags")
-    if overrides:
-        layers.append(OmegaConf.from_dotlist([o for o in overrides if o not in bad]))
+        yaml_cfg = read_yaml(path)
+        layers += [(str(k), OmegaConf.masked_copy(yaml_cfg, [k])) for k in yaml_cfg]
+    problems: list[str] = []
+    for o in overrides:
+        layer, problem = _parse_override(o)
+        if problem:
+            problems.append(problem)
+        else:
+            layers.append((o, layer))
     merged = base
-    for layer in layers:
+    for what, layer in layers:
         try:
             merged = OmegaConf.merge(merged, layer)
         except (ConfigKeyError, ConfigAttributeError) as exc:
-            key = getattr(exc, "full_key", None) or str(exc)
+            key = getattr(exc, "full_key", None) or what
             problems.append(f"{key}: unknown key{_suggest(str(key), merged)}")
-        except OmegaConfBaseException as exc:
-            key = getattr(exc, "full_key", "?")
-            problems.append(f"{key}: {str(exc).splitlines()[0]}")
+        except (OmegaConfBaseException, TypeError) as exc:  # TypeError: a list merged with a mapping
+            hint = _index_hint(what) if isinstance(exc, TypeError) else ""
+            problems.append(f"{getattr(exc, 'full_key', None) or what}: {str(exc).splitlines()[0]}{hint}")
     if problems:
         raise ConfigError(problems, src)
-    obj = OmegaConf.to_object(merged)
+    try:
+        obj = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:  # interpolations are resolved here: ${missing.key}
+        raise ConfigError([f"{getattr(exc, 'full_key', None) or '?'}: {str(exc).splitlines()[0]}"], src) from exc
     check = getattr(obj, "validate", None)
     if callable(check):
         found = check()

@@ -30,6 +30,14 @@ def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
 
+def _seeds(value: str | None) -> list[int]:
+    """``--seeds 0,1`` as ints; anything else is a usage error, not a traceback."""
+    try:
+        return [int(s) for s in _csv(value)]
+    except ValueError:
+        fail(f"--seeds {value}: use a comma list of whole numbers, e.g. --seeds 0,1")
+
+
 def _headline(r: dict[str, Any]) -> dict[str, Any]:
     from tracebridge.report.results import _clean
 
@@ -62,7 +70,7 @@ def train(
         base = load_train_config(str(config), ov, str(model) if model else None)
     except ConfigError as exc:
         fail(str(exc))
-    vs, ss = _csv(variants) or [base.variant], [int(s) for s in _csv(seeds)] or [base.seed]
+    vs, ss = _csv(variants) or [base.variant], _seeds(seeds) or [base.seed]
     if resume and len(vs) * len(ss) > 1:
         fail("--resume continues one trial: give one variant and one seed")
     t0, results, failed = time.time(), [], []

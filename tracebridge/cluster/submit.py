@@ -7,6 +7,7 @@ report back, verifying its manifest hashes.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,23 +167,47 @@ def submit_sweep(target: Target, plan: SweepPlan, attempt: int, working_dir: Pat
 
 
 def pull_report(uri: str, out: Path) -> dict[str, Any]:
-    """Download the report folder at ``uri`` into ``out`` and verify it against its manifest.
+    """Download the report folder at ``uri`` and verify it against its manifest; only a verified
+    report is moved to ``out`` (replacing the one there), so a failed pull leaves ``out`` as it was.
 
     Returns:
         ``{"path", "problems", "report_html", "manifest"}``; ``problems`` is empty when every file
-        matches its manifest hash.
+        matches its manifest hash (they name the files at ``uri``); ``report_html`` and ``manifest``
+        are None when it is not.
     """
     import json
+    import shutil
+    import tempfile
 
+    from tracebridge.export.storage import uri_problem
     from tracebridge.report import verify_report
     from tracebridge.sweep.storage import get_dir
 
+    failed = {"path": str(out), "report_html": None, "manifest": None}
+    if bad := uri_problem(uri):
+        return {**failed, "problems": [bad]}
+    out = Path(out)
     try:
-        get_dir(uri, out)
-    except FileNotFoundError as exc:
-        return {"path": str(out), "problems": [f"{uri}: no report there ({exc})"], "report_html": None,
-                "manifest": None}
-    problems = verify_report(out)
-    man = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").is_file() else None
-    return {"path": str(out), "problems": problems, "manifest": man,
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".pull-{out.name}-", dir=out.parent))
+    except OSError as exc:  # a file in the way, no permission
+        return {**failed, "problems": [f"{out.parent}: cannot hold the pulled report: {exc}"]}
+    try:
+        try:
+            get_dir(uri, tmp)
+        except (FileNotFoundError, ValueError) as exc:
+            return {**failed, "problems": [f"{uri}: no report there ({exc})" if isinstance(exc, FileNotFoundError)
+                                           else str(exc)]}
+        problems = [p.replace(str(tmp), uri.rstrip("/")) for p in verify_report(tmp)]
+        if problems:
+            return {**failed, "problems": problems}
+        old = out.with_name(f".old-{out.name}-{tmp.name}") if out.exists() else None
+        if old is not None:
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"path": str(out), "problems": [], "manifest": json.loads((out / "manifest.json").read_text()),
             "report_html": str(out / "report.html") if (out / "report.html").is_file() else None}

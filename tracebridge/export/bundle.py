@@ -93,6 +93,8 @@ def safe_relpath(path: Any, where: str = "path") -> str:
     p = PurePosixPath(path)
     if p.is_absolute() or ".." in p.parts or path.startswith("~") or p.parts[0].endswith(":"):
         raise BundleError(f"{where}: {path!r} escapes the bundle (absolute or '..')")
+    if p.as_posix() != path:  # 'a/./b', 'a//b', 'a/': two spellings of one file could carry two hashes
+        raise BundleError(f"{where}: {path!r} is not in normal form (write {p.as_posix()!r})")
     return path
 
 
@@ -208,9 +210,11 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
         if path in seen or path == MANIFEST:
             raise BundleError(f"{where}:files[{i}].path: {path!r} listed twice or names the manifest")
         seen.add(path)
-        rows = f.get("rows")
+        rows, size = f.get("rows"), f.get("bytes")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
+            raise BundleError(f"{where}:files[{i}].bytes: {size!r} is not a whole number of bytes")
         entries.append(FileEntry(path, f["sha256"], rows if isinstance(rows, int) else None,
-                                 int(f.get("bytes") or -1)))
+                                 size if size is not None else -1))
     return Manifest(bid, entries, data)
 
 

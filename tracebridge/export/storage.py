@@ -45,6 +45,8 @@ from tracebridge.export.config import RetryConfig, StorageConfig
 log = logging.getLogger(__name__)
 LATEST = "LATEST"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# 'scheme:' (2+ letters, so a Windows drive is not one) not followed by '//'
+_SCHEME_NO_SLASHES = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):(?!//)")
 T = TypeVar("T")
 # OSErrors that another try cannot fix.
 _PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
@@ -103,14 +105,30 @@ def retry_io(op: Callable[[], T], what: str, retry: RetryConfig | None = None) -
             delay, attempt = min(delay * 2, retry.max_backoff_s), attempt + 1
 
 
+def uri_problem(uri: str) -> str | None:
+    """Why ``uri`` is a mistyped storage URI (None when it looks right): ``s3:/bucket`` or
+    ``file:relative`` would otherwise be taken as a local folder named ``s3:`` or ``file:relative``."""
+    m = _SCHEME_NO_SLASHES.match(uri)
+    if m:
+        return (f"{uri!r}: '{m.group(1)}:' must be followed by '//' (s3://bucket/prefix, gs://bucket/prefix, "
+                "file:///absolute/path), or give a plain local path")
+    parts = urlsplit(uri)
+    if parts.scheme in ("s3", "gs", "gcs") and not parts.netloc:
+        return f"{uri!r}: no bucket; write {parts.scheme}://bucket/prefix"
+    return None
+
+
 def open_fs(uri: str, cfg: StorageConfig | None = None) -> tuple[Any, str]:
     """An fsspec filesystem and the path inside it for ``uri``.
 
     Raises:
-        StorageError: credentials in the URI, or an unknown/unavailable protocol.
+        StorageError: a mistyped URI, credentials in the URI, or an unknown/unavailable/unreachable protocol.
     """
     import fsspec
 
+    problem = uri_problem(uri)
+    if problem:
+        raise StorageError(problem)
     parts = urlsplit(uri)
     if "@" in parts.netloc:
         raise StorageError(f"{uri!r}: credentials in URIs are refused; use the environment (AWS_*, ...)")
@@ -118,6 +136,8 @@ def open_fs(uri: str, cfg: StorageConfig | None = None) -> tuple[Any, str]:
     try:
         fs, path = fsspec.core.url_to_fs(uri, skip_instance_cache=True,
                                          **(cfg or StorageConfig()).fs_options(protocol))
+    except OSError as exc:  # protocols that connect at once (ftp, sftp): unknown host, refused
+        raise StorageError(f"{uri}: cannot reach this storage: {exc}") from exc
     except (ImportError, ValueError) as exc:
         hint = " (install the gcs extra: pip install 'tracebridge[gcs]')" if protocol in ("gs", "gcs") else ""
         raise StorageError(f"{uri}: cannot open this storage{hint}: {exc}") from exc
@@ -203,6 +223,16 @@ def _publish_manifest(fs: Any, local: Path, remote: str) -> None:
         fs.put_file(str(local), remote)
 
 
+def _remote_bundle_id(fs: Any, dest: str, where: str) -> str | None:
+    """The bundle id of the manifest published at ``dest``; None for a corrupt one, which the
+    push then replaces (readers refuse it anyway, so overwriting loses nothing)."""
+    try:
+        return parse_manifest(orjson.loads(fs.cat_file(f"{dest}/{MANIFEST}")), f"{where}/{MANIFEST}").bundle_id
+    except (orjson.JSONDecodeError, BundleError) as exc:
+        log.warning("%s/%s: corrupt (%s); publishing it again", where, MANIFEST, str(exc).splitlines()[0])
+        return None
+
+
 def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | None = None) -> dict[str, Any]:
     """Publish a verified, clean bundle to ``<uri>/<bundle_id>/``.
 
@@ -228,10 +258,8 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
     cfg = cfg or StorageConfig()
 
     def transfer() -> None:  # idempotent: a retry re-sends what a failed try may have left half done
-        if fs.exists(f"{dest}/{MANIFEST}"):
-            remote = parse_manifest(orjson.loads(fs.cat_file(f"{dest}/{MANIFEST}")))
-            if remote.bundle_id == man.bundle_id:
-                out["status"] = "exists"
+        if fs.exists(f"{dest}/{MANIFEST}") and _remote_bundle_id(fs, dest, out["uri"]) == man.bundle_id:
+            out["status"] = "exists"
         if out["status"] == "published":
             for f in man.files:
                 _put(fs, src / f.path, f"{dest}/{f.path}")
@@ -271,18 +299,23 @@ def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig |
         StorageError: nothing published at ``uri`` or the storage cannot be reached.
     """
     fs, base = open_fs(uri, cfg)
+    where = uri.rstrip("/")  # the bundle folder as the user can find it: uri, or uri/<id> via LATEST
     try:
         src = _resolve_remote(fs, base, uri)
+        where += src[len(base):]
         raw = fs.cat_file(f"{src}/{MANIFEST}")
-        man = parse_manifest(orjson.loads(raw), f"{uri}/{MANIFEST}")
+        man = parse_manifest(orjson.loads(raw), f"{where}/{MANIFEST}")
     except orjson.JSONDecodeError as exc:
-        raise BundleError(f"{uri}/{MANIFEST}: not JSON") from exc
+        raise BundleError(f"{where}/{MANIFEST}: not JSON: {exc}") from exc
     except OSError as exc:
         raise StorageError(f"fetch from {uri} failed: {exc}") from exc
     if not _HEX64.match(man.bundle_id):
-        raise BundleError(f"{uri}/{MANIFEST}:bundle_id: not a sha256 hex digest")
+        raise BundleError(f"{where}/{MANIFEST}:bundle_id: not a sha256 hex digest")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission
+        raise StorageError(f"{out}: cannot hold the fetched bundle: {exc}") from exc
     final = out / man.bundle_id
     if (final / MANIFEST).is_file():
         return final, verify_bundle(final)
@@ -294,9 +327,9 @@ def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig |
             try:
                 fs.get_file(f"{src}/{f.path}", str(local))
             except FileNotFoundError as exc:
-                raise BundleError(f"{uri}/{f.path}: listed in the manifest but missing from the store") from exc
+                raise BundleError(f"{where}/{f.path}: listed in the manifest but missing from the store") from exc
             if sha256_file(local) != f.sha256:
-                raise BundleError(f"{uri}/{f.path}: sha256 does not match the manifest (tampered or torn)")
+                raise BundleError(f"{where}/{f.path}: sha256 does not match the manifest (tampered or torn)")
         (tmp / MANIFEST).write_bytes(raw)  # the manifest the files were checked against, not a second read
         verified = verify_bundle(tmp, rehash=False)  # each file's sha256 was checked above, as it arrived
         final = out / verified.bundle_id

@@ -130,6 +130,10 @@ class SweepConfig:
             p.append(f"max_failures={self.max_failures}: use -1 (unlimited), 0 or a retry count")
         if not self.storage:
             p.append("storage='': set a storage URI, e.g. file://./storage or s3://bucket/prefix")
+        from tracebridge.export.storage import uri_problem
+
+        # before local paths are made absolute: 's3:/bucket' would become the folder ./s3:/bucket
+        p += [f"{k}: {bad}" for k in ("bundle", "storage") if (bad := uri_problem(getattr(self, k) or ""))]
         if not self.name or "/" in self.name:
             p.append(f"name={self.name!r}: a non-empty label without '/'")
         return (p + self.resources.problems() + self.budget.problems() + self.push.problems("push")

@@ -90,6 +90,7 @@ def get_dir(uri: str, local: Path) -> Path:
 
     Raises:
         FileNotFoundError: no folder at ``uri``.
+        ValueError: an object key that would land outside ``local`` (``..``, absolute).
     """
     local = Path(local)
     if is_local(uri):
@@ -100,13 +101,16 @@ def get_dir(uri: str, local: Path) -> Path:
             shutil.rmtree(local, ignore_errors=True)
             shutil.copytree(src, local)
         return local
+    from tracebridge.export.bundle import safe_relpath
+
     fs, path = _fs(uri)
     if not fs.isdir(path):
         raise FileNotFoundError(f"{uri}: no such folder")
+    # object keys are arbitrary strings: 'x/../../.bashrc' must not be written outside ``local``
+    found = [(f, safe_relpath(f[len(path.rstrip("/")) + 1:], f"{uri}: object key")) for f in fs.find(path)]
     shutil.rmtree(local, ignore_errors=True)
     local.mkdir(parents=True)
-    for f in fs.find(path):
-        rel = f[len(path.rstrip("/")) + 1:]
+    for f, rel in found:
         (local / rel).parent.mkdir(parents=True, exist_ok=True)
         fs.get_file(f, str(local / rel))
     return local

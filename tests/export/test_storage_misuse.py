@@ -1,0 +1,145 @@
+"""Storage misuse: mistyped URIs, corrupt manifests on either side, object keys that escape, and
+report pulls that fail; each is refused with a located message, no traceback and no artefact that
+looks complete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from tracebridge.cli import app
+from tracebridge.cluster.submit import pull_report
+from tracebridge.export.bundle import BundleError, safe_relpath
+from tracebridge.export.pipeline import ExportResult, export_traces
+from tracebridge.export.storage import StorageError, fetch_bundle, push_bundle
+from tracebridge.report import verify_report
+
+
+@pytest.fixture
+def bundle(mixed_traces: Path, tmp_path: Path) -> ExportResult:
+    return export_traces(mixed_traces, tmp_path / "bundles")
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Path:
+    from tests.report.test_report import trials
+    from tracebridge.report import write_report
+
+    write_report(trials(tmp_path / "t", uplift=20), tmp_path / "store" / "r1", config={"roles": ["verifier"]},
+                 wall_s=1.0, n_boot=50)
+    return tmp_path / "store" / "r1"
+
+
+@pytest.mark.parametrize("uri, expect", [("s3:/bucket/x", "'s3:' must be followed by '//'"),
+                                         ("file:relative", "'file:' must be followed by '//'"),
+                                         ("s3://", "no bucket")])
+def test_mistyped_uris_are_refused_not_taken_as_local_folders(bundle: ExportResult, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              uri: str, expect: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(StorageError, match=expect):
+        push_bundle(bundle.path, uri)
+    with pytest.raises(StorageError, match=expect):
+        fetch_bundle(uri, tmp_path / "pulled")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no ./s3:/bucket, no ./relative
+
+
+def test_storage_that_cannot_be_reached_on_open_is_an_error_not_a_traceback(bundle: ExportResult) -> None:
+    res = CliRunner().invoke(app, ["push", str(bundle.path), "ftp://127.0.0.1:1/x"])
+    assert res.exit_code == 2 and "cannot reach this storage" in res.stderr, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_fetch_names_the_bundle_folder_and_refuses_a_bad_manifest_field(bundle: ExportResult, tmp_path: Path) -> None:
+    uri = (tmp_path / "store").as_uri()
+    bid = push_bundle(bundle.path, uri)["bundle_id"]
+    remote = tmp_path / "store" / bid
+    (remote / "report.md").write_text("# forged\n")
+    with pytest.raises(BundleError, match=f"store/{bid}/report.md: sha256 does not match"):
+        fetch_bundle(uri, tmp_path / "pulled")  # via LATEST: the message names where the file is
+    man = orjson.loads((remote / "manifest.json").read_bytes())
+    man["files"][0]["bytes"] = "lots"
+    (remote / "manifest.json").write_bytes(orjson.dumps(man))
+    res = CliRunner().invoke(app, ["fetch", uri, "--out", str(tmp_path / "pulled")])
+    assert res.exit_code == 1 and f"{bid}/manifest.json:files[0].bytes: 'lots'" in res.stderr, res.output
+    assert not list((tmp_path / "pulled").glob("[0-9a-f]*"))
+
+
+@pytest.mark.parametrize("bad", ["views/./x.jsonl", "views//x.jsonl", "views/x.jsonl/"])
+def test_manifest_paths_must_be_in_normal_form(bad: str) -> None:
+    # two spellings of one file could carry two hashes; the last one downloaded would win
+    with pytest.raises(BundleError, match="normal form"):
+        safe_relpath(bad)
+
+
+def test_push_over_a_corrupt_remote_manifest_publishes_again(bundle: ExportResult, tmp_path: Path) -> None:
+    uri = (tmp_path / "store").as_uri()
+    bid = bundle.manifest.bundle_id
+    (tmp_path / "store" / bid).mkdir(parents=True)
+    (tmp_path / "store" / bid / "manifest.json").write_text("{torn")
+    assert push_bundle(bundle.path, uri)["status"] == "published"
+    assert push_bundle(bundle.path, uri)["status"] == "exists"
+    assert fetch_bundle(uri, tmp_path / "pulled")[1].bundle_id == bid
+
+
+def test_failed_pull_keeps_the_verified_report_and_leaves_nothing(report: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reports" / "r1"
+    assert pull_report(report.as_uri(), out)["problems"] == []
+    (report / "results.json").write_text("{}")
+    res = pull_report(report.as_uri(), out)
+    assert res["problems"] == [f"{report.as_uri()}/manifest.json:files[0].sha256: results.json was modified"]
+    assert res["report_html"] is None and res["manifest"] is None
+    assert verify_report(out) == []  # the earlier, verified copy is still there and whole
+    assert sorted(p.name for p in out.parent.iterdir()) == ["r1"]  # no temp folder left
+    (report / "manifest.json").write_text("{not json")
+    assert "not a report manifest" in pull_report(report.as_uri(), tmp_path / "other")["problems"][0]
+    assert not (tmp_path / "other").exists()
+    assert "'s3:' must be followed by '//'" in pull_report("s3:/bucket/r1", tmp_path / "x")["problems"][0]
+
+
+def test_pull_refuses_object_keys_that_escape(report: Path, s3_env: str, tmp_path: Path) -> None:
+    s3 = boto3.client("s3")
+    for f in report.iterdir():
+        s3.put_object(Bucket=s3_env, Key=f"reports/r1/{f.name}", Body=f.read_bytes())
+    s3.put_object(Bucket=s3_env, Key="reports/r1/../../../escaped.txt", Body=b"x")
+    out = tmp_path / "a" / "b" / "r1"
+    res = pull_report(f"s3://{s3_env}/reports/r1", out)
+    assert any("escapes" in p for p in res["problems"]), res["problems"]
+    assert not (tmp_path / "escaped.txt").exists() and not out.exists()
+
+
+def test_sweep_config_refuses_mistyped_bundle_and_storage_uris() -> None:
+    from tracebridge.config import ConfigError
+    from tracebridge.sweep.config import load_sweep_config
+
+    root = Path(__file__).resolve().parents[2]
+    with pytest.raises(ConfigError) as err:
+        load_sweep_config(str(root / "configs/sweep/smoke.yaml"), ["bundle=s3:/bucket/b", "storage=gs:bkt"])
+    assert "bundle: 's3:/bucket/b': 's3:' must be followed by '//'" in str(err.value)
+    assert "storage: 'gs:bkt'" in str(err.value)
+    json.dumps(err.value.problems)  # plain strings, for --json callers
+
+
+def test_a_file_in_the_way_of_out_is_an_error_not_a_traceback(bundle: ExportResult, report: Path,
+                                                               tmp_path: Path) -> None:
+    uri = (tmp_path / "store").as_uri()
+    push_bundle(bundle.path, uri)
+    (tmp_path / "afile").write_text("")
+    res = CliRunner().invoke(app, ["fetch", uri, "--out", str(tmp_path / "afile")])
+    assert res.exit_code == 2 and "afile: cannot hold the fetched bundle" in res.stderr, res.output
+    res = CliRunner().invoke(app, ["pull", report.as_uri(), "--out", str(tmp_path / "afile"), "--json"])
+    assert res.exit_code == 1 and "afile: cannot hold the pulled report" in res.stdout, res.output
+
+
+def test_train_seeds_that_are_not_numbers_are_a_usage_error(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    res = CliRunner().invoke(app, ["train", str(root / "configs/train/cpu_tiny.yaml"), "--bundle", str(tmp_path),
+                                   "--seeds", "0,x", "--out", str(tmp_path / "runs")])
+    assert res.exit_code == 2 and "--seeds 0,x: use a comma list of whole numbers" in res.stderr, res.output
+    assert not (tmp_path / "runs").exists()

@@ -5,6 +5,8 @@ looks complete."""
 from __future__ import annotations
 
 import json
+import logging
+import time
 from pathlib import Path
 
 import boto3
@@ -18,6 +20,8 @@ from tracebridge.export.bundle import BundleError, safe_relpath
 from tracebridge.export.pipeline import ExportResult, export_traces
 from tracebridge.export.storage import StorageError, fetch_bundle, push_bundle
 from tracebridge.report import verify_report
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -143,3 +147,49 @@ def test_train_seeds_that_are_not_numbers_are_a_usage_error(tmp_path: Path) -> N
                                    "--seeds", "0,x", "--out", str(tmp_path / "runs")])
     assert res.exit_code == 2 and "--seeds 0,x: use a comma list of whole numbers" in res.stderr, res.output
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.fixture
+def no_credentials(s3_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """The moto bucket with every AWS credential source removed (environment, files, instance metadata)."""
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(k, raising=False)
+    for k in ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+        monkeypatch.setenv(k, str(tmp_path / "no-such-file"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return s3_env
+
+
+def test_missing_s3_credentials_fail_at_once_saying_where_to_set_them(bundle: ExportResult, no_credentials: str,
+                                                                      tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    from tracebridge.cluster.config import ClusterConfig
+    from tracebridge.cluster.submit import plan_sweep
+    from tracebridge.config import ConfigError
+
+    uri, fix = f"s3://{no_credentials}/bundles", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    t0 = time.monotonic()
+    with caplog.at_level(logging.WARNING), pytest.raises(StorageError, match=f"no storage credentials found.*{fix}"):
+        push_bundle(bundle.path, uri)  # default retry: 4 tries, 1 + 2 + 4 s of backoff, none of it useful
+    assert time.monotonic() - t0 < 3 and "retrying" not in caplog.text
+    res = CliRunner().invoke(app, ["fetch", uri, "--out", str(tmp_path / "pulled")])
+    assert res.exit_code == 2 and fix in res.stderr, res.output
+    with pytest.raises(ConfigError, match=fix):  # submit pre-flight reads the manifest on the driver
+        plan_sweep(ROOT / "configs/sweep/smoke.yaml", [f"bundle={uri}", f"storage={tmp_path}/s"], ClusterConfig(), ROOT)
+
+
+def test_submit_checks_a_remote_bundle_manifest_without_downloading_files(bundle: ExportResult, s3_env: str) -> None:
+    from tracebridge.cluster.submit import check_bundle
+
+    bid = push_bundle(bundle.path, f"s3://{s3_env}/bundles")["bundle_id"]
+    s3 = boto3.client("s3")
+    s3.delete_object(Bucket=s3_env, Key=f"bundles/{bid}/runs.jsonl")  # the job's fetch catches this, not submit
+    assert check_bundle(f"s3://{s3_env}/bundles") == bid  # via LATEST
+    with pytest.raises(FileNotFoundError):
+        check_bundle(f"s3://{s3_env}/nothing")
+    s3.put_object(Bucket=s3_env, Key="torn/manifest.json", Body=b"{torn")
+    with pytest.raises(ValueError, match="torn/manifest.json:1: not valid JSON"):
+        check_bundle(f"s3://{s3_env}/torn")
+    s3.put_object(Bucket=s3_env, Key="odd/manifest.json", Body=b'{"bundle_id": "x", "files": []}')
+    with pytest.raises(BundleError, match="odd/manifest.json:bundle_id: missing or not a sha256"):
+        check_bundle(f"s3://{s3_env}/odd")

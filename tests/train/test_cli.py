@@ -46,3 +46,13 @@ def test_train_rejects_bad_overrides_and_missing_bundles(tmp_path):
     assert res.exit_code == 2 and "did you mean 'train.lr'" in res.output
     res = runner.invoke(app, ["train", str(ROOT / "configs/train/cpu_tiny.yaml"), "--bundle", str(tmp_path)])
     assert res.exit_code == 2 and "no manifest" in res.output
+
+
+def test_train_with_a_bad_bundle_leaves_no_trial_folder(tmp_path):
+    bad = tmp_path / "bundle"
+    bad.mkdir()
+    (bad / "manifest.json").write_text("{torn")
+    res = CliRunner().invoke(app, ["train", str(ROOT / "configs/train/cpu_tiny.yaml"), "--bundle", str(bad),
+                                   "--out", str(tmp_path / "runs")])
+    assert res.exit_code == 2 and "manifest.json: not JSON" in res.output, res.output
+    assert not (tmp_path / "runs").exists()  # before: an empty runs/verifier-baseline-s0/

@@ -118,6 +118,6 @@ def test_bad_specs_and_bundles_fail_before_training(tmp_path):
         (no_test / f.name).write_text("".join(ln + "\n" for ln in keep))
     with pytest.raises(BundleError, match="no rows in split 'test'.*data.eval_split=validation"):
         run_trial({"role": "verifier", "data.verify_bundle": False}, no_test, tmp_path / "z")
-    assert not (tmp_path / "z" / "sft").exists()
+    assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()  # no empty trial folder left
     assert spec_overrides({"role": "worker", "overrides": {"train.lora.r": 16}, "dpo.beta": 0.2}) == \
         ["train.lora.r=16", "dpo.beta=0.2", "role=worker"]

@@ -195,6 +195,9 @@ def pull(
     from tracebridge.cluster.client import ClusterError, job_info
     from tracebridge.cluster.submit import pull_report
 
+    if not source.strip():  # not a job id: asking a (possibly absent) head about '' would mislead
+        fail(f"pull {source!r}: give a submission id (see `tracebridge list`) or a report URI / folder, "
+             "e.g. tracebridge pull s3://bucket/prefix/reports/<sweep id>")
     if "/" in source or "://" in source:
         uri, name = source, source.rstrip("/").rsplit("/", 1)[-1]
     else:

@@ -1,5 +1,5 @@
-"""Submitting sweeps: plan (load and check the sweep config, read the bundle manifest, name the
-sweep), open the cluster (start or reuse the local head, or connect to a remote one), submit
+"""Submitting sweeps: plan (load and check the sweep config, check the bundle against its manifest,
+name the sweep), open the cluster (start or reuse the local head, or connect to a remote one), submit
 ``jobs/sweep.py`` as a Ray job whose ``submission_id`` is ``<sweep id>-a<attempt>``, and pull the
 report back, verifying its manifest hashes.
 """
@@ -99,6 +99,29 @@ def resolve_cluster(spec: str | None, sweep_cluster: str) -> ClusterConfig:
     return cluster_from_spec(spec if spec is not None else sweep_cluster)
 
 
+def check_bundle(uri: str) -> str:
+    """The id of the bundle at ``uri``, checked on the driver before any head starts (STYLE rule 6).
+
+    A local bundle has every file hashed (streamed) against its manifest, so a changed file is
+    refused here, not by the job after the cluster is up; a remote one has only its manifest read
+    and parsed (the job hashes the files as it fetches them; downloading them here would double
+    the transfer).
+
+    Raises:
+        OSError: no manifest there.
+        ValueError: a file that does not match its manifest (names it), or a manifest that does not parse.
+        tracebridge.export.storage.StorageError: the storage finds no credentials or cannot be reached.
+    """
+    from tracebridge.export.bundle import MANIFEST, parse_manifest, verify_bundle
+    from tracebridge.export.storage import resolve_bundle_dir, retry_io
+    from tracebridge.sweep.storage import is_local, join, local_path, read_bundle_manifest
+
+    if is_local(uri):
+        return verify_bundle(resolve_bundle_dir(local_path(uri))).bundle_id
+    man = retry_io(lambda: read_bundle_manifest(uri), f"read of the bundle manifest at {uri}")
+    return parse_manifest(man, join(uri, MANIFEST)).bundle_id
+
+
 def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, working_dir: Path) -> SweepPlan:
     """Load and check the sweep, read its bundle's manifest and compute the ids.
 
@@ -107,11 +130,13 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
 
     Raises:
         ConfigError: every problem of the sweep, its recipes and its grid; a config outside the
-            working dir; a bundle without a readable manifest.
+            working dir; a bundle without a readable manifest, or a local one whose files do not
+            match it (``check_bundle``).
     """
+    from tracebridge.export.storage import StorageError
     from tracebridge.sweep import grid
     from tracebridge.sweep.config import load_sweep_config
-    from tracebridge.sweep.storage import is_local, join, read_bundle_manifest
+    from tracebridge.sweep.storage import is_local, join
 
     try:
         rel = Path(config_path).resolve().relative_to(working_dir.resolve()).as_posix()
@@ -128,8 +153,8 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
     specs = grid.expand_grid(cfg)
     problems = grid.check_trials(cfg, recipes, specs)
     try:
-        bundle_id = read_bundle_manifest(cfg.bundle)["bundle_id"]
-    except (OSError, ValueError) as exc:
+        bundle_id = check_bundle(cfg.bundle)
+    except (OSError, ValueError, StorageError) as exc:  # StorageError: no credentials, unreachable
         problems.append(f"bundle={cfg.bundle}: {exc}")
         bundle_id = ""
     if problems:

@@ -79,6 +79,24 @@ def _transient() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+def _no_credentials() -> tuple[type[BaseException], ...]:
+    """The S3 client's "no credentials found" errors: BotoCoreErrors (so transient to ``_transient``),
+    but another try finds no more credentials than the first."""
+    try:
+        from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+    except ImportError:
+        return ()
+    return NoCredentialsError, PartialCredentialsError
+
+
+def credentials_error(what: str, exc: BaseException) -> StorageError:
+    """The error for storage that found no credentials, saying where to set them."""
+    return StorageError(f"{what}: no storage credentials found ({type(exc).__name__}: {exc}); set "
+                        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment "
+                        "(credentials are never read from configs or URIs; the storage config's "
+                        "s3_endpoint_url / s3_region / options say where, not who)")
+
+
 def retry_io(op: Callable[[], T], what: str, retry: RetryConfig | None = None) -> T:
     """``op()``, tried again after transient storage failures with exponential backoff.
 
@@ -87,15 +105,18 @@ def retry_io(op: Callable[[], T], what: str, retry: RetryConfig | None = None) -
 
     Raises:
         StorageError: still failing after ``retry.attempts`` tries (names ``what``, the tries and the
-            last error). Permanent errors (missing file, permission) are raised at once, unchanged.
+            last error); no credentials found (at once: no retry can fix that). Other permanent
+            errors (missing file, permission) are raised at once, unchanged.
     """
     retry = retry or RetryConfig()
-    transient, delay, attempt = _transient(), retry.backoff_s, 1
+    transient, no_creds, delay, attempt = _transient(), _no_credentials(), retry.backoff_s, 1
     while True:
         try:
             return op()
         except _PERMANENT:
             raise
+        except no_creds as exc:
+            raise credentials_error(what, exc) from exc
         except transient as exc:
             err = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
             if attempt >= retry.attempts:
@@ -296,7 +317,7 @@ def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig |
 
     Raises:
         BundleError: unsafe manifest paths, a file whose sha256 or size differs.
-        StorageError: nothing published at ``uri`` or the storage cannot be reached.
+        StorageError: nothing published at ``uri``, the storage cannot be reached or finds no credentials.
     """
     fs, base = open_fs(uri, cfg)
     where = uri.rstrip("/")  # the bundle folder as the user can find it: uri, or uri/<id> via LATEST
@@ -309,6 +330,8 @@ def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig |
         raise BundleError(f"{where}/{MANIFEST}: not JSON: {exc}") from exc
     except OSError as exc:
         raise StorageError(f"fetch from {uri} failed: {exc}") from exc
+    except _no_credentials() as exc:  # the first request: later ones use the same (missing) credentials
+        raise credentials_error(f"fetch from {uri}", exc) from exc
     if not _HEX64.match(man.bundle_id):
         raise BundleError(f"{where}/{MANIFEST}:bundle_id: not a sha256 hex digest")
     out = Path(out_dir)

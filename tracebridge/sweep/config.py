@@ -17,6 +17,8 @@ from tracebridge.cluster.config import WindowConfig
 from tracebridge.export.config import RetryConfig
 from tracebridge.train.config import ROLES, Variant
 
+# Text fields whose empty value validate() explains (an empty override would otherwise be None).
+_TEXT_KEYS = ("name", "bundle", "storage", "work_dir")
 # Fields that say where or how fast a sweep runs, not what it computes: left out of the sweep id.
 NON_IDENTITY = ("cluster", "window", "work_dir", "budget", "resources", "mlflow", "max_failures", "push")
 
@@ -163,7 +165,7 @@ def load_sweep_config(path: str | None, overrides: list[str] | tuple[str, ...] =
     """
     from tracebridge.config import load_config
 
-    cfg = load_config(SweepConfig, path, list(overrides))
+    cfg = load_config(SweepConfig, path, [_empty_as_blank(o) for o in overrides])
     cfg.ablations = flat_keys(_plain(cfg.ablations))
     cfg.overrides = flat_keys(_plain(cfg.overrides))
     cfg.variant_overrides = {k: flat_keys(_plain(v)) for k, v in _plain(cfg.variant_overrides).items()}
@@ -173,6 +175,14 @@ def load_sweep_config(path: str | None, overrides: list[str] | tuple[str, ...] =
         if getattr(cfg, k):
             setattr(cfg, k, absolutize(getattr(cfg, k)))
     return cfg
+
+
+def _empty_as_blank(override: str) -> str:
+    """``bundle=`` as ``bundle=''``: OmegaConf reads an empty value as None, which a str field
+    refuses with a type error ("Incompatible value 'None'") instead of ``validate()``'s message
+    that names the key and an example."""
+    key, sep, value = override.partition("=")
+    return f"{key}=''" if sep and key.strip() in _TEXT_KEYS and not value.strip() else override
 
 
 def _plain(v: Any) -> Any:

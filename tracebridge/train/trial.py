@@ -156,8 +156,6 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     t0 = time.time()
     cfg = load_train_config(spec.get("config"), spec_overrides(spec), spec.get("model"))
     cfg.model.seed = cfg.seed
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
     from tracebridge.train.common import seed_everything
     from tracebridge.train.data import BundleError, load_role_data, verify_bundle_dir
 
@@ -165,7 +163,6 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     if manifest is None:
         manifest = verify_bundle_dir(bundle_dir) if cfg.data.verify_bundle else {}
     data = load_role_data(bundle_dir, cfg.role)
-    _write_quarantine(work, data)
     from tracebridge.train.behaviour import apply_behaviour, describe
 
     data, behaviour = apply_behaviour(data, cfg.behaviour)  # every split: evaluated under the trained policy
@@ -175,6 +172,10 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
         raise BundleError(f"{bundle_dir}: role {cfg.role} has no rows in split {cfg.data.eval_split!r} to evaluate "
                           f"on (rows by split: {data.counts()['sft']}); export more runs or set "
                           "data.eval_split=validation")
+    # only now: a bad bundle or an empty split must not leave an empty trial folder behind
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    _write_quarantine(work, data)
     # The rows live as long as the trial and hold no cycles: frozen, no collection during training
     # rescans them (a full collection over a 2000-session bundle's worker rows takes ~3 s).
     gc.freeze()

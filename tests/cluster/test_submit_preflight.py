@@ -1,0 +1,68 @@
+"""Submit pre-flight, without a Ray head: a local bundle is hashed against its manifest and an
+empty ``bundle=`` is named before any head starts (STYLE rule 6); ``pull ''`` is a usage error."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tracebridge.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "tests" / "data" / "train_views"
+
+
+@pytest.fixture
+def no_head(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting or connecting to a cluster fails the test: pre-flight must refuse first."""
+    from tracebridge.cluster import submit
+
+    def refuse(*a: object, **k: object) -> None:
+        raise AssertionError("a cluster was opened before the pre-flight checks refused the sweep")
+
+    for name in ("start_head", "running_head", "connect"):
+        monkeypatch.setattr(submit, name, refuse)
+    monkeypatch.chdir(ROOT)
+
+
+def run_submit(tmp: Path, *overrides: str) -> object:
+    return CliRunner().invoke(app, ["submit", "configs/sweep/smoke.yaml", f"storage={tmp}/storage",
+                                    f"work_dir={tmp}/work", *overrides])
+
+
+def test_submit_hashes_a_local_bundle_before_any_head_starts(no_head: None, tmp_path: Path) -> None:
+    from tracebridge.cluster.config import ClusterConfig
+    from tracebridge.cluster.submit import plan_sweep
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    plan = plan_sweep(Path("configs/sweep/smoke.yaml"), [f"bundle={bundle}"], ClusterConfig(), ROOT)
+    assert plan.bundle_id == json.loads((BUNDLE / "manifest.json").read_text())["bundle_id"]
+    data = bytearray((bundle / "verifier_sft.jsonl").read_bytes())
+    data[10] = ord("X") if data[10] != ord("X") else ord("Y")  # same size: only the sha256 can tell
+    (bundle / "verifier_sft.jsonl").write_bytes(bytes(data))
+    res = run_submit(tmp_path, f"bundle={bundle}")
+    assert res.exit_code == 2, res.output
+    assert "verifier_sft.jsonl does not match its manifest sha256" in res.stderr, res.stderr
+    assert not (tmp_path / "storage").exists() and not (tmp_path / "work").exists()
+
+
+def test_submit_with_an_empty_bundle_names_the_key_and_an_example(no_head: None, tmp_path: Path) -> None:
+    for empty in ("bundle=", "bundle= "):
+        res = run_submit(tmp_path, empty)
+        assert res.exit_code == 2, res.output
+        assert "bundle='': set the export bundle, e.g. bundle=" in res.stderr, res.stderr
+        assert "Incompatible value" not in res.stderr
+
+
+def test_pull_of_an_empty_source_is_a_usage_error(no_head: None, tmp_path: Path) -> None:
+    for empty in ("", "  "):
+        res = CliRunner().invoke(app, ["pull", empty, "--out", str(tmp_path / "reports")])
+        assert res.exit_code == 2, res.output
+        assert "give a submission id (see `tracebridge list`) or a report URI" in res.stderr, res.stderr
+        assert "no local Ray head" not in res.output
+    assert not (tmp_path / "reports").exists()

@@ -79,3 +79,36 @@ def test_export_seam_merges_labels_into_rows(cfg):
     assert source("runB") is None
     row = safe_labels(merge_feedback({"expected_verdict": "end"}, source("runA"), ["runA:e1"]))
     assert row["feedback_score"] == 1.0 and row["feedback_count"] == 1 and row["expected_verdict"] == "end"
+
+
+def test_labels_command_reports_unusable_ledger_and_registry_lines(cfg):
+    """``feedback labels`` said nothing about ledger or registry lines it could not use (the audit
+    does); now it counts and locates them, and exits 0 like the audit."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
+    record_batch(cfg.registry, 42, [10], "run1", "run1:e1")
+    _harvest(cfg, reaction(1, 10, [], ["👍"]))
+    with open(cfg.ledger, "ab") as fh:
+        fh.write(b'{"time": -1e20, "change": "added", "emoji": "x", "message_id": 1}\nnot json\n')
+    with open(cfg.registry, "ab") as fh:
+        fh.write(b'{"batch_id": "x", "message_id": 5}\n')
+    args = ["feedback", "labels", "--ledger", cfg.ledger, "--registry", cfg.registry, "--mapping", cfg.mapping]
+    r = CliRunner().invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["runs"]["run1"]["run"]["feedback"]["score"] == 1.0
+    ledger, registry = doc["ledger"], doc["registry"]
+    assert (ledger["read"], ledger["usable"], ledger["unusable"]) == (3, 1, 2)
+    assert ledger["skipped"][0] == f"{cfg.ledger}:2:time: missing or not ISO/epoch"
+    assert ledger["skipped"][1].startswith(f"{cfg.ledger}:3:<line>: ")
+    assert (registry["read"], registry["usable"], registry["unusable"]) == (2, 1, 1)
+    assert registry["skipped"] == [f"{cfg.registry}:2:chunk_index: missing or invalid"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0
+    assert f"ledger {cfg.ledger}: read 3, usable 1, unusable 2" in r.stdout
+    assert f"  {cfg.ledger}:2:time: missing or not ISO/epoch" in r.stdout
+    assert f"  {cfg.registry}:2:chunk_index: missing or invalid" in r.stdout

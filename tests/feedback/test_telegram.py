@@ -82,7 +82,7 @@ def test_malformed_reaction_fields_raise_with_the_field():
         with pytest.raises(UpdateError, match="update_id"):
             rows_from_update({"update_id": uid, "message_reaction": body}, M, source="s", harvested_at="h")
     with pytest.raises(UpdateError, match="reactions"):
-        rows_from_update({"update_id": 2, "message_reaction_count": {"chat": {"id": 1}, "message_id": 1, "date": 1,
+        rows_from_update({"update_id": 2, "message_reaction_count": {"chat": {"id": 1}, "message_id": 1, "date": DATE,
                                                                      "reactions": 7}}, M, source="s", harvested_at="h")
 
 
@@ -110,10 +110,12 @@ def _counts(uid: int, totals: dict[str, int]) -> dict:
 
 def test_counts_survive_a_second_harvest_and_stale_updates(cfg, tmp_path):
     """Harvesting the same dump again moved the counts back (the first update was re-applied
-    against the final totals: ❤ 1 -> 0); an older or re-delivered count update is now stale."""
+    against the final totals: ❤ 1 -> 0); an older or re-delivered count update is now stale, and
+    one that reuses an update id with other totals is a conflict (quarantined)."""
     dump = tmp_path / "counts.jsonl"
     dump.write_bytes(b"\n".join(orjson.dumps(u) for u in (
-        _counts(1, {"👍": 2}), _counts(2, {"👍": 2, "❤": 1}), _counts(1, {"👍": 9}), _counts(2, {"🔥": 4}))))
+        _counts(1, {"👍": 2}), _counts(2, {"👍": 2, "❤": 1}), _counts(1, {"👍": 9}), _counts(2, {"🔥": 4}),
+        _counts(0, {"👍": 5}))))
 
     def net() -> dict[str, int]:
         out: dict[str, int] = {}
@@ -122,7 +124,7 @@ def test_counts_survive_a_second_harvest_and_stale_updates(cfg, tmp_path):
         return {e: n for e, n in out.items() if n}
 
     first = harvest_dumps(cfg, [dump])
-    assert net() == {"👍": 2, "❤": 1} and (first.read, first.accepted) == (4, 4)
+    assert net() == {"👍": 2, "❤": 1} and (first.read, first.accepted, first.quarantined) == (5, 3, 2)
     harvest_dumps(cfg, [dump])
     assert net() == {"👍": 2, "❤": 1}
     dump.write_bytes(orjson.dumps(_counts(3, {"❤": 3})))
@@ -165,7 +167,8 @@ def test_openclaw_harvest_quarantines_bad_lines_and_keeps_the_rest(cfg, tmp_path
                 f"System: [2026-03-22 04:55:25 GMT+8] {said.format(3)}")
     os.symlink("loop.jsonl", src / "loop.jsonl")
     rep = harvest_openclaw(cfg, [src])
-    assert (rep.read, rep.accepted, rep.added) == (4, 2, 1) and rep.quarantined == 3
+    # the unreadable transcript is read (and quarantined) too: read = accepted + quarantined
+    assert (rep.read, rep.accepted, rep.quarantined, rep.added) == (5, 2, 3, 1)
     assert rep.quarantine_samples[:2] == [
         f"{src / 'a.jsonl'}:2: system event time '2026-13-45 04:55:25 UTC': month must be in 1..12",
         (f"{src / 'a.jsonl'}:3: system event time '2026-03-22 04:55:25 GMT+99': offset must be a timedelta "

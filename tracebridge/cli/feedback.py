@@ -81,8 +81,8 @@ def harvest(
         print_json(doc)
     else:
         for r in reports:
-            typer.echo(f"{r['source']}: read {r['read']}, added {r['added']}, duplicates {r['duplicates']}, "
-                       f"quarantined {r['quarantined']} → {cfg.ledger}")
+            typer.echo(f"{r['source']}: read {r['read']} (accepted {r['accepted']}, quarantined {r['quarantined']}), "
+                       f"added {r['added']}, duplicates {r['duplicates']} → {cfg.ledger}")
             for q in r["quarantine_samples"]:
                 typer.echo(f"  {q}")
 
@@ -193,20 +193,29 @@ def chunks_record(
 @feedback_app.command("labels")
 def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingOpt = None,
            registry: RegistryOpt = None, overrides: Overrides = None, json_out: JsonOpt = False) -> None:
-    """Join the ledger with the chunk registry: feedback labels per run and event."""
-    from tracebridge.feedback.join import labels_for_runs
+    """Join the ledger with the chunk registry: feedback labels per run and event.
+
+    Unusable ledger and registry lines are reported (counts, ``file:line:field: problem``) as the
+    audit reports them; like the audit, they do not fail the command.
+    """
+    from tracebridge.feedback.join import labels_report
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping, registry=registry)
     try:
-        out = labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry, cfg.other_chunks)
+        doc = labels_report(cfg.ledger, cfg.mapping, cfg.registry, cfg.other_chunks)
     except ValueError as exc:
         fail(str(exc), 2)
     if json_out:
-        print_json({"runs": out, "runs_labeled": len(out)})
-    else:
-        for run_id, lab in sorted(out.items()):
-            fb = lab["run"]["feedback"]
-            typer.echo(f"{run_id}: score {fb['score']} from {fb['n']} reactions on {len(lab['events'])} events")
+        print_json(doc)
+        return
+    for run_id, lab in sorted(doc["runs"].items()):
+        fb = lab["run"]["feedback"]
+        typer.echo(f"{run_id}: score {fb['score']} from {fb['n']} reactions on {len(lab['events'])} events")
+    for name in ("ledger", "registry"):
+        b = doc[name]
+        typer.echo(f"{name} {b['path']}: read {b['read']}, usable {b['usable']}, unusable {b['unusable']}")
+        for line in b["skipped"]:
+            typer.echo(f"  {line}")
 
 
 @feedback_app.command("audit")

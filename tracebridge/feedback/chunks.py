@@ -62,6 +62,7 @@ class Registry:
     by_message: dict[tuple[str, int], Chunk] = field(default_factory=dict)
     batches: dict[str, list[Chunk]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    read: int = 0  # lines read: read = usable chunk lines + skipped
 
     def find(self, chat: Any, message_id: int) -> Chunk | None:
         """The chunk sent as ``message_id`` in ``chat``, or None if it is not registered."""
@@ -69,12 +70,13 @@ class Registry:
 
 
 def read_registry(path: str | os.PathLike[str]) -> Registry:
-    """Load the registry; unusable lines as ``file:line:field: problem``."""
+    """Load the registry; unusable lines as ``file:line:field: problem`` (``read`` counts every line)."""
     reg = Registry()
     p = Path(path)
     if not p.is_file():
         return reg
     for ln in iter_lines(p):
+        reg.read += 1
         r = ln.obj
         where = f"{p}:{ln.lineno}"
         if ln.error or not isinstance(r, dict):

@@ -2,6 +2,8 @@
 and from OpenClaw transcripts' system-event lines (``Telegram reaction added: 👍 by Name (@user)
 on msg 123``). Every harvest appends one row to the harvest log (what the daily audit checks),
 is idempotent (dedupe keys) and quarantines what it cannot read with ``file:line: reason``.
+Every report reconciles: each update, reaction line, unreadable file and discovery problem is
+read once and then either accepted or quarantined (read = accepted + quarantined).
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ from typing import Any
 import orjson
 
 from tracebridge.feedback.config import FeedbackConfig
-from tracebridge.feedback.ledger import append_locked, hash_user, read_ledger
+from tracebridge.feedback.ledger import LedgerRow, append_locked, hash_user, parse_time, read_ledger
 from tracebridge.feedback.mapping import Mapping, load_mapping
 from tracebridge.feedback.telegram import (
     ReadError,
     UpdateError,
     anonymous_counts,
+    impossible_time,
     newest_count_ids,
     read_updates,
     rows_from_update,
 )
+from tracebridge.importers.jsonl import json_error
 from tracebridge.importers.openclaw.discover import discover
 from tracebridge.importers.openclaw.text import split_user_text, to_timestamp
 from tracebridge.schema.canonical import format_ts, utc_now
@@ -80,12 +84,70 @@ def _finish(cfg: FeedbackConfig, rep: HarvestReport, rows: list[dict[str, Any]])
     return rep
 
 
+def _update_id(upd: Any) -> int | None:
+    uid = upd.get("update_id") if isinstance(upd, dict) else None
+    return None if isinstance(uid, bool) or not isinstance(uid, int) else uid
+
+
+def _canonical(upd: Any) -> bytes | None:
+    try:
+        return orjson.dumps(upd, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes: compared as "not writable"
+        return None
+
+
+_HELD = "the ledger already holds other reactions for this id (an earlier harvest); the first is kept"
+
+
+class _UpdateIds:
+    """Telegram's update ids are unique per bot: the first update of an id is kept and a different
+    update with the same id is a conflict (an identical repeat is a re-delivery, deduped by its
+    keys). Earlier harvests are seen through the ``tg:`` reaction rows the ledger holds per id."""
+
+    def __init__(self, ledger: list[LedgerRow]) -> None:
+        self.first: dict[int, tuple[str, bytes | None]] = {}
+        self.held: dict[int, set[tuple[Any, ...]]] = {}
+        for r in ledger:
+            uid = r.raw.get("update_id")
+            if isinstance(uid, int) and str(r.key).startswith("tg:"):
+                self.held.setdefault(uid, set()).add((r.key, r.time, str(r.chat), r.message_id))
+
+    def check(self, upd: Any) -> None:
+        """Raise ``UpdateError`` if an update accepted earlier in this harvest had this id and other
+        content, or the ledger holds user reactions for it and this is no user reaction update."""
+        uid = _update_id(upd)
+        if uid is None:
+            return
+        first = self.first.get(uid)
+        if first is not None and first[1] != _canonical(upd):
+            raise UpdateError("update_id", f"{uid} is already the id of a different update ({first[0]}); "
+                                           "the first is kept")
+        if uid in self.held and "message_reaction" not in upd:
+            raise UpdateError("update_id", f"{uid}: {_HELD}")
+
+    def check_rows(self, upd: Any, rows: list[dict[str, Any]]) -> None:
+        """Raise ``UpdateError`` if the ledger holds other user reactions for this update id."""
+        uid = _update_id(upd)
+        held = self.held.get(uid) if uid is not None else None
+        got = {(r["key"], parse_time(r["time"]), str(r["chat"]), r["message_id"]) for r in rows
+               if r["key"].startswith("tg:")}
+        if held and not held <= got:  # a subset: a harvest killed mid-append wrote part of the rows
+            raise UpdateError("update_id", f"{uid}: {_HELD}")
+
+    def claim(self, where: str, upd: Any) -> None:
+        """Record an accepted update as the first of its id."""
+        uid = _update_id(upd)
+        if uid is not None and uid not in self.first:
+            self.first[uid] = (where, _canonical(upd))
+
+
 def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source: str,
                     inputs: list[str]) -> HarvestReport:
-    """Harvest (location, update) pairs into the ledger."""
+    """Harvest (location, update) pairs into the ledger; a second, different update with an
+    update id already used (here or in the ledger) is quarantined as a conflict."""
     mapping = load_mapping(cfg.mapping)
     ledger = read_ledger(cfg.ledger).rows
-    anonymous, newest = anonymous_counts(ledger), newest_count_ids(ledger)
+    anonymous, newest, ids = anonymous_counts(ledger), newest_count_ids(ledger), _UpdateIds(ledger)
     rep, rows, now = HarvestReport(source, inputs), [], utc_now()
     for where, upd in updates:
         rep.read += 1
@@ -93,11 +155,15 @@ def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source:
             _quarantine(cfg, rep, where, upd, upd.raw)
             continue
         try:
-            rows += rows_from_update(upd, mapping, source=source, harvested_at=now, anonymous=anonymous,
-                                     salt=_salt(cfg), newest=newest)
+            ids.check(upd)  # before the mapping: a count update changes the anonymous counts
+            got = rows_from_update(upd, mapping, source=source, harvested_at=now, anonymous=anonymous,
+                                   salt=_salt(cfg), newest=newest)
+            ids.check_rows(upd, got)
         except UpdateError as exc:
             _quarantine(cfg, rep, f"{where}:{exc.field}", exc.reason, upd)
             continue
+        ids.claim(where, upd)
+        rows += got
         rep.accepted += 1
     return _finish(cfg, rep, rows)
 
@@ -152,10 +218,17 @@ def _reaction_rows(row: dict[str, Any], lineno: int, sid: str, chat: Any, mappin
         b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text")
     out = []
     for i, ev in enumerate(split_user_text(text).system_events):
-        r = ev.get("reaction")
-        if not r:
+        if ev["kind"] != "telegram_reaction":
             continue
+        r = ev.get("reaction")
+        if not r:  # a shape this harvest does not know: quarantined, not dropped
+            raise ValueError(f"message.content: system event {ev['text'][:200]!r} is not 'Telegram reaction "
+                             "added|removed: <emoji> by <name> on msg <id>'")
         when = event_time(ev.get("time") or "", to_timestamp(row.get("timestamp")))
+        t = parse_time(when)
+        why = "no time in the system event or its row" if t is None else impossible_time(t, now)
+        if why:
+            raise ValueError(f"time: {why}")
         key = "oc:" + hashlib.sha256(f"{sid}|{row.get('id') or lineno}|{i}|{ev['text']}".encode()).hexdigest()[:24]
         out.append({"time": when, "chat": chat, "message_id": r["message_id"],
                     "user": hash_user(r.get("username") or r.get("who"), salt), "emoji": r["emoji"],
@@ -173,14 +246,16 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
     problems: list[str] = []
     transcripts = discover(paths, problems)
     rep, rows = HarvestReport("openclaw", [str(t.path) for t in transcripts]), []
-    for p in problems:
-        rep.bad(p, "not harvested")
+    for p in problems:  # read and quarantined, like an unreadable dump, so the counts reconcile
+        rep.read += 1
+        _quarantine(cfg, rep, p, "not harvested", "")
     for t in transcripts:
         sid = (t.index_entry or {}).get("sessionId") or session_id_from_name(t.path.name)
         try:
             fh = open(t.path, "rb")  # noqa: SIM115 - closed by the with below
         except OSError as exc:  # a symlink loop, no permission: the other transcripts are still harvested
-            rep.bad(str(t.path), f"unreadable: {exc}")
+            rep.read += 1
+            _quarantine(cfg, rep, str(t.path), f"unreadable: {exc}", "")
             continue
         with fh:
             rows += _harvest_lines(cfg, rep, fh, str(t.path), sid, chat_of(t.index_entry, sid), mapping, salt, now)
@@ -197,8 +272,8 @@ def _harvest_lines(cfg: FeedbackConfig, rep: HarvestReport, fh: Any, path: str, 
         rep.read += 1
         try:
             row = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            _quarantine(cfg, rep, f"{path}:{lineno}", f"invalid JSON: {exc}", raw.decode("utf-8", "replace"))
+        except orjson.JSONDecodeError:
+            _quarantine(cfg, rep, f"{path}:{lineno}", f"invalid JSON: {json_error(raw)}", raw.decode("utf-8", "replace"))
             continue
         try:
             if isinstance(row, dict) and isinstance(row.get("message"), dict) and \

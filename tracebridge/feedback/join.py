@@ -13,8 +13,10 @@
    share them.
 
 ``labels_for_runs(ledger, mapping, registry)`` returns ``{run_id: {"run": {...}, "events":
-{event_id: {...}}}}``; ``labels_for_run_factory`` wraps it as the per-run function the export
-calls (``tracebridge.export.labels.feedback_source``) to merge labels into rows' ``meta.labels``.
+{event_id: {...}}}}``; ``labels_report`` adds the ledger and registry lines it could not use
+(``feedback labels``); ``labels_for_run_factory`` wraps ``labels_for_runs`` as the per-run
+function the export calls (``tracebridge.export.labels.feedback_source``) to merge labels into
+rows' ``meta.labels``.
 """
 
 from __future__ import annotations
@@ -120,6 +122,26 @@ def labels_for_runs(ledger_path: str | os.PathLike[str], mapping_path: str | os.
     """
     return join(read_ledger(ledger_path).rows, load_mapping(mapping_path), read_registry(registry_path),
                 other_chunks).labels
+
+
+def labels_report(ledger_path: str | os.PathLike[str], mapping_path: str | os.PathLike[str],
+                  registry_path: str | os.PathLike[str], other_chunks: str = "batch") -> dict[str, Any]:
+    """``labels_for_runs`` plus what the join could not use, as the audit reports it.
+
+    Returns:
+        ``{"runs": {run_id: labels}, "runs_labeled", "ledger": {...}, "registry": {...}}``; each
+        file's block has ``path``, ``read``, ``usable``, ``unusable`` (read = usable + unusable) and
+        ``skipped``, the first 50 unusable lines as ``file:line:field: problem``.
+    """
+    scan, registry = read_ledger(ledger_path), read_registry(registry_path)
+    labels = join(scan.rows, load_mapping(mapping_path), registry, other_chunks).labels
+
+    def block(path: str | os.PathLike[str], read: int, skipped: list[str]) -> dict[str, Any]:
+        return {"path": str(path), "read": read, "usable": read - len(skipped), "unusable": len(skipped),
+                "skipped": skipped[:50]}
+
+    return {"runs": labels, "runs_labeled": len(labels), "ledger": block(ledger_path, scan.read, scan.skipped),
+            "registry": block(registry_path, registry.read, registry.skipped)}
 
 
 def labels_for_run_factory(ledger_path: str | os.PathLike[str] | None, mapping_path: str | os.PathLike[str] | None,

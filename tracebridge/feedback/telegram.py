@@ -7,7 +7,9 @@ the net anonymous count the ledger already holds for that message, each differen
 ``added`` or ``removed`` row with ``count``. Custom emojis are ``custom:<id>``, paid reactions
 ``paid``. Dedupe keys come from the update id (and, for counts, the message), so harvesting the
 same update twice adds nothing; a count update no newer than the last one applied to its message
-is stale (counts are absolute totals).
+is stale (counts are absolute totals). A reaction of a type this module does not know, and a
+``date`` before Telegram existed or after the harvest, make the update an ``UpdateError``: it is
+quarantined, never dropped in silence.
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ from typing import Any
 
 import orjson
 
-from tracebridge.feedback.ledger import LedgerRow, hash_user
+from tracebridge.feedback.ledger import LedgerRow, hash_user, parse_time
 from tracebridge.feedback.mapping import Mapping, norm_emoji
+from tracebridge.importers.jsonl import json_error
 from tracebridge.schema.canonical import format_ts
+
+# Telegram launched in August 2013, so no reaction is older than 2013; a time after the harvest
+# (beyond a day of clock skew between Telegram's servers and this host) cannot be real either.
+EARLIEST = dt.datetime(2013, 1, 1, tzinfo=dt.UTC)
+FUTURE_SLACK = dt.timedelta(days=1)
 
 
 class ReadError(str):
@@ -59,6 +67,38 @@ def reaction_key(r: Any) -> str | None:
     return None
 
 
+def impossible_time(when: dt.datetime, harvested_at: str) -> str | None:
+    """Why a reaction time cannot be real (before 2013, or more than a day after ``harvested_at``,
+    the wall clock when that is no time), or None when it can."""
+    now = parse_time(harvested_at) or dt.datetime.now(dt.UTC)
+    if when < EARLIEST:
+        return f"{format_ts(when)} is before Telegram existed (2013)"
+    if when > now + FUTURE_SLACK:
+        return f"{format_ts(when)} is after the harvest ({format_ts(now)})"
+    return None
+
+
+def _show(value: Any) -> str:
+    """A short JSON text of a bad value for a reason (``repr`` fails on deep nesting)."""
+    try:
+        text = orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return "<nested too deep to show>"
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def _reactions(body: dict[str, Any], key: str) -> list[str]:
+    """The reaction keys of ``body[key]``; an entry of an unknown shape is an error, not skipped
+    (dropping it would also turn a kept reaction into a false ``added`` or ``removed``)."""
+    out = []
+    for i, r in enumerate(_list(body, key)):
+        k = reaction_key(r)
+        if k is None:
+            raise UpdateError(f"{key}[{i}]", f"unknown ReactionType {_show(r)}")
+        out.append(k)
+    return out
+
+
 def _row(*, when: dt.datetime, chat: Any, mid: int, user: str | None, emoji: str, change: str, count: int,
          mapping: Mapping, source: str, update_id: Any, key: str, harvested_at: str) -> dict[str, Any]:
     return {"time": format_ts(when), "chat": chat, "message_id": mid, "user": user, "emoji": emoji, "change": change,
@@ -66,7 +106,7 @@ def _row(*, when: dt.datetime, chat: Any, mid: int, user: str | None, emoji: str
             "update_id": update_id, "key": key, "harvested_at": harvested_at}
 
 
-def _common(body: dict[str, Any]) -> tuple[Any, int, dt.datetime]:
+def _common(body: dict[str, Any], harvested_at: str) -> tuple[Any, int, dt.datetime]:
     chat = body.get("chat")
     if not isinstance(chat, dict) or "id" not in chat:
         raise UpdateError("chat.id", "missing")
@@ -79,9 +119,13 @@ def _common(body: dict[str, Any]) -> tuple[Any, int, dt.datetime]:
     if isinstance(date, bool) or not isinstance(date, (int, float)):
         raise UpdateError("date", "missing or not a unix time")
     try:
-        return chat["id"], mid, dt.datetime.fromtimestamp(date, dt.UTC)
+        when = dt.datetime.fromtimestamp(date, dt.UTC)
     except (ValueError, OverflowError, OSError) as exc:
         raise UpdateError("date", f"not a representable unix time ({exc})") from None
+    why = impossible_time(when, harvested_at)
+    if why:
+        raise UpdateError("date", f"{date!r}: {why}")
+    return chat["id"], mid, when
 
 
 def _list(body: dict[str, Any], key: str) -> list[Any]:
@@ -118,11 +162,10 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
         body = update["message_reaction"]
         if not isinstance(body, dict):
             raise UpdateError("message_reaction", "not an object")
-        chat, mid, when = _common(body)
+        chat, mid, when = _common(body, harvested_at)
         actor = body.get("user") or body.get("actor_chat")
         user = hash_user(actor["id"], salt) if isinstance(actor, dict) and "id" in actor else None
-        old = [k for k in map(reaction_key, _list(body, "old_reaction")) if k]
-        new = [k for k in map(reaction_key, _list(body, "new_reaction")) if k]
+        old, new = _reactions(body, "old_reaction"), _reactions(body, "new_reaction")
         old_n, new_n = {norm_emoji(k) for k in old}, {norm_emoji(k) for k in new}
         changes = [("added", k) for k in new if norm_emoji(k) not in old_n]
         changes += [("removed", k) for k in old if norm_emoji(k) not in new_n]
@@ -133,13 +176,13 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
         body = update["message_reaction_count"]
         if not isinstance(body, dict):
             raise UpdateError("message_reaction_count", "not an object")
-        chat, mid, when = _common(body)
+        chat, mid, when = _common(body, harvested_at)
         totals: Counter[str] = Counter()
-        for r in _list(body, "reactions"):
+        for i, r in enumerate(_list(body, "reactions")):
             k = reaction_key(r.get("type")) if isinstance(r, dict) else None
             n = r.get("total_count") if isinstance(r, dict) else None
             if k is None or isinstance(n, bool) or not isinstance(n, int) or n < 0:
-                raise UpdateError("reactions", f"bad ReactionCount {r!r}")
+                raise UpdateError(f"reactions[{i}]", f"bad ReactionCount {_show(r)}")
             totals[norm_emoji(k)] += n
         if newest is not None:
             if uid <= newest.get((chat, mid), uid - 1):
@@ -201,8 +244,8 @@ def read_updates(data: bytes, where: str) -> list[tuple[str, Any]]:
             continue
         try:
             obj = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            out.append((f"{where}:{lineno}:<line>", ReadError.of(f"invalid JSON: {exc}", line)))
+        except orjson.JSONDecodeError:
+            out.append((f"{where}:{lineno}:<line>", ReadError.of(f"invalid JSON: {json_error(line)}", line)))
             continue
         if isinstance(obj, dict) and isinstance(obj.get("result"), list):
             out.extend((f"{where}:{lineno}:result[{i}]", u) for i, u in enumerate(obj["result"]))

@@ -26,6 +26,7 @@ import xxhash
 from filelock import FileLock
 
 from tracebridge.importers.config import ImportConfig
+from tracebridge.importers.jsonl import json_error
 from tracebridge.importers.openclaw.discover import Transcript, discover
 from tracebridge.importers.openclaw.mapping import RowError, SessionMapper
 from tracebridge.importers.openclaw.report import ImportReport
@@ -52,22 +53,6 @@ def scan_session_id(head: bytes) -> str | None:
         if isinstance(row, dict) and row.get("type") == "session" and isinstance(row.get("id"), str) and row["id"]:
             return row["id"]
     return None
-
-
-def json_error(raw: bytes) -> str:
-    """orjson's message for a bad line, without the newline confusing it; bytes that are not UTF-8
-    are located here (orjson puts every encoding error at line 1 column 1)."""
-    line = raw.rstrip(b"\r\n")
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return (f"not UTF-8: byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of the line "
-                "(latin-1 or binary data?)")
-    try:
-        orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        return str(exc)
-    return "invalid JSON"
 
 
 def read_session_id(fh: BufferedReader, name: str, scan_bytes: int, size: int) -> tuple[str, int]:

@@ -1,0 +1,156 @@
+"""The harvest's promise on messy input: every report reconciles (read = accepted + quarantined),
+and what it cannot use (unknown reaction shapes, a reused update id, an impossible date, bytes that
+are not UTF-8) is quarantined with its place and field, never dropped or kept silently."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.feedback.conftest import DATE, reaction
+from tracebridge.feedback.harvest import (
+    HarvestReport,
+    harvest_dumps,
+    harvest_openclaw,
+    harvest_updates,
+)
+from tracebridge.feedback.ledger import read_ledger
+
+SAID = "Telegram reaction added: 👍 by Ada (@ada) on msg {}"
+
+
+def _quarantined(cfg) -> list[dict]:
+    p = Path(cfg.quarantine)
+    return [orjson.loads(x) for x in p.read_bytes().splitlines()] if p.is_file() else []
+
+
+def _reconciles(rep: HarvestReport, cfg) -> None:
+    assert rep.read == rep.accepted + rep.quarantined, rep
+    assert len(_quarantined(cfg)) == rep.quarantined  # each one kept with its reason, once
+
+
+def _transcript(path: Path, *texts: str) -> Path:
+    """A transcript whose user messages are these texts (a header row first)."""
+    rows = [{"type": "session", "version": 3, "id": path.stem, "timestamp": "2026-01-01T00:00:00.000Z"}]
+    rows += [{"type": "message", "id": f"m{i}", "timestamp": "2026-01-01T00:00:01.000Z",
+              "message": {"role": "user", "content": t}} for i, t in enumerate(texts)]
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    return path
+
+
+def test_getupdates_harvest_reconciles(cfg, tmp_path):
+    folder, dump = tmp_path / "dir", tmp_path / "u.jsonl"
+    folder.mkdir()
+    dump.write_bytes(b"\n".join([orjson.dumps(reaction(1, 10, [], ["👍"])), b"{not json",
+                                 orjson.dumps({"update_id": 2, "message_reaction": {"chat": {}}}),
+                                 orjson.dumps(reaction(1, 10, [], ["🔥"])), orjson.dumps(reaction(3, 10, ["👍"], []))]))
+    rep = harvest_dumps(cfg, [folder, dump])
+    assert (rep.read, rep.accepted, rep.quarantined) == (6, 2, 4)
+    _reconciles(rep, cfg)
+
+
+def test_openclaw_harvest_reconciles_with_discovery_problems(cfg, tmp_path):
+    """A missing path, an unreadable ``sessions.json`` and an unreadable transcript were counted as
+    quarantined but not as read, so read != accepted + quarantined."""
+    src = tmp_path / "agents" / "main" / "sessions"
+    src.mkdir(parents=True)
+    _transcript(src / "a.jsonl", f"System: [2026-03-22 04:55:25 UTC] {SAID.format(1)}")
+    (src / "sessions.json").write_bytes(b"{broken")
+    os.symlink("loop.jsonl", src / "loop.jsonl")
+    rep = harvest_openclaw(cfg, [tmp_path, tmp_path / "missing"])
+    assert (rep.read, rep.accepted, rep.quarantined, rep.added) == (4, 1, 3, 1)
+    _reconciles(rep, cfg)
+    assert any(q["where"].endswith("missing: no such file or folder") for q in _quarantined(cfg))
+
+
+def test_webhook_harvest_reconciles(cfg):
+    rep = harvest_updates(cfg, [("webhook:1", reaction(1, 10, [], ["👍"])), ("webhook:2", "invalid JSON: x"),
+                                ("webhook:3", reaction(1, 10, [], ["❤"]))], "webhook", ["webhook"])
+    assert (rep.read, rep.accepted, rep.quarantined) == (3, 1, 2)
+    _reconciles(rep, cfg)
+
+
+def test_unknown_reaction_shapes_are_quarantined_with_the_field(cfg, tmp_path):
+    """``reaction_key`` returned None for these and the reaction was dropped with no count."""
+    ups = []
+    for uid, odd in enumerate(({"type": "emoji", "emoji": 5}, None, "👍", {"type": "story"}), 1):
+        u = reaction(uid, 10, [], ["❤"])
+        u["message_reaction"]["new_reaction"].append(odd)
+        ups.append(u)
+    dump = tmp_path / "u.json"
+    dump.write_bytes(orjson.dumps({"ok": True, "result": ups}))
+    rep = harvest_dumps(cfg, [dump])
+    assert (rep.read, rep.accepted, rep.quarantined, rep.added) == (4, 0, 4, 0)
+    assert rep.quarantine_samples == [
+        f"{dump}:result[0]:new_reaction[1]: unknown ReactionType {{\"type\":\"emoji\",\"emoji\":5}}",
+        f"{dump}:result[1]:new_reaction[1]: unknown ReactionType null",
+        f"{dump}:result[2]:new_reaction[1]: unknown ReactionType \"👍\"",
+        f"{dump}:result[3]:new_reaction[1]: unknown ReactionType {{\"type\":\"story\"}}"]
+
+
+def test_unknown_openclaw_reaction_lines_are_quarantined(cfg, tmp_path):
+    """A ``Telegram reaction`` system event of another shape gave no row and no count."""
+    t = _transcript(tmp_path / "s.jsonl", "System: [2026-03-22 04:55:25 UTC] Telegram reaction changed: 👍 on msg 4",
+                    f"System: [2026-03-22 04:55:25 UTC] {SAID.format(5)}")
+    rep = harvest_openclaw(cfg, [t])
+    assert (rep.read, rep.accepted, rep.quarantined, rep.added) == (2, 1, 1, 1)
+    assert rep.quarantine_samples[0].startswith(
+        f"{t}:2: message.content: system event 'Telegram reaction changed: 👍 on msg 4' is not ")
+
+
+def test_a_reused_update_id_is_a_conflict_and_the_first_is_kept(cfg, tmp_path):
+    """Two different updates with the same ``update_id`` were both kept."""
+    dump = tmp_path / "u.jsonl"
+    first, other = reaction(1, 10, [], ["👍"]), reaction(1, 10, [], ["🔥"])
+    dump.write_bytes(b"\n".join(orjson.dumps(u) for u in (first, other, first)))
+    rep = harvest_dumps(cfg, [dump])
+    assert (rep.read, rep.accepted, rep.quarantined, rep.added, rep.duplicates) == (3, 2, 1, 1, 1)
+    assert rep.quarantine_samples == [
+        f"{dump}:2:update_id: 1 is already the id of a different update ({dump}:1); the first is kept"]
+    assert [r.emoji for r in read_ledger(cfg.ledger).rows] == ["👍"]
+    # a later harvest: the ledger holds update 1, so a different one is a conflict, the same one a duplicate
+    dump.write_bytes(b"\n".join(orjson.dumps(u) for u in (reaction(1, 10, [], ["❤"]), first,
+                                                           {"update_id": 1, "message": {"text": "hi"}})))
+    rep = harvest_dumps(cfg, [dump])
+    assert (rep.read, rep.accepted, rep.quarantined, rep.added, rep.duplicates) == (3, 1, 2, 0, 1)
+    assert rep.quarantine_samples[0] == (f"{dump}:1:update_id: 1: the ledger already holds other reactions for "
+                                         "this id (an earlier harvest); the first is kept")
+    assert rep.quarantine_samples[1].startswith(f"{dump}:3:update_id: 1 is already the id of a different update")
+    assert [r.emoji for r in read_ledger(cfg.ledger).rows] == ["👍"]
+
+
+def test_impossible_reaction_dates_are_quarantined(cfg, tmp_path):
+    """``date: -1`` (1969) and other dates no reaction can have were accepted."""
+    future = int((dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).timestamp())
+    dates = (-1, 0, 1356998399, future, 1356998400, DATE)  # 2012-12-31T23:59:59Z, in 3 days; then good ones
+    ups = [reaction(i, 10 + i, [], ["👍"]) for i in range(len(dates))]
+    for u, d in zip(ups, dates):
+        u["message_reaction"]["date"] = d
+    dump = tmp_path / "u.json"
+    dump.write_bytes(orjson.dumps(ups))
+    rep = harvest_dumps(cfg, [dump])
+    assert (rep.read, rep.accepted, rep.quarantined, rep.added) == (6, 2, 4, 2)
+    assert rep.quarantine_samples[0] == (f"{dump}:result[0]:date: -1: 1969-12-31T23:59:59.000Z is before "
+                                         "Telegram existed (2013)")
+    assert rep.quarantine_samples[3].startswith(f"{dump}:result[3]:date: {future}: ") and "after the harvest" in \
+        rep.quarantine_samples[3]
+    t = _transcript(tmp_path / "s.jsonl", f"System: [2010-03-22 04:55:25 UTC] {SAID.format(1)}")
+    rep = harvest_openclaw(cfg, [t])
+    assert rep.quarantine_samples == [f"{t}:2: time: 2010-03-22T04:55:25.000Z is before Telegram existed (2013)"]
+
+
+@pytest.mark.parametrize("where", ["updates", "openclaw"])
+def test_bytes_that_are_not_utf8_are_located(cfg, tmp_path, where):
+    """The reason said ``line 1 column 1 (char 0)`` wherever the bad byte was."""
+    good = orjson.dumps(reaction(1, 10, [], ["👍"]))
+    bad = b'{"update_id": 2, "note": "caf\xe9", "Telegram reaction": 1}'
+    path = tmp_path / "u.jsonl"
+    path.write_bytes(good + b"\n" + bad + b"\n")
+    rep = harvest_dumps(cfg, [path]) if where == "updates" else harvest_openclaw(cfg, [path])
+    line = f"{path}:2:<line>" if where == "updates" else f"{path}:2"
+    why = "invalid JSON: not UTF-8: byte 0xe9 at byte 30 of the line (latin-1 or binary data?)"
+    assert rep.quarantine_samples == [f"{line}: {why}"]

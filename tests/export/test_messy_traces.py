@@ -16,8 +16,10 @@ import tracebridge.cli  # noqa: F401 - registers every command module
 from tests.conftest import record_sample_run
 from tracebridge.capture.reader import iter_lines
 from tracebridge.cli.app import app
+from tracebridge.curate.config import QUALITY_RULES
 from tracebridge.curate.redact import Redactor
 from tracebridge.curate.redact_files import redact_file
+from tracebridge.export import bundle
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.pipeline import export_traces
 from tracebridge.schema.validate import validate_root
@@ -171,3 +173,75 @@ def test_redact_file_keeps_bad_bytes_and_redacts_deep_json_as_text(tmp_path: Pat
     assert res.lines == 2 and res.changed_lines == 1 and sum(res.findings.values()) == 1
     assert b"jane.doe" not in out[0] and b"<EMAIL_1>" in out[0]
     assert out[1] == b'{"note": "caf\xff"}'  # not replaced by U+FFFD
+
+
+def test_a_complete_run_without_events_fails_validate_as_the_export_quarantines_it(tmp_path: Path) -> None:
+    root, run = _root(tmp_path)
+    (run / "events.jsonl").write_text("\n")  # complete (session.json written), but no event
+    rep = validate_root(root)
+    assert not rep.passed and rep.runs_complete == 2 and rep.runs_schema_valid == 1
+    assert f"{run}/events.jsonl:-: <file>: run has no events" in rep.problems
+    assert rep.failures() == ["schema-valid 50.00% < 100.0%"]
+    assert runner.invoke(app, ["validate", str(root)]).exit_code == 1
+    res = export_traces(root, tmp_path / "b", ExportConfig())
+    (q,) = _quarantine(res)
+    assert q["rules"] == ["no_events"]  # the same problem, under the rule it always had
+    assert q["reasons"] == [{"rule": "no_events", "where": f"{run.name}/events.jsonl:-:<file>",
+                             "message": "run has no events"}]
+
+
+def test_a_session_json_that_is_a_folder_is_not_a_file_not_missing(tmp_path: Path) -> None:
+    root, run = _root(tmp_path)
+    (run / "session.json").unlink()
+    (run / "session.json").mkdir()
+    rep = validate_root(root)
+    assert rep.runs_complete == 2 and rep.runs_schema_valid == 1 and not rep.passed
+    assert f"{run}/session.json:-: <file>: not a file (a folder)" in rep.problems
+    assert not any("missing" in p for p in rep.problems)
+    res = export_traces(root, tmp_path / "b", ExportConfig())
+    (q,) = _quarantine(res)
+    assert q["rules"] == ["bad_json"] and q["reasons"][0]["where"] == f"{run.name}/session.json:-:<file>"
+
+
+def test_build_error_is_listed_in_the_dataset_report_like_every_rule(tmp_path: Path) -> None:
+    root, run = _root(tmp_path)
+    _edit(run, "worker_tool_call", lambda ev: ev["payload"]["args"].update(deep=_deep(300)))
+    res = export_traces(root, tmp_path / "b", ExportConfig())
+    report = json.loads((res.path / "report.json").read_text())
+    assert report["quarantine"]["by_rule"] == {"build_error": 1}
+    assert "| build_error | 1 |" in (res.path / "report.md").read_text().splitlines()
+    runs = [json.loads(line) for line in (res.path / "runs.jsonl").read_text().splitlines()]
+    assert {"run_id": run.name, "status": "quarantined", "rules": ["build_error"]} in runs
+
+
+def test_every_quarantine_rule_is_documented() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for rule in (*QUALITY_RULES, "redaction_pass2", "unredacted", "build_error"):
+        assert f"`{rule}`" in readme, rule
+
+
+def test_plain_validate_output_escapes_terminal_control_codes(tmp_path: Path) -> None:
+    root, run = _root(tmp_path)
+    _edit(run, "planner_input", lambda ev: ev.update(event_type="\x1b[2J\x1b[H"))
+    _edit(run, "planner_output", lambda ev: ev["payload"].update({"\x1b]0;pwned\x07": 1}))
+    res = runner.invoke(app, ["validate", str(root)], color=True)  # color=True: click strips no ANSI
+    assert res.exit_code == 1
+    assert "\x1b" not in res.output and "\x07" not in res.output
+    assert "payload.\\x1b]0;pwned\\x07: unknown field (schema drift)" in res.output
+    assert "event_type=\\x1b[2J\\x1b[H" in res.output.replace("\n", "")  # the drift row of the table
+    out = runner.invoke(app, ["validate", str(root), "--json"]).stdout  # JSON escapes them: the exact key
+    assert "\x1b" not in out and "planner_output.payload.\x1b]0;pwned\x07" in json.loads(out)["drift"]
+
+
+def test_a_damaged_bundle_with_the_same_id_is_replaced_by_the_fresh_one(tmp_path: Path) -> None:
+    root, _ = _root(tmp_path)
+    first = export_traces(root, tmp_path / "b", ExportConfig())
+    view = next((first.path / "views").rglob("*.jsonl"))
+    good = view.read_bytes()
+    view.write_bytes(good[:-10])
+    (first.path / "views" / "stray.jsonl").write_text("{}\n")
+    res = runner.invoke(app, ["export", str(root), "--out", str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    assert bundle.verify_bundle(first.path).bundle_id == first.manifest.bundle_id
+    assert view.read_bytes() == good and not (first.path / "views" / "stray.jsonl").exists()
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [first.path.name]  # no temp folder left

@@ -42,10 +42,11 @@ class RunDir:
 
     @property
     def complete(self) -> bool:
-        """A run is complete once its session.json exists (in a folder that cannot be searched it
-        counts as there: reading it then reports why, where raising here would stop the whole root)."""
+        """A run is complete once its session.json exists. One that is not a file (a folder), or in a
+        folder that cannot be searched, counts as there: reading it then reports why, where calling the
+        run incomplete would say "missing" and raising here would stop the whole root."""
         try:
-            return self.session_path.is_file()
+            return self.session_path.exists()
         except OSError:
             return True
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tracebridge.cli.app import app, config_app, fail, print_json, schema_app
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: what a terminal acts on
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters written as ``\\xNN`` escapes. Problems quote field names,
+    event types and run ids from the traces: a hostile trace must not clear, retitle or rewrite the
+    terminal of whoever validates it (``--json`` output escapes them already)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @app.command()
@@ -25,6 +35,7 @@ def validate(
 ) -> None:
     """Check schema, drift and lineage of every run; exit 1 below thresholds."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from tracebridge.schema.validate import Thresholds, validate_root
@@ -38,7 +49,7 @@ def validate(
         print_json(rep.to_dict())
     else:
         con = Console()
-        t = Table(title=f"tracebridge validate {path}", show_header=False)
+        t = Table(title=escape(printable(f"tracebridge validate {path}")), show_header=False)
         for k, v in [
             ("runs total / complete / incomplete (abandoned)",
              f"{rep.runs_total} / {rep.runs_complete} / {rep.runs_incomplete} ({rep.runs_abandoned})"),
@@ -47,10 +58,10 @@ def validate(
             ("torn tail lines", str(rep.torn_tails)),
             ("schema drift", ", ".join(f"{k}×{n}" for k, n in rep.drift.most_common(8)) or "none"),
         ]:
-            t.add_row(k, v)
+            t.add_row(k, escape(printable(v)))  # drift keys come from the traces: no markup either
         con.print(t)
         for p in rep.problems:  # plain, unwrapped: users grep these file:line locations
-            typer.echo(p)
+            typer.echo(printable(p))
         if rep.problems_total > len(rep.problems):
             con.print(f"... and {rep.problems_total - len(rep.problems)} more problems")
         con.print("[green]PASS[/]" if rep.passed else f"[red]FAIL[/]: {'; '.join(rep.failures())}")

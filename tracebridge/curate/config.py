@@ -75,7 +75,8 @@ class QualityConfig:
     """Quality rules; a run that breaks one is quarantined with its reasons."""
 
     allow: list[str] = field(default_factory=list, metadata={
-        "help": f"Rules reported but not quarantined, from {', '.join(QUALITY_RULES)}."})
+        "help": f"Rules reported but not quarantined, from {', '.join(QUALITY_RULES)} (unredacted, "
+                "redaction_pass2 and build_error always quarantine)."})
     open_ended_sources: list[str] = field(default_factory=lambda: ["openclaw"], metadata={
         "help": "session.json source.kind values whose runs record no episode_end (an OpenClaw session "
                 "has no end its transcript records): for these, a written session.json is complete."})

@@ -1,8 +1,8 @@
 """Quality rules of a run, on top of ``tracebridge.schema.validate.check_run``.
 
 ``check_run`` already finds bad JSON, torn tails, schema errors and drift, broken lineage,
-duplicate ids, out-of-order timestamps and missing ``session.json``; ``run_reasons`` maps its
-problems onto named rules and adds what it does not check: empty payloads, runs without events
+duplicate ids, out-of-order timestamps, missing ``session.json`` and runs without events;
+``run_reasons`` maps its problems onto named rules and adds what it does not check: empty payloads
 and runs that never reached ``episode_end``. A run with any reason not in ``quality.allow`` is
 quarantined with its reasons (``Reason``: rule, ``file:line:field``, message).
 
@@ -50,6 +50,8 @@ def problem_rule(p: Problem) -> str:
         return "non_monotonic_timestamp"
     if p.kind == "incomplete":
         return "incomplete_run"
+    if p.kind == "empty":
+        return "no_events"
     if p.kind == "lineage":
         return "duplicate_id" if "duplicate id" in p.message else "broken_lineage"
     return "missing_key" if p.message.lower().startswith("field required") else "schema_invalid"
@@ -63,7 +65,8 @@ def _where(run_dir: Path, file: str, line: int | None, fld: str) -> str:
 
 def extra_reasons(run_dir: Path, events: Iterable[tuple[int, dict[str, Any]]], n_events: int,
                   complete: bool, open_ended: bool = False) -> list[Reason]:
-    """Rules ``check_run`` does not cover: empty payloads, no events, no ``episode_end``.
+    """Rules ``check_run`` does not cover: empty payloads, no ``episode_end`` (no events is its
+    problem, so ``validate`` and the export agree).
 
     Args:
         run_dir: the run directory (for locations).
@@ -86,9 +89,7 @@ def extra_reasons(run_dir: Path, events: Iterable[tuple[int, dict[str, Any]]], n
             if key in payload and payload[key] in ("", [], {}, None):
                 out.append(Reason("empty_payload", _where(run_dir, "events.jsonl", lineno, f"payload.{key}"),
                                   f"{et}.{key} is empty"))
-    if n_events == 0:
-        out.append(Reason("no_events", _where(run_dir, "events.jsonl", None, "<file>"), "run has no events"))
-    elif complete and not ended and not open_ended:
+    if n_events and complete and not ended and not open_ended:
         out.append(Reason("incomplete_run", _where(run_dir, "events.jsonl", None, "episode_end"),
                           "run never reached episode_end"))
     return out

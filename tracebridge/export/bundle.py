@@ -25,6 +25,7 @@ folder and renames it to ``<out>/<bundle_id>`` at the end, so a reader never see
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -36,6 +37,7 @@ import orjson
 
 from tracebridge.capture.writer import write_atomic
 
+log = logging.getLogger(__name__)
 BUNDLE_FORMAT = "tracebridge-bundle/1"
 MANIFEST = "manifest.json"
 
@@ -171,7 +173,8 @@ class BundleWriter:
 
         Returns:
             The bundle folder and its manifest. When a bundle with the same id exists already, it
-            is kept (same content by construction) and the new copy is discarded.
+            is kept (same content by construction) and the new copy is discarded, unless it no
+            longer verifies (damaged since it was written): then the new copy replaces it.
         """
         files = self.close_rows()
         bundle_id = compute_bundle_id([f.sha256 for f in files])
@@ -179,12 +182,27 @@ class BundleWriter:
         write_atomic(self.tmp / MANIFEST, orjson.dumps(man, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         final = self.out_dir / bundle_id
         if (final / MANIFEST).is_file():
+            try:
+                kept = verify_bundle(final)
+            except BundleError as exc:  # damaged since it was written: the fresh copy takes its place
+                log.warning("%s: replacing a damaged copy of this bundle with the fresh one (%s)", final, exc)
+                verify_bundle(self.tmp, rehash=False)  # hashed as written; checks sizes and the file list
+                self._swap_in(final)
+                return final, Manifest(bundle_id, files, man)
             shutil.rmtree(self.tmp, ignore_errors=True)
-            return final, verify_bundle(final)
+            return final, kept
         if final.exists():  # a half-written leftover without manifest: never trusted, replace it
             shutil.rmtree(final)
         os.replace(self.tmp, final)
         return final, Manifest(bundle_id, files, man)
+
+    def _swap_in(self, final: Path) -> None:
+        """Put the temp folder where the folder ``final`` is, then delete the old one: the old one is
+        moved aside first, which leaves a moment with no folder there, never one with a mix of both."""
+        old = self.tmp.with_name(self.tmp.name + ".old")  # tmp's name is unique in out_dir
+        os.replace(final, old)
+        os.replace(self.tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
         """Drop the temp folder (on errors)."""

@@ -38,7 +38,7 @@ class Problem:
     line: int | None
     field: str
     message: str
-    kind: str  # json | torn | schema | drift | lineage | order | incomplete
+    kind: str  # json | torn | schema | drift | lineage | order | incomplete | empty
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line if self.line is not None else '-'}: {self.field}: {self.message}"
@@ -60,9 +60,10 @@ class RunCheck:
 
     @property
     def schema_valid(self) -> bool:
-        """Session and every event (a torn tail aside) match the schema."""
+        """Session and every event (a torn tail aside) match the schema, and there is at least one
+        event (the export quarantines a run without events as ``no_events``)."""
         return (self.complete and self.session_valid and self.events_file_ok and self.bad_lines == 0
-                and self.schema_valid_events == self.events)
+                and self.schema_valid_events == self.events and self.events > 0)
 
     @property
     def lineage_valid(self) -> bool:
@@ -106,7 +107,8 @@ def _check_session(run: RunDir, chk: RunCheck, out: dict[str, Any] | None = None
     try:
         data = run.read_session()
     except (OSError, ValueError) as exc:
-        chk.problems.append(Problem(path, None, "<file>", f"unreadable: {exc}", "json"))
+        msg = "not a file (a folder)" if isinstance(exc, IsADirectoryError) else f"unreadable: {exc}"
+        chk.problems.append(Problem(path, None, "<file>", msg, "json"))
         return
     if out is not None and isinstance(data, dict):
         out.update(data)
@@ -275,6 +277,8 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
                                             f"{ts} is earlier than the previous event ({last_ts})", "order"))
             last_ts = max(last_ts, ts)
     lineage.finish()
+    if chk.events == 0:  # last, where the export's quality rules have always listed it (rule no_events)
+        chk.problems.append(Problem(path, None, "<file>", "run has no events", "empty"))
     return chk
 
 

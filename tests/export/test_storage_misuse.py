@@ -193,3 +193,17 @@ def test_submit_checks_a_remote_bundle_manifest_without_downloading_files(bundle
     s3.put_object(Bucket=s3_env, Key="odd/manifest.json", Body=b'{"bundle_id": "x", "files": []}')
     with pytest.raises(BundleError, match="odd/manifest.json:bundle_id: missing or not a sha256"):
         check_bundle(f"s3://{s3_env}/odd")
+
+
+def test_fetch_over_a_damaged_local_copy_fetches_it_again(bundle: ExportResult, tmp_path: Path) -> None:
+    uri = f"file://{tmp_path}/store"
+    bid = push_bundle(bundle.path, uri)["bundle_id"]
+    local, _ = fetch_bundle(uri, tmp_path / "pulled")
+    view = next((local / "views").rglob("*.jsonl"))
+    good = view.read_bytes()
+    view.write_bytes(good[:-7])  # damaged since it was fetched
+    (local / "views" / "stray.jsonl").write_text("{}\n")
+    again, man = fetch_bundle(uri, tmp_path / "pulled")
+    assert again == local and man.bundle_id == bid
+    assert view.read_bytes() == good and not (local / "views" / "stray.jsonl").exists()
+    assert [p.name for p in (tmp_path / "pulled").iterdir()] == [bid]  # no temp or old folder left

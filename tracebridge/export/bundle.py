@@ -124,6 +124,16 @@ class _HashingFile:
         self.fh.close()
 
 
+def replace_dir(src: Path, dst: Path) -> None:
+    """Put the folder ``src`` where the folder ``dst`` is (a damaged copy), then delete the old one.
+    The old one is moved aside first (``src``'s name is unique in its folder): a reader may find no
+    folder there for a moment, never one with a mix of both."""
+    old = src.with_name(src.name + ".old")
+    os.replace(dst, old)
+    os.replace(src, dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 class BundleWriter:
     """Writes one bundle: rows and files into a temp folder, then ``finish`` publishes it.
 
@@ -187,7 +197,7 @@ class BundleWriter:
             except BundleError as exc:  # damaged since it was written: the fresh copy takes its place
                 log.warning("%s: replacing a damaged copy of this bundle with the fresh one (%s)", final, exc)
                 verify_bundle(self.tmp, rehash=False)  # hashed as written; checks sizes and the file list
-                self._swap_in(final)
+                replace_dir(self.tmp, final)
                 return final, Manifest(bundle_id, files, man)
             shutil.rmtree(self.tmp, ignore_errors=True)
             return final, kept
@@ -195,14 +205,6 @@ class BundleWriter:
             shutil.rmtree(final)
         os.replace(self.tmp, final)
         return final, Manifest(bundle_id, files, man)
-
-    def _swap_in(self, final: Path) -> None:
-        """Put the temp folder where the folder ``final`` is, then delete the old one: the old one is
-        moved aside first, which leaves a moment with no folder there, never one with a mix of both."""
-        old = self.tmp.with_name(self.tmp.name + ".old")  # tmp's name is unique in out_dir
-        os.replace(final, old)
-        os.replace(self.tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
         """Drop the temp folder (on errors)."""

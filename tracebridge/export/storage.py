@@ -37,6 +37,7 @@ from tracebridge.export.bundle import (
     BundleError,
     Manifest,
     parse_manifest,
+    replace_dir,
     sha256_file,
     verify_bundle,
 )
@@ -311,6 +312,15 @@ def _resolve_remote(fs: Any, base: str, uri: str) -> str:
     raise StorageError(f"{uri}: no published bundle (no {MANIFEST}, no {LATEST}); readers trust only manifests")
 
 
+def _verified_or_none(path: Path) -> Manifest | None:
+    """The manifest of the bundle folder ``path`` when it verifies; None when it does not (a
+    leftover without manifest, or files changed since they were written)."""
+    try:
+        return verify_bundle(path)
+    except (BundleError, OSError):
+        return None
+
+
 def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig | None = None
                  ) -> tuple[Path, Manifest]:
     """Download a published bundle into ``out_dir/<bundle_id>`` and verify every file.
@@ -341,7 +351,10 @@ def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig |
         raise StorageError(f"{out}: cannot hold the fetched bundle: {exc}") from exc
     final = out / man.bundle_id
     if (final / MANIFEST).is_file():
-        return final, verify_bundle(final)
+        try:
+            return final, verify_bundle(final)
+        except BundleError as exc:  # damaged since it was fetched: fetched again and swapped in below
+            log.warning("%s: the local copy no longer verifies (%s); fetching it again", final, exc)
     tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=out))
     try:
         for f in man.files:
@@ -356,12 +369,14 @@ def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig |
         (tmp / MANIFEST).write_bytes(raw)  # the manifest the files were checked against, not a second read
         verified = verify_bundle(tmp, rehash=False)  # each file's sha256 was checked above, as it arrived
         final = out / verified.bundle_id
-        if (final / MANIFEST).is_file():
-            shutil.rmtree(tmp, ignore_errors=True)
-            return final, verify_bundle(final)
-        if final.exists():  # a leftover without manifest is never trusted
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        if final.exists():  # a leftover without manifest, a damaged copy, or one another fetch just wrote
+            kept = _verified_or_none(final)
+            if kept is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return final, kept
+            replace_dir(tmp, final)
+        else:
+            os.replace(tmp, final)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise StorageError(f"fetch from {uri} failed: {exc}") from exc

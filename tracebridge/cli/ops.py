@@ -20,6 +20,8 @@ app.add_typer(ops_app, name="ops")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
 Overrides = Annotated[list[str] | None, typer.Argument(help="key.sub=value config overrides.")]
 OPS_CONFIG = Path("configs/ops/shadow.yaml")
+GATE_CONFIG = Path("configs/gates/default.yaml")
+CANARY_CONFIG = Path("configs/ops/canary.yaml")
 
 
 def _ops_config(path: Path | None, overrides: list[str] | None = None) -> Any:
@@ -54,13 +56,24 @@ def _mark(status: str | bool) -> str:
 # --------------------------------------------------------------------------- canary gates
 
 
+def _since(since: str) -> str:
+    """``--since`` as the schema's UTC timestamp, which run start times are compared with as text."""
+    from tracebridge.schema.canonical import format_ts
+
+    try:
+        t = dt.datetime.fromisoformat(since)
+    except ValueError as exc:
+        fail(f"--since {since}: not an ISO timestamp ({exc}); e.g. 2026-03-01T00:00:00Z")
+    return format_ts(t if t.tzinfo else t.replace(tzinfo=dt.UTC))
+
+
 @app.command()
 def gate(
     traces: Annotated[Path | None, typer.Option(help="Trace root of the canary period (arms from labels).")] = None,
     samples: Annotated[Path | None, typer.Option(help="JSONL of per-session samples instead of traces.")] = None,
-    config: Annotated[Path, typer.Option(help="Gate config (configs/gates/*.yaml).")] = Path("configs/gates/default.yaml"),
+    config: Annotated[Path, typer.Option(help="Gate config (configs/gates/*.yaml).")] = GATE_CONFIG,
     overrides: Overrides = None,
-    since: Annotated[str | None, typer.Option(help="Only runs started at/after this UTC timestamp.")] = None,
+    since: Annotated[str | None, typer.Option(help="--traces only: runs started at/after this ISO timestamp (UTC if no offset).")] = None,
     baseline_policy: Annotated[str | None, typer.Option(help="Policy id of the baseline (default: from labels).")] = None,
     candidate_policy: Annotated[str | None, typer.Option(help="Policy id of the candidate (default: from labels).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the gate report here (input of promote --report).")] = None,
@@ -74,14 +87,21 @@ def gate(
 
     if (traces is None) == (samples is None):
         fail("give exactly one of --traces ROOT or --samples FILE")
-    src = traces if traces is not None else samples
-    if not src.exists():  # type: ignore[union-attr]
-        fail(f"{src}: no such file or folder")
-    try:
-        cfg = load_config(GateConfig, config if config.exists() else None, overrides or [])
+    if traces is not None and not traces.is_dir():
+        fail(f"--traces {traces}: no such trace root (a folder of runs)")
+    if samples is not None and not samples.is_file():
+        fail(f"--samples {samples}: no such file (JSONL of per-session samples)")
+    if samples is not None and since is not None:
+        fail("--since filters runs by their start time: it applies to --traces only")
+    if out is not None and out.is_dir():
+        fail(f"--out {out}: is a folder; give the report's file name (e.g. {out / 'gate.json'})")
+    since_ts = _since(since) if since is not None else None
+    try:  # only the default file may be absent (schema defaults); a named one that is missing is a typo
+        cfg = load_config(GateConfig, None if config == GATE_CONFIG and not config.exists() else config,
+                          overrides or [])
     except ConfigError as exc:
         fail(str(exc))
-    ss = collect_from_traces(traces, since) if traces is not None else load_samples_file(samples)  # type: ignore[arg-type]
+    ss = collect_from_traces(traces, since_ts) if traces is not None else load_samples_file(samples)  # type: ignore[arg-type]
     policies = ss.policies()
     policies.update({k: v for k, v in (("baseline", baseline_policy), ("candidate", candidate_policy)) if v})
     rep = evaluate_gates(ss, cfg, policies)
@@ -181,17 +201,24 @@ def policy(
     try:
         hist = read_history(st)
     except PromotionError as exc:
+        if json_out:
+            print_json({"active": None, "records": None, "problems": [str(exc)], "ok": False})
         fail(str(exc), 1)
     problems = verify_history(hist)
-    active = active_record(st)
-    if hist and active != hist[-1]:
+    try:
+        active = active_record(st)
+    except PromotionError as exc:
+        active = None
+        problems.append(f"{exc} (repaired from the history by the next change)")
+    if hist and active is not None and active != hist[-1]:
         problems.append(f"{st.active_path}: differs from the last history record (repaired by the next change)")
     if json_out:
         print_json({"active": active, "records": len(hist), "problems": problems, "ok": not problems})
     else:
-        typer.echo(f"active: {active['active_policy'] if active else 'none'}; {len(hist)} records")
-        for h in hist[-10:]:
-            typer.echo(f"  {h['seq']:>4} {h['at']} {h['action']:<8} {h['previous_policy']} -> {h['active_policy']}")
+        typer.echo(f"active: {active.get('active_policy') if active else 'none'}; {len(hist)} records")
+        for h in hist[-10:]:  # .get: a damaged record is listed as a problem below, not a crash here
+            typer.echo(f"  {h.get('seq')!s:>4} {h.get('at')} {h.get('action')!s:<8} "
+                       f"{h.get('previous_policy')} -> {h.get('active_policy')}")
         for p in problems:
             typer.echo(f"problem: {p}")
     raise typer.Exit(1 if problems else 0)
@@ -213,13 +240,19 @@ def review(
 
     cfg = _ops_config(config, [f"review.days={days}"] if days is not None else [])
     root = artifacts or Path(cfg.artifacts_dir)
+    if root.exists() and not root.is_dir():
+        fail(f"{root}: not a folder (artifacts_dir / --artifacts: the shadow cycles' artifact folder)")
     end = None
     if now:
         try:
             end = dt.datetime.fromisoformat(now.replace("Z", "+00:00"))
-        except ValueError:
-            fail(f"--now {now}: not an ISO timestamp")
+        except ValueError as exc:
+            fail(f"--now {now}: not an ISO timestamp ({exc}); e.g. 2026-03-04T08:00:00Z")
         end = end if end.tzinfo else end.replace(tzinfo=dt.UTC)  # type: ignore[union-attr]
+        try:
+            end - dt.timedelta(days=cfg.review.days)  # type: ignore[operator]
+        except OverflowError:
+            fail(f"--now {now}: too early for a {cfg.review.days}-day window (it would start before year 1)")
     rep = do_review(root, cfg.review, end)
     if json_out:
         print_json(rep.to_dict())
@@ -255,6 +288,8 @@ def shadow_cycle(
         man = run_cycle(cfg, STEPS, cli)
     except CycleLocked as exc:
         fail(str(exc), 3)
+    except ValueError as exc:  # a setup error found before anything is written
+        fail(f"{config}: {exc}", 2)
     if json_out:
         print_json({k: man[k] for k in ("cycle_id", "path", "status", "uplift", "integrity", "feedback")}
                    | {"steps": {n: {k: r[k] for k in ("status", "reason", "duration_s")} for n, r in man["steps"].items()}})
@@ -271,7 +306,7 @@ def shadow_cycle(
 def canary_status(
     traces: Annotated[Path | None, typer.Option(help="Trace root: sessions per arm and fallbacks.")] = None,
     session: Annotated[list[str] | None, typer.Option(help="Session id(s): which arm each one gets.")] = None,
-    config: Annotated[Path | None, typer.Option(help="Ops config with the canary block.")] = Path("configs/ops/canary.yaml"),
+    config: Annotated[Path | None, typer.Option(help="Ops config with the canary block.")] = CANARY_CONFIG,
     overrides: Overrides = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -279,14 +314,14 @@ def canary_status(
     from tracebridge.ops.canary import in_slice, slice_bucket
     from tracebridge.ops.samples import collect_from_traces
 
-    cfg = _ops_config(config if config and config.exists() else None, overrides).canary
+    cfg = _ops_config(None if config == CANARY_CONFIG and not config.exists() else config, overrides).canary
     out: dict[str, Any] = {"fraction": cfg.fraction, "salt": cfg.salt, "sessions": {}}
     for sid in session or []:
         out["sessions"][sid] = {"arm": "candidate" if in_slice(sid, cfg.fraction, cfg.salt) else "baseline",
                                 "bucket": round(slice_bucket(sid, cfg.salt), 6)}
     if traces is not None:
-        if not traces.exists():
-            fail(f"{traces}: no such trace root")
+        if not traces.is_dir():
+            fail(f"--traces {traces}: no such trace root (a folder of runs)")
         ss = collect_from_traces(traces)
         cand = ss.by_arm["candidate"]
         fb = sum(1 for s in cand if s.fallbacks)

@@ -85,21 +85,22 @@ def monthly_review(
     """Reaction distribution drift, unmapped emojis and proposed mapping changes for a month."""
     import orjson
 
+    from tracebridge.capture.writer import write_atomic
     from tracebridge.ops.monthly import monthly_review as do_review
     from tracebridge.ops.monthly import to_markdown
 
     cfg = _ops_config(config, overrides).monthly
-    m = month or _last_month()
+    if out is not None and out.exists() and not out.is_dir():
+        fail(f"--out {out}: not a folder")
     try:
-        dt.datetime.strptime(m, "%Y-%m")
-        rep = do_review(cfg.ledger, cfg.mapping, m, cfg.min_count, cfg.drift_alpha)
+        rep = do_review(cfg.ledger, cfg.mapping, month or _last_month(), cfg.min_count, cfg.drift_alpha)
     except ValueError as exc:
         fail(str(exc))
-    md = to_markdown(rep)
-    if out is not None:
+    md, m = to_markdown(rep), rep["month"]
+    if out is not None:  # atomic: a crash never leaves a half report beside a whole one
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"monthly-{m}.json").write_bytes(orjson.dumps(rep, option=orjson.OPT_INDENT_2))
-        (out / f"monthly-{m}.md").write_text(md)
+        write_atomic(out / f"monthly-{m}.json", orjson.dumps(rep, option=orjson.OPT_INDENT_2))
+        write_atomic(out / f"monthly-{m}.md", md.encode())
     if json_out:
         print_json(rep)
     else:
@@ -119,7 +120,10 @@ def weekly(
 
     cfg = _ops_config(config, overrides).weekly
     exe = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
-    man = run_weekly(cfg, Path(cfg.artifacts_dir), exe, dry_run=dry_run)
+    try:
+        man = run_weekly(cfg, Path(cfg.artifacts_dir), exe, dry_run=dry_run)
+    except ValueError as exc:  # a wrong path, found before anything ran
+        fail(f"{config}: {exc}", 2)
     if json_out:
         print_json(man)
     else:

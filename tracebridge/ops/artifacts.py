@@ -107,6 +107,9 @@ def verify_bundle(bundle: Path) -> list[str]:
         man = orjson.loads(mp.read_bytes())
     except orjson.JSONDecodeError as exc:
         return [f"{mp}: invalid JSON: {exc}"]
+    shape = manifest_shape_problems(man)
+    if shape:
+        return [f"{mp}{p}" for p in shape]
     problems = [f"{mp}:{k}: missing" for k in MANIFEST_KEYS if k not in man]
     for f in man.get("files", []):
         p = bundle / f["path"]
@@ -117,6 +120,30 @@ def verify_bundle(bundle: Path) -> list[str]:
         elif sha256_file(p) != f["sha256"]:
             problems.append(f"{p}: sha256 differs from the manifest (changed after the cycle)")
     return problems
+
+
+_BLOCKS = ("config", "inputs", "steps", "uplift", "integrity", "feedback", "chunk_policy")
+
+
+def manifest_shape_problems(man: Any) -> list[str]:
+    """Problems (``:key: why``) of a manifest whose structure the review cannot read: not an object,
+    a block that is not an object, a step or file entry that is not one, a non-integer count."""
+    if not isinstance(man, dict):
+        return [f": not a JSON object but {type(man).__name__}"]
+    out = [f":{k}: {type(man[k]).__name__}, expected an object" for k in _BLOCKS
+           if man.get(k) is not None and not isinstance(man[k], dict)]
+    steps = man.get("steps") if isinstance(man.get("steps"), dict) else {}
+    out += [f":steps.{n}: {type(v).__name__}, expected an object" for n, v in steps.items() if not isinstance(v, dict)]
+    files = man.get("files", [])
+    if not isinstance(files, list):
+        out.append(f":files: {type(files).__name__}, expected a list")
+    else:
+        out += [f":files[{i}]: expected {{path, sha256}} strings" for i, f in enumerate(files)
+                if not (isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("sha256"), str))]
+    cp = man.get("chunk_policy") if isinstance(man.get("chunk_policy"), dict) else {}
+    out += [f":chunk_policy.{k}: {cp[k]!r}, expected an integer" for k in ("batches", "violations")
+            if cp.get(k) is not None and (not isinstance(cp[k], int) or isinstance(cp[k], bool))]
+    return out
 
 
 def list_cycles(artifacts_dir: str | Path) -> list[tuple[dt.datetime, Path]]:
@@ -133,11 +160,13 @@ def list_cycles(artifacts_dir: str | Path) -> list[tuple[dt.datetime, Path]]:
 
 
 def read_manifest(bundle: Path) -> dict[str, Any] | None:
-    """The bundle's ``manifest.json``, or None when it is missing or not valid JSON."""
+    """The bundle's ``manifest.json``, or None when it is missing, not valid JSON or not shaped like
+    a manifest (``verify_bundle`` says which)."""
     try:
-        return orjson.loads((bundle / MANIFEST).read_bytes())
+        man = orjson.loads((bundle / MANIFEST).read_bytes())
     except (OSError, orjson.JSONDecodeError):
         return None
+    return None if manifest_shape_problems(man) else man
 
 
 def git_sha(cwd: str | Path | None = None) -> str | None:

@@ -10,9 +10,15 @@ file; each YAML fills in the blocks its command uses and leaves the rest at thei
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from tracebridge.ops.shadow_config import ShadowConfig
+
+
+def _finite_nonneg(v: float) -> bool:
+    """A threshold a comparison can use: NaN compares False both ways, so a NaN limit passes everything."""
+    return math.isfinite(v) and v >= 0
 
 
 @dataclass
@@ -86,11 +92,11 @@ class GateConfig:
             p.append(f"n_boot={self.n_boot}: use >= 100 resamples")
         for k in ("max_token_increase", "max_cost_increase", "max_p50_increase", "max_p95_increase",
                   "max_usd_per_session", "max_p95_ms"):
-            if getattr(self, k) < 0:
-                p.append(f"{k}={getattr(self, k)}: must be >= 0")
+            if not _finite_nonneg(getattr(self, k)):
+                p.append(f"{k}={getattr(self, k)}: must be a finite number >= 0")
         for k in ("success", "verifier_accuracy", "reaction_score"):
-            if getattr(self, k).max_drop < 0:
-                p.append(f"{k}.max_drop={getattr(self, k).max_drop}: must be >= 0")
+            if not _finite_nonneg(getattr(self, k).max_drop):
+                p.append(f"{k}.max_drop={getattr(self, k).max_drop}: must be a finite number >= 0")
         for k in ("max_error_increase", "max_tool_error_increase", "max_risk_flag_increase",
                   "max_fallback_increase"):
             if not 0 <= getattr(self.safety, k) <= 1:
@@ -129,11 +135,14 @@ class CanaryConfig:
         elif self.fraction > self.max_fraction:
             p.append(f"canary.fraction={self.fraction}: above canary.max_fraction={self.max_fraction} (the canary "
                      f"is a small traffic slice); lower canary.fraction, or raise canary.max_fraction deliberately")
-        if self.timeout_s <= 0:
-            p.append(f"canary.timeout_s={self.timeout_s}: must be > 0")
+        if not (_finite_nonneg(self.timeout_s) and self.timeout_s > 0):  # inf would let a hung candidate hang the agent
+            p.append(f"canary.timeout_s={self.timeout_s}: must be a finite number > 0")
         if self.max_workers < 1:
             p.append(f"canary.max_workers={self.max_workers}: must be >= 1")
         return p
+
+
+MAX_REVIEW_DAYS = 3660  # ten years: beyond that a window start overflows or the review is a typo
 
 
 @dataclass
@@ -153,8 +162,14 @@ class ReviewConfig:
         p = []
         if self.days < 1 or self.min_cycles < 1:
             p.append(f"review.days={self.days}, review.min_cycles={self.min_cycles}: must be >= 1")
+        if self.days > MAX_REVIEW_DAYS:
+            p.append(f"review.days={self.days}: at most {MAX_REVIEW_DAYS} (the review reads one slice per day)")
         if not 0 <= self.stability <= 1:
             p.append(f"review.stability={self.stability}: must be in [0, 1]")
+        if not math.isfinite(self.min_uplift):
+            p.append(f"review.min_uplift={self.min_uplift}: must be a finite number (NaN would pass any uplift)")
+        if not _finite_nonneg(self.integrity_tolerance):
+            p.append(f"review.integrity_tolerance={self.integrity_tolerance}: must be a finite number >= 0")
         return p
 
 
@@ -194,10 +209,10 @@ class WeeklyConfig:
     def problems(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
         p = []
-        if self.days < 1:
-            p.append(f"weekly.days={self.days}: must be >= 1")
-        if self.max_hours <= 0 or self.max_usd <= 0:
-            p.append(f"weekly.max_hours={self.max_hours}, weekly.max_usd={self.max_usd}: budgets must be > 0")
+        if not 1 <= self.days <= MAX_REVIEW_DAYS:
+            p.append(f"weekly.days={self.days}: must be in [1, {MAX_REVIEW_DAYS}]")
+        if not all(_finite_nonneg(b) and b > 0 for b in (self.max_hours, self.max_usd)):  # NaN is no budget
+            p.append(f"weekly.max_hours={self.max_hours}, weekly.max_usd={self.max_usd}: budgets must be finite and > 0")
         return p
 
 
@@ -212,7 +227,10 @@ class MonthlyConfig:
 
     def problems(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
-        return [f"monthly.min_count={self.min_count}: must be >= 1"] if self.min_count < 1 else []
+        p = [f"monthly.min_count={self.min_count}: must be >= 1"] if self.min_count < 1 else []
+        if not 0 < self.drift_alpha < 1:  # NaN too: it would never flag a drift
+            p.append(f"monthly.drift_alpha={self.drift_alpha}: must be in (0, 1); typical 0.05")
+        return p
 
 
 @dataclass
@@ -254,6 +272,8 @@ class Phase2Config:
                 p.append(f"phase2.policies[{x.name}].variant={x.variant}: use baseline or optimized")
         if not self.seeds:
             p.append("phase2.seeds=[]: give at least one seed")
+        if self.n_boot < 100:  # checked now: the bootstrap runs only after every policy has trained
+            p.append(f"phase2.n_boot={self.n_boot}: use >= 100 resamples")
         return p
 
 

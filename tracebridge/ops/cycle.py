@@ -79,6 +79,18 @@ class Ctx:
         return self.work / "traces"
 
 
+def check_setup(cfg: OpsConfig, steps: list[Step]) -> None:
+    """Raise ValueError for a setup that would only fail once the cycle holds the lock: a work or
+    artifacts path that is a file, or a ``shadow.skip`` name that is no step (a typo there would
+    silently run the step it meant to skip)."""
+    for key, p in (("shadow.work_dir", cfg.shadow.work_dir), ("artifacts_dir", cfg.artifacts_dir)):
+        if Path(p).exists() and not Path(p).is_dir():
+            raise ValueError(f"{key}={p}: not a folder")
+    unknown = sorted(set(cfg.shadow.skip) - {s.name for s in steps})
+    if unknown:
+        raise ValueError(f"shadow.skip: no step named {', '.join(unknown)}; steps: {', '.join(s.name for s in steps)}")
+
+
 def check_table(steps: list[Step]) -> None:
     """Raise ValueError when a step needs a step that does not run before it."""
     names = [s.name for s in steps]
@@ -186,8 +198,10 @@ def run_cycle(cfg: OpsConfig, steps: list[Step], cli: list[str], now: dt.datetim
 
     Raises:
         CycleLocked: another cycle is running (nothing is written).
+        ValueError: the setup is wrong (``check_setup``; nothing is written).
     """
     check_table(steps)
+    check_setup(cfg, steps)
     work = Path(cfg.shadow.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(work / ".shadow-cycle.lock"), timeout=cfg.shadow.lock_timeout_s)

@@ -100,10 +100,17 @@ class MonthCounts:
 
 
 def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime, str]:
-    """[start, end) of a ``YYYY-MM`` month and the previous month's name."""
-    start = dt.datetime.strptime(month + "-01", "%Y-%m-%d").replace(tzinfo=dt.UTC)
-    end = (start + dt.timedelta(days=32)).replace(day=1)
-    prev = (start - dt.timedelta(days=1)).strftime("%Y-%m")
+    """[start, end) of a ``YYYY-MM`` month and the previous month's name.
+
+    Raises:
+        ValueError: not a month with a month before and after it (``--month`` names the input).
+    """
+    try:
+        start = dt.datetime.strptime(month + "-01", "%Y-%m-%d").replace(tzinfo=dt.UTC)
+        end = (start + dt.timedelta(days=32)).replace(day=1)
+        prev = (start - dt.timedelta(days=1)).strftime("%Y-%m")
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"--month {month}: not a month YYYY-MM between 0001-02 and 9999-11 ({exc})") from exc
     return start, end, prev
 
 
@@ -177,7 +184,8 @@ def propose(cur: Counter[str], prev: Counter[str], mapping: dict[str, float], mi
 def monthly_review(ledger: str | Path, mapping_path: str | Path, month: str, min_count: int = 5,
                    alpha: float = 0.05) -> dict[str, Any]:
     """The whole report as a dict (see the module docstring)."""
-    _, _, prev_m = month_bounds(month)
+    start, _, prev_m = month_bounds(month)
+    month = start.strftime("%Y-%m")  # 2026-2 → 2026-02: ledger rows are keyed by the zero-padded month
     mapping, version = load_mapping(mapping_path)
     counts, stats = read_ledger(ledger, (month, prev_m))
     cur, prev = counts[month].net(), counts[prev_m].net()

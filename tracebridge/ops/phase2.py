@@ -228,13 +228,28 @@ def phase2_report(cfg: Phase2Config, bundle: Path, out_root: Path, now: dt.datet
     return {**man, "path": str(folder)}
 
 
+def _read_phase2_manifest(path: Path) -> dict[str, Any]:
+    """A phase-2 ``manifest.json`` with the keys ``reproduce`` reads, or ValueError (``path:key: why``)."""
+    try:
+        man = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read a phase-2 manifest: {exc}") from exc
+    if not isinstance(man, dict) or man.get("kind") != "phase2-ablation":
+        raise ValueError(f"{path}:kind: not a phase-2 manifest (give <report folder>/manifest.json)")
+    for key, typ in (("bundle", str), ("bundle_manifest_sha256", str), ("numbers_sha256", str), ("config", dict)):
+        if not isinstance(man.get(key), typ):
+            raise ValueError(f"{path}:{key}: missing or not a {typ.__name__}")  # noqa: TRY004 - the CLI's bad-input error
+    return man
+
+
 def reproduce(manifest_path: Path, out_root: Path) -> dict[str, Any]:
     """Re-run a phase-2 report from its manifest; compare every number.
 
     Raises:
-        ValueError: the bundle is gone or no longer matches the manifest's hash.
+        ValueError: the manifest is unreadable or not a phase-2 manifest, or the bundle is gone or
+            no longer matches the manifest's hash.
     """
-    man = json.loads(Path(manifest_path).read_text())
+    man = _read_phase2_manifest(Path(manifest_path))
     bundle = Path(man["bundle"])
     if not (bundle / "manifest.json").is_file() or sha256_file(bundle / "manifest.json") != man["bundle_manifest_sha256"]:
         raise ValueError(f"{bundle}: bundle missing or changed since {manifest_path} (bundle_manifest_sha256)")

@@ -63,8 +63,14 @@ class PolicyState:
         """The active-policy file, ``<root>/active.json``."""
         return self.root / ACTIVE
 
+    def check_root(self) -> None:
+        """Refuse a state path that exists but is not a folder (a file there would look like no history)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise PromotionError(f"{self.root}: policy state path is not a folder (promotion.state_dir / --state)")
+
     def lock(self) -> FileLock:
         """The state folder's file lock (created with the folder if missing), to use as ``with``."""
+        self.check_root()
         self.root.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.root / LOCK), timeout=self.lock_timeout_s)
 
@@ -75,14 +81,17 @@ def read_history(state: PolicyState) -> list[dict[str, Any]]:
     Raises:
         PromotionError: a line does not parse (``history.jsonl:N``): the history needs an operator.
     """
+    state.check_root()
     if not state.history_path.is_file():
         return []
     out = []
     for line in iter_lines(state.history_path):
         if line.torn:  # a change killed mid-append: never activated, cut by the next change
             continue
-        if line.error:
-            raise PromotionError(f"{state.history_path}:{line.lineno}: {line.error}; history is damaged, "
+        error = line.error or (None if isinstance(line.obj, dict) else
+                               f"a record must be a JSON object, not {type(line.obj).__name__}")
+        if error:
+            raise PromotionError(f"{state.history_path}:{line.lineno}: {error}; history is damaged, "
                                  "repair it by hand before any promotion (records are never rewritten)")
         out.append(line.obj)
     return out
@@ -101,7 +110,8 @@ def verify_history(records: list[dict[str, Any]]) -> list[str]:
         body = {k: v for k, v in rec.items() if k != "hash"}
         if rec.get("hash") != sha256_json(body):
             problems.append(f"{where}:hash: record content does not match its hash")
-        stack = rec.get("stack") or []
+        stack = rec.get("stack")
+        stack = stack if isinstance(stack, list) else []  # a hand-edited non-list stack is a problem, not a crash
         if not stack or stack[-1] != rec.get("active_policy"):
             problems.append(f"{where}:stack: top {stack[-1:]} is not active_policy {rec.get('active_policy')}")
         prev_hash = rec.get("hash")
@@ -109,10 +119,29 @@ def verify_history(records: list[dict[str, Any]]) -> list[str]:
 
 
 def active_record(state: PolicyState) -> dict[str, Any] | None:
-    """The active record as the runtime sees it (``active.json``; no lock needed)."""
+    """The active record as the runtime sees it (``active.json``; no lock needed).
+
+    Raises:
+        PromotionError: ``active.json`` is unreadable or not a JSON object (the next change rewrites it
+            from the history).
+    """
     if not state.active_path.is_file():
         return None
-    return orjson.loads(state.active_path.read_bytes())
+    try:
+        rec = orjson.loads(state.active_path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise PromotionError(f"{state.active_path}: unreadable: {exc}") from exc
+    if not isinstance(rec, dict):
+        raise PromotionError(f"{state.active_path}: not a JSON object")
+    return rec
+
+
+def _active_or_none(state: PolicyState) -> dict[str, Any] | None:
+    """``active.json``, or None when it is damaged (history is the truth, so it is rewritten)."""
+    try:
+        return active_record(state)
+    except PromotionError:
+        return None
 
 
 def _actor() -> str:
@@ -166,7 +195,7 @@ def _load_checked(state: PolicyState) -> list[dict[str, Any]]:
     problems = verify_history(records)
     if problems:
         raise PromotionError("history is inconsistent: " + "; ".join(problems[:5]))
-    if records and active_record(state) != records[-1]:
+    if records and _active_or_none(state) != records[-1]:
         write_atomic(state.active_path, orjson.dumps(records[-1], option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     return records
 
@@ -183,6 +212,8 @@ def load_gate_report(path: str | Path) -> tuple[dict[str, Any], str]:
         rep = orjson.loads(raw)
     except (OSError, orjson.JSONDecodeError) as exc:
         raise PromotionError(f"{p}: cannot read gate report: {exc}") from exc
+    if not isinstance(rep, dict):
+        raise PromotionError(f"{p}: not a gate report (a JSON object; run tracebridge gate --out)")
     missing = [k for k in ("passed", "checks", "policies", "report_id") if k not in rep]
     if missing:
         raise PromotionError(f"{p}:{missing[0]}: not a gate report (run tracebridge gate --out)")

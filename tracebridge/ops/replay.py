@@ -78,9 +78,26 @@ def write_replay_manifest(work: Path, man: dict[str, Any]) -> None:
 
 
 def load_replay_manifest(work: Path) -> dict[str, Any] | None:
-    """The replay manifest, or None when no replay set has been chosen yet."""
+    """The replay manifest, or None when no replay set has been chosen yet.
+
+    Raises:
+        ValueError: the manifest is damaged (``path:field: why``); it is never redrawn silently,
+            since the replay set is the fixed benchmark every day is compared on.
+    """
     p = replay_dir(work) / REPLAY_MANIFEST
-    return orjson.loads(p.read_bytes()) if p.is_file() else None
+    if not p.is_file():
+        return None
+    fix = "restore it, or delete it to draw a new replay set (uplift is then not comparable to earlier days)"
+    try:
+        man = orjson.loads(p.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{p}: invalid JSON ({exc}); {fix}") from exc
+    if not isinstance(man, dict):
+        raise ValueError(f"{p}: not a JSON object; {fix}")  # noqa: TRY004 - bad input, one error type for callers
+    runs = man.get("runs")
+    if not isinstance(runs, list) or not all(isinstance(e, dict) and isinstance(e.get("run_id"), str) for e in runs):
+        raise ValueError(f"{p}:runs: expected a list of {{run_id, session_sha256, events_sha256}}; {fix}")
+    return man
 
 
 def verify_replay_set(work: Path, man: dict[str, Any]) -> list[str]:

@@ -80,6 +80,11 @@ def load_cycles(artifacts_dir: str | Path, start: dt.datetime, end: dt.datetime)
     return out
 
 
+def _first(problems: list[str]) -> str:
+    """Why a cycle has no usable manifest (missing, not JSON, or not shaped like one)."""
+    return problems[0] if problems else "no manifest"
+
+
 def _ids(cs: list[Cycle]) -> str:
     return ", ".join(c.cycle_id for c in cs) or "none"
 
@@ -87,7 +92,7 @@ def _ids(cs: list[Cycle]) -> str:
 def crit_cycles(cs: list[Cycle], cfg: ReviewConfig) -> Line:
     """Criterion ``cycles``: at least ``cfg.min_cycles`` successful cycles in the window."""
     ok = [c for c in cs if c.ok]
-    bad = [f"{c.cycle_id} ({'no manifest' if c.manifest is None else c.manifest.get('status')})"
+    bad = [f"{c.cycle_id} ({c.manifest.get('status') if c.manifest is not None else _first(c.problems)})"
            for c in cs if not c.ok]
     ev = f"{len(ok)} of {len(cs)} cycles ok (need {cfg.min_cycles}): {_ids(ok)}"
     return Line("cycles", len(ok) >= cfg.min_cycles, ev + (f"; not ok: {', '.join(bad)}" if bad else ""))
@@ -113,7 +118,7 @@ def crit_uplift(cs: list[Cycle], cfg: ReviewConfig) -> Line:
             vals.append((c.cycle_id, u.get("uplift")))
     if not vals:
         return Line("uplift", False, "no successful cycle with an uplift figure")
-    missing = [cid for cid, v in vals if not isinstance(v, (int, float))]
+    missing = [cid for cid, v in vals if not isinstance(v, (int, float)) or isinstance(v, bool)]
     if missing:
         return Line("uplift", False, f"no uplift figure in {', '.join(missing)}")
     nums = [float(v) for _, v in vals]

@@ -16,6 +16,7 @@ succeeded.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -174,6 +175,33 @@ def collect_from_traces(root: str | Path, since: str | None = None) -> SampleSet
 
 
 _FIELDS = {f.name for f in fields(Sample)}
+_COUNTS = ("tokens", "verdicts_correct", "verdicts_total", "fallbacks", "errors", "tool_errors", "risk_flags")
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _field_problem(row: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, why) for the first value a gate cannot use: a string count, a negative cost or a
+    verdict count above its total would crash the gates or make the candidate look better."""
+    if not isinstance(row.get("policy", ""), str):
+        return "policy", "must be a string"
+    if row.get("success") not in (None, True, False):
+        return "success", f"{row['success']!r}: must be true, false or null"
+    for k in _COUNTS:
+        v = row.get(k, 0)
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+            return k, f"{v!r}: must be an integer >= 0"
+    for k, optional in (("cost_usd", False), ("latency_ms", True), ("reaction_score", True)):
+        v = row.get(k)
+        if (v is None and optional) or (k not in row and not optional):
+            continue
+        if not _is_num(v) or (k != "reaction_score" and v < 0):
+            return k, f"{v!r}: must be a number" + ("" if k == "reaction_score" else " >= 0")
+    if row.get("verdicts_correct", 0) > row.get("verdicts_total", 0):
+        return "verdicts_correct", f"{row['verdicts_correct']} > verdicts_total {row.get('verdicts_total', 0)}"
+    return None
 
 
 def load_samples_file(path: str | Path) -> SampleSet:
@@ -201,6 +229,10 @@ def load_samples_file(path: str | Path) -> SampleSet:
             continue
         if not isinstance(row.get("session_id"), str):
             out.skip(f"{where}:session_id", "invalid: session_id must be a string")
+            continue
+        bad = _field_problem(row)
+        if bad:
+            out.skip(f"{where}:{bad[0]}", f"invalid: {bad[1]}")
             continue
         try:
             out.add(Sample(**row))

@@ -6,6 +6,7 @@ production trace root or production configs: shadow training must not change pro
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 OPTIMIZE_MODES = ("local", "cluster", "off")
@@ -69,7 +70,8 @@ class ShadowConfig:
         "help": "Where the chunked-message label policy is documented (checked to exist)."})
     runtime_hook: bool = field(default=True, metadata={"help": "Run the Agent Lightning runtime-hook smoke."})
     skip: list[str] = field(default_factory=list, metadata={
-        "help": "Step names not to run (recorded as skipped, e.g. [optimize] on a machine without torch)."})
+        "help": "Step names not to run (recorded as skipped, e.g. [optimize] on a machine without torch); "
+                "a name that is no step is refused before the cycle starts."})
     parallel_steps: int = field(default=2, metadata={
         "help": "Steps run at once when their dependencies allow (1 = one after the other)."})
     lock_timeout_s: float = field(default=0.0, metadata={
@@ -84,6 +86,6 @@ class ShadowConfig:
             p.append(f"shadow.replay.size={self.replay.size}: must be >= 1")
         if self.parallel_steps < 1:
             p.append(f"shadow.parallel_steps={self.parallel_steps}: must be >= 1")
-        if self.lock_timeout_s < 0:
-            p.append(f"shadow.lock_timeout_s={self.lock_timeout_s}: must be >= 0")
+        if not (math.isfinite(self.lock_timeout_s) and self.lock_timeout_s >= 0):  # the lock refuses NaN
+            p.append(f"shadow.lock_timeout_s={self.lock_timeout_s}: must be a finite number >= 0")
         return p

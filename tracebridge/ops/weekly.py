@@ -83,9 +83,23 @@ def plan(cfg: WeeklyConfig, stage: Path, bundle_out: Path, bin_: list[str],
     ]
 
 
+def check_paths(cfg: WeeklyConfig, artifacts_dir: Path) -> None:
+    """Raise ValueError (``key=path: why``) for a path the run would trip on only after staging, or
+    after the GPU window has been paid for (the manifest is written last)."""
+    if not Path(cfg.traces).is_dir():
+        raise ValueError(f"weekly.traces={cfg.traces}: no such trace root (a folder of runs)")
+    for key, p in (("weekly.bundles_dir", Path(cfg.bundles_dir)), ("weekly.artifacts_dir", artifacts_dir)):
+        if p.exists() and not p.is_dir():
+            raise ValueError(f"{key}={p}: not a folder")
+
+
 def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.datetime | None = None,
                dry_run: bool = False) -> dict[str, Any]:
-    """Stage, then run the plan; return (and, unless dry-run, write) the weekly manifest."""
+    """Stage, then run the plan; return (and, unless dry-run, write) the weekly manifest.
+
+    Raises:
+        ValueError: a path of the config is wrong (``check_paths``; checked before anything runs).
+    """
     now = now or dt.datetime.now(dt.UTC)
     stamp = cycle_stamp(now)
     stage = Path(cfg.bundles_dir) / f".weekly-{stamp}" / "traces"
@@ -98,6 +112,7 @@ def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.
                            "status": "planned"}
     if dry_run:
         return man
+    check_paths(cfg, artifacts_dir)
     man["staged"] = stage_runs(Path(cfg.traces), now - dt.timedelta(days=cfg.days), stage)
     status = "ok"
     if man["staged"]["staged"] == 0:

@@ -135,3 +135,12 @@ def test_apply_merges_into_copies_and_overlays_every_corrected_event(run: tuple[
     assert both is not None and both["run"]["feedback_score"] == 1.0 and both["run"]["outcome_source"] == "correction"
     assert both["events"][vo]["feedback_score"] == -1.0 and both["events"][vo]["corrected_by"] == "ALICE, BOB"
     assert apply_corrections(events, session, match_run([], events)[1]) == (events, session)
+
+
+def test_a_time_without_a_utc_equivalent_is_a_bad_line() -> None:
+    from tracebridge.corrections.records import check_line
+
+    line = {"run_id": "r", "event_id": None, "labels": {"success": True}, "reviewer": "x",
+            "time": "0001-01-01T00:00:00+01:00"}
+    probs = check_line(line, "c.jsonl", 1)  # before: OverflowError out of the check and the export
+    assert isinstance(probs, list) and any(p.startswith("time:") for p in probs), probs

@@ -75,3 +75,20 @@ def test_default_matrix_subset_meets_the_balance_targets(tmp_path):
     assert min(s.verdict_shares.values()) >= 0.15 and s.recovery_share >= 0.10
     assert min(s.expected_verdict_shares.values()) >= 0.15  # the ground truth is balanced too
     assert 0.5 < s.success_rate < 0.95 and 0.7 < s.verifier_accuracy < 1.0
+
+
+def test_collect_refuses_a_file_and_a_second_pass_over_the_same_episodes(tmp_path):
+    runner = CliRunner()
+    small = ["workers=1", "families=[calc]", "seeds.fixed=[0]"]
+    (tmp_path / "file").write_text("x")
+    res = runner.invoke(app, ["collect", str(SMOKE), *small, "--out", str(tmp_path / "file")])
+    assert res.exit_code == 1 and "is a file" in res.output, res.output
+    out = tmp_path / "traces"
+    assert runner.invoke(app, ["collect", str(SMOKE), *small, "--out", str(out), "--json"]).exit_code == 0
+    runs = len(list(out.iterdir()))
+    res = runner.invoke(app, ["collect", str(SMOKE), *small, "--out", str(out)])
+    assert res.exit_code == 1 and "would write them twice" in res.output, res.output
+    assert len(list(out.iterdir())) == runs  # before: every episode a second time
+    other = runner.invoke(app, ["collect", str(SMOKE), "workers=1", "families=[calc]", "seeds.fixed=[1]",
+                                "--out", str(out), "--json"])
+    assert other.exit_code == 0 and len(list(out.iterdir())) == 2 * runs  # new episodes still go in

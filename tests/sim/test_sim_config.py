@@ -33,3 +33,17 @@ def test_every_problem_is_reported():
     for fragment in ("'web' unknown", "max_steps=0", "failures.x.flaky_rate=1.5", "mixes.m.worker.backend=gpt",
                      "mixes.m.planner.base_url/model"):
         assert fragment in text, text
+
+
+def test_repeated_seeds_and_non_finite_latencies_are_config_errors():
+    from tracebridge.config import ConfigError, load_config
+    from tracebridge.sim.config import CollectConfig
+
+    smoke = Path(__file__).resolve().parents[2] / "configs" / "collect" / "smoke.yaml"
+    try:
+        load_config(CollectConfig, smoke, ["seeds.fixed=[0,0]", "failures.hard.slow_ms=nan"])
+    except ConfigError as exc:
+        assert any("seeds.fixed: [0] repeated" in p for p in exc.problems), exc.problems
+        assert any(p.startswith("failures.hard.slow_ms") for p in exc.problems), exc.problems
+    else:
+        raise AssertionError("repeated seeds and slow_ms=nan were accepted")

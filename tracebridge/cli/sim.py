@@ -34,6 +34,7 @@ def collect(
         cfg = load_config(CollectConfig, config, overrides or [])
     except ConfigError as exc:
         fail(str(exc), 1)
+    _check_out(out or Path(cfg.out), cfg)
     con = Console(stderr=True)
     with Progress(TextColumn("[bold]collect[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=con, transient=json_out) as bar:
@@ -48,6 +49,22 @@ def collect(
     else:
         _print_summary(summary)
     raise typer.Exit(0 if summary.passed else 1)
+
+
+def _check_out(root: Path, cfg: object) -> None:
+    """Refuse a trace root that is a file, or that already holds runs of the same episodes (a re-run
+    after an interruption would write them twice)."""
+    from tracebridge.sim.collect import earlier_runs
+
+    if root.exists() and not root.is_dir():
+        fail(f"--out {root}: is a file; give a folder for the trace root", 1)
+    if not root.is_dir():
+        return
+    done, partial = earlier_runs(root, cfg)  # type: ignore[arg-type]
+    if done:
+        fail(f"--out {root}: already holds {len(done)} complete run(s) of these episodes (e.g. {done[0]})"
+             + (f" and {len(partial)} incomplete run(s) (an interrupted collection)" if partial else "")
+             + "; collecting again would write them twice. Use a new --out, or remove the folder to start over", 1)
 
 
 def _print_summary(s: object) -> None:

@@ -45,6 +45,28 @@ def _headline(r: dict[str, Any]) -> dict[str, Any]:
         k: r.get(k) for k in ("role", "variant", "seed", "checkpoint_dir", "wall_s")})
 
 
+def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: list[str], ss: list[int],
+                           resume: Path | None) -> None:
+    """Every problem of the trials to come, before the first one trains: each variant × seed config
+    (``--variants baseline,typo`` must not fail after baseline trained) and ``--resume`` (the bundle
+    is checked by each trial before it trains)."""
+    from tracebridge.config import ConfigError
+    from tracebridge.train.config import load_train_config
+    from tracebridge.train.trial import resume_problem
+
+    probs: list[str] = []
+    for v in vs:
+        for s in ss:
+            try:
+                load_train_config(str(config), [*ov, f"variant={v}", f"seed={s}"], str(model) if model else None)
+            except ConfigError as exc:
+                probs += [p for p in exc.problems if p not in probs]
+    if resume and (why := resume_problem(resume)):
+        probs.append(why)
+    if probs:
+        fail(str(ConfigError(probs, str(config))))
+
+
 @app.command()
 def train(
     config: Annotated[Path, typer.Argument(help="A configs/train YAML.")],
@@ -73,6 +95,7 @@ def train(
     vs, ss = _csv(variants) or [base.variant], _seeds(seeds) or [base.seed]
     if resume and len(vs) * len(ss) > 1:
         fail("--resume continues one trial: give one variant and one seed")
+    _check_before_training(config, ov, model, vs, ss, resume)
     t0, results, failed = time.time(), [], []
     for v in vs:
         for s in ss:
@@ -105,14 +128,80 @@ def train(
     raise typer.Exit(1 if failed else 0)
 
 
-def _parse_min(items: list[str]) -> dict[str, float]:
-    out = {}
+def _parse_min(items: list[str], role: str) -> tuple[dict[str, float], list[str]]:
+    """``--min metric=value`` floors, and the problem with each bad one (a typo in the name would
+    otherwise only show as an unmet floor, after the whole evaluation)."""
+    import math
+
+    from tracebridge.eval.metrics import HIGHER_IS_BETTER
+
+    known = sorted({*HIGHER_IS_BETTER, "majority_accuracy", "uplift_vs_majority"})
+    out, probs = {}, []
     for it in items:
         k, sep, v = it.partition("=")
-        if not sep:
-            fail(f"--min {it}: use metric=value, e.g. verifier/accuracy=0.6")
-        out[k] = float(v)
-    return out
+        try:
+            floor = float(v)
+        except ValueError:
+            floor = math.nan
+        name = k.removeprefix(f"{role}/").removeprefix("cl_").removesuffix("_lo").removesuffix("_hi")
+        if not sep or math.isnan(floor) or math.isinf(floor):
+            probs.append(f"--min {it}: use metric=number, e.g. {role}/accuracy=0.6")
+        elif not k.startswith(f"{role}/") or name not in known:
+            probs.append(f"--min {k}: not a {role} metric; use {role}/<metric> (cl_<metric> for the closed loop) "
+                         f"with one of {', '.join(known)}")
+        else:
+            out[k] = floor
+    return out, probs
+
+
+def _checkpoint_problem(checkpoint: Path, role: str) -> str | None:
+    """Why ``checkpoint`` is not a saved model of ``role`` (None when it looks like one)."""
+    cfg = checkpoint / "config.json"
+    try:
+        model_type = json.loads(cfg.read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError) as exc:
+        return f"{checkpoint}: not a saved model folder ({cfg}: {type(exc).__name__}); give a trial's checkpoint_dir"
+    weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_config.json")
+    if not model_type or not any((checkpoint / w).is_file() for w in weights) or \
+            not (checkpoint / "tokenizer_config.json").is_file():
+        return (f"{checkpoint}: not a saved model folder (needs config.json with model_type, a weights file "
+                f"({', '.join(weights)}) and tokenizer_config.json); give a trial's checkpoint_dir")
+    trial = next((p / "trial.json" for p in checkpoint.parents[:3] if (p / "trial.json").is_file()), None)
+    try:
+        trained = json.loads(trial.read_text())["result"]["role"] if trial else role
+    except (OSError, ValueError, KeyError, TypeError):
+        trained = role
+    if trained != role:  # a verifier scored as a planner gives numbers that mean nothing
+        return f"{checkpoint}: trained as role {trained} ({trial}), evaluated as {role}; pass role={trained}"
+    return None
+
+
+def _eval_inputs(checkpoint: Path, config: Path, overrides: list[str], bundle: Path, out: Path | None,
+                 min_metric: list[str]) -> tuple[Any, Any, dict[str, float]]:
+    """The config, the role's bundle data and the ``--min`` floors of ``eval``, or exit 2 listing
+    every problem (config, floors, checkpoint folder, ``--out``, bundle) before a model loads."""
+    from tracebridge.config import ConfigError
+    from tracebridge.train.config import load_train_config
+    from tracebridge.train.data import BundleError, load_role_data, verify_bundle_dir
+
+    try:
+        cfg = load_train_config(str(config), overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+    floors, probs = _parse_min(min_metric, cfg.role)
+    probs += [p for p in (_checkpoint_problem(checkpoint, cfg.role),) if p]
+    if out and out.exists() and not out.is_dir():
+        probs.append(f"--out {out}: is a file; give a folder for eval_items.json and metrics.json")
+    data = None
+    try:
+        if cfg.data.verify_bundle:
+            verify_bundle_dir(bundle)
+        data = load_role_data(bundle, cfg.role)
+    except BundleError as exc:
+        probs.append(str(exc))
+    if probs:
+        fail(str(ConfigError(probs, str(config))))
+    return cfg, data, floors
 
 
 @app.command("eval")
@@ -129,31 +218,25 @@ def eval_cmd(
     ``eval.closed_loop.enabled``); exit 1 when a ``--min`` floor is not met."""
     from dataclasses import replace
 
-    from tracebridge.config import ConfigError
     from tracebridge.eval.offline import evaluate_offline
-    from tracebridge.train.config import load_train_config
-    from tracebridge.train.data import BundleError, load_role_data, verify_bundle_dir
     from tracebridge.train.models import build_model_and_tokenizer
 
     _quiet_libraries()
-    floors = _parse_min(list(min_metric or []))
-    try:
-        cfg = load_train_config(str(config), list(overrides or []))
-        if cfg.data.verify_bundle:
-            verify_bundle_dir(bundle)
-        data = load_role_data(bundle, cfg.role)
-    except (ConfigError, BundleError) as exc:
-        fail(str(exc))
-    if not (checkpoint / "config.json").is_file():
-        fail(f"{checkpoint}: not a saved model folder (no config.json)")
+    cfg, data, floors = _eval_inputs(checkpoint, config, list(overrides or []), bundle, out, list(min_metric or []))
     import torch
 
     torch.set_num_threads(cfg.threads)
-    model, tok = build_model_and_tokenizer(replace(cfg.model, init="pretrained", path=str(checkpoint),
-                                                   chat_template="native"))
+    try:
+        model, tok = build_model_and_tokenizer(replace(cfg.model, init="pretrained", path=str(checkpoint),
+                                                       chat_template="native"))
+    except Exception as exc:  # noqa: BLE001  a broken folder raises whatever transformers hits first
+        fail(f"{checkpoint}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0]})")
     split = cfg.data.eval_split
     rows = data.split(data.sft, split) + (data.split(data.recovery_sft, split) if cfg.role == "worker" else [])
-    res = evaluate_offline(model, tok, cfg.role, rows, data.split(data.pref, split), cfg.eval,
+    pref = data.split(data.pref, split)
+    if cfg.data.max_eval_rows:  # the same rows a trial evaluates (trial._evaluate), so the numbers compare
+        rows, pref = rows[:cfg.data.max_eval_rows], pref[:cfg.data.max_eval_rows]
+    res = evaluate_offline(model, tok, cfg.role, rows, pref, cfg.eval,
                            data.split(data.sft, "train"), None, cfg.dpo.beta, cfg.seed)
     metrics: dict[str, Any] = res.flat()
     if cfg.eval.closed_loop.enabled:
@@ -166,17 +249,20 @@ def eval_cmd(
                                                          "items": res.items, "extra": res.extra}))
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     below = {k: metrics.get(k) for k, v in floors.items() if not (metrics.get(k) is not None and metrics[k] >= v)}
+    # a metric this run did not measure (e.g. cl_* without the closed loop) fails its floor, saying so
+    unmeasured = sorted(k for k in floors if k not in metrics)
     if json_out:
         from tracebridge.report.results import _clean
 
-        print_json(_clean({"metrics": metrics, "extra": res.extra, "below_floor": below}))
+        print_json(_clean({"metrics": metrics, "extra": res.extra, "below_floor": below, "not_measured": unmeasured}))
     else:
         for k, v in sorted(metrics.items()):
             if not k.endswith(("_lo", "_hi")):
                 typer.echo(f"{k:40s} {v:.4f}  [{metrics.get(k + '_lo', float('nan')):.4f}, "
                            f"{metrics.get(k + '_hi', float('nan')):.4f}]")
         if below:
-            typer.echo(f"below floor: {below}", err=True)
+            typer.echo(f"below floor: {below}" + (f" (not measured: {', '.join(unmeasured)})" if unmeasured else ""),
+                       err=True)
     raise typer.Exit(1 if below else 0)
 
 
@@ -190,6 +276,7 @@ def report(
     """Write results.json + report.html + manifest.json from trial folders; with ``--verify``,
     check a report folder's hashes (exit 1 on any problem)."""
     from tracebridge.report import verify_report, write_report
+    from tracebridge.report.trials import load_trial_files
 
     if verify:
         probs = [p for d in trial_dirs for p in verify_report(d)]
@@ -200,9 +287,17 @@ def report(
         raise typer.Exit(1 if probs else 0)
     files = [p for d in trial_dirs for p in ([d / "trial.json"] if (d / "trial.json").is_file()
                                              else sorted(d.rglob("trial.json")))]
+    files = list(dict.fromkeys(f.resolve() for f in files))  # a folder named twice (root and trial) counts once
     if not files:
         fail(f"no trial.json under {', '.join(map(str, trial_dirs))}")
-    trials = [json.loads(f.read_text())["result"] for f in files]
+    trials, probs = load_trial_files(files)
+    if out.exists() and not out.is_dir():
+        probs.append(f"--out {out}: is a file; give a folder for the report")
+    if probs:
+        if json_out:
+            print_json({"ok": False, "problems": probs})
+            raise typer.Exit(2)
+        fail(f"{len(probs)} problem(s) in the trial folders, no report written:\n  " + "\n  ".join(probs))
     manifest = write_report(trials, out, config={"trials": [str(f) for f in files]})
     summary = {"report": str(out / "report.html"), "trials": len(trials), "winners": manifest.get("winners"),
                "report_id": manifest["report_id"]}

@@ -99,7 +99,10 @@ def _time(v: Any) -> str | None:
     except ValueError:
         return None
     t = t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    try:
+        return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    except OverflowError:  # year 1 or 9999 with an offset: no UTC time exists
+        return None
 
 
 def _plan(v: Any, probs: list[str]) -> list[dict[str, Any]] | None:

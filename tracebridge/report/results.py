@@ -61,9 +61,10 @@ def _variant_block(trials: list[dict[str, Any]], items: list[dict[str, Any]], n_
     for m in metrics:
         num, den = _pool([it["items"][m] for it in items if m in it["items"]])
         out["metrics"][m] = bootstrap(num, den, n_boot, ci).to_dict()
-    if any("majority_accuracy" in it["items"] for it in items):
-        a = _pool([it["items"]["accuracy"] for it in items])
-        b = _pool([it["items"]["majority_accuracy"] for it in items])
+    both = [it["items"] for it in items if {"accuracy", "majority_accuracy"} <= it["items"].keys()]
+    if both:  # paired on the items that scored both (a trial may lack one of them)
+        a = _pool([it["accuracy"] for it in both])
+        b = _pool([it["majority_accuracy"] for it in both])
         out["metrics"]["uplift_vs_majority"] = paired_difference(a, b, n_boot, ci).to_dict()
     out["wall_s"] = sum(t.get("wall_s", 0.0) for t in trials)
     return out
@@ -78,8 +79,8 @@ def compare_variants(base: list[tuple[dict, dict]], opt: list[tuple[dict, dict]]
     out: dict[str, Estimate] = {}
     metrics = sorted({k for a, b in pairs for k in a["items"] if k in b["items"]} - NOT_POOLED - {"majority_accuracy"})
     for m in metrics:
-        a = [p[0]["items"][m] for p in pairs if m in p[1]["items"]]
-        b = [p[1]["items"][m] for p in pairs if m in p[0]["items"]]
+        both = [p for p in pairs if m in p[0]["items"] and m in p[1]["items"]]
+        a, b = [p[0]["items"][m] for p in both], [p[1]["items"][m] for p in both]
         if all(len(x[0]) == len(y[0]) for x, y in zip(a, b)):
             out[m] = paired_difference(_pool(a), _pool(b), n_boot, ci)
     return out

@@ -60,6 +60,31 @@ def expand_matrix(cfg: CollectConfig) -> list[EpisodeSpec]:
             for seed, kind in seeds]
 
 
+def earlier_runs(root: str | Path, cfg: CollectConfig) -> tuple[list[str], list[str]]:
+    """Runs already in ``root`` that this collection would write again: the complete ones of the
+    same episodes (``source.ref`` = collection/family/mix/failure/seed), and the incomplete ones
+    (no session.json: an interrupted collection). A second pass would duplicate their episodes and
+    double their share of the class balance.
+
+    Returns:
+        ``(complete_run_dirs, incomplete_run_dirs)``, each sorted.
+    """
+    drawn_again = cfg.seeds.random_source is not None  # OS-entropy seeds differ from one pass to the next
+    refs = {f"{cfg.name}/{s.key}" for s in expand_matrix(cfg) if s.seed_kind == "fixed" or drawn_again}
+    done, partial = [], []
+    for d in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not (d / "session.json").is_file():
+            partial += [str(d)] if (d / "events.jsonl").is_file() else []
+            continue
+        try:
+            src = json.loads((d / "session.json").read_text(encoding="utf-8")).get("source") or {}
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            continue
+        if src.get("kind") == "sim" and src.get("ref") in refs:
+            done.append(str(d))
+    return done, partial
+
+
 # --------------------------------------------------------------------------- roles per mix
 
 

@@ -8,6 +8,7 @@ keyed by name, so an override reaches any of them: ``mixes.novice.skill.bad_args
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from tracebridge.curate.config import DETECTORS, RedactionConfig
@@ -100,7 +101,7 @@ class FailureProfile:
         """Every problem, as ``<prefix>.key=value: what; fix``."""
         p = [x for k in ("flaky_rate", "slow_rate", "misleading_rate", "unsatisfiable_rate")
              for x in _prob(f"{prefix}.{k}", getattr(self, k))]
-        if self.slow_ms < 0 or self.timeout_ms <= 0:
+        if not (0 <= self.slow_ms < math.inf and 0 < self.timeout_ms < math.inf):  # NaN fails both
             p.append(f"{prefix}.slow_ms/timeout_ms: slow_ms >= 0 and timeout_ms > 0")
         return p
 
@@ -185,6 +186,9 @@ class CollectConfig:
             p += prof.validate(f"failures.{name}")
         if not self.seeds.fixed and self.seeds.random <= 0:
             p.append("seeds: no seeds; give seeds.fixed or seeds.random > 0")
+        repeated = sorted({s for s in self.seeds.fixed if self.seeds.fixed.count(s) > 1})
+        if repeated:  # the same seed twice runs the same episodes twice
+            p.append(f"seeds.fixed: {repeated} repeated; list each seed once")
         if self.seeds.random < 0:
             p.append(f"seeds.random={self.seeds.random}: must be >= 0")
         for k in ("max_steps", "max_attempts", "chunk"):

@@ -16,6 +16,7 @@ from typing import Any
 
 ROLES = ("planner", "worker", "verifier")
 ARCHS = ("qwen2", "llama")
+MIN_LENGTH = 32  # tokens a row needs to keep any of its answer after the chat markup
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # the tuned architectures; any causal LM builds (models.arch_problems)
 
 
@@ -151,6 +152,13 @@ class RecipeConfig:
         for k in ("batch_size", "grad_accum", "max_length", "logging_steps"):
             if getattr(self, k) <= 0:
                 p.append(f"{prefix}.{k}={getattr(self, k)}: must be > 0")
+        if 0 < self.max_length < MIN_LENGTH:  # every row would be cut before its answer: no rows left to train
+            p.append(f"{prefix}.max_length={self.max_length}: must be >= {MIN_LENGTH} tokens (the chat markup "
+                     "alone takes ~20); typical 512..2048")
+        if self.save_steps < 0:
+            p.append(f"{prefix}.save_steps={self.save_steps}: must be >= 0 (0 = only at the end)")
+        if self.max_steps == -1 and self.num_epochs <= 0:
+            p.append(f"{prefix}.num_epochs={self.num_epochs}: must be > 0 when {prefix}.max_steps=-1")
         if not 0 <= self.warmup_ratio < 1:
             p.append(f"{prefix}.warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
         if self.lora.enabled and self.lora.r <= 0:
@@ -202,6 +210,9 @@ class DataConfig:
     def problems(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
         p = []
+        for k in ("max_train_rows", "max_pref_rows", "max_eval_rows"):
+            if getattr(self, k) < 0:  # a negative cap would slice rows off the end, or crash the sampler
+                p.append(f"data.{k}={getattr(self, k)}: must be >= 0 (0 = all rows)")
         for k in ("recovery_weight", "feedback_weight"):
             if getattr(self, k) < 1:
                 p.append(f"data.{k}={getattr(self, k)}: must be >= 1 (1 = no up-weighting)")
@@ -303,6 +314,9 @@ class EvalConfig:
             p.append(f"eval.ci={self.ci}: must be in [0.5, 1)")
         if self.n_boot < 100:
             p.append(f"eval.n_boot={self.n_boot}: use >= 100 resamples")
+        for k in ("batch_size", "max_new_tokens"):
+            if getattr(self, k) <= 0:
+                p.append(f"eval.{k}={getattr(self, k)}: must be > 0")
         return p + self.closed_loop.problems()
 
 
@@ -330,6 +344,8 @@ class TrainConfig:
             p.append(f"variant={self.variant}: use baseline or optimized")
         if self.threads < 1:
             p.append(f"threads={self.threads}: must be >= 1")
+        if not 0 <= self.seed < 2**32:  # numpy and torch refuse other seeds mid-trial
+            p.append(f"seed={self.seed}: must be in [0, 2**32)")
         p += self.model.validate() + self.data.problems() + self.behaviour.problems() + self.eval.problems()
         p += self.train.problems("train") + self.dpo.problems("dpo")
         if self.dpo.ref not in ("model", "adapter"):
@@ -356,6 +372,19 @@ def _dotted(prefix: str, value: Any) -> list[str]:
     return [f"{prefix}={json.dumps(value) if not isinstance(value, str) else value}"]
 
 
+def _check_model_block(model_path: str, block: dict[str, Any]) -> None:
+    """A ``--model`` YAML holds ``ModelConfig`` keys at the top; a train (or any other) config given
+    there would otherwise turn into one 'unknown key' line per nested value."""
+    from tracebridge.config import ConfigError
+
+    known = ModelConfig.__dataclass_fields__
+    unknown = [k for k in block if k not in known]
+    if unknown or not block:
+        what = f"unknown key(s) {', '.join(map(str, unknown))}" if unknown else "no keys"
+        raise ConfigError([(f"{model_path}: not a model config ({what}; model keys: {', '.join(known)}); give a "
+                            "configs/model YAML such as configs/model/tiny.yaml")])
+
+
 def load_train_config(path: str | None = None, overrides: list[str] | tuple[str, ...] = (),
                       model_path: str | None = None) -> TrainConfig:
     """A ``TrainConfig``: schema defaults ← ``path`` ← the model YAML ``model_path`` (replaces the
@@ -370,5 +399,7 @@ def load_train_config(path: str | None = None, overrides: list[str] | tuple[str,
     if model_path:
         from omegaconf import OmegaConf
 
-        model_overrides = _dotted("model", OmegaConf.to_container(read_yaml(model_path)))
+        block = OmegaConf.to_container(read_yaml(model_path))
+        _check_model_block(model_path, block)
+        model_overrides = _dotted("model", block)
     return load_config(TrainConfig, path, [*model_overrides, *overrides])

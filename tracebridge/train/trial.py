@@ -92,6 +92,23 @@ def resolve_resume(resume_from: Path | None) -> dict[str, Path | None]:
     return out
 
 
+def resume_problem(resume_from: Path) -> str | None:
+    """Why ``tracebridge train --resume`` cannot continue from a path (None when it can): a trial
+    folder or one of its ``sft``/``dpo`` ``checkpoint-N`` folders is needed, else the trial would
+    silently start over."""
+    p = Path(resume_from)
+    fix = "give an earlier trial folder (runs/<role>-<variant>-s<seed>) or its sft/ or dpo/ checkpoint-N"
+    if not p.is_dir():
+        return f"--resume {p}: no such folder; {fix}"
+    if p.name.startswith("checkpoint-"):
+        if p.parent.name not in ("sft", "dpo") or not (p / "trainer_state.json").is_file():
+            return f"--resume {p}: not a complete sft/ or dpo/ checkpoint (no trainer_state.json); {fix}"
+        return None
+    if not any(resolve_resume(p).values()):
+        return f"--resume {p}: holds no sft/ or dpo/ checkpoint-N and no sft/final to continue from; {fix}"
+    return None
+
+
 def select_train_rows(data: Any, cfg: TrainConfig) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The SFT rows of the train split: raw (baseline) or curated with recovery rows (optimized)."""
     from tracebridge.train.data import curate

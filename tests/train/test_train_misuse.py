@@ -1,0 +1,83 @@
+"""tracebridge train / eval misuse: every bad input is one error listing each problem, raised before
+any trial trains or any model loads, with exit 2 and no traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import tracebridge.cli  # noqa: F401 - registers the command modules
+from tracebridge.cli.app import app
+from tracebridge.config import ConfigError
+from tracebridge.train.config import load_train_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CFG = str(ROOT / "configs" / "train" / "cpu_tiny.yaml")
+FIXTURE = ROOT / "tests" / "data" / "train_views"
+
+
+def test_out_of_range_overrides_are_all_listed():
+    bad = ["train.max_length=1", "data.max_train_rows=-3", "data.max_eval_rows=-1", "data.max_pref_rows=-1",
+           "seed=-1", "eval.batch_size=0", "eval.max_new_tokens=0", "train.save_steps=-1"]
+    with pytest.raises(ConfigError) as e:
+        load_train_config(CFG, bad)
+    assert len(e.value.problems) == len(bad), e.value.problems
+    for key in ("train.max_length=1", "data.max_train_rows=-3", "data.max_eval_rows=-1", "seed=-1",
+                "eval.batch_size=0", "train.save_steps=-1"):
+        assert any(p.startswith(key) for p in e.value.problems), key
+
+
+def test_model_yaml_that_is_not_a_model_config(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_train_config(CFG, [], CFG)
+    assert len(e.value.problems) == 1 and "not a model config" in e.value.problems[0]
+    (tmp_path / "empty.yaml").write_text("")
+    with pytest.raises(ConfigError, match="not a model config"):
+        load_train_config(CFG, [], str(tmp_path / "empty.yaml"))
+    assert load_train_config(CFG, [], str(ROOT / "configs" / "model" / "tiny.yaml")).model.name == "tiny"
+
+
+def test_every_variant_and_seed_is_checked_before_the_first_trial(tmp_path):
+    res = CliRunner().invoke(app, ["train", CFG, "--bundle", str(FIXTURE), "--out", str(tmp_path / "runs"),
+                                   "--variants", "baseline,optimised", "--seeds", "0,-2"])
+    assert res.exit_code == 2 and "variant=optimised" in res.output and "seed=-2" in res.output, res.output
+    assert not (tmp_path / "runs").exists()  # before: baseline s0 trained, then the typo failed
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "final", "bare_checkpoint"])
+def test_resume_from_a_folder_that_is_not_a_checkpoint(tmp_path, make):
+    target = {"missing": tmp_path / "nope", "empty": tmp_path, "final": tmp_path / "w" / "sft" / "final",
+              "bare_checkpoint": tmp_path / "w" / "sft" / "checkpoint-3"}[make]
+    if make != "missing":
+        target.mkdir(parents=True, exist_ok=True)
+    res = CliRunner().invoke(app, ["train", CFG, "--bundle", str(FIXTURE), "--out", str(tmp_path / "runs"),
+                                   "--resume", str(target)])
+    assert res.exit_code == 2 and f"--resume {target}" in res.output, res.output  # before: trained from scratch
+    assert not (tmp_path / "runs").exists()
+
+
+def test_eval_rejects_a_non_model_folder_and_bad_floors_before_loading(tmp_path):
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "config.json").write_text("{}")
+    res = CliRunner().invoke(app, ["eval", str(ck), CFG, "--bundle", str(FIXTURE), "--min", "verifier/acc=0.5",
+                                   "--min", "verifier/accuracy=abc", "--min", "worker/action_match=0.1"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    out = res.output
+    assert "4 problem(s)" in out and f"{ck}: not a saved model folder" in out
+    assert "--min verifier/acc: not a verifier metric" in out and "--min verifier/accuracy=abc: use metric=number" in out
+    assert "--min worker/action_match: not a verifier metric" in out
+
+
+def test_eval_refuses_a_checkpoint_of_another_role(tmp_path):
+    ck = tmp_path / "trial" / "sft" / "final"
+    ck.mkdir(parents=True)
+    (ck / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    (ck / "model.safetensors").write_bytes(b"")
+    (ck / "tokenizer_config.json").write_text("{}")
+    (tmp_path / "trial" / "trial.json").write_text(json.dumps({"result": {"role": "verifier"}}))
+    res = CliRunner().invoke(app, ["eval", str(ck), CFG, "role=planner", "--bundle", str(FIXTURE)])
+    assert res.exit_code == 2 and "trained as role verifier" in res.output and "pass role=verifier" in res.output

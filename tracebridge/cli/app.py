@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -25,3 +26,19 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print an error to stderr and exit with ``code``."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def check_out_dir(out: Path, flag: str = "--out") -> None:
+    """Exit 2 before any work when ``out`` cannot become a folder (it, or its nearest existing
+    parent, is a file): found later, it would be a traceback after the work was done."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                fail(f"{flag} {out}: {p} is a file, not a folder", 2)
+            return
+
+
+def check_trace_root(path: Path) -> None:
+    """Exit 2 unless ``path`` is a folder (a trace root, or one run's folder)."""
+    if not path.is_dir():
+        fail(f"{path}: no such trace root" if not path.exists() else f"{path}: not a trace root (a file, not a folder)")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tracebridge.cli.app import app, config_app, fail, print_json, schema_app
+from tracebridge.cli.app import app, check_trace_root, config_app, fail, print_json, schema_app
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: what a terminal acts on
 
@@ -40,9 +40,7 @@ def validate(
 
     from tracebridge.schema.validate import Thresholds, validate_root
 
-    if not path.is_dir():
-        fail(f"{path}: no such trace root" if not path.exists()
-             else f"{path}: not a trace root (a file, not a folder)")
+    check_trace_root(path)
     rep = validate_root(path, Thresholds(min_schema_valid, min_lineage_valid, max_incomplete, max_abandoned,
                                          stale_after), max_problems)
     if json_out:

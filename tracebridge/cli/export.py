@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import app, fail, print_json
+from tracebridge.cli.app import app, check_out_dir, check_trace_root, fail, print_json
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="A YAML under configs/export/ (or storage/).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
@@ -20,15 +20,6 @@ def _load(schema: type, config: Path | None, overrides: list[str]) -> Any:
         return load_config(schema, config, overrides)
     except ConfigError as exc:
         fail(str(exc), 1)
-
-
-def _out_dir(out: Path) -> None:
-    """Exit 2 before any work when ``--out`` cannot be a folder (it, or its nearest existing parent, is a file)."""
-    for p in (out, *out.parents):
-        if p.exists():
-            if not p.is_dir():
-                fail(f"--out {out}: {p} is a file, not a folder")
-            return
 
 
 @app.command()
@@ -51,7 +42,7 @@ def redact(
         fail(f"no such file (or not a file): {', '.join(missing)}" if missing else "give at least one file")
     red = Redactor(cfg.redaction)
     if not check:
-        _out_dir(out)
+        check_out_dir(out)
         out.mkdir(parents=True, exist_ok=True)
     results = []
     for f in files:
@@ -92,10 +83,8 @@ def export_cmd(
     from tracebridge.export.labels import FeedbackUnavailable, feedback_source
     from tracebridge.export.pipeline import export_traces
 
-    if not traces.is_dir():
-        fail(f"{traces}: no such trace root" if not traces.exists()
-             else f"{traces}: not a trace root (a file, not a folder)")
-    _out_dir(out)
+    check_trace_root(traces)
+    check_out_dir(out)
     cfg = _load(ExportConfig, config, overrides or [])
     try:
         res = export_traces(traces, out, cfg, labels_for_run=feedback_source(cfg.feedback), workers=workers,

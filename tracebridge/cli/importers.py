@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import app, fail, print_json
+from tracebridge.cli.app import app, check_out_dir, fail, print_json
 
 import_app = typer.Typer(no_args_is_help=True, help="Import traces from other runtimes into schema v2.")
 app.add_typer(import_app, name="import")
@@ -48,15 +48,6 @@ def _check_paths(paths: list[str]) -> None:
     missing = [p for p in paths if not Path(p).expanduser().exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}", 2)
-
-
-def _check_out(out: Path) -> None:
-    """Exit 2 when ``--out`` cannot be a trace root (a file, or a folder under a file)."""
-    for p in (out, *out.parents):
-        if p.exists():
-            if not p.is_dir():
-                fail(f"--out {out}: {p} is a file, not a folder", 2)
-            return
 
 
 def _run(do: Any, out: Path) -> Any:
@@ -115,7 +106,7 @@ def import_openclaw_cmd(
     except ConfigError as exc:
         fail(str(exc), 2)
     _check_paths(paths)
-    _check_out(out)
+    check_out_dir(out)
     rep = _run(lambda: import_openclaw(paths or None, out, cfg, workers=workers), out)
     _finish(rep.to_dict(), rep.reconciles, out, cfg, validate, json_out, f"tracebridge import openclaw → {out}", [])
 
@@ -145,7 +136,7 @@ def import_agentlightning_cmd(
     if not paths:
         fail("name at least one span file or folder", 2)
     _check_paths(paths)
-    _check_out(out)
+    check_out_dir(out)
     try:
         from tracebridge.importers.agentlightning.importer import import_agentlightning
 

@@ -101,7 +101,7 @@ def _churn(state_dir, report, n, barrier, out):
     done = refused = 0
     for i in range(2 * n):
         try:
-            promote(st, report, require_baseline_match=False) if i % 2 == 0 else rollback(st)
+            promote(st, report, require_baseline_match=False, allow_reused_report=True) if i % 2 == 0 else rollback(st)
             done += 1
         except PromotionError as exc:  # the other process got there first: a clean refusal
             assert "already the active policy" in str(exc) or "nothing to roll back" in str(exc), exc
@@ -144,3 +144,15 @@ def test_two_concurrent_promotions_leave_a_consistent_history(tmp_path):
     for h in hist:
         stack = stack + [h["active_policy"]] if h["action"] == "promote" else stack[:-1]
         assert h["stack"] == stack
+
+
+def test_a_gate_report_promotes_once_so_a_rolled_back_candidate_needs_a_fresh_gate(tmp_path):
+    st = PolicyState(tmp_path / "state")
+    g1 = gate_report(tmp_path / "g1.json", "v2", "v1")
+    promote(st, g1)
+    rollback(st)  # v2 misbehaved in production
+    with pytest.raises(PromotionError, match="already promoted v2 .record 1."):
+        promote(st, g1)
+    assert active_record(st)["active_policy"] == "v1" and len(read_history(st)) == 2
+    fresh = evaluate_gates(make_samples(n=300), GateConfig(), policies={"candidate": "v2", "baseline": "v1"})
+    assert promote(st, write_gate_report(fresh, tmp_path / "g2.json"))["active_policy"] == "v2"

@@ -222,13 +222,25 @@ def load_gate_report(path: str | Path) -> tuple[dict[str, Any], str]:
     return rep, sha256_bytes(raw)
 
 
+def _used_by(records: list[dict[str, Any]], report_id: str) -> dict[str, Any] | None:
+    """The earlier promotion that used this gate report, if any."""
+    return next((r for r in records if r.get("action") == "promote" and r.get("report_id") == report_id), None)
+
+
 def promote(state: PolicyState, report_path: str | Path, require_baseline_match: bool = True,
-            note: str = "") -> dict[str, Any]:
+            note: str = "", allow_reused_report: bool = False) -> dict[str, Any]:
     """Make the gate report's candidate the active policy; return the new record.
+
+    A gate report promotes once: after a rollback, promoting the same candidate again needs a new
+    gate run, so the decision rests on evidence from after the rollback, not before it.
+
+    Args:
+        allow_reused_report: let a report that already promoted once promote again (chaos tests).
 
     Raises:
         PromotionError: the gate did not pass, the report is stale (its baseline is not the active
-            policy) or damaged, the candidate is already active, or the lock could not be taken.
+            policy), damaged or already used, the candidate is already active, or the lock could
+            not be taken.
     """
     rep, digest = load_gate_report(report_path)
     if not rep["passed"]:
@@ -242,6 +254,11 @@ def promote(state: PolicyState, report_path: str | Path, require_baseline_match:
             active = cur["active_policy"] if cur else base
             if cand == active:
                 raise PromotionError(f"{cand} is already the active policy (record {cur and cur['seq']})")
+            used = None if allow_reused_report else _used_by(records, rep["report_id"])
+            if used is not None:
+                raise PromotionError(f"{report_path}: this gate report already promoted {used['active_policy']} "
+                                     f"(record {used['seq']}), so its evidence predates what followed; run the gate again on "
+                                     "canary samples taken since")
             if require_baseline_match and active != base:
                 raise PromotionError(f"{report_path}: stale report: it gated {cand} against {base}, but the "
                                      f"active policy is {active}; gate again against {active}")

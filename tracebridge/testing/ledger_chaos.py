@@ -87,7 +87,7 @@ def _promotion_worker(root: Path, who: int, n: int, tear_p: float, seed: int) ->
                 writer.os.replace = lambda *_a, **_k: _die()  # type: ignore[assignment]
         try:
             if rng.random() < 0.6:
-                rec = promote(st, rng.choice(reports), require_baseline_match=False)
+                rec = promote(st, rng.choice(reports), require_baseline_match=False, allow_reused_report=True)
             else:
                 rec = rollback(st)
             _ack(ack, f"ok {rec['seq']} {rec['hash']}")
@@ -202,7 +202,7 @@ def promotion_chaos(root: Path, writers: int = 3, writes: int = 20, kills: int =
     st = PolicyState(root / "state")
     pointer_lagged = bool(read_history(st)) and active_record(st) != read_history(st)[-1]
     final = write_reports(root / "final", 5)[-1]  # cand-4: never active before
-    promote(st, final, require_baseline_match=False)
+    promote(st, final, require_baseline_match=False, allow_reused_report=True)
     hist = read_history(st)
     acks = [a.split() for w in range(writers) for a in _acks(root / f"ack-{w}.txt")]
     acked = {(int(a[1]), a[2]) for a in acks if a[0] == "ok"}

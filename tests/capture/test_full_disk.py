@@ -46,3 +46,12 @@ def test_short_write_is_cut_back_so_the_next_line_starts_clean(small_disk):
     size = (small_disk / "events.jsonl").stat().st_size
     assert size % (len(big) + 1) == 0  # only whole lines remain
     w.close()
+
+
+def test_session_json_that_does_not_fit_leaves_no_partial_file(small_disk):
+    stack = {r: {"model": "m"} for r in ("planner", "worker", "verifier")}
+    with Recorder(small_disk, goal="g", model_stack=stack, runtime_config={"max_steps": 1},
+                  labels={"notes": "z" * 40000}) as run:  # the events fit, the session does not
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+    assert run.stats.errors == 1
+    assert sorted(p.name for p in run.run_dir.iterdir()) == ["events.jsonl"]  # no .session.json.tmp.*

@@ -132,3 +132,35 @@ def test_smoke_runtime_hook_command(tmp_path):
     doc = json.loads(r.stdout)
     assert doc["ok"] is True and doc["triplets"] == 2 and doc["problems"] == []
     assert (tmp_path / doc["run_id"] / "session.json").is_file()
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), SystemExit(3)])
+def test_hook_keeps_the_run_of_an_interrupted_agent(tmp_path, exc):
+    def interrupted(task):
+        raise exc
+
+    with pytest.raises(type(exc)):
+        RuntimeHook(tmp_path).run(interrupted, {"question": "q"})
+    (run,) = list(tmp_path.iterdir())
+    assert _events(run)[-1]["payload"]["failure_class"] == type(exc).__name__
+    assert check_run(RunDir(run)).schema_valid
+
+
+def test_hook_drops_only_the_event_json_cannot_hold(tmp_path):
+    class Mute(Exception):
+        def __str__(self):
+            raise RuntimeError("no message")
+
+    def agent(task):
+        with agl.operation(name="ls") as op:
+            op.set_input(path=".")
+            op.set_output("caf\udce9.txt")  # an undecodable file name, as os.listdir gives it
+        raise Mute()
+
+    with pytest.raises(Mute):
+        RuntimeHook(tmp_path).run(agent, {"question": "list"})
+    (run,) = list(tmp_path.iterdir())
+    chk = check_run(RunDir(run))
+    assert chk.complete and chk.schema_valid and chk.lineage_valid, chk.problems
+    session = RunDir(run).read_session()
+    assert session["capture"]["events_dropped"] == 1 and session["summary"]["failure_class"] == "Mute"

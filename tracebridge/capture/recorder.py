@@ -12,6 +12,11 @@ Events go to ``traces/<run_id>/events.jsonl`` as they happen (append-only); ``se
 is written once, atomically, when the run closes. Capture is **fail-open** by default: an error
 in capture (bad payload, full disk) is logged once, counted in the session's ``capture`` stats
 and never raised into the agent; ``strict=True`` raises instead (tests use it).
+
+A recorder may be shared by the agent's threads (one lock orders ids, timestamps and counts). A
+process forked while a run is open does not write to it: the parent owns the run, and a child
+writing the same ids (and its own ``session.json``) would corrupt it; the child's emits are
+dropped and counted in the child.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ import logging
 import os
 import re
 import secrets
+import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from tracebridge.capture.writer import EventWriter, write_atomic
 from tracebridge.schema.canonical import canonical_json, sha256_json, utc_now
@@ -46,6 +53,15 @@ from tracebridge.schema.session import (
 log = logging.getLogger(__name__)
 _AUTO = object()
 _WS = re.compile(r"\s+")
+_OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()  # runs open in this process, disowned by a fork
+
+
+def _disown_after_fork() -> None:
+    for rec in list(_OPEN):
+        rec._disown()
+
+
+os.register_at_fork(after_in_child=_disown_after_fork)
 
 
 class RedactionHook(Protocol):
@@ -144,6 +160,7 @@ class Recorder:
         self._end: dict[str, Any] | None = None
         self._warned = False
         self._closed = False
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -152,13 +169,14 @@ class Recorder:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is not None and self._end is None:
-            self.emit(
-                "episode_error",
-                role="orchestrator",
-                payload={"kind": type(exc).__name__, "message": str(exc)[:2000], "recoverable": False},
-            )
-        self.close()
+        if exc is None or self._end is not None:
+            self.close()
+            return
+        try:
+            self.emit("episode_error", role="orchestrator",
+                      payload={"kind": type(exc).__name__, "message": _message(exc), "recoverable": False})
+        finally:  # strict mode may raise above; session.json is still written, with the error
+            self.close(success=False, failure_class=type(exc).__name__)
 
     def open(self) -> None:
         """Create the run directory and open the events file."""
@@ -168,12 +186,19 @@ class Recorder:
             self._writer = EventWriter(self.run_dir / "events.jsonl", self._fsync_interval_s)
         except OSError as exc:
             self._fail(exc, "open")
+            return
+        _OPEN.add(self)
 
     def close(self, success: bool | None = None, failure_class: str | None = None) -> None:
         """Close the events file and write ``session.json`` once (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            _OPEN.discard(self)
+            self._close(success, failure_class)
+
+    def _close(self, success: bool | None, failure_class: str | None) -> None:
         if self._writer is not None:
             try:
                 self._writer.close()
@@ -190,15 +215,25 @@ class Recorder:
                 data = self.redactor.redact(data)
             if self._writer is not None:
                 write_atomic(self.run_dir / "session.json", orjson.dumps(data, option=orjson.OPT_INDENT_2))
-        except (OSError, ValidationError, TypeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - fail-open: a bad label or goal never reaches the agent
             self._fail(exc, "session")
+
+    def _disown(self) -> None:
+        """In a forked child: give up the parent's run without writing to it (see the module doc)."""
+        self._lock = threading.Lock()  # another thread of the parent may have held it at the fork
+        self._closed = True  # so the child writes no session.json
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.fsync_on_close = False  # the parent's file: nothing of the child's to make durable
+            writer.close()
 
     # ------------------------------------------------------------------ emitting
 
     def next_step(self) -> int:
         """Start the next orchestrator cycle; return its number."""
-        self.step += 1
-        return self.step
+        with self._lock:
+            self.step += 1
+            return self.step
 
     def emit(
         self,
@@ -223,45 +258,50 @@ class Recorder:
         Returns:
             The event id (also when capture failed in fail-open mode, so callers go on).
         """
+        with self._lock:  # one event at a time: ids, timestamps and counts stay in file order
+            return self._emit(event_type, role, payload, parent, llm, labels)
+
+    def _emit(self, event_type: str, role: str, payload: Any, parent: Any, llm: Any, labels: Any) -> str:
         self._seq += 1
         event_id = f"{self.run_id}:{self._seq:06d}"
-        if parent is _AUTO:
-            parent = self._last_event_id
-        while parent in self._dropped_parent:  # keep lineage intact around dropped events
-            parent = self._dropped_parent[parent]  # type: ignore[index]
-        record: dict[str, Any] = {
-            "run_id": self.run_id,
-            "step": self.step,
-            "event_id": event_id,
-            "event_type": event_type,
-            "timestamp": self._now(),
-            "parent_event_id": parent,
-            "role": role,
-            "payload": payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload,
-        }
-        if parent is None:
-            record["root"] = True
-        if llm is not None:
-            record["llm"] = llm.model_dump(mode="json") if isinstance(llm, BaseModel) else llm
-        if labels:
-            record["labels"] = labels
+        resolved = self._last_event_id  # where a dropped event's children attach if its parent is bad
         try:
+            if parent is not _AUTO:
+                resolved = self._earlier_event(parent)
+            while resolved in self._dropped_parent:  # keep lineage intact around dropped events
+                resolved = self._dropped_parent[resolved]
+            record: dict[str, Any] = {
+                "run_id": self.run_id,
+                "step": self.step,
+                "event_id": event_id,
+                "event_type": event_type,
+                "timestamp": self._now(),
+                "parent_event_id": resolved,
+                "role": role,
+                "payload": payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload,
+            }
+            if resolved is None:
+                record["root"] = True
+            if llm is not None:
+                record["llm"] = llm.model_dump(mode="json") if isinstance(llm, BaseModel) else llm
+            if labels:
+                record["labels"] = labels
             if self._writer is None:
-                raise CaptureError(f"{self.run_dir}: run is not open")
-            if parent is None and self._root_event_id is not None:
+                raise CaptureError(f"{self.run_dir}: run is not open in this process")
+            if resolved is None and self._root_event_id is not None:
                 raise CaptureError(f"{event_type}: a run has one root; pass parent=")
             EVENT_ADAPTER.validate_python(record)
             if self.redactor is not None:
-                record = self.redactor.redact(record)
+                record = self._redact(record)
             self._writer.write_line(canonical_json(record))
-        except (OSError, ValidationError, CaptureError, TypeError, ValueError) as exc:
-            self._dropped_parent[event_id] = parent  # type: ignore[assignment]
+        except Exception as exc:  # noqa: BLE001 - fail-open: whatever the payload holds, the agent goes on
+            self._dropped_parent[event_id] = resolved
             self.stats.events_dropped += 1
             self._fail(exc, event_type)
             return event_id
         self.stats.events_written += 1
         self._last_event_id = event_id
-        if parent is None:
+        if resolved is None:
             self._root_event_id = event_id
         if llm is not None:
             usage = record["llm"].get("usage") or {}
@@ -280,7 +320,7 @@ class Recorder:
         tools: Any = None,
         response: str | None = None,
         usage: Usage | dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
         """Describe one model call, with prompt/config/toolset hashes, for ``emit(llm=...)``.
 
         Args:
@@ -290,22 +330,47 @@ class Recorder:
             tools: tool schemas offered to the model.
             response: raw text the model returned.
             usage: token counts, cost and latency.
+
+        Returns:
+            The block; None when it cannot be built (an argument JSON cannot hold, ``params`` or
+            ``usage`` not a mapping): fail-open, counted, and the event is written without it.
         """
-        rendered = prompt if isinstance(prompt, str) else canonical_json(prompt).decode()
-        params = dict(params or {})
-        block: dict[str, Any] = {
-            "model": model,
-            "rendered_prompt": rendered,
-            "prompt_hash": sha256_json(prompt),
-            "config_hash": sha256_json({"model": model, "params": params}),
-            "toolset_hash": sha256_json(tools) if tools is not None else None,
-            "params": params,
-            "response": response,
-            "usage": usage.model_dump() if isinstance(usage, BaseModel) else dict(usage or {}),
-        }
-        return block
+        try:
+            rendered = prompt if isinstance(prompt, str) else canonical_json(prompt).decode()
+            params = dict(params or {})
+            return {
+                "model": model,
+                "rendered_prompt": rendered,
+                "prompt_hash": sha256_json(prompt),
+                "config_hash": sha256_json({"model": model, "params": params}),
+                "toolset_hash": sha256_json(tools) if tools is not None else None,
+                "params": params,
+                "response": response,
+                "usage": usage.model_dump() if isinstance(usage, BaseModel) else dict(usage or {}),
+            }
+        except Exception as exc:  # noqa: BLE001 - fail-open: the agent calls this on its own path
+            with self._lock:
+                self._fail(exc, "llm_call")
+            return None
 
     # ------------------------------------------------------------------ internals
+
+    def _earlier_event(self, parent: Any) -> str | None:
+        """``parent`` when it is None (the root) or names an event this recorder issued before;
+        any other id would be written as broken lineage, which quarantines the whole run."""
+        if parent is None:
+            return None
+        seq = parent.rpartition(":")[2] if isinstance(parent, str) else ""
+        if seq.isdecimal() and int(seq) < self._seq and parent == f"{self.run_id}:{int(seq):06d}":
+            return parent
+        raise CaptureError(f"parent {parent!r} is not an earlier event of this run")
+
+    def _redact(self, record: dict[str, Any]) -> dict[str, Any]:
+        assert self.redactor is not None
+        try:
+            return self.redactor.redact(record)
+        except TypeError:  # a value only canonical_json knows (set, bytes, numpy): redact its JSON form
+            return self.redactor.redact(orjson.loads(canonical_json(record)))
 
     def _now(self) -> str:
         ts = utc_now()
@@ -352,6 +417,15 @@ class Recorder:
             capture=self.stats,
             labels=self.labels,
         )
+
+
+def _message(exc: BaseException) -> str:
+    """``str(exc)``, cut to the schema's size, or a stand-in when the exception cannot say. Lone
+    surrogates (undecodable bytes in an OSError's path) are escaped: JSON cannot hold them."""
+    try:
+        return str(exc)[:2000].encode("utf-8", "backslashreplace").decode()
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the agent's exception
+        return f"<{type(exc).__name__}: message unavailable>"
 
 
 def payload_types() -> list[str]:

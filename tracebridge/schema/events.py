@@ -59,10 +59,11 @@ class ToolError(Strict):
 
 
 class Usage(Strict):
+    # inf passes ge=0 but JSON has no inf: it would be written as null, which this model refuses
     input_tokens: int = Field(0, ge=0)
     output_tokens: int = Field(0, ge=0)
-    cost_usd: float = Field(0.0, ge=0)
-    latency_ms: float = Field(0.0, ge=0)
+    cost_usd: float = Field(0.0, ge=0, allow_inf_nan=False)
+    latency_ms: float = Field(0.0, ge=0, allow_inf_nan=False)
 
 
 class LLMCall(Strict):

@@ -95,8 +95,8 @@ class RuntimeHook:
                 traced = True
                 try:
                     res.result = await _call(agent, task)
-                except Exception as exc:  # noqa: BLE001 - recorded, then re-raised below
-                    error = exc
+                except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised below
+                    error = exc  # Ctrl-C and SystemExit too: an interrupted agent's run is kept
         except Exception as exc:  # noqa: BLE001 - the tracer itself failed
             self._capture_failed(res, "trace", exc)
             if not traced:

@@ -34,12 +34,13 @@ def write_events(writer: RunWriter, run: SpanRun) -> int:
         ev["parent_event_id"] = parent
         try:
             validate_event(ev)
-        except ValidationError as exc:
+            writer.write(ev)  # serialises first: a value JSON cannot hold (a lone surrogate) writes nothing
+        except (ValidationError, TypeError) as exc:
             kept[ev["event_id"]] = parent
             dropped += 1
-            log.warning("dropped %s %s: %s", ev["event_type"], ev["event_id"], exc.errors()[0])
+            log.warning("dropped %s %s: %s", ev["event_type"], ev["event_id"],
+                        exc.errors()[0] if isinstance(exc, ValidationError) else exc)
             continue
-        writer.write(ev)
     return dropped
 
 

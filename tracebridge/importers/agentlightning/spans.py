@@ -256,13 +256,21 @@ def spans_to_events(spans: list[dict[str, Any]], run_id: str, task: Any, result:
     b.emit("worker_output", "worker", {"result": _jsonable(result), "status": "failed" if error else "done"},
            b.last, end_t)
     if error is not None:
-        b.emit("episode_error", "worker", {"kind": type(error).__name__, "message": str(error)[:2000],
+        b.emit("episode_error", "worker", {"kind": type(error).__name__, "message": _text(error, 2000),
                                            "recoverable": False}, b.last, end_t)
     success = error is None and (b.out.final_reward is None or b.out.final_reward > 0)
-    outcome = "" if error is not None or result is None else str(result)[:500]  # stored spans hold no result
+    outcome = "" if error is not None or result is None else _text(result, 500)  # stored spans hold no result
     b.emit("episode_end", "orchestrator", {"success": success, "outcome": outcome,
                                            "failure_class": type(error).__name__ if error else None}, b.last, end_t)
     return b.out
+
+
+def _text(value: Any, limit: int) -> str:
+    """``str(value)[:limit]``; a broken ``__str__`` (the agent's object) must not lose the run."""
+    try:
+        return str(value)[:limit]
+    except Exception:  # noqa: BLE001
+        return f"<{type(value).__name__}: str() failed>"
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,0 +1,177 @@
+"""Recorder under an agent that misuses it: odd ``llm_call`` arguments, bad parent ids, values
+JSON cannot hold, exceptions leaving the ``with`` block, threads and ``os.fork``. Fail-open means:
+nothing raises into the agent, every failure is counted in session.json, and what is written
+validates (schema and lineage)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from tests.conftest import MODEL_STACK
+from tracebridge.capture.reader import iter_runs
+from tracebridge.capture.recorder import CaptureError, Recorder
+from tracebridge.curate.redact import capture_redactor
+from tracebridge.schema.validate import check_run
+
+
+def _rec(root, **kw):
+    return Recorder(root, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}, **kw)
+
+
+def _check(root):
+    (chk,) = [check_run(r) for r in iter_runs(root)]
+    assert chk.complete and chk.schema_valid and chk.lineage_valid and chk.problems == [], chk.problems
+    return chk
+
+
+def _session(run):
+    return json.loads((run.run_dir / "session.json").read_text())
+
+
+def _events(run):
+    return [json.loads(x) for x in (run.run_dir / "events.jsonl").read_text().splitlines()]
+
+
+def test_llm_call_with_unusable_arguments_fails_open(tmp_path):
+    with _rec(tmp_path) as run:
+        root = run.emit("planner_input", role="planner", payload={"goal": "g"})
+        blocks = [run.llm_call("m", "p", params="temperature=0"), run.llm_call("m", {1, object()}),
+                  run.llm_call("m", "p", usage=5), run.llm_call("m", "p", tools=[object()])]
+        run.emit("planner_output", role="planner", parent=root, payload={"plan": []}, llm=blocks[0])
+    assert blocks == [None] * 4
+    assert _session(run)["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 4}
+    assert "llm" not in _events(run)[1]  # the event itself is kept
+    _check(tmp_path)
+    with _rec(tmp_path / "strict", strict=True) as run, pytest.raises(CaptureError, match="llm_call"):
+        run.llm_call("m", "p", params="temperature=0")
+
+
+def test_infinite_usage_is_refused_not_written_as_null(tmp_path):
+    with _rec(tmp_path) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        for usage in ({"cost_usd": float("inf")}, {"latency_ms": float("inf")}):
+            run.emit("planner_output", role="planner", payload={"plan": []}, llm=run.llm_call("m", "p", usage=usage))
+    assert _session(run)["capture"] == {"events_written": 1, "events_dropped": 2, "errors": 2}
+    assert _session(run)["summary"]["cost_usd"] == 0.0
+    _check(tmp_path)
+
+
+def test_parent_that_is_not_an_earlier_event_is_dropped_and_counted(tmp_path):
+    with _rec(tmp_path / "other") as other:
+        foreign = other.emit("planner_input", role="planner", payload={"goal": "g"})
+    with _rec(tmp_path / "t") as run:
+        root = run.emit("planner_input", role="planner", payload={"goal": "g"})
+        bad = [run.emit("env_observation", role="env", payload={"observation": 1}, parent=p)
+               for p in (["x"], "nope", foreign, f"{run.run_id}:000099", f"{run.run_id}:2", root + "0")]
+        child = run.emit("env_observation", role="env", payload={"observation": 2}, parent=bad[1])
+        run.emit("env_observation", role="env", payload={"observation": 3}, parent=root)
+    assert _session(run)["capture"] == {"events_written": 3, "events_dropped": 6, "errors": 6}
+    evs = _events(run)
+    assert [e["parent_event_id"] for e in evs] == [None, root, root]  # a bad event's child attaches above it
+    assert evs[1]["event_id"] == child
+    _check(tmp_path / "t")
+
+
+def test_payload_model_that_cannot_serialise_is_dropped(tmp_path):
+    from pydantic import BaseModel, ConfigDict
+
+    class Obs(BaseModel):
+        model_config = ConfigDict(arbitrary_types_allowed=True)
+        observation: object
+
+    with _rec(tmp_path) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        run.emit("env_observation", role="env", payload=Obs(observation=object()))
+    assert _session(run)["capture"] == {"events_written": 1, "events_dropped": 1, "errors": 1}
+    _check(tmp_path)
+
+
+def test_redacted_capture_keeps_values_only_canonical_json_knows(tmp_path):
+    values = [{1, 2}, b"raw", np.int64(3), np.float32(0.5), np.arange(3), {"mail alice.smith@example.com"}]
+    with _rec(tmp_path, redactor=capture_redactor()) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        for v in values:
+            run.emit("env_observation", role="env", payload={"observation": v})
+    assert _session(run)["capture"] == {"events_written": 7, "events_dropped": 0, "errors": 0}
+    assert [e["payload"]["observation"] for e in _events(run)[1:-1]] == [[1, 2], "raw", 3, 0.5, [0, 1, 2]]
+    assert "alice" not in (run.run_dir / "events.jsonl").read_text()  # the set was redacted too
+    _check(tmp_path)
+
+
+class _Mute(Exception):
+    def __str__(self):
+        raise RuntimeError("no message")
+
+
+@pytest.mark.parametrize("exc", [ValueError("boom"), KeyboardInterrupt(), _Mute(), OSError("bad \udcff path")])
+def test_exception_leaving_the_block_is_in_session_json(tmp_path, exc):
+    with pytest.raises(type(exc)), _rec(tmp_path) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        raise exc
+    sess = _session(run)
+    assert sess["summary"]["success"] is False and sess["summary"]["failure_class"] == type(exc).__name__
+    assert sess["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 0}
+    assert _events(run)[-1]["payload"]["kind"] == type(exc).__name__
+    _check(tmp_path)
+
+
+def test_exception_after_episode_end_keeps_the_recorded_outcome(tmp_path):
+    with pytest.raises(ValueError), _rec(tmp_path) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        run.emit("episode_end", role="orchestrator", payload={"success": True})
+        raise ValueError("after the end")
+    assert _session(run)["summary"]["success"] is True
+
+
+def test_many_threads_share_one_recorder(tmp_path):
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show at once
+    try:
+        with _rec(tmp_path, fsync_interval_s=None) as run:
+            run.emit("planner_input", role="planner", payload={"goal": "g"})
+
+            def work(k):
+                for i in range(1500):
+                    run.emit("env_observation", role="env", payload={"observation": {"k": k, "i": i}})
+
+            threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        sys.setswitchinterval(old)
+    evs = _events(run)
+    assert len(evs) == 9001 and len({e["event_id"] for e in evs}) == 9001
+    assert _session(run)["capture"]["events_written"] == 9001  # no count lost
+    assert [e["timestamp"] for e in evs] == sorted(e["timestamp"] for e in evs)
+    _check(tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_does_not_write_into_the_parents_run(tmp_path):
+    with _rec(tmp_path, fsync_interval_s=None) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        pid = os.fork()
+        if pid == 0:  # the child emits, then leaves the block through an exception, then exits
+            code = 1
+            try:
+                with run:
+                    run.emit("env_observation", role="env", payload={"observation": "child"})
+                    raise SystemExit(0)
+            except SystemExit:
+                code = 0
+            finally:
+                os._exit(code)
+        assert os.waitpid(pid, 0)[1] == 0
+        run.emit("env_observation", role="env", payload={"observation": "parent"})
+    evs = _events(run)
+    assert [e["payload"].get("observation") for e in evs] == [None, "parent"]
+    assert _session(run)["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 0}
+    _check(tmp_path)

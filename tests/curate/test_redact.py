@@ -119,3 +119,15 @@ def test_numeric_usage_trips_no_trigger_but_odd_usage_is_still_scanned() -> None
         assert "usage" in Walker.body(bad)[2]
         out = r.redact(bad, scope="r")
         assert secret not in json.dumps(out) and "<EMAIL_" in json.dumps(out["llm"]["usage"]), out["llm"]["usage"]
+
+
+def test_values_inside_tuples_are_redacted_at_capture(tmp_path: Path) -> None:
+    """A payload built with tuples (as Python code often does) is written as JSON arrays: the
+    capture pass must redact inside them as inside lists."""
+    with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}, strict=True,
+                  redactor=capture_redactor(RedactionConfig())) as run:
+        root = run.emit("planner_input", role="planner", payload={"goal": "g"})
+        run.emit("env_observation", role="orchestrator", parent=root,
+                 payload={"observation": ("mail", (SECRETS[0], {"to": [SECRETS[0]]}))})
+    raw = next(iter_runs(tmp_path)).events_path.read_text()
+    assert SECRETS[0] not in raw and raw.count("<EMAIL_1>") == 2

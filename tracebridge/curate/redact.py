@@ -150,9 +150,9 @@ class Walker:
         """Descend only into containers whose serialisation trips a trigger."""
         if isinstance(v, str):
             return fn(v, path) if self._pre(v) else v
-        if not isinstance(v, (dict, list)) or not v or not self._hit(v):
+        if not isinstance(v, (dict, list, tuple)) or not v or not self._hit(v):
             return v
-        if isinstance(v, list):
+        if not isinstance(v, dict):  # a tuple is written as a JSON array: the capture path must see into it
             new = [self._walk(x, path, fn) for x in v]
             return v if all(a is b for a, b in zip(new, v)) else new
         out = v

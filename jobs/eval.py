@@ -13,7 +13,8 @@ Submit:
         python jobs/eval.py configs/sweep/demo.yaml bundle=$PWD/demo_out/bundle storage=$PWD/storage -- eval.n_boot=5000
 
 Last stdout line: a JSON summary (report_uri, trials). Exit 0 ok, 1 a trial could not be
-re-evaluated, 2 bad arguments / no finished sweep on storage, 3 storage unreachable at push time
+re-evaluated, 2 bad arguments, config, eval overrides, bundle or work_dir, a storage that takes no
+writes, or no finished sweep on storage (nothing evaluated), 3 storage unreachable at push time
 (the report kept locally; the summary's ``report_local``).
 """
 
@@ -50,27 +51,42 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
     import ray
 
     from tracebridge.config import ConfigError
+    from tracebridge.export.storage import StorageError
     from tracebridge.schema.canonical import sha256_json
     from tracebridge.sweep import grid
     from tracebridge.sweep.config import load_sweep_config
-    from tracebridge.sweep.publish import REPORT_NOT_PUSHED, init_ray, publish_into
+    from tracebridge.sweep.publish import REPORT_NOT_PUSHED, init_ray, publish_into, storage_problem
     from tracebridge.sweep.reeval import check_eval_overrides, final_checkpoints
     from tracebridge.sweep.storage import ensure_bundle, join
+    from tracebridge.train.data import BundleError
 
     t0 = time.time()
     # ---- 1. the sweep (same config + overrides as its jobs/sweep.py run) and the eval changes
     try:
         cfg = load_sweep_config(config, sweep_overrides)
         recipes = grid.resolve_recipes(cfg)
-        if check_eval_overrides(eval_overrides):
-            raise ConfigError(check_eval_overrides(eval_overrides))
+        problems = check_eval_overrides(eval_overrides, recipes)  # on the driver, not in every task
+        if problems:
+            raise ConfigError(problems, "eval overrides")
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
     scratch = Path(cfg.work_dir) if cfg.work_dir else Path(tempfile.gettempdir()) / "tracebridge"
-    scratch.mkdir(parents=True, exist_ok=True)
-    _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles")
+    try:
+        scratch.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # work_dir under a file, read-only: one error line, not a traceback
+        log.error("work_dir=%s: %s", scratch, exc)
+        return 2
+    try:
+        _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles")
+    except (BundleError, StorageError, OSError, ValueError) as exc:
+        log.error("bundle %s: %s", cfg.bundle, exc)
+        return 2
     sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])
+    problem = storage_problem(cfg)  # the new report goes there
+    if problem:
+        log.error("%s", problem)
+        return 2
 
     # ---- 2. the finished trials' checkpoints on storage
     ckpts = final_checkpoints(join(cfg.storage, sid))
@@ -113,7 +129,11 @@ if __name__ == "__main__":
     for noisy in ("ray", "transformers", "datasets", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = sys.argv[1:]
-    if not args or args[0].startswith("-"):
-        sys.exit(__doc__)
+    if args[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        sys.exit(0)
+    if not args or args[0].startswith("-"):  # a usage error is exit 2: exit 1 means "trials failed"
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
     cut = args.index("--") if "--" in args else len(args)
     sys.exit(main(args[0], args[1:cut], args[cut + 1:]))

@@ -11,8 +11,9 @@ Submit (what ``tracebridge submit`` does; the Ray token in ``RAY_AUTH_TOKEN``, `
 
 The last stdout line is a JSON summary (sweep_id, report_uri, trials, failures). Exit codes: 0 all
 trials finished and the report was pushed, 1 some trials failed (report of the others pushed),
-2 bad config or bundle (nothing trained), 3 storage unreachable at push time after ``push.attempts``
-tries (the report is kept locally; the error line and the summary's ``report_local`` give the path).
+2 bad arguments, config, bundle or work_dir, or a storage that takes no writes (nothing trained),
+3 storage unreachable at push time after ``push.attempts`` tries (the report is kept locally; the
+error line and the summary's ``report_local`` give the path).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def main(config: str, overrides: list[str]) -> int:
     from tracebridge.config import ConfigError
     from tracebridge.export.storage import StorageError
     from tracebridge.sweep import grid
-    from tracebridge.sweep.publish import REPORT_NOT_PUSHED, init_ray, publish_into
+    from tracebridge.sweep.publish import REPORT_NOT_PUSHED, init_ray, publish_into, storage_problem
     from tracebridge.sweep.storage import ensure_bundle
     from tracebridge.sweep.trainable import TrialContext
     from tracebridge.sweep.tune_run import attempts, run_sweep
@@ -50,7 +51,7 @@ def main(config: str, overrides: list[str]) -> int:
     log.info("grid: %d trials (%s × %s × %d ablation cells × seeds %s)", len(specs), cfg.roles, cfg.variants,
              len(grid.ablation_cells(cfg)), cfg.seeds)
 
-    # ---- 2. fetch and verify the bundle; name the sweep
+    # ---- 2. fetch and verify the bundle; name the sweep; check scratch and storage take writes
     scratch = Path(cfg.work_dir) if cfg.work_dir else Path(tempfile.gettempdir()) / "tracebridge"
     try:
         bundle_dir, manifest = ensure_bundle(cfg.bundle, scratch / "bundles")
@@ -59,7 +60,15 @@ def main(config: str, overrides: list[str]) -> int:
         return 2
     sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])
     work_root = scratch / sid
-    work_root.mkdir(parents=True, exist_ok=True)
+    try:
+        work_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # work_dir under a file, read-only: one error line, not a traceback
+        log.error("work_dir=%s: %s", scratch, exc)
+        return 2
+    problem = storage_problem(cfg)
+    if problem:
+        log.error("%s", problem)
+        return 2
     log.info("sweep %s: bundle %s (%s)", sid, manifest["bundle_id"], bundle_dir)
 
     # ---- 3. run (or resume) the grid on Ray Tune
@@ -90,6 +99,11 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("ray", "transformers", "datasets", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
-        sys.exit(__doc__)
-    sys.exit(main(sys.argv[1], sys.argv[2:]))
+    args = sys.argv[1:]
+    if args[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        sys.exit(0)
+    if not args or args[0].startswith("-"):  # a usage error is exit 2: exit 1 means "trials failed"
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(args[0], args[1:]))

@@ -11,8 +11,8 @@ Submit (on a GPU node: add --entrypoint-num-gpus 1):
 
 Arguments: CONFIG, an optional trial id (no ``=``; an unknown id prints the grid's ids), then
 ``key=value`` sweep overrides. The last stdout line
-is the trial's result as JSON (metrics, checkpoint_dir, trial_dir). Exit 0 ok, 2 bad config or
-unknown trial id.
+is the trial's result as JSON (metrics, checkpoint_dir, trial_dir). Exit 0 ok, 2 bad arguments,
+config, bundle or work_dir, or an unknown trial id.
 """
 
 from __future__ import annotations
@@ -59,8 +59,14 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
     sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])
 
     # ---- 3. the trial, with the Tune reporter swapped for a logger
+    work_root = scratch / f"{sid}-debug"
+    try:
+        work_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # work_dir under a file, read-only: one error line, not a traceback
+        log.error("work_dir=%s: %s", scratch, exc)
+        return 2
     ctx = TrialContext(sweep_id=sid, bundle_uri=cfg.bundle, bundle_id=manifest["bundle_id"],
-                       work_root=str(scratch / f"{sid}-debug"), recipes=recipes, keep_models=False)
+                       work_root=str(work_root), recipes=recipes, keep_models=False)
 
     def report(metrics: dict, checkpoint: object = None) -> None:
         log.info("%s%s", {k: v for k, v in metrics.items() if not isinstance(v, float) or "/" not in k},
@@ -82,7 +88,11 @@ if __name__ == "__main__":
     for noisy in ("transformers", "datasets", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = sys.argv[1:]
-    if not args or args[0].startswith("-"):
-        sys.exit(__doc__)
+    if args[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        sys.exit(0)
+    if not args or args[0].startswith("-"):  # a usage error is exit 2: exit 1 means "trials failed"
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
     trial_arg = args[1] if len(args) > 1 and "=" not in args[1] else None
     sys.exit(main(args[0], trial_arg, args[2 if trial_arg else 1:]))

@@ -89,7 +89,9 @@ def harvest(
 
 @feedback_app.command("serve")
 def serve(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingOpt = None,
-          overrides: Overrides = None) -> None:
+          overrides: Overrides = None,
+          path: Annotated[str, typer.Option("--path", help="The only path that takes updates "
+                                                           "(what the TLS proxy forwards to).")] = "/") -> None:
     """Receive Telegram webhook updates on loopback (secret from the configured environment variable)."""
     from tracebridge.feedback.webhook import WebhookServer
 
@@ -98,7 +100,7 @@ def serve(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingOp
     if not secret:
         fail(f"set {cfg.webhook_secret_env} to the secret_token given to setWebhook", 2)
     try:
-        srv = WebhookServer(cfg, secret)  # type: ignore[arg-type]
+        srv = WebhookServer(cfg, secret, path=path)  # type: ignore[arg-type]
     except (ValueError, OSError) as exc:
         fail(str(exc), 2)
     typer.echo(f"listening on {srv.url} (ledger {cfg.ledger}); Ctrl-C to stop", err=True)

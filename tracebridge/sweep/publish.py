@@ -1,4 +1,4 @@
-"""The end of a sweep job: connect the driver to Ray, write the report of the finished trials
+"""The ends of a sweep job: check that storage takes writes and connect the driver to Ray; write the report of the finished trials
 (``tracebridge.report.write_report``: results.json, report.html, manifest.json stamped with the
 sweep id, bundle id, resolved config, the nodes the trials ran on, GPU-hours and their cost at
 ``window.prices``) and push it to ``<storage>/reports/<sweep id>``, retrying
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,29 @@ class ReportNotPushed(StorageError):
     def __init__(self, message: str, local_dir: Path) -> None:
         super().__init__(message)
         self.local_dir = local_dir
+
+
+def storage_problem(cfg: SweepConfig) -> str | None:
+    """Why the job could not write to ``cfg.storage`` (None when a probe file was written and removed
+    there). The jobs check it before Ray starts: otherwise an unwritable storage shows only at the
+    first checkpoint or at the report push, after the GPUs were spent. Transient failures are
+    retried like the push (``cfg.push``)."""
+    from tracebridge.sweep.storage import _fs, is_local, local_path
+
+    probe = join(cfg.storage, f".write-probe-{uuid.uuid4().hex[:12]}")
+
+    def write_and_remove() -> None:
+        if is_local(cfg.storage):  # object stores have no folders; a local one is made as Tune would
+            local_path(cfg.storage).mkdir(parents=True, exist_ok=True)
+        fs, path = _fs(probe)
+        fs.pipe_file(path, b"")
+        fs.rm_file(path)
+
+    try:
+        retry_io(write_and_remove, f"write probe {probe}", cfg.push)
+    except (StorageError, OSError) as exc:
+        return f"storage={cfg.storage}: cannot write there ({type(exc).__name__}: {exc})"
+    return None
 
 
 def init_ray(work_root: Path) -> dict[str, float]:

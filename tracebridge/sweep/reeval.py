@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,25 @@ def final_checkpoints(exp_uri: str) -> dict[str, str]:
     return out
 
 
-def check_eval_overrides(overrides: list[str]) -> list[str]:
-    """Only evaluation settings may change when re-evaluating (anything else would need retraining)."""
-    return [f"{o}: only eval.*, data.eval_split, data.max_eval_rows or threads can change at re-evaluation"
-            for o in overrides if not o.split("=", 1)[0].startswith(EVAL_PREFIXES)]
+def check_eval_overrides(overrides: list[str], recipes: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """Problems of the re-evaluation overrides: only evaluation settings may change (anything else
+    would need retraining), and, given the sweep's resolved ``recipes``, each must load onto every
+    one of them, so a mistyped key or a bad value is refused on the driver, not in every Ray task."""
+    from tracebridge.config import ConfigError, load_config
+    from tracebridge.sweep.grid import write_recipe
+    from tracebridge.train.config import TrainConfig
+
+    problems = [f"{o}: only eval.*, data.eval_split, data.max_eval_rows or threads can change at re-evaluation"
+                for o in overrides if not o.split("=", 1)[0].startswith(EVAL_PREFIXES)]
+    if problems or not recipes:
+        return problems
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant, recipe in recipes.items():
+            try:
+                load_config(TrainConfig, str(write_recipe(recipe, Path(tmp) / f"{variant}.yaml")), overrides)
+            except ConfigError as exc:
+                problems += [p for p in exc.problems if p not in problems]
+    return problems
 
 
 def reevaluate(ckpt_dir: Path, bundle_dir: Path, overrides: list[str], out: Path) -> dict[str, Any]:

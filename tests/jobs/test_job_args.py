@@ -1,0 +1,77 @@
+"""The jobs' argument and config handling, without Ray: --help, usage errors, a bundle, work_dir
+or storage they cannot use and eval overrides that do not load each end the job with one error
+line and exit 2 before Ray starts (``init_ray`` is replaced by a function that fails the test)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "tests" / "data" / "train_views"
+SMOKE = str(ROOT / "configs" / "sweep" / "smoke.yaml")
+JOBS = ("sweep", "train_role", "eval")
+
+
+def load_job(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_job_{name}", ROOT / "jobs" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    from tracebridge.sweep import publish
+
+    def refuse(*_a, **_k):
+        raise AssertionError("Ray was started although the job should have stopped before")
+
+    monkeypatch.setattr(publish, "init_ray", refuse)
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_help_exits_0_and_usage_errors_exit_2(job):
+    run = [sys.executable, f"jobs/{job}.py"]
+    res = subprocess.run([*run, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
+    assert res.returncode == 0 and "Run directly" in res.stdout  # was exit 1, the "trials failed" code
+    for bad in ([], ["--smoke-test"]):
+        res = subprocess.run([*run, *bad], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
+        assert res.returncode == 2 and "Run directly" in res.stderr, bad
+
+
+def test_sweep_refuses_storage_it_cannot_write_before_ray(tmp_path, no_ray, caplog):
+    (tmp_path / "file").write_text("")
+    rc = load_job("sweep").main(SMOKE, [f"bundle={BUNDLE}", f"storage={tmp_path}/file/storage",
+                                        f"work_dir={tmp_path}/work"])
+    assert rc == 2 and "cannot write there" in caplog.text and "storage=" in caplog.text
+    assert not any(tmp_path.glob("file/**/.write-probe-*"))
+
+
+def test_jobs_refuse_a_work_dir_they_cannot_create(tmp_path, no_ray, caplog, monkeypatch):
+    (tmp_path / "file").write_text("")
+    args = [f"bundle={BUNDLE}", f"storage={tmp_path}/storage", f"work_dir={tmp_path}/file/work"]
+    assert load_job("sweep").main(SMOKE, args) == 2  # was a NotADirectoryError traceback
+    assert load_job("train_role").main(SMOKE, None, args) == 2
+    assert load_job("eval").main(SMOKE, args, ["eval.n_boot=300"]) == 2
+    assert caplog.text.count(f"work_dir={tmp_path}/file/work") == 3
+
+
+def test_eval_checks_bundle_and_overrides_on_the_driver(tmp_path, no_ray, caplog):
+    job = load_job("eval")
+    args = [f"bundle={BUNDLE}", f"storage={tmp_path}/storage", f"work_dir={tmp_path}/work"]
+    assert job.main(SMOKE, args, ["eval.n_boot_typo=300"]) == 2  # was found in every Ray task
+    assert "eval.n_boot_typo: unknown key" in caplog.text
+    assert job.main(SMOKE, args, ["data.eval_split=tset"]) == 2
+    assert "data.eval_split=tset: use train, validation or test" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        missing = [f"bundle={tmp_path}/nothing", *args[1:]]
+        assert job.main(SMOKE, missing, ["eval.n_boot=300"]) == 2  # was a BundleError traceback, exit 1
+    assert f"bundle {tmp_path}/nothing" in caplog.text

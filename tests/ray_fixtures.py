@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]  # tests/ray_fixtures.py: the repository is one level up
 BUNDLE = ROOT / "tests" / "data" / "train_views"
 STATE = Path(tempfile.gettempdir()) / f"tb-pytest-ray-{os.getpid()}"
 

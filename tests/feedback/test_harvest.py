@@ -154,3 +154,40 @@ def test_bytes_that_are_not_utf8_are_located(cfg, tmp_path, where):
     line = f"{path}:2:<line>" if where == "updates" else f"{path}:2"
     why = "invalid JSON: not UTF-8: byte 0xe9 at byte 30 of the line (latin-1 or binary data?)"
     assert rep.quarantine_samples == [f"{line}: {why}"]
+
+
+_HARVEST_ONE = """
+import sys
+from tracebridge.feedback.config import FeedbackConfig
+from tracebridge.feedback.harvest import harvest_dumps
+cfg = FeedbackConfig(**dict(a.split("=", 1) for a in sys.argv[2:]))
+rep = harvest_dumps(cfg, [sys.argv[1]])
+print(rep.accepted, rep.quarantined)
+"""
+
+
+def test_two_processes_harvesting_one_update_id_accept_one_update(cfg, tmp_path):
+    """A ``serve`` and a ``harvest`` side by side: each read the ledger before the other appended,
+    so both accepted a different update of the same id. The ledger's lock now spans read to append."""
+    import subprocess
+    import sys
+    import time
+
+    from tracebridge.feedback.ledger import file_lock
+
+    dumps = []
+    for i, e in enumerate(["👍", "👎"]):
+        dumps.append(tmp_path / f"d{i}.jsonl")
+        dumps[-1].write_bytes(orjson.dumps(reaction(77, 10, [], [e])) + b"\n")
+    args = [f"{k}={getattr(cfg, k)}" for k in ("ledger", "mapping", "registry", "harvest_log", "quarantine", "audit_dir")]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    with file_lock(cfg.ledger):  # both start and wait here: without the fix they would both read an empty ledger
+        procs = [subprocess.Popen([sys.executable, "-c", _HARVEST_ONE, str(d), *args], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for d in dumps]
+        time.sleep(3)  # long enough for both to import and reach the ledger
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    counts = sorted(tuple(map(int, o.split())) for o, _ in outs)
+    assert counts == [(0, 1), (1, 0)], counts
+    rows = read_ledger(cfg.ledger).rows
+    assert len(rows) == 1 and rows[0].raw["update_id"] == 77

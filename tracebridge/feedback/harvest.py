@@ -19,7 +19,14 @@ from typing import Any
 import orjson
 
 from tracebridge.feedback.config import FeedbackConfig
-from tracebridge.feedback.ledger import LedgerRow, append_locked, hash_user, parse_time, read_ledger
+from tracebridge.feedback.ledger import (
+    LedgerRow,
+    append_locked,
+    file_lock,
+    hash_user,
+    parse_time,
+    read_ledger,
+)
 from tracebridge.feedback.mapping import Mapping, load_mapping
 from tracebridge.feedback.telegram import (
     ReadError,
@@ -76,9 +83,9 @@ def _quarantine(cfg: FeedbackConfig, rep: HarvestReport, where: str, reason: str
     append_locked(cfg.quarantine, [{"where": where, "reason": reason, "raw": text, "key": key, "time": utc_now()}])
 
 
-def _finish(cfg: FeedbackConfig, rep: HarvestReport, rows: list[dict[str, Any]]) -> HarvestReport:
+def _finish(cfg: FeedbackConfig, rep: HarvestReport, rows: list[dict[str, Any]], held: bool = False) -> HarvestReport:
     rep.rows = len(rows)
-    rep.added, rep.duplicates = append_locked(cfg.ledger, rows)
+    rep.added, rep.duplicates = append_locked(cfg.ledger, rows, held=held)
     append_locked(cfg.harvest_log, [{**rep.to_dict(), "quarantine_samples": rep.quarantine_samples[:5]}],
                   dedupe=False)
     return rep
@@ -144,7 +151,17 @@ class _UpdateIds:
 def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source: str,
                     inputs: list[str]) -> HarvestReport:
     """Harvest (location, update) pairs into the ledger; a second, different update with an
-    update id already used (here or in the ledger) is quarantined as a conflict."""
+    update id already used (here or in the ledger) is quarantined as a conflict.
+
+    The ledger's lock is held from reading it to appending: another harvest (a ``serve`` and a
+    ``harvest`` side by side) must not accept a different update of the same id in between.
+    """
+    with file_lock(cfg.ledger):
+        return _harvest_updates(cfg, updates, source, inputs)
+
+
+def _harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source: str,
+                     inputs: list[str]) -> HarvestReport:
     mapping = load_mapping(cfg.mapping)
     ledger = read_ledger(cfg.ledger).rows
     anonymous, newest, ids = anonymous_counts(ledger), newest_count_ids(ledger), _UpdateIds(ledger)
@@ -165,7 +182,7 @@ def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source:
         ids.claim(where, upd)
         rows += got
         rep.accepted += 1
-    return _finish(cfg, rep, rows)
+    return _finish(cfg, rep, rows, held=True)
 
 
 def harvest_dumps(cfg: FeedbackConfig, files: list[str | os.PathLike[str]]) -> HarvestReport:

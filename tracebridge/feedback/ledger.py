@@ -12,6 +12,7 @@ two harvesters never write the same change twice, and each row is one ``write`` 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -134,17 +135,27 @@ def _end_torn_tail(path: Path) -> None:
             fh.write(b"\n")
 
 
+def file_lock(path: str | os.PathLike[str], timeout_s: float = 30.0) -> FileLock:
+    """The lock of a JSONL file (``<path>.lock``, its folder created), to use as ``with``."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(p) + ".lock", timeout=timeout_s)
+
+
 def append_locked(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]], *, dedupe: bool = True,
-                  timeout_s: float = 30.0) -> tuple[int, int]:
+                  timeout_s: float = 30.0, held: bool = False) -> tuple[int, int]:
     """Append rows to a JSONL file under its lock; rows whose ``key`` is already there are skipped.
+
+    Args:
+        held: the caller holds ``file_lock(path)`` already (it read the file and decided what to
+            append under the same lock); taking it again from this process would wait on itself.
 
     Returns:
         (rows written, duplicates skipped).
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     rows = list(rows)
-    with FileLock(str(p) + ".lock", timeout=timeout_s):
+    with contextlib.nullcontext() if held else file_lock(p, timeout_s):
         _end_torn_tail(p)
         seen = set(_keys(p)) if dedupe else set()
         writer: EventWriter | None = None

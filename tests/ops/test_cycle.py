@@ -76,6 +76,15 @@ def test_config_skips_and_a_second_cycle_gets_its_own_folder(tmp_path):
     assert [p.name for _, p in list_cycles(tmp_path / "artifacts")] == ["20260301T021500Z", "20260301T021500Z-1"]
 
 
+def test_optimize_mode_off_survives_yaml_reading_off_as_false(tmp_path):
+    # shadow.yaml's own override line: YAML 1.1 reads a bare `off` as false, which became "False"
+    from tracebridge.config import load_config
+
+    (tmp_path / "ops.yaml").write_text("shadow:\n  optimize:\n    mode: off\n")
+    for path, ov in [(None, ["shadow.optimize.mode=off"]), (tmp_path / "ops.yaml", [])]:
+        assert load_config(OpsConfig, path, ov).shadow.optimize.mode == "off"
+
+
 def test_overlapping_cycles_are_refused(tmp_path):
     cfg = _cfg(tmp_path)
     (tmp_path / "work").mkdir()

@@ -116,6 +116,24 @@ def test_views_parse_check_finds_bad_rows_and_missing_views(tmp_path):
     assert not check_views_parse(bundle)["ok"]
 
 
+def test_views_parse_check_takes_a_worker_only_bundle_of_real_sessions(tmp_path):
+    # OpenClaw sessions give worker rows only: the views the manifest does not list are not missing
+    bundle = tmp_path / "bundle"
+    shutil.copytree(VIEWS, bundle)
+    man = json.loads((bundle / "manifest.json").read_text())
+    man["files"] = [f for f in man["files"] if f["path"].startswith("worker_")]
+    (bundle / "manifest.json").write_text(json.dumps(man))
+    for name in ("planner_sft", "verifier_sft", "verifier_pref_pairs"):
+        (bundle / f"{name}.jsonl").unlink()
+    res = check_views_parse(bundle)
+    assert res["ok"], res["problems"]
+    assert sorted(res["files"]) == ["worker_recovery_cases.jsonl", "worker_sft.jsonl"]
+    for name in ("worker_sft", "worker_recovery_cases"):
+        (bundle / f"{name}.jsonl").unlink()
+    assert check_views_parse(bundle)["problems"] == ["no view file in the bundle", "worker_sft: no file in the bundle",
+                                                     "worker_recovery_cases: no file in the bundle"]
+
+
 def test_validate_step_fails_below_thresholds(tmp_path):
     ctx = _ctx(tmp_path)
     record_sample_run(ctx.traces)

@@ -77,7 +77,8 @@ def export_cmd(
     """Curate traces (redaction, quality, dedup, family split) into a content-addressed bundle.
 
     Exits 1 when a check fails (no run accepted, split leakage, counts that do not reconcile,
-    too many quarantined runs); the bundle and its report are written either way.
+    too many quarantined runs; a class-balance floor only with ``balance.fail=true``); the bundle
+    and its report are written either way.
     """
     from tracebridge.export.config import ExportConfig
     from tracebridge.export.labels import FeedbackUnavailable, feedback_source

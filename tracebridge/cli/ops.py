@@ -235,7 +235,8 @@ def review(
     now: Annotated[str | None, typer.Option(help="End of the window, ISO UTC (default: now).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """The 3-day review of the shadow cycles: pass/fail per criterion with evidence."""
+    """The 3-day review of the shadow cycles: pass/fail per criterion with evidence; exit 1
+    unless every criterion passes."""
     from tracebridge.ops.review import review as do_review
 
     cfg = _ops_config(config, [f"review.days={days}"] if days is not None else [])

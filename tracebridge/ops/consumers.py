@@ -34,26 +34,48 @@ AL_MARKERS = ("agentlightning", "triplet", "al_messages")
 OPTIONAL_VIEWS = ("planner_pref_pairs",)
 
 
+def _view_of(rel: str) -> str | None:
+    """The view a bundle file (path relative to the bundle) belongs to, or None."""
+    if not rel.endswith(".jsonl") or any(m in rel.lower() for m in AL_MARKERS):
+        return None
+    name = rel.rsplit("/", 1)[-1]
+    for v in sorted(VIEWS, key=len, reverse=True):
+        if name.startswith(v) or f"{v}/" in rel:
+            return v
+    return None
+
+
 def view_files(bundle: Path) -> dict[str, list[Path]]:
     """View name → its JSONL files (``<view>*.jsonl`` or under a ``<view>/`` folder)."""
     out: dict[str, list[Path]] = {v: [] for v in VIEWS}
     for p in sorted(bundle.rglob("*.jsonl")):
-        rel = p.relative_to(bundle).as_posix()
-        if any(m in rel.lower() for m in AL_MARKERS):
-            continue
-        for v in sorted(VIEWS, key=len, reverse=True):
-            if p.name.startswith(v) or f"{v}/" in rel:
-                out[v].append(p)
-                break
+        v = _view_of(p.relative_to(bundle).as_posix())
+        if v is not None:
+            out[v].append(p)
     return out
 
 
-def _manifest_rows(bundle: Path) -> dict[str, int]:
+def _manifest_files(bundle: Path) -> list[dict[str, Any]] | None:
+    """The manifest's ``files`` entries, or None without a readable manifest."""
     try:
         man = orjson.loads((bundle / "manifest.json").read_bytes())
     except (OSError, orjson.JSONDecodeError):
-        return {}
-    return {f["path"]: f["rows"] for f in man.get("files", []) if isinstance(f.get("rows"), int)}
+        return None
+    files = man.get("files") if isinstance(man, dict) else None
+    return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else None
+
+
+def _manifest_rows(bundle: Path) -> dict[str, int]:
+    return {f["path"]: f["rows"] for f in _manifest_files(bundle) or [] if isinstance(f.get("rows"), int)}
+
+
+def _required_views(bundle: Path) -> set[str]:
+    """Views whose files must be there: those the manifest lists (a bundle of real chat sessions has
+    worker rows only, no planner or verifier view); without a manifest every view but the optional."""
+    files = _manifest_files(bundle)
+    if files is None:
+        return set(VIEWS) - set(OPTIONAL_VIEWS)
+    return {v for v in (_view_of(str(f.get("path", ""))) for f in files) if v is not None}
 
 
 def check_views_parse(bundle: Path) -> dict[str, Any]:
@@ -61,11 +83,13 @@ def check_views_parse(bundle: Path) -> dict[str, Any]:
     import datasets
 
     datasets.disable_progress_bars()
-    rows_in_manifest = _manifest_rows(bundle)
+    rows_in_manifest, required = _manifest_rows(bundle), _required_views(bundle)
     files, problems = {}, []
     by_view = view_files(bundle)
+    if not any(by_view.values()):
+        problems.append("no view file in the bundle")
     for view, paths in by_view.items():
-        if not paths and view not in OPTIONAL_VIEWS:
+        if not paths and view in required:
             problems.append(f"{view}: no file in the bundle")
         for p in paths:
             rel = p.relative_to(bundle).as_posix()

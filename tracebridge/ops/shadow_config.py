@@ -40,6 +40,11 @@ class OptimizeConfig:
     sweep_config: str = field(default="configs/sweep/smoke.yaml", metadata={"help": "mode=cluster: sweep config."})
     cluster: str = field(default="local", metadata={"help": "mode=cluster: cluster config or address."})
 
+    def __post_init__(self) -> None:
+        # YAML 1.1 reads a bare `off` as false: `shadow.optimize.mode=off` (or `mode: off`) arrives as "False"
+        if self.mode == "False":
+            self.mode = "off"
+
 
 @dataclass
 class ShadowConfig:

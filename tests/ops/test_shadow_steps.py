@@ -16,7 +16,7 @@ from tracebridge.ops.chunks import check_chunk_policy
 from tracebridge.ops.config import OpsConfig
 from tracebridge.ops.consumers import check_views_parse
 from tracebridge.ops.cycle import Ctx, StepFailed
-from tracebridge.ops.shadow_steps import step_feedback, step_validate
+from tracebridge.ops.shadow_steps import step_feedback, step_import, step_validate
 
 ROOT = Path(__file__).resolve().parents[2]
 VIEWS = ROOT / "tests/data/train_views"
@@ -132,6 +132,16 @@ def test_views_parse_check_takes_a_worker_only_bundle_of_real_sessions(tmp_path)
         (bundle / f"{name}.jsonl").unlink()
     assert check_views_parse(bundle)["problems"] == ["no view file in the bundle", "worker_sft: no file in the bundle",
                                                      "worker_recovery_cases: no file in the bundle"]
+
+
+def test_import_step_counts_runs_not_the_importer_state(tmp_path):
+    """``runs_after`` counted ``traces/.import/`` as a run: 13 runs after importing 12 sessions."""
+    ctx = _ctx(tmp_path)
+    ctx.shadow.sources = [str(ROOT / "tests/data/openclaw/home")]
+    out = step_import(ctx)
+    runs = sorted(p.name for p in ctx.traces.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert (ctx.traces / ".import").is_dir() and runs and all(r.startswith("oc-") for r in runs)
+    assert out["inputs"] == {"runs_before": 0, "runs_after": len(runs)}
 
 
 def test_validate_step_fails_below_thresholds(tmp_path):

@@ -61,6 +61,16 @@ def test_winner_needs_paired_uplift_and_no_guard_regression(tmp_path):
     assert guarded["winner"] is None and "false_stop_rate" in guarded["winner_reason"]
 
 
+def test_overrides_every_trial_shares_are_no_ablation(tmp_path):
+    """``tracebridge train ... role=worker train.max_steps=4`` puts its overrides in every trial's
+    ``ablation``: they used to make one 1×1 heatmap each (and a key × key grid of them)."""
+    ts = trials(tmp_path, uplift=20)
+    for t in ts:
+        t["ablation"] |= {"role": "verifier", "train.max_steps": "4"}
+    grids = build_results(ts, n_boot=50)["roles"]["verifier"]["ablations"]
+    assert [g["key"] for g in grids] == ["train.lr"] and grids[0]["rows"] == ["0.001", "0.003"]
+
+
 def test_manifest_stamps_and_verifies(tmp_path):
     man = write_report(trials(tmp_path / "t", uplift=20), tmp_path / "r", config={"roles": ["verifier"]},
                        wall_s=12.5, n_boot=300)

@@ -56,3 +56,25 @@ def test_train_with_a_bad_bundle_leaves_no_trial_folder(tmp_path):
                                    "--out", str(tmp_path / "runs")])
     assert res.exit_code == 2 and "manifest.json: not JSON" in res.output, res.output
     assert not (tmp_path / "runs").exists()  # before: an empty runs/verifier-baseline-s0/
+
+
+def test_train_prints_why_a_trial_failed(tmp_path):
+    """Text mode printed only 'failed trials: 1'; the reason was in --json alone."""
+    res = CliRunner().invoke(app, ["train", str(ROOT / "configs/train/cpu_tiny.yaml"), "train.max_steps=2",
+                                   "train.save_steps=0", "dpo.max_length=32", "--bundle", str(FIXTURE),
+                                   "--out", str(tmp_path / "runs"), "--variants", "optimized"])
+    assert res.exit_code == 1, res.output
+    assert "failed trials: 1" in res.output
+    assert "failed trial verifier-optimized-s0: ValueError: dpo: all" in res.output
+    assert "raise dpo.max_length" in res.output
+
+
+def test_eval_says_when_a_metric_has_no_item(capsys):
+    from tracebridge.cli.train import _print_metrics
+
+    _print_metrics({"worker/action_match": 0.5, "worker/action_match_lo": 0.25, "worker/action_match_hi": 0.75,
+                    "worker/error_recurrence": float("nan"), "worker/error_recurrence_lo": float("nan"),
+                    "worker/error_recurrence_hi": float("nan")})
+    out = capsys.readouterr().out
+    assert "0.5000  [0.2500, 0.7500]" in out and "nan" not in out
+    assert "worker/error_recurrence" in out and "no eval item has this metric" in out

@@ -141,3 +141,19 @@ def test_a_span_row_trains_each_of_its_turns_but_not_tool_output_or_context(tmp_
     target = tok.decode([t for t, lab in zip(ex["input_ids"], ex["labels"]) if lab != -100])
     assert "CALLTURN" in target and "FINALANSWER" in target
     assert not any(w in target for w in ("OLDQUESTION", "OLDANSWER", "NEWQUESTION", "TOOLOUTPUT"))
+
+
+@pytest.mark.parametrize("recipe", ["sft", "dpo"])
+def test_every_row_too_long_is_an_error_naming_the_key(tmp_path, recipe):
+    """Rows longer than max_length are all dropped by TRL (OpenClaw spans against the tiny profile's
+    1,024 tokens): the error names the cause and the key, not the sampler's ``num_samples=0``."""
+    model, tok = tiny_model_and_tokenizer()
+    d = load_role_data(FIXTURE, "worker")
+    with pytest.raises(ValueError, match=rf"all \d+ rows dropped by TRL .*max_length=32\); raise "
+                                         rf"{'train' if recipe == 'sft' else 'dpo'}\.max_length"):
+        if recipe == "sft":
+            run_sft(model, tok, to_sft_records(d.split(d.sft, "train")), SFTRecipeConfig(max_steps=1, max_length=32),
+                    tmp_path)
+        else:
+            run_dpo(model, tok, to_pref_records(d.split(d.pref, "train")), DPORecipeConfig(max_steps=1, max_length=32),
+                    tmp_path)

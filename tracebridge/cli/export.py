@@ -76,7 +76,7 @@ def export_cmd(
 ) -> None:
     """Curate traces (redaction, quality, dedup, family split) into a content-addressed bundle.
 
-    Exits 1 when a check fails (no run accepted, split leakage, counts that do not reconcile,
+    Exits 1 when a check fails (no run accepted, no row in any view, split leakage, counts that do not reconcile,
     too many quarantined runs; a class-balance floor only with ``balance.fail=true``); the bundle
     and its report are written either way.
     """

@@ -125,6 +125,8 @@ def train(
         print_json(summary)
     else:
         typer.echo(f"report: {summary['report']}  winners: {summary['winners']}  failed trials: {len(failed)}")
+        for f in failed:  # the count alone leaves the user no way to see why
+            typer.echo(f"failed trial {base.role}-{f['variant']}-s{f['seed']}: {f['error']}", err=True)
     raise typer.Exit(1 if failed else 0)
 
 
@@ -204,6 +206,21 @@ def _eval_inputs(checkpoint: Path, config: Path, overrides: list[str], bundle: P
     return cfg, data, floors
 
 
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    """One line per metric with its interval; a metric with no item to score says so, not ``nan``
+    (e.g. worker error recurrence on rows without a failed tool call)."""
+    import math
+
+    for k, v in sorted(metrics.items()):
+        if k.endswith(("_lo", "_hi")):
+            continue
+        if v is None or math.isnan(v):
+            typer.echo(f"{k:40s} n/a     (no eval item has this metric)")
+        else:
+            typer.echo(f"{k:40s} {v:.4f}  [{metrics.get(k + '_lo', math.nan):.4f}, "
+                       f"{metrics.get(k + '_hi', math.nan):.4f}]")
+
+
 @app.command("eval")
 def eval_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="A trained model folder (a trial's checkpoint_dir).")],
@@ -244,10 +261,13 @@ def eval_cmd(
 
         metrics.update(evaluate_closed_loop(model, tok, cfg).flat())
     if out:
+        from tracebridge.report.results import _clean
+
         out.mkdir(parents=True, exist_ok=True)
         (out / "eval_items.json").write_text(json.dumps({"role": cfg.role, "item_ids": res.item_ids,
                                                          "items": res.items, "extra": res.extra}))
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        # strict JSON: a metric with no item to score is null, not NaN (jq and browsers reject NaN)
+        (out / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2, sort_keys=True))
     below = {k: metrics.get(k) for k, v in floors.items() if not (metrics.get(k) is not None and metrics[k] >= v)}
     # a metric this run did not measure (e.g. cl_* without the closed loop) fails its floor, saying so
     unmeasured = sorted(k for k in floors if k not in metrics)
@@ -256,10 +276,7 @@ def eval_cmd(
 
         print_json(_clean({"metrics": metrics, "extra": res.extra, "below_floor": below, "not_measured": unmeasured}))
     else:
-        for k, v in sorted(metrics.items()):
-            if not k.endswith(("_lo", "_hi")):
-                typer.echo(f"{k:40s} {v:.4f}  [{metrics.get(k + '_lo', float('nan')):.4f}, "
-                           f"{metrics.get(k + '_hi', float('nan')):.4f}]")
+        _print_metrics(metrics)
         if below:
             typer.echo(f"below floor: {below}" + (f" (not measured: {', '.join(unmeasured)})" if unmeasured else ""),
                        err=True)

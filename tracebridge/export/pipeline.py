@@ -193,11 +193,19 @@ def _view_entries(rows: dict[str, int]) -> list[dict[str, Any]]:
     return out
 
 
-def _failures(ex: _Exporter, leakage: dict[str, Any], balance: dict[str, Any]) -> list[str]:
+def _failures(ex: _Exporter, leakage: dict[str, Any], balance: dict[str, Any],
+              view_rows: dict[str, dict[str, int]]) -> list[str]:
     t, cfg = ex.t, ex.cfg
     out = t.reconcile()
     if t.accepted == 0:
         out.append("no run passed curation")
+    elif t.exported and not any(n for splits in view_rows.values() for n in splits.values()):
+        # runs of a source no view reads (e.g. imported Agent Lightning spans) make a bundle nothing can
+        # train on: say so here, not only when train finds the view empty
+        out.append(f"no row in any view from {t.exported} exported runs: views are built from simulator-style "
+                   f"runs (worker_input, planner and verifier events) and from the chat runs of "
+                   f"views.conversational_sources={list(cfg.views.conversational_sources)}; "
+                   f"Agent Lightning runs (import agentlightning, the runtime hook) give none")
     if not leakage["passed"]:
         out.append(f"split leakage: families {leakage['families_in_several_splits']}, "
                    f"goal hashes {leakage['goal_hashes_in_several_splits']}")
@@ -322,8 +330,9 @@ def _finish(ex: _Exporter, root: Path, cfg: ExportConfig, writer: BundleWriter) 
     balance = class_balance(ex.t, cfg.balance, cfg.views.verifier_sft_target)
     corrections = ex.corrections.to_dict(lambda s: ex.redactor.redact_text(s, "_quarantine")) \
         if ex.corrections is not None else None
-    report = build_report(ex.t, _rows_by_view(rows), split, leakage, dedup, redaction,
-                          _failures(ex, leakage, balance), balance, corrections)
+    view_rows = _rows_by_view(rows)
+    report = build_report(ex.t, view_rows, split, leakage, dedup, redaction,
+                          _failures(ex, leakage, balance, view_rows), balance, corrections)
     writer.write_file("report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     writer.write_file("report.md", render_markdown(report).encode())
     masked = dataclasses.asdict(masked_config(cfg))  # plain dataclasses: what to_dict gives, faster

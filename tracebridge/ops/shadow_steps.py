@@ -85,17 +85,22 @@ def _counts(doc: dict[str, Any], read_keys: tuple[str, ...], ok_keys: tuple[str,
 # --------------------------------------------------------------------------- steps
 
 
+def _run_count(traces: Path) -> int:
+    """Run folders in a trace root; the importers' state (``.import/``) is no run."""
+    return sum(1 for p in traces.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def step_import(ctx: Ctx) -> dict[str, Any]:
     """Import new OpenClaw sessions into the cycle's own trace root (incremental)."""
     ctx.traces.mkdir(parents=True, exist_ok=True)
-    before = sum(1 for p in ctx.traces.iterdir() if p.is_dir())
+    before = _run_count(ctx.traces)
     if not ctx.shadow.sources:
         return {"note": "no sources configured: the runs already in the trace root are used",
                 "inputs": {"runs_before": before}}
     srcs = [os.path.expanduser(s) for s in ctx.shadow.sources]
     doc = run_cli(ctx, "import", ["import", "openclaw", *srcs, "--out", str(ctx.traces), "--json"])
     counts = _counts(doc, ("read", "lines_read", "lines"), ("accepted", "imported", "events_written"))
-    after = sum(1 for p in ctx.traces.iterdir() if p.is_dir())
+    after = _run_count(ctx.traces)
     return {"counts": counts, "summary": doc, "inputs": {"runs_before": before, "runs_after": after}}
 
 

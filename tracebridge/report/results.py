@@ -87,8 +87,16 @@ def compare_variants(base: list[tuple[dict, dict]], opt: list[tuple[dict, dict]]
 
 
 def ablation_grids(role: str, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean primary metric per ablation value × variant (one key) or value × value (two keys)."""
-    keys = sorted({k for t in trials for k in (t.get("ablation") or {})})
+    """Mean primary metric per ablation value × variant (one key) or value × value (two keys).
+
+    Only keys that take at least two values are ablations: an override every trial shares (``tracebridge
+    train ... role=worker train.max_steps=4``, a sweep's fixed ``overrides``) has nothing to compare.
+    """
+    values: dict[str, set[str]] = defaultdict(set)
+    for t in trials:
+        for k, v in (t.get("ablation") or {}).items():
+            values[k].add(str(v))
+    keys = sorted(k for k, vs in values.items() if len(vs) > 1)
     metric = f"{role}/{PRIMARY[role]}"
     grids = []
     for k in keys:

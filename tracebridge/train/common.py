@@ -170,6 +170,15 @@ def _rows_kept(dataset: Any) -> int:
     return len(dataset)
 
 
+def require_rows(trainer: Any, recipe: str, rows: int) -> None:
+    """Raise when TRL's preparation dropped every row (each longer than ``max_length`` leaves no
+    trainable token): training would stop in the sampler with ``num_samples=0``, naming no cause."""
+    if rows and not _rows_kept(trainer.train_dataset):
+        key = "train" if recipe == "sft" else recipe  # the config section of the recipe
+        raise ValueError(f"{recipe}: all {rows} rows dropped by TRL (no trainable token left after truncation "
+                         f"to max_length={trainer.args.max_length}); raise {key}.max_length")
+
+
 def finish(trainer: Any, recipe: str, out_dir: Path, rows: int, tokens_per_row: float,
            resumed_from: Path | None) -> tuple[Any, TrainResult]:
     """Merge LoRA if any, save the final model + tokenizer and fill a ``TrainResult``."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.train.common import (TrainResult, apply_throughput, base_args, finish, peft_config,
-                                      quiet, seed_everything, unpatch_forward)
+                                      quiet, require_rows, seed_everything, unpatch_forward)
 from tracebridge.train.config import DPORecipeConfig
 from tracebridge.train.prepared import dpo_trainer_class, with_prepared
 
@@ -69,6 +69,7 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
     trainer, prepared = with_prepared(prepared_cache, "dpo", records, tokenizer, kwargs, build,
                                       lambda t: getattr(t, "prepared_train", None))
     quiet(trainer)
+    require_rows(trainer, "dpo", len(records))
     tds = trainer.train_dataset
     cols = [c for c in ("prompt_ids", "chosen_ids", "rejected_ids") if c in tds.column_names]
     per_row = [sum(len(tds[i][c]) for c in cols) for i in range(min(len(tds), 256))]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.train.common import (TrainResult, apply_throughput, base_args, finish, peft_config,
-                                      quiet, seed_everything)
+                                      quiet, require_rows, seed_everything)
 from tracebridge.train.config import SFTRecipeConfig
 from tracebridge.train.prepared import with_prepared
 
@@ -66,6 +66,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
     trainer, prepared = with_prepared(prepared_cache, "sft", records, tokenizer, kwargs, build,
                                       lambda t: t.train_dataset)
     quiet(trainer)
+    require_rows(trainer, "sft", len(records))
     lengths = [len(x) for x in trainer.train_dataset["input_ids"]]
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     model, res = finish(trainer, "sft", out_dir, len(records), sum(lengths) / max(len(lengths), 1), resume_from)

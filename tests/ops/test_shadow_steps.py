@@ -177,3 +177,13 @@ def test_chunk_policy_violations_are_found(tmp_path):
     assert res["registry_skipped"][0].startswith(f"{reg}:7: invalid JSON")
     res = check_chunk_policy(tmp_path / "missing.md", reg, bundle)
     assert res["doc_sha256"] is None and not res["applied"]
+
+
+def test_optimize_records_rows_trl_dropped_per_trial():
+    from tracebridge.ops.optimize import _rows_dropped
+
+    doc = {"trials": [{"role": "worker", "variant": "baseline", "seed": 0, "sft/rows_dropped": 82, "sft/rows": 102},
+                      {"role": "worker", "variant": "optimized", "seed": 0, "sft/rows_dropped": 0,
+                       "dpo/rows_dropped": 45}]}
+    assert _rows_dropped(doc) == {"worker-baseline-s0": {"sft": 82}, "worker-optimized-s0": {"dpo": 45}}
+    assert _rows_dropped({"failed": []}) == {}

@@ -78,3 +78,16 @@ def test_eval_says_when_a_metric_has_no_item(capsys):
     out = capsys.readouterr().out
     assert "0.5000  [0.2500, 0.7500]" in out and "nan" not in out
     assert "worker/error_recurrence" in out and "no eval item has this metric" in out
+
+
+def test_train_says_when_a_recipe_trained_on_part_of_its_rows(tmp_path):
+    """TRL drops rows with no trainable token left within max_length; only a log line said so, and
+    an uplift measured on a fraction of the rows looked like any other."""
+    res = CliRunner().invoke(app, ["train", str(ROOT / "configs/train/cpu_tiny.yaml"), "train.max_steps=1",
+                                   "train.save_steps=0", "train.max_length=160", "data.max_eval_rows=4",
+                                   "--bundle", str(FIXTURE), "--out", str(tmp_path / "runs"), "--json"])
+    assert res.exit_code == 0, res.output
+    trial = json.loads((tmp_path / "runs" / "verifier-baseline-s0" / "trial.json").read_text())["result"]
+    assert 0 < trial["sft/rows_dropped"] < trial["sft/rows"], trial
+    assert f"sft trained on {trial['sft/rows'] - trial['sft/rows_dropped']} of {trial['sft/rows']} rows" in res.output
+    assert "raise train.max_length" in res.output

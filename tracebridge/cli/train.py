@@ -45,6 +45,17 @@ def _headline(r: dict[str, Any]) -> dict[str, Any]:
         k: r.get(k) for k in ("role", "variant", "seed", "checkpoint_dir", "wall_s")})
 
 
+def _warn_dropped(r: dict[str, Any], base: Any) -> None:
+    """One stderr line per recipe that trained on part of its rows: TRL drops a row with no
+    trainable token left after truncation, and realistic chat sessions often run past max_length."""
+    for name, key in (("sft", "train"), ("dpo", "dpo")):
+        dropped, rows = r.get(f"{name}/rows_dropped") or 0, r.get(f"{name}/rows") or 0
+        if dropped:
+            typer.echo(f"warning: {base.role}-{r.get('variant')}-s{r.get('seed')}: {name} trained on "
+                       f"{rows - dropped} of {rows} rows ({dropped} longer than {key}.max_length="
+                       f"{getattr(base, key).max_length} kept no trainable token); raise {key}.max_length", err=True)
+
+
 def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: list[str], ss: list[int],
                            resume: Path | None) -> None:
     """Every problem of the trials to come, before the first one trains: each variant × seed config
@@ -112,6 +123,7 @@ def train(
             results.append(r)
             if not json_out:
                 typer.echo(json.dumps(_headline(r), default=str))
+            _warn_dropped(r, base)
     manifest = None
     if results:
         from tracebridge.report import write_report

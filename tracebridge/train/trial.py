@@ -289,6 +289,9 @@ def _summary(cfg: TrainConfig, phases: dict[str, Any], manifest: dict[str, Any],
             continue
         out[f"{name}/first_loss"], out[f"{name}/last_loss"] = r.first_loss, r.last_loss
         out[f"{name}/steps"] = r.global_step
+        # rows TRL dropped (no trainable token left within max_length): a trial that trained on a
+        # fraction of its rows must say so where its results are read, not only in a log line
+        out[f"{name}/rows"], out[f"{name}/rows_dropped"] = r.rows, r.rows_dropped
         if getattr(r, "prepared", ""):
             out[f"{name}/prepared"] = r.prepared  # data.prepared_cache: loaded from another trial, or stored
         out["loss_curve"] += [{"phase": name, **p} for p in r.loss_curve]

@@ -112,6 +112,9 @@ def export_cmd(
             k = s["corrections"]
             typer.echo(f"  corrections: {k['lines_read']} lines = {k['applied']} applied + {k['unmatched']} unmatched "
                        f"+ {k['quarantined']} quarantined (report.json corrections)")
+        if "rows_trimmed" in s:
+            typer.echo("  rows trimmed to budgets: " + ", ".join(f"{k} {v}" for k, v in s["rows_trimmed"].items())
+                       + " (report.json views.rows_trimmed)")
         if "cache" in s:
             typer.echo(f"  cache: {s['cache']['hits']} runs reused, {s['cache']['misses']} built")
         typer.echo("PASS" if s["passed"] else "FAIL: " + "; ".join(s["failures"]))

@@ -53,7 +53,8 @@ def _warn_dropped(r: dict[str, Any], base: Any) -> None:
         if dropped:
             typer.echo(f"warning: {base.role}-{r.get('variant')}-s{r.get('seed')}: {name} trained on "
                        f"{rows - dropped} of {rows} rows ({dropped} longer than {key}.max_length="
-                       f"{getattr(base, key).max_length} kept no trainable token); raise {key}.max_length", err=True)
+                       f"{getattr(base, key).max_length} kept no trainable token); raise {key}.max_length, or export "
+                       "with views.context_max_chars / views.tool_output_max_chars", err=True)
 
 
 def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: list[str], ss: list[int],

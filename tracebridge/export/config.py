@@ -27,6 +27,17 @@ VERIFIER_TARGETS = ("observed", "ex_post")
 SECRET_KEYS = ("key", "secret", "token", "password", "passwd", "credential", "access_key", "session")
 
 
+MIN_BUDGET_CHARS = 200  # a smaller budget in characters is a mistake (tokens meant, or no room for a user turn)
+
+
+def _budget_problem(key: str, value: int) -> str:
+    """The problem of a character budget that is negative or below ``MIN_BUDGET_CHARS`` (0 is off)."""
+    if value < 0:
+        return f"views.{key}={value}: must be >= 0 (0 = no budget)"
+    return (f"views.{key}={value}: under {MIN_BUDGET_CHARS} characters leaves no room for a message; the budget "
+            "is in characters (about 4 per token), not tokens: use 0 for none or e.g. 6000")
+
+
 @dataclass
 class ViewsConfig:
     """How view rows are rendered (always through ``tracebridge.schema.roles``)."""
@@ -70,6 +81,16 @@ class ViewsConfig:
         "help": "Conversational worker rows: span (one row per run of plain assistant turns in a user turn, "
                 "every assistant turn after labels.context_messages a target: each turn's context is encoded "
                 "once, not once per turn) or turn (one row per assistant turn, the last one the target)."})
+    context_max_chars: int = field(default=0, metadata={
+        "help": "Conversational worker rows: most characters (message contents and tool-call arguments; about 4 "
+                "per token) of the context before the targets, after views.conversation_max_turns. The oldest "
+                "messages are dropped (labels.context_dropped) so the context still starts at a user turn; the "
+                "targets are never cut. A row whose minimal context (its user turn alone) is over the budget is "
+                "written anyway and counted in report.json views.rows_trimmed.context_over_budget. 0 = no budget."})
+    tool_output_max_chars: int = field(default=0, metadata={
+        "help": "Conversational worker rows: a tool result longer than this many characters keeps its first two "
+                "thirds and its last third of them, with a '[… N characters cut …]' line between (in context and "
+                "between the targets alike). 0 = tool results whole."})
 
     def validate(self) -> list[str]:
         """Every problem of this section (its ``reward`` included), as ``key=value: what; fix``."""
@@ -82,6 +103,8 @@ class ViewsConfig:
         if self.conversation_max_turns < 2:
             out.append(f"views.conversation_max_turns={self.conversation_max_turns}: must be >= 2 "
                        "(a user turn and the message before the assistant turn)")
+        out += [_budget_problem(k, getattr(self, k)) for k in ("context_max_chars", "tool_output_max_chars")
+                if getattr(self, k) < MIN_BUDGET_CHARS and getattr(self, k) != 0]
         if self.verifier_pair_text not in ("verdict", "canonical"):
             out.append(f"views.verifier_pair_text={self.verifier_pair_text}: use verdict or canonical")
         out += self.reward.validate()

@@ -65,6 +65,9 @@ from tracebridge.schema.canonical import sha256_json, utc_now
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 _CORRECTION_COUNTS = ("file", "sha256", "lines_read", "applied", "unmatched", "quarantined")
+# opt-in views keys left out of export_config.yaml (and config_hash) while 0 (off): bundles exported
+# without them keep the ids they had before the keys existed
+_OPT_IN_VIEWS = ("context_max_chars", "tool_output_max_chars")
 
 
 @dataclass
@@ -90,6 +93,8 @@ class ExportResult:
                 "class_balance_failures": balance_failures(self.report["class_balance"]["checks"]),
                 **({"corrections": {k: self.report["corrections"][k] for k in _CORRECTION_COUNTS}}
                    if "corrections" in self.report else {}),
+                **({"rows_trimmed": self.report["views"]["rows_trimmed"]}
+                   if "rows_trimmed" in self.report["views"] else {}),
                 **({"cache": self.cache} if self.cache is not None else {})}
 
 
@@ -336,6 +341,9 @@ def _finish(ex: _Exporter, root: Path, cfg: ExportConfig, writer: BundleWriter) 
     writer.write_file("report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     writer.write_file("report.md", render_markdown(report).encode())
     masked = dataclasses.asdict(masked_config(cfg))  # plain dataclasses: what to_dict gives, faster
+    for k in _OPT_IN_VIEWS:  # off: not written, so a bundle without them keeps the id it had before they existed
+        if not masked["views"][k]:
+            del masked["views"][k]
     writer.write_file("export_config.yaml", yaml.safe_dump(masked, sort_keys=False).encode())
     manifest = {
         "created_at": utc_now(), "tracebridge_version": tracebridge.__version__, "git_sha": git_sha(),

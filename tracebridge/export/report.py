@@ -50,6 +50,7 @@ class Tally:
     pair_sources: Counter[str] = field(default_factory=Counter)
     tool_sources: Counter[str] = field(default_factory=Counter)
     view_skips: Counter[str] = field(default_factory=Counter)
+    view_trims: Counter[str] = field(default_factory=Counter)  # rows trimmed per budget (views.TRIMMED)
 
     def merge(self, other: Tally) -> None:
         """Add ``other``'s counts (the tally of one run curated on its own, e.g. in a worker)."""
@@ -154,7 +155,9 @@ def build_report(t: Tally, rows: dict[str, dict[str, int]], split: dict[str, Any
         "quarantine": {"runs": t.quarantined, "by_rule": dict(sorted(t.quarantine_rules.items())),
                        "allowed_by_rule": dict(sorted(t.allowed_rules.items())), "file": "quarantine.jsonl"},
         "views": {"events_without_row": dict(sorted(t.view_skips.items())),
-                  "tool_schemas": dict(sorted(t.tool_sources.items()))},
+                  "tool_schemas": dict(sorted(t.tool_sources.items())),
+                  # only with a budget on: a report without budgets stays the same bytes (and the bundle id)
+                  **({"rows_trimmed": dict(sorted(t.view_trims.items()))} if t.view_trims else {})},
         **({"corrections": corrections} if corrections is not None else {}),
     }
 
@@ -204,6 +207,11 @@ def render_markdown(rep: dict[str, Any]) -> str:
     q = rep["quarantine"]
     lines += ["", "## Quarantine", "", f"{q['runs']} runs quarantined (details in {q['file']}).", ""]
     lines += _table(["rule", "runs"], [[k, v] for k, v in q["by_rule"].items()])
+    if "rows_trimmed" in rep["views"]:
+        lines += ["## Rows trimmed to budgets", "", ("Rows written with their context or tool results cut to "
+                  "views.context_max_chars / views.tool_output_max_chars (context_over_budget: still over it "
+                  "with the user turn alone)."), ""]
+        lines += _table(["budget", "rows"], [[k, v] for k, v in rep["views"]["rows_trimmed"].items()])
     if "corrections" in rep:
         lines += corrections_markdown(rep["corrections"])
     return "\n".join(lines) + "\n"

@@ -40,7 +40,7 @@ from tracebridge.export.families import split_family
 from tracebridge.export.labels import LabelsForRun
 from tracebridge.export.report import Tally
 from tracebridge.export.tools import ToolRegistry
-from tracebridge.export.views import AL_PREFIX, RunContext, build_views
+from tracebridge.export.views import AL_PREFIX, TRIMMED, RunContext, build_views
 from tracebridge.gc_pause import gc_paused
 from tracebridge.schema.canonical import sha256_json
 from tracebridge.schema.validate import check_run
@@ -191,7 +191,8 @@ class RunWork:
         goal_hash = str(_dict(raw.get("goal")).get("goal_hash") or sha256_json({"family": family, "run": run.run_id}))
         x = Tally()
         x.add_rows(views)
-        x.view_skips.update(skips)
+        x.view_skips.update({k: n for k, n in skips.items() if k not in TRIMMED})
+        x.view_trims.update({k: n for k, n in skips.items() if k in TRIMMED})
         x.tool_sources[tool_source] += 1
         x.outcomes["unknown" if ctx.success is None else ("success" if ctx.success else "failure")] += 1
         if ctx.success is False:

@@ -57,6 +57,9 @@ VIEWS = ("planner_sft", "planner_pref_pairs", "worker_sft", "verifier_sft", "ver
          "worker_recovery_cases")
 TRIPLETS = "agentlightning/triplets"
 AL_PREFIX = "agentlightning/"  # Agent Lightning formats: bundle files <key>/<split>.jsonl, not under views/
+# stats of rows written trimmed to a budget (views.context_max_chars, views.tool_output_max_chars), not of
+# events that gave no row: the report keeps them apart (views.rows_trimmed)
+TRIMMED = ("context_max_chars", "context_over_budget", "tool_output_max_chars")
 ALT_VERDICT = {"end": "continue", "continue": "end", "replan": "continue"}  # the tempting wrong answer
 CANONICAL_FEEDBACK = {"continue": "the plan is progressing; go on with the next step",
                       "replan": "the current plan cannot reach the goal; make a new plan",
@@ -249,7 +252,7 @@ def build_views(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig
 
     Returns:
         Rows per view key (``VIEW_KINDS``, plus ``TRIPLETS`` and Agent Lightning messages when
-        enabled) and counts of events that gave no row, by reason.
+        enabled) and counts of events that gave no row, by reason (and of rows trimmed, ``TRIMMED``).
     """
     from tracebridge.export.views_conversation import conversation_rows
     from tracebridge.export.views_worker import worker_rows

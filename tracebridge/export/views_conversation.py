@@ -40,10 +40,19 @@ neighbours). ``labels.context_messages`` = where the targets start (TRL's prompt
 ``tracebridge.train.data.to_sft_records``; assistant-only loss leaves the tool results out),
 ``target_turns`` = how many targets a span of more than one holds (``views.target_turns`` lists
 their indices; Agent Lightning triplets stay one per target), ``context_dropped`` = what the cap
-cut. ``meta.event_ids`` = the user turn's event and the targets' events (action, calls,
+and the budget cut. ``meta.event_ids`` = the user turn's event and the targets' events (action, calls,
 results, output); run-level feedback reaches every row of the run, as for simulator runs. Thinking
 stays out of targets unless ``views.include_reasoning`` (then it leads the content as a
 ``<think>`` block).
+
+Budgets for training at a max_length (opt-in, 0 = off; realistic sessions give rows of ~22K
+characters, and TRL drops a row whose context before the first target is longer than max_length):
+``views.context_max_chars`` then drops the oldest context messages while the context's characters
+(contents and call arguments) exceed it, by the cap's rule (``_fit``); a row whose user turn alone is
+over it keeps that minimal context and is counted (``context_over_budget``). ``views.tool_output_max_chars``
+cuts a longer tool result to its head and tail when its message is built (``_cut``), so context and
+span rows alike carry the cut. Rows trimmed by each are counted (``views.TRIMMED``, report.json
+``views.rows_trimmed``).
 
 A **recovery** is as in ``views_worker``, with the user turn as the step: a turn whose calls all
 succeed after a failed call in the same user turn, none of them repeating the last failed call.
@@ -54,6 +63,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from tracebridge.export.config import ViewsConfig
 from tracebridge.export.views import RunContext, event_labels, payload, strip_reasoning
@@ -70,6 +81,7 @@ class _Msg:
 
     msg: dict[str, Any]
     pos: int
+    cut: bool = False  # a tool result cut to views.tool_output_max_chars
 
 
 @dataclass
@@ -120,6 +132,40 @@ def _window(history: list[_Msg], n: int) -> tuple[list[_Msg], int]:
             win = win[1:]
         win = ([user] if user else []) + win
     return win, len(history) - len(win)
+
+
+def _chars(msg: dict[str, Any]) -> int:
+    """What a message costs against ``views.context_max_chars``: its content and its calls' arguments."""
+    n = len(msg["content"]) if isinstance(msg.get("content"), str) else 0
+    for c in msg.get("tool_calls") or ():
+        args = c["function"]["arguments"]
+        n += len(args) if isinstance(args, str) else len(orjson.dumps(args))
+    return n
+
+
+def _fit(win: list[_Msg], budget: int) -> tuple[list[_Msg], bool]:
+    """The longest tail of the window ``win`` within ``budget`` characters that keeps ``_window``'s rule
+    (it starts at a user turn, or is the last user message then the latest messages from an assistant
+    one on); else that user message alone, and True when even it is over the budget."""
+    sizes = [_chars(m.msg) for m in win]
+    left = sum(sizes)
+    if left <= budget:
+        return win, False
+    last = max(i for i, m in enumerate(win) if m.msg["role"] == "user")  # row() checked that there is one
+    for i, m in enumerate(win):  # oldest first: the first start that fits keeps the most
+        if i <= last and m.msg["role"] == "user" and left <= budget:
+            return win[i:], False
+        if i > last and m.msg["role"] == "assistant" and sizes[last] + left <= budget:
+            return [win[last], *win[i:]], False
+        left -= sizes[i]
+    return [win[last]], sizes[last] > budget
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters: its first two thirds (what the tool was doing) and its last
+    third (how it ended: errors and summaries come last), with a line saying how much was cut."""
+    head = limit * 2 // 3
+    return f"{text[:head]}\n[… {len(text) - limit} characters cut …]\n{text[len(text) - (limit - head):]}"
 
 
 class _Conversation:
@@ -235,6 +281,13 @@ class _Conversation:
         if not any(m.msg["role"] == "user" for m in win):
             self.stats["assistant_turn_without_user_turn"] += 1
             return
+        if self.cfg.context_max_chars:
+            fitted, over = _fit(win, self.cfg.context_max_chars)
+            self.stats["context_max_chars"] += len(fitted) < len(win)
+            self.stats["context_over_budget"] += over
+            win, dropped = fitted, dropped + len(win) - len(fitted)
+        if self.cfg.tool_output_max_chars:  # a budget that is on shows in the report, trimming or not
+            self.stats["tool_output_max_chars"] += any(m.cut for m in (*win, *part))
         labels = {**labels, "context_messages": len(win), "context_dropped": dropped or None}
         ids = ([self.turn.event_id] if self.turn.event_id else []) + ids
         msgs = [m.msg for m in win] + [m.msg for m in part]
@@ -250,8 +303,11 @@ class _Conversation:
         text = out.get("text") if isinstance(out, dict) and isinstance(out.get("text"), str) else _text(out)
         if not text and isinstance(p.get("error"), dict):
             text = _text(p["error"].get("message"))
+        limit = self.cfg.tool_output_max_chars
+        cut = bool(limit) and len(text) > limit
         self.turn.history.append(_Msg({"role": "tool", "tool_call_id": str(cp.get("call_id")),
-                                       "name": str(cp.get("tool")), "content": text}, i))
+                                       "name": str(cp.get("tool")), "content": _cut(text, limit) if cut else text},
+                                      i, cut))
 
 
 def conversation_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], ctx: RunContext,

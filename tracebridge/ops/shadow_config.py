@@ -56,6 +56,9 @@ class ShadowConfig:
     work_dir: str = field(default="shadow", metadata={
         "help": "The cycle's own state: traces/, replay/, bundles/, import state. Isolated from production."})
     export_config: str | None = field(default=None, metadata={"help": "configs/export/*.yaml; None = defaults."})
+    export_overrides: list[str] = field(default_factory=list, metadata={
+        "help": "key=value export overrides of both exports (cycle and replay), after export_config, e.g. "
+                "views.context_max_chars=4000 so worker rows fit the optimize step's train.max_length."})
     export_cache: bool = field(default=True, metadata={
         "help": "Keep built runs in work_dir/export-cache/<step> (`export --cache`): each day's export builds only "
                 "new or changed runs; about one bundle's views of disk."})

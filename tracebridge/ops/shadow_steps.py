@@ -182,7 +182,7 @@ def step_validate(ctx: Ctx) -> dict[str, Any]:
 
 def export_bundle(ctx: Ctx, step: str, traces: Path, out: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """``tracebridge export`` into ``out``; return the bundle folder, id, counts and summary."""
-    args = ["export", str(traces), *(overrides or []), "--out", str(out), "--json"]
+    args = ["export", str(traces), *ctx.shadow.export_overrides, *(overrides or []), "--out", str(out), "--json"]
     if ctx.shadow.export_config:
         args += ["--config", ctx.shadow.export_config]
     if ctx.shadow.export_cache:

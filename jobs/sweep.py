@@ -96,14 +96,7 @@ def main(config: str, overrides: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("ray", "transformers", "datasets", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    args = sys.argv[1:]
-    if args[:1] in (["-h"], ["--help"]):
-        print(__doc__)
-        sys.exit(0)
-    if not args or args[0].startswith("-"):  # a usage error is exit 2: exit 1 means "trials failed"
-        print(__doc__, file=sys.stderr)
-        sys.exit(2)
+    from tracebridge.sweep.jobcli import job_args
+
+    args = job_args(__doc__)
     sys.exit(main(args[0], args[1:]))

@@ -84,15 +84,8 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("transformers", "datasets", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    args = sys.argv[1:]
-    if args[:1] in (["-h"], ["--help"]):
-        print(__doc__)
-        sys.exit(0)
-    if not args or args[0].startswith("-"):  # a usage error is exit 2: exit 1 means "trials failed"
-        print(__doc__, file=sys.stderr)
-        sys.exit(2)
+    from tracebridge.sweep.jobcli import job_args
+
+    args = job_args(__doc__)
     trial_arg = args[1] if len(args) > 1 and "=" not in args[1] else None
     sys.exit(main(args[0], trial_arg, args[2 if trial_arg else 1:]))

@@ -139,3 +139,27 @@ def test_runs_no_view_reads_fail_the_export_saying_why(tmp_path: Path) -> None:
     assert not res.report["passed"]
     (why,) = res.report["failures"]
     assert why.startswith("no row in any view from 2 exported runs") and "conversational_sources" in why
+
+
+def test_the_report_says_how_far_the_feedback_join_reached(mixed_traces: Path, tmp_path: Path) -> None:
+    """A join that matched nothing used to look like no join at all: the report counts its reach."""
+    plain = export_traces(mixed_traces, tmp_path / "plain")
+    assert "feedback" not in plain.report and "feedback" not in plain.summary()
+    labelled = next(r["run_id"] for r in _jsonl(plain.path / "runs.jsonl") if r["status"] == "exported")
+
+    def labels_for_run(run_id: str) -> dict | None:
+        if run_id != labelled:
+            return None
+        return {"run": {"feedback_score": 1.0}, "events": {f"{run_id}:000001": {"feedback_score": 2.0},
+                                                           f"{run_id}:000002": {"feedback_score": -1.0},
+                                                           "no-such-event": {"feedback_score": 1.0}}}
+
+    res = export_traces(mixed_traces, tmp_path / "b", labels_for_run=labels_for_run)
+    fb = res.report["feedback"]
+    assert fb == {"runs_exported": res.report["runs"]["exported"], "runs_labelled": 1, "events_labelled": 2}
+    assert res.summary()["feedback"] == fb
+    assert "1 of" in (res.path / "report.md").read_text().split("## Feedback (reaction labels)")[1]
+    nothing = export_traces(mixed_traces, tmp_path / "none", labels_for_run=lambda run_id: None)
+    assert nothing.report["feedback"]["runs_labelled"] == 0  # joined, matched nothing: said, not silent
+    two = export_traces(mixed_traces, tmp_path / "two", labels_for_run=labels_for_run, workers=2)
+    assert two.report["feedback"] == fb and two.manifest.bundle_id == res.manifest.bundle_id

@@ -112,6 +112,10 @@ def export_cmd(
             k = s["corrections"]
             typer.echo(f"  corrections: {k['lines_read']} lines = {k['applied']} applied + {k['unmatched']} unmatched "
                        f"+ {k['quarantined']} quarantined (report.json corrections)")
+        if "feedback" in s:
+            f = s["feedback"]
+            typer.echo(f"  feedback: {f['runs_labelled']} of {f['runs_exported']} exported runs labelled, "
+                       f"{f['events_labelled']} events (report.json feedback)")
         if "rows_trimmed" in s:
             typer.echo("  rows trimmed to budgets: " + ", ".join(f"{k} {v}" for k, v in s["rows_trimmed"].items())
                        + " (report.json views.rows_trimmed)")

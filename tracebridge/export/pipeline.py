@@ -95,6 +95,7 @@ class ExportResult:
                    if "corrections" in self.report else {}),
                 **({"rows_trimmed": self.report["views"]["rows_trimmed"]}
                    if "rows_trimmed" in self.report["views"] else {}),
+                **({"feedback": self.report["feedback"]} if "feedback" in self.report else {}),
                 **({"cache": self.cache} if self.cache is not None else {})}
 
 
@@ -123,6 +124,7 @@ class _Exporter:
     def __init__(self, root: Path, cfg: ExportConfig, writer: BundleWriter, labels_for_run: LabelsForRun | None,
                  corrections: CorrectionsFile | None = None):
         self.root, self.cfg, self.w = root, cfg, writer
+        self.feedback_joined = labels_for_run is not None
         self.corrections = CorrectionsReport(corrections) if corrections is not None else None
         self.t = Tally()
         self.dedup = DedupIndex()
@@ -337,7 +339,7 @@ def _finish(ex: _Exporter, root: Path, cfg: ExportConfig, writer: BundleWriter) 
         if ex.corrections is not None else None
     view_rows = _rows_by_view(rows)
     report = build_report(ex.t, view_rows, split, leakage, dedup, redaction,
-                          _failures(ex, leakage, balance, view_rows), balance, corrections)
+                          _failures(ex, leakage, balance, view_rows), balance, corrections, ex.feedback_joined)
     writer.write_file("report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     writer.write_file("report.md", render_markdown(report).encode())
     masked = dataclasses.asdict(masked_config(cfg))  # plain dataclasses: what to_dict gives, faster

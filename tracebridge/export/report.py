@@ -51,6 +51,8 @@ class Tally:
     tool_sources: Counter[str] = field(default_factory=Counter)
     view_skips: Counter[str] = field(default_factory=Counter)
     view_trims: Counter[str] = field(default_factory=Counter)  # rows trimmed per budget (views.TRIMMED)
+    feedback_runs: int = 0  # exported runs the feedback seam gave labels (reactions joined)
+    feedback_events: int = 0  # events of those runs with labels of their own
 
     def merge(self, other: Tally) -> None:
         """Add ``other``'s counts (the tally of one run curated on its own, e.g. in a worker)."""
@@ -144,8 +146,11 @@ def class_balance(t: Tally, cfg: BalanceConfig | None = None, verifier_target: s
 
 def build_report(t: Tally, rows: dict[str, dict[str, int]], split: dict[str, Any], leakage: dict[str, Any],
                  dedup: dict[str, Any], redaction: dict[str, Any], failures: list[str],
-                 balance: dict[str, Any], corrections: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The report document (``report.json``); ``corrections`` only when a corrections file was joined."""
+                 balance: dict[str, Any], corrections: dict[str, Any] | None = None,
+                 feedback_joined: bool = False) -> dict[str, Any]:
+    """The report document (``report.json``); ``corrections`` only when a corrections file was joined,
+    ``feedback`` only when reaction labels were (``feedback.ledger``): how many exported runs and
+    events got labels, so a join that matched nothing shows as 0, not as silence."""
     return {
         "passed": not failures, "failures": failures,
         "runs": {"read": t.runs_read, "accepted": t.accepted, "quarantined": t.quarantined,
@@ -159,6 +164,8 @@ def build_report(t: Tally, rows: dict[str, dict[str, int]], split: dict[str, Any
                   # only with a budget on: a report without budgets stays the same bytes (and the bundle id)
                   **({"rows_trimmed": dict(sorted(t.view_trims.items()))} if t.view_trims else {})},
         **({"corrections": corrections} if corrections is not None else {}),
+        **({"feedback": {"runs_exported": t.exported, "runs_labelled": t.feedback_runs,
+                         "events_labelled": t.feedback_events}} if feedback_joined else {}),
     }
 
 
@@ -207,6 +214,11 @@ def render_markdown(rep: dict[str, Any]) -> str:
     q = rep["quarantine"]
     lines += ["", "## Quarantine", "", f"{q['runs']} runs quarantined (details in {q['file']}).", ""]
     lines += _table(["rule", "runs"], [[k, v] for k, v in q["by_rule"].items()])
+    if "feedback" in rep:
+        f = rep["feedback"]
+        said = (f"{f['runs_labelled']} of {f['runs_exported']} exported runs got labels; "
+                f"{f['events_labelled']} events have labels of their own.")
+        lines += ["## Feedback (reaction labels)", "", said, ""]
     if "rows_trimmed" in rep["views"]:
         lines += ["## Rows trimmed to budgets", "", ("Rows written with their context or tool results cut to "
                   "views.context_max_chars / views.tool_output_max_chars (context_over_budget: still over it "

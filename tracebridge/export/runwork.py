@@ -178,7 +178,7 @@ class RunWork:
         split = self.assignment.get(family, "train")
         src = _recorded_outcome(events, raw)
         success, failure_class = src.get("success"), src.get("failure_class")
-        feedback = self.labels_for_run(run.run_id) if self.labels_for_run else None
+        feedback = reactions = self.labels_for_run(run.run_id) if self.labels_for_run else None
         if fold:  # a person's outcome wins over the trace's; the rows say so (labels.outcome_source)
             trace = success if isinstance(success, bool) else None
             if fold.success is not None:
@@ -194,6 +194,10 @@ class RunWork:
         x.view_skips.update({k: n for k, n in skips.items() if k not in TRIMMED})
         x.view_trims.update({k: n for k, n in skips.items() if k in TRIMMED})
         x.tool_sources[tool_source] += 1
+        if reactions:  # the join's reach, for the report (corrections are accounted on their own)
+            x.feedback_runs += bool(reactions.get("run") or reactions.get("events"))
+            labelled = reactions.get("events") or {}
+            x.feedback_events += sum(1 for e in events if e.get("event_id") in labelled) if labelled else 0
         x.outcomes["unknown" if ctx.success is None else ("success" if ctx.success else "failure")] += 1
         if ctx.success is False:
             x.failure_classes[str(ctx.failure_class or "unspecified")] += 1

@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import secrets
 import threading
-import time
 import weakref
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,9 +31,11 @@ from typing import Any, Protocol
 import orjson
 from pydantic import BaseModel
 
+from tracebridge.capture.blocks import exception_message as _message
+from tracebridge.capture.blocks import llm_block, make_goal, new_run_id, payload_types
 from tracebridge.capture.writer import EventWriter, write_atomic
 from tracebridge.schema.canonical import canonical_json, sha256_json, utc_now
-from tracebridge.schema.events import EVENT_ADAPTER, PAYLOADS, LLMCall, Usage
+from tracebridge.schema.events import EVENT_ADAPTER, LLMCall, Usage
 from tracebridge.schema.session import (
     CaptureStats,
     DataGovernance,
@@ -50,9 +49,9 @@ from tracebridge.schema.session import (
     Summary,
 )
 
+__all__ = ["CaptureError", "Recorder", "RedactionHook", "make_goal", "new_run_id", "payload_types"]
 log = logging.getLogger(__name__)
 _AUTO = object()
-_WS = re.compile(r"\s+")
 _OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()  # runs open in this process, disowned by a fork
 
 
@@ -78,17 +77,6 @@ class RedactionHook(Protocol):
 
 class CaptureError(RuntimeError):
     """Raised by a strict-mode recorder when capture fails."""
-
-
-def make_goal(text: str, family: str = "unknown") -> Goal:
-    """Build a ``Goal`` whose hash ignores case and whitespace differences."""
-    norm = _WS.sub(" ", text.strip().lower())
-    return Goal(text=text, family=family, goal_hash=sha256_json({"family": family, "text": norm}))
-
-
-def new_run_id() -> str:
-    """Time-sortable, unique run id: ``YYYYmmddTHHMMSS-<8 hex>``."""
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
 
 
 def _model(cls: type[BaseModel], value: Any) -> Any:
@@ -336,18 +324,7 @@ class Recorder:
             ``usage`` not a mapping): fail-open, counted, and the event is written without it.
         """
         try:
-            rendered = prompt if isinstance(prompt, str) else canonical_json(prompt).decode()
-            params = dict(params or {})
-            return {
-                "model": model,
-                "rendered_prompt": rendered,
-                "prompt_hash": sha256_json(prompt),
-                "config_hash": sha256_json({"model": model, "params": params}),
-                "toolset_hash": sha256_json(tools) if tools is not None else None,
-                "params": params,
-                "response": response,
-                "usage": usage.model_dump() if isinstance(usage, BaseModel) else dict(usage or {}),
-            }
+            return llm_block(model, prompt, params=params, tools=tools, response=response, usage=usage)
         except Exception as exc:  # noqa: BLE001 - fail-open: the agent calls this on its own path
             with self._lock:
                 self._fail(exc, "llm_call")
@@ -417,17 +394,3 @@ class Recorder:
             capture=self.stats,
             labels=self.labels,
         )
-
-
-def _message(exc: BaseException) -> str:
-    """``str(exc)``, cut to the schema's size, or a stand-in when the exception cannot say. Lone
-    surrogates (undecodable bytes in an OSError's path) are escaped: JSON cannot hold them."""
-    try:
-        return str(exc)[:2000].encode("utf-8", "backslashreplace").decode()
-    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the agent's exception
-        return f"<{type(exc).__name__}: message unavailable>"
-
-
-def payload_types() -> list[str]:
-    """The event types a recorder accepts."""
-    return list(PAYLOADS)

@@ -1,0 +1,64 @@
+"""What a recorder writes besides the events' own payloads: the goal block of session.json, run
+ids, the ``llm`` block of a model call, and an exception's message as an ``episode_error`` holds it.
+Pure functions: ``Recorder`` adds the locking and the fail-open counting around them."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from tracebridge.schema.canonical import canonical_json, sha256_json
+from tracebridge.schema.events import PAYLOADS, Usage
+from tracebridge.schema.session import Goal
+
+_WS = re.compile(r"\s+")
+
+
+def make_goal(text: str, family: str = "unknown") -> Goal:
+    """Build a ``Goal`` whose hash ignores case and whitespace differences."""
+    norm = _WS.sub(" ", text.strip().lower())
+    return Goal(text=text, family=family, goal_hash=sha256_json({"family": family, "text": norm}))
+
+
+def new_run_id() -> str:
+    """Time-sortable, unique run id: ``YYYYmmddTHHMMSS-<8 hex>``."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+
+
+def llm_block(model: str, prompt: Any, *, params: dict[str, Any] | None = None, tools: Any = None,
+              response: str | None = None, usage: Usage | dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``llm`` block of one model call, with prompt/config/toolset hashes.
+
+    Raises:
+        TypeError, ValueError: an argument JSON cannot hold, ``params`` or ``usage`` not a mapping.
+    """
+    rendered = prompt if isinstance(prompt, str) else canonical_json(prompt).decode()
+    params = dict(params or {})
+    return {
+        "model": model,
+        "rendered_prompt": rendered,
+        "prompt_hash": sha256_json(prompt),
+        "config_hash": sha256_json({"model": model, "params": params}),
+        "toolset_hash": sha256_json(tools) if tools is not None else None,
+        "params": params,
+        "response": response,
+        "usage": usage.model_dump() if isinstance(usage, BaseModel) else dict(usage or {}),
+    }
+
+
+def exception_message(exc: BaseException) -> str:
+    """``str(exc)``, cut to the schema's size, or a stand-in when the exception cannot say. Lone
+    surrogates (undecodable bytes in an OSError's path) are escaped: JSON cannot hold them."""
+    try:
+        return str(exc)[:2000].encode("utf-8", "backslashreplace").decode()
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the agent's exception
+        return f"<{type(exc).__name__}: message unavailable>"
+
+
+def payload_types() -> list[str]:
+    """The event types a recorder accepts."""
+    return list(PAYLOADS)

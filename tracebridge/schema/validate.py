@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from tracebridge.capture.reader import Line, RunDir, iter_lines, iter_runs
 from tracebridge.schema.events import EVENT_TYPES, SCHEMA_VERSION, validate_event
+from tracebridge.schema.lineage import Lineage
 from tracebridge.schema.session import Session
 
 
@@ -124,95 +125,6 @@ def _check_session(run: RunDir, chk: RunCheck, out: dict[str, Any] | None = None
                                     f"{sess.run_id!r} does not match directory {run.run_id!r}", "schema"))
 
 
-def _cycle(eid: str, parents: dict[str, Any]) -> list[str]:
-    """The ids on a parent-chain cycle through ``eid`` (empty if none)."""
-    chain: list[str] = []
-    cur: Any = eid
-    while isinstance(cur, str) and cur in parents and cur not in chain:  # a non-string parent ends the chain
-        chain.append(cur)
-        cur = parents[cur]
-    return chain[chain.index(cur):] if cur in chain else []
-
-
-def _classify_dangling(eid: str, parent: str, parents: dict[str, Any], run_id: str) -> str:
-    if parent in parents:
-        cyc = _cycle(eid, parents)
-        if cyc:
-            return f"cycle in parent chain: {' -> '.join(cyc + [cyc[0]])}"
-        return f"parent {parent!r} appears later in the run (must be earlier)"
-    if ":" in parent and parent.rsplit(":", 1)[0] != run_id:
-        return f"parent {parent!r} belongs to another run ({parent.rsplit(':', 1)[0]!r})"
-    return f"parent {parent!r} not found in this run"
-
-
-class _Lineage:
-    """Lineage bookkeeping of one run's events, fed in file order (DESIGN: one root, earlier parents)."""
-
-    def __init__(self, chk: RunCheck, path: str) -> None:
-        self.chk, self.path, self.run_id = chk, path, chk.run_id
-        self.parents: dict[str, Any] = {}  # event_id -> parent, in file order
-        self.lines: dict[str, int] = {}
-        self.dangling: list[tuple[str, str]] = []
-        self.root_seen: str | None = None
-        self.valid_ids: set[str] = set()
-
-    def _problem(self, lineno: int | None, fld: str, message: str) -> None:
-        self.chk.problems.append(Problem(self.path, lineno, fld, message, "lineage"))
-
-    def add(self, lineno: int, obj: dict[str, Any]) -> None:
-        """Check one event's id, run and parent against the events before it."""
-        parents = self.parents
-        eid, parent = obj.get("event_id"), obj.get("parent_event_id")
-        ok = isinstance(eid, str)
-        if not ok:
-            self._problem(lineno, "event_id", "missing or not a string")
-        elif eid in parents:
-            ok = False
-            self._problem(lineno, "event_id", f"duplicate id {eid!r} (first on line {self.lines[eid]})")
-        if obj.get("run_id") not in (None, self.run_id):
-            ok = False
-            self._problem(lineno, "run_id", f"event of run {obj.get('run_id')!r} in run {self.run_id!r}")
-        if parent is None:
-            if self.root_seen is not None:
-                ok = False
-                self._problem(lineno, "parent_event_id", f"second root (first root is {self.root_seen!r})")
-            elif obj.get("root") is not True:
-                ok = False
-                self._problem(lineno, "root", "parentless event must be marked root: true")
-            elif isinstance(eid, str):
-                self.root_seen = eid
-        elif not isinstance(parent, str) or parent not in parents:
-            ok = False
-            if isinstance(parent, str) and isinstance(eid, str):
-                self.dangling.append((eid, parent))
-                self.lines[eid] = lineno
-            else:
-                self._problem(lineno, "parent_event_id", "not a string")
-        if parent is not None and obj.get("root") is True:  # DESIGN: only the parentless root sets root: true
-            ok = False
-            self._problem(lineno, "root", f"root: true on an event with a parent ({parent!r})")
-        if isinstance(eid, str) and eid not in parents:
-            parents[eid] = parent
-            self.lines.setdefault(eid, lineno)
-        if ok:
-            self.chk.lineage_valid_events += 1
-            if isinstance(eid, str):
-                self.valid_ids.add(eid)
-
-    def finish(self) -> None:
-        """Place the parents that never came earlier (later, elsewhere, cycles) and check for a root."""
-        chk = self.chk
-        for eid, parent in self.dangling:
-            self._problem(self.lines[eid], "parent_event_id",
-                          _classify_dangling(eid, parent, self.parents, self.run_id))
-            for member in _cycle(eid, self.parents):  # an earlier parent on a cycle is no valid lineage
-                if member in self.valid_ids:
-                    self.valid_ids.discard(member)
-                    chk.lineage_valid_events -= 1
-        if chk.events and self.root_seen is None:
-            self._problem(None, "root", "run has no root event")
-
-
 def _event_lines(run: RunDir, chk: RunCheck) -> Iterator[Line]:
     """The run's event lines. A missing or unreadable events file (a folder, chmod 000) is a problem
     of the run that fails its schema check, never an exception that stops the whole root."""
@@ -244,7 +156,7 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
     else:
         chk.problems.append(Problem(str(run.path), None, "session.json",
                                     "missing: run is incomplete (still running or crashed)", "incomplete"))
-    lineage = _Lineage(chk, path)
+    lineage = Lineage(chk.run_id, lambda line, fld, msg: chk.problems.append(Problem(path, line, fld, msg, "lineage")))
     last_ts = ""
     for ln in _event_lines(run, chk):
         if ln.error is not None:
@@ -276,7 +188,8 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
                 chk.problems.append(Problem(path, ln.lineno, "timestamp",
                                             f"{ts} is earlier than the previous event ({last_ts})", "order"))
             last_ts = max(last_ts, ts)
-    lineage.finish()
+    lineage.finish(chk.events)
+    chk.lineage_valid_events = lineage.valid
     if chk.events == 0:  # last, where the export's quality rules have always listed it (rule no_events)
         chk.problems.append(Problem(path, None, "<file>", "run has no events", "empty"))
     return chk

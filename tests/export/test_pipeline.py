@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import orjson
-import pytest
 
 from tests.export.conftest import PII, all_bytes, record_pii_run
 from tracebridge.curate.config import RedactionConfig
@@ -123,22 +122,6 @@ def test_worker_processes_give_the_same_bundle(mixed_traces: Path, tmp_path: Pat
         assert capture["runs"] == 1 and sum(capture["policies"].values()) == 1 and pass1["findings"]["EMAIL"]
         assert two.report["runs"]["read"] == 6 and two.report["runs"]["duplicates"] == 1
         assert two.report["quarantine"]["allowed_by_rule"] == ({"bad_json": 1} if allow else {})
-
-
-def test_runs_no_view_reads_fail_the_export_saying_why(tmp_path: Path) -> None:
-    """Agent Lightning runs (the runtime hook and ``import agentlightning`` write the same) give no
-    view row: an export of only those used to PASS with an empty bundle that train then refused."""
-    pytest.importorskip("agentlightning")
-    from tracebridge.importers.agentlightning.hook import RuntimeHook
-    from tracebridge.importers.agentlightning.smoke import tiny_agent
-
-    for q, a in (("6*7", 42), ("2+3", 5)):
-        RuntimeHook(tmp_path / "t").run(tiny_agent, {"question": q, "expected": a})
-    res = export_traces(tmp_path / "t", tmp_path / "b")
-    assert res.report["runs"]["exported"] == 2 and res.report["rows"] == {}
-    assert not res.report["passed"]
-    (why,) = res.report["failures"]
-    assert why.startswith("no row in any view from 2 exported runs") and "conversational_sources" in why
 
 
 def test_the_report_says_how_far_the_feedback_join_reached(mixed_traces: Path, tmp_path: Path) -> None:

@@ -74,6 +74,10 @@ class ViewsConfig:
         "help": "session.json source.kind values whose worker rows are chat conversations (one row per "
                 "assistant turn, the conversation so far as its prompt; tracebridge.export.views_conversation) "
                 "instead of one prompt per worker_input."})
+    llm_call_sources: list[str] = field(default_factory=lambda: ["agentlightning"], metadata={
+        "help": "session.json source.kind values whose worker rows are the recorded model calls (one row per "
+                "worker_action with an llm block: its prompt messages and reply; tracebridge.export.views_llm), "
+                "for agents that build each prompt themselves (Agent Lightning rollouts)."})
     conversation_max_turns: int = field(default=32, metadata={
         "help": "Conversational worker rows: most messages (user, assistant, tool) before the assistant turn; "
                 "older ones are dropped so the context starts at a user turn."})
@@ -98,6 +102,10 @@ class ViewsConfig:
                if r not in ROLES]
         out += [f"views.conversational_sources={k}: unknown source kind; use {', '.join(SOURCE_KINDS)}"
                 for k in self.conversational_sources if k not in SOURCE_KINDS]
+        out += [f"views.llm_call_sources={k}: unknown source kind; use {', '.join(SOURCE_KINDS)}"
+                for k in self.llm_call_sources if k not in SOURCE_KINDS]
+        out += [f"views.llm_call_sources={k}: also in views.conversational_sources; a source's worker rows are "
+                f"read one way" for k in self.llm_call_sources if k in self.conversational_sources]
         if self.conversation_rows not in ("span", "turn"):
             out.append(f"views.conversation_rows={self.conversation_rows}: use span or turn")
         if self.conversation_max_turns < 2:

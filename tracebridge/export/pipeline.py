@@ -210,9 +210,10 @@ def _failures(ex: _Exporter, leakage: dict[str, Any], balance: dict[str, Any],
         # runs of a source no view reads (e.g. imported Agent Lightning spans) make a bundle nothing can
         # train on: say so here, not only when train finds the view empty
         out.append(f"no row in any view from {t.exported} exported runs: views are built from simulator-style "
-                   f"runs (worker_input, planner and verifier events) and from the chat runs of "
-                   f"views.conversational_sources={list(cfg.views.conversational_sources)}; "
-                   f"Agent Lightning runs (import agentlightning, the runtime hook) give none")
+                   f"runs (worker_input, planner and verifier events), from the chat runs of "
+                   f"views.conversational_sources={list(cfg.views.conversational_sources)} and from the recorded "
+                   f"model calls (llm blocks with a JSON message prompt and a reply) of "
+                   f"views.llm_call_sources={list(cfg.views.llm_call_sources)}")
     if not leakage["passed"]:
         out.append(f"split leakage: families {leakage['families_in_several_splits']}, "
                    f"goal hashes {leakage['goal_hashes_in_several_splits']}")

@@ -18,7 +18,9 @@ applied:
   one row per worker decision (see ``tracebridge.export.views_worker``); for conversational sources
   (``views.conversational_sources``, OpenClaw) one row per span of plain assistant turns in a user
   turn, the conversation so far as context and every turn from ``labels.context_messages`` on a
-  target (``tracebridge.export.views_conversation``; ``target_turns`` lists them);
+  target (``tracebridge.export.views_conversation``; ``target_turns`` lists them); for sources that
+  record each model call's prompt (``views.llm_call_sources``, Agent Lightning) one row per call, the
+  prompt as recorded and the reply (``tracebridge.export.views_llm``);
 * ``verifier_sft`` — ``{"messages": [system, user, assistant=verdict + feedback], "meta"}``;
 * ``verifier_pref_pairs`` — ``{"prompt", "chosen", "rejected", "meta"}``: chosen agrees with the
   ex-post verdict, rejected does not (the observed wrong verdict, else the tempting wrong one);
@@ -255,6 +257,7 @@ def build_views(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig
         enabled) and counts of events that gave no row, by reason (and of rows trimmed, ``TRIMMED``).
     """
     from tracebridge.export.views_conversation import conversation_rows
+    from tracebridge.export.views_llm import llm_call_rows
     from tracebridge.export.views_worker import worker_rows
 
     stats: Counter[str] = Counter()
@@ -287,6 +290,9 @@ def build_views(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig
     if ctx.source in cfg.conversational_sources:  # a chat agent: no worker_input, the conversation is the prompt
         out["worker_sft"], out["worker_recovery_cases/sft"], out["worker_recovery_cases/pairs"] = \
             conversation_rows(events, by_id, ctx, cfg, stats)
+    elif ctx.source in cfg.llm_call_sources:  # an agent that builds its prompts: the recorded calls are the rows
+        out["worker_sft"], out["worker_recovery_cases/sft"], out["worker_recovery_cases/pairs"] = \
+            llm_call_rows(events, ctx, cfg, stats)
     else:
         out["worker_sft"], out["worker_recovery_cases/sft"], out["worker_recovery_cases/pairs"] = \
             worker_rows(worker, by_id, ctx, cfg, stats)

@@ -76,6 +76,9 @@ class LLMCall(Strict):
     toolset_hash: str | None = Field(None, description="sha256 of the tools offered, if any.")
     params: dict[str, Any] = Field(default_factory=dict, description="Sampling parameters.")
     response: str | None = Field(None, description="Raw text the model returned.")
+    tool_calls: list[dict[str, Any]] | None = Field(
+        None, description="Tool calls the model returned natively, in the OpenAI function-call shape "
+                          "{id, name, arguments}; None when it returned text only.")
     usage: Usage = Field(default_factory=Usage)
 
 

@@ -156,6 +156,7 @@ def _llm_block(span: dict[str, Any], attrs: dict[str, Any]) -> tuple[dict[str, A
     params = {k: v for k, v in request.items() if k not in ("model", "functions", "messages")}
     first = completion[0] if isinstance(completion, list) and completion and isinstance(completion[0], dict) else {}
     response = first.get("content") if isinstance(first.get("content"), str) else None
+    functions = request.get("functions")
     ins = attrs.get("gen_ai.usage.prompt_tokens", attrs.get("gen_ai.usage.input_tokens", 0))
     outs = attrs.get("gen_ai.usage.completion_tokens", attrs.get("gen_ai.usage.output_tokens", 0))
     start, end = span.get("start_time"), span.get("end_time")
@@ -165,7 +166,25 @@ def _llm_block(span: dict[str, Any], attrs: dict[str, Any]) -> tuple[dict[str, A
     block = {"model": model, "rendered_prompt": canonical_json(prompt).decode(), "prompt_hash": sha256_json(prompt),
              "config_hash": sha256_json({"model": model, "params": params}), "params": params,
              "response": response, "usage": usage}
+    if isinstance(functions, list) and functions:  # the tools offered (their schemas stay out of every event)
+        block["toolset_hash"] = sha256_json(functions)
+    calls = completion_calls(first)
+    if calls:
+        block["tool_calls"] = calls
     return block, model
+
+
+def completion_calls(completion: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tool calls of a ``gen_ai.completion.N`` record as ``{id, name, arguments}`` (arguments an
+    object when they are JSON, else the string as given); calls without a name are left out."""
+    out = []
+    for i, c in enumerate(completion.get("tool_calls") or []):
+        fn = c.get("function") if isinstance(c, dict) and isinstance(c.get("function"), dict) else c
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            continue
+        args = _maybe_json(fn.get("arguments"))
+        out.append({"id": str(c.get("id") or f"call_{i}"), "name": fn["name"], "arguments": {} if args is None else args})
+    return out
 
 
 def _tool(b: _Builder, span: dict[str, Any], attrs: dict[str, Any], parent: str | None) -> str:
@@ -202,7 +221,11 @@ def _map_span(b: _Builder, span: dict[str, Any], kind: str, parent: str | None,
         b.out.tokens += llm["usage"]["input_tokens"] + llm["usage"]["output_tokens"]
         b.out.cost += llm["usage"]["cost_usd"]
         payload: dict[str, Any] = {"action": "respond", "reasoning_summary": None}
-        if first_tool is not None:  # the call's tool spans are its children
+        if llm.get("tool_calls"):  # the model called tools natively (their spans may be siblings)
+            c = llm["tool_calls"][0]
+            payload.update(action="tool_call", tool=c["name"],
+                           args=c["arguments"] if isinstance(c["arguments"], dict) else None)
+        elif first_tool is not None:  # the call's tool spans are its children
             ta = first_tool.get("attributes") or {}
             args = unflatten(ta, "agentlightning.operation.input")
             payload.update(action="tool_call", args=args if isinstance(args, dict) else None,

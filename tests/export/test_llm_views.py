@@ -1,0 +1,174 @@
+"""Worker rows of recorded model calls (``tracebridge.export.views_llm``): Agent Lightning rollouts
+used to give no training row at all, so an export of them failed and their users could not train."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tracebridge.export.config import ExportConfig, ViewsConfig
+from tracebridge.export.pipeline import export_traces
+from tracebridge.export.views import RunContext, build_views
+from tracebridge.importers.agentlightning.spans import spans_to_events
+from tracebridge.train.data import to_pref_records, to_sft_records
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                           "required": ["city"]}}}
+SYSTEM = {"role": "system", "content": "You are a weather bot."}
+USER = {"role": "user", "content": "What is the weather in Paris?"}
+
+
+def _llm(sid: str, t: float, prompt: list[dict], content: str | None = None, calls: list[dict] | None = None,
+         tools: bool = True) -> dict:
+    attrs: dict = {"gen_ai.request.model": "m1", "gen_ai.completion.0.role": "assistant"}
+    for i, m in enumerate(prompt):
+        attrs[f"gen_ai.prompt.{i}.role"] = m["role"]
+        for j, c in enumerate(m.get("tool_calls") or []):
+            attrs[f"gen_ai.prompt.{i}.tool_calls.{j}.id"] = c["id"]
+            attrs[f"gen_ai.prompt.{i}.tool_calls.{j}.name"] = c["name"]
+            attrs[f"gen_ai.prompt.{i}.tool_calls.{j}.arguments"] = json.dumps(c["arguments"])
+        if "content" in m:
+            attrs[f"gen_ai.prompt.{i}.content"] = m["content"]
+        if m.get("tool_call_id"):
+            attrs[f"gen_ai.prompt.{i}.tool_call_id"] = m["tool_call_id"]
+    if content is not None:
+        attrs["gen_ai.completion.0.content"] = content
+    for j, c in enumerate(calls or []):
+        attrs[f"gen_ai.completion.0.tool_calls.{j}.id"] = c["id"]
+        attrs[f"gen_ai.completion.0.tool_calls.{j}.name"] = c["name"]
+        attrs[f"gen_ai.completion.0.tool_calls.{j}.arguments"] = json.dumps(c["arguments"])
+    if tools:
+        fn = WEATHER["function"]
+        attrs.update({"gen_ai.request.functions.0.name": fn["name"], "gen_ai.request.functions.0.description":
+                      fn["description"], "gen_ai.request.functions.0.parameters": json.dumps(fn["parameters"])})
+    return {"span_id": sid, "parent_id": None, "name": "openai.chat.completion", "attributes": attrs,
+            "start_time": t, "end_time": t + 0.5, "status": {"status_code": "OK"}}
+
+
+def _tool(sid: str, t: float, call_id: str, city: str, error: str | None = None) -> dict:
+    attrs = {"tool.name": "get_weather", "tool.parameters": json.dumps({"city": city}), "tool.call.id": call_id}
+    if error is None:
+        attrs["agentlightning.operation.output"] = "sunny"
+    status = {"status_code": "ERROR", "description": error} if error else {"status_code": "OK"}
+    return {"span_id": sid, "parent_id": None, "name": "tool.call", "attributes": attrs, "start_time": t,
+            "end_time": t + 0.1, "status": status}
+
+
+def _call(cid: str, city: str) -> dict:
+    return {"id": cid, "name": "get_weather", "arguments": {"city": city}}
+
+
+def weather_rollout() -> list[dict]:
+    """A native tool-calling agent: a failed call (a typo), the recovery, then the answer. Tool spans
+    are siblings of the model calls, as an OpenAI client's instrumentation gives them."""
+    p1 = [SYSTEM, USER]
+    p2 = p1 + [{"role": "assistant", "tool_calls": [_call("c1", "Pari")]},
+               {"role": "tool", "tool_call_id": "c1", "content": "error: city not found"}]
+    p3 = p2 + [{"role": "assistant", "tool_calls": [_call("c2", "Paris")]},
+               {"role": "tool", "tool_call_id": "c2", "content": "sunny"}]
+    return [_llm("a", 1.0, p1, calls=[_call("c1", "Pari")]), _tool("b", 2.0, "c1", "Pari", "city not found"),
+            _llm("c", 3.0, p2, calls=[_call("c2", "Paris")]), _tool("d", 4.0, "c2", "Paris"),
+            _llm("e", 5.0, p3, content="<think>the tool said sunny</think>It is sunny in Paris."),
+            {"span_id": "f", "parent_id": None, "name": "agentlightning.annotation", "start_time": 6.0,
+             "end_time": 6.0, "attributes": {"agentlightning.reward.0.name": "primary",
+                                             "agentlightning.reward.0.value": 1.0}}]
+
+
+def _views(events: list[dict], cfg: ViewsConfig | None = None, tools: list | None = None):
+    ctx = RunContext("al-1", "agentlightning", "train", "agentlightning", True, tools=tools or [WEATHER])
+    out, stats = build_views(events, ctx, cfg or ViewsConfig())
+    return out, stats
+
+
+def test_each_recorded_call_is_a_row_of_its_prompt_and_reply() -> None:
+    run = spans_to_events(weather_rollout(), "al-1", {"goal": "weather in Paris"})
+    first = next(e for e in run.events if e["event_type"] == "worker_action")
+    assert first["llm"]["tool_calls"] == [_call("c1", "Pari")] and first["llm"]["toolset_hash"]
+    assert first["payload"]["action"] == "tool_call" and first["payload"]["args"] == {"city": "Pari"}
+    out, stats = _views(run.events)
+    rows = out["worker_sft"]
+    assert len(rows) == 3 and not stats
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Pari"}'}}
+    assert rows[0]["messages"] == [SYSTEM, USER, {"role": "assistant", "content": "", "tool_calls": [call]}]
+    assert rows[1]["messages"][:4] == [SYSTEM, USER, {"role": "assistant", "content": "", "tool_calls": [call]},
+                                       {"role": "tool", "content": "error: city not found", "tool_call_id": "c1"}]
+    assert rows[2]["messages"][-1] == {"role": "assistant", "content": "It is sunny in Paris."}  # no thinking
+    assert [r["meta"]["labels"]["context_messages"] for r in rows] == [2, 4, 6]
+    assert json.loads(rows[0]["tools"]) == [WEATHER]
+    assert [r["meta"]["labels"].get("tool_ok") for r in rows] == [False, True, None]
+    # lineage: the call, then its tool call and result
+    types = {e["event_id"]: e["event_type"] for e in run.events}
+    assert [types[i] for i in rows[0]["meta"]["event_ids"]] == ["worker_action", "worker_tool_call",
+                                                                "worker_tool_result"]
+
+
+def test_a_recovery_gives_a_pair_against_the_failed_reply() -> None:
+    out, _ = _views(spans_to_events(weather_rollout(), "al-1", {"goal": "weather in Paris"}).events)
+    (rec,), (pair,) = out["worker_recovery_cases/sft"], out["worker_recovery_cases/pairs"]
+    assert rec is out["worker_sft"][1] and rec["meta"]["labels"]["recovery"] is True
+    assert rec["meta"]["labels"]["failed_attempts"] == 1
+    assert pair["prompt"] == rec["messages"][:-1] and pair["chosen"] == [rec["messages"][-1]]
+    assert pair["rejected"] == [out["worker_sft"][0]["messages"][-1]]  # what the model said last time
+    (sft,) = to_pref_records([pair])[:1]
+    assert sft["chosen"] != sft["rejected"]
+
+
+def test_training_takes_the_reply_alone_as_the_target() -> None:
+    out, _ = _views(spans_to_events(weather_rollout(), "al-1", {"goal": "weather in Paris"}).events)
+    recs = to_sft_records(out["worker_sft"])
+    assert [len(r["completion"]) for r in recs] == [1, 1, 1]
+    assert recs[2]["completion"][0]["content"] == "It is sunny in Paris." and len(recs[2]["prompt"]) == 6
+
+
+def test_a_text_only_agent_is_shown_no_tool_list(tmp_path: Path) -> None:
+    """A ReAct loop parses the reply itself: its prompt had no tools, and its rows must not add them."""
+    pytest.importorskip("agentlightning")
+    from tracebridge.importers.agentlightning.hook import RuntimeHook
+    from tracebridge.importers.agentlightning.smoke import tiny_agent
+
+    for q, a in (("6*7", 42), ("2+3", 5)):
+        RuntimeHook(tmp_path / "t").run(tiny_agent, {"question": q, "expected": a})
+    res = export_traces(tmp_path / "t", tmp_path / "b")
+    assert res.report["passed"], res.report["failures"]
+    rows = [orjson.loads(line) for f in sorted((res.path / "views" / "worker_sft").glob("*.jsonl"))
+            for line in f.read_bytes().splitlines()]
+    assert len(rows) == 4 and all(r["tools"] is None for r in rows)
+    assert sorted(r["messages"][-1]["content"] for r in rows if len(r["messages"]) == 2) == \
+        ["calculator(2+3)", "calculator(6*7)"]
+    assert sum(res.report["rows"]["agentlightning/triplets"].values()) == 4
+
+
+def test_calls_that_give_no_row_are_counted() -> None:
+    spans = weather_rollout()
+    spans[0]["attributes"] = {k: v for k, v in spans[0]["attributes"].items() if not k.startswith("gen_ai.prompt")}
+    spans[4]["attributes"].pop("gen_ai.completion.0.content")
+    run = spans_to_events(spans, "al-1", {"goal": "weather in Paris"})
+    first = next(e for e in run.events if e["event_type"] == "worker_action")
+    first["llm"]["rendered_prompt"] = "<|im_start|>user\nWhat is the weather?<|im_end|>"  # a rendered template
+    out, stats = _views(run.events)
+    assert len(out["worker_sft"]) == 1 and stats == {"llm_prompt_not_messages": 1, "llm_call_without_reply": 1}
+
+
+def test_sources_not_read_this_way_give_no_rows_and_the_export_says_why(tmp_path: Path) -> None:
+    pytest.importorskip("agentlightning")
+    from tracebridge.importers.agentlightning.hook import RuntimeHook
+    from tracebridge.importers.agentlightning.smoke import tiny_agent
+
+    RuntimeHook(tmp_path / "t").run(tiny_agent, {"question": "6*7", "expected": 42})
+    cfg = ExportConfig()
+    cfg.views.llm_call_sources = []
+    res = export_traces(tmp_path / "t", tmp_path / "b", cfg)
+    assert not res.report["passed"] and res.report["rows"] == {}
+    (why,) = res.report["failures"]
+    assert why.startswith("no row in any view from 1 exported runs") and "views.llm_call_sources=[]" in why
+
+
+def test_llm_call_sources_are_checked() -> None:
+    cfg = ViewsConfig(llm_call_sources=["agentlightnin", "openclaw"])
+    problems = cfg.validate()
+    assert any(p.startswith("views.llm_call_sources=agentlightnin: unknown source kind") for p in problems)
+    assert any(p.startswith("views.llm_call_sources=openclaw: also in views.conversational_sources") for p in problems)

@@ -1,0 +1,142 @@
+"""Worker rows of recorded model calls: the prompt the model saw, the reply it gave.
+
+An Agent Lightning rollout (``import agentlightning``, the runtime hook) records each model call as a
+``worker_action`` whose ``llm`` block holds the call's chat messages (``rendered_prompt``, a JSON list)
+and its reply (``response`` text, ``tool_calls`` when the model called tools natively). Such runs have
+no ``worker_input`` (the simulator's prompt contract, ``views_worker``) and are no chat transcript
+(``views_conversation``): the agent builds each prompt itself. Which runs are read this way is decided
+by ``session.json`` ``source.kind`` in ``views.llm_call_sources`` (default ``[agentlightning]``).
+
+Each call with a reply is a ``worker_sft`` row: ``messages`` = the prompt messages as recorded (roles
+kept, content as text, tool calls in TRL's ``tool_calls`` format) + the assistant reply (its text, less
+thinking unless ``views.include_reasoning``, and its tool calls); ``labels.context_messages`` = the
+prompt's length, so training takes the reply alone as the target (the prompt's own assistant turns were
+targets of the earlier calls' rows). ``tools`` = the run's tool schemas
+(``tracebridge.export.tools``) when the call offered tools (``llm.toolset_hash``) or called one, else
+None: a text-only agent (a ReAct loop that parses the reply itself) saw no tool list, and a row must
+not show it one. Calls whose prompt is not a JSON message list (a rendered chat template), or with no
+reply, give no row and are counted (``llm_prompt_not_messages``, ``llm_call_without_reply``).
+
+The tool calls of a call are the ``worker_tool_call`` events after it and before the next call (their
+spans follow the model call that asked for them, as children or siblings), so ``labels.tool_ok`` is
+whether they all succeeded. A **recovery** is as in ``views_worker``, with the whole rollout as the
+step: a call whose tools all succeed after a failed call, with a reply that differs from the failed
+call's. It gives a ``worker_recovery_cases/sft`` row and a pair whose rejected turn is the failed
+call's reply (what the model said last time, which failed).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from tracebridge.export.config import ViewsConfig
+from tracebridge.export.views import RunContext, event_labels, payload, strip_reasoning
+from tracebridge.export.views_worker import _Builder, _text
+
+_ROLES = frozenset({"system", "user", "assistant", "tool"})
+
+
+def _calls(raw: Any) -> list[dict[str, Any]]:
+    """Tool calls (``{id, name, arguments}`` or OpenAI's nested shape) in TRL's format."""
+    out = []
+    for i, c in enumerate(raw if isinstance(raw, list) else []):
+        fn = c.get("function") if isinstance(c, dict) and isinstance(c.get("function"), dict) else c
+        if not isinstance(fn, dict) or not fn.get("name"):
+            continue
+        args = fn.get("arguments")
+        if isinstance(args, str):
+            try:
+                args = orjson.loads(args)
+            except orjson.JSONDecodeError:
+                pass
+        out.append({"id": str(c.get("id") or f"call_{i}"), "type": "function",
+                    "function": {"name": str(fn["name"]), "arguments": {} if args is None else args}})
+    return out
+
+
+def _message(m: Any) -> dict[str, Any] | None:
+    """One recorded prompt message as rows hold it, or None when it is no chat message."""
+    if not isinstance(m, dict) or m.get("role") not in _ROLES:
+        return None
+    out: dict[str, Any] = {"role": m["role"], "content": _text(m.get("content"))}
+    calls = _calls(m.get("tool_calls"))
+    if calls and m["role"] == "assistant":
+        out["tool_calls"] = calls
+    if m["role"] == "tool":
+        out["tool_call_id"] = str(m.get("tool_call_id") or "")
+    return out
+
+
+def prompt_messages(llm: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The call's prompt as chat messages; None when ``rendered_prompt`` is no JSON message list."""
+    try:
+        raw = orjson.loads(llm.get("rendered_prompt") or "")
+    except (orjson.JSONDecodeError, TypeError):
+        return None
+    msgs = [_message(m) for m in raw] if isinstance(raw, list) and raw else None
+    return msgs if msgs and all(m is not None for m in msgs) else None  # type: ignore[return-value]
+
+
+def _reply(llm: dict[str, Any], cfg: ViewsConfig) -> dict[str, Any] | None:
+    text = llm.get("response") if isinstance(llm.get("response"), str) else ""
+    if not cfg.include_reasoning:
+        text = strip_reasoning(text)
+    calls = _calls(llm.get("tool_calls"))
+    if not text and not calls:
+        return None
+    out: dict[str, Any] = {"role": "assistant", "content": text}
+    if calls:
+        out["tool_calls"] = calls
+    return out
+
+
+def _tool_events(events: list[dict[str, Any]]) -> dict[str, tuple[list[str], bool | None]]:
+    """Per ``worker_action`` with a model call: the ids of its tool calls and results, and whether
+    they all succeeded (None with no call or no result)."""
+    results = {payload(e).get("call_id"): e for e in events if e.get("event_type") == "worker_tool_result"}
+    out: dict[str, tuple[list[str], bool | None]] = {}
+    current: str | None = None
+    for e in events:
+        et = e.get("event_type")
+        if et == "worker_action" and isinstance(e.get("llm"), dict):
+            current = str(e.get("event_id"))
+            out[current] = ([], None)
+        elif et == "worker_tool_call" and current is not None:
+            ids, ok = out[current]
+            res = results.get(payload(e).get("call_id"))
+            ids += [str(e.get("event_id"))] + ([str(res.get("event_id"))] if res else [])
+            good = bool(payload(res).get("ok")) if res else None
+            out[current] = (ids, good if ok is None or good is None else ok and good)
+    return out
+
+
+def llm_call_rows(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig, stats: Counter[str]
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """``worker_sft`` rows, recovery SFT rows and recovery pairs of a run's recorded model calls."""
+    b = _Builder(ctx, cfg, stats)
+    schemas, tools_of = b.tools or None, _tool_events(events)
+    failed: dict[str, Any] | None = None  # the reply of the last call whose tools failed
+    attempts = 0
+    for ev in events:
+        llm = ev.get("llm")
+        if ev.get("event_type") != "worker_action" or not isinstance(llm, dict):
+            continue
+        prompt, reply = prompt_messages(llm), _reply(llm, cfg)
+        ids, ok = tools_of[str(ev.get("event_id"))]
+        if prompt is None or reply is None:
+            stats["llm_prompt_not_messages" if prompt is None else "llm_call_without_reply"] += 1
+        else:
+            recovered = ok is True and failed is not None and failed != reply
+            labels = {**event_labels(ev), "recovery": recovered or None, "failed_attempts": attempts,
+                      "tool_source": ctx.tool_source, "tool_ok": ok, "context_messages": len(prompt)}
+            # a text-only agent saw no tool list: its row must not show one
+            b.tools = schemas if llm.get("toolset_hash") or reply.get("tool_calls") else None
+            b.emit([b.render(m) for m in prompt], b.render(reply), [str(ev["event_id"]), *ids], labels,
+                   b.render(failed) if recovered and failed is not None else None)
+        if ok is False and reply is not None:
+            failed, attempts = reply, attempts + 1
+    return b.sft, b.rec_sft, b.rec_pairs
+

@@ -172,3 +172,29 @@ def test_llm_call_sources_are_checked() -> None:
     problems = cfg.validate()
     assert any(p.startswith("views.llm_call_sources=agentlightnin: unknown source kind") for p in problems)
     assert any(p.startswith("views.llm_call_sources=openclaw: also in views.conversational_sources") for p in problems)
+
+
+def test_prompt_messages_take_openai_role_names_and_content_parts() -> None:
+    from tracebridge.export.views_llm import prompt_messages
+
+    raw = [{"role": "developer", "content": [{"type": "text", "text": "Be "}, {"type": "text", "text": "brief."}]},
+           {"role": "user", "content": [{"type": "text", "text": "see"}, {"type": "image_url", "image_url": {"url": "u"}}]},
+           {"role": "function", "name": "get_weather", "content": "sunny"}]
+    msgs = prompt_messages({"rendered_prompt": json.dumps(raw)})
+    assert msgs is not None and [m["role"] for m in msgs] == ["system", "user", "tool"]
+    assert msgs[0]["content"] == "Be brief." and json.loads(msgs[1]["content"])[1]["type"] == "image_url"
+    assert msgs[2]["tool_call_id"] == "get_weather"
+    assert prompt_messages({"rendered_prompt": json.dumps([{"role": "narrator", "content": "x"}])}) is None
+
+
+def test_a_call_is_ok_only_when_every_tool_it_asked_for_succeeded() -> None:
+    from tracebridge.export.views_llm import _tool_events
+
+    def ev(i: int, et: str, **p) -> dict:
+        return {"event_id": f"e{i}", "event_type": et, "payload": p, **({"llm": {}} if et == "worker_action" else {})}
+
+    events = [ev(1, "worker_action"), ev(2, "worker_tool_call", call_id="a"), ev(3, "worker_tool_result", call_id="a", ok=False),
+              ev(4, "worker_tool_call", call_id="b"),  # no result
+              ev(5, "worker_action"), ev(6, "worker_tool_call", call_id="c"), ev(7, "worker_tool_result", call_id="c", ok=True),
+              ev(8, "worker_action"), ev(9, "worker_tool_call", call_id="d")]
+    assert _tool_events(events) == {"e1": (["e2", "e3", "e4"], False), "e5": (["e6", "e7"], True), "e8": (["e9"], None)}

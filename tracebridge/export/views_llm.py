@@ -36,7 +36,9 @@ from tracebridge.export.config import ViewsConfig
 from tracebridge.export.views import RunContext, event_labels, payload, strip_reasoning
 from tracebridge.export.views_worker import _Builder, _text
 
-_ROLES = frozenset({"system", "user", "assistant", "tool"})
+# OpenAI's newer and older role names, as chat templates know them
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool",
+          "function": "tool"}
 
 
 def _calls(raw: Any) -> list[dict[str, Any]]:
@@ -57,16 +59,25 @@ def _calls(raw: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _content(value: Any) -> str:
+    """Message content as text: a list of OpenAI content parts gives its text parts joined (JSON when
+    it holds other parts, an image say, so nothing is lost silently)."""
+    if isinstance(value, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in value):
+        return "".join(str(p.get("text") or "") for p in value)
+    return _text(value)
+
+
 def _message(m: Any) -> dict[str, Any] | None:
     """One recorded prompt message as rows hold it, or None when it is no chat message."""
-    if not isinstance(m, dict) or m.get("role") not in _ROLES:
+    role = _ROLES.get(m.get("role")) if isinstance(m, dict) and isinstance(m.get("role"), str) else None
+    if role is None:
         return None
-    out: dict[str, Any] = {"role": m["role"], "content": _text(m.get("content"))}
+    out: dict[str, Any] = {"role": role, "content": _content(m.get("content"))}
     calls = _calls(m.get("tool_calls"))
-    if calls and m["role"] == "assistant":
+    if calls and role == "assistant":
         out["tool_calls"] = calls
-    if m["role"] == "tool":
-        out["tool_call_id"] = str(m.get("tool_call_id") or "")
+    if role == "tool":
+        out["tool_call_id"] = str(m.get("tool_call_id") or m.get("name") or "")
     return out
 
 
@@ -97,20 +108,19 @@ def _tool_events(events: list[dict[str, Any]]) -> dict[str, tuple[list[str], boo
     """Per ``worker_action`` with a model call: the ids of its tool calls and results, and whether
     they all succeeded (None with no call or no result)."""
     results = {payload(e).get("call_id"): e for e in events if e.get("event_type") == "worker_tool_result"}
-    out: dict[str, tuple[list[str], bool | None]] = {}
+    ids: dict[str, list[str]] = {}
+    oks: dict[str, list[bool | None]] = {}
     current: str | None = None
     for e in events:
         et = e.get("event_type")
         if et == "worker_action" and isinstance(e.get("llm"), dict):
             current = str(e.get("event_id"))
-            out[current] = ([], None)
+            ids[current], oks[current] = [], []
         elif et == "worker_tool_call" and current is not None:
-            ids, ok = out[current]
             res = results.get(payload(e).get("call_id"))
-            ids += [str(e.get("event_id"))] + ([str(res.get("event_id"))] if res else [])
-            good = bool(payload(res).get("ok")) if res else None
-            out[current] = (ids, good if ok is None or good is None else ok and good)
-    return out
+            ids[current] += [str(e.get("event_id"))] + ([str(res.get("event_id"))] if res else [])
+            oks[current].append(bool(payload(res).get("ok")) if res else None)
+    return {k: (ids[k], False if False in v else None if not v or None in v else True) for k, v in oks.items()}
 
 
 def llm_call_rows(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig, stats: Counter[str]

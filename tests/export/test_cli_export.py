@@ -36,7 +36,7 @@ def test_export_push_fetch_commands(mixed_traces: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["fetch", store, "--out", str(tmp_path / "pulled"), "--json"])
     assert res.exit_code == 0 and _json(res)["verified"] is True
     res = runner.invoke(app, ["export", str(mixed_traces), "split.ratios.train=2", "--out", str(tmp_path / "c")])
-    assert res.exit_code == 1 and "must sum to 1" in res.output
+    assert res.exit_code == 2 and "must sum to 1" in res.output
 
 
 def test_unredacted_bundle_push_exits_1(tmp_path: Path, mixed_traces: Path) -> None:

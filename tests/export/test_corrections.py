@@ -264,7 +264,7 @@ def test_a_missing_corrections_file_is_an_error(mixed_traces: Path, tmp_path: Pa
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
     res = CliRunner().invoke(app, ["export", str(mixed_traces), f"corrections.file={tmp_path / 'no-such.jsonl'}",
                                    "--out", str(tmp_path / "c")])
-    assert res.exit_code == 1 and "corrections file" in res.output
+    assert res.exit_code == 2 and "corrections file" in res.output
     corr = _write(tmp_path / "ok.jsonl", [_line(_pick(mixed_traces, "count words")[0], None, success=False)])
     res = CliRunner().invoke(app, ["export", str(mixed_traces), f"corrections.file={corr}",
                                    "--out", str(tmp_path / "d"), "--json"])

@@ -106,4 +106,4 @@ def test_export_command_takes_a_cache(tmp_path: Path) -> None:
     assert text.exit_code == 0 and "cache: 2 runs reused, 0 built" in text.output
     (tmp_path / "a_file").write_text("x")
     bad = runner.invoke(app, [*args[:4], "--cache", str(tmp_path / "a_file" / "cache")])
-    assert bad.exit_code == 1 and "export cache" in bad.output and "cannot create" in bad.output
+    assert bad.exit_code == 2 and "export cache" in bad.output and "cannot create" in bad.output

@@ -62,7 +62,7 @@ def test_cli_collect_fails_checks_and_bad_config(tmp_path):
     assert res.exit_code == 1
     assert any("verdict" in c for c in json.loads(res.stdout[res.stdout.index("{"):])["failed_checks"])
     res = runner.invoke(app, ["collect", str(SMOKE), "mixes.novice.skill.bad_arg=0.1"])
-    assert res.exit_code == 1 and "did you mean" in res.output
+    assert res.exit_code == 2 and "did you mean" in res.output  # a usage error, told apart from a failed check
 
 
 def test_default_matrix_subset_meets_the_balance_targets(tmp_path):
@@ -82,12 +82,12 @@ def test_collect_refuses_a_file_and_a_second_pass_over_the_same_episodes(tmp_pat
     small = ["workers=1", "families=[calc]", "seeds.fixed=[0]"]
     (tmp_path / "file").write_text("x")
     res = runner.invoke(app, ["collect", str(SMOKE), *small, "--out", str(tmp_path / "file")])
-    assert res.exit_code == 1 and "is a file" in res.output, res.output
+    assert res.exit_code == 2 and "is a file" in res.output, res.output
     out = tmp_path / "traces"
     assert runner.invoke(app, ["collect", str(SMOKE), *small, "--out", str(out), "--json"]).exit_code == 0
     runs = len(list(out.iterdir()))
     res = runner.invoke(app, ["collect", str(SMOKE), *small, "--out", str(out)])
-    assert res.exit_code == 1 and "would write them twice" in res.output, res.output
+    assert res.exit_code == 2 and "would write them twice" in res.output, res.output
     assert len(list(out.iterdir())) == runs  # before: every episode a second time
     other = runner.invoke(app, ["collect", str(SMOKE), "workers=1", "families=[calc]", "seeds.fixed=[1]",
                                 "--out", str(out), "--json"])

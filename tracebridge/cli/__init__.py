@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "tracebridge.cli.sim",
     "tracebridge.cli.ops",
     "tracebridge.cli.ops_cadence",
+    "tracebridge.cli.ops_retention",
     "tracebridge.cli.cluster",
     "tracebridge.cli.export",
     "tracebridge.cli.importers",

@@ -1,13 +1,26 @@
-"""The ``tracebridge`` Typer app and its command groups; command modules register on these."""
+"""The ``tracebridge`` Typer app and its command groups; command modules register on these.
+
+Exit codes, the same in every command (README "Exit codes"): ``EXIT_FAILED`` (1) when the command
+ran and what it checks failed (thresholds, gates, problems found, a failed job), ``EXIT_USAGE`` (2)
+for a usage or config error found before any work (click's own usage errors exit 2 as well), and
+``EXIT_LOCKED`` (3) when a shadow cycle holds the lock. A config error goes through
+``config_errors()``, so no command can give it a code of its own.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+
+EXIT_FAILED = 1  # the command ran; what it checks failed, or its work did
+EXIT_USAGE = 2  # bad flags, overrides, config values or input paths; nothing was done
+EXIT_LOCKED = 3  # a shadow cycle holds the lock (shadow-cycle, shadow-prune); nothing was done
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="TraceBridge: agent traces → curated training views → better role models.")
@@ -22,10 +35,25 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print an error to stderr and exit with ``code``."""
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print an error to stderr and exit with ``code`` (default: a usage error)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def config_errors() -> Iterator[None]:
+    """Exit ``EXIT_USAGE`` with every problem when the block raises ``ConfigError``.
+
+    A bad override, an unknown key, a value that is not valid YAML or out of range is the caller's
+    mistake, found before any work: scripts must be able to tell it from a failed check (exit 1).
+    """
+    from tracebridge.config import ConfigError
+
+    try:
+        yield
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 def check_out_dir(out: Path, flag: str = "--out") -> None:
@@ -34,7 +62,7 @@ def check_out_dir(out: Path, flag: str = "--out") -> None:
     for p in (out, *out.parents):
         if p.exists():
             if not p.is_dir():
-                fail(f"{flag} {out}: {p} is a file, not a folder", 2)
+                fail(f"{flag} {out}: {p} is a file, not a folder")
             return
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import app, fail, print_json
+from tracebridge.cli.app import app, config_errors, fail, print_json
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
 ClusterOpt = Annotated[str, typer.Option(
@@ -64,15 +64,12 @@ def submit(
         resolve_cluster,
         submit_sweep,
     )
-    from tracebridge.config import ConfigError
     from tracebridge.sweep.config import load_sweep_config
 
     ov, root = list(overrides or []), _project_root()
-    try:
+    with config_errors():
         ccfg = resolve_cluster(cluster, load_sweep_config(str(config), ov).cluster)
         plan = plan_sweep(config, ov, ccfg, root)
-    except ConfigError as exc:
-        fail(str(exc))
     target = _open(cluster or plan.cfg.cluster, start=True)
     try:
         if resume:
@@ -234,19 +231,16 @@ def window(
     from tracebridge.cluster.head import ensure_token
     from tracebridge.cluster.submit import plan_sweep
     from tracebridge.cluster.window import load_launcher, plan_window, run_window, sweep_work
-    from tracebridge.config import ConfigError
     from tracebridge.sweep.config import load_sweep_config
 
     ov, root = list(overrides or []), _project_root()
-    try:
+    with config_errors():
         scfg = load_sweep_config(str(config), ov)
         base = cluster_from_spec(scfg.cluster)
         ccfg = replace(base, kind="remote", address=f"http://127.0.0.1:{scfg.window.dashboard_port}",
                        token_file=scfg.window.token_file, python=base.python or "python")
         wplan = plan_window(cluster, load_launcher(cluster), scfg.window, max_hours, max_usd)
         splan = plan_sweep(config, ov, ccfg, root)
-    except ConfigError as exc:
-        fail(str(exc))
     if dry_run:
         res = {"plan": wplan.to_dict(), "sweep_id": splan.sweep_id, "trials": splan.trials, "dry_run": True}
         if json_out:

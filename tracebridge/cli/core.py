@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from tracebridge.cli.app import app, check_trace_root, config_app, fail, print_json, schema_app
+from tracebridge.cli.app import (
+    EXIT_FAILED,
+    app,
+    check_trace_root,
+    config_app,
+    config_errors,
+    fail,
+    print_json,
+    schema_app,
+)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: what a terminal acts on
 
@@ -78,7 +87,7 @@ def schema_export(
     if check:
         stale = stale_schemas(target)
         if stale:
-            fail(f"stale JSON Schema files in {target}: {', '.join(stale)} (run tracebridge schema export)", 1)
+            fail(f"stale JSON Schema files in {target}: {', '.join(stale)} (run tracebridge schema export)", EXIT_FAILED)
         typer.echo(f"JSON Schema files in {target} are up to date")
         return
     for p in export_schemas(target):
@@ -91,13 +100,12 @@ def config_show(
     overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Print the resolved config (schema defaults ← YAML ← overrides) and its hash."""
-    from tracebridge.config import ConfigError, config_hash, load_config, schema_for, to_dict, to_yaml
+    """Print the resolved config (schema defaults ← YAML ← overrides) and its hash; exit 2 listing
+    every problem of an invalid one."""
+    from tracebridge.config import config_hash, load_config, schema_for, to_dict, to_yaml
 
-    try:
+    with config_errors():
         cfg = load_config(schema_for(path), path, overrides or [])
-    except ConfigError as exc:
-        fail(str(exc), 1)
     if json_out:
         print_json({"config": to_dict(cfg), "config_hash": config_hash(cfg)})
     else:

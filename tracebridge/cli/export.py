@@ -7,19 +7,25 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import app, check_out_dir, check_trace_root, fail, print_json
+from tracebridge.cli.app import (
+    EXIT_FAILED,
+    app,
+    check_out_dir,
+    check_trace_root,
+    config_errors,
+    fail,
+    print_json,
+)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="A YAML under configs/export/ (or storage/).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
 
 
 def _load(schema: type, config: Path | None, overrides: list[str]) -> Any:
-    from tracebridge.config import ConfigError, load_config
+    from tracebridge.config import load_config
 
-    try:
+    with config_errors():
         return load_config(schema, config, overrides)
-    except ConfigError as exc:
-        fail(str(exc), 1)
 
 
 @app.command()
@@ -78,7 +84,9 @@ def export_cmd(
 
     Exits 1 when a check fails (no run accepted, no row in any view, split leakage, counts that do not reconcile,
     too many quarantined runs; a class-balance floor only with ``balance.fail=true``); the bundle
-    and its report are written either way.
+    and its report are written either way. Exits 2, writing nothing, on a config error (a bad
+    override or value, a ``corrections.file`` or ``tools.schemas_file`` that cannot be read, a
+    ``--cache`` that cannot be created).
     """
     from tracebridge.export.config import ExportConfig
     from tracebridge.export.labels import FeedbackUnavailable, feedback_source
@@ -90,10 +98,11 @@ def export_cmd(
     try:
         res = export_traces(traces, out, cfg, labels_for_run=feedback_source(cfg.feedback), workers=workers,
                             cache_dir=cache)
-    except (FeedbackUnavailable, ValueError) as exc:
-        fail(str(exc), 1)
+    except (FeedbackUnavailable, ValueError) as exc:  # set-up errors (a run's bad data is quarantined instead):
+        # corrections.file, tools.schemas_file or the feedback files unreadable, a --cache that cannot be created
+        fail(str(exc))
     except OSError as exc:  # a root or --out folder that cannot be read or written, a full disk: the path says which
-        fail(f"export stopped, nothing published: {exc}", 1)
+        fail(f"export stopped, nothing published: {exc}", EXIT_FAILED)
     s = res.summary()
     if json_out:
         print_json(s)
@@ -141,7 +150,7 @@ def push(
     try:
         res = push_bundle(bundle, uri, cfg)
     except PushRefused as exc:
-        fail(str(exc), 1)
+        fail(str(exc), EXIT_FAILED)
     except StorageError as exc:
         fail(str(exc), 2)
     if json_out:
@@ -167,7 +176,7 @@ def fetch(
     try:
         path, man = fetch_bundle(uri, out, cfg)
     except BundleError as exc:
-        fail(str(exc), 1)
+        fail(str(exc), EXIT_FAILED)
     except StorageError as exc:
         fail(str(exc), 2)
     res = {"bundle_id": man.bundle_id, "path": str(path), "files": len(man.files), "verified": True}

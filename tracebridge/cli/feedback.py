@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import app, fail, print_json
+from tracebridge.cli.app import app, config_errors, fail, print_json
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Telegram reaction feedback: ledger, mapping, join, audit.")
 mapping_app = typer.Typer(no_args_is_help=True, help="The versioned emoji → score mapping.")
@@ -34,14 +34,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.
 
 
 def _cfg(config: Path | None, overrides: list[str] | None, **paths: Path | None) -> Any:
-    from tracebridge.config import ConfigError, load_config
+    from tracebridge.config import load_config
     from tracebridge.feedback.config import FeedbackConfig
 
     extra = [f"{k}={v}" for k, v in paths.items() if v is not None]
-    try:
+    with config_errors():
         return load_config(FeedbackConfig, config, [*(overrides or []), *extra])
-    except ConfigError as exc:
-        fail(str(exc), 2)
 
 
 def _done(doc: dict[str, Any], line: str, json_out: bool) -> None:

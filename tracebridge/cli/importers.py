@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import app, check_out_dir, fail, print_json
+from tracebridge.cli.app import app, check_out_dir, config_errors, fail, print_json
 
 import_app = typer.Typer(no_args_is_help=True, help="Import traces from other runtimes into schema v2.")
 app.add_typer(import_app, name="import")
@@ -96,15 +96,13 @@ def import_openclaw_cmd(
                                          "(same runs, state and report for any number).")] = 1,
 ) -> None:
     """Import OpenClaw session transcripts as schema-v2 runs (streaming, incremental, reproducible)."""
-    from tracebridge.config import ConfigError, load_config
+    from tracebridge.config import load_config
     from tracebridge.importers.config import ImportConfig
     from tracebridge.importers.openclaw import import_openclaw
 
     paths, overrides = _split_args(args or [])
-    try:
+    with config_errors():
         cfg = load_config(ImportConfig, config, overrides + (["final=true"] if final else []))
-    except ConfigError as exc:
-        fail(str(exc), 2)
     _check_paths(paths)
     check_out_dir(out)
     rep = _run(lambda: import_openclaw(paths or None, out, cfg, workers=workers), out)
@@ -125,14 +123,12 @@ def import_agentlightning_cmd(
 ) -> None:
     """Import stored Agent Lightning spans as schema-v2 runs, one per rollout (streaming, incremental,
     reproducible); exit 1 when the counts do not reconcile or nothing could be imported."""
-    from tracebridge.config import ConfigError, load_config
+    from tracebridge.config import load_config
     from tracebridge.importers.agentlightning.config import SpanImportConfig
 
     paths, overrides = _split_args(args)
-    try:
+    with config_errors():
         cfg = load_config(SpanImportConfig, config, overrides + (["final=true"] if final else []))
-    except ConfigError as exc:
-        fail(str(exc), 2)
     if not paths:
         fail("name at least one span file or folder", 2)
     _check_paths(paths)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import app, fail, print_json
+from tracebridge.cli.app import EXIT_LOCKED, app, config_errors, fail, print_json
 
 ops_app = typer.Typer(no_args_is_help=True, help="Operations: schedules, policy state, cadence reports.")
 app.add_typer(ops_app, name="ops")
@@ -25,15 +25,13 @@ CANARY_CONFIG = Path("configs/ops/canary.yaml")
 
 
 def _ops_config(path: Path | None, overrides: list[str] | None = None) -> Any:
-    from tracebridge.config import ConfigError, load_config
+    from tracebridge.config import load_config
     from tracebridge.ops.config import OpsConfig
 
     if path == OPS_CONFIG and not path.exists():
         path = None  # the default file is optional: schema defaults
-    try:
+    with config_errors():
         return load_config(OpsConfig, path, overrides or [])
-    except ConfigError as exc:
-        fail(str(exc), 2)
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
@@ -80,7 +78,7 @@ def gate(
     json_out: JsonOpt = False,
 ) -> None:
     """Gate the canary slice against baseline: quality, cost, latency; exit 1 unless every gate passes."""
-    from tracebridge.config import ConfigError, load_config
+    from tracebridge.config import load_config
     from tracebridge.ops.config import GateConfig
     from tracebridge.ops.gates import evaluate_gates, write_gate_report
     from tracebridge.ops.samples import collect_from_traces, load_samples_file
@@ -96,11 +94,9 @@ def gate(
     if out is not None and out.is_dir():
         fail(f"--out {out}: is a folder; give the report's file name (e.g. {out / 'gate.json'})")
     since_ts = _since(since) if since is not None else None
-    try:  # only the default file may be absent (schema defaults); a named one that is missing is a typo
+    with config_errors():  # only the default file may be absent (schema defaults); a named one that is missing is a typo
         cfg = load_config(GateConfig, None if config == GATE_CONFIG and not config.exists() else config,
                           overrides or [])
-    except ConfigError as exc:
-        fail(str(exc))
     ss = collect_from_traces(traces, since_ts) if traces is not None else load_samples_file(samples)  # type: ignore[arg-type]
     policies = ss.policies()
     policies.update({k: v for k, v in (("baseline", baseline_policy), ("candidate", candidate_policy)) if v})
@@ -288,11 +284,11 @@ def shadow_cycle(
     try:
         man = run_cycle(cfg, STEPS, cli)
     except CycleLocked as exc:
-        fail(str(exc), 3)
+        fail(str(exc), EXIT_LOCKED)
     except ValueError as exc:  # a setup error found before anything is written
         fail(f"{config}: {exc}", 2)
     if json_out:
-        print_json({k: man[k] for k in ("cycle_id", "path", "status", "uplift", "integrity", "feedback")}
+        print_json({k: man[k] for k in ("cycle_id", "path", "status", "uplift", "integrity", "feedback", "retention")}
                    | {"steps": {n: {k: r[k] for k in ("status", "reason", "duration_s")} for n, r in man["steps"].items()}})
     else:
         _table(f"tracebridge shadow-cycle → {man['path']}", ["step", "status", "needs", "s", "reason"],
@@ -300,6 +296,10 @@ def shadow_cycle(
                  ", ".join(r["needs"]), f"{r['duration_s']:.1f}", r["reason"][:200]] for n, r in man["steps"].items()])
         up = man.get("uplift") or {}
         typer.echo(f"{man['status'].upper()}; uplift {up.get('metric')}: {up.get('uplift')}")
+        ret = man["retention"]
+        if ret.get("enabled"):  # the cycle's last step: what it pruned (tracebridge shadow-prune lists it)
+            typer.echo(f"retention: removed {ret.get('removed', 0)} folders, {ret.get('bytes_freed', 0)} bytes"
+                       + "".join(f"; {ret[k]} {k}" for k in ("failed", "error") if ret.get(k)))
     raise typer.Exit(0 if man["status"] == "ok" else 1)
 
 

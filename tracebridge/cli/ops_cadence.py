@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tracebridge.cli.app import fail, print_json
+from tracebridge.cli.app import EXIT_FAILED, fail, print_json
 from tracebridge.cli.ops import OPS_CONFIG, JsonOpt, Overrides, _ops_config, ops_app
 
 
@@ -23,7 +23,8 @@ def install_schedule(
     unit_dir: Annotated[Path, typer.Option(help="Where systemd user units go.")] = Path("~/.config/systemd/user"),
     json_out: JsonOpt = False,
 ) -> None:
-    """Print (default) or install the daily/weekly/monthly schedule from infra/systemd or infra/cron."""
+    """Print (default) or install the daily/weekly/monthly schedule from infra/systemd or infra/cron;
+    exit 2 on a bad --workdir/--bin, 1 when installing or enabling fails."""
     import subprocess
 
     from tracebridge.ops.schedule import (
@@ -40,23 +41,26 @@ def install_schedule(
     exe = bin_ or default_bin()
     if kind not in ("systemd", "cron"):
         fail(f"--kind {kind}: use systemd or cron")
-    try:
+    try:  # a relative or unsafe --workdir/--bin, a checkout without infra/: nothing written yet
         files = systemd_units(wd / "infra", str(wd), exe) if kind == "systemd" else \
             {"crontab": cron_lines(wd / "infra", str(wd), exe)}
-        written: list[str] = []
+    except ScheduleError as exc:
+        fail(str(exc))
+    written: list[str] = []
+    try:
         if install and kind == "systemd":
             written = [str(p) for p in install_systemd(files, unit_dir.expanduser())]
         elif install:
             install_cron(files["crontab"])
             written = ["crontab"]
     except ScheduleError as exc:
-        fail(str(exc), 1)
+        fail(str(exc), EXIT_FAILED)
     cmds = enable_commands() if kind == "systemd" else []
     if install and enable and kind == "systemd":
         for c in cmds:
             res = subprocess.run(c, capture_output=True, text=True, check=False)
             if res.returncode != 0:
-                fail(f"{' '.join(c)}: {res.stderr.strip()}", 1)
+                fail(f"{' '.join(c)}: {res.stderr.strip()}", EXIT_FAILED)
     if json_out:
         print_json({"kind": kind, "installed": written, "files": files, "enable": [" ".join(c) for c in cmds]})
         return

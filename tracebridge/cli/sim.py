@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tracebridge.cli.app import app, fail, print_json
+from tracebridge.cli.app import app, config_errors, fail, print_json
 
 
 @app.command()
@@ -20,20 +20,19 @@ def collect(
     """Run families × mixes × failures × seeds in the simulator and write schema-v2 traces.
 
     Prints the class balance (verdict shares, failure → recovery share, success rate); exits 1
-    when a check of the config's ``checks`` block fails. Every run is redacted as it is written
+    when a check of the config's ``checks`` block fails, 2 on a config error or an ``--out`` it
+    refuses (before any episode runs). Every run is redacted as it is written
     (``capture.redact=true``, pass 1 at capture; session.json records it).
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tracebridge.config import ConfigError, load_config
+    from tracebridge.config import load_config
     from tracebridge.sim.collect import collect as run_collect
     from tracebridge.sim.config import CollectConfig
 
-    try:
+    with config_errors():
         cfg = load_config(CollectConfig, config, overrides or [])
-    except ConfigError as exc:
-        fail(str(exc), 1)
     _check_out(out or Path(cfg.out), cfg)
     con = Console(stderr=True)
     with Progress(TextColumn("[bold]collect[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -52,19 +51,19 @@ def collect(
 
 
 def _check_out(root: Path, cfg: object) -> None:
-    """Refuse a trace root that is a file, or that already holds runs of the same episodes (a re-run
-    after an interruption would write them twice)."""
+    """Refuse (exit 2) a trace root that is a file, or that already holds runs of the same episodes
+    (a re-run after an interruption would write them twice)."""
     from tracebridge.sim.collect import earlier_runs
 
     if root.exists() and not root.is_dir():
-        fail(f"--out {root}: is a file; give a folder for the trace root", 1)
+        fail(f"--out {root}: is a file; give a folder for the trace root")
     if not root.is_dir():
         return
     done, partial = earlier_runs(root, cfg)  # type: ignore[arg-type]
     if done:
         fail(f"--out {root}: already holds {len(done)} complete run(s) of these episodes (e.g. {done[0]})"
              + (f" and {len(partial)} incomplete run(s) (an interrupted collection)" if partial else "")
-             + "; collecting again would write them twice. Use a new --out, or remove the folder to start over", 1)
+             + "; collecting again would write them twice. Use a new --out, or remove the folder to start over")
 
 
 def _print_summary(s: object) -> None:

@@ -10,6 +10,10 @@ the names of the steps it needs. Steps start in table order as soon as what they
 
 A file lock in the work dir keeps two cycles from overlapping (``CycleLocked``, exit code 3 in
 the CLI): the second one writes nothing.
+
+After the steps, still under the lock and before the manifest, the cycle prunes older cycles per
+``shadow.retention`` (``tracebridge.ops.retention``); what it removed or could not remove is the
+manifest's ``retention`` block and never changes the cycle's ``status``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from tracebridge.schema.canonical import utc_now
 
 log = logging.getLogger(__name__)
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+LOCK = ".shadow-cycle.lock"  # in shadow.work_dir; also taken by `tracebridge shadow-prune`
 PENDING, RUNNING = "pending", "running"
 
 
@@ -200,22 +205,26 @@ def run_cycle(cfg: OpsConfig, steps: list[Step], cli: list[str], now: dt.datetim
         CycleLocked: another cycle is running (nothing is written).
         ValueError: the setup is wrong (``check_setup``; nothing is written).
     """
+    # imported here, not at the top: tracebridge.ops.retention imports this module
+    from tracebridge.ops.retention import prune_after_cycle
+
     check_table(steps)
     check_setup(cfg, steps)
     work = Path(cfg.shadow.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(work / ".shadow-cycle.lock"), timeout=cfg.shadow.lock_timeout_s)
+    lock = FileLock(str(work / LOCK), timeout=cfg.shadow.lock_timeout_s)
     try:
         lock.acquire()
     except Timeout as exc:
-        raise CycleLocked(f"{work / '.shadow-cycle.lock'}: another shadow cycle is running") from exc
+        raise CycleLocked(f"{work / LOCK}: another shadow cycle is running") from exc
     try:
         now = now or dt.datetime.now(dt.UTC)
         started = utc_now()
         bundle = new_bundle_dir(cfg.artifacts_dir, now)
         ctx = Ctx(cfg, bundle, work, now, cli)
         record = run_steps(steps, ctx, skipped_steps(cfg), cfg.shadow.parallel_steps)
-        manifest = build_manifest(ctx, record, started)
+        retention = prune_after_cycle(ctx)
+        manifest = {**build_manifest(ctx, record, started), "retention": retention}
         write_manifest(bundle, manifest)
         manifest["path"] = str(bundle)
         return manifest

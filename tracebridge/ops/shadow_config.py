@@ -47,6 +47,30 @@ class OptimizeConfig:
 
 
 @dataclass
+class RetentionConfig:
+    """What old cycles keep (``tracebridge.ops.retention``): run as each cycle's last step and by
+    ``tracebridge shadow-prune``. Only bulky, reproducible work files are removed; every file of
+    ``artifacts_dir/<cycle>/`` (manifest, reports, audits, logs: what the review reads) is kept forever."""
+
+    enabled: bool = field(default=True, metadata={
+        "help": "Prune at the end of every cycle (never fails the cycle: what could not be removed is "
+                "counted in the manifest's `retention`); false = only `tracebridge shadow-prune` prunes."})
+    keep_cycles: int = field(default=7, metadata={
+        "help": "Newest finished cycles (with a manifest, ok or failed; the running one included) that keep "
+                "their export bundle (work_dir/bundles/<bundle id>, the whole history: GBs on a real host) and "
+                "optimize folder (work_dir/optimize/<cycle id>: model weights). Older cycles lose only those. "
+                ">= 1; disk use is about keep_cycles bundles."})
+    remove_crashed: bool = field(default=True, metadata={
+        "help": "Remove the optimize folder (model weights) of a crashed cycle (artifacts_dir/<cycle>/ without "
+                "manifest.json) once a newer cycle finished; its artifacts folder stays (a few KB: the review lists "
+                "the crash from it). false = keep both."})
+    pin: list[str] = field(default_factory=list, metadata={
+        "help": "Work folders never pruned, named by a path or a string holding their name (cycle id, bundle id), "
+                "e.g. the optimize folder of a model in canary before it is promoted. Every policy in the "
+                "promotion history (promotion.state_dir) is pinned without this."})
+
+
+@dataclass
 class ShadowConfig:
     """One daily shadow cycle."""
 
@@ -54,7 +78,8 @@ class ShadowConfig:
         "help": "OpenClaw session folders or transcripts to import (e.g. ~/.openclaw); empty = use the "
                 "runs already in work_dir/traces."})
     work_dir: str = field(default="shadow", metadata={
-        "help": "The cycle's own state: traces/, replay/, bundles/, import state. Isolated from production."})
+        "help": "The cycle's own state: traces/, replay/, bundles/, optimize/, import state. Isolated from "
+                "production; bundles/ and optimize/ are pruned per `retention`."})
     export_config: str | None = field(default=None, metadata={"help": "configs/export/*.yaml; None = defaults."})
     export_overrides: list[str] = field(default_factory=list, metadata={
         "help": "key=value export overrides of both exports (cycle and replay), after export_config, e.g. "
@@ -84,6 +109,7 @@ class ShadowConfig:
         "help": "Steps run at once when their dependencies allow (1 = one after the other)."})
     lock_timeout_s: float = field(default=0.0, metadata={
         "help": "Seconds to wait for another cycle's lock; 0 = fail at once (cron must not pile up)."})
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     def problems(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
@@ -96,4 +122,6 @@ class ShadowConfig:
             p.append(f"shadow.parallel_steps={self.parallel_steps}: must be >= 1")
         if not (math.isfinite(self.lock_timeout_s) and self.lock_timeout_s >= 0):  # the lock refuses NaN
             p.append(f"shadow.lock_timeout_s={self.lock_timeout_s}: must be a finite number >= 0")
+        if self.retention.keep_cycles < 1:  # the running cycle's own bundle is always kept
+            p.append(f"shadow.retention.keep_cycles={self.retention.keep_cycles}: must be >= 1; default 7")
         return p

@@ -34,7 +34,8 @@ def run_cli(ctx: Ctx, step: str, args: list[str], timeout_s: float = 3 * 3600,
 
     Args:
         ok_codes: exit codes after which the JSON is returned (a check command exits 1 with a
-            complete summary; the step decides what that means).
+            complete summary; the step decides what that means). Never 2: a usage or config error
+            (README "Exit codes") means the command did no work, so the step fails with its message.
 
     Raises:
         StepFailed: another exit code, a timeout, or no JSON on stdout (with the output's tail).

@@ -1,0 +1,134 @@
+"""Exit codes are the same contract in every command (README "Exit codes"): 0 ok, 1 the command ran
+and what it checks failed, 2 a usage or config error found before any work, so a script can tell
+"called wrong" from "the data failed the check". A bad ``key=value`` override must exit 2 naming the
+key in every command that takes overrides; collect's and export's failed checks still exit 1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tracebridge.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+C = ROOT / "configs"
+BAD = "no_such_key=1"
+
+# Each command that takes key=value overrides, with the arguments that get it as far as its config;
+# "{tmp}" is a fresh empty folder (a trace root, a bundle, an --out parent).
+COMMANDS = {
+    "config show": ["config", "show", str(C / "collect/smoke.yaml"), BAD],
+    "collect": ["collect", str(C / "collect/smoke.yaml"), BAD, "--out", "{tmp}/traces"],
+    "export": ["export", "{tmp}", BAD, "--out", "{tmp}/bundles"],
+    "redact": ["redact", "{tmp}/notes.txt", BAD, "--out", "{tmp}/redacted"],
+    "push": ["push", "{tmp}", "file:///nowhere", BAD],
+    "fetch": ["fetch", "file:///nowhere", BAD, "--out", "{tmp}/pulled"],
+    "train": ["train", str(C / "train/cpu_tiny.yaml"), BAD, "--bundle", "{tmp}", "--out", "{tmp}/runs"],
+    "eval": ["eval", "{tmp}", str(C / "train/cpu_tiny.yaml"), BAD, "--bundle", "{tmp}"],
+    "submit": ["submit", str(C / "sweep/smoke.yaml"), BAD],
+    "window": ["window", str(C / "sweep/smoke.yaml"), BAD, "--dry-run"],
+    "gate": ["gate", "--traces", "{tmp}", "--config", str(C / "gates/default.yaml"), BAD],
+    "shadow-cycle": ["shadow-cycle", "--config", str(C / "ops/shadow.yaml"), BAD],
+    "shadow-prune": ["shadow-prune", "--config", str(C / "ops/shadow.yaml"), BAD],
+    "ops canary-status": ["ops", "canary-status", "--config", str(C / "ops/canary.yaml"), BAD],
+    "ops monthly-review": ["ops", "monthly-review", "--config", str(C / "ops/monthly.yaml"), BAD],
+    "ops weekly": ["ops", "weekly", "--config", str(C / "ops/weekly.yaml"), BAD, "--dry-run"],
+    "ops phase2-report": ["ops", "phase2-report", "--config", str(C / "ops/phase2.yaml"), BAD],
+    "feedback harvest": ["feedback", "harvest", "--updates", "{tmp}/notes.txt", BAD],
+    "feedback serve": ["feedback", "serve", BAD],
+    "feedback labels": ["feedback", "labels", BAD],
+    "feedback audit": ["feedback", "audit", "--day", "2026-01-01", BAD],
+    "feedback mapping show": ["feedback", "mapping", "show", BAD],
+    "feedback mapping init": ["feedback", "mapping", "init", BAD],
+    "import openclaw": ["import", "openclaw", "{tmp}", BAD, "--out", "{tmp}/traces"],
+    "import agentlightning": ["import", "agentlightning", "{tmp}", BAD, "--out", "{tmp}/traces"],
+}
+
+
+def _args(args: list[str], tmp: Path) -> list[str]:
+    (tmp / "notes.txt").write_text("nothing to see\n")
+    return [a.replace("{tmp}", str(tmp)) for a in args]
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_a_bad_override_exits_2_naming_the_key(name: str, tmp_path: Path) -> None:
+    before = sorted(p.name for p in tmp_path.iterdir()) if tmp_path.exists() else []
+    res = CliRunner().invoke(app, _args(COMMANDS[name], tmp_path))
+    assert res.exit_code == 2, (name, res.exit_code, res.output)
+    assert "no_such_key" in res.stderr and "unknown key" in res.stderr, (name, res.output)
+    assert res.exception is None or isinstance(res.exception, SystemExit), (name, res.exception)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "notes.txt"])  # no work done
+
+
+# every kind of config error, in the commands that used to exit 1 for it (as for a failed check)
+CONFIG_ERRORS = {
+    "unknown key": ("checks.min_verdict_shar=0.2", "did you mean"),
+    "not key=value": ("workers", "overrides are key=value"),
+    "bad YAML value": ("families=[calc", "not valid YAML"),
+    "wrong type": ("workers=many", "workers"),
+    "out of range": ("workers=-1", "must be >= 0"),
+}
+
+
+@pytest.mark.parametrize("kind", list(CONFIG_ERRORS))
+def test_every_kind_of_config_error_exits_2_in_collect_and_config_show(kind: str, tmp_path: Path) -> None:
+    override, says = CONFIG_ERRORS[kind]
+    for args in (["collect", str(C / "collect/smoke.yaml"), override, "--out", str(tmp_path / "t")],
+                 ["config", "show", str(C / "collect/smoke.yaml"), override]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2 and says in res.stderr, (args, res.exit_code, res.output)
+    assert not (tmp_path / "t").exists()
+
+
+def test_config_show_of_a_missing_or_unknown_config_exits_2(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["config", "show", str(C / "collect/nope.yaml")])
+    assert res.exit_code == 2 and "no such config file" in res.stderr, res.output
+    (tmp_path / "x.yaml").write_text("a: 1\n")
+    res = CliRunner().invoke(app, ["config", "show", str(tmp_path / "x.yaml")])
+    assert res.exit_code == 2 and "no schema for configs/" in res.stderr, res.output
+
+
+def test_collect_tells_a_bad_call_from_a_failed_check(tmp_path: Path) -> None:
+    small = [str(C / "collect/smoke.yaml"), "workers=1", "families=[calc]", "seeds.fixed=[0]"]
+    runner = CliRunner()
+    res = runner.invoke(app, ["collect", *small, "checks.min_verdict_share=0.9", "--out", str(tmp_path / "t"), "--json"])
+    assert res.exit_code == 1 and json.loads(res.stdout[res.stdout.index("{"):])["failed_checks"], res.output
+    res = runner.invoke(app, ["collect", *small, "checks.min_verdict_share=2", "--out", str(tmp_path / "u")])
+    assert res.exit_code == 2 and "min_verdict_share" in res.stderr, res.output
+    assert not (tmp_path / "u").exists()
+    # the --out refusals come before any episode runs: usage errors too
+    (tmp_path / "file").write_text("x")
+    res = runner.invoke(app, ["collect", *small, "--out", str(tmp_path / "file")])
+    assert res.exit_code == 2 and "is a file" in res.stderr, res.output
+    res = runner.invoke(app, ["collect", *small, "--out", str(tmp_path / "t")])
+    assert res.exit_code == 2 and "would write them twice" in res.stderr, res.output
+
+
+def test_export_tells_a_bad_call_from_a_failed_check(tmp_path: Path) -> None:
+    from tests.conftest import record_sample_run
+
+    root = tmp_path / "traces"
+    record_sample_run(root)
+    runner = CliRunner()
+    res = runner.invoke(app, ["export", str(root), "quality.max_quarantined_pct=-1",
+                              "--out", str(tmp_path / "b"), "--json"])
+    assert res.exit_code == 2 and "max_quarantined_pct" in res.stderr, res.output
+    for bad, says in ((f"corrections.file={tmp_path / 'none.jsonl'}", "corrections file"),
+                      (f"tools.schemas_file={tmp_path / 'none.json'}", "tools.schemas_file")):
+        res = runner.invoke(app, ["export", str(root), bad, "--out", str(tmp_path / "b")])
+        assert res.exit_code == 2 and says in res.stderr, (bad, res.output)
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+    # one run cannot meet a both-outcomes floor: the export runs, writes its bundle and its check fails
+    res = runner.invoke(app, ["export", str(root), "balance.fail=true", "balance.min_count=1",
+                              "balance.min_outcome_share=0.5", "--out", str(tmp_path / "b"), "--json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 1 and not doc["passed"] and (Path(doc["path"]) / "manifest.json").is_file(), res.output
+    assert any(f.startswith("class balance (balance.fail):") and "run_outcome:failure" in f for f in doc["failures"])
+
+
+def test_install_schedule_with_a_relative_workdir_is_a_usage_error(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["ops", "install-schedule", "--workdir", str(ROOT), "--bin", "tracebridge"])
+    assert res.exit_code == 2 and "must be an absolute path" in res.stderr, res.output

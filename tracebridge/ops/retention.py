@@ -1,0 +1,307 @@
+"""Retention of the daily shadow cycle: which files of older cycles stay; the prune removes the rest.
+
+What a cycle writes (``tracebridge.ops.cycle``, ``shadow_steps``, ``optimize``), and who reads it:
+
+* ``artifacts_dir/<cycle id>/``: the evidence, small (100-200 KB): ``manifest.json`` listing every
+  file with its sha256, step logs, ``validate.json``, the export's manifest, report and quarantine,
+  the replay manifest, the optimize report, the feedback audit, ``consumers.json``, the chunk-policy
+  doc. ``tracebridge review`` reads these and verifies each listed file: never pruned (a crashed
+  cycle's folder, without manifest, stays too: it is the review's evidence of the crash).
+* ``work_dir/bundles/<bundle id>/``: the export of the whole trace history, a new one each day the
+  runs change (GBs on a real host), and ``work_dir/bundles/.hf-cache/``, the datasets cache the
+  consumer check builds of it. Only that cycle's consumer and chunk-policy steps read them.
+* ``work_dir/optimize/<cycle id>/``: the optimize smoke's trials (model weights, eval items) and
+  report, which is copied into the artifacts. Nothing reads it after the cycle, unless a policy
+  built from it was promoted.
+* ``work_dir/traces``, ``replay/``, ``export-cache/`` and the lock file: shared by all cycles and
+  bounded (the trace root itself, the fixed replay set, a run cache that prunes itself): never pruned.
+
+``plan_prune`` lists what may go: export bundles that none of the newest ``keep_cycles`` finished
+cycles names, the optimize folders of cycles older than those, the datasets cache, temp folders of
+killed exports (``.bundle-*``), and (``remove_crashed``) a crashed cycle's optimize folder once a
+newer cycle finished. A folder whose name appears in the promotion history (every policy
+ever active, the rollback stack, the gate reports), in ``shadow.retention.pin``, the canary's policy
+ids or ``phase2.bundle`` is pinned; when the history cannot be read, no bundle, model or cycle
+folder is removed. ``apply_prune`` removes the list, counting what could not be removed instead of
+raising; ``prune`` (the CLI) does both under the cycle's lock, ``prune_after_cycle`` inside the cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from tracebridge.ops.artifacts import MANIFEST, list_cycles, parse_stamp, read_manifest
+from tracebridge.ops.config import OpsConfig
+from tracebridge.ops.cycle import LOCK, Ctx, CycleLocked
+from tracebridge.ops.promotion import PolicyState, PromotionError, active_record, read_history
+
+log = logging.getLogger(__name__)
+BUNDLE_ID = re.compile(r"^[0-9a-f]{64}$")  # export bundle folders are named by their sha256 id
+CACHE, PARTIAL = ".hf-cache", ".bundle-"
+
+
+@dataclass
+class Item:
+    """One folder the prune removes (or would remove), why, and what removing it freed."""
+
+    path: str
+    kind: str  # export bundle | optimize folder | cache | partial export
+    reason: str
+    cycle_id: str | None = None
+    bytes: int = 0
+    freed: int = 0
+    removed: bool = False
+    error: str | None = None
+
+
+@dataclass
+class PruneReport:
+    """A prune's plan and outcome: the items, the cycles whose files were kept, pins, problems."""
+
+    dry_run: bool
+    keep_cycles: int
+    items: list[Item] = field(default_factory=list)
+    kept_cycles: list[str] = field(default_factory=list)
+    pinned: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Item]:
+        """Items that could not be (wholly) removed."""
+        return [i for i in self.items if i.error]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON: items, counts, bytes planned and freed, kept and pinned folders, problems."""
+        return {"dry_run": self.dry_run, "keep_cycles": self.keep_cycles, "items": [asdict(i) for i in self.items],
+                "removed": sum(i.removed for i in self.items), "failed": len(self.failed),
+                "bytes_planned": sum(i.bytes for i in self.items), "bytes_freed": sum(i.freed for i in self.items),
+                "kept_cycles": self.kept_cycles, "pinned": self.pinned, "problems": self.problems}
+
+
+@dataclass
+class _Cycle:
+    cycle_id: str
+    path: Path
+    finished: bool  # has a manifest.json (ok, failed or damaged); False = crashed or killed
+    manifest: dict[str, Any] | None
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes of the files under ``path`` (symlinks counted, never followed); 0 when it is gone."""
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _scan(artifacts_dir: str | Path, current: Path | None) -> list[_Cycle]:
+    """Cycle folders oldest first; the running cycle (``current``, no manifest yet) counts as finished."""
+    out = []
+    for _, path in list_cycles(artifacts_dir):
+        if current is not None and path.resolve() == current.resolve():
+            out.append(_Cycle(path.name, path, True, None))
+        else:
+            done = (path / MANIFEST).exists()
+            out.append(_Cycle(path.name, path, done, read_manifest(path) if done else None))
+    return out
+
+
+def policy_pins(state_dir: str | Path) -> list[str]:
+    """Every policy id and gate-report path in the promotion history and ``active.json``.
+
+    Raises:
+        PromotionError: the history cannot be read (then nothing a policy could name is removed).
+    """
+    st = PolicyState(Path(state_dir))
+    records = read_history(st)
+    try:
+        active = active_record(st)
+    except PromotionError:  # damaged: the history holds the same record
+        active = None
+    out: list[str] = []
+    for rec in [*records, *([active] if active else [])]:
+        stack = rec.get("stack") if isinstance(rec.get("stack"), list) else []
+        out += [v for v in (rec.get("active_policy"), rec.get("previous_policy"), rec.get("report_path"), *stack)
+                if isinstance(v, str) and v]
+    return out
+
+
+def _export_bundle(c: _Cycle) -> str | None:
+    """The name of the export bundle a finished cycle's manifest names."""
+    out = (((c.manifest or {}).get("steps") or {}).get("export") or {}).get("outputs") or {}
+    return Path(out["bundle_dir"]).name if isinstance(out.get("bundle_dir"), str) else None
+
+
+def _entries(folder: Path) -> list[Path]:
+    """Sub-folders (never symlinks) of ``folder``, by name."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()) if folder.is_dir() else []
+
+
+def _cache_items(work: Path) -> list[Item]:
+    """The consumer check's datasets cache and temp folders of killed exports (cycle and replay)."""
+    out = [Item(str(p), "cache", "datasets cache of the consumer check; rebuilt when needed")
+           for p in _entries(work / "bundles") if p.name == CACHE]
+    for folder in (work / "bundles", work / "replay" / "bundles"):
+        out += [Item(str(p), "partial export", "temp folder of an export that was killed")
+                for p in _entries(folder) if p.name.startswith(PARTIAL)]
+    return out
+
+
+def _bundle_items(work: Path, keep: set[str], cycles: list[_Cycle], keep_cycles: int, pinned: Any) -> list[Item]:
+    """Export bundles in ``work/bundles`` that no kept cycle names and no pin names."""
+    owner = {_export_bundle(c): c.cycle_id for c in cycles if c.finished}  # the newest cycle naming each
+    out = []
+    for p in _entries(work / "bundles"):
+        if BUNDLE_ID.match(p.name) and p.name not in keep and not pinned(p):
+            why = f"named by none of the newest {keep_cycles} cycles" + ("" if p.name in owner else
+                                                                         " (by no cycle at all)")
+            out.append(Item(str(p), "export bundle", why, owner.get(p.name)))
+    return out
+
+
+def _cycle_items(work: Path, cycles: list[_Cycle], kept: set[str], rc: Any, pinned: Any) -> list[Item]:
+    """The optimize folders of crashed cycles older than the newest finished one, of finished cycles
+    that are not kept, and of cycles no artifacts folder names."""
+    last = max((i for i, c in enumerate(cycles) if c.finished), default=None)
+    if last is None:  # nothing finished yet: nothing is known to be old
+        return []
+    newest = cycles[last].cycle_id
+    by_id = {c.cycle_id: c for c in cycles}
+    out = []
+    for c in cycles[:last]:  # a crashed cycle's artifacts folder stays: the review lists the crash from it
+        opt = work / "optimize" / c.cycle_id
+        if c.finished or not rc.remove_crashed or pinned(opt) or not opt.is_dir() or opt.is_symlink():
+            continue
+        why = f"crashed cycle (no {MANIFEST}) older than the finished cycle {newest}"
+        out.append(Item(str(opt), "optimize folder", why, c.cycle_id))
+    for p in _entries(work / "optimize"):
+        c = by_id.get(p.name)
+        if c is not None and c.finished and p.name not in kept and not pinned(p):
+            out.append(Item(str(p), "optimize folder", f"cycle older than the newest {rc.keep_cycles}", p.name))
+        elif c is None and _older(p.name, newest) and not pinned(p):
+            out.append(Item(str(p), "optimize folder", f"no cycle folder {p.name} in the artifacts; older than "
+                            f"the finished cycle {newest}", p.name))
+    return out
+
+
+def _older(name: str, than: str) -> bool:
+    """Whether ``name`` is a cycle stamp earlier than the cycle stamp ``than``."""
+    a, b = parse_stamp(name), parse_stamp(than)
+    return a is not None and b is not None and a < b
+
+
+def plan_prune(cfg: OpsConfig, current: Path | None = None, current_bundle: str | None = None,
+               dry_run: bool = True) -> PruneReport:
+    """What ``shadow.retention`` removes now (nothing is removed here).
+
+    Args:
+        current: the running cycle's artifacts folder (it has no manifest yet, and is kept).
+        current_bundle: the name of the export bundle the running cycle wrote (kept).
+    """
+    rc, work = cfg.shadow.retention, Path(cfg.shadow.work_dir)
+    rep = PruneReport(dry_run=dry_run, keep_cycles=rc.keep_cycles)
+    cycles = _scan(cfg.artifacts_dir, current)
+    kept = [c for c in cycles if c.finished][-rc.keep_cycles:]
+    if current is not None and current.name not in {c.cycle_id for c in kept}:
+        kept += [c for c in cycles if c.cycle_id == current.name]
+    rep.kept_cycles = [c.cycle_id for c in kept]
+    rep.items = _cache_items(work)
+    try:
+        pins = [*policy_pins(cfg.promotion.state_dir), *rc.pin, *([cfg.phase2.bundle] if cfg.phase2.bundle else []),
+                cfg.canary.candidate_policy, cfg.canary.baseline_policy]
+    except PromotionError as exc:
+        rep.problems.append(f"{exc}; no bundle, model or cycle folder is removed until it is readable")
+        return rep
+
+    def pinned(p: Path) -> bool:
+        hit = [s for s in pins if p.name in s]
+        if hit and str(p) not in rep.pinned:
+            rep.pinned.append(str(p))
+        return bool(hit)
+
+    rep.items += _cycle_items(work, cycles, set(rep.kept_cycles), rc, pinned)
+    unread = [c.cycle_id for c in kept if c.manifest is None and c.cycle_id != (current.name if current else None)]
+    if unread:  # a kept cycle whose bundle cannot be known: keep every bundle until it ages out
+        rep.problems.append(f"manifest of kept cycle(s) {', '.join(unread)} unreadable: no export bundle is removed")
+        return rep
+    names = {n for n in [current_bundle, *map(_export_bundle, kept)] if n}
+    rep.items += _bundle_items(work, names, cycles, rc.keep_cycles, pinned)
+    return rep
+
+
+def _rmtree(path: Path) -> list[str]:
+    """Remove ``path`` as far as possible; return the errors (never raises)."""
+    errors: list[str] = []
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=lambda _f, p, exc: errors.append(f"{p}: {exc}"))
+    else:
+        shutil.rmtree(path, onerror=lambda _f, p, info: errors.append(f"{p}: {info[1]}"))
+    return errors
+
+
+def apply_prune(rep: PruneReport) -> PruneReport:
+    """Size every item, then (unless ``rep.dry_run``) remove it; an item that cannot be wholly
+    removed keeps its first error and counts only the bytes that did go."""
+    for it in rep.items:
+        p = Path(it.path)
+        it.bytes = tree_bytes(p)
+        if rep.dry_run:
+            continue
+        errors = _rmtree(p)
+        it.freed = it.bytes - (tree_bytes(p) if p.exists() else 0)
+        it.removed = not p.exists()
+        if errors or not it.removed:
+            it.error = (errors or [f"{p}: still there"])[0] + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else "")
+            log.warning("retention: could not remove %s: %s", p, it.error)
+        else:
+            log.info("retention: removed %s %s (%d bytes): %s", it.kind, p, it.bytes, it.reason)
+    return rep
+
+
+def prune(cfg: OpsConfig, dry_run: bool = False) -> PruneReport:
+    """``tracebridge shadow-prune``: plan and remove under the cycle lock (a dry run takes no lock).
+
+    Raises:
+        CycleLocked: a shadow cycle is running (nothing is removed).
+    """
+    work = Path(cfg.shadow.work_dir)
+    if dry_run or not work.is_dir():  # no work dir: no cycle ever ran here, none can be running
+        return apply_prune(plan_prune(cfg, dry_run=dry_run))
+    lock = FileLock(str(work / LOCK), timeout=cfg.shadow.lock_timeout_s)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise CycleLocked(f"{work / LOCK}: a shadow cycle is running; prune after it") from exc
+    try:
+        return apply_prune(plan_prune(cfg, dry_run=False))
+    finally:
+        lock.release()
+
+
+def prune_after_cycle(ctx: Ctx) -> dict[str, Any]:
+    """The cycle's last step (``run_cycle`` calls it under the lock, before the manifest): the
+    manifest's ``retention`` block. Never raises: a cycle that passed stays passed."""
+    rc = ctx.shadow.retention
+    if not rc.enabled:
+        return {"enabled": False}
+    try:
+        out = (ctx.outputs.get("export") or {}).get("bundle_dir")
+        current = Path(out).name if isinstance(out, str) else None
+        rep = apply_prune(plan_prune(ctx.cfg, current=ctx.bundle, current_bundle=current, dry_run=False))
+    except Exception as exc:  # retention must never fail a cycle; the manifest says why
+        log.exception("retention failed")
+        return {"enabled": True, "error": f"{type(exc).__name__}: {exc}", "removed": 0, "failed": 0, "bytes_freed": 0}
+    return {"enabled": True, **rep.to_dict()}

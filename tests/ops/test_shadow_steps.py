@@ -180,10 +180,11 @@ def test_chunk_policy_violations_are_found(tmp_path):
 
 
 def test_optimize_records_rows_trl_dropped_per_trial():
-    from tracebridge.ops.optimize import _rows_dropped
+    from tracebridge.ops.optimize import _rows_per_trial
 
     doc = {"trials": [{"role": "worker", "variant": "baseline", "seed": 0, "sft/rows_dropped": 82, "sft/rows": 102},
                       {"role": "worker", "variant": "optimized", "seed": 0, "sft/rows_dropped": 0,
-                       "dpo/rows_dropped": 45}]}
-    assert _rows_dropped(doc) == {"worker-baseline-s0": {"sft": 82}, "worker-optimized-s0": {"dpo": 45}}
-    assert _rows_dropped({"failed": []}) == {}
+                       "dpo/rows_dropped": 45, "sft/rows_fitted": 7, "dpo/rows_fitted": 0}]}
+    assert _rows_per_trial(doc, "rows_dropped") == {"worker-baseline-s0": {"sft": 82}, "worker-optimized-s0": {"dpo": 45}}
+    assert _rows_per_trial(doc, "rows_fitted") == {"worker-optimized-s0": {"sft": 7}}
+    assert _rows_per_trial({"failed": []}, "rows_dropped") == {}

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import app, fail, print_json
+from tracebridge.cli.app import app, config_errors, fail, print_json
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
 
@@ -46,15 +46,21 @@ def _headline(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def _warn_dropped(r: dict[str, Any], base: Any) -> None:
-    """One stderr line per recipe that trained on part of its rows: TRL drops a row with no
-    trainable token left after truncation, and realistic chat sessions often run past max_length."""
+    """Stderr lines per recipe that trained on part of its rows (TRL drops a row with no trainable
+    token left after truncation, and realistic chat sessions often run past max_length) or on rows
+    whose oldest context ``data.fit_context`` dropped to fit max_length."""
     for name, key in (("sft", "train"), ("dpo", "dpo")):
         dropped, rows = r.get(f"{name}/rows_dropped") or 0, r.get(f"{name}/rows") or 0
+        fitted, limit = r.get(f"{name}/rows_fitted") or 0, f"{key}.max_length={getattr(base, key).max_length}"
+        trial = f"{base.role}-{r.get('variant')}-s{r.get('seed')}"
+        if fitted:
+            typer.echo(f"note: {trial}: {name} fitted {fitted} of {rows} rows to {limit} by dropping their oldest "
+                       "context messages (data.fit_context)", err=True)
         if dropped:
-            typer.echo(f"warning: {base.role}-{r.get('variant')}-s{r.get('seed')}: {name} trained on "
-                       f"{rows - dropped} of {rows} rows ({dropped} longer than {key}.max_length="
-                       f"{getattr(base, key).max_length} kept no trainable token); raise {key}.max_length, or export "
-                       "with views.context_max_chars / views.tool_output_max_chars", err=True)
+            fix = "" if base.data.fit_context else "set data.fit_context=true, "
+            typer.echo(f"warning: {trial}: {name} trained on {rows - dropped} of {rows} rows ({dropped} longer than "
+                       f"{limit} kept no trainable token); raise {key}.max_length, {fix}or export with "
+                       "views.context_max_chars / views.tool_output_max_chars", err=True)
 
 
 def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: list[str], ss: list[int],
@@ -100,10 +106,8 @@ def train(
 
     _quiet_libraries()
     ov = list(overrides or [])
-    try:
+    with config_errors():
         base = load_train_config(str(config), ov, str(model) if model else None)
-    except ConfigError as exc:
-        fail(str(exc))
     vs, ss = _csv(variants) or [base.variant], _seeds(seeds) or [base.seed]
     if resume and len(vs) * len(ss) > 1:
         fail("--resume continues one trial: give one variant and one seed")
@@ -199,10 +203,8 @@ def _eval_inputs(checkpoint: Path, config: Path, overrides: list[str], bundle: P
     from tracebridge.train.config import load_train_config
     from tracebridge.train.data import BundleError, load_role_data, verify_bundle_dir
 
-    try:
+    with config_errors():
         cfg = load_train_config(str(config), overrides)
-    except ConfigError as exc:
-        fail(str(exc))
     floors, probs = _parse_min(min_metric, cfg.role)
     probs += [p for p in (_checkpoint_problem(checkpoint, cfg.role),) if p]
     if out and out.exists() and not out.is_dir():

@@ -76,15 +76,17 @@ def optimize_smoke(ctx: Ctx, run_cli: Callable[..., dict[str, Any]]) -> dict[str
             shutil.copy2(rdir / name, dst / name)
     up = uplift_from_results(json.loads((rdir / "results.json").read_text()), oc.metric)
     return {"uplift": up, "mode": oc.mode, "report": "optimize/results.json", "failed_trials": doc.get("failed", []),
-            "rows_dropped": _rows_dropped(doc), "work_dir": str(out)}
+            "rows_dropped": _rows_per_trial(doc, "rows_dropped"), "rows_fitted": _rows_per_trial(doc, "rows_fitted"),
+            "work_dir": str(out)}
 
 
-def _rows_dropped(doc: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """Per trial and recipe, rows TRL dropped as longer than max_length (in the cycle's manifest, so a
-    review sees an uplift measured on a fraction of the replay rows)."""
+def _rows_per_trial(doc: dict[str, Any], what: str) -> dict[str, dict[str, int]]:
+    """Per trial and recipe, the trial result ``<recipe>/<what>`` where not 0: rows TRL dropped as longer
+    than max_length (``rows_dropped``, so a review sees an uplift measured on a fraction of the replay
+    rows) or rows trained with their oldest context dropped to fit it (``rows_fitted``, data.fit_context)."""
     out: dict[str, dict[str, int]] = {}
     for t in doc.get("trials") or []:
-        got = {k.split("/")[0]: v for k, v in t.items() if k.endswith("/rows_dropped") and v}
+        got = {k.split("/")[0]: v for k, v in t.items() if k.endswith(f"/{what}") and v}
         if got:
             out[f"{t.get('role')}-{t.get('variant')}-s{t.get('seed')}"] = got
     return out

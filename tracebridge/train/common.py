@@ -38,6 +38,7 @@ class TrainResult:
     peak_memory_bytes: int = 0
     resumed_from: str | None = None
     rows_dropped: int = 0
+    rows_fitted: int = 0  # data.fit_context: rows whose oldest context was dropped to fit max_length
     prepared: str = ""  # data.prepared_cache: "loaded" (another trial prepared it), "stored", or "" (off)
 
     @property

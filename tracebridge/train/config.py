@@ -206,6 +206,8 @@ class DataConfig:
         "help": "optimized: copies of each failure→recovery row (1 = no up-weighting)."})
     feedback_weight: int = field(default=2, metadata={
         "help": "optimized: copies of rows with positive feedback labels; negative ones are dropped."})
+    fit_context: bool = field(default=False, metadata={"help": "Drop the oldest context messages of conversation rows "
+        "whose first target (DPO: longer answer) does not fit in max_length, by tokens (tracebridge.train.context_fit)."})
 
     def problems(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""

@@ -15,6 +15,7 @@ from typing import Any
 from tracebridge.train.common import (TrainResult, apply_throughput, base_args, finish, peft_config,
                                       quiet, require_rows, seed_everything, unpatch_forward)
 from tracebridge.train.config import DPORecipeConfig
+from tracebridge.train.context_fit import fit_pref_records
 from tracebridge.train.prepared import dpo_trainer_class, with_prepared
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORecipeConfig, out_dir: Path,
             seed: int = 0, resume_from: Path | None = None, callbacks: list[Any] | None = None,
-            prepared_cache: str | None = None) -> tuple[Any, TrainResult]:
+            prepared_cache: str | None = None, fit_context: bool = False) -> tuple[Any, TrainResult]:
     """Train ``model`` with DPO on ``records`` (see ``data.to_pref_records``).
 
     Args:
@@ -36,6 +37,7 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
         callbacks: extra ``TrainerCallback`` objects.
         prepared_cache: a folder of prepared datasets shared with other trials
             (``tracebridge.train.prepared``); None = prepare here.
+        fit_context: fit long prompts to ``max_length`` first (``tracebridge.train.context_fit``).
 
     Returns:
         The trained model (LoRA merged) and a ``TrainResult``.
@@ -45,17 +47,15 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
 
     seed_everything(seed)
     out_dir = Path(out_dir)
-    ds = Dataset.from_list(records)
-    if all(r.get("tools") is None for r in records):
-        ds = ds.remove_columns("tools")
-    ref_model = None
-    if rc.ref == "model":
-        ref_model = copy.deepcopy(unpatch_forward(model)).eval()
-        for p in ref_model.parameters():
-            p.requires_grad_(False)
+    ref_model = copy.deepcopy(unpatch_forward(model)).eval().requires_grad_(False) if rc.ref == "model" else None
     kwargs = base_args(rc, out_dir, seed) | dict(
         beta=rc.beta, loss_type=[rc.loss_type], precompute_ref_log_probs=False)
     kwargs, model = apply_throughput("dpo", kwargs, model, rc.throughput)
+    if fit_context:  # at the max_length TRL truncates at, after the throughput levers
+        records, fit = fit_pref_records(records, tokenizer, kwargs["max_length"])
+    ds = Dataset.from_list(records)
+    if all(r.get("tools") is None for r in records):
+        ds = ds.remove_columns("tools")
     if kwargs.get("precompute_ref_log_probs") and ref_model is not None and not rc.lora.enabled:
         ref_model = None  # throughput.precompute_ref: the starting policy scores the reference pass, no copy kept
     trainer_class = dpo_trainer_class() if prepared_cache is not None else DPOTrainer
@@ -66,8 +66,8 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
                              processing_class=tokenizer, peft_config=peft_config(rc.lora, model), callbacks=callbacks,
                              **extra)
 
-    trainer, prepared = with_prepared(prepared_cache, "dpo", records, tokenizer, kwargs, build,
-                                      lambda t: getattr(t, "prepared_train", None))
+    trainer, prepared = with_prepared(prepared_cache, "dpo", records, tokenizer, {**kwargs, "fit_context": fit_context},
+                                      build, lambda t: getattr(t, "prepared_train", None))
     quiet(trainer)
     require_rows(trainer, "dpo", len(records))
     tds = trainer.train_dataset
@@ -75,5 +75,5 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
     per_row = [sum(len(tds[i][c]) for c in cols) for i in range(min(len(tds), 256))]
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     model, res = finish(trainer, "dpo", out_dir, len(records), sum(per_row) / max(len(per_row), 1), resume_from)
-    res.prepared = prepared
+    res.prepared, res.rows_fitted = prepared, fit.fitted if fit_context else 0
     return model, res

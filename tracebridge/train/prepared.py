@@ -10,8 +10,10 @@ so every trial trains on what TRL prepared, byte for byte (tested: same rows, sa
 
 The key is sha256 over the records, the tokenizer (its whole serialised form, chat template and
 special tokens), the library versions and every trainer argument except those in
-``NOT_DATA_ARGS`` (optimiser, schedule, logging, checkpointing: they never reach preparation). An
-argument missing from that list only costs a cache miss. Trials of one key take a file lock
+``NOT_DATA_ARGS`` (optimiser, schedule, logging, checkpointing: they never reach preparation), and
+``fit_context`` (``data.fit_context``, which the recipes add to the arguments: fitted and unfitted sets
+never share an entry, even where fitting changed no record). An argument missing from that list only
+costs a cache miss. Trials of one key take a file lock
 (``fcntl.flock``, released by the OS if the holder dies), so the second waits for the first's
 result instead of preparing alongside it. Entries are written to a temporary folder and renamed.
 ``auto`` is a folder in the node's temp dir; entries unused for a week go when another is stored.

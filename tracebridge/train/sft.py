@@ -14,6 +14,7 @@ from typing import Any
 from tracebridge.train.common import (TrainResult, apply_throughput, base_args, finish, peft_config,
                                       quiet, require_rows, seed_everything)
 from tracebridge.train.config import SFTRecipeConfig
+from tracebridge.train.context_fit import fit_sft_records
 from tracebridge.train.prepared import with_prepared
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRecipeConfig, out_dir: Path,
             seed: int = 0, resume_from: Path | None = None, callbacks: list[Any] | None = None,
-            prepared_cache: str | None = None) -> tuple[Any, TrainResult]:
+            prepared_cache: str | None = None, fit_context: bool = False) -> tuple[Any, TrainResult]:
     """Fine-tune ``model`` on conversational ``records`` (see ``data.to_sft_records``).
 
     Args:
@@ -36,6 +37,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
         callbacks: extra ``TrainerCallback`` objects (e.g. to report progress).
         prepared_cache: a folder of prepared datasets shared with other trials
             (``tracebridge.train.prepared``); None = prepare here.
+        fit_context: fit long prompts to ``max_length`` first (``tracebridge.train.context_fit``).
 
     Returns:
         The trained model (LoRA merged) and a ``TrainResult``.
@@ -45,13 +47,15 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
 
     seed_everything(seed)
     out_dir = Path(out_dir)
-    ds = Dataset.from_list(records)
-    if all(r.get("tools") is None for r in records):
-        ds = ds.remove_columns("tools")
     kwargs = base_args(rc, out_dir, seed) | dict(
         packing=rc.packing, assistant_only_loss=rc.assistant_only_loss,
         padding_free=False)
     kwargs, model = apply_throughput("sft", kwargs, model, rc.throughput)
+    if fit_context:  # at the max_length TRL truncates at, after the throughput levers
+        records, fit = fit_sft_records(records, tokenizer, kwargs["max_length"])
+    ds = Dataset.from_list(records)
+    if all(r.get("tools") is None for r in records):
+        ds = ds.remove_columns("tools")
 
     def build(ready: Any, _store: Any) -> Any:  # stored once built: nothing model-dependent comes after
         args, dataset = kwargs, ds
@@ -63,12 +67,12 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
         return SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=dataset, processing_class=tokenizer,
                           peft_config=peft_config(rc.lora, model), callbacks=callbacks)
 
-    trainer, prepared = with_prepared(prepared_cache, "sft", records, tokenizer, kwargs, build,
-                                      lambda t: t.train_dataset)
+    trainer, prepared = with_prepared(prepared_cache, "sft", records, tokenizer, {**kwargs, "fit_context": fit_context},
+                                      build, lambda t: t.train_dataset)
     quiet(trainer)
     require_rows(trainer, "sft", len(records))
     lengths = [len(x) for x in trainer.train_dataset["input_ids"]]
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     model, res = finish(trainer, "sft", out_dir, len(records), sum(lengths) / max(len(lengths), 1), resume_from)
-    res.prepared = prepared
+    res.prepared, res.rows_fitted = prepared, fit.fitted if fit_context else 0
     return model, res

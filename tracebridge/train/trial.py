@@ -233,7 +233,8 @@ def _train(cfg: TrainConfig, data: Any, rows: list[dict[str, Any]], work: Path, 
     else:
         model, tok = build_model_and_tokenizer(cfg.model)
         model, phases["sft"] = run_sft(model, tok, to_sft_records(rows), cfg.train, work / "sft", cfg.seed,
-                                       resume["sft"], _callback(on_report, "sft"), cfg.data.prepared_cache)
+                                       resume["sft"], _callback(on_report, "sft"), cfg.data.prepared_cache,
+                                       cfg.data.fit_context)
     pref = data.split(data.pref, "train")
     if cfg.data.max_pref_rows and len(pref) > cfg.data.max_pref_rows:
         pref = random.Random(cfg.seed).sample(pref, cfg.data.max_pref_rows)
@@ -244,7 +245,8 @@ def _train(cfg: TrainConfig, data: Any, rows: list[dict[str, Any]], work: Path, 
 
         phases["ref_model"] = copy.deepcopy(unpatch_forward(model)).eval()
         model, phases["dpo"] = run_dpo(model, tok, to_pref_records(pref), cfg.dpo, work / "dpo", cfg.seed,
-                                       resume["dpo"], _callback(on_report, "dpo"), cfg.data.prepared_cache)
+                                       resume["dpo"], _callback(on_report, "dpo"), cfg.data.prepared_cache,
+                                       cfg.data.fit_context)
     elif Variant(cfg.variant).runs_dpo:
         log.info("%s has no preference view rows in train: optimized = curated SFT only", cfg.role)
     return model, tok, phases
@@ -292,6 +294,7 @@ def _summary(cfg: TrainConfig, phases: dict[str, Any], manifest: dict[str, Any],
         # rows TRL dropped (no trainable token left within max_length): a trial that trained on a
         # fraction of its rows must say so where its results are read, not only in a log line
         out[f"{name}/rows"], out[f"{name}/rows_dropped"] = r.rows, r.rows_dropped
+        out[f"{name}/rows_fitted"] = r.rows_fitted  # data.fit_context: trained with their oldest context dropped
         if getattr(r, "prepared", ""):
             out[f"{name}/prepared"] = r.prepared  # data.prepared_cache: loaded from another trial, or stored
         out["loss_curve"] += [{"phase": name, **p} for p in r.loss_curve]

@@ -200,7 +200,7 @@ def to_yaml(cfg: Any) -> str:
 # Which schema a YAML under configs/<kind>/ uses, for ``tracebridge config show``.
 # Values are "module:Class"; areas add themselves here.
 CONFIG_KINDS: dict[str, str] = {
-    "model": "tracebridge.train.config:ModelConfig",
+    "model": "tracebridge.train.model_config:ModelConfig",
     "train": "tracebridge.train.config:TrainConfig",
     "collect": "tracebridge.sim.config:CollectConfig",
     "ops": "tracebridge.ops.config:OpsConfig",

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.schema.roles import DEFAULT_SYSTEM_PROMPTS, VERDICTS, tool_call_text
-from tracebridge.train.config import ModelConfig, ModelInit
+from tracebridge.train.model_config import ModelConfig, ModelInit
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def arch_problems(arch: str) -> list[str]:
     Returns:
         ``model.arch=...: what; fix`` lines (empty when buildable).
     """
-    from tracebridge.train.config import ARCHS
+    from tracebridge.train.model_config import ARCHS
 
     if arch in ARCHS:
         return []

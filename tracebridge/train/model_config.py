@@ -1,0 +1,74 @@
+"""The model factory's typed config (``ModelConfig``, YAML under ``configs/model/``, the ``model``
+block of a trial): a random-init architecture or pretrained weights (``tracebridge.train.models``)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+ARCHS = ("qwen2", "llama")
+
+
+class ModelInit(enum.StrEnum):
+    RANDOM = "random"
+    PRETRAINED = "pretrained"
+
+
+@dataclass
+class ModelConfig:
+    """What the model factory builds: a random-init architecture or pretrained weights."""
+
+    name: str = field(default="tiny", metadata={"help": "Label stamped into reports (e.g. qwen2.5-0.5b)."})
+    arch: str = field(default="qwen2", metadata={
+        "help": "Random init: a transformers causal-LM model_type (qwen2, llama, mistral, phi3, gpt2 ...)."})
+    init: str = field(default="random", metadata={"help": "random (from the shape below) | pretrained (from path)."})
+    path: str | None = field(default=None, metadata={
+        "help": "init=pretrained: a local directory (or hub name where the hub is reachable). "
+                "init=random: an optional tokenizer directory; None = train the tiny BPE tokenizer."})
+    vocab_size: int = field(default=0, metadata={
+        "help": "Embedding rows; 0 = the tokenizer's size. Real shapes set it (151936 for Qwen2.5)."})
+    tokenizer_vocab_size: int = field(default=1024, metadata={"help": "BPE size when the tokenizer is trained locally."})
+    hidden_size: int = field(default=64, metadata={"help": "Model width."})
+    intermediate_size: int = field(default=128, metadata={"help": "MLP width."})
+    num_hidden_layers: int = field(default=2, metadata={"help": "Transformer blocks."})
+    num_attention_heads: int = field(default=4, metadata={"help": "Query heads."})
+    num_key_value_heads: int = field(default=2, metadata={"help": "KV heads (GQA)."})
+    head_dim: int = field(default=0, metadata={"help": "0 = hidden_size / num_attention_heads."})
+    max_position_embeddings: int = field(default=2048, metadata={"help": "Context length of the architecture."})
+    rope_theta: float = field(default=10000.0, metadata={"help": "RoPE base (1e6 for Qwen2.5, 5e5 for Llama 3.2)."})
+    tie_word_embeddings: bool = field(default=True, metadata={"help": "Share input and output embeddings."})
+    dtype: str = field(default="float32", metadata={"help": "float32 | bfloat16 | auto (bf16 on CUDA, else fp32)."})
+    attn_implementation: str | None = field(default=None, metadata={
+        "help": "sdpa | eager | flash_attention_2; None = transformers' default."})
+    chat_template: str = field(default="tracebridge", metadata={
+        "help": "tracebridge (ChatML with generation markers and <tool_call> format of schema/roles.py) "
+                "| native (keep a pretrained tokenizer's own template)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the random init (the tiny tokenizer's corpus is fixed)."})
+
+    def validate(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
+        from tracebridge.train.models import arch_problems
+
+        p = arch_problems(self.arch)  # imports transformers only for an arch outside ARCHS
+        if self.init not in {m.value for m in ModelInit}:
+            p.append(f"model.init={self.init}: use random or pretrained")
+        if self.init == ModelInit.PRETRAINED and not self.path:
+            p.append("model.path=None: init=pretrained needs a local directory or hub name")
+        if self.dtype not in ("float32", "bfloat16", "auto"):
+            p.append(f"model.dtype={self.dtype}: use float32, bfloat16 or auto (fp16 is not supported)")
+        if self.chat_template not in ("tracebridge", "native"):
+            p.append(f"model.chat_template={self.chat_template}: use tracebridge or native")
+        for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                  "num_key_value_heads", "max_position_embeddings"):
+            if getattr(self, k) <= 0:
+                p.append(f"model.{k}={getattr(self, k)}: must be > 0")
+        if self.num_attention_heads > 0 and self.num_key_value_heads > 0 and \
+                self.num_attention_heads % self.num_key_value_heads:
+            p.append(f"model.num_key_value_heads={self.num_key_value_heads}: must divide num_attention_heads")
+        if self.head_dim == 0 and self.num_attention_heads > 0 and self.hidden_size % self.num_attention_heads:
+            p.append(f"model.hidden_size={self.hidden_size}: must be divisible by num_attention_heads "
+                     "(or set head_dim)")
+        if self.tokenizer_vocab_size < 300:
+            p.append(f"model.tokenizer_vocab_size={self.tokenizer_vocab_size}: must be >= 300 "
+                     "(256 bytes + special tokens + merges)")
+        return p

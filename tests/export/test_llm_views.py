@@ -13,12 +13,16 @@ from tracebridge.export.config import ExportConfig, ViewsConfig
 from tracebridge.export.pipeline import export_traces
 from tracebridge.export.views import RunContext, build_views
 from tracebridge.importers.agentlightning.spans import spans_to_events
+from tracebridge.schema.canonical import sha256_json
 from tracebridge.train.data import to_pref_records, to_sft_records
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                                                            "required": ["city"]}}}
 SYSTEM = {"role": "system", "content": "You are a weather bot."}
+# spans a real OpenAI client wrote under Agent Lightning's AgentOpsTracer (agentlightning 0.3.0, agentops
+# 0.4.21, openai 3.57.0; tests/importers/test_agentlightning_openai.py runs the same agent live)
+RECORDED = Path(__file__).resolve().parents[1] / "data" / "agentlightning" / "agentops_openai_spans.jsonl"
 USER = {"role": "user", "content": "What is the weather in Paris?"}
 
 
@@ -198,3 +202,57 @@ def test_a_call_is_ok_only_when_every_tool_it_asked_for_succeeded() -> None:
               ev(5, "worker_action"), ev(6, "worker_tool_call", call_id="c"), ev(7, "worker_tool_result", call_id="c", ok=True),
               ev(8, "worker_action"), ev(9, "worker_tool_call", call_id="d")]
     assert _tool_events(events) == {"e1": (["e2", "e3", "e4"], False), "e5": (["e6", "e7"], True), "e8": (["e9"], None)}
+
+
+def _recorded() -> list[dict]:
+    return [json.loads(line) for line in RECORDED.read_text().splitlines()]
+
+
+def test_recorded_agentops_spans_give_the_calls_their_tool_calls_and_rows() -> None:
+    """agentops records a reply's tool calls as ``tool_call.<name>`` child spans, not as
+    ``gen_ai.completion.0.tool_calls.*``: they were mapped as a tool that ran (ok, no output) and the
+    call had no reply, so the first call gave no row."""
+    run = spans_to_events(_recorded(), "al-1", {"question": "What is the weather in Paris?"})
+    assert not run.drift and run.kinds == {"llm": 2, "llm_tool_call": 1, "tool": 1, "reward": 1, "session": 1}
+    first, call = [e for e in run.events if e["event_type"] in ("worker_action", "worker_tool_call")][:2]
+    assert first["llm"]["tool_calls"] == [{"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}]
+    assert first["llm"]["toolset_hash"] == sha256_json([WEATHER]) and call["payload"]["call_id"] == "call_1"
+    out, stats = _views(run.events)
+    rows = out["worker_sft"]
+    assert not stats and len(rows) == 2
+    asked = {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]}
+    user = {"role": "user", "content": "What is the weather in Paris?"}
+    assert rows[0]["messages"] == [user, asked]
+    assert rows[1]["messages"] == [user, asked, {"role": "tool", "content": "sunny in Paris", "tool_call_id": "call_1"},
+                                   {"role": "assistant", "content": "It is sunny in Paris."}]
+    assert [r["meta"]["labels"].get("tool_ok") for r in rows] == [True, None]
+
+
+def test_a_prompt_message_the_instrumentation_missed_is_filled_in_or_counted() -> None:
+    """An OpenAI message object sent back as is has no ``gen_ai.prompt.1.*``: it is the previous reply when
+    the prompt continues that conversation; otherwise the call gives no row (its prompt would skip a turn)."""
+    spans = _recorded()
+    second = [s for s in spans if s["name"] == "openai.chat.completion"][1]["attributes"]
+    for k in [k for k in second if k.startswith("gen_ai.prompt.1.")]:
+        del second[k]
+    out, stats = _views(spans_to_events(spans, "al-1", {"question": "q"}).events)
+    assert len(out["worker_sft"]) == 2 and not stats
+    assert out["worker_sft"][1]["messages"][1]["tool_calls"][0]["id"] == "call_1"
+    second["gen_ai.prompt.0.content"] = "another conversation"
+    run = spans_to_events(spans, "al-1", {"question": "q"})
+    prompt = json.loads([e for e in run.events if e["event_type"] == "worker_action"][1]["llm"]["rendered_prompt"])
+    assert prompt[1] is None
+    out, stats = _views(run.events)
+    assert len(out["worker_sft"]) == 1 and stats == {"llm_prompt_incomplete": 1}
+
+
+def test_content_parts_agentops_wrote_as_json_are_parts_again() -> None:
+    spans = _recorded()
+    first = next(s for s in spans if s["name"] == "openai.chat.completion")["attributes"]
+    first["gen_ai.prompt.0.content"] = json.dumps([{"type": "text", "text": "Weather "}, {"type": "text", "text": "in Paris?"}])
+    run = spans_to_events(spans, "al-1", {"question": "q"})
+    action = next(e for e in run.events if e["event_type"] == "worker_action")
+    assert json.loads(action["llm"]["rendered_prompt"])[0]["content"][1] == {"type": "text", "text": "in Paris?"}
+    out, _ = _views(run.events)
+    assert out["worker_sft"][0]["messages"][0] == {"role": "user", "content": "Weather in Paris?"}

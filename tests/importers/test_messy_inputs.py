@@ -96,6 +96,15 @@ def test_span_values_that_are_no_counts_or_times_do_not_fail_the_rollout():
         assert run.events[0]["timestamp"] == "1970-01-01T00:00:00.000Z"
 
 
+def test_a_huge_prompt_index_is_a_gap_not_a_huge_list():
+    """Prompt indices keep their gaps (a message the instrumentation missed is null, not closed up); an
+    index of 10**12 would have built a list of that length."""
+    run = spans_to_events([_llm_span(**{"gen_ai.prompt.1000000000000.role": "user",
+                                        "gen_ai.completion.0.content": "a"})], "al-r", {"question": "q"})
+    prompt = orjson.loads(next(e for e in run.events if e["event_type"] == "worker_action")["llm"]["rendered_prompt"])
+    assert prompt[0] == {"role": "user", "content": "q"} and len(prompt) == 66 and prompt[1:] == [None] * 65
+
+
 def test_a_bom_in_front_of_a_span_file_loses_no_rollout(tmp_path):
     """The first record was read past the BOM but read back from byte 0 with it: its rollout was
     skipped with a pydantic ``json_invalid`` error."""

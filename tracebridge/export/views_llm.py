@@ -15,7 +15,9 @@ targets of the earlier calls' rows). ``tools`` = the run's tool schemas
 (``tracebridge.export.tools``) when the call offered tools (``llm.toolset_hash``) or called one, else
 None: a text-only agent (a ReAct loop that parses the reply itself) saw no tool list, and a row must
 not show it one. Calls whose prompt is not a JSON message list (a rendered chat template), or with no
-reply, give no row and are counted (``llm_prompt_not_messages``, ``llm_call_without_reply``).
+reply, give no row and are counted (``llm_prompt_not_messages``, ``llm_call_without_reply``), as are calls
+whose prompt lacks a message the instrumentation could not record (``llm_prompt_incomplete``: a ``null``
+in ``rendered_prompt``; a row without it would teach a conversation that never happened).
 
 The tool calls of a call are the ``worker_tool_call`` events after it and before the next call (their
 spans follow the model call that asked for them, as children or siblings), so ``labels.tool_ok`` is
@@ -91,6 +93,17 @@ def prompt_messages(llm: dict[str, Any]) -> list[dict[str, Any]] | None:
     return msgs if msgs and all(m is not None for m in msgs) else None  # type: ignore[return-value]
 
 
+def _no_row_reason(llm: dict[str, Any], prompt: list[dict[str, Any]] | None) -> str:
+    if prompt is not None:
+        return "llm_call_without_reply"
+    try:
+        raw = orjson.loads(llm.get("rendered_prompt") or "")
+    except (orjson.JSONDecodeError, TypeError):
+        return "llm_prompt_not_messages"
+    # a message the instrumentation could not read (null) that no earlier call's reply filled in
+    return "llm_prompt_incomplete" if isinstance(raw, list) and None in raw else "llm_prompt_not_messages"
+
+
 def _reply(llm: dict[str, Any], cfg: ViewsConfig) -> dict[str, Any] | None:
     text = llm.get("response") if isinstance(llm.get("response"), str) else ""
     if not cfg.include_reasoning:
@@ -137,7 +150,7 @@ def llm_call_rows(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfi
         prompt, reply = prompt_messages(llm), _reply(llm, cfg)
         ids, ok = tools_of[str(ev.get("event_id"))]
         if prompt is None or reply is None:
-            stats["llm_prompt_not_messages" if prompt is None else "llm_call_without_reply"] += 1
+            stats[_no_row_reason(llm, prompt)] += 1
         else:
             recovered = ok is True and failed is not None and failed != reply
             labels = {**event_labels(ev), "recovery": recovered or None, "failed_attempts": attempts,

@@ -1,16 +1,23 @@
-"""The Agent Lightning runtime hook: run an agent under Agent Lightning's in-memory tracer and
+"""The Agent Lightning runtime hook: run an agent under an Agent Lightning tracer and its in-memory
 store, and record what it did as one schema-v2 run. Fail-open: whatever goes wrong in capture
 (setup, tracing, conversion, writing) is logged and counted, and the agent runs and returns as
 it would without the hook; the agent's own exceptions propagate unchanged.
 
-    hook = RuntimeHook("traces", goal_family="calc")
+    hook = RuntimeHook("traces", goal_family="calc", tracer="agentops")
     res = hook.run(agent, {"question": "2+3"})     # agent(task) -> answer; sync or async
     res.result, res.run_id, res.capture_ok
 
-Inside the agent, LLM calls are spans with ``gen_ai.*`` attributes (what instrumented clients
-emit, or ``tracer.operation_context("openai.chat.completion", attributes=...)``), tool calls
-are ``agentlightning.operation`` spans (``with agl.operation(name=...)``) and rewards come from
-``agl.emit_reward``.
+Inside the agent, LLM calls are spans with ``gen_ai.*`` attributes, tool calls are
+``agentlightning.operation`` spans (``with agl.operation(name=...)``) and rewards come from
+``agl.emit_reward``. Which LLM calls become spans depends on ``tracer``:
+
+- ``"agentops"``: Agent Lightning's ``AgentOpsTracer`` (what ``agl.Trainer`` uses by default): AgentOps
+  instruments the ``openai`` client (and other providers' clients), so ``chat.completions.create`` calls
+  are recorded as they are made (nothing is sent to AgentOps' service). The instrumentation is
+  process-wide and stays installed after the run.
+- ``"otel"`` (default): ``OtelTracer`` instruments nothing; only the spans the agent makes itself
+  (``tracer.operation_context("openai.chat.completion", attributes=...)``, operations, rewards) are
+  recorded, and an OpenAI client's calls are not.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tracebridge.importers.agentlightning.runs import session_record, write_events
 from tracebridge.importers.agentlightning.spans import spans_to_events
@@ -55,19 +62,33 @@ def _agl() -> Any:
     return agl
 
 
+TracerName = Literal["otel", "agentops"]
+TRACERS: tuple[TracerName, ...] = ("otel", "agentops")
+
+
 class RuntimeHook:
-    """Runs agents under Agent Lightning's in-memory tracer/store and writes their runs.
+    """Runs agents under an Agent Lightning tracer and in-memory store and writes their runs.
 
     Args:
         out: trace root.
         goal_family: goal family recorded for the runs.
         keep_spans: keep the raw span dicts on the result (for adapters and tests).
+        tracer: ``"otel"`` records the spans the agent makes; ``"agentops"`` also records the calls of
+            instrumented clients such as ``openai`` (see the module docstring).
+
+    Raises:
+        ValueError: ``tracer`` is none of ``TRACERS``.
     """
 
-    def __init__(self, out: str | os.PathLike[str], goal_family: str = "agentlightning", keep_spans: bool = False) -> None:
+    def __init__(self, out: str | os.PathLike[str], goal_family: str = "agentlightning", keep_spans: bool = False,
+                 tracer: TracerName = "otel") -> None:
+        if tracer not in TRACERS:
+            raise ValueError(f"tracer={tracer!r}: must be one of {', '.join(TRACERS)} (agentops records the calls "
+                             "of clients such as openai; otel only the spans the agent makes)")
         self.out = Path(out)
         self.goal_family = goal_family
         self.keep_spans = keep_spans
+        self.tracer = tracer
 
     def run(self, agent: Callable[[Any], Any], task: Any) -> HookResult:
         """Run ``agent(task)`` (sync or async) under the tracer; see the module docstring."""
@@ -79,9 +100,7 @@ class RuntimeHook:
         try:
             agl = _agl()
             store = agl.InMemoryLightningStore()
-            tracer = agl.OtelTracer()
-            tracer.init()
-            tracer.init_worker(0, store)
+            tracer = _start_tracer(agl, self.tracer, store)
             rollout = await store.start_rollout(input=task)
             rid, aid = rollout.rollout_id, rollout.attempt.attempt_id
         except Exception as exc:  # noqa: BLE001 - fail-open: capture never stops the agent
@@ -141,6 +160,39 @@ class RuntimeHook:
 async def _call(agent: Callable[[Any], Any], task: Any) -> Any:
     out = agent(task)
     return await out if inspect.isawaitable(out) else out
+
+
+def _start_tracer(agl: Any, name: TracerName, store: Any) -> Any:
+    """Agent Lightning's tracer of that name, set up as worker 0 writing to ``store``."""
+    tracer = agl.AgentOpsTracer() if name == "agentops" else agl.OtelTracer()
+    tracer.init()
+    tracer.init_worker(0, store)
+    if name == "agentops":
+        try:
+            _share_store_processor(tracer)
+        except Exception as exc:  # noqa: BLE001 - the calls are still recorded, their tool-call spans may not be
+            log.warning("could not route the global tracer provider's spans to the store: %s", exc)
+    return tracer
+
+
+def _share_store_processor(tracer: Any) -> None:
+    """AgentOps records a model call on its own tracer provider but the call's ``tool_call.*`` spans and
+    its session span on the process's global one. They are the same provider unless something set the
+    global one first (an ``OtelTracer``, the application's own OpenTelemetry setup; OpenTelemetry sets
+    it once per process), and then those spans never reach the store and the calls lose their tool
+    calls. Adding the tracer's store processor to the global provider too brings them back (it only
+    stores spans while a rollout is being traced)."""
+    from agentlightning.tracer.otel import LightningSpanProcessor
+    from agentlightning.utils.otel import get_span_processors
+    from opentelemetry import trace as trace_api
+    from opentelemetry.sdk.trace import TracerProvider
+
+    own, shared = tracer._get_tracer_provider(), trace_api.get_tracer_provider()
+    if shared is own or not isinstance(shared, TracerProvider):
+        return
+    processors = get_span_processors(own, LightningSpanProcessor)
+    if processors and processors[0] not in get_span_processors(shared, LightningSpanProcessor):
+        shared.add_span_processor(processors[0])
 
 
 def _teardown(tracer: Any) -> None:

@@ -2,13 +2,19 @@
 
 One run per rollout. The task is the root ``planner_input``; then, in span start order:
 LLM-call spans (``gen_ai.*`` attributes) → ``worker_action`` with an ``llm`` block (prompt,
-response, usage, latency); tool spans (``agentlightning.operation`` or ``tool.*`` attributes) →
-``worker_tool_call`` + ``worker_tool_result`` (errors from the span status, classified);
+response, native tool calls, usage, latency); tool spans (``agentlightning.operation`` or ``tool.*``
+attributes) → ``worker_tool_call`` + ``worker_tool_result`` (errors from the span status, classified);
 reward annotations (``emit_reward``) → ``env_observation`` labelled ``{"reward": v}``;
 exception spans → ``episode_error``; message spans → ``env_observation``. The agent's return
 value (None for stored spans, which do not hold it) closes the run as ``worker_output`` and
-``episode_end``. Other spans are structure only:
-their children attach to the nearest mapped ancestor, and their names are counted as drift.
+``episode_end``. Other spans are structure only: their children attach to the nearest mapped
+ancestor, and their names are counted as drift, except AgentOps' session span and its ``tool_call.*``
+spans (the tool calls of a model's reply, read into that call's ``llm`` block).
+
+How model-call spans become ``llm`` blocks (and the two instrumentation shapes read) is in ``llm_calls``.
+A tool span with no ``tool.call.id`` (``agl.operation``) takes the id of the tool call it ran from the
+model call before it (same tool and arguments, else same tool), so a call, its tool result and the next
+prompt's tool message share one id.
 """
 
 from __future__ import annotations
@@ -20,49 +26,17 @@ from typing import Any
 
 import orjson
 
-from tracebridge.importers.openclaw.content import MAX_TOKENS
+from tracebridge.importers.agentlightning.llm_calls import llm_block, maybe_json, unflatten
 from tracebridge.importers.openclaw.text import classify_tool_error
-from tracebridge.schema.canonical import canonical_json, sha256_json, ts_from_epoch_ms
+from tracebridge.schema.canonical import ts_from_epoch_ms
 
 OPERATION = "agentlightning.operation"
 ANNOTATION = "agentlightning.annotation"
 EXCEPTION = "agentlightning.exception"
 MESSAGE = "agentlightning.message"
+REPLY_TOOL_CALL = "tool_call."  # agentops: one child span per tool call of a model's reply
+STRUCTURE = ("llm_tool_call", "session")  # kinds that are part of another span or of the tracer: no drift
 _LLM_NAME = re.compile(r"chat\.completion|completion|llm|litellm", re.IGNORECASE)
-
-
-def unflatten(attrs: dict[str, Any], prefix: str) -> Any:
-    """Nested dict/list of the attributes under ``prefix.`` (numeric keys become list indices)."""
-    cut = len(prefix) + 1
-    tree: dict[str, Any] = {}
-    for key in sorted(k for k in attrs if k.startswith(prefix + ".")):
-        node = tree
-        parts = key[cut:].split(".")
-        for p in parts[:-1]:
-            nxt = node.get(p)
-            if not isinstance(nxt, dict):
-                nxt = node[p] = {}
-            node = nxt
-        node[parts[-1]] = attrs[key]
-    return _listify(tree) if tree else None
-
-
-def _listify(node: Any) -> Any:
-    if not isinstance(node, dict):
-        return node
-    out = {k: _listify(v) for k, v in node.items()}
-    if out and all(k.isdigit() for k in out):
-        return [out[k] for k in sorted(out, key=int)]
-    return out
-
-
-def _maybe_json(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value
-    return value
 
 
 def reward_of(attrs: dict[str, Any]) -> tuple[float, dict[str, float]] | None:
@@ -77,7 +51,7 @@ def reward_of(attrs: dict[str, Any]) -> tuple[float, dict[str, float]] | None:
 
 
 def span_kind(span: dict[str, Any]) -> str:
-    """llm | tool | reward | exception | message | other."""
+    """llm | llm_tool_call | tool | reward | exception | message | session | other."""
     name, attrs = span.get("name") or "", span.get("attributes") or {}
     if name == ANNOTATION and reward_of(attrs) is not None:
         return "reward"
@@ -85,10 +59,14 @@ def span_kind(span: dict[str, Any]) -> str:
         return "exception"
     if name == MESSAGE:
         return "message"
+    if name.startswith(REPLY_TOOL_CALL) and "tool.call.id" in attrs:
+        return "llm_tool_call"  # a tool call the model asked for, recorded by agentops: nothing ran
     if name == OPERATION or "tool.name" in attrs:
         return "tool"
     if any(k.startswith(("gen_ai.prompt.", "gen_ai.completion.")) for k in attrs) or _LLM_NAME.search(name):
         return "llm"
+    if attrs.get("agentops.span.kind") == "session":
+        return "session"  # AgentOpsTracer's root span of the trace
     return "other"
 
 
@@ -106,14 +84,6 @@ class SpanRun:
     tools: set[str] = field(default_factory=set)
 
 
-def _amount(value: Any, limit: float) -> float:
-    """A usage attribute (tokens, cost) as a number in [0, limit]; 0 for anything else (a string, a
-    list, NaN, a negative or absurd value), which would otherwise fail the whole rollout."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= limit:
-        return 0
-    return value
-
-
 def _iso(t: Any) -> str | None:
     """A span time (epoch seconds) in the schema's format; None when absent or not representable."""
     if not t or isinstance(t, bool) or not isinstance(t, (int, float)):
@@ -127,6 +97,8 @@ def _iso(t: Any) -> str | None:
 class _Builder:
     def __init__(self, run_id: str) -> None:
         self.run_id, self.out, self.seq, self.last, self.last_ts = run_id, SpanRun(), 0, None, ""
+        self.conv: list[Any] = []  # the last model call's prompt + reply: fills the next prompt's gaps
+        self.pending: list[dict[str, Any]] = []  # its tool calls no tool span has claimed yet
 
     def emit(self, etype: str, role: str, payload: dict[str, Any], parent: str | None, t: float | None,
              llm: dict[str, Any] | None = None, labels: dict[str, Any] | None = None) -> str:
@@ -147,60 +119,20 @@ class _Builder:
         return eid
 
 
-def _llm_block(span: dict[str, Any], attrs: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    prompt = unflatten(attrs, "gen_ai.prompt") or []
-    completion = unflatten(attrs, "gen_ai.completion") or []
-    request = unflatten(attrs, "gen_ai.request") or {}
-    request = request if isinstance(request, dict) else {}
-    model = str(request.get("model") or attrs.get("gen_ai.response.model") or "unknown")
-    params = {k: v for k, v in request.items() if k not in ("model", "functions", "messages")}
-    first = completion[0] if isinstance(completion, list) and completion and isinstance(completion[0], dict) else {}
-    response = first.get("content") if isinstance(first.get("content"), str) else None
-    functions = request.get("functions")
-    ins = attrs.get("gen_ai.usage.prompt_tokens", attrs.get("gen_ai.usage.input_tokens", 0))
-    outs = attrs.get("gen_ai.usage.completion_tokens", attrs.get("gen_ai.usage.output_tokens", 0))
-    start, end = span.get("start_time"), span.get("end_time")
-    latency = max(0.0, (end - start) * 1000.0) if isinstance(start, (int, float)) and isinstance(end, (int, float)) else 0.0
-    usage = {"input_tokens": int(_amount(ins, MAX_TOKENS)), "output_tokens": int(_amount(outs, MAX_TOKENS)),
-             "cost_usd": float(_amount(attrs.get("gen_ai.usage.cost"), MAX_TOKENS)), "latency_ms": latency}
-    block = {"model": model, "rendered_prompt": canonical_json(prompt).decode(), "prompt_hash": sha256_json(prompt),
-             "config_hash": sha256_json({"model": model, "params": params}), "params": params,
-             "response": response, "usage": usage}
-    if isinstance(functions, list) and functions:  # the tools offered (their schemas stay out of every event)
-        block["toolset_hash"] = sha256_json(functions)
-    calls = completion_calls(first)
-    if calls:
-        block["tool_calls"] = calls
-    return block, model
-
-
-def completion_calls(completion: dict[str, Any]) -> list[dict[str, Any]]:
-    """The tool calls of a ``gen_ai.completion.N`` record as ``{id, name, arguments}`` (arguments an
-    object when they are JSON, else the string as given); calls without a name are left out."""
-    out = []
-    for i, c in enumerate(completion.get("tool_calls") or []):
-        fn = c.get("function") if isinstance(c, dict) and isinstance(c.get("function"), dict) else c
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
-            continue
-        args = _maybe_json(fn.get("arguments"))
-        out.append({"id": str(c.get("id") or f"call_{i}"), "name": fn["name"], "arguments": {} if args is None else args})
-    return out
-
-
 def _tool(b: _Builder, span: dict[str, Any], attrs: dict[str, Any], parent: str | None) -> str:
     name = attrs.get("agentlightning.operation.name") or attrs.get("tool.name") or span.get("name") or "tool"
     args = unflatten(attrs, "agentlightning.operation.input")
     if args is None:
-        args = _maybe_json(attrs.get("tool.parameters"))
+        args = maybe_json(attrs.get("tool.parameters"))
     args = args if isinstance(args, dict) else ({} if args is None else {"input": args})
     output = attrs.get("agentlightning.operation.output", unflatten(attrs, "agentlightning.operation.output"))
-    call_id = str(attrs.get("tool.call.id") or span.get("span_id") or b.seq)
+    call_id = str(attrs.get("tool.call.id") or _claim(b.pending, str(name), args) or span.get("span_id") or b.seq)
     status = span.get("status") or {}
     ok = status.get("status_code") != "ERROR"
     b.out.tools.add(str(name))
     call = b.emit("worker_tool_call", "worker", {"call_id": call_id, "tool": str(name), "args": args}, parent,
                   span.get("start_time"))
-    result: dict[str, Any] = {"call_id": call_id, "ok": ok, "output": _maybe_json(output)}
+    result: dict[str, Any] = {"call_id": call_id, "ok": ok, "output": maybe_json(output)}
     if not ok:
         msg = str(status.get("description") or attrs.get("exception.message") or "tool failed")
         result["error"] = {"kind": classify_tool_error(msg).value, "message": msg[:2000]}
@@ -211,26 +143,47 @@ def _tool(b: _Builder, span: dict[str, Any], attrs: dict[str, Any], parent: str 
     return call
 
 
+def _claim(pending: list[dict[str, Any]], name: str, args: Any) -> str | None:
+    """The id of the model's tool call that a tool span without one ran: the first unclaimed call of
+    that tool with the same arguments, else of that tool (so the call's id is the tool message's)."""
+    same = [c for c in pending if c["name"] == name]
+    call = next((c for c in same if c["arguments"] == args), same[0] if same else None)
+    if call is None:
+        return None
+    pending.remove(call)
+    return call["id"]
+
+
+def _llm_action(b: _Builder, span: dict[str, Any], parent: str | None, first_tool: dict[str, Any] | None,
+                requests: list[dict[str, Any]]) -> str:
+    llm, model, prompt = llm_block(span, span.get("attributes") or {}, requests, b.conv)
+    b.out.model = b.out.model or model
+    b.out.tokens += llm["usage"]["input_tokens"] + llm["usage"]["output_tokens"]
+    b.out.cost += llm["usage"]["cost_usd"]
+    reply: dict[str, Any] = {"role": "assistant"}
+    if llm["response"] is not None:
+        reply["content"] = llm["response"]
+    payload: dict[str, Any] = {"action": "respond", "reasoning_summary": None}
+    if llm.get("tool_calls"):  # the model called tools natively (their spans may be siblings)
+        c = llm["tool_calls"][0]
+        payload.update(action="tool_call", tool=c["name"],
+                       args=c["arguments"] if isinstance(c["arguments"], dict) else None)
+        reply["tool_calls"] = llm["tool_calls"]
+    elif first_tool is not None:  # the call's tool spans are its children
+        ta = first_tool.get("attributes") or {}
+        args = unflatten(ta, "agentlightning.operation.input")
+        payload.update(action="tool_call", args=args if isinstance(args, dict) else None,
+                       tool=str(ta.get("agentlightning.operation.name") or ta.get("tool.name") or first_tool.get("name")))
+    b.conv, b.pending = [*prompt, reply], list(llm.get("tool_calls") or [])
+    return b.emit("worker_action", "worker", payload, parent, span.get("start_time"), llm)
+
+
 def _map_span(b: _Builder, span: dict[str, Any], kind: str, parent: str | None,
-              first_tool: dict[str, Any] | None = None) -> str | None:
+              first_tool: dict[str, Any] | None = None, requests: list[dict[str, Any]] | None = None) -> str | None:
     attrs = span.get("attributes") or {}
     start = span.get("start_time")
     if kind == "llm":
-        llm, model = _llm_block(span, attrs)
-        b.out.model = b.out.model or model
-        b.out.tokens += llm["usage"]["input_tokens"] + llm["usage"]["output_tokens"]
-        b.out.cost += llm["usage"]["cost_usd"]
-        payload: dict[str, Any] = {"action": "respond", "reasoning_summary": None}
-        if llm.get("tool_calls"):  # the model called tools natively (their spans may be siblings)
-            c = llm["tool_calls"][0]
-            payload.update(action="tool_call", tool=c["name"],
-                           args=c["arguments"] if isinstance(c["arguments"], dict) else None)
-        elif first_tool is not None:  # the call's tool spans are its children
-            ta = first_tool.get("attributes") or {}
-            args = unflatten(ta, "agentlightning.operation.input")
-            payload.update(action="tool_call", args=args if isinstance(args, dict) else None,
-                           tool=str(ta.get("agentlightning.operation.name") or ta.get("tool.name") or first_tool.get("name")))
-        return b.emit("worker_action", "worker", payload, parent, start, llm)
+        return _llm_action(b, span, parent, first_tool, requests or [])
     if kind == "tool":
         return _tool(b, span, attrs, parent)
     if kind == "reward":
@@ -260,18 +213,16 @@ def spans_to_events(spans: list[dict[str, Any]], run_id: str, task: Any, result:
                   ordered[0].get("start_time") if ordered else None)
     mapped: dict[str, str] = {}
     parents = {s.get("span_id"): s.get("parent_id") for s in ordered}
-    first_tool: dict[Any, dict[str, Any]] = {}
-    for s in ordered:
-        if s.get("parent_id") is not None and span_kind(s) == "tool":
-            first_tool.setdefault(s["parent_id"], s)
-    for span in ordered:
-        kind = span_kind(span)
+    kinds = [span_kind(s) for s in ordered]
+    first_tool, requests = _children(ordered, kinds)
+    for span, kind in zip(ordered, kinds):
         b.out.kinds[kind] += 1
         anc, parent = span.get("parent_id"), None
         while anc is not None and parent is None:  # nearest mapped ancestor, else the previous event
             parent, anc = mapped.get(anc), parents.get(anc)
-        eid = _map_span(b, span, kind, parent or b.last or root, first_tool.get(span.get("span_id")))
-        if eid is None:
+        sid = span.get("span_id")
+        eid = _map_span(b, span, kind, parent or b.last or root, first_tool.get(sid), requests.get(sid))
+        if eid is None and kind not in STRUCTURE:
             b.out.drift[f"span:{span.get('name')}"] += 1
         elif span.get("span_id"):
             mapped[span["span_id"]] = eid
@@ -286,6 +237,26 @@ def spans_to_events(spans: list[dict[str, Any]], run_id: str, task: Any, result:
     b.emit("episode_end", "orchestrator", {"success": success, "outcome": outcome,
                                            "failure_class": type(error).__name__ if error else None}, b.last, end_t)
     return b.out
+
+
+def _children(ordered: list[dict[str, Any]], kinds: list[str]
+              ) -> tuple[dict[Any, dict[str, Any]], dict[Any, list[dict[str, Any]]]]:
+    """Per LLM span: its first tool span child (tools it ran inside the call), and the agentops
+    ``tool_call.*`` spans of its reply (children; one with another parent goes to the LLM span that
+    started last before it)."""
+    kind_of = {s.get("span_id"): k for s, k in zip(ordered, kinds)}
+    first_tool: dict[Any, dict[str, Any]] = {}
+    requests: dict[Any, list[dict[str, Any]]] = {}
+    last_llm = None
+    for s, kind in zip(ordered, kinds):
+        if kind == "llm":
+            last_llm = s.get("span_id")
+        elif kind == "tool" and s.get("parent_id") is not None:
+            first_tool.setdefault(s["parent_id"], s)
+        elif kind == "llm_tool_call":
+            owner = s.get("parent_id") if kind_of.get(s.get("parent_id")) == "llm" else last_llm
+            requests.setdefault(owner, []).append(s)
+    return first_tool, requests
 
 
 def _text(value: Any, limit: int) -> str:

@@ -16,18 +16,23 @@ What a cycle writes (``tracebridge.ops.cycle``, ``shadow_steps``, ``optimize``),
 * ``work_dir/traces``, ``replay/``, ``export-cache/`` and the lock file: shared by all cycles and
   bounded (the trace root itself, the fixed replay set, a run cache that prunes itself): never pruned.
 
-``plan_prune`` lists what may go: export bundles that none of the newest ``keep_cycles`` finished
-cycles names, the optimize folders of cycles older than those, the datasets cache, temp folders of
-killed exports (``.bundle-*``), and (``remove_crashed``) a crashed cycle's optimize folder once a
-newer cycle finished. A folder whose name appears in the promotion history (every policy
-ever active, the rollback stack, the gate reports), in ``shadow.retention.pin``, the canary's policy
-ids or ``phase2.bundle`` is pinned; when the history cannot be read, no bundle, model or cycle
-folder is removed. ``apply_prune`` removes the list, counting what could not be removed instead of
+``plan_prune`` lists what may go: export bundles a cycle wrote (its manifest, or a crashed cycle's
+copied export manifest, names them; one exported there by hand stays) that none of the newest
+``keep_cycles`` finished cycles names, the optimize folders of cycles older than those, the datasets
+cache, temp folders of killed exports (``.bundle-*``), and (``remove_crashed``) a crashed cycle's
+optimize folder once a newer cycle finished. Cycle ids are ``<stamp>`` or ``<stamp>-N``; a folder
+named ``<stamp>-my-copy`` is no cycle's. A folder whose name (in any case; or a symlink's target)
+appears in the promotion history (every policy ever active, the rollback stack, the gate reports), in
+``shadow.retention.pin``, the canary's policy ids or ``phase2.bundle`` is pinned; when the history
+cannot be read, no bundle, model or cycle folder is removed. A folder that holds artifacts_dir or
+overlaps a cycle folder, the policy state or a trace source (a work_dir laid over them) is never
+removed: it is a problem. ``apply_prune`` removes the list, counting what could not be removed instead of
 raising; ``prune`` (the CLI) does both under the cycle's lock, ``prune_after_cycle`` inside the cycle.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -46,6 +51,7 @@ from tracebridge.ops.promotion import PolicyState, PromotionError, active_record
 
 log = logging.getLogger(__name__)
 BUNDLE_ID = re.compile(r"^[0-9a-f]{64}$")  # export bundle folders are named by their sha256 id
+CYCLE_ID = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")  # cycle folders (new_bundle_dir); not "<stamp>-my-copy"
 CACHE, PARTIAL = ".hf-cache", ".bundle-"
 
 
@@ -96,21 +102,26 @@ class _Cycle:
 
 
 def tree_bytes(path: Path) -> int:
-    """Bytes of the files under ``path`` (symlinks counted, never followed); 0 when it is gone."""
-    total = 0
+    """Bytes that removing ``path`` frees: a file hard-linked several times under it counts once, one
+    also linked from outside it not at all; symlinks counted, never followed; 0 when it is gone."""
+    inodes: dict[tuple[int, int], list[int]] = {}  # (device, inode) -> [links under path, size, links]
     for root, dirs, files in os.walk(path):
         for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
             try:
-                total += os.lstat(os.path.join(root, name)).st_size
+                st = os.lstat(os.path.join(root, name))
             except OSError:
                 continue
-    return total
+            inodes.setdefault((st.st_dev, st.st_ino), [0, st.st_size, st.st_nlink])[0] += 1
+    return sum(size for seen, size, links in inodes.values() if seen >= links)
 
 
 def _scan(artifacts_dir: str | Path, current: Path | None) -> list[_Cycle]:
-    """Cycle folders oldest first; the running cycle (``current``, no manifest yet) counts as finished."""
+    """Cycle folders oldest first; the running cycle (``current``, no manifest yet) counts as finished.
+    A folder only named like one (``<stamp>-notes``, a copy) is no cycle."""
     out = []
     for _, path in list_cycles(artifacts_dir):
+        if not CYCLE_ID.match(path.name):
+            continue
         if current is not None and path.resolve() == current.resolve():
             out.append(_Cycle(path.name, path, True, None))
         else:
@@ -140,9 +151,21 @@ def policy_pins(state_dir: str | Path) -> list[str]:
 
 
 def _export_bundle(c: _Cycle) -> str | None:
-    """The name of the export bundle a finished cycle's manifest names."""
-    out = (((c.manifest or {}).get("steps") or {}).get("export") or {}).get("outputs") or {}
-    return Path(out["bundle_dir"]).name if isinstance(out.get("bundle_dir"), str) else None
+    """The name of the export bundle a finished cycle's manifest names (None when any level of
+    ``steps.export.outputs.bundle_dir`` is missing or not what a cycle writes)."""
+    node: Any = c.manifest
+    for key in ("steps", "export", "outputs", "bundle_dir"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return Path(node).name if isinstance(node, str) else None
+
+
+def _crashed_bundle(c: _Cycle) -> str | None:
+    """The bundle a crashed cycle's export wrote: the id in the export manifest the step copied."""
+    try:
+        bid = json.loads((c.path / "export" / MANIFEST).read_text()).get("bundle_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return bid if isinstance(bid, str) and BUNDLE_ID.match(bid) else None
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -161,14 +184,18 @@ def _cache_items(work: Path) -> list[Item]:
 
 
 def _bundle_items(work: Path, keep: set[str], cycles: list[_Cycle], keep_cycles: int, pinned: Any) -> list[Item]:
-    """Export bundles in ``work/bundles`` that no kept cycle names and no pin names."""
-    owner = {_export_bundle(c): c.cycle_id for c in cycles if c.finished}  # the newest cycle naming each
+    """Export bundles in ``work/bundles`` that a cycle wrote, no kept cycle names and no pin names. A
+    bundle no cycle names (exported there by hand; every one when artifacts_dir is not this host's) stays."""
+    owner: dict[str, str] = {}  # the newest cycle naming each bundle
+    for c in cycles:
+        name = _export_bundle(c) if c.finished else _crashed_bundle(c)
+        if name:
+            owner[name] = c.cycle_id
     out = []
     for p in _entries(work / "bundles"):
-        if BUNDLE_ID.match(p.name) and p.name not in keep and not pinned(p):
-            why = f"named by none of the newest {keep_cycles} cycles" + ("" if p.name in owner else
-                                                                         " (by no cycle at all)")
-            out.append(Item(str(p), "export bundle", why, owner.get(p.name)))
+        if BUNDLE_ID.match(p.name) and p.name in owner and p.name not in keep and not pinned(p):
+            why = f"named by none of the newest {keep_cycles} cycles"
+            out.append(Item(str(p), "export bundle", why, owner[p.name]))
     return out
 
 
@@ -191,7 +218,7 @@ def _cycle_items(work: Path, cycles: list[_Cycle], kept: set[str], rc: Any, pinn
         c = by_id.get(p.name)
         if c is not None and c.finished and p.name not in kept and not pinned(p):
             out.append(Item(str(p), "optimize folder", f"cycle older than the newest {rc.keep_cycles}", p.name))
-        elif c is None and _older(p.name, newest) and not pinned(p):
+        elif c is None and CYCLE_ID.match(p.name) and _older(p.name, newest) and not pinned(p):
             out.append(Item(str(p), "optimize folder", f"no cycle folder {p.name} in the artifacts; older than "
                             f"the finished cycle {newest}", p.name))
     return out
@@ -211,23 +238,32 @@ def plan_prune(cfg: OpsConfig, current: Path | None = None, current_bundle: str 
         current: the running cycle's artifacts folder (it has no manifest yet, and is kept).
         current_bundle: the name of the export bundle the running cycle wrote (kept).
     """
+    rep = PruneReport(dry_run=dry_run, keep_cycles=cfg.shadow.retention.keep_cycles)
+    _plan(cfg, rep, _scan(cfg.artifacts_dir, current), current, current_bundle)
+    rep.items = _apart(cfg, rep)
+    return rep
+
+
+def _plan(cfg: OpsConfig, rep: PruneReport, cycles: list[_Cycle], current: Path | None,
+          current_bundle: str | None) -> None:
+    """Fill ``rep`` per the module's rules (``plan_prune``)."""
     rc, work = cfg.shadow.retention, Path(cfg.shadow.work_dir)
-    rep = PruneReport(dry_run=dry_run, keep_cycles=rc.keep_cycles)
-    cycles = _scan(cfg.artifacts_dir, current)
     kept = [c for c in cycles if c.finished][-rc.keep_cycles:]
     if current is not None and current.name not in {c.cycle_id for c in kept}:
         kept += [c for c in cycles if c.cycle_id == current.name]
     rep.kept_cycles = [c.cycle_id for c in kept]
     rep.items = _cache_items(work)
     try:
-        pins = [*policy_pins(cfg.promotion.state_dir), *rc.pin, *([cfg.phase2.bundle] if cfg.phase2.bundle else []),
-                cfg.canary.candidate_policy, cfg.canary.baseline_policy]
+        raw = [*policy_pins(cfg.promotion.state_dir), *rc.pin, *([cfg.phase2.bundle] if cfg.phase2.bundle else []),
+               cfg.canary.candidate_policy, cfg.canary.baseline_policy]
     except PromotionError as exc:
         rep.problems.append(f"{exc}; no bundle, model or cycle folder is removed until it is readable")
-        return rep
+        return
+    # ids are hex and stamps in any case; a policy id may be a symlink to (or a path through one into) a folder
+    pins = [s.lower() for s in raw + [os.path.realpath(s) for s in raw if os.path.exists(s)]]
 
     def pinned(p: Path) -> bool:
-        hit = [s for s in pins if p.name in s]
+        hit = [s for s in pins if p.name.lower() in s]
         if hit and str(p) not in rep.pinned:
             rep.pinned.append(str(p))
         return bool(hit)
@@ -236,10 +272,29 @@ def plan_prune(cfg: OpsConfig, current: Path | None = None, current_bundle: str 
     unread = [c.cycle_id for c in kept if c.manifest is None and c.cycle_id != (current.name if current else None)]
     if unread:  # a kept cycle whose bundle cannot be known: keep every bundle until it ages out
         rep.problems.append(f"manifest of kept cycle(s) {', '.join(unread)} unreadable: no export bundle is removed")
-        return rep
+        return
     names = {n for n in [current_bundle, *map(_export_bundle, kept)] if n}
     rep.items += _bundle_items(work, names, cycles, rc.keep_cycles, pinned)
-    return rep
+
+
+def _apart(cfg: OpsConfig, rep: PruneReport) -> list[Item]:
+    """The items that hold no artifacts_dir and neither are, hold nor lie in a cycle folder, the policy
+    state or a trace source; every other one is a problem (a work_dir laid over those), never removed."""
+    def real(p: str | Path) -> Path:
+        return Path(os.path.realpath(Path(p).expanduser()))
+
+    guarded = [real(cfg.artifacts_dir), *(real(p) for _, p in list_cycles(cfg.artifacts_dir)),
+               real(cfg.promotion.state_dir), *(real(s) for s in cfg.shadow.sources)]
+    out = []
+    for it in rep.items:
+        p = real(it.path)
+        hit = [g for i, g in enumerate(guarded) if g.is_relative_to(p) or (i > 0 and p.is_relative_to(g))]
+        if hit:
+            rep.problems.append(f"{it.path}: not removed: it overlaps {hit[0]} (artifacts_dir, a cycle's evidence, "
+                                "promotion.state_dir or shadow.sources); keep shadow.work_dir apart from them")
+        else:
+            out.append(it)
+    return out
 
 
 def _rmtree(path: Path) -> list[str]:

@@ -56,7 +56,7 @@ def test_mistyped_uris_are_refused_not_taken_as_local_folders(bundle: ExportResu
 
 def test_storage_that_cannot_be_reached_on_open_is_an_error_not_a_traceback(bundle: ExportResult) -> None:
     res = CliRunner().invoke(app, ["push", str(bundle.path), "ftp://127.0.0.1:1/x"])
-    assert res.exit_code == 2 and "cannot reach this storage" in res.stderr, res.output
+    assert res.exit_code == 3 and "cannot reach this storage" in res.stderr, res.output  # a later try may work
     assert res.exception is None or isinstance(res.exception, SystemExit)
 
 

@@ -3,7 +3,8 @@
 Exit codes, the same in every command (README "Exit codes"): ``EXIT_FAILED`` (1) when the command
 ran and what it checks failed (thresholds, gates, problems found, a failed job), ``EXIT_USAGE`` (2)
 for a usage or config error found before any work (click's own usage errors exit 2 as well), and
-``EXIT_LOCKED`` (3) when a shadow cycle holds the lock. A config error goes through
+3 for "try again later": ``EXIT_LOCKED`` when a shadow cycle holds the lock, ``EXIT_UNREACHABLE``
+when storage could not be reached after the retries. A config error goes through
 ``config_errors()``, so no command can give it a code of its own.
 """
 
@@ -21,6 +22,7 @@ import typer
 EXIT_FAILED = 1  # the command ran; what it checks failed, or its work did
 EXIT_USAGE = 2  # bad flags, overrides, config values or input paths; nothing was done
 EXIT_LOCKED = 3  # a shadow cycle holds the lock (shadow-cycle, shadow-prune); nothing was done
+EXIT_UNREACHABLE = 3  # storage could not be reached after the retries: as locked, a later try may work
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="TraceBridge: agent traces → curated training views → better role models.")

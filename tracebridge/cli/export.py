@@ -9,6 +9,7 @@ import typer
 
 from tracebridge.cli.app import (
     EXIT_FAILED,
+    EXIT_UNREACHABLE,
     app,
     check_out_dir,
     check_trace_root,
@@ -144,15 +145,22 @@ def push(
 ) -> None:
     """Publish a verified, redacted bundle (files first, manifest last). Exit 1 when refused."""
     from tracebridge.export.config import StorageConfig
-    from tracebridge.export.storage import PushRefused, StorageError, push_bundle
+    from tracebridge.export.storage import (
+        PushRefused,
+        StorageError,
+        StorageUnreachable,
+        push_bundle,
+    )
 
     cfg = _load(StorageConfig, config, overrides or [])
     try:
         res = push_bundle(bundle, uri, cfg)
     except PushRefused as exc:
         fail(str(exc), EXIT_FAILED)
+    except StorageUnreachable as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
     except StorageError as exc:
-        fail(str(exc), 2)
+        fail(str(exc))
     if json_out:
         print_json(res)
     else:
@@ -170,15 +178,17 @@ def fetch(
     """Download a bundle and verify every sha256. Exit 1 when verification fails."""
     from tracebridge.export.bundle import BundleError
     from tracebridge.export.config import StorageConfig
-    from tracebridge.export.storage import StorageError, fetch_bundle
+    from tracebridge.export.storage import StorageError, StorageUnreachable, fetch_bundle
 
     cfg = _load(StorageConfig, config, overrides or [])
     try:
         path, man = fetch_bundle(uri, out, cfg)
     except BundleError as exc:
         fail(str(exc), EXIT_FAILED)
+    except StorageUnreachable as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
     except StorageError as exc:
-        fail(str(exc), 2)
+        fail(str(exc))
     res = {"bundle_id": man.bundle_id, "path": str(path), "files": len(man.files), "verified": True}
     if json_out:
         print_json(res)

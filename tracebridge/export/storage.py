@@ -57,6 +57,11 @@ class StorageError(RuntimeError):
     """A storage operation that cannot go on (bad URI, nothing published there, I/O failure)."""
 
 
+class StorageUnreachable(StorageError):
+    """The storage could not be reached (still failing after the retries, or refused at connect): a
+    later try may work, unlike a mistyped URI or missing credentials (``StorageError``)."""
+
+
 class PushRefused(StorageError):
     """The bundle must not leave the host (integrity or governance)."""
 
@@ -105,8 +110,9 @@ def retry_io(op: Callable[[], T], what: str, retry: RetryConfig | None = None) -
         what: the operation and its URI, for log lines and the error (``push the report to s3://...``).
 
     Raises:
-        StorageError: still failing after ``retry.attempts`` tries (names ``what``, the tries and the
-            last error); no credentials found (at once: no retry can fix that). Other permanent
+        StorageUnreachable: still failing after ``retry.attempts`` tries (names ``what``, the tries and
+            the last error).
+        StorageError: no credentials found (at once: no retry can fix that). Other permanent
             errors (missing file, permission) are raised at once, unchanged.
     """
     retry = retry or RetryConfig()
@@ -121,7 +127,7 @@ def retry_io(op: Callable[[], T], what: str, retry: RetryConfig | None = None) -
         except transient as exc:
             err = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
             if attempt >= retry.attempts:
-                raise StorageError(f"{what} failed after {attempt} attempt(s): {err}") from exc
+                raise StorageUnreachable(f"{what} failed after {attempt} attempt(s): {err}") from exc
             log.warning("%s: attempt %d/%d failed (%s); retrying in %.3g s", what, attempt, retry.attempts, err, delay)
             time.sleep(delay)
             delay, attempt = min(delay * 2, retry.max_backoff_s), attempt + 1
@@ -159,7 +165,7 @@ def open_fs(uri: str, cfg: StorageConfig | None = None) -> tuple[Any, str]:
         fs, path = fsspec.core.url_to_fs(uri, skip_instance_cache=True,
                                          **(cfg or StorageConfig()).fs_options(protocol))
     except OSError as exc:  # protocols that connect at once (ftp, sftp): unknown host, refused
-        raise StorageError(f"{uri}: cannot reach this storage: {exc}") from exc
+        raise StorageUnreachable(f"{uri}: cannot reach this storage: {exc}") from exc
     except (ImportError, ValueError) as exc:
         hint = " (install the gcs extra: pip install 'tracebridge[gcs]')" if protocol in ("gs", "gcs") else ""
         raise StorageError(f"{uri}: cannot open this storage{hint}: {exc}") from exc

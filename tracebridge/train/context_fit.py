@@ -9,7 +9,8 @@ first target (SFT: the completion up to its first assistant message; DPO: the lo
 rejected) loses its oldest context messages, whole, by the export cap's rule
 (``views_conversation._fit``): leading system messages stay, the context starts at a user turn, or
 is the last user message then the latest messages from an assistant one on (a tool result never
-loses its call), and the completion is never touched. The longest such context that fits is kept.
+loses its call, nor does one that opens the completion), and the completion is never touched. The
+longest such context that fits is kept.
 A record whose minimal context (the last user message alone) is over too is left as it is (TRL
 drops it, counted in ``rows_dropped``); a record that fits is returned as the same object.
 ``messages`` records (no context/target split) are never changed.
@@ -18,9 +19,14 @@ Cheap: each distinct message object (the rows of one conversation share them,
 ``data._Normaliser``) is tokenized once, after the template's own rendering of it behind a one-word
 user turn (one batched call); a record's length is estimated as its tools/system header plus its
 messages' costs, which is exact for templates that put a special token between messages (ChatML:
-ours, Qwen's). The kept context is confirmed with one template application. The estimate is compared
-with exact lengths on the first records and at every confirmation: once it is off, every record is
-measured exactly (one application of the whole record) and the estimate only picks where to look.
+ours). Real templates are often off (Qwen groups parallel tool results into one turn, Qwen3 renders
+older assistant turns without thinking, DeepSeek-V3 keeps it in an answer after a tool result), so a
+prompt is only cut where exact lengths (one application each) show that the kept context fits and the
+next longer one, or the whole prompt, does not. The estimate is compared with exact lengths on the
+first records and at every confirmation: once it is off, every record is measured exactly and the
+estimate only picks where to look; until then it alone may leave a record as it is (it fits, or even
+its minimal context is over). Lengths are counted with the template TRL tokenizes with: for SFT with
+assistant-only loss, the training variant SFTTrainer swaps in for a template without generation markers.
 """
 
 from __future__ import annotations
@@ -35,7 +41,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 PROBE = {"role": "user", "content": "x", "tool_calls": None}  # the turn each message is rendered behind
-CALIBRATE = 4  # records measured exactly before estimates alone decide that a record fits
+# and the one a tool result is rendered behind too where the template refuses one after a user turn (gpt-oss)
+CALL = {"role": "assistant", "content": "",
+        "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+CALIBRATE = 4  # exact lengths that must match their estimates before an estimate alone leaves a record
 
 Tails = list[list[dict[str, Any]]]
 
@@ -55,8 +64,8 @@ class _Lengths:
     """Token lengths under a tokenizer's chat template: exact (one application) or estimated from
     per-message costs, each message object tokenized once."""
 
-    def __init__(self, tokenizer: Any) -> None:
-        self.tok, self.calls, self.checked, self.exact_estimates = tokenizer, 0, 0, True
+    def __init__(self, tokenizer: Any, template: str | None = None) -> None:
+        self.tok, self.template, self.calls, self.checked, self.exact_estimates = tokenizer, template, 0, 0, True
         self._cost: dict[int, tuple[dict[str, Any], int]] = {}  # id -> (message, tokens); the message pins its id
         self._head: dict[tuple[Any, ...], tuple[list[dict[str, Any]], int]] = {}
         self._tools: dict[str, Any] = {}
@@ -65,7 +74,7 @@ class _Lengths:
 
     @property
     def trusted(self) -> bool:
-        """Whether an estimate alone may say that a record fits."""
+        """Whether an estimate alone may leave a record as it is (it fits, or its minimal context is over)."""
         return self.exact_estimates and self.checked >= CALIBRATE
 
     def _parsed(self, tools: Any) -> Any:
@@ -75,20 +84,34 @@ class _Lengths:
             self._tools[tools] = json.loads(tools)  # as TRL passes them to the template
         return self._tools[tools]
 
+    def _ids(self, msgs: list[Any], tools: Any = None) -> list[Any]:
+        """Token ids of a conversation (or of a batch of them) under the template, as TRL tokenizes them."""
+        self.calls += 1
+        return self.tok.apply_chat_template(msgs, tools=self._parsed(tools), chat_template=self.template,
+                                            tokenize=True, return_dict=True)["input_ids"]
+
     def exact(self, msgs: list[dict[str, Any]], tools: Any = None) -> int:
         """Tokens of ``msgs`` under the template, as TRL tokenizes them."""
-        self.calls += 1
-        out = self.tok.apply_chat_template(msgs, tools=self._parsed(tools), tokenize=True, return_dict=True)
-        return len(out["input_ids"])
+        return len(self._ids(msgs, tools))
+
+    def _costs(self, convs: list[list[dict[str, Any]]], base: int) -> list[int]:
+        return [len(ids) - base for ids in self._ids(convs)] if convs else []
 
     def prime(self, messages: list[dict[str, Any]]) -> None:
-        """Cost every message not seen yet, in one batched template call."""
+        """Cost every message not seen yet, in one batched template call (two where the template refuses a
+        tool result behind a user turn: then tool results are costed behind a call)."""
+        from jinja2.exceptions import TemplateError
+
         new = list({id(m): m for m in messages if id(m) not in self._cost}.values())
-        if new:
-            self.calls += 1
-            out = self.tok.apply_chat_template([[PROBE, m] for m in new], tokenize=True, return_dict=True)
-            for m, ids in zip(new, out["input_ids"]):
-                self._cost[id(m)] = (m, len(ids) - self._base)
+        try:
+            costs = self._costs([[PROBE, m] for m in new], self._base)
+        except TemplateError:
+            tool = [m["role"] == "tool" for m in new]
+            plain = iter(self._costs([[PROBE, m] for m, t in zip(new, tool) if not t], self._base))
+            results = iter(self._costs([[PROBE, CALL, m] for m, t in zip(new, tool) if t], self.exact([PROBE, CALL])))
+            costs = [next(results) if t else next(plain) for t in tool]
+        for m, n in zip(new, costs):
+            self._cost[id(m)] = (m, n)
 
     def cost(self, msgs: list[dict[str, Any]]) -> int:
         """Estimated tokens ``msgs`` add to a conversation."""
@@ -136,46 +159,45 @@ def _longest(lengths: _Lengths, prompt: list[dict[str, Any]], tails: Tails, tool
 def _fit_prompt(prompt: list[dict[str, Any]], tails: Tails, tools: Any, lengths: _Lengths,
                 max_length: int) -> tuple[str, list[dict[str, Any]] | None]:
     """``("fits", None)``, ``("fitted", shorter prompt)`` or ``("over", None)`` for a prompt followed
-    by the longest of ``tails``."""
+    by the longest of ``tails``. Estimates pick where to look; a prompt is cut only where exact lengths
+    show that the kept context fits and the next longer one (or the whole prompt) does not."""
     n_lead = next((i for i, m in enumerate(prompt) if m["role"] != "system"), len(prompt))
     lead, ctx = prompt[:n_lead], prompt[n_lead:]
-    base = lengths.head(lead, tools) + max(lengths.cost(t) for t in tails)
-    estimate, exact = base + lengths.cost(ctx), None
-    if not lengths.trusted:
-        exact = _longest(lengths, prompt, tails, tools)
-        lengths.check(estimate, exact)
-    if (estimate if exact is None else exact) <= max_length:
-        return "fits", None
     cands = _candidates(ctx)
-    ests = [base + lengths.cost(c) for c in cands]
+    if any(t and t[0]["role"] == "tool" for t in tails):  # it answers the context's last call: that stays
+        cands = [c for c in cands if c[-1] is ctx[-1]]
+    ctxs = [ctx, *cands]  # longest first
+    base = lengths.head(lead, tools) + max(lengths.cost(t) for t in tails)
+    ests = [base + lengths.cost(c) for c in ctxs]
+    if lengths.trusted and ests[0] <= max_length:
+        return "fits", None
+    exact: dict[int, int] = {}
+
+    def length(i: int) -> int:
+        if i not in exact:
+            exact[i] = _longest(lengths, [*lead, *ctxs[i]], tails, tools)
+            lengths.check(ests[i], exact[i])
+        return exact[i]
+
     k = next((i for i, e in enumerate(ests) if e <= max_length), None)
-    if k is None:  # even the minimal context is estimated over: measured unless estimates are trusted
-        k = -1 if lengths.trusted else len(cands) - 1
-    while 0 <= k < len(cands):
-        n = _longest(lengths, [*lead, *cands[k]], tails, tools)
-        lengths.check(ests[k], n)
-        if n != ests[k] and exact is None:  # the estimate said the whole prompt is over: make sure
-            exact = _longest(lengths, prompt, tails, tools)
-            if exact <= max_length:
-                return "fits", None
-        if n > max_length:
-            k += 1  # estimated too low: a shorter context
-            continue
-        while k > 0 and not lengths.trusted:  # estimates that were ever off: a longer context may fit too
-            longer = _longest(lengths, [*lead, *cands[k - 1]], tails, tools)
-            lengths.check(ests[k - 1], longer)
-            if longer > max_length:
-                break
-            k = k - 1
-        return "fitted", [*lead, *cands[k]]
-    return "over", None
+    if k is None and lengths.trusted:  # even the minimal context is estimated over
+        return "over", None
+    k = len(ctxs) - 1 if k is None else k
+    while k < len(ctxs) and length(k) > max_length:  # estimated too low: a shorter context
+        k += 1
+    if k == len(ctxs):
+        return "over", None
+    while k > 0 and length(k - 1) <= max_length:  # estimated too high: a longer context
+        k -= 1
+    return ("fits", None) if k == 0 else ("fitted", [*lead, *ctxs[k]])
 
 
 def _fit_all(records: list[dict[str, Any]], tokenizer: Any, max_length: int,
-             tails_of: Callable[[dict[str, Any]], Tails | None], what: str) -> tuple[list[dict[str, Any]], FitReport]:
+             tails_of: Callable[[dict[str, Any]], Tails | None], what: str,
+             template: str | None = None) -> tuple[list[dict[str, Any]], FitReport]:
     if not max_length:  # no truncation: nothing to fit
         return records, FitReport()
-    t0, lengths, rep, out = time.perf_counter(), _Lengths(tokenizer), FitReport(), []
+    t0, lengths, rep, out = time.perf_counter(), _Lengths(tokenizer, template), FitReport(), []
     todo = [(r, t) for r in records if (t := tails_of(r)) is not None]
     lengths.prime([m for r, tails in todo for m in (*r["prompt"], *(x for t in tails for x in t))])
     tails = {id(r): t for r, t in todo}
@@ -200,21 +222,32 @@ def _first_target(rec: dict[str, Any]) -> Tails | None:
     return None if j is None else [rec["completion"][:j + 1]]
 
 
-def fit_sft_records(records: list[dict[str, Any]], tokenizer: Any,
-                    max_length: int) -> tuple[list[dict[str, Any]], FitReport]:
+def fit_sft_records(records: list[dict[str, Any]], tokenizer: Any, max_length: int,
+                    assistant_only_loss: bool = False) -> tuple[list[dict[str, Any]], FitReport]:
     """SFT records (``data.to_sft_records``) fitted so that each prompt and its first target fit in
     ``max_length`` tokens (see the module docstring).
 
     Args:
         records: prompt/completion records (``messages`` ones are returned as they are).
-        tokenizer: the trainer's tokenizer, its chat template the one the trainer applies.
+        tokenizer: the trainer's tokenizer.
         max_length: the trainer's ``max_length`` (after the throughput levers).
+        assistant_only_loss: the trainer's flag: with it, SFTTrainer tokenizes with the training variant of
+            a chat template that has no ``{% generation %}`` markers, and lengths are counted with that.
 
     Returns:
         The records, a fitted one as a new dict with a shorter ``prompt`` and every other the same
         object; and a ``FitReport``.
     """
-    return _fit_all(records, tokenizer, max_length, _first_target, "sft")
+    return _fit_all(records, tokenizer, max_length, _first_target, "sft",
+                    _sft_template(tokenizer) if assistant_only_loss else None)
+
+
+def _sft_template(tokenizer: Any) -> str | None:
+    """The chat template SFTTrainer swaps in for assistant-only loss (as its ``__init__`` does); None = the
+    tokenizer's own."""
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    return None if has_generation_markers(tokenizer.chat_template) else get_training_chat_template(tokenizer)
 
 
 def fit_pref_records(records: list[dict[str, Any]], tokenizer: Any,

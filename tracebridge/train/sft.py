@@ -52,7 +52,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
         padding_free=False)
     kwargs, model = apply_throughput("sft", kwargs, model, rc.throughput)
     if fit_context:  # at the max_length TRL truncates at, after the throughput levers
-        records, fit = fit_sft_records(records, tokenizer, kwargs["max_length"])
+        records, fit = fit_sft_records(records, tokenizer, kwargs["max_length"], kwargs["assistant_only_loss"])
     ds = Dataset.from_list(records)
     if all(r.get("tools") is None for r in records):
         ds = ds.remove_columns("tools")

@@ -7,8 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
+
+import pytest
 
 from tests.ops.test_promotion import gate_report
 from tests.ops.test_retention import ROOT, T0, _cfg, _cli, _day, _ids, _overrides
@@ -23,18 +26,22 @@ def _bundle_id(m):
     return m["steps"]["export"]["outputs"]["bundle_id"]
 
 
-def test_artifacts_dir_inside_work_optimize_keeps_every_cycle_folder(tmp_path):
+def test_artifacts_dir_inside_work_optimize_is_refused_and_its_evidence_never_pruned(tmp_path):
     # misconfigured: the evidence folders land where the optimize folders are pruned
     art = tmp_path / "work" / "optimize"
     cfg = _cfg(tmp_path, f"artifacts_dir={art}", "shadow.retention.keep_cycles=1")
-    mans = [_day(cfg, k) for k in range(3)]
+    with pytest.raises(ValueError, match=r"artifacts_dir=.*: inside shadow.work_dir/optimize"):
+        _day(cfg, 0)
+    assert not art.exists()  # refused before anything was written
+    # evidence there anyway (an older version wrote it, the config changed later): the prune keeps it
+    mans = [_day(_cfg(tmp_path, f"artifacts_dir={tmp_path / 'evidence'}", "shadow.retention.enabled=false"), k)
+            for k in range(3)]
+    shutil.copytree(tmp_path / "evidence", art, dirs_exist_ok=True)
     assert [p.name for _, p in list_cycles(art)] == [m["cycle_id"] for m in mans]
-    assert all(verify_bundle(Path(m["path"])) == [] for m in mans)
-    assert any(str(art / mans[0]["cycle_id"]) in p for p in mans[2]["retention"]["problems"])
     r = _cli("shadow-prune", "--config", SHADOW_YAML, *_overrides(tmp_path, f"artifacts_dir={art}",
                                                                   "shadow.retention.keep_cycles=1"), "--json")
-    assert r.exit_code == 1 and json.loads(r.stdout)["problems"]
-    assert all((Path(m["path"]) / "manifest.json").is_file() for m in mans)
+    assert r.exit_code == 1 and any(str(art / mans[0]["cycle_id"]) in p for p in json.loads(r.stdout)["problems"])
+    assert all(verify_bundle(art / m["cycle_id"]) == [] for m in mans)
 
 
 def test_a_damaged_export_block_in_an_old_manifest_does_not_stop_retention(tmp_path):

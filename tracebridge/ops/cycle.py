@@ -39,6 +39,7 @@ from tracebridge.schema.canonical import utc_now
 log = logging.getLogger(__name__)
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 LOCK = ".shadow-cycle.lock"  # in shadow.work_dir; also taken by `tracebridge shadow-prune`
+WORK_SUBDIRS = ("traces", "replay", "bundles", "optimize", "export-cache")  # what the steps write in work_dir
 PENDING, RUNNING = "pending", "running"
 
 
@@ -86,11 +87,17 @@ class Ctx:
 
 def check_setup(cfg: OpsConfig, steps: list[Step]) -> None:
     """Raise ValueError for a setup that would only fail once the cycle holds the lock: a work or
-    artifacts path that is a file, or a ``shadow.skip`` name that is no step (a typo there would
-    silently run the step it meant to skip)."""
+    artifacts path that is a file, an artifacts_dir inside a folder the steps write in the work dir
+    (retention would prune the evidence), or a ``shadow.skip`` name that is no step (a typo there
+    would silently run the step it meant to skip)."""
     for key, p in (("shadow.work_dir", cfg.shadow.work_dir), ("artifacts_dir", cfg.artifacts_dir)):
         if Path(p).exists() and not Path(p).is_dir():
             raise ValueError(f"{key}={p}: not a folder")
+    work, art = Path(cfg.shadow.work_dir).resolve(), Path(cfg.artifacts_dir).resolve()
+    for sub in WORK_SUBDIRS:  # the cycle writes there, and retention prunes bundles/ and optimize/
+        if art == work / sub or work / sub in art.parents:
+            raise ValueError(f"artifacts_dir={cfg.artifacts_dir}: inside shadow.work_dir/{sub}, which the cycle "
+                             "writes and prunes; keep the evidence outside it")
     unknown = sorted(set(cfg.shadow.skip) - {s.name for s in steps})
     if unknown:
         raise ValueError(f"shadow.skip: no step named {', '.join(unknown)}; steps: {', '.join(s.name for s in steps)}")

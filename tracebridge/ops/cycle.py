@@ -22,8 +22,9 @@ import datetime as dt
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,12 +220,7 @@ def run_cycle(cfg: OpsConfig, steps: list[Step], cli: list[str], now: dt.datetim
     check_setup(cfg, steps)
     work = Path(cfg.shadow.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(work / LOCK), timeout=cfg.shadow.lock_timeout_s)
-    try:
-        lock.acquire()
-    except Timeout as exc:
-        raise CycleLocked(f"{work / LOCK}: another shadow cycle is running") from exc
-    try:
+    with cycle_lock(cfg, "another shadow cycle is running"):
         now = now or dt.datetime.now(dt.UTC)
         started = utc_now()
         bundle = new_bundle_dir(cfg.artifacts_dir, now)
@@ -235,5 +231,21 @@ def run_cycle(cfg: OpsConfig, steps: list[Step], cli: list[str], now: dt.datetim
         write_manifest(bundle, manifest)
         manifest["path"] = str(bundle)
         return manifest
+
+
+@contextmanager
+def cycle_lock(cfg: OpsConfig, busy: str) -> Iterator[None]:
+    """Hold the work dir's cycle lock (waiting ``shadow.lock_timeout_s``) for the block.
+
+    Raises:
+        CycleLocked: another holder (a cycle, a prune) kept it; ``busy`` says what to tell the user.
+    """
+    lock = FileLock(str(Path(cfg.shadow.work_dir) / LOCK), timeout=cfg.shadow.lock_timeout_s)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise CycleLocked(f"{Path(cfg.shadow.work_dir) / LOCK}: {busy}") from exc
+    try:
+        yield
     finally:
         lock.release()

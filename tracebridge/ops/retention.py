@@ -42,11 +42,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from tracebridge.ops.artifacts import MANIFEST, list_cycles, parse_stamp, read_manifest
 from tracebridge.ops.config import OpsConfig
-from tracebridge.ops.cycle import LOCK, Ctx, CycleLocked
+from tracebridge.ops.cycle import Ctx, cycle_lock
 from tracebridge.ops.promotion import PolicyState, PromotionError, active_record, read_history
 
 log = logging.getLogger(__name__)
@@ -335,15 +333,8 @@ def prune(cfg: OpsConfig, dry_run: bool = False) -> PruneReport:
     work = Path(cfg.shadow.work_dir)
     if dry_run or not work.is_dir():  # no work dir: no cycle ever ran here, none can be running
         return apply_prune(plan_prune(cfg, dry_run=dry_run))
-    lock = FileLock(str(work / LOCK), timeout=cfg.shadow.lock_timeout_s)
-    try:
-        lock.acquire()
-    except Timeout as exc:
-        raise CycleLocked(f"{work / LOCK}: a shadow cycle is running; prune after it") from exc
-    try:
+    with cycle_lock(cfg, "a shadow cycle is running; prune after it"):
         return apply_prune(plan_prune(cfg, dry_run=False))
-    finally:
-        lock.release()
 
 
 def prune_after_cycle(ctx: Ctx) -> dict[str, Any]:

@@ -132,3 +132,11 @@ def test_export_tells_a_bad_call_from_a_failed_check(tmp_path: Path) -> None:
 def test_install_schedule_with_a_relative_workdir_is_a_usage_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["ops", "install-schedule", "--workdir", str(ROOT), "--bin", "tracebridge"])
     assert res.exit_code == 2 and "must be an absolute path" in res.stderr, res.output
+
+
+def test_report_verify_of_a_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
+    """A report folder that is not there is a missing input path (2), not a report failing its check (1)."""
+    res = CliRunner().invoke(app, ["report", "--verify", str(tmp_path / "no_such_report")])
+    assert res.exit_code == 2 and "no such report folder" in res.stderr, res.output
+    (tmp_path / "empty").mkdir()  # a folder without manifest.json is a report that does not verify
+    assert CliRunner().invoke(app, ["report", "--verify", str(tmp_path / "empty")]).exit_code == 1

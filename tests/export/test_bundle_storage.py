@@ -159,16 +159,12 @@ def test_gs_needs_the_gcs_extra(tmp_path: Path) -> None:
         fetch_bundle("gs://bucket/bundles", tmp_path)
 
 
-def test_push_to_unreachable_storage_retries_then_exits_nonzero(bundle: ExportResult, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """`tracebridge push` to an S3 endpoint where nothing listens (a closed 127.0.0.1 port): the
-    configured tries with backoff, then exit 2 with the URI and the error; the bundle stays put."""
+@pytest.fixture
+def dead_s3(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """An S3 endpoint where nothing listens (a closed 127.0.0.1 port), with credentials set."""
     import socket
 
     from s3fs import S3FileSystem
-    from typer.testing import CliRunner
-
-    from tracebridge.cli import app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -176,12 +172,35 @@ def test_push_to_unreachable_storage_retries_then_exits_nonzero(bundle: ExportRe
     for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
                  "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_MAX_ATTEMPTS": "1"}.items():
         monkeypatch.setenv(k, v)
+    yield
+    S3FileSystem.clear_instance_cache()  # no later test may meet this dead endpoint in fsspec's cache
+
+
+def test_push_to_unreachable_storage_retries_then_exits_nonzero(bundle: ExportResult, dead_s3: None) -> None:
+    """`tracebridge push` to an S3 endpoint where nothing listens: the configured tries with backoff,
+    then exit 3 with the URI and the error; the bundle stays put."""
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
     before = _files(bundle.path)
-    try:
-        res = CliRunner().invoke(app, ["push", str(bundle.path), "s3://tb-gone/bundles", "retry.attempts=3",
-                                       "retry.backoff_s=0.01"])
-    finally:
-        S3FileSystem.clear_instance_cache()  # no later test may meet this dead endpoint in fsspec's cache
+    res = CliRunner().invoke(app, ["push", str(bundle.path), "s3://tb-gone/bundles", "retry.attempts=3",
+                                   "retry.backoff_s=0.01"])
     assert res.exit_code == 3, res.output  # unreachable: a later try may work (a usage error is 2)
     assert "s3://tb-gone/bundles failed after 3 attempt(s): EndpointConnectionError" in res.stderr
     assert _files(bundle.path) == before
+
+
+def test_fetch_from_unreachable_storage_retries_then_exits_3(dead_s3: None, tmp_path: Path) -> None:
+    """`tracebridge fetch` from that endpoint: the same tries, then exit 3 naming the URI, no traceback
+    (it was an uncaught botocore error, exit 1) and nothing written."""
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
+    res = CliRunner().invoke(app, ["fetch", "s3://tb-gone/bundles", "retry.attempts=2", "retry.backoff_s=0.01",
+                                   "--out", str(tmp_path / "pulled")])
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    assert res.exit_code == 3, res.output
+    assert "fetch from s3://tb-gone/bundles failed after 2 attempt(s): EndpointConnectionError" in res.stderr
+    assert not (tmp_path / "pulled").exists()

@@ -146,6 +146,21 @@ def test_a_text_only_agent_is_shown_no_tool_list(tmp_path: Path) -> None:
     assert sum(res.report["rows"]["agentlightning/triplets"].values()) == 4
 
 
+def test_runs_of_one_agent_are_split_by_task(tmp_path: Path) -> None:
+    """A hook records one goal family (one agent): its runs are split by task too (``split.by_goal_sources``
+    holds agentlightning), so training finds test rows; they used to be all in one split."""
+    pytest.importorskip("agentlightning")
+    from tracebridge.importers.agentlightning.hook import RuntimeHook
+    from tracebridge.importers.agentlightning.smoke import tiny_agent
+
+    for q, a in (("6*7", 42), ("2+3", 5), ("9-4", 5), ("8*2", 16), ("3*3", 9), ("1+1", 2)):
+        RuntimeHook(tmp_path / "t").run(tiny_agent, {"question": q, "expected": a})
+    res = export_traces(tmp_path / "t", tmp_path / "b")
+    assert res.report["passed"], res.report["failures"]
+    assert set(res.report["rows"]["worker_sft"]) == {"train", "validation", "test"}, res.report["rows"]
+    assert not res.report["leakage"]["families_in_several_splits"]
+
+
 def test_calls_that_give_no_row_are_counted() -> None:
     spans = weather_rollout()
     spans[0]["attributes"] = {k: v for k, v in spans[0]["attributes"].items() if not k.startswith("gen_ai.prompt")}

@@ -369,3 +369,17 @@ def test_real_steps_leave_only_the_newest_bundle(tmp_path, monkeypatch):
     assert Path(m1["steps"]["replay"]["outputs"]["bundle_dir"]).is_dir()  # the fixed replay set's bundle stays
     assert {i["kind"] for i in m1["retention"]["items"]} == {"export bundle", "cache"}
     assert all(verify_bundle(Path(m["path"])) == [] for m in (m0, m1))
+
+
+def test_a_pinned_folder_names_the_setting_that_pins_it(tmp_path):
+    """A folder kept by ``shadow.retention.pin`` is reported as named there, not "in the promotion
+    history" (there is none here), in the text output and in ``pinned_by``."""
+    cfg = _cfg(tmp_path, "shadow.retention.enabled=false")
+    m0, _ = _day(cfg, 0), _day(cfg, 1)
+    opt = str(tmp_path / "work" / "optimize" / m0["cycle_id"])
+    args = ["shadow-prune", "--config", ROOT / "configs/ops/shadow.yaml",
+            *_overrides(tmp_path, "shadow.retention.keep_cycles=1", f"shadow.retention.pin=[{m0['cycle_id']}]")]
+    r = _cli(*args, "--dry-run")
+    assert r.exit_code == 0 and f"{opt}  (named in shadow.retention.pin)" in r.stdout, r.stdout
+    assert "promotion history" not in r.stdout
+    assert json.loads(_cli(*args, "--dry-run", "--json").stdout)["pinned_by"] == {opt: "shadow.retention.pin"}

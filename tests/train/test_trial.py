@@ -118,6 +118,10 @@ def test_bad_specs_and_bundles_fail_before_training(tmp_path):
         (no_test / f.name).write_text("".join(ln + "\n" for ln in keep))
     with pytest.raises(BundleError, match="no rows in split 'test'.*data.eval_split=validation"):
         run_trial({"role": "verifier", "data.verify_bundle": False}, no_test, tmp_path / "z")
+    for f in no_test.glob("*.jsonl"):  # every row in train (one goal family): no other split to evaluate on
+        f.write_text("".join(ln + "\n" for ln in f.read_text().splitlines() if json.loads(ln)["meta"]["split"] == "train"))
+    with pytest.raises(BundleError, match=r"\{'train': \d+\}\); the export puts all runs of a goal family.*split.assign"):
+        run_trial({"role": "verifier", "data.verify_bundle": False}, no_test, tmp_path / "z")
     assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()  # no empty trial folder left
     assert spec_overrides({"role": "worker", "overrides": {"train.lora.r": 16}, "dpo.beta": 0.2}) == \
         ["train.lora.r=16", "dpo.beta=0.2", "role=worker"]

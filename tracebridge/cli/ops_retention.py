@@ -56,7 +56,7 @@ def shadow_prune(
             typer.echo(f"{done:<12} {human_bytes(it.bytes):>10}  {it.kind:<15} {it.path}  ({it.reason})"
                        + (f": {it.error}" if it.error else ""))
         for p in rep.pinned:
-            typer.echo(f"{'kept':<12} {'':>10}  {'pinned':<15} {p}  (named in the promotion history)")
+            typer.echo(f"{'kept':<12} {'':>10}  {'pinned':<15} {p}  (named in {rep.pinned_by.get(p, 'a pin')})")
         for p in rep.problems:
             typer.echo(f"problem: {p}")
         total = out["bytes_planned"] if dry_run else out["bytes_freed"]

@@ -311,6 +311,9 @@ def report(
     from tracebridge.report.trials import load_trial_files
 
     if verify:
+        missing = [str(d) for d in trial_dirs if not d.is_dir()]
+        if missing:  # a path typed wrong is a usage error (2), not a report that fails its check (1)
+            fail(f"no such report folder: {', '.join(missing)}")
         probs = [p for d in trial_dirs for p in verify_report(d)]
         if json_out:
             print_json({"ok": not probs, "problems": probs})

@@ -116,10 +116,11 @@ class SplitConfig:
         "help": "Orders families before assignment; change it to draw a different split."})
     assign: dict[str, str] = field(default_factory=dict, metadata={
         "help": "Fixed family → split assignments, e.g. {calc: test}; the rest follow the ratios."})
-    by_goal_sources: list[str] = field(default_factory=lambda: ["openclaw"], metadata={
+    by_goal_sources: list[str] = field(default_factory=lambda: ["openclaw", "agentlightning"], metadata={
         "help": "source.kind values split by family AND goal (`<family>/<goal_hash[:8]>`): an OpenClaw "
-                "family is a chat kind (telegram, chat, cron...), so a one-bot user would get one family "
-                "and one split; identical opening messages still stay in one split."})
+                "family is a chat kind (telegram, chat, cron...) and an Agent Lightning one the hook's or "
+                "importer's goal_family (one per agent), so one bot or agent would get one family and one "
+                "split; identical opening messages (or tasks) still stay in one split."})
 
     def validate(self, prefix: str = "split") -> list[str]:
         """Every problem of this section, as ``key=value: what; fix``."""

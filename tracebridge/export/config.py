@@ -172,7 +172,7 @@ class ExportConfig:
 
 @dataclass
 class RetryConfig:
-    """Retries of a push whose storage fails for a transient reason (unreachable, timeout, reset):
+    """Retries of a push or fetch whose storage fails for a transient reason (unreachable, timeout, reset):
     ``attempts`` tries in all, waiting ``backoff_s`` before the second and doubling up to
     ``max_backoff_s``. Missing files and refused permissions are not retried."""
 

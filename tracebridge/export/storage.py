@@ -10,8 +10,8 @@ manifest path that escapes the bundle (``..``, absolute) is refused on both side
 Remote layout: ``<URI>/<bundle_id>/<file>`` and ``<URI>/LATEST`` (``{"bundle_id": ...}``);
 ``fetch_bundle(URI)`` takes a bundle folder or a prefix with a LATEST pointer.
 
-A push retries transient storage failures (unreachable, timeout) with exponential backoff
-(``retry_io``, ``StorageConfig.retry``) and then fails with a ``StorageError`` naming the URI.
+A push or fetch retries transient storage failures (unreachable, timeout) with exponential backoff
+(``retry_io``, ``StorageConfig.retry``) and then fails with ``StorageUnreachable`` naming the URI.
 
 Credentials come only from the environment (``AWS_*``, ``GOOGLE_APPLICATION_CREDENTIALS``); a
 URI with user info (``s3://key:secret@bucket``) is refused and nothing secret is written.
@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -327,29 +328,35 @@ def _verified_or_none(path: Path) -> Manifest | None:
         return None
 
 
+def _remote_manifest(fs: Any, base: str, uri: str, retry: RetryConfig) -> tuple[str, str, bytes, Manifest]:
+    """The bundle's remote folder, its name in messages (uri, or uri/<id> via LATEST), raw and parsed manifest."""
+    where = uri.rstrip("/")
+    try:
+        src = retry_io(lambda: _resolve_remote(fs, base, uri), f"fetch from {uri}", retry)
+        where += src[len(base):]
+        raw = retry_io(lambda: fs.cat_file(f"{src}/{MANIFEST}"), f"fetch from {uri}", retry)
+        man = parse_manifest(orjson.loads(raw), f"{where}/{MANIFEST}")
+    except orjson.JSONDecodeError as exc:
+        raise BundleError(f"{where}/{MANIFEST}: not JSON: {exc}") from exc
+    except OSError as exc:  # permanent (retry_io raises those at once): missing, no permission
+        raise StorageError(f"fetch from {uri} failed: {exc}") from exc
+    if not _HEX64.match(man.bundle_id):
+        raise BundleError(f"{where}/{MANIFEST}:bundle_id: not a sha256 hex digest")
+    return src, where, raw, man
+
+
 def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig | None = None
                  ) -> tuple[Path, Manifest]:
     """Download a published bundle into ``out_dir/<bundle_id>`` and verify every file.
 
     Raises:
         BundleError: unsafe manifest paths, a file whose sha256 or size differs.
-        StorageError: nothing published at ``uri``, the storage cannot be reached or finds no credentials.
+        StorageUnreachable: the storage cannot be reached after ``cfg.retry.attempts`` tries.
+        StorageError: nothing published at ``uri``, or the storage finds no credentials.
     """
     fs, base = open_fs(uri, cfg)
-    where = uri.rstrip("/")  # the bundle folder as the user can find it: uri, or uri/<id> via LATEST
-    try:
-        src = _resolve_remote(fs, base, uri)
-        where += src[len(base):]
-        raw = fs.cat_file(f"{src}/{MANIFEST}")
-        man = parse_manifest(orjson.loads(raw), f"{where}/{MANIFEST}")
-    except orjson.JSONDecodeError as exc:
-        raise BundleError(f"{where}/{MANIFEST}: not JSON: {exc}") from exc
-    except OSError as exc:
-        raise StorageError(f"fetch from {uri} failed: {exc}") from exc
-    except _no_credentials() as exc:  # the first request: later ones use the same (missing) credentials
-        raise credentials_error(f"fetch from {uri}", exc) from exc
-    if not _HEX64.match(man.bundle_id):
-        raise BundleError(f"{where}/{MANIFEST}:bundle_id: not a sha256 hex digest")
+    retry = (cfg or StorageConfig()).retry
+    src, where, raw, man = _remote_manifest(fs, base, uri, retry)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -367,7 +374,7 @@ def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig |
             local = tmp / f.path
             local.parent.mkdir(parents=True, exist_ok=True)
             try:
-                fs.get_file(f"{src}/{f.path}", str(local))
+                retry_io(partial(fs.get_file, f"{src}/{f.path}", str(local)), f"fetch of {where}/{f.path}", retry)
             except FileNotFoundError as exc:
                 raise BundleError(f"{where}/{f.path}: listed in the manifest but missing from the store") from exc
             if sha256_file(local) != f.sha256:

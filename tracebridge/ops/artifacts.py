@@ -13,7 +13,7 @@ duration_s, outputs}}, ``uplift`` {metric, baseline, optimized, uplift}, ``integ
 ``feedback`` {audited_day (the UTC day before the cycle's), harvest_ran, audit_file, audit_sha256},
 ``chunk_policy`` {doc, doc_sha256, applied, batches, violations}; and, not required (older
 manifests lack it), ``retention`` {enabled, items, removed, failed, bytes_freed, kept_cycles, pinned,
-problems}: what the cycle's last step pruned of older cycles (``tracebridge.ops.retention``).
+pinned_by, problems}: what the cycle's last step pruned of older cycles (``tracebridge.ops.retention``).
 """
 
 from __future__ import annotations

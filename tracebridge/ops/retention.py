@@ -76,6 +76,7 @@ class PruneReport:
     items: list[Item] = field(default_factory=list)
     kept_cycles: list[str] = field(default_factory=list)
     pinned: list[str] = field(default_factory=list)
+    pinned_by: dict[str, str] = field(default_factory=dict)  # pinned folder -> the settings that name it
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -88,7 +89,8 @@ class PruneReport:
         return {"dry_run": self.dry_run, "keep_cycles": self.keep_cycles, "items": [asdict(i) for i in self.items],
                 "removed": sum(i.removed for i in self.items), "failed": len(self.failed),
                 "bytes_planned": sum(i.bytes for i in self.items), "bytes_freed": sum(i.freed for i in self.items),
-                "kept_cycles": self.kept_cycles, "pinned": self.pinned, "problems": self.problems}
+                "kept_cycles": self.kept_cycles, "pinned": self.pinned, "pinned_by": self.pinned_by,
+                "problems": self.problems}
 
 
 @dataclass
@@ -252,18 +254,22 @@ def _plan(cfg: OpsConfig, rep: PruneReport, cycles: list[_Cycle], current: Path 
     rep.kept_cycles = [c.cycle_id for c in kept]
     rep.items = _cache_items(work)
     try:
-        raw = [*policy_pins(cfg.promotion.state_dir), *rc.pin, *([cfg.phase2.bundle] if cfg.phase2.bundle else []),
-               cfg.canary.candidate_policy, cfg.canary.baseline_policy]
+        raw = [*((s, "the promotion history") for s in policy_pins(cfg.promotion.state_dir)),
+               *((s, "shadow.retention.pin") for s in rc.pin),
+               *([(cfg.phase2.bundle, "phase2.bundle")] if cfg.phase2.bundle else []),
+               (cfg.canary.candidate_policy, "canary.candidate_policy"),
+               (cfg.canary.baseline_policy, "canary.baseline_policy")]
     except PromotionError as exc:
         rep.problems.append(f"{exc}; no bundle, model or cycle folder is removed until it is readable")
         return
     # ids are hex and stamps in any case; a policy id may be a symlink to (or a path through one into) a folder
-    pins = [s.lower() for s in raw + [os.path.realpath(s) for s in raw if os.path.exists(s)]]
+    pins = [(s.lower(), by) for s, by in raw + [(os.path.realpath(s), by) for s, by in raw if os.path.exists(s)]]
 
     def pinned(p: Path) -> bool:
-        hit = [s for s in pins if p.name.lower() in s]
+        hit = list(dict.fromkeys(by for s, by in pins if p.name.lower() in s))
         if hit and str(p) not in rep.pinned:
             rep.pinned.append(str(p))
+            rep.pinned_by[str(p)] = ", ".join(hit)
         return bool(hit)
 
     rep.items += _cycle_items(work, cycles, set(rep.kept_cycles), rc, pinned)

@@ -186,9 +186,7 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     if behaviour:
         log.info("behaviour %s: changed %s", describe(cfg.behaviour), behaviour)
     if not data.split(data.sft, cfg.data.eval_split):  # fail before any training, not after it
-        raise BundleError(f"{bundle_dir}: role {cfg.role} has no rows in split {cfg.data.eval_split!r} to evaluate "
-                          f"on (rows by split: {data.counts()['sft']}); export more runs or set "
-                          "data.eval_split=validation")
+        raise BundleError(_no_eval_rows(bundle_dir, cfg, data.counts()["sft"]))
     # only now: a bad bundle or an empty split must not leave an empty trial folder behind
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -200,6 +198,17 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
         return _run_loaded(spec, cfg, data, manifest, work, on_report, resume_from, t0, behaviour)
     finally:
         gc.unfreeze()
+
+
+def _no_eval_rows(bundle_dir: Path, cfg: TrainConfig, by_split: dict[str, int]) -> str:
+    """Why a trial cannot evaluate, and the fix that can work for this bundle."""
+    msg = (f"{bundle_dir}: role {cfg.role} has no rows in split {cfg.data.eval_split!r} to evaluate on "
+           f"(rows by split: {by_split}); ")
+    other = next((s for s in ("validation", "test") if by_split.get(s) and s != cfg.data.eval_split), None)
+    if other:
+        return msg + f"export more runs or set data.eval_split={other}"
+    return msg + ("the export puts all runs of a goal family (or, for split.by_goal_sources, of a family and "
+                  "goal) in one split: export runs of more families or goals, or set split.assign")
 
 
 def _run_loaded(spec: dict[str, Any], cfg: TrainConfig, data: Any, manifest: dict[str, Any], work: Path,

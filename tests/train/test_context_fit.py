@@ -229,6 +229,10 @@ def test_counts_reach_trial_results_and_the_cli(tmp_path):
         assert on[f"{name}/rows_dropped"] < off[f"{name}/rows_dropped"]
         assert f"{name} fitted {on[f'{name}/rows_fitted']} of {on[f'{name}/rows']} rows" in on_out
     assert "set data.fit_context=true" in off_out and " fitted " not in off_out
+    # evaluation fits its prompts by the same rule and budget (eval.fit_context follows data.fit_context)
+    assert on["worker/eval_prompts_fitted"] > 0 and "worker/eval_prompts_fitted" not in off
+    assert on["worker/eval_rows"] == off["worker/eval_rows"]
+    assert f"eval fitted {on['worker/eval_prompts_fitted']} prompts" in on_out and "eval fitted" not in off_out
 
 
 def test_the_key_is_typed_off_by_default_and_on_in_the_gpu_profile():

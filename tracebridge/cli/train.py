@@ -61,6 +61,10 @@ def _warn_dropped(r: dict[str, Any], base: Any) -> None:
             typer.echo(f"warning: {trial}: {name} trained on {rows - dropped} of {rows} rows ({dropped} longer than "
                        f"{limit} kept no trainable token); raise {key}.max_length, {fix}or export with "
                        "views.context_max_chars / views.tool_output_max_chars", err=True)
+    if r.get(f"{base.role}/eval_prompts_fitted"):
+        typer.echo(f"note: {base.role}-{r.get('variant')}-s{r.get('seed')}: eval fitted "
+                   f"{r[f'{base.role}/eval_prompts_fitted']} prompts by dropping their oldest context messages, as "
+                   "in training (eval.fit_context)", err=True)
 
 
 def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: list[str], ss: list[int],
@@ -250,7 +254,7 @@ def eval_cmd(
     ``eval.closed_loop.enabled``); exit 1 when a ``--min`` floor is not met."""
     from dataclasses import replace
 
-    from tracebridge.eval.offline import evaluate_offline
+    from tracebridge.eval.offline import evaluate_split
     from tracebridge.train.models import build_model_and_tokenizer
 
     _quiet_libraries()
@@ -263,14 +267,7 @@ def eval_cmd(
                                                        chat_template="native"))
     except Exception as exc:  # noqa: BLE001  a broken folder raises whatever transformers hits first
         fail(f"{checkpoint}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0]})")
-    split = cfg.data.eval_split
-    rows = data.split(data.sft, split) + (data.split(data.recovery_sft, split) if cfg.role == "worker" else [])
-    pref = data.split(data.pref, split)
-    if cfg.data.max_eval_rows:  # the same rows a trial evaluates (trial._evaluate), so the numbers compare
-        rows, pref = rows[:cfg.data.max_eval_rows], pref[:cfg.data.max_eval_rows]
-    res = evaluate_offline(model, tok, cfg.role, rows, pref, cfg.eval,
-                           data.split(data.sft, "train"), None, cfg.dpo.beta, cfg.seed)
-    metrics: dict[str, Any] = res.flat()
+    res, metrics = evaluate_split(model, tok, cfg, data)  # the rows and prompts a trial evaluates
     if cfg.eval.closed_loop.enabled:
         from tracebridge.eval.closed_loop import evaluate_closed_loop
 

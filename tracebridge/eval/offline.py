@@ -6,6 +6,13 @@ Verifier verdicts use ``eval.verifier_method``: ``likelihood`` (default; ranks t
 the whole reply format) or ``generate`` (greedy reply parsed with ``schema/roles.py``; an
 unparseable reply counts as wrong). The verifier is also scored against the majority-class
 baseline of the training split (paired difference ``uplift_vs_majority``).
+
+Long prompts: with ``eval.fit_context`` (default: as ``data.fit_context``), a prompt whose reference
+reply does not fit in ``eval.max_length`` (0 = ``train.max_length``; pairs: ``dpo.max_length`` and
+their longer answer) loses its oldest context messages by the rule the role was trained with
+(``tracebridge.train.context_fit``), so the model is evaluated on the context it would have been
+trained on; replies are scored against the prompt the model was shown. Prompts are batched by length
+within ``eval.max_batch_tokens`` padded tokens either way, which bounds attention memory.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from tracebridge.eval import metrics as M
 from tracebridge.eval import predict as P
 from tracebridge.eval.stats import Estimate, bootstrap, paired_difference
 from tracebridge.schema import roles
-from tracebridge.train.config import EvalConfig
+from tracebridge.train.config import EvalConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -78,40 +85,64 @@ def worker_points(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, 
     return out
 
 
-def eval_planner(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfig) -> tuple[list[str], Items]:
-    """Planner metrics on SFT rows, each scored against its last assistant turn.
+def fit_prompts(tok: Any, prompts: list[list[dict[str, Any]]], refs: list[dict[str, Any]], tools: list[Any],
+                max_length: int, counts: dict[str, int]) -> list[list[dict[str, Any]]]:
+    """The prompts, each whose reference reply does not fit in ``max_length`` tokens after it with its
+    oldest context dropped (``context_fit``; 0 = as they are); adds ``prompts``, ``fitted`` and ``over``
+    (over even with their minimal context, evaluated as they are) to ``counts``."""
+    if not max_length:
+        return prompts
+    from tracebridge.train.context_fit import fit_sft_records
+
+    recs = [{"prompt": p, "completion": [r], "tools": t} for p, r, t in zip(prompts, refs, tools)]
+    fitted, rep = fit_sft_records(recs, tok, max_length, what="eval")
+    for k, n in (("prompts", len(recs)), ("fitted", rep.fitted), ("over", rep.over)):
+        counts[k] = counts.get(k, 0) + n
+    return [r["prompt"] for r in fitted]
+
+
+def eval_planner(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfig, max_length: int = 0,
+                 counts: dict[str, int] | None = None) -> tuple[list[str], Items]:
+    """Planner metrics on SFT rows, each scored against its last assistant turn (prompts fitted to
+    ``max_length``: ``fit_prompts``).
 
     Returns:
         The item ids (run ids, else row indices) and the per-item ``{metric: (nums, dens)}``.
     """
-    prompts, refs = zip(*(_prompt_and_ref(r) for r in rows)) if rows else ((), ())
-    replies = P.generate_replies(model, tok, list(prompts), max_new_tokens=cfg.max_new_tokens,
-                                 batch_size=cfg.batch_size)
+    prompts, refs = map(list, zip(*(_prompt_and_ref(r) for r in rows))) if rows else ([], [])
+    prompts = fit_prompts(tok, prompts, refs, [None] * len(rows), max_length, {} if counts is None else counts)
+    replies = P.generate_replies(model, tok, prompts, max_new_tokens=cfg.max_new_tokens,
+                                 batch_size=cfg.batch_size, max_batch_tokens=cfg.max_batch_tokens)
     per = [M.planner_item(rep, ref["content"], next((m["content"] for m in pr if m["role"] == "user"), ""),
                           r["meta"].get("labels") or {})
            for rep, ref, pr, r in zip(replies, refs, prompts, rows)]
     return [r["meta"].get("run_id", str(i)) for i, r in enumerate(rows)], collect(per)
 
 
-def eval_worker(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfig) -> tuple[list[str], Items]:
-    """Worker metrics on every distinct assistant turn of the rows (see ``worker_points``).
+def eval_worker(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfig, max_length: int = 0,
+                counts: dict[str, int] | None = None) -> tuple[list[str], Items]:
+    """Worker metrics on every distinct assistant turn of the rows (see ``worker_points``; prompts
+    fitted to ``max_length``: ``fit_prompts``).
 
     Returns:
         The item ids (``<run_id>#<turn>``) and the per-item ``{metric: (nums, dens)}``.
     """
     pts = worker_points(rows)
-    replies = P.generate_replies(model, tok, [p[1] for p in pts], tools=[p[3] for p in pts],
-                                 max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
-    per = [M.worker_item(rep, ref, prompt, scored) for rep, (_, prompt, ref, _, scored) in zip(replies, pts)]
+    prompts = fit_prompts(tok, [p[1] for p in pts], [p[2] for p in pts], [p[3] for p in pts], max_length,
+                          {} if counts is None else counts)
+    replies = P.generate_replies(model, tok, prompts, tools=[p[3] for p in pts], max_new_tokens=cfg.max_new_tokens,
+                                 batch_size=cfg.batch_size, max_batch_tokens=cfg.max_batch_tokens)
+    per = [M.worker_item(rep, ref, prompt, scored) for rep, prompt, (_, _, ref, _, scored) in zip(replies, prompts, pts)]
     return [p[0] for p in pts], collect(per)
 
 
 def predict_verdicts(model: Any, tok: Any, prompts: list[list[dict[str, Any]]], cfg: EvalConfig) -> list[str | None]:
     """Verdicts for verifier prompts by ``cfg.verifier_method``."""
     if cfg.verifier_method == "likelihood":
-        return list(P.verdict_by_likelihood(model, tok, prompts, roles.VERDICTS, cfg.batch_size))
+        return list(P.verdict_by_likelihood(model, tok, prompts, roles.VERDICTS, cfg.batch_size, cfg.max_batch_tokens))
     out: list[str | None] = []
-    for reply in P.generate_replies(model, tok, prompts, max_new_tokens=24, batch_size=cfg.batch_size):
+    for reply in P.generate_replies(model, tok, prompts, max_new_tokens=24, batch_size=cfg.batch_size,
+                                    max_batch_tokens=cfg.max_batch_tokens):
         try:
             out.append(roles.parse_verifier_reply(reply).verdict)
         except roles.ParseError:
@@ -126,9 +157,10 @@ def majority_verdict(train_rows: list[dict[str, Any]]) -> str:
     return max(roles.VERDICTS, key=lambda v: (counts.get(v, 0), -roles.VERDICTS.index(v)))
 
 
-def eval_verifier(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfig,
-                  majority: str | None) -> tuple[list[str], Items, dict[str, Any]]:
-    """Verifier metrics on SFT rows, verdicts predicted by ``cfg.verifier_method``.
+def eval_verifier(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfig, majority: str | None,
+                  max_length: int = 0, counts: dict[str, int] | None = None) -> tuple[list[str], Items, dict[str, Any]]:
+    """Verifier metrics on SFT rows, verdicts predicted by ``cfg.verifier_method`` (prompts fitted to
+    ``max_length``: ``fit_prompts``).
 
     Args:
         majority: the training split's majority verdict; when given, it is scored on the same items
@@ -138,9 +170,10 @@ def eval_verifier(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalCon
         The item ids (run ids, else row indices), the per-item ``{metric: (nums, dens)}``, and
         extras: verdict counts ``predicted`` and ``expected`` (plus ``majority_verdict``).
     """
-    prompts, refs = zip(*(_prompt_and_ref(r) for r in rows)) if rows else ((), ())
+    prompts, refs = map(list, zip(*(_prompt_and_ref(r) for r in rows))) if rows else ([], [])
     expected = [M.expected_verdict(ref["content"], r["meta"].get("labels")) for ref, r in zip(refs, rows)]
-    preds = predict_verdicts(model, tok, list(prompts), cfg)
+    prompts = fit_prompts(tok, prompts, refs, [None] * len(rows), max_length, {} if counts is None else counts)
+    preds = predict_verdicts(model, tok, prompts, cfg)
     items = collect([M.verifier_item(p, e) for p, e in zip(preds, expected)])
     extra: dict[str, Any] = {"predicted": dict(Counter(str(p) for p in preds)), "expected": dict(Counter(expected))}
     if majority:
@@ -152,14 +185,15 @@ def eval_verifier(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalCon
 def eval_preferences(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfig,
                      ref_model: Any = None, beta: float = 0.1) -> Items:
     """``pref_accuracy`` (and ``reward_margin`` when a reference model is given) on pairs."""
-    pol = P.pair_logprobs(model, tok, rows, cfg.batch_size)
-    ref = P.pair_logprobs(ref_model, tok, rows, cfg.batch_size) if ref_model is not None else [(None, None)] * len(rows)
+    pol = P.pair_logprobs(model, tok, rows, cfg.batch_size, cfg.max_batch_tokens)
+    ref = P.pair_logprobs(ref_model, tok, rows, cfg.batch_size, cfg.max_batch_tokens) if ref_model is not None \
+        else [(None, None)] * len(rows)
     return collect([M.preference_item(c, r, rc, rr, beta) for (c, r), (rc, rr) in zip(pol, ref)])
 
 
 def evaluate_offline(model: Any, tok: Any, role: str, sft_rows: list[dict[str, Any]], pref_rows: list[dict[str, Any]],
                      cfg: EvalConfig, train_rows: list[dict[str, Any]] | None = None, ref_model: Any = None,
-                     beta: float = 0.1, seed: int = 0) -> OfflineResult:
+                     beta: float = 0.1, seed: int = 0, max_length: int = 0, pref_max_length: int = 0) -> OfflineResult:
     """Evaluate a role model on its test rows.
 
     Args:
@@ -172,24 +206,67 @@ def evaluate_offline(model: Any, tok: Any, role: str, sft_rows: list[dict[str, A
         ref_model: the pre-DPO model, for the DPO reward margin.
         beta: DPO beta of the reward margin.
         seed: bootstrap seed.
+        max_length, pref_max_length: tokens a prompt and its reference (a pair's prompt and longer
+            answer) may take before the prompt's oldest context is dropped (0 = never; ``fit_prompts``);
+            what fitting did is ``extra["fit_context"]``.
     """
-    res = OfflineResult(role)
+    res, counts = OfflineResult(role), {}
     if role == "planner":
-        res.item_ids, res.items = eval_planner(model, tok, sft_rows, cfg)
+        res.item_ids, res.items = eval_planner(model, tok, sft_rows, cfg, max_length, counts)
     elif role == "worker":
-        res.item_ids, res.items = eval_worker(model, tok, sft_rows, cfg)
+        res.item_ids, res.items = eval_worker(model, tok, sft_rows, cfg, max_length, counts)
     else:
         maj = majority_verdict(train_rows) if train_rows else None
-        res.item_ids, res.items, res.extra = eval_verifier(model, tok, sft_rows, cfg, maj)
+        res.item_ids, res.items, res.extra = eval_verifier(model, tok, sft_rows, cfg, maj, max_length, counts)
     for k, (num, den) in list(res.items.items()):
         res.estimates[k] = bootstrap(num, den, cfg.n_boot, cfg.ci, seed)
     if "majority_accuracy" in res.items:
         res.estimates["uplift_vs_majority"] = paired_difference(res.items["accuracy"], res.items["majority_accuracy"],
                                                                 cfg.n_boot, cfg.ci, seed)
     if pref_rows:
+        if pref_max_length:
+            from tracebridge.train.context_fit import fit_pref_records
+
+            pref_rows, rep = fit_pref_records(pref_rows, tok, pref_max_length, what="eval pairs")
+            counts.update(pairs=len(pref_rows), pairs_fitted=rep.fitted, pairs_over=rep.over)
         pref = eval_preferences(model, tok, pref_rows, cfg, ref_model, beta)
         for k, (num, den) in pref.items():
             res.items[k] = (num, den)
             res.estimates[k] = bootstrap(num, den, cfg.n_boot, cfg.ci, seed)
         res.extra["pair_ids"] = [r["meta"].get("run_id", str(i)) for i, r in enumerate(pref_rows)]
+    if max_length or pref_max_length:
+        res.extra["fit_context"] = {"max_length": max_length, "pref_max_length": pref_max_length, **counts}
     return res
+
+
+def fit_lengths(cfg: TrainConfig) -> tuple[int, int]:
+    """``(max_length, pref_max_length)`` evaluation fits prompts to (``evaluate_offline``): ``eval.max_length``,
+    else what the role trained at (``train``/``dpo.max_length``); ``(0, 0)`` when ``eval.fit_context`` (None:
+    ``data.fit_context``) is off."""
+    if not (cfg.data.fit_context if cfg.eval.fit_context is None else cfg.eval.fit_context):
+        return 0, 0
+    return cfg.eval.max_length or cfg.train.max_length, cfg.eval.max_length or cfg.dpo.max_length
+
+
+def evaluate_split(model: Any, tok: Any, cfg: TrainConfig, data: Any, ref_model: Any = None) -> tuple[OfflineResult, dict[str, Any]]:
+    """Evaluate a role model on ``data.eval_split`` of its bundle data (``train.data.RoleData``): the role's
+    SFT rows (worker: recovery rows too) and preference pairs, each capped at ``data.max_eval_rows``,
+    prompts fitted by ``fit_lengths``. The same rows and prompts for a trial, ``tracebridge eval`` and a
+    sweep's re-evaluation, so their numbers compare.
+
+    Returns:
+        The result and its flat metrics (``OfflineResult.flat``, plus ``<role>/eval_rows`` and, when
+        prompts were fitted, ``<role>/eval_prompts_fitted``).
+    """
+    split = cfg.data.eval_split
+    sft = data.split(data.sft, split) + (data.split(data.recovery_sft, split) if cfg.role == "worker" else [])
+    pref = data.split(data.pref, split)
+    if cfg.data.max_eval_rows:
+        sft, pref = sft[:cfg.data.max_eval_rows], pref[:cfg.data.max_eval_rows]
+    res = evaluate_offline(model, tok, cfg.role, sft, pref, cfg.eval, data.split(data.sft, "train"), ref_model,
+                           cfg.dpo.beta, cfg.seed, *fit_lengths(cfg))
+    flat: dict[str, Any] = {**res.flat(), f"{cfg.role}/eval_rows": len(res.item_ids)}
+    fit = res.extra.get("fit_context")
+    if fit:
+        flat[f"{cfg.role}/eval_prompts_fitted"] = fit.get("fitted", 0) + fit.get("pairs_fitted", 0)
+    return res, flat

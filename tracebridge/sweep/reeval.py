@@ -64,7 +64,7 @@ def reevaluate(ckpt_dir: Path, bundle_dir: Path, overrides: list[str], out: Path
         FileNotFoundError: the checkpoint has no saved model (the sweep ran with keep_models=false).
     """
     from tracebridge.config import load_config
-    from tracebridge.eval.offline import evaluate_offline
+    from tracebridge.eval.offline import evaluate_split
     from tracebridge.sweep.grid import write_recipe
     from tracebridge.train.common import seed_everything
     from tracebridge.train.config import TrainConfig
@@ -82,18 +82,12 @@ def reevaluate(ckpt_dir: Path, bundle_dir: Path, overrides: list[str], out: Path
     model, tok = build_model_and_tokenizer(replace(cfg.model, init="pretrained", path=str(ckpt_dir / "model"),
                                                    chat_template="native"))
     data = load_role_data(bundle_dir, cfg.role)
-    split = cfg.data.eval_split
-    sft = data.split(data.sft, split) + (data.split(data.recovery_sft, split) if cfg.role == "worker" else [])
-    pref = data.split(data.pref, split)
-    if cfg.data.max_eval_rows:
-        sft, pref = sft[:cfg.data.max_eval_rows], pref[:cfg.data.max_eval_rows]
-    res = evaluate_offline(model, tok, cfg.role, sft, pref, cfg.eval, data.split(data.sft, "train"), None,
-                           cfg.dpo.beta, cfg.seed)
+    res, flat = evaluate_split(model, tok, cfg, data)
     out.mkdir(parents=True, exist_ok=True)
     items = out / "eval_items.json"
     items.write_text(json.dumps({"role": cfg.role, "item_ids": res.item_ids, "items": res.items, "extra": res.extra},
                                 default=str))
     keep = ("role", "variant", "seed", "ablation", "trial_id", "config_hash", "bundle_id", "model", "wall_s",
             "loss_curve", "checkpoint_dir", "resources")
-    return {**{k: original.get(k) for k in keep}, **res.flat(), f"{cfg.role}/eval_rows": len(res.item_ids),
+    return {**{k: original.get(k) for k in keep}, **flat,
             "eval_items_path": str(items), "reevaluated_with": overrides}

@@ -236,6 +236,16 @@ class EvalConfig:
 
     max_new_tokens: int = field(default=128, metadata={"help": "Greedy tokens generated per planner/worker row."})
     batch_size: int = field(default=16, metadata={"help": "Rows per generation / scoring batch."})
+    max_batch_tokens: int = field(default=16384, metadata={
+        "help": "Padded tokens per generation / scoring batch (rows x the longest, rows batched by length): "
+                "bounds attention memory on long prompts; a longer row goes alone."})
+    fit_context: bool | None = field(default=None, metadata={
+        "help": "Drop the oldest context messages of a prompt whose reference reply (pairs: longer answer) "
+                "does not fit in max_length, by the training rule (tracebridge.train.context_fit); "
+                "None = as data.fit_context."})
+    max_length: int = field(default=0, metadata={
+        "help": "Tokens a prompt plus its reference may take when fitting; 0 = train.max_length "
+                "(pairs: dpo.max_length), what the role trained at."})
     verifier_method: str = field(default="likelihood", metadata={
         "help": "likelihood = rank the three 'verdict: X' continuations by log-probability | "
                 "generate = greedy reply parsed with schema/roles.py."})
@@ -252,9 +262,11 @@ class EvalConfig:
             p.append(f"eval.ci={self.ci}: must be in [0.5, 1)")
         if self.n_boot < 100:
             p.append(f"eval.n_boot={self.n_boot}: use >= 100 resamples")
-        for k in ("batch_size", "max_new_tokens"):
+        for k in ("batch_size", "max_new_tokens", "max_batch_tokens"):
             if getattr(self, k) <= 0:
                 p.append(f"eval.{k}={getattr(self, k)}: must be > 0")
+        if self.max_length < 0 or 0 < self.max_length < MIN_LENGTH:
+            p.append(f"eval.max_length={self.max_length}: must be 0 (train.max_length) or >= {MIN_LENGTH} tokens")
         return p + self.closed_loop.problems()
 
 

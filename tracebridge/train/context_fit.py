@@ -223,7 +223,7 @@ def _first_target(rec: dict[str, Any]) -> Tails | None:
 
 
 def fit_sft_records(records: list[dict[str, Any]], tokenizer: Any, max_length: int,
-                    assistant_only_loss: bool = False) -> tuple[list[dict[str, Any]], FitReport]:
+                    assistant_only_loss: bool = False, what: str = "sft") -> tuple[list[dict[str, Any]], FitReport]:
     """SFT records (``data.to_sft_records``) fitted so that each prompt and its first target fit in
     ``max_length`` tokens (see the module docstring).
 
@@ -233,12 +233,13 @@ def fit_sft_records(records: list[dict[str, Any]], tokenizer: Any, max_length: i
         max_length: the trainer's ``max_length`` (after the throughput levers).
         assistant_only_loss: the trainer's flag: with it, SFTTrainer tokenizes with the training variant of
             a chat template that has no ``{% generation %}`` markers, and lengths are counted with that.
+        what: who fits, in the log line.
 
     Returns:
         The records, a fitted one as a new dict with a shorter ``prompt`` and every other the same
         object; and a ``FitReport``.
     """
-    return _fit_all(records, tokenizer, max_length, _first_target, "sft",
+    return _fit_all(records, tokenizer, max_length, _first_target, what,
                     _sft_template(tokenizer) if assistant_only_loss else None)
 
 
@@ -250,9 +251,9 @@ def _sft_template(tokenizer: Any) -> str | None:
     return None if has_generation_markers(tokenizer.chat_template) else get_training_chat_template(tokenizer)
 
 
-def fit_pref_records(records: list[dict[str, Any]], tokenizer: Any,
-                     max_length: int) -> tuple[list[dict[str, Any]], FitReport]:
+def fit_pref_records(records: list[dict[str, Any]], tokenizer: Any, max_length: int,
+                     what: str = "dpo") -> tuple[list[dict[str, Any]], FitReport]:
     """Preference records (``data.to_pref_records``) fitted so that each prompt and the longer of its
     chosen and rejected fit in ``max_length`` tokens; as ``fit_sft_records`` otherwise."""
     return _fit_all(records, tokenizer, max_length,
-                    lambda r: [r["chosen"], r["rejected"]] if r.get("prompt") else None, "dpo")
+                    lambda r: [r["chosen"], r["rejected"]] if r.get("prompt") else None, what)

@@ -262,16 +262,9 @@ def _train(cfg: TrainConfig, data: Any, rows: list[dict[str, Any]], work: Path, 
 
 
 def _evaluate(cfg: TrainConfig, data: Any, model: Any, tok: Any, phases: dict[str, Any], work: Path) -> dict[str, Any]:
-    from tracebridge.eval.offline import evaluate_offline
+    from tracebridge.eval.offline import evaluate_split
 
-    split = cfg.data.eval_split
-    sft_rows = data.split(data.sft, split) + (data.split(data.recovery_sft, split) if cfg.role == "worker" else [])
-    pref_rows = data.split(data.pref, split)
-    if cfg.data.max_eval_rows:
-        sft_rows, pref_rows = sft_rows[:cfg.data.max_eval_rows], pref_rows[:cfg.data.max_eval_rows]
-    res = evaluate_offline(model, tok, cfg.role, sft_rows, pref_rows, cfg.eval, data.split(data.sft, "train"),
-                           phases.get("ref_model"), cfg.dpo.beta, cfg.seed)
-    out: dict[str, Any] = res.flat()
+    res, out = evaluate_split(model, tok, cfg, data, phases.get("ref_model"))
     items = {"role": cfg.role, "item_ids": res.item_ids, "items": res.items, "extra": res.extra}
     if cfg.eval.closed_loop.enabled:
         from tracebridge.eval.closed_loop import evaluate_closed_loop
@@ -280,7 +273,6 @@ def _evaluate(cfg: TrainConfig, data: Any, model: Any, tok: Any, phases: dict[st
         out.update(cl.flat())
         items["closed_loop"] = {"item_ids": cl.item_ids, "items": cl.items}
     (work / "eval_items.json").write_text(json.dumps(items, default=str))
-    out[f"{cfg.role}/eval_rows"] = len(res.item_ids)
     return out
 
 

@@ -1,11 +1,16 @@
 """Exit codes are the same contract in every command (README "Exit codes"): 0 ok, 1 the command ran
-and what it checks failed, 2 a usage or config error found before any work, so a script can tell
-"called wrong" from "the data failed the check". A bad ``key=value`` override must exit 2 naming the
-key in every command that takes overrides; collect's and export's failed checks still exit 1."""
+and what it checks failed, 2 a usage or config error found before any work, 3 try again later, so a
+script can tell "called wrong" from "the data failed the check". A bad ``key=value`` override must
+exit 2 naming the key in every command that takes overrides; collect's and export's failed checks
+still exit 1. Under ``--json`` an error exit still prints one JSON document on stdout."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,3 +145,92 @@ def test_report_verify_of_a_missing_folder_is_a_usage_error(tmp_path: Path) -> N
     assert res.exit_code == 2 and "no such report folder" in res.stderr, res.output
     (tmp_path / "empty").mkdir()  # a folder without manifest.json is a report that does not verify
     assert CliRunner().invoke(app, ["report", "--verify", str(tmp_path / "empty")]).exit_code == 1
+
+
+# --json: an error exit prints {"ok": false, "error", "exit_code"} on stdout, the message on stderr.
+# Every command that takes --json and not key=value overrides, with a bad input and the code it gets;
+# "{dead}" is a Ray dashboard URL on a closed 127.0.0.1 port (the head does not answer: try again later).
+JSON_ERRORS = {
+    "validate": (["validate", "{tmp}/nope"], 2),
+    "report": (["report", "--verify", "{tmp}/nope"], 2),
+    "promote": (["promote", "--report", "{tmp}/nope.json", "--state", "{tmp}/state"], 1),
+    "rollback": (["rollback", "--config", "{tmp}/nope.yaml"], 2),
+    "review": (["review", "--config", "{tmp}/nope.yaml"], 2),
+    "ops policy": (["ops", "policy", "--config", "{tmp}/nope.yaml"], 2),
+    "ops install-schedule": (["ops", "install-schedule", "--workdir", str(ROOT), "--bin", "tracebridge"], 2),
+    "feedback mapping set": (["feedback", "mapping", "set", "x", "many", "--mapping", "{tmp}/m.json"], 2),
+    "feedback chunks record": (["feedback", "chunks", "record", "--chat", "1", "--message-ids", "a,b", "--run-id",
+                                "r", "--event-id", "e", "--registry", "{tmp}/chunks.jsonl"], 2),
+    "corrections check": (["corrections", "check", "{tmp}/nope.jsonl", "--traces", "{tmp}/nope"], 2),
+    "status": (["status", "sweep-a1", "--cluster", "{dead}"], 3),
+    "stop": (["stop", "sweep-a1", "--cluster", "{dead}"], 3),
+    "list": (["list", "--cluster", "{dead}"], 3),
+    "pull": (["pull", "sweep-a1", "--cluster", "{dead}", "--out", "{tmp}/reports"], 3),
+}
+NO_JSON = {"feedback serve"}  # in COMMANDS, without --json
+IN_SUBPROCESS = {"smoke runtime-hook"}  # needs agentlightning missing: test_agentlightning_missing_...
+
+
+def closed_port() -> int:
+    """A 127.0.0.1 port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _json_error(res, code: int) -> dict:  # type: ignore[no-untyped-def]
+    assert res.exit_code == code, (res.exit_code, res.output)
+    doc = json.loads(res.stdout)  # the whole of stdout: one document, no "error:" line
+    assert doc["ok"] is False and doc["exit_code"] == code and doc["error"], doc
+    assert f"error: {doc['error']}" in res.stderr, res.stderr
+    return doc
+
+
+@pytest.mark.parametrize("name", [n for n in COMMANDS if n not in NO_JSON])
+def test_a_bad_override_under_json_prints_one_json_error(name: str, tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, [*_args(COMMANDS[name], tmp_path), "--json"])
+    assert "no_such_key" in _json_error(res, 2)["error"], name
+
+
+@pytest.mark.parametrize("name", list(JSON_ERRORS))
+def test_every_json_command_prints_its_error_as_json(name: str, tmp_path: Path) -> None:
+    args, code = JSON_ERRORS[name]
+    dead = f"http://127.0.0.1:{closed_port()}"
+    res = CliRunner().invoke(app, [*(a.replace("{dead}", dead) for a in _args(args, tmp_path)), "--json"])
+    doc = _json_error(res, code)
+    if code == 3:
+        assert dead in doc["error"] and "did not answer" in doc["error"], doc
+
+
+def test_every_command_with_json_is_covered() -> None:
+    from typer.main import get_command
+
+    def walk(cmd, path):  # type: ignore[no-untyped-def]
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, [*path, name]) if hasattr(sub, "commands") else [(" ".join([*path, name]), sub)]
+
+    takes_json = {n for n, c in walk(get_command(app), []) if any("--json" in getattr(p, "opts", ()) for p in c.params)}
+    covered = (set(COMMANDS) - NO_JSON) | set(JSON_ERRORS) | IN_SUBPROCESS
+    assert takes_json - covered == set(), "add a bad input for these to JSON_ERRORS"
+    assert NO_JSON.isdisjoint(takes_json)
+
+
+BLOCK_AGL = "import sys; sys.modules['agentlightning'] = None; from tracebridge.cli import main; main()"
+
+
+@pytest.mark.parametrize("args", [["smoke", "runtime-hook"], ["import", "agentlightning", "{tmp}/spans"]])
+def test_agentlightning_missing_is_a_set_up_error_in_both_commands(args: list[str], tmp_path: Path) -> None:
+    """Not installed is a set-up problem (2) for the smoke as for the import, not a failed check (1)."""
+    (tmp_path / "spans").mkdir()
+    (tmp_path / "spans" / "a.jsonl").write_text("")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args] + ["--out", str(tmp_path / "traces")]
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "OMP_NUM_THREADS": "1"}
+    for extra in ([], ["--json"]):
+        res = subprocess.run([sys.executable, "-c", BLOCK_AGL, *argv, *extra], capture_output=True, text=True,
+                             env=env, timeout=120, check=False)
+        assert res.returncode == 2, (args, extra, res.returncode, res.stdout, res.stderr)
+        assert "agentlightning is not installed" in res.stderr, res.stderr
+        if extra:
+            doc = json.loads(res.stdout)
+            assert doc["ok"] is False and doc["exit_code"] == 2 and "pip install" in doc["error"], doc
+    assert not (tmp_path / "traces").exists()

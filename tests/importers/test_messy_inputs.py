@@ -60,7 +60,8 @@ def test_a_damaged_state_file_is_a_clear_error(tmp_path, state):
         ImportState(out / ".import" / "openclaw-state.json")
     r = CliRunner().invoke(app, ["import", "openclaw", str(MAIN), "--out", str(out), "--json"])
     assert r.exit_code == 2 and "unreadable import state" in r.output and "move it aside" in r.output
-    assert not r.stdout.strip().startswith("{")  # nothing was imported
+    doc = json.loads(r.stdout)  # --json: the error is the one document; nothing was imported
+    assert doc["ok"] is False and doc["exit_code"] == 2 and "files_seen" not in doc
 
 
 def test_a_hand_edited_quarantine_row_does_not_stop_the_import(tmp_path):

@@ -4,8 +4,10 @@ Exit codes, the same in every command (README "Exit codes"): ``EXIT_FAILED`` (1)
 ran and what it checks failed (thresholds, gates, problems found, a failed job), ``EXIT_USAGE`` (2)
 for a usage or config error found before any work (click's own usage errors exit 2 as well), and
 3 for "try again later": ``EXIT_LOCKED`` when a shadow cycle holds the lock, ``EXIT_UNREACHABLE``
-when storage could not be reached after the retries. A config error goes through
-``config_errors()``, so no command can give it a code of its own.
+when storage (or a Ray head) could not be reached. A config error goes through ``config_errors()``,
+so no command can give it a code of its own. ``fail()`` is the one way out with an error: under
+``--json`` it also prints ``{"ok": false, "error", "exit_code"}`` on stdout, so a script reading
+stdout always gets one JSON document.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import typer
 EXIT_FAILED = 1  # the command ran; what it checks failed, or its work did
 EXIT_USAGE = 2  # bad flags, overrides, config values or input paths; nothing was done
 EXIT_LOCKED = 3  # a shadow cycle holds the lock (shadow-cycle, shadow-prune); nothing was done
-EXIT_UNREACHABLE = 3  # storage could not be reached after the retries: as locked, a later try may work
+EXIT_UNREACHABLE = 3  # storage or a Ray head could not be reached: as locked, a later try may work
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="TraceBridge: agent traces → curated training views → better role models.")
@@ -37,9 +39,36 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print an error to stderr and exit with ``code`` (default: a usage error)."""
+def _current_context() -> Any:
+    """The running command's click context, or None outside one (typer >= 0.2x vendors click)."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # older typer: plain click
+        from click import get_current_context
+    return get_current_context(silent=True)
+
+
+def json_requested() -> bool:
+    """Whether the running command was given ``--json`` (read from its parsed options, so no
+    command has to pass it on)."""
+    ctx = _current_context()
+    while ctx is not None:
+        for p in ctx.command.params:
+            if "--json" in (getattr(p, "opts", None) or ()) and ctx.params.get(p.name):
+                return True
+        ctx = ctx.parent
+    return False
+
+
+def fail(message: str, code: int = EXIT_USAGE, **details: Any) -> NoReturn:
+    """Print an error to stderr and exit with ``code`` (default: a usage error).
+
+    Under ``--json`` stdout gets ``{"ok": false, "error": message, "exit_code": code, **details}``
+    too: a script parsing stdout never meets a bare ``error:`` line.
+    """
     typer.echo(f"error: {message}", err=True)
+    if json_requested():
+        print_json({"ok": False, "error": message, "exit_code": code, **details})
     raise typer.Exit(code)
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from tracebridge.cli.app import app, config_errors, fail, print_json
+from tracebridge.cli.app import EXIT_UNREACHABLE, EXIT_USAGE, app, config_errors, fail, print_json
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
 ClusterOpt = Annotated[str, typer.Option(
@@ -29,6 +29,14 @@ def _echo_log(text: str) -> None:
     sys.stderr.flush()
 
 
+def _cluster_fail(exc: Exception) -> NoReturn:
+    """Exit 3 (try again later) when the head did not answer, else 2 (a refused token, an unknown
+    job, a job spec the cluster rejects: a retry would get the same answer)."""
+    from tracebridge.cluster.client import ClusterUnreachable
+
+    fail(str(exc), EXIT_UNREACHABLE if isinstance(exc, ClusterUnreachable) else EXIT_USAGE)
+
+
 def _open(cluster: str, start: bool = False) -> Any:
     from tracebridge.cluster.client import ClusterError
     from tracebridge.cluster.config import cluster_from_spec
@@ -37,8 +45,10 @@ def _open(cluster: str, start: bool = False) -> Any:
 
     try:
         return open_cluster(cluster_from_spec(cluster), start=start)
-    except (ConfigError, ClusterError) as exc:
+    except ConfigError as exc:
         fail(str(exc))
+    except ClusterError as exc:
+        _cluster_fail(exc)
 
 
 @app.command()
@@ -87,7 +97,7 @@ def submit(
                 pulled = pull_report(sub["report_uri"], out / plan.sweep_id)
                 summary.update(report=pulled["report_html"], report_problems=pulled["problems"])
     except ClusterError as exc:
-        fail(str(exc))
+        _cluster_fail(exc)
     finally:
         close_cluster(target, keep)
     if json_out:
@@ -113,7 +123,7 @@ def status(
     try:
         info = job_info(target.client, submission_id)
     except ClusterError as exc:
-        fail(str(exc))
+        _cluster_fail(exc)
     if json_out:
         print_json(info)
     else:
@@ -138,7 +148,7 @@ def logs(
             raise typer.Exit(0)
         info = wait(target.client, submission_id, 1.0, lambda t: (sys.stdout.write(t), sys.stdout.flush()))
     except ClusterError as exc:
-        fail(str(exc))
+        _cluster_fail(exc)
     raise typer.Exit(ExitCodes.get(info["status"], 0))
 
 
@@ -156,7 +166,7 @@ def stop(
     try:
         stopped = stop_job(target.client, submission_id)
     except ClusterError as exc:
-        fail(str(exc))
+        _cluster_fail(exc)
     if json_out:
         print_json({"submission_id": submission_id, "stop_requested": stopped})
     else:
@@ -171,9 +181,12 @@ def list_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Jobs on the cluster (sweep id, attempt, status)."""
-    from tracebridge.cluster.client import list_jobs
+    from tracebridge.cluster.client import ClusterError, list_jobs
 
-    jobs = list_jobs(_open(cluster).client, everything)
+    try:
+        jobs = list_jobs(_open(cluster).client, everything)
+    except ClusterError as exc:
+        _cluster_fail(exc)
     if json_out:
         print_json(jobs)
         return
@@ -201,7 +214,7 @@ def pull(
         try:
             meta = job_info(_open(cluster).client, source)["metadata"]
         except ClusterError as exc:
-            fail(str(exc))
+            _cluster_fail(exc)
         if "report_uri" not in meta:
             fail(f"job {source}: no report_uri in its metadata (not a tracebridge sweep)")
         uri, name = meta["report_uri"], meta["sweep_id"]

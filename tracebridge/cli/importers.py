@@ -6,7 +6,8 @@ exits 1 when the counts do not reconcile or, with ``--validate``, when the impor
 ``tracebridge validate``; 2 on bad input. ``tracebridge import agentlightning PATH... --out TRACES``
 imports stored Agent Lightning spans the same way, one run per rollout, and also exits 1 when
 nothing could be imported. ``tracebridge smoke runtime-hook`` runs a tiny agent
-through the Agent Lightning runtime hook and validates the run (exit 1 on any failure).
+through the Agent Lightning runtime hook and validates the run (exit 1 on any failure). Both Agent
+Lightning commands exit 2 when agentlightning is not installed (a set-up problem, not a failed check).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import app, check_out_dir, config_errors, fail, print_json
+from tracebridge.cli.app import EXIT_USAGE, app, check_out_dir, config_errors, fail, print_json
 
 import_app = typer.Typer(no_args_is_help=True, help="Import traces from other runtimes into schema v2.")
 app.add_typer(import_app, name="import")
@@ -138,7 +139,7 @@ def import_agentlightning_cmd(
 
         rep = _run(lambda: import_agentlightning(paths, out, cfg), out)
     except ImportError as exc:
-        fail(f"agentlightning is not installed ({exc}); pip install 'tracebridge[agentlightning]'", 2)
+        fail(f"agentlightning is not installed ({exc}); pip install 'tracebridge[agentlightning]'", EXIT_USAGE)
     doc = rep.to_dict()
     counts = " / ".join(str(doc[f"rollouts_{k}"]) for k in ("seen", "imported", "unchanged", "pending", "skipped"))
     rows = [("rollouts seen / imported / unchanged / waiting / skipped", counts),
@@ -188,9 +189,9 @@ def smoke_runtime_hook(
                 doc = run_smoke(tmp)
         else:
             doc = run_smoke(out)
-    except ImportError as exc:
-        hint = "pip install 'tracebridge[agentlightning]'"
-        doc = {"ok": False, "problems": [f"agentlightning is not installed ({exc}); {hint}"]}
+    except ImportError as exc:  # a set-up problem, as for `import agentlightning`: 2, not a failed smoke
+        msg = f"agentlightning is not installed ({exc}); pip install 'tracebridge[agentlightning]'"
+        fail(msg, EXIT_USAGE, problems=[msg])
     if json_out:
         print_json(doc)
     else:

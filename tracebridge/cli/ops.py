@@ -145,9 +145,7 @@ def promote(
     try:
         rec = do_promote(st, report, require_baseline_match=require, note=note)
     except PromotionError as exc:
-        if json_out:
-            print_json({"promoted": False, "reason": str(exc)})
-        fail(str(exc), 1)
+        fail(str(exc), 1, promoted=False, reason=str(exc))
     if json_out:
         print_json({"promoted": True, "record": rec})
     else:
@@ -170,9 +168,7 @@ def rollback(
     try:
         rec = do_rollback(st, note=note)
     except PromotionError as exc:
-        if json_out:
-            print_json({"rolled_back": False, "reason": str(exc)})
-        fail(str(exc), 1)
+        fail(str(exc), 1, rolled_back=False, reason=str(exc))
     if json_out:
         print_json({"rolled_back": True, "record": rec})
     else:
@@ -197,9 +193,7 @@ def policy(
     try:
         hist = read_history(st)
     except PromotionError as exc:
-        if json_out:
-            print_json({"active": None, "records": None, "problems": [str(exc)], "ok": False})
-        fail(str(exc), 1)
+        fail(str(exc), 1, active=None, records=None, problems=[str(exc)])
     problems = verify_history(hist)
     try:
         active = active_record(st)

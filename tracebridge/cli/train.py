@@ -326,10 +326,8 @@ def report(
     if out.exists() and not out.is_dir():
         probs.append(f"--out {out}: is a file; give a folder for the report")
     if probs:
-        if json_out:
-            print_json({"ok": False, "problems": probs})
-            raise typer.Exit(2)
-        fail(f"{len(probs)} problem(s) in the trial folders, no report written:\n  " + "\n  ".join(probs))
+        fail(f"{len(probs)} problem(s) in the trial folders, no report written:\n  " + "\n  ".join(probs),
+             problems=probs)
     manifest = write_report(trials, out, config={"trials": [str(f) for f in files]})
     summary = {"report": str(out / "report.html"), "trials": len(trials), "winners": manifest.get("winners"),
                "report_id": manifest["report_id"]}

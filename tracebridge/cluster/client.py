@@ -25,7 +25,35 @@ TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
 class ClusterError(RuntimeError):
-    """The cluster cannot be reached, refused us, or a job is unknown."""
+    """The cluster refused us (token, job spec) or a job is unknown; ``ClusterUnreachable`` when it
+    could not be reached at all."""
+
+
+class ClusterUnreachable(ClusterError):
+    """Nothing answered at the head's address (connection refused or reset, a timeout): a later try
+    may work, unlike a refused token or a bad job spec."""
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the head did not answer: the SDK raises the builtin ConnectionError at
+    connect, and ``requests``' connection and timeout errors on later calls."""
+    kinds: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        import requests
+
+        kinds += [requests.exceptions.ConnectionError, requests.exceptions.Timeout]
+    except ImportError:
+        pass
+    return isinstance(exc, tuple(kinds))
+
+
+def cluster_error(what: str, exc: BaseException) -> ClusterError:
+    """The ``ClusterError`` for ``exc`` raised while doing ``what``: ``ClusterUnreachable`` when
+    nothing answered."""
+    text = f"{what}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    if _unreachable(exc):
+        return ClusterUnreachable(f"{text} (the Ray head did not answer; try again when it is up)")
+    return ClusterError(text)
 
 
 def read_token(cfg: ClusterConfig, token_file: str | None = None) -> str | None:
@@ -40,7 +68,8 @@ def connect(address: str, token: str | None) -> Any:
     """A ``JobSubmissionClient`` for ``address`` sending ``token``.
 
     Raises:
-        ClusterError: unreachable, or the token is missing / refused.
+        ClusterUnreachable: nothing answered at ``address``.
+        ClusterError: the token is missing or refused, or the address is not a Jobs API.
     """
     from ray.job_submission import JobSubmissionClient
 
@@ -48,7 +77,7 @@ def connect(address: str, token: str | None) -> Any:
     try:
         return JobSubmissionClient(address, headers=headers)
     except Exception as exc:  # ConnectionError, AuthenticationError, RuntimeError — all "cannot use it"
-        raise ClusterError(f"{address}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+        raise cluster_error(address, exc) from exc
 
 
 def runtime_env(cfg: ClusterConfig, working_dir: Path) -> dict[str, Any]:
@@ -86,7 +115,7 @@ def submit(client: Any, entry: str, env: dict[str, Any], submission_id: str, met
         if "already exists" in str(exc):
             log.info("job %s already exists; not submitting it again", submission_id)
             return False
-        raise ClusterError(f"submit {submission_id}: {str(exc).splitlines()[0]}") from exc
+        raise cluster_error(f"submit {submission_id}", exc) from exc
     return True
 
 
@@ -99,7 +128,7 @@ def job_info(client: Any, submission_id: str) -> dict[str, Any]:
     try:
         info = client.get_job_info(submission_id)
     except Exception as exc:
-        raise ClusterError(f"job {submission_id}: {str(exc).splitlines()[0]}") from exc
+        raise cluster_error(f"job {submission_id}", exc) from exc
     return {"submission_id": info.submission_id, "status": str(info.status.value if hasattr(info.status, "value")
                                                                   else info.status),
             "message": info.message, "entrypoint": info.entrypoint, "metadata": dict(info.metadata or {}),
@@ -107,9 +136,17 @@ def job_info(client: Any, submission_id: str) -> dict[str, Any]:
 
 
 def list_jobs(client: Any, everything: bool = False) -> list[dict[str, Any]]:
-    """Jobs on the cluster (ours only, i.e. with tracebridge metadata, unless ``everything``)."""
+    """Jobs on the cluster (ours only, i.e. with tracebridge metadata, unless ``everything``).
+
+    Raises:
+        ClusterError: the cluster did not list them (``ClusterUnreachable``: it did not answer).
+    """
+    try:
+        jobs = client.list_jobs()
+    except Exception as exc:
+        raise cluster_error("list jobs", exc) from exc
     out = []
-    for j in client.list_jobs():
+    for j in jobs:
         meta = dict(j.metadata or {})
         if j.submission_id and (everything or "sweep_id" in meta):
             out.append({"submission_id": j.submission_id, "status": str(getattr(j.status, "value", j.status)),
@@ -127,7 +164,7 @@ def logs(client: Any, submission_id: str) -> str:
     try:
         return client.get_job_logs(submission_id)
     except Exception as exc:
-        raise ClusterError(f"logs of {submission_id}: {str(exc).splitlines()[0]}") from exc
+        raise cluster_error(f"logs of {submission_id}", exc) from exc
 
 
 def stop(client: Any, submission_id: str) -> bool:
@@ -135,7 +172,7 @@ def stop(client: Any, submission_id: str) -> bool:
     try:
         return bool(client.stop_job(submission_id))
     except Exception as exc:
-        raise ClusterError(f"stop {submission_id}: {str(exc).splitlines()[0]}") from exc
+        raise cluster_error(f"stop {submission_id}", exc) from exc
 
 
 def wait(client: Any, submission_id: str, poll_s: float = 2.0, on_log: Callable[[str], None] | None = None,

@@ -17,6 +17,7 @@ NOW = dt.datetime(2026, 3, 1, 2, 15, tzinfo=dt.UTC)
 def _cfg(tmp_path, **shadow):
     cfg = OpsConfig(artifacts_dir=str(tmp_path / "artifacts"))
     cfg.shadow.work_dir = str(tmp_path / "work")
+    cfg.weekly.bundles_dir, cfg.phase2.out_dir = str(tmp_path / "wb"), str(tmp_path / "p2")  # retention reads them
     for k, v in shadow.items():
         setattr(cfg.shadow, k, v)
     return cfg

@@ -94,9 +94,7 @@ STEPS = [
 
 
 def _cfg(tmp_path, *overrides):
-    return load_config(OpsConfig, None, [f"artifacts_dir={tmp_path / 'artifacts'}",
-                                         f"shadow.work_dir={tmp_path / 'work'}",
-                                         f"promotion.state_dir={tmp_path / 'state'}", *overrides])
+    return load_config(OpsConfig, None, _overrides(tmp_path, *overrides))
 
 
 def _day(cfg, k, new_runs=1):
@@ -210,8 +208,10 @@ def test_an_unreadable_policy_history_holds_back_every_model_and_bundle(tmp_path
 
 
 def _overrides(tmp_path, *extra):
+    """Every folder retention reads or prunes under ``tmp_path`` (never the checkout's)."""
     return [f"artifacts_dir={tmp_path / 'artifacts'}", f"shadow.work_dir={tmp_path / 'work'}",
-            f"promotion.state_dir={tmp_path / 'state'}", *extra]
+            f"promotion.state_dir={tmp_path / 'state'}", f"weekly.bundles_dir={tmp_path / 'weekly-bundles'}",
+            f"weekly.artifacts_dir={tmp_path / 'weekly-art'}", f"phase2.out_dir={tmp_path / 'phase2'}", *extra]
 
 
 CRASH = """
@@ -305,7 +305,7 @@ def test_prune_waits_for_a_running_cycle_and_checks_its_config(tmp_path):
     with FileLock(str(tmp_path / "work" / ".shadow-cycle.lock")):
         r = _cli(*args)
         assert r.exit_code == 3 and "running" in r.output
-        assert _cli(*args, "--dry-run").exit_code == 0  # a dry run takes no lock
+        assert _cli(*args, "--dry-run").exit_code == 3  # nor a list: the running cycle's files look old
     assert _tree(tmp_path) == before
     r = _cli(*args, "shadow.retention.keep_cycles=0")
     assert r.exit_code == 2 and "shadow.retention.keep_cycles=0: must be >= 1" in r.output

@@ -143,14 +143,11 @@ def push(
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Publish a verified, redacted bundle (files first, manifest last). Exit 1 when refused."""
+    """Publish a verified, redacted bundle (files first, manifest last); a copy already there is checked
+    (verify_remote=size|sha256) and what is missing or different is sent again. Exit 1 when refused."""
     from tracebridge.export.config import StorageConfig
-    from tracebridge.export.storage import (
-        PushRefused,
-        StorageError,
-        StorageUnreachable,
-        push_bundle,
-    )
+    from tracebridge.export.push import push_bundle
+    from tracebridge.export.storage import PushRefused, StorageError, StorageUnreachable
 
     cfg = _load(StorageConfig, config, overrides or [])
     try:
@@ -164,7 +161,10 @@ def push(
     if json_out:
         print_json(res)
     else:
-        typer.echo(f"{res['status']}: {res['uri']} ({res['files']} files, {res['bytes']} bytes)")
+        for r in res["repaired"]:
+            typer.echo(f"sent again: {r['path']} ({r['problem']})")
+        typer.echo(f"{res['status']}: {res['uri']} ({res['files']} files, {res['bytes']} bytes; "
+                   f"remote copy checked by {res['verified']})")
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""``tracebridge shadow-prune``: the shadow cycle's retention (``shadow.retention``) on demand.
+"""``tracebridge shadow-prune``: retention (``shadow.retention``: daily cycles, weekly bundles, phase-2
+trial folders) on demand.
 
 The cycle prunes at its end already; this command runs the same rules by hand, or lists them
 (``--dry-run``) before a setting changes.
@@ -32,9 +33,10 @@ def shadow_prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Remove older shadow cycles' bundles, model weights and caches, and crashed cycles' folders, per
-    shadow.retention; every manifest, report and audit stays. Exit 1 if something could not be
-    removed, 3 while a cycle is running."""
+    """Remove older shadow cycles' bundles, model weights and caches, crashed cycles' folders, older
+    weekly bundles and phase-2 trial folders, per shadow.retention; every manifest, report and audit
+    stays. Exit 1 if something could not be removed, 3 while a cycle is running (a dry run too: a
+    running cycle's files look old)."""
     from tracebridge.ops.cycle import CycleLocked
     from tracebridge.ops.retention import prune
 

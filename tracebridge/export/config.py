@@ -24,6 +24,7 @@ from tracebridge.export.reward import RewardConfig
 
 ROLES = ("planner", "worker", "verifier")
 VERIFIER_TARGETS = ("observed", "ex_post")
+VERIFY_REMOTE = ("size", "sha256")  # StorageConfig.verify_remote
 SECRET_KEYS = ("key", "secret", "token", "password", "passwd", "credential", "access_key", "session")
 
 
@@ -199,12 +200,18 @@ class StorageConfig:
         "help": "Extra fsspec options (non-secret only; credentials come from the environment)."})
     update_latest: bool = field(default=True, metadata={
         "help": "After publishing, point <URI>/LATEST at the bundle (fetch URI resolves it)."})
+    verify_remote: str = field(default="size", metadata={
+        "help": "How `push` checks a bundle already published there before trusting it: size = one listing, every "
+                "manifest file present with its size (cheap) | sha256 = also hash every remote file (reads the "
+                "whole remote copy). Missing or different files are sent again.", "choices": VERIFY_REMOTE})
     retry: RetryConfig = field(default_factory=RetryConfig)
 
     def validate(self) -> list[str]:
-        """Every problem: credential-like ``options`` keys, and those of ``retry``."""
+        """Every problem: credential-like ``options`` keys, ``verify_remote``, and those of ``retry``."""
+        bad = [] if self.verify_remote in VERIFY_REMOTE else [
+            f"verify_remote={self.verify_remote}: use one of {', '.join(VERIFY_REMOTE)}"]
         return [f"storage.options.{k}: looks like a credential; set it in the environment instead"
-                for k in self.options if any(s in k.lower() for s in SECRET_KEYS)] + self.retry.problems("retry")
+                for k in self.options if any(s in k.lower() for s in SECRET_KEYS)] + bad + self.retry.problems("retry")
 
     def fs_options(self, protocol: str) -> dict[str, Any]:
         """fsspec keyword options for ``protocol`` (no credentials)."""

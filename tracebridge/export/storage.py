@@ -3,9 +3,9 @@
 
 Publishing is atomic for readers: the files go first, ``manifest.json`` last, then the
 ``<URI>/LATEST`` pointer; readers trust only a folder with a manifest, and verify every sha256
-(``fetch_bundle``). A push is refused unless the bundle verifies locally and its governance is
-clean (both redaction passes, as the manifest and the hashed ``report.json`` both state). A
-manifest path that escapes the bundle (``..``, absolute) is refused on both sides.
+(``fetch_bundle``). A push (``tracebridge.export.push``, re-exported here) is refused unless the
+bundle verifies locally and its governance is clean, and repairs a damaged remote copy. A manifest
+path that escapes the bundle (``..``, absolute) is refused on both sides.
 
 Remote layout: ``<URI>/<bundle_id>/<file>`` and ``<URI>/LATEST`` (``{"bundle_id": ...}``);
 ``fetch_bundle(URI)`` takes a bundle folder or a prefix with a LATEST pointer.
@@ -173,47 +173,6 @@ def open_fs(uri: str, cfg: StorageConfig | None = None) -> tuple[Any, str]:
     return fs, path.rstrip("/")
 
 
-def governance_problems(bundle: Path, man: Manifest) -> list[str]:
-    """Why a bundle may not leave the host (empty = it may)."""
-    out = []
-    gov = man.governance
-    if gov.get("pii_scan") != "clean" or gov.get("passed_both") is not True:
-        out.append(f"manifest data_governance: pii_scan={gov.get('pii_scan')!r}, passed_both={gov.get('passed_both')!r}; "
-                   "only bundles that passed both redaction passes may be pushed")
-    try:
-        report = orjson.loads((bundle / "report.json").read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return out + ["report.json: missing or unreadable (it carries the hashed redaction record)"]
-    red = report.get("redaction") if isinstance(report, dict) else None
-    if red != gov:
-        out.append("report.json redaction record differs from the manifest's data_governance")
-    return out + _row_findings(bundle, man)
-
-
-def _row_findings(bundle: Path, man: Manifest, limit: int = 5) -> list[str]:
-    """``file:line:field: <type> found`` for rows that still hold personal data or secrets: the
-    manifest's governance is a claim, the rows are what leaves the host, so they are scanned too."""
-    from tracebridge.curate.redact import Scanner
-
-    scanner = Scanner()
-    out: list[str] = []
-    for f in man.files:
-        if not f.path.endswith(".jsonl"):
-            continue
-        with open(bundle / f.path, "rb") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                try:
-                    row = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    out.append(f"{f.path}:{lineno}: not JSON")
-                    continue
-                found = scanner.scan(row if isinstance(row, dict) else {"row": row})
-                out += [f"{f.path}:{lineno}:{field}: {kind} found" for kind, field in sorted(found)]
-                if len(out) >= limit:
-                    return out[:limit]
-    return out
-
-
 def resolve_bundle_dir(path: str | os.PathLike[str]) -> Path:
     """A bundle folder, or the single bundle inside an export ``--out`` folder.
 
@@ -229,79 +188,6 @@ def resolve_bundle_dir(path: str | os.PathLike[str]) -> Path:
     if not found:
         raise BundleError(f"{p}: no bundle (no {MANIFEST} here or in a subfolder)")
     raise BundleError(f"{p}: {len(found)} bundles; name one: {', '.join(d.name for d in found)}")
-
-
-def _is_local(fs: Any) -> bool:
-    proto = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
-    return "file" in proto or "local" in proto
-
-
-def _put(fs: Any, local: Path, remote: str) -> None:
-    if _is_local(fs):
-        fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
-    fs.put_file(str(local), remote)
-
-
-def _publish_manifest(fs: Any, local: Path, remote: str) -> None:
-    """The manifest appears in one step: rename on local disks, one PUT on object stores."""
-    if _is_local(fs):
-        tmp = remote + ".tmp"
-        _put(fs, local, tmp)
-        fs.mv(tmp, remote)
-    else:
-        fs.put_file(str(local), remote)
-
-
-def _remote_bundle_id(fs: Any, dest: str, where: str) -> str | None:
-    """The bundle id of the manifest published at ``dest``; None for a corrupt one, which the
-    push then replaces (readers refuse it anyway, so overwriting loses nothing)."""
-    try:
-        return parse_manifest(orjson.loads(fs.cat_file(f"{dest}/{MANIFEST}")), f"{where}/{MANIFEST}").bundle_id
-    except (orjson.JSONDecodeError, BundleError) as exc:
-        log.warning("%s/%s: corrupt (%s); publishing it again", where, MANIFEST, str(exc).splitlines()[0])
-        return None
-
-
-def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | None = None) -> dict[str, Any]:
-    """Publish a verified, clean bundle to ``<uri>/<bundle_id>/``.
-
-    Returns:
-        ``{"uri", "bundle_id", "files", "bytes", "status": published|exists}``.
-
-    Raises:
-        PushRefused: the bundle does not verify or its governance is not clean.
-        StorageError: the storage cannot be reached.
-    """
-    try:
-        src = resolve_bundle_dir(bundle)
-        man = verify_bundle(src)
-    except BundleError as exc:
-        raise PushRefused(f"refusing to push: {exc}") from exc
-    probs = governance_problems(src, man)
-    if probs:
-        raise PushRefused("refusing to push an unredacted bundle:\n  " + "\n  ".join(probs))
-    fs, base = open_fs(uri, cfg)
-    dest = f"{base}/{man.bundle_id}"
-    out = {"uri": f"{uri.rstrip('/')}/{man.bundle_id}", "bundle_id": man.bundle_id, "files": len(man.files),
-           "bytes": sum(max(f.bytes, 0) for f in man.files), "status": "published"}
-    cfg = cfg or StorageConfig()
-
-    def transfer() -> None:  # idempotent: a retry re-sends what a failed try may have left half done
-        if fs.exists(f"{dest}/{MANIFEST}") and _remote_bundle_id(fs, dest, out["uri"]) == man.bundle_id:
-            out["status"] = "exists"
-        if out["status"] == "published":
-            for f in man.files:
-                _put(fs, src / f.path, f"{dest}/{f.path}")
-            _publish_manifest(fs, src / MANIFEST, f"{dest}/{MANIFEST}")
-        if cfg.update_latest:
-            fs.pipe_file(f"{base}/{LATEST}", orjson.dumps({"bundle_id": man.bundle_id}))
-
-    try:
-        retry_io(transfer, f"push of bundle {man.bundle_id} to {uri}", cfg.retry)
-    except OSError as exc:
-        raise StorageError(f"push to {uri} failed: {exc}") from exc
-    log.info("pushed bundle %s to %s (%s)", man.bundle_id, out["uri"], out["status"])
-    return out
 
 
 def _resolve_remote(fs: Any, base: str, uri: str) -> str:
@@ -397,3 +283,13 @@ def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig |
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final, verified
+
+
+def __getattr__(name: str) -> Any:
+    """``push_bundle`` and ``governance_problems`` live in ``tracebridge.export.push`` (imported lazily:
+    that module imports this one)."""
+    if name in ("push_bundle", "governance_problems"):
+        from tracebridge.export import push
+
+        return getattr(push, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -234,13 +234,14 @@ def run_cycle(cfg: OpsConfig, steps: list[Step], cli: list[str], now: dt.datetim
 
 
 @contextmanager
-def cycle_lock(cfg: OpsConfig, busy: str) -> Iterator[None]:
-    """Hold the work dir's cycle lock (waiting ``shadow.lock_timeout_s``) for the block.
+def cycle_lock(cfg: OpsConfig, busy: str, timeout: float | None = None) -> Iterator[None]:
+    """Hold the work dir's cycle lock (waiting ``timeout`` s, default ``shadow.lock_timeout_s``) for the block.
 
     Raises:
         CycleLocked: another holder (a cycle, a prune) kept it; ``busy`` says what to tell the user.
     """
-    lock = FileLock(str(Path(cfg.shadow.work_dir) / LOCK), timeout=cfg.shadow.lock_timeout_s)
+    wait = cfg.shadow.lock_timeout_s if timeout is None else timeout
+    lock = FileLock(str(Path(cfg.shadow.work_dir) / LOCK), timeout=wait)
     try:
         lock.acquire()
     except Timeout as exc:

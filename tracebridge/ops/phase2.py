@@ -15,6 +15,11 @@ the resolved phase-2 config, the bundle (id and manifest sha256), the code versi
 every trial's config hash and ``numbers_sha256``: the hash of every number the report gives
 (metrics, intervals, losses, the winner). Re-running from the manifest (``reproduce``) trains
 again from scratch and must give the same ``numbers_sha256`` on CPU.
+
+The trials train in ``<out_dir>/.work-<stamp>/`` (model weights: regenerable, so retention removes
+those of reports older than ``shadow.retention.keep_phase2``). While a run goes, that folder's
+``uses.json`` names its bundle and ``.running.lock`` is held (``hold_work``): retention pins the
+bundle and keeps the folder, even when it was given another config (``phase2.bundle`` set only here).
 """
 
 from __future__ import annotations
@@ -23,17 +28,35 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from tracebridge.config import config_hash, load_config, to_dict
 from tracebridge.ops.artifacts import git_sha, new_bundle_dir, sha256_file, write_manifest
 from tracebridge.ops.config import Phase2Config, PolicySpec
+from tracebridge.ops.retention_sources import RUN_LOCK, USES, WORK_PREFIX
 from tracebridge.schema.canonical import sha256_json, utc_now
 
 log = logging.getLogger(__name__)
 VOLATILE = ("wall_s", "train/tokens_per_s", "train/peak_memory_bytes", "trial_dir", "eval_items_path",
             "checkpoint_dir", "loss_curve", "sft/prepared", "resources")
+
+
+@contextmanager
+def hold_work(work: Path, bundle: Path, bundle_id: Any) -> Iterator[Path]:
+    """The run's trial folder, held for the block: ``uses.json`` names the bundle the run reads and
+    ``.running.lock`` is locked while it runs, so retention (``tracebridge.ops.retention_sources``)
+    pins the bundle and leaves the folder alone, whatever config the prune was given."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / USES).write_text(json.dumps({"bundle": str(bundle), "bundle_path": os.path.realpath(bundle),
+                                         "bundle_id": bundle_id, "started_at": utc_now()}, indent=2))
+    with FileLock(str(work / RUN_LOCK)):
+        yield work
 
 
 def latest_replay_bundle(work_dir: str | Path) -> Path | None:
@@ -211,7 +234,13 @@ def phase2_report(cfg: Phase2Config, bundle: Path, out_root: Path, now: dt.datet
     check_role(cfg.role, bundle, bman)
     resolved = policy_configs(cfg)
     folder = new_bundle_dir(out_root, now or dt.datetime.now(dt.UTC))
-    work = folder.parent / f".work-{folder.name}"
+    with hold_work(folder.parent / f"{WORK_PREFIX}{folder.name}", bundle, bman.get("bundle_id")) as work:
+        return _run_and_report(cfg, bundle, bman, resolved, folder, work)
+
+
+def _run_and_report(cfg: Phase2Config, bundle: Path, bman: dict[str, Any], resolved: dict[str, Any],
+                    folder: Path, work: Path) -> dict[str, Any]:
+    """Train every policy in ``work``, then write the report folder; return its manifest."""
     trials = run_policies(cfg, bundle, work)
     rep = {"role": cfg.role, "bundle_id": bman.get("bundle_id"), **rank_policies(cfg, trials),
            "policies": policy_table(cfg, resolved, trials),

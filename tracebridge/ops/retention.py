@@ -20,14 +20,22 @@ What a cycle writes (``tracebridge.ops.cycle``, ``shadow_steps``, ``optimize``),
 copied export manifest, names them; one exported there by hand stays) that none of the newest
 ``keep_cycles`` finished cycles names, the optimize folders of cycles older than those, the datasets
 cache, temp folders of killed exports (``.bundle-*``), and (``remove_crashed``) a crashed cycle's
-optimize folder once a newer cycle finished. Cycle ids are ``<stamp>`` or ``<stamp>-N``; a folder
-named ``<stamp>-my-copy`` is no cycle's. A folder whose name (in any case; or a symlink's target)
-appears in the promotion history (every policy ever active, the rollback stack, the gate reports), in
-``shadow.retention.pin``, the canary's policy ids or ``phase2.bundle`` is pinned; when the history
-cannot be read, no bundle, model or cycle folder is removed. A folder that holds artifacts_dir or
-overlaps a cycle folder, the policy state or a trace source (a work_dir laid over them) is never
-removed: it is a problem. ``apply_prune`` removes the list, counting what could not be removed instead of
-raising; ``prune`` (the CLI) does both under the cycle's lock, ``prune_after_cycle`` inside the cycle.
+optimize folder once a newer cycle finished; and, per ``keep_weekly`` / ``keep_phase2``, the weekly
+runs' bundles and phase 2's trial folders (``tracebridge.ops.retention_sources``: never their manifests
+or reports). Cycle ids are ``<stamp>`` or ``<stamp>-N``; a folder named ``<stamp>-my-copy`` is no cycle's.
+A folder whose name (in any case; or a symlink's target) appears in the promotion history (every policy
+ever active, the rollback stack, the gate reports), in ``shadow.retention.pin``, the canary's policy
+ids, ``phase2.bundle``, the configs of ``shadow.retention.pin_configs``, or is the bundle of a running
+or kept phase-2 run, is pinned; when the history or a pin config cannot be read, no bundle, model or
+cycle folder is removed. A folder that holds artifacts_dir (or the weekly / phase-2 evidence) or
+overlaps a cycle folder, a report, the policy state or a trace root is never removed: it is a problem.
+
+Locks: ``apply_prune`` removes the list, counting what could not be removed instead of raising.
+``prune`` (the CLI) plans under the cycle's lock, which a dry run takes without waiting (a running
+cycle: ``CycleLocked``, since its files cannot be told from old ones), and ``prune_after_cycle``
+inside the cycle. Both read the promotion history under promotion.state_dir's lock and keep it until
+the removal is done, so a promote or rollback waits for the prune (and the prune for it) instead of
+having its candidate removed between the read and the removal.
 """
 
 from __future__ import annotations
@@ -38,19 +46,23 @@ import os
 import re
 import shutil
 import sys
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracebridge.ops import retention_sources as rcad
 from tracebridge.ops.artifacts import MANIFEST, list_cycles, parse_stamp, read_manifest
 from tracebridge.ops.config import OpsConfig
 from tracebridge.ops.cycle import Ctx, cycle_lock
-from tracebridge.ops.promotion import PolicyState, PromotionError, active_record, read_history
+from tracebridge.ops.promotion import PromotionError
+from tracebridge.ops.retention_sources import policy_lock, policy_pins
 
 log = logging.getLogger(__name__)
 BUNDLE_ID = re.compile(r"^[0-9a-f]{64}$")  # export bundle folders are named by their sha256 id
 CYCLE_ID = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")  # cycle folders (new_bundle_dir); not "<stamp>-my-copy"
 CACHE, PARTIAL = ".hf-cache", ".bundle-"
+_entries = rcad.entries
 
 
 @dataclass
@@ -130,26 +142,6 @@ def _scan(artifacts_dir: str | Path, current: Path | None) -> list[_Cycle]:
     return out
 
 
-def policy_pins(state_dir: str | Path) -> list[str]:
-    """Every policy id and gate-report path in the promotion history and ``active.json``.
-
-    Raises:
-        PromotionError: the history cannot be read (then nothing a policy could name is removed).
-    """
-    st = PolicyState(Path(state_dir))
-    records = read_history(st)
-    try:
-        active = active_record(st)
-    except PromotionError:  # damaged: the history holds the same record
-        active = None
-    out: list[str] = []
-    for rec in [*records, *([active] if active else [])]:
-        stack = rec.get("stack") if isinstance(rec.get("stack"), list) else []
-        out += [v for v in (rec.get("active_policy"), rec.get("previous_policy"), rec.get("report_path"), *stack)
-                if isinstance(v, str) and v]
-    return out
-
-
 def _export_bundle(c: _Cycle) -> str | None:
     """The name of the export bundle a finished cycle's manifest names (None when any level of
     ``steps.export.outputs.bundle_dir`` is missing or not what a cycle writes)."""
@@ -166,11 +158,6 @@ def _crashed_bundle(c: _Cycle) -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return bid if isinstance(bid, str) and BUNDLE_ID.match(bid) else None
-
-
-def _entries(folder: Path) -> list[Path]:
-    """Sub-folders (never symlinks) of ``folder``, by name."""
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()) if folder.is_dir() else []
 
 
 def _cache_items(work: Path) -> list[Item]:
@@ -231,21 +218,22 @@ def _older(name: str, than: str) -> bool:
 
 
 def plan_prune(cfg: OpsConfig, current: Path | None = None, current_bundle: str | None = None,
-               dry_run: bool = True) -> PruneReport:
-    """What ``shadow.retention`` removes now (nothing is removed here).
+               dry_run: bool = True, policy_busy: str | None = None) -> PruneReport:
+    """What ``shadow.retention`` removes now (nothing is removed here; callers hold the locks, ``prune``).
 
     Args:
         current: the running cycle's artifacts folder (it has no manifest yet, and is kept).
         current_bundle: the name of the export bundle the running cycle wrote (kept).
+        policy_busy: why the policy lock could not be taken (then nothing a policy could name is removed).
     """
     rep = PruneReport(dry_run=dry_run, keep_cycles=cfg.shadow.retention.keep_cycles)
-    _plan(cfg, rep, _scan(cfg.artifacts_dir, current), current, current_bundle)
+    _plan(cfg, rep, _scan(cfg.artifacts_dir, current), current, current_bundle, policy_busy)
     rep.items = _apart(cfg, rep)
     return rep
 
 
 def _plan(cfg: OpsConfig, rep: PruneReport, cycles: list[_Cycle], current: Path | None,
-          current_bundle: str | None) -> None:
+          current_bundle: str | None, policy_busy: str | None) -> None:
     """Fill ``rep`` per the module's rules (``plan_prune``)."""
     rc, work = cfg.shadow.retention, Path(cfg.shadow.work_dir)
     kept = [c for c in cycles if c.finished][-rc.keep_cycles:]
@@ -254,14 +242,19 @@ def _plan(cfg: OpsConfig, rep: PruneReport, cycles: list[_Cycle], current: Path 
     rep.kept_cycles = [c.cycle_id for c in kept]
     rep.items = _cache_items(work)
     try:
+        if policy_busy:
+            raise PromotionError(policy_busy)
         raw = [*((s, "the promotion history") for s in policy_pins(cfg.promotion.state_dir)),
                *((s, "shadow.retention.pin") for s in rc.pin),
                *([(cfg.phase2.bundle, "phase2.bundle")] if cfg.phase2.bundle else []),
                (cfg.canary.candidate_policy, "canary.candidate_policy"),
-               (cfg.canary.baseline_policy, "canary.baseline_policy")]
-    except PromotionError as exc:
+               (cfg.canary.baseline_policy, "canary.baseline_policy"), *rcad.config_pins(rc.pin_configs)]
+    except (PromotionError, rcad.PinsUnreadable) as exc:
         rep.problems.append(f"{exc}; no bundle, model or cycle folder is removed until it is readable")
         return
+    p2 = rcad.phase2_runs(cfg.phase2.out_dir)
+    p2_pins, p2_unknown = rcad.phase2_pins(rcad.kept(p2, rc.keep_phase2))
+    raw += p2_pins
     # ids are hex and stamps in any case; a policy id may be a symlink to (or a path through one into) a folder
     pins = [(s.lower(), by) for s, by in raw + [(os.path.realpath(s), by) for s, by in raw if os.path.exists(s)]]
 
@@ -273,6 +266,13 @@ def _plan(cfg: OpsConfig, rep: PruneReport, cycles: list[_Cycle], current: Path 
         return bool(hit)
 
     rep.items += _cycle_items(work, cycles, set(rep.kept_cycles), rc, pinned)
+    rep.items += [Item(*t) for t in rcad.old_items(p2, rc.keep_phase2, "phase-2 run", pinned)]
+    if p2_unknown:  # a kept phase-2 run reads a bundle that cannot be known: keep every bundle
+        rep.problems.append(f"phase-2 run(s) {', '.join(p2_unknown)} in {cfg.phase2.out_dir}: the bundle read is "
+                            f"unknown (no readable manifest.json or {rcad.USES}): no bundle is removed")
+        return
+    rep.items += [Item(*t) for t in rcad.old_items(rcad.weekly_runs(cfg.weekly.bundles_dir), rc.keep_weekly,
+                                                    "weekly run", pinned)]
     unread = [c.cycle_id for c in kept if c.manifest is None and c.cycle_id != (current.name if current else None)]
     if unread:  # a kept cycle whose bundle cannot be known: keep every bundle until it ages out
         rep.problems.append(f"manifest of kept cycle(s) {', '.join(unread)} unreadable: no export bundle is removed")
@@ -282,20 +282,23 @@ def _plan(cfg: OpsConfig, rep: PruneReport, cycles: list[_Cycle], current: Path 
 
 
 def _apart(cfg: OpsConfig, rep: PruneReport) -> list[Item]:
-    """The items that hold no artifacts_dir and neither are, hold nor lie in a cycle folder, the policy
-    state or a trace source; every other one is a problem (a work_dir laid over those), never removed."""
+    """The items that hold no evidence folder (artifacts_dir, weekly.artifacts_dir, phase2.out_dir) and
+    neither are, hold nor lie in a cycle's, weekly run's or phase-2 report's folder, the policy state or
+    a trace root; every other one is a problem (a work folder laid over those), never removed."""
     def real(p: str | Path) -> Path:
         return Path(os.path.realpath(Path(p).expanduser()))
 
-    guarded = [real(cfg.artifacts_dir), *(real(p) for _, p in list_cycles(cfg.artifacts_dir)),
-               real(cfg.promotion.state_dir), *(real(s) for s in cfg.shadow.sources)]
+    roots = [real(p) for p in (cfg.artifacts_dir, cfg.weekly.artifacts_dir, cfg.phase2.out_dir)]
+    evidence = [p for root in (cfg.artifacts_dir, cfg.weekly.artifacts_dir, cfg.phase2.out_dir) for _, p in list_cycles(root)]
+    guarded = [*map(real, evidence), real(cfg.promotion.state_dir), *(real(s) for s in cfg.shadow.sources),
+               real(cfg.weekly.traces)]
     out = []
     for it in rep.items:
         p = real(it.path)
-        hit = [g for i, g in enumerate(guarded) if g.is_relative_to(p) or (i > 0 and p.is_relative_to(g))]
+        hit = [g for g in roots if g.is_relative_to(p)] + [g for g in guarded if g.is_relative_to(p) or p.is_relative_to(g)]
         if hit:
-            rep.problems.append(f"{it.path}: not removed: it overlaps {hit[0]} (artifacts_dir, a cycle's evidence, "
-                                "promotion.state_dir or shadow.sources); keep shadow.work_dir apart from them")
+            rep.problems.append(f"{it.path}: not removed: it overlaps {hit[0]} (an evidence folder, a cycle's or "
+                                "report's folder, promotion.state_dir or a trace root); keep work folders apart from them")
         else:
             out.append(it)
     return out
@@ -330,17 +333,28 @@ def apply_prune(rep: PruneReport) -> PruneReport:
     return rep
 
 
+def _locked(cfg: OpsConfig, dry_run: bool, current: Path | None = None, current_bundle: str | None = None
+            ) -> PruneReport:
+    """Plan and, unless ``dry_run``, remove, holding the policy lock (the caller sizes a dry run's plan)."""
+    with policy_lock(cfg) as busy:
+        rep = plan_prune(cfg, current, current_bundle, dry_run, policy_busy=busy)
+        return rep if dry_run else apply_prune(rep)
+
+
 def prune(cfg: OpsConfig, dry_run: bool = False) -> PruneReport:
-    """``tracebridge shadow-prune``: plan and remove under the cycle lock (a dry run takes no lock).
+    """``tracebridge shadow-prune``: plan and remove under the cycle lock and the policy lock. A dry
+    run takes the cycle lock without waiting, and sizes the folders after letting it go.
 
     Raises:
-        CycleLocked: a shadow cycle is running (nothing is removed).
+        CycleLocked: a shadow cycle is running (nothing is removed, nor listed: a running cycle's files
+            cannot be told from old ones).
     """
-    work = Path(cfg.shadow.work_dir)
-    if dry_run or not work.is_dir():  # no work dir: no cycle ever ran here, none can be running
-        return apply_prune(plan_prune(cfg, dry_run=dry_run))
-    with cycle_lock(cfg, "a shadow cycle is running; prune after it"):
-        return apply_prune(plan_prune(cfg, dry_run=False))
+    busy = ("a shadow cycle is running; its files cannot be told from old ones: list them after it" if dry_run
+            else "a shadow cycle is running; prune after it")
+    # no work dir: no cycle ever ran here, none can be running
+    with cycle_lock(cfg, busy, 0 if dry_run else None) if Path(cfg.shadow.work_dir).is_dir() else nullcontext():
+        rep = _locked(cfg, dry_run)
+    return apply_prune(rep) if dry_run else rep
 
 
 def prune_after_cycle(ctx: Ctx) -> dict[str, Any]:
@@ -352,7 +366,7 @@ def prune_after_cycle(ctx: Ctx) -> dict[str, Any]:
     try:
         out = (ctx.outputs.get("export") or {}).get("bundle_dir")
         current = Path(out).name if isinstance(out, str) else None
-        rep = apply_prune(plan_prune(ctx.cfg, current=ctx.bundle, current_bundle=current, dry_run=False))
+        rep = _locked(ctx.cfg, False, current=ctx.bundle, current_bundle=current)
     except Exception as exc:  # retention must never fail a cycle; the manifest says why
         log.exception("retention failed")
         return {"enabled": True, "error": f"{type(exc).__name__}: {exc}", "removed": 0, "failed": 0, "bytes_freed": 0}

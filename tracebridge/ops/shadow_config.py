@@ -68,6 +68,18 @@ class RetentionConfig:
         "help": "Work folders never pruned, named by a path or a string holding their name (cycle id, bundle id), "
                 "e.g. the optimize folder of a model in canary before it is promoted. Every policy in the "
                 "promotion history (promotion.state_dir) is pinned without this."})
+    pin_configs: list[str] = field(default_factory=list, metadata={
+        "help": "Other ops configs (configs/ops/phase2.yaml, canary.yaml) whose phase2.bundle, canary policy ids "
+                "and shadow.retention.pin are pinned too, so a bundle named only there stays. One that cannot be "
+                "read holds back every bundle and model (a problem in the report) until it is fixed."})
+    keep_weekly: int = field(default=4, metadata={
+        "help": "Newest weekly runs (`tracebridge ops weekly`) whose bundle (weekly.bundles_dir/weekly-<stamp>/, "
+                "pushed to weekly.storage_uri, re-exportable) and staged run links (.weekly-<stamp>/) stay; older "
+                "ones are removed. Their manifests (weekly.artifacts_dir/<stamp>/) stay forever. >= 1."})
+    keep_phase2: int = field(default=3, metadata={
+        "help": "Newest phase-2 reports whose trial folder (phase2.out_dir/.work-<stamp>/: trained models, "
+                "rebuilt by --from-manifest) and bundle stay; older trial folders are removed (not while their "
+                "run is going). Report folders (phase2.out_dir/<stamp>/) stay forever. >= 1."})
 
 
 @dataclass
@@ -124,4 +136,7 @@ class ShadowConfig:
             p.append(f"shadow.lock_timeout_s={self.lock_timeout_s}: must be a finite number >= 0")
         if self.retention.keep_cycles < 1:  # the running cycle's own bundle is always kept
             p.append(f"shadow.retention.keep_cycles={self.retention.keep_cycles}: must be >= 1; default 7")
+        for key, default in (("keep_weekly", 4), ("keep_phase2", 3)):  # the newest may be a running one
+            if getattr(self.retention, key) < 1:
+                p.append(f"shadow.retention.{key}={getattr(self.retention, key)}: must be >= 1; default {default}")
         return p

@@ -6,7 +6,10 @@ step needs the previous one's output). Every run writes ``artifacts/weekly/<UTC 
 manifest.json`` with the plan, each command's exit code and the tail of its output.
 
 Last week's runs are staged as symlinks in ``<bundles_dir>/.weekly-<stamp>/traces`` (runs whose
-``session.json`` ``started_at`` is inside the window), so the export sees exactly that week.
+``session.json`` ``started_at`` is inside the window), so the export sees exactly that week. The
+bundle goes to ``<bundles_dir>/weekly-<stamp>/``. Both are regenerable: retention keeps those of the
+newest ``shadow.retention.keep_weekly`` runs, and never a run's that holds ``.weekly-<stamp>/.running.lock``
+(held while it runs); the manifests in ``artifacts_dir`` stay.
 
 The export joins the Telegram reaction labels (``feedback.*`` overrides built by the shadow
 cycle's ``feedback_overrides``, chunk policy included) when ``weekly.feedback_ledger`` exists;
@@ -22,9 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from tracebridge.capture.reader import iter_runs
 from tracebridge.ops.artifacts import cycle_stamp, new_bundle_dir, write_manifest
 from tracebridge.ops.config import WeeklyConfig
+from tracebridge.ops.retention_sources import RUN_LOCK
 from tracebridge.ops.shadow_steps import feedback_overrides
 from tracebridge.schema.canonical import format_ts, utc_now
 
@@ -113,6 +119,14 @@ def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.
     if dry_run:
         return man
     check_paths(cfg, artifacts_dir)
+    stage.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(stage.parent / RUN_LOCK)):  # retention leaves a running week's folders alone
+        return _run(cfg, artifacts_dir, now, stage, steps, man)
+
+
+def _run(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stage: Path, steps: list[Step],
+         man: dict[str, Any]) -> dict[str, Any]:
+    """Stage the week's runs, run the plan and write the manifest (``run_weekly`` holds the lock)."""
     man["staged"] = stage_runs(Path(cfg.traces), now - dt.timedelta(days=cfg.days), stage)
     status = "ok"
     if man["staged"]["staged"] == 0:

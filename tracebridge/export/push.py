@@ -1,0 +1,206 @@
+"""``push_bundle``: publish a verified, clean bundle to storage, and repair a damaged remote copy.
+
+A push is refused unless the bundle verifies locally and its governance is clean (both redaction
+passes, as the manifest and the hashed ``report.json`` both state; the rows are scanned too).
+Publishing is atomic for readers: the files go first, ``manifest.json`` last (a rename on local
+disks, one PUT on object stores), then the ``<URI>/LATEST`` pointer.
+
+A remote copy whose manifest already names the bundle is not trusted on sight: one listing of its
+folder is compared with the local manifest, every listed file present with its size
+(``StorageConfig.verify_remote=size``, the default) and, with ``verify_remote=sha256``, with its
+sha256 too (that reads every remote byte). A file missing or different there is sent again, and
+the manifest as well when its file list differs from the local one (a torn or edited manifest);
+the result's ``status`` is ``repaired`` and ``repaired`` lists each file and what was wrong. A
+remote manifest that does not parse, or names another bundle, is published again from scratch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracebridge.export.bundle import (
+    MANIFEST,
+    BundleError,
+    FileEntry,
+    Manifest,
+    parse_manifest,
+    verify_bundle,
+)
+from tracebridge.export.config import StorageConfig
+from tracebridge.export.storage import (
+    LATEST,
+    PushRefused,
+    StorageError,
+    open_fs,
+    resolve_bundle_dir,
+    retry_io,
+)
+
+log = logging.getLogger(__name__)
+
+
+def governance_problems(bundle: Path, man: Manifest) -> list[str]:
+    """Why a bundle may not leave the host (empty = it may)."""
+    out = []
+    gov = man.governance
+    if gov.get("pii_scan") != "clean" or gov.get("passed_both") is not True:
+        out.append(f"manifest data_governance: pii_scan={gov.get('pii_scan')!r}, passed_both={gov.get('passed_both')!r}; "
+                   "only bundles that passed both redaction passes may be pushed")
+    try:
+        report = orjson.loads((bundle / "report.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return out + ["report.json: missing or unreadable (it carries the hashed redaction record)"]
+    red = report.get("redaction") if isinstance(report, dict) else None
+    if red != gov:
+        out.append("report.json redaction record differs from the manifest's data_governance")
+    return out + _row_findings(bundle, man)
+
+
+def _row_findings(bundle: Path, man: Manifest, limit: int = 5) -> list[str]:
+    """``file:line:field: <type> found`` for rows that still hold personal data or secrets: the
+    manifest's governance is a claim, the rows are what leaves the host, so they are scanned too."""
+    from tracebridge.curate.redact import Scanner
+
+    scanner = Scanner()
+    out: list[str] = []
+    for f in man.files:
+        if not f.path.endswith(".jsonl"):
+            continue
+        with open(bundle / f.path, "rb") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                try:
+                    row = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    out.append(f"{f.path}:{lineno}: not JSON")
+                    continue
+                found = scanner.scan(row if isinstance(row, dict) else {"row": row})
+                out += [f"{f.path}:{lineno}:{field}: {kind} found" for kind, field in sorted(found)]
+                if len(out) >= limit:
+                    return out[:limit]
+    return out
+
+
+def _is_local(fs: Any) -> bool:
+    proto = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return "file" in proto or "local" in proto
+
+
+def _put(fs: Any, local: Path, remote: str) -> None:
+    if _is_local(fs):
+        fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
+    fs.put_file(str(local), remote)
+
+
+def _publish_manifest(fs: Any, local: Path, remote: str) -> None:
+    """The manifest appears in one step: rename on local disks, one PUT on object stores."""
+    if _is_local(fs):
+        tmp = remote + ".tmp"
+        _put(fs, local, tmp)
+        fs.mv(tmp, remote)
+    else:
+        fs.put_file(str(local), remote)
+
+
+def _remote_manifest(fs: Any, dest: str, where: str) -> Manifest | None:
+    """The manifest published at ``dest``: None when there is none, or a corrupt one, which the push
+    then replaces (readers refuse it anyway, so overwriting loses nothing)."""
+    if not fs.exists(f"{dest}/{MANIFEST}"):
+        return None
+    try:
+        return parse_manifest(orjson.loads(fs.cat_file(f"{dest}/{MANIFEST}")), f"{where}/{MANIFEST}")
+    except (orjson.JSONDecodeError, BundleError) as exc:
+        log.warning("%s/%s: corrupt (%s); publishing it again", where, MANIFEST, str(exc).splitlines()[0])
+        return None
+
+
+def _remote_sha256(fs: Any, path: str) -> str:
+    h = hashlib.sha256()
+    with fs.open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def remote_damage(fs: Any, dest: str, src: Path, files: list[FileEntry], mode: str = "size") -> dict[str, str]:
+    """``{path: what is wrong}`` for the bundle's files whose copy under ``dest`` is missing, of another
+    size than the local (verified) file, or (``mode="sha256"``) of another sha256. One listing, plus
+    one read of each file in sha256 mode."""
+    fs.invalidate_cache(dest)  # a listing cached earlier in this process may predate the damage
+    try:
+        listing = fs.find(dest, detail=True)
+    except FileNotFoundError:
+        listing = {}
+    strip = dest.rstrip("/") + "/"
+    sizes = {k.removeprefix(strip): v.get("size") for k, v in listing.items()}
+    out: dict[str, str] = {}
+    for f in files:
+        want = (src / f.path).stat().st_size
+        got = sizes.get(f.path)
+        if got is None:
+            out[f.path] = "missing"
+        elif got != want:
+            out[f.path] = f"{got} bytes, not {want}"
+        elif mode == "sha256" and _remote_sha256(fs, f"{dest}/{f.path}") != f.sha256:
+            out[f.path] = "sha256 differs"
+    return out
+
+
+def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | None = None) -> dict[str, Any]:
+    """Publish a verified, clean bundle to ``<uri>/<bundle_id>/``, or repair the copy there.
+
+    Returns:
+        ``{"uri", "bundle_id", "files", "bytes", "status": published|exists|repaired, "verified":
+        size|sha256, "repaired": [{"path", "problem"}]}``.
+
+    Raises:
+        PushRefused: the bundle does not verify or its governance is not clean.
+        StorageError: the storage cannot be reached.
+    """
+    try:
+        src = resolve_bundle_dir(bundle)
+        man = verify_bundle(src)
+    except BundleError as exc:
+        raise PushRefused(f"refusing to push: {exc}") from exc
+    probs = governance_problems(src, man)
+    if probs:
+        raise PushRefused("refusing to push an unredacted bundle:\n  " + "\n  ".join(probs))
+    cfg = cfg or StorageConfig()
+    fs, base = open_fs(uri, cfg)
+    dest = f"{base}/{man.bundle_id}"
+    out: dict[str, Any] = {"uri": f"{uri.rstrip('/')}/{man.bundle_id}", "bundle_id": man.bundle_id,
+                           "files": len(man.files), "bytes": sum(max(f.bytes, 0) for f in man.files),
+                           "verified": cfg.verify_remote}
+
+    def transfer() -> None:  # idempotent: a retry checks and re-sends what a failed try may have left half done
+        remote = _remote_manifest(fs, dest, out["uri"])
+        if remote is None or remote.bundle_id != man.bundle_id:
+            send, manifest_bad = {f.path: "" for f in man.files}, True
+            out.update(status="published", repaired=[])
+        else:
+            send = remote_damage(fs, dest, src, man.files, cfg.verify_remote)
+            manifest_bad = [f.to_dict() for f in remote.files] != [f.to_dict() for f in man.files]
+            out["repaired"] = [{"path": p, "problem": why} for p, why in send.items()] + \
+                ([{"path": MANIFEST, "problem": "its file list differs from the bundle's"}] if manifest_bad else [])
+            out["status"] = "repaired" if out["repaired"] else "exists"
+        for f in man.files:
+            if f.path in send:
+                _put(fs, src / f.path, f"{dest}/{f.path}")
+        if manifest_bad:
+            _publish_manifest(fs, src / MANIFEST, f"{dest}/{MANIFEST}")
+        if cfg.update_latest:
+            fs.pipe_file(f"{base}/{LATEST}", orjson.dumps({"bundle_id": man.bundle_id}))
+
+    try:
+        retry_io(transfer, f"push of bundle {man.bundle_id} to {uri}", cfg.retry)
+    except OSError as exc:
+        raise StorageError(f"push to {uri} failed: {exc}") from exc
+    for r in out["repaired"]:
+        log.warning("%s/%s: %s on the storage; sent again", out["uri"], r["path"], r["problem"])
+    log.info("pushed bundle %s to %s (%s)", man.bundle_id, out["uri"], out["status"])
+    return out

@@ -91,12 +91,13 @@ def _views(events: list[dict], cfg: ViewsConfig | None = None, tools: list | Non
 def test_each_recorded_call_is_a_row_of_its_prompt_and_reply() -> None:
     run = spans_to_events(weather_rollout(), "al-1", {"goal": "weather in Paris"})
     first = next(e for e in run.events if e["event_type"] == "worker_action")
-    assert first["llm"]["tool_calls"] == [_call("c1", "Pari")] and first["llm"]["toolset_hash"]
+    assert first["llm"]["tool_calls"] == [{**_call("c1", "Pari"), "arguments": '{"city": "Pari"}'}]
+    assert first["llm"]["toolset_hash"]
     assert first["payload"]["action"] == "tool_call" and first["payload"]["args"] == {"city": "Pari"}
     out, stats = _views(run.events)
     rows = out["worker_sft"]
     assert len(rows) == 3 and not stats
-    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Pari"}'}}
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Pari"}'}}
     assert rows[0]["messages"] == [SYSTEM, USER, {"role": "assistant", "content": "", "tool_calls": [call]}]
     assert rows[1]["messages"][:4] == [SYSTEM, USER, {"role": "assistant", "content": "", "tool_calls": [call]},
                                        {"role": "tool", "content": "error: city not found", "tool_call_id": "c1"}]
@@ -230,13 +231,13 @@ def test_recorded_agentops_spans_give_the_calls_their_tool_calls_and_rows() -> N
     run = spans_to_events(_recorded(), "al-1", {"question": "What is the weather in Paris?"})
     assert not run.drift and run.kinds == {"llm": 2, "llm_tool_call": 1, "tool": 1, "reward": 1, "session": 1}
     first, call = [e for e in run.events if e["event_type"] in ("worker_action", "worker_tool_call")][:2]
-    assert first["llm"]["tool_calls"] == [{"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}]
+    assert first["llm"]["tool_calls"] == [{"id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'}]
     assert first["llm"]["toolset_hash"] == sha256_json([WEATHER]) and call["payload"]["call_id"] == "call_1"
     out, stats = _views(run.events)
     rows = out["worker_sft"]
     assert not stats and len(rows) == 2
     asked = {"role": "assistant", "content": "", "tool_calls": [
-        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]}
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}
     user = {"role": "user", "content": "What is the weather in Paris?"}
     assert rows[0]["messages"] == [user, asked]
     assert rows[1]["messages"] == [user, asked, {"role": "tool", "content": "sunny in Paris", "tool_call_id": "call_1"},

@@ -138,8 +138,13 @@ def test_real_openai_calls_become_events(tmp_path: Path, server: ScriptedServer)
                                               "worker_tool_result", "worker_action", "env_observation",
                                               "worker_output", "episode_end"]
     first, call, result, second = evs[1], evs[2], evs[3], evs[4]
-    assert first["llm"]["tool_calls"] == [{"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}]
+    # the arguments string the model returned, and the schemas the call offered (once a run: the second
+    # call offered the same toolset and holds its hash only)
+    assert first["llm"]["tool_calls"] == [{"id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'}]
     assert first["llm"]["response"] is None and first["llm"]["toolset_hash"] == sha256_json([WEATHER])
+    assert first["llm"]["tools"] == [WEATHER] and "tools" not in second["llm"]
+    assert second["llm"]["toolset_hash"] == first["llm"]["toolset_hash"]
+    assert res.tool_schemas == {"recorded": 2, "missing": 0}
     assert first["payload"] | {"reasoning_summary": None} == {"action": "tool_call", "tool": "get_weather",
                                                               "args": {"city": "Paris"}, "reasoning_summary": None}
     assert first["llm"]["usage"]["input_tokens"] == 21 and first["llm"]["usage"]["output_tokens"] == 7
@@ -160,12 +165,15 @@ def test_real_openai_calls_become_training_rows(tmp_path: Path, server: Scripted
     assert res.report["passed"], res.report["failures"]
     rows = _rows(res.path)
     assert len(rows) == 2
-    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
+    # the arguments as the model wrote them (they were re-serialised: '{"city":"Paris"}')
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
     assistant = {"role": "assistant", "content": "", "tool_calls": [call]}
     tool = {"role": "tool", "content": "sunny in Paris", "tool_call_id": "call_1"}
     assert rows[0]["messages"] == [USER, assistant]
     assert rows[1]["messages"] == [USER, assistant, tool, {"role": "assistant", "content": "It is sunny in Paris."}]
-    assert all(r["tools"] and json.loads(r["tools"])[0]["function"]["name"] == "get_weather" for r in rows)
+    # the schemas the agent passed, in its key order (they were inferred from the arguments)
+    assert [r["tools"] for r in rows] == [orjson.dumps([WEATHER]).decode()] * 2
+    assert [r["meta"]["labels"]["tool_source"] for r in rows] == ["recorded", "recorded"]
     assert [r["meta"]["labels"].get("tool_ok") for r in rows] == [True, None]
     assert [r["meta"]["labels"]["context_messages"] for r in rows] == [1, 3]
 
@@ -181,7 +189,7 @@ def test_a_reply_sent_back_as_the_client_object_is_filled_in(tmp_path: Path, ser
     evs = [e for e in _events(res.run_dir) if e["event_type"] == "worker_action"]
     prompt = json.loads(evs[1]["llm"]["rendered_prompt"])
     assert prompt[1] == {"role": "assistant", "tool_calls": [{"id": "call_1", "name": "get_weather",
-                                                               "arguments": {"city": "Paris"}}]}
+                                                               "arguments": '{"city": "Paris"}'}]}
     assert prompt[2]["tool_call_id"] == "call_1"
 
 
@@ -202,11 +210,13 @@ def test_stored_agentops_spans_import_to_the_same_rows(tmp_path: Path) -> None:
     recorded = Path(__file__).resolve().parents[1] / "data" / "agentlightning" / "agentops_openai_spans.jsonl"
     rep = import_agentlightning([recorded], tmp_path / "t")
     assert rep.rollouts_imported == 1 and rep.reconciles
+    assert rep.to_dict()["tool_schemas"] == {"recorded": 2, "missing": 0}
     res = export_traces(tmp_path / "t", tmp_path / "b")
     assert res.report["passed"], res.report["failures"]
     rows = _rows(res.path)
     assert [len(r["messages"]) for r in rows] == [2, 4] and rows[0]["messages"][0] == USER
-    assert rows[0]["messages"][1]["tool_calls"][0]["id"] == "call_1"
+    assert rows[0]["messages"][1]["tool_calls"] == [CALL]  # the arguments string as recorded
+    assert [r["tools"] for r in rows] == [orjson.dumps([WEATHER]).decode()] * 2
 
 
 def test_live_tests_in_their_own_process() -> None:

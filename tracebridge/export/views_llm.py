@@ -11,20 +11,28 @@ Each call with a reply is a ``worker_sft`` row: ``messages`` = the prompt messag
 kept, content as text, tool calls in TRL's ``tool_calls`` format) + the assistant reply (its text, less
 thinking unless ``views.include_reasoning``, and its tool calls); ``labels.context_messages`` = the
 prompt's length, so training takes the reply alone as the target (the prompt's own assistant turns were
-targets of the earlier calls' rows). ``tools`` = the run's tool schemas
-(``tracebridge.export.tools``) when the call offered tools (``llm.toolset_hash``) or called one, else
-None: a text-only agent (a ReAct loop that parses the reply itself) saw no tool list, and a row must
-not show it one. Calls whose prompt is not a JSON message list (a rendered chat template), or with no
-reply, give no row and are counted (``llm_prompt_not_messages``, ``llm_call_without_reply``), as are calls
-whose prompt lacks a message the instrumentation could not record (``llm_prompt_incomplete``: a ``null``
-in ``rendered_prompt``; a row without it would teach a conversation that never happened).
+targets of the earlier calls' rows). With ``views.json_strings`` a tool call's arguments are the string
+the call recorded (the model's own bytes), not a re-serialisation.
+
+``tools`` = the schemas the call offered, as recorded (``llm.tools``, stored once per run and
+``llm.toolset_hash``; key order kept; ``labels.tool_source: recorded``); a call that offered tools the
+trace holds no schemas of, or called one, gets the run's schemas (``tracebridge.export.tools``:
+``tools.schemas_file``, else inferred from the arguments; ``labels.tool_source`` says which); a call that
+did neither gets None: a text-only agent (a ReAct loop that parses the reply itself) saw no tool list,
+and a row must not show it one.
+
+Calls whose prompt is not a JSON message list (a rendered chat template), or with no reply, give no row
+and are counted (``llm_prompt_not_messages``, ``llm_call_without_reply``), as are calls whose prompt
+lacks a message the instrumentation could not record (``llm_prompt_incomplete``: a ``null`` in
+``rendered_prompt``; a row without it would teach a conversation that never happened).
 
 The tool calls of a call are the ``worker_tool_call`` events after it and before the next call (their
 spans follow the model call that asked for them, as children or siblings), so ``labels.tool_ok`` is
 whether they all succeeded. A **recovery** is as in ``views_worker``, with the whole rollout as the
 step: a call whose tools all succeed after a failed call, with a reply that differs from the failed
-call's. It gives a ``worker_recovery_cases/sft`` row and a pair whose rejected turn is the failed
-call's reply (what the model said last time, which failed).
+call's (its text, or the tools and arguments it called: not the calls' ids, new on every call, nor the
+arguments' spacing). It gives a ``worker_recovery_cases/sft`` row and a pair whose rejected turn is the
+failed call's reply (what the model said last time, which failed).
 """
 
 from __future__ import annotations
@@ -43,15 +51,16 @@ _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant"
           "function": "tool"}
 
 
-def _calls(raw: Any) -> list[dict[str, Any]]:
-    """Tool calls (``{id, name, arguments}`` or OpenAI's nested shape) in TRL's format."""
+def _calls(raw: Any, keep_text: bool = False) -> list[dict[str, Any]]:
+    """Tool calls (``{id, name, arguments}`` or OpenAI's nested shape) in TRL's format: arguments an
+    object when they are JSON, or with ``keep_text`` a recorded string as it is."""
     out = []
     for i, c in enumerate(raw if isinstance(raw, list) else []):
         fn = c.get("function") if isinstance(c, dict) and isinstance(c.get("function"), dict) else c
         if not isinstance(fn, dict) or not fn.get("name"):
             continue
         args = fn.get("arguments")
-        if isinstance(args, str):
+        if isinstance(args, str) and not keep_text:
             try:
                 args = orjson.loads(args)
             except orjson.JSONDecodeError:
@@ -69,13 +78,13 @@ def _content(value: Any) -> str:
     return _text(value)
 
 
-def _message(m: Any) -> dict[str, Any] | None:
+def _message(m: Any, keep_text: bool) -> dict[str, Any] | None:
     """One recorded prompt message as rows hold it, or None when it is no chat message."""
     role = _ROLES.get(m.get("role")) if isinstance(m, dict) and isinstance(m.get("role"), str) else None
     if role is None:
         return None
     out: dict[str, Any] = {"role": role, "content": _content(m.get("content"))}
-    calls = _calls(m.get("tool_calls"))
+    calls = _calls(m.get("tool_calls"), keep_text)
     if calls and role == "assistant":
         out["tool_calls"] = calls
     if role == "tool":
@@ -83,13 +92,14 @@ def _message(m: Any) -> dict[str, Any] | None:
     return out
 
 
-def prompt_messages(llm: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """The call's prompt as chat messages; None when ``rendered_prompt`` is no JSON message list."""
+def prompt_messages(llm: dict[str, Any], keep_text: bool = False) -> list[dict[str, Any]] | None:
+    """The call's prompt as chat messages (``keep_text``: tool-call arguments as the strings recorded);
+    None when ``rendered_prompt`` is no JSON message list."""
     try:
         raw = orjson.loads(llm.get("rendered_prompt") or "")
     except (orjson.JSONDecodeError, TypeError):
         return None
-    msgs = [_message(m) for m in raw] if isinstance(raw, list) and raw else None
+    msgs = [_message(m, keep_text) for m in raw] if isinstance(raw, list) and raw else None
     return msgs if msgs and all(m is not None for m in msgs) else None  # type: ignore[return-value]
 
 
@@ -104,11 +114,11 @@ def _no_row_reason(llm: dict[str, Any], prompt: list[dict[str, Any]] | None) -> 
     return "llm_prompt_incomplete" if isinstance(raw, list) and None in raw else "llm_prompt_not_messages"
 
 
-def _reply(llm: dict[str, Any], cfg: ViewsConfig) -> dict[str, Any] | None:
+def _reply(llm: dict[str, Any], cfg: ViewsConfig, keep_text: bool) -> dict[str, Any] | None:
     text = llm.get("response") if isinstance(llm.get("response"), str) else ""
     if not cfg.include_reasoning:
         text = strip_reasoning(text)
-    calls = _calls(llm.get("tool_calls"))
+    calls = _calls(llm.get("tool_calls"), keep_text)
     if not text and not calls:
         return None
     out: dict[str, Any] = {"role": "assistant", "content": text}
@@ -136,30 +146,58 @@ def _tool_events(events: list[dict[str, Any]]) -> dict[str, tuple[list[str], boo
     return {k: (ids[k], False if False in v else None if not v or None in v else True) for k, v in oks.items()}
 
 
+def _decision(reply: dict[str, Any] | None) -> Any:
+    """What a reply decided, for telling a retry from a changed call: its text and its calls' tools and
+    arguments (parsed)."""
+    if reply is None:
+        return None
+    calls = [(c["function"]["name"], c["function"]["arguments"]) for c in reply.get("tool_calls", [])]
+    return reply["content"], calls
+
+
+def _toolsets(events: list[dict[str, Any]], json_strings: bool) -> dict[str, Any]:
+    """The tool schemas the run's calls offered (``llm.tools``) by ``toolset_hash``, as rows hold them:
+    with ``json_strings`` a JSON string in the recorded key order (the order the model saw, not sorted),
+    else the list."""
+    out: dict[str, Any] = {}
+    for ev in events:
+        llm = ev.get("llm") if ev.get("event_type") == "worker_action" else None
+        if not isinstance(llm, dict) or not isinstance(llm.get("tools"), list) or not llm["tools"]:
+            continue
+        h = llm.get("toolset_hash")
+        if isinstance(h, str) and h not in out:
+            out[h] = orjson.dumps(llm["tools"]).decode() if json_strings else llm["tools"]
+    return out
+
+
 def llm_call_rows(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfig, stats: Counter[str]
                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """``worker_sft`` rows, recovery SFT rows and recovery pairs of a run's recorded model calls."""
     b = _Builder(ctx, cfg, stats)
-    schemas, tools_of = b.tools or None, _tool_events(events)
-    failed: dict[str, Any] | None = None  # the reply of the last call whose tools failed
+    schemas, tools_of, offered = b.tools or None, _tool_events(events), _toolsets(events, cfg.json_strings)
+    keep = cfg.json_strings  # rows hold arguments as strings: the recorded ones, not re-serialised
+    failed: tuple[Any, dict[str, Any]] | None = None  # the last failed call's decision and reply
     attempts = 0
     for ev in events:
         llm = ev.get("llm")
         if ev.get("event_type") != "worker_action" or not isinstance(llm, dict):
             continue
-        prompt, reply = prompt_messages(llm), _reply(llm, cfg)
+        prompt, reply = prompt_messages(llm, keep), _reply(llm, cfg, keep)
+        decision = _decision(_reply(llm, cfg, False))
         ids, ok = tools_of[str(ev.get("event_id"))]
         if prompt is None or reply is None:
             stats[_no_row_reason(llm, prompt)] += 1
         else:
-            recovered = ok is True and failed is not None and failed != reply
-            labels = {**event_labels(ev), "recovery": recovered or None, "failed_attempts": attempts,
-                      "tool_source": ctx.tool_source, "tool_ok": ok, "context_messages": len(prompt)}
+            recovered = ok is True and failed is not None and failed[0] != decision
+            h = llm.get("toolset_hash")
+            recorded = offered.get(h) if isinstance(h, str) else None
             # a text-only agent saw no tool list: its row must not show one
-            b.tools = schemas if llm.get("toolset_hash") or reply.get("tool_calls") else None
+            b.tools = recorded or (schemas if h or reply.get("tool_calls") else None)
+            labels = {**event_labels(ev), "recovery": recovered or None, "failed_attempts": attempts,
+                      "tool_source": "recorded" if recorded else ctx.tool_source, "tool_ok": ok,
+                      "context_messages": len(prompt)}
             b.emit([b.render(m) for m in prompt], b.render(reply), [str(ev["event_id"]), *ids], labels,
-                   b.render(failed) if recovered and failed is not None else None)
+                   b.render(failed[1]) if recovered and failed is not None else None)
         if ok is False and reply is not None:
-            failed, attempts = reply, attempts + 1
+            failed, attempts = (decision, reply), attempts + 1
     return b.sft, b.rec_sft, b.rec_pairs
-

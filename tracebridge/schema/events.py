@@ -74,11 +74,17 @@ class LLMCall(Strict):
     prompt_hash: str = Field(description="sha256 of the canonical JSON of the prompt.")
     config_hash: str = Field(description="sha256 of the canonical JSON of the call's model + params.")
     toolset_hash: str | None = Field(None, description="sha256 of the tools offered, if any.")
+    tools: list[dict[str, Any]] | None = Field(
+        None, description="The tool schemas offered, in OpenAI's tools format ({type: function, function: "
+                          "{name, description, parameters}}) as the call sent them; recorded once per run and "
+                          "toolset_hash (on the first call that offered them), None on later calls and where the "
+                          "source did not record them.")
     params: dict[str, Any] = Field(default_factory=dict, description="Sampling parameters.")
     response: str | None = Field(None, description="Raw text the model returned.")
     tool_calls: list[dict[str, Any]] | None = Field(
         None, description="Tool calls the model returned natively, in the OpenAI function-call shape "
-                          "{id, name, arguments}; None when it returned text only.")
+                          "{id, name, arguments} (arguments the string the model returned where the source "
+                          "recorded it); None when it returned text only.")
     usage: Usage = Field(default_factory=Usage)
 
 

@@ -52,6 +52,7 @@ class HookResult:
     capture_ok: bool = False
     capture_error: str | None = None
     span_kinds: dict[str, int] = field(default_factory=dict)
+    tool_schemas: dict[str, int] = field(default_factory=dict)  # model calls with (recorded) or without (missing)
     raw_spans: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -137,6 +138,7 @@ class RuntimeHook:
         run_id = run_id_for(rollout_id, "al-")  # the importer of stored spans gives the rollout the same run
         run = spans_to_events(spans, run_id, task, res.result, error)
         res.spans, res.span_kinds = len(spans), dict(run.kinds)
+        res.tool_schemas = {k: run.tool_schemas[k] for k in ("recorded", "missing")}
         if self.keep_spans:
             res.raw_spans = spans
         writer = RunWriter(self.out, run_id, durable=True)

@@ -77,6 +77,9 @@ class SpanImportReport(ImportReport):
     spans_superseded: int = 0  # spans of earlier attempts (a run holds the latest attempt's)
     events_dropped: int = 0
     records: Counter[str] = field(default_factory=Counter)
+    # model calls of the rollouts mapped whose tool schemas the spans held (recorded) or not (missing: their
+    # rows get the run's schemas, inferred from the arguments unless tools.schemas_file has them)
+    tool_schemas: Counter[str] = field(default_factory=Counter)
 
     @property
     def imported_nothing(self) -> bool:
@@ -86,10 +89,11 @@ class SpanImportReport(ImportReport):
         return self.files_seen == 0 or (done == 0 and (self.lines_read > 0 or self.files_skipped > 0))
 
     def to_dict(self) -> dict[str, Any]:
-        """``ImportReport.to_dict`` plus ``records`` (counts by kind, sorted) and
-        ``imported_nothing``."""
+        """``ImportReport.to_dict`` plus ``records`` (counts by kind, sorted), ``tool_schemas``
+        (``recorded``/``missing``) and ``imported_nothing``."""
         d = super().to_dict()
         d["records"] = dict(sorted(self.records.items()))
+        d["tool_schemas"] = {k: self.tool_schemas[k] for k in ("recorded", "missing")}
         d["imported_nothing"] = self.imported_nothing
         return d
 
@@ -312,6 +316,7 @@ class _Import:
         rep.events_dropped += dropped
         rep.spans_superseded += sum(len(v) for a, v in entry.attempts.items() if a != attempt)
         rep.drift.update(run.drift)
+        rep.tool_schemas.update(run.tool_schemas)
         rep.counts.update({f"span:{k}": n for k, n in run.kinds.items()})
         state.rollouts[rid] = {"run_id": run_id, "records": len(entry.refs), "events_bytes": events_bytes,
                                "lines": entry.line_digests()}

@@ -4,7 +4,8 @@ A model call's span holds the request and reply as flattened ``gen_ai.*`` attrib
 ``gen_ai.prompt.N.{role, content, tool_calls.M.{id, name, arguments}, tool_call_id}``,
 ``gen_ai.completion.N.{role, content, finish_reason}``, ``gen_ai.request.{model, ...}``,
 ``gen_ai.request.functions.K.{name, description, parameters}`` (the tools offered; ``parameters`` a JSON
-string) and ``gen_ai.usage.{prompt_tokens, completion_tokens}`` (or ``input_tokens``/``output_tokens``).
+string; OpenLLMetry and LiteLLM write ``llm.request.functions.K.*``) and
+``gen_ai.usage.{prompt_tokens, completion_tokens}`` (or ``input_tokens``/``output_tokens``).
 
 Two instrumentations write them, and both shapes are read. AgentOps (what Agent Lightning's
 ``AgentOpsTracer`` installs; agentops 0.4.21) writes the request and reply as ``gen_ai.prompt.N.*`` /
@@ -15,6 +16,10 @@ older agentops) writes them as ``gen_ai.completion.N.tool_calls.M.*``. A prompt 
 instrumentation could not read (an OpenAI message object appended to the conversation as is, which
 agentops skips) is taken from the previous call's prompt and reply when the prompt continues that
 conversation, else recorded as ``null``.
+
+The tools offered are kept in OpenAI's ``tools`` format (``llm.tools``, each ``parameters`` in its recorded
+key order; their hash is ``llm.toolset_hash``) when every schema could be read; the arguments of tool
+calls stay the strings the model returned (rows keep their bytes).
 """
 
 from __future__ import annotations
@@ -95,14 +100,16 @@ def llm_block(span: dict[str, Any], attrs: dict[str, Any], requests: list[dict[s
     request = request if isinstance(request, dict) else {}
     model = str(request.get("model") or attrs.get("gen_ai.response.model") or "unknown")
     params = {k: v for k, v in request.items() if k not in ("model", "functions", "messages")}
+    offered = offered_tools(numbered(attrs, "gen_ai.request.functions") or numbered(attrs, "llm.request.functions"))
     first = completion[0] if completion and isinstance(completion[0], dict) else {}
     response = first.get("content") if isinstance(first.get("content"), str) else None
     block = {"model": model, "rendered_prompt": canonical_json(prompt).decode(), "prompt_hash": sha256_json(prompt),
              "config_hash": sha256_json({"model": model, "params": params}), "params": params,
              "response": response, "usage": _usage(span, attrs)}
-    offered = offered_tools(request.get("functions"))
-    if offered:  # the tools offered (their schemas stay out of every event)
+    if offered:
         block["toolset_hash"] = sha256_json(offered)
+        if all(isinstance(t["function"].get("parameters", {}), dict) for t in offered):
+            block["tools"] = offered  # not a schema cut short (an attribute length limit): rows would learn it
     calls = completion_calls(first) or completion_calls({"tool_calls": [
         {"id": a.get("tool.call.id"), "name": a.get("tool.name"), "arguments": a.get("tool.parameters")}
         for a in (r.get("attributes") or {} for r in requests)]})
@@ -142,7 +149,8 @@ def _decoded(message: Any) -> Any:
 
 def offered_tools(functions: Any) -> list[dict[str, Any]]:
     """The tools a call offered (``gen_ai.request.functions.K.{name, description, parameters}``) in OpenAI's
-    ``tools`` format, so the hash of a call's toolset is that of the ``tools`` list the agent passed."""
+    ``tools`` format, so the hash of a call's toolset is that of the ``tools`` list the agent passed.
+    ``parameters`` is decoded keeping its key order (the order the model saw the properties in)."""
     out = []
     for f in functions if isinstance(functions, list) else []:
         if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not f["name"]:
@@ -158,13 +166,14 @@ def offered_tools(functions: Any) -> list[dict[str, Any]]:
 
 
 def completion_calls(completion: dict[str, Any]) -> list[dict[str, Any]]:
-    """The tool calls of a ``gen_ai.completion.N`` record as ``{id, name, arguments}`` (arguments an
-    object when they are JSON, else the string as given); calls without a name are left out."""
+    """The tool calls of a ``gen_ai.completion.N`` record as ``{id, name, arguments}`` (arguments as
+    recorded: the string the model returned, so rows can keep its bytes; ``{}`` when absent); calls
+    without a name are left out."""
     out = []
     for i, c in enumerate(completion.get("tool_calls") or []):
         fn = c.get("function") if isinstance(c, dict) and isinstance(c.get("function"), dict) else c
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
             continue
-        args = maybe_json(fn.get("arguments"))
+        args = fn.get("arguments")
         out.append({"id": str(c.get("id") or f"call_{i}"), "name": fn["name"], "arguments": {} if args is None else args})
     return out

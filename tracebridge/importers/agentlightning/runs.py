@@ -2,8 +2,10 @@
 and the importer of stored spans (``importer``), so both write the same records for the same spans.
 
 ``write_events`` validates each event against schema v2 and drops the ones that fail, re-parenting
-their children so lineage stays intact; ``session_record`` builds the run's ``session.json`` from
-the mapping's state (ids, times and hashes from the spans, nothing from the clock).
+their children so lineage stays intact, and writes each toolset's schemas (``llm.tools``) once: on the
+first call written that offered it (a later call holds its ``toolset_hash`` only). ``session_record``
+builds the run's ``session.json`` from the mapping's state (ids, times and hashes from the spans,
+nothing from the clock).
 """
 
 from __future__ import annotations
@@ -27,14 +29,20 @@ def write_events(writer: RunWriter, run: SpanRun) -> int:
     """Write ``run``'s events through ``writer``; return how many failed validation and were dropped."""
     dropped = 0
     kept: dict[str, str | None] = {}
+    toolsets: set[str] = set()  # written with their schemas
     for ev in run.events:
         parent = ev["parent_event_id"]
         while parent in kept:  # keep lineage intact around dropped events
             parent = kept[parent]
         ev["parent_event_id"] = parent
+        llm = ev.get("llm")
+        if isinstance(llm, dict) and "tools" in llm and llm.get("toolset_hash") in toolsets:
+            llm = ev["llm"] = {k: v for k, v in llm.items() if k != "tools"}
         try:
             validate_event(ev)
             writer.write(ev)  # serialises first: a value JSON cannot hold (a lone surrogate) writes nothing
+            if isinstance(llm, dict) and "tools" in llm:  # a call dropped here leaves them to the next one
+                toolsets.add(llm.get("toolset_hash"))
         except (ValidationError, TypeError) as exc:
             kept[ev["event_id"]] = parent
             dropped += 1

@@ -82,6 +82,9 @@ class SpanRun:
     tokens: int = 0
     cost: float = 0.0
     tools: set[str] = field(default_factory=set)
+    # model calls whose offered tool schemas the spans held (``recorded``), and calls that offered or called
+    # tools without them (``missing``: their rows fall back to the run's schemas, inferred unless configured)
+    tool_schemas: Counter[str] = field(default_factory=Counter)
 
 
 def _iso(t: Any) -> str | None:
@@ -147,7 +150,7 @@ def _claim(pending: list[dict[str, Any]], name: str, args: Any) -> str | None:
     """The id of the model's tool call that a tool span without one ran: the first unclaimed call of
     that tool with the same arguments, else of that tool (so the call's id is the tool message's)."""
     same = [c for c in pending if c["name"] == name]
-    call = next((c for c in same if c["arguments"] == args), same[0] if same else None)
+    call = next((c for c in same if maybe_json(c["arguments"]) == args), same[0] if same else None)
     if call is None:
         return None
     pending.remove(call)
@@ -160,14 +163,18 @@ def _llm_action(b: _Builder, span: dict[str, Any], parent: str | None, first_too
     b.out.model = b.out.model or model
     b.out.tokens += llm["usage"]["input_tokens"] + llm["usage"]["output_tokens"]
     b.out.cost += llm["usage"]["cost_usd"]
+    if llm.get("tools"):
+        b.out.tool_schemas["recorded"] += 1
+    elif llm.get("toolset_hash") or llm.get("tool_calls"):
+        b.out.tool_schemas["missing"] += 1
     reply: dict[str, Any] = {"role": "assistant"}
     if llm["response"] is not None:
         reply["content"] = llm["response"]
     payload: dict[str, Any] = {"action": "respond", "reasoning_summary": None}
     if llm.get("tool_calls"):  # the model called tools natively (their spans may be siblings)
         c = llm["tool_calls"][0]
-        payload.update(action="tool_call", tool=c["name"],
-                       args=c["arguments"] if isinstance(c["arguments"], dict) else None)
+        args = maybe_json(c["arguments"])
+        payload.update(action="tool_call", tool=c["name"], args=args if isinstance(args, dict) else None)
         reply["tool_calls"] = llm["tool_calls"]
     elif first_tool is not None:  # the call's tool spans are its children
         ta = first_tool.get("attributes") or {}

@@ -1,0 +1,109 @@
+"""Worker rows of recorded model calls carry the tool schemas the call offered and the tool-call arguments
+as the model wrote them. They used to carry the run's schemas inferred from the arguments (a made-up
+description, every key seen required) and arguments re-serialised compactly with sorted keys."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracebridge.export.config import ViewsConfig
+from tracebridge.export.tools import infer_schema
+from tracebridge.export.views import RunContext, build_views
+from tracebridge.importers.agentlightning.spans import spans_to_events
+
+# spans a real OpenAI client wrote under Agent Lightning's AgentOpsTracer: a call that asks for
+# get_weather, the tool, a call that answers; both calls offered WEATHER
+RECORDED = Path(__file__).resolve().parents[1] / "data" / "agentlightning" / "agentops_openai_spans.jsonl"
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                           "required": ["city"]}}}
+INFERRED = [infer_schema("get_weather", [{"city": "Paris"}])]  # what the export's ToolRegistry gives these runs
+
+
+def _recorded() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in RECORDED.read_text().splitlines()]
+
+
+def _events(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events as a run holds them: the schemas on the first call that offered them only."""
+    events = spans_to_events(spans, "al-1", {"question": "What is the weather in Paris?"}).events
+    seen = set()
+    for e in events:
+        if "tools" in (e.get("llm") or {}):
+            if e["llm"]["toolset_hash"] in seen:
+                del e["llm"]["tools"]
+            seen.add(e["llm"]["toolset_hash"])
+    return events
+
+
+def _rows(events: list[dict[str, Any]], cfg: ViewsConfig | None = None) -> list[dict[str, Any]]:
+    ctx = RunContext("al-1", "agentlightning", "train", "agentlightning", True, tools=INFERRED, tool_source="inferred")
+    out, stats = build_views(events, ctx, cfg or ViewsConfig())
+    assert not stats
+    return out["worker_sft"]
+
+
+def test_rows_carry_the_schemas_the_call_offered() -> None:
+    events = _events(_recorded())
+    assert sum("tools" in (e.get("llm") or {}) for e in events) == 1
+    rows = _rows(events)
+    # byte for byte as the agent passed them: its key order, its description, not sorted, not inferred
+    assert [r["tools"] for r in rows] == [orjson.dumps([WEATHER]).decode()] * 2
+    assert [r["meta"]["labels"]["tool_source"] for r in rows] == ["recorded", "recorded"]
+
+
+def test_without_json_strings_the_schemas_are_the_list_in_its_order() -> None:
+    rows = _rows(_events(_recorded()), ViewsConfig(json_strings=False))
+    assert rows[0]["tools"] == [WEATHER] and rows[1]["tools"] == [WEATHER]
+    assert list(rows[0]["tools"][0]["function"]["parameters"]) == ["type", "properties", "required"]
+    assert rows[0]["messages"][-1]["tool_calls"][0]["function"]["arguments"] == {"city": "Paris"}
+
+
+def test_a_call_whose_schemas_were_not_recorded_falls_back_to_the_runs_and_says_so() -> None:
+    spans = _recorded()
+    first = next(s for s in spans if s["name"] == "openai.chat.completion")["attributes"]
+    for k in [k for k in first if k.startswith("gen_ai.request.functions.")]:
+        del first[k]  # the first call's span holds no tool list; the second call's does
+    rows = _rows(_events(spans))
+    assert rows[0]["tools"] == orjson.dumps(INFERRED, option=orjson.OPT_SORT_KEYS).decode()
+    assert rows[1]["tools"] == orjson.dumps([WEATHER]).decode()
+    assert [r["meta"]["labels"]["tool_source"] for r in rows] == ["inferred", "recorded"]
+
+
+def test_tool_call_arguments_are_the_strings_recorded() -> None:
+    spans = _recorded()
+    next(s for s in spans if s["name"] == "tool_call.get_weather")["attributes"]["tool.parameters"] = \
+        '{ "city" : "Paris" }'
+    first, second = _rows(_events(spans))
+    assert first["messages"][-1]["tool_calls"][0]["function"]["arguments"] == '{ "city" : "Paris" }'
+    # the next prompt's assistant turn, as agentops recorded the message the agent sent back
+    assert second["messages"][1]["tool_calls"][0]["function"]["arguments"] == '{"city": "Paris"}'
+
+
+def _retry(spans: list[dict[str, Any]], arguments: str) -> list[dict[str, Any]]:
+    """The recorded rollout with the tool failing and the second call asking for it again (``arguments``)."""
+    spans = copy.deepcopy(spans)
+    op = next(s for s in spans if s["name"] == "agentlightning.operation")
+    op["status"] = {"status_code": "ERROR", "description": "timeout"}
+    second = [s for s in spans if s["name"] == "openai.chat.completion"][1]
+    attrs = second["attributes"]
+    del attrs["gen_ai.completion.0.content"]
+    attrs.update({"gen_ai.completion.0.tool_calls.0.id": "call_2", "gen_ai.completion.0.tool_calls.0.name": "get_weather",
+                  "gen_ai.completion.0.tool_calls.0.arguments": arguments})
+    again = {**copy.deepcopy(op), "span_id": "again", "status": {"status_code": "OK"},
+             "start_time": second["end_time"] + 0.0001, "end_time": second["end_time"] + 0.0002}
+    return [*spans, again]
+
+
+def test_a_retry_is_compared_by_its_tool_and_arguments() -> None:
+    """Not by the arguments' bytes, nor by the call id (new on every call): the same call again is no recovery."""
+    same = _rows(_events(_retry(_recorded(), '{"city":"Paris"}')))
+    assert same[1]["messages"][-1]["tool_calls"][0]["function"]["arguments"] == '{"city":"Paris"}'
+    assert same[1]["meta"]["labels"]["tool_ok"] is True and same[1]["meta"]["labels"].get("recovery") is None
+    other = _rows(_events(_retry(_recorded(), '{"city": "Lyon"}')))
+    assert other[1]["meta"]["labels"]["recovery"] is True

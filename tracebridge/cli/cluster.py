@@ -15,6 +15,9 @@ from tracebridge.cli.app import EXIT_UNREACHABLE, EXIT_USAGE, app, config_errors
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
 ClusterOpt = Annotated[str, typer.Option(
     "--cluster", help="local (the running local head) | configs/cluster/*.yaml | dashboard URL.")]
+ClusterSetOpt = Annotated[list[str] | None, typer.Option(
+    "--cluster-set", metavar="KEY=VALUE",
+    help="Override a key of the cluster config (repeatable), e.g. request_timeout_s=5 wait_patience_s=600.")]
 ExitCodes = {"SUCCEEDED": 0, "PENDING": 0, "RUNNING": 0, "FAILED": 1, "STOPPED": 1}
 
 
@@ -37,16 +40,20 @@ def _cluster_fail(exc: Exception) -> NoReturn:
     fail(str(exc), EXIT_UNREACHABLE if isinstance(exc, ClusterUnreachable) else EXIT_USAGE)
 
 
-def _open(cluster: str, start: bool = False) -> Any:
+def _open(cluster: str | Any, sets: list[str] | None = None, start: bool = False) -> Any:
+    """The ``Target`` of a ``--cluster`` spec (with its ``--cluster-set`` overrides) or a ``ClusterConfig``:
+    a bad spec or override exits 2, a cluster that refuses us 2, one that does not answer 3 (as does a
+    local head that failed to start for a reason a later try may not meet; one that cannot start here
+    until something is fixed, e.g. its port taken or no ``ray``, is 2)."""
     from tracebridge.cluster.client import ClusterError
     from tracebridge.cluster.config import cluster_from_spec
     from tracebridge.cluster.submit import open_cluster
-    from tracebridge.config import ConfigError
 
+    if isinstance(cluster, str):
+        with config_errors():
+            cluster = cluster_from_spec(cluster, list(sets or []))
     try:
-        return open_cluster(cluster_from_spec(cluster), start=start)
-    except ConfigError as exc:
-        fail(str(exc))
+        return open_cluster(cluster, start=start)
     except ClusterError as exc:
         _cluster_fail(exc)
 
@@ -61,6 +68,7 @@ def submit(
     attempt: Annotated[int, typer.Option(help="Attempt number (the submission id's suffix).")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Submit the next attempt of this sweep (resumes its Tune run).")] = False,
     out: Annotated[Path, typer.Option(help="Where the report is pulled (<out>/<sweep id>).")] = Path("reports"),
+    cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Submit a sweep as a Ray job (submission id = sweep id + attempt: a retried submit never
@@ -78,9 +86,9 @@ def submit(
 
     ov, root = list(overrides or []), _project_root()
     with config_errors():
-        ccfg = resolve_cluster(cluster, load_sweep_config(str(config), ov).cluster)
+        ccfg = resolve_cluster(cluster, load_sweep_config(str(config), ov).cluster, list(cluster_set or []))
         plan = plan_sweep(config, ov, ccfg, root)
-    target = _open(cluster or plan.cfg.cluster, start=True)
+    target = _open(ccfg, start=True)
     try:
         if resume:
             attempt, _ = next_attempt(target.client, plan.sweep_id)
@@ -91,7 +99,8 @@ def submit(
             typer.echo(f"{'submitted' if sub['created'] else 'already submitted'} {sub['submission_id']} "
                        f"({plan.trials} trials) to {target.address}", err=True)
         if must_wait:
-            info = wait(target.client, sub["submission_id"], 2.0, None if json_out else _echo_log)
+            info = wait(target.client, sub["submission_id"], 2.0, None if json_out else _echo_log,
+                        patience_s=ccfg.wait_patience_s)
             summary["status"] = info["status"]
             if info["status"] == "SUCCEEDED":
                 pulled = pull_report(sub["report_uri"], out / plan.sweep_id)
@@ -114,12 +123,13 @@ def submit(
 def status(
     submission_id: Annotated[str, typer.Argument(help="The job's submission id (see `tracebridge list`).")],
     cluster: ClusterOpt = "local",
+    cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Status of a job; exit 1 when it FAILED or was STOPPED."""
     from tracebridge.cluster.client import ClusterError, job_info
 
-    target = _open(cluster)
+    target = _open(cluster, cluster_set)
     try:
         info = job_info(target.client, submission_id)
     except ClusterError as exc:
@@ -136,17 +146,20 @@ def logs(
     submission_id: Annotated[str, typer.Argument(help="The job's submission id.")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
     cluster: ClusterOpt = "local",
+    cluster_set: ClusterSetOpt = None,
 ) -> None:
-    """Print a job's driver log (``--follow``: stream it until the job ends; exit 1 if it failed)."""
+    """Print a job's driver log (``--follow``: stream it until the job ends, however long it runs;
+    exit 1 if it failed, 3 if the head stops answering for the cluster's ``wait_patience_s``)."""
     from tracebridge.cluster.client import ClusterError, wait
     from tracebridge.cluster.client import logs as job_logs
 
-    target = _open(cluster)
+    target = _open(cluster, cluster_set)
     try:
         if not follow:
             sys.stdout.write(job_logs(target.client, submission_id))
             raise typer.Exit(0)
-        info = wait(target.client, submission_id, 1.0, lambda t: (sys.stdout.write(t), sys.stdout.flush()))
+        info = wait(target.client, submission_id, 1.0, lambda t: (sys.stdout.write(t), sys.stdout.flush()),
+                    patience_s=target.cfg.wait_patience_s)
     except ClusterError as exc:
         _cluster_fail(exc)
     raise typer.Exit(ExitCodes.get(info["status"], 0))
@@ -156,13 +169,14 @@ def logs(
 def stop(
     submission_id: Annotated[str, typer.Argument(help="The job's submission id.")],
     cluster: ClusterOpt = "local",
+    cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Stop a job (its Tune run saves state; `submit --resume` continues it); exit 1 if it was not running."""
     from tracebridge.cluster.client import ClusterError
     from tracebridge.cluster.client import stop as stop_job
 
-    target = _open(cluster)
+    target = _open(cluster, cluster_set)
     try:
         stopped = stop_job(target.client, submission_id)
     except ClusterError as exc:
@@ -178,13 +192,14 @@ def stop(
 def list_cmd(
     cluster: ClusterOpt = "local",
     everything: Annotated[bool, typer.Option("--all", help="Also jobs not submitted by tracebridge.")] = False,
+    cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Jobs on the cluster (sweep id, attempt, status)."""
     from tracebridge.cluster.client import ClusterError, list_jobs
 
     try:
-        jobs = list_jobs(_open(cluster).client, everything)
+        jobs = list_jobs(_open(cluster, cluster_set).client, everything)
     except ClusterError as exc:
         _cluster_fail(exc)
     if json_out:
@@ -199,6 +214,7 @@ def pull(
     source: Annotated[str, typer.Argument(help="A submission id, or a report URI / folder (s3://..., file://..., path).")],
     out: Annotated[Path, typer.Option(help="Where the report goes (<out>/<sweep id>).")] = Path("reports"),
     cluster: ClusterOpt = "local",
+    cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Download a sweep's report from storage and verify its manifest hashes; exit 1 on any mismatch."""
@@ -212,7 +228,7 @@ def pull(
         uri, name = source, source.rstrip("/").rsplit("/", 1)[-1]
     else:
         try:
-            meta = job_info(_open(cluster).client, source)["metadata"]
+            meta = job_info(_open(cluster, cluster_set).client, source)["metadata"]
         except ClusterError as exc:
             _cluster_fail(exc)
         if "report_uri" not in meta:

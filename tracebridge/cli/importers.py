@@ -143,7 +143,9 @@ def import_agentlightning_cmd(
     doc = rep.to_dict()
     counts = " / ".join(str(doc[f"rollouts_{k}"]) for k in ("seen", "imported", "unchanged", "pending", "skipped"))
     rows = [("rollouts seen / imported / unchanged / waiting / skipped", counts),
-            ("records", ", ".join(f"{k}×{n}" for k, n in doc["records"].items()) or "none")]
+            ("records", ", ".join(f"{k}×{n}" for k, n in doc["records"].items()) or "none"),
+            ("tool schemas of model calls: recorded / missing",
+             " / ".join(str(doc["tool_schemas"].get(k, 0)) for k in ("recorded", "missing")))]
     if rep.imported_nothing:
         doc["problems"].append("nothing could be imported: no span file, or no new rollout became a run")
     _finish(doc, rep.reconciles and not rep.imported_nothing, out, cfg, validate, json_out,

@@ -2,12 +2,17 @@
 ``runtime_env`` (working_dir, env vars, excludes, image or pip), status, logs (polled, so a
 follow works through any proxy), stop, list our jobs, and wait with progress and a deadline.
 
+Every request waits at most ``request_timeout_s`` (the SDK sets no timeout: a head that accepts the
+connection and never answers would hang every command). Waiting on a job is many such requests, so a
+long job is never cut by it; ``wait`` gives up only when its polls go unanswered for ``wait_patience_s``.
+
 The token travels only in the ``Authorization`` header of this process; it is read from the
 local head's 0600 file, ``token_file`` or the environment variable named by ``token_env``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shlex
@@ -52,7 +57,8 @@ def cluster_error(what: str, exc: BaseException) -> ClusterError:
     nothing answered."""
     text = f"{what}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
     if _unreachable(exc):
-        return ClusterUnreachable(f"{text} (the Ray head did not answer; try again when it is up)")
+        hint = " within the cluster's request_timeout_s" if "timed out" in str(exc).lower() else ""
+        return ClusterUnreachable(f"{text} (the Ray head did not answer{hint}; try again when it is up)")
     return ClusterError(text)
 
 
@@ -64,18 +70,35 @@ def read_token(cfg: ClusterConfig, token_file: str | None = None) -> str | None:
     return os.environ.get(cfg.token_env) if cfg.token_env else None
 
 
-def connect(address: str, token: str | None) -> Any:
-    """A ``JobSubmissionClient`` for ``address`` sending ``token``.
-
-    Raises:
-        ClusterUnreachable: nothing answered at ``address``.
-        ClusterError: the token is missing or refused, or the address is not a Jobs API.
-    """
+@functools.cache
+def _bounded_client() -> type:
+    """``JobSubmissionClient`` with a timeout on each request (the SDK passes none to ``requests``)."""
     from ray.job_submission import JobSubmissionClient
 
+    class BoundedClient(JobSubmissionClient):  # type: ignore[misc]
+        def __init__(self, address: str, timeout_s: float, **kwargs: Any) -> None:
+            self.timeout_s = timeout_s  # set first: the constructor already asks the head its version
+            super().__init__(address, **kwargs)
+
+        def _do_request(self, method: str, endpoint: str, **kwargs: Any) -> Any:
+            # (connect, read): each socket wait, not the whole transfer, so a big upload or log still gets through
+            kwargs.setdefault("timeout", self.timeout_s)
+            return super()._do_request(method, endpoint, **kwargs)
+
+    return BoundedClient
+
+
+def connect(address: str, token: str | None, timeout_s: float = 30.0) -> Any:
+    """A ``JobSubmissionClient`` for ``address`` sending ``token``, each of whose requests waits at
+    most ``timeout_s`` to connect or for the next bytes of the answer.
+
+    Raises:
+        ClusterUnreachable: nothing answered at ``address`` (refused, reset, or silent for ``timeout_s``).
+        ClusterError: the token is missing or refused, or the address is not a Jobs API.
+    """
     headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
-        return JobSubmissionClient(address, headers=headers)
+        return _bounded_client()(address, timeout_s, headers=headers)
     except Exception as exc:  # ConnectionError, AuthenticationError, RuntimeError — all "cannot use it"
         raise cluster_error(address, exc) from exc
 
@@ -176,33 +199,53 @@ def stop(client: Any, submission_id: str) -> bool:
 
 
 def wait(client: Any, submission_id: str, poll_s: float = 2.0, on_log: Callable[[str], None] | None = None,
-         deadline: float | None = None, should_stop: Callable[[], str | None] | None = None) -> dict[str, Any]:
+         deadline: float | None = None, should_stop: Callable[[], str | None] | None = None,
+         patience_s: float = 300.0) -> dict[str, Any]:
     """Poll until the job is terminal, streaming new log text to ``on_log``.
+
+    Each poll is a few requests, each bounded by the client's timeout; a poll the head does not
+    answer is tried again, so a slow moment of the head does not end the wait of a long job.
 
     Args:
         deadline: ``time.time()`` after which the job is stopped (status then says why).
         should_stop: called every poll; a non-empty return is a reason to stop the job now.
+        patience_s: give up when the head has not answered a poll for this long.
 
     Returns:
         The final ``job_info`` plus ``"stopped_because"`` when we stopped it.
+
+    Raises:
+        ClusterUnreachable: no poll answered for ``patience_s`` (the job may still be running).
+        ClusterError: the cluster answered with an error (e.g. no such job).
     """
     seen = 0
     reason: str | None = None
+    stopped = False
+    answered = time.monotonic()
     while True:
-        info = job_info(client, submission_id)
-        if on_log is not None:
-            text = logs(client, submission_id)
-            if len(text) > seen:
-                on_log(text[seen:])
-                seen = len(text)
-        if info["status"] in TERMINAL:
-            if reason:
-                info["stopped_because"] = reason
-            return info
-        if reason is None:
-            reason = ("deadline reached" if deadline and time.time() > deadline else None) or \
-                (should_stop() if should_stop else None)
-            if reason:
+        try:
+            info = job_info(client, submission_id)
+            answered = time.monotonic()
+            if on_log is not None:
+                text = logs(client, submission_id)
+                if len(text) > seen:
+                    on_log(text[seen:])
+                    seen = len(text)
+            if info["status"] in TERMINAL:
+                if reason:
+                    info["stopped_because"] = reason
+                return info
+            if reason is None:
+                reason = ("deadline reached" if deadline and time.time() > deadline else None) or \
+                    (should_stop() if should_stop else None)
+            if reason and not stopped:
                 log.warning("stopping %s: %s", submission_id, reason)
                 stop(client, submission_id)
+                stopped = True
+        except ClusterUnreachable as exc:
+            silent = time.monotonic() - answered
+            if silent >= patience_s:
+                raise ClusterUnreachable(f"{exc}; no answer for {silent:.0f}s while waiting on {submission_id} "
+                                         f"(wait_patience_s={patience_s:g}); the job may still be running") from exc
+            log.warning("%s; polling again (%.0fs without an answer, giving up at %gs)", exc, silent, patience_s)
         time.sleep(poll_s)

@@ -72,6 +72,15 @@ class ClusterConfig:
         "help": "CPUs reserved for the job driver (0 = none; trials reserve their own)."})
     entrypoint_num_gpus: float = field(default=0.0, metadata={"help": "GPUs reserved for the job driver."})
     start_timeout_s: float = field(default=90.0, metadata={"help": "local: seconds to wait for the head to answer."})
+    ray_command: str = field(default="", metadata={
+        "help": "local: the `ray` executable that starts the head; '' = this venv's (else `ray` on PATH)."})
+    request_timeout_s: float = field(default=30.0, metadata={
+        "help": "Seconds one Jobs API request may wait to connect, or for the next bytes of its answer, before "
+                "the head counts as unreachable (exit 3). Waiting on a job polls with many short requests: "
+                "a long job or `logs --follow` is not cut by it."})
+    wait_patience_s: float = field(default=300.0, metadata={
+        "help": "While waiting on a job (submit, logs --follow, window): seconds its polls may go unanswered "
+                "in a row before giving up (exit 3; the job itself keeps running on a remote head)."})
 
     def validate(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
@@ -84,6 +93,12 @@ class ClusterConfig:
             p.append(f"token_env={self.token_env}: must be an environment variable NAME, not a token value")
         if self.dashboard_port < 0 or self.dashboard_port > 65535:
             p.append(f"dashboard_port={self.dashboard_port}: use 0 (free port) or 1..65535")
+        if self.request_timeout_s <= 0:
+            p.append(f"request_timeout_s={self.request_timeout_s}: must be > 0 seconds (e.g. 30)")
+        if self.wait_patience_s < 0:
+            p.append(f"wait_patience_s={self.wait_patience_s}: must be >= 0 seconds (0 = give up at the first miss)")
+        if self.start_timeout_s <= 0:
+            p.append(f"start_timeout_s={self.start_timeout_s}: must be > 0 seconds (e.g. 90)")
         if self.num_cpus < 0:
             p.append(f"num_cpus={self.num_cpus}: must be >= 0 (0 = all)")
         bad = [k for k in self.env_vars if any(s in k.upper() for s in ("TOKEN", "SECRET", "PASSWORD", "KEY"))]
@@ -117,20 +132,21 @@ class WindowConfig:
         return p
 
 
-def cluster_from_spec(spec: str) -> ClusterConfig:
-    """The cluster a sweep names: ``local``, a ``configs/cluster/*.yaml`` path or a dashboard URL.
+def cluster_from_spec(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ClusterConfig:
+    """The cluster a sweep names: ``local``, a ``configs/cluster/*.yaml`` path or a dashboard URL,
+    then ``key=value`` ``overrides`` of its keys (``request_timeout_s=5``).
 
     Raises:
-        tracebridge.config.ConfigError: unknown spec or invalid cluster YAML.
+        tracebridge.config.ConfigError: unknown spec, invalid cluster YAML or a bad override.
     """
     from tracebridge.config import ConfigError, load_config
 
     if spec in ("", "local"):
-        return ClusterConfig()
+        return load_config(ClusterConfig, None, list(overrides))
     if spec.startswith(("http://", "https://")):
-        return load_config(ClusterConfig, None, ["kind=remote", f"address={spec}"])
+        return load_config(ClusterConfig, None, ["kind=remote", f"address={spec}", *overrides])
     if spec.endswith((".yaml", ".yml")):
-        return load_config(ClusterConfig, spec)
+        return load_config(ClusterConfig, spec, list(overrides))
     raise ConfigError([(f"cluster={spec}: use local, a configs/cluster/*.yaml file or a dashboard URL "
                         "(http://127.0.0.1:8265)")])
 

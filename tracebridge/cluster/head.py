@@ -5,6 +5,12 @@ by ``ray stop`` (which would stop every Ray on the machine).
 
 Ray's GCS, raylet and object manager still listen on all interfaces (only the dashboard binds to
 ``dashboard_host``); the token is what protects them.
+
+A head that cannot start is a ``HeadSetupError`` (a ``ClusterError``: exit 2) when a retry would fail
+the same way: no ``ray`` executable, the configured ``dashboard_port`` taken, a state dir that cannot
+be written, a broken Ray install. It is a ``HeadStartFailed`` (a ``ClusterUnreachable``: exit 3) when
+it exited for another reason or did not answer within ``start_timeout_s`` (a busy machine, a port we
+picked and another process took first). Its log is kept in ``<state_dir>/failed-start/``.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -25,9 +32,22 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tracebridge.cluster.client import ClusterError, ClusterUnreachable
 from tracebridge.cluster.config import ClusterConfig, expand
 
 log = logging.getLogger(__name__)
+# In a failed head's log: a set-up problem that a retry would meet again (the configured dashboard port
+# taken is told apart by its number: the other ports are picked free, so another process took one first).
+_SETUP_MARKERS = ("ModuleNotFoundError", "ImportError", "Permission denied", "No such option", "Usage: ray")
+_PORT_TAKEN = ("already occupied", "already in use")
+
+
+class HeadSetupError(ClusterError):
+    """The local head cannot start here until something is fixed (exit 2)."""
+
+
+class HeadStartFailed(ClusterUnreachable):
+    """The local head exited or did not answer in time for a reason a later try may not meet (exit 3)."""
 
 
 @dataclass
@@ -118,9 +138,42 @@ def running_head(cfg: ClusterConfig) -> HeadInfo | None:
     return None
 
 
-def _command(cfg: ClusterConfig, temp_dir: str, port: int) -> list[str]:
-    ray = str(Path(sys.executable).parent / "ray")
-    cmd = [ray if Path(ray).exists() else "ray", "start", "--head", "--block", "--temp-dir", temp_dir,
+def ray_executable(cfg: ClusterConfig) -> str:
+    """The ``ray`` that starts the head: ``cfg.ray_command``, else this venv's, else ``ray`` on PATH.
+
+    Raises:
+        HeadSetupError: there is no such executable.
+    """
+    if cfg.ray_command:
+        found = shutil.which(str(expand(cfg.ray_command)))
+        if not found:
+            raise HeadSetupError(f"ray_command={cfg.ray_command}: no such executable; name the `ray` of the "
+                                 "environment that has Ray installed, or '' for this venv's")
+        return found
+    venv = Path(sys.executable).parent / "ray"
+    found = str(venv) if venv.exists() else shutil.which("ray")
+    if not found:
+        raise HeadSetupError(f"no `ray` executable in {venv.parent} or on PATH: pip install 'ray[default]' "
+                             "into this venv, or set ray_command")
+    return found
+
+
+def _check_port(cfg: ClusterConfig) -> None:
+    """Refuse a configured ``dashboard_port`` that another process holds, before starting anything."""
+    if not cfg.dashboard_port:
+        return
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free to Ray too
+        try:
+            s.bind((cfg.dashboard_host, cfg.dashboard_port))
+        except OSError as exc:
+            raise HeadSetupError(f"dashboard_port={cfg.dashboard_port}: {cfg.dashboard_host}:{cfg.dashboard_port} "
+                                 f"cannot be bound ({exc.strerror or exc}): another process uses it; stop it, or "
+                                 "use another port or 0 (a free one)") from exc
+
+
+def _command(cfg: ClusterConfig, ray: str, temp_dir: str, port: int) -> list[str]:
+    cmd = [ray, "start", "--head", "--block", "--temp-dir", temp_dir,
            "--node-ip-address", "127.0.0.1", "--port", str(free_port()), "--dashboard-host", cfg.dashboard_host,
            "--dashboard-port", str(port), "--ray-client-server-port", str(free_port()),
            "--dashboard-agent-listen-port", str(free_port()), "--include-dashboard", "true",
@@ -136,40 +189,93 @@ def start_head(cfg: ClusterConfig) -> HeadInfo:
     """Reuse the running local head, or start one and wait until its Jobs API answers.
 
     Raises:
-        RuntimeError: the head did not come up within ``start_timeout_s`` (its log tail included).
+        HeadSetupError: no ``ray`` executable, the configured dashboard port taken, an unwritable
+            state dir, or a head whose log shows a set-up problem (see the module docstring).
+        HeadStartFailed: the head exited for another reason or did not answer within ``start_timeout_s``.
     """
     from filelock import FileLock
 
-    state = state_path(cfg)
-    state.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(state) + ".lock"):
+    state, token_file = state_path(cfg), state_path(cfg).parent / "auth_token"
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(state) + ".lock")
+        lock.acquire()
+    except OSError as exc:
+        raise HeadSetupError(f"state_dir={cfg.state_dir}: cannot hold the head's state ({exc}); "
+                             "point state_dir at a writable folder") from exc
+    try:
         found = running_head(cfg)
         if found:
             log.info("reusing the local Ray head at %s", found.address)
             return found
-        token_file = state.parent / "auth_token"
+        ray = ray_executable(cfg)
+        _check_port(cfg)
+        port = cfg.dashboard_port or free_port()
         token = ensure_token(token_file)
         # short path: Ray's socket paths must stay under ~107 bytes
         temp_dir = tempfile.mkdtemp(prefix="tbray-", dir="/tmp" if os.path.isdir("/tmp") else None)
-        port = cfg.dashboard_port or free_port()
         log_file = Path(temp_dir) / "head.log"
-        with log_file.open("w") as out:
-            proc = subprocess.Popen(_command(cfg, temp_dir, port), env=head_env(token_file), stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            with log_file.open("w") as out:
+                proc = subprocess.Popen(_command(cfg, ray, temp_dir, port), env=head_env(token_file), stdout=out,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:  # not executable, not a program
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            raise HeadSetupError(f"local Ray head: cannot run {ray}: {exc}; check ray_command") from exc
         address = f"http://127.0.0.1:{port}" if cfg.dashboard_host in ("127.0.0.1", "0.0.0.0", "localhost") \
             else f"http://{cfg.dashboard_host}:{port}"
         info = HeadInfo(address, "", proc.pid, temp_dir, str(token_file), str(log_file))
         deadline = time.time() + cfg.start_timeout_s
         while _answers(address, token) != 200:
             if proc.poll() is not None or time.time() > deadline:
+                code = proc.poll()
+                kept = _keep_logs(info, state.parent / "failed-start")
                 stop_head(info)
-                raise RuntimeError(f"local Ray head did not start (exit {proc.poll()}); "
-                                   f"log tail:\n{_tail(log_file)}")
+                raise _start_error(cfg, port, code, kept)
             time.sleep(0.3)
         info.gcs_address = _gcs_address(temp_dir)
         state.write_text(json.dumps(info.to_dict(), indent=2))
         log.info("started a local Ray head at %s (temp dir %s)", address, temp_dir)
         return info
+    finally:
+        lock.release()
+
+
+def _keep_logs(info: HeadInfo, dest: Path) -> Path | None:
+    """Copy a failed head's output and Ray's session logs to ``dest`` (replacing the last failure's):
+    ``stop_head`` removes its temp dir. Returns the kept ``head.log``."""
+    try:
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        shutil.copy2(info.log_file, dest / "head.log")
+        ray_logs = Path(info.temp_dir) / "session_latest" / "logs"
+        if ray_logs.is_dir():
+            shutil.copytree(ray_logs, dest / "ray", ignore_dangling_symlinks=True, dirs_exist_ok=True)
+    except (OSError, shutil.Error) as exc:
+        log.warning("could not keep the failed head's logs in %s: %s", dest, exc)
+    return dest / "head.log" if (dest / "head.log").is_file() else None
+
+
+def _start_error(cfg: ClusterConfig, port: int, code: int | None, kept: Path | None) -> ClusterError:
+    """The error of a head that exited with ``code`` (None: still running past ``start_timeout_s``)."""
+    text = _tail(kept, 200_000) if kept else ""
+    where = f"; log: {kept}" if kept else ""
+    tail = "\n".join(text.strip().splitlines()[-15:])
+    last = (tail.splitlines() or [""])[-1]
+    if code is None:
+        return HeadStartFailed(f"local Ray head did not answer within start_timeout_s={cfg.start_timeout_s:g} "
+                               f"(stopped it){where}; try again, or raise start_timeout_s on a busy machine"
+                               + (f"\n{tail}" if tail else ""))
+    # the error that ended it is at the end (earlier lines may hold harmless warnings)
+    taken = [line for line in tail.splitlines() if any(m in line for m in _PORT_TAKEN)]
+    if cfg.dashboard_port and any(re.search(rf"\b{port}\b", line) for line in taken):
+        return HeadSetupError(f"local Ray head exited (code {code}): dashboard_port={port} is in use; use another "
+                              f"port or 0 (a free one){where}\n{tail}")
+    if not taken and any(m in tail for m in _SETUP_MARKERS):
+        return HeadSetupError(f"local Ray head exited (code {code}): {last}; the Ray install or its "
+                              f"settings need fixing{where}\n{tail}")
+    return HeadStartFailed(f"local Ray head exited (code {code}) while starting: {last or 'no output'}; "
+                           f"try again{where}" + (f"\n{tail}" if tail else ""))
 
 
 def _gcs_address(temp_dir: str) -> str:

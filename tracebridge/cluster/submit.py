@@ -62,7 +62,10 @@ def open_cluster(cfg: ClusterConfig, start: bool = True) -> Target:
     """Connect to the cluster of ``cfg``; for ``kind: local`` start the head (or reuse a running one).
 
     Raises:
-        ClusterError: no head running (``start=False``), or the cluster is unreachable / refuses the token.
+        ClusterError: no head running (``start=False``), a local head that cannot start here
+            (``head.HeadSetupError``), or a cluster that refuses the token.
+        ClusterUnreachable: the cluster did not answer, or a local head failed to start for a
+            reason a later try may not meet (``head.HeadStartFailed``).
     """
     head = None
     if cfg.kind == "local":
@@ -77,7 +80,7 @@ def open_cluster(cfg: ClusterConfig, start: bool = True) -> Target:
             log.warning("no Ray token found (token_env=%s, token_file=%r); the cluster will refuse us if "
                         "it has token auth on", cfg.token_env, cfg.token_file)
     try:
-        return Target(cfg, address, connect(address, token), head)
+        return Target(cfg, address, connect(address, token, cfg.request_timeout_s), head)
     except ClusterError:
         if head is not None and head.started:
             stop_head(head)
@@ -90,13 +93,14 @@ def close_cluster(target: Target, keep: bool) -> None:
         stop_head(target.head)
 
 
-def resolve_cluster(spec: str | None, sweep_cluster: str) -> ClusterConfig:
-    """The cluster to use: ``spec`` (``--cluster``) when given, else the sweep's own ``cluster``.
+def resolve_cluster(spec: str | None, sweep_cluster: str, overrides: list[str] | tuple[str, ...] = ()) -> ClusterConfig:
+    """The cluster to use: ``spec`` (``--cluster``) when given, else the sweep's own ``cluster``,
+    with ``key=value`` ``overrides`` of its keys (``--cluster-set``).
 
     Raises:
-        tracebridge.config.ConfigError: unknown spec or invalid cluster YAML.
+        tracebridge.config.ConfigError: unknown spec, invalid cluster YAML or a bad override.
     """
-    return cluster_from_spec(spec if spec is not None else sweep_cluster)
+    return cluster_from_spec(spec if spec is not None else sweep_cluster, overrides)
 
 
 def check_bundle(uri: str) -> str:

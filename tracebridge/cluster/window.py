@@ -304,7 +304,7 @@ def sweep_work(plan: WindowPlan, sweep: Any, cluster: Any, working_dir: Path, cf
         while True:
             dog.check()
             try:
-                client = connect(cluster.address, read_token(cluster))
+                client = connect(cluster.address, read_token(cluster), cluster.request_timeout_s)
                 break
             except ClusterError as exc:
                 if time.time() > end:
@@ -318,7 +318,8 @@ def sweep_work(plan: WindowPlan, sweep: Any, cluster: Any, working_dir: Path, cf
             dog.observe(plan.hourly_usd if rate is None else rate)  # no autoscaler report: assume worst case
             return dog.reason()
 
-        info = wait(client, sub["submission_id"], cfg.poll_s, on_log, should_stop=over_budget)
+        info = wait(client, sub["submission_id"], cfg.poll_s, on_log, should_stop=over_budget,
+                    patience_s=cluster.wait_patience_s)
         if info.get("stopped_because"):
             raise BudgetExceeded(f"budget cap reached; job {sub['submission_id']} stopped")
         res: dict[str, Any] = {"submission": sub, "status": info["status"], "ok": info["status"] == "SUCCEEDED"}

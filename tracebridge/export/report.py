@@ -48,7 +48,7 @@ class Tally:
     verdicts_observed: Counter[str] = field(default_factory=Counter)
     verdicts_expected: Counter[str] = field(default_factory=Counter)
     pair_sources: Counter[str] = field(default_factory=Counter)
-    tool_sources: Counter[str] = field(default_factory=Counter)
+    tool_sources: Counter[str] = field(default_factory=Counter)  # runs by the labels.tool_source their rows carry
     view_skips: Counter[str] = field(default_factory=Counter)
     view_trims: Counter[str] = field(default_factory=Counter)  # rows trimmed per budget (views.TRIMMED)
     feedback_runs: int = 0  # exported runs the feedback seam gave labels (reactions joined)
@@ -72,7 +72,13 @@ class Tally:
             target[kind][path] += n
 
     def add_rows(self, views: dict[str, list[dict[str, Any]]]) -> None:
-        """Class balance of one exported run's rows."""
+        """Class balance of one exported run's rows, and where their tool schemas came from: the run
+        counts once under each ``labels.tool_source`` its rows carry (an Agent Lightning run whose
+        calls recorded their schemas is ``recorded``, one mixing recorded and inferred calls counts
+        under both; a run whose rows carry none is not counted)."""
+        sources = {str(lab["tool_source"]) for rows in views.values() for r in rows
+                   if isinstance(lab := (r.get("meta") or {}).get("labels"), dict) and lab.get("tool_source")}
+        self.tool_sources.update(sources)
         for r in views.get("verifier_sft", []):
             lab = r["meta"]["labels"]
             self.verdicts_observed[str(lab.get("verdict"))] += 1

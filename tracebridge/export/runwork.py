@@ -193,7 +193,6 @@ class RunWork:
         x.add_rows(views)
         x.view_skips.update({k: n for k, n in skips.items() if k not in TRIMMED})
         x.view_trims.update({k: n for k, n in skips.items() if k in TRIMMED})
-        x.tool_sources[tool_source] += 1
         if reactions:  # the join's reach, for the report (corrections are accounted on their own)
             x.feedback_runs += bool(reactions.get("run") or reactions.get("events"))
             labelled = reactions.get("events") or {}

@@ -12,8 +12,11 @@ that runs out of memory fails instead of swapping the machine:
     python scripts/bench_eval.py --bundle B/<bundle_id> [--role worker] [--max-length 2048] [--mem-gb 8]
     python scripts/bench_eval.py --smoke
 
-The model is cpu_tiny's random-init one (evaluation cost does not depend on training); the last lines
-print the ratios of the fitted way against ``before`` (or say that ``before`` ran out of memory).
+The model is cpu_tiny's random-init one (evaluation cost does not depend on training) with
+``--max-positions`` positions, so that no way cuts a prompt to the model's context (``eval.predict``);
+``--vocab-size 151936`` gives it Qwen's output layer, whose logits dominate scoring (``--role verifier``,
+pairs). The last lines print the ratios of the fitted way against ``before`` (or say that ``before`` ran
+out of memory).
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ def run(way: str, args: argparse.Namespace) -> dict:
     """One way in a child process under ``--mem-gb`` of address space."""
     limit = int(args.mem_gb * (1 << 30))
     ov = [*WAYS[way], f"train.max_length={args.max_length}", f"dpo.max_length={args.max_length}",
-          f"eval.max_new_tokens={args.max_new_tokens}"]
+          f"eval.max_new_tokens={args.max_new_tokens}", f"model.max_position_embeddings={args.max_positions}",
+          f"model.vocab_size={args.vocab_size}"]
     cmd = [sys.executable, __file__, "--child", "--bundle", args.bundle, "--role", args.role, "--", *ov]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT,
@@ -80,6 +84,8 @@ def main() -> None:
     ap.add_argument("--role", default="worker")
     ap.add_argument("--max-length", type=int, default=2048)
     ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--max-positions", type=int, default=32768, help="The model's max_position_embeddings.")
+    ap.add_argument("--vocab-size", type=int, default=0, help="The model's vocabulary (0 = the tokenizer's).")
     ap.add_argument("--mem-gb", type=float, default=8.0, help="Address-space limit of each evaluation.")
     ap.add_argument("--smoke", action="store_true", help="The fixture bundle, 256 tokens, 8 new tokens.")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

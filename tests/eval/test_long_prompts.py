@@ -55,7 +55,7 @@ def test_a_prompt_whose_reference_does_not_fit_loses_its_oldest_context(tiny):
     ref = _call(9)
     counts: dict[str, int] = {}
     got = offline.fit_prompts(tok, [long, short], [ref, ref], [TOOLS, TOOLS], 600, counts)
-    assert counts == {"prompts": 2, "fitted": 1, "over": 0}
+    assert counts == {"prompts": 2, "fitted": 1, "over": 0, "refused": 0}
     assert got[1] is short  # fits: the same prompt
     kept = got[0]
     assert kept[0] == SYSTEM and kept[1]["role"] == "user" and kept[-1] == long[-1]  # the newest context stays
@@ -125,3 +125,45 @@ def test_bench_eval_smoke() -> None:
     lines = res.stdout.strip().splitlines()
     assert [ln.split()[0] for ln in lines[1:4]] == ["before", "bounded", "fitted"], res.stdout
     assert all(" items, " in ln for ln in lines[1:4]) and lines[-1].startswith("ratio time fitted/before: ")
+
+
+def test_a_reference_the_template_refuses_leaves_its_prompt_as_it_is(tiny):
+    """Llama 3's template allows one tool call a message; the model never sees the reference, so a turn
+    with parallel calls must not fail the evaluation: that prompt is evaluated as it is, the others fit."""
+    import copy
+
+    from trl import chat_template_utils
+
+    tok = copy.deepcopy(tiny[1])
+    tok.chat_template = chat_template_utils.llama3_2_chat_template
+    long = [SYSTEM, *conversation(6, seed=1)]
+    parallel = _call(9)
+    parallel["tool_calls"] = parallel["tool_calls"] + [{**parallel["tool_calls"][0], "id": "c10"}]
+    counts: dict[str, int] = {}
+    got = offline.fit_prompts(tok, [long, long], [parallel, _call(9)], [TOOLS, TOOLS], 1200, counts)
+    assert counts == {"prompts": 2, "fitted": 1, "over": 0, "refused": 1}
+    assert got[0] is long and len(got[1]) < len(long) and got[1][-1] == long[-1]
+
+
+def test_a_plan_is_checked_against_its_tasks_tools_when_the_prompt_is_fitted(tiny, monkeypatch):
+    """Without labels.tool_mask the tools a plan may use are the task's first user turn; fitting may drop
+    that turn from what the model is shown, not from what the plan is checked against."""
+    import json
+
+    model, tok = tiny
+    plan = json.dumps({"plan": [{"description": "read it", "tool": "read_file", "args": {"path": "f1.txt"}}],
+                       "rationale": ""})
+    msgs = [{"role": "system", "content": "You are the planner."},
+            {"role": "user", "content": "Goal: read the notes\nAvailable tools: read_file"},
+            {"role": "assistant", "content": plan}]
+    for t in range(6):
+        msgs += [{"role": "user", "content": f"Observation: step {t} " + " ".join(["notes report"] * 60)},
+                 {"role": "assistant", "content": plan}]
+    row = {"messages": msgs, "meta": {"run_id": "p1", "labels": {}}}
+    monkeypatch.setattr(P, "generate_replies", lambda model, tok, prompts, **kw: [plan] * len(prompts))
+    cfg = EvalConfig(n_boot=100)
+    counts: dict[str, int] = {}
+    _, whole = offline.eval_planner(model, tok, [row], cfg)
+    _, fitted = offline.eval_planner(model, tok, [row], cfg, 400, counts)
+    assert counts["fitted"] == 1
+    assert whole["plan_validity"] == fitted["plan_validity"] == ([1.0], [1.0])

@@ -11,8 +11,9 @@ Long prompts: with ``eval.fit_context`` (default: as ``data.fit_context``), a pr
 reply does not fit in ``eval.max_length`` (0 = ``train.max_length``; pairs: ``dpo.max_length`` and
 their longer answer) loses its oldest context messages by the rule the role was trained with
 (``tracebridge.train.context_fit``), so the model is evaluated on the context it would have been
-trained on; replies are scored against the prompt the model was shown. Prompts are batched by length
-within ``eval.max_batch_tokens`` padded tokens either way, which bounds attention memory.
+trained on; worker replies are scored against the prompt the model was shown (``eval_worker``), a plan
+against its task's tools. Prompts are batched by length within ``eval.max_batch_tokens`` padded tokens
+either way, and scoring keeps only the continuation's logits, which bounds memory (``predict``).
 """
 
 from __future__ import annotations
@@ -88,15 +89,39 @@ def worker_points(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, 
 def fit_prompts(tok: Any, prompts: list[list[dict[str, Any]]], refs: list[dict[str, Any]], tools: list[Any],
                 max_length: int, counts: dict[str, int]) -> list[list[dict[str, Any]]]:
     """The prompts, each whose reference reply does not fit in ``max_length`` tokens after it with its
-    oldest context dropped (``context_fit``; 0 = as they are); adds ``prompts``, ``fitted`` and ``over``
-    (over even with their minimal context, evaluated as they are) to ``counts``."""
+    oldest context dropped (``context_fit``; 0 = as they are); adds ``prompts``, ``fitted``, ``over``
+    (over even with their minimal context, evaluated as they are) and ``refused`` to ``counts``.
+
+    The reference is rendered only to count: the model never sees it. A reference the chat template
+    refuses (Llama 3's allows one tool call a message; an exported turn may hold parallel calls) leaves
+    its prompt as it is, counted in ``refused``, rather than failing the evaluation.
+
+    No room is left for ``max_new_tokens``: fitting reproduces the context the role trained on (prompt and
+    reference within ``train.max_length``); reserving the generation budget would cut more context than
+    training did. The model's own position limit is ``predict``'s concern."""
     if not max_length:
         return prompts
-    from tracebridge.train.context_fit import fit_sft_records
+    from jinja2.exceptions import TemplateError
+
+    from tracebridge.train.context_fit import FitReport, fit_sft_records
 
     recs = [{"prompt": p, "completion": [r], "tools": t} for p, r, t in zip(prompts, refs, tools)]
-    fitted, rep = fit_sft_records(recs, tok, max_length, what="eval")
-    for k, n in (("prompts", len(recs)), ("fitted", rep.fitted), ("over", rep.over)):
+    refused = 0
+    try:
+        fitted, rep = fit_sft_records(recs, tok, max_length, what="eval")
+    except TemplateError:  # one at a time, to find the references the template refuses
+        fitted, rep = [], FitReport()
+        for rec in recs:
+            try:
+                (got,), one = fit_sft_records([rec], tok, max_length, what="eval")
+            except TemplateError as e:
+                got, one, refused = rec, FitReport(), refused + 1
+                log.debug("eval: the chat template refuses a reference (%s): its prompt is evaluated as it is", e)
+            fitted.append(got)
+            rep.fitted, rep.over = rep.fitted + one.fitted, rep.over + one.over
+        log.warning("eval: the chat template refuses %d of %d reference replies: their prompts are evaluated as "
+                    "they are", refused, len(recs))
+    for k, n in (("prompts", len(recs)), ("fitted", rep.fitted), ("over", rep.over), ("refused", refused)):
         counts[k] = counts.get(k, 0) + n
     return [r["prompt"] for r in fitted]
 
@@ -104,18 +129,20 @@ def fit_prompts(tok: Any, prompts: list[list[dict[str, Any]]], refs: list[dict[s
 def eval_planner(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfig, max_length: int = 0,
                  counts: dict[str, int] | None = None) -> tuple[list[str], Items]:
     """Planner metrics on SFT rows, each scored against its last assistant turn (prompts fitted to
-    ``max_length``: ``fit_prompts``).
+    ``max_length``: ``fit_prompts``). The tools a plan may use are the task's, read from the whole row
+    (a fitted prompt may have lost the user turn that lists them).
 
     Returns:
         The item ids (run ids, else row indices) and the per-item ``{metric: (nums, dens)}``.
     """
-    prompts, refs = map(list, zip(*(_prompt_and_ref(r) for r in rows))) if rows else ([], [])
-    prompts = fit_prompts(tok, prompts, refs, [None] * len(rows), max_length, {} if counts is None else counts)
+    whole, refs = map(list, zip(*(_prompt_and_ref(r) for r in rows))) if rows else ([], [])
+    prompts = fit_prompts(tok, whole, refs, [None] * len(rows), max_length, {} if counts is None else counts)
     replies = P.generate_replies(model, tok, prompts, max_new_tokens=cfg.max_new_tokens,
                                  batch_size=cfg.batch_size, max_batch_tokens=cfg.max_batch_tokens)
+    # the tool mask is the task's (labels.tool_mask, else the row's first user turn), shown or not
     per = [M.planner_item(rep, ref["content"], next((m["content"] for m in pr if m["role"] == "user"), ""),
                           r["meta"].get("labels") or {})
-           for rep, ref, pr, r in zip(replies, refs, prompts, rows)]
+           for rep, ref, pr, r in zip(replies, refs, whole, rows)]
     return [r["meta"].get("run_id", str(i)) for i, r in enumerate(rows)], collect(per)
 
 
@@ -123,6 +150,13 @@ def eval_worker(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfi
                 counts: dict[str, int] | None = None) -> tuple[list[str], Items]:
     """Worker metrics on every distinct assistant turn of the rows (see ``worker_points``; prompts
     fitted to ``max_length``: ``fit_prompts``).
+
+    A reply is scored against the prompt the model was shown, fitted or not: ``arg_grounding`` asks
+    whether an argument could be read from the context, and a value only the dropped context held
+    could not; ``error_recurrence`` asks whether the model repeats a failed call it could see, and one
+    dropped with the oldest context was not there to avoid. Scoring against the whole prompt would
+    credit grounding the model never had and blame repeats it could not know of. Both variants of a
+    trial are evaluated on the same fitted prompts, so their paired differences stay like for like.
 
     Returns:
         The item ids (``<run_id>#<turn>``) and the per-item ``{metric: (nums, dens)}``.

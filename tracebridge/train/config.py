@@ -238,7 +238,8 @@ class EvalConfig:
     batch_size: int = field(default=16, metadata={"help": "Rows per generation / scoring batch."})
     max_batch_tokens: int = field(default=16384, metadata={
         "help": "Padded tokens per generation / scoring batch (rows x the longest, rows batched by length): "
-                "bounds attention memory on long prompts; a longer row goes alone."})
+                "bounds attention memory on long prompts, and scoring logits to the batch's hidden-state "
+                "memory (tracebridge.eval.predict); a longer row goes alone."})
     fit_context: bool | None = field(default=None, metadata={
         "help": "Drop the oldest context messages of a prompt whose reference reply (pairs: longer answer) "
                 "does not fit in max_length, by the training rule (tracebridge.train.context_fit); "

@@ -165,6 +165,7 @@ JSON_ERRORS = {
     "status": (["status", "sweep-a1", "--cluster", "{dead}"], 3),
     "stop": (["stop", "sweep-a1", "--cluster", "{dead}"], 3),
     "list": (["list", "--cluster", "{dead}"], 3),
+    "logs": (["logs", "sweep-a1", "--cluster", "{dead}"], 3),
     "pull": (["pull", "sweep-a1", "--cluster", "{dead}", "--out", "{tmp}/reports"], 3),
 }
 NO_JSON = {"feedback serve"}  # in COMMANDS, without --json

@@ -107,3 +107,35 @@ def test_a_retry_is_compared_by_its_tool_and_arguments() -> None:
     assert same[1]["meta"]["labels"]["tool_ok"] is True and same[1]["meta"]["labels"].get("recovery") is None
     other = _rows(_events(_retry(_recorded(), '{"city": "Lyon"}')))
     assert other[1]["meta"]["labels"]["recovery"] is True
+
+
+def _strip(spans: list[dict[str, Any]], calls: set[int]) -> list[dict[str, Any]]:
+    """The spans with the tool list of the given model calls (0, 1) left out, as an instrumentation that
+    records none writes them."""
+    llm = [s["attributes"] for s in spans if s["name"] == "openai.chat.completion"]
+    for i in calls:
+        for k in [k for k in llm[i] if k.startswith("gen_ai.request.functions.")]:
+            del llm[i][k]
+    return spans
+
+
+def test_a_call_answering_after_its_tools_without_recorded_schemas_gets_the_runs() -> None:
+    """The second call's prompt holds the tool call and its result: the agent offered it tools, so its row
+    falls back like the first, not to no tool list (a row teaching tool calls the model was never offered)."""
+    rows = _rows(_events(_strip(_recorded(), {0, 1})))
+    inferred = orjson.dumps(INFERRED, option=orjson.OPT_SORT_KEYS).decode()
+    assert [r["tools"] for r in rows] == [inferred, inferred]
+    assert [r["meta"]["labels"]["tool_source"] for r in rows] == ["inferred", "inferred"]
+    # the first call recorded them: the second falls back to the run's, and says so
+    rows = _rows(_events(_strip(_recorded(), {1})))
+    assert [r["meta"]["labels"]["tool_source"] for r in rows] == ["recorded", "inferred"]
+    assert rows[1]["tools"] == inferred
+
+
+def test_a_text_only_call_names_no_tool_source() -> None:
+    """A row without a tool list does not count as inferred (report.json ``views.tool_schemas``)."""
+    prompt = orjson.dumps([{"role": "user", "content": "Say hi"}]).decode()
+    events = [{"event_id": "e1", "event_type": "worker_action", "payload": {"action": "respond"},
+               "llm": {"rendered_prompt": prompt, "response": "hi"}}]
+    (row,) = _rows(events)
+    assert row["tools"] is None and "tool_source" not in row["meta"]["labels"]

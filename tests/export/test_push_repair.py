@@ -102,3 +102,16 @@ def test_cli_push_says_what_it_sent_again_and_refuses_an_unknown_check(bundle: E
     assert "checked by sha256" in r.stdout
     r = CliRunner().invoke(app, ["push", str(bundle.path), uri, "verify_remote=md5"])
     assert r.exit_code == 2 and "verify_remote=md5: use one of size, sha256" in r.output
+
+
+def test_cli_push_of_no_bundle_is_a_usage_error(bundle: ExportResult, tmp_path: Path) -> None:
+    """A missing path, or a folder without a bundle, is exit 2 (README: a missing input path), not 1 (a
+    bundle refused); a tampered bundle stays exit 1."""
+    uri = (tmp_path / "store").as_uri()
+    for path in (tmp_path / "nope", tmp_path):
+        r = CliRunner().invoke(app, ["push", str(path), uri, "--json"])
+        assert r.exit_code == 2 and orjson.loads(r.stdout)["exit_code"] == 2, r.output
+    view = next(f.path for f in bundle.manifest.files if f.path.endswith(".jsonl"))
+    (bundle.path / view).write_bytes(b"")
+    assert CliRunner().invoke(app, ["push", str(bundle.path), uri]).exit_code == 1
+    assert not (tmp_path / "store").exists()

@@ -5,6 +5,7 @@ fallback (``inferred``) its rows never used."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +40,23 @@ def test_a_run_counts_under_each_source_its_rows_carry_once() -> None:
     t.add_rows({"worker_sft": [_row("toolset_hash")], "planner_sft": [_row(None)]})
     t.add_rows({"planner_sft": [_row(None)], "agentlightning/triplets": [{"prompt": "p"}]})  # no tool rows: none
     assert t.tool_sources == {"recorded": 1, "inferred": 1, "toolset_hash": 1}
+
+
+def test_schemas_taken_from_the_schemas_file_by_name_say_so() -> None:
+    """They used to be labelled ``inferred``, as if made up from the arguments (the README: the label says
+    which of ``tools.schemas_file`` and inferred gave them)."""
+    from tracebridge.export.config import ToolsConfig
+    from tracebridge.export.tools import ToolRegistry
+
+    weather = {"type": "function", "function": {"name": "get_weather", "description": "From the file",
+                                                "parameters": {"type": "object", "properties": {}}}}
+    call = {"event_type": "worker_tool_call", "payload": {"tool": "get_weather", "args": {"city": "Paris"}}}
+    other = {"event_type": "worker_tool_call", "payload": {"tool": "get_time", "args": {"tz": "UTC"}}}
+    session = {"hashes": {"toolset_hash": "not-the-files"}}
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "tools.json").write_text(json.dumps([weather]))
+        reg = ToolRegistry(ToolsConfig(schemas_file=str(Path(d) / "tools.json")))
+        assert reg.for_run(session, [call]) == ([weather], "schemas_file")
+        tools, source = reg.for_run(session, [call, other])  # one tool the file lacks: made up
+        assert source == "inferred" and weather in tools and len(tools) == 2
+    assert ToolRegistry().for_run(session, [call])[1] == "inferred"

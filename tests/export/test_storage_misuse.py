@@ -87,7 +87,9 @@ def test_push_over_a_corrupt_remote_manifest_publishes_again(bundle: ExportResul
     bid = bundle.manifest.bundle_id
     (tmp_path / "store" / bid).mkdir(parents=True)
     (tmp_path / "store" / bid / "manifest.json").write_text("{torn")
-    assert push_bundle(bundle.path, uri)["status"] == "published"
+    res = push_bundle(bundle.path, uri)  # a damaged copy, repaired: every file and the manifest named
+    assert res["status"] == "repaired" and res["repaired"][-1]["path"] == "manifest.json"
+    assert len(res["repaired"]) == len(bundle.manifest.files) + 1
     assert push_bundle(bundle.path, uri)["status"] == "exists"
     assert fetch_bundle(uri, tmp_path / "pulled")[1].bundle_id == bid
 

@@ -90,3 +90,12 @@ def test_tool_call_arguments_keep_the_string_the_model_returned() -> None:
     # the decisions and the tool that ran still hold the arguments as an object (and share the call's id)
     assert action["payload"]["args"] == call["payload"]["args"] == {"city": "Paris"}
     assert call["payload"]["call_id"] == "call_1"
+
+
+def test_a_call_whose_prompt_holds_tool_results_counts_as_missing_without_schemas() -> None:
+    spans = _recorded()
+    for attrs in _llm_attrs(spans):
+        for k in [k for k in attrs if k.startswith("gen_ai.request.functions.")]:
+            del attrs[k]
+    # the second call called no tool, but its prompt holds the first call's tool call and result
+    assert spans_to_events(spans, "al-1", TASK).tool_schemas == {"missing": 2}

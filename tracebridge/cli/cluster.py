@@ -105,6 +105,8 @@ def submit(
             if info["status"] == "SUCCEEDED":
                 pulled = pull_report(sub["report_uri"], out / plan.sweep_id)
                 summary.update(report=pulled["report_html"], report_problems=pulled["problems"])
+                if pulled.get("unreachable"):
+                    summary["storage_unreachable"] = True
     except ClusterError as exc:
         _cluster_fail(exc)
     finally:
@@ -116,7 +118,7 @@ def submit(
                    + (f"  report: {summary['report']}" if summary.get("report") else ""))
     bad = summary["status"] in ("FAILED", "STOPPED") or bool(summary.get("report_problems")) or \
         (summary["status"] == "SUCCEEDED" and not summary.get("report"))
-    raise typer.Exit(1 if bad else 0)
+    raise typer.Exit(EXIT_UNREACHABLE if summary.get("storage_unreachable") else 1 if bad else 0)
 
 
 @app.command()
@@ -147,6 +149,8 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
     cluster: ClusterOpt = "local",
     cluster_set: ClusterSetOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document: {submission_id, logs} (with "
+                                           "--follow, once the job ended: and its status, message).")] = False,
 ) -> None:
     """Print a job's driver log (``--follow``: stream it until the job ends, however long it runs;
     exit 1 if it failed, 3 if the head stops answering for the cluster's ``wait_patience_s``)."""
@@ -156,10 +160,17 @@ def logs(
     target = _open(cluster, cluster_set)
     try:
         if not follow:
-            sys.stdout.write(job_logs(target.client, submission_id))
+            text = job_logs(target.client, submission_id)
+            if json_out:
+                print_json({"submission_id": submission_id, "logs": text})
+            else:
+                sys.stdout.write(text)
             raise typer.Exit(0)
-        info = wait(target.client, submission_id, 1.0, lambda t: (sys.stdout.write(t), sys.stdout.flush()),
-                    patience_s=target.cfg.wait_patience_s)
+        stream = None if json_out else (lambda t: (sys.stdout.write(t), sys.stdout.flush()))
+        info = wait(target.client, submission_id, 1.0, stream, patience_s=target.cfg.wait_patience_s)
+        if json_out:
+            print_json({"submission_id": submission_id, "status": info["status"], "message": info.get("message"),
+                        "logs": job_logs(target.client, submission_id)})
     except ClusterError as exc:
         _cluster_fail(exc)
     raise typer.Exit(ExitCodes.get(info["status"], 0))
@@ -235,6 +246,8 @@ def pull(
             fail(f"job {source}: no report_uri in its metadata (not a tracebridge sweep)")
         uri, name = meta["report_uri"], meta["sweep_id"]
     res = pull_report(uri, out / name)
+    if res.get("unreachable"):  # try again later, as fetch
+        fail(res["problems"][0], EXIT_UNREACHABLE)
     if json_out:
         print_json({k: v for k, v in res.items() if k != "manifest"} | {"uri": uri})
     else:

@@ -145,11 +145,21 @@ def push(
 ) -> None:
     """Publish a verified, redacted bundle (files first, manifest last); a copy already there is checked
     (verify_remote=size|sha256) and what is missing or different is sent again. Exit 1 when refused."""
+    from tracebridge.export.bundle import BundleError
     from tracebridge.export.config import StorageConfig
     from tracebridge.export.push import push_bundle
-    from tracebridge.export.storage import PushRefused, StorageError, StorageUnreachable
+    from tracebridge.export.storage import (
+        PushRefused,
+        StorageError,
+        StorageUnreachable,
+        resolve_bundle_dir,
+    )
 
     cfg = _load(StorageConfig, config, overrides or [])
+    try:
+        resolve_bundle_dir(bundle)  # no bundle there (a missing path, none or several): a usage error
+    except BundleError as exc:
+        fail(str(exc))
     try:
         res = push_bundle(bundle, uri, cfg)
     except PushRefused as exc:

@@ -202,13 +202,15 @@ def pull_report(uri: str, out: Path) -> dict[str, Any]:
     Returns:
         ``{"path", "problems", "report_html", "manifest"}``; ``problems`` is empty when every file
         matches its manifest hash (they name the files at ``uri``); ``report_html`` and ``manifest``
-        are None when it is not.
+        are None when it is not. A storage that cannot be reached (after ``retry_io``'s tries) adds
+        ``"unreachable": True`` (try again later, exit 3), one that refuses us (no credentials, no
+        permission) a problem.
     """
     import json
     import shutil
     import tempfile
 
-    from tracebridge.export.storage import uri_problem
+    from tracebridge.export.storage import StorageError, StorageUnreachable, retry_io, uri_problem
     from tracebridge.report import verify_report
     from tracebridge.sweep.storage import get_dir
 
@@ -223,10 +225,13 @@ def pull_report(uri: str, out: Path) -> dict[str, Any]:
         return {**failed, "problems": [f"{out.parent}: cannot hold the pulled report: {exc}"]}
     try:
         try:
-            get_dir(uri, tmp)
+            retry_io(lambda: get_dir(uri, tmp), f"pull from {uri}")
         except (FileNotFoundError, ValueError) as exc:
             return {**failed, "problems": [f"{uri}: no report there ({exc})" if isinstance(exc, FileNotFoundError)
                                            else str(exc)]}
+        except (StorageError, OSError) as exc:  # unreachable after the tries; no credentials or permission
+            return {**failed, "problems": [str(exc) if isinstance(exc, StorageError) else f"pull from {uri}: {exc}"],
+                    **({"unreachable": True} if isinstance(exc, StorageUnreachable) else {})}
         problems = [p.replace(str(tmp), uri.rstrip("/")) for p in verify_report(tmp)]
         if problems:
             return {**failed, "problems": problems}

@@ -204,12 +204,18 @@ class StorageConfig:
         "help": "How `push` checks a bundle already published there before trusting it: size = one listing, every "
                 "manifest file present with its size (cheap) | sha256 = also hash every remote file (reads the "
                 "whole remote copy). Missing or different files are sent again.", "choices": VERIFY_REMOTE})
+    request_timeout_s: float = field(default=30.0, metadata={
+        "help": "s3://: most seconds a request waits to connect or for the next bytes of its answer (a storage "
+                "that accepts and never answers fails the try); the S3 client's own retries are off, `retry.*` "
+                "retries."})
     retry: RetryConfig = field(default_factory=RetryConfig)
 
     def validate(self) -> list[str]:
         """Every problem: credential-like ``options`` keys, ``verify_remote``, and those of ``retry``."""
         bad = [] if self.verify_remote in VERIFY_REMOTE else [
             f"verify_remote={self.verify_remote}: use one of {', '.join(VERIFY_REMOTE)}"]
+        if not self.request_timeout_s > 0:
+            bad.append(f"request_timeout_s={self.request_timeout_s}: must be > 0")
         return [f"storage.options.{k}: looks like a credential; set it in the environment instead"
                 for k in self.options if any(s in k.lower() for s in SECRET_KEYS)] + bad + self.retry.problems("retry")
 
@@ -220,6 +226,10 @@ class StorageConfig:
             ck = {k: v for k, v in (("endpoint_url", self.s3_endpoint_url), ("region_name", self.s3_region)) if v}
             if ck:
                 opts["client_kwargs"] = ck
+            # bounded requests, tried once: botocore (5 attempts) and s3fs (5 more around each) would otherwise
+            # retry a silent endpoint for half an hour under every one of retry.attempts
+            opts["config_kwargs"] = {"connect_timeout": self.request_timeout_s, "read_timeout": self.request_timeout_s,
+                                     "retries": {"total_max_attempts": 1}}
         elif protocol in ("gs", "gcs") and self.gs_project:
             opts["project"] = self.gs_project
         return opts

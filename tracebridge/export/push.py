@@ -10,8 +10,12 @@ folder is compared with the local manifest, every listed file present with its s
 (``StorageConfig.verify_remote=size``, the default) and, with ``verify_remote=sha256``, with its
 sha256 too (that reads every remote byte). A file missing or different there is sent again, and
 the manifest as well when its file list differs from the local one (a torn or edited manifest);
-the result's ``status`` is ``repaired`` and ``repaired`` lists each file and what was wrong. A
-remote manifest that does not parse, or names another bundle, is published again from scratch.
+the result's ``status`` is ``repaired`` and ``repaired`` lists each file and what was wrong. The
+remote manifest must match the local one: one that does not parse, names another bundle or has an
+edited field (which a fetch could not tell: the bundle id covers the files only; ``PROVENANCE``
+fields may differ, another export of the same input) is sent again and named too. Without a remote
+manifest the push is a first one (``published``), sending only the files not already there (a push
+cut short before its last step).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from tracebridge.export.storage import (
 )
 
 log = logging.getLogger(__name__)
+# manifest fields an export of the same input may set otherwise (when and by what it ran): not damage
+PROVENANCE = ("created_at", "git_sha", "tracebridge_version")
 
 
 def governance_problems(bundle: Path, man: Manifest) -> list[str]:
@@ -107,16 +113,28 @@ def _publish_manifest(fs: Any, local: Path, remote: str) -> None:
         fs.put_file(str(local), remote)
 
 
-def _remote_manifest(fs: Any, dest: str, where: str) -> Manifest | None:
-    """The manifest published at ``dest``: None when there is none, or a corrupt one, which the push
-    then replaces (readers refuse it anyway, so overwriting loses nothing)."""
-    if not fs.exists(f"{dest}/{MANIFEST}"):
+def _remote_manifest_problem(fs: Any, dest: str, man: Manifest, local: bytes) -> str | None:
+    """What is wrong with the manifest published at ``dest`` (None: nothing), or ``"missing"``. Its fields
+    other than the file list are in no file hash (the bundle id covers the files only), so a fetch cannot
+    tell an edited one: each is compared with the local manifest's, ``PROVENANCE`` left out."""
+    path = f"{dest}/{MANIFEST}"
+    if not fs.exists(path):
+        return "missing"
+    raw = fs.cat_file(path)
+    if raw == local:
         return None
     try:
-        return parse_manifest(orjson.loads(fs.cat_file(f"{dest}/{MANIFEST}")), f"{where}/{MANIFEST}")
+        remote = parse_manifest(orjson.loads(raw), path)
     except (orjson.JSONDecodeError, BundleError) as exc:
-        log.warning("%s/%s: corrupt (%s); publishing it again", where, MANIFEST, str(exc).splitlines()[0])
-        return None
+        return f"unreadable ({str(exc).splitlines()[0]})"
+    if remote.bundle_id != man.bundle_id:
+        return f"names bundle {remote.bundle_id}"
+    if [f.to_dict() for f in remote.files] != [f.to_dict() for f in man.files]:
+        return "its file list differs from the bundle's"
+    theirs, ours = orjson.loads(raw), orjson.loads(local)
+    edited = sorted(k for k in {*theirs, *ours} - set(PROVENANCE) if theirs.get(k) != ours.get(k))
+    # another export of the same input (another day, host or version) is the same bundle: kept as it is
+    return f"edited: {', '.join(edited)}" if edited else None
 
 
 def _remote_sha256(fs: Any, path: str) -> str:
@@ -177,16 +195,18 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
                            "files": len(man.files), "bytes": sum(max(f.bytes, 0) for f in man.files),
                            "verified": cfg.verify_remote}
 
+    local_manifest = (src / MANIFEST).read_bytes()
+
     def transfer() -> None:  # idempotent: a retry checks and re-sends what a failed try may have left half done
-        remote = _remote_manifest(fs, dest, out["uri"])
-        if remote is None or remote.bundle_id != man.bundle_id:
-            send, manifest_bad = {f.path: "" for f in man.files}, True
+        bad = _remote_manifest_problem(fs, dest, man, local_manifest)
+        # no manifest: a first push, or one cut short before its last step (files already there are kept)
+        send = remote_damage(fs, dest, src, man.files, cfg.verify_remote)
+        manifest_bad = bad is not None
+        if bad == "missing":
             out.update(status="published", repaired=[])
         else:
-            send = remote_damage(fs, dest, src, man.files, cfg.verify_remote)
-            manifest_bad = [f.to_dict() for f in remote.files] != [f.to_dict() for f in man.files]
             out["repaired"] = [{"path": p, "problem": why} for p, why in send.items()] + \
-                ([{"path": MANIFEST, "problem": "its file list differs from the bundle's"}] if manifest_bad else [])
+                ([{"path": MANIFEST, "problem": bad}] if bad else [])
             out["status"] = "repaired" if out["repaired"] else "exists"
         for f in man.files:
             if f.path in send:

@@ -170,6 +170,8 @@ def open_fs(uri: str, cfg: StorageConfig | None = None) -> tuple[Any, str]:
     except (ImportError, ValueError) as exc:
         hint = " (install the gcs extra: pip install 'tracebridge[gcs]')" if protocol in ("gs", "gcs") else ""
         raise StorageError(f"{uri}: cannot open this storage{hint}: {exc}") from exc
+    if protocol in ("s3", "s3a"):
+        fs.retries = 1  # s3fs's own retries (a class attribute, no option): retry_io retries, with retry.*
     return fs, path.rstrip("/")
 
 

@@ -6,7 +6,8 @@ schemas offered). ``ToolRegistry.for_run`` finds the schemas in this order:
 1. a configured schemas file (``tools.schemas_file``) whose list hashes to the run's toolset_hash;
 2. for sim runs (``tools.from_sim``), the goal family's tools, again only on a hash match;
 3. per tool name: the configured schema of that name, else one inferred from the arguments the
-   run actually passed (types of the values; successful calls preferred).
+   run actually passed (types of the values; successful calls preferred). The source is
+   ``schemas_file`` when the file held every name, else ``inferred``.
 
 Schemas are in the OpenAI/transformers function format ``{"type": "function", "function": {...}}``.
 """
@@ -120,7 +121,9 @@ class ToolRegistry:
             log.info("sim family %s tools hash %s != run toolset_hash %s", family, h[:12], toolset_hash[:12])
 
     def for_run(self, session: dict[str, Any], events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-        """The run's tool schemas and where they came from (``toolset_hash`` or ``inferred``)."""
+        """The run's tool schemas and where they came from: ``toolset_hash`` (a list that hashes to the
+        run's), ``schemas_file`` (each tool's schema by name from ``tools.schemas_file``) or ``inferred``
+        (at least one made up from the arguments)."""
         h = str(((session.get("hashes") or {}).get("toolset_hash")) or "")
         if h not in self._by_hash and self.cfg.from_sim and (session.get("source") or {}).get("kind") == "sim":
             self._sim_family(str((session.get("goal") or {}).get("family")), h)
@@ -128,4 +131,5 @@ class ToolRegistry:
             return self._by_hash[h], "toolset_hash"
         observed = _observed_args(events)
         names = run_tool_names(events) or sorted(observed)
-        return [self._by_name.get(n) or infer_schema(n, observed.get(n, [])) for n in names], "inferred"
+        source = "schemas_file" if names and all(n in self._by_name for n in names) else "inferred"
+        return [self._by_name.get(n) or infer_schema(n, observed.get(n, [])) for n in names], source

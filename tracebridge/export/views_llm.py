@@ -17,9 +17,10 @@ the call recorded (the model's own bytes), not a re-serialisation.
 ``tools`` = the schemas the call offered, as recorded (``llm.tools``, stored once per run and
 ``llm.toolset_hash``; key order kept; ``labels.tool_source: recorded``); a call that offered tools the
 trace holds no schemas of, or called one, gets the run's schemas (``tracebridge.export.tools``:
-``tools.schemas_file``, else inferred from the arguments; ``labels.tool_source`` says which); a call that
-did neither gets None: a text-only agent (a ReAct loop that parses the reply itself) saw no tool list,
-and a row must not show it one.
+``tools.schemas_file``, else inferred from the arguments; ``labels.tool_source`` says which), as does a
+call whose prompt holds native tool calls or results (the agent offered it tools); a call that did none
+of these gets None and no ``tool_source``: a text-only agent (a ReAct loop that parses the reply itself)
+saw no tool list, and a row must not show it one.
 
 Calls whose prompt is not a JSON message list (a rendered chat template), or with no reply, give no row
 and are counted (``llm_prompt_not_messages``, ``llm_call_without_reply``), as are calls whose prompt
@@ -155,6 +156,13 @@ def _decision(reply: dict[str, Any] | None) -> Any:
     return reply["content"], calls
 
 
+def used_tools(prompt: list[Any]) -> bool:
+    """Whether a prompt holds native tool calls or their results: the agent offered tools to this call
+    too, though its span did not record the list (a text-only agent's prompt holds neither)."""
+    return any(isinstance(m, dict) and (m.get("tool_calls") or m.get("role") in ("tool", "function"))
+               for m in prompt)
+
+
 def _toolsets(events: list[dict[str, Any]], json_strings: bool) -> dict[str, Any]:
     """The tool schemas the run's calls offered (``llm.tools``) by ``toolset_hash``, as rows hold them:
     with ``json_strings`` a JSON string in the recorded key order (the order the model saw, not sorted),
@@ -191,10 +199,10 @@ def llm_call_rows(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfi
             recovered = ok is True and failed is not None and failed[0] != decision
             h = llm.get("toolset_hash")
             recorded = offered.get(h) if isinstance(h, str) else None
-            # a text-only agent saw no tool list: its row must not show one
-            b.tools = recorded or (schemas if h or reply.get("tool_calls") else None)
+            # a text-only agent saw no tool list: its row must not show one (nor name a source)
+            b.tools = recorded or (schemas if h or reply.get("tool_calls") or used_tools(prompt) else None)
             labels = {**event_labels(ev), "recovery": recovered or None, "failed_attempts": attempts,
-                      "tool_source": "recorded" if recorded else ctx.tool_source, "tool_ok": ok,
+                      "tool_source": "recorded" if recorded else ctx.tool_source if b.tools else None, "tool_ok": ok,
                       "context_messages": len(prompt)}
             b.emit([b.render(m) for m in prompt], b.render(reply), [str(ev["event_id"]), *ids], labels,
                    b.render(failed[1]) if recovered and failed is not None else None)

@@ -160,7 +160,8 @@ def config_pins(paths: list[str]) -> list[tuple[str, str]]:
         try:
             c = load_config(OpsConfig, path, [])
         except (ConfigError, OSError, ValueError) as exc:
-            raise PinsUnreadable(f"shadow.retention.pin_configs: {path}: {str(exc).splitlines()[0]}") from exc
+            why = " ".join(line.strip() for line in str(exc).splitlines())  # the problems, not just their count
+            raise PinsUnreadable(f"shadow.retention.pin_configs: {path}: {why}") from exc
         out += [(c.phase2.bundle, f"phase2.bundle of {path}")] if c.phase2.bundle else []
         out += [(c.canary.candidate_policy, f"canary.candidate_policy of {path}"),
                 (c.canary.baseline_policy, f"canary.baseline_policy of {path}")]

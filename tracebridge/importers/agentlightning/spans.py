@@ -83,7 +83,8 @@ class SpanRun:
     cost: float = 0.0
     tools: set[str] = field(default_factory=set)
     # model calls whose offered tool schemas the spans held (``recorded``), and calls that offered or called
-    # tools without them (``missing``: their rows fall back to the run's schemas, inferred unless configured)
+    # tools, or whose prompt holds tool calls or results, without them (``missing``: their rows fall back to
+    # the run's schemas, inferred unless configured)
     tool_schemas: Counter[str] = field(default_factory=Counter)
 
 
@@ -165,7 +166,8 @@ def _llm_action(b: _Builder, span: dict[str, Any], parent: str | None, first_too
     b.out.cost += llm["usage"]["cost_usd"]
     if llm.get("tools"):
         b.out.tool_schemas["recorded"] += 1
-    elif llm.get("toolset_hash") or llm.get("tool_calls"):
+    elif llm.get("toolset_hash") or llm.get("tool_calls") or any(
+            isinstance(m, dict) and (m.get("tool_calls") or m.get("role") in ("tool", "function")) for m in prompt):
         b.out.tool_schemas["missing"] += 1
     reply: dict[str, Any] = {"role": "assistant"}
     if llm["response"] is not None:

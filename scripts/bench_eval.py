@@ -56,9 +56,9 @@ def child(bundle: str, role: str, overrides: list[str]) -> None:
     data = load_role_data(Path(bundle), role)
     model, tok = build_model_and_tokenizer(cfg.model)
     t0 = time.perf_counter()
-    res, flat = evaluate_split(model, tok, cfg, data)
+    res, _ = evaluate_split(model, tok, cfg, data)
     print(json.dumps({"s": time.perf_counter() - t0, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "items": len(res.item_ids), "fitted": flat.get(f"{role}/eval_prompts_fitted", 0)}))
+                      "items": len(res.item_ids), "fit": res.extra.get("fit_context") or {}}))
 
 
 def run(way: str, args: argparse.Namespace) -> dict:
@@ -105,8 +105,10 @@ def main() -> None:
         if "failed" in r:
             print(f"{way:8} failed after {r['s']:.1f} s: {r['failed']}")
         else:
-            print(f"{way:8} {r['s']:7.1f} s  peak RSS {r['rss_mb']:7.0f} MB  {r['items']} items, "
-                  f"{r['fitted']} prompts fitted")
+            fit = r["fit"]  # prompts and pairs apart (eval_prompts_fitted adds them up)
+            said = (f"fitted {fit.get('fitted', 0)} of {fit.get('prompts', 0)} prompts, {fit.get('pairs_fitted', 0)} "
+                    f"of {fit.get('pairs', 0)} pairs") if fit else "prompts as exported"
+            print(f"{way:8} {r['s']:7.1f} s  peak RSS {r['rss_mb']:7.0f} MB  {r['items']} items, {said}")
     before, fitted = got["before"], got["fitted"]
     if "failed" in fitted:
         print("ratio: fitted failed")

@@ -125,6 +125,8 @@ def test_bench_eval_smoke() -> None:
     lines = res.stdout.strip().splitlines()
     assert [ln.split()[0] for ln in lines[1:4]] == ["before", "bounded", "fitted"], res.stdout
     assert all(" items, " in ln for ln in lines[1:4]) and lines[-1].startswith("ratio time fitted/before: ")
+    # prompts and pairs apart, each of its total (it printed their sum as 'N prompts fitted')
+    assert "items, fitted 0 of 21 prompts, 0 of 4 pairs" in lines[3] and "as exported" in lines[1], res.stdout
 
 
 def test_a_reference_the_template_refuses_leaves_its_prompt_as_it_is(tiny):

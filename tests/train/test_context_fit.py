@@ -232,7 +232,11 @@ def test_counts_reach_trial_results_and_the_cli(tmp_path):
     # evaluation fits its prompts by the same rule and budget (eval.fit_context follows data.fit_context)
     assert on["worker/eval_prompts_fitted"] > 0 and "worker/eval_prompts_fitted" not in off
     assert on["worker/eval_rows"] == off["worker/eval_rows"]
-    assert f"eval fitted {on['worker/eval_prompts_fitted']} prompts" in on_out and "eval fitted" not in off_out
+    from tracebridge.eval.settings import fit_note
+
+    fit = json.loads(Path(on["eval_items_path"]).read_text())["extra"]["fit_context"]
+    assert fit["fitted"] + fit.get("pairs_fitted", 0) == on["worker/eval_prompts_fitted"]
+    assert fit_note("worker-optimized-s0", fit, True) in on_out and "eval fitted" not in off_out
 
 
 def test_the_key_is_typed_off_by_default_and_on_in_the_gpu_profile():

@@ -48,11 +48,12 @@ def _headline(r: dict[str, Any]) -> dict[str, Any]:
 def _warn_dropped(r: dict[str, Any], base: Any) -> None:
     """Stderr lines per recipe that trained on part of its rows (TRL drops a row with no trainable
     token left after truncation, and realistic chat sessions often run past max_length) or on rows
-    whose oldest context ``data.fit_context`` dropped to fit max_length."""
+    whose oldest context ``data.fit_context`` dropped to fit max_length; and what ``eval.fit_context``
+    did to the evaluated prompts and pairs (``eval_items.json``'s ``extra.fit_context``)."""
+    trial = f"{base.role}-{r.get('variant')}-s{r.get('seed')}"
     for name, key in (("sft", "train"), ("dpo", "dpo")):
         dropped, rows = r.get(f"{name}/rows_dropped") or 0, r.get(f"{name}/rows") or 0
         fitted, limit = r.get(f"{name}/rows_fitted") or 0, f"{key}.max_length={getattr(base, key).max_length}"
-        trial = f"{base.role}-{r.get('variant')}-s{r.get('seed')}"
         if fitted:
             typer.echo(f"note: {trial}: {name} fitted {fitted} of {rows} rows to {limit} by dropping their oldest "
                        "context messages (data.fit_context)", err=True)
@@ -62,9 +63,15 @@ def _warn_dropped(r: dict[str, Any], base: Any) -> None:
                        f"{limit} kept no trainable token); raise {key}.max_length, {fix}or export with "
                        "views.context_max_chars / views.tool_output_max_chars", err=True)
     if r.get(f"{base.role}/eval_prompts_fitted"):
-        typer.echo(f"note: {base.role}-{r.get('variant')}-s{r.get('seed')}: eval fitted "
-                   f"{r[f'{base.role}/eval_prompts_fitted']} prompts by dropping their oldest context messages, as "
-                   "in training (eval.fit_context)", err=True)
+        from tracebridge.eval.offline import fit_lengths
+        from tracebridge.eval.settings import fit_note
+
+        try:
+            fit = json.loads(Path(r["eval_items_path"]).read_text())["extra"]["fit_context"]
+        except (OSError, KeyError, TypeError, ValueError):  # no items file: the total alone
+            fit = {"fitted": r[f"{base.role}/eval_prompts_fitted"], "prompts": r.get(f"{base.role}/eval_rows"),
+                   "max_length": fit_lengths(base)[0]}
+        typer.echo(fit_note(trial, fit, base.data.fit_context), err=True)
 
 
 def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: list[str], ss: list[int],
@@ -177,6 +184,44 @@ def _parse_min(items: list[str], role: str) -> tuple[dict[str, float], list[str]
     return out, probs
 
 
+def _trial_file(checkpoint: Path) -> Path | None:
+    """The ``trial.json`` of the trial a checkpoint folder belongs to (``<trial>/sft/final``), if any."""
+    return next((p / "trial.json" for p in checkpoint.parents[:3] if (p / "trial.json").is_file()), None)
+
+
+def _trial_differences(checkpoint: Path, cfg: Any) -> dict[str, Any]:
+    """Where this evaluation's settings differ from those of the checkpoint's trial, said on stderr with
+    the overrides that reproduce the trial's numbers; ``{}`` without a readable ``trial.json``."""
+    from tracebridge.eval.settings import trial_differences
+
+    trial = _trial_file(checkpoint)
+    try:
+        config = json.loads(trial.read_text())["config"] if trial else None
+    except (OSError, ValueError, KeyError, TypeError):
+        config = None
+    if not isinstance(config, dict):
+        return {}
+    diffs, fix = trial_differences(config, cfg)
+    if diffs:
+        said = "; ".join(f"{k}: trial {v['trial']}, this run {v['this run']}" for k, v in diffs.items())
+        typer.echo(f"note: {checkpoint}: these settings differ from the trial's ({trial}), and so will the numbers: "
+                   f"{said}" + (f"; to evaluate as the trial did, pass {' '.join(fix)}" if fix else ""), err=True)
+    return diffs
+
+
+def _reference_model(checkpoint: Path, cfg: Any) -> Any:
+    """The model a DPO checkpoint (``<trial>/dpo/...``) started from, ``<trial>/sft/final``, as the trial's
+    reference for ``reward_margin``; None for any other checkpoint or when that folder is not a model."""
+    from dataclasses import replace
+
+    from tracebridge.train.models import build_model_and_tokenizer
+
+    sft = checkpoint.parent.parent / "sft" / "final"
+    if checkpoint.parent.name != "dpo" or _checkpoint_problem(sft, cfg.role):
+        return None
+    return build_model_and_tokenizer(replace(cfg.model, init="pretrained", path=str(sft), chat_template="native"))[0]
+
+
 def _checkpoint_problem(checkpoint: Path, role: str) -> str | None:
     """Why ``checkpoint`` is not a saved model of ``role`` (None when it looks like one)."""
     cfg = checkpoint / "config.json"
@@ -189,7 +234,7 @@ def _checkpoint_problem(checkpoint: Path, role: str) -> str | None:
             not (checkpoint / "tokenizer_config.json").is_file():
         return (f"{checkpoint}: not a saved model folder (needs config.json with model_type, a weights file "
                 f"({', '.join(weights)}) and tokenizer_config.json); give a trial's checkpoint_dir")
-    trial = next((p / "trial.json" for p in checkpoint.parents[:3] if (p / "trial.json").is_file()), None)
+    trial = _trial_file(checkpoint)
     try:
         trained = json.loads(trial.read_text())["result"]["role"] if trial else role
     except (OSError, ValueError, KeyError, TypeError):
@@ -204,8 +249,9 @@ def _eval_inputs(checkpoint: Path, config: Path, overrides: list[str], bundle: P
     """The config, the role's bundle data and the ``--min`` floors of ``eval``, or exit 2 listing
     every problem (config, floors, checkpoint folder, ``--out``, bundle) before a model loads."""
     from tracebridge.config import ConfigError
+    from tracebridge.train.behaviour import load_policed_data
     from tracebridge.train.config import load_train_config
-    from tracebridge.train.data import BundleError, load_role_data, verify_bundle_dir
+    from tracebridge.train.data import BundleError, verify_bundle_dir
 
     with config_errors():
         cfg = load_train_config(str(config), overrides)
@@ -217,7 +263,7 @@ def _eval_inputs(checkpoint: Path, config: Path, overrides: list[str], bundle: P
     try:
         if cfg.data.verify_bundle:
             verify_bundle_dir(bundle)
-        data = load_role_data(bundle, cfg.role)
+        data = load_policed_data(bundle, cfg.role, cfg.behaviour)[0]  # the policy the model trained under
     except BundleError as exc:
         probs.append(str(exc))
     if probs:
@@ -235,6 +281,8 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
             continue
         if v is None or math.isnan(v):
             typer.echo(f"{k:40s} n/a     (no eval item has this metric)")
+        elif k + "_lo" not in metrics:  # a count (eval_rows, eval_prompts_fitted): no interval
+            typer.echo(f"{k:40s} {int(v) if float(v).is_integer() else round(v, 4)}")
         else:
             typer.echo(f"{k:40s} {v:.4f}  [{metrics.get(k + '_lo', math.nan):.4f}, "
                        f"{metrics.get(k + '_hi', math.nan):.4f}]")
@@ -255,10 +303,12 @@ def eval_cmd(
     from dataclasses import replace
 
     from tracebridge.eval.offline import evaluate_split
+    from tracebridge.eval.settings import fit_note
     from tracebridge.train.models import build_model_and_tokenizer
 
     _quiet_libraries()
     cfg, data, floors = _eval_inputs(checkpoint, config, list(overrides or []), bundle, out, list(min_metric or []))
+    differs = _trial_differences(checkpoint, cfg)
     import torch
 
     torch.set_num_threads(cfg.threads)
@@ -267,7 +317,8 @@ def eval_cmd(
                                                        chat_template="native"))
     except Exception as exc:  # noqa: BLE001  a broken folder raises whatever transformers hits first
         fail(f"{checkpoint}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0]})")
-    res, metrics = evaluate_split(model, tok, cfg, data)  # the rows and prompts a trial evaluates
+    # the rows and prompts a trial evaluates, and its reference model (a DPO checkpoint's reward margin)
+    res, metrics = evaluate_split(model, tok, cfg, data, _reference_model(checkpoint, cfg))
     if cfg.eval.closed_loop.enabled:
         from tracebridge.eval.closed_loop import evaluate_closed_loop
 
@@ -286,9 +337,13 @@ def eval_cmd(
     if json_out:
         from tracebridge.report.results import _clean
 
-        print_json(_clean({"metrics": metrics, "extra": res.extra, "below_floor": below, "not_measured": unmeasured}))
+        print_json(_clean({"metrics": metrics, "extra": res.extra, "below_floor": below, "not_measured": unmeasured,
+                           **({"differs_from_trial": differs} if differs else {})}))
     else:
         _print_metrics(metrics)
+        note = fit_note(str(checkpoint), res.extra.get("fit_context"), cfg.data.fit_context)
+        if note:
+            typer.echo(note, err=True)
         if below:
             typer.echo(f"below floor: {below}" + (f" (not measured: {', '.join(unmeasured)})" if unmeasured else ""),
                        err=True)

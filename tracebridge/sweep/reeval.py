@@ -66,9 +66,9 @@ def reevaluate(ckpt_dir: Path, bundle_dir: Path, overrides: list[str], out: Path
     from tracebridge.config import load_config
     from tracebridge.eval.offline import evaluate_split
     from tracebridge.sweep.grid import write_recipe
+    from tracebridge.train.behaviour import load_policed_data
     from tracebridge.train.common import seed_everything
     from tracebridge.train.config import TrainConfig
-    from tracebridge.train.data import load_role_data
     from tracebridge.train.models import build_model_and_tokenizer
 
     ckpt_dir, out = Path(ckpt_dir), Path(out)
@@ -81,7 +81,7 @@ def reevaluate(ckpt_dir: Path, bundle_dir: Path, overrides: list[str], out: Path
     seed_everything(cfg.seed, cfg.threads)
     model, tok = build_model_and_tokenizer(replace(cfg.model, init="pretrained", path=str(ckpt_dir / "model"),
                                                    chat_template="native"))
-    data = load_role_data(bundle_dir, cfg.role)
+    data = load_policed_data(bundle_dir, cfg.role, cfg.behaviour)[0]  # the policy the model trained under
     res, flat = evaluate_split(model, tok, cfg, data)
     out.mkdir(parents=True, exist_ok=True)
     items = out / "eval_items.json"

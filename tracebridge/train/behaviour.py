@@ -172,3 +172,16 @@ def apply_behaviour(data: RoleData, cfg: BehaviourConfig) -> tuple[RoleData, dic
     new = dataclasses.replace(data, sft=[rw.row(r) for r in data.sft],
                               recovery_sft=[rw.row(r) for r in data.recovery_sft], pref=[rw.row(r) for r in data.pref])
     return new, dict(rw.counts)
+
+
+def load_policed_data(bundle_dir: Any, role: str, cfg: BehaviourConfig) -> tuple[RoleData, dict[str, int]]:
+    """A role's bundle data (``data.load_role_data``) under ``cfg``: what ``run_trial`` trains and
+    evaluates on. ``tracebridge eval`` and a sweep's re-evaluation load through this too, so a model
+    trained under a policy is evaluated under it there as well (not on the rows as exported).
+
+    Raises:
+        tracebridge.train.data.BundleError: as ``load_role_data``.
+    """
+    from tracebridge.train.data import load_role_data
+
+    return apply_behaviour(load_role_data(bundle_dir, role), cfg)

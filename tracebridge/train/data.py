@@ -228,8 +228,13 @@ def load_role_data(bundle_dir: str | Path, role: str) -> RoleData:
     views = {v: read_view(bundle_dir, v, shared) for v in sorted(x for x in {sft_view, extra_view, pref_view} if x)}
     shared.clear()
     if not views[sft_view].rows:
-        raise BundleError(f"{bundle_dir}: view {sft_view} has no valid rows "
-                          f"(files: {views[sft_view].files or 'none'}, quarantined: {len(views[sft_view].quarantined)})")
+        msg = (f"{bundle_dir}: view {sft_view} has no valid rows "
+               f"(files: {views[sft_view].files or 'none'}, quarantined: {len(views[sft_view].quarantined)})")
+        if not views[sft_view].files:  # e.g. imported OpenClaw sessions: worker turns only
+            held = [r for r, (v, _, _) in ROLE_VIEWS.items() if r != role and view_files(Path(bundle_dir), v)]
+            msg += (f"; the bundle holds no {role} view: its traces have no {role} turns"
+                    + (f"; it holds rows for role {' and '.join(held)}: train role={held[0]}" if held else ""))
+        raise BundleError(msg)
     sft = [r for r in views[sft_view].rows if r["_kind"] == "sft"]
     recovery = [r for r in views[extra_view].rows if r["_kind"] == "sft"] if extra_view else []
     pref = [r for r in views[pref_view].rows if r["_kind"] == "pref"] if pref_view else []

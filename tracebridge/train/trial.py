@@ -174,15 +174,15 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     cfg = load_train_config(spec.get("config"), spec_overrides(spec), spec.get("model"))
     cfg.model.seed = cfg.seed
     from tracebridge.train.common import seed_everything
-    from tracebridge.train.data import BundleError, load_role_data, verify_bundle_dir
+    from tracebridge.train.data import BundleError, verify_bundle_dir
 
     seed_everything(cfg.seed, cfg.threads)
     if manifest is None:
         manifest = verify_bundle_dir(bundle_dir) if cfg.data.verify_bundle else {}
-    data = load_role_data(bundle_dir, cfg.role)
-    from tracebridge.train.behaviour import apply_behaviour, describe
+    from tracebridge.train.behaviour import describe, load_policed_data
 
-    data, behaviour = apply_behaviour(data, cfg.behaviour)  # every split: evaluated under the trained policy
+    # every split: evaluated under the trained policy
+    data, behaviour = load_policed_data(bundle_dir, cfg.role, cfg.behaviour)
     if behaviour:
         log.info("behaviour %s: changed %s", describe(cfg.behaviour), behaviour)
     if not data.split(data.sft, cfg.data.eval_split):  # fail before any training, not after it

@@ -56,3 +56,20 @@ def test_winner_needs_significant_uplift_and_no_guard_regression():
     assert v.winner is None and "false_stop_rate" in v.reason
     # a guard that moves but not significantly does not block
     assert decide_winner(up, {"false_stop_rate": Estimate(0.05, -0.02, 0.1, 50)}, {"false_stop_rate": False}).winner == "optimized"
+
+
+def test_a_guard_the_challenger_made_unmeasurable_blocks_the_win():
+    up = Estimate(0.1, 0.02, 0.18, 100)
+    # the baseline made tool calls on 40 items, the candidate on none: validity cannot show no regression
+    lost = paired_difference(([0.0] * 40, [0.0] * 40), ([1.0] * 40, [1.0] * 40))
+    assert (lost.n_a, lost.n_b) == (0, 40)
+    v = decide_winner(up, {"tool_call_validity": lost}, {"tool_call_validity": True})
+    assert v.winner is None and "tool_call_validity" in v.reason and "could not be measured" in v.reason
+    # unmeasured on both sides: neutral; measured only by the candidate: nothing it could regress from
+    none = paired_difference(([0.0] * 40, [0.0] * 40), ([0.0] * 40, [0.0] * 40))
+    new = paired_difference(([1.0] * 40, [1.0] * 40), ([0.0] * 40, [0.0] * 40))
+    for g in (none, new):
+        assert decide_winner(up, {"tool_call_validity": g}, {"tool_call_validity": True}).winner == "optimized"
+    # an incumbent's significant win is not blocked by the challenger's missing guard
+    worse = Estimate(-0.1, -0.2, -0.03, 100)
+    assert decide_winner(worse, {"tool_call_validity": lost}, {"tool_call_validity": True}).winner == "baseline"

@@ -67,12 +67,20 @@ def _prompt_and_ref(row: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str
     return msgs[:last], msgs[last]
 
 
+def row_id(row: dict[str, Any], index: int) -> str:
+    """A row's item id, ``<run_id>#<index within the evaluated rows>`` (``#<index>`` without a run id):
+    unique within an evaluation (one run gives many rows) and the same for every variant evaluated on
+    the same rows, so the report pairs variants by id (``tracebridge.report.results``)."""
+    return f"{row['meta'].get('run_id') or ''}#{index}"
+
+
 def worker_points(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]], dict[str, Any], Any, Any]]:
-    """Every assistant turn of the rows as ``(id, prompt, reference, tools, scored_tools)``, deduplicated:
+    """Every assistant turn of the rows as ``(id, prompt, reference, tools, scored_tools)``, deduplicated
+    (id ``<row_id>/<turn>`` of its first row):
     ``tools`` is what the model is shown, ``scored_tools`` what its call is checked against (the
     exported schemas, ``meta.exported_tools``, where a ``behaviour.tool_schemas`` policy changed them)."""
     seen, out = set(), []
-    for r in rows:
+    for n, r in enumerate(rows):
         msgs = r["messages"]
         for i, m in enumerate(msgs):
             if m["role"] != "assistant":
@@ -81,7 +89,7 @@ def worker_points(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, 
             if key in seen:
                 continue
             seen.add(key)
-            out.append((f"{r['meta'].get('run_id')}#{i}", msgs[:i], m, r.get("tools"),
+            out.append((f"{row_id(r, n)}/{i}", msgs[:i], m, r.get("tools"),
                         r["meta"].get("exported_tools", r.get("tools"))))
     return out
 
@@ -133,7 +141,7 @@ def eval_planner(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConf
     (a fitted prompt may have lost the user turn that lists them).
 
     Returns:
-        The item ids (run ids, else row indices) and the per-item ``{metric: (nums, dens)}``.
+        The item ids (``row_id``) and the per-item ``{metric: (nums, dens)}``.
     """
     whole, refs = map(list, zip(*(_prompt_and_ref(r) for r in rows))) if rows else ([], [])
     prompts = fit_prompts(tok, whole, refs, [None] * len(rows), max_length, {} if counts is None else counts)
@@ -143,7 +151,7 @@ def eval_planner(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConf
     per = [M.planner_item(rep, ref["content"], next((m["content"] for m in pr if m["role"] == "user"), ""),
                           r["meta"].get("labels") or {})
            for rep, ref, pr, r in zip(replies, refs, whole, rows)]
-    return [r["meta"].get("run_id", str(i)) for i, r in enumerate(rows)], collect(per)
+    return [row_id(r, i) for i, r in enumerate(rows)], collect(per)
 
 
 def eval_worker(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfig, max_length: int = 0,
@@ -159,7 +167,7 @@ def eval_worker(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfi
     trial are evaluated on the same fitted prompts, so their paired differences stay like for like.
 
     Returns:
-        The item ids (``<run_id>#<turn>``) and the per-item ``{metric: (nums, dens)}``.
+        The item ids (``<row_id>/<turn>``) and the per-item ``{metric: (nums, dens)}``.
     """
     pts = worker_points(rows)
     prompts = fit_prompts(tok, [p[1] for p in pts], [p[2] for p in pts], [p[3] for p in pts], max_length,
@@ -201,7 +209,7 @@ def eval_verifier(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalCon
             as ``majority_accuracy`` (the baseline of ``uplift_vs_majority``).
 
     Returns:
-        The item ids (run ids, else row indices), the per-item ``{metric: (nums, dens)}``, and
+        The item ids (``row_id``), the per-item ``{metric: (nums, dens)}``, and
         extras: verdict counts ``predicted`` and ``expected`` (plus ``majority_verdict``).
     """
     prompts, refs = map(list, zip(*(_prompt_and_ref(r) for r in rows))) if rows else ([], [])
@@ -213,7 +221,7 @@ def eval_verifier(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalCon
     if majority:
         items["majority_accuracy"] = collect([M.verifier_item(majority, e) for e in expected])["accuracy"]
         extra["majority_verdict"] = majority
-    return [r["meta"].get("run_id", str(i)) for i, r in enumerate(rows)], items, extra
+    return [row_id(r, i) for i, r in enumerate(rows)], items, extra
 
 
 def eval_preferences(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfig,
@@ -267,7 +275,7 @@ def evaluate_offline(model: Any, tok: Any, role: str, sft_rows: list[dict[str, A
         for k, (num, den) in pref.items():
             res.items[k] = (num, den)
             res.estimates[k] = bootstrap(num, den, cfg.n_boot, cfg.ci, seed)
-        res.extra["pair_ids"] = [r["meta"].get("run_id", str(i)) for i, r in enumerate(pref_rows)]
+        res.extra["pair_ids"] = [row_id(r, i) for i, r in enumerate(pref_rows)]
     if max_length or pref_max_length:
         res.extra["fit_context"] = {"max_length": max_length, "pref_max_length": pref_max_length, **counts}
     return res

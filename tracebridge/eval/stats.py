@@ -18,12 +18,15 @@ import numpy as np
 
 @dataclass
 class Estimate:
-    """A point value with its bootstrap interval over ``n`` counted items."""
+    """A point value with its bootstrap interval over ``n`` counted items; a paired difference also
+    keeps how many items each side counted (``n_a``, ``n_b``; None where unknown)."""
 
     value: float
     lo: float
     hi: float
     n: int
+    n_a: int | None = None
+    n_b: int | None = None
 
     @property
     def excludes_zero(self) -> bool:
@@ -89,7 +92,7 @@ def paired_difference(a: tuple[Sequence[float], Sequence[float]], b: tuple[Seque
         samples = an[idx].sum(1) / ad[idx].sum(1) - bn[idx].sum(1) / bd[idx].sum(1)
     lo, hi = _interval(samples, ci)
     n = int(np.count_nonzero(ad + bd))
-    return Estimate(ratio(an, ad) - ratio(bn, bd), lo, hi, n)
+    return Estimate(ratio(an, ad) - ratio(bn, bd), lo, hi, n, int(np.count_nonzero(ad)), int(np.count_nonzero(bd)))
 
 
 @dataclass
@@ -103,12 +106,16 @@ class Verdict:
 def decide_winner(primary: Estimate, guarded: dict[str, Estimate], higher_is_better: dict[str, bool],
                   challenger: str = "optimized", incumbent: str = "baseline") -> Verdict:
     """A challenger wins only when the primary uplift's interval excludes zero on the good side and
-    no guarded metric regresses (its paired interval lies wholly on the bad side); the incumbent
-    wins when the challenger's primary difference is significantly negative.
+    no guarded metric regresses (its paired interval lies wholly on the bad side) or became
+    unmeasurable; the incumbent wins when the challenger's primary difference is significantly negative.
+
+    A guard the incumbent measured (``n_b`` > 0) but the challenger counted no item of (``n_a`` == 0:
+    e.g. it never made a tool call, so ``tool_call_validity`` has nothing to count) cannot show that it
+    did not regress, so it blocks the win; a guard neither side measured (``n`` == 0) is neutral.
 
     Args:
         primary: paired difference challenger − incumbent of the primary metric (higher is better).
-        guarded: paired differences challenger − incumbent of the guarded metrics.
+        guarded: paired differences challenger − incumbent of the guarded metrics (``paired_difference``).
         higher_is_better: direction of each guarded metric.
     """
     if primary.n and primary.hi < 0:  # guards only ever block a challenger, never an incumbent
@@ -116,8 +123,12 @@ def decide_winner(primary: Estimate, guarded: dict[str, Estimate], higher_is_bet
     regressed = [k for k, e in guarded.items()
                  if e.n and ((higher_is_better.get(k, True) and e.hi < 0) or
                              (not higher_is_better.get(k, True) and e.lo > 0))]
-    if regressed:
-        return Verdict(None, f"guarded metric(s) regressed: {', '.join(sorted(regressed))}")
+    lost = [k for k, e in guarded.items() if e.n_b and e.n_a == 0]
+    if regressed or lost:
+        why = [f"guarded metric(s) regressed: {', '.join(sorted(regressed))}"] if regressed else []
+        why += [(f"guarded metric(s) {incumbent} measured but {challenger} could not be measured on (no items "
+                 f"counted): {', '.join(sorted(lost))}")] if lost else []
+        return Verdict(None, "; ".join(why))
     if primary.n and primary.lo > 0:
         return Verdict(challenger, f"uplift {primary.value:+.3f} [{primary.lo:+.3f}, {primary.hi:+.3f}] excludes 0")
     return Verdict(None, f"no significant difference: {primary.value:+.3f} [{primary.lo:+.3f}, {primary.hi:+.3f}]")

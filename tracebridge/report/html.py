@@ -53,6 +53,14 @@ def metric_table(block: dict[str, Any]) -> str:
     return f"<table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>"
 
 
+def pairing_list(block: dict[str, Any]) -> str:
+    """How the comparison paired its items, where not simply by item id: problems (items left out)
+    and notes (paired by position)."""
+    lines = [f"<li class='problem'>{escape(p)}</li>" for p in block.get("comparison_problems") or []]
+    lines += [f"<li>{escape(n)}</li>" for n in block.get("comparison_notes") or []]
+    return f"<p>Pairing of optimized and baseline items:</p><ul>{''.join(lines)}</ul>" if lines else ""
+
+
 def role_plots(role: str, block: dict[str, Any]) -> list[str]:
     """A role's SVG plots: the rate metrics with their intervals per variant, and the paired
     differences when compared."""
@@ -131,7 +139,8 @@ def render_html(results: dict[str, Any], manifest: dict[str, Any], title: str = 
                  f"<table><tr><th>role</th><th>primary</th><th>winner</th><th>why</th></tr>{summary}</table></section>")
     for role, block in results["roles"].items():
         trials = [t for t in results.get("trials", []) if t.get("role") == role]
-        parts.append(f"<section id='role-{escape(role)}'><h2>{escape(role)}</h2>{metric_table(block)}")
+        parts.append(f"<section id='role-{escape(role)}'><h2>{escape(role)}</h2>{metric_table(block)}"
+                     + pairing_list(block))
         parts += role_plots(role, block) + loss_plots(role, trials) + ablation_plots(block)
         parts.append("</section>")
     parts.append(f"<section><h2>Manifest</h2>{manifest_table(manifest)}</section></body></html>")

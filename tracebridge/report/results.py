@@ -1,7 +1,9 @@
 """Aggregate trial results (the dicts ``run_trial`` returns, with their ``eval_items.json``) into
 ``results.json``: per role and variant, metrics with bootstrap intervals over the pooled test
 items of all seeds; baseline vs optimized as paired differences (same seed, same ablation
-values, same items); the winner per role; ablation grids. Pure apart from reading the items.
+values, items paired by item id; ``comparison_problems`` lists pairs whose item sets differ, left out,
+and ``comparison_notes`` old ``eval_items.json`` paired by position); the winner per role; ablation
+grids. Pure apart from reading the items.
 """
 
 from __future__ import annotations
@@ -21,17 +23,22 @@ GUARDED = {"planner": ["replan_rate", "cl_success"],
            "worker": ["tool_call_validity", "error_recurrence", "cl_success"],
            "verifier": ["false_stop_rate", "unnecessary_replan_rate", "cl_success"]}
 NOT_POOLED = {"uplift_vs_majority"}
+PAIR_METRICS = {"pref_accuracy", "reward_margin"}  # scored per preference pair (ids: extra.pair_ids)
 
 
 def load_items(result: dict[str, Any]) -> dict[str, Any]:
-    """The per-item values of a trial (``eval_items.json``), with closed-loop metrics as ``cl_*``."""
+    """The per-item values of a trial (``eval_items.json``), with closed-loop metrics as ``cl_*`` and
+    ``ids``: each metric's item ids (``item_ids``; pairs: ``extra.pair_ids``; closed loop: its own)."""
     path = result.get("eval_items_path")
     if not path or not Path(path).is_file():
-        return {"items": {}, "item_ids": []}
+        return {"items": {}, "item_ids": [], "ids": {}}
     data = json.loads(Path(path).read_text())
+    pair_ids = (data.get("extra") or {}).get("pair_ids")
+    data["ids"] = {k: pair_ids if k in PAIR_METRICS else data.get("item_ids") for k in data.get("items") or {}}
     cl = data.get("closed_loop") or {}
     for k, v in (cl.get("items") or {}).items():
-        data["items"][k if k.startswith("cl_") else f"cl_{k}"] = v
+        name = k if k.startswith("cl_") else f"cl_{k}"
+        data["items"][name], data["ids"][name] = v, cl.get("item_ids")
     return data
 
 
@@ -70,20 +77,61 @@ def _variant_block(trials: list[dict[str, Any]], items: list[dict[str, Any]], n_
     return out
 
 
+def _unique(ids: Any, n: int) -> bool:
+    return isinstance(ids, list) and len(ids) == n and len({json.dumps(i, default=str) for i in ids}) == n
+
+
+def pair_by_id(a: dict[str, Any], b: dict[str, Any], m: str) -> tuple[tuple[list, list] | None, str | None, str | None]:
+    """Metric ``m`` of trial items ``a`` (optimized) and ``b`` (baseline) as ``(a, b_aligned)``, ``b``'s
+    items put in ``a``'s order by item id, and ``(values, note, problem)``: ``values`` None when the
+    two cannot be paired (``problem`` says why); ``note`` when they were paired by position (old
+    ``eval_items.json`` whose ids repeat, or none: allowed only when both sides have the same id list)."""
+    (an, ad), (bn, bd) = a["items"][m], b["items"][m]
+    ai, bi = (a.get("ids") or {}).get(m), (b.get("ids") or {}).get(m)
+    if _unique(ai, len(an)) and _unique(bi, len(bn)):
+        ka, kb = [json.dumps(i, default=str) for i in ai], [json.dumps(i, default=str) for i in bi]
+        if set(ka) != set(kb):
+            return None, None, (f"different items ({len(set(kb) - set(ka))} only in baseline, "
+                                f"{len(set(ka) - set(kb))} only in optimized)")
+        at = {k: j for j, k in enumerate(kb)}
+        return ((an, ad), ([bn[at[k]] for k in ka], [bd[at[k]] for k in ka])), None, None
+    if ai == bi and len(an) == len(bn):
+        return ((an, ad), (bn, bd)), "item ids not unique (an older eval_items.json): paired by position", None
+    return None, None, "item ids neither unique nor the same list: cannot pair the items"
+
+
 def compare_variants(base: list[tuple[dict, dict]], opt: list[tuple[dict, dict]], n_boot: int,
-                     ci: float) -> dict[str, Estimate]:
-    """Paired differences optimized − baseline over trials matched by seed and ablation values."""
+                     ci: float) -> tuple[dict[str, Estimate], list[str], list[str]]:
+    """Paired differences optimized − baseline over trials matched by seed and ablation values, the
+    items of each matched pair paired by item id (``pair_by_id``).
+
+    Returns:
+        ``(differences, notes, problems)``: notes name the pairs compared by position; problems the
+        pairs left out of a metric's difference because their items could not be paired.
+    """
     key = lambda t: (t.get("seed"), ablation_of(t))  # noqa: E731
     bmap = {key(t): it for t, it in base}
-    pairs = [(it, bmap[key(t)]) for t, it in opt if key(t) in bmap]
+    pairs = [(key(t), it, bmap[key(t)]) for t, it in opt if key(t) in bmap]
     out: dict[str, Estimate] = {}
-    metrics = sorted({k for a, b in pairs for k in a["items"] if k in b["items"]} - NOT_POOLED - {"majority_accuracy"})
+    said: dict[tuple[str, str, str], list[str]] = defaultdict(list)  # (kind, trial, text) → metrics
+    metrics = sorted({k for _, a, b in pairs for k in a["items"] if k in b["items"]} - NOT_POOLED - {"majority_accuracy"})
     for m in metrics:
-        both = [p for p in pairs if m in p[0]["items"] and m in p[1]["items"]]
-        a, b = [p[0]["items"][m] for p in both], [p[1]["items"][m] for p in both]
-        if all(len(x[0]) == len(y[0]) for x, y in zip(a, b)):
+        a, b = [], []
+        for (seed, ab), x, y in pairs:
+            if m not in x["items"] or m not in y["items"]:
+                continue
+            got, note, problem = pair_by_id(x, y, m)
+            where = f"seed {seed}" + "".join(f", {k}={v}" for k, v in ab)
+            if note or problem:
+                said[("note" if note else "problem", where, note or problem)].append(m)
+            if got:
+                a.append(got[0])
+                b.append(got[1])
+        if a:
             out[m] = paired_difference(_pool(a), _pool(b), n_boot, ci)
-    return out
+    lines = [(k, f"{w}: {t}: {', '.join(ms)}" + ("" if k == "note" else " (left out of the comparison)"))
+             for (k, w, t), ms in said.items()]
+    return out, [x for k, x in lines if k == "note"], [x for k, x in lines if k == "problem"]
 
 
 def ablation_grids(role: str, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -135,13 +183,22 @@ def build_results(trials: list[dict[str, Any]], n_boot: int = 1000, ci: float = 
         for v, pairs in sorted(variants.items()):
             block["variants"][v] = _variant_block([p[0] for p in pairs], [p[1] for p in pairs], n_boot, ci)
         if "baseline" in variants and "optimized" in variants:
-            diffs = compare_variants(variants["baseline"], variants["optimized"], n_boot, ci)
+            diffs, notes, problems = compare_variants(variants["baseline"], variants["optimized"], n_boot, ci)
             block["comparison"] = {k: e.to_dict() for k, e in diffs.items()}
+            block["comparison_notes"], block["comparison_problems"] = notes, problems
             primary = diffs.get(PRIMARY[role], Estimate(float("nan"), float("nan"), float("nan"), 0))
             guards = {g: diffs[g] for g in GUARDED[role] if g in diffs}
+            for g in set(GUARDED[role]) - set(guards):  # measured by the baseline, absent from optimized
+                n_b = block["variants"]["baseline"]["metrics"].get(g, {}).get("n", 0)
+                n_a = block["variants"]["optimized"]["metrics"].get(g, {}).get("n", 0)
+                if n_b and not n_a:
+                    guards[g] = Estimate(float("nan"), float("nan"), float("nan"), n_b, 0, n_b)
             hib = {g: HIGHER_IS_BETTER.get(g.removeprefix("cl_"), True) for g in guards}
             verdict = decide_winner(primary, guards, hib)
             block["winner"], block["winner_reason"] = verdict.winner, verdict.reason
+            if problems:  # a difference over mis-matched items decides nothing
+                block["winner"] = None
+                block["winner_reason"] = f"the variants' items do not pair: {'; '.join(problems)}"
         else:
             block["winner"], block["winner_reason"] = None, "needs both baseline and optimized trials"
         block["ablations"] = ablation_grids(role, [p[0] for ps in variants.values() for p in ps])

@@ -169,3 +169,22 @@ def test_a_plan_is_checked_against_its_tasks_tools_when_the_prompt_is_fitted(tin
     _, fitted = offline.eval_planner(model, tok, [row], cfg, 400, counts)
     assert counts["fitted"] == 1
     assert whole["plan_validity"] == fitted["plan_validity"] == ([1.0], [1.0])
+
+
+def test_the_worker_eval_counts_a_repeat_of_a_result_the_row_labels_failed(tiny, monkeypatch):
+    """OpenClaw's failed results read as plain text ("Command exited with code 1"): the row's
+    ``failed_tool_calls`` label is what makes a repeat of that call an error recurrence."""
+    model, tok = tiny
+    msgs = [{"role": "user", "content": "turn 0: run it"},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"id": "c0", "type": "function", "function": {"name": "read_file", "arguments": {"path": "f9.txt"}}}]},
+            {"role": "tool", "content": "Command exited with code 1", "tool_call_id": "c0"}]
+    labelled = window_row(msgs, _call(9), split="test", failed_tool_calls='["c0"]')
+    plain = window_row(msgs, _call(9), split="test")
+    monkeypatch.setattr(P, "generate_replies", lambda model, tok, prompts, **kw:
+                        ['{"name": "read_file", "arguments": {"path": "f9.txt"}}'] * len(prompts))
+    # items: the call at turn 2 (no failure shown yet), then the target at turn 4 (after the failed result)
+    _, items = offline.eval_worker(model, tok, [labelled], EvalConfig(n_boot=100))
+    assert items["error_recurrence"] == ([0.0, 1.0], [0.0, 1.0])
+    _, items = offline.eval_worker(model, tok, [plain], EvalConfig(n_boot=100))
+    assert items["error_recurrence"] == ([0.0, 0.0], [0.0, 0.0])

@@ -113,3 +113,27 @@ def test_preference_metrics_by_hand():
     assert got["pref_accuracy"] == pytest.approx(1 / 2)
     assert got["reward_margin"] == pytest.approx(0.25)
     assert "reward_margin" not in M.preference_item(-1, -2)
+
+
+def test_failed_tool_results_named_by_the_rows_label_count_for_error_recurrence():
+    """A conversation row's tool result may fail without saying "error" (OpenClaw's isError on
+    "Command exited with code 1"): the row's ``labels.failed_tool_calls`` names it by call id."""
+    call = roles.tool_call_message("c2", "read_file", {"path": "x.txt"})
+    prompt = [{"role": "user", "content": "show x.txt"},
+              {**call, "tool_calls": [roles.tool_call_message("c1", "read_file", {"path": "y.txt"})["tool_calls"][0],
+                                      call["tool_calls"][0]]},
+              {"role": "tool", "tool_call_id": "c1", "name": "read_file", "content": "fine"},
+              {"role": "tool", "tool_call_id": "c2", "name": "read_file", "content": "Command exited with code 1"}]
+    rows = [{"messages": prompt, "meta": {"run_id": "r1", "labels": {"failed_tool_calls": '["c2"]'}}},
+            {"messages": prompt, "meta": {"run_id": "r2", "labels": {"failed_tool_calls": ["c9"]}}},
+            {"messages": prompt, "meta": {"run_id": "r3", "labels": {}}}]
+    failed = M.failed_tool_calls(rows)
+    assert failed == {"r1": frozenset({"c2"}), "r2": frozenset({"c9"})}  # by run: ids are unique in a run only
+    assert M.failed_calls(prompt) == []  # the text alone does not say it failed
+    assert M.failed_calls(prompt, failed["r1"]) == [("read_file", '{"path": "x.txt"}')]  # the second call, by id
+    repeat = roles.tool_call_text("read_file", {"path": "x.txt"})
+    ref = roles.tool_call_message("c3", "read_file", {"path": "z.txt"})
+    assert M.worker_item(repeat, ref, prompt, TOOLS, failed["r1"])["error_recurrence"] == (1.0, 1.0)
+    assert M.worker_item(repeat, ref, prompt, TOOLS, failed.get("r3", ()))["error_recurrence"] == (0.0, 0.0)
+    # eval fits a prompt by dropping its oldest messages: the id still names the result
+    assert M.failed_calls(prompt[1:], failed["r1"]) == [("read_file", '{"path": "x.txt"}')]

@@ -18,6 +18,7 @@ from tracebridge.export.config import ExportConfig, FeedbackConfig
 from tracebridge.export.labels import feedback_source
 from tracebridge.export.pipeline import ExportResult, export_traces
 from tracebridge.importers.openclaw import import_openclaw
+from tracebridge.schema import roles
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN_RUN = "oc-5f0c2d1e-6b7a-4c3d-9e8f-0a1b2c3d4e5f"
@@ -219,6 +220,41 @@ def test_parallel_calls_results_and_recovery_in_one_turn() -> None:
     assert answer["messages"][-2]["content"] == "b synced"
     with_thinking, _ = build_views(_two_call_turn(), ctx, ViewsConfig(include_reasoning=True))
     assert with_thinking["worker_sft"][0]["messages"][-1]["content"] == "<think>think first</think>\nSyncing both."
+
+
+def test_a_failed_result_is_labelled_by_call_id_and_eval_sees_it() -> None:
+    """OpenClaw's isError (payload.ok false) on a result whose text does not say "error": the content stays
+    what the agent saw, the row's labels.failed_tool_calls names the call, and error_recurrence counts it."""
+    from tracebridge.eval import metrics as M
+    from tracebridge.export.config import ViewsConfig
+    from tracebridge.export.views import RunContext, build_views
+
+    events = _two_call_turn()
+    events[5]["payload"] = {"call_id": "c2", "ok": False, "output": "Command exited with code 1"}
+    views, _ = build_views(events, RunContext("r", "openclaw/chat", "train", "openclaw", None), ViewsConfig())
+    first, second, answer = views["worker_sft"]
+    assert "failed_tool_calls" not in first["meta"]["labels"]  # no failed result in the row
+    assert second["messages"][3] == {"role": "tool", "tool_call_id": "c2", "name": "sync",
+                                     "content": "Command exited with code 1"}  # no marker in the message
+    assert second["meta"]["labels"]["failed_tool_calls"] == answer["meta"]["labels"]["failed_tool_calls"] == '["c2"]'
+    (pair,) = views["worker_recovery_cases/pairs"]
+    assert pair["meta"]["labels"]["failed_tool_calls"] == '["c2"]'
+    failed = M.failed_tool_calls(views["worker_sft"])["r"]
+    assert M.failed_calls(answer["messages"][:-1], failed) == [("sync", '{"x": "b"}')]
+    repeat = roles.tool_call_text("sync", {"x": "b"})
+    assert M.worker_item(repeat, second["messages"][-1], second["messages"][:-1], None, failed)["error_recurrence"] \
+        == (1.0, 1.0)
+
+
+def test_bundle_rows_name_the_failed_openclaw_result(bundle: ExportResult) -> None:
+    from tracebridge.eval import metrics as M
+
+    sft = rows(bundle, "worker_sft")
+    failed = M.failed_tool_calls(sft)
+    # isError in the session: the ENOENT read, and "Command timed out after 5s" (no "error" in its text)
+    assert failed == {MAIN_RUN: frozenset({"toolu_01", "toolu_03"})}
+    (rec,) = rows(bundle, "worker_recovery_cases/sft")
+    assert M.failed_calls(rec["messages"][:-1], failed[MAIN_RUN]) == [("read", '{"path": "/var/log/deploy.log"}')]
 
 
 def _plain_turns() -> list[dict[str, Any]]:

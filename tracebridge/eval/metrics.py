@@ -17,7 +17,8 @@ worker (item = one assistant turn, prompted with the turns before it):
   verbatim, as a whole token, in the prompt's non-assistant turns (user, tool results).
   ``error_recurrence``: of the items whose prompt shows a failed call (an earlier call with a
   failed result, or a ``Prior failure:`` line), the share whose prediction repeats one (same
-  tool and arguments).
+  tool and arguments). A result failed when its content says so or the row's
+  ``labels.failed_tool_calls`` names its call (conversation rows: ``failed_tool_calls``).
 verifier (item = one verdict; expected = the ex-post ``labels.expected_verdict``, else the
 reference verdict): ``accuracy``; ``stop_precision`` (of predicted ``end``, expected ``end``);
 ``stop_recall`` (of expected ``end``, predicted ``end``); ``false_stop_rate`` (of expected
@@ -31,8 +32,10 @@ reward margin β·[(log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections.abc import Collection
 from typing import Any
 
 from tracebridge.schema import roles
@@ -123,13 +126,17 @@ def grounded(value: str, context: str) -> bool:
     return bool(value) and re.search(r"(?<!\w)" + re.escape(value) + r"(?!\w)", context) is not None
 
 
+def _call(tc: dict[str, Any]) -> roles.WorkerReply:
+    f = tc.get("function", tc)
+    args = f.get("arguments", {})
+    return roles.WorkerReply(tool=f.get("name"), args=json.loads(args) if isinstance(args, str) else dict(args or {}))
+
+
 def message_call(msg: dict[str, Any]) -> roles.WorkerReply:
     """The worker reply an assistant message carries (first tool call, else its text)."""
     calls = msg.get("tool_calls") or []
     if calls:
-        f = calls[0].get("function", calls[0])
-        args = f.get("arguments", {})
-        return roles.WorkerReply(tool=f.get("name"), args=json.loads(args) if isinstance(args, str) else dict(args or {}))
+        return _call(calls[0])
     return roles.WorkerReply(answer=str(msg.get("content") or ""))
 
 
@@ -154,20 +161,48 @@ def _prior_failures(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def failed_calls(prompt: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def failed_tool_calls(rows: list[dict[str, Any]]) -> dict[str, frozenset[str]]:
+    """``{run_id: tool_call_ids}`` of the failed tool results the rows hold (``meta.labels.failed_tool_calls``,
+    written by ``views_conversation``: a list, or the JSON string labels.py stores it as), for
+    ``failed_calls``. By run: call ids are unique in a run, not across runs."""
+    out: dict[str, set[str]] = {}
+    for r in rows:
+        meta = r.get("meta") or {}
+        ids = (meta.get("labels") or {}).get("failed_tool_calls")
+        if isinstance(ids, str):
+            ids = json.loads(ids)
+        if ids:
+            out.setdefault(str(meta.get("run_id")), set()).update(str(x) for x in ids)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def failed_calls(prompt: list[dict[str, Any]], failed_ids: Collection[str] = ()) -> list[tuple[str, str]]:
     """``(tool, canonical args)`` of every failed call the prompt shows: earlier assistant calls
-    whose tool result failed, and ``Prior failure: {...}`` lines of the user turn (roles.py)."""
+    whose tool result failed, and ``Prior failure: {...}`` lines of the user turn (roles.py).
+
+    A tool result failed when its content says so (JSON ``ok: false`` or ``error``, text starting
+    with "error") or its ``tool_call_id`` is in ``failed_ids`` (the trace's own flag, for results
+    whose text does not say it, such as "Command exited with code 1": ``failed_tool_calls``)."""
     out = [f for m in prompt if m.get("role") == "user" for f in _prior_failures(str(m.get("content") or ""))]
     for i, m in enumerate(prompt[:-1]):
-        if m.get("role") == "assistant" and m.get("tool_calls") and prompt[i + 1].get("role") == "tool" \
-                and _tool_failed(prompt[i + 1].get("content")):
+        if m.get("role") != "assistant" or not m.get("tool_calls"):
+            continue
+        if prompt[i + 1].get("role") == "tool" and _tool_failed(prompt[i + 1].get("content")):
             c = message_call(m)
             out.append((c.tool or "", json.dumps(c.args, sort_keys=True)))
+        if failed_ids:
+            calls = {tc.get("id"): tc for tc in m["tool_calls"]}
+            for t in itertools.takewhile(lambda x: x.get("role") == "tool", prompt[i + 1:]):
+                if t.get("tool_call_id") in failed_ids and t.get("tool_call_id") in calls:
+                    c = _call(calls[t["tool_call_id"]])
+                    out.append((c.tool or "", json.dumps(c.args, sort_keys=True)))
     return out
 
 
-def worker_item(reply: str, reference: dict[str, Any], prompt: list[dict[str, Any]], tools: Any) -> dict[str, NumDen]:
-    """Metrics of one worker reply (text) against the reference assistant message."""
+def worker_item(reply: str, reference: dict[str, Any], prompt: list[dict[str, Any]], tools: Any,
+                failed_ids: Collection[str] = ()) -> dict[str, NumDen]:
+    """Metrics of one worker reply (text) against the reference assistant message; ``failed_ids``:
+    the tool_call_ids of the prompt's failed tool results (``failed_calls``)."""
     schemas = tool_schemas(tools)
     ref = message_call(reference)
     try:
@@ -184,7 +219,7 @@ def worker_item(reply: str, reference: dict[str, Any], prompt: list[dict[str, An
     context = "\n".join(str(m.get("content") or "") for m in prompt if m.get("role") != "assistant")
     values = _scalars(pred.args) if pred is not None and pred.is_tool_call else []
     out["arg_grounding"] = (float(sum(grounded(v, context) for v in values)), float(len(values)))
-    failed = failed_calls(prompt)
+    failed = failed_calls(prompt, failed_ids)
     repeat = pred is not None and pred.is_tool_call and (pred.tool, json.dumps(pred.args, sort_keys=True)) in failed
     out["error_recurrence"] = (float(repeat), 1.0) if failed else (0.0, 0.0)
     return out

@@ -174,7 +174,9 @@ def eval_worker(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: EvalConfi
                           {} if counts is None else counts)
     replies = P.generate_replies(model, tok, prompts, tools=[p[3] for p in pts], max_new_tokens=cfg.max_new_tokens,
                                  batch_size=cfg.batch_size, max_batch_tokens=cfg.max_batch_tokens)
-    per = [M.worker_item(rep, ref, prompt, scored) for rep, prompt, (_, _, ref, _, scored) in zip(replies, prompts, pts)]
+    failed = M.failed_tool_calls(rows)  # by run: ids of tool results that failed (OpenClaw isError)
+    per = [M.worker_item(rep, ref, prompt, scored, failed.get(pid.rpartition("#")[0], ()))
+           for rep, prompt, (pid, _, ref, _, scored) in zip(replies, prompts, pts)]
     return [p[0] for p in pts], collect(per)
 
 

@@ -40,7 +40,11 @@ neighbours). ``labels.context_messages`` = where the targets start (TRL's prompt
 ``tracebridge.train.data.to_sft_records``; assistant-only loss leaves the tool results out),
 ``target_turns`` = how many targets a span of more than one holds (``views.target_turns`` lists
 their indices; Agent Lightning triplets stay one per target), ``context_dropped`` = what the cap
-and the budget cut. ``meta.event_ids`` = the user turn's event and the targets' events (action, calls,
+and the budget cut, ``failed_tool_calls`` = the ``tool_call_id`` of each tool message of the row
+whose result failed (``payload.ok`` false: OpenClaw's ``isError``; a JSON string, as labels.py
+stores a list it does not type): the content stays what the agent saw ("Command exited with code
+1"), so the eval's ``error_recurrence`` reads the failure here (``metrics.failed_calls``). Ids, not
+indexes: eval fits prompts by dropping their oldest messages, and an id still names its message. ``meta.event_ids`` = the user turn's event and the targets' events (action, calls,
 results, output); run-level feedback reaches every row of the run, as for simulator runs. Thinking
 stays out of targets unless ``views.include_reasoning`` (then it leads the content as a
 ``<think>`` block).
@@ -82,6 +86,7 @@ class _Msg:
     msg: dict[str, Any]
     pos: int
     cut: bool = False  # a tool result cut to views.tool_output_max_chars
+    failed: bool = False  # a tool result the trace records as failed (payload.ok false: OpenClaw isError)
 
 
 @dataclass
@@ -179,6 +184,7 @@ class _Conversation:
         self.turn = _Turn()
         self.span: list[_Pending] = []
         self.feedback_events = set((ctx.feedback or {}).get("events") or ())  # turns with feedback of their own
+        self.any_failed = False  # a failed tool result seen: rows then list theirs (labels.failed_tool_calls)
 
     def content(self, text: str, action: dict[str, Any]) -> str:
         reasoning = payload(action).get("reasoning_summary")
@@ -288,7 +294,9 @@ class _Conversation:
             win, dropped = fitted, dropped + len(win) - len(fitted)
         if self.cfg.tool_output_max_chars:  # a budget that is on shows in the report, trimming or not
             self.stats["tool_output_max_chars"] += any(m.cut for m in (*win, *part))
-        labels = {**labels, "context_messages": len(win), "context_dropped": dropped or None}
+        failed = [m.msg["tool_call_id"] for m in (*win, *part) if m.failed] if self.any_failed else None
+        labels = {**labels, "context_messages": len(win), "context_dropped": dropped or None,
+                  "failed_tool_calls": failed or None}
         ids = ([self.turn.event_id] if self.turn.event_id else []) + ids
         msgs = [m.msg for m in win] + [m.msg for m in part]
         self.rows.emit(msgs[:-1], msgs[-1], ids, labels, rejected)
@@ -305,9 +313,11 @@ class _Conversation:
             text = _text(p["error"].get("message"))
         limit = self.cfg.tool_output_max_chars
         cut = bool(limit) and len(text) > limit
+        failed = not p.get("ok")  # tool_call's rule: no ok = failed
+        self.any_failed = self.any_failed or failed
         self.turn.history.append(_Msg({"role": "tool", "tool_call_id": str(cp.get("call_id")),
                                        "name": str(cp.get("tool")), "content": _cut(text, limit) if cut else text},
-                                      i, cut))
+                                      i, cut, failed))
 
 
 def conversation_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], ctx: RunContext,

@@ -139,3 +139,24 @@ def test_a_text_only_call_names_no_tool_source() -> None:
                "llm": {"rendered_prompt": prompt, "response": "hi"}}]
     (row,) = _rows(events)
     assert row["tools"] is None and "tool_source" not in row["meta"]["labels"]
+
+
+def test_a_failed_tool_result_is_named_in_the_rows_that_show_it() -> None:
+    """A failed result's text rarely says so ("Command exited with code 1"): the rows whose prompt holds
+    it name its call id (labels.failed_tool_calls, as OpenClaw rows), which the eval's error_recurrence reads."""
+    from tracebridge.eval.metrics import failed_calls, failed_tool_calls
+
+    events = _events(_recorded())
+    result = next(e for e in events if e["event_type"] == "worker_tool_result")
+    assert _rows(events)[1]["meta"]["labels"].get("failed_tool_calls") is None  # it succeeded: nothing named
+    result["payload"]["ok"] = False
+    rows = _rows(events)
+    call_id = result["payload"]["call_id"]
+    assert rows[0]["meta"]["labels"].get("failed_tool_calls") is None  # the first call's prompt holds no result
+    named = rows[1]["meta"]["labels"]["failed_tool_calls"]
+    assert (json.loads(named) if isinstance(named, str) else named) == [call_id]
+    shown = [m for m in rows[1]["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in shown] == [call_id]
+    prompt = rows[1]["messages"][:-1]
+    assert failed_calls(prompt) == []  # by its text alone the failure is invisible
+    assert [t for t, _ in failed_calls(prompt, failed_tool_calls(rows)["al-1"])] == ["get_weather"]

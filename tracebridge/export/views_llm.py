@@ -29,7 +29,9 @@ lacks a message the instrumentation could not record (``llm_prompt_incomplete``:
 
 The tool calls of a call are the ``worker_tool_call`` events after it and before the next call (their
 spans follow the model call that asked for them, as children or siblings), so ``labels.tool_ok`` is
-whether they all succeeded. A **recovery** is as in ``views_worker``, with the whole rollout as the
+whether they all succeeded; ``labels.failed_tool_calls`` names the call ids of the failed results a row's
+prompt shows (as ``views_conversation``: the eval's ``error_recurrence`` reads it, since a result's text
+rarely says it failed). A **recovery** is as in ``views_worker``, with the whole rollout as the
 step: a call whose tools all succeed after a failed call, with a reply that differs from the failed
 call's (its text, or the tools and arguments it called: not the calls' ids, new on every call, nor the
 arguments' spacing). It gives a ``worker_recovery_cases/sft`` row and a pair whose rejected turn is the
@@ -186,6 +188,10 @@ def llm_call_rows(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfi
     keep = cfg.json_strings  # rows hold arguments as strings: the recorded ones, not re-serialised
     failed: tuple[Any, dict[str, Any]] | None = None  # the last failed call's decision and reply
     attempts = 0
+    # call ids of failed tool results: rows name those their prompt holds (labels.failed_tool_calls, as
+    # views_conversation), since a result's text alone rarely says it failed
+    bad = {str(payload(e).get("call_id")) for e in events
+           if e.get("event_type") == "worker_tool_result" and payload(e).get("ok") is False}
     for ev in events:
         llm = ev.get("llm")
         if ev.get("event_type") != "worker_action" or not isinstance(llm, dict):
@@ -203,7 +209,8 @@ def llm_call_rows(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfi
             b.tools = recorded or (schemas if h or reply.get("tool_calls") or used_tools(prompt) else None)
             labels = {**event_labels(ev), "recovery": recovered or None, "failed_attempts": attempts,
                       "tool_source": "recorded" if recorded else ctx.tool_source if b.tools else None, "tool_ok": ok,
-                      "context_messages": len(prompt)}
+                      "context_messages": len(prompt),
+                      "failed_tool_calls": [m["tool_call_id"] for m in prompt if m.get("tool_call_id") in bad] or None}
             b.emit([b.render(m) for m in prompt], b.render(reply), [str(ev["event_id"]), *ids], labels,
                    b.render(failed[1]) if recovered and failed is not None else None)
         if ok is False and reply is not None:

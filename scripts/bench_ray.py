@@ -1,9 +1,13 @@
 """Ray overhead: a 12-trial tiny sweep (3 roles × 2 variants × 2 learning rates, the tiny model
 on CPU) run through the product path (a Ray job on a local head running jobs/sweep.py: Tune with
 actor reuse, checkpoints, storage) against the same 12 trial functions run directly, one after
-the other, in this process, before and again after the job (the baseline is their mean). Both
-sides run serially (Tune: budget.max_concurrent=1), so the ratio is Tune's overhead, not
-parallelism. Also measures submit → RUNNING latency of the job.
+the other, in a fresh Python process (what a user would run instead of Tune), once before and
+once after the job: the baseline is their mean, so load drifting over the minute the job takes
+weighs on both sides alike. Each side pays the torch/transformers/trl imports once (Tune in its
+reused trial actor, the direct side in its process). Both sides run serially (Tune:
+budget.max_concurrent=1), so the ratio is Tune's overhead, not parallelism. Also measures
+submit → RUNNING latency of the job, and (for reference, not in the ratio) the direct trials once
+more in a process that has already imported everything.
 
     python scripts/bench_ray.py [--smoke] [--cluster configs/cluster/local.yaml] [key=value ...]
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -54,6 +59,15 @@ def run_direct(cfg, recipes, specs, work: Path) -> tuple[float, float]:
     return time.perf_counter() - t0, inside
 
 
+def direct_in_fresh_process(overrides: list[str], work: Path, warm: bool = False) -> dict[str, float]:
+    """``run_direct`` in a new interpreter (cold imports, as a user's own script would have);
+    ``warm``: then once more in that process (``warm_s``)."""
+    out = work.with_suffix(".json")
+    subprocess.run([sys.executable, __file__, "--direct-only", str(out), *(["--warm"] if warm else []), *overrides],
+                   check=True)
+    return json.loads(out.read_text())
+
+
 def run_tune_job(overrides: list[str], cluster_yaml: str | None) -> dict:
     """Submit jobs/sweep.py to a local head; time submit → RUNNING and read the job's summary."""
     from tracebridge.cluster.client import TERMINAL, job_info, logs
@@ -85,21 +99,35 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="2 trials, 2 steps")
     ap.add_argument("--cluster", default=None, help="configs/cluster YAML of a local head to reuse")
+    ap.add_argument("--direct-only", default=None, metavar="OUT", help=argparse.SUPPRESS)
+    ap.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("overrides", nargs="*", help="key=value overrides of configs/sweep/smoke.yaml")
     a = ap.parse_args()
 
     from tracebridge.sweep import grid
     from tracebridge.sweep.config import load_sweep_config
 
+    if a.direct_only:  # the child process of direct_in_fresh_process: overrides are already complete
+        cfg = load_sweep_config(str(ROOT / "configs" / "sweep" / "smoke.yaml"), a.overrides)
+        out = Path(a.direct_only)
+        recipes, specs = grid.resolve_recipes(cfg), grid.expand_grid(cfg)
+        total, inside = run_direct(cfg, recipes, specs, out.with_suffix(""))
+        res = {"total_s": total, "inside_s": inside}
+        if a.warm:
+            res["warm_s"] = run_direct(cfg, recipes, specs, out.with_suffix(".warm"))[0]
+        out.write_text(json.dumps(res))
+        return 0
+
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
         ov = [f"bundle={BUNDLE}", f"storage={tmp}/storage", f"work_dir={tmp}/work", "budget.max_concurrent=1",
               "keep_models=false", *(SMOKE if a.smoke else FULL), *a.overrides]
         cfg = load_sweep_config(str(ROOT / "configs" / "sweep" / "smoke.yaml"), ov)
         recipes, specs = grid.resolve_recipes(cfg), grid.expand_grid(cfg)
-        print(f"{len(specs)} trials: {', '.join(s['trial_id'] for s in specs)}")
-        direct, direct_in = run_direct(cfg, recipes, specs, Path(tmp) / "direct")
-        print(f"direct: {direct:.1f} s ({direct / len(specs):.2f} s/trial, cold imports included; "
-              f"inside run_trial {direct_in:.1f} s)")
+        print(f"{len(specs)} trials: {', '.join(s['trial_id'] for s in specs)}", flush=True)
+        d1 = direct_in_fresh_process(ov, Path(tmp) / "direct")
+        direct, direct_in = d1["total_s"], d1["inside_s"]
+        print(f"direct: {direct:.1f} s ({direct / len(specs):.2f} s/trial, fresh process, cold imports included; "
+              f"inside run_trial {direct_in:.1f} s)", flush=True)
         job = run_tune_job(ov, a.cluster)
         if job["status"] != "SUCCEEDED" or job["failures"]:
             print(f"tune job {job['status']}: {job.get('failures')}")
@@ -108,11 +136,12 @@ def main() -> int:
         trials = json.loads((Path(job["report_uri"]) / "results.json").read_text())["trials"]
         print(f"tune:   {tune:.1f} s fit+collect ({tune / len(specs):.2f} s/trial; inside run_trial "
               f"{sum(t['wall_s'] for t in trials):.1f} s); whole job {job['job_s']:.1f} s")
-        print(f"submit -> running: {job['submit_to_running_s']:.2f} s")
-        # the direct side again, after the job: load on a shared machine drifts over a minute, so the
-        # baseline is the mean of a run before and one after (the second has warm imports: conservative)
-        direct2, direct2_in = run_direct(cfg, recipes, specs, Path(tmp) / "direct2")
-        print(f"direct again: {direct2:.1f} s (inside run_trial {direct2_in:.1f} s)")
+        print(f"submit -> running: {job['submit_to_running_s']:.2f} s", flush=True)
+        d2 = direct_in_fresh_process(ov, Path(tmp) / "direct2", warm=True)
+        direct2 = d2["total_s"]
+        print(f"direct again: {direct2:.1f} s (fresh process; inside run_trial {d2['inside_s']:.1f} s)")
+        print(f"for reference, not in the ratio: the direct trials once more in that process, everything "
+              f"imported: {d2['warm_s']:.1f} s (tune/warm = {tune / d2['warm_s']:.2f})")
         print(f"ratio tune/direct = {tune / ((direct + direct2) / 2):.2f}")
     return 0
 

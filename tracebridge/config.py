@@ -25,13 +25,17 @@ from tracebridge.schema.canonical import sha256_json
 T = TypeVar("T")
 
 
+def problem_list(head: str, problems: list[str]) -> str:
+    """``head (N problem(s)):`` then one ``  - problem`` line each: how an error listing every problem reads."""
+    return "\n".join([f"{head} ({len(problems)} problem(s)):", *(f"  - {p}" for p in problems)])
+
+
 class ConfigError(ValueError):
     """Every problem of a config, each as ``key=value: what is wrong; how to fix``."""
 
     def __init__(self, problems: list[str], source: str | None = None) -> None:
         self.problems = problems
-        head = f"invalid config{f' {source}' if source else ''} ({len(problems)} problem(s)):"
-        super().__init__("\n".join([head, *(f"  - {p}" for p in problems)]))
+        super().__init__(problem_list(f"invalid config{f' {source}' if source else ''}", problems))
 
 
 def _flat_keys(cfg: Any, prefix: str = "") -> list[str]:

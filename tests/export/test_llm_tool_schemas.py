@@ -154,7 +154,7 @@ def test_a_failed_tool_result_is_named_in_the_rows_that_show_it() -> None:
     call_id = result["payload"]["call_id"]
     assert rows[0]["meta"]["labels"].get("failed_tool_calls") is None  # the first call's prompt holds no result
     named = rows[1]["meta"]["labels"]["failed_tool_calls"]
-    assert (json.loads(named) if isinstance(named, str) else named) == [call_id]
+    assert named == [call_id]  # a list of strings (labels.py types it), as OpenClaw rows
     shown = [m for m in rows[1]["messages"] if m["role"] == "tool"]
     assert [m["tool_call_id"] for m in shown] == [call_id]
     prompt = rows[1]["messages"][:-1]

@@ -236,9 +236,9 @@ def test_a_failed_result_is_labelled_by_call_id_and_eval_sees_it() -> None:
     assert "failed_tool_calls" not in first["meta"]["labels"]  # no failed result in the row
     assert second["messages"][3] == {"role": "tool", "tool_call_id": "c2", "name": "sync",
                                      "content": "Command exited with code 1"}  # no marker in the message
-    assert second["meta"]["labels"]["failed_tool_calls"] == answer["meta"]["labels"]["failed_tool_calls"] == '["c2"]'
+    assert second["meta"]["labels"]["failed_tool_calls"] == answer["meta"]["labels"]["failed_tool_calls"] == ["c2"]
     (pair,) = views["worker_recovery_cases/pairs"]
-    assert pair["meta"]["labels"]["failed_tool_calls"] == '["c2"]'
+    assert pair["meta"]["labels"]["failed_tool_calls"] == ["c2"]
     failed = M.failed_tool_calls(views["worker_sft"])["r"]
     assert M.failed_calls(answer["messages"][:-1], failed) == [("sync", '{"x": "b"}')]
     repeat = roles.tool_call_text("sync", {"x": "b"})
@@ -255,6 +255,37 @@ def test_bundle_rows_name_the_failed_openclaw_result(bundle: ExportResult) -> No
     assert failed == {MAIN_RUN: frozenset({"toolu_01", "toolu_03"})}
     (rec,) = rows(bundle, "worker_recovery_cases/sft")
     assert M.failed_calls(rec["messages"][:-1], failed[MAIN_RUN]) == [("read", '{"path": "/var/log/deploy.log"}')]
+
+
+def test_failed_call_ids_load_as_lists_and_old_string_ids_still_read(bundle: ExportResult, tmp_path: Path) -> None:
+    """``labels.failed_tool_calls`` is typed (labels.py): rows loaded with ``datasets`` hold a list of call
+    ids. Bundles exported before held it as a JSON string; the eval reads both to the same call ids."""
+    import datasets
+
+    from tracebridge.eval import metrics as M
+
+    datasets.disable_progress_bars()
+
+    def load(path: Path) -> list[dict[str, Any]]:  # one file per split, as ops/consumers.py loads them
+        return list(datasets.load_dataset("json", data_files=str(path), split="train",
+                                          cache_dir=str(tmp_path / "hf" / path.name)))
+
+    new, old = [], []
+    for path in sorted((bundle.path / "views" / "worker_sft").glob("*.jsonl")):
+        new += load(path)
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        for r in lines:  # the rows as an earlier export wrote them: the ids as a JSON string
+            if "failed_tool_calls" in r["meta"]["labels"]:
+                r["meta"]["labels"]["failed_tool_calls"] = json.dumps(r["meta"]["labels"]["failed_tool_calls"])
+        earlier = tmp_path / f"old_{path.name}"
+        earlier.write_text("".join(json.dumps(r) + "\n" for r in lines))
+        old += load(earlier)
+    named = [r["meta"]["labels"]["failed_tool_calls"] for r in new if r["meta"]["labels"].get("failed_tool_calls")]
+    assert len(named) == 4 and all(isinstance(ids, list) and all(isinstance(i, str) for i in ids) for ids in named)
+    assert all(isinstance(r["meta"]["labels"]["failed_tool_calls"], str) for r in old
+               if r["meta"]["labels"].get("failed_tool_calls"))
+    want = {MAIN_RUN: frozenset({"toolu_01", "toolu_03"})}
+    assert M.failed_tool_calls(new) == want == M.failed_tool_calls(old)
 
 
 def _plain_turns() -> list[dict[str, Any]]:

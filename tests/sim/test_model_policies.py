@@ -44,6 +44,32 @@ def test_backend_renders_the_chat_template_and_generates(tiny):
     assert s.chat(msgs, seed=3).response == s.chat(msgs, seed=3).response  # seeded sampling
 
 
+def test_max_new_tokens_must_leave_the_prompt_a_position(caplog):
+    """``max_new_tokens`` >= the model's positions used to slice the prompt with a negative count (all of it,
+    or its first tokens dropped): now a ValueError naming both numbers; below, a long prompt keeps its end."""
+    import logging
+
+    import torch
+
+    from tracebridge.train.models import tiny_model_and_tokenizer
+
+    torch.set_num_threads(1)
+    model, tok = tiny_model_and_tokenizer(seed=0, max_position_embeddings=32)
+    model.eval()
+    for n in (32, 40):
+        with pytest.raises(ValueError, match=rf"tiny: max_new_tokens={n} .*max_position_embeddings=32"):
+            TransformersBackend(model, tok, name="tiny", max_new_tokens=n)
+    msgs = roles.messages("verifier", "Plan progress: {}")  # well over 32 tokens
+    whole = len(tok(tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False),
+                    add_special_tokens=False)["input_ids"])
+    assert whole > 32
+    for n, kept in ((8, 24), (31, 1)):
+        with caplog.at_level(logging.WARNING, logger="tracebridge.sim.backends"):
+            call = TransformersBackend(model, tok, name="tiny", max_new_tokens=n).chat(msgs)
+        assert call.usage["input_tokens"] == kept and 0 < call.usage["output_tokens"] <= n
+        assert f"tiny: prompt cut to its last {kept} tokens" in caplog.text
+
+
 def test_garbage_from_each_role_is_invalid_output(tiny):
     import random
 

@@ -4,6 +4,7 @@ any trial trains or any model loads, with exit 2 and no traceback."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,8 @@ def test_eval_rejects_a_non_model_folder_and_bad_floors_before_loading(tmp_path)
                                    "--min", "verifier/accuracy=abc", "--min", "worker/action_match=0.1"])
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     out = res.output
-    assert "4 problem(s)" in out and f"{ck}: not a saved model folder" in out
+    assert "checkpoint not usable (1 problem(s))" in out and f"{ck}: not a saved model folder" in out
+    assert "invalid --min (3 problem(s))" in out and "invalid config" not in out
     assert "--min verifier/acc: not a verifier metric" in out and "--min verifier/accuracy=abc: use metric=number" in out
     assert "--min worker/action_match: not a verifier metric" in out
 
@@ -81,3 +83,32 @@ def test_eval_refuses_a_checkpoint_of_another_role(tmp_path):
     (tmp_path / "trial" / "trial.json").write_text(json.dumps({"result": {"role": "verifier"}}))
     res = CliRunner().invoke(app, ["eval", str(ck), CFG, "role=planner", "--bundle", str(FIXTURE)])
     assert res.exit_code == 2 and "trained as role verifier" in res.output and "pass role=verifier" in res.output
+
+
+@pytest.mark.parametrize("case", ["no_folder", "no_manifest", "no_weights", "broken_weights"])
+def test_eval_says_whether_the_bundle_or_the_checkpoint_is_not_usable(tmp_path, case):
+    """A missing bundle folder, a bundle without a manifest, a checkpoint without a model: exit 2 under a
+    heading naming what is wrong, not "invalid config" (the config is fine); --json gives {ok, error, exit_code}."""
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    (ck / "tokenizer_config.json").write_text("{}")
+    if case != "no_weights":
+        (ck / "model.safetensors").write_bytes(b"")  # looks like a model until it is loaded
+    bundle = FIXTURE
+    if case == "no_folder":
+        bundle = tmp_path / "nope"
+    elif case == "no_manifest":
+        bundle = Path(shutil.copytree(FIXTURE, tmp_path / "bundle"))
+        (bundle / "manifest.json").unlink()
+    res = CliRunner().invoke(app, ["eval", str(ck), CFG, "--bundle", str(bundle), "--json"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    body = json.loads(res.stdout)
+    assert set(body) == {"ok", "error", "exit_code"} and body["ok"] is False and body["exit_code"] == 2
+    err = body["error"]
+    assert "invalid config" not in err and f"error: {err}" in res.stderr
+    said = {"no_folder": ("bundle not usable (1 problem(s)):", f"--bundle {bundle}: no such folder"),
+            "no_manifest": ("bundle not usable (1 problem(s)):", f"{bundle / 'manifest.json'}: no manifest.json"),
+            "no_weights": ("checkpoint not usable (1 problem(s)):", f"{ck}: not a saved model folder"),
+            "broken_weights": ("checkpoint not usable:", f"{ck}: cannot load the model")}[case]
+    assert err.startswith(said[0]) and said[1] in err, err

@@ -247,27 +247,33 @@ def _checkpoint_problem(checkpoint: Path, role: str) -> str | None:
 def _eval_inputs(checkpoint: Path, config: Path, overrides: list[str], bundle: Path, out: Path | None,
                  min_metric: list[str]) -> tuple[Any, Any, dict[str, float]]:
     """The config, the role's bundle data and the ``--min`` floors of ``eval``, or exit 2 listing
-    every problem (config, floors, checkpoint folder, ``--out``, bundle) before a model loads."""
-    from tracebridge.config import ConfigError
+    every problem before a model loads: the config's first (``invalid config``), then the others
+    each under a heading that says what is wrong (``checkpoint not usable``, ``bundle not usable``...)."""
+    from tracebridge.config import problem_list
     from tracebridge.train.behaviour import load_policed_data
     from tracebridge.train.config import load_train_config
     from tracebridge.train.data import BundleError, verify_bundle_dir
 
     with config_errors():
         cfg = load_train_config(str(config), overrides)
-    floors, probs = _parse_min(min_metric, cfg.role)
-    probs += [p for p in (_checkpoint_problem(checkpoint, cfg.role),) if p]
-    if out and out.exists() and not out.is_dir():
-        probs.append(f"--out {out}: is a file; give a folder for eval_items.json and metrics.json")
-    data = None
-    try:
-        if cfg.data.verify_bundle:
-            verify_bundle_dir(bundle)
-        data = load_policed_data(bundle, cfg.role, cfg.behaviour)[0]  # the policy the model trained under
-    except BundleError as exc:
-        probs.append(str(exc))
-    if probs:
-        fail(str(ConfigError(probs, str(config))))
+    floors, bad_floors = _parse_min(min_metric, cfg.role)
+    bad_out = [f"--out {out}: is a file; give a folder for eval_items.json and metrics.json"] \
+        if out and out.exists() and not out.is_dir() else []
+    data, bad_bundle = None, []
+    if not bundle.is_dir():  # read, it would be a bundle without rows: misleading
+        bad_bundle.append(f"--bundle {bundle}: no such folder; give an exported bundle folder")
+    else:
+        try:
+            if cfg.data.verify_bundle:
+                verify_bundle_dir(bundle)
+            data = load_policed_data(bundle, cfg.role, cfg.behaviour)[0]  # the policy the model trained under
+        except BundleError as exc:
+            bad_bundle.append(str(exc))
+    bad_checkpoint = _checkpoint_problem(checkpoint, cfg.role)
+    problems = {"invalid --min": bad_floors, "checkpoint not usable": [bad_checkpoint] if bad_checkpoint else [],
+                "--out not usable": bad_out, "bundle not usable": bad_bundle}
+    if any(problems.values()):
+        fail("\n".join(problem_list(head, probs) for head, probs in problems.items() if probs))
     return cfg, data, floors
 
 
@@ -316,7 +322,8 @@ def eval_cmd(
         model, tok = build_model_and_tokenizer(replace(cfg.model, init="pretrained", path=str(checkpoint),
                                                        chat_template="native"))
     except Exception as exc:  # noqa: BLE001  a broken folder raises whatever transformers hits first
-        fail(f"{checkpoint}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+        fail(f"checkpoint not usable: {checkpoint}: cannot load the model "
+             f"({type(exc).__name__}: {str(exc).splitlines()[0]})")
     # the rows and prompts a trial evaluates, and its reference model (a DPO checkpoint's reward margin)
     res, metrics = evaluate_split(model, tok, cfg, data, _reference_model(checkpoint, cfg))
     if cfg.eval.closed_loop.enabled:

@@ -163,8 +163,9 @@ def _prior_failures(text: str) -> list[tuple[str, str]]:
 
 def failed_tool_calls(rows: list[dict[str, Any]]) -> dict[str, frozenset[str]]:
     """``{run_id: tool_call_ids}`` of the failed tool results the rows hold (``meta.labels.failed_tool_calls``,
-    written by ``views_conversation``: a list, or the JSON string labels.py stores it as), for
-    ``failed_calls``. By run: call ids are unique in a run, not across runs."""
+    written by ``views_conversation`` and ``views_llm``: a list of strings, or in bundles exported before
+    labels.py typed it, the same list as a JSON string), for ``failed_calls``. By run: call ids are
+    unique in a run, not across runs."""
     out: dict[str, set[str]] = {}
     for r in rows:
         meta = r.get("meta") or {}

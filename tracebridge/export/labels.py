@@ -2,9 +2,11 @@
 
 ``datasets.load_dataset("json")`` infers one Arrow type per column across rows, and refuses a
 column that is a string in one row and a list in another. Labels therefore follow
-``LABEL_TYPES``: known keys keep their declared type; a known key with another type moves to
-``<key>_json``; every other key is stored as a canonical JSON string. Consumers read the known
-keys directly (``expected_verdict``, ``tool_mask``, ``recovery``, ``feedback_score``...).
+``LABEL_TYPES``: known keys keep their declared type (``list``: a list of strings); a known key
+with another type moves to ``<key>_json``; every other key is stored as a canonical JSON string.
+Consumers read the known keys directly (``expected_verdict``, ``tool_mask``, ``recovery``,
+``feedback_score``, ``failed_tool_calls``...). A key declared here after bundles were exported was
+a JSON string in them: its consumers read both (``eval.metrics.failed_tool_calls``).
 
 Feedback seam: ``LabelsForRun`` is the one function the export calls per run to get weak
 labels (Telegram reactions joined to runs/events by ``tracebridge.feedback``). It returns
@@ -30,6 +32,7 @@ LABEL_TYPES: dict[str, type | tuple[type, ...]] = {
     "context_messages": int, "context_dropped": int, "target_turns": int,
     "cycle_verdict": str, "tool_mask": list, "risk_flags": list, "cycle_verdicts": list,
     "corrected_by": str, "outcome_source": str, "outcome_corrected_by": str, "trace_success": bool,
+    "failed_tool_calls": list,
 }
 RunFeedback = Mapping[str, Any]
 LabelsForRun = Callable[[str], RunFeedback | None]

@@ -41,8 +41,8 @@ neighbours). ``labels.context_messages`` = where the targets start (TRL's prompt
 ``target_turns`` = how many targets a span of more than one holds (``views.target_turns`` lists
 their indices; Agent Lightning triplets stay one per target), ``context_dropped`` = what the cap
 and the budget cut, ``failed_tool_calls`` = the ``tool_call_id`` of each tool message of the row
-whose result failed (``payload.ok`` false: OpenClaw's ``isError``; a JSON string, as labels.py
-stores a list it does not type): the content stays what the agent saw ("Command exited with code
+whose result failed (``payload.ok`` false: OpenClaw's ``isError``; a list of strings, typed in
+labels.py): the content stays what the agent saw ("Command exited with code
 1"), so the eval's ``error_recurrence`` reads the failure here (``metrics.failed_calls``). Ids, not
 indexes: eval fits prompts by dropping their oldest messages, and an id still names its message. ``meta.event_ids`` = the user turn's event and the targets' events (action, calls,
 results, output); run-level feedback reaches every row of the run, as for simulator runs. Thinking

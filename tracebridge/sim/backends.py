@@ -51,11 +51,21 @@ class TransformersBackend:
         max_new_tokens: tokens generated per call.
         temperature: 0 = greedy; > 0 samples (``torch.manual_seed(seed)`` per call).
         top_p: nucleus sampling when sampling.
+
+    Raises:
+        ValueError: ``max_new_tokens`` leaves no position of the model (``max_position_embeddings``)
+            to the prompt; generating past them gives garbage (rotary) or an index error (learned).
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str = "local", max_new_tokens: int = 64,
                  temperature: float = 0.0, top_p: float = 1.0) -> None:
+        limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        limit = limit if isinstance(limit, int) and limit > 0 else 0  # 0 = unknown: prompts are not cut
+        if limit and max_new_tokens >= limit:
+            raise ValueError(f"{name}: max_new_tokens={max_new_tokens} leaves no room for the prompt in the model's "
+                             f"max_position_embeddings={limit}; use max_new_tokens < {limit}")
         self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.prompt_limit = limit - max_new_tokens if limit else 0  # the tokens a prompt keeps (its last ones)
         self.params = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
                        "do_sample": temperature > 0}
 
@@ -76,9 +86,8 @@ class TransformersBackend:
         tok, p = self.tokenizer, self.params
         prompt = tok.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False)
         ids = tok(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
-        limit = getattr(self.model.config, "max_position_embeddings", None)
-        if limit and ids.shape[1] + p["max_new_tokens"] > limit:  # keep the end of an over-long prompt
-            ids = ids[:, -(limit - p["max_new_tokens"]):]
+        if self.prompt_limit and ids.shape[1] > self.prompt_limit:  # keep the end of an over-long prompt
+            ids = ids[:, -self.prompt_limit:]
             log.warning("%s: prompt cut to its last %d tokens", self.name, ids.shape[1])
         kw: dict[str, Any] = {"max_new_tokens": p["max_new_tokens"], "do_sample": p["do_sample"],
                               "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id}

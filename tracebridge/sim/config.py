@@ -50,7 +50,9 @@ class RoleBackendConfig:
     base_url: str = field(default="", metadata={"help": "http: endpoint root, e.g. http://127.0.0.1:8000."})
     api_key_env: str | None = field(default=None, metadata={
         "help": "http: name of the environment variable holding the API key (never stored)."})
-    max_new_tokens: int = field(default=128, metadata={"help": "Tokens generated per call."})
+    max_new_tokens: int = field(default=128, metadata={
+        "help": "Tokens generated per call; transformers: below the model's max_position_embeddings (the "
+                "prompt keeps its last positions - max_new_tokens tokens)."})
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy; > 0 samples (seeded per episode)."})
     timeout_s: float = field(default=60.0, metadata={"help": "http: request timeout in seconds."})
 

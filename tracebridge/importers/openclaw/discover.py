@@ -1,7 +1,14 @@
 """Find OpenClaw transcripts: walk ``~/.openclaw`` / ``~/.clawdbot`` (or any given folder) for
 ``agents/<agent>/sessions/*.jsonl`` files of any agent, archived names included
-(``<id>.jsonl.reset.<ts>``, ``.deleted.<ts>``, ``.bak``), lock and temp files skipped, and read
-the ``sessions.json`` index of each sessions folder (session key, channel, chat type).
+(``<id>.jsonl.reset.<ts>``, ``.deleted.<ts>``, ``.bak``, ``.bak.<ts>``), lock and temp files
+skipped, and read the ``sessions.json`` index of each sessions folder (session key, channel, chat
+type). OpenClaw's other files there (``src/config/sessions/artifacts.ts``): ``*.trajectory.jsonl``
+is a runtime trace, no transcript, and is skipped; a pre-compaction checkpoint
+(``<id>.checkpoint.<uuid>.jsonl``) is a copy of the transcript taken before a compaction was
+appended to it, skipped while the live ``<id>.jsonl`` beside it holds those rows (else imported as
+that session); a zstd-compressed archive (``*.zst``) is listed as a problem: it cannot be read here. Agent
+databases (``agents/<agent>/agent/openclaw-agent.sqlite``, where current OpenClaw keeps its
+transcripts) are collected for ``sqlite_store``.
 """
 
 from __future__ import annotations
@@ -19,8 +26,13 @@ from tracebridge.importers.openclaw.session import session_id_from_name
 
 log = logging.getLogger(__name__)
 DEFAULT_ROOTS = ("~/.openclaw", "~/.clawdbot")
-_TRANSCRIPT = re.compile(r"\.jsonl(?:\.(?:reset|deleted)\.[^/]+|\.bak\d*)?$|\.jsonl?\.bak$")
+_TRANSCRIPT = re.compile(r"\.jsonl(?:\.(?:reset|deleted|bak)\.[^/]+|\.bak\d*)?$|\.jsonl?\.bak$")
 _SKIP = re.compile(r"\.lock$|\.lock\.|\.tmp$|^\.")
+_TRAJECTORY = ".trajectory.jsonl"  # OpenClaw's runtime traces, no transcripts (artifacts.ts)
+_CHECKPOINT = re.compile(r"\.checkpoint\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.jsonl$",
+                         re.IGNORECASE)
+ZSTD_SUFFIX = ".zst"
+DB_NAME = "openclaw-agent.sqlite"  # an agent's SQLite store (sqlite_store.py)
 _SKIP_DIRS = frozenset({".git", "node_modules", "__pycache__"})
 
 
@@ -35,8 +47,11 @@ class Transcript:
 
 
 def archive_kind(name: str) -> str | None:
-    """``reset`` / ``deleted`` / ``bak`` for archived transcript names, None for live ones."""
-    for kind in ("reset", "deleted"):
+    """``reset`` / ``deleted`` / ``bak`` / ``checkpoint`` for archived transcript names, None for
+    live ones."""
+    if _CHECKPOINT.search(name):
+        return "checkpoint"
+    for kind in ("reset", "deleted", "bak"):
         if f".jsonl.{kind}." in name:
             return kind
     return "bak" if re.search(r"\.bak\d*$", name) else None
@@ -44,8 +59,14 @@ def archive_kind(name: str) -> str | None:
 
 def is_transcript_name(name: str) -> bool:
     """Whether a file name is a transcript (``.jsonl``, archived or backup), not a lock, temp or
-    hidden file."""
-    return bool(_TRANSCRIPT.search(name)) and not _SKIP.search(name)
+    hidden file or trajectory (a compressed archive is one: ``discover`` reports it)."""
+    return bool(_TRANSCRIPT.search(name)) and not _SKIP.search(name) and not name.endswith(_TRAJECTORY)
+
+
+def live_of_checkpoint(name: str) -> str | None:
+    """``<id>.jsonl`` for a pre-compaction checkpoint copy ``<id>.checkpoint.<uuid>.jsonl``, else None."""
+    hit = _CHECKPOINT.search(name) if ".checkpoint." in name else None
+    return name[:hit.start()] + ".jsonl" if hit else None
 
 
 def agent_of(path: Path) -> str | None:
@@ -71,12 +92,26 @@ def read_index(folder: Path, problems: list[str]) -> dict[str, dict[str, Any]]:
     if isinstance(items, dict):
         for key, entry in items.items():
             if isinstance(entry, dict) and isinstance(entry.get("sessionId"), str):
-                out[entry["sessionId"]] = {**entry, "key": key}
+                _index(out, {**entry, "key": key})
     elif isinstance(items, list):
         for entry in items:
             if isinstance(entry, dict) and isinstance(entry.get("sessionId"), str):
-                out[entry["sessionId"]] = {**entry, "key": entry.get("key") or entry.get("sessionKey")}
+                _index(out, {**entry, "key": entry.get("key") or entry.get("sessionKey")})
     return out
+
+
+def _index(out: dict[str, dict[str, Any]], entry: dict[str, Any]) -> None:
+    """File ``entry`` under its session id and, when its ``sessionFile`` has another name (a forum
+    topic's ``<id>-topic-<topic>.jsonl``, paths.ts), under that name's id too."""
+    out[entry["sessionId"]] = entry
+    file = entry.get("sessionFile")
+    if isinstance(file, str) and file.strip() and not file.startswith("sqlite:"):  # not a database marker
+        out.setdefault(session_id_from_name(os.path.basename(file.strip())), entry)
+
+
+def _zstd_problem(path: Path) -> str:
+    return (f"{path}: zstd-compressed archive, not read (no zstd decoder here); "
+            f"decompress it (zstd -d) and import the .jsonl")
 
 
 def _make(path: Path, index: dict[str, dict[str, Any]]) -> Transcript:
@@ -84,12 +119,15 @@ def _make(path: Path, index: dict[str, dict[str, Any]]) -> Transcript:
     return Transcript(path, agent_of(path), archive_kind(path.name), index.get(sid))
 
 
-def discover(paths: list[str | os.PathLike[str]] | None, problems: list[str]) -> list[Transcript]:
+def discover(paths: list[str | os.PathLike[str]] | None, problems: list[str],
+             stores: list[Path] | None = None) -> list[Transcript]:
     """Every transcript under ``paths`` (default: the OpenClaw homes), sorted, each once.
 
     Args:
         paths: files or folders; an explicitly named file is taken whatever its name.
-        problems: receives one line per unreadable index or missing path.
+        problems: receives one line per unreadable index, missing path or compressed archive.
+        stores: receives each agent database found (``openclaw-agent.sqlite``); without it, a
+            database named explicitly is listed as a problem.
     """
     roots = [Path(p).expanduser() for p in (paths or DEFAULT_ROOTS)]
     found: dict[str, Transcript] = {}  # by absolute path (no symlink resolution: no extra syscalls)
@@ -97,6 +135,15 @@ def discover(paths: list[str | os.PathLike[str]] | None, problems: list[str]) ->
         if root.is_file():
             if _SKIP.search(root.name):
                 problems.append(f"{root}: lock or temp file, skipped")
+                continue
+            if root.name.endswith(ZSTD_SUFFIX):
+                problems.append(_zstd_problem(root))
+                continue
+            if root.name == DB_NAME:
+                if stores is None:
+                    problems.append(f"{root}: an OpenClaw agent database, read by `tracebridge import openclaw`")
+                else:
+                    stores.append(root)
                 continue
             found.setdefault(os.path.abspath(root), _make(root, read_index(root.parent, problems)))
             continue
@@ -106,11 +153,18 @@ def discover(paths: list[str | os.PathLike[str]] | None, problems: list[str]) ->
             continue
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+            if stores is not None and DB_NAME in filenames:
+                stores.append(Path(dirpath, DB_NAME))
             names = sorted(n for n in filenames if is_transcript_name(n))
             if not names:
                 continue
+            present = set(names)  # a checkpoint copy whose live transcript is here adds nothing
+            names = [n for n in names if live_of_checkpoint(n) not in present]
             index = read_index(Path(dirpath), problems)
             for name in names:
                 p = Path(dirpath, name)
+                if name.endswith(ZSTD_SUFFIX):
+                    problems.append(_zstd_problem(p))
+                    continue
                 found.setdefault(os.path.abspath(p), _make(p, index))
     return sorted(found.values(), key=lambda t: str(t.path))

@@ -32,6 +32,7 @@ from tracebridge.importers.openclaw.mapping import RowError, SessionMapper
 from tracebridge.importers.openclaw.report import ImportReport
 from tracebridge.importers.openclaw.runs import RunConflict, RunWriter
 from tracebridge.importers.openclaw.session import run_id_for, session_id_from_name, session_record
+from tracebridge.importers.openclaw.sqlite_store import materialize
 from tracebridge.importers.openclaw.state import ImportState, Quarantine, RunState
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ _BATCH_EVENTS = 256
 # Read transcripts in 1 MiB blocks: the default 8 KiB buffer costs a read() per 8 KiB, and line
 # iteration over the 233 MB benchmark input took 0.11 CPU s with it, 0.04 s with this.
 _READ_BUFFER = 1 << 20
+SQLITE_CACHE = "openclaw-sqlite"  # under <out>/.import/: the sessions of agent databases as files
 
 
 def scan_session_id(head: bytes) -> str | None:
@@ -297,7 +299,10 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
     rep = ImportReport(max_listed=cfg.max_listed)
     with FileLock(str(meta / "openclaw.lock"), timeout=cfg.lock_timeout_s):
         state = ImportState(meta / cfg.state_file)
-        transcripts = discover(paths, rep.problems)
+        stores: list[Path] = []
+        transcripts = discover(paths, rep.problems, stores)
+        for db in stores:  # current OpenClaw's SQLite transcripts, as files under .import/
+            transcripts += materialize(db, meta / SQLITE_CACHE, rep.problems)
         if workers > 1 and len(transcripts) > 1:
             from tracebridge.importers.openclaw.parallel import import_parallel
 

@@ -1,5 +1,10 @@
 """The rarer OpenClaw row types (header, model and thinking changes, custom rows, compaction,
-custom messages, unknown types and roles, legacy rows) for ``SessionMapper`` (pure)."""
+branch summaries, labels, session names, custom messages, the coding agent's own message roles,
+unknown types and roles, legacy rows) for ``SessionMapper`` (pure).
+
+The row shapes are those OpenClaw's transcript writer, pi-coding-agent's ``SessionManager``
+(badlogic/pi-mono ``packages/coding-agent/src/core/session-manager.ts`` and ``messages.ts``), appends.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,28 @@ if TYPE_CHECKING:
 
 ROW_KEYS = frozenset({"type", "id", "parentId", "timestamp"})
 TYPE_KEYS: dict[str, frozenset[str]] = {
-    "session": frozenset({"type", "id", "timestamp", "version", "cwd"}),
+    "session": frozenset({"type", "id", "timestamp", "version", "cwd", "parentSession"}),
     "model_change": ROW_KEYS | {"provider", "modelId"},
     "thinking_level_change": ROW_KEYS | {"thinkingLevel"},
     "custom": ROW_KEYS | {"customType", "data"},
     "custom_message": ROW_KEYS | {"customType", "content", "display", "details"},
     "compaction": ROW_KEYS | {"summary", "firstKeptEntryId", "tokensBefore", "details", "fromHook"},
+    "branch_summary": ROW_KEYS | {"fromId", "summary", "details", "fromHook"},
+    "label": ROW_KEYS | {"targetId", "label"},
+    "session_info": ROW_KEYS | {"name"},
 }
-COMPACTION_FIELDS = ("summary", "firstKeptEntryId", "tokensBefore", "details", "fromHook")
+# Rows kept as an observation of their own fields: type → (source, fields, count).
+OBSERVED: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "compaction": ("openclaw.compaction", ("summary", "firstKeptEntryId", "tokensBefore", "details", "fromHook"),
+                   "compactions"),
+    "branch_summary": ("openclaw.branch_summary", ("fromId", "summary", "details", "fromHook"), "branch_summaries"),
+    "label": ("openclaw.label", ("targetId", "label"), "labels"),
+    "session_info": ("openclaw.session_info", ("name",), "session_names"),
+}
+# Message roles of the coding agent besides user/assistant/toolResult (``messages.ts``): extension
+# messages (``custom``, called ``hookMessage`` before transcript v3) and ``!`` shell runs.
+CUSTOM_ROLES = frozenset({"custom", "hookMessage"})
+BASH_FIELDS = ("command", "output", "exitCode", "cancelled", "truncated", "fullOutputPath", "excludeFromContext")
 _MISSING = object()
 
 
@@ -68,13 +87,55 @@ def session_header(m: SessionMapper, row: dict[str, Any], lineno: int) -> list[d
 
 def other_message(m: SessionMapper, row: dict[str, Any], msg: dict[str, Any], role: str, rid: str,
                   out: list[dict[str, Any]]) -> None:
-    """A message with a role this importer does not know: kept as an observation (drift)."""
+    """A message that is neither user, assistant nor tool result: an extension message (role
+    ``custom``, as a ``custom_message`` row), a ``!`` shell run (``bashExecution``: command, output,
+    exit code), or a role this importer does not know (kept whole, drift)."""
+    if role in CUSTOM_ROLES:
+        _custom_message(m, row, msg, rid, out)
+        return
+    if role == "bashExecution":
+        m.counts["bash_executions"] += 1
+        obs = {k: msg[k] for k in BASH_FIELDS if k in msg}
+        m.event(out, rid, "env_observation", "env", {"observation": obs, "source": "openclaw.bash_execution"},
+                m.parent(row), m.ts(row, msg))
+        return
     m.drift[f"message.role={role}"] += 1
     text = split_content(msg.get("content"), m.drift, f"message.{role}")[0]
     obs = {k: v for k, v in msg.items() if k != "content"}
     obs["content"] = text
     m.event(out, rid, "env_observation", "env", {"observation": obs, "source": f"openclaw.message:{role}"},
             m.parent(row), m.ts(row, msg))
+
+
+def openclaw_message(m: SessionMapper, row: dict[str, Any], msg: dict[str, Any], text: str, images: Any,
+                     mirror: bool, rid: str, out: list[dict[str, Any]], ts: str) -> None:
+    """An assistant message OpenClaw wrote itself, not a model: an ``injected`` one (stopReason
+    ``injected``: a gateway note, a command's answer) or a delivery mirror (model
+    ``delivery-mirror``: a copy of a reply sent through a tool or channel). Kept as an observation,
+    so it is no model decision, its zero usage no model turn and its model not the session's."""
+    m.counts["delivery_mirrors" if mirror else "injected_messages"] += 1
+    obs: dict[str, Any] = {"text": text}
+    if images:
+        obs["images"] = list(images)
+    for k in ("openclawDeliveryMirror", "idempotencyKey"):
+        if k in msg:
+            obs[k] = msg[k]
+    m.event(out, rid, "env_observation", "env",
+            {"observation": obs, "source": "openclaw.delivery_mirror" if mirror else "openclaw.injected"},
+            m.parent(row), ts)
+
+
+def _custom_message(m: SessionMapper, row: dict[str, Any], src: dict[str, Any], rid: str,
+                    out: list[dict[str, Any]]) -> None:
+    """An extension's message (a ``custom_message`` row, or a message of role ``custom``): its
+    text, images (placeholders), ``display`` and ``details``."""
+    ctype = src.get("customType") if isinstance(src.get("customType"), str) else "unknown"
+    text, _, _, images, _ = split_content(src.get("content"), m.drift, "custom_message")
+    obs: dict[str, Any] = {"content": text, "display": src.get("display"), "details": src.get("details")}
+    if images:
+        obs["images"] = list(images)
+    m.event(out, rid, "env_observation", "env", {"observation": obs, "source": f"openclaw.custom_message:{ctype}"},
+            m.parent(row), m.ts(row, src if src is not row else None))
 
 
 def handle(m: SessionMapper, rtype: str, row: dict[str, Any], rid: str, out: list[dict[str, Any]]) -> None:
@@ -98,18 +159,14 @@ def handle(m: SessionMapper, rtype: str, row: dict[str, Any], rid: str, out: lis
     elif rtype == "custom":
         custom(m, row, rid, out)
     elif rtype == "custom_message":
-        ctype = row.get("customType") if isinstance(row.get("customType"), str) else "unknown"
-        text, _, _, images, _ = split_content(row.get("content"), m.drift, "custom_message")
-        obs: dict[str, Any] = {"content": text, "display": row.get("display"), "details": row.get("details")}
-        if images:
-            obs["images"] = list(images)
-        m.event(out, rid, "env_observation", "env", {"observation": obs, "source": f"openclaw.custom_message:{ctype}"},
-                m.parent(row), m.ts(row))
-    else:  # compaction
-        m.counts["compactions"] += 1
-        obs = {k: row[k] for k in COMPACTION_FIELDS if k in row}
-        m.event(out, rid, "env_observation", "env", {"observation": obs, "source": "openclaw.compaction"},
-                m.parent(row), m.ts(row))
+        _custom_message(m, row, row, rid, out)
+    else:  # compaction, branch_summary, label, session_info
+        source, keep, count = OBSERVED[rtype]
+        m.counts[count] += 1
+        obs = {k: row[k] for k in keep if k in row}
+        if rtype == "session_info" and isinstance(row.get("name"), str):
+            m.session_name = row["name"]
+        m.event(out, rid, "env_observation", "env", {"observation": obs, "source": source}, m.parent(row), m.ts(row))
 
 
 def _transition(m: SessionMapper, row: dict[str, Any], rid: str, out: list[dict[str, Any]], frm: str, to: str,

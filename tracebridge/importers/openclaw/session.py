@@ -16,7 +16,8 @@ from tracebridge.schema.canonical import sha256_json
 from tracebridge.schema.session import Session
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
-_ARCHIVE = re.compile(r"\.jsonl(?:\.(?:reset|deleted)\..*|\.bak\d*)?$|\.bak\d*$")
+_ARCHIVE = re.compile(r"\.jsonl(?:\.(?:reset|deleted|bak)\..*|\.bak\d*)?$|\.bak\d*$"
+                      r"|\.checkpoint\.[0-9a-fA-F-]{36}\.jsonl$")
 _NO_PROMPTS_HASH = sha256_json({})  # an import knows no prompt templates
 
 
@@ -50,6 +51,13 @@ def session_record(m: SessionMapper, *, session_id: str, agent: str | None,
         extra["cwd"] = header["cwd"]
     if "version" in header:
         extra["transcript_version"] = header.get("version")
+    if isinstance(header.get("parentSession"), str):  # forked from that transcript
+        extra["parent_session"] = header["parentSession"]
+    if m.session_name is not None:
+        extra["session_name"] = m.session_name
+    if m.counts["branches"]:  # the session's path is the one that ends at its last entry
+        extra["branches"] = m.counts["branches"]
+        extra["leaf_entry_id"] = m.leaf
     if index_entry:
         extra["session_key"] = index_entry.get("key")
         for k in ("channel", "chatType", "lastChannel"):

@@ -12,7 +12,9 @@ kept, content as text, tool calls in TRL's ``tool_calls`` format) + the assistan
 thinking unless ``views.include_reasoning``, and its tool calls); ``labels.context_messages`` = the
 prompt's length, so training takes the reply alone as the target (the prompt's own assistant turns were
 targets of the earlier calls' rows). With ``views.json_strings`` a tool call's arguments are the string
-the call recorded (the model's own bytes), not a re-serialisation.
+the call recorded (the model's own bytes), not a re-serialisation. The row's labels are the call's, less
+its token ids (``prompt_token_ids``/``response_token_ids``): they encode the raw text that redaction
+rewrites in the row, and stay in the traces.
 
 ``tools`` = the schemas the call offered, as recorded (``llm.tools``, stored once per run and
 ``llm.toolset_hash``; key order kept; ``labels.tool_source: recorded``); a call that offered tools the
@@ -130,6 +132,13 @@ def _reply(llm: dict[str, Any], cfg: ViewsConfig, keep_text: bool) -> dict[str, 
     return out
 
 
+def _row_labels(ev: dict[str, Any]) -> dict[str, Any]:
+    """The call's labels a row carries: not its token ids (Agent Lightning records them from vLLM), which
+    encode the raw prompt and reply that redaction rewrites in the row's text, and only fit the tokenizer
+    that made them."""
+    return {k: v for k, v in event_labels(ev).items() if k not in ("prompt_token_ids", "response_token_ids")}
+
+
 def _tool_events(events: list[dict[str, Any]]) -> dict[str, tuple[list[str], bool | None]]:
     """Per ``worker_action`` with a model call: the ids of its tool calls and results, and whether
     they all succeeded (None with no call or no result)."""
@@ -207,7 +216,7 @@ def llm_call_rows(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfi
             recorded = offered.get(h) if isinstance(h, str) else None
             # a text-only agent saw no tool list: its row must not show one (nor name a source)
             b.tools = recorded or (schemas if h or reply.get("tool_calls") or used_tools(prompt) else None)
-            labels = {**event_labels(ev), "recovery": recovered or None, "failed_attempts": attempts,
+            labels = {**_row_labels(ev), "recovery": recovered or None, "failed_attempts": attempts,
                       "tool_source": "recorded" if recorded else ctx.tool_source if b.tools else None, "tool_ok": ok,
                       "context_messages": len(prompt),
                       "failed_tool_calls": [m["tool_call_id"] for m in prompt if m.get("tool_call_id") in bad] or None}

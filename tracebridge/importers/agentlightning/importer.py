@@ -37,8 +37,9 @@ import xxhash
 from filelock import FileLock
 
 from tracebridge.importers.agentlightning.config import SpanImportConfig
+from tracebridge.importers.agentlightning.llm_calls import prompt_messages
 from tracebridge.importers.agentlightning.runs import session_record, write_events
-from tracebridge.importers.agentlightning.spans import span_kind, spans_to_events, unflatten
+from tracebridge.importers.agentlightning.spans import ordered_spans, span_kind, spans_to_events
 from tracebridge.importers.agentlightning.stored import (
     TERMINAL,
     FileState,
@@ -139,11 +140,10 @@ class _Reader:
 
 def task_from_spans(spans: list[dict[str, Any]], rollout_id: str) -> str:
     """The task of a rollout without a Rollout record: the first user message of its first LLM call."""
-    for s in sorted(spans, key=lambda s: (s.get("start_time") or 0.0, s.get("sequence_id") or 0)):
+    for s in ordered_spans(spans):
         if span_kind(s) != "llm":
             continue
-        prompt = unflatten(s.get("attributes") or {}, "gen_ai.prompt")
-        for m in prompt if isinstance(prompt, list) else []:
+        for m in prompt_messages(s.get("attributes") or {}):
             if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str):
                 return m["content"]
     return f"Agent Lightning rollout {rollout_id}"

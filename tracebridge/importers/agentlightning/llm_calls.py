@@ -7,7 +7,16 @@ A model call's span holds the request and reply as flattened ``gen_ai.*`` attrib
 string; OpenLLMetry and LiteLLM write ``llm.request.functions.K.*``) and
 ``gen_ai.usage.{prompt_tokens, completion_tokens}`` (or ``input_tokens``/``output_tokens``).
 
-Two instrumentations write them, and both shapes are read. AgentOps (what Agent Lightning's
+LiteLLM's OpenTelemetry callback (what Agent Lightning's LLM proxy records, span ``litellm_request``) and
+instrumentations that follow the newer GenAI semantic conventions write the messages as JSON instead:
+``gen_ai.input.messages`` / ``gen_ai.output.messages`` (each message ``{role, parts: [{type: text, content}
+| {type: tool_call, id, name, arguments} | {type: tool_call_response, id, response}], finish_reason}``,
+LiteLLM adding OpenAI's ``tool_calls`` and ``tool_call_id``) and ``gen_ai.system_instructions``; LiteLLM
+writes the reply's tool calls as ``gen_ai.completion.K.function_call.{name, arguments}`` (no id). They are
+read where the flattened ``gen_ai.prompt.N`` / ``gen_ai.completion.N`` records are absent, and turned into
+the same OpenAI chat messages.
+
+Two instrumentations write the flattened shape, and both are read. AgentOps (what Agent Lightning's
 ``AgentOpsTracer`` installs; agentops 0.4.21) writes the request and reply as ``gen_ai.prompt.N.*`` /
 ``gen_ai.completion.N.*`` but each tool call of the reply as a child span ``tool_call.<name>``
 (``tool.name``, ``tool.parameters``, ``tool.call.id``): that is part of the model call (kind
@@ -24,6 +33,7 @@ calls stay the strings the model returned (rows keep their bytes).
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 import orjson
@@ -32,6 +42,7 @@ from tracebridge.importers.openclaw.content import MAX_TOKENS
 from tracebridge.schema.canonical import canonical_json, sha256_json
 
 MAX_GAP = 64  # how far past its records a numbered list may run (its gaps None)
+_OP_IN, _OP_OUT = "agentlightning.operation.input", "agentlightning.operation.output"  # a weave call's
 
 def unflatten(attrs: dict[str, Any], prefix: str) -> Any:
     """Nested dict/list of the attributes under ``prefix.`` (numeric keys become list indices)."""
@@ -95,14 +106,14 @@ def llm_block(span: dict[str, Any], attrs: dict[str, Any], requests: list[dict[s
     """The ``llm`` block of a model-call span; ``requests`` are its agentops ``tool_call.*`` child spans,
     ``conv`` the previous call's prompt + reply."""
     prompt = _prompt(attrs, conv)
-    completion = numbered(attrs, "gen_ai.completion")
+    completion = _completion(attrs)
     request = unflatten(attrs, "gen_ai.request") or {}
     request = request if isinstance(request, dict) else {}
     model = str(request.get("model") or attrs.get("gen_ai.response.model") or "unknown")
     params = {k: v for k, v in request.items() if k not in ("model", "functions", "messages")}
     offered = offered_tools(numbered(attrs, "gen_ai.request.functions") or numbered(attrs, "llm.request.functions"))
     first = completion[0] if completion and isinstance(completion[0], dict) else {}
-    response = first.get("content") if isinstance(first.get("content"), str) else None
+    response = _reply_text(first.get("content"))
     block = {"model": model, "rendered_prompt": canonical_json(prompt).decode(), "prompt_hash": sha256_json(prompt),
              "config_hash": sha256_json({"model": model, "params": params}), "params": params,
              "response": response, "usage": _usage(span, attrs)}
@@ -118,6 +129,61 @@ def llm_block(span: dict[str, Any], attrs: dict[str, Any], requests: list[dict[s
     return block, model, prompt
 
 
+def _reply_text(content: Any) -> str | None:
+    """The reply's text: a string, or the text parts of a list of them joined; None for anything else."""
+    if isinstance(content, list) and content and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
+        return "".join(str(p.get("text") or "") for p in content)
+    return content if isinstance(content, str) else None
+
+
+def token_ids(attrs: dict[str, Any]) -> dict[str, list[int]]:
+    """The token ids a call's spans recorded, where Agent Lightning's adapters look for them: its own
+    instrumentation's ``prompt_token_ids`` / ``response_token_ids`` (from a vLLM reply), the weave tracer's
+    ``agentlightning.operation.output.*``, and LiteLLM's provider payload (``raw_gen_ai_request``:
+    ``llm.<provider>.prompt_token_ids``, ``.response_token_ids`` or ``.choices``, Python reprs); a value
+    that is not a list of integers is left out."""
+    raw = sorted(k for k in attrs if k.startswith("llm.") and k.count(".") == 2)
+    found = {"prompt_token_ids": [attrs.get("prompt_token_ids"), attrs.get(f"{_OP_OUT}.prompt_token_ids"),
+                                  *(attrs[k] for k in raw if k.endswith(".prompt_token_ids"))],
+             "response_token_ids": [attrs.get("response_token_ids"), attrs.get(f"{_OP_OUT}.response_token_ids.0"),
+                                    attrs.get(f"{_OP_OUT}.choices.0.token_ids"),
+                                    attrs.get(f"{_OP_OUT}.choices.0.provider_specific_fields.token_ids"),
+                                    *(attrs[k] for k in raw if k.endswith(".response_token_ids")),
+                                    *(_first_choice_ids(attrs[k]) for k in raw if k.endswith(".choices"))]}
+    out = {}
+    for key, values in found.items():
+        ids = next((i for i in map(_ids, values) if i), None)
+        if ids:
+            out[key] = ids
+    return out
+
+
+def _literal(value: Any) -> Any:
+    """A JSON or Python-literal string decoded (LiteLLM writes lists as their ``str``); else as it is."""
+    value = maybe_json(value)
+    if isinstance(value, str) and value[:1] == "[":
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return value
+    return value
+
+
+def _ids(value: Any) -> list[int] | None:
+    """A list of token ids (the first of a list of lists: one per choice), else None."""
+    value = _literal(value)
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        value = value[0]
+    ok = isinstance(value, list) and value and all(isinstance(i, int) and not isinstance(i, bool) for i in value)
+    return value if ok else None
+
+
+def _first_choice_ids(choices: Any) -> Any:
+    choices = _literal(choices)
+    first = choices[0] if isinstance(choices, list) and choices else None
+    return first.get("token_ids") if isinstance(first, dict) else None
+
+
 def _usage(span: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
     ins = attrs.get("gen_ai.usage.prompt_tokens", attrs.get("gen_ai.usage.input_tokens", 0))
     outs = attrs.get("gen_ai.usage.completion_tokens", attrs.get("gen_ai.usage.output_tokens", 0))
@@ -127,10 +193,106 @@ def _usage(span: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
             "cost_usd": float(_amount(attrs.get("gen_ai.usage.cost"), MAX_TOKENS)), "latency_ms": latency}
 
 
+def weave_llm_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The attributes of a model call that Agent Lightning's weave tracer recorded (the client call's input
+    and output, flattened: ``agentlightning.operation.input.{messages, tools, model, ...}`` and
+    ``agentlightning.operation.output.{id, model, choices, usage}``) with the ``gen_ai.*`` records they hold
+    added, so the call reads like any other; the weave tracer writes None as ``"null"``, left out."""
+    out = dict(attrs)
+    for key, value in attrs.items():
+        if value == "null" or not key.startswith((_OP_IN + ".", _OP_OUT + ".")):
+            continue
+        rest = key.split(".", 3)[3]
+        head, _, tail = rest.partition(".")
+        if key.startswith(_OP_IN + "."):
+            new = {"messages": f"gen_ai.prompt.{tail}",
+                   "tools": f"gen_ai.request.functions.{tail.replace('.function.', '.', 1)}"}.get(
+                head, f"gen_ai.request.{rest}")
+        elif head == "choices":
+            new = f"gen_ai.completion.{tail.replace('.message.', '.', 1)}"
+        elif head in ("id", "model", "usage"):
+            new = f"gen_ai.usage.{tail}" if head == "usage" else f"gen_ai.response.{head}"
+        else:
+            continue
+        out.setdefault(new, value)
+    return out
+
+
+def prompt_messages(attrs: dict[str, Any]) -> list[Any]:
+    """The call's prompt as recorded: the ``gen_ai.prompt.N`` messages, else ``gen_ai.system_instructions``
+    + ``gen_ai.input.messages`` as OpenAI chat messages (None for a record that could not be read)."""
+    flat = [_decoded(m) for m in numbered(attrs, "gen_ai.prompt")]
+    if flat:
+        return flat
+    system = maybe_json(attrs.get("gen_ai.system_instructions"))
+    if isinstance(system, list) and all(isinstance(p, dict) and "role" not in p for p in system):
+        system = [{"role": "system", "parts": system}]  # the conventions' shape: a list of parts
+    head = ([{"role": "system", "content": system}] if isinstance(system, str) and system else
+            semconv_messages(system) if isinstance(system, list) else [])
+    return [*head, *semconv_messages(maybe_json(attrs.get("gen_ai.input.messages")))]
+
+
+def _completion(attrs: dict[str, Any]) -> list[Any]:
+    """The reply records ``gen_ai.completion.N`` (with LiteLLM's ``function_call`` records as the first
+    record's tool calls), else ``gen_ai.output.messages``."""
+    completion = numbered(attrs, "gen_ai.completion")
+    first = completion[0] if completion and isinstance(completion[0], dict) else {}
+    calls = [{"id": None, **c["function_call"]} for c in completion
+             if isinstance(c, dict) and isinstance(c.get("function_call"), dict)]
+    if "content" in first or first.get("tool_calls"):
+        return completion
+    if calls:  # litellm: the K-th tool call of the reply as ``gen_ai.completion.K.function_call``, no id
+        return [{**first, "tool_calls": calls}]
+    return semconv_messages(maybe_json(attrs.get("gen_ai.output.messages"))) or completion
+
+
+def semconv_messages(messages: Any) -> list[Any]:
+    """GenAI semantic-convention messages (``{role, parts}``) as OpenAI chat messages: text parts as the
+    content (one part: its text; several: OpenAI text parts), ``tool_call`` parts as ``tool_calls``, a
+    ``tool_call_response`` part as a tool message; other parts (an image) kept as content parts. A message
+    that is no object is None (as a ``gen_ai.prompt.N`` gap)."""
+    return [_semconv_message(m) for m in messages] if isinstance(messages, list) else []
+
+
+def _semconv_message(m: Any) -> dict[str, Any] | None:
+    if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+        return None
+    out: dict[str, Any] = {"role": m["role"]}
+    content: list[Any] = []
+    calls = list(m["tool_calls"]) if isinstance(m.get("tool_calls"), list) else []
+    for p in m.get("parts") if isinstance(m.get("parts"), list) else []:
+        kind = p.get("type") if isinstance(p, dict) else None
+        if kind == "text":
+            content.append({"type": "text", "text": str(p.get("content") or "")})
+        elif kind == "tool_call" and not m.get("tool_calls"):
+            args = p.get("arguments")
+            calls.append({"id": p.get("id"), "name": p.get("name"),
+                          "arguments": args if isinstance(args, str) else orjson.dumps(args or {}).decode()})
+        elif kind == "tool_call_response":
+            out["role"], out["tool_call_id"] = "tool", str(p.get("id") or m.get("tool_call_id") or "")
+            resp = p.get("response")
+            content.append({"type": "text", "text": resp if isinstance(resp, str) else orjson.dumps(resp).decode()})
+        elif isinstance(p, dict) and kind != "reasoning":  # reasoning: no content the model writes back
+            content.append(p)
+    if all(isinstance(c, dict) and c.get("type") == "text" for c in content):
+        out["content"] = "".join(c["text"] for c in content) if len(content) <= 1 else content
+    else:
+        out["content"] = content
+    if content == [] and calls:
+        out["content"] = None
+    if calls:
+        out["tool_calls"] = calls
+    if m.get("tool_call_id") is not None:
+        out["tool_call_id"] = str(m["tool_call_id"])
+    if m.get("finish_reason") is not None:
+        out["finish_reason"] = m["finish_reason"]
+    return out
+
+
 def _prompt(attrs: dict[str, Any], conv: list[Any]) -> list[Any]:
-    """The ``gen_ai.prompt.N`` messages; a missing N is taken from ``conv`` (the previous call's prompt
-    + reply) when the prompt so far is that conversation, else left None."""
-    prompt = [_decoded(m) for m in numbered(attrs, "gen_ai.prompt")]
+    """The prompt messages (``prompt_messages``); a missing one is taken from ``conv`` (the previous call's
+    prompt + reply) when the prompt so far is that conversation, else left None."""
+    prompt = prompt_messages(attrs)
     for i, m in enumerate(prompt):
         if m is None and i < len(conv) and prompt[:i] == conv[:i]:
             prompt[i] = conv[i]

@@ -2,14 +2,19 @@
 
 One run per rollout. The task is the root ``planner_input``; then, in span start order:
 LLM-call spans (``gen_ai.*`` attributes) → ``worker_action`` with an ``llm`` block (prompt,
-response, native tool calls, usage, latency); tool spans (``agentlightning.operation`` or ``tool.*``
-attributes) → ``worker_tool_call`` + ``worker_tool_result`` (errors from the span status, classified);
-reward annotations (``emit_reward``) → ``env_observation`` labelled ``{"reward": v}``;
-exception spans → ``episode_error``; message spans → ``env_observation``. The agent's return
-value (None for stored spans, which do not hold it) closes the run as ``worker_output`` and
-``episode_end``. Other spans are structure only: their children attach to the nearest mapped
-ancestor, and their names are counted as drift, except AgentOps' session span and its ``tool_call.*``
-spans (the tool calls of a model's reply, read into that call's ``llm`` block).
+response, native tool calls, usage, latency; the call's token ids, where recorded, as the event's
+``labels``); tool spans (``agentlightning.operation`` or ``tool.*`` attributes) → ``worker_tool_call`` +
+``worker_tool_result`` (errors from the span status, classified); rewards → ``env_observation`` labelled
+``{"reward": v}``, read as Agent Lightning's ``get_reward_value`` reads them (``emit_reward``'s
+``agentlightning.reward.N.{name, value}`` on any span, the deprecated AgentOps ``@reward`` output
+``{"type": "reward", "value": v}`` and 0.2's ``reward`` attribute on an annotation); exception spans →
+``episode_error``; message, object (``emit_object``) and other annotation spans → ``env_observation``.
+The agent's return value (None for stored spans, which do not hold it) closes the run as ``worker_output``
+and ``episode_end``. Other spans are structure only: their children attach to the nearest mapped
+ancestor, and their names are counted as drift, except AgentOps' session span, its ``tool_call.*``
+spans (the tool calls of a model's reply, read into that call's ``llm`` block), LiteLLM's
+``raw_gen_ai_request`` (the provider payload of the ``litellm_request`` span above it) and a second span
+of a model call already mapped (the same ``gen_ai.response.id``: the client's span and the LLM proxy's).
 
 How model-call spans become ``llm`` blocks (and the two instrumentation shapes read) is in ``llm_calls``.
 A tool span with no ``tool.call.id`` (``agl.operation``) takes the id of the tool call it ran from the
@@ -19,6 +24,7 @@ prompt's tool message share one id.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,7 +32,13 @@ from typing import Any
 
 import orjson
 
-from tracebridge.importers.agentlightning.llm_calls import llm_block, maybe_json, unflatten
+from tracebridge.importers.agentlightning.llm_calls import (
+    llm_block,
+    maybe_json,
+    token_ids,
+    unflatten,
+    weave_llm_attrs,
+)
 from tracebridge.importers.openclaw.text import classify_tool_error
 from tracebridge.schema.canonical import ts_from_epoch_ms
 
@@ -34,40 +46,59 @@ OPERATION = "agentlightning.operation"
 ANNOTATION = "agentlightning.annotation"
 EXCEPTION = "agentlightning.exception"
 MESSAGE = "agentlightning.message"
+OBJECT = "agentlightning.object"
+RAW_REQUEST = "raw_gen_ai_request"  # litellm: the provider payload of the ``litellm_request`` span above it
 REPLY_TOOL_CALL = "tool_call."  # agentops: one child span per tool call of a model's reply
-STRUCTURE = ("llm_tool_call", "session")  # kinds that are part of another span or of the tracer: no drift
+# kinds that are part of another span or of the tracer: no event, no drift
+STRUCTURE = ("llm_tool_call", "session", "llm_raw", "llm_duplicate")
 _LLM_NAME = re.compile(r"chat\.completion|completion|llm|litellm", re.IGNORECASE)
+_LLM_ATTRS = ("gen_ai.prompt.", "gen_ai.completion.", "gen_ai.input.messages", "gen_ai.output.messages")
+_AGENTOPS_OUTPUT = ("agentops.task.output", "agentops.entity.output")  # the deprecated ``@reward`` decorator
+_WEAVE_CHOICES = "agentlightning.operation.output.choices."  # the weave tracer's record of a client's reply
 
 
-def reward_of(attrs: dict[str, Any]) -> tuple[float, dict[str, float]] | None:
-    """(primary reward, all dimensions) of an ``emit_reward`` annotation, or None."""
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not math.isnan(v)
+
+
+def reward_of(name: str, attrs: dict[str, Any]) -> tuple[float, dict[str, float]] | None:
+    """(primary reward, all dimensions) of a span, read as Agent Lightning's ``get_reward_value`` reads it:
+    ``agentlightning.reward.N.{name, value}`` (``emit_reward``; the first is the primary), else an AgentOps
+    output ``{"type": "reward", "value": v}``, else an annotation's ``reward`` attribute (0.2); None when
+    the span holds no numeric reward."""
     dims = unflatten(attrs, "agentlightning.reward")
-    if not isinstance(dims, list) or not dims or not isinstance(dims[0], dict):
-        return None
-    values = {str(d.get("name", i)): float(d["value"]) for i, d in enumerate(dims)
-              if isinstance(d, dict) and isinstance(d.get("value"), (int, float))}
-    first = dims[0].get("value")
-    return (float(first), values) if isinstance(first, (int, float)) else None
+    if isinstance(dims, list) and dims and isinstance(dims[0], dict):
+        values = {str(d.get("name", i)): float(d["value"]) for i, d in enumerate(dims)
+                  if isinstance(d, dict) and _number(d.get("value"))}
+        first = dims[0].get("value")
+        return (float(first), values) if _number(first) else None
+    for key in _AGENTOPS_OUTPUT:
+        out = maybe_json(attrs.get(key))
+        if isinstance(out, dict) and out.get("type") == "reward":
+            return (float(out["value"]), {"primary": float(out["value"])}) if _number(out.get("value")) else None
+    legacy = attrs.get("reward") if name == ANNOTATION else None
+    return (float(legacy), {"primary": float(legacy)}) if _number(legacy) else None
 
 
 def span_kind(span: dict[str, Any]) -> str:
-    """llm | llm_tool_call | tool | reward | exception | message | session | other."""
+    """llm | llm_tool_call | llm_raw | tool | reward | exception | message | object | annotation | session | other
+    (``llm_duplicate`` is given by ``spans_to_events``, which sees the other spans)."""
     name, attrs = span.get("name") or "", span.get("attributes") or {}
-    if name == ANNOTATION and reward_of(attrs) is not None:
-        return "reward"
-    if name == EXCEPTION:
-        return "exception"
-    if name == MESSAGE:
-        return "message"
+    if name == ANNOTATION:
+        return "reward" if reward_of(name, attrs) is not None else "annotation"
+    if name in (EXCEPTION, MESSAGE, OBJECT):
+        return name.rsplit(".", 1)[1]
     if name.startswith(REPLY_TOOL_CALL) and "tool.call.id" in attrs:
         return "llm_tool_call"  # a tool call the model asked for, recorded by agentops: nothing ran
     if name == OPERATION or "tool.name" in attrs:
         return "tool"
-    if any(k.startswith(("gen_ai.prompt.", "gen_ai.completion.")) for k in attrs) or _LLM_NAME.search(name):
+    if any(k.startswith(_LLM_ATTRS) for k in attrs) or _LLM_NAME.search(name):
         return "llm"
+    if name == RAW_REQUEST:
+        return "llm_raw"
     if attrs.get("agentops.span.kind") == "session":
         return "session"  # AgentOpsTracer's root span of the trace
-    return "other"
+    return "reward" if reward_of(name, attrs) is not None else "other"
 
 
 @dataclass
@@ -138,7 +169,7 @@ def _tool(b: _Builder, span: dict[str, Any], attrs: dict[str, Any], parent: str 
                   span.get("start_time"))
     result: dict[str, Any] = {"call_id": call_id, "ok": ok, "output": maybe_json(output)}
     if not ok:
-        msg = str(status.get("description") or attrs.get("exception.message") or "tool failed")
+        msg = _error(span, "ToolError")[1] or "tool failed"
         result["error"] = {"kind": classify_tool_error(msg).value, "message": msg[:2000]}
     start, end = span.get("start_time"), span.get("end_time")
     if isinstance(start, (int, float)) and isinstance(end, (int, float)):
@@ -159,7 +190,8 @@ def _claim(pending: list[dict[str, Any]], name: str, args: Any) -> str | None:
 
 
 def _llm_action(b: _Builder, span: dict[str, Any], parent: str | None, first_tool: dict[str, Any] | None,
-                requests: list[dict[str, Any]]) -> str:
+                parts: list[dict[str, Any]]) -> str:
+    requests = [s for s in parts if span_kind(s) == "llm_tool_call"]
     llm, model, prompt = llm_block(span, span.get("attributes") or {}, requests, b.conv)
     b.out.model = b.out.model or model
     b.out.tokens += llm["usage"]["input_tokens"] + llm["usage"]["output_tokens"]
@@ -170,6 +202,8 @@ def _llm_action(b: _Builder, span: dict[str, Any], parent: str | None, first_too
             isinstance(m, dict) and (m.get("tool_calls") or m.get("role") in ("tool", "function")) for m in prompt):
         b.out.tool_schemas["missing"] += 1
     reply: dict[str, Any] = {"role": "assistant"}
+    labels = next((ids for ids in map(token_ids, [span.get("attributes") or {},
+                                                   *((s.get("attributes") or {}) for s in parts)]) if ids), {})
     if llm["response"] is not None:
         reply["content"] = llm["response"]
     payload: dict[str, Any] = {"action": "respond", "reasoning_summary": None}
@@ -184,19 +218,37 @@ def _llm_action(b: _Builder, span: dict[str, Any], parent: str | None, first_too
         payload.update(action="tool_call", args=args if isinstance(args, dict) else None,
                        tool=str(ta.get("agentlightning.operation.name") or ta.get("tool.name") or first_tool.get("name")))
     b.conv, b.pending = [*prompt, reply], list(llm.get("tool_calls") or [])
-    return b.emit("worker_action", "worker", payload, parent, span.get("start_time"), llm)
+    action = b.emit("worker_action", "worker", payload, parent, span.get("start_time"), llm, labels)
+    if (span.get("status") or {}).get("status_code") == "ERROR":  # the call raised: the agent saw no reply
+        kind, msg = _error(span, "LLMCallFailed")
+        b.emit("episode_error", "worker", {"kind": kind, "message": msg, "recoverable": True}, action,
+               span.get("end_time"))
+    return action
+
+
+def _error(span: dict[str, Any], default: str) -> tuple[str, str]:
+    """(exception type, message) of a failed span: the status description, else the message of its
+    ``exception`` event (OpenTelemetry's ``record_exception``) or ``exception.*`` attributes; the type
+    from the event or attributes, else ``default``."""
+    attrs = span.get("attributes") or {}
+    event = next((e.get("attributes") or {} for e in span.get("events") or []
+                  if isinstance(e, dict) and e.get("name") == "exception"), {})
+    kind = event.get("exception.type") or attrs.get("exception.type") or default
+    msg = (span.get("status") or {}).get("description") or event.get("exception.message") or \
+        attrs.get("exception.message") or ""
+    return str(kind), str(msg)[:2000]
 
 
 def _map_span(b: _Builder, span: dict[str, Any], kind: str, parent: str | None,
-              first_tool: dict[str, Any] | None = None, requests: list[dict[str, Any]] | None = None) -> str | None:
+              first_tool: dict[str, Any] | None = None, parts: list[dict[str, Any]] | None = None) -> str | None:
     attrs = span.get("attributes") or {}
     start = span.get("start_time")
     if kind == "llm":
-        return _llm_action(b, span, parent, first_tool, requests or [])
+        return _llm_action(b, span, parent, first_tool, parts or [])
     if kind == "tool":
         return _tool(b, span, attrs, parent)
     if kind == "reward":
-        value, dims = reward_of(attrs)  # type: ignore[misc]
+        value, dims = reward_of(span.get("name") or "", attrs)  # type: ignore[misc]
         b.out.final_reward = value
         return b.emit("env_observation", "env", {"observation": {"reward": value, "dimensions": dims},
                                                  "source": "agentlightning.reward"}, parent, start,
@@ -205,35 +257,53 @@ def _map_span(b: _Builder, span: dict[str, Any], kind: str, parent: str | None,
         return b.emit("episode_error", "worker", {"kind": str(attrs.get("exception.type") or "Exception"),
                                                   "message": str(attrs.get("exception.message") or "")[:2000],
                                                   "recoverable": True}, parent, start)
-    if kind == "message":
-        return b.emit("env_observation", "env", {"observation": attrs.get("agentlightning.message.body"),
-                                                 "source": "agentlightning.message"}, parent, start)
+    if kind in ("message", "object", "annotation"):
+        return b.emit("env_observation", "env", {"observation": _observation(kind, attrs),
+                                                 "source": f"agentlightning.{kind}"}, parent, start)
     return None
+
+
+def _observation(kind: str, attrs: dict[str, Any]) -> Any:
+    """What a message (its body), object (``emit_object``'s value, decoded as ``get_object_value`` does)
+    or annotation span (its attributes, nested: tags, links, metadata) holds."""
+    if kind == "message":
+        return attrs.get("agentlightning.message.body")
+    if kind == "annotation":
+        nested = unflatten(attrs, "agentlightning")
+        own = nested if isinstance(nested, dict) else {} if nested is None else {"agentlightning": nested}
+        return _jsonable({**own, **{k: v for k, v in attrs.items() if not k.startswith("agentlightning.")}})
+    if "agentlightning.object.json" in attrs:
+        return maybe_json(attrs["agentlightning.object.json"])
+    literal, kind_of = attrs.get("agentlightning.object.literal"), attrs.get("agentlightning.object.type")
+    try:
+        return {"int": int, "float": float, "bool": lambda v: v == "True"}.get(kind_of, str)(literal)
+    except (TypeError, ValueError):
+        return literal
 
 
 def spans_to_events(spans: list[dict[str, Any]], run_id: str, task: Any, result: Any = None,
                     error: BaseException | None = None) -> SpanRun:
     """Map one rollout's spans (plus its task, result and error) to the events of one run."""
     b = _Builder(run_id)
-    ordered = sorted(spans, key=lambda s: (s.get("start_time") or 0.0, s.get("sequence_id") or 0))
+    ordered = ordered_spans(spans)
     goal = task.get("goal") or task.get("question") if isinstance(task, dict) else None
     root = b.emit("planner_input", "planner", {"goal": str(goal if goal is not None else task),
                                                "observation": _jsonable(task)}, None,
                   ordered[0].get("start_time") if ordered else None)
     mapped: dict[str, str] = {}
     parents = {s.get("span_id"): s.get("parent_id") for s in ordered}
-    kinds = [span_kind(s) for s in ordered]
-    first_tool, requests = _children(ordered, kinds)
+    kinds = _kinds(ordered)
+    first_tool, parts = _children(ordered, kinds)
     for span, kind in zip(ordered, kinds):
         b.out.kinds[kind] += 1
         anc, parent = span.get("parent_id"), None
         while anc is not None and parent is None:  # nearest mapped ancestor, else the previous event
             parent, anc = mapped.get(anc), parents.get(anc)
         sid = span.get("span_id")
-        eid = _map_span(b, span, kind, parent or b.last or root, first_tool.get(sid), requests.get(sid))
+        eid = _map_span(b, span, kind, parent or b.last or root, first_tool.get(sid), parts.get(sid))
         if eid is None and kind not in STRUCTURE:
             b.out.drift[f"span:{span.get('name')}"] += 1
-        elif span.get("span_id"):
+        elif span.get("span_id") and eid is not None:
             mapped[span["span_id"]] = eid
     end_t = max((s.get("end_time") or 0.0 for s in ordered), default=None) or None
     b.emit("worker_output", "worker", {"result": _jsonable(result), "status": "failed" if error else "done"},
@@ -248,24 +318,62 @@ def spans_to_events(spans: list[dict[str, Any]], run_id: str, task: Any, result:
     return b.out
 
 
+def ordered_spans(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The spans in start order (then ``sequence_id``), a model call the weave tracer recorded (a span
+    named for the client's function whose output has ``choices``) with its ``gen_ai.*`` records added."""
+    out = []
+    for s in sorted(spans, key=lambda s: (s.get("start_time") or 0.0, s.get("sequence_id") or 0)):
+        attrs = s.get("attributes") or {}
+        if s.get("name") != OPERATION and any(k.startswith(_WEAVE_CHOICES) for k in attrs):
+            s = {**s, "attributes": weave_llm_attrs(attrs)}
+        out.append(s)
+    return out
+
+
+def _kinds(ordered: list[dict[str, Any]]) -> list[str]:
+    """``span_kind`` of each span; an LLM span whose ``gen_ai.response.id`` an earlier one has is the same
+    call recorded twice (the agent's client and Agent Lightning's LLM proxy each record it): ``llm_duplicate``,
+    as Agent Lightning's adapters count a response once."""
+    kinds, seen = [], set()
+    for s in ordered:
+        kind = span_kind(s)
+        rid = (s.get("attributes") or {}).get("gen_ai.response.id") if kind == "llm" else None
+        if isinstance(rid, str) and rid:
+            kind = "llm_duplicate" if rid in seen else kind
+            seen.add(rid)
+        kinds.append(kind)
+    return kinds
+
+
 def _children(ordered: list[dict[str, Any]], kinds: list[str]
               ) -> tuple[dict[Any, dict[str, Any]], dict[Any, list[dict[str, Any]]]]:
-    """Per LLM span: its first tool span child (tools it ran inside the call), and the agentops
-    ``tool_call.*`` spans of its reply (children; one with another parent goes to the LLM span that
-    started last before it)."""
+    """Per LLM span: its first tool span child (tools it ran inside the call), and the spans that are part
+    of it: the agentops ``tool_call.*`` spans of its reply (children; one with another parent goes to the
+    LLM span that started last before it), LiteLLM's ``raw_gen_ai_request`` (a child) and the other
+    spans of the same call (``llm_duplicate``, with their own ``raw_gen_ai_request``)."""
     kind_of = {s.get("span_id"): k for s, k in zip(ordered, kinds)}
     first_tool: dict[Any, dict[str, Any]] = {}
-    requests: dict[Any, list[dict[str, Any]]] = {}
+    parts: dict[Any, list[dict[str, Any]]] = {}
     last_llm = None
+    by_response: dict[Any, Any] = {}  # response id → the span mapped for that call
+    alias: dict[Any, Any] = {}  # an ``llm_duplicate`` span → the span mapped for its call
     for s, kind in zip(ordered, kinds):
+        sid, rid = s.get("span_id"), (s.get("attributes") or {}).get("gen_ai.response.id")
         if kind == "llm":
-            last_llm = s.get("span_id")
+            last_llm = sid
+            if isinstance(rid, str):
+                by_response.setdefault(rid, sid)
+        elif kind == "llm_duplicate":
+            alias[sid] = by_response[rid]
+            parts.setdefault(alias[sid], []).append(s)
         elif kind == "tool" and s.get("parent_id") is not None:
             first_tool.setdefault(s["parent_id"], s)
         elif kind == "llm_tool_call":
             owner = s.get("parent_id") if kind_of.get(s.get("parent_id")) == "llm" else last_llm
-            requests.setdefault(owner, []).append(s)
-    return first_tool, requests
+            parts.setdefault(owner, []).append(s)
+        elif kind == "llm_raw":
+            parts.setdefault(alias.get(s.get("parent_id"), s.get("parent_id")), []).append(s)
+    return first_tool, parts
 
 
 def _text(value: Any, limit: int) -> str:

@@ -14,8 +14,9 @@ Submit:
 
 Last stdout line: a JSON summary (report_uri, trials). Exit 0 ok, 1 a trial could not be
 re-evaluated, 2 bad arguments, config, eval overrides, bundle or work_dir, a storage that takes no
-writes, or no finished sweep on storage (nothing evaluated), 3 storage unreachable at push time
-(the report kept locally; the summary's ``report_local``).
+writes, or no finished sweep on storage (nothing evaluated), 3 storage unreachable (the bundle's or
+the sweep's before evaluating, after ``storage_io.retry.attempts`` tries of requests bounded by
+``storage_io.request_timeout_s``), or at push time (the report kept locally; the summary's ``report_local``).
 """
 
 from __future__ import annotations
@@ -26,21 +27,27 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tracebridge.export.config import StorageConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shipped working dir wins
 
 log = logging.getLogger("jobs.eval")
 
 
-def evaluate_trial(ckpt_uri: str, bundle_uri: str, bundle_id: str, scratch: str, overrides: list[str]) -> dict:
-    """Ray task: fetch one checkpoint and the bundle on this node, re-evaluate; the per-item
-    values travel back with the result (the driver writes them for the report)."""
+def evaluate_trial(ckpt_uri: str, bundle_uri: str, bundle_id: str, scratch: str, overrides: list[str],
+                   storage_io: StorageConfig | None = None) -> dict:
+    """Ray task: fetch one checkpoint and the bundle on this node (requests bounded by the sweep's
+    ``storage_io``), re-evaluate; the per-item values travel back with the result (the driver writes
+    them for the report)."""
     from tracebridge.sweep.reeval import reevaluate
     from tracebridge.sweep.storage import ensure_bundle, get_dir
 
     work = Path(tempfile.mkdtemp(prefix="tb-reeval-", dir=scratch))
-    ckpt = get_dir(ckpt_uri, work / "ckpt")
-    bundle, _ = ensure_bundle(bundle_uri, Path(scratch) / "bundles", bundle_id)
+    ckpt = get_dir(ckpt_uri, work / "ckpt", storage_io)
+    bundle, _ = ensure_bundle(bundle_uri, Path(scratch) / "bundles", bundle_id, storage_io)
     res = reevaluate(ckpt, bundle, overrides, work / "eval")
     res["eval_items"] = json.loads(Path(res.pop("eval_items_path")).read_text())
     return res
@@ -51,11 +58,17 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
     import ray
 
     from tracebridge.config import ConfigError
-    from tracebridge.export.storage import StorageError
+    from tracebridge.export.storage import StorageError, StorageUnreachable
     from tracebridge.schema.canonical import sha256_json
     from tracebridge.sweep import grid
     from tracebridge.sweep.config import load_sweep_config
-    from tracebridge.sweep.publish import REPORT_NOT_PUSHED, init_ray, publish_into, storage_problem
+    from tracebridge.sweep.publish import (
+        REPORT_NOT_PUSHED,
+        STORAGE_UNREACHABLE,
+        init_ray,
+        publish_into,
+        storage_problem,
+    )
     from tracebridge.sweep.reeval import check_eval_overrides, final_checkpoints
     from tracebridge.sweep.storage import ensure_bundle, join
     from tracebridge.train.data import BundleError
@@ -78,18 +91,22 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
         log.error("work_dir=%s: %s", scratch, exc)
         return 2
     try:
-        _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles")
+        _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles", cfg=cfg.storage_io)
     except (BundleError, StorageError, OSError, ValueError) as exc:
         log.error("bundle %s: %s", cfg.bundle, exc)
-        return 2
+        return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
     sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])
     problem = storage_problem(cfg)  # the new report goes there
     if problem:
-        log.error("%s", problem)
-        return 2
+        log.error("%s", problem[0])
+        return problem[1]
 
     # ---- 2. the finished trials' checkpoints on storage
-    ckpts = final_checkpoints(join(cfg.storage, sid))
+    try:
+        ckpts = final_checkpoints(join(cfg.storage, sid), cfg.storage_io)
+    except StorageError as exc:  # unreachable after the tries, or no credentials
+        log.error("%s", exc)
+        return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
     if not ckpts:
         log.error("no finished trials of sweep %s under %s", sid, join(cfg.storage, sid))
         return 2
@@ -98,7 +115,7 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
     # ---- 3. one task per trial, placed like the trials were
     init_ray(scratch / sid)
     task = ray.remote(num_cpus=cfg.resources.cpu, num_gpus=cfg.resources.gpu)(evaluate_trial)
-    refs = {tid: task.remote(uri, cfg.bundle, manifest["bundle_id"], str(scratch), eval_overrides)
+    refs = {tid: task.remote(uri, cfg.bundle, manifest["bundle_id"], str(scratch), eval_overrides, cfg.storage_io)
             for tid, uri in ckpts.items()}
     results, failed = [], []
     out = scratch / sid / "reeval"

@@ -12,8 +12,10 @@ Submit (what ``tracebridge submit`` does; the Ray token in ``RAY_AUTH_TOKEN``, `
 The last stdout line is a JSON summary (sweep_id, report_uri, trials, failures). Exit codes: 0 all
 trials finished and the report was pushed, 1 some trials failed (report of the others pushed),
 2 bad arguments, config, bundle or work_dir, or a storage that takes no writes (nothing trained),
-3 storage unreachable at push time after ``push.attempts`` tries (the report is kept locally; the
-error line and the summary's ``report_local`` give the path).
+3 storage unreachable: the bundle's or the sweep's before training, after ``storage_io.retry.attempts``
+or ``push.attempts`` tries of requests bounded by ``storage_io.request_timeout_s`` (nothing trained), or at
+push time after ``push.attempts`` tries (the report is kept locally; the error line and the summary's
+``report_local`` give the path).
 """
 
 from __future__ import annotations
@@ -33,9 +35,15 @@ log = logging.getLogger("jobs.sweep")
 def main(config: str, overrides: list[str]) -> int:
     """Run one sweep end to end; returns the exit code."""
     from tracebridge.config import ConfigError
-    from tracebridge.export.storage import StorageError
+    from tracebridge.export.storage import StorageError, StorageUnreachable
     from tracebridge.sweep import grid
-    from tracebridge.sweep.publish import REPORT_NOT_PUSHED, init_ray, publish_into, storage_problem
+    from tracebridge.sweep.publish import (
+        REPORT_NOT_PUSHED,
+        STORAGE_UNREACHABLE,
+        init_ray,
+        publish_into,
+        storage_problem,
+    )
     from tracebridge.sweep.storage import ensure_bundle
     from tracebridge.sweep.trainable import TrialContext
     from tracebridge.sweep.tune_run import attempts, run_sweep
@@ -54,10 +62,10 @@ def main(config: str, overrides: list[str]) -> int:
     # ---- 2. fetch and verify the bundle; name the sweep; check scratch and storage take writes
     scratch = Path(cfg.work_dir) if cfg.work_dir else Path(tempfile.gettempdir()) / "tracebridge"
     try:
-        bundle_dir, manifest = ensure_bundle(cfg.bundle, scratch / "bundles")
+        bundle_dir, manifest = ensure_bundle(cfg.bundle, scratch / "bundles", cfg=cfg.storage_io)
     except (BundleError, StorageError, OSError, ValueError) as exc:
         log.error("bundle %s: %s", cfg.bundle, exc)
-        return 2
+        return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
     sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])
     work_root = scratch / sid
     try:
@@ -67,8 +75,8 @@ def main(config: str, overrides: list[str]) -> int:
         return 2
     problem = storage_problem(cfg)
     if problem:
-        log.error("%s", problem)
-        return 2
+        log.error("%s", problem[0])
+        return problem[1]
     log.info("sweep %s: bundle %s (%s)", sid, manifest["bundle_id"], bundle_dir)
 
     # ---- 3. run (or resume) the grid on Ray Tune
@@ -77,7 +85,8 @@ def main(config: str, overrides: list[str]) -> int:
     ctx = TrialContext(sweep_id=sid, bundle_uri=cfg.bundle, bundle_id=manifest["bundle_id"],
                        work_root=str(work_root), recipes=recipes, keep_models=cfg.keep_models, storage=cfg.storage,
                        workers=cfg.resources.workers, cpu=cfg.resources.cpu, gpu=cfg.resources.gpu,
-                       max_failures=cfg.max_failures, distributed=cfg.resources.distributed)
+                       max_failures=cfg.max_failures, distributed=cfg.resources.distributed,
+                       storage_io=cfg.storage_io)
     out = run_sweep(cfg, ctx, specs)
 
     # ---- 4. report: write, push

@@ -12,7 +12,8 @@ Submit (on a GPU node: add --entrypoint-num-gpus 1):
 Arguments: CONFIG, an optional trial id (no ``=``; an unknown id prints the grid's ids), then
 ``key=value`` sweep overrides. The last stdout line
 is the trial's result as JSON (metrics, checkpoint_dir, trial_dir). Exit 0 ok, 2 bad arguments,
-config, bundle or work_dir, or an unknown trial id.
+config, bundle or work_dir, or an unknown trial id, 3 the bundle's storage unreachable (after
+``storage_io.retry.attempts`` tries of requests bounded by ``storage_io.request_timeout_s``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ log = logging.getLogger("jobs.train_role")
 def main(config: str, trial: str | None, overrides: list[str]) -> int:
     """Run one trial of the sweep's grid; returns the exit code."""
     from tracebridge.config import ConfigError
-    from tracebridge.export.storage import StorageError
+    from tracebridge.export.storage import StorageError, StorageUnreachable
     from tracebridge.sweep import grid
+    from tracebridge.sweep.publish import STORAGE_UNREACHABLE
     from tracebridge.sweep.storage import ensure_bundle
     from tracebridge.sweep.trainable import TrialContext, run_one
     from tracebridge.train.data import BundleError
@@ -52,10 +54,10 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
     # ---- 2. bundle
     scratch = Path(cfg.work_dir) if cfg.work_dir else Path(tempfile.gettempdir()) / "tracebridge"
     try:
-        _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles")
+        _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles", cfg=cfg.storage_io)
     except (BundleError, StorageError, OSError, ValueError) as exc:
         log.error("bundle %s: %s", cfg.bundle, exc)
-        return 2
+        return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
     sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])
 
     # ---- 3. the trial, with the Tune reporter swapped for a logger
@@ -66,7 +68,8 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
         log.error("work_dir=%s: %s", scratch, exc)
         return 2
     ctx = TrialContext(sweep_id=sid, bundle_uri=cfg.bundle, bundle_id=manifest["bundle_id"],
-                       work_root=str(work_root), recipes=recipes, keep_models=False)
+                       work_root=str(work_root), recipes=recipes, keep_models=False,
+                       storage_io=cfg.storage_io)
 
     def report(metrics: dict, checkpoint: object = None) -> None:
         log.info("%s%s", {k: v for k, v in metrics.items() if not isinstance(v, float) or "/" not in k},

@@ -67,6 +67,30 @@ def test_dry_run_prints_plan_and_cost_without_calling_ray(fake_ray, tmp_path):
     assert plan["unpriced"] == []
 
 
+def test_cluster_set_overrides_reach_the_jobs_cluster_config(fake_ray, tmp_path):
+    """``--cluster-set KEY=VALUE`` as for submit/status/logs: applied to the cluster config the job is
+    submitted with (the dry run shows it); a bad key or value, or a key the window sets itself, exits 2
+    naming it, every problem at once, before ray is called."""
+    code, out = run(window_args(tmp_path, "--dry-run", "--cluster-set", "request_timeout_s=5",
+                                "--cluster-set", "wait_patience_s=600", "--cluster-set", "env_vars.MODE=x"))
+    assert code == 0 and out["dry_run"], out
+    ccfg = out["cluster"]
+    assert ccfg["request_timeout_s"] == 5.0 and ccfg["wait_patience_s"] == 600.0 and ccfg["env_vars"] == {"MODE": "x"}
+    assert ccfg["kind"] == "remote" and ccfg["address"] == "http://127.0.0.1:8265"  # the window's own
+    code, default = run(window_args(tmp_path, "--dry-run"))
+    assert code == 0 and default["cluster"]["request_timeout_s"] == 30.0
+    code, out = run(window_args(tmp_path, "--dry-run", "--cluster-set", "request_timeout=5",
+                                "--cluster-set", "address=http://10.0.0.1:8265"))
+    assert code == 2 and out["ok"] is False and out["exit_code"] == 2
+    assert "2 problem(s)" in out["error"]
+    assert "request_timeout: unknown key; did you mean 'request_timeout_s'" in out["error"]
+    assert "--cluster-set address=http://10.0.0.1:8265: the window sets address itself" in out["error"]
+    assert "window.dashboard_port" in out["error"]
+    code, out = run(window_args(tmp_path, "--dry-run", "--cluster-set", "wait_patience_s=-1"))
+    assert code == 2 and "wait_patience_s=-1.0: must be >= 0 seconds" in out["error"], out
+    assert fake_ray() == []
+
+
 def test_teardown_after_failed_up(fake_ray, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_RAY_UP_RC", "1")
     code, out = run(window_args(tmp_path, "--max-hours", "1"))

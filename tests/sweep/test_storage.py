@@ -85,12 +85,12 @@ def test_a_changed_endpoint_is_used_by_the_same_process(s3, tmp_path, monkeypatc
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
-    from botocore.exceptions import EndpointConnectionError
+    from tracebridge.export.config import RetryConfig, StorageConfig
+    from tracebridge.export.storage import StorageUnreachable
 
-    with pytest.raises(EndpointConnectionError):
-        read_text(join(s3, "bundles", "endpoint", "manifest.json"))
+    with pytest.raises(StorageUnreachable, match=r"after 1 attempt\(s\): EndpointConnectionError"):
+        read_text(join(s3, "bundles", "endpoint", "manifest.json"), StorageConfig(retry=RetryConfig(attempts=1)))
     monkeypatch.setenv("AWS_ENDPOINT_URL", live)  # fixed in the environment: the next call must see it
     assert json.loads(read_text(join(s3, "bundles", "endpoint", "manifest.json")))["bundle_id"] == BID
 

@@ -65,8 +65,8 @@ def test_train_prints_why_a_trial_failed(tmp_path):
                                    "--out", str(tmp_path / "runs"), "--variants", "optimized"])
     assert res.exit_code == 1, res.output
     assert "failed trials: 1" in res.output
-    assert "failed trial verifier-optimized-s0: ValueError: dpo: all" in res.output
-    assert "raise dpo.max_length" in res.output
+    assert "failed trial verifier-optimized-s0: TrialInputError: dpo: all" in res.output
+    assert "raise dpo.max_length, or set data.fit_context=true" in res.output
 
 
 def test_eval_says_when_a_metric_has_no_item(capsys):

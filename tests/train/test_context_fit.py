@@ -120,6 +120,29 @@ def test_a_row_whose_minimal_context_is_over_is_left_as_it_is(tok):
     recs = to_sft_records([window_row(ctx, _call(9)), window_row(conversation(4), _call(9))])
     out, rep = fit_sft_records(recs, tok, 300)
     assert out[0] is recs[0] and rep.over == 1 and rep.fitted == 1
+    # the tokens its minimal context needs: the max_length that would keep it (what the error names)
+    assert rep.over_floor > 300
+    assert fit_sft_records(recs[:1], tok, rep.over_floor)[1].over == 0
+    assert fit_sft_records(recs[:1], tok, rep.over_floor - 1)[1].over == 1
+
+
+def test_all_rows_dropped_names_the_fix_that_works():
+    """With fitting off, fitting is the fix to name; with it on and every row over even minimal, only a
+    longer max_length helps, and the error says how long."""
+    from types import SimpleNamespace
+
+    from tracebridge.train.common import TrialInputError, require_rows
+    from tracebridge.train.context_fit import FitReport
+
+    from datasets import Dataset
+
+    trainer = SimpleNamespace(train_dataset=Dataset.from_dict({"input_ids": []}), args=SimpleNamespace(max_length=1024))
+    with pytest.raises(TrialInputError, match=r"dpo: all 5 rows dropped .*raise dpo.max_length, or set "
+                                              r"data.fit_context=true"):
+        require_rows(trainer, "dpo", 5)
+    with pytest.raises(TrialInputError, match=r"sft: all 5 rows .*with data.fit_context, 5 of them are over even "
+                                              r"with their minimal context .*needs ~1115 tokens\): raise train.max_length$"):
+        require_rows(trainer, "sft", 5, FitReport(over=5, over_floor=1115))
 
 
 def test_dpo_prompts_fit_the_longer_answer(tok):

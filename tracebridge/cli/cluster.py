@@ -19,12 +19,27 @@ ClusterSetOpt = Annotated[list[str] | None, typer.Option(
     "--cluster-set", metavar="KEY=VALUE",
     help="Override a key of the cluster config (repeatable), e.g. request_timeout_s=5 wait_patience_s=600.")]
 ExitCodes = {"SUCCEEDED": 0, "PENDING": 0, "RUNNING": 0, "FAILED": 1, "STOPPED": 1}
+# cluster keys `window` sets itself (the forwarded Jobs API of the cluster it brings up), and what to set instead
+_WINDOW_SETS = {"kind": "its cluster is remote", "address": "it is the forwarded Jobs API: set window.dashboard_port",
+                "token_file": "set window.token_file"}
 
 
 def _project_root() -> Path:
     """The working dir shipped with jobs: the cwd when it holds jobs/sweep.py, else this checkout."""
     cwd = Path.cwd()
     return cwd if (cwd / "jobs" / "sweep.py").is_file() else Path(__file__).resolve().parents[2]
+
+
+def _plan(config: Path, overrides: list[str], cluster: Any, root: Path) -> Any:
+    """``plan_sweep``, exiting 3 (try again later) when the sweep is fine but its bundle's storage could
+    not be reached, rather than 2 (a config to fix)."""
+    from tracebridge.cluster.submit import plan_sweep
+    from tracebridge.export.storage import StorageUnreachable
+
+    try:
+        return plan_sweep(config, overrides, cluster, root)
+    except StorageUnreachable as exc:
+        fail(f"bundle: {exc}", EXIT_UNREACHABLE)
 
 
 def _echo_log(text: str) -> None:
@@ -77,7 +92,6 @@ def submit(
     from tracebridge.cluster.submit import (
         close_cluster,
         next_attempt,
-        plan_sweep,
         pull_report,
         resolve_cluster,
         submit_sweep,
@@ -87,7 +101,7 @@ def submit(
     ov, root = list(overrides or []), _project_root()
     with config_errors():
         ccfg = resolve_cluster(cluster, load_sweep_config(str(config), ov).cluster, list(cluster_set or []))
-        plan = plan_sweep(config, ov, ccfg, root)
+        plan = _plan(config, ov, ccfg, root)
     target = _open(ccfg, start=True)
     try:
         if resume:
@@ -103,7 +117,7 @@ def submit(
                         patience_s=ccfg.wait_patience_s)
             summary["status"] = info["status"]
             if info["status"] == "SUCCEEDED":
-                pulled = pull_report(sub["report_uri"], out / plan.sweep_id)
+                pulled = pull_report(sub["report_uri"], out / plan.sweep_id, plan.cfg.storage_io)
                 summary.update(report=pulled["report_html"], report_problems=pulled["problems"])
                 if pulled.get("unreachable"):
                     summary["storage_unreachable"] = True
@@ -223,18 +237,27 @@ def list_cmd(
 @app.command()
 def pull(
     source: Annotated[str, typer.Argument(help="A submission id, or a report URI / folder (s3://..., file://..., path).")],
+    overrides: Annotated[list[str] | None, typer.Argument(
+        help="key=value overrides of the storage config (request_timeout_s=10 retry.attempts=6 s3_endpoint_url=...).")] = None,
     out: Annotated[Path, typer.Option(help="Where the report goes (<out>/<sweep id>).")] = Path("reports"),
+    storage_config: Annotated[Path | None, typer.Option(
+        "--storage-config", help="A configs/storage YAML (endpoint, request_timeout_s, retry.*).")] = None,
     cluster: ClusterOpt = "local",
     cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Download a sweep's report from storage and verify its manifest hashes; exit 1 on any mismatch."""
+    """Download a sweep's report from storage and verify its manifest hashes; exit 1 on any mismatch,
+    3 when the storage cannot be reached (each request bounded by request_timeout_s, retry.attempts tries)."""
     from tracebridge.cluster.client import ClusterError, job_info
     from tracebridge.cluster.submit import pull_report
+    from tracebridge.config import load_config
+    from tracebridge.export.config import StorageConfig
 
     if not source.strip():  # not a job id: asking a (possibly absent) head about '' would mislead
         fail(f"pull {source!r}: give a submission id (see `tracebridge list`) or a report URI / folder, "
              "e.g. tracebridge pull s3://bucket/prefix/reports/<sweep id>")
+    with config_errors():
+        storage_io = load_config(StorageConfig, storage_config, overrides or [])
     if "/" in source or "://" in source:
         uri, name = source, source.rstrip("/").rsplit("/", 1)[-1]
     else:
@@ -245,7 +268,7 @@ def pull(
         if "report_uri" not in meta:
             fail(f"job {source}: no report_uri in its metadata (not a tracebridge sweep)")
         uri, name = meta["report_uri"], meta["sweep_id"]
-    res = pull_report(uri, out / name)
+    res = pull_report(uri, out / name, storage_io)
     if res.get("unreachable"):  # try again later, as fetch
         fail(res["problems"][0], EXIT_UNREACHABLE)
     if json_out:
@@ -253,6 +276,31 @@ def pull(
     else:
         typer.echo("\n".join(res["problems"]) or f"report verified: {res['report_html']}")
     raise typer.Exit(1 if res["problems"] else 0)
+
+
+def _window_cluster(scfg: Any, sets: list[str]) -> Any:
+    """The ``ClusterConfig`` a window's job is submitted with: the sweep's cluster with the ``--cluster-set``
+    overrides, reaching the Jobs API the window forwards (``kind``, ``address``, ``token_file``: set here,
+    so overriding them is an error rather than a value silently lost).
+
+    Raises:
+        tracebridge.config.ConfigError: every bad override.
+    """
+    from dataclasses import replace
+
+    from tracebridge.cluster.config import cluster_from_spec
+    from tracebridge.config import ConfigError
+
+    taken = [f"--cluster-set {s}: the window sets {k} itself; {_WINDOW_SETS[k]}"
+             for s in sets if (k := s.partition("=")[0].strip()) in _WINDOW_SETS]
+    try:
+        base = cluster_from_spec(scfg.cluster, [s for s in sets if s.partition("=")[0].strip() not in _WINDOW_SETS])
+    except ConfigError as exc:
+        raise ConfigError([*taken, *exc.problems]) from exc
+    if taken:
+        raise ConfigError(taken)
+    return replace(base, kind="remote", address=f"http://127.0.0.1:{scfg.window.dashboard_port}",
+                   token_file=scfg.window.token_file, python=base.python or "python")
 
 
 @app.command()
@@ -263,28 +311,27 @@ def window(
     max_hours: Annotated[float, typer.Option(help="Tear down after this many hours, whatever happens.")] = 4.0,
     max_usd: Annotated[float, typer.Option(help="Tear down once the worst-case cost reaches this (0 = no dollar cap).")] = 0.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and cost estimate; start nothing.")] = False,
+    cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Ephemeral GPU window: ray up → submit → wait → pull → ray down (in every outcome); exit 0
-    only when the sweep succeeded and its report verified, 130 when interrupted."""
-    from dataclasses import replace
-
-    from tracebridge.cluster.config import cluster_from_spec, expand
+    only when the sweep succeeded and its report verified, 130 when interrupted. ``--cluster-set``
+    overrides keys of the sweep's cluster config, but those the window sets itself (``_WINDOW_SETS``)."""
+    from tracebridge.cluster.config import expand
     from tracebridge.cluster.head import ensure_token
-    from tracebridge.cluster.submit import plan_sweep
     from tracebridge.cluster.window import load_launcher, plan_window, run_window, sweep_work
+    from tracebridge.config import to_dict
     from tracebridge.sweep.config import load_sweep_config
 
     ov, root = list(overrides or []), _project_root()
     with config_errors():
         scfg = load_sweep_config(str(config), ov)
-        base = cluster_from_spec(scfg.cluster)
-        ccfg = replace(base, kind="remote", address=f"http://127.0.0.1:{scfg.window.dashboard_port}",
-                       token_file=scfg.window.token_file, python=base.python or "python")
+        ccfg = _window_cluster(scfg, list(cluster_set or []))
         wplan = plan_window(cluster, load_launcher(cluster), scfg.window, max_hours, max_usd)
-        splan = plan_sweep(config, ov, ccfg, root)
+        splan = _plan(config, ov, ccfg, root)
     if dry_run:
-        res = {"plan": wplan.to_dict(), "sweep_id": splan.sweep_id, "trials": splan.trials, "dry_run": True}
+        res = {"plan": wplan.to_dict(), "sweep_id": splan.sweep_id, "trials": splan.trials, "dry_run": True,
+               "cluster": to_dict(ccfg)}
         if json_out:
             print_json(res)
         else:

@@ -23,6 +23,7 @@ from tracebridge.cluster.client import (
 from tracebridge.cluster.config import ClusterConfig, cluster_from_spec
 from tracebridge.cluster.head import HeadInfo, running_head, start_head, stop_head
 from tracebridge.config import ConfigError
+from tracebridge.export.config import StorageConfig
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +104,13 @@ def resolve_cluster(spec: str | None, sweep_cluster: str, overrides: list[str] |
     return cluster_from_spec(spec if spec is not None else sweep_cluster, overrides)
 
 
-def check_bundle(uri: str) -> str:
+def check_bundle(uri: str, storage_io: StorageConfig | None = None) -> str:
     """The id of the bundle at ``uri``, checked on the driver before any head starts (STYLE rule 6).
 
     A local bundle has every file hashed (streamed) against its manifest, so a changed file is
     refused here, not by the job after the cluster is up; a remote one has only its manifest read
     and parsed (the job hashes the files as it fetches them; downloading them here would double
-    the transfer).
+    the transfer), each request bounded by ``storage_io`` (timeout, retries).
 
     Raises:
         OSError: no manifest there.
@@ -117,12 +118,12 @@ def check_bundle(uri: str) -> str:
         tracebridge.export.storage.StorageError: the storage finds no credentials or cannot be reached.
     """
     from tracebridge.export.bundle import MANIFEST, parse_manifest, verify_bundle
-    from tracebridge.export.storage import resolve_bundle_dir, retry_io
+    from tracebridge.export.storage import resolve_bundle_dir
     from tracebridge.sweep.storage import is_local, join, local_path, read_bundle_manifest
 
     if is_local(uri):
         return verify_bundle(resolve_bundle_dir(local_path(uri))).bundle_id
-    man = retry_io(lambda: read_bundle_manifest(uri), f"read of the bundle manifest at {uri}")
+    man = read_bundle_manifest(uri, storage_io)
     return parse_manifest(man, join(uri, MANIFEST)).bundle_id
 
 
@@ -136,8 +137,10 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
         ConfigError: every problem of the sweep, its recipes and its grid; a config outside the
             working dir; a bundle without a readable manifest, or a local one whose files do not
             match it (``check_bundle``).
+        tracebridge.export.storage.StorageUnreachable: the sweep has no problem but its bundle's storage
+            could not be reached after ``storage_io.retry.attempts`` tries (a later try may work).
     """
-    from tracebridge.export.storage import StorageError
+    from tracebridge.export.storage import StorageError, StorageUnreachable
     from tracebridge.sweep import grid
     from tracebridge.sweep.config import load_sweep_config
     from tracebridge.sweep.storage import is_local, join
@@ -157,8 +160,10 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
     specs = grid.expand_grid(cfg)
     problems = grid.check_trials(cfg, recipes, specs)
     try:
-        bundle_id = check_bundle(cfg.bundle)
+        bundle_id = check_bundle(cfg.bundle, cfg.storage_io)
     except (OSError, ValueError, StorageError) as exc:  # StorageError: no credentials, unreachable
+        if isinstance(exc, StorageUnreachable) and not problems:
+            raise
         problems.append(f"bundle={cfg.bundle}: {exc}")
         bundle_id = ""
     if problems:
@@ -195,14 +200,16 @@ def submit_sweep(target: Target, plan: SweepPlan, attempt: int, working_dir: Pat
             "trials": plan.trials, "address": target.address, "entrypoint": entry}
 
 
-def pull_report(uri: str, out: Path) -> dict[str, Any]:
+def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None) -> dict[str, Any]:
     """Download the report folder at ``uri`` and verify it against its manifest; only a verified
     report is moved to ``out`` (replacing the one there), so a failed pull leaves ``out`` as it was.
+    Each request waits at most ``storage_io.request_timeout_s`` and is tried ``storage_io.retry.attempts``
+    times (defaults: those of ``tracebridge fetch``).
 
     Returns:
         ``{"path", "problems", "report_html", "manifest"}``; ``problems`` is empty when every file
         matches its manifest hash (they name the files at ``uri``); ``report_html`` and ``manifest``
-        are None when it is not. A storage that cannot be reached (after ``retry_io``'s tries) adds
+        are None when it is not. A storage that cannot be reached (after the tries) adds
         ``"unreachable": True`` (try again later, exit 3), one that refuses us (no credentials, no
         permission) a problem.
     """
@@ -210,7 +217,7 @@ def pull_report(uri: str, out: Path) -> dict[str, Any]:
     import shutil
     import tempfile
 
-    from tracebridge.export.storage import StorageError, StorageUnreachable, retry_io, uri_problem
+    from tracebridge.export.storage import StorageError, StorageUnreachable, uri_problem
     from tracebridge.report import verify_report
     from tracebridge.sweep.storage import get_dir
 
@@ -225,7 +232,7 @@ def pull_report(uri: str, out: Path) -> dict[str, Any]:
         return {**failed, "problems": [f"{out.parent}: cannot hold the pulled report: {exc}"]}
     try:
         try:
-            retry_io(lambda: get_dir(uri, tmp), f"pull from {uri}")
+            get_dir(uri, tmp, storage_io, f"pull from {uri}")
         except (FileNotFoundError, ValueError) as exc:
             return {**failed, "problems": [f"{uri}: no report there ({exc})" if isinstance(exc, FileNotFoundError)
                                            else str(exc)]}

@@ -216,7 +216,7 @@ class StorageConfig:
             f"verify_remote={self.verify_remote}: use one of {', '.join(VERIFY_REMOTE)}"]
         if not self.request_timeout_s > 0:
             bad.append(f"request_timeout_s={self.request_timeout_s}: must be > 0")
-        return [f"storage.options.{k}: looks like a credential; set it in the environment instead"
+        return [f"options.{k}: looks like a credential; set it in the environment instead"
                 for k in self.options if any(s in k.lower() for s in SECRET_KEYS)] + bad + self.retry.problems("retry")
 
     def fs_options(self, protocol: str) -> dict[str, Any]:

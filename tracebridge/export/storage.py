@@ -172,7 +172,20 @@ def open_fs(uri: str, cfg: StorageConfig | None = None) -> tuple[Any, str]:
         raise StorageError(f"{uri}: cannot open this storage{hint}: {exc}") from exc
     if protocol in ("s3", "s3a"):
         fs.retries = 1  # s3fs's own retries (a class attribute, no option): retry_io retries, with retry.*
+        try:
+            fs.connect()  # makes the client (finds credentials, sends no request) so its uploads are bounded too
+        except _transient() as exc:  # botocore's: an unknown AWS_PROFILE, an unreadable AWS config file
+            raise StorageError(f"{uri}: cannot open this storage: {type(exc).__name__}: {exc}") from exc
+        fs.s3.meta.events.register_last("before-call.s3", _no_expect_continue)
     return fs, path.rstrip("/")
+
+
+def _no_expect_continue(params: dict[str, Any], **_: Any) -> None:
+    """Send uploads without botocore's ``Expect: 100-continue``: aiohttp waits for the "100 Continue"
+    answer with no timeout (``read_timeout`` starts after the body), so a storage that accepts and never
+    answers held every PUT for ever. botocore's own HTTP client waits 1 s for it and sends the body anyway;
+    without the header the body goes at once, as there. Returns None: a value would answer the call."""
+    params["headers"].pop("Expect", None)
 
 
 def resolve_bundle_dir(path: str | os.PathLike[str]) -> Path:

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracebridge.cluster.config import WindowConfig
-from tracebridge.export.config import RetryConfig
+from tracebridge.export.config import RetryConfig, StorageConfig
 from tracebridge.train.config import ROLES, Variant
 
 # Text fields whose empty value validate() explains (an empty override would otherwise be None).
 _TEXT_KEYS = ("name", "bundle", "storage", "work_dir")
 # Fields that say where or how fast a sweep runs, not what it computes: left out of the sweep id.
-NON_IDENTITY = ("cluster", "window", "work_dir", "budget", "resources", "mlflow", "max_failures", "push")
+NON_IDENTITY = ("cluster", "window", "work_dir", "budget", "resources", "mlflow", "max_failures", "push",
+                "storage_io")
 
 
 @dataclass
@@ -98,10 +99,17 @@ class SweepConfig:
     work_dir: str = field(default="", metadata={
         "help": "Node-local scratch for trials and fetched bundles; '' = <tmp>/tracebridge/<sweep id>."})
     max_failures: int = field(default=2, metadata={
-        "help": "Retries of a failed trial (FailureConfig; from its last checkpoint); -1 = unlimited."})
+        "help": "Retries of a failed trial (FailureConfig; from its last checkpoint); -1 = unlimited. A trial "
+                "whose config and rows cannot train (every row dropped at max_length) is not retried."})
     push: RetryConfig = field(default_factory=RetryConfig, metadata={
         "help": "Retries of the report push when storage is unreachable (push.attempts, push.backoff_s doubled "
                 "up to push.max_backoff_s); after the last, the job exits 3 with the report kept locally."})
+    storage_io: StorageConfig = field(default_factory=StorageConfig, metadata={
+        "help": "How the bundle and storage are reached, as by `tracebridge push`/`fetch` (configs/storage/): "
+                "storage_io.request_timeout_s (s3://: most seconds a request waits to connect or for the next bytes "
+                "of its answer; the S3 client's own retries are off), storage_io.retry.* (tries of every read, "
+                "fetch and copy but the report push, which takes push.*), s3_endpoint_url, s3_region, gs_project, "
+                "options. update_latest and verify_remote are for `tracebridge push` and unused here."})
     keep_models: bool = field(default=True, metadata={
         "help": "Put each trial's final model into its final checkpoint on storage (for jobs/eval.py)."})
     mlflow: bool = field(default=False, metadata={
@@ -139,7 +147,7 @@ class SweepConfig:
         if not self.name or "/" in self.name:
             p.append(f"name={self.name!r}: a non-empty label without '/'")
         return (p + self.resources.problems() + self.budget.problems() + self.push.problems("push")
-                + self.window.validate())
+                + [f"storage_io.{q}" for q in self.storage_io.validate()] + self.window.validate())
 
 
 def flat_keys(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

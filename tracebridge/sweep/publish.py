@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tracebridge.config import to_dict
-from tracebridge.export.storage import StorageError, retry_io
+from tracebridge.export.storage import StorageError, StorageUnreachable, retry_io
 from tracebridge.sweep.config import SweepConfig
 from tracebridge.sweep.storage import join, put_dir
 
 log = logging.getLogger(__name__)
 REPORT_NOT_PUSHED = 3  # the jobs' exit code when the report stays local
+STORAGE_UNREACHABLE = 3  # ... when the bundle's storage or the sweep's could not be reached (a later try may work)
 
 
 class ReportNotPushed(StorageError):
@@ -30,11 +32,12 @@ class ReportNotPushed(StorageError):
         self.local_dir = local_dir
 
 
-def storage_problem(cfg: SweepConfig) -> str | None:
-    """Why the job could not write to ``cfg.storage`` (None when a probe file was written and removed
-    there). The jobs check it before Ray starts: otherwise an unwritable storage shows only at the
-    first checkpoint or at the report push, after the GPUs were spent. Transient failures are
-    retried like the push (``cfg.push``)."""
+def storage_problem(cfg: SweepConfig) -> tuple[str, int] | None:
+    """Why the job could not write to ``cfg.storage`` and the job's exit code (``STORAGE_UNREACHABLE``
+    when it could not be reached after the tries, else 2); None when a probe file was written and removed
+    there. The jobs check it before Ray starts: otherwise an unwritable storage shows only at the
+    first checkpoint or at the report push, after the GPUs were spent. Each request is bounded by
+    ``cfg.storage_io.request_timeout_s``; transient failures are retried like the push (``cfg.push``)."""
     from tracebridge.sweep.storage import _fs, is_local, local_path
 
     probe = join(cfg.storage, f".write-probe-{uuid.uuid4().hex[:12]}")
@@ -42,14 +45,15 @@ def storage_problem(cfg: SweepConfig) -> str | None:
     def write_and_remove() -> None:
         if is_local(cfg.storage):  # object stores have no folders; a local one is made as Tune would
             local_path(cfg.storage).mkdir(parents=True, exist_ok=True)
-        fs, path = _fs(probe)
+        fs, path = _fs(probe, cfg.storage_io)
         fs.pipe_file(path, b"")
         fs.rm_file(path)
 
     try:
         retry_io(write_and_remove, f"write probe {probe}", cfg.push)
     except (StorageError, OSError) as exc:
-        return f"storage={cfg.storage}: cannot write there ({type(exc).__name__}: {exc})"
+        return (f"storage={cfg.storage}: cannot write there ({type(exc).__name__}: {exc})",
+                STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2)
     return None
 
 
@@ -84,8 +88,8 @@ def report_config(cfg: SweepConfig, sweep_id: str, bundle_id: str, recipes: dict
 
 def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str, bundle_id: str,
                    recipes: dict[str, Any], wall_s: float, local_dir: Path) -> dict[str, Any]:
-    """Write the report into ``local_dir`` and push it to storage (transient failures retried
-    with backoff, ``cfg.push``).
+    """Write the report into ``local_dir`` and push it to storage (each request bounded by
+    ``cfg.storage_io.request_timeout_s``, transient failures retried with backoff, ``cfg.push``).
 
     Returns:
         ``{"report_uri", "local_dir", "manifest"}``.
@@ -103,7 +107,7 @@ def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str
                             sweep_id=sweep_id, prices=dict(cfg.window.prices))
     uri = join(cfg.storage, "reports", sweep_id)
     try:
-        retry_io(lambda: put_dir(local_dir, uri), f"push of the report to {uri}", cfg.push)
+        put_dir(local_dir, uri, replace(cfg.storage_io, retry=cfg.push), f"push of the report to {uri}")
     except (StorageError, OSError) as exc:
         raise ReportNotPushed(f"{exc}; the report is kept locally at {local_dir}", local_dir) from exc
     log.info("report pushed to %s", uri)

@@ -9,9 +9,11 @@ import json
 import logging
 import tempfile
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from tracebridge.export.config import StorageConfig
 from tracebridge.sweep.trainable import MARKER
 
 log = logging.getLogger(__name__)
@@ -19,16 +21,22 @@ log = logging.getLogger(__name__)
 EVAL_PREFIXES = ("eval.", "data.eval_split", "data.max_eval_rows", "threads")
 
 
-def final_checkpoints(exp_uri: str) -> dict[str, str]:
-    """``{trial_id: checkpoint URI}``: the latest final checkpoint of each trial of a Tune run."""
-    from tracebridge.sweep.storage import _fs, is_local, local_path
+def final_checkpoints(exp_uri: str, cfg: StorageConfig | None = None) -> dict[str, str]:
+    """``{trial_id: checkpoint URI}``: the latest final checkpoint of each trial of a Tune run.
 
-    fs, root = _fs(exp_uri)
+    Raises:
+        tracebridge.export.storage.StorageUnreachable: the storage still fails after ``cfg.retry.attempts``
+            tries of a request (bounded by ``cfg.request_timeout_s``).
+    """
+    from tracebridge.export.storage import retry_io
+    from tracebridge.sweep.storage import _fs, _retry, is_local, local_path
+
+    fs, root = _fs(exp_uri, cfg)
+    retry, what = _retry(cfg), f"look-up of the checkpoints under {exp_uri}"
     out: dict[str, str] = {}
-    for marker in sorted(fs.glob(f"{root.rstrip('/')}/*/checkpoint_*/{MARKER}")):
-        with fs.open(marker, "r") as fh:
-            if json.load(fh).get("kind") != "final":
-                continue
+    for marker in sorted(retry_io(lambda: fs.glob(f"{root.rstrip('/')}/*/checkpoint_*/{MARKER}"), what, retry)):
+        if json.loads(retry_io(partial(fs.cat_file, marker), what, retry)).get("kind") != "final":
+            continue
         ckpt = marker.rsplit("/", 1)[0]
         trial = ckpt.rsplit("/", 2)[-2]
         out[trial] = str(local_path(ckpt)) if is_local(exp_uri) else f"{exp_uri.split('://')[0]}://{ckpt}"

@@ -2,6 +2,11 @@
 filesystem). Resolve them for Ray Tune's ``storage_path``, copy folders up and down, and fetch
 and verify an export bundle into a node-local cache (one fetch per node, under a file lock).
 
+Every call is bounded as ``tracebridge push``/``fetch`` are (a ``StorageConfig``, the sweep's
+``storage_io``): on ``s3://`` a request waits at most ``request_timeout_s`` and the S3 client does not
+retry; each request is tried ``retry.attempts`` times, then fails with ``StorageUnreachable`` naming the
+URI and the tries (``tracebridge.export.storage.retry_io``).
+
 Layout under a sweep's storage URI: ``<storage>/<sweep id>/`` is the Tune experiment (trial
 checkpoints, experiment state for ``Tuner.restore``), ``<storage>/reports/<sweep id>/`` the report.
 """
@@ -12,8 +17,11 @@ import json
 import logging
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from tracebridge.export.config import RetryConfig, StorageConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,51 +54,84 @@ def tune_storage_path(uri: str) -> str:
     return str(local_path(uri)) if is_local(uri) else uri
 
 
-def _fs(uri: str) -> tuple[Any, str]:
-    """A fresh filesystem per call: fsspec's instance cache ignores the environment, so a
-    long-lived process (the ops cycle) would keep the first AWS_ENDPOINT_URL/credentials it saw."""
-    import fsspec
+def _fs(uri: str, cfg: StorageConfig | None = None) -> tuple[Any, str]:
+    """A fresh, bounded filesystem for ``uri`` (``tracebridge.export.storage.open_fs``: on ``s3://`` each
+    request waits at most ``cfg.request_timeout_s``, tried once; the callers retry with ``cfg.retry``).
+    Fresh per call: fsspec's instance cache ignores the environment, so a long-lived process (the ops
+    cycle) would keep the first AWS_ENDPOINT_URL/credentials it saw."""
+    from tracebridge.export.storage import open_fs
 
-    return fsspec.core.url_to_fs(str(local_path(uri)) if is_local(uri) else uri, skip_instance_cache=True)
+    return open_fs(str(local_path(uri)) if is_local(uri) else uri, cfg)
 
 
-def read_text(uri: str) -> str:
+def _retry(cfg: StorageConfig | None) -> RetryConfig:
+    """The tries of each request: ``cfg.retry``, or those of a default ``StorageConfig``."""
+    return (cfg or StorageConfig()).retry
+
+
+def read_text(uri: str, cfg: StorageConfig | None = None) -> str:
     """A small file's text from any storage.
 
     Raises:
         FileNotFoundError: nothing at ``uri``.
+        tracebridge.export.storage.StorageUnreachable: still failing after ``cfg.retry.attempts`` tries
+            (names ``uri``, the tries and the last error).
+        tracebridge.export.storage.StorageError: a mistyped URI, or no credentials found.
     """
-    fs, path = _fs(uri)
-    with fs.open(path, "r") as fh:
-        return fh.read()
+    from tracebridge.export.storage import retry_io
+
+    fs, path = _fs(uri, cfg)
+    return retry_io(lambda: fs.cat_file(path).decode(), f"read of {uri}", _retry(cfg))
 
 
-def exists(uri: str) -> bool:
-    """Whether anything exists at ``uri`` (a local path or an fsspec URL)."""
-    fs, path = _fs(uri)
-    return bool(fs.exists(path))
+def exists(uri: str, cfg: StorageConfig | None = None) -> bool:
+    """Whether anything exists at ``uri`` (a local path or an fsspec URL).
+
+    Raises:
+        tracebridge.export.storage.StorageError: as ``read_text``.
+    """
+    from tracebridge.export.storage import retry_io
+
+    fs, path = _fs(uri, cfg)
+    return bool(retry_io(lambda: fs.exists(path), f"look-up of {uri}", _retry(cfg)))
 
 
-def put_dir(local: Path, uri: str) -> None:
-    """Copy a local folder's files to ``uri`` (replacing what is there)."""
+def put_dir(local: Path, uri: str, cfg: StorageConfig | None = None, what: str = "") -> None:
+    """Copy a local folder's files to ``uri`` (replacing what is there), each file tried up to
+    ``cfg.retry.attempts`` times.
+
+    Args:
+        what: the operation, for log lines and the error (default ``copy to <uri>``).
+
+    Raises:
+        tracebridge.export.storage.StorageError: as ``read_text``.
+    """
     if is_local(uri):
         dst = local_path(uri)
         if dst.resolve() != Path(local).resolve():
             shutil.rmtree(dst, ignore_errors=True)
             shutil.copytree(local, dst)
         return
-    fs, path = _fs(uri)
+    from tracebridge.export.storage import retry_io
+
+    fs, path = _fs(uri, cfg)
     for f in sorted(Path(local).rglob("*")):
         if f.is_file():
-            fs.put_file(str(f), f"{path}/{f.relative_to(local).as_posix()}")
+            retry_io(partial(fs.put_file, str(f), f"{path}/{f.relative_to(local).as_posix()}"),
+                     what or f"copy to {uri}", _retry(cfg))
 
 
-def get_dir(uri: str, local: Path) -> Path:
-    """Copy the folder at ``uri`` to ``local`` (replaced).
+def get_dir(uri: str, local: Path, cfg: StorageConfig | None = None, what: str = "") -> Path:
+    """Copy the folder at ``uri`` to ``local`` (replaced), the listing and each file tried up to
+    ``cfg.retry.attempts`` times.
+
+    Args:
+        what: the operation, for log lines and the error (default ``copy from <uri>``).
 
     Raises:
         FileNotFoundError: no folder at ``uri``.
         ValueError: an object key that would land outside ``local`` (``..``, absolute).
+        tracebridge.export.storage.StorageError: as ``read_text``.
     """
     local = Path(local)
     if is_local(uri):
@@ -102,21 +143,24 @@ def get_dir(uri: str, local: Path) -> Path:
             shutil.copytree(src, local)
         return local
     from tracebridge.export.bundle import safe_relpath
+    from tracebridge.export.storage import retry_io
 
-    fs, path = _fs(uri)
-    if not fs.isdir(path):
+    what, retry = what or f"copy from {uri}", _retry(cfg)
+    fs, path = _fs(uri, cfg)
+    if not retry_io(lambda: fs.isdir(path), what, retry):
         raise FileNotFoundError(f"{uri}: no such folder")
     # object keys are arbitrary strings: 'x/../../.bashrc' must not be written outside ``local``
-    found = [(f, safe_relpath(f[len(path.rstrip("/")) + 1:], f"{uri}: object key")) for f in fs.find(path)]
+    found = [(f, safe_relpath(f[len(path.rstrip("/")) + 1:], f"{uri}: object key"))
+             for f in retry_io(lambda: fs.find(path), what, retry)]
     shutil.rmtree(local, ignore_errors=True)
     local.mkdir(parents=True)
     for f, rel in found:
         (local / rel).parent.mkdir(parents=True, exist_ok=True)
-        fs.get_file(f, str(local / rel))
+        retry_io(partial(fs.get_file, f, str(local / rel)), what, retry)
     return local
 
 
-def read_bundle_manifest(uri: str) -> dict[str, Any]:
+def read_bundle_manifest(uri: str, cfg: StorageConfig | None = None) -> dict[str, Any]:
     """The manifest of the bundle at ``uri`` (cheap: one small file; done before submit). ``uri``
     is a bundle folder, an export ``--out`` folder holding one bundle, or a storage prefix with a
     ``LATEST`` pointer (``tracebridge push`` layout).
@@ -124,6 +168,7 @@ def read_bundle_manifest(uri: str) -> dict[str, Any]:
     Raises:
         FileNotFoundError: no manifest there.
         ValueError: the manifest is not JSON or has no ``bundle_id``.
+        tracebridge.export.storage.StorageError: as ``read_text``.
     """
     if is_local(uri):
         from tracebridge.export.storage import resolve_bundle_dir
@@ -132,10 +177,10 @@ def read_bundle_manifest(uri: str) -> dict[str, Any]:
             uri = str(resolve_bundle_dir(local_path(uri)))
         except (ValueError, OSError) as exc:
             raise FileNotFoundError(str(exc)) from exc
-    elif not exists(join(uri, "manifest.json")) and exists(join(uri, "LATEST")):
-        bid = json.loads(read_text(join(uri, "LATEST"))).get("bundle_id")
+    elif not exists(join(uri, "manifest.json"), cfg) and exists(join(uri, "LATEST"), cfg):
+        bid = json.loads(read_text(join(uri, "LATEST"), cfg)).get("bundle_id")
         uri = join(uri, str(bid))
-    text = read_text(join(uri, "manifest.json"))
+    text = read_text(join(uri, "manifest.json"), cfg)
     try:
         man = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -145,7 +190,8 @@ def read_bundle_manifest(uri: str) -> dict[str, Any]:
     return man
 
 
-def ensure_bundle(uri: str, cache_root: Path, expected_id: str | None = None) -> tuple[Path, dict[str, Any]]:
+def ensure_bundle(uri: str, cache_root: Path, expected_id: str | None = None,
+                  cfg: StorageConfig | None = None) -> tuple[Path, dict[str, Any]]:
     """A verified local copy of the bundle at ``uri`` and its manifest.
 
     Local bundles (a bundle folder or an export ``--out`` folder with one bundle) are verified in
@@ -153,10 +199,12 @@ def ensure_bundle(uri: str, cache_root: Path, expected_id: str | None = None) ->
     ``tracebridge.export.storage.fetch_bundle`` (every sha256 checked; a ``LATEST`` pointer
     followed), under a file lock so concurrent trials share one fetch. Either way the files are
     hashed once per call (a trial hands the manifest on to ``run_trial`` rather than verifying again).
+    ``cfg`` bounds the fetch (request timeout, retries).
 
     Raises:
         tracebridge.train.data.BundleError: hashes do not match, or the bundle is not ``expected_id``.
-        tracebridge.export.bundle.BundleError, tracebridge.export.storage.StorageError: fetch failed.
+        tracebridge.export.bundle.BundleError, tracebridge.export.storage.StorageError: fetch failed
+            (``StorageUnreachable`` after ``cfg.retry.attempts`` tries).
     """
     from filelock import FileLock
 
@@ -169,7 +217,7 @@ def ensure_bundle(uri: str, cache_root: Path, expected_id: str | None = None) ->
     else:
         cache_root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(cache_root / "fetch.lock")):
-            path, fetched = fetch_bundle(uri, cache_root)  # verified: on download, or the cached copy again
+            path, fetched = fetch_bundle(uri, cache_root, cfg)  # verified: on download, or the cached copy again
         log.info("bundle %s from %s at %s", path.name, uri, path)
         man = fetched.data
     if expected_id and man.get("bundle_id") != expected_id:

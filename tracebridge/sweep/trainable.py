@@ -19,9 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tracebridge.export.config import StorageConfig
 
 log = logging.getLogger(__name__)
+INPUT_ERROR = "input_error"  # the metric a trial whose inputs cannot train ends with (no checkpoint, no retry)
 
 FINAL_FILES = ("trial.json", "eval_items.json", "quarantine.jsonl")
 MARKER = "tracebridge_checkpoint.json"
@@ -44,6 +48,7 @@ class TrialContext:
     max_failures: int = 2
     distributed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    storage_io: StorageConfig | None = None  # the sweep's: bounds the bundle fetch; None = the defaults
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -154,7 +159,8 @@ def run_one(spec: dict[str, Any], ctx: TrialContext, report: Callable[..., None]
     if kind == "final":  # finished before an interruption: report it again, train nothing
         result = payload
     else:
-        bundle, manifest = ensure_bundle(ctx.bundle_uri, root / "bundles", ctx.bundle_id)  # hashed once here
+        # hashed once here; the fetch bounded by the sweep's storage_io
+        bundle, manifest = ensure_bundle(ctx.bundle_uri, root / "bundles", ctx.bundle_id, ctx.storage_io)
         recipe = write_recipe(ctx.recipes[spec["variant"]], work / "recipe.yaml")
         result = run_trial(run_spec(spec, str(recipe)), bundle, work, make_reporter(report, checkpoint_cls, rank, losses),
                            resume_from=payload if kind == "train" else None, manifest=manifest)
@@ -180,15 +186,21 @@ def tune_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     """The Ray Tune function trainable (one grid cell; ``config = {"spec": ...}``)."""
     from ray import tune
 
+    from tracebridge.train.common import TrialInputError
+
     _threads(ctx)
     spec = config["spec"]
     if ctx.distributed:
         _run_with_train(spec, ctx)
         return
     ckpt = tune.get_checkpoint()
-    with tempfile.TemporaryDirectory(prefix="tb-restore-") as tmp:
-        restored = Path(ckpt.to_directory(tmp)) if ckpt else None
-        run_one(spec, ctx, tune.report, tune.Checkpoint, restored)
+    try:
+        with tempfile.TemporaryDirectory(prefix="tb-restore-") as tmp:
+            restored = Path(ckpt.to_directory(tmp)) if ckpt else None
+            run_one(spec, ctx, tune.report, tune.Checkpoint, restored)
+    except TrialInputError as exc:  # a retry (FailureConfig) would only pay for the same failure again
+        log.error("trial %s: %s (not retried: the same inputs fail the same way)", spec["trial_id"], exc)
+        tune.report({"final": True, INPUT_ERROR: f"{type(exc).__name__}: {exc}"})
 
 
 def _threads(ctx: TrialContext) -> None:

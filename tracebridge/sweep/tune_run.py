@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.sweep.config import SweepConfig
-from tracebridge.sweep.trainable import TrialContext, tune_trial, unpack_checkpoint
+from tracebridge.sweep.trainable import INPUT_ERROR, TrialContext, tune_trial, unpack_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +137,9 @@ def collect_results(grid: Any, local: Path) -> tuple[list[dict[str, Any]], list[
     results, failures = [], []
     for r in grid:
         tid = (r.config or {}).get("spec", {}).get("trial_id", "?")
-        if r.error is not None or r.checkpoint is None:
-            failures.append({"trial_id": tid, "error": str(r.error or "no checkpoint reported")})
+        input_error = (r.metrics or {}).get(INPUT_ERROR)
+        if r.error is not None or input_error or r.checkpoint is None:
+            failures.append({"trial_id": tid, "error": str(input_error or r.error or "no checkpoint reported")})
             continue
         d = Path(r.checkpoint.to_directory(str(local / tid)))
         kind, res = unpack_checkpoint(d)

@@ -171,13 +171,33 @@ def _rows_kept(dataset: Any) -> int:
     return len(dataset)
 
 
-def require_rows(trainer: Any, recipe: str, rows: int) -> None:
+class TrialInputError(ValueError):
+    """The trial's config and rows cannot train: run again, they fail the same way, so a sweep
+    reports it at once instead of retrying (``tracebridge.sweep.trainable.tune_trial``)."""
+
+
+def require_rows(trainer: Any, recipe: str, rows: int, fit: Any = None) -> None:
     """Raise when TRL's preparation dropped every row (each longer than ``max_length`` leaves no
-    trainable token): training would stop in the sampler with ``num_samples=0``, naming no cause."""
+    trainable token): training would stop in the sampler with ``num_samples=0``, naming no cause.
+
+    Args:
+        fit: the ``context_fit.FitReport`` when ``data.fit_context`` fitted the rows (None: it was off).
+
+    Raises:
+        TrialInputError: naming the fix: a longer ``max_length`` (the tokens the shortest row needs
+            even with its minimal context, when fitting was on), or ``data.fit_context``.
+    """
     if rows and not _rows_kept(trainer.train_dataset):
         key = "train" if recipe == "sft" else recipe  # the config section of the recipe
-        raise ValueError(f"{recipe}: all {rows} rows dropped by TRL (no trainable token left after truncation "
-                         f"to max_length={trainer.args.max_length}); raise {key}.max_length")
+        head = (f"{recipe}: all {rows} rows dropped by TRL (no trainable token left after truncation to "
+                f"max_length={trainer.args.max_length})")
+        if fit is None:
+            raise TrialInputError(f"{head}; raise {key}.max_length, or set data.fit_context=true (conversation rows "
+                                  "then lose their oldest context instead of their targets)")
+        floor = f" (the shortest needs ~{fit.over_floor} tokens)" if fit.over_floor else ""
+        raise TrialInputError(f"{head}; with data.fit_context, {fit.over} of them are over even with their minimal "
+                              f"context (system and tools header, last user message, target){floor}: raise "
+                              f"{key}.max_length")
 
 
 def finish(trainer: Any, recipe: str, out_dir: Path, rows: int, tokens_per_row: float,

@@ -55,6 +55,7 @@ class FitReport:
 
     fitted: int = 0  # records whose oldest context was dropped
     over: int = 0  # records over max_length even with their minimal context (left as they are)
+    over_floor: int = 0  # the fewest tokens (estimated) one of those needs: a max_length that keeps it
     template_calls: int = 0  # template applications, the per-message batch counted as one
     exact_estimates: bool = True  # every estimate compared with an exact length matched it
     seconds: float = 0.0
@@ -157,10 +158,11 @@ def _longest(lengths: _Lengths, prompt: list[dict[str, Any]], tails: Tails, tool
 
 
 def _fit_prompt(prompt: list[dict[str, Any]], tails: Tails, tools: Any, lengths: _Lengths,
-                max_length: int) -> tuple[str, list[dict[str, Any]] | None]:
-    """``("fits", None)``, ``("fitted", shorter prompt)`` or ``("over", None)`` for a prompt followed
-    by the longest of ``tails``. Estimates pick where to look; a prompt is cut only where exact lengths
-    show that the kept context fits and the next longer one (or the whole prompt) does not."""
+                max_length: int) -> tuple[str, list[dict[str, Any]] | int | None]:
+    """``("fits", None)``, ``("fitted", shorter prompt)`` or ``("over", tokens its minimal context
+    needs, estimated)`` for a prompt followed by the longest of ``tails``. Estimates pick where to look;
+    a prompt is cut only where exact lengths show that the kept context fits and the next longer one
+    (or the whole prompt) does not."""
     n_lead = next((i for i, m in enumerate(prompt) if m["role"] != "system"), len(prompt))
     lead, ctx = prompt[:n_lead], prompt[n_lead:]
     cands = _candidates(ctx)
@@ -181,12 +183,12 @@ def _fit_prompt(prompt: list[dict[str, Any]], tails: Tails, tools: Any, lengths:
 
     k = next((i for i, e in enumerate(ests) if e <= max_length), None)
     if k is None and lengths.trusted:  # even the minimal context is estimated over
-        return "over", None
+        return "over", ests[-1]
     k = len(ctxs) - 1 if k is None else k
     while k < len(ctxs) and length(k) > max_length:  # estimated too low: a shorter context
         k += 1
     if k == len(ctxs):
-        return "over", None
+        return "over", max(ests[-1], exact[len(ctxs) - 1])
     while k > 0 and length(k - 1) <= max_length:  # estimated too high: a longer context
         k -= 1
     return ("fits", None) if k == 0 else ("fitted", [*lead, *ctxs[k]])
@@ -202,11 +204,13 @@ def _fit_all(records: list[dict[str, Any]], tokenizer: Any, max_length: int,
     lengths.prime([m for r, tails in todo for m in (*r["prompt"], *(x for t in tails for x in t))])
     tails = {id(r): t for r, t in todo}
     for rec in records:
-        status, prompt = ("skip", None) if id(rec) not in tails else \
+        status, got = ("skip", None) if id(rec) not in tails else \
             _fit_prompt(rec["prompt"], tails[id(rec)], rec.get("tools"), lengths, max_length)
         rep.fitted += status == "fitted"
-        rep.over += status == "over"
-        out.append(rec if prompt is None else {**rec, "prompt": prompt})
+        if status == "over":
+            rep.over_floor = min(rep.over_floor or got, got)
+            rep.over += 1
+        out.append({**rec, "prompt": got} if status == "fitted" else rec)
     rep.template_calls, rep.exact_estimates = lengths.calls, lengths.exact_estimates
     rep.seconds = time.perf_counter() - t0
     log.info("%s: fitted %d of %d records to max_length=%d by dropping their oldest context; %d over it even "

@@ -69,7 +69,7 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
     trainer, prepared = with_prepared(prepared_cache, "dpo", records, tokenizer, {**kwargs, "fit_context": fit_context},
                                       build, lambda t: getattr(t, "prepared_train", None))
     quiet(trainer)
-    require_rows(trainer, "dpo", len(records))
+    require_rows(trainer, "dpo", len(records), fit if fit_context else None)
     tds = trainer.train_dataset
     cols = [c for c in ("prompt_ids", "chosen_ids", "rejected_ids") if c in tds.column_names]
     per_row = [sum(len(tds[i][c]) for c in cols) for i in range(min(len(tds), 256))]

@@ -70,7 +70,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
     trainer, prepared = with_prepared(prepared_cache, "sft", records, tokenizer, {**kwargs, "fit_context": fit_context},
                                       build, lambda t: t.train_dataset)
     quiet(trainer)
-    require_rows(trainer, "sft", len(records))
+    require_rows(trainer, "sft", len(records), fit if fit_context else None)
     lengths = [len(x) for x in trainer.train_dataset["input_ids"]]
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     model, res = finish(trainer, "sft", out_dir, len(records), sum(lengths) / max(len(lengths), 1), resume_from)

@@ -70,7 +70,7 @@ def direct_in_fresh_process(overrides: list[str], work: Path, warm: bool = False
 
 def run_tune_job(overrides: list[str], cluster_yaml: str | None) -> dict:
     """Submit jobs/sweep.py to a local head; time submit → RUNNING and read the job's summary."""
-    from tracebridge.cluster.client import TERMINAL, job_info, logs
+    from tracebridge.cluster.client import TERMINAL, job_info, job_summary, logs
     from tracebridge.cluster.config import cluster_from_spec
     from tracebridge.cluster.submit import close_cluster, open_cluster, plan_sweep, submit_sweep
 
@@ -88,9 +88,9 @@ def run_tune_job(overrides: list[str], cluster_yaml: str | None) -> dict:
             if st in TERMINAL:
                 break
             time.sleep(0.05)
-        text = logs(target.client, sub["submission_id"])
-        line = next(x for x in reversed(text.splitlines()) if x.startswith('{"sweep_id"'))
-        return {"status": st, "submit_to_running_s": running, "job_s": time.perf_counter() - t0, **json.loads(line)}
+        found = job_summary(logs(target.client, sub["submission_id"])) or {}
+        return {"status": st, "submit_to_running_s": running, "job_s": time.perf_counter() - t0,
+                "failures": ["no summary"], **found}
     finally:
         close_cluster(target, keep=False)
 

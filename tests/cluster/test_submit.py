@@ -62,6 +62,20 @@ def _in_root(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 
+def test_a_trial_whose_rows_cannot_train_fails_once_and_submit_says_why(ray_head, tmp_path):
+    """Every SFT row is dropped at max_length=32: retrying (max_failures=2) would fail the same way,
+    so the trial runs once, and `submit --json` gives the failed trial and the fixes (before: status
+    FAILED, the reason only in the job's log, after three tries)."""
+    code, sub = cli("submit", *sweep_args(tmp_path, "variants=[baseline]", "max_failures=2",
+                                           "overrides.train.max_length=32"),
+                    "--cluster", ray_head["yaml"], "--keep", "--wait", "--out", str(tmp_path / "reports"))
+    assert code == 1 and sub["status"] == "FAILED", sub
+    (failure,) = sub["failures"]
+    assert failure["trial_id"] == "verifier-baseline-s0"
+    assert failure["error"].startswith("TrialInputError: sft: all ") and "data.fit_context=true" in failure["error"]
+    assert [e["event"] for e in attempts(tmp_path)["verifier-baseline-s0"]] == ["start"]  # tried once
+
+
 def test_submit_tiny_sweep_succeeds_with_verified_report(ray_head, smoke_storage, tmp_path):
     y = ray_head["yaml"]
     code, sub = cli("submit", *sweep_args(smoke_storage), "--cluster", y, "--keep", "--wait",

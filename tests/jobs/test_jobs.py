@@ -74,20 +74,6 @@ def test_plain_ray_job_submit_runs_the_sweep(plain_job):
     assert out.returncode == 0 and json.loads(out.stdout)["problems"] == []
 
 
-def test_a_trial_whose_rows_cannot_train_fails_once_with_its_reason(ray_head, tmp_path):
-    """Every SFT row is dropped at max_length=32: retrying (max_failures=2) would fail the same way,
-    so the trial is tried once, and the job's summary gives the reason and both fixes."""
-    res = submit(ray_head, f"noretry-{tmp_path.name}", "jobs/sweep.py", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}",
-                 f"storage={tmp_path}/storage", f"work_dir={tmp_path}/work", "variants=[baseline]", "max_failures=2",
-                 "overrides.train.max_length=32")
-    assert res.returncode != 0, (res.stdout + res.stderr)[-4000:]
-    s = summary(res.stdout)
-    assert s["trials"] == 0 and s["grid"] == 1 and s["attempts"] == {"verifier-baseline-s0": 1}
-    (failure,) = s["failures"]
-    assert failure["trial_id"] == "verifier-baseline-s0"
-    assert failure["error"].startswith("TrialInputError: sft: all ") and "data.fit_context=true" in failure["error"]
-
-
 def test_eval_job_reevaluates_checkpoints(plain_job, ray_head):
     assert plain_job["res"].returncode == 0
     res = submit(ray_head, f"eval-{plain_job['tmp'].name}", "jobs/eval.py", *plain_job["args"], "--",

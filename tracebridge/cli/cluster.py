@@ -73,6 +73,18 @@ def _open(cluster: str | Any, sets: list[str] | None = None, start: bool = False
         _cluster_fail(exc)
 
 
+def _job_failures(client: Any, submission_id: str) -> list[dict[str, Any]] | None:
+    """The failed trials a finished sweep job's summary lists (``trial_id``, ``error``); None when the
+    job printed no summary (it failed before) or its log cannot be read."""
+    from tracebridge.cluster.client import ClusterError, job_summary, logs
+
+    try:
+        found = job_summary(logs(client, submission_id))
+    except ClusterError:
+        return None
+    return list(found.get("failures") or []) if found else None
+
+
 @app.command()
 def submit(
     config: Annotated[Path, typer.Argument(help="A configs/sweep YAML (inside the working dir).")],
@@ -116,6 +128,8 @@ def submit(
             info = wait(target.client, sub["submission_id"], 2.0, None if json_out else _echo_log,
                         patience_s=ccfg.wait_patience_s)
             summary["status"] = info["status"]
+            if info["status"] != "SUCCEEDED":  # why: the job's message and its failed trials
+                summary.update(message=info.get("message"), failures=_job_failures(target.client, sub["submission_id"]))
             if info["status"] == "SUCCEEDED":
                 pulled = pull_report(sub["report_uri"], out / plan.sweep_id, plan.cfg.storage_io)
                 summary.update(report=pulled["report_html"], report_problems=pulled["problems"])
@@ -128,6 +142,8 @@ def submit(
     if json_out:
         print_json(summary)
     else:
+        for f in summary.get("failures") or []:
+            typer.echo(f"failed trial {f.get('trial_id')}: {f.get('error')}", err=True)
         typer.echo(f"{summary['submission_id']}: {summary['status']}"
                    + (f"  report: {summary['report']}" if summary.get("report") else ""))
     bad = summary["status"] in ("FAILED", "STOPPED") or bool(summary.get("report_problems")) or \

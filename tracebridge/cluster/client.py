@@ -13,6 +13,7 @@ local head's 0600 file, ``token_file`` or the environment variable named by ``to
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import shlex
@@ -188,6 +189,18 @@ def logs(client: Any, submission_id: str) -> str:
         return client.get_job_logs(submission_id)
     except Exception as exc:
         raise cluster_error(f"logs of {submission_id}", exc) from exc
+
+
+def job_summary(text: str) -> dict[str, Any] | None:
+    """The summary a sweep job prints as its last JSON line (``{"sweep_id": ..., "failures": [...]}``,
+    jobs/sweep.py and jobs/eval.py), or None when its log has none (it ended before the summary)."""
+    for line in reversed(text.splitlines()):
+        if line.startswith('{"sweep_id"'):
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None
 
 
 def stop(client: Any, submission_id: str) -> bool:

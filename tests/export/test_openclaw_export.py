@@ -95,7 +95,10 @@ def test_conversation_tool_calls_and_results_in_trl_format(bundle: ExportResult,
     # after the compaction: its summary, then the kept entries on; reaction lines are feedback, not prompt
     after = next(r for r in main if r["messages"][-1].get("tool_calls", [{}])[0].get("function", {}).get("name")
                  == "browser")
-    assert after["messages"][0]["content"].endswith("deploy ok; cron check timed out.")
+    assert after["messages"][0]["content"] == (  # as pi-coding-agent's convertToLlm gave it to the model
+        "The conversation history before this point was compacted into the following summary:\n\n<summary>\n"
+        + after["messages"][0]["content"].split("<summary>\n", 1)[1])
+    assert after["messages"][0]["content"].endswith("deploy ok; cron check timed out.\n</summary>")
     assert after["messages"][1]["content"] == "and the cron status?"
     assert "Telegram reaction" not in json.dumps(after["messages"]) and "backup done" in json.dumps(after["messages"])
 

@@ -186,7 +186,8 @@ class RunWork:
             feedback = combine(feedback, overlay(events, session, fold, trace))
         tools, tool_source = self.tools.for_run(raw, events)
         ctx = RunContext(run.run_id, family, split, str(_dict(raw.get("source")).get("kind", "unknown")),
-                         success, failure_class, tools, tool_source, feedback)
+                         success, failure_class, tools, tool_source, feedback,
+                         bool(_dict(_dict(raw.get("runtime_config")).get("extra")).get("branches")))
         views, skips = build_views(events, ctx, self.cfg.views)
         goal_hash = str(_dict(raw.get("goal")).get("goal_hash") or sha256_json({"family": family, "run": run.run_id}))
         x = Tally()

@@ -91,6 +91,7 @@ class RunContext:
     tools: list[dict[str, Any]] = field(default_factory=list)
     tool_source: str = "inferred"
     feedback: RunFeedback | None = None
+    branched: bool = False  # session.json runtime_config.extra.branches: the file holds abandoned paths
 
     def meta(self, event_ids: list[str], labels: dict[str, Any]) -> dict[str, Any]:
         """The row's lineage and labels (typed for Arrow, feedback merged)."""

@@ -23,7 +23,19 @@ transcript does not record the system prompt, and the simulator's worker prompt 
 * ``worker_tool_result`` → ``tool`` (``tool_call_id``, ``name``, the output text); a result with no
   call in the run is left out;
 * a compaction (``openclaw.compaction``) replaces the context before its ``firstKeptEntryId`` by a
-  ``user`` message holding the summary, as the agent's next prompt did.
+  ``user`` message holding the summary in ``convertToLlm``'s ``<summary>`` wrapper, as the agent's next prompt did;
+* a branch summary, an extension message (``openclaw.custom_message:<type>``, whatever its
+  ``display``: that is the TUI's) and a ``!`` shell run (``openclaw.bash_execution``, unless
+  ``excludeFromContext``) → ``user`` with the text pi-coding-agent's ``convertToLlm`` (``messages.ts``)
+  gave the model, in the current user turn (``_context_text``). Labels, session names, extension
+  state and OpenClaw's delivery mirrors and injected notes are not in the model's context (OpenClaw
+  filters its transcript-only ``openclaw`` assistant messages out) and give no message.
+
+Which events: a session whose ``session.json`` records no branch (``RunContext.branched`` false,
+nearly all) is one path, read in file order. A branched one is walked depth first over its tree
+(``_tree``, ``walk_tree``): each turn's context is its own ancestors, as the agent built its prompt
+from the leaf up (``buildSessionContext``), the open span ends at a branch point, and the turns of an
+abandoned path are rows too, with their own path as context (they were real model outputs).
 
 Each assistant turn that is a tool call or a non-empty answer is a **target**. With
 ``views.conversation_rows=turn`` each target is a ``worker_sft`` row: ``messages`` = the last
@@ -65,7 +77,7 @@ succeed after a failed call in the same user turn, none of them repeating the la
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -75,7 +87,11 @@ from tracebridge.export.views import RunContext, event_labels, payload, strip_re
 from tracebridge.export.views_worker import _Builder, _children, _text
 from tracebridge.schema import roles
 
-COMPACTION_PREFIX = "The conversation history before this point was compacted into the following summary:\n\n"
+# How pi-coding-agent's convertToLlm (messages.ts) wraps a compaction summary and a branch summary for the model.
+COMPACTION_PREFIX = "The conversation history before this point was compacted into the following summary:\n\n<summary>\n"
+COMPACTION_SUFFIX = "\n</summary>"
+BRANCH_SUMMARY_PREFIX = "The following is a summary of a branch that this conversation came back from:\n\n<summary>\n"
+BRANCH_SUMMARY_SUFFIX = "</summary>"
 
 
 @dataclass
@@ -119,6 +135,38 @@ def _user_text(ev: dict[str, Any]) -> str | None:
                  for e in obs.get("system_events") or []
                  if isinstance(e, dict) and e.get("kind") != "telegram_reaction"]
         return "\n".join(lines) or None
+    return None
+
+
+def _bash_text(obs: dict[str, Any]) -> str:
+    """A ``!`` shell run as the model read it (pi-coding-agent's ``bashExecutionToText``)."""
+    text = f"Ran `{obs.get('command')}`\n"
+    text += f"```\n{obs['output']}\n```" if obs.get("output") else "(no output)"
+    if obs.get("cancelled"):
+        text += "\n\n(command cancelled)"
+    elif isinstance(obs.get("exitCode"), int) and obs["exitCode"] != 0:
+        text += f"\n\nCommand exited with code {obs['exitCode']}"
+    if obs.get("truncated") and obs.get("fullOutputPath"):
+        text += f"\n\n[Output truncated. Full output: {obs['fullOutputPath']}]"
+    return text
+
+
+def _context_text(ev: dict[str, Any]) -> str | None:
+    """The ``user`` message the model read for an ``env_observation`` that upstream's ``convertToLlm`` puts in
+    its context (a branch summary, an extension message whatever its ``display``, a ``!`` shell run
+    unless ``excludeFromContext``), else None: labels, session names, delivery mirrors and injected
+    notes are transcript-only."""
+    p = payload(ev)
+    src = p.get("source")
+    if not isinstance(src, str):
+        return None
+    obs = p.get("observation") if isinstance(p.get("observation"), dict) else {}
+    if src.startswith("openclaw.custom_message:"):
+        return _text(obs.get("content")) or None
+    if src == "openclaw.bash_execution":
+        return None if obs.get("excludeFromContext") else _bash_text(obs)
+    if src == "openclaw.branch_summary" and obs.get("summary"):
+        return BRANCH_SUMMARY_PREFIX + _text(obs["summary"]) + BRANCH_SUMMARY_SUFFIX
     return None
 
 
@@ -173,6 +221,35 @@ def _cut(text: str, limit: int) -> str:
     return f"{text[:head]}\n[… {len(text) - limit} characters cut …]\n{text[len(text) - (limit - head):]}"
 
 
+def _tree(events: list[dict[str, Any]]) -> tuple[list[int], list[list[int]]]:
+    """The transcript's tree over a run's events, by position: each node's parent (``len(events)``
+    for a root) and the children of each (the roots last), in file order.
+
+    An assistant row's calls, output and error (ids ``<action id>.<k>``) are part of its action, not
+    nodes. A tool result follows the result of the same action before it, else the action: the
+    writer chains a turn's results, the trace parents each to its call."""
+    n = len(events)
+    pos: dict[str, int] = {}
+    up = [n] * n
+    kids: list[list[int]] = [[] for _ in range(n + 1)]
+    owner: dict[int, int] = {}  # a part's action
+    last_result: dict[int, int] = {}  # an action's latest result so far
+    for i, ev in enumerate(events):
+        eid, pid = str(ev.get("event_id")), ev.get("parent_event_id")
+        pos[eid] = i
+        p = pos.get(pid) if isinstance(pid, str) else None
+        if p is not None and eid.startswith(pid + "."):
+            owner[i] = owner.get(p, p)
+            continue
+        if p is not None and p in owner:
+            action = p = owner[p]
+            if ev.get("event_type") == "worker_tool_result":
+                p, last_result[action] = last_result.get(action, action), i
+        up[i] = n if p is None else p
+        kids[up[i]].append(i)
+    return up, kids
+
+
 class _Conversation:
     """Walks one run's events in order, keeping the conversation and emitting rows."""
 
@@ -200,7 +277,7 @@ class _Conversation:
             self.stats["compaction_without_kept_entry"] += 1
             kept = 0
         self.flush()
-        summary = {"role": "user", "content": COMPACTION_PREFIX + _text(obs.get("summary"))}
+        summary = {"role": "user", "content": COMPACTION_PREFIX + _text(obs.get("summary")) + COMPACTION_SUFFIX}
         self.turn.history = [_Msg(summary, i)] + [m for m in self.turn.history if m.pos >= kept]
 
     def decision(self, ev: dict[str, Any], i: int) -> None:
@@ -301,6 +378,47 @@ class _Conversation:
         msgs = [m.msg for m in win] + [m.msg for m in part]
         self.rows.emit(msgs[:-1], msgs[-1], ids, labels, rejected)
 
+    def step(self, ev: dict[str, Any], i: int, by_id: dict[str, dict[str, Any]]) -> None:
+        """Take the event at position ``i`` into the conversation (and rows)."""
+        et = ev.get("event_type")
+        user = _user_text(ev)
+        if user is not None:
+            self.flush()
+            history = self.turn.history + [_Msg({"role": "user", "content": user}, i)]
+            self.turn = _Turn(str(ev.get("event_id")), history=history)
+        elif et == "worker_action":
+            self.decision(ev, i)
+        elif et == "worker_tool_result":
+            self.tool_result(ev, i, by_id)
+        elif et == "env_observation":
+            text = _context_text(ev)
+            if text is not None:  # context in the current user turn: the open span ends before it
+                self.flush()
+                self.turn.history.append(_Msg({"role": "user", "content": text}, i))
+            elif payload(ev).get("source") == "openclaw.compaction":
+                self.compact(ev, i)
+
+    def walk_tree(self, events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]) -> None:
+        """Take a branched session's events depth first over its tree (``_tree``, children in file
+        order), so each event sees the conversation of its own ancestors and no abandoned path; the
+        open span ends at a branch point, so each target is in one row."""
+        up, kids = _tree(events)
+        root = len(events)
+        saved: dict[int, _Turn] = {root: _Turn()}
+        last = root
+        stack = kids[root][::-1]
+        while stack:
+            i = stack.pop()
+            if up[i] != last:  # back to a branch point: the path so far ends here
+                self.flush()
+                self.turn = replace(saved[up[i]], history=list(saved[up[i]].history))
+            self.step(events[i], i, by_id)
+            last = i
+            if len(kids[i]) > 1:
+                self.flush()
+                saved[i] = replace(self.turn, history=list(self.turn.history))
+            stack += kids[i][::-1]
+
     def tool_result(self, ev: dict[str, Any], i: int, by_id: dict[str, dict[str, Any]]) -> None:
         call = by_id.get(str(ev.get("parent_event_id")))
         if call is None or call.get("event_type") != "worker_tool_call":
@@ -325,18 +443,10 @@ def conversation_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, A
                       ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """``worker_sft`` rows, recovery SFT rows and recovery pairs of a conversational run."""
     conv = _Conversation(events, ctx, cfg, stats)
-    for i, ev in enumerate(events):
-        et = ev.get("event_type")
-        user = _user_text(ev)
-        if user is not None:
-            conv.flush()
-            history = conv.turn.history + [_Msg({"role": "user", "content": user}, i)]
-            conv.turn = _Turn(str(ev.get("event_id")), history=history)
-        elif et == "worker_action":
-            conv.decision(ev, i)
-        elif et == "worker_tool_result":
-            conv.tool_result(ev, i, by_id)
-        elif et == "env_observation" and payload(ev).get("source") == "openclaw.compaction":
-            conv.compact(ev, i)
+    if ctx.branched:
+        conv.walk_tree(events, by_id)
+    else:  # the common case: the file is the path
+        for i, ev in enumerate(events):
+            conv.step(ev, i, by_id)
     conv.flush()
     return conv.rows.sft, conv.rows.rec_sft, conv.rows.rec_pairs

@@ -191,3 +191,30 @@ def test_two_processes_harvesting_one_update_id_accept_one_update(cfg, tmp_path)
     assert counts == [(0, 1), (1, 0)], counts
     rows = read_ledger(cfg.ledger).rows
     assert len(rows) == 1 and rows[0].raw["update_id"] == 77
+
+
+def test_openclaw_harvest_reads_sessions_kept_in_agent_databases(cfg, tmp_path):
+    """Current OpenClaw keeps transcripts in ``agents/<agent>/agent/openclaw-agent.sqlite``: their
+    reactions were never harvested. The same session also as a ``.jsonl`` adds no second row."""
+    import sqlite3
+
+    from tests.importers.test_openclaw_upstream import AGENT_DB_SCHEMA
+
+    db_path = tmp_path / "agents" / "main" / "agent" / "openclaw-agent.sqlite"
+    db_path.parent.mkdir(parents=True)
+    legacy = tmp_path / "agents" / "main" / "sessions"
+    legacy.mkdir()
+    lines = _transcript(legacy / "s7.jsonl", f"System: [2026-03-22 04:55:25 UTC] {SAID.format(3)}",
+                        "System: [2026-03-22 04:55:25 UTC] Telegram reaction changed: 👍 on msg 4").read_bytes()
+    with sqlite3.connect(db_path) as db:
+        db.executescript(AGENT_DB_SCHEMA)
+        db.execute("INSERT INTO sessions VALUES ('s7', 'agent:main:telegram:direct:42', 0, 0, 'direct', 'telegram', NULL)")
+        db.executemany("INSERT INTO transcript_events VALUES ('s7', ?, ?, 0)",
+                       [(10 * seq, line.decode()) for seq, line in enumerate(lines.splitlines())])
+    rep = harvest_openclaw(cfg, [tmp_path])
+    _reconciles(rep, cfg)
+    assert (rep.read, rep.accepted, rep.quarantined, rep.added, rep.duplicates) == (4, 2, 2, 1, 1)
+    assert str(db_path) in rep.inputs
+    assert f"{db_path} session 's7' seq 20: message.content: system event" in "\n".join(rep.quarantine_samples)
+    [row] = read_ledger(cfg.ledger).rows
+    assert (row.chat, row.message_id, row.emoji) == (42, 3, "👍")

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from tracebridge.feedback.telegram import (
 )
 from tracebridge.importers.jsonl import json_error
 from tracebridge.importers.openclaw.discover import discover
+from tracebridge.importers.openclaw.sqlite_store import StoreError, read_sessions
 from tracebridge.importers.openclaw.text import split_user_text, to_timestamp
 from tracebridge.schema.canonical import format_ts, utc_now
 
@@ -256,16 +258,23 @@ def _reaction_rows(row: dict[str, Any], lineno: int, sid: str, chat: Any, mappin
 
 
 def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | None) -> HarvestReport:
-    """Harvest Telegram reactions from OpenClaw transcripts' system-event lines."""
+    """Harvest Telegram reactions from OpenClaw transcripts' system-event lines: transcript files and
+    the sessions of agent databases (``openclaw-agent.sqlite``, read where they are, never copied)."""
     from tracebridge.importers.openclaw.session import session_id_from_name
 
     mapping, salt, now = load_mapping(cfg.mapping), _salt(cfg), utc_now()
     problems: list[str] = []
-    transcripts = discover(paths, problems)
-    rep, rows = HarvestReport("openclaw", [str(t.path) for t in transcripts]), []
-    for p in problems:  # read and quarantined, like an unreadable dump, so the counts reconcile
-        rep.read += 1
-        _quarantine(cfg, rep, p, "not harvested", "")
+    stores: list[Path] = []
+    transcripts = discover(paths, problems, stores)
+    rep, rows = HarvestReport("openclaw", [str(t.path) for t in transcripts] + [str(db) for db in stores]), []
+    for db in stores:  # first: a session also left as a .jsonl keeps the database's chat id
+        try:
+            for sid, entry, events in read_sessions(db, problems):
+                lines = ((n, seq, raw) for n, (seq, raw) in enumerate(events, 1))
+                rows += _harvest_lines(cfg, rep, lines, f"{db} session {sid!r} seq {{}}".format, sid,
+                                       chat_of(entry, sid), mapping, salt, now)
+        except StoreError as exc:  # the sessions read before it are harvested
+            problems.append(str(exc))
     for t in transcripts:
         sid = (t.index_entry or {}).get("sessionId") or session_id_from_name(t.path.name)
         try:
@@ -275,30 +284,37 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
             _quarantine(cfg, rep, str(t.path), f"unreadable: {exc}", "")
             continue
         with fh:
-            rows += _harvest_lines(cfg, rep, fh, str(t.path), sid, chat_of(t.index_entry, sid), mapping, salt, now)
+            lines = ((n, n, raw) for n, raw in enumerate(fh, 1))
+            rows += _harvest_lines(cfg, rep, lines, f"{t.path}:{{}}".format, sid, chat_of(t.index_entry, sid),
+                                   mapping, salt, now)
+    for p in problems:  # read and quarantined, like an unreadable dump, so the counts reconcile
+        rep.read += 1
+        _quarantine(cfg, rep, p, "not harvested", "")
     return _finish(cfg, rep, rows)
 
 
-def _harvest_lines(cfg: FeedbackConfig, rep: HarvestReport, fh: Any, path: str, sid: str, chat: Any,
-                   mapping: Mapping, salt: str | None, now: str) -> list[dict[str, Any]]:
-    """The reaction rows of one open transcript; its unreadable reaction lines are quarantined."""
+def _harvest_lines(cfg: FeedbackConfig, rep: HarvestReport, lines: Iterable[tuple[int, int, bytes]],
+                   where: Callable[[int], str], sid: str, chat: Any, mapping: Mapping, salt: str | None,
+                   now: str) -> list[dict[str, Any]]:
+    """The reaction rows of one transcript's (line number, place, line): the place is what ``where``
+    names in a quarantine line (a file's line number, a database row's seq); unreadable reaction
+    lines are quarantined."""
     rows: list[dict[str, Any]] = []
-    for lineno, raw in enumerate(fh, 1):
+    for lineno, place, raw in lines:
         if b"Telegram reaction" not in raw:
             continue
         rep.read += 1
         try:
             row = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            _quarantine(cfg, rep, f"{path}:{lineno}", f"invalid JSON: {json_error(raw)}", raw.decode("utf-8", "replace"))
+            _quarantine(cfg, rep, where(place), f"invalid JSON: {json_error(raw)}", raw.decode("utf-8", "replace"))
             continue
         try:
             if isinstance(row, dict) and isinstance(row.get("message"), dict) and \
                     row["message"].get("role") == "user":
                 rows += _reaction_rows(row, lineno, sid, chat, mapping, salt, now)
         except ValueError as exc:
-            _quarantine(cfg, rep, f"{path}:{lineno}", str(exc), row)
+            _quarantine(cfg, rep, where(place), str(exc), row)
             continue
         rep.accepted += 1
     return rows
-

@@ -23,6 +23,9 @@ class ImportConfig:
     checkpoint_every: int = field(default=200, metadata={"help": "Save the import state every N transcripts."})
     lock_timeout_s: float = field(default=0.0, metadata={
         "help": "Seconds to wait for another import into the same root; 0 = fail at once."})
+    db_busy_timeout_s: float = field(default=5.0, metadata={
+        "help": "Seconds to wait for OpenClaw's write lock on an agent database; past it the database is "
+                "a problem line and the next import reads it."})
     min_lineage_valid: float = field(default=98.0, metadata={
         "help": "--validate: minimum % of imported events with valid lineage (percent)."})
 
@@ -31,6 +34,8 @@ class ImportConfig:
         p = []
         if self.header_scan_bytes < 1024:
             p.append(f"header_scan_bytes={self.header_scan_bytes}: must be >= 1024; typical 65536")
+        if self.db_busy_timeout_s < 0:
+            p.append(f"db_busy_timeout_s={self.db_busy_timeout_s}: must be >= 0")
         return p + common_problems(self)
 
 

@@ -44,6 +44,7 @@ class Transcript:
     agent: str | None
     archived: str | None  # reset | deleted | bak | None (live)
     index_entry: dict[str, Any] | None = None
+    origin: str | None = None  # where the rows really are, when ``path`` is a copy (an agent database's session)
 
 
 def archive_kind(name: str) -> str | None:

@@ -86,6 +86,7 @@ class _FileImport:
                  q: Quarantine, rep: ImportReport) -> None:
         self.t, self.fh, self.out, self.cfg, self.state, self.q, self.rep = t, fh, out, cfg, state, q, rep
         self.file = str(t.path)
+        self.where = f"{self.file} ({t.origin})" if t.origin else self.file  # for report lines
         self.size = os.fstat(fh.fileno()).st_size
         self.session_id, self.bom = read_session_id(fh, t.path.name, cfg.header_scan_bytes, self.size)
         self.run_id = run_id_for(self.session_id)
@@ -96,11 +97,11 @@ class _FileImport:
     def run(self) -> None:
         st = self.state.runs.get(self.run_id)
         size = self.size
-        if st is not None and st.file == self.file and size == st.offset:
+        if st is not None and st.file == self.file and size == st.offset and self._same_prefix(st):
             self.rep.files_unchanged += 1
             return
         if st is not None and size < st.offset:
-            self.rep.skip(self.file, f"older or truncated copy of session {self.session_id} ({size} bytes < "
+            self.rep.skip(self.where, f"older or truncated copy of session {self.session_id} ({size} bytes < "
                                      f"{st.offset} imported from {st.file})")
             return
         mapper = SessionMapper(self.run_id)
@@ -112,7 +113,7 @@ class _FileImport:
                 return
             if mapper.events == 0 and not writer.existing:  # nothing importable (yet): no empty run
                 writer.abort()
-                self.rep.skip(self.file, "no importable rows yet (the lines read are quarantined or blank)")
+                self.rep.skip(self.where, "no importable rows yet (the lines read are quarantined or blank)")
                 self.rep.drift.update(mapper.drift)
                 self.state.runs[self.run_id] = RunState(self.file, done[0], done[2], done[1], 0)
                 return
@@ -121,13 +122,25 @@ class _FileImport:
             events_bytes = writer.close(session)
         except RunConflict as exc:
             writer.abort()
-            self.rep.skip(self.file, str(exc))
+            self.rep.skip(self.where, str(exc))
             return
         except BaseException:
             writer.abort()
             raise
         offset, lines, digest = done
         self._account(mapper, writer, st, RunState(self.file, offset, digest, lines, events_bytes))
+
+    def _same_prefix(self, st: RunState) -> bool:
+        """Whether a file of the imported size still holds the imported bytes: assumed for files
+        (transcripts are appended to, and reading each unchanged one would cost the import its
+        speed), checked for an agent database's session, whose rows can be rewritten in place."""
+        if self.t.origin is None:
+            return True
+        digest = xxhash.xxh3_128()
+        while chunk := self.fh.read(_READ_BUFFER):
+            digest.update(chunk)
+        self.fh.seek(self.bom)
+        return digest.hexdigest() == st.prefix_digest
 
     def _account(self, mapper: SessionMapper, writer: RunWriter, st: RunState | None, new: RunState) -> None:
         unchanged = writer.written == 0 and writer.existing and (st is None or new.offset == st.offset)
@@ -174,7 +187,7 @@ class _FileImport:
                 update(raw)
                 self._replay(mapper, raw, lineno, end == replay_to)
                 if end == replay_to and digest.hexdigest() != st.prefix_digest:
-                    self.rep.skip(self.file, f"content changed since it was imported into run {self.run_id} "
+                    self.rep.skip(self.where, f"content changed since it was imported into run {self.run_id} "
                                              f"(first {replay_to} bytes differ; imported from {st.file})")
                     return None
         pending = b""
@@ -211,7 +224,7 @@ class _FileImport:
         rep.lines_accepted += accepted
         rep.bytes_read += max(0, offset - replay_to)
         if st is not None and offset < replay_to:
-            rep.skip(self.file, f"shorter than what was imported into run {self.run_id}")
+            rep.skip(self.where, f"shorter than what was imported into run {self.run_id}")
             return None
         return offset, lines, digest.hexdigest()
 
@@ -233,7 +246,8 @@ class _FileImport:
             self._base = (Counter(mapper.drift), mapper.all_counts())
 
     def _quarantine(self, lineno: int, field: str, reason: str, raw: bytes) -> None:
-        self.rep.quarantine(f"{self.file}:{lineno}: {field}: {reason}")
+        row = f" ({self.t.origin}, its row {lineno} by seq)" if self.t.origin else ""
+        self.rep.quarantine(f"{self.file}:{lineno}{row}: {field}: {reason}")
         self.q.add(self.file, lineno, field, reason, raw)
 
 
@@ -302,7 +316,7 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
         stores: list[Path] = []
         transcripts = discover(paths, rep.problems, stores)
         for db in stores:  # current OpenClaw's SQLite transcripts, as files under .import/
-            transcripts += materialize(db, meta / SQLITE_CACHE, rep.problems)
+            transcripts += materialize(db, meta / SQLITE_CACHE, rep.problems, cfg.db_busy_timeout_s)
         if workers > 1 and len(transcripts) > 1:
             from tracebridge.importers.openclaw.parallel import import_parallel
 

@@ -24,3 +24,15 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
     """Every run file under a trace root (import state excluded), by relative path."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and ".import" not in p.parts}
+
+
+def feed_rows(mapper, rows: list[dict]) -> list[dict]:
+    """Every event a ``SessionMapper`` makes of ``rows`` (line numbers from 1), each schema-validated."""
+    from tracebridge.schema.events import validate_event
+
+    out = []
+    for i, r in enumerate(rows, 1):
+        out += mapper.feed(r, i)
+    for ev in out:
+        validate_event(ev)
+    return out

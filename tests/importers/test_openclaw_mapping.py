@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.importers.conftest import feed_rows
 from tracebridge.importers.openclaw.mapping import RowError, SessionMapper
-from tracebridge.schema.events import validate_event
 
 T = "2026-03-01T10:00:{:02d}.000Z".format
 
@@ -15,18 +15,9 @@ def _asst(content, stop="toolUse", **extra):
             "usage": {"input": 10, "output": 2, "cacheRead": 5, "cost": {"total": 0.25}}, "stopReason": stop, **extra}
 
 
-def _feed(m: SessionMapper, rows: list[dict]) -> list[dict]:
-    out = []
-    for i, r in enumerate(rows, 1):
-        out += m.feed(r, i)
-    for ev in out:
-        validate_event(ev)
-    return out
-
-
 def test_tool_calls_pair_with_results_and_retry_is_marked():
     m = SessionMapper("r")
-    evs = _feed(m, [
+    evs = feed_rows(m, [
         {"type": "session", "version": 3, "id": "s", "timestamp": T(0)},
         {"type": "message", "id": "u", "parentId": None, "timestamp": T(1), "message": {"role": "user", "content": "go"}},
         {"type": "message", "id": "a1", "parentId": "u", "timestamp": T(2), "message": _asst(
@@ -55,7 +46,7 @@ def test_tool_calls_pair_with_results_and_retry_is_marked():
 
 def test_stop_reasons_and_errors():
     m = SessionMapper("r")
-    evs = _feed(m, [
+    evs = feed_rows(m, [
         {"type": "message", "id": "a", "timestamp": T(1), "message": _asst([{"type": "text", "text": "done"}], "stop")},
         {"type": "message", "id": "b", "timestamp": T(2), "message": _asst([], "error", errorMessage="Request timed out.")},
         {"type": "message", "id": "c", "timestamp": T(3), "message": _asst([{"type": "text", "text": "part"}], "length")},
@@ -76,7 +67,7 @@ def test_stop_reasons_and_errors():
 
 def test_state_rows_and_steps():
     m = SessionMapper("r")
-    evs = _feed(m, [
+    evs = feed_rows(m, [
         {"type": "model_change", "id": "1", "parentId": None, "timestamp": T(1), "provider": "openai", "modelId": "g5"},
         {"type": "thinking_level_change", "id": "2", "parentId": "1", "timestamp": T(2), "thinkingLevel": "high"},
         {"type": "message", "id": "3", "parentId": "2", "timestamp": T(3), "message": {"role": "user", "content": "a"}},
@@ -111,7 +102,7 @@ def test_unmappable_rows_raise_with_the_field(row, field):
 
 def test_duplicate_row_ids_get_distinct_event_ids():
     m = SessionMapper("r")
-    evs = _feed(m, [{"type": "message", "id": "a", "timestamp": T(1), "message": {"role": "user", "content": "x"}},
+    evs = feed_rows(m, [{"type": "message", "id": "a", "timestamp": T(1), "message": {"role": "user", "content": "x"}},
                     {"type": "message", "id": "a", "timestamp": T(2), "message": {"role": "user", "content": "y"}}])
     assert evs[1]["event_id"] == "r:a~L2" and m.drift["row:duplicate_id"] == 1
 

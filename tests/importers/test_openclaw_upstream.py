@@ -17,11 +17,11 @@ from pathlib import Path
 
 import orjson
 
+from tests.importers.conftest import feed_rows
 from tracebridge.importers.openclaw import import_openclaw
 from tracebridge.importers.openclaw.discover import discover
 from tracebridge.importers.openclaw.mapping import SessionMapper
 from tracebridge.importers.openclaw.session import session_record
-from tracebridge.schema.events import validate_event
 
 T = "2026-03-01T10:00:{:02d}.000Z".format
 USAGE = {"input": 10, "output": 2, "cacheRead": 0, "cacheWrite": 0, "totalTokens": 12,
@@ -45,22 +45,13 @@ def _rows(*rows: dict) -> list[dict]:
     return out
 
 
-def _feed(m: SessionMapper, rows: list[dict]) -> list[dict]:
-    out = []
-    for i, r in enumerate(rows, 1):
-        out += m.feed(r, i)
-    for ev in out:
-        validate_event(ev)
-    return out
-
-
 HEADER = {"type": "session", "version": 3, "id": "s1", "timestamp": T(0), "cwd": "/home/u",
           "parentSession": "/home/u/.openclaw/agents/main/sessions/s0.jsonl"}
 
 
 def test_every_entry_type_and_role_of_the_writer_maps_without_drift():
     m = SessionMapper("r")
-    evs = _feed(m, [HEADER] + _rows(
+    evs = feed_rows(m, [HEADER] + _rows(
         {"type": "thinking_level_change", "thinkingLevel": "high"},
         {"type": "model_change", "provider": "anthropic", "modelId": "claude-sonnet-4-5"},
         {"type": "message", "message": {"role": "user", "timestamp": 1772359200000, "content": [
@@ -112,7 +103,7 @@ def test_every_entry_type_and_role_of_the_writer_maps_without_drift():
 
 def test_a_v2_hook_message_is_an_extension_message():
     m = SessionMapper("r")
-    evs = _feed(m, [{**HEADER, "version": 2}] + _rows(
+    evs = feed_rows(m, [{**HEADER, "version": 2}] + _rows(
         {"type": "message", "message": {"role": "hookMessage", "customType": "h", "content": "x", "display": True,
                                         "timestamp": 1772359200000}}))
     assert evs[1]["payload"]["source"] == "openclaw.custom_message:h"
@@ -121,7 +112,7 @@ def test_a_v2_hook_message_is_an_extension_message():
 
 def test_openclaw_written_assistant_messages_are_no_model_turns():
     m = SessionMapper("r")
-    evs = _feed(m, [HEADER] + _rows(
+    evs = feed_rows(m, [HEADER] + _rows(
         # transcript.ts mirrors a reply delivered through a channel; it is not a model's output
         {"type": "message", "message": _asst([{"type": "text", "text": "sent: invoice.pdf"}], model="delivery-mirror",
                                              provider="openclaw", api="openai-responses", usage=ZERO,
@@ -155,7 +146,7 @@ def test_a_branch_keeps_its_parent_and_the_session_names_its_leaf():
                  "summary": "asked for a shorter poem", "fromHook": False})
     rows.append({"type": "message", "id": "e6", "parentId": "b1", "timestamp": T(6),
                  "message": {"role": "user", "content": "longer", "timestamp": 3}})
-    evs = _feed(m, [HEADER] + rows)
+    evs = feed_rows(m, [HEADER] + rows)
     by_id = {e["event_id"]: e for e in evs}
     assert by_id["r:b1"]["parent_event_id"] == "r:e2.1"  # the fork point's last event (its worker_output)
     assert by_id["r:b1"]["payload"] == {"observation": {"fromId": "e2", "summary": "asked for a shorter poem",

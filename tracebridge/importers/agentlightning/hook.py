@@ -138,6 +138,8 @@ class RuntimeHook:
         run_id = run_id_for(rollout_id, "al-")  # the importer of stored spans gives the rollout the same run
         run = spans_to_events(spans, run_id, task, res.result, error)
         res.spans, res.span_kinds = len(spans), dict(run.kinds)
+        for sid, attribute, why in run.problems:  # the agent's own spans: its log is where they are seen
+            log.warning("rollout %s: span %s: %s: %s", rollout_id, sid, attribute, why)
         res.tool_schemas = {k: run.tool_schemas[k] for k in ("recorded", "missing")}
         if self.keep_spans:
             res.raw_spans = spans

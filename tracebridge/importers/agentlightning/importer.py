@@ -77,6 +77,7 @@ class SpanImportReport(ImportReport):
     rollouts_skipped: int = 0
     spans_superseded: int = 0  # spans of earlier attempts (a run holds the latest attempt's)
     events_dropped: int = 0
+    span_problems: int = 0  # span attributes not read (listed in ``problems``, the first ``max_listed``)
     records: Counter[str] = field(default_factory=Counter)
     # model calls of the rollouts mapped whose tool schemas the spans held (recorded) or not (missing: their
     # rows get the run's schemas, inferred from the arguments unless tools.schemas_file has them)
@@ -284,8 +285,9 @@ class _Import:
         why = entry.failure(attempt)
         run_id = run_id_for(rid, "al-")
         try:
+            refs = [r for _, _, r in entry.attempts[attempt]]
             spans = [self.index.agl.Span.model_validate_json(self.reader.read(r)).model_dump(mode="json")
-                     for _, _, r in entry.attempts[attempt]]
+                     for r in refs]
             task = orjson.loads(self.reader.read(entry.record))["input"] if entry.record else task_from_spans(spans, rid)
             run = spans_to_events(spans, run_id, task, None, RolloutFailed(why) if why else None)
         except (OSError, ValueError, TypeError, OverflowError) as exc:  # one bad rollout, not the whole import
@@ -299,13 +301,14 @@ class _Import:
             events_bytes = writer.close(session_record(
                 run, run_id, goal_family=self.cfg.goal_family, spans=len(spans), dropped=dropped, ref=rid,
                 extra={k: v for k, v in extra.items() if v is not None}))
-        except (RunConflict, ValueError) as exc:  # ValueError: a session.json the schema rejects
-            writer.abort()
-            self._skip(rid, f"rollout {rid}: {exc}")
+        except (RunConflict, ValueError, TypeError) as exc:  # a session.json the schema rejects, a value JSON
+            writer.abort()  # cannot hold (an integer past 64 bits)
+            self._skip(rid, f"rollout {rid}: {type(exc).__name__}: {exc}")
             return
         except BaseException:
             writer.abort()
             raise
+        self._problems(refs, spans, run.problems)
         if writer.existing and writer.written == 0:  # written before, state lost: the same bytes
             rep.rollouts_unchanged += 1
         else:
@@ -321,6 +324,18 @@ class _Import:
         state.rollouts[rid] = {"run_id": run_id, "records": len(entry.refs), "events_bytes": events_bytes,
                                "lines": entry.line_digests()}
         state.pending.pop(rid, None)
+
+    def _problems(self, refs: list[Ref], spans: list[dict[str, Any]], problems: list[tuple[str, str, str]]) -> None:
+        """List a mapped rollout's span problems as ``file:line: span <id>: attribute: reason`` (the lines
+        of every record of that span id), counting all of them."""
+        where: dict[str, list[str]] = {}
+        for ref, span in zip(refs, spans):
+            where.setdefault(str(span.get("span_id")), []).append(f"{ref.file}:{ref.line}")
+        rep = self.rep
+        for sid, attribute, why in problems:
+            rep.span_problems += 1
+            if rep.span_problems <= rep.max_listed:
+                rep.problems.append(f"{', '.join(where.get(sid, ['?']))}: span {sid}: {attribute}: {why}")
 
     def _skip(self, where: str, why: str) -> None:
         self.rep.rollouts_skipped += 1

@@ -42,6 +42,9 @@ from tracebridge.importers.openclaw.content import MAX_TOKENS
 from tracebridge.schema.canonical import canonical_json, sha256_json
 
 MAX_GAP = 64  # how far past its records a numbered list may run (its gaps None)
+MAX_TOKEN_IDS = 1 << 21  # ids per list: more than any model's context (a corrupt record)
+MAX_TOKEN_ID = 1 << 32  # ids are vocabulary indices: beyond it (or negative) the record is corrupt
+Problems = list[tuple[str, str]]  # (attribute, reason): what a span holds that could not be read
 _OP_IN, _OP_OUT = "agentlightning.operation.input", "agentlightning.operation.output"  # a weave call's
 
 def unflatten(attrs: dict[str, Any], prefix: str) -> Any:
@@ -102,11 +105,11 @@ def _amount(value: Any, limit: float) -> float:
 
 
 def llm_block(span: dict[str, Any], attrs: dict[str, Any], requests: list[dict[str, Any]],
-               conv: list[Any]) -> tuple[dict[str, Any], str, list[Any]]:
+              conv: list[Any], problems: Problems | None = None) -> tuple[dict[str, Any], str, list[Any]]:
     """The ``llm`` block of a model-call span; ``requests`` are its agentops ``tool_call.*`` child spans,
-    ``conv`` the previous call's prompt + reply."""
-    prompt = _prompt(attrs, conv)
-    completion = _completion(attrs)
+    ``conv`` the previous call's prompt + reply; what could not be read is added to ``problems``."""
+    prompt = _prompt(attrs, conv, problems)
+    completion = _completion(attrs, problems)
     request = unflatten(attrs, "gen_ai.request") or {}
     request = request if isinstance(request, dict) else {}
     model = str(request.get("model") or attrs.get("gen_ai.response.model") or "unknown")
@@ -136,26 +139,49 @@ def _reply_text(content: Any) -> str | None:
     return content if isinstance(content, str) else None
 
 
-def token_ids(attrs: dict[str, Any]) -> dict[str, list[int]]:
+def token_ids(attrs: dict[str, Any], problems: Problems | None = None) -> dict[str, list[int]]:
     """The token ids a call's spans recorded, where Agent Lightning's adapters look for them: its own
     instrumentation's ``prompt_token_ids`` / ``response_token_ids`` (from a vLLM reply), the weave tracer's
     ``agentlightning.operation.output.*``, and LiteLLM's provider payload (``raw_gen_ai_request``:
-    ``llm.<provider>.prompt_token_ids``, ``.response_token_ids`` or ``.choices``, Python reprs); a value
-    that is not a list of integers is left out."""
+    ``llm.<provider>.prompt_token_ids``, ``.response_token_ids`` or ``.choices``, Python reprs). A value
+    that is not a list of at most ``MAX_TOKEN_IDS`` integers in [0, ``MAX_TOKEN_ID``) is left out and added
+    to ``problems``: ids that are not the call's would train on text it never saw."""
     raw = sorted(k for k in attrs if k.startswith("llm.") and k.count(".") == 2)
-    found = {"prompt_token_ids": [attrs.get("prompt_token_ids"), attrs.get(f"{_OP_OUT}.prompt_token_ids"),
-                                  *(attrs[k] for k in raw if k.endswith(".prompt_token_ids"))],
-             "response_token_ids": [attrs.get("response_token_ids"), attrs.get(f"{_OP_OUT}.response_token_ids.0"),
-                                    attrs.get(f"{_OP_OUT}.choices.0.token_ids"),
-                                    attrs.get(f"{_OP_OUT}.choices.0.provider_specific_fields.token_ids"),
-                                    *(attrs[k] for k in raw if k.endswith(".response_token_ids")),
-                                    *(_first_choice_ids(attrs[k]) for k in raw if k.endswith(".choices"))]}
+    found = {"prompt_token_ids": ["prompt_token_ids", f"{_OP_OUT}.prompt_token_ids",
+                                  *(k for k in raw if k.endswith(".prompt_token_ids"))],
+             "response_token_ids": ["response_token_ids", f"{_OP_OUT}.response_token_ids.0",
+                                    f"{_OP_OUT}.choices.0.token_ids",
+                                    f"{_OP_OUT}.choices.0.provider_specific_fields.token_ids",
+                                    *(k for k in raw if k.endswith((".response_token_ids", ".choices")))]}
     out = {}
-    for key, values in found.items():
-        ids = next((i for i in map(_ids, values) if i), None)
-        if ids:
-            out[key] = ids
+    for name, keys in found.items():
+        for key in keys:
+            value = _first_choice_ids(attrs.get(key)) if key.startswith("llm.") and key.endswith(".choices") \
+                else attrs.get(key)
+            if value is None:
+                continue
+            ids = _ids(value)
+            if ids is None:
+                _note(problems, key, f"not a list of at most {MAX_TOKEN_IDS} token ids (integers in "
+                                     f"[0, {MAX_TOKEN_ID})): {preview(value)}")
+            elif name not in out:
+                out[name] = ids
     return out
+
+
+def _note(problems: Problems | None, attribute: str, reason: str) -> None:
+    if problems is not None:
+        problems.append((attribute, reason))
+
+
+def preview(value: Any, limit: int = 80) -> str:
+    """A short ``repr`` of a bad value for a problem line (a value may be megabytes)."""
+    if isinstance(value, str):
+        return repr(value[:limit]) + (f"... ({len(value)} characters)" if len(value) > limit else "")
+    if isinstance(value, (list, dict)) and len(value) >= 64:
+        return f"<{type(value).__name__} of {len(value)}>"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _literal(value: Any) -> Any:
@@ -174,7 +200,8 @@ def _ids(value: Any) -> list[int] | None:
     value = _literal(value)
     if isinstance(value, list) and value and isinstance(value[0], list):
         value = value[0]
-    ok = isinstance(value, list) and value and all(isinstance(i, int) and not isinstance(i, bool) for i in value)
+    ok = isinstance(value, list) and 0 < len(value) <= MAX_TOKEN_IDS and all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 <= i < MAX_TOKEN_ID for i in value)
     return value if ok else None
 
 
@@ -218,21 +245,45 @@ def weave_llm_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def prompt_messages(attrs: dict[str, Any]) -> list[Any]:
-    """The call's prompt as recorded: the ``gen_ai.prompt.N`` messages, else ``gen_ai.system_instructions``
-    + ``gen_ai.input.messages`` as OpenAI chat messages (None for a record that could not be read)."""
+def prompt_messages(attrs: dict[str, Any], problems: Problems | None = None) -> list[Any]:
+    """The call's prompt as recorded: the ``gen_ai.prompt.N`` messages (which win: the JSON attributes are
+    then not read), else ``gen_ai.system_instructions`` + ``gen_ai.input.messages`` as OpenAI chat messages
+    (None for a record that could not be read, with the reason added to ``problems``)."""
     flat = [_decoded(m) for m in numbered(attrs, "gen_ai.prompt")]
     if flat:
         return flat
-    system = maybe_json(attrs.get("gen_ai.system_instructions"))
+    key = "gen_ai.system_instructions"
+    system = maybe_json(attrs.get(key))
     if isinstance(system, list) and all(isinstance(p, dict) and "role" not in p for p in system):
         system = [{"role": "system", "parts": system}]  # the conventions' shape: a list of parts
     head = ([{"role": "system", "content": system}] if isinstance(system, str) and system else
-            semconv_messages(system) if isinstance(system, list) else [])
-    return [*head, *semconv_messages(maybe_json(attrs.get("gen_ai.input.messages")))]
+            semconv_messages(system, key, problems) if isinstance(system, list) else [])
+    if system is not None and not isinstance(system, (str, list)):
+        _note(problems, key, f"neither text nor a JSON list of parts or messages: {preview(system)}")
+        head = [None]
+    return [*head, *_json_messages(attrs, "gen_ai.input.messages", problems)]
 
 
-def _completion(attrs: dict[str, Any]) -> list[Any]:
+def _json_messages(attrs: dict[str, Any], key: str, problems: Problems | None) -> list[Any]:
+    """The JSON messages attribute ``key`` as OpenAI chat messages; ``[None]`` (a message that could not be
+    read: the call gives no row) when it is present but no JSON list, such as a value cut short."""
+    raw = attrs.get(key)
+    if raw is None:
+        return []
+    value = maybe_json(raw)
+    if isinstance(value, list):
+        return semconv_messages(value, key, problems)
+    why = "not a JSON list"
+    if isinstance(raw, str) and raw[:1] in "{[" and value is raw:
+        try:
+            orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            why = f"not valid JSON ({exc}; {len(raw)} characters: cut short?)"
+    _note(problems, key, f"{why}: {preview(raw)}")
+    return [None]
+
+
+def _completion(attrs: dict[str, Any], problems: Problems | None = None) -> list[Any]:
     """The reply records ``gen_ai.completion.N`` (with LiteLLM's ``function_call`` records as the first
     record's tool calls), else ``gen_ai.output.messages``."""
     completion = numbered(attrs, "gen_ai.completion")
@@ -243,27 +294,62 @@ def _completion(attrs: dict[str, Any]) -> list[Any]:
         return completion
     if calls:  # litellm: the K-th tool call of the reply as ``gen_ai.completion.K.function_call``, no id
         return [{**first, "tool_calls": calls}]
-    return semconv_messages(maybe_json(attrs.get("gen_ai.output.messages"))) or completion
+    return _json_messages(attrs, "gen_ai.output.messages", problems) or completion
 
 
-def semconv_messages(messages: Any) -> list[Any]:
+def reply_of(attrs: dict[str, Any]) -> tuple[str | None, list[tuple[str, Any]]]:
+    """A call's reply as recorded on its span: its text, and its tool calls as (name, decoded arguments);
+    ids left out (LiteLLM records none). Two spans of one call agree on it."""
+    completion = _completion(attrs)
+    first = completion[0] if completion and isinstance(completion[0], dict) else {}
+    return _reply_text(first.get("content")), [(c["name"], maybe_json(c["arguments"])) for c in completion_calls(first)]
+
+
+def semconv_messages(messages: Any, key: str = "messages", problems: Problems | None = None) -> list[Any]:
     """GenAI semantic-convention messages (``{role, parts}``) as OpenAI chat messages: text parts as the
     content (one part: its text; several: OpenAI text parts), ``tool_call`` parts as ``tool_calls``, a
-    ``tool_call_response`` part as a tool message; other parts (an image) kept as content parts. A message
-    that is no object is None (as a ``gen_ai.prompt.N`` gap)."""
-    return [_semconv_message(m) for m in messages] if isinstance(messages, list) else []
+    ``tool_call_response`` part as a tool message; parts of other types (an image) kept as content parts.
+    A message that cannot be read whole (no object with a role, ``parts`` or ``tool_calls`` no list of
+    objects, a part without a type, a text part whose content is no string) is None (as a
+    ``gen_ai.prompt.N`` gap: no row teaches a message cut short), its reason added to ``problems`` as
+    ``key[i]...``."""
+    if not isinstance(messages, list):
+        return []
+    out = []
+    for i, m in enumerate(messages):
+        why = _unreadable(m)
+        if why is not None:
+            _note(problems, f"{key}[{i}]{why[0]}", why[1])
+        out.append(None if why is not None else _semconv_message(m))
+    return out
 
 
-def _semconv_message(m: Any) -> dict[str, Any] | None:
+def _unreadable(m: Any) -> tuple[str, str] | None:
+    """(where in the message, why) it cannot be read whole; None when it can."""
     if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-        return None
+        return "", f"not a message object with a role: {preview(m)}"
+    for name in ("parts", "tool_calls"):
+        items = m.get(name)
+        if items is not None and not (isinstance(items, list) and all(isinstance(x, dict) for x in items)):
+            return f".{name}", f"not a list of objects: {preview(items)}"
+    for j, p in enumerate(m.get("parts") or []):
+        if not isinstance(p.get("type"), str):
+            return f".parts[{j}]", f"a part without a type: {preview(p)}"
+        if p["type"] == "text" and not isinstance(p.get("content"), (str, type(None))):
+            return f".parts[{j}].content", f"a text part whose content is no string: {preview(p.get('content'))}"
+        if p["type"] == "tool_call" and not (isinstance(p.get("name"), str) and p["name"]):
+            return f".parts[{j}].name", f"a tool call without a name: {preview(p.get('name'))}"
+    return None
+
+
+def _semconv_message(m: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"role": m["role"]}
     content: list[Any] = []
-    calls = list(m["tool_calls"]) if isinstance(m.get("tool_calls"), list) else []
-    for p in m.get("parts") if isinstance(m.get("parts"), list) else []:
-        kind = p.get("type") if isinstance(p, dict) else None
+    calls = list(m.get("tool_calls") or [])
+    for p in m.get("parts") or []:
+        kind = p["type"]
         if kind == "text":
-            content.append({"type": "text", "text": str(p.get("content") or "")})
+            content.append({"type": "text", "text": p.get("content") or ""})
         elif kind == "tool_call" and not m.get("tool_calls"):
             args = p.get("arguments")
             calls.append({"id": p.get("id"), "name": p.get("name"),
@@ -272,7 +358,7 @@ def _semconv_message(m: Any) -> dict[str, Any] | None:
             out["role"], out["tool_call_id"] = "tool", str(p.get("id") or m.get("tool_call_id") or "")
             resp = p.get("response")
             content.append({"type": "text", "text": resp if isinstance(resp, str) else orjson.dumps(resp).decode()})
-        elif isinstance(p, dict) and kind != "reasoning":  # reasoning: no content the model writes back
+        elif kind != "reasoning":  # reasoning: no content the model writes back
             content.append(p)
     if all(isinstance(c, dict) and c.get("type") == "text" for c in content):
         out["content"] = "".join(c["text"] for c in content) if len(content) <= 1 else content
@@ -289,10 +375,13 @@ def _semconv_message(m: Any) -> dict[str, Any] | None:
     return out
 
 
-def _prompt(attrs: dict[str, Any], conv: list[Any]) -> list[Any]:
-    """The prompt messages (``prompt_messages``); a missing one is taken from ``conv`` (the previous call's
-    prompt + reply) when the prompt so far is that conversation, else left None."""
-    prompt = prompt_messages(attrs)
+def _prompt(attrs: dict[str, Any], conv: list[Any], problems: Problems | None) -> list[Any]:
+    """The prompt messages (``prompt_messages``); a ``gen_ai.prompt.N`` record the instrumentation left out is
+    taken from ``conv`` (the previous call's prompt + reply) when the prompt so far is that conversation, else
+    left None. A JSON message that could not be read stays None: it was recorded, not left out."""
+    prompt = prompt_messages(attrs, problems)
+    if not numbered(attrs, "gen_ai.prompt"):
+        return prompt
     for i, m in enumerate(prompt):
         if m is None and i < len(conv) and prompt[:i] == conv[:i]:
             prompt[i] = conv[i]

@@ -14,7 +14,10 @@ and ``episode_end``. Other spans are structure only: their children attach to th
 ancestor, and their names are counted as drift, except AgentOps' session span, its ``tool_call.*``
 spans (the tool calls of a model's reply, read into that call's ``llm`` block), LiteLLM's
 ``raw_gen_ai_request`` (the provider payload of the ``litellm_request`` span above it) and a second span
-of a model call already mapped (the same ``gen_ai.response.id``: the client's span and the LLM proxy's).
+of a model call already mapped (the client's span and the LLM proxy's: the same ``gen_ai.response.id``,
+overlapping times, an agreeing reply; see ``_kinds``). What a span holds that cannot be read (a reward that
+is no finite number, token ids, message attributes, a second record of a span id) is listed in
+``SpanRun.problems`` under its span id; the rest of the span is mapped.
 
 How model-call spans become ``llm`` blocks (and the two instrumentation shapes read) is in ``llm_calls``.
 A tool span with no ``tool.call.id`` (``agl.operation``) takes the id of the tool call it ran from the
@@ -33,8 +36,11 @@ from typing import Any
 import orjson
 
 from tracebridge.importers.agentlightning.llm_calls import (
+    Problems,
     llm_block,
     maybe_json,
+    preview,
+    reply_of,
     token_ids,
     unflatten,
     weave_llm_attrs,
@@ -50,7 +56,7 @@ OBJECT = "agentlightning.object"
 RAW_REQUEST = "raw_gen_ai_request"  # litellm: the provider payload of the ``litellm_request`` span above it
 REPLY_TOOL_CALL = "tool_call."  # agentops: one child span per tool call of a model's reply
 # kinds that are part of another span or of the tracer: no event, no drift
-STRUCTURE = ("llm_tool_call", "session", "llm_raw", "llm_duplicate")
+STRUCTURE = ("llm_tool_call", "session", "llm_raw", "llm_duplicate", "copy")
 _LLM_NAME = re.compile(r"chat\.completion|completion|llm|litellm", re.IGNORECASE)
 _LLM_ATTRS = ("gen_ai.prompt.", "gen_ai.completion.", "gen_ai.input.messages", "gen_ai.output.messages")
 _AGENTOPS_OUTPUT = ("agentops.task.output", "agentops.entity.output")  # the deprecated ``@reward`` decorator
@@ -58,7 +64,29 @@ _WEAVE_CHOICES = "agentlightning.operation.output.choices."  # the weave tracer'
 
 
 def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not math.isnan(v)
+    """A reward value: a finite number (not a bool: ``True`` is no score, NaN or inf no training signal)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def reward_problems(name: str, attrs: dict[str, Any]) -> Problems:
+    """The reward attributes of a span whose value is no finite number (a string, a bool, NaN, inf, an
+    object), as (attribute, reason): ``reward_of`` leaves them out. The AgentOps decorator's ``null``
+    (no reward) is none."""
+    out: Problems = []
+    dims = unflatten(attrs, "agentlightning.reward")
+    for i, d in enumerate(dims if isinstance(dims, list) else [] if dims is None else [dims]):
+        value = d.get("value") if isinstance(d, dict) else d
+        if not _number(value):
+            out.append((f"agentlightning.reward.{i}.value", f"not a finite number: {preview(value)}"))
+    for key in _AGENTOPS_OUTPUT:
+        output = maybe_json(attrs.get(key))
+        if isinstance(output, dict) and output.get("type") == "reward" and output.get("value") is not None \
+                and not _number(output["value"]):
+            out.append((key, f"value not a finite number: {preview(output['value'])}"))
+    legacy = attrs.get("reward") if name == ANNOTATION else None
+    if legacy is not None and not _number(legacy):
+        out.append(("reward", f"not a finite number: {preview(legacy)}"))
+    return out
 
 
 def reward_of(name: str, attrs: dict[str, Any]) -> tuple[float, dict[str, float]] | None:
@@ -117,6 +145,9 @@ class SpanRun:
     # tools, or whose prompt holds tool calls or results, without them (``missing``: their rows fall back to
     # the run's schemas, inferred unless configured)
     tool_schemas: Counter[str] = field(default_factory=Counter)
+    # (span id, attribute, reason): what a span holds that was not read (a bad reward, token ids, messages
+    # cut short, a second record of one span id, a response id two calls share)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _iso(t: Any) -> str | None:
@@ -152,6 +183,10 @@ class _Builder:
         self.out.events.append(ev)
         self.last, self.last_ts = eid, ts
         return eid
+
+    def note(self, span: dict[str, Any], problems: Problems) -> None:
+        """Add a span's problems (attribute, reason) to the run's, under its span id."""
+        self.out.problems.extend((str(span.get("span_id")), a, why) for a, why in problems)
 
 
 def _tool(b: _Builder, span: dict[str, Any], attrs: dict[str, Any], parent: str | None) -> str:
@@ -192,7 +227,9 @@ def _claim(pending: list[dict[str, Any]], name: str, args: Any) -> str | None:
 def _llm_action(b: _Builder, span: dict[str, Any], parent: str | None, first_tool: dict[str, Any] | None,
                 parts: list[dict[str, Any]]) -> str:
     requests = [s for s in parts if span_kind(s) == "llm_tool_call"]
-    llm, model, prompt = llm_block(span, span.get("attributes") or {}, requests, b.conv)
+    problems: Problems = []
+    llm, model, prompt = llm_block(span, span.get("attributes") or {}, requests, b.conv, problems)
+    b.note(span, problems)
     b.out.model = b.out.model or model
     b.out.tokens += llm["usage"]["input_tokens"] + llm["usage"]["output_tokens"]
     b.out.cost += llm["usage"]["cost_usd"]
@@ -202,8 +239,12 @@ def _llm_action(b: _Builder, span: dict[str, Any], parent: str | None, first_too
             isinstance(m, dict) and (m.get("tool_calls") or m.get("role") in ("tool", "function")) for m in prompt):
         b.out.tool_schemas["missing"] += 1
     reply: dict[str, Any] = {"role": "assistant"}
-    labels = next((ids for ids in map(token_ids, [span.get("attributes") or {},
-                                                   *((s.get("attributes") or {}) for s in parts)]) if ids), {})
+    labels: dict[str, Any] = {}
+    for s in [span, *parts]:  # the call's own span first, then the other records of it
+        found: Problems = []
+        ids = token_ids(s.get("attributes") or {}, found)
+        labels = labels or ids
+        b.note(s, found)
     if llm["response"] is not None:
         reply["content"] = llm["response"]
     payload: dict[str, Any] = {"action": "respond", "reasoning_summary": None}
@@ -285,19 +326,21 @@ def spans_to_events(spans: list[dict[str, Any]], run_id: str, task: Any, result:
                     error: BaseException | None = None) -> SpanRun:
     """Map one rollout's spans (plus its task, result and error) to the events of one run."""
     b = _Builder(run_id)
-    ordered = ordered_spans(spans)
+    ordered = ordered_spans(_distinct(spans, b))
     goal = task.get("goal") or task.get("question") if isinstance(task, dict) else None
     root = b.emit("planner_input", "planner", {"goal": str(goal if goal is not None else task),
                                                "observation": _jsonable(task)}, None,
                   ordered[0].get("start_time") if ordered else None)
     mapped: dict[str, str] = {}
     parents = {s.get("span_id"): s.get("parent_id") for s in ordered}
-    kinds = _kinds(ordered)
-    first_tool, parts = _children(ordered, kinds)
+    kinds, same_call = _kinds(ordered, b)
+    first_tool, parts = _children(ordered, kinds, same_call)
     for span, kind in zip(ordered, kinds):
         b.out.kinds[kind] += 1
-        anc, parent = span.get("parent_id"), None
-        while anc is not None and parent is None:  # nearest mapped ancestor, else the previous event
+        b.note(span, reward_problems(span.get("name") or "", span.get("attributes") or {}))
+        anc, parent, seen = span.get("parent_id"), None, set()
+        while anc is not None and parent is None and anc not in seen:  # nearest mapped ancestor (a parent
+            seen.add(anc)  # cycle, or a span its own parent, ends the walk), else the previous event
             parent, anc = mapped.get(anc), parents.get(anc)
         sid = span.get("span_id")
         eid = _map_span(b, span, kind, parent or b.last or root, first_tool.get(sid), parts.get(sid))
@@ -330,22 +373,73 @@ def ordered_spans(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _kinds(ordered: list[dict[str, Any]]) -> list[str]:
-    """``span_kind`` of each span; an LLM span whose ``gen_ai.response.id`` an earlier one has is the same
-    call recorded twice (the agent's client and Agent Lightning's LLM proxy each record it): ``llm_duplicate``,
-    as Agent Lightning's adapters count a response once."""
-    kinds, seen = [], set()
+def _distinct(spans: list[dict[str, Any]], b: _Builder) -> list[dict[str, Any]]:
+    """The spans with one record per span id: a copy of a record (a store dumped into two files) is
+    dropped; of records that differ, the one written last (highest ``sequence_id``, then the greatest
+    bytes: the same whatever the order of records) is kept and the others are problems, so no span is
+    mapped twice and every child finds one parent."""
+    by_id: dict[Any, list[dict[str, Any]]] = {}
+    for s in spans:
+        by_id.setdefault(s.get("span_id"), []).append(s)
+    out = []
+    for same in by_id.values():
+        if len(same) == 1:
+            out.append(same[0])
+            continue
+        keep = max(same, key=lambda s: (s.get("sequence_id") or 0, orjson.dumps(s, option=orjson.OPT_SORT_KEYS)))
+        out.append(keep)
+        for s in same:
+            if s is keep:
+                continue
+            if s == keep:
+                b.out.kinds["copy"] += 1
+            else:
+                b.note(s, [("span_id", (f"recorded again with other content (sequence_id {s.get('sequence_id')}): "
+                                       f"the record with sequence_id {keep.get('sequence_id')} is mapped"))])
+    return out
+
+
+def _kinds(ordered: list[dict[str, Any]], b: _Builder) -> tuple[list[str], dict[Any, Any]]:
+    """``span_kind`` of each span, and which ``llm_duplicate`` span is a second record of which call.
+
+    An LLM span is the same call as an earlier one (the agent's client and Agent Lightning's LLM proxy
+    each record it; Agent Lightning's adapters count a response once) when it has the earlier span's
+    non-empty ``gen_ai.response.id``, their times overlap (one request in flight) and their replies agree
+    where both recorded one (text, tool names and arguments). A shared id alone is no evidence: a provider
+    may return one id for every call, and merging two calls would lose one; such a span stays a call and
+    is a problem."""
+    kinds: list[str] = []
+    same_call: dict[Any, Any] = {}
+    calls: dict[str, list[dict[str, Any]]] = {}  # response id → the spans mapped as calls with it
     for s in ordered:
         kind = span_kind(s)
         rid = (s.get("attributes") or {}).get("gen_ai.response.id") if kind == "llm" else None
         if isinstance(rid, str) and rid:
-            kind = "llm_duplicate" if rid in seen else kind
-            seen.add(rid)
+            earlier = calls.setdefault(rid, [])
+            match = next((e for e in earlier if _same_call(e, s)), None)
+            if match is not None:
+                kind, same_call[s.get("span_id")] = "llm_duplicate", match.get("span_id")
+            else:
+                if earlier:
+                    b.note(s, [("gen_ai.response.id", (f"{rid!r} is also the id of span {earlier[0].get('span_id')}, "
+                                                      "whose time or reply differs: mapped as a call of its own"))])
+                earlier.append(s)
         kinds.append(kind)
-    return kinds
+    return kinds, same_call
 
 
-def _children(ordered: list[dict[str, Any]], kinds: list[str]
+def _same_call(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two spans with one response id record one call: times overlap, replies agree."""
+    times = [a.get("start_time"), a.get("end_time"), b.get("start_time"), b.get("end_time")]
+    if not all(isinstance(t, (int, float)) and math.isfinite(t) for t in times):
+        return False
+    if times[0] > times[3] or times[2] > times[1]:
+        return False
+    (text_a, calls_a), (text_b, calls_b) = reply_of(a.get("attributes") or {}), reply_of(b.get("attributes") or {})
+    return (not text_a or not text_b or text_a == text_b) and (not calls_a or not calls_b or calls_a == calls_b)
+
+
+def _children(ordered: list[dict[str, Any]], kinds: list[str], same_call: dict[Any, Any]
               ) -> tuple[dict[Any, dict[str, Any]], dict[Any, list[dict[str, Any]]]]:
     """Per LLM span: its first tool span child (tools it ran inside the call), and the spans that are part
     of it: the agentops ``tool_call.*`` spans of its reply (children; one with another parent goes to the
@@ -355,24 +449,19 @@ def _children(ordered: list[dict[str, Any]], kinds: list[str]
     first_tool: dict[Any, dict[str, Any]] = {}
     parts: dict[Any, list[dict[str, Any]]] = {}
     last_llm = None
-    by_response: dict[Any, Any] = {}  # response id → the span mapped for that call
-    alias: dict[Any, Any] = {}  # an ``llm_duplicate`` span → the span mapped for its call
     for s, kind in zip(ordered, kinds):
-        sid, rid = s.get("span_id"), (s.get("attributes") or {}).get("gen_ai.response.id")
+        sid = s.get("span_id")
         if kind == "llm":
             last_llm = sid
-            if isinstance(rid, str):
-                by_response.setdefault(rid, sid)
         elif kind == "llm_duplicate":
-            alias[sid] = by_response[rid]
-            parts.setdefault(alias[sid], []).append(s)
+            parts.setdefault(same_call[sid], []).append(s)
         elif kind == "tool" and s.get("parent_id") is not None:
             first_tool.setdefault(s["parent_id"], s)
         elif kind == "llm_tool_call":
             owner = s.get("parent_id") if kind_of.get(s.get("parent_id")) == "llm" else last_llm
             parts.setdefault(owner, []).append(s)
         elif kind == "llm_raw":
-            parts.setdefault(alias.get(s.get("parent_id"), s.get("parent_id")), []).append(s)
+            parts.setdefault(same_call.get(s.get("parent_id"), s.get("parent_id")), []).append(s)
     return first_tool, parts
 
 

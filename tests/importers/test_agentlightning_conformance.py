@@ -106,7 +106,9 @@ def test_llm_proxy_spans_become_calls_and_rows(tmp_path: Path, otel_exporter: An
     first, second = [e for e in _events(run_dir) if e["event_type"] == "worker_action"]
     assert json.loads(first["llm"]["rendered_prompt"]) == [SYSTEM, USER]
     assert first["payload"]["action"] == "tool_call" and first["payload"]["args"] == {"city": "Paris"}
-    assert first["llm"]["tool_calls"] == [{"id": "call_0", "name": "get_weather", "arguments": '{"city": "Paris"}'}]
+    # LiteLLM recorded no id for the reply's tool call: the next prompt's echo of it gives the real one
+    assert first["llm"]["tool_calls"] == [{"id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'}]
+    assert rep.to_dict()["tool_call_ids"] == {"reconciled": 1, "unrecorded": 0} and "labels" not in first
     assert first["llm"]["tools"] == [WEATHER] and first["llm"]["usage"]["input_tokens"] == 12
     assert first["llm"]["model"] == "qwen" and first["llm"]["params"]["temperature"] == 0.5
     prompt = json.loads(second["llm"]["rendered_prompt"])
@@ -119,6 +121,93 @@ def test_llm_proxy_spans_become_calls_and_rows(tmp_path: Path, otel_exporter: An
             for x in f.read_bytes().splitlines()]
     assert [r["messages"][-1]["content"] for r in rows] == ["", "Sunny, 21 C."]
     assert rows[1]["messages"][:2] == [SYSTEM, USER] and rows[1]["messages"][3]["tool_call_id"] == "call_1"
+
+
+def _tool_span(rollout: dict[str, Any], start: float, city: str, ok: bool) -> dict[str, Any]:
+    """The agent's ``agl.operation`` span of the tool it ran (no ``tool.call.id``), in ``rollout``'s rollout."""
+    attrs = {"agentlightning.operation.name": "get_weather", "agentlightning.operation.input.city": city,
+             "agentlightning.operation.output": "sunny, 21 C" if ok else "weather service down"}
+    span = _span("agentlightning.operation", attrs, 90).model_dump(mode="json")
+    status = {"status_code": "OK"} if ok else {"status_code": "ERROR", "description": "weather service down"}
+    return {**span, "rollout_id": rollout["rollout_id"], "attempt_id": rollout["attempt_id"], "sequence_id": 90,
+            "start_time": start, "end_time": start + 1e-4, "status": status}
+
+
+def _import_rows(tmp_path: Path, spans: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]], list[Any]]:
+    """(import report, the run's events, its ``worker_sft`` rows) of spans through the importer and export."""
+    (tmp_path / "spans.jsonl").write_bytes(b"".join(orjson.dumps(s) + b"\n" for s in spans))
+    rep = import_agentlightning([tmp_path / "spans.jsonl"], tmp_path / "t")
+    assert rep.reconciles and rep.runs_written == 1, rep.to_dict()
+    (run_dir,) = [p for p in (tmp_path / "t").iterdir() if p.name.startswith("al-")]
+    res = export_traces(tmp_path / "t", tmp_path / "b")
+    rows = [orjson.loads(x) for f in sorted((res.path / "views" / "worker_sft").glob("*.jsonl"))
+            for x in f.read_bytes().splitlines()]
+    return rep, _events(run_dir), rows
+
+
+def test_proxy_reply_tool_calls_take_the_ids_the_next_prompt_shows(tmp_path: Path, otel_exporter: Any) -> None:
+    real = {**CALL, "id": "call_abc123"}
+    assistant = {"role": "assistant", "content": None, "tool_calls": [real]}
+    tool = {"role": "tool", "tool_call_id": "call_abc123", "content": "weather service down"}
+    spans = _litellm_spans(otel_exporter, [([SYSTEM, USER], assistant, "chatcmpl-1"),
+                                           ([SYSTEM, USER, assistant, tool], {"role": "assistant", "content": "Unknown."},
+                                            "chatcmpl-2")])
+    first, second = sorted((s for s in spans if s["name"] == "litellm_request"), key=lambda s: s["start_time"])
+    assert "gen_ai.completion.0.function_call.id" not in first["attributes"]  # LiteLLM drops the provider's id
+    spans.append(_tool_span(first, (first["end_time"] + second["start_time"]) / 2, "Paris", ok=False))
+    rep, events, rows = _import_rows(tmp_path, spans)
+    assert rep.to_dict()["tool_call_ids"] == {"reconciled": 1, "unrecorded": 0}
+    # the reply, the tool that ran (and failed) and the next prompt's messages name one id
+    action = next(e for e in events if e["event_type"] == "worker_action")
+    assert action["llm"]["tool_calls"][0]["id"] == "call_abc123"
+    assert [e["payload"]["call_id"] for e in events if e["event_type"].startswith("worker_tool_")] == ["call_abc123"] * 2
+    assert rows[0]["messages"][-1]["tool_calls"][0]["id"] == "call_abc123"
+    assert rows[1]["messages"][2]["tool_calls"][0]["id"] == rows[1]["messages"][3]["tool_call_id"] == "call_abc123"
+    assert rows[0]["meta"]["labels"]["tool_ok"] is False
+    assert rows[1]["meta"]["labels"]["failed_tool_calls"] == ["call_abc123"]
+    assert "tool_call_ids" not in rows[0]["meta"]["labels"]
+
+
+def test_a_last_reply_never_echoed_keeps_call_k_and_is_labelled(tmp_path: Path, otel_exporter: Any) -> None:
+    real = {**CALL, "id": "call_abc123"}
+    assistant = {"role": "assistant", "content": None, "tool_calls": [real]}
+    tool = {"role": "tool", "tool_call_id": "call_abc123", "content": "sunny, 21 C"}
+    again = {"role": "assistant", "content": None, "tool_calls": [{**CALL, "id": "call_def456", "function": {
+        "name": "get_weather", "arguments": '{"city": "Rome"}'}}]}
+    spans = _litellm_spans(otel_exporter, [([SYSTEM, USER], assistant, "chatcmpl-1"),
+                                           ([SYSTEM, USER, assistant, tool], again, "chatcmpl-2")])
+    rep, events, rows = _import_rows(tmp_path, spans)
+    assert rep.to_dict()["tool_call_ids"] == {"reconciled": 1, "unrecorded": 1}
+    first, last = [e for e in events if e["event_type"] == "worker_action"]
+    assert first["llm"]["tool_calls"][0]["id"] == "call_abc123" and "labels" not in first
+    assert last["llm"]["tool_calls"] == [{"id": "call_0", "name": "get_weather", "arguments": '{"city": "Rome"}'}]
+    assert last["labels"] == {"tool_call_ids": "unrecorded"}
+    assert rows[1]["messages"][-1]["tool_calls"][0]["id"] == "call_0"
+    assert rows[1]["meta"]["labels"]["tool_call_ids"] == "unrecorded"
+
+
+def test_an_echo_with_other_arguments_is_not_the_reply(otel_exporter: Any) -> None:
+    # the next prompt continues the conversation, but its assistant message called the tool with other
+    # arguments (the agent rewrote them): no evidence that its id is the reply's
+    echoed = {"role": "assistant", "content": None, "tool_calls": [{**CALL, "id": "call_abc123", "function": {
+        "name": "get_weather", "arguments": '{"city": "Rome"}'}}]}
+    tool = {"role": "tool", "tool_call_id": "call_abc123", "content": "sunny, 21 C"}
+    reply = {"role": "assistant", "content": None, "tool_calls": [{**CALL, "id": "call_abc123"}]}
+    spans = _litellm_spans(otel_exporter, [([SYSTEM, USER], reply, "chatcmpl-1"),
+                                           ([SYSTEM, USER, echoed, tool], {"role": "assistant", "content": "Sunny."},
+                                            "chatcmpl-2")])
+    run = spans_to_events(spans, "r", "task")
+    first = next(e for e in run.events if e["event_type"] == "worker_action")
+    assert first["llm"]["tool_calls"][0]["id"] == "call_0" and first["labels"] == {"tool_call_ids": "unrecorded"}
+    assert run.tool_call_ids == {"unrecorded": 1}
+    # the same echo with the reply's arguments (other spacing: decoded alike) is reconciled
+    echoed["tool_calls"][0]["function"]["arguments"] = '{"city":"Paris"}'
+    spans = _litellm_spans(otel_exporter, [([SYSTEM, USER], reply, "chatcmpl-1"),
+                                           ([SYSTEM, USER, echoed, tool], {"role": "assistant", "content": "Sunny."},
+                                            "chatcmpl-2")])
+    run = spans_to_events(spans, "r", "task")
+    first = next(e for e in run.events if e["event_type"] == "worker_action")
+    assert first["llm"]["tool_calls"][0]["id"] == "call_abc123" and run.tool_call_ids == {"reconciled": 1}
 
 
 def test_a_call_recorded_by_client_and_proxy_is_one_call(otel_exporter: Any) -> None:

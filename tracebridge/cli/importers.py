@@ -145,7 +145,9 @@ def import_agentlightning_cmd(
     rows = [("rollouts seen / imported / unchanged / waiting / skipped", counts),
             ("records", ", ".join(f"{k}×{n}" for k, n in doc["records"].items()) or "none"),
             ("tool schemas of model calls: recorded / missing",
-             " / ".join(str(doc["tool_schemas"].get(k, 0)) for k in ("recorded", "missing")))]
+             " / ".join(str(doc["tool_schemas"].get(k, 0)) for k in ("recorded", "missing"))),
+            ("reply tool-call ids not recorded: reconciled / unrecorded (call_K)",
+             " / ".join(str(doc["tool_call_ids"][k]) for k in ("reconciled", "unrecorded")))]
     if rep.imported_nothing:
         doc["problems"].append("nothing could be imported: no span file, or no new rollout became a run")
     _finish(doc, rep.reconciles and not rep.imported_nothing, out, cfg, validate, json_out,

@@ -82,6 +82,9 @@ class SpanImportReport(ImportReport):
     # model calls of the rollouts mapped whose tool schemas the spans held (recorded) or not (missing: their
     # rows get the run's schemas, inferred from the arguments unless tools.schemas_file has them)
     tool_schemas: Counter[str] = field(default_factory=Counter)
+    # model calls whose reply's tool calls were recorded without ids (LiteLLM): given the ids a later prompt
+    # holds for them (reconciled), or keeping ``call_K`` (unrecorded; the call is labelled so)
+    tool_call_ids: Counter[str] = field(default_factory=Counter)
 
     @property
     def imported_nothing(self) -> bool:
@@ -92,10 +95,11 @@ class SpanImportReport(ImportReport):
 
     def to_dict(self) -> dict[str, Any]:
         """``ImportReport.to_dict`` plus ``records`` (counts by kind, sorted), ``tool_schemas``
-        (``recorded``/``missing``) and ``imported_nothing``."""
+        (``recorded``/``missing``), ``tool_call_ids`` (``reconciled``/``unrecorded``) and ``imported_nothing``."""
         d = super().to_dict()
         d["records"] = dict(sorted(self.records.items()))
         d["tool_schemas"] = {k: self.tool_schemas[k] for k in ("recorded", "missing")}
+        d["tool_call_ids"] = {k: self.tool_call_ids[k] for k in ("reconciled", "unrecorded")}
         d["imported_nothing"] = self.imported_nothing
         return d
 
@@ -320,6 +324,7 @@ class _Import:
         rep.spans_superseded += sum(len(v) for a, v in entry.attempts.items() if a != attempt)
         rep.drift.update(run.drift)
         rep.tool_schemas.update(run.tool_schemas)
+        rep.tool_call_ids.update(run.tool_call_ids)
         rep.counts.update({f"span:{k}": n for k, n in run.kinds.items()})
         state.rollouts[rid] = {"run_id": run_id, "records": len(entry.refs), "events_bytes": events_bytes,
                                "lines": entry.line_digests()}

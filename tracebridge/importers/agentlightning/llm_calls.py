@@ -12,9 +12,10 @@ instrumentations that follow the newer GenAI semantic conventions write the mess
 ``gen_ai.input.messages`` / ``gen_ai.output.messages`` (each message ``{role, parts: [{type: text, content}
 | {type: tool_call, id, name, arguments} | {type: tool_call_response, id, response}], finish_reason}``,
 LiteLLM adding OpenAI's ``tool_calls`` and ``tool_call_id``) and ``gen_ai.system_instructions``; LiteLLM
-writes the reply's tool calls as ``gen_ai.completion.K.function_call.{name, arguments}`` (no id). They are
-read where the flattened ``gen_ai.prompt.N`` / ``gen_ai.completion.N`` records are absent, and turned into
-the same OpenAI chat messages.
+writes the reply's tool calls as ``gen_ai.completion.K.function_call.{name, arguments}`` (no id: ``call_K``,
+until ``spans`` gives them the ids a later prompt shows for them). They are read where the flattened
+``gen_ai.prompt.N`` / ``gen_ai.completion.N`` records are absent, and turned into the same OpenAI chat
+messages.
 
 Two instrumentations write the flattened shape, and both are read. AgentOps (what Agent Lightning's
 ``AgentOpsTracer`` installs; agentops 0.4.21) writes the request and reply as ``gen_ai.prompt.N.*`` /
@@ -105,9 +106,12 @@ def _amount(value: Any, limit: float) -> float:
 
 
 def llm_block(span: dict[str, Any], attrs: dict[str, Any], requests: list[dict[str, Any]],
-              conv: list[Any], problems: Problems | None = None) -> tuple[dict[str, Any], str, list[Any]]:
-    """The ``llm`` block of a model-call span; ``requests`` are its agentops ``tool_call.*`` child spans,
-    ``conv`` the previous call's prompt + reply; what could not be read is added to ``problems``."""
+              conv: list[Any], problems: Problems | None = None
+              ) -> tuple[dict[str, Any], str, list[Any], list[str]]:
+    """The ``llm`` block of a model-call span, its model, its prompt and the ids of its reply's tool calls
+    that the span did not record (``call_K``, made up: LiteLLM records none); ``requests`` are its agentops
+    ``tool_call.*`` child spans, ``conv`` the previous call's prompt + reply; what could not be read is added
+    to ``problems``."""
     prompt = _prompt(attrs, conv, problems)
     completion = _completion(attrs, problems)
     request = unflatten(attrs, "gen_ai.request") or {}
@@ -124,12 +128,13 @@ def llm_block(span: dict[str, Any], attrs: dict[str, Any], requests: list[dict[s
         block["toolset_hash"] = sha256_json(offered)
         if all(isinstance(t["function"].get("parameters", {}), dict) for t in offered):
             block["tools"] = offered  # not a schema cut short (an attribute length limit): rows would learn it
-    calls = completion_calls(first) or completion_calls({"tool_calls": [
+    made_up: list[str] = []
+    calls = completion_calls(first, made_up) or completion_calls({"tool_calls": [
         {"id": a.get("tool.call.id"), "name": a.get("tool.name"), "arguments": a.get("tool.parameters")}
-        for a in (r.get("attributes") or {} for r in requests)]})
+        for a in (r.get("attributes") or {} for r in requests)]}, made_up)
     if calls:
         block["tool_calls"] = calls
-    return block, model, prompt
+    return block, model, prompt, made_up
 
 
 def _reply_text(content: Any) -> str | None:
@@ -416,15 +421,19 @@ def offered_tools(functions: Any) -> list[dict[str, Any]]:
     return out
 
 
-def completion_calls(completion: dict[str, Any]) -> list[dict[str, Any]]:
-    """The tool calls of a ``gen_ai.completion.N`` record as ``{id, name, arguments}`` (arguments as
-    recorded: the string the model returned, so rows can keep its bytes; ``{}`` when absent); calls
-    without a name are left out."""
+def completion_calls(completion: dict[str, Any], made_up: list[str] | None = None) -> list[dict[str, Any]]:
+    """The tool calls of a ``gen_ai.completion.N`` record (or a prompt's assistant message) as ``{id, name,
+    arguments}`` (arguments as recorded: the string the model returned, so rows can keep its bytes; ``{}``
+    when absent); calls without a name are left out, a call without an id gets ``call_K`` (added to
+    ``made_up``)."""
     out = []
     for i, c in enumerate(completion.get("tool_calls") or []):
         fn = c.get("function") if isinstance(c, dict) and isinstance(c.get("function"), dict) else c
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
             continue
         args = fn.get("arguments")
-        out.append({"id": str(c.get("id") or f"call_{i}"), "name": fn["name"], "arguments": {} if args is None else args})
+        cid = str(c.get("id") or f"call_{i}")
+        if not c.get("id") and made_up is not None:
+            made_up.append(cid)
+        out.append({"id": cid, "name": fn["name"], "arguments": {} if args is None else args})
     return out

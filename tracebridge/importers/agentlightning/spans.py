@@ -22,7 +22,8 @@ is no finite number, token ids, message attributes, a second record of a span id
 How model-call spans become ``llm`` blocks (and the two instrumentation shapes read) is in ``llm_calls``.
 A tool span with no ``tool.call.id`` (``agl.operation``) takes the id of the tool call it ran from the
 model call before it (same tool and arguments, else same tool), so a call, its tool result and the next
-prompt's tool message share one id.
+prompt's tool message share one id. A reply whose tool calls were recorded without ids (LiteLLM's
+``function_call`` records: ``call_K``) takes the ids of its echo in a later call's prompt (``_reconcile``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import orjson
 
 from tracebridge.importers.agentlightning.llm_calls import (
     Problems,
+    completion_calls,
     llm_block,
     maybe_json,
     preview,
@@ -148,6 +150,9 @@ class SpanRun:
     # (span id, attribute, reason): what a span holds that was not read (a bad reward, token ids, messages
     # cut short, a second record of one span id, a response id two calls share)
     problems: list[tuple[str, str, str]] = field(default_factory=list)
+    # model calls whose reply's tool calls were recorded without ids: given those of their echo in a later
+    # prompt (``reconciled``), or keeping ``call_K`` (``unrecorded``: no later prompt shows them)
+    tool_call_ids: Counter[str] = field(default_factory=Counter)
 
 
 def _iso(t: Any) -> str | None:
@@ -165,6 +170,8 @@ class _Builder:
         self.run_id, self.out, self.seq, self.last, self.last_ts = run_id, SpanRun(), 0, None, ""
         self.conv: list[Any] = []  # the last model call's prompt + reply: fills the next prompt's gaps
         self.pending: list[dict[str, Any]] = []  # its tool calls no tool span has claimed yet
+        self.calls: list[tuple[list[Any], dict[str, Any], list[str]]] = []  # (prompt, action, made-up ids)
+        self.claims: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (model's tool call, tool event payload)
 
     def emit(self, etype: str, role: str, payload: dict[str, Any], parent: str | None, t: float | None,
              llm: dict[str, Any] | None = None, labels: dict[str, Any] | None = None) -> str:
@@ -196,12 +203,13 @@ def _tool(b: _Builder, span: dict[str, Any], attrs: dict[str, Any], parent: str 
         args = maybe_json(attrs.get("tool.parameters"))
     args = args if isinstance(args, dict) else ({} if args is None else {"input": args})
     output = attrs.get("agentlightning.operation.output", unflatten(attrs, "agentlightning.operation.output"))
-    call_id = str(attrs.get("tool.call.id") or _claim(b.pending, str(name), args) or span.get("span_id") or b.seq)
+    claimed = None if attrs.get("tool.call.id") else _claim(b.pending, str(name), args)
+    call_id = str(attrs.get("tool.call.id") or (claimed or {}).get("id") or span.get("span_id") or b.seq)
     status = span.get("status") or {}
     ok = status.get("status_code") != "ERROR"
     b.out.tools.add(str(name))
-    call = b.emit("worker_tool_call", "worker", {"call_id": call_id, "tool": str(name), "args": args}, parent,
-                  span.get("start_time"))
+    asked = {"call_id": call_id, "tool": str(name), "args": args}
+    call = b.emit("worker_tool_call", "worker", asked, parent, span.get("start_time"))
     result: dict[str, Any] = {"call_id": call_id, "ok": ok, "output": maybe_json(output)}
     if not ok:
         msg = _error(span, "ToolError")[1] or "tool failed"
@@ -210,25 +218,71 @@ def _tool(b: _Builder, span: dict[str, Any], attrs: dict[str, Any], parent: str 
     if isinstance(start, (int, float)) and isinstance(end, (int, float)):
         result["latency_ms"] = max(0.0, (end - start) * 1000.0)
     b.emit("worker_tool_result", "worker", result, call, end)
+    if claimed is not None:  # its id may be reconciled later (``_reconcile``): the tool events follow it
+        b.claims += [(claimed, asked), (claimed, result)]
     return call
 
 
-def _claim(pending: list[dict[str, Any]], name: str, args: Any) -> str | None:
-    """The id of the model's tool call that a tool span without one ran: the first unclaimed call of
-    that tool with the same arguments, else of that tool (so the call's id is the tool message's)."""
+def _claim(pending: list[dict[str, Any]], name: str, args: Any) -> dict[str, Any] | None:
+    """The model's tool call that a tool span without an id ran: the first unclaimed call of that tool
+    with the same arguments, else of that tool (so the call's id is the tool message's)."""
     same = [c for c in pending if c["name"] == name]
     call = next((c for c in same if maybe_json(c["arguments"]) == args), same[0] if same else None)
-    if call is None:
+    if call is not None:
+        pending.remove(call)
+    return call
+
+
+def _reconcile(b: _Builder) -> None:
+    """Give the tool calls of a reply recorded without ids (``call_K``) the ids a later call of the rollout
+    shows for them, so the reply, its tool events and the next prompt's tool messages share one id.
+
+    The evidence: a later call's prompt continues this call's conversation (its first messages are this
+    call's prompt, every one read) and the next message is an assistant message whose tool calls have ids
+    and the reply's names and arguments (decoded), in the same order. The first such later call decides;
+    one echo's ids go to one reply. No echo (the rollout's last call, an agent that rewrites its history,
+    arguments that differ, an id the reply did record that differs): the ids stay ``call_K`` and the call is
+    labelled ``tool_call_ids: unrecorded``."""
+    taken: set[tuple[str, ...]] = set()
+    for i, (prompt, action, made_up) in enumerate(b.calls):
+        if not made_up:
+            continue
+        calls = action["llm"]["tool_calls"]
+        ids = next((ids for later, _, _ in b.calls[i + 1:] if (ids := _echo(later, prompt, calls)) is not None
+                    and ids not in taken and all(c["id"] in (e, *made_up) for c, e in zip(calls, ids))), None)
+        if ids is None:
+            action["labels"] = {**action.get("labels", {}), "tool_call_ids": "unrecorded"}
+            b.out.tool_call_ids["unrecorded"] += 1
+            continue
+        taken.add(ids)
+        for c, real in zip(calls, ids):
+            c["id"] = real
+        b.out.tool_call_ids["reconciled"] += 1
+    for call, payload in b.claims:
+        payload["call_id"] = call["id"]
+
+
+def _echo(later: list[Any], prompt: list[Any], calls: list[dict[str, Any]]) -> tuple[str, ...] | None:
+    """The ids of ``calls`` (a reply to ``prompt``) as the later prompt ``later`` holds them, if it does."""
+    n = len(prompt)
+    if not prompt or len(later) <= n or None in prompt or later[:n] != prompt:
         return None
-    pending.remove(call)
-    return call["id"]
+    m = later[n]
+    if not isinstance(m, dict) or m.get("role") != "assistant" or m.get("tool_calls") is calls:
+        return None  # the last: a gap ``_prompt`` filled with this very reply is no echo
+    missing: list[str] = []
+    echo = completion_calls(m, missing)
+    ids = tuple(c["id"] for c in echo)
+    same = [(c["name"], maybe_json(c["arguments"])) for c in echo] == [
+        (c["name"], maybe_json(c["arguments"])) for c in calls]
+    return ids if same and not missing and len(set(ids)) == len(ids) else None
 
 
 def _llm_action(b: _Builder, span: dict[str, Any], parent: str | None, first_tool: dict[str, Any] | None,
                 parts: list[dict[str, Any]]) -> str:
     requests = [s for s in parts if span_kind(s) == "llm_tool_call"]
     problems: Problems = []
-    llm, model, prompt = llm_block(span, span.get("attributes") or {}, requests, b.conv, problems)
+    llm, model, prompt, made_up = llm_block(span, span.get("attributes") or {}, requests, b.conv, problems)
     b.note(span, problems)
     b.out.model = b.out.model or model
     b.out.tokens += llm["usage"]["input_tokens"] + llm["usage"]["output_tokens"]
@@ -260,6 +314,7 @@ def _llm_action(b: _Builder, span: dict[str, Any], parent: str | None, first_too
                        tool=str(ta.get("agentlightning.operation.name") or ta.get("tool.name") or first_tool.get("name")))
     b.conv, b.pending = [*prompt, reply], list(llm.get("tool_calls") or [])
     action = b.emit("worker_action", "worker", payload, parent, span.get("start_time"), llm, labels)
+    b.calls.append((prompt, b.out.events[-1], made_up))
     if (span.get("status") or {}).get("status_code") == "ERROR":  # the call raised: the agent saw no reply
         kind, msg = _error(span, "LLMCallFailed")
         b.emit("episode_error", "worker", {"kind": kind, "message": msg, "recoverable": True}, action,
@@ -348,6 +403,7 @@ def spans_to_events(spans: list[dict[str, Any]], run_id: str, task: Any, result:
             b.out.drift[f"span:{span.get('name')}"] += 1
         elif span.get("span_id") and eid is not None:
             mapped[span["span_id"]] = eid
+    _reconcile(b)
     end_t = max((s.get("end_time") or 0.0 for s in ordered), default=None) or None
     b.emit("worker_output", "worker", {"result": _jsonable(result), "status": "failed" if error else "done"},
            b.last, end_t)

@@ -62,12 +62,14 @@ def _in_root(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 
-def test_a_trial_whose_rows_cannot_train_fails_once_and_submit_says_why(ray_head, tmp_path):
+@pytest.mark.parametrize("path", [[], ["resources.use_train=true"]], ids=["tune", "ray_train"])
+def test_a_trial_whose_rows_cannot_train_fails_once_and_submit_says_why(ray_head, tmp_path, path):
     """Every SFT row is dropped at max_length=32: retrying (max_failures=2) would fail the same way,
     so the trial runs once, and `submit --json` gives the failed trial and the fixes (before: status
-    FAILED, the reason only in the job's log, after three tries)."""
+    FAILED, the reason only in the job's log, after three tries). On the Ray Train path too (before:
+    retried by Ray Train's FailureConfig, then by Tune's)."""
     code, sub = cli("submit", *sweep_args(tmp_path, "variants=[baseline]", "max_failures=2",
-                                           "overrides.train.max_length=32"),
+                                           "overrides.train.max_length=32", *path),
                     "--cluster", ray_head["yaml"], "--keep", "--wait", "--out", str(tmp_path / "reports"))
     assert code == 1 and sub["status"] == "FAILED", sub
     (failure,) = sub["failures"]

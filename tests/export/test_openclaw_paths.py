@@ -125,6 +125,28 @@ def test_after_a_branch_each_row_holds_its_own_path_and_upstream_context_message
     run = sft[0]["meta"]["run_id"]
     assert kept["meta"]["event_ids"] == [f"{run}:{i}" for i in ("e15", "e16", "e16.1", "e17", "e19", "e19.1")]
     assert abandoned["meta"]["event_ids"] == [f"{run}:{i}" for i in ("e5", "e6", "e6.1", "e7")]
+    # only the row off the path to the session's leaf (e19) says so: curation can keep or drop it
+    assert session["runtime_config"]["extra"]["leaf_entry_id"] == "e19"
+    assert [r["meta"]["labels"].get("abandoned_path") for r in sft] == [None, True, None]
+    assert "abandoned_path" not in answer["meta"]["labels"] and "abandoned_path" not in kept["meta"]["labels"]
+
+
+def test_rows_past_a_leaf_the_user_rewound_to_are_on_an_abandoned_path(tmp_path: Path) -> None:
+    """The leaf is the writer's last entry, wherever it hangs: a rewind back to the first answer then
+    a new question leaves the follow-up's turns (later in the file than the shared answer) off the path."""
+    sft, session = _export(tmp_path, [
+        HEADER,
+        _msg("e1", None, {"role": "user", "content": "fix the build"}),
+        _msg("e2", "e1", _asst([{"type": "text", "text": "Which build?"}])),
+        _msg("e3", "e2", {"role": "user", "content": "make"}),
+        _msg("e4", "e3", _call("c1", "make")),
+        _msg("e5", "e4", _result("c1", "ok")),
+        _msg("e6", "e5", _asst([{"type": "text", "text": "Built."}])),
+        _msg("e7", "e2", {"role": "user", "content": "the docs"}),
+        _msg("e8", "e7", _asst([{"type": "text", "text": "Docs built."}]))])
+    assert session["runtime_config"]["extra"]["leaf_entry_id"] == "e8"
+    assert [(r["messages"][-1]["content"], r["meta"]["labels"].get("abandoned_path")) for r in sft] == [
+        ("Which build?", None), ("Built.", True), ("Docs built.", None)]
 
 
 def test_a_branch_inside_a_turn_of_parallel_calls_keeps_the_results_before_it(tmp_path: Path) -> None:
@@ -164,3 +186,4 @@ def test_the_tree_walk_of_a_linear_session_gives_the_rows_of_the_file_walk(tmp_p
         linear = build_views(events, ctx, cfg)[0]
         assert linear["worker_sft"]
         assert orjson.dumps(build_views(events, replace(ctx, branched=True), cfg)[0]) == orjson.dumps(linear)
+        assert b"abandoned_path" not in orjson.dumps(linear)

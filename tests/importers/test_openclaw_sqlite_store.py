@@ -230,3 +230,24 @@ def test_rows_deleted_or_rewritten_after_the_import_are_reported_and_the_run_kep
         _insert(db, "s1", [{"type": "message", "message": {"role": "user", "content": "later"}}], 100)
     grown = import_openclaw([tmp_path / "home"], out)
     assert grown.reconciles and grown.files_appended == 1 and grown.lines_accepted == 1
+
+
+def test_a_trace_root_inside_the_imported_folder_is_not_read_as_transcripts(tmp_path):
+    """``import openclaw ~ --out ~/traces`` (and any other trace root under the home): our own runs,
+    state, quarantine and materialised database sessions are no OpenClaw transcripts; the second
+    import finds nothing new, adds no run and quarantines nothing."""
+    db_path = _db(tmp_path)
+    with sqlite3.connect(db_path) as db:
+        _insert(db, "s1", _session("s1", 2))
+    live = db_path.parent.parent / "sessions" / "s2.jsonl"
+    live.parent.mkdir()
+    live.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in _session("s2", 2)))
+    home = tmp_path / "home"
+    first = import_openclaw([home], home / "traces")
+    old = import_openclaw([home], home / "traces")
+    again = import_openclaw([home], home / "archive" / "traces")  # home/traces is now another trace root
+    assert (first.runs_written, first.files_seen, first.lines_quarantined) == (2, 2, 0)
+    assert (old.files_seen, old.files_unchanged, old.runs_written, old.lines_read) == (2, 2, 0, 0)
+    assert (again.files_seen, again.runs_written, again.lines_quarantined) == (2, 2, 0)
+    assert old.problems == again.problems == [] and old.skipped == again.skipped == []
+    assert sorted(p.name for p in (home / "traces").iterdir()) == [".import", "oc-s1", "oc-s2"]

@@ -185,9 +185,11 @@ class RunWork:
                 success, failure_class = fold.success[0], (None if fold.success[0] else failure_class)
             feedback = combine(feedback, overlay(events, session, fold, trace))
         tools, tool_source = self.tools.for_run(raw, events)
+        extra = _dict(_dict(raw.get("runtime_config")).get("extra"))
+        leaf = extra.get("leaf_entry_id") if extra.get("branches") else None
         ctx = RunContext(run.run_id, family, split, str(_dict(raw.get("source")).get("kind", "unknown")),
-                         success, failure_class, tools, tool_source, feedback,
-                         bool(_dict(_dict(raw.get("runtime_config")).get("extra")).get("branches")))
+                         success, failure_class, tools, tool_source, feedback, bool(extra.get("branches")),
+                         leaf if isinstance(leaf, str) else None)
         views, skips = build_views(events, ctx, self.cfg.views)
         goal_hash = str(_dict(raw.get("goal")).get("goal_hash") or sha256_json({"family": family, "run": run.run_id}))
         x = Tally()

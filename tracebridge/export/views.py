@@ -92,6 +92,7 @@ class RunContext:
     tool_source: str = "inferred"
     feedback: RunFeedback | None = None
     branched: bool = False  # session.json runtime_config.extra.branches: the file holds abandoned paths
+    leaf: str | None = None  # runtime_config.extra.leaf_entry_id of a branched session: where its path ends
 
     def meta(self, event_ids: list[str], labels: dict[str, Any]) -> dict[str, Any]:
         """The row's lineage and labels (typed for Arrow, feedback merged)."""

@@ -35,7 +35,11 @@ Which events: a session whose ``session.json`` records no branch (``RunContext.b
 nearly all) is one path, read in file order. A branched one is walked depth first over its tree
 (``_tree``, ``walk_tree``): each turn's context is its own ancestors, as the agent built its prompt
 from the leaf up (``buildSessionContext``), the open span ends at a branch point, and the turns of an
-abandoned path are rows too, with their own path as context (they were real model outputs).
+abandoned path are rows too, with their own path as context (they were real model outputs), labelled
+``abandoned_path`` (true) when the session's leaf (``runtime_config.extra.leaf_entry_id``) is known
+and their last target is not on its path, so curation and training can keep or drop them; a leaf that
+is no event of the run labels no row and is counted (``branch_leaf_not_an_event``). A linear
+session's rows have no such key.
 
 Each assistant turn that is a tool call or a non-empty answer is a **target**. With
 ``views.conversation_rows=turn`` each target is a ``worker_sft`` row: ``messages`` = the last
@@ -262,6 +266,7 @@ class _Conversation:
         self.span: list[_Pending] = []
         self.feedback_events = set((ctx.feedback or {}).get("events") or ())  # turns with feedback of their own
         self.any_failed = False  # a failed tool result seen: rows then list theirs (labels.failed_tool_calls)
+        self.kept: set[int] | None = None  # a branched session's path to its leaf, by position (walk_tree)
 
     def content(self, text: str, action: dict[str, Any]) -> str:
         reasoning = payload(action).get("reasoning_summary")
@@ -374,6 +379,8 @@ class _Conversation:
         failed = [m.msg["tool_call_id"] for m in (*win, *part) if m.failed] if self.any_failed else None
         labels = {**labels, "context_messages": len(win), "context_dropped": dropped or None,
                   "failed_tool_calls": failed or None}
+        if self.kept is not None and part[-1].pos not in self.kept:
+            labels["abandoned_path"] = True
         ids = ([self.turn.event_id] if self.turn.event_id else []) + ids
         msgs = [m.msg for m in win] + [m.msg for m in part]
         self.rows.emit(msgs[:-1], msgs[-1], ids, labels, rejected)
@@ -404,6 +411,16 @@ class _Conversation:
         open span ends at a branch point, so each target is in one row."""
         up, kids = _tree(events)
         root = len(events)
+        leaf = self.rows.ctx.leaf
+        if leaf is not None:
+            at = self.pos.get(f"{self.rows.ctx.run_id}:{leaf}")
+            if at is None:
+                self.stats["branch_leaf_not_an_event"] += 1
+            else:
+                self.kept = set()
+                while at != root:
+                    self.kept.add(at)
+                    at = up[at]
         saved: dict[int, _Turn] = {root: _Turn()}
         last = root
         stack = kids[root][::-1]

@@ -199,8 +199,14 @@ def tune_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             restored = Path(ckpt.to_directory(tmp)) if ckpt else None
             run_one(spec, ctx, tune.report, tune.Checkpoint, restored)
     except TrialInputError as exc:  # a retry (FailureConfig) would only pay for the same failure again
-        log.error("trial %s: %s (not retried: the same inputs fail the same way)", spec["trial_id"], exc)
-        tune.report({"final": True, INPUT_ERROR: f"{type(exc).__name__}: {exc}"})
+        tune.report(input_error(spec, exc))
+
+
+def input_error(spec: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    """The final metrics of a trial whose inputs cannot train (``TrialInputError``): reported, not
+    raised, so neither Tune's nor Ray Train's FailureConfig retries it."""
+    log.error("trial %s: %s (not retried: the same inputs fail the same way)", spec["trial_id"], exc)
+    return {"final": True, INPUT_ERROR: f"{type(exc).__name__}: {exc}"}
 
 
 def _threads(ctx: TrialContext) -> None:
@@ -214,17 +220,23 @@ def _threads(ctx: TrialContext) -> None:
 
 
 def train_loop(config: dict[str, Any]) -> None:
-    """Ray Train worker loop (TorchTrainer): every rank trains, rank 0 checkpoints."""
+    """Ray Train worker loop (TorchTrainer): every rank trains, rank 0 checkpoints; inputs that
+    cannot train end it with ``input_error`` on every rank (``report`` is a collective)."""
     import ray.train
+
+    from tracebridge.train.common import TrialInputError
 
     ctx: TrialContext = config["ctx"]
     _threads(ctx)
     rank, world = ray.train.get_context().get_world_rank(), ray.train.get_context().get_world_size()
     ckpt = ray.train.get_checkpoint()
-    with tempfile.TemporaryDirectory(prefix="tb-restore-") as tmp:
-        restored = Path(ckpt.to_directory(tmp)) if ckpt else None
-        run_one(config["spec"], ctx, ray.train.report, ray.train.Checkpoint, restored, rank, losses=False,
-                world=world)
+    try:
+        with tempfile.TemporaryDirectory(prefix="tb-restore-") as tmp:
+            restored = Path(ckpt.to_directory(tmp)) if ckpt else None
+            run_one(config["spec"], ctx, ray.train.report, ray.train.Checkpoint, restored, rank, losses=False,
+                    world=world)
+    except TrialInputError as exc:
+        ray.train.report(input_error(config["spec"], exc))
 
 
 def _run_with_train(spec: dict[str, Any], ctx: TrialContext) -> None:
@@ -252,6 +264,8 @@ def _run_with_train(spec: dict[str, Any], ctx: TrialContext) -> None:
                                        failure_config=ray.train.FailureConfig(max_failures=max(ctx.max_failures, 0)),
                                        callbacks=callbacks))
     result = trainer.fit()
+    if result.checkpoint is None:  # inputs that cannot train: train_loop's input_error reached Tune
+        return  # through TuneReportCallback (Result.metrics only holds checkpointed reports); no retry
     with tempfile.TemporaryDirectory(prefix="tb-final-") as tmp:
         result.checkpoint.to_directory(tmp)
         res = json.loads((Path(tmp) / "result.json").read_text())

@@ -8,7 +8,9 @@ is a runtime trace, no transcript, and is skipped; a pre-compaction checkpoint
 appended to it, skipped while the live ``<id>.jsonl`` beside it holds those rows (else imported as
 that session); a zstd-compressed archive (``*.zst``) is listed as a problem: it cannot be read here. Agent
 databases (``agents/<agent>/agent/openclaw-agent.sqlite``, where current OpenClaw keeps its
-transcripts) are collected for ``sqlite_store``.
+transcripts) are collected for ``sqlite_store``. TraceBridge's own output under a walked folder (a
+trace root given as ``out``, any importer state folder ``.import/``, any run folder: one holding
+``events.jsonl``, a name OpenClaw never gives a transcript) is no OpenClaw data and is not entered.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ _CHECKPOINT = re.compile(r"\.checkpoint\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
                          re.IGNORECASE)
 ZSTD_SUFFIX = ".zst"
 DB_NAME = "openclaw-agent.sqlite"  # an agent's SQLite store (sqlite_store.py)
-_SKIP_DIRS = frozenset({".git", "node_modules", "__pycache__"})
+_SKIP_DIRS = frozenset({".git", ".import", "node_modules", "__pycache__"})  # .import: our importers' state
+RUN_EVENTS = "events.jsonl"  # a TraceBridge run folder's events (schema v2), never an OpenClaw transcript
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,16 @@ def _make(path: Path, index: dict[str, dict[str, Any]]) -> Transcript:
     return Transcript(path, agent_of(path), archive_kind(path.name), index.get(sid))
 
 
+def _ours(dirpath: str, name: str, out: str | None) -> bool:
+    """Whether subfolder ``name`` of ``dirpath`` is TraceBridge output: the trace root ``out``, an
+    importer state folder or a run folder."""
+    path = os.path.join(dirpath, name)
+    return (name in _SKIP_DIRS or os.path.abspath(path) == out
+            or os.path.isfile(os.path.join(path, RUN_EVENTS)))
+
+
 def discover(paths: list[str | os.PathLike[str]] | None, problems: list[str],
-             stores: list[Path] | None = None) -> list[Transcript]:
+             stores: list[Path] | None = None, out: str | os.PathLike[str] | None = None) -> list[Transcript]:
     """Every transcript under ``paths`` (default: the OpenClaw homes), sorted, each once.
 
     Args:
@@ -129,9 +140,12 @@ def discover(paths: list[str | os.PathLike[str]] | None, problems: list[str],
         problems: receives one line per unreadable index, missing path or compressed archive.
         stores: receives each agent database found (``openclaw-agent.sqlite``); without it, a
             database named explicitly is listed as a problem.
+        out: the trace root being written, not entered where it lies under a walked folder (nor is
+            any other trace root's run or state folder).
     """
     roots = [Path(p).expanduser() for p in (paths or DEFAULT_ROOTS)]
     found: dict[str, Transcript] = {}  # by absolute path (no symlink resolution: no extra syscalls)
+    own = os.path.abspath(Path(out).expanduser()) if out is not None else None
     for root in roots:
         if root.is_file():
             if _SKIP.search(root.name):
@@ -153,7 +167,7 @@ def discover(paths: list[str | os.PathLike[str]] | None, problems: list[str],
                 problems.append(f"{root}: no such file or folder")
             continue
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+            dirnames[:] = sorted(d for d in dirnames if not _ours(dirpath, d, own))
             if stores is not None and DB_NAME in filenames:
                 stores.append(Path(dirpath, DB_NAME))
             names = sorted(n for n in filenames if is_transcript_name(n))

@@ -314,7 +314,7 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
     with FileLock(str(meta / "openclaw.lock"), timeout=cfg.lock_timeout_s):
         state = ImportState(meta / cfg.state_file)
         stores: list[Path] = []
-        transcripts = discover(paths, rep.problems, stores)
+        transcripts = discover(paths, rep.problems, stores, out=root)
         for db in stores:  # current OpenClaw's SQLite transcripts, as files under .import/
             transcripts += materialize(db, meta / SQLITE_CACHE, rep.problems, cfg.db_busy_timeout_s)
         if workers > 1 and len(transcripts) > 1:

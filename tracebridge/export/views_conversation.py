@@ -22,24 +22,16 @@ transcript does not record the system prompt, and the simulator's worker prompt 
   ``error``/``aborted`` turns produced nothing and are skipped;
 * ``worker_tool_result`` → ``tool`` (``tool_call_id``, ``name``, the output text); a result with no
   call in the run is left out;
-* a compaction (``openclaw.compaction``) replaces the context before its ``firstKeptEntryId`` by a
-  ``user`` message holding the summary in ``convertToLlm``'s ``<summary>`` wrapper, as the agent's next prompt did;
-* a branch summary, an extension message (``openclaw.custom_message:<type>``, whatever its
-  ``display``: that is the TUI's) and a ``!`` shell run (``openclaw.bash_execution``, unless
-  ``excludeFromContext``) → ``user`` with the text pi-coding-agent's ``convertToLlm`` (``messages.ts``)
-  gave the model, in the current user turn (``_context_text``). Labels, session names, extension
-  state and OpenClaw's delivery mirrors and injected notes are not in the model's context (OpenClaw
-  filters its transcript-only ``openclaw`` assistant messages out) and give no message.
+* a compaction (``openclaw.compaction``), a branch summary, an extension message and a ``!`` shell
+  run (unless ``excludeFromContext``) → ``user`` with the text ``convertToLlm`` gave the model
+  (``openclaw_context``; a compaction replaces the context before its ``firstKeptEntryId``); labels,
+  session names, extension state, delivery mirrors and injected notes are no context.
 
 Which events: a session whose ``session.json`` records no branch (``RunContext.branched`` false,
 nearly all) is one path, read in file order. A branched one is walked depth first over its tree
-(``_tree``, ``walk_tree``): each turn's context is its own ancestors, as the agent built its prompt
-from the leaf up (``buildSessionContext``), the open span ends at a branch point, and the turns of an
-abandoned path are rows too, with their own path as context (they were real model outputs), labelled
-``abandoned_path`` (true) when the session's leaf (``runtime_config.extra.leaf_entry_id``) is known
-and their last target is not on its path, so curation and training can keep or drop them; a leaf that
-is no event of the run labels no row and is counted (``branch_leaf_not_an_event``). A linear
-session's rows have no such key.
+(``openclaw_context.transcript_tree``): a turn's context is its ancestors, a span ends at a branch
+point, and an abandoned path's turns are rows too, labelled ``abandoned_path`` when their last target is
+off the path to the leaf (``extra.leaf_entry_id``; a leaf that is no event: ``branch_leaf_not_an_event``).
 
 Each assistant turn that is a tool call or a non-empty answer is a **target**. With
 ``views.conversation_rows=turn`` each target is a ``worker_sft`` row: ``messages`` = the last
@@ -87,15 +79,15 @@ from typing import Any
 import orjson
 
 from tracebridge.export.config import ViewsConfig
+from tracebridge.export.openclaw_context import (
+    COMPACTION_PREFIX,
+    COMPACTION_SUFFIX,
+    context_text,
+    transcript_tree,
+)
 from tracebridge.export.views import RunContext, event_labels, payload, strip_reasoning
 from tracebridge.export.views_worker import _Builder, _children, _text
 from tracebridge.schema import roles
-
-# How pi-coding-agent's convertToLlm (messages.ts) wraps a compaction summary and a branch summary for the model.
-COMPACTION_PREFIX = "The conversation history before this point was compacted into the following summary:\n\n<summary>\n"
-COMPACTION_SUFFIX = "\n</summary>"
-BRANCH_SUMMARY_PREFIX = "The following is a summary of a branch that this conversation came back from:\n\n<summary>\n"
-BRANCH_SUMMARY_SUFFIX = "</summary>"
 
 
 @dataclass
@@ -139,38 +131,6 @@ def _user_text(ev: dict[str, Any]) -> str | None:
                  for e in obs.get("system_events") or []
                  if isinstance(e, dict) and e.get("kind") != "telegram_reaction"]
         return "\n".join(lines) or None
-    return None
-
-
-def _bash_text(obs: dict[str, Any]) -> str:
-    """A ``!`` shell run as the model read it (pi-coding-agent's ``bashExecutionToText``)."""
-    text = f"Ran `{obs.get('command')}`\n"
-    text += f"```\n{obs['output']}\n```" if obs.get("output") else "(no output)"
-    if obs.get("cancelled"):
-        text += "\n\n(command cancelled)"
-    elif isinstance(obs.get("exitCode"), int) and obs["exitCode"] != 0:
-        text += f"\n\nCommand exited with code {obs['exitCode']}"
-    if obs.get("truncated") and obs.get("fullOutputPath"):
-        text += f"\n\n[Output truncated. Full output: {obs['fullOutputPath']}]"
-    return text
-
-
-def _context_text(ev: dict[str, Any]) -> str | None:
-    """The ``user`` message the model read for an ``env_observation`` that upstream's ``convertToLlm`` puts in
-    its context (a branch summary, an extension message whatever its ``display``, a ``!`` shell run
-    unless ``excludeFromContext``), else None: labels, session names, delivery mirrors and injected
-    notes are transcript-only."""
-    p = payload(ev)
-    src = p.get("source")
-    if not isinstance(src, str):
-        return None
-    obs = p.get("observation") if isinstance(p.get("observation"), dict) else {}
-    if src.startswith("openclaw.custom_message:"):
-        return _text(obs.get("content")) or None
-    if src == "openclaw.bash_execution":
-        return None if obs.get("excludeFromContext") else _bash_text(obs)
-    if src == "openclaw.branch_summary" and obs.get("summary"):
-        return BRANCH_SUMMARY_PREFIX + _text(obs["summary"]) + BRANCH_SUMMARY_SUFFIX
     return None
 
 
@@ -223,35 +183,6 @@ def _cut(text: str, limit: int) -> str:
     third (how it ended: errors and summaries come last), with a line saying how much was cut."""
     head = limit * 2 // 3
     return f"{text[:head]}\n[… {len(text) - limit} characters cut …]\n{text[len(text) - (limit - head):]}"
-
-
-def _tree(events: list[dict[str, Any]]) -> tuple[list[int], list[list[int]]]:
-    """The transcript's tree over a run's events, by position: each node's parent (``len(events)``
-    for a root) and the children of each (the roots last), in file order.
-
-    An assistant row's calls, output and error (ids ``<action id>.<k>``) are part of its action, not
-    nodes. A tool result follows the result of the same action before it, else the action: the
-    writer chains a turn's results, the trace parents each to its call."""
-    n = len(events)
-    pos: dict[str, int] = {}
-    up = [n] * n
-    kids: list[list[int]] = [[] for _ in range(n + 1)]
-    owner: dict[int, int] = {}  # a part's action
-    last_result: dict[int, int] = {}  # an action's latest result so far
-    for i, ev in enumerate(events):
-        eid, pid = str(ev.get("event_id")), ev.get("parent_event_id")
-        pos[eid] = i
-        p = pos.get(pid) if isinstance(pid, str) else None
-        if p is not None and eid.startswith(pid + "."):
-            owner[i] = owner.get(p, p)
-            continue
-        if p is not None and p in owner:
-            action = p = owner[p]
-            if ev.get("event_type") == "worker_tool_result":
-                p, last_result[action] = last_result.get(action, action), i
-        up[i] = n if p is None else p
-        kids[up[i]].append(i)
-    return up, kids
 
 
 class _Conversation:
@@ -398,7 +329,7 @@ class _Conversation:
         elif et == "worker_tool_result":
             self.tool_result(ev, i, by_id)
         elif et == "env_observation":
-            text = _context_text(ev)
+            text = context_text(ev)
             if text is not None:  # context in the current user turn: the open span ends before it
                 self.flush()
                 self.turn.history.append(_Msg({"role": "user", "content": text}, i))
@@ -406,10 +337,10 @@ class _Conversation:
                 self.compact(ev, i)
 
     def walk_tree(self, events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]) -> None:
-        """Take a branched session's events depth first over its tree (``_tree``, children in file
+        """Take a branched session's events depth first over its tree (``transcript_tree``, children in file
         order), so each event sees the conversation of its own ancestors and no abandoned path; the
         open span ends at a branch point, so each target is in one row."""
-        up, kids = _tree(events)
+        up, kids = transcript_tree(events)
         root = len(events)
         leaf = self.rows.ctx.leaf
         if leaf is not None:

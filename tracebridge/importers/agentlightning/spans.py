@@ -28,7 +28,6 @@ prompt's tool message share one id. A reply whose tool calls were recorded witho
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,20 +37,23 @@ import orjson
 
 from tracebridge.importers.agentlightning.llm_calls import (
     Problems,
-    completion_calls,
     llm_block,
     maybe_json,
-    preview,
-    reply_of,
     token_ids,
     unflatten,
-    weave_llm_attrs,
 )
+from tracebridge.importers.agentlightning.rewards import ANNOTATION, reward_of, reward_problems
+from tracebridge.importers.agentlightning.span_graph import (
+    OPERATION,
+    _children,
+    _distinct,
+    _same_call,
+    ordered_spans,
+)
+from tracebridge.importers.agentlightning.tool_ids import _reconcile
 from tracebridge.importers.openclaw.text import classify_tool_error
 from tracebridge.schema.canonical import ts_from_epoch_ms
 
-OPERATION = "agentlightning.operation"
-ANNOTATION = "agentlightning.annotation"
 EXCEPTION = "agentlightning.exception"
 MESSAGE = "agentlightning.message"
 OBJECT = "agentlightning.object"
@@ -61,53 +63,6 @@ REPLY_TOOL_CALL = "tool_call."  # agentops: one child span per tool call of a mo
 STRUCTURE = ("llm_tool_call", "session", "llm_raw", "llm_duplicate", "copy")
 _LLM_NAME = re.compile(r"chat\.completion|completion|llm|litellm", re.IGNORECASE)
 _LLM_ATTRS = ("gen_ai.prompt.", "gen_ai.completion.", "gen_ai.input.messages", "gen_ai.output.messages")
-_AGENTOPS_OUTPUT = ("agentops.task.output", "agentops.entity.output")  # the deprecated ``@reward`` decorator
-_WEAVE_CHOICES = "agentlightning.operation.output.choices."  # the weave tracer's record of a client's reply
-
-
-def _number(v: Any) -> bool:
-    """A reward value: a finite number (not a bool: ``True`` is no score, NaN or inf no training signal)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def reward_problems(name: str, attrs: dict[str, Any]) -> Problems:
-    """The reward attributes of a span whose value is no finite number (a string, a bool, NaN, inf, an
-    object), as (attribute, reason): ``reward_of`` leaves them out. The AgentOps decorator's ``null``
-    (no reward) is none."""
-    out: Problems = []
-    dims = unflatten(attrs, "agentlightning.reward")
-    for i, d in enumerate(dims if isinstance(dims, list) else [] if dims is None else [dims]):
-        value = d.get("value") if isinstance(d, dict) else d
-        if not _number(value):
-            out.append((f"agentlightning.reward.{i}.value", f"not a finite number: {preview(value)}"))
-    for key in _AGENTOPS_OUTPUT:
-        output = maybe_json(attrs.get(key))
-        if isinstance(output, dict) and output.get("type") == "reward" and output.get("value") is not None \
-                and not _number(output["value"]):
-            out.append((key, f"value not a finite number: {preview(output['value'])}"))
-    legacy = attrs.get("reward") if name == ANNOTATION else None
-    if legacy is not None and not _number(legacy):
-        out.append(("reward", f"not a finite number: {preview(legacy)}"))
-    return out
-
-
-def reward_of(name: str, attrs: dict[str, Any]) -> tuple[float, dict[str, float]] | None:
-    """(primary reward, all dimensions) of a span, read as Agent Lightning's ``get_reward_value`` reads it:
-    ``agentlightning.reward.N.{name, value}`` (``emit_reward``; the first is the primary), else an AgentOps
-    output ``{"type": "reward", "value": v}``, else an annotation's ``reward`` attribute (0.2); None when
-    the span holds no numeric reward."""
-    dims = unflatten(attrs, "agentlightning.reward")
-    if isinstance(dims, list) and dims and isinstance(dims[0], dict):
-        values = {str(d.get("name", i)): float(d["value"]) for i, d in enumerate(dims)
-                  if isinstance(d, dict) and _number(d.get("value"))}
-        first = dims[0].get("value")
-        return (float(first), values) if _number(first) else None
-    for key in _AGENTOPS_OUTPUT:
-        out = maybe_json(attrs.get(key))
-        if isinstance(out, dict) and out.get("type") == "reward":
-            return (float(out["value"]), {"primary": float(out["value"])}) if _number(out.get("value")) else None
-    legacy = attrs.get("reward") if name == ANNOTATION else None
-    return (float(legacy), {"primary": float(legacy)}) if _number(legacy) else None
 
 
 def span_kind(span: dict[str, Any]) -> str:
@@ -231,51 +186,6 @@ def _claim(pending: list[dict[str, Any]], name: str, args: Any) -> dict[str, Any
     if call is not None:
         pending.remove(call)
     return call
-
-
-def _reconcile(b: _Builder) -> None:
-    """Give the tool calls of a reply recorded without ids (``call_K``) the ids a later call of the rollout
-    shows for them, so the reply, its tool events and the next prompt's tool messages share one id.
-
-    The evidence: a later call's prompt continues this call's conversation (its first messages are this
-    call's prompt, every one read) and the next message is an assistant message whose tool calls have ids
-    and the reply's names and arguments (decoded), in the same order. The first such later call decides;
-    one echo's ids go to one reply. No echo (the rollout's last call, an agent that rewrites its history,
-    arguments that differ, an id the reply did record that differs): the ids stay ``call_K`` and the call is
-    labelled ``tool_call_ids: unrecorded``."""
-    taken: set[tuple[str, ...]] = set()
-    for i, (prompt, action, made_up) in enumerate(b.calls):
-        if not made_up:
-            continue
-        calls = action["llm"]["tool_calls"]
-        ids = next((ids for later, _, _ in b.calls[i + 1:] if (ids := _echo(later, prompt, calls)) is not None
-                    and ids not in taken and all(c["id"] in (e, *made_up) for c, e in zip(calls, ids))), None)
-        if ids is None:
-            action["labels"] = {**action.get("labels", {}), "tool_call_ids": "unrecorded"}
-            b.out.tool_call_ids["unrecorded"] += 1
-            continue
-        taken.add(ids)
-        for c, real in zip(calls, ids):
-            c["id"] = real
-        b.out.tool_call_ids["reconciled"] += 1
-    for call, payload in b.claims:
-        payload["call_id"] = call["id"]
-
-
-def _echo(later: list[Any], prompt: list[Any], calls: list[dict[str, Any]]) -> tuple[str, ...] | None:
-    """The ids of ``calls`` (a reply to ``prompt``) as the later prompt ``later`` holds them, if it does."""
-    n = len(prompt)
-    if not prompt or len(later) <= n or None in prompt or later[:n] != prompt:
-        return None
-    m = later[n]
-    if not isinstance(m, dict) or m.get("role") != "assistant" or m.get("tool_calls") is calls:
-        return None  # the last: a gap ``_prompt`` filled with this very reply is no echo
-    missing: list[str] = []
-    echo = completion_calls(m, missing)
-    ids = tuple(c["id"] for c in echo)
-    same = [(c["name"], maybe_json(c["arguments"])) for c in echo] == [
-        (c["name"], maybe_json(c["arguments"])) for c in calls]
-    return ids if same and not missing and len(set(ids)) == len(ids) else None
 
 
 def _llm_action(b: _Builder, span: dict[str, Any], parent: str | None, first_tool: dict[str, Any] | None,
@@ -417,44 +327,6 @@ def spans_to_events(spans: list[dict[str, Any]], run_id: str, task: Any, result:
     return b.out
 
 
-def ordered_spans(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The spans in start order (then ``sequence_id``), a model call the weave tracer recorded (a span
-    named for the client's function whose output has ``choices``) with its ``gen_ai.*`` records added."""
-    out = []
-    for s in sorted(spans, key=lambda s: (s.get("start_time") or 0.0, s.get("sequence_id") or 0)):
-        attrs = s.get("attributes") or {}
-        if s.get("name") != OPERATION and any(k.startswith(_WEAVE_CHOICES) for k in attrs):
-            s = {**s, "attributes": weave_llm_attrs(attrs)}
-        out.append(s)
-    return out
-
-
-def _distinct(spans: list[dict[str, Any]], b: _Builder) -> list[dict[str, Any]]:
-    """The spans with one record per span id: a copy of a record (a store dumped into two files) is
-    dropped; of records that differ, the one written last (highest ``sequence_id``, then the greatest
-    bytes: the same whatever the order of records) is kept and the others are problems, so no span is
-    mapped twice and every child finds one parent."""
-    by_id: dict[Any, list[dict[str, Any]]] = {}
-    for s in spans:
-        by_id.setdefault(s.get("span_id"), []).append(s)
-    out = []
-    for same in by_id.values():
-        if len(same) == 1:
-            out.append(same[0])
-            continue
-        keep = max(same, key=lambda s: (s.get("sequence_id") or 0, orjson.dumps(s, option=orjson.OPT_SORT_KEYS)))
-        out.append(keep)
-        for s in same:
-            if s is keep:
-                continue
-            if s == keep:
-                b.out.kinds["copy"] += 1
-            else:
-                b.note(s, [("span_id", (f"recorded again with other content (sequence_id {s.get('sequence_id')}): "
-                                       f"the record with sequence_id {keep.get('sequence_id')} is mapped"))])
-    return out
-
-
 def _kinds(ordered: list[dict[str, Any]], b: _Builder) -> tuple[list[str], dict[Any, Any]]:
     """``span_kind`` of each span, and which ``llm_duplicate`` span is a second record of which call.
 
@@ -482,43 +354,6 @@ def _kinds(ordered: list[dict[str, Any]], b: _Builder) -> tuple[list[str], dict[
                 earlier.append(s)
         kinds.append(kind)
     return kinds, same_call
-
-
-def _same_call(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two spans with one response id record one call: times overlap, replies agree."""
-    times = [a.get("start_time"), a.get("end_time"), b.get("start_time"), b.get("end_time")]
-    if not all(isinstance(t, (int, float)) and math.isfinite(t) for t in times):
-        return False
-    if times[0] > times[3] or times[2] > times[1]:
-        return False
-    (text_a, calls_a), (text_b, calls_b) = reply_of(a.get("attributes") or {}), reply_of(b.get("attributes") or {})
-    return (not text_a or not text_b or text_a == text_b) and (not calls_a or not calls_b or calls_a == calls_b)
-
-
-def _children(ordered: list[dict[str, Any]], kinds: list[str], same_call: dict[Any, Any]
-              ) -> tuple[dict[Any, dict[str, Any]], dict[Any, list[dict[str, Any]]]]:
-    """Per LLM span: its first tool span child (tools it ran inside the call), and the spans that are part
-    of it: the agentops ``tool_call.*`` spans of its reply (children; one with another parent goes to the
-    LLM span that started last before it), LiteLLM's ``raw_gen_ai_request`` (a child) and the other
-    spans of the same call (``llm_duplicate``, with their own ``raw_gen_ai_request``)."""
-    kind_of = {s.get("span_id"): k for s, k in zip(ordered, kinds)}
-    first_tool: dict[Any, dict[str, Any]] = {}
-    parts: dict[Any, list[dict[str, Any]]] = {}
-    last_llm = None
-    for s, kind in zip(ordered, kinds):
-        sid = s.get("span_id")
-        if kind == "llm":
-            last_llm = sid
-        elif kind == "llm_duplicate":
-            parts.setdefault(same_call[sid], []).append(s)
-        elif kind == "tool" and s.get("parent_id") is not None:
-            first_tool.setdefault(s["parent_id"], s)
-        elif kind == "llm_tool_call":
-            owner = s.get("parent_id") if kind_of.get(s.get("parent_id")) == "llm" else last_llm
-            parts.setdefault(owner, []).append(s)
-        elif kind == "llm_raw":
-            parts.setdefault(same_call.get(s.get("parent_id"), s.get("parent_id")), []).append(s)
-    return first_tool, parts
 
 
 def _text(value: Any, limit: int) -> str:

@@ -127,8 +127,9 @@ def test_exception_in_agent_is_recorded_and_reraised(tmp_path):
                       strict=True) as run:
             run.emit("planner_input", role="planner", payload={"goal": "g"})
             1 / 0
-    last = json.loads((run.run_dir / "events.jsonl").read_text().splitlines()[-1])
-    assert last["event_type"] == "episode_error" and last["payload"]["kind"] == "ZeroDivisionError"
+    error, end = [json.loads(x) for x in (run.run_dir / "events.jsonl").read_text().splitlines()[-2:]]
+    assert error["event_type"] == "episode_error" and error["payload"]["kind"] == "ZeroDivisionError"
+    assert end["event_type"] == "episode_end" and end["payload"]["success"] is False
     assert (run.run_dir / "session.json").exists()
 
 

@@ -17,6 +17,7 @@ from tests.conftest import MODEL_STACK
 from tracebridge.capture.reader import iter_runs
 from tracebridge.capture.recorder import CaptureError, Recorder
 from tracebridge.curate.redact import capture_redactor
+from tracebridge.export.pipeline import export_traces
 from tracebridge.schema.validate import check_run
 
 
@@ -116,9 +117,27 @@ def test_exception_leaving_the_block_is_in_session_json(tmp_path, exc):
         raise exc
     sess = _session(run)
     assert sess["summary"]["success"] is False and sess["summary"]["failure_class"] == type(exc).__name__
-    assert sess["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 0}
-    assert _events(run)[-1]["payload"]["kind"] == type(exc).__name__
+    assert sess["capture"] == {"events_written": 3, "events_dropped": 0, "errors": 0}
+    error, end = _events(run)[-2:]
+    assert error["event_type"] == "episode_error" and error["payload"]["kind"] == type(exc).__name__
+    assert end["event_type"] == "episode_end" and end["parent_event_id"] == error["event_id"]
+    assert end["payload"] == {"success": False, "outcome": f"crash: {type(exc).__name__}",
+                              "failure_class": type(exc).__name__}
     _check(tmp_path)
+
+
+def test_run_that_crashed_in_the_block_is_exported_as_a_failed_run(tmp_path):
+    """The recorder closed it: the export takes it as a failed run (its rows say so), it does not
+    quarantine it as ``incomplete_run`` ("never reached episode_end")."""
+    with pytest.raises(RuntimeError), _rec(tmp_path / "traces") as run:
+        pi = run.emit("planner_input", role="planner", payload={"goal": "g", "tool_mask": ["calc"]})
+        run.emit("planner_output", role="planner", parent=pi,
+                 payload={"plan": [{"index": 0, "description": "add", "tool": "calc"}]})
+        raise RuntimeError("agent crashed")
+    res = export_traces(tmp_path / "traces", tmp_path / "bundles")
+    assert res.report["runs"]["quarantined"] == 0 and res.report["runs"]["exported"] == 1
+    (row,) = [json.loads(x) for x in (res.path / "views/planner_sft/train.jsonl").read_text().splitlines()]
+    assert row["meta"]["run_id"] == run.run_id and row["meta"]["labels"]["run_success"] is False
 
 
 def test_exception_after_episode_end_keeps_the_recorded_outcome(tmp_path):

@@ -9,7 +9,9 @@
         ...
 
 Events go to ``traces/<run_id>/events.jsonl`` as they happen (append-only); ``session.json``
-is written once, atomically, when the run closes. Capture is **fail-open** by default: an error
+is written once, atomically, when the run closes. An exception leaving the ``with`` block before
+the agent emitted ``episode_end`` is recorded as ``episode_error`` (its class and message) and
+``episode_end`` (failed, ``failure_class`` the exception class), then re-raised. Capture is **fail-open** by default: an error
 in capture (bad payload, full disk) is logged once, counted in the session's ``capture`` stats
 and never raised into the agent; ``strict=True`` raises instead (tests use it).
 
@@ -160,11 +162,14 @@ class Recorder:
         if exc is None or self._end is not None:
             self.close()
             return
-        try:
+        kind = type(exc).__name__
+        try:  # the run ends here: episode_end too, so the export reads a finished, failed run (not incomplete)
             self.emit("episode_error", role="orchestrator",
-                      payload={"kind": type(exc).__name__, "message": _message(exc), "recoverable": False})
+                      payload={"kind": kind, "message": _message(exc), "recoverable": False})
+            self.emit("episode_end", role="orchestrator",
+                      payload={"success": False, "outcome": f"crash: {kind}", "failure_class": kind})
         finally:  # strict mode may raise above; session.json is still written, with the error
-            self.close(success=False, failure_class=type(exc).__name__)
+            self.close(success=False, failure_class=kind)
 
     def open(self) -> None:
         """Create the run directory and open the events file."""

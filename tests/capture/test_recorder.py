@@ -59,6 +59,15 @@ def test_goal_hash_ignores_case_and_spacing():
     assert make_goal("count lines", "fs").goal_hash != make_goal("count lines", "sql").goal_hash
 
 
+def test_goal_as_text_and_family_gets_its_hash(tmp_path):
+    """A user naming the goal family (the export splits by it) need not compute goal_hash."""
+    with Recorder(tmp_path, goal={"text": "Count  lines", "family": "fs"}, model_stack=MODEL_STACK,
+                  runtime_config={"max_steps": 1}, strict=True) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "count lines"})
+    goal = json.loads((run.run_dir / "session.json").read_text())["goal"]
+    assert goal == {"text": "Count  lines", "family": "fs", "goal_hash": make_goal("count lines", "fs").goal_hash}
+
+
 def test_events_file_is_append_only_and_never_rewritten(tmp_path):
     rec = Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}, strict=True)
     rec.open()

@@ -85,12 +85,22 @@ def _model(cls: type[BaseModel], value: Any) -> Any:
     return value if isinstance(value, cls) else cls.model_validate(value)
 
 
+def _goal(goal: Goal | dict[str, Any] | str) -> Goal:
+    """The run's goal; a text or a ``{text, family}`` dict gets its ``goal_hash`` from ``make_goal``."""
+    if isinstance(goal, str):
+        return make_goal(goal)
+    if isinstance(goal, dict) and "goal_hash" not in goal and isinstance(goal.get("text"), str):
+        goal = {**goal, "goal_hash": make_goal(goal["text"], goal.get("family") or "unknown").goal_hash}
+    return _model(Goal, goal)
+
+
 class Recorder:
     """Records one run. Use as a context manager.
 
     Args:
         root: trace root; the run goes to ``root/<run_id>/``.
-        goal: a ``Goal``, a dict of its fields, or the goal text.
+        goal: the goal text (family ``unknown``), a dict ``{"text", "family"}`` (``goal_hash`` is
+            computed when absent), or a ``Goal``. The export splits train/validation/test by family.
         model_stack: planner/worker/verifier models and params.
         runtime_config: max_steps, prompt_sources, tool_mode, seed, seed_kind, extra.
         source: where the run comes from (default ``{"kind": "runtime"}``).
@@ -119,7 +129,7 @@ class Recorder:
         redactor: RedactionHook | None = None,
         labels: dict[str, Any] | None = None,
     ) -> None:
-        self.goal = make_goal(goal) if isinstance(goal, str) else _model(Goal, goal)
+        self.goal = _goal(goal)
         self.model_stack = _model(ModelStack, model_stack)
         self.runtime_config = _model(RuntimeConfig, runtime_config)
         self.source = _model(Source, source or {"kind": "runtime"})

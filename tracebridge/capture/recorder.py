@@ -158,6 +158,7 @@ class Recorder:
         self._tokens = 0
         self._cost = 0.0
         self._end: dict[str, Any] | None = None
+        self._toolsets: set[str] = set()  # toolset hashes whose schemas an llm block written holds
         self._warned = False
         self._closed = False
         self._lock = threading.Lock()
@@ -307,6 +308,8 @@ class Recorder:
         if resolved is None:
             self._root_event_id = event_id
         if llm is not None:
+            if record["llm"].get("tools"):
+                self._toolsets.add(str(record["llm"].get("toolset_hash")))
             usage = record["llm"].get("usage") or {}
             self._tokens += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
             self._cost += float(usage.get("cost_usd", 0.0))
@@ -330,7 +333,10 @@ class Recorder:
             model: model name or path.
             prompt: the rendered prompt text, or the message list that was sent.
             params: sampling parameters.
-            tools: tool schemas offered to the model.
+            tools: tool schemas offered to the model, in OpenAI's tools format (``{"type": "function",
+                "function": {name, description, parameters}}``). Hashed into the block; the list itself
+                is recorded on the first call of the run that offers it (``llm.tools``), and the
+                export's worker rows carry it instead of schemas inferred from the call arguments.
             response: raw text the model returned.
             usage: token counts, cost and latency.
 
@@ -339,7 +345,11 @@ class Recorder:
             ``usage`` not a mapping): fail-open, counted, and the event is written without it.
         """
         try:
-            return llm_block(model, prompt, params=params, tools=tools, response=response, usage=usage)
+            block = llm_block(model, prompt, params=params, tools=tools, response=response, usage=usage)
+            if (isinstance(tools, list) and tools and all(isinstance(t, dict) for t in tools)
+                    and block["toolset_hash"] not in self._toolsets):
+                block["tools"] = tools
+            return block
         except Exception as exc:  # noqa: BLE001 - fail-open: the agent calls this on its own path
             with self._lock:
                 self._fail(exc, "llm_call")

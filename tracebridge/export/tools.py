@@ -5,9 +5,12 @@ schemas offered). ``ToolRegistry.for_run`` finds the schemas in this order:
 
 1. a configured schemas file (``tools.schemas_file``) whose list hashes to the run's toolset_hash;
 2. for sim runs (``tools.from_sim``), the goal family's tools, again only on a hash match;
-3. per tool name: the configured schema of that name, else one inferred from the arguments the
-   run actually passed (types of the values; successful calls preferred). The source is
-   ``schemas_file`` when the file held every name, else ``inferred``.
+3. the schemas the run's model calls recorded (``llm.tools``, what ``Recorder.llm_call(tools=...)``
+   writes) when a recorded list hashes to the run's toolset_hash (source ``recorded``);
+4. per tool name: the configured schema of that name, else the recorded one, else one inferred from
+   the arguments the run actually passed (types of the values; successful calls preferred). The
+   source is ``schemas_file`` when the file held every name, ``recorded`` when the file and the
+   recorded lists held every name, else ``inferred``.
 
 Schemas are in the OpenAI/transformers function format ``{"type": "function", "function": {...}}``.
 """
@@ -129,7 +132,23 @@ class ToolRegistry:
             self._sim_family(str((session.get("goal") or {}).get("family")), h)
         if h in self._by_hash:
             return self._by_hash[h], "toolset_hash"
+        recorded = _recorded_toolsets(events)
+        if h in recorded:
+            return recorded[h], "recorded"
+        by_name = {str(_name(s)): s for schemas in recorded.values() for s in schemas if _name(s)}
+        by_name.update(self._by_name)  # the configured file wins over what a call recorded
         observed = _observed_args(events)
         names = run_tool_names(events) or sorted(observed)
-        source = "schemas_file" if names and all(n in self._by_name for n in names) else "inferred"
-        return [self._by_name.get(n) or infer_schema(n, observed.get(n, [])) for n in names], source
+        source = "schemas_file" if names and all(n in self._by_name for n in names) else \
+            "recorded" if names and all(n in by_name for n in names) else "inferred"
+        return [by_name.get(n) or infer_schema(n, observed.get(n, [])) for n in names], source
+
+
+def _recorded_toolsets(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The tool schemas a run's model calls recorded (``llm.tools``), by the hash of each list."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        tools = (e.get("llm") or {}).get("tools") if isinstance(e.get("llm"), dict) else None
+        if isinstance(tools, list) and tools and all(isinstance(t, dict) for t in tools):
+            out.setdefault(sha256_json(tools), tools)
+    return out

@@ -182,3 +182,32 @@ def test_abandoned_runs_fail_while_fresh_incomplete_ones_pass(tmp_path):
     assert res.exit_code == 1 and json.loads(res.stdout)["runs_abandoned"] == 1
     res = CliRunner().invoke(app, ["validate", str(root), "--stale-after", "10800", "--json"])
     assert res.exit_code == 0, res.output
+
+
+def test_events_a_fail_open_recorder_dropped_are_reported_and_fail_the_cli(tmp_path):
+    """A tool error kind outside the taxonomy is dropped by the recorder (fail-open); the events file
+    that is left validates, so validate used to say PASS at 100% for a run that lost its tool result."""
+    from typer.testing import CliRunner
+
+    import tracebridge.cli  # noqa: F401 - registers every command module
+    from tests.conftest import MODEL_STACK
+    from tracebridge.capture.recorder import Recorder
+    from tracebridge.cli.app import app
+
+    root = tmp_path / "t"
+    record_sample_run(root)
+    with Recorder(root, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        run.emit("worker_tool_call", role="worker", payload={"call_id": "c1", "tool": "calc", "args": {}})
+        run.emit("worker_tool_result", role="worker", payload={"call_id": "c1", "ok": False, "error": {
+            "kind": "ZeroDivisionError", "message": "division by zero"}})
+        run.emit("episode_end", role="orchestrator", payload={"success": False})
+    rep = validate_root(root)
+    assert rep.schema_valid_pct == 100.0 and rep.passed  # the library counts; judging is opt-in
+    assert (rep.events_dropped, rep.runs_with_dropped_events, rep.problems_by_kind["capture"]) == (1, 1, 1)
+    assert any(f"{run.run_id}/session.json:-: capture.events_dropped: 1 event(s) dropped" in p for p in rep.problems)
+    assert validate_root(root, Thresholds(max_events_dropped=0)).failures() == [
+        "1 event(s) dropped at capture in 1 run(s) (> 0): the recorder logged why; those runs have gaps"]
+    res = CliRunner().invoke(app, ["validate", str(root), "--json"])
+    assert res.exit_code == 1 and json.loads(res.stdout)["events_dropped"] == 1
+    assert CliRunner().invoke(app, ["validate", str(root), "--max-dropped-events", "-1"]).exit_code == 0

@@ -40,6 +40,8 @@ def validate(
                                                  "than --stale-after (crashed without closing).")] = 0.0,
     stale_after: Annotated[float, typer.Option(help="Seconds without an event after which a run without "
                                                "session.json counts as abandoned.")] = 3600.0,
+    max_dropped_events: Annotated[int, typer.Option(help="Max events that recorders dropped (fail-open, "
+                                                    "counted in session.json capture); -1 = not judged.")] = 0,
     max_problems: Annotated[int, typer.Option(help="Problems to list (all are counted).")] = 50,
 ) -> None:
     """Check schema, drift and lineage of every run; exit 1 below thresholds."""
@@ -51,7 +53,8 @@ def validate(
 
     check_trace_root(path)
     rep = validate_root(path, Thresholds(min_schema_valid, min_lineage_valid, max_incomplete, max_abandoned,
-                                         stale_after), max_problems)
+                                         stale_after, None if max_dropped_events < 0 else max_dropped_events),
+                        max_problems)
     if json_out:
         print_json(rep.to_dict())
     else:
@@ -63,6 +66,7 @@ def validate(
             ("schema-valid (complete runs)", f"{rep.schema_valid_pct:.2f}%"),
             ("lineage-valid (events)", f"{rep.lineage_valid_pct:.2f}% of {rep.events_total}"),
             ("torn tail lines", str(rep.torn_tails)),
+            ("events dropped at capture (runs)", f"{rep.events_dropped} ({rep.runs_with_dropped_events})"),
             ("schema drift", ", ".join(f"{k}×{n}" for k, n in rep.drift.most_common(8)) or "none"),
         ]:
             t.add_row(k, escape(printable(v)))  # drift keys come from the traces: no markup either

@@ -10,6 +10,12 @@ that died without closing its recorder) and fails validation by default (``max_a
 = 0: every finished run must produce its session.json); fresh incomplete runs are only counted,
 so a live trace root validates while agents write to it.
 
+Events a fail-open recorder could not write (a payload the schema refuses, a full disk) are gone
+from the events file, which still validates; ``session.json`` counts them (``capture.events_dropped``).
+``validate_root`` reports each such run as a ``capture`` problem and totals them
+(``events_dropped``); ``Thresholds.max_events_dropped`` fails the report above that many
+(``tracebridge validate``: 0 unless ``--max-dropped-events``; None = counted, not judged).
+
 Lineage rules: exactly one root (``parent_event_id`` null and ``root: true``); every other
 event's parent is an earlier event of the same run; event ids are unique; no cycles.
 """
@@ -39,7 +45,7 @@ class Problem:
     line: int | None
     field: str
     message: str
-    kind: str  # json | torn | schema | drift | lineage | order | incomplete | empty
+    kind: str  # json | torn | schema | drift | lineage | order | incomplete | empty | abandoned | capture
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line if self.line is not None else '-'}: {self.field}: {self.message}"
@@ -202,6 +208,7 @@ class Thresholds:
     max_incomplete_pct: float = 100.0  # runs without session.json, in progress or abandoned
     max_abandoned_pct: float = 0.0  # incomplete runs whose events file is older than stale_after_s
     stale_after_s: float = 3600.0
+    max_events_dropped: int | None = None  # events recorders dropped (session.json capture); None = not judged
 
 
 @dataclass
@@ -215,6 +222,8 @@ class ValidationReport:
     events_schema_valid: int = 0
     events_lineage_valid: int = 0
     torn_tails: int = 0
+    events_dropped: int = 0  # events recorders could not write (fail-open), from session.json capture
+    runs_with_dropped_events: int = 0
     problems_total: int = 0
     problems_by_kind: Counter[str] = field(default_factory=Counter)
     drift: Counter[str] = field(default_factory=Counter)
@@ -255,6 +264,9 @@ class ValidationReport:
         if self.abandoned_pct > t.max_abandoned_pct:
             out.append(f"abandoned {self.runs_abandoned} run(s) ({self.abandoned_pct:.2f}% > {t.max_abandoned_pct}%): "
                        f"no session.json and no event for over {t.stale_after_s:.0f} s")
+        if t.max_events_dropped is not None and self.events_dropped > t.max_events_dropped:
+            out.append(f"{self.events_dropped} event(s) dropped at capture in {self.runs_with_dropped_events} "
+                       f"run(s) (> {t.max_events_dropped}): the recorder logged why; those runs have gaps")
         return out
 
     @property
@@ -301,7 +313,16 @@ def validate_root(root: str | os.PathLike[str], thresholds: Thresholds | None = 
     report = ValidationReport(thresholds=thresholds or Thresholds())
     now = time.time()
     for run in iter_runs(root):
-        chk = check_run(run)
+        session: dict[str, Any] = {}
+        chk = check_run(run, session=session)
+        capture = session.get("capture")
+        dropped = capture.get("events_dropped") if isinstance(capture, dict) else None
+        if isinstance(dropped, int) and not isinstance(dropped, bool) and dropped > 0:
+            report.events_dropped += dropped
+            report.runs_with_dropped_events += 1
+            chk.problems.append(Problem(str(run.session_path), None, "capture.events_dropped",
+                                        f"{dropped} event(s) dropped at capture (fail-open; the recorder "
+                                        f"logged why): the run has gaps", "capture"))
         if not chk.complete:
             idle = now - _last_write(run)
             if idle > report.thresholds.stale_after_s:

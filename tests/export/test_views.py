@@ -183,3 +183,38 @@ def test_planner_pairs_prefer_the_reference_plan_when_the_plan_made_was_bad(even
                      (_with_plan_labels(events, fault="x"), ViewsConfig()),
                      (faulty, ViewsConfig(planner_pairs=False))):
         assert not build_views(evs, ctx(success=False), cfg)[0]["planner_pref_pairs"]
+
+
+def test_a_decision_after_a_successful_call_in_the_same_step_sees_its_result(tmp_path: Path) -> None:
+    """A runtime worker that reads a file, then computes from it, then answers within one plan step: each
+    row's prompt holds the results the decision read (it used to hold the step alone, so the rows taught
+    a model to produce the sum and the answer without seeing the numbers)."""
+    from tests.conftest import MODEL_STACK
+    from tracebridge.capture.recorder import Recorder
+
+    with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}, strict=True) as run:
+        pi = run.emit("planner_input", role="planner", payload={"goal": "total of the invoice"})
+        po = run.emit("planner_output", role="planner", parent=pi,
+                      payload={"plan": [{"index": 0, "description": "total the invoice"}]})
+        parent = run.emit("worker_input", role="worker", parent=po,
+                          payload={"plan_step": {"index": 0, "description": "total the invoice"}})
+        for k, (tool, args, out) in enumerate([("read_file", {"path": "inv.txt"}, "a 12.5\nb 30"),
+                                               ("calc", {"expr": "12.5 + 30"}, 42.5)]):
+            act = run.emit("worker_action", role="worker", parent=parent,
+                           payload={"action": "tool_call", "tool": tool, "args": args})
+            call = run.emit("worker_tool_call", role="worker", parent=act,
+                            payload={"call_id": f"c{k}", "tool": tool, "args": args})
+            parent = run.emit("worker_tool_result", role="worker", parent=call,
+                              payload={"call_id": f"c{k}", "ok": True, "output": out})
+        act = run.emit("worker_action", role="worker", parent=parent, payload={"action": "respond"})
+        wo = run.emit("worker_output", role="worker", parent=act, payload={"result": "The total is 42.5"})
+        run.emit("episode_end", role="orchestrator", parent=wo, payload={"success": True})
+    evs = [json.loads(x) for x in (run.run_dir / "events.jsonl").read_text().splitlines()]
+    read, add, answer = build_views(evs, ctx(), ViewsConfig())[0]["worker_sft"]
+    prompts = [r["messages"][1]["content"] for r in (read, add, answer)]
+    first = 'Prior result: {"args": {"path": "inv.txt"}, "output": "a 12.5\\nb 30", "tool": "read_file"}'
+    second = 'Prior result: {"args": {"expr": "12.5 + 30"}, "output": 42.5, "tool": "calc"}'
+    assert "Prior result" not in prompts[0]
+    assert prompts[1].endswith(first) and prompts[2].endswith(f"{first}\n{second}")
+    assert answer["messages"][-1] == {"role": "assistant", "content": "The total is 42.5"}
+    assert [r["meta"]["labels"]["failed_attempts"] for r in (read, add, answer)] == [0, 0, 0]

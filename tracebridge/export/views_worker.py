@@ -3,8 +3,10 @@
 The simulator's ``ModelWorker`` (and any runtime that follows ``tracebridge.schema.roles``) asks
 for one decision at a time: the user turn is ``worker_user_text`` of the ``worker_input`` payload
 whose ``prior_failures`` include this step's earlier failed attempts (``{tool, args, error_kind,
-error_message}``; ``{error_kind, error_message}`` for an invalid reply). A row reproduces that
-prompt and takes the decision as the assistant turn: a tool call (``tool_call_message``, in TRL's
+error_message}``; ``{error_kind, error_message}`` for an invalid reply) and, where the step made several
+calls (a runtime's worker may; the simulator's ends a step at its first success), the results of its
+earlier successful calls as ``Prior result: {tool, args, output}`` lines: a decision that reads a result
+must see it in its prompt. A row reproduces that prompt and takes the decision as the assistant turn: a tool call (``tool_call_message``, in TRL's
 ``tool_calls`` format, the call id from the trace) or a plain-text answer (``respond``).
 ``give_up`` is no model reply format and gives no row.
 
@@ -48,11 +50,13 @@ class _Step:
     def __init__(self, ev: dict[str, Any]) -> None:
         self.ev = ev
         self.attempts: list[dict[str, Any]] = []
+        self.results: list[dict[str, Any]] = []  # this step's successful calls so far
         self.last_failed: tuple[str, dict[str, Any]] | None = None
 
     def user_text(self) -> str:
         p = dict(payload(self.ev))
         p["prior_failures"] = list(p.get("prior_failures") or []) + [dict(a) for a in self.attempts]
+        p["prior_results"] = list(self.results)
         return roles.worker_user_text(p)
 
 
@@ -120,6 +124,8 @@ class _Builder:
         if recovered and step.last_failed is not None:
             rejected = roles.tool_call_message(str(cp.get("call_id")), *step.last_failed)
         self.add(step, action, reply, ids, labels, rejected)
+        if ok is True:
+            step.results.append({"tool": tool, "args": args, "output": rp.get("output")})
         if ok is False:
             err = rp.get("error") if isinstance(rp.get("error"), dict) else {}
             step.attempts.append({"tool": tool, "args": args, "error_kind": str(err.get("kind")),

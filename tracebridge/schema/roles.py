@@ -124,7 +124,9 @@ class WorkerReply:
 
 
 def worker_user_text(payload: dict[str, Any]) -> str:
-    """Render a ``worker_input`` payload as the user turn."""
+    """Render a ``worker_input`` payload as the user turn. ``prior_results`` (no payload field: the
+    export adds the successful calls made earlier in the same step, ``{tool, args, output}``) are
+    rendered after the prior failures."""
     step = payload.get("plan_step") or {}
     lines = [f"Step: {step.get('description', '')}"]
     if step.get("tool"):
@@ -134,6 +136,8 @@ def worker_user_text(payload: dict[str, Any]) -> str:
     lines.append(f"Allowed tools: {', '.join(payload.get('allowed_tools') or []) or 'none'}")
     for f in payload.get("prior_failures") or []:
         lines.append(f"Prior failure: {_text(f)}")
+    for r in payload.get("prior_results") or []:
+        lines.append(f"Prior result: {_text(r)}")
     return "\n".join(lines)
 
 

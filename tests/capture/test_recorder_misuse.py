@@ -105,6 +105,24 @@ def test_redacted_capture_keeps_values_only_canonical_json_knows(tmp_path):
     _check(tmp_path)
 
 
+@pytest.mark.parametrize("redactor", [None, capture_redactor])
+def test_undecodable_bytes_in_a_tool_output_are_escaped_not_dropped(tmp_path, redactor):
+    """A file name Python decoded with surrogateescape (os.listdir, a subprocess's output) used to
+    drop the whole tool result ("surrogates not allowed"), and an llm block whose prompt held one."""
+    name = b"r\xe9sum\xe9.txt".decode("utf-8", "surrogateescape")
+    with Recorder(tmp_path, goal=f"summarise {name}", model_stack=MODEL_STACK, runtime_config={"max_steps": 1},
+                  redactor=redactor() if redactor else None) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        run.emit("worker_tool_result", role="worker", payload={"call_id": "c1", "ok": True, "output": [name]},
+                 llm=run.llm_call("m", [{"role": "user", "content": f"list: {name}"}], response=name))
+    assert _session(run)["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 0}
+    result = _events(run)[-1]
+    assert result["payload"]["output"] == ["r\\udce9sum\\udce9.txt"]
+    assert result["llm"]["response"] == "r\\udce9sum\\udce9.txt" and "udce9" in result["llm"]["rendered_prompt"]
+    assert _session(run)["goal"]["text"] == "summarise r\\udce9sum\\udce9.txt"  # session.json written too
+    _check(tmp_path)
+
+
 class _Mute(Exception):
     def __str__(self):
         raise RuntimeError("no message")

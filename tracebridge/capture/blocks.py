@@ -50,6 +50,19 @@ def llm_block(model: str, prompt: Any, *, params: dict[str, Any] | None = None, 
     }
 
 
+def escape_surrogates(obj: Any) -> Any:
+    """``obj`` with lone surrogates in its strings (and keys) escaped as ``\\udcff``: what Python
+    decodes with ``surrogateescape`` (``os.listdir``, a subprocess's output, undecodable file names),
+    which JSON cannot hold. Dicts, lists and tuples are rebuilt; any other value is returned as is."""
+    if isinstance(obj, str):
+        return obj.encode("utf-8", "backslashreplace").decode()
+    if isinstance(obj, dict):
+        return {escape_surrogates(k): escape_surrogates(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [escape_surrogates(v) for v in obj]
+    return obj
+
+
 def exception_message(exc: BaseException) -> str:
     """``str(exc)``, cut to the schema's size, or a stand-in when the exception cannot say. Lone
     surrogates (undecodable bytes in an OSError's path) are escaped: JSON cannot hold them."""

@@ -33,8 +33,8 @@ from typing import Any, Protocol
 import orjson
 from pydantic import BaseModel
 
+from tracebridge.capture.blocks import escape_surrogates, llm_block, make_goal, new_run_id, payload_types
 from tracebridge.capture.blocks import exception_message as _message
-from tracebridge.capture.blocks import llm_block, make_goal, new_run_id, payload_types
 from tracebridge.capture.writer import EventWriter, write_atomic
 from tracebridge.schema.canonical import canonical_json, sha256_json, utc_now
 from tracebridge.schema.events import EVENT_ADAPTER, LLMCall, Usage
@@ -85,8 +85,20 @@ def _model(cls: type[BaseModel], value: Any) -> Any:
     return value if isinstance(value, cls) else cls.model_validate(value)
 
 
+def _json_line(record: dict[str, Any]) -> bytes:
+    """The record's JSON line; strings with lone surrogates (undecodable bytes a tool passed on) are
+    written escaped rather than losing the event."""
+    try:
+        return canonical_json(record)
+    except orjson.JSONEncodeError as exc:
+        if "surrogates" not in str(exc):
+            raise
+        return canonical_json(escape_surrogates(record))
+
+
 def _goal(goal: Goal | dict[str, Any] | str) -> Goal:
     """The run's goal; a text or a ``{text, family}`` dict gets its ``goal_hash`` from ``make_goal``."""
+    goal = escape_surrogates(goal)  # a goal from argv or a file name: JSON (and the hash) cannot hold surrogates
     if isinstance(goal, str):
         return make_goal(goal)
     if isinstance(goal, dict) and "goal_hash" not in goal and isinstance(goal.get("text"), str):
@@ -214,7 +226,7 @@ class Recorder:
                 success if success is not None else end.get("success"),
                 failure_class if failure_class is not None else end.get("failure_class"),
             )
-            data = session.model_dump(mode="json")
+            data = escape_surrogates(session.model_dump(mode="json"))  # small: escaped whole, always
             if self.redactor is not None:
                 data = self.redactor.redact(data)
             if self._writer is not None:
@@ -297,7 +309,7 @@ class Recorder:
             EVENT_ADAPTER.validate_python(record)
             if self.redactor is not None:
                 record = self._redact(record)
-            self._writer.write_line(canonical_json(record))
+            self._writer.write_line(_json_line(record))
         except Exception as exc:  # noqa: BLE001 - fail-open: whatever the payload holds, the agent goes on
             self._dropped_parent[event_id] = resolved
             self.stats.events_dropped += 1
@@ -345,7 +357,13 @@ class Recorder:
             ``usage`` not a mapping): fail-open, counted, and the event is written without it.
         """
         try:
-            block = llm_block(model, prompt, params=params, tools=tools, response=response, usage=usage)
+            try:
+                block = llm_block(model, prompt, params=params, tools=tools, response=response, usage=usage)
+            except orjson.JSONEncodeError as exc:  # a prompt holding undecodable bytes: keep the call
+                if "surrogates" not in str(exc):
+                    raise
+                block = llm_block(model, escape_surrogates(prompt), params=params, tools=tools,
+                                  response=escape_surrogates(response), usage=usage)
             if (isinstance(tools, list) and tools and all(isinstance(t, dict) for t in tools)
                     and block["toolset_hash"] not in self._toolsets):
                 block["tools"] = tools
@@ -371,8 +389,8 @@ class Recorder:
         assert self.redactor is not None
         try:
             return self.redactor.redact(record)
-        except TypeError:  # a value only canonical_json knows (set, bytes, numpy): redact its JSON form
-            return self.redactor.redact(orjson.loads(canonical_json(record)))
+        except TypeError:  # a value only canonical_json knows (set, bytes, numpy), a lone surrogate: its JSON form
+            return self.redactor.redact(orjson.loads(_json_line(record)))
 
     def _now(self) -> str:
         ts = utc_now()

@@ -191,6 +191,52 @@ def test_many_threads_share_one_recorder(tmp_path):
     _check(tmp_path)
 
 
+def test_threads_default_parents_are_their_own_previous_events(tmp_path):
+    """Two workers run plan steps in threads of one run, each emitting action → call → result with the
+    default parent. The default used to be the run's previous event, whichever thread wrote it: a tool
+    call hung under the other thread's action, and the worker row of "read b.txt" called a.txt."""
+    barrier = threading.Barrier(2)
+    with _rec(tmp_path / "traces") as run:
+        pi = run.emit("planner_input", role="planner", payload={"goal": "read both", "tool_mask": ["read_file"]})
+        po = run.emit("planner_output", role="planner", parent=pi,
+                      payload={"plan": [{"index": i, "description": f"read {p}"} for i, p in enumerate("ab")]})
+
+        def step(i, path):
+            run.emit("worker_input", role="worker", parent=po,
+                     payload={"plan_step": {"index": i, "description": f"read {path}"}, "allowed_tools": ["read_file"]})
+            for etype, body in [("worker_action", {"action": "tool_call", "tool": "read_file", "args": {"path": path}}),
+                                ("worker_tool_call", {"call_id": f"c{i}", "tool": "read_file", "args": {"path": path}}),
+                                ("worker_tool_result", {"call_id": f"c{i}", "ok": True, "output": path.upper()}),
+                                ("worker_output", {"result": path.upper()})]:
+                barrier.wait()  # the two threads alternate: each event lands between two of the other's
+                if etype != "worker_output" or i == 0:
+                    run.emit(etype, role="worker", payload=body)
+                barrier.wait()
+                if etype == "worker_output" and i == 1:
+                    run.emit(etype, role="worker", payload=body)
+
+        threads = [threading.Thread(target=step, args=(i, p)) for i, p in enumerate(["a.txt", "b.txt"])]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        run.emit("episode_end", role="orchestrator", payload={"success": True})
+    evs = {e["event_id"]: e for e in _events(run)}
+    for out in (e for e in evs.values() if e["event_type"] == "worker_output"):
+        chain = [out]
+        while chain[-1]["event_type"] != "worker_input":
+            chain.append(evs[chain[-1]["parent_event_id"]])
+        assert [e["event_type"] for e in chain] == ["worker_output", "worker_tool_result", "worker_tool_call",
+                                                   "worker_action", "worker_input"]
+        assert len({json.dumps(e["payload"]).lower().count("a.txt") > 0 for e in chain}) == 1  # one thread's
+    _check(tmp_path / "traces")
+    rows = export_traces(tmp_path / "traces", tmp_path / "b").path / "views/worker_sft/train.jsonl"
+    got = {json.loads(r)["messages"][1]["content"].splitlines()[0]:
+           json.loads(json.loads(r)["messages"][-1]["tool_calls"][0]["function"]["arguments"])["path"]
+           for r in rows.read_text().splitlines()}
+    assert got == {"Step: read a.txt": "a.txt", "Step: read b.txt": "b.txt"}
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_child_does_not_write_into_the_parents_run(tmp_path):
     with _rec(tmp_path, fsync_interval_s=None) as run:

@@ -218,3 +218,32 @@ def test_a_decision_after_a_successful_call_in_the_same_step_sees_its_result(tmp
     assert prompts[1].endswith(first) and prompts[2].endswith(f"{first}\n{second}")
     assert answer["messages"][-1] == {"role": "assistant", "content": "The total is 42.5"}
     assert [r["meta"]["labels"]["failed_attempts"] for r in (read, add, answer)] == [0, 0, 0]
+
+
+def test_steps_run_in_parallel_threads_keep_their_own_calls(tmp_path: Path) -> None:
+    """Two plan steps of one run interleave in the file (a runtime ran them in threads); each call is
+    the decision of the step its parents lead to, not of the worker_input written last."""
+    from tests.conftest import MODEL_STACK
+    from tracebridge.capture.recorder import Recorder
+
+    with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}, strict=True) as run:
+        pi = run.emit("planner_input", role="planner", payload={"goal": "read a and b"})
+        po = run.emit("planner_output", role="planner", parent=pi,
+                      payload={"plan": [{"index": 0, "description": "read a"}, {"index": 1, "description": "read b"}]})
+        last = {p: run.emit("worker_input", role="worker", parent=po,
+                            payload={"plan_step": {"index": i, "description": f"read {p}"}}) for i, p in enumerate("ab")}
+        for etype in ("worker_action", "worker_tool_call", "worker_tool_result"):
+            for p in "ab":  # a's event, then b's: the two steps alternate line by line
+                body = {"worker_action": {"action": "tool_call"},
+                        "worker_tool_call": {"call_id": p, "tool": "read_file", "args": {"path": p}},
+                        "worker_tool_result": {"call_id": p, "ok": p == "b", "output": p.upper(),
+                                               "error": None if p == "b" else {"kind": "not_found", "message": p}}}
+                last[p] = run.emit(etype, role="worker", parent=last[p], payload=body[etype])
+        for p in "ab":
+            last[p] = run.emit("worker_output", role="worker", parent=last[p], payload={"result": p.upper()})
+        run.emit("episode_end", role="orchestrator", parent=last["b"], payload={"success": True})
+    evs = [json.loads(x) for x in (run.run_dir / "events.jsonl").read_text().splitlines()]
+    rows = build_views(evs, ctx(), ViewsConfig())[0]["worker_sft"]
+    got = [(r["messages"][1]["content"].splitlines()[0], message_call(r["messages"][-1]).args,
+            r["meta"]["labels"]["tool_ok"]) for r in rows]
+    assert got == [("Step: read a", {"path": "a"}, False), ("Step: read b", {"path": "b"}, True)]

@@ -15,7 +15,9 @@ the agent emitted ``episode_end`` is recorded as ``episode_error`` (its class an
 in capture (bad payload, full disk) is logged once, counted in the session's ``capture`` stats
 and never raised into the agent; ``strict=True`` raises instead (tests use it).
 
-A recorder may be shared by the agent's threads (one lock orders ids, timestamps and counts). A
+A recorder may be shared by the agent's threads (one lock orders ids, timestamps and counts); an
+event's default parent is the previous event *of the thread that emits it* (the run's previous event
+for a thread's first), so a thread's action → call → result chain stays its own. A
 process forked while a run is open does not write to it: the parent owns the run, and a child
 writing the same ids (and its own ``session.json``) would corrupt it; the child's emits are
 dropped and counted in the child.
@@ -163,6 +165,7 @@ class Recorder:
         self._writer: EventWriter | None = None
         self._seq = 0
         self._last_event_id: str | None = None
+        self._last_by_thread: dict[int, str] = {}  # default parents: each thread's previous event
         self._root_event_id: str | None = None
         self._dropped_parent: dict[str, str | None] = {}
         self._last_ts = ""
@@ -267,7 +270,8 @@ class Recorder:
             event_type: one of the schema's event types.
             role: planner | worker | verifier | orchestrator | env | user.
             payload: the typed payload (model or dict) for ``event_type``.
-            parent: causal parent id; default the previous event. The first event is the root.
+            parent: causal parent id; default the previous event emitted by this thread (the
+                run's previous event for a thread's first). The first event is the root.
             llm: the model call that produced this event (see ``llm_call``).
             labels: event-level labels.
 
@@ -280,7 +284,9 @@ class Recorder:
     def _emit(self, event_type: str, role: str, payload: Any, parent: Any, llm: Any, labels: Any) -> str:
         self._seq += 1
         event_id = f"{self.run_id}:{self._seq:06d}"
-        resolved = self._last_event_id  # where a dropped event's children attach if its parent is bad
+        thread = threading.get_ident()
+        # where a dropped event's children attach if its parent is bad
+        resolved = self._last_by_thread.get(thread, self._last_event_id)
         try:
             if parent is not _AUTO:
                 resolved = self._earlier_event(parent)
@@ -316,7 +322,7 @@ class Recorder:
             self._fail(exc, event_type)
             return event_id
         self.stats.events_written += 1
-        self._last_event_id = event_id
+        self._last_event_id = self._last_by_thread[thread] = event_id
         if resolved is None:
             self._root_event_id = event_id
         if llm is not None:

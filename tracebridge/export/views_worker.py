@@ -11,7 +11,8 @@ must see it in its prompt. A row reproduces that prompt and takes the decision a
 ``give_up`` is no model reply format and gives no row.
 
 A ``worker_tool_call`` without a ``worker_action`` parent (runtimes that log only calls) is itself
-the decision.
+the decision. An event belongs to the step (``worker_input``) its parents lead to, else to the latest
+one in file order: steps a runtime ran in parallel threads of one run stay apart.
 
 A **recovery** is a successful call after at least one failed call in the same step that differs
 from the last failed call (tool or arguments), per docs/trace-conventions.md. It gives a
@@ -144,20 +145,47 @@ class _Builder:
                  {**event_labels(action), "failed_attempts": len(step.attempts)}, None)
 
 
+def _own_step(ev: dict[str, Any], by_id: dict[str, dict[str, Any]], open_steps: dict[str, _Step]
+              ) -> tuple[bool, _Step | None]:
+    """The step an event descends from: ``(True, step)`` for the ``worker_input`` its parents lead to
+    (``step`` None once that step's ``worker_output`` came), ``(False, None)`` when they lead to none.
+
+    Steps recorded one after another need no lineage (file order says which is current), but the
+    steps a runtime ran in threads of one run interleave in the file: lineage keeps them apart.
+    """
+    seen: set[str] = set()
+    pid = ev.get("parent_event_id")
+    while isinstance(pid, str) and pid not in seen:
+        seen.add(pid)
+        parent = by_id.get(pid)
+        if parent is None or parent.get("event_type") in ("worker_output", "planner_output", "verifier_output"):
+            return False, None
+        if parent.get("event_type") == "worker_input":
+            return True, open_steps.get(pid)
+        pid = parent.get("parent_event_id")
+    return False, None
+
+
 def worker_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], ctx: RunContext,
                 cfg: ViewsConfig, stats: Counter[str]
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """``worker_sft`` rows, recovery SFT rows and recovery pairs of a run."""
     kids = _children(events)
     b = _Builder(ctx, cfg, stats)
-    step: _Step | None = None
+    current: _Step | None = None  # the latest worker_input's step, in file order
+    open_steps: dict[str, _Step] = {}
     handled: set[str] = set()
     for ev in events:
         et = ev.get("event_type")
         if et == "worker_input":
-            step = _Step(ev)
-        elif et == "worker_output":
-            step = None
+            current = open_steps[str(ev.get("event_id"))] = _Step(ev)
+            continue
+        found, own = _own_step(ev, by_id, open_steps)
+        step = own if found else current
+        if et == "worker_output":
+            if step is not None:
+                open_steps.pop(str(step.ev.get("event_id")), None)
+            current = None if step is current else current
         elif step is None:
             continue
         elif et == "episode_error" and payload(ev).get("kind") == "invalid_output" and ev.get("role") == "worker":

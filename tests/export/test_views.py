@@ -247,3 +247,29 @@ def test_steps_run_in_parallel_threads_keep_their_own_calls(tmp_path: Path) -> N
     got = [(r["messages"][1]["content"].splitlines()[0], message_call(r["messages"][-1]).args,
             r["meta"]["labels"]["tool_ok"]) for r in rows]
     assert got == [("Step: read a", {"path": "a"}, False), ("Step: read b", {"path": "b"}, True)]
+
+
+def test_calls_made_in_parallel_in_one_step_do_not_see_each_others_results(tmp_path: Path) -> None:
+    from tests.conftest import MODEL_STACK
+    from tracebridge.capture.recorder import Recorder
+
+    with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}, strict=True) as run:
+        pi = run.emit("planner_input", role="planner", payload={"goal": "read a and b"})
+        po = run.emit("planner_output", role="planner", parent=pi, payload={"plan": [{"index": 0, "description": "read"}]})
+        wi = run.emit("worker_input", role="worker", parent=po, payload={"plan_step": {"index": 0, "description": "read"}})
+        calls = {}
+        for p in "ab":  # the model asked for both before either came back
+            act = run.emit("worker_action", role="worker", parent=wi, payload={"action": "tool_call"})
+            calls[p] = run.emit("worker_tool_call", role="worker", parent=act,
+                                payload={"call_id": p, "tool": "read_file", "args": {"path": p}})
+        last = wi
+        for p in "ab":
+            last = run.emit("worker_tool_result", role="worker", parent=calls[p],
+                            payload={"call_id": p, "ok": True, "output": p.upper()})
+        act = run.emit("worker_action", role="worker", parent=last, payload={"action": "respond"})
+        wo = run.emit("worker_output", role="worker", parent=act, payload={"result": "A and B"})
+        run.emit("episode_end", role="orchestrator", parent=wo, payload={"success": True})
+    evs = [json.loads(x) for x in (run.run_dir / "events.jsonl").read_text().splitlines()]
+    a, b, answer = (r["messages"][1]["content"] for r in build_views(evs, ctx(), ViewsConfig())[0]["worker_sft"])
+    assert "Prior result" not in a and "Prior result" not in b
+    assert answer.count("Prior result") == 2

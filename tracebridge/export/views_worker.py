@@ -5,8 +5,8 @@ for one decision at a time: the user turn is ``worker_user_text`` of the ``worke
 whose ``prior_failures`` include this step's earlier failed attempts (``{tool, args, error_kind,
 error_message}``; ``{error_kind, error_message}`` for an invalid reply) and, where the step made several
 calls (a runtime's worker may; the simulator's ends a step at its first success), the results of its
-earlier successful calls as ``Prior result: {tool, args, output}`` lines: a decision that reads a result
-must see it in its prompt. A row reproduces that prompt and takes the decision as the assistant turn: a tool call (``tool_call_message``, in TRL's
+successful calls written before the decision as ``Prior result: {tool, args, output}`` lines: a decision
+that reads a result must see it in its prompt (and calls made in parallel did not see each other's). A row reproduces that prompt and takes the decision as the assistant turn: a tool call (``tool_call_message``, in TRL's
 ``tool_calls`` format, the call id from the trace) or a plain-text answer (``respond``).
 ``give_up`` is no model reply format and gives no row.
 
@@ -125,8 +125,6 @@ class _Builder:
         if recovered and step.last_failed is not None:
             rejected = roles.tool_call_message(str(cp.get("call_id")), *step.last_failed)
         self.add(step, action, reply, ids, labels, rejected)
-        if ok is True:
-            step.results.append({"tool": tool, "args": args, "output": rp.get("output")})
         if ok is False:
             err = rp.get("error") if isinstance(rp.get("error"), dict) else {}
             step.attempts.append({"tool": tool, "args": args, "error_kind": str(err.get("kind")),
@@ -143,6 +141,15 @@ class _Builder:
         ids = [step.ev["event_id"], action["event_id"]] + ([output["event_id"]] if output else [])
         self.add(step, action, {"role": "assistant", "content": text}, ids,
                  {**event_labels(action), "failed_attempts": len(step.attempts)}, None)
+
+
+def _add_result(step: _Step, result: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> None:
+    """Keep a successful result of the step for the prompts of its later decisions."""
+    call = by_id.get(str(result.get("parent_event_id")))
+    if payload(result).get("ok") is True and call is not None and call.get("event_type") == "worker_tool_call":
+        cp = payload(call)
+        args = cp.get("args") if isinstance(cp.get("args"), dict) else {}
+        step.results.append({"tool": str(cp.get("tool")), "args": args, "output": payload(result).get("output")})
 
 
 def _own_step(ev: dict[str, Any], by_id: dict[str, dict[str, Any]], open_steps: dict[str, _Step]
@@ -190,6 +197,8 @@ def worker_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], 
             continue
         elif et == "episode_error" and payload(ev).get("kind") == "invalid_output" and ev.get("role") == "worker":
             step.attempts.append({"error_kind": "invalid_output", "error_message": str(payload(ev).get("message"))[:200]})
+        elif et == "worker_tool_result":  # in file order: a decision written before it did not see it
+            _add_result(step, ev, by_id)
         elif et == "worker_tool_call" and ev["event_id"] not in handled:
             # a call with no worker_action of its own (runtimes that log only calls): the call is the decision
             b.tool_call(step, ev, ev, _child(kids, ev, "worker_tool_result"))

@@ -71,3 +71,12 @@ def test_cli_fetch_from_a_silent_endpoint_exits_3_with_one_json_document(silent_
 
 def test_request_timeout_must_be_positive() -> None:
     assert StorageConfig(request_timeout_s=0).validate() == ["request_timeout_s=0: must be > 0"]
+
+
+def test_gs_requests_wait_at_most_request_timeout_s_to_connect_and_per_read() -> None:
+    """gcsfs hands ``requests_timeout`` to aiohttp, whose default is 5 min for the whole request; per read,
+    not in all, so a large upload is not cut (the read timeout starts once the body is sent). The bound
+    against a silent endpoint, through gcsfs: ``tests/sweep/test_arrow_fs.py`` (needs the gcs extra)."""
+    opts = StorageConfig(request_timeout_s=3, gs_project="p").fs_options("gs")
+    t = opts["requests_timeout"]
+    assert (t.sock_connect, t.sock_read, t.total) == (3, 3, None) and opts["project"] == "p"

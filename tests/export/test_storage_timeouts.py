@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,10 @@ from tracebridge.export.push import push_bundle
 from tracebridge.export.storage import StorageUnreachable, open_fs
 
 
-@pytest.fixture
-def silent_endpoint() -> Iterator[str]:
+@contextmanager
+def silent_server() -> Iterator[tuple[str, list[socket.socket]]]:
+    """An endpoint on 127.0.0.1 that accepts connections and never answers, and the connections it
+    accepted (a client opens one per try of a request)."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(64)
@@ -36,10 +39,18 @@ def silent_endpoint() -> Iterator[str]:
                 return
 
     threading.Thread(target=accept, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.getsockname()[1]}"
-    srv.close()
-    for c in conns:
-        c.close()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}", conns
+    finally:
+        srv.close()
+        for c in conns:
+            c.close()
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    with silent_server() as (url, _):
+        yield url
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ and ``validate()`` refuses secret-looking option keys.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -239,4 +240,18 @@ class StorageConfig:
                                                      sock_read=self.request_timeout_s)
             if self.gs_project:
                 opts["project"] = self.gs_project
+        return opts
+
+    def arrow_s3_options(self) -> dict[str, Any]:
+        """``pyarrow.fs.S3FileSystem`` keyword options (Ray Tune's and Train's storage) for the S3 that
+        ``fs_options("s3")`` reaches: the same endpoint and region, each try waiting at most ``request_timeout_s``
+        to connect or for the next bytes of the answer. The endpoint falls back to ``$AWS_ENDPOINT_URL_S3`` /
+        ``$AWS_ENDPOINT_URL`` here because pyarrow does not read them as botocore does; no credentials (each
+        process finds its own in its environment, and pyarrow would pickle explicit ones into every trial)."""
+        endpoint = self.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        opts: dict[str, Any] = {"connect_timeout": self.request_timeout_s, "request_timeout": self.request_timeout_s}
+        if endpoint:
+            opts["endpoint_override"] = endpoint
+        if self.s3_region:
+            opts["region"] = self.s3_region
         return opts

@@ -17,9 +17,10 @@ from pyarrow import fs as pafs
 from tests.export.test_storage_timeouts import aws_env, silent_endpoint, silent_server  # noqa: F401  (fixtures)
 from tests.sweep.test_storage import s3  # noqa: F401  (the moto fixture)
 from tracebridge.export.config import RetryConfig, StorageConfig
-from tracebridge.export.storage import StorageError
+from tracebridge.export.storage import StorageError, StorageUnreachable
 from tracebridge.sweep.arrow_fs import BoundedS3FileSystem
 from tracebridge.sweep.storage import join, read_text, tune_storage
+from tracebridge.sweep.tune_run import run_exists
 
 pytestmark = pytest.mark.timeout(180)  # a call that stalls fails the test instead of hanging the suite
 PYARROW_DEFAULT_S = 90  # a silent endpoint held each request of Ray's default S3 filesystem ~100 s
@@ -56,12 +57,14 @@ def test_bounded_s3_filesystem_writes_and_reads_on_a_real_s3_api(s3, tmp_path) -
     path, fs = tune_storage(join(s3, "tune"), cfg)
     assert path == f"{s3.removeprefix('s3://')}/tune"
     assert options(fs)["endpoint_override"] == os.environ["AWS_ENDPOINT_URL"]  # as botocore finds it
+    assert not run_exists(join(s3, "tune", "sw1"), join(path, "sw1"), fs)
     with fs.open_output_stream(f"{path}/sw1/tuner.pkl") as f:
         f.write(b"state")
     copy = pickle.loads(pickle.dumps(fs))
     with copy.open_input_stream(f"{path}/sw1/tuner.pkl") as f:
         assert f.read() == b"state"
     assert read_text(join(s3, "tune", "sw1", "tuner.pkl"), cfg) == "state"  # the same storage as our copies
+    assert run_exists(join(s3, "tune", "sw1"), join(path, "sw1"), copy)
 
 
 def test_a_silent_s3_endpoint_fails_each_operation_after_its_tries(aws_env) -> None:  # noqa: F811
@@ -76,6 +79,15 @@ def test_a_silent_s3_endpoint_fails_each_operation_after_its_tries(aws_env) -> N
                     op(arg)
                 assert time.monotonic() - t0 < 20 < PYARROW_DEFAULT_S, label  # 2 tries of ~1 s, SDK backoff
                 assert len(conns) - before == 2, label  # one connection per try: retry.attempts, also in the copy
+
+
+def test_tunes_look_up_on_a_silent_endpoint_names_the_storage(silent_endpoint, aws_env) -> None:  # noqa: F811
+    cfg = StorageConfig(s3_endpoint_url=silent_endpoint, request_timeout_s=1, retry=RetryConfig(attempts=1))
+    path, fs = tune_storage("s3://tb/sweeps", cfg)
+    t0 = time.monotonic()
+    with pytest.raises(StorageUnreachable, match=r"^look-up of the Tune run at s3://tb/sweeps/sw1 failed: OSError"):
+        run_exists("s3://tb/sweeps/sw1", join(path, "sw1"), fs)
+    assert time.monotonic() - t0 < 20
 
 
 def test_other_schemes_go_through_the_bounded_fsspec_filesystem() -> None:

@@ -54,12 +54,6 @@ def join(uri: str, *parts: str) -> str:
     return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
-def tune_storage_path(uri: str) -> str:
-    """What ``RunConfig(storage_path=...)`` takes: an absolute path, or the URI for pyarrow
-    (``s3://``, ``gs://``)."""
-    return str(local_path(uri)) if is_local(uri) else uri
-
-
 def tune_storage(uri: str, cfg: StorageConfig | None = None) -> tuple[str, Any]:
     """What Ray's ``RunConfig(storage_path=..., storage_filesystem=...)``, ``Tuner.can_restore`` and
     ``Tuner.restore`` take for ``uri``, bounded by ``cfg`` as our own copies are: given a bare URI, Ray

@@ -87,7 +87,11 @@ def main(config: str, overrides: list[str]) -> int:
                        workers=cfg.resources.workers, cpu=cfg.resources.cpu, gpu=cfg.resources.gpu,
                        max_failures=cfg.max_failures, distributed=cfg.resources.distributed,
                        storage_io=cfg.storage_io)
-    out = run_sweep(cfg, ctx, specs)
+    try:
+        out = run_sweep(cfg, ctx, specs)
+    except StorageError as exc:  # Tune's look-up of an earlier run of this sweep, bounded by storage_io
+        log.error("storage=%s: %s", cfg.storage, exc)
+        return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
 
     # ---- 4. report: write, push
     summary = {"sweep_id": sid, "bundle_id": manifest["bundle_id"], "trials": len(out["trials"]),

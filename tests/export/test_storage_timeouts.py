@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,10 @@ from tracebridge.export.push import push_bundle
 from tracebridge.export.storage import StorageUnreachable, open_fs
 
 
-@pytest.fixture
-def silent_endpoint() -> Iterator[str]:
+@contextmanager
+def silent_server() -> Iterator[tuple[str, list[socket.socket]]]:
+    """An endpoint on 127.0.0.1 that accepts connections and never answers, and the connections it
+    accepted (a client opens one per try of a request)."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(64)
@@ -36,10 +39,18 @@ def silent_endpoint() -> Iterator[str]:
                 return
 
     threading.Thread(target=accept, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.getsockname()[1]}"
-    srv.close()
-    for c in conns:
-        c.close()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}", conns
+    finally:
+        srv.close()
+        for c in conns:
+            c.close()
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    with silent_server() as (url, _):
+        yield url
 
 
 @pytest.fixture
@@ -71,3 +82,12 @@ def test_cli_fetch_from_a_silent_endpoint_exits_3_with_one_json_document(silent_
 
 def test_request_timeout_must_be_positive() -> None:
     assert StorageConfig(request_timeout_s=0).validate() == ["request_timeout_s=0: must be > 0"]
+
+
+def test_gs_requests_wait_at_most_request_timeout_s_to_connect_and_per_read() -> None:
+    """gcsfs hands ``requests_timeout`` to aiohttp, whose default is 5 min for the whole request; per read,
+    not in all, so a large upload is not cut (the read timeout starts once the body is sent). The bound
+    against a silent endpoint, through gcsfs: ``tests/sweep/test_arrow_fs.py`` (needs the gcs extra)."""
+    opts = StorageConfig(request_timeout_s=3, gs_project="p").fs_options("gs")
+    t = opts["requests_timeout"]
+    assert (t.sock_connect, t.sock_read, t.total) == (3, 3, None) and opts["project"] == "p"

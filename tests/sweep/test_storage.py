@@ -22,7 +22,6 @@ from tracebridge.sweep.storage import (
     join,
     put_dir,
     read_bundle_manifest,
-    tune_storage_path,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +73,6 @@ def test_folders_round_trip_through_s3(s3, tmp_path):
     assert (got / "a" / "b" / "x.json").read_text() == '{"x": 1}' and (got / "top.txt").read_text() == "hi"
     with pytest.raises(FileNotFoundError):
         get_dir(join(s3, "reports", "nope"), tmp_path / "nope")
-    assert tune_storage_path(s3) == s3 and tune_storage_path("file:///tmp/x") == "/tmp/x"
 
 
 def test_a_changed_endpoint_is_used_by_the_same_process(s3, tmp_path, monkeypatch):

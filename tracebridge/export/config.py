@@ -8,6 +8,7 @@ and ``validate()`` refuses secret-looking option keys.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,9 +206,9 @@ class StorageConfig:
                 "manifest file present with its size (cheap) | sha256 = also hash every remote file (reads the "
                 "whole remote copy). Missing or different files are sent again.", "choices": VERIFY_REMOTE})
     request_timeout_s: float = field(default=30.0, metadata={
-        "help": "s3://: most seconds a request waits to connect or for the next bytes of its answer (a storage "
-                "that accepts and never answers fails the try); the S3 client's own retries are off, `retry.*` "
-                "retries."})
+        "help": "s3:// and gs://: most seconds a request waits to connect or for the next bytes of its answer (a "
+                "storage that accepts and never answers fails the try); the S3 client's own retries are off, `retry.*` "
+                "retries (gcsfs still tries each request 6 times, a count fixed in its code)."})
     retry: RetryConfig = field(default_factory=RetryConfig)
 
     def validate(self) -> list[str]:
@@ -230,6 +231,27 @@ class StorageConfig:
             # retry a silent endpoint for half an hour under every one of retry.attempts
             opts["config_kwargs"] = {"connect_timeout": self.request_timeout_s, "read_timeout": self.request_timeout_s,
                                      "retries": {"total_max_attempts": 1}}
-        elif protocol in ("gs", "gcs") and self.gs_project:
-            opts["project"] = self.gs_project
+        elif protocol in ("gs", "gcs"):
+            from aiohttp import ClientTimeout  # gcsfs's HTTP client (the gcs extra brings it)
+
+            # per request, to connect and for each read of the answer (not in all: a large upload may take long);
+            # gcsfs's default is aiohttp's 5 min for the whole request, and it tries each request 6 times
+            opts["requests_timeout"] = ClientTimeout(sock_connect=self.request_timeout_s,
+                                                     sock_read=self.request_timeout_s)
+            if self.gs_project:
+                opts["project"] = self.gs_project
+        return opts
+
+    def arrow_s3_options(self) -> dict[str, Any]:
+        """``pyarrow.fs.S3FileSystem`` keyword options (Ray Tune's and Train's storage) for the S3 that
+        ``fs_options("s3")`` reaches: the same endpoint and region, each try waiting at most ``request_timeout_s``
+        to connect or for the next bytes of the answer. The endpoint falls back to ``$AWS_ENDPOINT_URL_S3`` /
+        ``$AWS_ENDPOINT_URL`` here because pyarrow does not read them as botocore does; no credentials (each
+        process finds its own in its environment, and pyarrow would pickle explicit ones into every trial)."""
+        endpoint = self.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        opts: dict[str, Any] = {"connect_timeout": self.request_timeout_s, "request_timeout": self.request_timeout_s}
+        if endpoint:
+            opts["endpoint_override"] = endpoint
+        if self.s3_region:
+            opts["region"] = self.s3_region
         return opts

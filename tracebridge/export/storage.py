@@ -147,6 +147,19 @@ def uri_problem(uri: str) -> str | None:
     return None
 
 
+def check_uri(uri: str) -> None:
+    """Refuse a mistyped URI (``uri_problem``) and one with credentials in it.
+
+    Raises:
+        StorageError: naming the URI and the fix.
+    """
+    problem = uri_problem(uri)
+    if problem:
+        raise StorageError(problem)
+    if "@" in urlsplit(uri).netloc:
+        raise StorageError(f"{uri!r}: credentials in URIs are refused; use the environment (AWS_*, ...)")
+
+
 def open_fs(uri: str, cfg: StorageConfig | None = None) -> tuple[Any, str]:
     """An fsspec filesystem and the path inside it for ``uri``.
 
@@ -155,13 +168,8 @@ def open_fs(uri: str, cfg: StorageConfig | None = None) -> tuple[Any, str]:
     """
     import fsspec
 
-    problem = uri_problem(uri)
-    if problem:
-        raise StorageError(problem)
-    parts = urlsplit(uri)
-    if "@" in parts.netloc:
-        raise StorageError(f"{uri!r}: credentials in URIs are refused; use the environment (AWS_*, ...)")
-    protocol = parts.scheme or "file"
+    check_uri(uri)
+    protocol = urlsplit(uri).scheme or "file"
     try:
         fs, path = fsspec.core.url_to_fs(uri, skip_instance_cache=True,
                                          **(cfg or StorageConfig()).fs_options(protocol))

@@ -105,11 +105,13 @@ class SweepConfig:
         "help": "Retries of the report push when storage is unreachable (push.attempts, push.backoff_s doubled "
                 "up to push.max_backoff_s); after the last, the job exits 3 with the report kept locally."})
     storage_io: StorageConfig = field(default_factory=StorageConfig, metadata={
-        "help": "How the bundle and storage are reached, as by `tracebridge push`/`fetch` (configs/storage/): "
-                "storage_io.request_timeout_s (s3://: most seconds a request waits to connect or for the next bytes "
-                "of its answer; the S3 client's own retries are off), storage_io.retry.* (tries of every read, "
-                "fetch and copy but the report push, which takes push.*), s3_endpoint_url, s3_region, gs_project, "
-                "options. update_latest and verify_remote are for `tracebridge push` and unused here."})
+        "help": "How the bundle and storage are reached, as by `tracebridge push`/`fetch` (configs/storage/), "
+                "also by Ray Tune's and Train's checkpoints and experiment state: storage_io.request_timeout_s "
+                "(s3://, gs://: most seconds a request waits to connect or for the next bytes of its answer; the S3 "
+                "client's own retries are off), storage_io.retry.* (tries of every read, fetch and copy but the "
+                "report push, which takes push.*; Tune's S3 requests are tried retry.attempts times by the AWS "
+                "SDK), s3_endpoint_url, s3_region, gs_project, options (fsspec's: not for Tune's s3://). "
+                "update_latest and verify_remote are for `tracebridge push` and unused here."})
     keep_models: bool = field(default=True, metadata={
         "help": "Put each trial's final model into its final checkpoint on storage (for jobs/eval.py)."})
     mlflow: bool = field(default=False, metadata={

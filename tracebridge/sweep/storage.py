@@ -1,11 +1,17 @@
 """Storage URIs of sweeps: local folders, ``file://``, ``s3://``, ``gs://`` (any fsspec
-filesystem). Resolve them for Ray Tune's ``storage_path``, copy folders up and down, and fetch
-and verify an export bundle into a node-local cache (one fetch per node, under a file lock).
+filesystem). Resolve them for Ray Tune's and Train's ``storage_path`` and ``storage_filesystem``, copy
+folders up and down, and fetch and verify an export bundle into a node-local cache (one fetch per
+node, under a file lock).
 
 Every call is bounded as ``tracebridge push``/``fetch`` are (a ``StorageConfig``, the sweep's
-``storage_io``): on ``s3://`` a request waits at most ``request_timeout_s`` and the S3 client does not
-retry; each request is tried ``retry.attempts`` times, then fails with ``StorageUnreachable`` naming the
-URI and the tries (``tracebridge.export.storage.retry_io``).
+``storage_io``): on ``s3://`` and ``gs://`` a request waits at most ``request_timeout_s`` to connect or for
+the next bytes of its answer; on ``s3://`` the S3 client does not retry, each request is tried
+``retry.attempts`` times, then fails with ``StorageUnreachable`` naming the URI and the tries
+(``tracebridge.export.storage.retry_io``); gcsfs tries each ``gs://`` request 6 times itself (fixed in its
+code) before ours do. Tune's and Train's own I/O (checkpoints, experiment state, ``Tuner.restore``) goes
+through ``tune_storage``'s pyarrow filesystem with the same endpoint, timeout and tries
+(``tracebridge.sweep.arrow_fs``); given a bare URI, Ray used pyarrow's S3 defaults (about 100 s per
+request on a storage that never answers).
 
 Layout under a sweep's storage URI: ``<storage>/<sweep id>/`` is the Tune experiment (trial
 checkpoints, experiment state for ``Tuner.restore``), ``<storage>/reports/<sweep id>/`` the report.
@@ -48,10 +54,25 @@ def join(uri: str, *parts: str) -> str:
     return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
-def tune_storage_path(uri: str) -> str:
-    """What ``RunConfig(storage_path=...)`` takes: an absolute path, or the URI for pyarrow
-    (``s3://``, ``gs://``)."""
-    return str(local_path(uri)) if is_local(uri) else uri
+def tune_storage(uri: str, cfg: StorageConfig | None = None) -> tuple[str, Any]:
+    """What Ray's ``RunConfig(storage_path=..., storage_filesystem=...)``, ``Tuner.can_restore`` and
+    ``Tuner.restore`` take for ``uri``, bounded by ``cfg`` as our own copies are: given a bare URI, Ray
+    would reach S3 with pyarrow's defaults (about 100 s per request on a storage that never answers).
+
+    Returns:
+        ``(absolute path, None)`` for a local ``uri``; for ``s3://`` the path without the scheme and a
+        ``tracebridge.sweep.arrow_fs.BoundedS3FileSystem`` (``cfg``'s endpoint and region, each try waiting
+        at most ``cfg.request_timeout_s``, ``cfg.retry.attempts`` tries); for other schemes (``gs://``) the
+        fsspec path and ``open_fs``'s bounded filesystem behind ``pyarrow.fs.FSSpecHandler``.
+
+    Raises:
+        tracebridge.export.storage.StorageError: a mistyped URI, credentials in it, an unknown protocol.
+    """
+    if is_local(uri):
+        return str(local_path(uri)), None
+    from tracebridge.sweep.arrow_fs import arrow_fs
+
+    return arrow_fs(uri, cfg or StorageConfig())
 
 
 def _fs(uri: str, cfg: StorageConfig | None = None) -> tuple[Any, str]:

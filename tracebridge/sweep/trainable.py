@@ -48,7 +48,7 @@ class TrialContext:
     max_failures: int = 2
     distributed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-    storage_io: StorageConfig | None = None  # the sweep's: bounds the bundle fetch; None = the defaults
+    storage_io: StorageConfig | None = None  # the sweep's: bounds the bundle fetch, Ray Train's storage
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -246,7 +246,7 @@ def _run_with_train(spec: dict[str, Any], ctx: TrialContext) -> None:
     from ray import tune
     from ray.train.torch import TorchTrainer
 
-    from tracebridge.sweep.storage import join, tune_storage_path
+    from tracebridge.sweep.storage import join, tune_storage
 
     callbacks = []
     try:
@@ -255,12 +255,12 @@ def _run_with_train(spec: dict[str, Any], ctx: TrialContext) -> None:
         callbacks.append(TuneReportCallback())
     except (ImportError, RuntimeError):  # pragma: no cover - older Ray
         pass
+    storage_path, fs = tune_storage(join(ctx.storage, ctx.sweep_id, "_train"), ctx.storage_io)  # bounded, as Tune's
     trainer = TorchTrainer(
         train_loop, train_loop_config={"spec": spec, "ctx": ctx},
         scaling_config=ray.train.ScalingConfig(num_workers=ctx.workers, use_gpu=ctx.gpu > 0,
                                                resources_per_worker={"CPU": ctx.cpu, "GPU": ctx.gpu}),
-        run_config=ray.train.RunConfig(name=spec["trial_id"],
-                                       storage_path=tune_storage_path(join(ctx.storage, ctx.sweep_id, "_train")),
+        run_config=ray.train.RunConfig(name=spec["trial_id"], storage_path=storage_path, storage_filesystem=fs,
                                        failure_config=ray.train.FailureConfig(max_failures=max(ctx.max_failures, 0)),
                                        callbacks=callbacks))
     result = trainer.fit()

@@ -1,7 +1,8 @@
 """The sweep driver on Ray Tune: build the Tuner (grid of specs, per-trial resources,
-``RunConfig(storage_path, name=sweep id)``, ``FailureConfig`` retries, actor reuse so trial
-workers keep torch/transformers imported), or ``Tuner.restore`` an interrupted run of the same
-sweep; then collect each trial's final checkpoint into result dicts for the report.
+``RunConfig(storage_path, storage_filesystem, name=sweep id)`` with the storage bounded by the sweep's
+``storage_io``, ``FailureConfig`` retries, actor reuse so trial workers keep torch/transformers
+imported), or ``Tuner.restore`` an interrupted run of the same sweep; then collect each trial's final
+checkpoint into result dicts for the report.
 """
 
 from __future__ import annotations
@@ -91,25 +92,55 @@ def keep_credentials_out_of_trial_runtime_env() -> None:
         propagated.difference_update(CREDENTIAL_VARS)
 
 
+def run_exists(uri: str, path: str, fs: Any) -> bool:
+    """Whether Tune's state of a run is at ``uri`` (``Tuner.can_restore`` on ``path`` in ``fs``), with a
+    storage failure named as our own copies name theirs.
+
+    Raises:
+        tracebridge.export.storage.StorageUnreachable: the storage did not answer (a timeout, a refused or
+            cut connection) within the tries of ``fs`` (``storage_io``).
+        tracebridge.export.storage.StorageError: any other I/O failure (a permission refused).
+    """
+    from ray import tune
+
+    from tracebridge.export.storage import StorageError, StorageUnreachable
+
+    try:
+        return tune.Tuner.can_restore(path, storage_filesystem=fs)
+    except OSError as exc:
+        err = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+        # pyarrow's S3 reports every network failure as AWS Error NETWORK_CONNECTION
+        unreachable = isinstance(exc, (TimeoutError, ConnectionError)) or "NETWORK_CONNECTION" in str(exc)
+        raise (StorageUnreachable if unreachable else StorageError)(
+            f"look-up of the Tune run at {uri} failed: {err}") from exc
+
+
 def build_tuner(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]], callbacks: list[Any]) -> Any:
     """A new Tuner, or the restored one when this sweep's run exists on storage (finished trials
-    are kept, unfinished and errored ones continue from their last checkpoint)."""
+    are kept, unfinished and errored ones continue from their last checkpoint). Tune reaches the
+    storage through ``tune_storage``'s filesystem, bounded by ``cfg.storage_io``.
+
+    Raises:
+        tracebridge.export.storage.StorageError: as ``run_exists``.
+    """
     import ray
     from ray import tune
 
-    from tracebridge.sweep.storage import join, tune_storage_path
+    from tracebridge.sweep.storage import join, tune_storage
 
     keep_credentials_out_of_trial_runtime_env()
     trainable = tune.with_resources(tune.with_parameters(tune_trial, ctx=ctx), trial_resources(cfg))
-    exp_path = tune_storage_path(join(cfg.storage, ctx.sweep_id))
-    if tune.Tuner.can_restore(exp_path):
-        log.info("resuming sweep %s from %s", ctx.sweep_id, exp_path)
-        return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
+    storage_path, fs = tune_storage(cfg.storage, cfg.storage_io)
+    exp_path = join(storage_path, ctx.sweep_id)
+    if run_exists(join(cfg.storage, ctx.sweep_id), exp_path, fs):
+        log.info("resuming sweep %s from %s", ctx.sweep_id, join(cfg.storage, ctx.sweep_id))
+        return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True,
+                                  storage_filesystem=fs)
     tc = tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent(cfg, ray.cluster_resources()),
                          time_budget_s=cfg.budget.max_hours * 3600 or None,
                          trial_dirname_creator=lambda t: t.config["spec"]["trial_id"],
                          trial_name_creator=lambda t: t.config["spec"]["trial_id"])
-    rc = tune.RunConfig(name=ctx.sweep_id, storage_path=tune_storage_path(cfg.storage),
+    rc = tune.RunConfig(name=ctx.sweep_id, storage_path=storage_path, storage_filesystem=fs,
                         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
                         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                         callbacks=callbacks, verbose=0)

@@ -273,3 +273,33 @@ def test_calls_made_in_parallel_in_one_step_do_not_see_each_others_results(tmp_p
     a, b, answer = (r["messages"][1]["content"] for r in build_views(evs, ctx(), ViewsConfig())[0]["worker_sft"])
     assert "Prior result" not in a and "Prior result" not in b
     assert answer.count("Prior result") == 2
+
+
+def test_prior_results_obey_the_tool_output_budget_and_name_their_events(tmp_path: Path) -> None:
+    """A 200 KB file read early in a step went whole into every later row of the step; with
+    ``views.tool_output_max_chars`` it is cut as conversational rows cut theirs, and each row's
+    ``meta.event_ids`` names the result events its prompt shows."""
+    from tests.conftest import MODEL_STACK
+    from tracebridge.capture.recorder import Recorder
+
+    big = "x" * 200_000 + "END"
+    with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}, strict=True) as run:
+        pi = run.emit("planner_input", role="planner", payload={"goal": "summarise the log"})
+        po = run.emit("planner_output", role="planner", parent=pi, payload={"plan": [{"index": 0, "description": "sum"}]})
+        wi = run.emit("worker_input", role="worker", parent=po, payload={"plan_step": {"index": 0, "description": "sum"}})
+        act = run.emit("worker_action", role="worker", parent=wi, payload={"action": "tool_call"})
+        call = run.emit("worker_tool_call", role="worker", parent=act,
+                        payload={"call_id": "c0", "tool": "read_file", "args": {"path": "log"}})
+        res = run.emit("worker_tool_result", role="worker", parent=call, payload={"call_id": "c0", "ok": True, "output": big})
+        act = run.emit("worker_action", role="worker", parent=res, payload={"action": "respond"})
+        wo = run.emit("worker_output", role="worker", parent=act, payload={"result": "one long line"})
+        run.emit("episode_end", role="orchestrator", parent=wo, payload={"success": True})
+    evs = [json.loads(x) for x in (run.run_dir / "events.jsonl").read_text().splitlines()]
+    for limit, longest in ((0, 200_000), (3000, 3_300)):
+        views, stats = build_views(evs, ctx(), ViewsConfig(tool_output_max_chars=limit))
+        read, answer = views["worker_sft"]
+        prompt = answer["messages"][1]["content"]
+        assert big[:1000] in prompt and "END" in prompt
+        assert (len(prompt) > longest) if not limit else (len(prompt) < longest and "characters cut" in prompt)
+        assert stats["tool_output_max_chars"] == (1 if limit else 0)
+        assert res in answer["meta"]["event_ids"] and res in read["meta"]["event_ids"]  # its shown result, its own

@@ -94,9 +94,10 @@ class ViewsConfig:
                 "targets are never cut. A row whose minimal context (its user turn alone) is over the budget is "
                 "written anyway and counted in report.json views.rows_trimmed.context_over_budget. 0 = no budget."})
     tool_output_max_chars: int = field(default=0, metadata={
-        "help": "Conversational worker rows: a tool result longer than this many characters keeps its first two "
-                "thirds and its last third of them, with a '[… N characters cut …]' line between (in context and "
-                "between the targets alike). 0 = tool results whole."})
+        "help": "Worker rows: a tool result longer than this many characters keeps its first two thirds and its "
+                "last third of them, with a '[… N characters cut …]' line between (conversational rows: in context "
+                "and between the targets alike; step rows: the 'Prior result' lines of a step's earlier calls). "
+                "0 = tool results whole."})
 
     def validate(self) -> list[str]:
         """Every problem of this section (its ``reward`` included), as ``key=value: what; fix``."""

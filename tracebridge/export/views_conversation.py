@@ -86,7 +86,7 @@ from tracebridge.export.openclaw_context import (
     transcript_tree,
 )
 from tracebridge.export.views import RunContext, event_labels, payload, strip_reasoning
-from tracebridge.export.views_worker import _Builder, _children, _text
+from tracebridge.export.views_worker import _Builder, _children, _cut, _text
 from tracebridge.schema import roles
 
 
@@ -176,13 +176,6 @@ def _fit(win: list[_Msg], budget: int) -> tuple[list[_Msg], bool]:
             return [win[last], *win[i:]], False
         left -= sizes[i]
     return [win[last]], sizes[last] > budget
-
-
-def _cut(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters: its first two thirds (what the tool was doing) and its last
-    third (how it ended: errors and summaries come last), with a line saying how much was cut."""
-    head = limit * 2 // 3
-    return f"{text[:head]}\n[… {len(text) - limit} characters cut …]\n{text[len(text) - (limit - head):]}"
 
 
 class _Conversation:

@@ -52,6 +52,8 @@ class _Step:
         self.ev = ev
         self.attempts: list[dict[str, Any]] = []
         self.results: list[dict[str, Any]] = []  # this step's successful calls so far
+        self.result_ids: list[str] = []  # their result events (rows whose prompt shows them name them)
+        self.cut = False  # one of them cut to views.tool_output_max_chars
         self.last_failed: tuple[str, dict[str, Any]] | None = None
 
     def user_text(self) -> str:
@@ -90,6 +92,9 @@ class _Builder:
     def add(self, step: _Step, action: dict[str, Any], reply: dict[str, Any], ids: list[str],
             labels: dict[str, Any], rejected: dict[str, Any] | None) -> None:
         prompt = [self.render(m) for m in roles.messages("worker", step.user_text(), system_prompt=self.system)]
+        if self.cfg.tool_output_max_chars:  # a budget that is on shows in the report, trimming or not
+            self.stats["tool_output_max_chars"] += step.cut
+        ids = list(dict.fromkeys(ids + step.result_ids)) if step.result_ids else ids
         self.emit(prompt, self.render(reply), ids, labels, None if rejected is None else self.render(rejected))
 
     def emit(self, prompt: list[dict[str, Any]], reply: dict[str, Any], ids: list[str], labels: dict[str, Any],
@@ -143,13 +148,26 @@ class _Builder:
                  {**event_labels(action), "failed_attempts": len(step.attempts)}, None)
 
 
-def _add_result(step: _Step, result: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> None:
-    """Keep a successful result of the step for the prompts of its later decisions."""
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters: its first two thirds (what the tool was doing) and its last
+    third (how it ended: errors and summaries come last), with a line saying how much was cut."""
+    head = limit * 2 // 3
+    return f"{text[:head]}\n[… {len(text) - limit} characters cut …]\n{text[len(text) - (limit - head):]}"
+
+
+def _add_result(step: _Step, result: dict[str, Any], by_id: dict[str, dict[str, Any]], limit: int) -> None:
+    """Keep a successful result of the step for the prompts of its later decisions; an output whose
+    text is over ``limit`` characters (``views.tool_output_max_chars``, 0 = whole) is cut as
+    conversational rows cut theirs."""
     call = by_id.get(str(result.get("parent_event_id")))
     if payload(result).get("ok") is True and call is not None and call.get("event_type") == "worker_tool_call":
         cp = payload(call)
         args = cp.get("args") if isinstance(cp.get("args"), dict) else {}
-        step.results.append({"tool": str(cp.get("tool")), "args": args, "output": payload(result).get("output")})
+        out = payload(result).get("output")
+        if limit and len(text := out if isinstance(out, str) else _text(out)) > limit:
+            out, step.cut = _cut(text, limit), True
+        step.results.append({"tool": str(cp.get("tool")), "args": args, "output": out})
+        step.result_ids.append(str(result.get("event_id")))
 
 
 def _own_step(ev: dict[str, Any], by_id: dict[str, dict[str, Any]], open_steps: dict[str, _Step]
@@ -198,7 +216,7 @@ def worker_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], 
         elif et == "episode_error" and payload(ev).get("kind") == "invalid_output" and ev.get("role") == "worker":
             step.attempts.append({"error_kind": "invalid_output", "error_message": str(payload(ev).get("message"))[:200]})
         elif et == "worker_tool_result":  # in file order: a decision written before it did not see it
-            _add_result(step, ev, by_id)
+            _add_result(step, ev, by_id, cfg.tool_output_max_chars)
         elif et == "worker_tool_call" and ev["event_id"] not in handled:
             # a call with no worker_action of its own (runtimes that log only calls): the call is the decision
             b.tool_call(step, ev, ev, _child(kids, ev, "worker_tool_result"))

@@ -11,7 +11,7 @@ import pytest
 
 from tracebridge.export.config import ExportConfig, ViewsConfig
 from tracebridge.export.pipeline import export_traces
-from tracebridge.export.views import RunContext, build_views
+from tracebridge.export.views import VIEW_KINDS, RunContext, build_views
 from tracebridge.importers.agentlightning.spans import spans_to_events
 from tracebridge.schema.canonical import sha256_json
 from tracebridge.train.data import to_pref_records, to_sft_records
@@ -182,7 +182,8 @@ def test_sources_not_read_this_way_give_no_rows_and_the_export_says_why(tmp_path
     cfg = ExportConfig()
     cfg.views.llm_call_sources = []
     res = export_traces(tmp_path / "t", tmp_path / "b", cfg)
-    assert not res.report["passed"] and res.report["rows"] == {}
+    assert not res.report["passed"] and not any(n for v in res.report["rows"].values() for n in v.values())
+    assert set(VIEW_KINDS) <= set(res.report["rows"])  # every view listed, with its zeros
     (why,) = res.report["failures"]
     assert why.startswith("no row in any view from 1 exported runs") and "views.llm_call_sources=[]" in why
 

@@ -377,3 +377,14 @@ def test_one_bot_user_sessions_spread_over_the_splits_by_goal(tmp_path: Path) ->
     assert _family(session(0)) == "openclaw/telegram"  # without the key: one family, one split
     sim = {"goal": {"family": "calc", "goal_hash": "ab" * 32}, "source": {"kind": "sim"}}
     assert _family(sim, ["openclaw"]) == "calc"
+
+
+def test_views_without_rows_are_listed_empty_not_left_out(bundle: ExportResult) -> None:
+    """OpenClaw sessions give no planner or verifier rows: the report and ``export --json`` list those
+    views with zeros (they were left out, so a user saw four views of five and wondered where the rest went)."""
+    rows_by_view = bundle.summary()["rows"]
+    for view in ("planner_sft", "verifier_sft", "verifier_pref_pairs"):
+        assert rows_by_view[view] == {"train": 0, "validation": 0, "test": 0}
+        assert not (bundle.path / "views" / view).exists()
+        assert f"| {view} | 0 | 0 | 0 | 0 |" in (bundle.path / "report.md").read_text()
+    assert sum(rows_by_view["worker_sft"].values()) > 0

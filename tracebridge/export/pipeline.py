@@ -49,6 +49,7 @@ import tracebridge
 from tracebridge.capture.reader import RunDir, iter_runs
 from tracebridge.corrections.records import CorrectionsFile, read_corrections
 from tracebridge.corrections.summary import CorrectionsReport
+from tracebridge.curate.config import SPLITS
 from tracebridge.curate.dedup import DedupIndex
 from tracebridge.curate.quality import Reason
 from tracebridge.curate.split import LeakageTracker, assign_families
@@ -179,13 +180,16 @@ class _Exporter:
 
 
 def _rows_by_view(rows: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Rows per view and split; a view that got no row (no file: an OpenClaw bundle has no planner or
+    verifier rows) is listed with zeros, so the report says it is empty instead of leaving it out."""
     out: dict[str, dict[str, int]] = {}
     for rel, n in sorted(rows.items()):
         parts = rel.split("/")
         if parts[0] == "views" or rel.startswith(AL_PREFIX):
             key = "/".join(parts[1:-1]) if parts[0] == "views" else "/".join(parts[:-1])
             out.setdefault(key, {})[parts[-1].removesuffix(".jsonl")] = n
-    return out
+    empty = {k: dict.fromkeys(SPLITS, 0) for k in VIEW_KINDS if k not in out}
+    return dict(sorted({**out, **empty}.items(), key=lambda kv: (not kv[0].startswith(AL_PREFIX), kv[0])))
 
 
 def _view_entries(rows: dict[str, int]) -> list[dict[str, Any]]:

@@ -218,3 +218,23 @@ def test_openclaw_harvest_reads_sessions_kept_in_agent_databases(cfg, tmp_path):
     assert f"{db_path} session 's7' seq 20: message.content: system event" in "\n".join(rep.quarantine_samples)
     [row] = read_ledger(cfg.ledger).rows
     assert (row.chat, row.message_id, row.emoji) == (42, 3, "👍")
+
+
+@pytest.mark.parametrize(("key", "chat"), [
+    ("agent:main:telegram:direct:111", 111),
+    ("agent:main:telegram:group:-1001234567890", -1001234567890),
+    ("agent:main:telegram:group:-1001234567890:topic:42", -1001234567890),
+    ("agent:main:telegram:direct:111:thread:7", 111),
+    ("agent:main:telegram:acct1:dm:222", 222),
+    ("agent:main:main", "session:s1"),
+])
+def test_openclaw_reactions_keep_the_chat_of_a_forum_topic_session(cfg, tmp_path, key, chat):
+    """A reaction in a forum topic (session key ``...:group:-100…:topic:42``) was filed under chat
+    42, the topic's number: it joined nothing, or a message 500 of another chat whose id is 42."""
+    src = tmp_path / "agents" / "main" / "sessions"
+    src.mkdir(parents=True)
+    _transcript(src / "s1.jsonl", f"System: [2026-03-22 04:55:25 UTC] {SAID.format(500)}")
+    (src / "sessions.json").write_bytes(orjson.dumps({key: {"sessionId": "s1", "sessionFile": "s1.jsonl"}}))
+    rep = harvest_openclaw(cfg, [tmp_path])
+    assert rep.added == 1
+    assert [(r.chat, r.message_id) for r in read_ledger(cfg.ledger).rows] == [(chat, 500)]

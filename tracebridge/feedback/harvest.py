@@ -219,12 +219,19 @@ def event_time(text: str, fallback: str | None) -> str | None:
         raise ValueError(f"system event time {m.group(0).strip()!r}: {exc}") from None
 
 
+_PEER_KINDS = ("direct", "dm", "group", "channel")
+
+
 def chat_of(index_entry: dict[str, Any] | None, session_id: str) -> Any:
-    """Chat id from a session key ``agent:<a>:telegram:<kind>:<id>``, else ``session:<id>``."""
+    """Chat id from a session key ``agent:<a>:telegram:[<account>:]<kind>:<id>[:topic|thread:<n>]``
+    (the id after the peer kind: a forum topic's or thread's number is no chat), else ``session:<id>``."""
     key = (index_entry or {}).get("key") or ""
     parts = str(key).split(":")
-    if "telegram" in parts and parts[-1].lstrip("-").isdigit():
-        return int(parts[-1])
+    if "telegram" in parts:
+        rest = parts[parts.index("telegram") + 1:]
+        for kind, peer in zip(rest, rest[1:]):
+            if kind in _PEER_KINDS and peer.lstrip("-").isdigit():
+                return int(peer)
     return f"session:{session_id}"
 
 

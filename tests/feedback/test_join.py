@@ -112,3 +112,24 @@ def test_labels_command_reports_unusable_ledger_and_registry_lines(cfg):
     assert f"ledger {cfg.ledger}: read 3, usable 1, unusable 2" in r.stdout
     assert f"  {cfg.ledger}:2:time: missing or not ISO/epoch" in r.stdout
     assert f"  {cfg.registry}:2:chunk_index: missing or invalid" in r.stdout
+
+
+def test_the_export_join_follows_the_other_chunk_rule(cfg):
+    """The export always joined with ``batch``: ``other_chunks=ignore`` (or ``chunk``) changed what
+    ``feedback labels`` and the audit said, while the training rows still labelled the whole reply."""
+    from tracebridge.export.config import ExportConfig
+    from tracebridge.export.config import FeedbackConfig as ExportFeedback
+    from tracebridge.export.labels import feedback_source
+
+    record_batch(cfg.registry, 42, [100, 101, 102], "runA", ["runA:e1", "runA:e2", "runA:e3"])
+    _harvest(cfg, reaction(1, 101, [], ["👎"]))  # on the middle chunk
+
+    def source(rule):
+        return feedback_source(ExportFeedback(cfg.ledger, cfg.mapping, cfg.registry, rule))("runA")
+
+    assert set(source("batch")["events"]) == {"runA:e1", "runA:e2", "runA:e3"}
+    assert set(source("chunk")["events"]) == {"runA:e2"}
+    assert source("ignore") is None
+    bad = ExportConfig()
+    bad.feedback.other_chunks = "last"
+    assert bad.validate() == ["feedback.other_chunks=last: use one of batch, chunk, ignore"]

@@ -141,6 +141,19 @@ class FeedbackConfig:
     ledger: str | None = field(default=None, metadata={"help": "Reaction ledger JSONL (None = no feedback)."})
     mapping: str | None = field(default=None, metadata={"help": "Reaction → score mapping JSON."})
     registry: str | None = field(default=None, metadata={"help": "Message → run/event registry."})
+    other_chunks: str = field(default="batch", metadata={
+        "help": "Reaction on a chunk that is not the last of its reply: batch = labels the whole reply (like the "
+                "last chunk), chunk = only that chunk's event, ignore = not applied. Keep it equal to "
+                "`other_chunks` in configs/feedback/*.yaml, which `feedback labels` and the audit use.",
+        "choices": ("batch", "chunk", "ignore")})
+
+    def validate(self) -> list[str]:
+        """Every problem, as ``feedback.key=value: what; fix``."""
+        from tracebridge.feedback.config import OTHER_CHUNK_RULES
+
+        if self.other_chunks not in OTHER_CHUNK_RULES:
+            return [f"feedback.other_chunks={self.other_chunks}: use one of {', '.join(OTHER_CHUNK_RULES)}"]
+        return []
 
 
 @dataclass
@@ -170,7 +183,7 @@ class ExportConfig:
     def validate(self) -> list[str]:
         """Every problem of every section."""
         return (self.views.validate() + self.redaction.validate() + self.quality.validate()
-                + self.split.validate() + self.leakage.validate() + self.balance.validate())
+                + self.split.validate() + self.leakage.validate() + self.balance.validate() + self.feedback.validate())
 
 
 @dataclass

@@ -201,3 +201,17 @@ def test_mapping_set_refuses_nan_and_infinity(cfg):
     assert not Path(cfg.mapping).exists()
     set_score(cfg.mapping, "👍", 3)
     assert load_mapping(cfg.mapping).scores["👍"] == 3.0
+
+
+def test_mapping_set_takes_a_negative_score_from_the_command_line(cfg):
+    """``tracebridge feedback mapping set 👎 -2`` failed with "No such option: -2": a person could not
+    make a reaction more negative without knowing to write ``--`` first."""
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
+    r = CliRunner().invoke(app, ["feedback", "mapping", "set", "👎", "-2", "--mapping", cfg.mapping, "--json"])
+    assert r.exit_code == 0, r.output
+    assert load_mapping(cfg.mapping).scores["👎"] == -2.0
+    r = CliRunner().invoke(app, ["feedback", "mapping", "set", "👎", "-x", "--mapping", cfg.mapping])
+    assert r.exit_code == 2 and "score='-x': a number or 'none'" in r.output

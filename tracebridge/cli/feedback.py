@@ -146,7 +146,8 @@ def mapping_init(config: ConfigOpt = None, mapping: MappingOpt = None, overrides
           json_out)
 
 
-@mapping_app.command("set")
+# a negative score (`mapping set 👎 -2`) is an argument, not an unknown option
+@mapping_app.command("set", context_settings={"ignore_unknown_options": True})
 def mapping_set(emoji: str, score: Annotated[str, typer.Argument(help="A number, or 'none' to unmap.")],
                 config: ConfigOpt = None, mapping: MappingOpt = None, json_out: JsonOpt = False) -> None:
     """Set one emoji's score (a new mapping version; the old table is kept in history)."""

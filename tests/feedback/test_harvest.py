@@ -30,6 +30,7 @@ def _quarantined(cfg) -> list[dict]:
 
 def _reconciles(rep: HarvestReport, cfg) -> None:
     assert rep.read == rep.accepted + rep.quarantined, rep
+    assert rep.accepted == rep.applied + sum(rep.ignored.values()), rep
     assert len(_quarantined(cfg)) == rep.quarantined  # each one kept with its reason, once
 
 
@@ -238,3 +239,29 @@ def test_openclaw_reactions_keep_the_chat_of_a_forum_topic_session(cfg, tmp_path
     rep = harvest_openclaw(cfg, [tmp_path])
     assert rep.added == 1
     assert [(r.chat, r.message_id) for r in read_ledger(cfg.ledger).rows] == [(chat, 500)]
+
+
+def test_every_update_is_applied_ignored_with_its_reason_or_quarantined(cfg, tmp_path):
+    """A getUpdates dump holds messages, edits and re-deliveries besides reactions: all of them were
+    'accepted' alike, so the report could not say how many updates brought reactions and why the
+    others did not."""
+    count = {"update_id": 9, "message_reaction_count": {"chat": {"id": -100, "type": "channel"}, "message_id": 5,
+                                                         "date": DATE, "reactions": [{"type": {"type": "emoji",
+                                                                                               "emoji": "👍"},
+                                                                                      "total_count": 2}]}}
+    updates = [reaction(1, 10, [], ["👍"]), reaction(1, 10, [], ["👍"]),  # a re-delivery
+               {"update_id": 2, "message": {"message_id": 3, "date": DATE, "chat": {"id": 42}, "text": "hi"}},
+               {"update_id": 3, "edited_message": {"message_id": 3, "date": DATE, "chat": {"id": 42}, "text": "hi!"}},
+               reaction(4, 10, ["👍"], ["👎"]), count, {"update_id": 5, "message_reaction": {"chat": {}}}]
+    dump = tmp_path / "u.json"
+    dump.write_bytes(orjson.dumps({"ok": True, "result": updates}))
+    rep = harvest_dumps(cfg, [dump])
+    assert (rep.read, rep.applied, rep.quarantined) == (7, 3, 1)
+    assert rep.ignored == {"already harvested (a repeated delivery)": 1, "not a reaction update (message)": 1,
+                           "not a reaction update (edited_message)": 1}
+    _reconciles(rep, cfg)
+    again = harvest_dumps(cfg, [dump])  # nothing new: every update is ignored for its reason
+    assert (again.applied, again.added) == (0, 0)
+    assert again.ignored["already harvested (a repeated delivery)"] == 3
+    assert again.ignored["reaction counts unchanged, or not newer than counts already applied"] == 1
+    _reconciles(again, cfg)

@@ -79,10 +79,13 @@ def harvest(
         print_json(doc)
     else:
         for r in reports:
-            typer.echo(f"{r['source']}: read {r['read']} (accepted {r['accepted']}, quarantined {r['quarantined']}), "
-                       f"added {r['added']}, duplicates {r['duplicates']} → {cfg.ledger}")
+            typer.echo(f"{r['source']}: read {r['read']} (applied {r['applied']}, ignored {sum(r['ignored'].values())}, "
+                       f"quarantined {r['quarantined']}), rows added {r['added']}, duplicates {r['duplicates']} "
+                       f"→ {cfg.ledger}")
+            for why, n in sorted(r["ignored"].items()):
+                typer.echo(f"  ignored {n}: {why}")
             for q in r["quarantine_samples"]:
-                typer.echo(f"  {q}")
+                typer.echo(f"  quarantined: {q}")
 
 
 @feedback_app.command("serve")

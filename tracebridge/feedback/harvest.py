@@ -3,7 +3,10 @@ and from OpenClaw transcripts' system-event lines (``Telegram reaction added: ðŸ
 on msg 123``). Every harvest appends one row to the harvest log (what the daily audit checks),
 is idempotent (dedupe keys) and quarantines what it cannot read with ``file:line: reason``.
 Every report reconciles: each update, reaction line, unreadable file and discovery problem is
-read once and then either accepted or quarantined (read = accepted + quarantined).
+read once and then either accepted or quarantined (read = accepted + quarantined), and each accepted
+one either applied (it brought reaction changes the ledger did not hold) or ignored with its reason
+(``ignored``: an update of another kind, a re-delivery, a stale count...), so accepted = applied +
+the ignored counts.
 """
 
 from __future__ import annotations
@@ -59,6 +62,20 @@ class HarvestReport:
     quarantined: int = 0
     quarantine_samples: list[str] = field(default_factory=list)
     time: str = field(default_factory=utc_now)
+    applied: int = 0
+    ignored: dict[str, int] = field(default_factory=dict)
+
+    def accept(self, rows: list[dict[str, Any]], known: set[str], why_empty: str) -> None:
+        """Count one accepted input with its ``rows``: applied when one of them is new (its key not in
+        ``known``, which it joins), else ignored as a repeat, or for ``why_empty`` when it has none."""
+        self.accepted += 1
+        keys = {r["key"] for r in rows}
+        if keys - known:
+            self.applied += 1
+            known |= keys
+            return
+        why = "already harvested (a repeated delivery)" if rows else why_empty
+        self.ignored[why] = self.ignored.get(why, 0) + 1
 
     def bad(self, where: str, reason: str) -> None:
         """Count one quarantined input, keeping the first 50 as ``where: reason`` samples."""
@@ -91,6 +108,16 @@ def _finish(cfg: FeedbackConfig, rep: HarvestReport, rows: list[dict[str, Any]],
     append_locked(cfg.harvest_log, [{**rep.to_dict(), "quarantine_samples": rep.quarantine_samples[:5]}],
                   dedupe=False)
     return rep
+
+
+def _not_applied(upd: Any) -> str:
+    """Why an accepted update brought no reaction change."""
+    if isinstance(upd, dict) and "message_reaction_count" in upd:
+        return "reaction counts unchanged, or not newer than counts already applied"
+    if isinstance(upd, dict) and "message_reaction" in upd:
+        return "no reaction changed (old_reaction = new_reaction)"
+    kinds = sorted(k for k in upd if k != "update_id") if isinstance(upd, dict) else []
+    return f"not a reaction update ({kinds[0] if kinds else 'no content'})"
 
 
 def _update_id(upd: Any) -> int | None:
@@ -168,6 +195,7 @@ def _harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source
     ledger = read_ledger(cfg.ledger).rows
     anonymous, newest, ids = anonymous_counts(ledger), newest_count_ids(ledger), _UpdateIds(ledger)
     rep, rows, now = HarvestReport(source, inputs), [], utc_now()
+    known = {r.key for r in ledger if r.key}
     for where, upd in updates:
         rep.read += 1
         if isinstance(upd, ReadError):  # a line or document read_updates could not parse
@@ -183,7 +211,7 @@ def _harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source
             continue
         ids.claim(where, upd)
         rows += got
-        rep.accepted += 1
+        rep.accept(got, known, _not_applied(upd))
     return _finish(cfg, rep, rows, held=True)
 
 
@@ -274,12 +302,13 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
     stores: list[Path] = []
     transcripts = discover(paths, problems, stores)
     rep, rows = HarvestReport("openclaw", [str(t.path) for t in transcripts] + [str(db) for db in stores]), []
+    known = {r.key for r in read_ledger(cfg.ledger).rows if r.key}
     for db in stores:  # first: a session also left as a .jsonl keeps the database's chat id
         try:
             for sid, entry, events in read_sessions(db, problems):
                 lines = ((n, seq, raw) for n, (seq, raw) in enumerate(events, 1))
                 rows += _harvest_lines(cfg, rep, lines, f"{db} session {sid!r} seq {{}}".format, sid,
-                                       chat_of(entry, sid), mapping, salt, now)
+                                       chat_of(entry, sid), mapping, salt, now, known)
         except StoreError as exc:  # the sessions read before it are harvested
             problems.append(str(exc))
     for t in transcripts:
@@ -293,7 +322,7 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
         with fh:
             lines = ((n, n, raw) for n, raw in enumerate(fh, 1))
             rows += _harvest_lines(cfg, rep, lines, f"{t.path}:{{}}".format, sid, chat_of(t.index_entry, sid),
-                                   mapping, salt, now)
+                                   mapping, salt, now, known)
     for p in problems:  # read and quarantined, like an unreadable dump, so the counts reconcile
         rep.read += 1
         _quarantine(cfg, rep, p, "not harvested", "")
@@ -302,7 +331,7 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
 
 def _harvest_lines(cfg: FeedbackConfig, rep: HarvestReport, lines: Iterable[tuple[int, int, bytes]],
                    where: Callable[[int], str], sid: str, chat: Any, mapping: Mapping, salt: str | None,
-                   now: str) -> list[dict[str, Any]]:
+                   now: str, known: set[str]) -> list[dict[str, Any]]:
     """The reaction rows of one transcript's (line number, place, line): the place is what ``where``
     names in a quarantine line (a file's line number, a database row's seq); unreadable reaction
     lines are quarantined."""
@@ -316,12 +345,14 @@ def _harvest_lines(cfg: FeedbackConfig, rep: HarvestReport, lines: Iterable[tupl
         except orjson.JSONDecodeError:
             _quarantine(cfg, rep, where(place), f"invalid JSON: {json_error(raw)}", raw.decode("utf-8", "replace"))
             continue
+        got: list[dict[str, Any]] = []
         try:
             if isinstance(row, dict) and isinstance(row.get("message"), dict) and \
                     row["message"].get("role") == "user":
-                rows += _reaction_rows(row, lineno, sid, chat, mapping, salt, now)
+                got = _reaction_rows(row, lineno, sid, chat, mapping, salt, now)
         except ValueError as exc:
             _quarantine(cfg, rep, where(place), str(exc), row)
             continue
-        rep.accepted += 1
+        rows += got
+        rep.accept(got, known, "no reaction event in a user message (the words appear elsewhere)")
     return rows

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -257,7 +258,7 @@ def chat_of(index_entry: dict[str, Any] | None, session_id: str) -> Any:
     parts = str(key).split(":")
     if "telegram" in parts:
         rest = parts[parts.index("telegram") + 1:]
-        for kind, peer in zip(rest, rest[1:]):
+        for kind, peer in itertools.pairwise(rest):
             if kind in _PEER_KINDS and peer.lstrip("-").isdigit():
                 return int(peer)
     return f"session:{session_id}"

@@ -106,3 +106,24 @@ def test_output_paths_under_a_file_are_clear_errors(tmp_path):
                  ["mapping", "init", "--mapping", str(tmp_path)]):
         r = CliRunner().invoke(app, ["feedback", *args])
         assert r.exit_code == 2 and "error: " in r.output and "Errno" in r.output, (args, r.output)
+
+
+def test_the_audit_shows_what_the_days_harvests_did(cfg, tmp_path):
+    """The audit of the day a harvest ran listed reactions by the day they were made only: a
+    malformed update it quarantined, the updates it ignored and the reactions that arrived days
+    late (whose own day's audit was already written) appeared in no audit at all."""
+    record_batch(cfg.registry, 42, [10], "runA", "runA:e", time="2026-02-25T00:00:00.000Z")
+    ups = [reaction(1, 10, [], ["👍"]), {"update_id": 2, "message": {"message_id": 3, "chat": {"id": 42}}},
+           {"update_id": 3, "message_reaction": {"message_id": 10}}]
+    harvest_updates(cfg, [(f"t:{i}", u) for i, u in enumerate(ups)], "getUpdates", ["t"])
+    today = dt.datetime.now(dt.UTC).date()
+    a, _, mp = write_audit(cfg, today)
+    (h,) = a["harvests"]
+    assert (h["source"], h["read"], h["applied"], h["quarantined"], h["added"]) == ("getUpdates", 3, 1, 1, 1)
+    assert h["ignored"] == {"not a reaction update (message)": 1}
+    assert a["quarantined_today"]["count"] == 1
+    assert a["quarantined_today"]["samples"] == ["t:2:chat.id: missing"]
+    assert a["harvested_today"] == 1 and a["arrived_for_earlier_days"]["by_day"] == {"2026-02-25": 1}
+    md = mp.read_text()
+    assert "## Quarantined today (1)\n- t:2:chat.id: missing" in md
+    assert "ignored: not a reaction update (message)" in md and "## Harvested today for earlier days (1)" in md

@@ -4,7 +4,11 @@ For one UTC day: ledger rows of the day by emoji and by score (under the current
 unmapped emojis, removals, orphan reactions (on messages in no registered batch), late
 reactions (more than ``late_after_s`` after their chunk was sent), ignored ones (other-chunk
 rule ``ignore``), the runs and events the day's reactions label, unusable ledger and registry
-lines (``file:line:field: problem``), and whether the harvest ran that day. Evidence for the
+lines (``file:line:field: problem``), and whether the harvest ran that day. What the day's harvests
+did comes with it: each logged run (read, applied, ignored by reason, quarantined, rows added),
+the inputs quarantined that day (``where: reason``), and the rows harvested that day for earlier
+days (reactions that arrived after their day's audit was written, which that audit cannot show).
+Evidence for the
 last, strongest first: the harvest log has a run that day; ledger rows were harvested that day
 (``harvested_at``); else, for ledgers written without either, rows of the day exist
 (``harvest_evidence`` says which one was used).
@@ -47,6 +51,27 @@ def harvest_evidence(cfg: FeedbackConfig, rows: list[LedgerRow], day: dt.date) -
     return False, "none", 0
 
 
+_LOGGED = ("source", "read", "applied", "ignored", "quarantined", "added", "duplicates", "quarantine_samples")
+
+
+def harvests_of(cfg: FeedbackConfig, day: dt.date) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The harvest log's runs of ``day`` (``time`` + what each did) and the quarantine's entries
+    written that day (``count`` and the first 50 as ``where: reason``)."""
+    runs: list[dict[str, Any]] = []
+    log = Path(cfg.harvest_log)
+    if log.is_file():
+        for ln in iter_lines(log):
+            if isinstance(ln.obj, dict) and _on(parse_time(ln.obj.get("time")), day):
+                runs.append({"time": ln.obj.get("time"), **{k: ln.obj.get(k) for k in _LOGGED}})
+    bad: list[str] = []
+    q = Path(cfg.quarantine)
+    if q.is_file():
+        for ln in iter_lines(q):
+            if isinstance(ln.obj, dict) and _on(parse_time(ln.obj.get("time")), day):
+                bad.append(f"{ln.obj.get('where')}: {ln.obj.get('reason')}")
+    return runs, {"path": cfg.quarantine, "count": len(bad), "samples": bad[:50]}
+
+
 def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
     """The audit of one UTC day as a JSON-able dict (``passed`` = the harvest ran)."""
     scan = read_ledger(cfg.ledger)
@@ -74,6 +99,8 @@ def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
             late.append({"chat": key[0], "message_id": key[1], "emoji": key[3],
                          "delay_s": round((row.time - sent).total_seconds(), 1)})
     labeled = sorted({c.run_id for key, c, _ in res.joined if key in day_keys})
+    harvests, quarantined = harvests_of(cfg, day)
+    arrived = [r for r in scan.rows if _on(r.harvested_at, day) and r.time.astimezone(dt.UTC).date() < day]
     return {
         "day": day.isoformat(), "harvest_ran": ran, "harvest_evidence": evidence, "harvest_runs": runs,
         "passed": ran, "mapping_version": mapping.version,
@@ -87,6 +114,13 @@ def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
         "ignored_other_chunk": [{"chat": k[0], "message_id": k[1], "emoji": k[3]} for k in res.ignored if k in day_keys],
         "late": late, "late_after_s": cfg.late_after_s, "other_chunks": cfg.other_chunks,
         "runs_labeled": labeled, "registry_skipped": registry.skipped[:50],
+        "harvests": harvests, "quarantined_today": quarantined,
+        "harvested_today": sum(1 for r in scan.rows if _on(r.harvested_at, day)),
+        "arrived_for_earlier_days": {
+            "count": len(arrived),
+            "by_day": dict(sorted(Counter(r.time.astimezone(dt.UTC).date().isoformat() for r in arrived).items())),
+            "samples": [{"time": r.raw.get("time"), "chat": str(r.chat), "message_id": r.message_id,
+                         "emoji": norm_emoji(r.emoji), "change": r.change} for r in arrived[:50]]},
     }
 
 
@@ -98,7 +132,11 @@ def to_markdown(a: dict[str, Any]) -> str:
              f"- mapping version: {a['mapping_version']}; other-chunk rule: {a['other_chunks']}",
              (f"- ledger rows today: {a['rows_today']} (added {a['added']}, removed {a['removed']}); "
               f"ledger lines read {a['ledger']['read']}, usable {a['ledger']['usable']}"),
-             f"- runs labeled: {len(a['runs_labeled'])}", "", "| emoji | count |", "|---|---|"]
+             f"- runs labeled: {len(a['runs_labeled'])}",
+             (f"- harvested today: {a['harvested_today']} ledger rows, {a['arrived_for_earlier_days']['count']} of "
+              f"them for earlier days; inputs quarantined today: {a['quarantined_today']['count']} "
+              f"(in {a['quarantined_today']['path']})"),
+             "", "| emoji | count |", "|---|---|"]
     lines += [f"| {e} | {n} |" for e, n in a["by_emoji"].items()] or ["| (none) | 0 |"]
     lines += ["", "| score | count |", "|---|---|"] + [f"| {s} | {n} |" for s, n in a["by_score"].items()]
     for title, key in (("Unmapped emojis", "unmapped_emojis"), ("Orphan reactions", "orphans"),
@@ -110,6 +148,20 @@ def to_markdown(a: dict[str, Any]) -> str:
             lines += [f"- {k}: {v}" for k, v in items.items()] or ["- none"]
         else:
             lines += [f"- {i if isinstance(i, str) else orjson.dumps(i).decode()}" for i in items] or ["- none"]
+    lines += ["", f"## Harvests ({len(a['harvests'])})", "",
+              "| time | source | read | applied | ignored | quarantined | rows added | duplicates |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for h in a["harvests"]:
+        ignored = h["ignored"] if isinstance(h["ignored"], dict) else {}
+        n_ignored = sum(ignored.values()) if isinstance(h["ignored"], dict) else "-"  # logged before it was kept
+        lines.append(f"| {h['time']} | {h['source']} | {h['read']} | {h['applied'] if h['applied'] is not None else '-'} "
+                     f"| {n_ignored} | {h['quarantined']} | {h['added']} | {h['duplicates']} |")
+        lines += [f"|  | ignored: {why} | | | {n} | | | |" for why, n in sorted(ignored.items())]
+    q = a["quarantined_today"]
+    lines += ["", f"## Quarantined today ({q['count']})"] + ([f"- {x}" for x in q["samples"]] or ["- none"])
+    e = a["arrived_for_earlier_days"]
+    lines += ["", f"## Harvested today for earlier days ({e['count']})"]
+    lines += [f"- {d}: {n}" for d, n in e["by_day"].items()] or ["- none"]
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,8 @@ the same harvest as getUpdates dumps (idempotent by update id), with source ``we
 time. Telegram resends an update until it gets a 2xx, so an authenticated body that is no usable
 update (not JSON, no ``update_id``, over ``max_body_bytes``) is quarantined and answered 200.
 A client that stalls is dropped after ``timeout_s``; a body must declare its ``Content-Length``.
+Telegram sends reactions only when ``setWebhook`` lists ``message_reaction`` (and
+``message_reaction_count``) in ``allowed_updates``, and in groups and channels only to an admin bot.
 """
 
 from __future__ import annotations

@@ -56,3 +56,19 @@ def test_same_distribution_does_not_drift(tmp_path):
     rep = monthly_review(ledger, mapping, "2026-02")
     assert not rep["drift"]["drifted"] and rep["unmapped"] == {}
     assert rep["scores"]["2026-02"]["mean"] > 1
+
+
+def test_anonymous_channel_counts_weigh_their_size(tmp_path):
+    """A channel's anonymous 👎 count going from 0 to 40 is one ledger row with ``count: 40``; the
+    review counted it as one 👎, so 3 users' 👍 outweighed 40 anonymous 👎 in the distribution."""
+    rows = _rows("2026-02", {"👍": 3})
+    rows.append({"time": "2026-02-10T10:00:00Z", "chat": -100, "message_id": 9, "user": "anonymous", "emoji": "👎",
+                 "change": "added", "count": 40, "update_id": 50})
+    rows.append({"time": "2026-02-11T10:00:00Z", "chat": -100, "message_id": 9, "user": "anonymous", "emoji": "👎",
+                 "change": "removed", "count": 10, "update_id": 51})
+    rows.append({"time": "2026-02-12T10:00:00Z", "emoji": "👍", "change": "added", "count": 0})
+    ledger, mapping = _write(tmp_path, rows)
+    rep = monthly_review(ledger, mapping, "2026-02")
+    assert rep["emojis"]["2026-02"]["net"] == {"👍": 3, "👎": 30}
+    assert rep["scores"]["2026-02"]["negative"] == 30
+    assert rep["ledger_counts"]["skipped"][0].endswith(":count: must be a positive integer, got 0")

@@ -10,8 +10,9 @@ nothing here edits the mapping.
 
 Ledger fields read (tolerant of the writer's spelling): time ``time`` | ``ts`` | ``timestamp``
 (ISO or epoch seconds); ``emoji``; change ``change`` | ``action`` (added | removed) or boolean
-``added``. Rows that lack them are counted as skipped with ``file:line:field``; read = used +
-skipped. Mapping: ``{"version": N, "mapping": {emoji: score}}`` (``scores`` also accepted) or a
+``added``; ``count`` (default 1: a user's reaction; an anonymous channel count's change is the
+size of that change). Rows that lack them are counted as skipped with ``file:line:field``; read =
+used + skipped. Mapping: ``{"version": N, "mapping": {emoji: score}}`` (``scores`` also accepted) or a
 flat ``{emoji: score}``.
 """
 
@@ -137,8 +138,12 @@ def read_ledger(path: str | Path, months: tuple[str, str]) -> tuple[dict[str, Mo
         if m not in out:
             stats["other_months"] += 1
             continue
+        count = row.get("count", 1)  # an anonymous channel count changes by more than one
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            stats["skipped"].append(f"{where}:count: must be a positive integer, got {count!r}")
+            continue
         stats["used"] += 1
-        getattr(out[m], change)[norm_emoji(emoji)] += 1  # type: ignore[arg-type]
+        getattr(out[m], change)[norm_emoji(emoji)] += count  # type: ignore[arg-type]
     return out, stats
 
 

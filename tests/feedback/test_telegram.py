@@ -215,3 +215,12 @@ def test_mapping_set_takes_a_negative_score_from_the_command_line(cfg):
     assert load_mapping(cfg.mapping).scores["👎"] == -2.0
     r = CliRunner().invoke(app, ["feedback", "mapping", "set", "👎", "-x", "--mapping", cfg.mapping])
     assert r.exit_code == 2 and "score='-x': a number or 'none'" in r.output
+
+
+def test_a_bare_emoji_table_is_refused_with_the_shape_to_use(tmp_path):
+    """``{"👍": 1, "👎": -1}`` (what a person writes by hand, and what the monthly review reads) was
+    refused with "expected an object of emoji to score" — which is what it is."""
+    bare = tmp_path / "m.json"
+    bare.write_text('{"👍": 1, "👎": -1}')
+    with pytest.raises(ValueError, match=r'expected \{"version": N, "mapping": \{emoji: score\}\}; this file is a bare'):
+        load_mapping(bare)

@@ -58,7 +58,9 @@ def parse_mapping(doc: Any, where: str) -> Mapping:
         raise ValueError(f"{where}: expected a JSON object")
     table = doc.get("mapping", doc.get("scores"))
     if not isinstance(table, dict):
-        raise ValueError(f"{where}:mapping: expected an object of emoji to score")
+        hint = ("; this file is a bare table: put it under \"mapping\" (or run `tracebridge feedback mapping init` "
+                "and `mapping set`)") if "mapping" not in doc and "scores" not in doc else ""
+        raise ValueError(f'{where}:mapping: expected {{"version": N, "mapping": {{emoji: score}}}}{hint}')
     scores = {}
     for k, v in table.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)):

@@ -133,3 +133,17 @@ def test_the_export_join_follows_the_other_chunk_rule(cfg):
     bad = ExportConfig()
     bad.feedback.other_chunks = "last"
     assert bad.validate() == ["feedback.other_chunks=last: use one of batch, chunk, ignore"]
+
+
+def test_labels_account_for_every_reaction_and_name_the_orphans(cfg):
+    """``feedback labels`` listed the runs it labelled and nothing else: a reaction in another chat on
+    the same message id, or one in a chat whose registry was never recorded, vanished without a word."""
+    from tracebridge.feedback.join import labels_report
+
+    record_batch(cfg.registry, 42, [500, 501], "runA", "runA:e")
+    _harvest(cfg, reaction(1, 501, [], ["👍"]), reaction(2, 500, [], ["👎"], chat=43, user=8),
+             reaction(3, 500, [], ["❤"], user=9))
+    doc = labels_report(cfg.ledger, cfg.mapping, cfg.registry, "ignore")
+    assert doc["reactions"] == {"present": 3, "joined": 1, "orphans": 1, "ignored": 1, "other_chunks": "ignore",
+                                "orphan_samples": [{"chat": "43", "message_id": 500, "emoji": "👎"}]}
+    assert doc["runs"]["runA"]["run"]["feedback"]["score"] == 1.0  # the 👎 of chat 43 is not runA's

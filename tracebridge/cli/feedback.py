@@ -215,6 +215,11 @@ def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingO
     for run_id, lab in sorted(doc["runs"].items()):
         fb = lab["run"]["feedback"]
         typer.echo(f"{run_id}: score {fb['score']} from {fb['n']} reactions on {len(lab['events'])} events")
+    rx = doc["reactions"]
+    typer.echo(f"reactions present {rx['present']}: joined {rx['joined']}, orphans {rx['orphans']} (on messages in no "
+               f"registered batch), ignored {rx['ignored']} (other_chunks={rx['other_chunks']})")
+    for o in rx["orphan_samples"][:10]:
+        typer.echo(f"  orphan: chat {o['chat']} message {o['message_id']} {o['emoji']}")
     for name in ("ledger", "registry"):
         b = doc[name]
         typer.echo(f"{name} {b['path']}: read {b['read']}, usable {b['usable']}, unusable {b['unusable']}")

@@ -129,18 +129,27 @@ def labels_report(ledger_path: str | os.PathLike[str], mapping_path: str | os.Pa
     """``labels_for_runs`` plus what the join could not use, as the audit reports it.
 
     Returns:
-        ``{"runs": {run_id: labels}, "runs_labeled", "ledger": {...}, "registry": {...}}``; each
-        file's block has ``path``, ``read``, ``usable``, ``unusable`` (read = usable + unusable) and
-        ``skipped``, the first 50 unusable lines as ``file:line:field: problem``.
+        ``{"runs": {run_id: labels}, "runs_labeled", "reactions": {...}, "ledger": {...},
+        "registry": {...}}``. ``reactions`` accounts for every reaction present after netting:
+        ``present`` = ``joined`` + ``orphans`` (on a message in no registered batch: wrong chat or
+        registry, or a message that was no reply) + ``ignored`` (``other_chunks=ignore``), with the
+        first 50 orphans as ``{chat, message_id, emoji}``. Each file's block has ``path``, ``read``,
+        ``usable``, ``unusable`` (read = usable + unusable) and ``skipped``, the first 50 unusable
+        lines as ``file:line:field: problem``.
     """
     scan, registry = read_ledger(ledger_path), read_registry(registry_path)
-    labels = join(scan.rows, load_mapping(mapping_path), registry, other_chunks).labels
+    res = join(scan.rows, load_mapping(mapping_path), registry, other_chunks)
+    labels = res.labels
+    reactions = {"present": len(res.joined) + len(res.orphans) + len(res.ignored), "joined": len(res.joined),
+                 "orphans": len(res.orphans), "ignored": len(res.ignored), "other_chunks": other_chunks,
+                 "orphan_samples": [{"chat": k[0], "message_id": k[1], "emoji": k[3]} for k in res.orphans[:50]]}
 
     def block(path: str | os.PathLike[str], read: int, skipped: list[str]) -> dict[str, Any]:
         return {"path": str(path), "read": read, "usable": read - len(skipped), "unusable": len(skipped),
                 "skipped": skipped[:50]}
 
-    return {"runs": labels, "runs_labeled": len(labels), "ledger": block(ledger_path, scan.read, scan.skipped),
+    return {"runs": labels, "runs_labeled": len(labels), "reactions": reactions,
+            "ledger": block(ledger_path, scan.read, scan.skipped),
             "registry": block(registry_path, registry.read, registry.skipped)}
 
 

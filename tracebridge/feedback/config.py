@@ -30,7 +30,8 @@ class FeedbackConfig:
     late_after_s: float = field(default=86400.0, metadata={
         "help": "A reaction this long after its message was sent is 'late' in the audit (seconds)."})
     user_salt_env: str = field(default="TRACEBRIDGE_FEEDBACK_SALT", metadata={
-        "help": "Environment variable with the salt for hashing Telegram user ids (unset = a fixed salt)."})
+        "help": "Environment variable with the salt for hashing Telegram user ids (unset = a fixed salt). Set it "
+                "before the first harvest: a harvest under another salt than the ledger's rows is refused."})
     webhook_host: str = field(default="127.0.0.1", metadata={"help": "Webhook bind address (loopback only)."})
     webhook_port: int = field(default=8787, metadata={"help": "Webhook port (0 = any free port)."})
     webhook_secret_env: str = field(default="TELEGRAM_WEBHOOK_SECRET", metadata={

@@ -31,6 +31,7 @@ from tracebridge.feedback.ledger import (
     hash_user,
     parse_time,
     read_ledger,
+    salt_id,
 )
 from tracebridge.feedback.mapping import Mapping, load_mapping
 from tracebridge.feedback.telegram import (
@@ -91,6 +92,29 @@ class HarvestReport:
 
 def _salt(cfg: FeedbackConfig) -> str | None:
     return os.environ.get(cfg.user_salt_env)
+
+
+def _check_salt(cfg: FeedbackConfig, ledger: list[LedgerRow]) -> str:
+    """This harvest's salt fingerprint, after checking the ledger's users were hashed with the same salt.
+
+    Raises:
+        ValueError: rows of the ledger were hashed under another salt (``salt_id``).
+    """
+    sid = salt_id(_salt(cfg))
+    other = sorted({r.raw["salt_id"] for r in ledger if isinstance(r.raw.get("salt_id"), str)} - {sid})
+    if other:
+        raise ValueError(f"{cfg.ledger}: its users were pseudonymised under another salt ({', '.join(other)}; this "
+                         f"harvest's is {sid}), so a user's changed or removed reaction would not replace their "
+                         f"earlier one; set {cfg.user_salt_env} to the ledger's salt, or start a new ledger")
+    return sid
+
+
+def _stamp(rows: list[dict[str, Any]], sid: str) -> list[dict[str, Any]]:
+    """``rows`` with the salt fingerprint on those whose user is a salted hash."""
+    for r in rows:
+        if str(r.get("user")).startswith("u:"):
+            r["salt_id"] = sid
+    return rows
 
 
 def _quarantine(cfg: FeedbackConfig, rep: HarvestReport, where: str, reason: str, raw: Any) -> None:
@@ -185,6 +209,9 @@ def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source:
 
     The ledger's lock is held from reading it to appending: another harvest (a ``serve`` and a
     ``harvest`` side by side) must not accept a different update of the same id in between.
+
+    Raises:
+        ValueError: the ledger's users were hashed under another salt (nothing is harvested).
     """
     with file_lock(cfg.ledger):
         return _harvest_updates(cfg, updates, source, inputs)
@@ -194,6 +221,7 @@ def _harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source
                      inputs: list[str]) -> HarvestReport:
     mapping = load_mapping(cfg.mapping)
     ledger = read_ledger(cfg.ledger).rows
+    salted = _check_salt(cfg, ledger)
     anonymous, newest, ids = anonymous_counts(ledger), newest_count_ids(ledger), _UpdateIds(ledger)
     rep, rows, now = HarvestReport(source, inputs), [], utc_now()
     known = {r.key for r in ledger if r.key}
@@ -211,7 +239,7 @@ def _harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source
             _quarantine(cfg, rep, f"{where}:{exc.field}", exc.reason, upd)
             continue
         ids.claim(where, upd)
-        rows += got
+        rows += _stamp(got, salted)
         rep.accept(got, known, _not_applied(upd))
     return _finish(cfg, rep, rows, held=True)
 
@@ -303,7 +331,8 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
     stores: list[Path] = []
     transcripts = discover(paths, problems, stores)
     rep, rows = HarvestReport("openclaw", [str(t.path) for t in transcripts] + [str(db) for db in stores]), []
-    known = {r.key for r in read_ledger(cfg.ledger).rows if r.key}
+    ledger = read_ledger(cfg.ledger).rows
+    salted, known = _check_salt(cfg, ledger), {r.key for r in ledger if r.key}
     for db in stores:  # first: a session also left as a .jsonl keeps the database's chat id
         try:
             for sid, entry, events in read_sessions(db, problems):
@@ -327,7 +356,7 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
     for p in problems:  # read and quarantined, like an unreadable dump, so the counts reconcile
         rep.read += 1
         _quarantine(cfg, rep, p, "not harvested", "")
-    return _finish(cfg, rep, rows)
+    return _finish(cfg, rep, _stamp(rows, salted))
 
 
 def _harvest_lines(cfg: FeedbackConfig, rep: HarvestReport, lines: Iterable[tuple[int, int, bytes]],

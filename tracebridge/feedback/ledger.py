@@ -4,8 +4,9 @@ One row per reaction change: ``time`` (UTC ISO, when the reaction changed), ``ch
 ``message_id``, ``user`` (salted hash, ``anonymous`` for channel counts), ``emoji``, ``change``
 (added | removed), ``count`` (1, or the size of an anonymous count change), ``score`` and
 ``mapping_version`` (the mapping when harvested; joins re-score with the current mapping),
-``source`` (getUpdates | webhook | openclaw), ``update_id``, ``key`` (the dedupe key) and
-``harvested_at``. Appends hold the ledger's lock while they read the known keys and write, so
+``source`` (getUpdates | webhook | openclaw), ``update_id``, ``key`` (the dedupe key),
+``harvested_at`` and, on rows of a hashed user, ``salt_id`` (a fingerprint of the salt: a harvest
+refuses to mix pseudonyms of two salts in one ledger). Appends hold the ledger's lock while they read the known keys and write, so
 two harvesters never write the same change twice, and each row is one ``write`` on an
 ``O_APPEND`` descriptor, so rows never interleave.
 """
@@ -31,10 +32,19 @@ DEFAULT_SALT = "tracebridge-feedback"
 CHANGES = ("added", "removed")
 
 
+def _salt_of(salt: str | None) -> str:
+    return salt or os.environ.get("TRACEBRIDGE_FEEDBACK_SALT") or DEFAULT_SALT
+
+
 def hash_user(user_id: Any, salt: str | None = None) -> str:
     """A stable pseudonym for a Telegram user: ``u:<16 hex>`` of sha256(salt, id)."""
-    raw = f"{salt or os.environ.get('TRACEBRIDGE_FEEDBACK_SALT') or DEFAULT_SALT}|{user_id}"
-    return "u:" + hashlib.sha256(raw.encode()).hexdigest()[:16]
+    return "u:" + hashlib.sha256(f"{_salt_of(salt)}|{user_id}".encode()).hexdigest()[:16]
+
+
+def salt_id(salt: str | None = None) -> str:
+    """A short fingerprint of the salt ``hash_user`` uses, never the salt itself: rows whose users were
+    hashed under two salts name one person twice, so a changed reaction no longer replaces the old one."""
+    return "s:" + hashlib.sha256(f"salt-id|{_salt_of(salt)}".encode()).hexdigest()[:12]
 
 
 def parse_time(value: Any) -> dt.datetime | None:

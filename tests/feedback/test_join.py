@@ -147,3 +147,12 @@ def test_labels_account_for_every_reaction_and_name_the_orphans(cfg):
     assert doc["reactions"] == {"present": 3, "joined": 1, "orphans": 1, "ignored": 1, "other_chunks": "ignore",
                                 "orphan_samples": [{"chat": "43", "message_id": 500, "emoji": "👎"}]}
     assert doc["runs"]["runA"]["run"]["feedback"]["score"] == 1.0  # the 👎 of chat 43 is not runA's
+
+
+def test_changes_in_one_second_replay_in_update_order(cfg):
+    """Telegram dates are whole seconds. A 👍 made before the harvester ran (no row for it), then taken
+    off and put back within one second, replayed as added-then-removed and labelled nothing: the
+    update order (ids grow) says the 👍 is there."""
+    record_batch(cfg.registry, 42, [10], "run1", "run1:e1")
+    _harvest(cfg, reaction(5, 10, ["👍"], [], at=3), reaction(6, 10, [], ["👍"], at=3))
+    assert labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)["run1"]["run"]["feedback_score"] == 1.0

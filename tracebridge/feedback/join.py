@@ -34,10 +34,17 @@ from tracebridge.feedback.mapping import Mapping, load_mapping, norm_emoji
 Reaction = tuple[str, int, str, str]  # chat, message id, user, emoji
 
 
+def _replay_order(r: LedgerRow) -> tuple[Any, ...]:
+    """Time, then (Telegram's dates are whole seconds) the update id, which grows with every update of
+    a bot, then added before removed (rows without an update id)."""
+    uid = r.raw.get("update_id")
+    return r.time, uid if isinstance(uid, int) and not isinstance(uid, bool) else -1, 0 if r.change == "added" else 1
+
+
 def net_reactions(rows: list[LedgerRow]) -> dict[Reaction, tuple[int, LedgerRow]]:
     """Reactions present after replaying every change: key → (count, the row that last added it)."""
     state: dict[Reaction, tuple[int, LedgerRow]] = {}
-    for r in sorted(rows, key=lambda r: (r.time, 0 if r.change == "added" else 1)):
+    for r in sorted(rows, key=_replay_order):
         k = (str(r.chat), r.message_id, str(r.user), norm_emoji(r.emoji))
         n, last = state.get(k, (0, r))
         n = n + r.count if r.change == "added" else max(0, n - r.count)

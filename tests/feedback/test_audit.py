@@ -118,12 +118,18 @@ def test_the_audit_shows_what_the_days_harvests_did(cfg, tmp_path):
     harvest_updates(cfg, [(f"t:{i}", u) for i, u in enumerate(ups)], "getUpdates", ["t"])
     today = dt.datetime.now(dt.UTC).date()
     a, _, mp = write_audit(cfg, today)
-    (h,) = a["harvests"]
-    assert (h["source"], h["read"], h["applied"], h["quarantined"], h["added"]) == ("getUpdates", 3, 1, 1, 1)
+    harvest_updates(cfg, [("webhook:1", reaction(1, 10, [], ["👍"]))], "webhook", ["webhook"])
+    harvest_updates(cfg, [("webhook:2", reaction(4, 10, [], ["❤"], user=9))], "webhook", ["webhook"])
+    a, _, mp = write_audit(cfg, today)  # a webhook logs a run per update: summed per source
+    h, w = a["harvests"]["getUpdates"], a["harvests"]["webhook"]
+    assert (h["runs"], h["read"], h["applied"], h["quarantined"], h["added"]) == (1, 3, 1, 1, 1)
     assert h["ignored"] == {"not a reaction update (message)": 1}
+    assert (w["runs"], w["read"], w["applied"], w["added"], w["ignored"]) == (2, 2, 1, 1, {
+        "already harvested (a repeated delivery)": 1})
     assert a["quarantined_today"]["count"] == 1
     assert a["quarantined_today"]["samples"] == ["t:2:chat.id: missing"]
-    assert a["harvested_today"] == 1 and a["arrived_for_earlier_days"]["by_day"] == {"2026-02-25": 1}
+    assert a["harvested_today"] == 2 and a["arrived_for_earlier_days"]["by_day"] == {"2026-02-25": 2}
     md = mp.read_text()
     assert "## Quarantined today (1)\n- t:2:chat.id: missing" in md
-    assert "ignored: not a reaction update (message)" in md and "## Harvested today for earlier days (1)" in md
+    assert "getUpdates ignored 1: not a reaction update (message)" in md
+    assert "## Harvests (3 runs)" in md and "## Harvested today for earlier days (2)" in md

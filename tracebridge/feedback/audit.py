@@ -51,25 +51,44 @@ def harvest_evidence(cfg: FeedbackConfig, rows: list[LedgerRow], day: dt.date) -
     return False, "none", 0
 
 
-_LOGGED = ("source", "read", "applied", "ignored", "quarantined", "added", "duplicates", "quarantine_samples")
+_SUMMED = ("read", "applied", "quarantined", "added", "duplicates")
 
 
-def harvests_of(cfg: FeedbackConfig, day: dt.date) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The harvest log's runs of ``day`` (``time`` + what each did) and the quarantine's entries
-    written that day (``count`` and the first 50 as ``where: reason``)."""
-    runs: list[dict[str, Any]] = []
+def _num(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def harvests_of(cfg: FeedbackConfig, day: dt.date) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """What the harvest log's runs of ``day`` did, summed per source (a webhook logs one run per
+    update): ``runs``, ``first``/``last`` time, ``read``, ``applied``, ``ignored`` by reason,
+    ``quarantined``, ``added``, ``duplicates``; and the quarantine's entries written that day
+    (``count`` and the first 50 as ``where: reason``). Runs logged before ``applied`` was kept
+    count under ``runs_without_applied``."""
+    out: dict[str, dict[str, Any]] = {}
     log = Path(cfg.harvest_log)
     if log.is_file():
         for ln in iter_lines(log):
-            if isinstance(ln.obj, dict) and _on(parse_time(ln.obj.get("time")), day):
-                runs.append({"time": ln.obj.get("time"), **{k: ln.obj.get(k) for k in _LOGGED}})
+            h = ln.obj
+            if not (isinstance(h, dict) and _on(parse_time(h.get("time")), day)):
+                continue
+            s = out.setdefault(str(h.get("source")), {"runs": 0, "first": h.get("time"), "last": h.get("time"),
+                                                       **dict.fromkeys(_SUMMED, 0), "ignored": {},
+                                                       "runs_without_applied": 0})
+            s["runs"] += 1
+            s["last"] = h.get("time")
+            for k in _SUMMED:
+                s[k] += _num(h.get(k))
+            if not isinstance(h.get("applied"), int):
+                s["runs_without_applied"] += 1
+            for why, n in (h.get("ignored") if isinstance(h.get("ignored"), dict) else {}).items():
+                s["ignored"][why] = s["ignored"].get(why, 0) + _num(n)
     bad: list[str] = []
     q = Path(cfg.quarantine)
     if q.is_file():
         for ln in iter_lines(q):
             if isinstance(ln.obj, dict) and _on(parse_time(ln.obj.get("time")), day):
                 bad.append(f"{ln.obj.get('where')}: {ln.obj.get('reason')}")
-    return runs, {"path": cfg.quarantine, "count": len(bad), "samples": bad[:50]}
+    return out, {"path": cfg.quarantine, "count": len(bad), "samples": bad[:50]}
 
 
 def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
@@ -148,15 +167,16 @@ def to_markdown(a: dict[str, Any]) -> str:
             lines += [f"- {k}: {v}" for k, v in items.items()] or ["- none"]
         else:
             lines += [f"- {i if isinstance(i, str) else orjson.dumps(i).decode()}" for i in items] or ["- none"]
-    lines += ["", f"## Harvests ({len(a['harvests'])})", "",
-              "| time | source | read | applied | ignored | quarantined | rows added | duplicates |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for h in a["harvests"]:
-        ignored = h["ignored"] if isinstance(h["ignored"], dict) else {}
-        n_ignored = sum(ignored.values()) if isinstance(h["ignored"], dict) else "-"  # logged before it was kept
-        lines.append(f"| {h['time']} | {h['source']} | {h['read']} | {h['applied'] if h['applied'] is not None else '-'} "
-                     f"| {n_ignored} | {h['quarantined']} | {h['added']} | {h['duplicates']} |")
-        lines += [f"|  | ignored: {why} | | | {n} | | | |" for why, n in sorted(ignored.items())]
+    lines += ["", f"## Harvests ({sum(h['runs'] for h in a['harvests'].values())} runs)", "",
+              "| source | runs | first – last | read | applied | ignored | quarantined | rows added | duplicates |",
+              "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for src, h in sorted(a["harvests"].items()):
+        lines.append(f"| {src} | {h['runs']} | {h['first']} – {h['last']} | {h['read']} | {h['applied']} | "
+                     f"{sum(h['ignored'].values())} | {h['quarantined']} | {h['added']} | {h['duplicates']} |")
+    for src, h in sorted(a["harvests"].items()):
+        lines += [f"- {src} ignored {n}: {why}" for why, n in sorted(h["ignored"].items())]
+        if h["runs_without_applied"]:
+            lines.append(f"- {src}: {h['runs_without_applied']} runs logged without applied/ignored counts")
     q = a["quarantined_today"]
     lines += ["", f"## Quarantined today ({q['count']})"] + ([f"- {x}" for x in q["samples"]] or ["- none"])
     e = a["arrived_for_earlier_days"]

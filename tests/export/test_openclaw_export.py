@@ -146,6 +146,10 @@ def test_telegram_reaction_reaches_the_reply_row(traces: Path, tmp_path: Path) -
     (row,) = [r for r in sft if reply in r["meta"]["event_ids"]]
     assert row["meta"]["labels"]["feedback_score"] == 1.0 and json.loads(row["meta"]["labels"]["feedback"])["n"] == 1
     assert all("feedback_score" not in r["meta"]["labels"] for r in sft if r["meta"]["run_id"] != MAIN_RUN)
+    # the session's other replies were not judged: one reaction used to score every row of the session
+    others = [r for r in sft if r["meta"]["run_id"] == MAIN_RUN and reply not in r["meta"]["event_ids"]]
+    assert others and all("feedback_score" not in r["meta"]["labels"] for r in others)
+    assert res.report["feedback"]["runs_labelled"] == 1
 
 
 def test_rows_load_with_datasets_and_format_through_the_train_path(bundle: ExportResult) -> None:

@@ -11,8 +11,8 @@ a JSON string in them: its consumers read both (``eval.metrics.failed_tool_calls
 Feedback seam: ``LabelsForRun`` is the one function the export calls per run to get weak
 labels (Telegram reactions joined to runs/events by ``tracebridge.feedback``). It returns
 ``{"run": {...}, "events": {event_id: {...}}}`` or None; ``merge_feedback`` folds that into a
-row's labels (run level, then each of the row's events). ``feedback_source`` builds it from
-the export config's ``feedback`` section.
+row's labels (run level, then each of the row's events; a conversational run's reactions only per
+event, ``turn_scoped``). ``feedback_source`` builds it from the export config's ``feedback`` section.
 """
 
 from __future__ import annotations
@@ -88,6 +88,14 @@ def merge_feedback(labels: dict[str, Any], fb: RunFeedback | None, event_ids: Se
     for eid in event_ids:
         out.update(events.get(eid) or {})
     return out
+
+
+def turn_scoped(fb: RunFeedback) -> RunFeedback:
+    """The reaction labels of a conversation of many user turns (``views.conversational_sources``: an
+    OpenClaw session is one run): each reaction labels the rows that hold the events it was on, the
+    reply it judged, and not the run. On the run level, one 👎 on one reply gave every row of the
+    session a negative score, and the optimized variant (``data.feedback_weight``) dropped them all."""
+    return {"run": {}, "events": fb.get("events") or {}}
 
 
 def feedback_source(cfg: FeedbackConfig) -> LabelsForRun | None:

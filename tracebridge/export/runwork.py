@@ -37,7 +37,7 @@ from tracebridge.curate.quality import Reason, run_reasons
 from tracebridge.curate.redact import Redactor, Scanner
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.families import split_family
-from tracebridge.export.labels import LabelsForRun
+from tracebridge.export.labels import LabelsForRun, turn_scoped
 from tracebridge.export.report import Tally
 from tracebridge.export.tools import ToolRegistry
 from tracebridge.export.views import AL_PREFIX, TRIMMED, RunContext, build_views
@@ -179,6 +179,9 @@ class RunWork:
         src = _recorded_outcome(events, raw)
         success, failure_class = src.get("success"), src.get("failure_class")
         feedback = reactions = self.labels_for_run(run.run_id) if self.labels_for_run else None
+        kind = str(_dict(raw.get("source")).get("kind", "unknown"))
+        if reactions and kind in self.cfg.views.conversational_sources:
+            feedback = turn_scoped(reactions)
         if fold:  # a person's outcome wins over the trace's; the rows say so (labels.outcome_source)
             trace = success if isinstance(success, bool) else None
             if fold.success is not None:
@@ -187,7 +190,7 @@ class RunWork:
         tools, tool_source = self.tools.for_run(raw, events)
         extra = _dict(_dict(raw.get("runtime_config")).get("extra"))
         leaf = extra.get("leaf_entry_id") if extra.get("branches") else None
-        ctx = RunContext(run.run_id, family, split, str(_dict(raw.get("source")).get("kind", "unknown")),
+        ctx = RunContext(run.run_id, family, split, kind,
                          success, failure_class, tools, tool_source, feedback, bool(extra.get("branches")),
                          leaf if isinstance(leaf, str) else None)
         views, skips = build_views(events, ctx, self.cfg.views)

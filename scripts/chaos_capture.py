@@ -64,6 +64,9 @@ def check_root(root: Path, acks: dict[str, int]) -> dict[str, int]:
 
     out = {"runs": 0, "complete": 0, "incomplete_reported": 0, "events": 0, "lost": 0,
            "torn_over_one": 0, "interleaved": 0, "complete_invalid": 0, "incomplete_unreported": 0}
+    if not root.exists():  # every worker killed before it opened a run: only what it acknowledged is lost
+        out["lost"] = sum(max(n, 0) for n in acks.values())
+        return out
     for run in iter_runs(root):
         out["runs"] += 1
         lines = list(iter_lines(run.events_path))
@@ -178,7 +181,10 @@ def main() -> int:
             threads = [threading.Thread(target=_reader, args=(p, acks), daemon=True) for p in ps]
             for t in threads:
                 t.start()
-            time.sleep(rng.uniform(0.8, 2.0))  # imports take ~0.5 s; then random kill points
+            deadline = time.monotonic() + 60  # imports take ~0.5 s, far longer on a loaded machine: kill
+            while len(acks) < procs and time.monotonic() < deadline:  # once every worker is writing a run
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 1.2))  # then at random points
             for p in ps:
                 time.sleep(rng.uniform(0, 0.05))
                 os.kill(p.pid, signal.SIGKILL)

@@ -83,7 +83,8 @@ def test_submit_tiny_sweep_succeeds_with_verified_report(ray_head, smoke_storage
     code, sub = cli("submit", *sweep_args(smoke_storage), "--cluster", y, "--keep", "--wait",
                     "--out", str(tmp_path / "reports"))
     assert code == 0, sub
-    assert sub["status"] == "SUCCEEDED" and sub["created"] and sub["submission_id"].endswith("-a1")
+    # created, unless another test of this head submitted the shared smoke sweep first (test order)
+    assert sub["status"] == "SUCCEEDED" and sub["submission_id"].endswith("-a1")
     report = Path(sub["report"]).parent
     assert verify_report(report) == []
     man = json.loads((report / "manifest.json").read_text())

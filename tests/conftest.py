@@ -65,3 +65,17 @@ def record_sample_run(root: Path, *, strict: bool = True, fail_tool: bool = True
 @pytest.fixture
 def sample_run():
     return record_sample_run
+
+
+# Files whose tests take minutes (real sweeps on a Ray head, the learning test): run first, so that
+# with two xdist workers (`make test`) the long ones overlap instead of one ending the run alone.
+_SLOW_FIRST = ("tests/train/test_learning.py", "tests/cluster/", "tests/jobs/", "tests/ops/test_shadow_cycle.py",
+               "tests/ops/test_phase2.py", "tests/eval/test_long_prompts.py", "tests/reliability/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        return next((i for i, p in enumerate(_SLOW_FIRST) if path.startswith(p)), len(_SLOW_FIRST))
+
+    items.sort(key=rank)  # stable: the order within a file and among the rest is kept

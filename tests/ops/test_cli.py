@@ -67,8 +67,10 @@ def test_review_command(tmp_path):
     assert r.exit_code == 0, r.output
     assert [ln["criterion"] for ln in json.loads(r.stdout)["lines"]] == [
         "cycles", "runtime_hook", "uplift", "integrity", "feedback", "chunk_policy"]
-    r = run("review", "--days", 3, "--artifacts", tmp_path / "empty", "--now", NOW.isoformat())
-    assert r.exit_code == 1 and "FAIL" in r.stdout
+    r = run("review", "--days", 3, "--artifacts", tmp_path / "empty", "--now", NOW.isoformat(), "--json")
+    assert r.exit_code == 1 and not json.loads(r.stdout)["passed"]
+    # a review run from another folder than the cycles' says so, instead of only "0 of 0 cycles"
+    assert f"no folder {tmp_path / 'empty'}" in json.loads(r.stdout)["lines"][0]["evidence"]
 
 
 def test_install_schedule_prints_units():

@@ -153,8 +153,10 @@ def test_validate_step_fails_below_thresholds(tmp_path):
     bad.mkdir()
     (bad / "events.jsonl").write_text('{"run_id": "bad-run"}\n')
     (bad / "session.json").write_text("{}")
-    with pytest.raises(StepFailed, match="schema-valid"):
+    with pytest.raises(StepFailed, match="schema-valid") as err:
         step_validate(ctx)
+    # the reason says where, not only the rate (the review and the cycle's table show it)
+    assert "traces/bad-run/session.json" in str(err.value) and "validate.json" in str(err.value)
 
 
 def test_chunk_policy_violations_are_found(tmp_path):

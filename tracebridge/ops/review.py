@@ -266,4 +266,7 @@ def review(artifacts_dir: str | Path, cfg: ReviewConfig, now: dt.datetime | None
     cs = load_cycles(artifacts_dir, start, end)
     lines = [crit_cycles(cs, cfg), crit_runtime_hook(cs), crit_uplift(cs, cfg), crit_integrity(cs, cfg),
              crit_feedback(cs, start, cfg.days), crit_chunk_policy(cs)]
+    if not Path(artifacts_dir).is_dir():  # run from another folder than the cycles', or a typo
+        lines[0].evidence += (f"; no folder {Path(artifacts_dir).resolve()}: no cycle ran with this artifacts_dir "
+                              "(run from the folder the cycles run in, or give --artifacts)")
     return ReviewReport([start.isoformat(), end.isoformat()], [c.cycle_id for c in cs], lines)

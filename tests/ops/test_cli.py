@@ -122,3 +122,8 @@ def test_canary_status(tmp_path):
     t = out["traces"]
     assert t["candidate"] + t["baseline"] == 10 and t["sessions_with_fallback"] == t["candidate"] > 0
     assert t["fallback_rate"] == 1.0 and out["sessions"]["s1"]["arm"] in ("candidate", "baseline")
+    # by kind, as the docs promise (the candidate returned None: invalid output)
+    assert t["fallbacks_by_kind"] == {"invalid_output": t["candidate"]}
+    r = runner.invoke(app, ["ops", "canary-status", "--traces", str(tmp_path), "--config",
+                            str(ROOT / "configs/ops/canary.yaml"), "canary.fraction=0.5", "canary.max_fraction=0.5"])
+    assert r.exit_code == 0 and f"invalid_output {t['candidate']}" in r.stdout

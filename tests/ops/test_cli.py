@@ -53,6 +53,14 @@ def test_gate_promote_rollback_policy(tmp_path):
     assert r.exit_code == 1 and "nothing to roll back" in r.output
 
 
+def test_promote_without_a_report_file_is_a_usage_error(tmp_path):
+    r = run("promote", "--report", tmp_path / "nope.json", "--state", tmp_path / "state", "--json")
+    assert r.exit_code == 2, r.output  # exit 1 read as "the gate refused it" to an alerting script
+    out = json.loads(r.stdout)
+    assert out["promoted"] is False and "no such file" in out["error"]
+    assert not (tmp_path / "state").exists()
+
+
 def test_gate_input_errors(tmp_path):
     assert run("gate").exit_code == 2
     assert run("gate", "--samples", tmp_path / "nope.jsonl").exit_code == 2

@@ -141,6 +141,9 @@ def promote(
     from tracebridge.ops.promotion import PromotionError
     from tracebridge.ops.promotion import promote as do_promote
 
+    if not report.is_file():  # a missing input is a usage error (README "Exit codes"), not a refused gate
+        fail(f"--report {report}: no such file (the gate report of tracebridge gate --out)", 2,
+             promoted=False, reason=f"{report}: no such file")
     st = _state(config, state)
     require = not allow_stale and (state is not None or _ops_config(config).promotion.require_baseline_match)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import orjson
 
 from tracebridge.ops.monthly import monthly_review, to_markdown
@@ -56,3 +58,15 @@ def test_same_distribution_does_not_drift(tmp_path):
     rep = monthly_review(ledger, mapping, "2026-02")
     assert not rep["drift"]["drifted"] and rep["unmapped"] == {}
     assert rep["scores"]["2026-02"]["mean"] > 1
+
+
+def test_report_is_timestamped_and_names_the_bytes_it_read(tmp_path):
+    ledger, mapping = _write(tmp_path, _rows("2026-02", {"👍": 3}))
+    rep = monthly_review(ledger, mapping, "2026-02")
+    assert rep["generated_at"].endswith("Z")
+    assert rep["inputs"] == {"ledger": str(ledger), "ledger_sha256": hashlib.sha256(ledger.read_bytes()).hexdigest(),
+                             "mapping": str(mapping), "mapping_sha256": hashlib.sha256(mapping.read_bytes()).hexdigest()}
+    md = to_markdown(rep)
+    assert rep["inputs"]["ledger_sha256"] in md and rep["generated_at"] in md
+    # a month pair without reactions is not tested; the Markdown said "no significant drift"
+    assert "not tested: a month without reactions" in md and "no significant drift" not in md

@@ -95,3 +95,10 @@ def test_a_negative_min_uplift_is_a_config_error():
     # the review would print "all positive" over negative uplifts; the plan asks a positive one
     assert any("must be >= 0" in p for p in ReviewConfig(min_uplift=-1.0).problems())
     assert not ReviewConfig(min_uplift=0.0).problems()
+
+
+def test_chunk_policy_evidence_counts_the_latest_cycle_not_a_sum(tmp_path):
+    chunk = {"doc": "docs/x.md", "doc_sha256": "a", "applied": True, "batches": 3, "batches_labelled": 2, "violations": 0}
+    good_set(tmp_path, per_cycle={k: {"chunk": chunk} for k in range(3)})
+    ev = lines(review(tmp_path, ReviewConfig(), now=NOW))["chunk_policy"].evidence
+    assert "3 chunked batches registered, 2 labelled" in ev and "9" not in ev

@@ -36,6 +36,7 @@ from tracebridge.ops.samples import Sample, SampleSet
 from tracebridge.schema.canonical import sha256_json, utc_now
 
 PASS, FAIL, NOT_GATED = "pass", "fail", "not_gated"
+EPS = 1e-9  # an increase exactly at its limit passes (means of sums carry float error: +0.1000000000000018)
 
 
 @dataclass
@@ -148,7 +149,7 @@ def check_rate_increase(name: str, cand: list[bool], base: list[bool], max_inc: 
     p = stats.two_proportion_ztest(sum(base), len(base), sum(cand), len(cand))
     ci = stats.bootstrap_diff_ci([float(x) for x in cand], [float(x) for x in base], cfg.n_boot, cfg.seed)
     reasons = []
-    if rc - rb > max_inc:
+    if rc - rb > max_inc + EPS:
         reasons.append(f"rose {rc - rb:.4f} > {max_inc} (candidate {rc:.4f} vs baseline {rb:.4f})")
     if test and p < cfg.alpha:
         reasons.append(f"significantly higher (z-test p={p:.4g} < {cfg.alpha}; candidate {rc:.4f} vs "
@@ -182,7 +183,7 @@ def check_mean_cost(name: str, cand: list[float], base: list[float], max_inc: fl
     p = stats.mann_whitney_p(cand, base, "greater")
     ci = stats.bootstrap_diff_ci(cand, base, cfg.n_boot, cfg.seed)
     reasons = []
-    if inc > max_inc:
+    if inc > max_inc + EPS:
         reasons.append(f"mean up {inc:+.2%} > +{max_inc:.0%} ({mc:.6g} vs {mb:.6g})")
     if absolute > 0 and mc > absolute:
         reasons.append(f"mean {mc:.6g} over budget {absolute}")
@@ -201,7 +202,7 @@ def check_latency(name: str, q: float, cand: list[float], base: list[float], max
     reasons = []
     if not cand or not base:
         reasons.append("no latency measured in one arm")
-    elif inc > max_inc:
+    elif inc > max_inc + EPS:
         reasons.append(f"p{q:g} up {inc:+.2%} > +{max_inc:.0%} ({qc:.1f} vs {qb:.1f} ms)")
     if ceiling_ms > 0 and cand and qc > ceiling_ms:
         reasons.append(f"p{q:g} {qc:.1f} ms over ceiling {ceiling_ms} ms")

@@ -56,8 +56,8 @@ def run_cli(ctx: Ctx, step: str, args: list[str], timeout_s: float = 3 * 3600,
     except json.JSONDecodeError:
         doc = None
     if res.returncode not in ok_codes or (res.returncode and not isinstance(doc, dict)):
-        tail = _tail(res.stderr) or _tail(res.stdout)
-        raise StepFailed(f"tracebridge {' '.join(args[:2])} exited {res.returncode}: {tail}",
+        tail = _tail(res.stderr) or _tail(res.stdout) or "no output"
+        raise StepFailed(f"tracebridge {' '.join(args[:2])} exited {res.returncode}: {tail} (logs/{step}.log)",
                          {"json": doc} if doc is not None else {})
     if not isinstance(doc, dict):
         raise StepFailed(f"tracebridge {' '.join(args[:2])} printed no JSON object (see logs/{step}.log)")

@@ -263,3 +263,17 @@ def test_an_increase_exactly_at_its_limit_passes():
     assert _check(rep, "tokens_per_session").status == PASS
     rep = evaluate_gates(ss, GateConfig(max_token_increase=0.09, max_cost_increase=0.09, min_reactions=0))
     assert _check(rep, "usd_per_session").status == FAIL and _check(rep, "tokens_per_session").status == FAIL
+
+
+def test_an_arm_pooling_two_policies_is_not_gated():
+    # the canary's candidate was switched mid-period: the report named the most common policy and
+    # gated it on the other's sessions too
+    ss = make_samples()
+    for s in ss.by_arm["candidate"][:80]:
+        s.policy = "cand-v3"
+    rep = evaluate_gates(ss, GateConfig())
+    assert not rep.passed
+    size = _check(rep, "sample_size")
+    assert size.status == FAIL and "the candidate arm mixes policies candidate-policy (120), cand-v3 (80)" in size.reason
+    assert all(c.status != PASS for c in rep.checks)
+    assert evaluate_gates(make_samples(), GateConfig()).passed  # one policy per arm: unchanged

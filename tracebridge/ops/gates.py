@@ -16,12 +16,15 @@ p-value, bootstrap interval, reason). The gate passes only when every gated chec
 * **Latency** (p50 and p95 of session wall time): fails above the allowed relative increase or
   the absolute p95 ceiling.
 * **Sample sizes**: fewer than ``min_sessions`` per arm fails everything; a quality metric with
-  fewer than its minimum fails when ``required`` and is reported as ``not_gated`` otherwise.
+  fewer than its minimum fails when ``required`` and is reported as ``not_gated`` otherwise. An
+  arm whose sessions carry more than one policy id (the canary's candidate changed within the
+  period) fails everything too: the report would name one policy for the other's sessions.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,6 +226,18 @@ _GROUPS = {"sample_size": "sample_size", "success_rate": "quality", "verifier_ac
            "latency_p50": "latency", "latency_p95": "latency"}
 
 
+def _mixed_policies(samples: SampleSet) -> str:
+    """Why an arm's sessions cannot be gated as one policy ('' when each arm has at most one policy id)."""
+    out = []
+    for arm, ss in samples.by_arm.items():
+        ids = Counter(s.policy for s in ss if s.policy)
+        if len(ids) > 1:
+            out.append(f"the {arm} arm mixes policies " + ", ".join(f"{k} ({v})" for k, v in ids.most_common()))
+    if not out:
+        return ""
+    return "; ".join(out) + "; gate one policy: --since the switch, or a trace root of one canary period"
+
+
 def evaluate_gates(samples: SampleSet, cfg: GateConfig, policies: dict[str, str] | None = None) -> GateReport:
     """Run every check on the samples; the report passes only when every gated check passes."""
     c, b = samples.by_arm["candidate"], samples.by_arm["baseline"]
@@ -230,10 +245,11 @@ def evaluate_gates(samples: SampleSet, cfg: GateConfig, policies: dict[str, str]
     checks = []
     few = min(n.values()) < cfg.min_sessions
     low = min(n, key=n.get)  # type: ignore[arg-type]
-    checks.append(Check("sample_size", FAIL if few else PASS, n["candidate"], n["baseline"],
-                        f">= {cfg.min_sessions} sessions per arm",
+    mixed = _mixed_policies(samples)  # an arm pooling two policies gates neither (a canary switched mid-period)
+    checks.append(Check("sample_size", FAIL if few or mixed else PASS, n["candidate"], n["baseline"],
+                        f">= {cfg.min_sessions} sessions per arm, one policy per arm",
                         f"insufficient samples: {low} has {n[low]} sessions < {cfg.min_sessions}" if few
-                        else f"{n['candidate']} candidate, {n['baseline']} baseline sessions", n))
+                        else mixed or f"{n['candidate']} candidate, {n['baseline']} baseline sessions", n))
     checks.append(check_rate("success_rate", [bool(s.success) for s in c if s.success is not None],
                              [bool(s.success) for s in b if s.success is not None], cfg.success,
                              cfg.min_sessions, cfg))
@@ -253,11 +269,12 @@ def evaluate_gates(samples: SampleSet, cfg: GateConfig, policies: dict[str, str]
     checks += safety_checks(c, b, cfg)
     for chk in checks:
         chk.group = chk.group or _GROUPS.get(chk.name, "")
-    if few:  # nothing below the sample-size line may pass on too few sessions
+    if few or mixed:  # nothing below the sample-size line may pass on too few sessions or pooled policies
         for chk in checks[1:]:
             if chk.status == PASS:
                 chk.status = FAIL
-                chk.reason = f"not gated on {n[low]} sessions: {chk.reason}"
+                chk.reason = f"not gated on {n[low]} sessions: {chk.reason}" if few else \
+                    f"not gated on pooled policies: {chk.reason}"
     report = GateReport(
         passed=all(ch.status != FAIL for ch in checks), checks=checks, counts=samples.counts(),
         policies=policies or samples.policies(), gate_config=to_dict(cfg), config_hash=config_hash(cfg),

@@ -48,12 +48,12 @@ def test_a_failed_cycles_chunk_violations_fail_chunk_policy(tmp_path):
     assert "1 chunk label violations" in lines(rep)["chunk_policy"].evidence
 
 
-def test_a_failed_cycle_without_an_optimize_run_does_not_block_uplift(tmp_path):
-    b = _failed_day(tmp_path)
-    assert b.name.endswith("Z")
+def test_a_failed_cycle_with_sound_evidence_does_not_block_the_review(tmp_path):
+    _failed_day(tmp_path, steps={"feedback": {"status": "failed", "reason": "no harvest"}, "validate": {"status": "ok"}})
     rep = review(tmp_path, ReviewConfig(), now=NOW)
-    # its uplift figure counts (it is a measurement), and it is fine here
+    # its uplift figure counts (it is a measurement), and it is fine here; 3 other cycles are ok
     assert rep.passed, [(ln.criterion, ln.evidence) for ln in rep.lines]
+    assert "+0.0500" in lines(rep)["uplift"].evidence and "4 cycles compared" in lines(rep)["integrity"].evidence
 
 
 def test_a_damaged_manifest_fails_integrity_not_only_cycles(tmp_path):

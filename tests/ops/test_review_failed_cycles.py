@@ -6,6 +6,7 @@ a damaged manifest or a copied cycle folder)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 
 from tests.ops.test_review import BAD_INTEGRITY, NOW, good_set, lines, make_cycle
@@ -102,3 +103,15 @@ def test_chunk_policy_evidence_counts_the_latest_cycle_not_a_sum(tmp_path):
     good_set(tmp_path, per_cycle={k: {"chunk": chunk} for k in range(3)})
     ev = lines(review(tmp_path, ReviewConfig(), now=NOW))["chunk_policy"].evidence
     assert "3 chunked batches registered, 2 labelled" in ev and "9" not in ev
+
+
+def test_a_day_whose_feedback_step_was_skipped_says_so(tmp_path):
+    good_set(tmp_path, per_cycle={1: {"status": "failed", "steps": {
+        "feedback": {"status": "skipped", "reason": "skipped by config"}}}})
+    man = sorted(tmp_path.iterdir())[1] / "manifest.json"
+    m = json.loads(man.read_text())
+    m["feedback"] = None  # what the cycle writes when the step did not run
+    man.chmod(0o644)
+    man.write_text(json.dumps(m))
+    ev = lines(review(tmp_path, ReviewConfig(), now=NOW))["feedback"].evidence
+    assert "feedback step skipped (skipped by config)" in ev

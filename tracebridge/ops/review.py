@@ -208,6 +208,9 @@ def crit_integrity(cs: list[Cycle], cfg: ReviewConfig) -> Line:
 def _auditable(c: Cycle) -> str | None:
     """None when the cycle's harvest ran and its audit file verifies, else why not."""
     fb = (c.manifest or {}).get("feedback") or {}
+    step = ((c.manifest or {}).get("steps") or {}).get("feedback") or {}
+    if not fb and step.get("status") in ("skipped", "failed"):  # no harvest block: say what the step did
+        return f"{c.cycle_id}: feedback step {step['status']} ({step.get('reason') or 'no reason recorded'})"
     if fb.get("harvest_ran") is not True:
         return f"{c.cycle_id}: harvest did not run ({fb.get('reason', 'feedback.harvest_ran false')})"
     audit = fb.get("audit_file")

@@ -153,7 +153,7 @@ def test_report_verify_of_a_missing_folder_is_a_usage_error(tmp_path: Path) -> N
 JSON_ERRORS = {
     "validate": (["validate", "{tmp}/nope"], 2),
     "report": (["report", "--verify", "{tmp}/nope"], 2),
-    "promote": (["promote", "--report", "{tmp}/nope.json", "--state", "{tmp}/state"], 1),
+    "promote": (["promote", "--report", "{tmp}/nope.json", "--state", "{tmp}/state"], 2),
     "rollback": (["rollback", "--config", "{tmp}/nope.yaml"], 2),
     "review": (["review", "--config", "{tmp}/nope.yaml"], 2),
     "ops policy": (["ops", "policy", "--config", "{tmp}/nope.yaml"], 2),

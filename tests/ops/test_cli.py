@@ -53,6 +53,14 @@ def test_gate_promote_rollback_policy(tmp_path):
     assert r.exit_code == 1 and "nothing to roll back" in r.output
 
 
+def test_promote_without_a_report_file_is_a_usage_error(tmp_path):
+    r = run("promote", "--report", tmp_path / "nope.json", "--state", tmp_path / "state", "--json")
+    assert r.exit_code == 2, r.output  # exit 1 read as "the gate refused it" to an alerting script
+    out = json.loads(r.stdout)
+    assert out["promoted"] is False and "no such file" in out["error"]
+    assert not (tmp_path / "state").exists()
+
+
 def test_gate_input_errors(tmp_path):
     assert run("gate").exit_code == 2
     assert run("gate", "--samples", tmp_path / "nope.jsonl").exit_code == 2
@@ -67,8 +75,10 @@ def test_review_command(tmp_path):
     assert r.exit_code == 0, r.output
     assert [ln["criterion"] for ln in json.loads(r.stdout)["lines"]] == [
         "cycles", "runtime_hook", "uplift", "integrity", "feedback", "chunk_policy"]
-    r = run("review", "--days", 3, "--artifacts", tmp_path / "empty", "--now", NOW.isoformat())
-    assert r.exit_code == 1 and "FAIL" in r.stdout
+    r = run("review", "--days", 3, "--artifacts", tmp_path / "empty", "--now", NOW.isoformat(), "--json")
+    assert r.exit_code == 1 and not json.loads(r.stdout)["passed"]
+    # a review run from another folder than the cycles' says so, instead of only "0 of 0 cycles"
+    assert f"no folder {tmp_path / 'empty'}" in json.loads(r.stdout)["lines"][0]["evidence"]
 
 
 def test_install_schedule_prints_units():
@@ -120,3 +130,8 @@ def test_canary_status(tmp_path):
     t = out["traces"]
     assert t["candidate"] + t["baseline"] == 10 and t["sessions_with_fallback"] == t["candidate"] > 0
     assert t["fallback_rate"] == 1.0 and out["sessions"]["s1"]["arm"] in ("candidate", "baseline")
+    # by kind, as the docs promise (the candidate returned None: invalid output)
+    assert t["fallbacks_by_kind"] == {"invalid_output": t["candidate"]}
+    r = runner.invoke(app, ["ops", "canary-status", "--traces", str(tmp_path), "--config",
+                            str(ROOT / "configs/ops/canary.yaml"), "canary.fraction=0.5", "canary.max_fraction=0.5"])
+    assert r.exit_code == 0 and f"invalid_output {t['candidate']}" in r.stdout

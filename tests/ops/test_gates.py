@@ -248,3 +248,32 @@ def test_gate_json_lists_safety_checks(tmp_path):
     assert (fb["status"], fb["candidate"], fb["baseline"], fb["threshold"]) == ("fail", 0.05, 0.0, "increase <= 0.02")
     assert out["reasons"] == [f"fallback_rate: {fb['reason']}"]
     assert safety["error_rate"]["status"] == "pass" and out["gate_config"]["safety"]["max_error_increase"] == 0.01
+
+
+def test_an_increase_exactly_at_its_limit_passes():
+    # 110 vs 100 tokens and dollars is +10%, which "increase <= 10%" allows; the mean of 100 sessions'
+    # dollars gives 0.1000000000000018 in floats, and the gate said "mean up +10.00% > +10%"
+    ss = SampleSet()
+    for arm, tokens in (("baseline", 100), ("candidate", 110)):
+        for j in range(100):
+            ss.add(Sample(session_id=f"{arm}-{j}", arm=arm, success=True, tokens=tokens, cost_usd=tokens * 1e-6,
+                          latency_ms=1000.0, verdicts_correct=1, verdicts_total=1))
+    rep = evaluate_gates(ss, GateConfig(max_token_increase=0.10, max_cost_increase=0.10, min_reactions=0))
+    assert _check(rep, "usd_per_session").status == PASS, _check(rep, "usd_per_session").reason
+    assert _check(rep, "tokens_per_session").status == PASS
+    rep = evaluate_gates(ss, GateConfig(max_token_increase=0.09, max_cost_increase=0.09, min_reactions=0))
+    assert _check(rep, "usd_per_session").status == FAIL and _check(rep, "tokens_per_session").status == FAIL
+
+
+def test_an_arm_pooling_two_policies_is_not_gated():
+    # the canary's candidate was switched mid-period: the report named the most common policy and
+    # gated it on the other's sessions too
+    ss = make_samples()
+    for s in ss.by_arm["candidate"][:80]:
+        s.policy = "cand-v3"
+    rep = evaluate_gates(ss, GateConfig())
+    assert not rep.passed
+    size = _check(rep, "sample_size")
+    assert size.status == FAIL and "the candidate arm mixes policies candidate-policy (120), cand-v3 (80)" in size.reason
+    assert all(c.status != PASS for c in rep.checks)
+    assert evaluate_gates(make_samples(), GateConfig()).passed  # one policy per arm: unchanged

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import orjson
 
 from tracebridge.ops.monthly import monthly_review, to_markdown
@@ -72,3 +74,15 @@ def test_anonymous_channel_counts_weigh_their_size(tmp_path):
     assert rep["emojis"]["2026-02"]["net"] == {"👍": 3, "👎": 30}
     assert rep["scores"]["2026-02"]["negative"] == 30
     assert rep["ledger_counts"]["skipped"][0].endswith(":count: must be a positive integer, got 0")
+
+
+def test_report_is_timestamped_and_names_the_bytes_it_read(tmp_path):
+    ledger, mapping = _write(tmp_path, _rows("2026-02", {"👍": 3}))
+    rep = monthly_review(ledger, mapping, "2026-02")
+    assert rep["generated_at"].endswith("Z")
+    assert rep["inputs"] == {"ledger": str(ledger), "ledger_sha256": hashlib.sha256(ledger.read_bytes()).hexdigest(),
+                             "mapping": str(mapping), "mapping_sha256": hashlib.sha256(mapping.read_bytes()).hexdigest()}
+    md = to_markdown(rep)
+    assert rep["inputs"]["ledger_sha256"] in md and rep["generated_at"] in md
+    # a month pair without reactions is not tested; the Markdown said "no significant drift"
+    assert "not tested: a month without reactions" in md and "no significant drift" not in md

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -226,6 +227,18 @@ def test_weekly_paths_and_budgets_are_checked_before_anything_runs(tmp_path):
     cfg = WeeklyConfig(traces=str(tmp_path / "traces"), bundles_dir=str(tmp_path / "b"))
     with pytest.raises(ValueError, match="weekly.artifacts_dir"):
         run_weekly(cfg, tmp_path / "f", ["false"])
+    assert not (tmp_path / "b").exists() and not (tmp_path / "art").exists()
+
+
+@pytest.mark.parametrize("key", ["sweep_config", "cluster", "export_config"])
+def test_weekly_files_the_window_reads_are_checked_before_the_export_and_push(tmp_path, key):
+    # run from a folder without infra/: the export and the push ran, then the window failed
+    (tmp_path / "traces").mkdir()
+    cfg = replace(WeeklyConfig(traces=str(tmp_path / "traces"), bundles_dir=str(tmp_path / "b")),
+                  **{key: str(tmp_path / "missing.yaml")})
+    for dry_run in (True, False):  # the dry run is the preflight
+        with pytest.raises(ValueError, match=f"weekly.{key}=.*missing.yaml: no such file"):
+            run_weekly(cfg, tmp_path / "art", ["false"], dry_run=dry_run)
     assert not (tmp_path / "b").exists() and not (tmp_path / "art").exists()
 
 

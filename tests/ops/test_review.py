@@ -16,7 +16,7 @@ NOW = dt.datetime(2026, 3, 4, 8, 0, tzinfo=dt.UTC)
 
 
 def make_cycle(root, at, *, status="ok", hook="ok", uplift=0.05, integrity=None, harvest=True,
-               chunk=None, audit_ok=True):
+               chunk=None, audit_ok=True, steps=None):
     b = new_bundle_dir(root, at)
     (b / "feedback").mkdir()
     audit = b / "feedback" / "audit.json"
@@ -26,7 +26,7 @@ def make_cycle(root, at, *, status="ok", hook="ok", uplift=0.05, integrity=None,
     man = {
         "kind": KIND, "cycle_id": b.name, "started_at": at.isoformat(), "finished_at": at.isoformat(),
         "status": status, "tracebridge_version": "0.1.0", "git_sha": None, "config": {}, "config_hash": "x",
-        "inputs": {}, "steps": {"runtime_hook": {"status": hook}},
+        "inputs": {}, "steps": {"runtime_hook": {"status": hook}, **(steps or {})},
         "uplift": {"metric": "verifier/accuracy", "baseline": 0.5, "optimized": 0.5 + uplift, "uplift": uplift},
         "integrity": integrity or {"runs_total": 40, "schema_valid_pct": 100.0, "lineage_valid_pct": 99.5,
                                    "quarantine_pct": 2.0, "reconciled": True},

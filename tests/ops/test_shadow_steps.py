@@ -153,8 +153,10 @@ def test_validate_step_fails_below_thresholds(tmp_path):
     bad.mkdir()
     (bad / "events.jsonl").write_text('{"run_id": "bad-run"}\n')
     (bad / "session.json").write_text("{}")
-    with pytest.raises(StepFailed, match="schema-valid"):
+    with pytest.raises(StepFailed, match="schema-valid") as err:
         step_validate(ctx)
+    # the reason says where, not only the rate (the review and the cycle's table show it)
+    assert "traces/bad-run/session.json" in str(err.value) and "validate.json" in str(err.value)
 
 
 def test_chunk_policy_violations_are_found(tmp_path):
@@ -188,3 +190,15 @@ def test_optimize_records_rows_trl_dropped_per_trial():
     assert _rows_per_trial(doc, "rows_dropped") == {"worker-baseline-s0": {"sft": 82}, "worker-optimized-s0": {"dpo": 45}}
     assert _rows_per_trial(doc, "rows_fitted") == {"worker-optimized-s0": {"sft": 7}}
     assert _rows_per_trial({"failed": []}, "rows_dropped") == {}
+
+
+def test_a_failed_command_says_where_its_output_is(tmp_path):
+    # `shadow-cycle --bin` pointing at a broken executable: the reason read "exited 1: " and nothing more
+    from tracebridge.ops.shadow_steps import run_cli
+
+    ctx = _ctx(tmp_path)
+    ctx.cli = ["false"]
+    with pytest.raises(StepFailed) as err:
+        run_cli(ctx, "import", ["import", "openclaw", "--json"])
+    assert str(err.value) == "tracebridge import openclaw exited 1: no output (logs/import.log)"
+    assert (ctx.bundle / "logs" / "import.log").is_file()

@@ -7,6 +7,7 @@ Every command takes ``--json`` and exits 1 when what it checks fails (2 on bad i
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -140,6 +141,9 @@ def promote(
     from tracebridge.ops.promotion import PromotionError
     from tracebridge.ops.promotion import promote as do_promote
 
+    if not report.is_file():  # a missing input is a usage error (README "Exit codes"), not a refused gate
+        fail(f"--report {report}: no such file (the gate report of tracebridge gate --out)", 2,
+             promoted=False, reason=f"{report}: no such file")
     st = _state(config, state)
     require = not allow_stale and (state is not None or _ops_config(config).promotion.require_baseline_match)
     try:
@@ -321,8 +325,10 @@ def canary_status(
         cand = ss.by_arm["candidate"]
         fb = sum(1 for s in cand if s.fallbacks)
         n = len(cand) + len(ss.by_arm["baseline"])
+        kinds = Counter(k for s in cand for k in s.fallback_kinds)  # sessions per kind (timeout, invalid_output, ...)
         out["traces"] = {**ss.counts(), "candidate_share": round(len(cand) / n, 4) if n else None,
-                         "sessions_with_fallback": fb, "fallback_rate": round(fb / len(cand), 4) if cand else None}
+                         "sessions_with_fallback": fb, "fallback_rate": round(fb / len(cand), 4) if cand else None,
+                         "fallbacks_by_kind": dict(kinds.most_common())}
     if json_out:
         print_json(out)
         return
@@ -332,4 +338,6 @@ def canary_status(
         t = out["traces"]
         typer.echo(f"{t['candidate']} candidate / {t['baseline']} baseline sessions (share {t['candidate_share']}, "
                    f"configured {cfg.fraction}); fallbacks in {t['sessions_with_fallback']} sessions "
-                   f"(rate {t['fallback_rate']}); {t['skipped']} runs without a canary label")
+                   f"(rate {t['fallback_rate']}"
+                   + "".join(f"; {k} {v}" for k, v in t["fallbacks_by_kind"].items())
+                   + f"); {t['skipped']} runs without a canary label")

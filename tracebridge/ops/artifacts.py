@@ -101,7 +101,8 @@ def write_manifest(bundle: Path, manifest: dict[str, Any]) -> Path:
 
 
 def verify_bundle(bundle: Path) -> list[str]:
-    """Problems of a bundle: no manifest, missing keys, missing or changed files (``path: why``)."""
+    """Problems of a bundle: no manifest, missing keys, another kind, a ``cycle_id`` that is not the
+    folder's name, missing or changed files (``path: why``)."""
     mp = bundle / MANIFEST
     if not mp.is_file():
         return [f"{bundle}: no {MANIFEST} (unfinished or crashed cycle)"]
@@ -113,6 +114,12 @@ def verify_bundle(bundle: Path) -> list[str]:
     if shape:
         return [f"{mp}{p}" for p in shape]
     problems = [f"{mp}:{k}: missing" for k in MANIFEST_KEYS if k not in man]
+    if "kind" in man and man["kind"] != KIND:
+        problems.append(f"{mp}:kind: {man['kind']!r}, not a shadow cycle's manifest ({KIND!r})")
+    if "cycle_id" in man and man["cycle_id"] != bundle.name:
+        # the review dates a cycle by its folder name: a copied or renamed folder would count twice
+        problems.append(f"{mp}:cycle_id: {man['cycle_id']!r} is not the folder name {bundle.name!r} "
+                        "(the folder was copied or renamed)")
     for f in man.get("files", []):
         p = bundle / f["path"]
         if ".." in Path(f["path"]).parts or Path(f["path"]).is_absolute():

@@ -151,7 +151,8 @@ class ReviewConfig:
 
     days: int = field(default=3, metadata={"help": "Window of days (UTC, ending now) whose cycles are reviewed."})
     min_cycles: int = field(default=3, metadata={"help": "Successful cycles needed in the window."})
-    min_uplift: float = field(default=0.0, metadata={"help": "Every successful cycle's uplift must exceed this."})
+    min_uplift: float = field(default=0.0, metadata={
+        "help": "Every uplift measured in the window must exceed this (>= 0: the plan asks a positive uplift)."})
     stability: float = field(default=0.25, metadata={
         "help": "Stable uplift: the smallest uplift must be at least this share of the median one."})
     integrity_tolerance: float = field(default=0.5, metadata={
@@ -168,6 +169,8 @@ class ReviewConfig:
             p.append(f"review.stability={self.stability}: must be in [0, 1]")
         if not math.isfinite(self.min_uplift):
             p.append(f"review.min_uplift={self.min_uplift}: must be a finite number (NaN would pass any uplift)")
+        elif self.min_uplift < 0:  # the review would print "all positive" over negative uplifts
+            p.append(f"review.min_uplift={self.min_uplift}: must be >= 0; the plan's criterion is a positive uplift")
         if not _finite_nonneg(self.integrity_tolerance):
             p.append(f"review.integrity_tolerance={self.integrity_tolerance}: must be a finite number >= 0")
         return p

@@ -16,12 +16,15 @@ p-value, bootstrap interval, reason). The gate passes only when every gated chec
 * **Latency** (p50 and p95 of session wall time): fails above the allowed relative increase or
   the absolute p95 ceiling.
 * **Sample sizes**: fewer than ``min_sessions`` per arm fails everything; a quality metric with
-  fewer than its minimum fails when ``required`` and is reported as ``not_gated`` otherwise.
+  fewer than its minimum fails when ``required`` and is reported as ``not_gated`` otherwise. An
+  arm whose sessions carry more than one policy id (the canary's candidate changed within the
+  period) fails everything too: the report would name one policy for the other's sessions.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ from tracebridge.ops.samples import Sample, SampleSet
 from tracebridge.schema.canonical import sha256_json, utc_now
 
 PASS, FAIL, NOT_GATED = "pass", "fail", "not_gated"
+EPS = 1e-9  # an increase exactly at its limit passes (means of sums carry float error: +0.1000000000000018)
 
 
 @dataclass
@@ -148,7 +152,7 @@ def check_rate_increase(name: str, cand: list[bool], base: list[bool], max_inc: 
     p = stats.two_proportion_ztest(sum(base), len(base), sum(cand), len(cand))
     ci = stats.bootstrap_diff_ci([float(x) for x in cand], [float(x) for x in base], cfg.n_boot, cfg.seed)
     reasons = []
-    if rc - rb > max_inc:
+    if rc - rb > max_inc + EPS:
         reasons.append(f"rose {rc - rb:.4f} > {max_inc} (candidate {rc:.4f} vs baseline {rb:.4f})")
     if test and p < cfg.alpha:
         reasons.append(f"significantly higher (z-test p={p:.4g} < {cfg.alpha}; candidate {rc:.4f} vs "
@@ -182,7 +186,7 @@ def check_mean_cost(name: str, cand: list[float], base: list[float], max_inc: fl
     p = stats.mann_whitney_p(cand, base, "greater")
     ci = stats.bootstrap_diff_ci(cand, base, cfg.n_boot, cfg.seed)
     reasons = []
-    if inc > max_inc:
+    if inc > max_inc + EPS:
         reasons.append(f"mean up {inc:+.2%} > +{max_inc:.0%} ({mc:.6g} vs {mb:.6g})")
     if absolute > 0 and mc > absolute:
         reasons.append(f"mean {mc:.6g} over budget {absolute}")
@@ -201,7 +205,7 @@ def check_latency(name: str, q: float, cand: list[float], base: list[float], max
     reasons = []
     if not cand or not base:
         reasons.append("no latency measured in one arm")
-    elif inc > max_inc:
+    elif inc > max_inc + EPS:
         reasons.append(f"p{q:g} up {inc:+.2%} > +{max_inc:.0%} ({qc:.1f} vs {qb:.1f} ms)")
     if ceiling_ms > 0 and cand and qc > ceiling_ms:
         reasons.append(f"p{q:g} {qc:.1f} ms over ceiling {ceiling_ms} ms")
@@ -222,6 +226,18 @@ _GROUPS = {"sample_size": "sample_size", "success_rate": "quality", "verifier_ac
            "latency_p50": "latency", "latency_p95": "latency"}
 
 
+def _mixed_policies(samples: SampleSet) -> str:
+    """Why an arm's sessions cannot be gated as one policy ('' when each arm has at most one policy id)."""
+    out = []
+    for arm, ss in samples.by_arm.items():
+        ids = Counter(s.policy for s in ss if s.policy)
+        if len(ids) > 1:
+            out.append(f"the {arm} arm mixes policies " + ", ".join(f"{k} ({v})" for k, v in ids.most_common()))
+    if not out:
+        return ""
+    return "; ".join(out) + "; gate one policy: --since the switch, or a trace root of one canary period"
+
+
 def evaluate_gates(samples: SampleSet, cfg: GateConfig, policies: dict[str, str] | None = None) -> GateReport:
     """Run every check on the samples; the report passes only when every gated check passes."""
     c, b = samples.by_arm["candidate"], samples.by_arm["baseline"]
@@ -229,10 +245,11 @@ def evaluate_gates(samples: SampleSet, cfg: GateConfig, policies: dict[str, str]
     checks = []
     few = min(n.values()) < cfg.min_sessions
     low = min(n, key=n.get)  # type: ignore[arg-type]
-    checks.append(Check("sample_size", FAIL if few else PASS, n["candidate"], n["baseline"],
-                        f">= {cfg.min_sessions} sessions per arm",
+    mixed = _mixed_policies(samples)  # an arm pooling two policies gates neither (a canary switched mid-period)
+    checks.append(Check("sample_size", FAIL if few or mixed else PASS, n["candidate"], n["baseline"],
+                        f">= {cfg.min_sessions} sessions per arm, one policy per arm",
                         f"insufficient samples: {low} has {n[low]} sessions < {cfg.min_sessions}" if few
-                        else f"{n['candidate']} candidate, {n['baseline']} baseline sessions", n))
+                        else mixed or f"{n['candidate']} candidate, {n['baseline']} baseline sessions", n))
     checks.append(check_rate("success_rate", [bool(s.success) for s in c if s.success is not None],
                              [bool(s.success) for s in b if s.success is not None], cfg.success,
                              cfg.min_sessions, cfg))
@@ -252,11 +269,12 @@ def evaluate_gates(samples: SampleSet, cfg: GateConfig, policies: dict[str, str]
     checks += safety_checks(c, b, cfg)
     for chk in checks:
         chk.group = chk.group or _GROUPS.get(chk.name, "")
-    if few:  # nothing below the sample-size line may pass on too few sessions
+    if few or mixed:  # nothing below the sample-size line may pass on too few sessions or pooled policies
         for chk in checks[1:]:
             if chk.status == PASS:
                 chk.status = FAIL
-                chk.reason = f"not gated on {n[low]} sessions: {chk.reason}"
+                chk.reason = f"not gated on {n[low]} sessions: {chk.reason}" if few else \
+                    f"not gated on pooled policies: {chk.reason}"
     report = GateReport(
         passed=all(ch.status != FAIL for ch in checks), checks=checks, counts=samples.counts(),
         policies=policies or samples.policies(), gate_config=to_dict(cfg), config_hash=config_hash(cfg),

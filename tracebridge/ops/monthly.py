@@ -6,7 +6,8 @@ change, written by ``tracebridge.feedback``) and the versioned mapping
 reactions added/removed/net per emoji, the emoji distribution and its drift (chi-square test of
 homogeneity and total-variation distance), the score distribution under the current mapping,
 unmapped emojis, and proposed mapping changes. Proposals are suggestions for a person to accept:
-nothing here edits the mapping.
+nothing here edits the mapping. The report records when it was made (``generated_at``) and the
+sha256 of the ledger and mapping it read (``inputs``), so a later audit can tell what it saw.
 
 Ledger fields read (tolerant of the writer's spelling): time ``time`` | ``ts`` | ``timestamp``
 (ISO or epoch seconds); ``emoji``; change ``change`` | ``action`` (added | removed) or boolean
@@ -19,6 +20,7 @@ flat ``{emoji: score}``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ from typing import Any
 import orjson
 
 from tracebridge.capture.reader import iter_lines
+from tracebridge.schema.canonical import utc_now
 
 VS16 = "\ufe0f"
 # Suggested scores for common Telegram reactions that a mapping may not cover yet (documented
@@ -186,6 +189,15 @@ def propose(cur: Counter[str], prev: Counter[str], mapping: dict[str, float], mi
     return out
 
 
+def _inputs(ledger: str | Path, mapping_path: str | Path) -> dict[str, Any]:
+    """What the report read, with the sha256 of the bytes (None: no such file), so it can be audited later."""
+    out = {}
+    for key, p in (("ledger", Path(ledger)), ("mapping", Path(mapping_path))):
+        out[key] = str(p)
+        out[f"{key}_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+    return out
+
+
 def monthly_review(ledger: str | Path, mapping_path: str | Path, month: str, min_count: int = 5,
                    alpha: float = 0.05) -> dict[str, Any]:
     """The whole report as a dict (see the module docstring)."""
@@ -198,7 +210,8 @@ def monthly_review(ledger: str | Path, mapping_path: str | Path, month: str, min
     d["drifted"] = d.get("chi2_p") is not None and d["chi2_p"] < alpha
     unmapped = {e: n for e, n in cur.most_common() if e not in mapping}
     return {
-        "month": month, "previous_month": prev_m, "mapping_version": version, "ledger_counts": stats,
+        "month": month, "previous_month": prev_m, "generated_at": utc_now(), "inputs": _inputs(ledger, mapping_path),
+        "mapping_version": version, "ledger_counts": stats,
         "emojis": {m: {"added": dict(c.added), "removed": dict(c.removed), "net": dict(c.net())}
                    for m, c in counts.items()},
         "drift": d, "scores": {month: _scores(cur, mapping), prev_m: _scores(prev, mapping)},
@@ -211,15 +224,18 @@ def to_markdown(rep: dict[str, Any]) -> str:
     m, pm = rep["month"], rep["previous_month"]
     cur, prev = rep["emojis"][m]["net"], rep["emojis"][pm]["net"]
     lc = rep["ledger_counts"]
+    inp = rep.get("inputs") or {}
     lines = [f"# Reaction mapping/reward review {m}", "",
+             f"Generated {rep.get('generated_at')} from {inp.get('ledger')} (sha256 {inp.get('ledger_sha256')}) and "
+             f"{inp.get('mapping')} (sha256 {inp.get('mapping_sha256')}).", "",
              f"Mapping version {rep['mapping_version']}; ledger rows read {lc['read']}, used {lc['used']}, "
              f"other months {lc['other_months']}, skipped {len(lc['skipped'])}.", "",
              f"## Distribution ({m} vs {pm})", "", "| emoji | " + m + " | " + pm + " |", "|---|---:|---:|"]
     for e in sorted(set(cur) | set(prev), key=lambda k: -(cur.get(k, 0) + prev.get(k, 0))):
         lines.append(f"| {e} | {cur.get(e, 0)} | {prev.get(e, 0)} |")
     d = rep["drift"]
-    lines += ["", f"Drift: total variation {d.get('tvd')}, chi-square p {d.get('chi2_p')} "
-              f"→ {'**drifted**' if d['drifted'] else 'no significant drift'}.", "",
+    verdict = f"not tested: {d['note']}" if d.get("note") else "**drifted**" if d["drifted"] else "no significant drift"
+    lines += ["", f"Drift: total variation {d.get('tvd')}, chi-square p {d.get('chi2_p')} → {verdict}.", "",
               f"Scores under the current mapping: {rep['scores'][m]} (previous: {rep['scores'][pm]}).", "",
               "## Unmapped emojis", ""]
     lines += [f"- {e}: {n}" for e, n in rep["unmapped"].items()] or ["- none"]

@@ -5,15 +5,20 @@ the evidence it was decided on (cycle ids and the numbers read from their manife
 
 1. ``cycles`` — at least ``min_cycles`` successful cycles (manifest ``status: ok``, bundle intact).
 2. ``runtime_hook`` — no cycle's ``runtime_hook`` step failed, and it ran ok at least once.
-3. ``uplift`` — every successful cycle's uplift is above ``min_uplift`` and stable: the smallest
-   is at least ``stability`` × the median.
-4. ``integrity`` — every bundle verifies against its manifest; every cycle's counts reconcile;
-   between consecutive cycles no validity rate falls and no quarantine rate rises by more than
-   ``integrity_tolerance`` points.
+3. ``uplift`` — every uplift measured in the window (each successful cycle's, and that of a failed
+   cycle whose optimize step ran) is above ``min_uplift`` and stable: the smallest is at least
+   ``stability`` × the median.
+4. ``integrity`` — every bundle with a manifest verifies against it (a crashed cycle has none and
+   is only counted by ``cycles``); no cycle's validation failed; every cycle's counts reconcile;
+   between consecutive cycles that validated no validity rate falls and no quarantine rate rises by
+   more than ``integrity_tolerance`` points.
 5. ``feedback`` — each 24-hour slice of the window has a cycle whose feedback harvest ran and
    whose audit file is in the bundle with the hash the manifest gives (auditable).
 6. ``chunk_policy`` — every successful cycle had the chunk-label policy documented and applied
-   with no violations.
+   with no violations, and no failed cycle found a violation.
+
+A failed cycle does not count towards ``cycles``, but what it measured still counts against the
+other criteria: its uplift, a validation it failed, a chunk-label violation it found.
 """
 
 from __future__ import annotations
@@ -24,7 +29,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracebridge.ops.artifacts import list_cycles, read_manifest, sha256_file, verify_bundle
+from tracebridge.ops.artifacts import (
+    MANIFEST,
+    list_cycles,
+    read_manifest,
+    sha256_file,
+    verify_bundle,
+)
 from tracebridge.ops.config import ReviewConfig
 
 
@@ -49,9 +60,29 @@ class Cycle:
         verifies."""
         return self.manifest is not None and self.manifest.get("status") == "ok" and not self.problems
 
+    @property
+    def crashed(self) -> bool:
+        """No ``manifest.json`` at all: the cycle died before its end (a damaged one is not a crash)."""
+        return not (self.path / MANIFEST).exists()
+
+    @property
+    def sound(self) -> bool:
+        """A readable manifest and a bundle that verifies: its figures can be used, ok or not."""
+        return self.manifest is not None and not self.problems
+
     def step(self, name: str) -> str:
         """The status of the manifest's step ``name`` (``absent`` when it has none)."""
         return ((self.manifest or {}).get("steps", {}).get(name) or {}).get("status", "absent")
+
+    def why_not_ok(self) -> str:
+        """Why the cycle is not ok: its unusable manifest or bundle, or the steps that did not end ok."""
+        if self.manifest is None or self.problems:
+            return _first(self.problems)
+        steps = self.manifest.get("steps") or {}
+        failed = [n for n, r in steps.items() if r.get("status") == "failed"]  # skips that follow are implied
+        off = [n for n, r in steps.items() if r.get("status") == "skipped" and r.get("reason") == "skipped by config"]
+        why = ([f"{', '.join(failed)} failed"] if failed else []) + ([f"{', '.join(off)} skipped by config"] if off else [])
+        return f"{self.manifest.get('status')}: " + ("; ".join(why) or "no step failed")
 
 
 @dataclass
@@ -92,8 +123,7 @@ def _ids(cs: list[Cycle]) -> str:
 def crit_cycles(cs: list[Cycle], cfg: ReviewConfig) -> Line:
     """Criterion ``cycles``: at least ``cfg.min_cycles`` successful cycles in the window."""
     ok = [c for c in cs if c.ok]
-    bad = [f"{c.cycle_id} ({c.manifest.get('status') if c.manifest is not None else _first(c.problems)})"
-           for c in cs if not c.ok]
+    bad = [f"{c.cycle_id} ({c.why_not_ok()})" for c in cs if not c.ok]
     ev = f"{len(ok)} of {len(cs)} cycles ok (need {cfg.min_cycles}): {_ids(ok)}"
     return Line("cycles", len(ok) >= cfg.min_cycles, ev + (f"; not ok: {', '.join(bad)}" if bad else ""))
 
@@ -109,16 +139,17 @@ def crit_runtime_hook(cs: list[Cycle]) -> Line:
 
 
 def crit_uplift(cs: list[Cycle], cfg: ReviewConfig) -> Line:
-    """Criterion ``uplift``: every successful cycle's uplift is above ``cfg.min_uplift``, and the
-    smallest is at least ``cfg.stability`` x the median."""
+    """Criterion ``uplift``: every uplift measured in the window (each successful cycle's, and a
+    failed cycle's whose optimize step ran) is above ``cfg.min_uplift``, and the smallest is at least
+    ``cfg.stability`` x the median."""
     vals = []
     for c in cs:
-        if c.ok:
-            u = (c.manifest or {}).get("uplift") or {}
-            vals.append((c.cycle_id, u.get("uplift")))
-    if not vals:
+        u = ((c.manifest or {}).get("uplift") or {}).get("uplift") if c.sound else None
+        if c.ok or (c.sound and _number(u)):
+            vals.append((c.cycle_id, u))
+    if not any(c.ok for c in cs):
         return Line("uplift", False, "no successful cycle with an uplift figure")
-    missing = [cid for cid, v in vals if not isinstance(v, (int, float)) or isinstance(v, bool)]
+    missing = [cid for cid, v in vals if not _number(v)]
     if missing:
         return Line("uplift", False, f"no uplift figure in {', '.join(missing)}")
     nums = [float(v) for _, v in vals]
@@ -135,14 +166,28 @@ def crit_uplift(cs: list[Cycle], cfg: ReviewConfig) -> Line:
 _RATES = (("schema_valid_pct", -1), ("lineage_valid_pct", -1), ("quarantine_pct", +1))
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def crit_integrity(cs: list[Cycle], cfg: ReviewConfig) -> Line:
-    """Criterion ``integrity``: bundles verify, counts reconcile, and no validity or quarantine
-    rate worsens by more than ``cfg.integrity_tolerance`` between consecutive cycles."""
-    problems = [p for c in cs for p in c.problems if c.manifest is not None]
-    with_stats = [(c, (c.manifest or {}).get("integrity") or {}) for c in cs if c.ok]
-    for c, st in with_stats:
-        if st.get("reconciled") is not True:
-            problems.append(f"{c.cycle_id}: counts do not reconcile ({st.get('reconcile_detail', 'read != accepted + quarantined')})")
+    """Criterion ``integrity``: every bundle with a manifest verifies (a damaged manifest too; only a
+    crashed cycle has none), no validation failed, counts reconcile, and no validity or quarantine
+    rate worsens by more than ``cfg.integrity_tolerance`` between consecutive cycles that validated
+    (failed cycles included)."""
+    problems = [p for c in cs for p in c.problems if not c.crashed]
+    with_stats = []
+    for c in (c for c in cs if c.sound):
+        st = (c.manifest or {}).get("integrity") or {}
+        if c.step("validate") == "failed":
+            reason = ((c.manifest or {}).get("steps", {}).get("validate") or {}).get("reason", "")
+            problems.append(f"{c.cycle_id}: validation failed ({reason})")
+        validated = c.step("validate") in ("ok", "failed") and all(_number(st.get(k)) for k, _ in _RATES)
+        if c.ok or validated:  # a failed cycle's rates count once its validation ran
+            with_stats.append((c, st))
+        if (st.get("reconciled") is not True) if c.ok else (st.get("reconciled") is False):
+            problems.append(f"{c.cycle_id}: counts do not reconcile "
+                            f"({st.get('reconcile_detail', 'read != accepted + quarantined')})")
     for (prev, a), (cur, b) in zip(with_stats, with_stats[1:]):
         for key, bad_dir in _RATES:
             if not isinstance(a.get(key), (int, float)) or not isinstance(b.get(key), (int, float)):
@@ -153,16 +198,19 @@ def crit_integrity(cs: list[Cycle], cfg: ReviewConfig) -> Line:
                 problems.append(f"{key} {a[key]:.2f} -> {b[key]:.2f} from {prev.cycle_id} to {cur.cycle_id}")
     if problems:
         return Line("integrity", False, "; ".join(problems[:6]))
-    if not with_stats:
+    if not any(c.ok for c, _ in with_stats):
         return Line("integrity", False, "no successful cycle with integrity stats")
     last = with_stats[-1][1]
-    return Line("integrity", True, f"{len(with_stats)} cycles reconcile, bundles verify, no regression; latest "
+    return Line("integrity", True, f"{len(with_stats)} cycles compared, bundles verify, no regression; latest "
                 + ", ".join(f"{k}={last.get(k)}" for k, _ in _RATES))
 
 
 def _auditable(c: Cycle) -> str | None:
     """None when the cycle's harvest ran and its audit file verifies, else why not."""
     fb = (c.manifest or {}).get("feedback") or {}
+    step = ((c.manifest or {}).get("steps") or {}).get("feedback") or {}
+    if not fb and step.get("status") in ("skipped", "failed"):  # no harvest block: say what the step did
+        return f"{c.cycle_id}: feedback step {step['status']} ({step.get('reason') or 'no reason recorded'})"
     if fb.get("harvest_ran") is not True:
         return f"{c.cycle_id}: harvest did not run ({fb.get('reason', 'feedback.harvest_ran false')})"
     audit = fb.get("audit_file")
@@ -193,12 +241,14 @@ def crit_feedback(cs: list[Cycle], start: dt.datetime, days: int) -> Line:
 def crit_chunk_policy(cs: list[Cycle]) -> Line:
     """Criterion ``chunk_policy``: every successful cycle documented and applied the chunk-label
     policy with no violations."""
-    bad, total = [], 0
+    bad, latest = [], {}
     for c in cs:
         if not c.ok:
+            cp = ((c.manifest or {}).get("chunk_policy") or {}) if c.sound else {}
+            if cp.get("violations"):  # a failed cycle's chunk_policy step found the policy broken
+                bad.append(f"{c.cycle_id}: {cp['violations']} chunk label violations")
             continue
-        cp = (c.manifest or {}).get("chunk_policy") or {}
-        total += int(cp.get("batches", 0) or 0)
+        cp = latest = (c.manifest or {}).get("chunk_policy") or {}
         if not cp.get("doc_sha256"):
             bad.append(f"{c.cycle_id}: policy not documented ({cp.get('doc', 'no doc')})")
         elif cp.get("applied") is not True:
@@ -208,7 +258,11 @@ def crit_chunk_policy(cs: list[Cycle]) -> Line:
     ok_cycles = sum(c.ok for c in cs)
     if bad or not ok_cycles:
         return Line("chunk_policy", False, "; ".join(bad) or "no successful cycle")
-    return Line("chunk_policy", True, f"documented and applied in {ok_cycles} cycles, {total} chunked batches joined")
+    # the registry is cumulative: the latest cycle's counts, not a sum over cycles (it read "9 batches joined"
+    # for 3 batches, 2 of them labelled)
+    return Line("chunk_policy", True, f"documented and applied in {ok_cycles} cycles; latest: "
+                f"{latest.get('batches', 0)} chunked batches registered, {latest.get('batches_labelled', 'n/a')} "
+                "labelled by a reaction in its export")
 
 
 def review(artifacts_dir: str | Path, cfg: ReviewConfig, now: dt.datetime | None = None) -> ReviewReport:
@@ -218,4 +272,7 @@ def review(artifacts_dir: str | Path, cfg: ReviewConfig, now: dt.datetime | None
     cs = load_cycles(artifacts_dir, start, end)
     lines = [crit_cycles(cs, cfg), crit_runtime_hook(cs), crit_uplift(cs, cfg), crit_integrity(cs, cfg),
              crit_feedback(cs, start, cfg.days), crit_chunk_policy(cs)]
+    if not Path(artifacts_dir).is_dir():  # run from another folder than the cycles', or a typo
+        lines[0].evidence += (f"; no folder {Path(artifacts_dir).resolve()}: no cycle ran with this artifacts_dir "
+                              "(run from the folder the cycles run in, or give --artifacts)")
     return ReviewReport([start.isoformat(), end.isoformat()], [c.cycle_id for c in cs], lines)

@@ -4,7 +4,7 @@ A sample is one session of one arm: success, tokens, dollars, latency (session w
 the user waited), reaction score (the feedback label ``feedback_score`` or ``feedback.score``),
 verifier verdicts with a known ex-post outcome, and the safety counts: ``episode_error`` events
 other than canary fallbacks, failed tool calls (``worker_tool_result`` with ``ok=false``), verifier
-outputs with risk flags, and fallbacks to baseline (from the ``canary`` session label). From
+outputs with risk flags, and fallbacks to baseline and their kinds (from the ``canary`` session label). From
 traces, the arm comes from the session label ``canary`` that ``CanaryRouter`` sets; runs without
 it, and incomplete runs, are counted as skipped with their reason, never silently dropped.
 
@@ -45,6 +45,7 @@ class Sample:
     verdicts_correct: int = 0
     verdicts_total: int = 0
     fallbacks: int = 0
+    fallback_kinds: list[str] = field(default_factory=list)  # timeout | invalid_output | <exception class>
     errors: int = 0  # episode_error events, canary fallbacks excluded (those are ``fallbacks``)
     tool_errors: int = 0  # worker_tool_result events with ok=false
     risk_flags: int = 0  # verifier_output events with a non-empty risk_flags list
@@ -144,7 +145,7 @@ def sample_from_run(run: RunDir) -> tuple[Sample | None, str | None]:
         session_id=sess.get("run_id", run.run_id), arm=canary["arm"], policy=str(canary.get("policy", "")),
         success=success, tokens=int(summary.get("tokens", 0)), cost_usd=float(summary.get("cost_usd", 0.0)),
         latency_ms=latency, reaction_score=feedback_score(labels), fallbacks=int(canary.get("fallbacks", 0)),
-        **counts,
+        fallback_kinds=[str(k) for k in canary.get("fallback_kinds") or [] if isinstance(k, str)], **counts,
     ), None
 
 
@@ -199,6 +200,9 @@ def _field_problem(row: dict[str, Any]) -> tuple[str, str] | None:
             continue
         if not _is_num(v) or (k != "reaction_score" and v < 0):
             return k, f"{v!r}: must be a number" + ("" if k == "reaction_score" else " >= 0")
+    kinds = row.get("fallback_kinds", [])
+    if not (isinstance(kinds, list) and all(isinstance(k, str) for k in kinds)):
+        return "fallback_kinds", f"{kinds!r}: must be a list of strings"
     if row.get("verdicts_correct", 0) > row.get("verdicts_total", 0):
         return "verdicts_correct", f"{row['verdicts_correct']} > verdicts_total {row.get('verdicts_total', 0)}"
     return None

@@ -56,8 +56,8 @@ def run_cli(ctx: Ctx, step: str, args: list[str], timeout_s: float = 3 * 3600,
     except json.JSONDecodeError:
         doc = None
     if res.returncode not in ok_codes or (res.returncode and not isinstance(doc, dict)):
-        tail = _tail(res.stderr) or _tail(res.stdout)
-        raise StepFailed(f"tracebridge {' '.join(args[:2])} exited {res.returncode}: {tail}",
+        tail = _tail(res.stderr) or _tail(res.stdout) or "no output"
+        raise StepFailed(f"tracebridge {' '.join(args[:2])} exited {res.returncode}: {tail} (logs/{step}.log)",
                          {"json": doc} if doc is not None else {})
     if not isinstance(doc, dict):
         raise StepFailed(f"tracebridge {' '.join(args[:2])} printed no JSON object (see logs/{step}.log)")
@@ -176,8 +176,10 @@ def step_validate(ctx: Ctx) -> dict[str, Any]:
     (ctx.bundle / "validate.json").write_text(json.dumps(rep, indent=2, sort_keys=True, default=str))
     out = {k: rep[k] for k in ("runs_total", "runs_complete", "runs_incomplete", "events_total", "schema_valid_pct",
                                "lineage_valid_pct", "incomplete_pct", "torn_tails", "passed", "failures")}
-    if not rep["passed"]:
-        raise StepFailed("validation below thresholds: " + "; ".join(rep["failures"]), out)
+    if not rep["passed"]:  # say where, not only the rate: the first problems (all of them: validate.json)
+        where = "; ".join(str(p) for p in rep.get("problems", [])[:3])
+        raise StepFailed("validation below thresholds: " + "; ".join(rep["failures"])
+                         + (f"; first problems: {where} (every one in validate.json)" if where else ""), out)
     return out
 
 

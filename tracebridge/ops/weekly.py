@@ -94,6 +94,11 @@ def check_paths(cfg: WeeklyConfig, artifacts_dir: Path) -> None:
     after the GPU window has been paid for (the manifest is written last)."""
     if not Path(cfg.traces).is_dir():
         raise ValueError(f"weekly.traces={cfg.traces}: no such trace root (a folder of runs)")
+    # the window reads these after the export and the push (a missing one was found only then)
+    for key, f in (("weekly.sweep_config", cfg.sweep_config), ("weekly.cluster", cfg.cluster),
+                   ("weekly.export_config", cfg.export_config)):
+        if f is not None and not Path(f).is_file():
+            raise ValueError(f"{key}={f}: no such file (paths are relative to the folder the job runs in)")
     for key, p in (("weekly.bundles_dir", Path(cfg.bundles_dir)), ("weekly.artifacts_dir", artifacts_dir)):
         if p.exists() and not p.is_dir():
             raise ValueError(f"{key}={p}: not a folder")
@@ -104,7 +109,8 @@ def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.
     """Stage, then run the plan; return (and, unless dry-run, write) the weekly manifest.
 
     Raises:
-        ValueError: a path of the config is wrong (``check_paths``; checked before anything runs).
+        ValueError: a path of the config is wrong (``check_paths``; checked before anything runs, and
+            by a dry run).
     """
     now = now or dt.datetime.now(dt.UTC)
     stamp = cycle_stamp(now)
@@ -116,9 +122,9 @@ def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.
                            "since": format_ts(now - dt.timedelta(days=cfg.days)), "config": cfg.__dict__.copy(),
                            "plan": [" ".join(s.argv) for s in steps], "feedback": fb_block, "steps": {},
                            "status": "planned"}
+    check_paths(cfg, artifacts_dir)  # a dry run too: it is the preflight of the Sunday run
     if dry_run:
         return man
-    check_paths(cfg, artifacts_dir)
     stage.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(stage.parent / RUN_LOCK)):  # retention leaves a running week's folders alone
         return _run(cfg, artifacts_dir, now, stage, steps, man)

@@ -23,7 +23,7 @@ import orjson
 
 from tracebridge.capture.writer import EventWriter, write_atomic
 
-_FLUSH_BYTES = 1 << 18
+_FLUSH_BYTES = 1 << 16  # a write per 64 KiB of lines: a smaller working set (see importer._BATCH_EVENTS)
 # Events are serialised with their newline (orjson appends it in its own buffer) and a batch is
 # joined with b"": joining with b"\n" and adding the last newline copied every batch twice.
 _LINE = orjson.OPT_APPEND_NEWLINE

@@ -4,7 +4,6 @@ Pure functions: ``Recorder`` adds the locking and the fail-open counting around 
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from typing import Any
@@ -15,13 +14,20 @@ from tracebridge.schema.canonical import canonical_json, sha256_json
 from tracebridge.schema.events import PAYLOADS, Usage
 from tracebridge.schema.session import Goal
 
-_WS = re.compile(r"\s+")
-
 
 def make_goal(text: str, family: str = "unknown") -> Goal:
     """Build a ``Goal`` whose hash ignores case and whitespace differences."""
-    norm = _WS.sub(" ", text.strip().lower())
-    return Goal(text=text, family=family, goal_hash=sha256_json({"family": family, "text": norm}))
+    return Goal(text=text, family=family, goal_hash=goal_hash(text, family))
+
+
+def goal_hash(text: str, family: str = "unknown") -> str:
+    """A goal's ``goal_hash``: sha256 of its family and its text lower-cased, whitespace runs as
+    one space. Apart from ``make_goal`` for importers that write the goal block as a dict (a
+    ``Goal`` model per imported session cost the OpenClaw import ~1% of its time)."""
+    # str.split() splits on the runs a ``\s+`` regex matches (both are Py_UNICODE_ISSPACE) and drops
+    # the ends: the text re.sub(r"\s+", " ", text.strip().lower()) gave (checked for every code
+    # point), ~5x faster.
+    return sha256_json({"family": family, "text": " ".join(text.lower().split())})
 
 
 def new_run_id() -> str:

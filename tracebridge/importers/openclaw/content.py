@@ -9,6 +9,7 @@ row on the import's hot path, so they avoid per-call allocations where they can.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections import Counter
 from typing import Any
 
@@ -99,19 +100,25 @@ def _num(value: Any) -> float:
     return 0
 
 
+# The fields of an OpenClaw usage (pi-ai's ``Usage``: all always written), read in one C call.
+_USAGE_FIELDS = operator.itemgetter("input", "output", "cacheRead", "cacheWrite", "cost")
+
+
 def usage_of(usage: Any) -> tuple[int, int, float]:
     """(input tokens incl. cache reads/writes, output tokens, cost in USD) of an OpenClaw usage."""
     if type(usage) is not dict:
         return 0, 0, 0.0
-    g = usage.get
-    inp, out, cr, cw = g("input"), g("output"), g("cacheRead", 0), g("cacheWrite", 0)
+    try:
+        inp, out, cr, cw, cost = _USAGE_FIELDS(usage)  # once per model turn: one call, not five gets
+    except KeyError:
+        g = usage.get
+        inp, out, cr, cw, cost = g("input"), g("output"), g("cacheRead", 0), g("cacheWrite", 0), g("cost")
     if (type(inp) is int and type(out) is int and type(cr) is int and type(cw) is int
             and (inp | out | cr | cw) >= 0 and inp + out + cr + cw <= MAX_TOKENS):  # the common case
         tokens_in, tokens_out = inp + cr + cw, out
     else:
         inp, out, cr, cw = _num(inp), _num(out), _num(cr), _num(cw)
         tokens_in, tokens_out = int(inp + cr + cw), int(out)
-    cost = g("cost")
     if type(cost) is dict:
         total = cost.get("total")
         if type(total) is float and not total < 0:  # the common case

@@ -48,8 +48,7 @@ def run_of(t: Transcript, cfg: ImportConfig) -> str:
     """The run a transcript imports into (as ``_FileImport`` finds it; by name if unreadable)."""
     try:
         with open(t.path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            return run_id_for(read_session_id(fh, t.path.name, cfg.header_scan_bytes, size)[0])
+            return run_id_for(read_session_id(fh, t.path.name, cfg.header_scan_bytes)[0])
     except OSError:
         return run_id_for(session_id_from_name(t.path.name))
 

@@ -10,7 +10,7 @@ import hashlib
 import re
 from typing import Any
 
-from tracebridge.capture.recorder import make_goal
+from tracebridge.capture.blocks import goal_hash
 from tracebridge.importers.openclaw.mapping import EPOCH, SessionMapper
 from tracebridge.schema.canonical import sha256_json
 from tracebridge.schema.session import Session
@@ -44,7 +44,7 @@ def session_record(m: SessionMapper, *, session_id: str, agent: str | None,
     """
     role = m.first_model or {"model": "unknown", "params": {}}
     kind = m.kind or "unknown"
-    goal = make_goal(m.goal or "(no user message)", family=f"openclaw/{kind}")
+    goal, family = m.goal or "(no user message)", f"openclaw/{kind}"
     extra: dict[str, Any] = {"agent": agent, "session_id": session_id}
     header = m.header or {}
     if isinstance(header.get("cwd"), str):
@@ -70,7 +70,7 @@ def session_record(m: SessionMapper, *, session_id: str, agent: str | None,
     data = {
         "schema_version": "2.0",
         "run_id": m.run_id,
-        "goal": {"text": goal.text, "family": goal.family, "goal_hash": goal.goal_hash},  # its fields, no model_dump
+        "goal": {"text": goal, "family": family, "goal_hash": goal_hash(goal, family)},  # make_goal's fields, no model
         "started_at": started,
         "finished_at": max(m.last_ts or started, started),
         "model_stack": stack,

@@ -8,6 +8,7 @@ import secrets
 import time
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from tracebridge.schema.canonical import canonical_json, sha256_json
@@ -81,3 +82,47 @@ def exception_message(exc: BaseException) -> str:
 def payload_types() -> list[str]:
     """The event types a recorder accepts."""
     return list(PAYLOADS)
+
+
+def as_model(cls: type[BaseModel], value: Any) -> Any:
+    """``value`` as a ``cls`` (validated from a dict unless it is one already)."""
+    return value if isinstance(value, cls) else cls.model_validate(value)
+
+
+def json_line(record: dict[str, Any]) -> bytes:
+    """The record's JSON line; strings with lone surrogates (undecodable bytes a tool passed on) are
+    written escaped rather than losing the event."""
+    try:
+        return canonical_json(record)
+    except orjson.JSONEncodeError as exc:
+        if "surrogates" not in str(exc):
+            raise
+        return canonical_json(escape_surrogates(record))
+
+
+def run_goal(goal: Goal | dict[str, Any] | str) -> Goal:
+    """The run's goal; a text or a ``{text, family}`` dict gets its ``goal_hash`` from ``make_goal``."""
+    goal = escape_surrogates(goal)  # a goal from argv or a file name: JSON (and the hash) cannot hold surrogates
+    if isinstance(goal, str):
+        return make_goal(goal)
+    if isinstance(goal, dict) and "goal_hash" not in goal and isinstance(goal.get("text"), str):
+        goal = {**goal, "goal_hash": make_goal(goal["text"], goal.get("family") or "unknown").goal_hash}
+    return as_model(Goal, goal)
+
+
+def call_block(model: str, prompt: Any, *, params: dict[str, Any] | None, tools: Any, response: str | None,
+               usage: Usage | dict[str, Any] | None, recorded: set[str]) -> dict[str, Any]:
+    """``llm_block`` for ``Recorder.llm_call``: a prompt or response holding undecodable bytes is escaped
+    (the call is kept), and the tool schemas themselves go in (``tools``) unless a block already written
+    in the run holds that toolset (``recorded``: its toolset hashes)."""
+    try:
+        block = llm_block(model, prompt, params=params, tools=tools, response=response, usage=usage)
+    except orjson.JSONEncodeError as exc:
+        if "surrogates" not in str(exc):
+            raise
+        block = llm_block(model, escape_surrogates(prompt), params=params, tools=tools,
+                          response=escape_surrogates(response), usage=usage)
+    if isinstance(tools, list) and tools and all(isinstance(t, dict) for t in tools) and \
+            block["toolset_hash"] not in recorded:
+        block["tools"] = tools
+    return block

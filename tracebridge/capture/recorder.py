@@ -35,10 +35,19 @@ from typing import Any, Protocol
 import orjson
 from pydantic import BaseModel
 
-from tracebridge.capture.blocks import escape_surrogates, llm_block, make_goal, new_run_id, payload_types
+from tracebridge.capture.blocks import (
+    as_model,
+    call_block,
+    escape_surrogates,
+    json_line,
+    make_goal,
+    new_run_id,
+    payload_types,
+    run_goal,
+)
 from tracebridge.capture.blocks import exception_message as _message
 from tracebridge.capture.writer import EventWriter, write_atomic
-from tracebridge.schema.canonical import canonical_json, sha256_json, utc_now
+from tracebridge.schema.canonical import sha256_json, utc_now
 from tracebridge.schema.events import EVENT_ADAPTER, LLMCall, Usage
 from tracebridge.schema.session import (
     CaptureStats,
@@ -83,31 +92,6 @@ class CaptureError(RuntimeError):
     """Raised by a strict-mode recorder when capture fails."""
 
 
-def _model(cls: type[BaseModel], value: Any) -> Any:
-    return value if isinstance(value, cls) else cls.model_validate(value)
-
-
-def _json_line(record: dict[str, Any]) -> bytes:
-    """The record's JSON line; strings with lone surrogates (undecodable bytes a tool passed on) are
-    written escaped rather than losing the event."""
-    try:
-        return canonical_json(record)
-    except orjson.JSONEncodeError as exc:
-        if "surrogates" not in str(exc):
-            raise
-        return canonical_json(escape_surrogates(record))
-
-
-def _goal(goal: Goal | dict[str, Any] | str) -> Goal:
-    """The run's goal; a text or a ``{text, family}`` dict gets its ``goal_hash`` from ``make_goal``."""
-    goal = escape_surrogates(goal)  # a goal from argv or a file name: JSON (and the hash) cannot hold surrogates
-    if isinstance(goal, str):
-        return make_goal(goal)
-    if isinstance(goal, dict) and "goal_hash" not in goal and isinstance(goal.get("text"), str):
-        goal = {**goal, "goal_hash": make_goal(goal["text"], goal.get("family") or "unknown").goal_hash}
-    return _model(Goal, goal)
-
-
 class Recorder:
     """Records one run. Use as a context manager.
 
@@ -143,10 +127,10 @@ class Recorder:
         redactor: RedactionHook | None = None,
         labels: dict[str, Any] | None = None,
     ) -> None:
-        self.goal = _goal(goal)
-        self.model_stack = _model(ModelStack, model_stack)
-        self.runtime_config = _model(RuntimeConfig, runtime_config)
-        self.source = _model(Source, source or {"kind": "runtime"})
+        self.goal = run_goal(goal)
+        self.model_stack = as_model(ModelStack, model_stack)
+        self.runtime_config = as_model(RuntimeConfig, runtime_config)
+        self.source = as_model(Source, source or {"kind": "runtime"})
         self.run_id = run_id or new_run_id()
         self.run_dir = Path(root) / self.run_id
         self.strict = strict
@@ -315,7 +299,7 @@ class Recorder:
             EVENT_ADAPTER.validate_python(record)
             if self.redactor is not None:
                 record = self._redact(record)
-            self._writer.write_line(_json_line(record))
+            self._writer.write_line(json_line(record))
         except Exception as exc:  # noqa: BLE001 - fail-open: whatever the payload holds, the agent goes on
             self._dropped_parent[event_id] = resolved
             self.stats.events_dropped += 1
@@ -363,17 +347,8 @@ class Recorder:
             ``usage`` not a mapping): fail-open, counted, and the event is written without it.
         """
         try:
-            try:
-                block = llm_block(model, prompt, params=params, tools=tools, response=response, usage=usage)
-            except orjson.JSONEncodeError as exc:  # a prompt holding undecodable bytes: keep the call
-                if "surrogates" not in str(exc):
-                    raise
-                block = llm_block(model, escape_surrogates(prompt), params=params, tools=tools,
-                                  response=escape_surrogates(response), usage=usage)
-            if (isinstance(tools, list) and tools and all(isinstance(t, dict) for t in tools)
-                    and block["toolset_hash"] not in self._toolsets):
-                block["tools"] = tools
-            return block
+            return call_block(model, prompt, params=params, tools=tools, response=response, usage=usage,
+                              recorded=self._toolsets)
         except Exception as exc:  # noqa: BLE001 - fail-open: the agent calls this on its own path
             with self._lock:
                 self._fail(exc, "llm_call")
@@ -396,7 +371,7 @@ class Recorder:
         try:
             return self.redactor.redact(record)
         except TypeError:  # a value only canonical_json knows (set, bytes, numpy), a lone surrogate: its JSON form
-            return self.redactor.redact(orjson.loads(_json_line(record)))
+            return self.redactor.redact(orjson.loads(json_line(record)))
 
     def _now(self) -> str:
         ts = utc_now()

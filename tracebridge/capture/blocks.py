@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from tracebridge.schema.canonical import canonical_json, sha256_json
 from tracebridge.schema.events import PAYLOADS, Usage
-from tracebridge.schema.session import Goal
+from tracebridge.schema.session import DataGovernance, Goal, RedactionPass
 
 
 def make_goal(text: str, family: str = "unknown") -> Goal:
@@ -126,3 +126,13 @@ def call_block(model: str, prompt: Any, *, params: dict[str, Any] | None, tools:
             block["toolset_hash"] not in recorded:
         block["tools"] = tools
     return block
+
+
+def capture_governance(redactor: Any) -> DataGovernance:
+    """session.json's ``data_governance`` for a run recorded with ``redactor`` (a ``RedactionHook``, or None:
+    nothing scanned at capture)."""
+    if redactor is None:
+        return DataGovernance()
+    found = redactor.findings()
+    return DataGovernance(redaction_policy=redactor.policy, pii_scan="findings" if any(found.values()) else "clean",
+                          passes=[RedactionPass(stage="capture", policy=redactor.policy, findings=found)])

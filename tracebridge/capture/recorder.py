@@ -38,6 +38,7 @@ from pydantic import BaseModel
 from tracebridge.capture.blocks import (
     as_model,
     call_block,
+    capture_governance,
     escape_surrogates,
     json_line,
     make_goal,
@@ -51,11 +52,9 @@ from tracebridge.schema.canonical import sha256_json, utc_now
 from tracebridge.schema.events import EVENT_ADAPTER, LLMCall, Usage
 from tracebridge.schema.session import (
     CaptureStats,
-    DataGovernance,
     Goal,
     Hashes,
     ModelStack,
-    RedactionPass,
     RuntimeConfig,
     Session,
     Source,
@@ -390,31 +389,9 @@ class Recorder:
                         where, self.run_dir, exc)
 
     def _session(self, success: bool | None, failure_class: str | None) -> Session:
-        governance = DataGovernance()
-        if self.redactor is not None:
-            found = self.redactor.findings()
-            governance = DataGovernance(
-                redaction_policy=self.redactor.policy,
-                pii_scan="findings" if any(found.values()) else "clean",
-                passes=[RedactionPass(stage="capture", policy=self.redactor.policy, findings=found)],
-            )
-        return Session(
-            run_id=self.run_id,
-            goal=self.goal,
-            started_at=self._started_at or self._now(),
-            finished_at=self._now(),
-            model_stack=self.model_stack,
-            runtime_config=self.runtime_config,
-            hashes=self.hashes,
-            data_governance=governance,
-            summary=Summary(
-                success=success,
-                steps=self.step + 1 if self._seq else 0,
-                tokens=self._tokens,
-                cost_usd=round(self._cost, 6),
-                failure_class=failure_class,
-            ),
-            source=self.source,
-            capture=self.stats,
-            labels=self.labels,
-        )
+        summary = Summary(success=success, steps=self.step + 1 if self._seq else 0, tokens=self._tokens,
+                          cost_usd=round(self._cost, 6), failure_class=failure_class)
+        return Session(run_id=self.run_id, goal=self.goal, started_at=self._started_at or self._now(),
+                       finished_at=self._now(), model_stack=self.model_stack, runtime_config=self.runtime_config,
+                       hashes=self.hashes, data_governance=capture_governance(self.redactor), summary=summary,
+                       source=self.source, capture=self.stats, labels=self.labels)

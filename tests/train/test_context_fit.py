@@ -236,12 +236,13 @@ def test_counts_reach_trial_results_and_the_cli(tmp_path):
     from tracebridge.cli.app import app
 
     b, runs = bundle(tmp_path / "bundle"), {}
-    for fit in ("false", "true"):
+    for fit in ("false", "true"):  # most rows are over with fitting off: max_rows_dropped=1 counts, not refuses
         res = CliRunner().invoke(app, [
             "train", str(ROOT / "configs/train/cpu_tiny.yaml"), "role=worker", "train.max_steps=1",
             "train.save_steps=0", "train.max_length=700", "dpo.max_length=700", "dpo.max_steps=1",
             "data.verify_bundle=false", "data.max_eval_rows=2", "eval.max_new_tokens=4", "eval.n_boot=100",
-            f"data.fit_context={fit}", "--variants", "optimized", "--bundle", str(b), "--out", str(tmp_path / fit)])
+            "data.max_rows_dropped=1", f"data.fit_context={fit}", "--variants", "optimized", "--bundle", str(b),
+            "--out", str(tmp_path / fit)])
         assert res.exit_code == 0, res.output
         runs[fit] = (json.loads((tmp_path / fit / "worker-optimized-s0" / "trial.json").read_text())["result"],
                      res.output)

@@ -176,28 +176,36 @@ class TrialInputError(ValueError):
     reports it at once instead of retrying (``tracebridge.sweep.trainable.tune_trial``)."""
 
 
-def require_rows(trainer: Any, recipe: str, rows: int, fit: Any = None) -> None:
-    """Raise when TRL's preparation dropped every row (each longer than ``max_length`` leaves no
-    trainable token): training would stop in the sampler with ``num_samples=0``, naming no cause.
+def require_rows(trainer: Any, recipe: str, rows: int, fit: Any = None, max_dropped: float = 1.0) -> None:
+    """Raise before training when TRL's preparation dropped every row, or more than ``max_dropped`` of
+    them (each longer than ``max_length`` leaves no trainable token): with none left training stops in
+    the sampler with ``num_samples=0``, naming no cause; with a few left (OpenClaw worker rows carry
+    ~1.1k tokens of tool schemas, over cpu_tiny's 1024) the trial trained and reported metrics on a
+    handful of rows, and only a warning said so.
 
     Args:
         fit: the ``context_fit.FitReport`` when ``data.fit_context`` fitted the rows (None: it was off).
+        max_dropped: ``data.max_rows_dropped``, the largest fraction of ``rows`` that may be dropped.
 
     Raises:
         TrialInputError: naming the fix: a longer ``max_length`` (the tokens the shortest row needs
             even with its minimal context, when fitting was on), or ``data.fit_context``.
     """
-    if rows and not _rows_kept(trainer.train_dataset):
-        key = "train" if recipe == "sft" else recipe  # the config section of the recipe
-        head = (f"{recipe}: all {rows} rows dropped by TRL (no trainable token left after truncation to "
-                f"max_length={trainer.args.max_length})")
-        if fit is None:
-            raise TrialInputError(f"{head}; raise {key}.max_length, or set data.fit_context=true (conversation rows "
-                                  "then lose their oldest context instead of their targets)")
-        floor = f" (the shortest needs ~{fit.over_floor} tokens)" if fit.over_floor else ""
-        raise TrialInputError(f"{head}; with data.fit_context, {fit.over} of them are over even with their minimal "
-                              f"context (system and tools header, last user message, target){floor}: raise "
-                              f"{key}.max_length")
+    dropped = rows - _rows_kept(trainer.train_dataset) if rows else 0
+    if not dropped or (dropped < rows and dropped <= max_dropped * rows):
+        return
+    key = "train" if recipe == "sft" else recipe  # the config section of the recipe
+    head = (f"{recipe}: all {rows} rows" if dropped >= rows else f"{recipe}: {dropped} of {rows} rows "
+            f"(more than data.max_rows_dropped={max_dropped:g} of them)")
+    head += f" dropped by TRL (no trainable token left after truncation to max_length={trainer.args.max_length})"
+    rest = "" if dropped >= rows else "; or data.max_rows_dropped=1 to train on the rest"
+    if fit is None:
+        raise TrialInputError(f"{head}; raise {key}.max_length, or set data.fit_context=true (conversation rows "
+                              f"then lose their oldest context instead of their targets){rest}")
+    floor = f" (the shortest needs ~{fit.over_floor} tokens)" if fit.over_floor else ""
+    raise TrialInputError(f"{head}; with data.fit_context, {fit.over} of them are over even with their minimal "
+                          f"context (system and tools header, last user message, target){floor}: raise "
+                          f"{key}.max_length{rest}")
 
 
 def finish(trainer: Any, recipe: str, out_dir: Path, rows: int, tokens_per_row: float,

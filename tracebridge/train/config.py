@@ -144,6 +144,10 @@ class DataConfig:
         "help": "optimized: copies of rows with positive feedback labels; negative ones are dropped."})
     fit_context: bool = field(default=False, metadata={"help": "Drop the oldest context messages of conversation rows "
         "whose first target (DPO: longer answer) does not fit in max_length, by tokens (tracebridge.train.context_fit)."})
+    max_rows_dropped: float = field(default=0.5, metadata={
+        "help": "Largest fraction (0..1) of a recipe's rows TRL may drop (longer than max_length, no trainable token "
+                "left) and the trial still trains on the rest; over it the trial fails before training, naming the "
+                "fix (a longer max_length, data.fit_context). 1 = fail only when every row is dropped."})
 
     def problems(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
@@ -154,6 +158,8 @@ class DataConfig:
         for k in ("recovery_weight", "feedback_weight"):
             if getattr(self, k) < 1:
                 p.append(f"data.{k}={getattr(self, k)}: must be >= 1 (1 = no up-weighting)")
+        if not 0 <= self.max_rows_dropped <= 1:
+            p.append(f"data.max_rows_dropped={self.max_rows_dropped}: must be in 0..1 (a fraction of the rows)")
         if self.eval_split not in ("train", "validation", "test"):
             p.append(f"data.eval_split={self.eval_split}: use train, validation or test")
         return p

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORecipeConfig, out_dir: Path,
             seed: int = 0, resume_from: Path | None = None, callbacks: list[Any] | None = None,
-            prepared_cache: str | None = None, fit_context: bool = False) -> tuple[Any, TrainResult]:
+            prepared_cache: str | None = None, fit_context: bool = False,
+            max_dropped: float = 1.0) -> tuple[Any, TrainResult]:
     """Train ``model`` with DPO on ``records`` (see ``data.to_pref_records``).
 
     Args:
@@ -38,6 +39,8 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
         prepared_cache: a folder of prepared datasets shared with other trials
             (``tracebridge.train.prepared``); None = prepare here.
         fit_context: fit long prompts to ``max_length`` first (``tracebridge.train.context_fit``).
+        max_dropped: ``data.max_rows_dropped``: the fraction of rows TRL may drop before this raises
+            (``common.require_rows``) instead of training on the rest.
 
     Returns:
         The trained model (LoRA merged) and a ``TrainResult``.
@@ -69,7 +72,7 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
     trainer, prepared = with_prepared(prepared_cache, "dpo", records, tokenizer, {**kwargs, "fit_context": fit_context},
                                       build, lambda t: getattr(t, "prepared_train", None))
     quiet(trainer)
-    require_rows(trainer, "dpo", len(records), fit if fit_context else None)
+    require_rows(trainer, "dpo", len(records), fit if fit_context else None, max_dropped)
     tds = trainer.train_dataset
     cols = [c for c in ("prompt_ids", "chosen_ids", "rejected_ids") if c in tds.column_names]
     per_row = [sum(len(tds[i][c]) for c in cols) for i in range(min(len(tds), 256))]

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRecipeConfig, out_dir: Path,
             seed: int = 0, resume_from: Path | None = None, callbacks: list[Any] | None = None,
-            prepared_cache: str | None = None, fit_context: bool = False) -> tuple[Any, TrainResult]:
+            prepared_cache: str | None = None, fit_context: bool = False,
+            max_dropped: float = 1.0) -> tuple[Any, TrainResult]:
     """Fine-tune ``model`` on conversational ``records`` (see ``data.to_sft_records``).
 
     Args:
@@ -38,6 +39,8 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
         prepared_cache: a folder of prepared datasets shared with other trials
             (``tracebridge.train.prepared``); None = prepare here.
         fit_context: fit long prompts to ``max_length`` first (``tracebridge.train.context_fit``).
+        max_dropped: ``data.max_rows_dropped``: the fraction of rows TRL may drop before this raises
+            (``common.require_rows``) instead of training on the rest.
 
     Returns:
         The trained model (LoRA merged) and a ``TrainResult``.
@@ -70,7 +73,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
     trainer, prepared = with_prepared(prepared_cache, "sft", records, tokenizer, {**kwargs, "fit_context": fit_context},
                                       build, lambda t: t.train_dataset)
     quiet(trainer)
-    require_rows(trainer, "sft", len(records), fit if fit_context else None)
+    require_rows(trainer, "sft", len(records), fit if fit_context else None, max_dropped)
     lengths = [len(x) for x in trainer.train_dataset["input_ids"]]
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     model, res = finish(trainer, "sft", out_dir, len(records), sum(lengths) / max(len(lengths), 1), resume_from)

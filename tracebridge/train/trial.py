@@ -243,7 +243,7 @@ def _train(cfg: TrainConfig, data: Any, rows: list[dict[str, Any]], work: Path, 
         model, tok = build_model_and_tokenizer(cfg.model)
         model, phases["sft"] = run_sft(model, tok, to_sft_records(rows), cfg.train, work / "sft", cfg.seed,
                                        resume["sft"], _callback(on_report, "sft"), cfg.data.prepared_cache,
-                                       cfg.data.fit_context)
+                                       cfg.data.fit_context, cfg.data.max_rows_dropped)
     pref = data.split(data.pref, "train")
     if cfg.data.max_pref_rows and len(pref) > cfg.data.max_pref_rows:
         pref = random.Random(cfg.seed).sample(pref, cfg.data.max_pref_rows)
@@ -255,7 +255,7 @@ def _train(cfg: TrainConfig, data: Any, rows: list[dict[str, Any]], work: Path, 
         phases["ref_model"] = copy.deepcopy(unpatch_forward(model)).eval()
         model, phases["dpo"] = run_dpo(model, tok, to_pref_records(pref), cfg.dpo, work / "dpo", cfg.seed,
                                        resume["dpo"], _callback(on_report, "dpo"), cfg.data.prepared_cache,
-                                       cfg.data.fit_context)
+                                       cfg.data.fit_context, cfg.data.max_rows_dropped)
     elif Variant(cfg.variant).runs_dpo:
         log.info("%s has no preference view rows in train: optimized = curated SFT only", cfg.role)
     return model, tok, phases

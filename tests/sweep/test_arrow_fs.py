@@ -112,3 +112,39 @@ def test_gs_requests_are_bounded_by_request_timeout_s(silent_endpoint, monkeypat
     # gcsfs tries each request 6 times, sleeping ~1+2+4+8+16 s between (fixed in its code); its default
     # timeout is aiohttp's 5 min per try
     assert time.monotonic() - t0 < 6 * 0.3 + 45
+
+
+def test_an_endpoint_set_in_options_reaches_tunes_s3_too(s3, monkeypatch) -> None:  # noqa: F811
+    """``storage_io.options.endpoint_url`` took our copies (s3fs) to the S3 API while Tune's checkpoints
+    (pyarrow) went to AWS: the sweep pushed and fetched, and Tune failed or wrote elsewhere."""
+    url = os.environ["AWS_ENDPOINT_URL"]
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # only the config names the endpoint
+    cfg = StorageConfig(options={"endpoint_url": url}, request_timeout_s=3, retry=RetryConfig(attempts=1))
+    path, fs = tune_storage(join(s3, "opts"), cfg)
+    copy = pickle.loads(pickle.dumps(fs))  # what each trial writes through
+    with copy.open_output_stream(f"{path}/sw1/tuner.pkl") as f:
+        f.write(b"state")
+    assert read_text(join(s3, "opts", "sw1", "tuner.pkl"), cfg) == "state"  # the same storage as our copies
+
+
+def test_options_tunes_s3_cannot_take_are_refused_not_ignored() -> None:
+    from tracebridge.config import ConfigError
+    from tracebridge.sweep.config import load_sweep_config
+
+    cfg = StorageConfig(options={"use_ssl": "false", "anon": "true"})
+    opts = options(tune_storage("s3://tb/sweeps", cfg)[1])
+    assert (opts["scheme"], opts["anonymous"]) == ("http", True)
+    assert cfg.fs_options("s3")["use_ssl"] is False  # a 'false' string was truthy to botocore
+    bad = StorageConfig(options={"requester_pays": "true"})
+    with pytest.raises(StorageError, match=r"^s3://tb/sweeps: storage_io.options.requester_pays=true: an s3fs "
+                                           r"option pyarrow's S3 .* has no equivalent"):
+        tune_storage("s3://tb/sweeps", bad)
+    assert tune_storage("memory://tb/sweeps", bad)[1] is not None  # fsspec's own filesystem takes it
+    with pytest.raises(ConfigError, match=r"storage_io.options.requester_pays=True: an s3fs option"):  # str(True)
+        load_sweep_config("configs/sweep/smoke.yaml", ["bundle=x", "storage=s3://tb/sweeps",
+                                                       "storage_io.options.requester_pays=true"])
+    with pytest.raises(ConfigError, match=r"storage_io.options.endpoint_url=http://a:1: differs from "
+                                          r"s3_endpoint_url=http://b:2; set one"):
+        load_sweep_config("configs/sweep/smoke.yaml", ["bundle=x", "storage=s3://tb/sweeps",
+                                                       "storage_io.options.endpoint_url=http://a:1",
+                                                       "storage_io.s3_endpoint_url=http://b:2"])

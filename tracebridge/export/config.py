@@ -26,6 +26,9 @@ from tracebridge.export.reward import RewardConfig
 ROLES = ("planner", "worker", "verifier")
 VERIFIER_TARGETS = ("observed", "ex_post")
 VERIFY_REMOTE = ("size", "sha256")  # StorageConfig.verify_remote
+# s3fs options (``options``) that change where or how S3 is reached, and the pyarrow ``S3FileSystem``
+# option each becomes in Ray Tune's and Train's storage (``arrow_s3_options``); any other is refused there
+ARROW_S3_OPTIONS = {"endpoint_url": "endpoint_override", "anon": "anonymous", "use_ssl": "scheme"}
 SECRET_KEYS = ("key", "secret", "token", "password", "passwd", "credential", "access_key", "session")
 
 
@@ -236,7 +239,7 @@ class StorageConfig:
 
     def fs_options(self, protocol: str) -> dict[str, Any]:
         """fsspec keyword options for ``protocol`` (no credentials)."""
-        opts: dict[str, Any] = dict(self.options)
+        opts: dict[str, Any] = {k: _flag(v) for k, v in self.options.items()}
         if protocol in ("s3", "s3a"):
             ck = {k: v for k, v in (("endpoint_url", self.s3_endpoint_url), ("region_name", self.s3_region)) if v}
             if ck:
@@ -256,16 +259,47 @@ class StorageConfig:
                 opts["project"] = self.gs_project
         return opts
 
+    def arrow_s3_problems(self) -> list[str]:
+        """``options`` that Ray Tune's and Train's pyarrow S3 cannot take (``arrow_s3_options``), as
+        ``options.key=value: what; fix``: left out, Tune's checkpoints would reach another S3 than our copies."""
+        p = [f"options.{k}={v}: an s3fs option pyarrow's S3 (Ray Tune's and Train's checkpoints) has no equivalent "
+             f"for; use s3_endpoint_url, s3_region or options.{', options.'.join(ARROW_S3_OPTIONS)}, or remove it"
+             for k, v in self.options.items() if k not in ARROW_S3_OPTIONS]
+        url = self.options.get("endpoint_url")
+        if url and self.s3_endpoint_url and url != self.s3_endpoint_url:
+            p.append(f"options.endpoint_url={url}: differs from s3_endpoint_url={self.s3_endpoint_url}; set one")
+        return p
+
     def arrow_s3_options(self) -> dict[str, Any]:
         """``pyarrow.fs.S3FileSystem`` keyword options (Ray Tune's and Train's storage) for the S3 that
-        ``fs_options("s3")`` reaches: the same endpoint and region, each try waiting at most ``request_timeout_s``
-        to connect or for the next bytes of the answer. The endpoint falls back to ``$AWS_ENDPOINT_URL_S3`` /
-        ``$AWS_ENDPOINT_URL`` here because pyarrow does not read them as botocore does; no credentials (each
-        process finds its own in its environment, and pyarrow would pickle explicit ones into every trial)."""
-        endpoint = self.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        ``fs_options("s3")`` reaches: the same endpoint, region and ``options`` (``ARROW_S3_OPTIONS``), each try
+        waiting at most ``request_timeout_s`` to connect or for the next bytes of the answer. The endpoint falls
+        back to ``$AWS_ENDPOINT_URL_S3`` / ``$AWS_ENDPOINT_URL`` here because pyarrow does not read them as
+        botocore does; no credentials (each process finds its own in its environment, and pyarrow would pickle
+        explicit ones into every trial).
+
+        Raises:
+            ValueError: ``arrow_s3_problems`` (an option pyarrow cannot take: s3fs's copies and Tune's
+                would reach different storage).
+        """
+        if bad := self.arrow_s3_problems():
+            raise ValueError("; ".join(bad))
+        endpoint = (self.s3_endpoint_url or self.options.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_S3")
+                    or os.environ.get("AWS_ENDPOINT_URL"))
         opts: dict[str, Any] = {"connect_timeout": self.request_timeout_s, "request_timeout": self.request_timeout_s}
         if endpoint:
             opts["endpoint_override"] = endpoint
         if self.s3_region:
             opts["region"] = self.s3_region
+        if "anon" in self.options:
+            opts["anonymous"] = bool(_flag(self.options["anon"]))
+        if "use_ssl" in self.options and not _flag(self.options["use_ssl"]):
+            opts["scheme"] = "http"
         return opts
+
+
+def _flag(value: Any) -> Any:
+    """An ``options`` value as fsspec wants it: 'true'/'false' (all a ``dict[str, str]`` override can hold)
+    as booleans (s3fs took ``use_ssl='false'`` as true), anything else as it is."""
+    low = value.lower() if isinstance(value, str) else None
+    return {"true": True, "false": False}.get(low, value) if low is not None else value

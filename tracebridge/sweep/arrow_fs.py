@@ -44,14 +44,17 @@ def arrow_fs(uri: str, cfg: StorageConfig) -> tuple[str, pafs.FileSystem]:
 
     Raises:
         tracebridge.export.storage.StorageError: as ``open_fs`` (a mistyped URI, credentials in it, a
-            protocol that is not installed).
+            protocol that is not installed); on ``s3://``, an ``options`` key pyarrow's S3 has no equivalent for.
     """
-    from tracebridge.export.storage import check_uri, open_fs
+    from tracebridge.export.storage import StorageError, check_uri, open_fs
 
     parts = urlsplit(uri)
     if parts.scheme in ("s3", "s3a"):
         check_uri(uri)
-        return (f"{parts.netloc}{parts.path}".rstrip("/"),
-                BoundedS3FileSystem(cfg.retry.attempts, **cfg.arrow_s3_options()))
+        try:
+            options = cfg.arrow_s3_options()
+        except ValueError as exc:  # an s3fs option pyarrow cannot take: Tune would reach another storage
+            raise StorageError(f"{uri}: storage_io.{exc}") from None
+        return f"{parts.netloc}{parts.path}".rstrip("/"), BoundedS3FileSystem(cfg.retry.attempts, **options)
     fs, path = open_fs(uri, cfg)
     return path, pafs.PyFileSystem(pafs.FSSpecHandler(fs))

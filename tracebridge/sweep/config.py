@@ -110,7 +110,8 @@ class SweepConfig:
                 "(s3://, gs://: most seconds a request waits to connect or for the next bytes of its answer; the S3 "
                 "client's own retries are off), storage_io.retry.* (tries of every read, fetch and copy but the "
                 "report push, which takes push.*; Tune's S3 requests are tried retry.attempts times by the AWS "
-                "SDK), s3_endpoint_url, s3_region, gs_project, options (fsspec's: not for Tune's s3://). "
+                "SDK), s3_endpoint_url, s3_region, gs_project, options (fsspec's; with an s3:// storage only endpoint_url, "
+                "anon and use_ssl, which Tune's S3 takes too). "
                 "update_latest and verify_remote are for `tracebridge push` and unused here."})
     keep_models: bool = field(default=True, metadata={
         "help": "Put each trial's final model into its final checkpoint on storage (for jobs/eval.py)."})
@@ -146,6 +147,8 @@ class SweepConfig:
 
         # before local paths are made absolute: 's3:/bucket' would become the folder ./s3:/bucket
         p += [f"{k}: {bad}" for k in ("bundle", "storage") if (bad := uri_problem(getattr(self, k) or ""))]
+        if (self.storage or "").startswith(("s3://", "s3a://")):  # Tune's own checkpoints go through pyarrow's S3
+            p += [f"storage_io.{q}" for q in self.storage_io.arrow_s3_problems()]
         if not self.name or "/" in self.name:
             p.append(f"name={self.name!r}: a non-empty label without '/'")
         return (p + self.resources.problems() + self.budget.problems() + self.push.problems("push")

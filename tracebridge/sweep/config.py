@@ -114,7 +114,8 @@ class SweepConfig:
                 "anon and use_ssl, which Tune's S3 takes too). "
                 "update_latest and verify_remote are for `tracebridge push` and unused here."})
     keep_models: bool = field(default=True, metadata={
-        "help": "Put each trial's final model into its final checkpoint on storage (for jobs/eval.py)."})
+        "help": "Put each trial's final model into its final checkpoint on storage (for jobs/eval.py); a DPO "
+                "trial's also its reference (ref_model/, the SFT model), for reward_margin."})
     mlflow: bool = field(default=False, metadata={
         "help": "Log trials to MLflow (file store under <storage>/mlflow) when mlflow is installed."})
     cluster: str = field(default="local", metadata={

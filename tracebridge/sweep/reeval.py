@@ -1,6 +1,8 @@
 """Re-evaluating a finished sweep's checkpoints: find each trial's final checkpoint on storage
 (``<storage>/<sweep id>/<trial id>/checkpoint_*`` with a ``final`` marker), load its saved model and
 evaluate it again on the bundle's split with changed eval settings (``eval.*``, ``data.eval_split``).
+A DPO trial's checkpoint keeps its reference (``ref_model/``, the SFT model), so ``reward_margin`` is
+re-evaluated as the trial evaluated it.
 """
 
 from __future__ import annotations
@@ -87,10 +89,16 @@ def reevaluate(ckpt_dir: Path, bundle_dir: Path, overrides: list[str], out: Path
     recipe = write_recipe(trial["config"], out / "recipe.yaml")
     cfg = load_config(TrainConfig, str(recipe), overrides)
     seed_everything(cfg.seed, cfg.threads)
-    model, tok = build_model_and_tokenizer(replace(cfg.model, init="pretrained", path=str(ckpt_dir / "model"),
-                                                   chat_template="native"))
+    def load(name: str) -> tuple[Any, Any]:
+        return build_model_and_tokenizer(replace(cfg.model, init="pretrained", path=str(ckpt_dir / name),
+                                                 chat_template="native"))
+
+    model, tok = load("model")
+    ref = load("ref_model") if (ckpt_dir / "ref_model" / "config.json").is_file() else None
+    if ref is None and "dpo/steps" in original:  # a checkpoint packed before ref_model/ was kept
+        log.warning("%s: no ref_model/ (the SFT model DPO started from): reward_margin is not re-evaluated", ckpt_dir)
     data = load_policed_data(bundle_dir, cfg.role, cfg.behaviour)[0]  # the policy the model trained under
-    res, flat = evaluate_split(model, tok, cfg, data)
+    res, flat = evaluate_split(model, tok, cfg, data, ref[0] if ref else None)  # the trial's reference, as it did
     out.mkdir(parents=True, exist_ok=True)
     items = out / "eval_items.json"
     items.write_text(json.dumps({"role": cfg.role, "item_ids": res.item_ids, "items": res.items, "extra": res.extra},

@@ -4,7 +4,8 @@ final metrics to Tune (``tune.report(..., checkpoint=Checkpoint.from_directory(t
 
 Checkpoint layout (what ``resolve_resume`` reads back): ``<phase>/checkpoint-N`` (+ ``sft/final``
 for a DPO checkpoint). The final checkpoint holds ``result.json`` (the trial's returned dict),
-``trial.json``, ``eval_items.json``, ``quarantine.jsonl`` and, with ``keep_models``, ``model/``.
+``trial.json``, ``eval_items.json``, ``quarantine.jsonl`` and, with ``keep_models``, ``model/`` (and, for a
+trial that ran DPO, ``ref_model/``: the SFT model DPO started from, the reference of ``reward_margin``).
 Ray imports happen inside the functions; the packing helpers are plain file operations.
 """
 
@@ -81,8 +82,9 @@ def pack_final(result: dict[str, Any], work: Path, out: Path, keep_model: bool) 
     for name in FINAL_FILES:
         if (work / name).is_file():
             _link_or_copy(str(work / name), str(out / name))
-    if keep_model and result.get("checkpoint_dir") and Path(result["checkpoint_dir"]).is_dir():
-        _link_tree(Path(result["checkpoint_dir"]), out / "model")
+    for key, name in (("checkpoint_dir", "model"), ("ref_checkpoint_dir", "ref_model")):
+        if keep_model and result.get(key) and Path(result[key]).is_dir():
+            _link_tree(Path(result[key]), out / name)
     (out / "result.json").write_text(json.dumps(result, default=str))
     (out / MARKER).write_text(json.dumps({"kind": "final"}))
     return out

@@ -253,6 +253,7 @@ def _train(cfg: TrainConfig, data: Any, rows: list[dict[str, Any]], work: Path, 
         from tracebridge.train.common import unpatch_forward
 
         phases["ref_model"] = copy.deepcopy(unpatch_forward(model)).eval()
+        phases["ref_dir"] = resume["sft_final"] or work / "sft" / "final"  # saved: a re-evaluation's reference
         model, phases["dpo"] = run_dpo(model, tok, to_pref_records(pref), cfg.dpo, work / "dpo", cfg.seed,
                                        resume["dpo"], _callback(on_report, "dpo"), cfg.data.prepared_cache,
                                        cfg.data.fit_context, cfg.data.max_rows_dropped)
@@ -303,5 +304,7 @@ def _summary(cfg: TrainConfig, phases: dict[str, Any], manifest: dict[str, Any],
         out["train/peak_memory_bytes"] = max(out.get("train/peak_memory_bytes", 0), r.peak_memory_bytes)
         tokens, runtime = tokens + r.tokens, runtime + r.train_runtime_s
     out.setdefault("checkpoint_dir", str(work / "sft" / "final"))
+    if "dpo" in phases:  # the model DPO started from: the reference of reward_margin (sweep re-evaluation)
+        out["ref_checkpoint_dir"] = str(phases["ref_dir"])
     out["train/tokens_per_s"] = tokens / runtime if runtime else 0.0
     return out

@@ -100,7 +100,8 @@ class SweepConfig:
         "help": "Node-local scratch for trials and fetched bundles; '' = <tmp>/tracebridge/<sweep id>."})
     max_failures: int = field(default=2, metadata={
         "help": "Retries of a failed trial (FailureConfig; from its last checkpoint); -1 = unlimited. A trial "
-                "whose config and rows cannot train (every row dropped at max_length) is not retried."})
+                "whose config and rows cannot train (more than data.max_rows_dropped of its rows dropped at "
+                "max_length) is not retried."})
     push: RetryConfig = field(default_factory=RetryConfig, metadata={
         "help": "Retries of the report push when storage is unreachable (push.attempts, push.backoff_s doubled "
                 "up to push.max_backoff_s); after the last, the job exits 3 with the report kept locally."})

@@ -4,12 +4,14 @@ Pure functions: ``Recorder`` adds the locking and the fail-open counting around 
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from typing import Any
 
 import orjson
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from tracebridge.schema.canonical import canonical_json, sha256_json
 from tracebridge.schema.events import PAYLOADS, Usage
@@ -98,6 +100,61 @@ def json_line(record: dict[str, Any]) -> bytes:
         if "surrogates" not in str(exc):
             raise
         return canonical_json(escape_surrogates(record))
+
+
+_NONFINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def nonfinite_as_strings(obj: Any) -> tuple[Any, int]:
+    """``obj`` with every float JSON cannot hold (NaN, +-inf, numpy's too) as the string ``"NaN"``,
+    ``"Infinity"`` or ``"-Infinity"`` (what ``float()`` reads back), and how many there were. JSON writers
+    put ``null`` in their place, losing the value without a trace. Dicts, lists, tuples, sets and numpy
+    arrays holding one are rebuilt (sets as lists, in ``canonical_json``'s order); anything else is
+    returned as is."""
+    if isinstance(obj, float):
+        return (obj, 0) if math.isfinite(obj) else (_NONFINITE[repr(obj)], 1)
+    if isinstance(obj, dict):
+        items = [(k, *nonfinite_as_strings(v)) for k, v in obj.items()]
+        n = sum(m for _, _, m in items)
+        return ({k: v for k, v, _ in items}, n) if n else (obj, 0)
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        seq = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
+        pairs = [nonfinite_as_strings(v) for v in seq]
+        n = sum(m for _, m in pairs)
+        return ([v for v, _ in pairs], n) if n else (obj, 0)
+    if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):  # a numpy scalar or array: orjson nulls them too
+        out, n = nonfinite_as_strings(obj.tolist())
+        return (out, n) if n else (obj, 0)
+    return obj, 0
+
+
+def plain(value: Any) -> Any:
+    """A payload or ``llm`` block as plain data: a pydantic model dumped with its NaN and infinite floats
+    kept (its own JSON dump writes them as null), other values as they are."""
+    if isinstance(value, BaseModel):
+        return to_jsonable_python(value.model_dump(), inf_nan_mode="constants")
+    return value
+
+
+def event_line(record: dict[str, Any]) -> tuple[bytes, int]:
+    """``json_line(record)`` with the floats JSON cannot hold written as strings (``nonfinite_as_strings``),
+    and their count. Only a line with a ``null`` in it is searched: where one stood, the writer put it."""
+    line = json_line(record)
+    if b"null" not in line:
+        return line, 0
+    fixed, n = nonfinite_as_strings(record)
+    return (json_line(fixed), n) if n else (line, 0)
+
+
+def session_json(session: BaseModel, redactor: Any) -> tuple[bytes, int]:
+    """session.json's bytes (surrogates escaped, redacted by ``redactor`` when one is given) and the count of
+    floats JSON cannot hold that it writes as strings (a NaN in ``model_stack`` params, ``labels``)."""
+    data, n = nonfinite_as_strings(to_jsonable_python(session.model_dump(), inf_nan_mode="constants"))
+    data = escape_surrogates(data)  # small: escaped whole, always
+    data["capture"]["nonfinite_values"] += n
+    if redactor is not None:
+        data = redactor.redact(data)
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2), n
 
 
 def run_goal(goal: Goal | dict[str, Any] | str) -> Goal:

@@ -282,3 +282,22 @@ def test_nan_and_infinity_are_kept_as_strings_counted_and_reported(tmp_path):
     assert (rep.nonfinite_values, rep.runs_with_nonfinite_values, rep.problems_by_kind["nonfinite"]) == (6, 1, 1)
     assert rep.passed  # kept, so not judged; but listed
     assert any("capture.nonfinite_values: 6 NaN/infinite float(s)" in p for p in rep.problems)
+
+
+@pytest.mark.parametrize(("kw", "named"), [
+    ({"model_stack": {"planner": "gpt-4", "worker": {"model": "w"}, "verifier": {"model": "v"}}},
+     "Recorder(model_stack=...): model_stack.planner: Input should be a valid dictionary"),
+    ({"model_stack": {"planner": {"model": "p"}}}, "model_stack.worker: Field required (got {'planner'"),
+    ({"model_stack": {**MODEL_STACK, "verifier": {"model": "v", "params": {"tokenizer": object()}}}},
+     "model_stack.verifier.params.tokenizer: object is not JSON"),
+    ({"runtime_config": {"max_steps": 0}}, "runtime_config.max_steps: Input should be greater than or equal to 1"),
+    ({"tools": [{"fn": print}]}, "Recorder(tools=...): tools[0].fn: builtin_function_or_method is not JSON"),
+])
+def test_bad_argument_fails_at_construction_naming_the_field(tmp_path, kw, named):
+    from tracebridge.capture.recorder import RecorderArgumentError
+
+    args = {"goal": "g", "model_stack": MODEL_STACK, "runtime_config": {"max_steps": 1}, **kw}
+    with pytest.raises(RecorderArgumentError, match="expected") as exc:
+        Recorder(tmp_path, **args)
+    assert named in str(exc.value) and isinstance(exc.value, ValueError)
+    assert list(tmp_path.iterdir()) == []  # before the run: nothing written

@@ -10,12 +10,20 @@ import time
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
-from pydantic_core import to_jsonable_python
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from tracebridge.schema.canonical import canonical_json, sha256_json
 from tracebridge.schema.events import PAYLOADS, Usage
-from tracebridge.schema.session import DataGovernance, Goal, RedactionPass
+from tracebridge.schema.session import (
+    DataGovernance,
+    Goal,
+    Hashes,
+    ModelStack,
+    RedactionPass,
+    RuntimeConfig,
+    Source,
+)
 
 
 def make_goal(text: str, family: str = "unknown") -> Goal:
@@ -193,3 +201,59 @@ def capture_governance(redactor: Any) -> DataGovernance:
     found = redactor.findings()
     return DataGovernance(redaction_policy=redactor.policy, pii_scan="findings" if any(found.values()) else "clean",
                           passes=[RedactionPass(stage="capture", policy=redactor.policy, findings=found)])
+
+
+class RecorderArgumentError(ValueError):
+    """A ``Recorder`` argument no valid session.json can hold (a ``model_stack`` without a role, a value JSON
+    cannot hold). Raised at construction, before the agent runs: capture fails open only once the run is
+    set up, and a run set up from such an argument could only end as a run the export quarantines."""
+
+
+_SHAPES = {"model_stack": '{"planner": {"model": str, "params": {...}}, "worker": {...}, "verifier": {...}} '
+                          '(all three roles; an agent without one names it, e.g. {"model": "none"})',
+           "runtime_config": '{"max_steps": int >= 1, ...}', "source": '{"kind": "runtime", "ref": ...}',
+           "goal": 'a text, {"text": str, "family": str} or a Goal', "tools": "JSON-able tool schemas",
+           "prompts": "JSON-able prompt templates or sources"}
+
+
+def _not_json(value: Any, path: str) -> str | None:
+    """The path of the first value under ``value`` that JSON cannot hold, or None."""
+    if isinstance(value, dict):
+        return next((p for k, v in value.items() if (p := _not_json(v, f"{path}.{k}"))), None)
+    if isinstance(value, (list, tuple)):
+        return next((p for i, v in enumerate(value) if (p := _not_json(v, f"{path}[{i}]"))), None)
+    try:
+        canonical_json(value)
+    except (TypeError, PydanticSerializationError):
+        return f"{path}: {type(value).__name__} is not JSON"
+    return None
+
+
+def _argument(name: str, value: Any, build: Any) -> Any:
+    """``build(value)``, checked: every field it refuses, or a value JSON cannot hold, as one
+    ``RecorderArgumentError`` that names the argument, the field and the shape expected."""
+    try:
+        model = build(value)
+        canonical_json(model)
+        return model
+    except ValidationError as exc:
+        where = [f"{'.'.join([name, *map(str, e['loc'])])}: {e['msg']} (got {e['input']!r:.60})" for e in exc.errors()]
+    except (TypeError, PydanticSerializationError):
+        where = [_not_json(value.model_dump() if isinstance(value, BaseModel) else value, name) or f"{name}: not JSON"]
+    raise RecorderArgumentError(f"Recorder({name}=...): {'; '.join(where)}; expected {_SHAPES[name]}")
+
+
+def recorder_arguments(goal: Any, model_stack: Any, runtime_config: Any, source: Any, tools: Any,
+                       prompts: Any) -> tuple[Goal, ModelStack, RuntimeConfig, Source, Hashes]:
+    """A ``Recorder``'s session blocks from its arguments, with the config, prompt and toolset hashes.
+
+    Raises:
+        RecorderArgumentError: an argument a valid session.json cannot hold (every problem of it, by field).
+    """
+    stack = _argument("model_stack", model_stack, lambda v: as_model(ModelStack, v))
+    config = _argument("runtime_config", runtime_config, lambda v: as_model(RuntimeConfig, v))
+    hashes = Hashes(config_hash=sha256_json({"model_stack": stack, "runtime_config": config}),
+                    prompt_hash=_argument("prompts", prompts if prompts is not None else {}, sha256_json),
+                    toolset_hash=_argument("tools", tools if tools is not None else [], sha256_json))
+    return (_argument("goal", goal, run_goal), stack, config,
+            _argument("source", source or {"kind": "runtime"}, lambda v: as_model(Source, v)), hashes)

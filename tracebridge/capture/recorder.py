@@ -37,7 +37,7 @@ import orjson
 from pydantic import BaseModel
 
 from tracebridge.capture.blocks import (
-    as_model,
+    RecorderArgumentError,
     call_block,
     capture_governance,
     event_line,
@@ -46,17 +46,16 @@ from tracebridge.capture.blocks import (
     new_run_id,
     payload_types,
     plain,
-    run_goal,
+    recorder_arguments,
     session_json,
 )
 from tracebridge.capture.blocks import exception_message as _message
 from tracebridge.capture.writer import EventWriter, write_atomic
-from tracebridge.schema.canonical import sha256_json, utc_now
+from tracebridge.schema.canonical import utc_now
 from tracebridge.schema.events import EVENT_ADAPTER, LLMCall, Usage
 from tracebridge.schema.session import (
     CaptureStats,
     Goal,
-    Hashes,
     ModelStack,
     RuntimeConfig,
     Session,
@@ -64,7 +63,8 @@ from tracebridge.schema.session import (
     Summary,
 )
 
-__all__ = ["CaptureError", "Recorder", "RedactionHook", "make_goal", "new_run_id", "payload_types"]
+__all__ = ["CaptureError", "Recorder", "RecorderArgumentError", "RedactionHook", "make_goal", "new_run_id",
+           "payload_types"]
 log = logging.getLogger(__name__)
 _AUTO = object()
 _OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()  # runs open in this process, disowned by a fork
@@ -111,6 +111,11 @@ class Recorder:
         fsync_interval_s: fsync the events file at most this often (None = only at close).
         redactor: redaction hook applied to every event and to the session before writing.
         labels: run-level labels for session.json.
+
+    Raises:
+        RecorderArgumentError: (a ValueError) an argument no valid session.json can hold: a ``model_stack``
+            without a role, a ``runtime_config`` without ``max_steps``, a param JSON cannot hold; the message
+            names the argument and field. Checked here, before the agent runs; from then on capture fails open.
     """
 
     def __init__(
@@ -129,22 +134,13 @@ class Recorder:
         redactor: RedactionHook | None = None,
         labels: dict[str, Any] | None = None,
     ) -> None:
-        self.goal = run_goal(goal)
-        self.model_stack = as_model(ModelStack, model_stack)
-        self.runtime_config = as_model(RuntimeConfig, runtime_config)
-        self.source = as_model(Source, source or {"kind": "runtime"})
+        self.goal, self.model_stack, self.runtime_config, self.source, self.hashes = recorder_arguments(
+            goal, model_stack, runtime_config, source, tools, prompts)
         self.run_id = run_id or new_run_id()
         self.run_dir = Path(root) / self.run_id
         self.strict = strict
         self.redactor = redactor
         self.labels = dict(labels or {})
-        self.hashes = Hashes(
-            config_hash=sha256_json(
-                {"model_stack": self.model_stack, "runtime_config": self.runtime_config}
-            ),
-            prompt_hash=sha256_json(prompts if prompts is not None else {}),
-            toolset_hash=sha256_json(tools if tools is not None else []),
-        )
         self.stats = CaptureStats()
         self.step = 0
         self._fsync_interval_s = fsync_interval_s

@@ -156,3 +156,19 @@ def test_changes_in_one_second_replay_in_update_order(cfg):
     record_batch(cfg.registry, 42, [10], "run1", "run1:e1")
     _harvest(cfg, reaction(5, 10, ["👍"], [], at=3), reaction(6, 10, [], ["👍"], at=3))
     assert labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)["run1"]["run"]["feedback_score"] == 1.0
+
+
+def test_one_users_reaction_on_every_chunk_of_a_reply_counts_once(cfg):
+    record_batch(cfg.registry, 42, [100, 101, 102], "runA", ["runA:e1", "runA:e2", "runA:e3"])
+    _harvest(cfg, *(reaction(i, 100 + i, [], ["👍"], user=7) for i in range(3)),  # one reader, 👍 on each chunk
+             reaction(3, 102, [], ["👍"], user=8), reaction(4, 101, [], ["👎"], user=7))
+    for rule in ("batch", "chunk"):
+        labels = labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry, rule)["runA"]
+        run = labels["run"]["feedback"]
+        if rule == "batch":  # the reply: user 7's 👍 once, user 8's 👍, user 7's 👎
+            assert (run["score"], run["reactions"], run["n"]) == (1.0, {"👍": 2, "👎": 1}, 3)
+            assert {e: lab["feedback_score"] for e, lab in labels["events"].items()} == dict.fromkeys(
+                ["runA:e1", "runA:e2", "runA:e3"], 1.0)
+        else:  # chunk scope: each chunk is its own message; the last chunk still labels the reply
+            assert labels["events"]["runA:e1"]["feedback"]["reactions"] == {"👍": 2}
+            assert labels["events"]["runA:e2"]["feedback"]["reactions"] == {"👍": 2, "👎": 1}

@@ -10,7 +10,8 @@
    "reactions", "unmapped", "n", "scope", "mapping_version", "source": "telegram"}}`` where the
    score is the sum of the mapped scores of the net reactions (None when every reaction is
    unmapped). Each reaction counts once per event and once per run, however many of its chunks
-   share them.
+   share them; one user's emoji counts once per reply, however many of its chunks they put it on
+   (an anonymous count: its largest on any chunk).
 
 ``labels_for_runs(ledger, mapping, registry)`` returns ``{run_id: {"run": {...}, "events":
 {event_id: {...}}}}``; ``labels_report`` adds the ledger and registry lines it could not use
@@ -61,32 +62,31 @@ class JoinResult:
 
 
 class _Acc:
+    """The reactions on one run or event: per reaction key its count, emoji and score (the largest count where
+    a key comes again: one user's 👍 on three chunks of a reply is one reaction on the reply)."""
+
     def __init__(self) -> None:
-        self.seen: set[Reaction] = set()
-        self.reactions: Counter[str] = Counter()
-        self.unmapped: Counter[str] = Counter()
-        self.score = 0.0
-        self.mapped = 0
+        self.counts: dict[tuple[Any, ...], tuple[int, str, float | None]] = {}
         self.scopes: set[str] = set()
 
-    def add(self, key: Reaction, n: int, emoji: str, score: float | None, scope: str) -> None:
+    def add(self, key: tuple[Any, ...], n: int, emoji: str, score: float | None, scope: str) -> None:
         self.scopes.add(scope)
-        if key in self.seen:
-            return
-        self.seen.add(key)
-        if score is None:
-            self.unmapped[emoji] += n
-            return
-        self.reactions[emoji] += n
-        self.score += score * n
-        self.mapped += n
+        if n > self.counts.get(key, (0,))[0]:
+            self.counts[key] = (n, emoji, score)
 
     def label(self, version: int) -> dict[str, Any]:
         scope = "batch" if "batch" in self.scopes else "chunk"
-        score = self.score if self.mapped else None
-        n = self.mapped + sum(self.unmapped.values())
+        reactions: Counter[str] = Counter()
+        unmapped: Counter[str] = Counter()
+        total = 0.0
+        for n, emoji, score in self.counts.values():
+            (unmapped if score is None else reactions)[emoji] += n
+            total += 0.0 if score is None else score * n
+        mapped = sum(reactions.values())
+        score = total if mapped else None
+        n = mapped + sum(unmapped.values())
         return {"feedback_score": score, "feedback_count": n,
-                "feedback": {"score": score, "reactions": dict(self.reactions), "unmapped": dict(self.unmapped),
+                "feedback": {"score": score, "reactions": dict(reactions), "unmapped": dict(unmapped),
                              "n": n, "scope": scope, "mapping_version": version, "source": "telegram"}}
 
 
@@ -107,9 +107,11 @@ def join(rows: list[LedgerRow], mapping: Mapping, registry: Registry, other_chun
         res.joined.append((key, chunk, scope))
         targets = registry.batches.get(chunk.batch_id, [chunk]) if scope == "batch" else [chunk]
         score = mapping.score(key[3])
+        # a reply is one message to its reader: one user's emoji on several of its chunks is one reaction
+        one = (chunk.batch_id, key[2], key[3])
         for c in targets:
-            runs.setdefault(c.run_id, _Acc()).add(key, n, key[3], score, scope)
-            events.setdefault((c.run_id, c.event_id), _Acc()).add(key, n, key[3], score, scope)
+            runs.setdefault(c.run_id, _Acc()).add(one, n, key[3], score, scope)
+            events.setdefault((c.run_id, c.event_id), _Acc()).add(one, n, key[3], score, scope)
     for run_id, acc in runs.items():
         res.labels[run_id] = {"run": acc.label(mapping.version), "events": {}}
     for (run_id, event_id), acc in events.items():

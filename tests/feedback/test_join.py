@@ -172,3 +172,32 @@ def test_one_users_reaction_on_every_chunk_of_a_reply_counts_once(cfg):
         else:  # chunk scope: each chunk is its own message; the last chunk still labels the reply
             assert labels["events"]["runA:e1"]["feedback"]["reactions"] == {"👍": 2}
             assert labels["events"]["runA:e2"]["feedback"]["reactions"] == {"👍": 2, "👎": 1}
+
+
+def test_bundle_manifest_names_the_feedback_files_it_was_labelled_with(cfg, tmp_path):
+    import hashlib
+    from pathlib import Path
+
+    from tests.conftest import MODEL_STACK
+    from tracebridge.capture.recorder import Recorder
+    from tracebridge.export.config import ExportConfig
+    from tracebridge.export.labels import feedback_source
+    from tracebridge.export.pipeline import export_traces
+
+    with Recorder(tmp_path / "traces", goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}) as run:
+        root = run.emit("planner_input", role="planner", payload={"goal": "g"})
+        out = run.emit("planner_output", role="planner", parent=root,
+                       payload={"plan": [{"index": 0, "description": "d"}]})
+        run.emit("episode_end", role="orchestrator", payload={"success": True})
+    record_batch(cfg.registry, 42, [100, 101], run.run_id, out)
+    _harvest(cfg, reaction(1, 101, [], ["👍"]))
+    set_score(cfg.mapping, "🔥", 3)
+    ecfg = ExportConfig()
+    ecfg.feedback.ledger, ecfg.feedback.mapping, ecfg.feedback.registry = cfg.ledger, cfg.mapping, cfg.registry
+    res = export_traces(tmp_path / "traces", tmp_path / "bundles", ecfg, labels_for_run=feedback_source(ecfg.feedback))
+    fb = orjson.loads((res.path / "manifest.json").read_bytes())["feedback"]
+    for name in ("ledger", "mapping", "registry"):
+        data = Path(getattr(cfg, name)).read_bytes()
+        assert fb[name] == {"path": getattr(cfg, name), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    assert (fb["mapping_version"], fb["other_chunks"]) == (2, "batch")
+    assert res.report["feedback"]["runs_labelled"] == 1

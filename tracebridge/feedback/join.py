@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tracebridge.feedback.chunks import Chunk, Registry, read_registry
 from tracebridge.feedback.ledger import LedgerRow, read_ledger
 from tracebridge.feedback.mapping import Mapping, load_mapping, norm_emoji
+from tracebridge.schema.canonical import sha256_bytes
 
 Reaction = tuple[str, int, str, str]  # chat, message id, user, emoji
 
@@ -162,17 +163,48 @@ def labels_report(ledger_path: str | os.PathLike[str], mapping_path: str | os.Pa
             "registry": block(registry_path, registry.read, registry.skipped)}
 
 
+def file_id(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``{"path", "sha256", "bytes"}`` of a file (sha256 and bytes None when there is no file)."""
+    p = Path(path)
+    if not p.is_file():
+        return {"path": str(p), "sha256": None, "bytes": None}
+    data = p.read_bytes()
+    return {"path": str(p), "sha256": sha256_bytes(data), "bytes": len(data)}
+
+
+@dataclass
+class FeedbackLabels:
+    """The export's label source: called with a run id, its ``{"run", "events"}`` labels or None. ``sources``
+    names the files the labels came from (``file_id`` of the ledger, mapping and registry, the mapping
+    version and ``other_chunks``), for the bundle manifest: a bundle leads back to the labels it used."""
+
+    labels: dict[str, dict[str, Any]]
+    sources: dict[str, Any]
+
+    def __call__(self, run_id: str) -> dict[str, Any] | None:
+        return self.labels.get(run_id)
+
+
 def labels_for_run_factory(ledger_path: str | os.PathLike[str] | None, mapping_path: str | os.PathLike[str] | None,
                            registry_path: str | os.PathLike[str] | None,
-                           other_chunks: str = "batch") -> Callable[[str], dict[str, Any] | None]:
+                           other_chunks: str = "batch") -> FeedbackLabels:
     """The export's label source: ``run_id -> {"run": labels, "events": {...}}`` or None.
 
     The join runs once, here; the function it returns is a dictionary lookup. A missing mapping
-    means the defaults; a missing registry means every reaction is an orphan (no labels).
+    means the defaults; a missing registry means every reaction is an orphan (no labels). The files
+    are hashed around the join, which runs again (up to 3 times) if one changed meanwhile (a harvest
+    appending), so ``sources`` holds the bytes the labels came from.
     """
     from tracebridge.feedback.config import FeedbackConfig
 
     d = FeedbackConfig()
-    labels = labels_for_runs(ledger_path or d.ledger, mapping_path or d.mapping, registry_path or d.registry,
-                             other_chunks)
-    return labels.get
+    paths = {"ledger": ledger_path or d.ledger, "mapping": mapping_path or d.mapping, "registry": registry_path or d.registry}
+    ids = {k: file_id(p) for k, p in paths.items()}
+    for _ in range(3):
+        before = ids
+        mapping = load_mapping(paths["mapping"])
+        res = join(read_ledger(paths["ledger"]).rows, mapping, read_registry(paths["registry"]), other_chunks)
+        ids = {k: file_id(p) for k, p in paths.items()}
+        if ids == before:
+            break
+    return FeedbackLabels(res.labels, {**ids, "mapping_version": mapping.version, "other_chunks": other_chunks})

@@ -201,3 +201,25 @@ def test_bundle_manifest_names_the_feedback_files_it_was_labelled_with(cfg, tmp_
         assert fb[name] == {"path": getattr(cfg, name), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     assert (fb["mapping_version"], fb["other_chunks"]) == (2, "batch")
     assert res.report["feedback"]["runs_labelled"] == 1
+
+
+def test_a_message_registered_for_another_reply_is_refused_not_mixed(cfg):
+    """Two bots sharing one registry: a private chat's id is the user's for both, and each bot numbers its
+    own messages, so bot B's message 11 was silently skipped as a duplicate of bot A's and its reactions
+    labelled bot A's run."""
+    import pytest
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
+    record_batch(cfg.registry, 7, [10, 11], "runA", "runA:e1")
+    before = open(cfg.registry, "rb").read()
+    with pytest.raises(ValueError, match="chat 7 message 11 is already registered for run runA"):
+        record_batch(cfg.registry, 7, [11, 12], "runB", "runB:e1")
+    res = CliRunner().invoke(app, ["feedback", "chunks", "record", "--chat", "7", "--message-ids", "12,11",
+                                   "--run-id", "runB", "--event-id", "runB:e1", "--registry", cfg.registry])
+    assert res.exit_code == 2 and "its own feedback files" in res.output
+    assert open(cfg.registry, "rb").read() == before  # nothing of the refused batch written
+    assert record_batch(cfg.registry, 7, [10, 11], "runA", "runA:e1") == read_registry(cfg.registry).find(7, 10).batch_id
+    record_batch(cfg.registry, 8, [11], "runB", "runB:e1")  # another chat: its own message ids
+    assert read_registry(cfg.registry).find(8, 11).run_id == "runB"

@@ -207,19 +207,21 @@ def test_a_message_registered_for_another_reply_is_refused_not_mixed(cfg):
     """Two bots sharing one registry: a private chat's id is the user's for both, and each bot numbers its
     own messages, so bot B's message 11 was silently skipped as a duplicate of bot A's and its reactions
     labelled bot A's run."""
+    from pathlib import Path
+
     import pytest
     from typer.testing import CliRunner
 
     from tracebridge.cli import app
 
     record_batch(cfg.registry, 7, [10, 11], "runA", "runA:e1")
-    before = open(cfg.registry, "rb").read()
+    before = Path(cfg.registry).read_bytes()
     with pytest.raises(ValueError, match="chat 7 message 11 is already registered for run runA"):
         record_batch(cfg.registry, 7, [11, 12], "runB", "runB:e1")
     res = CliRunner().invoke(app, ["feedback", "chunks", "record", "--chat", "7", "--message-ids", "12,11",
                                    "--run-id", "runB", "--event-id", "runB:e1", "--registry", cfg.registry])
     assert res.exit_code == 2 and "its own feedback files" in res.output
-    assert open(cfg.registry, "rb").read() == before  # nothing of the refused batch written
+    assert Path(cfg.registry).read_bytes() == before  # nothing of the refused batch written
     assert record_batch(cfg.registry, 7, [10, 11], "runA", "runA:e1") == read_registry(cfg.registry).find(7, 10).batch_id
     record_batch(cfg.registry, 8, [11], "runB", "runB:e1")  # another chat: its own message ids
     assert read_registry(cfg.registry).find(8, 11).run_id == "runB"

@@ -35,7 +35,7 @@ def test_session_summary_and_hashes(tmp_path):
     assert sess["summary"]["success"] is True
     assert sess["summary"]["tokens"] == 14 and sess["summary"]["cost_usd"] == pytest.approx(0.001)
     assert sess["summary"]["steps"] == 2
-    assert sess["capture"] == {"events_written": 15, "events_dropped": 0, "errors": 0}
+    assert sess["capture"] == {"events_written": 15, "events_dropped": 0, "errors": 0, "nonfinite_values": 0}
     assert len(sess["hashes"]["toolset_hash"]) == 64
     other = record_sample_run(tmp_path, tools=[{"name": "write_file"}], prompts={"planner": "v1"})
     sess2 = json.loads((tmp_path / other / "session.json").read_text())

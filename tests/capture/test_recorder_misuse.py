@@ -46,7 +46,7 @@ def test_llm_call_with_unusable_arguments_fails_open(tmp_path):
                   run.llm_call("m", "p", usage=5), run.llm_call("m", "p", tools=[object()])]
         run.emit("planner_output", role="planner", parent=root, payload={"plan": []}, llm=blocks[0])
     assert blocks == [None] * 4
-    assert _session(run)["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 4}
+    assert _session(run)["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 4, "nonfinite_values": 0}
     assert "llm" not in _events(run)[1]  # the event itself is kept
     _check(tmp_path)
     with _rec(tmp_path / "strict", strict=True) as run, pytest.raises(CaptureError, match="llm_call"):
@@ -58,7 +58,7 @@ def test_infinite_usage_is_refused_not_written_as_null(tmp_path):
         run.emit("planner_input", role="planner", payload={"goal": "g"})
         for usage in ({"cost_usd": float("inf")}, {"latency_ms": float("inf")}):
             run.emit("planner_output", role="planner", payload={"plan": []}, llm=run.llm_call("m", "p", usage=usage))
-    assert _session(run)["capture"] == {"events_written": 1, "events_dropped": 2, "errors": 2}
+    assert _session(run)["capture"] == {"events_written": 1, "events_dropped": 2, "errors": 2, "nonfinite_values": 0}
     assert _session(run)["summary"]["cost_usd"] == 0.0
     _check(tmp_path)
 
@@ -72,7 +72,7 @@ def test_parent_that_is_not_an_earlier_event_is_dropped_and_counted(tmp_path):
                for p in (["x"], "nope", foreign, f"{run.run_id}:000099", f"{run.run_id}:2", root + "0")]
         child = run.emit("env_observation", role="env", payload={"observation": 2}, parent=bad[1])
         run.emit("env_observation", role="env", payload={"observation": 3}, parent=root)
-    assert _session(run)["capture"] == {"events_written": 3, "events_dropped": 6, "errors": 6}
+    assert _session(run)["capture"] == {"events_written": 3, "events_dropped": 6, "errors": 6, "nonfinite_values": 0}
     evs = _events(run)
     assert [e["parent_event_id"] for e in evs] == [None, root, root]  # a bad event's child attaches above it
     assert evs[1]["event_id"] == child
@@ -89,7 +89,7 @@ def test_payload_model_that_cannot_serialise_is_dropped(tmp_path):
     with _rec(tmp_path) as run:
         run.emit("planner_input", role="planner", payload={"goal": "g"})
         run.emit("env_observation", role="env", payload=Obs(observation=object()))
-    assert _session(run)["capture"] == {"events_written": 1, "events_dropped": 1, "errors": 1}
+    assert _session(run)["capture"] == {"events_written": 1, "events_dropped": 1, "errors": 1, "nonfinite_values": 0}
     _check(tmp_path)
 
 
@@ -99,7 +99,7 @@ def test_redacted_capture_keeps_values_only_canonical_json_knows(tmp_path):
         run.emit("planner_input", role="planner", payload={"goal": "g"})
         for v in values:
             run.emit("env_observation", role="env", payload={"observation": v})
-    assert _session(run)["capture"] == {"events_written": 7, "events_dropped": 0, "errors": 0}
+    assert _session(run)["capture"] == {"events_written": 7, "events_dropped": 0, "errors": 0, "nonfinite_values": 0}
     assert [e["payload"]["observation"] for e in _events(run)[1:-1]] == [[1, 2], "raw", 3, 0.5, [0, 1, 2]]
     assert "alice" not in (run.run_dir / "events.jsonl").read_text()  # the set was redacted too
     _check(tmp_path)
@@ -115,7 +115,7 @@ def test_undecodable_bytes_in_a_tool_output_are_escaped_not_dropped(tmp_path, re
         run.emit("planner_input", role="planner", payload={"goal": "g"})
         run.emit("worker_tool_result", role="worker", payload={"call_id": "c1", "ok": True, "output": [name]},
                  llm=run.llm_call("m", [{"role": "user", "content": f"list: {name}"}], response=name))
-    assert _session(run)["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 0}
+    assert _session(run)["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 0, "nonfinite_values": 0}
     result = _events(run)[-1]
     assert result["payload"]["output"] == ["r\\udce9sum\\udce9.txt"]
     assert result["llm"]["response"] == "r\\udce9sum\\udce9.txt" and "udce9" in result["llm"]["rendered_prompt"]
@@ -135,7 +135,7 @@ def test_exception_leaving_the_block_is_in_session_json(tmp_path, exc):
         raise exc
     sess = _session(run)
     assert sess["summary"]["success"] is False and sess["summary"]["failure_class"] == type(exc).__name__
-    assert sess["capture"] == {"events_written": 3, "events_dropped": 0, "errors": 0}
+    assert sess["capture"] == {"events_written": 3, "events_dropped": 0, "errors": 0, "nonfinite_values": 0}
     error, end = _events(run)[-2:]
     assert error["event_type"] == "episode_error" and error["payload"]["kind"] == type(exc).__name__
     assert end["event_type"] == "episode_end" and end["parent_event_id"] == error["event_id"]
@@ -256,5 +256,48 @@ def test_forked_child_does_not_write_into_the_parents_run(tmp_path):
         run.emit("env_observation", role="env", payload={"observation": "parent"})
     evs = _events(run)
     assert [e["payload"].get("observation") for e in evs] == [None, "parent"]
-    assert _session(run)["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 0}
+    assert _session(run)["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 0, "nonfinite_values": 0}
     _check(tmp_path)
+
+
+def test_nan_and_infinity_are_kept_as_strings_counted_and_reported(tmp_path):
+    from tracebridge.schema.events import PlannerInput
+    from tracebridge.schema.validate import validate_root
+
+    stack = {**MODEL_STACK, "planner": {"model": "p", "params": {"temperature": float("nan")}}}
+    with Recorder(tmp_path, goal="g", model_stack=stack, runtime_config={"max_steps": 1}) as run:
+        root = run.emit("planner_input", role="planner", payload=PlannerInput(goal="g", observation=float("inf")))
+        run.emit("env_observation", role="env", parent=root, payload={
+            "observation": {"score": float("nan"), "low": -float("inf"), "arr": np.array([1.0, np.nan]),
+                            "f32": np.float32("inf"), "ok": 0.5, "none": None}})
+    evs = _events(run)
+    assert evs[0]["payload"]["observation"] == "Infinity"
+    assert evs[1]["payload"]["observation"] == {"score": "NaN", "low": "-Infinity", "arr": [1.0, "NaN"],
+                                               "f32": "Infinity", "ok": 0.5, "none": None}
+    sess = _session(run)
+    assert sess["model_stack"]["planner"]["params"] == {"temperature": "NaN"}
+    assert sess["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 0, "nonfinite_values": 6}
+    _check(tmp_path)  # strings where numbers were: the run still validates
+    rep = validate_root(tmp_path)
+    assert (rep.nonfinite_values, rep.runs_with_nonfinite_values, rep.problems_by_kind["nonfinite"]) == (6, 1, 1)
+    assert rep.passed  # kept, so not judged; but listed
+    assert any("capture.nonfinite_values: 6 NaN/infinite float(s)" in p for p in rep.problems)
+
+
+@pytest.mark.parametrize(("kw", "named"), [
+    ({"model_stack": {"planner": "gpt-4", "worker": {"model": "w"}, "verifier": {"model": "v"}}},
+     "Recorder(model_stack=...): model_stack.planner: Input should be a valid dictionary"),
+    ({"model_stack": {"planner": {"model": "p"}}}, "model_stack.worker: Field required (got {'planner'"),
+    ({"model_stack": {**MODEL_STACK, "verifier": {"model": "v", "params": {"tokenizer": object()}}}},
+     "model_stack.verifier.params.tokenizer: object is not JSON"),
+    ({"runtime_config": {"max_steps": 0}}, "runtime_config.max_steps: Input should be greater than or equal to 1"),
+    ({"tools": [{"fn": print}]}, "Recorder(tools=...): tools[0].fn: builtin_function_or_method is not JSON"),
+])
+def test_bad_argument_fails_at_construction_naming_the_field(tmp_path, kw, named):
+    from tracebridge.capture.recorder import RecorderArgumentError
+
+    args = {"goal": "g", "model_stack": MODEL_STACK, "runtime_config": {"max_steps": 1}, **kw}
+    with pytest.raises(RecorderArgumentError, match="expected") as exc:
+        Recorder(tmp_path, **args)
+    assert named in str(exc.value) and isinstance(exc.value, ValueError)
+    assert list(tmp_path.iterdir()) == []  # before the run: nothing written

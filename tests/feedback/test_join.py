@@ -156,3 +156,72 @@ def test_changes_in_one_second_replay_in_update_order(cfg):
     record_batch(cfg.registry, 42, [10], "run1", "run1:e1")
     _harvest(cfg, reaction(5, 10, ["👍"], [], at=3), reaction(6, 10, [], ["👍"], at=3))
     assert labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)["run1"]["run"]["feedback_score"] == 1.0
+
+
+def test_one_users_reaction_on_every_chunk_of_a_reply_counts_once(cfg):
+    record_batch(cfg.registry, 42, [100, 101, 102], "runA", ["runA:e1", "runA:e2", "runA:e3"])
+    _harvest(cfg, *(reaction(i, 100 + i, [], ["👍"], user=7) for i in range(3)),  # one reader, 👍 on each chunk
+             reaction(3, 102, [], ["👍"], user=8), reaction(4, 101, [], ["👎"], user=7))
+    for rule in ("batch", "chunk"):
+        labels = labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry, rule)["runA"]
+        run = labels["run"]["feedback"]
+        if rule == "batch":  # the reply: user 7's 👍 once, user 8's 👍, user 7's 👎
+            assert (run["score"], run["reactions"], run["n"]) == (1.0, {"👍": 2, "👎": 1}, 3)
+            assert {e: lab["feedback_score"] for e, lab in labels["events"].items()} == dict.fromkeys(
+                ["runA:e1", "runA:e2", "runA:e3"], 1.0)
+        else:  # chunk scope: each chunk is its own message; the last chunk still labels the reply
+            assert labels["events"]["runA:e1"]["feedback"]["reactions"] == {"👍": 2}
+            assert labels["events"]["runA:e2"]["feedback"]["reactions"] == {"👍": 2, "👎": 1}
+
+
+def test_bundle_manifest_names_the_feedback_files_it_was_labelled_with(cfg, tmp_path):
+    import hashlib
+    from pathlib import Path
+
+    from tests.conftest import MODEL_STACK
+    from tracebridge.capture.recorder import Recorder
+    from tracebridge.export.config import ExportConfig
+    from tracebridge.export.labels import feedback_source
+    from tracebridge.export.pipeline import export_traces
+
+    with Recorder(tmp_path / "traces", goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}) as run:
+        root = run.emit("planner_input", role="planner", payload={"goal": "g"})
+        out = run.emit("planner_output", role="planner", parent=root,
+                       payload={"plan": [{"index": 0, "description": "d"}]})
+        run.emit("episode_end", role="orchestrator", payload={"success": True})
+    record_batch(cfg.registry, 42, [100, 101], run.run_id, out)
+    _harvest(cfg, reaction(1, 101, [], ["👍"]))
+    set_score(cfg.mapping, "🔥", 3)
+    ecfg = ExportConfig()
+    ecfg.feedback.ledger, ecfg.feedback.mapping, ecfg.feedback.registry = cfg.ledger, cfg.mapping, cfg.registry
+    res = export_traces(tmp_path / "traces", tmp_path / "bundles", ecfg, labels_for_run=feedback_source(ecfg.feedback))
+    fb = orjson.loads((res.path / "manifest.json").read_bytes())["feedback"]
+    for name in ("ledger", "mapping", "registry"):
+        data = Path(getattr(cfg, name)).read_bytes()
+        assert fb[name] == {"path": getattr(cfg, name), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    assert (fb["mapping_version"], fb["other_chunks"]) == (2, "batch")
+    assert res.report["feedback"]["runs_labelled"] == 1
+
+
+def test_a_message_registered_for_another_reply_is_refused_not_mixed(cfg):
+    """Two bots sharing one registry: a private chat's id is the user's for both, and each bot numbers its
+    own messages, so bot B's message 11 was silently skipped as a duplicate of bot A's and its reactions
+    labelled bot A's run."""
+    from pathlib import Path
+
+    import pytest
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
+    record_batch(cfg.registry, 7, [10, 11], "runA", "runA:e1")
+    before = Path(cfg.registry).read_bytes()
+    with pytest.raises(ValueError, match="chat 7 message 11 is already registered for run runA"):
+        record_batch(cfg.registry, 7, [11, 12], "runB", "runB:e1")
+    res = CliRunner().invoke(app, ["feedback", "chunks", "record", "--chat", "7", "--message-ids", "12,11",
+                                   "--run-id", "runB", "--event-id", "runB:e1", "--registry", cfg.registry])
+    assert res.exit_code == 2 and "its own feedback files" in res.output
+    assert Path(cfg.registry).read_bytes() == before  # nothing of the refused batch written
+    assert record_batch(cfg.registry, 7, [10, 11], "runA", "runA:e1") == read_registry(cfg.registry).find(7, 10).batch_id
+    record_batch(cfg.registry, 8, [11], "runB", "runB:e1")  # another chat: its own message ids
+    assert read_registry(cfg.registry).find(8, 11).run_id == "runB"

@@ -4,16 +4,26 @@ Pure functions: ``Recorder`` adds the locking and the fail-open counting around 
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from tracebridge.schema.canonical import canonical_json, sha256_json
 from tracebridge.schema.events import PAYLOADS, Usage
-from tracebridge.schema.session import DataGovernance, Goal, RedactionPass
+from tracebridge.schema.session import (
+    DataGovernance,
+    Goal,
+    Hashes,
+    ModelStack,
+    RedactionPass,
+    RuntimeConfig,
+    Source,
+)
 
 
 def make_goal(text: str, family: str = "unknown") -> Goal:
@@ -100,6 +110,61 @@ def json_line(record: dict[str, Any]) -> bytes:
         return canonical_json(escape_surrogates(record))
 
 
+_NONFINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def nonfinite_as_strings(obj: Any) -> tuple[Any, int]:
+    """``obj`` with every float JSON cannot hold (NaN, +-inf, numpy's too) as the string ``"NaN"``,
+    ``"Infinity"`` or ``"-Infinity"`` (what ``float()`` reads back), and how many there were. JSON writers
+    put ``null`` in their place, losing the value without a trace. Dicts, lists, tuples, sets and numpy
+    arrays holding one are rebuilt (sets as lists, in ``canonical_json``'s order); anything else is
+    returned as is."""
+    if isinstance(obj, float):
+        return (obj, 0) if math.isfinite(obj) else (_NONFINITE[repr(obj)], 1)
+    if isinstance(obj, dict):
+        items = [(k, *nonfinite_as_strings(v)) for k, v in obj.items()]
+        n = sum(m for _, _, m in items)
+        return ({k: v for k, v, _ in items}, n) if n else (obj, 0)
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        seq = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
+        pairs = [nonfinite_as_strings(v) for v in seq]
+        n = sum(m for _, m in pairs)
+        return ([v for v, _ in pairs], n) if n else (obj, 0)
+    if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):  # a numpy scalar or array: orjson nulls them too
+        out, n = nonfinite_as_strings(obj.tolist())
+        return (out, n) if n else (obj, 0)
+    return obj, 0
+
+
+def plain(value: Any) -> Any:
+    """A payload or ``llm`` block as plain data: a pydantic model dumped with its NaN and infinite floats
+    kept (its own JSON dump writes them as null), other values as they are."""
+    if isinstance(value, BaseModel):
+        return to_jsonable_python(value.model_dump(), inf_nan_mode="constants")
+    return value
+
+
+def event_line(record: dict[str, Any]) -> tuple[bytes, int]:
+    """``json_line(record)`` with the floats JSON cannot hold written as strings (``nonfinite_as_strings``),
+    and their count. Only a line with a ``null`` in it is searched: where one stood, the writer put it."""
+    line = json_line(record)
+    if b"null" not in line:
+        return line, 0
+    fixed, n = nonfinite_as_strings(record)
+    return (json_line(fixed), n) if n else (line, 0)
+
+
+def session_json(session: BaseModel, redactor: Any) -> tuple[bytes, int]:
+    """session.json's bytes (surrogates escaped, redacted by ``redactor`` when one is given) and the count of
+    floats JSON cannot hold that it writes as strings (a NaN in ``model_stack`` params, ``labels``)."""
+    data, n = nonfinite_as_strings(to_jsonable_python(session.model_dump(), inf_nan_mode="constants"))
+    data = escape_surrogates(data)  # small: escaped whole, always
+    data["capture"]["nonfinite_values"] += n
+    if redactor is not None:
+        data = redactor.redact(data)
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2), n
+
+
 def run_goal(goal: Goal | dict[str, Any] | str) -> Goal:
     """The run's goal; a text or a ``{text, family}`` dict gets its ``goal_hash`` from ``make_goal``."""
     goal = escape_surrogates(goal)  # a goal from argv or a file name: JSON (and the hash) cannot hold surrogates
@@ -136,3 +201,59 @@ def capture_governance(redactor: Any) -> DataGovernance:
     found = redactor.findings()
     return DataGovernance(redaction_policy=redactor.policy, pii_scan="findings" if any(found.values()) else "clean",
                           passes=[RedactionPass(stage="capture", policy=redactor.policy, findings=found)])
+
+
+class RecorderArgumentError(ValueError):
+    """A ``Recorder`` argument no valid session.json can hold (a ``model_stack`` without a role, a value JSON
+    cannot hold). Raised at construction, before the agent runs: capture fails open only once the run is
+    set up, and a run set up from such an argument could only end as a run the export quarantines."""
+
+
+_SHAPES = {"model_stack": '{"planner": {"model": str, "params": {...}}, "worker": {...}, "verifier": {...}} '
+                          '(all three roles; an agent without one names it, e.g. {"model": "none"})',
+           "runtime_config": '{"max_steps": int >= 1, ...}', "source": '{"kind": "runtime", "ref": ...}',
+           "goal": 'a text, {"text": str, "family": str} or a Goal', "tools": "JSON-able tool schemas",
+           "prompts": "JSON-able prompt templates or sources"}
+
+
+def _not_json(value: Any, path: str) -> str | None:
+    """The path of the first value under ``value`` that JSON cannot hold, or None."""
+    if isinstance(value, dict):
+        return next((p for k, v in value.items() if (p := _not_json(v, f"{path}.{k}"))), None)
+    if isinstance(value, (list, tuple)):
+        return next((p for i, v in enumerate(value) if (p := _not_json(v, f"{path}[{i}]"))), None)
+    try:
+        canonical_json(value)
+    except (TypeError, PydanticSerializationError):
+        return f"{path}: {type(value).__name__} is not JSON"
+    return None
+
+
+def _argument(name: str, value: Any, build: Any) -> Any:
+    """``build(value)``, checked: every field it refuses, or a value JSON cannot hold, as one
+    ``RecorderArgumentError`` that names the argument, the field and the shape expected."""
+    try:
+        model = build(value)
+        canonical_json(model)
+        return model
+    except ValidationError as exc:
+        where = [f"{'.'.join([name, *map(str, e['loc'])])}: {e['msg']} (got {e['input']!r:.60})" for e in exc.errors()]
+    except (TypeError, PydanticSerializationError):
+        where = [_not_json(value.model_dump() if isinstance(value, BaseModel) else value, name) or f"{name}: not JSON"]
+    raise RecorderArgumentError(f"Recorder({name}=...): {'; '.join(where)}; expected {_SHAPES[name]}")
+
+
+def recorder_arguments(goal: Any, model_stack: Any, runtime_config: Any, source: Any, tools: Any,
+                       prompts: Any) -> tuple[Goal, ModelStack, RuntimeConfig, Source, Hashes]:
+    """A ``Recorder``'s session blocks from its arguments, with the config, prompt and toolset hashes.
+
+    Raises:
+        RecorderArgumentError: an argument a valid session.json cannot hold (every problem of it, by field).
+    """
+    stack = _argument("model_stack", model_stack, lambda v: as_model(ModelStack, v))
+    config = _argument("runtime_config", runtime_config, lambda v: as_model(RuntimeConfig, v))
+    hashes = Hashes(config_hash=sha256_json({"model_stack": stack, "runtime_config": config}),
+                    prompt_hash=_argument("prompts", prompts if prompts is not None else {}, sha256_json),
+                    toolset_hash=_argument("tools", tools if tools is not None else [], sha256_json))
+    return (_argument("goal", goal, run_goal), stack, config,
+            _argument("source", source or {"kind": "runtime"}, lambda v: as_model(Source, v)), hashes)

@@ -13,7 +13,8 @@ is written once, atomically, when the run closes. An exception leaving the ``wit
 the agent emitted ``episode_end`` is recorded as ``episode_error`` (its class and message) and
 ``episode_end`` (failed, ``failure_class`` the exception class), then re-raised. Capture is **fail-open** by default: an error
 in capture (bad payload, full disk) is logged once, counted in the session's ``capture`` stats
-and never raised into the agent; ``strict=True`` raises instead (tests use it).
+and never raised into the agent; ``strict=True`` raises instead (tests use it). A NaN or infinite float
+is written as ``"NaN"``/``"Infinity"``/``"-Infinity"`` and counted (``capture.nonfinite_values``), not as null.
 
 A recorder may be shared by the agent's threads (one lock orders ids, timestamps and counts); an
 event's default parent is the previous event *of the thread that emits it* (the run's previous event
@@ -36,24 +37,25 @@ import orjson
 from pydantic import BaseModel
 
 from tracebridge.capture.blocks import (
-    as_model,
+    RecorderArgumentError,
     call_block,
     capture_governance,
-    escape_surrogates,
+    event_line,
     json_line,
     make_goal,
     new_run_id,
     payload_types,
-    run_goal,
+    plain,
+    recorder_arguments,
+    session_json,
 )
 from tracebridge.capture.blocks import exception_message as _message
 from tracebridge.capture.writer import EventWriter, write_atomic
-from tracebridge.schema.canonical import sha256_json, utc_now
+from tracebridge.schema.canonical import utc_now
 from tracebridge.schema.events import EVENT_ADAPTER, LLMCall, Usage
 from tracebridge.schema.session import (
     CaptureStats,
     Goal,
-    Hashes,
     ModelStack,
     RuntimeConfig,
     Session,
@@ -61,7 +63,8 @@ from tracebridge.schema.session import (
     Summary,
 )
 
-__all__ = ["CaptureError", "Recorder", "RedactionHook", "make_goal", "new_run_id", "payload_types"]
+__all__ = ["CaptureError", "Recorder", "RecorderArgumentError", "RedactionHook", "make_goal", "new_run_id",
+           "payload_types"]
 log = logging.getLogger(__name__)
 _AUTO = object()
 _OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()  # runs open in this process, disowned by a fork
@@ -108,6 +111,11 @@ class Recorder:
         fsync_interval_s: fsync the events file at most this often (None = only at close).
         redactor: redaction hook applied to every event and to the session before writing.
         labels: run-level labels for session.json.
+
+    Raises:
+        RecorderArgumentError: (a ValueError) an argument no valid session.json can hold: a ``model_stack``
+            without a role, a ``runtime_config`` without ``max_steps``, a param JSON cannot hold; the message
+            names the argument and field. Checked here, before the agent runs; from then on capture fails open.
     """
 
     def __init__(
@@ -126,22 +134,13 @@ class Recorder:
         redactor: RedactionHook | None = None,
         labels: dict[str, Any] | None = None,
     ) -> None:
-        self.goal = run_goal(goal)
-        self.model_stack = as_model(ModelStack, model_stack)
-        self.runtime_config = as_model(RuntimeConfig, runtime_config)
-        self.source = as_model(Source, source or {"kind": "runtime"})
+        self.goal, self.model_stack, self.runtime_config, self.source, self.hashes = recorder_arguments(
+            goal, model_stack, runtime_config, source, tools, prompts)
         self.run_id = run_id or new_run_id()
         self.run_dir = Path(root) / self.run_id
         self.strict = strict
         self.redactor = redactor
         self.labels = dict(labels or {})
-        self.hashes = Hashes(
-            config_hash=sha256_json(
-                {"model_stack": self.model_stack, "runtime_config": self.runtime_config}
-            ),
-            prompt_hash=sha256_json(prompts if prompts is not None else {}),
-            toolset_hash=sha256_json(tools if tools is not None else []),
-        )
         self.stats = CaptureStats()
         self.step = 0
         self._fsync_interval_s = fsync_interval_s
@@ -208,15 +207,12 @@ class Recorder:
                 self._fail(exc, "close")
         end = self._end or {}
         try:
-            session = self._session(
-                success if success is not None else end.get("success"),
-                failure_class if failure_class is not None else end.get("failure_class"),
-            )
-            data = escape_surrogates(session.model_dump(mode="json"))  # small: escaped whole, always
-            if self.redactor is not None:
-                data = self.redactor.redact(data)
+            session = self._session(success if success is not None else end.get("success"),
+                                    failure_class if failure_class is not None else end.get("failure_class"))
+            data, nonfinite = session_json(session, self.redactor)
+            self.stats.nonfinite_values += nonfinite
             if self._writer is not None:
-                write_atomic(self.run_dir / "session.json", orjson.dumps(data, option=orjson.OPT_INDENT_2))
+                write_atomic(self.run_dir / "session.json", data)
         except Exception as exc:  # noqa: BLE001 - fail-open: a bad label or goal never reaches the agent
             self._fail(exc, "session")
 
@@ -283,12 +279,12 @@ class Recorder:
                 "timestamp": self._now(),
                 "parent_event_id": resolved,
                 "role": role,
-                "payload": payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload,
+                "payload": plain(payload),
             }
             if resolved is None:
                 record["root"] = True
             if llm is not None:
-                record["llm"] = llm.model_dump(mode="json") if isinstance(llm, BaseModel) else llm
+                record["llm"] = plain(llm)
             if labels:
                 record["labels"] = labels
             if self._writer is None:
@@ -298,13 +294,15 @@ class Recorder:
             EVENT_ADAPTER.validate_python(record)
             if self.redactor is not None:
                 record = self._redact(record)
-            self._writer.write_line(json_line(record))
+            line, nonfinite = event_line(record)
+            self._writer.write_line(line)
         except Exception as exc:  # noqa: BLE001 - fail-open: whatever the payload holds, the agent goes on
             self._dropped_parent[event_id] = resolved
             self.stats.events_dropped += 1
             self._fail(exc, event_type)
             return event_id
         self.stats.events_written += 1
+        self.stats.nonfinite_values += nonfinite
         self._last_event_id = self._last_by_thread[thread] = event_id
         if resolved is None:
             self._root_event_id = event_id

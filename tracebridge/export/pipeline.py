@@ -126,6 +126,7 @@ class _Exporter:
                  corrections: CorrectionsFile | None = None):
         self.root, self.cfg, self.w = root, cfg, writer
         self.feedback_joined = labels_for_run is not None
+        self.feedback_sources = getattr(labels_for_run, "sources", None)  # the files the labels came from
         self.corrections = CorrectionsReport(corrections) if corrections is not None else None
         self.t = Tally()
         self.dedup = DedupIndex()
@@ -365,6 +366,7 @@ def _finish(ex: _Exporter, root: Path, cfg: ExportConfig, writer: BundleWriter) 
                    "class_balance": report["class_balance"]},
         "quarantine": {"file": "quarantine.jsonl", "runs": ex.t.quarantined},
         **({"corrections": {k: corrections[k] for k in _CORRECTION_COUNTS}} if corrections is not None else {}),
+        **({"feedback": ex.feedback_sources} if ex.feedback_sources is not None else {}),
     }
     path, man = writer.finish(manifest)
     log.info("bundle %s: %d runs read, %d exported, %d quarantined", man.bundle_id, ex.t.runs_read,

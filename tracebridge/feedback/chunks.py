@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.capture.reader import iter_lines
-from tracebridge.feedback.ledger import append_locked, parse_time
+from tracebridge.feedback.ledger import append_locked, file_lock, parse_time
 from tracebridge.schema.canonical import utc_now
 
 
@@ -42,6 +42,10 @@ def record_batch(path: str | os.PathLike[str], chat: Any, message_ids: list[int]
 
     Args:
         event_ids: the event the reply came from, or one event per chunk.
+
+    Raises:
+        ValueError: no message ids, an event count that does not match, or a message of ``chat`` that the
+            registry holds for another reply (another batch or run): the labels of one would go to the other.
     """
     if not message_ids:
         raise ValueError("message_ids: a batch has at least one message")
@@ -53,7 +57,16 @@ def record_batch(path: str | os.PathLike[str], chat: Any, message_ids: list[int]
     rows = [{"batch_id": batch, "chat": chat, "message_id": int(m), "chunk_index": i, "chunk_count": len(message_ids),
              "run_id": run_id, "event_id": e, "time": when, "key": f"{chat}:{m}"}
             for i, (m, e) in enumerate(zip(message_ids, events))]
-    append_locked(path, rows)
+    with file_lock(path):  # read and append under one lock: a batch recorded meanwhile is checked too
+        reg = read_registry(path)
+        for r in rows:
+            held = reg.find(chat, r["message_id"])
+            if held is not None and (held.batch_id, held.run_id) != (batch, run_id):
+                raise ValueError(f"{path}: chat {chat} message {r['message_id']} is already registered for run "
+                                 f"{held.run_id} (batch {held.batch_id}), so its reactions would label that run; "
+                                 "two bots see one private chat under the same id (the user's) with message ids "
+                                 "of their own: give each bot its own feedback files (ledger and registry)")
+        append_locked(path, rows, held=True)
     return batch
 
 

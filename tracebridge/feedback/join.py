@@ -10,7 +10,8 @@
    "reactions", "unmapped", "n", "scope", "mapping_version", "source": "telegram"}}`` where the
    score is the sum of the mapped scores of the net reactions (None when every reaction is
    unmapped). Each reaction counts once per event and once per run, however many of its chunks
-   share them.
+   share them; one user's emoji counts once per reply, however many of its chunks they put it on
+   (an anonymous count: its largest on any chunk).
 
 ``labels_for_runs(ledger, mapping, registry)`` returns ``{run_id: {"run": {...}, "events":
 {event_id: {...}}}}``; ``labels_report`` adds the ledger and registry lines it could not use
@@ -23,13 +24,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tracebridge.feedback.chunks import Chunk, Registry, read_registry
 from tracebridge.feedback.ledger import LedgerRow, read_ledger
 from tracebridge.feedback.mapping import Mapping, load_mapping, norm_emoji
+from tracebridge.schema.canonical import sha256_bytes
 
 Reaction = tuple[str, int, str, str]  # chat, message id, user, emoji
 
@@ -61,32 +63,31 @@ class JoinResult:
 
 
 class _Acc:
+    """The reactions on one run or event: per reaction key its count, emoji and score (the largest count where
+    a key comes again: one user's 👍 on three chunks of a reply is one reaction on the reply)."""
+
     def __init__(self) -> None:
-        self.seen: set[Reaction] = set()
-        self.reactions: Counter[str] = Counter()
-        self.unmapped: Counter[str] = Counter()
-        self.score = 0.0
-        self.mapped = 0
+        self.counts: dict[tuple[Any, ...], tuple[int, str, float | None]] = {}
         self.scopes: set[str] = set()
 
-    def add(self, key: Reaction, n: int, emoji: str, score: float | None, scope: str) -> None:
+    def add(self, key: tuple[Any, ...], n: int, emoji: str, score: float | None, scope: str) -> None:
         self.scopes.add(scope)
-        if key in self.seen:
-            return
-        self.seen.add(key)
-        if score is None:
-            self.unmapped[emoji] += n
-            return
-        self.reactions[emoji] += n
-        self.score += score * n
-        self.mapped += n
+        if n > self.counts.get(key, (0,))[0]:
+            self.counts[key] = (n, emoji, score)
 
     def label(self, version: int) -> dict[str, Any]:
         scope = "batch" if "batch" in self.scopes else "chunk"
-        score = self.score if self.mapped else None
-        n = self.mapped + sum(self.unmapped.values())
+        reactions: Counter[str] = Counter()
+        unmapped: Counter[str] = Counter()
+        total = 0.0
+        for n, emoji, score in self.counts.values():
+            (unmapped if score is None else reactions)[emoji] += n
+            total += 0.0 if score is None else score * n
+        mapped = sum(reactions.values())
+        score = total if mapped else None
+        n = mapped + sum(unmapped.values())
         return {"feedback_score": score, "feedback_count": n,
-                "feedback": {"score": score, "reactions": dict(self.reactions), "unmapped": dict(self.unmapped),
+                "feedback": {"score": score, "reactions": dict(reactions), "unmapped": dict(unmapped),
                              "n": n, "scope": scope, "mapping_version": version, "source": "telegram"}}
 
 
@@ -107,9 +108,11 @@ def join(rows: list[LedgerRow], mapping: Mapping, registry: Registry, other_chun
         res.joined.append((key, chunk, scope))
         targets = registry.batches.get(chunk.batch_id, [chunk]) if scope == "batch" else [chunk]
         score = mapping.score(key[3])
+        # a reply is one message to its reader: one user's emoji on several of its chunks is one reaction
+        one = (chunk.batch_id, key[2], key[3])
         for c in targets:
-            runs.setdefault(c.run_id, _Acc()).add(key, n, key[3], score, scope)
-            events.setdefault((c.run_id, c.event_id), _Acc()).add(key, n, key[3], score, scope)
+            runs.setdefault(c.run_id, _Acc()).add(one, n, key[3], score, scope)
+            events.setdefault((c.run_id, c.event_id), _Acc()).add(one, n, key[3], score, scope)
     for run_id, acc in runs.items():
         res.labels[run_id] = {"run": acc.label(mapping.version), "events": {}}
     for (run_id, event_id), acc in events.items():
@@ -160,17 +163,48 @@ def labels_report(ledger_path: str | os.PathLike[str], mapping_path: str | os.Pa
             "registry": block(registry_path, registry.read, registry.skipped)}
 
 
+def file_id(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``{"path", "sha256", "bytes"}`` of a file (sha256 and bytes None when there is no file)."""
+    p = Path(path)
+    if not p.is_file():
+        return {"path": str(p), "sha256": None, "bytes": None}
+    data = p.read_bytes()
+    return {"path": str(p), "sha256": sha256_bytes(data), "bytes": len(data)}
+
+
+@dataclass
+class FeedbackLabels:
+    """The export's label source: called with a run id, its ``{"run", "events"}`` labels or None. ``sources``
+    names the files the labels came from (``file_id`` of the ledger, mapping and registry, the mapping
+    version and ``other_chunks``), for the bundle manifest: a bundle leads back to the labels it used."""
+
+    labels: dict[str, dict[str, Any]]
+    sources: dict[str, Any]
+
+    def __call__(self, run_id: str) -> dict[str, Any] | None:
+        return self.labels.get(run_id)
+
+
 def labels_for_run_factory(ledger_path: str | os.PathLike[str] | None, mapping_path: str | os.PathLike[str] | None,
                            registry_path: str | os.PathLike[str] | None,
-                           other_chunks: str = "batch") -> Callable[[str], dict[str, Any] | None]:
+                           other_chunks: str = "batch") -> FeedbackLabels:
     """The export's label source: ``run_id -> {"run": labels, "events": {...}}`` or None.
 
     The join runs once, here; the function it returns is a dictionary lookup. A missing mapping
-    means the defaults; a missing registry means every reaction is an orphan (no labels).
+    means the defaults; a missing registry means every reaction is an orphan (no labels). The files
+    are hashed around the join, which runs again (up to 3 times) if one changed meanwhile (a harvest
+    appending), so ``sources`` holds the bytes the labels came from.
     """
     from tracebridge.feedback.config import FeedbackConfig
 
     d = FeedbackConfig()
-    labels = labels_for_runs(ledger_path or d.ledger, mapping_path or d.mapping, registry_path or d.registry,
-                             other_chunks)
-    return labels.get
+    paths = {"ledger": ledger_path or d.ledger, "mapping": mapping_path or d.mapping, "registry": registry_path or d.registry}
+    ids = {k: file_id(p) for k, p in paths.items()}
+    for _ in range(3):
+        before = ids
+        mapping = load_mapping(paths["mapping"])
+        res = join(read_ledger(paths["ledger"]).rows, mapping, read_registry(paths["registry"]), other_chunks)
+        ids = {k: file_id(p) for k, p in paths.items()}
+        if ids == before:
+            break
+    return FeedbackLabels(res.labels, {**ids, "mapping_version": mapping.version, "other_chunks": other_chunks})

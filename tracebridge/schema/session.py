@@ -67,6 +67,8 @@ class CaptureStats(Strict):
     events_written: int = 0
     events_dropped: int = Field(0, description="Events lost to capture failures (fail-open).")
     errors: int = 0
+    nonfinite_values: int = Field(0, description='Floats JSON cannot hold (NaN, +-inf) written as the strings '
+                                                 '"NaN", "Infinity", "-Infinity" (not as null).')
 
 
 class Source(Strict):

@@ -14,7 +14,9 @@ Events a fail-open recorder could not write (a payload the schema refuses, a ful
 from the events file, which still validates; ``session.json`` counts them (``capture.events_dropped``).
 ``validate_root`` reports each such run as a ``capture`` problem and totals them
 (``events_dropped``); ``Thresholds.max_events_dropped`` fails the report above that many
-(``tracebridge validate``: 0 unless ``--max-dropped-events``; None = counted, not judged).
+(``tracebridge validate``: 0 unless ``--max-dropped-events``; None = counted, not judged). NaN and
+infinite floats a recorder wrote as strings (``capture.nonfinite_values``: kept, JSON has no such
+numbers) are a ``nonfinite`` problem of the run and totalled (``nonfinite_values``), not judged.
 
 Lineage rules: exactly one root (``parent_event_id`` null and ``root: true``); every other
 event's parent is an earlier event of the same run; event ids are unique; no cycles.
@@ -224,6 +226,8 @@ class ValidationReport:
     torn_tails: int = 0
     events_dropped: int = 0  # events recorders could not write (fail-open), from session.json capture
     runs_with_dropped_events: int = 0
+    nonfinite_values: int = 0  # NaN/inf floats recorders wrote as strings ("NaN"), from session.json capture
+    runs_with_nonfinite_values: int = 0
     problems_total: int = 0
     problems_by_kind: Counter[str] = field(default_factory=Counter)
     drift: Counter[str] = field(default_factory=Counter)
@@ -315,14 +319,19 @@ def validate_root(root: str | os.PathLike[str], thresholds: Thresholds | None = 
     for run in iter_runs(root):
         session: dict[str, Any] = {}
         chk = check_run(run, session=session)
-        capture = session.get("capture")
-        dropped = capture.get("events_dropped") if isinstance(capture, dict) else None
-        if isinstance(dropped, int) and not isinstance(dropped, bool) and dropped > 0:
+        dropped, nonfinite = _capture_count(session, "events_dropped"), _capture_count(session, "nonfinite_values")
+        if dropped:
             report.events_dropped += dropped
             report.runs_with_dropped_events += 1
             chk.problems.append(Problem(str(run.session_path), None, "capture.events_dropped",
                                         f"{dropped} event(s) dropped at capture (fail-open; the recorder "
                                         f"logged why): the run has gaps", "capture"))
+        if nonfinite:
+            report.nonfinite_values += nonfinite
+            report.runs_with_nonfinite_values += 1
+            chk.problems.append(Problem(str(run.session_path), None, "capture.nonfinite_values",
+                                        f"{nonfinite} NaN/infinite float(s) written as the strings \"NaN\", "
+                                        f"\"Infinity\", \"-Infinity\" (JSON has no such numbers)", "nonfinite"))
         if not chk.complete:
             idle = now - _last_write(run)
             if idle > report.thresholds.stale_after_s:
@@ -332,6 +341,13 @@ def validate_root(root: str | os.PathLike[str], thresholds: Thresholds | None = 
                                             "abandoned"))
         report.add(chk, max_problems)
     return report
+
+
+def _capture_count(session: dict[str, Any], key: str) -> int:
+    """``session.json``'s ``capture.<key>`` count (0 when absent or not a count)."""
+    capture = session.get("capture")
+    n = capture.get(key) if isinstance(capture, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 0
 
 
 def _last_write(run: RunDir) -> float:

@@ -105,8 +105,9 @@ def write_bundle(views: dict[str, list[dict[str, Any]]], out: Path) -> Path:
     return out
 
 
-def export_with_tracebridge(traces: Path, out: Path) -> Path | None:
-    """A bundle made by ``tracebridge export`` when that command exists, else None."""
+def export_with_tracebridge(traces: Path, out: Path, overrides: list[str] | None = None) -> Path | None:
+    """A bundle made by ``tracebridge export`` (with export config ``overrides``) when that command
+    exists, else None."""
     from typer.testing import CliRunner
 
     import tracebridge.cli  # noqa: F401 - registers every command module
@@ -115,13 +116,15 @@ def export_with_tracebridge(traces: Path, out: Path) -> Path | None:
     if not any(getattr(c, "name", None) == "export" or (c.callback and c.callback.__name__ == "export")
                for c in app.registered_commands):
         return None
-    res = CliRunner().invoke(app, ["export", str(traces), "--out", str(out)])
+    res = CliRunner().invoke(app, ["export", str(traces), "--out", str(out), *(overrides or [])])
     if res.exit_code != 0:
         raise RuntimeError(f"tracebridge export failed: {res.output[-2000:]}")
     manifests = sorted(out.rglob("manifest.json"))
     return manifests[0].parent if manifests else None
 
 
-def make_sim_bundle(tmp: Path, overrides: list[str]) -> Path:
+def make_sim_bundle(tmp: Path, overrides: list[str], export_overrides: list[str] | None = None) -> Path:
+    """Collect simulator traces (collect config ``overrides``) and export them (``export_overrides``)."""
     traces = collect_traces(tmp / "traces", overrides)
-    return export_with_tracebridge(traces, tmp / "bundles") or write_bundle(views_from_traces(traces), tmp / "bundle")
+    return (export_with_tracebridge(traces, tmp / "bundles", export_overrides)
+            or write_bundle(views_from_traces(traces), tmp / "bundle"))

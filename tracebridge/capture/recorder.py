@@ -30,6 +30,7 @@ import logging
 import os
 import threading
 import weakref
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,6 +38,7 @@ import orjson
 from pydantic import BaseModel
 
 from tracebridge.capture.blocks import (
+    CaptureCounts,
     RecorderArgumentError,
     call_block,
     capture_governance,
@@ -141,7 +143,7 @@ class Recorder:
         self.strict = strict
         self.redactor = redactor
         self.labels = dict(labels or {})
-        self.stats = CaptureStats()
+        self.stats = CaptureCounts()
         self.step = 0
         self._fsync_interval_s = fsync_interval_s
         self._writer: EventWriter | None = None
@@ -302,7 +304,8 @@ class Recorder:
             self._fail(exc, event_type)
             return event_id
         self.stats.events_written += 1
-        self.stats.nonfinite_values += nonfinite
+        if nonfinite:
+            self.stats.nonfinite_values += nonfinite
         self._last_event_id = self._last_by_thread[thread] = event_id
         if resolved is None:
             self._root_event_id = event_id
@@ -392,4 +395,4 @@ class Recorder:
         return Session(run_id=self.run_id, goal=self.goal, started_at=self._started_at or self._now(),
                        finished_at=self._now(), model_stack=self.model_stack, runtime_config=self.runtime_config,
                        hashes=self.hashes, data_governance=capture_governance(self.redactor), summary=summary,
-                       source=self.source, capture=self.stats, labels=self.labels)
+                       source=self.source, capture=CaptureStats(**asdict(self.stats)), labels=self.labels)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from typing import Any
 
 import orjson
@@ -61,9 +62,20 @@ def format_ts(t: dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
+_SECOND: tuple[int, str] = (-1, "")  # the last whole second utc_now formatted, and its text up to the '.'
+
+
 def utc_now() -> str:
-    """Now, in the schema's timestamp format."""
-    return format_ts(dt.datetime.now(dt.timezone.utc))
+    """Now, in the schema's timestamp format (``format_ts`` of the UTC clock). The recorder stamps every
+    event with it: the text up to the second is formatted once a second (``strftime`` costs ~3 µs, a
+    sixth of an event's capture budget), the milliseconds each call."""
+    global _SECOND
+    t = time.time()
+    sec = int(t)
+    last = _SECOND
+    if last[0] != sec:
+        last = _SECOND = (sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec)))
+    return f"{last[1]}{int((t - sec) * 1000):03d}Z"
 
 
 def ts_from_epoch_ms(ms: float) -> str:

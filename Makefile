@@ -26,11 +26,12 @@ demo: install
 	$(PY) scripts/demo.py
 
 # Two xdist workers, one test file each at a time (module fixtures stay in one process); the slow
-# files go first (tests/conftest.py). TEST_WORKERS=0 runs everything in one process. The 30 slowest
+# files go first (tests/conftest.py; --no-loadscope-reorder: xdist would otherwise send the files with
+# the most tests first, whatever their length). TEST_WORKERS=0 runs everything in one process. The 30 slowest
 # tests are listed at the end (where CI time goes).
 TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider --durations=30 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=30 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) tests
 
 bench: install
 	$(PY) scripts/bench_capture.py

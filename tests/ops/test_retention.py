@@ -89,7 +89,8 @@ STEPS = [
     Step("export", _export, ("validate",)),
     Step("optimize", _optimize, ("validate",)),
     Step("chunk_policy", lambda ctx: {"chunk_policy": {"doc": "docs/p.md", "doc_sha256": "abc", "applied": True,
-                                                       "batches": 1, "violations": 0}}, ("export",)),
+                                                       "batches": 1, "batches_in_export": 1, "batches_labelled": 1,
+                                                       "violations": 0}}, ("export",)),
 ]
 
 

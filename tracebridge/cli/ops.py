@@ -49,7 +49,7 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 def _mark(status: str | bool) -> str:
     s = {True: "pass", False: "fail"}.get(status, status) if isinstance(status, bool) else status
-    return {"pass": "[green]PASS[/]", "fail": "[red]FAIL[/]"}.get(str(s), str(s))
+    return {"pass": "[green]PASS[/]", "fail": "[red]FAIL[/]", "not exercised": "[yellow]NOT EXERCISED[/]"}.get(str(s), str(s))
 
 
 # --------------------------------------------------------------------------- canary gates
@@ -253,8 +253,10 @@ def review(
         print_json(rep.to_dict())
     else:
         _table(f"tracebridge review --days {cfg.review.days} ({root}; {len(rep.cycles)} cycles in window)",
-               ["criterion", "result", "evidence"], [[ln.criterion, _mark(ln.passed), ln.evidence] for ln in rep.lines])
-        typer.echo("PASS: phase 1 exit criteria met" if rep.passed else "FAIL")
+               ["criterion", "result", "evidence"], [[ln.criterion, _mark(ln.status), ln.evidence] for ln in rep.lines])
+        idle = [ln.criterion for ln in rep.lines if ln.status == "not exercised"]
+        typer.echo("PASS: phase 1 exit criteria met" if rep.passed else
+                   "FAIL" + (f" ({', '.join(idle)} not exercised: nothing in the window shows them met)" if idle else ""))
     raise typer.Exit(0 if rep.passed else 1)
 
 
@@ -292,8 +294,9 @@ def shadow_cycle(
         _table(f"tracebridge shadow-cycle → {man['path']}", ["step", "status", "needs", "s", "reason"],
                [[n, _mark("pass" if r["status"] == "ok" else "fail" if r["status"] == "failed" else r["status"]),
                  ", ".join(r["needs"]), f"{r['duration_s']:.1f}", r["reason"][:200]] for n, r in man["steps"].items()])
-        up = man.get("uplift") or {}
-        typer.echo(f"{man['status'].upper()}; uplift {up.get('metric')}: {up.get('uplift')}")
+        up, opt = man.get("uplift") or {}, man["steps"].get("optimize") or {}
+        typer.echo(f"{man['status'].upper()}; " + (f"uplift {up.get('metric')}: {up.get('uplift')}" if up else
+                   f"no uplift (optimize {opt.get('status', 'absent')}: {opt.get('reason') or 'no figure'})"))
         ret = man["retention"]
         if ret.get("enabled"):  # the cycle's last step: what it pruned (tracebridge shadow-prune lists it)
             typer.echo(f"retention: removed {ret.get('removed', 0)} folders, {ret.get('bytes_freed', 0)} bytes"

@@ -23,13 +23,14 @@ Overrides = Annotated[list[str] | None, typer.Argument(help="key.sub=value confi
 OPS_CONFIG = Path("configs/ops/shadow.yaml")
 GATE_CONFIG = Path("configs/gates/default.yaml")
 CANARY_CONFIG = Path("configs/ops/canary.yaml")
+MONTHLY_CONFIG = Path("configs/ops/monthly.yaml")
 
 
 def _ops_config(path: Path | None, overrides: list[str] | None = None) -> Any:
     from tracebridge.config import load_config
     from tracebridge.ops.config import OpsConfig
 
-    if path == OPS_CONFIG and not path.exists():
+    if path in (OPS_CONFIG, CANARY_CONFIG, MONTHLY_CONFIG) and not path.exists():
         path = None  # the default file is optional: schema defaults
     with config_errors():
         return load_config(OpsConfig, path, overrides or [])
@@ -131,7 +132,7 @@ def _state(config: Path | None, state: Path | None) -> Any:
 @app.command()
 def promote(
     report: Annotated[Path, typer.Option("--report", help="Gate report written by tracebridge gate --out.")],
-    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block.")] = OPS_CONFIG,
+    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block (the canary's).")] = CANARY_CONFIG,
     state: Annotated[Path | None, typer.Option(help="Policy state folder (overrides the config).")] = None,
     allow_stale: Annotated[bool, typer.Option(help="Accept a report gated against another baseline.")] = False,
     note: Annotated[str, typer.Option(help="Free text stored in the record.")] = "",
@@ -159,7 +160,7 @@ def promote(
 
 @app.command()
 def rollback(
-    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block.")] = OPS_CONFIG,
+    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block (the canary's).")] = CANARY_CONFIG,
     state: Annotated[Path | None, typer.Option(help="Policy state folder (overrides the config).")] = None,
     note: Annotated[str, typer.Option(help="Why (stored in the record).")] = "",
     json_out: JsonOpt = False,
@@ -181,7 +182,7 @@ def rollback(
 
 @ops_app.command("policy")
 def policy(
-    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block.")] = OPS_CONFIG,
+    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block (the canary's).")] = CANARY_CONFIG,
     state: Annotated[Path | None, typer.Option(help="Policy state folder (overrides the config).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -316,7 +317,7 @@ def canary_status(
     from tracebridge.ops.canary import in_slice, slice_bucket
     from tracebridge.ops.samples import collect_from_traces
 
-    cfg = _ops_config(None if config == CANARY_CONFIG and not config.exists() else config, overrides).canary
+    cfg = _ops_config(config, overrides).canary
     out: dict[str, Any] = {"fraction": cfg.fraction, "salt": cfg.salt, "sessions": {}}
     for sid in session or []:
         out["sessions"][sid] = {"arm": "candidate" if in_slice(sid, cfg.fraction, cfg.salt) else "baseline",

@@ -228,13 +228,14 @@ def review(
     config: Annotated[Path | None, typer.Option(help="Ops config (artifacts_dir, review block).")] = OPS_CONFIG,
     artifacts: Annotated[Path | None, typer.Option(help="Artifact folder (overrides the config).")] = None,
     now: Annotated[str | None, typer.Option(help="End of the window, ISO UTC (default: now).")] = None,
+    overrides: Overrides = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """The 3-day review of the shadow cycles: pass/fail per criterion with evidence; exit 1
-    unless every criterion passes."""
+    """The 3-day review of the shadow cycles: pass, fail or not exercised per criterion with evidence;
+    exit 1 unless every criterion passes."""
     from tracebridge.ops.review import review as do_review
 
-    cfg = _ops_config(config, [f"review.days={days}"] if days is not None else [])
+    cfg = _ops_config(config, [*(overrides or []), *([f"review.days={days}"] if days is not None else [])])
     root = artifacts or Path(cfg.artifacts_dir)
     if root.exists() and not root.is_dir():
         fail(f"{root}: not a folder (artifacts_dir / --artifacts: the shadow cycles' artifact folder)")

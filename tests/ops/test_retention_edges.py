@@ -156,3 +156,18 @@ def test_a_canary_config_with_another_promotion_state_dir_holds_back_every_model
     m2 = _day(cfg, 2)
     assert not m2["retention"]["problems"] and Path(v0).is_dir()
     assert _ids(tmp_path / "work" / "optimize") == [m0["cycle_id"], m2["cycle_id"]]
+
+
+def test_the_cycle_command_prints_what_holds_retention_back(tmp_path, monkeypatch):
+    # the manifest had the problem, the cycle's output only "retention: removed 1 folders": nothing is pruned
+    # any more and the disk fills, unseen in the timer's log
+    import tracebridge.ops.shadow_steps as steps
+    from tests.ops.test_retention import STEPS
+
+    monkeypatch.setattr(steps, "STEPS", STEPS)
+    canary = tmp_path / "canary.yaml"
+    canary.write_text(f"promotion:\n  state_dir: {tmp_path / 'canary-state'}\n")
+    (tmp_path / "work" / "traces").mkdir(parents=True)
+    r = _cli("shadow-cycle", "--config", SHADOW_YAML, *_overrides(tmp_path, f"shadow.retention.pin_configs=[{canary}]"))
+    assert r.exit_code == 0, r.output
+    assert f"retention problem: shadow.retention.pin_configs: {canary} sets promotion.state_dir" in r.output

@@ -303,6 +303,8 @@ def shadow_cycle(
         if ret.get("enabled"):  # the cycle's last step: what it pruned (tracebridge shadow-prune lists it)
             typer.echo(f"retention: removed {ret.get('removed', 0)} folders, {ret.get('bytes_freed', 0)} bytes"
                        + "".join(f"; {ret[k]} {k}" for k in ("failed", "error") if ret.get(k)))
+            for p in ret.get("problems") or []:  # e.g. nothing pruned until a pin config is fixed: disk grows
+                typer.echo(f"retention problem: {p}")
     raise typer.Exit(0 if man["status"] == "ok" else 1)
 
 

@@ -63,6 +63,24 @@ def test_redact_command(tmp_path: Path) -> None:
     assert res.exit_code == 0  # pass 2 over a redacted copy finds nothing
 
 
+def test_redact_runs_files_of_the_same_name_keeps_every_copy(tmp_path: Path) -> None:
+    """Every run's file is called events.jsonl: redacting two runs wrote both copies to
+    out/events.redacted.jsonl, the second over the first, and said nothing."""
+    srcs = []
+    for run, who in (("run-a", PII["email"]), ("run-b", PII["phone"])):
+        (tmp_path / "traces" / run).mkdir(parents=True)
+        srcs.append(tmp_path / "traces" / run / "events.jsonl")
+        srcs[-1].write_text(json.dumps({"note": f"from {run}: {who}"}) + "\n")
+    out = tmp_path / "out"
+    doc = _json(runner.invoke(app, ["redact", *map(str, srcs), str(srcs[0]), "--out", str(out), "--json"]))
+    assert [f["file"] for f in doc["files"]] == [str(s) for s in srcs]  # the file given twice is redacted once
+    copies = [Path(f["out"]) for f in doc["files"]]
+    assert copies == [out / "run-a" / "events.redacted.jsonl", out / "run-b" / "events.redacted.jsonl"]
+    assert [json.loads(c.read_text())["note"] for c in copies] == ["from run-a: <EMAIL_1>", "from run-b: <PHONE_1>"]
+    one = _json(runner.invoke(app, ["redact", str(srcs[0]), "--out", str(tmp_path / "one"), "--json"]))
+    assert one["files"][0]["out"] == str(tmp_path / "one" / "events.redacted.jsonl")  # unique names stay flat
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "configs/export").glob("*.yaml"))
                          + sorted((ROOT / "configs/storage").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path: Path) -> None:

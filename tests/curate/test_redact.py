@@ -154,3 +154,18 @@ def test_user_data_under_structural_key_names_is_scanned() -> None:
     assert red.findings("r1") == {"AWS_KEY": 3, "EMAIL": 4, "GITHUB_TOKEN": 1}
     # the record's own structural fields are still left alone
     assert '"call_id": "c1"' in out and '"goal_hash": "' + "a" * 64 in out
+
+
+def test_field_paths_of_findings_never_name_a_key_that_holds_pii() -> None:
+    """Findings are counted by field path and the paths go into report.json and the manifest: a
+    value under a key that is itself an e-mail address (``{"bob@example.com": "AKIA..."}``) named
+    the address in its path."""
+    ev = _event("r1", "nothing")
+    ev["payload"]["output"] = {SECRETS[0]: SECRETS[3], "notes": {SECRETS[4]: {"x": SECRETS[1]}}}
+    red = Redactor()
+    red.redact(ev, scope="r1")
+    for paths in (red.field_findings("r1"), {k: {p: 1} for (k, p) in Scanner().scan(ev)}):
+        text = json.dumps(paths)
+        assert not [s for s in SECRETS if s in text], text
+        assert "worker_tool_result.payload.output.<key>" in paths["AWS_KEY"], paths
+        assert "worker_tool_result.payload.output.notes.<key>.x" in paths["PHONE"], paths

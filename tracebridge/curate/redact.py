@@ -166,8 +166,10 @@ class Walker:
         for k, x in v.items():
             if k in skip:
                 continue
-            nk = fn(k, path + ".<key>") if keys_hit and isinstance(k, str) and self._pre(k) else k
-            nx = self._walk(x, _join(path, str(k)), fn)
+            key_hit = keys_hit and isinstance(k, str) and self._pre(k)
+            nk = fn(k, path + ".<key>") if key_hit else k
+            # a key that may hold PII is not named in the field paths of findings (report, manifest)
+            nx = self._walk(x, _join(path, "<key>" if key_hit else str(k)), fn)
             if nk is not k or nx is not x:
                 if out is v:
                     out = dict(v)

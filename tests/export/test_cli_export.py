@@ -39,6 +39,18 @@ def test_export_push_fetch_commands(mixed_traces: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "must sum to 1" in res.output
 
 
+def test_export_says_why_runs_were_quarantined_and_where(mixed_traces: Path, tmp_path: Path) -> None:
+    """"quarantined 1" alone left the user to find out which rule and which file: the summary names
+    the rules and the bundle's quarantine.jsonl, in text and --json."""
+    doc = _json(runner.invoke(app, ["export", str(mixed_traces), "--out", str(tmp_path / "b"), "--json"]))
+    q = doc["quarantine"]
+    assert doc["counts"]["quarantined"] == 1 and q["by_rule"] == {"bad_json": 1}
+    assert q["file"] == str(Path(doc["path"]) / "quarantine.jsonl") and Path(q["file"]).stat().st_size
+    res = runner.invoke(app, ["export", str(mixed_traces), "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0 and f"quarantined by rule: bad_json 1 (see {tmp_path / 'c'}" in res.output
+    assert "quarantine.jsonl: run, rule, file:line:field)" in res.output
+
+
 def test_unredacted_bundle_push_exits_1(tmp_path: Path, mixed_traces: Path) -> None:
     res = runner.invoke(app, ["export", str(mixed_traces), "redaction.enabled=false", "--out", str(tmp_path / "b")])
     assert res.exit_code == 0, res.output

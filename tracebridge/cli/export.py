@@ -114,6 +114,9 @@ def export_cmd(
         typer.echo(f"bundle {s['bundle_id']}\n  {s['path']}")
         typer.echo(f"  runs read {c['read']} = accepted {c['accepted']} + quarantined {c['quarantined']}; "
                    f"exported {c['exported']}, duplicates {c['duplicates']}")
+        if c["quarantined"]:
+            typer.echo("  quarantined by rule: " + ", ".join(f"{k} {n}" for k, n in s["quarantine"]["by_rule"].items())
+                       + f" (see {s['quarantine']['file']}: run, rule, file:line:field)")
         for view, splits in s["rows"].items():
             typer.echo(f"  {view}: " + ", ".join(f"{k} {v}" for k, v in splits.items()))
         typer.echo(f"  governance: pii_scan={s['data_governance'].get('pii_scan')}")

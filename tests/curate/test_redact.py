@@ -131,3 +131,41 @@ def test_values_inside_tuples_are_redacted_at_capture(tmp_path: Path) -> None:
                  payload={"observation": ("mail", (SECRETS[0], {"to": [SECRETS[0]]}))})
     raw = next(iter_runs(tmp_path)).events_path.read_text()
     assert SECRETS[0] not in raw and raw.count("<EMAIL_1>") == 2
+
+
+def test_user_data_under_structural_key_names_is_scanned() -> None:
+    """Tool arguments and outputs are the user's data: a key there that shares a name with a
+    structural field (``step``, ``role``, ``timestamp``, ``event_id``, ``capture``...) holds free text
+    and must be redacted by pass 1 and found by pass 2; only the record's own ids and hashes are
+    skipped (an OpenClaw call with args ``{"event_id": "AKIA..."}`` reached the bundle as is)."""
+    ev = _event("r1", "nothing")
+    ev["event_type"] = "worker_tool_call"
+    ev["payload"] = {"call_id": "c1", "tool": "browser",
+                     "args": {"step": "mail ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "role": SECRETS[0],
+                              "timestamp": f"sent to {SECRETS[0]}", "event_id": SECRETS[3],
+                              "capture": {"k": SECRETS[3]}, "nested": [{"call_id": SECRETS[0]}]}}
+    ev["labels"] = {"data_governance": SECRETS[0]}
+    session = {"schema_version": "2.0", "run_id": "r1", "goal": {"text": "g", "goal_hash": "a" * 64},
+               "runtime_config": {"extra": {"hashes": SECRETS[3]}}}
+    assert Scanner().scan(ev) and Scanner().scan(session)  # pass 2 sees them
+    red = Redactor()
+    out = json.dumps([red.redact(ev, scope="r1"), red.redact(session, scope="r1")])
+    assert not [s for s in [*SECRETS, "ghp_aBcDe"] if s in out], out
+    assert red.findings("r1") == {"AWS_KEY": 3, "EMAIL": 4, "GITHUB_TOKEN": 1}
+    # the record's own structural fields are still left alone
+    assert '"call_id": "c1"' in out and '"goal_hash": "' + "a" * 64 in out
+
+
+def test_field_paths_of_findings_never_name_a_key_that_holds_pii() -> None:
+    """Findings are counted by field path and the paths go into report.json and the manifest: a
+    value under a key that is itself an e-mail address (``{"bob@example.com": "AKIA..."}``) named
+    the address in its path."""
+    ev = _event("r1", "nothing")
+    ev["payload"]["output"] = {SECRETS[0]: SECRETS[3], "notes": {SECRETS[4]: {"x": SECRETS[1]}}}
+    red = Redactor()
+    red.redact(ev, scope="r1")
+    for paths in (red.field_findings("r1"), {k: {p: 1} for (k, p) in Scanner().scan(ev)}):
+        text = json.dumps(paths)
+        assert not [s for s in SECRETS if s in text], text
+        assert "worker_tool_result.payload.output.<key>" in paths["AWS_KEY"], paths
+        assert "worker_tool_result.payload.output.notes.<key>.x" in paths["PHONE"], paths

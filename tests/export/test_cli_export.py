@@ -39,6 +39,18 @@ def test_export_push_fetch_commands(mixed_traces: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "must sum to 1" in res.output
 
 
+def test_export_says_why_runs_were_quarantined_and_where(mixed_traces: Path, tmp_path: Path) -> None:
+    """"quarantined 1" alone left the user to find out which rule and which file: the summary names
+    the rules and the bundle's quarantine.jsonl, in text and --json."""
+    doc = _json(runner.invoke(app, ["export", str(mixed_traces), "--out", str(tmp_path / "b"), "--json"]))
+    q = doc["quarantine"]
+    assert doc["counts"]["quarantined"] == 1 and q["by_rule"] == {"bad_json": 1}
+    assert q["file"] == str(Path(doc["path"]) / "quarantine.jsonl") and Path(q["file"]).stat().st_size
+    res = runner.invoke(app, ["export", str(mixed_traces), "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0 and f"quarantined by rule: bad_json 1 (see {tmp_path / 'c'}" in res.output
+    assert "quarantine.jsonl: run, rule, file:line:field)" in res.output
+
+
 def test_unredacted_bundle_push_exits_1(tmp_path: Path, mixed_traces: Path) -> None:
     res = runner.invoke(app, ["export", str(mixed_traces), "redaction.enabled=false", "--out", str(tmp_path / "b")])
     assert res.exit_code == 0, res.output
@@ -61,6 +73,24 @@ def test_redact_command(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "PHONE×1" in res.output and "EMAIL" not in res.output
     res = runner.invoke(app, ["redact", str(tmp_path / "out" / "chat.redacted.txt"), "--check"])
     assert res.exit_code == 0  # pass 2 over a redacted copy finds nothing
+
+
+def test_redact_runs_files_of_the_same_name_keeps_every_copy(tmp_path: Path) -> None:
+    """Every run's file is called events.jsonl: redacting two runs wrote both copies to
+    out/events.redacted.jsonl, the second over the first, and said nothing."""
+    srcs = []
+    for run, who in (("run-a", PII["email"]), ("run-b", PII["phone"])):
+        (tmp_path / "traces" / run).mkdir(parents=True)
+        srcs.append(tmp_path / "traces" / run / "events.jsonl")
+        srcs[-1].write_text(json.dumps({"note": f"from {run}: {who}"}) + "\n")
+    out = tmp_path / "out"
+    doc = _json(runner.invoke(app, ["redact", *map(str, srcs), str(srcs[0]), "--out", str(out), "--json"]))
+    assert [f["file"] for f in doc["files"]] == [str(s) for s in srcs]  # the file given twice is redacted once
+    copies = [Path(f["out"]) for f in doc["files"]]
+    assert copies == [out / "run-a" / "events.redacted.jsonl", out / "run-b" / "events.redacted.jsonl"]
+    assert [json.loads(c.read_text())["note"] for c in copies] == ["from run-a: <EMAIL_1>", "from run-b: <PHONE_1>"]
+    one = _json(runner.invoke(app, ["redact", str(srcs[0]), "--out", str(tmp_path / "one"), "--json"]))
+    assert one["files"][0]["out"] == str(tmp_path / "one" / "events.redacted.jsonl")  # unique names stay flat
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs/export").glob("*.yaml"))

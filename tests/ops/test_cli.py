@@ -79,6 +79,13 @@ def test_review_command(tmp_path):
     assert r.exit_code == 1 and not json.loads(r.stdout)["passed"]
     # a review run from another folder than the cycles' says so, instead of only "0 of 0 cycles"
     assert f"no folder {tmp_path / 'empty'}" in json.loads(r.stdout)["lines"][0]["evidence"]
+    # review.* overrides, as every other ops command takes them; the text output marks a criterion not exercised
+    r = run("review", "--artifacts", tmp_path / "artifacts", "--now", NOW.isoformat(), "review.min_cycles=4")
+    assert r.exit_code == 1 and "3 of 3 cycles ok (need 4)" in r.stdout
+    good_set(tmp_path / "idle", per_cycle={k: {"chunk": {"doc": "d.md", "doc_sha256": "a", "applied": True,
+                                                         "batches": 0, "batches_labelled": 0}} for k in range(3)})
+    r = run("review", "--artifacts", tmp_path / "idle", "--now", NOW.isoformat())
+    assert r.exit_code == 1 and "NOT EXERCISED" in r.stdout and "FAIL (chunk_policy not exercised" in r.stdout
 
 
 def test_install_schedule_prints_units():

@@ -73,6 +73,7 @@ def test_config_skips_and_a_second_cycle_gets_its_own_folder(tmp_path):
     st = {n: (r["status"], r["reason"]) for n, r in man["steps"].items()}
     assert st["feedback"] == ("skipped", "skipped by config") and st["optimize"] == ("skipped", "skipped by config")
     assert st["runtime_hook"] == ("skipped", "skipped by config") and st["export"] == ("skipped", "needs validate")
+    assert man["status"] == "ok"  # the operator turned those steps off: nothing failed (the review names them)
     run_cycle(cfg, STEPS, cli=[], now=NOW)
     assert [p.name for _, p in list_cycles(tmp_path / "artifacts")] == ["20260301T021500Z", "20260301T021500Z-1"]
 

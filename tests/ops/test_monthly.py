@@ -86,3 +86,12 @@ def test_report_is_timestamped_and_names_the_bytes_it_read(tmp_path):
     assert rep["inputs"]["ledger_sha256"] in md and rep["generated_at"] in md
     # a month pair without reactions is not tested; the Markdown said "no significant drift"
     assert "not tested: a month without reactions" in md and "no significant drift" not in md
+
+
+def test_a_host_without_a_mapping_file_is_reviewed_under_the_default_mapping(tmp_path):
+    # the daily audit and the export join read a missing mapping as the built-in defaults; the monthly
+    # review refused it (exit 2 on the 1st of every month) on a host that never edited the mapping
+    ledger, _ = _write(tmp_path, _rows("2026-02", {"👍": 3, "🔥": 6}))
+    rep = monthly_review(ledger, tmp_path / "none.json", "2026-02")
+    assert rep["mapping_version"] == 1 and rep["inputs"]["mapping_sha256"] is None
+    assert rep["unmapped"] == {"🔥": 6} and "👍" not in rep["unmapped"]

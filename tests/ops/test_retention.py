@@ -89,7 +89,8 @@ STEPS = [
     Step("export", _export, ("validate",)),
     Step("optimize", _optimize, ("validate",)),
     Step("chunk_policy", lambda ctx: {"chunk_policy": {"doc": "docs/p.md", "doc_sha256": "abc", "applied": True,
-                                                       "batches": 1, "violations": 0}}, ("export",)),
+                                                       "batches": 1, "batches_in_export": 1, "batches_labelled": 1,
+                                                       "violations": 0}}, ("export",)),
 ]
 
 
@@ -211,7 +212,8 @@ def _overrides(tmp_path, *extra):
     """Every folder retention reads or prunes under ``tmp_path`` (never the checkout's)."""
     return [f"artifacts_dir={tmp_path / 'artifacts'}", f"shadow.work_dir={tmp_path / 'work'}",
             f"promotion.state_dir={tmp_path / 'state'}", f"weekly.bundles_dir={tmp_path / 'weekly-bundles'}",
-            f"weekly.artifacts_dir={tmp_path / 'weekly-art'}", f"phase2.out_dir={tmp_path / 'phase2'}", *extra]
+            f"weekly.artifacts_dir={tmp_path / 'weekly-art'}", f"phase2.out_dir={tmp_path / 'phase2'}",
+            "shadow.retention.pin_configs=[]", *extra]  # the checkout's canary.yaml names state/policy
 
 
 CRASH = """

@@ -133,7 +133,7 @@ def test_a_bundle_named_only_in_another_ops_config_is_pinned(tmp_path):
     assert r.exit_code == 1 and "gone.yaml" in rep["problems"][0] and [i["kind"] for i in rep["items"]] == ["cache"]
     assert Path(b0).is_dir() and len(_ids(tmp_path / "work" / "optimize")) == 3
     shipped = load_config(OpsConfig, SHADOW_YAML).shadow.retention
-    assert shipped.pin_configs == ["configs/ops/phase2.yaml", "configs/ops/canary.yaml"]
+    assert shipped.pin_configs == ["configs/ops/phase2.yaml", "configs/ops/canary.yaml", "configs/ops/weekly.yaml"]
     assert all((ROOT / p).is_file() for p in shipped.pin_configs)
 
 
@@ -191,3 +191,9 @@ def test_keep_counts_are_typed_and_checked_and_shadow_yaml_finds_the_other_caden
     # retention configured from shadow.yaml looks where the weekly and phase-2 commands write
     assert (shadow.weekly.bundles_dir, shadow.weekly.artifacts_dir) == (weekly.weekly.bundles_dir, weekly.weekly.artifacts_dir)
     assert shadow.phase2.out_dir == p2.phase2.out_dir
+    # and reads the promotion history that promote (canary.yaml) writes: the shipped pin configs agree with it
+    from tracebridge.ops.retention_sources import config_pins
+
+    canary = load_config(OpsConfig, ROOT / "configs/ops/canary.yaml")
+    assert shadow.promotion.state_dir == canary.promotion.state_dir
+    config_pins([str(ROOT / p) for p in shadow.shadow.retention.pin_configs], shadow)

@@ -134,3 +134,40 @@ def test_bundles_no_cycle_names_are_not_the_cycles_to_remove(tmp_path):
     assert r.exit_code == 0, r.output
     assert _ids(bundles) == sorted([mine.name, *(_bundle_id(m) for m in mans[1:])])
     assert stat.S_ISDIR(os.lstat(mine).st_mode)
+
+
+def test_a_canary_config_with_another_promotion_state_dir_holds_back_every_model(tmp_path):
+    # promote ran with canary.yaml, whose promotion.state_dir is not the one shadow.yaml (the prune) has:
+    # the prune read an empty history there and removed the promoted model, leaving rollback nothing
+    canary = tmp_path / "canary.yaml"
+    canary.write_text(f"promotion:\n  state_dir: {tmp_path / 'canary-state'}\n")
+    cfg = _cfg(tmp_path, "shadow.retention.keep_cycles=1", f"shadow.retention.pin_configs=[{canary}]")
+    m0 = _day(cfg, 0)
+    v0 = str(tmp_path / "work" / "optimize" / m0["cycle_id"] / "worker-optimized-s0")
+    promote(PolicyState(tmp_path / "canary-state"), gate_report(tmp_path / "g0.json", v0, "baseline"))
+    m1 = _day(cfg, 1)
+    assert Path(v0).is_dir() and m1["status"] == "ok"
+    problem = m1["retention"]["problems"][0]
+    assert f"{canary} sets promotion.state_dir={tmp_path / 'canary-state'}" in problem
+    assert f"promotion.state_dir={tmp_path / 'state'}" in problem and "set the same promotion.state_dir in both" in problem
+    # the same folder named in both: the history is read, the promoted model is pinned and the rest goes
+    cfg = _cfg(tmp_path, "shadow.retention.keep_cycles=1", f"shadow.retention.pin_configs=[{canary}]",
+               f"promotion.state_dir={tmp_path / 'canary-state'}")
+    m2 = _day(cfg, 2)
+    assert not m2["retention"]["problems"] and Path(v0).is_dir()
+    assert _ids(tmp_path / "work" / "optimize") == [m0["cycle_id"], m2["cycle_id"]]
+
+
+def test_the_cycle_command_prints_what_holds_retention_back(tmp_path, monkeypatch):
+    # the manifest had the problem, the cycle's output only "retention: removed 1 folders": nothing is pruned
+    # any more and the disk fills, unseen in the timer's log
+    import tracebridge.ops.shadow_steps as steps
+    from tests.ops.test_retention import STEPS
+
+    monkeypatch.setattr(steps, "STEPS", STEPS)
+    canary = tmp_path / "canary.yaml"
+    canary.write_text(f"promotion:\n  state_dir: {tmp_path / 'canary-state'}\n")
+    (tmp_path / "work" / "traces").mkdir(parents=True)
+    r = _cli("shadow-cycle", "--config", SHADOW_YAML, *_overrides(tmp_path, f"shadow.retention.pin_configs=[{canary}]"))
+    assert r.exit_code == 0, r.output
+    assert f"retention problem: shadow.retention.pin_configs: {canary} sets promotion.state_dir" in r.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import stat
 
@@ -33,7 +34,7 @@ def make_cycle(root, at, *, status="ok", hook="ok", uplift=0.05, integrity=None,
         "feedback": {"day": str(at.date()), "harvest_ran": harvest, "audit_file": "feedback/audit.json",
                      "audit_sha256": sha256_file(audit)},
         "chunk_policy": chunk or {"doc": "docs/chunk-policy.md", "doc_sha256": "abc", "applied": True,
-                                  "batches": 3, "violations": 0},
+                                  "batches": 3, "batches_in_export": 3, "batches_labelled": 2, "violations": 0},
     }
     write_manifest(b, man)
     if not audit_ok:
@@ -114,3 +115,66 @@ def test_crashed_cycle_without_manifest_and_old_cycles(tmp_path):
     assert "no manifest" in lines(rep)["cycles"].evidence
     os.makedirs(tmp_path / "not-a-cycle")
     assert review(tmp_path, ReviewConfig(), now=NOW).passed
+
+
+def test_daily_cycles_at_the_timers_random_delay_pass_a_review_run_right_after_one(tmp_path):
+    # RandomizedDelaySec=10m: the 03-02 cycle started at 02:24, the 03-03 one at 02:16. A review right
+    # after the last cycle put both in the second slice and left the first one empty ("no cycle")
+    base = dt.datetime(2026, 3, 1, 2, 15, tzinfo=dt.UTC)
+    ats = [base + dt.timedelta(days=k, minutes=j) for k, j in enumerate([3, 9, 1, 2])]
+    for at in ats:
+        make_cycle(tmp_path, at)
+    now = ats[-1] + dt.timedelta(minutes=2)
+    rep = review(tmp_path, ReviewConfig(), now=now)
+    assert rep.passed, [(ln.criterion, ln.evidence) for ln in rep.lines]
+    strict = lines(review(tmp_path, ReviewConfig(slice_tolerance_min=0), now=now))["feedback"]
+    assert not strict.passed and "(no cycle)" in strict.evidence
+
+
+def test_the_slice_tolerance_does_not_pass_a_missed_day(tmp_path):
+    # 03-02 missed; with cycles at both edges of the window every slice has one within the tolerance,
+    # but two of them are 48 h apart
+    for k in (0, 2):
+        make_cycle(tmp_path, dt.datetime(2026, 3, 1, 2, 20, tzinfo=dt.UTC) + dt.timedelta(days=k))
+    make_cycle(tmp_path, dt.datetime(2026, 3, 4, 2, 10, tzinfo=dt.UTC))
+    rep_now = dt.datetime(2026, 3, 4, 2, 15, tzinfo=dt.UTC)
+    rep = review(tmp_path, ReviewConfig(min_cycles=2), now=rep_now)
+    ev = lines(rep)["feedback"].evidence
+    assert "20260301T022000Z -> 20260303T022000Z (48.0 h)" in ev, ev
+    strict = lines(review(tmp_path, ReviewConfig(min_cycles=2, slice_tolerance_min=0), now=rep_now))["feedback"]
+    assert "no auditable harvest in 2026-03-02T02:15Z..2026-03-03T02:15Z" in strict.evidence
+    assert ReviewConfig(slice_tolerance_min=720).problems() and ReviewConfig(slice_tolerance_min=float("nan")).problems()
+
+
+def _not_exercised(rep):
+    return {ln.criterion for ln in rep.lines if ln.status == "not exercised"}
+
+
+def test_a_chunk_policy_with_no_labelled_batch_is_not_exercised(tmp_path):
+    chunk = {"doc": "docs/x.md", "doc_sha256": "a", "applied": True, "registry": "memory/feedback/sent-chunks.jsonl",
+             "registry_present": False, "batches": 0, "batches_in_export": 0, "batches_labelled": 0, "violations": 0}
+    good_set(tmp_path, per_cycle={k: {"chunk": chunk} for k in range(3)})
+    rep = review(tmp_path, ReviewConfig(), now=NOW)
+    assert not rep.passed and _not_exercised(rep) == {"chunk_policy"}
+    assert {ln.criterion for ln in rep.lines if ln.status == "fail"} == set()
+    ev = lines(rep)["chunk_policy"].evidence
+    assert "applied to no labelled batch" in ev and "sent-chunks.jsonl, no such file" in ev
+    assert rep.to_dict()["lines"][-1]["status"] == "not exercised"
+
+
+def test_cycles_with_optimize_and_the_hook_turned_off_are_ok_but_leave_uplift_unmeasured(tmp_path):
+    off = {"optimize": {"status": "skipped", "reason": "skipped by config"},
+           "runtime_hook": {"status": "skipped", "reason": "skipped by config"}}
+    for b in good_set(tmp_path, per_cycle={k: {"steps": off, "hook": "skipped"} for k in range(3)}):
+        m = json.loads((b / "manifest.json").read_text())
+        m.update(uplift=None, config={"shadow": {"optimize": {"mode": "off"}, "runtime_hook": False}})
+        (b / "manifest.json").chmod(0o644)
+        (b / "manifest.json").write_text(json.dumps(m))
+    rep = review(tmp_path, ReviewConfig(), now=NOW)
+    assert lines(rep)["cycles"].passed and _not_exercised(rep) == {"uplift", "runtime_hook"}
+    assert "shadow.optimize.mode=off" in lines(rep)["uplift"].evidence
+    assert "shadow.runtime_hook=false" in lines(rep)["runtime_hook"].evidence
+    # one cycle that measured an uplift is judged; the others are named as not measured
+    good_set(tmp_path, n=1)
+    up = lines(review(tmp_path, ReviewConfig(), now=NOW))["uplift"]
+    assert up.passed and "not measured (optimize skipped) in" in up.evidence

@@ -74,3 +74,16 @@ def test_install_cron_through_the_crontab_program(tmp_path, monkeypatch):
     install_cron(block)
     text = table.read_text()
     assert text.startswith("MAILTO=ops\n") and text.count(BEGIN) == 1 and "shadow-cycle" in text
+
+
+def test_the_timers_random_delay_is_within_the_reviews_slice_tolerance():
+    # the review pairs each 24-hour slice with a daily cycle: a delay beyond its tolerance could leave a slice empty
+    import re
+
+    from tracebridge.config import load_config
+    from tracebridge.ops.config import OpsConfig
+
+    timer = (INFRA / "systemd" / "tracebridge-shadow.timer").read_text()
+    delay_min = int(re.search(r"^RandomizedDelaySec=(\d+)m$", timer, re.MULTILINE).group(1))
+    review = load_config(OpsConfig, INFRA.parent / "configs/ops/shadow.yaml").review
+    assert delay_min < review.slice_tolerance_min

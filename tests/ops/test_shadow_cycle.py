@@ -102,6 +102,7 @@ def test_shadow_cycle_end_to_end(tmp_path, monkeypatch):
                        [*overrides, "shadow.skip=[optimize,consumers,runtime_hook]"])
     man2 = run_cycle(cfg2, STEPS, CLI, now=now + dt.timedelta(days=1))
     rep = man2["steps"]["replay"]
+    assert man2["status"] == "ok", {n: r["reason"] for n, r in man2["steps"].items() if r["status"] != "ok"}
     assert rep["status"] == "ok" and rep["outputs"]["created"] is False and rep["outputs"]["stable"] is True
     assert man2["integrity"]["replay_bundle_id"] == integ["replay_bundle_id"]
     # the next day's audit covers the first cycle's day; its harvest is that day's evidence

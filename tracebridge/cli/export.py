@@ -39,7 +39,7 @@ def redact(
 ) -> None:
     """Apply the redaction detectors to files: redacted copies out, findings by type and field."""
     from tracebridge.curate.redact import Redactor
-    from tracebridge.curate.redact_files import redact_file, redacted_name
+    from tracebridge.curate.redact_files import redact_file, redacted_paths
     from tracebridge.export.config import ExportConfig
 
     files = [Path(a) for a in inputs if "=" not in a]
@@ -52,9 +52,11 @@ def redact(
         check_out_dir(out)
         out.mkdir(parents=True, exist_ok=True)
     results = []
-    for f in files:
+    for f, dst in redacted_paths(files, out).items():
         try:
-            results.append(redact_file(f, None if check else out / redacted_name(f), red).to_dict())
+            if not check:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+            results.append(redact_file(f, None if check else dst, red).to_dict())
         except OSError as exc:
             fail(f"{f}: {exc}")
     total = sum(r["findings_total"] for r in results)
@@ -112,6 +114,9 @@ def export_cmd(
         typer.echo(f"bundle {s['bundle_id']}\n  {s['path']}")
         typer.echo(f"  runs read {c['read']} = accepted {c['accepted']} + quarantined {c['quarantined']}; "
                    f"exported {c['exported']}, duplicates {c['duplicates']}")
+        if c["quarantined"]:
+            typer.echo("  quarantined by rule: " + ", ".join(f"{k} {n}" for k, n in s["quarantine"]["by_rule"].items())
+                       + f" (see {s['quarantine']['file']}: run, rule, file:line:field)")
         for view, splits in s["rows"].items():
             typer.echo(f"  {view}: " + ", ".join(f"{k} {v}" for k, v in splits.items()))
         typer.echo(f"  governance: pii_scan={s['data_governance'].get('pii_scan')}")

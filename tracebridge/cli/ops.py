@@ -23,13 +23,14 @@ Overrides = Annotated[list[str] | None, typer.Argument(help="key.sub=value confi
 OPS_CONFIG = Path("configs/ops/shadow.yaml")
 GATE_CONFIG = Path("configs/gates/default.yaml")
 CANARY_CONFIG = Path("configs/ops/canary.yaml")
+MONTHLY_CONFIG = Path("configs/ops/monthly.yaml")
 
 
 def _ops_config(path: Path | None, overrides: list[str] | None = None) -> Any:
     from tracebridge.config import load_config
     from tracebridge.ops.config import OpsConfig
 
-    if path == OPS_CONFIG and not path.exists():
+    if path in (OPS_CONFIG, CANARY_CONFIG, MONTHLY_CONFIG) and not path.exists():
         path = None  # the default file is optional: schema defaults
     with config_errors():
         return load_config(OpsConfig, path, overrides or [])
@@ -49,7 +50,7 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 def _mark(status: str | bool) -> str:
     s = {True: "pass", False: "fail"}.get(status, status) if isinstance(status, bool) else status
-    return {"pass": "[green]PASS[/]", "fail": "[red]FAIL[/]"}.get(str(s), str(s))
+    return {"pass": "[green]PASS[/]", "fail": "[red]FAIL[/]", "not exercised": "[yellow]NOT EXERCISED[/]"}.get(str(s), str(s))
 
 
 # --------------------------------------------------------------------------- canary gates
@@ -131,7 +132,7 @@ def _state(config: Path | None, state: Path | None) -> Any:
 @app.command()
 def promote(
     report: Annotated[Path, typer.Option("--report", help="Gate report written by tracebridge gate --out.")],
-    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block.")] = OPS_CONFIG,
+    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block (the canary's).")] = CANARY_CONFIG,
     state: Annotated[Path | None, typer.Option(help="Policy state folder (overrides the config).")] = None,
     allow_stale: Annotated[bool, typer.Option(help="Accept a report gated against another baseline.")] = False,
     note: Annotated[str, typer.Option(help="Free text stored in the record.")] = "",
@@ -159,7 +160,7 @@ def promote(
 
 @app.command()
 def rollback(
-    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block.")] = OPS_CONFIG,
+    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block (the canary's).")] = CANARY_CONFIG,
     state: Annotated[Path | None, typer.Option(help="Policy state folder (overrides the config).")] = None,
     note: Annotated[str, typer.Option(help="Why (stored in the record).")] = "",
     json_out: JsonOpt = False,
@@ -181,7 +182,7 @@ def rollback(
 
 @ops_app.command("policy")
 def policy(
-    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block.")] = OPS_CONFIG,
+    config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block (the canary's).")] = CANARY_CONFIG,
     state: Annotated[Path | None, typer.Option(help="Policy state folder (overrides the config).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -227,13 +228,14 @@ def review(
     config: Annotated[Path | None, typer.Option(help="Ops config (artifacts_dir, review block).")] = OPS_CONFIG,
     artifacts: Annotated[Path | None, typer.Option(help="Artifact folder (overrides the config).")] = None,
     now: Annotated[str | None, typer.Option(help="End of the window, ISO UTC (default: now).")] = None,
+    overrides: Overrides = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """The 3-day review of the shadow cycles: pass/fail per criterion with evidence; exit 1
-    unless every criterion passes."""
+    """The 3-day review of the shadow cycles: pass, fail or not exercised per criterion with evidence;
+    exit 1 unless every criterion passes."""
     from tracebridge.ops.review import review as do_review
 
-    cfg = _ops_config(config, [f"review.days={days}"] if days is not None else [])
+    cfg = _ops_config(config, [*(overrides or []), *([f"review.days={days}"] if days is not None else [])])
     root = artifacts or Path(cfg.artifacts_dir)
     if root.exists() and not root.is_dir():
         fail(f"{root}: not a folder (artifacts_dir / --artifacts: the shadow cycles' artifact folder)")
@@ -253,8 +255,10 @@ def review(
         print_json(rep.to_dict())
     else:
         _table(f"tracebridge review --days {cfg.review.days} ({root}; {len(rep.cycles)} cycles in window)",
-               ["criterion", "result", "evidence"], [[ln.criterion, _mark(ln.passed), ln.evidence] for ln in rep.lines])
-        typer.echo("PASS: phase 1 exit criteria met" if rep.passed else "FAIL")
+               ["criterion", "result", "evidence"], [[ln.criterion, _mark(ln.status), ln.evidence] for ln in rep.lines])
+        idle = [ln.criterion for ln in rep.lines if ln.status == "not exercised"]
+        typer.echo("PASS: phase 1 exit criteria met" if rep.passed else
+                   "FAIL" + (f" ({', '.join(idle)} not exercised: nothing in the window shows them met)" if idle else ""))
     raise typer.Exit(0 if rep.passed else 1)
 
 
@@ -292,12 +296,15 @@ def shadow_cycle(
         _table(f"tracebridge shadow-cycle → {man['path']}", ["step", "status", "needs", "s", "reason"],
                [[n, _mark("pass" if r["status"] == "ok" else "fail" if r["status"] == "failed" else r["status"]),
                  ", ".join(r["needs"]), f"{r['duration_s']:.1f}", r["reason"][:200]] for n, r in man["steps"].items()])
-        up = man.get("uplift") or {}
-        typer.echo(f"{man['status'].upper()}; uplift {up.get('metric')}: {up.get('uplift')}")
+        up, opt = man.get("uplift") or {}, man["steps"].get("optimize") or {}
+        typer.echo(f"{man['status'].upper()}; " + (f"uplift {up.get('metric')}: {up.get('uplift')}" if up else
+                   f"no uplift (optimize {opt.get('status', 'absent')}: {opt.get('reason') or 'no figure'})"))
         ret = man["retention"]
         if ret.get("enabled"):  # the cycle's last step: what it pruned (tracebridge shadow-prune lists it)
             typer.echo(f"retention: removed {ret.get('removed', 0)} folders, {ret.get('bytes_freed', 0)} bytes"
                        + "".join(f"; {ret[k]} {k}" for k in ("failed", "error") if ret.get(k)))
+            for p in ret.get("problems") or []:  # e.g. nothing pruned until a pin config is fixed: disk grows
+                typer.echo(f"retention problem: {p}")
     raise typer.Exit(0 if man["status"] == "ok" else 1)
 
 
@@ -313,7 +320,7 @@ def canary_status(
     from tracebridge.ops.canary import in_slice, slice_bucket
     from tracebridge.ops.samples import collect_from_traces
 
-    cfg = _ops_config(None if config == CANARY_CONFIG and not config.exists() else config, overrides).canary
+    cfg = _ops_config(config, overrides).canary
     out: dict[str, Any] = {"fraction": cfg.fraction, "salt": cfg.salt, "sessions": {}}
     for sid in session or []:
         out["sessions"][sid] = {"arm": "candidate" if in_slice(sid, cfg.fraction, cfg.salt) else "baseline",

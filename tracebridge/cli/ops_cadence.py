@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from tracebridge.cli.app import EXIT_FAILED, fail, print_json
-from tracebridge.cli.ops import OPS_CONFIG, JsonOpt, Overrides, _ops_config, ops_app
+from tracebridge.cli.ops import MONTHLY_CONFIG, JsonOpt, Overrides, _ops_config, ops_app
 
 
 @ops_app.command("install-schedule")
@@ -80,7 +80,7 @@ def _last_month() -> str:
 
 @ops_app.command("monthly-review")
 def monthly_review(
-    config: Annotated[Path | None, typer.Option(help="Ops config with the monthly block.")] = OPS_CONFIG,
+    config: Annotated[Path | None, typer.Option(help="Ops config with the monthly block.")] = MONTHLY_CONFIG,
     overrides: Overrides = None,
     month: Annotated[str | None, typer.Option(help="YYYY-MM (default: last month).")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for monthly-<YYYY-MM>.json and .md.")] = None,

@@ -11,7 +11,11 @@ finds anything is blocked (quarantined) and counted.
 
 What is scanned: every string value (and dict key) of a record except structural fields — ids,
 hashes, timestamps and the governance/capture blocks (``STRUCTURAL_KEYS``) — so ``run_id`` or
-``goal_hash`` never turn into placeholders. Findings are counted by type and field
+``goal_hash`` never turn into placeholders. Those names are structural only where the schema puts
+them: at the record's top level and directly inside the blocks that hold ids of their own
+(``payload.call_id``, ``llm.prompt_hash``, ``goal.goal_hash``: ``ID_HOLDERS``). Anywhere else (tool
+``args``, outputs, histories, labels) a key named ``step``, ``role`` or ``event_id`` is the user's data
+and is scanned like any other. Findings are counted by type and field
 (``worker_tool_result.payload.output``), never with their values.
 """
 
@@ -42,6 +46,7 @@ EVENT_KEYS = frozenset({"run_id", "step", "event_id", "event_type", "timestamp",
                         "payload", "labels", "llm"})
 USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "cost_usd", "latency_ms"})  # schema.events.Usage
 HASH_HOLDERS = frozenset({"llm", "goal"})  # blocks whose hash fields would trip the token trigger
+ID_HOLDERS = HASH_HOLDERS | {"payload"}  # top-level blocks with structural fields of their own (call_id, *_hash)
 _MAX_SCOPES = 64  # per-run placeholder maps kept by a long-lived hook (LRU)
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # one string token of serialised JSON
 
@@ -136,7 +141,7 @@ class Walker:
         for k, v in rec.items():
             if k in STRUCTURAL_KEYS or not isinstance(v, (str, dict, list)):
                 continue
-            new = self._walk(v, _join(prefix, k), fn)
+            new = self._walk(v, _join(prefix, k), fn, STRUCTURAL_KEYS if k in ID_HOLDERS else frozenset())
             if new is not v:
                 if out is rec:
                     out = dict(rec)
@@ -146,8 +151,9 @@ class Walker:
     def _hit(self, v: Any) -> bool:
         return self._fires(orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS))
 
-    def _walk(self, v: Any, path: str, fn: Callable[[str, str], str]) -> Any:
-        """Descend only into containers whose serialisation trips a trigger."""
+    def _walk(self, v: Any, path: str, fn: Callable[[str, str], str], skip: frozenset[str] = frozenset()) -> Any:
+        """Descend only into containers whose serialisation trips a trigger. ``skip``: keys of ``v``
+        itself left alone (a top-level block's structural fields); every deeper key is scanned."""
         if isinstance(v, str):
             return fn(v, path) if self._pre(v) else v
         if not isinstance(v, (dict, list, tuple)) or not v or not self._hit(v):
@@ -156,12 +162,14 @@ class Walker:
             new = [self._walk(x, path, fn) for x in v]
             return v if all(a is b for a, b in zip(new, v)) else new
         out = v
-        keys_hit = self._hit([k for k in v if isinstance(k, str)])
+        keys_hit = self._hit([k for k in v if isinstance(k, str) and k not in skip])
         for k, x in v.items():
-            if k in STRUCTURAL_KEYS:
+            if k in skip:
                 continue
-            nk = fn(k, path + ".<key>") if keys_hit and isinstance(k, str) and self._pre(k) else k
-            nx = self._walk(x, _join(path, str(k)), fn)
+            key_hit = keys_hit and isinstance(k, str) and self._pre(k)
+            nk = fn(k, path + ".<key>") if key_hit else k
+            # a key that may hold PII is not named in the field paths of findings (report, manifest)
+            nx = self._walk(x, _join(path, "<key>" if key_hit else str(k)), fn)
             if nk is not k or nx is not x:
                 if out is v:
                     out = dict(v)

@@ -42,6 +42,20 @@ def redacted_name(src: Path) -> str:
     return f"{src.stem}.redacted{src.suffix}" if src.suffix else f"{src.name}.redacted"
 
 
+def redacted_paths(files: list[Path], out: Path) -> dict[Path, Path]:
+    """Where each input's redacted copy goes: ``out/<name>.redacted<suffix>`` when the names are
+    unique, else the inputs' paths below their common folder (two runs' ``events.jsonl`` go to
+    ``out/<run>/events.redacted.jsonl``, never one over the other). A file given twice appears once.
+    """
+    first: dict[Path, Path] = {}  # resolved path -> the input as first given
+    for f in files:
+        first.setdefault(f.resolve(), f)
+    if len({f.name for f in first.values()}) == len(first):
+        return {f: out / redacted_name(f) for f in first.values()}
+    base = Path(os.path.commonpath([r.parent for r in first]))
+    return {f: out / r.parent.relative_to(base) / redacted_name(f) for r, f in first.items()}
+
+
 def _redact_line(red: Redactor, line: str, scope: str, as_json: bool) -> str:
     if as_json and line.lstrip()[:1] in ("{", "["):
         try:

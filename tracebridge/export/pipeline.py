@@ -89,6 +89,8 @@ class ExportResult:
         """What ``tracebridge export --json`` prints."""
         return {"bundle_id": self.manifest.bundle_id, "path": str(self.path), "passed": self.passed,
                 "failures": self.report["failures"], "counts": self.report["runs"], "rows": self.report["rows"],
+                "quarantine": {"by_rule": self.report["quarantine"]["by_rule"],
+                               "file": str(self.path / self.report["quarantine"]["file"])},
                 "data_governance": self.manifest.governance, "leakage_passed": self.report["leakage"]["passed"],
                 "class_balance_passed": self.report["class_balance"]["passed"],
                 "class_balance_failures": balance_failures(self.report["class_balance"]["checks"]),

@@ -157,10 +157,18 @@ class ReviewConfig:
         "help": "Stable uplift: the smallest uplift must be at least this share of the median one."})
     integrity_tolerance: float = field(default=0.5, metadata={
         "help": "Percentage points a validity rate may fall, or a quarantine rate rise, between cycles."})
+    slice_tolerance_min: float = field(default=60.0, metadata={
+        "help": "Minutes a cycle may lie outside its 24-hour slice of the window and still be that slice's "
+                "feedback harvest (each cycle serves one slice). The daily timer starts cycles up to its "
+                "RandomizedDelaySec (10 min) late, so two daily cycles can be more than 24 h apart; 60 also "
+                "covers a catch-up run soon after boot. In [0, 720)."})
 
     def problems(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
         p = []
+        if not (math.isfinite(self.slice_tolerance_min) and 0 <= self.slice_tolerance_min < 720):
+            p.append(f"review.slice_tolerance_min={self.slice_tolerance_min}: must be in [0, 720) minutes; default 60 "
+                     "(more than the timer's RandomizedDelaySec)")
         if self.days < 1 or self.min_cycles < 1:
             p.append(f"review.days={self.days}, review.min_cycles={self.min_cycles}: must be >= 1")
         if self.days > MAX_REVIEW_DAYS:

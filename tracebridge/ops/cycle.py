@@ -6,7 +6,9 @@ the names of the steps it needs. Steps start in table order as soon as what they
 ``ok`` is marked ``skipped`` with ``reason="needs X"`` and is not run; a step named in
 ``shadow.skip`` is ``skipped`` with ``reason="skipped by config"``. A step that raises is
 ``failed`` with the error; later steps that do not depend on it still run. The cycle's
-``status`` is ``ok`` only when every step is ``ok``.
+``status`` is ``ok`` when no step failed: a step the config turned off (``shadow.skip``,
+``shadow.optimize.mode=off``, ``shadow.runtime_hook=false``), and the steps that need it, are
+``skipped`` and do not fail the cycle; the review says what they left unmeasured.
 
 A file lock in the work dir keeps two cycles from overlapping (``CycleLocked``, exit code 3 in
 the CLI): the second one writes nothing.
@@ -167,7 +169,7 @@ def build_manifest(ctx: Ctx, steps: dict[str, dict[str, Any]], started_at: str) 
     out = {name: rec["outputs"] for name, rec in steps.items()}
     return {
         "kind": KIND, "cycle_id": ctx.bundle.name, "started_at": started_at, "finished_at": utc_now(),
-        "status": OK if all(r["status"] == OK for r in steps.values()) else FAILED,
+        "status": FAILED if any(r["status"] == FAILED for r in steps.values()) else OK,
         "tracebridge_version": tracebridge.__version__,
         "git_sha": git_sha(), "config": to_dict(ctx.cfg), "config_hash": config_hash(ctx.cfg),
         "inputs": {"sources": list(ctx.shadow.sources), "traces": str(ctx.traces),

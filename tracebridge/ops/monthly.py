@@ -13,8 +13,9 @@ Ledger fields read (tolerant of the writer's spelling): time ``time`` | ``ts`` |
 (ISO or epoch seconds); ``emoji``; change ``change`` | ``action`` (added | removed) or boolean
 ``added``; ``count`` (default 1: a user's reaction; an anonymous channel count's change is the
 size of that change). Rows that lack them are counted as skipped with ``file:line:field``; read =
-used + skipped. Mapping: ``{"version": N, "mapping": {emoji: score}}`` (``scores`` also accepted) or a
-flat ``{emoji: score}``.
+used + skipped. Mapping: ``{"version": N, "mapping": {emoji: score}}`` (``scores`` also accepted), read
+by ``tracebridge.feedback.mapping`` as the daily audit and the export read it: no file is its built-in
+defaults (a host that never edited the mapping), not an error.
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from tracebridge.capture.reader import iter_lines
+from tracebridge.feedback.mapping import load_mapping as read_mapping
+from tracebridge.feedback.mapping import norm_emoji
 from tracebridge.schema.canonical import utc_now
 
-VS16 = "\ufe0f"
 # Suggested scores for common Telegram reactions that a mapping may not cover yet (documented
 # guesses for a reviewer, never applied automatically).
 LEXICON: dict[str, int] = {
@@ -41,32 +41,18 @@ LEXICON: dict[str, int] = {
 }
 
 
-def norm_emoji(e: str) -> str:
-    """Emoji compared without the variation selector (❤️ and ❤ are one reaction)."""
-    return e.replace(VS16, "")
-
-
 def load_mapping(path: str | Path) -> tuple[dict[str, float], Any]:
-    """The emoji → score map (keys normalised) and its version.
+    """The emoji → score map (keys normalised) and its version, read as the daily audit and the export
+    join read it (``tracebridge.feedback.mapping``): a missing file is the built-in defaults, version 1.
 
     Raises:
         ValueError: unreadable or not a mapping of emoji to numbers (``path:key``).
     """
     try:
-        raw = orjson.loads(Path(path).read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
+        m = read_mapping(path)
+    except OSError as exc:
         raise ValueError(f"{path}: cannot read mapping: {exc}") from exc
-    table = raw.get("mapping", raw.get("scores", raw)) if isinstance(raw, dict) else None
-    if not isinstance(table, dict):
-        raise ValueError(f"{path}:mapping: expected an object of emoji to score")
-    out = {}
-    for k, v in table.items():
-        if k in ("version", "updated_at", "default"):
-            continue
-        if not isinstance(v, (int, float)) or isinstance(v, bool):
-            raise ValueError(f"{path}:{k}: score must be a number, got {v!r}")
-        out[norm_emoji(k)] = float(v)
-    return out, raw.get("version") if isinstance(raw, dict) else None
+    return m.scores, m.version
 
 
 def _when(row: dict[str, Any]) -> dt.datetime | None:

@@ -248,9 +248,9 @@ def _plan(cfg: OpsConfig, rep: PruneReport, cycles: list[_Cycle], current: Path 
                *((s, "shadow.retention.pin") for s in rc.pin),
                *([(cfg.phase2.bundle, "phase2.bundle")] if cfg.phase2.bundle else []),
                (cfg.canary.candidate_policy, "canary.candidate_policy"),
-               (cfg.canary.baseline_policy, "canary.baseline_policy"), *rcad.config_pins(rc.pin_configs)]
+               (cfg.canary.baseline_policy, "canary.baseline_policy"), *rcad.config_pins(rc.pin_configs, cfg)]
     except (PromotionError, rcad.PinsUnreadable) as exc:
-        rep.problems.append(f"{exc}; no bundle, model or cycle folder is removed until it is readable")
+        rep.problems.append(f"{exc}; no bundle, model or cycle folder is removed until it is fixed")
         return
     p2 = rcad.phase2_runs(cfg.phase2.out_dir)
     p2_pins, p2_unknown = rcad.phase2_pins(rcad.kept(p2, rc.keep_phase2))

@@ -1,22 +1,28 @@
 """The 3-day review (phase 1 exit): the seed's success criteria, evaluated from the artifact bundles.
 
-The window is the ``days`` × 24 h before ``now``. Each criterion is one line with pass/fail and
+The window is the ``days`` × 24 h before ``now``. Each criterion is one line (pass, fail or not exercised) and
 the evidence it was decided on (cycle ids and the numbers read from their manifests):
 
-1. ``cycles`` — at least ``min_cycles`` successful cycles (manifest ``status: ok``, bundle intact).
+1. ``cycles`` — at least ``min_cycles`` successful cycles (manifest ``status: ok``: no step failed;
+   a step the config turned off does not fail a cycle; bundle intact).
 2. ``runtime_hook`` — no cycle's ``runtime_hook`` step failed, and it ran ok at least once.
 3. ``uplift`` — every uplift measured in the window (each successful cycle's, and that of a failed
    cycle whose optimize step ran) is above ``min_uplift`` and stable: the smallest is at least
-   ``stability`` × the median.
+   ``stability`` × the median. A successful cycle whose optimize step the config turned off
+   (``shadow.optimize.mode=off``) measured none and is named, not judged.
 4. ``integrity`` — every bundle with a manifest verifies against it (a crashed cycle has none and
    is only counted by ``cycles``); no cycle's validation failed; every cycle's counts reconcile;
    between consecutive cycles that validated no validity rate falls and no quarantine rate rises by
    more than ``integrity_tolerance`` points.
-5. ``feedback`` — each 24-hour slice of the window has a cycle whose feedback harvest ran and
-   whose audit file is in the bundle with the hash the manifest gives (auditable).
+5. ``feedback`` — each 24-hour slice of the window has a cycle of its own whose feedback harvest
+   ran and whose audit file is in the bundle with the hash the manifest gives (auditable); a cycle
+   may lie ``slice_tolerance_min`` outside its slice (the timer's random start delay).
 6. ``chunk_policy`` — every successful cycle had the chunk-label policy documented and applied
-   with no violations, and no failed cycle found a violation.
+   with no violations, no failed cycle found a violation, and at least one cycle's export had a
+   chunked batch labelled by a reaction to apply it to.
 
+A criterion that nothing in the window could show either way (its step turned off by the config
+in every cycle, or no labelled chunked batch) is ``not exercised``: reported as such, and not a pass.
 A failed cycle does not count towards ``cycles``, but what it measured still counts against the
 other criteria: its uplift, a validation it failed, a chunk-label violation it found.
 """
@@ -24,6 +30,7 @@ other criteria: its uplift, a validation it failed, a chunk-label violation it f
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,12 +45,22 @@ from tracebridge.ops.artifacts import (
 )
 from tracebridge.ops.config import ReviewConfig
 
+PASS, FAIL, NOT_EXERCISED = "pass", "fail", "not exercised"
+
 
 @dataclass
 class Line:
+    """One criterion: ``status`` is pass, fail, or not exercised (nothing in the window could show it
+    either way, e.g. the optimize step was turned off); only pass counts as ``passed``."""
+
     criterion: str
     passed: bool
     evidence: str
+    status: str = ""
+
+    def __post_init__(self) -> None:
+        self.status = self.status or (PASS if self.passed else FAIL)
+        self.passed = self.status == PASS
 
 
 @dataclass
@@ -73,6 +90,21 @@ class Cycle:
     def step(self, name: str) -> str:
         """The status of the manifest's step ``name`` (``absent`` when it has none)."""
         return ((self.manifest or {}).get("steps", {}).get(name) or {}).get("status", "absent")
+
+    def skip_reason(self, name: str) -> str:
+        """Why the manifest's step ``name`` was skipped, with the config key that turned it off."""
+        reason = (((self.manifest or {}).get("steps") or {}).get(name) or {}).get("reason") or "skipped"
+        sh = ((self.manifest or {}).get("config") or {}).get("shadow") or {}
+        sh = sh if isinstance(sh, dict) else {}
+        keys = [k for k, on in ((f"shadow.skip has {name}", name in (sh.get("skip") or [])),
+                                ("shadow.optimize.mode=off", name == "optimize" and (sh.get("optimize") or {}).get("mode") == "off"),
+                                ("shadow.runtime_hook=false", name == "runtime_hook" and sh.get("runtime_hook") is False)) if on]
+        return reason + (f": {', '.join(keys)}" if keys else "")
+
+    def turned_off(self, name: str) -> bool:
+        """Whether an ok cycle skipped step ``name``: only the config (or a step it turned off) skips one
+        in a cycle where no step failed."""
+        return self.ok and self.step(name) == "skipped"
 
     def why_not_ok(self) -> str:
         """Why the cycle is not ok: its unusable manifest or bundle, or the steps that did not end ok."""
@@ -128,32 +160,47 @@ def crit_cycles(cs: list[Cycle], cfg: ReviewConfig) -> Line:
     return Line("cycles", len(ok) >= cfg.min_cycles, ev + (f"; not ok: {', '.join(bad)}" if bad else ""))
 
 
+def _off(cs: list[Cycle], step: str) -> tuple[list[Cycle], str]:
+    """The ok cycles that skipped ``step``, and ``"ids (why)"`` of them."""
+    off = [c for c in cs if c.turned_off(step)]
+    return off, f"{_ids(off)} ({'; '.join(sorted({c.skip_reason(step) for c in off}))})" if off else ""
+
+
 def crit_runtime_hook(cs: list[Cycle]) -> Line:
-    """Criterion ``runtime_hook``: the step failed in no cycle and ran ok in at least one."""
+    """Criterion ``runtime_hook``: the step failed in no cycle and ran ok in at least one (not
+    exercised when the config turned it off in every cycle that could have run it)."""
     failed = [c for c in cs if c.step("runtime_hook") == "failed"]
     ran = [c for c in cs if c.step("runtime_hook") == "ok"]
     if failed:
         return Line("runtime_hook", False, f"failed in {_ids(failed)}")
+    off, why = _off(cs, "runtime_hook")
+    if not ran and off:
+        return Line("runtime_hook", False, f"never ran in the window: skipped in {why}; no failure, but nothing "
+                    "shows the hook works (shadow.runtime_hook=true runs it)", NOT_EXERCISED)
     return Line("runtime_hook", bool(ran), f"ok in {len(ran)} of {len(cs)} cycles"
-                + ("" if ran else "; never ran ok in the window"))
+                + ("" if ran else "; never ran ok in the window") + (f"; skipped in {why}" if off else ""))
 
 
 def crit_uplift(cs: list[Cycle], cfg: ReviewConfig) -> Line:
     """Criterion ``uplift``: every uplift measured in the window (each successful cycle's, and a
     failed cycle's whose optimize step ran) is above ``cfg.min_uplift``, and the smallest is at least
     ``cfg.stability`` x the median."""
+    off, why = _off(cs, "optimize")
     vals = []
     for c in cs:
         u = ((c.manifest or {}).get("uplift") or {}).get("uplift") if c.sound else None
-        if c.ok or (c.sound and _number(u)):
+        if (c.ok and not c.turned_off("optimize")) or (c.sound and _number(u)):
             vals.append((c.cycle_id, u))
     if not any(c.ok for c in cs):
         return Line("uplift", False, "no successful cycle with an uplift figure")
+    if not vals:  # the config turned the optimize step off: there is nothing to judge, which is no pass
+        return Line("uplift", False, f"no uplift measured in the window: optimize skipped in {why}; a stable "
+                    "positive uplift needs the optimize step (shadow.optimize.mode=local or cluster)", NOT_EXERCISED)
     missing = [cid for cid, v in vals if not _number(v)]
     if missing:
         return Line("uplift", False, f"no uplift figure in {', '.join(missing)}")
     nums = [float(v) for _, v in vals]
-    ev = ", ".join(f"{cid}: {v:+.4f}" for cid, v in vals)
+    ev = ", ".join(f"{cid}: {v:+.4f}" for cid, v in vals) + (f"; not measured (optimize skipped) in {why}" if off else "")
     low = [cid for cid, v in vals if v <= cfg.min_uplift]
     if low:
         return Line("uplift", False, f"not positive (<= {cfg.min_uplift}) in {', '.join(low)}; {ev}")
@@ -221,43 +268,75 @@ def _auditable(c: Cycle) -> str | None:
     return None
 
 
-def crit_feedback(cs: list[Cycle], start: dt.datetime, days: int) -> Line:
-    """Criterion ``feedback``: each of the ``days`` 24-hour slices from ``start`` has a cycle
-    whose harvest ran and whose audit file verifies."""
-    gaps, why = [], []
+def crit_feedback(cs: list[Cycle], start: dt.datetime, days: int, tolerance_min: float = 0.0) -> Line:
+    """Criterion ``feedback``: each of the ``days`` 24-hour slices from ``start`` has a cycle of its
+    own whose harvest ran and whose audit file verifies. A cycle may lie up to ``tolerance_min``
+    outside its slice: the daily timer starts cycles at a random delay (RandomizedDelaySec), so
+    consecutive cycles are up to 24 h + that delay apart and a slice boundary near the cycles' time
+    of day would otherwise leave a slice empty between two daily cycles. Each cycle serves one slice,
+    and no two consecutive auditable cycles are more than 24 h + ``tolerance_min`` apart."""
+    tol = dt.timedelta(minutes=tolerance_min)
+    reasons = [(c, _auditable(c)) for c in cs]  # cs is in time order
+    good = [c for c, r in reasons if r is None]
+    gaps, why, i = [], [], 0
     for k in range(days):
         lo, hi = start + dt.timedelta(days=k), start + dt.timedelta(days=k + 1)
-        day = [c for c in cs if lo < c.at <= hi]
-        reasons = [_auditable(c) for c in day]
-        if not any(r is None for r in reasons):
-            gaps.append(f"{lo:%Y-%m-%dT%H:%MZ}..{hi:%Y-%m-%dT%H:%MZ}")
-            why += [r for r in reasons if r]
+        while i < len(good) and good[i].at <= lo - tol:  # too early for this slice and every later one
+            i += 1
+        if i < len(good) and good[i].at <= hi + tol:  # the earliest one left serves this slice
+            i += 1
+            continue
+        gaps.append(f"{lo:%Y-%m-%dT%H:%MZ}..{hi:%Y-%m-%dT%H:%MZ}")
+        why += [r for c, r in reasons if r and lo - tol < c.at <= hi + tol and r not in why]
     if gaps:
         return Line("feedback", False, f"no auditable harvest in {', '.join(gaps)}"
-                    + (f" ({'; '.join(why[:3])})" if why else " (no cycle)"))
+                    + (f" ({'; '.join(why[:3])})" if why else " (no cycle)")
+                    + (f"; a cycle may lie {tolerance_min:g} min outside its slice" if tolerance_min else ""))
+    # cycles at both edges of the window (the timer's delay) can fill every slice around a missed day
+    far = [f"{a.cycle_id} -> {b.cycle_id} ({(b.at - a.at).total_seconds() / 3600:.1f} h)"
+           for a, b in itertools.pairwise(good) if b.at - a.at > dt.timedelta(days=1) + tol]
+    if far:
+        return Line("feedback", False, f"no auditable harvest for more than 24 h + {tolerance_min:g} min between "
+                    f"{', '.join(far)}")
     return Line("feedback", True, f"harvest ran and audit verified in each of {days} days")
 
 
 def crit_chunk_policy(cs: list[Cycle]) -> Line:
     """Criterion ``chunk_policy``: every successful cycle documented and applied the chunk-label
-    policy with no violations."""
-    bad, latest = [], {}
+    policy with no violations, and at least one applied it to a batch a reaction labelled (else it is
+    not exercised: with no labelled chunked reply in the exports, no row could break the policy)."""
+    bad, latest, labelled = [], {}, []
+    off, why = _off(cs, "chunk_policy")
     for c in cs:
         if not c.ok:
             cp = ((c.manifest or {}).get("chunk_policy") or {}) if c.sound else {}
             if cp.get("violations"):  # a failed cycle's chunk_policy step found the policy broken
                 bad.append(f"{c.cycle_id}: {cp['violations']} chunk label violations")
             continue
+        if c.turned_off("chunk_policy"):
+            continue
         cp = latest = (c.manifest or {}).get("chunk_policy") or {}
+        n = cp.get("batches_labelled")
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            labelled.append(c)
         if not cp.get("doc_sha256"):
             bad.append(f"{c.cycle_id}: policy not documented ({cp.get('doc', 'no doc')})")
         elif cp.get("applied") is not True:
             bad.append(f"{c.cycle_id}: policy not applied in the training join")
         elif cp.get("violations"):
             bad.append(f"{c.cycle_id}: {cp['violations']} chunk label violations")
-    ok_cycles = sum(c.ok for c in cs)
-    if bad or not ok_cycles:
+    ok_cycles = sum(c.ok for c in cs) - len(off)
+    if bad or not any(c.ok for c in cs):
         return Line("chunk_policy", False, "; ".join(bad) or "no successful cycle")
+    if not ok_cycles:
+        return Line("chunk_policy", False, f"the chunk_policy step did not run: skipped in {why}", NOT_EXERCISED)
+    if not labelled:
+        reg = latest.get("registry") or "the chunk registry"
+        return Line("chunk_policy", False, f"documented in {ok_cycles} cycles, but applied to no labelled batch: no "
+                    f"chunked reply in the exports was labelled by a reaction (latest: {latest.get('batches', 0)} "
+                    f"batches registered in {reg}" + ("" if latest.get("registry_present", True) else ", no such file")
+                    + f", {latest.get('batches_in_export', 0)} in its export); the runtime registers split replies "
+                    "(tracebridge feedback chunks record)", NOT_EXERCISED)
     # the registry is cumulative: the latest cycle's counts, not a sum over cycles (it read "9 batches joined"
     # for 3 batches, 2 of them labelled)
     return Line("chunk_policy", True, f"documented and applied in {ok_cycles} cycles; latest: "
@@ -271,7 +350,7 @@ def review(artifacts_dir: str | Path, cfg: ReviewConfig, now: dt.datetime | None
     start = end - dt.timedelta(days=cfg.days)
     cs = load_cycles(artifacts_dir, start, end)
     lines = [crit_cycles(cs, cfg), crit_runtime_hook(cs), crit_uplift(cs, cfg), crit_integrity(cs, cfg),
-             crit_feedback(cs, start, cfg.days), crit_chunk_policy(cs)]
+             crit_feedback(cs, start, cfg.days, cfg.slice_tolerance_min), crit_chunk_policy(cs)]
     if not Path(artifacts_dir).is_dir():  # run from another folder than the cycles', or a typo
         lines[0].evidence += (f"; no folder {Path(artifacts_dir).resolve()}: no cycle ran with this artifacts_dir "
                               "(run from the folder the cycles run in, or give --artifacts)")

@@ -216,7 +216,7 @@ def test_build_error_is_listed_in_the_dataset_report_like_every_rule(tmp_path: P
 
 def test_every_quarantine_rule_is_documented() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    for rule in (*QUALITY_RULES, "redaction_pass2", "unredacted", "build_error"):
+    for rule in (*QUALITY_RULES, "redaction_pass2", "unredacted", "build_error", "changed_during_export"):
         assert f"`{rule}`" in readme, rule
 
 
@@ -245,3 +245,30 @@ def test_a_damaged_bundle_with_the_same_id_is_replaced_by_the_fresh_one(tmp_path
     assert bundle.verify_bundle(first.path).bundle_id == first.manifest.bundle_id
     assert view.read_bytes() == good and not (first.path / "views" / "stray.jsonl").exists()
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [first.path.name]  # no temp folder left
+
+
+def test_a_run_completed_during_the_export_is_quarantined_for_the_next_not_put_in_train(tmp_path: Path) -> None:
+    """The split is decided over the runs complete at the export's first pass; a run that completes
+    between that pass and its build has a family with no split: it waits for the next export (as an
+    incomplete run would) instead of going to train unannounced."""
+    root = tmp_path / "traces"
+    record_sample_run(root, goal={"text": "count lines in a.txt", "family": "files"}, run_id="run-a")
+    record_sample_run(root, goal={"text": "sum the orders", "family": "sql"}, run_id="run-b")
+    session = root / "run-b" / "session.json"
+    held = session.read_bytes()
+    session.unlink()  # run-b is still being written at the first pass
+
+    def progress(done: int, total: int) -> None:
+        if not session.exists():  # it finishes while run-a is built
+            session.write_bytes(held)
+
+    cfg = ExportConfig()
+    cfg.quality.allow = []
+    res = export_traces(root, tmp_path / "b", cfg, progress=progress)
+    assert _counts(res) == {**res.report["runs"], "read": 2, "accepted": 1, "quarantined": 1}
+    (q,) = _quarantine(res)
+    assert q["run_id"] == "run-b" and q["rules"] == ["changed_during_export"]
+    assert "sql" in q["reasons"][0]["message"] and "next export" in q["reasons"][0]["message"]
+    assert "sql" not in json.loads((res.path / "manifest.json").read_text())["split"]["assignment"]
+    again = export_traces(root, tmp_path / "b2", cfg)  # the next export takes it
+    assert _counts(again)["accepted"] == 2

@@ -137,6 +137,10 @@ class RunWork:
                                         source.get("kind") in self.cfg.quality.open_ended_sources)
         t.allowed_rules.update(r.rule for r in allowed)
         family = split_family(raw, self.cfg.split.by_goal_sources)
+        if family not in self.assignment:  # completed after the first pass, which split the families it saw
+            blocking.append(Reason("changed_during_export", f"{run.path / 'session.json'}:goal.family",
+                                   f"the run completed while the export ran, after its first pass split the "
+                                   f"families it saw; its family {family!r} has no split: the next export takes it"))
         outcome: RunOutcome | None = None
         try:
             events = [ev for _, ev in lines]

@@ -93,6 +93,17 @@ def test_redact_runs_files_of_the_same_name_keeps_every_copy(tmp_path: Path) -> 
     assert one["files"][0]["out"] == str(tmp_path / "one" / "events.redacted.jsonl")  # unique names stay flat
 
 
+def test_redact_takes_an_existing_file_with_an_equals_sign_as_a_file_not_an_override(tmp_path: Path) -> None:
+    """`a=b` arguments are config overrides unless a file of that name exists: `chat=2026.txt` was read
+    as an override (a config error), and an override key must still work beside it."""
+    src = tmp_path / "chat=2026.txt"
+    src.write_text(f"write to {PII['email']}\n")
+    doc = _json(runner.invoke(app, ["redact", str(src), "redaction.detectors=[email]", "--out", str(tmp_path / "o"),
+                                    "--json"]))
+    assert [f["file"] for f in doc["files"]] == [str(src)]
+    assert "<EMAIL_1>" in Path(doc["files"][0]["out"]).read_text()
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "configs/export").glob("*.yaml"))
                          + sorted((ROOT / "configs/storage").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path: Path) -> None:

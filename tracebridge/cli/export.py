@@ -42,8 +42,10 @@ def redact(
     from tracebridge.curate.redact_files import redact_file, redacted_paths
     from tracebridge.export.config import ExportConfig
 
-    files = [Path(a) for a in inputs if "=" not in a]
-    cfg = _load(ExportConfig, config, [a for a in inputs if "=" in a])
+    # an existing file is a file whatever its name holds (`report=final.txt`); other `a=b` are overrides
+    is_override = [("=" in a and not Path(a).is_file()) for a in inputs]
+    files = [Path(a) for a, o in zip(inputs, is_override) if not o]
+    cfg = _load(ExportConfig, config, [a for a, o in zip(inputs, is_override) if o])
     missing = [str(f) for f in files if not f.is_file()]
     if not files or missing:
         fail(f"no such file (or not a file): {', '.join(missing)}" if missing else "give at least one file")

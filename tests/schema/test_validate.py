@@ -211,3 +211,28 @@ def test_events_a_fail_open_recorder_dropped_are_reported_and_fail_the_cli(tmp_p
     res = CliRunner().invoke(app, ["validate", str(root), "--json"])
     assert res.exit_code == 1 and json.loads(res.stdout)["events_dropped"] == 1
     assert CliRunner().invoke(app, ["validate", str(root), "--max-dropped-events", "-1"]).exit_code == 0
+
+
+def test_a_copied_run_folder_is_one_problem_in_the_text_output_not_one_line_per_event(tmp_path):
+    """A run folder copied under another name has the same run_id problem on every event: the text
+    output listed one identical line per event; now the first, then the range, and the session's
+    problem says what happened. --json still lists every problem."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    import tracebridge.cli  # noqa: F401 - registers every command module
+    from tracebridge.cli.app import app
+
+    root = tmp_path / "t"
+    run_id = record_sample_run(root)
+    shutil.copytree(root / run_id, root / "copy-of-run")
+    n = len((root / "copy-of-run" / "events.jsonl").read_text().splitlines())
+    res = CliRunner().invoke(app, ["validate", str(root)])
+    lines = [x for x in res.output.splitlines() if "copy-of-run/" in x]
+    assert res.exit_code == 1 and len(lines) == 3, res.output
+    assert "copied or renamed" in lines[0]
+    assert lines[1].endswith(f"events.jsonl:1: run_id: event of run '{run_id}' in run 'copy-of-run'")
+    assert lines[2].endswith(f"events.jsonl:2-{n}: the same ({n - 1} more)")
+    doc = json.loads(CliRunner().invoke(app, ["validate", str(root), "--json"]).stdout)
+    assert sum("copy-of-run/events.jsonl" in p for p in doc["problems"]) == n

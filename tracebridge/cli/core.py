@@ -71,12 +71,38 @@ def validate(
         ]:
             t.add_row(k, escape(printable(v)))  # drift keys come from the traces: no markup either
         con.print(t)
-        for p in rep.problems:  # plain, unwrapped: users grep these file:line locations
-            typer.echo(printable(p))
+        for line in problem_lines(rep.problems):  # plain, unwrapped: users grep these file:line locations
+            typer.echo(printable(line))
         if rep.problems_total > len(rep.problems):
             con.print(f"... and {rep.problems_total - len(rep.problems)} more problems")
         con.print("[green]PASS[/]" if rep.passed else f"[red]FAIL[/]: {'; '.join(rep.failures())}")
     raise typer.Exit(0 if rep.passed else 1)
+
+
+_LOCATED = re.compile(r"(?P<file>.+?):(?P<line>\d+): (?P<what>.*)", re.S)
+
+
+def problem_lines(problems: list[str]) -> list[str]:
+    """``validate``'s problem lines (``file:line: field: message``), a run of the same problem on
+    consecutive lines of one file as two lines: the first, then ``file:a-b: the same (n more)``. A run
+    folder copied under another name has the same run_id problem on every event: one line each buried
+    the others."""
+    out: list[str] = []
+    prev: tuple[str, int, str] | None = None  # file, line and what of the run's first problem
+    last = more = 0
+    for text in problems:
+        m = _LOCATED.fullmatch(text)
+        key = (m["file"], int(m["line"]), m["what"]) if m else None
+        if key and prev and (key[0], key[2]) == (prev[0], prev[2]) and key[1] == last + 1:
+            last, more = key[1], more + 1
+            continue
+        if prev and more:
+            out.append(f"{prev[0]}:{prev[1] + 1}-{last}: the same ({more} more)")
+        out.append(text)
+        prev, last, more = key, key[1] if key else 0, 0
+    if prev and more:
+        out.append(f"{prev[0]}:{prev[1] + 1}-{last}: the same ({more} more)")
+    return out
 
 
 @schema_app.command("export")

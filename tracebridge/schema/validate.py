@@ -130,7 +130,8 @@ def _check_session(run: RunDir, chk: RunCheck, out: dict[str, Any] | None = None
     if sess.run_id != run.run_id:
         chk.session_valid = False
         chk.problems.append(Problem(path, None, "run_id",
-                                    f"{sess.run_id!r} does not match directory {run.run_id!r}", "schema"))
+                                    f"{sess.run_id!r} does not match directory {run.run_id!r} (a run folder "
+                                    "copied or renamed: a run's folder is named by its run_id)", "schema"))
 
 
 def _event_lines(run: RunDir, chk: RunCheck) -> Iterator[Line]:

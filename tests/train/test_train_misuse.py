@@ -65,11 +65,14 @@ def test_eval_rejects_a_non_model_folder_and_bad_floors_before_loading(tmp_path)
     ck.mkdir()
     (ck / "config.json").write_text("{}")
     res = CliRunner().invoke(app, ["eval", str(ck), CFG, "--bundle", str(FIXTURE), "--min", "verifier/acc=0.5",
-                                   "--min", "verifier/accuracy=abc", "--min", "worker/action_match=0.1"])
+                                   "--min", "verifier/accuracy=abc", "--min", "worker/action_match=0.1",
+                                   "--max", "verifier/accuracy=0.9", "--min", "verifier/false_stop_rate=0.1"])
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     out = res.output
     assert "checkpoint not usable (1 problem(s))" in out and f"{ck}: not a saved model folder" in out
-    assert "invalid --min (3 problem(s))" in out and "invalid config" not in out
+    assert "invalid --min (4 problem(s))" in out and "invalid config" not in out
+    assert "invalid --max (1 problem(s))" in out and "give a floor: --min verifier/accuracy=0.9" in out
+    assert "give a ceiling: --max verifier/false_stop_rate=0.1" in out
     assert "--min verifier/acc: not a verifier metric" in out and "--min verifier/accuracy=abc: use metric=number" in out
     assert "--min worker/action_match: not a verifier metric" in out
 

@@ -158,32 +158,6 @@ def train(
     raise typer.Exit(1 if failed else 0)
 
 
-def _parse_min(items: list[str], role: str) -> tuple[dict[str, float], list[str]]:
-    """``--min metric=value`` floors, and the problem with each bad one (a typo in the name would
-    otherwise only show as an unmet floor, after the whole evaluation)."""
-    import math
-
-    from tracebridge.eval.metrics import HIGHER_IS_BETTER
-
-    known = sorted({*HIGHER_IS_BETTER, "majority_accuracy", "uplift_vs_majority"})
-    out, probs = {}, []
-    for it in items:
-        k, sep, v = it.partition("=")
-        try:
-            floor = float(v)
-        except ValueError:
-            floor = math.nan
-        name = k.removeprefix(f"{role}/").removeprefix("cl_").removesuffix("_lo").removesuffix("_hi")
-        if not sep or math.isnan(floor) or math.isinf(floor):
-            probs.append(f"--min {it}: use metric=number, e.g. {role}/accuracy=0.6")
-        elif not k.startswith(f"{role}/") or name not in known:
-            probs.append(f"--min {k}: not a {role} metric; use {role}/<metric> (cl_<metric> for the closed loop) "
-                         f"with one of {', '.join(known)}")
-        else:
-            out[k] = floor
-    return out, probs
-
-
 def _trial_file(checkpoint: Path) -> Path | None:
     """The ``trial.json`` of the trial a checkpoint folder belongs to (``<trial>/sft/final``), if any."""
     return next((p / "trial.json" for p in checkpoint.parents[:3] if (p / "trial.json").is_file()), None)
@@ -245,18 +219,20 @@ def _checkpoint_problem(checkpoint: Path, role: str) -> str | None:
 
 
 def _eval_inputs(checkpoint: Path, config: Path, overrides: list[str], bundle: Path, out: Path | None,
-                 min_metric: list[str]) -> tuple[Any, Any, dict[str, float]]:
-    """The config, the role's bundle data and the ``--min`` floors of ``eval``, or exit 2 listing
+                 min_metric: list[str], max_metric: list[str]) -> tuple[Any, Any, dict[str, float], dict[str, float]]:
+    """The config, the role's bundle data, the ``--min`` floors and ``--max`` ceilings of ``eval``, or exit 2 listing
     every problem before a model loads: the config's first (``invalid config``), then the others
     each under a heading that says what is wrong (``checkpoint not usable``, ``bundle not usable``...)."""
     from tracebridge.config import problem_list
+    from tracebridge.eval.bounds import parse_bounds
     from tracebridge.train.behaviour import load_policed_data
     from tracebridge.train.config import load_train_config
     from tracebridge.train.data import BundleError, verify_bundle_dir
 
     with config_errors():
         cfg = load_train_config(str(config), overrides)
-    floors, bad_floors = _parse_min(min_metric, cfg.role)
+    floors, bad_floors = parse_bounds(min_metric, cfg.role, "--min")
+    ceilings, bad_ceilings = parse_bounds(max_metric, cfg.role, "--max")
     bad_out = [f"--out {out}: is a file; give a folder for eval_items.json and metrics.json"] \
         if out and out.exists() and not out.is_dir() else []
     data, bad_bundle = None, []
@@ -270,11 +246,11 @@ def _eval_inputs(checkpoint: Path, config: Path, overrides: list[str], bundle: P
         except BundleError as exc:
             bad_bundle.append(str(exc))
     bad_checkpoint = _checkpoint_problem(checkpoint, cfg.role)
-    problems = {"invalid --min": bad_floors, "checkpoint not usable": [bad_checkpoint] if bad_checkpoint else [],
+    problems = {"invalid --min": bad_floors, "invalid --max": bad_ceilings, "checkpoint not usable": [bad_checkpoint] if bad_checkpoint else [],
                 "--out not usable": bad_out, "bundle not usable": bad_bundle}
     if any(problems.values()):
         fail("\n".join(problem_list(head, probs) for head, probs in problems.items() if probs))
-    return cfg, data, floors
+    return cfg, data, floors, ceilings
 
 
 def _print_metrics(metrics: dict[str, Any]) -> None:
@@ -301,19 +277,24 @@ def eval_cmd(
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides (role=..., eval.*).")] = None,
     bundle: Annotated[Path, typer.Option(help="Export bundle folder.")] = Path("bundle"),
     out: Annotated[Path | None, typer.Option(help="Write eval_items.json and metrics.json here.")] = None,
-    min_metric: Annotated[list[str] | None, typer.Option("--min", help="metric=value floor; exit 1 below it.")] = None,
+    min_metric: Annotated[list[str] | None, typer.Option("--min", help="metric=value floor (higher is better); "
+                                                         "exit 1 below it.")] = None,
+    max_metric: Annotated[list[str] | None, typer.Option("--max", help="metric=value ceiling (lower is better, "
+                                                         "e.g. error_recurrence); exit 1 above it.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Evaluate a trained role model offline on the bundle's eval split (and closed loop when
-    ``eval.closed_loop.enabled``); exit 1 when a ``--min`` floor is not met."""
+    ``eval.closed_loop.enabled``); exit 1 when a ``--min`` floor or ``--max`` ceiling is missed."""
     from dataclasses import replace
 
+    from tracebridge.eval.bounds import missed
     from tracebridge.eval.offline import evaluate_split
     from tracebridge.eval.settings import fit_note
     from tracebridge.train.models import build_model_and_tokenizer
 
     _quiet_libraries()
-    cfg, data, floors = _eval_inputs(checkpoint, config, list(overrides or []), bundle, out, list(min_metric or []))
+    cfg, data, floors, ceilings = _eval_inputs(checkpoint, config, list(overrides or []), bundle, out,
+                                               list(min_metric or []), list(max_metric or []))
     differs = _trial_differences(checkpoint, cfg)
     import torch
 
@@ -338,23 +319,25 @@ def eval_cmd(
                                                          "items": res.items, "extra": res.extra}))
         # strict JSON: a metric with no item to score is null, not NaN (jq and browsers reject NaN)
         (out / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2, sort_keys=True))
-    below = {k: metrics.get(k) for k, v in floors.items() if not (metrics.get(k) is not None and metrics[k] >= v)}
-    # a metric this run did not measure (e.g. cl_* without the closed loop) fails its floor, saying so
-    unmeasured = sorted(k for k in floors if k not in metrics)
+    # a metric this run did not measure (cl_* without the closed loop, no item to score) misses its bound
+    below, above, unmeasured = missed(metrics, floors, ceilings)
     if json_out:
         from tracebridge.report.results import _clean
 
-        print_json(_clean({"metrics": metrics, "extra": res.extra, "below_floor": below, "not_measured": unmeasured,
+        print_json(_clean({"metrics": metrics, "extra": res.extra, "below_floor": below, "above_ceiling": above,
+                           "not_measured": unmeasured,
                            **({"differs_from_trial": differs} if differs else {})}))
     else:
         _print_metrics(metrics)
         note = fit_note(str(checkpoint), res.extra.get("fit_context"), cfg.data.fit_context)
         if note:
             typer.echo(note, err=True)
-        if below:
-            typer.echo(f"below floor: {below}" + (f" (not measured: {', '.join(unmeasured)})" if unmeasured else ""),
-                       err=True)
-    raise typer.Exit(1 if below else 0)
+        for what, bad in (("below floor", below), ("above ceiling", above)):
+            if bad:
+                typer.echo(f"{what}: {bad}", err=True)
+        if unmeasured:
+            typer.echo(f"not measured (missing their bound): {', '.join(unmeasured)}", err=True)
+    raise typer.Exit(1 if below or above else 0)
 
 
 @app.command()

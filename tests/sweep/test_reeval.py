@@ -27,3 +27,16 @@ def test_reevaluating_a_dpo_trial_reports_its_reward_margin_as_the_trial_did(tmp
     again = reevaluate(ckpt, FIXTURE, [], tmp_path / "reeval")
     for metric in ("verifier/reward_margin", "verifier/pref_accuracy"):
         assert again[metric] == pytest.approx(result[metric], abs=1e-5), metric
+    # `tracebridge eval` on the sweep checkpoint's model/ takes the ref_model/ beside it as the reference
+    import json
+
+    from typer.testing import CliRunner
+
+    import tracebridge.cli  # noqa: F401 - registers every command module
+    from tracebridge.cli.app import app
+
+    res = CliRunner().invoke(app, ["eval", str(ckpt / "model"), spec["config"], *spec["overrides"], "role=verifier",
+                                   "--bundle", str(FIXTURE), "--json"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.stdout)["metrics"]
+    assert metrics["verifier/reward_margin"] == pytest.approx(result["verifier/reward_margin"], abs=1e-5)

@@ -184,14 +184,21 @@ def _trial_differences(checkpoint: Path, cfg: Any) -> dict[str, Any]:
 
 
 def _reference_model(checkpoint: Path, cfg: Any) -> Any:
-    """The model a DPO checkpoint (``<trial>/dpo/...``) started from, ``<trial>/sft/final``, as the trial's
-    reference for ``reward_margin``; None for any other checkpoint or when that folder is not a model."""
+    """The model a DPO checkpoint started from, as the trial's reference for ``reward_margin``: for a
+    trial folder's ``<trial>/dpo/...``, ``<trial>/sft/final``; for a sweep's final checkpoint
+    ``<checkpoint>/model``, the ``ref_model`` beside it. None for any other checkpoint or when that
+    folder is not a model."""
     from dataclasses import replace
 
     from tracebridge.train.models import build_model_and_tokenizer
 
-    sft = checkpoint.parent.parent / "sft" / "final"
-    if checkpoint.parent.name != "dpo" or _checkpoint_problem(sft, cfg.role):
+    if checkpoint.name == "model" and (checkpoint.parent / "ref_model").is_dir():
+        sft = checkpoint.parent / "ref_model"
+    elif checkpoint.parent.name == "dpo":
+        sft = checkpoint.parent.parent / "sft" / "final"
+    else:
+        return None
+    if _checkpoint_problem(sft, cfg.role):
         return None
     return build_model_and_tokenizer(replace(cfg.model, init="pretrained", path=str(sft), chat_template="native"))[0]
 

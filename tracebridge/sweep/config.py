@@ -58,8 +58,9 @@ class BudgetConfig:
 
     max_trials: int = field(default=64, metadata={"help": "Refuse a grid larger than this (0 = no cap)."})
     max_hours: float = field(default=0.0, metadata={
-        "help": "Wall-clock cap of the Tune run (TuneConfig.time_budget_s); 0 = none. Unfinished trials "
-                "resume with the next submit."})
+        "help": "Wall-clock cap of each attempt's Tune run, in hours; 0 = none. At the cap the run is interrupted "
+                "(its state saved, the job exits 1 naming the unfinished trials); `submit --resume` continues them "
+                "from their last checkpoint under the budget it is given."})
     max_concurrent: int = field(default=0, metadata={
         "help": "Trials at once; 0 = cluster GPUs / GPUs per trial (GPU sweeps) or as many as CPUs allow."})
 

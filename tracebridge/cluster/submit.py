@@ -131,7 +131,8 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
     """Load and check the sweep, read its bundle's manifest and compute the ids.
 
     Local paths (bundle, storage, work_dir) are made absolute and passed on as overrides, so the
-    job (which runs in a copy of the working dir) writes where ``pull`` looks.
+    job (which runs in a copy of the working dir) writes where ``pull`` looks; so is the checked
+    ``bundle_id``, so the job trains only the bundle checked here.
 
     Raises:
         ConfigError: every problem of the sweep, its recipes and its grid; a config outside the
@@ -166,9 +167,14 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
             raise
         problems.append(f"bundle={cfg.bundle}: {exc}")
         bundle_id = ""
+    if cfg.bundle_id and bundle_id and cfg.bundle_id != bundle_id:
+        problems.append(f"bundle_id={cfg.bundle_id}: the bundle at {cfg.bundle} is {bundle_id}")
     if problems:
         raise ConfigError(problems, str(config_path))
     sid = grid.sweep_id(cfg, recipes, bundle_id)
+    # the job refuses any other bundle at that URI (a moved LATEST, a re-export into the folder): it would
+    # train what was not submitted and push its report where this plan does not look
+    ov.append(f"bundle_id='{bundle_id}'")
     return SweepPlan(rel, ov, sid, bundle_id, grid.config_digest(cfg, recipes), join(cfg.storage, "reports", sid),
                      len(specs), specs, cfg)
 

@@ -121,11 +121,11 @@ def submit(
         sub = submit_sweep(target, plan, attempt, root)
         must_wait = wait_ or (target.head is not None and target.head.started and not keep)
         summary: dict[str, Any] = {**sub, "status": "SUBMITTED" if sub["created"] else "ALREADY_SUBMITTED"}
-        if not json_out:
-            typer.echo(f"{'submitted' if sub['created'] else 'already submitted'} {sub['submission_id']} "
-                       f"({plan.trials} trials) to {target.address}", err=True)
+        # progress on stderr even under --json (stdout holds only the JSON document): a sweep takes hours
+        typer.echo(f"{'submitted' if sub['created'] else 'already submitted'} {sub['submission_id']} "
+                   f"({plan.trials} trials) to {target.address}", err=True)
         if must_wait:
-            info = wait(target.client, sub["submission_id"], 2.0, None if json_out else _echo_log,
+            info = wait(target.client, sub["submission_id"], 2.0, _echo_log,
                         patience_s=ccfg.wait_patience_s)
             summary["status"] = info["status"]
             if info["status"] != "SUCCEEDED":  # why: the job's message and its failed trials
@@ -359,7 +359,7 @@ def window(
         raise typer.Exit(0)
     ensure_token(expand(scfg.window.token_file))
     res = run_window(wplan, scfg.window, sweep_work(wplan, splan, ccfg, root, scfg.window,
-                                                   on_log=None if json_out else _echo_log))
+                                                   on_log=_echo_log))  # stderr, also under --json
     if json_out:
         print_json(res)
     else:

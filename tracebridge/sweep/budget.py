@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 from types import TracebackType
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class BudgetTimer:
         self._thread: threading.Thread | None = None
         self._old: object = None
 
-    def __enter__(self) -> BudgetTimer:
+    def __enter__(self) -> Self:
         if self.seconds > 0:
             # raises ValueError outside the main thread, where Tune would not listen either
             self._old = signal.signal(signal.SIGUSR1, _pending)

@@ -91,7 +91,7 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
         log.error("work_dir=%s: %s", scratch, exc)
         return 2
     try:
-        _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles", cfg=cfg.storage_io)
+        _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles", cfg.bundle_id or None, cfg.storage_io)
     except (BundleError, StorageError, OSError, ValueError) as exc:
         log.error("bundle %s: %s", cfg.bundle, exc)
         return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2

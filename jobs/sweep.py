@@ -62,7 +62,7 @@ def main(config: str, overrides: list[str]) -> int:
     # ---- 2. fetch and verify the bundle; name the sweep; check scratch and storage take writes
     scratch = Path(cfg.work_dir) if cfg.work_dir else Path(tempfile.gettempdir()) / "tracebridge"
     try:
-        bundle_dir, manifest = ensure_bundle(cfg.bundle, scratch / "bundles", cfg=cfg.storage_io)
+        bundle_dir, manifest = ensure_bundle(cfg.bundle, scratch / "bundles", cfg.bundle_id or None, cfg.storage_io)
     except (BundleError, StorageError, OSError, ValueError) as exc:
         log.error("bundle %s: %s", cfg.bundle, exc)
         return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2

@@ -54,7 +54,7 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
     # ---- 2. bundle
     scratch = Path(cfg.work_dir) if cfg.work_dir else Path(tempfile.gettempdir()) / "tracebridge"
     try:
-        _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles", cfg=cfg.storage_io)
+        _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles", cfg.bundle_id or None, cfg.storage_io)
     except (BundleError, StorageError, OSError, ValueError) as exc:
         log.error("bundle %s: %s", cfg.bundle, exc)
         return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2

@@ -235,3 +235,14 @@ def test_interrupted_sweep_resumes_without_redoing_finished_trials(ray_head, tmp
     assert len(after) == 3
     results = json.loads((Path(res["report"]).parent / "results.json").read_text())
     assert sorted(t["seed"] for t in results["trials"]) == [0, 1, 2]
+
+
+def test_submit_json_wait_shows_the_job_progress_on_stderr(ray_head, smoke_storage, tmp_path):
+    """`submit --json --wait` printed nothing until the job ended (hours for a real sweep): the job's log
+    now streams to stderr while stdout stays one JSON document."""
+    res = CliRunner().invoke(app, ["submit", *sweep_args(smoke_storage), "--cluster", ray_head["yaml"], "--keep",
+                                   "--wait", "--out", str(tmp_path / "reports"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["status"] == "SUCCEEDED"
+    assert "trial verifier-baseline-s0 finished" in res.stderr and "report pushed to" in res.stderr
+    assert "submitted " in res.stderr  # 'submitted' or 'already submitted' (the shared smoke sweep)

@@ -75,3 +75,49 @@ def test_eval_checks_bundle_and_overrides_on_the_driver(tmp_path, no_ray, caplog
         missing = [f"bundle={tmp_path}/nothing", *args[1:]]
         assert job.main(SMOKE, missing, ["eval.n_boot=300"]) == 2  # was a BundleError traceback, exit 1
     assert f"bundle {tmp_path}/nothing" in caplog.text
+
+
+def reexport(bundle: Path) -> str:
+    """Another valid bundle in the same folder (one verifier row fewer, manifest rewritten): what a
+    re-export into that folder, or a LATEST pointer moved by a nightly push, looks like to a job."""
+    import json
+
+    from tracebridge.export.bundle import compute_bundle_id, sha256_file, verify_bundle
+
+    f = bundle / "verifier_sft.jsonl"
+    rows = f.read_text().splitlines(keepends=True)
+    f.write_text("".join(rows[1:]))
+    man = json.loads((bundle / "manifest.json").read_text())
+    for e in man["files"]:
+        if e["path"] == f.name:
+            e.update(sha256=sha256_file(f), rows=len(rows) - 1, bytes=f.stat().st_size)
+    man["bundle_id"] = compute_bundle_id([e["sha256"] for e in man["files"]])
+    (bundle / "manifest.json").write_text(json.dumps(man))
+    return verify_bundle(bundle).bundle_id
+
+
+def test_sweep_job_refuses_a_bundle_changed_after_submit(tmp_path, no_ray, caplog, monkeypatch):
+    """submit checked bundle A and named the sweep and its report after it; the job, started later, finds
+    bundle B at the same path. Before: it trained B under another sweep id and pushed the report where
+    submit does not look (submit then pulled nothing, or an earlier report of A)."""
+    import shutil
+
+    from tracebridge.cluster.config import ClusterConfig
+    from tracebridge.cluster.submit import plan_sweep
+
+    monkeypatch.chdir(ROOT)
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    plan = plan_sweep(Path(SMOKE), [f"bundle={bundle}", f"storage={tmp_path}/storage", f"work_dir={tmp_path}/work"],
+                      ClusterConfig(), ROOT)
+    new_id = reexport(bundle)
+    assert new_id != plan.bundle_id
+    with caplog.at_level(logging.ERROR):
+        assert load_job("sweep").main(plan.config_path, plan.overrides) == 2  # before Ray starts (no_ray)
+    assert f"{new_id} is not the submitted bundle {plan.bundle_id}" in caplog.text
+    assert not (tmp_path / "storage").exists()
+    # a bundle_id set by hand that is not the bundle's is refused by submit's own check
+    from tracebridge.config import ConfigError
+
+    with pytest.raises(ConfigError, match=f"bundle_id={plan.bundle_id}: the bundle at {bundle} is {new_id}"):
+        plan_sweep(Path(SMOKE), [f"bundle={bundle}", f"bundle_id={plan.bundle_id}"], ClusterConfig(), ROOT)

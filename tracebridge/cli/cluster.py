@@ -121,17 +121,17 @@ def submit(
         sub = submit_sweep(target, plan, attempt, root)
         must_wait = wait_ or (target.head is not None and target.head.started and not keep)
         summary: dict[str, Any] = {**sub, "status": "SUBMITTED" if sub["created"] else "ALREADY_SUBMITTED"}
-        if not json_out:
-            typer.echo(f"{'submitted' if sub['created'] else 'already submitted'} {sub['submission_id']} "
-                       f"({plan.trials} trials) to {target.address}", err=True)
+        # progress on stderr even under --json (stdout holds only the JSON document): a sweep takes hours
+        typer.echo(f"{'submitted' if sub['created'] else 'already submitted'} {sub['submission_id']} "
+                   f"({plan.trials} trials) to {target.address}", err=True)
         if must_wait:
-            info = wait(target.client, sub["submission_id"], 2.0, None if json_out else _echo_log,
+            info = wait(target.client, sub["submission_id"], 2.0, _echo_log,
                         patience_s=ccfg.wait_patience_s)
             summary["status"] = info["status"]
             if info["status"] != "SUCCEEDED":  # why: the job's message and its failed trials
                 summary.update(message=info.get("message"), failures=_job_failures(target.client, sub["submission_id"]))
             if info["status"] == "SUCCEEDED":
-                pulled = pull_report(sub["report_uri"], out / plan.sweep_id, plan.cfg.storage_io)
+                pulled = pull_report(sub["report_uri"], out / plan.sweep_id, plan.cfg.storage_io, plan.expect)
                 summary.update(report=pulled["report_html"], report_problems=pulled["problems"])
                 if pulled.get("unreachable"):
                     summary["storage_unreachable"] = True
@@ -264,7 +264,7 @@ def pull(
 ) -> None:
     """Download a sweep's report from storage and verify its manifest hashes; exit 1 on any mismatch,
     3 when the storage cannot be reached (each request bounded by request_timeout_s, retry.attempts tries)."""
-    from tracebridge.cluster.client import ClusterError, job_info
+    from tracebridge.cluster.client import TERMINAL, ClusterError, job_info
     from tracebridge.cluster.submit import pull_report
     from tracebridge.config import load_config
     from tracebridge.export.config import StorageConfig
@@ -274,17 +274,23 @@ def pull(
              "e.g. tracebridge pull s3://bucket/prefix/reports/<sweep id>")
     with config_errors():
         storage_io = load_config(StorageConfig, storage_config, overrides or [])
+    expect: dict[str, str] = {}
     if "/" in source or "://" in source:
         uri, name = source, source.rstrip("/").rsplit("/", 1)[-1]
     else:
         try:
-            meta = job_info(_open(cluster, cluster_set).client, source)["metadata"]
+            info = job_info(_open(cluster, cluster_set).client, source)
         except ClusterError as exc:
             _cluster_fail(exc)
+        meta = info["metadata"]
         if "report_uri" not in meta:
             fail(f"job {source}: no report_uri in its metadata (not a tracebridge sweep)")
+        if info["status"] not in TERMINAL:  # what lies at its URI now is an earlier attempt's report, if any
+            fail(f"job {source} is {info['status']}: its report is not pushed yet; pull it once the job ended "
+                 f"(`tracebridge logs {source} --follow`)", 1)
         uri, name = meta["report_uri"], meta["sweep_id"]
-    res = pull_report(uri, out / name, storage_io)
+        expect = {k: meta.get(k, "") for k in ("sweep_id", "bundle_id")}
+    res = pull_report(uri, out / name, storage_io, expect)
     if res.get("unreachable"):  # try again later, as fetch
         fail(res["problems"][0], EXIT_UNREACHABLE)
     if json_out:
@@ -359,7 +365,7 @@ def window(
         raise typer.Exit(0)
     ensure_token(expand(scfg.window.token_file))
     res = run_window(wplan, scfg.window, sweep_work(wplan, splan, ccfg, root, scfg.window,
-                                                   on_log=None if json_out else _echo_log))
+                                                   on_log=_echo_log))  # stderr, also under --json
     if json_out:
         print_json(res)
     else:

@@ -52,6 +52,11 @@ class SweepPlan:
     specs: list[dict[str, Any]] = field(default_factory=list)
     cfg: Any = None
 
+    @property
+    def expect(self) -> dict[str, str]:
+        """What the pulled report's manifest must say (``pull_report``'s ``expect``)."""
+        return {"sweep_id": self.sweep_id, "bundle_id": self.bundle_id}
+
     def metadata(self, attempt: int) -> dict[str, str]:
         """Job metadata (strings only, no secrets): what `list`, `pull` and `--resume` read back."""
         return {"tracebridge": "sweep", "sweep_id": self.sweep_id, "bundle_id": self.bundle_id,
@@ -131,7 +136,8 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
     """Load and check the sweep, read its bundle's manifest and compute the ids.
 
     Local paths (bundle, storage, work_dir) are made absolute and passed on as overrides, so the
-    job (which runs in a copy of the working dir) writes where ``pull`` looks.
+    job (which runs in a copy of the working dir) writes where ``pull`` looks; so is the checked
+    ``bundle_id``, so the job trains only the bundle checked here.
 
     Raises:
         ConfigError: every problem of the sweep, its recipes and its grid; a config outside the
@@ -166,9 +172,14 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
             raise
         problems.append(f"bundle={cfg.bundle}: {exc}")
         bundle_id = ""
+    if cfg.bundle_id and bundle_id and cfg.bundle_id != bundle_id:
+        problems.append(f"bundle_id={cfg.bundle_id}: the bundle at {cfg.bundle} is {bundle_id}")
     if problems:
         raise ConfigError(problems, str(config_path))
     sid = grid.sweep_id(cfg, recipes, bundle_id)
+    # the job refuses any other bundle at that URI (a moved LATEST, a re-export into the folder): it would
+    # train what was not submitted and push its report where this plan does not look
+    ov.append(f"bundle_id='{bundle_id}'")
     return SweepPlan(rel, ov, sid, bundle_id, grid.config_digest(cfg, recipes), join(cfg.storage, "reports", sid),
                      len(specs), specs, cfg)
 
@@ -200,11 +211,14 @@ def submit_sweep(target: Target, plan: SweepPlan, attempt: int, working_dir: Pat
             "trials": plan.trials, "address": target.address, "entrypoint": entry}
 
 
-def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None) -> dict[str, Any]:
+def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
+                expect: dict[str, str] | None = None) -> dict[str, Any]:
     """Download the report folder at ``uri`` and verify it against its manifest; only a verified
     report is moved to ``out`` (replacing the one there), so a failed pull leaves ``out`` as it was.
     Each request waits at most ``storage_io.request_timeout_s`` and is tried ``storage_io.retry.attempts``
-    times (defaults: those of ``tracebridge fetch``).
+    times (defaults: those of ``tracebridge fetch``). ``expect`` holds manifest fields the report must
+    have (``sweep_id``, ``bundle_id`` of the plan or job it is pulled for): a report that verifies
+    against its own manifest but is another sweep's or bundle's is refused too.
 
     Returns:
         ``{"path", "problems", "report_html", "manifest"}``; ``problems`` is empty when every file
@@ -239,7 +253,7 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None) ->
         except (StorageError, OSError) as exc:  # unreachable after the tries; no credentials or permission
             return {**failed, "problems": [str(exc) if isinstance(exc, StorageError) else f"pull from {uri}: {exc}"],
                     **({"unreachable": True} if isinstance(exc, StorageUnreachable) else {})}
-        problems = [p.replace(str(tmp), uri.rstrip("/")) for p in verify_report(tmp)]
+        problems = [p.replace(str(tmp), uri.rstrip("/")) for p in verify_report(tmp)] or report_mismatch(tmp, uri, expect)
         if problems:
             return {**failed, "problems": problems}
         old = out.with_name(f".old-{out.name}-{tmp.name}") if out.exists() else None
@@ -252,3 +266,13 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None) ->
         shutil.rmtree(tmp, ignore_errors=True)
     return {"path": str(out), "problems": [], "manifest": json.loads((out / "manifest.json").read_text()),
             "report_html": str(out / "report.html") if (out / "report.html").is_file() else None}
+
+
+def report_mismatch(report: Path, uri: str, expect: dict[str, str] | None) -> list[str]:
+    """Problems of a verified report whose manifest fields differ from ``expect`` (its sweep or bundle is not
+    the one it was pulled for)."""
+    import json
+
+    man = json.loads((Path(report) / "manifest.json").read_text())
+    return [f"{uri.rstrip('/')}/manifest.json:{k}: {man.get(k)} is not the expected {v} (the report of another "
+            f"sweep or bundle lies at that URI)" for k, v in (expect or {}).items() if v and man.get(k) != v]

@@ -324,7 +324,8 @@ def sweep_work(plan: WindowPlan, sweep: Any, cluster: Any, working_dir: Path, cf
             raise BudgetExceeded(f"budget cap reached; job {sub['submission_id']} stopped")
         res: dict[str, Any] = {"submission": sub, "status": info["status"], "ok": info["status"] == "SUCCEEDED"}
         if res["ok"]:
-            pulled = pull_report(sub["report_uri"], Path(cfg.reports_dir) / sweep.sweep_id, sweep.cfg.storage_io)
+            pulled = pull_report(sub["report_uri"], Path(cfg.reports_dir) / sweep.sweep_id, sweep.cfg.storage_io,
+                                 sweep.expect)
             res.update(report=pulled["report_html"], report_problems=pulled["problems"],
                        ok=not pulled["problems"])
         return res

@@ -10,6 +10,7 @@ flattened to dotted keys. The sweep id is ``<name>-<hash>`` of the fields that c
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from tracebridge.train.config import ROLES, Variant
 _TEXT_KEYS = ("name", "bundle", "storage", "work_dir")
 # Fields that say where or how fast a sweep runs, not what it computes: left out of the sweep id.
 NON_IDENTITY = ("cluster", "window", "work_dir", "budget", "resources", "mlflow", "max_failures", "push",
-                "storage_io")
+                "storage_io", "bundle_id")  # bundle_id: the sweep id names the bundle's id already
 
 
 @dataclass
@@ -58,8 +59,9 @@ class BudgetConfig:
 
     max_trials: int = field(default=64, metadata={"help": "Refuse a grid larger than this (0 = no cap)."})
     max_hours: float = field(default=0.0, metadata={
-        "help": "Wall-clock cap of the Tune run (TuneConfig.time_budget_s); 0 = none. Unfinished trials "
-                "resume with the next submit."})
+        "help": "Wall-clock cap of each attempt's Tune run, in hours; 0 = none. At the cap the run is interrupted "
+                "(its state saved, the job exits 1 naming the unfinished trials); `submit --resume` continues them "
+                "from their last checkpoint under the budget it is given."})
     max_concurrent: int = field(default=0, metadata={
         "help": "Trials at once; 0 = cluster GPUs / GPUs per trial (GPU sweeps) or as many as CPUs allow."})
 
@@ -77,6 +79,10 @@ class SweepConfig:
     name: str = field(default="sweep", metadata={"help": "Label; the sweep id is <name>-<config hash>."})
     bundle: str = field(default="", metadata={
         "help": "Export bundle: a folder, file://, s3:// or gs:// URI (the folder holding manifest.json)."})
+    bundle_id: str = field(default="", metadata={
+        "help": "The id (sha256) the bundle at `bundle` must have; '' = whatever it holds. `tracebridge submit` "
+                "sets it to the id it checked, so a job never trains a bundle changed after submit (a moved "
+                "LATEST pointer, a re-export into the same folder)."})
     roles: list[str] = field(default_factory=lambda: list(ROLES), metadata={"help": "Roles trained."})
     variants: list[str] = field(default_factory=lambda: ["baseline", "optimized"], metadata={
         "help": "Named variants compared per role (baseline | optimized)."})
@@ -151,6 +157,9 @@ class SweepConfig:
         p += [f"{k}: {bad}" for k in ("bundle", "storage") if (bad := uri_problem(getattr(self, k) or ""))]
         if (self.storage or "").startswith(("s3://", "s3a://")):  # Tune's own checkpoints go through pyarrow's S3
             p += [f"storage_io.{q}" for q in self.storage_io.arrow_s3_problems()]
+        if self.bundle_id and not re.fullmatch(r"[0-9a-f]{64}", self.bundle_id):
+            p.append(f"bundle_id={self.bundle_id!r}: not a bundle id (64 hex digits, the manifest's bundle_id); "
+                     "'' = any")
         if not self.name or "/" in self.name:
             p.append(f"name={self.name!r}: a non-empty label without '/'")
         return (p + self.resources.problems() + self.budget.problems() + self.push.problems("push")

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tracebridge.sweep.budget import BudgetTimer
 from tracebridge.sweep.config import SweepConfig
 from tracebridge.sweep.trainable import INPUT_ERROR, TrialContext, tune_trial, unpack_checkpoint
 
@@ -136,8 +137,8 @@ def build_tuner(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]]
         log.info("resuming sweep %s from %s", ctx.sweep_id, join(cfg.storage, ctx.sweep_id))
         return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True,
                                   storage_filesystem=fs)
+    # no time_budget_s: Tune would mark the trials it stops as finished (budget.BudgetTimer interrupts instead)
     tc = tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent(cfg, ray.cluster_resources()),
-                         time_budget_s=cfg.budget.max_hours * 3600 or None,
                          trial_dirname_creator=lambda t: t.config["spec"]["trial_id"],
                          trial_name_creator=lambda t: t.config["spec"]["trial_id"])
     rc = tune.RunConfig(name=ctx.sweep_id, storage_path=storage_path, storage_filesystem=fs,
@@ -162,20 +163,23 @@ def mlflow_callbacks(cfg: SweepConfig, sweep: str) -> list[Any]:
     return [MLflowLoggerCallback(tracking_uri=join(cfg.storage, "mlflow"), experiment_name=sweep)]
 
 
-def collect_results(grid: Any, local: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def collect_results(grid: Any, local: Path, unfinished: str = "did not finish (budget or interruption)"
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Each trial's final result (with ``eval_items_path`` pointing at a local copy) and the
-    trials that did not finish."""
+    trials that did not finish; ``unfinished`` is the error of one that stopped without an error
+    of its own (before its first or its final checkpoint)."""
     results, failures = [], []
     for r in grid:
-        tid = (r.config or {}).get("spec", {}).get("trial_id", "?")
+        # a trial stopped before it started has no config in its result: its folder is named by its id
+        tid = (r.config or {}).get("spec", {}).get("trial_id") or (Path(r.path).name if r.path else "?")
         input_error = (r.metrics or {}).get(INPUT_ERROR)
         if r.error is not None or input_error or r.checkpoint is None:
-            failures.append({"trial_id": tid, "error": str(input_error or r.error or "no checkpoint reported")})
+            failures.append({"trial_id": tid, "error": str(input_error or r.error or unfinished)})
             continue
         d = Path(r.checkpoint.to_directory(str(local / tid)))
         kind, res = unpack_checkpoint(d)
         if kind != "final":
-            failures.append({"trial_id": tid, "error": "did not finish (budget or interruption)"})
+            failures.append({"trial_id": tid, "error": unfinished})
             continue
         res.update(eval_items_path=str(d / "eval_items.json"), checkpoint_uri=r.checkpoint.path,
                    model_dir=str(d / "model") if (d / "model").is_dir() else None)
@@ -187,8 +191,11 @@ def run_sweep(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]]) 
     """Run (or resume) the grid; return ``{"trials", "failures", "wall_s", "interrupted"}``."""
     t0 = time.time()
     tuner = build_tuner(cfg, ctx, specs, [progress_callback(len(specs)), *mlflow_callbacks(cfg, ctx.sweep_id)])
-    grid = tuner.fit()
-    trials, failures = collect_results(grid, Path(ctx.work_root) / "results")
+    with BudgetTimer(cfg.budget.max_hours) as budget:
+        grid = tuner.fit()
+    unfinished = (f"not finished within budget.max_hours={cfg.budget.max_hours:g}; `tracebridge submit ... "
+                  "--resume` continues it from its last checkpoint" if budget.fired else "did not finish (interrupted)")
+    trials, failures = collect_results(grid, Path(ctx.work_root) / "results", unfinished)
     order = {s["trial_id"]: i for i, s in enumerate(specs)}
     trials.sort(key=lambda t: order.get(t.get("trial_id"), 1 << 30))
     done = {t["trial_id"] for t in trials}

@@ -1,0 +1,36 @@
+"""A resumed sweep runs under the budget of the submit that resumes it, not the one its first attempt
+pickled into Tune's experiment state (``Tuner.restore`` brings back the first TuneConfig), and trials
+the time budget stopped are named, with the budget as the reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cluster.test_submit import cli, sweep_args
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(autouse=True)
+def _in_root(monkeypatch):
+    from tests.cluster.test_submit import ROOT
+
+    monkeypatch.chdir(ROOT)
+
+
+def test_resume_takes_the_new_budget_and_budget_stops_are_named(ray_head, tmp_path):
+    y = ray_head["yaml"]
+    args = sweep_args(tmp_path, "variants=[baseline,optimized]")
+    # 0.36 s of Tune time: no trial worker even finishes importing torch before the budget stops it
+    code, first = cli("submit", *args, "budget.max_hours=0.0001", "--cluster", y, "--keep", "--wait",
+                      "--out", str(tmp_path / "r"))
+    assert code == 1 and first["status"] == "FAILED", first
+    # before: two '?' trials with "no checkpoint reported" plus the same two again as "not run"
+    assert sorted(f["trial_id"] for f in first["failures"]) == ["verifier-baseline-s0", "verifier-optimized-s0"]
+    assert all("budget.max_hours=0.0001" in f["error"] and "--resume" in f["error"] for f in first["failures"])
+
+    # the budget raised (0 = none) on the resume: before, the restored run stopped at the old 0.36 s again
+    code, res = cli("submit", *args, "budget.max_hours=0", "--cluster", y, "--keep", "--resume", "--wait",
+                    "--out", str(tmp_path / "r"))
+    assert code == 0 and res["status"] == "SUCCEEDED" and res["submission_id"].endswith("-a2"), res
+    assert res["sweep_id"] == first["sweep_id"] and res["report_problems"] == []

@@ -12,7 +12,7 @@ import pytest
 import ray
 import yaml
 
-from tracebridge.cluster.config import DEFAULT_PRICES
+from tracebridge.cluster.config import DEFAULT_ENV, DEFAULT_PRICES
 from tracebridge.cluster.window import node_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,3 +61,12 @@ def test_kuberay_rayjob_tears_down_and_uses_token_auth():
     assert any(w["minReplicas"] == 0 and "nvidia.com/gpu" in w["template"]["spec"]["containers"][0]["resources"]["limits"]
                for w in workers)
     assert "token" not in json.dumps(spec["runtimeEnvYAML"]).lower().replace("tokenizers", "")
+
+
+def test_kuberay_rayjob_sets_the_job_environment_submit_sets():
+    """A sweep run by the RayJob gets the environment `tracebridge submit` gives its jobs: without
+    RAY_JOB_STOP_WAIT_TIME_S / TUNE_GLOBAL_CHECKPOINT_S a stopped job could lose the state a resubmitted
+    attempt resumes from, and without HF_HUB_OFFLINE a job would try the hub."""
+    job = yaml.safe_load((ROOT / "infra" / "kuberay" / "rayjob.yaml").read_text())
+    env = yaml.safe_load(job["spec"]["runtimeEnvYAML"])["env_vars"]
+    assert env == DEFAULT_ENV

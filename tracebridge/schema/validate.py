@@ -312,6 +312,16 @@ class ValidationReport:
         return d
 
 
+# session.json capture counts that make a run's problem: (key = report total, report runs key, message, kind)
+_CAPTURE_COUNTS = (
+    ("events_dropped", "runs_with_dropped_events",
+     "{n} event(s) dropped at capture (fail-open; the recorder logged why): the run has gaps", "capture"),
+    ("nonfinite_values", "runs_with_nonfinite_values",
+     '{n} NaN/infinite float(s) written as the strings "NaN", "Infinity", "-Infinity" (JSON has no such numbers)',
+     "nonfinite"),
+)
+
+
 def validate_root(root: str | os.PathLike[str], thresholds: Thresholds | None = None,
                   max_problems: int = 200) -> ValidationReport:
     """Validate every run under ``root`` (streaming; memory does not grow with the root)."""
@@ -320,19 +330,12 @@ def validate_root(root: str | os.PathLike[str], thresholds: Thresholds | None = 
     for run in iter_runs(root):
         session: dict[str, Any] = {}
         chk = check_run(run, session=session)
-        dropped, nonfinite = _capture_count(session, "events_dropped"), _capture_count(session, "nonfinite_values")
-        if dropped:
-            report.events_dropped += dropped
-            report.runs_with_dropped_events += 1
-            chk.problems.append(Problem(str(run.session_path), None, "capture.events_dropped",
-                                        f"{dropped} event(s) dropped at capture (fail-open; the recorder "
-                                        f"logged why): the run has gaps", "capture"))
-        if nonfinite:
-            report.nonfinite_values += nonfinite
-            report.runs_with_nonfinite_values += 1
-            chk.problems.append(Problem(str(run.session_path), None, "capture.nonfinite_values",
-                                        f"{nonfinite} NaN/infinite float(s) written as the strings \"NaN\", "
-                                        f"\"Infinity\", \"-Infinity\" (JSON has no such numbers)", "nonfinite"))
+        for key, runs_key, text, kind in _CAPTURE_COUNTS:
+            n = _capture_count(session, key)
+            if n:
+                setattr(report, key, getattr(report, key) + n)
+                setattr(report, runs_key, getattr(report, runs_key) + 1)
+                chk.problems.append(Problem(str(run.session_path), None, f"capture.{key}", text.format(n=n), kind))
         if not chk.complete:
             idle = now - _last_write(run)
             if idle > report.thresholds.stale_after_s:

@@ -1,7 +1,7 @@
 """The 3-day review (phase 1 exit): the seed's success criteria, evaluated from the artifact bundles.
 
-The window is the ``days`` × 24 h before ``now``. Each criterion is one line (pass, fail or not exercised) and
-the evidence it was decided on (cycle ids and the numbers read from their manifests):
+The window is the ``days`` × 24 h before ``now``. Each criterion is one line (pass, fail or not
+exercised) and the evidence it was decided on (cycle ids and the numbers read from their manifests):
 
 1. ``cycles`` — at least ``min_cycles`` successful cycles (manifest ``status: ok``: no step failed;
    a step the config turned off does not fail a cycle; bundle intact).
@@ -16,7 +16,8 @@ the evidence it was decided on (cycle ids and the numbers read from their manife
    more than ``integrity_tolerance`` points.
 5. ``feedback`` — each 24-hour slice of the window has a cycle of its own whose feedback harvest
    ran and whose audit file is in the bundle with the hash the manifest gives (auditable); a cycle
-   may lie ``slice_tolerance_min`` outside its slice (the timer's random start delay).
+   may lie ``slice_tolerance_min`` outside its slice (the timer's random start delay), and no two
+   auditable cycles are more than 24 h + that apart.
 6. ``chunk_policy`` — every successful cycle had the chunk-label policy documented and applied
    with no violations, no failed cycle found a violation, and at least one cycle's export had a
    chunked batch labelled by a reaction to apply it to.
@@ -96,10 +97,11 @@ class Cycle:
         reason = (((self.manifest or {}).get("steps") or {}).get(name) or {}).get("reason") or "skipped"
         sh = ((self.manifest or {}).get("config") or {}).get("shadow") or {}
         sh = sh if isinstance(sh, dict) else {}
-        keys = [k for k, on in ((f"shadow.skip has {name}", name in (sh.get("skip") or [])),
-                                ("shadow.optimize.mode=off", name == "optimize" and (sh.get("optimize") or {}).get("mode") == "off"),
-                                ("shadow.runtime_hook=false", name == "runtime_hook" and sh.get("runtime_hook") is False)) if on]
-        return reason + (f": {', '.join(keys)}" if keys else "")
+        keys = {f"shadow.skip has {name}": name in (sh.get("skip") or []),
+                "shadow.optimize.mode=off": name == "optimize" and (sh.get("optimize") or {}).get("mode") == "off",
+                "shadow.runtime_hook=false": name == "runtime_hook" and sh.get("runtime_hook") is False}
+        on = [k for k, v in keys.items() if v]
+        return reason + (f": {', '.join(on)}" if on else "")
 
     def turned_off(self, name: str) -> bool:
         """Whether an ok cycle skipped step ``name``: only the config (or a step it turned off) skips one

@@ -45,7 +45,7 @@ STEPS = [
     Step("consumers", _ok("consumers"), ("export",)),
     Step("runtime_hook", _ok("runtime_hook")),
     Step("feedback", _check_fails),
-    Step("optimize", _ok("optimize", {"uplift": {"uplift": 0.1}}), ("import",)),
+    Step("optimize", _ok("optimize", {"uplift": {"uplift": 0.1}, "note": "measured on 2 runs"}), ("import",)),
 ]
 
 
@@ -56,7 +56,7 @@ def test_failed_step_skips_dependents_and_independent_steps_still_run(tmp_path):
         "import": ("ok", ""), "validate": ("failed", "OSError: disk full"),
         "export": ("skipped", "needs validate"), "consumers": ("skipped", "needs export"),
         "runtime_hook": ("ok", ""), "feedback": ("failed", "2 views do not parse"),
-        "optimize": ("ok", ""),
+        "optimize": ("ok", "measured on 2 runs"),  # a passed step's note is its reason
     }
     assert "traceback" in man["steps"]["validate"] and man["steps"]["feedback"]["outputs"]["problems"] == ["a", "b"]
     assert man["status"] == "failed" and man["uplift"] == {"uplift": 0.1}

@@ -19,6 +19,7 @@ from tracebridge.ops.cycle import Ctx, StepFailed
 from tracebridge.ops.shadow_steps import step_feedback, step_import, step_validate
 
 ROOT = Path(__file__).resolve().parents[2]
+REPLAY_MANIFEST_NAME = "replay-manifest.json"
 VIEWS = ROOT / "tests/data/train_views"
 
 
@@ -99,6 +100,21 @@ def test_replay_set_is_frozen_stable_and_tamper_evident(tmp_path):
     victim.chmod(0o644)
     victim.write_text(victim.read_text().replace("count", "COUNT"))
     assert rp.verify_replay_set(work, man) == [f"{victim.parent}: events file changed since the set was frozen"]
+
+
+def test_a_replay_set_frozen_short_says_so_until_it_is_redrawn(tmp_path):
+    """The set is drawn once, on the first cycle: a host with 2 valid runs that day measured every later
+    uplift on those 2 without a word; the replay step's note (its reason in the cycle table) says it."""
+    traces, work = tmp_path / "traces", tmp_path / "work"
+    for i in range(2):
+        record_sample_run(traces, goal=f"goal {i}")
+    man = rp.freeze_replay_set(traces, work, size=4, salt="s")
+    note = rp.shortfall(man, work)
+    assert note.startswith("replay set holds 2 of shadow.replay.size=4 runs") and REPLAY_MANIFEST_NAME in note
+    for i in range(2, 6):
+        record_sample_run(traces, goal=f"goal {i}")
+    (work / "replay" / rp.REPLAY_MANIFEST).unlink()  # the operator's redraw, once there are more runs
+    assert rp.shortfall(rp.freeze_replay_set(traces, work, size=4, salt="s"), work) is None
 
 
 def test_views_parse_check_finds_bad_rows_and_missing_views(tmp_path):

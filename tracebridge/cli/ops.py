@@ -296,6 +296,9 @@ def shadow_cycle(
         _table(f"tracebridge shadow-cycle → {man['path']}", ["step", "status", "needs", "s", "reason"],
                [[n, _mark("pass" if r["status"] == "ok" else "fail" if r["status"] == "failed" else r["status"]),
                  ", ".join(r["needs"]), f"{r['duration_s']:.1f}", r["reason"][:200]] for n, r in man["steps"].items()])
+        for n, r in man["steps"].items():  # a passed step's caveat, whole (the table cuts it)
+            if r["status"] == "ok" and r["reason"]:
+                typer.echo(f"note ({n}): {r['reason']}")
         up, opt = man.get("uplift") or {}, man["steps"].get("optimize") or {}
         typer.echo(f"{man['status'].upper()}; " + (f"uplift {up.get('metric')}: {up.get('uplift')}" if up else
                    f"no uplift (optimize {opt.get('status', 'absent')}: {opt.get('reason') or 'no figure'})"))

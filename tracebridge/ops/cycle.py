@@ -120,7 +120,8 @@ def _run_one(s: Step, ctx: Ctx) -> dict[str, Any]:
     t0 = time.perf_counter()
     rec: dict[str, Any] = {}
     try:
-        rec.update(outputs=s.fn(ctx) or {}, status=OK)
+        out = s.fn(ctx) or {}
+        rec.update(outputs=out, status=OK, reason=str(out.get("note") or ""))  # a passed step's caveat, if any
     except StepFailed as exc:
         rec.update(status=FAILED, reason=str(exc), outputs=exc.outputs)
     except Exception as exc:  # noqa: BLE001 - a failed step is recorded, never hidden

@@ -72,6 +72,18 @@ def freeze_replay_set(traces: Path, work: Path, size: int, salt: str) -> dict[st
     return man
 
 
+def shortfall(man: dict[str, Any], work: Path) -> str | None:
+    """What a replay set frozen with fewer runs than its ``size`` means (None when it is full): the set
+    is chosen once, on the first cycle, from the valid runs there are; a host with few sessions that day
+    measures every later day's uplift on those few, and only a new draw (not comparable) changes it."""
+    n, size = len(man["runs"]), int(man.get("size") or 0)
+    if n >= size:
+        return None
+    return (f"replay set holds {n} of shadow.replay.size={size} runs (frozen {man.get('created_at')}, when only {n} "
+            f"valid runs existed): uplift is measured on them every day; delete {replay_dir(work) / REPLAY_MANIFEST} "
+            "to draw a full set once there are more (uplift is then not comparable with earlier days)")
+
+
 def write_replay_manifest(work: Path, man: dict[str, Any]) -> None:
     """Write ``man`` to ``replay/replay-manifest.json`` atomically."""
     write_atomic(replay_dir(work) / REPLAY_MANIFEST, orjson.dumps(man, option=orjson.OPT_INDENT_2))

@@ -250,8 +250,9 @@ def step_replay(ctx: Ctx) -> dict[str, Any]:
     dst = ctx.bundle / "replay"
     dst.mkdir(exist_ok=True)
     shutil.copy2(rp.replay_dir(ctx.work) / rp.REPLAY_MANIFEST, dst / rp.REPLAY_MANIFEST)
+    short = rp.shortfall(man, ctx.work)
     return {**out, "runs": len(man["runs"]), "created": created, "stable": stable,
-            "first_bundle_id": man["first_bundle_id"],
+            "first_bundle_id": man["first_bundle_id"], **({"note": short} if short else {}),
             "inputs": {"replay_manifest_sha256": sha256_file(dst / rp.REPLAY_MANIFEST)}}
 
 

@@ -79,7 +79,7 @@ def validate(
     raise typer.Exit(0 if rep.passed else 1)
 
 
-_LOCATED = re.compile(r"(?P<file>.+?):(?P<line>\d+): (?P<what>.*)", re.S)
+_LOCATED = re.compile(r"(?P<file>.+?):(?P<line>\d+): (?P<what>.*)", re.DOTALL)
 
 
 def problem_lines(problems: list[str]) -> list[str]:

@@ -2,13 +2,15 @@
 
 ``Detectors.find(text)`` returns non-overlapping ``Span(start, end, kind)`` for e-mail addresses,
 phone numbers (``phonenumbers``), payment cards (Luhn), IBANs (mod 97), IPv4/IPv6 addresses,
-credentials (``detect-secrets`` plugins plus bearer/basic auth headers and the shapes in
-``OWN_SECRETS`` that the plugins miss) and user terms. Recall and precision are measured on a
+credentials (``detect-secrets`` plugins plus bearer/basic auth headers, the shapes in
+``OWN_SECRETS`` that the plugins miss, and credentials by context: a value after a secret name,
+``curl -u user:password``, base64 of ``user:password``; ``tracebridge.curate.credentials``) and user
+terms; ``keyed`` finds a record's string that is a secret by its dict key or argv flag. Recall and precision are measured on a
 labelled corpus by ``scripts/chaos_pii.py``. Cost is kept low by a two-level scheme:
 
 1. ``Detectors.fired`` (``tracebridge.curate.triggers``) — cheap triggers on UTF-8 bytes (``@``,
    digit runs that ``DIGITS`` may find a card or phone number in, IBAN and IPv4/IPv6 shapes, known
-   credential prefixes, user terms), each a substring test, a byte-table translation or a literal-led regex, and each a
+   credential prefixes, secret names before a separator, base64 runs, user terms), each a substring test, a byte-table translation or a literal-led regex, and each a
    superset of what its detectors find, on text and on JSON-serialised text alike. A string
    without a trigger is clean (``triggered``). Dates, times, ``file:line:col``, UUIDs and
    version numbers, which tool outputs are full of, trip none.
@@ -18,7 +20,8 @@ labelled corpus by ``scripts/chaos_pii.py``. Cost is kept low by a two-level sch
    are filtered out in any case).
 
 This module holds the detectors' patterns, ``Span``, overlap resolution and ``scan``; the triggers,
-and the patterns both levels share, are in ``tracebridge.curate.triggers``. Pure and
+and the patterns both levels share, are in ``tracebridge.curate.triggers``, the credential patterns
+in ``tracebridge.curate.credentials``. Pure and
 deterministic; no I/O.
 """
 

@@ -43,13 +43,12 @@ SECRET_LITERALS = ["A3T", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_"
 SECRET_MARKERS = "|".join(re.escape(x) for x in SECRET_LITERALS) + r"|://[^\s/@:]*:[^\s/@]+@"
 # Markers that begin a credential of 20+ token characters (``ghp_`` and 36 more): found within the long
 # token runs of a string only. The others (a name or host near the value, a value with dots) anywhere.
-# "PRIVATE KEY" and the AWS secret names have checks of their own (``_secret_hit``).
+# "PRIVATE KEY" and the AWS secret names have checks of their own (``_token_hit``).
 _FREE_LITERALS = ("aws", "AWS", "Aws", "hooks.slack.com", "SG.", "eyJ", "xox")
 _IN_TOKEN = re.compile("|".join(re.escape(x) for x in SECRET_LITERALS if x not in _FREE_LITERALS
                                  and x != "PRIVATE KEY" and "ccess" not in x.lower()).encode()).search
 _GROUP_B = re.compile(rb"\d+")
-_TOKEN_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "_-") else 32 for i in range(256))
-_LONG_TOKEN = b"a" * 20  # 20 token characters in a row
+_TOKEN_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "_-+/") else 32 for i in range(256))
 _FREE_MARKERS = tuple(x.encode() for x in _FREE_LITERALS)
 _AWS_SECRET_NAME = re.compile(rb"(?i)secret_?access_?key")  # an AWS secret (base64: '/' '+' split tokens)
 _NUM_TABLE = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))  # digit -> "0", else "x"
@@ -87,7 +86,8 @@ _FLAG_BEFORE = re.compile(rb"--[a-z0-9_\-]{0,48}$").search
 # "-u" becomes "MU".
 _CLASS_TABLE = bytes(88 if chr(i).lower() in "ksb" else 89 if chr(i).lower() in "ewpi" else 90
                      if chr(i).lower() in "yncodha" else 77 if i == 45 else 85 if i == 117 else 46 for i in range(256))
-_KEYWORDS, _AUTH = frozenset({"keywords"}), frozenset({"auth_header"})
+_KEYWORDS, _AUTH, _BASE64 = frozenset({"keywords"}), frozenset({"auth_header"}), frozenset({"base64"})
+_SECRETS, _NONE = frozenset({"secrets"}), frozenset()
 _B64_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "+/") else 32 for i in range(256))
 _B64_LONG = b"a" * 16
 B64_PRINTABLE = frozenset(range(32, 127)) | {9, 10, 13}  # what a decoded base64 credential may hold
@@ -96,17 +96,18 @@ B64_PRINTABLE = frozenset(range(32, 127)) | {9, 10, 13}  # what a decoded base64
 def context_hit(data: bytes, keywords: bool = True, auth: bool = True) -> frozenset[str]:
     """``keywords`` when ``data`` may hold a secret name or ``-u`` (``keyword_hit``), ``auth_header``
     when it may hold ``bearer``/``basic``; each only where enabled."""
+    out = _NONE
     classes = data.translate(_CLASS_TABLE)
     if b"XYZ" not in classes:
-        return _KEYWORDS if keywords and b"MU" in classes else frozenset()
+        return out | _KEYWORDS if keywords and b"MU" in classes else out
     low = data.lower()
-    out = _AUTH if auth and (b"bearer" in low or b"basic" in low) else frozenset()
+    out = out | _AUTH if auth and (b"bearer" in low or b"basic" in low) else out
     return out | _KEYWORDS if keywords and (b"-u" in data or _name_hit(low)) else out
 
 
 def keyword_hit(data: bytes) -> bool:
     """A secret name (a needle and what follows it, or a ``--`` flag before it) or ``-u``."""
-    return bool(context_hit(data, auth=False))
+    return bool(context_hit(data, auth=False) & _KEYWORDS)
 
 
 def _name_hit(low: bytes) -> bool:
@@ -121,18 +122,20 @@ def _name_hit(low: bytes) -> bool:
     return False
 
 
-def base64_hit(data: bytes) -> bool:
-    """A run of 16-1029 base64 characters whose first 16 decode to ``B64_PRINTABLE``. In JSON a run
-    may start with an escape's letters (``\\n``, ``\\u00e9``): after a backslash, offsets 1 and 5 too."""
-    runs = data.translate(_B64_TABLE)
+def base64_hit(data: bytes, lo: int = 0, hi: int | None = None) -> bool:
+    """A run of 16-1029 base64 characters (in ``data[lo:hi]``) whose first 16 decode to
+    ``B64_PRINTABLE``. In JSON a run may start with an escape's letters (``\\n``, ``\\u00e9``):
+    after a backslash, offsets 1 and 5 too."""
+    hi = len(data) if hi is None else hi
+    runs = data[lo:hi].translate(_B64_TABLE)  # positions in it are relative to lo
     start = runs.find(_B64_LONG)
     while start >= 0:
         end = runs.find(b" ", start + 16)
-        end = len(data) if end < 0 else end
+        end = len(runs) if end < 0 else end
         if end - start <= 1029:
-            for off in ((0, 1, 5) if start and data[start - 1] == 92 else (0,)):
+            for off in ((0, 1, 5) if lo + start and data[lo + start - 1] == 92 else (0,)):
                 if end - start - off >= 16 and B64_PRINTABLE.issuperset(
-                        binascii.a2b_base64(data[start + off:start + off + 16])):
+                        binascii.a2b_base64(data[lo + start + off:lo + start + off + 16])):
                     return True
         start = runs.find(_B64_LONG, end)
     return False
@@ -204,8 +207,7 @@ class Triggers:
              lambda d: _IBAN_SHAPE(d.translate(_IBAN_TABLE, b" -"))),
             (frozenset({"digits"}), bool(on & {"phone", "card"}), self._digit_hit),
             (frozenset({"ipv6"}), "ip" in on, _ipv6_hit),
-            (frozenset({"secrets"}), "secrets" in on, self._secret_hit),
-            (frozenset({"base64"}), "secrets" in on, base64_hit),
+            (None, "secrets" in on, self._token_hit),  # secrets, base64
             (None, bool(self.on & {"secrets", "auth_header"}),  # the groups it returns
              functools.partial(context_hit, keywords="secrets" in on, auth="auth_header" in on)),
             (frozenset({"terms"}), bool(words_b), lambda d: any(w in d.lower() for w in words_b)),
@@ -235,25 +237,28 @@ class Triggers:
                 out |= {"terms"}
         return out
 
-    def _secret_hit(self, data: bytes) -> bool:
-        """A key block, a URL with a password, an AWS secret's name, or a long token run (20+ token
-        characters) and a credential marker: a free one anywhere, a token marker within such a run."""
-        if b"PRIVATE KEY" in data or self._url(data) is not None or (
-                (b"ccess" in data or b"CCESS" in data) and _AWS_SECRET_NAME.search(data) is not None):
-            return True
+    def _token_hit(self, data: bytes) -> frozenset[str]:
+        """``secrets`` for a key block, a URL with a password, an AWS secret's name, or a long token
+        run (20+ token characters) and a credential marker: a free one anywhere, a token marker within
+        such a run; ``base64`` for a run ``base64_hit`` accepts. One translation finds both kinds of
+        run (``+/`` join tokens here: runs a superset of either's)."""
+        early = b"PRIVATE KEY" in data or self._url(data) is not None or (
+            (b"ccess" in data or b"CCESS" in data) and _AWS_SECRET_NAME.search(data) is not None)
         tokens = data.translate(_TOKEN_TABLE)
-        start = tokens.find(_LONG_TOKEN)
+        start = tokens.find(_B64_LONG)
         if start < 0:
-            return False
-        if any(m in data for m in _FREE_MARKERS):
-            return True
+            return _SECRETS if early else _NONE
         runs = []
-        while start >= 0:  # each long run whole (few per string: ids, hashes, keys)
-            end = tokens.find(b" ", start + 20)
+        while start >= 0:  # each run whole (few per string: ids, hashes, keys, paths)
+            end = tokens.find(b" ", start + 16)
             end = len(data) if end < 0 else end
-            runs.append(data[start:end])
-            start = tokens.find(_LONG_TOKEN, end)
-        return _IN_TOKEN(b" ".join(runs)) is not None
+            runs.append((start, end))
+            start = tokens.find(_B64_LONG, end)
+        out = _BASE64 if any(base64_hit(data, a, b) for a, b in runs) else _NONE
+        long = [data[a:b] for a, b in runs if b - a >= 20]
+        if early or (long and (any(m in data for m in _FREE_MARKERS) or _IN_TOKEN(b" ".join(long)) is not None)):
+            out = out | _SECRETS
+        return out
 
     def _digit_hit(self, data: bytes) -> bool:
         """A run of digits and separators in which ``DIGITS`` may find a card or phone number.

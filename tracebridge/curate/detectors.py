@@ -2,13 +2,15 @@
 
 ``Detectors.find(text)`` returns non-overlapping ``Span(start, end, kind)`` for e-mail addresses,
 phone numbers (``phonenumbers``), payment cards (Luhn), IBANs (mod 97), IPv4/IPv6 addresses,
-credentials (``detect-secrets`` plugins plus bearer/basic auth headers and the shapes in
-``OWN_SECRETS`` that the plugins miss) and user terms. Recall and precision are measured on a
+credentials (``detect-secrets`` plugins plus bearer/basic auth headers, the shapes in
+``OWN_SECRETS`` that the plugins miss, and credentials by context: a value after a secret name,
+``curl -u user:password``, base64 of ``user:password``; ``tracebridge.curate.credentials``) and user
+terms; ``keyed`` finds a record's string that is a secret by its dict key or argv flag. Recall and precision are measured on a
 labelled corpus by ``scripts/chaos_pii.py``. Cost is kept low by a two-level scheme:
 
 1. ``Detectors.fired`` (``tracebridge.curate.triggers``) — cheap triggers on UTF-8 bytes (``@``,
    digit runs that ``DIGITS`` may find a card or phone number in, IBAN and IPv4/IPv6 shapes, known
-   credential prefixes, user terms), each a substring test, a byte-table translation or a literal-led regex, and each a
+   credential prefixes, secret names before a separator, base64 runs, user terms), each a substring test, a byte-table translation or a literal-led regex, and each a
    superset of what its detectors find, on text and on JSON-serialised text alike. A string
    without a trigger is clean (``triggered``). Dates, times, ``file:line:col``, UUIDs and
    version numbers, which tool outputs are full of, trip none.
@@ -18,14 +20,13 @@ labelled corpus by ``scripts/chaos_pii.py``. Cost is kept low by a two-level sch
    are filtered out in any case).
 
 This module holds the detectors' patterns, ``Span``, overlap resolution and ``scan``; the triggers,
-and the patterns both levels share, are in ``tracebridge.curate.triggers``. Pure and
+and the patterns both levels share, are in ``tracebridge.curate.triggers``, the credential patterns
+in ``tracebridge.curate.credentials``. Pure and
 deterministic; no I/O.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import logging
 import re
@@ -37,6 +38,18 @@ from typing import Any
 
 from tracebridge.curate.checksums import card_ok, iban_ok
 from tracebridge.curate.config import RedactionConfig
+from tracebridge.curate.credentials import (
+    AUTH,
+    HEXISH,
+    OWN_SECRETS,
+    PRIVATE_BLOCK,
+    URL_PW_TEMPLATE,
+    base64_texts,
+    basic_auth_ok,
+    keyed_spans,
+    keyword_spans,
+    user_password,
+)
 from tracebridge.curate.triggers import (
     GROUPS,
     MAX_GROUPS,
@@ -46,13 +59,15 @@ from tracebridge.curate.triggers import (
     SECRET_MARKERS,
     Triggers,
 )
+from tracebridge.curate.triggers import WORD_CHARS as _W
 
 log = logging.getLogger(__name__)
 
 # Overlap resolution: a lower index wins over a higher one, then the longer span.
 PRIORITY = ("PRIVATE_KEY", "AWS_KEY", "GITHUB_TOKEN", "GITLAB_TOKEN", "SLACK_TOKEN", "ANTHROPIC_KEY", "OPENAI_KEY", "JWT",
-            "STRIPE_KEY", "SENDGRID_KEY", "NPM_TOKEN", "PYPI_TOKEN", "SECRET", "URL_PASSWORD", "AUTH_HEADER",
+            "STRIPE_KEY", "SENDGRID_KEY", "NPM_TOKEN", "PYPI_TOKEN", "URL_PASSWORD", "AUTH_HEADER", "SECRET",
             "EMAIL", "IBAN", "CARD", "IPV6", "IPV4", "PHONE")
+_CREDENTIAL_GROUPS = frozenset({"secrets", "keywords", "auth_header"})  # re-scanned in decoded base64
 # Card number groupings as printed (one run, 4-4-4-4[-x], Amex 4-6-5, Diners 4-6-4, 13-digit Visa 4-3-3-3).
 CARD_GROUPS = {(4, 4, 4, 4), (4, 4, 4, 4, 1), (4, 4, 4, 4, 2), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1),
                (4, 4, 4, 2), (4, 4, 4, 3), (4, 3, 3, 3)}
@@ -63,10 +78,6 @@ SECRET_TYPES = {
     "SendGrid API Key": "SENDGRID_KEY", "NPM tokens": "NPM_TOKEN", "PyPI Token": "PYPI_TOKEN",
 }
 
-# Word characters of alphabets written with spaces between words (Latin, Greek, Cyrillic). Values
-# are bounded by these, not by ``\w``: CJK text has no spaces, so ``請聯繫bob@example.com`` or
-# ``電話03-1234-5678`` must still match.
-_W = "0-9A-Za-z_\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff"
 # An e-mail's local part: letters of any script, dots, ``%+-_``; an apostrophe only between letters
 # (``o'brien``, not the quote of ``'bob@x.io'``). One in another script (``山田@``) starts after no
 # word character, or the CJK text before ``bob@`` would join it; digits and a ``+tag`` may follow.
@@ -85,33 +96,6 @@ IPV4 = re.compile(rf"(?<![{_W}\d.]){_QUAD}(?!\.?\d)(?!-[A-Za-z])")
 # IPv6, the IPv4-mapped form (``::ffff:192.0.2.1``) whole: its IPv4 is the address that matters.
 IPV6 = re.compile(rf"(?<![{_W}:.])(?:(?:[0-9A-Fa-f]{{0,4}}:){{2,6}}{_QUAD}(?!\.?\d)"
                   rf"|(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}[0-9A-Fa-f]{{0,4}}(?![{_W}:]))")
-AUTH = re.compile(rf"(?i)(?<![{_W}])(bearer|basic)\s+([A-Za-z0-9._~+/\-]{{8,}}=*)")
-# Credential shapes detect-secrets misses: new-style OpenAI keys, keys of OpenAI-compatible providers
-# without OpenAI's ``T3BlbkFJ`` marker (``sk-`` and 20+ letters and digits, a digit among them: never
-# ``sk-learn``), Anthropic keys, Slack app-level tokens, Stripe test-mode keys, fine-grained GitHub
-# PATs, bare npm tokens (its plugin wants an .npmrc line), GitLab tokens followed by CJK text and URL
-# passwords with RFC 3986 sub-delims (``pa$$w0rd!``) or an empty user (``redis://:pass@cache``).
-OWN_SECRETS = {
-    "OPENAI_KEY": re.compile(rf"(?<![{_W}-])sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{{20,}}"
-                             r"|(?=[A-Za-z]*\d)[A-Za-z0-9]{20,}(?![A-Za-z0-9_\-]))"),
-    "ANTHROPIC_KEY": re.compile(rf"(?<![{_W}-])sk-ant-(?:api|admin)\d\d-[A-Za-z0-9_\-]{{20,}}"),
-    "SLACK_TOKEN": re.compile(r"xapp-\d-[A-Za-z0-9]+-\d+-[A-Za-z0-9]{16,}"),
-    "STRIPE_KEY": re.compile(r"[rs]k_test_[A-Za-z0-9]{24,}"),
-    "GITHUB_TOKEN": re.compile(r"github_pat_[A-Za-z0-9_]{60,255}"),
-    "NPM_TOKEN": re.compile(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
-    "GITLAB_TOKEN": re.compile(r"gl(?:pat|dt|ft|soat|rt|ptt|cbt|imt|agent|oas)-[A-Za-z0-9_\-]{20,}"),  # CJK after it
-    "URL_PASSWORD": re.compile(r"://[A-Za-z0-9\-._~%!$&'()*+,;=]*:([A-Za-z0-9\-._~%!$&'()*+,;=]+)@(?=[A-Za-z0-9\[])"),
-    # an AWS secret key has no prefix: found by its name, unquoted (`aws_secret_access_key = ...` in
-    # ~/.aws/credentials, env dumps) or as STS/boto JSON (`"SecretAccessKey": "..."`)
-    "AWS_KEY": re.compile(r"(?i)(?:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?"
-                          r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
-}
-# A URL "password" that is a template slot, not a value: ${DB_PASSWORD}, {password}, <pass>, %s, ***.
-URL_PW_TEMPLATE = re.compile(r"^(?:\$\{?[A-Za-z_]\w*\}?|\{+[^{}]*\}+|<[^<>]*>|%\(?\w*\)?s|\*+)$")
-PRIVATE_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
-                           r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)")
-HEXISH = re.compile(r"^(?:[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                    r"[0-9a-fA-F]{12})$")
 _FIRST_GROUP = re.compile(r"\D*(\d+)")
 # Context that makes a bare digit run (no separator, no "+") a count or an id, not a phone number: a
 # numero sign in front (``order #4148422466``, ``issue #20231``) or a unit of size or time, or a
@@ -133,13 +117,6 @@ class Span:
     start: int
     end: int
     kind: str
-
-
-def _basic_auth_ok(token: str) -> bool:
-    try:
-        return ":" in base64.b64decode(token + "=" * (-len(token) % 4), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return False
 
 
 def resolve_overlaps(spans: list[Span]) -> list[Span]:
@@ -245,10 +222,18 @@ class Detectors(Triggers):
                              f"known: {', '.join(sorted(by_name))}")
         return [by_name[n]() for n in self.cfg.secret_plugins]
 
-    def find(self, text: str) -> list[Span]:
-        """Every detected span of ``text``, overlaps resolved, sorted by start."""
+    def keyed(self, name: str, value: str, argv: bool = False) -> list[Span]:
+        """The secret in ``value``, a record's string under the dict key ``name`` (``argv``: after the
+        list element ``name``, a ``--flag`` or ``-u``), which ``value`` alone does not show."""
+        if "secrets" not in self.on or (argv and not (name.startswith("--") or name == "-u")):
+            return []
+        return [Span(a, b, "SECRET") for a, b in keyed_spans(name, value)]
+
+    def find(self, text: str, keyed: list[Span] | None = None) -> list[Span]:
+        """Every detected span of ``text`` (and ``keyed``, from ``keyed``), overlaps resolved, sorted by start."""
         groups = self.fired(text) if text else None
-        return self.scan(text, groups) if groups else []
+        spans = self.scan(text, groups) if groups else []
+        return resolve_overlaps(spans + keyed) if keyed else spans
 
     def scan(self, text: str, groups: Collection[str] = GROUPS) -> list[Span]:
         """The detectors of ``groups`` (default all: what the triggers must cover) on ``text``,
@@ -263,6 +248,11 @@ class Detectors(Triggers):
             spans += self._ipv6(text)
         if "secrets" in groups and self._secret_re is not None and self._secret_re.search(text):
             spans += self._secrets(text)
+        if "keywords" in groups and "secrets" in on:
+            spans += [Span(a, b, "SECRET") for a, b in keyword_spans(text)]
+        if "base64" in groups and "secrets" in on:  # decoded: user:password, or a credential found in it
+            spans += [Span(a, b, "SECRET") for a, b, dec in base64_texts(text)
+                      if user_password(dec) or self.scan(dec, _CREDENTIAL_GROUPS)]
         if "auth_header" in groups and "auth_header" in on:
             spans += self._auth(text)
         if "terms" in groups:
@@ -362,7 +352,7 @@ class Detectors(Triggers):
             if scheme == "basic":
                 token = token.rstrip(".")  # a sentence's full stop: base64 has no dots (token68 may)
             ok = (len(token) >= 16 and any(c.isdigit() for c in token) and any(c.isalpha() for c in token)) \
-                if scheme == "bearer" else _basic_auth_ok(token)
+                if scheme == "bearer" else basic_auth_ok(token)
             if ok:
                 out.append(Span(m.start(2), m.start(2) + len(token), "AUTH_HEADER"))
         return out

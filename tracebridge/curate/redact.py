@@ -49,6 +49,7 @@ HASH_HOLDERS = frozenset({"llm", "goal"})  # blocks whose hash fields would trip
 ID_HOLDERS = HASH_HOLDERS | {"payload"}  # top-level blocks with structural fields of their own (call_id, *_hash)
 _MAX_SCOPES = 64  # per-run placeholder maps kept by a long-lived hook (LRU)
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # one string token of serialised JSON
+Fn = Callable[[str, str, list[Span]], str]  # (text, field, spans it holds by its place) -> new text
 
 
 def policy_id(cfg: RedactionConfig) -> str:
@@ -103,10 +104,11 @@ class _Scope:
 
 
 class Walker:
-    """Applies ``fn(text, field) -> text`` to every scannable string of a record.
+    """Applies ``fn(text, field, keyed) -> text`` to every scannable string of a record.
 
     Containers are serialised once (orjson) and skipped whole when the cheap prefilter finds no
-    trigger in them, which is the common case.
+    trigger in them, which is the common case. ``keyed`` are the spans a string holds by its place
+    alone (``Detectors.keyed``: under a dict key such as ``api_key``, after an argv ``--password``).
     """
 
     def __init__(self, detectors: Detectors) -> None:
@@ -131,7 +133,7 @@ class Walker:
         """True when no trigger fires anywhere in ``records`` (checked in one pass over them all)."""
         return not self._fires(orjson.dumps([self.body(r) for r in records], option=orjson.OPT_NON_STR_KEYS))
 
-    def record(self, rec: dict[str, Any], fn: Callable[[str, str], str]) -> dict[str, Any]:
+    def record(self, rec: dict[str, Any], fn: Fn) -> dict[str, Any]:
         """A copy of ``rec`` with ``fn`` applied (the same object when nothing changed)."""
         prefix = record_prefix(rec)
         out = rec
@@ -141,7 +143,7 @@ class Walker:
         for k, v in rec.items():
             if k in STRUCTURAL_KEYS or not isinstance(v, (str, dict, list)):
                 continue
-            new = self._walk(v, _join(prefix, k), fn, STRUCTURAL_KEYS if k in ID_HOLDERS else frozenset())
+            new = self._walk(v, _join(prefix, k), fn, k, skip=STRUCTURAL_KEYS if k in ID_HOLDERS else frozenset())
             if new is not v:
                 if out is rec:
                     out = dict(rec)
@@ -151,15 +153,18 @@ class Walker:
     def _hit(self, v: Any) -> bool:
         return self._fires(orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS))
 
-    def _walk(self, v: Any, path: str, fn: Callable[[str, str], str], skip: frozenset[str] = frozenset()) -> Any:
-        """Descend only into containers whose serialisation trips a trigger. ``skip``: keys of ``v``
-        itself left alone (a top-level block's structural fields); every deeper key is scanned."""
+    def _walk(self, v: Any, path: str, fn: Fn, name: Any = None, argv: bool = False,
+              skip: frozenset[str] = frozenset()) -> Any:
+        """Descend only into containers whose serialisation trips a trigger. ``name``: the dict key
+        of ``v`` or (``argv``) the list element before it. ``skip``: keys of ``v`` itself left alone
+        (a top-level block's structural fields); every deeper key is scanned."""
         if isinstance(v, str):
-            return fn(v, path) if self._pre(v) else v
+            keyed = self.det.keyed(name, v, argv) if isinstance(name, str) else []
+            return fn(v, path, keyed) if keyed or self._pre(v) else v
         if not isinstance(v, (dict, list, tuple)) or not v or not self._hit(v):
             return v
         if not isinstance(v, dict):  # a tuple is written as a JSON array: the capture path must see into it
-            new = [self._walk(x, path, fn) for x in v]
+            new = [self._walk(x, path, fn, prev, True) for prev, x in zip((None, *v), v)]
             return v if all(a is b for a, b in zip(new, v)) else new
         out = v
         keys_hit = self._hit([k for k in v if isinstance(k, str) and k not in skip])
@@ -167,9 +172,9 @@ class Walker:
             if k in skip:
                 continue
             key_hit = keys_hit and isinstance(k, str) and self._pre(k)
-            nk = fn(k, path + ".<key>") if key_hit else k
+            nk = fn(k, path + ".<key>", []) if key_hit else k
             # a key that may hold PII is not named in the field paths of findings (report, manifest)
-            nx = self._walk(x, _join(path, "<key>" if key_hit else str(k)), fn)
+            nx = self._walk(x, _join(path, "<key>" if key_hit else str(k)), fn, k)
             if nk is not k or nx is not x:
                 if out is v:
                     out = dict(v)
@@ -206,7 +211,7 @@ class Redactor:
         key = scope if scope is not None else str(record.get("run_id") or "_")
         st = self._scopes.get(key) if key == self._last else None
         st = st or self._scope(key)
-        return self._walker.record(record, lambda text, path: self._replace(text, path, st))
+        return self._walker.record(record, lambda text, path, keyed: self._replace(text, path, st, keyed))
 
     def redact_all(self, records: list[dict[str, Any]], scope: str) -> list[dict[str, Any]]:
         """``redact`` over a run's records (``records`` itself when nothing changed)."""
@@ -263,8 +268,8 @@ class Redactor:
         self._last = key
         return st
 
-    def _replace(self, text: str, path: str, st: _Scope) -> str:
-        spans = self.detectors.find(text)
+    def _replace(self, text: str, path: str, st: _Scope, keyed: list[Span] | None = None) -> str:
+        spans = self.detectors.find(text, keyed)
         if not spans:
             return text
         parts, pos = [], 0
@@ -275,7 +280,7 @@ class Redactor:
             pos = s.end
         parts.append(text[pos:])
         out = "".join(parts)
-        for s in self.detectors.find(out):  # what pass 2 will see of this value
+        for s in self.detectors.find(out):  # what pass 2 will see of this value (its secrets now placeholders)
             st.rescan[(s.kind, path)] += 1
         return out
 
@@ -309,8 +314,8 @@ class Scanner:
         """Findings of one record as ``{(type, field): n}`` (empty when clean)."""
         found: dict[tuple[str, str], int] = {}
 
-        def count(text: str, path: str) -> str:
-            for s in self.detectors.find(text):
+        def count(text: str, path: str, keyed: list[Span]) -> str:
+            for s in self.detectors.find(text, keyed):
                 found[(s.kind, path)] = found.get((s.kind, path), 0) + 1
             return text
 

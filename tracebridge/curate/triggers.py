@@ -12,6 +12,7 @@ Pure and deterministic; no I/O.
 
 from __future__ import annotations
 
+import binascii
 import functools
 import re
 from collections.abc import Callable
@@ -26,9 +27,14 @@ _DAY, _MONTH = r"(?:0?[1-9]|[12]\d|3[01])", r"(?:0?[1-9]|1[0-2])"
 NOT_PHONE = re.compile(r"^(?:\d{4}-\d{2}-\d{2}|\d+\.\d+)$|^\d{4}-\d{2}-\d{2}[T ]"
                        rf"|^(?:{_DAY}\.{_MONTH}\.(?:19|20)\d\d|(?:19|20)\d\d\.{_MONTH}\.{_DAY})(?!\.?\d)")
 NOT_NUMBER = re.compile(r"\d+\.\d+|\d{1,3}(?:\.\d{1,3}){3}")  # a whole run that is a decimal or a dotted quad
+# Word characters of alphabets written with spaces between words (Latin, Greek, Cyrillic). Values
+# are bounded by these, not by ``\w``: CJK text has no spaces, so ``請聯繫bob@example.com`` or
+# ``電話03-1234-5678`` must still match.
+WORD_CHARS = "0-9A-Za-z_\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff"
 MAX_GROUPS = {"CARD": 5, "PHONE": 6}  # digit groups a card or phone number spans at most
 # Trigger groups (``Detectors.fired``), each gating its detectors in ``Detectors.scan``.
-GROUPS = frozenset({"email", "ipv4", "iban", "digits", "ipv6", "secrets", "auth_header", "terms"})
+GROUPS = frozenset({"email", "ipv4", "iban", "digits", "ipv6", "secrets", "keywords", "base64", "auth_header",
+                    "terms"})
 # Credential markers: a string without one never reaches detect-secrets.
 SECRET_LITERALS = ["A3T", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
                    "glpat-", "gldt-", "glptt-", "glrt-", "glsoat-", "glft-", "glimt-", "glagent-", "glcbt-", "gloas-", "xox",
@@ -37,13 +43,12 @@ SECRET_LITERALS = ["A3T", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_"
 SECRET_MARKERS = "|".join(re.escape(x) for x in SECRET_LITERALS) + r"|://[^\s/@:]*:[^\s/@]+@"
 # Markers that begin a credential of 20+ token characters (``ghp_`` and 36 more): found within the long
 # token runs of a string only. The others (a name or host near the value, a value with dots) anywhere.
-# "PRIVATE KEY" and the AWS secret names have checks of their own (``_secret_hit``).
+# "PRIVATE KEY" and the AWS secret names have checks of their own (``_token_hit``).
 _FREE_LITERALS = ("aws", "AWS", "Aws", "hooks.slack.com", "SG.", "eyJ", "xox")
 _IN_TOKEN = re.compile("|".join(re.escape(x) for x in SECRET_LITERALS if x not in _FREE_LITERALS
                                  and x != "PRIVATE KEY" and "ccess" not in x.lower()).encode()).search
 _GROUP_B = re.compile(rb"\d+")
-_TOKEN_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "_-") else 32 for i in range(256))
-_LONG_TOKEN = b"a" * 20  # 20 token characters in a row
+_TOKEN_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "_-+/") else 32 for i in range(256))
 _FREE_MARKERS = tuple(x.encode() for x in _FREE_LITERALS)
 _AWS_SECRET_NAME = re.compile(rb"(?i)secret_?access_?key")  # an AWS secret (base64: '/' '+' split tokens)
 _NUM_TABLE = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))  # digit -> "0", else "x"
@@ -65,6 +70,75 @@ _IPV6_EIGHT = re.compile(rb":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:
 _IPV6_GAP = re.compile(rb"[0-9A-Fa-f]::[0-9A-Fa-f]|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}::|::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]").search
 # An IPv6 address ending in an IPv4 one, also written out without "::" (``0:0:0:0:0:ffff:192.0.2.1``).
 _IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
+
+
+# Credentials by context (``tracebridge.curate.credentials``): a secret name's needles, one of which
+# ends every name (``pass`` and the rest); after it, closing quotes, JSON escapes (``\"``, ``\t``),
+# blanks, then the separator (``\0`` stands for the end of a dict key in the walk's check of a
+# record's strings joined: ``tracebridge.curate.redact.Walker``); or a ``--flag`` before it.
+_SEPARATOR = rb"[\"'\\ \tt]*[:=\0]"
+_NEEDLES = ((b"pass", re.compile(rb"(?:word|wd|phrase)" + _SEPARATOR).match),
+            *((n, re.compile(_SEPARATOR).match) for n in (b"secret", b"token", b"key")))
+_FLAG_BEFORE = re.compile(rb"--[a-z0-9_\-]{0,48}$").search
+# These and the auth header's schemes are first looked for with one translation and two searches (a
+# multi-byte search costs about a translation): each name holds a letter trigram of the classes
+# X, Y, Z (pas"swo"rd, pa"swd", pas"sph"rase, "sec"ret, to"ken", "key", "bea"rer, ba"sic"), and
+# "-u" becomes "MU".
+_CLASS_TABLE = bytes(88 if chr(i).lower() in "ksb" else 89 if chr(i).lower() in "ewpi" else 90
+                     if chr(i).lower() in "yncodha" else 77 if i == 45 else 85 if i == 117 else 46 for i in range(256))
+_KEYWORDS, _AUTH, _BASE64 = frozenset({"keywords"}), frozenset({"auth_header"}), frozenset({"base64"})
+_SECRETS, _NONE = frozenset({"secrets"}), frozenset()
+_B64_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "+/") else 32 for i in range(256))
+_B64_LONG = b"a" * 16
+B64_PRINTABLE = frozenset(range(32, 127)) | {9, 10, 13}  # what a decoded base64 credential may hold
+
+
+def context_hit(data: bytes, keywords: bool = True, auth: bool = True) -> frozenset[str]:
+    """``keywords`` when ``data`` may hold a secret name or ``-u`` (``keyword_hit``), ``auth_header``
+    when it may hold ``bearer``/``basic``; each only where enabled."""
+    out = _NONE
+    classes = data.translate(_CLASS_TABLE)
+    if b"XYZ" not in classes:
+        return out | _KEYWORDS if keywords and b"MU" in classes else out
+    low = data.lower()
+    out = out | _AUTH if auth and (b"bearer" in low or b"basic" in low) else out
+    return out | _KEYWORDS if keywords and (b"-u" in data or _name_hit(low)) else out
+
+
+def keyword_hit(data: bytes) -> bool:
+    """A secret name (a needle and what follows it, or a ``--`` flag before it) or ``-u``."""
+    return bool(context_hit(data, auth=False) & _KEYWORDS)
+
+
+def _name_hit(low: bytes) -> bool:
+    """``keyword_hit`` of lower-cased data, ``-u`` aside."""
+    flags = b"--" in low
+    for needle, after in _NEEDLES:
+        i = low.find(needle)
+        while i >= 0:
+            if after(low, i + len(needle)) or (flags and _FLAG_BEFORE(low, max(0, i - 50), i)):
+                return True
+            i = low.find(needle, i + 1)
+    return False
+
+
+def base64_hit(data: bytes, lo: int = 0, hi: int | None = None) -> bool:
+    """A run of 16-1029 base64 characters (in ``data[lo:hi]``) whose first 16 decode to
+    ``B64_PRINTABLE``. In JSON a run may start with an escape's letters (``\\n``, ``\\u00e9``):
+    after a backslash, offsets 1 and 5 too."""
+    hi = len(data) if hi is None else hi
+    runs = data[lo:hi].translate(_B64_TABLE)  # positions in it are relative to lo
+    start = runs.find(_B64_LONG)
+    while start >= 0:
+        end = runs.find(b" ", start + 16)
+        end = len(runs) if end < 0 else end
+        if end - start <= 1029:
+            for off in ((0, 1, 5) if lo + start and data[lo + start - 1] == 92 else (0,)):
+                if end - start - off >= 16 and B64_PRINTABLE.issuperset(
+                        binascii.a2b_base64(data[lo + start + off:lo + start + off + 16])):
+                    return True
+        start = runs.find(_B64_LONG, end)
+    return False
 
 
 # Digits of other scripts: what ``\d`` matches beyond 0-9 (650 characters, all below U+20000),
@@ -126,15 +200,16 @@ class Triggers:
         words_b = [w.encode() for w in words if w.isascii()]
         self._words_u = [w for w in words if not w.isascii()]
         ip4 = re.compile(rb"\.\d{1,3}\.\d{1,3}\.\d").search  # literal-led: fast
-        checks: list[tuple[frozenset[str], bool, Callable[[bytes], Any]]] = [
+        checks: list[tuple[frozenset[str] | None, bool, Callable[[bytes], Any]]] = [
             (frozenset({"email"}), "email" in on, lambda d: b"@" in d or b"%40" in d),
             (frozenset({"ipv4"}), "ip" in on, ip4),
             (frozenset({"iban"}), bool(on & {"iban", "card"}),  # a card inside an IBAN shape is none
              lambda d: _IBAN_SHAPE(d.translate(_IBAN_TABLE, b" -"))),
             (frozenset({"digits"}), bool(on & {"phone", "card"}), self._digit_hit),
             (frozenset({"ipv6"}), "ip" in on, _ipv6_hit),
-            (frozenset({"secrets"}), "secrets" in on, self._secret_hit),
-            (frozenset({"auth_header"}), "auth_header" in on, lambda d: b"bearer" in (low := d.lower()) or b"basic" in low),
+            (None, "secrets" in on, self._token_hit),  # secrets, base64
+            (None, bool(self.on & {"secrets", "auth_header"}),  # the groups it returns
+             functools.partial(context_hit, keywords="secrets" in on, auth="auth_header" in on)),
             (frozenset({"terms"}), bool(words_b), lambda d: any(w in d.lower() for w in words_b)),
         ]
         self._checks = [(g, f) for g, enabled, f in checks if enabled]
@@ -148,7 +223,7 @@ class Triggers:
     def fired(self, text: str | bytes) -> frozenset[str]:
         """The detector groups (``GROUPS``) whose trigger fires on ``text``: ``scan`` needs only these."""
         data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-        out = frozenset().union(*(g for g, f in self._checks if f(data)))
+        out = frozenset().union(*(r if g is None else g for g, f in self._checks if (r := f(data))))
         return out if data.isascii() else out | self._non_ascii(text, data)
 
     def _non_ascii(self, text: str | bytes, data: bytes) -> frozenset[str]:
@@ -162,25 +237,28 @@ class Triggers:
                 out |= {"terms"}
         return out
 
-    def _secret_hit(self, data: bytes) -> bool:
-        """A key block, a URL with a password, an AWS secret's name, or a long token run (20+ token
-        characters) and a credential marker: a free one anywhere, a token marker within such a run."""
-        if b"PRIVATE KEY" in data or self._url(data) is not None or (
-                (b"ccess" in data or b"CCESS" in data) and _AWS_SECRET_NAME.search(data) is not None):
-            return True
+    def _token_hit(self, data: bytes) -> frozenset[str]:
+        """``secrets`` for a key block, a URL with a password, an AWS secret's name, or a long token
+        run (20+ token characters) and a credential marker: a free one anywhere, a token marker within
+        such a run; ``base64`` for a run ``base64_hit`` accepts. One translation finds both kinds of
+        run (``+/`` join tokens here: runs a superset of either's)."""
+        early = b"PRIVATE KEY" in data or self._url(data) is not None or (
+            (b"ccess" in data or b"CCESS" in data) and _AWS_SECRET_NAME.search(data) is not None)
         tokens = data.translate(_TOKEN_TABLE)
-        start = tokens.find(_LONG_TOKEN)
+        start = tokens.find(_B64_LONG)
         if start < 0:
-            return False
-        if any(m in data for m in _FREE_MARKERS):
-            return True
+            return _SECRETS if early else _NONE
         runs = []
-        while start >= 0:  # each long run whole (few per string: ids, hashes, keys)
-            end = tokens.find(b" ", start + 20)
+        while start >= 0:  # each run whole (few per string: ids, hashes, keys, paths)
+            end = tokens.find(b" ", start + 16)
             end = len(data) if end < 0 else end
-            runs.append(data[start:end])
-            start = tokens.find(_LONG_TOKEN, end)
-        return _IN_TOKEN(b" ".join(runs)) is not None
+            runs.append((start, end))
+            start = tokens.find(_B64_LONG, end)
+        out = _BASE64 if any(base64_hit(data, a, b) for a, b in runs) else _NONE
+        long = [data[a:b] for a, b in runs if b - a >= 20]
+        if early or (long and (any(m in data for m in _FREE_MARKERS) or _IN_TOKEN(b" ".join(long)) is not None)):
+            out = out | _SECRETS
+        return out
 
     def _digit_hit(self, data: bytes) -> bool:
         """A run of digits and separators in which ``DIGITS`` may find a card or phone number.

@@ -1,0 +1,138 @@
+"""Credentials found by their context: a secret name before the value (``password=``, ``"api_key":``,
+``--token``), ``curl -u user:password`` and base64 of ``user:password`` outside an auth header.
+
+Each positive is found by ``scan`` (all detectors), by ``find`` (only the groups whose trigger fired)
+and through the triggers on bytes and JSON; each negative (a count, a boolean, a mask, a template,
+code, prose) is left alone, so the training text around a secret name survives.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+
+import orjson
+import pytest
+
+from tracebridge.curate.config import RedactionConfig
+from tracebridge.curate.detectors import Detectors
+from tracebridge.curate.redact import Redactor, Scanner
+
+B64_USER_KEY = base64.b64encode(b"user:sk-proj-" + b"aB3dE6gH9" * 3).decode()
+B64_USER_PW = base64.b64encode(b"bob:S3cr3tPa55\n").decode()  # `echo bob:S3cr3tPa55 | base64`
+
+POSITIVES = [
+    ("tool arg", "psql --host db password=hunter2x9 --db app", "hunter2x9"),
+    ("JSON text", '{"api_key": "zq8LwT4nVb2Kx"}', "zq8LwT4nVb2Kx"),
+    ("YAML", "db:\n  api_key: zq8LwT4nVb2Kx\n  pool: 5", "zq8LwT4nVb2Kx"),
+    ("YAML upper", "PASSWORD: Hunter2x9!", "Hunter2x9!"),
+    ("shell", "export SECRET=s3cr3tV4lue && run", "s3cr3tV4lue"),
+    ("shell token", "deploy token=ab12cd34ef56 --force", "ab12cd34ef56"),
+    (".env", "DB_HOST=db\nDB_PASSWORD=hunter2x9\nDEBUG=1", "hunter2x9"),
+    ("INI", "[client]\npassword = 'hunter2x9'\n", "hunter2x9"),
+    ("query string", "GET /v1/data?api_key=zq8LwT4nVb2Kx&limit=10", "zq8LwT4nVb2Kx"),
+    ("header", "X-Api-Key: zq8LwT4nVb2Kx", "zq8LwT4nVb2Kx"),
+    ("env dump", "HOME=/root\nSLACK_BOT_TOKEN=abc123def456ghi\n", "abc123def456ghi"),
+    ("flag", "mysql --password hunter2x9 -h db", "hunter2x9"),
+    ("python", 'connect(user="app", password="hunter2x9")', "hunter2x9"),
+    ("curl -u", "curl -u bob:S3cr3tPa55 https://api.example.com/v1", "S3cr3tPa55"),
+    ("curl --user", "curl --user 'bob:S3cr3tPa55' https://api.example.com", "S3cr3tPa55"),
+    ("curl --user=", "curl --user=bob:S3cr3tPa55 https://api.example.com", "S3cr3tPa55"),
+    ("b64 header", f'curl -H "X-Auth: {B64_USER_KEY}" https://x.io', B64_USER_KEY),
+    ("b64 echo", f"echo {B64_USER_PW} | base64 -d", B64_USER_PW),
+]
+
+NEGATIVES = [
+    "open the password_reset_link=https://example.com/reset in the mail",
+    "token_count: 512, max_tokens=1024, tokens: 2048",
+    '{"secret": false, "password": null, "token": 512}',
+    "password: ********", "password=<SECRET_1> and token: [REDACTED]", 'api_key: "<your-api-key>"',
+    "the password is stored in vault; rotate the token weekly",
+    "password: stored in vault, api_key: YOUR_API_KEY, token=${TOKEN}",
+    "password = os.environ; token = getToken(); apiKey: process.env.OPENAI_API_KEY",
+    "git push -u origin:feature and docker run -u 1000:1000 img",
+    "curl -u bob https://x.io and curl -u $USER:$PASS https://x.io",
+    "echo c2Vzc2lvbi1zdGFydGVkLW9r | base64 -d",  # "session-started-ok": no credential inside
+    "sha c06c93e5fedd499ea5c591d923b26936f758a9fb9d70ee954387a2fc6ede1e0c /home/u/proj/src/components/Button",
+]
+
+
+@pytest.fixture(scope="module")
+def det() -> Detectors:
+    return Detectors(RedactionConfig())
+
+
+@pytest.mark.parametrize("name,text,value", POSITIVES, ids=[n for n, _, _ in POSITIVES])
+def test_credentials_in_context_are_found(det: Detectors, name: str, text: str, value: str) -> None:
+    spans = det.scan(text)
+    assert ("SECRET", value) in [(s.kind, text[s.start:s.end]) for s in spans], spans
+    assert det.find(text) == spans  # the groups that fired cover it
+    assert det.triggered(text.encode()) and det.triggered(orjson.dumps({"output": [text]}))
+
+
+@pytest.mark.parametrize("text", NEGATIVES)
+def test_look_alikes_are_left_alone(det: Detectors, text: str) -> None:
+    assert det.scan(text) == []
+
+
+def test_redaction_keeps_the_key_name() -> None:
+    red = Redactor(key=b"k")
+    text = 'password=hunter2x9 "api_key": "zq8LwT4nVb2Kx" curl -u bob:S3cr3tPa55 https://x.io'
+    assert red.redact_text(text, "r") == 'password=<SECRET_1> "api_key": "<SECRET_2>" curl -u bob:<SECRET_3> https://x.io'
+
+
+def _event(payload: dict) -> dict:
+    return {"run_id": "r", "event_id": "r:1", "event_type": "worker_tool_call", "step": 0, "role": "worker",
+            "timestamp": "2026-01-31T12:00:00.000Z", "parent_event_id": None, "payload": payload}
+
+
+def test_structured_args_are_redacted_by_their_key_and_flag() -> None:
+    # the value alone holds no clue: its dict key or the argv element before it names it a secret
+    args = {"api_key": "zq8LwT4nVb2Kx", "env": {"DB_PASSWORD": "hunter2x9", "PWD": "/home/u"},
+            "argv": ["curl", "-u", "bob:S3cr3tPa55", "--token", "ab12cd34ef56", "https://x.io"],
+            "token_count": 512, "secret": False, "password": "********", "max_tokens": "1024"}
+    ev = _event({"call_id": "c1", "tool": "http", "args": args})
+    out = Redactor(key=b"k").redact(ev)["payload"]["args"]
+    assert out["api_key"] == "<SECRET_1>" and out["env"] == {"DB_PASSWORD": "<SECRET_2>", "PWD": "/home/u"}
+    assert out["argv"] == ["curl", "-u", "bob:<SECRET_3>", "--token", "<SECRET_4>", "https://x.io"]
+    assert {k: out[k] for k in ("token_count", "secret", "password", "max_tokens")} == {
+        "token_count": 512, "secret": False, "password": "********", "max_tokens": "1024"}
+    assert sum(Scanner().scan(ev).values()) == 4  # pass 2 sees them on an unredacted run
+    assert Scanner().scan(Redactor().redact(ev)) == {}  # and nothing after pass 1
+
+
+def test_unredacted_credentials_block_pass2() -> None:
+    scanner = Scanner()
+    for _, text, _ in POSITIVES:
+        assert scanner.scan(_event({"call_id": "c1", "tool": "sh", "args": {"cmd": text}})), text
+
+
+_NAMES = ["password", "DB_PASSWORD", "passwd", "Passphrase", "client_secret", "SECRET", "token", "X-Api-Key",
+          "apikey", "secret_key", "--db-password", "--token", "token_count", "max_tokens", "password_reset_link",
+          "PaSsWoRd", "-u", "--user", "key", "monkey"]
+_SEPS = ["=", ": ", " = ", '": "', "':'", " => ", ":=", " ", "\t", "\t=\t", "\n", '"\t:', "="]
+_VALUES = ["hunter2x9", "S3cr3tPa55", "bob:S3cr3tPa55", "512", "false", "********", "<SECRET_1>", "stored",
+           "zq8LwT4nVb2Kx&x=1", '"hunter2x9"', "'Hunter2!'", "os.environ", "${TOKEN}", B64_USER_PW]
+_AROUND = ["", " ", "\n", "x", "é", "\\", '"', "-", "?", "&", "\x1f", "\n\n", "echo ", "\t"]
+
+
+def test_triggers_cover_fuzzed_credentials_in_context() -> None:
+    # whatever scan finds, find finds too, and the triggers fire on bytes and JSON (escapes included)
+    det, scanner, rng, hits = Detectors(RedactionConfig()), Scanner(), random.Random(5), 0
+    for _ in range(3000):
+        parts = [rng.choice(_AROUND), rng.choice(_NAMES), rng.choice(_SEPS), rng.choice(_VALUES), rng.choice(_AROUND)]
+        text = "".join(parts[rng.randint(0, 1):])
+        spans = det.scan(text)
+        assert det.find(text) == spans, text
+        if spans:
+            hits += 1
+            assert det.triggered(text.encode()) and det.triggered(orjson.dumps({"k": [text]})), text
+            assert sum(scanner.scan(_event({"call_id": "c", "out": text})).values()) == len(spans), text
+    assert hits > 500
+
+
+@pytest.mark.parametrize("text", ["deploy secret: Python slack", "invoice token: /home/u/proj/thread/now_110.py",
+                                  "schema secret: OPAQUE", "key: https://example.com/docs?page=2 ok"])
+def test_words_paths_and_urls_after_a_secret_name_stay(det: Detectors, text: str) -> None:
+    # prose of agent transcripts ("... token: Number ...") is training text, not a credential
+    assert det.scan(text) == []

@@ -1,0 +1,162 @@
+"""Credential patterns of ``Detectors`` and the credentials found by their context, with their triggers.
+
+Shapes with a prefix or a place of their own (``OWN_SECRETS``, ``AUTH``, key blocks) are matched as
+they are. Three more are found by what surrounds the value, and their value must look like a secret
+(``secret_shaped``), so that counts, flags, masks and prose next to a secret name stay training text:
+
+- a secret name right before it (``KEYWORD``): a name ending in ``password``, ``passwd``,
+  ``passphrase``, ``secret``, ``token`` or ``api/secret/access/private/auth/client`` + ``key``
+  (``DB_PASSWORD``, ``x-api-key``, ``client_secret``; not ``token_count``, ``max_tokens``,
+  ``password_reset_link``), then ``=``, ``:``, ``:=`` or ``=>`` (``--name value`` for flags), then
+  the value up to whitespace, a quote or ``& , ; < > ( ) [ ] { }``; in records also a string
+  under such a dict key or after such an argv flag (``keyed_spans``);
+- ``-u``/``--user``/``--proxy-user`` then ``user:password`` (curl, wget): the password;
+- a base64 run of 16-1024 characters that decodes to printable ASCII holding ``user:password`` or
+  anything the credential detectors find (``base64_texts``; ``Detectors`` re-scans it): the run.
+
+Their triggers, ``keyword_hit`` and ``base64_hit``, are in ``tracebridge.curate.triggers``. Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from tracebridge.curate.triggers import B64_PRINTABLE
+from tracebridge.curate.triggers import WORD_CHARS as _W
+
+AUTH = re.compile(rf"(?i)(?<![{_W}])(bearer|basic)\s+([A-Za-z0-9._~+/\-]{{8,}}=*)")
+# Credential shapes detect-secrets misses: new-style OpenAI keys, keys of OpenAI-compatible providers
+# without OpenAI's ``T3BlbkFJ`` marker (``sk-`` and 20+ letters and digits, a digit among them: never
+# ``sk-learn``), Anthropic keys, Slack app-level tokens, Stripe test-mode keys, fine-grained GitHub
+# PATs, bare npm tokens (its plugin wants an .npmrc line), GitLab tokens followed by CJK text and URL
+# passwords with RFC 3986 sub-delims (``pa$$w0rd!``) or an empty user (``redis://:pass@cache``).
+OWN_SECRETS = {
+    "OPENAI_KEY": re.compile(rf"(?<![{_W}-])sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{{20,}}"
+                             r"|(?=[A-Za-z]*\d)[A-Za-z0-9]{20,}(?![A-Za-z0-9_\-]))"),
+    "ANTHROPIC_KEY": re.compile(rf"(?<![{_W}-])sk-ant-(?:api|admin)\d\d-[A-Za-z0-9_\-]{{20,}}"),
+    "SLACK_TOKEN": re.compile(r"xapp-\d-[A-Za-z0-9]+-\d+-[A-Za-z0-9]{16,}"),
+    "STRIPE_KEY": re.compile(r"[rs]k_test_[A-Za-z0-9]{24,}"),
+    "GITHUB_TOKEN": re.compile(r"github_pat_[A-Za-z0-9_]{60,255}"),
+    "NPM_TOKEN": re.compile(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
+    "GITLAB_TOKEN": re.compile(r"gl(?:pat|dt|ft|soat|rt|ptt|cbt|imt|agent|oas)-[A-Za-z0-9_\-]{20,}"),  # CJK after it
+    "URL_PASSWORD": re.compile(r"://[A-Za-z0-9\-._~%!$&'()*+,;=]*:([A-Za-z0-9\-._~%!$&'()*+,;=]+)@(?=[A-Za-z0-9\[])"),
+    # an AWS secret key has no prefix: found by its name, unquoted (`aws_secret_access_key = ...` in
+    # ~/.aws/credentials, env dumps) or as STS/boto JSON (`"SecretAccessKey": "..."`)
+    "AWS_KEY": re.compile(r"(?i)(?:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?"
+                          r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
+}
+# A URL "password" that is a template slot, not a value: ${DB_PASSWORD}, {password}, <pass>, %s, ***.
+URL_PW_TEMPLATE = re.compile(r"^(?:\$\{?[A-Za-z_]\w*\}?|\{+[^{}]*\}+|<[^<>]*>|%\(?\w*\)?s|\*+)$")
+PRIVATE_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+                           r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)")
+HEXISH = re.compile(r"^(?:[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                    r"[0-9a-fA-F]{12})$")
+
+
+
+def basic_auth_ok(token: str) -> bool:
+    """Whether ``token`` (of ``Authorization: Basic``) is base64 of UTF-8 text holding a ``:``."""
+    try:
+        return ":" in base64.b64decode(token + "=" * (-len(token) % 4), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return False
+
+
+# ------------------------------------------------------------------ credentials by context
+
+# ASCII case folding only (``(?a)``): under Unicode folding "ſ" and "K" (Kelvin) would match "s"
+# and "k", which the byte trigger, lowering ASCII only, would not see.
+_NAME = r"(?:passw(?:or)?d|passphrase|secret|token|(?:api|secret|access|private|auth|client)[_-]?key)"
+_VALUE = r"(?=(?P<q>[\"'])(?P<quoted>[^\"'\s]{1,512})(?P=q)|(?P<bare>[^\s\"'`,;&<>()\[\]{}]{1,512}))"
+KEYWORD = re.compile(rf"(?ai){_NAME}(?![A-Za-z0-9_.\-])[\"']?(?P<sep>[ \t]*(?:=>|:=|[:=])[ \t]*|[ \t]+){_VALUE}")
+SECRET_NAME = re.compile(rf"(?ai)-{{0,2}}[A-Za-z0-9_.\-]*{_NAME}")  # a dict key or argv flag, whole
+_FLAG = re.compile(r"--[A-Za-z0-9-]{0,32}$")  # a flag's name before the secret name: `--db-password value`
+USER_FLAG = re.compile(r"(?<![\w-])(?:-u|--user|--proxy-user)(?:[ \t]+|=)(?=([\"']?)([^\s:\"'/@]{1,64}):([^\s\"']{1,256})\1)")
+_USER_PW = re.compile(r"[^\s:\"'/@]{1,64}:(\S{1,256})")
+_USER_FLAGS = frozenset({"-u", "--user", "--proxy-user"})
+B64_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,1024}(?![A-Za-z0-9+/])")
+# Values that are no secret: a number, a boolean or null, a dotted name in code (``os.environ``,
+# ``process.env.API_KEY``), a path or URL (``/home/u/x.py``, ``https://…``: a password in a URL is
+# ``URL_PASSWORD``'s), a mask or redaction mark (``********``, ``[REDACTED]``, ``<SECRET_1>``).
+_NOT_SECRET = re.compile(r"(?ai)[-+]?\d+(?:[.,]\d+)*|true|false|null|none|nil|yes|no|on|off|undefined"
+                         r"|[a-z_$][\w$]*(?:\.[a-z_$][\w$]*)+|(?:~|\.{1,2})?/[\w.\-/]*|[a-z][a-z0-9+.\-]*://\S*"
+                         r"|.*redacted.*|[*x.\-#•]+")
+_WORD_JOINERS = frozenset("_-.")
+_JOINED = re.compile(r"[_.\-]")
+
+
+def secret_shaped(value: str) -> bool:
+    """Whether a value after a secret name is worth redacting: 6+ characters, no template slot
+    (``${X}``, ``{x}``, ``<x>``, ``%s``), no ``_NOT_SECRET``, no word, no placeholder, and two or more character classes
+    of lower case, upper case, digits and symbols other than the joiners ``_-.`` (``hunter2x9``,
+    ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``, ``my-secret-name``)."""
+    if len(value) < 6 or URL_PW_TEMPLATE.match(value) or _NOT_SECRET.fullmatch(value):
+        return False
+    if value.isalpha() and (value.islower() or value.isupper() or value.istitle()):
+        return False  # a word (``stored``, ``Python``, ``OPAQUE``), not a random string
+    if len(set(max(_JOINED.split(value), key=len))) <= 1:
+        return False  # a placeholder: its longest part one character repeated (``ghp_XXXX…``, ``sk-xxxx…``)
+    classes = (any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value),
+               any(not c.isalnum() and c not in _WORD_JOINERS for c in value))
+    return sum(classes) >= 2
+
+
+def _flag_before(text: str, start: int) -> bool:
+    return _FLAG.search(text, max(0, start - 34), start) is not None
+
+
+def keyword_spans(text: str) -> list[tuple[int, int]]:
+    """Values after a secret name (``password=…``, ``"api_key": "…"``, ``--token …``) and passwords
+    after ``-u``/``--user`` (``curl -u bob:…``), as ``(start, end)``."""
+    out = []
+    for m in KEYWORD.finditer(text):
+        g = "quoted" if m.group("quoted") is not None else "bare"
+        if (m.group("sep").strip() or _flag_before(text, m.start())) and secret_shaped(m.group(g)) \
+                and text[m.end(g):m.end(g) + 1] != "(":  # a call, not a value
+            out.append((m.start(g), m.end(g)))
+    if "-u" in text:
+        out += [(m.start(3), m.end(3)) for m in USER_FLAG.finditer(text) if secret_shaped(m.group(3))]
+    return out
+
+
+def keyed_spans(name: str, value: str) -> list[tuple[int, int]]:
+    """The secret in ``value``, a record's string under the dict key (or after the argv element)
+    ``name``: all of it after a secret name, the password after ``-u``/``--user``."""
+    name, v = name.strip().strip("\"'"), value.strip()
+    if name in _USER_FLAGS:
+        m = _USER_PW.fullmatch(v)
+        if m is None or not secret_shaped(m.group(1)):
+            return []
+        v = m.group(1)
+    elif not SECRET_NAME.fullmatch(name) or not secret_shaped(v) or any(c.isspace() for c in v):
+        return []
+    start = value.index(v)
+    return [(start, start + len(v))]
+
+
+def base64_texts(text: str) -> list[tuple[int, int, str]]:
+    """Base64 runs of ``text`` that decode to printable ASCII: ``(start, end, decoded)``, ``end``
+    after any ``=`` padding. What is a credential in them is for the caller to decide."""
+    out = []
+    for m in B64_RUN.finditer(text):
+        run = m.group()
+        if len(run) % 4 == 1:
+            continue
+        try:
+            raw = base64.b64decode(run + "=" * (-len(run) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if B64_PRINTABLE.issuperset(raw):
+            end = m.end()
+            while end < len(text) and end - m.end() < 2 and text[end] == "=":
+                end += 1
+            out.append((m.start(), end, raw.decode("ascii").strip()))
+    return out
+
+
+def user_password(decoded: str) -> bool:
+    """Whether ``decoded`` is ``user:password`` with a ``secret_shaped`` password."""
+    m = _USER_PW.fullmatch(decoded)
+    return m is not None and secret_shaped(m.group(1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -87,21 +87,20 @@ def problem_lines(problems: list[str]) -> list[str]:
     consecutive lines of one file as two lines: the first, then ``file:a-b: the same (n more)``. A run
     folder copied under another name has the same run_id problem on every event: one line each buried
     the others."""
-    out: list[str] = []
-    prev: tuple[str, int, str] | None = None  # file, line and what of the run's first problem
-    last = more = 0
+    runs: list[list[Any]] = []  # [first line's text, its (file, line, what) or None, last line, lines after it]
     for text in problems:
         m = _LOCATED.fullmatch(text)
         key = (m["file"], int(m["line"]), m["what"]) if m else None
-        if key and prev and (key[0], key[2]) == (prev[0], prev[2]) and key[1] == last + 1:
-            last, more = key[1], more + 1
-            continue
-        if prev and more:
-            out.append(f"{prev[0]}:{prev[1] + 1}-{last}: the same ({more} more)")
+        run = runs[-1] if runs else None
+        if key and run and run[1] and (key[0], key[2]) == (run[1][0], run[1][2]) and key[1] == run[2] + 1:
+            run[2], run[3] = key[1], run[3] + 1
+        else:
+            runs.append([text, key, key[1] if key else 0, 0])
+    out: list[str] = []
+    for text, key, last, more in runs:
         out.append(text)
-        prev, last, more = key, key[1] if key else 0, 0
-    if prev and more:
-        out.append(f"{prev[0]}:{prev[1] + 1}-{last}: the same ({more} more)")
+        if more:
+            out.append(f"{key[0]}:{key[1] + 1}-{last}: the same ({more} more)")
     return out
 
 

@@ -55,7 +55,6 @@ HEXISH = re.compile(r"^(?:[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-f
                     r"[0-9a-fA-F]{12})$")
 
 
-
 def basic_auth_ok(token: str) -> bool:
     """Whether ``token`` (of ``Authorization: Basic``) is base64 of UTF-8 text holding a ``:``."""
     try:

@@ -10,6 +10,11 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Child processes (`python -m tracebridge.cli`, `ray start`, job drivers) import this checkout's code,
+# not whichever checkout an editable install points at (a git worktree sharing one venv).
+ROOT = Path(__file__).resolve().parents[1]
+if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != str(ROOT):
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
 
 MODEL_STACK = {
     "planner": {"model": "scripted-planner", "params": {"temperature": 0.0}},

@@ -24,9 +24,10 @@ from typing import Any
 import orjson
 
 from tracebridge.capture.reader import iter_lines
+from tracebridge.feedback.bots import label, row_bot
 from tracebridge.feedback.chunks import read_registry, sent_time
 from tracebridge.feedback.config import FeedbackConfig
-from tracebridge.feedback.join import join
+from tracebridge.feedback.join import join, reaction_of
 from tracebridge.feedback.ledger import LedgerRow, parse_time, read_ledger
 from tracebridge.feedback.mapping import load_mapping, norm_emoji
 from tracebridge.schema.canonical import sha256_bytes
@@ -91,11 +92,36 @@ def harvests_of(cfg: FeedbackConfig, day: dt.date) -> tuple[dict[str, dict[str, 
     return out, {"path": cfg.quarantine, "count": len(bad), "samples": bad[:50]}
 
 
+def harvests_by_bot(cfg: FeedbackConfig, day: dt.date) -> dict[str, dict[str, int]]:
+    """Per bot (``(none)`` for the unnamed one), the harvest log's runs of ``day`` and their summed counts."""
+    out: dict[str, dict[str, int]] = {}
+    log = Path(cfg.harvest_log)
+    for ln in iter_lines(log) if log.is_file() else ():
+        h = ln.obj
+        if isinstance(h, dict) and _on(parse_time(h.get("time")), day):
+            s = out.setdefault(label(row_bot(h, cfg.legacy_bot_id)), {"runs": 0, **dict.fromkeys(_SUMMED, 0)})
+            s["runs"] += 1
+            for k in _SUMMED:
+                s[k] += _num(h.get(k))
+    return out
+
+
+def _bots_today(today: list[LedgerRow], legacy: str, harvests: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """Per bot: its ledger rows of the day (``rows_today``, ``added``, ``removed``) and its harvests."""
+    out: dict[str, Any] = {b: {"rows_today": 0, "added": 0, "removed": 0, "harvests": h} for b, h in harvests.items()}
+    for r in today:
+        b = out.setdefault(label(row_bot(r.raw, legacy)), {"rows_today": 0, "added": 0, "removed": 0, "harvests": {}})
+        b["rows_today"] += 1
+        b[r.change] += r.count
+    return dict(sorted(out.items()))
+
+
 def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
     """The audit of one UTC day as a JSON-able dict (``passed`` = the harvest ran)."""
     scan = read_ledger(cfg.ledger)
     mapping = load_mapping(cfg.mapping)
-    registry = read_registry(cfg.registry)
+    legacy = cfg.legacy_bot_id
+    registry = read_registry(cfg.registry, legacy)
     today = [r for r in scan.rows if _on(r.time, day)]
     ran, evidence, runs = harvest_evidence(cfg, scan.rows, day)
     added = [r for r in today if r.change == "added"]
@@ -108,12 +134,12 @@ def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
         by_score["unlabeled" if s is None else f"{s:+g}"] += r.count
         if s is None:
             unmapped[norm_emoji(r.emoji)] += r.count
-    res = join(scan.rows, mapping, registry, cfg.other_chunks)
-    day_keys = {(str(r.chat), r.message_id, str(r.user), norm_emoji(r.emoji)) for r in added}
+    res = join(scan.rows, mapping, registry, cfg.other_chunks, legacy)
+    day_keys = {reaction_of(r, legacy) for r in added}
     late = []
     for key, chunk, _ in res.joined:
         sent = sent_time(chunk)
-        row = next((r for r in added if (str(r.chat), r.message_id, str(r.user), norm_emoji(r.emoji)) == key), None)
+        row = next((r for r in added if reaction_of(r, legacy) == key), None)
         if row is not None and sent is not None and (row.time - sent).total_seconds() > cfg.late_after_s:
             late.append({"chat": key[0], "message_id": key[1], "emoji": key[3],
                          "delay_s": round((row.time - sent).total_seconds(), 1)})
@@ -133,6 +159,7 @@ def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
         "ignored_other_chunk": [{"chat": k[0], "message_id": k[1], "emoji": k[3]} for k in res.ignored if k in day_keys],
         "late": late, "late_after_s": cfg.late_after_s, "other_chunks": cfg.other_chunks,
         "runs_labeled": labeled, "registry_skipped": registry.skipped[:50],
+        "bots": _bots_today(today, legacy, harvests_by_bot(cfg, day)),
         "harvests": harvests, "quarantined_today": quarantined,
         "harvested_today": sum(1 for r in scan.rows if _on(r.harvested_at, day)),
         "arrived_for_earlier_days": {

@@ -112,7 +112,9 @@ def serve(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingOp
           overrides: Overrides = None,
           path: Annotated[str, typer.Option("--path", help="The only path that takes updates "
                                                            "(what the TLS proxy forwards to).")] = "/") -> None:
-    """Receive Telegram webhook updates on loopback (secret from the configured environment variable)."""
+    """Receive Telegram webhook updates on loopback (secret from the configured environment variable); one
+    receiver per bot, each with its ``bot_id=`` and port, when several bots share the feedback files."""
+    from tracebridge.feedback.bots import bot_of
     from tracebridge.feedback.webhook import WebhookServer
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping)
@@ -120,10 +122,12 @@ def serve(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingOp
     if not secret:
         fail(f"set {cfg.webhook_secret_env} to the secret_token given to setWebhook", 2)
     try:
+        bot = bot_of(cfg)  # a token variable that is unset fails here, not on the first update
         srv = WebhookServer(cfg, secret, path=path)  # type: ignore[arg-type]
     except (ValueError, OSError) as exc:
         fail(str(exc), 2)
-    typer.echo(f"listening on {srv.url} (ledger {cfg.ledger}); Ctrl-C to stop", err=True)
+    of_bot = f", bot {bot}" if bot else ""
+    typer.echo(f"listening on {srv.url} (ledger {cfg.ledger}{of_bot}); Ctrl-C to stop", err=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

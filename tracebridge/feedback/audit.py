@@ -4,7 +4,8 @@ For one UTC day: ledger rows of the day by emoji and by score (under the current
 unmapped emojis, removals, orphan reactions (on messages in no registered batch), late
 reactions (more than ``late_after_s`` after their chunk was sent), ignored ones (other-chunk
 rule ``ignore``), the runs and events the day's reactions label, unusable ledger and registry
-lines (``file:line:field: problem``), and whether the harvest ran that day. What the day's harvests
+lines (``file:line:field: problem``), and whether the harvest ran that day. ``bots`` splits the day's
+rows and harvests per bot (``(none)`` for rows of no bot) when several bots share the files. What the day's harvests
 did comes with it: each logged run (read, applied, ignored by reason, quarantined, rows added),
 the inputs quarantined that day (``where: reason``), and the rows harvested that day for earlier
 days (reactions that arrived after their day's audit was written, which that audit cannot show).
@@ -24,7 +25,7 @@ from typing import Any
 import orjson
 
 from tracebridge.capture.reader import iter_lines
-from tracebridge.feedback.bots import label, row_bot
+from tracebridge.feedback.bots import NO_BOT, label, row_bot
 from tracebridge.feedback.chunks import read_registry, sent_time
 from tracebridge.feedback.config import FeedbackConfig
 from tracebridge.feedback.join import join, reaction_of
@@ -185,6 +186,10 @@ def to_markdown(a: dict[str, Any]) -> str:
              "", "| emoji | count |", "|---|---|"]
     lines += [f"| {e} | {n} |" for e, n in a["by_emoji"].items()] or ["| (none) | 0 |"]
     lines += ["", "| score | count |", "|---|---|"] + [f"| {s} | {n} |" for s, n in a["by_score"].items()]
+    if set(a["bots"]) - {NO_BOT}:  # several bots share the files: each one's day
+        lines += ["", "| bot | rows today | added | removed | harvest runs | read | rows added |", "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {b} | {x['rows_today']} | {x['added']} | {x['removed']} | {x['harvests'].get('runs', 0)} | "
+                  f"{x['harvests'].get('read', 0)} | {x['harvests'].get('added', 0)} |" for b, x in a["bots"].items()]
     for title, key in (("Unmapped emojis", "unmapped_emojis"), ("Orphan reactions", "orphans"),
                        ("Late reactions", "late"), ("Ignored (other chunk)", "ignored_other_chunk"),
                        ("Unusable ledger lines", None), ("Unusable registry lines", "registry_skipped")):

@@ -193,3 +193,37 @@ def test_one_webhook_receiver_per_bot_keeps_both_bots_updates(cfg):
     assert [code for code, _ in got] == [200, 200] and [b["added"] for _, b in got] == [1, 1]
     assert again == (200, {"ok": True, "added": 0, "duplicates": 1, "quarantined": 0})
     assert sorted((r.raw["bot_id"], r.message_id) for r in read_ledger(cfg.ledger).rows) == [(PLANNER, 5), (WORKER, 9)]
+
+
+def test_export_labels_each_bots_run_with_its_own_reactions(cfg, tmp_path):
+    """The planner bot's reply and the worker bot's reply went out as message 6 in the same private chat;
+    the export labels each run with its own bot's reactions."""
+    from tests.conftest import MODEL_STACK
+    from tracebridge.capture.recorder import Recorder
+    from tracebridge.export.config import ExportConfig
+    from tracebridge.export.labels import feedback_source
+    from tracebridge.export.pipeline import export_traces
+    from tracebridge.ops.samples import feedback_score
+
+    events = {}
+    for bot in (PLANNER, WORKER):
+        with Recorder(tmp_path / "traces", goal=f"g{bot}", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}) as run:
+            root = run.emit("planner_input", role="planner", payload={"goal": f"g{bot}"})
+            out = run.emit("planner_output", role="planner", parent=root,
+                           payload={"plan": [{"index": 0, "description": f"d{bot}"}]})
+            run.emit("episode_end", role="orchestrator", payload={"success": True})
+        record_batch(cfg.registry, 42, [6], run.run_id, out, bot_id=bot)
+        events[out] = bot
+    _harvest(_bot(cfg, PLANNER), *PLANNER_UPS)  # ❤ on the planner's 6: +2
+    _harvest(_bot(cfg, WORKER), reaction(1001, 6, [], ["👎"]))  # 👎 on the worker's 6: -1
+    ecfg = ExportConfig()
+    ecfg.feedback.ledger, ecfg.feedback.mapping, ecfg.feedback.registry = cfg.ledger, cfg.mapping, cfg.registry
+    res = export_traces(tmp_path / "traces", tmp_path / "bundles", ecfg, labels_for_run=feedback_source(ecfg.feedback))
+    assert res.report["feedback"]["runs_labelled"] == res.report["feedback"]["runs_exported"] == 2
+    scores: dict[str, set] = {}
+    for p in sorted(res.path.rglob("*.jsonl")):
+        for line in p.read_bytes().splitlines():
+            meta = orjson.loads(line).get("meta") or {}
+            for e in set(meta.get("event_ids") or []) & set(events):
+                scores.setdefault(events[e], set()).add(feedback_score(meta.get("labels") or {}))
+    assert scores == {PLANNER: {2.0}, WORKER: {-1.0}}

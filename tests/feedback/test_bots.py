@@ -114,7 +114,7 @@ def test_a_bot_token_gives_its_public_id_never_the_secret(cfg, tmp_path, monkeyp
 
 
 def test_an_old_ledger_without_bot_ids_still_works_and_is_never_rewritten(cfg):
-    record_batch(cfg.registry, 42, [5], "runOld", "runOld:e")  # written before bot ids, like the ledger
+    old_batch = record_batch(cfg.registry, 42, [5], "runOld", "runOld:e")  # written before bot ids, like the ledger
     _harvest(cfg, *PLANNER_UPS)
     old = Path(cfg.ledger).read_bytes()
     assert labels_for_run_factory(cfg.ledger, cfg.mapping, cfg.registry)("runOld")["run"]["feedback_score"] == 1.0
@@ -127,6 +127,12 @@ def test_an_old_ledger_without_bot_ids_still_works_and_is_never_rewritten(cfg):
     rep = _harvest(planner, *PLANNER_UPS, reaction(1002, 6, [], ["👎"], user=8))  # the old dump again, and one more
     assert (rep.added, rep.duplicates, rep.applied) == (1, 2, 1)
     assert _harvest(_bot(cfg, WORKER, legacy=PLANNER), *WORKER_UPS).added == 2
+    registry = Path(cfg.registry).read_bytes()
+    assert record_batch(cfg.registry, 42, [5], "runOld", "runOld:e", bot_id=PLANNER, legacy_bot_id=PLANNER) == old_batch
+    assert Path(cfg.registry).read_bytes() == registry  # the planner's old batch recorded again: nothing added
+    with pytest.raises(ValueError, match="message 5 of bot 111 is already registered for run runOld"):
+        record_batch(cfg.registry, 42, [5], "runNew", "runNew:e", bot_id=PLANNER, legacy_bot_id=PLANNER)
+    record_batch(cfg.registry, 42, [5], "runW", "runW:e", bot_id=WORKER, legacy_bot_id=PLANNER)  # its own 5
     assert Path(cfg.ledger).read_bytes().startswith(old)  # appended to, never rewritten
     with pytest.raises(ValueError, match=r"holds rows of bots 111, 222 .*set bot_id"):
         harvest_updates(cfg, [("t:0", reaction(7, 1, [], ["👍"]))], "getUpdates", ["t"])

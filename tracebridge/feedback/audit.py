@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,22 @@ def _num(v: Any) -> int:
     return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
 
+def _logged(cfg: FeedbackConfig, day: dt.date) -> Iterator[dict[str, Any]]:
+    """The harvest log's runs of ``day``."""
+    log = Path(cfg.harvest_log)
+    for ln in iter_lines(log) if log.is_file() else ():
+        if isinstance(ln.obj, dict) and _on(parse_time(ln.obj.get("time")), day):
+            yield ln.obj
+
+
+def _add_run(s: dict[str, Any], h: dict[str, Any]) -> dict[str, Any]:
+    """``s`` with one more logged run ``h``: ``runs`` and the counts of ``_SUMMED``."""
+    s["runs"] += 1
+    for k in _SUMMED:
+        s[k] += _num(h.get(k))
+    return s
+
+
 def harvests_of(cfg: FeedbackConfig, day: dt.date) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """What the harvest log's runs of ``day`` did, summed per source (a webhook logs one run per
     update): ``runs``, ``first``/``last`` time, ``read``, ``applied``, ``ignored`` by reason,
@@ -67,23 +84,15 @@ def harvests_of(cfg: FeedbackConfig, day: dt.date) -> tuple[dict[str, dict[str, 
     (``count`` and the first 50 as ``where: reason``). Runs logged before ``applied`` was kept
     count under ``runs_without_applied``."""
     out: dict[str, dict[str, Any]] = {}
-    log = Path(cfg.harvest_log)
-    if log.is_file():
-        for ln in iter_lines(log):
-            h = ln.obj
-            if not (isinstance(h, dict) and _on(parse_time(h.get("time")), day)):
-                continue
-            s = out.setdefault(str(h.get("source")), {"runs": 0, "first": h.get("time"), "last": h.get("time"),
-                                                       **dict.fromkeys(_SUMMED, 0), "ignored": {},
-                                                       "runs_without_applied": 0})
-            s["runs"] += 1
-            s["last"] = h.get("time")
-            for k in _SUMMED:
-                s[k] += _num(h.get(k))
-            if not isinstance(h.get("applied"), int):
-                s["runs_without_applied"] += 1
-            for why, n in (h.get("ignored") if isinstance(h.get("ignored"), dict) else {}).items():
-                s["ignored"][why] = s["ignored"].get(why, 0) + _num(n)
+    for h in _logged(cfg, day):
+        s = _add_run(out.setdefault(str(h.get("source")), {"runs": 0, "first": h.get("time"), "last": h.get("time"),
+                                                            **dict.fromkeys(_SUMMED, 0), "ignored": {},
+                                                            "runs_without_applied": 0}), h)
+        s["last"] = h.get("time")
+        if not isinstance(h.get("applied"), int):
+            s["runs_without_applied"] += 1
+        for why, n in (h.get("ignored") if isinstance(h.get("ignored"), dict) else {}).items():
+            s["ignored"][why] = s["ignored"].get(why, 0) + _num(n)
     bad: list[str] = []
     q = Path(cfg.quarantine)
     if q.is_file():
@@ -96,14 +105,8 @@ def harvests_of(cfg: FeedbackConfig, day: dt.date) -> tuple[dict[str, dict[str, 
 def harvests_by_bot(cfg: FeedbackConfig, day: dt.date) -> dict[str, dict[str, int]]:
     """Per bot (``(none)`` for the unnamed one), the harvest log's runs of ``day`` and their summed counts."""
     out: dict[str, dict[str, int]] = {}
-    log = Path(cfg.harvest_log)
-    for ln in iter_lines(log) if log.is_file() else ():
-        h = ln.obj
-        if isinstance(h, dict) and _on(parse_time(h.get("time")), day):
-            s = out.setdefault(label(row_bot(h, cfg.legacy_bot_id)), {"runs": 0, **dict.fromkeys(_SUMMED, 0)})
-            s["runs"] += 1
-            for k in _SUMMED:
-                s[k] += _num(h.get(k))
+    for h in _logged(cfg, day):
+        _add_run(out.setdefault(label(row_bot(h, cfg.legacy_bot_id)), {"runs": 0, **dict.fromkeys(_SUMMED, 0)}), h)
     return out
 
 

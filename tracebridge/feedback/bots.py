@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 BOT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -87,7 +87,7 @@ def canonical_key(raw: dict[str, Any], legacy: str = "") -> Any:
 
 
 def check_files(where: str, rows: Iterable[dict[str, Any]], bot: str, legacy: str, *,
-                counts: Any = lambda raw: True) -> None:
+                counts: Callable[[dict[str, Any]], bool] = lambda raw: True) -> None:
     """Refuse to add rows of ``bot`` to a file whose rows cannot be told apart from them.
 
     Args:

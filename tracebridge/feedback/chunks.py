@@ -62,7 +62,9 @@ def record_batch(path: str | os.PathLike[str], chat: Any, message_ids: list[int]
     if len(events) != len(message_ids):
         raise ValueError(f"event_ids: {len(events)} given for {len(message_ids)} messages")
     at = f"{bot_id}@" if bot_id else ""
-    batch = batch_id or "b:" + hashlib.sha256(f"{at}{chat}|{message_ids[0]}|{run_id}".encode()).hexdigest()[:16]
+    batch = batch_id or _batch_id(at, chat, message_ids[0], run_id)
+    # a batch the legacy bot recorded before it had a bot_id has the id of no bot: recording it again is no conflict
+    same = {batch} | ({_batch_id("", chat, message_ids[0], run_id)} if at and bot_id == legacy_bot_id else set())
     when = time or utc_now()
     rows = [{"batch_id": batch, "chat": chat, "message_id": int(m), "chunk_index": i, "chunk_count": len(message_ids),
              "run_id": run_id, "event_id": e, "time": when, "key": f"{at}{chat}:{m}", **({"bot_id": bot_id} if at else {})}
@@ -70,16 +72,21 @@ def record_batch(path: str | os.PathLike[str], chat: Any, message_ids: list[int]
     with file_lock(path):  # read and append under one lock: a batch recorded meanwhile is checked too
         reg = read_registry(path, legacy_bot_id)
         check_files(str(path), reg.raws, bot_id, legacy_bot_id)
-        for r in rows:
-            held = reg.find(chat, r["message_id"], bot_id)
-            if held is not None and (held.batch_id, held.run_id) != (batch, run_id):
+        held = [reg.find(chat, r["message_id"], bot_id) for r in rows]
+        for r, h in zip(rows, held):
+            if h is not None and (h.batch_id not in same or h.run_id != run_id):
                 raise ValueError(f"{path}: chat {chat} message {r['message_id']}{f' of bot {bot_id}' if at else ''} "
-                                 f"is already registered for run {held.run_id} (batch {held.batch_id}), so its "
+                                 f"is already registered for run {h.run_id} (batch {h.batch_id}), so its "
                                  "reactions would label that run; if two bots share these files, two bots see one "
                                  "private chat under the same id (the user's) with message ids of their own: set "
                                  "bot_id for each bot (or give each bot its own feedback files)")
-        append_locked(path, rows, held=True)
-    return batch
+        append_locked(path, [r for r, h in zip(rows, held) if h is None], held=True)
+    return held[0].batch_id if held[0] is not None else batch
+
+
+def _batch_id(at: str, chat: Any, first: int, run_id: str) -> str:
+    """The id of a batch recorded without one: of its bot (``<bot>@``, "" for none), chat, first message and run."""
+    return "b:" + hashlib.sha256(f"{at}{chat}|{first}|{run_id}".encode()).hexdigest()[:16]
 
 
 @dataclass

@@ -136,6 +136,8 @@ def test_an_old_ledger_without_bot_ids_still_works_and_is_never_rewritten(cfg):
     assert Path(cfg.ledger).read_bytes().startswith(old)  # appended to, never rewritten
     with pytest.raises(ValueError, match=r"holds rows of bots 111, 222 .*set bot_id"):
         harvest_updates(cfg, [("t:0", reaction(7, 1, [], ["👍"]))], "getUpdates", ["t"])
+    with pytest.raises(ValueError, match="legacy_bot_id=111 is set but bot_id is not"):
+        harvest_updates(_bot(cfg, "", legacy=PLANNER), [("t:0", reaction(7, 1, [], ["👍"]))], "getUpdates", ["t"])
     assert resume_offsets(planner) == {PLANNER: 1003, WORKER: 1002}
     # the old registry row is the planner's too: its reaction still labels the old run
     labels = labels_for_run_factory(cfg.ledger, cfg.mapping, cfg.registry, legacy_bot_id=PLANNER)
@@ -233,3 +235,19 @@ def test_export_labels_each_bots_run_with_its_own_reactions(cfg, tmp_path):
             for e in set(meta.get("event_ids") or []) & set(events):
                 scores.setdefault(events[e], set()).add(feedback_score(meta.get("labels") or {}))
     assert scores == {PLANNER: {2.0}, WORKER: {-1.0}}
+
+
+def test_chunks_record_takes_the_bot_from_the_command_line(cfg):
+    def record(*extra: str):
+        return CliRunner().invoke(app, ["feedback", "chunks", "record", "--chat", "42", "--message-ids", "6",
+                                        "--run-id", "runP", "--event-id", "runP:e", "--registry", cfg.registry,
+                                        "--json", *extra])
+
+    planner = record(f"bot_id={PLANNER}")
+    res = record(f"bot_id={WORKER}")  # the worker's own message 6 in the same run: a batch of its own
+    assert res.exit_code == planner.exit_code == 0, res.output
+    assert orjson.loads(res.output)["batch_id"] != orjson.loads(planner.output)["batch_id"]
+    assert {(c.bot_id, c.run_id) for c in read_registry(cfg.registry).by_message.values()} == {(PLANNER, "runP"),
+                                                                                             (WORKER, "runP")}
+    res = record()
+    assert res.exit_code == 2 and "holds rows of bots 111, 222" in res.output and "--message-ids" not in res.output

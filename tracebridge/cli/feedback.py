@@ -207,16 +207,15 @@ def chunks_record(
 
     cfg = _cfg(config, overrides, registry=registry)
     try:
-        bot = bot_of(cfg)
-    except ValueError as exc:
-        fail(str(exc), 2)
-    try:
         ids = [int(x) for x in message_ids.split(",") if x.strip()]
-        chat_id: Any = int(chat) if chat.lstrip("-").isdigit() else chat
-        batch = record_batch(cfg.registry, chat_id, ids, run_id, event_id, batch_id, bot_id=bot,
-                             legacy_bot_id=cfg.legacy_bot_id)
     except ValueError as exc:
         fail(f"--message-ids: {exc}", 2)
+    chat_id: Any = int(chat) if chat.lstrip("-").isdigit() else chat
+    try:  # no ids, a message held for another reply, rows of other bots: the reason names the file or option
+        batch = record_batch(cfg.registry, chat_id, ids, run_id, event_id, batch_id, bot_id=bot_of(cfg),
+                             legacy_bot_id=cfg.legacy_bot_id)
+    except ValueError as exc:
+        fail(str(exc), 2)
     except OSError as exc:  # a registry path that cannot be written
         fail(f"registry: {exc}", 2)
     _done({"batch_id": batch, "chunks": len(ids), "registry": cfg.registry},

@@ -95,8 +95,10 @@ def check_files(where: str, rows: Iterable[dict[str, Any]], bot: str, legacy: st
 
     Raises:
         ValueError: ``bot`` is named and rows of no bot exist while ``legacy`` is unset, or ``bot`` is
-            unnamed and rows of named bots exist.
+            unnamed and rows of named bots exist or ``legacy`` is set.
     """
+    if legacy and not bot:  # its rows would name no bot, so they would read as the legacy bot's
+        raise ValueError(f"{where}: legacy_bot_id={legacy} is set but bot_id is not; set bot_id to this bot's id")
     named: set[str] = set()
     unnamed = 0
     for raw in rows:

@@ -273,8 +273,9 @@ def _harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source
         ids.claim(where, upd)
         rows += _stamp(got, salted, bot)
         rep.accept(got, known, _not_applied(upd))
-    top = max(resume_offsets(cfg, ledger).get(label(bot), 0), (rep.max_update_id or -1) + 1)
-    rep.next_offset = top or None
+    if source != "webhook":  # a bot with a webhook gets no getUpdates: no offset to resume from
+        top = max(resume_offsets(cfg, ledger).get(label(bot), 0), (rep.max_update_id or -1) + 1)
+        rep.next_offset = top or None
     return _finish(cfg, rep, rows, held=True, known=held)
 
 

@@ -230,6 +230,7 @@ def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingO
     Unusable ledger and registry lines are reported (counts, ``file:line:field: problem``) as the
     audit reports them; like the audit, they do not fail the command.
     """
+    from tracebridge.feedback.bots import NO_BOT
     from tracebridge.feedback.join import labels_report
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping, registry=registry)
@@ -249,7 +250,7 @@ def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingO
     for o in rx["orphan_samples"][:10]:
         bot = f" (bot {o['bot']})" if "bot" in o else ""
         typer.echo(f"  orphan: chat {o['chat']} message {o['message_id']} {o['emoji']}{bot}")
-    for bot, b in doc["bots"].items():
+    for bot, b in doc["bots"].items() if set(doc["bots"]) - {NO_BOT} else ():  # several bots share the files
         typer.echo(f"bot {bot}: ledger rows {b['rows']}, reactions present {b['present']} (joined {b['joined']}, "
                    f"orphans {b['orphans']}, ignored {b['ignored']})")
     for name in ("ledger", "registry"):

@@ -6,7 +6,10 @@ Every report reconciles: each update, reaction line, unreadable file and discove
 read once and then either accepted or quarantined (read = accepted + quarantined), and each accepted
 one either applied (it brought reaction changes the ledger did not hold) or ignored with its reason
 (``ignored``: an update of another kind, a re-delivery, a stale count...), so accepted = applied +
-the ignored counts.
+the ignored counts. A harvest is of one bot (``bot_id``; see ``tracebridge.feedback.bots``): update ids
+are checked against that bot's rows only, and its report and harvest log row carry ``bot_id``,
+``max_update_id`` (the largest update id it read) and ``next_offset`` (the getUpdates ``offset`` that
+bot resumes from, ``resume_offsets``).
 """
 
 from __future__ import annotations

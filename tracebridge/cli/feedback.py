@@ -74,18 +74,37 @@ def harvest(
     except (ValueError, OSError) as exc:  # OSError: a ledger or log path that cannot be written
         fail(str(exc), 2)
     doc = {"ledger": cfg.ledger, "harvests": reports, "added": sum(r["added"] for r in reports),
-           "duplicates": sum(r["duplicates"] for r in reports), "quarantined": sum(r["quarantined"] for r in reports)}
+           "duplicates": sum(r["duplicates"] for r in reports), "quarantined": sum(r["quarantined"] for r in reports),
+           "bots": _per_bot(reports)}
     if json_out:
         print_json(doc)
     else:
         for r in reports:
-            typer.echo(f"{r['source']}: read {r['read']} (applied {r['applied']}, ignored {sum(r['ignored'].values())}, "
-                       f"quarantined {r['quarantined']}), rows added {r['added']}, duplicates {r['duplicates']} "
-                       f"→ {cfg.ledger}")
+            bot = f" [bot {r['bot_id']}]" if r["bot_id"] else ""
+            resume = f"; next getUpdates offset {r['next_offset']}" if r["next_offset"] else ""
+            typer.echo(f"{r['source']}{bot}: read {r['read']} (applied {r['applied']}, ignored "
+                       f"{sum(r['ignored'].values())}, quarantined {r['quarantined']}), rows added {r['added']}, "
+                       f"duplicates {r['duplicates']} → {cfg.ledger}{resume}")
             for why, n in sorted(r["ignored"].items()):
                 typer.echo(f"  ignored {n}: {why}")
             for q in r["quarantine_samples"]:
                 typer.echo(f"  quarantined: {q}")
+
+
+def _per_bot(reports: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The harvests' counts summed per bot (``(none)`` for the unnamed one), with its next getUpdates offset."""
+    from tracebridge.feedback.bots import label
+
+    out: dict[str, dict[str, Any]] = {}
+    for r in reports:
+        b = out.setdefault(label(r["bot_id"]), {**dict.fromkeys(_COUNTS, 0), "next_offset": None})
+        for k in _COUNTS:
+            b[k] += r[k]
+        b["next_offset"] = r["next_offset"] or b["next_offset"]
+    return out
+
+
+_COUNTS = ("read", "accepted", "applied", "quarantined", "added", "duplicates")
 
 
 @feedback_app.command("serve")
@@ -93,7 +112,9 @@ def serve(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingOp
           overrides: Overrides = None,
           path: Annotated[str, typer.Option("--path", help="The only path that takes updates "
                                                            "(what the TLS proxy forwards to).")] = "/") -> None:
-    """Receive Telegram webhook updates on loopback (secret from the configured environment variable)."""
+    """Receive Telegram webhook updates on loopback (secret from the configured environment variable); one
+    receiver per bot, each with its ``bot_id=`` and port, when several bots share the feedback files."""
+    from tracebridge.feedback.bots import bot_of
     from tracebridge.feedback.webhook import WebhookServer
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping)
@@ -101,10 +122,12 @@ def serve(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingOp
     if not secret:
         fail(f"set {cfg.webhook_secret_env} to the secret_token given to setWebhook", 2)
     try:
+        bot = bot_of(cfg)  # a token variable that is unset fails here, not on the first update
         srv = WebhookServer(cfg, secret, path=path)  # type: ignore[arg-type]
     except (ValueError, OSError) as exc:
         fail(str(exc), 2)
-    typer.echo(f"listening on {srv.url} (ledger {cfg.ledger}); Ctrl-C to stop", err=True)
+    of_bot = f", bot {bot}" if bot else ""
+    typer.echo(f"listening on {srv.url} (ledger {cfg.ledger}{of_bot}); Ctrl-C to stop", err=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:
@@ -176,18 +199,23 @@ def chunks_record(
     run_id: Annotated[str, typer.Option("--run-id")],
     event_id: Annotated[str, typer.Option("--event-id", help="The event the reply came from.")],
     batch_id: Annotated[str | None, typer.Option("--batch-id")] = None,
-    config: ConfigOpt = None, registry: RegistryOpt = None, json_out: JsonOpt = False,
+    config: ConfigOpt = None, registry: RegistryOpt = None, overrides: Overrides = None, json_out: JsonOpt = False,
 ) -> None:
-    """Register one reply sent as several Telegram messages."""
+    """Register one reply sent as several Telegram messages (by the bot ``bot_id=`` names, if several share it)."""
+    from tracebridge.feedback.bots import bot_of
     from tracebridge.feedback.chunks import record_batch
 
-    cfg = _cfg(config, None, registry=registry)
+    cfg = _cfg(config, overrides, registry=registry)
     try:
         ids = [int(x) for x in message_ids.split(",") if x.strip()]
-        chat_id: Any = int(chat) if chat.lstrip("-").isdigit() else chat
-        batch = record_batch(cfg.registry, chat_id, ids, run_id, event_id, batch_id)
     except ValueError as exc:
         fail(f"--message-ids: {exc}", 2)
+    chat_id: Any = int(chat) if chat.lstrip("-").isdigit() else chat
+    try:  # no ids, a message held for another reply, rows of other bots: the reason names the file or option
+        batch = record_batch(cfg.registry, chat_id, ids, run_id, event_id, batch_id, bot_id=bot_of(cfg),
+                             legacy_bot_id=cfg.legacy_bot_id)
+    except ValueError as exc:
+        fail(str(exc), 2)
     except OSError as exc:  # a registry path that cannot be written
         fail(f"registry: {exc}", 2)
     _done({"batch_id": batch, "chunks": len(ids), "registry": cfg.registry},
@@ -202,11 +230,12 @@ def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingO
     Unusable ledger and registry lines are reported (counts, ``file:line:field: problem``) as the
     audit reports them; like the audit, they do not fail the command.
     """
+    from tracebridge.feedback.bots import NO_BOT
     from tracebridge.feedback.join import labels_report
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping, registry=registry)
     try:
-        doc = labels_report(cfg.ledger, cfg.mapping, cfg.registry, cfg.other_chunks)
+        doc = labels_report(cfg.ledger, cfg.mapping, cfg.registry, cfg.other_chunks, cfg.legacy_bot_id)
     except ValueError as exc:
         fail(str(exc), 2)
     if json_out:
@@ -219,7 +248,11 @@ def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingO
     typer.echo(f"reactions present {rx['present']}: joined {rx['joined']}, orphans {rx['orphans']} (on messages in no "
                f"registered batch), ignored {rx['ignored']} (other_chunks={rx['other_chunks']})")
     for o in rx["orphan_samples"][:10]:
-        typer.echo(f"  orphan: chat {o['chat']} message {o['message_id']} {o['emoji']}")
+        bot = f" (bot {o['bot']})" if "bot" in o else ""
+        typer.echo(f"  orphan: chat {o['chat']} message {o['message_id']} {o['emoji']}{bot}")
+    for bot, b in doc["bots"].items() if set(doc["bots"]) - {NO_BOT} else ():  # several bots share the files
+        typer.echo(f"bot {bot}: ledger rows {b['rows']}, reactions present {b['present']} (joined {b['joined']}, "
+                   f"orphans {b['orphans']}, ignored {b['ignored']})")
     for name in ("ledger", "registry"):
         b = doc[name]
         typer.echo(f"{name} {b['path']}: read {b['read']}, usable {b['usable']}, unusable {b['unusable']}")

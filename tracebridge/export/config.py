@@ -149,14 +149,19 @@ class FeedbackConfig:
                 "last chunk), chunk = only that chunk's event, ignore = not applied. Keep it equal to "
                 "`other_chunks` in configs/feedback/*.yaml, which `feedback labels` and the audit use.",
         "choices": ("batch", "chunk", "ignore")})
+    legacy_bot_id: str = field(default="", metadata={
+        "help": "The bot of the ledger and registry rows that name none (written before bot_id was set, when several "
+                "bots share the feedback files); keep it equal to legacy_bot_id in configs/feedback/*.yaml."})
 
     def validate(self) -> list[str]:
         """Every problem, as ``feedback.key=value: what; fix``."""
+        from tracebridge.feedback.bots import check_bot_id
         from tracebridge.feedback.config import OTHER_CHUNK_RULES
 
+        p = [why] if (why := check_bot_id("feedback.legacy_bot_id", self.legacy_bot_id)) else []
         if self.other_chunks not in OTHER_CHUNK_RULES:
-            return [f"feedback.other_chunks={self.other_chunks}: use one of {', '.join(OTHER_CHUNK_RULES)}"]
-        return []
+            p.append(f"feedback.other_chunks={self.other_chunks}: use one of {', '.join(OTHER_CHUNK_RULES)}")
+        return p
 
 
 @dataclass

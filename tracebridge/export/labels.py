@@ -102,7 +102,7 @@ def feedback_source(cfg: FeedbackConfig) -> LabelsForRun | None:
     """The label source for ``cfg`` (None when no ledger is configured).
 
     Wiring point: ``tracebridge.feedback`` provides ``labels_for_run_factory(ledger, mapping,
-    registry, other_chunks) -> LabelsForRun``; ``other_chunks`` is the chunk policy's rule 3.
+    registry, other_chunks, legacy_bot_id) -> LabelsForRun``; ``other_chunks`` is the chunk policy's rule 3.
 
     Raises:
         FeedbackUnavailable: a ledger is configured but the feedback package has no factory.
@@ -115,4 +115,4 @@ def feedback_source(cfg: FeedbackConfig) -> LabelsForRun | None:
         raise FeedbackUnavailable("feedback.ledger is set, but tracebridge.feedback provides no "
                                   "labels_for_run_factory(ledger, mapping, registry) yet") from exc
     return labels_for_run_factory(cfg.ledger, cfg.mapping, cfg.registry,  # type: ignore[no-any-return]
-                                  cfg.other_chunks)
+                                  cfg.other_chunks, cfg.legacy_bot_id)

@@ -4,7 +4,8 @@ For one UTC day: ledger rows of the day by emoji and by score (under the current
 unmapped emojis, removals, orphan reactions (on messages in no registered batch), late
 reactions (more than ``late_after_s`` after their chunk was sent), ignored ones (other-chunk
 rule ``ignore``), the runs and events the day's reactions label, unusable ledger and registry
-lines (``file:line:field: problem``), and whether the harvest ran that day. What the day's harvests
+lines (``file:line:field: problem``), and whether the harvest ran that day. ``bots`` splits the day's
+rows and harvests per bot (``(none)`` for rows of no bot) when several bots share the files. What the day's harvests
 did comes with it: each logged run (read, applied, ignored by reason, quarantined, rows added),
 the inputs quarantined that day (``where: reason``), and the rows harvested that day for earlier
 days (reactions that arrived after their day's audit was written, which that audit cannot show).
@@ -18,15 +19,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from tracebridge.capture.reader import iter_lines
+from tracebridge.feedback.bots import NO_BOT, label, row_bot
 from tracebridge.feedback.chunks import read_registry, sent_time
 from tracebridge.feedback.config import FeedbackConfig
-from tracebridge.feedback.join import join
+from tracebridge.feedback.join import join, reaction_of
 from tracebridge.feedback.ledger import LedgerRow, parse_time, read_ledger
 from tracebridge.feedback.mapping import load_mapping, norm_emoji
 from tracebridge.schema.canonical import sha256_bytes
@@ -58,6 +61,22 @@ def _num(v: Any) -> int:
     return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
 
+def _logged(cfg: FeedbackConfig, day: dt.date) -> Iterator[dict[str, Any]]:
+    """The harvest log's runs of ``day``."""
+    log = Path(cfg.harvest_log)
+    for ln in iter_lines(log) if log.is_file() else ():
+        if isinstance(ln.obj, dict) and _on(parse_time(ln.obj.get("time")), day):
+            yield ln.obj
+
+
+def _add_run(s: dict[str, Any], h: dict[str, Any]) -> dict[str, Any]:
+    """``s`` with one more logged run ``h``: ``runs`` and the counts of ``_SUMMED``."""
+    s["runs"] += 1
+    for k in _SUMMED:
+        s[k] += _num(h.get(k))
+    return s
+
+
 def harvests_of(cfg: FeedbackConfig, day: dt.date) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """What the harvest log's runs of ``day`` did, summed per source (a webhook logs one run per
     update): ``runs``, ``first``/``last`` time, ``read``, ``applied``, ``ignored`` by reason,
@@ -65,23 +84,15 @@ def harvests_of(cfg: FeedbackConfig, day: dt.date) -> tuple[dict[str, dict[str, 
     (``count`` and the first 50 as ``where: reason``). Runs logged before ``applied`` was kept
     count under ``runs_without_applied``."""
     out: dict[str, dict[str, Any]] = {}
-    log = Path(cfg.harvest_log)
-    if log.is_file():
-        for ln in iter_lines(log):
-            h = ln.obj
-            if not (isinstance(h, dict) and _on(parse_time(h.get("time")), day)):
-                continue
-            s = out.setdefault(str(h.get("source")), {"runs": 0, "first": h.get("time"), "last": h.get("time"),
-                                                       **dict.fromkeys(_SUMMED, 0), "ignored": {},
-                                                       "runs_without_applied": 0})
-            s["runs"] += 1
-            s["last"] = h.get("time")
-            for k in _SUMMED:
-                s[k] += _num(h.get(k))
-            if not isinstance(h.get("applied"), int):
-                s["runs_without_applied"] += 1
-            for why, n in (h.get("ignored") if isinstance(h.get("ignored"), dict) else {}).items():
-                s["ignored"][why] = s["ignored"].get(why, 0) + _num(n)
+    for h in _logged(cfg, day):
+        s = _add_run(out.setdefault(str(h.get("source")), {"runs": 0, "first": h.get("time"), "last": h.get("time"),
+                                                            **dict.fromkeys(_SUMMED, 0), "ignored": {},
+                                                            "runs_without_applied": 0}), h)
+        s["last"] = h.get("time")
+        if not isinstance(h.get("applied"), int):
+            s["runs_without_applied"] += 1
+        for why, n in (h.get("ignored") if isinstance(h.get("ignored"), dict) else {}).items():
+            s["ignored"][why] = s["ignored"].get(why, 0) + _num(n)
     bad: list[str] = []
     q = Path(cfg.quarantine)
     if q.is_file():
@@ -91,11 +102,30 @@ def harvests_of(cfg: FeedbackConfig, day: dt.date) -> tuple[dict[str, dict[str, 
     return out, {"path": cfg.quarantine, "count": len(bad), "samples": bad[:50]}
 
 
+def harvests_by_bot(cfg: FeedbackConfig, day: dt.date) -> dict[str, dict[str, int]]:
+    """Per bot (``(none)`` for the unnamed one), the harvest log's runs of ``day`` and their summed counts."""
+    out: dict[str, dict[str, int]] = {}
+    for h in _logged(cfg, day):
+        _add_run(out.setdefault(label(row_bot(h, cfg.legacy_bot_id)), {"runs": 0, **dict.fromkeys(_SUMMED, 0)}), h)
+    return out
+
+
+def _bots_today(today: list[LedgerRow], legacy: str, harvests: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """Per bot: its ledger rows of the day (``rows_today``, ``added``, ``removed``) and its harvests."""
+    out: dict[str, Any] = {b: {"rows_today": 0, "added": 0, "removed": 0, "harvests": h} for b, h in harvests.items()}
+    for r in today:
+        b = out.setdefault(label(row_bot(r.raw, legacy)), {"rows_today": 0, "added": 0, "removed": 0, "harvests": {}})
+        b["rows_today"] += 1
+        b[r.change] += r.count
+    return dict(sorted(out.items()))
+
+
 def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
     """The audit of one UTC day as a JSON-able dict (``passed`` = the harvest ran)."""
     scan = read_ledger(cfg.ledger)
     mapping = load_mapping(cfg.mapping)
-    registry = read_registry(cfg.registry)
+    legacy = cfg.legacy_bot_id
+    registry = read_registry(cfg.registry, legacy)
     today = [r for r in scan.rows if _on(r.time, day)]
     ran, evidence, runs = harvest_evidence(cfg, scan.rows, day)
     added = [r for r in today if r.change == "added"]
@@ -108,12 +138,12 @@ def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
         by_score["unlabeled" if s is None else f"{s:+g}"] += r.count
         if s is None:
             unmapped[norm_emoji(r.emoji)] += r.count
-    res = join(scan.rows, mapping, registry, cfg.other_chunks)
-    day_keys = {(str(r.chat), r.message_id, str(r.user), norm_emoji(r.emoji)) for r in added}
+    res = join(scan.rows, mapping, registry, cfg.other_chunks, legacy)
+    day_keys = {reaction_of(r, legacy) for r in added}
     late = []
     for key, chunk, _ in res.joined:
         sent = sent_time(chunk)
-        row = next((r for r in added if (str(r.chat), r.message_id, str(r.user), norm_emoji(r.emoji)) == key), None)
+        row = next((r for r in added if reaction_of(r, legacy) == key), None)
         if row is not None and sent is not None and (row.time - sent).total_seconds() > cfg.late_after_s:
             late.append({"chat": key[0], "message_id": key[1], "emoji": key[3],
                          "delay_s": round((row.time - sent).total_seconds(), 1)})
@@ -133,6 +163,7 @@ def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
         "ignored_other_chunk": [{"chat": k[0], "message_id": k[1], "emoji": k[3]} for k in res.ignored if k in day_keys],
         "late": late, "late_after_s": cfg.late_after_s, "other_chunks": cfg.other_chunks,
         "runs_labeled": labeled, "registry_skipped": registry.skipped[:50],
+        "bots": _bots_today(today, legacy, harvests_by_bot(cfg, day)),
         "harvests": harvests, "quarantined_today": quarantined,
         "harvested_today": sum(1 for r in scan.rows if _on(r.harvested_at, day)),
         "arrived_for_earlier_days": {
@@ -158,6 +189,10 @@ def to_markdown(a: dict[str, Any]) -> str:
              "", "| emoji | count |", "|---|---|"]
     lines += [f"| {e} | {n} |" for e, n in a["by_emoji"].items()] or ["| (none) | 0 |"]
     lines += ["", "| score | count |", "|---|---|"] + [f"| {s} | {n} |" for s, n in a["by_score"].items()]
+    if set(a["bots"]) - {NO_BOT}:  # several bots share the files: each one's day
+        lines += ["", "| bot | rows today | added | removed | harvest runs | read | rows added |", "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {b} | {x['rows_today']} | {x['added']} | {x['removed']} | {x['harvests'].get('runs', 0)} | "
+                  f"{x['harvests'].get('read', 0)} | {x['harvests'].get('added', 0)} |" for b, x in a["bots"].items()]
     for title, key in (("Unmapped emojis", "unmapped_emojis"), ("Orphan reactions", "orphans"),
                        ("Late reactions", "late"), ("Ignored (other chunk)", "ignored_other_chunk"),
                        ("Unusable ledger lines", None), ("Unusable registry lines", "registry_skipped")):

@@ -2,8 +2,11 @@
 
 When the agent sends one reply split over several Telegram messages, the runtime records the
 batch: one row per chunk with ``batch_id``, ``chat``, ``message_id``, ``chunk_index`` (0-based),
-``chunk_count``, ``run_id``, ``event_id`` and ``time``. Appends are file-locked; recording the
-same batch twice adds nothing (the key is chat + message id).
+``chunk_count``, ``run_id``, ``event_id``, ``time`` and, when several bots share the registry, ``bot_id``
+(each bot numbers its messages on its own, and a private chat's id is the user's for every bot, so
+a message is bot + chat + message id). Appends are file-locked; recording the same batch twice adds
+nothing (the key is [bot@]chat:message id). Rows of no bot belong to ``legacy_bot_id`` ("" = the
+unnamed single bot; see ``tracebridge.feedback.bots``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.capture.reader import iter_lines
+from tracebridge.feedback.bots import check_files, row_bot
 from tracebridge.feedback.ledger import append_locked, file_lock, parse_time
 from tracebridge.schema.canonical import utc_now
 
@@ -29,6 +33,7 @@ class Chunk:
     run_id: str
     event_id: str
     time: str | None = None
+    bot_id: str = ""
 
     @property
     def is_last(self) -> bool:
@@ -37,53 +42,69 @@ class Chunk:
 
 
 def record_batch(path: str | os.PathLike[str], chat: Any, message_ids: list[int], run_id: str,
-                 event_ids: str | list[str], batch_id: str | None = None, time: str | None = None) -> str:
+                 event_ids: str | list[str], batch_id: str | None = None, time: str | None = None, *,
+                 bot_id: str = "", legacy_bot_id: str = "") -> str:
     """Register one reply sent as ``message_ids`` (in order); return the batch id.
 
     Args:
         event_ids: the event the reply came from, or one event per chunk.
+        bot_id: the bot that sent it ("" = the unnamed single bot).
+        legacy_bot_id: the bot of the registry's rows that name none.
 
     Raises:
-        ValueError: no message ids, an event count that does not match, or a message of ``chat`` that the
-            registry holds for another reply (another batch or run): the labels of one would go to the other.
+        ValueError: no message ids, an event count that does not match, a message of ``chat`` that the
+            registry holds for another reply (another batch or run) of the same bot: the labels of one would
+            go to the other; or registry rows that cannot be told from this bot's (``bots.check_files``).
     """
     if not message_ids:
         raise ValueError("message_ids: a batch has at least one message")
     events = [event_ids] * len(message_ids) if isinstance(event_ids, str) else list(event_ids)
     if len(events) != len(message_ids):
         raise ValueError(f"event_ids: {len(events)} given for {len(message_ids)} messages")
-    batch = batch_id or "b:" + hashlib.sha256(f"{chat}|{message_ids[0]}|{run_id}".encode()).hexdigest()[:16]
+    at = f"{bot_id}@" if bot_id else ""
+    batch = batch_id or _batch_id(at, chat, message_ids[0], run_id)
+    # a batch the legacy bot recorded before it had a bot_id has the id of no bot: recording it again is no conflict
+    same = {batch} | ({_batch_id("", chat, message_ids[0], run_id)} if at and bot_id == legacy_bot_id else set())
     when = time or utc_now()
     rows = [{"batch_id": batch, "chat": chat, "message_id": int(m), "chunk_index": i, "chunk_count": len(message_ids),
-             "run_id": run_id, "event_id": e, "time": when, "key": f"{chat}:{m}"}
+             "run_id": run_id, "event_id": e, "time": when, "key": f"{at}{chat}:{m}", **({"bot_id": bot_id} if at else {})}
             for i, (m, e) in enumerate(zip(message_ids, events))]
     with file_lock(path):  # read and append under one lock: a batch recorded meanwhile is checked too
-        reg = read_registry(path)
-        for r in rows:
-            held = reg.find(chat, r["message_id"])
-            if held is not None and (held.batch_id, held.run_id) != (batch, run_id):
-                raise ValueError(f"{path}: chat {chat} message {r['message_id']} is already registered for run "
-                                 f"{held.run_id} (batch {held.batch_id}), so its reactions would label that run; "
-                                 "two bots see one private chat under the same id (the user's) with message ids "
-                                 "of their own: give each bot its own feedback files (ledger and registry)")
-        append_locked(path, rows, held=True)
-    return batch
+        reg = read_registry(path, legacy_bot_id)
+        check_files(str(path), reg.raws, bot_id, legacy_bot_id)
+        held = [reg.find(chat, r["message_id"], bot_id) for r in rows]
+        for r, h in zip(rows, held):
+            if h is not None and (h.batch_id not in same or h.run_id != run_id):
+                raise ValueError(f"{path}: chat {chat} message {r['message_id']}{f' of bot {bot_id}' if at else ''} "
+                                 f"is already registered for run {h.run_id} (batch {h.batch_id}), so its "
+                                 "reactions would label that run; if two bots share these files, two bots see one "
+                                 "private chat under the same id (the user's) with message ids of their own: set "
+                                 "bot_id for each bot (or give each bot its own feedback files)")
+        append_locked(path, [r for r, h in zip(rows, held) if h is None], held=True)
+    return held[0].batch_id if held[0] is not None else batch
+
+
+def _batch_id(at: str, chat: Any, first: int, run_id: str) -> str:
+    """The id of a batch recorded without one: of its bot (``<bot>@``, "" for none), chat, first message and run."""
+    return "b:" + hashlib.sha256(f"{at}{chat}|{first}|{run_id}".encode()).hexdigest()[:16]
 
 
 @dataclass
 class Registry:
-    by_message: dict[tuple[str, int], Chunk] = field(default_factory=dict)
+    by_message: dict[tuple[str, str, int], Chunk] = field(default_factory=dict)
     batches: dict[str, list[Chunk]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     read: int = 0  # lines read: read = usable chunk lines + skipped
+    raws: list[dict[str, Any]] = field(default_factory=list)  # the usable lines as written
 
-    def find(self, chat: Any, message_id: int) -> Chunk | None:
-        """The chunk sent as ``message_id`` in ``chat``, or None if it is not registered."""
-        return self.by_message.get((str(chat), message_id))
+    def find(self, chat: Any, message_id: int, bot_id: str = "") -> Chunk | None:
+        """The chunk ``bot_id`` sent as ``message_id`` in ``chat``, or None if it is not registered."""
+        return self.by_message.get((bot_id, str(chat), message_id))
 
 
-def read_registry(path: str | os.PathLike[str]) -> Registry:
-    """Load the registry; unusable lines as ``file:line:field: problem`` (``read`` counts every line)."""
+def read_registry(path: str | os.PathLike[str], legacy_bot_id: str = "") -> Registry:
+    """Load the registry; unusable lines as ``file:line:field: problem`` (``read`` counts every line).
+    A row of no bot is ``legacy_bot_id``'s ("" = the unnamed single bot)."""
     reg = Registry()
     p = Path(path)
     if not p.is_file():
@@ -97,14 +118,16 @@ def read_registry(path: str | os.PathLike[str]) -> Registry:
             continue
         try:
             c = Chunk(str(r["batch_id"]), r.get("chat"), int(r["message_id"]), int(r["chunk_index"]),
-                      int(r["chunk_count"]), str(r["run_id"]), str(r["event_id"]), r.get("time"))
+                      int(r["chunk_count"]), str(r["run_id"]), str(r["event_id"]), r.get("time"),
+                      row_bot(r, legacy_bot_id))
         except (KeyError, TypeError, ValueError) as exc:
             reg.skipped.append(f"{where}:{exc.args[0] if isinstance(exc, KeyError) else 'row'}: missing or invalid")
             continue
         if not 0 <= c.chunk_index < c.chunk_count:
             reg.skipped.append(f"{where}:chunk_index: {c.chunk_index} not in 0..{c.chunk_count - 1}")
             continue
-        reg.by_message.setdefault((str(c.chat), c.message_id), c)
+        reg.raws.append(r)
+        reg.by_message.setdefault((c.bot_id, str(c.chat), c.message_id), c)
         reg.batches.setdefault(c.batch_id, []).append(c)
     for chunks in reg.batches.values():
         chunks.sort(key=lambda c: c.chunk_index)

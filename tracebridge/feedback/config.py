@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tracebridge.feedback.bots import check_bot_id
+
 OTHER_CHUNK_RULES = ("batch", "chunk", "ignore")
 
 
@@ -32,6 +34,16 @@ class FeedbackConfig:
     user_salt_env: str = field(default="TRACEBRIDGE_FEEDBACK_SALT", metadata={
         "help": "Environment variable with the salt for hashing Telegram user ids (unset = a fixed salt). Set it "
                 "before the first harvest: a harvest under another salt than the ledger's rows is refused."})
+    bot_id: str = field(default="", metadata={
+        "help": "The bot whose updates this harvest, serve or chunk record handles, when several bots share these "
+                "files: the number before ':' in its token (public; never the secret), or a name. Update ids, "
+                "message ids and resume offsets are kept per bot. Empty = one bot, rows carry no bot id."})
+    bot_token_env: str = field(default="", metadata={
+        "help": "Environment variable holding the bot's token; with bot_id empty, bot_id is the number before "
+                "':' in it (only that part is stored). Empty = not used."})
+    legacy_bot_id: str = field(default="", metadata={
+        "help": "The bot that wrote the ledger and registry rows that carry no bot id (written before bot_id was "
+                "set). Needed once bot_id is set and such rows exist; they are read as that bot's, never rewritten."})
     webhook_host: str = field(default="127.0.0.1", metadata={"help": "Webhook bind address (loopback only)."})
     webhook_port: int = field(default=8787, metadata={"help": "Webhook port (0 = any free port)."})
     webhook_secret_env: str = field(default="TELEGRAM_WEBHOOK_SECRET", metadata={
@@ -41,6 +53,7 @@ class FeedbackConfig:
     def validate(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
         p = []
+        p += [why for k in ("bot_id", "legacy_bot_id") if (why := check_bot_id(k, getattr(self, k)))]
         if self.other_chunks not in OTHER_CHUNK_RULES:
             p.append(f"other_chunks={self.other_chunks}: use one of {', '.join(OTHER_CHUNK_RULES)}")
         if self.late_after_s <= 0:

@@ -6,7 +6,10 @@ Every report reconciles: each update, reaction line, unreadable file and discove
 read once and then either accepted or quarantined (read = accepted + quarantined), and each accepted
 one either applied (it brought reaction changes the ledger did not hold) or ignored with its reason
 (``ignored``: an update of another kind, a re-delivery, a stale count...), so accepted = applied +
-the ignored counts.
+the ignored counts. A harvest is of one bot (``bot_id``; see ``tracebridge.feedback.bots``): update ids
+are checked against that bot's rows only, and its report and harvest log row carry ``bot_id``,
+``max_update_id`` (the largest update id it read) and ``next_offset`` (the getUpdates ``offset`` that
+bot resumes from, ``resume_offsets``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,15 @@ from typing import Any
 
 import orjson
 
+from tracebridge.capture.reader import iter_lines
+from tracebridge.feedback.bots import (
+    bot_of,
+    canonical_key,
+    check_files,
+    is_user_key,
+    label,
+    row_bot,
+)
 from tracebridge.feedback.config import FeedbackConfig
 from tracebridge.feedback.ledger import (
     LedgerRow,
@@ -66,6 +78,16 @@ class HarvestReport:
     time: str = field(default_factory=utc_now)
     applied: int = 0
     ignored: dict[str, int] = field(default_factory=dict)
+    bot_id: str = ""
+    max_update_id: int | None = None
+    next_offset: int | None = None
+
+    def saw(self, upd: Any) -> None:
+        """Count one input read, noting its update id (the resume offset of this bot comes after it)."""
+        self.read += 1
+        uid = _update_id(upd)
+        if uid is not None and (self.max_update_id is None or uid > self.max_update_id):
+            self.max_update_id = uid
 
     def accept(self, rows: list[dict[str, Any]], known: set[str], why_empty: str) -> None:
         """Count one accepted input with its ``rows``: applied when one of them is new (its key not in
@@ -109,11 +131,13 @@ def _check_salt(cfg: FeedbackConfig, ledger: list[LedgerRow]) -> str:
     return sid
 
 
-def _stamp(rows: list[dict[str, Any]], sid: str) -> list[dict[str, Any]]:
-    """``rows`` with the salt fingerprint on those whose user is a salted hash."""
+def _stamp(rows: list[dict[str, Any]], sid: str, bot: str) -> list[dict[str, Any]]:
+    """``rows`` with the salt fingerprint on those whose user is a salted hash, and the bot on each."""
     for r in rows:
         if str(r.get("user")).startswith("u:"):
             r["salt_id"] = sid
+        if bot:
+            r["bot_id"] = bot
     return rows
 
 
@@ -127,9 +151,14 @@ def _quarantine(cfg: FeedbackConfig, rep: HarvestReport, where: str, reason: str
     append_locked(cfg.quarantine, [{"where": where, "reason": reason, "raw": text, "key": key, "time": utc_now()}])
 
 
-def _finish(cfg: FeedbackConfig, rep: HarvestReport, rows: list[dict[str, Any]], held: bool = False) -> HarvestReport:
+def _finish(cfg: FeedbackConfig, rep: HarvestReport, rows: list[dict[str, Any]], held: bool = False,
+            known: set[Any] | None = None) -> HarvestReport:
+    """Append the rows whose keys are not in ``known`` (the ledger's keys as their bots write them now: a row
+    of no bot keeps its old key in the file) and log the harvest."""
+    fresh = [r for r in rows if r["key"] not in known] if known else rows
     rep.rows = len(rows)
-    rep.added, rep.duplicates = append_locked(cfg.ledger, rows, held=held)
+    rep.added, rep.duplicates = append_locked(cfg.ledger, fresh, held=held)
+    rep.duplicates += len(rows) - len(fresh)
     append_locked(cfg.harvest_log, [{**rep.to_dict(), "quarantine_samples": rep.quarantine_samples[:5]}],
                   dedupe=False)
     return rep
@@ -163,15 +192,16 @@ _HELD = "the ledger already holds other reactions for this id (an earlier harves
 class _UpdateIds:
     """Telegram's update ids are unique per bot: the first update of an id is kept and a different
     update with the same id is a conflict (an identical repeat is a re-delivery, deduped by its
-    keys). Earlier harvests are seen through the ``tg:`` reaction rows the ledger holds per id."""
+    keys). Earlier harvests are seen through the user reaction rows the ledger holds per id, of the
+    harvest's bot only (``ledger``; ``legacy`` reads the keys of its rows of no bot)."""
 
-    def __init__(self, ledger: list[LedgerRow]) -> None:
+    def __init__(self, ledger: list[LedgerRow], legacy: str) -> None:
         self.first: dict[int, tuple[str, bytes | None]] = {}
         self.held: dict[int, set[tuple[Any, ...]]] = {}
         for r in ledger:
-            uid = r.raw.get("update_id")
-            if isinstance(uid, int) and str(r.key).startswith("tg:"):
-                self.held.setdefault(uid, set()).add((r.key, r.time, str(r.chat), r.message_id))
+            uid, key = r.raw.get("update_id"), canonical_key(r.raw, legacy)
+            if isinstance(uid, int) and is_user_key(key):
+                self.held.setdefault(uid, set()).add((key, r.time, str(r.chat), r.message_id))
 
     def check(self, upd: Any) -> None:
         """Raise ``UpdateError`` if an update accepted earlier in this harvest had this id and other
@@ -191,7 +221,7 @@ class _UpdateIds:
         uid = _update_id(upd)
         held = self.held.get(uid) if uid is not None else None
         got = {(r["key"], parse_time(r["time"]), str(r["chat"]), r["message_id"]) for r in rows
-               if r["key"].startswith("tg:")}
+               if is_user_key(r["key"])}
         if held and not held <= got:  # a subset: a harvest killed mid-append wrote part of the rows
             raise UpdateError("update_id", f"{uid}: {_HELD}")
 
@@ -204,14 +234,16 @@ class _UpdateIds:
 
 def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source: str,
                     inputs: list[str]) -> HarvestReport:
-    """Harvest (location, update) pairs into the ledger; a second, different update with an
-    update id already used (here or in the ledger) is quarantined as a conflict.
+    """Harvest (location, update) pairs of one bot (``bot_id``) into the ledger; a second, different
+    update with an update id this bot already used (here or in the ledger) is quarantined as a
+    conflict. Another bot's rows with the same update ids are no conflict: each bot numbers its own.
 
     The ledger's lock is held from reading it to appending: another harvest (a ``serve`` and a
     ``harvest`` side by side) must not accept a different update of the same id in between.
 
     Raises:
-        ValueError: the ledger's users were hashed under another salt (nothing is harvested).
+        ValueError: the ledger's users were hashed under another salt, or its rows cannot be told
+            apart from this bot's (``bots.check_files``); nothing is harvested.
     """
     with file_lock(cfg.ledger):
         return _harvest_updates(cfg, updates, source, inputs)
@@ -219,29 +251,54 @@ def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source:
 
 def _harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source: str,
                      inputs: list[str]) -> HarvestReport:
-    mapping = load_mapping(cfg.mapping)
+    mapping, (bot, legacy) = load_mapping(cfg.mapping), (bot_of(cfg), cfg.legacy_bot_id)
     ledger = read_ledger(cfg.ledger).rows
+    check_files(cfg.ledger, (r.raw for r in ledger), bot, legacy, counts=lambda raw: raw.get("update_id") is not None)
     salted = _check_salt(cfg, ledger)
-    anonymous, newest, ids = anonymous_counts(ledger), newest_count_ids(ledger), _UpdateIds(ledger)
-    rep, rows, now = HarvestReport(source, inputs), [], utc_now()
-    known = {r.key for r in ledger if r.key}
+    mine = [r for r in ledger if row_bot(r.raw, legacy) == bot]  # update ids and counts are per bot
+    anonymous, newest, ids = anonymous_counts(mine), newest_count_ids(mine), _UpdateIds(mine, legacy)
+    rep, rows, now = HarvestReport(source, inputs, bot_id=bot), [], utc_now()
+    known = {canonical_key(r.raw, legacy) for r in ledger if r.key}
+    held = set(known)
     for where, upd in updates:
-        rep.read += 1
+        rep.saw(upd)
         if isinstance(upd, ReadError):  # a line or document read_updates could not parse
             _quarantine(cfg, rep, where, upd, upd.raw)
             continue
         try:
             ids.check(upd)  # before the mapping: a count update changes the anonymous counts
             got = rows_from_update(upd, mapping, source=source, harvested_at=now, anonymous=anonymous,
-                                   salt=_salt(cfg), newest=newest)
+                                   salt=_salt(cfg), newest=newest, bot=bot)
             ids.check_rows(upd, got)
         except UpdateError as exc:
             _quarantine(cfg, rep, f"{where}:{exc.field}", exc.reason, upd)
             continue
         ids.claim(where, upd)
-        rows += _stamp(got, salted)
+        rows += _stamp(got, salted, bot)
         rep.accept(got, known, _not_applied(upd))
-    return _finish(cfg, rep, rows, held=True)
+    if source != "webhook":  # a bot with a webhook gets no getUpdates: no offset to resume from
+        top = max(resume_offsets(cfg, ledger).get(label(bot), 0), (rep.max_update_id or -1) + 1)
+        rep.next_offset = top or None
+    return _finish(cfg, rep, rows, held=True, known=held)
+
+
+def resume_offsets(cfg: FeedbackConfig, ledger: list[LedgerRow] | None = None) -> dict[str, int]:
+    """Per bot (``(none)`` for the unnamed one), the getUpdates ``offset`` to fetch from next: one more than
+    the largest update id its harvests read (the harvest log's ``max_update_id``) or its ledger rows hold.
+    Update ids are per bot, so one bot's offset says nothing about another's."""
+    legacy, top = cfg.legacy_bot_id, {}
+
+    def see(bot: str, uid: Any) -> None:
+        if isinstance(uid, int) and not isinstance(uid, bool) and uid >= top.get(bot, uid):
+            top[bot] = uid
+
+    for r in read_ledger(cfg.ledger).rows if ledger is None else ledger:
+        see(row_bot(r.raw, legacy), r.raw.get("update_id"))
+    log = Path(cfg.harvest_log)
+    for ln in iter_lines(log) if log.is_file() else ():
+        if isinstance(ln.obj, dict):
+            see(row_bot(ln.obj, legacy), ln.obj.get("max_update_id"))
+    return {label(b): u + 1 for b, u in sorted(top.items())}
 
 
 def harvest_dumps(cfg: FeedbackConfig, files: list[str | os.PathLike[str]]) -> HarvestReport:
@@ -326,11 +383,12 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
     the sessions of agent databases (``openclaw-agent.sqlite``, read where they are, never copied)."""
     from tracebridge.importers.openclaw.session import session_id_from_name
 
-    mapping, salt, now = load_mapping(cfg.mapping), _salt(cfg), utc_now()
+    mapping, salt, now, bot = load_mapping(cfg.mapping), _salt(cfg), utc_now(), bot_of(cfg)
     problems: list[str] = []
     stores: list[Path] = []
     transcripts = discover(paths, problems, stores)
-    rep, rows = HarvestReport("openclaw", [str(t.path) for t in transcripts] + [str(db) for db in stores]), []
+    rep = HarvestReport("openclaw", [str(t.path) for t in transcripts] + [str(db) for db in stores], bot_id=bot)
+    rows: list[dict[str, Any]] = []
     ledger = read_ledger(cfg.ledger).rows
     salted, known = _check_salt(cfg, ledger), {r.key for r in ledger if r.key}
     for db in stores:  # first: a session also left as a .jsonl keeps the database's chat id
@@ -356,7 +414,7 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
     for p in problems:  # read and quarantined, like an unreadable dump, so the counts reconcile
         rep.read += 1
         _quarantine(cfg, rep, p, "not harvested", "")
-    return _finish(cfg, rep, _stamp(rows, salted))
+    return _finish(cfg, rep, _stamp(rows, salted, bot))
 
 
 def _harvest_lines(cfg: FeedbackConfig, rep: HarvestReport, lines: Iterable[tuple[int, int, bytes]],

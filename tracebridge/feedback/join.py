@@ -28,12 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracebridge.feedback.bots import label, row_bot
 from tracebridge.feedback.chunks import Chunk, Registry, read_registry
 from tracebridge.feedback.ledger import LedgerRow, read_ledger
 from tracebridge.feedback.mapping import Mapping, load_mapping, norm_emoji
 from tracebridge.schema.canonical import sha256_bytes
 
-Reaction = tuple[str, int, str, str]  # chat, message id, user, emoji
+Reaction = tuple[str, int, str, str, str]  # chat, message id, user, emoji, bot ("" = the unnamed bot)
+
+
+def reaction_of(r: LedgerRow, legacy_bot_id: str = "") -> Reaction:
+    """The reaction a ledger row changes: per bot, since each bot numbers its messages on its own."""
+    return str(r.chat), r.message_id, str(r.user), norm_emoji(r.emoji), row_bot(r.raw, legacy_bot_id)
 
 
 def _replay_order(r: LedgerRow) -> tuple[Any, ...]:
@@ -43,11 +49,11 @@ def _replay_order(r: LedgerRow) -> tuple[Any, ...]:
     return r.time, uid if isinstance(uid, int) and not isinstance(uid, bool) else -1, 0 if r.change == "added" else 1
 
 
-def net_reactions(rows: list[LedgerRow]) -> dict[Reaction, tuple[int, LedgerRow]]:
+def net_reactions(rows: list[LedgerRow], legacy_bot_id: str = "") -> dict[Reaction, tuple[int, LedgerRow]]:
     """Reactions present after replaying every change: key → (count, the row that last added it)."""
     state: dict[Reaction, tuple[int, LedgerRow]] = {}
     for r in sorted(rows, key=_replay_order):
-        k = (str(r.chat), r.message_id, str(r.user), norm_emoji(r.emoji))
+        k = reaction_of(r, legacy_bot_id)
         n, last = state.get(k, (0, r))
         n = n + r.count if r.change == "added" else max(0, n - r.count)
         state[k] = (n, r if r.change == "added" else last)
@@ -91,13 +97,15 @@ class _Acc:
                              "n": n, "scope": scope, "mapping_version": version, "source": "telegram"}}
 
 
-def join(rows: list[LedgerRow], mapping: Mapping, registry: Registry, other_chunks: str = "batch") -> JoinResult:
-    """Apply the join policy (module docstring) to ledger rows."""
+def join(rows: list[LedgerRow], mapping: Mapping, registry: Registry, other_chunks: str = "batch",
+         legacy_bot_id: str = "") -> JoinResult:
+    """Apply the join policy (module docstring) to ledger rows; a reaction joins the chunk its bot sent
+    (``registry`` read with the same ``legacy_bot_id``)."""
     res = JoinResult()
     runs: dict[str, _Acc] = {}
     events: dict[tuple[str, str], _Acc] = {}
-    for key, (n, row) in sorted(net_reactions(rows).items(), key=lambda kv: str(kv[0])):
-        chunk = registry.find(key[0], key[1])
+    for key, (n, row) in sorted(net_reactions(rows, legacy_bot_id).items(), key=lambda kv: str(kv[0])):
+        chunk = registry.find(key[0], key[1], key[4])
         if chunk is None:
             res.orphans.append(key)
             continue
@@ -121,7 +129,8 @@ def join(rows: list[LedgerRow], mapping: Mapping, registry: Registry, other_chun
 
 
 def labels_for_runs(ledger_path: str | os.PathLike[str], mapping_path: str | os.PathLike[str],
-                    registry_path: str | os.PathLike[str], other_chunks: str = "batch") -> dict[str, dict[str, Any]]:
+                    registry_path: str | os.PathLike[str], other_chunks: str = "batch",
+                    legacy_bot_id: str = "") -> dict[str, dict[str, Any]]:
     """Feedback labels per run: ``{run_id: {"run": labels, "events": {event_id: labels}}}``.
 
     Args:
@@ -129,13 +138,32 @@ def labels_for_runs(ledger_path: str | os.PathLike[str], mapping_path: str | os.
         mapping_path: the emoji → score mapping (defaults if the file does not exist).
         registry_path: the sent-chunk registry.
         other_chunks: rule for reactions on chunks other than the last (batch | chunk | ignore).
+        legacy_bot_id: the bot of the ledger and registry rows that name none ("" = the unnamed bot).
     """
-    return join(read_ledger(ledger_path).rows, load_mapping(mapping_path), read_registry(registry_path),
-                other_chunks).labels
+    return join(read_ledger(ledger_path).rows, load_mapping(mapping_path),
+                read_registry(registry_path, legacy_bot_id), other_chunks, legacy_bot_id).labels
+
+
+def per_bot(res: JoinResult, rows: list[LedgerRow], legacy_bot_id: str = "") -> dict[str, dict[str, int]]:
+    """Per bot (``(none)`` for rows of no bot): its ledger ``rows`` and its reactions present after netting,
+    ``present`` = ``joined`` + ``orphans`` + ``ignored``."""
+    out: dict[str, dict[str, int]] = {}
+
+    def one(bot: str) -> dict[str, int]:
+        return out.setdefault(label(bot), dict.fromkeys(("rows", "present", "joined", "orphans", "ignored"), 0))
+
+    for r in rows:
+        one(row_bot(r.raw, legacy_bot_id))["rows"] += 1
+    for name, keys in (("joined", [j[0] for j in res.joined]), ("orphans", res.orphans), ("ignored", res.ignored)):
+        for k in keys:
+            one(k[4])[name] += 1
+            one(k[4])["present"] += 1
+    return dict(sorted(out.items()))
 
 
 def labels_report(ledger_path: str | os.PathLike[str], mapping_path: str | os.PathLike[str],
-                  registry_path: str | os.PathLike[str], other_chunks: str = "batch") -> dict[str, Any]:
+                  registry_path: str | os.PathLike[str], other_chunks: str = "batch",
+                  legacy_bot_id: str = "") -> dict[str, Any]:
     """``labels_for_runs`` plus what the join could not use, as the audit reports it.
 
     Returns:
@@ -145,20 +173,22 @@ def labels_report(ledger_path: str | os.PathLike[str], mapping_path: str | os.Pa
         registry, or a message that was no reply) + ``ignored`` (``other_chunks=ignore``), with the
         first 50 orphans as ``{chat, message_id, emoji}``. Each file's block has ``path``, ``read``,
         ``usable``, ``unusable`` (read = usable + unusable) and ``skipped``, the first 50 unusable
-        lines as ``file:line:field: problem``.
+        lines as ``file:line:field: problem``. ``bots`` splits the ledger rows and reactions per bot (``per_bot``).
     """
-    scan, registry = read_ledger(ledger_path), read_registry(registry_path)
-    res = join(scan.rows, load_mapping(mapping_path), registry, other_chunks)
+    scan, registry = read_ledger(ledger_path), read_registry(registry_path, legacy_bot_id)
+    res = join(scan.rows, load_mapping(mapping_path), registry, other_chunks, legacy_bot_id)
     labels = res.labels
     reactions = {"present": len(res.joined) + len(res.orphans) + len(res.ignored), "joined": len(res.joined),
                  "orphans": len(res.orphans), "ignored": len(res.ignored), "other_chunks": other_chunks,
-                 "orphan_samples": [{"chat": k[0], "message_id": k[1], "emoji": k[3]} for k in res.orphans[:50]]}
+                 "orphan_samples": [{"chat": k[0], "message_id": k[1], "emoji": k[3], **({"bot": k[4]} if k[4] else {})}
+                                    for k in res.orphans[:50]]}
 
     def block(path: str | os.PathLike[str], read: int, skipped: list[str]) -> dict[str, Any]:
         return {"path": str(path), "read": read, "usable": read - len(skipped), "unusable": len(skipped),
                 "skipped": skipped[:50]}
 
     return {"runs": labels, "runs_labeled": len(labels), "reactions": reactions,
+            "bots": per_bot(res, scan.rows, legacy_bot_id),
             "ledger": block(ledger_path, scan.read, scan.skipped),
             "registry": block(registry_path, registry.read, registry.skipped)}
 
@@ -187,7 +217,7 @@ class FeedbackLabels:
 
 def labels_for_run_factory(ledger_path: str | os.PathLike[str] | None, mapping_path: str | os.PathLike[str] | None,
                            registry_path: str | os.PathLike[str] | None,
-                           other_chunks: str = "batch") -> FeedbackLabels:
+                           other_chunks: str = "batch", legacy_bot_id: str = "") -> FeedbackLabels:
     """The export's label source: ``run_id -> {"run": labels, "events": {...}}`` or None.
 
     The join runs once, here; the function it returns is a dictionary lookup. A missing mapping
@@ -203,8 +233,12 @@ def labels_for_run_factory(ledger_path: str | os.PathLike[str] | None, mapping_p
     for _ in range(3):
         before = ids
         mapping = load_mapping(paths["mapping"])
-        res = join(read_ledger(paths["ledger"]).rows, mapping, read_registry(paths["registry"]), other_chunks)
+        res = join(read_ledger(paths["ledger"]).rows, mapping, read_registry(paths["registry"], legacy_bot_id),
+                   other_chunks, legacy_bot_id)
         ids = {k: file_id(p) for k, p in paths.items()}
         if ids == before:
             break
-    return FeedbackLabels(res.labels, {**ids, "mapping_version": mapping.version, "other_chunks": other_chunks})
+    sources = {**ids, "mapping_version": mapping.version, "other_chunks": other_chunks}
+    if legacy_bot_id:
+        sources["legacy_bot_id"] = legacy_bot_id
+    return FeedbackLabels(res.labels, sources)

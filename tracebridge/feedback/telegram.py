@@ -5,7 +5,7 @@ in ``old_reaction`` is a row ``added``, every one only in ``old_reaction`` a row
 ``message_reaction_count`` (anonymous reactions in channels, absolute totals): compared with
 the net anonymous count the ledger already holds for that message, each difference becomes an
 ``added`` or ``removed`` row with ``count``. Custom emojis are ``custom:<id>``, paid reactions
-``paid``. Dedupe keys come from the update id (and, for counts, the message), so harvesting the
+``paid``. Dedupe keys come from the bot and update id (and, for counts, the message), so harvesting the
 same update twice adds nothing; a count update no newer than the last one applied to its message
 is stale (counts are absolute totals). A reaction of a type this module does not know, and a
 ``date`` before Telegram existed or after the harvest, make the update an ``UpdateError``: it is
@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from tracebridge.feedback.bots import tagged
 from tracebridge.feedback.ledger import LedgerRow, hash_user, parse_time
 from tracebridge.feedback.mapping import Mapping, norm_emoji
 from tracebridge.importers.jsonl import json_error
@@ -100,10 +101,13 @@ def _reactions(body: dict[str, Any], key: str) -> list[str]:
 
 
 def _row(*, when: dt.datetime, chat: Any, mid: int, user: str | None, emoji: str, change: str, count: int,
-         mapping: Mapping, source: str, update_id: Any, key: str, harvested_at: str) -> dict[str, Any]:
-    return {"time": format_ts(when), "chat": chat, "message_id": mid, "user": user, "emoji": emoji, "change": change,
-            "count": count, "score": mapping.score(emoji), "mapping_version": mapping.version, "source": source,
-            "update_id": update_id, "key": key, "harvested_at": harvested_at}
+         mapping: Mapping, source: str, update_id: Any, key: str, harvested_at: str, bot: str) -> dict[str, Any]:
+    row = {"time": format_ts(when), "chat": chat, "message_id": mid, "user": user, "emoji": emoji, "change": change,
+           "count": count, "score": mapping.score(emoji), "mapping_version": mapping.version, "source": source,
+           "update_id": update_id, "key": key, "harvested_at": harvested_at}
+    if bot:
+        row["bot_id"] = bot
+    return row
 
 
 def _common(body: dict[str, Any], harvested_at: str) -> tuple[Any, int, dt.datetime]:
@@ -140,10 +144,13 @@ def _list(body: dict[str, Any], key: str) -> list[Any]:
 
 def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at: str,
                      anonymous: dict[tuple[Any, int, str], int] | None = None,
-                     salt: str | None = None, newest: dict[tuple[Any, int], int] | None = None) -> list[dict[str, Any]]:
+                     salt: str | None = None, newest: dict[tuple[Any, int], int] | None = None,
+                     bot: str = "") -> list[dict[str, Any]]:
     """Ledger rows of one Bot API update ([] for updates that are not about reactions).
 
     Args:
+        bot: the bot that delivered the update ("" = the unnamed single bot): its rows carry ``bot_id``
+            and their keys name it (``tg@<bot>:``), since every bot numbers its updates on its own.
         anonymous: net anonymous counts per (chat, message id, emoji) so far; updated in place.
         newest: the newest count update id applied per (chat, message id); updated in place. A
             count update that is not newer is stale (counts are absolute totals) and adds nothing,
@@ -170,7 +177,8 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
         changes = [("added", k) for k in new if norm_emoji(k) not in old_n]
         changes += [("removed", k) for k in old if norm_emoji(k) not in new_n]
         return [_row(when=when, chat=chat, mid=mid, user=user, emoji=e, change=c, count=1, mapping=mapping,
-                     source=source, update_id=uid, key=f"tg:{uid}:{c}:{norm_emoji(e)}", harvested_at=harvested_at)
+                     source=source, update_id=uid, key=f"{tagged('tg', bot)}:{uid}:{c}:{norm_emoji(e)}",
+                     harvested_at=harvested_at, bot=bot)
                 for c, e in changes]
     if "message_reaction_count" in update:
         body = update["message_reaction_count"]
@@ -197,7 +205,8 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
                 change = "added" if delta > 0 else "removed"
                 out.append(_row(when=when, chat=chat, mid=mid, user="anonymous", emoji=e, change=change,
                                 count=abs(delta), mapping=mapping, source=source, update_id=uid,
-                                key=f"tgc:{uid}:{chat}:{mid}:{e}", harvested_at=harvested_at))
+                                key=f"{tagged('tgc', bot)}:{uid}:{chat}:{mid}:{e}", harvested_at=harvested_at,
+                                bot=bot))
         return out
     return []
 

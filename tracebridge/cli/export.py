@@ -136,6 +136,10 @@ def export_cmd(
         if "rows_trimmed" in s:
             typer.echo("  rows trimmed to budgets: " + ", ".join(f"{k} {v}" for k, v in s["rows_trimmed"].items())
                        + " (report.json views.rows_trimmed)")
+        if "tool_outputs" in s:
+            t = s["tool_outputs"]
+            typer.echo(f"  tool outputs cut to {t['max_chars']} characters: {t['cut']}, {t['chars_cut']} characters "
+                       "cut (report.json views.tool_outputs; views.tool_output_max_chars=0 keeps them whole)")
         if "cache" in s:
             typer.echo(f"  cache: {s['cache']['hits']} runs reused, {s['cache']['misses']} built")
         typer.echo("PASS" if s["passed"] else "FAIL: " + "; ".join(s["failures"]))

@@ -302,4 +302,6 @@ def test_prior_results_obey_the_tool_output_budget_and_name_their_events(tmp_pat
         assert big[:1000] in prompt and "END" in prompt
         assert (len(prompt) > longest) if not limit else (len(prompt) < longest and "characters cut" in prompt)
         assert stats["tool_output_max_chars"] == (1 if limit else 0)
+        # the result is cut once (both rows of the step show that one cut) and counted once
+        assert (stats["tool_outputs_cut"], stats["tool_output_chars_cut"]) == ((1, len(big) - limit) if limit else (0, 0))
         assert res in answer["meta"]["event_ids"] and res in read["meta"]["event_ids"]  # its shown result, its own

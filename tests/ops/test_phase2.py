@@ -74,7 +74,8 @@ def test_report_reproduces_from_its_manifest(tmp_path):
 
     runner = CliRunner()
     args = ["ops", "phase2-report", "--config", str(ROOT / "configs/ops/phase2.yaml"),
-            f"phase2.out_dir={tmp_path / 'out'}", "--from-manifest", str(folder / "manifest.json"), "--json"]
+            f"phase2.out_dir={tmp_path / 'out'}", "agree_with=[]",  # a one-off out_dir: shadow.yaml's retention
+            "--from-manifest", str(folder / "manifest.json"), "--json"]  # would not see it (test_agreement.py)
     r = runner.invoke(app, args, catch_exceptions=False)
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
@@ -104,7 +105,7 @@ def openclaw_bundle(tmp_path_factory) -> Path:
 
 def _phase2_cli(bundle: Path, out: Path, *extra: str) -> list[str]:
     return ["ops", "phase2-report", "--config", str(ROOT / "configs/ops/phase2.yaml"), "--bundle", str(bundle),
-            f"phase2.out_dir={out}", *extra, "--json"]
+            f"phase2.out_dir={out}", "agree_with=[]", *extra, "--json"]  # a one-off out_dir (test_agreement.py)
 
 
 def test_shipped_phase2_role_is_the_shadow_optimize_role():

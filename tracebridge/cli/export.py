@@ -112,34 +112,43 @@ def export_cmd(
     if json_out:
         print_json(s)
     else:
-        c = s["counts"]
-        typer.echo(f"bundle {s['bundle_id']}\n  {s['path']}")
-        typer.echo(f"  runs read {c['read']} = accepted {c['accepted']} + quarantined {c['quarantined']}; "
-                   f"exported {c['exported']}, duplicates {c['duplicates']}")
-        if c["quarantined"]:
-            typer.echo("  quarantined by rule: " + ", ".join(f"{k} {n}" for k, n in s["quarantine"]["by_rule"].items())
-                       + f" (see {s['quarantine']['file']}: run, rule, file:line:field)")
-        for view, splits in s["rows"].items():
-            typer.echo(f"  {view}: " + ", ".join(f"{k} {v}" for k, v in splits.items()))
-        typer.echo(f"  governance: pii_scan={s['data_governance'].get('pii_scan')}")
-        if not s["class_balance_passed"]:
-            typer.echo("  class balance below its floors (report.json class_balance.checks): "
-                       + "; ".join(s["class_balance_failures"]))
-        if "corrections" in s:
-            k = s["corrections"]
-            typer.echo(f"  corrections: {k['lines_read']} lines = {k['applied']} applied + {k['unmatched']} unmatched "
-                       f"+ {k['quarantined']} quarantined (report.json corrections)")
-        if "feedback" in s:
-            f = s["feedback"]
-            typer.echo(f"  feedback: {f['runs_labelled']} of {f['runs_exported']} exported runs labelled, "
-                       f"{f['events_labelled']} events (report.json feedback)")
-        if "rows_trimmed" in s:
-            typer.echo("  rows trimmed to budgets: " + ", ".join(f"{k} {v}" for k, v in s["rows_trimmed"].items())
-                       + " (report.json views.rows_trimmed)")
-        if "cache" in s:
-            typer.echo(f"  cache: {s['cache']['hits']} runs reused, {s['cache']['misses']} built")
-        typer.echo("PASS" if s["passed"] else "FAIL: " + "; ".join(s["failures"]))
+        _echo_summary(s)
     raise typer.Exit(0 if s["passed"] else 1)
+
+
+def _echo_summary(s: dict[str, Any]) -> None:
+    """The export summary (``ExportResult.summary``) as text."""
+    c = s["counts"]
+    typer.echo(f"bundle {s['bundle_id']}\n  {s['path']}")
+    typer.echo(f"  runs read {c['read']} = accepted {c['accepted']} + quarantined {c['quarantined']}; "
+               f"exported {c['exported']}, duplicates {c['duplicates']}")
+    if c["quarantined"]:
+        typer.echo("  quarantined by rule: " + ", ".join(f"{k} {n}" for k, n in s["quarantine"]["by_rule"].items())
+                   + f" (see {s['quarantine']['file']}: run, rule, file:line:field)")
+    for view, splits in s["rows"].items():
+        typer.echo(f"  {view}: " + ", ".join(f"{k} {v}" for k, v in splits.items()))
+    typer.echo(f"  governance: pii_scan={s['data_governance'].get('pii_scan')}")
+    if not s["class_balance_passed"]:
+        typer.echo("  class balance below its floors (report.json class_balance.checks): "
+                   + "; ".join(s["class_balance_failures"]))
+    if "corrections" in s:
+        k = s["corrections"]
+        typer.echo(f"  corrections: {k['lines_read']} lines = {k['applied']} applied + {k['unmatched']} unmatched "
+                   f"+ {k['quarantined']} quarantined (report.json corrections)")
+    if "feedback" in s:
+        f = s["feedback"]
+        typer.echo(f"  feedback: {f['runs_labelled']} of {f['runs_exported']} exported runs labelled, "
+                   f"{f['events_labelled']} events (report.json feedback)")
+    if "rows_trimmed" in s:
+        typer.echo("  rows trimmed to budgets: " + ", ".join(f"{k} {v}" for k, v in s["rows_trimmed"].items())
+                   + " (report.json views.rows_trimmed)")
+    if "tool_outputs" in s:
+        t = s["tool_outputs"]
+        typer.echo(f"  tool outputs cut to {t['max_chars']} characters: {t['cut']}, {t['chars_cut']} characters "
+                   "cut (report.json views.tool_outputs; views.tool_output_max_chars=0 keeps them whole)")
+    if "cache" in s:
+        typer.echo(f"  cache: {s['cache']['hits']} runs reused, {s['cache']['misses']} built")
+    typer.echo("PASS" if s["passed"] else "FAIL: " + "; ".join(s["failures"]))
 
 
 @app.command()

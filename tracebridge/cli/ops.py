@@ -36,6 +36,25 @@ def _ops_config(path: Path | None, overrides: list[str] | None = None) -> Any:
         return load_config(OpsConfig, path, overrides or [])
 
 
+def _agreeing_config(path: Path | None, overrides: list[str] | None, keys: tuple[str, ...]) -> Any:
+    """``_ops_config``, or exit 2 before any work when a config of its ``agree_with`` names another place
+    for one of ``keys`` (what the command reads; ``tracebridge.ops.agreement``)."""
+    from tracebridge.config import ConfigError
+    from tracebridge.ops.agreement import disagreements
+
+    cfg = _ops_config(path, overrides)
+    problems = []
+    for other in cfg.agree_with:
+        try:
+            problems += disagreements(cfg, f"{path}{' with the overrides given' if overrides else ''}", other, keys)
+        except ConfigError as exc:
+            problems += [f"agree_with: {p} (paths are from the working folder; agree_with=[] skips the check)"
+                         for p in exc.problems]
+    if problems:
+        fail("\n".join(problems))
+    return cfg
+
+
 def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -242,7 +261,7 @@ def review(
     end = None
     if now:
         try:
-            end = dt.datetime.fromisoformat(now.replace("Z", "+00:00"))
+            end = dt.datetime.fromisoformat(now)  # Python >= 3.11 reads a trailing Z
         except ValueError as exc:
             fail(f"--now {now}: not an ISO timestamp ({exc}); e.g. 2026-03-04T08:00:00Z")
         end = end if end.tzinfo else end.replace(tzinfo=dt.UTC)  # type: ignore[union-attr]

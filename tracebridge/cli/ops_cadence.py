@@ -10,7 +10,14 @@ from typing import Annotated
 import typer
 
 from tracebridge.cli.app import EXIT_FAILED, fail, print_json
-from tracebridge.cli.ops import MONTHLY_CONFIG, JsonOpt, Overrides, _ops_config, ops_app
+from tracebridge.cli.ops import (
+    MONTHLY_CONFIG,
+    JsonOpt,
+    Overrides,
+    _agreeing_config,
+    _ops_config,
+    ops_app,
+)
 
 
 @ops_app.command("install-schedule")
@@ -120,9 +127,10 @@ def weekly(
     json_out: JsonOpt = False,
 ) -> None:
     """Export last week's runs, push the bundle, sweep it in a GPU window; exit 1 if a step fails."""
+    from tracebridge.ops.agreement import WEEKLY_KEYS
     from tracebridge.ops.weekly import run_weekly
 
-    cfg = _ops_config(config, overrides).weekly
+    cfg = _agreeing_config(config, overrides, WEEKLY_KEYS).weekly
     exe = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
     try:
         man = run_weekly(cfg, Path(cfg.artifacts_dir), exe, dry_run=dry_run)
@@ -153,9 +161,10 @@ def phase2_report(
     """Phase-2 ablation over the fixed replay set naming a winner policy; exit 1 without a clear
     winner (or, with --from-manifest, when the numbers do not reproduce)."""
     from tracebridge.ops import phase2 as p2
+    from tracebridge.ops.agreement import PHASE2_KEYS
     from tracebridge.train.data import BundleError
 
-    cfg = _ops_config(config, overrides)
+    cfg = _agreeing_config(config, overrides, PHASE2_KEYS)
     out = Path(cfg.phase2.out_dir)
     try:
         if from_manifest is not None:

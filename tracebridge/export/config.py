@@ -96,10 +96,14 @@ class ViewsConfig:
                 "messages are dropped (labels.context_dropped) so the context still starts at a user turn; the "
                 "targets are never cut. A row whose minimal context (its user turn alone) is over the budget is "
                 "written anyway and counted in report.json views.rows_trimmed.context_over_budget. 0 = no budget."})
-    tool_output_max_chars: int = field(default=0, metadata={
+    tool_output_max_chars: int = field(default=8000, metadata={
         "help": "Worker rows: a tool result longer than this many characters keeps its first two thirds and its "
-                "last third of them, with a '[… N characters cut …]' line between (conversational rows: in context "
-                "and between the targets alike; step rows: the 'Prior result' lines of a step's earlier calls). "
+                "last third of them, with a '[… N characters cut …]' line between (N = the characters cut; "
+                "conversational rows: in context and between the targets alike; step rows: the 'Prior result' "
+                "lines of a step's earlier calls). Only tool results are cut, never an assistant turn (a target). "
+                "Each result cut is counted once in report.json views.tool_outputs (cut, chars_cut). The default "
+                "8000 (~2000 tokens, a 2048-token max_length) keeps ordinary outputs whole and stops one huge "
+                "output (a file read, a log dump) from being copied whole into every later row of its session; "
                 "0 = tool results whole."})
 
     def validate(self) -> list[str]:

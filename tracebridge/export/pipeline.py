@@ -57,7 +57,13 @@ from tracebridge.export.bundle import BundleWriter, Manifest
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.families import family_counts
 from tracebridge.export.labels import LabelsForRun
-from tracebridge.export.report import Tally, balance_failures, build_report, class_balance, render_markdown
+from tracebridge.export.report import (
+    Tally,
+    balance_failures,
+    build_report,
+    class_balance,
+    render_markdown,
+)
 from tracebridge.export.runcache import RunCache
 from tracebridge.export.runwork import Built, RunWork
 from tracebridge.export.views import AL_PREFIX, VIEW_KINDS
@@ -67,8 +73,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 _CORRECTION_COUNTS = ("file", "sha256", "lines_read", "applied", "unmatched", "quarantined")
 # opt-in views keys left out of export_config.yaml (and config_hash) while 0 (off): bundles exported
-# without them keep the ids they had before the keys existed
-_OPT_IN_VIEWS = ("context_max_chars", "tool_output_max_chars")
+# without them keep the ids they had before the keys existed. views.tool_output_max_chars is on by
+# default (8000), so it is always written: a 0 left out would read back as the default.
+_OPT_IN_VIEWS = ("context_max_chars",)
 
 
 @dataclass
@@ -96,8 +103,7 @@ class ExportResult:
                 "class_balance_failures": balance_failures(self.report["class_balance"]["checks"]),
                 **({"corrections": {k: self.report["corrections"][k] for k in _CORRECTION_COUNTS}}
                    if "corrections" in self.report else {}),
-                **({"rows_trimmed": self.report["views"]["rows_trimmed"]}
-                   if "rows_trimmed" in self.report["views"] else {}),
+                **{k: self.report["views"][k] for k in ("rows_trimmed", "tool_outputs") if k in self.report["views"]},
                 **({"feedback": self.report["feedback"]} if "feedback" in self.report else {}),
                 **({"cache": self.cache} if self.cache is not None else {})}
 
@@ -347,7 +353,8 @@ def _finish(ex: _Exporter, root: Path, cfg: ExportConfig, writer: BundleWriter) 
         if ex.corrections is not None else None
     view_rows = _rows_by_view(rows)
     report = build_report(ex.t, view_rows, split, leakage, dedup, redaction,
-                          _failures(ex, leakage, balance, view_rows), balance, corrections, ex.feedback_joined)
+                          _failures(ex, leakage, balance, view_rows), balance, corrections, ex.feedback_joined,
+                          cfg.views.tool_output_max_chars)
     writer.write_file("report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     writer.write_file("report.md", render_markdown(report).encode())
     masked = dataclasses.asdict(masked_config(cfg))  # plain dataclasses: what to_dict gives, faster
@@ -367,6 +374,10 @@ def _finish(ex: _Exporter, root: Path, cfg: ExportConfig, writer: BundleWriter) 
                    "dedup": {k: dedup[k] for k in ("method", "removed_runs", "removed_rows", "clusters_total")},
                    "class_balance": report["class_balance"]},
         "quarantine": {"file": "quarantine.jsonl", "runs": ex.t.quarantined},
+        # the row budgets the views were cut to (0 = off), and what the tool-output one cut
+        "budgets": {"context_max_chars": cfg.views.context_max_chars,
+                    "tool_output_max_chars": cfg.views.tool_output_max_chars,
+                    **({"tool_outputs": report["views"]["tool_outputs"]} if "tool_outputs" in report["views"] else {})},
         **({"corrections": {k: corrections[k] for k in _CORRECTION_COUNTS}} if corrections is not None else {}),
         **({"feedback": ex.feedback_sources} if ex.feedback_sources is not None else {}),
     }

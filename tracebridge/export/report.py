@@ -51,6 +51,7 @@ class Tally:
     tool_sources: Counter[str] = field(default_factory=Counter)  # runs by the labels.tool_source their rows carry
     view_skips: Counter[str] = field(default_factory=Counter)
     view_trims: Counter[str] = field(default_factory=Counter)  # rows trimmed per budget (views.TRIMMED)
+    tool_cuts: Counter[str] = field(default_factory=Counter)  # tool results cut, characters cut (views.TOOL_OUTPUTS)
     feedback_runs: int = 0  # exported runs the feedback seam gave labels (reactions joined)
     feedback_events: int = 0  # events of those runs with labels of their own
 
@@ -150,13 +151,21 @@ def class_balance(t: Tally, cfg: BalanceConfig | None = None, verifier_target: s
             "checks": checks, "passed": all(c["passed"] for c in checks)}
 
 
+def tool_outputs(t: Tally, max_chars: int) -> dict[str, int]:
+    """The tool-output budget and what it cut: ``cut`` tool results (each once, however many rows carry
+    it) and ``chars_cut`` characters in all (the sum of the numbers their cut markers name)."""
+    return {"max_chars": max_chars, "cut": t.tool_cuts["tool_outputs_cut"],
+            "chars_cut": t.tool_cuts["tool_output_chars_cut"]}
+
+
 def build_report(t: Tally, rows: dict[str, dict[str, int]], split: dict[str, Any], leakage: dict[str, Any],
                  dedup: dict[str, Any], redaction: dict[str, Any], failures: list[str],
                  balance: dict[str, Any], corrections: dict[str, Any] | None = None,
-                 feedback_joined: bool = False) -> dict[str, Any]:
+                 feedback_joined: bool = False, tool_output_max_chars: int = 0) -> dict[str, Any]:
     """The report document (``report.json``); ``corrections`` only when a corrections file was joined,
     ``feedback`` only when reaction labels were (``feedback.ledger``): how many exported runs and
-    events got labels, so a join that matched nothing shows as 0, not as silence."""
+    events got labels, so a join that matched nothing shows as 0, not as silence; ``views.tool_outputs``
+    only with ``views.tool_output_max_chars`` on (``tool_outputs``)."""
     return {
         "passed": not failures, "failures": failures,
         "runs": {"read": t.runs_read, "accepted": t.accepted, "quarantined": t.quarantined,
@@ -168,7 +177,8 @@ def build_report(t: Tally, rows: dict[str, dict[str, int]], split: dict[str, Any
         "views": {"events_without_row": dict(sorted(t.view_skips.items())),
                   "tool_schemas": dict(sorted(t.tool_sources.items())),
                   # only with a budget on: a report without budgets stays the same bytes (and the bundle id)
-                  **({"rows_trimmed": dict(sorted(t.view_trims.items()))} if t.view_trims else {})},
+                  **({"rows_trimmed": dict(sorted(t.view_trims.items()))} if t.view_trims else {}),
+                  **({"tool_outputs": tool_outputs(t, tool_output_max_chars)} if tool_output_max_chars else {})},
         **({"corrections": corrections} if corrections is not None else {}),
         **({"feedback": {"runs_exported": t.exported, "runs_labelled": t.feedback_runs,
                          "events_labelled": t.feedback_events}} if feedback_joined else {}),
@@ -230,6 +240,10 @@ def render_markdown(rep: dict[str, Any]) -> str:
                   "views.context_max_chars / views.tool_output_max_chars (context_over_budget: still over it "
                   "with the user turn alone)."), ""]
         lines += _table(["budget", "rows"], [[k, v] for k, v in rep["views"]["rows_trimmed"].items()])
+    if "tool_outputs" in rep["views"]:
+        to = rep["views"]["tool_outputs"]
+        lines += ["", (f"Tool outputs over views.tool_output_max_chars={to['max_chars']}: {to['cut']} cut to head "
+                       f"and tail, {to['chars_cut']} characters cut in all (each output counted once)."), ""]
     if "corrections" in rep:
         lines += corrections_markdown(rep["corrections"])
     return "\n".join(lines) + "\n"

@@ -40,7 +40,7 @@ from tracebridge.export.families import split_family
 from tracebridge.export.labels import LabelsForRun, turn_scoped
 from tracebridge.export.report import Tally
 from tracebridge.export.tools import ToolRegistry
-from tracebridge.export.views import AL_PREFIX, TRIMMED, RunContext, build_views
+from tracebridge.export.views import AL_PREFIX, TOOL_OUTPUTS, TRIMMED, RunContext, build_views
 from tracebridge.gc_pause import gc_paused
 from tracebridge.schema.canonical import sha256_json
 from tracebridge.schema.validate import check_run
@@ -201,8 +201,9 @@ class RunWork:
         goal_hash = str(_dict(raw.get("goal")).get("goal_hash") or sha256_json({"family": family, "run": run.run_id}))
         x = Tally()
         x.add_rows(views)
-        x.view_skips.update({k: n for k, n in skips.items() if k not in TRIMMED})
+        x.view_skips.update({k: n for k, n in skips.items() if k not in TRIMMED and k not in TOOL_OUTPUTS})
         x.view_trims.update({k: n for k, n in skips.items() if k in TRIMMED})
+        x.tool_cuts.update({k: n for k, n in skips.items() if k in TOOL_OUTPUTS})
         if reactions:  # the join's reach, for the report (corrections are accounted on their own)
             x.feedback_runs += bool(reactions.get("run") or reactions.get("events"))
             labelled = reactions.get("events") or {}

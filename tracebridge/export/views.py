@@ -62,6 +62,9 @@ AL_PREFIX = "agentlightning/"  # Agent Lightning formats: bundle files <key>/<sp
 # stats of rows written trimmed to a budget (views.context_max_chars, views.tool_output_max_chars), not of
 # events that gave no row: the report keeps them apart (views.rows_trimmed)
 TRIMMED = ("context_max_chars", "context_over_budget", "tool_output_max_chars")
+# stats of the tool results cut to views.tool_output_max_chars, each counted once however many rows carry it,
+# and the characters those cuts removed (report.json views.tool_outputs)
+TOOL_OUTPUTS = ("tool_outputs_cut", "tool_output_chars_cut")
 ALT_VERDICT = {"end": "continue", "continue": "end", "replan": "continue"}  # the tempting wrong answer
 CANONICAL_FEEDBACK = {"continue": "the plan is progressing; go on with the next step",
                       "replan": "the current plan cannot reach the goal; make a new plan",

@@ -57,14 +57,16 @@ results, output); run-level feedback reaches every row of the run, as for simula
 stays out of targets unless ``views.include_reasoning`` (then it leads the content as a
 ``<think>`` block).
 
-Budgets for training at a max_length (opt-in, 0 = off; realistic sessions give rows of ~22K
-characters, and TRL drops a row whose context before the first target is longer than max_length):
+Budgets for training at a max_length (0 = off; ``views.tool_output_max_chars`` is 8000 by default, the
+context one opt-in; realistic sessions give rows of ~22K characters, and TRL drops a row whose context
+before the first target is longer than max_length):
 ``views.context_max_chars`` then drops the oldest context messages while the context's characters
 (contents and call arguments) exceed it, by the cap's rule (``_fit``); a row whose user turn alone is
 over it keeps that minimal context and is counted (``context_over_budget``). ``views.tool_output_max_chars``
-cuts a longer tool result to its head and tail when its message is built (``_cut``), so context and
-span rows alike carry the cut. Rows trimmed by each are counted (``views.TRIMMED``, report.json
-``views.rows_trimmed``).
+cuts a longer tool result to its head and tail when its message is built (``cut_tool_output``), so context
+and span rows alike carry the cut; a target (an assistant turn) is never cut. Rows trimmed by each are
+counted (``views.TRIMMED``, report.json ``views.rows_trimmed``), and the tool results cut, once each,
+with the characters cut (``views.TOOL_OUTPUTS``, report.json ``views.tool_outputs``).
 
 A **recovery** is as in ``views_worker``, with the user turn as the step: a turn whose calls all
 succeed after a failed call in the same user turn, none of them repeating the last failed call.
@@ -86,7 +88,7 @@ from tracebridge.export.openclaw_context import (
     transcript_tree,
 )
 from tracebridge.export.views import RunContext, event_labels, payload, strip_reasoning
-from tracebridge.export.views_worker import _Builder, _children, _cut, _text
+from tracebridge.export.views_worker import _Builder, _children, _text, cut_tool_output
 from tracebridge.schema import roles
 
 
@@ -370,13 +372,12 @@ class _Conversation:
         text = out.get("text") if isinstance(out, dict) and isinstance(out.get("text"), str) else _text(out)
         if not text and isinstance(p.get("error"), dict):
             text = _text(p["error"].get("message"))
-        limit = self.cfg.tool_output_max_chars
-        cut = bool(limit) and len(text) > limit
+        cut = cut_tool_output(text, self.cfg.tool_output_max_chars, self.stats)
         failed = not p.get("ok")  # tool_call's rule: no ok = failed
         self.any_failed = self.any_failed or failed
         self.turn.history.append(_Msg({"role": "tool", "tool_call_id": str(cp.get("call_id")),
-                                       "name": str(cp.get("tool")), "content": _cut(text, limit) if cut else text},
-                                      i, cut, failed))
+                                       "name": str(cp.get("tool")), "content": text if cut is None else cut},
+                                      i, cut is not None, failed))
 
 
 def conversation_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], ctx: RunContext,

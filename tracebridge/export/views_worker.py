@@ -155,17 +155,30 @@ def _cut(text: str, limit: int) -> str:
     return f"{text[:head]}\n[… {len(text) - limit} characters cut …]\n{text[len(text) - (limit - head):]}"
 
 
-def _add_result(step: _Step, result: dict[str, Any], by_id: dict[str, dict[str, Any]], limit: int) -> None:
-    """Keep a successful result of the step for the prompts of its later decisions; an output whose
-    text is over ``limit`` characters (``views.tool_output_max_chars``, 0 = whole) is cut as
-    conversational rows cut theirs."""
+def cut_tool_output(text: str, limit: int, stats: Counter[str]) -> str | None:
+    """``text`` cut by ``_cut`` when it is over ``limit`` characters (``views.tool_output_max_chars``;
+    0 = never), else None; each cut is counted once, with the characters it removed
+    (``TOOL_OUTPUTS``: report.json ``views.tool_outputs``), however many rows then carry it."""
+    if not limit or len(text) <= limit:
+        return None
+    stats["tool_outputs_cut"] += 1
+    stats["tool_output_chars_cut"] += len(text) - limit
+    return _cut(text, limit)
+
+
+def _add_result(step: _Step, result: dict[str, Any], by_id: dict[str, dict[str, Any]], cfg: ViewsConfig,
+                stats: Counter[str]) -> None:
+    """Keep a successful result of the step for the prompts of its later decisions; an output over
+    ``views.tool_output_max_chars`` is cut as conversational rows cut theirs (``cut_tool_output``)."""
     call = by_id.get(str(result.get("parent_event_id")))
     if payload(result).get("ok") is True and call is not None and call.get("event_type") == "worker_tool_call":
         cp = payload(call)
         args = cp.get("args") if isinstance(cp.get("args"), dict) else {}
         out = payload(result).get("output")
-        if limit and len(text := out if isinstance(out, str) else _text(out)) > limit:
-            out, step.cut = _cut(text, limit), True
+        cut = cut_tool_output(out if isinstance(out, str) else _text(out), cfg.tool_output_max_chars, stats) \
+            if cfg.tool_output_max_chars else None
+        if cut is not None:
+            out, step.cut = cut, True
         step.results.append({"tool": str(cp.get("tool")), "args": args, "output": out})
         step.result_ids.append(str(result.get("event_id")))
 
@@ -216,7 +229,7 @@ def worker_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], 
         elif et == "episode_error" and payload(ev).get("kind") == "invalid_output" and ev.get("role") == "worker":
             step.attempts.append({"error_kind": "invalid_output", "error_message": str(payload(ev).get("message"))[:200]})
         elif et == "worker_tool_result":  # in file order: a decision written before it did not see it
-            _add_result(step, ev, by_id, cfg.tool_output_max_chars)
+            _add_result(step, ev, by_id, cfg, stats)
         elif et == "worker_tool_call" and ev["event_id"] not in handled:
             # a call with no worker_action of its own (runtimes that log only calls): the call is the decision
             b.tool_call(step, ev, ev, _child(kids, ev, "worker_tool_result"))

@@ -301,6 +301,11 @@ class OpsConfig:
     weekly: WeeklyConfig = field(default_factory=WeeklyConfig)
     monthly: MonthlyConfig = field(default_factory=MonthlyConfig)
     phase2: Phase2Config = field(default_factory=Phase2Config)
+    agree_with: list[str] = field(default_factory=list, metadata={
+        "help": "Other ops configs (paths, from the working folder) that name folders this one names again "
+                "(shadow.work_dir, the feedback files, phase2.out_dir, weekly.bundles_dir; "
+                "tracebridge.ops.agreement): `ops phase2-report` and `ops weekly` exit 2 before any work when "
+                "one of them names another place for a key the command reads. [] = no check."})
 
     def validate(self) -> list[str]:
         """Every problem of every block."""

@@ -25,7 +25,6 @@ symlinks) are candidates; anything else in those folders is left alone.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from tracebridge.ops.agreement import disagreements
 from tracebridge.ops.artifacts import MANIFEST, parse_stamp
 from tracebridge.ops.config import OpsConfig
 from tracebridge.ops.promotion import LOCK, PolicyState, PromotionError, active_record, read_history
@@ -148,36 +148,13 @@ def old_items(runs: list[Run], keep: int, what: str, pinned: Callable[[Path], bo
     return out
 
 
-SHARED = {  # folders the prune reads from its own config that another ops config's commands write
-    "promotion.state_dir": "the promotion history (its policies are pinned)",
-    "phase2.out_dir": "the phase-2 runs (their bundles are pinned)",
-    "weekly.bundles_dir": "the weekly runs",
-}
-
-
-def _same_place(path: str, own: OpsConfig) -> None:
-    """Raise PinsUnreadable when the config at ``path`` sets one of ``SHARED`` to another folder than
-    ``own`` has: promote writes one promotion history and the prune would pin another's policies."""
-    from omegaconf import OmegaConf
-
-    from tracebridge.config import read_yaml
-
-    raw, ours = read_yaml(path), OmegaConf.structured(own)
-    for key, what in SHARED.items():
-        theirs, mine = OmegaConf.select(raw, key, default=None), OmegaConf.select(ours, key)
-        if theirs is not None and os.path.realpath(os.path.expanduser(str(theirs))) != \
-                os.path.realpath(os.path.expanduser(str(mine))):
-            raise PinsUnreadable(f"shadow.retention.pin_configs: {path} sets {key}={theirs} but this config has "
-                                 f"{key}={mine}: the prune would read {what} from another folder than the commands "
-                                 f"run with {path} write; set the same {key} in both")
-
-
 def config_pins(paths: list[str], own: OpsConfig | None = None) -> list[tuple[str, str]]:
     """``(pin, who)`` of every ``phase2.bundle``, canary policy id and ``shadow.retention.pin`` of the configs.
 
     Args:
-        own: the prune's config; a listed config that sets a ``SHARED`` folder (promotion.state_dir,
-            phase2.out_dir, weekly.bundles_dir) to another place than it has is an error.
+        own: the prune's config; a listed config that names a folder of ``agreement.SHARED``
+            (promotion.state_dir, phase2.out_dir, weekly.bundles_dir, shadow.work_dir, the feedback
+            files) another place than it does is an error.
 
     Raises:
         PinsUnreadable: a config cannot be read (missing, bad YAML, invalid), or names another folder.
@@ -191,8 +168,9 @@ def config_pins(paths: list[str], own: OpsConfig | None = None) -> list[tuple[st
         except (ConfigError, OSError, ValueError) as exc:
             why = " ".join(line.strip() for line in str(exc).splitlines())  # the problems, not just their count
             raise PinsUnreadable(f"shadow.retention.pin_configs: {path}: {why}") from exc
-        if own is not None:
-            _same_place(path, own)
+        problems = disagreements(own, "this config", path) if own is not None else []
+        if problems:
+            raise PinsUnreadable("shadow.retention.pin_configs: " + "; ".join(problems))
         out += [(c.phase2.bundle, f"phase2.bundle of {path}")] if c.phase2.bundle else []
         out += [(c.canary.candidate_policy, f"canary.candidate_policy of {path}"),
                 (c.canary.baseline_policy, f"canary.baseline_policy of {path}")]

@@ -23,9 +23,10 @@ transcript does not record the system prompt, and the simulator's worker prompt 
 * ``worker_tool_result`` → ``tool`` (``tool_call_id``, ``name``, the output text); a result with no
   call in the run is left out;
 * a compaction (``openclaw.compaction``), a branch summary, an extension message and a ``!`` shell
-  run (unless ``excludeFromContext``) → ``user`` with the text ``convertToLlm`` gave the model
-  (``openclaw_context``; a compaction replaces the context before its ``firstKeptEntryId``); labels,
-  session names, extension state, delivery mirrors and injected notes are no context.
+  run (these two unless ``excludeFromContext``) → ``user`` with the text ``convertToLlm`` gave the
+  model (``openclaw_context``; a compaction replaces the context before its ``firstKeptEntryId``);
+  labels, session names, extension state, delivery mirrors, injected notes and context-free
+  commands are no context.
 
 Which events: a session whose ``session.json`` records no branch (``RunContext.branched`` false,
 nearly all) is one path, read in file order. A branched one is walked depth first over its tree

@@ -21,7 +21,7 @@ TYPE_KEYS: dict[str, frozenset[str]] = {
     "model_change": ROW_KEYS | {"provider", "modelId"},
     "thinking_level_change": ROW_KEYS | {"thinkingLevel"},
     "custom": ROW_KEYS | {"customType", "data"},
-    "custom_message": ROW_KEYS | {"customType", "content", "display", "details"},
+    "custom_message": ROW_KEYS | {"customType", "content", "display", "details", "excludeFromContext"},
     "compaction": ROW_KEYS | {"summary", "firstKeptEntryId", "tokensBefore", "details", "fromHook"},
     "branch_summary": ROW_KEYS | {"fromId", "summary", "details", "fromHook"},
     "label": ROW_KEYS | {"targetId", "label"},
@@ -38,6 +38,13 @@ OBSERVED: dict[str, tuple[str, tuple[str, ...], str]] = {
 # Message roles of the coding agent besides user/assistant/toolResult (``messages.ts``): extension
 # messages (``custom``, called ``hookMessage`` before transcript v3) and ``!`` shell runs.
 CUSTOM_ROLES = frozenset({"custom", "hookMessage"})
+CUSTOM_MESSAGE_KEYS = frozenset({"role", "customType", "content", "display", "details", "timestamp",
+                                 "excludeFromContext"})
+# What OpenClaw's own assistant messages carry beside their text: delivery facts, the run a stopped
+# partial belongs to, and ``excludeFromContext`` / ``__openclaw`` for a context-free command's answer.
+OPENCLAW_MESSAGE_FIELDS = ("openclawDeliveryMirror", "idempotencyKey", "openclawAbort", "excludeFromContext",
+                           "__openclaw")
+CONTEXT_FREE_USER_KEYS = frozenset({"role", "content", "timestamp", "provenance", "excludeFromContext", "__openclaw"})
 BASH_FIELDS = ("command", "output", "exitCode", "cancelled", "truncated", "fullOutputPath", "excludeFromContext")
 _MISSING = object()
 
@@ -107,19 +114,41 @@ def other_message(m: SessionMapper, row: dict[str, Any], msg: dict[str, Any], ro
             m.parent(row), m.ts(row, msg))
 
 
+def context_free_message(m: SessionMapper, row: dict[str, Any], msg: dict[str, Any], rid: str,
+                         out: list[dict[str, Any]]) -> None:
+    """A user message OpenClaw kept out of the model's context (``excludeFromContext: true``; a
+    context-free command such as ``/status`` also sets ``__openclaw.contextFreeCommand``): an
+    observation, not a turn, so it is neither the goal nor part of a training prompt."""
+    m.check_keys(msg, CONTEXT_FREE_USER_KEYS, "message.user")
+    m.counts["context_free_messages"] += 1
+    text, _, _, images, _ = split_content(msg.get("content"), m.drift, "message.user")
+    obs: dict[str, Any] = {"text": text}
+    if images:
+        obs["images"] = list(images)
+    for k in ("excludeFromContext", "__openclaw", "provenance"):
+        if k in msg:
+            obs[k] = msg[k]
+    m.event(out, rid, "env_observation", "env", {"observation": obs, "source": "openclaw.context_free_message"},
+            m.parent(row), m.ts(row, msg))
+
+
 def openclaw_message(m: SessionMapper, row: dict[str, Any], msg: dict[str, Any], text: str, images: Any,
                      mirror: bool, rid: str, out: list[dict[str, Any]], ts: str) -> None:
-    """An assistant message OpenClaw wrote itself, not a model: an ``injected`` one (stopReason
-    ``injected``: a gateway note, a command's answer) or a delivery mirror (model
-    ``delivery-mirror``: a copy of a reply sent through a tool or channel). Kept as an observation,
-    so it is no model decision, its zero usage no model turn and its model not the session's."""
+    """An assistant message OpenClaw wrote itself, not a model: a gateway-injected one (model
+    ``gateway-injected``, or stopReason ``injected`` from older gateways: a note, a command's answer,
+    the partial of a stopped run) or a delivery mirror (model ``delivery-mirror``: a copy of a reply
+    sent through a tool or channel). Kept as an observation, so it is no model decision, its zero
+    usage no model turn and its model not the session's. A stopped run's partial (stopReason
+    ``aborted``) makes ``aborted`` the session's failure class, as a model turn's abort does."""
     m.counts["delivery_mirrors" if mirror else "injected_messages"] += 1
     obs: dict[str, Any] = {"text": text}
     if images:
         obs["images"] = list(images)
-    for k in ("openclawDeliveryMirror", "idempotencyKey"):
+    for k in OPENCLAW_MESSAGE_FIELDS:
         if k in msg:
             obs[k] = msg[k]
+    if msg.get("stopReason") == "aborted":
+        m.last_error = "aborted"
     m.event(out, rid, "env_observation", "env",
             {"observation": obs, "source": "openclaw.delivery_mirror" if mirror else "openclaw.injected"},
             m.parent(row), ts)
@@ -128,12 +157,17 @@ def openclaw_message(m: SessionMapper, row: dict[str, Any], msg: dict[str, Any],
 def _custom_message(m: SessionMapper, row: dict[str, Any], src: dict[str, Any], rid: str,
                     out: list[dict[str, Any]]) -> None:
     """An extension's message (a ``custom_message`` row, or a message of role ``custom``): its
-    text, images (placeholders), ``display`` and ``details``."""
+    text, images (placeholders), ``display``, ``details`` and ``excludeFromContext`` (OpenClaw's
+    receipts the model never reads, such as ``openclaw.nested-tool.v1``, set it)."""
+    if src is not row:
+        m.check_keys(src, CUSTOM_MESSAGE_KEYS, "message.custom")
     ctype = src.get("customType") if isinstance(src.get("customType"), str) else "unknown"
     text, _, _, images, _ = split_content(src.get("content"), m.drift, "custom_message")
     obs: dict[str, Any] = {"content": text, "display": src.get("display"), "details": src.get("details")}
     if images:
         obs["images"] = list(images)
+    if "excludeFromContext" in src:
+        obs["excludeFromContext"] = src["excludeFromContext"]
     m.event(out, rid, "env_observation", "env", {"observation": obs, "source": f"openclaw.custom_message:{ctype}"},
             m.parent(row), m.ts(row, src if src is not row else None))
 

@@ -150,3 +150,88 @@ def test_the_backup_of_a_repaired_transcript_is_no_second_session(tmp_path: Path
     rep = import_openclaw([tmp_path], tmp_path / "traces")
     assert rep.reconciles and rep.runs_written == 2 and rep.files_skipped == 0
     assert sorted(p.name for p in (tmp_path / "traces").iterdir() if not p.name.startswith(".")) == ["oc-s1", "oc-s2"]
+
+
+# --------------------------------------------------------------------------- navigation and resets
+# openclaw/openclaw's session manager (src/agents/sessions/session-manager-*.ts, 2026): a leaf control
+# {type: "leaf", targetId, appendParentId?, appendMode?} moves the visible leaf (its parent is the
+# raw tail; OpenClaw resolves it to its target); an entry with appendMode "side" hangs off the visible
+# path without moving it; a reset {type: "reset", reason, firstKeptEntryId?} is a context boundary
+# like a compaction without a summary; a compaction may carry tokensAfter and __openclaw.
+
+
+def _msg(rid: str, parent: str | None, message: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"type": "message", "id": rid, "parentId": parent, "timestamp": T(int(rid[1:])),
+            "message": {"timestamp": 1772359200000, **message}, **extra}
+
+
+def _say(text: str) -> dict[str, Any]:
+    return _asst([{"type": "text", "text": text}])
+
+
+def _navigated_session() -> list[dict[str, Any]]:
+    """Rewind to the first answer (leaf control), a side note off the visible path, the leaf
+    restored, a compaction with OpenClaw's fields, then a /new reset and a fresh exchange."""
+    return [HEADER,
+            _msg("e1", None, {"role": "user", "content": "first"}),
+            _msg("e2", "e1", _say("one")),
+            _msg("e3", "e2", {"role": "user", "content": "second"}),
+            _msg("e4", "e3", _say("two")),
+            {"type": "leaf", "id": "l1", "parentId": "e4", "timestamp": T(5), "targetId": "e2"},
+            _msg("e6", "l1", {"role": "user", "content": "again"}),  # names the control: continues e2
+            _msg("e7", "e6", _say("three")),
+            {"type": "leaf", "id": "l2", "parentId": "e7", "timestamp": T(8), "targetId": "e7",
+             "appendMode": "side"},
+            _msg("e9", "e7", {"role": "user", "content": "side note"}, appendMode="side"),
+            {"type": "leaf", "id": "l3", "parentId": "e9", "timestamp": T(10), "targetId": "e7"},
+            {"type": "compaction", "id": "c1", "parentId": "e7", "timestamp": T(11), "summary": "counted to three",
+             "firstKeptEntryId": "e6", "tokensBefore": 900, "tokensAfter": 120,
+             "__openclaw": {"runId": "run-3"}},
+            {"type": "reset", "id": "r1", "parentId": "c1", "timestamp": T(12), "reason": "new"},
+            _msg("e13", "r1", {"role": "user", "content": "fresh start"}),
+            _msg("e14", "e13", _say("hi"))]
+
+
+def test_leaf_controls_side_appends_and_resets_keep_the_session_path():
+    """Before: ``leaf`` and ``reset`` rows were unknown types (drift), a row naming a leaf control as
+    parent was re-attached to the previous event, a side note moved the session's leaf, and
+    ``appendMode``/``tokensAfter``/``__openclaw`` were dropped as drift."""
+    m = SessionMapper("r")
+    evs = {e["event_id"]: e for e in feed_rows(m, _navigated_session())}
+    assert m.drift == {}
+    assert m.counts["leaf_controls"] == 3 and m.counts["resets"] == 1 and m.counts["compactions"] == 1
+    assert evs["r:l1"]["payload"] == {"observation": {"targetId": "e2"}, "source": "openclaw.leaf"}
+    # it hangs off its target (e2's last event), as OpenClaw resolves it, and so does the row naming it
+    assert evs["r:l1"]["parent_event_id"] == evs["r:e6"]["parent_event_id"] == "r:e2.1"
+    assert evs["r:r1"]["payload"] == {"observation": {"reason": "new"}, "source": "openclaw.reset"}
+    assert evs["r:c1"]["payload"]["observation"]["tokensAfter"] == 120
+    assert evs["r:c1"]["payload"]["observation"]["__openclaw"] == {"runId": "run-3"}
+    assert evs["r:e9"]["event_type"] == "planner_input"
+    rec = session_record(m, session_id="s1", agent="main", index_entry=None, validate=True)
+    assert rec["runtime_config"]["extra"]["leaf_entry_id"] == "e14" and rec["runtime_config"]["extra"]["branches"] >= 2
+
+
+def test_a_side_note_never_moves_the_leaf():
+    m = SessionMapper("r")
+    feed_rows(m, _navigated_session()[:10])  # ends with the side note
+    rec = session_record(m, session_id="s1", agent="main", index_entry=None, validate=True)
+    assert rec["runtime_config"]["extra"]["leaf_entry_id"] == "e7"
+
+
+def test_a_reset_ends_the_context_and_the_rewound_path_is_left(tmp_path: Path):
+    """Before: the reply after ``/new`` was trained with the whole conversation before the reset as
+    its prompt, and the rewind (a leaf control) left "second"/"two" in the context of "three"."""
+    home = tmp_path / "home"
+    _write(home / ".openclaw" / "agents" / "main" / "sessions" / "s1.jsonl", _navigated_session())
+    rep = import_openclaw([home], tmp_path / "traces")
+    assert rep.reconciles and rep.lines_quarantined == 0
+    res = export_traces(tmp_path / "traces", tmp_path / "bundles", default_cfg())
+    by_target = {r["messages"][-1]["content"]: r for r in rows(res, "worker_sft")}
+    assert by_target["three"]["messages"] == [{"role": "user", "content": "first"},
+                                              {"role": "assistant", "content": "one"},
+                                              {"role": "user", "content": "again"},
+                                              {"role": "assistant", "content": "three"}]
+    assert by_target["hi"]["messages"] == [{"role": "user", "content": "fresh start"},
+                                           {"role": "assistant", "content": "hi"}]
+    assert by_target["two"]["meta"]["labels"]["abandoned_path"] is True
+    assert not any(m["content"] == "side note" for r in by_target.values() for m in r["messages"])

@@ -38,7 +38,7 @@ _MISSING = object()
 _DIGITS_TO_0 = bytes.maketrans(b"123456789", b"000000000")
 _ISO_SHAPE = b"0000-00-00T00:00:00.000Z"
 ROW_KEYS = frozenset({"type", "id", "parentId", "timestamp"})
-MESSAGE_ROW_KEYS = ROW_KEYS | {"message"}
+MESSAGE_ROW_KEYS = ROW_KEYS | {"message", "appendMode"}
 MESSAGE_KEYS: dict[str, frozenset[str]] = {
     "user": frozenset({"role", "content", "timestamp", "provenance"}),
     "assistant": frozenset({"role", "content", "api", "provider", "model", "usage", "stopReason", "timestamp",
@@ -225,8 +225,14 @@ class SessionMapper:
                 raise RowError("message.role", "missing or not a string")
         else:
             rows.handle(self, rtype, row, rid, out)
+            if rtype == "leaf":  # it set its own anchor and the leaf
+                return out
         self.anchor[rid] = self.last_event  # type: ignore[assignment]
-        self.leaf = rid
+        if "appendMode" in row and row["appendMode"] == "side":  # off the visible path: the leaf stays
+            if row.get("parentId") == self.leaf:
+                self.counts["branches"] += 1
+        else:
+            self.leaf = rid
         return out
 
     # ------------------------------------------------------------------ messages

@@ -16,21 +16,29 @@ if TYPE_CHECKING:
     from tracebridge.importers.openclaw.mapping import SessionMapper
 
 ROW_KEYS = frozenset({"type", "id", "parentId", "timestamp"})
+# Every entry of OpenClaw's writer may say ``appendMode: "side"``: appended off the visible path.
+ENTRY_KEYS = ROW_KEYS | {"appendMode"}
 TYPE_KEYS: dict[str, frozenset[str]] = {
     "session": frozenset({"type", "id", "timestamp", "version", "cwd", "parentSession"}),
-    "model_change": ROW_KEYS | {"provider", "modelId"},
-    "thinking_level_change": ROW_KEYS | {"thinkingLevel"},
-    "custom": ROW_KEYS | {"customType", "data"},
-    "custom_message": ROW_KEYS | {"customType", "content", "display", "details", "excludeFromContext"},
-    "compaction": ROW_KEYS | {"summary", "firstKeptEntryId", "tokensBefore", "details", "fromHook"},
-    "branch_summary": ROW_KEYS | {"fromId", "summary", "details", "fromHook"},
-    "label": ROW_KEYS | {"targetId", "label"},
-    "session_info": ROW_KEYS | {"name"},
+    "model_change": ENTRY_KEYS | {"provider", "modelId"},
+    "thinking_level_change": ENTRY_KEYS | {"thinkingLevel"},
+    "custom": ENTRY_KEYS | {"customType", "data"},
+    "custom_message": ENTRY_KEYS | {"customType", "content", "display", "details", "excludeFromContext"},
+    "compaction": ENTRY_KEYS | {"summary", "firstKeptEntryId", "tokensBefore", "tokensAfter", "details", "fromHook",
+                                "__openclaw"},
+    "branch_summary": ENTRY_KEYS | {"fromId", "summary", "details", "fromHook"},
+    "label": ENTRY_KEYS | {"targetId", "label"},
+    "session_info": ENTRY_KEYS | {"name"},
+    "reset": ENTRY_KEYS | {"reason", "firstKeptEntryId"},
+    "leaf": ENTRY_KEYS | {"targetId", "appendParentId"},
 }
 # Rows kept as an observation of their own fields: type → (source, fields, count).
 OBSERVED: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "compaction": ("openclaw.compaction", ("summary", "firstKeptEntryId", "tokensBefore", "details", "fromHook"),
-                   "compactions"),
+    "compaction": ("openclaw.compaction", ("summary", "firstKeptEntryId", "tokensBefore", "tokensAfter", "details",
+                                           "fromHook", "__openclaw"), "compactions"),
+    # OpenClaw's context boundary (/new, /reset, idle and daily resets): the model's context starts
+    # again after it, from ``firstKeptEntryId`` when given.
+    "reset": ("openclaw.reset", ("reason", "firstKeptEntryId"), "resets"),
     "branch_summary": ("openclaw.branch_summary", ("fromId", "summary", "details", "fromHook"), "branch_summaries"),
     "label": ("openclaw.label", ("targetId", "label"), "labels"),
     "session_info": ("openclaw.session_info", ("name",), "session_names"),
@@ -194,13 +202,39 @@ def handle(m: SessionMapper, rtype: str, row: dict[str, Any], rid: str, out: lis
         custom(m, row, rid, out)
     elif rtype == "custom_message":
         _custom_message(m, row, row, rid, out)
-    else:  # compaction, branch_summary, label, session_info
+    elif rtype == "leaf":
+        leaf_control(m, row, rid, out)
+    else:  # compaction, branch_summary, label, session_info, reset
         source, keep, count = OBSERVED[rtype]
         m.counts[count] += 1
         obs = {k: row[k] for k in keep if k in row}
         if rtype == "session_info" and isinstance(row.get("name"), str):
             m.session_name = row["name"]
         m.event(out, rid, "env_observation", "env", {"observation": obs, "source": source}, m.parent(row), m.ts(row))
+
+
+def leaf_control(m: SessionMapper, row: dict[str, Any], rid: str, out: list[dict[str, Any]]) -> None:
+    """A ``leaf`` row, OpenClaw's leaf control: the writer's visible leaf moves to ``targetId``
+    (null: before the first entry) and its next append goes under ``appendParentId`` (default the
+    target; ``appendMode: side`` for appends off the visible path). It is navigation, no content:
+    an observation hanging off its target, as OpenClaw resolves it, and a row naming it as its
+    parent continues the target. Moving the leaf elsewhere than the last entry counts a branch.
+
+    Raises:
+        RowError: ``targetId`` is neither a string nor null.
+    """
+    target = row.get("targetId")
+    if target is not None and type(target) is not str:
+        raise _error("targetId", "not a string or null")
+    m.counts["leaf_controls"] += 1
+    anchor = m.anchor.get(target) if target is not None else m.root
+    obs = {k: row[k] for k in ("targetId", "appendParentId", "appendMode") if k in row}
+    parent = anchor if anchor is not None else m.parent(row)  # an unknown target: lineage repaired
+    m.event(out, rid, "env_observation", "env", {"observation": obs, "source": "openclaw.leaf"}, parent, m.ts(row))
+    if target != m.leaf:
+        m.counts["branches"] += 1
+    m.anchor[rid] = anchor if anchor is not None else m.last_event  # type: ignore[assignment]
+    m.leaf = target if target is None or anchor is not None else rid
 
 
 def _transition(m: SessionMapper, row: dict[str, Any], rid: str, out: list[dict[str, Any]], frm: str, to: str,

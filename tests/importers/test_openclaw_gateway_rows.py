@@ -235,3 +235,19 @@ def test_a_reset_ends_the_context_and_the_rewound_path_is_left(tmp_path: Path):
                                            {"role": "assistant", "content": "hi"}]
     assert by_target["two"]["meta"]["labels"]["abandoned_path"] is True
     assert not any(m["content"] == "side note" for r in by_target.values() for m in r["messages"])
+
+
+def test_encrypted_transcript_lines_are_quarantined_as_encrypted(tmp_path: Path):
+    """OpenClaw's transcript encryption (src/config/sessions/line-encryption.ts, file-encryption.ts)
+    writes ``ENCRYPTED:<iv>:<tag>:<data>`` lines, or a whole file after an ``OPENCLAW_ENCRYPTED_V1``
+    line. Before: each was "invalid JSON: ..." with no word of encryption."""
+    sessions = tmp_path / ".openclaw" / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    (sessions / "s1.jsonl").write_text(json.dumps({**HEADER, "id": "s1"}) + "\nENCRYPTED:aXY=:dGFn:ZGF0YQ==\n")
+    (sessions / "s2.jsonl").write_text("OPENCLAW_ENCRYPTED_V1\naXY=:dGFn:ZGF0YQ==\n")
+    rep = import_openclaw([tmp_path], tmp_path / "traces")
+    assert rep.reconciles and rep.lines_read == 4 and rep.lines_quarantined == 3
+    s1, s2a, s2b = sorted(rep.quarantine_samples)
+    assert s1.startswith(f"{sessions / 's1.jsonl'}:2: <line>: encrypted transcript line")
+    assert s2a.startswith(f"{sessions / 's2.jsonl'}:1: <line>: encrypted transcript")
+    assert "decrypt" in s1 and "decrypt" in s2a and s2b.startswith(f"{sessions / 's2.jsonl'}:2: <line>: encrypted")

@@ -251,3 +251,20 @@ def test_encrypted_transcript_lines_are_quarantined_as_encrypted(tmp_path: Path)
     assert s1.startswith(f"{sessions / 's1.jsonl'}:2: <line>: encrypted transcript line")
     assert s2a.startswith(f"{sessions / 's2.jsonl'}:1: <line>: encrypted transcript")
     assert "decrypt" in s1 and "decrypt" in s2a and s2b.startswith(f"{sessions / 's2.jsonl'}:2: <line>: encrypted")
+
+
+def test_the_model_a_router_picked_is_kept():
+    """OpenClaw's assistant messages name the model that answered when a router picked it
+    (``responseModel``, src/llm/types.ts). Before: only counted as drift, so an OpenRouter ``auto``
+    turn did not say which model wrote it."""
+    m = SessionMapper("r")
+    evs = feed_rows(m, [HEADER] + _rows(
+        _user("hi"),
+        {"type": "message", "message": _asst([{"type": "text", "text": "hello"}], model="auto", provider="openrouter",
+                                             responseModel="anthropic/claude-sonnet-4.5", responseId="gen-1")},
+        {"type": "message", "message": _asst([{"type": "text", "text": "again"}], model="auto", provider="openrouter",
+                                             responseModel={"id": "x"})}))
+    first, second = (e["llm"] for e in evs if e["event_type"] == "worker_action")
+    assert first["model"] == "openrouter/auto" and first["params"]["response_model"] == "anthropic/claude-sonnet-4.5"
+    assert "response_model" not in second["params"] and first["config_hash"] != second["config_hash"]
+    assert m.drift == {"message.assistant.responseId": 1, "message.assistant.responseModel:not_a_string": 1}

@@ -42,7 +42,7 @@ MESSAGE_ROW_KEYS = ROW_KEYS | {"message", "appendMode"}
 MESSAGE_KEYS: dict[str, frozenset[str]] = {
     "user": frozenset({"role", "content", "timestamp", "provenance"}),
     "assistant": frozenset({"role", "content", "api", "provider", "model", "usage", "stopReason", "timestamp",
-                            "errorMessage", "idempotencyKey", "openclawDeliveryMirror"}),
+                            "errorMessage", "idempotencyKey", "openclawDeliveryMirror", "responseModel"}),
     "toolResult": frozenset({"role", "toolCallId", "toolName", "content", "details", "isError", "timestamp"}),
 }
 USER_KEYS, ASSISTANT_KEYS, TOOL_RESULT_KEYS = MESSAGE_KEYS["user"], MESSAGE_KEYS["assistant"], MESSAGE_KEYS["toolResult"]
@@ -277,15 +277,19 @@ class SessionMapper:
                              else "telegram" if self.channel == "telegram" else "chat")
         self.event(out, rid, "planner_input", "planner", {"goal": text, "observation": obs or None}, parent, ts)
 
-    def _llm(self, msg: dict[str, Any], response: str, model: Any) -> dict[str, Any]:
+    def _llm(self, msg: dict[str, Any], response: str, model: Any, served: Any = None) -> dict[str, Any]:
+        """The ``llm`` block of a model turn; ``served`` is the message's ``responseModel`` (the model
+        that answered, when a router such as OpenRouter's ``auto`` picked one), kept in ``params``."""
         provider, api = msg.get("provider"), msg.get("api")
         provider = provider if type(provider) is str else self.provider
         model = model if type(model) is str else self.model
         api = api if type(api) is str else self.api
-        key = (provider, model, api, self.thinking)
+        key = (provider, model, api, self.thinking, served)
         cached = self._params.get(key)
         if cached is None:
             params = {"provider": provider, "api": api, "thinking_level": self.thinking}
+            if type(served) is str and served != model:
+                params["response_model"] = served
             name = f"{provider}/{model}" if provider and model else (model or "unknown")
             cached = (params, sha256_json({"model": name, "params": params}), name)
             self._params[key] = cached
@@ -314,12 +318,17 @@ class SessionMapper:
             return
         if not ASSISTANT_KEYS.issuperset(msg):
             self.check_keys(msg, ASSISTANT_KEYS, "message.assistant")
+        served = msg.get("responseModel")
+        if served is not None and type(served) is not str:
+            self.drift["message.assistant.responseModel:not_a_string"] += 1
+            served = None
         if calls and action == "respond":
             action = "tool_call"
         if action == "respond" or action == "tool_call":
             self.last_error = None  # the session's failure class is how it ended, not an old error
         payload = {"action": action, "reasoning_summary": thinking or None, "tool": None, "args": None}
-        act = self.event(out, rid, "worker_action", "worker", payload, self.parent(row), ts, self._llm(msg, text, model))
+        act = self.event(out, rid, "worker_action", "worker", payload, self.parent(row), ts,
+                         self._llm(msg, text, model, served))
         for i, call in enumerate(calls):
             cid, name, args = call.get("id"), call.get("name"), call.get("arguments")
             cid = cid if type(cid) is str and cid else f"{rid}#{i}"

@@ -1,6 +1,7 @@
 """What current OpenClaw writes around the model's own turns: gateway-injected assistant messages,
-context-free commands (``excludeFromContext``), extension receipts the model never saw, and the
-backup a repaired transcript leaves behind.
+context-free commands (``excludeFromContext``), extension receipts the model never saw, the
+backup a repaired transcript leaves behind, leaf controls, side appends and reset boundaries,
+encrypted lines and the model a router picked.
 
 Row shapes modelled on openclaw/openclaw: ``appendInjectedAssistantMessageToTranscript`` (provider
 ``openclaw``, model ``gateway-injected``, zero usage, stopReason ``stop`` or ``aborted``, and for a

@@ -1,9 +1,12 @@
 """The rarer OpenClaw row types (header, model and thinking changes, custom rows, compaction,
-branch summaries, labels, session names, custom messages, the coding agent's own message roles,
-unknown types and roles, legacy rows) for ``SessionMapper`` (pure).
+branch summaries, labels, session names, custom messages, resets, leaf controls, the coding
+agent's own message roles, OpenClaw's own assistant and context-free messages, unknown types and
+roles, legacy rows) for ``SessionMapper`` (pure).
 
 The row shapes are those OpenClaw's transcript writer, pi-coding-agent's ``SessionManager``
-(badlogic/pi-mono ``packages/coding-agent/src/core/session-manager.ts`` and ``messages.ts``), appends.
+(badlogic/pi-mono ``packages/coding-agent/src/core/session-manager.ts`` and ``messages.ts``), appends,
+and what OpenClaw's own session manager added to them (openclaw/openclaw
+``src/agents/sessions/session-manager-*.ts``: ``reset`` and ``leaf`` rows, ``appendMode``).
 """
 
 from __future__ import annotations

@@ -33,16 +33,16 @@ def bash_text(obs: dict[str, Any]) -> str:
 
 def context_text(ev: dict[str, Any]) -> str | None:
     """The ``user`` message the model read for an ``env_observation`` that upstream's ``convertToLlm`` puts in
-    its context (a branch summary, an extension message whatever its ``display``, a ``!`` shell run
-    unless ``excludeFromContext``), else None: labels, session names, delivery mirrors and injected
-    notes are transcript-only."""
+    its context (a branch summary; an extension message, whatever its ``display``, and a ``!`` shell
+    run, each unless ``excludeFromContext``), else None: labels, session names, delivery mirrors,
+    injected notes and context-free commands are transcript-only."""
     p = payload(ev)
     src = p.get("source")
     if not isinstance(src, str):
         return None
     obs = p.get("observation") if isinstance(p.get("observation"), dict) else {}
     if src.startswith("openclaw.custom_message:"):
-        return _text(obs.get("content")) or None
+        return None if obs.get("excludeFromContext") is True else _text(obs.get("content")) or None
     if src == "openclaw.bash_execution":
         return None if obs.get("excludeFromContext") else bash_text(obs)
     if src == "openclaw.branch_summary" and obs.get("summary"):

@@ -23,9 +23,11 @@ transcript does not record the system prompt, and the simulator's worker prompt 
 * ``worker_tool_result`` → ``tool`` (``tool_call_id``, ``name``, the output text); a result with no
   call in the run is left out;
 * a compaction (``openclaw.compaction``), a branch summary, an extension message and a ``!`` shell
-  run (unless ``excludeFromContext``) → ``user`` with the text ``convertToLlm`` gave the model
-  (``openclaw_context``; a compaction replaces the context before its ``firstKeptEntryId``); labels,
-  session names, extension state, delivery mirrors and injected notes are no context.
+  run (these two unless ``excludeFromContext``) → ``user`` with the text ``convertToLlm`` gave the
+  model (``openclaw_context``; a compaction replaces the context before its ``firstKeptEntryId``
+  with its summary, an OpenClaw reset (``openclaw.reset``) drops it);
+  labels, session names, extension state, delivery mirrors, injected notes and context-free
+  commands are no context.
 
 Which events: a session whose ``session.json`` records no branch (``RunContext.branched`` false,
 nearly all) is one path, read in file order. A branched one is walked depth first over its tree
@@ -91,6 +93,9 @@ from tracebridge.export.views import RunContext, event_labels, payload, strip_re
 from tracebridge.export.views_worker import _Builder, _children, _text, cut_tool_output
 from tracebridge.schema import roles
 
+# Context boundaries: a compaction (its summary replaces the context before its kept entry) and
+# OpenClaw's reset (/new, /reset, idle, daily: the context starts again).
+_BOUNDARIES = frozenset({"openclaw.compaction", "openclaw.reset"})
 
 @dataclass
 class _Msg:
@@ -200,16 +205,23 @@ class _Conversation:
             return strip_reasoning(text)
         return f"<think>{reasoning}</think>\n{text}" if reasoning else text
 
-    def compact(self, ev: dict[str, Any], i: int) -> None:
+    def compact(self, ev: dict[str, Any], i: int, reset: bool = False) -> None:
+        """A compaction, or with ``reset`` OpenClaw's reset boundary: the context before its
+        ``firstKeptEntryId`` is gone; a compaction puts its summary first, a reset nothing (one
+        without a kept entry, or with one not in the run, keeps no context)."""
         obs = payload(ev).get("observation") if isinstance(payload(ev).get("observation"), dict) else {}
         run_id = str(ev.get("run_id"))
         kept = self.pos.get(f"{run_id}:{obs.get('firstKeptEntryId')}")
         if kept is None:
-            self.stats["compaction_without_kept_entry"] += 1
-            kept = 0
+            if not reset or "firstKeptEntryId" in obs:
+                self.stats["reset_without_kept_entry" if reset else "compaction_without_kept_entry"] += 1
+            kept = i if reset else 0
         self.flush()
-        summary = {"role": "user", "content": COMPACTION_PREFIX + _text(obs.get("summary")) + COMPACTION_SUFFIX}
-        self.turn.history = [_Msg(summary, i)] + [m for m in self.turn.history if m.pos >= kept]
+        history = [m for m in self.turn.history if m.pos >= kept]
+        if not reset:
+            summary = {"role": "user", "content": COMPACTION_PREFIX + _text(obs.get("summary")) + COMPACTION_SUFFIX}
+            history.insert(0, _Msg(summary, i))
+        self.turn.history = history
 
     def decision(self, ev: dict[str, Any], i: int) -> None:
         act = payload(ev).get("action")
@@ -328,8 +340,8 @@ class _Conversation:
             if text is not None:  # context in the current user turn: the open span ends before it
                 self.flush()
                 self.turn.history.append(_Msg({"role": "user", "content": text}, i))
-            elif payload(ev).get("source") == "openclaw.compaction":
-                self.compact(ev, i)
+            elif payload(ev).get("source") in _BOUNDARIES:
+                self.compact(ev, i, payload(ev)["source"] == "openclaw.reset")
 
     def walk_tree(self, events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]) -> None:
         """Take a branched session's events depth first over its tree (``transcript_tree``, children in file

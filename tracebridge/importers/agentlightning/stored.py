@@ -29,6 +29,10 @@ from tracebridge.capture.writer import write_atomic
 from tracebridge.importers.openclaw.state import StateError, load_state
 
 STATE_VERSION = 1
+# Agent Lightning 1.0 stores events, not spans (its ``schemas.py``: ``Event``, and a ``Rollout`` whose
+# ``status`` is an object with a ``state``): another format, named as such when a line is one.
+V1_READS = ("is an Agent Lightning 1.0 {what}; this importer reads the span stores of Agent Lightning "
+            "0.2/0.3 (Span, Rollout and Attempt records), not 1.0's event store")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})  # rollout statuses that end a rollout
 FAILED_ATTEMPT = frozenset({"failed", "timeout", "unresponsive"})
 _SKIP = re.compile(r"\.lock$|\.lock\.|\.tmp$|^\.")
@@ -124,6 +128,16 @@ def _first_error(exc: Any) -> RecordError:
     return RecordError(".".join(map(str, e["loc"])) or "<record>", f"{e['msg']}{more}")
 
 
+def _refuse_v1(obj: dict[str, Any]) -> None:
+    """Raise ``RecordError`` if ``obj`` is an Agent Lightning 1.0 record (an event, or a rollout with
+    a ``status`` object); return otherwise."""
+    if "event_type" in obj and "data" in obj:
+        raise RecordError("event_type", V1_READS.format(what=f"event ({obj['event_type']!r})"))
+    status = obj.get("status")
+    if isinstance(status, dict) and "state" in status:
+        raise RecordError("status", V1_READS.format(what="rollout (status.state)"))
+
+
 class SpanIndex:
     """The records of one import, by rollout (``add`` checks a line and files it).
 
@@ -157,6 +171,8 @@ class SpanIndex:
         agl = self.agl
         if "span_id" in obj:
             kind, model = "span", agl.Span
+        elif "event_type" in obj and "data" in obj:
+            _refuse_v1(obj)
         elif "input" in obj and "rollout_id" in obj:
             kind, model = "rollout", (agl.AttemptedRollout if "attempt" in obj else agl.Rollout)
         elif "attempt_id" in obj and "sequence_id" in obj:
@@ -164,6 +180,8 @@ class SpanIndex:
         else:
             raise RecordError("<record>", "not an Agent Lightning Span (span_id), Rollout (rollout_id, input) or "
                                           "Attempt (attempt_id, sequence_id) record")
+        if kind != "span":
+            _refuse_v1(obj)
         try:
             rec = model.model_validate(obj)
         except self._invalid as exc:

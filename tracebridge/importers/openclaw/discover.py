@@ -6,7 +6,8 @@ type). OpenClaw's other files there (``src/config/sessions/artifacts.ts``): ``*.
 is a runtime trace, no transcript, and is skipped; a pre-compaction checkpoint
 (``<id>.checkpoint.<uuid>.jsonl``) is a copy of the transcript taken before a compaction was
 appended to it, skipped while the live ``<id>.jsonl`` beside it holds those rows (else imported as
-that session); a zstd-compressed archive (``*.zst``) is listed as a problem: it cannot be read here. Agent
+that session), and so is the backup the session manager keeps of a transcript it repaired
+(``<id>.jsonl.corrupt-<time>-<hex>.jsonl``); a zstd-compressed archive (``*.zst``) is listed as a problem: it cannot be read here. Agent
 databases (``agents/<agent>/agent/openclaw-agent.sqlite``, where current OpenClaw keeps its
 transcripts) are collected for ``sqlite_store``. TraceBridge's own output under a walked folder (a
 trace root given as ``out``, any importer state folder ``.import/``, any run folder: one holding
@@ -33,6 +34,9 @@ _SKIP = re.compile(r"\.lock$|\.lock\.|\.tmp$|^\.")
 _TRAJECTORY = ".trajectory.jsonl"  # OpenClaw's runtime traces, no transcripts (artifacts.ts)
 _CHECKPOINT = re.compile(r"\.checkpoint\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.jsonl$",
                          re.IGNORECASE)
+# The session manager's backup of a transcript it could not read (no header first) before it rewrote
+# it: ``<id>.jsonl.corrupt-<time>-<8 hex>.jsonl`` (``recoverCorruptSessionEntries``).
+_CORRUPT = re.compile(r"\.jsonl\.corrupt-[^/]*\.jsonl$")
 ZSTD_SUFFIX = ".zst"
 DB_NAME = "openclaw-agent.sqlite"  # an agent's SQLite store (sqlite_store.py)
 _SKIP_DIRS = frozenset({".git", ".import", "node_modules", "__pycache__"})  # .import: our importers' state
@@ -51,10 +55,12 @@ class Transcript:
 
 
 def archive_kind(name: str) -> str | None:
-    """``reset`` / ``deleted`` / ``bak`` / ``checkpoint`` for archived transcript names, None for
-    live ones."""
+    """``reset`` / ``deleted`` / ``bak`` / ``checkpoint`` / ``corrupt`` for archived transcript
+    names, None for live ones."""
     if _CHECKPOINT.search(name):
         return "checkpoint"
+    if ".jsonl.corrupt-" in name and _CORRUPT.search(name):
+        return "corrupt"
     for kind in ("reset", "deleted", "bak"):
         if f".jsonl.{kind}." in name:
             return kind
@@ -67,9 +73,13 @@ def is_transcript_name(name: str) -> bool:
     return bool(_TRANSCRIPT.search(name)) and not _SKIP.search(name) and not name.endswith(_TRAJECTORY)
 
 
-def live_of_checkpoint(name: str) -> str | None:
-    """``<id>.jsonl`` for a pre-compaction checkpoint copy ``<id>.checkpoint.<uuid>.jsonl``, else None."""
+def live_of_copy(name: str) -> str | None:
+    """``<id>.jsonl`` for a copy OpenClaw keeps beside it: a pre-compaction checkpoint
+    ``<id>.checkpoint.<uuid>.jsonl`` or the backup of a repaired transcript
+    ``<id>.jsonl.corrupt-<time>-<hex>.jsonl``; else None."""
     hit = _CHECKPOINT.search(name) if ".checkpoint." in name else None
+    if hit is None and ".jsonl.corrupt-" in name:
+        hit = _CORRUPT.search(name)
     return name[:hit.start()] + ".jsonl" if hit else None
 
 
@@ -177,8 +187,8 @@ def discover(paths: list[str | os.PathLike[str]] | None, problems: list[str],
             names = sorted(n for n in filenames if is_transcript_name(n))
             if not names:
                 continue
-            present = set(names)  # a checkpoint copy whose live transcript is here adds nothing
-            names = [n for n in names if live_of_checkpoint(n) not in present]
+            present = set(names)  # a checkpoint or backup copy whose live transcript is here adds nothing
+            names = [n for n in names if live_of_copy(n) not in present]
             # Per folder, not per file: its Path, absolute path and agent (a transcript's Path is the
             # folder's joined with a plain name: discovering 2000 transcripts took 25 ms, now 20 ms).
             folder, base = Path(dirpath), os.path.abspath(dirpath)

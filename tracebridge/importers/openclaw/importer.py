@@ -44,6 +44,10 @@ _BATCH_EVENTS = 32
 # Read transcripts in 1 MiB blocks: the default 8 KiB buffer costs a read() per 8 KiB, and line
 # iteration over the 233 MB benchmark input took 0.11 CPU s with it, 0.04 s with this.
 _READ_BUFFER = 1 << 20
+# OpenClaw's transcript encryption: ``ENCRYPTED:<iv>:<tag>:<data>`` lines (line-encryption.ts), or a
+# whole file after an ``OPENCLAW_ENCRYPTED_V1`` line (file-encryption.ts). Not readable here.
+_ENCRYPTED_LINE, _ENCRYPTED_FILE = b"ENCRYPTED:", b"OPENCLAW_ENCRYPTED_V1"
+ENCRYPTED_WHY = "encrypted transcript line (OpenClaw transcript encryption): decrypt the transcript to import it"
 SQLITE_CACHE = "openclaw-sqlite"  # under <out>/.import/: the sessions of agent databases as files
 
 
@@ -93,6 +97,7 @@ class _FileImport:
         self.final = cfg.final or t.archived is not None
         self._base: tuple[Counter[str], Counter[str]] | None = None  # counts after the replayed prefix
         self._blank = 0
+        self._encrypted = False  # an OPENCLAW_ENCRYPTED_V1 line was read: what follows is ciphertext
 
     def run(self) -> None:
         st = self.state.runs.get(self.run_id)
@@ -233,7 +238,11 @@ class _FileImport:
             self.rep.lines_blank += 1
             self._blank += 1
             return
-        why = f"invalid JSON: {error}" if raw[-1:] == b"\n" else "truncated line (no newline, not valid JSON)"
+        self._encrypted = self._encrypted or raw.startswith(_ENCRYPTED_FILE)
+        if self._encrypted or raw.startswith(_ENCRYPTED_LINE):
+            why = ENCRYPTED_WHY
+        else:
+            why = f"invalid JSON: {error}" if raw[-1:] == b"\n" else "truncated line (no newline, not valid JSON)"
         self._quarantine(lineno, "<line>", why, raw.rstrip(b"\r\n"))
 
     def _replay(self, mapper: SessionMapper, raw: bytes, lineno: int, last: bool) -> None:

@@ -1,9 +1,12 @@
 """The rarer OpenClaw row types (header, model and thinking changes, custom rows, compaction,
-branch summaries, labels, session names, custom messages, the coding agent's own message roles,
-unknown types and roles, legacy rows) for ``SessionMapper`` (pure).
+branch summaries, labels, session names, custom messages, resets, leaf controls, the coding
+agent's own message roles, OpenClaw's own assistant and context-free messages, unknown types and
+roles, legacy rows) for ``SessionMapper`` (pure).
 
 The row shapes are those OpenClaw's transcript writer, pi-coding-agent's ``SessionManager``
-(badlogic/pi-mono ``packages/coding-agent/src/core/session-manager.ts`` and ``messages.ts``), appends.
+(badlogic/pi-mono ``packages/coding-agent/src/core/session-manager.ts`` and ``messages.ts``), appends,
+and what OpenClaw's own session manager added to them (openclaw/openclaw
+``src/agents/sessions/session-manager-*.ts``: ``reset`` and ``leaf`` rows, ``appendMode``).
 """
 
 from __future__ import annotations
@@ -16,21 +19,29 @@ if TYPE_CHECKING:
     from tracebridge.importers.openclaw.mapping import SessionMapper
 
 ROW_KEYS = frozenset({"type", "id", "parentId", "timestamp"})
+# Every entry of OpenClaw's writer may say ``appendMode: "side"``: appended off the visible path.
+ENTRY_KEYS = ROW_KEYS | {"appendMode"}
 TYPE_KEYS: dict[str, frozenset[str]] = {
     "session": frozenset({"type", "id", "timestamp", "version", "cwd", "parentSession"}),
-    "model_change": ROW_KEYS | {"provider", "modelId"},
-    "thinking_level_change": ROW_KEYS | {"thinkingLevel"},
-    "custom": ROW_KEYS | {"customType", "data"},
-    "custom_message": ROW_KEYS | {"customType", "content", "display", "details"},
-    "compaction": ROW_KEYS | {"summary", "firstKeptEntryId", "tokensBefore", "details", "fromHook"},
-    "branch_summary": ROW_KEYS | {"fromId", "summary", "details", "fromHook"},
-    "label": ROW_KEYS | {"targetId", "label"},
-    "session_info": ROW_KEYS | {"name"},
+    "model_change": ENTRY_KEYS | {"provider", "modelId"},
+    "thinking_level_change": ENTRY_KEYS | {"thinkingLevel"},
+    "custom": ENTRY_KEYS | {"customType", "data"},
+    "custom_message": ENTRY_KEYS | {"customType", "content", "display", "details", "excludeFromContext"},
+    "compaction": ENTRY_KEYS | {"summary", "firstKeptEntryId", "tokensBefore", "tokensAfter", "details", "fromHook",
+                                "__openclaw"},
+    "branch_summary": ENTRY_KEYS | {"fromId", "summary", "details", "fromHook"},
+    "label": ENTRY_KEYS | {"targetId", "label"},
+    "session_info": ENTRY_KEYS | {"name"},
+    "reset": ENTRY_KEYS | {"reason", "firstKeptEntryId"},
+    "leaf": ENTRY_KEYS | {"targetId", "appendParentId"},
 }
 # Rows kept as an observation of their own fields: type → (source, fields, count).
 OBSERVED: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "compaction": ("openclaw.compaction", ("summary", "firstKeptEntryId", "tokensBefore", "details", "fromHook"),
-                   "compactions"),
+    "compaction": ("openclaw.compaction", ("summary", "firstKeptEntryId", "tokensBefore", "tokensAfter", "details",
+                                           "fromHook", "__openclaw"), "compactions"),
+    # OpenClaw's context boundary (/new, /reset, idle and daily resets): the model's context starts
+    # again after it, from ``firstKeptEntryId`` when given.
+    "reset": ("openclaw.reset", ("reason", "firstKeptEntryId"), "resets"),
     "branch_summary": ("openclaw.branch_summary", ("fromId", "summary", "details", "fromHook"), "branch_summaries"),
     "label": ("openclaw.label", ("targetId", "label"), "labels"),
     "session_info": ("openclaw.session_info", ("name",), "session_names"),
@@ -38,6 +49,13 @@ OBSERVED: dict[str, tuple[str, tuple[str, ...], str]] = {
 # Message roles of the coding agent besides user/assistant/toolResult (``messages.ts``): extension
 # messages (``custom``, called ``hookMessage`` before transcript v3) and ``!`` shell runs.
 CUSTOM_ROLES = frozenset({"custom", "hookMessage"})
+CUSTOM_MESSAGE_KEYS = frozenset({"role", "customType", "content", "display", "details", "timestamp",
+                                 "excludeFromContext"})
+# What OpenClaw's own assistant messages carry beside their text: delivery facts, the run a stopped
+# partial belongs to, and ``excludeFromContext`` / ``__openclaw`` for a context-free command's answer.
+OPENCLAW_MESSAGE_FIELDS = ("openclawDeliveryMirror", "idempotencyKey", "openclawAbort", "excludeFromContext",
+                           "__openclaw")
+CONTEXT_FREE_USER_KEYS = frozenset({"role", "content", "timestamp", "provenance", "excludeFromContext", "__openclaw"})
 BASH_FIELDS = ("command", "output", "exitCode", "cancelled", "truncated", "fullOutputPath", "excludeFromContext")
 _MISSING = object()
 
@@ -107,19 +125,41 @@ def other_message(m: SessionMapper, row: dict[str, Any], msg: dict[str, Any], ro
             m.parent(row), m.ts(row, msg))
 
 
+def context_free_message(m: SessionMapper, row: dict[str, Any], msg: dict[str, Any], rid: str,
+                         out: list[dict[str, Any]]) -> None:
+    """A user message OpenClaw kept out of the model's context (``excludeFromContext: true``; a
+    context-free command such as ``/status`` also sets ``__openclaw.contextFreeCommand``): an
+    observation, not a turn, so it is neither the goal nor part of a training prompt."""
+    m.check_keys(msg, CONTEXT_FREE_USER_KEYS, "message.user")
+    m.counts["context_free_messages"] += 1
+    text, _, _, images, _ = split_content(msg.get("content"), m.drift, "message.user")
+    obs: dict[str, Any] = {"text": text}
+    if images:
+        obs["images"] = list(images)
+    for k in ("excludeFromContext", "__openclaw", "provenance"):
+        if k in msg:
+            obs[k] = msg[k]
+    m.event(out, rid, "env_observation", "env", {"observation": obs, "source": "openclaw.context_free_message"},
+            m.parent(row), m.ts(row, msg))
+
+
 def openclaw_message(m: SessionMapper, row: dict[str, Any], msg: dict[str, Any], text: str, images: Any,
                      mirror: bool, rid: str, out: list[dict[str, Any]], ts: str) -> None:
-    """An assistant message OpenClaw wrote itself, not a model: an ``injected`` one (stopReason
-    ``injected``: a gateway note, a command's answer) or a delivery mirror (model
-    ``delivery-mirror``: a copy of a reply sent through a tool or channel). Kept as an observation,
-    so it is no model decision, its zero usage no model turn and its model not the session's."""
+    """An assistant message OpenClaw wrote itself, not a model: a gateway-injected one (model
+    ``gateway-injected``, or stopReason ``injected`` from older gateways: a note, a command's answer,
+    the partial of a stopped run) or a delivery mirror (model ``delivery-mirror``: a copy of a reply
+    sent through a tool or channel). Kept as an observation, so it is no model decision, its zero
+    usage no model turn and its model not the session's. A stopped run's partial (stopReason
+    ``aborted``) makes ``aborted`` the session's failure class, as a model turn's abort does."""
     m.counts["delivery_mirrors" if mirror else "injected_messages"] += 1
     obs: dict[str, Any] = {"text": text}
     if images:
         obs["images"] = list(images)
-    for k in ("openclawDeliveryMirror", "idempotencyKey"):
+    for k in OPENCLAW_MESSAGE_FIELDS:
         if k in msg:
             obs[k] = msg[k]
+    if msg.get("stopReason") == "aborted":
+        m.last_error = "aborted"
     m.event(out, rid, "env_observation", "env",
             {"observation": obs, "source": "openclaw.delivery_mirror" if mirror else "openclaw.injected"},
             m.parent(row), ts)
@@ -128,12 +168,17 @@ def openclaw_message(m: SessionMapper, row: dict[str, Any], msg: dict[str, Any],
 def _custom_message(m: SessionMapper, row: dict[str, Any], src: dict[str, Any], rid: str,
                     out: list[dict[str, Any]]) -> None:
     """An extension's message (a ``custom_message`` row, or a message of role ``custom``): its
-    text, images (placeholders), ``display`` and ``details``."""
+    text, images (placeholders), ``display``, ``details`` and ``excludeFromContext`` (OpenClaw's
+    receipts the model never reads, such as ``openclaw.nested-tool.v1``, set it)."""
+    if src is not row:
+        m.check_keys(src, CUSTOM_MESSAGE_KEYS, "message.custom")
     ctype = src.get("customType") if isinstance(src.get("customType"), str) else "unknown"
     text, _, _, images, _ = split_content(src.get("content"), m.drift, "custom_message")
     obs: dict[str, Any] = {"content": text, "display": src.get("display"), "details": src.get("details")}
     if images:
         obs["images"] = list(images)
+    if "excludeFromContext" in src:
+        obs["excludeFromContext"] = src["excludeFromContext"]
     m.event(out, rid, "env_observation", "env", {"observation": obs, "source": f"openclaw.custom_message:{ctype}"},
             m.parent(row), m.ts(row, src if src is not row else None))
 
@@ -160,13 +205,39 @@ def handle(m: SessionMapper, rtype: str, row: dict[str, Any], rid: str, out: lis
         custom(m, row, rid, out)
     elif rtype == "custom_message":
         _custom_message(m, row, row, rid, out)
-    else:  # compaction, branch_summary, label, session_info
+    elif rtype == "leaf":
+        leaf_control(m, row, rid, out)
+    else:  # compaction, branch_summary, label, session_info, reset
         source, keep, count = OBSERVED[rtype]
         m.counts[count] += 1
         obs = {k: row[k] for k in keep if k in row}
         if rtype == "session_info" and isinstance(row.get("name"), str):
             m.session_name = row["name"]
         m.event(out, rid, "env_observation", "env", {"observation": obs, "source": source}, m.parent(row), m.ts(row))
+
+
+def leaf_control(m: SessionMapper, row: dict[str, Any], rid: str, out: list[dict[str, Any]]) -> None:
+    """A ``leaf`` row, OpenClaw's leaf control: the writer's visible leaf moves to ``targetId``
+    (null: before the first entry) and its next append goes under ``appendParentId`` (default the
+    target; ``appendMode: side`` for appends off the visible path). It is navigation, no content:
+    an observation hanging off its target, as OpenClaw resolves it, and a row naming it as its
+    parent continues the target. Moving the leaf elsewhere than the last entry counts a branch.
+
+    Raises:
+        RowError: ``targetId`` is neither a string nor null.
+    """
+    target = row.get("targetId")
+    if target is not None and type(target) is not str:
+        raise _error("targetId", "not a string or null")
+    m.counts["leaf_controls"] += 1
+    anchor = m.anchor.get(target) if target is not None else m.root
+    obs = {k: row[k] for k in ("targetId", "appendParentId", "appendMode") if k in row}
+    parent = anchor if anchor is not None else m.parent(row)  # an unknown target: lineage repaired
+    m.event(out, rid, "env_observation", "env", {"observation": obs, "source": "openclaw.leaf"}, parent, m.ts(row))
+    if target != m.leaf:
+        m.counts["branches"] += 1
+    m.anchor[rid] = anchor if anchor is not None else m.last_event  # type: ignore[assignment]
+    m.leaf = target if target is None or anchor is not None else rid
 
 
 def _transition(m: SessionMapper, row: dict[str, Any], rid: str, out: list[dict[str, Any]], frm: str, to: str,

@@ -17,7 +17,7 @@ from tracebridge.schema.session import Session
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _ARCHIVE = re.compile(r"\.jsonl(?:\.(?:reset|deleted|bak)\..*|\.bak\d*)?$|\.bak\d*$"
-                      r"|\.checkpoint\.[0-9a-fA-F-]{36}\.jsonl$")
+                      r"|\.checkpoint\.[0-9a-fA-F-]{36}\.jsonl$|\.jsonl\.corrupt-[^/]*\.jsonl$")
 _NO_PROMPTS_HASH = sha256_json({})  # an import knows no prompt templates
 
 

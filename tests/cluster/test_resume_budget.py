@@ -1,8 +1,12 @@
 """A resumed sweep runs under the budget of the submit that resumes it, not the one its first attempt
 pickled into Tune's experiment state (``Tuner.restore`` brings back the first TuneConfig), and trials
-the time budget stopped are named, with the budget as the reason."""
+the time budget stopped are named, with the budget as the reason. Its trial limit (``budget.max_concurrent``,
+or cluster GPUs / GPUs per trial) is the resuming attempt's too: Tune's grid generator restored its first
+attempt's ``max_concurrent`` with the rest of its saved state."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +22,14 @@ def _in_root(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 
+def grid_limit(tmp: Path, sweep_id: str) -> int:
+    """The trial limit Tune's grid generator saved last in the sweep's run on storage (what it would resume with)."""
+    from ray import cloudpickle
+
+    newest = max((tmp / "storage" / sweep_id).glob("basic-variant-state-*.json"), key=lambda p: p.stat().st_mtime)
+    return cloudpickle.loads(newest.read_bytes())["max_concurrent"]
+
+
 def test_resume_takes_the_new_budget_and_budget_stops_are_named(ray_head, tmp_path):
     y = ray_head["yaml"]
     args = sweep_args(tmp_path, "variants=[baseline,optimized]")
@@ -28,9 +40,12 @@ def test_resume_takes_the_new_budget_and_budget_stops_are_named(ray_head, tmp_pa
     # before: two '?' trials with "no checkpoint reported" plus the same two again as "not run"
     assert sorted(f["trial_id"] for f in first["failures"]) == ["verifier-baseline-s0", "verifier-optimized-s0"]
     assert all("budget.max_hours=0.0001" in f["error"] and "--resume" in f["error"] for f in first["failures"])
+    assert grid_limit(tmp_path, first["sweep_id"]) == 0  # no cap: CPU trials, budget.max_concurrent=0
 
-    # the budget raised (0 = none) on the resume: before, the restored run stopped at the old 0.36 s again
-    code, res = cli("submit", *args, "budget.max_hours=0", "--cluster", y, "--keep", "--resume", "--wait",
-                    "--out", str(tmp_path / "r"))
+    # the budget raised (0 = none) on the resume: before, the restored run stopped at the old 0.36 s again;
+    # and one trial at a time now: before, the restored generator kept the first attempt's 0 (no cap)
+    code, res = cli("submit", *args, "budget.max_hours=0", "budget.max_concurrent=1", "--cluster", y, "--keep",
+                    "--resume", "--wait", "--out", str(tmp_path / "r"))
     assert code == 0 and res["status"] == "SUCCEEDED" and res["submission_id"].endswith("-a2"), res
     assert res["sweep_id"] == first["sweep_id"] and res["report_problems"] == []
+    assert grid_limit(tmp_path, first["sweep_id"]) == 1

@@ -85,6 +85,33 @@ def _job_failures(client: Any, submission_id: str) -> list[dict[str, Any]] | Non
     return list(found.get("failures") or []) if found else None
 
 
+def _wait_and_pull(target: Any, plan: Any, sub_id: str, out: Path) -> dict[str, Any]:
+    """Wait for the submitted job ``sub_id`` (its log on stderr; stopped when it stays PENDING past the
+    cluster's ``pending_timeout_s``) and pull its report once it SUCCEEDED: the fields ``submit`` adds to its
+    summary (``status``; ``never_started`` with what the driver asked for and the cluster has, or the job's
+    ``message`` and failed trials; ``report``, ``report_problems``, ``storage_unreachable``).
+
+    Raises:
+        ClusterError: the head refused a request or stopped answering (``wait``).
+    """
+    from tracebridge.cluster.client import wait
+    from tracebridge.cluster.submit import never_started_report, pull_report
+
+    info = wait(target.client, sub_id, 2.0, _echo_log, patience_s=target.cfg.wait_patience_s,
+                pending_timeout_s=target.cfg.pending_timeout_s)
+    res: dict[str, Any] = {"status": info["status"]}
+    if info["never_started"]:
+        res.update(never_started=True, **never_started_report(target, info))
+    elif info["status"] != "SUCCEEDED":  # why: the job's message and its failed trials
+        res.update(message=info.get("message"), failures=_job_failures(target.client, sub_id))
+    else:
+        pulled = pull_report(plan.report_uri, out / plan.sweep_id, plan.cfg.storage_io, plan.expect(sub_id))
+        res.update(report=pulled["report_html"], report_problems=pulled["problems"])
+        if pulled.get("unreachable"):
+            res["storage_unreachable"] = True
+    return res
+
+
 @app.command()
 def submit(
     config: Annotated[Path, typer.Argument(help="A configs/sweep YAML (inside the working dir).")],
@@ -100,11 +127,10 @@ def submit(
 ) -> None:
     """Submit a sweep as a Ray job (submission id = sweep id + attempt: a retried submit never
     starts a second run); wait, pull and verify the report; exit 1 if the job or the report fails."""
-    from tracebridge.cluster.client import ClusterError, wait
+    from tracebridge.cluster.client import ClusterError
     from tracebridge.cluster.submit import (
         close_cluster,
         next_attempt,
-        pull_report,
         resolve_cluster,
         submit_sweep,
     )
@@ -125,16 +151,7 @@ def submit(
         typer.echo(f"{'submitted' if sub['created'] else 'already submitted'} {sub['submission_id']} "
                    f"({plan.trials} trials) to {target.address}", err=True)
         if must_wait:
-            info = wait(target.client, sub["submission_id"], 2.0, _echo_log,
-                        patience_s=ccfg.wait_patience_s)
-            summary["status"] = info["status"]
-            if info["status"] != "SUCCEEDED":  # why: the job's message and its failed trials
-                summary.update(message=info.get("message"), failures=_job_failures(target.client, sub["submission_id"]))
-            if info["status"] == "SUCCEEDED":
-                pulled = pull_report(sub["report_uri"], out / plan.sweep_id, plan.cfg.storage_io, plan.expect)
-                summary.update(report=pulled["report_html"], report_problems=pulled["problems"])
-                if pulled.get("unreachable"):
-                    summary["storage_unreachable"] = True
+            summary.update(_wait_and_pull(target, plan, sub["submission_id"], out))
     except ClusterError as exc:
         _cluster_fail(exc)
     finally:
@@ -144,9 +161,12 @@ def submit(
     else:
         for f in summary.get("failures") or []:
             typer.echo(f"failed trial {f.get('trial_id')}: {f.get('error')}", err=True)
+        if summary.get("never_started"):
+            typer.echo(f"error: {summary['message']}", err=True)
         typer.echo(f"{summary['submission_id']}: {summary['status']}"
                    + (f"  report: {summary['report']}" if summary.get("report") else ""))
-    bad = summary["status"] in ("FAILED", "STOPPED") or bool(summary.get("report_problems")) or \
+    bad = summary["status"] in ("FAILED", "STOPPED") or summary.get("never_started") or \
+        bool(summary.get("report_problems")) or \
         (summary["status"] == "SUCCEEDED" and not summary.get("report"))
     raise typer.Exit(EXIT_UNREACHABLE if summary.get("storage_unreachable") else 1 if bad else 0)
 
@@ -250,9 +270,51 @@ def list_cmd(
         typer.echo(f"{j['submission_id']:60s} {j['status']:10s} attempt {j['attempt'] or '-'}")
 
 
+def _pull_source(source: str, cluster: str, sets: list[str] | None) -> tuple[str, str, dict[str, str]]:
+    """``(uri, folder name, expect)`` of what ``pull`` fetches: a URI or folder as given (nothing expected of
+    its manifest); a submission id: that job's report, which must be the one that job wrote; a sweep id: the
+    report its latest attempt that pushed one left at the sweep's report URI."""
+    from tracebridge.cluster.client import (
+        TERMINAL,
+        ClusterError,
+        ClusterUnreachable,
+        job_info,
+        list_jobs,
+    )
+
+    if "/" in source or "://" in source:
+        return source, source.rstrip("/").rsplit("/", 1)[-1], {}
+    client = _open(cluster, sets).client
+    try:
+        info = job_info(client, source)
+    except ClusterUnreachable as exc:
+        _cluster_fail(exc)
+    except ClusterError as exc:  # not a job: a sweep id names the jobs of its attempts
+        try:
+            runs = [j for j in list_jobs(client) if j["sweep_id"] == source]
+            info = job_info(client, runs[-1]["submission_id"]) if runs else None
+        except ClusterError as exc2:
+            _cluster_fail(exc2)
+        if info is None:
+            _cluster_fail(exc)
+        meta = info["metadata"]
+        return meta["report_uri"], source, {k: meta.get(k, "") for k in ("sweep_id", "bundle_id")}
+    meta = info["metadata"]
+    if "report_uri" not in meta:
+        fail(f"job {source}: no report_uri in its metadata (not a tracebridge sweep)")
+    if info["status"] not in TERMINAL:  # what lies at its URI now is an earlier attempt's report, if any
+        fail(f"job {source} is {info['status']}: its report is not pushed yet; pull it once the job ended "
+             f"(`tracebridge logs {source} --follow`), or pull {meta.get('sweep_id')} for the latest report of "
+             "its sweep", 1)
+    return meta["report_uri"], meta["sweep_id"], {k: meta.get(k, "") for k in ("sweep_id", "bundle_id")} | {
+        "submission_id": source}
+
+
 @app.command()
 def pull(
-    source: Annotated[str, typer.Argument(help="A submission id, or a report URI / folder (s3://..., file://..., path).")],
+    source: Annotated[str, typer.Argument(help="A submission id (that attempt's report), a sweep id (the latest "
+                                          "report of its attempts), or a report URI / folder (s3://..., file://..., "
+                                          "path).")],
     overrides: Annotated[list[str] | None, typer.Argument(
         help="key=value overrides of the storage config (request_timeout_s=10 retry.attempts=6 s3_endpoint_url=...).")] = None,
     out: Annotated[Path, typer.Option(help="Where the report goes (<out>/<sweep id>).")] = Path("reports"),
@@ -262,9 +324,9 @@ def pull(
     cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Download a sweep's report from storage and verify its manifest hashes; exit 1 on any mismatch,
-    3 when the storage cannot be reached (each request bounded by request_timeout_s, retry.attempts tries)."""
-    from tracebridge.cluster.client import TERMINAL, ClusterError, job_info
+    """Download a sweep's report from storage and verify its manifest hashes; exit 1 on any mismatch or
+    when a submission id's report was written by another attempt, 3 when the storage cannot be reached
+    (each request bounded by request_timeout_s, retry.attempts tries)."""
     from tracebridge.cluster.submit import pull_report
     from tracebridge.config import load_config
     from tracebridge.export.config import StorageConfig
@@ -274,29 +336,17 @@ def pull(
              "e.g. tracebridge pull s3://bucket/prefix/reports/<sweep id>")
     with config_errors():
         storage_io = load_config(StorageConfig, storage_config, overrides or [])
-    expect: dict[str, str] = {}
-    if "/" in source or "://" in source:
-        uri, name = source, source.rstrip("/").rsplit("/", 1)[-1]
-    else:
-        try:
-            info = job_info(_open(cluster, cluster_set).client, source)
-        except ClusterError as exc:
-            _cluster_fail(exc)
-        meta = info["metadata"]
-        if "report_uri" not in meta:
-            fail(f"job {source}: no report_uri in its metadata (not a tracebridge sweep)")
-        if info["status"] not in TERMINAL:  # what lies at its URI now is an earlier attempt's report, if any
-            fail(f"job {source} is {info['status']}: its report is not pushed yet; pull it once the job ended "
-                 f"(`tracebridge logs {source} --follow`)", 1)
-        uri, name = meta["report_uri"], meta["sweep_id"]
-        expect = {k: meta.get(k, "") for k in ("sweep_id", "bundle_id")}
+    uri, name, expect = _pull_source(source, cluster, cluster_set)
     res = pull_report(uri, out / name, storage_io, expect)
     if res.get("unreachable"):  # try again later, as fetch
         fail(res["problems"][0], EXIT_UNREACHABLE)
     if json_out:
         print_json({k: v for k, v in res.items() if k != "manifest"} | {"uri": uri})
     else:
-        typer.echo("\n".join(res["problems"]) or f"report verified: {res['report_html']}")
+        for note in res["notes"]:
+            typer.echo(f"note: {note}", err=True)
+        typer.echo("\n".join(res["problems"]) or f"report verified: {res['report_html']}"
+                   + (f" (written by {res['written_by']})" if res["written_by"] else ""))
     raise typer.Exit(1 if res["problems"] else 0)
 
 

@@ -1,6 +1,7 @@
 """Ray Jobs API access (``JobSubmissionClient``): connect with the cluster's token, submit with a
 ``runtime_env`` (working_dir, env vars, excludes, image or pip), status, logs (polled, so a
-follow works through any proxy), stop, list our jobs, and wait with progress and a deadline.
+follow works through any proxy), stop, list our jobs, and wait with progress and a deadline (and a limit
+on how long a job may stay PENDING, with what it asked for next to what the cluster has).
 
 Every request waits at most ``request_timeout_s`` (the SDK sets no timeout: a head that accepts the
 connection and never answers would hang every command). Waiting on a job is many such requests, so a
@@ -134,7 +135,8 @@ def submit(client: Any, entry: str, env: dict[str, Any], submission_id: str, met
     try:
         client.submit_job(entrypoint=entry, runtime_env=env, submission_id=submission_id, metadata=metadata,
                           entrypoint_num_cpus=cfg.entrypoint_num_cpus or None,
-                          entrypoint_num_gpus=cfg.entrypoint_num_gpus or None)
+                          entrypoint_num_gpus=cfg.entrypoint_num_gpus or None,
+                          entrypoint_resources=dict(cfg.entrypoint_resources) or None)
     except Exception as exc:  # the SDK raises RuntimeError with the server's traceback
         if "already exists" in str(exc):
             log.info("job %s already exists; not submitting it again", submission_id)
@@ -191,6 +193,36 @@ def logs(client: Any, submission_id: str) -> str:
         raise cluster_error(f"logs of {submission_id}", exc) from exc
 
 
+def cluster_status(client: Any) -> dict[str, Any] | None:
+    """The autoscaler's status of the cluster (``/api/cluster_status``: node types, resource usage), or None
+    when the dashboard gives none (no answer, no autoscaler report yet)."""
+    try:
+        resp = client._do_request("GET", "/api/cluster_status")
+        data = resp.json().get("data") or {} if resp.status_code == 200 else {}
+    except Exception:  # noqa: BLE001 - a status we cannot read only leaves it out
+        return None
+    return data.get("cluster_status") or data.get("clusterStatus")
+
+
+def cluster_resources(status: dict[str, Any] | None) -> dict[str, dict[str, float]]:
+    """``{resource: {"total", "free"}}`` of the cluster from its ``cluster_status`` (memory in GiB; the
+    per-node and object-store entries left out); empty when it is unknown."""
+    usage = ((status or {}).get("loadMetricsReport") or {}).get("usage") or {}
+    out = {}
+    for k, pair in usage.items():
+        if k.startswith("node:") or k == "objectStoreMemory" or len(pair) != 2:
+            continue
+        used, total = (float(x) / (2**30 if k == "memory" else 1) for x in pair)
+        out[k] = {"total": round(total, 2), "free": round(total - used, 2)}
+    return out
+
+
+def driver_request(cfg: ClusterConfig) -> dict[str, float]:
+    """What a job's driver asks the cluster for (``entrypoint_*`` keys of ``cfg``): its non-zero resources."""
+    req = {"CPU": cfg.entrypoint_num_cpus, "GPU": cfg.entrypoint_num_gpus, **cfg.entrypoint_resources}
+    return {k: float(v) for k, v in req.items() if v}
+
+
 def job_summary(text: str) -> dict[str, Any] | None:
     """The summary a sweep job prints as its last JSON line (``{"sweep_id": ..., "failures": [...]}``,
     jobs/sweep.py and jobs/eval.py), or None when its log has none (it ended before the summary)."""
@@ -211,9 +243,41 @@ def stop(client: Any, submission_id: str) -> bool:
         raise cluster_error(f"stop {submission_id}", exc) from exc
 
 
+class PendingWatch:
+    """How long a job has been PENDING (its driver not started) while we wait on it: a progress line every
+    ``every_s`` through ``on_log``, and a stop reason once it passed ``timeout_s`` (0 = never)."""
+
+    def __init__(self, submission_id: str, timeout_s: float, on_log: Callable[[str], None] | None,
+                 every_s: float = 30.0) -> None:
+        self.submission_id, self.timeout_s, self.on_log, self.every_s = submission_id, timeout_s, on_log, every_s
+        self.since = time.monotonic()
+        self.said = -every_s
+        self.started = False  # seen in a status other than PENDING
+
+    def check(self, info: dict[str, Any]) -> str | None:
+        """The reason to stop the job now (it stayed PENDING past ``timeout_s``), else None."""
+        if info["status"] != "PENDING":
+            self.started = True
+            return None
+        waited = time.monotonic() - self.since
+        limit = f"stopped at {self.timeout_s:g}s (cluster pending_timeout_s)" if self.timeout_s else "no limit of ours"
+        if self.on_log is not None and waited - self.said >= self.every_s:
+            self.said = waited
+            self.on_log(f"tracebridge: {self.submission_id} PENDING for {waited:.0f}s, its driver not started "
+                        f"({limit}): {info.get('message') or ''}\n")
+        if self.timeout_s and waited > self.timeout_s:
+            return f"never started: PENDING for {waited:.0f}s (pending_timeout_s={self.timeout_s:g})"
+        return None
+
+    def never_started(self, info: dict[str, Any]) -> bool:
+        """Whether the job ended without its driver starting: failed by Ray (RAY_JOB_START_TIMEOUT_SECONDS, a
+        runtime_env that could not be set up) while we only saw it PENDING."""
+        return not self.started and info["status"] == "FAILED" and info.get("driver_exit_code") is None
+
+
 def wait(client: Any, submission_id: str, poll_s: float = 2.0, on_log: Callable[[str], None] | None = None,
          deadline: float | None = None, should_stop: Callable[[], str | None] | None = None,
-         patience_s: float = 300.0) -> dict[str, Any]:
+         patience_s: float = 300.0, pending_timeout_s: float = 0.0) -> dict[str, Any]:
     """Poll until the job is terminal, streaming new log text to ``on_log``.
 
     Each poll is a few requests, each bounded by the client's timeout; a poll the head does not
@@ -223,9 +287,15 @@ def wait(client: Any, submission_id: str, poll_s: float = 2.0, on_log: Callable[
         deadline: ``time.time()`` after which the job is stopped (status then says why).
         should_stop: called every poll; a non-empty return is a reason to stop the job now.
         patience_s: give up when the head has not answered a poll for this long.
+        pending_timeout_s: when the job is still PENDING this long after the wait began (0 = no limit),
+            ask it to stop and return at once (Ray keeps a stop of a driver it has not placed until it
+            places it, listing the job PENDING meanwhile); while it is PENDING, a progress line goes to
+            ``on_log`` every 30 s.
 
     Returns:
-        The final ``job_info`` plus ``"stopped_because"`` when we stopped it.
+        The final ``job_info`` (the last PENDING one when ``pending_timeout_s`` ended the wait) plus
+        ``"stopped_because"`` when we stopped it, and ``"never_started"``: True when its driver never
+        started (``PendingWatch.never_started``).
 
     Raises:
         ClusterUnreachable: no poll answered for ``patience_s`` (the job may still be running).
@@ -235,6 +305,7 @@ def wait(client: Any, submission_id: str, poll_s: float = 2.0, on_log: Callable[
     reason: str | None = None
     stopped = False
     answered = time.monotonic()
+    pending = PendingWatch(submission_id, pending_timeout_s, on_log)
     while True:
         try:
             info = job_info(client, submission_id)
@@ -247,7 +318,14 @@ def wait(client: Any, submission_id: str, poll_s: float = 2.0, on_log: Callable[
             if info["status"] in TERMINAL:
                 if reason:
                     info["stopped_because"] = reason
-                return info
+                return {**info, "never_started": pending.never_started(info)}
+            if reason is None and (never := pending.check(info)):
+                # Ray cannot stop a driver it has not placed: the stop waits in the job supervisor's queue and
+                # ends the job as soon as it is placed; Ray lists it PENDING until then (or until
+                # RAY_JOB_START_TIMEOUT_SECONDS fails it), so waiting here for STOPPED would not end
+                log.warning("stopping %s: %s", submission_id, never)
+                stop(client, submission_id)
+                return {**info, "stopped_because": never, "never_started": True}
             if reason is None:
                 reason = ("deadline reached" if deadline and time.time() > deadline else None) or \
                     (should_stop() if should_stop else None)

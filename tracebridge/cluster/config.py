@@ -71,6 +71,9 @@ class ClusterConfig:
     entrypoint_num_cpus: float = field(default=0.0, metadata={
         "help": "CPUs reserved for the job driver (0 = none; trials reserve their own)."})
     entrypoint_num_gpus: float = field(default=0.0, metadata={"help": "GPUs reserved for the job driver."})
+    entrypoint_resources: dict[str, float] = field(default_factory=dict, metadata={
+        "help": "Custom resources reserved for the job driver, e.g. {driver_node: 1} to place it on a node "
+                "started with that resource (empty = none)."})
     start_timeout_s: float = field(default=90.0, metadata={"help": "local: seconds to wait for the head to answer."})
     ray_command: str = field(default="", metadata={
         "help": "local: the `ray` executable that starts the head; '' = this venv's (else `ray` on PATH)."})
@@ -81,6 +84,12 @@ class ClusterConfig:
     wait_patience_s: float = field(default=300.0, metadata={
         "help": "While waiting on a job (submit, logs --follow, window): seconds its polls may go unanswered "
                 "in a row before giving up (exit 3; the job itself keeps running on a remote head)."})
+    pending_timeout_s: float = field(default=600.0, metadata={
+        "help": "While waiting on a job (submit --wait, window): seconds it may stay PENDING (its driver not "
+                "started: no node has the entrypoint_* resources it asks for, or its runtime_env is still being "
+                "set up) before it is stopped and submit exits 1 naming the resources asked for and those of the "
+                "cluster; 0 = wait until Ray fails it (RAY_JOB_START_TIMEOUT_SECONDS on the head, 15 min by "
+                "default). Raise it for a runtime_env with large pip installs or an autoscaler adding the node."})
 
     def validate(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
@@ -97,6 +106,9 @@ class ClusterConfig:
             p.append(f"request_timeout_s={self.request_timeout_s}: must be > 0 seconds (e.g. 30)")
         if self.wait_patience_s < 0:
             p.append(f"wait_patience_s={self.wait_patience_s}: must be >= 0 seconds (0 = give up at the first miss)")
+        if self.pending_timeout_s < 0:
+            p.append(f"pending_timeout_s={self.pending_timeout_s}: must be >= 0 seconds (0 = Ray's own limit)")
+        p += [f"entrypoint_resources.{k}={v}: must be >= 0" for k, v in self.entrypoint_resources.items() if v < 0]
         if self.start_timeout_s <= 0:
             p.append(f"start_timeout_s={self.start_timeout_s}: must be > 0 seconds (e.g. 90)")
         if self.num_cpus < 0:

@@ -52,10 +52,10 @@ class SweepPlan:
     specs: list[dict[str, Any]] = field(default_factory=list)
     cfg: Any = None
 
-    @property
-    def expect(self) -> dict[str, str]:
-        """What the pulled report's manifest must say (``pull_report``'s ``expect``)."""
-        return {"sweep_id": self.sweep_id, "bundle_id": self.bundle_id}
+    def expect(self, submission_id: str) -> dict[str, str]:
+        """What the report ``submission_id`` (an attempt of this plan) pushed must say in its manifest
+        (``pull_report``'s ``expect``)."""
+        return {"sweep_id": self.sweep_id, "bundle_id": self.bundle_id, "submission_id": submission_id}
 
     def metadata(self, attempt: int) -> dict[str, str]:
         """Job metadata (strings only, no secrets): what `list`, `pull` and `--resume` read back."""
@@ -211,6 +211,37 @@ def submit_sweep(target: Target, plan: SweepPlan, attempt: int, working_dir: Pat
             "trials": plan.trials, "address": target.address, "entrypoint": entry}
 
 
+def never_started_report(target: Target, info: dict[str, Any]) -> dict[str, Any]:
+    """Why a job ended (or was stopped) before its driver started: ``{"message", "requested",
+    "cluster_resources"}``, the message giving what its driver asked for next to what the cluster has, the
+    likely causes and what to do."""
+    from tracebridge.cluster.client import cluster_resources, cluster_status, driver_request
+
+    cfg = target.cfg
+    asked, have = driver_request(cfg), cluster_resources(cluster_status(target.client))
+    short = [k for k, v in asked.items() if have and have.get(k, {}).get("total", 0.0) < v]
+    setup = ", ".join(x for x in (f"pip {list(cfg.pip)}" if cfg.pip else "", f"image {cfg.image}" if cfg.image
+                                  else "") if x) or "working_dir upload"
+    stopped = (f"{info['stopped_because']}; its stop is requested and ends it as soon as Ray places its driver, "
+               "so it will not train unattended (Ray lists it PENDING until then, or fails it after "
+               "RAY_JOB_START_TIMEOUT_SECONDS)"
+               if info.get("stopped_because") else f"Ray ended it {info['status']}")
+    parts = [
+        f"job {info['submission_id']} never started: its driver stayed PENDING; {stopped}",
+        (f"its driver asked for {asked or 'no reserved resources'} (cluster keys entrypoint_num_cpus, "
+         "entrypoint_num_gpus, entrypoint_resources)"),
+        "the cluster has " + (", ".join(f"{k} {v['total']:g} ({v['free']:g} free)" for k, v in sorted(have.items()))
+                              or "resources the dashboard did not report"),
+        f"no node offers enough {', '.join(short)}" if short else "",
+        ("likely causes: no node has the resources the driver asks for (a GPU or custom resource the cluster "
+         f"lacks, or one an autoscaler has not added yet), or its runtime_env ({setup}) is still being set up"),
+        f"Ray says: {info.get('message') or '-'}",
+        ("fix the cluster or its entrypoint_* keys (or raise pending_timeout_s) and submit again with --resume "
+         "(the next attempt)"),
+    ]
+    return {"message": "; ".join(x for x in parts if x), "requested": asked, "cluster_resources": have}
+
+
 def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
                 expect: dict[str, str] | None = None) -> dict[str, Any]:
     """Download the report folder at ``uri`` and verify it against its manifest; only a verified
@@ -218,12 +249,15 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
     Each request waits at most ``storage_io.request_timeout_s`` and is tried ``storage_io.retry.attempts``
     times (defaults: those of ``tracebridge fetch``). ``expect`` holds manifest fields the report must
     have (``sweep_id``, ``bundle_id`` of the plan or job it is pulled for): a report that verifies
-    against its own manifest but is another sweep's or bundle's is refused too.
+    against its own manifest but is another sweep's or bundle's is refused too, and so is one another
+    attempt wrote (``submission_id``: the attempt pulled for pushed no report, an earlier one's lies there).
+    A manifest written before submission ids were recorded is accepted with a note saying so.
 
     Returns:
-        ``{"path", "problems", "report_html", "manifest"}``; ``problems`` is empty when every file
-        matches its manifest hash (they name the files at ``uri``); ``report_html`` and ``manifest``
-        are None when it is not. A storage that cannot be reached (after the tries) adds
+        ``{"path", "problems", "report_html", "manifest", "written_by", "notes"}``; ``problems`` is empty
+        when every file matches its manifest hash (they name the files at ``uri``); ``report_html`` and
+        ``manifest`` are None when it is not; ``written_by`` is the manifest's ``submission_id`` (None
+        when it records none, which a note then says). A storage that cannot be reached (after the tries) adds
         ``"unreachable": True`` (try again later, exit 3), one that refuses us (no credentials, no
         permission) a problem.
     """
@@ -235,7 +269,7 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
     from tracebridge.report import verify_report
     from tracebridge.sweep.storage import get_dir
 
-    failed = {"path": str(out), "report_html": None, "manifest": None}
+    failed = {"path": str(out), "report_html": None, "manifest": None, "written_by": None, "notes": []}
     if bad := uri_problem(uri):
         return {**failed, "problems": [bad]}
     out = Path(out)
@@ -264,15 +298,30 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
             shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"path": str(out), "problems": [], "manifest": json.loads((out / "manifest.json").read_text()),
+    man = json.loads((out / "manifest.json").read_text())
+    return {"path": str(out), "problems": [], "manifest": man, "written_by": man.get("submission_id"),
+            "notes": [] if man.get("submission_id") else [UNSTAMPED.format(uri=uri.rstrip("/"))],
             "report_html": str(out / "report.html") if (out / "report.html").is_file() else None}
 
 
+UNSTAMPED = ("{uri}/manifest.json: records no submission_id (written before reports named the attempt that "
+             "wrote them, or outside a Ray job): which attempt of the sweep wrote it is not checked")
+
+
 def report_mismatch(report: Path, uri: str, expect: dict[str, str] | None) -> list[str]:
-    """Problems of a verified report whose manifest fields differ from ``expect`` (its sweep or bundle is not
-    the one it was pulled for)."""
+    """Problems of a verified report whose manifest fields differ from ``expect``: its sweep or bundle is not
+    the one it was pulled for, or another attempt (``submission_id``) wrote it. A manifest that records no
+    ``submission_id`` is not a problem here (``pull_report`` notes it)."""
     import json
 
     man = json.loads((Path(report) / "manifest.json").read_text())
-    return [f"{uri.rstrip('/')}/manifest.json:{k}: {man.get(k)} is not the expected {v} (the report of another "
-            f"sweep or bundle lies at that URI)" for k, v in (expect or {}).items() if v and man.get(k) != v]
+    where = f"{uri.rstrip('/')}/manifest.json"
+    probs = []
+    for k, v in (expect or {}).items():
+        if not v or man.get(k) == v or (k == "submission_id" and not man.get(k)):
+            continue
+        why = (f"written by {man[k]}, not by {v} ({v} pushed no report, or a later attempt replaced it; "
+               f"`tracebridge pull {man[k]}` gets that one)" if k == "submission_id"
+               else f"{man.get(k)} is not the expected {v} (the report of another sweep or bundle lies at that URI)")
+        probs.append(f"{where}:{k}: {why}")
+    return probs

@@ -150,22 +150,6 @@ def billed_rate(status: dict[str, Any] | None, rows: list[dict[str, Any]], head_
     return sum(price.get(t, dearest) * n for t, n in counts.items())
 
 
-def fetch_cluster_status(address: str, token: str | None) -> dict[str, Any] | None:
-    """The autoscaler status JSON from the dashboard (None if unavailable)."""
-    import json
-    import urllib.request
-
-    req = urllib.request.Request(f"{address}/api/cluster_status")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            data = json.loads(resp.read()).get("data") or {}
-    except (OSError, ValueError):
-        return None
-    return data.get("cluster_status") or data.get("clusterStatus")
-
-
 def run_until(cmd: list[str], watchdog: Watchdog, timeout_s: float, what: str) -> None:
     """Run ``cmd`` to completion unless the watchdog or ``timeout_s`` ends it first.
 
@@ -296,8 +280,8 @@ def sweep_work(plan: WindowPlan, sweep: Any, cluster: Any, working_dir: Path, cf
         sweep: a ``tracebridge.cluster.submit.SweepPlan``.
         cluster: the ``ClusterConfig`` (kind remote, forwarded address, window token file).
     """
-    from tracebridge.cluster.client import ClusterError, connect, read_token, wait
-    from tracebridge.cluster.submit import Target, pull_report, submit_sweep
+    from tracebridge.cluster.client import ClusterError, cluster_status, connect, read_token, wait
+    from tracebridge.cluster.submit import Target, never_started_report, pull_report, submit_sweep
 
     def work(dog: Watchdog) -> dict[str, Any]:
         end = time.time() + cfg.connect_timeout_s
@@ -310,22 +294,24 @@ def sweep_work(plan: WindowPlan, sweep: Any, cluster: Any, working_dir: Path, cf
                 if time.time() > end:
                     raise RuntimeError(f"Jobs API at {cluster.address} did not answer: {exc}") from exc
                 time.sleep(1.0)
-        sub = submit_sweep(Target(cluster, cluster.address, client), sweep, attempt, working_dir)
-        token = read_token(cluster)
+        target = Target(cluster, cluster.address, client)
+        sub = submit_sweep(target, sweep, attempt, working_dir)
 
         def over_budget() -> str | None:
-            rate = billed_rate(fetch_cluster_status(cluster.address, token), plan.node_types, plan.head_type)
+            rate = billed_rate(cluster_status(client), plan.node_types, plan.head_type)
             dog.observe(plan.hourly_usd if rate is None else rate)  # no autoscaler report: assume worst case
             return dog.reason()
 
         info = wait(client, sub["submission_id"], cfg.poll_s, on_log, should_stop=over_budget,
-                    patience_s=cluster.wait_patience_s)
+                    patience_s=cluster.wait_patience_s, pending_timeout_s=cluster.pending_timeout_s)
+        res: dict[str, Any] = {"submission": sub, "status": info["status"], "ok": info["status"] == "SUCCEEDED"}
+        if info["never_started"]:
+            return {**res, "error": never_started_report(target, info)["message"]}
         if info.get("stopped_because"):
             raise BudgetExceeded(f"budget cap reached; job {sub['submission_id']} stopped")
-        res: dict[str, Any] = {"submission": sub, "status": info["status"], "ok": info["status"] == "SUCCEEDED"}
         if res["ok"]:
             pulled = pull_report(sub["report_uri"], Path(cfg.reports_dir) / sweep.sweep_id, sweep.cfg.storage_io,
-                                 sweep.expect)
+                                 sweep.expect(sub["submission_id"]))
             res.update(report=pulled["report_html"], report_problems=pulled["problems"],
                        ok=not pulled["problems"])
         return res

@@ -16,13 +16,13 @@ from typing import Any
 
 from tracebridge.report.manifest import build_manifest, verify_report
 
-__all__ = ["write_report", "verify_report"]
+__all__ = ["verify_report", "write_report"]
 
 
 def write_report(trials: list[dict[str, Any]], out_dir: str | Path, config: dict[str, Any] | None = None,
                  wall_s: float = 0.0, bundle_id: str | None = None, n_boot: int = 1000, ci: float = 0.95,
                  title: str = "TraceBridge report", sweep_id: str | None = None,
-                 prices: dict[str, float] | None = None) -> dict[str, Any]:
+                 prices: dict[str, float] | None = None, submission_id: str | None = None) -> dict[str, Any]:
     """Write ``results.json``, ``report.html`` and ``manifest.json`` into ``out_dir``.
 
     Args:
@@ -36,6 +36,8 @@ def write_report(trials: list[dict[str, Any]], out_dir: str | Path, config: dict
         sweep_id: the sweep stamped into the manifest (default: ``config["sweep_id"]``).
         prices: USD/h per instance type for the cost estimate (a sweep's ``window.prices``;
             default: ``tracebridge.cluster.config.DEFAULT_PRICES``).
+        submission_id: the Ray job (sweep id + attempt) writing the report, stamped into the manifest so
+            ``pull <submission id>`` can tell its report from an earlier attempt's; None outside a Ray job.
 
     Returns:
         The manifest (also written).
@@ -49,10 +51,11 @@ def write_report(trials: list[dict[str, Any]], out_dir: str | Path, config: dict
     rpath = out / "results.json"
     rpath.write_text(json.dumps(results, indent=2, sort_keys=True, default=str))
     # the page shows a provisional stamp (everything but its own hash); manifest.json is the record
-    stamp = build_manifest(out, [rpath], config or {}, trials, wall_s, bundle_id, sweep_id, prices)
+    stamp = build_manifest(out, [rpath], config or {}, trials, wall_s, bundle_id, sweep_id, prices, submission_id)
     hpath = out / "report.html"
     hpath.write_text(render_html(results, stamp, title), encoding="utf-8")
-    manifest = build_manifest(out, [rpath, hpath], config or {}, trials, wall_s, bundle_id, sweep_id, prices)
+    manifest = build_manifest(out, [rpath, hpath], config or {}, trials, wall_s, bundle_id, sweep_id, prices,
+                              submission_id)
     manifest["winners"] = {r: b.get("winner") for r, b in results["roles"].items()}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
     return manifest

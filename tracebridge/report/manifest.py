@@ -1,5 +1,7 @@
 """The report manifest: what produced the results and hashes of every result file, so a pulled
-report can be verified. Fields: report_id, created_at, sweep_id, bundle_id, config (resolved) +
+report can be verified. Fields: report_id, created_at, sweep_id, submission_id (the Ray job, i.e. the
+attempt ``<sweep id>-a<N>``, that wrote the report; null outside a Ray job; absent from manifests
+written before it was recorded), bundle_id, config (resolved) +
 config_hash, code_version (git sha, or the package version), model, seeds, trials, cluster (the
 nodes the trials ran on: GPU type, GPUs, trials, GPU-hours; and the driver's host), hardware (the
 driver's machine, which wrote the report), wall_s, trial_wall_s, gpu_hours (Σ trial GPUs × trial
@@ -27,7 +29,7 @@ def code_version(repo: Path | None = None) -> str:
         sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
         return f"git:{sha}{'+dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         from importlib.metadata import PackageNotFoundError, version
@@ -60,13 +62,23 @@ def file_entry(path: Path, root: Path) -> dict[str, Any]:
     return {"path": str(path.relative_to(root)), "sha256": sha256_bytes(data), "bytes": len(data)}
 
 
+def report_id(man: dict[str, Any]) -> str:
+    """The id a manifest's content gives: its files, config hash, bundle, and the submission that wrote it
+    when it records one (so manifests written before that field keep their id)."""
+    ident = {"files": man.get("files"), "config_hash": man.get("config_hash"), "bundle": man.get("bundle_id")}
+    if man.get("submission_id"):
+        ident["submission"] = man["submission_id"]
+    return sha256_json(ident)
+
+
 def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], trials: list[dict[str, Any]],
                    wall_s: float, bundle_id: str | None = None, sweep_id: str | None = None,
-                   prices: dict[str, float] | None = None) -> dict[str, Any]:
+                   prices: dict[str, float] | None = None, submission_id: str | None = None) -> dict[str, Any]:
     """The manifest of a report folder (pure apart from hashing ``files`` and asking git).
 
     Args:
         sweep_id: the sweep (default: ``config["sweep_id"]``, None outside sweeps).
+        submission_id: the Ray job (sweep id + attempt) writing the report; None outside a Ray job.
         prices: USD/h per instance type for ``cost_estimate`` (a sweep's ``window.prices``;
             default: ``tracebridge.cluster.config.DEFAULT_PRICES``).
     """
@@ -77,7 +89,8 @@ def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], tri
     trial_wall = sum(float(t.get("wall_s") or 0.0) for t in trials)
     table = "window.prices" if prices is not None else "tracebridge.cluster.config.DEFAULT_PRICES"
     man = {
-        "created_at": utc_now(), "sweep_id": sweep_id or config.get("sweep_id"), "bundle_id": bundle,
+        "created_at": utc_now(), "sweep_id": sweep_id or config.get("sweep_id"), "submission_id": submission_id,
+        "bundle_id": bundle,
         "config": config, "config_hash": sha256_json(config),
         "code_version": code_version(), "model": sorted({str(t.get("model")) for t in trials}),
         "seeds": sorted({t.get("seed") for t in trials if t.get("seed") is not None}),
@@ -91,7 +104,7 @@ def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], tri
         "cost_estimate": cost_estimate(trials, DEFAULT_PRICES if prices is None else prices, table),
         "files": [file_entry(p, out_dir) for p in files],
     }
-    man["report_id"] = sha256_json({"files": man["files"], "config_hash": man["config_hash"], "bundle": bundle})
+    man["report_id"] = report_id(man)
     return man
 
 
@@ -129,9 +142,9 @@ def verify_report(out_dir: Path) -> list[str]:
             probs.append(f"{mpath}:files[{i}].path: {rel} is missing")
         elif sha256_bytes(p.read_bytes()) != f.get("sha256"):
             probs.append(f"{mpath}:files[{i}].sha256: {rel} was modified")
-    if man.get("report_id") != sha256_json({"files": files, "config_hash": man.get("config_hash"),
-                                            "bundle": man.get("bundle_id")}):
-        probs.append(f"{mpath}:report_id: does not match the manifest's files, config_hash and bundle_id")
+    if man.get("report_id") != report_id(man):
+        probs.append(f"{mpath}:report_id: does not match the manifest's files, config_hash, bundle_id and "
+                     "submission_id")
     if man.get("config_hash") != sha256_json(man.get("config")):
         probs.append(f"{mpath}:config_hash: does not match the manifest's config")
     listed = {f.get("path") for f in files} | {"manifest.json"}

@@ -63,7 +63,9 @@ class BudgetConfig:
                 "(its state saved, the job exits 1 naming the unfinished trials); `submit --resume` continues them "
                 "from their last checkpoint under the budget it is given."})
     max_concurrent: int = field(default=0, metadata={
-        "help": "Trials at once; 0 = cluster GPUs / GPUs per trial (GPU sweeps) or as many as CPUs allow."})
+        "help": "Trials at once; 0 = cluster GPUs / GPUs per trial (GPU sweeps) or as many as CPUs allow. Each "
+                "attempt uses its own value: `submit --resume budget.max_concurrent=N` caps the trials started "
+                "after the resume (those already started continue)."})
 
     def problems(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""

@@ -1,6 +1,6 @@
 """The ends of a sweep job: check that storage takes writes and connect the driver to Ray; write the report of the finished trials
 (``tracebridge.report.write_report``: results.json, report.html, manifest.json stamped with the
-sweep id, bundle id, resolved config, the nodes the trials ran on, GPU-hours and their cost at
+sweep id, the submission id of the job (the attempt) that wrote it, bundle id, resolved config, the nodes the trials ran on, GPU-hours and their cost at
 ``window.prices``) and push it to ``<storage>/reports/<sweep id>``, retrying
 an unreachable storage with backoff and keeping the report locally when it stays unreachable.
 """
@@ -81,15 +81,30 @@ def init_ray(work_root: Path) -> dict[str, float]:
     return dict(ray.cluster_resources())
 
 
+def job_submission_id() -> str | None:
+    """The submission id of the Ray job this process is the driver of (``<sweep id>-a<attempt>`` when
+    ``tracebridge submit`` sent it), read from the job config the Jobs API hands its driver; None when run
+    outside a Ray job (``python jobs/sweep.py ...``)."""
+    import json
+
+    try:
+        meta = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}").get("metadata") or {}
+    except (ValueError, AttributeError):
+        return None
+    return meta.get("job_submission_id") or None
+
+
 def report_config(cfg: SweepConfig, sweep_id: str, bundle_id: str, recipes: dict[str, Any]) -> dict[str, Any]:
     """The resolved config stamped into the report manifest (no secrets: only names of env vars)."""
     return {"sweep_id": sweep_id, "bundle_id": bundle_id, "sweep": to_dict(cfg), "recipes": recipes}
 
 
 def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str, bundle_id: str,
-                   recipes: dict[str, Any], wall_s: float, local_dir: Path) -> dict[str, Any]:
-    """Write the report into ``local_dir`` and push it to storage (each request bounded by
-    ``cfg.storage_io.request_timeout_s``, transient failures retried with backoff, ``cfg.push``).
+                   recipes: dict[str, Any], wall_s: float, local_dir: Path,
+                   submission_id: str | None = None) -> dict[str, Any]:
+    """Write the report into ``local_dir``, its manifest stamped with ``submission_id`` (the job that
+    wrote it), and push it to storage (each request bounded by ``cfg.storage_io.request_timeout_s``,
+    transient failures retried with backoff, ``cfg.push``).
 
     Returns:
         ``{"report_uri", "local_dir", "manifest"}``.
@@ -104,7 +119,7 @@ def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str
     manifest = write_report(trials, local_dir, config=report_config(cfg, sweep_id, bundle_id, recipes),
                             wall_s=wall_s, bundle_id=bundle_id, n_boot=int(ev.get("n_boot", 1000)),
                             ci=float(ev.get("ci", 0.95)), title=f"TraceBridge sweep {sweep_id}",
-                            sweep_id=sweep_id, prices=dict(cfg.window.prices))
+                            sweep_id=sweep_id, prices=dict(cfg.window.prices), submission_id=submission_id)
     uri = join(cfg.storage, "reports", sweep_id)
     try:
         put_dir(local_dir, uri, replace(cfg.storage_io, retry=cfg.push), f"push of the report to {uri}")
@@ -116,15 +131,17 @@ def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str
 
 def publish_into(summary: dict[str, Any], trials: list[dict[str, Any]], cfg: SweepConfig, name: str,
                  bundle_id: str, recipes: dict[str, Any], wall_s: float, local_dir: Path) -> bool:
-    """The jobs' report step: ``publish_report`` with its outcome added to ``summary``
-    (``report_uri`` and ``winners``, or ``report_local`` and ``report_error`` when the push failed,
-    logged as an error naming the storage URI, the error and the local path).
+    """The jobs' report step: ``publish_report`` stamped with this job's submission id, with its
+    outcome added to ``summary`` (``submission_id``; ``report_uri`` and ``winners``, or ``report_local``
+    and ``report_error`` when the push failed, logged as an error naming the storage URI, the error and
+    the local path).
 
     Returns:
         Whether the report reached storage.
     """
+    summary["submission_id"] = job_submission_id()
     try:
-        pub = publish_report(trials, cfg, name, bundle_id, recipes, wall_s, local_dir)
+        pub = publish_report(trials, cfg, name, bundle_id, recipes, wall_s, local_dir, summary["submission_id"])
     except ReportNotPushed as exc:
         log.error("report not pushed: %s", exc)
         summary.update(report_local=str(exc.local_dir), report_error=str(exc))

@@ -1,8 +1,8 @@
 """The sweep driver on Ray Tune: build the Tuner (grid of specs, per-trial resources,
 ``RunConfig(storage_path, storage_filesystem, name=sweep id)`` with the storage bounded by the sweep's
 ``storage_io``, ``FailureConfig`` retries, actor reuse so trial workers keep torch/transformers
-imported), or ``Tuner.restore`` an interrupted run of the same sweep; then collect each trial's final
-checkpoint into result dicts for the report.
+imported), or ``Tuner.restore`` an interrupted run of the same sweep under this attempt's trial limit;
+then collect each trial's final checkpoint into result dicts for the report.
 """
 
 from __future__ import annotations
@@ -43,6 +43,41 @@ def max_concurrent(cfg: SweepConfig, cluster: dict[str, float]) -> int | None:
         per_cpu = cfg.resources.cpu * cfg.resources.workers
         return max(1, int(cluster.get("CPU", 1) // max(per_cpu, 1e-9)))
     return None
+
+
+def limit_search(limit: int | None) -> Any:
+    """Tune's grid generator capped at ``limit`` trials at once (None = no cap), keeping that cap when a
+    resumed run loads the generator's saved state: Tune's ``BasicVariantGenerator.set_state`` would bring
+    back the first attempt's ``max_concurrent`` with the rest of its state."""
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    class LimitedGrid(BasicVariantGenerator):
+        def set_state(self, state: dict[str, Any]) -> None:
+            keep = self.max_concurrent
+            super().set_state(state)
+            self.max_concurrent = keep
+
+    return LimitedGrid(max_concurrent=limit or 0)
+
+
+def apply_limit_on_restore(tuner: Any, limit: int | None, sweep: str) -> None:
+    """Make the restored ``tuner`` run at most ``limit`` trials at once (this attempt's ``budget.max_concurrent``
+    or the cluster it now runs on), not the limit its first attempt pickled with its TuneConfig. Trials the
+    earlier attempt had already started are resumed as resources allow; the limit caps the ones started after.
+
+    Raises:
+        RuntimeError: a Tuner without the local state this reads (a Ray Client tuner).
+    """
+    from dataclasses import replace
+
+    inner = getattr(tuner, "_local_tuner", None)
+    if inner is None or not hasattr(inner, "_tune_config"):
+        raise RuntimeError(f"sweep {sweep}: cannot set the trial limit of a restored Tune run on this Ray")
+    old = inner._tune_config
+    before = getattr(old.search_alg, "max_concurrent", old.max_concurrent_trials) or None
+    if before != limit:
+        log.info("sweep %s: trials at once %s (the earlier attempt: %s)", sweep, limit or "no cap", before or "no cap")
+    inner._tune_config = replace(old, max_concurrent_trials=None, search_alg=limit_search(limit))
 
 
 def progress_callback(total: int) -> Any:
@@ -133,12 +168,15 @@ def build_tuner(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]]
     trainable = tune.with_resources(tune.with_parameters(tune_trial, ctx=ctx), trial_resources(cfg))
     storage_path, fs = tune_storage(cfg.storage, cfg.storage_io)
     exp_path = join(storage_path, ctx.sweep_id)
+    limit = max_concurrent(cfg, ray.cluster_resources())
     if run_exists(join(cfg.storage, ctx.sweep_id), exp_path, fs):
         log.info("resuming sweep %s from %s", ctx.sweep_id, join(cfg.storage, ctx.sweep_id))
-        return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True,
-                                  storage_filesystem=fs)
+        tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True,
+                                   storage_filesystem=fs)
+        apply_limit_on_restore(tuner, limit, ctx.sweep_id)
+        return tuner
     # no time_budget_s: Tune would mark the trials it stops as finished (budget.BudgetTimer interrupts instead)
-    tc = tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent(cfg, ray.cluster_resources()),
+    tc = tune.TuneConfig(reuse_actors=True, search_alg=limit_search(limit),
                          trial_dirname_creator=lambda t: t.config["spec"]["trial_id"],
                          trial_name_creator=lambda t: t.config["spec"]["trial_id"])
     rc = tune.RunConfig(name=ctx.sweep_id, storage_path=storage_path, storage_filesystem=fs,

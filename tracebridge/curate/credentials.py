@@ -71,7 +71,7 @@ _NAME = r"(?:passw(?:or)?d|passphrase|secret|token|(?:api|secret|access|private|
 _VALUE = r"(?=(?P<q>[\"'])(?P<quoted>[^\"'\s]{1,512})(?P=q)|(?P<bare>[^\s\"'`,;&<>()\[\]{}]{1,512}))"
 KEYWORD = re.compile(rf"(?ai){_NAME}(?![A-Za-z0-9_.\-])[\"']?(?P<sep>[ \t]*(?:=>|:=|[:=])[ \t]*|[ \t]+){_VALUE}")
 SECRET_NAME = re.compile(rf"(?ai)-{{0,2}}[A-Za-z0-9_.\-]*{_NAME}")  # a dict key or argv flag, whole
-_FLAG = re.compile(r"--[A-Za-z0-9-]{0,32}$")  # a flag's name before the secret name: `--db-password value`
+_FLAG = re.compile(r"--[A-Za-z0-9-]{0,32}\Z")  # a flag's name before the secret name: `--db-password value`
 USER_FLAG = re.compile(r"(?<![\w-])(?:-u|--user|--proxy-user)(?:[ \t]+|=)(?=([\"']?)([^\s:\"'/@]{1,64}):([^\s\"']{1,256})\1)")
 _USER_PW = re.compile(r"[^\s:\"'/@]{1,64}:(\S{1,256})")
 _USER_FLAGS = frozenset({"-u", "--user", "--proxy-user"})

@@ -227,7 +227,7 @@ class Detectors(Triggers):
         list element ``name``, a ``--flag`` or ``-u``), which ``value`` alone does not show."""
         if "secrets" not in self.on or (argv and not (name.startswith("--") or name == "-u")):
             return []
-        return [Span(a, b, "SECRET") for a, b in keyed_spans(name, value)]
+        return [Span(a, b, "SECRET") for a, b in keyed_spans(name, value, argv)]
 
     def find(self, text: str, keyed: list[Span] | None = None) -> list[Span]:
         """Every detected span of ``text`` (and ``keyed``, from ``keyed``), overlaps resolved, sorted by start."""

@@ -54,6 +54,7 @@ POSITIVES = [
     ("secret quoted", "client_secret: 'opensesame'", "opensesame"),
     ("quote inside", 'passphrase="don\'t tell bob"', "don't tell bob"),
     ("escaped JSON", '{\\"password\\": \\"hunter2x9\\"}', "hunter2x9"),  # JSON inside a string
+    ("quote cut off", 'log tail: password: "hunter2x9\n[truncated]', "hunter2x9"),  # no closing quote
 ]
 
 NEGATIVES = [

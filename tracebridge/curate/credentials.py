@@ -8,11 +8,15 @@ they are. Three more are found by what surrounds the value, and their value must
   ``passphrase``, ``secret``, ``token`` or ``api/secret/access/private/auth/client`` + ``key``
   (``DB_PASSWORD``, ``x-api-key``, ``client_secret``; not ``token_count``, ``max_tokens``,
   ``password_reset_link``), then ``=``, ``:``, ``:=`` or ``=>`` (``--name value`` for flags), then
-  the value up to whitespace, a quote or ``& , ; < > ( ) [ ] { }``; in records also a string
-  under such a dict key or after such an argv flag (``keyed_spans``);
+  the value in quotes or up to whitespace, a quote or ``& , ; < > ( ) [ ] { }``; in records also
+  a string under such a dict key or after such an argv flag (``keyed_spans``);
 - ``-u``/``--user``/``--proxy-user`` then ``user:password`` (curl, wget): the password;
 - a base64 run of 16-1024 characters that decodes to printable ASCII holding ``user:password`` or
   anything the credential detectors find (``base64_texts``; ``Detectors`` re-scans it): the run.
+
+Where the context alone says "password" (``secret_shaped``'s ``strong``: a quoted value or a dict
+key's string after a ``pass``/``secret`` name, curl's or wget's ``-u``, ``--proxy-user``), any value
+of 6+ characters but a stand-in is one, blanks included (``"correct horse battery staple"``).
 
 Their triggers, ``keyword_hit`` and ``base64_hit``, are in ``tracebridge.curate.triggers``. Pure; no I/O.
 """
@@ -71,9 +75,10 @@ def basic_auth_ok(token: str) -> bool:
 # and "k", which the byte trigger, lowering ASCII only, would not see.
 _NAME = r"(?:passw(?:or)?d|passphrase|secret|token|(?:api|secret|access|private|auth|client)[_-]?key)"
 # A value in quotes (escaped ones too: JSON inside a string), which may hold blanks, or bare, up to
-# whitespace, a quote or ``` , ; & < > ( ) [ ] { }``.
+# whitespace, a quote or ``` , ; & < > ( ) [ ] { }``, also after a quote that is not closed on its
+# line (a cut-off output: ``password: "hunter2x9``).
 _VALUE = (r"(?=(?P<q>\\?[\"'])(?P<quoted>(?:(?!(?P=q))[^\r\n]){1,512})(?P=q)"
-          r"|(?P<bare>[^\s\"'`,;&<>()\[\]{}]{1,512}))")
+          r"|(?:\\?[\"'])?(?P<bare>[^\s\"'`,;&<>()\[\]{}]{1,512}))")
 KEYWORD = re.compile(rf"(?ai)(?P<name>{_NAME})(?![A-Za-z0-9_.\-])(?:\\?[\"'])?"
                      rf"(?P<sep>[ \t]*(?:=>|:=|[:=])[ \t]*|[ \t]+){_VALUE}")
 SECRET_NAME = re.compile(rf"(?ai)-{{0,2}}[A-Za-z0-9_.\-]*{_NAME}")  # a dict key or argv flag, whole

@@ -157,6 +157,11 @@ def base64_hit(data: bytes, lo: int = 0, hi: int | None = None) -> bool:
 # found on UTF-8 bytes: their lead bytes first (8 values; CJK, punctuation and emoji text has none
 # or few), then their exact encodings (``_other_digit_bytes``).
 _OTHER_DIGITS_BELOW = 0x20000
+# What Unicode case folding (``re``'s IGNORECASE, which the terms' patterns use) takes for an ASCII
+# letter: the long s, the Kelvin sign, the dotted and the dotless i. ASCII terms are looked for in a
+# text holding one with these folded (``Jeſſica``, ``Kim`` with a Kelvin sign).
+_ASCII_FOLDS = str.maketrans({"\u017f": "s", "\u212a": "k", "\u0130": "i", "\u0131": "i"})
+_ASCII_FOLD_BYTES = tuple(chr(c).encode() for c in (0x17F, 0x212A, 0x130, 0x131))
 
 
 @functools.cache
@@ -211,6 +216,7 @@ class Triggers:
         words = [w.strip().lower() for _, ws in self.cfg.terms.items() for w in ws] if "terms" in on else []
         words_b = [w.encode() for w in words if w.isascii()]
         self._words_u = [w for w in words if not w.isascii()]
+        self._words_f = [w.translate(_ASCII_FOLDS) for w in words]
         ip4 = re.compile(rb"\.\d{1,3}\.\d{1,3}\.\d").search  # literal-led: fast
         checks: list[tuple[frozenset[str] | None, bool, Callable[[bytes], Any]]] = [
             (frozenset({"email"}), "email" in on, lambda d: b"@" in d or b"%40" in d),
@@ -237,14 +243,21 @@ class Triggers:
         return out if data.isascii() else out | self._non_ascii(text, data)
 
     def _non_ascii(self, text: str | bytes, data: bytes) -> frozenset[str]:
-        """Groups opened by non-ASCII text: digits of other scripts, non-ASCII terms."""
+        """Groups opened by non-ASCII text: digits of other scripts, non-ASCII terms, ASCII terms
+        written with a letter Unicode folds to ASCII (``_ASCII_FOLDS``)."""
         out: frozenset[str] = frozenset()
         if self._other_digits and _other_digit(data):
             out = self._other_digits
-        if self._words_u:
+        folds = bool(self._words_f) and any(c in data for c in _ASCII_FOLD_BYTES)
+        if self._words_u or folds:
             utext = text if isinstance(text, str) else data.decode("utf-8", "replace")
-            if any(w in utext.lower() for w in self._words_u):
+            low = utext.lower()
+            if any(w in low for w in self._words_u):
                 out |= {"terms"}
+            elif folds:
+                folded = utext.translate(_ASCII_FOLDS).lower()
+                if any(w in folded for w in self._words_f):
+                    out |= {"terms"}
         return out
 
     def _credential_hit(self, data: bytes) -> frozenset[str]:

@@ -202,17 +202,21 @@ def test_free_markers_open_the_secrets_group(det: Detectors) -> None:
     assert "secrets" not in det.fired(f"sg. eyj aw s{run}")  # SG. and eyJ keep their case
 
 
-def test_dict_keys_of_passwords_are_strong_and_argv_flags_are_not() -> None:
+def test_dict_keys_of_passwords_and_curl_argv_are_strong_other_argv_flags_are_not() -> None:
     # a dict key's string is a quoted value: after a password or secret name, any shape but a stand-in
     args = {"password": "correct horse battery staple", "db_secret": "opensesame", "PASSPHRASE": "letmein",
             "token": "abcdefghij", "api_key": "my key", "password_hint": "hunter", "secret": "string",
-            "argv": ["mysql", "--password", "hunter", "curl", "--proxy-user", "bob:hunter", "-u", "bob:hunter"]}
+            "mysql": ["mysql", "--password", "hunter"], "curl": ["/usr/bin/curl", "-s", "-u", "bob:hunter", "x.io"],
+            "pip": ["pip", "download", "--proxy-user", "bob:hunter"], "git": ["git", "push", "-u", "origin:feature"]}
     ev = _event({"call_id": "c1", "tool": "db", "args": args})
     out = Redactor(key=b"k").redact(ev)["payload"]["args"]
     assert {k: out[k] for k in ("password", "db_secret", "PASSPHRASE")} == {
         "password": "<SECRET_1>", "db_secret": "<SECRET_2>", "PASSPHRASE": "<SECRET_3>"}
     assert {k: out[k] for k in ("token", "api_key", "password_hint", "secret")} == {
         "token": "abcdefghij", "api_key": "my key", "password_hint": "hunter", "secret": "string"}
-    # an argv value is unquoted (``--password hunter``); --proxy-user is curl's; a bare -u may be anyone's
-    assert out["argv"] == ["mysql", "--password", "hunter", "curl", "--proxy-user", "bob:<SECRET_4>", "-u", "bob:hunter"]
+    # an argv value is unquoted (``--password hunter``); -u is curl's where the list holds curl (or
+    # wget), --proxy-user always; git's -u is no user at all
+    assert out["mysql"] == ["mysql", "--password", "hunter"] and out["git"] == args["git"]
+    assert out["curl"] == ["/usr/bin/curl", "-s", "-u", "bob:<SECRET_4>", "x.io"]
+    assert out["pip"] == ["pip", "download", "--proxy-user", "bob:<SECRET_4>"]  # the same value, the same mark
     assert Scanner().scan(Redactor().redact(ev)) == {}

@@ -93,6 +93,7 @@ USER_FLAG = re.compile(r"(?<![\w-])(?P<flag>-u|--user|--proxy-user)(?:[ \t]+|=)"
 _HTTP_CLIENT = re.compile(r"(?<![\w.-])(?:curl|wget)(?![\w.-])(?:[^;|&\n]|&(?!&))*\Z")
 _USER_PW = re.compile(r"[^\s:\"'/@]{1,64}:(\S{1,256})")
 _USER_FLAGS = frozenset({"-u", "--user", "--proxy-user"})
+_CLIENTS = frozenset({"curl", "wget", "curl.exe", "wget.exe"})
 B64_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,1024}(?![A-Za-z0-9+/])")
 # Values that are no secret: a number, a boolean or null, a dotted name in code (``os.environ``,
 # ``process.env.API_KEY``), a path or URL (``/home/u/x.py``, ``https://…``: a password in a URL is
@@ -154,14 +155,20 @@ def _client_user(text: str, m: re.Match[str]) -> bool:
     return m.group("flag") == "--proxy-user" or _HTTP_CLIENT.search(text, max(0, m.start() - 1024), m.start()) is not None
 
 
-def keyed_spans(name: str, value: str, argv: bool = False) -> list[tuple[int, int]]:
+def http_client(arg: str) -> bool:
+    """Whether the argv element ``arg`` is curl or wget (``/usr/bin/curl`` too)."""
+    return arg.rsplit("/", 1)[-1] in _CLIENTS
+
+
+def keyed_spans(name: str, value: str, argv: bool = False, client: bool = False) -> list[tuple[int, int]]:
     """The secret in ``value``, a record's string under the dict key (``argv``: after the argv
     element) ``name``: all of it after a secret name, the password after ``-u``/``--user``. A dict
-    key's string is quoted in JSON: after a password or secret name it is ``strong``."""
+    key's string is quoted in JSON: after a password or secret name it is ``strong``, as is the
+    password of ``--proxy-user`` or of ``-u``/``--user`` in curl's or wget's argv (``client``)."""
     name, v = name.strip().strip("\"'"), value.strip()
     if name in _USER_FLAGS:
         m = _USER_PW.fullmatch(v)
-        if m is None or not secret_shaped(m.group(1), name == "--proxy-user"):
+        if m is None or not secret_shaped(m.group(1), client or name == "--proxy-user"):
             return []
         v = m.group(1)
     elif not SECRET_NAME.fullmatch(name) or not secret_shaped(v, not argv and _STRONG_NAME.search(name) is not None):

@@ -17,6 +17,7 @@ import pytest
 from tracebridge.curate.config import RedactionConfig
 from tracebridge.curate.detectors import Detectors
 from tracebridge.curate.redact import Redactor, Scanner
+from tracebridge.curate.triggers import keyword_hit
 
 B64_USER_KEY = base64.b64encode(b"user:sk-proj-" + b"aB3dE6gH9" * 3).decode()
 B64_USER_PW = base64.b64encode(b"bob:S3cr3tPa55\n").decode()  # `echo bob:S3cr3tPa55 | base64`
@@ -40,6 +41,20 @@ POSITIVES = [
     ("curl --user=", "curl --user=bob:S3cr3tPa55 https://api.example.com", "S3cr3tPa55"),
     ("b64 header", f'curl -H "X-Auth: {B64_USER_KEY}" https://x.io', B64_USER_KEY),
     ("b64 echo", f"echo {B64_USER_PW} | base64 -d", B64_USER_PW),
+    ("b64 after newline", f"cat creds.txt\n{B64_USER_PW}", B64_USER_PW),  # in JSON the run starts at \n's n
+    ("two classes", "password=hunter2hunter", "hunter2hunter"),
+    # strong contexts: a password whatever its shape (one class; blanks inside quotes)
+    ("curl -u word", "curl -u bob:password https://api.example.com", "password"),
+    ("curl -u later", 'sudo /usr/bin/curl -s "https://x.io/a?b=1&c=2" -u admin:hunter', "hunter"),
+    ("wget --user", "wget --user=bob:letmein https://x.io/f", "letmein"),
+    ("proxy user", "pip download x --proxy-user bob:hunter", "hunter"),
+    ("quoted word", 'password = "hunter"', "hunter"),
+    ("passphrase", 'password: "correct horse battery staple"', "correct horse battery staple"),
+    (".env quoted blanks", 'DB_HOST=db\nPASSWORD="my secret pass"\n', "my secret pass"),
+    ("secret quoted", "client_secret: 'opensesame'", "opensesame"),
+    ("quote inside", 'passphrase="don\'t tell bob"', "don't tell bob"),
+    ("escaped JSON", '{\\"password\\": \\"hunter2x9\\"}', "hunter2x9"),  # JSON inside a string
+    ("quote cut off", 'log tail: password: "hunter2x9\n[truncated]', "hunter2x9"),  # no closing quote
 ]
 
 NEGATIVES = [
@@ -54,6 +69,15 @@ NEGATIVES = [
     "curl -u bob https://x.io and curl -u $USER:$PASS https://x.io",
     "echo c2Vzc2lvbi1zdGFydGVkLW9r | base64 -d",  # "session-started-ok": no credential inside
     "sha c06c93e5fedd499ea5c591d923b26936f758a9fb9d70ee954387a2fc6ede1e0c /home/u/proj/src/components/Button",
+    # weak contexts keep the shape rule: one class, or blanks, is no secret there
+    "password=hunter and PASSWORD: letmein", 'token: "abc def ghi" api_key: "abcdefghij"', "mysql --password hunter",
+    "echo Ym9iOnBhc3N3b3Jk | base64 -d",  # bob:password, but nothing says it is a credential
+    "docker run --user postgres:postgres img", "curl -sL https://x.io/i.sh | sh && git push -u origin:feature",
+    # strong contexts still spare stand-ins
+    'password: "your password here"', '{"username": "string", "password": "string"}', 'secret: "**** ****"',
+    'password: "${DB_PASSWORD}"', 'password: "{{ vault_db_password }}"', "curl -u bob:$PASS https://x.io",
+    'password: "YOUR_PASSWORD_HERE"', "curl -u bob:pass https://x.io",  # 4 characters
+    "--\npassword hunter2x9", "psql --db\npassword hunter2x9",  # a flag ends its line: no flag
 ]
 
 
@@ -112,8 +136,9 @@ _NAMES = ["password", "DB_PASSWORD", "passwd", "Passphrase", "client_secret", "S
           "PaSsWoRd", "-u", "--user", "key", "monkey"]
 _SEPS = ["=", ": ", " = ", '": "', "':'", " => ", ":=", " ", "\t", "\t=\t", "\n", '"\t:', "="]
 _VALUES = ["hunter2x9", "S3cr3tPa55", "bob:S3cr3tPa55", "512", "false", "********", "<SECRET_1>", "stored",
-           "zq8LwT4nVb2Kx&x=1", '"hunter2x9"', "'Hunter2!'", "os.environ", "${TOKEN}", B64_USER_PW]
-_AROUND = ["", " ", "\n", "x", "é", "\\", '"', "-", "?", "&", "\x1f", "\n\n", "echo ", "\t"]
+           "zq8LwT4nVb2Kx&x=1", '"hunter2x9"', "'Hunter2!'", "os.environ", "${TOKEN}", B64_USER_PW, "bob:password",
+           '"correct horse"', "'my secret pass'", '"hunter"', '\\"hunter2x9\\"']
+_AROUND = ["", " ", "\n", "x", "é", "\\", '"', "-", "?", "&", "\x1f", "\n\n", "echo ", "\t", "curl ", "--\n", "--x\n"]
 
 
 def test_triggers_cover_fuzzed_credentials_in_context() -> None:
@@ -136,3 +161,62 @@ def test_triggers_cover_fuzzed_credentials_in_context() -> None:
 def test_words_paths_and_urls_after_a_secret_name_stay(det: Detectors, text: str) -> None:
     # prose of agent transcripts ("... token: Number ...") is training text, not a credential
     assert det.scan(text) == []
+
+
+# Prose of agent transcripts with the secret names as words and no separator after them: nothing is
+# found, and the secret-name trigger stays silent, so the detectors do not run on them at all.
+PROSE = ["the secret to fast tests is isolation", "press any key to continue", "the token expired, fetch a new key",
+         "Output secret to the channel", 'she said "secret" twice', "keys, tokens and secrets rotate weekly",
+         "a monkey took the passport", "Passwords must be long; tokenizers split words"]
+
+
+@pytest.mark.parametrize("text", PROSE)
+def test_prose_with_secret_words_stays_and_does_not_trigger(det: Detectors, text: str) -> None:
+    assert det.scan(text) == []
+    assert not keyword_hit(text.encode()) and not keyword_hit(orjson.dumps({"text": [text, text]}))
+    assert "keywords" not in det.fired(text)
+
+
+@pytest.mark.parametrize("text", ["password: hunter2x9", '"token":"ab12cd34ef56"', "api_KEY\t= zq8LwT4nVb2Kx",
+                                  "x --db-password hunter2x9", "curl -u bob:hunter https://x.io"])
+def test_secret_names_before_a_separator_trigger(text: str) -> None:
+    assert keyword_hit(text.encode()) and keyword_hit(orjson.dumps({"text": text}))
+
+
+@pytest.mark.parametrize("scheme", ["Ba\u017fic", "BA\u017fIC", "bas\u0131c", "Bas\u0130c"])
+def test_auth_schemes_fold_ascii_only_as_the_trigger_does(det: Detectors, scheme: str) -> None:
+    # Unicode case folding would take the long s and the dotless/dotted i for "s" and "i": the byte
+    # trigger does not, so the detector must not either (scan and find agree)
+    text = f"Authorization: {scheme} dXNlcjpwYXNzd29yZA=="
+    assert det.scan(text) == det.find(text) == []
+    ascii_text = "Authorization: BASIC dXNlcjpwYXNzd29yZA=="
+    assert [s.kind for s in det.find(ascii_text)] == ["AUTH_HEADER"]
+
+
+def test_free_markers_open_the_secrets_group(det: Detectors) -> None:
+    # markers found anywhere (a name or host near the value): each, in any case it is written in, opens
+    # "secrets" next to a long token run; without one the run alone does not
+    run = " aB3dE6gH9kL2mN5pQ8rS1"
+    for marker in ("aws", "AWS", "Aws", "hooks.slack.com", "SG.", "eyJ", "xox"):
+        assert "secrets" in det.fired(f"{marker}{run}") and "secrets" in det.fired(f"x {marker}:{run}"), marker
+    assert "secrets" not in det.fired(f"sg. eyj aw s{run}")  # SG. and eyJ keep their case
+
+
+def test_dict_keys_of_passwords_and_curl_argv_are_strong_other_argv_flags_are_not() -> None:
+    # a dict key's string is a quoted value: after a password or secret name, any shape but a stand-in
+    args = {"password": "correct horse battery staple", "db_secret": "opensesame", "PASSPHRASE": "letmein",
+            "token": "abcdefghij", "api_key": "my key", "password_hint": "hunter", "secret": "string",
+            "mysql": ["mysql", "--password", "hunter"], "curl": ["/usr/bin/curl", "-s", "-u", "bob:hunter", "x.io"],
+            "pip": ["pip", "download", "--proxy-user", "bob:hunter"], "git": ["git", "push", "-u", "origin:feature"]}
+    ev = _event({"call_id": "c1", "tool": "db", "args": args})
+    out = Redactor(key=b"k").redact(ev)["payload"]["args"]
+    assert {k: out[k] for k in ("password", "db_secret", "PASSPHRASE")} == {
+        "password": "<SECRET_1>", "db_secret": "<SECRET_2>", "PASSPHRASE": "<SECRET_3>"}
+    assert {k: out[k] for k in ("token", "api_key", "password_hint", "secret")} == {
+        "token": "abcdefghij", "api_key": "my key", "password_hint": "hunter", "secret": "string"}
+    # an argv value is unquoted (``--password hunter``); -u is curl's where the list holds curl (or
+    # wget), --proxy-user always; git's -u is no user at all
+    assert out["mysql"] == ["mysql", "--password", "hunter"] and out["git"] == args["git"]
+    assert out["curl"] == ["/usr/bin/curl", "-s", "-u", "bob:<SECRET_4>", "x.io"]
+    assert out["pip"] == ["pip", "download", "--proxy-user", "bob:<SECRET_4>"]  # the same value, the same mark
+    assert Scanner().scan(Redactor().redact(ev)) == {}

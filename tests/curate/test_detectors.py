@@ -180,6 +180,18 @@ def test_non_ascii_text_still_triggers_and_detects() -> None:
     assert not d.triggered("plan → describe_table → submit_answer")
 
 
+@pytest.mark.parametrize("text,value", [("call \u212aim now", "\u212aim"), ("ask Je\u017f\u017fica", "Je\u017f\u017fica"),
+                                        ("M\u0130A said", "M\u0130A"), ("Jo\u017fé Müller wrote", "Jo\u017fé Müller")])
+def test_terms_written_with_letters_unicode_folds_to_ascii_are_found(text: str, value: str) -> None:
+    # the terms' patterns fold case as re does (the Kelvin sign, the long s, the dotted and the
+    # dotless i are k, s, i): the trigger must see them too, or find misses what scan finds
+    d = Detectors(RedactionConfig(terms={"NAME": ["kim", "Jessica", "Mia", "José Müller"]}))
+    assert ("NAME", value) in [(s.kind, text[s.start:s.end]) for s in d.scan(text)]
+    assert d.find(text) == d.scan(text)
+    assert d.triggered(text.encode()) and d.triggered(orjson.dumps({"output": [text]}))
+    assert not d.triggered("an \u017f, a \u212a and an \u0131 alone")
+
+
 def test_phone_numbers_in_digit_runs() -> None:
     d = Detectors(RedactionConfig(phone_regions=["DE"]))
     assert d.find("order 4992 0203 8087 1235") == []  # "0203 8087" is a valid German number, but mid-run

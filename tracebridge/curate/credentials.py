@@ -8,11 +8,15 @@ they are. Three more are found by what surrounds the value, and their value must
   ``passphrase``, ``secret``, ``token`` or ``api/secret/access/private/auth/client`` + ``key``
   (``DB_PASSWORD``, ``x-api-key``, ``client_secret``; not ``token_count``, ``max_tokens``,
   ``password_reset_link``), then ``=``, ``:``, ``:=`` or ``=>`` (``--name value`` for flags), then
-  the value up to whitespace, a quote or ``& , ; < > ( ) [ ] { }``; in records also a string
-  under such a dict key or after such an argv flag (``keyed_spans``);
+  the value in quotes or up to whitespace, a quote or ``& , ; < > ( ) [ ] { }``; in records also
+  a string under such a dict key or after such an argv flag (``keyed_spans``);
 - ``-u``/``--user``/``--proxy-user`` then ``user:password`` (curl, wget): the password;
 - a base64 run of 16-1024 characters that decodes to printable ASCII holding ``user:password`` or
   anything the credential detectors find (``base64_texts``; ``Detectors`` re-scans it): the run.
+
+Where the context alone says "password" (``secret_shaped``'s ``strong``: a quoted value or a dict
+key's string after a ``pass``/``secret`` name, curl's or wget's ``-u``, ``--proxy-user``), any value
+of 6+ characters but a stand-in is one, blanks included (``"correct horse battery staple"``).
 
 Their triggers, ``keyword_hit`` and ``base64_hit``, are in ``tracebridge.curate.triggers``. Pure; no I/O.
 """
@@ -26,7 +30,9 @@ import re
 from tracebridge.curate.triggers import B64_PRINTABLE
 from tracebridge.curate.triggers import WORD_CHARS as _W
 
-AUTH = re.compile(rf"(?i)(?<![{_W}])(bearer|basic)\s+([A-Za-z0-9._~+/\-]{{8,}}=*)")
+# ASCII case folding (``(?a)``), as the byte trigger's: Unicode folding would take ``Baſic`` (long s)
+# and ``basıc`` (dotless i) for ``basic``, which no client sends and the trigger does not see.
+AUTH = re.compile(rf"(?ai)(?<![{_W}])(bearer|basic)\s+([A-Za-z0-9._~+/\-]{{8,}}=*)")
 # Credential shapes detect-secrets misses: new-style OpenAI keys, keys of OpenAI-compatible providers
 # without OpenAI's ``T3BlbkFJ`` marker (``sk-`` and 20+ letters and digits, a digit among them: never
 # ``sk-learn``), Anthropic keys, Slack app-level tokens, Stripe test-mode keys, fine-grained GitHub
@@ -68,13 +74,26 @@ def basic_auth_ok(token: str) -> bool:
 # ASCII case folding only (``(?a)``): under Unicode folding "ſ" and "K" (Kelvin) would match "s"
 # and "k", which the byte trigger, lowering ASCII only, would not see.
 _NAME = r"(?:passw(?:or)?d|passphrase|secret|token|(?:api|secret|access|private|auth|client)[_-]?key)"
-_VALUE = r"(?=(?P<q>[\"'])(?P<quoted>[^\"'\s]{1,512})(?P=q)|(?P<bare>[^\s\"'`,;&<>()\[\]{}]{1,512}))"
-KEYWORD = re.compile(rf"(?ai){_NAME}(?![A-Za-z0-9_.\-])[\"']?(?P<sep>[ \t]*(?:=>|:=|[:=])[ \t]*|[ \t]+){_VALUE}")
+# A value in quotes (escaped ones too: JSON inside a string), which may hold blanks, or bare, up to
+# whitespace, a quote or ``` , ; & < > ( ) [ ] { }``, also after a quote that is not closed on its
+# line (a cut-off output: ``password: "hunter2x9``).
+_VALUE = (r"(?=(?P<q>\\?[\"'])(?P<quoted>(?:(?!(?P=q))[^\r\n]){1,512})(?P=q)"
+          r"|(?:\\?[\"'])?(?P<bare>[^\s\"'`,;&<>()\[\]{}]{1,512}))")
+KEYWORD = re.compile(rf"(?ai)(?P<name>{_NAME})(?![A-Za-z0-9_.\-])(?:\\?[\"'])?"
+                     rf"(?P<sep>[ \t]*(?:=>|:=|[:=])[ \t]*|[ \t]+){_VALUE}")
 SECRET_NAME = re.compile(rf"(?ai)-{{0,2}}[A-Za-z0-9_.\-]*{_NAME}")  # a dict key or argv flag, whole
-_FLAG = re.compile(r"--[A-Za-z0-9-]{0,32}$")  # a flag's name before the secret name: `--db-password value`
-USER_FLAG = re.compile(r"(?<![\w-])(?:-u|--user|--proxy-user)(?:[ \t]+|=)(?=([\"']?)([^\s:\"'/@]{1,64}):([^\s\"']{1,256})\1)")
+# Names that make a quoted value (or a dict key's string) a password whatever its shape: ``passw…``,
+# ``passphrase``, ``…secret…``. After a token or key name a value must still look random.
+_STRONG_NAME = re.compile(r"(?ai)pass|secret")
+_FLAG = re.compile(r"--[A-Za-z0-9-]{0,32}\Z")  # a flag's name before the secret name: `--db-password value`
+USER_FLAG = re.compile(r"(?<![\w-])(?P<flag>-u|--user|--proxy-user)(?:[ \t]+|=)"
+                       r"(?=([\"']?)([^\s:\"'/@]{1,64}):([^\s\"']{1,256})\2)")
+# ``-u``/``--user`` of a curl or wget command (before it in the same command: no ``;``, ``|``,
+# ``&&`` or newline between), or ``--proxy-user``: the value is a password whatever its shape.
+_HTTP_CLIENT = re.compile(r"(?<![\w.-])(?:curl|wget)(?![\w.-])(?:[^;|&\n]|&(?!&))*\Z")
 _USER_PW = re.compile(r"[^\s:\"'/@]{1,64}:(\S{1,256})")
 _USER_FLAGS = frozenset({"-u", "--user", "--proxy-user"})
+_CLIENTS = frozenset({"curl", "wget", "curl.exe", "wget.exe"})
 B64_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,1024}(?![A-Za-z0-9+/])")
 # Values that are no secret: a number, a boolean or null, a dotted name in code (``os.environ``,
 # ``process.env.API_KEY``), a path or URL (``/home/u/x.py``, ``https://…``: a password in a URL is
@@ -82,21 +101,31 @@ B64_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,1024}(?![A-Za-z0-9+/])
 _NOT_SECRET = re.compile(r"(?ai)[-+]?\d+(?:[.,]\d+)*|true|false|null|none|nil|yes|no|on|off|undefined"
                          r"|[a-z_$][\w$]*(?:\.[a-z_$][\w$]*)+|(?:~|\.{1,2})?/[\w.\-/]*|[a-z][a-z0-9+.\-]*://\S*"
                          r"|.*redacted.*|[*x.\-#•]+")
+# Stand-ins for a password in docs, forms and schemas: ``your_password``, ``YOUR-SECRET-HERE``,
+# ``<placeholder>``, ``example``, and the type names of API examples (``{"password": "string"}``).
+_PLACEHOLDER = re.compile(r"(?ai)(?<![a-z0-9])(?:your|here|placeholder|example)(?![a-z0-9])"
+                          r"|\A(?:string|required|optional|hidden|masked|sensitive|empty|unset|omitted)\Z")
 _WORD_JOINERS = frozenset("_-.")
-_JOINED = re.compile(r"[_.\-]")
+_JOINED = re.compile(r"[_.\-\s]")
 
 
-def secret_shaped(value: str) -> bool:
+def secret_shaped(value: str, strong: bool = False) -> bool:
     """Whether a value after a secret name is worth redacting: 6+ characters, no template slot
-    (``${X}``, ``{x}``, ``<x>``, ``%s``), no ``_NOT_SECRET``, no word, no placeholder, and two or more character classes
-    of lower case, upper case, digits and symbols other than the joiners ``_-.`` (``hunter2x9``,
-    ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``, ``my-secret-name``)."""
+    (``${X}``, ``{x}``, ``<x>``, ``%s``), no ``_NOT_SECRET``, no placeholder (its longest part one
+    character repeated: ``ghp_XXXX…``, ``********``). In a ``strong`` context (a quoted value after
+    a password or secret name, ``curl -u user:…``) that is enough, blanks included (``correct horse
+    battery staple``), but for the stand-ins of ``_PLACEHOLDER``. Otherwise no blank, no word, and
+    two or more character classes of lower case, upper case, digits and symbols other than the
+    joiners ``_-.`` (``hunter2x9``, ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``,
+    ``my-secret-name``)."""
     if len(value) < 6 or URL_PW_TEMPLATE.match(value) or _NOT_SECRET.fullmatch(value):
         return False
-    if value.isalpha() and (value.islower() or value.isupper() or value.istitle()):
-        return False  # a word (``stored``, ``Python``, ``OPAQUE``), not a random string
     if len(set(max(_JOINED.split(value), key=len))) <= 1:
-        return False  # a placeholder: its longest part one character repeated (``ghp_XXXX…``, ``sk-xxxx…``)
+        return False  # a placeholder or mask: its longest part one character repeated
+    if strong:
+        return _PLACEHOLDER.search(value) is None
+    if any(c.isspace() for c in value) or (value.isalpha() and (value.islower() or value.isupper() or value.istitle())):
+        return False  # prose, or a word (``stored``, ``Python``, ``OPAQUE``), not a random string
     classes = (any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value),
                any(not c.isalnum() and c not in _WORD_JOINERS for c in value))
     return sum(classes) >= 2
@@ -112,24 +141,37 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
     out = []
     for m in KEYWORD.finditer(text):
         g = "quoted" if m.group("quoted") is not None else "bare"
-        if (m.group("sep").strip() or _flag_before(text, m.start())) and secret_shaped(m.group(g)) \
+        strong = g == "quoted" and _STRONG_NAME.search(m.group("name")) is not None
+        if (m.group("sep").strip() or _flag_before(text, m.start())) and secret_shaped(m.group(g), strong) \
                 and text[m.end(g):m.end(g) + 1] != "(":  # a call, not a value
             out.append((m.start(g), m.end(g)))
     if "-u" in text:
-        out += [(m.start(3), m.end(3)) for m in USER_FLAG.finditer(text) if secret_shaped(m.group(3))]
+        out += [(m.start(4), m.end(4)) for m in USER_FLAG.finditer(text) if secret_shaped(m.group(4), _client_user(text, m))]
     return out
 
 
-def keyed_spans(name: str, value: str) -> list[tuple[int, int]]:
-    """The secret in ``value``, a record's string under the dict key (or after the argv element)
-    ``name``: all of it after a secret name, the password after ``-u``/``--user``."""
+def _client_user(text: str, m: re.Match[str]) -> bool:
+    """Whether the ``USER_FLAG`` match ``m`` is curl's or wget's (``_HTTP_CLIENT``) or ``--proxy-user``."""
+    return m.group("flag") == "--proxy-user" or _HTTP_CLIENT.search(text, max(0, m.start() - 1024), m.start()) is not None
+
+
+def http_client(arg: str) -> bool:
+    """Whether the argv element ``arg`` is curl or wget (``/usr/bin/curl`` too)."""
+    return arg.rsplit("/", 1)[-1] in _CLIENTS
+
+
+def keyed_spans(name: str, value: str, argv: bool = False, client: bool = False) -> list[tuple[int, int]]:
+    """The secret in ``value``, a record's string under the dict key (``argv``: after the argv
+    element) ``name``: all of it after a secret name, the password after ``-u``/``--user``. A dict
+    key's string is quoted in JSON: after a password or secret name it is ``strong``, as is the
+    password of ``--proxy-user`` or of ``-u``/``--user`` in curl's or wget's argv (``client``)."""
     name, v = name.strip().strip("\"'"), value.strip()
     if name in _USER_FLAGS:
         m = _USER_PW.fullmatch(v)
-        if m is None or not secret_shaped(m.group(1)):
+        if m is None or not secret_shaped(m.group(1), client or name == "--proxy-user"):
             return []
         v = m.group(1)
-    elif not SECRET_NAME.fullmatch(name) or not secret_shaped(v) or any(c.isspace() for c in v):
+    elif not SECRET_NAME.fullmatch(name) or not secret_shaped(v, not argv and _STRONG_NAME.search(name) is not None):
         return []
     start = value.index(v)
     return [(start, start + len(v))]

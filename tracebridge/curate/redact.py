@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from tracebridge.curate.config import RedactionConfig
+from tracebridge.curate.credentials import http_client
 from tracebridge.curate.detectors import Detectors, Span
 from tracebridge.schema.canonical import sha256_json
 
@@ -154,17 +155,19 @@ class Walker:
         return self._fires(orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS))
 
     def _walk(self, v: Any, path: str, fn: Fn, name: Any = None, argv: bool = False,
-              skip: frozenset[str] = frozenset()) -> Any:
+              skip: frozenset[str] = frozenset(), client: bool = False) -> Any:
         """Descend only into containers whose serialisation trips a trigger. ``name``: the dict key
-        of ``v`` or (``argv``) the list element before it. ``skip``: keys of ``v`` itself left alone
-        (a top-level block's structural fields); every deeper key is scanned."""
+        of ``v`` or (``argv``) the list element before it; ``client``: that list holds ``curl`` or
+        ``wget``. ``skip``: keys of ``v`` itself left alone (a top-level block's structural fields);
+        every deeper key is scanned."""
         if isinstance(v, str):
-            keyed = self.det.keyed(name, v, argv) if isinstance(name, str) else []
+            keyed = self.det.keyed(name, v, argv, client) if isinstance(name, str) else []
             return fn(v, path, keyed) if keyed or self._pre(v) else v
         if not isinstance(v, (dict, list, tuple)) or not v or not self._hit(v):
             return v
         if not isinstance(v, dict):  # a tuple is written as a JSON array: the capture path must see into it
-            new = [self._walk(x, path, fn, prev, True) for prev, x in zip((None, *v), v)]
+            client = any(isinstance(x, str) and http_client(x) for x in v)
+            new = [self._walk(x, path, fn, prev, True, client=client) for prev, x in zip((None, *v), v)]
             return v if all(a is b for a, b in zip(new, v)) else new
         out = v
         keys_hit = self._hit([k for k in v if isinstance(k, str) and k not in skip])

@@ -12,6 +12,7 @@ Pure and deterministic; no I/O.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import functools
 import re
@@ -49,7 +50,6 @@ _IN_TOKEN = re.compile("|".join(re.escape(x) for x in SECRET_LITERALS if x not i
                                  and x != "PRIVATE KEY" and "ccess" not in x.lower()).encode()).search
 _GROUP_B = re.compile(rb"\d+")
 _TOKEN_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "_-+/") else 32 for i in range(256))
-_FREE_MARKERS = tuple(x.encode() for x in _FREE_LITERALS)
 _AWS_SECRET_NAME = re.compile(rb"(?i)secret_?access_?key")  # an AWS secret (base64: '/' '+' split tokens)
 _NUM_TABLE = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))  # digit -> "0", else "x"
 _SEPARATORS = b" \t().-/"
@@ -72,54 +72,65 @@ _IPV6_GAP = re.compile(rb"[0-9A-Fa-f]::[0-9A-Fa-f]|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:
 _IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
 
 
-# Credentials by context (``tracebridge.curate.credentials``): a secret name's needles, one of which
-# ends every name (``pass`` and the rest); after it, closing quotes, JSON escapes (``\"``, ``\t``),
-# blanks, then the separator (``\0`` stands for the end of a dict key in the walk's check of a
-# record's strings joined: ``tracebridge.curate.redact.Walker``); or a ``--flag`` before it.
+# Case-blind credential checks share one translation: ASCII letters in lower case, but for G and J,
+# which the free markers ``SG.`` and ``eyJ`` hold in upper case (``aws``, ``ccess``, ``private key``,
+# the secret names and the auth schemes hold neither).
+_FOLD_TABLE = bytes(i + 32 if 65 <= i <= 90 and i not in b"GJ" else i for i in range(256))
+# The free markers folded, each looked for from a rare letter (``re`` scans for a pattern's first
+# literal; ``in`` of 2-3 bytes is slower): ``aws`` from ``w``, the Slack host from ``k``, ``sG.`` and
+# ``eyJ`` only where a ``G`` or ``J`` is (rare once folded: one memchr).
+_FREE_SEARCHES = tuple(re.compile(p).search for p in (rb"ws(?<=aws)", rb"xox", rb"k\.com(?<=hooks\.slack\.com)"))
+# Credentials by context (``tracebridge.curate.credentials``): a secret name, one of which ends every
+# name (``pass…`` and the rest); after it, closing quotes, JSON escapes (``\"``, ``\t``), blanks,
+# then the separator (``\0`` stands for the end of a dict key in the walk's check of a record's
+# strings joined: ``tracebridge.curate.redact.Walker``); or a ``--flag`` holding a name. Each search
+# starts with a literal, which ``re`` scans for in C, the rarer its first letter the faster (``cret``
+# for ``secret``, ``ke`` for ``key`` and ``token``): an alternation of the names is tried at every
+# s, t, p and k, and a loop over each name's occurrences (the transcripts use ``token``, ``key`` and
+# ``secret`` as words) costs a call each, both ~2-3x slower.
 _SEPARATOR = rb"[\"'\\ \tt]*[:=\0]"
-_NEEDLES = ((b"pass", re.compile(rb"(?:word|wd|phrase)" + _SEPARATOR).match),
-            *((n, re.compile(_SEPARATOR).match) for n in (b"secret", b"token", b"key")))
-_FLAG_BEFORE = re.compile(rb"--[a-z0-9_\-]{0,48}$").search
-# These and the auth header's schemes are first looked for with one translation and two searches (a
-# multi-byte search costs about a translation): each name holds a letter trigram of the classes
-# X, Y, Z (pas"swo"rd, pa"swd", pas"sph"rase, "sec"ret, to"ken", "key", "bea"rer, ba"sic"), and
-# "-u" becomes "MU".
-_CLASS_TABLE = bytes(88 if chr(i).lower() in "ksb" else 89 if chr(i).lower() in "ewpi" else 90
-                     if chr(i).lower() in "yncodha" else 77 if i == 45 else 85 if i == 117 else 46 for i in range(256))
+_NAME_SEPS = tuple(re.compile(n + _SEPARATOR).search
+                   for n in (rb"pass(?:word|wd|phrase)", rb"cret(?<=secret)", rb"ke(?:y|(?<=toke)n)"))
+_FLAG_NAME = re.compile(rb"--[a-zGJ0-9_\-]{0,48}?(?:pass|secret|token|key)").search
+_AUTH_SCHEME = re.compile(rb"b(?:earer|asic)").search
+_DASH_U = re.compile(rb"-u").search  # a 2-byte ``in`` test is ~3x slower than this search
 _KEYWORDS, _AUTH, _BASE64 = frozenset({"keywords"}), frozenset({"auth_header"}), frozenset({"base64"})
 _SECRETS, _NONE = frozenset({"secrets"}), frozenset()
 _B64_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "+/") else 32 for i in range(256))
 _B64_LONG = b"a" * 16
 B64_PRINTABLE = frozenset(range(32, 127)) | {9, 10, 13}  # what a decoded base64 credential may hold
+# The first character of base64 of such text (``C D I-Z a-f``): a path's ``/`` or a digit is none.
+_B64_FIRST = frozenset(base64.b64encode(bytes([b, 32, 32]))[0] for b in B64_PRINTABLE)
 
 
-def context_hit(data: bytes, keywords: bool = True, auth: bool = True) -> frozenset[str]:
+def context_hit(data: bytes, keywords: bool = True, auth: bool = True, low: bytes | None = None) -> frozenset[str]:
     """``keywords`` when ``data`` may hold a secret name or ``-u`` (``keyword_hit``), ``auth_header``
-    when it may hold ``bearer``/``basic``; each only where enabled."""
-    out = _NONE
-    classes = data.translate(_CLASS_TABLE)
-    if b"XYZ" not in classes:
-        return out | _KEYWORDS if keywords and b"MU" in classes else out
-    low = data.lower()
-    out = out | _AUTH if auth and (b"bearer" in low or b"basic" in low) else out
-    return out | _KEYWORDS if keywords and (b"-u" in data or _name_hit(low)) else out
+    when it may hold ``bearer``/``basic``; each only where enabled. ``low``: ``data`` folded
+    (``_FOLD_TABLE``), when the caller has it."""
+    low = data.translate(_FOLD_TABLE) if low is None else low
+    out = _AUTH if auth and _AUTH_SCHEME(low) is not None else _NONE
+    return out | _KEYWORDS if keywords and (_DASH_U(data) is not None or _name_hit(low)) else out
 
 
 def keyword_hit(data: bytes) -> bool:
-    """A secret name (a needle and what follows it, or a ``--`` flag before it) or ``-u``."""
-    return bool(context_hit(data, auth=False) & _KEYWORDS)
+    """A secret name (before a separator, or in a ``--`` flag) or ``-u``."""
+    return bool(context_hit(data, auth=False))
 
 
 def _name_hit(low: bytes) -> bool:
-    """``keyword_hit`` of lower-cased data, ``-u`` aside."""
-    flags = b"--" in low
-    for needle, after in _NEEDLES:
-        i = low.find(needle)
-        while i >= 0:
-            if after(low, i + len(needle)) or (flags and _FLAG_BEFORE(low, max(0, i - 50), i)):
-                return True
-            i = low.find(needle, i + 1)
-    return False
+    """``keyword_hit`` of folded data, ``-u`` aside."""
+    for search in _NAME_SEPS:
+        if search(low) is not None:
+            return True
+    return _FLAG_NAME(low) is not None
+
+
+def _free_marker(low: bytes) -> bool:
+    """Whether folded data holds one of ``_FREE_LITERALS`` (folded)."""
+    for search in _FREE_SEARCHES:
+        if search(low) is not None:
+            return True
+    return (b"G" in low and b"sG." in low) or (b"J" in low and b"eyJ" in low)
 
 
 def base64_hit(data: bytes, lo: int = 0, hi: int | None = None) -> bool:
@@ -133,9 +144,10 @@ def base64_hit(data: bytes, lo: int = 0, hi: int | None = None) -> bool:
         end = runs.find(b" ", start + 16)
         end = len(runs) if end < 0 else end
         if end - start <= 1029:
-            for off in ((0, 1, 5) if lo + start and data[lo + start - 1] == 92 else (0,)):
-                if end - start - off >= 16 and B64_PRINTABLE.issuperset(
-                        binascii.a2b_base64(data[lo + start + off:lo + start + off + 16])):
+            for at in ((0, 1, 5) if lo + start and data[lo + start - 1] == 92 else (0,)):
+                at += lo + start
+                if lo + end - at >= 16 and data[at] in _B64_FIRST and B64_PRINTABLE.issuperset(
+                        binascii.a2b_base64(data[at:at + 16])):
                     return True
         start = runs.find(_B64_LONG, end)
     return False
@@ -145,6 +157,11 @@ def base64_hit(data: bytes, lo: int = 0, hi: int | None = None) -> bool:
 # found on UTF-8 bytes: their lead bytes first (8 values; CJK, punctuation and emoji text has none
 # or few), then their exact encodings (``_other_digit_bytes``).
 _OTHER_DIGITS_BELOW = 0x20000
+# What Unicode case folding (``re``'s IGNORECASE, which the terms' patterns use) takes for an ASCII
+# letter: the long s, the Kelvin sign, the dotted and the dotless i. ASCII terms are looked for in a
+# text holding one with these folded (``Jeſſica``, ``Kim`` with a Kelvin sign).
+_ASCII_FOLDS = str.maketrans({"\u017f": "s", "\u212a": "k", "\u0130": "i", "\u0131": "i"})
+_ASCII_FOLD_BYTES = tuple(chr(c).encode() for c in (0x17F, 0x212A, 0x130, 0x131))
 
 
 @functools.cache
@@ -199,6 +216,7 @@ class Triggers:
         words = [w.strip().lower() for _, ws in self.cfg.terms.items() for w in ws] if "terms" in on else []
         words_b = [w.encode() for w in words if w.isascii()]
         self._words_u = [w for w in words if not w.isascii()]
+        self._words_f = [w.translate(_ASCII_FOLDS) for w in words]
         ip4 = re.compile(rb"\.\d{1,3}\.\d{1,3}\.\d").search  # literal-led: fast
         checks: list[tuple[frozenset[str] | None, bool, Callable[[bytes], Any]]] = [
             (frozenset({"email"}), "email" in on, lambda d: b"@" in d or b"%40" in d),
@@ -207,9 +225,7 @@ class Triggers:
              lambda d: _IBAN_SHAPE(d.translate(_IBAN_TABLE, b" -"))),
             (frozenset({"digits"}), bool(on & {"phone", "card"}), self._digit_hit),
             (frozenset({"ipv6"}), "ip" in on, _ipv6_hit),
-            (None, "secrets" in on, self._token_hit),  # secrets, base64
-            (None, bool(self.on & {"secrets", "auth_header"}),  # the groups it returns
-             functools.partial(context_hit, keywords="secrets" in on, auth="auth_header" in on)),
+            (None, bool(on & {"secrets", "auth_header"}), self._credential_hit),  # the groups it returns
             (frozenset({"terms"}), bool(words_b), lambda d: any(w in d.lower() for w in words_b)),
         ]
         self._checks = [(g, f) for g, enabled, f in checks if enabled]
@@ -227,23 +243,38 @@ class Triggers:
         return out if data.isascii() else out | self._non_ascii(text, data)
 
     def _non_ascii(self, text: str | bytes, data: bytes) -> frozenset[str]:
-        """Groups opened by non-ASCII text: digits of other scripts, non-ASCII terms."""
+        """Groups opened by non-ASCII text: digits of other scripts, non-ASCII terms, ASCII terms
+        written with a letter Unicode folds to ASCII (``_ASCII_FOLDS``)."""
         out: frozenset[str] = frozenset()
         if self._other_digits and _other_digit(data):
             out = self._other_digits
-        if self._words_u:
+        folds = bool(self._words_f) and any(c in data for c in _ASCII_FOLD_BYTES)
+        if self._words_u or folds:
             utext = text if isinstance(text, str) else data.decode("utf-8", "replace")
-            if any(w in utext.lower() for w in self._words_u):
+            low = utext.lower()
+            if any(w in low for w in self._words_u):
                 out |= {"terms"}
+            elif folds:
+                folded = utext.translate(_ASCII_FOLDS).lower()
+                if any(w in folded for w in self._words_f):
+                    out |= {"terms"}
         return out
 
-    def _token_hit(self, data: bytes) -> frozenset[str]:
+    def _credential_hit(self, data: bytes) -> frozenset[str]:
+        """The credential groups that may find something in ``data``: ``_token_hit``'s where
+        ``secrets`` is on, ``context_hit``'s (``keywords``, ``auth_header``), on one folded copy."""
+        low = data.translate(_FOLD_TABLE)
+        secrets = "secrets" in self.on
+        out = self._token_hit(data, low) if secrets else _NONE
+        return out | context_hit(data, secrets, "auth_header" in self.on, low)
+
+    def _token_hit(self, data: bytes, low: bytes) -> frozenset[str]:
         """``secrets`` for a key block, a URL with a password, an AWS secret's name, or a long token
         run (20+ token characters) and a credential marker: a free one anywhere, a token marker within
         such a run; ``base64`` for a run ``base64_hit`` accepts. One translation finds both kinds of
-        run (``+/`` join tokens here: runs a superset of either's)."""
-        early = b"PRIVATE KEY" in data or self._url(data) is not None or (
-            (b"ccess" in data or b"CCESS" in data) and _AWS_SECRET_NAME.search(data) is not None)
+        run (``+/`` join tokens here: runs a superset of either's). ``low``: ``data`` folded."""
+        early = b"private key" in low or self._url(data) is not None or (
+            b"ccess" in low and _AWS_SECRET_NAME.search(data) is not None)
         tokens = data.translate(_TOKEN_TABLE)
         start = tokens.find(_B64_LONG)
         if start < 0:
@@ -254,9 +285,9 @@ class Triggers:
             end = len(data) if end < 0 else end
             runs.append((start, end))
             start = tokens.find(_B64_LONG, end)
-        out = _BASE64 if any(base64_hit(data, a, b) for a, b in runs) else _NONE
+        out = _BASE64 if base64_hit(data, runs[0][0]) else _NONE  # its runs lie in these
         long = [data[a:b] for a, b in runs if b - a >= 20]
-        if early or (long and (any(m in data for m in _FREE_MARKERS) or _IN_TOKEN(b" ".join(long)) is not None)):
+        if early or (long and (_free_marker(low) or _IN_TOKEN(b" ".join(long)) is not None)):
             out = out | _SECRETS
         return out
 

@@ -29,6 +29,7 @@ from tracebridge.importers.config import ImportConfig
 from tracebridge.importers.jsonl import json_error
 from tracebridge.importers.openclaw.discover import Transcript, discover
 from tracebridge.importers.openclaw.mapping import RowError, SessionMapper
+from tracebridge.importers.openclaw.migration import MigratedPrefix
 from tracebridge.importers.openclaw.report import ImportReport
 from tracebridge.importers.openclaw.runs import RunConflict, RunWriter
 from tracebridge.importers.openclaw.session import run_id_for, session_id_from_name, session_record
@@ -98,6 +99,7 @@ class _FileImport:
         self._base: tuple[Counter[str], Counter[str]] | None = None  # counts after the replayed prefix
         self._blank = 0
         self._encrypted = False  # an OPENCLAW_ENCRYPTED_V1 line was read: what follows is ciphertext
+        self._changed = ""  # why the imported prefix no longer matches (then it may have been migrated)
 
     def run(self) -> None:
         st = self.state.runs.get(self.run_id)
@@ -106,13 +108,15 @@ class _FileImport:
             self.rep.files_unchanged += 1
             return
         if st is not None and size < st.offset:
-            self.rep.skip(self.where, f"older or truncated copy of session {self.session_id} ({size} bytes < "
-                                     f"{st.offset} imported from {st.file})")
-            return
+            self._changed = (f"older or truncated copy of session {self.session_id} ({size} bytes < "
+                             f"{st.offset} imported from {st.file})")
         mapper = SessionMapper(self.run_id)
         writer = RunWriter(self.out, self.run_id, st.events_bytes if st else 0)
         try:
-            done = self._stream(mapper, writer, st)
+            done = None if self._changed else self._stream(mapper, writer, st)
+            if done is None and self._changed and st is not None:  # perhaps migrated by OpenClaw in place
+                mapper = SessionMapper(self.run_id)
+                done = self._stream(mapper, writer, st, MigratedPrefix(mapper, writer.events_path, st.events_bytes))
             if done is None:
                 writer.abort()
                 return
@@ -168,23 +172,32 @@ class _FileImport:
         if not (unchanged and st is not None):  # a copy seen again keeps its first owner
             self.state.runs[self.run_id] = new
 
-    def _stream(self, mapper: SessionMapper, writer: RunWriter,
-                st: RunState | None) -> tuple[int, int, str] | None:
+    def _stream(self, mapper: SessionMapper, writer: RunWriter, st: RunState | None,
+                migrated: MigratedPrefix | None = None) -> tuple[int, int, str] | None:
         """Map every line; returns (bytes consumed, lines consumed, digest) or None on conflict.
 
-        Two loops over the same file: the imported prefix (replayed, nothing written), then the new
-        lines, whose loop is the import's hot path and so checks nothing about the prefix.
+        Two loops over the same file: the imported prefix (replayed, nothing written; with
+        ``migrated``, as OpenClaw rewrote it), then the new lines, whose loop is the import's hot
+        path and so checks nothing about the prefix.
         """
         digest = xxhash.xxh3_128()
         update, feed, write, loads, fh = digest.update, mapper.feed, writer.write_many, orjson.loads, self.fh
         replay_to = st.offset if st else 0
         lineno = replayed = accepted = 0
         new: Iterable[bytes] = fh
-        if st is not None:
+        if migrated is not None:
+            replay_to, lineno = self._replay_migrated(migrated, update)
+            if not lineno:
+                return None
+            replayed = lineno
+        elif st is not None:
             end = self.bom
             for raw in fh:
                 end += len(raw)
-                if end > replay_to:  # the first new line (or one that straddles the imported prefix)
+                if end > replay_to:  # the first new line, unless it straddles the imported prefix
+                    if end - len(raw) != replay_to:  # the imported lines end elsewhere: rewritten
+                        self._changed = self._changed_since(st)
+                        return None
                     new = itertools.chain((raw,), fh)
                     break
                 lineno += 1
@@ -192,8 +205,7 @@ class _FileImport:
                 update(raw)
                 self._replay(mapper, raw, lineno, end == replay_to)
                 if end == replay_to and digest.hexdigest() != st.prefix_digest:
-                    self.rep.skip(self.where, f"content changed since it was imported into run {self.run_id} "
-                                             f"(first {replay_to} bytes differ; imported from {st.file})")
+                    self._changed = self._changed_since(st)
                     return None
         pending = b""
         batch: list[dict[str, Any]] = []  # the events of several rows: one ``write_many`` per batch
@@ -232,6 +244,29 @@ class _FileImport:
             rep.skip(self.where, f"shorter than what was imported into run {self.run_id}")
             return None
         return offset, lines, digest.hexdigest()
+
+    def _changed_since(self, st: RunState) -> str:
+        return (f"content changed since it was imported into run {self.run_id} "
+                f"(first {st.offset} bytes differ; imported from {st.file})")
+
+    def _replay_migrated(self, migrated: MigratedPrefix, update: Any) -> tuple[int, int]:
+        """Replay the imported rows as OpenClaw's migration rewrote them; returns (bytes, lines) of
+        that prefix, or (0, 0) after reporting the file as changed (it is no such migration)."""
+        self.fh.seek(self.bom)
+        end = self.bom
+        for lineno, raw in enumerate(self.fh, 1):
+            end += len(raw)
+            update(raw)
+            if not migrated.feed(raw, lineno):
+                break
+            if migrated.complete:
+                migrated.finish()
+                self._base = (Counter(migrated.mapper.drift), migrated.mapper.all_counts())
+                self.rep.files_migrated += 1
+                return end, lineno
+        why = migrated.why or "it holds fewer rows than were imported"
+        self.rep.skip(self.where, f"{self._changed}; no in-place migration by OpenClaw either: {why}")
+        return 0, 0
 
     def _bad_line(self, lineno: int, raw: bytes, error: str | None) -> None:
         if error is None:

@@ -14,6 +14,7 @@ class ImportReport:
     files_seen: int = 0
     files_new: int = 0
     files_appended: int = 0
+    files_migrated: int = 0  # of those appended or unchanged: rewritten in place by OpenClaw's v1/v2 -> v3 migration
     files_unchanged: int = 0
     files_skipped: int = 0
     runs_written: int = 0

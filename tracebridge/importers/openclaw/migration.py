@@ -1,0 +1,136 @@
+"""Recognising a transcript OpenClaw migrated in place (v1 or v2 → v3).
+
+OpenClaw's session manager (pi-coding-agent's ``SessionManager``, ``migrateToCurrentVersion``)
+rewrites an old transcript when it opens it: v1 → v2 gives every entry an ``id`` (8 hex) and a
+``parentId`` (the entry before it), turns a compaction's ``firstKeptEntryIndex`` into
+``firstKeptEntryId`` and sets the header's ``version``; v2 → v3 renames the message role
+``hookMessage`` to ``custom``. Lines it cannot parse are dropped and every line is written anew,
+so the imported bytes no longer match, though nothing of the conversation changed.
+
+``MigratedPrefix`` replays the rewritten file's first entries against the events already imported
+(``events.jsonl``): entry k of the new file must give the events of the k-th imported row, under
+that row's id, modulo what the migration adds. Then the new ids are made aliases of the old
+ones, so entries appended after the migration (whose ``parentId`` names a new id) continue the
+imported lineage, and only they are written.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+
+from tracebridge.importers.openclaw.mapping import RowError, SessionMapper
+
+# Observation fields the migration adds or rewrites: left out when events are compared.
+_MIGRATED_FIELDS = ("version", "firstKeptEntryIndex", "firstKeptEntryId")
+
+
+def imported_rows(events_path: str, size: int, prefix: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The events of the first ``size`` bytes of a run's ``events.jsonl``, grouped by source row:
+    (row id, its events), in order. A row's first event is ``<prefix><row id>``, its further ones
+    ``<prefix><row id>.<k>``."""
+    with open(events_path, "rb") as fh:
+        data = fh.read(size)
+    out: list[tuple[str, list[dict[str, Any]]]] = []
+    for line in data.splitlines():
+        ev = orjson.loads(line)
+        eid = str(ev.get("event_id", ""))[len(prefix):]
+        if out:
+            rid, evs = out[-1]
+            tail = eid[len(rid) + 1:]
+            if eid.startswith(rid + ".") and tail.isdigit() and int(tail) == len(evs):
+                evs.append(ev)
+                continue
+        out.append((eid, [ev]))
+    return out
+
+
+def _normal(ev: dict[str, Any]) -> dict[str, Any]:
+    """An event without the observation fields a migration changes."""
+    obs = ev.get("payload", {}).get("observation")
+    if not isinstance(obs, dict) or not any(k in obs for k in _MIGRATED_FIELDS):
+        return ev
+    obs = {k: v for k, v in obs.items() if k not in _MIGRATED_FIELDS}
+    return {**ev, "payload": {**ev["payload"], "observation": obs}}
+
+
+class MigratedPrefix:
+    """Replays the migrated copy of an imported prefix; see the module docstring.
+
+    Args:
+        mapper: the session's (fresh) mapper.
+        events_path: the run's ``events.jsonl``.
+        events_bytes: how much of it the import state accounts for.
+    """
+
+    def __init__(self, mapper: SessionMapper, events_path: str, events_bytes: int) -> None:
+        self.mapper = mapper
+        self.rows = imported_rows(events_path, events_bytes, mapper.prefix) if os.path.isfile(events_path) else []
+        self.done = 0  # imported rows matched so far
+        self.aliases: dict[str, str] = {}  # new entry id -> the imported row's id
+        self.why = ""  # why the file is no migration of what was imported
+
+    @property
+    def complete(self) -> bool:
+        """Every imported row was matched (the rest of the file is new)."""
+        return self.done == len(self.rows) > 0
+
+    def feed(self, raw: bytes, lineno: int) -> bool:
+        """Match one line of the rewritten file; False (and ``why``) when it does not match."""
+        if raw.isspace():
+            return True
+        try:
+            row = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self.why = f"line {lineno} is not JSON"
+            return False
+        rid, old = self.rows[self.done]
+        if self.done == 0:  # the header, whose version must have gone up
+            if not self._version_rose(row, old[0]):
+                return False
+        elif type(row) is dict:
+            row = self._renamed(row, rid)
+        try:
+            events = self.mapper.feed(row, lineno)
+        except RowError as exc:
+            self.why = f"line {lineno}: {exc}"
+            return False
+        if [_normal(e) for e in events] != [_normal(e) for e in old]:
+            self.why = f"line {lineno} does not give the events imported from row {rid}"
+            return False
+        self.done += 1
+        return True
+
+    def _renamed(self, row: dict[str, Any], rid: str) -> dict[str, Any]:
+        """The row under the imported row's id, its parent named by the imported id too."""
+        new_id = row.get("id")
+        if type(new_id) is str and new_id != rid:
+            self.aliases[new_id] = rid
+        row = {**row, "id": rid}
+        pid = row.get("parentId")
+        if type(pid) is str and pid in self.aliases:
+            row["parentId"] = self.aliases[pid]
+        return row
+
+    def _version_rose(self, row: Any, old_header: dict[str, Any]) -> bool:
+        obs = old_header.get("payload", {}).get("observation")
+        was = obs.get("version", 1) if isinstance(obs, dict) else None
+        now = row.get("version") if type(row) is dict and row.get("type") == "session" else None
+        if old_header.get("event_id") != self.mapper.prefix + "session" or type(was) is not int:
+            self.why = "the imported run does not start with the session header"
+        elif type(now) is not int or now <= was:
+            self.why = f"its first row is no session header of a version above {was!r} (no migration)"
+        else:
+            return True
+        return False
+
+    def finish(self) -> None:
+        """Make the new entry ids aliases of the imported ones in the mapper."""
+        m = self.mapper
+        for new_id, rid in self.aliases.items():
+            if rid in m.anchor:
+                m.anchor[new_id] = m.anchor[rid]
+            if m.leaf == rid:
+                m.leaf = new_id

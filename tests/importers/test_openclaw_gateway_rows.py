@@ -1,7 +1,7 @@
 """What current OpenClaw writes around the model's own turns: gateway-injected assistant messages,
 context-free commands (``excludeFromContext``), extension receipts the model never saw, the
 backup a repaired transcript leaves behind, leaf controls, side appends and reset boundaries,
-encrypted lines and the model a router picked.
+encrypted lines, the model a router picked and OpenClaw's facts on ordinary messages.
 
 Row shapes modelled on openclaw/openclaw: ``appendInjectedAssistantMessageToTranscript`` (provider
 ``openclaw``, model ``gateway-injected``, zero usage, stopReason ``stop`` or ``aborted``, and for a
@@ -268,4 +268,51 @@ def test_the_model_a_router_picked_is_kept():
     first, second = (e["llm"] for e in evs if e["event_type"] == "worker_action")
     assert first["model"] == "openrouter/auto" and first["params"]["response_model"] == "anthropic/claude-sonnet-4.5"
     assert "response_model" not in second["params"] and first["config_hash"] != second["config_hash"]
-    assert m.drift == {"message.assistant.responseId": 1, "message.assistant.responseModel:not_a_string": 1}
+    assert first["params"]["response_id"] == "gen-1"  # kept since the follow-up below
+    assert m.drift == {"message.assistant.responseModel:not_a_string": 1}
+
+
+SHOWN = [{"type": "text", "text": "Here is the chart."},
+         {"type": "image", "data": "iVBORw0KGgo" * 50, "mimeType": "image/png"}]
+
+
+def test_openclaw_facts_on_ordinary_messages_are_kept_and_training_uses_the_model_content(tmp_path):
+    """Current OpenClaw adds to ordinary messages ``__openclaw`` (its message id, seq, media),
+    ``openclawDelivery`` (media a channel was sent), ``openclawDisplayContent`` (what the chat UI shows
+    instead of ``content``) and, to a model's message, ``responseId`` and ``diagnostics``
+    (src/llm/types.ts). Before: each was only counted as drift and dropped. Now they are kept (a
+    model turn's in its ``llm.params``, outside the config hash; a user turn's in its observation),
+    images in display content as placeholders, and the exported prompt and completion are still the
+    model's ``content``, never the display text."""
+    facts = {"__openclaw": {"id": "m-7", "seq": 7}, "openclawDelivery": {"mediaUrls": ["./chart.png"]},
+             "openclawDisplayContent": SHOWN}
+    diag = [{"kind": "retry", "message": "overloaded, retried once"}]
+    session = [HEADER] + _rows(
+        _user("plot it", __openclaw={"id": "u-6", "seq": 6}, openclawDisplayContent=[{"type": "text", "text": "SHOWN"}]),
+        {"type": "message", "message": _asst([{"type": "text", "text": "Plotted."}], responseId="msg_01", diagnostics=diag,
+                                             **facts)},
+        _user("thanks"),
+        {"type": "message", "message": _asst([{"type": "text", "text": "You're welcome."}])})
+    m = SessionMapper("r")
+    evs = feed_rows(m, session)
+
+    assert m.drift == {}
+    turn = next(e for e in evs if e["event_type"] == "planner_input")
+    assert turn["payload"]["goal"] == "plot it"
+    assert turn["payload"]["observation"] == {"openclaw": {"id": "u-6", "seq": 6},
+                                              "display_content": [{"type": "text", "text": "SHOWN"}]}
+    first, second = (e["llm"] for e in evs if e["event_type"] == "worker_action")
+    assert first["response"] == "Plotted." and first["params"]["response_id"] == "msg_01"
+    assert first["params"]["diagnostics"] == diag and first["params"]["delivery"] == {"mediaUrls": ["./chart.png"]}
+    assert first["params"]["openclaw"] == {"id": "m-7", "seq": 7}
+    shown = first["params"]["display_content"]
+    assert shown[0] == SHOWN[0] and shown[1]["type"] == "image" and "data" not in shown[1]
+    assert first["config_hash"] == second["config_hash"] and "response_id" not in second["params"]
+
+    sessions = tmp_path / "home" / "agents" / "main" / "sessions"
+    _write(sessions / "s1.jsonl", session)
+    rep = import_openclaw([tmp_path / "home"], tmp_path / "traces")
+    assert rep.drift == {} and rep.reconciles
+    res = export_traces(tmp_path / "traces", tmp_path / "bundles", default_cfg())
+    text = json.dumps(rows(res, "worker_sft"))
+    assert "Plotted." in text and "plot it" in text and "SHOWN" not in text and "Here is the chart" not in text

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tracebridge.importers.openclaw.content import split_content
+from tracebridge.importers.openclaw.content import image_placeholder, split_content
 
 if TYPE_CHECKING:
     from tracebridge.importers.openclaw.mapping import SessionMapper
@@ -54,8 +54,17 @@ CUSTOM_MESSAGE_KEYS = frozenset({"role", "customType", "content", "display", "de
 # What OpenClaw's own assistant messages carry beside their text: delivery facts, the run a stopped
 # partial belongs to, and ``excludeFromContext`` / ``__openclaw`` for a context-free command's answer.
 OPENCLAW_MESSAGE_FIELDS = ("openclawDeliveryMirror", "idempotencyKey", "openclawAbort", "excludeFromContext",
-                           "__openclaw")
+                           "__openclaw", "openclawDelivery", "responseId", "diagnostics")
 CONTEXT_FREE_USER_KEYS = frozenset({"role", "content", "timestamp", "provenance", "excludeFromContext", "__openclaw"})
+# What current OpenClaw adds to ordinary messages (openclaw/openclaw): ``__openclaw`` (its own
+# identity and media facts: ``id``, ``seq``, ``media``, ``mirrorIdentity``), ``openclawDelivery``
+# (what a channel was sent: ``mediaUrls``) and ``openclawDisplayContent`` (what the chat UI shows
+# instead of ``content``, with attachments). ``content`` stays what the model saw or wrote, so
+# training uses it; these are kept beside it: name in the message → key in the trace.
+MESSAGE_FACTS = {"__openclaw": "openclaw", "openclawDelivery": "delivery", "openclawDisplayContent": "display_content"}
+# A model's message may also carry the provider's ``responseId`` and ``diagnostics`` (redacted
+# provider/runtime notes on failures and recoveries; src/llm/types.ts).
+CALL_FACTS = {"responseId": "response_id", "diagnostics": "diagnostics", **MESSAGE_FACTS}
 BASH_FIELDS = ("command", "output", "exitCode", "cancelled", "truncated", "fullOutputPath", "excludeFromContext")
 _MISSING = object()
 
@@ -64,6 +73,27 @@ def _error(field: str, reason: str) -> Exception:
     from tracebridge.importers.openclaw.mapping import RowError
 
     return RowError(field, reason)
+
+
+def _display(value: Any) -> Any:
+    """Display content with images as placeholders (their data is never copied into traces)."""
+    if type(value) is not list:
+        return value
+    return [image_placeholder(b) if type(b) is dict and b.get("type") == "image" and "data" in b else b
+            for b in value]
+
+
+def message_facts(msg: dict[str, Any], facts: dict[str, str] = MESSAGE_FACTS) -> dict[str, Any]:
+    """OpenClaw's own facts on a message (``MESSAGE_FACTS`` or ``CALL_FACTS``), under trace names."""
+    out = {key: msg[name] for name, key in facts.items() if name in msg}
+    if "display_content" in out:
+        out["display_content"] = _display(out["display_content"])
+    return out
+
+
+def call_facts(msg: dict[str, Any]) -> dict[str, Any]:
+    """A model message's facts for its ``llm.params``."""
+    return message_facts(msg, CALL_FACTS)
 
 
 def legacy_message(m: SessionMapper, row: dict[str, Any]) -> dict[str, Any]:
@@ -158,6 +188,8 @@ def openclaw_message(m: SessionMapper, row: dict[str, Any], msg: dict[str, Any],
     for k in OPENCLAW_MESSAGE_FIELDS:
         if k in msg:
             obs[k] = msg[k]
+    if "openclawDisplayContent" in msg:
+        obs["openclawDisplayContent"] = _display(msg["openclawDisplayContent"])
     if msg.get("stopReason") == "aborted":
         m.last_error = "aborted"
     m.event(out, rid, "env_observation", "env",

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.importers.test_openclaw_upstream import USAGE, T, _asst, _write
+from tracebridge.cli import app
 from tracebridge.importers.openclaw import import_openclaw
 
 
@@ -158,3 +160,23 @@ def test_a_migrated_transcript_missing_imported_rows_is_still_reported(tmp_path)
     assert rep.files_migrated == 0 and len(rep.skipped) == 1
     assert "it holds fewer rows than were imported" in rep.skipped[0]
     assert (out / "oc-mig-1" / "events.jsonl").read_bytes() == before
+
+
+def _cli_import_after_migration(tmp_path: Path, *flags: str) -> Any:
+    src, out = tmp_path / "sessions" / "mig-1.jsonl", tmp_path / "out"
+    _write(src, _v1_rows())
+    assert CliRunner().invoke(app, ["import", "openclaw", str(src), "--out", str(out), "--json"]).exit_code == 0
+    migrated = _migrate(_v1_rows())
+    _rewrite(src, migrated + _new_turns(migrated[-1]["id"]))
+    return CliRunner().invoke(app, ["import", "openclaw", str(src), "--out", str(out), *flags])
+
+
+def test_the_command_reports_a_migrated_transcript_and_its_runs_validate(tmp_path):
+    r = _cli_import_after_migration(tmp_path / "a", "--validate", "--json")
+
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["files_migrated"] == 1 and doc["files_skipped"] == 0 and doc["events_written"] == 3
+    assert doc["reconciles"] is True
+    table = _cli_import_after_migration(tmp_path / "b")
+    assert table.exit_code == 0 and "files OpenClaw migrated in place (continued)" in table.output

@@ -107,7 +107,9 @@ def import_openclaw_cmd(
     _check_paths(paths)
     check_out_dir(out)
     rep = _run(lambda: import_openclaw(paths or None, out, cfg, workers=workers), out)
-    _finish(rep.to_dict(), rep.reconciles, out, cfg, validate, json_out, f"tracebridge import openclaw → {out}", [])
+    migrated = [("files OpenClaw migrated in place (continued)", str(rep.files_migrated))] if rep.files_migrated else []
+    _finish(rep.to_dict(), rep.reconciles, out, cfg, validate, json_out, f"tracebridge import openclaw → {out}",
+            migrated)
 
 
 @import_app.command("agentlightning")

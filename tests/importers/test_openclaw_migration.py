@@ -180,3 +180,19 @@ def test_the_command_reports_a_migrated_transcript_and_its_runs_validate(tmp_pat
     assert doc["reconciles"] is True
     table = _cli_import_after_migration(tmp_path / "b")
     assert table.exit_code == 0 and "files OpenClaw migrated in place (continued)" in table.output
+
+
+def test_worker_processes_continue_a_migrated_transcript_as_one_process_does(tmp_path):
+    results = []
+    for workers in (1, 2):
+        root = tmp_path / f"w{workers}"
+        src, other, out = root / "s" / "mig-1.jsonl", root / "s" / "other.jsonl", root / "out"
+        _write(src, _v1_rows())
+        _write(other, [{**_v1_rows()[0], "id": "other", "version": 3}])
+        import_openclaw([root / "s"], out, workers=workers)
+        migrated = _migrate(_v1_rows())
+        _rewrite(src, migrated + _new_turns(migrated[-1]["id"]))
+        rep = import_openclaw([root / "s"], out, workers=workers)
+        assert rep.files_migrated == 1 and rep.skipped == [] and rep.events_written == 3
+        results.append((out / "oc-mig-1" / "events.jsonl").read_bytes())
+    assert results[0] == results[1]

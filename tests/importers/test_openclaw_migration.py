@@ -196,3 +196,18 @@ def test_worker_processes_continue_a_migrated_transcript_as_one_process_does(tmp
         assert rep.files_migrated == 1 and rep.skipped == [] and rep.events_written == 3
         results.append((out / "oc-mig-1" / "events.jsonl").read_bytes())
     assert results[0] == results[1]
+
+
+def test_a_migrated_transcript_archived_before_the_next_import_is_continued(tmp_path):
+    """OpenClaw may migrate a transcript, append to it and archive it (``/new``: renamed to
+    ``<id>.jsonl.reset.<time>``) before the next import: still the same session, continued."""
+    sessions, out = tmp_path / "sessions", tmp_path / "out"
+    _write(sessions / "mig-1.jsonl", _v1_rows())
+    import_openclaw([sessions], out)
+    migrated = _migrate(_v1_rows())
+    (sessions / "mig-1.jsonl").unlink()
+    _rewrite(sessions / "mig-1.jsonl.reset.2026-03-01T11-00-00.000Z", migrated + _new_turns(migrated[-1]["id"]))
+
+    rep = import_openclaw([sessions], out)
+
+    assert rep.files_migrated == 1 and rep.skipped == [] and rep.events_written == 3

@@ -110,13 +110,9 @@ class _FileImport:
         if st is not None and size < st.offset:
             self._changed = (f"older or truncated copy of session {self.session_id} ({size} bytes < "
                              f"{st.offset} imported from {st.file})")
-        mapper = SessionMapper(self.run_id)
         writer = RunWriter(self.out, self.run_id, st.events_bytes if st else 0)
         try:
-            done = None if self._changed else self._stream(mapper, writer, st)
-            if done is None and self._changed and st is not None:  # perhaps migrated by OpenClaw in place
-                mapper = SessionMapper(self.run_id)
-                done = self._stream(mapper, writer, st, MigratedPrefix(mapper, writer.events_path, st.events_bytes))
+            mapper, done = self._map(writer, st)
             if done is None:
                 writer.abort()
                 return
@@ -138,6 +134,21 @@ class _FileImport:
             raise
         offset, lines, digest = done
         self._account(mapper, writer, st, RunState(self.file, offset, digest, lines, events_bytes))
+
+    def _map(self, writer: RunWriter, st: RunState | None) -> tuple[SessionMapper, tuple[int, int, str] | None]:
+        """The session's mapper and ``_stream``'s result. A file whose imported prefix changed is
+        replayed once more as a migration OpenClaw made in place (and perhaps archived since: any
+        path), except a shorter copy elsewhere (a ``.bak``: a migration only adds to each line),
+        which is reported at once."""
+        mapper = SessionMapper(self.run_id)
+        done = None if self._changed else self._stream(mapper, writer, st)
+        if done is not None or not self._changed or st is None:
+            return mapper, done
+        if st.file != self.file and self.size < st.offset:
+            self.rep.skip(self.where, self._changed)
+            return mapper, None
+        mapper = SessionMapper(self.run_id)
+        return mapper, self._stream(mapper, writer, st, MigratedPrefix(mapper, writer.events_path, st.events_bytes))
 
     def _same_prefix(self, st: RunState) -> bool:
         """Whether a file of the imported size still holds the imported bytes: assumed for files

@@ -340,3 +340,41 @@ def test_tool_result_blocks_in_recorded_prompts_are_cut_and_other_content_is_not
     assert stats == {"tool_outputs_cut": 2, "tool_output_chars_cut": 2 * (len(HUGE) - 8000) + 1}
     whole = prompt_messages({"rendered_prompt": json.dumps(raw)}, cut=ToolCuts(0, stats))
     assert whole is not None and json.loads(whole[1]["content"])[0]["content"] == [{"type": "text", "text": HUGE}]
+
+
+def _write_rollouts(out: Path, rollouts: dict[str, list[dict]]) -> None:
+    """Runs of the given spans, written as the runtime hook writes them."""
+    from tracebridge.importers.agentlightning.runs import session_record, write_events
+    from tracebridge.importers.openclaw.runs import RunWriter
+
+    for rid, spans in rollouts.items():
+        run = spans_to_events(spans, f"al-{rid}", {"goal": f"weather {rid}"})
+        writer = RunWriter(out, f"al-{rid}", durable=True)
+        assert write_events(writer, run) == 0
+        writer.close(session_record(run, f"al-{rid}", goal_family="agentlightning", spans=len(spans), dropped=0, ref=rid))
+
+
+def _long_tool_outputs(res) -> list[str]:
+    """The tool outputs over 100 characters of an export's worker_sft, messages and triplet rows."""
+    def rows(key: str) -> list[dict]:
+        return [orjson.loads(line) for f in sorted((res.path / key).glob("*.jsonl")) for line in f.read_bytes().splitlines()]
+
+    msgs = [m for key in ("views/worker_sft", "agentlightning/messages") for r in rows(key) for m in r["messages"]]
+    msgs += [m for t in rows("agentlightning/triplets") for m in t["prompt"]]
+    return [m["content"] for m in msgs if m["role"] == "tool" and len(m["content"]) > 100]
+
+
+def test_an_export_of_recorded_calls_cuts_every_copy_and_its_counts_reconcile(tmp_path: Path) -> None:
+    """report.json views.tool_outputs counts the dump once though three files carry it in two rows each;
+    every copy in worker_sft, triplets and messages is the same cut; 0 writes it whole everywhere."""
+    _write_rollouts(tmp_path / "t", {"big": _huge_rollout(), "plain": weather_rollout()})
+    res = export_traces(tmp_path / "t", tmp_path / "b")
+    assert res.report["views"]["tool_outputs"] == {"max_chars": 8000, "cut": 1, "chars_cut": len(HUGE) - 8000}
+    assert res.report["views"]["rows_trimmed"] == {"tool_output_max_chars": 2}
+    copies = _long_tool_outputs(res)  # the dump's copies: two rows in each file
+    assert len(copies) == 6 and len(set(copies)) == 1 and f"[… {len(HUGE) - 8000} characters cut …]" in copies[0]
+    cfg = ExportConfig()
+    cfg.views.tool_output_max_chars = 0
+    whole = export_traces(tmp_path / "t", tmp_path / "b0", cfg)
+    assert "tool_outputs" not in whole.report["views"] and "rows_trimmed" not in whole.report["views"]
+    assert _long_tool_outputs(whole) == [HUGE] * 6

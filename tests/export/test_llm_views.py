@@ -273,3 +273,108 @@ def test_content_parts_agentops_wrote_as_json_are_parts_again() -> None:
     assert json.loads(action["llm"]["rendered_prompt"])[0]["content"][1] == {"type": "text", "text": "in Paris?"}
     out, _ = _views(run.events)
     assert out["worker_sft"][0]["messages"][0] == {"role": "user", "content": "Weather in Paris?"}
+
+
+HUGE = "".join(f"line {i}: request done\n" for i in range(3000))  # ~67K characters, a log dump
+LONG_REPLY = "Paris: " + "sunny and warm. " * 1000  # a reply over the budget: a target, never cut
+
+
+def _huge_rollout() -> list[dict]:
+    """The weather agent whose first tool output is a log dump, repeated in both later calls' prompts."""
+    p1 = [SYSTEM, USER]
+    p2 = p1 + [{"role": "assistant", "tool_calls": [_call("c1", "Paris")]},
+               {"role": "tool", "tool_call_id": "c1", "content": HUGE}]
+    p3 = p2 + [{"role": "assistant", "tool_calls": [_call("c2", "Paris")]},
+               {"role": "tool", "tool_call_id": "c2", "content": "sunny"}]
+    return [_llm("a", 1.0, p1, calls=[_call("c1", "Paris")]), _tool("b", 2.0, "c1", "Paris"),
+            _llm("c", 3.0, p2, calls=[_call("c2", "Paris")]), _tool("d", 4.0, "c2", "Paris"),
+            _llm("e", 5.0, p3, content=LONG_REPLY)]
+
+
+def test_a_huge_tool_output_in_recorded_prompts_is_cut_in_every_later_row_and_counted_once() -> None:
+    """A call's prompt repeats every earlier output: a log dump was copied whole into every later call's
+    row, triplet and messages row (the budget cut only worker and conversation rows)."""
+    from tracebridge.export.views_worker import _cut
+
+    events = spans_to_events(_huge_rollout(), "al-1", {"goal": "weather in Paris"}).events
+    out, stats = _views(events)
+    rows = out["worker_sft"]
+    cut = _cut(HUGE, 8000)
+    assert f"[… {len(HUGE) - 8000} characters cut …]" in cut and HUGE.startswith(cut[:5000])
+    assert [r["messages"][3]["content"] for r in rows[1:]] == [cut, cut]
+    assert rows[2]["messages"][5]["content"] == "sunny"  # under the budget: whole
+    assert rows[2]["messages"][-1] == {"role": "assistant", "content": LONG_REPLY}  # the target is whole
+    assert stats == {"tool_outputs_cut": 1, "tool_output_chars_cut": len(HUGE) - 8000, "tool_output_max_chars": 2}
+    triplets, messages = out["agentlightning/triplets"], out["agentlightning/messages"]
+    assert [t["prompt"][3]["content"] for t in triplets[1:]] == [cut, cut] and triplets[2]["response"]["content"] == LONG_REPLY
+    assert [m["messages"][3]["content"] for m in messages[1:]] == [cut, cut]
+    assert orjson.dumps(HUGE).decode()[1:-1] not in orjson.dumps(out).decode()  # no whole copy in any view
+
+
+def test_tool_output_max_chars_0_keeps_recorded_tool_outputs_whole() -> None:
+    events = spans_to_events(_huge_rollout(), "al-1", {"goal": "weather in Paris"}).events
+    out, stats = _views(events, ViewsConfig(tool_output_max_chars=0))
+    assert [r["messages"][3]["content"] for r in out["worker_sft"][1:]] == [HUGE, HUGE] and not stats
+    assert [t["prompt"][3]["content"] for t in out["agentlightning/triplets"][1:]] == [HUGE, HUGE]
+
+
+def test_tool_result_blocks_in_recorded_prompts_are_cut_and_other_content_is_not() -> None:
+    """Anthropic-style prompts carry tool outputs as ``tool_result`` blocks of a user message (a string or
+    text parts): they are cut as tool messages are; a long user or system message is not a tool output."""
+    from collections import Counter
+
+    from tracebridge.export.views_llm import ToolCuts, prompt_messages
+
+    raw = [{"role": "system", "content": HUGE},
+           {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": HUGE}]},
+                                        {"type": "tool_result", "tool_use_id": "t2", "content": HUGE + "!"},
+                                        {"type": "tool_result", "tool_use_id": "t3", "content": "ok"}]}]
+    stats: Counter[str] = Counter()
+    cuts = ToolCuts(8000, stats)
+    first, again = (prompt_messages({"rendered_prompt": json.dumps(raw)}, cut=cuts) for _ in range(2))
+    assert first == again and first is not None and first[0]["content"] == HUGE
+    blocks = json.loads(first[1]["content"])
+    assert [len(b["content"]) < 8100 for b in blocks[:2]] == [True, True] and blocks[2]["content"] == "ok"
+    assert "characters cut" in blocks[0]["content"] and blocks[1]["content"].endswith("!")
+    # two distinct outputs, each counted once though two prompts held them
+    assert stats == {"tool_outputs_cut": 2, "tool_output_chars_cut": 2 * (len(HUGE) - 8000) + 1}
+    whole = prompt_messages({"rendered_prompt": json.dumps(raw)}, cut=ToolCuts(0, stats))
+    assert whole is not None and json.loads(whole[1]["content"])[0]["content"] == [{"type": "text", "text": HUGE}]
+
+
+def _write_rollouts(out: Path, rollouts: dict[str, list[dict]]) -> None:
+    """Runs of the given spans, written as the runtime hook writes them."""
+    from tracebridge.importers.agentlightning.runs import session_record, write_events
+    from tracebridge.importers.openclaw.runs import RunWriter
+
+    for rid, spans in rollouts.items():
+        run = spans_to_events(spans, f"al-{rid}", {"goal": f"weather {rid}"})
+        writer = RunWriter(out, f"al-{rid}", durable=True)
+        assert write_events(writer, run) == 0
+        writer.close(session_record(run, f"al-{rid}", goal_family="agentlightning", spans=len(spans), dropped=0, ref=rid))
+
+
+def _long_tool_outputs(res) -> list[str]:
+    """The tool outputs over 100 characters of an export's worker_sft, messages and triplet rows."""
+    def rows(key: str) -> list[dict]:
+        return [orjson.loads(line) for f in sorted((res.path / key).glob("*.jsonl")) for line in f.read_bytes().splitlines()]
+
+    msgs = [m for key in ("views/worker_sft", "agentlightning/messages") for r in rows(key) for m in r["messages"]]
+    msgs += [m for t in rows("agentlightning/triplets") for m in t["prompt"]]
+    return [m["content"] for m in msgs if m["role"] == "tool" and len(m["content"]) > 100]
+
+
+def test_an_export_of_recorded_calls_cuts_every_copy_and_its_counts_reconcile(tmp_path: Path) -> None:
+    """report.json views.tool_outputs counts the dump once though three files carry it in two rows each;
+    every copy in worker_sft, triplets and messages is the same cut; 0 writes it whole everywhere."""
+    _write_rollouts(tmp_path / "t", {"big": _huge_rollout(), "plain": weather_rollout()})
+    res = export_traces(tmp_path / "t", tmp_path / "b")
+    assert res.report["views"]["tool_outputs"] == {"max_chars": 8000, "cut": 1, "chars_cut": len(HUGE) - 8000}
+    assert res.report["views"]["rows_trimmed"] == {"tool_output_max_chars": 2}
+    copies = _long_tool_outputs(res)  # the dump's copies: two rows in each file
+    assert len(copies) == 6 and len(set(copies)) == 1 and f"[… {len(HUGE) - 8000} characters cut …]" in copies[0]
+    cfg = ExportConfig()
+    cfg.views.tool_output_max_chars = 0
+    whole = export_traces(tmp_path / "t", tmp_path / "b0", cfg)
+    assert "tool_outputs" not in whole.report["views"] and "rows_trimmed" not in whole.report["views"]
+    assert _long_tool_outputs(whole) == [HUGE] * 6

@@ -38,6 +38,14 @@ step: a call whose tools all succeed after a failed call, with a reply that diff
 call's (its text, or the tools and arguments it called: not the calls' ids, new on every call, nor the
 arguments' spacing). It gives a ``worker_recovery_cases/sft`` row and a pair whose rejected turn is the
 failed call's reply (what the model said last time, which failed).
+
+A call's prompt holds every earlier tool output of its rollout, so one huge output (a file read, a log
+dump) would be copied whole into every later call's row, triplet and messages row. The tool outputs in
+recorded prompts (``tool`` messages, Anthropic-style ``tool_result`` blocks) are cut to
+``views.tool_output_max_chars`` as worker rows cut theirs (``ToolCuts``: head and tail with a
+``[… N characters cut …]`` line), each distinct output counted once (report.json ``views.tool_outputs``);
+the reply, the row's target, is never cut. A row then differs from what the model saw only in the cut
+outputs; ``views.tool_output_max_chars=0`` keeps them whole.
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ import orjson
 
 from tracebridge.export.config import ViewsConfig
 from tracebridge.export.views import RunContext, event_labels, payload, strip_reasoning
-from tracebridge.export.views_worker import _Builder, _text
+from tracebridge.export.views_worker import _Builder, _text, cut_tool_output
 
 # OpenAI's newer and older role names, as chat templates know them
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool",
@@ -83,28 +91,66 @@ def _content(value: Any) -> str:
     return _text(value)
 
 
-def _message(m: Any, keep_text: bool) -> dict[str, Any] | None:
-    """One recorded prompt message as rows hold it, or None when it is no chat message."""
+class ToolCuts:
+    """Tool outputs in recorded prompts cut to ``views.tool_output_max_chars`` (``cut_tool_output``, 0 =
+    whole), as worker rows cut theirs. A call's prompt repeats every earlier output of its run, so each
+    distinct output (its call id and text) is cut and counted once per run, however many prompts hold it."""
+
+    def __init__(self, limit: int, stats: Counter[str]) -> None:
+        self.limit, self.stats = limit, stats
+        self.done: dict[tuple[str, str], str] = {}
+        self.row_cut = False  # the prompt being read had an output cut
+
+    def __call__(self, call_id: str, text: str) -> str:
+        if not self.limit or len(text) <= self.limit:
+            return text
+        key = (call_id, text)
+        if key not in self.done:
+            self.done[key] = cut_tool_output(text, self.limit, self.stats) or text
+        self.row_cut = True
+        return self.done[key]
+
+
+def _cut_results(content: Any, cut: ToolCuts | None) -> Any:
+    """``content`` with the text of its ``tool_result`` blocks (Anthropic's shape: a string or text parts)
+    cut by ``cut``; as it was when none is over the budget."""
+    if cut is None or not isinstance(content, list):
+        return content
+    out = []
+    for p in content:
+        inner = p.get("content") if isinstance(p, dict) and p.get("type") == "tool_result" else None
+        text = _content(inner) if isinstance(inner, (str, list)) else None
+        short = text if text is None else cut(str(p.get("tool_use_id") or ""), text)
+        out.append(p if short is text else {**p, "content": short})
+    return out
+
+
+def _message(m: Any, keep_text: bool, cut: ToolCuts | None = None) -> dict[str, Any] | None:
+    """One recorded prompt message as rows hold it, or None when it is no chat message; ``cut`` cuts
+    its tool outputs (a tool message's content, ``tool_result`` blocks)."""
     role = _ROLES.get(m.get("role")) if isinstance(m, dict) and isinstance(m.get("role"), str) else None
     if role is None:
         return None
-    out: dict[str, Any] = {"role": role, "content": _content(m.get("content"))}
+    out: dict[str, Any] = {"role": role, "content": _content(_cut_results(m.get("content"), cut))}
     calls = _calls(m.get("tool_calls"), keep_text)
     if calls and role == "assistant":
         out["tool_calls"] = calls
     if role == "tool":
         out["tool_call_id"] = str(m.get("tool_call_id") or m.get("name") or "")
+        if cut is not None:
+            out["content"] = cut(out["tool_call_id"], out["content"])
     return out
 
 
-def prompt_messages(llm: dict[str, Any], keep_text: bool = False) -> list[dict[str, Any]] | None:
-    """The call's prompt as chat messages (``keep_text``: tool-call arguments as the strings recorded);
-    None when ``rendered_prompt`` is no JSON message list."""
+def prompt_messages(llm: dict[str, Any], keep_text: bool = False, cut: ToolCuts | None = None
+                    ) -> list[dict[str, Any]] | None:
+    """The call's prompt as chat messages (``keep_text``: tool-call arguments as the strings recorded;
+    ``cut``: tool outputs cut to the budget); None when ``rendered_prompt`` is no JSON message list."""
     try:
         raw = orjson.loads(llm.get("rendered_prompt") or "")
     except (orjson.JSONDecodeError, TypeError):
         return None
-    msgs = [_message(m, keep_text) for m in raw] if isinstance(raw, list) and raw else None
+    msgs = [_message(m, keep_text, cut) for m in raw] if isinstance(raw, list) and raw else None
     return msgs if msgs and all(m is not None for m in msgs) else None  # type: ignore[return-value]
 
 
@@ -201,11 +247,13 @@ def llm_call_rows(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfi
     # views_conversation), since a result's text alone rarely says it failed
     bad = {str(payload(e).get("call_id")) for e in events
            if e.get("event_type") == "worker_tool_result" and payload(e).get("ok") is False}
+    cuts = ToolCuts(cfg.tool_output_max_chars, stats)
     for ev in events:
         llm = ev.get("llm")
         if ev.get("event_type") != "worker_action" or not isinstance(llm, dict):
             continue
-        prompt, reply = prompt_messages(llm, keep), _reply(llm, cfg, keep)
+        cuts.row_cut = False
+        prompt, reply = prompt_messages(llm, keep, cuts), _reply(llm, cfg, keep)  # the reply is never cut
         decision = _decision(_reply(llm, cfg, False))
         ids, ok = tools_of[str(ev.get("event_id"))]
         if prompt is None or reply is None:
@@ -220,6 +268,10 @@ def llm_call_rows(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfi
                       "tool_source": "recorded" if recorded else ctx.tool_source if b.tools else None, "tool_ok": ok,
                       "context_messages": len(prompt),
                       "failed_tool_calls": [m["tool_call_id"] for m in prompt if m.get("tool_call_id") in bad] or None}
+            # a row with an output cut counts (views.rows_trimmed); none is added while none is cut, so
+            # exports with no output over the budget keep their report, and bundle id, as before
+            if cuts.row_cut:
+                stats["tool_output_max_chars"] += 1
             b.emit([b.render(m) for m in prompt], b.render(reply), [str(ev["event_id"]), *ids], labels,
                    b.render(failed[1]) if recovered and failed is not None else None)
         if ok is False and reply is not None:

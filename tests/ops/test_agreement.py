@@ -134,7 +134,8 @@ def test_retention_removes_nothing_while_a_pin_config_names_another_shadow_work_
     rep = json.loads(r.stdout)
     assert r.exit_code == 1 and rep["items"] == []
     assert rep["problems"][0].startswith(f"shadow.retention.pin_configs: {p2} sets shadow.work_dir={tmp_path / 'old-work'} "
-                                         f"but this config has shadow.work_dir={tmp_path / 'work'}")
+                                         f"but {SHADOW_YAML} with the overrides given has shadow.work_dir="
+                                         f"{tmp_path / 'work'}")  # the file, not "this config"
 
 
 def test_paths_compare_as_places_and_only_keys_both_name(tmp_path: Path) -> None:

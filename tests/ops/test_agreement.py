@@ -91,9 +91,9 @@ def test_weekly_refuses_a_legacy_bot_other_than_the_shadow_cycles(tmp_path: Path
     r = _cli("ops", "weekly", "--config", weekly, "--dry-run")
     assert r.exit_code == 2 and not (tmp_path / "art").exists()
     assert r.output.splitlines() == [
-        f"error: {shadow} sets shadow.feedback_legacy_bot_id=111 but {weekly} has weekly.feedback_legacy_bot_id=: "
+        (f"error: {shadow} sets shadow.feedback_legacy_bot_id=111 but {weekly} has weekly.feedback_legacy_bot_id=: "
         "the commands run with each would use another value for the bot of the reaction rows that name none "
-        "(their labels); set weekly.feedback_legacy_bot_id and shadow.feedback_legacy_bot_id to the same value"]
+        "(their labels); set weekly.feedback_legacy_bot_id and shadow.feedback_legacy_bot_id to the same value")]
     r = _cli("ops", "weekly", "--config", weekly, "weekly.feedback_legacy_bot_id=111", "--dry-run", "--json")
     assert r.exit_code == 0 and "feedback.legacy_bot_id=111" in r.output  # the export's overrides carry it
 
@@ -109,9 +109,9 @@ def test_monthly_review_refuses_files_other_than_the_shadow_cycles(tmp_path: Pat
     r = _cli(*args)
     assert r.exit_code == 2 and not (tmp_path / "out").exists()
     assert r.output.splitlines() == [
-        f"error: {shadow} sets shadow.feedback_ledger={tmp_path / 'ledger.jsonl'} but {monthly} has "
+        (f"error: {shadow} sets shadow.feedback_ledger={tmp_path / 'ledger.jsonl'} but {monthly} has "
         f"monthly.ledger={tmp_path / 'old-ledger.jsonl'}: the commands run with each would use another place for "
-        "the reaction ledger the shadow cycle harvests into; set monthly.ledger and shadow.feedback_ledger to the same path"]
+        "the reaction ledger the shadow cycle harvests into; set monthly.ledger and shadow.feedback_ledger to the same path")]
     # an override is named as one; the cycle's ledger passes; agree_with=[] reviews other files once
     r = _cli(*args, f"monthly.mapping={tmp_path / 'm2.json'}")
     assert r.exit_code == 2 and f"but {monthly} with the overrides given has monthly.mapping={tmp_path / 'm2.json'}" in r.output

@@ -284,9 +284,12 @@ def test_feedback_step_without_a_bot_id_stops_on_a_shared_ledger(tmp_path):
         step_feedback(ctx)
     sh.feedback_bots = [FeedbackBot(bot_id="222", updates=[])]
     assert ctx.cfg.validate() == [
-        "shadow.feedback_bot_id is empty but shadow.feedback_bots is set: the harvest of feedback_updates and "
-        "sources would write rows of no bot; set it to their bot's id",
+        ("shadow.feedback_bot_id is empty but shadow.feedback_bots is set: the harvest of feedback_updates and "
+        "sources would write rows of no bot; set it to their bot's id"),
         "shadow.feedback_bots[0]: give its bot_id and at least one updates file"]
     sh.feedback_bot_id, sh.feedback_bots = "222", [FeedbackBot(bot_id="222", updates=["x.json"])]
-    assert ctx.cfg.validate() == ["shadow.feedback_bots[0].bot_id=222: named twice; list each bot once "
-                                  "(several dumps of one bot go in its updates)"]
+    assert ctx.cfg.validate() == [("shadow.feedback_bots[0].bot_id=222: named twice; list each bot once "
+                                  "(several dumps of one bot go in its updates)")]
+    sh.feedback_bots = [FeedbackBot(bot_id="222:AAsecret", updates=["x.json"])]  # a token pasted for the id
+    (problem,) = ctx.cfg.validate()
+    assert problem.startswith("shadow.feedback_bots[0].bot_id=<hidden>: looks like a bot token") and "AAsecret" not in problem

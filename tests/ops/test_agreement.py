@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.ops.test_retention import ROOT, _cli, _overrides
 from tracebridge.config import load_config
-from tracebridge.ops.agreement import PHASE2_KEYS, WEEKLY_KEYS, disagreements
+from tracebridge.ops.agreement import MONTHLY_KEYS, PHASE2_KEYS, WEEKLY_KEYS, disagreements
 from tracebridge.ops.config import OpsConfig
 
 SHADOW_YAML = ROOT / "configs/ops/shadow.yaml"
@@ -29,7 +29,7 @@ def _shadow(tmp_path: Path, work: str = "work", ledger: str = "ledger.jsonl") ->
 
 def test_the_shipped_phase2_and_weekly_configs_agree_with_shadow_yaml() -> None:
     shadow = str(SHADOW_YAML)
-    for name, keys in (("phase2", PHASE2_KEYS), ("weekly", WEEKLY_KEYS)):
+    for name, keys in (("phase2", PHASE2_KEYS), ("weekly", WEEKLY_KEYS), ("monthly", MONTHLY_KEYS)):
         cfg = load_config(OpsConfig, ROOT / f"configs/ops/{name}.yaml")
         assert cfg.agree_with == ["configs/ops/shadow.yaml"] and (ROOT / cfg.agree_with[0]).is_file()
         assert disagreements(cfg, name, shadow, keys) == []
@@ -78,6 +78,47 @@ def test_weekly_refuses_feedback_files_other_than_the_shadow_cycles_and_lists_ea
     assert _cli("ops", "weekly", "--config", weekly, "weekly.feedback_ledger=null", fixed[1], "--dry-run").exit_code == 0
 
 
+def test_weekly_refuses_a_legacy_bot_other_than_the_shadow_cycles(tmp_path: Path) -> None:
+    """Several bots: the weekly export reads the rows of no bot as weekly.feedback_legacy_bot_id's; the shadow
+    cycle harvests (and labels) them as shadow.feedback_legacy_bot_id's. Bot ids compare as written."""
+    shadow = _yaml(tmp_path / "shadow.yaml", _shadow(tmp_path).read_text().replace(
+        "shadow:\n", "shadow:\n  feedback_bot_id: '222'\n  feedback_legacy_bot_id: '111'\n"))
+    (tmp_path / "traces").mkdir()
+    (tmp_path / "ledger.jsonl").write_text("")
+    weekly = _yaml(tmp_path / "weekly.yaml", f"agree_with: [{shadow}]\nweekly:\n  traces: {tmp_path / 'traces'}\n"
+                   f"  bundles_dir: {tmp_path / 'bundles'}\n  artifacts_dir: {tmp_path / 'art'}\n"
+                   f"  feedback_ledger: {tmp_path / 'ledger.jsonl'}\n  feedback_mapping: {tmp_path / 'mapping.json'}\n")
+    r = _cli("ops", "weekly", "--config", weekly, "--dry-run")
+    assert r.exit_code == 2 and not (tmp_path / "art").exists()
+    assert r.output.splitlines() == [
+        (f"error: {shadow} sets shadow.feedback_legacy_bot_id=111 but {weekly} has weekly.feedback_legacy_bot_id=: "
+        "the commands run with each would use another value for the bot of the reaction rows that name none "
+        "(their labels); set weekly.feedback_legacy_bot_id and shadow.feedback_legacy_bot_id to the same value")]
+    r = _cli("ops", "weekly", "--config", weekly, "weekly.feedback_legacy_bot_id=111", "--dry-run", "--json")
+    assert r.exit_code == 0 and "feedback.legacy_bot_id=111" in r.output  # the export's overrides carry it
+
+
+def test_monthly_review_refuses_files_other_than_the_shadow_cycles(tmp_path: Path) -> None:
+    shadow = _shadow(tmp_path)
+    for name in ("ledger.jsonl", "old-ledger.jsonl"):
+        (tmp_path / name).write_text(json.dumps({"time": "2026-02-03T10:00:00Z", "emoji": "👍", "change": "added"}) + "\n")
+    (tmp_path / "mapping.json").write_text(json.dumps({"mapping": {"👍": 1}}))
+    monthly = _yaml(tmp_path / "monthly.yaml", f"agree_with: [{shadow}]\nmonthly:\n"
+                    f"  ledger: {tmp_path / 'old-ledger.jsonl'}\n  mapping: {tmp_path / 'mapping.json'}\n")
+    args = ("ops", "monthly-review", "--config", monthly, "--month", "2026-02", "--out", tmp_path / "out")
+    r = _cli(*args)
+    assert r.exit_code == 2 and not (tmp_path / "out").exists()
+    assert r.output.splitlines() == [
+        (f"error: {shadow} sets shadow.feedback_ledger={tmp_path / 'ledger.jsonl'} but {monthly} has "
+        f"monthly.ledger={tmp_path / 'old-ledger.jsonl'}: the commands run with each would use another place for "
+        "the reaction ledger the shadow cycle harvests into; set monthly.ledger and shadow.feedback_ledger to the same path")]
+    # an override is named as one; the cycle's ledger passes; agree_with=[] reviews other files once
+    r = _cli(*args, f"monthly.mapping={tmp_path / 'm2.json'}")
+    assert r.exit_code == 2 and f"but {monthly} with the overrides given has monthly.mapping={tmp_path / 'm2.json'}" in r.output
+    assert _cli(*args, f"monthly.ledger={tmp_path / 'ledger.jsonl'}").exit_code == 0
+    assert _cli(*args, "agree_with=[]").exit_code == 0 and (tmp_path / "out" / "monthly-2026-02.json").is_file()
+
+
 def test_an_agree_with_config_that_cannot_be_read_is_an_error(tmp_path: Path) -> None:
     p2 = _yaml(tmp_path / "phase2.yaml", f"agree_with: [{tmp_path / 'gone.yaml'}]\n")
     r = _cli("ops", "phase2-report", "--config", p2, "--json")
@@ -93,7 +134,8 @@ def test_retention_removes_nothing_while_a_pin_config_names_another_shadow_work_
     rep = json.loads(r.stdout)
     assert r.exit_code == 1 and rep["items"] == []
     assert rep["problems"][0].startswith(f"shadow.retention.pin_configs: {p2} sets shadow.work_dir={tmp_path / 'old-work'} "
-                                         f"but this config has shadow.work_dir={tmp_path / 'work'}")
+                                         f"but {SHADOW_YAML} with the overrides given has shadow.work_dir="
+                                         f"{tmp_path / 'work'}")  # the file, not "this config"
 
 
 def test_paths_compare_as_places_and_only_keys_both_name(tmp_path: Path) -> None:

@@ -206,7 +206,12 @@ def test_monthly_month_and_out_inputs(tmp_path):
     assert rep["month"] == "2026-02" and rep["emojis"]["2026-02"]["net"] == {"👍": 1}
     assert MonthlyConfig(drift_alpha=math.nan).problems()
     (tmp_path / "f").write_text("x")
-    base = ["ops", "monthly-review", f"monthly.ledger={ledger}", f"monthly.mapping={mapping}"]
+    # the default config agrees with shadow.yaml (agree_with): files given on the command line are named as
+    # overrides, before any work; agree_with=[] is a one-off review of other files
+    r = run("ops", "monthly-review", f"monthly.ledger={ledger}", "--month", "2026-02", "--out", tmp_path / "no")
+    assert r.exit_code == 2 and f"configs/ops/monthly.yaml with the overrides given has monthly.ledger={ledger}" \
+        in r.output.replace("\n", "") and "monthly.mapping" not in r.output and not (tmp_path / "no").exists()
+    base = ["ops", "monthly-review", f"monthly.ledger={ledger}", f"monthly.mapping={mapping}", "agree_with=[]"]
     for args, msg in ((["--month", "2026-13"], "--month 2026-13"), (["--month", "0001-01"], "--month 0001-01"),
                       (["--month", "2026-02", "--out", tmp_path / "f"], "not a folder")):
         r = run(*base, *args)

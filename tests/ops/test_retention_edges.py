@@ -171,3 +171,6 @@ def test_the_cycle_command_prints_what_holds_retention_back(tmp_path, monkeypatc
     r = _cli("shadow-cycle", "--config", SHADOW_YAML, *_overrides(tmp_path, f"shadow.retention.pin_configs=[{canary}]"))
     assert r.exit_code == 0, r.output
     assert f"retention problem: shadow.retention.pin_configs: {canary} sets promotion.state_dir" in r.output
+    # the cycle's config is named by its file (was "this config": the cycle's retention had no path)
+    assert f"but {SHADOW_YAML} with the overrides given has promotion.state_dir={tmp_path / 'state'}" \
+        in r.output.replace("\n", "")

@@ -218,3 +218,78 @@ def test_a_failed_command_says_where_its_output_is(tmp_path):
         run_cli(ctx, "import", ["import", "openclaw", "--json"])
     assert str(err.value) == "tracebridge import openclaw exited 1: no output (logs/import.log)"
     assert (ctx.bundle / "logs" / "import.log").is_file()
+
+
+def _reaction(uid: int, mid: int, emoji: str) -> dict:
+    """A getUpdates reaction of user 7 in chat 42 (both bots' chat with that user)."""
+    return {"update_id": uid, "message_reaction": {
+        "chat": {"id": 42, "type": "private"}, "message_id": mid, "user": {"id": 7, "first_name": "Ada"},
+        "date": 1772323200, "old_reaction": [], "new_reaction": [{"type": "emoji", "emoji": emoji}]}}
+
+
+def _two_bots(ctx, tmp_path):
+    """Fresh feedback files and one getUpdates dump per bot, both numbering updates 1000 and 1001."""
+    fb = tmp_path / "memory"
+    fb.mkdir()
+    sh = ctx.shadow
+    sh.feedback_ledger, sh.feedback_mapping = str(fb / "ledger.jsonl"), str(fb / "mapping.json")
+    sh.feedback_harvest_log, sh.chunk_registry = str(fb / "harvest-log.jsonl"), str(fb / "chunks.jsonl")
+    (fb / "mapping.json").write_text(json.dumps({"version": 1, "mapping": {"❤️": 2, "👍": 1, "👎": -1}}))
+    for bot, ups in (("111", [_reaction(1000, 5, "👍"), _reaction(1001, 6, "❤️")]),
+                     ("222", [_reaction(1000, 9, "👎"), _reaction(1001, 6, "👍")])):
+        (fb / f"updates-{bot}.json").write_text(json.dumps({"ok": True, "result": ups}))
+    return fb
+
+
+def test_feedback_step_harvests_each_bot_from_its_own_updates(tmp_path):
+    """Two bots share the ledger: the step harvests each bot's dump under its id (update ids are per bot)."""
+    from tracebridge.feedback.ledger import read_ledger
+    from tracebridge.ops.shadow_config import FeedbackBot
+
+    ctx = _ctx(tmp_path)
+    ctx.now = dt.datetime.now(dt.UTC)  # the harvest logs the wall clock: a host's first cycle audits it
+    fb = _two_bots(ctx, tmp_path)
+    sh = ctx.shadow
+    sh.feedback_bot_id, sh.feedback_updates = "111", [str(fb / "updates-111.json")]
+    sh.feedback_bots = [FeedbackBot(bot_id="222", updates=[str(fb / "updates-222.json")])]
+    assert ctx.cfg.validate() == []
+    out = step_feedback(ctx)["feedback"]
+    assert out["harvest_ran"] is True
+    assert (out["harvested"]["added"], out["harvested"]["quarantined"]) == (4, 0)
+    assert sorted(out["harvested"]["bots"]) == ["111", "222"]
+    rows = read_ledger(sh.feedback_ledger).rows
+    assert sorted((r.raw["bot_id"], r.raw["update_id"], r.message_id) for r in rows) == [
+        ("111", 1000, 5), ("111", 1001, 6), ("222", 1000, 9), ("222", 1001, 6)]
+    assert sorted(p.name for p in (ctx.bundle / "logs").iterdir()) == [
+        "feedback.log", "feedback_harvest.log", "feedback_harvest_222.log"]
+    # the next day's cycle: the same dumps again add nothing, under either bot
+    again = step_feedback(ctx)["feedback"]["harvested"]
+    assert (again["added"], again["duplicates"]) == (0, 4)
+
+
+def test_feedback_step_without_a_bot_id_stops_on_a_shared_ledger(tmp_path):
+    """What the keys fix: a single-bot harvest of a ledger other bots write into is refused (it would mix
+    its rows of no bot with theirs); and the config says so before a cycle starts."""
+    from tracebridge.ops.shadow_config import FeedbackBot
+
+    ctx = _ctx(tmp_path)
+    ctx.now = dt.datetime.now(dt.UTC)
+    fb = _two_bots(ctx, tmp_path)
+    sh = ctx.shadow
+    sh.feedback_updates = [str(fb / "updates-222.json")]
+    (fb / "ledger.jsonl").write_text(json.dumps({
+        "time": "2026-03-01T00:00:00Z", "chat": 42, "message_id": 5, "user": "u1", "emoji": "👍", "change": "added",
+        "score": 1, "source": "getUpdates", "update_id": 1000, "bot_id": "111", "key": "tg@111:42:5:u1"}) + "\n")
+    with pytest.raises(StepFailed, match="holds rows of bots 111 .*set bot_id"):
+        step_feedback(ctx)
+    sh.feedback_bots = [FeedbackBot(bot_id="222", updates=[])]
+    assert ctx.cfg.validate() == [
+        ("shadow.feedback_bot_id is empty but shadow.feedback_bots is set: the harvest of feedback_updates and "
+        "sources would write rows of no bot; set it to their bot's id"),
+        "shadow.feedback_bots[0]: give its bot_id and at least one updates file"]
+    sh.feedback_bot_id, sh.feedback_bots = "222", [FeedbackBot(bot_id="222", updates=["x.json"])]
+    assert ctx.cfg.validate() == [("shadow.feedback_bots[0].bot_id=222: named twice; list each bot once "
+                                  "(several dumps of one bot go in its updates)")]
+    sh.feedback_bots = [FeedbackBot(bot_id="222:AAsecret", updates=["x.json"])]  # a token pasted for the id
+    (problem,) = ctx.cfg.validate()
+    assert problem.startswith("shadow.feedback_bots[0].bot_id=<hidden>: looks like a bot token") and "AAsecret" not in problem

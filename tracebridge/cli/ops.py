@@ -36,6 +36,11 @@ def _ops_config(path: Path | None, overrides: list[str] | None = None) -> Any:
         return load_config(OpsConfig, path, overrides or [])
 
 
+def config_name(path: Path | None, overrides: list[str] | None) -> str:
+    """How a message names a command's config: its file, and whether key=value overrides were given."""
+    return f"{path}{' with the overrides given' if overrides else ''}"
+
+
 def _agreeing_config(path: Path | None, overrides: list[str] | None, keys: tuple[str, ...]) -> Any:
     """``_ops_config``, or exit 2 before any work when a config of its ``agree_with`` names another place
     for one of ``keys`` (what the command reads; ``tracebridge.ops.agreement``)."""
@@ -46,7 +51,7 @@ def _agreeing_config(path: Path | None, overrides: list[str] | None, keys: tuple
     problems = []
     for other in cfg.agree_with:
         try:
-            problems += disagreements(cfg, f"{path}{' with the overrides given' if overrides else ''}", other, keys)
+            problems += disagreements(cfg, config_name(path, overrides), other, keys)
         except ConfigError as exc:
             problems += [f"agree_with: {p} (paths are from the working folder; agree_with=[] skips the check)"
                          for p in exc.problems]
@@ -303,7 +308,7 @@ def shadow_cycle(
     cfg = _ops_config(config, overrides)
     cli = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
     try:
-        man = run_cycle(cfg, STEPS, cli)
+        man = run_cycle(cfg, STEPS, cli, config_name=config_name(config, overrides))
     except CycleLocked as exc:
         fail(str(exc), EXIT_LOCKED)
     except ValueError as exc:  # a setup error found before anything is written

@@ -15,7 +15,6 @@ from tracebridge.cli.ops import (
     JsonOpt,
     Overrides,
     _agreeing_config,
-    _ops_config,
     ops_app,
 )
 
@@ -97,10 +96,11 @@ def monthly_review(
     import orjson
 
     from tracebridge.capture.writer import write_atomic
+    from tracebridge.ops.agreement import MONTHLY_KEYS
     from tracebridge.ops.monthly import monthly_review as do_review
     from tracebridge.ops.monthly import to_markdown
 
-    cfg = _ops_config(config, overrides).monthly
+    cfg = _agreeing_config(config, overrides, MONTHLY_KEYS).monthly
     if out is not None and out.exists() and not out.is_dir():
         fail(f"--out {out}: not a folder")
     try:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from tracebridge.cli.app import EXIT_FAILED, EXIT_LOCKED, app, fail, print_json
-from tracebridge.cli.ops import OPS_CONFIG, JsonOpt, Overrides, _ops_config
+from tracebridge.cli.ops import OPS_CONFIG, JsonOpt, Overrides, _ops_config, config_name
 
 
 def human_bytes(n: int) -> str:
@@ -45,7 +45,7 @@ def shadow_prune(
         if Path(p).exists() and not Path(p).is_dir():
             fail(f"{key}={p}: not a folder")
     try:
-        rep = prune(cfg, dry_run=dry_run)
+        rep = prune(cfg, dry_run=dry_run, config_name=config_name(config, overrides))
     except CycleLocked as exc:
         fail(str(exc), EXIT_LOCKED)
     out = rep.to_dict()

@@ -5,9 +5,10 @@ commands, and a folder one command writes is set again in the config of the comm
 the shadow cycle's ``shadow.work_dir`` (phase 2 reads its replay bundles), the reaction files the cycle
 harvests into (the weekly export joins them as labels), the phase-2 and weekly run folders (retention,
 configured from shadow.yaml, pins and prunes them) and the promotion history (promote writes it,
-retention pins its policies). Moved in one file and not the other, a command would read a stale or
+retention pins its policies), and the bot of the reaction rows that name none when several bots share the
+files. Moved in one file and not the other, a command would read a stale or
 empty folder and say nothing. ``disagreements`` lists each such key one config names differently from
-another: the phase-2 and weekly commands check the configs in their ``agree_with`` before any work,
+another: the phase-2, weekly and monthly-review commands check the configs in their ``agree_with`` before any work,
 and retention checks ``shadow.retention.pin_configs`` before removing anything.
 """
 
@@ -28,6 +29,7 @@ class Shared:
     key: str
     other: str
     what: str  # what lives there, for the message
+    path: bool = True  # compared as places (~ and symlinks resolved); False = as written (a bot id)
 
 
 SHARED = (
@@ -38,10 +40,16 @@ SHARED = (
     Shared("shadow.feedback_ledger", "weekly.feedback_ledger", "the reaction ledger the shadow cycle harvests into"),
     Shared("shadow.feedback_mapping", "weekly.feedback_mapping", "the reaction mapping"),
     Shared("shadow.chunk_registry", "weekly.chunk_registry", "the registry of chunked replies"),
+    Shared("shadow.feedback_ledger", "monthly.ledger", "the reaction ledger the shadow cycle harvests into"),
+    Shared("shadow.feedback_mapping", "monthly.mapping", "the reaction mapping"),
+    Shared("shadow.feedback_legacy_bot_id", "weekly.feedback_legacy_bot_id",
+           "the bot of the reaction rows that name none (their labels)", path=False),
 )
 # the keys each command reads (and must agree on); retention checks every pair
 PHASE2_KEYS = ("shadow.work_dir", "phase2.out_dir")
-WEEKLY_KEYS = ("weekly.bundles_dir", "weekly.feedback_ledger", "weekly.feedback_mapping", "weekly.chunk_registry")
+WEEKLY_KEYS = ("weekly.bundles_dir", "weekly.feedback_ledger", "weekly.feedback_mapping", "weekly.chunk_registry",
+               "weekly.feedback_legacy_bot_id")
+MONTHLY_KEYS = ("monthly.ledger", "monthly.mapping")
 
 
 def _place(value: Any) -> str:
@@ -75,10 +83,12 @@ def disagreements(own: OpsConfig, own_name: str, path: str, keys: Collection[str
             if keys is not None and mine_key not in keys:
                 continue
             theirs, mine = OmegaConf.select(raw, their_key, default=None), OmegaConf.select(ours, mine_key)
-            if theirs is None or mine is None or _place(theirs) == _place(mine):
+            if theirs is None or mine is None or (_place(theirs) == _place(mine) if s.path else
+                                                  str(theirs) == str(mine)):
                 continue
             fix = (f"set the same {mine_key} in both" if mine_key == their_key
-                   else f"set {mine_key} and {their_key} to the same path")
-            out.append(f"{path} sets {their_key}={theirs} but {own_name} has {mine_key}={mine}: the commands run "
-                       f"with each would use another place for {s.what}; {fix}")
+                   else f"set {mine_key} and {their_key} to the same {'path' if s.path else 'value'}")
+            other = "another place for" if s.path else "another value for"
+            out.append(f"{path} sets {their_key}={theirs!s} but {own_name} has {mine_key}={mine!s}: the commands run "
+                       f"with each would use {other} {s.what}; {fix}")
     return out

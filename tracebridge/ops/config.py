@@ -216,10 +216,15 @@ class WeeklyConfig:
         "help": "Emoji -> score mapping of the joined reactions."})
     chunk_registry: str = field(default="memory/feedback/sent-chunks.jsonl", metadata={
         "help": "Registry of chunked Telegram replies (a reaction on the last chunk labels the whole batch)."})
+    feedback_legacy_bot_id: str = field(default="", metadata={
+        "help": "When several bots share the feedback files: the bot of the rows that name none (the export's "
+                "feedback.legacy_bot_id); = shadow.feedback_legacy_bot_id (agree_with checks it)."})
 
     def problems(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
-        p = []
+        from tracebridge.feedback.bots import check_bot_id
+
+        p = [why] if (why := check_bot_id("weekly.feedback_legacy_bot_id", self.feedback_legacy_bot_id)) else []
         if not 1 <= self.days <= MAX_REVIEW_DAYS:
             p.append(f"weekly.days={self.days}: must be in [1, {MAX_REVIEW_DAYS}]")
         if not all(_finite_nonneg(b) and b > 0 for b in (self.max_hours, self.max_usd)):  # NaN is no budget
@@ -304,8 +309,9 @@ class OpsConfig:
     agree_with: list[str] = field(default_factory=list, metadata={
         "help": "Other ops configs (paths, from the working folder) that name folders this one names again "
                 "(shadow.work_dir, the feedback files, phase2.out_dir, weekly.bundles_dir; "
-                "tracebridge.ops.agreement): `ops phase2-report` and `ops weekly` exit 2 before any work when "
-                "one of them names another place for a key the command reads. [] = no check."})
+                "the legacy bot id, monthly.ledger/mapping; tracebridge.ops.agreement): `ops phase2-report`, "
+                "`ops weekly` and `ops monthly-review` exit 2 before any work when one of them names another "
+                "place (or bot) for a key the command reads. [] = no check."})
 
     def validate(self) -> list[str]:
         """Every problem of every block."""

@@ -76,6 +76,7 @@ class Ctx:
     now: dt.datetime
     cli: list[str]
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    config_name: str = "this config"  # how messages name cfg: its file (and whether overrides were given)
 
     @property
     def shadow(self) -> Any:
@@ -209,8 +210,10 @@ def skipped_steps(cfg: OpsConfig) -> list[str]:
         ([] if sh.runtime_hook else ["runtime_hook"])
 
 
-def run_cycle(cfg: OpsConfig, steps: list[Step], cli: list[str], now: dt.datetime | None = None) -> dict[str, Any]:
-    """One shadow cycle under the lock; return the manifest (also written to the bundle).
+def run_cycle(cfg: OpsConfig, steps: list[Step], cli: list[str], now: dt.datetime | None = None,
+              config_name: str = "this config") -> dict[str, Any]:
+    """One shadow cycle under the lock; return the manifest (also written to the bundle). ``config_name``
+    names ``cfg`` in messages (its file).
 
     Raises:
         CycleLocked: another cycle is running (nothing is written).
@@ -227,7 +230,7 @@ def run_cycle(cfg: OpsConfig, steps: list[Step], cli: list[str], now: dt.datetim
         now = now or dt.datetime.now(dt.UTC)
         started = utc_now()
         bundle = new_bundle_dir(cfg.artifacts_dir, now)
-        ctx = Ctx(cfg, bundle, work, now, cli)
+        ctx = Ctx(cfg, bundle, work, now, cli, config_name=config_name)
         record = run_steps(steps, ctx, skipped_steps(cfg), cfg.shadow.parallel_steps)
         retention = prune_after_cycle(ctx)
         manifest = {**build_manifest(ctx, record, started), "retention": retention}

@@ -218,22 +218,23 @@ def _older(name: str, than: str) -> bool:
 
 
 def plan_prune(cfg: OpsConfig, current: Path | None = None, current_bundle: str | None = None,
-               dry_run: bool = True, policy_busy: str | None = None) -> PruneReport:
+               dry_run: bool = True, policy_busy: str | None = None, config_name: str = "this config") -> PruneReport:
     """What ``shadow.retention`` removes now (nothing is removed here; callers hold the locks, ``prune``).
 
     Args:
         current: the running cycle's artifacts folder (it has no manifest yet, and is kept).
         current_bundle: the name of the export bundle the running cycle wrote (kept).
         policy_busy: why the policy lock could not be taken (then nothing a policy could name is removed).
+        config_name: how a problem names ``cfg`` (its file, and whether overrides were given).
     """
     rep = PruneReport(dry_run=dry_run, keep_cycles=cfg.shadow.retention.keep_cycles)
-    _plan(cfg, rep, _scan(cfg.artifacts_dir, current), current, current_bundle, policy_busy)
+    _plan(cfg, rep, _scan(cfg.artifacts_dir, current), current, current_bundle, policy_busy, config_name)
     rep.items = _apart(cfg, rep)
     return rep
 
 
 def _plan(cfg: OpsConfig, rep: PruneReport, cycles: list[_Cycle], current: Path | None,
-          current_bundle: str | None, policy_busy: str | None) -> None:
+          current_bundle: str | None, policy_busy: str | None, config_name: str) -> None:
     """Fill ``rep`` per the module's rules (``plan_prune``)."""
     rc, work = cfg.shadow.retention, Path(cfg.shadow.work_dir)
     kept = [c for c in cycles if c.finished][-rc.keep_cycles:]
@@ -248,7 +249,7 @@ def _plan(cfg: OpsConfig, rep: PruneReport, cycles: list[_Cycle], current: Path 
                *((s, "shadow.retention.pin") for s in rc.pin),
                *([(cfg.phase2.bundle, "phase2.bundle")] if cfg.phase2.bundle else []),
                (cfg.canary.candidate_policy, "canary.candidate_policy"),
-               (cfg.canary.baseline_policy, "canary.baseline_policy"), *rcad.config_pins(rc.pin_configs, cfg)]
+               (cfg.canary.baseline_policy, "canary.baseline_policy"), *rcad.config_pins(rc.pin_configs, cfg, config_name)]
     except (PromotionError, rcad.PinsUnreadable) as exc:
         rep.problems.append(f"{exc}; no bundle, model or cycle folder is removed until it is fixed")
         return
@@ -333,17 +334,18 @@ def apply_prune(rep: PruneReport) -> PruneReport:
     return rep
 
 
-def _locked(cfg: OpsConfig, dry_run: bool, current: Path | None = None, current_bundle: str | None = None
-            ) -> PruneReport:
+def _locked(cfg: OpsConfig, dry_run: bool, current: Path | None = None, current_bundle: str | None = None,
+            config_name: str = "this config") -> PruneReport:
     """Plan and, unless ``dry_run``, remove, holding the policy lock (the caller sizes a dry run's plan)."""
     with policy_lock(cfg) as busy:
-        rep = plan_prune(cfg, current, current_bundle, dry_run, policy_busy=busy)
+        rep = plan_prune(cfg, current, current_bundle, dry_run, policy_busy=busy, config_name=config_name)
         return rep if dry_run else apply_prune(rep)
 
 
-def prune(cfg: OpsConfig, dry_run: bool = False) -> PruneReport:
+def prune(cfg: OpsConfig, dry_run: bool = False, config_name: str = "this config") -> PruneReport:
     """``tracebridge shadow-prune``: plan and remove under the cycle lock and the policy lock. A dry
-    run takes the cycle lock without waiting, and sizes the folders after letting it go.
+    run takes the cycle lock without waiting, and sizes the folders after letting it go. ``config_name``
+    names ``cfg`` in the problems (its file).
 
     Raises:
         CycleLocked: a shadow cycle is running (nothing is removed, nor listed: a running cycle's files
@@ -353,7 +355,7 @@ def prune(cfg: OpsConfig, dry_run: bool = False) -> PruneReport:
             else "a shadow cycle is running; prune after it")
     # no work dir: no cycle ever ran here, none can be running
     with cycle_lock(cfg, busy, 0 if dry_run else None) if Path(cfg.shadow.work_dir).is_dir() else nullcontext():
-        rep = _locked(cfg, dry_run)
+        rep = _locked(cfg, dry_run, config_name=config_name)
     return apply_prune(rep) if dry_run else rep
 
 
@@ -366,7 +368,7 @@ def prune_after_cycle(ctx: Ctx) -> dict[str, Any]:
     try:
         out = (ctx.outputs.get("export") or {}).get("bundle_dir")
         current = Path(out).name if isinstance(out, str) else None
-        rep = _locked(ctx.cfg, False, current=ctx.bundle, current_bundle=current)
+        rep = _locked(ctx.cfg, False, current=ctx.bundle, current_bundle=current, config_name=ctx.config_name)
     except Exception as exc:  # retention must never fail a cycle; the manifest says why
         log.exception("retention failed")
         return {"enabled": True, "error": f"{type(exc).__name__}: {exc}", "removed": 0, "failed": 0, "bytes_freed": 0}

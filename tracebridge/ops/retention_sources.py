@@ -148,13 +148,15 @@ def old_items(runs: list[Run], keep: int, what: str, pinned: Callable[[Path], bo
     return out
 
 
-def config_pins(paths: list[str], own: OpsConfig | None = None) -> list[tuple[str, str]]:
+def config_pins(paths: list[str], own: OpsConfig | None = None, own_name: str = "this config"
+                ) -> list[tuple[str, str]]:
     """``(pin, who)`` of every ``phase2.bundle``, canary policy id and ``shadow.retention.pin`` of the configs.
 
     Args:
         own: the prune's config; a listed config that names a folder of ``agreement.SHARED``
             (promotion.state_dir, phase2.out_dir, weekly.bundles_dir, shadow.work_dir, the feedback
             files) another place than it does is an error.
+        own_name: how the message names ``own`` (its file).
 
     Raises:
         PinsUnreadable: a config cannot be read (missing, bad YAML, invalid), or names another folder.
@@ -168,7 +170,7 @@ def config_pins(paths: list[str], own: OpsConfig | None = None) -> list[tuple[st
         except (ConfigError, OSError, ValueError) as exc:
             why = " ".join(line.strip() for line in str(exc).splitlines())  # the problems, not just their count
             raise PinsUnreadable(f"shadow.retention.pin_configs: {path}: {why}") from exc
-        problems = disagreements(own, "this config", path) if own is not None else []
+        problems = disagreements(own, own_name, path) if own is not None else []
         if problems:
             raise PinsUnreadable("shadow.retention.pin_configs: " + "; ".join(problems))
         out += [(c.phase2.bundle, f"phase2.bundle of {path}")] if c.phase2.bundle else []

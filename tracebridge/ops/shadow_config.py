@@ -83,6 +83,15 @@ class RetentionConfig:
 
 
 @dataclass
+class FeedbackBot:
+    """A further bot sharing the feedback files: its getUpdates dumps, harvested under its id."""
+
+    bot_id: str = field(default="", metadata={
+        "help": "The bot's id: the number before ':' in its token (public; never the secret), or a name."})
+    updates: list[str] = field(default_factory=list, metadata={"help": "This bot's getUpdates JSON dumps."})
+
+
+@dataclass
 class ShadowConfig:
     """One daily shadow cycle."""
 
@@ -107,6 +116,16 @@ class ShadowConfig:
         "help": "Reaction mapping used by the audit."})
     feedback_updates: list[str] = field(default_factory=list, metadata={
         "help": "Telegram Bot API getUpdates JSON dumps to harvest reactions from (besides `sources`)."})
+    feedback_bot_id: str = field(default="", metadata={
+        "help": "When several bots share the feedback files: the bot of `feedback_updates` and of the OpenClaw "
+                "reaction lines of `sources` (feedback bot_id: the number before ':' in its token, or a name). "
+                "Empty = one bot, rows carry no bot id."})
+    feedback_legacy_bot_id: str = field(default="", metadata={
+        "help": "The bot of the ledger and registry rows that name none (written before bot ids were set); "
+                "passed to the harvest, the audit and the export's labels (feedback legacy_bot_id)."})
+    feedback_bots: list[FeedbackBot] = field(default_factory=list, metadata={
+        "help": "Further bots sharing the files, each harvested under its own id from its own dumps, "
+                "e.g. [{bot_id: '2002', updates: [dumps/bot2.json]}]; needs feedback_bot_id."})
     feedback_harvest_log: str = field(default="memory/feedback/harvest-log.jsonl", metadata={
         "help": "Harvest log (each harvest run appends a line): the audit's evidence that it ran."})
     chunk_registry: str = field(default="memory/feedback/sent-chunks.jsonl", metadata={
@@ -139,4 +158,26 @@ class ShadowConfig:
         for key, default in (("keep_weekly", 4), ("keep_phase2", 3)):  # the newest may be a running one
             if getattr(self.retention, key) < 1:
                 p.append(f"shadow.retention.{key}={getattr(self.retention, key)}: must be >= 1; default {default}")
+        return p + self._bot_problems()
+
+    def _bot_problems(self) -> list[str]:
+        """Problems of the feedback bot keys (what the harvest would refuse, said before the cycle runs)."""
+        from tracebridge.feedback.bots import check_bot_id
+
+        ids = [("shadow.feedback_bot_id", self.feedback_bot_id), ("shadow.feedback_legacy_bot_id",
+                                                                  self.feedback_legacy_bot_id)]
+        ids += [(f"shadow.feedback_bots[{i}].bot_id", b.bot_id) for i, b in enumerate(self.feedback_bots)]
+        p = [why for k, v in ids if (why := check_bot_id(k, v))]
+        if (self.feedback_legacy_bot_id or self.feedback_bots) and not self.feedback_bot_id:
+            p.append("shadow.feedback_bot_id is empty but " + ("shadow.feedback_legacy_bot_id" if
+                     self.feedback_legacy_bot_id else "shadow.feedback_bots") + " is set: the harvest of "
+                     "feedback_updates and sources would write rows of no bot; set it to their bot's id")
+        seen = {self.feedback_bot_id} - {""}
+        for i, b in enumerate(self.feedback_bots):
+            if not b.bot_id or not b.updates:
+                p.append(f"shadow.feedback_bots[{i}]: give its bot_id and at least one updates file")
+            elif b.bot_id in seen:
+                p.append(f"shadow.feedback_bots[{i}].bot_id={b.bot_id}: named twice; list each bot once "
+                         "(several dumps of one bot go in its updates)")
+            seen.add(b.bot_id)
         return p

@@ -135,23 +135,43 @@ def _first_logged_day(harvest_log: str | os.PathLike[str]) -> dt.date | None:
     return None
 
 
-def step_feedback(ctx: Ctx) -> dict[str, Any]:
-    """Harvest reactions (OpenClaw system events, Bot API dumps), then audit the previous UTC day
-    (``audited_day``; on a host's first harvest day, that day), as ``tracebridge feedback audit``
-    does by default; keep the audit."""
-    sh = ctx.shadow
-    paths = ["--ledger", sh.feedback_ledger, "--mapping", sh.feedback_mapping]
-    log_ov = f"harvest_log={sh.feedback_harvest_log}"
-    harvest = None
+def _bot_overrides(bot_id: str, legacy_bot_id: str) -> list[str]:
+    """``feedback`` key=value overrides naming the bot a harvest is for and the bot of rows of none."""
+    return [f"{k}={v}" for k, v in (("bot_id", bot_id), ("legacy_bot_id", legacy_bot_id)) if v]
+
+
+def _harvests(ctx: Ctx, paths: list[str]) -> dict[str, Any] | None:
+    """Harvest `sources` and `feedback_updates` (as ``feedback_bot_id``), then each of ``feedback_bots``
+    from its own dumps under its own id; the counts summed, and per bot. None = nothing to harvest."""
+    sh, legacy = ctx.shadow, ctx.shadow.feedback_legacy_bot_id
     srcs = [a for s in sh.sources for a in ("--openclaw", os.path.expanduser(s))] + \
         [a for u in sh.feedback_updates for a in ("--updates", os.path.expanduser(u))]
-    if srcs:
-        harvest = run_cli(ctx, "feedback_harvest", ["feedback", "harvest", *srcs, *paths, log_ov, "--json"])
+    runs = [(sh.feedback_bot_id, srcs)] if srcs else []
+    runs += [(b.bot_id, [a for u in b.updates for a in ("--updates", os.path.expanduser(u))]) for b in sh.feedback_bots]
+    out: dict[str, Any] | None = None
+    for i, (bot, args) in enumerate(runs):
+        step = "feedback_harvest" + (f"_{bot}" if i else "")
+        doc = run_cli(ctx, step, ["feedback", "harvest", *args, *paths, *_bot_overrides(bot, legacy), "--json"])
+        out = out or {"added": 0, "duplicates": 0, "quarantined": 0, "bots": {}}
+        for k in ("added", "duplicates", "quarantined"):
+            out[k] += doc.get(k) or 0
+        out["bots"].update(doc.get("bots") or {})
+    return out
+
+
+def step_feedback(ctx: Ctx) -> dict[str, Any]:
+    """Harvest reactions (OpenClaw system events, Bot API dumps; one harvest per bot, ``_harvests``), then
+    audit the previous UTC day (``audited_day``; on a host's first harvest day, that day), as
+    ``tracebridge feedback audit`` does by default; keep the audit."""
+    sh = ctx.shadow
+    paths = ["--ledger", sh.feedback_ledger, "--mapping", sh.feedback_mapping, f"harvest_log={sh.feedback_harvest_log}"]
+    harvest = _harvests(ctx, paths)
     audited, first = audited_day(ctx.now, sh.feedback_harvest_log)
     day = audited.isoformat()
     folder = ctx.bundle / "feedback"
     doc = run_cli(ctx, "feedback", ["feedback", "audit", "--day", day, *paths, "--registry", sh.chunk_registry,
-                                    "--out", str(folder), log_ov, "--json"], ok_codes=(0, 1))
+                                    "--out", str(folder), *_bot_overrides("", sh.feedback_legacy_bot_id), "--json"],
+                  ok_codes=(0, 1))
     audit = Path(doc.get("files", {}).get("json") or folder / f"{day}.json")
     if not audit.is_file():
         raise StepFailed(f"feedback audit wrote no {audit}")
@@ -159,7 +179,7 @@ def step_feedback(ctx: Ctx) -> dict[str, Any]:
     inputs = {"ledger": sh.feedback_ledger, "ledger_sha256": sha256_file(ledger) if ledger.is_file() else None}
     ran = doc.get("harvest_ran")
     fb = {"audited_day": day, "first_harvest_day": first, "harvest_ran": ran is True, "evidence": doc.get("harvest_evidence"),
-          "harvested": {k: harvest.get(k) for k in ("added", "duplicates", "quarantined")} if harvest else None,
+          "harvested": harvest,
           "audit_file": audit.relative_to(ctx.bundle).as_posix(), "audit_sha256": sha256_file(audit)}
     if ran is not True:
         fb["reason"] = (f"audit of the UTC day {day} says harvest_ran={ran!r}: no harvest ran that day "
@@ -204,20 +224,22 @@ def export_bundle(ctx: Ctx, step: str, traces: Path, out: Path, overrides: list[
             "summary": doc}
 
 
-def feedback_overrides(ledger: str, mapping: str, registry: str) -> list[str]:
-    """Export overrides that join the reaction labels (chunk policy included), when a ledger exists.
+def feedback_overrides(ledger: str, mapping: str, registry: str, legacy_bot_id: str = "") -> list[str]:
+    """Export overrides that join the reaction labels (chunk policy included), when a ledger exists;
+    ``legacy_bot_id``: the bot of the rows that name none, when several bots share the files.
 
     Used by the shadow cycle's export and by the weekly retrain's (``tracebridge.ops.weekly``).
     """
     if not Path(ledger).is_file():
         return []
-    return [f"feedback.ledger={ledger}", f"feedback.mapping={mapping}", f"feedback.registry={registry}"]
+    return [f"feedback.ledger={ledger}", f"feedback.mapping={mapping}", f"feedback.registry={registry}",
+            *(f"feedback.{o}" for o in _bot_overrides("", legacy_bot_id))]
 
 
 def step_export(ctx: Ctx) -> dict[str, Any]:
     """Curate and export the cycle's runs with feedback labels joined; keep manifest, report, quarantine."""
     sh = ctx.shadow
-    fb = feedback_overrides(sh.feedback_ledger, sh.feedback_mapping, sh.chunk_registry)
+    fb = feedback_overrides(sh.feedback_ledger, sh.feedback_mapping, sh.chunk_registry, sh.feedback_legacy_bot_id)
     out = export_bundle(ctx, "export", ctx.traces, ctx.work / "bundles", fb)
     src = Path(out["bundle_dir"])
     dst = ctx.bundle / "export"

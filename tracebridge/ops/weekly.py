@@ -68,7 +68,7 @@ def feedback_plan(cfg: WeeklyConfig) -> tuple[list[str], dict[str, Any]]:
     """The export's ``feedback.*`` overrides and the manifest's ``feedback`` block (joined or why not)."""
     if cfg.feedback_ledger is None:
         return [], {"labels": False, "note": "weekly.feedback_ledger=null: export without reaction labels"}
-    ov = feedback_overrides(cfg.feedback_ledger, cfg.feedback_mapping, cfg.chunk_registry)
+    ov = feedback_overrides(cfg.feedback_ledger, cfg.feedback_mapping, cfg.chunk_registry, cfg.feedback_legacy_bot_id)
     block: dict[str, Any] = {"labels": bool(ov), "ledger": cfg.feedback_ledger}
     if not ov:
         block["note"] = f"no reaction ledger at {cfg.feedback_ledger}: export without reaction labels"

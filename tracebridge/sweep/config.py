@@ -109,7 +109,8 @@ class SweepConfig:
     max_failures: int = field(default=2, metadata={
         "help": "Retries of a failed trial (FailureConfig; from its last checkpoint); -1 = unlimited. A trial "
                 "whose config and rows cannot train (more than data.max_rows_dropped of its rows dropped at "
-                "max_length) is not retried."})
+                "max_length) is not retried. A resumed sweep (`submit --resume`) gives each trial this many "
+                "more retries than the failures it already had."})
     push: RetryConfig = field(default_factory=RetryConfig, metadata={
         "help": "Retries of the report push when storage is unreachable (push.attempts, push.backoff_s doubled "
                 "up to push.max_backoff_s); after the last, the job exits 3 with the report kept locally."})

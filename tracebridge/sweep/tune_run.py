@@ -1,12 +1,14 @@
 """The sweep driver on Ray Tune: build the Tuner (grid of specs, per-trial resources,
 ``RunConfig(storage_path, storage_filesystem, name=sweep id)`` with the storage bounded by the sweep's
 ``storage_io``, ``FailureConfig`` retries, actor reuse so trial workers keep torch/transformers
-imported), or ``Tuner.restore`` an interrupted run of the same sweep under this attempt's trial limit;
+imported), or ``Tuner.restore`` an interrupted run of the same sweep under this attempt's trial limit,
+retries and callbacks;
 then collect each trial's final checkpoint into result dicts for the report.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -60,10 +62,39 @@ def limit_search(limit: int | None) -> Any:
     return LimitedGrid(max_concurrent=limit or 0)
 
 
-def apply_limit_on_restore(tuner: Any, limit: int | None, sweep: str) -> None:
-    """Make the restored ``tuner`` run at most ``limit`` trials at once (this attempt's ``budget.max_concurrent``
-    or the cluster it now runs on), not the limit its first attempt pickled with its TuneConfig. Trials the
-    earlier attempt had already started are resumed as resources allow; the limit caps the ones started after.
+def attempt_retries(max_failures: int) -> Any:
+    """A Tune callback giving each trial a resumed run restored ``max_failures`` retries in this attempt.
+
+    Tune restores every trial with the ``max_failures`` of the attempt that created it and counts its
+    failures over all attempts, so a resume that raised ``max_failures`` retried nothing more (and a trial
+    that had used its retries got none). Before the first step (the restored trials are not started yet),
+    each restored trial gets this attempt's retries on top of the failures it already had; trials created
+    after take ``FailureConfig(max_failures)`` as on a first attempt. -1 stays unlimited.
+    """
+    from ray.tune import Callback
+
+    class AttemptRetries(Callback):
+        def __init__(self) -> None:
+            self.seen = False
+
+        def on_step_begin(self, iteration, trials, **info):
+            if self.seen:
+                return
+            self.seen = True
+            for t in trials:
+                t.max_failures = -1 if max_failures < 0 else max_failures + t.num_failures
+                t.invalidate_json_state()  # the saved experiment state says it too
+
+    return AttemptRetries()
+
+
+def apply_attempt_on_restore(tuner: Any, cfg: SweepConfig, limit: int | None, callbacks: list[Any],
+                             sweep: str) -> None:
+    """Make the restored ``tuner`` run under this attempt's settings, not those its first attempt pickled
+    with its TuneConfig and RunConfig (``Tuner.restore`` brings both back): at most ``limit`` trials at once
+    (this attempt's ``budget.max_concurrent`` or the cluster it now runs on; trials the earlier attempt
+    had started are resumed as resources allow, the limit caps the ones started after), ``cfg.max_failures``
+    retries per trial (``attempt_retries``) and this attempt's ``callbacks``. A change is logged.
 
     Raises:
         RuntimeError: a Tuner without the local state this reads (a Ray Client tuner).
@@ -71,13 +102,27 @@ def apply_limit_on_restore(tuner: Any, limit: int | None, sweep: str) -> None:
     from dataclasses import replace
 
     inner = getattr(tuner, "_local_tuner", None)
-    if inner is None or not hasattr(inner, "_tune_config"):
-        raise RuntimeError(f"sweep {sweep}: cannot set the trial limit of a restored Tune run on this Ray")
-    old = inner._tune_config
+    if inner is None or not hasattr(inner, "_tune_config") or not hasattr(inner, "_run_config"):
+        raise RuntimeError(f"sweep {sweep}: cannot apply this attempt's settings to a restored Tune run on this Ray")
+    old, run = inner._tune_config, inner._run_config
     before = getattr(old.search_alg, "max_concurrent", old.max_concurrent_trials) or None
     if before != limit:
         log.info("sweep %s: trials at once %s (the earlier attempt: %s)", sweep, limit or "no cap", before or "no cap")
     inner._tune_config = replace(old, max_concurrent_trials=None, search_alg=limit_search(limit))
+    retries = run.failure_config.max_failures if run.failure_config is not None else 0
+    if retries != cfg.max_failures:
+        log.info("sweep %s: max_failures %d (the earlier attempt: %d)", sweep, cfg.max_failures, retries)
+    run = copy.copy(run)  # not replace(): RunConfig.__post_init__ would check the restored paths again
+    run.failure_config = (replace(run.failure_config, max_failures=cfg.max_failures) if run.failure_config
+                          is not None else _failure_config(cfg.max_failures))
+    run.callbacks = [*callbacks, attempt_retries(cfg.max_failures)]
+    inner._run_config = run
+
+
+def _failure_config(max_failures: int) -> Any:
+    from ray import tune
+
+    return tune.FailureConfig(max_failures=max_failures)
 
 
 def progress_callback(total: int) -> Any:
@@ -173,14 +218,14 @@ def build_tuner(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]]
         log.info("resuming sweep %s from %s", ctx.sweep_id, join(cfg.storage, ctx.sweep_id))
         tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True,
                                    storage_filesystem=fs)
-        apply_limit_on_restore(tuner, limit, ctx.sweep_id)
+        apply_attempt_on_restore(tuner, cfg, limit, callbacks, ctx.sweep_id)
         return tuner
     # no time_budget_s: Tune would mark the trials it stops as finished (budget.BudgetTimer interrupts instead)
     tc = tune.TuneConfig(reuse_actors=True, search_alg=limit_search(limit),
                          trial_dirname_creator=lambda t: t.config["spec"]["trial_id"],
                          trial_name_creator=lambda t: t.config["spec"]["trial_id"])
     rc = tune.RunConfig(name=ctx.sweep_id, storage_path=storage_path, storage_filesystem=fs,
-                        failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+                        failure_config=_failure_config(cfg.max_failures),
                         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                         callbacks=callbacks, verbose=0)
     return tune.Tuner(trainable, param_space={"spec": tune.grid_search(specs)}, tune_config=tc, run_config=rc)

@@ -12,12 +12,8 @@ import orjson
 import pytest
 
 from tests.feedback.conftest import DATE, reaction
-from tracebridge.feedback.harvest import (
-    HarvestReport,
-    harvest_dumps,
-    harvest_openclaw,
-    harvest_updates,
-)
+from tracebridge.feedback.harvest import HarvestReport, harvest_dumps, harvest_updates
+from tracebridge.feedback.harvest_openclaw import harvest_openclaw
 from tracebridge.feedback.ledger import read_ledger
 
 SAID = "Telegram reaction added: 👍 by Ada (@ada) on msg {}"

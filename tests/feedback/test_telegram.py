@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from tests.feedback.conftest import DATE, emoji, reaction
-from tracebridge.feedback.harvest import event_time, harvest_dumps, harvest_openclaw
+from tracebridge.feedback.harvest import harvest_dumps
+from tracebridge.feedback.harvest_openclaw import event_time, harvest_openclaw
 from tracebridge.feedback.ledger import read_ledger
 from tracebridge.feedback.mapping import load_mapping
 from tracebridge.feedback.telegram import UpdateError, read_updates, rows_from_update

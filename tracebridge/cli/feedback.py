@@ -57,7 +57,8 @@ def harvest(
     overrides: Overrides = None, json_out: JsonOpt = False,
 ) -> None:
     """Harvest reactions into the ledger (idempotent) and log the harvest."""
-    from tracebridge.feedback.harvest import harvest_dumps, harvest_openclaw
+    from tracebridge.feedback.harvest import harvest_dumps
+    from tracebridge.feedback.harvest_openclaw import harvest_openclaw
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping)
     if not updates and not openclaw:

@@ -8,7 +8,8 @@ Public API: ``labels_for_runs`` / ``labels_for_run_factory`` (the join, ``join.p
 
 from tracebridge.feedback.audit import audit_day, write_audit
 from tracebridge.feedback.chunks import record_batch
-from tracebridge.feedback.harvest import harvest_dumps, harvest_openclaw, harvest_updates
+from tracebridge.feedback.harvest import harvest_dumps, harvest_updates
+from tracebridge.feedback.harvest_openclaw import harvest_openclaw
 from tracebridge.feedback.join import labels_for_run_factory, labels_for_runs
 
 __all__ = ["audit_day", "harvest_dumps", "harvest_openclaw", "harvest_updates", "labels_for_run_factory",

@@ -24,10 +24,13 @@ def _in_root(monkeypatch):
 
 
 def grid_limit(tmp: Path, sweep_id: str) -> int:
-    """The trial limit Tune's grid generator saved last in the sweep's run on storage (what it would resume with)."""
+    """The trial limit Tune's grid generator saved last in the sweep's run on storage (what it would resume with).
+
+    Newest by name (Tune stamps each driver session's files with its start time), not by mtime: the end of a
+    run uploads the driver's whole experiment folder again, so every attempt's files get about the same mtime."""
     from ray import cloudpickle
 
-    newest = max((tmp / "storage" / sweep_id).glob("basic-variant-state-*.json"), key=lambda p: p.stat().st_mtime)
+    newest = max((tmp / "storage" / sweep_id).glob("basic-variant-state-*.json"), key=lambda p: p.name)
     return cloudpickle.loads(newest.read_bytes())["max_concurrent"]
 
 
@@ -35,7 +38,7 @@ def trial_retries(tmp: Path, sweep_id: str) -> dict[str, int]:
     """Each trial's ``max_failures`` in the newest experiment state Tune saved of the sweep's run on storage."""
     from ray.tune.utils.serialization import _loads_with_cloudpickle
 
-    newest = max((tmp / "storage" / sweep_id).glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    newest = max((tmp / "storage" / sweep_id).glob("experiment_state-*.json"), key=lambda p: p.name)
     trials = [_loads_with_cloudpickle(t) for t, _meta in _loads_with_cloudpickle(newest.read_bytes())["trial_data"]]
     return {t["config"]["spec"]["trial_id"]: t["max_failures"] for t in trials}
 
@@ -49,7 +52,7 @@ def test_resume_takes_the_new_budget_and_budget_stops_are_named(ray_head, tmp_pa
     assert code == 1 and first["status"] == "FAILED", first
     # before: two '?' trials with "no checkpoint reported" plus the same two again as "not run"
     assert sorted(f["trial_id"] for f in first["failures"]) == ["verifier-baseline-s0", "verifier-optimized-s0"]
-    assert all("budget.max_hours=0.0001" in f["error"] and "--resume" in f["error"] for f in first["failures"])
+    assert all("budget.max_hours=0.0001" in f["error"] and "--resume" in f["error"] for f in first["failures"]), first["failures"]
     assert grid_limit(tmp_path, first["sweep_id"]) == 0  # no cap: CPU trials, budget.max_concurrent=0
     assert set(trial_retries(tmp_path, first["sweep_id"]).values()) == {0}
 

@@ -82,3 +82,18 @@ def test_mlflow_is_optional():
     assert max_concurrent(cfg("budget.max_concurrent=1"), {"CPU": 8.0}) == 1
     train = cfg("resources.workers=2", "resources.gpu=1")
     assert trial_resources(train)["cpu"] < 0.1 and max_concurrent(train, {"GPU": 8.0}) == 4
+
+
+def test_trials_tune_never_created_are_failures_with_the_reason():
+    """Trials the grid generator had not created when the budget stopped the run (with budget.max_concurrent=1
+    only one exists at a time) have no result: each is a failure naming the budget, not a bare "not run"."""
+    from tracebridge.sweep.tune_run import not_started
+
+    specs = [{"trial_id": t} for t in ("a", "b", "c", "d")]
+    trials = [{"trial_id": "a"}]
+    failures = [{"trial_id": "b", "error": "boom"}]
+    why = "not finished within budget.max_hours=0.0001; `tracebridge submit ... --resume` continues it"
+    got = not_started(specs, trials, failures, why)
+    assert got == [{"trial_id": "c", "error": why}, {"trial_id": "d", "error": why}]
+    assert not_started(specs, [], [], "not run") == [{"trial_id": t, "error": "not run"} for t in "abcd"]
+    assert not_started(specs, [{"trial_id": t} for t in "abcd"], [], "x") == []

@@ -270,6 +270,15 @@ def collect_results(grid: Any, local: Path, unfinished: str = "did not finish (b
     return results, failures
 
 
+def not_started(specs: list[dict[str, Any]], trials: list[dict[str, Any]], failures: list[dict[str, Any]],
+                why: str) -> list[dict[str, Any]]:
+    """A failure, with ``why`` as its error, for each spec with neither a result nor a failure: a trial
+    Tune never created (the budget or an interruption stopped the run before its grid generator got to it,
+    e.g. under ``budget.max_concurrent``, which creates a trial only when one finishes)."""
+    seen = {t["trial_id"] for t in trials} | {f["trial_id"] for f in failures}
+    return [{"trial_id": s["trial_id"], "error": why} for s in specs if s["trial_id"] not in seen]
+
+
 def run_sweep(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]]) -> dict[str, Any]:
     """Run (or resume) the grid; return ``{"trials", "failures", "wall_s", "interrupted"}``."""
     t0 = time.time()
@@ -281,9 +290,7 @@ def run_sweep(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]]) 
     trials, failures = collect_results(grid, Path(ctx.work_root) / "results", unfinished)
     order = {s["trial_id"]: i for i, s in enumerate(specs)}
     trials.sort(key=lambda t: order.get(t.get("trial_id"), 1 << 30))
-    done = {t["trial_id"] for t in trials}
-    failures += [{"trial_id": s["trial_id"], "error": "not run"} for s in specs
-                 if s["trial_id"] not in done and s["trial_id"] not in {f["trial_id"] for f in failures}]
+    failures += not_started(specs, trials, failures, unfinished if budget.fired else "not run")
     log.info("sweep %s: %d/%d trials finished in %.1fs", ctx.sweep_id, len(trials), len(specs), time.time() - t0)
     return {"trials": trials, "failures": failures, "wall_s": time.time() - t0}
 

@@ -15,8 +15,9 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,13 @@ class BudgetTimer:
     """Interrupts the Tune run of this (main) thread after ``hours`` (0 = never); ``fired`` says it did.
 
     Use around ``Tuner.fit()``: the signal is sent only once Tune's handler has replaced ours, so it
-    never kills the driver nor gets lost before ``fit`` starts listening.
+    never kills the driver nor gets lost before ``fit`` starts listening, and once ``ready()`` says so
+    (``first_step().done``: Tune's first step has created the grid's trials; interrupted before it, a
+    run saves no trial at all and reports none).
     """
 
-    def __init__(self, hours: float, poll_s: float = 0.2) -> None:
-        self.seconds, self.poll_s, self.fired = hours * 3600, poll_s, False
+    def __init__(self, hours: float, poll_s: float = 0.2, ready: Callable[[], bool] = lambda: True) -> None:
+        self.seconds, self.poll_s, self.fired, self.ready = hours * 3600, poll_s, False, ready
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._old: object = None
@@ -50,7 +53,7 @@ class BudgetTimer:
         if self._done.wait(self.seconds):
             return
         while not self._done.is_set():
-            if signal.getsignal(signal.SIGUSR1) is not _pending:  # Tune's handler is in place
+            if signal.getsignal(signal.SIGUSR1) is not _pending and self.ready():  # Tune's handler is in place
                 self.fired = True
                 log.warning("budget.max_hours=%g reached: interrupting the Tune run (its state is saved; "
                             "`tracebridge submit ... --resume` continues the unfinished trials)", self.seconds / 3600)
@@ -63,3 +66,19 @@ class BudgetTimer:
         if self._thread is not None:
             self._thread.join()
             signal.signal(signal.SIGUSR1, self._old)  # type: ignore[arg-type]
+
+
+def first_step() -> Any:
+    """A Tune callback whose ``done`` turns true at the end of the Tune loop's first step, when the grid
+    generator has created the trials it may (all of them, or ``budget.max_concurrent``). A plain flag, not
+    an Event: Tune pickles the callbacks with the Tuner."""
+    from ray.tune import Callback
+
+    class FirstStep(Callback):
+        def __init__(self) -> None:
+            self.done = False
+
+        def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+            self.done = True
+
+    return FirstStep()

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tracebridge.sweep.budget import BudgetTimer
+from tracebridge.sweep.budget import BudgetTimer, first_step
 from tracebridge.sweep.config import SweepConfig
 from tracebridge.sweep.trainable import INPUT_ERROR, TrialContext, tune_trial, unpack_checkpoint
 
@@ -282,8 +282,10 @@ def not_started(specs: list[dict[str, Any]], trials: list[dict[str, Any]], failu
 def run_sweep(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]]) -> dict[str, Any]:
     """Run (or resume) the grid; return ``{"trials", "failures", "wall_s", "interrupted"}``."""
     t0 = time.time()
-    tuner = build_tuner(cfg, ctx, specs, [progress_callback(len(specs)), *mlflow_callbacks(cfg, ctx.sweep_id)])
-    with BudgetTimer(cfg.budget.max_hours) as budget:
+    started = first_step()
+    tuner = build_tuner(cfg, ctx, specs,
+                        [progress_callback(len(specs)), started, *mlflow_callbacks(cfg, ctx.sweep_id)])
+    with BudgetTimer(cfg.budget.max_hours, ready=lambda: started.done) as budget:
         grid = tuner.fit()
     unfinished = (f"not finished within budget.max_hours={cfg.budget.max_hours:g}; `tracebridge submit ... "
                   "--resume` continues it from its last checkpoint" if budget.fired else "did not finish (interrupted)")

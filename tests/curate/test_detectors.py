@@ -1,8 +1,8 @@
-"""Each detector on positives (exact span and type) and on negatives that look alike."""
+"""Each detector on positives (exact span and type) and on negatives that look alike; the triggers
+next to hard negatives are in ``test_triggers.py``."""
 
 from __future__ import annotations
 
-import random
 import re
 
 import orjson
@@ -13,7 +13,6 @@ from tracebridge.curate.config import RedactionConfig
 from tracebridge.curate.detectors import Detectors
 from tracebridge.curate.redact import Scanner
 from tracebridge.testing.pii_corpus import build_corpus, corpus_config
-from tracebridge.testing.pii_values import GENERATORS
 
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
        "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U")
@@ -305,102 +304,3 @@ def test_prefilter_covers_every_detector_hit() -> None:
             event = {"run_id": "r", "event_type": "worker_tool_call", "event_id": "e", "payload": payload}
             assert sum(scanner.scan(event).values()) == len(spans), (payload, text)
     assert hits > 500  # the corpus was really exercised
-
-
-# What tool outputs are full of and no detector finds: the triggers stay silent on them.
-TRIGGER_NEGATIVES = [
-    "2026-01-23 12:30:51 UTC", "+5m 2026-01-23 12:30 UTC", "2026-01-23T12:30:51.441Z",  # dates, times
-    "at Object.<anonymous> (/home/u/proj/src/index.ts:42:13)",  # file:line:column
-    "Exec completed (QgZIAeJP, code 0) :: u u  4096 Feb  9 10:12 src",  # "::", ls -l
-    "session 00b5094c-3b1d-4b2f-99f1-60d4b0769175", "/home/u/proj/cron/build_1490321.py",  # digits after a letter
-    "took 1234567.89 ms",  # a decimal
-    # a credential marker outside every long token run, a long run (a hash) without one
-    "pip install sk-learn; sha c06c93e5fedd499ea5c591d923b26936f758a9fb9d70ee954387a2fc6ede1e0c",
-]
-# ... and the true positives next to them: the same separators, the same runs.
-TRIGGER_POSITIVES = [
-    ("PHONE", "2026-01-23 12:30 call 415-555-2671", "415-555-2671"),  # dashes as in the date
-    ("PHONE", "2026-01-23 / 415-555-2671", "415-555-2671"),  # one digit run with the date
-    ("PHONE", "2026-01-23/030 123456", "030 123456"),
-    ("PHONE", "2026-01-23 12:30:51 (415) 555-2671", "(415) 555-2671"),
-    ("CARD", "2026-01-23 4111-1111-1111-1111", "4111-1111-1111-1111"),
-    ("PHONE", "b0769175 (415) 555-2671", "(415) 555-2671"),  # a run after a blocked group
-    ("PHONE", "+198.69611944", "+198.69611944"),  # "+" or "(" in front: no plain decimal
-    ("PHONE", "ref (06914073.19278", "(06914073"),
-    ("PHONE", "_v2939.0658101.979é:", "0658101"),  # DIGITS stops before ".979é": no plain decimal
-    ("PHONE", "2026-01-23\t415 555 2671", "415 555 2671"),  # a tab is a separator (\t in JSON)
-    ("PHONE", "\x1f4155552671", "4155552671"),  # \u001f in JSON: its hex does not block the run
-    ("PHONE", "log\n4155552671", "4155552671"),
-    ("IPV6", "12:30:45 from fe80::1:2", "fe80::1:2"),
-    ("IPV6", "2026-01-23 1:2::", "1:2::"),
-    ("IPV6", "2001:db8:85a3:0:0:8a2e:370:7334", "2001:db8:85a3:0:0:8a2e:370:7334"),  # eight groups, no "::"
-    ("IBAN", "DE89370400440532013000", "DE89370400440532013000"),  # no digit run of its own
-    ("IPV6", "12:30:45 ::ffff:10.1.2.3", "::ffff:10.1.2.3"),  # no hex group after the "::"
-    ("IPV6", "t 12:30 0:0:0:0:0:ffff:10.1.2.3", "0:0:0:0:0:ffff:10.1.2.3"),  # no "::", six colons
-]
-
-
-@pytest.mark.parametrize("text", TRIGGER_NEGATIVES)
-def test_triggers_stay_silent_on_dates_times_and_code(det: Detectors, text: str) -> None:
-    assert det.scan(text) == []
-    assert not det.triggered(text) and not det.triggered(orjson.dumps({"output": [text, text]}))
-
-
-@pytest.mark.parametrize("kind,text,value", TRIGGER_POSITIVES, ids=[f"{k}-{i}" for i, (k, _, _) in
-                                                                    enumerate(TRIGGER_POSITIVES)])
-def test_triggers_fire_on_values_next_to_hard_negatives(kind: str, text: str, value: str) -> None:
-    d = Detectors(RedactionConfig(phone_regions=["US", "GB", "DE"]))
-    spans = d.scan(text)
-    assert (kind, value) in [(s.kind, text[s.start:s.end]) for s in spans]
-    assert d.find(text) == spans
-    assert d.triggered(text.encode()) and d.triggered(orjson.dumps({"output": text}))
-
-
-_NEAR = ["2026-01-23 ", "2026-01-23T12:30:51Z ", "2026-01-23", " 12:30:45", "app.py:42:13", "std::", "::", ":", "v",
-         "b", "T", "_", "é", "電話", "+", "(", ")", "+(", "\t", "\n", "\r", "\x1f", "\\", " / ", "/", "-", ".", " ",
-         "  ", "0", "12", "2026", "ab12", "DE", "GB82", "x=", "#", ",", "1.5", '"', "a:b::", "＋４４ ", "٤١٥",
-         "::ffff:", "::", "64:ff9b::", "27.11.2026", "2026.11.27 ", "1.3.6.1.4.1.", " bytes", "127.0.0.1"]
-
-
-def _fuzz_piece(rng: random.Random) -> str:
-    """A generated phone/card/IBAN/IP value, a hard neighbour or a run of random digit groups."""
-    r = rng.random()
-    if r < 0.3:
-        return GENERATORS[rng.choice(["PHONE", "CARD", "IBAN", "IPV4", "IPV6"])](rng).value
-    if r < 0.6:
-        return rng.choice(_NEAR)
-    groups = ("".join(rng.choice("0123456789") for _ in range(rng.randint(1, 8))) for _ in range(rng.randint(1, 5)))
-    return rng.choice(["", "+", "("]) + rng.choice(" -./()\t").join(groups)
-
-
-def test_triggers_and_groups_cover_fuzzed_digit_runs() -> None:
-    # Values glued to dates, times, letters, escapes, "+"/"(" and other digit runs: whatever the
-    # detectors find unfiltered (scan), find finds too, and the triggers fire on bytes and JSON.
-    cfg = corpus_config()
-    det, scanner, rng, hits = Detectors(cfg), Scanner(cfg), random.Random(11), 0
-    for _ in range(2000):
-        text = "".join(_fuzz_piece(rng) for _ in range(rng.randint(1, 6)))
-        spans = det.scan(text)
-        assert det.find(text) == spans, text
-        if spans:
-            hits += 1
-            assert det.triggered(text.encode()) and det.triggered(orjson.dumps({"k": [text]})), text
-            event = {"run_id": "r", "event_type": "worker_tool_result", "event_id": "e", "payload": {"out": text}}
-            assert sum(scanner.scan(event).values()) == len(spans), text
-    assert hits > 500
-
-
-def test_other_script_digits_are_found_on_bytes_exactly() -> None:
-    # the byte-level check stands in for re's \d on decoded text: every digit of every script,
-    # alone and inside text, and none of the common non-ASCII text that holds no digit
-    from tracebridge.curate.triggers import _OTHER_DIGITS_BELOW, _other_digit
-
-    digit = re.compile(r"[^\D0-9]").match
-    digits = [chr(c) for c in range(0x80, 0x110000) if not 0xD800 <= c <= 0xDFFF and digit(chr(c))]
-    assert len(digits) > 600 and max(map(ord, digits)) < _OTHER_DIGITS_BELOW
-    assert all(_other_digit(f"id {d}\u3002".encode()) for d in digits)
-    for text in ("這個問題看來。", "plan → done — ok ✓", "café 😀 naïve", "Ⅻ ½ ² ⑤", "\ufffd\udcff".encode("utf-8", "surrogatepass")):
-        data = text if isinstance(text, bytes) else text.encode()
-        assert not _other_digit(data), text
-    d = Detectors(RedactionConfig())
-    assert d.triggered("tel ٤١٥٥٥٥٢٦٧١") and not d.triggered("這個問題看來。 → ✓")

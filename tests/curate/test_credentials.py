@@ -55,6 +55,17 @@ POSITIVES = [
     ("quote inside", 'passphrase="don\'t tell bob"', "don't tell bob"),
     ("escaped JSON", '{\\"password\\": \\"hunter2x9\\"}', "hunter2x9"),  # JSON inside a string
     ("quote cut off", 'log tail: password: "hunter2x9\n[truncated]', "hunter2x9"),  # no closing quote
+    # a bare word after a password name, after "=" or ending its line after ":", is a password too
+    ("unquoted word", "password=correcthorse", "correcthorse"),
+    ("env word", "export PGPASSWORD=sunshinesun && psql -h db app", "sunshinesun"),
+    ("query word", "GET /login?user=bob&password=letmeinplease&next=/", "letmeinplease"),
+    ("YAML word", "db:\n  passphrase: letmeinplease\n  pool: 5", "letmeinplease"),
+    ("YAML word, comment", "password: sekrit  # dev only", "sekrit"),
+    ("word after a key", "password=hunter and PASSWORD: letmein", "letmein"),
+    # a MySQL/MariaDB client's -p takes the password joined to it, whatever its shape
+    ("mysql -p", "mysql -h db -phunter22 app", "hunter22"),
+    ("mysqldump -p", "mysqldump -u root -pcorrecthorse app > app.sql", "correcthorse"),
+    ("mysql -p quoted", "cd /srv && mariadb -u root -p'correct horse' app", "correct horse"),
 ]
 
 NEGATIVES = [
@@ -70,7 +81,7 @@ NEGATIVES = [
     "echo c2Vzc2lvbi1zdGFydGVkLW9r | base64 -d",  # "session-started-ok": no credential inside
     "sha c06c93e5fedd499ea5c591d923b26936f758a9fb9d70ee954387a2fc6ede1e0c /home/u/proj/src/components/Button",
     # weak contexts keep the shape rule: one class, or blanks, is no secret there
-    "password=hunter and PASSWORD: letmein", 'token: "abc def ghi" api_key: "abcdefghij"', "mysql --password hunter",
+    'token: "abc def ghi" api_key: "abcdefghij"', "mysql --password hunter",
     "echo Ym9iOnBhc3N3b3Jk | base64 -d",  # bob:password, but nothing says it is a credential
     "docker run --user postgres:postgres img", "curl -sL https://x.io/i.sh | sh && git push -u origin:feature",
     # strong contexts still spare stand-ins
@@ -78,6 +89,17 @@ NEGATIVES = [
     'password: "${DB_PASSWORD}"', 'password: "{{ vault_db_password }}"', "curl -u bob:$PASS https://x.io",
     'password: "YOUR_PASSWORD_HERE"', "curl -u bob:pass https://x.io",  # 4 characters
     "--\npassword hunter2x9", "psql --db\npassword hunter2x9",  # a flag ends its line: no flag
+    # things said of a password, not one: absence phrases (quoted too), masks, status words, prose
+    'secret: "not set"', 'password: "none provided"', '"password": "<redacted>"', '"password": "********"',
+    'password: "(none)"', "DB_PASSWORD=not_set", "password: incorrect", "Password: Expired", "password: required",
+    "the password is wrong", "open the password reset link", "--password-file /run/secrets/db.txt",
+    "token: 42 tokens used", "--username and --password options can't be used together",
+    # code: a variable, an argument, a type, a docstring's field list
+    "connect(password=plaintext, user=u)", "password = new_password", "password: Optional[str] = None",
+    ":param password: encrypt the private key with it", "self.secret = secret_value",
+    # -p of other commands, a prompt, a variable
+    "mysql -u root -p app", "mkdir -p build && ssh -p 2222 db", "psql -p 5432 -U app", "mysql -u root -p$MYSQL_PWD app",
+    "mysql -u root -p app; grep -phunter2233 x.log", "mysql --port=3306 -P3306 -u root -p",
 ]
 
 
@@ -133,12 +155,13 @@ def test_unredacted_credentials_block_pass2() -> None:
 
 _NAMES = ["password", "DB_PASSWORD", "passwd", "Passphrase", "client_secret", "SECRET", "token", "X-Api-Key",
           "apikey", "secret_key", "--db-password", "--token", "token_count", "max_tokens", "password_reset_link",
-          "PaSsWoRd", "-u", "--user", "key", "monkey"]
-_SEPS = ["=", ": ", " = ", '": "', "':'", " => ", ":=", " ", "\t", "\t=\t", "\n", '"\t:', "="]
+          "PaSsWoRd", "-u", "--user", "key", "monkey", "-p"]
+_SEPS = ["=", ": ", " = ", '": "', "':'", " => ", ":=", " ", "\t", "\t=\t", "\n", '"\t:', "=", ""]
 _VALUES = ["hunter2x9", "S3cr3tPa55", "bob:S3cr3tPa55", "512", "false", "********", "<SECRET_1>", "stored",
            "zq8LwT4nVb2Kx&x=1", '"hunter2x9"', "'Hunter2!'", "os.environ", "${TOKEN}", B64_USER_PW, "bob:password",
            '"correct horse"', "'my secret pass'", '"hunter"', '\\"hunter2x9\\"']
-_AROUND = ["", " ", "\n", "x", "é", "\\", '"', "-", "?", "&", "\x1f", "\n\n", "echo ", "\t", "curl ", "--\n", "--x\n"]
+_AROUND = ["", " ", "\n", "x", "é", "\\", '"', "-", "?", "&", "\x1f", "\n\n", "echo ", "\t", "curl ", "--\n", "--x\n",
+           "mysql ", "mariadb -u root "]
 
 
 def test_triggers_cover_fuzzed_credentials_in_context() -> None:
@@ -214,9 +237,37 @@ def test_dict_keys_of_passwords_and_curl_argv_are_strong_other_argv_flags_are_no
         "password": "<SECRET_1>", "db_secret": "<SECRET_2>", "PASSPHRASE": "<SECRET_3>"}
     assert {k: out[k] for k in ("token", "api_key", "password_hint", "secret")} == {
         "token": "abcdefghij", "api_key": "my key", "password_hint": "hunter", "secret": "string"}
-    # an argv value is unquoted (``--password hunter``); -u is curl's where the list holds curl (or
-    # wget), --proxy-user always; git's -u is no user at all
-    assert out["mysql"] == ["mysql", "--password", "hunter"] and out["git"] == args["git"]
+    # an argv value after a password flag is one, a word too (``--password hunter``); -u is curl's
+    # where the list holds curl (or wget), --proxy-user always; git's -u is no user at all
+    assert out["mysql"] == ["mysql", "--password", "<SECRET_4>"] and out["git"] == args["git"]
     assert out["curl"] == ["/usr/bin/curl", "-s", "-u", "bob:<SECRET_4>", "x.io"]
     assert out["pip"] == ["pip", "download", "--proxy-user", "bob:<SECRET_4>"]  # the same value, the same mark
     assert Scanner().scan(Redactor().redact(ev)) == {}
+
+
+def test_unquoted_words_after_password_names_are_redacted_absence_phrases_stay() -> None:
+    # through the export's redaction (Redactor) on text and on a record's dict keys and argv
+    red = Redactor(key=b"k")
+    text = ("DB_PASSWORD=hunter2hunter\nmysql -u root --password hunter22\nmysql -u root -phunter22\n"
+            "password=correcthorse\nsecret: \"not set\"\npassword: \"correct horse battery staple\"")
+    assert red.redact_text(text, "r") == (
+        "DB_PASSWORD=<SECRET_1>\nmysql -u root --password <SECRET_2>\nmysql -u root -p<SECRET_2>\n"
+        "password=<SECRET_3>\nsecret: \"not set\"\npassword: \"<SECRET_4>\"")
+    args = {"password": "not set", "client_secret": "none provided", "db_password": "(none)",
+            "passphrase": "n/a", "PASSWORD": "correct horse", "argv": ["mysql", "--password=x", "--password", "sekrit"]}
+    out = Redactor(key=b"k").redact(_event({"call_id": "c1", "tool": "db", "args": args}))["payload"]["args"]
+    assert {k: out[k] for k in ("password", "client_secret", "db_password", "passphrase")} == {
+        "password": "not set", "client_secret": "none provided", "db_password": "(none)", "passphrase": "n/a"}
+    assert out["PASSWORD"] == "<SECRET_1>" and out["argv"] == ["mysql", "--password=x", "--password", "<SECRET_2>"]
+
+
+@pytest.mark.parametrize("client", ["mysql", "mysqldump", "/usr/bin/mariadb", "docker exec db mysqladmin"])
+def test_mysql_passwords_joined_to_p_are_found_and_trigger(det: Detectors, client: str) -> None:
+    # the trigger looks for the client's name alone: no -u and no secret name need be there
+    for pw, value in (("hunter22", "hunter22"), ("letmein", "letmein"), ("'correct horse'", "correct horse"),
+                      ('"${X}y z"', "${X}y z")):
+        text = f"{client} -h db -p{pw} app"
+        spans = det.scan(text)
+        assert [text[sp.start:sp.end] for sp in spans] == [value] and det.find(text) == spans, text
+        assert det.triggered(text.encode()) and det.triggered(orjson.dumps({"cmd": text})), text
+

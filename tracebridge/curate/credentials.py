@@ -85,12 +85,18 @@ SECRET_NAME = re.compile(rf"(?ai)-{{0,2}}[A-Za-z0-9_.\-]*{_NAME}")  # a dict key
 # Names that make a quoted value (or a dict key's string) a password whatever its shape: ``passw…``,
 # ``passphrase``, ``…secret…``. After a token or key name a value must still look random.
 _STRONG_NAME = re.compile(r"(?ai)pass|secret")
+_LINE_END = re.compile(r"[ \t]*(?:#|\r?\n|\\[rn]|\Z)")  # after a value: its line's end or comment (``\n`` escaped too)
 _FLAG = re.compile(r"--[A-Za-z0-9-]{0,32}\Z")  # a flag's name before the secret name: `--db-password value`
 USER_FLAG = re.compile(r"(?<![\w-])(?P<flag>-u|--user|--proxy-user)(?:[ \t]+|=)"
                        r"(?=([\"']?)([^\s:\"'/@]{1,64}):([^\s\"']{1,256})\2)")
 # ``-u``/``--user`` of a curl or wget command (before it in the same command: no ``;``, ``|``,
 # ``&&`` or newline between), or ``--proxy-user``: the value is a password whatever its shape.
 _HTTP_CLIENT = re.compile(r"(?<![\w.-])(?:curl|wget)(?![\w.-])(?:[^;|&\n]|&(?!&))*\Z")
+# ``-p`` with the password joined to it (``-phunter22``, ``-p'a b'``; ``-p`` alone prompts), of a
+# MySQL or MariaDB client before it in the same command (``_MYSQL_CLIENT``): a password whatever its shape.
+MYSQL_PW = re.compile(r"(?<![\w-])-p(?:\"([^\"\n]{1,256})\"|'([^'\n]{1,256})'|([^\s\"'`;&|<>()]{1,256}))")
+_MYSQL_CLIENT = re.compile(r"(?<![\w.-])(?:mysql(?:dump|admin|import|check|show|binlog|slap)?|mariadb(?:-dump|-admin)?)"
+                           r"(?![\w.-])(?:[^;|&\n]|&(?!&))*\Z")
 _USER_PW = re.compile(r"[^\s:\"'/@]{1,64}:(\S{1,256})")
 _USER_FLAGS = frozenset({"-u", "--user", "--proxy-user"})
 _CLIENTS = frozenset({"curl", "wget", "curl.exe", "wget.exe"})
@@ -105,30 +111,55 @@ _NOT_SECRET = re.compile(r"(?ai)[-+]?\d+(?:[.,]\d+)*|true|false|null|none|nil|ye
 # ``<placeholder>``, ``example``, and the type names of API examples (``{"password": "string"}``).
 _PLACEHOLDER = re.compile(r"(?ai)(?<![a-z0-9])(?:your|here|placeholder|example)(?![a-z0-9])"
                           r"|\A(?:string|required|optional|hidden|masked|sensitive|empty|unset|omitted)\Z")
+# What a form, log or doc writes for a password that is not there (``"not set"``, ``"none provided"``,
+# ``(none)``, ``no password``): a short, closed list, so that a passphrase of words is still a secret.
+_ABSENT = re.compile(r"(?ai)[(<\[]?(?:(?:not|none|never)[ _-]?(?:set|provided|given|specified|configured|defined"
+                     r"|available|applicable|required|needed|shown|supplied|entered)|no[ _-]?(?:password|passphrase"
+                     r"|secret|value)|none)[)>\]]?")
+# A bare one-class word after a password or secret name that is no password: a variable named after
+# it (``new_password``, ``hashed_pw``, ``secret_key``), or a word of logs and docs saying what the
+# password is or became (``incorrect``, ``expired``, ``required``, ``plaintext``).
+_IDENT_PART = re.compile(r"(?ai)pass|pwd|secret|token|key|cred|hash|auth")
+_STATUS_WORD = re.compile(r"(?ai)[a-z]+ed|(?:in)?(?:correct|valid|secure)|unknown|default|optional|sensitive"
+                          r"|mismatch|pending|success(?:ful)?|failure|error|prompt|plaintext|random|strong|weak"
+                          r"|blank|empty|unset|missing|hidden|string|length|policy|manager")
 _WORD_JOINERS = frozenset("_-.")
 _JOINED = re.compile(r"[_.\-\s]")
 
 
-def secret_shaped(value: str, strong: bool = False) -> bool:
+def secret_shaped(value: str, strong: bool = False, named: bool = False) -> bool:
     """Whether a value after a secret name is worth redacting: 6+ characters, no template slot
-    (``${X}``, ``{x}``, ``<x>``, ``%s``), no ``_NOT_SECRET``, no placeholder (its longest part one
-    character repeated: ``ghp_XXXX…``, ``********``). In a ``strong`` context (a quoted value after
-    a password or secret name, ``curl -u user:…``) that is enough, blanks included (``correct horse
-    battery staple``), but for the stand-ins of ``_PLACEHOLDER``. Otherwise no blank, no word, and
-    two or more character classes of lower case, upper case, digits and symbols other than the
-    joiners ``_-.`` (``hunter2x9``, ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``,
-    ``my-secret-name``)."""
-    if len(value) < 6 or URL_PW_TEMPLATE.match(value) or _NOT_SECRET.fullmatch(value):
+    (``${X}``, ``{x}``, ``<x>``, ``%s``), no ``_NOT_SECRET``, no absence phrase (``_ABSENT``: ``not
+    set``, ``none provided``), no placeholder (its longest part one character repeated:
+    ``ghp_XXXX…``, ``********``). In a ``strong`` context (a quoted value after a password or secret
+    name, ``curl -u user:…``) that is enough, blanks included (``correct horse battery staple``),
+    but for the stand-ins of ``_PLACEHOLDER``. Otherwise no blank, no word, and two or more
+    character classes of lower case, upper case, digits and symbols other than the joiners ``_-.``
+    (``hunter2x9``, ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``, ``my-secret-name``);
+    but where the name says password (``named``: an unquoted value after a ``pass``/``secret``
+    name, ``_named_value``) one word is one too (``correcthorse``), where ``_one_word_ok`` says so."""
+    if len(value) < 6 or URL_PW_TEMPLATE.match(value) or _NOT_SECRET.fullmatch(value) or _ABSENT.fullmatch(value):
         return False
     if len(set(max(_JOINED.split(value), key=len))) <= 1:
         return False  # a placeholder or mask: its longest part one character repeated
     if strong:
         return _PLACEHOLDER.search(value) is None
-    if any(c.isspace() for c in value) or (value.isalpha() and (value.islower() or value.isupper() or value.istitle())):
-        return False  # prose, or a word (``stored``, ``Python``, ``OPAQUE``), not a random string
+    if any(c.isspace() for c in value):
+        return False  # prose
+    if value.isalpha() and (value.islower() or value.isupper() or value.istitle()):
+        return named and _one_word_ok(value)  # a word (``stored``, ``Python``, ``OPAQUE``), not a random string
     classes = (any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value),
                any(not c.isalnum() and c not in _WORD_JOINERS for c in value))
     return sum(classes) >= 2
+
+
+def _one_word_ok(word: str) -> bool:
+    """Whether ``word``, letters in one case after a password or secret name, is a password: lower
+    case (not a heading's or sentence's word, ``Password: Minimum``, nor a constant or enum value,
+    ``secret: OPAQUE``, ``PASSWORD``), no part of a variable's name
+    (``_IDENT_PART``: ``password=hashed``), no status word (``_STATUS_WORD``), no stand-in."""
+    return word.islower() and _IDENT_PART.search(word) is None and _STATUS_WORD.fullmatch(word) is None \
+        and _PLACEHOLDER.search(word) is None
 
 
 def _flag_before(text: str, start: int) -> bool:
@@ -136,18 +167,40 @@ def _flag_before(text: str, start: int) -> bool:
 
 
 def keyword_spans(text: str) -> list[tuple[int, int]]:
-    """Values after a secret name (``password=…``, ``"api_key": "…"``, ``--token …``) and passwords
-    after ``-u``/``--user`` (``curl -u bob:…``), as ``(start, end)``."""
+    """Values after a secret name (``password=…``, ``"api_key": "…"``, ``--token …``), passwords
+    after ``-u``/``--user`` (``curl -u bob:…``) and after a MySQL client's ``-p`` (``mysql
+    -phunter22``), as ``(start, end)``."""
     out = []
     for m in KEYWORD.finditer(text):
         g = "quoted" if m.group("quoted") is not None else "bare"
-        strong = g == "quoted" and _STRONG_NAME.search(m.group("name")) is not None
-        if (m.group("sep").strip() or _flag_before(text, m.start())) and secret_shaped(m.group(g), strong) \
-                and text[m.end(g):m.end(g) + 1] != "(":  # a call, not a value
+        after = text[m.end(g):m.end(g) + 1]
+        if after in ("(", "[") or not (m.group("sep").strip() or _flag_before(text, m.start())):
+            continue  # a call or a generic type (``Optional[str]``), not a value; or no separator: prose
+        password = _STRONG_NAME.search(m.group("name")) is not None
+        named = g == "bare" and password and _named_value(text, m)
+        if secret_shaped(m.group(g), g == "quoted" and password, named):
             out.append((m.start(g), m.end(g)))
     if "-u" in text:
         out += [(m.start(4), m.end(4)) for m in USER_FLAG.finditer(text) if secret_shaped(m.group(4), _client_user(text, m))]
+    if "-p" in text and ("mysql" in text or "mariadb" in text):
+        for m in MYSQL_PW.finditer(text):
+            g = next(i for i in (1, 2, 3) if m.group(i) is not None)
+            if _MYSQL_CLIENT.search(text, max(0, m.start() - 1024), m.start()) and secret_shaped(m.group(g), True):
+                out.append((m.start(g), m.end(g)))
     return out
+
+
+def _named_value(text: str, m: re.Match[str]) -> bool:
+    """Whether the bare value of ``m``, a ``KEYWORD`` match after a password or secret name, may be
+    one word (``secret_shaped``'s ``named``): after ``=`` (``password=correcthorse``,
+    ``PGPASSWORD=sunshine``) unless an argument in code follows (``f(password=hashed, …)``), after
+    ``:`` only as the last thing on its line (``password: sekrit``; not the docstring's ``:param
+    password: encrypt the key``). Not after a flag and a blank: help text names flags in prose
+    (``--password options``)."""
+    sep, end = m.group("sep").strip(), m.end("bare")
+    if "=" in sep:
+        return text[end:end + 1] not in (",", ")")
+    return sep == ":" and _LINE_END.match(text, end) is not None
 
 
 def _client_user(text: str, m: re.Match[str]) -> bool:
@@ -171,8 +224,12 @@ def keyed_spans(name: str, value: str, argv: bool = False, client: bool = False)
         if m is None or not secret_shaped(m.group(1), client or name == "--proxy-user"):
             return []
         v = m.group(1)
-    elif not SECRET_NAME.fullmatch(name) or not secret_shaped(v, not argv and _STRONG_NAME.search(name) is not None):
+    elif not SECRET_NAME.fullmatch(name):
         return []
+    else:
+        password = _STRONG_NAME.search(name) is not None
+        if not secret_shaped(v, not argv and password, argv and password):
+            return []
     start = value.index(v)
     return [(start, start + len(v))]
 

@@ -1,7 +1,7 @@
 """Credential patterns of ``Detectors`` and the credentials found by their context, with their triggers.
 
 Shapes with a prefix or a place of their own (``OWN_SECRETS``, ``AUTH``, key blocks) are matched as
-they are. Three more are found by what surrounds the value, and their value must look like a secret
+they are. Four more are found by what surrounds the value, and their value must look like a secret
 (``secret_shaped``), so that counts, flags, masks and prose next to a secret name stay training text:
 
 - a secret name right before it (``KEYWORD``): a name ending in ``password``, ``passwd``,
@@ -11,12 +11,16 @@ they are. Three more are found by what surrounds the value, and their value must
   the value in quotes or up to whitespace, a quote or ``& , ; < > ( ) [ ] { }``; in records also
   a string under such a dict key or after such an argv flag (``keyed_spans``);
 - ``-u``/``--user``/``--proxy-user`` then ``user:password`` (curl, wget): the password;
+- ``-p`` with the password joined to it after ``mysql``/``mysqldump``/``mariadb``… (``MYSQL_PW``);
 - a base64 run of 16-1024 characters that decodes to printable ASCII holding ``user:password`` or
   anything the credential detectors find (``base64_texts``; ``Detectors`` re-scans it): the run.
 
 Where the context alone says "password" (``secret_shaped``'s ``strong``: a quoted value or a dict
-key's string after a ``pass``/``secret`` name, curl's or wget's ``-u``, ``--proxy-user``), any value
-of 6+ characters but a stand-in is one, blanks included (``"correct horse battery staple"``).
+key's string after a ``pass``/``secret`` name, curl's or wget's ``-u``, ``--proxy-user``, a MySQL client's ``-p``), any value
+of 6+ characters but a stand-in is one, blanks included (``"correct horse battery staple"``). An
+unquoted value after such a name may be one lower-case word (``password=correcthorse``; see
+``_named_value`` and ``_one_word_ok`` for the variables, status words and prose left alone). A
+value saying the password is absent (``_ABSENT``: ``"not set"``, ``"none provided"``) never is.
 
 Their triggers, ``keyword_hit`` and ``base64_hit``, are in ``tracebridge.curate.triggers``. Pure; no I/O.
 """

@@ -247,13 +247,15 @@ def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingO
         typer.echo(f"{run_id}: score {fb['score']} from {fb['n']} reactions on {len(lab['events'])} events")
     rx = doc["reactions"]
     typer.echo(f"reactions present {rx['present']}: joined {rx['joined']}, orphans {rx['orphans']} (on messages in no "
-               f"registered batch), ignored {rx['ignored']} (other_chunks={rx['other_chunks']})")
+               f"registered batch), ignored {rx['ignored']} (other_chunks={rx['other_chunks']}), shared "
+               f"{rx['shared']} (another of our bots' copy counts)")
     for o in rx["orphan_samples"][:10]:
         bot = f" (bot {o['bot']})" if "bot" in o else ""
         typer.echo(f"  orphan: chat {o['chat']} message {o['message_id']} {o['emoji']}{bot}")
     for bot, b in doc["bots"].items() if set(doc["bots"]) - {NO_BOT} else ():  # several bots share the files
         typer.echo(f"bot {bot}: ledger rows {b['rows']}, reactions present {b['present']} (joined {b['joined']}, "
-                   f"orphans {b['orphans']}, ignored {b['ignored']})")
+                   f"{b['for_other_bots']} of them on other bots' messages; orphans {b['orphans']}, ignored "
+                   f"{b['ignored']}, shared {b['shared']})")
     for name in ("ledger", "registry"):
         b = doc[name]
         typer.echo(f"{name} {b['path']}: read {b['read']}, usable {b['usable']}, unusable {b['unusable']}")

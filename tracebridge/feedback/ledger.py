@@ -54,7 +54,7 @@ def parse_time(value: Any) -> dt.datetime | None:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return dt.datetime.fromtimestamp(value, dt.UTC)
         if isinstance(value, str):
-            t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            t = dt.datetime.fromisoformat(value)  # reads a trailing Z as UTC (Python 3.11+)
             return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
     except (ValueError, OverflowError, OSError):
         return None

@@ -76,7 +76,7 @@ def harvest(
         fail(str(exc), 2)
     doc = {"ledger": cfg.ledger, "harvests": reports, "added": sum(r["added"] for r in reports),
            "duplicates": sum(r["duplicates"] for r in reports), "quarantined": sum(r["quarantined"] for r in reports),
-           "bots": _per_bot(reports)}
+           "bots": _per_bot(reports), "accounts": {a: c for r in reports for a, c in r["accounts"].items()}}
     if json_out:
         print_json(doc)
     else:
@@ -88,6 +88,9 @@ def harvest(
                        f"duplicates {r['duplicates']} → {cfg.ledger}{resume}")
             for why, n in sorted(r["ignored"].items()):
                 typer.echo(f"  ignored {n}: {why}")
+            for account, a in sorted(r["accounts"].items()):
+                typer.echo(f"  OpenClaw account {account} → bot {a['bot_id'] or '(not in openclaw_accounts)'}: read "
+                           f"{a['read']} (applied {a['applied']}, quarantined {a['quarantined']})")
             for q in r["quarantine_samples"]:
                 typer.echo(f"  quarantined: {q}")
 

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from typer.testing import CliRunner
 
+from tests.feedback.conftest import feedback_cli
 from tests.feedback.test_harvest import _quarantined, _transcript
-from tracebridge.cli import app
 from tracebridge.feedback.chunks import record_batch
 from tracebridge.feedback.harvest_openclaw import account_of, harvest_openclaw
 from tracebridge.feedback.ledger import read_ledger
@@ -53,15 +52,9 @@ def _host(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
-def _cli(cfg, *args: str) -> tuple[int, Any]:
-    files = [f"{k}={getattr(cfg, k)}" for k in ("ledger", "mapping", "registry", "harvest_log", "quarantine")]
-    res = CliRunner().invoke(app, ["feedback", *args, *files, "--json"])
-    return res.exit_code, orjson.loads(res.output) if res.exit_code in (0, 1) else res.output
-
-
 def test_each_session_is_its_accounts_bot_and_unknown_accounts_are_quarantined(cfg, tmp_path):
     home = _host(tmp_path)
-    code, doc = _cli(cfg, "harvest", "--openclaw", str(home), *ACCOUNTS)
+    code, doc = feedback_cli(cfg, "harvest", "--openclaw", str(home), *ACCOUNTS)
     assert code == 0, doc
     [rep] = doc["harvests"]
     assert (rep["read"], rep["accepted"], rep["quarantined"], rep["added"]) == (5, 3, 2, 3)
@@ -85,11 +78,11 @@ def test_each_session_is_its_accounts_bot_and_unknown_accounts_are_quarantined(c
     record_batch(cfg.registry, 7, [500], "runPlanner", "runPlanner:e", bot_id=PLANNER)
     record_batch(cfg.registry, 7, [500], "runWorker", "runWorker:e", bot_id=WORKER)
     record_batch(cfg.registry, GROUP, [600], "runGroup", "runGroup:e", bot_id=WORKER)
-    _, labels = _cli(cfg, "labels")
+    _, labels = feedback_cli(cfg, "labels")
     assert {r: lab["run"]["feedback"]["reactions"] for r, lab in labels["runs"].items()} == {
         "runPlanner": {"👍": 1}, "runWorker": {"❤": 1}, "runGroup": {"👎": 1}}
     # harvested again: nothing added, the unknown accounts quarantined again (their lines are still unread)
-    _, again = _cli(cfg, "harvest", "--openclaw", str(home), *ACCOUNTS)
+    _, again = feedback_cli(cfg, "harvest", "--openclaw", str(home), *ACCOUNTS)
     assert (again["added"], again["duplicates"], again["quarantined"]) == (0, 3, 2)
 
 
@@ -117,7 +110,7 @@ def test_an_agent_databases_session_entry_names_its_account(cfg, tmp_path):
         db.execute("INSERT INTO session_entries VALUES (?, 's7', ?, 0)", (key, orjson.dumps(
             {"sessionId": "s7", "lastChannel": "telegram", "lastAccountId": "Worker"}).decode()))
         db.execute("INSERT INTO transcript_events VALUES ('s7', 1, ?, 0)", (line.decode(),))
-    code, doc = _cli(cfg, "harvest", "--openclaw", str(tmp_path / "home"), *ACCOUNTS)
+    code, doc = feedback_cli(cfg, "harvest", "--openclaw", str(tmp_path / "home"), *ACCOUNTS)
     assert code == 0 and doc["accounts"] == {
         "worker": {"bot_id": WORKER, "read": 1, "accepted": 1, "applied": 1, "quarantined": 0}}
     [row] = read_ledger(cfg.ledger).rows
@@ -135,7 +128,7 @@ def test_account_of_reads_the_key_before_the_entry():
 
 
 def test_openclaw_accounts_are_checked_before_anything_is_harvested(cfg, tmp_path):
-    code, out = _cli(cfg, "harvest", "--openclaw", str(_host(tmp_path)), "openclaw_accounts.work=123456:AAEsecret",
+    code, out = feedback_cli(cfg, "harvest", "--openclaw", str(_host(tmp_path)), "openclaw_accounts.work=123456:AAEsecret",
                      "openclaw_accounts.a$b=5")
     assert code == 2 and "openclaw_accounts.work=<hidden>: looks like a bot token" in out
     assert "openclaw_accounts.a$b: not an OpenClaw account id" in out and "AAEsecret" not in out

@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from typer.testing import CliRunner
 
-from tests.feedback.conftest import DATE, emoji
-from tracebridge.cli import app
+from tests.feedback.conftest import DATE, emoji, feedback_cli
 from tracebridge.feedback.chunks import record_batch
 from tracebridge.feedback.join import labels_for_run_factory
 
@@ -43,25 +41,17 @@ def _counts(uid: int, mid: int, n: int) -> dict[str, Any]:
         "reactions": [{"type": emoji("👍"), "total_count": n}]}}
 
 
-def _cli(cfg, *args: str) -> tuple[int, dict[str, Any]]:
-    files = [f"{k}={getattr(cfg, k)}" for k in ("ledger", "mapping", "registry", "harvest_log", "quarantine",
-                                                 "audit_dir")]
-    res = CliRunner().invoke(app, ["feedback", *args, *files, "--json"])
-    assert res.exit_code in (0, 1), res.output
-    return res.exit_code, orjson.loads(res.output)
-
-
 def _harvest(cfg, tmp_path: Path, bot: str, *updates: dict[str, Any]) -> dict[str, Any]:
     dump = tmp_path / f"getupdates-{bot}-{updates[0]['update_id']}.json"
     dump.write_bytes(orjson.dumps({"ok": True, "result": list(updates)}))
-    _, doc = _cli(cfg, "harvest", "--updates", str(dump), f"bot_id={bot}")
+    _, doc = feedback_cli(cfg, "harvest", "--updates", str(dump), f"bot_id={bot}")
     [rep] = doc["harvests"]
     assert rep["read"] == rep["accepted"] + rep["quarantined"]
     return rep
 
 
 def _labels(cfg) -> dict[str, Any]:
-    _, doc = _cli(cfg, "labels")
+    _, doc = feedback_cli(cfg, "labels")
     rx = doc["reactions"]
     assert rx["present"] == rx["joined"] + rx["orphans"] + rx["ignored"] + rx["shared"]  # every copy accounted once
     for k in ("present", "joined", "orphans", "ignored", "shared"):
@@ -98,7 +88,7 @@ def test_both_bots_harvest_one_reaction_and_it_labels_the_senders_run_once(cfg, 
     assert labels("runPlanner")["run"]["feedback_count"] == 1 and labels("runWorker")["run"]["feedback_count"] == 1
     # the audit lists the copies as shared, not as orphans, and passes (both harvests ran)
     day = dt.datetime.fromtimestamp(DATE, dt.UTC).date().isoformat()
-    _, audit = _cli(cfg, "audit", "--day", day)
+    _, audit = feedback_cli(cfg, "audit", "--day", day)
     assert audit["orphans"] == [] and len(audit["shared"]) == 2 and sorted(audit["runs_labeled"]) == [
         "runPlanner", "runWorker"]
     assert "## Seen by several of our bots, counted once (2)" in Path(audit["files"]["markdown"]).read_text("utf-8")

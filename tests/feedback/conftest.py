@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from typer.testing import CliRunner
 
 from tracebridge.feedback.config import FeedbackConfig
 
@@ -31,3 +33,14 @@ def reaction(uid: int, mid: int, old: list[str], new: list[str], *, chat: int = 
                                                    "user": {"id": user, "first_name": "Ada"}, "date": DATE + at,
                                                    "old_reaction": [emoji(e) for e in old],
                                                    "new_reaction": [emoji(e) for e in new]}}
+
+
+def feedback_cli(cfg: FeedbackConfig, *args: str) -> tuple[int, Any]:
+    """``tracebridge feedback ARGS --json`` on ``cfg``'s files: (exit code, its JSON; its text on exit 2)."""
+    from tracebridge.cli import app
+
+    files = [f"{k}={getattr(cfg, k)}" for k in ("ledger", "mapping", "registry", "harvest_log", "quarantine",
+                                                 "audit_dir")]
+    res = CliRunner().invoke(app, ["feedback", *args, *files, "--json"])
+    assert res.exit_code in (0, 1, 2), res.output
+    return res.exit_code, res.output if res.exit_code == 2 else orjson.loads(res.output)

@@ -161,9 +161,10 @@ def test_two_bots_register_the_same_message_id_and_each_labels_its_own_run(cfg):
     assert (runs["runPlanner"]["score"], runs["runPlanner"]["reactions"]) == (3.0, {"👍": 1, "❤": 1})
     assert (runs["runWorker"]["score"], runs["runWorker"]["reactions"]) == (1.0, {"👎": 1, "❤": 1})
     rx, bots = doc["reactions"], doc["bots"]
-    assert bots == {PLANNER: {"rows": 2, "present": 2, "joined": 2, "orphans": 0, "ignored": 0},
-                    WORKER: {"rows": 3, "present": 3, "joined": 2, "orphans": 1, "ignored": 0}}
-    for k in ("present", "joined", "orphans", "ignored"):  # the per-bot counts add up to the totals
+    none = {"shared": 0, "for_other_bots": 0}  # a private chat: each bot's reactions join only its own messages
+    assert bots == {PLANNER: {"rows": 2, "present": 2, "joined": 2, "orphans": 0, "ignored": 0, **none},
+                    WORKER: {"rows": 3, "present": 3, "joined": 2, "orphans": 1, "ignored": 0, **none}}
+    for k in ("present", "joined", "orphans", "ignored", "shared"):  # the per-bot counts add up to the totals
         assert sum(b[k] for b in bots.values()) == rx[k]
     assert rx["orphan_samples"] == [{"chat": "42", "message_id": 77, "emoji": "👍", "bot": WORKER}]
     assert doc["ledger"]["read"] == doc["ledger"]["usable"] + doc["ledger"]["unusable"] == 5

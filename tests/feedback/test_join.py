@@ -145,7 +145,8 @@ def test_labels_account_for_every_reaction_and_name_the_orphans(cfg):
              reaction(3, 500, [], ["❤"], user=9))
     doc = labels_report(cfg.ledger, cfg.mapping, cfg.registry, "ignore")
     assert doc["reactions"] == {"present": 3, "joined": 1, "orphans": 1, "ignored": 1, "other_chunks": "ignore",
-                                "orphan_samples": [{"chat": "43", "message_id": 500, "emoji": "👎"}]}
+                                "orphan_samples": [{"chat": "43", "message_id": 500, "emoji": "👎"}],
+                                "shared": 0, "joined_for_other_bots": 0, "shared_samples": []}
     assert doc["runs"]["runA"]["run"]["feedback"]["score"] == 1.0  # the 👎 of chat 43 is not runA's
 
 

@@ -76,7 +76,7 @@ def harvest(
         fail(str(exc), 2)
     doc = {"ledger": cfg.ledger, "harvests": reports, "added": sum(r["added"] for r in reports),
            "duplicates": sum(r["duplicates"] for r in reports), "quarantined": sum(r["quarantined"] for r in reports),
-           "bots": _per_bot(reports)}
+           "bots": _per_bot(reports), "accounts": {a: c for r in reports for a, c in r["accounts"].items()}}
     if json_out:
         print_json(doc)
     else:
@@ -88,6 +88,9 @@ def harvest(
                        f"duplicates {r['duplicates']} → {cfg.ledger}{resume}")
             for why, n in sorted(r["ignored"].items()):
                 typer.echo(f"  ignored {n}: {why}")
+            for account, a in sorted(r["accounts"].items()):
+                typer.echo(f"  OpenClaw account {account} → bot {a['bot_id'] or '(not in openclaw_accounts)'}: read "
+                           f"{a['read']} (applied {a['applied']}, quarantined {a['quarantined']})")
             for q in r["quarantine_samples"]:
                 typer.echo(f"  quarantined: {q}")
 
@@ -247,13 +250,15 @@ def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingO
         typer.echo(f"{run_id}: score {fb['score']} from {fb['n']} reactions on {len(lab['events'])} events")
     rx = doc["reactions"]
     typer.echo(f"reactions present {rx['present']}: joined {rx['joined']}, orphans {rx['orphans']} (on messages in no "
-               f"registered batch), ignored {rx['ignored']} (other_chunks={rx['other_chunks']})")
+               f"registered batch), ignored {rx['ignored']} (other_chunks={rx['other_chunks']}), shared "
+               f"{rx['shared']} (another of our bots' copy counts)")
     for o in rx["orphan_samples"][:10]:
         bot = f" (bot {o['bot']})" if "bot" in o else ""
         typer.echo(f"  orphan: chat {o['chat']} message {o['message_id']} {o['emoji']}{bot}")
     for bot, b in doc["bots"].items() if set(doc["bots"]) - {NO_BOT} else ():  # several bots share the files
         typer.echo(f"bot {bot}: ledger rows {b['rows']}, reactions present {b['present']} (joined {b['joined']}, "
-                   f"orphans {b['orphans']}, ignored {b['ignored']})")
+                   f"{b['for_other_bots']} of them on other bots' messages; orphans {b['orphans']}, ignored "
+                   f"{b['ignored']}, shared {b['shared']})")
     for name in ("ledger", "registry"):
         b = doc[name]
         typer.echo(f"{name} {b['path']}: read {b['read']}, usable {b['usable']}, unusable {b['unusable']}")

@@ -3,7 +3,8 @@
 For one UTC day: ledger rows of the day by emoji and by score (under the current mapping),
 unmapped emojis, removals, orphan reactions (on messages in no registered batch), late
 reactions (more than ``late_after_s`` after their chunk was sent), ignored ones (other-chunk
-rule ``ignore``), the runs and events the day's reactions label, unusable ledger and registry
+rule ``ignore``), shared ones (a bot's copy of a reaction in a supergroup or channel that another of
+our bots' copy counts for: ``tracebridge.feedback.join`` rule 4), the runs and events the day's reactions label, unusable ledger and registry
 lines (``file:line:field: problem``), and whether the harvest ran that day. ``bots`` splits the day's
 rows and harvests per bot (``(none)`` for rows of no bot) when several bots share the files. What the day's harvests
 did comes with it: each logged run (read, applied, ignored by reason, quarantined, rows added),
@@ -29,7 +30,7 @@ from tracebridge.capture.reader import iter_lines
 from tracebridge.feedback.bots import NO_BOT, label, row_bot
 from tracebridge.feedback.chunks import read_registry, sent_time
 from tracebridge.feedback.config import FeedbackConfig
-from tracebridge.feedback.join import join, reaction_of
+from tracebridge.feedback.join import join, reaction_of, seen
 from tracebridge.feedback.ledger import LedgerRow, parse_time, read_ledger
 from tracebridge.feedback.mapping import load_mapping, norm_emoji
 from tracebridge.schema.canonical import sha256_bytes
@@ -161,6 +162,7 @@ def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
         "unmapped_emojis": dict(unmapped.most_common()),
         "orphans": [{"chat": k[0], "message_id": k[1], "emoji": k[3]} for k in res.orphans if k in day_keys],
         "ignored_other_chunk": [{"chat": k[0], "message_id": k[1], "emoji": k[3]} for k in res.ignored if k in day_keys],
+        "shared": [seen(k, c) for k, c in res.shared if k in day_keys],
         "late": late, "late_after_s": cfg.late_after_s, "other_chunks": cfg.other_chunks,
         "runs_labeled": labeled, "registry_skipped": registry.skipped[:50],
         "bots": _bots_today(today, legacy, harvests_by_bot(cfg, day)),
@@ -195,6 +197,7 @@ def to_markdown(a: dict[str, Any]) -> str:
                   f"{x['harvests'].get('read', 0)} | {x['harvests'].get('added', 0)} |" for b, x in a["bots"].items()]
     for title, key in (("Unmapped emojis", "unmapped_emojis"), ("Orphan reactions", "orphans"),
                        ("Late reactions", "late"), ("Ignored (other chunk)", "ignored_other_chunk"),
+                       ("Seen by several of our bots, counted once", "shared"),
                        ("Unusable ledger lines", None), ("Unusable registry lines", "registry_skipped")):
         items = a["ledger"]["skipped"] if key is None else a[key]
         lines += ["", f"## {title} ({len(items)})"]

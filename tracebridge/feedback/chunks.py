@@ -92,6 +92,7 @@ def _batch_id(at: str, chat: Any, first: int, run_id: str) -> str:
 @dataclass
 class Registry:
     by_message: dict[tuple[str, str, int], Chunk] = field(default_factory=dict)
+    by_chat_message: dict[tuple[str, int], Chunk] = field(default_factory=dict)  # of any bot, the first registered
     batches: dict[str, list[Chunk]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     read: int = 0  # lines read: read = usable chunk lines + skipped
@@ -100,6 +101,10 @@ class Registry:
     def find(self, chat: Any, message_id: int, bot_id: str = "") -> Chunk | None:
         """The chunk ``bot_id`` sent as ``message_id`` in ``chat``, or None if it is not registered."""
         return self.by_message.get((bot_id, str(chat), message_id))
+
+    def find_any(self, chat: Any, message_id: int) -> Chunk | None:
+        """The chunk any bot sent as ``message_id`` in ``chat`` (the first registered), or None."""
+        return self.by_chat_message.get((str(chat), message_id))
 
 
 def read_registry(path: str | os.PathLike[str], legacy_bot_id: str = "") -> Registry:
@@ -128,6 +133,7 @@ def read_registry(path: str | os.PathLike[str], legacy_bot_id: str = "") -> Regi
             continue
         reg.raws.append(r)
         reg.by_message.setdefault((c.bot_id, str(c.chat), c.message_id), c)
+        reg.by_chat_message.setdefault((str(c.chat), c.message_id), c)
         reg.batches.setdefault(c.batch_id, []).append(c)
     for chunks in reg.batches.values():
         chunks.sort(key=lambda c: c.chunk_index)

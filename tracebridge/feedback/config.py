@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from tracebridge.feedback.bots import check_bot_id
 
 OTHER_CHUNK_RULES = ("batch", "chunk", "ignore")
+OPENCLAW_ACCOUNT = re.compile(r"[a-z0-9_][a-z0-9_-]{0,63}", re.IGNORECASE)  # OpenClaw's account ids (account-id.ts)
 
 
 @dataclass
@@ -44,6 +46,13 @@ class FeedbackConfig:
     legacy_bot_id: str = field(default="", metadata={
         "help": "The bot that wrote the ledger and registry rows that carry no bot id (written before bot_id was "
                 "set). Needed once bot_id is set and such rows exist; they are read as that bot's, never rewritten."})
+    openclaw_accounts: dict[str, str] = field(default_factory=dict, metadata={
+        "help": "OpenClaw Telegram account id → bot id, for an OpenClaw host with several Telegram accounts "
+                "(channels.telegram.accounts.<id>; override as openclaw_accounts.<id>=<bot id>): reactions from a "
+                "session are the bot of its account (from the session key agent:<a>:telegram:<account>:direct:<peer>, "
+                "else the session entry's deliveryContext, origin or lastAccountId of telegram; none = OpenClaw's "
+                "'default' account); a session of an account not listed is quarantined, naming it. "
+                "Empty = every OpenClaw reaction is bot_id's (one account)."})
     webhook_host: str = field(default="127.0.0.1", metadata={"help": "Webhook bind address (loopback only)."})
     webhook_port: int = field(default=8787, metadata={"help": "Webhook port (0 = any free port)."})
     webhook_secret_env: str = field(default="TELEGRAM_WEBHOOK_SECRET", metadata={
@@ -54,6 +63,13 @@ class FeedbackConfig:
         """Every problem, as ``key=value: what; fix``."""
         p = []
         p += [why for k in ("bot_id", "legacy_bot_id") if (why := check_bot_id(k, getattr(self, k)))]
+        for account, bot in self.openclaw_accounts.items():
+            if not OPENCLAW_ACCOUNT.fullmatch(str(account)):
+                p.append(f"openclaw_accounts.{account}: not an OpenClaw account id (letters, digits, '_' or '-', 1-64)")
+            if not bot:
+                p.append(f"openclaw_accounts.{account}: empty; give the bot id of that account (e.g. the number "
+                         "before ':' in its token)")
+            p += [why] if (why := check_bot_id(f"openclaw_accounts.{account}", str(bot))) else []
         if self.other_chunks not in OTHER_CHUNK_RULES:
             p.append(f"other_chunks={self.other_chunks}: use one of {', '.join(OTHER_CHUNK_RULES)}")
         if self.late_after_s <= 0:

@@ -69,6 +69,7 @@ class HarvestReport:
     bot_id: str = ""
     max_update_id: int | None = None
     next_offset: int | None = None
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)  # OpenClaw accounts (openclaw_accounts)
 
     def saw(self, upd: Any) -> None:
         """Count one input read, noting its update id (the resume offset of this bot comes after it)."""

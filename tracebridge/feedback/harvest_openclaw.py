@@ -2,6 +2,14 @@
 session when a user reacts (``Telegram reaction added: 👍 by Ann on msg 42``), harvested from
 transcript files and agent databases into the same ledger as the Bot API harvest
 (``tracebridge.feedback.harvest``), with the same report, quarantine and per-bot stamping.
+
+The rows are ``bot_id``'s, or, on a host whose OpenClaw runs several Telegram accounts (one bot each,
+``channels.telegram.accounts.<id>``), the bot that ``openclaw_accounts`` gives the session's account
+(``account_of``: OpenClaw names it in the session key only with ``dmScope`` =
+``per-account-channel-peer``, else in the session entry's delivery context). OpenClaw's account ids are
+names from its config ("default" for a channel without named accounts), not bot ids, so they are mapped,
+never guessed; a session of an account the mapping does not list has its reactions quarantined with
+that account named, and the report counts each account's lines (``accounts``).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import itertools
 import os
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +37,7 @@ from tracebridge.feedback.harvest import (
     _stamp,
 )
 from tracebridge.feedback.ledger import hash_user, parse_time, read_ledger
-from tracebridge.feedback.mapping import Mapping, load_mapping
+from tracebridge.feedback.mapping import load_mapping
 from tracebridge.feedback.telegram import impossible_time
 from tracebridge.importers.jsonl import json_error
 from tracebridge.importers.openclaw.discover import discover
@@ -74,8 +83,31 @@ def chat_of(index_entry: dict[str, Any] | None, session_id: str) -> Any:
     return f"session:{session_id}"
 
 
-def _reaction_rows(row: dict[str, Any], lineno: int, sid: str, chat: Any, mapping: Mapping, salt: str | None,
-                   now: str) -> list[dict[str, Any]]:
+DEFAULT_ACCOUNT = "default"  # OpenClaw's account of a channel configured without named accounts (account-id.ts)
+_ACCOUNT_FIELDS = (("deliveryContext", ("channel",)), ("origin", ("provider", "surface")))
+
+
+def account_of(index_entry: dict[str, Any] | None) -> str | None:
+    """The OpenClaw Telegram account a session names, lowercased as OpenClaw keeps account ids: the
+    ``<account>`` of its key ``agent:<a>:telegram:<account>:<kind>:<peer>`` (``dmScope`` =
+    ``per-account-channel-peer``; other keys name none), else the ``accountId`` of its entry's
+    ``deliveryContext`` or ``origin`` of channel telegram, else its ``lastAccountId`` when its
+    ``lastChannel`` is telegram; None when it names none."""
+    e = index_entry or {}
+    parts = str(e.get("key") or "").split(":")
+    rest = parts[parts.index("telegram") + 1:] if "telegram" in parts else []
+    if len(rest) >= 3 and rest[1] in _PEER_KINDS and rest[0] not in _PEER_KINDS and rest[0]:
+        return rest[0].lower()
+    places = [(e.get(name), fields, "accountId") for name, fields in _ACCOUNT_FIELDS]
+    places.append((e, ("lastChannel",), "lastAccountId"))
+    for where, fields, field in places:
+        account = where.get(field) if isinstance(where, dict) else None
+        if isinstance(account, str) and account.strip() and any(where.get(f) == "telegram" for f in fields):
+            return account.strip().lower()
+    return None
+
+
+def _reaction_rows(row: dict[str, Any], lineno: int, s: _Session, h: _Harvest) -> list[dict[str, Any]]:
     msg = row.get("message") or {}
     content = msg.get("content")
     blocks = content if isinstance(content, list) else []  # any other shape holds no system events
@@ -91,37 +123,70 @@ def _reaction_rows(row: dict[str, Any], lineno: int, sid: str, chat: Any, mappin
                              "added|removed: <emoji> by <name> on msg <id>'")
         when = event_time(ev.get("time") or "", to_timestamp(row.get("timestamp")))
         t = parse_time(when)
-        why = "no time in the system event or its row" if t is None else impossible_time(t, now)
+        why = "no time in the system event or its row" if t is None else impossible_time(t, h.now)
         if why:
             raise ValueError(f"time: {why}")
-        key = "oc:" + hashlib.sha256(f"{sid}|{row.get('id') or lineno}|{i}|{ev['text']}".encode()).hexdigest()[:24]
-        out.append({"time": when, "chat": chat, "message_id": r["message_id"],
-                    "user": hash_user(r.get("username") or r.get("who"), salt), "emoji": r["emoji"],
-                    "change": r["action"], "count": 1, "score": mapping.score(r["emoji"]),
-                    "mapping_version": mapping.version, "source": "openclaw", "update_id": None, "key": key,
-                    "harvested_at": now})
+        key = "oc:" + hashlib.sha256(f"{s.sid}|{row.get('id') or lineno}|{i}|{ev['text']}".encode()).hexdigest()[:24]
+        out.append({"time": when, "chat": s.chat, "message_id": r["message_id"],
+                    "user": hash_user(r.get("username") or r.get("who"), h.salt), "emoji": r["emoji"],
+                    "change": r["action"], "count": 1, "score": h.mapping.score(r["emoji"]),
+                    "mapping_version": h.mapping.version, "source": "openclaw", "update_id": None, "key": key,
+                    "harvested_at": h.now, **({"openclaw_account": s.account} if s.account is not None else {})})
     return out
+
+
+@dataclass(frozen=True)
+class _Session:
+    sid: str
+    chat: Any
+    account: str | None  # None: openclaw_accounts is not set
+    bot: str
+    why: str = ""  # why its reactions are quarantined (an unlisted account)
+
+
+class _Harvest:
+    """What one OpenClaw harvest shares across sessions: config, report, mapping, salt, the ledger's keys
+    and the bots of the Telegram accounts (``openclaw_accounts``, ids lowercased as OpenClaw keeps them)."""
+
+    def __init__(self, cfg: FeedbackConfig, rep: HarvestReport) -> None:
+        self.cfg, self.rep, self.now = cfg, rep, utc_now()
+        self.mapping, self.salt = load_mapping(cfg.mapping), _salt(cfg)
+        self.accounts = {str(k).lower(): str(v) for k, v in cfg.openclaw_accounts.items()}
+        ledger = read_ledger(cfg.ledger).rows
+        self.salted, self.known = _check_salt(cfg, ledger), {r.key for r in ledger if r.key}
+
+    def session(self, entry: dict[str, Any] | None, sid: str) -> _Session:
+        """The session's chat and bot: ``bot_id`` without ``openclaw_accounts``, else its account's bot, or
+        why it has none (an account the config does not list: its reactions are quarantined)."""
+        chat = chat_of(entry, sid)
+        if not self.accounts:
+            return _Session(sid, chat, None, self.rep.bot_id)
+        account = account_of(entry) or DEFAULT_ACCOUNT
+        bot = self.accounts.get(account, "")
+        why = "" if bot else (
+            f"session {sid!r} (key {(entry or {}).get('key')!r}) is of OpenClaw Telegram account {account!r}"
+            f"{'' if account_of(entry) else ' (it names none: the default one)'}, which openclaw_accounts does "
+            f"not list ({', '.join(sorted(self.accounts))}); add openclaw_accounts.{account}=<that bot's id>")
+        return _Session(sid, chat, account, bot, why)
 
 
 def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | None) -> HarvestReport:
     """Harvest Telegram reactions from OpenClaw transcripts' system-event lines: transcript files and
-    the sessions of agent databases (``openclaw-agent.sqlite``, read where they are, never copied)."""
+    the sessions of agent databases (``openclaw-agent.sqlite``, read where they are, never copied); each
+    session's reactions are its account's bot's (``openclaw_accounts``), else ``bot_id``'s."""
     from tracebridge.importers.openclaw.session import session_id_from_name
 
-    mapping, salt, now, bot = load_mapping(cfg.mapping), _salt(cfg), utc_now(), bot_of(cfg)
     problems: list[str] = []
     stores: list[Path] = []
     transcripts = discover(paths, problems, stores)
-    rep = HarvestReport("openclaw", [str(t.path) for t in transcripts] + [str(db) for db in stores], bot_id=bot)
+    rep = HarvestReport("openclaw", [str(t.path) for t in transcripts] + [str(db) for db in stores], bot_id=bot_of(cfg))
+    h = _Harvest(cfg, rep)
     rows: list[dict[str, Any]] = []
-    ledger = read_ledger(cfg.ledger).rows
-    salted, known = _check_salt(cfg, ledger), {r.key for r in ledger if r.key}
     for db in stores:  # first: a session also left as a .jsonl keeps the database's chat id
         try:
             for sid, entry, events in read_sessions(db, problems):
                 lines = ((n, seq, raw) for n, (seq, raw) in enumerate(events, 1))
-                rows += _harvest_lines(cfg, rep, lines, f"{db} session {sid!r} seq {{}}".format, sid,
-                                       chat_of(entry, sid), mapping, salt, now, known)
+                rows += _harvest_session(h, h.session(entry, sid), lines, f"{db} session {sid!r} seq {{}}".format)
         except StoreError as exc:  # the sessions read before it are harvested
             problems.append(str(exc))
     for t in transcripts:
@@ -134,38 +199,55 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
             continue
         with fh:
             lines = ((n, n, raw) for n, raw in enumerate(fh, 1))
-            rows += _harvest_lines(cfg, rep, lines, f"{t.path}:{{}}".format, sid, chat_of(t.index_entry, sid),
-                                   mapping, salt, now, known)
+            rows += _harvest_session(h, h.session(t.index_entry, sid), lines, f"{t.path}:{{}}".format)
     for p in problems:  # read and quarantined, like an unreadable dump, so the counts reconcile
         rep.read += 1
         _quarantine(cfg, rep, p, "not harvested", "")
-    return _finish(cfg, rep, _stamp(rows, salted, bot))
+    return _finish(cfg, rep, rows)
 
 
-def _harvest_lines(cfg: FeedbackConfig, rep: HarvestReport, lines: Iterable[tuple[int, int, bytes]],
-                   where: Callable[[int], str], sid: str, chat: Any, mapping: Mapping, salt: str | None,
-                   now: str, known: set[str]) -> list[dict[str, Any]]:
-    """The reaction rows of one transcript's (line number, place, line): the place is what ``where``
-    names in a quarantine line (a file's line number, a database row's seq); unreadable reaction
-    lines are quarantined."""
+_ACCOUNT_COUNTS = ("read", "accepted", "applied", "quarantined")
+
+
+def _harvest_session(h: _Harvest, s: _Session, lines: Iterable[tuple[int, int, bytes]],
+                     where: Callable[[int], str]) -> list[dict[str, Any]]:
+    """``_harvest_lines`` of one session, its counts added to its account's in the report (``accounts``:
+    per account its bot and read = accepted + quarantined, when ``openclaw_accounts`` is set)."""
+    before = [getattr(h.rep, k) for k in _ACCOUNT_COUNTS]
+    rows = _harvest_lines(h, s, lines, where)
+    if s.account is not None and h.rep.read > before[0]:
+        a = h.rep.accounts.setdefault(s.account, {"bot_id": s.bot or None, **dict.fromkeys(_ACCOUNT_COUNTS, 0)})
+        for k, b in zip(_ACCOUNT_COUNTS, before, strict=True):
+            a[k] += getattr(h.rep, k) - b
+    return rows
+
+
+def _harvest_lines(h: _Harvest, s: _Session, lines: Iterable[tuple[int, int, bytes]],
+                   where: Callable[[int], str]) -> list[dict[str, Any]]:
+    """The reaction rows of one transcript's (line number, place, line), stamped with the session's bot:
+    the place is what ``where`` names in a quarantine line (a file's line number, a database row's seq);
+    unreadable reaction lines, and those of a session of an unlisted account, are quarantined."""
     rows: list[dict[str, Any]] = []
     for lineno, place, raw in lines:
         if b"Telegram reaction" not in raw:
             continue
-        rep.read += 1
+        h.rep.read += 1
         try:
             row = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            _quarantine(cfg, rep, where(place), f"invalid JSON: {json_error(raw)}", raw.decode("utf-8", "replace"))
+            _quarantine(h.cfg, h.rep, where(place), f"invalid JSON: {json_error(raw)}", raw.decode("utf-8", "replace"))
             continue
         got: list[dict[str, Any]] = []
         try:
             if isinstance(row, dict) and isinstance(row.get("message"), dict) and \
                     row["message"].get("role") == "user":
-                got = _reaction_rows(row, lineno, sid, chat, mapping, salt, now)
+                got = _reaction_rows(row, lineno, s, h)
         except ValueError as exc:
-            _quarantine(cfg, rep, where(place), str(exc), row)
+            _quarantine(h.cfg, h.rep, where(place), str(exc), row)
             continue
-        rows += got
-        rep.accept(got, known, "no reaction event in a user message (the words appear elsewhere)")
+        if got and s.why:
+            _quarantine(h.cfg, h.rep, where(place), f"account: {s.why}", row)
+            continue
+        rows += _stamp(got, h.salted, s.bot)
+        h.rep.accept(got, h.known, "no reaction event in a user message (the words appear elsewhere)")
     return rows

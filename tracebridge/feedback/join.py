@@ -12,6 +12,14 @@
    unmapped). Each reaction counts once per event and once per run, however many of its chunks
    share them; one user's emoji counts once per reply, however many of its chunks they put it on
    (an anonymous count: its largest on any chunk).
+4. **Several bots in one supergroup or channel.** There message ids are the chat's, the same for
+   every member (``shares_message_ids``: chat ids ``-100…``), and a reaction is delivered to every
+   one of our bots that is an admin there, each under its own update id. A bot's copy of a reaction
+   on a message another of our bots sent joins that bot's chunk, and the reaction counts once: the
+   sender's own copy decides when its ledger rows hold the reaction (added or removed), else the copy
+   of the first other bot (by bot id) that holds it; every other copy is ``shared`` (counted, not
+   applied). In private chats and basic groups each bot numbers its own messages, so a bot's reaction
+   joins only its own messages there.
 
 ``labels_for_runs(ledger, mapping, registry)`` returns ``{run_id: {"run": {...}, "events":
 {event_id: {...}}}}``; ``labels_report`` adds the ledger and registry lines it could not use
@@ -49,15 +57,53 @@ def _replay_order(r: LedgerRow) -> tuple[Any, ...]:
     return r.time, uid if isinstance(uid, int) and not isinstance(uid, bool) else -1, 0 if r.change == "added" else 1
 
 
-def net_reactions(rows: list[LedgerRow], legacy_bot_id: str = "") -> dict[Reaction, tuple[int, LedgerRow]]:
-    """Reactions present after replaying every change: key → (count, the row that last added it)."""
+def replay(rows: list[LedgerRow], legacy_bot_id: str = "") -> dict[Reaction, tuple[int, LedgerRow]]:
+    """Every reaction the rows change, after replaying them: key → (count, the row that last added it);
+    a count of 0 is a reaction added and removed again."""
     state: dict[Reaction, tuple[int, LedgerRow]] = {}
     for r in sorted(rows, key=_replay_order):
         k = reaction_of(r, legacy_bot_id)
         n, last = state.get(k, (0, r))
         n = n + r.count if r.change == "added" else max(0, n - r.count)
         state[k] = (n, r if r.change == "added" else last)
-    return {k: v for k, v in state.items() if v[0] > 0}
+    return state
+
+
+def net_reactions(rows: list[LedgerRow], legacy_bot_id: str = "") -> dict[Reaction, tuple[int, LedgerRow]]:
+    """Reactions present after replaying every change: key → (count, the row that last added it)."""
+    return {k: v for k, v in replay(rows, legacy_bot_id).items() if v[0] > 0}
+
+
+SHARED_IDS_BELOW = -10**12  # supergroup and channel ids are -100 followed by the channel's id
+
+
+def shares_message_ids(chat: Any) -> bool:
+    """Whether every bot in ``chat`` sees its messages under one id: supergroups and channels (Bot API
+    chat ids ``-100…``) number messages per chat; private chats and basic groups per member."""
+    try:
+        return int(chat) <= SHARED_IDS_BELOW
+    except (TypeError, ValueError):  # a session:<id> chat of an OpenClaw transcript, an @username
+        return False
+
+
+def chunk_of(key: Reaction, registry: Registry) -> Chunk | None:
+    """The chunk a reaction is on: the one its bot sent, else, in a chat whose message ids all bots share,
+    the one another of our bots sent as that message."""
+    chunk = registry.find(key[0], key[1], key[4])
+    if chunk is None and shares_message_ids(key[0]):
+        chunk = registry.find_any(key[0], key[1])
+    return chunk
+
+
+def counted_copies(state: dict[Reaction, tuple[int, LedgerRow]],
+                   chunks: dict[Reaction, Chunk]) -> dict[Reaction, Reaction]:
+    """Per reaction as its sender's key (chat, message, user, emoji, the bot that sent the message), the
+    one bot's copy that counts: the sender's when it holds one, else the first other bot's by bot id."""
+    out: dict[Reaction, Reaction] = {}
+    for key in sorted(chunks, key=str):
+        sender = (*key[:4], chunks[key].bot_id)
+        out[sender] = sender if sender in state else out.get(sender, key)
+    return out
 
 
 @dataclass
@@ -66,6 +112,7 @@ class JoinResult:
     orphans: list[Reaction] = field(default_factory=list)
     ignored: list[Reaction] = field(default_factory=list)
     joined: list[tuple[Reaction, Chunk, str]] = field(default_factory=list)
+    shared: list[tuple[Reaction, Chunk]] = field(default_factory=list)  # copies another bot's copy counts for
 
 
 class _Acc:
@@ -100,14 +147,23 @@ class _Acc:
 def join(rows: list[LedgerRow], mapping: Mapping, registry: Registry, other_chunks: str = "batch",
          legacy_bot_id: str = "") -> JoinResult:
     """Apply the join policy (module docstring) to ledger rows; a reaction joins the chunk its bot sent
-    (``registry`` read with the same ``legacy_bot_id``)."""
+    (``registry`` read with the same ``legacy_bot_id``), or, in a supergroup or channel, the chunk
+    another of our bots sent (rule 4)."""
     res = JoinResult()
     runs: dict[str, _Acc] = {}
     events: dict[tuple[str, str], _Acc] = {}
-    for key, (n, row) in sorted(net_reactions(rows, legacy_bot_id).items(), key=lambda kv: str(kv[0])):
-        chunk = registry.find(key[0], key[1], key[4])
+    state = replay(rows, legacy_bot_id)
+    chunks = {k: c for k in state if (c := chunk_of(k, registry)) is not None}
+    counted = counted_copies(state, chunks)
+    for key, (n, _) in sorted(state.items(), key=lambda kv: str(kv[0])):
+        chunk = chunks.get(key)
+        if n == 0:
+            continue
         if chunk is None:
             res.orphans.append(key)
+            continue
+        if counted[(*key[:4], chunk.bot_id)] != key:
+            res.shared.append((key, chunk))
             continue
         scope = "batch" if chunk.is_last or other_chunks == "batch" else other_chunks
         if scope == "ignore":
@@ -146,19 +202,33 @@ def labels_for_runs(ledger_path: str | os.PathLike[str], mapping_path: str | os.
 
 def per_bot(res: JoinResult, rows: list[LedgerRow], legacy_bot_id: str = "") -> dict[str, dict[str, int]]:
     """Per bot (``(none)`` for rows of no bot): its ledger ``rows`` and its reactions present after netting,
-    ``present`` = ``joined`` + ``orphans`` + ``ignored``."""
+    ``present`` = ``joined`` + ``orphans`` + ``ignored`` + ``shared`` (copies of reactions another bot's copy
+    counts for, rule 4); ``for_other_bots`` of its joined ones are on messages another of our bots sent."""
     out: dict[str, dict[str, int]] = {}
+    names = ("rows", "present", "joined", "orphans", "ignored", "shared", "for_other_bots")
 
     def one(bot: str) -> dict[str, int]:
-        return out.setdefault(label(bot), dict.fromkeys(("rows", "present", "joined", "orphans", "ignored"), 0))
+        return out.setdefault(label(bot), dict.fromkeys(names, 0))
 
     for r in rows:
         one(row_bot(r.raw, legacy_bot_id))["rows"] += 1
-    for name, keys in (("joined", [j[0] for j in res.joined]), ("orphans", res.orphans), ("ignored", res.ignored)):
+    for name, keys in (("joined", [j[0] for j in res.joined]), ("orphans", res.orphans), ("ignored", res.ignored),
+                       ("shared", [k for k, _ in res.shared])):
         for k in keys:
             one(k[4])[name] += 1
             one(k[4])["present"] += 1
+    for k, chunk, _ in res.joined:
+        one(k[4])["for_other_bots"] += chunk.bot_id != k[4]
     return dict(sorted(out.items()))
+
+
+def seen(key: Reaction, chunk: Chunk | None = None) -> dict[str, Any]:
+    """A reaction as reports list it: chat, message id, emoji, the bot whose copy it is and, when another
+    of our bots sent the message, that bot (``sent_by``)."""
+    out = {"chat": key[0], "message_id": key[1], "emoji": key[3], **({"bot": key[4]} if key[4] else {})}
+    if chunk is not None and chunk.bot_id != key[4]:
+        out["sent_by"] = label(chunk.bot_id)
+    return out
 
 
 def labels_report(ledger_path: str | os.PathLike[str], mapping_path: str | os.PathLike[str],
@@ -170,18 +240,22 @@ def labels_report(ledger_path: str | os.PathLike[str], mapping_path: str | os.Pa
         ``{"runs": {run_id: labels}, "runs_labeled", "reactions": {...}, "ledger": {...},
         "registry": {...}}``. ``reactions`` accounts for every reaction present after netting:
         ``present`` = ``joined`` + ``orphans`` (on a message in no registered batch: wrong chat or
-        registry, or a message that was no reply) + ``ignored`` (``other_chunks=ignore``), with the
-        first 50 orphans as ``{chat, message_id, emoji}``. Each file's block has ``path``, ``read``,
+        registry, or a message that was no reply) + ``ignored`` (``other_chunks=ignore``) + ``shared``
+        (a bot's copy of a reaction in a supergroup or channel that another of our bots' copy counts for,
+        rule 4), with the first 50 orphans and shared copies as ``{chat, message_id, emoji}`` (and
+        ``bot``, ``sent_by``); ``joined_for_other_bots`` of the joined were harvested by a bot that did
+        not send the message (its sender's copy was missing). Each file's block has ``path``, ``read``,
         ``usable``, ``unusable`` (read = usable + unusable) and ``skipped``, the first 50 unusable
         lines as ``file:line:field: problem``. ``bots`` splits the ledger rows and reactions per bot (``per_bot``).
     """
     scan, registry = read_ledger(ledger_path), read_registry(registry_path, legacy_bot_id)
     res = join(scan.rows, load_mapping(mapping_path), registry, other_chunks, legacy_bot_id)
     labels = res.labels
-    reactions = {"present": len(res.joined) + len(res.orphans) + len(res.ignored), "joined": len(res.joined),
-                 "orphans": len(res.orphans), "ignored": len(res.ignored), "other_chunks": other_chunks,
-                 "orphan_samples": [{"chat": k[0], "message_id": k[1], "emoji": k[3], **({"bot": k[4]} if k[4] else {})}
-                                    for k in res.orphans[:50]]}
+    reactions = {"present": len(res.joined) + len(res.orphans) + len(res.ignored) + len(res.shared),
+                 "joined": len(res.joined), "orphans": len(res.orphans), "ignored": len(res.ignored),
+                 "shared": len(res.shared), "joined_for_other_bots": sum(c.bot_id != k[4] for k, c, _ in res.joined),
+                 "other_chunks": other_chunks, "orphan_samples": [seen(k) for k in res.orphans[:50]],
+                 "shared_samples": [seen(k, c) for k, c in res.shared[:50]]}
 
     def block(path: str | os.PathLike[str], read: int, skipped: list[str]) -> dict[str, Any]:
         return {"path": str(path), "read": read, "usable": read - len(skipped), "unusable": len(skipped),

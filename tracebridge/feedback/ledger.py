@@ -5,7 +5,8 @@ One row per reaction change: ``time`` (UTC ISO, when the reaction changed), ``ch
 (added | removed), ``count`` (1, or the size of an anonymous count change), ``score`` and
 ``mapping_version`` (the mapping when harvested; joins re-score with the current mapping),
 ``source`` (getUpdates | webhook | openclaw), ``update_id``, ``key`` (the dedupe key),
-``harvested_at`` and, on rows of a hashed user, ``salt_id`` (a fingerprint of the salt: a harvest
+``harvested_at``, with several bots ``bot_id`` and, from an OpenClaw host that maps its Telegram accounts
+(``openclaw_accounts``), ``openclaw_account``, and, on rows of a hashed user, ``salt_id`` (a fingerprint of the salt: a harvest
 refuses to mix pseudonyms of two salts in one ledger). Appends hold the ledger's lock while they read the known keys and write, so
 two harvesters never write the same change twice, and each row is one ``write`` on an
 ``O_APPEND`` descriptor, so rows never interleave.
@@ -54,7 +55,7 @@ def parse_time(value: Any) -> dt.datetime | None:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return dt.datetime.fromtimestamp(value, dt.UTC)
         if isinstance(value, str):
-            t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            t = dt.datetime.fromisoformat(value)  # reads a trailing Z as UTC (Python 3.11+)
             return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
     except (ValueError, OverflowError, OSError):
         return None

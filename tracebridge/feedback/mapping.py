@@ -55,16 +55,16 @@ def parse_mapping(doc: Any, where: str) -> Mapping:
         ValueError: ``where:field: problem`` for a bad document.
     """
     if not isinstance(doc, dict):
-        raise ValueError(f"{where}: expected a JSON object")
+        raise ValueError(f"{where}: expected a JSON object")  # noqa: TRY004 - bad input, one error type for callers
     table = doc.get("mapping", doc.get("scores"))
     if not isinstance(table, dict):
         hint = ("; this file is a bare table: put it under \"mapping\" (or run `tracebridge feedback mapping init` "
                 "and `mapping set`)") if "mapping" not in doc and "scores" not in doc else ""
-        raise ValueError(f'{where}:mapping: expected {{"version": N, "mapping": {{emoji: score}}}}{hint}')
+        raise ValueError(f'{where}:mapping: expected {{"version": N, "mapping": {{emoji: score}}}}{hint}')  # noqa: TRY004
     scores = {}
     for k, v in table.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError(f"{where}:mapping.{k}: score must be a number, got {v!r}")
+            raise ValueError(f"{where}:mapping.{k}: score must be a number, got {v!r}")  # noqa: TRY004
         scores[norm_emoji(k)] = float(v)
     version = doc.get("version", 1)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:

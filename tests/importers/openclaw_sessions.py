@@ -44,9 +44,10 @@ class SessionBuilder:
         self.lines.append(json.dumps({**row, "timestamp": self._ts()} if "timestamp" not in row else row))
         self.n += 1
 
-    def entry(self, kind: str, side: bool = False, parent: Any = "leaf", **fields: Any) -> str:
-        """Append an entry of type ``kind`` under ``parent`` (default the visible leaf)."""
-        rid = f"e{self.n}"
+    def entry(self, kind: str, side: bool = False, parent: Any = "leaf", rid: str | None = None, **fields: Any) -> str:
+        """Append an entry of type ``kind`` under ``parent`` (default the visible leaf), with id ``rid``
+        (default ``e<line index>``)."""
+        rid = rid or f"e{self.n}"
         row = {"type": kind, "id": rid, "parentId": self.leaf if parent == "leaf" else parent, **fields}
         if side:
             row["appendMode"] = "side"

@@ -111,3 +111,39 @@ def test_importing_the_session_again_reads_nothing(imported):
     root, _, _ = imported
     again = _cli("import", "openclaw", str(root / "home"), "--out", str(root / "traces"))
     assert again["read"] == 0 and again["files_unchanged"] == 1 and again["events_written"] == 0
+
+
+@pytest.mark.parametrize("control", [{"targetId": "missing"}, {"targetId": "e2", "appendParentId": "missing"},
+                                     {"targetId": "later"}], ids=["missing target", "missing append parent",
+                                                                  "target written later"])
+def test_a_leaf_control_openclaw_ignores_moves_no_leaf(tmp_path, control):
+    """OpenClaw ignores a leaf control whose target, or append parent, is no earlier entry: the
+    visible path stays (openclaw/openclaw, test 'ignores an unaccepted leaf control' of its session
+    transcript reader). Before: the leaf moved to the control (or, with a missing append parent, to
+    its target), a branch was counted, and with a missing append parent the answers after the
+    target were exported as an abandoned path."""
+    b = SessionBuilder("leafy")
+    b.user("first")
+    b.say("one")
+    b.user("second")
+    last = b.say("two")
+    b.entry("leaf", parent=last, **control)
+    b.entry("custom", parent=last, rid="later", customType="note", data={})
+    b.leaf = "later"
+    b.user("third")
+    b.say("three")
+    home = tmp_path / "home" / ".openclaw" / "agents" / "main" / "sessions"
+    b.write(home / "leafy.jsonl")
+
+    summary = _cli("import", "openclaw", str(tmp_path / "home"), "--out", str(tmp_path / "traces"))
+    export = _cli("export", str(tmp_path / "traces"), "--out", str(tmp_path / "bundles"))
+
+    assert summary["reconciles"] and summary["drift"] == {}
+    assert summary["mapping_counts"]["leaf_controls_ignored"] == 1 and "branches" not in summary["mapping_counts"]
+    extra = json.loads((tmp_path / "traces" / "oc-leafy" / "session.json").read_text())["runtime_config"]["extra"]
+    assert "branches" not in extra
+    sft = [json.loads(x) for p in sorted((Path(export["path"]) / "views" / "worker_sft").glob("*.jsonl"))
+           for x in p.read_text().splitlines()]
+    assert not any(r["meta"]["labels"].get("abandoned_path") for r in sft)
+    three = next(r for r in sft if r["messages"][-1]["content"] == "three")
+    assert [m["content"] for m in three["messages"]] == ["first", "one", "second", "two", "third", "three"]

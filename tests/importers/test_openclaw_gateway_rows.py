@@ -316,3 +316,28 @@ def test_openclaw_facts_on_ordinary_messages_are_kept_and_training_uses_the_mode
     res = export_traces(tmp_path / "traces", tmp_path / "bundles", default_cfg())
     text = json.dumps(rows(res, "worker_sft"))
     assert "Plotted." in text and "plot it" in text and "SHOWN" not in text and "Here is the chart" not in text
+
+
+def test_openclaw_facts_on_a_tool_result_are_kept_beside_it():
+    """Before: ``__openclaw`` (and OpenClaw's other message facts) on a tool result were counted as
+    drift (``message.toolResult.__openclaw``) and dropped, while user and model messages kept them.
+    Now they are an observation hanging off the result; the row's children still follow the result."""
+    facts = {"__openclaw": {"id": "t-3", "seq": 3}, "openclawDisplayContent": SHOWN}
+    m = SessionMapper("r")
+    evs = feed_rows(m, [HEADER] + _rows(
+        _user("list files"),
+        {"type": "message", "message": _asst([{"type": "toolCall", "id": "c1", "name": "bash",
+                                               "arguments": {"command": "ls"}}], "toolUse")},
+        {"type": "message", "message": {"role": "toolResult", "toolCallId": "c1", "toolName": "bash",
+                                        "content": [{"type": "text", "text": "a.txt"}], "isError": False,
+                                        "timestamp": 1772359200000, **facts}},
+        {"type": "message", "message": _asst([{"type": "text", "text": "One file."}])}))
+
+    assert m.drift == {}
+    result, kept, answer = evs[4], evs[5], evs[6]
+    assert result["event_type"] == "worker_tool_result" and result["payload"]["output"] == "a.txt"
+    assert kept["event_id"] == "r:e3.1" and kept["parent_event_id"] == result["event_id"]
+    assert kept["payload"]["source"] == "openclaw.tool_result"
+    assert kept["payload"]["observation"]["openclaw"] == {"id": "t-3", "seq": 3}
+    assert "data" not in kept["payload"]["observation"]["display_content"][1]
+    assert answer["parent_event_id"] == result["event_id"]

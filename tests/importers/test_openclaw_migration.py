@@ -211,3 +211,106 @@ def test_a_migrated_transcript_archived_before_the_next_import_is_continued(tmp_
     rep = import_openclaw([sessions], out)
 
     assert rep.files_migrated == 1 and rep.skipped == [] and rep.events_written == 3
+
+
+def _with_rejected_row(at: int, row: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = _v1_rows()
+    rows.insert(at, row)
+    return rows
+
+
+REJECTED = {"no type": {"timestamp": T(2), "note": "written by a plugin"},
+            "no role": {"type": "message", "timestamp": T(2), "message": {"content": "no role"}}}
+
+
+@pytest.mark.parametrize("at", [3, 8], ids=["inside", "last"])
+@pytest.mark.parametrize("bad", sorted(REJECTED))
+def test_a_migrated_transcript_with_rows_the_import_quarantined_is_continued(tmp_path, bad, at):
+    """Before: a valid-JSON row the first import quarantined (no type, a message without role) is
+    kept by OpenClaw's migration, with an id: the replay failed on it ('line 4: type: missing or not
+    a string') and the session was reported as edited, its new turns never imported."""
+    src, out = tmp_path / "sessions" / "mig-1.jsonl", tmp_path / "out"
+    rows = _with_rejected_row(at, REJECTED[bad])
+    _write(src, rows)
+    first = import_openclaw([src], out)
+    assert first.lines_quarantined == 1 and first.reconciles
+    before = (out / "oc-mig-1" / "events.jsonl").read_bytes()
+    migrated = _migrate(rows)
+    _rewrite(src, migrated + _new_turns(migrated[-1]["id"]))
+
+    rep = import_openclaw([src], out)
+
+    assert rep.skipped == [] and rep.files_migrated == 1 and rep.lines_quarantined == 0
+    assert rep.lines_read == rep.lines_accepted == 2 and rep.reconciles
+    assert (out / "oc-mig-1" / "events.jsonl").read_bytes().startswith(before)
+    assert [e["event_id"] for e in _events(out)[-3:]] == ["oc-mig-1:n1", "oc-mig-1:n2", "oc-mig-1:n2.1"]
+    quarantine = (out / ".import" / "openclaw-quarantine.jsonl").read_text().splitlines()
+    assert len(quarantine) == 1  # the row is not quarantined a second time in its migrated form
+
+
+def test_a_migrated_transcript_whose_quarantined_row_was_edited_is_still_reported(tmp_path):
+    src, out = tmp_path / "sessions" / "mig-1.jsonl", tmp_path / "out"
+    rows = _with_rejected_row(3, REJECTED["no type"])
+    _write(src, rows)
+    import_openclaw([src], out)
+    migrated = _migrate(rows)
+    migrated[3]["note"] = "written by someone else"
+    _rewrite(src, migrated + _new_turns(migrated[-1]["id"]))
+
+    rep = import_openclaw([src], out)
+
+    assert rep.files_migrated == 0 and rep.events_written == 0 and len(rep.skipped) == 1
+    assert "line 4: type: missing or not a string (nor is it the next row the earlier import quarantined)" \
+        in rep.skipped[0]
+
+
+def test_a_migrated_transcript_that_lost_a_quarantined_row_is_still_reported(tmp_path):
+    src, out = tmp_path / "sessions" / "mig-1.jsonl", tmp_path / "out"
+    rows = _with_rejected_row(8, REJECTED["no type"])
+    _write(src, rows)
+    import_openclaw([src], out)
+    migrated = _migrate(rows)[:-1]  # the quarantined last row is gone: an edit, not a migration
+
+    _rewrite(src, migrated + _new_turns(migrated[-1]["id"]))
+    rep = import_openclaw([src], out)
+
+    assert rep.files_migrated == 0 and rep.events_written == 0
+    assert "line 8: it holds more rows than were imported (nor is it the next row" in rep.skipped[0]
+
+
+def test_a_migrated_transcript_with_a_duplicate_id_is_continued(tmp_path):
+    """Before: a v2 entry reusing an earlier entry's id (imported as ``<id>~L<line>``) made the
+    replay take the id for the duplicate, so a later entry naming it as parent got another parent
+    than at the import: 'line 5 does not give the events imported from row 0004beef'."""
+    src, out = tmp_path / "sessions" / "mig-1.jsonl", tmp_path / "out"
+    rows = _v2_rows()
+    rows[3]["id"] = rows[2]["id"]  # the tool result reuses the call's id
+    rows[4]["parentId"] = rows[2]["id"]
+    _write(src, rows)
+    first = import_openclaw([src], out)
+    assert first.drift["row:duplicate_id"] == 1
+    before = (out / "oc-mig-1" / "events.jsonl").read_bytes()
+    migrated = _migrate(rows)
+    _rewrite(src, migrated + _new_turns(migrated[-1]["id"]))
+
+    rep = import_openclaw([src], out)
+
+    assert rep.skipped == [] and rep.files_migrated == 1 and rep.events_written == 3
+    assert (out / "oc-mig-1" / "events.jsonl").read_bytes().startswith(before)
+    assert _events(out)[-3]["parent_event_id"] == _events(out)[first.events_written - 1]["event_id"]
+
+
+def test_a_migrated_transcript_with_a_duplicate_id_and_other_content_is_still_reported(tmp_path):
+    src, out = tmp_path / "sessions" / "mig-1.jsonl", tmp_path / "out"
+    rows = _v2_rows()
+    rows[3]["id"] = rows[2]["id"]
+    _write(src, rows)
+    import_openclaw([src], out)
+    migrated = _migrate(rows)
+    migrated[3]["message"]["content"][0]["text"] = "b.txt"
+
+    _rewrite(src, migrated)
+    rep = import_openclaw([src], out)
+
+    assert rep.files_migrated == 0 and "line 4 does not give the events imported from row 0002beef~L4" \
+        in rep.skipped[0]

@@ -148,7 +148,8 @@ class _FileImport:
             self.rep.skip(self.where, self._changed)
             return mapper, None
         mapper = SessionMapper(self.run_id)
-        return mapper, self._stream(mapper, writer, st, MigratedPrefix(mapper, writer.events_path, st.events_bytes))
+        migrated = MigratedPrefix(mapper, writer.events_path, st.events_bytes, self.q.rejected_rows(st.file, st.lines))
+        return mapper, self._stream(mapper, writer, st, migrated)
 
     def _same_prefix(self, st: RunState) -> bool:
         """Whether a file of the imported size still holds the imported bytes: assumed for files

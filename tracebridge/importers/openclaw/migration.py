@@ -47,6 +47,20 @@ def imported_rows(events_path: str, size: int, prefix: str) -> list[tuple[str, l
     return out
 
 
+def _same_row(new: Any, old: Any) -> bool:
+    """Whether ``new`` is ``old`` as the migration rewrote it: an ``id`` and ``parentId`` added where
+    it had none, its compaction index turned into an id, the role ``hookMessage`` renamed ``custom``."""
+    if type(new) is not dict or type(old) is not dict:
+        return bool(new == old)
+    drop = {k for k in ("id", "parentId") if k not in old} | {"firstKeptEntryIndex", "firstKeptEntryId"}
+    new = {k: v for k, v in new.items() if k not in drop}
+    old = {k: v for k, v in old.items() if k not in drop}
+    msg, was = new.get("message"), old.get("message")
+    if type(msg) is dict and type(was) is dict and (was.get("role"), msg.get("role")) == ("hookMessage", "custom"):
+        new["message"] = {**msg, "role": "hookMessage"}
+    return new == old
+
+
 def _normal(ev: dict[str, Any]) -> dict[str, Any]:
     """An event without the observation fields a migration changes."""
     obs = ev.get("payload", {}).get("observation")
@@ -63,19 +77,24 @@ class MigratedPrefix:
         mapper: the session's (fresh) mapper.
         events_path: the run's ``events.jsonl``.
         events_bytes: how much of it the import state accounts for.
+        rejected: the imported prefix's rows that the earlier import quarantined though they were
+            JSON, in order (``Quarantine.rejected_rows``): the migration keeps them, with an id added.
     """
 
-    def __init__(self, mapper: SessionMapper, events_path: str, events_bytes: int) -> None:
+    def __init__(self, mapper: SessionMapper, events_path: str, events_bytes: int,
+                 rejected: list[Any] | None = None) -> None:
         self.mapper = mapper
         self.rows = imported_rows(events_path, events_bytes, mapper.prefix) if os.path.isfile(events_path) else []
+        self.rejected = rejected or []
         self.done = 0  # imported rows matched so far
+        self.skipped = 0  # rejected rows matched so far
         self.aliases: dict[str, str] = {}  # new entry id -> the imported row's id
         self.why = ""  # why the file is no migration of what was imported
 
     @property
     def complete(self) -> bool:
-        """Every imported row was matched (the rest of the file is new)."""
-        return self.done == len(self.rows) > 0
+        """Every imported row and every rejected one was matched (the rest of the file is new)."""
+        return self.done == len(self.rows) > 0 and self.skipped == len(self.rejected)
 
     def feed(self, raw: bytes, lineno: int) -> bool:
         """Match one line of the rewritten file; False (and ``why``) when it does not match."""
@@ -86,28 +105,41 @@ class MigratedPrefix:
         except orjson.JSONDecodeError:
             self.why = f"line {lineno} is not JSON"
             return False
+        if self.done == len(self.rows):  # only rejected rows can be left
+            return self._rejected_again(row, lineno, "it holds more rows than were imported")
         rid, old = self.rows[self.done]
+        new_id = None
         if self.done == 0:  # the header, whose version must have gone up
             if not self._version_rose(row, old[0]):
                 return False
         elif type(row) is dict:
-            row = self._renamed(row, rid)
+            new_id, row = row.get("id"), self._renamed(row, rid)
         try:
             events = self.mapper.feed(row, lineno)
         except RowError as exc:
-            self.why = f"line {lineno}: {exc}"
-            return False
+            return self._rejected_again(orjson.loads(raw), lineno, str(exc))
         if [_normal(e) for e in events] != [_normal(e) for e in old]:
             self.why = f"line {lineno} does not give the events imported from row {rid}"
             return False
+        # A new id names this row from now on, unless an earlier row had it: a duplicate id, which the
+        # import renamed, while a parent of that id meant (and means) the first row.
+        if type(new_id) is str and new_id != rid and new_id not in self.mapper.anchor and new_id not in self.aliases:
+            self.aliases[new_id] = rid
         self.done += 1
         return True
 
+    def _rejected_again(self, row: Any, lineno: int, why: str) -> bool:
+        """Whether ``row`` is, as migrated, the next row the earlier import quarantined."""
+        if self.skipped < len(self.rejected) and _same_row(row, self.rejected[self.skipped]):
+            self.skipped += 1
+            return True
+        self.why = f"line {lineno}: {why}"
+        if self.skipped < len(self.rejected):
+            self.why += " (nor is it the next row the earlier import quarantined)"
+        return False
+
     def _renamed(self, row: dict[str, Any], rid: str) -> dict[str, Any]:
         """The row under the imported row's id, its parent named by the imported id too."""
-        new_id = row.get("id")
-        if type(new_id) is str and new_id != rid:
-            self.aliases[new_id] = rid
         row = {**row, "id": rid}
         pid = row.get("parentId")
         if type(pid) is str and pid in self.aliases:

@@ -255,6 +255,12 @@ def leaf_control(m: SessionMapper, row: dict[str, Any], rid: str, out: list[dict
     an observation hanging off its target, as OpenClaw resolves it, and a row naming it as its
     parent continues the target. Moving the leaf elsewhere than the last entry counts a branch.
 
+    OpenClaw ignores a control whose target, or ``appendParentId`` when given, is no entry before
+    it (missing, or only written later): the visible path stays where it was. Such a control is
+    kept as an observation off the previous entry and counted ``leaf_controls_ignored``; it moves
+    no leaf and counts no branch (before, the leaf moved to it, and an unknown append parent was
+    not looked at, so the entries of the path OpenClaw kept were exported as abandoned).
+
     Raises:
         RowError: ``targetId`` is neither a string nor null.
     """
@@ -263,13 +269,21 @@ def leaf_control(m: SessionMapper, row: dict[str, Any], rid: str, out: list[dict
         raise _error("targetId", "not a string or null")
     m.counts["leaf_controls"] += 1
     anchor = m.anchor.get(target) if target is not None else m.root
+    append = row.get("appendParentId")
     obs = {k: row[k] for k in ("targetId", "appendParentId", "appendMode") if k in row}
-    parent = anchor if anchor is not None else m.parent(row)  # an unknown target: lineage repaired
+    if (target is not None and anchor is None) or (append is not None and m.anchor.get(append) is None):
+        m.counts["leaf_controls_ignored"] += 1
+        m.event(out, rid, "env_observation", "env", {"observation": obs, "source": "openclaw.leaf"}, m.parent(row),
+                m.ts(row))
+        keep = m.anchor.get(m.leaf) if m.leaf is not None else m.root  # a row naming it continues the leaf
+        m.anchor[rid] = keep or m.last_event  # type: ignore[assignment]
+        return
+    parent = anchor if anchor is not None else m.parent(row)  # a null target in a session without header
     m.event(out, rid, "env_observation", "env", {"observation": obs, "source": "openclaw.leaf"}, parent, m.ts(row))
     if target != m.leaf:
         m.counts["branches"] += 1
     m.anchor[rid] = anchor if anchor is not None else m.last_event  # type: ignore[assignment]
-    m.leaf = target if target is None or anchor is not None else rid
+    m.leaf = target
 
 
 def _transition(m: SessionMapper, row: dict[str, Any], rid: str, out: list[dict[str, Any]], frm: str, to: str,

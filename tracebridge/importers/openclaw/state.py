@@ -119,6 +119,21 @@ class Quarantine:
         self.size += len(data) + 1
         return True
 
+    def rejected_rows(self, file: str, lines: int) -> list[Any]:
+        """The rows of ``file``'s first ``lines`` lines that earlier imports quarantined though they
+        were JSON (a row that could not be mapped), parsed, in line order (the last copy of a line)."""
+        found: dict[int, Any] = {}
+        if self.path.is_file():
+            for ln in iter_lines(self.path):
+                obj = ln.obj if isinstance(ln.obj, dict) else {}
+                line, raw = obj.get("line"), obj.get("raw")
+                if obj.get("file") == file and type(line) is int and line <= lines and isinstance(raw, str):
+                    try:
+                        found[line] = orjson.loads(raw)
+                    except orjson.JSONDecodeError:
+                        found.pop(line, None)  # not JSON: OpenClaw's migration drops such lines
+        return [found[k] for k in sorted(found)]
+
     def close(self) -> None:
         """Close the quarantine writer if one was opened; safe to call twice."""
         if self._writer is not None:

@@ -71,6 +71,18 @@ def _open(cluster: str | Any, sets: list[str] | None = None, start: bool = False
         _cluster_fail(exc)
 
 
+def _ask(cluster: str, sets: list[str] | None, call: Any, *args: Any) -> Any:
+    """``call(client, *args)`` on the ``--cluster`` target (``_open``); a ``ClusterError`` it raises exits
+    as ``_cluster_fail`` says (3 when the head did not answer, else 2)."""
+    from tracebridge.cluster.client import ClusterError
+
+    client = _open(cluster, sets).client
+    try:
+        return call(client, *args)
+    except ClusterError as exc:
+        _cluster_fail(exc)
+
+
 def _job_failures(client: Any, submission_id: str) -> list[dict[str, Any]] | None:
     """The failed trials a finished sweep job's summary lists (``trial_id``, ``error``); None when the
     job printed no summary (it failed before) or its log cannot be read."""
@@ -177,13 +189,9 @@ def status(
     json_out: JsonOpt = False,
 ) -> None:
     """Status of a job; exit 1 when it FAILED or was STOPPED."""
-    from tracebridge.cluster.client import ClusterError, job_info
+    from tracebridge.cluster.client import job_info
 
-    target = _open(cluster, cluster_set)
-    try:
-        info = job_info(target.client, submission_id)
-    except ClusterError as exc:
-        _cluster_fail(exc)
+    info = _ask(cluster, cluster_set, job_info, submission_id)
     if json_out:
         print_json(info)
     else:
@@ -232,14 +240,9 @@ def stop(
     json_out: JsonOpt = False,
 ) -> None:
     """Stop a job (its Tune run saves state; `submit --resume` continues it); exit 1 if it was not running."""
-    from tracebridge.cluster.client import ClusterError
     from tracebridge.cluster.client import stop as stop_job
 
-    target = _open(cluster, cluster_set)
-    try:
-        stopped = stop_job(target.client, submission_id)
-    except ClusterError as exc:
-        _cluster_fail(exc)
+    stopped = _ask(cluster, cluster_set, stop_job, submission_id)
     if json_out:
         print_json({"submission_id": submission_id, "stop_requested": stopped})
     else:
@@ -255,12 +258,9 @@ def list_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Jobs on the cluster (sweep id, attempt, status)."""
-    from tracebridge.cluster.client import ClusterError, list_jobs
+    from tracebridge.cluster.client import list_jobs
 
-    try:
-        jobs = list_jobs(_open(cluster, cluster_set).client, everything)
-    except ClusterError as exc:
-        _cluster_fail(exc)
+    jobs = _ask(cluster, cluster_set, list_jobs, everything)
     if json_out:
         print_json(jobs)
         return

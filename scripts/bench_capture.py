@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tracebridge.capture.recorder import Recorder  # noqa: E402
+from tracebridge.capture.recorder import Recorder
 
 STACK = {r: {"model": f"qwen2.5-0.5b-{r}", "params": {"temperature": 0.2}} for r in ("planner", "worker", "verifier")}
 

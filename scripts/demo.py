@@ -24,7 +24,7 @@ def step(title: str, *args: str, capture: bool = False) -> str:
     print(f"\n==> {title}: tracebridge {' '.join(args)}", flush=True)
     t0 = time.perf_counter()
     res = subprocess.run([*TB, *args], cwd=ROOT, text=True,
-                         stdout=subprocess.PIPE if capture else None)
+                         stdout=subprocess.PIPE if capture else None, check=False)  # a failed step: SystemExit below
     print(f"    ({time.perf_counter() - t0:.1f} s)", flush=True)
     if res.returncode != 0:
         raise SystemExit(f"demo: step '{title}' failed with exit code {res.returncode}")

@@ -41,12 +41,13 @@ class ConfigError(ValueError):
 def _flat_keys(cfg: Any, prefix: str = "") -> list[str]:
     out = []
     if isinstance(cfg, DictConfig):
-        for k in cfg.keys():
+        for k in cfg:
             key = f"{prefix}{k}"
             out.append(key)
             try:
-                child = cfg._get_node(k)  # noqa: SLF001 - no public way without resolving
-            except Exception:  # pragma: no cover
+                child = cfg._get_node(k)  # omegaconf's private API: no public way without resolving
+            # why: the keys feed a "did you mean" hint; a node that cannot be read is left out of it
+            except Exception:  # noqa: BLE001, S112  # pragma: no cover
                 continue
             if isinstance(child, DictConfig):
                 out.extend(_flat_keys(child, key + "."))
@@ -65,10 +66,10 @@ def _suggest(bad: str, base: DictConfig) -> str:
 def _open_maps(cfg: DictConfig) -> None:
     """Lift struct mode from ``dict[str, X]`` fields: their keys are data (named entries), while
     dataclass nodes, including a map's dataclass values, still reject unknown keys."""
-    for k in cfg.keys():
-        node = cfg._get_node(k)  # noqa: SLF001 - no public way without resolving
+    for k in cfg:
+        node = cfg._get_node(k)  # omegaconf's private API (as _metadata): no public way without resolving
         if isinstance(node, DictConfig):
-            if node._metadata.object_type in (dict, None):  # noqa: SLF001
+            if node._metadata.object_type in (dict, None):
                 OmegaConf.set_struct(node, False)
             _open_maps(node)
 

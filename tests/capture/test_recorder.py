@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import MODEL_STACK, record_sample_run
 from tracebridge.capture.reader import iter_lines, iter_runs
 from tracebridge.capture.recorder import CaptureError, Recorder, make_goal
 from tracebridge.schema.events import EVENT_TYPES
 from tracebridge.schema.validate import check_run, validate_root
-from tests.conftest import MODEL_STACK, record_sample_run
 
 
 def test_sample_run_is_valid_and_complete(tmp_path):
@@ -84,11 +84,10 @@ def test_events_file_is_append_only_and_never_rewritten(tmp_path):
 
 
 def test_strict_mode_raises_on_bad_payload(tmp_path):
-    with pytest.raises(CaptureError, match="verdict"):
-        with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1},
-                      strict=True) as run:
-            run.emit("planner_input", role="planner", payload={"goal": "g"})
-            run.emit("verifier_output", role="verifier", payload={"verdict": "maybe"})
+    with (pytest.raises(CaptureError, match="verdict"),
+          Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}, strict=True) as run):
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        run.emit("verifier_output", role="verifier", payload={"verdict": "maybe"})
 
 
 def test_fail_open_bad_payload_keeps_lineage(tmp_path, caplog):
@@ -107,7 +106,7 @@ def test_fail_open_bad_payload_keeps_lineage(tmp_path, caplog):
 
 
 def test_fail_open_oserror_inside_writer_is_counted(tmp_path, monkeypatch):
-    import tracebridge.capture.writer as writer
+    from tracebridge.capture import writer
 
     with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}) as run:
         run.emit("planner_input", role="planner", payload={"goal": "g"})
@@ -131,11 +130,10 @@ def test_fail_open_unwritable_root(tmp_path):
 
 
 def test_exception_in_agent_is_recorded_and_reraised(tmp_path):
-    with pytest.raises(ZeroDivisionError):
-        with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1},
-                      strict=True) as run:
-            run.emit("planner_input", role="planner", payload={"goal": "g"})
-            1 / 0
+    with (pytest.raises(ZeroDivisionError),
+          Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}, strict=True) as run):
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        _ = 1 / 0  # the agent's own error, raised inside the run
     error, end = [json.loads(x) for x in (run.run_dir / "events.jsonl").read_text().splitlines()[-2:]]
     assert error["event_type"] == "episode_error" and error["payload"]["kind"] == "ZeroDivisionError"
     assert end["event_type"] == "episode_end" and end["payload"]["success"] is False

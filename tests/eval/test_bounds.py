@@ -12,8 +12,8 @@ from tracebridge.eval.bounds import missed, parse_bounds
 def test_a_floor_on_a_lower_is_better_metric_is_refused_naming_the_ceiling():
     floors, probs = parse_bounds(["worker/error_recurrence=0.2", "worker/action_match=0.5"], "worker", "--min")
     assert floors == {"worker/action_match": 0.5}
-    assert probs == ["--min worker/error_recurrence: lower is better for error_recurrence, so a floor fails the "
-                     "better model; give a ceiling: --max worker/error_recurrence=0.2"]
+    assert probs == [("--min worker/error_recurrence: lower is better for error_recurrence, so a floor fails the "
+                      "better model; give a ceiling: --max worker/error_recurrence=0.2")]
     ceilings, probs = parse_bounds(["worker/error_recurrence=0.2", "worker/cl_error_recurrence_hi=0.3"], "worker",
                                    "--max")
     assert ceilings == {"worker/error_recurrence": 0.2, "worker/cl_error_recurrence_hi": 0.3} and probs == []

@@ -15,9 +15,9 @@ import pytest
 from tests.export.test_openclaw_export import _ev, rows
 from tests.importers.conftest import HOME
 from tracebridge.export.config import ExportConfig, ViewsConfig
+from tracebridge.export.conversation_window import _chars
 from tracebridge.export.pipeline import export_traces
 from tracebridge.export.views import RunContext, build_views
-from tracebridge.export.views_conversation import _chars
 from tracebridge.importers.openclaw import import_openclaw
 
 CTX = RunContext("r", "openclaw/chat", "train", "openclaw", True)

@@ -3,6 +3,7 @@ tokenizer's chat template through TRL's own data utilities; targets parse with t
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -104,8 +105,8 @@ def test_planner_rows_carry_the_verdicts_of_their_cycle(sim_traces: Path) -> Non
         first_plan = kinds.index("planner_output")
         verdicts = [e["payload"]["verdict"] for e in events[first_plan:] if e["event_type"] == "verifier_output"]
         cycles = [r["meta"]["labels"]["cycle_verdicts"] for r in rows]
-        assert len(rows) == kinds.count("planner_output") and sum(cycles, []) == verdicts, run.name
-        for row, nxt in zip(rows, rows[1:]):
+        assert len(rows) == kinds.count("planner_output") and [v for c in cycles for v in c] == verdicts, run.name
+        for row, nxt in itertools.pairwise(rows):
             assert row["meta"]["labels"]["cycle_verdict"] == "replan", run.name
             replanned += 1
         assert all(r["meta"]["labels"].get("cycle_verdict") == (c[-1] if c else None) for r, c in zip(rows, cycles))

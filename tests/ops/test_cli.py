@@ -100,7 +100,7 @@ def test_install_schedule_writes_systemd_units(tmp_path):
     r = run("ops", "install-schedule", "--install", "--unit-dir", tmp_path, "--workdir", ROOT,
             "--bin", "/opt/tb/bin/tracebridge")
     assert r.exit_code == 0
-    assert sorted(p.name for p in tmp_path.iterdir())[0] == "tracebridge-monthly.service"
+    assert min(p.name for p in tmp_path.iterdir()) == "tracebridge-monthly.service"
     assert len(list(tmp_path.iterdir())) == 6
 
 

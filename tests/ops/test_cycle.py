@@ -90,9 +90,9 @@ def test_optimize_mode_off_survives_yaml_reading_off_as_false(tmp_path):
 def test_overlapping_cycles_are_refused(tmp_path):
     cfg = _cfg(tmp_path)
     (tmp_path / "work").mkdir()
-    with FileLock(str(tmp_path / "work" / ".shadow-cycle.lock")):
-        with pytest.raises(CycleLocked, match="another shadow cycle is running"):
-            run_cycle(cfg, STEPS, cli=[], now=NOW)
+    with (FileLock(str(tmp_path / "work" / ".shadow-cycle.lock")),
+          pytest.raises(CycleLocked, match="another shadow cycle is running")):
+        run_cycle(cfg, STEPS, cli=[], now=NOW)
     assert not (tmp_path / "artifacts").exists()
 
 

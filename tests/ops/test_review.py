@@ -21,7 +21,7 @@ def make_cycle(root, at, *, status="ok", hook="ok", uplift=0.05, integrity=None,
     b = new_bundle_dir(root, at)
     (b / "feedback").mkdir()
     audit = b / "feedback" / "audit.json"
-    audit.write_text('{"day": "%s", "harvest_ran": %s}' % (at.date(), str(harvest).lower()))
+    audit.write_text(json.dumps({"day": str(at.date()), "harvest_ran": harvest}))
     (b / "docs").mkdir()
     (b / "docs" / "chunk-policy.md").write_text("last chunk labels the batch")
     man = {

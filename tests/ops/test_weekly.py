@@ -44,7 +44,7 @@ def _traces(tmp_path):
 
 
 def test_weekly_stages_last_week_and_runs_the_plan(tmp_path):
-    root, new, old = _traces(tmp_path)
+    root, new, _old = _traces(tmp_path)
     cfg = WeeklyConfig(traces=str(root), bundles_dir=str(tmp_path / "bundles"), storage_uri="file:///tmp/s")
     bin_, log = _fake_bin(tmp_path)
     man = run_weekly(cfg, tmp_path / "artifacts", bin_)
@@ -54,7 +54,7 @@ def test_weekly_stages_last_week_and_runs_the_plan(tmp_path):
     stage = calls[0].split()[1]
     assert os.listdir(stage) == [new]
     assert "--max-usd 50.0" in calls[2] and "bundle=file:///tmp/s" in calls[2]
-    assert orjson.loads(open(man["manifest"], "rb").read())["status"] == "ok"
+    assert orjson.loads(Path(man["manifest"]).read_bytes())["status"] == "ok"
 
 
 def test_weekly_stops_at_a_failed_step_and_dry_run_runs_nothing(tmp_path):

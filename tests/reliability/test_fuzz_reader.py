@@ -11,10 +11,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import record_sample_run
 from tracebridge.capture.reader import iter_runs
 from tracebridge.schema.validate import check_run
 from tracebridge.testing.mutate import MUTATIONS, mutate_lines
-from tests.conftest import record_sample_run
 
 LOCATED = re.compile(r"^.+:(\d+|-): [^:]+: .+")
 

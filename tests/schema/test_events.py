@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from tracebridge.schema.events import EVENT_TYPES, ErrorKind, validate_event
-from tracebridge.schema.jsonschema import build_schemas, render, SCHEMA_DIR, stale_schemas
+from tracebridge.schema.jsonschema import SCHEMA_DIR, build_schemas, render, stale_schemas
 
 BASE = {"run_id": "r1", "step": 0, "timestamp": "2026-01-01T00:00:00.000Z", "parent_event_id": "r1:000001"}
 PAYLOADS = {

@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from tracebridge.schema.roles import (
-    ParseError, messages, parse_planner_reply, parse_verifier_reply, parse_worker_reply,
-    planner_reply_text, planner_user_text, tool_call_text, verifier_reply_text, worker_user_text,
+    ParseError,
+    messages,
+    parse_planner_reply,
+    parse_verifier_reply,
+    parse_worker_reply,
+    planner_reply_text,
+    planner_user_text,
+    tool_call_text,
+    verifier_reply_text,
+    worker_user_text,
 )
 
 

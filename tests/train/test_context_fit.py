@@ -131,10 +131,10 @@ def test_all_rows_dropped_names_the_fix_that_works():
     longer max_length helps, and the error says how long."""
     from types import SimpleNamespace
 
+    from datasets import Dataset
+
     from tracebridge.train.common import TrialInputError, require_rows
     from tracebridge.train.context_fit import FitReport
-
-    from datasets import Dataset
 
     trainer = SimpleNamespace(train_dataset=Dataset.from_dict({"input_ids": []}), args=SimpleNamespace(max_length=1024))
     with pytest.raises(TrialInputError, match=r"dpo: all 5 rows dropped .*raise dpo.max_length, or set "

@@ -30,4 +30,4 @@ def test_synthetic_rows_reach_the_target_length():
 
 
 def test_the_shell_script_parses():
-    assert subprocess.run(["bash", "-n", str(ROOT / "scripts/gpu_check.sh")]).returncode == 0
+    assert subprocess.run(["bash", "-n", str(ROOT / "scripts/gpu_check.sh")], check=False).returncode == 0

@@ -11,8 +11,13 @@ from tracebridge.config import ConfigError, load_config
 from tracebridge.schema import roles
 from tracebridge.train.config import LoraConfig, ModelConfig, SFTRecipeConfig
 from tracebridge.train.data import load_role_data, to_sft_records
-from tracebridge.train.models import (CHAT_TEMPLATE, architecture_config, build_model_and_tokenizer,
-                                      save_model_and_tokenizer, tiny_model_and_tokenizer)
+from tracebridge.train.models import (
+    CHAT_TEMPLATE,
+    architecture_config,
+    build_model_and_tokenizer,
+    save_model_and_tokenizer,
+    tiny_model_and_tokenizer,
+)
 from tracebridge.train.sft import run_sft
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "model"

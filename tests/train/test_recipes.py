@@ -91,9 +91,8 @@ def test_lora_sft_then_dpo_with_the_adapter_as_reference(tmp_path):
 
 def test_conversation_rows_train_only_their_last_assistant_turn(tmp_path):
     """A conversation row repeats earlier assistant turns as context; only its last turn is the target."""
-    from trl import SFTConfig, SFTTrainer
-
     from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
 
     def row(n, window=True):
         msgs = []
@@ -120,9 +119,8 @@ def test_conversation_rows_train_only_their_last_assistant_turn(tmp_path):
 
 def test_a_span_row_trains_each_of_its_turns_but_not_tool_output_or_context(tmp_path):
     """A conversation span (views.conversation_rows=span): targets from labels.context_messages on."""
-    from trl import SFTConfig, SFTTrainer
-
     from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
 
     call = {"role": "assistant", "content": "CALLTURN now", "tool_calls": [
         {"id": "c1", "type": "function", "function": {"name": "cat", "arguments": '{"path": "a"}'}}]}

@@ -16,7 +16,13 @@ import torch
 from tracebridge.train import flops as fl
 from tracebridge.train import packing, synth
 from tracebridge.train.bench import TokenMeter, profile_summary
-from tracebridge.train.equivalence import compare, kernel_order_floor, packed_batch, padded_batch, token_logprobs
+from tracebridge.train.equivalence import (
+    compare,
+    kernel_order_floor,
+    packed_batch,
+    padded_batch,
+    token_logprobs,
+)
 from tracebridge.train.throughput import apply_throughput, parse_throughput, throughput_problems
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,7 +211,7 @@ def test_recipes_train_with_a_throughput_block(tmp_path):
 
     model, tok = tiny_model_and_tokenizer()
     sft_rows, pref_rows = synth_rows("verifier", 12, 200)
-    common = dict(max_steps=2, batch_size=4, max_length=256, logging_steps=1, save_steps=0)
+    common = {"max_steps": 2, "batch_size": 4, "max_length": 256, "logging_steps": 1, "save_steps": 0}
     rc = SFTRecipeConfig(**common, throughput={"padding_free": True, "micro_batch_tokens": 1024,
                                                "gradient_checkpointing": False})
     model, res = run_sft(model, tok, sft_rows, rc, tmp_path / "sft")

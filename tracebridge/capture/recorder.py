@@ -32,7 +32,8 @@ import threading
 import weakref
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 import orjson
 from pydantic import BaseModel
@@ -164,11 +165,12 @@ class Recorder:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def __enter__(self) -> Recorder:
+    def __enter__(self) -> Self:
         self.open()
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if exc is None or self._end is not None:
             self.close()
             return
@@ -375,8 +377,7 @@ class Recorder:
 
     def _now(self) -> str:
         ts = utc_now()
-        if ts < self._last_ts:  # wall clock went back: keep the file's order monotonic
-            ts = self._last_ts
+        ts = max(ts, self._last_ts)  # wall clock went back: keep the file's order monotonic
         self._last_ts = ts
         return ts
 

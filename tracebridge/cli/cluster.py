@@ -1,6 +1,7 @@
 """Cluster commands: ``submit``, ``status``, ``logs [--follow]``, ``stop``, ``list``, ``pull``
-(Ray Jobs API; the local head by default) and ``window`` (an ephemeral GPU cluster: up → submit
-→ wait → pull → down, within hours / dollars). Heavy imports live inside the functions."""
+(Ray Jobs API; the local head by default). ``window`` (an ephemeral GPU cluster: up → submit
+→ wait → pull → down, within hours / dollars) lives in ``tracebridge.cli.cluster_window`` and uses
+the helpers here. Heavy imports live inside the functions."""
 
 from __future__ import annotations
 
@@ -19,9 +20,6 @@ ClusterSetOpt = Annotated[list[str] | None, typer.Option(
     "--cluster-set", metavar="KEY=VALUE",
     help="Override a key of the cluster config (repeatable), e.g. request_timeout_s=5 wait_patience_s=600.")]
 ExitCodes = {"SUCCEEDED": 0, "PENDING": 0, "RUNNING": 0, "FAILED": 1, "STOPPED": 1}
-# cluster keys `window` sets itself (the forwarded Jobs API of the cluster it brings up), and what to set instead
-_WINDOW_SETS = {"kind": "its cluster is remote", "address": "it is the forwarded Jobs API: set window.dashboard_port",
-                "token_file": "set window.token_file"}
 
 
 def _project_root() -> Path:
@@ -69,6 +67,18 @@ def _open(cluster: str | Any, sets: list[str] | None = None, start: bool = False
             cluster = cluster_from_spec(cluster, list(sets or []))
     try:
         return open_cluster(cluster, start=start)
+    except ClusterError as exc:
+        _cluster_fail(exc)
+
+
+def _ask(cluster: str, sets: list[str] | None, call: Any, *args: Any) -> Any:
+    """``call(client, *args)`` on the ``--cluster`` target (``_open``); a ``ClusterError`` it raises exits
+    as ``_cluster_fail`` says (3 when the head did not answer, else 2)."""
+    from tracebridge.cluster.client import ClusterError
+
+    client = _open(cluster, sets).client
+    try:
+        return call(client, *args)
     except ClusterError as exc:
         _cluster_fail(exc)
 
@@ -179,13 +189,9 @@ def status(
     json_out: JsonOpt = False,
 ) -> None:
     """Status of a job; exit 1 when it FAILED or was STOPPED."""
-    from tracebridge.cluster.client import ClusterError, job_info
+    from tracebridge.cluster.client import job_info
 
-    target = _open(cluster, cluster_set)
-    try:
-        info = job_info(target.client, submission_id)
-    except ClusterError as exc:
-        _cluster_fail(exc)
+    info = _ask(cluster, cluster_set, job_info, submission_id)
     if json_out:
         print_json(info)
     else:
@@ -234,14 +240,9 @@ def stop(
     json_out: JsonOpt = False,
 ) -> None:
     """Stop a job (its Tune run saves state; `submit --resume` continues it); exit 1 if it was not running."""
-    from tracebridge.cluster.client import ClusterError
     from tracebridge.cluster.client import stop as stop_job
 
-    target = _open(cluster, cluster_set)
-    try:
-        stopped = stop_job(target.client, submission_id)
-    except ClusterError as exc:
-        _cluster_fail(exc)
+    stopped = _ask(cluster, cluster_set, stop_job, submission_id)
     if json_out:
         print_json({"submission_id": submission_id, "stop_requested": stopped})
     else:
@@ -257,12 +258,9 @@ def list_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Jobs on the cluster (sweep id, attempt, status)."""
-    from tracebridge.cluster.client import ClusterError, list_jobs
+    from tracebridge.cluster.client import list_jobs
 
-    try:
-        jobs = list_jobs(_open(cluster, cluster_set).client, everything)
-    except ClusterError as exc:
-        _cluster_fail(exc)
+    jobs = _ask(cluster, cluster_set, list_jobs, everything)
     if json_out:
         print_json(jobs)
         return
@@ -348,77 +346,3 @@ def pull(
         typer.echo("\n".join(res["problems"]) or f"report verified: {res['report_html']}"
                    + (f" (written by {res['written_by']})" if res["written_by"] else ""))
     raise typer.Exit(1 if res["problems"] else 0)
-
-
-def _window_cluster(scfg: Any, sets: list[str]) -> Any:
-    """The ``ClusterConfig`` a window's job is submitted with: the sweep's cluster with the ``--cluster-set``
-    overrides, reaching the Jobs API the window forwards (``kind``, ``address``, ``token_file``: set here,
-    so overriding them is an error rather than a value silently lost).
-
-    Raises:
-        tracebridge.config.ConfigError: every bad override.
-    """
-    from dataclasses import replace
-
-    from tracebridge.cluster.config import cluster_from_spec
-    from tracebridge.config import ConfigError
-
-    taken = [f"--cluster-set {s}: the window sets {k} itself; {_WINDOW_SETS[k]}"
-             for s in sets if (k := s.partition("=")[0].strip()) in _WINDOW_SETS]
-    try:
-        base = cluster_from_spec(scfg.cluster, [s for s in sets if s.partition("=")[0].strip() not in _WINDOW_SETS])
-    except ConfigError as exc:
-        raise ConfigError([*taken, *exc.problems]) from exc
-    if taken:
-        raise ConfigError(taken)
-    return replace(base, kind="remote", address=f"http://127.0.0.1:{scfg.window.dashboard_port}",
-                   token_file=scfg.window.token_file, python=base.python or "python")
-
-
-@app.command()
-def window(
-    config: Annotated[Path, typer.Argument(help="A configs/sweep YAML (its window block: prices, port, token file).")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides of the sweep.")] = None,
-    cluster: Annotated[Path, typer.Option(help="Ray cluster launcher YAML (infra/aws-gpu.yaml, infra/gcp-gpu.yaml).")] = Path("infra/aws-gpu.yaml"),
-    max_hours: Annotated[float, typer.Option(help="Tear down after this many hours, whatever happens.")] = 4.0,
-    max_usd: Annotated[float, typer.Option(help="Tear down once the worst-case cost reaches this (0 = no dollar cap).")] = 0.0,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and cost estimate; start nothing.")] = False,
-    cluster_set: ClusterSetOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Ephemeral GPU window: ray up → submit → wait → pull → ray down (in every outcome); exit 0
-    only when the sweep succeeded and its report verified, 130 when interrupted. ``--cluster-set``
-    overrides keys of the sweep's cluster config, but those the window sets itself (``_WINDOW_SETS``)."""
-    from tracebridge.cluster.config import expand
-    from tracebridge.cluster.head import ensure_token
-    from tracebridge.cluster.window import load_launcher, plan_window, run_window, sweep_work
-    from tracebridge.config import to_dict
-    from tracebridge.sweep.config import load_sweep_config
-
-    ov, root = list(overrides or []), _project_root()
-    with config_errors():
-        scfg = load_sweep_config(str(config), ov)
-        ccfg = _window_cluster(scfg, list(cluster_set or []))
-        wplan = plan_window(cluster, load_launcher(cluster), scfg.window, max_hours, max_usd)
-        splan = _plan(config, ov, ccfg, root)
-    if dry_run:
-        res = {"plan": wplan.to_dict(), "sweep_id": splan.sweep_id, "trials": splan.trials, "dry_run": True,
-               "cluster": to_dict(ccfg)}
-        if json_out:
-            print_json(res)
-        else:
-            typer.echo("\n".join([*wplan.commands, f"sweep {splan.sweep_id}: {splan.trials} trials",
-                                  (f"cost: ${wplan.base_usd:.2f}/h idle (head + min workers), "
-                                   f"${wplan.hourly_usd:.2f}/h worst case (every worker type at max_workers); "
-                                   f"cap {wplan.cap_hours:g} h; at most ${wplan.max_usd_estimate:.2f}"),
-                                  *(f"no price for {u}" for u in wplan.unpriced)]))
-        raise typer.Exit(0)
-    ensure_token(expand(scfg.window.token_file))
-    res = run_window(wplan, scfg.window, sweep_work(wplan, splan, ccfg, root, scfg.window,
-                                                   on_log=_echo_log))  # stderr, also under --json
-    if json_out:
-        print_json(res)
-    else:
-        typer.echo(f"window: {res['outcome']} after {res['wall_s']:.0f}s (at most ${res['cost_usd_max']:.2f})"
-                   + (f"; {res['error']}" if res.get("error") else "") + (f"; report {res['report']}" if res.get("report") else ""))
-    raise typer.Exit({"succeeded": 0, "interrupted": 130}.get(res["outcome"], 1))

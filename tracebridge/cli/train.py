@@ -133,7 +133,7 @@ def train(
                               out / f"{base.role}-{v}-s{s}", resume_from=resume)
             except (ConfigError, BundleError) as exc:
                 fail(str(exc))
-            except Exception as exc:  # a trial that crashes is reported, the others still run
+            except Exception as exc:  # noqa: BLE001 - a trial that crashes, however, is reported; the others still run
                 failed.append({"variant": v, "seed": s, "error": f"{type(exc).__name__}: {exc}"})
                 continue
             results.append(r)

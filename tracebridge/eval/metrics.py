@@ -46,7 +46,7 @@ NumDen = tuple[float, float]
 def _tool_mask(user_text: str, labels: dict[str, Any]) -> list[str]:
     if isinstance(labels.get("tool_mask"), list):
         return [str(t) for t in labels["tool_mask"]]
-    m = re.search(r"^Available tools: (.*)$", user_text, re.M)
+    m = re.search(r"^Available tools: (.*)$", user_text, re.MULTILINE)
     return [] if m is None or m.group(1) == "none" else [t.strip() for t in m.group(1).split(",") if t.strip()]
 
 

@@ -80,9 +80,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
-
 from tracebridge.export.config import ViewsConfig
+from tracebridge.export.conversation_window import _fit, _Msg, _window
 from tracebridge.export.openclaw_context import (
     COMPACTION_PREFIX,
     COMPACTION_SUFFIX,
@@ -96,17 +95,6 @@ from tracebridge.schema import roles
 # Context boundaries: a compaction (its summary replaces the context before its kept entry) and
 # OpenClaw's reset (/new, /reset, idle, daily: the context starts again).
 _BOUNDARIES = frozenset({"openclaw.compaction", "openclaw.reset"})
-
-@dataclass
-class _Msg:
-    """One message of the conversation, rendered for rows (``_Builder.render``), and the position
-    of the event it came from."""
-
-    msg: dict[str, Any]
-    pos: int
-    cut: bool = False  # a tool result cut to views.tool_output_max_chars
-    failed: bool = False  # a tool result the trace records as failed (payload.ok false: OpenClaw isError)
-
 
 @dataclass
 class _Pending:
@@ -139,50 +127,6 @@ def _user_text(ev: dict[str, Any]) -> str | None:
                  if isinstance(e, dict) and e.get("kind") != "telegram_reaction"]
         return "\n".join(lines) or None
     return None
-
-
-def _window(history: list[_Msg], n: int) -> tuple[list[_Msg], int]:
-    """The last ``n`` messages, starting at a user turn; and how many were dropped."""
-    if len(history) <= n:
-        return history, 0
-    win = history[-n:]
-    first = next((i for i, m in enumerate(win) if m.msg["role"] == "user"), None)
-    if first is not None:
-        win = win[first:]
-    else:  # one long user turn: keep its user message, then the latest messages from an assistant one on
-        user = next((m for m in reversed(history[:-n]) if m.msg["role"] == "user"), None)
-        win = history[-(n - 1):]
-        while win and win[0].msg["role"] == "tool":
-            win = win[1:]
-        win = ([user] if user else []) + win
-    return win, len(history) - len(win)
-
-
-def _chars(msg: dict[str, Any]) -> int:
-    """What a message costs against ``views.context_max_chars``: its content and its calls' arguments."""
-    n = len(msg["content"]) if isinstance(msg.get("content"), str) else 0
-    for c in msg.get("tool_calls") or ():
-        args = c["function"]["arguments"]
-        n += len(args) if isinstance(args, str) else len(orjson.dumps(args))
-    return n
-
-
-def _fit(win: list[_Msg], budget: int) -> tuple[list[_Msg], bool]:
-    """The longest tail of the window ``win`` within ``budget`` characters that keeps ``_window``'s rule
-    (it starts at a user turn, or is the last user message then the latest messages from an assistant
-    one on); else that user message alone, and True when even it is over the budget."""
-    sizes = [_chars(m.msg) for m in win]
-    left = sum(sizes)
-    if left <= budget:
-        return win, False
-    last = max(i for i, m in enumerate(win) if m.msg["role"] == "user")  # row() checked that there is one
-    for i, m in enumerate(win):  # oldest first: the first start that fits keeps the most
-        if i <= last and m.msg["role"] == "user" and left <= budget:
-            return win[i:], False
-        if i > last and m.msg["role"] == "assistant" and sizes[last] + left <= budget:
-            return [win[last], *win[i:]], False
-        left -= sizes[i]
-    return [win[last]], sizes[last] > budget
 
 
 class _Conversation:

@@ -19,7 +19,6 @@ pinned_by, problems}: what the cycle's last step pruned of older cycles (``trace
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import stat
 import subprocess
@@ -29,6 +28,7 @@ from typing import Any
 import orjson
 
 from tracebridge.capture.writer import write_atomic
+from tracebridge.export.bundle import sha256_file  # one file hasher for bundles and cycle artifacts
 
 KIND = "phase1-shadow"
 MANIFEST = "manifest.json"
@@ -64,15 +64,6 @@ def new_bundle_dir(artifacts_dir: str | Path, now: dt.datetime) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError(f"{root}: cannot create a cycle folder for {base}")
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 hex digest of the file's bytes, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def file_entries(bundle: Path) -> list[dict[str, Any]]:

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from tracebridge.ops.config import CanaryConfig
 from tracebridge.schema.events import ErrorKind
@@ -105,7 +105,7 @@ class CanaryRouter:
         """Stop accepting candidate calls; running ones finish in the background."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def __enter__(self) -> CanaryRouter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

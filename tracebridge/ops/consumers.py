@@ -219,8 +219,8 @@ def check_agentlightning(bundle: Path) -> dict[str, Any]:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     files = _al_files(bundle)
     if not files:
-        return {"ok": False, "files": {}, "problems": [f"{bundle}: no Agent Lightning export (files naming "
-                                                       f"{', '.join(AL_MARKERS)})"]}
+        return {"ok": False, "files": {}, "problems": [(f"{bundle}: no Agent Lightning export (files naming "
+                                                        f"{', '.join(AL_MARKERS)})")]}
     counts, problems = {}, []
     for p in files:
         n = 0

@@ -61,7 +61,7 @@ def _when(row: dict[str, Any]) -> dt.datetime | None:
         return dt.datetime.fromtimestamp(v / 1000 if v > 1e11 else v, dt.UTC)
     if isinstance(v, str):
         try:
-            t = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+            t = dt.datetime.fromisoformat(v)  # Python >= 3.11 reads a trailing Z
         except ValueError:
             return None
         return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
@@ -212,10 +212,10 @@ def to_markdown(rep: dict[str, Any]) -> str:
     lc = rep["ledger_counts"]
     inp = rep.get("inputs") or {}
     lines = [f"# Reaction mapping/reward review {m}", "",
-             f"Generated {rep.get('generated_at')} from {inp.get('ledger')} (sha256 {inp.get('ledger_sha256')}) and "
-             f"{inp.get('mapping')} (sha256 {inp.get('mapping_sha256')}).", "",
-             f"Mapping version {rep['mapping_version']}; ledger rows read {lc['read']}, used {lc['used']}, "
-             f"other months {lc['other_months']}, skipped {len(lc['skipped'])}.", "",
+             (f"Generated {rep.get('generated_at')} from {inp.get('ledger')} (sha256 {inp.get('ledger_sha256')}) "
+              f"and {inp.get('mapping')} (sha256 {inp.get('mapping_sha256')})."), "",
+             (f"Mapping version {rep['mapping_version']}; ledger rows read {lc['read']}, used {lc['used']}, "
+              f"other months {lc['other_months']}, skipped {len(lc['skipped'])}."), "",
              f"## Distribution ({m} vs {pm})", "", "| emoji | " + m + " | " + pm + " |", "|---|---:|---:|"]
     for e in sorted(set(cur) | set(prev), key=lambda k: -(cur.get(k, 0) + prev.get(k, 0))):
         lines.append(f"| {e} | {cur.get(e, 0)} | {prev.get(e, 0)} |")

@@ -237,7 +237,7 @@ def crit_integrity(cs: list[Cycle], cfg: ReviewConfig) -> Line:
         if (st.get("reconciled") is not True) if c.ok else (st.get("reconciled") is False):
             problems.append(f"{c.cycle_id}: counts do not reconcile "
                             f"({st.get('reconcile_detail', 'read != accepted + quarantined')})")
-    for (prev, a), (cur, b) in zip(with_stats, with_stats[1:]):
+    for (prev, a), (cur, b) in itertools.pairwise(with_stats):
         for key, bad_dir in _RATES:
             if not isinstance(a.get(key), (int, float)) or not isinstance(b.get(key), (int, float)):
                 problems.append(f"{cur.cycle_id}: integrity.{key} missing")

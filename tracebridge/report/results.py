@@ -109,7 +109,7 @@ def compare_variants(base: list[tuple[dict, dict]], opt: list[tuple[dict, dict]]
         ``(differences, notes, problems)``: notes name the pairs compared by position; problems the
         pairs left out of a metric's difference because their items could not be paired.
     """
-    key = lambda t: (t.get("seed"), ablation_of(t))  # noqa: E731
+    key = lambda t: (t.get("seed"), ablation_of(t))
     bmap = {key(t): it for t, it in base}
     pairs = [(key(t), it, bmap[key(t)]) for t, it in opt if key(t) in bmap]
     out: dict[str, Estimate] = {}

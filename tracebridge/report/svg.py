@@ -7,8 +7,8 @@ Every chart is an ``<svg class="plot" data-kind="...">`` element so the report t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from html import escape
-from typing import Sequence
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 FONT = 'font-family="sans-serif" font-size="11"'
@@ -22,6 +22,13 @@ def _fmt(v: float) -> str:
 
 def _finite(vals: Sequence[float | None]) -> list[float]:
     return [v for v in vals if v is not None and not math.isnan(v) and not math.isinf(v)]
+
+
+def _open_plot(kind: str, title: str, width: float, height: float) -> list[str]:
+    """A chart's first elements: its ``<svg>`` tag with the title, and the title drawn at the top left."""
+    return [(f'<svg class="plot" data-kind="{kind}" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+             f'height="{height}" role="img"><title>{escape(title)}</title>'),
+            f'<text x="4" y="14" {FONT} font-weight="bold">{escape(title)}</text>']
 
 
 def _scale(lo: float, hi: float, a: float, b: float):
@@ -44,9 +51,7 @@ def interval_plot(rows: Sequence[tuple[str, str, float, float, float]], title: s
     left, width, rh = 190, 360, 18
     h = 40 + rh * len(rows) + 24
     x = _scale(lo, hi, left, left + width)
-    out = [f'<svg class="plot" data-kind="{kind}" xmlns="http://www.w3.org/2000/svg" width="{left + width + 150}" '
-           f'height="{h}" role="img"><title>{escape(title)}</title>',
-           f'<text x="4" y="14" {FONT} font-weight="bold">{escape(title)}</text>']
+    out = _open_plot(kind, title, left + width + 150, h)
     for t in (lo, (lo + hi) / 2, hi):
         out.append(f'<line x1="{x(t):.1f}" y1="24" x2="{x(t):.1f}" y2="{h - 20}" stroke="#ddd"/>'
                    f'<text x="{x(t):.1f}" y="{h - 6}" {FONT} text-anchor="middle">{_fmt(t)}</text>')
@@ -73,9 +78,7 @@ def line_chart(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], titl
     """Polylines, one per ``(name, [(x, y), ...])``, sharing axes."""
     pts = [p for _, s in series for p in s if _finite([p[1]])]
     w, h, pad = 520, 240, 44
-    out = [f'<svg class="plot" data-kind="{kind}" xmlns="http://www.w3.org/2000/svg" width="{w + 170}" height="{h}" '
-           f'role="img"><title>{escape(title)}</title>',
-           f'<text x="4" y="14" {FONT} font-weight="bold">{escape(title)}</text>']
+    out = _open_plot(kind, title, w + 170, h)
     if not pts:
         out.append(f'<text x="{pad}" y="{h / 2}" {FONT}>no data</text></svg>')
         return "".join(out)
@@ -116,9 +119,7 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[
     vals = _finite([v for r in values for v in r])
     lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
     w, h = left + cw * len(cols) + 10, top + ch * len(rows) + 10
-    out = [f'<svg class="plot" data-kind="{kind}" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-           f'role="img"><title>{escape(title)}</title>',
-           f'<text x="4" y="14" {FONT} font-weight="bold">{escape(title)}</text>',
+    out = [*_open_plot(kind, title, w, h),
            f'<text x="4" y="{top - 6}" {FONT} font-style="italic">{escape(row_label)} \\ {escape(col_label)}</text>']
     for j, c in enumerate(cols):
         out.append(f'<text x="{left + j * cw + cw / 2}" y="{top - 6}" {FONT} text-anchor="middle">{escape(str(c))}</text>')

@@ -58,7 +58,7 @@ def library_versions(names: tuple[str, ...]) -> bytes:
 def format_ts(t: dt.datetime) -> str:
     """Format an aware or naive-UTC datetime as the schema's ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
     if t.tzinfo is not None:
-        t = t.astimezone(dt.timezone.utc)
+        t = t.astimezone(dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
@@ -80,4 +80,4 @@ def utc_now() -> str:
 
 def ts_from_epoch_ms(ms: float) -> str:
     """Epoch milliseconds in the schema's timestamp format (UTC)."""
-    return format_ts(dt.datetime.fromtimestamp(ms / 1000.0, dt.timezone.utc))
+    return format_ts(dt.datetime.fromtimestamp(ms / 1000.0, dt.UTC))

@@ -152,7 +152,7 @@ def tool_call_message(call_id: str, tool: str, args: dict[str, Any]) -> dict[str
             "tool_calls": [{"id": call_id, "type": "function", "function": {"name": tool, "arguments": args}}]}
 
 
-_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
+_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 
 
 def parse_worker_reply(text: str) -> WorkerReply:
@@ -204,7 +204,7 @@ def verifier_reply_text(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_VERDICT = re.compile(r"verdict\s*[:=]\s*\"?(continue|replan|end)\b", re.I)
+_VERDICT = re.compile(r"verdict\s*[:=]\s*\"?(continue|replan|end)\b", re.IGNORECASE)
 
 
 def parse_verifier_reply(text: str) -> VerifierOutput:

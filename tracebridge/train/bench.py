@@ -213,10 +213,10 @@ def release(*objs: Any) -> None:
 
 def base_args(case: Case, out_dir: str, on_gpu: bool) -> dict[str, Any]:
     """What the baseline sets on TRL's config: only what it needs to run and to be measured."""
-    return dict(output_dir=out_dir, max_steps=case.warmup + case.steps + case.profile_steps + 1000,
-                per_device_train_batch_size=case.batch_size, max_length=case.max_length, bf16=on_gpu,
-                use_cpu=not on_gpu, report_to="none", disable_tqdm=True, save_strategy="no",
-                logging_steps=1 << 30, seed=0, data_seed=0)
+    return {"output_dir": out_dir, "max_steps": case.warmup + case.steps + case.profile_steps + 1000,
+            "per_device_train_batch_size": case.batch_size, "max_length": case.max_length, "bf16": on_gpu,
+            "use_cpu": not on_gpu, "report_to": "none", "disable_tqdm": True, "save_strategy": "no",
+            "logging_steps": 1 << 30, "seed": 0, "data_seed": 0}
 
 
 def build_trainer(case: Case, model: Any, tok: Any, data: list[dict], out_dir: str, on_gpu: bool) -> Any:

@@ -77,20 +77,20 @@ def use_bf16(rc: RecipeConfig) -> bool:
 def base_args(rc: RecipeConfig, out_dir: Path, seed: int) -> dict[str, Any]:
     """Keyword arguments common to ``SFTConfig`` and ``DPOConfig``."""
     import torch
-
     from transformers import TrainingArguments
 
-    kw = dict(
-        output_dir=str(out_dir), seed=seed, data_seed=seed, learning_rate=rc.lr, max_steps=rc.max_steps,
-        num_train_epochs=rc.num_epochs, per_device_train_batch_size=rc.batch_size,
-        gradient_accumulation_steps=rc.grad_accum, warmup_steps=rc.warmup_ratio, weight_decay=rc.weight_decay,
-        lr_scheduler_type=rc.scheduler, bf16=use_bf16(rc), gradient_checkpointing=rc.gradient_checkpointing,
-        activation_checkpointing=rc.gradient_checkpointing,
-        logging_steps=rc.logging_steps, logging_first_step=True, report_to="none", disable_tqdm=True,
-        save_strategy="steps" if rc.save_steps else "no", save_steps=rc.save_steps or 500,
-        save_total_limit=2, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
-        max_length=rc.max_length, dataset_num_proc=rc.dataset_num_proc or None,
-    )
+    kw = {
+        "output_dir": str(out_dir), "seed": seed, "data_seed": seed, "learning_rate": rc.lr,
+        "max_steps": rc.max_steps, "num_train_epochs": rc.num_epochs,
+        "per_device_train_batch_size": rc.batch_size, "gradient_accumulation_steps": rc.grad_accum,
+        "warmup_steps": rc.warmup_ratio, "weight_decay": rc.weight_decay, "lr_scheduler_type": rc.scheduler,
+        "bf16": use_bf16(rc), "gradient_checkpointing": rc.gradient_checkpointing,
+        "activation_checkpointing": rc.gradient_checkpointing,
+        "logging_steps": rc.logging_steps, "logging_first_step": True, "report_to": "none", "disable_tqdm": True,
+        "save_strategy": "steps" if rc.save_steps else "no", "save_steps": rc.save_steps or 500,
+        "save_total_limit": 2, "dataloader_num_workers": 0, "use_cpu": not torch.cuda.is_available(),
+        "max_length": rc.max_length, "dataset_num_proc": rc.dataset_num_proc or None,
+    }
     if "activation_checkpointing" not in TrainingArguments.__dataclass_fields__:  # transformers < 5.2x
         kw.pop("activation_checkpointing")
     return kw

@@ -7,7 +7,7 @@ left with no trainable token, so a long context costs the whole row. Here, with 
 chat template the trainer uses, a record whose prompt leaves no room within ``max_length`` for its
 first target (SFT: the completion up to its first assistant message; DPO: the longer of chosen and
 rejected) loses its oldest context messages, whole, by the export cap's rule
-(``views_conversation._fit``): leading system messages stay, the context starts at a user turn, or
+(``conversation_window._fit``): leading system messages stay, the context starts at a user turn, or
 is the last user message then the latest messages from an assistant one on (a tool result never
 loses its call, nor does one that opens the completion), and the completion is never touched. The
 longest such context that fits is kept.

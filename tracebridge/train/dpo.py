@@ -12,8 +12,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tracebridge.train.common import (TrainResult, apply_throughput, base_args, finish, peft_config,
-                                      quiet, require_rows, seed_everything, unpatch_forward)
+from tracebridge.train.common import (
+    TrainResult,
+    apply_throughput,
+    base_args,
+    finish,
+    peft_config,
+    quiet,
+    require_rows,
+    seed_everything,
+    unpatch_forward,
+)
 from tracebridge.train.config import DPORecipeConfig
 from tracebridge.train.context_fit import fit_pref_records
 from tracebridge.train.prepared import dpo_trainer_class, with_prepared
@@ -51,8 +60,8 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
     seed_everything(seed)
     out_dir = Path(out_dir)
     ref_model = copy.deepcopy(unpatch_forward(model)).eval().requires_grad_(False) if rc.ref == "model" else None
-    kwargs = base_args(rc, out_dir, seed) | dict(
-        beta=rc.beta, loss_type=[rc.loss_type], precompute_ref_log_probs=False)
+    kwargs = base_args(rc, out_dir, seed) | {
+        "beta": rc.beta, "loss_type": [rc.loss_type], "precompute_ref_log_probs": False}
     kwargs, model = apply_throughput("dpo", kwargs, model, rc.throughput)
     if fit_context:  # at the max_length TRL truncates at, after the throughput levers
         records, fit = fit_pref_records(records, tokenizer, kwargs["max_length"])

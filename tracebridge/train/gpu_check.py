@@ -28,7 +28,7 @@ def synth_rows(role: str, n: int, target_chars: int, seed: int = 0) -> tuple[lis
     from tracebridge.schema import roles
 
     rng = random.Random(seed)
-    words = "read file count lines sum column table query result error timeout found value step plan".split()
+    words = "read file count lines sum column table query result error timeout found value step plan".split()  # noqa: SIM905 - one string reads best
     sft, pref = [], []
     for i in range(n):
         ev, text = [], ""
@@ -70,7 +70,7 @@ class StepTimer:
         timer = self
 
         class _CB(TrainerCallback):
-            def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            def on_step_end(self, args, state, control, **kw):
                 import torch
 
                 if torch.cuda.is_available():
@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     build_s = time.perf_counter() - t0
     sft_rows, pref_rows = synth_rows(args.role, args.rows, args.chars)
     out = Path(args.out or tempfile.mkdtemp(prefix="gpu_check_"))
-    common = dict(max_steps=args.steps, batch_size=args.batch_size, max_length=args.seq_len, logging_steps=5,
-                  save_steps=0, warmup_ratio=0.1)
+    common = {"max_steps": args.steps, "batch_size": args.batch_size, "max_length": args.seq_len,
+              "logging_steps": 5, "save_steps": 0, "warmup_ratio": 0.1}
     model, sft = run_phase("sft", run_sft, model, tok, sft_rows, SFTRecipeConfig(lr=args.lr, **common), out)
     model, dpo = run_phase("dpo", run_dpo, model, tok, pref_rows, DPORecipeConfig(lr=args.lr / 10, **common), out)
     prepared = check_prepared(model, tok, sft_rows, args, out)

@@ -65,7 +65,7 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
-_WORDS = (
+_WORDS = (  # noqa: SIM905 - a word list reads best as one string
     "read write file files path line lines count sum total value values column row rows table data "
     "query select from where group order limit join database sqlite csv json text note notes report "
     "move copy create delete rename list directory folder grep search find match pattern word words "
@@ -101,7 +101,7 @@ def _corpus(seed: int, n_lines: int = 3000) -> list[str]:
                     for w in words[:rng.randint(1, 3)]}
             lines.append(tool_call_text(words[0] + "_" + words[1], args))
         elif kind == 3:
-            lines.append('{"plan": [{"description": "%s", "tool": "%s", "args": {"%s": %d}}], '
+            lines.append('{"plan": [{"description": "%s", "tool": "%s", "args": {"%s": %d}}], '  # noqa: UP031 - JSON braces read best with %
                          '"rationale": "%s", "confidence": 0.%d}'
                          % (" ".join(words[:4]), words[0], words[1], rng.randint(0, 500),
                             " ".join(words[4:]), rng.randint(1, 9)))

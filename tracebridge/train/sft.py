@@ -11,8 +11,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tracebridge.train.common import (TrainResult, apply_throughput, base_args, finish, peft_config,
-                                      quiet, require_rows, seed_everything)
+from tracebridge.train.common import (
+    TrainResult,
+    apply_throughput,
+    base_args,
+    finish,
+    peft_config,
+    quiet,
+    require_rows,
+    seed_everything,
+)
 from tracebridge.train.config import SFTRecipeConfig
 from tracebridge.train.context_fit import fit_sft_records
 from tracebridge.train.prepared import with_prepared
@@ -50,9 +58,9 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
 
     seed_everything(seed)
     out_dir = Path(out_dir)
-    kwargs = base_args(rc, out_dir, seed) | dict(
-        packing=rc.packing, assistant_only_loss=rc.assistant_only_loss,
-        padding_free=False)
+    kwargs = base_args(rc, out_dir, seed) | {
+        "packing": rc.packing, "assistant_only_loss": rc.assistant_only_loss,
+        "padding_free": False}
     kwargs, model = apply_throughput("sft", kwargs, model, rc.throughput)
     if fit_context:  # at the max_length TRL truncates at, after the throughput levers
         records, fit = fit_sft_records(records, tokenizer, kwargs["max_length"], kwargs["assistant_only_loss"])

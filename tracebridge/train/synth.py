@@ -139,13 +139,14 @@ def hf_config(shape: dict[str, Any], vocab_size: int | None = None, pad_id: int 
     """A transformers ``Qwen2Config``/``LlamaConfig`` of ``shape`` (same fields as the model factory)."""
     from transformers import LlamaConfig, Qwen2Config
 
-    kw = dict(vocab_size=vocab_size or shape["vocab_size"], hidden_size=shape["hidden_size"],
-              intermediate_size=shape["intermediate_size"], num_hidden_layers=shape["num_hidden_layers"],
-              num_attention_heads=shape["num_attention_heads"], num_key_value_heads=shape["num_key_value_heads"],
-              max_position_embeddings=shape.get("max_position_embeddings", 32768),
-              tie_word_embeddings=shape.get("tie_word_embeddings", True),
-              rope_parameters={"rope_type": "default", "rope_theta": float(shape.get("rope_theta", 1e6))},
-              bos_token_id=None, eos_token_id=eos_id, pad_token_id=pad_id)
+    kw = {"vocab_size": vocab_size or shape["vocab_size"], "hidden_size": shape["hidden_size"],
+          "intermediate_size": shape["intermediate_size"], "num_hidden_layers": shape["num_hidden_layers"],
+          "num_attention_heads": shape["num_attention_heads"],
+          "num_key_value_heads": shape["num_key_value_heads"],
+          "max_position_embeddings": shape.get("max_position_embeddings", 32768),
+          "tie_word_embeddings": shape.get("tie_word_embeddings", True),
+          "rope_parameters": {"rope_type": "default", "rope_theta": float(shape.get("rope_theta", 1e6))},
+          "bos_token_id": None, "eos_token_id": eos_id, "pad_token_id": pad_id}
     if shape.get("head_dim"):
         kw["head_dim"] = shape["head_dim"]
     return (LlamaConfig if shape.get("arch") == "llama" else Qwen2Config)(**kw)

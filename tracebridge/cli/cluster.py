@@ -10,7 +10,15 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from tracebridge.cli.app import EXIT_UNREACHABLE, EXIT_USAGE, app, config_errors, fail, print_json
+from tracebridge.cli.app import (
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    app,
+    check_out_dir,
+    config_errors,
+    fail,
+    print_json,
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
 ClusterOpt = Annotated[str, typer.Option(
@@ -31,15 +39,15 @@ def _project_root() -> Path:
 
 
 def _plan(config: Path, overrides: list[str], cluster: Any, root: Path) -> Any:
-    """``plan_sweep``, exiting 3 (try again later) when the sweep is fine but its bundle's storage could
-    not be reached, rather than 2 (a config to fix)."""
+    """``plan_sweep``, exiting 3 (try again later) when the sweep is fine but its bundle's storage (or,
+    on a local head, its own storage) could not be reached, rather than 2 (a config to fix)."""
     from tracebridge.cluster.submit import plan_sweep
     from tracebridge.export.storage import StorageUnreachable
 
     try:
         return plan_sweep(config, overrides, cluster, root)
     except StorageUnreachable as exc:
-        fail(f"bundle: {exc}", EXIT_UNREACHABLE)
+        fail(str(exc), EXIT_UNREACHABLE)
 
 
 def _echo_log(text: str) -> None:
@@ -137,6 +145,7 @@ def submit(
     from tracebridge.sweep.config import load_sweep_config
 
     ov, root = list(overrides or []), _project_root()
+    check_out_dir(out)  # the report is pulled there after the sweep: a file in the way would show hours later
     with config_errors():
         ccfg = resolve_cluster(cluster, load_sweep_config(str(config), ov).cluster, list(cluster_set or []))
         plan = _plan(config, ov, ccfg, root)
@@ -334,6 +343,7 @@ def pull(
     if not source.strip():  # not a job id: asking a (possibly absent) head about '' would mislead
         fail(f"pull {source!r}: give a submission id (see `tracebridge list`) or a report URI / folder, "
              "e.g. tracebridge pull s3://bucket/prefix/reports/<sweep id>")
+    check_out_dir(out)
     with config_errors():
         storage_io = load_config(StorageConfig, storage_config, overrides or [])
     uri, name, expect = _pull_source(source, cluster, cluster_set)
@@ -401,6 +411,7 @@ def window(
         ccfg = _window_cluster(scfg, list(cluster_set or []))
         wplan = plan_window(cluster, load_launcher(cluster), scfg.window, max_hours, max_usd)
         splan = _plan(config, ov, ccfg, root)
+    check_out_dir(Path(scfg.window.reports_dir), "window.reports_dir")  # before a cluster is paid for
     if dry_run:
         res = {"plan": wplan.to_dict(), "sweep_id": splan.sweep_id, "trials": splan.trials, "dry_run": True,
                "cluster": to_dict(ccfg)}

@@ -25,6 +25,7 @@ EXIT_FAILED = 1  # the command ran; what it checks failed, or its work did
 EXIT_USAGE = 2  # bad flags, overrides, config values or input paths; nothing was done
 EXIT_LOCKED = 3  # a shadow cycle holds the lock (shadow-cycle, shadow-prune); nothing was done
 EXIT_UNREACHABLE = 3  # storage or a Ray head could not be reached: as locked, a later try may work
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM (window, shadow-cycle): what was started is stopped
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="TraceBridge: agent traces → curated training views → better role models.")

@@ -70,8 +70,8 @@ def test_pull_of_an_empty_source_is_a_usage_error(no_head: None, tmp_path: Path)
     assert not (tmp_path / "reports").exists()
 
 
-def test_submit_whose_bundle_storage_does_not_answer_exits_3_before_any_head(  # noqa: F811
-        no_head: None, silent_endpoint: str, aws_env: None, tmp_path: Path) -> None:
+def test_submit_whose_bundle_storage_does_not_answer_exits_3_before_any_head(
+        no_head: None, silent_endpoint: str, aws_env: None, tmp_path: Path) -> None:  # noqa: F811
     res = run_submit(tmp_path, "bundle=s3://tb/bundles", f"storage_io.s3_endpoint_url={silent_endpoint}",
                      "storage_io.request_timeout_s=0.3", "storage_io.retry.attempts=2", "storage_io.retry.backoff_s=0",
                      "--json")
@@ -100,8 +100,8 @@ def test_submit_with_a_storage_the_job_cannot_write_exits_2_before_any_head(no_h
     assert not (tmp_path / "work").exists()
 
 
-def test_submit_whose_sweep_storage_does_not_answer_exits_3_before_any_head(  # noqa: F811
-        no_head: None, silent_endpoint: str, aws_env: None, tmp_path: Path) -> None:
+def test_submit_whose_sweep_storage_does_not_answer_exits_3_before_any_head(
+        no_head: None, silent_endpoint: str, aws_env: None, tmp_path: Path) -> None:  # noqa: F811
     res = run_submit(tmp_path, f"bundle={BUNDLE}", "storage=s3://tb/runs", f"storage_io.s3_endpoint_url={silent_endpoint}",
                      "storage_io.request_timeout_s=0.3", "push.attempts=1", "--json")
     assert res.exit_code == 3, res.output

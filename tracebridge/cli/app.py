@@ -13,6 +13,7 @@ stdout always gets one JSON document.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,6 +87,21 @@ def config_errors() -> Iterator[None]:
         yield
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``systemctl stop``, ``timeout``, a supervisor) raises KeyboardInterrupt
+    as Ctrl-C does, so the command's ``finally`` clauses run (a head it started is stopped, its child
+    processes are stopped) instead of the process dying at once and leaving them behind."""
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    old = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def check_out_dir(out: Path, flag: str = "--out") -> None:

@@ -85,3 +85,50 @@ def test_submit_whose_bundle_storage_does_not_answer_exits_3_before_any_head(
     assert res.exit_code == 2, res.output  # a grid to fix too: listed with the unreachable bundle, exit 2
     assert "budget.max_trials=1: the grid has" in res.stderr and "bundle=s3://tb/bundles: look-up of" in res.stderr
     assert "after 1 attempt(s)" in res.stderr
+
+
+def test_submit_with_a_storage_the_job_cannot_write_exits_2_before_any_head(no_head: None, tmp_path: Path) -> None:
+    """The job probes its storage first thing and exits 2; on a local head the same probe runs here, so a
+    mistyped protocol or a path through a file is named before a head starts (it was exit 1 after one ran)."""
+    (tmp_path / "afile").write_text("")
+    for storage, said in ((f"{tmp_path}/afile/runs", f"{tmp_path / 'afile'} is a file, not a folder"),
+                          ("foo://bucket/runs", "storage=foo://bucket/runs: unknown protocol 'foo://'")):
+        res = CliRunner().invoke(app, ["submit", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={storage}",
+                                       f"work_dir={tmp_path}/work", "--json"])
+        assert res.exit_code == 2, res.output
+        assert said in json.loads(res.stdout)["error"], res.stdout
+    assert not (tmp_path / "work").exists()
+
+
+def test_submit_whose_sweep_storage_does_not_answer_exits_3_before_any_head(
+        no_head: None, silent_endpoint: str, aws_env: None, tmp_path: Path) -> None:  # noqa: F811
+    res = run_submit(tmp_path, f"bundle={BUNDLE}", "storage=s3://tb/runs", f"storage_io.s3_endpoint_url={silent_endpoint}",
+                     "storage_io.request_timeout_s=0.3", "push.attempts=1", "--json")
+    assert res.exit_code == 3, res.output
+    assert json.loads(res.stdout)["error"].startswith("storage=s3://tb/runs: cannot write there"), res.stdout
+
+
+def test_a_remote_cluster_probes_no_storage_but_refuses_an_unknown_protocol(tmp_path: Path) -> None:
+    """A remote cluster may hold credentials or folders this host lacks: only a protocol no one knows is refused."""
+    from tracebridge.cluster.config import ClusterConfig
+    from tracebridge.cluster.submit import plan_sweep
+    from tracebridge.config import ConfigError
+
+    remote = ClusterConfig(kind="remote", address="http://127.0.0.1:1")
+    (tmp_path / "afile").write_text("")
+    plan = plan_sweep(ROOT / "configs/sweep/smoke.yaml", [f"bundle={BUNDLE}", f"storage={tmp_path}/afile/runs"],
+                      remote, ROOT)
+    assert plan.report_uri.startswith(f"{tmp_path}/afile/runs/reports/")
+    with pytest.raises(ConfigError, match="unknown protocol 'foo://'"):
+        plan_sweep(ROOT / "configs/sweep/smoke.yaml", [f"bundle={BUNDLE}", "storage=foo://b/runs"], remote, ROOT)
+
+
+def test_submit_and_pull_refuse_an_out_that_is_a_file_before_any_work(no_head: None, tmp_path: Path) -> None:
+    """The report is pulled into --out after the sweep: a file there was found only then (pull: exit 1)."""
+    (tmp_path / "afile").write_text("")
+    for args in (["submit", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={tmp_path}/storage"],
+                 ["pull", str(tmp_path / "storage" / "reports" / "x")]):
+        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "afile"), "--json"])
+        assert res.exit_code == 2, res.output
+        assert json.loads(res.stdout)["error"] == f"--out {tmp_path / 'afile'}: {tmp_path / 'afile'} is a file, not a folder"
+    assert not (tmp_path / "storage").exists()

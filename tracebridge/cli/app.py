@@ -13,6 +13,7 @@ stdout always gets one JSON document.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ EXIT_FAILED = 1  # the command ran; what it checks failed, or its work did
 EXIT_USAGE = 2  # bad flags, overrides, config values or input paths; nothing was done
 EXIT_LOCKED = 3  # a shadow cycle holds the lock (shadow-cycle, shadow-prune); nothing was done
 EXIT_UNREACHABLE = 3  # storage or a Ray head could not be reached: as locked, a later try may work
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM (window, shadow-cycle): what was started is stopped
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="TraceBridge: agent traces → curated training views → better role models.")
@@ -85,6 +87,21 @@ def config_errors() -> Iterator[None]:
         yield
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``systemctl stop``, ``timeout``, a supervisor) raises KeyboardInterrupt
+    as Ctrl-C does, so the command's ``finally`` clauses run (a head it started is stopped, its child
+    processes are stopped) instead of the process dying at once and leaving them behind."""
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    old = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def check_out_dir(out: Path, flag: str = "--out") -> None:

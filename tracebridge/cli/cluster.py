@@ -11,7 +11,17 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from tracebridge.cli.app import EXIT_UNREACHABLE, EXIT_USAGE, app, config_errors, fail, print_json
+from tracebridge.cli.app import (
+    EXIT_INTERRUPTED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    app,
+    check_out_dir,
+    config_errors,
+    fail,
+    print_json,
+    sigterm_as_interrupt,
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
 ClusterOpt = Annotated[str, typer.Option(
@@ -29,15 +39,15 @@ def _project_root() -> Path:
 
 
 def _plan(config: Path, overrides: list[str], cluster: Any, root: Path) -> Any:
-    """``plan_sweep``, exiting 3 (try again later) when the sweep is fine but its bundle's storage could
-    not be reached, rather than 2 (a config to fix)."""
+    """``plan_sweep``, exiting 3 (try again later) when the sweep is fine but its bundle's storage (or,
+    on a local head, its own storage) could not be reached, rather than 2 (a config to fix)."""
     from tracebridge.cluster.submit import plan_sweep
     from tracebridge.export.storage import StorageUnreachable
 
     try:
         return plan_sweep(config, overrides, cluster, root)
     except StorageUnreachable as exc:
-        fail(f"bundle: {exc}", EXIT_UNREACHABLE)
+        fail(str(exc), EXIT_UNREACHABLE)
 
 
 def _echo_log(text: str) -> None:
@@ -122,6 +132,33 @@ def _wait_and_pull(target: Any, plan: Any, sub_id: str, out: Path) -> dict[str, 
     return res
 
 
+def _submit_on(ccfg: Any, plan: Any, root: Path, keep: bool, wait_: bool, attempt: int | None,
+               out: Path) -> dict[str, Any]:
+    """Open the cluster (starting the local head if need be), submit ``plan`` as ``attempt`` (None: the
+    next, ``--resume``), wait and pull when asked or when the head is ours, and stop a head this call
+    started unless ``keep``, whatever happens (an error, Ctrl-C, SIGTERM); return ``submit``'s summary."""
+    from tracebridge.cluster.client import ClusterError
+    from tracebridge.cluster.submit import close_cluster, next_attempt, submit_sweep
+
+    target = _open(ccfg, start=True)
+    try:
+        if attempt is None:
+            attempt, _ = next_attempt(target.client, plan.sweep_id)
+        sub = submit_sweep(target, plan, attempt, root)
+        must_wait = wait_ or (target.head is not None and target.head.started and not keep)
+        summary: dict[str, Any] = {**sub, "status": "SUBMITTED" if sub["created"] else "ALREADY_SUBMITTED"}
+        # progress on stderr even under --json (stdout holds only the JSON document): a sweep takes hours
+        typer.echo(f"{'submitted' if sub['created'] else 'already submitted'} {sub['submission_id']} "
+                   f"({plan.trials} trials) to {target.address}", err=True)
+        if must_wait:
+            summary.update(_wait_and_pull(target, plan, sub["submission_id"], out))
+    except ClusterError as exc:
+        _cluster_fail(exc)
+    finally:
+        close_cluster(target, keep)
+    return summary
+
+
 @app.command()
 def submit(
     config: Annotated[Path, typer.Argument(help="A configs/sweep YAML (inside the working dir).")],
@@ -137,35 +174,21 @@ def submit(
 ) -> None:
     """Submit a sweep as a Ray job (submission id = sweep id + attempt: a retried submit never
     starts a second run); wait, pull and verify the report; exit 1 if the job or the report fails."""
-    from tracebridge.cluster.client import ClusterError
-    from tracebridge.cluster.submit import (
-        close_cluster,
-        next_attempt,
-        resolve_cluster,
-        submit_sweep,
-    )
+    from tracebridge.cluster.submit import resolve_cluster
     from tracebridge.sweep.config import load_sweep_config
 
     ov, root = list(overrides or []), _project_root()
+    check_out_dir(out)  # the report is pulled there after the sweep: a file in the way would show hours later
     with config_errors():
         ccfg = resolve_cluster(cluster, load_sweep_config(str(config), ov).cluster, list(cluster_set or []))
         plan = _plan(config, ov, ccfg, root)
-    target = _open(ccfg, start=True)
     try:
-        if resume:
-            attempt, _ = next_attempt(target.client, plan.sweep_id)
-        sub = submit_sweep(target, plan, attempt, root)
-        must_wait = wait_ or (target.head is not None and target.head.started and not keep)
-        summary: dict[str, Any] = {**sub, "status": "SUBMITTED" if sub["created"] else "ALREADY_SUBMITTED"}
-        # progress on stderr even under --json (stdout holds only the JSON document): a sweep takes hours
-        typer.echo(f"{'submitted' if sub['created'] else 'already submitted'} {sub['submission_id']} "
-                   f"({plan.trials} trials) to {target.address}", err=True)
-        if must_wait:
-            summary.update(_wait_and_pull(target, plan, sub["submission_id"], out))
-    except ClusterError as exc:
-        _cluster_fail(exc)
-    finally:
-        close_cluster(target, keep)
+        with sigterm_as_interrupt():
+            summary = _submit_on(ccfg, plan, root, keep, wait_, None if resume else attempt, out)
+    except KeyboardInterrupt as exc:
+        fail(f"submit interrupted ({exc or 'SIGINT'}): a local head it started was stopped, and its job with it "
+             "(unless --keep); a job on a head it did not start goes on (`tracebridge list`, `stop ID`); "
+             f"`tracebridge submit {config} ... --resume` continues the sweep {plan.sweep_id}", EXIT_INTERRUPTED)
     if json_out:
         print_json(summary)
     else:
@@ -332,6 +355,7 @@ def pull(
     if not source.strip():  # not a job id: asking a (possibly absent) head about '' would mislead
         fail(f"pull {source!r}: give a submission id (see `tracebridge list`) or a report URI / folder, "
              "e.g. tracebridge pull s3://bucket/prefix/reports/<sweep id>")
+    check_out_dir(out)
     with config_errors():
         storage_io = load_config(StorageConfig, storage_config, overrides or [])
     uri, name, expect = _pull_source(source, cluster, cluster_set)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import app, config_errors, print_json
+from tracebridge.cli.app import app, check_out_dir, config_errors, print_json
 from tracebridge.cli.cluster import ClusterSetOpt, JsonOpt, _echo_log, _plan, _project_root
 
 # cluster keys `window` sets itself (the forwarded Jobs API of the cluster it brings up), and what to set instead
@@ -68,6 +68,7 @@ def window(
         ccfg = _window_cluster(scfg, list(cluster_set or []))
         wplan = plan_window(cluster, load_launcher(cluster), scfg.window, max_hours, max_usd)
         splan = _plan(config, ov, ccfg, root)
+    check_out_dir(Path(scfg.window.reports_dir), "window.reports_dir")  # before a cluster is paid for
     if dry_run:
         res = {"plan": wplan.to_dict(), "sweep_id": splan.sweep_id, "trials": splan.trials, "dry_run": True,
                "cluster": to_dict(ccfg)}

@@ -13,7 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import EXIT_LOCKED, app, config_errors, fail, print_json
+from tracebridge.cli.app import (
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    app,
+    config_errors,
+    fail,
+    print_json,
+    sigterm_as_interrupt,
+)
 
 ops_app = typer.Typer(no_args_is_help=True, help="Operations: schedules, policy state, cadence reports.")
 app.add_typer(ops_app, name="ops")
@@ -297,7 +305,7 @@ def shadow_cycle(
     json_out: JsonOpt = False,
 ) -> None:
     """One daily shadow cycle → artifacts/phase1-shadow/<UTC timestamp>/; exit 1 if a step failed,
-    3 if another cycle is running."""
+    3 if another cycle is running, 130 when interrupted (Ctrl-C, SIGTERM: its child steps are stopped)."""
     import sys
 
     from tracebridge.ops.cycle import CycleLocked, run_cycle
@@ -308,11 +316,15 @@ def shadow_cycle(
     cfg = _ops_config(config, overrides)
     cli = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
     try:
-        man = run_cycle(cfg, STEPS, cli, config_name=config_name(config, overrides))
+        with sigterm_as_interrupt():
+            man = run_cycle(cfg, STEPS, cli, config_name=config_name(config, overrides))
     except CycleLocked as exc:
         fail(str(exc), EXIT_LOCKED)
     except ValueError as exc:  # a setup error found before anything is written
         fail(f"{config}: {exc}", 2)
+    except KeyboardInterrupt as exc:
+        fail(f"shadow cycle interrupted ({exc or 'SIGINT'}): its running steps were stopped and the lock released; "
+             "its artifacts folder has no manifest.json (the review lists it as crashed)", EXIT_INTERRUPTED)
     if json_out:
         print_json({k: man[k] for k in ("cycle_id", "path", "status", "uplift", "integrity", "feedback", "retention")}
                    | {"steps": {n: {k: r[k] for k in ("status", "reason", "duration_s")} for n, r in man["steps"].items()}})

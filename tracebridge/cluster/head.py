@@ -226,13 +226,17 @@ def start_head(cfg: ClusterConfig) -> HeadInfo:
             else f"http://{cfg.dashboard_host}:{port}"
         info = HeadInfo(address, "", proc.pid, temp_dir, str(token_file), str(log_file))
         deadline = time.time() + cfg.start_timeout_s
-        while _answers(address, token) != 200:
-            if proc.poll() is not None or time.time() > deadline:
-                code = proc.poll()
-                kept = _keep_logs(info, state.parent / "failed-start")
-                stop_head(info)
-                raise _start_error(cfg, port, code, kept)
-            time.sleep(0.3)
+        try:
+            while _answers(address, token) != 200:
+                if proc.poll() is not None or time.time() > deadline:
+                    code = proc.poll()
+                    kept = _keep_logs(info, state.parent / "failed-start")
+                    stop_head(info)
+                    raise _start_error(cfg, port, code, kept)
+                time.sleep(0.3)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM while it starts: it is recorded nowhere yet, so stop it
+            stop_head(info)
+            raise
         info.gcs_address = _gcs_address(temp_dir)
         state.write_text(json.dumps(info.to_dict(), indent=2))
         log.info("started a local Ray head at %s (temp dir %s)", address, temp_dir)

@@ -132,6 +132,36 @@ def check_bundle(uri: str, storage_io: StorageConfig | None = None) -> str:
     return parse_manifest(man, join(uri, MANIFEST)).bundle_id
 
 
+def storage_preflight(cfg: Any, probe: bool) -> tuple[str, int] | None:
+    """Why the job could not write to the sweep's ``storage``, found on the driver before any head
+    starts, with the exit code (2: fix the config, 3: try again later); None when nothing is known
+    against it. A protocol fsspec does not know is a typo wherever the job runs. With ``probe`` (a
+    local head: the job runs on this machine, in this environment) a local folder must be creatable
+    and writable, and an object store takes the job's own write probe (credentials, bucket, endpoint);
+    a remote cluster may hold credentials this host lacks, so its job alone probes them."""
+    from fsspec.registry import known_implementations, registry
+
+    from tracebridge.sweep.publish import storage_problem
+    from tracebridge.sweep.storage import is_local, local_path
+
+    if not is_local(cfg.storage):
+        proto = cfg.storage.split("://", 1)[0]
+        if proto not in known_implementations and proto not in registry:
+            why = (f"storage={cfg.storage}: unknown protocol '{proto}://' "
+                   "(use s3://bucket/prefix, gs://bucket/prefix or a local folder)")
+            return why, 2
+        return storage_problem(cfg) if probe else None
+    path = local_path(cfg.storage)
+    for p in (path, *path.parents) if probe else ():
+        if p.exists():
+            if not p.is_dir():
+                return f"storage={cfg.storage}: {p} is a file, not a folder", 2
+            if not os.access(p, os.W_OK | os.X_OK):
+                return f"storage={cfg.storage}: {p} is not writable by this user", 2
+            break
+    return None
+
+
 def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, working_dir: Path) -> SweepPlan:
     """Load and check the sweep, read its bundle's manifest and compute the ids.
 
@@ -144,7 +174,8 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
             working dir; a bundle without a readable manifest, or a local one whose files do not
             match it (``check_bundle``).
         tracebridge.export.storage.StorageUnreachable: the sweep has no problem but its bundle's storage
-            could not be reached after ``storage_io.retry.attempts`` tries (a later try may work).
+            could not be reached after ``storage_io.retry.attempts`` tries, or (a local head) its own storage
+            after ``push.attempts`` tries (``storage_preflight``; a later try may work).
     """
     from tracebridge.export.storage import StorageError, StorageUnreachable
     from tracebridge.sweep import grid
@@ -169,11 +200,16 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
         bundle_id = check_bundle(cfg.bundle, cfg.storage_io)
     except (OSError, ValueError, StorageError) as exc:  # StorageError: no credentials, unreachable
         if isinstance(exc, StorageUnreachable) and not problems:
-            raise
+            raise StorageUnreachable(f"bundle: {exc}") from exc
         problems.append(f"bundle={cfg.bundle}: {exc}")
         bundle_id = ""
     if cfg.bundle_id and bundle_id and cfg.bundle_id != bundle_id:
         problems.append(f"bundle_id={cfg.bundle_id}: the bundle at {cfg.bundle} is {bundle_id}")
+    found = storage_preflight(cfg, probe=cluster.kind == "local" and not problems)
+    if found and found[1] == 2:
+        problems.append(found[0])
+    elif found:  # the sweep is fine, its storage did not answer: try again later (exit 3)
+        raise StorageUnreachable(found[0])
     if problems:
         raise ConfigError(problems, str(config_path))
     sid = grid.sweep_id(cfg, recipes, bundle_id)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -77,6 +78,8 @@ class Ctx:
     cli: list[str]
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     config_name: str = "this config"  # how messages name cfg: its file (and whether overrides were given)
+    # set when the cycle is interrupted (Ctrl-C, SIGTERM): the steps' child processes are stopped
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
     def shadow(self) -> Any:
@@ -141,29 +144,41 @@ def run_steps(steps: list[Step], ctx: Ctx, skip: list[str], parallel: int = 1) -
     check_table(steps)
     record = {s.name: {"status": PENDING, "needs": list(s.needs), "reason": "", "duration_s": 0.0,
                        "outputs": {}, "doc": s.doc} for s in steps}
-    pending, running = list(steps), {}
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="shadow-step") as pool:
-        while pending or running:
-            for s in list(pending):
-                rec, states = record[s.name], [record[n]["status"] for n in s.needs]
-                if s.name in skip or any(st in (FAILED, SKIPPED) for st in states):
-                    blocked = [n for n in s.needs if record[n]["status"] != OK]
-                    rec.update(status=SKIPPED, reason="skipped by config" if s.name in skip
-                               else "needs " + ", ".join(blocked))
-                    pending.remove(s)
-                elif all(st == OK for st in states) and len(running) < max(1, parallel):
-                    rec["status"] = RUNNING
-                    running[pool.submit(_run_one, s, ctx)] = s
-                    pending.remove(s)
-            if not running:
-                continue
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in done:
-                s = running.pop(fut)
-                record[s.name].update(fut.result())
-                ctx.outputs[s.name] = record[s.name]["outputs"]
-                log.info("shadow step %s: %s %s", s.name, record[s.name]["status"], record[s.name]["reason"])
+        try:
+            _schedule(steps, ctx, skip, parallel, record, pool)
+        except BaseException:  # interrupted: stop the running steps' children, or the pool waits for them
+            ctx.cancel.set()   # and they outlive the cycle and its lock, writing into the next cycle's files
+            raise
     return record
+
+
+def _schedule(steps: list[Step], ctx: Ctx, skip: list[str], parallel: int, record: dict[str, dict[str, Any]],
+              pool: ThreadPoolExecutor) -> None:
+    """``run_steps``' loop: start each step once its needs ended ``ok`` (at most ``parallel`` at once),
+    mark it skipped when one did not, and record each result as it ends."""
+    pending: list[Step] = list(steps)
+    running: dict[Any, Step] = {}
+    while pending or running:
+        for s in list(pending):
+            rec, states = record[s.name], [record[n]["status"] for n in s.needs]
+            if s.name in skip or any(st in (FAILED, SKIPPED) for st in states):
+                blocked = [n for n in s.needs if record[n]["status"] != OK]
+                rec.update(status=SKIPPED, reason="skipped by config" if s.name in skip
+                           else "needs " + ", ".join(blocked))
+                pending.remove(s)
+            elif all(st == OK for st in states) and len(running) < max(1, parallel):
+                rec["status"] = RUNNING
+                running[pool.submit(_run_one, s, ctx)] = s
+                pending.remove(s)
+        if not running:
+            continue
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for fut in done:
+            s = running.pop(fut)
+            record[s.name].update(fut.result())
+            ctx.outputs[s.name] = record[s.name]["outputs"]
+            log.info("shadow step %s: %s %s", s.name, record[s.name]["status"], record[s.name]["reason"])
 
 
 def build_manifest(ctx: Ctx, steps: dict[str, dict[str, Any]], started_at: str) -> dict[str, Any]:

@@ -18,7 +18,9 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +47,7 @@ def run_cli(ctx: Ctx, step: str, args: list[str], timeout_s: float = 3 * 3600,
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
            "TOKENIZERS_PARALLELISM": "false", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     try:
-        res = subprocess.run([*ctx.cli, *args], capture_output=True, text=True, timeout=timeout_s, env=env,
-                             check=False)
+        res = _run_child([*ctx.cli, *args], env, timeout_s, ctx)
     except subprocess.TimeoutExpired as exc:
         raise StepFailed(f"tracebridge {' '.join(args[:2])}: timed out after {timeout_s}s") from exc
     (logs / f"{step}.log").write_text(f"$ tracebridge {' '.join(args)}\n# exit {res.returncode}\n"
@@ -62,6 +63,49 @@ def run_cli(ctx: Ctx, step: str, args: list[str], timeout_s: float = 3 * 3600,
     if not isinstance(doc, dict):
         raise StepFailed(f"tracebridge {' '.join(args[:2])} printed no JSON object (see logs/{step}.log)")
     return doc
+
+
+def _run_child(argv: list[str], env: dict[str, str], timeout_s: float, ctx: Ctx,
+               grace_s: float = 10.0) -> subprocess.CompletedProcess[str]:
+    """Run a step's command in its own process group and return what it printed. The group (the
+    command and whatever it started) is stopped, SIGTERM then SIGKILL after ``grace_s``, when the step
+    times out or the cycle is interrupted (``ctx.cancel``), so no step outlives its cycle and its lock.
+
+    Raises:
+        subprocess.TimeoutExpired: it ran past ``timeout_s``.
+        StepFailed: the cycle was interrupted.
+    """
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                out, err = proc.communicate(timeout=0.5)
+                return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+            except subprocess.TimeoutExpired:
+                if ctx.cancel.is_set():
+                    raise StepFailed(f"tracebridge {' '.join(argv[len(ctx.cli):][:2])}: "
+                                     "stopped, the cycle was interrupted") from None
+                if time.monotonic() > deadline:
+                    raise
+    finally:
+        if proc.poll() is None:
+            _stop_group(proc, grace_s)
+
+
+def _stop_group(proc: subprocess.Popen[str], grace_s: float) -> None:
+    """SIGTERM ``proc``'s process group, SIGKILL it after ``grace_s`` if it is still there; reap it."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.communicate(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _tail(text: str, n: int = 400) -> str:

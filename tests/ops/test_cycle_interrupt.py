@@ -1,0 +1,75 @@
+"""A shadow cycle stopped by SIGTERM (``systemctl stop``, ``timeout``, a supervisor) stops its steps'
+child processes, and theirs, before it exits 130 and frees the lock: before, the cycle died at once and
+its running step went on as an orphan, writing into the work dir while the next cycle held the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from filelock import FileLock
+
+from tracebridge.ops.cycle import LOCK
+from tracebridge.ops.shadow_steps import STEPS
+
+ROOT = Path(__file__).resolve().parents[2]
+# a stand-in `tracebridge` for the steps: it starts a grandchild, records both pids, and never ends
+STUB = """import json, os, subprocess, sys, time
+kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+open(os.environ["STUB_PIDS"] + ".tmp", "w").write(json.dumps([os.getpid(), kid.pid]))
+os.replace(os.environ["STUB_PIDS"] + ".tmp", os.environ["STUB_PIDS"])
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting for its (new) parent to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[str], limit_s: float = 120) -> None:
+    end = time.monotonic() + limit_s
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, f"the step never started ({path} not written)"
+        time.sleep(0.1)
+
+
+def test_sigterm_stops_the_running_steps_and_frees_the_lock(tmp_path: Path) -> None:
+    stub, pids = tmp_path / "stub.py", tmp_path / "pids.json"
+    stub.write_text(STUB)
+    skip = [s.name for s in STEPS if s.name != "runtime_hook"]
+    cmd = [sys.executable, "-m", "tracebridge.cli", "shadow-cycle", "--config", str(ROOT / "configs/ops/shadow.yaml"),
+           "--bin", f"{sys.executable} {stub}", f"artifacts_dir={tmp_path}/artifacts",
+           f"shadow.work_dir={tmp_path}/shadow", f"shadow.skip=[{','.join(skip)}]", "shadow.retention.enabled=false",
+           "--json"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "STUB_PIDS": str(pids)})
+    try:
+        _wait_for(pids, proc)
+        step, grandchild = json.loads(pids.read_text())
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    leftover = [p for p in (step, grandchild) if _alive(p)]
+    for p in leftover:
+        os.kill(p, signal.SIGKILL)
+    assert not leftover, f"a step of the interrupted cycle outlived it (exit {proc.returncode})"
+    assert proc.returncode == 130, (out, err)
+    doc = json.loads(out)
+    assert doc["exit_code"] == 130 and doc["error"].startswith("shadow cycle interrupted (SIGTERM)"), doc
+    lock = FileLock(str(tmp_path / "shadow" / LOCK), timeout=0)
+    lock.acquire()  # free: the next cycle can run
+    lock.release()
+    (cycle,) = (tmp_path / "artifacts").iterdir()
+    assert not (cycle / "manifest.json").exists()  # what the review counts as a crashed cycle

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
+from tests.conftest import record_sample_run
 from tracebridge.capture.reader import iter_runs
 from tracebridge.schema.validate import Thresholds, check_run, validate_root
-from tests.conftest import record_sample_run
 
 
 def _ev(run, eid, parent, root=False, ts="2026-01-01T00:00:00.000Z", **extra):
@@ -65,7 +65,7 @@ def test_only_the_parentless_root_may_say_root(tmp_path):
 def test_duplicate_event_id(tmp_path):
     chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), _ev("r", "r:2", "r:1"),
                                            _ev("r", "r:2", "r:1")]))
-    p = [p for p in chk.problems if p.kind == "lineage"][0]
+    p = next(p for p in chk.problems if p.kind == "lineage")
     assert p.line == 3 and p.field == "event_id" and "duplicate id 'r:2' (first on line 2)" in p.message
 
 
@@ -134,7 +134,7 @@ def test_thresholds(tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "tracebridge.cli.__main__", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "tracebridge.cli.__main__", *args], check=False, capture_output=True, text=True)
 
 
 def test_cli_validate_json_and_exit_codes(tmp_path):
@@ -236,3 +236,23 @@ def test_a_copied_run_folder_is_one_problem_in_the_text_output_not_one_line_per_
     assert lines[2].endswith(f"events.jsonl:2-{n}: the same ({n - 1} more)")
     doc = json.loads(CliRunner().invoke(app, ["validate", str(root), "--json"]).stdout)
     assert sum("copy-of-run/events.jsonl" in p for p in doc["problems"]) == n
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "must be a string naming the event type, got NoneType None"),
+    (5, "must be a string naming the event type, got int 5"),
+    (["x"], "must be a string naming the event type, got list ['x']"),
+])
+def test_an_event_type_of_the_wrong_type_is_a_schema_problem_not_drift(tmp_path, value, message):
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), {**_ev("r", "r:2", "r:1"), "event_type": value}]))
+    assert [(p.field, p.message, p.kind) for p in chk.problems if p.line == 2] == [("event_type", message, "schema")]
+    assert chk.drift == {}
+
+
+def test_a_missing_event_type_is_named_as_the_field(tmp_path):
+    # was "<root>: Unable to extract tag using discriminator 'event_type'" (pydantic's words, no field)
+    ev = _ev("r", "r:2", "r:1")
+    del ev["event_type"]
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), ev]))
+    assert [(p.field, p.message, p.kind) for p in chk.problems if p.line == 2] == [
+        ("event_type", "Field required (names the event's type)", "schema")]

@@ -46,7 +46,7 @@ NumDen = tuple[float, float]
 def _tool_mask(user_text: str, labels: dict[str, Any]) -> list[str]:
     if isinstance(labels.get("tool_mask"), list):
         return [str(t) for t in labels["tool_mask"]]
-    m = re.search(r"^Available tools: (.*)$", user_text, re.M)
+    m = re.search(r"^Available tools: (.*)$", user_text, re.MULTILINE)
     return [] if m is None or m.group(1) == "none" else [t.strip() for t in m.group(1).split(",") if t.strip()]
 
 
@@ -127,9 +127,18 @@ def grounded(value: str, context: str) -> bool:
 
 
 def _call(tc: dict[str, Any]) -> roles.WorkerReply:
+    """A recorded tool call as a reply. Arguments that are no JSON object (a model's broken JSON, which
+    the export keeps as written, or a JSON list) are kept whole under ``_raw``: the call still counts
+    by its tool, and a failed one can still be recognised when repeated word for word."""
     f = tc.get("function", tc)
     args = f.get("arguments", {})
-    return roles.WorkerReply(tool=f.get("name"), args=json.loads(args) if isinstance(args, str) else dict(args or {}))
+    if isinstance(args, str):
+        try:
+            args = json.loads(args) if args.strip() else None  # "" = no arguments (some providers send it)
+        except json.JSONDecodeError:
+            pass
+    return roles.WorkerReply(tool=f.get("name"), args=args if isinstance(args, dict) else
+                             {} if args is None else {"_raw": args})
 
 
 def message_call(msg: dict[str, Any]) -> roles.WorkerReply:

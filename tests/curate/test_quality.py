@@ -90,3 +90,13 @@ def test_allowed_rules_are_reported_not_blocking(tmp_path: Path) -> None:
     BREAKS["torn_tail"](run)
     blocking, allowed = _reasons(run, allow=("torn_tail",))
     assert not blocking and [r.rule for r in allowed] == ["torn_tail"]
+
+
+@pytest.mark.parametrize("value, rule", [(KeyError, "missing_key"), (None, "schema_invalid"), (7, "schema_invalid")])
+def test_a_missing_or_mistyped_event_type_is_its_own_rule_at_its_field(tmp_path: Path, value: object, rule: str) -> None:
+    """A line without event_type was ``schema_invalid`` at ``<root>`` and one with ``event_type: 7``
+    ``schema_drift``: neither said which field nor the kind of damage."""
+    run = tmp_path / record_sample_run(tmp_path)
+    _edit(_set(2, "event_type", value))(run)
+    blocking, _ = _reasons(run)
+    assert [(r.rule, r.where.split(":", 1)[1]) for r in blocking] == [(rule, "3:event_type")]

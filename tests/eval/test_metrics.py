@@ -137,3 +137,20 @@ def test_failed_tool_results_named_by_the_rows_label_count_for_error_recurrence(
     assert M.worker_item(repeat, ref, prompt, TOOLS, failed.get("r3", ()))["error_recurrence"] == (0.0, 0.0)
     # eval fits a prompt by dropping its oldest messages: the id still names the result
     assert M.failed_calls(prompt[1:], failed["r1"]) == [("read_file", '{"path": "x.txt"}')]
+
+
+def test_recorded_calls_whose_arguments_are_not_a_json_object_are_scored_not_a_crash():
+    """A model's broken JSON arguments reach a bundle as written (views_llm keeps them); the worker
+    eval parsed them with json.loads and the whole trial failed with JSONDecodeError."""
+    def call(cid, args):
+        return {"role": "assistant", "tool_calls": [
+            {"id": cid, "type": "function", "function": {"name": "read_file", "arguments": args}}]}
+    broken = call("c1", '{"path": "x.txt"')
+    prompt = [{"role": "user", "content": "Step: read x.txt"}, broken,
+              {"role": "tool", "tool_call_id": "c1", "content": "error: bad arguments"},
+              {"role": "user", "content": "again"}]
+    got = M.worker_item(roles.tool_call_text("read_file", {"path": "x.txt"}), call("c2", "[1, 2]"), prompt, TOOLS)
+    # matches the reference by its tool; the failure is shown (1 item) but the well-formed call repeats nothing
+    assert got["action_match"] == (1.0, 1.0) and got["error_recurrence"] == (0.0, 1.0)
+    assert M.failed_calls(prompt) == [("read_file", json.dumps({"_raw": '{"path": "x.txt"'}))]
+    assert M.message_call(call("c3", "")).args == {} and M.message_call(call("c4", "[1, 2]")).args == {"_raw": [1, 2]}

@@ -4,6 +4,7 @@ every YAML under configs/export and configs/storage."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,20 @@ def test_export_says_why_runs_were_quarantined_and_where(mixed_traces: Path, tmp
     res = runner.invoke(app, ["export", str(mixed_traces), "--out", str(tmp_path / "c")])
     assert res.exit_code == 0 and f"quarantined by rule: bad_json 1 (see {tmp_path / 'c'}" in res.output
     assert "quarantine.jsonl: run, rule, file:line:field)" in res.output
+
+
+def test_export_of_a_folder_without_runs_says_none_were_found(mixed_traces: Path, tmp_path: Path) -> None:
+    """An empty folder, or one level above the trace root, said "no run passed curation" though no run
+    was read or quarantined: the user looked for quarantine reasons that did not exist."""
+    outer = tmp_path / "outer"
+    shutil.copytree(mixed_traces, outer / "traces")  # the runs one level down
+    for root in (outer, tmp_path / "empty"):
+        root.mkdir(exist_ok=True)
+        res = runner.invoke(app, ["export", str(root), "--out", str(tmp_path / "b"), "--json"])
+        doc = _json(res)
+        assert res.exit_code == 1 and doc["counts"]["read"] == 0
+        assert doc["failures"] == [(f"no runs found under {root} (a run is a folder holding events.jsonl or "
+                                   "session.json: give the folder that holds the run folders, or one run's folder)")]
 
 
 def test_unredacted_bundle_push_exits_1(tmp_path: Path, mixed_traces: Path) -> None:

@@ -175,6 +175,23 @@ def test_redact_file_keeps_bad_bytes_and_redacts_deep_json_as_text(tmp_path: Pat
     assert out[1] == b'{"note": "caf\xff"}'  # not replaced by U+FFFD
 
 
+def test_an_invalid_utf8_byte_in_session_json_is_named_and_located(tmp_path: Path) -> None:
+    """orjson's "str is not valid UTF-8: surrogates not allowed: line 1 column 1 (char 0)" pointed at
+    the file's first character, wherever the byte was."""
+    root, run = _root(tmp_path)
+    path = run / "session.json"
+    text = path.read_text()
+    at = text.index('"family"')
+    path.write_bytes(text[:at].encode() + b'"\xff' + text[at + 1:].encode())
+    line, column = text[:at].count("\n") + 1, at + 1 - text.rfind("\n", 0, at)  # of the bad byte, 1-based
+    res = export_traces(root, tmp_path / "b", ExportConfig())
+    (q,) = _quarantine(res)
+    assert q["rules"] == ["bad_json"] and _counts(res)["quarantined"] == 1
+    assert q["reasons"][0]["where"] == f"{run.name}/session.json:-:<file>"
+    assert q["reasons"][0]["message"] == (f"unreadable: invalid UTF-8: byte 0xff at byte offset {at + 1}: line {line} "
+                                          f"column {column} (char {at + 1})")
+
+
 def test_a_complete_run_without_events_fails_validate_as_the_export_quarantines_it(tmp_path: Path) -> None:
     root, run = _root(tmp_path)
     (run / "events.jsonl").write_text("\n")  # complete (session.json written), but no event

@@ -237,3 +237,23 @@ def test_a_copied_run_folder_is_one_problem_in_the_text_output_not_one_line_per_
     assert lines[2].endswith(f"events.jsonl:2-{n}: the same ({n - 1} more)")
     doc = json.loads(CliRunner().invoke(app, ["validate", str(root), "--json"]).stdout)
     assert sum("copy-of-run/events.jsonl" in p for p in doc["problems"]) == n
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "must be a string naming the event type, got NoneType None"),
+    (5, "must be a string naming the event type, got int 5"),
+    (["x"], "must be a string naming the event type, got list ['x']"),
+])
+def test_an_event_type_of_the_wrong_type_is_a_schema_problem_not_drift(tmp_path, value, message):
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), {**_ev("r", "r:2", "r:1"), "event_type": value}]))
+    assert [(p.field, p.message, p.kind) for p in chk.problems if p.line == 2] == [("event_type", message, "schema")]
+    assert chk.drift == {}
+
+
+def test_a_missing_event_type_is_named_as_the_field(tmp_path):
+    # was "<root>: Unable to extract tag using discriminator 'event_type'" (pydantic's words, no field)
+    ev = _ev("r", "r:2", "r:1")
+    del ev["event_type"]
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), ev]))
+    assert [(p.field, p.message, p.kind) for p in chk.problems if p.line == 2] == [
+        ("event_type", "Field required (names the event's type)", "schema")]

@@ -51,8 +51,19 @@ class RunDir:
             return True
 
     def read_session(self) -> dict[str, Any]:
-        """Parse session.json. Raises OSError or orjson.JSONDecodeError."""
-        return orjson.loads(self.session_path.read_bytes())
+        """Parse session.json. Raises OSError or orjson.JSONDecodeError; an invalid UTF-8 byte is named
+        and located (orjson says "surrogates not allowed" at char 0, wherever the byte is)."""
+        raw = self.session_path.read_bytes()
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                head = raw[:bad.start].decode("utf-8")
+                raise orjson.JSONDecodeError(f"invalid UTF-8: byte 0x{raw[bad.start]:02x} at byte offset "
+                                             f"{bad.start}", head, len(head)) from exc
+            raise
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 better, ``--max metric=value`` ceilings for those where lower is better (``HIGHER_IS_BETTER``), and
 which of them a run's metrics miss. A bound on the wrong side of its metric (a floor on
 ``error_recurrence``: any model with fewer repeated errors "fails") is refused up front, naming the
-option that fits, as is a name that is not a metric of the role (a typo would otherwise only show as
-an unmet bound, after the whole evaluation)."""
+option that fits, as is a name that is not a metric of the role (a typo, or another role's metric,
+would otherwise only show as an unmet bound, "not measured", after the whole evaluation)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,24 @@ from typing import Any
 
 from tracebridge.eval.metrics import HIGHER_IS_BETTER
 
-# besides the directed metrics: the verifier's majority-class baseline and its uplift over it
-_HIGHER_EXTRA = ("majority_accuracy", "uplift_vs_majority")
+# what each role's evaluation measures (tracebridge.eval.offline; the verifier's majority-class baseline and
+# its uplift too), the preference pairs' metrics of every role, and the closed loop's (``cl_``, closed_loop.py)
+ROLE_METRICS = {
+    "planner": ("plan_validity", "replan_rate"),
+    "worker": ("tool_call_validity", "action_match", "arg_grounding", "error_recurrence"),
+    "verifier": ("accuracy", "stop_precision", "stop_recall", "false_stop_rate", "unnecessary_replan_rate",
+                 "majority_accuracy", "uplift_vs_majority"),
+}
+PAIR_METRICS = ("pref_accuracy", "reward_margin")
+CLOSED_LOOP_METRICS = ("success", "replan_rate", "tool_success", "action_efficiency", "verdict_accuracy",
+                       "invalid_outputs_per_episode")
+
+
+def _known(role: str, key: str) -> tuple[str, ...]:
+    """The metric names ``key`` may end in: the closed loop's for a ``cl_`` key, else the role's offline ones."""
+    if key.startswith(f"{role}/cl_"):
+        return CLOSED_LOOP_METRICS
+    return (*ROLE_METRICS.get(role, ()), *PAIR_METRICS)
 
 
 def metric_name(key: str, role: str) -> str:
@@ -25,7 +41,6 @@ def parse_bounds(items: list[str], role: str, option: str) -> tuple[dict[str, fl
     """``option`` (``--min`` or ``--max``) ``metric=value`` items as ``{metric: bound}``, and the problem
     with each bad one (``--min k: what; fix``)."""
     higher = option == "--min"
-    known = sorted({*HIGHER_IS_BETTER, *_HIGHER_EXTRA})
     out: dict[str, float] = {}
     probs: list[str] = []
     for it in items:
@@ -37,9 +52,10 @@ def parse_bounds(items: list[str], role: str, option: str) -> tuple[dict[str, fl
         name = metric_name(k, role)
         if not sep or math.isnan(bound) or math.isinf(bound):
             probs.append(f"{option} {it}: use metric=number, e.g. {role}/accuracy=0.6")
-        elif not k.startswith(f"{role}/") or name not in known:
-            probs.append(f"{option} {k}: not a {role} metric; use {role}/<metric> (cl_<metric> for the closed loop) "
-                         f"with one of {', '.join(known)}")
+        elif not k.startswith(f"{role}/") or name not in _known(role, k):
+            probs.append(f"{option} {k}: not a {role} metric; use {role}/<metric> with one of "
+                         f"{', '.join(_known(role, role + '/'))}, or {role}/cl_<metric> (the closed loop) with one of "
+                         f"{', '.join(CLOSED_LOOP_METRICS)}")
         elif HIGHER_IS_BETTER.get(name, True) != higher:
             other = "--max" if higher else "--min"
             probs.append(f"{option} {k}: {'lower' if higher else 'higher'} is better for {name}, so a "

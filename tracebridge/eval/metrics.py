@@ -127,9 +127,18 @@ def grounded(value: str, context: str) -> bool:
 
 
 def _call(tc: dict[str, Any]) -> roles.WorkerReply:
+    """A recorded tool call as a reply. Arguments that are no JSON object (a model's broken JSON, which
+    the export keeps as written, or a JSON list) are kept whole under ``_raw``: the call still counts
+    by its tool, and a failed one can still be recognised when repeated word for word."""
     f = tc.get("function", tc)
     args = f.get("arguments", {})
-    return roles.WorkerReply(tool=f.get("name"), args=json.loads(args) if isinstance(args, str) else dict(args or {}))
+    if isinstance(args, str):
+        try:
+            args = json.loads(args) if args.strip() else None  # "" = no arguments (some providers send it)
+        except json.JSONDecodeError:
+            pass
+    return roles.WorkerReply(tool=f.get("name"), args=args if isinstance(args, dict) else
+                             {} if args is None else {"_raw": args})
 
 
 def message_call(msg: dict[str, Any]) -> roles.WorkerReply:

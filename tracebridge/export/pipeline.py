@@ -217,7 +217,10 @@ def _failures(ex: _Exporter, leakage: dict[str, Any], balance: dict[str, Any],
               view_rows: dict[str, dict[str, int]]) -> list[str]:
     t, cfg = ex.t, ex.cfg
     out = t.reconcile()
-    if t.accepted == 0:
+    if t.runs_read == 0:  # not "no run passed": nothing was quarantined, the root holds no run folder
+        out.append(f"no runs found under {ex.root} (a run is a folder holding events.jsonl or session.json: "
+                   "give the folder that holds the run folders, or one run's folder)")
+    elif t.accepted == 0:
         out.append("no run passed curation")
     elif t.exported and not any(n for splits in view_rows.values() for n in splits.values()):
         # runs of a source no view reads (e.g. imported Agent Lightning spans) make a bundle nothing can

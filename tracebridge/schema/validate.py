@@ -87,9 +87,10 @@ def _field_path(loc: tuple[Any, ...], tag: str | None = None) -> str:
     return ".".join(parts) or "<root>"
 
 
-def schema_problems(err: ValidationError, file: str, line: int | None, tag: str | None,
+def schema_problems(err: ValidationError, file: str, line: int | None, tag: Any,
                     drift: Counter[str]) -> list[Problem]:
-    """Turn a pydantic error into located problems, counting drift (unknown fields/types)."""
+    """Turn a pydantic error into located problems, counting drift (unknown fields/types; an
+    ``event_type`` that is missing or not a string is a schema problem, not drift)."""
     out = []
     for e in err.errors():
         path = _field_path(e["loc"], tag)
@@ -97,6 +98,11 @@ def schema_problems(err: ValidationError, file: str, line: int | None, tag: str 
             key = f"{tag}.{path}" if tag else path
             drift[key] += 1
             out.append(Problem(file, line, path, "unknown field (schema drift)", "drift"))
+        elif e["type"] == "union_tag_not_found":  # no event_type key: pydantic's words name no field
+            out.append(Problem(file, line, "event_type", "Field required (names the event's type)", "schema"))
+        elif e["type"] == "union_tag_invalid" and not isinstance(tag, str):  # a wrong type, not a newer writer
+            out.append(Problem(file, line, "event_type", f"must be a string naming the event type, got "
+                               f"{type(tag).__name__} {tag!r}", "schema"))
         elif e["type"] == "union_tag_invalid":
             drift[f"event_type={tag}"] += 1
             out.append(Problem(file, line, "event_type",

@@ -20,6 +20,7 @@ from typing import Any
 
 from tracebridge.importers.openclaw import rows
 from tracebridge.importers.openclaw.content import split_content, tool_args, usage_of
+from tracebridge.importers.openclaw.rows import RowError  # raised here, caught by the importer
 from tracebridge.importers.openclaw.text import (
     classify_llm_error,
     classify_tool_error,
@@ -63,15 +64,6 @@ MIRROR_MODEL = "delivery-mirror"
 INJECTED_MODEL = "gateway-injected"
 STOP_ACTIONS = {"toolUse": "tool_call", "stop": "respond", "error": "error", "aborted": "aborted",
                 "length": "truncated", "injected": "injected"}
-
-
-class RowError(ValueError):
-    """A row that cannot be mapped: ``field`` names what is wrong."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 class SessionMapper:

@@ -69,9 +69,16 @@ BASH_FIELDS = ("command", "output", "exitCode", "cancelled", "truncated", "fullO
 _MISSING = object()
 
 
-def _error(field: str, reason: str) -> Exception:
-    from tracebridge.importers.openclaw.mapping import RowError
+class RowError(ValueError):
+    """A row that cannot be mapped: ``field`` names what is wrong."""
 
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def _error(field: str, reason: str) -> Exception:
     return RowError(field, reason)
 
 

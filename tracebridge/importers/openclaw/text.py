@@ -55,7 +55,7 @@ def to_timestamp(value: Any) -> str | None:
         if len(value) == 24 and value[23] == "Z" and ISO_TIMESTAMP.match(value):
             return value
         try:
-            t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            t = dt.datetime.fromisoformat(value)  # reads a trailing Z (Python 3.11+)
             if t.tzinfo is None:
                 t = t.replace(tzinfo=dt.UTC)
             return format_ts(t)

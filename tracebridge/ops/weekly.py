@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from tracebridge.capture.reader import iter_runs
 from tracebridge.ops.artifacts import cycle_stamp, new_bundle_dir, write_manifest
 from tracebridge.ops.config import WeeklyConfig
 from tracebridge.ops.retention_sources import RUN_LOCK
-from tracebridge.ops.shadow_steps import feedback_overrides
+from tracebridge.ops.shadow_steps import feedback_overrides, run_in_group
 from tracebridge.schema.canonical import format_ts, utc_now
 
 
@@ -142,7 +141,8 @@ def _run(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stage: Path, 
         if status != "ok":
             man["steps"][s.name] = {"status": "skipped", "reason": "needs the previous step"}
             continue
-        res = subprocess.run(s.argv, capture_output=True, text=True, check=False)
+        res = run_in_group(s.argv)  # its own process group: stopped with the run when it is interrupted
+        assert res is not None  # no cancel event: it returns only once the command ended
         ok = res.returncode == 0
         man["steps"][s.name] = {"status": "ok" if ok else "failed", "exit_code": res.returncode,
                                 "output_tail": (res.stdout + res.stderr)[-2000:]}

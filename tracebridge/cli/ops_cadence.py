@@ -98,17 +98,23 @@ def monthly_review(
     out: Annotated[Path | None, typer.Option(help="Folder for monthly-<YYYY-MM>.json and .md.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Reaction distribution drift, unmapped emojis and proposed mapping changes for a month."""
+    """Reaction distribution drift, unmapped emojis and proposed mapping changes for a month; exit 2
+    when monthly.ledger does not exist."""
     import orjson
 
     from tracebridge.capture.writer import write_atomic
     from tracebridge.ops.agreement import MONTHLY_KEYS
+    from tracebridge.ops.artifacts import check_input_files
     from tracebridge.ops.monthly import monthly_review as do_review
     from tracebridge.ops.monthly import to_markdown
 
     cfg = _agreeing_config(config, overrides, MONTHLY_KEYS).monthly
     if out is not None and out.exists() and not out.is_dir():
         fail(f"--out {out}: not a folder")
+    try:  # the ledger is the review's input: a missing one would review an empty month (the mapping
+        check_input_files([("monthly.ledger", cfg.ledger)])  # may be absent: the built-in defaults)
+    except ValueError as exc:
+        fail(f"{config}: {exc}")
     try:
         rep = do_review(cfg.ledger, cfg.mapping, month or _last_month(), cfg.min_count, cfg.drift_alpha)
     except ValueError as exc:

@@ -27,7 +27,7 @@ from typing import Any
 from filelock import FileLock
 
 from tracebridge.capture.reader import iter_runs
-from tracebridge.ops.artifacts import cycle_stamp, new_bundle_dir, write_manifest
+from tracebridge.ops.artifacts import check_input_files, cycle_stamp, new_bundle_dir, write_manifest
 from tracebridge.ops.config import WeeklyConfig
 from tracebridge.ops.retention_sources import RUN_LOCK
 from tracebridge.ops.shadow_steps import feedback_overrides, run_in_group
@@ -94,10 +94,8 @@ def check_paths(cfg: WeeklyConfig, artifacts_dir: Path) -> None:
     if not Path(cfg.traces).is_dir():
         raise ValueError(f"weekly.traces={cfg.traces}: no such trace root (a folder of runs)")
     # the window reads these after the export and the push (a missing one was found only then)
-    for key, f in (("weekly.sweep_config", cfg.sweep_config), ("weekly.cluster", cfg.cluster),
-                   ("weekly.export_config", cfg.export_config)):
-        if f is not None and not Path(f).is_file():
-            raise ValueError(f"{key}={f}: no such file (paths are relative to the folder the job runs in)")
+    check_input_files([("weekly.sweep_config", cfg.sweep_config), ("weekly.cluster", cfg.cluster),
+                       ("weekly.export_config", cfg.export_config)])
     for key, p in (("weekly.bundles_dir", Path(cfg.bundles_dir)), ("weekly.artifacts_dir", artifacts_dir)):
         if p.exists() and not p.is_dir():
             raise ValueError(f"{key}={p}: not a folder")

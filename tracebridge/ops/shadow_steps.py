@@ -200,12 +200,14 @@ def _bot_overrides(bot_id: str, legacy_bot_id: str) -> list[str]:
 
 
 def _harvests(ctx: Ctx, paths: list[str]) -> dict[str, Any] | None:
-    """Harvest `sources` and `feedback_updates` (as ``feedback_bot_id``), then each of ``feedback_bots``
-    from its own dumps under its own id; the counts summed, and per bot. None = nothing to harvest."""
+    """Harvest `sources` and `feedback_updates` (as ``feedback_bot_id``; `sources`' reactions by OpenClaw
+    account per ``feedback_openclaw_accounts``), then each of ``feedback_bots`` from its own dumps under its
+    own id; the counts summed, and per bot. None = nothing to harvest."""
     sh, legacy = ctx.shadow, ctx.shadow.feedback_legacy_bot_id
     srcs = [a for s in sh.sources for a in ("--openclaw", os.path.expanduser(s))] + \
         [a for u in sh.feedback_updates for a in ("--updates", os.path.expanduser(u))]
-    runs = [(sh.feedback_bot_id, srcs)] if srcs else []
+    accounts = [f"openclaw_accounts.{a}={b}" for a, b in sh.feedback_openclaw_accounts.items()] if sh.sources else []
+    runs = [(sh.feedback_bot_id, srcs + accounts)] if srcs else []
     runs += [(b.bot_id, [a for u in b.updates for a in ("--updates", os.path.expanduser(u))]) for b in sh.feedback_bots]
     out: dict[str, Any] | None = None
     for i, (bot, args) in enumerate(runs):

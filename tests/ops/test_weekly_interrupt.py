@@ -5,14 +5,11 @@ the window went on as an orphan, holding a paid GPU cluster with nobody to tear 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 from tests.conftest import record_sample_run
-from tests.ops.test_cycle_interrupt import STUB, _alive, _wait_for
+from tests.ops.test_cycle_interrupt import STUB, interrupt_and_reap
 
 ROOT = Path(__file__).resolve().parents[2]
 # export and push end at once; window (the stand-in of `tracebridge window`) runs STUB: it never ends
@@ -28,21 +25,9 @@ def test_sigterm_stops_the_running_window_and_its_children(tmp_path: Path) -> No
            "--bin", f"{sys.executable} {fake}", "agree_with=[]", f"weekly.traces={tmp_path}/traces",
            f"weekly.bundles_dir={tmp_path}/bundles", f"weekly.artifacts_dir={tmp_path}/artifacts",
            "weekly.feedback_ledger=null", "--json"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "STUB_PIDS": str(pids)})
-    try:
-        _wait_for(pids, proc)
-        window, grandchild = json.loads(pids.read_text())
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    leftover = [p for p in (window, grandchild) if _alive(p)]
-    for p in leftover:
-        os.kill(p, signal.SIGKILL)
+    proc, leftover = interrupt_and_reap(cmd, pids)
     assert not leftover, f"the window of the interrupted weekly run outlived it (exit {proc.returncode})"
-    assert proc.returncode == 130, (out, err)
-    doc = json.loads(out)
+    assert proc.returncode == 130, (proc.stdout, proc.stderr)
+    doc = json.loads(proc.stdout)
     assert doc["exit_code"] == 130 and doc["error"].startswith("weekly run interrupted (SIGTERM)"), doc
     assert not (tmp_path / "artifacts").exists() or not list((tmp_path / "artifacts").rglob("manifest.json"))

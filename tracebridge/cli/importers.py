@@ -108,6 +108,8 @@ def import_openclaw_cmd(
     check_out_dir(out)
     rep = _run(lambda: import_openclaw(paths or None, out, cfg, workers=workers), out)
     migrated = [("files OpenClaw migrated in place (continued)", str(rep.files_migrated))] if rep.files_migrated else []
+    if rep.files_repaired:
+        migrated.append(("files OpenClaw repaired in place, header moved first (continued)", str(rep.files_repaired)))
     _finish(rep.to_dict(), rep.reconciles, out, cfg, validate, json_out, f"tracebridge import openclaw → {out}",
             migrated)
 

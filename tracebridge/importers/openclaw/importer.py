@@ -30,6 +30,7 @@ from tracebridge.importers.jsonl import json_error
 from tracebridge.importers.openclaw.discover import Transcript, discover
 from tracebridge.importers.openclaw.mapping import RowError, SessionMapper
 from tracebridge.importers.openclaw.migration import MigratedPrefix
+from tracebridge.importers.openclaw.repair import RepairedPrefix
 from tracebridge.importers.openclaw.report import ImportReport
 from tracebridge.importers.openclaw.runs import RunConflict, RunWriter
 from tracebridge.importers.openclaw.session import run_id_for, session_id_from_name, session_record
@@ -100,6 +101,7 @@ class _FileImport:
         self._blank = 0
         self._encrypted = False  # an OPENCLAW_ENCRYPTED_V1 line was read: what follows is ciphertext
         self._changed = ""  # why the imported prefix no longer matches (then it may have been migrated)
+        self._rewritten = False  # the imported prefix was found rewritten in place by OpenClaw
 
     def run(self) -> None:
         st = self.state.runs.get(self.run_id)
@@ -137,9 +139,9 @@ class _FileImport:
 
     def _map(self, writer: RunWriter, st: RunState | None) -> tuple[SessionMapper, tuple[int, int, str] | None]:
         """The session's mapper and ``_stream``'s result. A file whose imported prefix changed is
-        replayed once more as a migration OpenClaw made in place (and perhaps archived since: any
-        path), except a shorter copy elsewhere (a ``.bak``: a migration only adds to each line),
-        which is reported at once."""
+        replayed once more as a migration OpenClaw made in place, and once more as its repair of a
+        transcript without a header first (either perhaps archived since: any path), except a shorter
+        copy elsewhere (a ``.bak``), which is reported at once."""
         mapper = SessionMapper(self.run_id)
         done = None if self._changed else self._stream(mapper, writer, st)
         if done is not None or not self._changed or st is None:
@@ -147,9 +149,22 @@ class _FileImport:
         if st.file != self.file and self.size < st.offset:
             self.rep.skip(self.where, self._changed)
             return mapper, None
-        mapper = SessionMapper(self.run_id)
-        migrated = MigratedPrefix(mapper, writer.events_path, st.events_bytes, self.q.rejected_rows(st.file, st.lines))
-        return mapper, self._stream(mapper, writer, st, migrated)
+        quarantined = self.q.quarantined_lines(st.file, st.lines)
+        why = []
+        for rewrite in (MigratedPrefix, RepairedPrefix):
+            mapper = SessionMapper(self.run_id)
+            if rewrite is MigratedPrefix:
+                replay: Any = MigratedPrefix(mapper, writer.events_path, st.events_bytes,
+                                             self.q.rejected_rows(st.file, st.lines))
+            else:
+                replay = RepairedPrefix(mapper, writer.events_path, st.events_bytes, quarantined)
+            done = self._stream(mapper, writer, st, replay)
+            if done is not None or replay.complete:
+                return mapper, done
+            why.append(replay.why or "it holds fewer rows than were imported")
+        self.rep.skip(self.where, f"{self._changed}; no in-place migration by OpenClaw either: {why[0]}; "
+                                  f"nor its repair of a transcript without a header first: {why[1]}")
+        return mapper, None
 
     def _same_prefix(self, st: RunState) -> bool:
         """Whether a file of the imported size still holds the imported bytes: assumed for files
@@ -164,7 +179,9 @@ class _FileImport:
         return digest.hexdigest() == st.prefix_digest
 
     def _account(self, mapper: SessionMapper, writer: RunWriter, st: RunState | None, new: RunState) -> None:
-        unchanged = writer.written == 0 and writer.existing and (st is None or new.offset == st.offset)
+        # a file OpenClaw rewrote in place without adding rows is unchanged too (its new bytes are saved)
+        unchanged = writer.written == 0 and writer.existing and (st is None or new.offset == st.offset
+                                                                 or self._rewritten)
         rep = self.rep
         if unchanged:
             rep.files_unchanged += 1
@@ -181,15 +198,15 @@ class _FileImport:
         else:
             rep.drift.update(mapper.drift - self._base[0])
             rep.counts.update(mapper.all_counts() - self._base[1])
-        if not (unchanged and st is not None):  # a copy seen again keeps its first owner
+        if not (unchanged and st is not None) or self._rewritten:  # a copy seen again keeps its first owner
             self.state.runs[self.run_id] = new
 
     def _stream(self, mapper: SessionMapper, writer: RunWriter, st: RunState | None,
-                migrated: MigratedPrefix | None = None) -> tuple[int, int, str] | None:
+                migrated: MigratedPrefix | RepairedPrefix | None = None) -> tuple[int, int, str] | None:
         """Map every line; returns (bytes consumed, lines consumed, digest) or None on conflict.
 
         Two loops over the same file: the imported prefix (replayed, nothing written; with
-        ``migrated``, as OpenClaw rewrote it), then the new lines, whose loop is the import's hot
+        ``migrated``, as OpenClaw migrated or repaired it), then the new lines, whose loop is the import's hot
         path and so checks nothing about the prefix.
         """
         digest = xxhash.xxh3_128()
@@ -261,9 +278,9 @@ class _FileImport:
         return (f"content changed since it was imported into run {self.run_id} "
                 f"(first {st.offset} bytes differ; imported from {st.file})")
 
-    def _replay_migrated(self, migrated: MigratedPrefix, update: Any) -> tuple[int, int]:
-        """Replay the imported rows as OpenClaw's migration rewrote them; returns (bytes, lines) of
-        that prefix, or (0, 0) after reporting the file as changed (it is no such migration)."""
+    def _replay_migrated(self, migrated: MigratedPrefix | RepairedPrefix, update: Any) -> tuple[int, int]:
+        """Replay the imported rows as OpenClaw rewrote them in place; returns (bytes, lines) of that
+        prefix, or (0, 0) when it is no such rewrite (``migrated.why`` says why)."""
         self.fh.seek(self.bom)
         end = self.bom
         for lineno, raw in enumerate(self.fh, 1):
@@ -274,10 +291,9 @@ class _FileImport:
             if migrated.complete:
                 migrated.finish()
                 self._base = (Counter(migrated.mapper.drift), migrated.mapper.all_counts())
-                self.rep.files_migrated += 1
+                setattr(self.rep, migrated.counter, getattr(self.rep, migrated.counter) + 1)
+                self._rewritten = True
                 return end, lineno
-        why = migrated.why or "it holds fewer rows than were imported"
-        self.rep.skip(self.where, f"{self._changed}; no in-place migration by OpenClaw either: {why}")
         return 0, 0
 
     def _bad_line(self, lineno: int, raw: bytes, error: str | None) -> None:

@@ -81,6 +81,8 @@ class MigratedPrefix:
             JSON, in order (``Quarantine.rejected_rows``): the migration keeps them, with an id added.
     """
 
+    counter = "files_migrated"  # the report's count of files recognised this way
+
     def __init__(self, mapper: SessionMapper, events_path: str, events_bytes: int,
                  rejected: list[Any] | None = None) -> None:
         self.mapper = mapper

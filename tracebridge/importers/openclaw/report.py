@@ -15,6 +15,7 @@ class ImportReport:
     files_new: int = 0
     files_appended: int = 0
     files_migrated: int = 0  # of those appended or unchanged: rewritten in place by OpenClaw's v1/v2 -> v3 migration
+    files_repaired: int = 0  # of those appended or unchanged: rewritten in place by OpenClaw, its header moved first
     files_unchanged: int = 0
     files_skipped: int = 0
     runs_written: int = 0

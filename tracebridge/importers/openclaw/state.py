@@ -119,20 +119,28 @@ class Quarantine:
         self.size += len(data) + 1
         return True
 
-    def rejected_rows(self, file: str, lines: int) -> list[Any]:
-        """The rows of ``file``'s first ``lines`` lines that earlier imports quarantined though they
-        were JSON (a row that could not be mapped), parsed, in line order (the last copy of a line)."""
-        found: dict[int, Any] = {}
+    def quarantined_lines(self, file: str, lines: int) -> dict[int, str]:
+        """The raw text of each of ``file``'s first ``lines`` lines that earlier imports quarantined,
+        by line number (the last copy of a line)."""
+        found: dict[int, str] = {}
         if self.path.is_file():
             for ln in iter_lines(self.path):
                 obj = ln.obj if isinstance(ln.obj, dict) else {}
                 line, raw = obj.get("line"), obj.get("raw")
                 if obj.get("file") == file and type(line) is int and line <= lines and isinstance(raw, str):
-                    try:
-                        found[line] = orjson.loads(raw)
-                    except orjson.JSONDecodeError:
-                        found.pop(line, None)  # not JSON: OpenClaw's migration drops such lines
-        return [found[k] for k in sorted(found)]
+                    found[line] = raw
+        return found
+
+    def rejected_rows(self, file: str, lines: int) -> list[Any]:
+        """The rows of ``file``'s first ``lines`` lines that earlier imports quarantined though they
+        were JSON (a row that could not be mapped), parsed, in line order (the last copy of a line)."""
+        out = []
+        for _, raw in sorted(self.quarantined_lines(file, lines).items()):
+            try:
+                out.append(orjson.loads(raw))
+            except orjson.JSONDecodeError:
+                continue  # not JSON: OpenClaw's migration drops such lines
+        return out
 
     def close(self) -> None:
         """Close the quarantine writer if one was opened; safe to call twice."""

@@ -51,7 +51,8 @@ OPENCLAW_ASSISTANT_KEYS = (ASSISTANT_KEYS | frozenset(rows.OPENCLAW_MESSAGE_FIEL
                            | frozenset(rows.CALL_FACTS))  # what rows.openclaw_message keeps
 # What current OpenClaw adds to a model's message (src/llm/types.ts and the gateway): kept by
 # ``rows.call_facts`` off the common path (a message without them checks nothing more).
-MODEL_TURN_KEYS = ASSISTANT_KEYS | frozenset(rows.CALL_FACTS) | frozenset(rows.MESSAGE_FACTS)
+MODEL_TURN_KEYS = (ASSISTANT_KEYS | frozenset(rows.CALL_FACTS) | frozenset(rows.MESSAGE_FACTS)
+                   | frozenset(rows.ERROR_FACTS) | frozenset(rows.DROPPED_CALL_FIELDS))
 USER_TURN_KEYS = USER_KEYS | frozenset(rows.MESSAGE_FACTS)
 TOOL_RESULT_TURN_KEYS = TOOL_RESULT_KEYS | frozenset(rows.MESSAGE_FACTS)
 # OpenClaw copies a reply it delivered through a tool or channel into the transcript as an
@@ -350,7 +351,8 @@ class SessionMapper:
         elif action == "error" or action == "aborted":
             message = msg.get("errorMessage")
             message = message if type(message) is str else action
-            kind = classify_llm_error(message) if action == "error" else "aborted"
+            kind = classify_llm_error(message, facts.get("error") if facts else None) if action == "error" \
+                else "aborted"
             self.last_error = kind
             self.event(out, rid, "episode_error", "worker", {"kind": kind, "message": message, "recoverable": True},
                        act, ts)

@@ -62,9 +62,20 @@ CONTEXT_FREE_USER_KEYS = frozenset({"role", "content", "timestamp", "provenance"
 # instead of ``content``, with attachments). ``content`` stays what the model saw or wrote, so
 # training uses it; these are kept beside it: name in the message → key in the trace.
 MESSAGE_FACTS = {"__openclaw": "openclaw", "openclawDelivery": "delivery", "openclawDisplayContent": "display_content"}
-# A model's message may also carry the provider's ``responseId`` and ``diagnostics`` (redacted
-# provider/runtime notes on failures and recoveries; src/llm/types.ts).
-CALL_FACTS = {"responseId": "response_id", "diagnostics": "diagnostics", **MESSAGE_FACTS}
+# A model's message may also carry the provider's ``responseId``, ``diagnostics`` (redacted
+# provider/runtime notes on failures and recoveries; src/llm/types.ts) and the ``turnId`` of the
+# run turn it belongs to (packages/llm-core ``AssistantMessage``).
+CALL_FACTS = {"responseId": "response_id", "turnId": "turn_id", "diagnostics": "diagnostics", **MESSAGE_FACTS}
+# What current OpenClaw records of a failed call beside ``errorMessage`` (packages/llm-core
+# ``AssistantMessage``): the provider's HTTP status, error code and type, its Retry-After and the
+# response body. Kept as ``llm.params.error`` (the body cut to ``ERROR_BODY_CHARS``) and read by
+# ``text.classify_llm_error``: a 429 whose message does not say so is still a rate limit.
+ERROR_FACTS = {"errorStatus": "status", "errorCode": "code", "errorType": "type",
+               "errorRetryAfterMs": "retry_after_ms", "errorBody": "body"}
+ERROR_BODY_CHARS = 2000
+# Fields of a model's message dropped on purpose: ``providerReplay`` is the provider's opaque
+# state for replaying the turn (a server-side compaction checkpoint), like ``thinkingSignature``.
+DROPPED_CALL_FIELDS = ("providerReplay",)
 BASH_FIELDS = ("command", "output", "exitCode", "cancelled", "truncated", "fullOutputPath", "excludeFromContext")
 _MISSING = object()
 
@@ -99,8 +110,14 @@ def message_facts(msg: dict[str, Any], facts: dict[str, str] = MESSAGE_FACTS) ->
 
 
 def call_facts(msg: dict[str, Any]) -> dict[str, Any]:
-    """A model message's facts for its ``llm.params``."""
-    return message_facts(msg, CALL_FACTS)
+    """A model message's facts for its ``llm.params`` (a failed call's under ``error``)."""
+    out = message_facts(msg, CALL_FACTS)
+    error = {key: msg[name] for name, key in ERROR_FACTS.items() if name in msg}
+    if error:
+        if type(error.get("body")) is str:
+            error["body"] = error["body"][:ERROR_BODY_CHARS]
+        out["error"] = error
+    return out
 
 
 def legacy_message(m: SessionMapper, row: dict[str, Any]) -> dict[str, Any]:

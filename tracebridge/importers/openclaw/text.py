@@ -82,10 +82,18 @@ def classify_tool_error(text: str, details: Any = None) -> ErrorKind:
     return ErrorKind.RUNTIME_ERROR
 
 
-def classify_llm_error(message: str) -> str:
-    """Episode-error kind of a failed model call (``errorMessage`` of an assistant row)."""
+def classify_llm_error(message: str, error: Any = None) -> str:
+    """Episode-error kind of a failed model call: its ``errorMessage``, and the HTTP status, error
+    code and type current OpenClaw records beside it (``error``: ``rows.ERROR_FACTS`` by trace name)."""
+    if type(error) is dict:
+        status = error.get("status")
+        if status == 429:
+            return "rate_limit"
+        if status == 408 or status == 504:
+            return ErrorKind.TIMEOUT.value
+        message = " ".join([message, *(v for k in ("code", "type") if type(v := error.get(k)) is str)])
     m = message.lower()
-    if "429" in m or "rate limit" in m or "quota" in m:
+    if "429" in m or "rate limit" in m or "rate_limit" in m or "quota" in m:
         return "rate_limit"
     if "timed out" in m or "timeout" in m:
         return ErrorKind.TIMEOUT.value

@@ -70,7 +70,8 @@ class RepairedPrefix:
     @property
     def complete(self) -> bool:
         """Every imported row and every kept quarantined one was matched (the rest of the file is new)."""
-        return self.done == len(self.rows) > 0 and self.kept_seen == len(self.kept) and self.line > min(self.headers)
+        return (bool(self.headers) and self.done == len(self.rows) > 0 and self.kept_seen == len(self.kept)
+                and self.line > min(self.headers))
 
     def feed(self, raw: bytes, lineno: int) -> bool:
         """Match one line of the repaired file; False (and ``why``) when it does not match."""

@@ -11,6 +11,12 @@ bundle goes to ``<bundles_dir>/weekly-<stamp>/``. Both are regenerable: retentio
 newest ``shadow.retention.keep_weekly`` runs, and never a run's that holds ``.weekly-<stamp>/.running.lock``
 (held while it runs); the manifests in ``artifacts_dir`` stay.
 
+Two weekly runs never overlap: a run holds ``<bundles_dir>/.weekly.lock`` (``WEEKLY_LOCK``) from
+staging to its manifest. A second one (cron firing while the last still holds its GPU window)
+raises ``WeeklyLocked`` naming the lock file and the holder's pid (exit 3 in the CLI) and starts
+nothing; a run that finds the note of a holder that died holding the lock takes it over, says so
+in a warning and in its manifest's ``lock`` block (``tracebridge.ops.locks``).
+
 The export joins the Telegram reaction labels (``feedback.*`` overrides built by the shadow
 cycle's ``feedback_overrides``, chunk policy included) when ``weekly.feedback_ledger`` exists;
 the manifest's ``feedback`` block says whether it did, and why not.
@@ -29,9 +35,16 @@ from filelock import FileLock
 from tracebridge.capture.reader import iter_runs
 from tracebridge.ops.artifacts import check_input_files, cycle_stamp, new_bundle_dir, write_manifest
 from tracebridge.ops.config import WeeklyConfig
+from tracebridge.ops.locks import run_lock
 from tracebridge.ops.retention_sources import RUN_LOCK
 from tracebridge.ops.shadow_steps import feedback_overrides, run_in_group
 from tracebridge.schema.canonical import format_ts, utc_now
+
+WEEKLY_LOCK = ".weekly.lock"  # in weekly.bundles_dir: held by a weekly run from staging to its manifest
+
+
+class WeeklyLocked(RuntimeError):
+    """Another weekly run holds the lock."""
 
 
 @dataclass
@@ -108,6 +121,7 @@ def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.
     Raises:
         ValueError: a path of the config is wrong (``check_paths``; checked before anything runs, and
             by a dry run).
+        WeeklyLocked: another weekly run is running (nothing was started nor written).
     """
     now = now or dt.datetime.now(dt.UTC)
     stamp = cycle_stamp(now)
@@ -122,9 +136,14 @@ def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.
     check_paths(cfg, artifacts_dir)  # a dry run too: it is the preflight of the Sunday run
     if dry_run:
         return man
-    stage.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(stage.parent / RUN_LOCK)):  # retention leaves a running week's folders alone
-        return _run(cfg, artifacts_dir, now, stage, steps, man)
+    Path(cfg.bundles_dir).mkdir(parents=True, exist_ok=True)
+    with run_lock(Path(cfg.bundles_dir) / WEEKLY_LOCK, "another weekly run is running", cfg.lock_timeout_s,
+                  WeeklyLocked) as stale:
+        if stale is not None:
+            man["lock"] = {"took_over_from": stale}
+        stage.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(stage.parent / RUN_LOCK)):  # retention leaves a running week's folders alone
+            return _run(cfg, artifacts_dir, now, stage, steps, man)
 
 
 def _run(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stage: Path, steps: list[Step],
@@ -140,7 +159,6 @@ def _run(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stage: Path, 
             man["steps"][s.name] = {"status": "skipped", "reason": "needs the previous step"}
             continue
         res = run_in_group(s.argv)  # its own process group: stopped with the run when it is interrupted
-        assert res is not None  # no cancel event: it returns only once the command ended
         ok = res.returncode == 0
         man["steps"][s.name] = {"status": "ok" if ok else "failed", "exit_code": res.returncode,
                                 "output_tail": (res.stdout + res.stderr)[-2000:]}

@@ -17,11 +17,11 @@ import pytest
 
 from tests.conftest import record_sample_run
 from tests.ops.test_cycle_interrupt import STUB, _alive, _wait_for
-from tracebridge.ops.config import OpsConfig
+from tracebridge.ops.config import OpsConfig, WeeklyConfig
 from tracebridge.ops.cycle import LOCK, CycleLocked, run_cycle
 from tracebridge.ops.locks import holder_path
 from tracebridge.ops.shadow_steps import CommandCancelled, run_in_group
-from tracebridge.ops.weekly import WEEKLY_LOCK
+from tracebridge.ops.weekly import WEEKLY_LOCK, run_weekly
 
 ROOT = Path(__file__).resolve().parents[2]
 # export and push end at once (and are logged); window runs STUB: it never ends
@@ -115,3 +115,31 @@ def test_a_cancelled_command_raises_instead_of_returning_nothing() -> None:
         run_in_group([sys.executable, "-c", "import time; time.sleep(600)"], cancel=cancel, grace_s=1)
     done = run_in_group([sys.executable, "-c", "print('ok')"])  # no cancel: always the finished command
     assert done.returncode == 0 and done.stdout == "ok\n"
+
+
+WEEKLY = ["ops", "weekly", "--config", "configs/ops/weekly.yaml", "agree_with=[]", "weekly.traces={t}/traces",
+          "weekly.bundles_dir={t}/b", "weekly.artifacts_dir={t}/art"]
+CYCLE = ["shadow-cycle", "--config", "configs/ops/shadow.yaml", "shadow.work_dir={t}/w", "artifacts_dir={t}/art"]
+
+
+@pytest.mark.parametrize("command", [WEEKLY, CYCLE], ids=["weekly", "shadow-cycle"])
+def test_a_bin_that_cannot_be_found_is_a_usage_error_before_any_work(tmp_path: Path, command: list[str]) -> None:
+    # before: weekly died with a FileNotFoundError traceback after staging (no manifest), and the shadow
+    # cycle wrote a failed cycle (every step: "No such file or directory"), which the review counts
+    record_sample_run(tmp_path / "traces")
+    res = _run([sys.executable, "-m", "tracebridge.cli", *(a.format(t=tmp_path) for a in command),
+                "--bin", f"{tmp_path}/no-such-tb --x", "--json"])
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert json.loads(res.stdout)["error"].startswith(f"--bin '{tmp_path}/no-such-tb --x': {tmp_path}/no-such-tb is "
+                                                      "no executable program"), res.stdout
+    assert not (tmp_path / "art").exists() and not (tmp_path / "b").exists() and not (tmp_path / "w").exists()
+
+
+def test_a_weekly_step_that_cannot_start_is_a_failed_step_in_the_manifest(tmp_path: Path) -> None:
+    record_sample_run(tmp_path / "traces")
+    cfg = WeeklyConfig(traces=str(tmp_path / "traces"), bundles_dir=str(tmp_path / "b"), feedback_ledger=None)
+    man = run_weekly(cfg, tmp_path / "art", [str(tmp_path / "gone-after-the-check")])
+    assert man["status"] == "failed" and man["steps"]["export"]["status"] == "failed"
+    assert man["steps"]["export"]["reason"].startswith(f"cannot start {tmp_path}/gone-after-the-check: ")
+    assert man["steps"]["push"] == {"status": "skipped", "reason": "needs the previous step"}
+    assert orjson.loads(Path(man["manifest"]).read_bytes())["status"] == "failed"

@@ -49,6 +49,20 @@ def config_name(path: Path | None, overrides: list[str] | None) -> str:
     return f"{path}{' with the overrides given' if overrides else ''}"
 
 
+def step_command(bin_: str | None) -> list[str]:
+    """The ``tracebridge`` command the steps of ``shadow-cycle`` and ``ops weekly`` run (``--bin``, split on
+    spaces; default: this Python's ``-m tracebridge.cli``), or exit 2 before any work when its program
+    cannot be found: before, every step failed on it (a failed shadow cycle, a weekly traceback)."""
+    import shutil
+    import sys
+
+    argv = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
+    if not argv or shutil.which(argv[0]) is None:
+        fail(f"--bin {bin_!r}: {argv[0] if argv else 'empty'} is no executable program (give the tracebridge "
+             "command the steps run, e.g. --bin 'python -m tracebridge.cli')")
+    return argv
+
+
 def _agreeing_config(path: Path | None, overrides: list[str] | None, keys: tuple[str, ...]) -> Any:
     """``_ops_config``, or exit 2 before any work when a config of its ``agree_with`` names another place
     for one of ``keys`` (what the command reads; ``tracebridge.ops.agreement``)."""
@@ -306,7 +320,6 @@ def shadow_cycle(
 ) -> None:
     """One daily shadow cycle → artifacts/phase1-shadow/<UTC timestamp>/; exit 1 if a step failed,
     3 if another cycle is running, 130 when interrupted (Ctrl-C, SIGTERM: its child steps are stopped)."""
-    import sys
 
     from tracebridge.ops.cycle import CycleLocked, run_cycle
     from tracebridge.ops.shadow_steps import STEPS
@@ -314,7 +327,7 @@ def shadow_cycle(
     if not config.exists():
         fail(f"{config}: no such config")
     cfg = _ops_config(config, overrides)
-    cli = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
+    cli = step_command(bin_)
     try:
         with sigterm_as_interrupt():
             man = run_cycle(cfg, STEPS, cli, config_name=config_name(config, overrides))

@@ -23,6 +23,7 @@ from tracebridge.cli.ops import (
     Overrides,
     _agreeing_config,
     ops_app,
+    step_command,
 )
 
 
@@ -146,7 +147,7 @@ def weekly(
     from tracebridge.ops.weekly import WeeklyLocked, run_weekly
 
     cfg = _agreeing_config(config, overrides, WEEKLY_KEYS).weekly
-    exe = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
+    exe = step_command(bin_)
     try:
         with sigterm_as_interrupt():
             man = run_weekly(cfg, Path(cfg.artifacts_dir), exe, dry_run=dry_run)

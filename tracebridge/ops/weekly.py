@@ -146,6 +146,17 @@ def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.
             return _run(cfg, artifacts_dir, now, stage, steps, man)
 
 
+def _run_step(s: Step) -> dict[str, Any]:
+    """Run one command of the plan; its manifest entry (a command that cannot start is a failed step,
+    not a traceback that leaves the week without a manifest)."""
+    try:
+        res = run_in_group(s.argv)  # its own process group: stopped with the run when it is interrupted
+    except OSError as exc:
+        return {"status": "failed", "exit_code": None, "reason": f"cannot start {s.argv[0]}: {exc}"}
+    return {"status": "ok" if res.returncode == 0 else "failed", "exit_code": res.returncode,
+            "output_tail": (res.stdout + res.stderr)[-2000:]}
+
+
 def _run(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stage: Path, steps: list[Step],
          man: dict[str, Any]) -> dict[str, Any]:
     """Stage the week's runs, run the plan and write the manifest (``run_weekly`` holds the lock)."""
@@ -158,11 +169,8 @@ def _run(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stage: Path, 
         if status != "ok":
             man["steps"][s.name] = {"status": "skipped", "reason": "needs the previous step"}
             continue
-        res = run_in_group(s.argv)  # its own process group: stopped with the run when it is interrupted
-        ok = res.returncode == 0
-        man["steps"][s.name] = {"status": "ok" if ok else "failed", "exit_code": res.returncode,
-                                "output_tail": (res.stdout + res.stderr)[-2000:]}
-        status = "ok" if ok else "failed"
+        man["steps"][s.name] = _run_step(s)
+        status = man["steps"][s.name]["status"]
     man.update(status=status, finished_at=utc_now())
     bundle = new_bundle_dir(artifacts_dir, now)
     write_manifest(bundle, man)

@@ -4,6 +4,7 @@ shadow cycle name the lock file and the holder's pid, and a lock whose holder di
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -17,9 +18,11 @@ import pytest
 
 from tests.conftest import record_sample_run
 from tests.ops.test_cycle_interrupt import STUB, _alive, _wait_for
+from tracebridge.ops.artifacts import cycle_stamp
 from tracebridge.ops.config import OpsConfig, WeeklyConfig
 from tracebridge.ops.cycle import LOCK, CycleLocked, run_cycle
 from tracebridge.ops.locks import holder_path
+from tracebridge.ops.retention_sources import weekly_runs
 from tracebridge.ops.shadow_steps import CommandCancelled, run_in_group
 from tracebridge.ops.weekly import WEEKLY_LOCK, run_weekly
 
@@ -143,3 +146,20 @@ def test_a_weekly_step_that_cannot_start_is_a_failed_step_in_the_manifest(tmp_pa
     assert man["steps"]["export"]["reason"].startswith(f"cannot start {tmp_path}/gone-after-the-check: ")
     assert man["steps"]["push"] == {"status": "skipped", "reason": "needs the previous step"}
     assert orjson.loads(Path(man["manifest"]).read_bytes())["status"] == "failed"
+
+
+def test_two_weekly_runs_of_the_same_second_get_folders_of_their_own(tmp_path: Path) -> None:
+    # before: the second (a rerun right after a quick failure, or a clock set back) staged into the first
+    # one's .weekly-<stamp>/traces and died on FileExistsError, with no manifest
+    run_id = record_sample_run(tmp_path / "traces")
+    cfg = WeeklyConfig(traces=str(tmp_path / "traces"), bundles_dir=str(tmp_path / "b"), feedback_ledger=None)
+    now = dt.datetime.now(dt.UTC)
+    first, second = (run_weekly(cfg, tmp_path / "art", ["true"], now=now) for _ in range(2))
+    stamp = cycle_stamp(now)
+    assert first["status"] == second["status"] == "ok"
+    assert [m["plan"][0].split()[2] for m in (first, second)] == \
+        [str(tmp_path / "b" / f".weekly-{s}" / "traces") for s in (stamp, f"{stamp}-1")]
+    assert all(os.listdir(tmp_path / "b" / f".weekly-{s}" / "traces") == [run_id] for s in (stamp, f"{stamp}-1"))
+    assert [r.stamp for r in weekly_runs(tmp_path / "b")] == [stamp, f"{stamp}-1"]  # retention sees both, in order
+    plan = run_weekly(cfg, tmp_path / "art", ["true"], now=now, dry_run=True)
+    assert plan["plan"][0].split()[2] == str(tmp_path / "b" / f".weekly-{stamp}-2" / "traces")

@@ -232,11 +232,13 @@ def policy(
     state: Annotated[Path | None, typer.Option(help="Policy state folder (overrides the config).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show the active policy and verify the promotion history; exit 1 if it is inconsistent."""
+    """Show the active policy and verify the promotion history; exit 1 if it is inconsistent. A torn last
+    line (a change killed mid-append) is shown as a note: it never took effect."""
     from tracebridge.ops.promotion import (
         PromotionError,
         active_record,
         read_history,
+        torn_tail,
         verify_history,
     )
 
@@ -245,6 +247,7 @@ def policy(
         hist = read_history(st)
     except PromotionError as exc:
         fail(str(exc), 1, active=None, records=None, problems=[str(exc)])
+    torn = torn_tail(st)  # not a problem (it never took effect), but never silent: a change died
     problems = verify_history(hist)
     try:
         active = active_record(st)
@@ -254,7 +257,7 @@ def policy(
     if hist and active is not None and active != hist[-1]:
         problems.append(f"{st.active_path}: differs from the last history record (repaired by the next change)")
     if json_out:
-        print_json({"active": active, "records": len(hist), "problems": problems, "ok": not problems})
+        print_json({"active": active, "records": len(hist), "problems": problems, "ok": not problems, "torn": torn})
     else:
         typer.echo(f"active: {active.get('active_policy') if active else 'none'}; {len(hist)} records")
         for h in hist[-10:]:  # .get: a damaged record is listed as a problem below, not a crash here
@@ -262,6 +265,8 @@ def policy(
                        f"{h.get('previous_policy')} -> {h.get('active_policy')}")
         for p in problems:
             typer.echo(f"problem: {p}")
+        if torn:
+            typer.echo(f"note: {torn}")
     raise typer.Exit(1 if problems else 0)
 
 

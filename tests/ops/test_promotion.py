@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 
 import orjson
 import pytest
 
+from tests.ops.test_cli import run
 from tests.ops.test_gates import make_samples
 from tracebridge.ops.config import GateConfig
 from tracebridge.ops.gates import evaluate_gates, write_gate_report
@@ -156,3 +158,21 @@ def test_a_gate_report_promotes_once_so_a_rolled_back_candidate_needs_a_fresh_ga
     assert active_record(st)["active_policy"] == "v1" and len(read_history(st)) == 2
     fresh = evaluate_gates(make_samples(n=300), GateConfig(), policies={"candidate": "v2", "baseline": "v1"})
     assert promote(st, write_gate_report(fresh, tmp_path / "g2.json"))["active_policy"] == "v2"
+
+
+def test_ops_policy_names_a_torn_last_record_instead_of_staying_silent(tmp_path):
+    # before: `ops policy` printed "1 records" and nothing else for a history whose last promote was killed
+    # mid-append; the operator had no sign that a change had died
+    st = PolicyState(tmp_path / "state")
+    promote(st, gate_report(tmp_path / "g1.json", "v1", "base"), require_baseline_match=False)
+    whole = st.history_path.read_bytes()
+    with st.history_path.open("ab") as fh:
+        fh.write(whole[: len(whole) // 2])  # half of a record, no newline: a change killed mid-append
+    r = run("ops", "policy", "--state", st.root, "--json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0 and doc["ok"] and doc["records"] == 1  # it never took effect: no problem
+    assert doc["torn"].startswith(f"{st.history_path}:2: unterminated last line ({len(whole) // 2} bytes)")
+    r = run("ops", "policy", "--state", st.root)
+    assert f"note: {st.history_path}:2: unterminated last line" in r.stdout
+    back = rollback(st)  # the next change moves the fragment aside: the note goes
+    assert back["active_policy"] == "base" and json.loads(run("ops", "policy", "--state", st.root, "--json").stdout)["torn"] is None

@@ -24,7 +24,7 @@ from tracebridge.ops.artifacts import cycle_stamp
 from tracebridge.ops.config import OpsConfig, Phase2Config, PolicySpec, WeeklyConfig
 from tracebridge.ops.promotion import PolicyState, promote
 from tracebridge.ops.retention import prune
-from tracebridge.ops.weekly import run_weekly
+from tracebridge.ops.weekly import WEEKLY_LOCK, run_weekly
 
 SHADOW_YAML = ROOT / "configs/ops/shadow.yaml"
 VIEWS = ROOT / "tests/data/train_views"  # a real bundle with verifier rows
@@ -169,7 +169,7 @@ def test_weekly_bundles_beyond_keep_weekly_go_their_manifests_and_runs_stay(tmp_
     assert sorted((i.kind, Path(i.path).name) for i in rep.items) == [("weekly bundle", f"weekly-{s[1]}"),
                                                                         ("weekly staging", f".weekly-{s[1]}")]
     assert all(i.removed for i in rep.items) and sum(i.freed for i in rep.items) >= 5000
-    assert _ids(wb) == sorted(f"{p}weekly-{x}" for x in (s[0], s[2], s[3]) for p in ("", "."))
+    assert _ids(wb) == sorted([WEEKLY_LOCK, *(f"{p}weekly-{x}" for x in (s[0], s[2], s[3]) for p in ("", "."))])
     assert (traces / run_id / "events.jsonl").is_file()  # the staged links went, not the runs they point at
     assert _files([tmp_path / "weekly-art"]) == evidence  # every weekly manifest stays, byte for byte
     # week 0 ended; a pin on the bundle inside (its id, as a sweep report names it) keeps its bundle

@@ -3,7 +3,7 @@
 Exit codes, the same in every command (README "Exit codes"): ``EXIT_FAILED`` (1) when the command
 ran and what it checks failed (thresholds, gates, problems found, a failed job), ``EXIT_USAGE`` (2)
 for a usage or config error found before any work (click's own usage errors exit 2 as well), and
-3 for "try again later": ``EXIT_LOCKED`` when a shadow cycle holds the lock, ``EXIT_UNREACHABLE``
+3 for "try again later": ``EXIT_LOCKED`` when a shadow cycle or weekly run holds its lock, ``EXIT_UNREACHABLE``
 when storage (or a Ray head) could not be reached. A config error goes through ``config_errors()``,
 so no command can give it a code of its own. ``fail()`` is the one way out with an error: under
 ``--json`` it also prints ``{"ok": false, "error", "exit_code"}`` on stdout, so a script reading
@@ -24,7 +24,7 @@ import typer
 
 EXIT_FAILED = 1  # the command ran; what it checks failed, or its work did
 EXIT_USAGE = 2  # bad flags, overrides, config values or input paths; nothing was done
-EXIT_LOCKED = 3  # a shadow cycle holds the lock (shadow-cycle, shadow-prune); nothing was done
+EXIT_LOCKED = 3  # a shadow cycle or weekly run holds the lock (shadow-cycle, shadow-prune, ops weekly); nothing was done
 EXIT_UNREACHABLE = 3  # storage or a Ray head could not be reached: as locked, a later try may work
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM (window, shadow-cycle): what was started is stopped
 

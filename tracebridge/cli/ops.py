@@ -49,6 +49,20 @@ def config_name(path: Path | None, overrides: list[str] | None) -> str:
     return f"{path}{' with the overrides given' if overrides else ''}"
 
 
+def step_command(bin_: str | None) -> list[str]:
+    """The ``tracebridge`` command the steps of ``shadow-cycle`` and ``ops weekly`` run (``--bin``, split on
+    spaces; default: this Python's ``-m tracebridge.cli``), or exit 2 before any work when its program
+    cannot be found: before, every step failed on it (a failed shadow cycle, a weekly traceback)."""
+    import shutil
+    import sys
+
+    argv = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
+    if not argv or shutil.which(argv[0]) is None:
+        fail(f"--bin {bin_!r}: {argv[0] if argv else 'empty'} is no executable program (give the tracebridge "
+             "command the steps run, e.g. --bin 'python -m tracebridge.cli')")
+    return argv
+
+
 def _agreeing_config(path: Path | None, overrides: list[str] | None, keys: tuple[str, ...]) -> Any:
     """``_ops_config``, or exit 2 before any work when a config of its ``agree_with`` names another place
     for one of ``keys`` (what the command reads; ``tracebridge.ops.agreement``)."""
@@ -218,11 +232,13 @@ def policy(
     state: Annotated[Path | None, typer.Option(help="Policy state folder (overrides the config).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show the active policy and verify the promotion history; exit 1 if it is inconsistent."""
+    """Show the active policy and verify the promotion history; exit 1 if it is inconsistent. A torn last
+    line (a change killed mid-append) is shown as a note: it never took effect."""
     from tracebridge.ops.promotion import (
         PromotionError,
         active_record,
         read_history,
+        torn_tail,
         verify_history,
     )
 
@@ -231,6 +247,7 @@ def policy(
         hist = read_history(st)
     except PromotionError as exc:
         fail(str(exc), 1, active=None, records=None, problems=[str(exc)])
+    torn = torn_tail(st)  # not a problem (it never took effect), but never silent: a change died
     problems = verify_history(hist)
     try:
         active = active_record(st)
@@ -240,7 +257,7 @@ def policy(
     if hist and active is not None and active != hist[-1]:
         problems.append(f"{st.active_path}: differs from the last history record (repaired by the next change)")
     if json_out:
-        print_json({"active": active, "records": len(hist), "problems": problems, "ok": not problems})
+        print_json({"active": active, "records": len(hist), "problems": problems, "ok": not problems, "torn": torn})
     else:
         typer.echo(f"active: {active.get('active_policy') if active else 'none'}; {len(hist)} records")
         for h in hist[-10:]:  # .get: a damaged record is listed as a problem below, not a crash here
@@ -248,6 +265,8 @@ def policy(
                        f"{h.get('previous_policy')} -> {h.get('active_policy')}")
         for p in problems:
             typer.echo(f"problem: {p}")
+        if torn:
+            typer.echo(f"note: {torn}")
     raise typer.Exit(1 if problems else 0)
 
 
@@ -306,7 +325,6 @@ def shadow_cycle(
 ) -> None:
     """One daily shadow cycle → artifacts/phase1-shadow/<UTC timestamp>/; exit 1 if a step failed,
     3 if another cycle is running, 130 when interrupted (Ctrl-C, SIGTERM: its child steps are stopped)."""
-    import sys
 
     from tracebridge.ops.cycle import CycleLocked, run_cycle
     from tracebridge.ops.shadow_steps import STEPS
@@ -314,7 +332,7 @@ def shadow_cycle(
     if not config.exists():
         fail(f"{config}: no such config")
     cfg = _ops_config(config, overrides)
-    cli = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
+    cli = step_command(bin_)
     try:
         with sigterm_as_interrupt():
             man = run_cycle(cfg, STEPS, cli, config_name=config_name(config, overrides))

@@ -12,6 +12,7 @@ import typer
 from tracebridge.cli.app import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_LOCKED,
     fail,
     print_json,
     sigterm_as_interrupt,
@@ -22,6 +23,7 @@ from tracebridge.cli.ops import (
     Overrides,
     _agreeing_config,
     ops_app,
+    step_command,
 )
 
 
@@ -139,17 +141,20 @@ def weekly(
     json_out: JsonOpt = False,
 ) -> None:
     """Export last week's runs, push the bundle, sweep it in a GPU window; exit 1 if a step fails,
-    130 when interrupted (Ctrl-C, SIGTERM: the running step's process group is stopped)."""
+    3 if another weekly run holds <bundles_dir>/.weekly.lock, 130 when interrupted (Ctrl-C, SIGTERM:
+    the running step's process group is stopped)."""
     from tracebridge.ops.agreement import WEEKLY_KEYS
-    from tracebridge.ops.weekly import run_weekly
+    from tracebridge.ops.weekly import WeeklyLocked, run_weekly
 
     cfg = _agreeing_config(config, overrides, WEEKLY_KEYS).weekly
-    exe = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
+    exe = step_command(bin_)
     try:
         with sigterm_as_interrupt():
             man = run_weekly(cfg, Path(cfg.artifacts_dir), exe, dry_run=dry_run)
     except ValueError as exc:  # a wrong path, found before anything ran
         fail(f"{config}: {exc}", 2)
+    except WeeklyLocked as exc:  # nothing was started: try again once the holder has finished
+        fail(str(exc), EXIT_LOCKED)
     except KeyboardInterrupt as exc:
         fail(f"weekly run interrupted ({exc or 'SIGINT'}): its running step was stopped; "
              "no manifest was written", EXIT_INTERRUPTED)

@@ -13,7 +13,9 @@ duration_s, outputs}}, ``uplift`` {metric, baseline, optimized, uplift}, ``integ
 ``feedback`` {audited_day (the UTC day before the cycle's), harvest_ran, audit_file, audit_sha256},
 ``chunk_policy`` {doc, doc_sha256, applied, batches, violations}; and, not required (older
 manifests lack it), ``retention`` {enabled, items, removed, failed, bytes_freed, kept_cycles, pinned,
-pinned_by, problems}: what the cycle's last step pruned of older cycles (``tracebridge.ops.retention``).
+pinned_by, problems}: what the cycle's last step pruned of older cycles (``tracebridge.ops.retention``);
+``lock`` {took_over_from: the holder note}, only when the cycle took the lock over from a cycle that
+died holding it (``tracebridge.ops.locks``).
 """
 
 from __future__ import annotations

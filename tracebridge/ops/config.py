@@ -219,12 +219,17 @@ class WeeklyConfig:
     feedback_legacy_bot_id: str = field(default="", metadata={
         "help": "When several bots share the feedback files: the bot of the rows that name none (the export's "
                 "feedback.legacy_bot_id); = shadow.feedback_legacy_bot_id (agree_with checks it)."})
+    lock_timeout_s: float = field(default=0.0, metadata={
+        "help": "Seconds to wait for a running weekly run's lock (<bundles_dir>/.weekly.lock); 0 = exit 3 at once "
+                "(a Sunday run still in its GPU window must not get a second one beside it)."})
 
     def problems(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
         from tracebridge.feedback.bots import check_bot_id
 
         p = [why] if (why := check_bot_id("weekly.feedback_legacy_bot_id", self.feedback_legacy_bot_id)) else []
+        if not _finite_nonneg(self.lock_timeout_s):  # the lock refuses NaN
+            p.append(f"weekly.lock_timeout_s={self.lock_timeout_s}: must be a finite number >= 0")
         if not 1 <= self.days <= MAX_REVIEW_DAYS:
             p.append(f"weekly.days={self.days}: must be in [1, {MAX_REVIEW_DAYS}]")
         if not all(_finite_nonneg(b) and b > 0 for b in (self.max_hours, self.max_usd)):  # NaN is no budget

@@ -11,7 +11,9 @@ the names of the steps it needs. Steps start in table order as soon as what they
 ``skipped`` and do not fail the cycle; the review says what they left unmeasured.
 
 A file lock in the work dir keeps two cycles from overlapping (``CycleLocked``, exit code 3 in
-the CLI): the second one writes nothing.
+the CLI): the second one writes nothing, and its error names the lock file and the holder's pid.
+A cycle that finds the note of a holder that died holding the lock takes it over, says so in a
+warning and in its manifest's ``lock`` block (``tracebridge.ops.locks``).
 
 After the steps, still under the lock and before the manifest, the cycle prunes older cycles per
 ``shadow.retention`` (``tracebridge.ops.retention``); what it removed or could not remove is the
@@ -32,12 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 import tracebridge
 from tracebridge.config import config_hash, to_dict
 from tracebridge.ops.artifacts import KIND, git_sha, new_bundle_dir, write_manifest
 from tracebridge.ops.config import OpsConfig
+from tracebridge.ops.locks import run_lock
 from tracebridge.schema.canonical import utc_now
 
 log = logging.getLogger(__name__)
@@ -241,7 +242,7 @@ def run_cycle(cfg: OpsConfig, steps: list[Step], cli: list[str], now: dt.datetim
     check_setup(cfg, steps)
     work = Path(cfg.shadow.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    with cycle_lock(cfg, "another shadow cycle is running"):
+    with cycle_lock(cfg, "another shadow cycle is running") as stale:
         now = now or dt.datetime.now(dt.UTC)
         started = utc_now()
         bundle = new_bundle_dir(cfg.artifacts_dir, now)
@@ -249,25 +250,22 @@ def run_cycle(cfg: OpsConfig, steps: list[Step], cli: list[str], now: dt.datetim
         record = run_steps(steps, ctx, skipped_steps(cfg), cfg.shadow.parallel_steps)
         retention = prune_after_cycle(ctx)
         manifest = {**build_manifest(ctx, record, started), "retention": retention}
+        if stale is not None:  # the lock was taken over from a cycle that died holding it
+            manifest["lock"] = {"took_over_from": stale}
         write_manifest(bundle, manifest)
         manifest["path"] = str(bundle)
         return manifest
 
 
 @contextmanager
-def cycle_lock(cfg: OpsConfig, busy: str, timeout: float | None = None) -> Iterator[None]:
-    """Hold the work dir's cycle lock (waiting ``timeout`` s, default ``shadow.lock_timeout_s``) for the block.
+def cycle_lock(cfg: OpsConfig, busy: str, timeout: float | None = None) -> Iterator[dict[str, Any] | None]:
+    """Hold the work dir's cycle lock (waiting ``timeout`` s, default ``shadow.lock_timeout_s``) for the
+    block (``tracebridge.ops.locks.run_lock``); yield the note of a dead holder it took over, else None.
 
     Raises:
-        CycleLocked: another holder (a cycle, a prune) kept it; ``busy`` says what to tell the user.
+        CycleLocked: another holder (a cycle, a prune) kept it; the message names the lock file, the
+            holder's pid, and ``busy`` (what to tell the user).
     """
     wait = cfg.shadow.lock_timeout_s if timeout is None else timeout
-    lock = FileLock(str(Path(cfg.shadow.work_dir) / LOCK), timeout=wait)
-    try:
-        lock.acquire()
-    except Timeout as exc:
-        raise CycleLocked(f"{Path(cfg.shadow.work_dir) / LOCK}: {busy}") from exc
-    try:
-        yield
-    finally:
-        lock.release()
+    with run_lock(Path(cfg.shadow.work_dir) / LOCK, busy, wait, CycleLocked) as stale:
+        yield stale

@@ -170,14 +170,32 @@ def _append(state: PolicyState, records: list[dict[str, Any]], fields: dict[str,
     return rec
 
 
+def _torn_start(state: PolicyState) -> tuple[bytes, int | None]:
+    """The history's bytes and where its unterminated last line starts (None: there is none)."""
+    p = state.history_path
+    data = p.read_bytes() if p.is_file() else b""
+    return data, (None if not data or data.endswith(b"\n") else data.rfind(b"\n") + 1)
+
+
+def torn_tail(state: PolicyState) -> str | None:
+    """``history.jsonl:N: why`` when the history ends in an unterminated line (a promote or rollback killed
+    mid-append: never activated, not counted as a record), else None; read-only (the next change moves it)."""
+    data, cut = _torn_start(state)
+    if cut is None:
+        return None
+    line = data.count(b"\n") + 1
+    return (f"{state.history_path}:{line}: unterminated last line ({len(data) - cut} bytes): a "
+            f"promote or rollback was killed while appending it, so it never took effect; the next change moves it "
+            f"to {HISTORY}.torn")
+
+
 def _cut_torn_tail(state: PolicyState) -> None:
     """Move an unterminated last history line (a change killed mid-append, so never activated) to
     ``history.jsonl.torn``, kept for audit, and cut it from the history (caller holds the lock)."""
     p = state.history_path
-    data = p.read_bytes() if p.is_file() else b""
-    if not data or data.endswith(b"\n"):
+    data, cut = _torn_start(state)
+    if cut is None:
         return
-    cut = data.rfind(b"\n") + 1
     fd = os.open(p.with_name(HISTORY + ".torn"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         os.write(fd, data[cut:] + b"\n")

@@ -74,22 +74,26 @@ def _run_child(argv: list[str], env: dict[str, str], timeout_s: float, ctx: Ctx,
         subprocess.TimeoutExpired: it ran past ``timeout_s``.
         StepFailed: the cycle was interrupted (``ctx.cancel``).
     """
-    res = run_in_group(argv, env, timeout_s, ctx.cancel, grace_s)
-    if res is None:
-        raise StepFailed(f"tracebridge {' '.join(argv[len(ctx.cli):][:2])}: stopped, the cycle was interrupted")
-    return res
+    try:
+        return run_in_group(argv, env, timeout_s, ctx.cancel, grace_s)
+    except CommandCancelled as exc:
+        raise StepFailed(f"tracebridge {' '.join(argv[len(ctx.cli):][:2])}: stopped, the cycle was interrupted") from exc
+
+
+class CommandCancelled(RuntimeError):
+    """``run_in_group`` stopped its command because its ``cancel`` event was set."""
 
 
 def run_in_group(argv: list[str], env: dict[str, str] | None = None, timeout_s: float | None = None,
-                 cancel: threading.Event | None = None,
-                 grace_s: float = 10.0) -> subprocess.CompletedProcess[str] | None:
-    """Run ``argv`` in its own process group and return what it printed (None when ``cancel`` was set).
+                 cancel: threading.Event | None = None, grace_s: float = 10.0) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in its own process group and return what it printed, once it ended.
     The group (the command and whatever it started) is stopped, SIGTERM then SIGKILL after ``grace_s``,
     when it runs past ``timeout_s``, when ``cancel`` is set, or when this thread is interrupted
     (Ctrl-C, or SIGTERM under ``sigterm_as_interrupt``): no child outlives the command that started it.
 
     Raises:
         subprocess.TimeoutExpired: it ran past ``timeout_s``.
+        CommandCancelled: ``cancel`` was set (the command was stopped; there is no result to return).
     """
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
@@ -101,7 +105,7 @@ def run_in_group(argv: list[str], env: dict[str, str] | None = None, timeout_s: 
                 return subprocess.CompletedProcess(argv, proc.returncode, out, err)
             except subprocess.TimeoutExpired:
                 if cancel is not None and cancel.is_set():
-                    return None
+                    raise CommandCancelled(f"{' '.join(argv[:4])}: stopped, its cancel event was set") from None
                 if deadline is not None and time.monotonic() > deadline:
                     raise
     finally:

@@ -6,10 +6,17 @@ step needs the previous one's output). Every run writes ``artifacts/weekly/<UTC 
 manifest.json`` with the plan, each command's exit code and the tail of its output.
 
 Last week's runs are staged as symlinks in ``<bundles_dir>/.weekly-<stamp>/traces`` (runs whose
-``session.json`` ``started_at`` is inside the window), so the export sees exactly that week. The
+``session.json`` ``started_at`` is inside the window), so the export sees exactly that week; the stamp
+is the run's UTC second, with ``-N`` when an earlier run of that second left its folders (``free_stamp``). The
 bundle goes to ``<bundles_dir>/weekly-<stamp>/``. Both are regenerable: retention keeps those of the
 newest ``shadow.retention.keep_weekly`` runs, and never a run's that holds ``.weekly-<stamp>/.running.lock``
 (held while it runs); the manifests in ``artifacts_dir`` stay.
+
+Two weekly runs never overlap: a run holds ``<bundles_dir>/.weekly.lock`` (``WEEKLY_LOCK``) from
+staging to its manifest. A second one (cron firing while the last still holds its GPU window)
+raises ``WeeklyLocked`` naming the lock file and the holder's pid (exit 3 in the CLI) and starts
+nothing; a run that finds the note of a holder that died holding the lock takes it over, says so
+in a warning and in its manifest's ``lock`` block (``tracebridge.ops.locks``).
 
 The export joins the Telegram reaction labels (``feedback.*`` overrides built by the shadow
 cycle's ``feedback_overrides``, chunk policy included) when ``weekly.feedback_ledger`` exists;
@@ -29,9 +36,16 @@ from filelock import FileLock
 from tracebridge.capture.reader import iter_runs
 from tracebridge.ops.artifacts import check_input_files, cycle_stamp, new_bundle_dir, write_manifest
 from tracebridge.ops.config import WeeklyConfig
-from tracebridge.ops.retention_sources import RUN_LOCK
+from tracebridge.ops.locks import run_lock
+from tracebridge.ops.retention_sources import RUN_LOCK, STAGE_PREFIX, WEEKLY_PREFIX
 from tracebridge.ops.shadow_steps import feedback_overrides, run_in_group
 from tracebridge.schema.canonical import format_ts, utc_now
+
+WEEKLY_LOCK = ".weekly.lock"  # in weekly.bundles_dir: held by a weekly run from staging to its manifest
+
+
+class WeeklyLocked(RuntimeError):
+    """Another weekly run holds the lock."""
 
 
 @dataclass
@@ -101,6 +115,30 @@ def check_paths(cfg: WeeklyConfig, artifacts_dir: Path) -> None:
             raise ValueError(f"{key}={p}: not a folder")
 
 
+def free_stamp(bundles_dir: Path, now: dt.datetime) -> str:
+    """The stamp of a weekly run at ``now``: its UTC second, with ``-N`` when a run of that second (a rerun
+    right after a quick failure, a clock set back) left folders there: a run never stages into, nor
+    exports over, another run's folders (call it under ``WEEKLY_LOCK``)."""
+    base = cycle_stamp(now)
+    for i in range(1000):
+        stamp = base if i == 0 else f"{base}-{i}"
+        if not any((bundles_dir / f"{pre}{stamp}").exists() for pre in (STAGE_PREFIX, WEEKLY_PREFIX)):
+            return stamp
+    raise ValueError(f"weekly.bundles_dir={bundles_dir}: 1000 weekly runs of {base} already; remove old ones")
+
+
+def _planned(cfg: WeeklyConfig, now: dt.datetime, stamp: str, bin_: list[str]) -> tuple[dict[str, Any], list[Step], Path]:
+    """The planned manifest, the steps and the staging folder of a run with this stamp."""
+    stage = Path(cfg.bundles_dir) / f"{STAGE_PREFIX}{stamp}" / "traces"
+    fb, fb_block = feedback_plan(cfg)
+    steps = plan(cfg, stage, Path(cfg.bundles_dir) / f"{WEEKLY_PREFIX}{stamp}", bin_, fb)
+    man: dict[str, Any] = {"kind": "weekly", "started_at": utc_now(), "window_days": cfg.days,
+                           "since": format_ts(now - dt.timedelta(days=cfg.days)), "config": cfg.__dict__.copy(),
+                           "plan": [" ".join(s.argv) for s in steps], "feedback": fb_block, "steps": {},
+                           "status": "planned"}
+    return man, steps, stage
+
+
 def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.datetime | None = None,
                dry_run: bool = False) -> dict[str, Any]:
     """Stage, then run the plan; return (and, unless dry-run, write) the weekly manifest.
@@ -108,23 +146,32 @@ def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.
     Raises:
         ValueError: a path of the config is wrong (``check_paths``; checked before anything runs, and
             by a dry run).
+        WeeklyLocked: another weekly run is running (nothing was started nor written).
     """
     now = now or dt.datetime.now(dt.UTC)
-    stamp = cycle_stamp(now)
-    stage = Path(cfg.bundles_dir) / f".weekly-{stamp}" / "traces"
-    bundle_out = Path(cfg.bundles_dir) / f"weekly-{stamp}"
-    fb, fb_block = feedback_plan(cfg)
-    steps = plan(cfg, stage, bundle_out, bin_, fb)
-    man: dict[str, Any] = {"kind": "weekly", "started_at": utc_now(), "window_days": cfg.days,
-                           "since": format_ts(now - dt.timedelta(days=cfg.days)), "config": cfg.__dict__.copy(),
-                           "plan": [" ".join(s.argv) for s in steps], "feedback": fb_block, "steps": {},
-                           "status": "planned"}
     check_paths(cfg, artifacts_dir)  # a dry run too: it is the preflight of the Sunday run
+    bundles = Path(cfg.bundles_dir)
     if dry_run:
-        return man
-    stage.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(stage.parent / RUN_LOCK)):  # retention leaves a running week's folders alone
-        return _run(cfg, artifacts_dir, now, stage, steps, man)
+        return _planned(cfg, now, free_stamp(bundles, now), bin_)[0]
+    bundles.mkdir(parents=True, exist_ok=True)
+    with run_lock(bundles / WEEKLY_LOCK, "another weekly run is running", cfg.lock_timeout_s, WeeklyLocked) as stale:
+        man, steps, stage = _planned(cfg, now, free_stamp(bundles, now), bin_)
+        if stale is not None:
+            man["lock"] = {"took_over_from": stale}
+        stage.parent.mkdir()  # a free stamp: never another run's folder
+        with FileLock(str(stage.parent / RUN_LOCK)):  # retention leaves a running week's folders alone
+            return _run(cfg, artifacts_dir, now, stage, steps, man)
+
+
+def _run_step(s: Step) -> dict[str, Any]:
+    """Run one command of the plan; its manifest entry (a command that cannot start is a failed step,
+    not a traceback that leaves the week without a manifest)."""
+    try:
+        res = run_in_group(s.argv)  # its own process group: stopped with the run when it is interrupted
+    except OSError as exc:
+        return {"status": "failed", "exit_code": None, "reason": f"cannot start {s.argv[0]}: {exc}"}
+    return {"status": "ok" if res.returncode == 0 else "failed", "exit_code": res.returncode,
+            "output_tail": (res.stdout + res.stderr)[-2000:]}
 
 
 def _run(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stage: Path, steps: list[Step],
@@ -139,12 +186,8 @@ def _run(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stage: Path, 
         if status != "ok":
             man["steps"][s.name] = {"status": "skipped", "reason": "needs the previous step"}
             continue
-        res = run_in_group(s.argv)  # its own process group: stopped with the run when it is interrupted
-        assert res is not None  # no cancel event: it returns only once the command ended
-        ok = res.returncode == 0
-        man["steps"][s.name] = {"status": "ok" if ok else "failed", "exit_code": res.returncode,
-                                "output_tail": (res.stdout + res.stderr)[-2000:]}
-        status = "ok" if ok else "failed"
+        man["steps"][s.name] = _run_step(s)
+        status = man["steps"][s.name]["status"]
     man.update(status=status, finished_at=utc_now())
     bundle = new_bundle_dir(artifacts_dir, now)
     write_manifest(bundle, man)

@@ -1,0 +1,87 @@
+"""Run locks of the ops commands (the shadow cycle, shadow-prune, the weekly run): a file lock plus a
+note of who holds it.
+
+The lock is a ``FileLock`` (``flock``): the kernel lets it go when its process dies, so a dead
+process never keeps it. While held, ``<lock>.holder`` (JSON: pid, host, since, command) says who
+holds it, so a second run can name the holder in its error. The holder removes the note before
+letting the lock go; a note found by the run that has just taken the lock was left by a run that
+died holding it (SIGKILL, power loss): the new run takes over, says so in a warning, and returns
+the dead holder's note so the caller can record it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from filelock import FileLock, Timeout
+
+from tracebridge.capture.writer import write_atomic
+from tracebridge.schema.canonical import utc_now
+
+log = logging.getLogger(__name__)
+HOLDER_SUFFIX = ".holder"
+
+
+def holder_path(lock: Path) -> Path:
+    """Where the note of ``lock``'s holder lives (beside it)."""
+    return lock.with_name(lock.name + HOLDER_SUFFIX)
+
+
+def read_holder(lock: Path) -> dict[str, Any] | None:
+    """The holder note of ``lock``, or None when there is none; an unreadable note (a holder killed
+    while writing it) is returned as ``{"unreadable": why}``, never raised."""
+    p = holder_path(lock)
+    try:
+        doc = orjson.loads(p.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        return {"unreadable": f"{p}: {exc}"}
+    return doc if isinstance(doc, dict) else {"unreadable": f"{p}: not a JSON object"}
+
+
+def describe_holder(note: dict[str, Any] | None) -> str:
+    """``pid N on HOST since T (COMMAND)`` for messages; says so when no note is there (yet)."""
+    if note is None:
+        return "holder not recorded (it has just started)"
+    if "unreadable" in note:
+        return f"holder note unreadable: {note['unreadable']}"
+    cmd = f" ({note['command']})" if note.get("command") else ""
+    return f"pid {note.get('pid')} on {note.get('host')} since {note.get('since')}{cmd}"
+
+
+@contextmanager
+def run_lock(lock: Path, busy: str, timeout: float,
+             error: type[Exception] = RuntimeError) -> Iterator[dict[str, Any] | None]:
+    """Hold ``lock`` (waiting up to ``timeout`` s) with a holder note for the block; yield the note a
+    dead holder left (the lock was taken over from it), else None.
+
+    Raises:
+        error: another process holds the lock; the message names the lock file, ``busy`` and the
+            holder's pid (nothing was done).
+    """
+    fl = FileLock(str(lock), timeout=timeout)
+    try:
+        fl.acquire()
+    except Timeout as exc:
+        raise error(f"{lock}: {busy}; held by {describe_holder(read_holder(lock))}") from exc
+    try:
+        stale = read_holder(lock)
+        if stale is not None:
+            log.warning("%s: took over the lock from %s, which died holding it (the kernel released it)",
+                        lock, describe_holder(stale))
+        note = {"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now(),
+                "command": " ".join(sys.argv)[:300]}
+        write_atomic(holder_path(lock), orjson.dumps(note))
+        yield stale
+    finally:
+        holder_path(lock).unlink(missing_ok=True)  # before the lock goes: a note never outlives its holder
+        fl.release()

@@ -138,3 +138,15 @@ def test_a_wrong_type_deep_in_yaml_names_the_deepest_key(tmp_path):
         load_config(SweepConfig, tmp_path / "x.yaml")
     assert err.value.problems[:2] == ["seeds=7: expected a list of integers, e.g. seeds=[0,1]",
                                       "resources.gpu=lots: expected a number, e.g. resources.gpu=0.5"]
+
+
+@pytest.mark.parametrize("config, override, expect", [
+    ("gates/default.yaml", "seed=-1", "seed=-1: must be in [0, 2**32)"),  # numpy refused it at the bootstrap
+    ("export/default.yaml", "dedup.report_clusters=-1",  # listed every cluster but the smallest
+     "dedup.report_clusters=-1: must be >= 0 (0 = none listed)"),
+])
+def test_an_out_of_range_value_is_refused_naming_the_key(config, override, expect):
+    path = CONFIGS / config
+    with pytest.raises(ConfigError) as err:
+        load_config(schema_of(path), path, [override])
+    assert err.value.problems == [expect]

@@ -66,3 +66,18 @@ def test_out_of_range_recipe_lora_closed_loop_and_model_values_are_each_named():
     cfg = load_train_config(str(ROOT / "configs/train/cpu_tiny.yaml"),
                             ["dpo.lora.alpha=0", "dpo.lora.target_modules=[]", "eval.closed_loop.max_steps=0"])
     assert cfg.dpo.lora.alpha == 0 and not cfg.dpo.lora.enabled
+
+
+def test_max_grad_norm_is_a_recipe_key_that_reaches_the_trainer(tmp_path):
+    """Gradient clipping was transformers' fixed 1.0: a sweep could not vary it (train.max_grad_norm)."""
+    from trl import DPOConfig, SFTConfig
+
+    from tracebridge.train.common import base_args
+
+    cfg = load_train_config(str(ROOT / "configs/train/cpu_tiny.yaml"), ["train.max_grad_norm=0.3", "dpo.max_grad_norm=0"])
+    assert SFTConfig(**base_args(cfg.train, tmp_path / "sft", 0)).max_grad_norm == 0.3
+    assert DPOConfig(**base_args(cfg.dpo, tmp_path / "dpo", 0)).max_grad_norm == 0.0  # 0 = no clipping
+    assert load_train_config(None).train.max_grad_norm == 1.0  # the value it had before it was a key
+    with pytest.raises(ConfigError) as e:
+        load_train_config(None, ["train.max_grad_norm=-1"])
+    assert e.value.problems == ["train.max_grad_norm=-1.0: must be >= 0 (0 = no clipping; typical 1.0)"]

@@ -74,6 +74,8 @@ class RecipeConfig:
     max_length: int = field(default=512, metadata={"help": "Tokens per row (longer rows are truncated)."})
     warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps with linear warm-up."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    max_grad_norm: float = field(default=1.0, metadata={
+        "help": "Clip the gradient norm to this before each step (transformers' default); 0 = no clipping."})
     scheduler: str = field(default="cosine", metadata={"help": "transformers lr_scheduler_type."})
     bf16: bool | None = field(default=None, metadata={"help": "None = bf16 when CUDA is available."})
     gradient_checkpointing: bool = field(default=False, metadata={
@@ -110,6 +112,8 @@ class RecipeConfig:
             p.append(f"{prefix}.warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
         if self.weight_decay < 0:
             p.append(f"{prefix}.weight_decay={self.weight_decay}: must be >= 0 (0 = none; typical 0.0..0.1)")
+        if self.max_grad_norm < 0:
+            p.append(f"{prefix}.max_grad_norm={self.max_grad_norm}: must be >= 0 (0 = no clipping; typical 1.0)")
         return p + (self.lora.problems(f"{prefix}.lora") if self.lora.enabled else [])
 
 

@@ -10,8 +10,13 @@
 #     -d .whl trl==1.16.0 datasets==5.2.0 pyarrow==24.0.0 dill==0.4.1 multiprocess==0.70.19 \
 #     pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 orjson==3.13.0
 #
+# The model YAML (and any model key=value) goes through the typed schema as in every command when
+# omegaconf is installed (add omegaconf and antlr4-python3-runtime wheels to .whl/ for a machine without it);
+# without it, unknown keys and wrong number types are still refused by name. A bad model config exits 2.
+#
 # Usage:    scripts/gpu_check.sh                      (defaults: --model configs/model/qwen2.5-0.5b.yaml --steps 50)
 # Override: scripts/gpu_check.sh --steps 100 --batch-size 16 --seq-len 2048
+# Model key: scripts/gpu_check.sh --steps 100 num_hidden_layers=12 dtype=bfloat16
 # CPU:      scripts/gpu_check.sh --model configs/model/tiny.yaml --steps 3 --rows 16 --seq-len 128
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -2,7 +2,8 @@
 
 A config is a dataclass schema (in ``tracebridge/<area>/config.py``) plus a YAML file of values
 plus ``key.sub=value`` overrides. Struct mode is on: an unknown key is an error that names the
-closest valid key; a value of the wrong type names the type the key takes, with an example. After merging, the dataclass's ``validate()`` (if any) returns every problem
+closest valid key; a value of the wrong type names the type the key takes, with an example. ``seeds.0=5``
+sets one item of a list that has it; an index past the end is refused with the whole-list form. After merging, the dataclass's ``validate()`` (if any) returns every problem
 at once and they are raised together as one ``ConfigError``.
 
 A YAML file may name one base file with ``_base_: other.yaml`` (relative to itself): one level
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from tracebridge.schema.canonical import sha256_json
@@ -124,12 +125,53 @@ def _parse_override(o: str) -> tuple[Any, str | None]:
                       "close its brackets or quote it")
 
 
-def _index_hint(what: str) -> str:
-    """The fix for ``seeds.0=5``: a dotted key cannot set one list item."""
+def _index_at(schema: Any, merged: DictConfig, key: str) -> int | None:
+    """Where the dotted ``key`` indexes a list (``seeds.0``: 1): the first all-digit part whose parent
+    the schema declares a list, or that is a list in the config so far; None for a plain key."""
+    parts = key.split(".")
+    for i in range(1, len(parts)):
+        if parts[i].isdigit():
+            tp, _ = _strip_optional(_declared_type(schema, parts[:i]))
+            if typing.get_origin(tp) in (list, tuple) or isinstance(_select(merged, parts[:i]), ListConfig):
+                return i
+    return None
+
+
+def _select(cfg: DictConfig, parts: list[str]) -> Any:
+    """The node at ``parts`` (None where there is none), without resolving interpolations."""
+    try:
+        return OmegaConf.select(cfg, ".".join(parts), throw_on_missing=False)
+    except OmegaConfBaseException:
+        return None
+
+
+def _set_item(schema: Any, merged: DictConfig, what: str, layer: Any, at: int) -> str | None:
+    """Apply an index override (``seeds.0=5``) to ``merged`` in place; the problem with it, or None.
+
+    An item that exists is set (its type checked as the list's items are); an index past the end,
+    or a list that is null, is refused with the whole-list form (``seeds=[0,5]``)."""
     key = what.split("=", 1)[0]
-    if any(part.isdigit() for part in key.split(".")):
-        return f"; a list is set whole ({key.rsplit('.', 1)[0]}=[a,b]), not by index"
-    return ""
+    parts = key.split(".")
+    value = _given(layer, parts)[1]
+    name, idx = ".".join(parts[:at]), int(parts[at])
+    current = _select(merged, parts[:at])
+    items = OmegaConf.to_container(current) if isinstance(current, ListConfig) else None
+    if items is None or idx >= len(items):
+        whole = [*(items or []), value] if at == len(parts) - 1 else []
+        has = f"has {len(items)} item(s)" if items is not None else "is null"
+        shown = "[" + ",".join(_shown(v) for v in whole) + "]" if whole else "[a,b]"
+        return (f"{key}={_shown(value)}: {name} {has}, so there is no item {idx} to set; "
+                f"set the whole list instead, e.g. {name}={shown}")
+    try:
+        OmegaConf.update(merged, key, value, merge=True)
+    except (OmegaConfBaseException, TypeError) as exc:
+        words = _expected(_declared_type(schema, parts), key)
+        item = _expected(_declared_type(schema, parts[:at + 1]), ".".join(parts[:at + 1]))
+        why = (f"expected {words[0]}, e.g. {words[1]}" if words else
+               f"{'.'.join(parts[:at + 1])} is one item ({item[0]}), not a group of keys; e.g. {item[1]}" if item
+               else str(exc).splitlines()[0])
+        return f"{key}={_shown(value)}: {why}"
+    return None
 
 
 # A scalar type's words: (one value, many values, an example value, an example list).
@@ -155,6 +197,8 @@ def _declared_type(schema: Any, parts: list[str]) -> Any:
             tp = hints.get(part)
         elif typing.get_origin(tp) is dict:
             tp = typing.get_args(tp)[1]
+        elif typing.get_origin(tp) in (list, tuple) and part.isdigit() and typing.get_args(tp):
+            tp = typing.get_args(tp)[0]  # an item of the list (seeds.0)
         else:
             return None
     return tp
@@ -267,15 +311,19 @@ def load_config(schema: type[T], path: str | Path | None = None,
             layers.append((o, layer))
     merged = base
     for what, layer in layers:
+        at = _index_at(schema, merged, what.split("=", 1)[0]) if "=" in what else None
+        if at is not None:  # seeds.0=5: one item of a list, which a merge cannot set
+            problem = _set_item(schema, merged, what, layer, at)
+            problems += [problem] if problem else []
+            continue
         try:
             merged = OmegaConf.merge(merged, layer)
         except (ConfigKeyError, ConfigAttributeError) as exc:
             key = getattr(exc, "full_key", None) or what
             problems.append(f"{key}: unknown key{_suggest(str(key), merged)}")
         except (OmegaConfBaseException, TypeError) as exc:  # TypeError: a list merged with a mapping
-            hint = _index_hint(what) if isinstance(exc, TypeError) else ""
-            plain = None if hint else _type_problem(schema, what, exc, layer)
-            problems.append(plain or f"{getattr(exc, 'full_key', None) or what}: {str(exc).splitlines()[0]}{hint}")
+            plain = _type_problem(schema, what, exc, layer)
+            problems.append(plain or f"{getattr(exc, 'full_key', None) or what}: {str(exc).splitlines()[0]}")
     if problems:
         raise ConfigError(problems, src)
     try:

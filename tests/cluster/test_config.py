@@ -91,3 +91,22 @@ def test_job_upload_leaves_out_raw_and_personal_data(tmp_path):
     leaked = [n for n in names if n.split("/")[0] in ("memory", "shadow", "state", "traces", ".venv", "bundles")
               or n.endswith(("events.jsonl", "session.json"))]
     assert not leaked, leaked
+
+
+def test_out_of_range_cluster_and_window_values_are_each_named():
+    """A negative GPU count, driver reservation or window timeout, or port 0 for the forwarded Jobs API,
+    were accepted and failed later inside Ray or the window (or gave up at once)."""
+    with pytest.raises(ConfigError) as e:
+        load_config(ClusterConfig, ROOT / "configs/cluster/local.yaml",
+                    ["num_gpus=-2", "entrypoint_num_cpus=-1", "entrypoint_num_gpus=-0.5"])
+    assert e.value.problems == ["num_gpus=-2: must be >= 0, or -1 to detect", "entrypoint_num_cpus=-1.0: must be >= 0",
+                                "entrypoint_num_gpus=-0.5: must be >= 0"]
+    from tracebridge.sweep.config import load_sweep_config
+
+    with pytest.raises(ConfigError) as e:
+        load_sweep_config(str(ROOT / "configs/sweep/smoke.yaml"),
+                          ["bundle=s3://b/x", "window.up_timeout_s=0", "window.connect_timeout_s=-5",
+                           "window.dashboard_port=0"])
+    assert e.value.problems == ["window.up_timeout_s=0.0: must be > 0 seconds",
+                                "window.connect_timeout_s=-5.0: must be > 0 seconds",
+                                "window.dashboard_port=0: use a port in 1..65535 (default 8265)"]

@@ -103,3 +103,34 @@ def test_report_html_renders_in_headless_chromium_with_its_plots(tmp_path):
         assert f'data-kind="{kind}"' in dom, kind
     assert dom.count("<polyline") >= 4 and dom.count("<circle") >= 6 and "<rect" in dom
     assert "Winners" in dom and "optimized" in dom
+
+
+def test_a_variants_wall_s_is_elapsed_first_start_to_last_end_and_the_sum_is_trial_wall_s(tmp_path):
+    """Two trials of a variant side by side (0–10 s and 5–15 s): 15 s elapsed, 20 s of trial time.
+    results.json used to write the 20 s sum as ``wall_s``, which reads as elapsed time."""
+    ts = [t for t in trials(tmp_path, uplift=20) if t["ablation"]["train.lr"] == 1e-3]
+    for t in ts:  # seed 0 runs 0–10 s, seed 1 runs 5–15 s
+        start = 5 * t["seed"]
+        t |= {"wall_s": 10.0, "started_at": f"2026-01-01T00:00:{start:02d}.000Z",
+              "finished_at": f"2026-01-01T00:00:{start + 10:02d}.000Z"}
+    block = build_results(ts, n_boot=50)["roles"]["verifier"]["variants"]["baseline"]
+    assert (block["wall_s"], block["trial_wall_s"]) == (15.0, 20.0)
+    assert "first start to last end" in block["wall_s_source"]
+    del ts[0]["started_at"]  # a trial without a start: the span is unknown, the sum is still there
+    block = build_results(ts, n_boot=50)["roles"]["verifier"]["variants"]["baseline"]
+    assert block["wall_s"] is None and block["trial_wall_s"] == 20.0 and "unknown" in block["wall_s_source"]
+
+
+def test_an_older_results_json_whose_wall_s_was_the_sum_reads_as_trial_time(tmp_path):
+    from tracebridge.report.html import render_html
+    from tracebridge.report.results import variant_wall
+
+    res = build_results(trials(tmp_path, uplift=20), n_boot=50)
+    for block in res["roles"]["verifier"]["variants"].values():
+        block["wall_s"] = 8.0  # as an older results.json wrote it: the trials' seconds summed, nothing else
+        del block["trial_wall_s"], block["wall_s_source"]
+    elapsed, summed, source = variant_wall(res["roles"]["verifier"]["variants"]["baseline"])
+    assert (elapsed, summed) == (None, 8.0) and "older results.json" in source
+    page = render_html(res, {})
+    assert "baseline: elapsed not known (an older results.json: its wall_s is" in page
+    assert "8.000 s of trial time summed" in page

@@ -27,6 +27,8 @@ def test_reevaluating_a_dpo_trial_reports_its_reward_margin_as_the_trial_did(tmp
     again = reevaluate(ckpt, FIXTURE, [], tmp_path / "reeval")
     for metric in ("verifier/reward_margin", "verifier/pref_accuracy"):
         assert again[metric] == pytest.approx(result[metric], abs=1e-5), metric
+    # the training's times stay, so the re-evaluated results.json has each variant's elapsed span
+    assert (again["started_at"], again["finished_at"]) == (result["started_at"], result["finished_at"])
     # `tracebridge eval` on the sweep checkpoint's model/ takes the ref_model/ beside it as the reference
     import json
 

@@ -42,3 +42,42 @@ def test_all_problems_are_reported_together():
 def test_variants_carry_their_behaviour():
     assert not Variant("baseline").curates and not Variant("baseline").runs_dpo
     assert Variant("optimized").curates and Variant("optimized").runs_dpo
+
+
+def test_out_of_range_recipe_lora_closed_loop_and_model_values_are_each_named():
+    """Values these keys cannot take were accepted and failed mid-trial or trained silently wrong
+    (a negative weight decay, LoRA adapters on no layer, a closed loop of no steps, rope_theta 0)."""
+    bad = {"train.weight_decay=-0.1": "train.weight_decay=-0.1: must be >= 0",
+           "dpo.lora.alpha=0": "dpo.lora.alpha=0: must be > 0",
+           "dpo.lora.dropout=1.0": "dpo.lora.dropout=1.0: must be in [0, 1)",
+           "dpo.lora.target_modules=[]": "dpo.lora.target_modules=[]: no layer would get an adapter",
+           "eval.closed_loop.max_steps=0": "eval.closed_loop.max_steps=0: must be > 0 (default 6)",
+           "eval.closed_loop.max_new_tokens=-1": "eval.closed_loop.max_new_tokens=-1: must be > 0",
+           "model.vocab_size=-1": "model.vocab_size=-1: must be >= 0 (0 = the tokenizer's size)",
+           "model.head_dim=-8": "model.head_dim=-8: must be >= 0",
+           "model.rope_theta=0": "model.rope_theta=0.0: must be > 0"}
+    with pytest.raises(ConfigError) as e:
+        load_train_config(str(ROOT / "configs/train/cpu_tiny.yaml"),
+                          ["dpo.lora.enabled=true", "eval.closed_loop.enabled=true", *bad])
+    assert len(e.value.problems) == len(bad), e.value.problems
+    for expect in bad.values():
+        assert any(p.startswith(expect) for p in e.value.problems), (expect, e.value.problems)
+    # the same LoRA values are nobody's business while adapters are off, and so is the closed loop's
+    cfg = load_train_config(str(ROOT / "configs/train/cpu_tiny.yaml"),
+                            ["dpo.lora.alpha=0", "dpo.lora.target_modules=[]", "eval.closed_loop.max_steps=0"])
+    assert cfg.dpo.lora.alpha == 0 and not cfg.dpo.lora.enabled
+
+
+def test_max_grad_norm_is_a_recipe_key_that_reaches_the_trainer(tmp_path):
+    """Gradient clipping was transformers' fixed 1.0: a sweep could not vary it (train.max_grad_norm)."""
+    from trl import DPOConfig, SFTConfig
+
+    from tracebridge.train.common import base_args
+
+    cfg = load_train_config(str(ROOT / "configs/train/cpu_tiny.yaml"), ["train.max_grad_norm=0.3", "dpo.max_grad_norm=0"])
+    assert SFTConfig(**base_args(cfg.train, tmp_path / "sft", 0)).max_grad_norm == 0.3
+    assert DPOConfig(**base_args(cfg.dpo, tmp_path / "dpo", 0)).max_grad_norm == 0.0  # 0 = no clipping
+    assert load_train_config(None).train.max_grad_norm == 1.0  # the value it had before it was a key
+    with pytest.raises(ConfigError) as e:
+        load_train_config(None, ["train.max_grad_norm=-1"])
+    assert e.value.problems == ["train.max_grad_norm=-1.0: must be >= 0 (0 = no clipping; typical 1.0)"]

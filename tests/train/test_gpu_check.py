@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from tracebridge.train.gpu_check import main, synth_rows
 
@@ -31,3 +35,57 @@ def test_synthetic_rows_reach_the_target_length():
 
 def test_the_shell_script_parses():
     assert subprocess.run(["bash", "-n", str(ROOT / "scripts/gpu_check.sh")], check=False).returncode == 0
+
+
+def _model_yaml(tmp_path: Path, old: str, new: str) -> Path:
+    """configs/model/tiny.yaml with one line changed, under a configs/model folder of its own."""
+    text = (ROOT / "configs/model/tiny.yaml").read_text()
+    assert old in text
+    path = tmp_path / "configs" / "model" / "bad.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.replace(old, new))
+    return path
+
+
+@pytest.mark.parametrize("old, new, expect", [
+    ("hidden_size: 64", "hiden_size: 64", "hiden_size: unknown key; did you mean 'hidden_size'?"),
+    ("hidden_size: 64", "hidden_size: big", "hidden_size=big: expected an integer, e.g. hidden_size=3"),
+])
+def test_a_typo_or_a_wrong_type_in_the_model_yaml_exits_2_naming_the_key(tmp_path, capsys, old, new, expect):
+    """The YAML went to ModelConfig(**yaml): a typo was a TypeError traceback, a wrong type a crash in validate()."""
+    path = _model_yaml(tmp_path, old, new)
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", str(path), "--out", str(tmp_path / "out"), "--json"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"invalid config {path}" in err and expect in err
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_model_keys_are_overridable_as_key_value():
+    from tracebridge.train.gpu_check import load_model_config
+
+    cfg = load_model_config(str(ROOT / "configs/model/tiny.yaml"), ["hidden_size=32", "num_hidden_layers=1"])
+    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.name) == (32, 1, "tiny")
+
+
+@pytest.mark.parametrize("old, new, expect", [
+    ("hidden_size: 64", "hiden_size: 64", "hiden_size: unknown key; did you mean 'hidden_size'?"),
+    ("hidden_size: 64", "hidden_size: big", "hidden_size=big: expected an integer"),
+    ("tie_word_embeddings: true", "tie_word_embeddings: 1", "tie_word_embeddings=1: expected true or false"),
+])
+def test_without_omegaconf_the_model_yaml_is_still_checked_by_name_and_type(tmp_path, old, new, expect):
+    """A bare GPU machine may lack omegaconf: a module of that name that fails to import stands for it."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "omegaconf.py").write_text("raise ImportError('omegaconf is not installed')\n")
+    path = _model_yaml(tmp_path, old, new)
+    env = {**os.environ, "PYTHONPATH": f"{shadow}{os.pathsep}{ROOT}"}
+    code = "from tracebridge.train.gpu_check import load_model_config as f; import sys; f(sys.argv[1])"
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env,
+                          cwd=ROOT, check=False, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"invalid config {path}" in proc.stderr and expect in proc.stderr
+    ok = subprocess.run([sys.executable, "-c", code, str(ROOT / "configs/model/qwen2.5-0.5b.yaml")],
+                        capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=120)
+    assert ok.returncode == 0, ok.stderr[-2000:]

@@ -113,6 +113,10 @@ class ClusterConfig:
             p.append(f"start_timeout_s={self.start_timeout_s}: must be > 0 seconds (e.g. 90)")
         if self.num_cpus < 0:
             p.append(f"num_cpus={self.num_cpus}: must be >= 0 (0 = all)")
+        if self.num_gpus < -1:
+            p.append(f"num_gpus={self.num_gpus}: must be >= 0, or -1 to detect")
+        p += [f"{k}={getattr(self, k)}: must be >= 0" for k in ("entrypoint_num_cpus", "entrypoint_num_gpus")
+              if getattr(self, k) < 0]
         bad = [k for k in self.env_vars if any(s in k.upper() for s in ("TOKEN", "SECRET", "PASSWORD", "KEY"))]
         for k in bad:
             p.append(f"env_vars.{k}: looks like a secret; secrets stay in the cluster's environment, "
@@ -139,8 +143,10 @@ class WindowConfig:
     def validate(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
         p = [f"window.prices.{k}={v}: must be >= 0 USD/h" for k, v in self.prices.items() if v < 0]
-        if self.poll_s <= 0:
-            p.append(f"window.poll_s={self.poll_s}: must be > 0")
+        p += [f"window.{k}={getattr(self, k)}: must be > 0 seconds" for k in
+              ("poll_s", "up_timeout_s", "down_timeout_s", "connect_timeout_s") if getattr(self, k) <= 0]
+        if not 1 <= self.dashboard_port <= 65535:
+            p.append(f"window.dashboard_port={self.dashboard_port}: use a port in 1..65535 (default 8265)")
         return p
 
 

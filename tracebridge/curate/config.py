@@ -105,6 +105,12 @@ class DedupConfig:
     enabled: bool = field(default=True, metadata={"help": "Drop later runs whose fingerprint was seen."})
     report_clusters: int = field(default=50, metadata={"help": "Largest clusters listed in the report."})
 
+    def validate(self, prefix: str = "dedup") -> list[str]:
+        """Every problem of this section, as ``key=value: what; fix``."""
+        if self.report_clusters < 0:  # a negative count would list all clusters but the smallest ones
+            return [f"{prefix}.report_clusters={self.report_clusters}: must be >= 0 (0 = none listed)"]
+        return []
+
 
 @dataclass
 class SplitConfig:

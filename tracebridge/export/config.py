@@ -197,7 +197,8 @@ class ExportConfig:
     def validate(self) -> list[str]:
         """Every problem of every section."""
         return (self.views.validate() + self.redaction.validate() + self.quality.validate()
-                + self.split.validate() + self.leakage.validate() + self.balance.validate() + self.feedback.validate())
+                + self.dedup.validate() + self.split.validate() + self.leakage.validate() + self.balance.validate()
+                + self.feedback.validate())
 
 
 @dataclass

@@ -90,6 +90,8 @@ class GateConfig:
             p.append(f"alpha={self.alpha}: must be in (0, 0.5); typical 0.05")
         if self.n_boot < 100:
             p.append(f"n_boot={self.n_boot}: use >= 100 resamples")
+        if not 0 <= self.seed < 2**32:  # numpy refuses other seeds, at the bootstrap after the samples were read
+            p.append(f"seed={self.seed}: must be in [0, 2**32)")
         for k in ("max_token_increase", "max_cost_increase", "max_p50_increase", "max_p95_increase",
                   "max_usd_per_session", "max_p95_ms"):
             if not _finite_nonneg(getattr(self, k)):

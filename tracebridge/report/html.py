@@ -1,7 +1,7 @@
 """The single-file ``report.html``: tables and inline SVG plots from ``results.json`` content.
 
 Sections: a stamp line (sweep, trials, nodes, GPU-hours, cost estimate), summary (winner per role),
-per role: metric table with intervals per variant, interval plot per variant, paired differences
+per role: metric table with intervals per variant, each variant's elapsed and summed trial time, interval plot per variant, paired differences
 (optimized − baseline) plot, closed-loop metrics, loss curves, ablation heatmaps; then the manifest
 stamp. No scripts, no external resources.
 """
@@ -12,6 +12,7 @@ import math
 from html import escape
 from typing import Any
 
+from tracebridge.report.results import variant_wall
 from tracebridge.report.svg import heatmap, interval_plot, line_chart
 
 CSS = """body{font-family:sans-serif;margin:24px;color:#222;max-width:1100px}
@@ -51,6 +52,18 @@ def metric_table(block: dict[str, Any]) -> str:
         mark = " ★" if m == block["primary"] else " †" if m in block["guarded"] else ""
         rows.append(f"<tr><td>{escape(m)}{mark}</td>{cells}</tr>")
     return f"<table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def wall_line(block: dict[str, Any]) -> str:
+    """Per variant: the elapsed time (first trial start to last trial end) and the trials' own seconds
+    summed, which is larger when trials ran side by side; an older results.json has only the sum."""
+    parts = []
+    for v in sorted(block["variants"]):
+        elapsed, summed, source = variant_wall(block["variants"][v])
+        why = escape(source.removeprefix("unknown: "))
+        shown = f"{_f(elapsed)} s elapsed" if elapsed is not None else f"elapsed not known ({why})"
+        parts.append(f"{escape(v)}: {shown}, {_f(summed)} s of trial time summed")
+    return f"<p class='wall'>Time · {' · '.join(parts)}</p>" if parts else ""
 
 
 def pairing_list(block: dict[str, Any]) -> str:
@@ -140,7 +153,7 @@ def render_html(results: dict[str, Any], manifest: dict[str, Any], title: str = 
     for role, block in results["roles"].items():
         trials = [t for t in results.get("trials", []) if t.get("role") == role]
         parts.append(f"<section id='role-{escape(role)}'><h2>{escape(role)}</h2>{metric_table(block)}"
-                     + pairing_list(block))
+                     + wall_line(block) + pairing_list(block))
         parts += role_plots(role, block) + loss_plots(role, trials) + ablation_plots(block)
         parts.append("</section>")
     parts.append(f"<section><h2>Manifest</h2>{manifest_table(manifest)}</section></body></html>")

@@ -3,7 +3,8 @@
 items of all seeds; baseline vs optimized as paired differences (same seed, same ablation
 values, items paired by item id; ``comparison_problems`` lists pairs whose item sets differ, left out,
 and ``comparison_notes`` old ``eval_items.json`` paired by position); the winner per role; ablation
-grids. Pure apart from reading the items.
+grids; per variant, ``wall_s`` (elapsed, first trial start to last trial end), ``wall_s_source`` and
+``trial_wall_s`` (the trials' own seconds summed). Pure apart from reading the items.
 """
 
 from __future__ import annotations
@@ -73,8 +74,29 @@ def _variant_block(trials: list[dict[str, Any]], items: list[dict[str, Any]], n_
         a = _pool([it["accuracy"] for it in both])
         b = _pool([it["majority_accuracy"] for it in both])
         out["metrics"]["uplift_vs_majority"] = paired_difference(a, b, n_boot, ci).to_dict()
-    out["wall_s"] = sum(float(t.get("wall_s") or 0.0) for t in trials)  # trial wall time, summed
+    out.update(_variant_wall(trials))
     return out
+
+
+def _variant_wall(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """A variant's times: ``wall_s``, the elapsed span from its first trial's start to its last
+    trial's end (None when a trial recorded no start or end), where that came from, and
+    ``trial_wall_s``, the trials' own seconds summed (larger than the span when trials ran side by side)."""
+    from tracebridge.report.trials import runs_wall  # trials.py imports this module
+
+    wall, source = runs_wall(trials)
+    return {"wall_s": wall, "wall_s_source": source,
+            "trial_wall_s": sum(float(t.get("wall_s") or 0.0) for t in trials)}
+
+
+def variant_wall(block: dict[str, Any]) -> tuple[float | None, float | None, str]:
+    """``(elapsed_s, trial_s, source)`` of a variant block of results.json, old files included.
+
+    A file written before the elapsed span was recorded has no ``trial_wall_s`` and its ``wall_s`` is
+    the trials' own seconds summed: read as ``trial_s``, with the elapsed span unknown (None)."""
+    if "trial_wall_s" in block:
+        return block.get("wall_s"), block.get("trial_wall_s"), str(block.get("wall_s_source") or "")
+    return None, block.get("wall_s"), "an older results.json: its wall_s is the trials' seconds summed"
 
 
 def _unique(ids: Any, n: int) -> bool:

@@ -146,7 +146,11 @@ class SweepConfig:
             elif len(set(map(str, getattr(self, k)))) != len(getattr(self, k)):
                 p.append(f"{k}={getattr(self, k)}: has duplicates")
         for k, v in flat_keys(self.ablations).items():
-            if not isinstance(v, list) or not v:
+            name, _, last = k.rpartition(".")
+            if last.isdigit() and name:  # ablations.train.lr.0=1e-4: one item, by index
+                p.append(f"ablations.{k}={v!r}: an ablation's values are set as a whole list, not by index; "
+                         f"e.g. ablations.{name}=[{v},...]")
+            elif not isinstance(v, list) or not v:
                 p.append(f"ablations.{k}={v!r}: must be a non-empty list of values")
         p += [f"variant_overrides.{k}: not one of variants {self.variants}"
               for k in self.variant_overrides if k not in self.variants]

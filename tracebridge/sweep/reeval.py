@@ -103,7 +103,8 @@ def reevaluate(ckpt_dir: Path, bundle_dir: Path, overrides: list[str], out: Path
     items = out / "eval_items.json"
     items.write_text(json.dumps({"role": cfg.role, "item_ids": res.item_ids, "items": res.items, "extra": res.extra},
                                 default=str))
+    # the training's times: results.json's per-variant elapsed span and summed trial time come from them
     keep = ("role", "variant", "seed", "ablation", "trial_id", "config_hash", "bundle_id", "model", "wall_s",
-            "loss_curve", "checkpoint_dir", "resources")
+            "started_at", "finished_at", "loss_curve", "checkpoint_dir", "resources")
     return {**{k: original.get(k) for k in keep}, **flat,
             "eval_items_path": str(items), "reevaluated_with": overrides}

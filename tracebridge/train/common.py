@@ -84,6 +84,7 @@ def base_args(rc: RecipeConfig, out_dir: Path, seed: int) -> dict[str, Any]:
         "max_steps": rc.max_steps, "num_train_epochs": rc.num_epochs,
         "per_device_train_batch_size": rc.batch_size, "gradient_accumulation_steps": rc.grad_accum,
         "warmup_steps": rc.warmup_ratio, "weight_decay": rc.weight_decay, "lr_scheduler_type": rc.scheduler,
+        "max_grad_norm": rc.max_grad_norm,
         "bf16": use_bf16(rc), "gradient_checkpointing": rc.gradient_checkpointing,
         "activation_checkpointing": rc.gradient_checkpointing,
         "logging_steps": rc.logging_steps, "logging_first_step": True, "report_to": "none", "disable_tqdm": True,

@@ -50,6 +50,17 @@ class LoraConfig:
         "help": "Linear layers that get adapters (default: the attention projections; on a model without "
                 "them, every linear layer)."})
 
+    def problems(self, prefix: str) -> list[str]:
+        """Every problem of enabled adapters, as ``<prefix>.key=value: what; fix``."""
+        p = [f"{prefix}.{k}={getattr(self, k)}: must be > 0 (typical r=8, alpha=16)"
+             for k in ("r", "alpha") if getattr(self, k) <= 0]
+        if not 0 <= self.dropout < 1:
+            p.append(f"{prefix}.dropout={self.dropout}: must be in [0, 1) (0 = none; typical 0.05)")
+        if not self.target_modules:
+            p.append(f"{prefix}.target_modules=[]: no layer would get an adapter; name some "
+                     f"(e.g. {prefix}.target_modules=[{','.join(DEFAULT_LORA_TARGETS)}])")
+        return p
+
 
 @dataclass
 class RecipeConfig:
@@ -63,6 +74,8 @@ class RecipeConfig:
     max_length: int = field(default=512, metadata={"help": "Tokens per row (longer rows are truncated)."})
     warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps with linear warm-up."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    max_grad_norm: float = field(default=1.0, metadata={
+        "help": "Clip the gradient norm to this before each step (transformers' default); 0 = no clipping."})
     scheduler: str = field(default="cosine", metadata={"help": "transformers lr_scheduler_type."})
     bf16: bool | None = field(default=None, metadata={"help": "None = bf16 when CUDA is available."})
     gradient_checkpointing: bool = field(default=False, metadata={
@@ -97,9 +110,11 @@ class RecipeConfig:
             p.append(f"{prefix}.num_epochs={self.num_epochs}: must be > 0 when {prefix}.max_steps=-1")
         if not 0 <= self.warmup_ratio < 1:
             p.append(f"{prefix}.warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
-        if self.lora.enabled and self.lora.r <= 0:
-            p.append(f"{prefix}.lora.r={self.lora.r}: must be > 0")
-        return p
+        if self.weight_decay < 0:
+            p.append(f"{prefix}.weight_decay={self.weight_decay}: must be >= 0 (0 = none; typical 0.0..0.1)")
+        if self.max_grad_norm < 0:
+            p.append(f"{prefix}.max_grad_norm={self.max_grad_norm}: must be >= 0 (0 = no clipping; typical 1.0)")
+        return p + (self.lora.problems(f"{prefix}.lora") if self.lora.enabled else [])
 
 
 @dataclass
@@ -223,6 +238,9 @@ class ClosedLoopConfig:
         p = []
         if not self.seeds:
             p.append("eval.closed_loop.seeds=[]: give at least one episode seed")
+        defaults = ClosedLoopConfig.__dataclass_fields__
+        p += [f"eval.closed_loop.{k}={getattr(self, k)}: must be > 0 (default {defaults[k].default})"
+              for k in ("max_steps", "max_new_tokens") if getattr(self, k) <= 0]
         try:
             from tracebridge.sim.config import FailureProfile, SkillConfig
             from tracebridge.sim.families import FAMILIES

@@ -3,10 +3,12 @@ default, bf16 on CUDA) for ~50 steps each, printing tokens/s and peak memory.
 
 Runs without network and without a bundle: rows are synthesised in the role's format
 (``tracebridge.schema.roles``) at a target length. Needs torch, transformers, trl, datasets,
-pydantic, orjson, pyyaml (``scripts/gpu_check.sh`` installs the carried wheels). No omegaconf.
+pydantic, orjson, pyyaml (``scripts/gpu_check.sh`` installs the carried wheels); omegaconf to check the
+model YAML's types as every command does (without it, unknown keys are still refused).
 
     python -m tracebridge.train.gpu_check --model configs/model/qwen2.5-0.5b.yaml --steps 50
     python -m tracebridge.train.gpu_check --model configs/model/tiny.yaml --steps 3 --rows 16 --seq-len 128  # CPU
+    python -m tracebridge.train.gpu_check --model configs/model/qwen2.5-0.5b.yaml num_hidden_layers=12  # a model key
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import logging
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,16 +49,57 @@ def synth_rows(role: str, n: int, target_chars: int, seed: int = 0) -> tuple[lis
     return sft, pref
 
 
-def load_model_config(path: str) -> Any:
-    """A ``ModelConfig`` from YAML with pyyaml (header comments ignored), checked."""
+def load_model_config(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """A ``ModelConfig`` from YAML and ``key=value`` overrides through the typed schema, as every command
+    reads one (``tracebridge.config.load_config``): an unknown key names the closest valid one, a value of
+    the wrong type the type its key takes, then ``validate()``; every problem at once, exit 2.
+
+    Where omegaconf is not installed (a bare GPU machine), the YAML is read with pyyaml: unknown keys
+    are still refused by name; the types are then checked only as far as ``validate()`` goes.
+    """
+    try:
+        from tracebridge.config import ConfigError, load_config
+    except ImportError:  # no omegaconf here
+        return _load_model_config_plain(path, overrides)
+    from tracebridge.train.model_config import ModelConfig
+
+    try:
+        return load_config(ModelConfig, path, overrides)
+    except ConfigError as exc:
+        _refuse(str(exc))
+
+
+def _refuse(text: str) -> None:
+    """Print a config problem and exit 2 (a config error, before any work)."""
+    print(f"gpu_check: {text}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _load_model_config_plain(path: str, overrides: list[str] | tuple[str, ...]) -> Any:
+    """``load_model_config`` without omegaconf: pyyaml, the schema's field names, ``validate()``."""
+    import dataclasses
+    import difflib
+
     import yaml
 
-    from tracebridge.train.config import ModelConfig
+    from tracebridge.train.model_config import ModelConfig
 
-    cfg = ModelConfig(**(yaml.safe_load(Path(path).read_text()) or {}))
-    problems = cfg.validate()
-    if problems:
-        raise SystemExit("invalid model config:\n  " + "\n  ".join(problems))
+    if overrides:
+        _refuse(f"key=value overrides {list(overrides)} need omegaconf, which is not installed here")
+    values = yaml.safe_load(Path(path).read_text()) or {}
+    known = [f.name for f in dataclasses.fields(ModelConfig)]
+    bad = [f"{k}: unknown key" + "".join(f"; did you mean {m!r}?" for m in difflib.get_close_matches(str(k), known, 1))
+           for k in values if k not in known]
+    defaults = ModelConfig()
+    for k, v in values.items():  # numbers and switches, by the type of the schema's default
+        want = type(getattr(defaults, k, None))
+        if want in (int, float, bool) and v is not None and (
+                isinstance(v, bool) != (want is bool) or not isinstance(v, (int, float) if want is float else want)):
+            bad.append(f"{k}={v}: expected {({bool: 'true or false', int: 'an integer'}).get(want, 'a number')}")
+    cfg = ModelConfig(**values) if not bad else None
+    bad += cfg.validate() if cfg else []
+    if bad:
+        _refuse("\n  - ".join([f"invalid config {path} ({len(bad)} problem(s)):", *bad]))
     return cfg
 
 
@@ -158,8 +202,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--lr", type=float, default=1e-4, help="SFT learning rate (DPO uses lr/10)")
     ap.add_argument("--out", default=None, help="work folder (default: a temp dir)")
     ap.add_argument("--json", action="store_true", help="print only the JSON summary")
+    ap.add_argument("overrides", nargs="*", metavar="key=value", help="model config keys (num_hidden_layers=12)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
+    cfg = load_model_config(args.model, args.overrides)  # before the heavy imports: a bad config fails at once
 
     import datasets
     import torch
@@ -170,7 +216,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from tracebridge.train.sft import run_sft
 
     datasets.disable_progress_bars()
-    cfg = load_model_config(args.model)
     t0 = time.perf_counter()
     model, tok = build_model_and_tokenizer(cfg)
     if torch.cuda.is_available():

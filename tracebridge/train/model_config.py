@@ -68,6 +68,11 @@ class ModelConfig:
         if self.head_dim == 0 and self.num_attention_heads > 0 and self.hidden_size % self.num_attention_heads:
             p.append(f"model.hidden_size={self.hidden_size}: must be divisible by num_attention_heads "
                      "(or set head_dim)")
+        p += [f"model.{k}={getattr(self, k)}: must be >= 0 (0 = {zero})" for k, zero in (
+            ("vocab_size", "the tokenizer's size"), ("head_dim", "hidden_size / num_attention_heads"))
+            if getattr(self, k) < 0]
+        if self.rope_theta <= 0:
+            p.append(f"model.rope_theta={self.rope_theta}: must be > 0 (1e6 for Qwen2.5, 5e5 for Llama 3.2)")
         if self.tokenizer_vocab_size < 300:
             p.append(f"model.tokenizer_vocab_size={self.tokenizer_vocab_size}: must be >= 300 "
                      "(256 bytes + special tokens + merges)")

@@ -118,3 +118,17 @@ def check_trace_root(path: Path) -> None:
     """Exit 2 unless ``path`` is a folder (a trace root, or one run's folder)."""
     if not path.is_dir():
         fail(f"{path}: no such trace root" if not path.exists() else f"{path}: not a trace root (a file, not a folder)")
+
+
+def step_command(bin_: str | None) -> list[str]:
+    """The ``tracebridge`` command the steps of ``shadow-cycle`` and ``ops weekly`` run (``--bin``, split on
+    spaces; default: this Python's ``-m tracebridge.cli``), or exit 2 before any work when its program
+    cannot be found: before, every step failed on it (a failed shadow cycle, a weekly traceback)."""
+    import shutil
+    import sys
+
+    argv = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
+    if not argv or shutil.which(argv[0]) is None:
+        fail(f"--bin {bin_!r}: {argv[0] if argv else 'empty'} is no executable program (give the tracebridge "
+             "command the steps run, e.g. --bin 'python -m tracebridge.cli')")
+    return argv

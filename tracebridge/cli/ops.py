@@ -21,6 +21,7 @@ from tracebridge.cli.app import (
     fail,
     print_json,
     sigterm_as_interrupt,
+    step_command,
 )
 
 ops_app = typer.Typer(no_args_is_help=True, help="Operations: schedules, policy state, cadence reports.")
@@ -47,20 +48,6 @@ def _ops_config(path: Path | None, overrides: list[str] | None = None) -> Any:
 def config_name(path: Path | None, overrides: list[str] | None) -> str:
     """How a message names a command's config: its file, and whether key=value overrides were given."""
     return f"{path}{' with the overrides given' if overrides else ''}"
-
-
-def step_command(bin_: str | None) -> list[str]:
-    """The ``tracebridge`` command the steps of ``shadow-cycle`` and ``ops weekly`` run (``--bin``, split on
-    spaces; default: this Python's ``-m tracebridge.cli``), or exit 2 before any work when its program
-    cannot be found: before, every step failed on it (a failed shadow cycle, a weekly traceback)."""
-    import shutil
-    import sys
-
-    argv = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
-    if not argv or shutil.which(argv[0]) is None:
-        fail(f"--bin {bin_!r}: {argv[0] if argv else 'empty'} is no executable program (give the tracebridge "
-             "command the steps run, e.g. --bin 'python -m tracebridge.cli')")
-    return argv
 
 
 def _agreeing_config(path: Path | None, overrides: list[str] | None, keys: tuple[str, ...]) -> Any:

@@ -16,6 +16,7 @@ from tracebridge.cli.app import (
     fail,
     print_json,
     sigterm_as_interrupt,
+    step_command,
 )
 from tracebridge.cli.ops import (
     MONTHLY_CONFIG,
@@ -23,7 +24,6 @@ from tracebridge.cli.ops import (
     Overrides,
     _agreeing_config,
     ops_app,
-    step_command,
 )
 
 

@@ -33,7 +33,11 @@ from tracebridge.importers.openclaw.migration import MigratedPrefix
 from tracebridge.importers.openclaw.repair import RepairedPrefix
 from tracebridge.importers.openclaw.report import ImportReport
 from tracebridge.importers.openclaw.runs import RunConflict, RunWriter
-from tracebridge.importers.openclaw.session import run_id_for, session_id_from_name, session_record
+from tracebridge.importers.openclaw.session import (
+    read_session_id,
+    run_id_for,
+    session_record,
+)
 from tracebridge.importers.openclaw.sqlite_store import materialize
 from tracebridge.importers.openclaw.state import ImportState, Quarantine, RunState
 
@@ -51,38 +55,6 @@ _READ_BUFFER = 1 << 20
 _ENCRYPTED_LINE, _ENCRYPTED_FILE = b"ENCRYPTED:", b"OPENCLAW_ENCRYPTED_V1"
 ENCRYPTED_WHY = "encrypted transcript line (OpenClaw transcript encryption): decrypt the transcript to import it"
 SQLITE_CACHE = "openclaw-sqlite"  # under <out>/.import/: the sessions of agent databases as files
-
-
-def scan_session_id(head: bytes) -> str | None:
-    """The ``id`` of the first ``type: session`` row in the first bytes of a transcript."""
-    for raw in head.split(b"\n", 64)[:64]:
-        if b'"session"' not in raw:
-            continue
-        try:
-            row = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and row.get("type") == "session" and isinstance(row.get("id"), str) and row["id"]:
-            return row["id"]
-    return None
-
-
-def read_session_id(fh: BufferedReader, name: str, scan_bytes: int) -> tuple[str, int]:
-    """(session id, BOM length) of a transcript opened at its start, left at its first row.
-
-    The id is the header's (normally the first line: more of the file is scanned only if needed,
-    up to ``scan_bytes``), else the one in the file ``name``. The head is read, then sought back
-    to: inside the read buffer (``_READ_BUFFER``, more than ``scan_bytes``) that seek only moves
-    the buffer's position, no second read of the file. (``peek`` instead copied everything
-    buffered, the whole transcript up to 1 MiB, to look at its first 4 KiB.)
-    """
-    head = fh.read(4096)
-    bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0  # a UTF-8 BOM is no part of the first row
-    sid = scan_session_id(head[bom:])
-    if sid is None and len(head) == 4096 and not head.startswith(b'{"type":"session"'):
-        sid = scan_session_id((head + fh.read(scan_bytes - len(head)))[bom:])
-    fh.seek(bom)
-    return sid or session_id_from_name(name), bom
 
 
 class _FileImport:
@@ -149,15 +121,12 @@ class _FileImport:
         if st.file != self.file and self.size < st.offset:
             self.rep.skip(self.where, self._changed)
             return mapper, None
-        quarantined = self.q.quarantined_lines(st.file, st.lines)
+        replays = ((MigratedPrefix, self.q.rejected_rows(st.file, st.lines)),
+                   (RepairedPrefix, self.q.quarantined_lines(st.file, st.lines)))
         why = []
-        for rewrite in (MigratedPrefix, RepairedPrefix):
+        for rewrite, known in replays:
             mapper = SessionMapper(self.run_id)
-            if rewrite is MigratedPrefix:
-                replay: Any = MigratedPrefix(mapper, writer.events_path, st.events_bytes,
-                                             self.q.rejected_rows(st.file, st.lines))
-            else:
-                replay = RepairedPrefix(mapper, writer.events_path, st.events_bytes, quarantined)
+            replay: Any = rewrite(mapper, writer.events_path, st.events_bytes, known)
             done = self._stream(mapper, writer, st, replay)
             if done is not None or replay.complete:
                 return mapper, done

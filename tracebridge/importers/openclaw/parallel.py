@@ -27,9 +27,9 @@ from typing import BinaryIO
 
 from tracebridge.importers.config import ImportConfig
 from tracebridge.importers.openclaw.discover import Transcript
-from tracebridge.importers.openclaw.importer import import_file, read_session_id
+from tracebridge.importers.openclaw.importer import import_file
 from tracebridge.importers.openclaw.report import ImportReport
-from tracebridge.importers.openclaw.session import run_id_for, session_id_from_name
+from tracebridge.importers.openclaw.session import read_session_id, run_id_for, session_id_from_name
 from tracebridge.importers.openclaw.state import ImportState, Quarantine, RunState
 
 _COPY_CHUNK = 1 << 20

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from io import BufferedReader
 from typing import Any
+
+import orjson
 
 from tracebridge.capture.blocks import goal_hash
 from tracebridge.importers.openclaw.mapping import EPOCH, SessionMapper
@@ -24,6 +27,38 @@ _NO_PROMPTS_HASH = sha256_json({})  # an import knows no prompt templates
 def session_id_from_name(name: str) -> str:
     """The session id encoded in a transcript file name (archive suffixes removed)."""
     return _ARCHIVE.sub("", name) or name
+
+
+def scan_session_id(head: bytes) -> str | None:
+    """The ``id`` of the first ``type: session`` row in the first bytes of a transcript."""
+    for raw in head.split(b"\n", 64)[:64]:
+        if b'"session"' not in raw:
+            continue
+        try:
+            row = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and row.get("type") == "session" and isinstance(row.get("id"), str) and row["id"]:
+            return row["id"]
+    return None
+
+
+def read_session_id(fh: BufferedReader, name: str, scan_bytes: int) -> tuple[str, int]:
+    """(session id, BOM length) of a transcript opened at its start, left at its first row.
+
+    The id is the header's (normally the first line: more of the file is scanned only if needed,
+    up to ``scan_bytes``), else the one in the file ``name``. The head is read, then sought back
+    to: inside the read buffer (``_READ_BUFFER``, more than ``scan_bytes``) that seek only moves
+    the buffer's position, no second read of the file. (``peek`` instead copied everything
+    buffered, the whole transcript up to 1 MiB, to look at its first 4 KiB.)
+    """
+    head = fh.read(4096)
+    bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0  # a UTF-8 BOM is no part of the first row
+    sid = scan_session_id(head[bom:])
+    if sid is None and len(head) == 4096 and not head.startswith(b'{"type":"session"'):
+        sid = scan_session_id((head + fh.read(scan_bytes - len(head)))[bom:])
+    fh.seek(bom)
+    return sid or session_id_from_name(name), bom
 
 
 def run_id_for(session_id: str, prefix: str = "oc-") -> str:

@@ -62,6 +62,11 @@ POSITIVES = [
     ("YAML word", "db:\n  passphrase: letmeinplease\n  pool: 5", "letmeinplease"),
     ("YAML word, comment", "password: sekrit  # dev only", "sekrit"),
     ("word after a key", "password=hunter and PASSWORD: letmein", "letmein"),
+    # a name inside one lower-case word is no variable's name: the word is one part
+    ("word holding secret", "secret=topsecretvalue", "topsecretvalue"),
+    ("word holding password", "POSTGRES_PASSWORD=mysecretpassword", "mysecretpassword"),
+    ("flag, two classes", "mysql -u root --password hunter22 app", "hunter22"),
+    ("YAML mixed", "password: Hunter2x9", "Hunter2x9"), ("YAML quoted symbol", 'password: "S3cr3t!"', "S3cr3t!"),
     # a MySQL/MariaDB client's -p takes the password joined to it, whatever its shape
     ("mysql -p", "mysql -h db -phunter22 app", "hunter22"),
     ("mysqldump -p", "mysqldump -u root -pcorrecthorse app > app.sql", "correcthorse"),
@@ -97,6 +102,10 @@ NEGATIVES = [
     # code: a variable, an argument, a type, a docstring's field list
     "connect(password=plaintext, user=u)", "password = new_password", "password: Optional[str] = None",
     ":param password: encrypt the private key with it", "self.secret = secret_value",
+    # variables and types, by their parts (split at _ - and case changes): pydantic's SecretStr, str, bytes
+    "password=hashed_pw", "password=new_password", "secret=secret_key", "password = newPassword",
+    "password=passwd", "token = authToken", "password: SecretStr", "token: SecretStr = Field(...)",
+    "    api_key: SecretStr | None = None\n", "password: str", "secret: bytes", "password: Optional[SecretStr]",
     # -p of other commands, a prompt, a variable
     "mysql -u root -p app", "mkdir -p build && ssh -p 2222 db", "psql -p 5432 -U app", "mysql -u root -p$MYSQL_PWD app",
     "mysql -u root -p app; grep -phunter2233 x.log", "mysql --port=3306 -P3306 -u root -p",
@@ -271,3 +280,32 @@ def test_mysql_passwords_joined_to_p_are_found_and_trigger(det: Detectors, clien
         assert [text[sp.start:sp.end] for sp in spans] == [value] and det.find(text) == spans, text
         assert det.triggered(text.encode()) and det.triggered(orjson.dumps({"cmd": text})), text
 
+
+
+def test_variable_and_type_names_stay_a_word_holding_a_name_is_redacted() -> None:
+    # through the export's redaction: a name is found in a value's parts, not inside one lower-case word
+    red = Redactor(key=b"k")
+    text = ("secret=topsecretvalue\npassword=hashed_pw\npassword=new_password\nsecret=secret_key\n"
+            "class Settings(BaseModel):\n    password: SecretStr\n    token: SecretStr = Field(...)\n"
+            "password: \"S3cr3t!\"\npassword: Hunter2x9\nmysql --password hunter22")
+    assert red.redact_text(text, "r") == (
+        "secret=<SECRET_1>\npassword=hashed_pw\npassword=new_password\nsecret=secret_key\n"
+        "class Settings(BaseModel):\n    password: SecretStr\n    token: SecretStr = Field(...)\n"
+        "password: \"<SECRET_2>\"\npassword: <SECRET_3>\nmysql --password <SECRET_4>")
+
+
+def test_mysql_p_joined_in_argv_is_a_password_after_the_client_only() -> None:
+    # a record's argv list: -p<password> after mysql/mariadb, whatever its shape, as in a command's text
+    args = {"a": ["mysql", "-phunter22", "app"], "b": ["/usr/bin/mariadb", "-u", "root", "-pcorrecthorse"],
+            "c": ["docker", "exec", "db", "mysqldump", "-pletmein", "app"],
+            "prompt": ["mysql", "-u", "root", "-p", "app"], "var": ["mysql", "-p$MYSQL_PWD"],
+            "short": ["mysql", "-pab"], "port": ["mysql", "-P3306", "--port=3306"],
+            "before": ["docker", "run", "-p3306:3306", "mysql"], "mkdir": ["mkdir", "-pbuildout", "x"]}
+    ev = _event({"call_id": "c1", "tool": "sh", "args": args})
+    assert sum(Scanner().scan(ev).values()) == 3  # pass 2 sees them on an unredacted run
+    out = Redactor(key=b"k").redact(ev)["payload"]["args"]
+    assert [out[k] for k in "abc"] == [["mysql", "-p<SECRET_1>", "app"],
+                                       ["/usr/bin/mariadb", "-u", "root", "-p<SECRET_2>"],
+                                       ["docker", "exec", "db", "mysqldump", "-p<SECRET_3>", "app"]]
+    assert {k: v for k, v in out.items() if k not in "abc"} == {k: v for k, v in args.items() if k not in "abc"}
+    assert Scanner().scan(Redactor().redact(ev)) == {}

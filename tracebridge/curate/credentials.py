@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from typing import Any
 
 from tracebridge.curate.triggers import B64_PRINTABLE
 from tracebridge.curate.triggers import WORD_CHARS as _W
@@ -99,8 +100,9 @@ _HTTP_CLIENT = re.compile(r"(?<![\w.-])(?:curl|wget)(?![\w.-])(?:[^;|&\n]|&(?!&)
 # ``-p`` with the password joined to it (``-phunter22``, ``-p'a b'``; ``-p`` alone prompts), of a
 # MySQL or MariaDB client before it in the same command (``_MYSQL_CLIENT``): a password whatever its shape.
 MYSQL_PW = re.compile(r"(?<![\w-])-p(?:\"([^\"\n]{1,256})\"|'([^'\n]{1,256})'|([^\s\"'`;&|<>()]{1,256}))")
-_MYSQL_CLIENT = re.compile(r"(?<![\w.-])(?:mysql(?:dump|admin|import|check|show|binlog|slap)?|mariadb(?:-dump|-admin)?)"
-                           r"(?![\w.-])(?:[^;|&\n]|&(?!&))*\Z")
+_MYSQL_NAMES = r"(?:mysql(?:dump|admin|import|check|show|binlog|slap)?|mariadb(?:-dump|-admin)?)"
+_MYSQL_CLIENT = re.compile(rf"(?<![\w.-]){_MYSQL_NAMES}(?![\w.-])(?:[^;|&\n]|&(?!&))*\Z")
+_MYSQL_ARG = re.compile(rf"{_MYSQL_NAMES}(?:\.exe)?")  # an argv element's base name
 _USER_PW = re.compile(r"[^\s:\"'/@]{1,64}:(\S{1,256})")
 _USER_FLAGS = frozenset({"-u", "--user", "--proxy-user"})
 _CLIENTS = frozenset({"curl", "wget", "curl.exe", "wget.exe"})
@@ -120,10 +122,16 @@ _PLACEHOLDER = re.compile(r"(?ai)(?<![a-z0-9])(?:your|here|placeholder|example)(
 _ABSENT = re.compile(r"(?ai)[(<\[]?(?:(?:not|none|never)[ _-]?(?:set|provided|given|specified|configured|defined"
                      r"|available|applicable|required|needed|shown|supplied|entered)|no[ _-]?(?:password|passphrase"
                      r"|secret|value)|none)[)>\]]?")
-# A bare one-class word after a password or secret name that is no password: a variable named after
-# it (``new_password``, ``hashed_pw``, ``secret_key``), or a word of logs and docs saying what the
-# password is or became (``incorrect``, ``expired``, ``required``, ``plaintext``).
-_IDENT_PART = re.compile(r"(?ai)pass|pwd|secret|token|key|cred|hash|auth")
+# A value after a secret name that names a variable or a type, not a password: letters and ``_``/``-``
+# only (``_IDENTIFIER``), one of whose parts, split at the joiners and at case changes (``_NAME_PART``:
+# ``new_password``, ``hashedPw``, ``SecretStr``, ``APIKeyHeader``), is one of ``_NAME_WORDS``. Parts,
+# not substrings: a lower-case word is one part, so ``topsecretvalue`` is a password, ``passwd`` a name.
+_NAME_WORDS = frozenset({"pass", "passwd", "password", "passphrase", "pwd", "pw", "secret", "secrets", "token", "key",
+                         "cred", "creds", "credential", "credentials", "hash", "hashed", "auth", "str", "bytes"})
+_IDENTIFIER = re.compile(r"[A-Za-z]+(?:[_-][A-Za-z]+)*")
+_NAME_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+# A bare one-class word after a password or secret name that is no password: a word of logs and docs
+# saying what the password is or became (``incorrect``, ``expired``, ``required``, ``plaintext``).
 _STATUS_WORD = re.compile(r"(?ai)[a-z]+ed|(?:in)?(?:correct|valid|secure)|unknown|default|optional|sensitive"
                           r"|mismatch|pending|success(?:ful)?|failure|error|prompt|plaintext|random|strong|weak"
                           r"|blank|empty|unset|missing|hidden|string|length|policy|manager")
@@ -139,7 +147,8 @@ def secret_shaped(value: str, strong: bool = False, named: bool = False) -> bool
     name, ``curl -u user:…``) that is enough, blanks included (``correct horse battery staple``),
     but for the stand-ins of ``_PLACEHOLDER``. Otherwise no blank, no word, and two or more
     character classes of lower case, upper case, digits and symbols other than the joiners ``_-.``
-    (``hunter2x9``, ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``, ``my-secret-name``);
+    (``hunter2x9``, ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``, ``my-secret-name``) and
+    no variable's or type's name (``_names_a_variable``: ``newPassword``, ``SecretStr``);
     but where the name says password (``named``: an unquoted value after a ``pass``/``secret``
     name, ``_named_value``) one word is one too (``correcthorse``), where ``_one_word_ok`` says so."""
     if len(value) < 6 or URL_PW_TEMPLATE.match(value) or _NOT_SECRET.fullmatch(value) or _ABSENT.fullmatch(value):
@@ -150,6 +159,8 @@ def secret_shaped(value: str, strong: bool = False, named: bool = False) -> bool
         return _PLACEHOLDER.search(value) is None
     if any(c.isspace() for c in value):
         return False  # prose
+    if _names_a_variable(value):
+        return False  # ``password = new_password``, ``token: SecretStr = Field(...)``
     if value.isalpha() and (value.islower() or value.isupper() or value.istitle()):
         return named and _one_word_ok(value)  # a word (``stored``, ``Python``, ``OPAQUE``), not a random string
     classes = (any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value),
@@ -158,12 +169,17 @@ def secret_shaped(value: str, strong: bool = False, named: bool = False) -> bool
 
 
 def _one_word_ok(word: str) -> bool:
-    """Whether ``word``, letters in one case after a password or secret name, is a password: lower
-    case (not a heading's or sentence's word, ``Password: Minimum``, nor a constant or enum value,
-    ``secret: OPAQUE``, ``PASSWORD``), no part of a variable's name
-    (``_IDENT_PART``: ``password=hashed``), no status word (``_STATUS_WORD``), no stand-in."""
-    return word.islower() and _IDENT_PART.search(word) is None and _STATUS_WORD.fullmatch(word) is None \
-        and _PLACEHOLDER.search(word) is None
+    """Whether ``word``, letters in one case after a password or secret name and no variable's name
+    (``_names_a_variable``: ``passwd``), is a password: lower case (not a heading's or sentence's
+    word, ``Password: Minimum``, nor a constant or enum value, ``secret: OPAQUE``, ``PASSWORD``), no
+    status word (``_STATUS_WORD``), no stand-in."""
+    return word.islower() and _STATUS_WORD.fullmatch(word) is None and _PLACEHOLDER.search(word) is None
+
+
+def _names_a_variable(value: str) -> bool:
+    """Whether ``value`` is a variable's or a type's name (see ``_NAME_WORDS``)."""
+    return _IDENTIFIER.fullmatch(value) is not None and any(
+        p.lower() in _NAME_WORDS for p in _NAME_PART.findall(value))
 
 
 def _flag_before(text: str, start: int) -> bool:
@@ -212,20 +228,33 @@ def _client_user(text: str, m: re.Match[str]) -> bool:
     return m.group("flag") == "--proxy-user" or _HTTP_CLIENT.search(text, max(0, m.start() - 1024), m.start()) is not None
 
 
-def http_client(arg: str) -> bool:
-    """Whether the argv element ``arg`` is curl or wget (``/usr/bin/curl`` too)."""
-    return arg.rsplit("/", 1)[-1] in _CLIENTS
+def argv_clients(argv: list[Any] | tuple[Any, ...]) -> list[str]:
+    """For each element of an argv list, the client named before it, as in a command's text:
+    ``"http"`` after curl or wget (``/usr/bin/curl`` too), ``"mysql"`` after a MySQL or MariaDB
+    client (``_MYSQL_ARG``), else ``""``; the last one named counts."""
+    out, kind = [], ""
+    for arg in argv:
+        out.append(kind)
+        if isinstance(arg, str):
+            base = arg.rsplit("/", 1)[-1]
+            kind = "http" if base in _CLIENTS else "mysql" if _MYSQL_ARG.fullmatch(base) else kind
+    return out
 
 
-def keyed_spans(name: str, value: str, argv: bool = False, client: bool = False) -> list[tuple[int, int]]:
+def keyed_spans(name: str, value: str, argv: bool = False, client: str = "") -> list[tuple[int, int]]:
     """The secret in ``value``, a record's string under the dict key (``argv``: after the argv
-    element) ``name``: all of it after a secret name, the password after ``-u``/``--user``. A dict
-    key's string is quoted in JSON: after a password or secret name it is ``strong``, as is the
-    password of ``--proxy-user`` or of ``-u``/``--user`` in curl's or wget's argv (``client``)."""
+    element) ``name``: all of it after a secret name, the password after ``-u``/``--user``, or
+    after ``-p`` joined to it in a MySQL client's argv (``client`` ``"mysql"``: ``-phunter22``). A
+    dict key's string is quoted in JSON: after a password or secret name it is ``strong``, as is the
+    password of ``--proxy-user``, of ``-u``/``--user`` in curl's or wget's argv (``client``
+    ``"http"``) and of a MySQL client's ``-p``."""
     name, v = name.strip().strip("\"'"), value.strip()
+    if argv and client == "mysql" and v.startswith("-p"):
+        start = value.index("-p") + 2
+        return [(start, start + len(v) - 2)] if secret_shaped(v[2:], True) else []
     if name in _USER_FLAGS:
         m = _USER_PW.fullmatch(v)
-        if m is None or not secret_shaped(m.group(1), client or name == "--proxy-user"):
+        if m is None or not secret_shaped(m.group(1), client == "http" or name == "--proxy-user"):
             return []
         v = m.group(1)
     elif not SECRET_NAME.fullmatch(name):

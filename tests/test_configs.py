@@ -50,7 +50,9 @@ def test_a_yaml_in_an_unregistered_folder_fails_with_its_name(tmp_path):
     ("=x", "=x: key '' is empty"),
     ("retry..attempts=1", "retry..attempts=1: key 'retry..attempts' is empty or has an empty part"),
     ("retry.attempts=[1,2", "retry.attempts=[1,2: the value is not valid YAML"),
-    ("retry=3", "retry=3: Merge error: int is not a subclass of RetryConfig. value: 3"),
+    ("retry=3", "retry=3: expected a group of keys (attempts, backoff_s, max_backoff_s), e.g. retry.attempts=3"),
+    ("retry.attempts=three", "retry.attempts=three: expected an integer, e.g. retry.attempts=3"),
+    ("retry.attempts=[1,2]", "retry.attempts=[1, 2]: expected an integer, e.g. retry.attempts=3"),
     ("retry.attempts=${nope}", "retry.attempts: Interpolation key 'nope' not found"),
     ("retry.attemps=3", "retry.attemps: unknown key; did you mean 'retry.attempts'?"),
 ])
@@ -70,7 +72,7 @@ def test_every_bad_override_is_listed_with_the_list_fix():
                     ["bundle=b", "seeds.0=5", "seeds=[0,1", "resources=3"])
     assert len(err.value.problems) == 3, err.value.problems
     assert "seeds.0=5: Cannot merge incompatible container types; a list is set whole (seeds=[a,b])" in str(err.value)
-    assert "resources=3: Merge error: int is not a subclass of ResourcesConfig" in str(err.value)
+    assert "resources=3: expected a group of keys (" in str(err.value)
 
 
 @pytest.mark.parametrize("base, expect", [
@@ -97,5 +99,16 @@ def test_a_struct_field_given_a_scalar_in_yaml_names_its_key(tmp_path):
     (tmp_path / "x.yaml").write_text("retry: 3\nupdate_latest: maybe\n")
     with pytest.raises(ConfigError) as err:
         load_config(StorageConfig, tmp_path / "x.yaml")
-    assert err.value.problems == ["retry: Merge error: int is not a subclass of RetryConfig. value: 3",
-                                  "update_latest: Value 'maybe' is not a valid bool (type str)"]
+    assert err.value.problems == [
+        "retry=3: expected a group of keys (attempts, backoff_s, max_backoff_s), e.g. retry.attempts=3",
+        "update_latest=maybe: expected true or false, e.g. update_latest=true"]
+
+
+def test_a_wrong_type_deep_in_yaml_names_the_deepest_key(tmp_path):
+    from tracebridge.sweep.config import SweepConfig
+
+    (tmp_path / "x.yaml").write_text("seeds: 7\nresources: {gpu: lots}\nroles: [planner]\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(SweepConfig, tmp_path / "x.yaml")
+    assert err.value.problems[:2] == ["seeds=7: expected a list of integers, e.g. seeds=[0,1]",
+                                      "resources.gpu=lots: expected a number, e.g. resources.gpu=0.5"]

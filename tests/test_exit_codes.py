@@ -88,6 +88,39 @@ def test_every_kind_of_config_error_exits_2_in_collect_and_config_show(kind: str
     assert not (tmp_path / "t").exists()
 
 
+
+# a value of the wrong type, in commands that stop at their config (no Ray head, no training, no export)
+WRONG_TYPES = {
+    "submit: scalar for a list": (["submit", str(C / "sweep/smoke.yaml"), "seeds=zero"],
+                                  "seeds=zero: expected a list of integers, e.g. seeds=[0,1]"),
+    "train: scalar for a list": (["train", str(C / "train/cpu_tiny.yaml"), "dpo.lora.target_modules=q_proj",
+                                  "--bundle", "{tmp}", "--out", "{tmp}/runs"],
+                                 ("dpo.lora.target_modules=q_proj: expected a list of strings, e.g. "
+                                  "dpo.lora.target_modules=[a,b]")),
+    "export: scalar for a map": (["export", "{tmp}", "views.system_prompts=hi", "--out", "{tmp}/bundles"],
+                                 ("views.system_prompts=hi: expected a mapping of names to values (a string each), "
+                                  "e.g. views.system_prompts.NAME=text")),
+    "export: scalar for a list": (["export", "{tmp}", "views.llm_call_sources=agentlightning", "--out", "{tmp}/b"],
+                                  "views.llm_call_sources=agentlightning: expected a list of strings"),
+    "submit: scalar for a group": (["submit", str(C / "sweep/smoke.yaml"), "resources=3"],
+                                   "resources=3: expected a group of keys (cpu, gpu,"),
+    "collect: list for an integer": (["collect", str(C / "collect/smoke.yaml"), "workers=[1]", "--out", "{tmp}/t"],
+                                     "workers=[1]: expected an integer, e.g. workers=3"),
+    "collect: text for an integer": (["collect", str(C / "collect/smoke.yaml"), "workers=many", "--out", "{tmp}/t"],
+                                     "workers=many: expected an integer"),
+}
+
+
+@pytest.mark.parametrize("name", list(WRONG_TYPES))
+def test_a_value_of_the_wrong_type_exits_2_in_plain_words(name: str, tmp_path: Path) -> None:
+    args, says = WRONG_TYPES[name]
+    res = CliRunner().invoke(app, [*_args(args, tmp_path), "--json"])
+    assert res.exit_code == 2, (name, res.output)
+    error = json.loads(res.stdout)["error"]
+    assert says in error, (name, error)
+    assert not any(w in error for w in ("Node", "ListConfig", "DictConfig", "Merge error", "subclass")), error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # no work done
+
 def test_config_show_of_a_missing_or_unknown_config_exits_2(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["config", "show", str(C / "collect/nope.yaml")])
     assert res.exit_code == 2 and "no such config file" in res.stderr, res.output

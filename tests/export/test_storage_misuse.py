@@ -140,7 +140,8 @@ def test_a_file_in_the_way_of_out_is_an_error_not_a_traceback(bundle: ExportResu
     res = CliRunner().invoke(app, ["fetch", uri, "--out", str(tmp_path / "afile")])
     assert res.exit_code == 2 and "afile: cannot hold the fetched bundle" in res.stderr, res.output
     res = CliRunner().invoke(app, ["pull", report.as_uri(), "--out", str(tmp_path / "afile"), "--json"])
-    assert res.exit_code == 1 and "afile: cannot hold the pulled report" in res.stdout, res.output
+    # checked before anything is fetched (README: `--out` that is a file is refused before any work, exit 2)
+    assert res.exit_code == 2 and "afile is a file, not a folder" in json.loads(res.stdout)["error"], res.output
 
 
 def test_train_seeds_that_are_not_numbers_are_a_usage_error(tmp_path: Path) -> None:

@@ -43,14 +43,9 @@ def _wait_for(path: Path, proc: subprocess.Popen[str], limit_s: float = 120) -> 
         time.sleep(0.1)
 
 
-def test_sigterm_stops_the_running_steps_and_frees_the_lock(tmp_path: Path) -> None:
-    stub, pids = tmp_path / "stub.py", tmp_path / "pids.json"
-    stub.write_text(STUB)
-    skip = [s.name for s in STEPS if s.name != "runtime_hook"]
-    cmd = [sys.executable, "-m", "tracebridge.cli", "shadow-cycle", "--config", str(ROOT / "configs/ops/shadow.yaml"),
-           "--bin", f"{sys.executable} {stub}", f"artifacts_dir={tmp_path}/artifacts",
-           f"shadow.work_dir={tmp_path}/shadow", f"shadow.skip=[{','.join(skip)}]", "shadow.retention.enabled=false",
-           "--json"]
+def interrupt_and_reap(cmd: list[str], pids: Path) -> tuple[subprocess.CompletedProcess[str], list[int]]:
+    """Run ``cmd`` (whose step runs ``STUB``, writing its and its child's pids to ``pids``), send it SIGTERM
+    once the step runs, and return what it printed and the stub's processes that outlived it (killed now)."""
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "STUB_PIDS": str(pids)})
     try:
@@ -64,9 +59,21 @@ def test_sigterm_stops_the_running_steps_and_frees_the_lock(tmp_path: Path) -> N
     leftover = [p for p in (step, grandchild) if _alive(p)]
     for p in leftover:
         os.kill(p, signal.SIGKILL)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), leftover
+
+
+def test_sigterm_stops_the_running_steps_and_frees_the_lock(tmp_path: Path) -> None:
+    stub, pids = tmp_path / "stub.py", tmp_path / "pids.json"
+    stub.write_text(STUB)
+    skip = [s.name for s in STEPS if s.name != "runtime_hook"]
+    cmd = [sys.executable, "-m", "tracebridge.cli", "shadow-cycle", "--config", str(ROOT / "configs/ops/shadow.yaml"),
+           "--bin", f"{sys.executable} {stub}", f"artifacts_dir={tmp_path}/artifacts",
+           f"shadow.work_dir={tmp_path}/shadow", f"shadow.skip=[{','.join(skip)}]", "shadow.retention.enabled=false",
+           "--json"]
+    proc, leftover = interrupt_and_reap(cmd, pids)
     assert not leftover, f"a step of the interrupted cycle outlived it (exit {proc.returncode})"
-    assert proc.returncode == 130, (out, err)
-    doc = json.loads(out)
+    assert proc.returncode == 130, (proc.stdout, proc.stderr)
+    doc = json.loads(proc.stdout)
     assert doc["exit_code"] == 130 and doc["error"].startswith("shadow cycle interrupted (SIGTERM)"), doc
     lock = FileLock(str(tmp_path / "shadow" / LOCK), timeout=0)
     lock.acquire()  # free: the next cycle can run

@@ -220,6 +220,18 @@ def test_monthly_month_and_out_inputs(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["monthly-2026-02.json", "monthly-2026-02.md"]
 
 
+def test_monthly_missing_ledger_is_a_usage_error_before_any_work(tmp_path):
+    # before: exit 0, a report of an empty month proposing to review every mapped emoji
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({"mapping": {"👍": 1, "👎": -1}}))
+    missing = tmp_path / "no-ledger.jsonl"
+    r = run("ops", "monthly-review", f"monthly.ledger={missing}", f"monthly.mapping={mapping}", "agree_with=[]",
+            "--month", "2026-02", "--out", tmp_path / "out")
+    assert r.exit_code == 2, r.output
+    assert f"configs/ops/monthly.yaml: monthly.ledger={missing}: no such file" in r.output.replace("\n", "")
+    assert not (tmp_path / "out").exists()
+
+
 def test_weekly_paths_and_budgets_are_checked_before_anything_runs(tmp_path):
     assert WeeklyConfig(max_hours=math.nan).problems() and WeeklyConfig(days=10**8).problems()
     (tmp_path / "f").write_text("x")

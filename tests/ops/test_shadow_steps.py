@@ -293,3 +293,30 @@ def test_feedback_step_without_a_bot_id_stops_on_a_shared_ledger(tmp_path):
     sh.feedback_bots = [FeedbackBot(bot_id="222:AAsecret", updates=["x.json"])]  # a token pasted for the id
     (problem,) = ctx.cfg.validate()
     assert problem.startswith("shadow.feedback_bots[0].bot_id=<hidden>: looks like a bot token") and "AAsecret" not in problem
+
+
+def test_feedback_step_passes_the_openclaw_accounts_to_the_harvest(tmp_path):
+    """``shadow.feedback_openclaw_accounts`` reaches the harvest of `sources` (before, the cycle had no key for
+    the harvest's ``openclaw_accounts``: a host with several Telegram accounts was harvested as one bot)."""
+    from tests.feedback.test_openclaw_accounts import _host
+    from tracebridge.config import load_config
+    from tracebridge.feedback.ledger import read_ledger
+
+    ctx = _ctx(tmp_path)
+    ctx.now = dt.datetime.now(dt.UTC)
+    _two_bots(ctx, tmp_path)
+    sh = ctx.shadow
+    sh.sources = [str(_host(tmp_path))]
+    # typed, and overridable as key=value on the cycle's own config
+    cfg = load_config(OpsConfig, ROOT / "configs/ops/shadow.yaml",
+                      ["shadow.feedback_openclaw_accounts.planner=111", "shadow.feedback_openclaw_accounts.Worker=222"])
+    sh.feedback_openclaw_accounts = cfg.shadow.feedback_openclaw_accounts
+    assert dict(sh.feedback_openclaw_accounts) == {"planner": "111", "Worker": "222"} and ctx.cfg.validate() == []
+    out = step_feedback(ctx)["feedback"]["harvested"]
+    log = (ctx.bundle / "logs" / "feedback_harvest.log").read_text().splitlines()[0]
+    assert "openclaw_accounts.planner=111 openclaw_accounts.Worker=222" in log, log
+    assert (out["added"], out["quarantined"]) == (3, 2)  # the planner's, the worker's (2); two unknown accounts
+    assert sorted(r.raw.get("bot_id") for r in read_ledger(sh.feedback_ledger).rows) == ["111", "222", "222"]
+    sh.feedback_openclaw_accounts = {"planner": ""}
+    assert ctx.cfg.validate() == [("shadow.feedback_openclaw_accounts.planner: empty; give the bot id of that "
+                                  "account (e.g. the number before ':' in its token)")]

@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 import tracebridge.cli  # noqa: F401 - registers the command modules
@@ -99,3 +100,60 @@ def test_a_trial_without_a_metric_does_not_break_the_results(tmp_path):
     res = build_results(trials, n_boot=100)["roles"]["verifier"]
     assert res["comparison"]["accuracy"]["n"] == 20  # the pair that has it on both sides
     assert res["variants"]["optimized"]["metrics"]["uplift_vs_majority"]["n"] == 20
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("verifier/accuracy", "high", 'result.verifier/accuracy: "high" is not a number'),
+    ("verifier/accuracy", True, "result.verifier/accuracy: true is not a number"),
+    ("sft/last_loss", [1.0], "result.sft/last_loss: [1.0] is not a number"),
+    ("dpo/first_loss", float("inf"), "result.dpo/first_loss: inf is not a finite number"),
+    ("wall_s", "long", 'result.wall_s: "long" is not a number'),
+    ("loss_curve", [{"phase": "sft", "step": 1, "loss": "x"}], 'result.loss_curve[0].loss: "x" is not a number'),
+    ("loss_curve", [{"phase": "sft", "loss": 1.0}], "result.loss_curve[0].step: is not measured"),
+    ("started_at", "yesterday", "result.started_at: 'yesterday' is not a timestamp"),
+])
+def test_a_metric_that_is_not_a_number_is_a_problem_naming_file_and_metric(tmp_path, field, value, says):
+    trial_dir(tmp_path, "ok", variant="optimized")
+    bad = trial_dir(tmp_path, "bad", **{field: value})
+    res = CliRunner().invoke(app, ["report", str(tmp_path), "--out", str(tmp_path / "rep"), "--json"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert f"{bad / 'trial.json'}: {says}" in json.loads(res.stdout)["error"], res.output
+    assert not (tmp_path / "rep").exists()  # nothing plotted, nothing written
+
+
+def test_not_measured_metrics_and_text_fields_are_accepted(tmp_path):
+    trial_dir(tmp_path, "a", **{"verifier/false_stop_rate": float("nan"), "dpo/last_loss": None,
+                               "sft/prepared": "loaded"})
+    trial_dir(tmp_path, "b", variant="optimized")
+    res = CliRunner().invoke(app, ["report", str(tmp_path), "--out", str(tmp_path / "rep"), "--json"])
+    assert res.exit_code == 0, res.output
+
+
+def _report(tmp_path, *args) -> tuple[dict, dict, str]:
+    res = CliRunner().invoke(app, ["report", *map(str, args), "--out", str(tmp_path / "rep"), "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout), json.loads((tmp_path / "rep" / "manifest.json").read_text()), res.stderr
+
+
+def test_report_wall_time_is_the_trials_span_or_null_and_said_so(tmp_path):
+    t = "2026-01-01T00:0{}:{}.000Z"
+    trial_dir(tmp_path / "timed", "a", started_at=t.format(0, "00"), finished_at=t.format(1, "00"), wall_s=60.0)
+    trial_dir(tmp_path / "timed", "b", variant="optimized", started_at=t.format(0, "30"),
+              finished_at=t.format(2, "00"), wall_s=90.0)
+    summary, man, _ = _report(tmp_path, tmp_path / "timed")
+    assert man["wall_s"] == summary["wall_s"] == 120.0 and man["trial_wall_s"] == 150.0  # side by side
+    assert "started_at/finished_at" in man["wall_s_source"]
+    assert "started_at/finished_at: first start to last end" in (tmp_path / "rep" / "report.html").read_text()
+
+    one = trial_dir(tmp_path / "one", "a", wall_s=42.5)
+    _, man, _ = _report(tmp_path, one)
+    assert man["wall_s"] == 42.5 and man["wall_s_source"] == "the one trial's own wall_s"
+
+    trial_dir(tmp_path / "untimed", "a")
+    trial_dir(tmp_path / "untimed", "b", variant="optimized", started_at=t.format(0, "00"),
+              finished_at=t.format(1, "00"))
+    summary, man, _ = _report(tmp_path, tmp_path / "untimed")
+    assert man["wall_s"] is None and summary["wall_s"] is None and man["trial_wall_s"] == 2.0
+    assert man["wall_s_source"].startswith("unknown: 1 of 2 trials recorded no started_at/finished_at")
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "untimed"), "--out", str(tmp_path / "rep2")])
+    assert res.exit_code == 0 and "wall time unknown: 1 of 2 trials" in res.stderr, res.output

@@ -35,6 +35,10 @@ def test_train_eval_report_commands(tmp_path):
 
     res = runner.invoke(app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["trials"] == 2
+    man = json.loads((tmp_path / "rep" / "manifest.json").read_text())  # the trials recorded when they ran
+    # first start to last end (millisecond timestamps): at least as long as the longer trial
+    assert man["wall_s"] >= max(t["wall_s"] for t in man["trials"]) - 0.002 > 0, man["wall_s"]
+    assert man["wall_s_source"].startswith("the trials' started_at/finished_at")
     assert runner.invoke(app, ["report", "--verify", str(tmp_path / "rep")]).exit_code == 0
     (tmp_path / "rep" / "report.html").write_text("tampered")
     assert runner.invoke(app, ["report", "--verify", str(tmp_path / "rep")]).exit_code == 1

@@ -270,7 +270,7 @@ def test_the_key_is_typed_off_by_default_and_on_in_the_gpu_profile():
     assert load_train_config(None).data.fit_context is False
     assert load_train_config(None, ["data.fit_context=true"]).data.fit_context is True
     assert load_train_config(str(ROOT / "configs/train/gpu.yaml")).data.fit_context is True
-    with pytest.raises(ConfigError, match="data.fit_context: Value 'maybe' is not a valid bool"):
+    with pytest.raises(ConfigError, match="data.fit_context=maybe: expected true or false"):
         load_train_config(None, ["data.fit_context=maybe"])
 
 

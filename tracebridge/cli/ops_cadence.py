@@ -9,7 +9,13 @@ from typing import Annotated
 
 import typer
 
-from tracebridge.cli.app import EXIT_FAILED, fail, print_json
+from tracebridge.cli.app import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    fail,
+    print_json,
+    sigterm_as_interrupt,
+)
 from tracebridge.cli.ops import (
     MONTHLY_CONFIG,
     JsonOpt,
@@ -92,17 +98,23 @@ def monthly_review(
     out: Annotated[Path | None, typer.Option(help="Folder for monthly-<YYYY-MM>.json and .md.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Reaction distribution drift, unmapped emojis and proposed mapping changes for a month."""
+    """Reaction distribution drift, unmapped emojis and proposed mapping changes for a month; exit 2
+    when monthly.ledger does not exist."""
     import orjson
 
     from tracebridge.capture.writer import write_atomic
     from tracebridge.ops.agreement import MONTHLY_KEYS
+    from tracebridge.ops.artifacts import check_input_files
     from tracebridge.ops.monthly import monthly_review as do_review
     from tracebridge.ops.monthly import to_markdown
 
     cfg = _agreeing_config(config, overrides, MONTHLY_KEYS).monthly
     if out is not None and out.exists() and not out.is_dir():
         fail(f"--out {out}: not a folder")
+    try:  # the ledger is the review's input: a missing one would review an empty month (the mapping
+        check_input_files([("monthly.ledger", cfg.ledger)])  # may be absent: the built-in defaults)
+    except ValueError as exc:
+        fail(f"{config}: {exc}")
     try:
         rep = do_review(cfg.ledger, cfg.mapping, month or _last_month(), cfg.min_count, cfg.drift_alpha)
     except ValueError as exc:
@@ -126,16 +138,21 @@ def weekly(
     bin_: Annotated[str | None, typer.Option("--bin", help="tracebridge executable for the steps.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Export last week's runs, push the bundle, sweep it in a GPU window; exit 1 if a step fails."""
+    """Export last week's runs, push the bundle, sweep it in a GPU window; exit 1 if a step fails,
+    130 when interrupted (Ctrl-C, SIGTERM: the running step's process group is stopped)."""
     from tracebridge.ops.agreement import WEEKLY_KEYS
     from tracebridge.ops.weekly import run_weekly
 
     cfg = _agreeing_config(config, overrides, WEEKLY_KEYS).weekly
     exe = bin_.split() if bin_ else [sys.executable, "-m", "tracebridge.cli"]
     try:
-        man = run_weekly(cfg, Path(cfg.artifacts_dir), exe, dry_run=dry_run)
+        with sigterm_as_interrupt():
+            man = run_weekly(cfg, Path(cfg.artifacts_dir), exe, dry_run=dry_run)
     except ValueError as exc:  # a wrong path, found before anything ran
         fail(f"{config}: {exc}", 2)
+    except KeyboardInterrupt as exc:
+        fail(f"weekly run interrupted ({exc or 'SIGINT'}): its running step was stopped; "
+             "no manifest was written", EXIT_INTERRUPTED)
     if json_out:
         print_json(man)
     else:

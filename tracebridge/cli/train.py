@@ -357,7 +357,7 @@ def report(
     """Write results.json + report.html + manifest.json from trial folders; with ``--verify``,
     check a report folder's hashes (exit 1 on any problem)."""
     from tracebridge.report import verify_report, write_report
-    from tracebridge.report.trials import load_trial_files
+    from tracebridge.report.trials import load_trial_files, runs_wall
 
     if verify:
         missing = [str(d) for d in trial_dirs if not d.is_dir()]
@@ -380,10 +380,14 @@ def report(
     if probs:
         fail(f"{len(probs)} problem(s) in the trial folders, no report written:\n  " + "\n  ".join(probs),
              problems=probs)
-    manifest = write_report(trials, out, config={"trials": [str(f) for f in files]})
+    wall_s, wall_source = runs_wall(trials)
+    manifest = write_report(trials, out, config={"trials": [str(f) for f in files]}, wall_s=wall_s,
+                            wall_source=wall_source)
     summary = {"report": str(out / "report.html"), "trials": len(trials), "winners": manifest.get("winners"),
-               "report_id": manifest["report_id"]}
+               "report_id": manifest["report_id"], "wall_s": wall_s, "wall_s_source": wall_source}
     if json_out:
         print_json(summary)
     else:
         typer.echo(f"{summary['report']}  ({len(trials)} trials)  winners: {summary['winners']}")
+        if wall_s is None:
+            typer.echo(f"wall time {wall_source}", err=True)

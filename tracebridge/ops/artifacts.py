@@ -38,6 +38,15 @@ MANIFEST_KEYS = ("kind", "cycle_id", "started_at", "finished_at", "status", "tra
                  "chunk_policy")
 
 
+def check_input_files(files: list[tuple[str, str | Path | None]]) -> None:
+    """Raise ValueError (``key=path: no such file``) for the first input file named by a config key
+    that is not there (None: the key is off). An ops command calls it before any work: a missing
+    input is a usage error (exit 2), not an empty result."""
+    for key, f in files:
+        if f is not None and not Path(f).is_file():
+            raise ValueError(f"{key}={f}: no such file (paths are relative to the folder the job runs in)")
+
+
 def cycle_stamp(now: dt.datetime) -> str:
     """The folder name of a cycle started at ``now`` (UTC, second precision, sortable)."""
     return now.astimezone(dt.UTC).strftime(TS_FORMAT)

@@ -44,7 +44,7 @@ from tracebridge.schema.canonical import sha256_json, utc_now
 
 log = logging.getLogger(__name__)
 VOLATILE = ("wall_s", "train/tokens_per_s", "train/peak_memory_bytes", "trial_dir", "eval_items_path",
-            "checkpoint_dir", "ref_checkpoint_dir", "loss_curve", "sft/prepared", "resources")
+            "checkpoint_dir", "ref_checkpoint_dir", "loss_curve", "sft/prepared", "resources", "started_at", "finished_at")
 
 
 @contextmanager

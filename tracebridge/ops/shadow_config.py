@@ -126,6 +126,10 @@ class ShadowConfig:
     feedback_bots: list[FeedbackBot] = field(default_factory=list, metadata={
         "help": "Further bots sharing the files, each harvested under its own id from its own dumps, "
                 "e.g. [{bot_id: '2002', updates: [dumps/bot2.json]}]; needs feedback_bot_id."})
+    feedback_openclaw_accounts: dict[str, str] = field(default_factory=dict, metadata={
+        "help": "OpenClaw Telegram account id -> bot id for the harvest of `sources` (feedback openclaw_accounts; "
+                "override as shadow.feedback_openclaw_accounts.<id>=<bot id>), for an OpenClaw host with several "
+                "Telegram accounts. Empty = every OpenClaw reaction is feedback_bot_id's."})
     feedback_harvest_log: str = field(default="memory/feedback/harvest-log.jsonl", metadata={
         "help": "Harvest log (each harvest run appends a line): the audit's evidence that it ran."})
     chunk_registry: str = field(default="memory/feedback/sent-chunks.jsonl", metadata={
@@ -172,6 +176,7 @@ class ShadowConfig:
             p.append("shadow.feedback_bot_id is empty but " + ("shadow.feedback_legacy_bot_id" if
                      self.feedback_legacy_bot_id else "shadow.feedback_bots") + " is set: the harvest of "
                      "feedback_updates and sources would write rows of no bot; set it to their bot's id")
+        p += self._account_problems()
         seen = {self.feedback_bot_id} - {""}
         for i, b in enumerate(self.feedback_bots):
             if not b.bot_id or not b.updates:
@@ -181,3 +186,10 @@ class ShadowConfig:
                          "(several dumps of one bot go in its updates)")
             seen.add(b.bot_id)
         return p
+
+    def _account_problems(self) -> list[str]:
+        """``feedback_openclaw_accounts`` as the harvest checks ``openclaw_accounts`` (named by the shadow key)."""
+        from tracebridge.feedback.config import FeedbackConfig
+
+        accounts = FeedbackConfig(openclaw_accounts=dict(self.feedback_openclaw_accounts)).validate()
+        return ["shadow.feedback_" + why for why in accounts if why.startswith("openclaw_accounts.")]

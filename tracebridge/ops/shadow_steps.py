@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -67,27 +68,41 @@ def run_cli(ctx: Ctx, step: str, args: list[str], timeout_s: float = 3 * 3600,
 
 def _run_child(argv: list[str], env: dict[str, str], timeout_s: float, ctx: Ctx,
                grace_s: float = 10.0) -> subprocess.CompletedProcess[str]:
-    """Run a step's command in its own process group and return what it printed. The group (the
-    command and whatever it started) is stopped, SIGTERM then SIGKILL after ``grace_s``, when the step
-    times out or the cycle is interrupted (``ctx.cancel``), so no step outlives its cycle and its lock.
+    """Run a step's command with ``run_in_group``, so no step outlives its cycle and its lock.
 
     Raises:
         subprocess.TimeoutExpired: it ran past ``timeout_s``.
-        StepFailed: the cycle was interrupted.
+        StepFailed: the cycle was interrupted (``ctx.cancel``).
+    """
+    res = run_in_group(argv, env, timeout_s, ctx.cancel, grace_s)
+    if res is None:
+        raise StepFailed(f"tracebridge {' '.join(argv[len(ctx.cli):][:2])}: stopped, the cycle was interrupted")
+    return res
+
+
+def run_in_group(argv: list[str], env: dict[str, str] | None = None, timeout_s: float | None = None,
+                 cancel: threading.Event | None = None,
+                 grace_s: float = 10.0) -> subprocess.CompletedProcess[str] | None:
+    """Run ``argv`` in its own process group and return what it printed (None when ``cancel`` was set).
+    The group (the command and whatever it started) is stopped, SIGTERM then SIGKILL after ``grace_s``,
+    when it runs past ``timeout_s``, when ``cancel`` is set, or when this thread is interrupted
+    (Ctrl-C, or SIGTERM under ``sigterm_as_interrupt``): no child outlives the command that started it.
+
+    Raises:
+        subprocess.TimeoutExpired: it ran past ``timeout_s``.
     """
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
-    deadline = time.monotonic() + timeout_s
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
         while True:
             try:
                 out, err = proc.communicate(timeout=0.5)
                 return subprocess.CompletedProcess(argv, proc.returncode, out, err)
             except subprocess.TimeoutExpired:
-                if ctx.cancel.is_set():
-                    raise StepFailed(f"tracebridge {' '.join(argv[len(ctx.cli):][:2])}: "
-                                     "stopped, the cycle was interrupted") from None
-                if time.monotonic() > deadline:
+                if cancel is not None and cancel.is_set():
+                    return None
+                if deadline is not None and time.monotonic() > deadline:
                     raise
     finally:
         if proc.poll() is None:
@@ -185,12 +200,14 @@ def _bot_overrides(bot_id: str, legacy_bot_id: str) -> list[str]:
 
 
 def _harvests(ctx: Ctx, paths: list[str]) -> dict[str, Any] | None:
-    """Harvest `sources` and `feedback_updates` (as ``feedback_bot_id``), then each of ``feedback_bots``
-    from its own dumps under its own id; the counts summed, and per bot. None = nothing to harvest."""
+    """Harvest `sources` and `feedback_updates` (as ``feedback_bot_id``; `sources`' reactions by OpenClaw
+    account per ``feedback_openclaw_accounts``), then each of ``feedback_bots`` from its own dumps under its
+    own id; the counts summed, and per bot. None = nothing to harvest."""
     sh, legacy = ctx.shadow, ctx.shadow.feedback_legacy_bot_id
     srcs = [a for s in sh.sources for a in ("--openclaw", os.path.expanduser(s))] + \
         [a for u in sh.feedback_updates for a in ("--updates", os.path.expanduser(u))]
-    runs = [(sh.feedback_bot_id, srcs)] if srcs else []
+    accounts = [f"openclaw_accounts.{a}={b}" for a, b in sh.feedback_openclaw_accounts.items()] if sh.sources else []
+    runs = [(sh.feedback_bot_id, srcs + accounts)] if srcs else []
     runs += [(b.bot_id, [a for u in b.updates for a in ("--updates", os.path.expanduser(u))]) for b in sh.feedback_bots]
     out: dict[str, Any] | None = None
     for i, (bot, args) in enumerate(runs):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,10 @@ from typing import Any
 from filelock import FileLock
 
 from tracebridge.capture.reader import iter_runs
-from tracebridge.ops.artifacts import cycle_stamp, new_bundle_dir, write_manifest
+from tracebridge.ops.artifacts import check_input_files, cycle_stamp, new_bundle_dir, write_manifest
 from tracebridge.ops.config import WeeklyConfig
 from tracebridge.ops.retention_sources import RUN_LOCK
-from tracebridge.ops.shadow_steps import feedback_overrides
+from tracebridge.ops.shadow_steps import feedback_overrides, run_in_group
 from tracebridge.schema.canonical import format_ts, utc_now
 
 
@@ -95,10 +94,8 @@ def check_paths(cfg: WeeklyConfig, artifacts_dir: Path) -> None:
     if not Path(cfg.traces).is_dir():
         raise ValueError(f"weekly.traces={cfg.traces}: no such trace root (a folder of runs)")
     # the window reads these after the export and the push (a missing one was found only then)
-    for key, f in (("weekly.sweep_config", cfg.sweep_config), ("weekly.cluster", cfg.cluster),
-                   ("weekly.export_config", cfg.export_config)):
-        if f is not None and not Path(f).is_file():
-            raise ValueError(f"{key}={f}: no such file (paths are relative to the folder the job runs in)")
+    check_input_files([("weekly.sweep_config", cfg.sweep_config), ("weekly.cluster", cfg.cluster),
+                       ("weekly.export_config", cfg.export_config)])
     for key, p in (("weekly.bundles_dir", Path(cfg.bundles_dir)), ("weekly.artifacts_dir", artifacts_dir)):
         if p.exists() and not p.is_dir():
             raise ValueError(f"{key}={p}: not a folder")
@@ -142,7 +139,8 @@ def _run(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stage: Path, 
         if status != "ok":
             man["steps"][s.name] = {"status": "skipped", "reason": "needs the previous step"}
             continue
-        res = subprocess.run(s.argv, capture_output=True, text=True, check=False)
+        res = run_in_group(s.argv)  # its own process group: stopped with the run when it is interrupted
+        assert res is not None  # no cancel event: it returns only once the command ended
         ok = res.returncode == 0
         man["steps"][s.name] = {"status": "ok" if ok else "failed", "exit_code": res.returncode,
                                 "output_tail": (res.stdout + res.stderr)[-2000:]}

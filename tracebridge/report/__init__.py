@@ -20,16 +20,18 @@ __all__ = ["verify_report", "write_report"]
 
 
 def write_report(trials: list[dict[str, Any]], out_dir: str | Path, config: dict[str, Any] | None = None,
-                 wall_s: float = 0.0, bundle_id: str | None = None, n_boot: int = 1000, ci: float = 0.95,
+                 wall_s: float | None = None, bundle_id: str | None = None, n_boot: int = 1000, ci: float = 0.95,
                  title: str = "TraceBridge report", sweep_id: str | None = None,
-                 prices: dict[str, float] | None = None, submission_id: str | None = None) -> dict[str, Any]:
+                 prices: dict[str, float] | None = None, submission_id: str | None = None,
+                 wall_source: str | None = None) -> dict[str, Any]:
     """Write ``results.json``, ``report.html`` and ``manifest.json`` into ``out_dir``.
 
     Args:
         trials: results of ``run_trial``.
         out_dir: report folder (created).
         config: the resolved config that produced the trials (sweep or train config as a dict).
-        wall_s: wall time of the whole run.
+        wall_s: wall time of the whole run; None when unknown (written as null, never a made-up 0).
+        wall_source: where ``wall_s`` came from, or why it is unknown (``manifest.wall_s_source``).
         bundle_id: the bundle trained on (default: taken from the trials).
         n_boot, ci: bootstrap settings.
         title: page title.
@@ -51,11 +53,12 @@ def write_report(trials: list[dict[str, Any]], out_dir: str | Path, config: dict
     rpath = out / "results.json"
     rpath.write_text(json.dumps(results, indent=2, sort_keys=True, default=str))
     # the page shows a provisional stamp (everything but its own hash); manifest.json is the record
-    stamp = build_manifest(out, [rpath], config or {}, trials, wall_s, bundle_id, sweep_id, prices, submission_id)
+    stamp = build_manifest(out, [rpath], config or {}, trials, wall_s, bundle_id, sweep_id, prices, submission_id,
+                           wall_source)
     hpath = out / "report.html"
     hpath.write_text(render_html(results, stamp, title), encoding="utf-8")
     manifest = build_manifest(out, [rpath, hpath], config or {}, trials, wall_s, bundle_id, sweep_id, prices,
-                              submission_id)
+                              submission_id, wall_source)
     manifest["winners"] = {r: b.get("winner") for r, b in results["roles"].items()}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
     return manifest

@@ -4,7 +4,8 @@ attempt ``<sweep id>-a<N>``, that wrote the report; null outside a Ray job; abse
 written before it was recorded), bundle_id, config (resolved) +
 config_hash, code_version (git sha, or the package version), model, seeds, trials, cluster (the
 nodes the trials ran on: GPU type, GPUs, trials, GPU-hours; and the driver's host), hardware (the
-driver's machine, which wrote the report), wall_s, trial_wall_s, gpu_hours (Σ trial GPUs × trial
+driver's machine, which wrote the report), wall_s (null when unknown) and wall_s_source (where it came
+from, or why it is unknown), trial_wall_s, gpu_hours (Σ trial GPUs × trial
 wall s / 3600), cost_estimate ({usd, per_gpu_hour, source}; usd null + reason when a GPU type has
 no price), files [{path, sha256, bytes}].
 """
@@ -72,8 +73,9 @@ def report_id(man: dict[str, Any]) -> str:
 
 
 def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], trials: list[dict[str, Any]],
-                   wall_s: float, bundle_id: str | None = None, sweep_id: str | None = None,
-                   prices: dict[str, float] | None = None, submission_id: str | None = None) -> dict[str, Any]:
+                   wall_s: float | None, bundle_id: str | None = None, sweep_id: str | None = None,
+                   prices: dict[str, float] | None = None, submission_id: str | None = None,
+                   wall_source: str | None = None) -> dict[str, Any]:
     """The manifest of a report folder (pure apart from hashing ``files`` and asking git).
 
     Args:
@@ -81,6 +83,8 @@ def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], tri
         submission_id: the Ray job (sweep id + attempt) writing the report; None outside a Ray job.
         prices: USD/h per instance type for ``cost_estimate`` (a sweep's ``window.prices``;
             default: ``tracebridge.cluster.config.DEFAULT_PRICES``).
+        wall_s, wall_source: the run's wall time (None: unknown) and where it came from (default: timed
+            by the command that ran the trials; "unknown" when ``wall_s`` is None).
     """
     from tracebridge.cluster.config import DEFAULT_PRICES
 
@@ -100,6 +104,7 @@ def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], tri
                     "gpus": (t.get("resources") or {}).get("gpus")} for t in trials],
         "cluster": {"nodes": cluster_nodes(trials), "driver": socket.gethostname()},
         "hardware": hw, "wall_s": wall_s, "trial_wall_s": trial_wall,
+        "wall_s_source": wall_source or ("timed by the command that ran the trials" if wall_s is not None else "unknown"),
         "gpu_hours": sum(trial_gpu_hours(t) for t in trials),
         "cost_estimate": cost_estimate(trials, DEFAULT_PRICES if prices is None else prices, table),
         "files": [file_entry(p, out_dir) for p in files],

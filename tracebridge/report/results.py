@@ -73,7 +73,7 @@ def _variant_block(trials: list[dict[str, Any]], items: list[dict[str, Any]], n_
         a = _pool([it["accuracy"] for it in both])
         b = _pool([it["majority_accuracy"] for it in both])
         out["metrics"]["uplift_vs_majority"] = paired_difference(a, b, n_boot, ci).to_dict()
-    out["wall_s"] = sum(t.get("wall_s", 0.0) for t in trials)
+    out["wall_s"] = sum(float(t.get("wall_s") or 0.0) for t in trials)  # trial wall time, summed
     return out
 
 

@@ -1,12 +1,17 @@
 """Reading trial folders for ``tracebridge report``: each ``trial.json`` checked before any report is
 written, so a truncated file, an unknown role, a trial whose per-item values are gone or the same
 trial given twice is one listed problem (``file: field: reason``), never a traceback or a silently
-empty or double-counted table.
+empty or double-counted table. A metric that is not a number (text, true/false, a list, infinity) is
+such a problem too, never a value only ``results.json`` shows; null and NaN are "not measured" (what a
+trial writes for a metric with no items or a phase that logged no loss). ``runs_wall`` tells the wall
+time of the trials read, or that it is unknown.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,38 @@ def _items_problem(path: Path) -> str | None:
     return None
 
 
+# ``role/metric``-like keys that hold words, not numbers: ``sft/prepared`` ("loaded", "stored", "")
+TEXT_FIELDS = {"prepared"}
+
+
+def _not_a_number(v: Any, measured: bool = False) -> str | None:
+    """Why ``v`` is not a metric value (None when it is one); null and NaN mean "not measured",
+    allowed unless ``measured``."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "is not measured" if measured else None
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return f"{json.dumps(v, default=str)[:60]} is not a number"
+    return f"{v} is not a finite number" if math.isinf(v) else None
+
+
+def _metric_problems(f: Path, r: dict[str, Any]) -> list[str]:
+    """Metrics of one trial result that are not numbers: ``role/metric``, ``sft/last_loss`` and the
+    like, ``wall_s``, each ``loss_curve`` point's step and loss."""
+    named = sorted(k for k in r if k == "wall_s" or ("/" in k and k.rsplit("/", 1)[1] not in TEXT_FIELDS))
+    probs = [f"{f}: result.{k}: {why}; a metric is a number (null or NaN when not measured)"
+             for k in named if (why := _not_a_number(r[k])) is not None]
+    curve = r.get("loss_curve") or []
+    if not isinstance(curve, list):
+        return [*probs, f"{f}: result.loss_curve: must be a list of {{phase, step, loss}}"]
+    for i, point in enumerate(curve):
+        for k in ("step", "loss"):
+            why = _not_a_number(point.get(k), k == "step") if isinstance(point, dict) else "is not an object"
+            if why is not None:
+                probs.append(f"{f}: result.loss_curve[{i}].{k}: {why}; plotted, it must be a number")
+                break
+    return probs
+
+
 def _result_problems(f: Path, r: dict[str, Any]) -> list[str]:
     """Field problems of one trial result; fixes ``eval_items_path`` to the folder's own file when
     the recorded one is gone (a trial folder copied off the cluster keeps the cluster's path)."""
@@ -40,6 +77,7 @@ def _result_problems(f: Path, r: dict[str, Any]) -> list[str]:
         probs.append(f"{f}: result.seed: {r.get('seed')!r} must be a whole number")
     if not isinstance(r.get("ablation") or {}, dict):
         probs.append(f"{f}: result.ablation: must be an object of key -> value")
+    probs += _metric_problems(f, r) + _time_problems(f, r)
     recorded = r.get("eval_items_path")
     items = Path(recorded) if isinstance(recorded, str) and Path(recorded).is_file() else f.parent / "eval_items.json"
     if not items.is_file():
@@ -84,3 +122,35 @@ def load_trial_files(files: list[Path]) -> tuple[list[dict[str, Any]], list[str]
         seen[key] = f
         results.append(r)
     return results, probs
+
+
+def _when(v: Any) -> float | None:
+    """A trial's ``started_at``/``finished_at`` timestamp as epoch seconds (None when absent or unreadable)."""
+    try:
+        return dt.datetime.fromisoformat(v).timestamp() if isinstance(v, str) else None
+    except ValueError:
+        return None
+
+
+def _time_problems(f: Path, r: dict[str, Any]) -> list[str]:
+    """``started_at``/``finished_at`` that are there but are not timestamps, or end before they start."""
+    probs = [f"{f}: result.{k}: {r[k]!r} is not a timestamp (YYYY-MM-DDTHH:MM:SS.mmmZ)"
+             for k in ("started_at", "finished_at") if r.get(k) is not None and _when(r[k]) is None]
+    start, end = _when(r.get("started_at")), _when(r.get("finished_at"))
+    if not probs and start is not None and end is not None and end < start:
+        probs.append(f"{f}: result.finished_at: {r['finished_at']} is before started_at {r['started_at']}")
+    return probs
+
+
+def runs_wall(trials: list[dict[str, Any]]) -> tuple[float | None, str]:
+    """The wall time the trials took together, in seconds, and where it comes from: first start to last
+    end when every trial recorded ``started_at`` and ``finished_at``; the one trial's own ``wall_s``;
+    else None (trials that ran side by side or one after another cannot be told apart)."""
+    spans = [(a, b) for t in trials
+             if (a := _when(t.get("started_at"))) is not None and (b := _when(t.get("finished_at"))) is not None]
+    if trials and len(spans) == len(trials):
+        return max(b for _, b in spans) - min(a for a, _ in spans), "the trials' started_at/finished_at: first start to last end"
+    if len(trials) == 1 and _not_a_number(trials[0].get("wall_s"), measured=True) is None:
+        return float(trials[0]["wall_s"]), "the one trial's own wall_s"
+    return None, (f"unknown: {len(trials) - len(spans)} of {len(trials)} trials recorded no started_at/finished_at "
+                  "(written before trials recorded them); trial_wall_s is the sum of the trials' own wall_s")

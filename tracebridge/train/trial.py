@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.config import config_hash, to_dict
+from tracebridge.schema.canonical import ts_from_epoch_ms
 from tracebridge.train.config import TrainConfig, Variant, load_train_config
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,8 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
 
     Returns:
         Flat metrics: ``'<role>/<metric>'`` (+ ``_lo``/``_hi`` bootstrap bounds), ``'sft/first_loss'``,
-        ``'sft/last_loss'`` (and ``dpo/*``), ``'train/tokens_per_s'``, ``'wall_s'``, plus
+        ``'sft/last_loss'`` (and ``dpo/*``), ``'train/tokens_per_s'``, ``'wall_s'`` (and ``started_at``,
+        ``finished_at``: UTC timestamps of the trial's start and end), plus
         ``'loss_curve'`` (``[{phase, step, loss}]``), ``'checkpoint_dir'`` (final model folder,
         loadable with ``model.init=pretrained``), ``'eval_items_path'``, ``'trial_dir'``, ``role``,
         ``variant``, ``seed``, ``config_hash``, ``bundle_id``, ``ablation`` (the spec's overrides),
@@ -217,8 +219,11 @@ def _run_loaded(spec: dict[str, Any], cfg: TrainConfig, data: Any, manifest: dic
     rows, curation = select_train_rows(data, cfg)
     model, tok, phases = _train(cfg, data, rows, work, on_report, resolve_resume(resume_from))
     result = _evaluate(cfg, data, model, tok, phases, work)
-    result.update(_summary(cfg, phases, manifest, work, time.time() - t0))
+    end = time.time()
+    result.update(_summary(cfg, phases, manifest, work, end - t0))
     result["ablation"] = spec_ablation(spec)
+    # when the trial ran, so `tracebridge report` can tell the wall time of trials that ran side by side
+    result["started_at"], result["finished_at"] = ts_from_epoch_ms(t0 * 1000), ts_from_epoch_ms(end * 1000)
     (work / "trial.json").write_text(json.dumps(
         {"result": result, "config": to_dict(cfg), "data": data.counts(), "curation": curation,
          "behaviour": behaviour, "phases": {k: v.to_dict() for k, v in phases.items() if hasattr(v, "to_dict")}},

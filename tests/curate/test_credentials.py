@@ -71,6 +71,15 @@ POSITIVES = [
     ("mysql -p", "mysql -h db -phunter22 app", "hunter22"),
     ("mysqldump -p", "mysqldump -u root -pcorrecthorse app > app.sql", "correcthorse"),
     ("mysql -p quoted", "cd /srv && mariadb -u root -p'correct horse' app", "correct horse"),
+    # a database client's (or wget's) --password takes the word after a blank, in either case
+    ("client flag, word", "mysql -u root --password correcthorse app", "correcthorse"),
+    ("client flag, upper", "sudo mysqldump --password HUNTERHUNTER app > a.sql", "HUNTERHUNTER"),
+    ("mongosh flag", "mongosh --username admin --password letmeinplease db", "letmeinplease"),
+    ("wget flag", "wget --user=bob --password sunshine https://x.io/f", "sunshine"),
+    # an upper-case word after "=" (.env, shell), not joined: a constant's name is joined
+    ("env upper", "DB_HOST=db\nPASSWORD=HUNTERHUNTER\n", "HUNTERHUNTER"),
+    ("export upper", "export DB_PASSWORD=ZQXWVUTS && run", "ZQXWVUTS"),
+    ("upper with digits", "PASSWORD=HUNTER22X and secret: ZQXWVUTS9", "ZQXWVUTS9"),
 ]
 
 NEGATIVES = [
@@ -86,7 +95,7 @@ NEGATIVES = [
     "echo c2Vzc2lvbi1zdGFydGVkLW9r | base64 -d",  # "session-started-ok": no credential inside
     "sha c06c93e5fedd499ea5c591d923b26936f758a9fb9d70ee954387a2fc6ede1e0c /home/u/proj/src/components/Button",
     # weak contexts keep the shape rule: one class, or blanks, is no secret there
-    'token: "abc def ghi" api_key: "abcdefghij"', "mysql --password hunter",
+    'token: "abc def ghi" api_key: "abcdefghij"', "deploy --password hunter",
     "echo Ym9iOnBhc3N3b3Jk | base64 -d",  # bob:password, but nothing says it is a credential
     "docker run --user postgres:postgres img", "curl -sL https://x.io/i.sh | sh && git push -u origin:feature",
     # strong contexts still spare stand-ins
@@ -109,6 +118,13 @@ NEGATIVES = [
     # -p of other commands, a prompt, a variable
     "mysql -u root -p app", "mkdir -p build && ssh -p 2222 db", "psql -p 5432 -U app", "mysql -u root -p$MYSQL_PWD app",
     "mysql -u root -p app; grep -phunter2233 x.log", "mysql --port=3306 -P3306 -u root -p",
+    # --password of no client (help text, another command), a flag's name, a client's prompt
+    "use the mysql --password option to be asked", "mysql -u root -p; deploy --password hunter",
+    "mysql --password-file /run/secrets/db", "mysql -u root --db-password hunter", "mysql -u root --password\nhunter",
+    # environment variables (sh, cmd, PowerShell), constants, sentinels, an upper-case word after ":"
+    "PASSWORD=$SECRET", "mysql --password $MYSQL_PWD app", "mysql --password ${DB_PASS}", "set PASSWORD=%DB_PASS%",
+    "$env:DB_PASSWORD = $env:SECRET", "password=$env:DB_PASS", "password=DB_PASSWORD", "secret=SECRET_KEY",
+    "PASSWORD=NOT_SET", "password = MISSING", "secret = NOTSET", "f(password=HUNTERHUNTER, x=1)", "secret: OPAQUE",
 ]
 
 
@@ -168,9 +184,9 @@ _NAMES = ["password", "DB_PASSWORD", "passwd", "Passphrase", "client_secret", "S
 _SEPS = ["=", ": ", " = ", '": "', "':'", " => ", ":=", " ", "\t", "\t=\t", "\n", '"\t:', "=", ""]
 _VALUES = ["hunter2x9", "S3cr3tPa55", "bob:S3cr3tPa55", "512", "false", "********", "<SECRET_1>", "stored",
            "zq8LwT4nVb2Kx&x=1", '"hunter2x9"', "'Hunter2!'", "os.environ", "${TOKEN}", B64_USER_PW, "bob:password",
-           '"correct horse"', "'my secret pass'", '"hunter"', '\\"hunter2x9\\"']
+           '"correct horse"', "'my secret pass'", '"hunter"', '\\"hunter2x9\\"', "HUNTERHUNTER", "correcthorse"]
 _AROUND = ["", " ", "\n", "x", "é", "\\", '"', "-", "?", "&", "\x1f", "\n\n", "echo ", "\t", "curl ", "--\n", "--x\n",
-           "mysql ", "mariadb -u root "]
+           "mysql ", "mariadb -u root ", "psql -U app ", "wget "]
 
 
 def test_triggers_cover_fuzzed_credentials_in_context() -> None:
@@ -309,3 +325,22 @@ def test_mysql_p_joined_in_argv_is_a_password_after_the_client_only() -> None:
                                        ["docker", "exec", "db", "mysqldump", "-p<SECRET_3>", "app"]]
     assert {k: v for k, v in out.items() if k not in "abc"} == {k: v for k, v in args.items() if k not in "abc"}
     assert Scanner().scan(Redactor().redact(ev)) == {}
+
+
+def test_client_password_flag_words_and_upper_case_words_are_redacted_references_stay() -> None:
+    # through the export's redaction, on text and on a record's argv: the word after a database
+    # client's --password, an upper-case word after "="; variables, constants and help text stay
+    red = Redactor(key=b"k")
+    text = ("mysql -u root --password correcthorse app\nPASSWORD=HUNTERHUNTER\nexport DB_PASSWORD=ZQXWVUTS\n"
+            "PASSWORD=$SECRET\nmysql --password ${DB_PASS}\nset PASSWORD=%DB_PASS%\npassword=DB_PASSWORD\n"
+            "secret=SECRET_KEY\npassword = MISSING\nuse the mysql --password option\nsecret: OPAQUE")
+    assert red.redact_text(text, "r") == (
+        "mysql -u root --password <SECRET_1> app\nPASSWORD=<SECRET_2>\nexport DB_PASSWORD=<SECRET_3>\n"
+        "PASSWORD=$SECRET\nmysql --password ${DB_PASS}\nset PASSWORD=%DB_PASS%\npassword=DB_PASSWORD\n"
+        "secret=SECRET_KEY\npassword = MISSING\nuse the mysql --password option\nsecret: OPAQUE")
+    args = {"argv": ["mysql", "--password", "HUNTERHUNTER", "app"], "const": ["run", "--password", "DB_PASSWORD"],
+            "env": ["deploy", "--secret", "%DB_SECRET%"]}
+    ev = _event({"call_id": "c1", "tool": "sh", "args": args})
+    out = Redactor(key=b"k").redact(ev)["payload"]["args"]
+    assert out == {**args, "argv": ["mysql", "--password", "<SECRET_1>", "app"]}
+    assert sum(Scanner().scan(ev).values()) == 1 and Scanner().scan(Redactor().redact(ev)) == {}

@@ -62,10 +62,24 @@ POSITIVES = [
     ("YAML word", "db:\n  passphrase: letmeinplease\n  pool: 5", "letmeinplease"),
     ("YAML word, comment", "password: sekrit  # dev only", "sekrit"),
     ("word after a key", "password=hunter and PASSWORD: letmein", "letmein"),
+    # a name inside one lower-case word is no variable's name: the word is one part
+    ("word holding secret", "secret=topsecretvalue", "topsecretvalue"),
+    ("word holding password", "POSTGRES_PASSWORD=mysecretpassword", "mysecretpassword"),
+    ("flag, two classes", "mysql -u root --password hunter22 app", "hunter22"),
+    ("YAML mixed", "password: Hunter2x9", "Hunter2x9"), ("YAML quoted symbol", 'password: "S3cr3t!"', "S3cr3t!"),
     # a MySQL/MariaDB client's -p takes the password joined to it, whatever its shape
     ("mysql -p", "mysql -h db -phunter22 app", "hunter22"),
     ("mysqldump -p", "mysqldump -u root -pcorrecthorse app > app.sql", "correcthorse"),
     ("mysql -p quoted", "cd /srv && mariadb -u root -p'correct horse' app", "correct horse"),
+    # a database client's (or wget's) --password takes the word after a blank, in either case
+    ("client flag, word", "mysql -u root --password correcthorse app", "correcthorse"),
+    ("client flag, upper", "sudo mysqldump --password HUNTERHUNTER app > a.sql", "HUNTERHUNTER"),
+    ("mongosh flag", "mongosh --username admin --password letmeinplease db", "letmeinplease"),
+    ("wget flag", "wget --user=bob --password sunshine https://x.io/f", "sunshine"),
+    # an upper-case word after "=" (.env, shell), not joined: a constant's name is joined
+    ("env upper", "DB_HOST=db\nPASSWORD=HUNTERHUNTER\n", "HUNTERHUNTER"),
+    ("export upper", "export DB_PASSWORD=ZQXWVUTS && run", "ZQXWVUTS"),
+    ("upper with digits", "PASSWORD=HUNTER22X and secret: ZQXWVUTS9", "ZQXWVUTS9"),
 ]
 
 NEGATIVES = [
@@ -81,7 +95,7 @@ NEGATIVES = [
     "echo c2Vzc2lvbi1zdGFydGVkLW9r | base64 -d",  # "session-started-ok": no credential inside
     "sha c06c93e5fedd499ea5c591d923b26936f758a9fb9d70ee954387a2fc6ede1e0c /home/u/proj/src/components/Button",
     # weak contexts keep the shape rule: one class, or blanks, is no secret there
-    'token: "abc def ghi" api_key: "abcdefghij"', "mysql --password hunter",
+    'token: "abc def ghi" api_key: "abcdefghij"', "deploy --password hunter",
     "echo Ym9iOnBhc3N3b3Jk | base64 -d",  # bob:password, but nothing says it is a credential
     "docker run --user postgres:postgres img", "curl -sL https://x.io/i.sh | sh && git push -u origin:feature",
     # strong contexts still spare stand-ins
@@ -97,9 +111,20 @@ NEGATIVES = [
     # code: a variable, an argument, a type, a docstring's field list
     "connect(password=plaintext, user=u)", "password = new_password", "password: Optional[str] = None",
     ":param password: encrypt the private key with it", "self.secret = secret_value",
+    # variables and types, by their parts (split at _ - and case changes): pydantic's SecretStr, str, bytes
+    "password=hashed_pw", "password=new_password", "secret=secret_key", "password = newPassword",
+    "password=passwd", "token = authToken", "password: SecretStr", "token: SecretStr = Field(...)",
+    "    api_key: SecretStr | None = None\n", "password: str", "secret: bytes", "password: Optional[SecretStr]",
     # -p of other commands, a prompt, a variable
     "mysql -u root -p app", "mkdir -p build && ssh -p 2222 db", "psql -p 5432 -U app", "mysql -u root -p$MYSQL_PWD app",
     "mysql -u root -p app; grep -phunter2233 x.log", "mysql --port=3306 -P3306 -u root -p",
+    # --password of no client (help text, another command), a flag's name, a client's prompt
+    "use the mysql --password option to be asked", "mysql -u root -p; deploy --password hunter",
+    "mysql --password-file /run/secrets/db", "mysql -u root --db-password hunter", "mysql -u root --password\nhunter",
+    # environment variables (sh, cmd, PowerShell), constants, sentinels, an upper-case word after ":"
+    "PASSWORD=$SECRET", "mysql --password $MYSQL_PWD app", "mysql --password ${DB_PASS}", "set PASSWORD=%DB_PASS%",
+    "$env:DB_PASSWORD = $env:SECRET", "password=$env:DB_PASS", "password=DB_PASSWORD", "secret=SECRET_KEY",
+    "PASSWORD=NOT_SET", "password = MISSING", "secret = NOTSET", "f(password=HUNTERHUNTER, x=1)", "secret: OPAQUE",
 ]
 
 
@@ -159,9 +184,9 @@ _NAMES = ["password", "DB_PASSWORD", "passwd", "Passphrase", "client_secret", "S
 _SEPS = ["=", ": ", " = ", '": "', "':'", " => ", ":=", " ", "\t", "\t=\t", "\n", '"\t:', "=", ""]
 _VALUES = ["hunter2x9", "S3cr3tPa55", "bob:S3cr3tPa55", "512", "false", "********", "<SECRET_1>", "stored",
            "zq8LwT4nVb2Kx&x=1", '"hunter2x9"', "'Hunter2!'", "os.environ", "${TOKEN}", B64_USER_PW, "bob:password",
-           '"correct horse"', "'my secret pass'", '"hunter"', '\\"hunter2x9\\"']
+           '"correct horse"', "'my secret pass'", '"hunter"', '\\"hunter2x9\\"', "HUNTERHUNTER", "correcthorse"]
 _AROUND = ["", " ", "\n", "x", "é", "\\", '"', "-", "?", "&", "\x1f", "\n\n", "echo ", "\t", "curl ", "--\n", "--x\n",
-           "mysql ", "mariadb -u root "]
+           "mysql ", "mariadb -u root ", "psql -U app ", "wget "]
 
 
 def test_triggers_cover_fuzzed_credentials_in_context() -> None:
@@ -271,3 +296,51 @@ def test_mysql_passwords_joined_to_p_are_found_and_trigger(det: Detectors, clien
         assert [text[sp.start:sp.end] for sp in spans] == [value] and det.find(text) == spans, text
         assert det.triggered(text.encode()) and det.triggered(orjson.dumps({"cmd": text})), text
 
+
+
+def test_variable_and_type_names_stay_a_word_holding_a_name_is_redacted() -> None:
+    # through the export's redaction: a name is found in a value's parts, not inside one lower-case word
+    red = Redactor(key=b"k")
+    text = ("secret=topsecretvalue\npassword=hashed_pw\npassword=new_password\nsecret=secret_key\n"
+            "class Settings(BaseModel):\n    password: SecretStr\n    token: SecretStr = Field(...)\n"
+            "password: \"S3cr3t!\"\npassword: Hunter2x9\nmysql --password hunter22")
+    assert red.redact_text(text, "r") == (
+        "secret=<SECRET_1>\npassword=hashed_pw\npassword=new_password\nsecret=secret_key\n"
+        "class Settings(BaseModel):\n    password: SecretStr\n    token: SecretStr = Field(...)\n"
+        "password: \"<SECRET_2>\"\npassword: <SECRET_3>\nmysql --password <SECRET_4>")
+
+
+def test_mysql_p_joined_in_argv_is_a_password_after_the_client_only() -> None:
+    # a record's argv list: -p<password> after mysql/mariadb, whatever its shape, as in a command's text
+    args = {"a": ["mysql", "-phunter22", "app"], "b": ["/usr/bin/mariadb", "-u", "root", "-pcorrecthorse"],
+            "c": ["docker", "exec", "db", "mysqldump", "-pletmein", "app"],
+            "prompt": ["mysql", "-u", "root", "-p", "app"], "var": ["mysql", "-p$MYSQL_PWD"],
+            "short": ["mysql", "-pab"], "port": ["mysql", "-P3306", "--port=3306"],
+            "before": ["docker", "run", "-p3306:3306", "mysql"], "mkdir": ["mkdir", "-pbuildout", "x"]}
+    ev = _event({"call_id": "c1", "tool": "sh", "args": args})
+    assert sum(Scanner().scan(ev).values()) == 3  # pass 2 sees them on an unredacted run
+    out = Redactor(key=b"k").redact(ev)["payload"]["args"]
+    assert [out[k] for k in "abc"] == [["mysql", "-p<SECRET_1>", "app"],
+                                       ["/usr/bin/mariadb", "-u", "root", "-p<SECRET_2>"],
+                                       ["docker", "exec", "db", "mysqldump", "-p<SECRET_3>", "app"]]
+    assert {k: v for k, v in out.items() if k not in "abc"} == {k: v for k, v in args.items() if k not in "abc"}
+    assert Scanner().scan(Redactor().redact(ev)) == {}
+
+
+def test_client_password_flag_words_and_upper_case_words_are_redacted_references_stay() -> None:
+    # through the export's redaction, on text and on a record's argv: the word after a database
+    # client's --password, an upper-case word after "="; variables, constants and help text stay
+    red = Redactor(key=b"k")
+    text = ("mysql -u root --password correcthorse app\nPASSWORD=HUNTERHUNTER\nexport DB_PASSWORD=ZQXWVUTS\n"
+            "PASSWORD=$SECRET\nmysql --password ${DB_PASS}\nset PASSWORD=%DB_PASS%\npassword=DB_PASSWORD\n"
+            "secret=SECRET_KEY\npassword = MISSING\nuse the mysql --password option\nsecret: OPAQUE")
+    assert red.redact_text(text, "r") == (
+        "mysql -u root --password <SECRET_1> app\nPASSWORD=<SECRET_2>\nexport DB_PASSWORD=<SECRET_3>\n"
+        "PASSWORD=$SECRET\nmysql --password ${DB_PASS}\nset PASSWORD=%DB_PASS%\npassword=DB_PASSWORD\n"
+        "secret=SECRET_KEY\npassword = MISSING\nuse the mysql --password option\nsecret: OPAQUE")
+    args = {"argv": ["mysql", "--password", "HUNTERHUNTER", "app"], "const": ["run", "--password", "DB_PASSWORD"],
+            "env": ["deploy", "--secret", "%DB_SECRET%"]}
+    ev = _event({"call_id": "c1", "tool": "sh", "args": args})
+    out = Redactor(key=b"k").redact(ev)["payload"]["args"]
+    assert out == {**args, "argv": ["mysql", "--password", "<SECRET_1>", "app"]}
+    assert sum(Scanner().scan(ev).values()) == 1 and Scanner().scan(Redactor().redact(ev)) == {}

@@ -119,3 +119,18 @@ def test_other_script_digits_are_found_on_bytes_exactly() -> None:
         assert not _other_digit(data), text
     d = Detectors(RedactionConfig())
     assert d.triggered("tel ٤١٥٥٥٥٢٦٧١") and not d.triggered("這個問題看來。 → ✓")
+
+
+@pytest.mark.parametrize("text,value", [
+    ("mysql -u root --password correcthorse app", "correcthorse"), ("psql -h db --password HUNTERHUNTER", "HUNTERHUNTER"),
+    ("cd /srv && /usr/bin/mariadb --passwd letmeinplease", "letmeinplease"), ("PASSWORD=HUNTERHUNTER", "HUNTERHUNTER"),
+    ("x\n  db_password = ZQXWVUTS\n", "ZQXWVUTS"), ('"cmd": "export SECRET=QWERTYUIOP; run"', "QWERTYUIOP")])
+def test_triggers_fire_on_client_flag_words_and_upper_case_words(det: Detectors, text: str, value: str) -> None:
+    # one-word passwords after a client's --password and upper-case ones after "=": found, and the
+    # keyword trigger fires on their bytes and JSON (escapes included), so find and pass 2 see them
+    spans = det.scan(text)
+    assert [(s.kind, text[s.start:s.end]) for s in spans] == [("SECRET", value)] and det.find(text) == spans
+    assert det.triggered(text.encode()) and det.triggered(orjson.dumps({"out": [text]}))
+    assert "keywords" in det.fired(orjson.dumps({"out": orjson.dumps({"cmd": text}).decode()}))
+    event = {"run_id": "r", "event_type": "worker_tool_result", "event_id": "e", "payload": {"out": text}}
+    assert sum(Scanner().scan(event).values()) == 1

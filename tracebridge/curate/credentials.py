@@ -18,8 +18,10 @@ they are. Four more are found by what surrounds the value, and their value must 
 Where the context alone says "password" (``secret_shaped``'s ``strong``: a quoted value or a dict
 key's string after a ``pass``/``secret`` name, curl's or wget's ``-u``, ``--proxy-user``, a MySQL client's ``-p``), any value
 of 6+ characters but a stand-in is one, blanks included (``"correct horse battery staple"``). An
-unquoted value after such a name may be one lower-case word (``password=correcthorse``; see
-``_named_value`` and ``_one_word_ok`` for the variables, status words and prose left alone). A
+unquoted value after such a name may be one word: lower case after ``=`` or ending its line after
+``:`` (``password=correcthorse``, ``password: sekrit``), upper case too after ``=`` and after a
+database client's ``--password`` and a blank (``PASSWORD=HUNTERHUNTER``, ``mysql --password hunter``;
+see ``_word_case`` and ``_one_word_ok`` for the variables, constants, status words and prose left alone). A
 value saying the password is absent (``_ABSENT``: ``"not set"``, ``"none provided"``) never is.
 
 Their triggers, ``keyword_hit`` and ``base64_hit``, are in ``tracebridge.curate.triggers``. Pure; no I/O.
@@ -30,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from typing import Any
 
 from tracebridge.curate.triggers import B64_PRINTABLE
 from tracebridge.curate.triggers import WORD_CHARS as _W
@@ -57,8 +60,10 @@ OWN_SECRETS = {
     "AWS_KEY": re.compile(r"(?i)(?:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?"
                           r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
 }
-# A URL "password" that is a template slot, not a value: ${DB_PASSWORD}, {password}, <pass>, %s, ***.
-URL_PW_TEMPLATE = re.compile(r"^(?:\$\{?[A-Za-z_]\w*\}?|\{+[^{}]*\}+|<[^<>]*>|%\(?\w*\)?s|\*+)$")
+# A URL "password" that is a template slot, not a value: ${DB_PASSWORD}, {password}, <pass>, %s, ***,
+# and an environment variable of cmd (``%DB_PASS%``) or PowerShell (``$env:DB_PASS``).
+URL_PW_TEMPLATE = re.compile(r"^(?:\$\{?[A-Za-z_]\w*\}?|\{+[^{}]*\}+|<[^<>]*>|%\(?\w*\)?s|\*+"
+                             r"|%[A-Za-z_]\w*%|\$env:[A-Za-z_]\w*)$")
 PRIVATE_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
                            r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)")
 HEXISH = re.compile(r"^(?:[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
@@ -93,14 +98,23 @@ _LINE_END = re.compile(r"[ \t]*(?:#|\r?\n|\\[rn]|\Z)")  # after a value: its lin
 _FLAG = re.compile(r"--[A-Za-z0-9-]{0,32}\Z")  # a flag's name before the secret name: `--db-password value`
 USER_FLAG = re.compile(r"(?<![\w-])(?P<flag>-u|--user|--proxy-user)(?:[ \t]+|=)"
                        r"(?=([\"']?)([^\s:\"'/@]{1,64}):([^\s\"']{1,256})\2)")
-# ``-u``/``--user`` of a curl or wget command (before it in the same command: no ``;``, ``|``,
-# ``&&`` or newline between), or ``--proxy-user``: the value is a password whatever its shape.
-_HTTP_CLIENT = re.compile(r"(?<![\w.-])(?:curl|wget)(?![\w.-])(?:[^;|&\n]|&(?!&))*\Z")
+# A client named before a flag in the same command (no ``;``, ``|``, ``&&`` or newline between).
+_SAME_COMMAND = r"(?![\w.-])(?:[^;|&\n]|&(?!&))*\Z"
+# ``-u``/``--user`` of a curl or wget command, or ``--proxy-user``: the value is a password whatever its shape.
+_HTTP_CLIENT = re.compile(rf"(?<![\w.-])(?:curl|wget){_SAME_COMMAND}")
 # ``-p`` with the password joined to it (``-phunter22``, ``-p'a b'``; ``-p`` alone prompts), of a
 # MySQL or MariaDB client before it in the same command (``_MYSQL_CLIENT``): a password whatever its shape.
 MYSQL_PW = re.compile(r"(?<![\w-])-p(?:\"([^\"\n]{1,256})\"|'([^'\n]{1,256})'|([^\s\"'`;&|<>()]{1,256}))")
-_MYSQL_CLIENT = re.compile(r"(?<![\w.-])(?:mysql(?:dump|admin|import|check|show|binlog|slap)?|mariadb(?:-dump|-admin)?)"
-                           r"(?![\w.-])(?:[^;|&\n]|&(?!&))*\Z")
+_MYSQL_NAMES = r"(?:mysql(?:dump|admin|import|check|show|binlog|slap)?|mariadb(?:-dump|-admin)?)"
+_MYSQL_CLIENT = re.compile(rf"(?<![\w.-]){_MYSQL_NAMES}{_SAME_COMMAND}")
+_MYSQL_ARG = re.compile(rf"{_MYSQL_NAMES}(?:\.exe)?")  # an argv element's base name
+# ``--password value`` (a blank between) after a database client or wget in the same command: the
+# value is a password even as one word (``mysql -u root --password hunter app``). Help text names
+# the flag without a client (``the --username and --password options``). psql's ``--password``
+# takes no value (the word after it is a database), but one written there is redacted all the same.
+_PW_FLAG_CLIENT = re.compile(rf"(?<![\w.-])(?:{_MYSQL_NAMES}|psql|pg_dump(?:all)?|pg_restore|pgcli|mycli"
+                             rf"|mongo(?:sh|dump|restore|export|import)?|clickhouse(?:-client)?|cqlsh|influx|wget)"
+                             rf"{_SAME_COMMAND}")
 _USER_PW = re.compile(r"[^\s:\"'/@]{1,64}:(\S{1,256})")
 _USER_FLAGS = frozenset({"-u", "--user", "--proxy-user"})
 _CLIENTS = frozenset({"curl", "wget", "curl.exe", "wget.exe"})
@@ -120,18 +134,26 @@ _PLACEHOLDER = re.compile(r"(?ai)(?<![a-z0-9])(?:your|here|placeholder|example)(
 _ABSENT = re.compile(r"(?ai)[(<\[]?(?:(?:not|none|never)[ _-]?(?:set|provided|given|specified|configured|defined"
                      r"|available|applicable|required|needed|shown|supplied|entered)|no[ _-]?(?:password|passphrase"
                      r"|secret|value)|none)[)>\]]?")
-# A bare one-class word after a password or secret name that is no password: a variable named after
-# it (``new_password``, ``hashed_pw``, ``secret_key``), or a word of logs and docs saying what the
-# password is or became (``incorrect``, ``expired``, ``required``, ``plaintext``).
-_IDENT_PART = re.compile(r"(?ai)pass|pwd|secret|token|key|cred|hash|auth")
+# A value after a secret name that names a variable or a type, not a password: letters and ``_``/``-``
+# only (``_IDENTIFIER``), one of whose parts, split at the joiners and at case changes (``_NAME_PART``:
+# ``new_password``, ``hashedPw``, ``SecretStr``, ``APIKeyHeader``), is one of ``_NAME_WORDS``. Parts,
+# not substrings: a lower-case word is one part, so ``topsecretvalue`` is a password, ``passwd`` a name.
+_NAME_WORDS = frozenset({"pass", "passwd", "password", "passphrase", "pwd", "pw", "secret", "secrets", "token", "key",
+                         "cred", "creds", "credential", "credentials", "hash", "hashed", "auth", "str", "bytes"})
+_IDENTIFIER = re.compile(r"[A-Za-z]+(?:[_-][A-Za-z]+)*")
+_NAME_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+# A bare one-class word after a password or secret name that is no password: a word of logs and docs
+# saying what the password is or became (``incorrect``, ``expired``, ``required``, ``plaintext``), a
+# sentinel of code (``password = MISSING``, ``NOTSET``), a word of help text after a flag (``option``).
 _STATUS_WORD = re.compile(r"(?ai)[a-z]+ed|(?:in)?(?:correct|valid|secure)|unknown|default|optional|sensitive"
                           r"|mismatch|pending|success(?:ful)?|failure|error|prompt|plaintext|random|strong|weak"
-                          r"|blank|empty|unset|missing|hidden|string|length|policy|manager")
+                          r"|blank|empty|unset|missing|hidden|string|length|policy|manager|notset|sentinel"
+                          r"|nothing|options?|commands?|flags?|arguments?|switch(?:es)?|instead")
 _WORD_JOINERS = frozenset("_-.")
 _JOINED = re.compile(r"[_.\-\s]")
 
 
-def secret_shaped(value: str, strong: bool = False, named: bool = False) -> bool:
+def secret_shaped(value: str, strong: bool = False, word: str = "") -> bool:
     """Whether a value after a secret name is worth redacting: 6+ characters, no template slot
     (``${X}``, ``{x}``, ``<x>``, ``%s``), no ``_NOT_SECRET``, no absence phrase (``_ABSENT``: ``not
     set``, ``none provided``), no placeholder (its longest part one character repeated:
@@ -139,9 +161,11 @@ def secret_shaped(value: str, strong: bool = False, named: bool = False) -> bool
     name, ``curl -u user:…``) that is enough, blanks included (``correct horse battery staple``),
     but for the stand-ins of ``_PLACEHOLDER``. Otherwise no blank, no word, and two or more
     character classes of lower case, upper case, digits and symbols other than the joiners ``_-.``
-    (``hunter2x9``, ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``, ``my-secret-name``);
-    but where the name says password (``named``: an unquoted value after a ``pass``/``secret``
-    name, ``_named_value``) one word is one too (``correcthorse``), where ``_one_word_ok`` says so."""
+    (``hunter2x9``, ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``, ``my-secret-name``) and
+    no variable's or type's name (``_names_a_variable``: ``newPassword``, ``SecretStr``);
+    but where the name says password (``word``: an unquoted value after a ``pass``/``secret``
+    name, ``_word_case``) one word is one too, where ``_one_word_ok`` says so: in lower case
+    (``word`` ``"lower"``: ``correcthorse``), or in either case (``"any"``: ``HUNTERHUNTER``)."""
     if len(value) < 6 or URL_PW_TEMPLATE.match(value) or _NOT_SECRET.fullmatch(value) or _ABSENT.fullmatch(value):
         return False
     if len(set(max(_JOINED.split(value), key=len))) <= 1:
@@ -150,20 +174,29 @@ def secret_shaped(value: str, strong: bool = False, named: bool = False) -> bool
         return _PLACEHOLDER.search(value) is None
     if any(c.isspace() for c in value):
         return False  # prose
+    if _names_a_variable(value):
+        return False  # ``password = new_password``, ``token: SecretStr = Field(...)``
     if value.isalpha() and (value.islower() or value.isupper() or value.istitle()):
-        return named and _one_word_ok(value)  # a word (``stored``, ``Python``, ``OPAQUE``), not a random string
+        return bool(word) and _one_word_ok(value, word == "any")  # a word (``stored``, ``Python``), no random string
     classes = (any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value),
                any(not c.isalnum() and c not in _WORD_JOINERS for c in value))
     return sum(classes) >= 2
 
 
-def _one_word_ok(word: str) -> bool:
-    """Whether ``word``, letters in one case after a password or secret name, is a password: lower
-    case (not a heading's or sentence's word, ``Password: Minimum``, nor a constant or enum value,
-    ``secret: OPAQUE``, ``PASSWORD``), no part of a variable's name
-    (``_IDENT_PART``: ``password=hashed``), no status word (``_STATUS_WORD``), no stand-in."""
-    return word.islower() and _IDENT_PART.search(word) is None and _STATUS_WORD.fullmatch(word) is None \
+def _one_word_ok(word: str, upper: bool = False) -> bool:
+    """Whether ``word``, letters in one case after a password or secret name and no variable's name
+    (``_names_a_variable``: ``passwd``), is a password: lower case, or upper case where ``upper``
+    (after ``=`` or a flag: ``PASSWORD=HUNTERHUNTER``; not a YAML or enum value, ``secret: OPAQUE``);
+    never title case (a heading's or sentence's word, ``Password: Minimum``); no status word
+    (``_STATUS_WORD``), no stand-in. A constant's name is joined (``DB_PASSWORD``, ``NOT_SET``): no word."""
+    return (word.islower() or (upper and word.isupper())) and _STATUS_WORD.fullmatch(word) is None \
         and _PLACEHOLDER.search(word) is None
+
+
+def _names_a_variable(value: str) -> bool:
+    """Whether ``value`` is a variable's or a type's name (see ``_NAME_WORDS``)."""
+    return _IDENTIFIER.fullmatch(value) is not None and any(
+        p.lower() in _NAME_WORDS for p in _NAME_PART.findall(value))
 
 
 def _flag_before(text: str, start: int) -> bool:
@@ -181,8 +214,8 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
         if after in ("(", "[") or not (m.group("sep").strip() or _flag_before(text, m.start())):
             continue  # a call or a generic type (``Optional[str]``), not a value; or no separator: prose
         password = _STRONG_NAME.search(m.group("name")) is not None
-        named = g == "bare" and password and _named_value(text, m)
-        if secret_shaped(m.group(g), g == "quoted" and password, named):
+        word = _word_case(text, m) if g == "bare" and password else ""
+        if secret_shaped(m.group(g), g == "quoted" and password, word):
             out.append((m.start(g), m.end(g)))
     if "-u" in text:
         out += [(m.start(4), m.end(4)) for m in USER_FLAG.finditer(text) if secret_shaped(m.group(4), _client_user(text, m))]
@@ -194,17 +227,29 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _named_value(text: str, m: re.Match[str]) -> bool:
-    """Whether the bare value of ``m``, a ``KEYWORD`` match after a password or secret name, may be
-    one word (``secret_shaped``'s ``named``): after ``=`` (``password=correcthorse``,
-    ``PGPASSWORD=sunshine``) unless an argument in code follows (``f(password=hashed, …)``), after
-    ``:`` only as the last thing on its line (``password: sekrit``; not the docstring's ``:param
-    password: encrypt the key``). Not after a flag and a blank: help text names flags in prose
-    (``--password options``)."""
+def _word_case(text: str, m: re.Match[str]) -> str:
+    """Which one word the bare value of ``m``, a ``KEYWORD`` match after a password or secret name,
+    may be (``secret_shaped``'s ``word``): one in either case (``"any"``) after ``=``
+    (``password=correcthorse``, ``PGPASSWORD=HUNTERHUNTER``) unless an argument in code follows
+    (``f(password=hashed, …)``), and after a client's ``--password`` and a blank (``_client_flag``);
+    one in lower case (``"lower"``) after ``:`` as the last thing on its line (``password: sekrit``;
+    not the docstring's ``:param password: encrypt the key``, nor the enum's ``secret: OPAQUE``).
+    Else none (``""``): help text names flags in prose (``the --password options``)."""
     sep, end = m.group("sep").strip(), m.end("bare")
     if "=" in sep:
-        return text[end:end + 1] not in (",", ")")
-    return sep == ":" and _LINE_END.match(text, end) is not None
+        return "any" if text[end:end + 1] not in (",", ")") else ""
+    if sep == ":":
+        return "lower" if _LINE_END.match(text, end) is not None else ""
+    return "any" if not sep and _client_flag(text, m) else ""
+
+
+def _client_flag(text: str, m: re.Match[str]) -> bool:
+    """Whether the ``KEYWORD`` match ``m`` is the flag ``--password`` (or ``--passwd``) of a client
+    that takes its value after a blank (``_PW_FLAG_CLIENT``, before it in the same command)."""
+    start = m.start()
+    return m.group("name")[:5].lower() == "passw" and text[max(0, start - 2):start] == "--" \
+        and (start < 3 or not (text[start - 3].isalnum() or text[start - 3] in "_-")) \
+        and _PW_FLAG_CLIENT.search(text, max(0, start - 1024), start - 2) is not None
 
 
 def _client_user(text: str, m: re.Match[str]) -> bool:
@@ -212,27 +257,40 @@ def _client_user(text: str, m: re.Match[str]) -> bool:
     return m.group("flag") == "--proxy-user" or _HTTP_CLIENT.search(text, max(0, m.start() - 1024), m.start()) is not None
 
 
-def http_client(arg: str) -> bool:
-    """Whether the argv element ``arg`` is curl or wget (``/usr/bin/curl`` too)."""
-    return arg.rsplit("/", 1)[-1] in _CLIENTS
+def argv_clients(argv: list[Any] | tuple[Any, ...]) -> list[str]:
+    """For each element of an argv list, the client named before it, as in a command's text:
+    ``"http"`` after curl or wget (``/usr/bin/curl`` too), ``"mysql"`` after a MySQL or MariaDB
+    client (``_MYSQL_ARG``), else ``""``; the last one named counts."""
+    out, kind = [], ""
+    for arg in argv:
+        out.append(kind)
+        if isinstance(arg, str):
+            base = arg.rsplit("/", 1)[-1]
+            kind = "http" if base in _CLIENTS else "mysql" if _MYSQL_ARG.fullmatch(base) else kind
+    return out
 
 
-def keyed_spans(name: str, value: str, argv: bool = False, client: bool = False) -> list[tuple[int, int]]:
+def keyed_spans(name: str, value: str, argv: bool = False, client: str = "") -> list[tuple[int, int]]:
     """The secret in ``value``, a record's string under the dict key (``argv``: after the argv
-    element) ``name``: all of it after a secret name, the password after ``-u``/``--user``. A dict
-    key's string is quoted in JSON: after a password or secret name it is ``strong``, as is the
-    password of ``--proxy-user`` or of ``-u``/``--user`` in curl's or wget's argv (``client``)."""
+    element) ``name``: all of it after a secret name, the password after ``-u``/``--user``, or
+    after ``-p`` joined to it in a MySQL client's argv (``client`` ``"mysql"``: ``-phunter22``). A
+    dict key's string is quoted in JSON: after a password or secret name it is ``strong``, as is the
+    password of ``--proxy-user``, of ``-u``/``--user`` in curl's or wget's argv (``client``
+    ``"http"``) and of a MySQL client's ``-p``."""
     name, v = name.strip().strip("\"'"), value.strip()
+    if argv and client == "mysql" and v.startswith("-p"):
+        start = value.index("-p") + 2
+        return [(start, start + len(v) - 2)] if secret_shaped(v[2:], True) else []
     if name in _USER_FLAGS:
         m = _USER_PW.fullmatch(v)
-        if m is None or not secret_shaped(m.group(1), client or name == "--proxy-user"):
+        if m is None or not secret_shaped(m.group(1), client == "http" or name == "--proxy-user"):
             return []
         v = m.group(1)
     elif not SECRET_NAME.fullmatch(name):
         return []
     else:
         password = _STRONG_NAME.search(name) is not None
-        if not secret_shaped(v, not argv and password, argv and password):
+        if not secret_shaped(v, not argv and password, "any" if argv and password else ""):
             return []
     start = value.index(v)
     return [(start, start + len(v))]

@@ -222,11 +222,12 @@ class Detectors(Triggers):
                              f"known: {', '.join(sorted(by_name))}")
         return [by_name[n]() for n in self.cfg.secret_plugins]
 
-    def keyed(self, name: str, value: str, argv: bool = False, client: bool = False) -> list[Span]:
+    def keyed(self, name: str, value: str, argv: bool = False, client: str = "") -> list[Span]:
         """The secret in ``value``, a record's string under the dict key ``name`` (``argv``: after the
-        list element ``name``, a ``--flag`` or ``-u``, in a list holding ``curl``/``wget`` when
-        ``client``), which ``value`` alone does not show."""
-        if "secrets" not in self.on or (argv and not (name.startswith("--") or name == "-u")):
+        list element ``name``, a ``--flag`` or ``-u``, after curl or wget when ``client`` is
+        ``"http"``; a ``-p<password>`` after a MySQL client when it is ``"mysql"``), which ``value``
+        alone does not show."""
+        if "secrets" not in self.on or (argv and not (name.startswith("--") or name == "-u" or client == "mysql")):
             return []
         return [Span(a, b, "SECRET") for a, b in keyed_spans(name, value, argv, client)]
 

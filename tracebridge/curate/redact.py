@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from tracebridge.curate.config import RedactionConfig
-from tracebridge.curate.credentials import http_client
+from tracebridge.curate.credentials import argv_clients
 from tracebridge.curate.detectors import Detectors, Span
 from tracebridge.schema.canonical import sha256_json
 
@@ -155,10 +155,10 @@ class Walker:
         return self._fires(orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS))
 
     def _walk(self, v: Any, path: str, fn: Fn, name: Any = None, argv: bool = False,
-              skip: frozenset[str] = frozenset(), client: bool = False) -> Any:
+              skip: frozenset[str] = frozenset(), client: str = "") -> Any:
         """Descend only into containers whose serialisation trips a trigger. ``name``: the dict key
-        of ``v`` or (``argv``) the list element before it; ``client``: that list holds ``curl`` or
-        ``wget``. ``skip``: keys of ``v`` itself left alone (a top-level block's structural fields);
+        of ``v`` or (``argv``) the list element before it; ``client``: the client named before it in
+        that list (``argv_clients``: ``"http"`` after curl or wget, ``"mysql"`` after a MySQL client). ``skip``: keys of ``v`` itself left alone (a top-level block's structural fields);
         every deeper key is scanned."""
         if isinstance(v, str):
             keyed = self.det.keyed(name, v, argv, client) if isinstance(name, str) else []
@@ -166,8 +166,7 @@ class Walker:
         if not isinstance(v, (dict, list, tuple)) or not v or not self._hit(v):
             return v
         if not isinstance(v, dict):  # a tuple is written as a JSON array: the capture path must see into it
-            client = any(isinstance(x, str) and http_client(x) for x in v)
-            new = [self._walk(x, path, fn, prev, True, client=client) for prev, x in zip((None, *v), v)]
+            new = [self._walk(x, path, fn, prev, True, client=c) for prev, x, c in zip((None, *v), v, argv_clients(v))]
             return v if all(a is b for a, b in zip(new, v)) else new
         out = v
         keys_hit = self._hit([k for k in v if isinstance(k, str) and k not in skip])

@@ -95,7 +95,7 @@ NEGATIVES = [
     "echo c2Vzc2lvbi1zdGFydGVkLW9r | base64 -d",  # "session-started-ok": no credential inside
     "sha c06c93e5fedd499ea5c591d923b26936f758a9fb9d70ee954387a2fc6ede1e0c /home/u/proj/src/components/Button",
     # weak contexts keep the shape rule: one class, or blanks, is no secret there
-    'token: "abc def ghi" api_key: "abcdefghij"', "deploy --password hunter",
+    'token: "abc def ghi" api_key: "abcdefghij"', "deploy --password hunter", "psql -h db -U app --password production", "pg_dump --password appdb",
     "echo Ym9iOnBhc3N3b3Jk | base64 -d",  # bob:password, but nothing says it is a credential
     "docker run --user postgres:postgres img", "curl -sL https://x.io/i.sh | sh && git push -u origin:feature",
     # strong contexts still spare stand-ins

@@ -122,7 +122,7 @@ def test_other_script_digits_are_found_on_bytes_exactly() -> None:
 
 
 @pytest.mark.parametrize("text,value", [
-    ("mysql -u root --password correcthorse app", "correcthorse"), ("psql -h db --password HUNTERHUNTER", "HUNTERHUNTER"),
+    ("mysql -u root --password correcthorse app", "correcthorse"), ("mongosh -u app --password HUNTERHUNTER", "HUNTERHUNTER"),
     ("cd /srv && /usr/bin/mariadb --passwd letmeinplease", "letmeinplease"), ("PASSWORD=HUNTERHUNTER", "HUNTERHUNTER"),
     ("x\n  db_password = ZQXWVUTS\n", "ZQXWVUTS"), ('"cmd": "export SECRET=QWERTYUIOP; run"', "QWERTYUIOP")])
 def test_triggers_fire_on_client_flag_words_and_upper_case_words(det: Detectors, text: str, value: str) -> None:

@@ -110,9 +110,10 @@ _MYSQL_CLIENT = re.compile(rf"(?<![\w.-]){_MYSQL_NAMES}{_SAME_COMMAND}")
 _MYSQL_ARG = re.compile(rf"{_MYSQL_NAMES}(?:\.exe)?")  # an argv element's base name
 # ``--password value`` (a blank between) after a database client or wget in the same command: the
 # value is a password even as one word (``mysql -u root --password hunter app``). Help text names
-# the flag without a client (``the --username and --password options``). psql's ``--password``
-# takes no value (the word after it is a database), but one written there is redacted all the same.
-_PW_FLAG_CLIENT = re.compile(rf"(?<![\w.-])(?:{_MYSQL_NAMES}|psql|pg_dump(?:all)?|pg_restore|pgcli|mycli"
+# the flag without a client (``the --username and --password options``). PostgreSQL's clients are
+# not listed: their ``--password`` takes no value (it forces a prompt; ``psql --password app`` names
+# a database).
+_PW_FLAG_CLIENT = re.compile(rf"(?<![\w.-])(?:{_MYSQL_NAMES}|mycli"
                              rf"|mongo(?:sh|dump|restore|export|import)?|clickhouse(?:-client)?|cqlsh|influx|wget)"
                              rf"{_SAME_COMMAND}")
 _USER_PW = re.compile(r"[^\s:\"'/@]{1,64}:(\S{1,256})")

@@ -27,7 +27,8 @@ demo: install
 
 # Two xdist workers, one test file each at a time (module fixtures stay in one process); the slow
 # files go first (tests/conftest.py; --no-loadscope-reorder: xdist would otherwise send the files with
-# the most tests first, whatever their length). TEST_WORKERS=0 runs everything in one process. The 30 slowest
+# the most tests first, whatever their length); the files using the session's Ray head go to one worker together.
+# TEST_WORKERS=0 runs everything in one process. The 30 slowest
 # tests are listed at the end (where CI time goes).
 TEST_WORKERS ?= 2
 test: install

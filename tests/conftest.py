@@ -73,7 +73,8 @@ def sample_run():
 
 
 # Files whose tests take minutes (real sweeps on a Ray head, the learning test): run first, so that
-# with two xdist workers (`make test`) the long ones overlap instead of one ending the run alone.
+# with two xdist workers (`make test`) the long ones overlap instead of one ending the run alone. The files
+# using the session Ray head are one work unit (pytest_xdist_make_scheduler below).
 _SLOW_FIRST = ("tests/train/test_learning.py", "tests/cluster/", "tests/jobs/", "tests/ops/test_shadow_cycle.py",
                "tests/ops/test_phase2.py", "tests/eval/test_long_prompts.py", "tests/reliability/")
 
@@ -84,3 +85,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return next((i for i, p in enumerate(_SLOW_FIRST) if path.startswith(p)), len(_SLOW_FIRST))
 
     items.sort(key=rank)  # stable: the order within a file and among the rest is kept
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, except that one worker runs every file using the session's Ray head
+    (``tests.ray_fixtures.xdist_scope``): one head started and stopped, not one per worker."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    from tests.ray_fixtures import xdist_scope
+
+    class RayHeadFilesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(super()._split_scope(nodeid))
+
+    return RayHeadFilesTogether(config, log)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    from tests.ray_fixtures import stop_after
+
+    stop_after(item)

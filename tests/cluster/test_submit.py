@@ -153,13 +153,11 @@ def test_killed_trial_worker_is_retried_and_sweep_completes(ray_head, tmp_path):
 
 
 def tune_status(exp: Path) -> dict[str, str]:
-    """Trial id -> status in the Tune experiment state on storage (what Tuner.restore reads)."""
-    out = {}
-    for f in exp.glob("experiment_state-*.json"):
-        for trial, _ in json.loads(f.read_text())["trial_data"]:
-            t = json.loads(trial)
-            out[t["config"]["spec"]["trial_id"]] = t["status"]
-    return out
+    """Trial id -> status in the newest Tune experiment state on storage (what Tuner.restore reads).
+    Newest by name: each attempt's driver writes its own file, stamped with its start time."""
+    newest = max(exp.glob("experiment_state-*.json"), key=lambda p: p.name)  # none yet: ValueError
+    trials = (json.loads(trial) for trial, _ in json.loads(newest.read_text())["trial_data"])
+    return {t["config"]["spec"]["trial_id"]: t["status"] for t in trials}
 
 
 def tune_status_now(exp: Path) -> dict[str, str]:
@@ -169,70 +167,62 @@ def tune_status_now(exp: Path) -> dict[str, str]:
         return {}
 
 
-def one_saved_one_running(tmp: Path, exp: Path) -> bool:
-    """A finished trial is in Tune's experiment state while the next one trains: the moment to
-    interrupt a sweep (whatever the speed of a trial)."""
+def saved_and_running(tmp: Path, exp: Path, saved: int) -> bool:
+    """``saved`` finished trials are in Tune's experiment state while the next one trains: the moment
+    to interrupt a sweep (whatever the speed of a trial)."""
     running = [t for t, a in attempts(tmp).items() if a[-1]["event"] == "start"]
-    return bool(running) and "TERMINATED" in tune_status_now(exp).values()
+    return bool(running) and list(tune_status_now(exp).values()).count("TERMINATED") == saved
 
 
-def test_killed_driver_resumes_without_redoing_finished_trials(ray_head, tmp_path):
+def sweep_driver(tmp: Path):
     import psutil
 
-    y = ray_head["yaml"]
-    args = sweep_args(tmp_path, "variants=[baseline]", "seeds=[0,1]", "budget.max_concurrent=1",
-                      "overrides.train.max_steps=40", "overrides.train.save_steps=10")
-    code, sub = cli("submit", *args, "--cluster", y, "--keep")
-    assert code == 0, sub
-    exp = tmp_path / "storage" / sub["sweep_id"]
-
-    def state_file() -> dict[str, str]:
-        return tune_status_now(exp)
-
-    wait_for(lambda: one_saved_one_running(tmp_path, exp),
-             what="a finished trial in the experiment state while the next one trains", job=(sub["submission_id"], y))
     drivers = [p for p in psutil.process_iter(["cmdline"]) if "jobs/sweep.py" in (p.info["cmdline"] or [])
-               and f"storage={tmp_path}/storage" in p.info["cmdline"]]
+               and f"storage={tmp}/storage" in p.info["cmdline"]]
     assert len(drivers) == 1, [p.info["cmdline"] for p in drivers]
-    drivers[0].kill()  # SIGKILL: no handler runs, Tune saves nothing more
-    wait_for(lambda: cli("status", sub["submission_id"], "--cluster", y)[1]["status"] in ("FAILED", "STOPPED",
-                                                                                             "SUCCEEDED"),
-             what="the job to end")
-    assert cli("status", sub["submission_id"], "--cluster", y)[1]["status"] == "FAILED"
-    finished = sorted(t for t, st in state_file().items() if st == "TERMINATED")
-    assert len(finished) == 1, state_file()  # the other one was killed mid-training
-
-    code, res = cli("submit", *args, "--cluster", y, "--keep", "--resume", "--wait", "--out", str(tmp_path / "r"))
-    assert code == 0 and res["status"] == "SUCCEEDED" and res["submission_id"].endswith("-a2"), res
-    after = attempts(tmp_path)
-    assert [e["event"] for e in after[finished[0]]] == ["start", "done"]  # never started again
-    results = json.loads((Path(res["report"]).parent / "results.json").read_text())
-    assert sorted(t["seed"] for t in results["trials"]) == [0, 1]
+    return drivers[0]
 
 
-def test_interrupted_sweep_resumes_without_redoing_finished_trials(ray_head, tmp_path):
+def test_stopped_then_killed_sweep_resumes_without_redoing_finished_trials(ray_head, tmp_path):
+    """One sweep of three trials, one at a time, interrupted twice: `stop` (attempt a1 STOPPED), then
+    its resume's driver SIGKILLed (a2 FAILED: no handler runs, Tune saves nothing more), each once a
+    finished trial is in the experiment state and the next one trains (a fixed sleep let every trial
+    finish first once trials got faster). Each resume never starts a finished trial again."""
     y = ray_head["yaml"]
     args = sweep_args(tmp_path, "variants=[baseline]", "seeds=[0,1,2]", "budget.max_concurrent=1",
                       "overrides.train.max_steps=40", "overrides.train.save_steps=10")
     code, sub = cli("submit", *args, "--cluster", y, "--keep")
     assert code == 0, sub
-    # stop once a finished trial is in the experiment state and the next one trains (a fixed
-    # sleep let all three finish first once trials got faster)
-    wait_for(lambda: one_saved_one_running(tmp_path, tmp_path / "storage" / sub["sweep_id"]),
-             what="a finished trial in the experiment state while the next one trains", job=(sub["submission_id"], y))
+    exp = tmp_path / "storage" / sub["sweep_id"]
+    wait_for(lambda: saved_and_running(tmp_path, exp, 1), job=(sub["submission_id"], y),
+             what="a finished trial in the experiment state while the next one trains")
     code, _ = cli("stop", sub["submission_id"], "--cluster", y)
     assert code == 0
     wait_for(lambda: cli("status", sub["submission_id"], "--cluster", y)[1]["status"] == "STOPPED", what="STOPPED")
     before = attempts(tmp_path)
     finished = [t for t, a in before.items() if any(e["event"] == "done" for e in a)]
-    assert 1 <= len(finished) < 3
+    assert len(finished) == 1, before
+
+    code, sub = cli("submit", *args, "--cluster", y, "--keep", "--resume")
+    assert code == 0 and sub["submission_id"].endswith("-a2"), sub
+    wait_for(lambda: saved_and_running(tmp_path, exp, 2), job=(sub["submission_id"], y),
+             what="a second finished trial in the experiment state while the third trains")
+    sweep_driver(tmp_path).kill()
+    wait_for(lambda: cli("status", sub["submission_id"], "--cluster", y)[1]["status"] in ("FAILED", "STOPPED",
+                                                                                             "SUCCEEDED"),
+             what="the job to end")
+    assert cli("status", sub["submission_id"], "--cluster", y)[1]["status"] == "FAILED"
+    assert [e["event"] for e in attempts(tmp_path)[finished[0]]] == ["start", "done"]  # a2 did not start it again
+    before = attempts(tmp_path)
+    finished = sorted(t for t, st in tune_status(exp).items() if st == "TERMINATED")
+    assert len(finished) == 2, tune_status(exp)  # the third was killed mid-training
 
     code, res = cli("submit", *args, "--cluster", y, "--keep", "--resume", "--wait", "--out", str(tmp_path / "r"))
-    assert code == 0 and res["status"] == "SUCCEEDED" and res["submission_id"].endswith("-a2"), res
+    assert code == 0 and res["status"] == "SUCCEEDED" and res["submission_id"].endswith("-a3"), res
     after = attempts(tmp_path)
-    for t in finished:  # never started again
-        assert [e["event"] for e in after[t]] == ["start", "done"]
     assert len(after) == 3
+    for t in finished:  # never started again
+        assert after[t] == before[t] and after[t][-1]["event"] == "done"
     results = json.loads((Path(res["report"]).parent / "results.json").read_text())
     assert sorted(t["seed"] for t in results["trials"]) == [0, 1, 2]
 

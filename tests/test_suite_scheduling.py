@@ -1,0 +1,28 @@
+"""The suite's own scheduling (tests/conftest.py, tests/ray_fixtures.py): under `make test`'s
+``--dist loadfile`` one xdist worker runs every file that uses the session's Ray head, so one head
+is started (and stopped after the last test that uses it) instead of one per worker."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from tests.ray_fixtures import RAY_HEAD_FILES, xdist_scope
+
+
+def test_files_using_the_ray_head_are_one_work_unit_and_the_others_their_own():
+    assert xdist_scope("tests/cluster/test_submit.py") == xdist_scope("tests/jobs/test_jobs.py") == RAY_HEAD_FILES
+    assert xdist_scope("tests/cluster/test_window.py") == RAY_HEAD_FILES  # one test of it uses the head
+    for own in ("tests/cluster/test_chaos_ray.py", "tests/jobs/test_sweep_s3.py", "tests/cluster/test_config.py",
+                "tests/test_suite_scheduling.py"):  # its own cluster, a job's own ray.init, no Ray, a mention
+        assert xdist_scope(own) == own
+
+
+def test_the_grouping_matches_what_the_collected_tests_request(request):
+    """Over what this session collected: a file is in the group exactly when one of its tests
+    requests the head (directly or through a fixture)."""
+    uses: dict[str, bool] = defaultdict(bool)
+    for item in request.session.items:
+        path = item.nodeid.split("::")[0]
+        uses[path] = uses[path] or "ray_head" in item.fixturenames
+    assert uses
+    assert {p for p, u in uses.items() if u} == {p for p in uses if xdist_scope(p) == RAY_HEAD_FILES}

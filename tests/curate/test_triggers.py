@@ -119,3 +119,20 @@ def test_other_script_digits_are_found_on_bytes_exactly() -> None:
         assert not _other_digit(data), text
     d = Detectors(RedactionConfig())
     assert d.triggered("tel ٤١٥٥٥٥٢٦٧١") and not d.triggered("這個問題看來。 → ✓")
+
+
+@pytest.mark.parametrize("text,groups", [
+    ("from 10.1.2.3", {"ipv4"}),
+    ("from fe80::1:2", {"ipv6"}),
+    ("2001:db8:85a3:0:0:8a2e:370:7334", {"ipv6"}),  # eight groups: no "::", no dots
+    ("via ::ffff:10.1.2.3", {"ipv4", "ipv6"}),  # an IPv6 address ending in an IPv4 one: both
+    ("t 0:0:0:0:0:ffff:10.1.2.3", {"ipv4", "ipv6"}),
+    ("12:30:45 std::vector app.py:42:13 v1.2.3", set()),
+])
+def test_ip_trigger_opens_the_groups_of_the_shapes_it_sees(text: str, groups: set[str]) -> None:
+    """One check opens ``ipv4`` and ``ipv6``: each where its shape is, both for an IPv6 address
+    written with an IPv4 tail, on text and on its JSON form alike, and the scan then finds it."""
+    d = Detectors(RedactionConfig(detectors=["ip"]))
+    assert d.fired(text) == groups and d.fired(orjson.dumps({"output": text})) == groups
+    assert d.triggered(text) is bool(groups)
+    assert bool(d.scan(text)) is bool(groups)

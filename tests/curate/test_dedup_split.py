@@ -118,3 +118,19 @@ def test_each_source_gets_its_share_of_every_split():
     assert {per_source[f] for f in counts if f.startswith("openclaw")} == {"train", "validation", "test"}
     sim_only = assign_families({f: 100 for f in ("calc", "docs", "files", "sql")}, SplitConfig())
     assert {f: per_source[f] for f in sim_only} == sim_only  # a source's split does not depend on the others
+
+
+def test_key_step_args_compare_modulo_case_and_whitespace_with_a_pinned_digest() -> None:
+    """Arguments that differ only in case and whitespace (raw, as JSON escapes, Unicode spaces, at a
+    string's edges) give one key step; a changed word gives another. The digests are pinned: run
+    caches and earlier bundles hold fingerprints made from them, so a faster normalisation must
+    give the very same text."""
+    def steps(args: dict) -> list[dict]:
+        return [{"event_type": "worker_tool_call", "role": "worker", "payload": {"tool": "sh", "args": args}}]
+
+    same = [{"cmd": "ls -la  /tmp\n", "note": "Two\u00a0words", "path": "C:\\new"},
+            {"cmd": " LS\t-la\r\n/tmp", "note": "two \u3000 words ", "path": "c:\\NEW"}]
+    assert {key_steps_hash(steps(a)) for a in same} == {
+        "e5a204a7772206071bd0789d26d3a9755781ff1e348089c4f4485845889dfb72"}
+    assert key_steps_hash(steps({"cmd": "ls -l /tmp", "note": "two words", "path": "c:\\new"})) == \
+        "bec8cf83b5f6887dbb94dac4d207fa77d2f8c52724a7d3e28b3edd01f7b05052"

@@ -134,3 +134,20 @@ def test_triggers_fire_on_client_flag_words_and_upper_case_words(det: Detectors,
     assert "keywords" in det.fired(orjson.dumps({"out": orjson.dumps({"cmd": text}).decode()}))
     event = {"run_id": "r", "event_type": "worker_tool_result", "event_id": "e", "payload": {"out": text}}
     assert sum(Scanner().scan(event).values()) == 1
+
+
+@pytest.mark.parametrize("text,groups", [
+    ("from 10.1.2.3", {"ipv4"}),
+    ("from fe80::1:2", {"ipv6"}),
+    ("2001:db8:85a3:0:0:8a2e:370:7334", {"ipv6"}),  # eight groups: no "::", no dots
+    ("via ::ffff:10.1.2.3", {"ipv4", "ipv6"}),  # an IPv6 address ending in an IPv4 one: both
+    ("t 0:0:0:0:0:ffff:10.1.2.3", {"ipv4", "ipv6"}),
+    ("12:30:45 std::vector app.py:42:13 v1.2.3", set()),
+])
+def test_ip_trigger_opens_the_groups_of_the_shapes_it_sees(text: str, groups: set[str]) -> None:
+    """One check opens ``ipv4`` and ``ipv6``: each where its shape is, both for an IPv6 address
+    written with an IPv4 tail, on text and on its JSON form alike, and the scan then finds it."""
+    d = Detectors(RedactionConfig(detectors=["ip"]))
+    assert d.fired(text) == groups and d.fired(orjson.dumps({"output": text})) == groups
+    assert d.triggered(text) is bool(groups)
+    assert bool(d.scan(text)) is bool(groups)

@@ -129,3 +129,24 @@ def test_messages_are_optional(sim_traces: Path, bundles: dict[str, ExportResult
     assert data(off) == {k: v for k, v in data(with_all).items() if not k.startswith("agentlightning/messages/")}
     none = export_traces(sim_traces, tmp_path / "b", _cfg("views.agentlightning=false"))
     assert not (none.path / "agentlightning").exists()
+
+
+def test_a_message_shared_by_rows_is_converted_once_and_alike_in_each() -> None:
+    """A run's conversation rows share their message dicts (each row a longer prefix): each one is
+    converted once per run, and every row holds what ``al_message`` makes of it."""
+    from tracebridge.export.views import RunContext
+    from tracebridge.export.views_agentlightning import al_message, al_messages
+
+    user = {"role": "user", "content": "list files"}
+    call = {"role": "assistant", "content": None,
+            "tool_calls": [{"id": "c1", "function": {"name": "ls", "arguments": {"path": "."}}}]}
+    result = {"role": "tool", "content": "a.txt", "tool_call_id": "c1", "name": "ls"}
+    answer = {"role": "assistant", "content": "a.txt"}
+    meta = {"run_id": "r1", "event_ids": ["e1"]}
+    views = {"worker_sft": [{"messages": [user, call], "meta": meta},
+                            {"messages": [user, call, result, answer], "meta": meta}]}
+    first, second = al_messages(views, RunContext("r1", "fam", "train", "openclaw", True))
+    assert second["messages"] == [al_message(m) for m in (user, call, result, answer)]
+    assert second["messages"][1]["tool_calls"][0]["function"]["arguments"] == '{"path":"."}'
+    assert first["messages"][1] is second["messages"][1]  # made once, not once per row
+    assert [m["role"] for m in first["messages"]] == ["user", "assistant"]

@@ -22,7 +22,6 @@ from typing import Any
 from tracebridge.schema.canonical import canonical_json
 
 _WS = re.compile(r"\s+")
-_JSON_WS = re.compile(r"(?:\s|\\[ntr])+")  # whitespace, also as JSON escapes
 _EDGE_WS = re.compile(r'" | "')  # a collapsed space at a string's start or end
 KEY_EVENTS = frozenset({"planner_output", "worker_action", "worker_tool_call", "worker_tool_result",
                         "verifier_output", "episode_error", "episode_end"})
@@ -40,9 +39,17 @@ def normalise(value: Any) -> Any:
 
 
 def _norm_json(value: Any) -> str:
-    """``normalise`` in one pass over canonical JSON (same equivalence on strings, C speed)."""
+    """``normalise`` in one pass over canonical JSON (same equivalence on strings, C speed).
+
+    Runs of whitespace, also written as the JSON escapes ``\\n``, ``\\t``, ``\\r``, become one space:
+    the escapes are replaced, then ``str.split`` (the whitespace of ``\\s``) collapses the runs, as
+    the regex ``(?:\\s|\\\\[ntr])+`` did at half the speed (it steps through every character). A
+    JSON document never starts or ends with whitespace, so ``split`` drops nothing else."""
     text = canonical_json(value).decode().lower()
-    return _EDGE_WS.sub('"', _JSON_WS.sub(" ", text)) if ("\\" in text or " " in text) else text
+    if "\\" not in text and " " not in text:
+        return text
+    text = " ".join(text.replace("\\n", " ").replace("\\t", " ").replace("\\r", " ").split())
+    return _EDGE_WS.sub('"', text)
 
 
 def key_step(ev: dict[str, Any]) -> tuple[Any, ...] | None:

@@ -110,6 +110,10 @@ class Walker:
     Containers are serialised once (orjson) and skipped whole when the cheap prefilter finds no
     trigger in them, which is the common case. ``keyed`` are the spans a string holds by its place
     alone (``Detectors.keyed``: under a dict key such as ``api_key``, after an argv ``--password``).
+    ``fn`` gets every string of a container that fired and must return a string in which the
+    detectors find nothing unchanged: both callers go through ``Detectors.find``, which checks the
+    triggers first, so the walk does not check each string again (a string holding a value was
+    checked twice: pass 1 of 40 sessions with 758 findings 0.74-0.88 -> 0.59-0.63 s CPU).
     """
 
     def __init__(self, detectors: Detectors) -> None:
@@ -162,7 +166,7 @@ class Walker:
         every deeper key is scanned."""
         if isinstance(v, str):
             keyed = self.det.keyed(name, v, argv, client) if isinstance(name, str) else []
-            return fn(v, path, keyed) if keyed or self._pre(v) else v
+            return fn(v, path, keyed)  # fn checks the triggers first (see the class docstring)
         if not isinstance(v, (dict, list, tuple)) or not v or not self._hit(v):
             return v
         if not isinstance(v, dict):  # a tuple is written as a JSON array: the capture path must see into it

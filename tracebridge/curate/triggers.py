@@ -70,6 +70,9 @@ _IPV6_EIGHT = re.compile(rb":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:
 _IPV6_GAP = re.compile(rb"[0-9A-Fa-f]::[0-9A-Fa-f]|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}::|::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]").search
 # An IPv6 address ending in an IPv4 one, also written out without "::" (``0:0:0:0:0:ffff:192.0.2.1``).
 _IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
+_IPV4_SHAPE = re.compile(rb"\.\d{1,3}\.\d{1,3}\.\d").search  # literal-led: fast; ``_IPV6_V4`` holds it
+_DOUBLE_COLON = re.compile(rb"::").search  # a 2-byte ``in`` test is ~1.7x slower than this search
+_IPV4, _IPV6, _IP_BOTH = frozenset({"ipv4"}), frozenset({"ipv6"}), frozenset({"ipv4", "ipv6"})
 
 
 # Case-blind credential checks share one translation: ASCII letters in lower case, but for G and J,
@@ -187,13 +190,16 @@ def _other_digit(data: bytes) -> bool:
     return bool(data.translate(None, not_lead)) and search(data) is not None
 
 
-def _ipv6_hit(data: bytes) -> bool:
-    """An IPv6 shape ``Detectors._ipv6`` may accept (see ``_IPV6_GAP``, ``_IPV6_V4``)."""
-    if b"::" in data and _IPV6_GAP(data):
-        return True
-    if b"." in data and _IPV6_V4(data):
-        return True
-    return data.count(b":") >= 7 and _IPV6_EIGHT(data) is not None
+def _ip_hit(data: bytes) -> frozenset[str]:
+    """``ipv4`` for a dotted-quad shape, ``ipv6`` for an IPv6 shape ``Detectors._ipv6`` may accept
+    (see ``_IPV6_GAP``, ``_IPV6_V4``, ``_IPV6_EIGHT``). One check for both: an IPv6 address ending in
+    an IPv4 one holds the dotted-quad shape, so ``_IPV6_V4`` runs only where that was found (on the
+    OpenClaw bench, ~0.03 s less of 0.55 s of triggers)."""
+    v4 = _IPV4_SHAPE(data) is not None
+    if (_DOUBLE_COLON(data) is not None and _IPV6_GAP(data) is not None) or (
+            v4 and _IPV6_V4(data) is not None) or _IPV6_EIGHT(data) is not None:
+        return _IP_BOTH if v4 else _IPV6
+    return _IPV4 if v4 else _NONE
 
 
 class Triggers:
@@ -220,14 +226,13 @@ class Triggers:
         words_b = [w.encode() for w in words if w.isascii()]
         self._words_u = [w for w in words if not w.isascii()]
         self._words_f = [w.translate(_ASCII_FOLDS) for w in words]
-        ip4 = re.compile(rb"\.\d{1,3}\.\d{1,3}\.\d").search  # literal-led: fast
         checks: list[tuple[frozenset[str] | None, bool, Callable[[bytes], Any]]] = [
-            (frozenset({"email"}), "email" in on, lambda d: b"@" in d or b"%40" in d),
-            (frozenset({"ipv4"}), "ip" in on, ip4),
+            # "%" is rare in text: one memchr spares most strings the 3-byte search
+            (frozenset({"email"}), "email" in on, lambda d: b"@" in d or (b"%" in d and b"%40" in d)),
+            (None, "ip" in on, _ip_hit),  # ipv4 and ipv6: the groups it returns
             (frozenset({"iban"}), bool(on & {"iban", "card"}),  # a card inside an IBAN shape is none
              lambda d: _IBAN_SHAPE(d.translate(_IBAN_TABLE, b" -"))),
             (frozenset({"digits"}), bool(on & {"phone", "card"}), self._digit_hit),
-            (frozenset({"ipv6"}), "ip" in on, _ipv6_hit),
             (None, bool(on & {"secrets", "auth_header"}), self._credential_hit),  # the groups it returns
             (frozenset({"terms"}), bool(words_b), lambda d: any(w in d.lower() for w in words_b)),
         ]
@@ -237,7 +242,10 @@ class Triggers:
     def triggered(self, text: str | bytes) -> bool:
         """True when ``text`` may hold something a detector finds (no false negatives)."""
         data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-        return any(f(data) for _, f in self._checks) or (not data.isascii() and bool(self._non_ascii(text, data)))
+        for _, f in self._checks:  # a loop, not any(): called once per record, a generator costs ~10%
+            if f(data):
+                return True
+        return not data.isascii() and bool(self._non_ascii(text, data))
 
     def fired(self, text: str | bytes) -> frozenset[str]:
         """The detector groups (``GROUPS``) whose trigger fires on ``text``: ``scan`` needs only these."""

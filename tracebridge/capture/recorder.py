@@ -53,6 +53,7 @@ from tracebridge.capture.blocks import (
     session_json,
 )
 from tracebridge.capture.blocks import exception_message as _message
+from tracebridge.capture.lineage import Lineage
 from tracebridge.capture.writer import EventWriter, write_atomic
 from tracebridge.schema.canonical import utc_now
 from tracebridge.schema.events import EVENT_ADAPTER, LLMCall, Usage
@@ -148,11 +149,7 @@ class Recorder:
         self.step = 0
         self._fsync_interval_s = fsync_interval_s
         self._writer: EventWriter | None = None
-        self._seq = 0
-        self._last_event_id: str | None = None
-        self._last_by_thread: dict[int, str] = {}  # default parents: each thread's previous event
-        self._root_event_id: str | None = None
-        self._dropped_parent: dict[str, str | None] = {}
+        self._lineage = Lineage(self.run_id)
         self._last_ts = ""
         self._started_at = ""
         self._tokens = 0
@@ -265,16 +262,9 @@ class Recorder:
             return self._emit(event_type, role, payload, parent, llm, labels)
 
     def _emit(self, event_type: str, role: str, payload: Any, parent: Any, llm: Any, labels: Any) -> str:
-        self._seq += 1
-        event_id = f"{self.run_id}:{self._seq:06d}"
-        thread = threading.get_ident()
-        # where a dropped event's children attach if its parent is bad
-        resolved = self._last_by_thread.get(thread, self._last_event_id)
+        event_id, thread, resolved = self._lineage.issue()
         try:
-            if parent is not _AUTO:
-                resolved = self._earlier_event(parent)
-            while resolved in self._dropped_parent:  # keep lineage intact around dropped events
-                resolved = self._dropped_parent[resolved]
+            resolved = self._lineage.parent(parent, resolved, parent is _AUTO)
             record: dict[str, Any] = {
                 "run_id": self.run_id,
                 "step": self.step,
@@ -293,33 +283,35 @@ class Recorder:
                 record["labels"] = labels
             if self._writer is None:
                 raise CaptureError(f"{self.run_dir}: run is not open in this process")
-            if resolved is None and self._root_event_id is not None:
-                raise CaptureError(f"{event_type}: a run has one root; pass parent=")
             EVENT_ADAPTER.validate_python(record)
             if self.redactor is not None:
                 record = self._redact(record)
             line, nonfinite = event_line(record)
             self._writer.write_line(line)
         except Exception as exc:  # noqa: BLE001 - fail-open: whatever the payload holds, the agent goes on
-            self._dropped_parent[event_id] = resolved
+            self._lineage.dropped(event_id, resolved)  # its children attach to its parent
             self.stats.events_dropped += 1
             self._fail(exc, event_type)
             return event_id
+        self._lineage.written(event_id, thread, resolved)
+        self._count(record, nonfinite)
+        return event_id
+
+    def _count(self, record: dict[str, Any], nonfinite: int) -> None:
+        """Add a written event to the run's counts: events, non-finite floats, tokens and cost,
+        toolsets recorded, and the outcome of ``episode_end``."""
         self.stats.events_written += 1
         if nonfinite:
             self.stats.nonfinite_values += nonfinite
-        self._last_event_id = self._last_by_thread[thread] = event_id
-        if resolved is None:
-            self._root_event_id = event_id
+        llm = record.get("llm")
         if llm is not None:
-            if record["llm"].get("tools"):
-                self._toolsets.add(str(record["llm"].get("toolset_hash")))
-            usage = record["llm"].get("usage") or {}
+            if llm.get("tools"):
+                self._toolsets.add(str(llm.get("toolset_hash")))
+            usage = llm.get("usage") or {}
             self._tokens += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
             self._cost += float(usage.get("cost_usd", 0.0))
-        if event_type == "episode_end":
+        if record["event_type"] == "episode_end":
             self._end = record["payload"]
-        return event_id
 
     def llm_call(
         self,
@@ -358,16 +350,6 @@ class Recorder:
 
     # ------------------------------------------------------------------ internals
 
-    def _earlier_event(self, parent: Any) -> str | None:
-        """``parent`` when it is None (the root) or names an event this recorder issued before;
-        any other id would be written as broken lineage, which quarantines the whole run."""
-        if parent is None:
-            return None
-        seq = parent.rpartition(":")[2] if isinstance(parent, str) else ""
-        if seq.isdecimal() and int(seq) < self._seq and parent == f"{self.run_id}:{int(seq):06d}":
-            return parent
-        raise CaptureError(f"parent {parent!r} is not an earlier event of this run")
-
     def _redact(self, record: dict[str, Any]) -> dict[str, Any]:
         assert self.redactor is not None
         try:
@@ -391,7 +373,7 @@ class Recorder:
                         where, self.run_dir, exc)
 
     def _session(self, success: bool | None, failure_class: str | None) -> Session:
-        summary = Summary(success=success, steps=self.step + 1 if self._seq else 0, tokens=self._tokens,
+        summary = Summary(success=success, steps=self.step + 1 if self._lineage.seq else 0, tokens=self._tokens,
                           cost_usd=round(self._cost, 6), failure_class=failure_class)
         return Session(run_id=self.run_id, goal=self.goal, started_at=self._started_at or self._now(),
                        finished_at=self._now(), model_stack=self.model_stack, runtime_config=self.runtime_config,

@@ -53,10 +53,11 @@ from tracebridge.capture.blocks import (
     session_json,
 )
 from tracebridge.capture.blocks import exception_message as _message
+from tracebridge.capture.check import check_event
 from tracebridge.capture.lineage import Lineage
 from tracebridge.capture.writer import EventWriter, write_atomic
 from tracebridge.schema.canonical import utc_now
-from tracebridge.schema.events import EVENT_ADAPTER, LLMCall, Usage
+from tracebridge.schema.events import LLMCall, Usage
 from tracebridge.schema.session import (
     CaptureStats,
     Goal,
@@ -283,7 +284,7 @@ class Recorder:
                 record["labels"] = labels
             if self._writer is None:
                 raise CaptureError(f"{self.run_dir}: run is not open in this process")
-            EVENT_ADAPTER.validate_python(record)
+            check_event(record)
             if self.redactor is not None:
                 record = self._redact(record)
             line, nonfinite = event_line(record)

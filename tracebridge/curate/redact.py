@@ -74,8 +74,11 @@ def record_prefix(record: dict[str, Any]) -> str:
 
 
 def _free(v: Any) -> Any:
-    """A dict without its structural keys (the walk skips them at every level); anything else as is."""
-    return {k: x for k, x in v.items() if k not in STRUCTURAL_KEYS} if isinstance(v, dict) else v
+    """A dict without its structural keys (the walk skips them at every level), itself when it has
+    none; anything else as is."""
+    if isinstance(v, dict) and not v.keys().isdisjoint(STRUCTURAL_KEYS):
+        return {k: x for k, x in v.items() if k not in STRUCTURAL_KEYS}
+    return v
 
 
 def _free_llm(v: Any) -> Any:
@@ -86,7 +89,7 @@ def _free_llm(v: Any) -> Any:
     usage = out.get("usage") if isinstance(out, dict) else None
     if isinstance(usage, dict) and usage.keys() <= USAGE_KEYS and all(
             type(x) in (int, float) for x in usage.values()):
-        del out["usage"]
+        return {k: x for k, x in out.items() if k != "usage"}  # a copy: ``out`` may be the record's own
     return out
 
 
@@ -136,11 +139,11 @@ class Walker:
 
     def record(self, rec: dict[str, Any], fn: Fn) -> dict[str, Any]:
         """A copy of ``rec`` with ``fn`` applied (the same object when nothing changed)."""
-        prefix = record_prefix(rec)
-        out = rec
         body = self.body(rec)
         if not body or not self._fires(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)):
             return rec  # the common case: one serialisation, one trigger check
+        prefix = record_prefix(rec)
+        out = rec
         for k, v in rec.items():
             if k in STRUCTURAL_KEYS or not isinstance(v, (str, dict, list)):
                 continue

@@ -288,7 +288,7 @@ class Recorder:
             if self.redactor is not None:
                 record = self._redact(record)
             line, nonfinite = event_line(record)
-            self._writer.write_line(line)
+            self._writer.write_lines(line, 1)
         except Exception as exc:  # noqa: BLE001 - fail-open: whatever the payload holds, the agent goes on
             self._lineage.dropped(event_id, resolved)  # its children attach to its parent
             self.stats.events_dropped += 1

@@ -31,6 +31,11 @@ def canonical_json(obj: Any) -> bytes:
     return orjson.dumps(obj, option=_OPTS, default=_default)
 
 
+def canonical_line(obj: Any) -> bytes:
+    """``canonical_json(obj)`` and a newline, in one serialisation (no copy of the line to add it)."""
+    return orjson.dumps(obj, option=_OPTS | orjson.OPT_APPEND_NEWLINE, default=_default)
+
+
 def sha256_json(obj: Any) -> str:
     """sha256 hex digest of ``canonical_json(obj)``."""
     return hashlib.sha256(canonical_json(obj)).hexdigest()

@@ -85,6 +85,8 @@ def _free_llm(v: Any) -> Any:
     """``_free`` of an event's ``llm`` block, also without a ``usage`` block of the schema's numbers
     only: the walk never rewrites a number, and cost floats (``0.00783788``) would trip the
     digit trigger on most model calls. Any other ``usage`` (a string, an unknown key) stays in."""
+    if v is None:  # most events: no model call
+        return v
     out = _free(v)
     usage = out.get("usage") if isinstance(out, dict) else None
     if isinstance(usage, dict) and usage.keys() <= USAGE_KEYS and all(

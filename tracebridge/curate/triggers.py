@@ -73,7 +73,8 @@ _IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
 # Literal-led searches for what ``in`` tested: on this machine's CPython (3.11) ``b"ab" in data`` of a
 # needle of 2+ bytes is ~1.5-2.5x slower than ``re``'s search for the same literal (~0.1-0.2 µs a
 # check on a 240-byte record). ``_IPV4_TAIL`` is the ipv4 trigger, which an IPv4 tail in IPv6 matches
-# too: led by the rarer ``.``, it gates ``_IPV6_V4``, whose ``:`` lead is tried at every key of JSON.
+# too: led by the rarer ``.``, it gates ``_IPV6_V4``, whose ``:`` lead is tried at every key of JSON
+# (``_ipv4_hit``).
 _IPV4_TAIL = re.compile(rb"\.\d{1,3}\.\d{1,3}\.\d").search
 _DOUBLE_COLON, _PCT40, _SEVEN_ZEROS = (re.compile(x).search for x in (rb"::", rb"%40", rb"0000000"))
 _PRIVATE_KEY, _CCESS = (re.compile(x).search for x in (rb"private key", rb"ccess"))
@@ -105,6 +106,7 @@ _MYSQL = re.compile(rb"m(?:ysql|ariadb)").search  # a client whose ``-p`` takes 
 # literal-led search, ~15-20 ms over 16 MB; an alternation led by two letters is ~5x slower)
 _KEYWORDS, _AUTH, _BASE64 = frozenset({"keywords"}), frozenset({"auth_header"}), frozenset({"base64"})
 _SECRETS, _NONE = frozenset({"secrets"}), frozenset()
+_IPV4, _IPV4_IPV6 = frozenset({"ipv4"}), frozenset({"ipv4", "ipv6"})
 _B64_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "+/") else 32 for i in range(256))
 _B64_LONG = b"a" * 16
 B64_PRINTABLE = frozenset(range(32, 127)) | {9, 10, 13}  # what a decoded base64 credential may hold
@@ -194,11 +196,18 @@ def _other_digit(data: bytes) -> bool:
     return bool(data.translate(None, not_lead)) and search(data) is not None
 
 
+def _ipv4_hit(data: bytes) -> frozenset[str]:
+    """``ipv4`` for a dotted-quad tail (``_IPV4_TAIL``); ``ipv6`` too when an IPv6 address ends in it
+    (``_IPV6_V4``, ``0:0:0:0:0:ffff:192.0.2.1``), which only such a tail can: the one search for both."""
+    if _IPV4_TAIL(data) is None:
+        return _NONE
+    return _IPV4_IPV6 if _IPV6_V4(data) is not None else _IPV4
+
+
 def _ipv6_hit(data: bytes) -> bool:
-    """An IPv6 shape ``Detectors._ipv6`` may accept (see ``_IPV6_GAP``, ``_IPV6_V4``)."""
+    """An IPv6 shape ``Detectors._ipv6`` may accept (see ``_IPV6_GAP``; one ending in an IPv4 address is
+    ``_ipv4_hit``'s)."""
     if _DOUBLE_COLON(data) is not None and _IPV6_GAP(data):
-        return True
-    if _IPV4_TAIL(data) is not None and _IPV6_V4(data):
         return True
     return data.count(b":") >= 7 and _IPV6_EIGHT(data) is not None
 
@@ -229,7 +238,7 @@ class Triggers:
         self._words_f = [w.translate(_ASCII_FOLDS) for w in words]
         checks: list[tuple[frozenset[str] | None, bool, Callable[[bytes], Any]]] = [
             (frozenset({"email"}), "email" in on, lambda d: b"@" in d or _PCT40(d) is not None),
-            (frozenset({"ipv4"}), "ip" in on, _IPV4_TAIL),  # literal-led: fast
+            (None, "ip" in on, _ipv4_hit),  # ipv4, and ipv6 for one ending in an IPv4 address
             (frozenset({"iban"}), bool(on & {"iban", "card"}),  # a card inside an IBAN shape is none
              lambda d: _IBAN_SHAPE(d.translate(_IBAN_TABLE, b" -"))),
             (frozenset({"digits"}), bool(on & {"phone", "card"}), self._digit_hit),

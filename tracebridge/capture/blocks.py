@@ -48,6 +48,20 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
 
 
+def run_id_argument(run_id: Any) -> str:
+    """A ``Recorder``'s run id: ``run_id``, or a new one (``new_run_id``) when it is None or empty.
+
+    Raises:
+        RecorderArgumentError: ``run_id`` is not a str (the folder's name, and every event id is made of it).
+    """
+    if not run_id:
+        return new_run_id()
+    if not isinstance(run_id, str):
+        raise RecorderArgumentError(f"Recorder(run_id=...): {type(run_id).__name__} {run_id!r:.60} is not a str; "
+                                    f"expected a str such as {new_run_id()!r}, or None for a new one")
+    return run_id
+
+
 def llm_block(model: str, prompt: Any, *, params: dict[str, Any] | None = None, tools: Any = None,
               response: str | None = None, usage: Usage | dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``llm`` block of one model call, with prompt/config/toolset hashes.

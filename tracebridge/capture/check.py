@@ -2,12 +2,14 @@
 
 ``EVENT_ADAPTER.validate_python`` builds a model instance for the event, its payload and every nested
 block (a plan's steps, an ``llm`` block's usage), which the recorder throws away: of the ~4 µs it
-costs per event, ~1.5 µs is building them. ``check_event`` runs the same core schema with each model
+costs per event, ~1.5 µs is building them. ``check_emitted`` runs the same core schema with each model
 turned into a typed dict of the same fields, defaults and ``extra="forbid"``: the same constraints,
-checked by the same validators, with plain dicts built instead. A record it refuses goes to
-``EVENT_ADAPTER``, whose verdict and message (every bad field by its path,
-``worker_tool_call.payload.args``) stand: it also accepts a model instance where a block is expected
-(``{"plan": [PlanStep(...)]}``), which a typed dict does not. Pure; no I/O.
+checked by the same validators, with plain dicts built instead. It leaves out what the recorder
+makes itself (``RECORDER_MADE``, ~0.9 µs more): those fields are valid by construction, and the
+record it builds has no other top-level keys. A record it refuses goes to ``EVENT_ADAPTER``, whose
+verdict and message (every bad field by its path, ``worker_tool_call.payload.args``) stand: it also
+accepts a model instance where a block is expected (``{"plan": [PlanStep(...)]}``), which a typed
+dict does not. Pure; no I/O.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ _MODEL_KEYS = {"type", "cls", "config", "custom_init", "metadata", "ref", "root_
 _FIELDS_KEYS = {"type", "computed_fields", "fields", "model_name"}
 _FIELD_KEYS = {"type", "metadata", "schema"}
 _UNSUPPORTED = ("function-before", "function-after", "function-wrap", "function-plain")
+# Event fields ``Recorder`` makes itself, valid by construction: ids from ``Lineage`` (of a run id that
+# ``Recorder`` checks is a non-empty str), the timestamp from ``utc_now``, ``root`` only as True. The step
+# is a public attribute an agent may set: it is checked, with the event type, role, payload, llm and labels.
+RECORDER_MADE = frozenset({"run_id", "event_id", "timestamp", "parent_event_id", "root"})
 
 
 class _Unsupported(Exception):
@@ -63,10 +69,21 @@ def _plain(schema: Any) -> Any:
     return {k: _plain(v) for k, v in schema.items()}
 
 
+def _without_made(schema: dict[str, Any]) -> dict[str, Any]:
+    """The events' union with ``RECORDER_MADE`` left out of each event type, and unknown top-level
+    keys let through (the recorder's record has none)."""
+    if schema.get("type") != "tagged-union":
+        raise _Unsupported(schema.get("type"))
+    choices = {name: {**event, "extra_behavior": "ignore",
+                      "fields": {k: f for k, f in event["fields"].items() if k not in RECORDER_MADE}}
+               for name, event in schema["choices"].items()}
+    return {**schema, "choices": choices}
+
+
 def _fast_validator() -> SchemaValidator | None:
-    """The typed-dict validator of events, or None when the schema holds what it cannot mirror."""
+    """The typed-dict validator of emitted events, or None when the schema holds what it cannot mirror."""
     try:
-        return SchemaValidator(_plain(EVENT_ADAPTER.core_schema))
+        return SchemaValidator(_without_made(_plain(EVENT_ADAPTER.core_schema)))
     except _Unsupported:
         return None
 
@@ -74,8 +91,8 @@ def _fast_validator() -> SchemaValidator | None:
 FAST_EVENT_VALIDATOR = _fast_validator()
 
 
-def check_event(record: dict[str, Any]) -> None:
-    """Check ``record`` against the event schema.
+def check_emitted(record: dict[str, Any]) -> None:
+    """Check an event record ``Recorder`` built against the event schema (see ``RECORDER_MADE``).
 
     Raises:
         pydantic.ValidationError: ``EVENT_ADAPTER``'s, naming every bad field by its path.

@@ -50,10 +50,11 @@ from tracebridge.capture.blocks import (
     payload_types,
     plain,
     recorder_arguments,
+    run_id_argument,
     session_json,
 )
 from tracebridge.capture.blocks import exception_message as _message
-from tracebridge.capture.check import check_event
+from tracebridge.capture.check import check_emitted
 from tracebridge.capture.lineage import Lineage
 from tracebridge.capture.writer import EventWriter, write_atomic
 from tracebridge.schema.canonical import utc_now
@@ -119,8 +120,9 @@ class Recorder:
 
     Raises:
         RecorderArgumentError: (a ValueError) an argument no valid session.json can hold: a ``model_stack``
-            without a role, a ``runtime_config`` without ``max_steps``, a param JSON cannot hold; the message
-            names the argument and field. Checked here, before the agent runs; from then on capture fails open.
+            without a role, a ``runtime_config`` without ``max_steps``, a param JSON cannot hold, a ``run_id``
+            that is not a str; the message names the argument and field. Checked here, before the agent
+            runs; from then on capture fails open.
     """
 
     def __init__(
@@ -141,7 +143,7 @@ class Recorder:
     ) -> None:
         self.goal, self.model_stack, self.runtime_config, self.source, self.hashes = recorder_arguments(
             goal, model_stack, runtime_config, source, tools, prompts)
-        self.run_id = run_id or new_run_id()
+        self.run_id = run_id_argument(run_id)
         self.run_dir = Path(root) / self.run_id
         self.strict = strict
         self.redactor = redactor
@@ -284,7 +286,7 @@ class Recorder:
                 record["labels"] = labels
             if self._writer is None:
                 raise CaptureError(f"{self.run_dir}: run is not open in this process")
-            check_event(record)
+            check_emitted(record)
             if self.redactor is not None:
                 record = self._redact(record)
             line, nonfinite = event_line(record)

@@ -362,7 +362,8 @@ class Recorder:
 
     def _now(self) -> str:
         ts = utc_now()
-        ts = max(ts, self._last_ts)  # wall clock went back: keep the file's order monotonic
+        if ts < self._last_ts:  # wall clock went back: keep the file's order monotonic
+            return self._last_ts
         self._last_ts = ts
         return ts
 

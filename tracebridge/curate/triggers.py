@@ -78,6 +78,8 @@ _IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
 _IPV4_TAIL = re.compile(rb"\.\d{1,3}\.\d{1,3}\.\d").search
 _DOUBLE_COLON, _PCT40, _SEVEN_ZEROS = (re.compile(x).search for x in (rb"::", rb"%40", rb"0000000"))
 _PRIVATE_KEY, _CCESS = (re.compile(x).search for x in (rb"private key", rb"ccess"))
+# _ONE_BYTE: a one-byte ``data.find(b"@")`` is a memchr, ~3x faster than ``b"@" in data`` or a search here
+# (~0.1 against ~0.3 µs on 240 bytes): a rare byte a pattern needs is looked for first that way.
 
 
 # Case-blind credential checks share one translation: ASCII letters in lower case, but for G and J,
@@ -120,8 +122,12 @@ def context_hit(data: bytes, keywords: bool = True, auth: bool = True, low: byte
     (``_FOLD_TABLE``), when the caller has it."""
     low = data.translate(_FOLD_TABLE) if low is None else low
     out = _AUTH if auth and _AUTH_SCHEME(low) is not None else _NONE
-    return out | _KEYWORDS if keywords and (_DASH_U(data) is not None or _MYSQL(data) is not None or _name_hit(low)) \
-        else out
+    if not keywords:
+        return out
+    dash = data.find(b"-") >= 0  # ``-u`` and a ``--`` flag hold one; a one-byte find is a memchr (``_ONE_BYTE``)
+    if (dash and _DASH_U(data) is not None) or _MYSQL(data) is not None or _name_hit(low, dash):
+        return out | _KEYWORDS
+    return out
 
 
 def keyword_hit(data: bytes) -> bool:
@@ -129,12 +135,12 @@ def keyword_hit(data: bytes) -> bool:
     return bool(context_hit(data, auth=False))
 
 
-def _name_hit(low: bytes) -> bool:
-    """``keyword_hit`` of folded data, ``-u`` aside."""
+def _name_hit(low: bytes, dash: bool = True) -> bool:
+    """``keyword_hit`` of folded data, ``-u`` aside (``dash``: whether it holds a ``-``, so may hold a flag)."""
     for search in _NAME_SEPS:
         if search(low) is not None:
             return True
-    return _FLAG_NAME(low) is not None
+    return dash and _FLAG_NAME(low) is not None
 
 
 def _free_marker(low: bytes) -> bool:
@@ -237,7 +243,8 @@ class Triggers:
         self._words_u = [w for w in words if not w.isascii()]
         self._words_f = [w.translate(_ASCII_FOLDS) for w in words]
         checks: list[tuple[frozenset[str] | None, bool, Callable[[bytes], Any]]] = [
-            (frozenset({"email"}), "email" in on, lambda d: b"@" in d or _PCT40(d) is not None),
+            (frozenset({"email"}), "email" in on,  # _ONE_BYTE finds
+             lambda d: d.find(b"@") >= 0 or (d.find(b"%") >= 0 and _PCT40(d) is not None)),
             (None, "ip" in on, _ipv4_hit),  # ipv4, and ipv6 for one ending in an IPv4 address
             (frozenset({"iban"}), bool(on & {"iban", "card"}),  # a card inside an IBAN shape is none
              lambda d: _IBAN_SHAPE(d.translate(_IBAN_TABLE, b" -"))),

@@ -302,7 +302,7 @@ class Triggers:
         run (20+ token characters) and a credential marker: a free one anywhere, a token marker within
         such a run; ``base64`` for a run ``base64_hit`` accepts. One translation finds both kinds of
         run (``+/`` join tokens here: runs a superset of either's). ``low``: ``data`` folded."""
-        early = _PRIVATE_KEY(low) is not None or self._url(data) is not None or (
+        early = _PRIVATE_KEY(low) is not None or (data.find(b"@") >= 0 and self._url(data) is not None) or (
             _CCESS(low) is not None and _AWS_SECRET_NAME.search(data) is not None)
         tokens = data.translate(_TOKEN_TABLE)
         start = tokens.find(_B64_LONG)

@@ -203,3 +203,13 @@ def test_two_processes_write_different_runs_at_once(tmp_path):
     for i in range(2):
         objs = [l.obj for l in iter_lines(tmp_path / "traces" / f"run{i}" / "events.jsonl")]
         assert len(objs) == 402 and {o["run_id"] for o in objs} == {f"run{i}"}
+
+
+def test_recorder_api_is_importable_from_the_package():
+    """``from tracebridge.capture import Recorder`` gives what ``tracebridge.capture.recorder`` defines."""
+    from tracebridge import capture
+    from tracebridge.capture import recorder
+
+    assert all(getattr(capture, name) is getattr(recorder, name) for name in capture.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        capture.Nope  # noqa: B018 - the lookup itself is the test

@@ -292,6 +292,7 @@ def test_nan_and_infinity_are_kept_as_strings_counted_and_reported(tmp_path):
      "model_stack.verifier.params.tokenizer: object is not JSON"),
     ({"runtime_config": {"max_steps": 0}}, "runtime_config.max_steps: Input should be greater than or equal to 1"),
     ({"tools": [{"fn": print}]}, "Recorder(tools=...): tools[0].fn: builtin_function_or_method is not JSON"),
+    ({"run_id": 7}, "Recorder(run_id=...): int 7 is not a str"),
 ])
 def test_bad_argument_fails_at_construction_naming_the_field(tmp_path, kw, named):
     from tracebridge.capture.recorder import RecorderArgumentError

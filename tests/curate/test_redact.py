@@ -121,6 +121,19 @@ def test_numeric_usage_trips_no_trigger_but_odd_usage_is_still_scanned() -> None
         assert secret not in json.dumps(out) and "<EMAIL_" in json.dumps(out["llm"]["usage"]), out["llm"]["usage"]
 
 
+def test_check_body_never_changes_the_record() -> None:
+    """Blocks without structural keys go into the trigger check as they are, uncopied: the numeric usage
+    left out of the check is left out of a copy, never deleted from the record's own ``llm`` block."""
+    from tracebridge.curate.redact import Walker
+
+    llm = {"model": "m", "rendered_prompt": "", "usage": {"input_tokens": 3, "cost_usd": 0.5}}
+    ev = {"run_id": "r", "step": 0, "event_id": "r:1", "event_type": "worker_output", "timestamp": "t",
+          "parent_event_id": None, "role": "worker", "payload": {"text": "done"}, "llm": llm}
+    body = Walker.body(ev)
+    assert body[0] is ev["payload"] and "usage" not in body[2]
+    assert ev["llm"] is llm and llm["usage"] == {"input_tokens": 3, "cost_usd": 0.5}
+
+
 def test_values_inside_tuples_are_redacted_at_capture(tmp_path: Path) -> None:
     """A payload built with tuples (as Python code often does) is written as JSON arrays: the
     capture pass must redact inside them as inside lists."""

@@ -1,4 +1,4 @@
-"""The schema's timestamps: ``utc_now`` (formatted once a second, the milliseconds each call) reads as
+"""The schema's timestamps: ``utc_now`` (formatted once a second, the rest once a millisecond) reads as
 ``format_ts`` of the same clock, and stays in order across a second's boundary."""
 
 from __future__ import annotations

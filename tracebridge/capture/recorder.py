@@ -50,12 +50,15 @@ from tracebridge.capture.blocks import (
     payload_types,
     plain,
     recorder_arguments,
+    run_id_argument,
     session_json,
 )
 from tracebridge.capture.blocks import exception_message as _message
+from tracebridge.capture.check import check_emitted
+from tracebridge.capture.lineage import Lineage
 from tracebridge.capture.writer import EventWriter, write_atomic
 from tracebridge.schema.canonical import utc_now
-from tracebridge.schema.events import EVENT_ADAPTER, LLMCall, Usage
+from tracebridge.schema.events import LLMCall, Usage
 from tracebridge.schema.session import (
     CaptureStats,
     Goal,
@@ -117,8 +120,9 @@ class Recorder:
 
     Raises:
         RecorderArgumentError: (a ValueError) an argument no valid session.json can hold: a ``model_stack``
-            without a role, a ``runtime_config`` without ``max_steps``, a param JSON cannot hold; the message
-            names the argument and field. Checked here, before the agent runs; from then on capture fails open.
+            without a role, a ``runtime_config`` without ``max_steps``, a param JSON cannot hold, a ``run_id``
+            that is not a str; the message names the argument and field. Checked here, before the agent
+            runs; from then on capture fails open.
     """
 
     def __init__(
@@ -139,7 +143,7 @@ class Recorder:
     ) -> None:
         self.goal, self.model_stack, self.runtime_config, self.source, self.hashes = recorder_arguments(
             goal, model_stack, runtime_config, source, tools, prompts)
-        self.run_id = run_id or new_run_id()
+        self.run_id = run_id_argument(run_id)
         self.run_dir = Path(root) / self.run_id
         self.strict = strict
         self.redactor = redactor
@@ -148,11 +152,7 @@ class Recorder:
         self.step = 0
         self._fsync_interval_s = fsync_interval_s
         self._writer: EventWriter | None = None
-        self._seq = 0
-        self._last_event_id: str | None = None
-        self._last_by_thread: dict[int, str] = {}  # default parents: each thread's previous event
-        self._root_event_id: str | None = None
-        self._dropped_parent: dict[str, str | None] = {}
+        self._lineage = Lineage(self.run_id)
         self._last_ts = ""
         self._started_at = ""
         self._tokens = 0
@@ -265,16 +265,9 @@ class Recorder:
             return self._emit(event_type, role, payload, parent, llm, labels)
 
     def _emit(self, event_type: str, role: str, payload: Any, parent: Any, llm: Any, labels: Any) -> str:
-        self._seq += 1
-        event_id = f"{self.run_id}:{self._seq:06d}"
-        thread = threading.get_ident()
-        # where a dropped event's children attach if its parent is bad
-        resolved = self._last_by_thread.get(thread, self._last_event_id)
+        event_id, thread, resolved = self._lineage.issue()
         try:
-            if parent is not _AUTO:
-                resolved = self._earlier_event(parent)
-            while resolved in self._dropped_parent:  # keep lineage intact around dropped events
-                resolved = self._dropped_parent[resolved]
+            resolved = self._lineage.parent(parent, resolved, parent is _AUTO)
             record: dict[str, Any] = {
                 "run_id": self.run_id,
                 "step": self.step,
@@ -293,33 +286,35 @@ class Recorder:
                 record["labels"] = labels
             if self._writer is None:
                 raise CaptureError(f"{self.run_dir}: run is not open in this process")
-            if resolved is None and self._root_event_id is not None:
-                raise CaptureError(f"{event_type}: a run has one root; pass parent=")
-            EVENT_ADAPTER.validate_python(record)
+            check_emitted(record)
             if self.redactor is not None:
                 record = self._redact(record)
             line, nonfinite = event_line(record)
-            self._writer.write_line(line)
+            self._writer.write_lines(line, 1)
         except Exception as exc:  # noqa: BLE001 - fail-open: whatever the payload holds, the agent goes on
-            self._dropped_parent[event_id] = resolved
+            self._lineage.dropped(event_id, resolved)  # its children attach to its parent
             self.stats.events_dropped += 1
             self._fail(exc, event_type)
             return event_id
+        self._lineage.written(event_id, thread, resolved)
+        self._count(record, nonfinite)
+        return event_id
+
+    def _count(self, record: dict[str, Any], nonfinite: int) -> None:
+        """Add a written event to the run's counts: events, non-finite floats, tokens and cost,
+        toolsets recorded, and the outcome of ``episode_end``."""
         self.stats.events_written += 1
         if nonfinite:
             self.stats.nonfinite_values += nonfinite
-        self._last_event_id = self._last_by_thread[thread] = event_id
-        if resolved is None:
-            self._root_event_id = event_id
+        llm = record.get("llm")
         if llm is not None:
-            if record["llm"].get("tools"):
-                self._toolsets.add(str(record["llm"].get("toolset_hash")))
-            usage = record["llm"].get("usage") or {}
+            if llm.get("tools"):
+                self._toolsets.add(str(llm.get("toolset_hash")))
+            usage = llm.get("usage") or {}
             self._tokens += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
             self._cost += float(usage.get("cost_usd", 0.0))
-        if event_type == "episode_end":
+        if record["event_type"] == "episode_end":
             self._end = record["payload"]
-        return event_id
 
     def llm_call(
         self,
@@ -358,16 +353,6 @@ class Recorder:
 
     # ------------------------------------------------------------------ internals
 
-    def _earlier_event(self, parent: Any) -> str | None:
-        """``parent`` when it is None (the root) or names an event this recorder issued before;
-        any other id would be written as broken lineage, which quarantines the whole run."""
-        if parent is None:
-            return None
-        seq = parent.rpartition(":")[2] if isinstance(parent, str) else ""
-        if seq.isdecimal() and int(seq) < self._seq and parent == f"{self.run_id}:{int(seq):06d}":
-            return parent
-        raise CaptureError(f"parent {parent!r} is not an earlier event of this run")
-
     def _redact(self, record: dict[str, Any]) -> dict[str, Any]:
         assert self.redactor is not None
         try:
@@ -377,7 +362,8 @@ class Recorder:
 
     def _now(self) -> str:
         ts = utc_now()
-        ts = max(ts, self._last_ts)  # wall clock went back: keep the file's order monotonic
+        if ts < self._last_ts:  # wall clock went back: keep the file's order monotonic
+            return self._last_ts
         self._last_ts = ts
         return ts
 
@@ -391,7 +377,7 @@ class Recorder:
                         where, self.run_dir, exc)
 
     def _session(self, success: bool | None, failure_class: str | None) -> Session:
-        summary = Summary(success=success, steps=self.step + 1 if self._seq else 0, tokens=self._tokens,
+        summary = Summary(success=success, steps=self.step + 1 if self._lineage.seq else 0, tokens=self._tokens,
                           cost_usd=round(self._cost, 6), failure_class=failure_class)
         return Session(run_id=self.run_id, goal=self.goal, started_at=self._started_at or self._now(),
                        finished_at=self._now(), model_stack=self.model_stack, runtime_config=self.runtime_config,

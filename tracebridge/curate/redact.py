@@ -74,19 +74,24 @@ def record_prefix(record: dict[str, Any]) -> str:
 
 
 def _free(v: Any) -> Any:
-    """A dict without its structural keys (the walk skips them at every level); anything else as is."""
-    return {k: x for k, x in v.items() if k not in STRUCTURAL_KEYS} if isinstance(v, dict) else v
+    """A dict without its structural keys (the walk skips them at every level), itself when it has
+    none; anything else as is."""
+    if isinstance(v, dict) and not v.keys().isdisjoint(STRUCTURAL_KEYS):
+        return {k: x for k, x in v.items() if k not in STRUCTURAL_KEYS}
+    return v
 
 
 def _free_llm(v: Any) -> Any:
     """``_free`` of an event's ``llm`` block, also without a ``usage`` block of the schema's numbers
     only: the walk never rewrites a number, and cost floats (``0.00783788``) would trip the
     digit trigger on most model calls. Any other ``usage`` (a string, an unknown key) stays in."""
+    if v is None:  # most events: no model call
+        return v
     out = _free(v)
     usage = out.get("usage") if isinstance(out, dict) else None
     if isinstance(usage, dict) and usage.keys() <= USAGE_KEYS and all(
             type(x) in (int, float) for x in usage.values()):
-        del out["usage"]
+        return {k: x for k, x in out.items() if k != "usage"}  # a copy: ``out`` may be the record's own
     return out
 
 
@@ -140,11 +145,11 @@ class Walker:
 
     def record(self, rec: dict[str, Any], fn: Fn) -> dict[str, Any]:
         """A copy of ``rec`` with ``fn`` applied (the same object when nothing changed)."""
-        prefix = record_prefix(rec)
-        out = rec
         body = self.body(rec)
         if not body or not self._fires(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)):
             return rec  # the common case: one serialisation, one trigger check
+        prefix = record_prefix(rec)
+        out = rec
         for k, v in rec.items():
             if k in STRUCTURAL_KEYS or not isinstance(v, (str, dict, list)):
                 continue

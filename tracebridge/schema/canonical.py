@@ -31,6 +31,11 @@ def canonical_json(obj: Any) -> bytes:
     return orjson.dumps(obj, option=_OPTS, default=_default)
 
 
+def canonical_line(obj: Any) -> bytes:
+    """``canonical_json(obj)`` and a newline, in one serialisation (no copy of the line to add it)."""
+    return orjson.dumps(obj, option=_OPTS | orjson.OPT_APPEND_NEWLINE, default=_default)
+
+
 def sha256_json(obj: Any) -> str:
     """sha256 hex digest of ``canonical_json(obj)``."""
     return hashlib.sha256(canonical_json(obj)).hexdigest()
@@ -63,19 +68,26 @@ def format_ts(t: dt.datetime) -> str:
 
 
 _SECOND: tuple[int, str] = (-1, "")  # the last whole second utc_now formatted, and its text up to the '.'
+_MILLI: tuple[int, str] = (-1, "")  # the last millisecond utc_now formatted, and its whole text
 
 
 def utc_now() -> str:
     """Now, in the schema's timestamp format (``format_ts`` of the UTC clock). The recorder stamps every
     event with it: the text up to the second is formatted once a second (``strftime`` costs ~3 µs, a
-    sixth of an event's capture budget), the milliseconds each call."""
-    global _SECOND
-    t = time.time()
-    sec = int(t)
-    last = _SECOND
-    if last[0] != sec:
-        last = _SECOND = (sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec)))
-    return f"{last[1]}{int((t - sec) * 1000):03d}Z"
+    sixth of an event's capture budget), the whole text once a millisecond (a busy recorder writes
+    dozens of events in one; formatting them cost ~0.4 µs each)."""
+    global _SECOND, _MILLI
+    ms = time.time_ns() // 1_000_000  # whole milliseconds, floored as format_ts floors microseconds
+    last = _MILLI
+    if last[0] == ms:
+        return last[1]
+    sec, frac = divmod(ms, 1000)
+    prefix = _SECOND
+    if prefix[0] != sec:
+        prefix = _SECOND = (sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec)))
+    text = f"{prefix[1]}{frac:03d}Z"
+    _MILLI = (ms, text)
+    return text
 
 
 def ts_from_epoch_ms(ms: float) -> str:

@@ -6,7 +6,8 @@ first (``InvalidAuthToken``). A small Tune sweep of checkpointing
 function trials runs with ``FailureConfig`` retries; the head has 1 CPU and the worker 2, so with
 3 trials at once at least two start on the worker. Once a worker trial has checkpointed, every
 process of the worker node (raylet, GCS client, trial workers) is SIGKILLed; the sweep must still
-finish on the head, the lost trials retried from their checkpoints (not step 0).
+finish on the head, the lost trials retried from their checkpoints (not step 0): each that had
+checkpointed ``--kill-after`` steps must; one killed before its first checkpoint starts at 0.
 
     python scripts/chaos_ray.py [--trials 4] [--steps 12] [--step-s 0.4] [--kill-after 3]
 
@@ -177,6 +178,13 @@ def ledger_lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.endswith("}")]
 
 
+def steps_before_last_start(events: list[dict], trial: int) -> list[int]:
+    """The steps ``trial`` noted (each after its checkpoint was reported) before its last start."""
+    mine = [e for e in events if e["trial"] == trial]
+    last = max(i for i, e in enumerate(mine) if e["event"] == "start")
+    return [e["step"] for e in mine[:last] if e["event"] == "step"]
+
+
 def chaos_trial(config: dict) -> None:
     """A light checkpointing Tune trial: ``steps`` steps of ``step_s`` s, a checkpoint after each
     (the step count in ``state.json``), resumed from the restored checkpoint. Appends
@@ -277,12 +285,15 @@ def run(args: argparse.Namespace) -> dict:
         if e["event"] == "start":
             starts.setdefault(e["trial"], []).append(e)
     retried = sorted(t for t, s in starts.items() if len(s) > 1)
+    # the trials that had checkpointed step --kill-after (what triggers the kill) before their retry
+    # must resume from a checkpoint; one killed before its first checkpoint rightly starts at 0
+    must_resume = sorted(t for t in retried if max(steps_before_last_start(events, t), default=0) >= args.kill_after)
     finished = [r for r in results if r["error"] is None and r["step"] == args.steps]
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     return {"trials": args.trials, "started_on_worker": sorted({e["trial"] for e in events if e["ip"] == WORKER_IP}),
             "retried": retried, "resumed_from_checkpoint": [t for t in retried if starts[t][-1]["step"] > 0],
-            "resume_steps": {t: starts[t][-1]["step"] for t in retried},
+            "resume_steps": {t: starts[t][-1]["step"] for t in retried}, "must_resume": must_resume,
             "retry_node_ips": sorted({starts[t][-1]["ip"] for t in retried}), "finished": len(finished),
             "lost": args.trials - len(finished), "killed_processes": killed, "wrong_token_join": nodes.intruder_refused,
             "cluster_up_s": round(up_s, 1), "time_s": round(time.time() - t0, 1), "dir": str(root) if args.keep else None}
@@ -312,7 +323,8 @@ def main() -> int:
     print(json.dumps(figures, sort_keys=True), flush=True)
     print(f"chaos_ray: trials {figures['trials']}, retried {len(figures['retried'])}, resumed from checkpoint "
           f"{len(figures['resumed_from_checkpoint'])}, lost {figures['lost']}, time {figures['time_s']} s", flush=True)
-    return 0 if figures["lost"] == 0 and figures["retried"] == figures["resumed_from_checkpoint"] != [] else 1
+    resumed = set(figures["resumed_from_checkpoint"])
+    return 0 if figures["lost"] == 0 and figures["must_resume"] and resumed >= set(figures["must_resume"]) else 1
 
 
 if __name__ == "__main__":

@@ -95,3 +95,34 @@ def test_a_host_without_a_mapping_file_is_reviewed_under_the_default_mapping(tmp
     rep = monthly_review(ledger, tmp_path / "none.json", "2026-02")
     assert rep["mapping_version"] == 1 and rep["inputs"]["mapping_sha256"] is None
     assert rep["unmapped"] == {"🔥": 6} and "👍" not in rep["unmapped"]
+
+
+def test_a_review_with_no_usable_ledger_row_fails_and_says_why(tmp_path):
+    """Every ledger row skipped (each named with file:line) still exited 0, with every mapped emoji proposed
+    for review as "unused for two months": proposals based on nothing. Now the report says why it failed
+    (``ok`` false, ``problem``), proposes nothing, and the command exits 1 with the report written."""
+    import json
+
+    from tests.ops.test_cli import run
+
+    rows = [{"emoji": "👍", "change": "added"}, {"time": "2026-02-03T10:00:00Z", "emoji": "👍", "change": "liked"}]
+    ledger, mapping = _write(tmp_path, rows)
+    rep = monthly_review(ledger, mapping, "2026-02")
+    assert not rep["ok"] and rep["proposals"] == []
+    assert rep["problem"].startswith(f"no usable reaction row: all 2 ledger rows that could be read were skipped "
+                                     f"(first: {ledger}:1:time: missing or invalid)")
+    assert "**Review failed: no usable reaction row" in to_markdown(rep)
+    args = ["ops", "monthly-review", f"monthly.ledger={ledger}", f"monthly.mapping={mapping}", "agree_with=[]",
+            "--month", "2026-02", "--out", tmp_path / "out", "--json"]
+    r = run(*args)
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 1 and doc["ok"] is False and doc["problem"] == rep["problem"] and doc["proposals"] == []
+    assert json.loads((tmp_path / "out" / "monthly-2026-02.json").read_bytes())["ok"] is False
+    # rows only of other months: nothing to review either, said so
+    ledger, mapping = _write(tmp_path, _rows("2025-06", {"👍": 3}))
+    rep = monthly_review(ledger, mapping, "2026-02")
+    assert not rep["ok"] and "no ledger row is dated 2026-02 or 2026-01 (3 read, 3 of other months" in rep["problem"]
+    assert run(*args[:-1]).exit_code == 1
+    # one usable row is enough
+    ledger, mapping = _write(tmp_path, _rows("2026-01", {"👍": 1}))
+    assert monthly_review(ledger, mapping, "2026-02")["ok"] and run(*args).exit_code == 0

@@ -101,7 +101,8 @@ def monthly_review(
     json_out: JsonOpt = False,
 ) -> None:
     """Reaction distribution drift, unmapped emojis and proposed mapping changes for a month; exit 2
-    when monthly.ledger does not exist."""
+    when monthly.ledger does not exist, 1 (the report still written) when no ledger row of the month or
+    the one before could be used."""
     import orjson
 
     from tracebridge.capture.writer import write_atomic
@@ -130,6 +131,9 @@ def monthly_review(
         print_json(rep)
     else:
         sys.stdout.write(md)
+    if rep["problem"]:
+        typer.echo(f"error: {rep['problem']}", err=True)
+        raise typer.Exit(EXIT_FAILED)
 
 
 @ops_app.command("weekly")

@@ -184,9 +184,22 @@ def _inputs(ledger: str | Path, mapping_path: str | Path) -> dict[str, Any]:
     return out
 
 
+def _no_usable_rows(stats: dict[str, Any], months: tuple[str, str]) -> str | None:
+    """Why the review is based on nothing (no ledger row of the two months could be used), or None."""
+    if stats["used"]:
+        return None
+    skipped = stats["skipped"]
+    why = (f"all {len(skipped)} ledger rows that could be read were skipped (first: {skipped[0]})" if skipped
+           and not stats["other_months"] else
+           f"no ledger row is dated {months[0]} or {months[1]} ({stats['read']} read, "
+           f"{stats['other_months']} of other months, {len(skipped)} skipped)")
+    return f"no usable reaction row: {why}; no drift, score or proposal can be based on it"
+
+
 def monthly_review(ledger: str | Path, mapping_path: str | Path, month: str, min_count: int = 5,
                    alpha: float = 0.05) -> dict[str, Any]:
-    """The whole report as a dict (see the module docstring)."""
+    """The whole report as a dict (see the module docstring). ``ok`` is False, with the reason in
+    ``problem`` and no proposals, when no ledger row of the month or the one before could be used."""
     start, _, prev_m = month_bounds(month)
     month = start.strftime("%Y-%m")  # 2026-2 → 2026-02: ledger rows are keyed by the zero-padded month
     mapping, version = load_mapping(mapping_path)
@@ -195,13 +208,14 @@ def monthly_review(ledger: str | Path, mapping_path: str | Path, month: str, min
     d = drift(cur, prev)
     d["drifted"] = d.get("chi2_p") is not None and d["chi2_p"] < alpha
     unmapped = {e: n for e, n in cur.most_common() if e not in mapping}
+    problem = _no_usable_rows(stats, (month, prev_m))
     return {
-        "month": month, "previous_month": prev_m, "generated_at": utc_now(), "inputs": _inputs(ledger, mapping_path),
+        "ok": problem is None, "problem": problem, "month": month, "previous_month": prev_m, "generated_at": utc_now(), "inputs": _inputs(ledger, mapping_path),
         "mapping_version": version, "ledger_counts": stats,
         "emojis": {m: {"added": dict(c.added), "removed": dict(c.removed), "net": dict(c.net())}
                    for m, c in counts.items()},
         "drift": d, "scores": {month: _scores(cur, mapping), prev_m: _scores(prev, mapping)},
-        "unmapped": unmapped, "proposals": propose(cur, prev, mapping, min_count),
+        "unmapped": unmapped, "proposals": [] if problem else propose(cur, prev, mapping, min_count),
     }
 
 
@@ -216,6 +230,7 @@ def to_markdown(rep: dict[str, Any]) -> str:
               f"and {inp.get('mapping')} (sha256 {inp.get('mapping_sha256')})."), "",
              (f"Mapping version {rep['mapping_version']}; ledger rows read {lc['read']}, used {lc['used']}, "
               f"other months {lc['other_months']}, skipped {len(lc['skipped'])}."), "",
+             *([f"**Review failed: {rep['problem']}.**", ""] if rep.get("problem") else []),
              f"## Distribution ({m} vs {pm})", "", "| emoji | " + m + " | " + pm + " |", "|---|---:|---:|"]
     for e in sorted(set(cur) | set(prev), key=lambda k: -(cur.get(k, 0) + prev.get(k, 0))):
         lines.append(f"| {e} | {cur.get(e, 0)} | {prev.get(e, 0)} |")

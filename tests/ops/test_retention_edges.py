@@ -174,3 +174,32 @@ def test_the_cycle_command_prints_what_holds_retention_back(tmp_path, monkeypatc
     # the cycle's config is named by its file (was "this config": the cycle's retention had no path)
     assert f"but {SHADOW_YAML} with the overrides given has promotion.state_dir={tmp_path / 'state'}" \
         in r.output.replace("\n", "")
+
+
+def test_cycles_dated_in_the_future_after_the_clock_was_set_back_stop_the_prune_and_are_named(tmp_path):
+    """Cycles run while the clock was 30 days ahead keep the newest stamps after it is set back: they were
+    kept and the really newest cycles' bundles and models pruned. Now nothing a cycle wrote is removed
+    while a cycle is dated after now; the problem names those cycles."""
+    cfg = _cfg(tmp_path, "shadow.retention.keep_cycles=2")
+    ahead = [_day(cfg, k) for k in (30, 31, 32)]  # the clock 30 days ahead; day 30's things aged out
+    work = tmp_path / "work"
+    assert _ids(work / "optimize") == [m["cycle_id"] for m in ahead[1:]]
+    back = [_day(cfg, k) for k in (0, 1, 2)]  # set back by 30 days (more than keep_cycles)
+    assert _ids(work / "optimize") == sorted(m["cycle_id"] for m in ahead[1:] + back)
+    assert set(_ids(work / "bundles")) == {_bundle_id(m) for m in ahead[1:] + back}
+    ret = back[-1]["retention"]
+    assert ret["items"] == [] or {i["kind"] for i in ret["items"]} == {"cache"}
+    assert ret["problems"] == [
+        (f"cycle(s) {', '.join(m['cycle_id'] for m in ahead)} are dated after now ({back[-1]['cycle_id']}): the clock "
+        "was set back since they ran (or was ahead then), so which cycles are the newest cannot be told from their "
+        "ids; no export bundle or optimize folder is removed until the clock passes them or they are moved out of "
+        "artifacts_dir")]
+    # once the clock passes them (today's shadow-prune, years later), the newest by date go as before
+    r = _cli("shadow-prune", "--config", SHADOW_YAML, *_overrides(tmp_path, "shadow.retention.keep_cycles=2"), "--json")
+    assert r.exit_code == 0, r.output
+    assert _ids(work / "optimize") == [m["cycle_id"] for m in ahead[1:]]
+    # a cycle dated after today's clock: shadow-prune exits 1 naming it, and removes none of their things
+    far = _day(cfg, 40_000)  # its own cycle's prune keeps 2 (nothing is dated after it)
+    r = _cli("shadow-prune", "--config", SHADOW_YAML, *_overrides(tmp_path, "shadow.retention.keep_cycles=1"), "--json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["problems"][0].startswith(f"cycle(s) {far['cycle_id']} are dated after now")
+    assert _ids(work / "optimize") == [ahead[2]["cycle_id"], far["cycle_id"]]

@@ -16,7 +16,7 @@ from tracebridge.ops.chunks import check_chunk_policy
 from tracebridge.ops.config import OpsConfig
 from tracebridge.ops.consumers import check_views_parse
 from tracebridge.ops.cycle import Ctx, StepFailed
-from tracebridge.ops.shadow_steps import step_feedback, step_import, step_validate
+from tracebridge.ops.shadow_steps import audited_day, step_feedback, step_import, step_validate
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLAY_MANIFEST_NAME = "replay-manifest.json"
@@ -82,6 +82,24 @@ def test_first_cycle_of_a_host_audits_its_own_day(tmp_path):
     assert fb["audited_day"] == "2026-03-01" and fb["first_harvest_day"] is True and fb["harvest_ran"] is True
     audit = json.loads((ctx.bundle / fb["audit_file"]).read_text())
     assert audit["by_emoji"] == {"❤": 1}  # (normalised: no variation selector) the 1st's reaction; the 28th came before the first harvest
+
+
+def test_a_future_dated_first_harvest_entry_is_ignored_and_named(tmp_path):
+    # the log's first entry was written while the clock was a year ahead: it was taken as the host's first
+    # harvest day (on or after today), so the cycle audited its own two hours instead of the 28th
+    ctx = _ctx(tmp_path)
+    ctx.now = dt.datetime(2026, 3, 1, 2, 15, tzinfo=dt.UTC)
+    _feedback_files(ctx, tmp_path, ["2027-03-01T02:16:00Z", "2026-02-28T02:16:00Z", "2026-03-01T02:15:30Z"])
+    fb = step_feedback(ctx)["feedback"]
+    assert fb["audited_day"] == "2026-02-28" and fb["first_harvest_day"] is False and fb["harvest_ran"] is True
+    log = ctx.shadow.feedback_harvest_log
+    assert fb["ignored_harvest_entries"] == [f"{log}:1:time: 2027-03-01T02:16:00Z is after today (2026-03-01), ignored"]
+    assert audited_day(ctx.now, log) == (dt.date(2026, 2, 28), False, fb["ignored_harvest_entries"])
+    # a host whose only earlier entry is future-dated is on its first harvest day: today's harvest counts
+    Path(log).write_text("".join(json.dumps({"time": t}) + "\n" for t in ("2027-03-01T02:16:00Z", "2026-03-01T02:15:30Z")))
+    assert audited_day(ctx.now, log)[:2] == (dt.date(2026, 3, 1), True)
+    Path(log).write_text(json.dumps({"time": "2027-03-01T02:16:00Z"}) + "\n")  # nothing up to today: not a first day
+    assert audited_day(ctx.now, log)[:2] == (dt.date(2026, 2, 28), False)
 
 
 def test_replay_set_is_frozen_stable_and_tamper_evident(tmp_path):

@@ -168,34 +168,41 @@ def step_import(ctx: Ctx) -> dict[str, Any]:
     return {"counts": counts, "summary": doc, "inputs": {"runs_before": before, "runs_after": after}}
 
 
-def audited_day(now: dt.datetime, harvest_log: str | os.PathLike[str] | None = None) -> tuple[dt.date, bool]:
-    """The UTC day a cycle at ``now`` audits, and whether it is the host's first harvest day.
+def audited_day(now: dt.datetime, harvest_log: str | os.PathLike[str] | None = None) \
+        -> tuple[dt.date, bool, list[str]]:
+    """The UTC day a cycle at ``now`` audits, whether it is the host's first harvest day, and the
+    harvest log entries dated after that day that were ignored (``file:line: ...``).
 
     The previous day, the last complete one: the cycle runs at 02:15 UTC, so its own day holds
     about two hours of reactions, and a harvest on it is the one the cycle has just run. On a
     host's first cycle (no harvest logged before today) there is no previous day to audit: the
     cycle audits its own day, whose harvest it has just run, instead of failing on a day before
-    anything was installed.
+    anything was installed. An entry dated after today (written while the clock was ahead) is no
+    harvest of this host's past: it is ignored, or it would make any day look like the first.
     """
     today = now.astimezone(dt.UTC).date()
-    first = _first_logged_day(harvest_log) if harvest_log is not None else None
+    first, ignored = _first_logged_day(harvest_log, today) if harvest_log is not None else (None, [])
     if first is not None and first >= today:
-        return today, True
-    return today - dt.timedelta(days=1), False
+        return today, True, ignored
+    return today - dt.timedelta(days=1), False, ignored
 
 
-def _first_logged_day(harvest_log: str | os.PathLike[str]) -> dt.date | None:
-    """The UTC day of the first harvest in the (append-only) harvest log; None when it has none."""
+def _first_logged_day(harvest_log: str | os.PathLike[str], today: dt.date) -> tuple[dt.date | None, list[str]]:
+    """The UTC day of the first harvest in the (append-only) harvest log that is not dated after
+    ``today`` (None when it has none), and each entry before it that is, as ``file:line: why``."""
     from tracebridge.feedback.ledger import parse_time
 
-    path = Path(harvest_log)
+    path, ignored = Path(harvest_log), []
     if not path.is_file():
-        return None
+        return None, ignored
     for ln in iter_lines(path):
         t = parse_time(ln.obj.get("time")) if isinstance(ln.obj, dict) else None
-        if t is not None:
-            return t.astimezone(dt.UTC).date()
-    return None
+        day = t.astimezone(dt.UTC).date() if t is not None else None
+        if day is not None and day > today:
+            ignored.append(f"{path}:{ln.lineno}:time: {ln.obj.get('time')} is after today ({today}), ignored")
+        elif day is not None:
+            return day, ignored
+    return None, ignored
 
 
 def _bot_overrides(bot_id: str, legacy_bot_id: str) -> list[str]:
@@ -231,7 +238,7 @@ def step_feedback(ctx: Ctx) -> dict[str, Any]:
     sh = ctx.shadow
     paths = ["--ledger", sh.feedback_ledger, "--mapping", sh.feedback_mapping, f"harvest_log={sh.feedback_harvest_log}"]
     harvest = _harvests(ctx, paths)
-    audited, first = audited_day(ctx.now, sh.feedback_harvest_log)
+    audited, first, ignored = audited_day(ctx.now, sh.feedback_harvest_log)
     day = audited.isoformat()
     folder = ctx.bundle / "feedback"
     doc = run_cli(ctx, "feedback", ["feedback", "audit", "--day", day, *paths, "--registry", sh.chunk_registry,
@@ -246,6 +253,8 @@ def step_feedback(ctx: Ctx) -> dict[str, Any]:
     fb = {"audited_day": day, "first_harvest_day": first, "harvest_ran": ran is True, "evidence": doc.get("harvest_evidence"),
           "harvested": harvest,
           "audit_file": audit.relative_to(ctx.bundle).as_posix(), "audit_sha256": sha256_file(audit)}
+    if ignored:  # dated in the future: not taken as the host's first harvest day
+        fb["ignored_harvest_entries"] = ignored[:20] + ([f"(+{len(ignored) - 20} more)"] if len(ignored) > 20 else [])
     if ran is not True:
         fb["reason"] = (f"audit of the UTC day {day} says harvest_ran={ran!r}: no harvest ran that day "
                         "(a missed cycle, or a harvest with no source configured)")

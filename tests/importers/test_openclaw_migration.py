@@ -314,3 +314,46 @@ def test_a_migrated_transcript_with_a_duplicate_id_and_other_content_is_still_re
 
     assert rep.files_migrated == 0 and "line 4 does not give the events imported from row 0002beef~L4" \
         in rep.skipped[0]
+
+
+@pytest.mark.parametrize("old_rows", [_v1_rows, _v2_rows], ids=["v1", "v2"])
+def test_a_transcript_repaired_and_migrated_in_one_rewrite_is_continued(tmp_path, old_rows):
+    """OpenClaw repairs a transcript whose header is not first (the header moved to the top) and
+    migrates it in the same rewrite. Before: skipped as 'content changed' (neither the migration nor
+    the repair alone matched), and the turns written after it were never imported."""
+    src, out = tmp_path / "sessions" / "mig-1.jsonl", tmp_path / "out"
+    rows = old_rows()
+    _write(src, [rows[1], rows[0], *rows[2:]])  # the header after the first message
+    first = import_openclaw([src], out)
+    assert first.drift["session:header_not_first"] == 1
+    before = (out / "oc-mig-1" / "events.jsonl").read_bytes()
+    migrated = _migrate(rows)  # the repair puts the header first, then the migration runs
+    _rewrite(src, migrated + _new_turns(migrated[-1]["id"]))
+
+    rep = import_openclaw([src], out)
+
+    assert rep.skipped == [] and rep.files_repaired == 1 and rep.files_appended == 1
+    assert (out / "oc-mig-1" / "events.jsonl").read_bytes().startswith(before)
+    new = _events(out)[len(_events(out)) - rep.events_written:]
+    assert [e["event_id"] for e in new] == ["oc-mig-1:n1", "oc-mig-1:n2", "oc-mig-1:n2.1"]
+    assert new[0]["parent_event_id"] == _events(out)[first.events_written - 1]["event_id"]
+    assert rep.lines_read == rep.lines_accepted == 2 and rep.reconciles
+    again = import_openclaw([src], out)
+    assert again.files_unchanged == 1 and again.events_written == 0 and again.skipped == []
+
+
+def test_a_repaired_and_migrated_transcript_whose_history_was_edited_says_why(tmp_path):
+    """A rewrite that is neither a migration nor a repair, nor both at once, is still skipped, and the
+    skip names the row that the combined replay could not match."""
+    src, out = tmp_path / "sessions" / "mig-1.jsonl", tmp_path / "out"
+    rows = _v2_rows()
+    _write(src, [rows[1], rows[0], *rows[2:]])
+    import_openclaw([src], out)
+    migrated = _migrate(rows)
+    migrated[2]["message"]["content"][0]["arguments"] = {"command": "rm -rf /"}
+    _rewrite(src, migrated)
+
+    rep = import_openclaw([src], out)
+
+    assert rep.files_repaired == rep.files_migrated == 0 and len(rep.skipped) == 1
+    assert "line 3 does not give the events imported from line 3" in rep.skipped[0]

@@ -101,6 +101,24 @@ def test_every_entry_type_and_role_of_the_writer_maps_without_drift():
     assert "branches" not in extra and m.counts["branches"] == 0
 
 
+def test_a_tool_calls_execution_mode_is_kept_and_unknown_call_keys_are_drift():
+    """OpenClaw writes ``executionMode`` on a toolCall block: kept in the call's ``llm.params`` by call
+    id; any other key a toolCall block carries is counted as drift, as a row's unknown keys are."""
+    m = SessionMapper("r")
+    evs = feed_rows(m, [HEADER] + _rows(
+        {"type": "message", "message": _asst([
+            {"type": "toolCall", "id": "c1", "name": "read", "arguments": {}, "executionMode": "parallel"},
+            {"type": "toolCall", "id": "c2", "name": "bash", "arguments": {}, "executionMode": "sequential",
+             "futureKey": 1}], "toolUse")}))
+    act = next(e for e in evs if e["event_type"] == "worker_action")
+    assert act["llm"]["params"]["tool_execution_modes"] == {"c1": "parallel", "c2": "sequential"}
+    assert m.drift == {"message.assistant.content.toolCall.futureKey": 1}
+    plain = feed_rows(SessionMapper("r"), [HEADER] + _rows(
+        {"type": "message", "message": _asst([{"type": "toolCall", "id": "c1", "name": "read", "arguments": {}}],
+                                             "toolUse")}))
+    assert "tool_execution_modes" not in plain[1]["llm"]["params"]
+
+
 def test_a_v2_hook_message_is_an_extension_message():
     m = SessionMapper("r")
     evs = feed_rows(m, [{**HEADER, "version": 2}] + _rows(

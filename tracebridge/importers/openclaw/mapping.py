@@ -54,6 +54,9 @@ OPENCLAW_ASSISTANT_KEYS = (ASSISTANT_KEYS | frozenset(rows.OPENCLAW_MESSAGE_FIEL
 MODEL_TURN_KEYS = (ASSISTANT_KEYS | frozenset(rows.CALL_FACTS) | frozenset(rows.MESSAGE_FACTS)
                    | frozenset(rows.ERROR_FACTS) | frozenset(rows.DROPPED_CALL_FIELDS))
 USER_TURN_KEYS = USER_KEYS | frozenset(rows.MESSAGE_FACTS)
+# A toolCall content block (pi-ai ``ToolCall``; ``thoughtSignature`` from Google models) and the
+# ``executionMode`` OpenClaw writes on it (whether the call ran beside others or alone).
+TOOL_CALL_KEYS = frozenset({"type", "id", "name", "arguments", "thoughtSignature", "executionMode"})
 TOOL_RESULT_TURN_KEYS = TOOL_RESULT_KEYS | frozenset(rows.MESSAGE_FACTS)
 # OpenClaw copies a reply it delivered through a tool or channel into the transcript as an
 # assistant message of this model (``src/config/sessions/transcript.ts``,
@@ -65,6 +68,12 @@ MIRROR_MODEL = "delivery-mirror"
 INJECTED_MODEL = "gateway-injected"
 STOP_ACTIONS = {"toolUse": "tool_call", "stop": "respond", "error": "error", "aborted": "aborted",
                 "length": "truncated", "injected": "injected"}
+
+
+def _call_id(call: dict[str, Any], rid: str, i: int) -> str:
+    """A tool call's id: its own, else ``<row id>#<index in the message>``."""
+    cid = call.get("id")
+    return cid if type(cid) is str and cid else f"{rid}#{i}"
 
 
 class SessionMapper:
@@ -331,12 +340,13 @@ class SessionMapper:
             self.last_error = None  # the session's failure class is how it ended, not an old error
         payload = {"action": action, "reasoning_summary": thinking or None, "tool": None, "args": None}
         llm = self._llm(msg, text, model, served)
+        if calls:
+            facts = self._call_blocks(rid, calls, facts)
         if facts:  # this call's own facts: in its params, not in the config hash
             llm["params"] = {**llm["params"], **facts}
         act = self.event(out, rid, "worker_action", "worker", payload, self.parent(row), ts, llm)
         for i, call in enumerate(calls):
-            cid, name, args = call.get("id"), call.get("name"), call.get("arguments")
-            cid = cid if type(cid) is str and cid else f"{rid}#{i}"
+            cid, name, args = _call_id(call, rid, i), call.get("name"), call.get("arguments")
             name = name if type(name) is str else "unknown"
             args = args if type(args) is dict else tool_args(args)
             if not i:
@@ -356,6 +366,19 @@ class SessionMapper:
             self.last_error = kind
             self.event(out, rid, "episode_error", "worker", {"kind": kind, "message": message, "recoverable": True},
                        act, ts)
+
+    def _call_blocks(self, rid: str, calls: Any, facts: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Check the toolCall blocks' keys (unknown ones are drift) and add their ``executionMode``s to
+        the call's facts as ``tool_execution_modes`` (call id -> mode)."""
+        modes = {}
+        for i, call in enumerate(calls):
+            if not TOOL_CALL_KEYS.issuperset(call):
+                self.check_keys(call, TOOL_CALL_KEYS, "message.assistant.content.toolCall")
+            if "executionMode" in call:
+                modes[_call_id(call, rid, i)] = call["executionMode"]
+        if not modes:
+            return facts
+        return {**(facts or {}), "tool_execution_modes": modes}
 
     def _tool_result(self, row: dict[str, Any], msg: dict[str, Any], rid: str, out: list[dict[str, Any]]) -> None:
         facts = None

@@ -47,7 +47,7 @@ def imported_rows(events_path: str, size: int, prefix: str) -> list[tuple[str, l
     return out
 
 
-def _same_row(new: Any, old: Any) -> bool:
+def same_row(new: Any, old: Any) -> bool:
     """Whether ``new`` is ``old`` as the migration rewrote it: an ``id`` and ``parentId`` added where
     it had none, its compaction index turned into an id, the role ``hookMessage`` renamed ``custom``."""
     if type(new) is not dict or type(old) is not dict:
@@ -61,13 +61,47 @@ def _same_row(new: Any, old: Any) -> bool:
     return new == old
 
 
-def _normal(ev: dict[str, Any]) -> dict[str, Any]:
+def normal(ev: dict[str, Any]) -> dict[str, Any]:
     """An event without the observation fields a migration changes."""
     obs = ev.get("payload", {}).get("observation")
     if not isinstance(obs, dict) or not any(k in obs for k in _MIGRATED_FIELDS):
         return ev
     obs = {k: v for k, v in obs.items() if k not in _MIGRATED_FIELDS}
     return {**ev, "payload": {**ev["payload"], "observation": obs}}
+
+
+def renamed(row: dict[str, Any], rid: str, aliases: dict[str, str]) -> dict[str, Any]:
+    """A migrated row under the imported row's id ``rid``, its parent named by the imported id too."""
+    row = {**row, "id": rid}
+    pid = row.get("parentId")
+    if type(pid) is str and pid in aliases:
+        row["parentId"] = aliases[pid]
+    return row
+
+
+def note_alias(mapper: SessionMapper, aliases: dict[str, str], new_id: Any, rid: str) -> None:
+    """Let ``new_id`` name the imported row ``rid`` from now on, unless an earlier row had it: a
+    duplicate id, which the import renamed, while a parent of that id meant (and means) the first row."""
+    if type(new_id) is str and new_id != rid and new_id not in mapper.anchor and new_id not in aliases:
+        aliases[new_id] = rid
+
+
+def install_aliases(mapper: SessionMapper, aliases: dict[str, str]) -> None:
+    """Make the new entry ids aliases of the imported ones in the mapper."""
+    for new_id, rid in aliases.items():
+        if rid in mapper.anchor:
+            mapper.anchor[new_id] = mapper.anchor[rid]
+        if mapper.leaf == rid:
+            mapper.leaf = new_id
+
+
+def version_rose(new: Any, old: Any) -> bool:
+    """Whether header ``new`` is header ``old`` with its ``version`` gone up (a migration's only change)."""
+    if type(new) is not dict or type(old) is not dict:
+        return False
+    now, was = new.get("version"), old.get("version", 1)
+    return (type(now) is int and type(was) is int and now > was
+            and {k: v for k, v in new.items() if k != "version"} == {k: v for k, v in old.items() if k != "version"})
 
 
 class MigratedPrefix:
@@ -115,38 +149,27 @@ class MigratedPrefix:
             if not self._version_rose(row, old[0]):
                 return False
         elif type(row) is dict:
-            new_id, row = row.get("id"), self._renamed(row, rid)
+            new_id, row = row.get("id"), renamed(row, rid, self.aliases)
         try:
             events = self.mapper.feed(row, lineno)
         except RowError as exc:
             return self._rejected_again(orjson.loads(raw), lineno, str(exc))
-        if [_normal(e) for e in events] != [_normal(e) for e in old]:
+        if [normal(e) for e in events] != [normal(e) for e in old]:
             self.why = f"line {lineno} does not give the events imported from row {rid}"
             return False
-        # A new id names this row from now on, unless an earlier row had it: a duplicate id, which the
-        # import renamed, while a parent of that id meant (and means) the first row.
-        if type(new_id) is str and new_id != rid and new_id not in self.mapper.anchor and new_id not in self.aliases:
-            self.aliases[new_id] = rid
+        note_alias(self.mapper, self.aliases, new_id, rid)
         self.done += 1
         return True
 
     def _rejected_again(self, row: Any, lineno: int, why: str) -> bool:
         """Whether ``row`` is, as migrated, the next row the earlier import quarantined."""
-        if self.skipped < len(self.rejected) and _same_row(row, self.rejected[self.skipped]):
+        if self.skipped < len(self.rejected) and same_row(row, self.rejected[self.skipped]):
             self.skipped += 1
             return True
         self.why = f"line {lineno}: {why}"
         if self.skipped < len(self.rejected):
             self.why += " (nor is it the next row the earlier import quarantined)"
         return False
-
-    def _renamed(self, row: dict[str, Any], rid: str) -> dict[str, Any]:
-        """The row under the imported row's id, its parent named by the imported id too."""
-        row = {**row, "id": rid}
-        pid = row.get("parentId")
-        if type(pid) is str and pid in self.aliases:
-            row["parentId"] = self.aliases[pid]
-        return row
 
     def _version_rose(self, row: Any, old_header: dict[str, Any]) -> bool:
         obs = old_header.get("payload", {}).get("observation")
@@ -162,9 +185,4 @@ class MigratedPrefix:
 
     def finish(self) -> None:
         """Make the new entry ids aliases of the imported ones in the mapper."""
-        m = self.mapper
-        for new_id, rid in self.aliases.items():
-            if rid in m.anchor:
-                m.anchor[new_id] = m.anchor[rid]
-            if m.leaf == rid:
-                m.leaf = new_id
+        install_aliases(self.mapper, self.aliases)

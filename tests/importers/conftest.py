@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +21,28 @@ def openclaw_home(tmp_path: Path) -> Path:
     dst = tmp_path / "home"
     shutil.copytree(HOME, dst)
     return dst
+
+
+class _LazyModule:
+    """A module imported the first time a test reads one of its names (``agentlightning`` and
+    ``litellm`` cost seconds of CPU each, which a module-level import charges to every collection)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_"):  # pytest probes module globals for marker and fixture attributes
+            raise AttributeError(attr)
+        return getattr(importlib.import_module(self._name), attr)
+
+
+def lazy_importorskip(name: str) -> Any:
+    """At module level: skip the whole test module when ``name`` is not installed (found without
+    importing it), else return a stand-in that imports it on first use. The stand-in only reads:
+    to set or monkeypatch a name, use the module itself (``monkeypatch.setattr("pkg.Name", ...)``)."""
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed", allow_module_level=True)
+    return _LazyModule(name)
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:

@@ -13,13 +13,14 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.importers.conftest import lazy_importorskip
 from tracebridge.capture.reader import RunDir
 from tracebridge.importers.agentlightning.hook import RuntimeHook
 from tracebridge.importers.agentlightning.smoke import tiny_agent
 from tracebridge.schema.validate import check_run
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-agl = pytest.importorskip("agentlightning")
+agl = lazy_importorskip("agentlightning")
 
 
 def _events(run_dir):
@@ -61,7 +62,7 @@ def test_hook_is_fail_open(tmp_path, monkeypatch):
         raise RuntimeError("store down")
 
     with monkeypatch.context() as m:
-        m.setattr(agl, "InMemoryLightningStore", boom)
+        m.setattr("agentlightning.InMemoryLightningStore", boom)
         res = RuntimeHook(tmp_path).run(lambda task: task["x"] * 2, {"x": 21})
     assert res.result == 42 and res.capture_error == "setup: RuntimeError: store down"
 

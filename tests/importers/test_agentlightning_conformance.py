@@ -18,14 +18,15 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.importers.conftest import lazy_importorskip
 from tracebridge.export.pipeline import export_traces
 from tracebridge.importers.agentlightning.hook import RuntimeHook
 from tracebridge.importers.agentlightning.importer import import_agentlightning
 from tracebridge.importers.agentlightning.spans import reward_of, span_kind, spans_to_events
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-agl = pytest.importorskip("agentlightning")
-litellm = pytest.importorskip("litellm")
+agl = lazy_importorskip("agentlightning")
+litellm = lazy_importorskip("litellm")
 DATA = Path(__file__).parent.parent / "data" / "agentlightning"
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
@@ -40,6 +41,7 @@ CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", 
 def otel_exporter() -> Iterator[Any]:
     """LiteLLM's own OpenTelemetry callback, installed once for the module (LiteLLM keeps the callbacks it
     saw at its first call), writing to an in-memory exporter."""
+    import litellm  # the stand-in only reads: set the callbacks on the module itself
     from litellm.integrations.opentelemetry import OpenTelemetry, OpenTelemetryConfig
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
+from tests.importers.conftest import lazy_importorskip
 from tracebridge.export.pipeline import export_traces
 from tracebridge.importers.agentlightning.importer import import_agentlightning
 from tracebridge.importers.agentlightning.llm_calls import MAX_TOKEN_IDS
 from tracebridge.importers.agentlightning.spans import reward_of, spans_to_events
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-agl = pytest.importorskip("agentlightning")
+agl = lazy_importorskip("agentlightning")
 
 
 def _span(name: str, attrs: dict[str, Any], k: int, span_id: str | None = None, parent: str | None = None,

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from tests.importers.conftest import tree_bytes
+from tests.importers.conftest import lazy_importorskip, tree_bytes
 from tracebridge.capture.reader import RunDir
 from tracebridge.cli import app
 from tracebridge.importers.agentlightning.config import SpanImportConfig
@@ -26,7 +26,7 @@ from tracebridge.importers.agentlightning.smoke import tiny_agent
 from tracebridge.schema.validate import Thresholds, check_run, validate_root
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-agl = pytest.importorskip("agentlightning")
+agl = lazy_importorskip("agentlightning")
 
 
 def _lines(models) -> bytes:

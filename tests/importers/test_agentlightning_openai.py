@@ -24,14 +24,15 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.importers.conftest import lazy_importorskip
 from tracebridge.export.pipeline import export_traces
 from tracebridge.importers.agentlightning.hook import RuntimeHook
 from tracebridge.schema.canonical import sha256_json
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-agl = pytest.importorskip("agentlightning")
-openai = pytest.importorskip("openai")
-pytest.importorskip("agentops")
+agl = lazy_importorskip("agentlightning")
+openai = lazy_importorskip("openai")
+lazy_importorskip("agentops")
 CHILD = "TRACEBRIDGE_AGENTOPS_CHILD"
 live = pytest.mark.skipif(os.environ.get(CHILD) != "1", reason="runs in its own process (AgentOps stays in a process)")
 

@@ -10,12 +10,12 @@ import os
 from pathlib import Path
 
 import orjson
-import pytest
 
+from tests.importers.conftest import lazy_importorskip
 from tracebridge.importers.agentlightning.importer import import_agentlightning
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-pytest.importorskip("agentlightning")
+lazy_importorskip("agentlightning")
 
 EVENTS = [
     {"event_type": "model_request", "rollout_id": "r1", "attempt_id": "0", "timestamp": 1772359200.5,

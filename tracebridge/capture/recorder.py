@@ -19,9 +19,8 @@ is written as ``"NaN"``/``"Infinity"``/``"-Infinity"`` and counted (``capture.no
 A recorder may be shared by the agent's threads (one lock orders ids, timestamps and counts); an
 event's default parent is the previous event *of the thread that emits it* (the run's previous event
 for a thread's first), so a thread's action → call → result chain stays its own. A
-process forked while a run is open does not write to it: the parent owns the run, and a child
-writing the same ids (and its own ``session.json``) would corrupt it; the child's emits are
-dropped and counted in the child.
+process forked while a run is open does not write to it (``tracebridge.capture.forks``): the child's
+emits are dropped and counted in the child.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import weakref
 from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
@@ -55,6 +53,7 @@ from tracebridge.capture.blocks import (
 )
 from tracebridge.capture.blocks import exception_message as _message
 from tracebridge.capture.check import check_emitted
+from tracebridge.capture.forks import OPEN
 from tracebridge.capture.lineage import Lineage
 from tracebridge.capture.writer import EventWriter, write_atomic
 from tracebridge.schema.canonical import utc_now
@@ -73,15 +72,6 @@ __all__ = ["CaptureError", "Recorder", "RecorderArgumentError", "RedactionHook",
            "payload_types"]
 log = logging.getLogger(__name__)
 _AUTO = object()
-_OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()  # runs open in this process, disowned by a fork
-
-
-def _disown_after_fork() -> None:
-    for rec in list(_OPEN):
-        rec._disown()
-
-
-os.register_at_fork(after_in_child=_disown_after_fork)
 
 
 class RedactionHook(Protocol):
@@ -192,7 +182,7 @@ class Recorder:
         except OSError as exc:
             self._fail(exc, "open")
             return
-        _OPEN.add(self)
+        OPEN.add(self)
 
     def close(self, success: bool | None = None, failure_class: str | None = None) -> None:
         """Close the events file and write ``session.json`` once (idempotent)."""
@@ -200,7 +190,7 @@ class Recorder:
             if self._closed:
                 return
             self._closed = True
-            _OPEN.discard(self)
+            OPEN.discard(self)
             self._close(success, failure_class)
 
     def _close(self, success: bool | None, failure_class: str | None) -> None:
@@ -219,15 +209,6 @@ class Recorder:
                 write_atomic(self.run_dir / "session.json", data)
         except Exception as exc:  # noqa: BLE001 - fail-open: a bad label or goal never reaches the agent
             self._fail(exc, "session")
-
-    def _disown(self) -> None:
-        """In a forked child: give up the parent's run without writing to it (see the module doc)."""
-        self._lock = threading.Lock()  # another thread of the parent may have held it at the fork
-        self._closed = True  # so the child writes no session.json
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.fsync_on_close = False  # the parent's file: nothing of the child's to make durable
-            writer.close()
 
     # ------------------------------------------------------------------ emitting
 

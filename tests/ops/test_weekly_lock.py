@@ -21,9 +21,9 @@ from tests.ops.test_cycle_interrupt import STUB, _alive, _wait_for
 from tracebridge.ops.artifacts import cycle_stamp
 from tracebridge.ops.config import OpsConfig, WeeklyConfig
 from tracebridge.ops.cycle import LOCK, CycleLocked, run_cycle
+from tracebridge.ops.groups import CommandCancelled, run_in_group
 from tracebridge.ops.locks import holder_path
 from tracebridge.ops.retention_sources import weekly_runs
-from tracebridge.ops.shadow_steps import CommandCancelled, run_in_group
 from tracebridge.ops.weekly import WEEKLY_LOCK, run_weekly
 
 ROOT = Path(__file__).resolve().parents[2]

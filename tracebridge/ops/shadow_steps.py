@@ -18,10 +18,7 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import subprocess
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ from tracebridge.capture.reader import iter_lines
 from tracebridge.ops import replay as rp
 from tracebridge.ops.artifacts import sha256_file
 from tracebridge.ops.cycle import Ctx, Step, StepFailed
+from tracebridge.ops.groups import CommandCancelled, run_in_group
 
 
 def run_cli(ctx: Ctx, step: str, args: list[str], timeout_s: float = 3 * 3600,
@@ -78,53 +76,6 @@ def _run_child(argv: list[str], env: dict[str, str], timeout_s: float, ctx: Ctx,
         return run_in_group(argv, env, timeout_s, ctx.cancel, grace_s)
     except CommandCancelled as exc:
         raise StepFailed(f"tracebridge {' '.join(argv[len(ctx.cli):][:2])}: stopped, the cycle was interrupted") from exc
-
-
-class CommandCancelled(RuntimeError):
-    """``run_in_group`` stopped its command because its ``cancel`` event was set."""
-
-
-def run_in_group(argv: list[str], env: dict[str, str] | None = None, timeout_s: float | None = None,
-                 cancel: threading.Event | None = None, grace_s: float = 10.0) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` in its own process group and return what it printed, once it ended.
-    The group (the command and whatever it started) is stopped, SIGTERM then SIGKILL after ``grace_s``,
-    when it runs past ``timeout_s``, when ``cancel`` is set, or when this thread is interrupted
-    (Ctrl-C, or SIGTERM under ``sigterm_as_interrupt``): no child outlives the command that started it.
-
-    Raises:
-        subprocess.TimeoutExpired: it ran past ``timeout_s``.
-        CommandCancelled: ``cancel`` was set (the command was stopped; there is no result to return).
-    """
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    try:
-        while True:
-            try:
-                out, err = proc.communicate(timeout=0.5)
-                return subprocess.CompletedProcess(argv, proc.returncode, out, err)
-            except subprocess.TimeoutExpired:
-                if cancel is not None and cancel.is_set():
-                    raise CommandCancelled(f"{' '.join(argv[:4])}: stopped, its cancel event was set") from None
-                if deadline is not None and time.monotonic() > deadline:
-                    raise
-    finally:
-        if proc.poll() is None:
-            _stop_group(proc, grace_s)
-
-
-def _stop_group(proc: subprocess.Popen[str], grace_s: float) -> None:
-    """SIGTERM ``proc``'s process group, SIGKILL it after ``grace_s`` if it is still there; reap it."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.communicate(timeout=wait_s)
-            break
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _tail(text: str, n: int = 400) -> str:

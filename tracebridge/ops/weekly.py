@@ -36,9 +36,10 @@ from filelock import FileLock
 from tracebridge.capture.reader import iter_runs
 from tracebridge.ops.artifacts import check_input_files, cycle_stamp, new_bundle_dir, write_manifest
 from tracebridge.ops.config import WeeklyConfig
+from tracebridge.ops.groups import run_in_group
 from tracebridge.ops.locks import run_lock
 from tracebridge.ops.retention_sources import RUN_LOCK, STAGE_PREFIX, WEEKLY_PREFIX
-from tracebridge.ops.shadow_steps import feedback_overrides, run_in_group
+from tracebridge.ops.shadow_steps import feedback_overrides
 from tracebridge.schema.canonical import format_ts, utc_now
 
 WEEKLY_LOCK = ".weekly.lock"  # in weekly.bundles_dir: held by a weekly run from staging to its manifest

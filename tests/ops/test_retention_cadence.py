@@ -155,7 +155,7 @@ def test_weekly_bundles_beyond_keep_weekly_go_their_manifests_and_runs_stay(tmp_
     run_id = record_sample_run(traces)
     wcfg = WeeklyConfig(traces=str(traces), bundles_dir=str(tmp_path / "weekly-bundles"), storage_uri="file:///x",
                         feedback_ledger=None)
-    base = dt.datetime.now(dt.UTC)
+    base = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)  # runs dated after the clock are never pruned
     mans = [run_weekly(wcfg, tmp_path / "weekly-art", _weekly_bin(tmp_path), now=base + dt.timedelta(minutes=k))
             for k in range(4)]
     assert [m["status"] for m in mans] == ["ok"] * 4
@@ -179,6 +179,34 @@ def test_weekly_bundles_beyond_keep_weekly_go_their_manifests_and_runs_stay(tmp_
     assert rep.pinned_by[str(wb / f"weekly-{s[0]}" / inner)] == "shadow.retention.pin"
     assert [Path(i.path).name for i in prune(_cfg(tmp_path, "shadow.retention.keep_weekly=2")).items] == \
         [f"weekly-{s[0]}"]
+
+
+def test_weekly_runs_dated_after_the_clock_stop_their_prune_and_are_named(tmp_path):
+    """Weekly runs made while the clock was ahead keep the newest stamps once it is set back: ordered by
+    stamp they would be kept and the really newest runs' bundles pruned. None is removed while a run is
+    dated after the clock; the problem names the runs and where they lie."""
+    traces = tmp_path / "traces"
+    record_sample_run(traces)
+    wcfg = WeeklyConfig(traces=str(traces), bundles_dir=str(tmp_path / "weekly-bundles"), storage_uri="file:///x",
+                        feedback_ledger=None, days=60)  # the run 30 days ahead still finds the sample run
+    now = dt.datetime.now(dt.UTC)
+    when = [now + dt.timedelta(days=30), now - dt.timedelta(hours=2), now - dt.timedelta(hours=1)]
+    for w in when:
+        assert run_weekly(wcfg, tmp_path / "weekly-art", _weekly_bin(tmp_path), now=w)["status"] == "ok"
+    wb = tmp_path / "weekly-bundles"
+    before = _ids(wb)
+    rep = prune(_cfg(tmp_path, "shadow.retention.keep_weekly=1", f"weekly.traces={traces}"))
+    assert not [i for i in rep.items if "weekly" in i.kind] and _ids(wb) == before
+    ahead = cycle_stamp(when[0])
+    named = [p for p in rep.problems if p.startswith("weekly run(s)")]
+    assert len(named) == 1 and named[0].startswith(f"weekly run(s) {ahead} are dated after now (")
+    assert "which weekly runs are the newest cannot be told" in named[0] and named[0].endswith("weekly.bundles_dir")
+    # with that run moved out, the newest by date stays and the older one goes
+    shutil.move(str(wb / f"weekly-{ahead}"), str(tmp_path / "moved"))
+    shutil.move(str(wb / f".weekly-{ahead}"), str(tmp_path / "moved-stage"))
+    rep = prune(_cfg(tmp_path, "shadow.retention.keep_weekly=1", f"weekly.traces={traces}"))
+    assert sorted(Path(i.path).name for i in rep.items) == sorted(f"{p}weekly-{cycle_stamp(when[1])}" for p in ("", "."))
+    assert not [p for p in rep.problems if p.startswith("weekly run(s)")]
 
 
 def test_keep_counts_are_typed_and_checked_and_shadow_yaml_finds_the_other_cadences():

@@ -30,7 +30,8 @@ or kept phase-2 run, is pinned; when the history or a pin config cannot be read,
 cycle folder is removed. A folder that holds artifacts_dir (or the weekly / phase-2 evidence) or
 overlaps a cycle folder, a report, the policy state or a trace root is never removed: it is a problem.
 While a cycle is dated after now (the running cycle's stamp, else the clock: the clock was set back since
-it ran), no cycle's bundle or optimize folder is removed, as the newest cycles cannot be told by their ids.
+it ran), no cycle's bundle or optimize folder is removed, as the newest cycles cannot be told by their ids;
+the same holds for weekly and phase-2 runs (``retention_sources.run_items``).
 
 Locks: ``apply_prune`` removes the list, counting what could not be removed instead of raising.
 ``prune`` (the CLI) plans under the cycle's lock, which a dry run takes without waiting (a running
@@ -55,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.ops import retention_sources as rcad
-from tracebridge.ops.artifacts import MANIFEST, TS_FORMAT, list_cycles, parse_stamp, read_manifest
+from tracebridge.ops.artifacts import MANIFEST, list_cycles, parse_stamp, read_manifest
 from tracebridge.ops.config import OpsConfig
 from tracebridge.ops.cycle import Ctx, cycle_lock
 from tracebridge.ops.promotion import PromotionError
@@ -220,21 +221,6 @@ def _older(name: str, than: str) -> bool:
     return a is not None and b is not None and a < b
 
 
-def _dated_ahead(cycles: list[_Cycle], current: Path | None) -> str | None:
-    """A problem naming the cycles dated after now (the running cycle's stamp, else the clock), or None.
-    Cycles are ordered by the stamp in their ids: after the clock was set back, those cycles would count
-    as the newest and the really newest ones would be pruned in their place."""
-    now = parse_stamp(current.name) if current is not None else None
-    now = now or dt.datetime.now(dt.UTC)
-    ahead = [c.cycle_id for c in cycles if (parse_stamp(c.cycle_id) or now) > now]
-    if not ahead:
-        return None
-    return (f"cycle(s) {', '.join(ahead)} are dated after now ({now.strftime(TS_FORMAT)}): the clock was set back "
-            "since they ran (or was ahead then), so which cycles are the newest cannot be told from their ids; no "
-            "export bundle or optimize folder is removed until the clock passes them or they are moved out of "
-            "artifacts_dir")
-
-
 def plan_prune(cfg: OpsConfig, current: Path | None = None, current_bundle: str | None = None,
                dry_run: bool = True, policy_busy: str | None = None, config_name: str = "this config") -> PruneReport:
     """What ``shadow.retention`` removes now (nothing is removed here; callers hold the locks, ``prune``).
@@ -260,7 +246,10 @@ def _plan(cfg: OpsConfig, rep: PruneReport, cycles: list[_Cycle], current: Path 
         kept += [c for c in cycles if c.cycle_id == current.name]
     rep.kept_cycles = [c.cycle_id for c in kept]
     rep.items = _cache_items(work)
-    ahead = _dated_ahead(cycles, current)
+    # now: the running cycle's stamp, else the clock
+    now = (parse_stamp(current.name) if current is not None else None) or dt.datetime.now(dt.UTC)
+    ahead = rcad.dated_ahead("cycle(s)", [c.cycle_id for c in cycles], now, "export bundle or optimize folder",
+                             "artifacts_dir")
     if ahead:
         rep.problems.append(ahead)
     try:
@@ -289,13 +278,14 @@ def _plan(cfg: OpsConfig, rep: PruneReport, cycles: list[_Cycle], current: Path 
 
     if not ahead:
         rep.items += _cycle_items(work, cycles, set(rep.kept_cycles), rc, pinned)
-    rep.items += [Item(*t) for t in rcad.old_items(p2, rc.keep_phase2, "phase-2 run", pinned)]
+    rep.items += [Item(*t) for t in rcad.run_items("phase-2 run", p2, rc.keep_phase2, "phase2.out_dir", pinned, rep.problems)]
     if p2_unknown:  # a kept phase-2 run reads a bundle that cannot be known: keep every bundle
         rep.problems.append(f"phase-2 run(s) {', '.join(p2_unknown)} in {cfg.phase2.out_dir}: the bundle read is "
                             f"unknown (no readable manifest.json or {rcad.USES}): no bundle is removed")
         return
-    rep.items += [Item(*t) for t in rcad.old_items(rcad.weekly_runs(cfg.weekly.bundles_dir), rc.keep_weekly,
-                                                    "weekly run", pinned)]
+    weekly = rcad.weekly_runs(cfg.weekly.bundles_dir)
+    rep.items += [Item(*t) for t in rcad.run_items("weekly run", weekly, rc.keep_weekly, "weekly.bundles_dir", pinned,
+                                                         rep.problems)]
     unread = [c.cycle_id for c in kept if c.manifest is None and c.cycle_id != (current.name if current else None)]
     if unread:  # a kept cycle whose bundle cannot be known: keep every bundle until it ages out
         rep.problems.append(f"manifest of kept cycle(s) {', '.join(unread)} unreadable: no export bundle is removed")

@@ -24,6 +24,7 @@ symlinks) are candidates; anything else in those folders is left alone.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from tracebridge.ops.agreement import disagreements
-from tracebridge.ops.artifacts import MANIFEST, parse_stamp
+from tracebridge.ops.artifacts import MANIFEST, TS_FORMAT, parse_stamp
 from tracebridge.ops.config import OpsConfig
 from tracebridge.ops.promotion import LOCK, PolicyState, PromotionError, active_record, read_history
 
@@ -219,3 +220,27 @@ def policy_lock(cfg: OpsConfig) -> Iterator[str | None]:
         yield None
     finally:
         lock.release()
+
+
+def dated_ahead(what: str, ids: list[str], now: dt.datetime, removed: str, where: str) -> str | None:
+    """A problem naming the ``what`` (cycles, weekly or phase-2 runs) of ``ids`` dated after ``now``,
+    or None. They are ordered by the stamps in their ids: after the clock was set back, those would
+    count as the newest and the really newest ones would be pruned in their place."""
+    ahead = [i for i in ids if (parse_stamp(i) or now) > now]
+    if not ahead:
+        return None
+    return (f"{what} {', '.join(ahead)} are dated after now ({now.strftime(TS_FORMAT)}): the clock was set back "
+            f"since they ran (or was ahead then), so which {what.removesuffix('(s)')}s are the newest cannot be told "
+            f"from their ids; no {removed} is removed until the clock passes them or they are moved out of {where}")
+
+
+def run_items(what: str, runs: list[Run], keep: int, where: str, pinned: Callable[[Path], bool],
+              problems: list[str]) -> list[tuple[str, str, str, str]]:
+    """The folders of ``runs`` (weekly or phase-2, in the folder ``where`` names) older than the newest
+    ``keep`` (``old_items``); none while one of them is dated after the clock (a problem, added to
+    ``problems``, names it). The clock, not a running cycle's stamp: a run may start during a cycle."""
+    ahead = dated_ahead(f"{what}(s)", [r.stamp for r in runs], dt.datetime.now(dt.UTC), f"{what}'s folder", where)
+    if ahead:
+        problems.append(ahead)
+        return []
+    return old_items(runs, keep, what, pinned)

@@ -167,8 +167,9 @@ class Walker:
               skip: frozenset[str] = frozenset(), client: str = "") -> Any:
         """Descend only into containers whose serialisation trips a trigger. ``name``: the dict key
         of ``v`` or (``argv``) the list element before it; ``client``: the client named before it in
-        that list (``argv_clients``: ``"http"`` after curl or wget, ``"mysql"`` after a MySQL client). ``skip``: keys of ``v`` itself left alone (a top-level block's structural fields);
-        every deeper key is scanned."""
+        that list (``argv_clients``: ``"http"`` after curl or wget, ``"mysql"`` after a MySQL client).
+        ``skip``: keys of ``v`` itself left alone (a top-level block's structural fields); every deeper
+        key is scanned."""
         if isinstance(v, str):
             keyed = self.det.keyed(name, v, argv, client) if isinstance(name, str) else []
             return fn(v, path, keyed)  # fn checks the triggers first (see the class docstring)

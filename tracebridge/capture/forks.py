@@ -9,7 +9,6 @@ writes no ``session.json``.
 from __future__ import annotations
 
 import os
-import threading
 import weakref
 from typing import TYPE_CHECKING
 
@@ -19,19 +18,9 @@ if TYPE_CHECKING:
 OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()  # a recorder adds itself on open, discards itself on close
 
 
-def disown(rec: Recorder) -> None:
-    """In a forked child: ``rec`` gives up the parent's run without writing to it."""
-    rec._lock = threading.Lock()  # another thread of the parent may have held it at the fork
-    rec._closed = True  # so the child writes no session.json
-    writer, rec._writer = rec._writer, None
-    if writer is not None:
-        writer.fsync_on_close = False  # the parent's file: nothing of the child's to make durable
-        writer.close()
-
-
 def _disown_after_fork() -> None:
     for rec in list(OPEN):
-        disown(rec)
+        rec.disown()
 
 
 os.register_at_fork(after_in_child=_disown_after_fork)

@@ -193,6 +193,16 @@ class Recorder:
             OPEN.discard(self)
             self._close(success, failure_class)
 
+    def disown(self) -> None:
+        """In a process forked while this run was open (``tracebridge.capture.forks``): give up the
+        parent's run without writing to it. Later emits are dropped and counted; no ``session.json``."""
+        self._lock = threading.Lock()  # another thread of the parent may have held it at the fork
+        self._closed = True
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.fsync_on_close = False  # the parent's file: nothing of the child's to make durable
+            writer.close()
+
     def _close(self, success: bool | None, failure_class: str | None) -> None:
         if self._writer is not None:
             try:

@@ -126,3 +126,94 @@ def test_a_review_with_no_usable_ledger_row_fails_and_says_why(tmp_path):
     # one usable row is enough
     ledger, mapping = _write(tmp_path, _rows("2026-01", {"👍": 1}))
     assert monthly_review(ledger, mapping, "2026-02")["ok"] and run(*args).exit_code == 0
+
+
+def _cli_review(tmp_path, ledger, mapping, month, *extra):
+    from tests.ops.test_cli import run
+
+    return run("ops", "monthly-review", f"monthly.ledger={ledger}", f"monthly.mapping={mapping}", "agree_with=[]",
+               "--month", month, "--out", tmp_path / "out", *extra)
+
+
+def test_a_rule_that_needs_two_months_is_not_evaluated_on_one(tmp_path):
+    """A ledger holding only rows of the review month proposed "mapped but unused for two months" for every
+    mapped emoji not used that month: one month of evidence claimed as two. Now each rule states the months it
+    needs; one without ledger rows in each of them is not evaluated, and the report (JSON and Markdown) says
+    which rule and why; the exit code stays 0 (the review ran on what there is)."""
+    import json
+
+    ledger, mapping = _write(tmp_path, _rows("2026-11", {"👍": 9, "🔥": 6}))
+    r = _cli_review(tmp_path, ledger, mapping, "2026-11", "--json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0 and doc["ok"] is True
+    why = "needs 2 months of ledger rows, has 1: 2026-11 (none dated 2026-10)"
+    assert doc["rules"]["review_unused"] == {"months": ["2026-10", "2026-11"], "rows": {"2026-10": 0, "2026-11": 15},
+                                             "evaluated": False, "why_not": why}
+    assert doc["rules"]["drift"]["evaluated"] is False and doc["rules"]["drift"]["why_not"] == why
+    assert doc["drift"]["tvd"] is None and why in doc["drift"]["note"]
+    assert doc["rules"]["add_unmapped"] == {"months": ["2026-11"], "rows": {"2026-11": 15}, "evaluated": True,
+                                            "why_not": None}
+    assert [(p["change"], p["emoji"], p["rule"], p["evidence"]) for p in doc["proposals"]] == \
+        [("add", "🔥", "add_unmapped", ["2026-11"])]
+    r = _cli_review(tmp_path, ledger, mapping, "2026-11")
+    assert r.exit_code == 0
+    assert f"- review_unused (2026-10, 2026-11): **not evaluated**: {why}" in r.stdout
+    assert "unused for two months" not in r.stdout and "review 🙈" not in r.stdout
+    # rows of the month before only: the month's own rules have nothing to read
+    ledger, mapping = _write(tmp_path, _rows("2026-10", {"👍": 3}))
+    rep = monthly_review(ledger, mapping, "2026-11")
+    assert rep["ok"] and rep["proposals"] == []
+    assert rep["rules"]["add_unmapped"]["why_not"] == "needs 1 month of ledger rows, has 0 (none dated 2026-11)"
+    assert rep["rules"]["review_unused"]["why_not"] == "needs 2 months of ledger rows, has 1: 2026-10 (none dated 2026-11)"
+
+
+def test_two_months_of_rows_evaluate_every_rule_and_proposals_name_their_months(tmp_path):
+    """With rows in both months every rule runs; a review proposal names the months it rests on. An emoji
+    added and then withdrawn was used: it is not "unused" (the rule read net counts, which are 0 for it)."""
+    rows = _rows("2026-10", {"👍": 4, "👎": 2}, removed=["👎", "👎"]) + _rows("2026-11", {"👍": 5})
+    ledger, mapping = _write(tmp_path, rows)
+    rep = monthly_review(ledger, mapping, "2026-11")
+    assert all(r["evaluated"] for r in rep["rules"].values()), rep["rules"]
+    props = {p["emoji"]: p for p in rep["proposals"]}
+    assert sorted(props) == ["❤", "🙈"]  # 👎 was added in 2026-10: used, even if withdrawn
+    assert props["🙈"]["rule"] == "review_unused" and props["🙈"]["evidence"] == ["2026-10", "2026-11"]
+    assert props["🙈"]["why"] == "mapped but no reaction added in 2026-10 or 2026-11 (ledger rows: 8 and 5)"
+    assert "- review_unused (2026-10, 2026-11): evaluated" in to_markdown(rep)
+
+
+def test_rows_after_the_review_month_are_ignored_and_named(tmp_path):
+    """Rows dated after the review's month (a review of October run in December) were counted among "other
+    months" without a word; now they are ignored and named (month, rows, first and last file:line). A time with
+    an offset belongs to its UTC month: 2026-12-01T00:30+01:00 is 2026-11-30 23:30 UTC (it was read as
+    2026-12 and dropped) and 2026-11-01T00:30+02:00 is 2026-10 (it was counted in November)."""
+    rows = _rows("2026-10", {"👍": 2}) + _rows("2026-11", {"👍": 3})
+    rows += [{"time": "2026-12-01T00:30:00+01:00", "emoji": "👎", "change": "added"},
+             {"time": "2026-11-01T00:30:00+02:00", "emoji": "❤", "change": "added"},
+             {"time": "2026-12-01T00:00:00Z", "emoji": "🔥", "change": "added"},
+             {"time": "2027-01-05T10:00:00Z", "emoji": "🔥", "change": "added"},
+             {"time": "2026-12-20T10:00:00Z", "emoji": "🔥", "change": "added"}]
+    ledger, mapping = _write(tmp_path, rows)
+    rep = monthly_review(ledger, mapping, "2026-11")
+    assert rep["emojis"]["2026-11"]["added"] == {"👍": 3, "👎": 1}
+    assert rep["emojis"]["2026-10"]["added"] == {"👍": 2, "❤": 1}
+    lc = rep["ledger_counts"]
+    assert lc["after_month"] == {"2026-12": {"rows": 2, "first": f"{ledger}:8", "last": f"{ledger}:10"},
+                                 "2027-01": {"rows": 1, "first": f"{ledger}:9", "last": f"{ledger}:9"}}
+    assert lc["read"] == lc["used"] + len(lc["skipped"]) + lc["other_months"] and lc["other_months"] == 3
+    md = to_markdown(rep)
+    assert "## Rows dated after 2026-11 (ignored)" in md and f"- 2027-01: 1 row, {ledger}:9" in md
+    assert f"- 2026-12: 2 rows, {ledger}:8 … {ledger}:10" in md
+
+
+def test_a_torn_last_line_is_named_and_the_rest_used(tmp_path):
+    """A ledger whose last line was cut short (the webhook writer mid-append, or a crash) is named as torn with
+    file:line; every whole row before it is used and the command exits 0."""
+    rows = _rows("2026-10", {"👍": 2}) + _rows("2026-11", {"👍": 3})
+    ledger, mapping = _write(tmp_path, rows, b'{"time": "2026-11-20T1')
+    rep = monthly_review(ledger, mapping, "2026-11")
+    lc = rep["ledger_counts"]
+    assert lc["used"] == 5 and lc["read"] == 6 and lc["torn"] == f"{ledger}:6"
+    torn = f"{ledger}:6: torn last line (no line end: a write cut short or still going); the rows before it are used"
+    assert lc["skipped"] == [torn]
+    r = _cli_review(tmp_path, ledger, mapping, "2026-11")
+    assert r.exit_code == 0 and f"{ledger}:6: torn last line" in r.stdout

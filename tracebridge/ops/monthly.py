@@ -64,7 +64,8 @@ def _when(row: dict[str, Any]) -> dt.datetime | None:
             t = dt.datetime.fromisoformat(v)  # Python >= 3.11 reads a trailing Z
         except ValueError:
             return None
-        return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+        # a month is a UTC month: 2026-12-01T00:30+01:00 is 2026-11-30 23:30 UTC
+        return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
     return None
 
 
@@ -79,8 +80,11 @@ def _change(row: dict[str, Any]) -> str | None:
 
 @dataclass
 class MonthCounts:
+    """One month of the ledger: reactions added and removed per emoji, and the rows they came from."""
+
     added: Counter[str] = field(default_factory=Counter)
     removed: Counter[str] = field(default_factory=Counter)
+    rows: int = 0
 
     def net(self) -> Counter[str]:
         """Added minus removed per emoji, keeping only the positive counts."""
@@ -104,10 +108,26 @@ def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime, str]:
     return start, end, prev
 
 
+def _unreadable(line: Any, where: str) -> str:
+    """Why a ledger line is skipped before its fields are read: torn, not JSON or not an object."""
+    if line.torn:
+        return f"{where}: torn last line (no line end: a write cut short or still going); the rows before it are used"
+    return f"{where}: {line.error or 'not an object'}"
+
+
+def _note_after(stats: dict[str, Any], month: str, where: str) -> None:
+    """Count a row dated after the review's month under its month, with its first and last ``file:line``."""
+    seen = stats["after_month"].setdefault(month, {"rows": 0, "first": where, "last": where})
+    seen["rows"] += 1
+    seen["last"] = where
+
+
 def read_ledger(path: str | Path, months: tuple[str, str]) -> tuple[dict[str, MonthCounts], dict[str, Any]]:
-    """Counts per month for the two months; and read/used/skipped counts with reasons."""
+    """Counts per month for ``months`` (the review's month, then the month before) and read/used/skipped counts
+    with reasons: ``other_months`` (rows of neither), of them ``after_month`` (dated after the review's month:
+    ignored, named per month with their first and last ``file:line``), ``torn`` (a cut last line, or None)."""
     out = {m: MonthCounts() for m in months}
-    stats: dict[str, Any] = {"read": 0, "used": 0, "other_months": 0, "skipped": []}
+    stats: dict[str, Any] = {"read": 0, "used": 0, "other_months": 0, "after_month": {}, "torn": None, "skipped": []}
     p = Path(path)
     if not p.is_file():
         stats["skipped"].append(f"{p}: no ledger")
@@ -116,7 +136,8 @@ def read_ledger(path: str | Path, months: tuple[str, str]) -> tuple[dict[str, Mo
         stats["read"] += 1
         row, where = line.obj, f"{p}:{line.lineno}"
         if line.error or not isinstance(row, dict):
-            stats["skipped"].append(f"{where}: {line.error or 'not an object'}")
+            stats["torn"] = where if line.torn else stats["torn"]
+            stats["skipped"].append(_unreadable(line, where))
             continue
         when, change, emoji = _when(row), _change(row), row.get("emoji")
         bad = "time" if when is None else "change" if change is None else "emoji" if not isinstance(emoji, str) else None
@@ -126,12 +147,15 @@ def read_ledger(path: str | Path, months: tuple[str, str]) -> tuple[dict[str, Mo
         m = when.strftime("%Y-%m")  # type: ignore[union-attr]
         if m not in out:
             stats["other_months"] += 1
+            if m > months[0]:  # YYYY-MM strings sort as months
+                _note_after(stats, m, where)
             continue
         count = row.get("count", 1)  # an anonymous channel count changes by more than one
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             stats["skipped"].append(f"{where}:count: must be a positive integer, got {count!r}")
             continue
         stats["used"] += 1
+        out[m].rows += 1
         getattr(out[m], change)[norm_emoji(emoji)] += count  # type: ignore[arg-type]
     return out, stats
 
@@ -159,19 +183,61 @@ def _scores(net: Counter[str], mapping: dict[str, float]) -> dict[str, Any]:
             "positive": sum(v > 0 for v in vals), "negative": sum(v < 0 for v in vals)}
 
 
-def propose(cur: Counter[str], prev: Counter[str], mapping: dict[str, float], min_count: int) -> list[dict[str, Any]]:
-    """Proposed mapping changes (never applied): map frequent unmapped emojis, review unused ones."""
+@dataclass(frozen=True)
+class Rule:
+    """One check of the review and how many months of ledger rows it rests on."""
+
+    name: str
+    months: int  # 1: the review's month; 2: it and the month before
+    what: str
+
+
+RULES = (
+    Rule("drift", 2, "the emoji distribution against the month before (chi-square, total variation)"),
+    Rule("add_unmapped", 1, "propose a score for an unmapped emoji used monthly.min_count times or more in the month"),
+    Rule("review_unused", 2, "propose to review a mapped emoji no reaction was added with in the month or the one before"),
+)
+
+
+def check_evidence(rows: dict[str, int], month: str, prev: str) -> dict[str, dict[str, Any]]:
+    """For each rule: the months it needs, the ledger rows of each, and whether it can be evaluated; a rule
+    missing rows in one of its months is not (``why_not``: "needs 2 months of ledger rows, has 1: 2026-11
+    (none dated 2026-10)"), so no proposal claims more months than the ledger holds."""
+    out = {}
+    for rule in RULES:
+        need = [month] if rule.months == 1 else [prev, month]
+        has, missing = [m for m in need if rows[m]], [m for m in need if not rows[m]]
+        why = None
+        if missing:
+            why = (f"needs {len(need)} month{'s' if len(need) > 1 else ''} of ledger rows, has {len(has)}"
+                   + (f": {', '.join(has)}" if has else "") + f" (none dated {' or '.join(missing)})")
+        out[rule.name] = {"months": need, "rows": {m: rows[m] for m in need}, "evaluated": not missing, "why_not": why}
+    return out
+
+
+def propose(counts: dict[str, MonthCounts], month: str, prev: str, mapping: dict[str, float], min_count: int,
+            rules: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Proposed mapping changes (never applied), each naming its rule and the months it rests on: map frequent
+    unmapped emojis (the month's net reactions), review mapped ones no reaction was added with in either month
+    (added, not net: a reaction added and withdrawn was still used). A rule ``rules`` did not evaluate proposes
+    nothing."""
     out = []
-    for e, n in cur.most_common():
-        if e in mapping or n < min_count:
-            continue
-        guess = LEXICON.get(e)
-        out.append({"emoji": e, "change": "add", "count": n, "proposed_score": guess,
-                    "why": f"used {n}x this month, unmapped" + ("" if guess is not None else "; no suggestion, decide")})
-    for e in sorted(mapping):
-        if cur[e] == 0 and prev[e] == 0:
-            out.append({"emoji": e, "change": "review", "count": 0, "proposed_score": mapping[e],
-                        "why": "mapped but unused for two months"})
+    if rules["add_unmapped"]["evaluated"]:
+        for e, n in counts[month].net().most_common():
+            if e in mapping or n < min_count:
+                continue
+            guess = LEXICON.get(e)
+            out.append({"emoji": e, "change": "add", "count": n, "proposed_score": guess, "rule": "add_unmapped",
+                        "evidence": [month],
+                        "why": f"used {n}x in {month}, unmapped" + ("" if guess is not None else "; no suggestion, decide")})
+    if rules["review_unused"]["evaluated"]:
+        used = counts[month].added + counts[prev].added
+        for e in sorted(mapping):
+            if used[e] == 0:
+                out.append({"emoji": e, "change": "review", "count": 0, "proposed_score": mapping[e],
+                            "rule": "review_unused", "evidence": [prev, month],
+                            "why": f"mapped but no reaction added in {prev} or {month} "
+                                   f"(ledger rows: {counts[prev].rows} and {counts[month].rows})"})
     return out
 
 
@@ -199,13 +265,17 @@ def _no_usable_rows(stats: dict[str, Any], months: tuple[str, str]) -> str | Non
 def monthly_review(ledger: str | Path, mapping_path: str | Path, month: str, min_count: int = 5,
                    alpha: float = 0.05) -> dict[str, Any]:
     """The whole report as a dict (see the module docstring). ``ok`` is False, with the reason in
-    ``problem`` and no proposals, when no ledger row of the month or the one before could be used."""
+    ``problem`` and no proposals, when no ledger row of the month or the one before could be used.
+    ``rules`` says, per rule, the months it needs and whether the ledger has rows in each (else it is not
+    evaluated and says why); the exit code does not change for a rule not evaluated."""
     start, _, prev_m = month_bounds(month)
     month = start.strftime("%Y-%m")  # 2026-2 → 2026-02: ledger rows are keyed by the zero-padded month
     mapping, version = load_mapping(mapping_path)
     counts, stats = read_ledger(ledger, (month, prev_m))
     cur, prev = counts[month].net(), counts[prev_m].net()
-    d = drift(cur, prev)
+    rules = check_evidence({m: c.rows for m, c in counts.items()}, month, prev_m)
+    d = drift(cur, prev) if rules["drift"]["evaluated"] else \
+        {"tvd": None, "chi2_p": None, "note": f"a month without reactions: {rules['drift']['why_not']}"}
     d["drifted"] = d.get("chi2_p") is not None and d["chi2_p"] < alpha
     unmapped = {e: n for e, n in cur.most_common() if e not in mapping}
     problem = _no_usable_rows(stats, (month, prev_m))
@@ -215,8 +285,38 @@ def monthly_review(ledger: str | Path, mapping_path: str | Path, month: str, min
         "emojis": {m: {"added": dict(c.added), "removed": dict(c.removed), "net": dict(c.net())}
                    for m, c in counts.items()},
         "drift": d, "scores": {month: _scores(cur, mapping), prev_m: _scores(prev, mapping)},
-        "unmapped": unmapped, "proposals": [] if problem else propose(cur, prev, mapping, min_count),
+        "unmapped": unmapped, "rules": rules,
+        "proposals": [] if problem else propose(counts, month, prev_m, mapping, min_count, rules),
     }
+
+
+def _rules_md(rules: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per rule: the months it rests on, and evaluated (on how many rows) or not and why."""
+    lines = ["## Rules and the months of ledger rows they rest on", ""]
+    for rule in RULES:
+        r = rules.get(rule.name)
+        if r is None:
+            continue
+        head = f"- {rule.name} ({', '.join(r['months'])}): "
+        lines.append(head + (f"evaluated on {' + '.join(str(n) for n in r['rows'].values())} ledger rows"
+                             if r["evaluated"] else f"**not evaluated**: {r['why_not']}") + f"; {rule.what}")
+    return lines
+
+
+def _ledger_md(lc: dict[str, Any], month: str) -> list[str]:
+    """The ledger's read/used/skipped line, its torn last line, and the rows dated after the month."""
+    torn = f" Torn last line: {lc['torn']} (the rows before it used)." if lc.get("torn") else ""
+    after = sum(a["rows"] for a in lc.get("after_month", {}).values())
+    head = (f"Ledger rows read {lc['read']}, used {lc['used']}, other months {lc['other_months']} (after {month}: "
+            f"{after}), skipped {len(lc['skipped'])}.{torn}")
+    lines = [head, ""]
+    if lc.get("after_month"):
+        lines += [f"## Rows dated after {month} (ignored)", ""]
+        for m, a in sorted(lc["after_month"].items()):
+            span = a["first"] if a["rows"] == 1 else f"{a['first']} … {a['last']}"
+            lines.append(f"- {m}: {a['rows']} row{'s' if a['rows'] > 1 else ''}, {span}")
+        lines.append("")
+    return lines
 
 
 def to_markdown(rep: dict[str, Any]) -> str:
@@ -228,8 +328,7 @@ def to_markdown(rep: dict[str, Any]) -> str:
     lines = [f"# Reaction mapping/reward review {m}", "",
              (f"Generated {rep.get('generated_at')} from {inp.get('ledger')} (sha256 {inp.get('ledger_sha256')}) "
               f"and {inp.get('mapping')} (sha256 {inp.get('mapping_sha256')})."), "",
-             (f"Mapping version {rep['mapping_version']}; ledger rows read {lc['read']}, used {lc['used']}, "
-              f"other months {lc['other_months']}, skipped {len(lc['skipped'])}."), "",
+             f"Mapping version {rep['mapping_version']}.", "", *_ledger_md(lc, m),
              *([f"**Review failed: {rep['problem']}.**", ""] if rep.get("problem") else []),
              f"## Distribution ({m} vs {pm})", "", "| emoji | " + m + " | " + pm + " |", "|---|---:|---:|"]
     for e in sorted(set(cur) | set(prev), key=lambda k: -(cur.get(k, 0) + prev.get(k, 0))):
@@ -238,7 +337,7 @@ def to_markdown(rep: dict[str, Any]) -> str:
     verdict = f"not tested: {d['note']}" if d.get("note") else "**drifted**" if d["drifted"] else "no significant drift"
     lines += ["", f"Drift: total variation {d.get('tvd')}, chi-square p {d.get('chi2_p')} → {verdict}.", "",
               f"Scores under the current mapping: {rep['scores'][m]} (previous: {rep['scores'][pm]}).", "",
-              "## Unmapped emojis", ""]
+              *_rules_md(rep.get("rules") or {}), "", "## Unmapped emojis", ""]
     lines += [f"- {e}: {n}" for e, n in rep["unmapped"].items()] or ["- none"]
     lines += ["", "## Proposed mapping changes (for review; not applied)", ""]
     lines += [f"- {p['change']} {p['emoji']} → {p['proposed_score']}: {p['why']}" for p in rep["proposals"]] or ["- none"]

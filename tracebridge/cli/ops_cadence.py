@@ -102,7 +102,8 @@ def monthly_review(
 ) -> None:
     """Reaction distribution drift, unmapped emojis and proposed mapping changes for a month; exit 2
     when monthly.ledger does not exist, 1 (the report still written) when no ledger row of the month or
-    the one before could be used."""
+    the one before could be used. A rule whose months lack ledger rows (``rules``: "needs 2 months of
+    ledger rows, has 1: ...") is not evaluated and proposes nothing; that alone does not change the exit."""
     import orjson
 
     from tracebridge.capture.writer import write_atomic

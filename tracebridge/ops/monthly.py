@@ -9,13 +9,21 @@ unmapped emojis, and proposed mapping changes. Proposals are suggestions for a p
 nothing here edits the mapping. The report records when it was made (``generated_at``) and the
 sha256 of the ledger and mapping it read (``inputs``), so a later audit can tell what it saw.
 
+Each rule rests on named months of ledger rows (``RULES``): ``drift`` and ``review_unused`` (a mapped emoji
+no reaction was added with) need the month and the month before, ``add_unmapped`` the month. A rule runs
+only when the ledger has rows dated in each of its months; otherwise ``rules`` says it was not evaluated
+and why ("needs 2 months of ledger rows, has 1: 2026-11 (none dated 2026-10)") and it proposes nothing.
+Each proposal names its rule and the months it rests on (``evidence``). A month is a UTC month.
+
 Ledger fields read (tolerant of the writer's spelling): time ``time`` | ``ts`` | ``timestamp``
 (ISO or epoch seconds); ``emoji``; change ``change`` | ``action`` (added | removed) or boolean
 ``added``; ``count`` (default 1: a user's reaction; an anonymous channel count's change is the
 size of that change). Rows that lack them are counted as skipped with ``file:line:field``; read =
-used + skipped. Mapping: ``{"version": N, "mapping": {emoji: score}}`` (``scores`` also accepted), read
-by ``tracebridge.feedback.mapping`` as the daily audit and the export read it: no file is its built-in
-defaults (a host that never edited the mapping), not an error.
+used + skipped + other months. Rows dated after the review's month are ignored and named (``after_month``:
+rows, first and last ``file:line`` per month); a torn last line is named (``torn``) and the rows before it
+used. Mapping: ``{"version": N, "mapping": {emoji: score}}`` (``scores`` also accepted), read by
+``tracebridge.feedback.mapping`` as the daily audit and the export read it: no file is its built-in defaults
+(a host that never edited the mapping), not an error.
 """
 
 from __future__ import annotations

@@ -217,3 +217,15 @@ def test_a_torn_last_line_is_named_and_the_rest_used(tmp_path):
     assert lc["skipped"] == [torn]
     r = _cli_review(tmp_path, ledger, mapping, "2026-11")
     assert r.exit_code == 0 and f"{ledger}:6: torn last line" in r.stdout
+
+
+def test_a_month_still_going_is_said_to_be_partial(tmp_path):
+    """A review of a month not yet over (``--month`` of this month) read its rows as a whole month without a
+    word; now ``month_over`` is False and the Markdown says its counts are partial. A past month is over."""
+    ledger, mapping = _write(tmp_path, _rows("2999-01", {"👍": 3}) + _rows("2026-02", {"👍": 3}))
+    rep = monthly_review(ledger, mapping, "2999-01")
+    assert rep["month_over"] is False and rep["ok"]
+    assert f"**2999-01 is not over at {rep['generated_at']}: its counts and rules read part of the month.**" \
+        in to_markdown(rep)
+    rep = monthly_review(ledger, mapping, "2026-02")
+    assert rep["month_over"] is True and "is not over" not in to_markdown(rep)

@@ -275,8 +275,9 @@ def monthly_review(ledger: str | Path, mapping_path: str | Path, month: str, min
     """The whole report as a dict (see the module docstring). ``ok`` is False, with the reason in
     ``problem`` and no proposals, when no ledger row of the month or the one before could be used.
     ``rules`` says, per rule, the months it needs and whether the ledger has rows in each (else it is not
-    evaluated and says why); the exit code does not change for a rule not evaluated."""
-    start, _, prev_m = month_bounds(month)
+    evaluated and says why); the exit code does not change for a rule not evaluated. ``month_over`` is False
+    for a month still going at ``generated_at`` (its counts are partial; the Markdown says so)."""
+    start, end, prev_m = month_bounds(month)
     month = start.strftime("%Y-%m")  # 2026-2 → 2026-02: ledger rows are keyed by the zero-padded month
     mapping, version = load_mapping(mapping_path)
     counts, stats = read_ledger(ledger, (month, prev_m))
@@ -289,6 +290,7 @@ def monthly_review(ledger: str | Path, mapping_path: str | Path, month: str, min
     problem = _no_usable_rows(stats, (month, prev_m))
     return {
         "ok": problem is None, "problem": problem, "month": month, "previous_month": prev_m, "generated_at": utc_now(), "inputs": _inputs(ledger, mapping_path),
+        "month_over": end <= dt.datetime.now(dt.UTC),  # False: a month still going, its counts partial
         "mapping_version": version, "ledger_counts": stats,
         "emojis": {m: {"added": dict(c.added), "removed": dict(c.removed), "net": dict(c.net())}
                    for m, c in counts.items()},
@@ -338,6 +340,8 @@ def to_markdown(rep: dict[str, Any]) -> str:
               f"and {inp.get('mapping')} (sha256 {inp.get('mapping_sha256')})."), "",
              f"Mapping version {rep['mapping_version']}.", "", *_ledger_md(lc, m),
              *([f"**Review failed: {rep['problem']}.**", ""] if rep.get("problem") else []),
+             *([f"**{m} is not over at {rep.get('generated_at')}: its counts and rules read part of the month.**", ""]
+               if rep.get("month_over") is False else []),
              f"## Distribution ({m} vs {pm})", "", "| emoji | " + m + " | " + pm + " |", "|---|---:|---:|"]
     for e in sorted(set(cur) | set(prev), key=lambda k: -(cur.get(k, 0) + prev.get(k, 0))):
         lines.append(f"| {e} | {cur.get(e, 0)} | {prev.get(e, 0)} |")

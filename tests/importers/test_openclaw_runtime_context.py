@@ -137,3 +137,26 @@ def test_runtime_context_is_labelled_and_lasts_only_its_user_turn(tmp_path: Path
         u("OpenClaw runtime context:\nsender: ana\nEnd OpenClaw runtime context."),
         u("and tomorrow"), {"role": "assistant", "content": "rain"}]
     assert second["meta"]["labels"]["context_messages"] == 6
+
+
+def test_the_key_openclaw_commits_a_message_with_is_no_drift():
+    """Before: ``message.user.idempotencyKey`` and ``message.toolResult.idempotencyKey`` were drift.
+    OpenClaw commits user, model and tool-result messages with one (``isCommittedAgentMessage``; its
+    runtime-context replay looks a persisted user up by it: ``[{role: "user", idempotencyKey}, carrier]``)."""
+    m = SessionMapper("r")
+    evs = feed_rows(m, [HEADER] + _rows(
+        {"type": "message", "message": {"role": "user", "content": "/status", "timestamp": 1772359200000,
+                                        "excludeFromContext": True, "idempotencyKey": "u0"}},
+        {"type": "message", "message": {"role": "user", "content": "read a.txt", "timestamp": 1772359200000,
+                                        "idempotencyKey": "u1"}},
+        {"type": "message", "message": _asst([{"type": "toolCall", "id": "c1", "name": "read", "arguments": {}}],
+                                             "toolUse", idempotencyKey="a1")},
+        {"type": "message", "message": {"role": "toolResult", "toolCallId": "c1", "toolName": "read",
+                                        "content": [{"type": "text", "text": "x"}], "isError": False,
+                                        "timestamp": 1772359201000, "idempotencyKey": "t1"}},
+        {"type": "message", "message": {"role": "user", "content": "again", "timestamp": 1772359202000,
+                                        "idempotencyKey": "u2", "runId": "run-1"}},
+    ))
+    assert m.drift == {"message.user.runId": 1}  # an unknown field still is drift
+    assert [e["event_type"] for e in evs[1:]] == ["env_observation", "planner_input", "worker_action",
+                                                  "worker_tool_call", "worker_tool_result", "planner_input"]

@@ -65,7 +65,8 @@ SYSTEM_UPDATE_KINDS = frozenset({"prompt-update", "runtime-context"})
 # partial belongs to, and ``excludeFromContext`` / ``__openclaw`` for a context-free command's answer.
 OPENCLAW_MESSAGE_FIELDS = ("openclawDeliveryMirror", "idempotencyKey", "openclawAbort", "excludeFromContext",
                            "__openclaw", "openclawDelivery", "responseId", "diagnostics")
-CONTEXT_FREE_USER_KEYS = frozenset({"role", "content", "timestamp", "provenance", "excludeFromContext", "__openclaw"})
+CONTEXT_FREE_USER_KEYS = frozenset({"role", "content", "timestamp", "provenance", "excludeFromContext", "__openclaw",
+                                    "idempotencyKey"})
 # What current OpenClaw adds to ordinary messages (openclaw/openclaw): ``__openclaw`` (its own
 # identity and media facts: ``id``, ``seq``, ``media``, ``mirrorIdentity``), ``openclawDelivery``
 # (what a channel was sent: ``mediaUrls``) and ``openclawDisplayContent`` (what the chat UI shows

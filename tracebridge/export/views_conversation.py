@@ -137,11 +137,11 @@ def _drop_scoped(history: list[_Msg]) -> list[_Msg]:
     """The history a new user turn starts from: turn-scoped context (OpenClaw's runtime context) is
     gone, but for the run of it just before the new user message, which belongs to that message
     (upstream's ``stripHistoricalRuntimeContextCustomMessages``)."""
+    if not any(m.scoped for m in history):  # nearly every session: no runtime context at all
+        return history
     k = len(history)
     while k and history[k - 1].scoped:
         k -= 1
-    if not any(m.scoped for m in history[:k]):
-        return history
     return [m for m in history[:k] if not m.scoped] + history[k:]
 
 

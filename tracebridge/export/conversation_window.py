@@ -20,6 +20,7 @@ class _Msg:
     pos: int
     cut: bool = False  # a tool result cut to views.tool_output_max_chars
     failed: bool = False  # a tool result the trace records as failed (payload.ok false: OpenClaw isError)
+    scoped: bool = False  # turn-scoped context (OpenClaw's runtime context): gone at the next user turn
 
 
 

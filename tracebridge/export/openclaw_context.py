@@ -1,6 +1,7 @@
 """What an OpenClaw session showed its model, for ``views_conversation``: the ``user`` messages
 pi-coding-agent's ``convertToLlm`` (badlogic/pi-mono ``packages/coding-agent/src/core/messages.ts``)
-makes of a compaction, a branch summary, an extension message and a ``!`` shell run; and the
+makes of a compaction, a branch summary, an extension message (OpenClaw's runtime context labelled,
+and turn-scoped) and a ``!`` shell run; and the
 transcript's tree over a run's events, which a branched session's rows walk (``buildSessionContext``
 builds a prompt from the leaf up, so only a target's ancestors are its context)."""
 
@@ -16,6 +17,14 @@ COMPACTION_PREFIX = "The conversation history before this point was compacted in
 COMPACTION_SUFFIX = "\n</summary>"
 BRANCH_SUMMARY_PREFIX = "The following is a summary of a branch that this conversation came back from:\n\n<summary>\n"
 BRANCH_SUMMARY_SUFFIX = "</summary>"
+# How OpenClaw's convertToLlm labels a runtime-context carrier (openclaw/openclaw
+# packages/agent-core/src/harness/messages.ts, labelRuntimeContextContent): between a header and a
+# footer line, a footer inside the text escaped; a carrier written in the older envelope (between
+# ``<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>`` markers) keeps its bytes.
+RUNTIME_CONTEXT_HEADER = "OpenClaw runtime context:"
+RUNTIME_CONTEXT_FOOTER = "End OpenClaw runtime context."
+RUNTIME_CONTEXT_FOOTER_ESCAPED = "[[RUNTIME_CONTEXT_FOOTER_ESCAPED]]"
+LEGACY_RUNTIME_CONTEXT_BEGIN = "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>"
 
 
 def bash_text(obs: dict[str, Any]) -> str:
@@ -31,6 +40,33 @@ def bash_text(obs: dict[str, Any]) -> str:
     return text
 
 
+def runtime_context_text(text: str) -> str:
+    """A runtime-context carrier's text as OpenClaw's ``convertToLlm`` labels it for the model."""
+    if LEGACY_RUNTIME_CONTEXT_BEGIN in text:
+        return text
+    body = text.replace(RUNTIME_CONTEXT_FOOTER, RUNTIME_CONTEXT_FOOTER_ESCAPED)
+    return f"{RUNTIME_CONTEXT_HEADER}\n{body}\n{RUNTIME_CONTEXT_FOOTER}"
+
+
+def _extension_text(obs: dict[str, Any]) -> str | None:
+    """An extension message's ``user`` text: none when ``excludeFromContext``; a runtime-context
+    carrier's labelled (``runtime_context_text``) unless it holds images (upstream then passes its
+    blocks as they are); any other's content as it is (an operator's system update too)."""
+    if obs.get("excludeFromContext") is True:
+        return None
+    text = _text(obs.get("content"))
+    if text and obs.get("context") == "runtime" and not obs.get("images"):
+        return runtime_context_text(text)
+    return text or None
+
+
+def turn_scoped(ev: dict[str, Any]) -> bool:
+    """Whether an observation's context lasts only for its own user turn (OpenClaw's runtime context:
+    upstream drops it from the context of later user turns)."""
+    obs = payload(ev).get("observation")
+    return isinstance(obs, dict) and obs.get("turn_scoped") is True
+
+
 def context_text(ev: dict[str, Any]) -> str | None:
     """The ``user`` message the model read for an ``env_observation`` that upstream's ``convertToLlm`` puts in
     its context (a branch summary; an extension message, whatever its ``display``, and a ``!`` shell
@@ -42,7 +78,7 @@ def context_text(ev: dict[str, Any]) -> str | None:
         return None
     obs = p.get("observation") if isinstance(p.get("observation"), dict) else {}
     if src.startswith("openclaw.custom_message:"):
-        return None if obs.get("excludeFromContext") is True else _text(obs.get("content")) or None
+        return _extension_text(obs)
     if src == "openclaw.bash_execution":
         return None if obs.get("excludeFromContext") else bash_text(obs)
     if src == "openclaw.branch_summary" and obs.get("summary"):

@@ -25,7 +25,10 @@ transcript does not record the system prompt, and the simulator's worker prompt 
 * a compaction (``openclaw.compaction``), a branch summary, an extension message and a ``!`` shell
   run (these two unless ``excludeFromContext``) → ``user`` with the text ``convertToLlm`` gave the
   model (``openclaw_context``; a compaction replaces the context before its ``firstKeptEntryId``
-  with its summary, an OpenClaw reset (``openclaw.reset``) drops it);
+  with its summary, an OpenClaw reset (``openclaw.reset``) drops it); OpenClaw's runtime context
+  (``openclaw.runtime-context`` carriers, labelled, and system updates of kind ``runtime-context``)
+  is turn-scoped: a later user turn drops it from the context, as upstream does, but for the run
+  of it just before that turn's user message (it belongs to that message);
   labels, session names, extension state, delivery mirrors, injected notes and context-free
   commands are no context.
 
@@ -87,6 +90,7 @@ from tracebridge.export.openclaw_context import (
     COMPACTION_SUFFIX,
     context_text,
     transcript_tree,
+    turn_scoped,
 )
 from tracebridge.export.views import RunContext, event_labels, payload, strip_reasoning
 from tracebridge.export.views_worker import _Builder, _children, _text, cut_tool_output
@@ -127,6 +131,18 @@ def _user_text(ev: dict[str, Any]) -> str | None:
                  if isinstance(e, dict) and e.get("kind") != "telegram_reaction"]
         return "\n".join(lines) or None
     return None
+
+
+def _drop_scoped(history: list[_Msg]) -> list[_Msg]:
+    """The history a new user turn starts from: turn-scoped context (OpenClaw's runtime context) is
+    gone, but for the run of it just before the new user message, which belongs to that message
+    (upstream's ``stripHistoricalRuntimeContextCustomMessages``)."""
+    if not any(m.scoped for m in history):  # nearly every session: no runtime context at all
+        return history
+    k = len(history)
+    while k and history[k - 1].scoped:
+        k -= 1
+    return [m for m in history[:k] if not m.scoped] + history[k:]
 
 
 class _Conversation:
@@ -273,7 +289,7 @@ class _Conversation:
         user = _user_text(ev)
         if user is not None:
             self.flush()
-            history = self.turn.history + [_Msg({"role": "user", "content": user}, i)]
+            history = _drop_scoped(self.turn.history) + [_Msg({"role": "user", "content": user}, i)]
             self.turn = _Turn(str(ev.get("event_id")), history=history)
         elif et == "worker_action":
             self.decision(ev, i)
@@ -283,7 +299,7 @@ class _Conversation:
             text = context_text(ev)
             if text is not None:  # context in the current user turn: the open span ends before it
                 self.flush()
-                self.turn.history.append(_Msg({"role": "user", "content": text}, i))
+                self.turn.history.append(_Msg({"role": "user", "content": text}, i, scoped=turn_scoped(ev)))
             elif payload(ev).get("source") in _BOUNDARIES:
                 self.compact(ev, i, payload(ev)["source"] == "openclaw.reset")
 

@@ -12,11 +12,14 @@ from tracebridge.importers.openclaw import rows
 
 ROW_KEYS = frozenset({"type", "id", "parentId", "timestamp"})
 MESSAGE_ROW_KEYS = ROW_KEYS | {"message", "appendMode"}
+# ``idempotencyKey``: the key OpenClaw commits a message to its transcript with (its
+# ``isCommittedAgentMessage``): write bookkeeping, known and not kept.
 MESSAGE_KEYS: dict[str, frozenset[str]] = {
-    "user": frozenset({"role", "content", "timestamp", "provenance"}),
+    "user": frozenset({"role", "content", "timestamp", "provenance", "idempotencyKey"}),
     "assistant": frozenset({"role", "content", "api", "provider", "model", "usage", "stopReason", "timestamp",
                             "errorMessage", "idempotencyKey", "openclawDeliveryMirror", "responseModel"}),
-    "toolResult": frozenset({"role", "toolCallId", "toolName", "content", "details", "isError", "timestamp"}),
+    "toolResult": frozenset({"role", "toolCallId", "toolName", "content", "details", "isError", "timestamp",
+                             "idempotencyKey"}),
 }
 USER_KEYS, ASSISTANT_KEYS, TOOL_RESULT_KEYS = MESSAGE_KEYS["user"], MESSAGE_KEYS["assistant"], MESSAGE_KEYS["toolResult"]
 OPENCLAW_ASSISTANT_KEYS = (ASSISTANT_KEYS | frozenset(rows.OPENCLAW_MESSAGE_FIELDS)

@@ -50,12 +50,23 @@ OBSERVED: dict[str, tuple[str, tuple[str, ...], str]] = {
 # messages (``custom``, called ``hookMessage`` before transcript v3) and ``!`` shell runs.
 CUSTOM_ROLES = frozenset({"custom", "hookMessage"})
 CUSTOM_MESSAGE_KEYS = frozenset({"role", "customType", "content", "display", "details", "timestamp",
-                                 "excludeFromContext"})
+                                 "excludeFromContext", "idempotencyKey"})
+# OpenClaw's own extension messages, which its convertToLlm gives the model in their own way
+# (openclaw/openclaw packages/agent-core/src/harness/messages.ts, src/agents/operator-messages.ts,
+# src/agents/internal-runtime-context.ts): a system update (``openclaw.system-update``, details
+# ``{kind: prompt-update | runtime-context, turnScoped}``: an operator message, its content as it
+# is) and a runtime-context carrier (``openclaw.runtime-context``: its text labelled). It writes
+# them with an ``idempotencyKey``. Runtime context is turn-scoped: upstream drops it from the
+# context of later user turns (``stripHistoricalRuntimeContextCustomMessages``).
+SYSTEM_UPDATE_TYPE = "openclaw.system-update"
+RUNTIME_CONTEXT_TYPE = "openclaw.runtime-context"
+SYSTEM_UPDATE_KINDS = frozenset({"prompt-update", "runtime-context"})
 # What OpenClaw's own assistant messages carry beside their text: delivery facts, the run a stopped
 # partial belongs to, and ``excludeFromContext`` / ``__openclaw`` for a context-free command's answer.
 OPENCLAW_MESSAGE_FIELDS = ("openclawDeliveryMirror", "idempotencyKey", "openclawAbort", "excludeFromContext",
                            "__openclaw", "openclawDelivery", "responseId", "diagnostics")
-CONTEXT_FREE_USER_KEYS = frozenset({"role", "content", "timestamp", "provenance", "excludeFromContext", "__openclaw"})
+CONTEXT_FREE_USER_KEYS = frozenset({"role", "content", "timestamp", "provenance", "excludeFromContext", "__openclaw",
+                                    "idempotencyKey"})
 # What current OpenClaw adds to ordinary messages (openclaw/openclaw): ``__openclaw`` (its own
 # identity and media facts: ``id``, ``seq``, ``media``, ``mirrorIdentity``), ``openclawDelivery``
 # (what a channel was sent: ``mediaUrls``) and ``openclawDisplayContent`` (what the chat UI shows
@@ -221,11 +232,40 @@ def openclaw_message(m: SessionMapper, row: dict[str, Any], msg: dict[str, Any],
             m.parent(row), ts)
 
 
+def context_kind(ctype: str, details: Any) -> tuple[str | None, bool]:
+    """How upstream's ``convertToLlm`` gives an extension message of type ``ctype`` to the model, and
+    whether it is turn-scoped (in the context of its own user turn only).
+
+    The kind is ``operator`` for a system update whose details say ``kind`` and a boolean
+    ``turnScoped`` (a ``user`` message with its content as it is), ``runtime`` for a runtime-context
+    carrier (``openclaw.runtime-context`` with details ``source: openclaw-runtime-context``, or no
+    source and ``runtimeContextCarrier: true``; or a system update of kind ``runtime-context``
+    without ``turnScoped``): its text labelled as runtime context; None for any other message (its
+    content as it is). Every ``openclaw.runtime-context`` message and every system update of kind
+    ``runtime-context`` is turn-scoped, carrier or not (upstream's ``isOpenClawRuntimeContextCustomMessage``).
+    """
+    d = details if type(details) is dict else {}
+    if ctype == SYSTEM_UPDATE_TYPE and d.get("kind") in SYSTEM_UPDATE_KINDS:
+        scoped = d["kind"] == "runtime-context"
+        if type(d.get("turnScoped")) is bool:
+            return "operator", scoped
+        return ("runtime" if scoped else None), scoped
+    if ctype == RUNTIME_CONTEXT_TYPE:
+        carrier = d.get("runtimeContextCarrier")
+        if "source" in d:
+            carrier = d["source"] == "openclaw-runtime-context" and carrier is not False
+        return ("runtime" if carrier is True else None), True
+    return None, False
+
+
 def _custom_message(m: SessionMapper, row: dict[str, Any], src: dict[str, Any], rid: str,
                     out: list[dict[str, Any]]) -> None:
     """An extension's message (a ``custom_message`` row, or a message of role ``custom``): its
-    text, images (placeholders), ``display``, ``details`` and ``excludeFromContext`` (OpenClaw's
-    receipts the model never reads, such as ``openclaw.nested-tool.v1``, set it)."""
+    text, images (placeholders), ``display``, ``details``, ``idempotencyKey`` and
+    ``excludeFromContext`` (OpenClaw's receipts the model never reads, such as
+    ``openclaw.nested-tool.v1``, set it); for OpenClaw's system updates and runtime context also how
+    the model was given it (``context``: ``operator`` or ``runtime``, counted
+    ``<context>_context_messages``) and ``turn_scoped`` (``context_kind``)."""
     if src is not row:
         m.check_keys(src, CUSTOM_MESSAGE_KEYS, "message.custom")
     ctype = src.get("customType") if isinstance(src.get("customType"), str) else "unknown"
@@ -233,8 +273,15 @@ def _custom_message(m: SessionMapper, row: dict[str, Any], src: dict[str, Any], 
     obs: dict[str, Any] = {"content": text, "display": src.get("display"), "details": src.get("details")}
     if images:
         obs["images"] = list(images)
-    if "excludeFromContext" in src:
-        obs["excludeFromContext"] = src["excludeFromContext"]
+    for k in ("excludeFromContext", "idempotencyKey"):
+        if k in src:
+            obs[k] = src[k]
+    kind, scoped = context_kind(ctype, src.get("details"))
+    if kind is not None:
+        obs["context"] = kind
+        m.counts[f"{kind}_context_messages"] += 1
+    if scoped:
+        obs["turn_scoped"] = True
     m.event(out, rid, "env_observation", "env", {"observation": obs, "source": f"openclaw.custom_message:{ctype}"},
             m.parent(row), m.ts(row, src if src is not row else None))
 

@@ -95,7 +95,11 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
     except (BundleError, StorageError, OSError, ValueError) as exc:
         log.error("bundle %s: %s", cfg.bundle, exc)
         return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
-    sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])
+    try:
+        sid = grid.resolve_sweep_id(cfg, recipes, manifest["bundle_id"])
+    except ConfigError as exc:  # a pinned sweep_id this config never had
+        log.error("%s", exc)
+        return 2
     problem = storage_problem(cfg)  # the new report goes there
     if problem:
         log.error("%s", problem[0])

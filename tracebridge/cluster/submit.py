@@ -51,6 +51,17 @@ class SweepPlan:
     trials: int
     specs: list[dict[str, Any]] = field(default_factory=list)
     cfg: Any = None
+    candidates: list[str] = field(default_factory=list)  # sweep_id, then the ids earlier versions gave it
+    identity: dict[str, Any] = field(default_factory=dict)  # {"sweep", "recipes"}: what --resume compares
+
+    def pin(self, sid: str) -> None:
+        """Submit as the sweep ``sid`` (one of ``candidates``: an earlier version's id of this config): the
+        job runs under it (``sweep_id=`` override) and its report is pulled from there."""
+        from tracebridge.sweep.storage import join
+
+        if sid != self.sweep_id:
+            self.sweep_id, self.report_uri = sid, join(self.cfg.storage, "reports", sid)
+            self.overrides = [*self.overrides, f"sweep_id={sid}"]
 
     def expect(self, submission_id: str) -> dict[str, str]:
         """What the report ``submission_id`` (an attempt of this plan) pushed must say in its manifest
@@ -212,12 +223,13 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
         raise StorageUnreachable(found[0])
     if problems:
         raise ConfigError(problems, str(config_path))
-    sid = grid.sweep_id(cfg, recipes, bundle_id)
+    sid = grid.resolve_sweep_id(cfg, recipes, bundle_id)
     # the job refuses any other bundle at that URI (a moved LATEST, a re-export into the folder): it would
     # train what was not submitted and push its report where this plan does not look
     ov.append(f"bundle_id='{bundle_id}'")
     return SweepPlan(rel, ov, sid, bundle_id, grid.config_digest(cfg, recipes), join(cfg.storage, "reports", sid),
-                     len(specs), specs, cfg)
+                     len(specs), specs, cfg, grid.sweep_ids(cfg, recipes, bundle_id),
+                     {"sweep": grid.identity_fields(cfg), "recipes": recipes})
 
 
 def next_attempt(client: Any, sweep_id: str) -> tuple[int, dict[str, Any] | None]:

@@ -117,6 +117,22 @@ def exists(uri: str, cfg: StorageConfig | None = None) -> bool:
     return bool(retry_io(lambda: fs.exists(path), f"look-up of {uri}", _retry(cfg)))
 
 
+def list_names(uri: str, cfg: StorageConfig | None = None) -> list[str]:
+    """The names of the entries of the folder at ``uri``, sorted ([] when there is no such folder).
+
+    Raises:
+        tracebridge.export.storage.StorageError: as ``read_text``.
+    """
+    from tracebridge.export.storage import retry_io
+
+    fs, path = _fs(uri, cfg)
+    try:
+        entries = retry_io(lambda: fs.ls(path, detail=False), f"listing of {uri}", _retry(cfg))
+    except FileNotFoundError:
+        return []
+    return sorted({str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries})
+
+
 def put_dir(local: Path, uri: str, cfg: StorageConfig | None = None, what: str = "") -> None:
     """Copy a local folder's files to ``uri`` (replacing what is there), each file tried up to
     ``cfg.retry.attempts`` times.

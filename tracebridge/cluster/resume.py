@@ -1,0 +1,91 @@
+"""Which sweep ``tracebridge submit --resume`` continues: the sweep of this config and bundle that the
+cluster's jobs or the storage know, under its id or an id an earlier version gave the same config
+(``grid.sweep_ids``). When there is none but the storage or the cluster holds other sweeps of the same
+bundle, ``--resume`` refuses, naming each one and the config keys that differ, rather than start a new
+sweep the user did not ask for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from tracebridge.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+MAX_LINES = 12  # differing keys shown per stored sweep
+
+
+def stored_sweeps(cfg: Any, bundle_id: str) -> dict[str, dict[str, Any] | None]:
+    """The sweeps of ``bundle_id`` on ``cfg.storage`` (a Tune run or a report folder named
+    ``<name>-<hash>-<bundle id 12>``): id → its identity (``{"sweep", "recipes"}``, from its report's
+    manifest), None when it pushed no report (its config is not recorded).
+
+    Raises:
+        tracebridge.export.storage.StorageError: the storage could not be listed or read.
+    """
+    from tracebridge.sweep.config import NON_IDENTITY
+    from tracebridge.sweep.storage import join, list_names, read_text
+
+    tail = f"-{bundle_id[:12]}"
+    reports = {n for n in list_names(join(cfg.storage, "reports"), cfg.storage_io) if n.endswith(tail)}
+    out: dict[str, dict[str, Any] | None] = {}
+    for sid in sorted(reports | {n for n in list_names(cfg.storage, cfg.storage_io) if n.endswith(tail)}):
+        out[sid] = None
+        if sid in reports:
+            try:
+                conf = json.loads(read_text(join(cfg.storage, "reports", sid, "manifest.json"), cfg.storage_io))["config"]
+                out[sid] = {"sweep": {k: v for k, v in conf["sweep"].items() if k not in NON_IDENTITY},
+                            "recipes": conf["recipes"]}
+            except (FileNotFoundError, ValueError, KeyError, TypeError):
+                pass  # a report folder without a readable manifest: config not recorded
+    return out
+
+
+def choose_sweep(plan: Any, job_sweeps: set[str]) -> str:
+    """The id ``--resume`` continues: the first of ``plan.candidates`` (this config's id, then those
+    earlier versions gave it) that a job on the cluster (``job_sweeps``) or the storage knows; the plan's
+    own id when neither knows any sweep of this bundle (a first attempt). A storage that cannot be
+    listed is logged and only the cluster's jobs are asked.
+
+    Raises:
+        ConfigError: no sweep of this config is known but others of the same bundle are: each is named
+            with the keys that differ (stored value, value now), so the user can set them or submit
+            without ``--resume``.
+    """
+    from tracebridge.export.storage import StorageError
+
+    try:
+        stored = stored_sweeps(plan.cfg, plan.bundle_id)
+    except StorageError as exc:
+        log.warning("--resume: could not look for stored sweeps at %s: %s", plan.cfg.storage, exc)
+        stored = {}
+    for sid in plan.candidates:
+        if sid in job_sweeps or sid in stored:
+            return sid
+    tail = f"-{plan.bundle_id[:12]}"
+    others = {**{s: None for s in job_sweeps if s and s.endswith(tail)}, **stored}
+    if not others:
+        return plan.sweep_id
+    raise ConfigError([(f"--resume: no sweep {plan.sweep_id} (nor an earlier version's id of this config) on the "
+                       f"cluster or at {plan.cfg.storage}, but {len(others)} other sweep(s) of bundle {tail[1:]}")]
+                      + [mismatch(plan, sid, ident) for sid, ident in sorted(others.items())]
+                      + [("to continue one of these, set its stored values (recipe keys as overrides.KEY=VALUE, "
+                         f"sweep keys as KEY=VALUE); to start sweep {plan.sweep_id}, submit without --resume")])
+
+
+def mismatch(plan: Any, sid: str, ident: dict[str, Any] | None) -> str:
+    """One line on a stored sweep of the bundle that is not this config's: the keys that differ."""
+    from tracebridge.sweep.identity import differences
+
+    head = f"stored sweep {sid} of the same bundle"
+    if ident is None:
+        return f"{head}: its config is not recorded (it pushed no report yet), so the keys that differ are unknown"
+    diff = differences(ident, plan.identity)
+    if not diff:
+        return (f"{head}: has the same config under an id this version does not reproduce; "
+                "submit without --resume to start it anew")
+    more = f"; and {len(diff) - MAX_LINES} more" if len(diff) > MAX_LINES else ""
+    return f"{head} differs in {'; '.join(diff[:MAX_LINES])}{more}"

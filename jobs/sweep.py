@@ -42,6 +42,7 @@ def main(config: str, overrides: list[str]) -> int:
         STORAGE_UNREACHABLE,
         init_ray,
         publish_into,
+        record_sweep,
         storage_problem,
     )
     from tracebridge.sweep.storage import ensure_bundle
@@ -82,6 +83,7 @@ def main(config: str, overrides: list[str]) -> int:
         log.error("%s", problem[0])
         return problem[1]
     log.info("sweep %s: bundle %s (%s)", sid, manifest["bundle_id"], bundle_dir)
+    record_sweep(cfg, sid, manifest["bundle_id"], recipes)  # what a later --resume of another config compares
 
     # ---- 3. run (or resume) the grid on Ray Tune
     resources = init_ray(work_root)

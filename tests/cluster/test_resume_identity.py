@@ -119,3 +119,39 @@ def test_a_pinned_sweep_id_this_config_never_had_is_refused(tmp_path):
     cfg = load_sweep_config("configs/sweep/smoke.yaml", args(tmp_path, f"sweep_id=smoke-{'1' * 12}-{BID[:12]}"))
     with pytest.raises(ConfigError, match=r"sweep_id=smoke-1{12}-\w+: not an id this config and bundle have had"):
         grid.resolve_sweep_id(cfg, grid.resolve_recipes(cfg), BID)
+
+
+def test_a_sweep_that_pushed_no_report_is_compared_by_the_config_its_job_recorded(tmp_path):
+    from tracebridge.cluster.resume import choose_sweep, stored_sweeps
+    from tracebridge.sweep.publish import record_sweep
+
+    cfg = load_sweep_config("configs/sweep/smoke.yaml", args(tmp_path, "seeds=[0,1]"))
+    recipes = grid.resolve_recipes(cfg)
+    sid = grid.sweep_id(cfg, recipes, BID)
+    record_sweep(cfg, sid, BID, recipes)  # what jobs/sweep.py writes before training
+    (tmp_path / "storage" / sid).mkdir()  # its Tune run, interrupted before any report
+    assert stored_sweeps(cfg, BID) == {sid: {"sweep": grid.identity_fields(cfg), "recipes": recipes}}
+    p = plan(tmp_path, "seeds=[0,2]")
+    with pytest.raises(ConfigError, match=rf"stored sweep {sid} of the same bundle differs in sweep.seeds: "
+                                          r"stored \[0, 1\], now \[0, 2\]"):
+        choose_sweep(p, set())
+    same = plan(tmp_path, "seeds=[0,1]")
+    assert choose_sweep(same, set()) == sid == same.sweep_id
+
+
+@pytest.mark.cluster
+def test_submit_resume_refuses_to_start_afresh_when_only_other_sweeps_of_the_bundle_are_stored(ray_head, tmp_path):
+    """On the real head: the refusal comes after the cluster's jobs were asked too, exit 2, nothing submitted."""
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
+    old = store_as_older_version(tmp_path, "overrides.train.lr=0.01")
+    res = CliRunner().invoke(app, ["submit", "configs/sweep/smoke.yaml", *args(tmp_path), "--cluster",
+                                   ray_head["yaml"], "--keep", "--resume", "--json"])
+    assert res.exit_code == 2, res.output
+    err = json.loads(res.stdout)["error"]
+    assert f"stored sweep {old} of the same bundle differs in recipes.baseline.train.lr: stored 0.01, now 0.005" in err
+    listed = CliRunner().invoke(app, ["list", "--cluster", ray_head["yaml"], "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert not set(plan(tmp_path).candidates) & {j.get("sweep_id") for j in json.loads(listed.stdout)}

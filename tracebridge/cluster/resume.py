@@ -19,29 +19,40 @@ MAX_LINES = 12  # differing keys shown per stored sweep
 
 
 def stored_sweeps(cfg: Any, bundle_id: str) -> dict[str, dict[str, Any] | None]:
-    """The sweeps of ``bundle_id`` on ``cfg.storage`` (a Tune run or a report folder named
-    ``<name>-<hash>-<bundle id 12>``): id → its identity (``{"sweep", "recipes"}``, from its report's
-    manifest), None when it pushed no report (its config is not recorded).
+    """The sweeps of ``bundle_id`` on ``cfg.storage`` (a Tune run, a report folder or a config record
+    named ``<name>-<hash>-<bundle id 12>``): id → its identity (``{"sweep", "recipes"}``) from the config
+    its job recorded (``publish.record_sweep``) or else its report's manifest; None when neither is there
+    (a sweep an older version started that pushed no report).
 
     Raises:
-        tracebridge.export.storage.StorageError: the storage could not be listed or read.
+        tracebridge.export.storage.StorageError: the storage could not be listed.
     """
-    from tracebridge.sweep.config import NON_IDENTITY
-    from tracebridge.sweep.storage import join, list_names, read_text
+    from tracebridge.sweep.storage import join, list_names
 
     tail = f"-{bundle_id[:12]}"
+    records = {n[:-5] for n in list_names(join(cfg.storage, "sweeps"), cfg.storage_io) if n.endswith(f"{tail}.json")}
     reports = {n for n in list_names(join(cfg.storage, "reports"), cfg.storage_io) if n.endswith(tail)}
+    runs = {n for n in list_names(cfg.storage, cfg.storage_io) if n.endswith(tail)}
     out: dict[str, dict[str, Any] | None] = {}
-    for sid in sorted(reports | {n for n in list_names(cfg.storage, cfg.storage_io) if n.endswith(tail)}):
-        out[sid] = None
-        if sid in reports:
-            try:
-                conf = json.loads(read_text(join(cfg.storage, "reports", sid, "manifest.json"), cfg.storage_io))["config"]
-                out[sid] = {"sweep": {k: v for k, v in conf["sweep"].items() if k not in NON_IDENTITY},
-                            "recipes": conf["recipes"]}
-            except (FileNotFoundError, ValueError, KeyError, TypeError):
-                pass  # a report folder without a readable manifest: config not recorded
+    for sid in sorted(records | reports | runs):
+        where = [join(cfg.storage, "sweeps", f"{sid}.json")] if sid in records else []
+        where += [join(cfg.storage, "reports", sid, "manifest.json")] if sid in reports else []
+        out[sid] = next((ident for uri in where if (ident := _identity_at(uri, cfg)) is not None), None)
     return out
+
+
+def _identity_at(uri: str, cfg: Any) -> dict[str, Any] | None:
+    """The identity in a config record or a report manifest (its ``config``); None when unreadable."""
+    from tracebridge.export.storage import StorageError
+    from tracebridge.sweep.config import NON_IDENTITY
+    from tracebridge.sweep.storage import read_text
+
+    try:
+        doc = json.loads(read_text(uri, cfg.storage_io))
+        conf = doc.get("config", doc) if uri.endswith("manifest.json") else doc
+        return {"sweep": {k: v for k, v in conf["sweep"].items() if k not in NON_IDENTITY}, "recipes": conf["recipes"]}
+    except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError, StorageError):
+        return None
 
 
 def choose_sweep(plan: Any, job_sweeps: set[str]) -> str:

@@ -61,11 +61,12 @@ def store_as_older_version(tmp: Path, *extra: str, drop=("train.max_grad_norm", 
 def test_older_versions_sweep_is_resumed_under_its_own_id(tmp_path):
     from tracebridge.cluster.resume import choose_sweep
 
+    fresh = plan(tmp_path)
     old = store_as_older_version(tmp_path)
-    p = plan(tmp_path)
-    assert old in p.candidates and p.sweep_id != old  # the id changed when the keys were added
-    p.pin(choose_sweep(p, set()))
+    assert old in fresh.candidates and fresh.sweep_id != old  # the id changed when the keys were added
+    p = plan(tmp_path)  # a plain submit continues the stored run, as it did before the id changed
     assert p.sweep_id == old and p.report_uri.endswith(f"/reports/{old}")
+    assert choose_sweep(p, set()) == old  # and so does --resume
     assert f"sweep_id={old}" in p.overrides
     # the job accepts that pin: it runs under the older id, whose Tune run it restores
     cfg = load_sweep_config("configs/sweep/smoke.yaml", p.overrides)

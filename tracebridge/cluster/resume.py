@@ -26,6 +26,7 @@ def stored_sweeps(cfg: Any, bundle_id: str) -> dict[str, dict[str, Any] | None]:
 
     Raises:
         tracebridge.export.storage.StorageError: the storage could not be listed.
+        OSError: a local storage path that is not a folder.
     """
     from tracebridge.sweep.storage import join, list_names
 
@@ -55,6 +56,26 @@ def _identity_at(uri: str, cfg: Any) -> dict[str, Any] | None:
         return None
 
 
+def pin_stored(plan: Any) -> None:
+    """Submit ``plan`` under an earlier version's id of its config (``plan.candidates``) when storage holds
+    that sweep and none under its own id: a submit continues its sweep's stored Tune run, as it did before
+    an upgrade changed the id. A pinned ``sweep_id`` is kept; a storage that cannot be listed is logged."""
+    from tracebridge.export.storage import StorageError
+
+    if plan.cfg.sweep_id or len(plan.candidates) < 2:
+        return
+    try:
+        stored = stored_sweeps(plan.cfg, plan.bundle_id)
+    except (StorageError, OSError) as exc:  # OSError: a file where a folder should be
+        log.warning("could not look for this sweep under earlier ids at %s: %s", plan.cfg.storage, exc)
+        return
+    found = next((sid for sid in plan.candidates if sid in stored), None)
+    if found and found != plan.sweep_id:
+        log.info("sweep %s is stored as %s (an earlier version's id of this config): continuing it",
+                 plan.sweep_id, found)
+        plan.pin(found)
+
+
 def choose_sweep(plan: Any, job_sweeps: set[str]) -> str:
     """The id ``--resume`` continues: the first of ``plan.candidates`` (this config's id, then those
     earlier versions gave it) that a job on the cluster (``job_sweeps``) or the storage knows; the plan's
@@ -70,7 +91,7 @@ def choose_sweep(plan: Any, job_sweeps: set[str]) -> str:
 
     try:
         stored = stored_sweeps(plan.cfg, plan.bundle_id)
-    except StorageError as exc:
+    except (StorageError, OSError) as exc:  # OSError: a file where a folder should be
         log.warning("--resume: could not look for stored sweeps at %s: %s", plan.cfg.storage, exc)
         stored = {}
     for sid in plan.candidates:

@@ -178,7 +178,8 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
 
     Local paths (bundle, storage, work_dir) are made absolute and passed on as overrides, so the
     job (which runs in a copy of the working dir) writes where ``pull`` looks; so is the checked
-    ``bundle_id``, so the job trains only the bundle checked here.
+    ``bundle_id``, so the job trains only the bundle checked here. A local head's plan is pinned to the id
+    an earlier version gave this config when only that one is stored (``resume.pin_stored``).
 
     Raises:
         ConfigError: every problem of the sweep, its recipes and its grid; a config outside the
@@ -188,6 +189,7 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
             could not be reached after ``storage_io.retry.attempts`` tries, or (a local head) its own storage
             after ``push.attempts`` tries (``storage_preflight``; a later try may work).
     """
+    from tracebridge.cluster.resume import pin_stored
     from tracebridge.export.storage import StorageError, StorageUnreachable
     from tracebridge.sweep import grid
     from tracebridge.sweep.config import load_sweep_config
@@ -227,9 +229,12 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
     # the job refuses any other bundle at that URI (a moved LATEST, a re-export into the folder): it would
     # train what was not submitted and push its report where this plan does not look
     ov.append(f"bundle_id='{bundle_id}'")
-    return SweepPlan(rel, ov, sid, bundle_id, grid.config_digest(cfg, recipes), join(cfg.storage, "reports", sid),
+    plan = SweepPlan(rel, ov, sid, bundle_id, grid.config_digest(cfg, recipes), join(cfg.storage, "reports", sid),
                      len(specs), specs, cfg, grid.sweep_ids(cfg, recipes, bundle_id),
                      {"sweep": grid.identity_fields(cfg), "recipes": recipes})
+    if cluster.kind == "local":  # a remote cluster's storage may not be readable here: only --resume looks
+        pin_stored(plan)
+    return plan
 
 
 def next_attempt(client: Any, sweep_id: str) -> tuple[int, dict[str, Any] | None]:

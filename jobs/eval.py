@@ -95,15 +95,24 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
     except (BundleError, StorageError, OSError, ValueError) as exc:
         log.error("bundle %s: %s", cfg.bundle, exc)
         return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
-    sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])
+    try:
+        sid = grid.resolve_sweep_id(cfg, recipes, manifest["bundle_id"])
+    except ConfigError as exc:  # a pinned sweep_id this config never had
+        log.error("%s", exc)
+        return 2
     problem = storage_problem(cfg)  # the new report goes there
     if problem:
         log.error("%s", problem[0])
         return problem[1]
 
-    # ---- 2. the finished trials' checkpoints on storage
+    # ---- 2. the finished trials' checkpoints on storage (under the id an earlier version gave this config
+    # when the sweep ran before an upgrade changed it: grid.sweep_ids)
+    ckpts = {}
     try:
-        ckpts = final_checkpoints(join(cfg.storage, sid), cfg.storage_io)
+        for cand in [sid] if cfg.sweep_id else grid.sweep_ids(cfg, recipes, manifest["bundle_id"]):
+            if ckpts := final_checkpoints(join(cfg.storage, cand), cfg.storage_io):
+                sid = cand
+                break
     except StorageError as exc:  # unreachable after the tries, or no credentials
         log.error("%s", exc)
         return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2

@@ -42,6 +42,7 @@ def main(config: str, overrides: list[str]) -> int:
         STORAGE_UNREACHABLE,
         init_ray,
         publish_into,
+        record_sweep,
         storage_problem,
     )
     from tracebridge.sweep.storage import ensure_bundle
@@ -66,7 +67,11 @@ def main(config: str, overrides: list[str]) -> int:
     except (BundleError, StorageError, OSError, ValueError) as exc:
         log.error("bundle %s: %s", cfg.bundle, exc)
         return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
-    sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])
+    try:
+        sid = grid.resolve_sweep_id(cfg, recipes, manifest["bundle_id"])
+    except ConfigError as exc:  # a pinned sweep_id this config never had
+        log.error("%s", exc)
+        return 2
     work_root = scratch / sid
     try:
         work_root.mkdir(parents=True, exist_ok=True)
@@ -78,6 +83,7 @@ def main(config: str, overrides: list[str]) -> int:
         log.error("%s", problem[0])
         return problem[1]
     log.info("sweep %s: bundle %s (%s)", sid, manifest["bundle_id"], bundle_dir)
+    record_sweep(cfg, sid, manifest["bundle_id"], recipes)  # what a later --resume of another config compares
 
     # ---- 3. run (or resume) the grid on Ray Tune
     resources = init_ray(work_root)

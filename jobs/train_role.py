@@ -58,7 +58,11 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
     except (BundleError, StorageError, OSError, ValueError) as exc:
         log.error("bundle %s: %s", cfg.bundle, exc)
         return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
-    sid = grid.sweep_id(cfg, recipes, manifest["bundle_id"])
+    try:
+        sid = grid.resolve_sweep_id(cfg, recipes, manifest["bundle_id"])
+    except ConfigError as exc:  # a pinned sweep_id this config never had
+        log.error("%s", exc)
+        return 2
 
     # ---- 3. the trial, with the Tune reporter swapped for a logger
     work_root = scratch / f"{sid}-debug"

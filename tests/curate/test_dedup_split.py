@@ -80,6 +80,30 @@ def test_split_config_validation() -> None:
     assert not SplitConfig().validate()
 
 
+def test_a_train_or_test_share_of_zero_is_refused_unless_families_are_fixed_to_that_split() -> None:
+    """train=0 leaves nothing to train on, test=0 nothing for trials to evaluate (data.eval_split=test): refused
+    at config load, naming the key and both fixes; with families fixed to the split (split.assign) it is
+    a held-out-families split and allowed; validation may be 0."""
+    from tracebridge.curate.split import assign_families, unfilled_splits
+
+    no_test = SplitConfig(ratios={"train": 0.9, "validation": 0.1, "test": 0.0})
+    (msg,) = no_test.validate()
+    assert msg.startswith("split.ratios.test=0: no run would be in the test split, which trials evaluate on")
+    assert "split.ratios.test=0.1" in msg and "split.assign.FAMILY=test" in msg
+    (msg,) = SplitConfig(ratios={"train": 0.0, "validation": 0.5, "test": 0.5}).validate()
+    assert msg.startswith("split.ratios.train=0: no run would be in the train split")
+    assert not SplitConfig(ratios={"train": 0.9, "validation": 0.0, "test": 0.1}).validate()
+    held_out = SplitConfig(ratios={"train": 0.9, "validation": 0.1, "test": 0.0}, assign={"calc": "test"})
+    assert not held_out.validate()
+    counts = {"calc": 5, "docs": 4, "files": 6, "sql": 3}
+    split = assign_families(counts, held_out)
+    assert [f for f, s in split.items() if s == "test"] == ["calc"] and not unfilled_splits(held_out, split)
+    absent = SplitConfig(ratios=held_out.ratios, assign={"arith": "test"})
+    (msg,) = unfilled_splits(absent, assign_families(counts, absent))
+    assert msg.startswith("split.ratios.test=0 and split.assign fixes arith to test, but the traces hold none of "
+                          "them (families: calc, docs, files, sql): the test split is empty")
+
+
 def test_leakage_exact_and_near_duplicates() -> None:
     t = LeakageTracker(LeakageConfig(num_perm=64, near_dup_threshold=0.6))
     t.add("train", "files", "1" * 64, "count the lines in the file notes.txt and report the number", "r1")

@@ -40,6 +40,25 @@ def test_export_push_fetch_commands(mixed_traces: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "must sum to 1" in res.output
 
 
+def test_export_with_no_test_share_needs_a_family_of_the_traces_fixed_to_test(sim_traces: Path, tmp_path: Path) -> None:
+    """split.ratios.test=0 is refused at load (exit 2, nothing exported); with split.assign fixing a family of
+    the traces to test that family is the test split; fixing only families the traces lack fails the
+    export (exit 1) naming the keys instead of writing a bundle trials cannot evaluate."""
+    base = ["export", str(sim_traces), "split.ratios.train=0.9", "split.ratios.validation=0.1", "split.ratios.test=0"]
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), "--json"])
+    assert res.exit_code == 2 and "split.ratios.test=0: no run would be in the test split" in res.output
+    assert not (tmp_path / "a").exists()
+    doc = _json(runner.invoke(app, [*base, "split.assign.calc=test", "--out", str(tmp_path / "b"), "--json"]))
+    assert doc["passed"] is True
+    report = json.loads((Path(doc["path"]) / "report.json").read_text())
+    assert [f for f, s in report["split"]["assignment"].items() if s == "test"] == ["calc"]
+    res = runner.invoke(app, [*base, "split.assign.arith=test", "--out", str(tmp_path / "c"), "--json"])
+    doc = _json(res)
+    assert res.exit_code == 1 and doc["passed"] is False
+    assert any(f.startswith("split.ratios.test=0 and split.assign fixes arith to test, but the traces hold none")
+               for f in doc["failures"]), doc["failures"]
+
+
 def test_export_says_why_runs_were_quarantined_and_where(mixed_traces: Path, tmp_path: Path) -> None:
     """"quarantined 1" alone left the user to find out which rule and which file: the summary names
     the rules and the bundle's quarantine.jsonl, in text and --json."""

@@ -60,6 +60,8 @@ def test_sweep_on_s3_writes_through_the_bounded_filesystem_and_resumes_from_it(m
     assert f"{sid}/tuner.pkl" in keys  # Tune's experiment state, for Tuner.restore
     assert any(k.startswith(f"{sid}/_train/") for k in keys)  # the trial's Ray Train run
     assert any("/checkpoint_" in k and k.endswith("tracebridge_checkpoint.json") for k in keys)
+    record = client.get_object(Bucket="tb-sweeps", Key=f"sweeps/sweeps/{s1['sweep_id']}.json")["Body"].read()
+    assert json.loads(record)["sweep_id"] == s1["sweep_id"]  # the config --resume of another one compares with
 
     again = run_job(url, tmp_path / "work")
     assert again.returncode == 0, again.stderr[-4000:]

@@ -132,6 +132,16 @@ def _wait_and_pull(target: Any, plan: Any, sub_id: str, out: Path) -> dict[str, 
     return res
 
 
+def _pin_resumed(client: Any, plan: Any) -> None:
+    """Point ``plan`` at the sweep ``--resume`` continues (an earlier version may have named this config
+    otherwise); exit 2 naming the keys that differ when only other sweeps of the bundle are known."""
+    from tracebridge.cluster.client import list_jobs
+    from tracebridge.cluster.resume import choose_sweep
+
+    with config_errors():
+        plan.pin(choose_sweep(plan, {j["sweep_id"] for j in list_jobs(client)}))
+
+
 def _submit_on(ccfg: Any, plan: Any, root: Path, keep: bool, wait_: bool, attempt: int | None,
                out: Path) -> dict[str, Any]:
     """Open the cluster (starting the local head if need be), submit ``plan`` as ``attempt`` (None: the
@@ -143,6 +153,7 @@ def _submit_on(ccfg: Any, plan: Any, root: Path, keep: bool, wait_: bool, attemp
     target = _open(ccfg, start=True)
     try:
         if attempt is None:
+            _pin_resumed(target.client, plan)
             attempt, _ = next_attempt(target.client, plan.sweep_id)
         sub = submit_sweep(target, plan, attempt, root)
         must_wait = wait_ or (target.head is not None and target.head.started and not keep)

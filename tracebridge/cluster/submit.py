@@ -51,6 +51,17 @@ class SweepPlan:
     trials: int
     specs: list[dict[str, Any]] = field(default_factory=list)
     cfg: Any = None
+    candidates: list[str] = field(default_factory=list)  # sweep_id, then the ids earlier versions gave it
+    identity: dict[str, Any] = field(default_factory=dict)  # {"sweep", "recipes"}: what --resume compares
+
+    def pin(self, sid: str) -> None:
+        """Submit as the sweep ``sid`` (one of ``candidates``: an earlier version's id of this config): the
+        job runs under it (``sweep_id=`` override) and its report is pulled from there."""
+        from tracebridge.sweep.storage import join
+
+        if sid != self.sweep_id:
+            self.sweep_id, self.report_uri = sid, join(self.cfg.storage, "reports", sid)
+            self.overrides = [*self.overrides, f"sweep_id={sid}"]
 
     def expect(self, submission_id: str) -> dict[str, str]:
         """What the report ``submission_id`` (an attempt of this plan) pushed must say in its manifest
@@ -167,7 +178,8 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
 
     Local paths (bundle, storage, work_dir) are made absolute and passed on as overrides, so the
     job (which runs in a copy of the working dir) writes where ``pull`` looks; so is the checked
-    ``bundle_id``, so the job trains only the bundle checked here.
+    ``bundle_id``, so the job trains only the bundle checked here. A local head's plan is pinned to the id
+    an earlier version gave this config when only that one is stored (``resume.pin_stored``).
 
     Raises:
         ConfigError: every problem of the sweep, its recipes and its grid; a config outside the
@@ -177,6 +189,7 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
             could not be reached after ``storage_io.retry.attempts`` tries, or (a local head) its own storage
             after ``push.attempts`` tries (``storage_preflight``; a later try may work).
     """
+    from tracebridge.cluster.resume import pin_stored
     from tracebridge.export.storage import StorageError, StorageUnreachable
     from tracebridge.sweep import grid
     from tracebridge.sweep.config import load_sweep_config
@@ -212,12 +225,16 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
         raise StorageUnreachable(found[0])
     if problems:
         raise ConfigError(problems, str(config_path))
-    sid = grid.sweep_id(cfg, recipes, bundle_id)
+    sid = grid.resolve_sweep_id(cfg, recipes, bundle_id)
     # the job refuses any other bundle at that URI (a moved LATEST, a re-export into the folder): it would
     # train what was not submitted and push its report where this plan does not look
     ov.append(f"bundle_id='{bundle_id}'")
-    return SweepPlan(rel, ov, sid, bundle_id, grid.config_digest(cfg, recipes), join(cfg.storage, "reports", sid),
-                     len(specs), specs, cfg)
+    plan = SweepPlan(rel, ov, sid, bundle_id, grid.config_digest(cfg, recipes), join(cfg.storage, "reports", sid),
+                     len(specs), specs, cfg, grid.sweep_ids(cfg, recipes, bundle_id),
+                     {"sweep": grid.identity_fields(cfg), "recipes": recipes})
+    if cluster.kind == "local":  # a remote cluster's storage may not be readable here: only --resume looks
+        pin_stored(plan)
+    return plan
 
 
 def next_attempt(client: Any, sweep_id: str) -> tuple[int, dict[str, Any] | None]:

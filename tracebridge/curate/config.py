@@ -112,16 +112,25 @@ class DedupConfig:
         return []
 
 
+# Splits a bundle must hold runs in, and why: with a share of 0 and no family fixed to one, it is empty.
+NEEDED_SPLITS = {"train": "no run would be in the train split, so no role has rows to train on",
+                 "test": "no run would be in the test split, which trials evaluate on (data.eval_split=test)"}
+
+
 @dataclass
 class SplitConfig:
     """Deterministic train/validation/test split by goal family."""
 
     ratios: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1},
-                                     metadata={"help": "Share of runs per split (sums to 1)."})
+                                     metadata={"help": "Share of runs per split (sums to 1). train and test "
+                                               "need a share > 0 unless `assign` fixes families to them; "
+                                               "validation may be 0."})
     salt: str = field(default="tracebridge", metadata={
         "help": "Orders families before assignment; change it to draw a different split."})
     assign: dict[str, str] = field(default_factory=dict, metadata={
-        "help": "Fixed family → split assignments, e.g. {calc: test}; the rest follow the ratios."})
+        "help": "Fixed family → split assignments, e.g. {calc: test}; the rest follow the ratios. With "
+                "ratios.test=0 the test split holds exactly these families (the export fails when none of "
+                "them is in the traces)."})
     by_goal_sources: list[str] = field(default_factory=lambda: ["openclaw", "agentlightning"], metadata={
         "help": "source.kind values split by family AND goal (`<family>/<goal_hash[:8]>`): an OpenClaw "
                 "family is a chat kind (telegram, chat, cron...) and an Agent Lightning one the hook's or "
@@ -137,6 +146,9 @@ class SplitConfig:
             out.append(f"{prefix}.ratios={dict(self.ratios)}: must sum to 1 (e.g. train=0.8 validation=0.1 test=0.1)")
         out += [f"{prefix}.assign.{f}={s}: unknown split; use {', '.join(SPLITS)}"
                 for f, s in self.assign.items() if s not in SPLITS]
+        out += [f"{prefix}.ratios.{s}=0: {why}; give it a share (e.g. {prefix}.ratios.{s}=0.1, the others "
+                f"lowered to sum to 1) or fix families to it ({prefix}.assign.FAMILY={s})"
+                for s, why in NEEDED_SPLITS.items() if not self.ratios.get(s) and s not in self.assign.values()]
         out += [f"{prefix}.by_goal_sources={k}: unknown source kind; use {', '.join(SOURCE_KINDS)}"
                 for k in self.by_goal_sources if k not in SOURCE_KINDS]
         return out

@@ -22,7 +22,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from tracebridge.curate.config import SPLITS, LeakageConfig, SplitConfig
+from tracebridge.curate.config import NEEDED_SPLITS, SPLITS, LeakageConfig, SplitConfig
 from tracebridge.curate.minhash import LSHIndex, MinHasher
 
 _WORD = re.compile(r"\w+")
@@ -49,6 +49,21 @@ def assign_families(counts: dict[str, int], cfg: SplitConfig, groups: dict[str, 
     out: dict[str, str] = {}
     for group in sorted(by_group):
         out.update(_assign(by_group[group], cfg))
+    return out
+
+
+def unfilled_splits(cfg: SplitConfig, assignment: dict[str, str], prefix: str = "split") -> list[str]:
+    """Problems of an export's family → split ``assignment``: a split the bundle needs (train, test) that has
+    no share in ``cfg.ratios`` and none of whose fixed families (``cfg.assign``) is in the traces, so it is
+    empty (the config's own check lets a share of 0 pass only with families fixed to that split)."""
+    out = []
+    for split in NEEDED_SPLITS:
+        if assignment and not cfg.ratios.get(split) and split not in assignment.values():
+            fixed = sorted(f for f, s in cfg.assign.items() if s == split)
+            out.append(f"{prefix}.ratios.{split}=0 and {prefix}.assign fixes {', '.join(fixed) or 'no family'} to "
+                       f"{split}, but the traces hold none of them (families: {', '.join(sorted(assignment))}): the "
+                       f"{split} split is empty; fix a family of these traces to it ({prefix}.assign.FAMILY={split}) "
+                       f"or give it a share ({prefix}.ratios.{split}=0.1)")
     return out
 
 

@@ -52,7 +52,7 @@ from tracebridge.corrections.summary import CorrectionsReport
 from tracebridge.curate.config import SPLITS
 from tracebridge.curate.dedup import DedupIndex
 from tracebridge.curate.quality import Reason
-from tracebridge.curate.split import LeakageTracker, assign_families
+from tracebridge.curate.split import LeakageTracker, assign_families, unfilled_splits
 from tracebridge.export.bundle import BundleWriter, Manifest
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.families import family_counts
@@ -230,6 +230,7 @@ def _failures(ex: _Exporter, leakage: dict[str, Any], balance: dict[str, Any],
                    f"views.conversational_sources={list(cfg.views.conversational_sources)} and from the recorded "
                    f"model calls (llm blocks with a JSON message prompt and a reply) of "
                    f"views.llm_call_sources={list(cfg.views.llm_call_sources)}")
+    out += unfilled_splits(cfg.split, ex.assignment)
     if not leakage["passed"]:
         out.append(f"split leakage: families {leakage['families_in_several_splits']}, "
                    f"goal hashes {leakage['goal_hashes_in_several_splits']}")

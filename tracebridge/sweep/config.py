@@ -22,7 +22,7 @@ from tracebridge.train.config import ROLES, Variant
 _TEXT_KEYS = ("name", "bundle", "storage", "work_dir")
 # Fields that say where or how fast a sweep runs, not what it computes: left out of the sweep id.
 NON_IDENTITY = ("cluster", "window", "work_dir", "budget", "resources", "mlflow", "max_failures", "push",
-                "storage_io", "bundle_id")  # bundle_id: the sweep id names the bundle's id already
+                "storage_io", "bundle_id", "sweep_id")  # bundle_id: the sweep id names the bundle's id already
 
 
 @dataclass
@@ -85,6 +85,10 @@ class SweepConfig:
         "help": "The id (sha256) the bundle at `bundle` must have; '' = whatever it holds. `tracebridge submit` "
                 "sets it to the id it checked, so a job never trains a bundle changed after submit (a moved "
                 "LATEST pointer, a re-export into the same folder)."})
+    sweep_id: str = field(default="", metadata={
+        "help": "The id to run under; '' = <name>-<config hash>-<bundle id>. `tracebridge submit --resume` sets it "
+                "when the sweep to continue was started by an earlier version, which named the same config "
+                "otherwise (tracebridge.sweep.identity); only such an id is accepted."})
     roles: list[str] = field(default_factory=lambda: list(ROLES), metadata={"help": "Roles trained."})
     variants: list[str] = field(default_factory=lambda: ["baseline", "optimized"], metadata={
         "help": "Named variants compared per role (baseline | optimized)."})

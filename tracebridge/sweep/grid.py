@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.config import ConfigError, to_dict
-from tracebridge.schema.canonical import sha256_json
 from tracebridge.sweep.config import NON_IDENTITY, SweepConfig
 
 
@@ -109,16 +108,51 @@ def check_trials(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], specs: li
     return problems
 
 
+def identity_fields(cfg: SweepConfig) -> dict[str, Any]:
+    """The sweep's fields that decide its results (all but ``NON_IDENTITY``)."""
+    return {k: v for k, v in to_dict(cfg).items() if k not in NON_IDENTITY}
+
+
 def config_digest(cfg: SweepConfig, recipes: dict[str, dict[str, Any]]) -> str:
     """sha256 of what decides the results: the sweep without its where/how-fast fields, plus the
-    resolved recipes (so an edited configs/train YAML is a new sweep, never a wrong resume)."""
-    ident = {k: v for k, v in to_dict(cfg).items() if k not in NON_IDENTITY}
-    return sha256_json({"sweep": ident, "recipes": recipes})
+    resolved recipes (so an edited configs/train YAML is a new sweep, never a wrong resume), less the
+    keys added since sweeps existed while they keep their old behaviour (``identity.ADDED_KEYS``: an
+    upgrade that adds a key keeps the id)."""
+    from tracebridge.sweep.identity import digest
+
+    return digest(identity_fields(cfg), recipes)
 
 
 def sweep_id(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], bundle_id: str) -> str:
     """``<name>-<config hash 12>-<bundle id 12>``: the Tune run name and the report folder."""
     return f"{cfg.name}-{config_digest(cfg, recipes)[:12]}-{bundle_id[:12]}"
+
+
+def sweep_ids(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], bundle_id: str) -> list[str]:
+    """``sweep_id`` first, then the ids earlier versions gave the same config (``identity.older_digests``):
+    the names ``submit --resume`` looks for."""
+    from tracebridge.sweep.identity import older_digests
+
+    ids = [sweep_id(cfg, recipes, bundle_id)]
+    for d in older_digests(identity_fields(cfg), recipes):
+        sid = f"{cfg.name}-{d[:12]}-{bundle_id[:12]}"
+        if sid not in ids:
+            ids.append(sid)
+    return ids
+
+
+def resolve_sweep_id(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], bundle_id: str) -> str:
+    """The id a job runs under: the config's pinned ``sweep_id`` (``submit --resume`` sets it to a sweep an
+    earlier version started) when it is one of ``sweep_ids``, else ``sweep_id``.
+
+    Raises:
+        ConfigError: a pinned id this config and bundle never had (another sweep's run would be resumed).
+    """
+    ids = sweep_ids(cfg, recipes, bundle_id)
+    if cfg.sweep_id and cfg.sweep_id not in ids:
+        raise ConfigError([(f"sweep_id={cfg.sweep_id}: not an id this config and bundle have had "
+                           f"({', '.join(ids)}); leave it '' (submit --resume sets it)")])
+    return cfg.sweep_id or ids[0]
 
 
 def submission_id(sid: str, attempt: int) -> str:

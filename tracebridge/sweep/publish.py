@@ -99,6 +99,21 @@ def report_config(cfg: SweepConfig, sweep_id: str, bundle_id: str, recipes: dict
     return {"sweep_id": sweep_id, "bundle_id": bundle_id, "sweep": to_dict(cfg), "recipes": recipes}
 
 
+def record_sweep(cfg: SweepConfig, sweep_id: str, bundle_id: str, recipes: dict[str, Any]) -> None:
+    """Write the sweep's resolved config (``report_config``) to ``<storage>/sweeps/<sweep id>.json`` before
+    it trains, so a later ``submit --resume`` of another config can name the keys that differ even when
+    this sweep pushed no report. A failed write is logged: the sweep runs without it."""
+    import json
+
+    from tracebridge.sweep.storage import put_text
+
+    uri = join(cfg.storage, "sweeps", f"{sweep_id}.json")
+    try:
+        put_text(uri, json.dumps(report_config(cfg, sweep_id, bundle_id, recipes), default=str), cfg.storage_io)
+    except (StorageError, OSError) as exc:
+        log.warning("sweep config not recorded at %s: %s", uri, exc)
+
+
 def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str, bundle_id: str,
                    recipes: dict[str, Any], wall_s: float, local_dir: Path,
                    submission_id: str | None = None) -> dict[str, Any]:

@@ -117,6 +117,42 @@ def exists(uri: str, cfg: StorageConfig | None = None) -> bool:
     return bool(retry_io(lambda: fs.exists(path), f"look-up of {uri}", _retry(cfg)))
 
 
+def list_names(uri: str, cfg: StorageConfig | None = None) -> list[str]:
+    """The names of the entries of the folder at ``uri``, sorted ([] when there is no such folder).
+
+    Raises:
+        tracebridge.export.storage.StorageError: as ``read_text``.
+    """
+    from tracebridge.export.storage import retry_io
+
+    fs, path = _fs(uri, cfg)
+    try:
+        entries = retry_io(lambda: fs.ls(path, detail=False), f"listing of {uri}", _retry(cfg))
+    except FileNotFoundError:
+        return []
+    return sorted({str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries})
+
+
+def put_text(uri: str, text: str, cfg: StorageConfig | None = None) -> None:
+    """Write a small file at ``uri`` (a local one atomically), tried up to ``cfg.retry.attempts`` times.
+
+    Raises:
+        tracebridge.export.storage.StorageError: as ``read_text``.
+        OSError: a local folder that cannot hold it.
+    """
+    if is_local(uri):
+        dst = local_path(uri)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, dst)
+        return
+    from tracebridge.export.storage import retry_io
+
+    fs, path = _fs(uri, cfg)
+    retry_io(partial(fs.pipe_file, path, text.encode()), f"write of {uri}", _retry(cfg))
+
+
 def put_dir(local: Path, uri: str, cfg: StorageConfig | None = None, what: str = "") -> None:
     """Copy a local folder's files to ``uri`` (replacing what is there), each file tried up to
     ``cfg.retry.attempts`` times.

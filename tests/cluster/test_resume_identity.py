@@ -156,3 +156,50 @@ def test_submit_resume_refuses_to_start_afresh_when_only_other_sweeps_of_the_bun
     listed = CliRunner().invoke(app, ["list", "--cluster", ray_head["yaml"], "--json"])
     assert listed.exit_code == 0, listed.output
     assert not set(plan(tmp_path).candidates) & {j.get("sweep_id") for j in json.loads(listed.stdout)}
+
+
+# Every TrainConfig key as of the last change to sweep identity, less ``identity.ADDED_KEYS``. A key
+# added to TrainConfig since is missing here: the test below fails so that whoever adds it decides
+# whether older sweeps behaved as one value of it (then ``ADDED_KEYS`` gets it, and sweep ids stay)
+# or not (then it joins this list, and every sweep id changes once).
+_KEYS_BEFORE_ADDED = """
+data.dedup data.eval_split data.feedback_weight data.max_eval_rows data.max_train_rows data.recovery_weight
+data.verify_bundle dpo.batch_size dpo.beta dpo.bf16 dpo.grad_accum dpo.gradient_checkpointing
+dpo.logging_steps dpo.lora.alpha dpo.lora.dropout dpo.lora.enabled dpo.lora.r dpo.lora.target_modules
+dpo.loss_type dpo.lr dpo.max_length dpo.max_steps dpo.num_epochs dpo.ref dpo.save_steps dpo.scheduler
+dpo.throughput dpo.warmup_ratio dpo.weight_decay eval.batch_size eval.ci eval.closed_loop.enabled
+eval.closed_loop.failures eval.closed_loop.families eval.closed_loop.max_new_tokens eval.closed_loop.max_steps
+eval.closed_loop.seeds eval.closed_loop.skill eval.fit_context eval.max_batch_tokens eval.max_length
+eval.max_new_tokens eval.n_boot eval.verifier_method model.arch model.attn_implementation model.chat_template
+model.dtype model.head_dim model.hidden_size model.init model.intermediate_size model.max_position_embeddings
+model.name model.num_attention_heads model.num_hidden_layers model.num_key_value_heads model.path
+model.rope_theta model.seed model.tie_word_embeddings model.tokenizer_vocab_size model.vocab_size role seed
+threads train.assistant_only_loss train.batch_size train.bf16 train.grad_accum train.gradient_checkpointing
+train.logging_steps train.lora.alpha train.lora.dropout train.lora.enabled train.lora.r
+train.lora.target_modules train.lr train.max_length train.max_steps train.num_epochs train.packing
+train.save_steps train.scheduler train.throughput train.warmup_ratio train.weight_decay variant
+"""
+KEYS_BEFORE_ADDED = frozenset(_KEYS_BEFORE_ADDED.split())
+
+
+def _config_keys(cls: type, prefix: str = "") -> set[str]:
+    """The dotted keys of a config dataclass (a nested dataclass field is walked, anything else a key)."""
+    import dataclasses
+
+    out = set()
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        out |= _config_keys(type(default), f"{prefix}{f.name}.") if dataclasses.is_dataclass(default) \
+            else {prefix + f.name}
+    return out
+
+
+def test_every_train_config_key_is_known_to_the_sweep_identity():
+    from tracebridge.sweep.identity import LEGACY
+    from tracebridge.train.config import TrainConfig
+
+    keys = _config_keys(TrainConfig)
+    new = sorted(keys - KEYS_BEFORE_ADDED - set(LEGACY))
+    assert not new, (f"TrainConfig keys {new} change every sweep id: add each to tracebridge/sweep/identity."
+                     "ADDED_KEYS with the value that behaves as before it (ids stay), or to KEYS_BEFORE_ADDED here")
+    assert set(LEGACY) <= keys, f"ADDED_KEYS names keys TrainConfig no longer has: {sorted(set(LEGACY) - keys)}"

@@ -80,6 +80,14 @@ POSITIVES = [
     ("env upper", "DB_HOST=db\nPASSWORD=HUNTERHUNTER\n", "HUNTERHUNTER"),
     ("export upper", "export DB_PASSWORD=ZQXWVUTS && run", "ZQXWVUTS"),
     ("upper with digits", "PASSWORD=HUNTER22X and secret: ZQXWVUTS9", "ZQXWVUTS9"),
+    # an upper-case word ending its line after ":" (YAML, a form's dump); after a token or key name
+    # too, where only upper case counts (``token = nextchar`` is code); upper-case words joined after
+    # a password or secret name, where none of the parts names a secret (``DB_PASSWORD``)
+    ("YAML upper word", "db:\n  secret: ZQXWVUTS\n  pool: 5", "ZQXWVUTS"),
+    ("YAML upper word, key", "openai:\n  api_key: QWERTYUIOPASDF", "QWERTYUIOPASDF"),
+    ("env upper word, key", "export API_KEY=QWERTYUIOPASDF", "QWERTYUIOPASDF"),
+    ("env joined upper", "PASSWORD=HUNTER_HUNTER\n", "HUNTER_HUNTER"),
+    ("YAML joined upper", "password: HORSE-BATTERY  # ops", "HORSE-BATTERY"),
 ]
 
 NEGATIVES = [
@@ -125,6 +133,10 @@ NEGATIVES = [
     "PASSWORD=$SECRET", "mysql --password $MYSQL_PWD app", "mysql --password ${DB_PASS}", "set PASSWORD=%DB_PASS%",
     "$env:DB_PASSWORD = $env:SECRET", "password=$env:DB_PASS", "password=DB_PASSWORD", "secret=SECRET_KEY",
     "PASSWORD=NOT_SET", "password = MISSING", "secret = NOTSET", "f(password=HUNTERHUNTER, x=1)", "secret: OPAQUE",
+    # ... after ":" too; a status word; lower case and joined words after a token or key name (code)
+    "secret: SECRET_KEY", "password: DB_PASSWORD", "password: $PASSWORD", "password: ${DB_PASS}", "password: %VAR%",
+    "password: $env:VAR", "gnutls_session_get_master_secret: REMOVED", "token = nextchar", "api_key: response",
+    '"id-token": TEST_OIDC_LOGIN', "PASSWORD=NOT_SET_YET", "secret: ZQXWVUTS in the vault", "token: Identifier",
 ]
 
 

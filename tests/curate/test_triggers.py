@@ -124,7 +124,9 @@ def test_other_script_digits_are_found_on_bytes_exactly() -> None:
 @pytest.mark.parametrize("text,value", [
     ("mysql -u root --password correcthorse app", "correcthorse"), ("mongosh -u app --password HUNTERHUNTER", "HUNTERHUNTER"),
     ("cd /srv && /usr/bin/mariadb --passwd letmeinplease", "letmeinplease"), ("PASSWORD=HUNTERHUNTER", "HUNTERHUNTER"),
-    ("x\n  db_password = ZQXWVUTS\n", "ZQXWVUTS"), ('"cmd": "export SECRET=QWERTYUIOP; run"', "QWERTYUIOP")])
+    ("x\n  db_password = ZQXWVUTS\n", "ZQXWVUTS"), ('"cmd": "export SECRET=QWERTYUIOP; run"', "QWERTYUIOP"),
+    ("secret: ZQXWVUTS", "ZQXWVUTS"), ("cfg:\n  api_key:\tQWERTYUIOPASDF\n", "QWERTYUIOPASDF"),
+    ("PASSWORD=HUNTER_HUNTER", "HUNTER_HUNTER")])
 def test_triggers_fire_on_client_flag_words_and_upper_case_words(det: Detectors, text: str, value: str) -> None:
     # one-word passwords after a client's --password and upper-case ones after "=": found, and the
     # keyword trigger fires on their bytes and JSON (escapes included), so find and pass 2 see them

@@ -18,11 +18,13 @@ they are. Four more are found by what surrounds the value, and their value must 
 Where the context alone says "password" (``secret_shaped``'s ``strong``: a quoted value or a dict
 key's string after a ``pass``/``secret`` name, curl's or wget's ``-u``, ``--proxy-user``, a MySQL client's ``-p``), any value
 of 6+ characters but a stand-in is one, blanks included (``"correct horse battery staple"``). An
-unquoted value after such a name may be one word: lower case after ``=`` or ending its line after
-``:`` (``password=correcthorse``, ``password: sekrit``), upper case too after ``=`` and after a
-database client's ``--password`` and a blank (``PASSWORD=HUNTERHUNTER``, ``mysql --password hunter``;
-see ``_word_case`` and ``_one_word_ok`` for the variables, constants, status words and prose left alone). A
-value saying the password is absent (``_ABSENT``: ``"not set"``, ``"none provided"``) never is.
+unquoted value after such a name may be one word, in lower or upper case, after ``=``, ending its line
+after ``:`` and after a database client's ``--password`` and a blank (``password=correcthorse``,
+``password: sekrit``, ``secret: ZQXWVUTS``, ``mysql --password hunter``), or upper-case words joined
+by ``_``/``-`` (``PASSWORD=HUNTER_HUNTER``); after a token or key name, one upper-case word
+(``api_key: QWERTYUIOPASDF``). See ``_word_case`` and ``_one_word_ok`` for the variables, constants
+(``DB_PASSWORD``), status words and prose left alone. A value saying the password is absent
+(``_ABSENT``: ``"not set"``, ``"none provided"``) never is.
 
 Their triggers, ``keyword_hit`` and ``base64_hit``, are in ``tracebridge.curate.triggers``. Pure; no I/O.
 """
@@ -149,7 +151,7 @@ _NAME_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
 _STATUS_WORD = re.compile(r"(?ai)[a-z]+ed|(?:in)?(?:correct|valid|secure)|unknown|default|optional|sensitive"
                           r"|mismatch|pending|success(?:ful)?|failure|error|prompt|plaintext|random|strong|weak"
                           r"|blank|empty|unset|missing|hidden|string|length|policy|manager|notset|sentinel"
-                          r"|nothing|options?|commands?|flags?|arguments?|switch(?:es)?|instead")
+                          r"|nothing|options?|commands?|flags?|arguments?|switch(?:es)?|instead|opaque")
 _WORD_JOINERS = frozenset("_-.")
 _JOINED = re.compile(r"[_.\-\s]")
 
@@ -164,9 +166,11 @@ def secret_shaped(value: str, strong: bool = False, word: str = "") -> bool:
     character classes of lower case, upper case, digits and symbols other than the joiners ``_-.``
     (``hunter2x9``, ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``, ``my-secret-name``) and
     no variable's or type's name (``_names_a_variable``: ``newPassword``, ``SecretStr``);
-    but where the name says password (``word``: an unquoted value after a ``pass``/``secret``
-    name, ``_word_case``) one word is one too, where ``_one_word_ok`` says so: in lower case
-    (``word`` ``"lower"``: ``correcthorse``), or in either case (``"any"``: ``HUNTERHUNTER``)."""
+    but where the name and separator allow (``word``, from ``_word_case``) one word is one too,
+    where ``_one_word_ok`` says so: in either case (``"any"``, after a ``pass``/``secret`` name:
+    ``correcthorse``, ``HUNTERHUNTER``) or in upper case (``"upper"``, after a token or key name:
+    ``QWERTYUIOPASDF``); after a ``pass``/``secret`` name also upper-case words joined by the
+    joiners, none of them a status word (``HUNTER_HUNTER``; not ``DB_PASSWORD``, ``NOT_SET_YET``)."""
     if len(value) < 6 or URL_PW_TEMPLATE.match(value) or _NOT_SECRET.fullmatch(value) or _ABSENT.fullmatch(value):
         return False
     if len(set(max(_JOINED.split(value), key=len))) <= 1:
@@ -178,19 +182,23 @@ def secret_shaped(value: str, strong: bool = False, word: str = "") -> bool:
     if _names_a_variable(value):
         return False  # ``password = new_password``, ``token: SecretStr = Field(...)``
     if value.isalpha() and (value.islower() or value.isupper() or value.istitle()):
-        return bool(word) and _one_word_ok(value, word == "any")  # a word (``stored``, ``Python``), no random string
+        return bool(word) and _one_word_ok(value, word)  # a word (``stored``, ``Python``), no random string
+    if word == "any" and value.isupper() and _IDENTIFIER.fullmatch(value):  # words joined: ``HUNTER_HUNTER``
+        return all(_one_word_ok(p, word) for p in _JOINED.split(value) if len(p) > 2) and _ABSENT.search(value) is None
     classes = (any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value),
                any(not c.isalnum() and c not in _WORD_JOINERS for c in value))
     return sum(classes) >= 2
 
 
-def _one_word_ok(word: str, upper: bool = False) -> bool:
-    """Whether ``word``, letters in one case after a password or secret name and no variable's name
-    (``_names_a_variable``: ``passwd``), is a password: lower case, or upper case where ``upper``
-    (after ``=`` or a flag: ``PASSWORD=HUNTERHUNTER``; not a YAML or enum value, ``secret: OPAQUE``);
-    never title case (a heading's or sentence's word, ``Password: Minimum``); no status word
-    (``_STATUS_WORD``), no stand-in. A constant's name is joined (``DB_PASSWORD``, ``NOT_SET``): no word."""
-    return (word.islower() or (upper and word.isupper())) and _STATUS_WORD.fullmatch(word) is None \
+def _one_word_ok(word: str, case: str) -> bool:
+    """Whether ``word``, letters in one case after a secret name and no variable's name
+    (``_names_a_variable``: ``passwd``), is a secret: in lower or upper case where ``case`` is
+    ``"any"`` (after a password or secret name: ``password=correcthorse``, ``PASSWORD=HUNTERHUNTER``,
+    ``secret: ZQXWVUTS``), in upper case only where it is ``"upper"`` (after a token or key name:
+    ``api_key: QWERTYUIOPASDF``; not the code of ``token = nextchar``); never title case (a heading's
+    or sentence's word, ``Password: Minimum``); no status word (``_STATUS_WORD``: ``REMOVED``,
+    ``OPAQUE``), no stand-in."""
+    return (word.isupper() or (case == "any" and word.islower())) and _STATUS_WORD.fullmatch(word) is None \
         and _PLACEHOLDER.search(word) is None
 
 
@@ -215,7 +223,7 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
         if after in ("(", "[") or not (m.group("sep").strip() or _flag_before(text, m.start())):
             continue  # a call or a generic type (``Optional[str]``), not a value; or no separator: prose
         password = _STRONG_NAME.search(m.group("name")) is not None
-        word = _word_case(text, m) if g == "bare" and password else ""
+        word = _word_case(text, m, password) if g == "bare" else ""
         if secret_shaped(m.group(g), g == "quoted" and password, word):
             out.append((m.start(g), m.end(g)))
     if "-u" in text:
@@ -228,20 +236,22 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _word_case(text: str, m: re.Match[str]) -> str:
-    """Which one word the bare value of ``m``, a ``KEYWORD`` match after a password or secret name,
-    may be (``secret_shaped``'s ``word``): one in either case (``"any"``) after ``=``
-    (``password=correcthorse``, ``PGPASSWORD=HUNTERHUNTER``) unless an argument in code follows
-    (``f(password=hashed, …)``), and after a client's ``--password`` and a blank (``_client_flag``);
-    one in lower case (``"lower"``) after ``:`` as the last thing on its line (``password: sekrit``;
-    not the docstring's ``:param password: encrypt the key``, nor the enum's ``secret: OPAQUE``).
-    Else none (``""``): help text names flags in prose (``the --password options``)."""
+def _word_case(text: str, m: re.Match[str], password: bool) -> str:
+    """Which one word the bare value of ``m``, a ``KEYWORD`` match, may be (``secret_shaped``'s
+    ``word``), after ``=`` unless an argument in code follows (``f(password=hashed, …)``) and after
+    ``:`` as the last thing on its line (not the docstring's ``:param password: encrypt the key``):
+    after a password or secret name (``password``) one in either case (``"any"``:
+    ``password=correcthorse``, ``PGPASSWORD=HUNTERHUNTER``, ``secret: ZQXWVUTS``), also after a
+    client's ``--password`` and a blank (``_client_flag``); after a token or key name one in upper
+    case (``"upper"``: ``api_key: QWERTYUIOPASDF``). Else none (``""``): help text names flags in
+    prose (``the --password options``)."""
     sep, end = m.group("sep").strip(), m.end("bare")
+    case = "any" if password else "upper"
     if "=" in sep:
-        return "any" if text[end:end + 1] not in (",", ")") else ""
+        return case if text[end:end + 1] not in (",", ")") else ""
     if sep == ":":
-        return "lower" if _LINE_END.match(text, end) is not None else ""
-    return "any" if not sep and _client_flag(text, m) else ""
+        return case if _LINE_END.match(text, end) is not None else ""
+    return "any" if not sep and password and _client_flag(text, m) else ""
 
 
 def _client_flag(text: str, m: re.Match[str]) -> bool:

@@ -138,6 +138,27 @@ def test_triggers_fire_on_client_flag_words_and_upper_case_words(det: Detectors,
     assert sum(Scanner().scan(event).values()) == 1
 
 
+@pytest.mark.parametrize("text,value", [
+    ("mongosh -u admin -p hunter", "hunter"), ("docker login -u bob -p\thunter22x r.io", "hunter22x"),
+    ("redis-cli --pass sunshine", "sunshine"), ("sqlcmd -S db -P hunter22", "hunter22"),
+    ("ldapwhoami -x -w letmein", "letmein"), ("sshpass -p 'open sesame' ssh h", "open sesame")])
+def test_triggers_fire_on_client_password_flags(det: Detectors, text: str, value: str) -> None:
+    # the word after a client's own password flag: found, and the keyword trigger fires on its bytes
+    # and JSON (a tab escaped too) and on a record's argv list, where no secret name is
+    spans = det.scan(text)
+    assert [text[s.start:s.end] for s in spans] == [value] and det.find(text) == spans
+    assert "keywords" in det.fired(text) and "keywords" in det.fired(orjson.dumps({"cmd": [text]}))
+    argv = orjson.dumps(text.replace("'", "").split(" ", 5))
+    assert "keywords" in det.fired(argv) and "keywords" in det.fired(b"\0".join(argv.split(b",")))
+
+
+@pytest.mark.parametrize("text", ["mkdir -p build", "ssh -p 2222 host", "docker run -p 8080:80 img",
+                                  '["tar", "-a", "x"]', "grep -w word f", "psql -P pager=off"])
+def test_a_short_flag_without_its_client_does_not_trigger(det: Detectors, text: str) -> None:
+    # -p, -a, -w, -P of other commands (common in tool calls) open no detector: the trigger needs a client
+    assert det.fired(text) == frozenset() and det.fired(orjson.dumps({"cmd": text})) == frozenset()
+
+
 @pytest.mark.parametrize("text,groups", [
     ("from 10.1.2.3", {"ipv4"}),
     ("from fe80::1:2", {"ipv6"}),

@@ -36,7 +36,7 @@ import binascii
 import re
 from typing import Any
 
-from tracebridge.curate.triggers import B64_PRINTABLE
+from tracebridge.curate.triggers import B64_PRINTABLE, FLAG_CLIENT_LITERALS
 from tracebridge.curate.triggers import WORD_CHARS as _W
 
 # ASCII case folding (``(?a)``), as the byte trigger's: Unicode folding would take ``Baſic`` (long s)
@@ -119,6 +119,29 @@ _PW_FLAG_CLIENT = re.compile(rf"(?<![\w.-])(?:{_MYSQL_NAMES}|mycli"
                              rf"|mongo(?:sh|dump|restore|export|import)?|clickhouse(?:-client)?|cqlsh|influx|wget)"
                              rf"{_SAME_COMMAND}")
 _USER_PW = re.compile(r"[^\s:\"'/@]{1,64}:(\S{1,256})")
+# A client's own password flag that takes the password as the next word (``mongosh -u admin -p
+# hunter``), after that client in the same command: ``-p`` of the MongoDB shells and tools, sshpass
+# (its options come before the command it wraps, so only options may stand between), twine and the
+# ``login`` of docker, podman, buildah, skopeo, nerdctl, oras, ``helm registry`` and ``az``; ``-a``
+# and ``--pass`` of redis-cli; ``-P`` of sqlcmd; ``-w`` of the OpenLDAP tools. Not MySQL's ``-p``
+# (``mysql -p app`` prompts and names the database; its password is joined: ``MYSQL_PW``), nor the
+# ``-p`` of ``ssh``, ``docker run`` or ``mkdir``. A value starting with ``-`` is the next flag
+# (``mongosh -u admin -p --quiet`` prompts).
+_LOGIN = r"(?:docker|podman|buildah|skopeo|nerdctl|oras|helm[ \t]+registry|az)[ \t]+login"
+_MONGO = r"mongo(?:sh|dump|restore|export|import|stat|top|files)?"
+_LDAP = r"ldap(?:search|add|modify|delete|whoami|passwd|compare|modrdn|exop)"
+_FLAG_CLIENTS = {"-p": rf"{_MONGO}|twine|{_LOGIN}", "-a": "redis-cli", "--pass": "redis-cli", "-P": "sqlcmd", "-w": _LDAP}
+_FLAG_CLIENT = {f: re.compile(rf"(?<![\w.-])(?:{c}){_SAME_COMMAND}") for f, c in _FLAG_CLIENTS.items()}
+_SSHPASS = re.compile(r"(?<![\w.-])sshpass(?:[ \t]+-v)*[ \t]+\Z")  # sshpass's -p, before the command it wraps
+FLAG_PW = re.compile(r"(?<![\w-])(?P<flag>-[apPw]|--pass)[ \t]+(?:\"([^\"\n]{1,256})\"|'([^'\n]{1,256})'"
+                     r"|(?!-)([^\s\"'`;&|<>()]{1,256}))")
+# any of the clients' literals of the trigger: the text is worth a look
+_FLAG_CLIENT_NAMES = re.compile("|".join(sorted({x for xs in FLAG_CLIENT_LITERALS.values() for x in xs})))
+# In an argv list: the password flags of a client named by an element's base name (``_argv_flags``);
+# ``login`` right after one of ``_LOGIN_TOOLS`` (``["docker", "login", "-p", …]``, ``["helm", "registry", "login"]``).
+_FLAG_ARGV = {f: re.compile(c) for f, c in _FLAG_CLIENTS.items()}
+_SSHPASS_KIND = "-p "  # sshpass's -p: its kind ends where the command it wraps starts
+_LOGIN_TOOLS = frozenset({"docker", "podman", "buildah", "skopeo", "nerdctl", "oras", "az"})
 _USER_FLAGS = frozenset({"-u", "--user", "--proxy-user"})
 _CLIENTS = frozenset({"curl", "wget", "curl.exe", "wget.exe"})
 B64_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,1024}(?![A-Za-z0-9+/])")
@@ -233,6 +256,13 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
             g = next(i for i in (1, 2, 3) if m.group(i) is not None)
             if _MYSQL_CLIENT.search(text, max(0, m.start() - 1024), m.start()) and secret_shaped(m.group(g), True):
                 out.append((m.start(g), m.end(g)))
+    if "-" in text and _FLAG_CLIENT_NAMES.search(text) is not None:
+        for m in FLAG_PW.finditer(text):
+            g = next(i for i in (2, 3, 4) if m.group(i) is not None)
+            flag, lo = m.group("flag"), max(0, m.start() - 1024)
+            if (_FLAG_CLIENT[flag].search(text, lo, m.start()) or (flag == "-p" and _SSHPASS.search(text, lo, m.start()))) \
+                    and secret_shaped(m.group(g), True):
+                out.append((m.start(g), m.end(g)))
     return out
 
 
@@ -271,24 +301,42 @@ def _client_user(text: str, m: re.Match[str]) -> bool:
 def argv_clients(argv: list[Any] | tuple[Any, ...]) -> list[str]:
     """For each element of an argv list, the client named before it, as in a command's text:
     ``"http"`` after curl or wget (``/usr/bin/curl`` too), ``"mysql"`` after a MySQL or MariaDB
-    client (``_MYSQL_ARG``), else ``""``; the last one named counts."""
-    out, kind = [], ""
+    client (``_MYSQL_ARG``), the client's password flags after a client that reads the password
+    after one (``_FLAG_CLIENTS``: ``"-p"`` after mongosh, sshpass (up to the command it wraps) or
+    ``docker login``, ``"-a --pass"`` after redis-cli), else ``""``; the last one named counts."""
+    out, kind, before = [], "", ("", "")  # the two elements before (``login`` right after its tool)
     for arg in argv:
         out.append(kind)
         if isinstance(arg, str):
             base = arg.rsplit("/", 1)[-1]
-            kind = "http" if base in _CLIENTS else "mysql" if _MYSQL_ARG.fullmatch(base) else kind
+            if kind == _SSHPASS_KIND and arg[:1] != "-" and before[1][:1] != "-":
+                kind = ""  # the command sshpass wraps starts (after its options and their values)
+            if base in _CLIENTS:
+                kind = "http"
+            elif _MYSQL_ARG.fullmatch(base):
+                kind = "mysql"
+            elif flags := " ".join(f for f, rx in _FLAG_ARGV.items() if rx.fullmatch(base)):
+                kind = flags  # "-p", "-a --pass"…
+            elif base == "sshpass":
+                kind = _SSHPASS_KIND
+            elif base == "login" and (before[1] in _LOGIN_TOOLS or before == ("helm", "registry")):
+                kind = "-p"
+            before = (before[1], base)
     return out
 
 
 def keyed_spans(name: str, value: str, argv: bool = False, client: str = "") -> list[tuple[int, int]]:
     """The secret in ``value``, a record's string under the dict key (``argv``: after the argv
     element) ``name``: all of it after a secret name, the password after ``-u``/``--user``, or
-    after ``-p`` joined to it in a MySQL client's argv (``client`` ``"mysql"``: ``-phunter22``). A
-    dict key's string is quoted in JSON: after a password or secret name it is ``strong``, as is the
-    password of ``--proxy-user``, of ``-u``/``--user`` in curl's or wget's argv (``client``
-    ``"http"``) and of a MySQL client's ``-p``."""
+    after ``-p`` joined to it in a MySQL client's argv (``client`` ``"mysql"``: ``-phunter22``), or
+    after one of the client's password flags (``client`` ``"-p"``, ``"-a --pass"``…:
+    ``["sshpass", "-p", "hunter"]``). A dict key's string is quoted in JSON: after a password or
+    secret name it is ``strong``, as is the password of ``--proxy-user``, of ``-u``/``--user`` in
+    curl's or wget's argv (``client`` ``"http"``), of a MySQL client's ``-p`` and of a client's
+    password flag."""
     name, v = name.strip().strip("\"'"), value.strip()
+    if argv and client[:1] == "-" and name in client.split():  # a client's own password flag
+        return [(value.index(v), value.index(v) + len(v))] if secret_shaped(v, True) and v[:1] != "-" else []
     if argv and client == "mysql" and v.startswith("-p"):
         start = value.index("-p") + 2
         return [(start, start + len(v) - 2)] if secret_shaped(v[2:], True) else []

@@ -80,6 +80,26 @@ POSITIVES = [
     ("env upper", "DB_HOST=db\nPASSWORD=HUNTERHUNTER\n", "HUNTERHUNTER"),
     ("export upper", "export DB_PASSWORD=ZQXWVUTS && run", "ZQXWVUTS"),
     ("upper with digits", "PASSWORD=HUNTER22X and secret: ZQXWVUTS9", "ZQXWVUTS9"),
+    # an upper-case word ending its line after ":" (YAML, a form's dump); after a token or key name
+    # too, where only upper case counts (``token = nextchar`` is code); upper-case words joined after
+    # a password or secret name, where none of the parts names a secret (``DB_PASSWORD``)
+    ("YAML upper word", "db:\n  secret: ZQXWVUTS\n  pool: 5", "ZQXWVUTS"),
+    ("YAML upper word, key", "openai:\n  api_key: QWERTYUIOPASDF", "QWERTYUIOPASDF"),
+    ("env upper word, key", "export API_KEY=QWERTYUIOPASDF", "QWERTYUIOPASDF"),
+    ("env joined upper", "PASSWORD=HUNTER_HUNTER\n", "HUNTER_HUNTER"),
+    ("YAML joined upper", "password: HORSE-BATTERY  # ops", "HORSE-BATTERY"),
+    # a client's own password flag and the next word, after that client in the same command
+    ("mongosh -p", "mongosh -u admin -p hunter --authenticationDatabase admin", "hunter"),
+    ("mongodump -p", 'cd /srv && mongodump --host db -u app -p "correct horse" --out dump', "correct horse"),
+    ("docker login -p", "docker login -u bob -p hunter22x registry.example.io", "hunter22x"),
+    ("helm registry login", "helm registry login r.io -u bob -p letmeinplease", "letmeinplease"),
+    ("sshpass -p", "sshpass -p 'hunter' ssh bob@host uptime", "hunter"),
+    ("redis-cli -a", "redis-cli -h cache -p 6379 -a sunshine ping", "sunshine"),
+    ("redis-cli --pass", "redis-cli --pass HUNTERHUNTER info", "HUNTERHUNTER"),
+    ("sqlcmd -P", "sqlcmd -S db -U sa -P hunter22 -Q 'select 1'", "hunter22"),
+    ("ldapsearch -w", "ldapsearch -x -D cn=admin,dc=x -w letmein -b dc=x", "letmein"),
+    ("twine -p", "twine upload -u bob -p correcthorse dist/*", "correcthorse"),
+    ("az login -p", "az login -u bob@x.io -p sunshine22", "sunshine22"),
 ]
 
 NEGATIVES = [
@@ -125,6 +145,16 @@ NEGATIVES = [
     "PASSWORD=$SECRET", "mysql --password $MYSQL_PWD app", "mysql --password ${DB_PASS}", "set PASSWORD=%DB_PASS%",
     "$env:DB_PASSWORD = $env:SECRET", "password=$env:DB_PASS", "password=DB_PASSWORD", "secret=SECRET_KEY",
     "PASSWORD=NOT_SET", "password = MISSING", "secret = NOTSET", "f(password=HUNTERHUNTER, x=1)", "secret: OPAQUE",
+    # ... after ":" too; a status word; lower case and joined words after a token or key name (code)
+    "secret: SECRET_KEY", "password: DB_PASSWORD", "password: $PASSWORD", "password: ${DB_PASS}", "password: %VAR%",
+    "password: $env:VAR", "gnutls_session_get_master_secret: REMOVED", "token = nextchar", "api_key: response",
+    '"id-token": TEST_OIDC_LOGIN', "PASSWORD=NOT_SET_YET", "secret: ZQXWVUTS in the vault", "token: Identifier",
+    # -p of a client that reads no password after it (mysql: a prompt and the database), of another
+    # command (a port, a folder), a prompt before the next flag, a variable, the command sshpass wraps
+    "mysql -u root -p hunter", "docker run -p 8080:80 img", "ssh -p 2222 host", "redis-cli -p 6379 ping",
+    "docker login -u bob --password-stdin && docker run -p foldername img", "mkdir -p buildout && mongosh app",
+    "mongosh -u admin -p --quiet", "mongosh -u admin -p", "mongosh -u admin -p $MONGO_PW",
+    "sshpass -f pwfile ssh host mkdir -p foldername", "sshpass -p ab ssh host", "podman run -p hostname img",
 ]
 
 
@@ -180,13 +210,14 @@ def test_unredacted_credentials_block_pass2() -> None:
 
 _NAMES = ["password", "DB_PASSWORD", "passwd", "Passphrase", "client_secret", "SECRET", "token", "X-Api-Key",
           "apikey", "secret_key", "--db-password", "--token", "token_count", "max_tokens", "password_reset_link",
-          "PaSsWoRd", "-u", "--user", "key", "monkey", "-p"]
+          "PaSsWoRd", "-u", "--user", "key", "monkey", "-p", "-a", "-w", "-P", "--pass"]
 _SEPS = ["=", ": ", " = ", '": "', "':'", " => ", ":=", " ", "\t", "\t=\t", "\n", '"\t:', "=", ""]
 _VALUES = ["hunter2x9", "S3cr3tPa55", "bob:S3cr3tPa55", "512", "false", "********", "<SECRET_1>", "stored",
            "zq8LwT4nVb2Kx&x=1", '"hunter2x9"', "'Hunter2!'", "os.environ", "${TOKEN}", B64_USER_PW, "bob:password",
            '"correct horse"', "'my secret pass'", '"hunter"', '\\"hunter2x9\\"', "HUNTERHUNTER", "correcthorse"]
 _AROUND = ["", " ", "\n", "x", "é", "\\", '"', "-", "?", "&", "\x1f", "\n\n", "echo ", "\t", "curl ", "--\n", "--x\n",
-           "mysql ", "mariadb -u root ", "psql -U app ", "wget "]
+           "mysql ", "mariadb -u root ", "psql -U app ", "wget ", "mongosh ", "sshpass ", "docker login ", "redis-cli ",
+           "ldapsearch -x ", "mkdir "]
 
 
 def test_triggers_cover_fuzzed_credentials_in_context() -> None:
@@ -344,3 +375,23 @@ def test_client_password_flag_words_and_upper_case_words_are_redacted_references
     out = Redactor(key=b"k").redact(ev)["payload"]["args"]
     assert out == {**args, "argv": ["mysql", "--password", "<SECRET_1>", "app"]}
     assert sum(Scanner().scan(ev).values()) == 1 and Scanner().scan(Redactor().redact(ev)) == {}
+
+
+def test_client_password_flags_in_argv_are_passwords_after_their_client_only() -> None:
+    # a record's argv list, as a command's text: the word after a client's own password flag
+    args = {"a": ["sshpass", "-p", "hunter", "ssh", "host"], "b": ["docker", "login", "-u", "bob", "-p", "hunter22x"],
+            "c": ["/usr/bin/redis-cli", "-h", "cache", "-a", "sunshine"], "d": ["helm", "registry", "login", "-p", "letmein"],
+            "e": ["sshpass", "-v", "-p", "correcthorse", "ssh", "-p", "foldername"],
+            "port": ["docker", "run", "-p", "8080:80"], "prompt": ["mysql", "-u", "root", "-p", "appdb"],
+            "flag": ["mongosh", "-p", "--quiet"], "mkdir": ["mkdir", "-p", "buildout"], "redis": ["redis-cli", "-p", "6379"],
+            "wrapped": ["sshpass", "-f", "pwfile", "ssh", "h", "mkdir", "-p", "foldername"],
+            "run": ["docker", "run", "img", "login", "-p", "hostname"]}
+    ev = _event({"call_id": "c1", "tool": "sh", "args": args})
+    assert sum(Scanner().scan(ev).values()) == 5  # pass 2 sees them on an unredacted run
+    out = Redactor(key=b"k").redact(ev)["payload"]["args"]
+    assert [out[k] for k in "abcde"] == [
+        ["sshpass", "-p", "<SECRET_1>", "ssh", "host"], ["docker", "login", "-u", "bob", "-p", "<SECRET_2>"],
+        ["/usr/bin/redis-cli", "-h", "cache", "-a", "<SECRET_3>"], ["helm", "registry", "login", "-p", "<SECRET_4>"],
+        ["sshpass", "-v", "-p", "<SECRET_5>", "ssh", "-p", "foldername"]]
+    assert {k: v for k, v in out.items() if k not in "abcde"} == {k: v for k, v in args.items() if k not in "abcde"}
+    assert Scanner().scan(Redactor().redact(ev)) == {}

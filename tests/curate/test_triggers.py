@@ -124,7 +124,9 @@ def test_other_script_digits_are_found_on_bytes_exactly() -> None:
 @pytest.mark.parametrize("text,value", [
     ("mysql -u root --password correcthorse app", "correcthorse"), ("mongosh -u app --password HUNTERHUNTER", "HUNTERHUNTER"),
     ("cd /srv && /usr/bin/mariadb --passwd letmeinplease", "letmeinplease"), ("PASSWORD=HUNTERHUNTER", "HUNTERHUNTER"),
-    ("x\n  db_password = ZQXWVUTS\n", "ZQXWVUTS"), ('"cmd": "export SECRET=QWERTYUIOP; run"', "QWERTYUIOP")])
+    ("x\n  db_password = ZQXWVUTS\n", "ZQXWVUTS"), ('"cmd": "export SECRET=QWERTYUIOP; run"', "QWERTYUIOP"),
+    ("secret: ZQXWVUTS", "ZQXWVUTS"), ("cfg:\n  api_key:\tQWERTYUIOPASDF\n", "QWERTYUIOPASDF"),
+    ("PASSWORD=HUNTER_HUNTER", "HUNTER_HUNTER")])
 def test_triggers_fire_on_client_flag_words_and_upper_case_words(det: Detectors, text: str, value: str) -> None:
     # one-word passwords after a client's --password and upper-case ones after "=": found, and the
     # keyword trigger fires on their bytes and JSON (escapes included), so find and pass 2 see them
@@ -134,6 +136,27 @@ def test_triggers_fire_on_client_flag_words_and_upper_case_words(det: Detectors,
     assert "keywords" in det.fired(orjson.dumps({"out": orjson.dumps({"cmd": text}).decode()}))
     event = {"run_id": "r", "event_type": "worker_tool_result", "event_id": "e", "payload": {"out": text}}
     assert sum(Scanner().scan(event).values()) == 1
+
+
+@pytest.mark.parametrize("text,value", [
+    ("mongosh -u admin -p hunter", "hunter"), ("docker login -u bob -p\thunter22x r.io", "hunter22x"),
+    ("redis-cli --pass sunshine", "sunshine"), ("sqlcmd -S db -P hunter22", "hunter22"),
+    ("ldapwhoami -x -w letmein", "letmein"), ("sshpass -p 'open sesame' ssh h", "open sesame")])
+def test_triggers_fire_on_client_password_flags(det: Detectors, text: str, value: str) -> None:
+    # the word after a client's own password flag: found, and the keyword trigger fires on its bytes
+    # and JSON (a tab escaped too) and on a record's argv list, where no secret name is
+    spans = det.scan(text)
+    assert [text[s.start:s.end] for s in spans] == [value] and det.find(text) == spans
+    assert "keywords" in det.fired(text) and "keywords" in det.fired(orjson.dumps({"cmd": [text]}))
+    argv = orjson.dumps(text.replace("'", "").split(" ", 5))
+    assert "keywords" in det.fired(argv) and "keywords" in det.fired(b"\0".join(argv.split(b",")))
+
+
+@pytest.mark.parametrize("text", ["mkdir -p build", "ssh -p 2222 host", "docker run -p 8080:80 img",
+                                  '["tar", "-a", "x"]', "grep -w word f", "psql -P pager=off"])
+def test_a_short_flag_without_its_client_does_not_trigger(det: Detectors, text: str) -> None:
+    # -p, -a, -w, -P of other commands (common in tool calls) open no detector: the trigger needs a client
+    assert det.fired(text) == frozenset() and det.fired(orjson.dumps({"cmd": text})) == frozenset()
 
 
 @pytest.mark.parametrize("text,groups", [

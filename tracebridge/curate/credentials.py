@@ -1,7 +1,7 @@
 """Credential patterns of ``Detectors`` and the credentials found by their context, with their triggers.
 
 Shapes with a prefix or a place of their own (``OWN_SECRETS``, ``AUTH``, key blocks) are matched as
-they are. Four more are found by what surrounds the value, and their value must look like a secret
+they are. Five more are found by what surrounds the value, and their value must look like a secret
 (``secret_shaped``), so that counts, flags, masks and prose next to a secret name stay training text:
 
 - a secret name right before it (``KEYWORD``): a name ending in ``password``, ``passwd``,
@@ -12,17 +12,23 @@ they are. Four more are found by what surrounds the value, and their value must 
   a string under such a dict key or after such an argv flag (``keyed_spans``);
 - ``-u``/``--user``/``--proxy-user`` then ``user:password`` (curl, wget): the password;
 - ``-p`` with the password joined to it after ``mysql``/``mysqldump``/``mariadb``… (``MYSQL_PW``);
+- a client's own password flag, a blank and the password after that client (``FLAG_PW``:
+  ``mongosh -p hunter``, ``docker login -p``, ``sshpass -p``, ``redis-cli -a``, ``sqlcmd -P``,
+  ``ldapsearch -w``; in records also after such an argv element, ``argv_clients``);
 - a base64 run of 16-1024 characters that decodes to printable ASCII holding ``user:password`` or
   anything the credential detectors find (``base64_texts``; ``Detectors`` re-scans it): the run.
 
 Where the context alone says "password" (``secret_shaped``'s ``strong``: a quoted value or a dict
-key's string after a ``pass``/``secret`` name, curl's or wget's ``-u``, ``--proxy-user``, a MySQL client's ``-p``), any value
+key's string after a ``pass``/``secret`` name, curl's or wget's ``-u``, ``--proxy-user``, a MySQL client's ``-p``,
+a client's password flag), any value
 of 6+ characters but a stand-in is one, blanks included (``"correct horse battery staple"``). An
-unquoted value after such a name may be one word: lower case after ``=`` or ending its line after
-``:`` (``password=correcthorse``, ``password: sekrit``), upper case too after ``=`` and after a
-database client's ``--password`` and a blank (``PASSWORD=HUNTERHUNTER``, ``mysql --password hunter``;
-see ``_word_case`` and ``_one_word_ok`` for the variables, constants, status words and prose left alone). A
-value saying the password is absent (``_ABSENT``: ``"not set"``, ``"none provided"``) never is.
+unquoted value after such a name may be one word, in lower or upper case, after ``=``, ending its line
+after ``:`` and after a database client's ``--password`` and a blank (``password=correcthorse``,
+``password: sekrit``, ``secret: ZQXWVUTS``, ``mysql --password hunter``), or upper-case words joined
+by ``_``/``-`` (``PASSWORD=HUNTER_HUNTER``); after a token or key name, one upper-case word
+(``api_key: QWERTYUIOPASDF``). See ``_word_case`` and ``_one_word_ok`` for the variables, constants
+(``DB_PASSWORD``), status words and prose left alone. A value saying the password is absent
+(``_ABSENT``: ``"not set"``, ``"none provided"``) never is.
 
 Their triggers, ``keyword_hit`` and ``base64_hit``, are in ``tracebridge.curate.triggers``. Pure; no I/O.
 """
@@ -34,7 +40,7 @@ import binascii
 import re
 from typing import Any
 
-from tracebridge.curate.triggers import B64_PRINTABLE
+from tracebridge.curate.triggers import B64_PRINTABLE, FLAG_CLIENT_LITERALS
 from tracebridge.curate.triggers import WORD_CHARS as _W
 
 # ASCII case folding (``(?a)``), as the byte trigger's: Unicode folding would take ``Baſic`` (long s)
@@ -117,6 +123,29 @@ _PW_FLAG_CLIENT = re.compile(rf"(?<![\w.-])(?:{_MYSQL_NAMES}|mycli"
                              rf"|mongo(?:sh|dump|restore|export|import)?|clickhouse(?:-client)?|cqlsh|influx|wget)"
                              rf"{_SAME_COMMAND}")
 _USER_PW = re.compile(r"[^\s:\"'/@]{1,64}:(\S{1,256})")
+# A client's own password flag that takes the password as the next word (``mongosh -u admin -p
+# hunter``), after that client in the same command: ``-p`` of the MongoDB shells and tools, sshpass
+# (its options come before the command it wraps, so only options may stand between), twine and the
+# ``login`` of docker, podman, buildah, skopeo, nerdctl, oras, ``helm registry`` and ``az``; ``-a``
+# and ``--pass`` of redis-cli; ``-P`` of sqlcmd; ``-w`` of the OpenLDAP tools. Not MySQL's ``-p``
+# (``mysql -p app`` prompts and names the database; its password is joined: ``MYSQL_PW``), nor the
+# ``-p`` of ``ssh``, ``docker run`` or ``mkdir``. A value starting with ``-`` is the next flag
+# (``mongosh -u admin -p --quiet`` prompts).
+_LOGIN = r"(?:docker|podman|buildah|skopeo|nerdctl|oras|helm[ \t]+registry|az)[ \t]+login"
+_MONGO = r"mongo(?:sh|dump|restore|export|import|stat|top|files)?"
+_LDAP = r"ldap(?:search|add|modify|delete|whoami|passwd|compare|modrdn|exop)"
+_FLAG_CLIENTS = {"-p": rf"{_MONGO}|twine|{_LOGIN}", "-a": "redis-cli", "--pass": "redis-cli", "-P": "sqlcmd", "-w": _LDAP}
+_FLAG_CLIENT = {f: re.compile(rf"(?<![\w.-])(?:{c}){_SAME_COMMAND}") for f, c in _FLAG_CLIENTS.items()}
+_SSHPASS = re.compile(r"(?<![\w.-])sshpass(?:[ \t]+-v)*[ \t]+\Z")  # sshpass's -p, before the command it wraps
+FLAG_PW = re.compile(r"(?<![\w-])(?P<flag>-[apPw]|--pass)[ \t]+(?:\"([^\"\n]{1,256})\"|'([^'\n]{1,256})'"
+                     r"|(?!-)([^\s\"'`;&|<>()]{1,256}))")
+# any of the clients' literals of the trigger: the text is worth a look
+_FLAG_CLIENT_NAMES = re.compile("|".join(sorted({x for xs in FLAG_CLIENT_LITERALS.values() for x in xs})))
+# In an argv list: the password flags of a client named by an element's base name (``_argv_flags``);
+# ``login`` right after one of ``_LOGIN_TOOLS`` (``["docker", "login", "-p", …]``, ``["helm", "registry", "login"]``).
+_FLAG_ARGV = {f: re.compile(c) for f, c in _FLAG_CLIENTS.items()}
+_SSHPASS_KIND = "-p "  # sshpass's -p: its kind ends where the command it wraps starts
+_LOGIN_TOOLS = frozenset({"docker", "podman", "buildah", "skopeo", "nerdctl", "oras", "az"})
 _USER_FLAGS = frozenset({"-u", "--user", "--proxy-user"})
 _CLIENTS = frozenset({"curl", "wget", "curl.exe", "wget.exe"})
 B64_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,1024}(?![A-Za-z0-9+/])")
@@ -149,7 +178,7 @@ _NAME_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
 _STATUS_WORD = re.compile(r"(?ai)[a-z]+ed|(?:in)?(?:correct|valid|secure)|unknown|default|optional|sensitive"
                           r"|mismatch|pending|success(?:ful)?|failure|error|prompt|plaintext|random|strong|weak"
                           r"|blank|empty|unset|missing|hidden|string|length|policy|manager|notset|sentinel"
-                          r"|nothing|options?|commands?|flags?|arguments?|switch(?:es)?|instead")
+                          r"|nothing|options?|commands?|flags?|arguments?|switch(?:es)?|instead|opaque")
 _WORD_JOINERS = frozenset("_-.")
 _JOINED = re.compile(r"[_.\-\s]")
 
@@ -164,9 +193,11 @@ def secret_shaped(value: str, strong: bool = False, word: str = "") -> bool:
     character classes of lower case, upper case, digits and symbols other than the joiners ``_-.``
     (``hunter2x9``, ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``, ``my-secret-name``) and
     no variable's or type's name (``_names_a_variable``: ``newPassword``, ``SecretStr``);
-    but where the name says password (``word``: an unquoted value after a ``pass``/``secret``
-    name, ``_word_case``) one word is one too, where ``_one_word_ok`` says so: in lower case
-    (``word`` ``"lower"``: ``correcthorse``), or in either case (``"any"``: ``HUNTERHUNTER``)."""
+    but where the name and separator allow (``word``, from ``_word_case``) one word is one too,
+    where ``_one_word_ok`` says so: in either case (``"any"``, after a ``pass``/``secret`` name:
+    ``correcthorse``, ``HUNTERHUNTER``) or in upper case (``"upper"``, after a token or key name:
+    ``QWERTYUIOPASDF``); after a ``pass``/``secret`` name also upper-case words joined by the
+    joiners, none of them a status word (``HUNTER_HUNTER``; not ``DB_PASSWORD``, ``NOT_SET_YET``)."""
     if len(value) < 6 or URL_PW_TEMPLATE.match(value) or _NOT_SECRET.fullmatch(value) or _ABSENT.fullmatch(value):
         return False
     if len(set(max(_JOINED.split(value), key=len))) <= 1:
@@ -178,19 +209,23 @@ def secret_shaped(value: str, strong: bool = False, word: str = "") -> bool:
     if _names_a_variable(value):
         return False  # ``password = new_password``, ``token: SecretStr = Field(...)``
     if value.isalpha() and (value.islower() or value.isupper() or value.istitle()):
-        return bool(word) and _one_word_ok(value, word == "any")  # a word (``stored``, ``Python``), no random string
+        return bool(word) and _one_word_ok(value, word)  # a word (``stored``, ``Python``), no random string
+    if word == "any" and value.isupper() and _IDENTIFIER.fullmatch(value):  # words joined: ``HUNTER_HUNTER``
+        return all(_one_word_ok(p, word) for p in _JOINED.split(value) if len(p) > 2) and _ABSENT.search(value) is None
     classes = (any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value),
                any(not c.isalnum() and c not in _WORD_JOINERS for c in value))
     return sum(classes) >= 2
 
 
-def _one_word_ok(word: str, upper: bool = False) -> bool:
-    """Whether ``word``, letters in one case after a password or secret name and no variable's name
-    (``_names_a_variable``: ``passwd``), is a password: lower case, or upper case where ``upper``
-    (after ``=`` or a flag: ``PASSWORD=HUNTERHUNTER``; not a YAML or enum value, ``secret: OPAQUE``);
-    never title case (a heading's or sentence's word, ``Password: Minimum``); no status word
-    (``_STATUS_WORD``), no stand-in. A constant's name is joined (``DB_PASSWORD``, ``NOT_SET``): no word."""
-    return (word.islower() or (upper and word.isupper())) and _STATUS_WORD.fullmatch(word) is None \
+def _one_word_ok(word: str, case: str) -> bool:
+    """Whether ``word``, letters in one case after a secret name and no variable's name
+    (``_names_a_variable``: ``passwd``), is a secret: in lower or upper case where ``case`` is
+    ``"any"`` (after a password or secret name: ``password=correcthorse``, ``PASSWORD=HUNTERHUNTER``,
+    ``secret: ZQXWVUTS``), in upper case only where it is ``"upper"`` (after a token or key name:
+    ``api_key: QWERTYUIOPASDF``; not the code of ``token = nextchar``); never title case (a heading's
+    or sentence's word, ``Password: Minimum``); no status word (``_STATUS_WORD``: ``REMOVED``,
+    ``OPAQUE``), no stand-in."""
+    return (word.isupper() or (case == "any" and word.islower())) and _STATUS_WORD.fullmatch(word) is None \
         and _PLACEHOLDER.search(word) is None
 
 
@@ -215,7 +250,7 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
         if after in ("(", "[") or not (m.group("sep").strip() or _flag_before(text, m.start())):
             continue  # a call or a generic type (``Optional[str]``), not a value; or no separator: prose
         password = _STRONG_NAME.search(m.group("name")) is not None
-        word = _word_case(text, m) if g == "bare" and password else ""
+        word = _word_case(text, m, password) if g == "bare" else ""
         if secret_shaped(m.group(g), g == "quoted" and password, word):
             out.append((m.start(g), m.end(g)))
     if "-u" in text:
@@ -225,23 +260,32 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
             g = next(i for i in (1, 2, 3) if m.group(i) is not None)
             if _MYSQL_CLIENT.search(text, max(0, m.start() - 1024), m.start()) and secret_shaped(m.group(g), True):
                 out.append((m.start(g), m.end(g)))
+    if "-" in text and _FLAG_CLIENT_NAMES.search(text) is not None:
+        for m in FLAG_PW.finditer(text):
+            g = next(i for i in (2, 3, 4) if m.group(i) is not None)
+            flag, lo = m.group("flag"), max(0, m.start() - 1024)
+            if (_FLAG_CLIENT[flag].search(text, lo, m.start()) or (flag == "-p" and _SSHPASS.search(text, lo, m.start()))) \
+                    and secret_shaped(m.group(g), True):
+                out.append((m.start(g), m.end(g)))
     return out
 
 
-def _word_case(text: str, m: re.Match[str]) -> str:
-    """Which one word the bare value of ``m``, a ``KEYWORD`` match after a password or secret name,
-    may be (``secret_shaped``'s ``word``): one in either case (``"any"``) after ``=``
-    (``password=correcthorse``, ``PGPASSWORD=HUNTERHUNTER``) unless an argument in code follows
-    (``f(password=hashed, …)``), and after a client's ``--password`` and a blank (``_client_flag``);
-    one in lower case (``"lower"``) after ``:`` as the last thing on its line (``password: sekrit``;
-    not the docstring's ``:param password: encrypt the key``, nor the enum's ``secret: OPAQUE``).
-    Else none (``""``): help text names flags in prose (``the --password options``)."""
+def _word_case(text: str, m: re.Match[str], password: bool) -> str:
+    """Which one word the bare value of ``m``, a ``KEYWORD`` match, may be (``secret_shaped``'s
+    ``word``), after ``=`` unless an argument in code follows (``f(password=hashed, …)``) and after
+    ``:`` as the last thing on its line (not the docstring's ``:param password: encrypt the key``):
+    after a password or secret name (``password``) one in either case (``"any"``:
+    ``password=correcthorse``, ``PGPASSWORD=HUNTERHUNTER``, ``secret: ZQXWVUTS``), also after a
+    client's ``--password`` and a blank (``_client_flag``); after a token or key name one in upper
+    case (``"upper"``: ``api_key: QWERTYUIOPASDF``). Else none (``""``): help text names flags in
+    prose (``the --password options``)."""
     sep, end = m.group("sep").strip(), m.end("bare")
+    case = "any" if password else "upper"
     if "=" in sep:
-        return "any" if text[end:end + 1] not in (",", ")") else ""
+        return case if text[end:end + 1] not in (",", ")") else ""
     if sep == ":":
-        return "lower" if _LINE_END.match(text, end) is not None else ""
-    return "any" if not sep and _client_flag(text, m) else ""
+        return case if _LINE_END.match(text, end) is not None else ""
+    return "any" if not sep and password and _client_flag(text, m) else ""
 
 
 def _client_flag(text: str, m: re.Match[str]) -> bool:
@@ -261,24 +305,42 @@ def _client_user(text: str, m: re.Match[str]) -> bool:
 def argv_clients(argv: list[Any] | tuple[Any, ...]) -> list[str]:
     """For each element of an argv list, the client named before it, as in a command's text:
     ``"http"`` after curl or wget (``/usr/bin/curl`` too), ``"mysql"`` after a MySQL or MariaDB
-    client (``_MYSQL_ARG``), else ``""``; the last one named counts."""
-    out, kind = [], ""
+    client (``_MYSQL_ARG``), the client's password flags after a client that reads the password
+    after one (``_FLAG_CLIENTS``: ``"-p"`` after mongosh, sshpass (up to the command it wraps) or
+    ``docker login``, ``"-a --pass"`` after redis-cli), else ``""``; the last one named counts."""
+    out, kind, before = [], "", ("", "")  # the two elements before (``login`` right after its tool)
     for arg in argv:
         out.append(kind)
         if isinstance(arg, str):
             base = arg.rsplit("/", 1)[-1]
-            kind = "http" if base in _CLIENTS else "mysql" if _MYSQL_ARG.fullmatch(base) else kind
+            if kind == _SSHPASS_KIND and arg[:1] != "-" and before[1][:1] != "-":
+                kind = ""  # the command sshpass wraps starts (after its options and their values)
+            if base in _CLIENTS:
+                kind = "http"
+            elif _MYSQL_ARG.fullmatch(base):
+                kind = "mysql"
+            elif flags := " ".join(f for f, rx in _FLAG_ARGV.items() if rx.fullmatch(base)):
+                kind = flags  # "-p", "-a --pass"…
+            elif base == "sshpass":
+                kind = _SSHPASS_KIND
+            elif base == "login" and (before[1] in _LOGIN_TOOLS or before == ("helm", "registry")):
+                kind = "-p"
+            before = (before[1], base)
     return out
 
 
 def keyed_spans(name: str, value: str, argv: bool = False, client: str = "") -> list[tuple[int, int]]:
     """The secret in ``value``, a record's string under the dict key (``argv``: after the argv
     element) ``name``: all of it after a secret name, the password after ``-u``/``--user``, or
-    after ``-p`` joined to it in a MySQL client's argv (``client`` ``"mysql"``: ``-phunter22``). A
-    dict key's string is quoted in JSON: after a password or secret name it is ``strong``, as is the
-    password of ``--proxy-user``, of ``-u``/``--user`` in curl's or wget's argv (``client``
-    ``"http"``) and of a MySQL client's ``-p``."""
+    after ``-p`` joined to it in a MySQL client's argv (``client`` ``"mysql"``: ``-phunter22``), or
+    after one of the client's password flags (``client`` ``"-p"``, ``"-a --pass"``…:
+    ``["sshpass", "-p", "hunter"]``). A dict key's string is quoted in JSON: after a password or
+    secret name it is ``strong``, as is the password of ``--proxy-user``, of ``-u``/``--user`` in
+    curl's or wget's argv (``client`` ``"http"``), of a MySQL client's ``-p`` and of a client's
+    password flag."""
     name, v = name.strip().strip("\"'"), value.strip()
+    if argv and client[:1] == "-" and name in client.split():  # a client's own password flag
+        return [(value.index(v), value.index(v) + len(v))] if secret_shaped(v, True) and v[:1] != "-" else []
     if argv and client == "mysql" and v.startswith("-p"):
         start = value.index("-p") + 2
         return [(start, start + len(v) - 2)] if secret_shaped(v[2:], True) else []

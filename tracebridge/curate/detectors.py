@@ -225,9 +225,11 @@ class Detectors(Triggers):
     def keyed(self, name: str, value: str, argv: bool = False, client: str = "") -> list[Span]:
         """The secret in ``value``, a record's string under the dict key ``name`` (``argv``: after the
         list element ``name``, a ``--flag`` or ``-u``, after curl or wget when ``client`` is
-        ``"http"``; a ``-p<password>`` after a MySQL client when it is ``"mysql"``), which ``value``
+        ``"http"``; a ``-p<password>`` after a MySQL client when it is ``"mysql"``; a client's own
+        password flag such as sshpass's ``-p`` when ``client`` lists it, ``"-p"``), which ``value``
         alone does not show."""
-        if "secrets" not in self.on or (argv and not (name.startswith("--") or name == "-u" or client == "mysql")):
+        if "secrets" not in self.on or (argv and not (name.startswith("--") or name == "-u" or client == "mysql"
+                                                      or (client[:1] == "-" and name in client.split()))):
             return []
         return [Span(a, b, "SECRET") for a, b in keyed_spans(name, value, argv, client)]
 

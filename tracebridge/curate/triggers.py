@@ -104,6 +104,15 @@ _NAME_SEPS = tuple(re.compile(n + _SEPARATOR).search
 _FLAG_NAME = re.compile(rb"--[a-zGJ0-9_\-]{0,48}?(?:pass|secret|token|key)").search
 _AUTH_SCHEME = re.compile(rb"b(?:earer|asic)").search
 _DASH_U = re.compile(rb"-u").search  # a 2-byte ``in`` test is ~3x slower than this search
+# ``-u``, or a client's password flag and a blank (``-p hunter``, ``--pass hunter``; in JSON a tab is
+# ``\t`` and an argv element ends in ``"``, joined strings in ``\0``): one search led by ``-`` where
+# ``-u`` alone was (~+5 ms over 16 MB). A flag then needs one of the clients that read it
+# (``FLAG_CLIENT_LITERALS``), each a literal-led search (an alternation of them costs ~10x one):
+# ``mkdir -p`` is common (8% of the OpenClaw bodies), those clients are not.
+_DASH_FLAG = re.compile(rb"-(?:u|-?pass[ \t\\\"\0]|[apPw][ \t\\\"\0])").search
+FLAG_CLIENT_LITERALS = {"-p": ("mongo", "login", "sshpass", "twine"), "-a": ("redis-cli",), "--pass": ("redis-cli",),
+                        "-P": ("sqlcmd",), "-w": ("ldap",)}
+_FLAG_CLIENT_SEARCHES = {f.encode(): tuple(re.compile(x.encode()).search for x in xs) for f, xs in FLAG_CLIENT_LITERALS.items()}
 _MYSQL = re.compile(rb"m(?:ysql|ariadb)").search  # a client whose ``-p`` takes the password joined to it (one
 # literal-led search, ~15-20 ms over 16 MB; an alternation led by two letters is ~5x slower)
 _KEYWORDS, _AUTH, _BASE64 = frozenset({"keywords"}), frozenset({"auth_header"}), frozenset({"base64"})
@@ -117,7 +126,8 @@ _B64_FIRST = frozenset(base64.b64encode(bytes([b, 32, 32]))[0] for b in B64_PRIN
 
 
 def context_hit(data: bytes, keywords: bool = True, auth: bool = True, low: bytes | None = None) -> frozenset[str]:
-    """``keywords`` when ``data`` may hold a secret name, ``-u`` or a MySQL client (``keyword_hit``), ``auth_header``
+    """``keywords`` when ``data`` may hold a secret name, ``-u``, a MySQL client or a client's password
+    flag (``keyword_hit``), ``auth_header``
     when it may hold ``bearer``/``basic``; each only where enabled. ``low``: ``data`` folded
     (``_FOLD_TABLE``), when the caller has it."""
     low = data.translate(_FOLD_TABLE) if low is None else low
@@ -125,13 +135,31 @@ def context_hit(data: bytes, keywords: bool = True, auth: bool = True, low: byte
     if not keywords:
         return out
     dash = data.find(b"-") >= 0  # ``-u`` and a ``--`` flag hold one; a one-byte find is a memchr (``_ONE_BYTE``)
-    if (dash and _DASH_U(data) is not None) or _MYSQL(data) is not None or _name_hit(low, dash):
+    if (dash and _dash_hit(data)) or _MYSQL(data) is not None or _name_hit(low, dash):
         return out | _KEYWORDS
     return out
 
 
+def _dash_hit(data: bytes) -> bool:
+    """``-u``, or a client's password flag and a blank with a client that reads it (``_DASH_FLAG``)."""
+    m, tried = _DASH_FLAG(data), set()
+    while m is not None:
+        hit = m.group()
+        if len(hit) == 2:
+            return True  # -u
+        flag = b"--pass" if b"pass" in hit else hit[:2]
+        if flag not in tried:
+            tried.add(flag)
+            for search in _FLAG_CLIENT_SEARCHES[flag]:
+                if search(data) is not None:
+                    return True
+        m = _DASH_FLAG(data, m.end())
+    return False
+
+
 def keyword_hit(data: bytes) -> bool:
-    """A secret name (before a separator, or in a ``--`` flag), ``-u``, ``mysql`` or ``mariadb``."""
+    """A secret name (before a separator, or in a ``--`` flag), ``-u``, ``mysql`` or ``mariadb``, or a
+    client's password flag and a blank (``-p ``, ``-a ``…) with such a client (``_dash_hit``)."""
     return bool(context_hit(data, auth=False))
 
 

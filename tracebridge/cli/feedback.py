@@ -210,10 +210,11 @@ def chunks_record(
     from tracebridge.feedback.chunks import record_batch
 
     cfg = _cfg(config, overrides, registry=registry)
-    try:
-        ids = [int(x) for x in message_ids.split(",") if x.strip()]
-    except ValueError as exc:
-        fail(f"--message-ids: {exc}", 2)
+    bad = [x.strip() for x in message_ids.split(",") if x.strip() and not x.strip().lstrip("-").isdigit()]
+    if bad:
+        fail(f"--message-ids {message_ids}: {', '.join(map(repr, bad))} not an integer; give the message ids "
+             "comma-separated, in send order, e.g. --message-ids 101,102", 2)
+    ids = [int(x) for x in message_ids.split(",") if x.strip()]
     chat_id: Any = int(chat) if chat.lstrip("-").isdigit() else chat
     try:  # no ids, a message held for another reply, rows of other bots: the reason names the file or option
         batch = record_batch(cfg.registry, chat_id, ids, run_id, event_id, batch_id, bot_id=bot_of(cfg),

@@ -180,8 +180,9 @@ def mapping_init(config: ConfigOpt = None, mapping: MappingOpt = None, overrides
 @mapping_app.command("set", context_settings={"ignore_unknown_options": True})
 def mapping_set(emoji: str, score: Annotated[str, typer.Argument(help="A number, or 'none' to unmap.")],
                 config: ConfigOpt = None, mapping: MappingOpt = None, json_out: JsonOpt = False) -> None:
-    """Set one emoji's score (a new mapping version; the old table is kept in history)."""
-    from tracebridge.feedback.mapping import set_score
+    """Set one emoji's score (a new mapping version; the old table is kept in history). A score the emoji
+    already has (or ``none`` for one without) changes nothing and writes no version (``changed``: false)."""
+    from tracebridge.feedback.mapping import load_mapping, set_score
 
     cfg = _cfg(config, None, mapping=mapping)
     try:
@@ -189,10 +190,13 @@ def mapping_set(emoji: str, score: Annotated[str, typer.Argument(help="A number,
     except ValueError:
         fail(f"score={score!r}: a number or 'none'", 2)
     try:
+        before = load_mapping(cfg.mapping).version
         m = set_score(cfg.mapping, emoji, value)
     except (ValueError, OSError) as exc:
         fail(str(exc), 2)
-    _done({"path": cfg.mapping, "version": m.version, "scores": m.scores}, f"{cfg.mapping}: version {m.version}",
+    changed = m.version != before
+    _done({"path": cfg.mapping, "version": m.version, "scores": m.scores, "changed": changed},
+          f"{cfg.mapping}: version {m.version}" + ("" if changed else f" (unchanged: {emoji} already scores {score})"),
           json_out)
 
 

@@ -66,6 +66,10 @@ def harvest(
     missing = [str(p) for p in [*(updates or []), *(openclaw or [])] if not p.expanduser().exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}", 2)
+    folders = [str(p) for p in updates or [] if p.expanduser().is_dir()]
+    if folders:  # was quarantined as "unreadable: Is a directory" and the harvest exited 0
+        fail(f"--updates {', '.join(folders)}: a folder; give getUpdates JSON dump files (repeat --updates for "
+             "several; --openclaw takes folders)", 2)
     reports = []
     try:
         if updates:

@@ -11,6 +11,7 @@ import typer
 from tracebridge.cli.app import (
     EXIT_FAILED,
     app,
+    check_out_dir,
     check_trace_root,
     config_app,
     config_errors,
@@ -112,10 +113,14 @@ def schema_export(
     out: Annotated[Path | None, typer.Option(help="Folder (default: the package's schema/json).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Only check the files are up to date.")] = False,
 ) -> None:
-    """Write JSON Schema files for session.json and events.jsonl lines."""
+    """Write JSON Schema files for session.json and events.jsonl lines; ``--out`` that is a file (or, with
+    ``--check``, a folder that does not exist) exits 2 before anything is written or read."""
     from tracebridge.schema.jsonschema import SCHEMA_DIR, export_schemas, stale_schemas
 
     target = out or SCHEMA_DIR
+    check_out_dir(target)  # was a FileExistsError traceback, exit 1
+    if check and not target.is_dir():
+        fail(f"--out {target}: no such folder (the folder of the JSON Schema files to check)")
     if check:
         stale = stale_schemas(target)
         if stale:

@@ -91,7 +91,7 @@ def export_cmd(
     too many quarantined runs; a class-balance floor only with ``balance.fail=true``); the bundle
     and its report are written either way. Exits 2, writing nothing, on a config error (a bad
     override or value, a ``corrections.file`` or ``tools.schemas_file`` that cannot be read, a
-    ``--cache`` that cannot be created).
+    ``feedback.ledger`` that does not exist, a ``--cache`` that cannot be created).
     """
     from tracebridge.export.config import ExportConfig
     from tracebridge.export.labels import FeedbackUnavailable, feedback_source

@@ -31,3 +31,16 @@ def test_report_into_a_folder_under_a_file_exits_2_and_writes_nothing(tmp_path: 
     assert f"{trial / 'trial.json'} is a file, not a folder" in res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
     assert sorted(p.name for p in trial.iterdir()) == ["eval_items.json", "trial.json"]
+
+
+def test_feedback_audit_names_the_option_and_the_file_in_the_way(tmp_path: Path) -> None:
+    """Before: exit 2 with only ``[Errno 17] File exists: 'notes.txt'`` (``--out``) or ``[Errno 20] Not a
+    directory`` (a folder under it), naming neither the option nor that the path is a file."""
+    (tmp_path / "notes.txt").write_text("x\n")
+    memory = [f"ledger={tmp_path}/l.jsonl", f"harvest_log={tmp_path}/log.jsonl", f"registry={tmp_path}/r.jsonl"]
+    for args, says in (([f"--out={tmp_path / 'notes.txt'}"], f"--out {tmp_path / 'notes.txt'}: "),
+                       ([f"--out={tmp_path / 'notes.txt' / 'audit'}"], f"--out {tmp_path / 'notes.txt' / 'audit'}: "),
+                       ([f"audit_dir={tmp_path / 'notes.txt'}"], f"audit_dir {tmp_path / 'notes.txt'}: ")):
+        res = CliRunner().invoke(app, ["feedback", "audit", "--day", "2026-01-01", *memory, *args])
+        assert res.exit_code == 2, res.output
+        assert f"{says}{tmp_path / 'notes.txt'} is a file, not a folder" in res.stderr, res.stderr

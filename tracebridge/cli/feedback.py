@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import app, config_errors, fail, print_json
+from tracebridge.cli.app import app, check_out_dir, config_errors, fail, print_json
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Telegram reaction feedback: ledger, mapping, join, audit.")
 mapping_app = typer.Typer(no_args_is_help=True, help="The versioned emoji → score mapping.")
@@ -290,6 +290,7 @@ def audit(
         when = dt.date.fromisoformat(day) if day else dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     except ValueError:
         fail(f"--day {day!r}: expected YYYY-MM-DD", 2)
+    check_out_dir(Path(cfg.audit_dir), "--out" if out else "audit_dir")  # was "[Errno 17] File exists: 'x'"
     try:
         doc, jp, mp = write_audit(cfg, when)
     except (ValueError, OSError) as exc:  # OSError: an --out or audit_dir that cannot be written

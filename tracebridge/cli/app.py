@@ -104,14 +104,19 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def check_out_dir(out: Path, flag: str = "--out") -> None:
-    """Exit 2 before any work when ``out`` cannot become a folder (it, or its nearest existing
-    parent, is a file): found later, it would be a traceback after the work was done."""
+def out_dir_problem(out: Path, flag: str = "--out") -> str | None:
+    """Why ``out`` cannot become a folder (it, or its nearest existing parent, is a file), or None."""
     for p in (out, *out.parents):
         if p.exists():
-            if not p.is_dir():
-                fail(f"{flag} {out}: {p} is a file, not a folder")
-            return
+            return None if p.is_dir() else f"{flag} {out}: {p} is a file, not a folder"
+    return None
+
+
+def check_out_dir(out: Path, flag: str = "--out") -> None:
+    """Exit 2 before any work when ``out`` cannot become a folder (``out_dir_problem``): found later,
+    it would be a traceback after the work was done."""
+    if problem := out_dir_problem(out, flag):
+        fail(problem)
 
 
 def check_trace_root(path: Path) -> None:

@@ -54,8 +54,9 @@ def window(
     json_out: JsonOpt = False,
 ) -> None:
     """Ephemeral GPU window: ray up → submit → wait → pull → ray down (in every outcome); exit 0
-    only when the sweep succeeded and its report verified, 130 when interrupted. ``--cluster-set``
-    overrides keys of the sweep's cluster config, but those the window sets itself (``_WINDOW_SETS``)."""
+    only when the sweep succeeded and its report verified, 130 when interrupted. --cluster-set
+    overrides keys of the sweep's cluster config, except those the window sets itself (kind, address,
+    token_file: from window.dashboard_port and window.token_file)."""
     from tracebridge.cluster.config import expand
     from tracebridge.cluster.head import ensure_token
     from tracebridge.cluster.window import load_launcher, plan_window, run_window, sweep_work

@@ -11,6 +11,7 @@ import typer
 from tracebridge.cli.app import (
     EXIT_FAILED,
     app,
+    check_out_dir,
     check_trace_root,
     config_app,
     config_errors,
@@ -33,18 +34,21 @@ def printable(text: str) -> str:
 def validate(
     path: Annotated[Path, typer.Argument(help="Trace root (or one run directory).")],
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
-    min_schema_valid: Annotated[float, typer.Option(help="Min % of complete runs schema-valid.")] = 100.0,
-    min_lineage_valid: Annotated[float, typer.Option(help="Min % of events with valid lineage.")] = 98.0,
-    max_incomplete: Annotated[float, typer.Option(help="Max % of runs without session.json.")] = 100.0,
-    max_abandoned: Annotated[float, typer.Option(help="Max % of runs without session.json and idle longer "
-                                                 "than --stale-after (crashed without closing).")] = 0.0,
-    stale_after: Annotated[float, typer.Option(help="Seconds without an event after which a run without "
+    min_schema_valid: Annotated[float, typer.Option(min=0, max=100, help="Min % of complete runs schema-valid.")] = 100.0,
+    min_lineage_valid: Annotated[float, typer.Option(min=0, max=100, help="Min % of events with valid lineage.")] = 98.0,
+    max_incomplete: Annotated[float, typer.Option(min=0, max=100, help="Max % of runs without session.json.")] = 100.0,
+    max_abandoned: Annotated[float, typer.Option(min=0, max=100, help="Max % of runs without session.json and idle "
+                                                 "longer than --stale-after (crashed without closing).")] = 0.0,
+    stale_after: Annotated[float, typer.Option(min=0, help="Seconds without an event after which a run without "
                                                "session.json counts as abandoned.")] = 3600.0,
-    max_dropped_events: Annotated[int, typer.Option(help="Max events that recorders dropped (fail-open, "
+    max_dropped_events: Annotated[int, typer.Option(min=-1, help="Max events that recorders dropped (fail-open, "
                                                     "counted in session.json capture); -1 = not judged.")] = 0,
-    max_problems: Annotated[int, typer.Option(help="Problems to list (all are counted).")] = 50,
+    max_problems: Annotated[int, typer.Option(min=0, help="Problems to list (all are counted).")] = 50,
 ) -> None:
-    """Check schema, drift and lineage of every run; exit 1 below thresholds."""
+    """Check schema, drift and lineage of every run; exit 1 below thresholds.
+
+    The thresholds are range-checked before any run is read (exit 2): a percentage outside 0..100 or
+    NaN made a check that could never fail (``--min-lineage-valid nan`` passed everything) or never pass."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -109,10 +113,14 @@ def schema_export(
     out: Annotated[Path | None, typer.Option(help="Folder (default: the package's schema/json).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Only check the files are up to date.")] = False,
 ) -> None:
-    """Write JSON Schema files for session.json and events.jsonl lines."""
+    """Write JSON Schema files for session.json and events.jsonl lines; ``--out`` that is a file (or, with
+    ``--check``, a folder that does not exist) exits 2 before anything is written or read."""
     from tracebridge.schema.jsonschema import SCHEMA_DIR, export_schemas, stale_schemas
 
     target = out or SCHEMA_DIR
+    check_out_dir(target)  # was a FileExistsError traceback, exit 1
+    if check and not target.is_dir():
+        fail(f"--out {target}: no such folder (the folder of the JSON Schema files to check)")
     if check:
         stale = stale_schemas(target)
         if stale:

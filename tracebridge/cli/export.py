@@ -18,7 +18,9 @@ from tracebridge.cli.app import (
     print_json,
 )
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="A YAML under configs/export/ (or storage/).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="A YAML under configs/export/.")]
+StorageConfigOpt = Annotated[Path | None, typer.Option("--config", help="A YAML under configs/storage/ "
+                                                       "(endpoint, request_timeout_s, retry.*).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
 
 
@@ -91,7 +93,7 @@ def export_cmd(
     too many quarantined runs; a class-balance floor only with ``balance.fail=true``); the bundle
     and its report are written either way. Exits 2, writing nothing, on a config error (a bad
     override or value, a ``corrections.file`` or ``tools.schemas_file`` that cannot be read, a
-    ``--cache`` that cannot be created).
+    ``feedback.ledger`` that does not exist, a ``--cache`` that cannot be created).
     """
     from tracebridge.export.config import ExportConfig
     from tracebridge.export.labels import FeedbackUnavailable, feedback_source
@@ -156,7 +158,7 @@ def push(
     bundle: Annotated[Path, typer.Argument(help="A bundle folder (or an export --out folder with one bundle).")],
     uri: Annotated[str, typer.Argument(help="Destination prefix: file:///..., s3://bucket/prefix, gs://...")],
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides of the storage config.")] = None,
-    config: ConfigOpt = None,
+    config: StorageConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Publish a verified, redacted bundle (files first, manifest last); a copy already there is checked
@@ -198,7 +200,7 @@ def fetch(
     uri: Annotated[str, typer.Argument(help="A published bundle, or a prefix with a LATEST pointer.")],
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides of the storage config.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Parent folder; the bundle is <out>/<bundle_id>.")] = Path("bundles"),
-    config: ConfigOpt = None,
+    config: StorageConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Download a bundle and verify every sha256. Exit 1 when verification fails."""

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import app, config_errors, fail, print_json
+from tracebridge.cli.app import app, check_out_dir, config_errors, fail, print_json
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Telegram reaction feedback: ledger, mapping, join, audit.")
 mapping_app = typer.Typer(no_args_is_help=True, help="The versioned emoji → score mapping.")
@@ -66,6 +66,10 @@ def harvest(
     missing = [str(p) for p in [*(updates or []), *(openclaw or [])] if not p.expanduser().exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}", 2)
+    folders = [str(p) for p in updates or [] if p.expanduser().is_dir()]
+    if folders:  # was quarantined as "unreadable: Is a directory" and the harvest exited 0
+        fail(f"--updates {', '.join(folders)}: a folder; give getUpdates JSON dump files (repeat --updates for "
+             "several; --openclaw takes folders)", 2)
     reports = []
     try:
         if updates:
@@ -180,8 +184,9 @@ def mapping_init(config: ConfigOpt = None, mapping: MappingOpt = None, overrides
 @mapping_app.command("set", context_settings={"ignore_unknown_options": True})
 def mapping_set(emoji: str, score: Annotated[str, typer.Argument(help="A number, or 'none' to unmap.")],
                 config: ConfigOpt = None, mapping: MappingOpt = None, json_out: JsonOpt = False) -> None:
-    """Set one emoji's score (a new mapping version; the old table is kept in history)."""
-    from tracebridge.feedback.mapping import set_score
+    """Set one emoji's score (a new mapping version; the old table is kept in history). A score the emoji
+    already has (or ``none`` for one without) changes nothing and writes no version (``changed``: false)."""
+    from tracebridge.feedback.mapping import load_mapping, set_score
 
     cfg = _cfg(config, None, mapping=mapping)
     try:
@@ -189,10 +194,13 @@ def mapping_set(emoji: str, score: Annotated[str, typer.Argument(help="A number,
     except ValueError:
         fail(f"score={score!r}: a number or 'none'", 2)
     try:
+        before = load_mapping(cfg.mapping).version
         m = set_score(cfg.mapping, emoji, value)
     except (ValueError, OSError) as exc:
         fail(str(exc), 2)
-    _done({"path": cfg.mapping, "version": m.version, "scores": m.scores}, f"{cfg.mapping}: version {m.version}",
+    changed = m.version != before
+    _done({"path": cfg.mapping, "version": m.version, "scores": m.scores, "changed": changed},
+          f"{cfg.mapping}: version {m.version}" + ("" if changed else f" (unchanged: {emoji} already scores {score})"),
           json_out)
 
 
@@ -210,10 +218,11 @@ def chunks_record(
     from tracebridge.feedback.chunks import record_batch
 
     cfg = _cfg(config, overrides, registry=registry)
-    try:
-        ids = [int(x) for x in message_ids.split(",") if x.strip()]
-    except ValueError as exc:
-        fail(f"--message-ids: {exc}", 2)
+    bad = [x.strip() for x in message_ids.split(",") if x.strip() and not x.strip().lstrip("-").isdigit()]
+    if bad:
+        fail(f"--message-ids {message_ids}: {', '.join(map(repr, bad))} not an integer; give the message ids "
+             "comma-separated, in send order, e.g. --message-ids 101,102", 2)
+    ids = [int(x) for x in message_ids.split(",") if x.strip()]
     chat_id: Any = int(chat) if chat.lstrip("-").isdigit() else chat
     try:  # no ids, a message held for another reply, rows of other bots: the reason names the file or option
         batch = record_batch(cfg.registry, chat_id, ids, run_id, event_id, batch_id, bot_id=bot_of(cfg),
@@ -281,6 +290,7 @@ def audit(
         when = dt.date.fromisoformat(day) if day else dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     except ValueError:
         fail(f"--day {day!r}: expected YYYY-MM-DD", 2)
+    check_out_dir(Path(cfg.audit_dir), "--out" if out else "audit_dir")  # was "[Errno 17] File exists: 'x'"
     try:
         doc, jp, mp = write_audit(cfg, when)
     except (ValueError, OSError) as exc:  # OSError: an --out or audit_dir that cannot be written

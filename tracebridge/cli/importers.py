@@ -169,6 +169,9 @@ def _print_import(d: dict, title: str, extra_rows: list[tuple[str, str]]) -> Non
         ("lines read = accepted + quarantined", (f"{d['read']} = {d['accepted']} + {d['quarantined']}"
                                                  f" ({'reconciles' if d['reconciles'] else 'DOES NOT RECONCILE'})")),
         *extra_rows,
+        # a half-written last line is in none of the counts above: without this row it was shown nowhere
+        *([("half-written last lines left for the next import (--final quarantines them)", str(d["lines_pending"]))]
+          if d.get("lines_pending") else []),
         ("events written (already present)", f"{d['events_written']} ({d['events_already_present']})"),
         ("drift", ", ".join(f"{k}×{n}" for k, n in list(d["drift"].items())[:8]) or "none"),
     ]:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import app, config_errors, fail, print_json
+from tracebridge.cli.app import app, config_errors, fail, out_dir_problem, print_json
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
 
@@ -240,8 +240,7 @@ def _eval_inputs(checkpoint: Path, config: Path, overrides: list[str], bundle: P
         cfg = load_train_config(str(config), overrides)
     floors, bad_floors = parse_bounds(min_metric, cfg.role, "--min")
     ceilings, bad_ceilings = parse_bounds(max_metric, cfg.role, "--max")
-    bad_out = [f"--out {out}: is a file; give a folder for eval_items.json and metrics.json"] \
-        if out and out.exists() and not out.is_dir() else []
+    bad_out = [problem] if out and (problem := out_dir_problem(out)) else []
     data, bad_bundle = None, []
     if not bundle.is_dir():  # read, it would be a bundle without rows: misleading
         bad_bundle.append(f"--bundle {bundle}: no such folder; give an exported bundle folder")
@@ -375,8 +374,8 @@ def report(
     if not files:
         fail(f"no trial.json under {', '.join(map(str, trial_dirs))}")
     trials, probs = load_trial_files(files)
-    if out.exists() and not out.is_dir():
-        probs.append(f"--out {out}: is a file; give a folder for the report")
+    if problem := out_dir_problem(out):
+        probs.append(problem)
     if probs:
         fail(f"{len(probs)} problem(s) in the trial folders, no report written:\n  " + "\n  ".join(probs),
              problems=probs)

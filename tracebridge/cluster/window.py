@@ -10,6 +10,7 @@ table: head + every worker type at its ``max_workers``, a worst-case hourly rate
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import signal
 import subprocess
@@ -70,12 +71,32 @@ def node_rows(launcher: dict[str, Any], prices: dict[str, float]) -> tuple[list[
     return rows, unpriced
 
 
+def budget_problems(max_hours: float, max_usd: float) -> list[str]:
+    """What is wrong with a window's budget. NaN compares false with everything, so an hours cap of NaN
+    would never be reached and a dollar cap of NaN never apply: the window would run unbounded; a cap of
+    0 hours or less would tear the cluster down as soon as it is up."""
+    problems = []
+    if not (math.isfinite(max_hours) and max_hours > 0):
+        problems.append(f"--max-hours {max_hours:g}: must be a finite number of hours > 0, e.g. --max-hours 4")
+    if not (math.isfinite(max_usd) and max_usd >= 0):
+        problems.append(f"--max-usd {max_usd:g}: must be a finite number of dollars >= 0 (0 = no dollar cap), "
+                        "e.g. --max-usd 50")
+    return problems
+
+
 def plan_window(cluster_yaml: Path, launcher: dict[str, Any], cfg: WindowConfig, max_hours: float,
                 max_usd: float, ray: str = "ray") -> WindowPlan:
     """The window's steps and budget (pure): the worst-case rate (head + every worker type at
     ``max_workers``), the base rate (head + ``min_workers``), and the most the window can cost
     (``min(max_usd, worst case × max_hours)``). Instances missing from the price table are listed
-    in ``unpriced`` (they bill at the dearest known price in the watchdog)."""
+    in ``unpriced`` (they bill at the dearest known price in the watchdog).
+
+    Raises:
+        tracebridge.config.ConfigError: a budget the watchdog cannot enforce (``budget_problems``)."""
+    from tracebridge.config import ConfigError
+
+    if problems := budget_problems(max_hours, max_usd):
+        raise ConfigError(problems)
     rows, unpriced = node_rows(launcher, cfg.prices)
     hourly = sum((r["usd_per_hour"] or 0.0) * r["max_count"] for r in rows)
     base = sum((r["usd_per_hour"] or 0.0) * r["min_count"] for r in rows)

@@ -18,6 +18,7 @@ event, ``turn_scoped``). ``feedback_source`` builds it from the export config's 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -106,9 +107,14 @@ def feedback_source(cfg: FeedbackConfig) -> LabelsForRun | None:
 
     Raises:
         FeedbackUnavailable: a ledger is configured but the feedback package has no factory.
+        ValueError: the configured ledger does not exist (a typo'd path exported every run unlabelled,
+            exit 0; the shadow cycle and the weekly job set it only once the ledger exists).
     """
     if not cfg.ledger:
         return None
+    if not Path(cfg.ledger).expanduser().is_file():
+        raise ValueError(f"feedback.ledger={cfg.ledger}: no such file (the reaction ledger `tracebridge feedback "
+                         "harvest` writes); leave feedback.ledger unset to export without reaction labels")
     try:
         from tracebridge.feedback import labels_for_run_factory  # type: ignore[attr-defined]
     except ImportError as exc:

@@ -52,15 +52,14 @@ def record_batch(path: str | os.PathLike[str], chat: Any, message_ids: list[int]
         legacy_bot_id: the bot of the registry's rows that name none.
 
     Raises:
-        ValueError: no message ids, an event count that does not match, a message of ``chat`` that the
+        ValueError: no message ids, one given twice or not positive, an empty chat, run or event id, an
+            event count that does not match (``_batch_problems``, all listed), a message of ``chat`` that the
             registry holds for another reply (another batch or run) of the same bot: the labels of one would
             go to the other; or registry rows that cannot be told from this bot's (``bots.check_files``).
     """
-    if not message_ids:
-        raise ValueError("message_ids: a batch has at least one message")
     events = [event_ids] * len(message_ids) if isinstance(event_ids, str) else list(event_ids)
-    if len(events) != len(message_ids):
-        raise ValueError(f"event_ids: {len(events)} given for {len(message_ids)} messages")
+    if problems := _batch_problems(chat, message_ids, run_id, events):
+        raise ValueError("; ".join(problems))
     at = f"{bot_id}@" if bot_id else ""
     batch = batch_id or _batch_id(at, chat, message_ids[0], run_id)
     # a batch the legacy bot recorded before it had a bot_id has the id of no bot: recording it again is no conflict
@@ -82,6 +81,30 @@ def record_batch(path: str | os.PathLike[str], chat: Any, message_ids: list[int]
                                  "bot_id for each bot (or give each bot its own feedback files)")
         append_locked(path, [r for r, h in zip(rows, held) if h is None], held=True)
     return held[0].batch_id if held[0] is not None else batch
+
+
+def _batch_problems(chat: Any, message_ids: list[int], run_id: str, events: list[str]) -> list[str]:
+    """What makes a batch unrecordable. A message id given twice was registered once (rows are keyed by
+    chat and message) under a ``chunk_count`` that counted it twice, so the batch never had its last
+    chunk; an empty chat, run or event id makes rows that no reaction or run can ever join."""
+    if not message_ids:
+        return ["message_ids: a batch has at least one message"]
+    problems = []
+    if str(chat).strip() == "":
+        problems.append("chat: empty; the Telegram chat id the reply was sent to")
+    twice = sorted({m for m in message_ids if message_ids.count(m) > 1})
+    if twice:
+        problems.append(f"message_ids: {', '.join(map(str, twice))} given more than once; each chunk is its own message")
+    if any(not isinstance(m, int) or m <= 0 for m in message_ids):
+        problems.append(f"message_ids: {', '.join(str(m) for m in message_ids if not isinstance(m, int) or m <= 0)}: "
+                        "Telegram message ids are positive integers")
+    if not str(run_id).strip():
+        problems.append("run_id: empty; the run the reply came from")
+    if len(events) != len(message_ids):
+        problems.append(f"event_ids: {len(events)} given for {len(message_ids)} messages")
+    elif any(not str(e).strip() for e in events):
+        problems.append("event_id: empty; the event the reply came from")
+    return problems
 
 
 def _batch_id(at: str, chat: Any, first: int, run_id: str) -> str:

@@ -101,11 +101,23 @@ def init_mapping(path: str | os.PathLike[str]) -> Mapping:
 
 
 def set_score(path: str | os.PathLike[str], emoji: str, score: float | None) -> Mapping:
-    """Set (or, with None, remove) one emoji's score: a new version; the old table goes to history."""
+    """Set (or, with None, remove) one emoji's score: a new version; the old table goes to history.
+    A change that leaves the table as it is (the same score again, removing an emoji that has none)
+    writes nothing and returns the mapping as it is: a version that changed nothing would read, in the
+    monthly review's history, as a decision someone made.
+
+    Raises:
+        ValueError: a score that is not finite, an emoji that is empty or has blanks around it (a
+            reaction is the emoji alone: ``"👍 "`` would get a score no reaction ever matches).
+    """
     if score is not None and not math.isfinite(score):  # JSON has no NaN/inf: it would be saved as null
         raise ValueError(f"score={score}: must be a finite number")
+    if not norm_emoji(emoji).strip() or emoji != emoji.strip():
+        raise ValueError(f"emoji={emoji!r}: give the reaction's emoji alone, without blanks, e.g. 👍")
     p = Path(path)
     cur = load_mapping(p)
+    if cur.scores.get(norm_emoji(emoji)) == score:  # None: it has no score and keeps none
+        return cur
     doc = dict(cur.doc) if p.is_file() else default_doc()
     table = dict(doc.get("mapping", doc.get("scores")) or {})
     history = list(doc.get("history") or [])

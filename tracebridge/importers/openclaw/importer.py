@@ -27,7 +27,7 @@ from filelock import FileLock
 
 from tracebridge.importers.config import ImportConfig
 from tracebridge.importers.jsonl import json_error
-from tracebridge.importers.openclaw.discover import Transcript, discover
+from tracebridge.importers.openclaw.discover import DEFAULT_ROOTS, Transcript, discover
 from tracebridge.importers.openclaw.mapping import RowError, SessionMapper
 from tracebridge.importers.openclaw.migration import MigratedPrefix
 from tracebridge.importers.openclaw.repair import RepairedPrefix
@@ -331,6 +331,13 @@ def import_file(t: Transcript, root: Path, cfg: ImportConfig, state: ImportState
         rep.skip(str(t.path), f"unreadable: {exc}")
 
 
+def _nothing_found(paths: list[str | os.PathLike[str]] | None) -> str:
+    """The report line of an import that found no transcript and no agent database to read."""
+    where = ", ".join(str(p) for p in (paths or DEFAULT_ROOTS))
+    return (f"no OpenClaw transcript or agent database under {where}: nothing to import (OpenClaw keeps them "
+            "as agents/<agent>/sessions/*.jsonl or agents/<agent>/agent/openclaw-agent.sqlite under its home)")
+
+
 def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.PathLike[str],
                     cfg: ImportConfig | None = None, workers: int = 1) -> ImportReport:
     """Import OpenClaw transcripts under ``paths`` into the trace root ``out``.
@@ -358,6 +365,8 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
         transcripts = discover(paths, rep.problems, stores, out=root)
         for db in stores:  # current OpenClaw's SQLite transcripts, as files under .import/
             transcripts += materialize(db, meta / SQLITE_CACHE, rep.problems, cfg.db_busy_timeout_s)
+        if not transcripts and not stores:  # a wrong folder read as "0 files, reconciles" and nothing else
+            rep.problems.append(_nothing_found(paths))
         if workers > 1 and len(transcripts) > 1:
             from tracebridge.importers.openclaw.parallel import import_parallel
 

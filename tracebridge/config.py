@@ -3,8 +3,9 @@
 A config is a dataclass schema (in ``tracebridge/<area>/config.py``) plus a YAML file of values
 plus ``key.sub=value`` overrides. Struct mode is on: an unknown key is an error that names the
 closest valid key; a value of the wrong type names the type the key takes, with an example. ``seeds.0=5``
-sets one item of a list that has it; an index past the end is refused with the whole-list form. After merging, the dataclass's ``validate()`` (if any) returns every problem
-at once and they are raised together as one ``ConfigError``.
+sets one item of a list that has it; an index past the end is refused with the whole-list form. After
+merging, the dataclass's ``validate()`` (if any) returns every problem at once, with every float key
+holding NaN, and they are raised together as one ``ConfigError``.
 
 A YAML file may name one base file with ``_base_: other.yaml`` (relative to itself): one level
 of composition, base + named variant, and no more.
@@ -333,8 +334,7 @@ def load_config(schema: type[T], path: str | Path | None = None,
         raise ConfigError([f"{getattr(exc, 'full_key', None) or '?'}: {str(exc).splitlines()[0]}"], src) from exc
     check = getattr(obj, "validate", None)
     found = list(check() or []) if callable(check) else []
-    # NaN passes every `x <= 0` range check (no comparison with it is true), so `train.lr=nan` or
-    # `request_timeout_s=nan` was accepted; a key the schema's own checks named already keeps their message
+    # NaN passes every range check (no comparison with it is true); a key the schema's checks named keeps theirs
     found += [f"{k}=nan: not a number; give a finite number" for k in _nan_keys(obj)
               if not any(f"{k}=nan" in p for p in found)]
     if found:
@@ -346,14 +346,9 @@ def _nan_keys(value: Any, key: str = "") -> list[str]:
     """The dotted keys of ``value`` (a config dataclass, or a map or list in one) that hold a float NaN."""
     if isinstance(value, float):
         return [key] if math.isnan(value) else []
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        items: Any = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
-    elif isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, (list, tuple)):
-        items = enumerate(value)
-    else:
-        return []
+    items: Any = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value)) \
+        if dataclasses.is_dataclass(value) and not isinstance(value, type) else value.items() \
+        if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
     return [k for name, v in items for k in _nan_keys(v, f"{key}.{name}" if key else str(name))]
 
 

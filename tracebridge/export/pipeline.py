@@ -53,6 +53,7 @@ from tracebridge.curate.config import SPLITS
 from tracebridge.curate.dedup import DedupIndex
 from tracebridge.curate.quality import Reason
 from tracebridge.curate.split import LeakageTracker, assign_families
+from tracebridge.export.arena import RowArena
 from tracebridge.export.bundle import BundleWriter, Manifest
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.families import family_counts
@@ -173,8 +174,10 @@ class _Exporter:
             return
         self.corrected(run, b, "exported")
         t.exported += 1
-        for rel, lines in b.files:
-            self.w.write_lines(rel, lines)
+        rows, at = memoryview(b.rows), 0
+        for rel, size, n in b.files:
+            self.w.write_rows(rel, rows[at:at + size], n)
+            at += size
         t.merge(b.exported)
         t.families[b.family][b.split] += 1
         self.leak.add(b.split, b.family, b.goal_hash, b.goal_text, run.run_id)
@@ -248,16 +251,33 @@ def _names(root: Path, ordinals: set[int]) -> dict[int, str]:
 
 
 _WORKER: RunWork | None = None
+_ARENA: RowArena | None = None
 
 
-def _init_worker(work: RunWork) -> None:
-    global _WORKER
-    _WORKER = work
+def _init_worker(work: RunWork, arena: RowArena | None) -> None:
+    global _WORKER, _ARENA
+    _WORKER, _ARENA = work, arena
 
 
-def _build_in_worker(run: RunDir) -> Built:
+def _build_in_worker(run: RunDir, slot: int) -> Built:
+    """Steps 1-3 of ``run`` in a worker; its rows go to ``slot`` of the arena when they fit."""
     assert _WORKER is not None
-    return _WORKER.build(run)
+    b = _WORKER.build(run)
+    if b.rows and _ARENA is not None and _ARENA.put(slot, b.rows):
+        b.rows, b.slot = b"", slot
+    return b
+
+
+def _arena(workers: int, fork: bool) -> RowArena | None:
+    """The arena of ``2 * workers`` runs in flight; None (rows through the pipe) where workers are not
+    forked (they would not share it) or the mapping cannot be made."""
+    if not fork:
+        return None
+    try:
+        return RowArena(2 * workers)
+    except OSError as exc:
+        log.info("export workers send rows through the pipe: no shared memory (%s)", exc)
+        return None
 
 
 def _built(ex: _Exporter, workers: int, cache: RunCache | None) -> Iterator[tuple[RunDir, Built]]:
@@ -270,7 +290,7 @@ def _built(ex: _Exporter, workers: int, cache: RunCache | None) -> Iterator[tupl
 
     def stored(key: str | None, b: Built) -> Built:
         if cache is not None and key is not None:
-            cache.put(key, b)
+            cache.put(key, dataclasses.replace(b, rows=bytes(b.rows)))  # a copy of rows still in the arena
         return b
 
     if workers <= 1:
@@ -278,18 +298,26 @@ def _built(ex: _Exporter, workers: int, cache: RunCache | None) -> Iterator[tupl
             key, hit = cached(run)
             yield run, hit if hit is not None else stored(key, ex.work.build(run))
         return
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(ex.work,)) as pool:
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    arena, slots = _arena(workers, fork), 2 * workers
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if fork else None),
+                             initializer=_init_worker, initargs=(ex.work, arena)) as pool:
         pending: deque[tuple[RunDir, str | None, Built | Future[Built]]] = deque()
 
         def first() -> tuple[RunDir, Built]:
             run, key, b = pending.popleft()
-            return run, (b if isinstance(b, Built) else stored(key, b.result()))
+            if isinstance(b, Built):
+                return run, b
+            b = b.result()
+            if arena is not None and b.slot >= 0:  # a view of the slot: taken before the slot is reused
+                b.rows, b.slot = arena.get(b.slot, sum(size for _, size, _ in b.files)), -1
+            return run, stored(key, b)
 
-        for run in iter_runs(ex.root):
+        for i, run in enumerate(iter_runs(ex.root)):
             key, hit = cached(run)
-            pending.append((run, key, hit if hit is not None else pool.submit(_build_in_worker, run)))
-            if len(pending) >= 2 * workers:
+            # run i gets slot i % slots: the run that had it (i - slots) was taken before this loop came back
+            pending.append((run, key, hit if hit is not None else pool.submit(_build_in_worker, run, i % slots)))
+            if len(pending) >= slots:
                 yield first()
         while pending:
             yield first()

@@ -21,6 +21,7 @@ def _put(a: RowArena, slot: int, data: bytes) -> None:
     assert a.put(slot, data)
 
 
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="workers are forked only where fork exists")
 def test_a_forked_child_writes_what_the_parent_reads() -> None:
     a = RowArena(2, size=16)
     child = multiprocessing.get_context("fork").Process(target=_put, args=(a, 1, b"row from child\n"))

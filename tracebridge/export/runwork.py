@@ -3,8 +3,8 @@
 ``RunWork.build`` checks a run (quality), redacts it (pass 1 and pass 2), builds its views and
 serialises their rows, and takes its dedup fingerprint. It runs in this process or in a worker
 (``export_traces(workers=N)``); the main process then only accounts for each ``Built`` in run
-order (quarantine, dedup verdict, leakage, counts) and appends its bytes to the bundle, so the
-bundle is the same for any number of workers and the serial part is a small share of the work.
+order (quarantine, dedup verdict, leakage, counts) and appends its rows, serialised here into one
+buffer (``Built.rows``), to the bundle, so the bundle is the same for any number of workers.
 
 Human corrections (``tracebridge.corrections``) join a run here, in memory: matched to its events
 before the quality verdict is acted on (so every line is accounted for), merged into copies of

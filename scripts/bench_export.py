@@ -17,7 +17,9 @@ views, report and manifest. Prints the ratio (export MB/s / plain-loop MB/s) las
 ``json.dumps`` loop over the transcript lines, all in CPU seconds of this process, best of
 ``--repeat``; transcripts as ``scripts/bench_import.py`` makes them. Peak RSS of the whole path
 is measured in fresh subprocesses on all transcripts and on a tenth of them. ``--workers 2``
-adds the wall time of the whole path on all CPUs with two import and two export workers against one process.
+adds the wall time of the whole path on all CPUs with two import and two export workers against one process,
+and the CPU seconds of the main process against those of the workers (the main process's share is the
+serial part that bounds the scaling).
 It also prints the export with a run cache (``export --cache``): once filling it, once more with no
 run changed, as a daily cycle re-exports its history.
 The last line is the ratio (transcripts → bundle) / (read+loads+dumps loop).
@@ -165,20 +167,32 @@ def _shm() -> str | None:
     return "/dev/shm" if Path("/dev/shm").is_dir() else None
 
 
-def workers_scaling(src: Path, out: Path, workers: int, cpus: set[int] | None, repeat: int) -> tuple[float, float]:
-    """Wall seconds of the whole path on all of this process's CPUs: one process, then ``workers``
-    import and export workers (interleaved, best of ``repeat``); the pin to one core is restored after."""
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (the import and export workers)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def workers_scaling(src: Path, out: Path, workers: int, cpus: set[int] | None,
+                    repeat: int) -> tuple[float, float, float, float]:
+    """The whole path on all of this process's CPUs, one process then ``workers`` import and export
+    workers (interleaved, best of ``repeat``): wall seconds of each, and the CPU seconds of this (the
+    main) process and of the workers with ``workers`` (their run with the least main-process CPU: the
+    serial part, robust to other work on the machine). The pin to one core is restored after."""
     pinned = os.sched_getaffinity(0) if cpus else None
     if cpus:
         os.sched_setaffinity(0, cpus)
     try:
-        one, many = [], []
+        one, many, cpu = [], [], []
         for _ in range(repeat):
             for n, acc in ((1, one), (workers, many)):
-                t0 = time.perf_counter()
+                t0, c0, k0 = time.perf_counter(), clock(), children_cpu()
                 openclaw_path(src, out / "scaling", n)
                 acc.append(time.perf_counter() - t0)
-        return min(one), min(many)
+                if n > 1:
+                    cpu.append((clock() - c0, children_cpu() - k0))
+        main, kids = min(cpu)
+        return min(one), min(many), main, kids
     finally:
         if pinned:
             os.sched_setaffinity(0, pinned)
@@ -224,7 +238,9 @@ def openclaw_main(args: argparse.Namespace) -> None:
           f"({exp / reuse:.1f}x less than building every run)")
     print(f"peak RSS transcripts → bundle: {rss[0]:.0f} MB for {mb:.1f} MB, {rss[1]:.0f} MB for a tenth")
     if scaling is not None:
-        w1, wn = scaling
+        w1, wn, main, kids = scaling
+        print(f"CPU transcripts → bundle with --workers {args.workers}: main process {main:.2f} s, workers "
+              f"{kids:.2f} s ({100 * main / (main + kids):.0f}% in the main process)")
         print(f"wall transcripts → bundle on {len(cpus or ())} CPUs: {w1:.2f} s with 1 process, {wn:.2f} s with "
               f"--workers {args.workers} (import and export): {w1 / wn:.2f}x")
     print(f"ratio import/(read+loads+dumps): {loop / imp:.2f}")

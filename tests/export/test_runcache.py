@@ -90,6 +90,18 @@ def test_labels_config_and_damaged_entries_rebuild(mixed_traces: Path, tmp_path:
     assert f.cache is not None and (f.cache["hits"], f.cache["misses"]) == (0, 5)
 
 
+def test_a_cache_filled_by_workers_gives_the_same_bundle(mixed_traces: Path, tmp_path: Path) -> None:
+    # workers leave a run's rows in shared memory that the next runs reuse: the cache keeps a copy
+    cache = tmp_path / "cache"
+    plain = export_traces(mixed_traces, tmp_path / "plain")
+    cold = export_traces(mixed_traces, tmp_path / "cold", cache_dir=cache, workers=2)
+    assert cold.cache is not None and (cold.cache["misses"], cold.cache["written"]) == (5, 5)
+    warm = export_traces(mixed_traces, tmp_path / "warm", cache_dir=cache)
+    assert warm.cache is not None and (warm.cache["hits"], warm.cache["misses"]) == (5, 0)
+    _same(cold, plain)
+    _same(warm, plain)
+
+
 def test_export_command_takes_a_cache(tmp_path: Path) -> None:
     root = tmp_path / "traces"
     for goal in ("sum column b of data.csv", "count words in words.txt"):

@@ -105,19 +105,21 @@ class _HashingFile:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh: IO[bytes] = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
+        # unbuffered: rows come a run's share at a time (~200 KB), and a buffer would copy them once more
+        self.fh: IO[bytes] = open(path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
         self.sha = hashlib.sha256()
         self.rows = 0
         self.bytes = 0
 
-    def write_lines(self, lines: list[bytes]) -> None:
-        """Append serialised rows, one JSON line each (newline included)."""
-        update = self.sha.update
-        for line in lines:
-            update(line)
-            self.bytes += len(line)
-        self.fh.writelines(lines)
-        self.rows += len(lines)
+    def write(self, data: bytes | memoryview, rows: int) -> None:
+        """Append ``rows`` serialised rows (whole JSON lines, newlines included) held in ``data``:
+        one hash update and one write for a run's share of a file, not one per row."""
+        self.sha.update(data)
+        view = memoryview(data)
+        while view:  # an unbuffered write may write less than it was given
+            view = view[self.fh.write(view):]
+        self.bytes += len(data)
+        self.rows += rows
 
     def close(self) -> None:
         # no fsync: a bundle torn by a crash fails verify_bundle (hashes) and is never trusted
@@ -150,14 +152,15 @@ class BundleWriter:
 
     def write_row(self, rel: str, row: Any) -> None:
         """Append one JSON row to the JSONL file ``rel`` (key order as built: deterministic)."""
-        self.write_lines(rel, [orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)])
+        self.write_rows(rel, orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE), 1)
 
-    def write_lines(self, rel: str, lines: list[bytes]) -> None:
-        """Append rows already serialised (one JSON document and its newline each) to ``rel``."""
+    def write_rows(self, rel: str, data: bytes | memoryview, rows: int) -> None:
+        """Append ``rows`` rows already serialised into ``data`` (one JSON document and its newline
+        each) to ``rel``."""
         f = self._jsonl.get(rel)
         if f is None:
             f = self._jsonl[rel] = _HashingFile(self.tmp / safe_relpath(rel))
-        f.write_lines(lines)
+        f.write(data, rows)
 
     def write_file(self, rel: str, data: bytes, rows: int | None = None) -> None:
         """Write a whole file at once."""

@@ -15,11 +15,14 @@ capped MinHash sample. For each run, in order:
 5. a run whose dedup fingerprint was seen before is counted in its cluster instead of written;
 6. rows stream into ``views/<view>/<split>.jsonl`` by the run's goal-family split.
 
-Steps 1-3 need nothing from other runs (``tracebridge.export.runwork.RunWork``): with
-``workers > 1`` they run in worker processes, a few runs in flight, while this process does
-steps 4-6 in run order (accounting and appending bytes: a small share of the work), so the
-bundle is the same for any number of workers. With ``cache_dir`` a run unchanged since an earlier
-export with that cache skips steps 1-3 (``tracebridge.export.runcache``); the bundle is the same.
+Steps 1-3 need nothing from other runs (``tracebridge.export.runwork.RunWork``; ``building.built_runs``): with
+``workers > 1`` they run in worker processes, two runs per worker in flight, while this process
+does steps 4-6 in run order, so the bundle is the same for any number of workers. A worker leaves
+a run's rows in shared memory (``tracebridge.export.arena``), from which this process hashes and
+writes them without copying; its share of the CPU is then mostly that hashing and writing (~20%
+with two workers on OpenClaw sessions, whose rows are ~12x their input), the serial part. With
+``cache_dir`` a run unchanged since an earlier export with that cache skips steps 1-3
+(``tracebridge.export.runcache``); the bundle is the same.
 With ``corrections.file`` the human corrections (``tracebridge.corrections``) are read once here and
 joined to each run in step 3 (in memory; the traces are never edited); the report's
 ``corrections`` section accounts for every line and the manifest records the file's sha256.
@@ -32,12 +35,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
 import os
 import subprocess
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from tracebridge.curate.config import SPLITS
 from tracebridge.curate.dedup import DedupIndex
 from tracebridge.curate.quality import Reason
 from tracebridge.curate.split import LeakageTracker, assign_families, unfilled_splits
+from tracebridge.export.building import built_runs
 from tracebridge.export.bundle import BundleWriter, Manifest
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.families import family_counts
@@ -173,8 +174,10 @@ class _Exporter:
             return
         self.corrected(run, b, "exported")
         t.exported += 1
-        for rel, lines in b.files:
-            self.w.write_lines(rel, lines)
+        rows, at = memoryview(b.rows), 0
+        for rel, size, n in b.files:
+            self.w.write_rows(rel, rows[at:at + size], n)
+            at += size
         t.merge(b.exported)
         t.families[b.family][b.split] += 1
         self.leak.add(b.split, b.family, b.goal_hash, b.goal_text, run.run_id)
@@ -248,54 +251,6 @@ def _names(root: Path, ordinals: set[int]) -> dict[int, str]:
     return {i: r.run_id for i, r in enumerate(iter_runs(root)) if i in ordinals} if ordinals else {}
 
 
-_WORKER: RunWork | None = None
-
-
-def _init_worker(work: RunWork) -> None:
-    global _WORKER
-    _WORKER = work
-
-
-def _build_in_worker(run: RunDir) -> Built:
-    assert _WORKER is not None
-    return _WORKER.build(run)
-
-
-def _built(ex: _Exporter, workers: int, cache: RunCache | None) -> Iterator[tuple[RunDir, Built]]:
-    """Every run of the root after steps 1-3, in run order: from ``cache``, built here, or built by
-    ``workers`` processes with at most two runs per worker in flight (memory stays bounded by a few
-    runs). A run built here or by a worker is stored in ``cache``."""
-    def cached(run: RunDir) -> tuple[str | None, Built | None]:
-        key = cache.key(run) if cache is not None else None
-        return key, (cache.get(key) if cache is not None and key is not None else None)
-
-    def stored(key: str | None, b: Built) -> Built:
-        if cache is not None and key is not None:
-            cache.put(key, b)
-        return b
-
-    if workers <= 1:
-        for run in iter_runs(ex.root):
-            key, hit = cached(run)
-            yield run, hit if hit is not None else stored(key, ex.work.build(run))
-        return
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(ex.work,)) as pool:
-        pending: deque[tuple[RunDir, str | None, Built | Future[Built]]] = deque()
-
-        def first() -> tuple[RunDir, Built]:
-            run, key, b = pending.popleft()
-            return run, (b if isinstance(b, Built) else stored(key, b.result()))
-
-        for run in iter_runs(ex.root):
-            key, hit = cached(run)
-            pending.append((run, key, hit if hit is not None else pool.submit(_build_in_worker, run)))
-            if len(pending) >= 2 * workers:
-                yield first()
-        while pending:
-            yield first()
-
-
 def export_traces(root: str | os.PathLike[str], out_dir: str | os.PathLike[str], cfg: ExportConfig | None = None,
                   labels_for_run: LabelsForRun | None = None, progress: Progress | None = None,
                   workers: int = 1, cache_dir: str | os.PathLike[str] | None = None) -> ExportResult:
@@ -327,7 +282,7 @@ def export_traces(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         cache = RunCache(cache_dir, cfg, ex.assignment, labels_for_run,
                          corrections.by_run if corrections is not None else None) if cache_dir is not None else None
         total = sum(ex.family_runs.values())
-        for i, (run, built) in enumerate(_built(ex, workers, cache)):
+        for i, (run, built) in enumerate(built_runs(ex.root, ex.work, workers, cache)):
             ex.take(i, run, built)
             if progress is not None:
                 progress(i + 1, total)

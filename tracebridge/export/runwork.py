@@ -3,8 +3,8 @@
 ``RunWork.build`` checks a run (quality), redacts it (pass 1 and pass 2), builds its views and
 serialises their rows, and takes its dedup fingerprint. It runs in this process or in a worker
 (``export_traces(workers=N)``); the main process then only accounts for each ``Built`` in run
-order (quarantine, dedup verdict, leakage, counts) and appends its bytes to the bundle, so the
-bundle is the same for any number of workers and the serial part is a small share of the work.
+order (quarantine, dedup verdict, leakage, counts) and appends its rows, serialised here into one
+buffer (``Built.rows``), to the bundle, so the bundle is the same for any number of workers.
 
 Human corrections (``tracebridge.corrections``) join a run here, in memory: matched to its events
 before the quality verdict is acted on (so every line is accounted for), merged into copies of
@@ -82,6 +82,21 @@ def build_error(run_id: str, lines: list[tuple[int, dict[str, Any]]], exc: Excep
                   f"the run's data cannot be exported ({error}); its allowed quality problems, if any, follow")
 
 
+def _serialised(views: dict[str, list[dict[str, Any]]], split: str) -> tuple[list[tuple[str, int, int]], bytes]:
+    """The run's rows as JSONL in one buffer, and the bundle file, byte count and row count of each
+    view's share of it. One buffer, not a list of lines: a worker copies it to the main process in
+    one call (``tracebridge.export.arena``), which hashes and writes each file's share in one call."""
+    files: list[tuple[str, int, int]] = []
+    lines: list[bytes] = []
+    for key, rows in views.items():
+        if rows:
+            start = len(lines)
+            lines += [orjson.dumps(r, option=_ROW) for r in rows]
+            rel = f"{key}/{split}.jsonl" if key.startswith(AL_PREFIX) else f"views/{key}/{split}.jsonl"
+            files.append((rel, sum(map(len, lines[start:])), len(rows)))
+    return files, b"".join(lines)
+
+
 @dataclass
 class Built:
     """One run after steps 1-3: what the main process needs to account for it and write it."""
@@ -90,13 +105,15 @@ class Built:
     blocking: list[Reason]  # non-empty: the run is quarantined and the fields below are empty
     family: str
     split: str = ""
-    files: list[tuple[str, list[bytes]]] = field(default_factory=list)  # bundle path, JSONL lines
+    files: list[tuple[str, int, int]] = field(default_factory=list)  # bundle path, bytes and rows it gets of ``rows``
     counts: dict[str, int] = field(default_factory=dict)  # rows per view the run would add
     exported: Tally = field(default_factory=Tally)  # class balance: counted unless a duplicate
     fingerprint: str = ""  # dedup key (empty when dedup is off)
     goal_hash: str = ""
     goal_text: str = ""  # the redacted goal, for the near-duplicate leakage check
     corrections: RunOutcome | None = None  # what became of the run's human corrections (None: it has none)
+    rows: bytes | memoryview = b""  # the JSONL lines of every file in ``files``, in that order, as one buffer
+    slot: int = -1  # >= 0: a worker put ``rows`` in this slot of the export's RowArena (``rows`` then empty)
 
 
 class RunWork:
@@ -211,11 +228,10 @@ class RunWork:
         x.outcomes["unknown" if ctx.success is None else ("success" if ctx.success else "failure")] += 1
         if ctx.success is False:
             x.failure_classes[str(ctx.failure_class or "unspecified")] += 1
-        files = [(f"{key}/{split}.jsonl" if key.startswith(AL_PREFIX) else f"views/{key}/{split}.jsonl",
-                  [orjson.dumps(r, option=_ROW) for r in rows]) for key, rows in views.items() if rows]
+        files, blob = _serialised(views, split)
         fp = fingerprint(goal_hash, events, raw) if self.cfg.dedup.enabled else ""
         return Built(t, [], family, split, files, {k: len(v) for k, v in views.items() if v}, x, fp, goal_hash,
-                     str(_dict(session.get("goal")).get("text") or ""))
+                     str(_dict(session.get("goal")).get("text") or ""), rows=blob)
 
     def redaction(self, t: Tally, run: RunDir, events: list[dict[str, Any]], session: dict[str, Any]
                   ) -> tuple[list[dict[str, Any]], dict[str, Any], list[Reason]]:

@@ -107,12 +107,22 @@ _DASH_U = re.compile(rb"-u").search  # a 2-byte ``in`` test is ~3x slower than t
 # ``-u``, or a client's password flag and a blank (``-p hunter``, ``--pass hunter``; in JSON a tab is
 # ``\t`` and an argv element ends in ``"``, joined strings in ``\0``): one search led by ``-`` where
 # ``-u`` alone was (~+5 ms over 16 MB). A flag then needs one of the clients that read it
-# (``FLAG_CLIENT_LITERALS``), each a literal-led search (an alternation of them costs ~10x one):
-# ``mkdir -p`` is common (8% of the OpenClaw bodies), those clients are not.
-_DASH_FLAG = re.compile(rb"-(?:u|-?pass[ \t\\\"\0]|[apPw][ \t\\\"\0])").search
-FLAG_CLIENT_LITERALS = {"-p": ("mongo", "login", "sshpass", "twine"), "-a": ("redis-cli",), "--pass": ("redis-cli",),
-                        "-P": ("sqlcmd",), "-w": ("ldap",)}
+# (``FLAG_CLIENT_LITERALS``, by the flag's name without its dashes and keytool's ``src``/``dest``),
+# each a literal-led search (an alternation of them costs ~10x one): ``mkdir -p`` is common (8% of
+# the OpenClaw bodies), those clients are not. OpenSSL's ``-passin``/``-passout``/``-pass`` (and
+# apksigner's ``--ks-pass``) need its ``pass:`` before the password, keytool's and jarsigner's
+# ``-storepass``/``-keypass`` their name, Samba's ``-U user%password`` a Samba client's name.
+_DASH_FLAG = re.compile(rb"-(?:u|(-?(?:src|dest)?(?:store|key)?pass(?:in|out|word)?|[apPwU])[ \t\\\"\0])").search
+FLAG_CLIENT_LITERALS = {"p": ("mongo", "login", "sshpass", "twine"), "a": ("redis-cli",), "pass": ("redis-cli", "pass:"),
+                        "passin": ("pass:",), "passout": ("pass:",), "password": ("pass:",), "P": ("sqlcmd",),
+                        "w": ("ldap",), "storepass": ("keytool", "jarsigner"), "keypass": ("keytool", "jarsigner"),
+                        "U": ("smb", "rpcclient")}
 _FLAG_CLIENT_SEARCHES = {f.encode(): tuple(re.compile(x.encode()).search for x in xs) for f, xs in FLAG_CLIENT_LITERALS.items()}
+# A .netrc entry (``machine h login bob password hunter``, on one line or several): ``login`` and a
+# blank, then ``password`` and a blank (raw or escaped in JSON), each a literal-led search (``login``
+# first: rarer in the bodies than ``password``).
+_LOGIN_BLANK = re.compile(rb"login(?:[ \t\r\n]|\\[nrt])").search
+_PASSWORD_BLANK = re.compile(rb"password(?:[ \t\r\n]|\\[nrt])").search
 _MYSQL = re.compile(rb"m(?:ysql|ariadb)").search  # a client whose ``-p`` takes the password joined to it (one
 # literal-led search, ~15-20 ms over 16 MB; an alternation led by two letters is ~5x slower)
 _KEYWORDS, _AUTH, _BASE64 = frozenset({"keywords"}), frozenset({"auth_header"}), frozenset({"base64"})
@@ -135,7 +145,7 @@ def context_hit(data: bytes, keywords: bool = True, auth: bool = True, low: byte
     if not keywords:
         return out
     dash = data.find(b"-") >= 0  # ``-u`` and a ``--`` flag hold one; a one-byte find is a memchr (``_ONE_BYTE``)
-    if (dash and _dash_hit(data)) or _MYSQL(data) is not None or _name_hit(low, dash):
+    if (dash and _dash_hit(data)) or _MYSQL(data) is not None or _name_hit(low, dash) or _netrc_hit(low):
         return out | _KEYWORDS
     return out
 
@@ -144,10 +154,9 @@ def _dash_hit(data: bytes) -> bool:
     """``-u``, or a client's password flag and a blank with a client that reads it (``_DASH_FLAG``)."""
     m, tried = _DASH_FLAG(data), set()
     while m is not None:
-        hit = m.group()
-        if len(hit) == 2:
+        if m.group(1) is None:
             return True  # -u
-        flag = b"--pass" if b"pass" in hit else hit[:2]
+        flag = m.group(1).lstrip(b"-").removeprefix(b"src").removeprefix(b"dest")
         if flag not in tried:
             tried.add(flag)
             for search in _FLAG_CLIENT_SEARCHES[flag]:
@@ -155,6 +164,12 @@ def _dash_hit(data: bytes) -> bool:
                     return True
         m = _DASH_FLAG(data, m.end())
     return False
+
+
+def _netrc_hit(low: bytes) -> bool:
+    """``login`` and a blank, then ``password`` and a blank: a .netrc entry may be there."""
+    m = _LOGIN_BLANK(low)
+    return m is not None and _PASSWORD_BLANK(low, m.end()) is not None
 
 
 def keyword_hit(data: bytes) -> bool:

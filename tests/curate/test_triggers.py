@@ -171,7 +171,8 @@ def test_triggers_fire_on_netrc_and_other_clients_passwords(det: Detectors, text
 @pytest.mark.parametrize("text", ["mkdir -p build", "ssh -p 2222 host", "docker run -p 8080:80 img",
                                   '["tar", "-a", "x"]', "grep -w word f", "psql -P pager=off", "psql -U app db",
                                   "openssl rsa -passin env:PW -in k", "cc -U NDEBUG x.c", "zip -P x.zip",
-                                  "the login page asks for a password", "login bob\npassword"])
+                                  "the login page asks for a password", "login bob\npassword", "the password is wrong",
+                                  "password hunter22 then login bob"])
 def test_a_short_flag_without_its_client_does_not_trigger(det: Detectors, text: str) -> None:
     # -p, -a, -w, -P, -U of other commands (common in tool calls) open no detector: the trigger needs a
     # client (openssl's flags its pass:), a .netrc entry "login", a blank, "password" and a blank

@@ -1,7 +1,7 @@
 """Credential patterns of ``Detectors`` and the credentials found by their context, with their triggers.
 
 Shapes with a prefix or a place of their own (``OWN_SECRETS``, ``AUTH``, key blocks) are matched as
-they are. Five more are found by what surrounds the value, and their value must look like a secret
+they are. Seven more are found by what surrounds the value, and their value must look like a secret
 (``secret_shaped``), so that counts, flags, masks and prose next to a secret name stay training text:
 
 - a secret name right before it (``KEYWORD``): a name ending in ``password``, ``passwd``,
@@ -14,19 +14,22 @@ they are. Five more are found by what surrounds the value, and their value must 
 - ``-p`` with the password joined to it after ``mysql``/``mysqldump``/``mariadb``… (``MYSQL_PW``);
 - a client's own password flag, a blank and the password after that client (``FLAG_PW``:
   ``mongosh -p hunter``, ``docker login -p``, ``sshpass -p``, ``redis-cli -a``, ``sqlcmd -P``,
-  ``ldapsearch -w``; in records also after such an argv element, ``argv_clients``);
+  ``ldapsearch -w``, ``keytool -storepass``; in records also after such an argv element, ``argv_clients``);
+- ``pass:`` and the password after OpenSSL's ``-passin``/``-passout``/``-pass`` (``PASS_ARG``), and
+  ``user%password`` after a Samba client's ``-U``, ``user,password`` after lftp's ``-u`` (``USER_PAIR``);
+- a .netrc entry's ``password`` after ``machine host login user`` (``NETRC``);
 - a base64 run of 16-1024 characters that decodes to printable ASCII holding ``user:password`` or
   anything the credential detectors find (``base64_texts``; ``Detectors`` re-scans it): the run.
 
 Where the context alone says "password" (``secret_shaped``'s ``strong``: a quoted value or a dict
 key's string after a ``pass``/``secret`` name, curl's or wget's ``-u``, ``--proxy-user``, a MySQL client's ``-p``,
-a client's password flag), any value
+a client's password flag, ``pass:``, ``user%``/``user,`` after their client, a .netrc entry), any value
 of 6+ characters but a stand-in is one, blanks included (``"correct horse battery staple"``). An
 unquoted value after such a name may be one word, in lower or upper case, after ``=``, ending its line
 after ``:`` and after a database client's ``--password`` and a blank (``password=correcthorse``,
 ``password: sekrit``, ``secret: ZQXWVUTS``, ``mysql --password hunter``), or upper-case words joined
 by ``_``/``-`` (``PASSWORD=HUNTER_HUNTER``); after a token or key name, one upper-case word
-(``api_key: QWERTYUIOPASDF``). See ``_word_case`` and ``_one_word_ok`` for the variables, constants
+(``api_key: QWERTYUIOPASDF``), and one in quotes or a dict key's string (``api_key: "QWERTYUIOPASDF"``). See ``_word_case`` and ``_one_word_ok`` for the variables, constants
 (``DB_PASSWORD``), status words and prose left alone. A value saying the password is absent
 (``_ABSENT``: ``"not set"``, ``"none provided"``) never is.
 

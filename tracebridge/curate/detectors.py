@@ -230,8 +230,9 @@ class Detectors(Triggers):
         Samba client's ``-U`` when it is ``"%"``, ``user,password`` after lftp's ``-u`` when it is ``","``;
         ``pass:password`` after OpenSSL's ``-passin``), which ``value``
         alone does not show."""
-        if "secrets" not in self.on or (argv and not (name.startswith(("--", "-pass")) or name in ("-u", "-U")
-                                                      or client == "mysql" or (client[:1] == "-" and name in client.split()))):
+        if "secrets" not in self.on or (argv and not (name.startswith("--") or name in ("-u", "-U") or client == "mysql"
+                                                      or (client[:1] == "-" and name in client.split())
+                                                      or (name[:5] == "-pass" and "pass:" in value))):
             return []
         return [Span(a, b, "SECRET") for a, b in keyed_spans(name, value, argv, client)]
 

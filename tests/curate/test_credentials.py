@@ -100,6 +100,23 @@ POSITIVES = [
     ("ldapsearch -w", "ldapsearch -x -D cn=admin,dc=x -w letmein -b dc=x", "letmein"),
     ("twine -p", "twine upload -u bob -p correcthorse dist/*", "correcthorse"),
     ("az login -p", "az login -u bob@x.io -p sunshine22", "sunshine22"),
+    # a .netrc entry (one line or several, quoted too); a quoted upper-case word after a token or key name
+    ("netrc line", "machine api.example.com login bob password hunter", "hunter"),
+    ("netrc lines", "machine git.x.io\n  login bob\n  account ops\n  password correcthorse\n", "correcthorse"),
+    ("netrc default", 'default login anonymous password "open sesame"', "open sesame"),
+    ("quoted upper word, key", 'openai:\n  api_key: "QWERTYUIOPASDF"\n', "QWERTYUIOPASDF"),
+    ("quoted upper word, token", "client = Client(token='ZQXWVUTSRQ', url=u)", "ZQXWVUTSRQ"),
+    # openssl's and apksigner's pass:, keytool's and jarsigner's flags, Samba's user%password, lftp's user,password
+    ("openssl -passin", "openssl pkcs12 -in a.p12 -passin pass:hunter22 -out a.pem", "hunter22"),
+    ("openssl -passout", "openssl genrsa -aes256 -passout 'pass:correct horse' 2048", "correct horse"),
+    ("openssl -pass", "openssl enc -aes256 -pass pass:sunshine -in f", "sunshine"),
+    ("apksigner --ks-pass", "apksigner sign --ks k.jks --ks-pass pass:letmein app.apk", "letmein"),
+    ("keytool -storepass", "keytool -list -keystore k.jks -storepass hunter22", "hunter22"),
+    ("keytool -srckeypass", "keytool -importkeystore -srckeypass sunshine -destkeypass x", "sunshine"),
+    ("jarsigner -keypass", "jarsigner -keystore k.jks -keypass 'open sesame' app.jar me", "open sesame"),
+    ("smbclient -U", "smbclient //srv/share -U bob%hunter22 -c ls", "hunter22"),
+    ("rpcclient --user", "rpcclient --user='CORP\\bob%sunshine' dc1", "sunshine"),
+    ("lftp -u", "lftp -u bob,correcthorse ftp.example.com", "correcthorse"),
 ]
 
 NEGATIVES = [
@@ -155,6 +172,15 @@ NEGATIVES = [
     "docker login -u bob --password-stdin && docker run -p foldername img", "mkdir -p buildout && mongosh app",
     "mongosh -u admin -p --quiet", "mongosh -u admin -p", "mongosh -u admin -p $MONGO_PW",
     "sshpass -f pwfile ssh host mkdir -p foldername", "sshpass -p ab ssh host", "podman run -p hostname img",
+    # lower case or joined words in quotes after a token or key name (field names, constants), prose
+    # about a machine, a .netrc stand-in, openssl's other sources, flags of other commands or in prose
+    '"input_token": "marker"', 'tile_global_token="TILE_GLOBAL"', "$prevtoken = 'catalog'", 'token = "nextchar"',
+    'api_key: "STRING"', "the machine where you login with password authentication",
+    "machine h login bob password $NETRC_PW", "machine h login bob", 'password "hunter22"',
+    "openssl rsa -passin env:KEY_PW -in k.pem", "openssl rsa -passin file:/run/pw -passout stdin",
+    "openssl rsa -passin pass:$PW", "ssh -storepass hunter22 host", "the -storepass option of keytool",
+    "keytool -storepass:env STOREPW -list", "psql -U bob%hunter22 app", "curl -u bob,hunter22 x.io",
+    "smbclient -L host -U bob", "lftp -u bob ftp.example.com", "printf -U %s%s",
 ]
 
 
@@ -210,14 +236,16 @@ def test_unredacted_credentials_block_pass2() -> None:
 
 _NAMES = ["password", "DB_PASSWORD", "passwd", "Passphrase", "client_secret", "SECRET", "token", "X-Api-Key",
           "apikey", "secret_key", "--db-password", "--token", "token_count", "max_tokens", "password_reset_link",
-          "PaSsWoRd", "-u", "--user", "key", "monkey", "-p", "-a", "-w", "-P", "--pass"]
+          "PaSsWoRd", "-u", "--user", "key", "monkey", "-p", "-a", "-w", "-P", "--pass", "-U", "-passin", "-storepass",
+          "--ks-pass", "login bob password", "login u\naccount a\npassword"]
 _SEPS = ["=", ": ", " = ", '": "', "':'", " => ", ":=", " ", "\t", "\t=\t", "\n", '"\t:', "=", ""]
 _VALUES = ["hunter2x9", "S3cr3tPa55", "bob:S3cr3tPa55", "512", "false", "********", "<SECRET_1>", "stored",
            "zq8LwT4nVb2Kx&x=1", '"hunter2x9"', "'Hunter2!'", "os.environ", "${TOKEN}", B64_USER_PW, "bob:password",
-           '"correct horse"', "'my secret pass'", '"hunter"', '\\"hunter2x9\\"', "HUNTERHUNTER", "correcthorse"]
+           '"correct horse"', "'my secret pass'", '"hunter"', '\\"hunter2x9\\"', "HUNTERHUNTER", "correcthorse",
+           "bob%S3cr3tPa55", "bob,correcthorse", "pass:correcthorse", "'pass:open sesame'", '"QWERTYUIOP"']
 _AROUND = ["", " ", "\n", "x", "é", "\\", '"', "-", "?", "&", "\x1f", "\n\n", "echo ", "\t", "curl ", "--\n", "--x\n",
            "mysql ", "mariadb -u root ", "psql -U app ", "wget ", "mongosh ", "sshpass ", "docker login ", "redis-cli ",
-           "ldapsearch -x ", "mkdir "]
+           "ldapsearch -x ", "mkdir ", "keytool ", "openssl ", "smbclient ", "lftp ", "machine h ", "default "]
 
 
 def test_triggers_cover_fuzzed_credentials_in_context() -> None:
@@ -394,4 +422,21 @@ def test_client_password_flags_in_argv_are_passwords_after_their_client_only() -
         ["/usr/bin/redis-cli", "-h", "cache", "-a", "<SECRET_3>"], ["helm", "registry", "login", "-p", "<SECRET_4>"],
         ["sshpass", "-v", "-p", "<SECRET_5>", "ssh", "-p", "foldername"]]
     assert {k: v for k, v in out.items() if k not in "abcde"} == {k: v for k, v in args.items() if k not in "abcde"}
+    assert Scanner().scan(Redactor().redact(ev)) == {}
+
+
+def test_other_clients_passwords_in_argv_are_found_after_their_client_only() -> None:
+    # a record's argv list: keytool's -storepass, openssl's pass:, Samba's user%password, lftp's
+    # user,password and a quoted upper-case word under a key name; not another command's -U or -u
+    args = {"a": ["keytool", "-list", "-storepass", "hunter22"], "b": ["openssl", "rsa", "-passin", "pass:correcthorse"],
+            "c": ["/usr/bin/smbclient", "//h/s", "-U", "bob%sunshine"], "d": ["lftp", "-u", "bob,letmein22", "host"],
+            "api_key": "QWERTYUIOPASDF", "psql": ["psql", "-U", "bob%x", "-u", "bob,hunter22"],
+            "env": ["openssl", "rsa", "-passin", "env:PW"], "token": "nextchar", "id_token": "TILE_GLOBAL"}
+    ev = _event({"call_id": "c1", "tool": "sh", "args": args})
+    assert sum(Scanner().scan(ev).values()) == 5  # pass 2 sees them on an unredacted run
+    out = Redactor(key=b"k").redact(ev)["payload"]["args"]
+    assert [out[k] for k in ("a", "b", "c", "d", "api_key")] == [
+        ["keytool", "-list", "-storepass", "<SECRET_1>"], ["openssl", "rsa", "-passin", "pass:<SECRET_2>"],
+        ["/usr/bin/smbclient", "//h/s", "-U", "bob%<SECRET_3>"], ["lftp", "-u", "bob,<SECRET_4>", "host"], "<SECRET_5>"]
+    assert {k: out[k] for k in ("psql", "env", "token", "id_token")} == {k: args[k] for k in ("psql", "env", "token", "id_token")}
     assert Scanner().scan(Redactor().redact(ev)) == {}

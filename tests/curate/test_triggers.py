@@ -152,10 +152,30 @@ def test_triggers_fire_on_client_password_flags(det: Detectors, text: str, value
     assert "keywords" in det.fired(argv) and "keywords" in det.fired(b"\0".join(argv.split(b",")))
 
 
+@pytest.mark.parametrize("text,value", [
+    ("machine h login bob password hunter", "hunter"), ("machine h\n\tlogin bob\r\n\tpassword correcthorse", "correcthorse"),
+    ("openssl rsa -passin pass:hunter22 -in k", "hunter22"), ("keytool -list -deststorepass sunshine", "sunshine"),
+    ("smbclient //h/s -U bob%letmein22", "letmein22"), ("lftp -u bob,letmein22 h", "letmein22"),
+    ("apksigner sign --ks-pass pass:letmein app.apk", "letmein")])
+def test_triggers_fire_on_netrc_and_other_clients_passwords(det: Detectors, text: str, value: str) -> None:
+    # a .netrc entry (no separator after "password") and openssl's pass:, keytool's, Samba's and lftp's
+    # passwords: found, and the keyword trigger fires on bytes, on JSON (line ends escaped) and, for
+    # the commands, on an argv list, so find and pass 2 see them
+    spans = det.scan(text)
+    assert [text[s.start:s.end] for s in spans] == [value] and det.find(text) == spans
+    assert "keywords" in det.fired(text) and "keywords" in det.fired(orjson.dumps({"cmd": [text]}))
+    argv = orjson.dumps(text.split())
+    assert text.startswith("machine") or "keywords" in det.fired(argv) and "keywords" in det.fired(b"\0".join(argv.split(b",")))
+
+
 @pytest.mark.parametrize("text", ["mkdir -p build", "ssh -p 2222 host", "docker run -p 8080:80 img",
-                                  '["tar", "-a", "x"]', "grep -w word f", "psql -P pager=off"])
+                                  '["tar", "-a", "x"]', "grep -w word f", "psql -P pager=off", "psql -U app db",
+                                  "openssl rsa -passin env:PW -in k", "cc -U NDEBUG x.c", "zip -P x.zip",
+                                  "the login page asks for a password", "login bob\npassword", "the password is wrong",
+                                  "password hunter22 then login bob"])
 def test_a_short_flag_without_its_client_does_not_trigger(det: Detectors, text: str) -> None:
-    # -p, -a, -w, -P of other commands (common in tool calls) open no detector: the trigger needs a client
+    # -p, -a, -w, -P, -U of other commands (common in tool calls) open no detector: the trigger needs a
+    # client (openssl's flags its pass:), a .netrc entry "login", a blank, "password" and a blank
     assert det.fired(text) == frozenset() and det.fired(orjson.dumps({"cmd": text})) == frozenset()
 
 

@@ -1,7 +1,7 @@
 """Credential patterns of ``Detectors`` and the credentials found by their context, with their triggers.
 
 Shapes with a prefix or a place of their own (``OWN_SECRETS``, ``AUTH``, key blocks) are matched as
-they are. Five more are found by what surrounds the value, and their value must look like a secret
+they are. Seven more are found by what surrounds the value, and their value must look like a secret
 (``secret_shaped``), so that counts, flags, masks and prose next to a secret name stay training text:
 
 - a secret name right before it (``KEYWORD``): a name ending in ``password``, ``passwd``,
@@ -14,19 +14,22 @@ they are. Five more are found by what surrounds the value, and their value must 
 - ``-p`` with the password joined to it after ``mysql``/``mysqldump``/``mariadb``… (``MYSQL_PW``);
 - a client's own password flag, a blank and the password after that client (``FLAG_PW``:
   ``mongosh -p hunter``, ``docker login -p``, ``sshpass -p``, ``redis-cli -a``, ``sqlcmd -P``,
-  ``ldapsearch -w``; in records also after such an argv element, ``argv_clients``);
+  ``ldapsearch -w``, ``keytool -storepass``; in records also after such an argv element, ``argv_clients``);
+- ``pass:`` and the password after OpenSSL's ``-passin``/``-passout``/``-pass`` (``PASS_ARG``), and
+  ``user%password`` after a Samba client's ``-U``, ``user,password`` after lftp's ``-u`` (``USER_PAIR``);
+- a .netrc entry's ``password`` after ``machine host login user`` (``NETRC``);
 - a base64 run of 16-1024 characters that decodes to printable ASCII holding ``user:password`` or
   anything the credential detectors find (``base64_texts``; ``Detectors`` re-scans it): the run.
 
 Where the context alone says "password" (``secret_shaped``'s ``strong``: a quoted value or a dict
 key's string after a ``pass``/``secret`` name, curl's or wget's ``-u``, ``--proxy-user``, a MySQL client's ``-p``,
-a client's password flag), any value
+a client's password flag, ``pass:``, ``user%``/``user,`` after their client, a .netrc entry), any value
 of 6+ characters but a stand-in is one, blanks included (``"correct horse battery staple"``). An
 unquoted value after such a name may be one word, in lower or upper case, after ``=``, ending its line
 after ``:`` and after a database client's ``--password`` and a blank (``password=correcthorse``,
 ``password: sekrit``, ``secret: ZQXWVUTS``, ``mysql --password hunter``), or upper-case words joined
 by ``_``/``-`` (``PASSWORD=HUNTER_HUNTER``); after a token or key name, one upper-case word
-(``api_key: QWERTYUIOPASDF``). See ``_word_case`` and ``_one_word_ok`` for the variables, constants
+(``api_key: QWERTYUIOPASDF``), and one in quotes or a dict key's string (``api_key: "QWERTYUIOPASDF"``). See ``_word_case`` and ``_one_word_ok`` for the variables, constants
 (``DB_PASSWORD``), status words and prose left alone. A value saying the password is absent
 (``_ABSENT``: ``"not set"``, ``"none provided"``) never is.
 
@@ -134,13 +137,38 @@ _USER_PW = re.compile(r"[^\s:\"'/@]{1,64}:(\S{1,256})")
 _LOGIN = r"(?:docker|podman|buildah|skopeo|nerdctl|oras|helm[ \t]+registry|az)[ \t]+login"
 _MONGO = r"mongo(?:sh|dump|restore|export|import|stat|top|files)?"
 _LDAP = r"ldap(?:search|add|modify|delete|whoami|passwd|compare|modrdn|exop)"
-_FLAG_CLIENTS = {"-p": rf"{_MONGO}|twine|{_LOGIN}", "-a": "redis-cli", "--pass": "redis-cli", "-P": "sqlcmd", "-w": _LDAP}
+_KEYTOOL_FLAGS = ("-storepass", "-keypass", "-srcstorepass", "-deststorepass", "-srckeypass", "-destkeypass")
+_FLAG_CLIENTS = {"-p": rf"{_MONGO}|twine|{_LOGIN}", "-a": "redis-cli", "--pass": "redis-cli", "-P": "sqlcmd", "-w": _LDAP,
+                 **dict.fromkeys(_KEYTOOL_FLAGS, "keytool|jarsigner")}
 _FLAG_CLIENT = {f: re.compile(rf"(?<![\w.-])(?:{c}){_SAME_COMMAND}") for f, c in _FLAG_CLIENTS.items()}
 _SSHPASS = re.compile(r"(?<![\w.-])sshpass(?:[ \t]+-v)*[ \t]+\Z")  # sshpass's -p, before the command it wraps
-FLAG_PW = re.compile(r"(?<![\w-])(?P<flag>-[apPw]|--pass)[ \t]+(?:\"([^\"\n]{1,256})\"|'([^'\n]{1,256})'"
-                     r"|(?!-)([^\s\"'`;&|<>()]{1,256}))")
+_QUOTED_OR_WORD = r"(?:\"([^\"\n]{1,256})\"|'([^'\n]{1,256})'|(?!-)([^\s\"'`;&|<>()]{1,256}))"
+FLAG_PW = re.compile(rf"(?<![\w-])(?P<flag>-[apPw]|--pass|-(?:src|dest)?(?:store|key)pass)[ \t]+{_QUOTED_OR_WORD}")
+# OpenSSL's ``-passin``/``-passout``/``-pass``/``-password`` and apksigner's ``--ks-pass``/``--key-pass``
+# take ``pass:`` and the password (or ``env:VAR``, ``file:path``, ``stdin``: no password): ``pass:``
+# after such a flag is their syntax, no client needed.
+PASS_ARG = re.compile(r"(?<![\w-])--?(?:ks-|key-)?pass(?:in|out|word)?[ \t]+"
+                      r"(?:\"pass:([^\"\n]{1,256})\"|'pass:([^'\n]{1,256})'|pass:([^\s\"'`;&|<>()]{1,256}))")
+# ``user%password`` after a Samba client's ``-U``/``--user`` (``smbclient //h/s -U bob%hunter``) and
+# ``user,password`` after lftp's ``-u`` (``lftp -u bob,hunter host``), that client before it in the
+# same command: the password, whatever its shape.
+USER_PAIR = re.compile(r"(?<![\w-])(?P<flag>-[uU]|--user)(?:[ \t]+|=)(?P<q>[\"']?)[^\s:,%\"'/@]{1,64}"
+                       r"(?P<sep>[,%])(?P<pw>[^\s\"']{1,256})(?P=q)")
+_PAIR_CLIENTS = {",": "lftp", "%": "smb[a-z]*|rpcclient"}
+_PAIR_CLIENT = {sep: re.compile(rf"(?<![\w.-])(?:{c}){_SAME_COMMAND}") for sep, c in _PAIR_CLIENTS.items()}
+_PAIR_ARGV = {sep: re.compile(c) for sep, c in _PAIR_CLIENTS.items()}  # an argv element's base name
+_PAIR_FLAGS = {",": ("-u", "--user"), "%": ("-U", "--user")}
+_PASS_ARG_FLAG = re.compile(r"--?(?:ks-|key-)?pass(?:in|out|word)?")  # an argv element before ``pass:…``
+_PAIR_CLIENT_NAMES = re.compile(r"lftp|smb|rpcclient")
+# A .netrc entry: ``machine host`` (or ``default``), ``login user``, maybe ``account a``, then
+# ``password`` and the password, on one line or several (blanks and line ends between): the password,
+# whatever its shape.
+NETRC = re.compile(r"(?<![\w-])(?:machine[ \t]+[^\s\"']{1,256}|default)[ \t\r\n]+login[ \t\r\n]+\S{1,256}"
+                   r"(?:[ \t\r\n]+account[ \t\r\n]+\S{1,256})?[ \t\r\n]+password[ \t\r\n]+"
+                   r"(?:\"([^\"\n]{1,256})\"|([^\s\"'\\]{1,256}))")
 # any of the clients' literals of the trigger: the text is worth a look
-_FLAG_CLIENT_NAMES = re.compile("|".join(sorted({x for xs in FLAG_CLIENT_LITERALS.values() for x in xs})))
+# (and lftp, whose ``-u`` the trigger's ``-u`` covers)
+_FLAG_CLIENT_NAMES = re.compile("|".join(sorted({x for xs in FLAG_CLIENT_LITERALS.values() for x in xs} | {"lftp"})))
 # In an argv list: the password flags of a client named by an element's base name (``_argv_flags``);
 # ``login`` right after one of ``_LOGIN_TOOLS`` (``["docker", "login", "-p", …]``, ``["helm", "registry", "login"]``).
 _FLAG_ARGV = {f: re.compile(c) for f, c in _FLAG_CLIENTS.items()}
@@ -250,7 +278,7 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
         if after in ("(", "[") or not (m.group("sep").strip() or _flag_before(text, m.start())):
             continue  # a call or a generic type (``Optional[str]``), not a value; or no separator: prose
         password = _STRONG_NAME.search(m.group("name")) is not None
-        word = _word_case(text, m, password) if g == "bare" else ""
+        word = _word_case(text, m, password) if g == "bare" else "upper"  # quoted: ``api_key: "QWERTYUIOP"``
         if secret_shaped(m.group(g), g == "quoted" and password, word):
             out.append((m.start(g), m.end(g)))
     if "-u" in text:
@@ -261,12 +289,34 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
             if _MYSQL_CLIENT.search(text, max(0, m.start() - 1024), m.start()) and secret_shaped(m.group(g), True):
                 out.append((m.start(g), m.end(g)))
     if "-" in text and _FLAG_CLIENT_NAMES.search(text) is not None:
-        for m in FLAG_PW.finditer(text):
-            g = next(i for i in (2, 3, 4) if m.group(i) is not None)
-            flag, lo = m.group("flag"), max(0, m.start() - 1024)
-            if (_FLAG_CLIENT[flag].search(text, lo, m.start()) or (flag == "-p" and _SSHPASS.search(text, lo, m.start()))) \
-                    and secret_shaped(m.group(g), True):
-                out.append((m.start(g), m.end(g)))
+        out += _client_flag_spans(text)
+    if "login" in text and "password" in text:
+        out += [_group_span(m) for m in NETRC.finditer(text) if secret_shaped(m.group(m.lastindex), True)]
+    return out
+
+
+def _group_span(m: re.Match[str]) -> tuple[int, int]:
+    """The span of ``m``'s last group that took part (one of a pattern's alternative value groups)."""
+    return m.start(m.lastindex), m.end(m.lastindex)
+
+
+def _client_flag_spans(text: str) -> list[tuple[int, int]]:
+    """Passwords after a client's own flag and a blank (``FLAG_PW``, that client before it), after
+    ``pass:`` (``PASS_ARG``) and after a Samba client's ``-U user%`` or lftp's ``-u user,`` (``USER_PAIR``)."""
+    out = []
+    for m in FLAG_PW.finditer(text):
+        flag, lo = m.group("flag"), max(0, m.start() - 1024)
+        if (_FLAG_CLIENT[flag].search(text, lo, m.start()) or (flag == "-p" and _SSHPASS.search(text, lo, m.start()))) \
+                and secret_shaped(m.group(m.lastindex), True):
+            out.append(_group_span(m))
+    if "pass:" in text:
+        out += [_group_span(m) for m in PASS_ARG.finditer(text) if secret_shaped(m.group(m.lastindex), True)]
+    if _PAIR_CLIENT_NAMES.search(text) is not None:
+        for m in USER_PAIR.finditer(text):
+            sep, lo = m.group("sep"), max(0, m.start() - 1024)
+            if m.group("flag") in _PAIR_FLAGS[sep] and _PAIR_CLIENT[sep].search(text, lo, m.start()) \
+                    and secret_shaped(m.group("pw"), True):
+                out.append((m.start("pw"), m.end("pw")))
     return out
 
 
@@ -319,6 +369,8 @@ def argv_clients(argv: list[Any] | tuple[Any, ...]) -> list[str]:
                 kind = "http"
             elif _MYSQL_ARG.fullmatch(base):
                 kind = "mysql"
+            elif sep := next((sep for sep, rx in _PAIR_ARGV.items() if rx.fullmatch(base)), ""):
+                kind = sep  # "%" after a Samba client, "," after lftp
             elif flags := " ".join(f for f, rx in _FLAG_ARGV.items() if rx.fullmatch(base)):
                 kind = flags  # "-p", "-a --pass"…
             elif base == "sshpass":
@@ -341,6 +393,10 @@ def keyed_spans(name: str, value: str, argv: bool = False, client: str = "") -> 
     name, v = name.strip().strip("\"'"), value.strip()
     if argv and client[:1] == "-" and name in client.split():  # a client's own password flag
         return [(value.index(v), value.index(v) + len(v))] if secret_shaped(v, True) and v[:1] != "-" else []
+    if argv and (client in _PAIR_FLAGS and name in _PAIR_FLAGS[client] or v[:5] == "pass:" and _PASS_ARG_FLAG.fullmatch(name)):
+        user, sep, pw = v.partition(client if client in _PAIR_FLAGS else ":")  # bob%pw, bob,pw; pass:pw
+        start = value.index(v) + len(user) + 1
+        return [(start, start + len(pw))] if sep and user and secret_shaped(pw, True) else []
     if argv and client == "mysql" and v.startswith("-p"):
         start = value.index("-p") + 2
         return [(start, start + len(v) - 2)] if secret_shaped(v[2:], True) else []
@@ -353,7 +409,8 @@ def keyed_spans(name: str, value: str, argv: bool = False, client: str = "") -> 
         return []
     else:
         password = _STRONG_NAME.search(name) is not None
-        if not secret_shaped(v, not argv and password, "any" if argv and password else ""):
+        word = ("any" if password else "") if argv else "upper"  # a dict key's string is quoted: as ``_word_case``
+        if not secret_shaped(v, not argv and password, word):
             return []
     start = value.index(v)
     return [(start, start + len(v))]

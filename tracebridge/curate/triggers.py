@@ -99,20 +99,31 @@ _FREE_SEARCHES = tuple(re.compile(p).search for p in (rb"ws(?<=aws)", rb"xox", r
 # s, t, p and k, and a loop over each name's occurrences (the transcripts use ``token``, ``key`` and
 # ``secret`` as words) costs a call each, both ~2-3x slower.
 _SEPARATOR = rb"[\"'\\ \tt]*[:=\0]"
-_NAME_SEPS = tuple(re.compile(n + _SEPARATOR).search
-                   for n in (rb"pass(?:word|wd|phrase)", rb"cret(?<=secret)", rb"ke(?:y|(?<=toke)n)"))
+# ``password`` and a blank (raw or escaped in JSON) is looked for in the same search: a .netrc entry
+# (``machine h login bob password hunter``) has no separator, and needs ``login`` and a blank before
+# it (``_name_hit``; a second search over every string would cost ~13 ms over 16 MB).
+_PASSWORD_SEP = re.compile(rb"pass(?:word|wd|phrase)(?:" + _SEPARATOR + rb"|(?<=word)(?P<blank>[ \t\r\n]|\\[nrt]))").search
+_NAME_SEPS = tuple(re.compile(n + _SEPARATOR).search for n in (rb"cret(?<=secret)", rb"ke(?:y|(?<=toke)n)"))
 _FLAG_NAME = re.compile(rb"--[a-zGJ0-9_\-]{0,48}?(?:pass|secret|token|key)").search
 _AUTH_SCHEME = re.compile(rb"b(?:earer|asic)").search
 _DASH_U = re.compile(rb"-u").search  # a 2-byte ``in`` test is ~3x slower than this search
 # ``-u``, or a client's password flag and a blank (``-p hunter``, ``--pass hunter``; in JSON a tab is
 # ``\t`` and an argv element ends in ``"``, joined strings in ``\0``): one search led by ``-`` where
 # ``-u`` alone was (~+5 ms over 16 MB). A flag then needs one of the clients that read it
-# (``FLAG_CLIENT_LITERALS``), each a literal-led search (an alternation of them costs ~10x one):
-# ``mkdir -p`` is common (8% of the OpenClaw bodies), those clients are not.
-_DASH_FLAG = re.compile(rb"-(?:u|-?pass[ \t\\\"\0]|[apPw][ \t\\\"\0])").search
-FLAG_CLIENT_LITERALS = {"-p": ("mongo", "login", "sshpass", "twine"), "-a": ("redis-cli",), "--pass": ("redis-cli",),
-                        "-P": ("sqlcmd",), "-w": ("ldap",)}
+# (``FLAG_CLIENT_LITERALS``, by the flag's name without its dashes and keytool's ``src``/``dest``),
+# each a literal-led search (an alternation of them costs ~10x one): ``mkdir -p`` is common (8% of
+# the OpenClaw bodies), those clients are not. OpenSSL's ``-passin``/``-passout``/``-pass`` (and
+# apksigner's ``--ks-pass``) need its ``pass:`` before the password, keytool's and jarsigner's
+# ``-storepass``/``-keypass`` their name, Samba's ``-U user%password`` a Samba client's name. The
+# one-letter flags are tried first, in a branch of their own (~+3 ms over 16 MB against ~+11 ms for one
+# group of all the flags).
+_DASH_FLAG = re.compile(rb"-(?:u|([apPwU])[ \t\\\"\0]|(-?pass(?:in|out|word)?|(?:src|dest|)(?:store|key)pass)[ \t\\\"\0])").search
+FLAG_CLIENT_LITERALS = {"p": ("mongo", "login", "sshpass", "twine"), "a": ("redis-cli",), "pass": ("redis-cli", "pass:"),
+                        "passin": ("pass:",), "passout": ("pass:",), "password": ("pass:",), "P": ("sqlcmd",),
+                        "w": ("ldap",), "storepass": ("keytool", "jarsigner"), "keypass": ("keytool", "jarsigner"),
+                        "U": ("smb", "rpcclient")}
 _FLAG_CLIENT_SEARCHES = {f.encode(): tuple(re.compile(x.encode()).search for x in xs) for f, xs in FLAG_CLIENT_LITERALS.items()}
+_LOGIN_BLANK = re.compile(rb"login(?:[ \t\r\n]|\\[nrt])").search  # before a .netrc entry's ``password``
 _MYSQL = re.compile(rb"m(?:ysql|ariadb)").search  # a client whose ``-p`` takes the password joined to it (one
 # literal-led search, ~15-20 ms over 16 MB; an alternation led by two letters is ~5x slower)
 _KEYWORDS, _AUTH, _BASE64 = frozenset({"keywords"}), frozenset({"auth_header"}), frozenset({"base64"})
@@ -144,10 +155,9 @@ def _dash_hit(data: bytes) -> bool:
     """``-u``, or a client's password flag and a blank with a client that reads it (``_DASH_FLAG``)."""
     m, tried = _DASH_FLAG(data), set()
     while m is not None:
-        hit = m.group()
-        if len(hit) == 2:
+        if m.lastindex is None:
             return True  # -u
-        flag = b"--pass" if b"pass" in hit else hit[:2]
+        flag = (m.group(1) or m.group(2)).lstrip(b"-").removeprefix(b"src").removeprefix(b"dest")
         if flag not in tried:
             tried.add(flag)
             for search in _FLAG_CLIENT_SEARCHES[flag]:
@@ -158,13 +168,20 @@ def _dash_hit(data: bytes) -> bool:
 
 
 def keyword_hit(data: bytes) -> bool:
-    """A secret name (before a separator, or in a ``--`` flag), ``-u``, ``mysql`` or ``mariadb``, or a
-    client's password flag and a blank (``-p ``, ``-a ``…) with such a client (``_dash_hit``)."""
+    """A secret name (before a separator, or in a ``--`` flag), ``-u``, ``mysql`` or ``mariadb``, a
+    client's password flag and a blank (``-p ``, ``-a ``…) with such a client (``_dash_hit``), or
+    ``login`` and a blank before ``password`` and a blank (a .netrc entry)."""
     return bool(context_hit(data, auth=False))
 
 
 def _name_hit(low: bytes, dash: bool = True) -> bool:
-    """``keyword_hit`` of folded data, ``-u`` aside (``dash``: whether it holds a ``-``, so may hold a flag)."""
+    """``keyword_hit`` of folded data, ``-u`` and the clients aside (``dash``: whether it holds a ``-``,
+    so may hold a flag)."""
+    m = _PASSWORD_SEP(low)
+    while m is not None:
+        if m.group("blank") is None or _LOGIN_BLANK(low, 0, m.start()) is not None:
+            return True  # a separator, or a .netrc entry's "login" before
+        m = _PASSWORD_SEP(low, m.end())
     for search in _NAME_SEPS:
         if search(low) is not None:
             return True

@@ -108,15 +108,15 @@ def test_triggers_and_groups_cover_fuzzed_digit_runs() -> None:
 def test_other_script_digits_are_found_on_bytes_exactly() -> None:
     # the byte-level check stands in for re's \d on decoded text: every digit of every script,
     # alone and inside text, and none of the common non-ASCII text that holds no digit
-    from tracebridge.curate.triggers import _OTHER_DIGITS_BELOW, _other_digit
+    from tracebridge.curate.other_digits import OTHER_DIGITS_BELOW, other_digit
 
     digit = re.compile(r"[^\D0-9]").match
     digits = [chr(c) for c in range(0x80, 0x110000) if not 0xD800 <= c <= 0xDFFF and digit(chr(c))]
-    assert len(digits) > 600 and max(map(ord, digits)) < _OTHER_DIGITS_BELOW
-    assert all(_other_digit(f"id {d}\u3002".encode()) for d in digits)
+    assert len(digits) > 600 and max(map(ord, digits)) < OTHER_DIGITS_BELOW
+    assert all(other_digit(f"id {d}\u3002".encode()) for d in digits)
     for text in ("這個問題看來。", "plan → done — ok ✓", "café 😀 naïve", "Ⅻ ½ ² ⑤", "\ufffd\udcff".encode("utf-8", "surrogatepass")):
         data = text if isinstance(text, bytes) else text.encode()
-        assert not _other_digit(data), text
+        assert not other_digit(data), text
     d = Detectors(RedactionConfig())
     assert d.triggered("tel ٤١٥٥٥٥٢٦٧١") and not d.triggered("這個問題看來。 → ✓")
 

@@ -43,13 +43,13 @@ from tracebridge.curate.credentials import (
     HEXISH,
     OWN_SECRETS,
     PRIVATE_BLOCK,
-    URL_PW_TEMPLATE,
     base64_texts,
     basic_auth_ok,
     keyed_spans,
     keyword_spans,
     user_password,
 )
+from tracebridge.curate.secret_shape import URL_PW_TEMPLATE
 from tracebridge.curate.triggers import (
     GROUPS,
     MAX_GROUPS,

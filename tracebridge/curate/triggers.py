@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import re
 from collections.abc import Callable
 from typing import Any
 
 from tracebridge.curate.config import RedactionConfig
+from tracebridge.curate.other_digits import other_digit
 
 # Dates and decimals, which a phone number neither is nor starts with: ISO dates, and dotted dates
 # with a plausible day and month (``27.11.2026``, ``2026.11.27``), which in regions without a trunk
@@ -106,7 +106,6 @@ _PASSWORD_SEP = re.compile(rb"pass(?:word|wd|phrase)(?:" + _SEPARATOR + rb"|(?<=
 _NAME_SEPS = tuple(re.compile(n + _SEPARATOR).search for n in (rb"cret(?<=secret)", rb"ke(?:y|(?<=toke)n)"))
 _FLAG_NAME = re.compile(rb"--[a-zGJ0-9_\-]{0,48}?(?:pass|secret|token|key)").search
 _AUTH_SCHEME = re.compile(rb"b(?:earer|asic)").search
-_DASH_U = re.compile(rb"-u").search  # a 2-byte ``in`` test is ~3x slower than this search
 # ``-u``, or a client's password flag and a blank (``-p hunter``, ``--pass hunter``; in JSON a tab is
 # ``\t`` and an argv element ends in ``"``, joined strings in ``\0``): one search led by ``-`` where
 # ``-u`` alone was (~+5 ms over 16 MB). A flag then needs one of the clients that read it
@@ -216,35 +215,11 @@ def base64_hit(data: bytes, lo: int = 0, hi: int | None = None) -> bool:
     return False
 
 
-# Digits of other scripts: what ``\d`` matches beyond 0-9 (650 characters, all below U+20000),
-# found on UTF-8 bytes: their lead bytes first (8 values; CJK, punctuation and emoji text has none
-# or few), then their exact encodings (``_other_digit_bytes``).
-_OTHER_DIGITS_BELOW = 0x20000
 # What Unicode case folding (``re``'s IGNORECASE, which the terms' patterns use) takes for an ASCII
 # letter: the long s, the Kelvin sign, the dotted and the dotless i. ASCII terms are looked for in a
 # text holding one with these folded (``Jeſſica``, ``Kim`` with a Kelvin sign).
 _ASCII_FOLDS = str.maketrans({"\u017f": "s", "\u212a": "k", "\u0130": "i", "\u0131": "i"})
 _ASCII_FOLD_BYTES = tuple(chr(c).encode() for c in (0x17F, 0x212A, 0x130, 0x131))
-
-
-@functools.cache
-def _other_digit_bytes() -> tuple[bytes, Callable[[bytes], Any]]:
-    """(bytes that are no lead byte of such a digit, a search for their UTF-8 encodings)."""
-    digit = re.compile(r"\d").match
-    tails: dict[bytes, list[int]] = {}
-    for c in range(0x80, _OTHER_DIGITS_BELOW):
-        if not 0xD800 <= c <= 0xDFFF and digit(chr(c)):
-            enc = chr(c).encode()
-            tails.setdefault(enc[:-1], []).append(enc[-1])
-    leads = {k[0] for k in tails}
-    alts = [re.escape(k) + b"[" + b"".join(re.escape(bytes([x])) for x in v) + b"]" for k, v in sorted(tails.items())]
-    return bytes(i for i in range(256) if i not in leads), re.compile(b"|".join(alts)).search
-
-
-def _other_digit(data: bytes) -> bool:
-    """Whether the UTF-8 ``data`` holds a digit of another script (its decoded text would)."""
-    not_lead, search = _other_digit_bytes()
-    return bool(data.translate(None, not_lead)) and search(data) is not None
 
 
 def _ipv4_hit(data: bytes) -> frozenset[str]:
@@ -320,7 +295,7 @@ class Triggers:
         """Groups opened by non-ASCII text: digits of other scripts, non-ASCII terms, ASCII terms
         written with a letter Unicode folds to ASCII (``_ASCII_FOLDS``)."""
         out: frozenset[str] = frozenset()
-        if self._other_digits and _other_digit(data):
+        if self._other_digits and other_digit(data):
             out = self._other_digits
         folds = bool(self._words_f) and any(c in data for c in _ASCII_FOLD_BYTES)
         if self._words_u or folds:

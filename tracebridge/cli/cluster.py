@@ -346,8 +346,9 @@ def pull(
     json_out: JsonOpt = False,
 ) -> None:
     """Download a sweep's report from storage and verify its manifest hashes; exit 1 on any mismatch or
-    when a submission id's report was written by another attempt, 3 when the storage cannot be reached
-    (each request bounded by request_timeout_s, retry.attempts tries)."""
+    when a submission id's report was written by another attempt, 2 when a URI or folder given holds no report
+    or is mistyped (as ``fetch``), 3 when the storage cannot be reached (each request bounded by
+    request_timeout_s, retry.attempts tries)."""
     from tracebridge.cluster.submit import pull_report
     from tracebridge.config import load_config
     from tracebridge.export.config import StorageConfig
@@ -362,6 +363,8 @@ def pull(
     res = pull_report(uri, out / name, storage_io, expect)
     if res.get("unreachable"):  # try again later, as fetch
         fail(res["problems"][0], EXIT_UNREACHABLE)
+    if res.get("no_source") and not expect:  # a URI or folder given that holds nothing: called wrong, as fetch
+        fail(res["problems"][0], EXIT_USAGE)
     if json_out:
         print_json({k: v for k, v in res.items() if k != "manifest"} | {"uri": uri})
     else:

@@ -232,12 +232,17 @@ def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingO
     """Join the ledger with the chunk registry: feedback labels per run and event.
 
     Unusable ledger and registry lines are reported (counts, ``file:line:field: problem``) as the
-    audit reports them; like the audit, they do not fail the command.
+    audit reports them; like the audit, they do not fail the command. A ledger that is not there exits 2
+    naming it: read as empty, a typo'd path gave a report of no reactions that looked like a real one.
     """
     from tracebridge.feedback.bots import NO_BOT
     from tracebridge.feedback.join import labels_report
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping, registry=registry)
+    if not Path(cfg.ledger).is_file():
+        where = f"--ledger {ledger}" if ledger is not None else f"ledger={cfg.ledger}"
+        what = "a folder" if Path(cfg.ledger).is_dir() else "no such file"
+        fail(f"{where}: {what}; give the reaction ledger `tracebridge feedback harvest` writes", 2)
     try:
         doc = labels_report(cfg.ledger, cfg.mapping, cfg.registry, cfg.other_chunks, cfg.legacy_bot_id)
     except ValueError as exc:

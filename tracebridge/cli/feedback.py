@@ -56,9 +56,11 @@ def harvest(
     config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingOpt = None,
     overrides: Overrides = None, json_out: JsonOpt = False,
 ) -> None:
-    """Harvest reactions into the ledger (idempotent) and log the harvest."""
+    """Harvest reactions into the ledger (idempotent) and log the harvest. Exit 2 before any harvest when an
+    input is missing, or an ``--openclaw`` path holds no transcript or agent database (nothing to harvest:
+    logged, it counted as a harvest that ran in the daily audit)."""
     from tracebridge.feedback.harvest import harvest_dumps
-    from tracebridge.feedback.harvest_openclaw import harvest_openclaw
+    from tracebridge.feedback.harvest_openclaw import harvest_openclaw, holding_nothing
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping)
     if not updates and not openclaw:
@@ -66,6 +68,10 @@ def harvest(
     missing = [str(p) for p in [*(updates or []), *(openclaw or [])] if not p.expanduser().exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}", 2)
+    if empty := holding_nothing(list(openclaw or [])):
+        fail(f"--openclaw {', '.join(empty)}: no OpenClaw transcript or agent database there, nothing to harvest "
+             "(no harvest logged; OpenClaw keeps them as agents/<agent>/sessions/*.jsonl or "
+             "agents/<agent>/agent/openclaw-agent.sqlite under its home, e.g. --openclaw ~/.openclaw)", 2)
     reports = []
     try:
         if updates:

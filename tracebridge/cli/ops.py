@@ -300,8 +300,10 @@ def review(
         _table(f"tracebridge review --days {cfg.review.days} ({root}; {len(rep.cycles)} cycles in window)",
                ["criterion", "result", "evidence"], [[ln.criterion, _mark(ln.status), ln.evidence] for ln in rep.lines])
         idle = [ln.criterion for ln in rep.lines if ln.status == "not exercised"]
+        failed = [ln.criterion for ln in rep.lines if ln.status == "fail"]
         typer.echo("PASS: phase 1 exit criteria met" if rep.passed else
-                   "FAIL" + (f" ({', '.join(idle)} not exercised: nothing in the window shows them met)" if idle else ""))
+                   "FAIL" + (f": {', '.join(failed)} failed" if failed else "")
+                   + (f" ({', '.join(idle)} not exercised: nothing in the window shows them met)" if idle else ""))
     raise typer.Exit(0 if rep.passed else 1)
 
 

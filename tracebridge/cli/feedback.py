@@ -42,6 +42,24 @@ def _cfg(config: Path | None, overrides: list[str] | None, **paths: Path | None)
         return load_config(FeedbackConfig, config, [*(overrides or []), *extra])
 
 
+def _named(flag: str, given: Path | None, value: str) -> str:
+    """How the user named a path: ``--ledger PATH`` when given by its option, else ``ledger=PATH`` (the config
+    key, set in the YAML or by an override)."""
+    return f"{flag} {value}" if given is not None else f"{flag.lstrip('-')}={value}"
+
+
+def _write_error(where: str, path: str, exc: OSError) -> str:
+    """Why the file ``path`` (named as ``where``) could not be written, in words: the bare errno text
+    (``[Errno 17] File exists: 'x'``) named neither the option nor, often, the path given."""
+    p = Path(path)  # os.path's tests: Path.is_dir raises on a name too long, os.path.isdir says False
+    if os.path.isdir(p):
+        return f"{where}: a folder; give the path of a file"
+    blocker = next((q for q in p.parents if os.path.exists(q)), None)
+    if blocker is not None and not os.path.isdir(blocker):
+        return f"{where}: {blocker} is a file, not a folder"
+    return f"{where}: cannot be written ({exc.strerror or exc})"
+
+
 def _done(doc: dict[str, Any], line: str, json_out: bool) -> None:
     if json_out:
         print_json(doc)
@@ -176,8 +194,10 @@ def mapping_init(config: ConfigOpt = None, mapping: MappingOpt = None, overrides
     cfg = _cfg(config, overrides, mapping=mapping)
     try:
         m = init_mapping(cfg.mapping)
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         fail(str(exc), 2)
+    except OSError as exc:  # a folder there, a file in the way, no permission
+        fail(_write_error(_named("--mapping", mapping, cfg.mapping), cfg.mapping, exc), 2)
     _done({"path": cfg.mapping, "version": m.version, "scores": m.scores}, f"{cfg.mapping}: version {m.version}",
           json_out)
 
@@ -227,7 +247,7 @@ def chunks_record(
     except ValueError as exc:
         fail(str(exc), 2)
     except OSError as exc:  # a registry path that cannot be written
-        fail(f"registry: {exc}", 2)
+        fail(_write_error(_named("--registry", registry, cfg.registry), cfg.registry, exc), 2)
     _done({"batch_id": batch, "chunks": len(ids), "registry": cfg.registry},
           f"{batch}: {len(ids)} chunks → {cfg.registry}", json_out)
 
@@ -246,9 +266,9 @@ def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingO
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping, registry=registry)
     if not Path(cfg.ledger).is_file():
-        where = f"--ledger {ledger}" if ledger is not None else f"ledger={cfg.ledger}"
         what = "a folder" if Path(cfg.ledger).is_dir() else "no such file"
-        fail(f"{where}: {what}; give the reaction ledger `tracebridge feedback harvest` writes", 2)
+        fail(f"{_named('--ledger', ledger, cfg.ledger)}: {what}; give the reaction ledger `tracebridge feedback "
+             "harvest` writes", 2)
     try:
         doc = labels_report(cfg.ledger, cfg.mapping, cfg.registry, cfg.other_chunks, cfg.legacy_bot_id)
     except ValueError as exc:

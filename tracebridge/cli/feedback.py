@@ -83,13 +83,13 @@ def harvest(
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping)
     if not updates and not openclaw:
         fail("nothing to harvest: give --updates FILE and/or --openclaw PATH", 2)
-    missing = [str(p) for p in [*(updates or []), *(openclaw or [])] if not p.expanduser().exists()]
-    if missing:
-        fail(f"no such file or folder: {', '.join(missing)}", 2)
     if empty := holding_nothing(list(openclaw or [])):
         fail(f"--openclaw {', '.join(empty)}: no OpenClaw transcript or agent database there, nothing to harvest "
              "(no harvest logged; OpenClaw keeps them as agents/<agent>/sessions/*.jsonl or "
              "agents/<agent>/agent/openclaw-agent.sqlite under its home, e.g. --openclaw ~/.openclaw)", 2)
+    missing = [str(p) for p in [*(updates or []), *(openclaw or [])] if not p.expanduser().exists()]
+    if missing:
+        fail(f"no such file or folder: {', '.join(missing)}", 2)
     reports = []
     try:
         if updates:

@@ -105,8 +105,10 @@ def test_output_paths_under_a_file_are_clear_errors(tmp_path):
                   "--registry", str(blocker / "r.jsonl")],
                  ["mapping", "init", "--mapping", str(tmp_path)]):
         r = CliRunner().invoke(app, ["feedback", *args])
-        # the audit names its option and the file in the way (tests/cli/test_out_under_a_file.py)
-        said = "is a file, not a folder" if args[0] == "audit" else "Errno"
+        # each names its option and the path in words (tests/cli/test_out_under_a_file.py,
+        # tests/cli/test_feedback_write_errors.py)
+        said = {"audit": "is a file, not a folder", "chunks": "is a file, not a folder",
+                "mapping": "a folder; give the path"}[args[0]]
         assert r.exit_code == 2 and "error: " in r.output and said in r.output, (args, r.output)
 
 

@@ -64,7 +64,7 @@ def test_state_path_that_is_a_file_is_refused(tmp_path):
     for args in (["promote", "--report", gate_report(tmp_path / "g.json", "v2", "v1")], ["rollback"],
                  ["ops", "policy"]):
         r = run(*args, "--state", f)
-        assert r.exit_code == 1 and "not a folder" in r.output
+        assert r.exit_code == 2 and "not a folder" in r.output
     assert f.read_text() == "x"
 
 

@@ -304,8 +304,36 @@ def list_cmd(
 
 def _pull_source(source: str, cluster: str, sets: list[str] | None) -> tuple[str, str, dict[str, str]]:
     """``(uri, folder name, expect)`` of what ``pull`` fetches: a URI or folder as given (nothing expected of
-    its manifest); a submission id: that job's report, which must be the one that job wrote; a sweep id: the
-    report its latest attempt that pushed one left at the sweep's report URI."""
+    its manifest); a name without ``/`` is tried as a submission id or sweep id on the cluster
+    (``_job_report``), then as a folder here; when it is neither, exit 2 saying both were tried. A head that
+    does not answer exits 3 before the folder is tried: the name may still be a job's."""
+    from tracebridge.cluster.client import ClusterError, ClusterUnreachable
+    from tracebridge.cluster.config import cluster_from_spec
+    from tracebridge.cluster.submit import open_cluster
+
+    if "/" in source or "://" in source:
+        return source, source.rstrip("/").rsplit("/", 1)[-1], {}
+    with config_errors():
+        cfg = cluster_from_spec(cluster, list(sets or []))
+    try:
+        return _job_report(open_cluster(cfg, start=False).client, source)
+    except ClusterUnreachable as exc:
+        _cluster_fail(exc)
+    except ClusterError as exc:  # no head, or no such job or sweep on it
+        if Path(source).is_dir():
+            return source, source, {}
+        fail(f"pull {source}: tried as a job: {exc}; then as a report folder: no such folder {Path(source).resolve()}. "
+             f"Give a submission id (see `tracebridge list`), a sweep id, or a report URI / folder (./{source})")
+
+
+def _job_report(client: Any, source: str) -> tuple[str, str, dict[str, str]]:
+    """``_pull_source`` of a submission id (that job's report, which must be the one that job wrote) or a
+    sweep id (the report its latest attempt that pushed one left at the sweep's report URI).
+
+    Raises:
+        ClusterError: ``source`` is neither a job nor a sweep on the cluster (``ClusterUnreachable``: the
+            head did not answer).
+    """
     from tracebridge.cluster.client import (
         TERMINAL,
         ClusterError,
@@ -314,22 +342,15 @@ def _pull_source(source: str, cluster: str, sets: list[str] | None) -> tuple[str
         list_jobs,
     )
 
-    if "/" in source or "://" in source:
-        return source, source.rstrip("/").rsplit("/", 1)[-1], {}
-    client = _open(cluster, sets).client
     try:
         info = job_info(client, source)
-    except ClusterUnreachable as exc:
-        _cluster_fail(exc)
+    except ClusterUnreachable:
+        raise
     except ClusterError as exc:  # not a job: a sweep id names the jobs of its attempts
-        try:
-            runs = [j for j in list_jobs(client) if j["sweep_id"] == source]
-            info = job_info(client, runs[-1]["submission_id"]) if runs else None
-        except ClusterError as exc2:
-            _cluster_fail(exc2)
-        if info is None:
-            _cluster_fail(exc)
-        meta = info["metadata"]
+        runs = [j for j in list_jobs(client) if j["sweep_id"] == source]
+        if not runs:
+            raise ClusterError(f"{exc}; no sweep {source!r} either") from exc
+        meta = job_info(client, runs[-1]["submission_id"])["metadata"]
         return meta["report_uri"], source, {k: meta.get(k, "") for k in ("sweep_id", "bundle_id")}
     meta = info["metadata"]
     if "report_uri" not in meta:
@@ -357,8 +378,9 @@ def pull(
     json_out: JsonOpt = False,
 ) -> None:
     """Download a sweep's report from storage and verify its manifest hashes; exit 1 on any mismatch or
-    when a submission id's report was written by another attempt, 3 when the storage cannot be reached
-    (each request bounded by request_timeout_s, retry.attempts tries)."""
+    when a submission id's report was written by another attempt, 2 when a URI or folder given holds no report
+    or is mistyped (as ``fetch``), 3 when the storage cannot be reached (each request bounded by
+    request_timeout_s, retry.attempts tries)."""
     from tracebridge.cluster.submit import pull_report
     from tracebridge.config import load_config
     from tracebridge.export.config import StorageConfig
@@ -373,6 +395,8 @@ def pull(
     res = pull_report(uri, out / name, storage_io, expect)
     if res.get("unreachable"):  # try again later, as fetch
         fail(res["problems"][0], EXIT_UNREACHABLE)
+    if res.get("no_source") and not expect:  # a URI or folder given that holds nothing: called wrong, as fetch
+        fail(res["problems"][0], EXIT_USAGE)
     if json_out:
         print_json({k: v for k, v in res.items() if k != "manifest"} | {"uri": uri})
     else:

@@ -67,8 +67,8 @@ def validate(
         for k, v in [
             ("runs total / complete / incomplete (abandoned)",
              f"{rep.runs_total} / {rep.runs_complete} / {rep.runs_incomplete} ({rep.runs_abandoned})"),
-            ("schema-valid (complete runs)", f"{rep.schema_valid_pct:.2f}%"),
-            ("lineage-valid (events)", f"{rep.lineage_valid_pct:.2f}% of {rep.events_total}"),
+            ("schema-valid (complete runs)", f"{share(rep.schema_valid_pct, rep.runs_complete)} of {rep.runs_complete}"),
+            ("lineage-valid (events)", f"{share(rep.lineage_valid_pct, rep.events_total)} of {rep.events_total}"),
             ("torn tail lines", str(rep.torn_tails)),
             ("events dropped at capture (runs)", f"{rep.events_dropped} ({rep.runs_with_dropped_events})"),
             ("schema drift", ", ".join(f"{k}×{n}" for k, n in rep.drift.most_common(8)) or "none"),
@@ -81,6 +81,13 @@ def validate(
             con.print(f"... and {rep.problems_total - len(rep.problems)} more problems")
         con.print("[green]PASS[/]" if rep.passed else f"[red]FAIL[/]: {'; '.join(rep.failures())}")
     raise typer.Exit(0 if rep.passed else 1)
+
+
+def share(pct: float, n: int) -> str:
+    """A percentage of ``n`` things for the text table: ``n/a`` when there are none. The report's rate is 100
+    then, so that nothing fails a threshold it could not be measured against; shown, it read as "all valid"
+    next to a FAIL for having no runs."""
+    return f"{pct:.2f}%" if n else "n/a"
 
 
 _LOCATED = re.compile(r"(?P<file>.+?):(?P<line>\d+): (?P<what>.*)", re.DOTALL)

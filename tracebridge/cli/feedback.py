@@ -42,6 +42,24 @@ def _cfg(config: Path | None, overrides: list[str] | None, **paths: Path | None)
         return load_config(FeedbackConfig, config, [*(overrides or []), *extra])
 
 
+def _named(flag: str, given: Path | None, value: str) -> str:
+    """How the user named a path: ``--ledger PATH`` when given by its option, else ``ledger=PATH`` (the config
+    key, set in the YAML or by an override)."""
+    return f"{flag} {value}" if given is not None else f"{flag.lstrip('-')}={value}"
+
+
+def _write_error(where: str, path: str, exc: OSError) -> str:
+    """Why the file ``path`` (named as ``where``) could not be written, in words: the bare errno text
+    (``[Errno 17] File exists: 'x'``) named neither the option nor, often, the path given."""
+    p = Path(path)  # os.path's tests: Path.is_dir raises on a name too long, os.path.isdir says False
+    if os.path.isdir(p):
+        return f"{where}: a folder; give the path of a file"
+    blocker = next((q for q in p.parents if os.path.exists(q)), None)
+    if blocker is not None and not os.path.isdir(blocker):
+        return f"{where}: {blocker} is a file, not a folder"
+    return f"{where}: cannot be written ({exc.strerror or exc})"
+
+
 def _done(doc: dict[str, Any], line: str, json_out: bool) -> None:
     if json_out:
         print_json(doc)
@@ -56,13 +74,19 @@ def harvest(
     config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingOpt = None,
     overrides: Overrides = None, json_out: JsonOpt = False,
 ) -> None:
-    """Harvest reactions into the ledger (idempotent) and log the harvest."""
+    """Harvest reactions into the ledger (idempotent) and log the harvest. Exit 2 before any harvest when an
+    input is missing, or an ``--openclaw`` path holds no transcript or agent database (nothing to harvest:
+    logged, it counted as a harvest that ran in the daily audit)."""
     from tracebridge.feedback.harvest import harvest_dumps
-    from tracebridge.feedback.harvest_openclaw import harvest_openclaw
+    from tracebridge.feedback.harvest_openclaw import harvest_openclaw, holding_nothing
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping)
     if not updates and not openclaw:
         fail("nothing to harvest: give --updates FILE and/or --openclaw PATH", 2)
+    if empty := holding_nothing(list(openclaw or [])):
+        fail(f"--openclaw {', '.join(empty)}: no OpenClaw transcript or agent database there, nothing to harvest "
+             "(no harvest logged; OpenClaw keeps them as agents/<agent>/sessions/*.jsonl or "
+             "agents/<agent>/agent/openclaw-agent.sqlite under its home, e.g. --openclaw ~/.openclaw)", 2)
     missing = [str(p) for p in [*(updates or []), *(openclaw or [])] if not p.expanduser().exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}", 2)
@@ -174,8 +198,10 @@ def mapping_init(config: ConfigOpt = None, mapping: MappingOpt = None, overrides
     cfg = _cfg(config, overrides, mapping=mapping)
     try:
         m = init_mapping(cfg.mapping)
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         fail(str(exc), 2)
+    except OSError as exc:  # a folder there, a file in the way, no permission
+        fail(_write_error(_named("--mapping", mapping, cfg.mapping), cfg.mapping, exc), 2)
     _done({"path": cfg.mapping, "version": m.version, "scores": m.scores}, f"{cfg.mapping}: version {m.version}",
           json_out)
 
@@ -230,7 +256,7 @@ def chunks_record(
     except ValueError as exc:
         fail(str(exc), 2)
     except OSError as exc:  # a registry path that cannot be written
-        fail(f"registry: {exc}", 2)
+        fail(_write_error(_named("--registry", registry, cfg.registry), cfg.registry, exc), 2)
     _done({"batch_id": batch, "chunks": len(ids), "registry": cfg.registry},
           f"{batch}: {len(ids)} chunks → {cfg.registry}", json_out)
 
@@ -241,12 +267,17 @@ def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingO
     """Join the ledger with the chunk registry: feedback labels per run and event.
 
     Unusable ledger and registry lines are reported (counts, ``file:line:field: problem``) as the
-    audit reports them; like the audit, they do not fail the command.
+    audit reports them; like the audit, they do not fail the command. A ledger that is not there exits 2
+    naming it: read as empty, a typo'd path gave a report of no reactions that looked like a real one.
     """
     from tracebridge.feedback.bots import NO_BOT
     from tracebridge.feedback.join import labels_report
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping, registry=registry)
+    if not Path(cfg.ledger).is_file():
+        what = "a folder" if Path(cfg.ledger).is_dir() else "no such file"
+        fail(f"{_named('--ledger', ledger, cfg.ledger)}: {what}; give the reaction ledger `tracebridge feedback "
+             "harvest` writes", 2)
     try:
         doc = labels_report(cfg.ledger, cfg.mapping, cfg.registry, cfg.other_chunks, cfg.legacy_bot_id)
     except ValueError as exc:

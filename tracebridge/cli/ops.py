@@ -154,12 +154,17 @@ def gate(
 # --------------------------------------------------------------------------- promotion
 
 
-def _state(config: Path | None, state: Path | None) -> Any:
-    from tracebridge.ops.promotion import PolicyState
+def _state(config: Path | None, state: Path | None, **details: Any) -> Any:
+    """The policy state of ``--state`` (else the config's ``promotion.state_dir``); exit 2 with ``details`` (the
+    command's own ``--json`` fields) when that path is a file: a usage error, not a history that fails its check."""
+    from tracebridge.ops.promotion import PolicyState, PromotionError
 
-    if state is not None:
-        return PolicyState(state)
-    return PolicyState(Path(_ops_config(config).promotion.state_dir))
+    st = PolicyState(state if state is not None else Path(_ops_config(config).promotion.state_dir))
+    try:
+        st.check_root()
+    except PromotionError as exc:
+        fail(str(exc), 2, **details)
+    return st
 
 
 @app.command()
@@ -178,7 +183,7 @@ def promote(
     if not report.is_file():  # a missing input is a usage error (README "Exit codes"), not a refused gate
         fail(f"--report {report}: no such file (the gate report of tracebridge gate --out)", 2,
              promoted=False, reason=f"{report}: no such file")
-    st = _state(config, state)
+    st = _state(config, state, promoted=False, reason="policy state path is not a folder")
     require = not allow_stale and (state is not None or _ops_config(config).promotion.require_baseline_match)
     try:
         rec = do_promote(st, report, require_baseline_match=require, note=note)
@@ -202,7 +207,7 @@ def rollback(
     from tracebridge.ops.promotion import PromotionError
     from tracebridge.ops.promotion import rollback as do_rollback
 
-    st = _state(config, state)
+    st = _state(config, state, rolled_back=False, reason="policy state path is not a folder")
     try:
         rec = do_rollback(st, note=note)
     except PromotionError as exc:
@@ -295,8 +300,10 @@ def review(
         _table(f"tracebridge review --days {cfg.review.days} ({root}; {len(rep.cycles)} cycles in window)",
                ["criterion", "result", "evidence"], [[ln.criterion, _mark(ln.status), ln.evidence] for ln in rep.lines])
         idle = [ln.criterion for ln in rep.lines if ln.status == "not exercised"]
+        failed = [ln.criterion for ln in rep.lines if ln.status == "fail"]
         typer.echo("PASS: phase 1 exit criteria met" if rep.passed else
-                   "FAIL" + (f" ({', '.join(idle)} not exercised: nothing in the window shows them met)" if idle else ""))
+                   "FAIL" + (f": {', '.join(failed)} failed" if failed else "")
+                   + (f" ({', '.join(idle)} not exercised: nothing in the window shows them met)" if idle else ""))
     raise typer.Exit(0 if rep.passed else 1)
 
 

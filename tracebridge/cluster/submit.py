@@ -312,7 +312,8 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
         ``manifest`` are None when it is not; ``written_by`` is the manifest's ``submission_id`` (None
         when it records none, which a note then says). A storage that cannot be reached (after the tries) adds
         ``"unreachable": True`` (try again later, exit 3), one that refuses us (no credentials, no
-        permission) a problem.
+        permission) a problem. A mistyped ``uri`` or one with no folder there adds ``"no_source": True``: for a
+        URI or folder the caller gave, that is a usage error (exit 2, as ``fetch`` of one), not a failed check.
     """
     import json
     import shutil
@@ -324,7 +325,7 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
 
     failed = {"path": str(out), "report_html": None, "manifest": None, "written_by": None, "notes": []}
     if bad := uri_problem(uri):
-        return {**failed, "problems": [bad]}
+        return {**failed, "problems": [bad], "no_source": True}
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -334,9 +335,10 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
     try:
         try:
             get_dir(uri, tmp, storage_io, f"pull from {uri}")
-        except (FileNotFoundError, ValueError) as exc:
-            return {**failed, "problems": [f"{uri}: no report there ({exc})" if isinstance(exc, FileNotFoundError)
-                                           else str(exc)]}
+        except FileNotFoundError as exc:
+            return {**failed, "problems": [f"{uri}: no report there ({exc})"], "no_source": True}
+        except ValueError as exc:
+            return {**failed, "problems": [str(exc)]}
         except (StorageError, OSError) as exc:  # unreachable after the tries; no credentials or permission
             return {**failed, "problems": [str(exc) if isinstance(exc, StorageError) else f"pull from {uri}: {exc}"],
                     **({"unreachable": True} if isinstance(exc, StorageUnreachable) else {})}

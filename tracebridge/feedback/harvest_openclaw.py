@@ -206,6 +206,20 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
     return _finish(cfg, rep, rows)
 
 
+def holding_nothing(paths: list[str | os.PathLike[str]]) -> list[str]:
+    """The ``paths`` under which discovery finds no transcript, no agent database and no problem (a
+    compressed archive, an unreadable index): inputs with nothing to harvest, most likely a wrong folder.
+    Harvested, each was logged as a harvest that ran, which the daily audit takes as evidence that
+    harvesting works."""
+    empty = []
+    for p in paths:
+        problems: list[str] = []
+        stores: list[Path] = []
+        if not discover([p], problems, stores) and not stores and not problems:
+            empty.append(str(p))
+    return empty
+
+
 _ACCOUNT_COUNTS = ("read", "accepted", "applied", "quarantined")
 
 

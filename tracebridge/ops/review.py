@@ -23,7 +23,8 @@ exercised) and the evidence it was decided on (cycle ids and the numbers read fr
    chunked batch labelled by a reaction to apply it to.
 
 A criterion that nothing in the window could show either way (its step turned off by the config
-in every cycle, or no labelled chunked batch) is ``not exercised``: reported as such, and not a pass.
+in every cycle, or no labelled chunked batch; every criterion but ``cycles`` when the window holds no
+cycle at all) is ``not exercised``: reported as such, and not a pass.
 A failed cycle does not count towards ``cycles``, but what it measured still counts against the
 other criteria: its uplift, a validation it failed, a chunk-label violation it found.
 """
@@ -47,6 +48,7 @@ from tracebridge.ops.artifacts import (
 from tracebridge.ops.config import ReviewConfig
 
 PASS, FAIL, NOT_EXERCISED = "pass", "fail", "not exercised"
+_AFTER_CYCLES = ("runtime_hook", "uplift", "integrity", "feedback", "chunk_policy")  # the criteria after ``cycles``
 
 
 @dataclass
@@ -351,8 +353,13 @@ def review(artifacts_dir: str | Path, cfg: ReviewConfig, now: dt.datetime | None
     end = now or dt.datetime.now(dt.UTC)
     start = end - dt.timedelta(days=cfg.days)
     cs = load_cycles(artifacts_dir, start, end)
-    lines = [crit_cycles(cs, cfg), crit_runtime_hook(cs), crit_uplift(cs, cfg), crit_integrity(cs, cfg),
-             crit_feedback(cs, start, cfg.days, cfg.slice_tolerance_min), crit_chunk_policy(cs)]
+    lines = [crit_cycles(cs, cfg)]  # with no cycle: 0 of min_cycles, a fail, so the review still fails
+    if cs:
+        lines += [crit_runtime_hook(cs), crit_uplift(cs, cfg), crit_integrity(cs, cfg),
+                  crit_feedback(cs, start, cfg.days, cfg.slice_tolerance_min), crit_chunk_policy(cs)]
+    else:  # no evidence either way: a fail here read as the hook, uplift or harvest having been seen to fail
+        lines += [Line(name, False, f"no cycle in the window ({start:%Y-%m-%dT%H:%MZ}..{end:%Y-%m-%dT%H:%MZ}): "
+                       "nothing shows it either way", NOT_EXERCISED) for name in _AFTER_CYCLES]
     if not Path(artifacts_dir).is_dir():  # run from another folder than the cycles', or a typo
         lines[0].evidence += (f"; no folder {Path(artifacts_dir).resolve()}: no cycle ran with this artifacts_dir "
                               "(run from the folder the cycles run in, or give --artifacts)")

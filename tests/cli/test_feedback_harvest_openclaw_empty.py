@@ -1,0 +1,58 @@
+"""``tracebridge feedback harvest --openclaw PATH`` of a folder that holds no OpenClaw transcript or agent
+database exits 2 and logs no harvest. Before, it exited 0 and logged a harvest of 0 lines, and the daily
+audit took that log entry as evidence that the harvest ran that day (``harvest_ran: yes``), so a cron job
+pointed at a wrong folder passed every audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from tracebridge.cli import app
+
+
+@pytest.fixture
+def memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The overrides that put the feedback files under tmp_path/memory."""
+    monkeypatch.setenv("TRACEBRIDGE_FEEDBACK_SALT", "test-salt")
+    m = tmp_path / "memory"
+    return [f"ledger={m}/l.jsonl", f"harvest_log={m}/log.jsonl", f"quarantine={m}/q.jsonl",
+            f"registry={m}/chunks.jsonl", f"mapping={m}/mapping.json", f"audit_dir={m}/audit"]
+
+
+def _audit_today(memory: list[str]) -> dict:
+    res = CliRunner().invoke(app, ["feedback", "audit", "--day", dt.datetime.now(dt.UTC).date().isoformat(),
+                                   *memory, "--json"])
+    return json.loads(res.stdout)
+
+
+def test_an_empty_folder_is_no_harvest_that_ran(memory: list[str], tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not a transcript\n")
+    res = CliRunner().invoke(app, ["feedback", "harvest", "--openclaw", str(tmp_path / "empty"), *memory, "--json"])
+    assert res.exit_code == 2, res.output
+    error = json.loads(res.stdout)["error"]
+    assert error.startswith(f"--openclaw {tmp_path / 'empty'}: no OpenClaw transcript or agent database there"), error
+    assert not (tmp_path / "memory" / "log.jsonl").exists() and not (tmp_path / "memory" / "l.jsonl").exists()
+    audit = _audit_today(memory)
+    assert audit["harvest_ran"] is False and audit["harvest_runs"] == 0, audit
+
+
+def test_a_transcript_without_reactions_is_a_harvest_that_ran(memory: list[str], tmp_path: Path) -> None:
+    sessions = tmp_path / "home" / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    rows = [{"type": "session", "version": 3, "id": "s1", "timestamp": "2026-01-01T00:00:00.000Z"},
+            {"type": "message", "id": "m0", "timestamp": "2026-01-01T00:00:01.000Z",
+             "message": {"role": "user", "content": "hello"}}]
+    (sessions / "s1.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    res = CliRunner().invoke(app, ["feedback", "harvest", "--openclaw", str(tmp_path / "home"), *memory, "--json"])
+    assert res.exit_code == 0, res.output
+    (h,) = json.loads(res.stdout)["harvests"]
+    assert h["read"] == 0 and h["inputs"] == [str(sessions / "s1.jsonl")], h
+    audit = _audit_today(memory)
+    assert audit["harvest_ran"] is True and audit["harvest_runs"] == 1, audit

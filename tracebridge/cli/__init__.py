@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "tracebridge.cli.ops_cadence",
     "tracebridge.cli.ops_retention",
     "tracebridge.cli.cluster",
+    "tracebridge.cli.cluster_pull",
     "tracebridge.cli.cluster_window",
     "tracebridge.cli.export",
     "tracebridge.cli.importers",

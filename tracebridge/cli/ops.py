@@ -299,11 +299,9 @@ def review(
     else:
         _table(f"tracebridge review --days {cfg.review.days} ({root}; {len(rep.cycles)} cycles in window)",
                ["criterion", "result", "evidence"], [[ln.criterion, _mark(ln.status), ln.evidence] for ln in rep.lines])
-        idle = [ln.criterion for ln in rep.lines if ln.status == "not exercised"]
-        failed = [ln.criterion for ln in rep.lines if ln.status == "fail"]
-        typer.echo("PASS: phase 1 exit criteria met" if rep.passed else
-                   "FAIL" + (f": {', '.join(failed)} failed" if failed else "")
-                   + (f" ({', '.join(idle)} not exercised: nothing in the window shows them met)" if idle else ""))
+        by = {st: ", ".join(ln.criterion for ln in rep.lines if ln.status == st) for st in ("fail", "not exercised")}
+        typer.echo("PASS: phase 1 exit criteria met" if rep.passed else "FAIL" + (f": {by['fail']} failed" if by["fail"] else "")
+                   + (f" ({by['not exercised']} not exercised: nothing in the window shows them met)" if by["not exercised"] else ""))
     raise typer.Exit(0 if rep.passed else 1)
 
 

@@ -338,3 +338,26 @@ def test_feedback_step_passes_the_openclaw_accounts_to_the_harvest(tmp_path):
     sh.feedback_openclaw_accounts = {"planner": ""}
     assert ctx.cfg.validate() == [("shadow.feedback_openclaw_accounts.planner: empty; give the bot id of that "
                                   "account (e.g. the number before ':' in its token)")]
+
+
+def test_a_source_holding_no_transcript_yet_is_left_out_of_the_harvest_and_named(tmp_path):
+    """A host before its first chat: its OpenClaw home holds no transcript. ``feedback harvest --openclaw`` refuses
+    such a path (exit 2: logged, it would count as a harvest that ran), so the cycle leaves it out, names it and
+    harvests the rest, instead of failing its feedback step on a usage error every day until the first chat."""
+    from tests.feedback.test_openclaw_accounts import _host
+
+    ctx = _ctx(tmp_path)
+    ctx.now = dt.datetime.now(dt.UTC)
+    fb = _two_bots(ctx, tmp_path)
+    sh = ctx.shadow
+    empty = tmp_path / "new-host" / ".openclaw"
+    (empty / "agents" / "main" / "sessions").mkdir(parents=True)
+    sh.sources, sh.feedback_bot_id, sh.feedback_updates = [str(empty)], "111", [str(fb / "updates-111.json")]
+    out = step_feedback(ctx)["feedback"]
+    assert out["harvest_ran"] is True and out["harvested"]["added"] == 2
+    assert out["harvested"]["empty_sources"] == [str(empty)]
+    assert "--openclaw" not in (ctx.bundle / "logs" / "feedback_harvest.log").read_text().splitlines()[0]
+    # a source that holds transcripts is still harvested beside it
+    sh.sources = [str(empty), str(_host(tmp_path))]
+    again = step_feedback(ctx)["feedback"]["harvested"]
+    assert again["empty_sources"] == [str(empty)] and again["added"] > 0

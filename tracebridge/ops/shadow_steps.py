@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -27,6 +28,8 @@ from tracebridge.ops import replay as rp
 from tracebridge.ops.artifacts import sha256_file
 from tracebridge.ops.cycle import Ctx, Step, StepFailed
 from tracebridge.ops.groups import CommandCancelled, run_in_group
+
+log = logging.getLogger(__name__)
 
 
 def run_cli(ctx: Ctx, step: str, args: list[str], timeout_s: float = 3 * 3600,
@@ -164,11 +167,18 @@ def _bot_overrides(bot_id: str, legacy_bot_id: str) -> list[str]:
 def _harvests(ctx: Ctx, paths: list[str]) -> dict[str, Any] | None:
     """Harvest `sources` and `feedback_updates` (as ``feedback_bot_id``; `sources`' reactions by OpenClaw
     account per ``feedback_openclaw_accounts``), then each of ``feedback_bots`` from its own dumps under its
-    own id; the counts summed, and per bot. None = nothing to harvest."""
+    own id; the counts summed, and per bot. None = nothing to harvest. A source holding no transcript yet (a
+    host before its first chat) is left out and named (``empty_sources``): ``feedback harvest`` refuses it (exit 2,
+    it would count as a harvest that ran), and it is no reason to fail the cycle."""
+    from tracebridge.feedback.harvest_openclaw import holding_nothing
+
     sh, legacy = ctx.shadow, ctx.shadow.feedback_legacy_bot_id
-    srcs = [a for s in sh.sources for a in ("--openclaw", os.path.expanduser(s))] + \
+    sources = [os.path.expanduser(s) for s in sh.sources]
+    empty = holding_nothing(sources)
+    sources = [s for s in sources if s not in empty]
+    srcs = [a for s in sources for a in ("--openclaw", s)] + \
         [a for u in sh.feedback_updates for a in ("--updates", os.path.expanduser(u))]
-    accounts = [f"openclaw_accounts.{a}={b}" for a, b in sh.feedback_openclaw_accounts.items()] if sh.sources else []
+    accounts = [f"openclaw_accounts.{a}={b}" for a, b in sh.feedback_openclaw_accounts.items()] if sources else []
     runs = [(sh.feedback_bot_id, srcs + accounts)] if srcs else []
     runs += [(b.bot_id, [a for u in b.updates for a in ("--updates", os.path.expanduser(u))]) for b in sh.feedback_bots]
     out: dict[str, Any] | None = None
@@ -179,6 +189,9 @@ def _harvests(ctx: Ctx, paths: list[str]) -> dict[str, Any] | None:
         for k in ("added", "duplicates", "quarantined"):
             out[k] += doc.get(k) or 0
         out["bots"].update(doc.get("bots") or {})
+    if empty:
+        log.warning("feedback harvest: %s hold no OpenClaw transcript yet; not harvested", ", ".join(empty))
+        out = {**(out or {"added": 0, "duplicates": 0, "quarantined": 0, "bots": {}}), "empty_sources": empty}
     return out
 
 

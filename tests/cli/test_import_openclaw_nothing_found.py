@@ -39,3 +39,17 @@ def test_an_up_to_date_import_of_a_real_home_is_no_such_problem(tmp_path: Path) 
         doc = json.loads(out)
         assert code == 0 and doc["files_seen"] > 0, doc
         assert not any("no OpenClaw transcript" in p for p in doc["problems"]), doc
+
+
+def test_validate_after_importing_nothing_shows_no_rate_of_nothing(tmp_path: Path) -> None:
+    """``--validate`` of an import that wrote no run: 0 of 0 is no 100% (it read as "all valid" next to the
+    FAIL for having no runs); the text says n/a as ``validate``'s table does, the JSON keeps its numbers."""
+    src = tmp_path / "openclaw"
+    src.mkdir()
+    code, text = _import(src, tmp_path / "traces", "--validate")
+    assert code == 1 and "validate: lineage n/a, schema n/a — FAIL: no runs found" in text, text
+    code, out = _import(src, tmp_path / "traces", "--validate", "--json")
+    v = json.loads(out)["validation"]
+    assert code == 1 and (v["runs_total"], v["runs_complete"], v["events_total"]) == (0, 0, 0) and not v["passed"]
+    code, text = _import(HOME, tmp_path / "real", "--validate")
+    assert "validate: lineage 100.00%, schema 100.00% — PASS" in text, text

@@ -72,7 +72,7 @@ def _finish(doc: dict, ok: bool, out: Path, cfg: Any, validate: bool, json_out: 
         from tracebridge.schema.validate import Thresholds, validate_root
 
         v = validate_root(out, Thresholds(min_lineage_valid_pct=cfg.min_lineage_valid), max_problems=50)
-        doc["validation"] = {k: v.to_dict()[k] for k in ("runs_total", "events_total", "schema_valid_pct",
+        doc["validation"] = {k: v.to_dict()[k] for k in ("runs_total", "runs_complete", "events_total", "schema_valid_pct",
                                                          "lineage_valid_pct", "passed", "failures", "problems")}
         ok = ok and v.passed
     doc.update(out=str(out), state_file=str(out / ".import" / cfg.state_file),
@@ -179,9 +179,13 @@ def _print_import(d: dict, title: str, extra_rows: list[tuple[str, str]]) -> Non
     Console().print(t)
     for line in d["quarantine_samples"] + d["skipped"] + d["problems"]:
         typer.echo(line)
-    if "validation" in d:
-        typer.echo(f"validate: lineage {d['validation']['lineage_valid_pct']}%, schema {d['validation']['schema_valid_pct']}%"
-                   f" — {'PASS' if d['validation']['passed'] else 'FAIL: ' + '; '.join(d['validation']['failures'])}")
+    if "validation" in d:  # a rate of nothing is n/a, as validate's table shows it (its JSON keeps 100)
+        from tracebridge.cli.core import share
+
+        va = d["validation"]
+        typer.echo(f"validate: lineage {share(va['lineage_valid_pct'], va['events_total'])}, schema "
+                   f"{share(va['schema_valid_pct'], va['runs_complete'])}"
+                   f" — {'PASS' if va['passed'] else 'FAIL: ' + '; '.join(va['failures'])}")
 
 
 @smoke_app.command("runtime-hook")

@@ -7,8 +7,11 @@ heavy imports happen inside the command functions, so ``tracebridge --help`` sta
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import os
+
+import typer
 
 from tracebridge.cli.app import app
 
@@ -42,3 +45,17 @@ def main() -> None:
 
 for _mod in COMMAND_MODULES:
     importlib.import_module(_mod)
+
+
+def plain_help(t: typer.Typer) -> None:
+    """Each command's help as its docstring with single backquotes: the docstrings mark code with
+    doubled backquotes (reST, for the API docs), which ``--help`` showed as they are."""
+    for cmd in t.registered_commands:
+        if cmd.help is None and cmd.callback is not None and cmd.callback.__doc__:
+            cmd.help = inspect.getdoc(cmd.callback).replace("``", "`")
+    for group in t.registered_groups:
+        if group.typer_instance is not None:
+            plain_help(group.typer_instance)
+
+
+plain_help(app)

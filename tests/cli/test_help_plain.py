@@ -1,0 +1,28 @@
+"""Every command's ``--help`` reads as plain text: the docstrings it comes from mark code with doubled
+backquotes (reST), which the help showed as they are (``fetch``, ``--resume``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.testing import CliRunner
+
+from tracebridge.cli import app
+
+
+def _paths(cmd: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if getattr(cmd, "commands", None):  # a group (typer carries its own click: no isinstance on click's)
+        return [p for name, sub in sorted(cmd.commands.items()) for p in _paths(sub, (*path, name))]
+    return [path]
+
+
+def test_no_help_shows_doubled_backquotes() -> None:
+    paths = _paths(typer.main.get_command(app))
+    assert len(paths) > 40 and ("pull",) in paths and ("feedback", "mapping", "set") in paths
+    runner, shown = CliRunner(), []
+    for path in paths:
+        res = runner.invoke(app, [*path, "--help"])
+        assert res.exit_code == 0, (path, res.output)
+        shown += [" ".join(path)] if "``" in res.output else []
+    assert not shown, f"--help of {shown} shows doubled backquotes"

@@ -119,6 +119,13 @@ def check_out_dir(out: Path, flag: str = "--out") -> None:
         fail(problem)
 
 
+def share(pct: float, n: int) -> str:
+    """A percentage of ``n`` things for the text table: ``n/a`` when there are none. The report's rate is 100
+    then, so that nothing fails a threshold it could not be measured against; shown, it read as "all valid"
+    next to a FAIL for having no runs."""
+    return f"{pct:.2f}%" if n else "n/a"
+
+
 def check_trace_root(path: Path) -> None:
     """Exit 2 unless ``path`` is a folder (a trace root, or one run's folder)."""
     if not path.is_dir():

@@ -18,6 +18,7 @@ from tracebridge.cli.app import (
     fail,
     print_json,
     schema_app,
+    share,
 )
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: what a terminal acts on
@@ -81,13 +82,6 @@ def validate(
             con.print(f"... and {rep.problems_total - len(rep.problems)} more problems")
         con.print("[green]PASS[/]" if rep.passed else f"[red]FAIL[/]: {'; '.join(rep.failures())}")
     raise typer.Exit(0 if rep.passed else 1)
-
-
-def share(pct: float, n: int) -> str:
-    """A percentage of ``n`` things for the text table: ``n/a`` when there are none. The report's rate is 100
-    then, so that nothing fails a threshold it could not be measured against; shown, it read as "all valid"
-    next to a FAIL for having no runs."""
-    return f"{pct:.2f}%" if n else "n/a"
 
 
 _LOCATED = re.compile(r"(?P<file>.+?):(?P<line>\d+): (?P<what>.*)", re.DOTALL)

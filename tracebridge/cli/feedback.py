@@ -79,14 +79,14 @@ def harvest(
     logged, it counted as a harvest that ran in the daily audit)."""
     from tracebridge.feedback.harvest import harvest_dumps
     from tracebridge.feedback.harvest_openclaw import harvest_openclaw, holding_nothing
+    from tracebridge.importers.openclaw.discover import KEPT_WHERE
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping)
     if not updates and not openclaw:
         fail("nothing to harvest: give --updates FILE and/or --openclaw PATH", 2)
     if empty := holding_nothing(list(openclaw or [])):
         fail(f"--openclaw {', '.join(empty)}: no OpenClaw transcript or agent database there, nothing to harvest "
-             "(no harvest logged; OpenClaw keeps them as agents/<agent>/sessions/*.jsonl or "
-             "agents/<agent>/agent/openclaw-agent.sqlite under its home, e.g. --openclaw ~/.openclaw)", 2)
+             f"(no harvest logged; OpenClaw keeps them as {KEPT_WHERE}, e.g. --openclaw ~/.openclaw)", 2)
     missing = [str(p) for p in [*(updates or []), *(openclaw or [])] if not p.expanduser().exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}", 2)

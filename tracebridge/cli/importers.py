@@ -18,7 +18,15 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import EXIT_USAGE, app, check_out_dir, config_errors, fail, print_json
+from tracebridge.cli.app import (
+    EXIT_USAGE,
+    app,
+    check_out_dir,
+    config_errors,
+    fail,
+    print_json,
+    share,
+)
 
 import_app = typer.Typer(no_args_is_help=True, help="Import traces from other runtimes into schema v2.")
 app.add_typer(import_app, name="import")
@@ -180,8 +188,6 @@ def _print_import(d: dict, title: str, extra_rows: list[tuple[str, str]]) -> Non
     for line in d["quarantine_samples"] + d["skipped"] + d["problems"]:
         typer.echo(line)
     if "validation" in d:  # a rate of nothing is n/a, as validate's table shows it (its JSON keeps 100)
-        from tracebridge.cli.core import share
-
         va = d["validation"]
         typer.echo(f"validate: lineage {share(va['lineage_valid_pct'], va['events_total'])}, schema "
                    f"{share(va['schema_valid_pct'], va['runs_complete'])}"

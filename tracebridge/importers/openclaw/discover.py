@@ -29,6 +29,8 @@ from tracebridge.importers.openclaw.session import session_id_from_name
 
 log = logging.getLogger(__name__)
 DEFAULT_ROOTS = ("~/.openclaw", "~/.clawdbot")
+# Where a home holds what discovery reads, for messages about a folder that holds none of it
+KEPT_WHERE = "agents/<agent>/sessions/*.jsonl or agents/<agent>/agent/openclaw-agent.sqlite under its home"
 _TRANSCRIPT = re.compile(r"\.jsonl(?:\.(?:reset|deleted|bak)\.[^/]+|\.bak\d*)?$|\.jsonl?\.bak$")
 _SKIP = re.compile(r"\.lock$|\.lock\.|\.tmp$|^\.")
 _TRAJECTORY = ".trajectory.jsonl"  # OpenClaw's runtime traces, no transcripts (artifacts.ts)

@@ -27,7 +27,7 @@ from filelock import FileLock
 
 from tracebridge.importers.config import ImportConfig
 from tracebridge.importers.jsonl import json_error
-from tracebridge.importers.openclaw.discover import DEFAULT_ROOTS, Transcript, discover
+from tracebridge.importers.openclaw.discover import DEFAULT_ROOTS, KEPT_WHERE, Transcript, discover
 from tracebridge.importers.openclaw.mapping import RowError, SessionMapper
 from tracebridge.importers.openclaw.migration import MigratedPrefix
 from tracebridge.importers.openclaw.repair import RepairedPrefix
@@ -334,8 +334,7 @@ def import_file(t: Transcript, root: Path, cfg: ImportConfig, state: ImportState
 def _nothing_found(paths: list[str | os.PathLike[str]] | None) -> str:
     """The report line of an import that found no transcript and no agent database to read."""
     where = ", ".join(str(p) for p in (paths or DEFAULT_ROOTS))
-    return (f"no OpenClaw transcript or agent database under {where}: nothing to import (OpenClaw keeps them "
-            "as agents/<agent>/sessions/*.jsonl or agents/<agent>/agent/openclaw-agent.sqlite under its home)")
+    return f"no OpenClaw transcript or agent database under {where}: nothing to import (OpenClaw keeps them as {KEPT_WHERE})"
 
 
 def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.PathLike[str],

@@ -18,6 +18,7 @@ import copy
 from typing import Any
 
 from tracebridge.schema.canonical import sha256_json
+from tracebridge.sweep.config import flat_keys
 
 # (commit that added the keys, {recipe key: the value that behaves as before it}), oldest first.
 ADDED_KEYS: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -89,21 +90,11 @@ def older_digests(sweep: dict[str, Any], recipes: dict[str, dict[str, Any]]) -> 
     return out
 
 
-def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as ``{"a.b": value}`` (lists and scalars are leaves)."""
-    if not isinstance(tree, dict) or not tree:
-        return {prefix.rstrip("."): tree} if prefix else {}
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        out.update(flat(v, f"{prefix}{k}."))
-    return out
-
-
 def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """The keys whose values differ between two identity documents (``{"sweep", "recipes"}``), as
     ``key: stored X, now Y``; a key the stored sweep lacks counts as its old-behaviour value when
     ``ADDED_KEYS`` has one (an older version behaved so), else as absent."""
-    a, b = flat(stored), flat(current)
+    a, b = flat_keys(stored), flat_keys(current)
     lines = []
     for key in sorted(set(a) | set(b)):
         recipe_key = key.split(".", 2)[2] if key.startswith("recipes.") and key.count(".") >= 2 else ""

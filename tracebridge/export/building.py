@@ -37,13 +37,13 @@ def _build_in_worker(run: RunDir, slot: int) -> Built:
     return b
 
 
-def _arena(workers: int, fork: bool) -> RowArena | None:
-    """The arena of ``2 * workers`` runs in flight; None (rows through the pipe) where workers are not
+def _arena(slots: int, fork: bool) -> RowArena | None:
+    """The arena of ``slots`` runs in flight; None (rows through the pipe) where workers are not
     forked (they would not share it) or the mapping cannot be made."""
     if not fork:
         return None
     try:
-        return RowArena(2 * workers)
+        return RowArena(slots)
     except OSError as exc:
         log.info("export workers send rows through the pipe: no shared memory (%s)", exc)
         return None
@@ -68,7 +68,8 @@ def built_runs(root: Path, work: RunWork, workers: int, cache: RunCache | None) 
             yield run, hit if hit is not None else stored(key, work.build(run))
         return
     fork = "fork" in multiprocessing.get_all_start_methods()
-    arena, slots = _arena(workers, fork), 2 * workers
+    slots = 2 * workers
+    arena = _arena(slots, fork)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if fork else None),
                              initializer=_init_worker, initargs=(work, arena)) as pool:
         pending: deque[tuple[RunDir, str | None, Built | Future[Built]]] = deque()

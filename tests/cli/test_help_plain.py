@@ -26,3 +26,12 @@ def test_no_help_shows_doubled_backquotes() -> None:
         assert res.exit_code == 0, (path, res.output)
         shown += [" ".join(path)] if "``" in res.output else []
     assert not shown, f"--help of {shown} shows doubled backquotes"
+
+
+def test_group_list_shows_each_command_line_unbroken() -> None:
+    """The command list wraps each command's first paragraph at the terminal's width, not at the
+    docstring's own line breaks (``train``'s breaks after "exit 1 when a")."""
+    res = CliRunner().invoke(app, ["--help"], terminal_width=400, env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.strip(" │").startswith("train "))
+    assert "exit 1 when a trial fails." in line, line

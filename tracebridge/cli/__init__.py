@@ -49,10 +49,14 @@ for _mod in COMMAND_MODULES:
 
 def plain_help(t: typer.Typer) -> None:
     """Each command's help as its docstring with single backquotes: the docstrings mark code with
-    doubled backquotes (reST, for the API docs), which ``--help`` showed as they are."""
+    doubled backquotes (reST, for the API docs), which ``--help`` showed as they are. The line a
+    command gets in its group's list is the docstring's first paragraph as one line: rich help keeps
+    the docstring's own line breaks there, mid-sentence in a narrow column."""
     for cmd in t.registered_commands:
         if cmd.help is None and cmd.callback is not None and cmd.callback.__doc__:
             cmd.help = inspect.getdoc(cmd.callback).replace("``", "`")
+        if cmd.short_help is None and cmd.help:
+            cmd.short_help = " ".join(cmd.help.split("\n\n", 1)[0].split())
     for group in t.registered_groups:
         if group.typer_instance is not None:
             plain_help(group.typer_instance)

@@ -178,3 +178,15 @@ def test_cycles_with_optimize_and_the_hook_turned_off_are_ok_but_leave_uplift_un
     good_set(tmp_path, n=1)
     up = lines(review(tmp_path, ReviewConfig(), now=NOW))["uplift"]
     assert up.passed and "not measured (optimize skipped) in" in up.evidence
+
+
+def test_the_report_lists_each_criterion_once_in_the_order_criteria_names_them(tmp_path):
+    """The names of the criteria after ``cycles`` were written twice (a tuple for the no-cycle report and
+    the calls for the others); now ``CRITERIA`` names each once and both reports follow it."""
+    from tracebridge.ops.review import CRITERIA
+
+    names = [name for name, _ in CRITERIA]
+    assert names == ["cycles", "runtime_hook", "uplift", "integrity", "feedback", "chunk_policy"]
+    assert [ln.criterion for ln in review(tmp_path, ReviewConfig(), now=NOW).lines] == names  # no cycle
+    good_set(tmp_path)
+    assert [ln.criterion for ln in review(tmp_path, ReviewConfig(), now=NOW).lines] == names

@@ -229,3 +229,27 @@ def test_a_month_still_going_is_said_to_be_partial(tmp_path):
         in to_markdown(rep)
     rep = monthly_review(ledger, mapping, "2026-02")
     assert rep["month_over"] is True and "is not over" not in to_markdown(rep)
+
+
+def test_the_inputs_sha256_is_of_the_bytes_evaluated_not_of_what_the_files_hold_later(tmp_path, monkeypatch):
+    """The ledger and the mapping were hashed after they were read: a reaction the webhook appended (or a
+    ``mapping set``) between the read and the hash gave a sha256 of other bytes than were evaluated. Now each
+    file is read once and its hash is of those bytes. The writes land while the review runs (after both
+    reads, before the report is put together)."""
+    from tracebridge.ops import monthly
+
+    ledger, mapping = _write(tmp_path, _rows("2026-01", {"👍": 6}) + _rows("2026-02", {"👍": 6}))
+    read = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (ledger, mapping)}
+    real = monthly.check_evidence
+
+    def writes_meanwhile(*args, **kwargs):
+        with open(ledger, "ab") as fh:
+            fh.write(orjson.dumps({"time": "2026-02-20T10:00:00Z", "emoji": "🔥", "change": "added"}) + b"\n")
+        mapping.write_bytes(orjson.dumps({"version": 4, "mapping": {"👍": 1}}))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(monthly, "check_evidence", writes_meanwhile)
+    rep = monthly_review(ledger, mapping, "2026-02")
+    assert rep["ledger_counts"]["read"] == 12 and rep["mapping_version"] == 3
+    assert rep["inputs"]["ledger_sha256"] == read[ledger] != hashlib.sha256(ledger.read_bytes()).hexdigest()
+    assert rep["inputs"]["mapping_sha256"] == read[mapping] != hashlib.sha256(mapping.read_bytes()).hexdigest()

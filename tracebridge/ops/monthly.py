@@ -11,8 +11,10 @@ sha256 of the ledger and mapping it read (``inputs``), so a later audit can tell
 
 Each rule rests on named months of ledger rows (``RULES``): ``drift`` and ``review_unused`` (a mapped emoji
 no reaction was added with) need the month and the month before, ``add_unmapped`` the month. A rule runs
-only when the ledger has rows dated in each of its months; otherwise ``rules`` says it was not evaluated
-and why ("needs 2 months of ledger rows, has 1: 2026-11 (none dated 2026-10)") and it proposes nothing.
+only when the ledger has at least ``monthly.min_rows`` rows dated in each of its months (one row is one
+reaction change: a month of one row says nothing of how users reacted that month); otherwise ``rules`` says
+it was not evaluated and why ("needs 2 months of at least 5 ledger rows, has 1: 2026-11 (2026-10 has 1
+row)") and it proposes nothing.
 Each proposal names its rule and the months it rests on (``evidence``). A month is a UTC month.
 
 Ledger fields read (tolerant of the writer's spelling): time ``time`` | ``ts`` | ``timestamp``
@@ -233,19 +235,23 @@ RULES = (
 )
 
 
-def check_evidence(rows: dict[str, int], month: str, prev: str) -> dict[str, dict[str, Any]]:
-    """For each rule: the months it needs, the ledger rows of each, and whether it can be evaluated; a rule
-    missing rows in one of its months is not (``why_not``: "needs 2 months of ledger rows, has 1: 2026-11
-    (none dated 2026-10)"), so no proposal claims more months than the ledger holds."""
+def check_evidence(rows: dict[str, int], month: str, prev: str, min_rows: int) -> dict[str, dict[str, Any]]:
+    """For each rule: the months it needs, the ledger rows of each, and whether it can be evaluated. A month
+    rests a rule only with ``min_rows`` ledger rows or more (one row is one reaction change: too few to say how
+    users reacted that month); a rule short of them in one of its months is not evaluated (``why_not``: "needs
+    2 months of at least 5 ledger rows, has 1: 2026-11 (2026-10 has 1 row)"), so no proposal or drift claims
+    more months than the ledger holds."""
     out = {}
     for rule in RULES:
         need = [month] if rule.months == 1 else [prev, month]
-        has, missing = [m for m in need if rows[m]], [m for m in need if not rows[m]]
+        has, short = [m for m in need if rows[m] >= min_rows], [m for m in need if rows[m] < min_rows]
+        lack = [f"{m} has {rows[m]} row{'s' if rows[m] > 1 else ''}" if rows[m] else f"none dated {m}" for m in short]
         why = None
-        if missing:
-            why = (f"needs {len(need)} month{'s' if len(need) > 1 else ''} of ledger rows, has {len(has)}"
-                   + (f": {', '.join(has)}" if has else "") + f" (none dated {' or '.join(missing)})")
-        out[rule.name] = {"months": need, "rows": {m: rows[m] for m in need}, "evaluated": not missing, "why_not": why}
+        if short:
+            why = (f"needs {len(need)} month{'s' if len(need) > 1 else ''} of at least {min_rows} ledger "
+                   f"row{'s' if min_rows > 1 else ''}, has {len(has)}" + (f": {', '.join(has)}" if has else "")
+                   + f" ({'; '.join(lack)})")
+        out[rule.name] = {"months": need, "rows": {m: rows[m] for m in need}, "evaluated": not short, "why_not": why}
     return out
 
 
@@ -288,7 +294,7 @@ def _no_usable_rows(stats: dict[str, Any], months: tuple[str, str]) -> str | Non
 
 
 def monthly_review(ledger: str | Path, mapping_path: str | Path, month: str, min_count: int = 5,
-                   alpha: float = 0.05) -> dict[str, Any]:
+                   alpha: float = 0.05, min_rows: int = 5) -> dict[str, Any]:
     """The whole report as a dict (see the module docstring). ``ok`` is False, with the reason in
     ``problem`` and no proposals, when no ledger row of the month or the one before could be used.
     ``rules`` says, per rule, the months it needs and whether the ledger has rows in each (else it is not
@@ -302,9 +308,9 @@ def monthly_review(ledger: str | Path, mapping_path: str | Path, month: str, min
     inputs = {"ledger": str(ledger), "ledger_sha256": stats.pop("sha256"), "mapping": str(mapping_path),
               "mapping_sha256": mapping_sha}
     cur, prev = counts[month].net(), counts[prev_m].net()
-    rules = check_evidence({m: c.rows for m, c in counts.items()}, month, prev_m)
+    rules = check_evidence({m: c.rows for m, c in counts.items()}, month, prev_m, min_rows)
     d = drift(cur, prev) if rules["drift"]["evaluated"] else \
-        {"tvd": None, "chi2_p": None, "note": f"a month without reactions: {rules['drift']['why_not']}"}
+        {"tvd": None, "chi2_p": None, "note": f"too few reactions: {rules['drift']['why_not']}"}
     d["drifted"] = d.get("chi2_p") is not None and d["chi2_p"] < alpha
     unmapped = {e: n for e, n in cur.most_common() if e not in mapping}
     problem = _no_usable_rows(stats, (month, prev_m))

@@ -59,8 +59,16 @@ class SampleSet:
     read: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
 
-    def add(self, s: Sample) -> None:
-        """File one sample under its arm."""
+    seen: dict[str, str] = field(default_factory=dict, repr=False)  # session id -> where it was read
+
+    def add(self, s: Sample, where: str = "") -> None:
+        """File one sample under its arm, or skip it as a duplicate when its session was read before (a
+        session counted twice weighs twice in every gate: a samples file concatenated twice, a run copied)."""
+        if s.session_id in self.seen:
+            self.skip(where or s.session_id, f"duplicate: session {s.session_id} already read at "
+                      f"{self.seen[s.session_id] or 'an earlier sample'}")
+            return
+        self.seen[s.session_id] = where
         self.by_arm[s.arm].append(s)
 
     def skip(self, where: str, reason: str) -> None:
@@ -171,7 +179,7 @@ def collect_from_traces(root: str | Path, since: str | None = None) -> SampleSet
             if started < since:
                 out.skip(str(run.path), f"before window: started {started} < {since}")
                 continue
-        out.add(sample)
+        out.add(sample, str(run.path))
     return out
 
 
@@ -239,7 +247,7 @@ def load_samples_file(path: str | Path) -> SampleSet:
             out.skip(f"{where}:{bad[0]}", f"invalid: {bad[1]}")
             continue
         try:
-            out.add(Sample(**row))
+            out.add(Sample(**row), f"{where}:session_id")
         except TypeError as exc:
             out.skip(where, f"invalid: {exc}")
     return out

@@ -190,3 +190,14 @@ def test_the_report_lists_each_criterion_once_in_the_order_criteria_names_them(t
     assert [ln.criterion for ln in review(tmp_path, ReviewConfig(), now=NOW).lines] == names  # no cycle
     good_set(tmp_path)
     assert [ln.criterion for ln in review(tmp_path, ReviewConfig(), now=NOW).lines] == names
+
+
+def test_a_now_with_an_offset_is_the_same_instant_in_utc(tmp_path):
+    """``review --now 2026-03-04T07:15:00+05:00`` printed the window as 07:15Z (the local clock time with a Z:
+    five hours off) and kept +05:00 in ``window``; now the window is that instant in UTC (02:15Z)."""
+    from tests.ops.test_cli import run
+
+    r = run("review", "--artifacts", tmp_path, "--now", "2026-03-04T07:15:00+05:00", "--json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 1 and doc["window"] == ["2026-03-01T02:15:00+00:00", "2026-03-04T02:15:00+00:00"]
+    assert "(2026-03-01T02:15Z..2026-03-04T02:15Z)" in doc["lines"][1]["evidence"]

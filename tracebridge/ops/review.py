@@ -369,8 +369,9 @@ CRITERIA: tuple[tuple[str, Callable[[list[Cycle], dt.datetime, ReviewConfig], Ve
 
 
 def review(artifacts_dir: str | Path, cfg: ReviewConfig, now: dt.datetime | None = None) -> ReviewReport:
-    """Evaluate every criterion over the window ending at ``now`` (default: the current time)."""
-    end = now or dt.datetime.now(dt.UTC)
+    """Evaluate every criterion over the window ending at ``now`` (default: the current time), in UTC: the
+    evidence's times end in Z, so a ``now`` with an offset (10:00+05:00) is read as the same instant (05:00Z)."""
+    end = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     start = end - dt.timedelta(days=cfg.days)
     cs = load_cycles(artifacts_dir, start, end)
     # with no cycle, ``cycles`` reads 0 of min_cycles (a fail, so the review still fails) and every other

@@ -81,12 +81,23 @@ class SampleSet:
         return {"read": self.read, **{a: len(v) for a, v in self.by_arm.items()},
                 "skipped": len(self.skipped), "skipped_by_reason": dict(reasons)}
 
-    def policies(self) -> dict[str, str]:
-        """The policy id of each arm (the most common one in its samples)."""
+    def policies(self, named: dict[str, str | None] | None = None) -> dict[str, str]:
+        """The policy id of each arm: the one ``named`` gives it (``gate --baseline-policy``), else the most
+        common one in its samples, else the arm's name.
+
+        Raises:
+            ValueError: ``named`` gives an arm another policy than its sessions carry (a report naming a policy
+                its sessions never ran: promote would check the active policy against a name, not a measurement).
+        """
         out = {}
         for arm, ss in self.by_arm.items():
             c = Counter(s.policy for s in ss if s.policy)
-            out[arm] = c.most_common(1)[0][0] if c else arm
+            flag = (named or {}).get(arm)
+            if flag and c and flag not in c:
+                raise ValueError(f"--{arm}-policy {flag}: the {arm} sessions carry policy "
+                                 + ", ".join(f"{k} ({v} sessions)" for k, v in c.most_common())
+                                 + f"; the flag names the policy of {arm} sessions that carry none")
+            out[arm] = flag or (c.most_common(1)[0][0] if c else arm)
         return out
 
 

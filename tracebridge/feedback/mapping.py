@@ -76,8 +76,15 @@ def parse_mapping(doc: Any, where: str) -> Mapping:
 
 
 def load_mapping(path: str | os.PathLike[str]) -> Mapping:
-    """The mapping at ``path``; the built-in defaults (version 1) if the file does not exist."""
+    """The mapping at ``path``; the built-in defaults (version 1) if nothing is there.
+
+    Raises:
+        ValueError: a folder there (read as no file, a mistyped path scored every reaction by the defaults),
+            or a file that is not a mapping (``mapping_from_bytes``).
+    """
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{p}: a folder; give the mapping's file (e.g. {p / 'reaction-mapping.json'})")
     return parse_mapping(default_doc(), "<defaults>") if not p.is_file() else mapping_from_bytes(p.read_bytes(), str(p))
 
 

@@ -201,3 +201,20 @@ def test_a_now_with_an_offset_is_the_same_instant_in_utc(tmp_path):
     doc = json.loads(r.stdout)
     assert r.exit_code == 1 and doc["window"] == ["2026-03-01T02:15:00+00:00", "2026-03-04T02:15:00+00:00"]
     assert "(2026-03-01T02:15Z..2026-03-04T02:15Z)" in doc["lines"][1]["evidence"]
+
+
+def test_a_hook_the_config_turned_off_in_failed_cycles_is_not_exercised(tmp_path):
+    """Cycles that failed elsewhere (validate) with ``shadow.runtime_hook=false`` read "runtime_hook FAIL: never
+    ran ok", sending the operator after a hook nobody ran; the hook needs no other step, so its config skip in a
+    failed cycle shows nothing of it either way: not exercised, naming the key. A failed hook still fails."""
+    off = {"runtime_hook": {"status": "skipped", "reason": "skipped by config"},
+           "validate": {"status": "failed", "reason": "validation below thresholds"}}
+    for b in good_set(tmp_path, per_cycle={k: {"status": "failed", "steps": off} for k in range(3)}):
+        m = json.loads((b / "manifest.json").read_text())
+        m["config"] = {"shadow": {"runtime_hook": False}}
+        (b / "manifest.json").chmod(0o644)
+        (b / "manifest.json").write_text(json.dumps(m))
+    hook = lines(review(tmp_path, ReviewConfig(), now=NOW))["runtime_hook"]
+    assert hook.status == "not exercised" and "shadow.runtime_hook=false" in hook.evidence, hook
+    make_cycle(tmp_path, NOW - dt.timedelta(hours=1), hook="failed")
+    assert lines(review(tmp_path, ReviewConfig(), now=NOW))["runtime_hook"].status == "fail"

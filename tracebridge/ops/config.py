@@ -245,7 +245,7 @@ class MonthlyConfig:
 
     ledger: str = field(default="memory/feedback/telegram-reactions.jsonl", metadata={"help": "Reaction ledger."})
     mapping: str = field(default="memory/feedback/reaction-mapping.json", metadata={"help": "Emoji → score map."})
-    min_count: int = field(default=5, metadata={"help": "Uses in the month before an unmapped emoji gets a proposal."})
+    min_count: int = field(default=5, metadata={"help": "Net uses in the reviewed month an unmapped emoji needs for a proposal."})
     drift_alpha: float = field(default=0.05, metadata={"help": "Significance of the chi-square drift test."})
     min_rows: int = field(default=5, metadata={
         "help": "Ledger rows a month needs before a rule rests on it (fewer: the rule is not evaluated and says why)."})

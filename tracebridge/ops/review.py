@@ -47,6 +47,7 @@ from tracebridge.ops.artifacts import (
     verify_bundle,
 )
 from tracebridge.ops.config import ReviewConfig
+from tracebridge.ops.cycle import SKIPPED_BY_CONFIG
 
 PASS, FAIL, NOT_EXERCISED = "pass", "fail", "not exercised"
 
@@ -119,14 +120,19 @@ class Cycle:
         in a cycle where no step failed."""
         return self.ok and self.step(name) == "skipped"
 
+    def config_off(self, name: str) -> bool:
+        """Whether the config itself turned step ``name`` off (its manifest says so), in a failed cycle too."""
+        return self.sound and self.step(name) == "skipped" and \
+            (self.manifest or {})["steps"][name].get("reason") == SKIPPED_BY_CONFIG
+
     def why_not_ok(self) -> str:
         """Why the cycle is not ok: its unusable manifest or bundle, or the steps that did not end ok."""
         if self.manifest is None or self.problems:
             return _first(self.problems)
         steps = self.manifest.get("steps") or {}
         failed = [n for n, r in steps.items() if r.get("status") == "failed"]  # skips that follow are implied
-        off = [n for n, r in steps.items() if r.get("status") == "skipped" and r.get("reason") == "skipped by config"]
-        why = ([f"{', '.join(failed)} failed"] if failed else []) + ([f"{', '.join(off)} skipped by config"] if off else [])
+        off = [n for n, r in steps.items() if r.get("status") == "skipped" and r.get("reason") == SKIPPED_BY_CONFIG]
+        why = ([f"{', '.join(failed)} failed"] if failed else []) + ([f"{', '.join(off)} {SKIPPED_BY_CONFIG}"] if off else [])
         return f"{self.manifest.get('status')}: " + ("; ".join(why) or "no step failed")
 
 
@@ -173,20 +179,22 @@ def crit_cycles(cs: list[Cycle], cfg: ReviewConfig) -> Verdict:
     return Verdict(len(ok) >= cfg.min_cycles, ev + (f"; not ok: {', '.join(bad)}" if bad else ""))
 
 
-def _off(cs: list[Cycle], step: str) -> tuple[list[Cycle], str]:
-    """The ok cycles that skipped ``step``, and ``"ids (why)"`` of them."""
-    off = [c for c in cs if c.turned_off(step)]
+def _off(cs: list[Cycle], step: str, failed_too: bool = False) -> tuple[list[Cycle], str]:
+    """The ok cycles that skipped ``step`` (with ``failed_too``, the failed ones too whose config turned it
+    off), and ``"ids (why)"`` of them."""
+    off = [c for c in cs if c.turned_off(step) or (failed_too and c.config_off(step))]
     return off, f"{_ids(off)} ({'; '.join(sorted({c.skip_reason(step) for c in off}))})" if off else ""
 
 
 def crit_runtime_hook(cs: list[Cycle]) -> Verdict:
     """Criterion ``runtime_hook``: the step failed in no cycle and ran ok in at least one (not
-    exercised when the config turned it off in every cycle that could have run it)."""
+    exercised when the config turned it off in every cycle that could have run it, failed cycles too: the
+    hook needs no other step, so a cycle that failed elsewhere shows nothing of it either)."""
     failed = [c for c in cs if c.step("runtime_hook") == "failed"]
     ran = [c for c in cs if c.step("runtime_hook") == "ok"]
     if failed:
         return Verdict(False, f"failed in {_ids(failed)}")
-    off, why = _off(cs, "runtime_hook")
+    off, why = _off(cs, "runtime_hook", failed_too=True)
     if not ran and off:
         return Verdict(False, f"never ran in the window: skipped in {why}; no failure, but nothing "
                     "shows the hook works (shadow.runtime_hook=true runs it)", NOT_EXERCISED)

@@ -22,8 +22,11 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
-def _samples(tmp_path, name, **kw):
+def _samples(tmp_path, name, policies=None, **kw):
     ss = make_samples(**kw)
+    for arm, policy in (policies or {}).items():  # "": sessions that carry no policy id (gate names it by flag)
+        for s in ss.by_arm[arm]:
+            s.policy = policy
     p = tmp_path / name
     write_samples(p, [s for arm in ss.by_arm.values() for s in arm])
     return p
@@ -38,7 +41,7 @@ def test_gate_promote_rollback_policy(tmp_path):
     r = run("promote", "--report", tmp_path / "bad.json", "--state", state, "--json")
     assert r.exit_code == 1 and "gate did not pass" in json.loads(r.stdout)["reason"]
 
-    good = _samples(tmp_path, "good.jsonl")
+    good = _samples(tmp_path, "good.jsonl", policies={"baseline": "", "candidate": ""})
     r = run("gate", "--samples", good, "--config", gates, "--candidate-policy", "v2", "--baseline-policy", "v1",
             "--out", tmp_path / "good.json")
     assert r.exit_code == 0, r.output

@@ -144,6 +144,12 @@ def test_samples_from_router_traces(tmp_path):
     assert c["read"] == 13 and c["baseline"] + c["candidate"] == 12 and c["skipped"] == 1
     assert c["skipped_by_reason"] == {"incomplete": 1}
     assert ss.policies() == {"baseline": "b1", "candidate": "c1"}
+    import shutil  # a run copied under another folder name is the same session: read once
+
+    shutil.copytree(tmp_path / "run-03", tmp_path / "run-03-copy")
+    c = collect_from_traces(tmp_path).counts()
+    assert c["read"] == 14 and c["baseline"] + c["candidate"] == 12 and c["skipped_by_reason"] == {
+        "incomplete": 1, "duplicate": 1}
     s = ss.by_arm["candidate"][0]
     assert s.verdicts_total == 1 and s.verdicts_correct == int(bool(s.success)) and s.latency_ms is not None
 
@@ -277,3 +283,17 @@ def test_an_arm_pooling_two_policies_is_not_gated():
     assert size.status == FAIL and "the candidate arm mixes policies candidate-policy (120), cand-v3 (80)" in size.reason
     assert all(c.status != PASS for c in rep.checks)
     assert evaluate_gates(make_samples(), GateConfig()).passed  # one policy per arm: unchanged
+
+
+def test_a_session_read_twice_is_skipped_as_a_duplicate_not_weighed_twice(tmp_path):
+    """A samples file with a session twice (two files concatenated, a line repeated) counted that session
+    twice in every gate, silently; now the second is skipped with where both were read (read = baseline +
+    candidate + skipped still), and so is a trace run whose session another run already gave."""
+    rows = [{"session_id": "s1", "arm": "candidate", "tokens": 10}, {"session_id": "s2", "arm": "baseline"},
+            {"session_id": "s1", "arm": "candidate", "tokens": 99}]
+    p = tmp_path / "s.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ss = load_samples_file(p)
+    assert [s.tokens for s in ss.by_arm["candidate"]] == [10]
+    assert ss.skipped == [{"where": f"{p}:3:session_id", "reason": f"duplicate: session s1 already read at {p}:1:session_id"}]
+    assert ss.counts() == {"read": 3, "baseline": 1, "candidate": 1, "skipped": 1, "skipped_by_reason": {"duplicate": 1}}

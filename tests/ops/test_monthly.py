@@ -85,7 +85,7 @@ def test_report_is_timestamped_and_names_the_bytes_it_read(tmp_path):
     md = to_markdown(rep)
     assert rep["inputs"]["ledger_sha256"] in md and rep["generated_at"] in md
     # a month pair without reactions is not tested; the Markdown said "no significant drift"
-    assert "not tested: a month without reactions" in md and "no significant drift" not in md
+    assert "not tested: too few reactions: needs 2 months" in md and "no significant drift" not in md
 
 
 def test_a_host_without_a_mapping_file_is_reviewed_under_the_default_mapping(tmp_path):
@@ -146,7 +146,7 @@ def test_a_rule_that_needs_two_months_is_not_evaluated_on_one(tmp_path):
     r = _cli_review(tmp_path, ledger, mapping, "2026-11", "--json")
     doc = json.loads(r.stdout)
     assert r.exit_code == 0 and doc["ok"] is True
-    why = "needs 2 months of ledger rows, has 1: 2026-11 (none dated 2026-10)"
+    why = "needs 2 months of at least 5 ledger rows, has 1: 2026-11 (none dated 2026-10)"
     assert doc["rules"]["review_unused"] == {"months": ["2026-10", "2026-11"], "rows": {"2026-10": 0, "2026-11": 15},
                                              "evaluated": False, "why_not": why}
     assert doc["rules"]["drift"]["evaluated"] is False and doc["rules"]["drift"]["why_not"] == why
@@ -163,8 +163,8 @@ def test_a_rule_that_needs_two_months_is_not_evaluated_on_one(tmp_path):
     ledger, mapping = _write(tmp_path, _rows("2026-10", {"👍": 3}))
     rep = monthly_review(ledger, mapping, "2026-11")
     assert rep["ok"] and rep["proposals"] == []
-    assert rep["rules"]["add_unmapped"]["why_not"] == "needs 1 month of ledger rows, has 0 (none dated 2026-11)"
-    assert rep["rules"]["review_unused"]["why_not"] == "needs 2 months of ledger rows, has 1: 2026-10 (none dated 2026-11)"
+    assert rep["rules"]["add_unmapped"]["why_not"] == "needs 1 month of at least 5 ledger rows, has 0 (none dated 2026-11)"
+    assert rep["rules"]["review_unused"]["why_not"] == "needs 2 months of at least 5 ledger rows, has 0 (2026-10 has 3 rows; none dated 2026-11)"
 
 
 def test_two_months_of_rows_evaluate_every_rule_and_proposals_name_their_months(tmp_path):
@@ -229,3 +229,46 @@ def test_a_month_still_going_is_said_to_be_partial(tmp_path):
         in to_markdown(rep)
     rep = monthly_review(ledger, mapping, "2026-02")
     assert rep["month_over"] is True and "is not over" not in to_markdown(rep)
+
+
+def test_the_inputs_sha256_is_of_the_bytes_evaluated_not_of_what_the_files_hold_later(tmp_path, monkeypatch):
+    """The ledger and the mapping were hashed after they were read: a reaction the webhook appended (or a
+    ``mapping set``) between the read and the hash gave a sha256 of other bytes than were evaluated. Now each
+    file is read once and its hash is of those bytes. The writes land while the review runs (after both
+    reads, before the report is put together)."""
+    from tracebridge.ops import monthly
+
+    ledger, mapping = _write(tmp_path, _rows("2026-01", {"👍": 6}) + _rows("2026-02", {"👍": 6}))
+    read = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (ledger, mapping)}
+    real = monthly.check_evidence
+
+    def writes_meanwhile(*args, **kwargs):
+        with open(ledger, "ab") as fh:
+            fh.write(orjson.dumps({"time": "2026-02-20T10:00:00Z", "emoji": "🔥", "change": "added"}) + b"\n")
+        mapping.write_bytes(orjson.dumps({"version": 4, "mapping": {"👍": 1}}))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(monthly, "check_evidence", writes_meanwhile)
+    rep = monthly_review(ledger, mapping, "2026-02")
+    assert rep["ledger_counts"]["read"] == 12 and rep["mapping_version"] == 3
+    assert rep["inputs"]["ledger_sha256"] == read[ledger] != hashlib.sha256(ledger.read_bytes()).hexdigest()
+    assert rep["inputs"]["mapping_sha256"] == read[mapping] != hashlib.sha256(mapping.read_bytes()).hexdigest()
+
+
+def test_a_month_of_one_ledger_row_does_not_rest_a_rule(tmp_path):
+    """A month with a single ledger row counted as a month of evidence: one reaction in October let
+    ``review_unused`` propose reviewing every mapped emoji as "unused in 2026-10 or 2026-11" and ran the drift
+    test on one row. Now a month needs ``monthly.min_rows`` rows (default 5) before a rule rests on it; one
+    short says so in ``why_not`` and proposes nothing. ``monthly.min_rows=1`` (a config key) evaluates it."""
+    ledger, mapping = _write(tmp_path, _rows("2026-10", {"👍": 1}) + _rows("2026-11", {"👍": 9, "🔥": 6}))
+    r = _cli_review(tmp_path, ledger, mapping, "2026-11", "--json")
+    doc = orjson.loads(r.stdout)
+    why = "needs 2 months of at least 5 ledger rows, has 1: 2026-11 (2026-10 has 1 row)"
+    assert r.exit_code == 0 and doc["rules"]["review_unused"]["why_not"] == why
+    assert doc["rules"]["review_unused"]["evaluated"] is False and doc["rules"]["drift"]["why_not"] == why
+    assert doc["drift"]["chi2_p"] is None and doc["rules"]["add_unmapped"]["evaluated"] is True
+    assert [p["rule"] for p in doc["proposals"]] == ["add_unmapped"]
+    rep = monthly_review(ledger, mapping, "2026-11", min_rows=1)
+    assert all(r["evaluated"] for r in rep["rules"].values()) and "review_unused" in {p["rule"] for p in rep["proposals"]}
+    r = _cli_review(tmp_path, ledger, mapping, "2026-11", "monthly.min_rows=0")
+    assert r.exit_code == 2 and "monthly.min_rows=0: must be >= 1" in r.output

@@ -121,6 +121,35 @@ def test_gate_inputs_are_checked_before_anything_runs(tmp_path):
     assert r.exit_code == 2 and "no such config file" in r.output
 
 
+def test_a_timestamp_before_year_one_in_utc_is_a_usage_error_not_a_traceback(tmp_path):
+    """``gate --since 0001-01-01T00:00:00+05:00`` is before year 1 once in UTC: it raised OverflowError with a
+    traceback. ``--since`` and ``review --now`` now read their timestamps through one function that says so."""
+    for args in (["gate", "--traces", tmp_path, "--since", "0001-01-01T00:00:00+05:00"],
+                 ["review", "--artifacts", tmp_path, "--now", "0001-01-01T00:00:00+05:00"]):
+        r = run(*args)
+        assert r.exit_code == 2, r.output  # a traceback exits 1
+        assert "not an ISO timestamp in years 1..9999 UTC" in r.output, r.output
+
+
+def test_a_policy_flag_that_contradicts_the_sessions_is_refused(tmp_path):
+    """``gate --baseline-policy zz`` on sessions that carry baseline policy p0 wrote a passing report naming zz:
+    ``promote`` then checked the active policy against a name no session ran. The flag now names only the
+    policy of sessions that carry none; one that contradicts them exits 2 naming what they carry."""
+    rows = [{"session_id": f"{a}{i}", "arm": a, "policy": {"baseline": "p0", "candidate": "p1"}[a]}
+            for a in ("baseline", "candidate") for i in range(3)]
+    rows += [{"session_id": "n", "arm": "candidate"}]
+    p = tmp_path / "s.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = run("gate", "--samples", p, "--baseline-policy", "zz", "--json")
+    assert r.exit_code == 2 and json.loads(r.stdout)["error"].startswith(
+        "--baseline-policy zz: the baseline sessions carry policy p0 (3 sessions)")
+    r = run("gate", "--samples", p, "--baseline-policy", "p0", "--candidate-policy", "p1", "--json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["policies"] == {"baseline": "p0", "candidate": "p1"}
+    p.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "policy"}) + "\n" for r in rows))
+    r = run("gate", "--samples", p, "--baseline-policy", "zz", "--json")  # sessions without a policy: the flag names it
+    assert r.exit_code == 1 and json.loads(r.stdout)["policies"] == {"baseline": "zz", "candidate": "candidate"}
+
+
 # --------------------------------------------------------------------------- review
 
 

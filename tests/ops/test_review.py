@@ -178,3 +178,43 @@ def test_cycles_with_optimize_and_the_hook_turned_off_are_ok_but_leave_uplift_un
     good_set(tmp_path, n=1)
     up = lines(review(tmp_path, ReviewConfig(), now=NOW))["uplift"]
     assert up.passed and "not measured (optimize skipped) in" in up.evidence
+
+
+def test_the_report_lists_each_criterion_once_in_the_order_criteria_names_them(tmp_path):
+    """The names of the criteria after ``cycles`` were written twice (a tuple for the no-cycle report and
+    the calls for the others); now ``CRITERIA`` names each once and both reports follow it."""
+    from tracebridge.ops.review import CRITERIA
+
+    names = [name for name, _ in CRITERIA]
+    assert names == ["cycles", "runtime_hook", "uplift", "integrity", "feedback", "chunk_policy"]
+    assert [ln.criterion for ln in review(tmp_path, ReviewConfig(), now=NOW).lines] == names  # no cycle
+    good_set(tmp_path)
+    assert [ln.criterion for ln in review(tmp_path, ReviewConfig(), now=NOW).lines] == names
+
+
+def test_a_now_with_an_offset_is_the_same_instant_in_utc(tmp_path):
+    """``review --now 2026-03-04T07:15:00+05:00`` printed the window as 07:15Z (the local clock time with a Z:
+    five hours off) and kept +05:00 in ``window``; now the window is that instant in UTC (02:15Z)."""
+    from tests.ops.test_cli import run
+
+    r = run("review", "--artifacts", tmp_path, "--now", "2026-03-04T07:15:00+05:00", "--json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 1 and doc["window"] == ["2026-03-01T02:15:00+00:00", "2026-03-04T02:15:00+00:00"]
+    assert "(2026-03-01T02:15Z..2026-03-04T02:15Z)" in doc["lines"][1]["evidence"]
+
+
+def test_a_hook_the_config_turned_off_in_failed_cycles_is_not_exercised(tmp_path):
+    """Cycles that failed elsewhere (validate) with ``shadow.runtime_hook=false`` read "runtime_hook FAIL: never
+    ran ok", sending the operator after a hook nobody ran; the hook needs no other step, so its config skip in a
+    failed cycle shows nothing of it either way: not exercised, naming the key. A failed hook still fails."""
+    off = {"runtime_hook": {"status": "skipped", "reason": "skipped by config"},
+           "validate": {"status": "failed", "reason": "validation below thresholds"}}
+    for b in good_set(tmp_path, per_cycle={k: {"status": "failed", "steps": off} for k in range(3)}):
+        m = json.loads((b / "manifest.json").read_text())
+        m["config"] = {"shadow": {"runtime_hook": False}}
+        (b / "manifest.json").chmod(0o644)
+        (b / "manifest.json").write_text(json.dumps(m))
+    hook = lines(review(tmp_path, ReviewConfig(), now=NOW))["runtime_hook"]
+    assert hook.status == "not exercised" and "shadow.runtime_hook=false" in hook.evidence, hook
+    make_cycle(tmp_path, NOW - dt.timedelta(hours=1), hook="failed")
+    assert lines(review(tmp_path, ReviewConfig(), now=NOW))["runtime_hook"].status == "fail"

@@ -8,7 +8,7 @@ newline that does not parse is a *torn tail* (a writer killed mid-write): report
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,20 +112,26 @@ def iter_lines(path: str | os.PathLike[str], keep_raw: bool = False) -> Iterator
     not parse is flagged ``torn``.
     """
     with open(path, "rb") as fh:
-        lineno = 0
-        for raw in fh:
-            lineno += 1
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if raw.isspace() or not raw:
-                continue
-            try:
-                obj = orjson.loads(raw)  # JSON allows the line end around a value: no copy without it
-            except orjson.JSONDecodeError as exc:
-                yield Line(lineno, error=_json_error(raw, exc), torn=not raw.endswith(b"\n"),
-                           raw=raw.rstrip(b"\r\n") if keep_raw else b"")
-                continue
-            yield Line(lineno, obj=obj, raw=raw.rstrip(b"\r\n") if keep_raw else b"")
+        yield from parse_lines(fh, keep_raw)
+
+
+def parse_lines(raws: Iterable[bytes], keep_raw: bool = False) -> Iterator[Line]:
+    """``iter_lines`` over lines already being read (each with its line end, as a binary file yields
+    them): a caller that must also hash the exact bytes it parsed reads the file once."""
+    lineno = 0
+    for raw in raws:
+        lineno += 1
+        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if raw.isspace() or not raw:
+            continue
+        try:
+            obj = orjson.loads(raw)  # JSON allows the line end around a value: no copy without it
+        except orjson.JSONDecodeError as exc:
+            yield Line(lineno, error=_json_error(raw, exc), torn=not raw.endswith(b"\n"),
+                       raw=raw.rstrip(b"\r\n") if keep_raw else b"")
+            continue
+        yield Line(lineno, obj=obj, raw=raw.rstrip(b"\r\n") if keep_raw else b"")
 
 
 def _json_error(raw: bytes, exc: orjson.JSONDecodeError) -> str:

@@ -253,10 +253,9 @@ def chunks_record(
     try:  # no ids, a message held for another reply, rows of other bots: the reason names the file or option
         batch = record_batch(cfg.registry, chat_id, ids, run_id, event_id, batch_id, bot_id=bot_of(cfg),
                              legacy_bot_id=cfg.legacy_bot_id)
-    except ValueError as exc:
-        fail(str(exc), 2)
-    except OSError as exc:  # a registry path that cannot be written
-        fail(_write_error(_named("--registry", registry, cfg.registry), cfg.registry, exc), 2)
+    except (ValueError, OSError) as exc:  # a registry path that cannot be read as one (a folder) or written
+        unusable = isinstance(exc, OSError) or os.path.isdir(cfg.registry)
+        fail(_write_error(_named("--registry", registry, cfg.registry), cfg.registry, exc) if unusable else str(exc), 2)
     _done({"batch_id": batch, "chunks": len(ids), "registry": cfg.registry},
           f"{batch}: {len(ids)} chunks → {cfg.registry}", json_out)
 

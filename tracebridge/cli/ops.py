@@ -89,15 +89,13 @@ def _mark(status: str | bool) -> str:
 # --------------------------------------------------------------------------- canary gates
 
 
-def _since(since: str) -> str:
-    """``--since`` as the schema's UTC timestamp, which run start times are compared with as text."""
-    from tracebridge.schema.canonical import format_ts
-
+def _utc(flag: str, value: str) -> dt.datetime:
+    """An ISO timestamp option (``--since``, ``--now``) in UTC, UTC too when it has no offset; exit 2 naming it."""
     try:
-        t = dt.datetime.fromisoformat(since)
-    except ValueError as exc:
-        fail(f"--since {since}: not an ISO timestamp ({exc}); e.g. 2026-03-01T00:00:00Z")
-    return format_ts(t if t.tzinfo else t.replace(tzinfo=dt.UTC))
+        t = dt.datetime.fromisoformat(value)  # Python >= 3.11 reads a trailing Z
+        return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except (ValueError, OverflowError) as exc:  # 0001-01-01T00:00+05:00 is before year 1 in UTC
+        fail(f"{flag} {value}: not an ISO timestamp in years 1..9999 UTC ({exc}); e.g. 2026-03-04T08:00:00Z")
 
 
 @app.command()
@@ -117,24 +115,27 @@ def gate(
     from tracebridge.ops.config import GateConfig
     from tracebridge.ops.gates import evaluate_gates, write_gate_report
     from tracebridge.ops.samples import collect_from_traces, load_samples_file
+    from tracebridge.schema.canonical import format_ts
 
     if (traces is None) == (samples is None):
         fail("give exactly one of --traces ROOT or --samples FILE")
     if traces is not None and not traces.is_dir():
         fail(f"--traces {traces}: no such trace root (a folder of runs)")
     if samples is not None and not samples.is_file():
-        fail(f"--samples {samples}: no such file (JSONL of per-session samples)")
+        fail(f"--samples {samples}: {'a folder' if samples.is_dir() else 'no such file'} (JSONL of per-session samples)")
     if samples is not None and since is not None:
         fail("--since filters runs by their start time: it applies to --traces only")
     if out is not None and out.is_dir():
         fail(f"--out {out}: is a folder; give the report's file name (e.g. {out / 'gate.json'})")
-    since_ts = _since(since) if since is not None else None
+    since_ts = format_ts(_utc("--since", since)) if since is not None else None  # compared with start times as text
     with config_errors():  # only the default file may be absent (schema defaults); a named one that is missing is a typo
         cfg = load_config(GateConfig, None if config == GATE_CONFIG and not config.exists() else config,
                           overrides or [])
     ss = collect_from_traces(traces, since_ts) if traces is not None else load_samples_file(samples)  # type: ignore[arg-type]
-    policies = ss.policies()
-    policies.update({k: v for k, v in (("baseline", baseline_policy), ("candidate", candidate_policy)) if v})
+    try:
+        policies = ss.policies({"baseline": baseline_policy, "candidate": candidate_policy})
+    except ValueError as exc:
+        fail(str(exc))
     rep = evaluate_gates(ss, cfg, policies)
     if out is not None:
         write_gate_report(rep, out)
@@ -282,13 +283,8 @@ def review(
     root = artifacts or Path(cfg.artifacts_dir)
     if root.exists() and not root.is_dir():
         fail(f"{root}: not a folder (artifacts_dir / --artifacts: the shadow cycles' artifact folder)")
-    end = None
-    if now:
-        try:
-            end = dt.datetime.fromisoformat(now)  # Python >= 3.11 reads a trailing Z
-        except ValueError as exc:
-            fail(f"--now {now}: not an ISO timestamp ({exc}); e.g. 2026-03-04T08:00:00Z")
-        end = end if end.tzinfo else end.replace(tzinfo=dt.UTC)  # type: ignore[union-attr]
+    end = _utc("--now", now) if now else None
+    if end is not None:
         try:
             end - dt.timedelta(days=cfg.review.days)  # type: ignore[operator]
         except OverflowError:

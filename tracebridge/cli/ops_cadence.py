@@ -102,8 +102,9 @@ def monthly_review(
 ) -> None:
     """Reaction distribution drift, unmapped emojis and proposed mapping changes for a month; exit 2
     when monthly.ledger does not exist, 1 (the report still written) when no ledger row of the month or
-    the one before could be used. A rule whose months lack ledger rows (``rules``: "needs 2 months of
-    ledger rows, has 1: ...") is not evaluated and proposes nothing; that alone does not change the exit."""
+    the one before could be used. A rule with fewer than monthly.min_rows ledger rows in one of its months
+    (``rules``: "needs 2 months of at least 5 ledger rows, has 1: ...") is not evaluated and proposes
+    nothing; that alone does not change the exit."""
     import orjson
 
     from tracebridge.capture.writer import write_atomic
@@ -120,7 +121,7 @@ def monthly_review(
     except ValueError as exc:
         fail(f"{config}: {exc}")
     try:
-        rep = do_review(cfg.ledger, cfg.mapping, month or _last_month(), cfg.min_count, cfg.drift_alpha)
+        rep = do_review(cfg.ledger, cfg.mapping, month or _last_month(), cfg.min_count, cfg.drift_alpha, cfg.min_rows)
     except ValueError as exc:
         fail(str(exc))
     md, m = to_markdown(rep), rep["month"]

@@ -132,9 +132,15 @@ class Registry:
 
 def read_registry(path: str | os.PathLike[str], legacy_bot_id: str = "") -> Registry:
     """Load the registry; unusable lines as ``file:line:field: problem`` (``read`` counts every line).
-    A row of no bot is ``legacy_bot_id``'s ("" = the unnamed single bot)."""
+    A row of no bot is ``legacy_bot_id``'s ("" = the unnamed single bot). No file is an empty registry.
+
+    Raises:
+        ValueError: a folder there (read as no registry, a mistyped path made every reaction an orphan).
+    """
     reg = Registry()
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{p}: a folder; give the chunk registry's file (e.g. {p / 'sent-chunks.jsonl'})")
     if not p.is_file():
         return reg
     for ln in iter_lines(p):

@@ -76,15 +76,29 @@ def parse_mapping(doc: Any, where: str) -> Mapping:
 
 
 def load_mapping(path: str | os.PathLike[str]) -> Mapping:
-    """The mapping at ``path``; the built-in defaults (version 1) if the file does not exist."""
+    """The mapping at ``path``; the built-in defaults (version 1) if nothing is there.
+
+    Raises:
+        ValueError: a folder there (read as no file, a mistyped path scored every reaction by the defaults),
+            or a file that is not a mapping (``mapping_from_bytes``).
+    """
     p = Path(path)
-    if not p.is_file():
-        return parse_mapping(default_doc(), "<defaults>")
+    if p.is_dir():
+        raise ValueError(f"{p}: a folder; give the mapping's file (e.g. {p / 'reaction-mapping.json'})")
+    return parse_mapping(default_doc(), "<defaults>") if not p.is_file() else mapping_from_bytes(p.read_bytes(), str(p))
+
+
+def mapping_from_bytes(raw: bytes, where: str) -> Mapping:
+    """The mapping in ``raw`` (a file's bytes, read once by a caller that also hashes them).
+
+    Raises:
+        ValueError: ``where: not valid JSON`` or ``parse_mapping``'s ``where:field: problem``.
+    """
     try:
-        doc = orjson.loads(p.read_bytes())
+        doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ValueError(f"{p}: not valid JSON: {exc}") from exc
-    return parse_mapping(doc, str(p))
+        raise ValueError(f"{where}: not valid JSON: {exc}") from exc
+    return parse_mapping(doc, where)
 
 
 def _save(path: Path, doc: dict[str, Any]) -> None:

@@ -245,12 +245,15 @@ class MonthlyConfig:
 
     ledger: str = field(default="memory/feedback/telegram-reactions.jsonl", metadata={"help": "Reaction ledger."})
     mapping: str = field(default="memory/feedback/reaction-mapping.json", metadata={"help": "Emoji → score map."})
-    min_count: int = field(default=5, metadata={"help": "Uses in the month before an unmapped emoji gets a proposal."})
+    min_count: int = field(default=5, metadata={"help": "Net uses in the reviewed month an unmapped emoji needs for a proposal."})
     drift_alpha: float = field(default=0.05, metadata={"help": "Significance of the chi-square drift test."})
+    min_rows: int = field(default=5, metadata={
+        "help": "Ledger rows a month needs before a rule rests on it (fewer: the rule is not evaluated and says why)."})
 
     def problems(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
-        p = [f"monthly.min_count={self.min_count}: must be >= 1"] if self.min_count < 1 else []
+        p = [f"monthly.{k}={v}: must be >= 1" for k, v in (("min_count", self.min_count), ("min_rows", self.min_rows))
+             if v < 1]
         if not 0 < self.drift_alpha < 1:  # NaN too: it would never flag a drift
             p.append(f"monthly.drift_alpha={self.drift_alpha}: must be in (0, 1); typical 0.05")
         return p

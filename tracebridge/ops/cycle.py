@@ -43,6 +43,7 @@ from tracebridge.schema.canonical import utc_now
 
 log = logging.getLogger(__name__)
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+SKIPPED_BY_CONFIG = "skipped by config"  # a skipped step's reason when shadow.skip (or its mode key) turned it off
 LOCK = ".shadow-cycle.lock"  # in shadow.work_dir; also taken by `tracebridge shadow-prune`
 WORK_SUBDIRS = ("traces", "replay", "bundles", "optimize", "export-cache")  # what the steps write in work_dir
 PENDING, RUNNING = "pending", "running"
@@ -165,7 +166,7 @@ def _schedule(steps: list[Step], ctx: Ctx, skip: list[str], parallel: int, recor
             rec, states = record[s.name], [record[n]["status"] for n in s.needs]
             if s.name in skip or any(st in (FAILED, SKIPPED) for st in states):
                 blocked = [n for n in s.needs if record[n]["status"] != OK]
-                rec.update(status=SKIPPED, reason="skipped by config" if s.name in skip
+                rec.update(status=SKIPPED, reason=SKIPPED_BY_CONFIG if s.name in skip
                            else "needs " + ", ".join(blocked))
                 pending.remove(s)
             elif all(st == OK for st in states) and len(running) < max(1, parallel):

@@ -11,8 +11,10 @@ sha256 of the ledger and mapping it read (``inputs``), so a later audit can tell
 
 Each rule rests on named months of ledger rows (``RULES``): ``drift`` and ``review_unused`` (a mapped emoji
 no reaction was added with) need the month and the month before, ``add_unmapped`` the month. A rule runs
-only when the ledger has rows dated in each of its months; otherwise ``rules`` says it was not evaluated
-and why ("needs 2 months of ledger rows, has 1: 2026-11 (none dated 2026-10)") and it proposes nothing.
+only when the ledger has at least ``monthly.min_rows`` rows dated in each of its months (one row is one
+reaction change: a month of one row says nothing of how users reacted that month); otherwise ``rules`` says
+it was not evaluated and why ("needs 2 months of at least 5 ledger rows, has 1: 2026-11 (2026-10 has 1
+row)") and it proposes nothing.
 Each proposal names its rule and the months it rests on (``evidence``). A month is a UTC month.
 
 Ledger fields read (tolerant of the writer's spelling): time ``time`` | ``ts`` | ``timestamp``
@@ -31,13 +33,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracebridge.capture.reader import iter_lines
+from tracebridge.capture.reader import parse_lines
 from tracebridge.feedback.mapping import load_mapping as read_mapping
-from tracebridge.feedback.mapping import norm_emoji
+from tracebridge.feedback.mapping import mapping_from_bytes, norm_emoji
 from tracebridge.schema.canonical import utc_now
 
 # Suggested scores for common Telegram reactions that a mapping may not cover yet (documented
@@ -49,18 +52,24 @@ LEXICON: dict[str, int] = {
 }
 
 
-def load_mapping(path: str | Path) -> tuple[dict[str, float], Any]:
-    """The emoji → score map (keys normalised) and its version, read as the daily audit and the export
-    join read it (``tracebridge.feedback.mapping``): a missing file is the built-in defaults, version 1.
+def load_mapping(path: str | Path) -> tuple[dict[str, float], Any, str | None]:
+    """The emoji → score map (keys normalised), its version and the sha256 of the bytes read (None: no
+    file), read as the daily audit and the export join read it (``tracebridge.feedback.mapping``): a
+    missing file is the built-in defaults, version 1. The file is read once: the hash is of what was parsed.
 
     Raises:
         ValueError: unreadable or not a mapping of emoji to numbers (``path:key``).
     """
+    p = Path(path)
+    if not p.is_file():
+        m = read_mapping(p)
+        return m.scores, m.version, None
     try:
-        m = read_mapping(path)
+        raw = p.read_bytes()
     except OSError as exc:
         raise ValueError(f"{path}: cannot read mapping: {exc}") from exc
-    return m.scores, m.version
+    m = mapping_from_bytes(raw, str(p))
+    return m.scores, m.version, hashlib.sha256(raw).hexdigest()
 
 
 def _when(row: dict[str, Any]) -> dt.datetime | None:
@@ -133,39 +142,58 @@ def _note_after(stats: dict[str, Any], month: str, where: str) -> None:
 def read_ledger(path: str | Path, months: tuple[str, str]) -> tuple[dict[str, MonthCounts], dict[str, Any]]:
     """Counts per month for ``months`` (the review's month, then the month before) and read/used/skipped counts
     with reasons: ``other_months`` (rows of neither), of them ``after_month`` (dated after the review's month:
-    ignored, named per month with their first and last ``file:line``), ``torn`` (a cut last line, or None)."""
+    ignored, named per month with their first and last ``file:line``), ``torn`` (a cut last line, or None),
+    ``sha256`` (of the bytes read, None: no ledger; rows the webhook appends while the review reads are
+    either read and hashed or neither)."""
     out = {m: MonthCounts() for m in months}
-    stats: dict[str, Any] = {"read": 0, "used": 0, "other_months": 0, "after_month": {}, "torn": None, "skipped": []}
+    stats: dict[str, Any] = {"read": 0, "used": 0, "other_months": 0, "after_month": {}, "torn": None, "skipped": [],
+                             "sha256": None}
     p = Path(path)
     if not p.is_file():
         stats["skipped"].append(f"{p}: no ledger")
         return out, stats
-    for line in iter_lines(p):
-        stats["read"] += 1
-        row, where = line.obj, f"{p}:{line.lineno}"
-        if line.error or not isinstance(row, dict):
-            stats["torn"] = where if line.torn else stats["torn"]
-            stats["skipped"].append(_unreadable(line, where))
-            continue
-        when, change, emoji = _when(row), _change(row), row.get("emoji")
-        bad = "time" if when is None else "change" if change is None else "emoji" if not isinstance(emoji, str) else None
-        if bad:
-            stats["skipped"].append(f"{where}:{bad}: missing or invalid")
-            continue
-        m = when.strftime("%Y-%m")  # type: ignore[union-attr]
-        if m not in out:
-            stats["other_months"] += 1
-            if m > months[0]:  # YYYY-MM strings sort as months
-                _note_after(stats, m, where)
-            continue
-        count = row.get("count", 1)  # an anonymous channel count changes by more than one
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            stats["skipped"].append(f"{where}:count: must be a positive integer, got {count!r}")
-            continue
-        stats["used"] += 1
-        out[m].rows += 1
-        getattr(out[m], change)[norm_emoji(emoji)] += count  # type: ignore[arg-type]
+    digest = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for line in parse_lines(_hashing(fh, digest)):
+            _count_line(line, f"{p}:{line.lineno}", months, out, stats)
+    stats["sha256"] = digest.hexdigest()
     return out, stats
+
+
+def _hashing(fh: Any, digest: Any) -> Iterator[bytes]:
+    """The lines of ``fh``, each added to ``digest`` as it is read."""
+    for raw in fh:
+        digest.update(raw)
+        yield raw
+
+
+def _count_line(line: Any, where: str, months: tuple[str, str], out: dict[str, MonthCounts],
+                stats: dict[str, Any]) -> None:
+    """Count one ledger line under its month, or as skipped (with why) or of another month."""
+    stats["read"] += 1
+    row = line.obj
+    if line.error or not isinstance(row, dict):
+        stats["torn"] = where if line.torn else stats["torn"]
+        stats["skipped"].append(_unreadable(line, where))
+        return
+    when, change, emoji = _when(row), _change(row), row.get("emoji")
+    bad = "time" if when is None else "change" if change is None else "emoji" if not isinstance(emoji, str) else None
+    if bad:
+        stats["skipped"].append(f"{where}:{bad}: missing or invalid")
+        return
+    m = when.strftime("%Y-%m")  # type: ignore[union-attr]
+    if m not in out:
+        stats["other_months"] += 1
+        if m > months[0]:  # YYYY-MM strings sort as months
+            _note_after(stats, m, where)
+        return
+    count = row.get("count", 1)  # an anonymous channel count changes by more than one
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        stats["skipped"].append(f"{where}:count: must be a positive integer, got {count!r}")
+        return
+    stats["used"] += 1
+    out[m].rows += 1
+    getattr(out[m], change)[norm_emoji(emoji)] += count  # type: ignore[arg-type]
 
 
 def drift(cur: Counter[str], prev: Counter[str]) -> dict[str, Any]:
@@ -207,19 +235,23 @@ RULES = (
 )
 
 
-def check_evidence(rows: dict[str, int], month: str, prev: str) -> dict[str, dict[str, Any]]:
-    """For each rule: the months it needs, the ledger rows of each, and whether it can be evaluated; a rule
-    missing rows in one of its months is not (``why_not``: "needs 2 months of ledger rows, has 1: 2026-11
-    (none dated 2026-10)"), so no proposal claims more months than the ledger holds."""
+def check_evidence(rows: dict[str, int], month: str, prev: str, min_rows: int) -> dict[str, dict[str, Any]]:
+    """For each rule: the months it needs, the ledger rows of each, and whether it can be evaluated. A month
+    rests a rule only with ``min_rows`` ledger rows or more (one row is one reaction change: too few to say how
+    users reacted that month); a rule short of them in one of its months is not evaluated (``why_not``: "needs
+    2 months of at least 5 ledger rows, has 1: 2026-11 (2026-10 has 1 row)"), so no proposal or drift claims
+    more months than the ledger holds."""
     out = {}
     for rule in RULES:
         need = [month] if rule.months == 1 else [prev, month]
-        has, missing = [m for m in need if rows[m]], [m for m in need if not rows[m]]
+        has, short = [m for m in need if rows[m] >= min_rows], [m for m in need if rows[m] < min_rows]
+        lack = [f"{m} has {rows[m]} row{'s' if rows[m] > 1 else ''}" if rows[m] else f"none dated {m}" for m in short]
         why = None
-        if missing:
-            why = (f"needs {len(need)} month{'s' if len(need) > 1 else ''} of ledger rows, has {len(has)}"
-                   + (f": {', '.join(has)}" if has else "") + f" (none dated {' or '.join(missing)})")
-        out[rule.name] = {"months": need, "rows": {m: rows[m] for m in need}, "evaluated": not missing, "why_not": why}
+        if short:
+            why = (f"needs {len(need)} month{'s' if len(need) > 1 else ''} of at least {min_rows} ledger "
+                   f"row{'s' if min_rows > 1 else ''}, has {len(has)}" + (f": {', '.join(has)}" if has else "")
+                   + f" ({'; '.join(lack)})")
+        out[rule.name] = {"months": need, "rows": {m: rows[m] for m in need}, "evaluated": not short, "why_not": why}
     return out
 
 
@@ -249,15 +281,6 @@ def propose(counts: dict[str, MonthCounts], month: str, prev: str, mapping: dict
     return out
 
 
-def _inputs(ledger: str | Path, mapping_path: str | Path) -> dict[str, Any]:
-    """What the report read, with the sha256 of the bytes (None: no such file), so it can be audited later."""
-    out = {}
-    for key, p in (("ledger", Path(ledger)), ("mapping", Path(mapping_path))):
-        out[key] = str(p)
-        out[f"{key}_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
-    return out
-
-
 def _no_usable_rows(stats: dict[str, Any], months: tuple[str, str]) -> str | None:
     """Why the review is based on nothing (no ledger row of the two months could be used), or None."""
     if stats["used"]:
@@ -271,7 +294,7 @@ def _no_usable_rows(stats: dict[str, Any], months: tuple[str, str]) -> str | Non
 
 
 def monthly_review(ledger: str | Path, mapping_path: str | Path, month: str, min_count: int = 5,
-                   alpha: float = 0.05) -> dict[str, Any]:
+                   alpha: float = 0.05, min_rows: int = 5) -> dict[str, Any]:
     """The whole report as a dict (see the module docstring). ``ok`` is False, with the reason in
     ``problem`` and no proposals, when no ledger row of the month or the one before could be used.
     ``rules`` says, per rule, the months it needs and whether the ledger has rows in each (else it is not
@@ -279,17 +302,20 @@ def monthly_review(ledger: str | Path, mapping_path: str | Path, month: str, min
     for a month still going at ``generated_at`` (its counts are partial; the Markdown says so)."""
     start, end, prev_m = month_bounds(month)
     month = start.strftime("%Y-%m")  # 2026-2 → 2026-02: ledger rows are keyed by the zero-padded month
-    mapping, version = load_mapping(mapping_path)
+    mapping, version, mapping_sha = load_mapping(mapping_path)
     counts, stats = read_ledger(ledger, (month, prev_m))
+    # the sha256 of the very bytes evaluated: a row appended after the read is in neither
+    inputs = {"ledger": str(ledger), "ledger_sha256": stats.pop("sha256"), "mapping": str(mapping_path),
+              "mapping_sha256": mapping_sha}
     cur, prev = counts[month].net(), counts[prev_m].net()
-    rules = check_evidence({m: c.rows for m, c in counts.items()}, month, prev_m)
+    rules = check_evidence({m: c.rows for m, c in counts.items()}, month, prev_m, min_rows)
     d = drift(cur, prev) if rules["drift"]["evaluated"] else \
-        {"tvd": None, "chi2_p": None, "note": f"a month without reactions: {rules['drift']['why_not']}"}
+        {"tvd": None, "chi2_p": None, "note": f"too few reactions: {rules['drift']['why_not']}"}
     d["drifted"] = d.get("chi2_p") is not None and d["chi2_p"] < alpha
     unmapped = {e: n for e, n in cur.most_common() if e not in mapping}
     problem = _no_usable_rows(stats, (month, prev_m))
     return {
-        "ok": problem is None, "problem": problem, "month": month, "previous_month": prev_m, "generated_at": utc_now(), "inputs": _inputs(ledger, mapping_path),
+        "ok": problem is None, "problem": problem, "month": month, "previous_month": prev_m, "generated_at": utc_now(), "inputs": inputs,
         "month_over": end <= dt.datetime.now(dt.UTC),  # False: a month still going, its counts partial
         "mapping_version": version, "ledger_counts": stats,
         "emojis": {m: {"added": dict(c.added), "removed": dict(c.removed), "net": dict(c.net())}

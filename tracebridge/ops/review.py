@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,17 +47,16 @@ from tracebridge.ops.artifacts import (
     verify_bundle,
 )
 from tracebridge.ops.config import ReviewConfig
+from tracebridge.ops.cycle import SKIPPED_BY_CONFIG
 
 PASS, FAIL, NOT_EXERCISED = "pass", "fail", "not exercised"
-_AFTER_CYCLES = ("runtime_hook", "uplift", "integrity", "feedback", "chunk_policy")  # the criteria after ``cycles``
 
 
 @dataclass
-class Line:
-    """One criterion: ``status`` is pass, fail, or not exercised (nothing in the window could show it
-    either way, e.g. the optimize step was turned off); only pass counts as ``passed``."""
+class Verdict:
+    """What a criterion found: ``status`` is pass, fail, or not exercised (nothing in the window could
+    show it either way, e.g. the optimize step was turned off); only pass counts as ``passed``."""
 
-    criterion: str
     passed: bool
     evidence: str
     status: str = ""
@@ -64,6 +64,16 @@ class Line:
     def __post_init__(self) -> None:
         self.status = self.status or (PASS if self.passed else FAIL)
         self.passed = self.status == PASS
+
+
+@dataclass
+class Line:
+    """One line of the report: a criterion's name and its ``Verdict``'s fields."""
+
+    criterion: str
+    passed: bool
+    evidence: str
+    status: str
 
 
 @dataclass
@@ -110,14 +120,19 @@ class Cycle:
         in a cycle where no step failed."""
         return self.ok and self.step(name) == "skipped"
 
+    def config_off(self, name: str) -> bool:
+        """Whether the config itself turned step ``name`` off (its manifest says so), in a failed cycle too."""
+        return self.sound and self.step(name) == "skipped" and \
+            (self.manifest or {})["steps"][name].get("reason") == SKIPPED_BY_CONFIG
+
     def why_not_ok(self) -> str:
         """Why the cycle is not ok: its unusable manifest or bundle, or the steps that did not end ok."""
         if self.manifest is None or self.problems:
             return _first(self.problems)
         steps = self.manifest.get("steps") or {}
         failed = [n for n, r in steps.items() if r.get("status") == "failed"]  # skips that follow are implied
-        off = [n for n, r in steps.items() if r.get("status") == "skipped" and r.get("reason") == "skipped by config"]
-        why = ([f"{', '.join(failed)} failed"] if failed else []) + ([f"{', '.join(off)} skipped by config"] if off else [])
+        off = [n for n, r in steps.items() if r.get("status") == "skipped" and r.get("reason") == SKIPPED_BY_CONFIG]
+        why = ([f"{', '.join(failed)} failed"] if failed else []) + ([f"{', '.join(off)} {SKIPPED_BY_CONFIG}"] if off else [])
         return f"{self.manifest.get('status')}: " + ("; ".join(why) or "no step failed")
 
 
@@ -156,36 +171,38 @@ def _ids(cs: list[Cycle]) -> str:
     return ", ".join(c.cycle_id for c in cs) or "none"
 
 
-def crit_cycles(cs: list[Cycle], cfg: ReviewConfig) -> Line:
+def crit_cycles(cs: list[Cycle], cfg: ReviewConfig) -> Verdict:
     """Criterion ``cycles``: at least ``cfg.min_cycles`` successful cycles in the window."""
     ok = [c for c in cs if c.ok]
     bad = [f"{c.cycle_id} ({c.why_not_ok()})" for c in cs if not c.ok]
     ev = f"{len(ok)} of {len(cs)} cycles ok (need {cfg.min_cycles}): {_ids(ok)}"
-    return Line("cycles", len(ok) >= cfg.min_cycles, ev + (f"; not ok: {', '.join(bad)}" if bad else ""))
+    return Verdict(len(ok) >= cfg.min_cycles, ev + (f"; not ok: {', '.join(bad)}" if bad else ""))
 
 
-def _off(cs: list[Cycle], step: str) -> tuple[list[Cycle], str]:
-    """The ok cycles that skipped ``step``, and ``"ids (why)"`` of them."""
-    off = [c for c in cs if c.turned_off(step)]
+def _off(cs: list[Cycle], step: str, failed_too: bool = False) -> tuple[list[Cycle], str]:
+    """The ok cycles that skipped ``step`` (with ``failed_too``, the failed ones too whose config turned it
+    off), and ``"ids (why)"`` of them."""
+    off = [c for c in cs if c.turned_off(step) or (failed_too and c.config_off(step))]
     return off, f"{_ids(off)} ({'; '.join(sorted({c.skip_reason(step) for c in off}))})" if off else ""
 
 
-def crit_runtime_hook(cs: list[Cycle]) -> Line:
+def crit_runtime_hook(cs: list[Cycle]) -> Verdict:
     """Criterion ``runtime_hook``: the step failed in no cycle and ran ok in at least one (not
-    exercised when the config turned it off in every cycle that could have run it)."""
+    exercised when the config turned it off in every cycle that could have run it, failed cycles too: the
+    hook needs no other step, so a cycle that failed elsewhere shows nothing of it either)."""
     failed = [c for c in cs if c.step("runtime_hook") == "failed"]
     ran = [c for c in cs if c.step("runtime_hook") == "ok"]
     if failed:
-        return Line("runtime_hook", False, f"failed in {_ids(failed)}")
-    off, why = _off(cs, "runtime_hook")
+        return Verdict(False, f"failed in {_ids(failed)}")
+    off, why = _off(cs, "runtime_hook", failed_too=True)
     if not ran and off:
-        return Line("runtime_hook", False, f"never ran in the window: skipped in {why}; no failure, but nothing "
+        return Verdict(False, f"never ran in the window: skipped in {why}; no failure, but nothing "
                     "shows the hook works (shadow.runtime_hook=true runs it)", NOT_EXERCISED)
-    return Line("runtime_hook", bool(ran), f"ok in {len(ran)} of {len(cs)} cycles"
+    return Verdict(bool(ran), f"ok in {len(ran)} of {len(cs)} cycles"
                 + ("" if ran else "; never ran ok in the window") + (f"; skipped in {why}" if off else ""))
 
 
-def crit_uplift(cs: list[Cycle], cfg: ReviewConfig) -> Line:
+def crit_uplift(cs: list[Cycle], cfg: ReviewConfig) -> Verdict:
     """Criterion ``uplift``: every uplift measured in the window (each successful cycle's, and a
     failed cycle's whose optimize step ran) is above ``cfg.min_uplift``, and the smallest is at least
     ``cfg.stability`` x the median."""
@@ -196,22 +213,22 @@ def crit_uplift(cs: list[Cycle], cfg: ReviewConfig) -> Line:
         if (c.ok and not c.turned_off("optimize")) or (c.sound and _number(u)):
             vals.append((c.cycle_id, u))
     if not any(c.ok for c in cs):
-        return Line("uplift", False, "no successful cycle with an uplift figure")
+        return Verdict(False, "no successful cycle with an uplift figure")
     if not vals:  # the config turned the optimize step off: there is nothing to judge, which is no pass
-        return Line("uplift", False, f"no uplift measured in the window: optimize skipped in {why}; a stable "
+        return Verdict(False, f"no uplift measured in the window: optimize skipped in {why}; a stable "
                     "positive uplift needs the optimize step (shadow.optimize.mode=local or cluster)", NOT_EXERCISED)
     missing = [cid for cid, v in vals if not _number(v)]
     if missing:
-        return Line("uplift", False, f"no uplift figure in {', '.join(missing)}")
+        return Verdict(False, f"no uplift figure in {', '.join(missing)}")
     nums = [float(v) for _, v in vals]
     ev = ", ".join(f"{cid}: {v:+.4f}" for cid, v in vals) + (f"; not measured (optimize skipped) in {why}" if off else "")
     low = [cid for cid, v in vals if v <= cfg.min_uplift]
     if low:
-        return Line("uplift", False, f"not positive (<= {cfg.min_uplift}) in {', '.join(low)}; {ev}")
+        return Verdict(False, f"not positive (<= {cfg.min_uplift}) in {', '.join(low)}; {ev}")
     med = statistics.median(nums)
     if min(nums) < cfg.stability * med:
-        return Line("uplift", False, f"unstable: min {min(nums):+.4f} < {cfg.stability} x median {med:+.4f}; {ev}")
-    return Line("uplift", True, f"all positive, min {min(nums):+.4f} >= {cfg.stability} x median {med:+.4f}; {ev}")
+        return Verdict(False, f"unstable: min {min(nums):+.4f} < {cfg.stability} x median {med:+.4f}; {ev}")
+    return Verdict(True, f"all positive, min {min(nums):+.4f} >= {cfg.stability} x median {med:+.4f}; {ev}")
 
 
 _RATES = (("schema_valid_pct", -1), ("lineage_valid_pct", -1), ("quarantine_pct", +1))
@@ -221,7 +238,7 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def crit_integrity(cs: list[Cycle], cfg: ReviewConfig) -> Line:
+def crit_integrity(cs: list[Cycle], cfg: ReviewConfig) -> Verdict:
     """Criterion ``integrity``: every bundle with a manifest verifies (a damaged manifest too; only a
     crashed cycle has none), no validation failed, counts reconcile, and no validity or quarantine
     rate worsens by more than ``cfg.integrity_tolerance`` between consecutive cycles that validated
@@ -248,11 +265,11 @@ def crit_integrity(cs: list[Cycle], cfg: ReviewConfig) -> Line:
             if delta > cfg.integrity_tolerance:
                 problems.append(f"{key} {a[key]:.2f} -> {b[key]:.2f} from {prev.cycle_id} to {cur.cycle_id}")
     if problems:
-        return Line("integrity", False, "; ".join(problems[:6]))
+        return Verdict(False, "; ".join(problems[:6]))
     if not any(c.ok for c, _ in with_stats):
-        return Line("integrity", False, "no successful cycle with integrity stats")
+        return Verdict(False, "no successful cycle with integrity stats")
     last = with_stats[-1][1]
-    return Line("integrity", True, f"{len(with_stats)} cycles compared, bundles verify, no regression; latest "
+    return Verdict(True, f"{len(with_stats)} cycles compared, bundles verify, no regression; latest "
                 + ", ".join(f"{k}={last.get(k)}" for k, _ in _RATES))
 
 
@@ -272,7 +289,7 @@ def _auditable(c: Cycle) -> str | None:
     return None
 
 
-def crit_feedback(cs: list[Cycle], start: dt.datetime, days: int, tolerance_min: float = 0.0) -> Line:
+def crit_feedback(cs: list[Cycle], start: dt.datetime, days: int, tolerance_min: float = 0.0) -> Verdict:
     """Criterion ``feedback``: each of the ``days`` 24-hour slices from ``start`` has a cycle of its
     own whose harvest ran and whose audit file verifies. A cycle may lie up to ``tolerance_min``
     outside its slice: the daily timer starts cycles at a random delay (RandomizedDelaySec), so
@@ -293,19 +310,19 @@ def crit_feedback(cs: list[Cycle], start: dt.datetime, days: int, tolerance_min:
         gaps.append(f"{lo:%Y-%m-%dT%H:%MZ}..{hi:%Y-%m-%dT%H:%MZ}")
         why += [r for c, r in reasons if r and lo - tol < c.at <= hi + tol and r not in why]
     if gaps:
-        return Line("feedback", False, f"no auditable harvest in {', '.join(gaps)}"
+        return Verdict(False, f"no auditable harvest in {', '.join(gaps)}"
                     + (f" ({'; '.join(why[:3])})" if why else " (no cycle)")
                     + (f"; a cycle may lie {tolerance_min:g} min outside its slice" if tolerance_min else ""))
     # cycles at both edges of the window (the timer's delay) can fill every slice around a missed day
     far = [f"{a.cycle_id} -> {b.cycle_id} ({(b.at - a.at).total_seconds() / 3600:.1f} h)"
            for a, b in itertools.pairwise(good) if b.at - a.at > dt.timedelta(days=1) + tol]
     if far:
-        return Line("feedback", False, f"no auditable harvest for more than 24 h + {tolerance_min:g} min between "
+        return Verdict(False, f"no auditable harvest for more than 24 h + {tolerance_min:g} min between "
                     f"{', '.join(far)}")
-    return Line("feedback", True, f"harvest ran and audit verified in each of {days} days")
+    return Verdict(True, f"harvest ran and audit verified in each of {days} days")
 
 
-def crit_chunk_policy(cs: list[Cycle]) -> Line:
+def crit_chunk_policy(cs: list[Cycle]) -> Verdict:
     """Criterion ``chunk_policy``: every successful cycle documented and applied the chunk-label
     policy with no violations, and at least one applied it to a batch a reaction labelled (else it is
     not exercised: with no labelled chunked reply in the exports, no row could break the policy)."""
@@ -331,35 +348,46 @@ def crit_chunk_policy(cs: list[Cycle]) -> Line:
             bad.append(f"{c.cycle_id}: {cp['violations']} chunk label violations")
     ok_cycles = sum(c.ok for c in cs) - len(off)
     if bad or not any(c.ok for c in cs):
-        return Line("chunk_policy", False, "; ".join(bad) or "no successful cycle")
+        return Verdict(False, "; ".join(bad) or "no successful cycle")
     if not ok_cycles:
-        return Line("chunk_policy", False, f"the chunk_policy step did not run: skipped in {why}", NOT_EXERCISED)
+        return Verdict(False, f"the chunk_policy step did not run: skipped in {why}", NOT_EXERCISED)
     if not labelled:
         reg = latest.get("registry") or "the chunk registry"
-        return Line("chunk_policy", False, f"documented in {ok_cycles} cycles, but applied to no labelled batch: no "
+        return Verdict(False, f"documented in {ok_cycles} cycles, but applied to no labelled batch: no "
                     f"chunked reply in the exports was labelled by a reaction (latest: {latest.get('batches', 0)} "
                     f"batches registered in {reg}" + ("" if latest.get("registry_present", True) else ", no such file")
                     + f", {latest.get('batches_in_export', 0)} in its export); the runtime registers split replies "
                     "(tracebridge feedback chunks record)", NOT_EXERCISED)
     # the registry is cumulative: the latest cycle's counts, not a sum over cycles (it read "9 batches joined"
     # for 3 batches, 2 of them labelled)
-    return Line("chunk_policy", True, f"documented and applied in {ok_cycles} cycles; latest: "
+    return Verdict(True, f"documented and applied in {ok_cycles} cycles; latest: "
                 f"{latest.get('batches', 0)} chunked batches registered, {latest.get('batches_labelled', 'n/a')} "
                 "labelled by a reaction in its export")
 
 
+# The criteria in report order, each named once: (name, how it is judged from the window's cycles).
+CRITERIA: tuple[tuple[str, Callable[[list[Cycle], dt.datetime, ReviewConfig], Verdict]], ...] = (
+    ("cycles", lambda cs, start, cfg: crit_cycles(cs, cfg)),
+    ("runtime_hook", lambda cs, start, cfg: crit_runtime_hook(cs)),
+    ("uplift", lambda cs, start, cfg: crit_uplift(cs, cfg)),
+    ("integrity", lambda cs, start, cfg: crit_integrity(cs, cfg)),
+    ("feedback", lambda cs, start, cfg: crit_feedback(cs, start, cfg.days, cfg.slice_tolerance_min)),
+    ("chunk_policy", lambda cs, start, cfg: crit_chunk_policy(cs)),
+)
+
+
 def review(artifacts_dir: str | Path, cfg: ReviewConfig, now: dt.datetime | None = None) -> ReviewReport:
-    """Evaluate every criterion over the window ending at ``now`` (default: the current time)."""
-    end = now or dt.datetime.now(dt.UTC)
+    """Evaluate every criterion over the window ending at ``now`` (default: the current time), in UTC: the
+    evidence's times end in Z, so a ``now`` with an offset (10:00+05:00) is read as the same instant (05:00Z)."""
+    end = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     start = end - dt.timedelta(days=cfg.days)
     cs = load_cycles(artifacts_dir, start, end)
-    lines = [crit_cycles(cs, cfg)]  # with no cycle: 0 of min_cycles, a fail, so the review still fails
-    if cs:
-        lines += [crit_runtime_hook(cs), crit_uplift(cs, cfg), crit_integrity(cs, cfg),
-                  crit_feedback(cs, start, cfg.days, cfg.slice_tolerance_min), crit_chunk_policy(cs)]
-    else:  # no evidence either way: a fail here read as the hook, uplift or harvest having been seen to fail
-        lines += [Line(name, False, f"no cycle in the window ({start:%Y-%m-%dT%H:%MZ}..{end:%Y-%m-%dT%H:%MZ}): "
-                       "nothing shows it either way", NOT_EXERCISED) for name in _AFTER_CYCLES]
+    # with no cycle, ``cycles`` reads 0 of min_cycles (a fail, so the review still fails) and every other
+    # criterion has no evidence either way: a fail there read as the hook, uplift or harvest seen to fail
+    none = Verdict(False, f"no cycle in the window ({start:%Y-%m-%dT%H:%MZ}..{end:%Y-%m-%dT%H:%MZ}): "
+                   "nothing shows it either way", NOT_EXERCISED)
+    lines = [Line(name, **asdict(judge(cs, start, cfg) if cs or name == "cycles" else none))
+             for name, judge in CRITERIA]
     if not Path(artifacts_dir).is_dir():  # run from another folder than the cycles', or a typo
         lines[0].evidence += (f"; no folder {Path(artifacts_dir).resolve()}: no cycle ran with this artifacts_dir "
                               "(run from the folder the cycles run in, or give --artifacts)")

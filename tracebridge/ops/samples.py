@@ -59,8 +59,16 @@ class SampleSet:
     read: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
 
-    def add(self, s: Sample) -> None:
-        """File one sample under its arm."""
+    seen: dict[str, str] = field(default_factory=dict, repr=False)  # session id -> where it was read
+
+    def add(self, s: Sample, where: str = "") -> None:
+        """File one sample under its arm, or skip it as a duplicate when its session was read before (a
+        session counted twice weighs twice in every gate: a samples file concatenated twice, a run copied)."""
+        if s.session_id in self.seen:
+            self.skip(where or s.session_id, f"duplicate: session {s.session_id} already read at "
+                      f"{self.seen[s.session_id] or 'an earlier sample'}")
+            return
+        self.seen[s.session_id] = where
         self.by_arm[s.arm].append(s)
 
     def skip(self, where: str, reason: str) -> None:
@@ -73,12 +81,23 @@ class SampleSet:
         return {"read": self.read, **{a: len(v) for a, v in self.by_arm.items()},
                 "skipped": len(self.skipped), "skipped_by_reason": dict(reasons)}
 
-    def policies(self) -> dict[str, str]:
-        """The policy id of each arm (the most common one in its samples)."""
+    def policies(self, named: dict[str, str | None] | None = None) -> dict[str, str]:
+        """The policy id of each arm: the one ``named`` gives it (``gate --baseline-policy``), else the most
+        common one in its samples, else the arm's name.
+
+        Raises:
+            ValueError: ``named`` gives an arm another policy than its sessions carry (a report naming a policy
+                its sessions never ran: promote would check the active policy against a name, not a measurement).
+        """
         out = {}
         for arm, ss in self.by_arm.items():
             c = Counter(s.policy for s in ss if s.policy)
-            out[arm] = c.most_common(1)[0][0] if c else arm
+            flag = (named or {}).get(arm)
+            if flag and c and flag not in c:
+                raise ValueError(f"--{arm}-policy {flag}: the {arm} sessions carry policy "
+                                 + ", ".join(f"{k} ({v} sessions)" for k, v in c.most_common())
+                                 + f"; the flag names the policy of {arm} sessions that carry none")
+            out[arm] = flag or (c.most_common(1)[0][0] if c else arm)
         return out
 
 
@@ -171,7 +190,7 @@ def collect_from_traces(root: str | Path, since: str | None = None) -> SampleSet
             if started < since:
                 out.skip(str(run.path), f"before window: started {started} < {since}")
                 continue
-        out.add(sample)
+        out.add(sample, str(run.path))
     return out
 
 
@@ -239,7 +258,7 @@ def load_samples_file(path: str | Path) -> SampleSet:
             out.skip(f"{where}:{bad[0]}", f"invalid: {bad[1]}")
             continue
         try:
-            out.add(Sample(**row))
+            out.add(Sample(**row), f"{where}:session_id")
         except TypeError as exc:
             out.skip(where, f"invalid: {exc}")
     return out

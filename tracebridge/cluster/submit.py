@@ -53,6 +53,8 @@ class SweepPlan:
     cfg: Any = None
     candidates: list[str] = field(default_factory=list)  # sweep_id, then the ids earlier versions gave it
     identity: dict[str, Any] = field(default_factory=dict)  # {"sweep", "recipes"}: what --resume compares
+    # the sweeps of this bundle on storage, listed once (``resume.stored_once``) and reused by the plan and --resume
+    stored: dict[str, dict[str, Any] | None] | None = field(default=None, repr=False)
 
     def pin(self, sid: str) -> None:
         """Submit as the sweep ``sid`` (one of ``candidates``: an earlier version's id of this config): the

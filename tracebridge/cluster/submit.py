@@ -313,8 +313,9 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
         when every file matches its manifest hash (they name the files at ``uri``); ``report_html`` and
         ``manifest`` are None when it is not; ``written_by`` is the manifest's ``submission_id`` (None
         when it records none, which a note then says). A storage that cannot be reached (after the tries) adds
-        ``"unreachable": True`` (try again later, exit 3), one that refuses us (no credentials, no
-        permission) a problem. A mistyped ``uri`` or one with no folder there adds ``"no_source": True``: for a
+        ``"unreachable": True`` (try again later, exit 3), one that cannot be opened or refuses the request
+        (an unknown protocol, a mistyped bucket, no credentials) ``"refused": True`` (a config to fix, exit 2
+        as ``fetch``), a local folder that cannot be read (no permission) a problem. A mistyped ``uri`` or one with no folder there adds ``"no_source": True``: for a
         URI or folder the caller gave, that is a usage error (exit 2, as ``fetch`` of one), not a failed check.
     """
     import json
@@ -342,8 +343,10 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
         except ValueError as exc:
             return {**failed, "problems": [str(exc)]}
         except (StorageError, OSError) as exc:  # unreachable after the tries; no credentials or permission
-            return {**failed, "problems": [str(exc) if isinstance(exc, StorageError) else f"pull from {uri}: {exc}"],
-                    **({"unreachable": True} if isinstance(exc, StorageUnreachable) else {})}
+            if not isinstance(exc, StorageError):
+                return {**failed, "problems": [f"pull from {uri}: {exc}"]}
+            return {**failed, "problems": [str(exc)],
+                    ("unreachable" if isinstance(exc, StorageUnreachable) else "refused"): True}
         problems = [p.replace(str(tmp), uri.rstrip("/")) for p in verify_report(tmp)] or report_mismatch(tmp, uri, expect)
         if problems:
             return {**failed, "problems": problems}

@@ -177,7 +177,7 @@ def submit(
     cluster: Annotated[str | None, typer.Option(help="Override the config's cluster: local | configs/cluster/*.yaml | URL.")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the local head running (and return once submitted).")] = False,
     wait_: Annotated[bool, typer.Option("--wait", help="Wait for the job (implied for a local head without --keep).")] = False,
-    attempt: Annotated[int, typer.Option(help="Attempt number (the submission id's suffix).")] = 1,
+    attempt: Annotated[int, typer.Option(min=1, help="Attempt number (the submission id's suffix, from 1).")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Submit the next attempt of this sweep (resumes its Tune run).")] = False,
     out: Annotated[Path, typer.Option(help="Where the report is pulled (<out>/<sweep id>).")] = Path("reports"),
     cluster_set: ClusterSetOpt = None,

@@ -300,3 +300,42 @@ def list_cmd(
         return
     for j in jobs:
         typer.echo(f"{j['submission_id']:60s} {j['status']:10s} attempt {j['attempt'] or '-'}")
+
+
+@app.command("stop-head")
+def stop_head_cmd(
+    cluster: ClusterOpt = "local",
+    force: Annotated[bool, typer.Option("--force", help="Stop it even while jobs run on it (they end with it).")] = False,
+    cluster_set: ClusterSetOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Stop the local Ray head that `submit --keep` left running: only its own processes (`ray stop` would
+    stop every Ray head on this machine). Refused while jobs run on it unless --force (`stop ID` first lets
+    a sweep save its state); exit 1 when no head runs there, 2 for a remote cluster (not ours to stop)."""
+    from tracebridge.cluster.client import TERMINAL, ClusterError, connect, list_jobs, read_token
+    from tracebridge.cluster.config import cluster_from_spec
+    from tracebridge.cluster.head import running_head, state_path, stop_head
+
+    with config_errors():
+        cfg = cluster_from_spec(cluster, list(cluster_set or []))
+    if cfg.kind != "local":
+        fail(f"--cluster {cluster}: a remote cluster is not stopped from here (`ray down CLUSTER.yaml`, or let "
+             "`tracebridge window` tear it down)")
+    head = running_head(cfg)
+    if head is None:
+        fail(f"no local Ray head is running (state_dir={cfg.state_dir}: {state_path(cfg)})", 1)
+    try:
+        live = [j["submission_id"] for j in list_jobs(connect(head.address, read_token(cfg, head.token_file),
+                                                              cfg.request_timeout_s), True)
+                if j["status"] not in TERMINAL]
+    except ClusterError as exc:
+        _cluster_fail(exc)
+    if live and not force:
+        fail(f"the local Ray head at {head.address} runs {len(live)} job(s): {', '.join(live)}; `tracebridge stop "
+             "ID` each (a sweep saves its state for `submit --resume`), or pass --force to end them with the head", 1)
+    stop_head(head)
+    if json_out:
+        print_json({"stopped": True, "address": head.address, "pid": head.pid, "jobs_ended": live})
+    else:
+        typer.echo(f"stopped the local Ray head at {head.address} (pid {head.pid})"
+                   + (f"; jobs ended with it: {', '.join(live)}" if live else ""))

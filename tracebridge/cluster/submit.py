@@ -202,9 +202,10 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
     except ValueError:
         raise ConfigError([f"{config_path}: must be inside the working dir {working_dir} (it ships with the job)"])
     cfg = load_sweep_config(str(config_path), overrides)
-    # the job runs in a copy of the working dir: hand it the absolute local paths
-    ov = [*overrides, *(f"{k}={getattr(cfg, k)}" for k in ("bundle", "storage", "work_dir")
-                        if getattr(cfg, k) and is_local(getattr(cfg, k)))]
+    # the job runs in a copy of the working dir: hand it the absolute local paths, in place of the overrides
+    # that gave them (the entrypoint `status` and `list --all` show then names each path once)
+    paths = {k: getattr(cfg, k) for k in ("bundle", "storage", "work_dir") if getattr(cfg, k) and is_local(getattr(cfg, k))}
+    ov = [*(o for o in overrides if o.split("=", 1)[0].strip() not in paths), *(f"{k}={v}" for k, v in paths.items())]
     if cluster.kind == "remote" and is_local(cfg.storage):
         log.warning("storage=%s is local; a remote cluster must share that filesystem (else use s3:// or gs://)",
                     cfg.storage)

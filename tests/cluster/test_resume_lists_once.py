@@ -56,3 +56,38 @@ def test_submit_resume_on_a_local_head_lists_the_storage_once(counting_fs, tmp_p
     assert choose_sweep(plan, set()) == plan.sweep_id
     folders = [str(storage), str(storage / "reports"), str(storage / "sweeps")]
     assert {f: counting_fs[f] for f in folders} == {f: 1 for f in folders}
+
+
+@pytest.mark.cluster
+def test_submit_resume_asks_the_storage_and_the_jobs_once(ray_head, counting_fs, monkeypatch, tmp_path):
+    """The command on a real local head: the storage's folders are listed once each and the head's jobs
+    once (they were listed for the sweep's id and again for its next attempt)."""
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+    from tracebridge.cluster import submit as submit_module
+    from tracebridge.cluster.client import connect
+
+    job_listings = []
+
+    def counting_connect(*args, **kwargs):
+        client = connect(*args, **kwargs)
+        real = client.list_jobs
+        client.list_jobs = lambda *a, **k: (job_listings.append(1), real(*a, **k))[1]
+        return client
+
+    monkeypatch.setattr(submit_module, "connect", counting_connect)
+    storage = tmp_path / "storage"
+    res = CliRunner().invoke(app, ["submit", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={storage}",
+                                   f"work_dir={tmp_path}/work", "variants=[baseline]", "--cluster", ray_head["yaml"],
+                                   "--keep", "--resume", "--json"])
+    try:
+        assert res.exit_code == 0, res.output
+        doc = json.loads(res.stdout)
+        assert doc["status"] == "SUBMITTED" and doc["attempt"] == 1, doc
+    finally:  # the sweep is not what is tested: stop it (its Tune run saves its state into tmp_path)
+        if res.exit_code == 0:
+            connect(ray_head["info"].address, ray_head["token"]).stop_job(json.loads(res.stdout)["submission_id"])
+    assert len(job_listings) == 1
+    folders = [str(storage), str(storage / "reports"), str(storage / "sweeps")]
+    assert {f: counting_fs[f] for f in folders} == {f: 1 for f in folders}

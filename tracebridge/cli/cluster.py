@@ -132,14 +132,18 @@ def _wait_and_pull(target: Any, plan: Any, sub_id: str, out: Path) -> dict[str, 
     return res
 
 
-def _pin_resumed(client: Any, plan: Any) -> None:
-    """Point ``plan`` at the sweep ``--resume`` continues (an earlier version may have named this config
-    otherwise); exit 2 naming the keys that differ when only other sweeps of the bundle are known."""
+def _resume_attempt(client: Any, plan: Any) -> int:
+    """The attempt ``--resume`` submits, ``plan`` pointed at the sweep it continues (an earlier version may
+    have named this config otherwise); the cluster's jobs are listed once for both. Exit 2 naming the keys
+    that differ when only other sweeps of the bundle are known."""
     from tracebridge.cluster.client import list_jobs
     from tracebridge.cluster.resume import choose_sweep
+    from tracebridge.cluster.submit import next_attempt
 
+    jobs = list_jobs(client)
     with config_errors():
-        plan.pin(choose_sweep(plan, {j["sweep_id"] for j in list_jobs(client)}))
+        plan.pin(choose_sweep(plan, {j["sweep_id"] for j in jobs}))
+    return next_attempt(jobs, plan.sweep_id)[0]
 
 
 def _submit_on(ccfg: Any, plan: Any, root: Path, keep: bool, wait_: bool, attempt: int | None,
@@ -148,13 +152,12 @@ def _submit_on(ccfg: Any, plan: Any, root: Path, keep: bool, wait_: bool, attemp
     next, ``--resume``), wait and pull when asked or when the head is ours, and stop a head this call
     started unless ``keep``, whatever happens (an error, Ctrl-C, SIGTERM); return ``submit``'s summary."""
     from tracebridge.cluster.client import ClusterError
-    from tracebridge.cluster.submit import close_cluster, next_attempt, submit_sweep
+    from tracebridge.cluster.submit import close_cluster, submit_sweep
 
     target = _open(ccfg, start=True)
     try:
         if attempt is None:
-            _pin_resumed(target.client, plan)
-            attempt, _ = next_attempt(target.client, plan.sweep_id)
+            attempt = _resume_attempt(target.client, plan)
         sub = submit_sweep(target, plan, attempt, root)
         must_wait = wait_ or (target.head is not None and target.head.started and not keep)
         summary: dict[str, Any] = {**sub, "status": "SUBMITTED" if sub["created"] else "ALREADY_SUBMITTED"}

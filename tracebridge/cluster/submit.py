@@ -240,12 +240,12 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
     return plan
 
 
-def next_attempt(client: Any, sweep_id: str) -> tuple[int, dict[str, Any] | None]:
-    """The attempt to submit for ``--resume``: the running attempt (returned as the second item)
-    or one past the last finished one."""
-    from tracebridge.cluster.client import TERMINAL, list_jobs
+def next_attempt(jobs: list[dict[str, Any]], sweep_id: str) -> tuple[int, dict[str, Any] | None]:
+    """The attempt to submit for ``--resume``, from the cluster's ``jobs`` (``client.list_jobs``): the running
+    attempt (returned as the second item) or one past the last finished one."""
+    from tracebridge.cluster.client import TERMINAL
 
-    mine = [j for j in list_jobs(client) if j["sweep_id"] == sweep_id]
+    mine = [j for j in jobs if j["sweep_id"] == sweep_id]
     live = [j for j in mine if j["status"] not in TERMINAL]
     if live:
         return int(live[-1]["attempt"] or 1), live[-1]

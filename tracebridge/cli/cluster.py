@@ -225,7 +225,8 @@ def status(
     cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Status of a job; exit 1 when it FAILED or was STOPPED."""
+    """Status of a job; exit 1 when it FAILED or was STOPPED, 2 for an unknown job (or a head that refuses
+    the token), 3 when the head does not answer."""
     from tracebridge.cluster.client import job_info
 
     info = _ask(cluster, cluster_set, job_info, submission_id)
@@ -246,7 +247,8 @@ def logs(
                                            "--follow, once the job ended: and its status, message).")] = False,
 ) -> None:
     """Print a job's driver log (``--follow``: stream it until the job ends, however long it runs;
-    exit 1 if it failed, 3 if the head stops answering for the cluster's ``wait_patience_s``)."""
+    exit 1 if it failed, 2 for an unknown job, 3 if the head stops answering for the cluster's
+    ``wait_patience_s``)."""
     from tracebridge.cluster.client import ClusterError, wait
     from tracebridge.cluster.client import logs as job_logs
 
@@ -276,7 +278,8 @@ def stop(
     cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Stop a job (its Tune run saves state; `submit --resume` continues it); exit 1 if it was not running."""
+    """Stop a job (its Tune run saves state; `submit --resume` continues it); exit 1 if it was not running,
+    2 for an unknown job, 3 when the head does not answer."""
     from tracebridge.cluster.client import stop as stop_job
 
     stopped = _ask(cluster, cluster_set, stop_job, submission_id)
@@ -294,7 +297,8 @@ def list_cmd(
     cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Jobs on the cluster (sweep id, attempt, status)."""
+    """Jobs on the cluster (sweep id, attempt, status); exit 2 when no local head runs (or the head refuses
+    the token), 3 when it does not answer."""
     from tracebridge.cluster.client import list_jobs
 
     jobs = _ask(cluster, cluster_set, list_jobs, everything)

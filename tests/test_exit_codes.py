@@ -200,6 +200,7 @@ JSON_ERRORS = {
     "list": (["list", "--cluster", "{dead}"], 3),
     "logs": (["logs", "sweep-a1", "--cluster", "{dead}"], 3),
     "pull": (["pull", "sweep-a1", "--cluster", "{dead}", "--out", "{tmp}/reports"], 3),
+    "stop-head": (["stop-head", "--cluster-set", "state_dir={tmp}/ray"], 1),  # no head there
 }
 NO_JSON = {"feedback serve"}  # in COMMANDS, without --json
 IN_SUBPROCESS = {"smoke runtime-hook"}  # needs agentlightning missing: test_agentlightning_missing_...

@@ -132,14 +132,18 @@ def _wait_and_pull(target: Any, plan: Any, sub_id: str, out: Path) -> dict[str, 
     return res
 
 
-def _pin_resumed(client: Any, plan: Any) -> None:
-    """Point ``plan`` at the sweep ``--resume`` continues (an earlier version may have named this config
-    otherwise); exit 2 naming the keys that differ when only other sweeps of the bundle are known."""
+def _resume_attempt(client: Any, plan: Any) -> int:
+    """The attempt ``--resume`` submits, ``plan`` pointed at the sweep it continues (an earlier version may
+    have named this config otherwise); the cluster's jobs are listed once for both. Exit 2 naming the keys
+    that differ when only other sweeps of the bundle are known."""
     from tracebridge.cluster.client import list_jobs
     from tracebridge.cluster.resume import choose_sweep
+    from tracebridge.cluster.submit import next_attempt
 
+    jobs = list_jobs(client)
     with config_errors():
-        plan.pin(choose_sweep(plan, {j["sweep_id"] for j in list_jobs(client)}))
+        plan.pin(choose_sweep(plan, {j["sweep_id"] for j in jobs}))
+    return next_attempt(jobs, plan.sweep_id)[0]
 
 
 def _submit_on(ccfg: Any, plan: Any, root: Path, keep: bool, wait_: bool, attempt: int | None,
@@ -148,13 +152,12 @@ def _submit_on(ccfg: Any, plan: Any, root: Path, keep: bool, wait_: bool, attemp
     next, ``--resume``), wait and pull when asked or when the head is ours, and stop a head this call
     started unless ``keep``, whatever happens (an error, Ctrl-C, SIGTERM); return ``submit``'s summary."""
     from tracebridge.cluster.client import ClusterError
-    from tracebridge.cluster.submit import close_cluster, next_attempt, submit_sweep
+    from tracebridge.cluster.submit import close_cluster, submit_sweep
 
     target = _open(ccfg, start=True)
     try:
         if attempt is None:
-            _pin_resumed(target.client, plan)
-            attempt, _ = next_attempt(target.client, plan.sweep_id)
+            attempt = _resume_attempt(target.client, plan)
         sub = submit_sweep(target, plan, attempt, root)
         must_wait = wait_ or (target.head is not None and target.head.started and not keep)
         summary: dict[str, Any] = {**sub, "status": "SUBMITTED" if sub["created"] else "ALREADY_SUBMITTED"}
@@ -177,7 +180,7 @@ def submit(
     cluster: Annotated[str | None, typer.Option(help="Override the config's cluster: local | configs/cluster/*.yaml | URL.")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the local head running (and return once submitted).")] = False,
     wait_: Annotated[bool, typer.Option("--wait", help="Wait for the job (implied for a local head without --keep).")] = False,
-    attempt: Annotated[int, typer.Option(help="Attempt number (the submission id's suffix).")] = 1,
+    attempt: Annotated[int, typer.Option(min=1, help="Attempt number (the submission id's suffix, from 1).")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Submit the next attempt of this sweep (resumes its Tune run).")] = False,
     out: Annotated[Path, typer.Option(help="Where the report is pulled (<out>/<sweep id>).")] = Path("reports"),
     cluster_set: ClusterSetOpt = None,
@@ -222,7 +225,8 @@ def status(
     cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Status of a job; exit 1 when it FAILED or was STOPPED."""
+    """Status of a job; exit 1 when it FAILED or was STOPPED, 2 for an unknown job (or a head that refuses
+    the token), 3 when the head does not answer."""
     from tracebridge.cluster.client import job_info
 
     info = _ask(cluster, cluster_set, job_info, submission_id)
@@ -243,7 +247,8 @@ def logs(
                                            "--follow, once the job ended: and its status, message).")] = False,
 ) -> None:
     """Print a job's driver log (``--follow``: stream it until the job ends, however long it runs;
-    exit 1 if it failed, 3 if the head stops answering for the cluster's ``wait_patience_s``)."""
+    exit 1 if it failed, 2 for an unknown job, 3 if the head stops answering for the cluster's
+    ``wait_patience_s``)."""
     from tracebridge.cluster.client import ClusterError, wait
     from tracebridge.cluster.client import logs as job_logs
 
@@ -273,7 +278,8 @@ def stop(
     cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Stop a job (its Tune run saves state; `submit --resume` continues it); exit 1 if it was not running."""
+    """Stop a job (its Tune run saves state; `submit --resume` continues it); exit 1 if it was not running,
+    2 for an unknown job, 3 when the head does not answer."""
     from tracebridge.cluster.client import stop as stop_job
 
     stopped = _ask(cluster, cluster_set, stop_job, submission_id)
@@ -291,7 +297,8 @@ def list_cmd(
     cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Jobs on the cluster (sweep id, attempt, status)."""
+    """Jobs on the cluster (sweep id, attempt, status); exit 2 when no local head runs (or the head refuses
+    the token), 3 when it does not answer."""
     from tracebridge.cluster.client import list_jobs
 
     jobs = _ask(cluster, cluster_set, list_jobs, everything)
@@ -300,3 +307,42 @@ def list_cmd(
         return
     for j in jobs:
         typer.echo(f"{j['submission_id']:60s} {j['status']:10s} attempt {j['attempt'] or '-'}")
+
+
+@app.command("stop-head")
+def stop_head_cmd(
+    cluster: ClusterOpt = "local",
+    force: Annotated[bool, typer.Option("--force", help="Stop it even while jobs run on it (they end with it).")] = False,
+    cluster_set: ClusterSetOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Stop the local Ray head that `submit --keep` left running: only its own processes (`ray stop` would
+    stop every Ray head on this machine). Refused while jobs run on it unless --force (`stop ID` first lets
+    a sweep save its state); exit 1 when no head runs there, 2 for a remote cluster (not ours to stop)."""
+    from tracebridge.cluster.client import TERMINAL, ClusterError, connect, list_jobs, read_token
+    from tracebridge.cluster.config import cluster_from_spec
+    from tracebridge.cluster.head import running_head, state_path, stop_head
+
+    with config_errors():
+        cfg = cluster_from_spec(cluster, list(cluster_set or []))
+    if cfg.kind != "local":
+        fail(f"--cluster {cluster}: a remote cluster is not stopped from here (`ray down CLUSTER.yaml`, or let "
+             "`tracebridge window` tear it down)")
+    head = running_head(cfg)
+    if head is None:
+        fail(f"no local Ray head is running (state_dir={cfg.state_dir}: {state_path(cfg)})", 1)
+    try:
+        live = [j["submission_id"] for j in list_jobs(connect(head.address, read_token(cfg, head.token_file),
+                                                              cfg.request_timeout_s), True)
+                if j["status"] not in TERMINAL]
+    except ClusterError as exc:
+        _cluster_fail(exc)
+    if live and not force:
+        fail(f"the local Ray head at {head.address} runs {len(live)} job(s): {', '.join(live)}; `tracebridge stop "
+             "ID` each (a sweep saves its state for `submit --resume`), or pass --force to end them with the head", 1)
+    stop_head(head)
+    if json_out:
+        print_json({"stopped": True, "address": head.address, "pid": head.pid, "jobs_ended": live})
+    else:
+        typer.echo(f"stopped the local Ray head at {head.address} (pid {head.pid})"
+                   + (f"; jobs ended with it: {', '.join(live)}" if live else ""))

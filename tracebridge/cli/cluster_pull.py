@@ -97,7 +97,7 @@ def pull(
 ) -> None:
     """Download a sweep's report from storage and verify its manifest hashes; exit 1 on any mismatch or
     when a submission id's report was written by another attempt, 2 when a URI or folder given holds no report
-    or is mistyped (as ``fetch``), 3 when the storage cannot be reached (each request bounded by
+    or is mistyped, or the storage cannot be opened (unknown protocol, no credentials; as ``fetch``), 3 when the storage cannot be reached (each request bounded by
     request_timeout_s, retry.attempts tries)."""
     from tracebridge.cluster.submit import pull_report
     from tracebridge.config import load_config
@@ -114,6 +114,8 @@ def pull(
     if res.get("unreachable"):  # try again later, as fetch
         fail(res["problems"][0], EXIT_UNREACHABLE)
     if res.get("no_source") and not expect:  # a URI or folder given that holds nothing: called wrong, as fetch
+        fail(res["problems"][0], EXIT_USAGE)
+    if res.get("refused"):  # a storage that cannot be opened (unknown protocol, bad bucket, no credentials): as fetch
         fail(res["problems"][0], EXIT_USAGE)
     if json_out:
         print_json({k: v for k, v in res.items() if k != "manifest"} | {"uri": uri})

@@ -162,7 +162,9 @@ def push(
     json_out: JsonOpt = False,
 ) -> None:
     """Publish a verified, redacted bundle (files first, manifest last); a copy already there is checked
-    (verify_remote=size|sha256) and what is missing or different is sent again. Exit 1 when refused."""
+    (verify_remote=size|sha256) and what is missing or different is sent again. Exit 1 when refused
+    (unverified, unredacted), 2 for a bad bundle folder or a storage that cannot be opened (mistyped URI, no
+    credentials), 3 when it cannot be reached after retry.attempts tries."""
     from tracebridge.export.bundle import BundleError
     from tracebridge.export.config import StorageConfig
     from tracebridge.export.push import push_bundle
@@ -203,7 +205,9 @@ def fetch(
     config: StorageConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Download a bundle and verify every sha256. Exit 1 when verification fails."""
+    """Download a bundle and verify every sha256. Exit 1 when verification fails, 2 when nothing is published
+    there or the storage cannot be opened (mistyped URI, no credentials), 3 when it cannot be reached after
+    retry.attempts tries."""
     from tracebridge.export.bundle import BundleError
     from tracebridge.export.config import StorageConfig
     from tracebridge.export.storage import StorageError, StorageUnreachable, fetch_bundle

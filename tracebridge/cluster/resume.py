@@ -56,19 +56,30 @@ def _identity_at(uri: str, cfg: Any) -> dict[str, Any] | None:
         return None
 
 
+def stored_once(plan: Any) -> dict[str, dict[str, Any] | None]:
+    """``stored_sweeps`` of ``plan``, listed on the first call and kept on the plan (``plan.stored``): a
+    ``submit --resume`` on a local head asks twice (``pin_stored`` while planning, ``choose_sweep`` once the
+    head is up) and each listing reads three folders, each tried ``retry.attempts`` times when the storage
+    does not answer. A storage that cannot be listed is logged once and counts as holding no sweep."""
+    from tracebridge.export.storage import StorageError
+
+    if plan.stored is None:
+        try:
+            plan.stored = stored_sweeps(plan.cfg, plan.bundle_id)
+        except (StorageError, OSError) as exc:  # OSError: a file where a folder should be
+            log.warning("could not list the sweeps stored at %s (to find this sweep under an earlier id): %s",
+                        plan.cfg.storage, exc)
+            plan.stored = {}
+    return plan.stored
+
+
 def pin_stored(plan: Any) -> None:
     """Submit ``plan`` under an earlier version's id of its config (``plan.candidates``) when storage holds
     that sweep and none under its own id: a submit continues its sweep's stored Tune run, as it did before
     an upgrade changed the id. A pinned ``sweep_id`` is kept; a storage that cannot be listed is logged."""
-    from tracebridge.export.storage import StorageError
-
     if plan.cfg.sweep_id or len(plan.candidates) < 2:
         return
-    try:
-        stored = stored_sweeps(plan.cfg, plan.bundle_id)
-    except (StorageError, OSError) as exc:  # OSError: a file where a folder should be
-        log.warning("could not look for this sweep under earlier ids at %s: %s", plan.cfg.storage, exc)
-        return
+    stored = stored_once(plan)
     found = next((sid for sid in plan.candidates if sid in stored), None)
     if found and found != plan.sweep_id:
         log.info("sweep %s is stored as %s (an earlier version's id of this config): continuing it",
@@ -79,21 +90,15 @@ def pin_stored(plan: Any) -> None:
 def choose_sweep(plan: Any, job_sweeps: set[str]) -> str:
     """The id ``--resume`` continues: the first of ``plan.candidates`` (this config's id, then those
     earlier versions gave it) that a job on the cluster (``job_sweeps``) or the storage knows; the plan's
-    own id when neither knows any sweep of this bundle (a first attempt). A storage that cannot be
-    listed is logged and only the cluster's jobs are asked.
+    own id when neither knows any sweep of this bundle (a first attempt). The storage is listed once per
+    plan (``stored_once``); one that cannot be listed is logged and only the cluster's jobs are asked.
 
     Raises:
         ConfigError: no sweep of this config is known but others of the same bundle are: each is named
             with the keys that differ (stored value, value now), so the user can set them or submit
             without ``--resume``.
     """
-    from tracebridge.export.storage import StorageError
-
-    try:
-        stored = stored_sweeps(plan.cfg, plan.bundle_id)
-    except (StorageError, OSError) as exc:  # OSError: a file where a folder should be
-        log.warning("--resume: could not look for stored sweeps at %s: %s", plan.cfg.storage, exc)
-        stored = {}
+    stored = stored_once(plan)
     for sid in plan.candidates:
         if sid in job_sweeps or sid in stored:
             return sid

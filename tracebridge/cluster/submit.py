@@ -53,6 +53,8 @@ class SweepPlan:
     cfg: Any = None
     candidates: list[str] = field(default_factory=list)  # sweep_id, then the ids earlier versions gave it
     identity: dict[str, Any] = field(default_factory=dict)  # {"sweep", "recipes"}: what --resume compares
+    # the sweeps of this bundle on storage, listed once (``resume.stored_once``) and reused by the plan and --resume
+    stored: dict[str, dict[str, Any] | None] | None = field(default=None, repr=False)
 
     def pin(self, sid: str) -> None:
         """Submit as the sweep ``sid`` (one of ``candidates``: an earlier version's id of this config): the
@@ -200,9 +202,10 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
     except ValueError:
         raise ConfigError([f"{config_path}: must be inside the working dir {working_dir} (it ships with the job)"])
     cfg = load_sweep_config(str(config_path), overrides)
-    # the job runs in a copy of the working dir: hand it the absolute local paths
-    ov = [*overrides, *(f"{k}={getattr(cfg, k)}" for k in ("bundle", "storage", "work_dir")
-                        if getattr(cfg, k) and is_local(getattr(cfg, k)))]
+    # the job runs in a copy of the working dir: hand it the absolute local paths, in place of the overrides
+    # that gave them (the entrypoint `status` and `list --all` show then names each path once)
+    paths = {k: getattr(cfg, k) for k in ("bundle", "storage", "work_dir") if getattr(cfg, k) and is_local(getattr(cfg, k))}
+    ov = [*(o for o in overrides if o.split("=", 1)[0].strip() not in paths), *(f"{k}={v}" for k, v in paths.items())]
     if cluster.kind == "remote" and is_local(cfg.storage):
         log.warning("storage=%s is local; a remote cluster must share that filesystem (else use s3:// or gs://)",
                     cfg.storage)
@@ -237,12 +240,12 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
     return plan
 
 
-def next_attempt(client: Any, sweep_id: str) -> tuple[int, dict[str, Any] | None]:
-    """The attempt to submit for ``--resume``: the running attempt (returned as the second item)
-    or one past the last finished one."""
-    from tracebridge.cluster.client import TERMINAL, list_jobs
+def next_attempt(jobs: list[dict[str, Any]], sweep_id: str) -> tuple[int, dict[str, Any] | None]:
+    """The attempt to submit for ``--resume``, from the cluster's ``jobs`` (``client.list_jobs``): the running
+    attempt (returned as the second item) or one past the last finished one."""
+    from tracebridge.cluster.client import TERMINAL
 
-    mine = [j for j in list_jobs(client) if j["sweep_id"] == sweep_id]
+    mine = [j for j in jobs if j["sweep_id"] == sweep_id]
     live = [j for j in mine if j["status"] not in TERMINAL]
     if live:
         return int(live[-1]["attempt"] or 1), live[-1]
@@ -311,8 +314,9 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
         when every file matches its manifest hash (they name the files at ``uri``); ``report_html`` and
         ``manifest`` are None when it is not; ``written_by`` is the manifest's ``submission_id`` (None
         when it records none, which a note then says). A storage that cannot be reached (after the tries) adds
-        ``"unreachable": True`` (try again later, exit 3), one that refuses us (no credentials, no
-        permission) a problem. A mistyped ``uri`` or one with no folder there adds ``"no_source": True``: for a
+        ``"unreachable": True`` (try again later, exit 3), one that cannot be opened or refuses the request
+        (an unknown protocol, a mistyped bucket, no credentials) ``"refused": True`` (a config to fix, exit 2
+        as ``fetch``), a local folder that cannot be read (no permission) a problem. A mistyped ``uri`` or one with no folder there adds ``"no_source": True``: for a
         URI or folder the caller gave, that is a usage error (exit 2, as ``fetch`` of one), not a failed check.
     """
     import json
@@ -340,8 +344,10 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
         except ValueError as exc:
             return {**failed, "problems": [str(exc)]}
         except (StorageError, OSError) as exc:  # unreachable after the tries; no credentials or permission
-            return {**failed, "problems": [str(exc) if isinstance(exc, StorageError) else f"pull from {uri}: {exc}"],
-                    **({"unreachable": True} if isinstance(exc, StorageUnreachable) else {})}
+            if not isinstance(exc, StorageError):
+                return {**failed, "problems": [f"pull from {uri}: {exc}"]}
+            return {**failed, "problems": [str(exc)],
+                    ("unreachable" if isinstance(exc, StorageUnreachable) else "refused"): True}
         problems = [p.replace(str(tmp), uri.rstrip("/")) for p in verify_report(tmp)] or report_mismatch(tmp, uri, expect)
         if problems:
             return {**failed, "problems": problems}

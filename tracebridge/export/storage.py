@@ -96,6 +96,16 @@ def _no_credentials() -> tuple[type[BaseException], ...]:
     return NoCredentialsError, PartialCredentialsError
 
 
+def _invalid_request() -> tuple[type[BaseException], ...]:
+    """The S3 client's refusal of a request as written, before it is sent (a bucket name with a ``!`` or
+    ``_``): a BotoCoreError (so transient to ``_transient``) that every try meets again."""
+    try:
+        from botocore.exceptions import ParamValidationError
+    except ImportError:
+        return ()
+    return (ParamValidationError,)
+
+
 def credentials_error(what: str, exc: BaseException) -> StorageError:
     """The error for storage that found no credentials, saying where to set them."""
     return StorageError(f"{what}: no storage credentials found ({type(exc).__name__}: {exc}); set "
@@ -113,7 +123,8 @@ def retry_io(op: Callable[[], T], what: str, retry: RetryConfig | None = None) -
     Raises:
         StorageUnreachable: still failing after ``retry.attempts`` tries (names ``what``, the tries and
             the last error).
-        StorageError: no credentials found (at once: no retry can fix that). Other permanent
+        StorageError: no credentials found, or a request the S3 client refuses to send (a mistyped bucket
+            name), at once: no retry can fix that. Other permanent
             errors (missing file, permission) are raised at once, unchanged.
     """
     retry = retry or RetryConfig()
@@ -125,6 +136,9 @@ def retry_io(op: Callable[[], T], what: str, retry: RetryConfig | None = None) -
             raise
         except no_creds as exc:
             raise credentials_error(what, exc) from exc
+        except _invalid_request() as exc:  # its message's detail (the bad value, the rule) is on its later lines
+            raise StorageError(f"{what}: the storage client refused the request as written "
+                               f"({type(exc).__name__}: {' '.join(str(exc).split())})") from exc
         except transient as exc:
             err = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
             if attempt >= retry.attempts:

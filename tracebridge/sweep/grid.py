@@ -36,12 +36,23 @@ def resolve_recipes(cfg: SweepConfig) -> dict[str, dict[str, Any]]:
         try:
             tc = load_train_config(cfg.train_config, [*ov, f"variant={variant}"], cfg.model_config)
         except ConfigError as exc:
-            problems += [f"recipe of {variant}: {p}" for p in exc.problems]
+            problems += [f"recipe of {variant}: {p}{_set_by(cfg, variant, p)}" for p in exc.problems]
             continue
         out[variant] = to_dict(tc)
     if problems:
         raise ConfigError(problems, cfg.train_config)
     return out
+
+
+def _set_by(cfg: SweepConfig, variant: str, problem: str) -> str:
+    """Where the sweep set the key a recipe problem names (`` (set by overrides.train.lr)``), so the user
+    looks there rather than in the recipe YAML the error is reported against; '' when the YAML set it."""
+    for where, keys in ((f"variant_overrides.{variant}", cfg.variant_overrides.get(variant, {})),
+                        ("overrides", cfg.overrides)):
+        for key in keys:
+            if re.match(rf"{re.escape(key)}[=:]", problem):
+                return f" (set by {where}.{key})"
+    return ""
 
 
 def ablation_cells(cfg: SweepConfig) -> list[dict[str, Any]]:

@@ -115,3 +115,26 @@ def test_eval_says_whether_the_bundle_or_the_checkpoint_is_not_usable(tmp_path, 
             "no_weights": ("checkpoint not usable (1 problem(s)):", f"{ck}: not a saved model folder"),
             "broken_weights": ("checkpoint not usable:", f"{ck}: cannot load the model")}[case]
     assert err.startswith(said[0]) and said[1] in err, err
+
+
+def test_eval_of_a_bundle_without_rows_in_the_eval_split_says_so_before_loading(tmp_path):
+    """Before: the model loaded, then eval crashed with a KeyError traceback ('accuracy'), exit 1; train
+    already refused such a bundle. Now eval refuses it the same way, with exit 2, before the model loads."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for src in FIXTURE.glob("*.jsonl"):  # every test row moved into train: the eval split is empty
+        rows = [json.loads(line) for line in src.read_text().splitlines()]
+        for r in rows:
+            r["meta"]["split"] = "train" if r["meta"]["split"] == "test" else r["meta"]["split"]
+        (bundle / src.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    (ck / "tokenizer_config.json").write_text("{}")
+    (ck / "model.safetensors").write_bytes(b"")  # loading it would fail: the bundle must be refused first
+    res = CliRunner().invoke(app, ["eval", str(ck), CFG, "data.verify_bundle=false", "--bundle", str(bundle), "--json"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    err = json.loads(res.stdout)["error"]
+    assert err.startswith("bundle not usable (1 problem(s)):"), err
+    assert "role verifier has no rows in split 'test' to evaluate on" in err
+    assert "set data.eval_split=validation" in err and "cannot load the model" not in err

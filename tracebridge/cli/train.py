@@ -235,6 +235,7 @@ def _eval_inputs(checkpoint: Path, config: Path, overrides: list[str], bundle: P
     from tracebridge.train.behaviour import load_policed_data
     from tracebridge.train.config import load_train_config
     from tracebridge.train.data import BundleError, verify_bundle_dir
+    from tracebridge.train.trial import eval_split_problem
 
     with config_errors():
         cfg = load_train_config(str(config), overrides)
@@ -249,6 +250,7 @@ def _eval_inputs(checkpoint: Path, config: Path, overrides: list[str], bundle: P
             if cfg.data.verify_bundle:
                 verify_bundle_dir(bundle)
             data = load_policed_data(bundle, cfg.role, cfg.behaviour)[0]  # the policy the model trained under
+            bad_bundle += [why] if (why := eval_split_problem(bundle, cfg, data)) else []
         except BundleError as exc:
             bad_bundle.append(str(exc))
     bad_checkpoint = _checkpoint_problem(checkpoint, cfg.role)

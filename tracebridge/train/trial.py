@@ -187,8 +187,8 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     data, behaviour = load_policed_data(bundle_dir, cfg.role, cfg.behaviour)
     if behaviour:
         log.info("behaviour %s: changed %s", describe(cfg.behaviour), behaviour)
-    if not data.split(data.sft, cfg.data.eval_split):  # fail before any training, not after it
-        raise BundleError(_no_eval_rows(bundle_dir, cfg, data.counts()["sft"]))
+    if why := eval_split_problem(bundle_dir, cfg, data):  # fail before any training, not after it
+        raise BundleError(why)
     # only now: a bad bundle or an empty split must not leave an empty trial folder behind
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -202,8 +202,12 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
         gc.unfreeze()
 
 
-def _no_eval_rows(bundle_dir: Path, cfg: TrainConfig, by_split: dict[str, int]) -> str:
-    """Why a trial cannot evaluate, and the fix that can work for this bundle."""
+def eval_split_problem(bundle_dir: Path, cfg: TrainConfig, data: Any) -> str | None:
+    """Why a role's rows of ``data`` cannot be evaluated (its eval split holds none) and the fix that can
+    work for this bundle, or None when they can; ``train`` and ``eval`` both ask before a model loads."""
+    if data.split(data.sft, cfg.data.eval_split):
+        return None
+    by_split = data.counts()["sft"]
     msg = (f"{bundle_dir}: role {cfg.role} has no rows in split {cfg.data.eval_split!r} to evaluate on "
            f"(rows by split: {by_split}); ")
     other = next((s for s in ("validation", "test") if by_split.get(s) and s != cfg.data.eval_split), None)

@@ -152,7 +152,8 @@ def train(
     if json_out:
         print_json(summary)
     else:
-        typer.echo(f"report: {summary['report']}  winners: {summary['winners']}  failed trials: {len(failed)}")
+        typer.echo(f"report: {summary['report'] or 'none (no trial finished)'}  winners: {summary['winners']}  "
+                   f"failed trials: {len(failed)}")
         for f in failed:  # the count alone leaves the user no way to see why
             typer.echo(f"failed trial {base.role}-{f['variant']}-s{f['seed']}: {f['error']}", err=True)
     raise typer.Exit(1 if failed else 0)
@@ -355,10 +356,10 @@ def report(
     verify: Annotated[bool, typer.Option("--verify", help="Only verify the manifest of the report folder(s) given.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Write results.json + report.html + manifest.json from trial folders; with ``--verify``,
-    check a report folder's hashes (exit 1 on any problem)."""
+    """Write results.json + report.html + manifest.json from trial folders (failed trials are listed);
+    with ``--verify``, check a report folder's hashes (exit 1 on any problem)."""
     from tracebridge.report import verify_report, write_report
-    from tracebridge.report.trials import load_trial_files, runs_wall
+    from tracebridge.report.trials import find_trials, load_trial_files, runs_wall
 
     if verify:
         missing = [str(d) for d in trial_dirs if not d.is_dir()]
@@ -370,11 +371,10 @@ def report(
         else:
             typer.echo("\n".join(probs) or "report verifies")
         raise typer.Exit(1 if probs else 0)
-    files = [p for d in trial_dirs for p in ([d / "trial.json"] if (d / "trial.json").is_file()
-                                             else sorted(d.rglob("trial.json")))]
-    files = list(dict.fromkeys(f.resolve() for f in files))  # a folder named twice (root and trial) counts once
+    files, failed = find_trials(trial_dirs)
     if not files:
-        fail(f"no trial.json under {', '.join(map(str, trial_dirs))}")
+        fail(f"no trial.json under {', '.join(map(str, trial_dirs))}"
+             + "".join(f"\n  failed trial {f['trial_dir']}: {f['error']}" for f in failed))
     trials, probs = load_trial_files(files)
     if problem := out_dir_problem(out):
         probs.append(problem)
@@ -385,10 +385,12 @@ def report(
     manifest = write_report(trials, out, config={"trials": [str(f) for f in files]}, wall_s=wall_s,
                             wall_source=wall_source)
     summary = {"report": str(out / "report.html"), "trials": len(trials), "winners": manifest.get("winners"),
-               "report_id": manifest["report_id"], "wall_s": wall_s, "wall_s_source": wall_source}
+               "report_id": manifest["report_id"], "wall_s": wall_s, "wall_s_source": wall_source, "failed": failed}
     if json_out:
         print_json(summary)
     else:
         typer.echo(f"{summary['report']}  ({len(trials)} trials)  winners: {summary['winners']}")
+        for f in failed:  # not in the report: it has no result
+            typer.echo(f"failed trial {f['trial_dir']} (not in the report): {f['error']}", err=True)
         if wall_s is None:
             typer.echo(f"wall time {wall_source}", err=True)

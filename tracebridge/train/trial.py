@@ -5,7 +5,8 @@ SFT → (DPO) → offline eval (→ closed loop) → ``trial.json``. The single 
 Work-dir layout: ``sft/checkpoint-N``, ``sft/final``, ``dpo/checkpoint-N``, ``dpo/final``,
 ``quarantine.jsonl``, ``eval_items.json`` (per-item metric values, for paired comparisons),
 ``trial.json`` (the returned metrics + resolved config + data counts + the rows the behaviour
-policy changed).
+policy changed), or ``trial_failed.json`` (role, variant, seed, error) when the trial failed. A trial that
+starts again in the same folder first removes the earlier run's ``trial.json`` and ``eval_items.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 Reporter = Callable[[dict[str, Any]], None]
 SPEC_KEYS = {"role", "variant", "seed", "overrides", "config", "model"}
+RESULT_FILES = ("trial.json", "eval_items.json")  # written when a trial ends; removed when it starts again
+FAILED_FILE = "trial_failed.json"  # written instead when it fails
 
 
 def spec_overrides(spec: dict[str, Any]) -> list[str]:
@@ -192,14 +195,27 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     # only now: a bad bundle or an empty split must not leave an empty trial folder behind
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
+    for name in (*RESULT_FILES, FAILED_FILE):  # an earlier run's result must not pass for this run's
+        (work / name).unlink(missing_ok=True)
     _write_quarantine(work, data)
     # The rows live as long as the trial and hold no cycles: frozen, no collection during training
     # rescans them (a full collection over a 2000-session bundle's worker rows takes ~3 s).
     gc.freeze()
     try:
         return _run_loaded(spec, cfg, data, manifest, work, on_report, resume_from, t0, behaviour)
+    except Exception as exc:
+        _write_failure(work, cfg, exc, t0)
+        raise
     finally:
         gc.unfreeze()
+
+
+def _write_failure(work: Path, cfg: TrainConfig, exc: Exception, t0: float) -> None:
+    """``trial_failed.json``: which trial failed, when and why, so the folder says why it holds no result."""
+    (work / FAILED_FILE).write_text(json.dumps(
+        {"role": cfg.role, "variant": cfg.variant, "seed": cfg.seed, "config_hash": config_hash(cfg),
+         "error": f"{type(exc).__name__}: {exc}", "started_at": ts_from_epoch_ms(t0 * 1000),
+         "failed_at": ts_from_epoch_ms(time.time() * 1000)}, indent=2, sort_keys=True))
 
 
 def eval_split_problem(bundle_dir: Path, cfg: TrainConfig, data: Any) -> str | None:

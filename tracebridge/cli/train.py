@@ -77,19 +77,22 @@ def _warn_dropped(r: dict[str, Any], base: Any) -> None:
 def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: list[str], ss: list[int],
                            resume: Path | None) -> None:
     """Every problem of the trials to come, before the first one trains: each variant × seed config
-    (``--variants baseline,typo`` must not fail after baseline trained) and ``--resume`` (the bundle
-    is checked by each trial before it trains)."""
+    (``--variants baseline,typo`` must not fail after baseline trained), its ``model.path`` and ``--resume``
+    (the bundle is checked by each trial before it trains)."""
     from tracebridge.config import ConfigError
     from tracebridge.train.config import load_train_config
+    from tracebridge.train.model_config import model_path_problem
     from tracebridge.train.trial import resume_problem
 
     probs: list[str] = []
     for v in vs:
         for s in ss:
             try:
-                load_train_config(str(config), [*ov, f"variant={v}", f"seed={s}"], str(model) if model else None)
+                cfg = load_train_config(str(config), [*ov, f"variant={v}", f"seed={s}"], str(model) if model else None)
             except ConfigError as exc:
                 probs += [p for p in exc.problems if p not in probs]
+                continue
+            probs += [why] if (why := model_path_problem(cfg.model)) and why not in probs else []
     if resume and (why := resume_problem(resume)):
         probs.append(why)
     if probs:
@@ -206,16 +209,10 @@ def _reference_model(checkpoint: Path, cfg: Any) -> Any:
 
 def _checkpoint_problem(checkpoint: Path, role: str) -> str | None:
     """Why ``checkpoint`` is not a saved model of ``role`` (None when it looks like one)."""
-    cfg = checkpoint / "config.json"
-    try:
-        model_type = json.loads(cfg.read_text()).get("model_type")
-    except (OSError, ValueError, AttributeError) as exc:
-        return f"{checkpoint}: not a saved model folder ({cfg}: {type(exc).__name__}); give a trial's checkpoint_dir"
-    weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_config.json")
-    if not model_type or not any((checkpoint / w).is_file() for w in weights) or \
-            not (checkpoint / "tokenizer_config.json").is_file():
-        return (f"{checkpoint}: not a saved model folder (needs config.json with model_type, a weights file "
-                f"({', '.join(weights)}) and tokenizer_config.json); give a trial's checkpoint_dir")
+    from tracebridge.train.model_config import model_folder_problem
+
+    if why := model_folder_problem(checkpoint):
+        return f"{checkpoint}: {why}; give a trial's checkpoint_dir"
     trial = _trial_file(checkpoint)
     try:
         trained = json.loads(trial.read_text())["result"]["role"] if trial else role

@@ -23,6 +23,7 @@ from typing import Any
 from tracebridge.config import config_hash, to_dict
 from tracebridge.schema.canonical import ts_from_epoch_ms
 from tracebridge.train.config import TrainConfig, Variant, load_train_config
+from tracebridge.train.model_config import model_path_problem
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,10 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     """
     t0 = time.time()
     cfg = load_train_config(spec.get("config"), spec_overrides(spec), spec.get("model"))
+    if why := model_path_problem(cfg.model):  # before a trial folder: transformers would say less, or nothing
+        from tracebridge.config import ConfigError
+
+        raise ConfigError([why], spec.get("config"))
     cfg.model.seed = cfg.seed
     from tracebridge.train.common import seed_everything
     from tracebridge.train.data import BundleError, verify_bundle_dir

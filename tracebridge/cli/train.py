@@ -79,9 +79,10 @@ def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: 
     """Every problem of the trials to come, before the first one trains: each variant × seed config
     (``--variants baseline,typo`` must not fail after baseline trained), its ``model.path`` and ``--resume``
     (the bundle is checked by each trial before it trains)."""
-    from tracebridge.config import ConfigError
+    from tracebridge.config import ConfigError, to_dict
     from tracebridge.train.config import load_train_config
     from tracebridge.train.model_config import model_path_problem
+    from tracebridge.train.resume_config import resume_config_problem
     from tracebridge.train.trial import resume_problem
 
     probs: list[str] = []
@@ -93,8 +94,9 @@ def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: 
                 probs += [p for p in exc.problems if p not in probs]
                 continue
             probs += [why] if (why := model_path_problem(cfg.model)) and why not in probs else []
-    if resume and (why := resume_problem(resume)):
-        probs.append(why)
+            # --resume is one trial: its folder's config is compared with this one
+            if resume and (why := resume_problem(resume) or resume_config_problem(resume, to_dict(cfg))):
+                probs.append(why)
     if probs:
         fail(str(ConfigError(probs, str(config))))
 

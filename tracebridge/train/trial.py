@@ -24,6 +24,7 @@ from tracebridge.config import config_hash, to_dict
 from tracebridge.schema.canonical import ts_from_epoch_ms
 from tracebridge.train.config import TrainConfig, Variant, load_train_config
 from tracebridge.train.model_config import model_path_problem
+from tracebridge.train.resume_config import write_trial_config
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,7 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     work.mkdir(parents=True, exist_ok=True)
     for name in (*RESULT_FILES, FAILED_FILE):  # an earlier run's result must not pass for this run's
         (work / name).unlink(missing_ok=True)
+    write_trial_config(work, to_dict(cfg))  # what a later --resume of this folder compares
     _write_quarantine(work, data)
     # The rows live as long as the trial and hold no cycles: frozen, no collection during training
     # rescans them (a full collection over a 2000-session bundle's worker rows takes ~3 s).

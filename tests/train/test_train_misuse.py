@@ -136,3 +136,18 @@ def test_eval_of_a_bundle_without_rows_in_the_eval_split_says_so_before_loading(
     assert err.startswith("bundle not usable (1 problem(s)):"), err
     assert "role verifier has no rows in split 'test' to evaluate on" in err
     assert "set data.eval_split=validation" in err and "cannot load the model" not in err
+
+
+@pytest.mark.parametrize("option, value, said", [
+    ("--seeds", "0,00", "--seeds 0,00: 0 given twice; each trial runs once"),
+    ("--variants", "baseline,baseline", "--variants baseline,baseline: baseline given twice"),
+    ("--seeds", "0,,1", "--seeds 0,,1: use a comma list of whole numbers, e.g. --seeds 0,1"),
+    ("--variants", ",", "--variants ,: use a comma list of names, e.g. --variants baseline,optimized"),
+])
+def test_variants_and_seeds_given_twice_or_empty_are_refused(tmp_path, option, value, said):
+    """Before: --seeds 0,0 trained the trial twice into one folder and the report pooled its eval items twice
+    (n=32 for 16 rows: a narrower interval than the data gives); '--variants ,' trained the config's default."""
+    res = CliRunner().invoke(app, ["train", CFG, "--bundle", str(FIXTURE), "--out", str(tmp_path / "runs"),
+                                   option, value])
+    assert res.exit_code == 2 and said in res.stderr, res.output
+    assert not (tmp_path / "runs").exists()

@@ -26,16 +26,19 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def _csv(value: str | None) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else []
-
-
-def _seeds(value: str | None) -> list[int]:
-    """``--seeds 0,1`` as ints; anything else is a usage error, not a traceback."""
+def _csv(option: str, value: str | None, example: str, cast: Any = str) -> list[Any]:
+    """A comma list option (``--variants``, ``--seeds``) as ``cast`` values; an empty item, an item ``cast``
+    refuses or one given twice (its trial would run twice into one folder and be pooled twice) exits 2."""
+    raw = [v.strip() for v in value.split(",")] if value else []
     try:
-        return [int(s) for s in _csv(value)]
+        if not all(raw):
+            raise ValueError("an empty item")
+        items = [cast(v) for v in raw]
     except ValueError:
-        fail(f"--seeds {value}: use a comma list of whole numbers, e.g. --seeds 0,1")
+        fail(f"{option} {value}: use a comma list of {'whole numbers' if cast is int else 'names'}, e.g. {option} {example}")
+    if twice := sorted({str(v) for v in items if items.count(v) > 1}):
+        fail(f"{option} {value}: {', '.join(twice)} given twice; each trial runs once")
+    return items
 
 
 def _headline(r: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +127,8 @@ def train(
     ov = list(overrides or [])
     with config_errors():
         base = load_train_config(str(config), ov, str(model) if model else None)
-    vs, ss = _csv(variants) or [base.variant], _seeds(seeds) or [base.seed]
+    vs = _csv("--variants", variants, "baseline,optimized") or [base.variant]
+    ss = _csv("--seeds", seeds, "0,1", int) or [base.seed]
     if resume and len(vs) * len(ss) > 1:
         fail("--resume continues one trial: give one variant and one seed")
     _check_before_training(config, ov, model, vs, ss, resume)

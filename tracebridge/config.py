@@ -332,24 +332,31 @@ def load_config(schema: type[T], path: str | Path | None = None,
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:  # interpolations are resolved here: ${missing.key}
         raise ConfigError([f"{getattr(exc, 'full_key', None) or '?'}: {str(exc).splitlines()[0]}"], src) from exc
-    check = getattr(obj, "validate", None)
-    found = list(check() or []) if callable(check) else []
-    # NaN passes every range check (no comparison with it is true); a key the schema's checks named keeps theirs
-    found += [f"{k}=nan: not a number; give a finite number" for k in _nan_keys(obj)
-              if not any(f"{k}=nan" in p for p in found)]
+    check, bad = getattr(obj, "validate", None), _nonfinite_keys(obj)
+    try:
+        found = list(check() or []) if callable(check) else []
+    except (OverflowError, ValueError):  # a check that does arithmetic on inf (int(inf)): the scan names it
+        if not bad:
+            raise
+        found = []
+    # NaN passes every range check (no comparison with it is true) and inf every lower bound (train.lr=inf
+    # trained to a NaN model); a key the schema's checks named keeps theirs
+    found += [f"{k}={v}: {'not a number' if v == 'nan' else 'not finite'}; give a finite number"
+              for k, v in bad if not any(f"{k}={v}" in p for p in found)]
     if found:
         raise ConfigError(found, src)
     return obj  # type: ignore[return-value]
 
 
-def _nan_keys(value: Any, key: str = "") -> list[str]:
-    """The dotted keys of ``value`` (a config dataclass, or a map or list in one) that hold a float NaN."""
+def _nonfinite_keys(value: Any, key: str = "") -> list[tuple[str, str]]:
+    """(dotted key, ``nan``/``inf``/``-inf``) of each float of ``value`` (a config dataclass, or a map or list
+    in one) that is not finite."""
     if isinstance(value, float):
-        return [key] if math.isnan(value) else []
+        return [] if math.isfinite(value) else [(key, str(value))]
     items: Any = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value)) \
         if dataclasses.is_dataclass(value) and not isinstance(value, type) else value.items() \
         if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
-    return [k for name, v in items for k in _nan_keys(v, f"{key}.{name}" if key else str(name))]
+    return [kv for name, v in items for kv in _nonfinite_keys(v, f"{key}.{name}" if key else str(name))]
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""A NaN in any config is a config error (exit 2) naming its key. NaN passes every range check written
+"""A NaN or an inf in any config is a config error (exit 2) naming its key. NaN passes every range check written
 as ``x <= 0`` (no comparison with it is true), so before, 28 float keys of the shipped schemas took it:
 ``train.lr=nan`` trained on NaN, ``request_timeout_s=nan`` gave requests no timeout, ``budget.max_hours=nan``
 no hours cap, ``late_after_s=nan`` flagged no reaction late. Schemas whose own checks already refuse NaN
@@ -49,6 +49,24 @@ def test_nan_in_any_float_key_is_a_config_error_naming_it(kind: str, key: str) -
     with pytest.raises(ConfigError) as err:
         load_config(_schema(kind), None, [f"{key}=nan"])
     assert f"{key}=nan" in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf"])
+@pytest.mark.parametrize("kind, key", FLOAT_KEYS)
+def test_inf_in_any_float_key_is_a_config_error_naming_it(kind: str, key: str, value: str) -> None:
+    """inf passes every lower bound: before, train.lr=inf trained 400 steps to a NaN model and exited 0."""
+    with pytest.raises(ConfigError) as err:
+        load_config(_schema(kind), None, [f"{key}={value}"])
+    assert f"{key}={value}" in str(err.value), str(err.value)
+
+
+def test_inf_names_itself_not_finite() -> None:
+    from tracebridge.train.config import TrainConfig
+
+    with pytest.raises(ConfigError) as err:
+        load_config(TrainConfig, ROOT / "configs/train/cpu_tiny.yaml", ["train.lr=inf", "dpo.lr=1e400"])
+    assert sorted(err.value.problems) == ["dpo.lr=inf: not finite; give a finite number",
+                                  "train.lr=inf: not finite; give a finite number"], err.value.problems
 
 
 def test_a_schema_check_that_refuses_nan_keeps_its_own_message() -> None:

@@ -20,6 +20,17 @@ CFG = str(ROOT / "configs" / "train" / "cpu_tiny.yaml")
 FIXTURE = ROOT / "tests" / "data" / "train_views"
 
 
+def fake_checkpoint(ck: Path, weights: bool = True) -> Path:
+    """A folder that looks like a saved model (every file save_pretrained writes) until it is loaded."""
+    ck.mkdir(parents=True, exist_ok=True)
+    (ck / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    (ck / "tokenizer_config.json").write_text("{}")
+    (ck / "tokenizer.json").write_text("{}")
+    if weights:
+        (ck / "model.safetensors").write_bytes(b"")
+    return ck
+
+
 def test_out_of_range_overrides_are_all_listed():
     bad = ["train.max_length=1", "data.max_train_rows=-3", "data.max_eval_rows=-1", "data.max_pref_rows=-1",
            "seed=-1", "eval.batch_size=0", "eval.max_new_tokens=0", "train.save_steps=-1"]
@@ -78,11 +89,7 @@ def test_eval_rejects_a_non_model_folder_and_bad_floors_before_loading(tmp_path)
 
 
 def test_eval_refuses_a_checkpoint_of_another_role(tmp_path):
-    ck = tmp_path / "trial" / "sft" / "final"
-    ck.mkdir(parents=True)
-    (ck / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
-    (ck / "model.safetensors").write_bytes(b"")
-    (ck / "tokenizer_config.json").write_text("{}")
+    ck = fake_checkpoint(tmp_path / "trial" / "sft" / "final")
     (tmp_path / "trial" / "trial.json").write_text(json.dumps({"result": {"role": "verifier"}}))
     res = CliRunner().invoke(app, ["eval", str(ck), CFG, "role=planner", "--bundle", str(FIXTURE)])
     assert res.exit_code == 2 and "trained as role verifier" in res.output and "pass role=verifier" in res.output
@@ -92,12 +99,7 @@ def test_eval_refuses_a_checkpoint_of_another_role(tmp_path):
 def test_eval_says_whether_the_bundle_or_the_checkpoint_is_not_usable(tmp_path, case):
     """A missing bundle folder, a bundle without a manifest, a checkpoint without a model: exit 2 under a
     heading naming what is wrong, not "invalid config" (the config is fine); --json gives {ok, error, exit_code}."""
-    ck = tmp_path / "ck"
-    ck.mkdir()
-    (ck / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
-    (ck / "tokenizer_config.json").write_text("{}")
-    if case != "no_weights":
-        (ck / "model.safetensors").write_bytes(b"")  # looks like a model until it is loaded
+    ck = fake_checkpoint(tmp_path / "ck", weights=case != "no_weights")
     bundle = FIXTURE
     if case == "no_folder":
         bundle = tmp_path / "nope"
@@ -115,3 +117,37 @@ def test_eval_says_whether_the_bundle_or_the_checkpoint_is_not_usable(tmp_path, 
             "no_weights": ("checkpoint not usable (1 problem(s)):", f"{ck}: not a saved model folder"),
             "broken_weights": ("checkpoint not usable:", f"{ck}: cannot load the model")}[case]
     assert err.startswith(said[0]) and said[1] in err, err
+
+
+def test_eval_of_a_bundle_without_rows_in_the_eval_split_says_so_before_loading(tmp_path):
+    """Before: the model loaded, then eval crashed with a KeyError traceback ('accuracy'), exit 1; train
+    already refused such a bundle. Now eval refuses it the same way, with exit 2, before the model loads."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for src in FIXTURE.glob("*.jsonl"):  # every test row moved into train: the eval split is empty
+        rows = [json.loads(line) for line in src.read_text().splitlines()]
+        for r in rows:
+            r["meta"]["split"] = "train" if r["meta"]["split"] == "test" else r["meta"]["split"]
+        (bundle / src.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ck = fake_checkpoint(tmp_path / "ck")  # loading it would fail: the bundle must be refused first
+    res = CliRunner().invoke(app, ["eval", str(ck), CFG, "data.verify_bundle=false", "--bundle", str(bundle), "--json"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    err = json.loads(res.stdout)["error"]
+    assert err.startswith("bundle not usable (1 problem(s)):"), err
+    assert "role verifier has no rows in split 'test' to evaluate on" in err
+    assert "set data.eval_split=validation" in err and "cannot load the model" not in err
+
+
+@pytest.mark.parametrize("option, value, said", [
+    ("--seeds", "0,00", "--seeds 0,00: 0 given twice; each trial runs once"),
+    ("--variants", "baseline,baseline", "--variants baseline,baseline: baseline given twice"),
+    ("--seeds", "0,,1", "--seeds 0,,1: use a comma list of whole numbers, e.g. --seeds 0,1"),
+    ("--variants", ",", "--variants ,: use a comma list of names, e.g. --variants baseline,optimized"),
+])
+def test_variants_and_seeds_given_twice_or_empty_are_refused(tmp_path, option, value, said):
+    """Before: --seeds 0,0 trained the trial twice into one folder and the report pooled its eval items twice
+    (n=32 for 16 rows: a narrower interval than the data gives); '--variants ,' trained the config's default."""
+    res = CliRunner().invoke(app, ["train", CFG, "--bundle", str(FIXTURE), "--out", str(tmp_path / "runs"),
+                                   option, value])
+    assert res.exit_code == 2 and said in res.stderr, res.output
+    assert not (tmp_path / "runs").exists()

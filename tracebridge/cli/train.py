@@ -26,16 +26,19 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def _csv(value: str | None) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else []
-
-
-def _seeds(value: str | None) -> list[int]:
-    """``--seeds 0,1`` as ints; anything else is a usage error, not a traceback."""
+def _csv(option: str, value: str | None, example: str, cast: Any = str) -> list[Any]:
+    """A comma list option (``--variants``, ``--seeds``) as ``cast`` values; an empty item, an item ``cast``
+    refuses or one given twice (its trial would run twice into one folder and be pooled twice) exits 2."""
+    raw = [v.strip() for v in value.split(",")] if value else []
     try:
-        return [int(s) for s in _csv(value)]
+        if not all(raw):
+            raise ValueError("an empty item")
+        items = [cast(v) for v in raw]
     except ValueError:
-        fail(f"--seeds {value}: use a comma list of whole numbers, e.g. --seeds 0,1")
+        fail(f"{option} {value}: use a comma list of {'whole numbers' if cast is int else 'names'}, e.g. {option} {example}")
+    if twice := sorted({str(v) for v in items if items.count(v) > 1}):
+        fail(f"{option} {value}: {', '.join(twice)} given twice; each trial runs once")
+    return items
 
 
 def _headline(r: dict[str, Any]) -> dict[str, Any]:
@@ -77,21 +80,26 @@ def _warn_dropped(r: dict[str, Any], base: Any) -> None:
 def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: list[str], ss: list[int],
                            resume: Path | None) -> None:
     """Every problem of the trials to come, before the first one trains: each variant × seed config
-    (``--variants baseline,typo`` must not fail after baseline trained) and ``--resume`` (the bundle
-    is checked by each trial before it trains)."""
-    from tracebridge.config import ConfigError
+    (``--variants baseline,typo`` must not fail after baseline trained), its ``model.path`` and ``--resume``
+    (the bundle is checked by each trial before it trains)."""
+    from tracebridge.config import ConfigError, to_dict
     from tracebridge.train.config import load_train_config
+    from tracebridge.train.model_config import model_path_problem
+    from tracebridge.train.resume_config import resume_config_problem
     from tracebridge.train.trial import resume_problem
 
     probs: list[str] = []
     for v in vs:
         for s in ss:
             try:
-                load_train_config(str(config), [*ov, f"variant={v}", f"seed={s}"], str(model) if model else None)
+                cfg = load_train_config(str(config), [*ov, f"variant={v}", f"seed={s}"], str(model) if model else None)
             except ConfigError as exc:
                 probs += [p for p in exc.problems if p not in probs]
-    if resume and (why := resume_problem(resume)):
-        probs.append(why)
+                continue
+            probs += [why] if (why := model_path_problem(cfg.model)) and why not in probs else []
+            # --resume is one trial: its folder's config is compared with this one
+            if resume and (why := resume_problem(resume) or resume_config_problem(resume, to_dict(cfg))):
+                probs.append(why)
     if probs:
         fail(str(ConfigError(probs, str(config))))
 
@@ -119,7 +127,8 @@ def train(
     ov = list(overrides or [])
     with config_errors():
         base = load_train_config(str(config), ov, str(model) if model else None)
-    vs, ss = _csv(variants) or [base.variant], _seeds(seeds) or [base.seed]
+    vs = _csv("--variants", variants, "baseline,optimized") or [base.variant]
+    ss = _csv("--seeds", seeds, "0,1", int) or [base.seed]
     if resume and len(vs) * len(ss) > 1:
         fail("--resume continues one trial: give one variant and one seed")
     _check_before_training(config, ov, model, vs, ss, resume)
@@ -152,7 +161,8 @@ def train(
     if json_out:
         print_json(summary)
     else:
-        typer.echo(f"report: {summary['report']}  winners: {summary['winners']}  failed trials: {len(failed)}")
+        typer.echo(f"report: {summary['report'] or 'none (no trial finished)'}  winners: {summary['winners']}  "
+                   f"failed trials: {len(failed)}")
         for f in failed:  # the count alone leaves the user no way to see why
             typer.echo(f"failed trial {base.role}-{f['variant']}-s{f['seed']}: {f['error']}", err=True)
     raise typer.Exit(1 if failed else 0)
@@ -205,16 +215,10 @@ def _reference_model(checkpoint: Path, cfg: Any) -> Any:
 
 def _checkpoint_problem(checkpoint: Path, role: str) -> str | None:
     """Why ``checkpoint`` is not a saved model of ``role`` (None when it looks like one)."""
-    cfg = checkpoint / "config.json"
-    try:
-        model_type = json.loads(cfg.read_text()).get("model_type")
-    except (OSError, ValueError, AttributeError) as exc:
-        return f"{checkpoint}: not a saved model folder ({cfg}: {type(exc).__name__}); give a trial's checkpoint_dir"
-    weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_config.json")
-    if not model_type or not any((checkpoint / w).is_file() for w in weights) or \
-            not (checkpoint / "tokenizer_config.json").is_file():
-        return (f"{checkpoint}: not a saved model folder (needs config.json with model_type, a weights file "
-                f"({', '.join(weights)}) and tokenizer_config.json); give a trial's checkpoint_dir")
+    from tracebridge.train.model_config import model_folder_problem
+
+    if why := model_folder_problem(checkpoint):
+        return f"{checkpoint}: {why}; give a trial's checkpoint_dir"
     trial = _trial_file(checkpoint)
     try:
         trained = json.loads(trial.read_text())["result"]["role"] if trial else role
@@ -235,6 +239,7 @@ def _eval_inputs(checkpoint: Path, config: Path, overrides: list[str], bundle: P
     from tracebridge.train.behaviour import load_policed_data
     from tracebridge.train.config import load_train_config
     from tracebridge.train.data import BundleError, verify_bundle_dir
+    from tracebridge.train.trial import eval_split_problem
 
     with config_errors():
         cfg = load_train_config(str(config), overrides)
@@ -249,6 +254,7 @@ def _eval_inputs(checkpoint: Path, config: Path, overrides: list[str], bundle: P
             if cfg.data.verify_bundle:
                 verify_bundle_dir(bundle)
             data = load_policed_data(bundle, cfg.role, cfg.behaviour)[0]  # the policy the model trained under
+            bad_bundle += [why] if (why := eval_split_problem(bundle, cfg, data)) else []
         except BundleError as exc:
             bad_bundle.append(str(exc))
     bad_checkpoint = _checkpoint_problem(checkpoint, cfg.role)
@@ -353,10 +359,10 @@ def report(
     verify: Annotated[bool, typer.Option("--verify", help="Only verify the manifest of the report folder(s) given.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Write results.json + report.html + manifest.json from trial folders; with ``--verify``,
-    check a report folder's hashes (exit 1 on any problem)."""
+    """Write results.json + report.html + manifest.json from trial folders (failed trials are listed);
+    with ``--verify``, check a report folder's hashes (exit 1 on any problem)."""
     from tracebridge.report import verify_report, write_report
-    from tracebridge.report.trials import load_trial_files, runs_wall
+    from tracebridge.report.trials import find_trials, load_trial_files, runs_wall
 
     if verify:
         missing = [str(d) for d in trial_dirs if not d.is_dir()]
@@ -368,11 +374,10 @@ def report(
         else:
             typer.echo("\n".join(probs) or "report verifies")
         raise typer.Exit(1 if probs else 0)
-    files = [p for d in trial_dirs for p in ([d / "trial.json"] if (d / "trial.json").is_file()
-                                             else sorted(d.rglob("trial.json")))]
-    files = list(dict.fromkeys(f.resolve() for f in files))  # a folder named twice (root and trial) counts once
+    files, failed = find_trials(trial_dirs)
     if not files:
-        fail(f"no trial.json under {', '.join(map(str, trial_dirs))}")
+        fail(f"no trial.json under {', '.join(map(str, trial_dirs))}"
+             + "".join(f"\n  failed trial {f['trial_dir']}: {f['error']}" for f in failed))
     trials, probs = load_trial_files(files)
     if problem := out_dir_problem(out):
         probs.append(problem)
@@ -383,10 +388,12 @@ def report(
     manifest = write_report(trials, out, config={"trials": [str(f) for f in files]}, wall_s=wall_s,
                             wall_source=wall_source)
     summary = {"report": str(out / "report.html"), "trials": len(trials), "winners": manifest.get("winners"),
-               "report_id": manifest["report_id"], "wall_s": wall_s, "wall_s_source": wall_source}
+               "report_id": manifest["report_id"], "wall_s": wall_s, "wall_s_source": wall_source, "failed": failed}
     if json_out:
         print_json(summary)
     else:
         typer.echo(f"{summary['report']}  ({len(trials)} trials)  winners: {summary['winners']}")
+        for f in failed:  # not in the report: it has no result
+            typer.echo(f"failed trial {f['trial_dir']} (not in the report): {f['error']}", err=True)
         if wall_s is None:
             typer.echo(f"wall time {wall_source}", err=True)

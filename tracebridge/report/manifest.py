@@ -127,11 +127,13 @@ def verify_report(out_dir: Path) -> list[str]:
         return [f"{mpath}: missing"]
     try:
         man = orjson.loads(mpath.read_bytes())
-        files = man["files"]
-        if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
-            raise TypeError("files is not a list of objects")
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        return [f"{mpath}: not a report manifest ({exc})"]
+    except orjson.JSONDecodeError as exc:
+        return [f"{mpath}: not a report manifest (not JSON: {exc})"]
+    files = man.get("files") if isinstance(man, dict) else None
+    if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+        what = "no JSON object" if not isinstance(man, dict) else "files: missing" if "files" not in man \
+            else "files: not a list of {path, sha256} objects"
+        return [f"{mpath}: not a report manifest ({what})"]
     probs = []
     root = out_dir.resolve()
     for i, f in enumerate(files):

@@ -4,7 +4,8 @@ trial given twice is one listed problem (``file: field: reason``), never a trace
 empty or double-counted table. A metric that is not a number (text, true/false, a list, infinity) is
 such a problem too, never a value only ``results.json`` shows; null and NaN are "not measured" (what a
 trial writes for a metric with no items or a phase that logged no loss). ``runs_wall`` tells the wall
-time of the trials read, or that it is unknown.
+time of the trials read, or that it is unknown. A trial that failed (``trial_failed.json``) is listed
+with its error, never silently left out.
 """
 
 from __future__ import annotations
@@ -16,6 +17,25 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.report.results import PRIMARY
+
+
+def _files(dirs: list[Path], name: str) -> list[Path]:
+    """Each ``name`` file of ``dirs`` (a trial folder's own, else every one under a root), once each."""
+    files = [p for d in dirs for p in ([d / name] if (d / name).is_file() else sorted(d.rglob(name)))]
+    return list(dict.fromkeys(f.resolve() for f in files))  # a folder named twice (root and trial) counts once
+
+
+def find_trials(dirs: list[Path]) -> tuple[list[Path], list[dict[str, Any]]]:
+    """The ``trial.json`` files under ``dirs``, and the trials there that failed (a ``trial_failed.json``,
+    which ``run_trial`` writes instead): ``{"trial_dir", "error"}`` each, so a report says which it lacks."""
+    failed = []
+    for f in _files(dirs, "trial_failed.json"):
+        try:
+            error = str(json.loads(f.read_text(encoding="utf-8")).get("error"))
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+            error = f"unreadable {f.name} ({type(exc).__name__})"
+        failed.append({"trial_dir": str(f.parent), "error": error})
+    return _files(dirs, "trial.json"), failed
 
 
 def _items_problem(path: Path) -> str | None:

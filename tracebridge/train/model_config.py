@@ -4,7 +4,9 @@ block of a trial): a random-init architecture or pretrained weights (``tracebrid
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 ARCHS = ("qwen2", "llama")
 
@@ -77,3 +79,38 @@ class ModelConfig:
             p.append(f"model.tokenizer_vocab_size={self.tokenizer_vocab_size}: must be >= 300 "
                      "(256 bytes + special tokens + merges)")
         return p
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json", "adapter_config.json")
+VOCAB_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
+def model_folder_problem(path: Path, weights: bool = True) -> str | None:
+    """What ``path`` lacks to be a folder ``save_pretrained`` wrote, or None: config.json with a model_type
+    and a weights file (with ``weights``), tokenizer_config.json and a vocabulary (without one, transformers
+    loads a tokenizer of one token and says nothing)."""
+    if not path.is_dir():
+        return "no such folder" if not path.exists() else "a file, not a folder"
+    missing = []
+    if weights:
+        try:
+            model_type = json.loads((path / "config.json").read_text()).get("model_type")
+        except (OSError, ValueError, AttributeError):
+            model_type = None
+        missing += [] if model_type else ["config.json with a model_type"]
+        missing += [] if any((path / w).is_file() for w in WEIGHT_FILES) else [f"weights ({', '.join(WEIGHT_FILES)})"]
+    missing += [] if (path / "tokenizer_config.json").is_file() else ["tokenizer_config.json"]
+    if not any((path / v).is_file() for v in VOCAB_FILES):
+        missing.append(f"a tokenizer vocabulary ({', '.join(VOCAB_FILES)})")
+    return f"not a saved model folder (missing: {'; '.join(missing)})" if missing else None
+
+
+def model_path_problem(cfg: ModelConfig) -> str | None:
+    """Why ``model.path`` (a local folder: not a hub name, ``name`` or ``org/name``) cannot give the model
+    (``init=pretrained``) or the tokenizer (``init=random``), asked before a trial starts; else None."""
+    path = cfg.path
+    if not path or not (Path(path).exists() or path.startswith(("/", ".", "~")) or path.count("/") > 1):
+        return None
+    why = model_folder_problem(Path(path).expanduser(), weights=cfg.init == ModelInit.PRETRAINED)
+    return f"model.path={path}: {why}; give a folder save_pretrained wrote (a trial's checkpoint_dir)" if why else None

@@ -5,7 +5,8 @@ SFT → (DPO) → offline eval (→ closed loop) → ``trial.json``. The single 
 Work-dir layout: ``sft/checkpoint-N``, ``sft/final``, ``dpo/checkpoint-N``, ``dpo/final``,
 ``quarantine.jsonl``, ``eval_items.json`` (per-item metric values, for paired comparisons),
 ``trial.json`` (the returned metrics + resolved config + data counts + the rows the behaviour
-policy changed).
+policy changed), or ``trial_failed.json`` (role, variant, seed, error) when the trial failed. A trial that
+starts again in the same folder first removes the earlier run's ``trial.json`` and ``eval_items.json``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from typing import Any
 from tracebridge.config import config_hash, to_dict
 from tracebridge.schema.canonical import ts_from_epoch_ms
 from tracebridge.train.config import TrainConfig, Variant, load_train_config
+from tracebridge.train.model_config import model_path_problem
+from tracebridge.train.resume_config import write_trial_config
 
 log = logging.getLogger(__name__)
 
 Reporter = Callable[[dict[str, Any]], None]
 SPEC_KEYS = {"role", "variant", "seed", "overrides", "config", "model"}
+RESULT_FILES = ("trial.json", "eval_items.json")  # written when a trial ends; removed when it starts again
+FAILED_FILE = "trial_failed.json"  # written instead when it fails
 
 
 def spec_overrides(spec: dict[str, Any]) -> list[str]:
@@ -174,6 +179,10 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     """
     t0 = time.time()
     cfg = load_train_config(spec.get("config"), spec_overrides(spec), spec.get("model"))
+    if why := model_path_problem(cfg.model):  # before a trial folder: transformers would say less, or nothing
+        from tracebridge.config import ConfigError
+
+        raise ConfigError([why], spec.get("config"))
     cfg.model.seed = cfg.seed
     from tracebridge.train.common import seed_everything
     from tracebridge.train.data import BundleError, verify_bundle_dir
@@ -187,23 +196,41 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     data, behaviour = load_policed_data(bundle_dir, cfg.role, cfg.behaviour)
     if behaviour:
         log.info("behaviour %s: changed %s", describe(cfg.behaviour), behaviour)
-    if not data.split(data.sft, cfg.data.eval_split):  # fail before any training, not after it
-        raise BundleError(_no_eval_rows(bundle_dir, cfg, data.counts()["sft"]))
+    if why := eval_split_problem(bundle_dir, cfg, data):  # fail before any training, not after it
+        raise BundleError(why)
     # only now: a bad bundle or an empty split must not leave an empty trial folder behind
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
+    for name in (*RESULT_FILES, FAILED_FILE):  # an earlier run's result must not pass for this run's
+        (work / name).unlink(missing_ok=True)
+    write_trial_config(work, to_dict(cfg))  # what a later --resume of this folder compares
     _write_quarantine(work, data)
     # The rows live as long as the trial and hold no cycles: frozen, no collection during training
     # rescans them (a full collection over a 2000-session bundle's worker rows takes ~3 s).
     gc.freeze()
     try:
         return _run_loaded(spec, cfg, data, manifest, work, on_report, resume_from, t0, behaviour)
+    except Exception as exc:
+        _write_failure(work, cfg, exc, t0)
+        raise
     finally:
         gc.unfreeze()
 
 
-def _no_eval_rows(bundle_dir: Path, cfg: TrainConfig, by_split: dict[str, int]) -> str:
-    """Why a trial cannot evaluate, and the fix that can work for this bundle."""
+def _write_failure(work: Path, cfg: TrainConfig, exc: Exception, t0: float) -> None:
+    """``trial_failed.json``: which trial failed, when and why, so the folder says why it holds no result."""
+    (work / FAILED_FILE).write_text(json.dumps(
+        {"role": cfg.role, "variant": cfg.variant, "seed": cfg.seed, "config_hash": config_hash(cfg),
+         "error": f"{type(exc).__name__}: {exc}", "started_at": ts_from_epoch_ms(t0 * 1000),
+         "failed_at": ts_from_epoch_ms(time.time() * 1000)}, indent=2, sort_keys=True))
+
+
+def eval_split_problem(bundle_dir: Path, cfg: TrainConfig, data: Any) -> str | None:
+    """Why a role's rows of ``data`` cannot be evaluated (its eval split holds none) and the fix that can
+    work for this bundle, or None when they can; ``train`` and ``eval`` both ask before a model loads."""
+    if data.split(data.sft, cfg.data.eval_split):
+        return None
+    by_split = data.counts()["sft"]
     msg = (f"{bundle_dir}: role {cfg.role} has no rows in split {cfg.data.eval_split!r} to evaluate on "
            f"(rows by split: {by_split}); ")
     other = next((s for s in ("validation", "test") if by_split.get(s) and s != cfg.data.eval_split), None)

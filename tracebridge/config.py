@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import enum
 import math
-import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +24,14 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from tracebridge.config_words import (
+    declared_type,
+    key_words,
+    strip_optional,
+    type_problem,
+    value_at,
+    value_text,
+)
 from tracebridge.schema.canonical import sha256_json
 
 T = TypeVar("T")
@@ -133,7 +139,7 @@ def _index_at(schema: Any, merged: DictConfig, key: str) -> int | None:
     parts = key.split(".")
     for i in range(1, len(parts)):
         if parts[i].isdigit():
-            tp, _ = _strip_optional(_declared_type(schema, parts[:i]))
+            tp, _ = strip_optional(declared_type(schema, parts[:i]))
             if typing.get_origin(tp) in (list, tuple) or isinstance(_select(merged, parts[:i]), ListConfig):
                 return i
     return None
@@ -154,128 +160,25 @@ def _set_item(schema: Any, merged: DictConfig, what: str, layer: Any, at: int) -
     or a list that is null, is refused with the whole-list form (``seeds=[0,5]``)."""
     key = what.split("=", 1)[0]
     parts = key.split(".")
-    value = _given(layer, parts)[1]
+    value = value_at(layer, parts)[1]
     name, idx = ".".join(parts[:at]), int(parts[at])
     current = _select(merged, parts[:at])
     items = OmegaConf.to_container(current) if isinstance(current, ListConfig) else None
     if items is None or idx >= len(items):
         whole = [*(items or []), value] if at == len(parts) - 1 else []
         has = f"has {len(items)} item(s)" if items is not None else "is null"
-        shown = "[" + ",".join(_shown(v) for v in whole) + "]" if whole else "[a,b]"
-        return (f"{key}={_shown(value)}: {name} {has}, so there is no item {idx} to set; "
+        shown = "[" + ",".join(value_text(v) for v in whole) + "]" if whole else "[a,b]"
+        return (f"{key}={value_text(value)}: {name} {has}, so there is no item {idx} to set; "
                 f"set the whole list instead, e.g. {name}={shown}")
     try:
         OmegaConf.update(merged, key, value, merge=True)
     except (OmegaConfBaseException, TypeError) as exc:
-        words = _expected(_declared_type(schema, parts), key)
-        item = _expected(_declared_type(schema, parts[:at + 1]), ".".join(parts[:at + 1]))
+        words = key_words(declared_type(schema, parts), key)
+        item = key_words(declared_type(schema, parts[:at + 1]), ".".join(parts[:at + 1]))
         why = (f"expected {words[0]}, e.g. {words[1]}" if words else
                f"{'.'.join(parts[:at + 1])} is one item ({item[0]}), not a group of keys; e.g. {item[1]}" if item
                else str(exc).splitlines()[0])
-        return f"{key}={_shown(value)}: {why}"
-    return None
-
-
-# A scalar type's words: (one value, many values, an example value, an example list).
-_SCALAR_WORDS: dict[Any, tuple[str, str, str, str]] = {
-    int: ("an integer", "integers", "3", "[0,1]"),
-    float: ("a number", "numbers", "0.5", "[0.1,0.5]"),
-    str: ("a string", "strings", "text", "[a,b]"),
-    bool: ("true or false", "true/false values", "true", "[true,false]"),
-}
-
-
-def _declared_type(schema: Any, parts: list[str]) -> Any:
-    """The type the schema declares at the dotted path ``parts`` (None where it cannot be told)."""
-    tp = schema
-    for part in parts:
-        tp, _ = _strip_optional(tp)
-        if dataclasses.is_dataclass(tp):
-            try:
-                hints = typing.get_type_hints(tp)
-            # why: a hint that cannot be resolved only costs the plain wording; OmegaConf's stays
-            except Exception:  # noqa: BLE001  # pragma: no cover
-                return None
-            tp = hints.get(part)
-        elif typing.get_origin(tp) is dict:
-            tp = typing.get_args(tp)[1]
-        elif typing.get_origin(tp) in (list, tuple) and part.isdigit() and typing.get_args(tp):
-            tp = typing.get_args(tp)[0]  # an item of the list (seeds.0)
-        else:
-            return None
-    return tp
-
-
-def _strip_optional(tp: Any) -> tuple[Any, bool]:
-    """``Optional[X]`` → ``(X, True)``; any other type → ``(type, False)``."""
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args and len(args) == 2:
-        return next(a for a in args if a is not type(None)), True
-    return tp, False
-
-
-def _expected(tp: Any, key: str) -> tuple[str, str] | None:
-    """What a key of type ``tp`` takes, in words, and an example ``key=value``; None for ``Any``."""
-    tp, optional = _strip_optional(tp)
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    words: tuple[str, str] | None = None
-    if tp in _SCALAR_WORDS:
-        words = (_SCALAR_WORDS[tp][0], f"{key}={_SCALAR_WORDS[tp][2]}")
-    elif isinstance(tp, type) and issubclass(tp, enum.Enum):
-        names = [m.name for m in tp]
-        words = (f"one of {', '.join(names)}", f"{key}={names[0]}")
-    elif origin in (list, tuple) and args and args[0] in _SCALAR_WORDS:
-        words = (f"a list of {_SCALAR_WORDS[args[0]][1]}", f"{key}={_SCALAR_WORDS[args[0]][3]}")
-    elif origin in (list, tuple):
-        words = ("a list", f"{key}=[...]")
-    elif origin is dict and args:
-        inner = _expected(args[1], f"{key}.NAME")
-        words = (f"a mapping of names to values ({inner[0]} each)" if inner else "a mapping of names to values",
-                 inner[1] if inner else f"{key}.NAME=value")
-    elif dataclasses.is_dataclass(tp):
-        fields = [f.name for f in dataclasses.fields(tp)]
-        first = _expected(_declared_type(tp, fields[:1]), f"{key}.{fields[0]}") if fields else None
-        words = (f"a group of keys ({', '.join(fields)})", first[1] if first else f"{key}.KEY=value")
-    if words and optional:
-        return f"{words[0]} or null", words[1]
-    return words
-
-
-def _given(layer: Any, parts: list[str]) -> tuple[bool, Any]:
-    """The value a one-key layer holds at ``parts``: ``(found, value)``."""
-    node: Any = OmegaConf.to_container(layer)
-    for part in parts:
-        if not isinstance(node, dict) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
-
-
-def _shown(value: Any) -> str:
-    """A value as it would be typed after ``key=``: ``zero``, ``5``, ``[a, b]``, ``null``."""
-    if isinstance(value, str):
-        return value
-    return yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip()
-
-
-def _type_problem(schema: Any, what: str, exc: Exception, layer: Any) -> str | None:
-    """A value of the wrong type (a scalar for a list, text for an integer, ...) in plain words:
-    ``key=value: expected a list of integers, e.g. seeds=[0,1]``; None where the key's type is unknown.
-
-    The key is the deepest one OmegaConf blamed that the layer sets (a list is named whole)."""
-    blamed = str(getattr(exc, "full_key", None) or "").split("[", 1)[0] or what.split("=", 1)[0]
-    parts = blamed.split(".")
-    if any(p.isdigit() for p in parts):
-        parts = parts[:next(i for i, p in enumerate(parts) if p.isdigit())]
-    for n in range(len(parts), 0, -1):
-        found, value = _given(layer, parts[:n])
-        key = ".".join(parts[:n])
-        words = _expected(_declared_type(schema, parts[:n]), key) if found else None
-        if words:
-            shown = _shown(value)
-            # YAML reads {a:1} (no space) as the key "a:1" with no value
-            colon = "; in {a: 1} put a space after each colon" if "': null" in shown or ":" in key else ""
-            return f"{key}={shown}: expected {words[0]}, e.g. {words[1]}{colon}"
+        return f"{key}={value_text(value)}: {why}"
     return None
 
 
@@ -324,7 +227,7 @@ def load_config(schema: type[T], path: str | Path | None = None,
             key = getattr(exc, "full_key", None) or what
             problems.append(f"{key}: unknown key{_suggest(str(key), merged)}")
         except (OmegaConfBaseException, TypeError) as exc:  # TypeError: a list merged with a mapping
-            plain = _type_problem(schema, what, exc, layer)
+            plain = type_problem(schema, what, exc, layer)
             problems.append(plain or f"{getattr(exc, 'full_key', None) or what}: {str(exc).splitlines()[0]}")
     if problems:
         raise ConfigError(problems, src)
@@ -332,6 +235,16 @@ def load_config(schema: type[T], path: str | Path | None = None,
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:  # interpolations are resolved here: ${missing.key}
         raise ConfigError([f"{getattr(exc, 'full_key', None) or '?'}: {str(exc).splitlines()[0]}"], src) from exc
+    found = _checked(obj)
+    if found:
+        raise ConfigError(found, src)
+    return obj  # type: ignore[return-value]
+
+
+def _checked(obj: Any) -> list[str]:
+    """The problems of a loaded config: its schema's checks, and each float that is not finite (NaN
+    passes every range check, no comparison with it being true, and inf every lower bound:
+    train.lr=inf trained to a NaN model); a key the checks named keeps their line."""
     check, bad = getattr(obj, "validate", None), _nonfinite_keys(obj)
     try:
         found = list(check() or []) if callable(check) else []
@@ -339,13 +252,8 @@ def load_config(schema: type[T], path: str | Path | None = None,
         if not bad:
             raise
         found = []
-    # NaN passes every range check (no comparison with it is true) and inf every lower bound (train.lr=inf
-    # trained to a NaN model); a key the schema's checks named keeps theirs
-    found += [f"{k}={v}: {'not a number' if v == 'nan' else 'not finite'}; give a finite number"
-              for k, v in bad if not any(f"{k}={v}" in p for p in found)]
-    if found:
-        raise ConfigError(found, src)
-    return obj  # type: ignore[return-value]
+    return found + [f"{k}={v}: {'not a number' if v == 'nan' else 'not finite'}; give a finite number"
+                    for k, v in bad if not any(f"{k}={v}" in p for p in found)]
 
 
 def _nonfinite_keys(value: Any, key: str = "") -> list[tuple[str, str]]:

@@ -94,14 +94,14 @@ _NAME = r"(?:passw(?:or)?d|passphrase|secret|token|(?:api|secret|access|private|
 # line (a cut-off output: ``password: "hunter2x9``).
 _VALUE = (r"(?=(?P<q>\\?[\"'])(?P<quoted>(?:(?!(?P=q))[^\r\n]){1,512})(?P=q)"
           r"|(?:\\?[\"'])?(?P<bare>[^\s\"'`,;&<>()\[\]{}]{1,512}))")
-KEYWORD = re.compile(rf"(?ai)(?P<name>{_NAME})(?![A-Za-z0-9_.\-])(?:\\?[\"'])?"
+KEYWORD = re.compile(rf"(?ai)(?P<name>{_NAME})(?![A-Za-z0-9_.\-])(?:\\?[\"'])?\]?"
                      rf"(?P<sep>[ \t]*(?:=>|:=|[:=])[ \t]*|[ \t]+){_VALUE}")
 SECRET_NAME = re.compile(rf"(?ai)-{{0,2}}[A-Za-z0-9_.\-]*{_NAME}")  # a dict key or argv flag, whole
 # Names that make a quoted value (or a dict key's string) a password whatever its shape: ``passw…``,
 # ``passphrase``, ``…secret…``. After a token or key name a value must still look random.
 _STRONG_NAME = re.compile(r"(?ai)pass|secret")
 _LINE_END = re.compile(r"[ \t]*(?:#|\r?\n|\\[rn]|\Z)")  # after a value: its line's end or comment (``\n`` escaped too)
-_FLAG = re.compile(r"--[A-Za-z0-9-]{0,32}\Z")  # a flag's name before the secret name: `--db-password value`
+_FLAG = re.compile(r"--[A-Za-z0-9_-]{0,32}\Z")  # a flag's name before the secret name: `--db-password value`, `--auth_token value`
 USER_FLAG = re.compile(r"(?<![\w-])(?P<flag>-u|--user|--proxy-user)(?:[ \t]+|=)"
                        r"(?=([\"']?)([^\s:\"'/@]{1,64}):([^\s\"']{1,256})\2)")
 # A client named before a flag in the same command (no ``;``, ``|``, ``&&`` or newline between).
@@ -149,7 +149,7 @@ PASS_ARG = re.compile(r"(?<![\w-])--?(?:ks-|key-)?pass(?:in|out|word)?[ \t]+"
 # ``user%password`` after a Samba client's ``-U``/``--user`` (``smbclient //h/s -U bob%hunter``) and
 # ``user,password`` after lftp's ``-u`` (``lftp -u bob,hunter host``), that client before it in the
 # same command: the password, whatever its shape.
-USER_PAIR = re.compile(r"(?<![\w-])(?P<flag>-[uU]|--user)(?:[ \t]+|=)(?P<q>[\"']?)[^\s:,%\"'/@]{1,64}"
+USER_PAIR = re.compile(r"(?<![\w-])(?P<flag>-[uU]|--user)(?:[ \t]+|=|(?<=-U))(?P<q>[\"']?)[^\s:,%\"'/@]{1,64}"
                        r"(?P<sep>[,%])(?P<pw>[^\s\"']{1,256})(?P=q)")
 _PAIR_CLIENTS = {",": "lftp", "%": "smb[a-z]*|rpcclient"}
 _PAIR_CLIENT = {sep: re.compile(rf"(?<![\w.-])(?:{c}){_SAME_COMMAND}") for sep, c in _PAIR_CLIENTS.items()}
@@ -157,12 +157,13 @@ _PAIR_ARGV = {sep: re.compile(c) for sep, c in _PAIR_CLIENTS.items()}  # an argv
 _PAIR_FLAGS = {",": ("-u", "--user"), "%": ("-U", "--user")}
 _PASS_ARG_FLAG = re.compile(r"--?(?:ks-|key-)?pass(?:in|out|word)?")  # an argv element before ``pass:…``
 _PAIR_CLIENT_NAMES = re.compile(r"lftp|smb|rpcclient")
-# A .netrc entry: ``machine host`` (or ``default``), ``login user``, maybe ``account a``, then
-# ``password`` and the password, on one line or several (blanks and line ends between): the password,
-# whatever its shape.
-NETRC = re.compile(r"(?<![\w-])(?:machine[ \t]+[^\s\"']{1,256}|default)[ \t\r\n]+login[ \t\r\n]+\S{1,256}"
-                   r"(?:[ \t\r\n]+account[ \t\r\n]+\S{1,256})?[ \t\r\n]+password[ \t\r\n]+"
-                   r"(?:\"([^\"\n]{1,256})\"|([^\s\"'\\]{1,256}))")
+# A .netrc entry: ``machine host`` (or ``default``), then two or three of ``login user``, ``account a``
+# and ``password pw`` in any order (``machine h password pw login bob``), on one line or several
+# (blanks and line ends between), a ``login`` among them: the password, whatever its shape.
+_NETRC_VALUE = r"[ \t\r\n]+(?:\"([^\"\n]{1,256})\"|([^\s\"'\\]{1,256}))"
+NETRC_PAIR = re.compile(rf"[ \t\r\n]+(login|account|password){_NETRC_VALUE}")
+NETRC = re.compile(rf"(?<![\w-])(?:machine[ \t]+[^\s\"']{{1,256}}|default)"
+                   rf"(?P<pairs>(?:[ \t\r\n]+(?:login|account|password){_NETRC_VALUE}){{2,3}})")
 # any of the clients' literals of the trigger: the text is worth a look
 # (and lftp, whose ``-u`` the trigger's ``-u`` covers)
 _FLAG_CLIENT_NAMES = re.compile("|".join(sorted({x for xs in FLAG_CLIENT_LITERALS.values() for x in xs} | {"lftp"})))
@@ -202,7 +203,18 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
     if "-" in text and _FLAG_CLIENT_NAMES.search(text) is not None:
         out += _client_flag_spans(text)
     if "login" in text and "password" in text:
-        out += [_group_span(m) for m in NETRC.finditer(text) if secret_shaped(m.group(m.lastindex), True)]
+        out += _netrc_spans(text)
+    return out
+
+
+def _netrc_spans(text: str) -> list[tuple[int, int]]:
+    """The passwords of the .netrc entries of ``text`` (``NETRC``) that name a login, before or after."""
+    out = []
+    for m in NETRC.finditer(text):
+        pairs = {p.group(1): p for p in NETRC_PAIR.finditer(text, m.start("pairs"), m.end("pairs"))}
+        pw = pairs.get("password")
+        if "login" in pairs and pw is not None and secret_shaped(pw.group(pw.lastindex), True):
+            out.append(_group_span(pw))
     return out
 
 
@@ -302,6 +314,8 @@ def keyed_spans(name: str, value: str, argv: bool = False, client: str = "") -> 
     curl's or wget's argv (``client`` ``"http"``), of a MySQL client's ``-p`` and of a client's
     password flag."""
     name, v = name.strip().strip("\"'"), value.strip()
+    if argv and client == "%" and v[:2] == "-U" and len(v) > 2:
+        name, v = "-U", v[2:]  # Samba's -U joined to user%password: ``["smbclient", "-Ubob%hunter"]``
     if argv and client[:1] == "-" and name in client.split():  # a client's own password flag
         return [(value.index(v), value.index(v) + len(v))] if secret_shaped(v, True) and v[:1] != "-" else []
     if argv and (client in _PAIR_FLAGS and name in _PAIR_FLAGS[client] or v[:5] == "pass:" and _PASS_ARG_FLAG.fullmatch(name)):

@@ -129,6 +129,7 @@ POSITIVES = [
     ("lower with digits, secret", "secret = letmein77", "letmein77"),
     ("subscript, key", 'os.environ["OPENAI_API_KEY"] = "sk9f3kq0zz1"', "sk9f3kq0zz1"),
     ("subscript, password", "config['password'] = 'hunter22'", "hunter22"),
+    ("subscripts, password", "settings.DATABASES['default']['PASSWORD'] = 'hunter22'", "hunter22"),
     ("flag with _, token", "python train.py --hub_token hf9f3kq0zz1x --push", "hf9f3kq0zz1x"),
     ("flag with _, secret", "app --client_secret s3cr3tvalue", "s3cr3tvalue"),
     # lower-case letters that read as no word, after a token or key name
@@ -205,6 +206,9 @@ NEGATIVES = [
     "token = waiters[0]", "GcsFileSystem(access_token='access')", 'os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"',
     "self._whoami_cache[token] = output", "next_page_token = authorization", 'sas_token="fakesastoken"',
     "token: synchronization", "api_key = qwertyuiopasdf",
+    # "]" of a type's subscript, not a mapping's key (real lines of installed packages)
+    'source: Literal["client_secret"] = "client_secret"', 'mask_token: Union[str, AddedToken] = "[MASK]",',
+    'login_method: Literal["sso", "username_password"] = "username_password",', "foo[token] = a1b2c3d4e5",
     # no .netrc entry: no machine, no login; -U joined of no Samba client
     "the machine password login page", "password hunter22 then login bob", "machine h password hunter22",
     "machine h account ops password hunter22", "psql -Ubob%hunter22 app", "smbclient -L h; ls -Ubob%hunter22",

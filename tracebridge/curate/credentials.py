@@ -7,7 +7,8 @@ they are. Seven more are found by what surrounds the value, and their value must
 - a secret name right before it (``KEYWORD``): a name ending in ``password``, ``passwd``,
   ``passphrase``, ``secret``, ``token`` or ``api/secret/access/private/auth/client`` + ``key``
   (``DB_PASSWORD``, ``x-api-key``, ``client_secret``; not ``token_count``, ``max_tokens``,
-  ``password_reset_link``), then ``=``, ``:``, ``:=`` or ``=>`` (``--name value`` for flags), then
+  ``password_reset_link``), maybe a closing quote and ``]`` (``env["API_KEY"] = …``), then ``=``, ``:``,
+  ``:=`` or ``=>`` (``--name value`` for flags, ``--auth_token value`` too), then
   the value in quotes or up to whitespace, a quote or ``& , ; < > ( ) [ ] { }``; in records also
   a string under such a dict key or after such an argv flag (``keyed_spans``);
 - ``-u``/``--user``/``--proxy-user`` then ``user:password`` (curl, wget): the password;
@@ -16,8 +17,9 @@ they are. Seven more are found by what surrounds the value, and their value must
   ``mongosh -p hunter``, ``docker login -p``, ``sshpass -p``, ``redis-cli -a``, ``sqlcmd -P``,
   ``ldapsearch -w``, ``keytool -storepass``; in records also after such an argv element, ``argv_clients``);
 - ``pass:`` and the password after OpenSSL's ``-passin``/``-passout``/``-pass`` (``PASS_ARG``), and
-  ``user%password`` after a Samba client's ``-U``, ``user,password`` after lftp's ``-u`` (``USER_PAIR``);
-- a .netrc entry's ``password`` after ``machine host login user`` (``NETRC``);
+  ``user%password`` after a Samba client's ``-U`` (or joined to it: ``-Ubob%pw``), ``user,password``
+  after lftp's ``-u`` (``USER_PAIR``);
+- a .netrc entry's ``password``, before or after its ``login`` (``machine h password pw login bob``: ``NETRC``);
 - a base64 run of 16-1024 characters that decodes to printable ASCII holding ``user:password`` or
   anything the credential detectors find (``base64_texts``; ``Detectors`` re-scans it): the run.
 
@@ -29,7 +31,8 @@ unquoted value after such a name may be one word, in lower or upper case, after 
 after ``:`` and after a database client's ``--password`` and a blank (``password=correcthorse``,
 ``password: sekrit``, ``secret: ZQXWVUTS``, ``mysql --password hunter``), or upper-case words joined
 by ``_``/``-`` (``PASSWORD=HUNTER_HUNTER``); after a token or key name, one upper-case word
-(``api_key: QWERTYUIOPASDF``), and one in quotes or a dict key's string (``api_key: "QWERTYUIOPASDF"``). See ``_word_case`` and ``tracebridge.curate.secret_shape`` for the variables, constants
+(``api_key: QWERTYUIOPASDF``), and one in quotes or a dict key's string (``api_key: "QWERTYUIOPASDF"``);
+after any name, lower-case letters that read as no word (``token: zxqvbnmlkjhgfd``). See ``_word_case`` and ``tracebridge.curate.secret_shape`` for the variables, constants
 (``DB_PASSWORD``), status words and prose left alone. A value saying the password is absent
 (``_ABSENT``: ``"not set"``, ``"none provided"``) never is.
 
@@ -94,8 +97,11 @@ _NAME = r"(?:passw(?:or)?d|passphrase|secret|token|(?:api|secret|access|private|
 # line (a cut-off output: ``password: "hunter2x9``).
 _VALUE = (r"(?=(?P<q>\\?[\"'])(?P<quoted>(?:(?!(?P=q))[^\r\n]){1,512})(?P=q)"
           r"|(?:\\?[\"'])?(?P<bare>[^\s\"'`,;&<>()\[\]{}]{1,512}))")
-KEYWORD = re.compile(rf"(?ai)(?P<name>{_NAME})(?![A-Za-z0-9_.\-])(?:\\?[\"'])?\]?"
+KEYWORD = re.compile(rf"(?ai)(?P<name>{_NAME})(?![A-Za-z0-9_.\-])(?:\\?[\"'])?(?P<sub>\])?"
                      rf"(?P<sep>[ \t]*(?:=>|:=|[:=])[ \t]*|[ \t]+){_VALUE}")
+# A mapping's key before ``]`` (``env["API_KEY"] =``, ``$cfg['db']['password'] =``): the mapping's name,
+# then a quote; not a type's subscript, a title-case name (``Literal["client_secret"] = …``).
+_MAP_KEY = re.compile(r"([A-Za-z_$][\w$]*)(?:\[[^\[\]\n]{0,64}\])*\[\\?[\"'][\w.\-]{0,64}\Z")
 SECRET_NAME = re.compile(rf"(?ai)-{{0,2}}[A-Za-z0-9_.\-]*{_NAME}")  # a dict key or argv flag, whole
 # Names that make a quoted value (or a dict key's string) a password whatever its shape: ``passw…``,
 # ``passphrase``, ``…secret…``. After a token or key name a value must still look random.
@@ -175,6 +181,14 @@ _LOGIN_TOOLS = frozenset({"docker", "podman", "buildah", "skopeo", "nerdctl", "o
 _USER_FLAGS = frozenset({"-u", "--user", "--proxy-user"})
 _CLIENTS = frozenset({"curl", "wget", "curl.exe", "wget.exe"})
 B64_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,1024}(?![A-Za-z0-9+/])")
+
+
+def _map_key(text: str, start: int) -> bool:
+    """Whether the secret name at ``start`` ends a mapping's quoted key (``_MAP_KEY``)."""
+    m = _MAP_KEY.search(text, max(0, start - 192), start)
+    return m is not None and not (m.group(1)[:1].isupper() and m.group(1)[1:2].islower())
+
+
 def _flag_before(text: str, start: int) -> bool:
     return _FLAG.search(text, max(0, start - 34), start) is not None
 
@@ -189,6 +203,8 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
         after = text[m.end(g):m.end(g) + 1]
         if after in ("(", "[") or not (m.group("sep").strip() or _flag_before(text, m.start())):
             continue  # a call or a generic type (``Optional[str]``), not a value; or no separator: prose
+        if m.group("sub") and not _map_key(text, m.start()):
+            continue  # ``]`` of no mapping's key: a type (``Union[str, AddedToken] = "[MASK]"``)
         password = _STRONG_NAME.search(m.group("name")) is not None
         word = _word_case(text, m, password) if g == "bare" else "upper"  # quoted: ``api_key: "QWERTYUIOP"``
         if secret_shaped(m.group(g), g == "quoted" and password, word):

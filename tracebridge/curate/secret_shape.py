@@ -53,7 +53,8 @@ def secret_shaped(value: str, strong: bool = False, word: str = "") -> bool:
     name, ``curl -u user:…``) that is enough, blanks included (``correct horse battery staple``),
     but for the stand-ins of ``_PLACEHOLDER``. Otherwise no blank, no word, and two or more
     character classes of lower case, upper case, digits and symbols other than the joiners ``_-.``
-    (``hunter2x9``, ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``, ``my-secret-name``) and
+    (``hunter2x9``, ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``, ``my-secret-name``), or
+    lower-case letters that read as no word (``_random_letters``: ``zxqvbnmlkjhgfd``), and
     no variable's or type's name (``_names_a_variable``: ``newPassword``, ``SecretStr``);
     but where the name and separator allow (``word``, from ``_word_case``) one word is one too,
     where ``_one_word_ok`` says so: in either case (``"any"``, after a ``pass``/``secret`` name:

@@ -92,13 +92,12 @@ _FOLD_TABLE = bytes(i + 32 if 65 <= i <= 90 and i not in b"GJ" else i for i in r
 _FREE_SEARCHES = tuple(re.compile(p).search for p in (rb"ws(?<=aws)", rb"xox", rb"k\.com(?<=hooks\.slack\.com)"))
 # Credentials by context (``tracebridge.curate.credentials``): a secret name, one of which ends every
 # name (``pass…`` and the rest); after it, closing quotes and brackets (``env["API_KEY"] =``), JSON
-# escapes (``\"``, ``\t``), blanks,
-# then the separator (``\0`` stands for the end of a dict key in the walk's check of a record's
-# strings joined: ``tracebridge.curate.redact.Walker``); or a ``--flag`` holding a name. Each search
-# starts with a literal, which ``re`` scans for in C, the rarer its first letter the faster (``cret``
-# for ``secret``, ``ke`` for ``key`` and ``token``): an alternation of the names is tried at every
-# s, t, p and k, and a loop over each name's occurrences (the transcripts use ``token``, ``key`` and
-# ``secret`` as words) costs a call each, both ~2-3x slower.
+# escapes (``\"``, ``\t``), blanks, then the separator (``\0`` stands for the end of a dict key in the
+# walk's check of a record's strings joined: ``tracebridge.curate.redact.Walker``); or a ``--flag``
+# holding a name. Each search starts with a literal, which ``re`` scans for in C, the rarer its first
+# letter the faster (``cret`` for ``secret``, ``ke`` for ``key`` and ``token``): an alternation of the
+# names is tried at every s, t, p and k, and a loop over each name's occurrences (the transcripts use
+# ``token``, ``key`` and ``secret`` as words) costs a call each, both ~2-3x slower.
 _SEPARATOR = rb"[\"'\\\] \tt]*[:=\0]"
 # ``password`` and a blank (raw or escaped in JSON) is looked for in the same search: a .netrc entry
 # (``machine h login bob password hunter``, ``machine h password hunter login bob``) has no separator,

@@ -109,7 +109,7 @@ def test_other_clients_passwords_in_argv_are_found_after_their_client_only() -> 
     # user,password and a quoted upper-case word under a key name; not another command's -U or -u
     args = {"a": ["keytool", "-list", "-storepass", "hunter22"], "b": ["openssl", "rsa", "-passin", "pass:correcthorse"],
             "c": ["/usr/bin/smbclient", "//h/s", "-U", "bob%sunshine"], "d": ["lftp", "-u", "bob,letmein22", "host"],
-            "api_key": "QWERTYUIOPASDF", "psql": ["psql", "-U", "bob%x", "-u", "bob,hunter22"],
+            "api_key": "QWERTYUIOPASDF", "psql": ["psql", "-U", "bob%x", "-u", "bob,hunter22", "-Ubob%hunter22"],
             "env": ["openssl", "rsa", "-passin", "env:PW"], "token": "nextchar", "id_token": "TILE_GLOBAL"}
     ev = _event({"call_id": "c1", "tool": "sh", "args": args})
     assert sum(Scanner().scan(ev).values()) == 5  # pass 2 sees them on an unredacted run
@@ -118,4 +118,19 @@ def test_other_clients_passwords_in_argv_are_found_after_their_client_only() -> 
         ["keytool", "-list", "-storepass", "<SECRET_1>"], ["openssl", "rsa", "-passin", "pass:<SECRET_2>"],
         ["/usr/bin/smbclient", "//h/s", "-U", "bob%<SECRET_3>"], ["lftp", "-u", "bob,<SECRET_4>", "host"], "<SECRET_5>"]
     assert {k: out[k] for k in ("psql", "env", "token", "id_token")} == {k: args[k] for k in ("psql", "env", "token", "id_token")}
+    assert Scanner().scan(Redactor().redact(ev)) == {}
+
+
+def test_samba_user_joined_to_u_and_random_letters_in_records_are_found() -> None:
+    # a record's argv: Samba's -U joined to user%password, after a Samba client only; a dict key's
+    # string of lower-case letters that read as no word, under a token or key name; words stay
+    args = {"a": ["smbclient", "//h/s", "-Ubob%sunshine", "-c", "ls"], "b": ["rpcclient", "-UCORP\\bob%hunter22", "dc1"],
+            "api_key": "zxqvbnmlkjhgfd", "cmd": "smbclient -L h -Ubob%letmein22",
+            "mkfs": ["mkfs", "-Ubob%hunter22"], "token": "synchronization", "access_token": "access"}
+    ev = _event({"call_id": "c1", "tool": "sh", "args": args})
+    assert sum(Scanner().scan(ev).values()) == 4  # pass 2 sees them on an unredacted run
+    out = Redactor(key=b"k").redact(ev)["payload"]["args"]
+    assert out == {**args, "a": ["smbclient", "//h/s", "-Ubob%<SECRET_1>", "-c", "ls"],
+                   "b": ["rpcclient", "-UCORP\\bob%<SECRET_2>", "dc1"], "api_key": "<SECRET_3>",
+                   "cmd": "smbclient -L h -Ubob%<SECRET_4>"}
     assert Scanner().scan(Redactor().redact(ev)) == {}

@@ -117,6 +117,24 @@ POSITIVES = [
     ("smbclient -U", "smbclient //srv/share -U bob%hunter22 -c ls", "hunter22"),
     ("rpcclient --user", "rpcclient --user='CORP\\bob%sunshine' dc1", "sunshine"),
     ("lftp -u", "lftp -u bob,correcthorse ftp.example.com", "correcthorse"),
+    # a .netrc entry with "password" before "login"; Samba's -U joined to user%password
+    ("netrc password first", "machine h.example.com password hunter22 login bob", "hunter22"),
+    ("netrc lines password first", "machine git.x.io\n  password correcthorse\n  login bob\n", "correcthorse"),
+    ("netrc default password first", "default password sunshine account ops login anonymous", "sunshine"),
+    ("smbclient -U joined", "smbclient //srv/share -Ubob%hunter22 -c ls", "hunter22"),
+    ("rpcclient -U joined", "rpcclient -U'CORP\\bob%sunshine' dc1", "sunshine"),
+    # lower case with digits after any secret name; a subscript's key; a flag's name holding "_"
+    ("lower with digits, key", "api_key: sk9f3kq0zz1", "sk9f3kq0zz1"),
+    ("lower with digits, token", "token=ghtoken4567abc", "ghtoken4567abc"),
+    ("lower with digits, secret", "secret = letmein77", "letmein77"),
+    ("subscript, key", 'os.environ["OPENAI_API_KEY"] = "sk9f3kq0zz1"', "sk9f3kq0zz1"),
+    ("subscript, password", "config['password'] = 'hunter22'", "hunter22"),
+    ("subscripts, password", "settings.DATABASES['default']['PASSWORD'] = 'hunter22'", "hunter22"),
+    ("flag with _, token", "python train.py --hub_token hf9f3kq0zz1x --push", "hf9f3kq0zz1x"),
+    ("flag with _, secret", "app --client_secret s3cr3tvalue", "s3cr3tvalue"),
+    # lower-case letters that read as no word, after a token or key name
+    ("random lower, key", "api_key = zxqvbnmlkjhgfd", "zxqvbnmlkjhgfd"),
+    ("random lower, quoted token", '{"token": "wxkqzprtvbnmhd"}', "wxkqzprtvbnmhd"),
 ]
 
 NEGATIVES = [
@@ -181,6 +199,19 @@ NEGATIVES = [
     "openssl rsa -passin pass:$PW", "ssh -storepass hunter22 host", "the -storepass option of keytool",
     "keytool -storepass:env STOREPW -list", "psql -U bob%hunter22 app", "curl -u bob,hunter22 x.io",
     "smbclient -L host -U bob", "lftp -u bob ftp.example.com", "printf -U %s%s",
+    # placeholders, prose and code after a token, key, secret or password name; words in lower case,
+    # however long, after a token or key name (a field, a variable, a test's stand-in)
+    "token: none", "password: <your password>", "key: value", "api_key: ${API_KEY}", 'token = os.environ["X"]',
+    "secret: false", "key=sorted", "token: str", "api_key:\n  type: string\n  description: the key to use",
+    "token = waiters[0]", "GcsFileSystem(access_token='access')", 'os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"',
+    "self._whoami_cache[token] = output", "next_page_token = authorization", 'sas_token="fakesastoken"',
+    "token: synchronization", "api_key = qwertyuiopasdf",
+    # "]" of a type's subscript, not a mapping's key (real lines of installed packages)
+    'source: Literal["client_secret"] = "client_secret"', 'mask_token: Union[str, AddedToken] = "[MASK]",',
+    'login_method: Literal["sso", "username_password"] = "username_password",', "foo[token] = a1b2c3d4e5",
+    # no .netrc entry: no machine, no login; -U joined of no Samba client
+    "the machine password login page", "password hunter22 then login bob", "machine h password hunter22",
+    "machine h account ops password hunter22", "psql -Ubob%hunter22 app", "smbclient -L h; ls -Ubob%hunter22",
 ]
 
 

@@ -156,7 +156,8 @@ def test_triggers_fire_on_client_password_flags(det: Detectors, text: str, value
     ("machine h login bob password hunter", "hunter"), ("machine h\n\tlogin bob\r\n\tpassword correcthorse", "correcthorse"),
     ("openssl rsa -passin pass:hunter22 -in k", "hunter22"), ("keytool -list -deststorepass sunshine", "sunshine"),
     ("smbclient //h/s -U bob%letmein22", "letmein22"), ("lftp -u bob,letmein22 h", "letmein22"),
-    ("apksigner sign --ks-pass pass:letmein app.apk", "letmein")])
+    ("apksigner sign --ks-pass pass:letmein app.apk", "letmein"), ("machine h password hunter login bob", "hunter"),
+    ("machine h\n  password correcthorse\n  login bob", "correcthorse"), ("smbclient //h/s -Ubob%letmein22", "letmein22")])
 def test_triggers_fire_on_netrc_and_other_clients_passwords(det: Detectors, text: str, value: str) -> None:
     # a .netrc entry (no separator after "password") and openssl's pass:, keytool's, Samba's and lftp's
     # passwords: found, and the keyword trigger fires on bytes, on JSON (line ends escaped) and, for

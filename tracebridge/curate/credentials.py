@@ -7,7 +7,8 @@ they are. Seven more are found by what surrounds the value, and their value must
 - a secret name right before it (``KEYWORD``): a name ending in ``password``, ``passwd``,
   ``passphrase``, ``secret``, ``token`` or ``api/secret/access/private/auth/client`` + ``key``
   (``DB_PASSWORD``, ``x-api-key``, ``client_secret``; not ``token_count``, ``max_tokens``,
-  ``password_reset_link``), then ``=``, ``:``, ``:=`` or ``=>`` (``--name value`` for flags), then
+  ``password_reset_link``), maybe a closing quote and ``]`` (``env["API_KEY"] = …``), then ``=``, ``:``,
+  ``:=`` or ``=>`` (``--name value`` for flags, ``--auth_token value`` too), then
   the value in quotes or up to whitespace, a quote or ``& , ; < > ( ) [ ] { }``; in records also
   a string under such a dict key or after such an argv flag (``keyed_spans``);
 - ``-u``/``--user``/``--proxy-user`` then ``user:password`` (curl, wget): the password;
@@ -16,8 +17,9 @@ they are. Seven more are found by what surrounds the value, and their value must
   ``mongosh -p hunter``, ``docker login -p``, ``sshpass -p``, ``redis-cli -a``, ``sqlcmd -P``,
   ``ldapsearch -w``, ``keytool -storepass``; in records also after such an argv element, ``argv_clients``);
 - ``pass:`` and the password after OpenSSL's ``-passin``/``-passout``/``-pass`` (``PASS_ARG``), and
-  ``user%password`` after a Samba client's ``-U``, ``user,password`` after lftp's ``-u`` (``USER_PAIR``);
-- a .netrc entry's ``password`` after ``machine host login user`` (``NETRC``);
+  ``user%password`` after a Samba client's ``-U`` (or joined to it: ``-Ubob%pw``), ``user,password``
+  after lftp's ``-u`` (``USER_PAIR``);
+- a .netrc entry's ``password``, before or after its ``login`` (``machine h password pw login bob``: ``NETRC``);
 - a base64 run of 16-1024 characters that decodes to printable ASCII holding ``user:password`` or
   anything the credential detectors find (``base64_texts``; ``Detectors`` re-scans it): the run.
 
@@ -29,7 +31,8 @@ unquoted value after such a name may be one word, in lower or upper case, after 
 after ``:`` and after a database client's ``--password`` and a blank (``password=correcthorse``,
 ``password: sekrit``, ``secret: ZQXWVUTS``, ``mysql --password hunter``), or upper-case words joined
 by ``_``/``-`` (``PASSWORD=HUNTER_HUNTER``); after a token or key name, one upper-case word
-(``api_key: QWERTYUIOPASDF``), and one in quotes or a dict key's string (``api_key: "QWERTYUIOPASDF"``). See ``_word_case`` and ``tracebridge.curate.secret_shape`` for the variables, constants
+(``api_key: QWERTYUIOPASDF``), and one in quotes or a dict key's string (``api_key: "QWERTYUIOPASDF"``);
+after any name, lower-case letters that read as no word (``token: zxqvbnmlkjhgfd``). See ``_word_case`` and ``tracebridge.curate.secret_shape`` for the variables, constants
 (``DB_PASSWORD``), status words and prose left alone. A value saying the password is absent
 (``_ABSENT``: ``"not set"``, ``"none provided"``) never is.
 
@@ -94,14 +97,17 @@ _NAME = r"(?:passw(?:or)?d|passphrase|secret|token|(?:api|secret|access|private|
 # line (a cut-off output: ``password: "hunter2x9``).
 _VALUE = (r"(?=(?P<q>\\?[\"'])(?P<quoted>(?:(?!(?P=q))[^\r\n]){1,512})(?P=q)"
           r"|(?:\\?[\"'])?(?P<bare>[^\s\"'`,;&<>()\[\]{}]{1,512}))")
-KEYWORD = re.compile(rf"(?ai)(?P<name>{_NAME})(?![A-Za-z0-9_.\-])(?:\\?[\"'])?"
+KEYWORD = re.compile(rf"(?ai)(?P<name>{_NAME})(?![A-Za-z0-9_.\-])(?:\\?[\"'])?(?P<sub>\])?"
                      rf"(?P<sep>[ \t]*(?:=>|:=|[:=])[ \t]*|[ \t]+){_VALUE}")
+# A mapping's key before ``]`` (``env["API_KEY"] =``, ``$cfg['db']['password'] =``): the mapping's name,
+# then a quote; not a type's subscript, a title-case name (``Literal["client_secret"] = …``).
+_MAP_KEY = re.compile(r"([A-Za-z_$][\w$]*)(?:\[[^\[\]\n]{0,64}\])*\[\\?[\"'][\w.\-]{0,64}\Z")
 SECRET_NAME = re.compile(rf"(?ai)-{{0,2}}[A-Za-z0-9_.\-]*{_NAME}")  # a dict key or argv flag, whole
 # Names that make a quoted value (or a dict key's string) a password whatever its shape: ``passw…``,
 # ``passphrase``, ``…secret…``. After a token or key name a value must still look random.
 _STRONG_NAME = re.compile(r"(?ai)pass|secret")
 _LINE_END = re.compile(r"[ \t]*(?:#|\r?\n|\\[rn]|\Z)")  # after a value: its line's end or comment (``\n`` escaped too)
-_FLAG = re.compile(r"--[A-Za-z0-9-]{0,32}\Z")  # a flag's name before the secret name: `--db-password value`
+_FLAG = re.compile(r"--[A-Za-z0-9_-]{0,32}\Z")  # a flag's name before the secret name: `--db-password value`, `--auth_token value`
 USER_FLAG = re.compile(r"(?<![\w-])(?P<flag>-u|--user|--proxy-user)(?:[ \t]+|=)"
                        r"(?=([\"']?)([^\s:\"'/@]{1,64}):([^\s\"']{1,256})\2)")
 # A client named before a flag in the same command (no ``;``, ``|``, ``&&`` or newline between).
@@ -149,7 +155,7 @@ PASS_ARG = re.compile(r"(?<![\w-])--?(?:ks-|key-)?pass(?:in|out|word)?[ \t]+"
 # ``user%password`` after a Samba client's ``-U``/``--user`` (``smbclient //h/s -U bob%hunter``) and
 # ``user,password`` after lftp's ``-u`` (``lftp -u bob,hunter host``), that client before it in the
 # same command: the password, whatever its shape.
-USER_PAIR = re.compile(r"(?<![\w-])(?P<flag>-[uU]|--user)(?:[ \t]+|=)(?P<q>[\"']?)[^\s:,%\"'/@]{1,64}"
+USER_PAIR = re.compile(r"(?<![\w-])(?P<flag>-[uU]|--user)(?:[ \t]+|=|(?<=-U))(?P<q>[\"']?)[^\s:,%\"'/@]{1,64}"
                        r"(?P<sep>[,%])(?P<pw>[^\s\"']{1,256})(?P=q)")
 _PAIR_CLIENTS = {",": "lftp", "%": "smb[a-z]*|rpcclient"}
 _PAIR_CLIENT = {sep: re.compile(rf"(?<![\w.-])(?:{c}){_SAME_COMMAND}") for sep, c in _PAIR_CLIENTS.items()}
@@ -157,12 +163,13 @@ _PAIR_ARGV = {sep: re.compile(c) for sep, c in _PAIR_CLIENTS.items()}  # an argv
 _PAIR_FLAGS = {",": ("-u", "--user"), "%": ("-U", "--user")}
 _PASS_ARG_FLAG = re.compile(r"--?(?:ks-|key-)?pass(?:in|out|word)?")  # an argv element before ``pass:…``
 _PAIR_CLIENT_NAMES = re.compile(r"lftp|smb|rpcclient")
-# A .netrc entry: ``machine host`` (or ``default``), ``login user``, maybe ``account a``, then
-# ``password`` and the password, on one line or several (blanks and line ends between): the password,
-# whatever its shape.
-NETRC = re.compile(r"(?<![\w-])(?:machine[ \t]+[^\s\"']{1,256}|default)[ \t\r\n]+login[ \t\r\n]+\S{1,256}"
-                   r"(?:[ \t\r\n]+account[ \t\r\n]+\S{1,256})?[ \t\r\n]+password[ \t\r\n]+"
-                   r"(?:\"([^\"\n]{1,256})\"|([^\s\"'\\]{1,256}))")
+# A .netrc entry: ``machine host`` (or ``default``), then two or three of ``login user``, ``account a``
+# and ``password pw`` in any order (``machine h password pw login bob``), on one line or several
+# (blanks and line ends between), a ``login`` among them: the password, whatever its shape.
+_NETRC_VALUE = r"[ \t\r\n]+(?:\"([^\"\n]{1,256})\"|([^\s\"'\\]{1,256}))"
+NETRC_PAIR = re.compile(rf"[ \t\r\n]+(login|account|password){_NETRC_VALUE}")
+NETRC = re.compile(rf"(?<![\w-])(?:machine[ \t]+[^\s\"']{{1,256}}|default)"
+                   rf"(?P<pairs>(?:[ \t\r\n]+(?:login|account|password){_NETRC_VALUE}){{2,3}})")
 # any of the clients' literals of the trigger: the text is worth a look
 # (and lftp, whose ``-u`` the trigger's ``-u`` covers)
 _FLAG_CLIENT_NAMES = re.compile("|".join(sorted({x for xs in FLAG_CLIENT_LITERALS.values() for x in xs} | {"lftp"})))
@@ -174,6 +181,14 @@ _LOGIN_TOOLS = frozenset({"docker", "podman", "buildah", "skopeo", "nerdctl", "o
 _USER_FLAGS = frozenset({"-u", "--user", "--proxy-user"})
 _CLIENTS = frozenset({"curl", "wget", "curl.exe", "wget.exe"})
 B64_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,1024}(?![A-Za-z0-9+/])")
+
+
+def _map_key(text: str, start: int) -> bool:
+    """Whether the secret name at ``start`` ends a mapping's quoted key (``_MAP_KEY``)."""
+    m = _MAP_KEY.search(text, max(0, start - 192), start)
+    return m is not None and not (m.group(1)[:1].isupper() and m.group(1)[1:2].islower())
+
+
 def _flag_before(text: str, start: int) -> bool:
     return _FLAG.search(text, max(0, start - 34), start) is not None
 
@@ -188,6 +203,8 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
         after = text[m.end(g):m.end(g) + 1]
         if after in ("(", "[") or not (m.group("sep").strip() or _flag_before(text, m.start())):
             continue  # a call or a generic type (``Optional[str]``), not a value; or no separator: prose
+        if m.group("sub") and not _map_key(text, m.start()):
+            continue  # ``]`` of no mapping's key: a type (``Union[str, AddedToken] = "[MASK]"``)
         password = _STRONG_NAME.search(m.group("name")) is not None
         word = _word_case(text, m, password) if g == "bare" else "upper"  # quoted: ``api_key: "QWERTYUIOP"``
         if secret_shaped(m.group(g), g == "quoted" and password, word):
@@ -202,7 +219,18 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
     if "-" in text and _FLAG_CLIENT_NAMES.search(text) is not None:
         out += _client_flag_spans(text)
     if "login" in text and "password" in text:
-        out += [_group_span(m) for m in NETRC.finditer(text) if secret_shaped(m.group(m.lastindex), True)]
+        out += _netrc_spans(text)
+    return out
+
+
+def _netrc_spans(text: str) -> list[tuple[int, int]]:
+    """The passwords of the .netrc entries of ``text`` (``NETRC``) that name a login, before or after."""
+    out = []
+    for m in NETRC.finditer(text):
+        pairs = {p.group(1): p for p in NETRC_PAIR.finditer(text, m.start("pairs"), m.end("pairs"))}
+        pw = pairs.get("password")
+        if "login" in pairs and pw is not None and secret_shaped(pw.group(pw.lastindex), True):
+            out.append(_group_span(pw))
     return out
 
 
@@ -302,6 +330,8 @@ def keyed_spans(name: str, value: str, argv: bool = False, client: str = "") -> 
     curl's or wget's argv (``client`` ``"http"``), of a MySQL client's ``-p`` and of a client's
     password flag."""
     name, v = name.strip().strip("\"'"), value.strip()
+    if argv and client == "%" and v[:2] == "-U" and len(v) > 2:
+        name, v = "-U", v[2:]  # Samba's -U joined to user%password: ``["smbclient", "-Ubob%hunter"]``
     if argv and client[:1] == "-" and name in client.split():  # a client's own password flag
         return [(value.index(v), value.index(v) + len(v))] if secret_shaped(v, True) and v[:1] != "-" else []
     if argv and (client in _PAIR_FLAGS and name in _PAIR_FLAGS[client] or v[:5] == "pass:" and _PASS_ARG_FLAG.fullmatch(name)):

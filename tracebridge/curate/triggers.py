@@ -91,17 +91,18 @@ _FOLD_TABLE = bytes(i + 32 if 65 <= i <= 90 and i not in b"GJ" else i for i in r
 # ``eyJ`` only where a ``G`` or ``J`` is (rare once folded: one memchr).
 _FREE_SEARCHES = tuple(re.compile(p).search for p in (rb"ws(?<=aws)", rb"xox", rb"k\.com(?<=hooks\.slack\.com)"))
 # Credentials by context (``tracebridge.curate.credentials``): a secret name, one of which ends every
-# name (``pass…`` and the rest); after it, closing quotes, JSON escapes (``\"``, ``\t``), blanks,
-# then the separator (``\0`` stands for the end of a dict key in the walk's check of a record's
-# strings joined: ``tracebridge.curate.redact.Walker``); or a ``--flag`` holding a name. Each search
-# starts with a literal, which ``re`` scans for in C, the rarer its first letter the faster (``cret``
-# for ``secret``, ``ke`` for ``key`` and ``token``): an alternation of the names is tried at every
-# s, t, p and k, and a loop over each name's occurrences (the transcripts use ``token``, ``key`` and
-# ``secret`` as words) costs a call each, both ~2-3x slower.
-_SEPARATOR = rb"[\"'\\ \tt]*[:=\0]"
+# name (``pass…`` and the rest); after it, closing quotes and brackets (``env["API_KEY"] =``), JSON
+# escapes (``\"``, ``\t``), blanks, then the separator (``\0`` stands for the end of a dict key in the
+# walk's check of a record's strings joined: ``tracebridge.curate.redact.Walker``); or a ``--flag``
+# holding a name. Each search starts with a literal, which ``re`` scans for in C, the rarer its first
+# letter the faster (``cret`` for ``secret``, ``ke`` for ``key`` and ``token``): an alternation of the
+# names is tried at every s, t, p and k, and a loop over each name's occurrences (the transcripts use
+# ``token``, ``key`` and ``secret`` as words) costs a call each, both ~2-3x slower.
+_SEPARATOR = rb"[\"'\\\] \tt]*[:=\0]"
 # ``password`` and a blank (raw or escaped in JSON) is looked for in the same search: a .netrc entry
-# (``machine h login bob password hunter``) has no separator, and needs ``login`` and a blank before
-# it (``_name_hit``; a second search over every string would cost ~13 ms over 16 MB).
+# (``machine h login bob password hunter``, ``machine h password hunter login bob``) has no separator,
+# and needs ``login``, ``machine`` or ``default`` and a blank before it (``_NETRC_HEAD``; a second
+# search over every string would cost ~13 ms over 16 MB).
 _PASSWORD_SEP = re.compile(rb"pass(?:word|wd|phrase)(?:" + _SEPARATOR + rb"|(?<=word)(?P<blank>[ \t\r\n]|\\[nrt]))").search
 _NAME_SEPS = tuple(re.compile(n + _SEPARATOR).search for n in (rb"cret(?<=secret)", rb"ke(?:y|(?<=toke)n)"))
 _FLAG_NAME = re.compile(rb"--[a-zGJ0-9_\-]{0,48}?(?:pass|secret|token|key)").search
@@ -116,13 +117,14 @@ _AUTH_SCHEME = re.compile(rb"b(?:earer|asic)").search
 # ``-storepass``/``-keypass`` their name, Samba's ``-U user%password`` a Samba client's name. The
 # one-letter flags are tried first, in a branch of their own (~+3 ms over 16 MB against ~+11 ms for one
 # group of all the flags).
-_DASH_FLAG = re.compile(rb"-(?:u|([apPwU])[ \t\\\"\0]|(-?pass(?:in|out|word)?|(?:src|dest|)(?:store|key)pass)[ \t\\\"\0])").search
+_DASH_FLAG = re.compile(rb"-(?:u|(U|[apPw](?=[ \t\\\"\0]))|(-?pass(?:in|out|word)?|(?:src|dest|)(?:store|key)pass)[ \t\\\"\0])").search
 FLAG_CLIENT_LITERALS = {"p": ("mongo", "login", "sshpass", "twine"), "a": ("redis-cli",), "pass": ("redis-cli", "pass:"),
                         "passin": ("pass:",), "passout": ("pass:",), "password": ("pass:",), "P": ("sqlcmd",),
                         "w": ("ldap",), "storepass": ("keytool", "jarsigner"), "keypass": ("keytool", "jarsigner"),
                         "U": ("smb", "rpcclient")}
 _FLAG_CLIENT_SEARCHES = {f.encode(): tuple(re.compile(x.encode()).search for x in xs) for f, xs in FLAG_CLIENT_LITERALS.items()}
-_LOGIN_BLANK = re.compile(rb"login(?:[ \t\r\n]|\\[nrt])").search  # before a .netrc entry's ``password``
+# before a .netrc entry's ``password``: its ``login``, or its start (``machine h password pw login bob``)
+_NETRC_HEAD = re.compile(rb"(?:login|machine|default)(?:[ \t\r\n]|\\[nrt])").search
 _MYSQL = re.compile(rb"m(?:ysql|ariadb)").search  # a client whose ``-p`` takes the password joined to it (one
 # literal-led search, ~15-20 ms over 16 MB; an alternation led by two letters is ~5x slower)
 _KEYWORDS, _AUTH, _BASE64 = frozenset({"keywords"}), frozenset({"auth_header"}), frozenset({"base64"})
@@ -169,7 +171,7 @@ def _dash_hit(data: bytes) -> bool:
 def keyword_hit(data: bytes) -> bool:
     """A secret name (before a separator, or in a ``--`` flag), ``-u``, ``mysql`` or ``mariadb``, a
     client's password flag and a blank (``-p ``, ``-a ``…) with such a client (``_dash_hit``), or
-    ``login`` and a blank before ``password`` and a blank (a .netrc entry)."""
+    ``login``, ``machine`` or ``default`` and a blank before ``password`` and a blank (a .netrc entry)."""
     return bool(context_hit(data, auth=False))
 
 
@@ -178,8 +180,8 @@ def _name_hit(low: bytes, dash: bool = True) -> bool:
     so may hold a flag)."""
     m = _PASSWORD_SEP(low)
     while m is not None:
-        if m.group("blank") is None or _LOGIN_BLANK(low, 0, m.start()) is not None:
-            return True  # a separator, or a .netrc entry's "login" before
+        if m.group("blank") is None or _NETRC_HEAD(low, 0, m.start()) is not None:
+            return True  # a separator, or a .netrc entry's "machine" or "login" before
         m = _PASSWORD_SEP(low, m.end())
     for search in _NAME_SEPS:
         if search(low) is not None:

@@ -139,6 +139,17 @@ def _make(path: Path, index: dict[str, dict[str, Any]], agent: str | None) -> Tr
     return Transcript(path, agent, archive_kind(name), index.get(session_id_from_name(name)))
 
 
+def not_utf8(path: str) -> str | None:
+    """The problem line of a path whose name is not UTF-8 (Python keeps such bytes as surrogates, which
+    no state, quarantine or report line can hold: the import stopped with a traceback), else None."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return (f"{ascii(os.fsencode(path))[2:-1]}: name is not UTF-8, not read (a run, its state and its "
+                f"quarantine lines are named after it); rename it to UTF-8 to import it")
+    return None
+
+
 def _ours(dirpath: str, name: str, out: str | None) -> bool:
     """Whether subfolder ``name`` of ``dirpath`` is TraceBridge output: the trace root ``out``, an
     importer state folder or a run folder."""
@@ -166,7 +177,10 @@ def discover(paths: list[str | os.PathLike[str]] | None, problems: list[str],
     found: dict[str, Transcript] = {}  # by absolute path (no symlink resolution: no extra syscalls)
     own = os.path.abspath(Path(out).expanduser()) if out is not None else None
     for given, root in zip(paths or DEFAULT_ROOTS, roots, strict=True):
-        if root.is_file():
+        if bad := not_utf8(str(root)):
+            problems.append(bad)
+            seen = True
+        elif root.is_file():
             seen = _take_file(root, found, problems, stores)
         elif root.is_dir():
             seen = _walk(root, found, problems, stores, own)
@@ -202,7 +216,10 @@ def _walk(root: Path, found: dict[str, Transcript], problems: list[str], stores:
     (one already found under another given path counts: it is there)."""
     before, seen = len(problems), False
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not _ours(dirpath, d, own))
+        bad = [n for n in (*dirnames, *(f for f in filenames if is_transcript_name(f))) if not_utf8(n)]
+        problems += [not_utf8(os.path.join(dirpath, n)) or "" for n in sorted(bad)]
+        dirnames[:] = sorted(d for d in dirnames if d not in bad and not _ours(dirpath, d, own))
+        filenames = [n for n in filenames if n not in bad]
         if DB_NAME in filenames:
             seen = True
             if stores is not None:

@@ -56,3 +56,26 @@ def test_a_transcript_without_reactions_is_a_harvest_that_ran(memory: list[str],
     assert h["read"] == 0 and h["inputs"] == [str(sessions / "s1.jsonl")], h
     audit = _audit_today(memory)
     assert audit["harvest_ran"] is True and audit["harvest_runs"] == 1, audit
+
+
+def test_the_openclaw_folder_is_walked_once(memory: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 'nothing there' check and the harvest walked the folder twice (two listings that a file written
+    in between would set apart: the check could pass on a transcript the harvest then did not find). Now
+    one walk is checked and harvested: the real ``os.scandir`` runs, each folder is listed once."""
+    import os
+
+    sessions = tmp_path / "home" / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    (sessions / "s1.jsonl").write_bytes(orjson.dumps({"type": "session", "version": 3, "id": "s1"}) + b"\n")
+    scans: list[str] = []
+    real = os.scandir
+
+    def counting(path: str = ".") -> os.ScandirIterator:
+        scans.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    res = CliRunner().invoke(app, ["feedback", "harvest", "--openclaw", str(tmp_path / "home"), *memory, "--json"])
+    assert res.exit_code == 0, res.output
+    walked = [s for s in scans if s.startswith(str(tmp_path / "home"))]
+    assert sorted(walked) == sorted(set(walked)) and str(sessions) in walked, scans

@@ -124,3 +124,20 @@ def test_a_bom_in_front_of_a_span_file_loses_no_rollout(tmp_path):
     assert rep.reconciles and rep.lines_accepted == 1
     assert (rep.rollouts_imported, rep.rollouts_skipped, rep.skipped) == (1, 0, [])
     assert os.path.isfile(tmp_path / "t" / "al-ro-1" / "events.jsonl")
+
+
+def test_a_transcript_whose_name_is_not_utf8_is_a_problem_not_a_traceback(tmp_path):
+    """A file name of latin-1 bytes (``s\\xe9.jsonl``) reached the state file as a surrogate string that
+    orjson cannot write: the import stopped with a TypeError traceback after writing the run, with no
+    state saved. Now the file is named (its bytes escaped) with the fix, the other transcripts import."""
+    src = tmp_path / "sessions"
+    src.mkdir()
+    (src / "ok.jsonl").write_bytes(_row("a", "2026-01-01T00:00:00.000Z"))
+    with open(os.fsencode(src) + b"/s\xe9.jsonl", "wb") as fh:
+        fh.write(_row("b", "2026-01-01T00:00:00.000Z"))
+    res = CliRunner().invoke(app, ["import", "openclaw", str(src), "--out", str(tmp_path / "t"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["reconciles"] and (doc["read"], doc["runs_written"]) == (1, 1), doc
+    assert doc["problems"] == [(f"{src}/s\\xe9.jsonl: name is not UTF-8, not read (a run, its state and its "
+                                "quarantine lines are named after it); rename it to UTF-8 to import it")]

@@ -78,13 +78,14 @@ def harvest(
     input is missing, or an ``--openclaw`` path holds no transcript or agent database (nothing to harvest:
     logged, it counted as a harvest that ran in the daily audit)."""
     from tracebridge.feedback.harvest import harvest_dumps
-    from tracebridge.feedback.harvest_openclaw import harvest_openclaw, holding_nothing
+    from tracebridge.feedback.harvest_openclaw import harvest_openclaw, list_openclaw
     from tracebridge.importers.openclaw.discover import KEPT_WHERE
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping)
     if not updates and not openclaw:
         fail("nothing to harvest: give --updates FILE and/or --openclaw PATH", 2)
-    if empty := holding_nothing(list(openclaw or [])):
+    listing = list_openclaw(list(openclaw)) if openclaw else None  # walked once: checked, then harvested
+    if listing is not None and (empty := listing.empty):
         fail(f"--openclaw {', '.join(empty)}: no OpenClaw transcript or agent database there, nothing to harvest "
              f"(no harvest logged; OpenClaw keeps them as {KEPT_WHERE}, e.g. --openclaw ~/.openclaw)", 2)
     missing = [str(p) for p in [*(updates or []), *(openclaw or [])] if not p.expanduser().exists()]
@@ -99,7 +100,7 @@ def harvest(
         if updates:
             reports.append(harvest_dumps(cfg, list(updates)).to_dict())
         if openclaw:
-            reports.append(harvest_openclaw(cfg, [str(p) for p in openclaw]).to_dict())
+            reports.append(harvest_openclaw(cfg, [str(p) for p in openclaw], listing).to_dict())
     except (ValueError, OSError) as exc:  # OSError: a ledger or log path that cannot be written
         fail(str(exc), 2)
     doc = {"ledger": cfg.ledger, "harvests": reports, "added": sum(r["added"] for r in reports),

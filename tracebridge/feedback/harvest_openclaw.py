@@ -170,15 +170,38 @@ class _Harvest:
         return _Session(sid, chat, account, bot, why)
 
 
-def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | None) -> HarvestReport:
-    """Harvest Telegram reactions from OpenClaw transcripts' system-event lines: transcript files and
-    the sessions of agent databases (``openclaw-agent.sqlite``, read where they are, never copied); each
-    session's reactions are its account's bot's (``openclaw_accounts``), else ``bot_id``'s."""
-    from tracebridge.importers.openclaw.session import session_id_from_name
+@dataclass(frozen=True)
+class Listing:
+    """What one walk of the ``--openclaw`` paths found: transcripts, agent databases, problems, and
+    the given paths under which it found none of them (``empty``: most likely a wrong folder)."""
 
+    transcripts: list[Any]
+    stores: list[Path]
+    problems: list[str]
+    empty: list[str]
+
+
+def list_openclaw(paths: list[str | os.PathLike[str]] | None) -> Listing:
+    """Walk ``paths`` once (default: the OpenClaw homes) for what a harvest reads; the CLI checks
+    ``empty`` and hands the same listing to ``harvest_openclaw``, so the folder it checked is the
+    folder it harvests (a second walk could see other files)."""
     problems: list[str] = []
     stores: list[Path] = []
-    transcripts = discover(paths, problems, stores)
+    empty: list[str] = []
+    transcripts = discover(paths, problems, stores, empty=empty)
+    return Listing(transcripts, list(dict.fromkeys(stores)), list(dict.fromkeys(problems)), empty)
+
+
+def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | None,
+                     listing: Listing | None = None) -> HarvestReport:
+    """Harvest Telegram reactions from OpenClaw transcripts' system-event lines: transcript files and
+    the sessions of agent databases (``openclaw-agent.sqlite``, read where they are, never copied); each
+    session's reactions are its account's bot's (``openclaw_accounts``), else ``bot_id``'s. ``listing``:
+    ``list_openclaw(paths)`` already walked (else walked here)."""
+    from tracebridge.importers.openclaw.session import session_id_from_name
+
+    got = listing if listing is not None else list_openclaw(paths)
+    transcripts, stores, problems = got.transcripts, got.stores, list(got.problems)
     rep = HarvestReport("openclaw", [str(t.path) for t in transcripts] + [str(db) for db in stores], bot_id=bot_of(cfg))
     h = _Harvest(cfg, rep)
     rows: list[dict[str, Any]] = []
@@ -210,14 +233,8 @@ def holding_nothing(paths: list[str | os.PathLike[str]]) -> list[str]:
     """The ``paths`` under which discovery finds no transcript, no agent database and no problem (a
     compressed archive, an unreadable index): inputs with nothing to harvest, most likely a wrong folder.
     Harvested, each was logged as a harvest that ran, which the daily audit takes as evidence that
-    harvesting works."""
-    empty = []
-    for p in paths:
-        problems: list[str] = []
-        stores: list[Path] = []
-        if not discover([p], problems, stores) and not stores and not problems:
-            empty.append(str(p))
-    return empty
+    harvesting works. (A caller that goes on to harvest uses ``list_openclaw`` and walks once.)"""
+    return list_openclaw(paths).empty if paths else []
 
 
 _ACCOUNT_COUNTS = ("read", "accepted", "applied", "quarantined")

@@ -139,6 +139,17 @@ def _make(path: Path, index: dict[str, dict[str, Any]], agent: str | None) -> Tr
     return Transcript(path, agent, archive_kind(name), index.get(session_id_from_name(name)))
 
 
+def not_utf8(path: str) -> str | None:
+    """The problem line of a path whose name is not UTF-8 (Python keeps such bytes as surrogates, which
+    no state, quarantine or report line can hold: the import stopped with a traceback), else None."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return (f"{ascii(os.fsencode(path))[2:-1]}: name is not UTF-8, not read (a run, its state and its "
+                f"quarantine lines are named after it); rename it to UTF-8 to import it")
+    return None
+
+
 def _ours(dirpath: str, name: str, out: str | None) -> bool:
     """Whether subfolder ``name`` of ``dirpath`` is TraceBridge output: the trace root ``out``, an
     importer state folder or a run folder."""
@@ -148,7 +159,8 @@ def _ours(dirpath: str, name: str, out: str | None) -> bool:
 
 
 def discover(paths: list[str | os.PathLike[str]] | None, problems: list[str],
-             stores: list[Path] | None = None, out: str | os.PathLike[str] | None = None) -> list[Transcript]:
+             stores: list[Path] | None = None, out: str | os.PathLike[str] | None = None,
+             empty: list[str] | None = None) -> list[Transcript]:
     """Every transcript under ``paths`` (default: the OpenClaw homes), sorted, each once.
 
     Args:
@@ -158,47 +170,74 @@ def discover(paths: list[str | os.PathLike[str]] | None, problems: list[str],
             database named explicitly is listed as a problem.
         out: the trace root being written, not entered where it lies under a walked folder (nor is
             any other trace root's run or state folder).
+        empty: receives each of ``paths`` (as given) under which the walk saw no transcript, no
+            agent database and no problem, so a caller can refuse a wrong folder without a second walk.
     """
     roots = [Path(p).expanduser() for p in (paths or DEFAULT_ROOTS)]
     found: dict[str, Transcript] = {}  # by absolute path (no symlink resolution: no extra syscalls)
     own = os.path.abspath(Path(out).expanduser()) if out is not None else None
-    for root in roots:
-        if root.is_file():
-            if _SKIP.search(root.name):
-                problems.append(f"{root}: lock or temp file, skipped")
-                continue
-            if root.name.endswith(ZSTD_SUFFIX):
-                problems.append(_zstd_problem(root))
-                continue
-            if root.name == DB_NAME:
-                if stores is None:
-                    problems.append(f"{root}: an OpenClaw agent database, read by `tracebridge import openclaw`")
-                else:
-                    stores.append(root)
-                continue
-            found.setdefault(os.path.abspath(root), _make(root, read_index(root.parent, problems), agent_of(root)))
-            continue
-        if not root.is_dir():
+    for given, root in zip(paths or DEFAULT_ROOTS, roots, strict=True):
+        if bad := not_utf8(str(root)):
+            problems.append(bad)
+            seen = True
+        elif root.is_file():
+            seen = _take_file(root, found, problems, stores)
+        elif root.is_dir():
+            seen = _walk(root, found, problems, stores, own)
+        else:
             if paths:
                 problems.append(f"{root}: no such file or folder")
-            continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not _ours(dirpath, d, own))
-            if stores is not None and DB_NAME in filenames:
-                stores.append(Path(dirpath, DB_NAME))
-            names = sorted(n for n in filenames if is_transcript_name(n))
-            if not names:
-                continue
-            present = set(names)  # a checkpoint or backup copy whose live transcript is here adds nothing
-            names = [n for n in names if live_of_copy(n) not in present]
-            # Per folder, not per file: its Path, absolute path and agent (a transcript's Path is the
-            # folder's joined with a plain name: discovering 2000 transcripts took 25 ms, now 20 ms).
-            folder, base = Path(dirpath), os.path.abspath(dirpath)
-            index, agent = read_index(folder, problems), _folder_agent(folder.parts)
-            for name in names:
-                p = folder / name
-                if name.endswith(ZSTD_SUFFIX):
-                    problems.append(_zstd_problem(p))
-                    continue
-                found.setdefault(os.path.join(base, name), _make(p, index, agent))
+            seen = bool(paths)
+        if not seen and empty is not None:
+            empty.append(str(given))
     return sorted(found.values(), key=lambda t: str(t.path))
+
+
+def _take_file(root: Path, found: dict[str, Transcript], problems: list[str], stores: list[Path] | None) -> bool:
+    """Take an explicitly named file: a transcript whatever its name, an agent database, or a problem
+    (a lock or temp file, a compressed archive). Always True: a named file is something seen."""
+    if _SKIP.search(root.name):
+        problems.append(f"{root}: lock or temp file, skipped")
+    elif root.name.endswith(ZSTD_SUFFIX):
+        problems.append(_zstd_problem(root))
+    elif root.name == DB_NAME:
+        if stores is None:
+            problems.append(f"{root}: an OpenClaw agent database, read by `tracebridge import openclaw`")
+        else:
+            stores.append(root)
+    else:
+        found.setdefault(os.path.abspath(root), _make(root, read_index(root.parent, problems), agent_of(root)))
+    return True
+
+
+def _walk(root: Path, found: dict[str, Transcript], problems: list[str], stores: list[Path] | None,
+          own: str | None) -> bool:
+    """Add the transcripts, agent databases and problems under folder ``root``; whether there was any
+    (one already found under another given path counts: it is there)."""
+    before, seen = len(problems), False
+    for dirpath, dirnames, filenames in os.walk(root):
+        bad = [n for n in (*dirnames, *(f for f in filenames if is_transcript_name(f))) if not_utf8(n)]
+        problems += [not_utf8(os.path.join(dirpath, n)) or "" for n in sorted(bad)]
+        dirnames[:] = sorted(d for d in dirnames if d not in bad and not _ours(dirpath, d, own))
+        filenames = [n for n in filenames if n not in bad]
+        if DB_NAME in filenames:
+            seen = True
+            if stores is not None:
+                stores.append(Path(dirpath, DB_NAME))
+        names = sorted(n for n in filenames if is_transcript_name(n))
+        if not names:
+            continue
+        seen = True
+        present = set(names)  # a checkpoint or backup copy whose live transcript is here adds nothing
+        names = [n for n in names if live_of_copy(n) not in present]
+        # Per folder, not per file: its Path, absolute path and agent (a transcript's Path is the
+        # folder's joined with a plain name: discovering 2000 transcripts took 25 ms, now 20 ms).
+        folder, base = Path(dirpath), os.path.abspath(dirpath)
+        index, agent = read_index(folder, problems), _folder_agent(folder.parts)
+        for name in names:
+            p = folder / name
+            if name.endswith(ZSTD_SUFFIX):
+                problems.append(_zstd_problem(p))
+                continue
+            found.setdefault(os.path.join(base, name), _make(p, index, agent))
+    return seen or len(problems) > before

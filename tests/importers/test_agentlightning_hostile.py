@@ -203,3 +203,23 @@ def test_pii_in_calls_objects_and_annotations_never_reaches_the_bundle(tmp_path:
     for view in ("views/worker_sft", "agentlightning/messages", "agentlightning/triplets"):
         for row in _rows(res.path, view):
             assert "token_ids" not in json.dumps(row)
+
+
+def test_a_span_file_or_folder_whose_name_is_not_utf8_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    """A span file or folder named in latin-1 bytes reached the state file as a surrogate string orjson cannot
+    write: the import stopped with a TypeError traceback. Now each is named (bytes escaped) with the fix, and
+    the other spans import."""
+    src = tmp_path / "spans"
+    src.mkdir()
+    (src / "ok.jsonl").write_bytes(orjson.dumps(_call(0, "q", "A")) + b"\n")
+    raw = os.fsencode(src)
+    with open(raw + b"/s\xe9.jsonl", "wb") as fh:
+        fh.write(orjson.dumps(_call(1, "q1", "B")) + b"\n")
+    os.mkdir(raw + b"/d\xe9")
+    with open(raw + b"/d\xe9/x.jsonl", "wb") as fh:
+        fh.write(orjson.dumps(_call(2, "q2", "C")) + b"\n")
+    rep = import_agentlightning([src], tmp_path / "t")
+    assert rep.reconciles and rep.lines_read == 1 and rep.runs_written == 1, rep.to_dict()
+    assert sorted(rep.problems) == sorted(f"{src}/{n}\\xe9{x}: name is not UTF-8, not read (a run, its state and "
+                                          "its quarantine lines are named after it); rename it to UTF-8 to import it"
+                                          for n, x in (("s", ".jsonl"), ("d", "")))

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from tracebridge.capture.writer import write_atomic
+from tracebridge.importers.openclaw.discover import not_utf8
 from tracebridge.importers.openclaw.state import StateError, load_state
 
 STATE_VERSION = 1
@@ -41,17 +42,22 @@ _SKIP_DIRS = frozenset({".git", ".import", "node_modules", "__pycache__"})
 
 def discover_span_files(paths: list[str | os.PathLike[str]], problems: list[str]) -> list[str]:
     """Absolute paths of the span files under ``paths``, sorted, each once: a named file whatever its
-    name, and every ``*.jsonl`` file under a named folder (hidden, lock and temp files skipped)."""
+    name, and every ``*.jsonl`` file under a named folder (hidden, lock and temp files skipped). A
+    path whose name is not UTF-8 is a problem, not read: the state and quarantine lines name files."""
     found: set[str] = set()
     for p in paths:
         root = Path(p).expanduser()
-        if root.is_file():
+        if bad := not_utf8(str(root)):
+            problems.append(bad)
+        elif root.is_file():
             found.add(os.path.abspath(root))
         elif root.is_dir():
             for dirpath, dirnames, filenames in os.walk(root):
                 dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
-                found.update(os.path.abspath(os.path.join(dirpath, n)) for n in filenames
-                             if n.endswith(".jsonl") and not _SKIP.search(n))
+                names = [os.path.join(dirpath, n) for n in filenames if n.endswith(".jsonl") and not _SKIP.search(n)]
+                problems += [bad for bad in map(not_utf8, [*names, *(os.path.join(dirpath, d) for d in dirnames)]) if bad]
+                dirnames[:] = [d for d in dirnames if not not_utf8(d)]
+                found.update(os.path.abspath(n) for n in names if not not_utf8(n))
         else:
             problems.append(f"{root}: no such file or folder")
     return sorted(found)

@@ -21,8 +21,11 @@ RESUMABLE_GROUPS = ("eval.", "train.throughput.", "dpo.throughput.")
 
 
 def write_trial_config(work: Path, config: dict[str, Any]) -> None:
-    """Record the resolved ``config`` a trial starts with in its folder."""
-    (work / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
+    """Record the resolved ``config`` a trial starts with in its folder (atomically: a trial killed while
+    writing it leaves the earlier record or none, never half of one, which would read as no record)."""
+    from tracebridge.capture.writer import write_atomic
+
+    write_atomic(work / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True, default=str).encode())
 
 
 def _trained_with(work: Path) -> tuple[Path, dict[str, Any]] | None:

@@ -53,11 +53,12 @@ def discover_span_files(paths: list[str | os.PathLike[str]], problems: list[str]
             found.add(os.path.abspath(root))
         elif root.is_dir():
             for dirpath, dirnames, filenames in os.walk(root):
-                dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
-                names = [os.path.join(dirpath, n) for n in filenames if n.endswith(".jsonl") and not _SKIP.search(n)]
-                problems += [bad for bad in map(not_utf8, [*names, *(os.path.join(dirpath, d) for d in dirnames)]) if bad]
-                dirnames[:] = [d for d in dirnames if not not_utf8(d)]
-                found.update(os.path.abspath(n) for n in names if not not_utf8(n))
+                files = [os.path.join(dirpath, n) for n in filenames if n.endswith(".jsonl") and not _SKIP.search(n)]
+                dirs = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+                why = {n: not_utf8(n) for n in (*files, *(os.path.join(dirpath, d) for d in dirs))}  # checked once
+                problems += [w for w in why.values() if w]
+                dirnames[:] = [d for d in dirs if not why[os.path.join(dirpath, d)]]
+                found.update(os.path.abspath(f) for f in files if not why[f])
         else:
             problems.append(f"{root}: no such file or folder")
     return sorted(found)

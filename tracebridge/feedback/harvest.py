@@ -42,9 +42,11 @@ from tracebridge.feedback.ledger import (
 )
 from tracebridge.feedback.mapping import load_mapping
 from tracebridge.feedback.telegram import (
+    DUMP_SHAPES,
     ReadError,
     UpdateError,
     anonymous_counts,
+    dump_problem,
     newest_count_ids,
     read_updates,
     rows_from_update,
@@ -291,13 +293,24 @@ def resume_offsets(cfg: FeedbackConfig, ledger: list[LedgerRow] | None = None) -
 
 
 def harvest_dumps(cfg: FeedbackConfig, files: list[str | os.PathLike[str]]) -> HarvestReport:
-    """Harvest getUpdates JSON dumps (response objects, update lists or JSONL)."""
+    """Harvest getUpdates JSON dumps (response objects, update lists or JSONL).
+
+    Raises:
+        ValueError: a file holds no update at all (``telegram.dump_problem``: empty, an error response, other
+            JSON or text), each such file named with what it is; nothing is harvested or logged.
+    """
     updates: list[tuple[str, Any]] = []
+    wrong = []
     for f in files:
         try:
             data = Path(f).read_bytes()
         except OSError as exc:  # a folder, no permission: quarantined like an unreadable document
             updates.append((f"{f}:<file>", ReadError.of(f"unreadable: {exc}", b"")))
             continue
-        updates += read_updates(data, str(f))
+        got = read_updates(data, str(f))
+        if why := dump_problem(data, got):
+            wrong.append(f"{f}: {why}")
+        updates += got
+    if wrong:
+        raise ValueError(f"not a getUpdates dump: {'; '.join(wrong)}; expected {DUMP_SHAPES}")
     return harvest_updates(cfg, updates, "getUpdates", [str(f) for f in files])

@@ -231,6 +231,36 @@ def anonymous_counts(rows: list[LedgerRow]) -> dict[tuple[Any, int, str], int]:
     return out
 
 
+DUMP_SHAPES = ('a getUpdates response {"ok": true, "result": [...]}, a JSON list of updates or JSONL of updates '
+               '(objects with an update_id)')
+
+
+def dump_problem(data: bytes, items: list[tuple[str, Any]]) -> str | None:
+    """Why a file (its bytes, and what ``read_updates`` made of them) is no getUpdates dump at all, or None.
+
+    A dump may hold lines that cannot be read (they are quarantined one by one), but a file in which
+    nothing is an update (an empty file, Telegram's error response, any other JSON or text) is the wrong
+    file: harvested, its lines were quarantined and the harvest logged as one that ran, exit 0.
+    """
+    body = data.removeprefix(b"\xef\xbb\xbf").strip()
+    if not body:
+        return "empty"
+    if any(isinstance(u, dict) and "update_id" in u for _, u in items):
+        return None
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("ok") is False:
+        return f"a getUpdates error response ({doc.get('error_code')}: {doc.get('description')})"
+    if isinstance(doc, (dict, list)) and not items:  # {"ok": true, "result": []} or []: a dump of no updates
+        return None
+    if isinstance(doc, dict) and not isinstance(doc.get("result"), list):
+        return "a JSON object with neither a result list nor an update_id"
+    first = next((f"{w}: {u}" for w, u in items if isinstance(u, ReadError)), None)
+    return f"none of its {len(items)} items is an update" + (f" (first: {first})" if first else "")
+
+
 def read_updates(data: bytes, where: str) -> list[tuple[str, Any]]:
     """The updates in a getUpdates dump: ``{"ok", "result": [...]}``, a JSON list, or JSONL of
     updates / responses. Returns (location, update-or-error) pairs; errors are ``ReadError``. A UTF-8

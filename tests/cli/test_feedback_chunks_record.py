@@ -28,6 +28,10 @@ def _record(registry: Path, chat: str, ids: str, run_id: str, event_id: str) -> 
     ("", "70", "r", "r:e", "chat: empty"),
     ("-100123", "0,-5", "r", "r:e", "message_ids: 0, -5: Telegram message ids are positive integers"),
     ("-100123", "5x,6", "r", "r:e", "--message-ids 5x,6: '5x' not an integer"),
+    # a chat id stored as text joined no reaction (their chat ids are integers); was recorded, exit 0
+    ("abc", "70", "r", "r:e", "--chat abc: not an integer; Telegram chat ids are integers"),
+    ("-10x", "70", "r", "r:e", "--chat -10x: not an integer"),
+    ("\uff15", "70", "r", "r:e", "--chat \uff15: not an integer"),
 ])
 def test_a_batch_that_cannot_be_joined_is_refused_and_nothing_is_written(tmp_path: Path, chat: str, ids: str,
                                                                           run_id: str, event_id: str,
@@ -51,3 +55,10 @@ def test_a_good_batch_registers_one_row_per_chunk_ending_in_its_last(tmp_path: P
     assert code == 0 and doc["chunks"] == 2, doc
     rows = [json.loads(x) for x in registry.read_text().splitlines()]
     assert [(r["message_id"], r["chunk_index"], r["chunk_count"]) for r in rows] == [(80, 0, 2), (81, 1, 2)]
+
+
+def test_a_chat_id_with_blanks_around_it_is_the_integer(tmp_path: Path) -> None:
+    registry = tmp_path / "sent-chunks.jsonl"
+    code, doc = _record(registry, " -100123 ", "80", "r3", "r3:e")
+    assert code == 0, doc
+    assert json.loads(registry.read_text().splitlines()[0])["chat"] == -100123

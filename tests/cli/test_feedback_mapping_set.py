@@ -47,3 +47,12 @@ def test_a_real_change_is_a_new_version_with_the_old_table_in_history(mapping: P
     assert code == 0 and doc["changed"] is True and doc["version"] == 2 and doc["scores"]["👍"] == 3.0, doc
     saved = json.loads(mapping.read_text())
     assert saved["history"][-1]["version"] == 1 and saved["history"][-1]["mapping"]["👍"] == 1
+
+
+@pytest.mark.parametrize("score", ["1e400", "-1e400", "inf", "nan"])
+def test_a_score_that_is_no_finite_number_names_the_emoji_and_the_text_given(mapping: Path, score: str) -> None:
+    # 1e400 was refused as "score=inf": neither the emoji nor what was typed
+    before = mapping.read_bytes()
+    code, doc = _set(mapping, "👍", score)
+    assert code == 2 and doc["error"].startswith(f"👍: score {score} is not a finite number"), doc
+    assert mapping.read_bytes() == before

@@ -10,6 +10,7 @@ the join rule come from ``configs/feedback/*.yaml`` (``--config``), ``--ledger``
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -220,6 +221,9 @@ def mapping_set(emoji: str, score: Annotated[str, typer.Argument(help="A number,
         value = None if score.lower() == "none" else float(score)
     except ValueError:
         fail(f"score={score!r}: a number or 'none'", 2)
+    if value is not None and not math.isfinite(value):  # 1e400 is read as inf: it named neither emoji nor text
+        fail(f"{emoji}: score {score} is not a finite number (JSON has none); give a number such as 2 or -1, "
+             "or 'none' to unmap", 2)
     try:
         before = load_mapping(cfg.mapping).version
         m = set_score(cfg.mapping, emoji, value)
@@ -245,12 +249,16 @@ def chunks_record(
     from tracebridge.feedback.chunks import record_batch
 
     cfg = _cfg(config, overrides, registry=registry)
-    bad = [x.strip() for x in message_ids.split(",") if x.strip() and not x.strip().lstrip("-").isdigit()]
-    if bad:
-        fail(f"--message-ids {message_ids}: {', '.join(map(repr, bad))} not an integer; give the message ids "
-             "comma-separated, in send order, e.g. --message-ids 101,102", 2)
+    bad = [x.strip() for x in message_ids.split(",") if x.strip() and not _is_int(x)]
+    problems = [(f"--message-ids {message_ids}: {', '.join(map(repr, bad))} not an integer; give the message ids "
+                 "comma-separated, in send order, e.g. --message-ids 101,102")] if bad else []
+    if chat.strip() and not _is_int(chat):  # stored as text, it matched no reaction: their chat ids are integers
+        problems.append(f"--chat {chat}: not an integer; Telegram chat ids are integers (negative for groups and "
+                        "channels), e.g. --chat -1001234567890")
+    if problems:
+        fail("; ".join(problems), 2)
     ids = [int(x) for x in message_ids.split(",") if x.strip()]
-    chat_id: Any = int(chat) if chat.lstrip("-").isdigit() else chat
+    chat_id: Any = int(chat) if chat.strip() else chat
     try:  # no ids, a message held for another reply, rows of other bots: the reason names the file or option
         batch = record_batch(cfg.registry, chat_id, ids, run_id, event_id, batch_id, bot_id=bot_of(cfg),
                              legacy_bot_id=cfg.legacy_bot_id)
@@ -259,6 +267,12 @@ def chunks_record(
         fail(_write_error(_named("--registry", registry, cfg.registry), cfg.registry, exc) if unusable else str(exc), 2)
     _done({"batch_id": batch, "chunks": len(ids), "registry": cfg.registry},
           f"{batch}: {len(ids)} chunks → {cfg.registry}", json_out)
+
+
+def _is_int(text: str) -> bool:
+    """Whether ``text`` (blanks around it aside) is a whole number in ASCII digits, maybe negative."""
+    digits = text.strip().removeprefix("-")
+    return digits.isascii() and digits.isdigit()
 
 
 @feedback_app.command("labels")

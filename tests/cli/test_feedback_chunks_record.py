@@ -32,6 +32,9 @@ def _record(registry: Path, chat: str, ids: str, run_id: str, event_id: str) -> 
     ("abc", "70", "r", "r:e", "--chat abc: not an integer; Telegram chat ids are integers"),
     ("-10x", "70", "r", "r:e", "--chat -10x: not an integer"),
     ("\uff15", "70", "r", "r:e", "--chat \uff15: not an integer"),
+    # beyond 64 bits: a traceback from the registry's JSON writer, exit 1
+    ("99999999999999999999", "70", "r", "r:e", "--chat 99999999999999999999: out of range"),
+    ("-100123", "70,99999999999999999999", "r", "r:e", "'99999999999999999999' out of range"),
 ])
 def test_a_batch_that_cannot_be_joined_is_refused_and_nothing_is_written(tmp_path: Path, chat: str, ids: str,
                                                                           run_id: str, event_id: str,

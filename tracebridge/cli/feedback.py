@@ -249,12 +249,12 @@ def chunks_record(
     from tracebridge.feedback.chunks import record_batch
 
     cfg = _cfg(config, overrides, registry=registry)
-    bad = [x.strip() for x in message_ids.split(",") if x.strip() and not _is_int(x)]
-    problems = [(f"--message-ids {message_ids}: {', '.join(map(repr, bad))} not an integer; give the message ids "
-                 "comma-separated, in send order, e.g. --message-ids 101,102")] if bad else []
-    if chat.strip() and not _is_int(chat):  # stored as text, it matched no reaction: their chat ids are integers
-        problems.append(f"--chat {chat}: not an integer; Telegram chat ids are integers (negative for groups and "
-                        "channels), e.g. --chat -1001234567890")
+    bad = [f"{x.strip()!r} {why}" for x in message_ids.split(",") if x.strip() and (why := _int_problem(x))]
+    problems = [(f"--message-ids {message_ids}: {', '.join(bad)}; give the message ids comma-separated, in send "
+                 "order, e.g. --message-ids 101,102")] if bad else []
+    if chat.strip() and (why := _int_problem(chat)):  # as text, it matched no reaction: their chat ids are integers
+        problems.append(f"--chat {chat}: {why}; Telegram chat ids are integers (negative for groups and channels), "
+                        "e.g. --chat -1001234567890")
     if problems:
         fail("; ".join(problems), 2)
     ids = [int(x) for x in message_ids.split(",") if x.strip()]
@@ -269,10 +269,13 @@ def chunks_record(
           f"{batch}: {len(ids)} chunks → {cfg.registry}", json_out)
 
 
-def _is_int(text: str) -> bool:
-    """Whether ``text`` (blanks around it aside) is a whole number in ASCII digits, maybe negative."""
+def _int_problem(text: str) -> str | None:
+    """Why ``text`` (blanks around it aside) is no Telegram id: not a whole number in ASCII digits (maybe
+    negative), or beyond 64 bits (the registry's JSON writer stopped on it with a traceback); None if it is one."""
     digits = text.strip().removeprefix("-")
-    return digits.isascii() and digits.isdigit()
+    if not (digits.isascii() and digits.isdigit()):
+        return "not an integer"
+    return None if abs(int(text)) < 2**63 else "out of range (Telegram ids fit in 64 bits)"
 
 
 @feedback_app.command("labels")

@@ -178,16 +178,19 @@ def promote(
     json_out: JsonOpt = False,
 ) -> None:
     """Make the gated candidate the active policy (needs a gate pass); record it atomically."""
-    from tracebridge.ops.promotion import PromotionError
+    from tracebridge.ops.promotion import NotAGateReport, PromotionError
     from tracebridge.ops.promotion import promote as do_promote
 
     if not report.is_file():  # a missing input is a usage error (README "Exit codes"), not a refused gate
-        fail(f"--report {report}: no such file (the gate report of tracebridge gate --out)", 2,
-             promoted=False, reason=f"{report}: no such file")
+        what = "a folder" if report.is_dir() else "no such file"
+        fail(f"--report {report}: {what} (the gate report of tracebridge gate --out)", 2,
+             promoted=False, reason=f"{report}: {what}")
     st = _state(config, state, promoted=False, reason="policy state path is not a folder")
     require = not allow_stale and (state is not None or _ops_config(config).promotion.require_baseline_match)
     try:
         rec = do_promote(st, report, require_baseline_match=require, note=note)
+    except NotAGateReport as exc:  # bad input (was exit 1, as if a gate had refused it)
+        fail(str(exc), 2, promoted=False, reason=str(exc))
     except PromotionError as exc:
         fail(str(exc), 1, promoted=False, reason=str(exc))
     if json_out:

@@ -31,6 +31,7 @@ from filelock import FileLock, Timeout
 
 from tracebridge.capture.reader import iter_lines
 from tracebridge.capture.writer import write_atomic
+from tracebridge.importers.jsonl import json_error
 from tracebridge.ops.gates import gate_report_id
 from tracebridge.schema.canonical import canonical_json, sha256_bytes, sha256_json, utc_now
 
@@ -41,6 +42,10 @@ LOCK = ".lock"
 
 class PromotionError(RuntimeError):
     """A promote/rollback was refused; the message says why and what to do."""
+
+
+class NotAGateReport(PromotionError):
+    """The file given as the gate report is none (not JSON, not a report's object): bad input, not a refusal."""
 
 
 @dataclass
@@ -222,19 +227,23 @@ def load_gate_report(path: str | Path) -> tuple[dict[str, Any], str]:
     """Read a gate report and check its id; return (report, sha256 of the file).
 
     Raises:
-        PromotionError: unreadable, not a gate report, or its content does not match its id.
+        NotAGateReport: unreadable, not JSON (the message gives the line and column), or not a gate report.
+        PromotionError: its content does not match its id.
     """
     p = Path(path)
     try:
         raw = p.read_bytes()
+    except OSError as exc:
+        raise NotAGateReport(f"{p}: cannot read gate report: {exc.strerror or exc}") from exc
+    try:
         rep = orjson.loads(raw)
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise PromotionError(f"{p}: cannot read gate report: {exc}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise NotAGateReport(f"{p}: cannot read gate report: not valid JSON: {json_error(raw)}") from exc
     if not isinstance(rep, dict):
-        raise PromotionError(f"{p}: not a gate report (a JSON object; run tracebridge gate --out)")
+        raise NotAGateReport(f"{p}: not a gate report (a JSON object; run tracebridge gate --out)")
     missing = [k for k in ("passed", "checks", "policies", "report_id") if k not in rep]
     if missing:
-        raise PromotionError(f"{p}:{missing[0]}: not a gate report (run tracebridge gate --out)")
+        raise NotAGateReport(f"{p}:{missing[0]}: not a gate report (run tracebridge gate --out)")
     if gate_report_id(rep) != rep["report_id"]:
         raise PromotionError(f"{p}:report_id: content does not match the id; the report was edited")
     return rep, sha256_bytes(raw)

@@ -38,3 +38,47 @@ def test_promote_of_a_gate_that_failed_is_still_a_refusal(tmp_path: Path) -> Non
     r = run("promote", "--report", gate_report(tmp_path / "g.json", "v2", "v1", passed=False),
             "--state", tmp_path / "state", "--json")
     assert r.exit_code == 1 and "gate did not pass" in json.loads(r.stdout)["error"], r.output
+
+
+def _shadow_yaml(tmp_path: Path, **shadow: object) -> Path:
+    cfg = {"artifacts_dir": str(tmp_path / "art"), "promotion": {"state_dir": str(tmp_path / "state")},
+           "shadow": {"work_dir": str(tmp_path / "work"), "optimize": {"mode": "off"}, "runtime_hook": False,
+                      "retention": {"enabled": False, "pin_configs": []},
+                      **{k: str(tmp_path / "mem" / v) for k, v in (("feedback_ledger", "l.jsonl"),
+                         ("feedback_mapping", "m.json"), ("feedback_harvest_log", "log.jsonl"),
+                         ("chunk_registry", "reg.jsonl"))}, **shadow}}
+    path = tmp_path / "shadow.yaml"
+    path.write_text(json.dumps(cfg))  # JSON is YAML
+    return path
+
+
+@pytest.mark.parametrize("shadow, says", [
+    ({"sources": ["{t}/no-such-home"]}, "shadow.sources[0]={t}/no-such-home: no such file or folder (an OpenClaw"),
+    ({"sources": [], "feedback_updates": ["{t}/dumps/u.json"]},
+     "shadow.feedback_updates[0]={t}/dumps/u.json: no such file or folder"),
+    ({"sources": [], "feedback_bot_id": "1", "feedback_bots": [{"bot_id": "2", "updates": ["{t}/u2.json"]}]},
+     "shadow.feedback_bots[0].updates[0]={t}/u2.json: no such file or folder"),
+])
+def test_shadow_cycle_with_an_input_path_that_is_not_there_exits_2_before_the_cycle(tmp_path: Path, shadow: dict,
+                                                                                     says: str) -> None:
+    # before: the import and feedback steps failed on it and a failed cycle was written (exit 1), which the
+    # review counts as a cycle that did not succeed
+    shadow = json.loads(json.dumps(shadow).replace("{t}", str(tmp_path)))
+    config = _shadow_yaml(tmp_path, **shadow)
+    r = run("shadow-cycle", "--config", config, "--json")
+    assert r.exit_code == 2, r.output
+    assert json.loads(r.stdout)["error"].startswith(f"{config}: {says.format(t=tmp_path)}"), r.stdout
+    assert not (tmp_path / "art").exists() and not (tmp_path / "work").exists()
+
+
+def test_a_source_the_cycle_does_not_read_is_not_checked(tmp_path: Path) -> None:
+    from tracebridge.config import load_config
+    from tracebridge.ops.config import OpsConfig
+    from tracebridge.ops.cycle import check_setup
+    from tracebridge.ops.shadow_steps import STEPS
+
+    cfg = load_config(OpsConfig, _shadow_yaml(tmp_path, sources=[str(tmp_path / "gone")]),
+                      ["shadow.skip=[import,feedback]"])
+    check_setup(cfg, STEPS)  # neither step that reads it runs
+    with pytest.raises(ValueError, match="shadow.sources"):
+        check_setup(load_config(OpsConfig, _shadow_yaml(tmp_path, sources=[str(tmp_path / "gone")])), STEPS)

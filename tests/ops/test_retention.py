@@ -213,7 +213,8 @@ def _overrides(tmp_path, *extra):
     return [f"artifacts_dir={tmp_path / 'artifacts'}", f"shadow.work_dir={tmp_path / 'work'}",
             f"promotion.state_dir={tmp_path / 'state'}", f"weekly.bundles_dir={tmp_path / 'weekly-bundles'}",
             f"weekly.artifacts_dir={tmp_path / 'weekly-art'}", f"phase2.out_dir={tmp_path / 'phase2'}",
-            "shadow.retention.pin_configs=[]", *extra]  # the checkout's canary.yaml names state/policy
+            "shadow.retention.pin_configs=[]", "shadow.sources=[]", *extra]  # the checkout's canary.yaml names
+    # state/policy; shadow.yaml's sources (~/.openclaw) a cycle refuses to start without, where it is not there
 
 
 CRASH = """

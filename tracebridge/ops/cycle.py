@@ -97,8 +97,8 @@ class Ctx:
 def check_setup(cfg: OpsConfig, steps: list[Step]) -> None:
     """Raise ValueError for a setup that would only fail once the cycle holds the lock: a work or
     artifacts path that is a file, an artifacts_dir inside a folder the steps write in the work dir
-    (retention would prune the evidence), or a ``shadow.skip`` name that is no step (a typo there
-    would silently run the step it meant to skip)."""
+    (retention would prune the evidence), a ``shadow.skip`` name that is no step (a typo there
+    would silently run the step it meant to skip), or an input path that is not there (``missing_inputs``)."""
     for key, p in (("shadow.work_dir", cfg.shadow.work_dir), ("artifacts_dir", cfg.artifacts_dir)):
         if Path(p).exists() and not Path(p).is_dir():
             raise ValueError(f"{key}={p}: not a folder")
@@ -110,6 +110,25 @@ def check_setup(cfg: OpsConfig, steps: list[Step]) -> None:
     unknown = sorted(set(cfg.shadow.skip) - {s.name for s in steps})
     if unknown:
         raise ValueError(f"shadow.skip: no step named {', '.join(unknown)}; steps: {', '.join(s.name for s in steps)}")
+    if missing := missing_inputs(cfg, {s.name for s in steps} - set(skipped_steps(cfg))):
+        raise ValueError("; ".join(missing))
+
+
+def missing_inputs(cfg: OpsConfig, running: set[str]) -> list[str]:
+    """The input paths of the steps in ``running`` that are not there, as ``key=path: no such file or folder``:
+    ``shadow.sources`` (import, feedback) and the getUpdates dumps (feedback). A mistyped path is the caller's
+    mistake: found by the steps, it failed the cycle, which the review counts as a cycle that did not succeed."""
+    sh, keys = cfg.shadow, []
+    if running & {"import", "feedback"}:
+        keys += [(f"shadow.sources[{i}]", p) for i, p in enumerate(sh.sources)]
+    if "feedback" in running:
+        keys += [(f"shadow.feedback_updates[{i}]", p) for i, p in enumerate(sh.feedback_updates)]
+        keys += [(f"shadow.feedback_bots[{i}].updates[{j}]", p) for i, b in enumerate(sh.feedback_bots)
+                 for j, p in enumerate(b.updates)]
+    hint = {"shadow.sources": " (an OpenClaw state folder or transcript; shadow.sources=[] uses the runs already "
+                              "in shadow.work_dir/traces)"}
+    return [f"{k}={p}: no such file or folder{hint.get(k.split('[')[0], '')}"
+            for k, p in keys if not Path(p).expanduser().exists()]
 
 
 def check_table(steps: list[Step]) -> None:

@@ -82,3 +82,46 @@ def test_a_source_the_cycle_does_not_read_is_not_checked(tmp_path: Path) -> None
     check_setup(cfg, STEPS)  # neither step that reads it runs
     with pytest.raises(ValueError, match="shadow.sources"):
         check_setup(load_config(OpsConfig, _shadow_yaml(tmp_path, sources=[str(tmp_path / "gone")])), STEPS)
+
+
+def test_rollback_with_no_state_folder_leaves_none_behind(tmp_path: Path) -> None:
+    # before: the refused rollback made the folder (and its lock file) at a mistyped --state
+    state = tmp_path / "no-such-state"
+    r = run("rollback", "--state", state, "--json")
+    assert r.exit_code == 1 and "nothing to roll back to" in json.loads(r.stdout)["error"], r.output
+    assert not state.exists()
+
+
+def test_gate_out_under_a_file_exits_2_before_the_gate(tmp_path: Path) -> None:
+    # before: the gate ran, then write_gate_report died with a FileExistsError traceback (exit 1)
+    from tests.ops.test_cli import _samples
+
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "gate.json"
+    r = run("gate", "--samples", _samples(tmp_path, "s.jsonl"), "--out", out, "--json")
+    assert r.exit_code == 2, r.output
+    assert json.loads(r.stdout)["error"] == f"--out {out}: {tmp_path / 'afile'} is a file, not a folder"
+
+
+def test_gate_json_lists_the_skipped_sessions(tmp_path: Path) -> None:
+    # before: --json gave only their counts; the text output listed each place and reason
+    from tests.ops.test_cli import _samples
+
+    samples = _samples(tmp_path, "s.jsonl")
+    samples.write_text(samples.read_text() + "not json\n")
+    n = len(samples.read_text().splitlines())
+    doc = json.loads(run("gate", "--samples", samples, "--json").stdout)
+    assert doc["counts"]["skipped"] == 1 and doc["skipped"][0]["where"] == f"{samples}:{n}", doc["skipped"]
+    assert doc["skipped"][0]["reason"].startswith("invalid: invalid JSON")
+
+
+def test_monthly_review_out_under_a_file_exits_2_before_the_review(tmp_path: Path) -> None:
+    # before: a NotADirectoryError traceback once the review was done
+    (tmp_path / "afile").write_text("x")
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text("")
+    out = tmp_path / "afile" / "monthly"
+    r = run("ops", "monthly-review", "agree_with=[]", f"monthly.ledger={ledger}", "--month", "2026-02", "--out", out,
+            "--json")
+    assert r.exit_code == 2, r.output
+    assert json.loads(r.stdout)["error"] == f"--out {out}: {tmp_path / 'afile'} is a file, not a folder"

@@ -19,6 +19,7 @@ from tracebridge.cli.app import (
     app,
     config_errors,
     fail,
+    out_dir_problem,
     print_json,
     sigterm_as_interrupt,
     step_command,
@@ -127,6 +128,8 @@ def gate(
         fail("--since filters runs by their start time: it applies to --traces only")
     if out is not None and out.is_dir():
         fail(f"--out {out}: is a folder; give the report's file name (e.g. {out / 'gate.json'})")
+    if out is not None and (problem := out_dir_problem(out.parent)):  # was a traceback after the gate ran
+        fail(problem.replace(f"--out {out.parent}", f"--out {out}", 1))
     since_ts = format_ts(_utc("--since", since)) if since is not None else None  # compared with start times as text
     with config_errors():  # only the default file may be absent (schema defaults); a named one that is missing is a typo
         cfg = load_config(GateConfig, None if config == GATE_CONFIG and not config.exists() else config,
@@ -139,8 +142,8 @@ def gate(
     rep = evaluate_gates(ss, cfg, policies)
     if out is not None:
         write_gate_report(rep, out)
-    if json_out:
-        print_json({**rep.to_dict(), "report_path": str(out) if out else None})
+    if json_out:  # the skipped sessions' places and reasons, as the text lists them (the report keeps counts)
+        print_json({**rep.to_dict(), "report_path": str(out) if out else None, "skipped": ss.skipped[:50]})
     else:
         _table(f"tracebridge gate: {policies['candidate']} vs {policies['baseline']} (report {rep.report_id})",
                ["gate", "status", "candidate", "baseline", "threshold", "evidence"],
@@ -182,9 +185,8 @@ def promote(
     from tracebridge.ops.promotion import promote as do_promote
 
     if not report.is_file():  # a missing input is a usage error (README "Exit codes"), not a refused gate
-        what = "a folder" if report.is_dir() else "no such file"
-        fail(f"--report {report}: {what} (the gate report of tracebridge gate --out)", 2,
-             promoted=False, reason=f"{report}: {what}")
+        what = f"{report}: {'a folder' if report.is_dir() else 'no such file'}"
+        fail(f"--report {what} (the gate report of tracebridge gate --out)", 2, promoted=False, reason=what)
     st = _state(config, state, promoted=False, reason="policy state path is not a folder")
     require = not allow_stale and (state is not None or _ops_config(config).promotion.require_baseline_match)
     try:

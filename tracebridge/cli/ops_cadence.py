@@ -13,6 +13,7 @@ from tracebridge.cli.app import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_LOCKED,
+    check_out_dir,
     fail,
     print_json,
     sigterm_as_interrupt,
@@ -114,8 +115,8 @@ def monthly_review(
     from tracebridge.ops.monthly import to_markdown
 
     cfg = _agreeing_config(config, overrides, MONTHLY_KEYS).monthly
-    if out is not None and out.exists() and not out.is_dir():
-        fail(f"--out {out}: not a folder")
+    if out is not None:  # a file there, or above it: was a NotADirectoryError traceback after the review
+        check_out_dir(out)
     try:  # the ledger is the review's input: a missing one would review an empty month (the mapping
         check_input_files([("monthly.ledger", cfg.ledger)])  # may be absent: the built-in defaults)
     except ValueError as exc:

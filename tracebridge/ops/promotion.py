@@ -305,6 +305,9 @@ def rollback(state: PolicyState, note: str = "") -> dict[str, Any]:
     Raises:
         PromotionError: nothing to roll back to, or the lock could not be taken.
     """
+    state.check_root()
+    if not state.root.exists():  # no promotion yet (or a mistyped --state): taking the lock made the folder
+        raise PromotionError(f"{state.root}: nothing to roll back to (no policy state there: no promotion yet)")
     try:
         with state.lock():
             records = _load_checked(state)

@@ -79,3 +79,26 @@ def test_the_openclaw_folder_is_walked_once(memory: list[str], tmp_path: Path, m
     assert res.exit_code == 0, res.output
     walked = [s for s in scans if s.startswith(str(tmp_path / "home"))]
     assert sorted(walked) == sorted(set(walked)) and str(sessions) in walked, scans
+
+
+@pytest.mark.parametrize("text", ["not a transcript\n", '{\n  "ok": true,\n  "result": []\n}\n',
+                                  '{"update_id": 1, "message_reaction": {}}\n'])
+def test_a_named_file_that_is_no_transcript_is_no_harvest_that_ran(memory: list[str], tmp_path: Path,
+                                                                    text: str) -> None:
+    # before: taken as a transcript whatever it held, it read nothing, logged a harvest that ran, exit 0
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(text)
+    res = CliRunner().invoke(app, ["feedback", "harvest", "--openclaw", str(notes), *memory, "--json"])
+    assert res.exit_code == 2, res.output
+    assert json.loads(res.stdout)["error"].startswith(f"--openclaw {notes}: not an OpenClaw transcript"), res.stdout
+    assert not (tmp_path / "memory" / "log.jsonl").exists()
+
+
+@pytest.mark.parametrize("text", ["", '{"type": "session", "version": 3, "id": "s"}\n'])
+def test_a_transcript_without_reactions_yet_is_a_harvest_of_nothing(memory: list[str], tmp_path: Path,
+                                                                     text: str) -> None:
+    session = tmp_path / "s.jsonl"
+    session.write_text(text)
+    res = CliRunner().invoke(app, ["feedback", "harvest", "--openclaw", str(session), *memory, "--json"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "memory" / "log.jsonl").exists()

@@ -76,10 +76,15 @@ def harvest(
     overrides: Overrides = None, json_out: JsonOpt = False,
 ) -> None:
     """Harvest reactions into the ledger (idempotent) and log the harvest. Exit 2 before any harvest when an
-    input is missing, or an ``--openclaw`` path holds no transcript or agent database (nothing to harvest:
-    logged, it counted as a harvest that ran in the daily audit)."""
+    input is missing, an ``--openclaw`` path holds no transcript or agent database, a file named there is no
+    transcript, or an ``--updates`` file holds no update at all (nothing to harvest: logged, it counted as a
+    harvest that ran in the daily audit)."""
     from tracebridge.feedback.harvest import harvest_dumps
-    from tracebridge.feedback.harvest_openclaw import harvest_openclaw, list_openclaw
+    from tracebridge.feedback.harvest_openclaw import (
+        harvest_openclaw,
+        list_openclaw,
+        not_transcripts,
+    )
     from tracebridge.importers.openclaw.discover import KEPT_WHERE
 
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping)
@@ -92,6 +97,9 @@ def harvest(
     missing = [str(p) for p in [*(updates or []), *(openclaw or [])] if not p.expanduser().exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}", 2)
+    if listing is not None and (odd := not_transcripts(listing, list(openclaw or []))):  # read 0, exit 0
+        fail(f"--openclaw {', '.join(odd)}: not an OpenClaw transcript (JSONL of session events, each an object "
+             "with a type); getUpdates dumps go to --updates", 2)
     folders = [str(p) for p in updates or [] if p.expanduser().is_dir()]
     if folders:  # was quarantined as "unreadable: Is a directory" and the harvest exited 0
         fail(f"--updates {', '.join(folders)}: a folder; give getUpdates JSON dump files (repeat --updates for "

@@ -237,6 +237,35 @@ def holding_nothing(paths: list[str | os.PathLike[str]]) -> list[str]:
     return list_openclaw(paths).empty if paths else []
 
 
+def not_transcripts(listing: Listing, paths: list[str | os.PathLike[str]]) -> list[str]:
+    """The files named in ``paths`` (taken as transcripts whatever their name) that hold text but no line of
+    a transcript (a JSON object with a ``type``, as every OpenClaw session event has): a getUpdates dump or
+    notes given to ``--openclaw``. Harvested, such a file read nothing and was logged as a harvest that ran."""
+    taken = {str(t.path) for t in listing.transcripts}
+    named = [p for p in paths if str(Path(p).expanduser()) in taken]
+    return [str(p) for p in named if not _has_event_line(Path(p).expanduser())]
+
+
+def _has_event_line(path: Path) -> bool:
+    """Whether ``path`` is blank (a session just opened) or has a line that is an object with a ``type``
+    (read until the first one: a transcript's first line is its header); an unreadable file is the
+    harvest's to quarantine."""
+    try:
+        with path.open("rb") as fh:
+            blank = True
+            for raw in fh:
+                blank = blank and not raw.strip()
+                try:
+                    obj = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(obj, dict) and isinstance(obj.get("type"), str):
+                    return True
+            return blank
+    except OSError:
+        return True
+
+
 _ACCOUNT_COUNTS = ("read", "accepted", "applied", "quarantined")
 
 

@@ -137,3 +137,18 @@ def test_the_audit_shows_what_the_days_harvests_did(cfg, tmp_path):
     assert "## Quarantined today (1)\n- t:2:chat.id: missing" in md
     assert "getUpdates ignored 1: not a reaction update (message)" in md
     assert "## Harvests (3 runs)" in md and "## Harvested today for earlier days (2)" in md
+
+
+def test_an_audit_run_again_replaces_the_files_whole(cfg, tmp_path):
+    # written in place, a run killed mid-write left half of the day's JSON where the whole earlier one was; a
+    # reader holding the earlier file (here a hard link to it) saw it change under it
+    _, jp, mp = write_audit(cfg, DAY)
+    held = {p: tmp_path / f"held-{p.name}" for p in (jp, mp)}
+    for p, link in held.items():
+        link.hardlink_to(p)
+    before = {p: link.read_bytes() for p, link in held.items()}
+    harvest_updates(cfg, [("t", reaction(1, 10, [], ["👍"]))], "getUpdates", ["t"])  # the next run differs
+    a, jp, mp = write_audit(cfg, DAY)
+    assert {p: link.read_bytes() for p, link in held.items()} == before
+    assert orjson.loads(jp.read_bytes()) == orjson.loads(orjson.dumps(a)) and jp.read_bytes() != before[jp]
+    assert not [p.name for p in jp.parent.iterdir() if ".tmp." in p.name]

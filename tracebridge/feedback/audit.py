@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from tracebridge.capture.reader import iter_lines
+from tracebridge.capture.writer import write_atomic
 from tracebridge.feedback.bots import NO_BOT, label, row_bot
 from tracebridge.feedback.chunks import read_registry, sent_time
 from tracebridge.feedback.config import FeedbackConfig
@@ -224,11 +225,12 @@ def to_markdown(a: dict[str, Any]) -> str:
 
 
 def write_audit(cfg: FeedbackConfig, day: dt.date) -> tuple[dict[str, Any], Path, Path]:
-    """Run the audit and write ``<audit_dir>/<day>.json`` and ``.md``."""
+    """Run the audit and write ``<audit_dir>/<day>.json`` and ``.md``, each atomically: a day is audited again
+    by every later run, and one killed mid-write left half a JSON in place of the whole earlier one."""
     a = audit_day(cfg, day)
     out = Path(cfg.audit_dir)
     out.mkdir(parents=True, exist_ok=True)
     jp, mp = out / f"{day.isoformat()}.json", out / f"{day.isoformat()}.md"
-    jp.write_bytes(orjson.dumps(a, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
-    mp.write_text(to_markdown(a), encoding="utf-8")
+    write_atomic(jp, orjson.dumps(a, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    write_atomic(mp, to_markdown(a).encode("utf-8"))
     return a, jp, mp

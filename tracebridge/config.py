@@ -88,8 +88,8 @@ def _open_maps(cfg: DictConfig) -> None:
 
 def _read_mapping(path: Path, named_by: str = "") -> DictConfig:
     """One YAML file that must exist, parse and hold a mapping (``named_by``: who points at it)."""
-    if not path.is_file():
-        raise ConfigError([f"{path}: no such config file{named_by}"])
+    if not path.is_file():  # a folder was "no such config file", which sent the user looking for a typo
+        raise ConfigError([f"{path}: {'a folder, not a' if path.is_dir() else 'no such'} config file{named_by}"])
     try:
         cfg = OmegaConf.load(path)
     except Exception as exc:  # yaml errors carry line/column (duplicate keys included)

@@ -125,3 +125,11 @@ def test_monthly_review_out_under_a_file_exits_2_before_the_review(tmp_path: Pat
             "--json")
     assert r.exit_code == 2, r.output
     assert json.loads(r.stdout)["error"] == f"--out {out}: {tmp_path / 'afile'} is a file, not a folder"
+
+
+@pytest.mark.parametrize("command", [["shadow-cycle"], ["review"], ["shadow-prune"], ["feedback", "labels"],
+                                     ["ops", "monthly-review"]])
+def test_a_config_that_is_a_folder_is_named_as_one(tmp_path: Path, command: list[str]) -> None:
+    # before: "no such config file", which sent the user looking for a typo in a path that is there
+    r = run(*command, "--config", tmp_path, "--json")
+    assert r.exit_code == 2 and f"{tmp_path}: a folder, not a config file" in json.loads(r.stdout)["error"], r.output

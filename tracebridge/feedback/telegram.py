@@ -239,13 +239,14 @@ def dump_problem(data: bytes, items: list[tuple[str, Any]]) -> str | None:
     """Why a file (its bytes, and what ``read_updates`` made of them) is no getUpdates dump at all, or None.
 
     A dump may hold lines that cannot be read (they are quarantined one by one), but a file in which
-    nothing is an update (an empty file, Telegram's error response, any other JSON or text) is the wrong
-    file: harvested, its lines were quarantined and the harvest logged as one that ran, exit 0.
+    nothing is an update or a torn line of one (an empty file, Telegram's error response, any other JSON or
+    text) is the wrong file: harvested, its lines were quarantined and the harvest logged as one that ran.
     """
     body = data.removeprefix(b"\xef\xbb\xbf").strip()
     if not body:
         return "empty"
-    if any(isinstance(u, dict) and "update_id" in u for _, u in items):
+    if any(isinstance(u, dict) and "update_id" in u or isinstance(u, ReadError) and '"update_id"' in u.raw
+           for _, u in items):  # an update, or a torn line of one (quarantined: the harvest keeps its text)
         return None
     try:
         doc = orjson.loads(body)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
+import pytest
 
 from tests.feedback.conftest import reaction
 from tracebridge.feedback.chunks import read_registry, record_batch
@@ -106,12 +109,12 @@ def test_labels_command_reports_unusable_ledger_and_registry_lines(cfg):
     assert ledger["skipped"][0] == f"{cfg.ledger}:2:time: missing or not ISO/epoch"
     assert ledger["skipped"][1].startswith(f"{cfg.ledger}:3:<line>: ")
     assert (registry["read"], registry["usable"], registry["unusable"]) == (2, 1, 1)
-    assert registry["skipped"] == [f"{cfg.registry}:2:chunk_index: missing or invalid"]
+    assert registry["skipped"] == [f"{cfg.registry}:2:chunk_index: missing"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0
     assert f"ledger {cfg.ledger}: read 3, usable 1, unusable 2" in r.stdout
     assert f"  {cfg.ledger}:2:time: missing or not ISO/epoch" in r.stdout
-    assert f"  {cfg.registry}:2:chunk_index: missing or invalid" in r.stdout
+    assert f"  {cfg.registry}:2:chunk_index: missing\n" in r.stdout
 
 
 def test_the_export_join_follows_the_other_chunk_rule(cfg):
@@ -226,3 +229,22 @@ def test_a_message_registered_for_another_reply_is_refused_not_mixed(cfg):
     assert record_batch(cfg.registry, 7, [10, 11], "runA", "runA:e1") == read_registry(cfg.registry).find(7, 10).batch_id
     record_batch(cfg.registry, 8, [11], "runB", "runB:e1")  # another chat: its own message ids
     assert read_registry(cfg.registry).find(8, 11).run_id == "runB"
+
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("message_id", "x", "message_id: 'x' is not an integer"),
+    ("chunk_index", 0.5, "chunk_index: 0.5 is not an integer"),
+    ("message_id", True, "message_id: True is not an integer"),
+    ("run_id", None, "run_id: missing"),
+])
+def test_an_unusable_registry_row_names_its_field(cfg, field, value, says):
+    # a number field that was not one was "row: missing or invalid"; true and 0.5 were taken as 1 and 0
+    good = {"batch_id": "b", "chat": 1, "message_id": 5, "chunk_index": 0, "chunk_count": 1, "run_id": "r",
+            "event_id": "r:e"}
+    bad = {k: v for k, v in {**good, field: value}.items() if v is not None}
+    path = Path(cfg.registry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(bad) + b"\n" + orjson.dumps({**good, "message_id": 6}) + b"\n")
+    reg = read_registry(path)
+    assert reg.skipped == [f"{path}:1:{says}"] and reg.read == 2 and len(reg.raws) == 1

@@ -150,13 +150,11 @@ def read_registry(path: str | os.PathLike[str], legacy_bot_id: str = "") -> Regi
         if ln.error or not isinstance(r, dict):
             reg.skipped.append(f"{where}:<line>: {ln.error or 'not an object'}")
             continue
-        try:
-            c = Chunk(str(r["batch_id"]), r.get("chat"), int(r["message_id"]), int(r["chunk_index"]),
-                      int(r["chunk_count"]), str(r["run_id"]), str(r["event_id"]), r.get("time"),
-                      row_bot(r, legacy_bot_id))
-        except (KeyError, TypeError, ValueError) as exc:
-            reg.skipped.append(f"{where}:{exc.args[0] if isinstance(exc, KeyError) else 'row'}: missing or invalid")
+        if problem := _row_problem(r):  # named by its field: it was "row: missing or invalid" for a bad number
+            reg.skipped.append(f"{where}:{problem}")
             continue
+        c = Chunk(str(r["batch_id"]), r.get("chat"), int(r["message_id"]), int(r["chunk_index"]),
+                  int(r["chunk_count"]), str(r["run_id"]), str(r["event_id"]), r.get("time"), row_bot(r, legacy_bot_id))
         if not 0 <= c.chunk_index < c.chunk_count:
             reg.skipped.append(f"{where}:chunk_index: {c.chunk_index} not in 0..{c.chunk_count - 1}")
             continue
@@ -167,6 +165,23 @@ def read_registry(path: str | os.PathLike[str], legacy_bot_id: str = "") -> Regi
     for chunks in reg.batches.values():
         chunks.sort(key=lambda c: c.chunk_index)
     return reg
+
+
+def _row_problem(r: dict[str, Any]) -> str | None:
+    """``field: problem`` for the first field of a registry row that is missing, or a number field that
+    is not an integer; None for a usable row."""
+    for k in ("batch_id", "message_id", "chunk_index", "chunk_count", "run_id", "event_id"):
+        if k not in r:
+            return f"{k}: missing"
+    for k in ("message_id", "chunk_index", "chunk_count"):
+        v = r[k]
+        try:  # a digit string is read as its number, as before; true, 5.7 and "x" are no message or index
+            whole = not isinstance(v, bool) and int(v) == (v if isinstance(v, (int, float)) else int(v))
+        except (TypeError, ValueError, OverflowError):
+            whole = False
+        if not whole:
+            return f"{k}: {v!r} is not an integer"
+    return None
 
 
 def sent_time(chunk: Chunk) -> Any:

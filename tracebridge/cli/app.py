@@ -12,6 +12,7 @@ stdout always gets one JSON document.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import sys
@@ -144,3 +145,12 @@ def step_command(bin_: str | None) -> list[str]:
         fail(f"--bin {bin_!r}: {argv[0] if argv else 'empty'} is no executable program (give the tracebridge "
              "command the steps run, e.g. --bin 'python -m tracebridge.cli')")
     return argv
+
+
+def utc_option(flag: str, value: str) -> dt.datetime:
+    """An ISO timestamp option (``--since``, ``--now``) in UTC, UTC too when it has no offset; exit 2 naming it."""
+    try:
+        t = dt.datetime.fromisoformat(value)  # Python >= 3.11 reads a trailing Z
+        return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except (ValueError, OverflowError) as exc:  # 0001-01-01T00:00+05:00 is before year 1 in UTC
+        fail(f"{flag} {value}: not an ISO timestamp in years 1..9999 UTC ({exc}); e.g. 2026-03-04T08:00:00Z")

@@ -221,7 +221,8 @@ def mapping_init(config: ConfigOpt = None, mapping: MappingOpt = None, overrides
 def mapping_set(emoji: str, score: Annotated[str, typer.Argument(help="A number, or 'none' to unmap.")],
                 config: ConfigOpt = None, mapping: MappingOpt = None, json_out: JsonOpt = False) -> None:
     """Set one emoji's score (a new mapping version; the old table is kept in history). A score the emoji
-    already has (or ``none`` for one without) changes nothing and writes no version (``changed``: false)."""
+    already has (or ``none`` for one without) changes nothing and writes no version (``changed``: false).
+    Exit 2 for an emoji with blanks around it or a score that is no finite number (1e400, nan)."""
     from tracebridge.feedback.mapping import load_mapping, set_score
 
     cfg = _cfg(config, None, mapping=mapping)
@@ -252,7 +253,9 @@ def chunks_record(
     batch_id: Annotated[str | None, typer.Option("--batch-id")] = None,
     config: ConfigOpt = None, registry: RegistryOpt = None, overrides: Overrides = None, json_out: JsonOpt = False,
 ) -> None:
-    """Register one reply sent as several Telegram messages (by the bot ``bot_id=`` names, if several share it)."""
+    """Register one reply sent as several Telegram messages (by the bot ``bot_id=`` names, if several share it);
+    exit 2, writing nothing, when a batch cannot be joined as given (a --chat or message id that is no integer, an
+    id given twice, an empty run or event id, a message registered for another reply)."""
     from tracebridge.feedback.bots import bot_of
     from tracebridge.feedback.chunks import record_batch
 

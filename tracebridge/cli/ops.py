@@ -23,6 +23,7 @@ from tracebridge.cli.app import (
     print_json,
     sigterm_as_interrupt,
     step_command,
+    utc_option,
 )
 
 ops_app = typer.Typer(no_args_is_help=True, help="Operations: schedules, policy state, cadence reports.")
@@ -90,15 +91,6 @@ def _mark(status: str | bool) -> str:
 # --------------------------------------------------------------------------- canary gates
 
 
-def _utc(flag: str, value: str) -> dt.datetime:
-    """An ISO timestamp option (``--since``, ``--now``) in UTC, UTC too when it has no offset; exit 2 naming it."""
-    try:
-        t = dt.datetime.fromisoformat(value)  # Python >= 3.11 reads a trailing Z
-        return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
-    except (ValueError, OverflowError) as exc:  # 0001-01-01T00:00+05:00 is before year 1 in UTC
-        fail(f"{flag} {value}: not an ISO timestamp in years 1..9999 UTC ({exc}); e.g. 2026-03-04T08:00:00Z")
-
-
 @app.command()
 def gate(
     traces: Annotated[Path | None, typer.Option(help="Trace root of the canary period (arms from labels).")] = None,
@@ -128,9 +120,9 @@ def gate(
         fail("--since filters runs by their start time: it applies to --traces only")
     if out is not None and out.is_dir():
         fail(f"--out {out}: is a folder; give the report's file name (e.g. {out / 'gate.json'})")
-    if out is not None and (problem := out_dir_problem(out.parent)):  # was a traceback after the gate ran
-        fail(problem.replace(f"--out {out.parent}", f"--out {out}", 1))
-    since_ts = format_ts(_utc("--since", since)) if since is not None else None  # compared with start times as text
+    if out is not None and not out.exists() and (problem := out_dir_problem(out)):  # was a traceback after the gate
+        fail(problem)
+    since_ts = format_ts(utc_option("--since", since)) if since is not None else None  # compared with start times as text
     with config_errors():  # only the default file may be absent (schema defaults); a named one that is missing is a typo
         cfg = load_config(GateConfig, None if config == GATE_CONFIG and not config.exists() else config,
                           overrides or [])
@@ -180,7 +172,8 @@ def promote(
     note: Annotated[str, typer.Option(help="Free text stored in the record.")] = "",
     json_out: JsonOpt = False,
 ) -> None:
-    """Make the gated candidate the active policy (needs a gate pass); record it atomically."""
+    """Make the gated candidate the active policy (needs a gate pass); record it atomically. Exit 1 when
+    refused (the gate failed; a stale or used report), 2 when --report is no gate report (not JSON: its line)."""
     from tracebridge.ops.promotion import NotAGateReport, PromotionError
     from tracebridge.ops.promotion import promote as do_promote
 
@@ -209,7 +202,7 @@ def rollback(
     note: Annotated[str, typer.Option(help="Why (stored in the record).")] = "",
     json_out: JsonOpt = False,
 ) -> None:
-    """Restore the policy that was active before the current one, at once."""
+    """Restore the policy that was active before the current one, at once; exit 1 when there is none."""
     from tracebridge.ops.promotion import PromotionError
     from tracebridge.ops.promotion import rollback as do_rollback
 
@@ -288,7 +281,7 @@ def review(
     root = artifacts or Path(cfg.artifacts_dir)
     if root.exists() and not root.is_dir():
         fail(f"{root}: not a folder (artifacts_dir / --artifacts: the shadow cycles' artifact folder)")
-    end = _utc("--now", now) if now else None
+    end = utc_option("--now", now) if now else None
     if end is not None:
         try:
             end - dt.timedelta(days=cfg.review.days)  # type: ignore[operator]
@@ -317,8 +310,8 @@ def shadow_cycle(
     json_out: JsonOpt = False,
 ) -> None:
     """One daily shadow cycle → artifacts/phase1-shadow/<UTC timestamp>/; exit 1 if a step failed,
-    3 if another cycle is running, 130 when interrupted (Ctrl-C, SIGTERM: its child steps are stopped)."""
-
+    3 if another cycle is running, 130 when interrupted (Ctrl-C, SIGTERM: its child steps are stopped), 2
+    before it on a setup its steps would fail on (an input path such as shadow.sources that is not there)."""
     from tracebridge.ops.cycle import CycleLocked, run_cycle
     from tracebridge.ops.shadow_steps import STEPS
 

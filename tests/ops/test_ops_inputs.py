@@ -133,3 +133,15 @@ def test_a_config_that_is_a_folder_is_named_as_one(tmp_path: Path, command: list
     # before: "no such config file", which sent the user looking for a typo in a path that is there
     r = run(*command, "--config", tmp_path, "--json")
     assert r.exit_code == 2 and f"{tmp_path}: a folder, not a config file" in json.loads(r.stdout)["error"], r.output
+
+
+def test_monthly_review_json_names_the_files_it_wrote(tmp_path: Path) -> None:
+    # before: --json printed the report without saying where --out put it (feedback audit gives "files")
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text("")
+    out = tmp_path / "monthly"
+    args = ["ops", "monthly-review", "agree_with=[]", f"monthly.ledger={ledger}", "--month", "2026-02", "--json"]
+    doc = json.loads(run(*args, "--out", out).stdout)
+    assert doc["files"] == {"json": str(out / "monthly-2026-02.json"), "markdown": str(out / "monthly-2026-02.md")}
+    assert json.loads((out / "monthly-2026-02.json").read_text())["month"] == "2026-02"
+    assert json.loads(run(*args).stdout)["files"] is None

@@ -126,12 +126,13 @@ def monthly_review(
     except ValueError as exc:
         fail(str(exc))
     md, m = to_markdown(rep), rep["month"]
-    if out is not None:  # atomic: a crash never leaves a half report beside a whole one
-        out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / f"monthly-{m}.json", orjson.dumps(rep, option=orjson.OPT_INDENT_2))
-        write_atomic(out / f"monthly-{m}.md", md.encode())
-    if json_out:
-        print_json(rep)
+    files = {"json": str(out / f"monthly-{m}.json"), "markdown": str(out / f"monthly-{m}.md")} if out else None
+    if files is not None:  # atomic: a crash never leaves a half report beside a whole one
+        out.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+        write_atomic(Path(files["json"]), orjson.dumps(rep, option=orjson.OPT_INDENT_2))
+        write_atomic(Path(files["markdown"]), md.encode())
+    if json_out:  # with where the report went, as feedback audit gives it (the written JSON is the report alone)
+        print_json({**rep, "files": files})
     else:
         sys.stdout.write(md)
     if rep["problem"]:

@@ -45,3 +45,30 @@ def test_a_name_the_filesystem_refuses_says_why(cmd: str, tmp_path: Path) -> Non
     target = tmp_path / ("x" * 300 + ".json")
     code, error = _run(cmd, target)
     assert code == 2 and error == f"{COMMANDS[cmd][1]} {target}: cannot be written (File name too long)", error
+
+
+def test_mapping_set_names_the_option_when_a_file_is_in_the_way(tmp_path: Path) -> None:
+    # before: "[Errno 17] File exists: '<tmp>/afile'"
+    (tmp_path / "afile").write_text("x")
+    target = tmp_path / "afile" / "m.json"
+    res = CliRunner().invoke(app, ["feedback", "mapping", "set", "👍", "3", "--mapping", str(target), "--json"])
+    assert res.exit_code == 2
+    assert json.loads(res.stdout)["error"] == f"--mapping {target}: {tmp_path / 'afile'} is a file, not a folder"
+
+
+@pytest.mark.parametrize("key", ["ledger", "harvest_log", "quarantine"])
+def test_harvest_names_a_file_it_cannot_write_before_harvesting(tmp_path: Path, monkeypatch, key: str) -> None:
+    # before: the bare errno text ("[Errno 17] File exists: '<tmp>/afile'") for the ledger and the harvest log,
+    # found while writing; and a quarantine under a file was found only once an update had to go there
+    monkeypatch.setenv("TRACEBRIDGE_FEEDBACK_SALT", "test-salt")
+    (tmp_path / "afile").write_text("x")
+    dump = tmp_path / "getupdates.json"
+    dump.write_text('{"ok": true, "result": [{"update_id": 7, "message": {"message_id": 1, "date": 1764300000,'
+                    ' "chat": {"id": 5, "type": "private"}, "text": "hi"}}]}\n')
+    paths = {k: tmp_path / "memory" / f"{k}.jsonl" for k in ("ledger", "harvest_log", "quarantine")}
+    paths[key] = tmp_path / "afile" / f"{key}.jsonl"
+    res = CliRunner().invoke(app, ["feedback", "harvest", "--updates", str(dump), f"mapping={tmp_path / 'm.json'}",
+                                   *(f"{k}={p}" for k, p in paths.items()), "--json"])
+    assert res.exit_code == 2, res.output
+    assert json.loads(res.stdout)["error"] == f"{key}={paths[key]}: {tmp_path / 'afile'} is a file, not a folder"
+    assert not (tmp_path / "memory").exists()

@@ -49,16 +49,29 @@ def _named(flag: str, given: Path | None, value: str) -> str:
     return f"{flag} {value}" if given is not None else f"{flag.lstrip('-')}={value}"
 
 
-def _write_error(where: str, path: str, exc: OSError) -> str:
-    """Why the file ``path`` (named as ``where``) could not be written, in words: the bare errno text
-    (``[Errno 17] File exists: 'x'``) named neither the option nor, often, the path given."""
+def _file_problem(where: str, path: str) -> str | None:
+    """Why the file ``path`` (named as ``where``) cannot be written, found before writing: a folder there, or a
+    file where a folder above it must be; None when neither."""
     p = Path(path)  # os.path's tests: Path.is_dir raises on a name too long, os.path.isdir says False
     if os.path.isdir(p):
         return f"{where}: a folder; give the path of a file"
     blocker = next((q for q in p.parents if os.path.exists(q)), None)
     if blocker is not None and not os.path.isdir(blocker):
         return f"{where}: {blocker} is a file, not a folder"
-    return f"{where}: cannot be written ({exc.strerror or exc})"
+    return None
+
+
+def _write_error(where: str, path: str, exc: OSError) -> str:
+    """Why the file ``path`` (named as ``where``) could not be written, in words: the bare errno text
+    (``[Errno 17] File exists: 'x'``) named neither the option nor, often, the path given."""
+    return _file_problem(where, path) or f"{where}: cannot be written ({exc.strerror or exc})"
+
+
+def _check_writable(*files: tuple[str, Path | None, str]) -> None:
+    """Exit 2 before any work when one of ``files`` ((flag, the path given by it or None, the path in force))
+    cannot be written (``_file_problem``): found while writing, the error was the bare errno text."""
+    if bad := [q for flag, given, path in files if (q := _file_problem(_named(flag, given, path), path))]:
+        fail("; ".join(bad), 2)
 
 
 def _done(doc: dict[str, Any], line: str, json_out: bool) -> None:
@@ -90,6 +103,8 @@ def harvest(
     cfg = _cfg(config, overrides, ledger=ledger, mapping=mapping)
     if not updates and not openclaw:
         fail("nothing to harvest: give --updates FILE and/or --openclaw PATH", 2)
+    _check_writable(("--ledger", ledger, cfg.ledger), ("--harvest_log", None, cfg.harvest_log),
+                    ("--quarantine", None, cfg.quarantine))
     listing = list_openclaw(list(openclaw)) if openclaw else None  # walked once: checked, then harvested
     if listing is not None and (empty := listing.empty):
         fail(f"--openclaw {', '.join(empty)}: no OpenClaw transcript or agent database there, nothing to harvest "
@@ -236,8 +251,10 @@ def mapping_set(emoji: str, score: Annotated[str, typer.Argument(help="A number,
     try:
         before = load_mapping(cfg.mapping).version
         m = set_score(cfg.mapping, emoji, value)
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         fail(str(exc), 2)
+    except OSError as exc:  # a file in the way, no permission: was the bare errno text
+        fail(_write_error(_named("--mapping", mapping, cfg.mapping), cfg.mapping, exc), 2)
     changed = m.version != before
     _done({"path": cfg.mapping, "version": m.version, "scores": m.scores, "changed": changed},
           f"{cfg.mapping}: version {m.version}" + ("" if changed else f" (unchanged: {emoji} already scores {score})"),

@@ -15,7 +15,9 @@ bot resumes from, ``resume_offsets``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,7 @@ from tracebridge.feedback.telegram import (
     UpdateError,
     anonymous_counts,
     newest_count_ids,
-    read_updates,
+    read_dump,
     rows_from_update,
 )
 from tracebridge.schema.canonical import utc_now
@@ -221,7 +223,7 @@ class _UpdateIds:
             self.first[uid] = (where, _canonical(upd))
 
 
-def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source: str,
+def harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], source: str,
                     inputs: list[str]) -> HarvestReport:
     """Harvest (location, update) pairs of one bot (``bot_id``) into the ledger; a second, different
     update with an update id this bot already used (here or in the ledger) is quarantined as a
@@ -238,7 +240,7 @@ def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source:
         return _harvest_updates(cfg, updates, source, inputs)
 
 
-def _harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source: str,
+def _harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], source: str,
                      inputs: list[str]) -> HarvestReport:
     mapping, (bot, legacy) = load_mapping(cfg.mapping), (bot_of(cfg), cfg.legacy_bot_id)
     ledger = read_ledger(cfg.ledger).rows
@@ -292,12 +294,5 @@ def resume_offsets(cfg: FeedbackConfig, ledger: list[LedgerRow] | None = None) -
 
 def harvest_dumps(cfg: FeedbackConfig, files: list[str | os.PathLike[str]]) -> HarvestReport:
     """Harvest getUpdates JSON dumps (response objects, update lists or JSONL)."""
-    updates: list[tuple[str, Any]] = []
-    for f in files:
-        try:
-            data = Path(f).read_bytes()
-        except OSError as exc:  # a folder, no permission: quarantined like an unreadable document
-            updates.append((f"{f}:<file>", ReadError.of(f"unreadable: {exc}", b"")))
-            continue
-        updates += read_updates(data, str(f))
+    updates = itertools.chain.from_iterable(read_dump(f, cfg.max_line_bytes) for f in files)  # read as harvested
     return harvest_updates(cfg, updates, "getUpdates", [str(f) for f in files])

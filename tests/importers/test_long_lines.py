@@ -50,14 +50,19 @@ def test_an_overlong_openclaw_line_is_quarantined_with_its_size_and_the_rest_imp
     assert rep.bytes_read == src.stat().st_size
 
 
-def test_a_line_of_exactly_the_limit_is_read(tmp_path):
-    body = _row("a")
-    line = body[:-2] + b" " * (LIMIT - len(body)) + b"}\n"
-    assert len(line) == LIMIT
+def _padded(rid: str, size: int) -> bytes:
+    """A row of exactly ``size`` bytes before its newline."""
+    body = _row(rid)
+    return body[:-2] + b" " * (size - len(body) + 1) + b"}\n"
+
+
+def test_a_line_of_exactly_the_limit_is_read_one_byte_more_is_not(tmp_path):
+    """The limit counts the line's bytes without its line end, in the middle and at the end of a file."""
     src = tmp_path / "s.jsonl"
-    src.write_bytes(line + _row("b"))
-    rep = import_openclaw([src], tmp_path / "t", _cfg())
-    assert rep.reconciles and (rep.lines_accepted, rep.lines_quarantined) == (2, 0)
+    src.write_bytes(_padded("a", LIMIT) + _padded("b", LIMIT + 1) + _padded("c", LIMIT)[:-1])
+    rep = import_openclaw([src], tmp_path / "t", _cfg(final=True))
+    assert rep.reconciles and (rep.lines_accepted, rep.lines_quarantined) == (2, 1)
+    assert rep.quarantine_samples[0].startswith(f"{src}:2: <line>: line of {LIMIT + 2} bytes")
 
 
 def test_an_overlong_line_in_the_imported_prefix_is_read_past_again_when_the_file_grows(tmp_path):

@@ -18,7 +18,7 @@ import orjson
 
 EVENTS_FILE = "events.jsonl"
 SESSION_FILE = "session.json"
-# The longest line any reader of line-delimited input takes in, its line end included (the importers'
+# The longest line any reader of line-delimited input takes in, its line end not counted (the importers'
 # ``max_line_bytes``): a longer line is skipped in bounded chunks, never held whole in memory.
 MAX_LINE_BYTES = 16 << 20
 HEAD_BYTES = 1024  # what is kept of an over-long line for the quarantine and the report
@@ -113,8 +113,9 @@ def _holds_run(path: Path) -> bool:
 
 def read_lines(fh: IO[bytes], max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
     """The lines of a binary file, each with its line end, as iterating the file gives them, except
-    that a line longer than ``max_line_bytes`` comes back cut to ``max_line_bytes + 1`` bytes: the caller
-    sees ``len(raw) > max_line_bytes`` and reads past the rest with ``skip_rest``."""
+    that a line longer than ``max_line_bytes`` (its line end not counted) comes back cut to
+    ``max_line_bytes + 1`` bytes without a newline: the caller sees ``raw[-1] != 10 and len(raw) >
+    max_line_bytes`` (so a whole line costs no ``len``) and reads past the rest with ``skip_rest``."""
     return iter(partial(fh.readline, max_line_bytes + 1), b"")
 
 
@@ -175,7 +176,7 @@ def parse_lines(raws: Iterable[bytes], keep_raw: bool = False, fh: IO[bytes] | N
     lineno = 0
     for raw in raws:
         lineno += 1
-        if fh is not None and len(raw) > max_line_bytes:
+        if fh is not None and raw[-1] != 10 and len(raw) > max_line_bytes:
             size = skip_rest(fh, raw)
             yield Line(lineno, error=overlong(size, max_line_bytes), raw=raw[:HEAD_BYTES] if keep_raw else b"")
             continue

@@ -284,7 +284,7 @@ def read_dump(path: str | os.PathLike[str], max_line_bytes: int = MAX_LINE_BYTES
             yield from read_updates(fh.read(), where)
             return
         for lineno, raw in enumerate(read_lines(fh, max_line_bytes), 1):
-            if len(raw) > max_line_bytes:
+            if raw[-1] != 10 and len(raw) > max_line_bytes:
                 why = overlong(skip_rest(fh, raw), max_line_bytes)
                 yield f"{where}:{lineno}:<line>", ReadError.of(why, raw[:HEAD_BYTES])
                 continue

@@ -7,7 +7,7 @@ from typing import Any
 
 from tracebridge.capture.reader import MAX_LINE_BYTES
 
-MAX_LINE_HELP = ("Longest input line read, its line end included (bytes; default 16 MiB): a longer line is "
+MAX_LINE_HELP = ("Longest input line read, its line end not counted (bytes; default 16 MiB): a longer line is "
                  "quarantined with its size and read past in 1 MiB chunks, never held whole in memory.")
 
 

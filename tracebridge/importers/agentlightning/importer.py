@@ -199,7 +199,7 @@ class _Import:
         limit = self.cfg.max_line_bytes
         for raw in read_lines(fh, limit):
             lineno += 1
-            if len(raw) > limit:  # read past in chunks (or left for the next import if being written)
+            if raw[-1] != 10 and len(raw) > limit:  # read past in chunks (or left for the next import if being written)
                 size = pass_overlong(fh, raw, digest.update, final)
                 if size is None:
                     rep.lines_pending += 1

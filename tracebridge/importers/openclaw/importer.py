@@ -198,7 +198,7 @@ class _FileImport:
         batch: list[dict[str, Any]] = []  # the events of several rows: one ``write_many`` per batch
         start = lineno + 1
         for lineno, raw in enumerate(new, start):  # lineno stays the last line read (or start - 1)
-            if len(raw) > limit:
+            if raw[-1] != 10 and len(raw) > limit:  # only a line without its newline can be cut
                 pending = self._overlong(lineno, raw, update)
                 if pending is not None:
                     break
@@ -248,13 +248,15 @@ class _FileImport:
                 if end - len(raw) != st.offset:  # the imported lines end elsewhere: rewritten
                     break
                 return lineno - 1, itertools.chain((raw,), lines)
-            if len(raw) > limit:  # quarantined by the import that read it: read past it again
+            whole: bytes | None = raw
+            if raw[-1] != 10 and len(raw) > limit:  # quarantined by the import that read it: read past it
                 end += (pass_overlong(self.fh, raw, digest.update, True) or 0) - len(raw)
                 if end > st.offset:
                     break
+                whole = None
             else:
                 digest.update(raw)
-            self._replay(mapper, raw if len(raw) <= limit else None, lineno, end == st.offset)
+            self._replay(mapper, whole, lineno, end == st.offset)
             if end == st.offset and digest.hexdigest() != st.prefix_digest:
                 break
         else:
@@ -282,7 +284,7 @@ class _FileImport:
         self.fh.seek(self.bom)
         end, limit = self.bom, self.cfg.max_line_bytes
         for lineno, raw in enumerate(read_lines(self.fh, limit), 1):
-            if len(raw) > limit:  # no row of the import: its head is no JSON, as the migration reads it
+            if raw[-1] != 10 and len(raw) > limit:  # no row of the import: its head is no JSON, as the migration reads it
                 end += pass_overlong(self.fh, raw, update, True) or 0
                 raw = raw[:HEAD_BYTES]
             else:

@@ -26,7 +26,7 @@ from filelock import FileLock
 from tracebridge.capture.reader import HEAD_BYTES, overlong, pass_overlong, read_lines
 from tracebridge.importers.config import ImportConfig
 from tracebridge.importers.jsonl import json_error
-from tracebridge.importers.openclaw.discover import DEFAULT_ROOTS, KEPT_WHERE, Transcript, discover
+from tracebridge.importers.openclaw.discover import Transcript, discover, nothing_found
 from tracebridge.importers.openclaw.mapping import RowError, SessionMapper
 from tracebridge.importers.openclaw.migration import MigratedPrefix
 from tracebridge.importers.openclaw.repair import RepairedPrefix
@@ -194,6 +194,7 @@ class _FileImport:
                 return None
             replayed = lineno = prefix[0]
             new = prefix[1]
+        mapper.unlinked.clear()  # rows of the replayed prefix were listed by the import that read them
         pending: int | None = None  # bytes of a half-written last line, left for the next import
         batch: list[dict[str, Any]] = []  # the events of several rows: one ``write_many`` per batch
         start = lineno + 1
@@ -235,6 +236,7 @@ class _FileImport:
         if st is not None and offset < replay_to:
             rep.skip(self.where, f"shorter than what was imported into run {self.run_id}")
             return None
+        rep.unlinked(self.where, mapper.unlinked)
         return offset, lines, digest.hexdigest()
 
     def _replay_prefix(self, mapper: SessionMapper, lines: Iterable[bytes], st: RunState,
@@ -347,12 +349,6 @@ def import_file(t: Transcript, root: Path, cfg: ImportConfig, state: ImportState
         rep.skip(str(t.path), f"unreadable: {exc}")
 
 
-def _nothing_found(paths: list[str | os.PathLike[str]] | None) -> str:
-    """The report line of an import that found no transcript and no agent database to read."""
-    where = ", ".join(str(p) for p in (paths or DEFAULT_ROOTS))
-    return f"no OpenClaw transcript or agent database under {where}: nothing to import (OpenClaw keeps them as {KEPT_WHERE})"
-
-
 def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.PathLike[str],
                     cfg: ImportConfig | None = None, workers: int = 1) -> ImportReport:
     """Import OpenClaw transcripts under ``paths`` into the trace root ``out``.
@@ -381,7 +377,7 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
         for db in stores:  # current OpenClaw's SQLite transcripts, as files under .import/
             transcripts += materialize(db, meta / SQLITE_CACHE, rep.problems, cfg.db_busy_timeout_s)
         if not transcripts and not stores:  # a wrong folder read as "0 files, reconciles" and nothing else
-            rep.problems.append(_nothing_found(paths))
+            rep.problems.append(nothing_found(paths))
         if workers > 1 and len(transcripts) > 1:
             from tracebridge.importers.openclaw.parallel import import_parallel
 

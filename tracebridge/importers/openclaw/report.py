@@ -46,6 +46,16 @@ class ImportReport:
         if len(self.quarantine_samples) < self.max_listed:
             self.quarantine_samples.append(where)
 
+    def unlinked(self, file: str, rows: list[tuple[int, Any, bool]]) -> None:
+        """List the rows whose ``parentId`` was not followed (``SessionMapper.unlinked``) as ``file:line:
+        parentId: why`` while fewer than ``max_listed`` problems are listed (all are counted:
+        ``mapping_counts.lineage_repaired``). Rows name earlier rows, so no loop is ever followed."""
+        for line, pid, itself in rows[:max(0, self.max_listed - len(self.problems))]:
+            what = "names the row itself (a loop)" if itself else (
+                f"{pid!r} names no earlier row of the session (missing, quarantined, a duplicate id, or later "
+                "in the file: a loop)")
+            self.problems.append(f"{file}:{line}: parentId: {what}; the row is attached to the event before it")
+
     def skip(self, file: str, reason: str) -> None:
         """Count one skipped file and list it as ``file: reason``."""
         self.files_skipped += 1

@@ -24,7 +24,7 @@ def test_openclaw_rows_whose_parent_is_missing_itself_or_later_are_listed_with_f
     assert rep.reconciles and (rep.lines_read, rep.lines_accepted) == (6, 6)
     assert rep.counts["lineage_repaired"] == 3
     tail = "; the row is attached to the event before it"
-    later = "names no earlier row of the session (missing, quarantined, a duplicate id, or later in the file: a loop)"
+    later = "names no earlier row of the session (missing, quarantined, or later in the file: a loop)"
     assert rep.problems == [f"{src}:2: parentId: 'gone' {later}{tail}",
                             f"{src}:3: parentId: names the row itself (a loop){tail}",
                             f"{src}:4: parentId: 'e' {later}{tail}"]
@@ -51,3 +51,25 @@ def test_span_loops_and_lost_parents_are_found_in_one_pass_over_long_chains():
     assert set(found) == {f"s{i}" for i in range(n)} | {"y"}
     assert found["s0"].startswith("parent pointers form a loop (s0 -> s1 -> s2 -> s3 -> s4 -> s5 -> s6 -> s7 -> ... -> s0)")
     assert found["y"] == "'nowhere' names no span of this rollout: attached to the event before it"
+
+
+def test_an_openclaw_row_id_used_twice_is_listed_and_its_parents_mean_the_first(tmp_path):
+    src = tmp_path / "s.jsonl"
+    src.write_bytes(_row("a", None) + _row("a", "a", "again") + _row("b", "a"))
+    rep = import_openclaw([src], tmp_path / "t")
+    assert rep.reconciles and rep.lines_accepted == 3 and rep.drift["row:duplicate_id"] == 1
+    assert rep.problems == [f"{src}:2: id: 'a' is the id of an earlier row: imported as 'a~L2' (a parentId 'a' "
+                            "means the first)"]
+    run = next((tmp_path / "t").glob("oc-*"))
+    events = [orjson.loads(x) for x in (run / "events.jsonl").read_bytes().splitlines()]
+    assert [e["event_id"].split(":", 1)[1] for e in events] == ["a", "a~L2", "b"]
+    assert events[2]["parent_event_id"] == events[0]["event_id"]
+
+
+def test_an_empty_transcript_is_named_empty_not_quarantined(tmp_path):
+    """It was skipped as "the lines read are quarantined or blank", though there was no line at all."""
+    src = tmp_path / "s.jsonl"
+    src.write_bytes(b"")
+    rep = import_openclaw([src], tmp_path / "t")
+    assert rep.reconciles and (rep.lines_read, rep.runs_written) == (0, 0)
+    assert rep.skipped == [f"{src}: no importable rows yet (no line: an empty file)"]

@@ -91,7 +91,8 @@ class _FileImport:
                 return
             if mapper.events == 0 and not writer.existing:  # nothing importable (yet): no empty run
                 writer.abort()
-                self.rep.skip(self.where, "no importable rows yet (the lines read are quarantined or blank)")
+                self.rep.skip(self.where, "no importable rows yet (" + ("the lines read are quarantined or blank)"
+                                                                        if done[1] else "no line: an empty file)"))
                 self.rep.drift.update(mapper.drift)
                 self.state.runs[self.run_id] = RunState(self.file, done[0], done[2], done[1], 0)
                 return
@@ -194,7 +195,7 @@ class _FileImport:
                 return None
             replayed = lineno = prefix[0]
             new = prefix[1]
-        mapper.unlinked.clear()  # rows of the replayed prefix were listed by the import that read them
+        mapper.notes.clear()  # rows of the replayed prefix were listed by the import that read them
         pending: int | None = None  # bytes of a half-written last line, left for the next import
         batch: list[dict[str, Any]] = []  # the events of several rows: one ``write_many`` per batch
         start = lineno + 1
@@ -236,7 +237,7 @@ class _FileImport:
         if st is not None and offset < replay_to:
             rep.skip(self.where, f"shorter than what was imported into run {self.run_id}")
             return None
-        rep.unlinked(self.where, mapper.unlinked)
+        rep.noted(self.where, mapper.notes)
         return offset, lines, digest.hexdigest()
 
     def _replay_prefix(self, mapper: SessionMapper, lines: Iterable[bytes], st: RunState,

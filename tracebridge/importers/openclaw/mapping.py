@@ -69,7 +69,7 @@ class SessionMapper:
         self.last_ts = ""
         self.first_ts: str | None = None
         self.lineno = 0  # the line being mapped
-        self.unlinked: list[tuple[int, Any, bool]] = []  # (line, parentId, names itself): rows not linked by it
+        self.notes: list[tuple[int, str, Any, str]] = []  # (line, field, value, kind): see ImportReport.noted
         self.anchor: dict[str, str] = {}
         self.calls: dict[str, tuple[str, str]] = {}
         self.failed: dict[str, str] = {}
@@ -129,7 +129,7 @@ class SessionMapper:
             self.counts["rows_without_parentId"] += 1
         else:
             self.counts["lineage_repaired"] += 1
-            self.unlinked.append((self.lineno, pid, pid == row.get("id")))
+            self.notes.append((self.lineno, "parentId", pid, "itself" if pid == row.get("id") else "unknown"))
         return self.last_event
 
     def event(self, out: list[dict[str, Any]], rid: str, etype: str, role: str, payload: dict[str, Any],

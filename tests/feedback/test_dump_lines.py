@@ -46,3 +46,15 @@ def test_max_line_bytes_of_feedback_is_a_checked_config_key():
     assert load_config(FeedbackConfig, "configs/feedback/default.yaml", ["max_line_bytes=4096"]).max_line_bytes == 4096
     with pytest.raises(ConfigError, match="max_line_bytes=100: must be >= 1024"):
         load_config(FeedbackConfig, "configs/feedback/default.yaml", ["max_line_bytes=100"])
+
+
+def test_an_overlong_openclaw_transcript_line_is_quarantined_and_reactions_after_it_harvested(cfg, tmp_path):
+    """The reaction harvest read each transcript line whole, however long."""
+    from tests.feedback.test_harvest import _transcript
+    from tracebridge.feedback.harvest_openclaw import harvest_openclaw
+
+    src = _transcript(tmp_path / "s1.jsonl", "x" * 4 * LIMIT, "System: Telegram reaction added: 👍 by Ada on msg 10")
+    rep = harvest_openclaw(dataclasses.replace(cfg, max_line_bytes=LIMIT), [src])
+    assert rep.read == rep.accepted + rep.quarantined and (rep.read, rep.quarantined) == (2, 1)
+    q = [orjson.loads(x) for x in Path(cfg.quarantine).read_bytes().splitlines()]
+    assert [r["where"] for r in q] == [f"{src}:2"] and q[0]["reason"].endswith("; not searched for a reaction")

@@ -19,13 +19,14 @@ import hashlib
 import itertools
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from tracebridge.capture.reader import HEAD_BYTES, overlong, read_lines, skip_rest
 from tracebridge.feedback.bots import bot_of
 from tracebridge.feedback.config import FeedbackConfig
 from tracebridge.feedback.harvest import (
@@ -221,8 +222,8 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
             _quarantine(cfg, rep, str(t.path), f"unreadable: {exc}", "")
             continue
         with fh:
-            lines = ((n, n, raw) for n, raw in enumerate(fh, 1))
-            rows += _harvest_session(h, h.session(t.index_entry, sid), lines, f"{t.path}:{{}}".format)
+            where = f"{t.path}:{{}}".format
+            rows += _harvest_session(h, h.session(t.index_entry, sid), _file_lines(h, fh, where), where)
     for p in problems:  # read and quarantined, like an unreadable dump, so the counts reconcile
         rep.read += 1
         _quarantine(cfg, rep, p, "not harvested", "")
@@ -235,6 +236,19 @@ def holding_nothing(paths: list[str | os.PathLike[str]]) -> list[str]:
     Harvested, each was logged as a harvest that ran, which the daily audit takes as evidence that
     harvesting works. (A caller that goes on to harvest uses ``list_openclaw`` and walks once.)"""
     return list_openclaw(paths).empty if paths else []
+
+
+def _file_lines(h: _Harvest, fh: Any, where: Callable[[int], str]) -> Iterator[tuple[int, int, bytes]]:
+    """A transcript's (line number, place, line); a line longer than ``max_line_bytes`` is read past in
+    chunks and quarantined with its size (it cannot be searched for a reaction without reading it whole)."""
+    limit = h.cfg.max_line_bytes
+    for n, raw in enumerate(read_lines(fh, limit), 1):
+        if raw[-1] != 10 and len(raw) > limit:
+            h.rep.read += 1
+            why = f"{overlong(skip_rest(fh, raw), limit)}; not searched for a reaction"
+            _quarantine(h.cfg, h.rep, where(n), why, raw[:HEAD_BYTES].decode("utf-8", "replace"))
+            continue
+        yield n, n, raw
 
 
 _ACCOUNT_COUNTS = ("read", "accepted", "applied", "quarantined")

@@ -138,3 +138,21 @@ def test_an_overlong_span_line_is_quarantined_and_the_rest_read(tmp_path):
     assert rep.reconciles and (rep.lines_read, rep.lines_quarantined) == (3, 3)
     assert rep.quarantine_samples[1].startswith(f"{src}:2: <line>: line of {len(long)} bytes, longer than")
     assert rep.bytes_read == src.stat().st_size
+
+
+def test_an_overlong_last_span_line_still_being_written_waits_then_is_quarantined(tmp_path):
+    lazy_importorskip("agentlightning")
+    from tracebridge.importers.agentlightning.importer import import_agentlightning
+
+    src = tmp_path / "spans.jsonl"
+    long = b'{"rollout_id": "' + b"r" * 4 * LIMIT + b'"}\n'
+    src.write_bytes(b"{}\n" + long[:-5])
+    cfg = SpanImportConfig(max_line_bytes=LIMIT)
+    first = import_agentlightning([src], tmp_path / "t", cfg)
+    assert (first.lines_read, first.lines_pending, first.bytes_read) == (1, 1, 3)
+    with open(src, "ab") as fh:
+        fh.write(long[-5:])
+    second = import_agentlightning([src], tmp_path / "t", cfg)
+    assert second.reconciles and (second.lines_read, second.lines_quarantined, second.lines_pending) == (1, 1, 0)
+    assert second.quarantine_samples == [f"{src}:2: <line>: line of {len(long)} bytes, longer than max_line_bytes="
+                                         f"{LIMIT}: skipped without reading it (raise max_line_bytes to read it)"]

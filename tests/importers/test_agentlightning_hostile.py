@@ -180,10 +180,10 @@ def test_span_graphs_with_cycles_duplicates_and_lost_parents_map_once(tmp_path: 
     rep, path = _import(tmp_path, spans)
     assert rep.problems[0] == (f"{path}:8, {path}:9: span twice: span_id: recorded again with other content "
                                "(sequence_id 6): the record with sequence_id 9 is mapped")
-    assert rep.problems[1:] == [f"{path}:1: span a: parent_id: parent pointers form a loop (a -> a): cut at its span "
-                                "mapped first, which is attached to the event before it", *rep.problems[2:4],
-                                f"{path}:5: span 0000000000000005: parent_id: 'gone' names no span of this rollout: "
-                                "attached to the event before it"]
+    assert rep.problems[1:] == [(f"{path}:1: span a: parent_id: parent pointers form a loop (a -> a): cut at its span "
+                                "mapped first, which is attached to the event before it"), *rep.problems[2:4],
+                                (f"{path}:5: span 0000000000000005: parent_id: 'gone' names no span of this rollout: "
+                                "attached to the event before it")]
 
 
 def test_pii_in_calls_objects_and_annotations_never_reaches_the_bundle(tmp_path: Path) -> None:

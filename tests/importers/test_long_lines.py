@@ -43,8 +43,8 @@ def test_an_overlong_openclaw_line_is_quarantined_with_its_size_and_the_rest_imp
     rep = import_openclaw([src], tmp_path / "t", _cfg(final=True))
     assert rep.reconciles and (rep.lines_read, rep.lines_accepted, rep.lines_quarantined) == (3, 2, 1)
     why = f"line of {len(long)} bytes, longer than max_line_bytes={LIMIT}"
-    assert rep.quarantine_samples == [f"{src}:2: <line>: {why}: skipped without reading it "
-                                      "(raise max_line_bytes to read it)"]
+    assert rep.quarantine_samples == [(f"{src}:2: <line>: {why}: skipped without reading it "
+                                      "(raise max_line_bytes to read it)")]
     q = _quarantined(tmp_path / "t")
     assert [(r["line"], r["field"]) for r in q] == [(2, "<line>")] and len(q[0]["raw"]) == HEAD_BYTES
     assert rep.bytes_read == src.stat().st_size
@@ -123,8 +123,8 @@ def test_validate_reports_an_events_line_past_16_mib_and_checks_the_others(tmp_p
     chk = check_run(RunDir(run))
     assert (chk.events, chk.bad_lines) == (2, 1)
     assert [(p.line, p.field, p.message) for p in chk.problems if p.kind == "json"] == [
-        (2, "<line>", f"line of {len(big)} bytes, longer than max_line_bytes={MAX_LINE_BYTES}: skipped without "
-                      "reading it (raise max_line_bytes to read it)")]
+        (2, "<line>", (f"line of {len(big)} bytes, longer than max_line_bytes={MAX_LINE_BYTES}: skipped without "
+                      "reading it (raise max_line_bytes to read it)"))]
 
 
 def test_an_overlong_span_line_is_quarantined_and_the_rest_read(tmp_path):
@@ -154,5 +154,5 @@ def test_an_overlong_last_span_line_still_being_written_waits_then_is_quarantine
         fh.write(long[-5:])
     second = import_agentlightning([src], tmp_path / "t", cfg)
     assert second.reconciles and (second.lines_read, second.lines_quarantined, second.lines_pending) == (1, 1, 0)
-    assert second.quarantine_samples == [f"{src}:2: <line>: line of {len(long)} bytes, longer than max_line_bytes="
-                                         f"{LIMIT}: skipped without reading it (raise max_line_bytes to read it)"]
+    assert second.quarantine_samples == [(f"{src}:2: <line>: line of {len(long)} bytes, longer than max_line_bytes="
+                                         f"{LIMIT}: skipped without reading it (raise max_line_bytes to read it)")]

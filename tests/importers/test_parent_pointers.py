@@ -58,8 +58,8 @@ def test_an_openclaw_row_id_used_twice_is_listed_and_its_parents_mean_the_first(
     src.write_bytes(_row("a", None) + _row("a", "a", "again") + _row("b", "a"))
     rep = import_openclaw([src], tmp_path / "t")
     assert rep.reconciles and rep.lines_accepted == 3 and rep.drift["row:duplicate_id"] == 1
-    assert rep.problems == [f"{src}:2: id: 'a' is the id of an earlier row: imported as 'a~L2' (a parentId 'a' "
-                            "means the first)"]
+    assert rep.problems == [(f"{src}:2: id: 'a' is the id of an earlier row: imported as 'a~L2' (a parentId 'a' "
+                            "means the first)")]
     run = next((tmp_path / "t").glob("oc-*"))
     events = [orjson.loads(x) for x in (run / "events.jsonl").read_bytes().splitlines()]
     assert [e["event_id"].split(":", 1)[1] for e in events] == ["a", "a~L2", "b"]

@@ -170,13 +170,20 @@ def test_span_graphs_with_cycles_duplicates_and_lost_parents_map_once(tmp_path: 
              _call(6, "q4", "old", span_id="twice", seq=6), _call(6, "q4", "new", span_id="twice", seq=9)]
     run = spans_to_events(spans, "r", "task")
     assert [a["llm"]["response"] for a in _actions(run)] == ["A", "B", "C", "new"]
-    assert run.kinds["copy"] == 1 and [p[:2] for p in run.problems] == [("twice", "span_id")]
+    assert run.kinds["copy"] == 1 and [p[:2] for p in run.problems] == [  # loops and lost parents were silent
+        ("twice", "span_id"), ("a", "parent_id"), ("b", "parent_id"), ("c", "parent_id"), ("0000000000000005", "parent_id")]
+    assert run.problems[2][2] == ("parent pointers form a loop (b -> c -> b): cut at its span mapped first, which is "
+                                  "attached to the event before it")
     shuffled = spans[:]
     random.Random(7).shuffle(shuffled)
     assert spans_to_events(shuffled, "r", "task").events == run.events  # the order of records does not matter
     rep, path = _import(tmp_path, spans)
-    assert rep.problems == [(f"{path}:8, {path}:9: span twice: span_id: recorded again with other content "
-                            "(sequence_id 6): the record with sequence_id 9 is mapped")]
+    assert rep.problems[0] == (f"{path}:8, {path}:9: span twice: span_id: recorded again with other content "
+                               "(sequence_id 6): the record with sequence_id 9 is mapped")
+    assert rep.problems[1:] == [(f"{path}:1: span a: parent_id: parent pointers form a loop (a -> a): cut at its span "
+                                "mapped first, which is attached to the event before it"), *rep.problems[2:4],
+                                (f"{path}:5: span 0000000000000005: parent_id: 'gone' names no span of this rollout: "
+                                "attached to the event before it")]
 
 
 def test_pii_in_calls_objects_and_annotations_never_reaches_the_bundle(tmp_path: Path) -> None:

@@ -218,7 +218,7 @@ def test_too_deep_values_and_absurd_token_counts_import_without_crashing(tmp_pat
 
 
 def test_sync_filesystem_flushes_the_trace_roots_file_system_and_reports_a_missing_root(tmp_path):
-    from tracebridge.importers.openclaw.importer import sync_filesystem
+    from tracebridge.importers.openclaw.runs import sync_filesystem
 
     (tmp_path / "run").mkdir()
     sync_filesystem(tmp_path / "run")

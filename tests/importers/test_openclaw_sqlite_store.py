@@ -140,7 +140,8 @@ def test_rows_that_are_no_json_object_are_quarantined_once_with_their_database_a
     assert rep.runs_written == 2 and "not UTF-8" in rep.quarantine_samples[-1]
     assert all(f"({db_path} session 's1', its row" in q for q in rep.quarantine_samples)
     assert rep.quarantine_samples[0].startswith(f"{out}/.import/openclaw-sqlite/main-")
-    assert rep.problems == [f"{db_path}: 1 transcript_events rows with no session_id, not imported"]
+    assert rep.problems[0] == f"{db_path}: 1 transcript_events rows with no session_id, not imported"
+    assert len(rep.problems) == 2 and "is the id of an earlier row: imported as" in rep.problems[1]  # good[1] again
     again = import_openclaw([tmp_path / "home"], out)  # quarantined rows are read once, like a file's lines
     assert again.lines_read == 0 and again.lines_quarantined == 0 and again.files_unchanged == 2
 

@@ -8,15 +8,21 @@ newline that does not parse is a *torn tail* (a writer killed mid-write): report
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 EVENTS_FILE = "events.jsonl"
 SESSION_FILE = "session.json"
+# The longest line any reader of line-delimited input takes in, its line end not counted (the importers'
+# ``max_line_bytes``): a longer line is skipped in bounded chunks, never held whole in memory.
+MAX_LINE_BYTES = 16 << 20
+HEAD_BYTES = 1024  # what is kept of an over-long line for the quarantine and the report
+_SKIP_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -105,22 +111,75 @@ def _holds_run(path: Path) -> bool:
         return True
 
 
-def iter_lines(path: str | os.PathLike[str], keep_raw: bool = False) -> Iterator[Line]:
+def read_lines(fh: IO[bytes], max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of a binary file, each with its line end, as iterating the file gives them, except
+    that a line longer than ``max_line_bytes`` (its line end not counted) comes back cut to
+    ``max_line_bytes + 1`` bytes without a newline: the caller sees ``raw[-1] != 10 and len(raw) >
+    max_line_bytes`` (so a whole line costs no ``len``) and reads past the rest with ``skip_rest``."""
+    return iter(partial(fh.readline, max_line_bytes + 1), b"")
+
+
+def skip_rest(fh: IO[bytes], head: bytes, update: Callable[[bytes], Any] | None = None) -> int:
+    """Read past the rest of a line that ``read_lines`` cut, a chunk at a time (``update`` sees each
+    chunk, ``head`` included); returns the line's size in bytes, line end included."""
+    size, chunk = len(head), head
+    if update is not None:
+        update(head)
+    while chunk[-1:] != b"\n":
+        chunk = fh.readline(_SKIP_CHUNK)
+        if not chunk:
+            break
+        size += len(chunk)
+        if update is not None:
+            update(chunk)
+    return size
+
+
+def pass_overlong(fh: IO[bytes], head: bytes, update: Callable[[bytes], Any], final: bool) -> int | None:
+    """Read past an over-long line (``head``: what ``read_lines`` gave of it), ``update`` seeing all of
+    its bytes; returns its size, or None, leaving the file at the line's start, when the line has no
+    line end yet and the file may still grow (``final`` False: a live file's line being written)."""
+    start = fh.tell() - len(head)
+    size = skip_rest(fh, head)
+    fh.seek(start + size - 1)
+    ended = fh.read(1) == b"\n"
+    fh.seek(start)
+    if not ended and not final:
+        return None
+    skip_rest(fh, fh.read(len(head)), update)  # again, hashed: only once it is known to be taken
+    return size
+
+
+def overlong(size: int, max_line_bytes: int, key: str = "max_line_bytes") -> str:
+    """Why an over-long line was not read."""
+    return (f"line of {size} bytes, longer than {key}={max_line_bytes}: skipped without reading it "
+            f"(raise {key} to read it)")
+
+
+def iter_lines(path: str | os.PathLike[str], keep_raw: bool = False,
+               max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Line]:
     """Yield every line of a JSONL file, parsed; blank lines are skipped.
 
     Lines that do not parse come back with ``error`` set; a final unterminated line that does
-    not parse is flagged ``torn``.
+    not parse is flagged ``torn``. A line longer than ``max_line_bytes`` is an error line too, read
+    past in bounded chunks (``raw`` then holds its first ``HEAD_BYTES``).
     """
     with open(path, "rb") as fh:
-        yield from parse_lines(fh, keep_raw)
+        yield from parse_lines(read_lines(fh, max_line_bytes), keep_raw, fh, max_line_bytes)
 
 
-def parse_lines(raws: Iterable[bytes], keep_raw: bool = False) -> Iterator[Line]:
+def parse_lines(raws: Iterable[bytes], keep_raw: bool = False, fh: IO[bytes] | None = None,
+                max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Line]:
     """``iter_lines`` over lines already being read (each with its line end, as a binary file yields
-    them): a caller that must also hash the exact bytes it parsed reads the file once."""
+    them): a caller that must also hash the exact bytes it parsed reads the file once. With ``fh``,
+    ``raws`` comes from ``read_lines(fh, max_line_bytes)`` and an over-long line is read past."""
     lineno = 0
     for raw in raws:
         lineno += 1
+        if fh is not None and raw[-1] != 10 and len(raw) > max_line_bytes:
+            size = skip_rest(fh, raw)
+            yield Line(lineno, error=overlong(size, max_line_bytes), raw=raw[:HEAD_BYTES] if keep_raw else b"")
+            continue
         if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         if raw.isspace() or not raw:

@@ -112,7 +112,7 @@ def harvest(
     missing = [str(p) for p in [*(updates or []), *(openclaw or [])] if not p.expanduser().exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}", 2)
-    if listing is not None and (odd := not_transcripts(listing, list(openclaw or []))):  # read 0, exit 0
+    if listing is not None and (odd := not_transcripts(listing, list(openclaw or []), cfg.max_line_bytes)):  # read 0, exit 0
         fail(f"--openclaw {', '.join(odd)}: not an OpenClaw transcript (JSONL of session events, each an object "
              "with a type); getUpdates dumps go to --updates", 2)
     folders = [str(p) for p in updates or [] if p.expanduser().is_dir()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from tracebridge.capture.reader import MAX_LINE_BYTES
 from tracebridge.feedback.bots import check_bot_id
 
 OTHER_CHUNK_RULES = ("batch", "chunk", "ignore")
@@ -58,6 +59,9 @@ class FeedbackConfig:
     webhook_secret_env: str = field(default="TELEGRAM_WEBHOOK_SECRET", metadata={
         "help": "Environment variable holding the X-Telegram-Bot-Api-Secret-Token value."})
     max_body_bytes: int = field(default=1 << 20, metadata={"help": "Largest webhook body accepted (bytes)."})
+    max_line_bytes: int = field(default=MAX_LINE_BYTES, metadata={
+        "help": "Largest getUpdates dump read whole, and longest line of a larger (JSONL) dump (bytes; default "
+                "16 MiB): a longer line is quarantined with its size, read past in 1 MiB chunks."})
 
     def validate(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
@@ -78,6 +82,8 @@ class FeedbackConfig:
             p.append(f"webhook_host={self.webhook_host}: the receiver binds to loopback only (put a TLS proxy in front)")
         if not 0 <= self.webhook_port <= 65535:
             p.append(f"webhook_port={self.webhook_port}: a TCP port 0..65535")
+        if self.max_line_bytes < 1024:
+            p.append(f"max_line_bytes={self.max_line_bytes}: must be >= 1024; typical {MAX_LINE_BYTES} (16 MiB)")
         if self.max_body_bytes < 1024:
             p.append(f"max_body_bytes={self.max_body_bytes}: must be >= 1024")
         return p

@@ -15,7 +15,9 @@ bot resumes from, ``resume_offsets``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,9 +48,9 @@ from tracebridge.feedback.telegram import (
     ReadError,
     UpdateError,
     anonymous_counts,
-    dump_problem,
+    dump_check,
     newest_count_ids,
-    read_updates,
+    read_dump,
     rows_from_update,
 )
 from tracebridge.schema.canonical import utc_now
@@ -223,7 +225,7 @@ class _UpdateIds:
             self.first[uid] = (where, _canonical(upd))
 
 
-def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source: str,
+def harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], source: str,
                     inputs: list[str]) -> HarvestReport:
     """Harvest (location, update) pairs of one bot (``bot_id``) into the ledger; a second, different
     update with an update id this bot already used (here or in the ledger) is quarantined as a
@@ -240,7 +242,7 @@ def harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source:
         return _harvest_updates(cfg, updates, source, inputs)
 
 
-def _harvest_updates(cfg: FeedbackConfig, updates: list[tuple[str, Any]], source: str,
+def _harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], source: str,
                      inputs: list[str]) -> HarvestReport:
     mapping, (bot, legacy) = load_mapping(cfg.mapping), (bot_of(cfg), cfg.legacy_bot_id)
     ledger = read_ledger(cfg.ledger).rows
@@ -293,24 +295,14 @@ def resume_offsets(cfg: FeedbackConfig, ledger: list[LedgerRow] | None = None) -
 
 
 def harvest_dumps(cfg: FeedbackConfig, files: list[str | os.PathLike[str]]) -> HarvestReport:
-    """Harvest getUpdates JSON dumps (response objects, update lists or JSONL).
+    """Harvest getUpdates JSON dumps (response objects, update lists or JSONL), each read as harvested, in
+    memory bounded by ``max_line_bytes`` (``telegram.read_dump``).
 
     Raises:
-        ValueError: a file holds no update at all (``telegram.dump_problem``: empty, an error response, other
+        ValueError: a file holds no update at all (``telegram.dump_check``: empty, an error response, other
             JSON or text), each such file named with what it is; nothing is harvested or logged.
     """
-    updates: list[tuple[str, Any]] = []
-    wrong = []
-    for f in files:
-        try:
-            data = Path(f).read_bytes()
-        except OSError as exc:  # a folder, no permission: quarantined like an unreadable document
-            updates.append((f"{f}:<file>", ReadError.of(f"unreadable: {exc}", b"")))
-            continue
-        got = read_updates(data, str(f))
-        if why := dump_problem(data, got):
-            wrong.append(f"{f}: {why}")
-        updates += got
-    if wrong:
+    if wrong := [f"{f}: {why}" for f in files if (why := dump_check(f, cfg.max_line_bytes))]:
         raise ValueError(f"not a getUpdates dump: {'; '.join(wrong)}; expected {DUMP_SHAPES}")
+    updates = itertools.chain.from_iterable(read_dump(f, cfg.max_line_bytes) for f in files)
     return harvest_updates(cfg, updates, "getUpdates", [str(f) for f in files])

@@ -19,13 +19,14 @@ import hashlib
 import itertools
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from tracebridge.capture.reader import HEAD_BYTES, MAX_LINE_BYTES, overlong, read_lines, skip_rest
 from tracebridge.feedback.bots import bot_of
 from tracebridge.feedback.config import FeedbackConfig
 from tracebridge.feedback.harvest import (
@@ -221,8 +222,8 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
             _quarantine(cfg, rep, str(t.path), f"unreadable: {exc}", "")
             continue
         with fh:
-            lines = ((n, n, raw) for n, raw in enumerate(fh, 1))
-            rows += _harvest_session(h, h.session(t.index_entry, sid), lines, f"{t.path}:{{}}".format)
+            where = f"{t.path}:{{}}".format
+            rows += _harvest_session(h, h.session(t.index_entry, sid), _file_lines(h, fh, where), where)
     for p in problems:  # read and quarantined, like an unreadable dump, so the counts reconcile
         rep.read += 1
         _quarantine(cfg, rep, p, "not harvested", "")
@@ -237,23 +238,28 @@ def holding_nothing(paths: list[str | os.PathLike[str]]) -> list[str]:
     return list_openclaw(paths).empty if paths else []
 
 
-def not_transcripts(listing: Listing, paths: list[str | os.PathLike[str]]) -> list[str]:
+def not_transcripts(listing: Listing, paths: list[str | os.PathLike[str]],
+                    max_line_bytes: int = MAX_LINE_BYTES) -> list[str]:
     """The files named in ``paths`` (taken as transcripts whatever their name) that hold text but no line of
     a transcript (a JSON object with a ``type``, as every OpenClaw session event has): a getUpdates dump or
     notes given to ``--openclaw``. Harvested, such a file read nothing and was logged as a harvest that ran."""
     taken = {str(t.path) for t in listing.transcripts}
     named = [p for p in paths if str(Path(p).expanduser()) in taken]
-    return [str(p) for p in named if not _has_event_line(Path(p).expanduser())]
+    return [str(p) for p in named if not _has_event_line(Path(p).expanduser(), max_line_bytes)]
 
 
-def _has_event_line(path: Path) -> bool:
+def _has_event_line(path: Path, max_line_bytes: int) -> bool:
     """Whether ``path`` is blank (a session just opened) or has a line that is an object with a ``type``
     (read until the first one: a transcript's first line is its header); an unreadable file is the
-    harvest's to quarantine."""
+    harvest's to quarantine, and a line over ``max_line_bytes`` is read past, as the harvest quarantines it."""
     try:
         with path.open("rb") as fh:
             blank = True
-            for raw in fh:
+            for raw in read_lines(fh, max_line_bytes):
+                if raw[-1] != 10 and len(raw) > max_line_bytes:
+                    skip_rest(fh, raw)
+                    blank = False
+                    continue
                 blank = blank and not raw.strip()
                 try:
                     obj = orjson.loads(raw)
@@ -264,6 +270,19 @@ def _has_event_line(path: Path) -> bool:
             return blank
     except OSError:
         return True
+
+
+def _file_lines(h: _Harvest, fh: Any, where: Callable[[int], str]) -> Iterator[tuple[int, int, bytes]]:
+    """A transcript's (line number, place, line); a line longer than ``max_line_bytes`` is read past in
+    chunks and quarantined with its size (it cannot be searched for a reaction without reading it whole)."""
+    limit = h.cfg.max_line_bytes
+    for n, raw in enumerate(read_lines(fh, limit), 1):
+        if raw[-1] != 10 and len(raw) > limit:
+            h.rep.read += 1
+            why = f"{overlong(skip_rest(fh, raw), limit)}; not searched for a reaction"
+            _quarantine(h.cfg, h.rep, where(n), why, raw[:HEAD_BYTES].decode("utf-8", "replace"))
+            continue
+        yield n, n, raw
 
 
 _ACCOUNT_COUNTS = ("read", "accepted", "applied", "quarantined")

@@ -15,11 +15,14 @@ quarantined, never dropped in silence.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
+from tracebridge.capture.reader import HEAD_BYTES, MAX_LINE_BYTES, overlong, read_lines, skip_rest
 from tracebridge.feedback.bots import tagged
 from tracebridge.feedback.ledger import LedgerRow, hash_user, parse_time
 from tracebridge.feedback.mapping import Mapping, norm_emoji
@@ -245,8 +248,7 @@ def dump_problem(data: bytes, items: list[tuple[str, Any]]) -> str | None:
     body = data.removeprefix(b"\xef\xbb\xbf").strip()
     if not body:
         return "empty"
-    if any(isinstance(u, dict) and "update_id" in u or isinstance(u, ReadError) and '"update_id"' in u.raw
-           for _, u in items):  # an update, or a torn line of one (quarantined: the harvest keeps its text)
+    if any(_update_like(u) for _, u in items):
         return None
     try:
         doc = orjson.loads(body)
@@ -260,6 +262,30 @@ def dump_problem(data: bytes, items: list[tuple[str, Any]]) -> str | None:
         return "a JSON object with neither a result list nor an update_id"
     first = next((f"{w}: {u}" for w, u in items if isinstance(u, ReadError)), None)
     return f"none of its {len(items)} items is an update" + (f" (first: {first})" if first else "")
+
+
+def _update_like(u: Any) -> bool:
+    """An update, or a torn line of one (quarantined: the harvest keeps its text)."""
+    return isinstance(u, dict) and "update_id" in u or isinstance(u, ReadError) and '"update_id"' in u.raw
+
+
+def dump_check(path: str | os.PathLike[str], max_line_bytes: int = MAX_LINE_BYTES) -> str | None:
+    """``dump_problem`` of a dump file, read as ``read_dump`` reads it: a file larger than ``max_line_bytes``
+    is read until its first update (the first line, in a dump); None for a file that cannot be read (the
+    harvest quarantines it)."""
+    try:
+        if os.path.getsize(path) <= max_line_bytes:
+            with open(path, "rb") as fh:
+                data = fh.read()
+            return dump_problem(data, read_updates(data, str(path)))
+    except OSError:
+        return None
+    n = 0
+    for _, u in read_dump(path, max_line_bytes):
+        if _update_like(u):
+            return None
+        n += 1
+    return f"none of its {n} items is an update"
 
 
 def read_updates(data: bytes, where: str) -> list[tuple[str, Any]]:
@@ -280,15 +306,40 @@ def read_updates(data: bytes, where: str) -> list[tuple[str, Any]]:
         return [(f"{where}:1:<document>", ReadError.of("not a getUpdates response, update list or JSONL of updates", data))]
     out: list[tuple[str, Any]] = []
     for lineno, line in enumerate(data.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            out.append((f"{where}:{lineno}:<line>", ReadError.of(f"invalid JSON: {json_error(line)}", line)))
-            continue
-        if isinstance(obj, dict) and isinstance(obj.get("result"), list):
-            out.extend((f"{where}:{lineno}:result[{i}]", u) for i, u in enumerate(obj["result"]))
-        else:
-            out.append((f"{where}:{lineno}", obj))
+        out += _line_updates(line, where, lineno)
     return out
+
+
+def _line_updates(line: bytes, where: str, lineno: int) -> list[tuple[str, Any]]:
+    """The updates of one JSONL line of a dump (an update or a getUpdates response); none if blank."""
+    if not line.strip():
+        return []
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return [(f"{where}:{lineno}:<line>", ReadError.of(f"invalid JSON: {json_error(line)}", line))]
+    if isinstance(obj, dict) and isinstance(obj.get("result"), list):
+        return [(f"{where}:{lineno}:result[{i}]", u) for i, u in enumerate(obj["result"])]
+    return [(f"{where}:{lineno}", obj)]
+
+
+def read_dump(path: str | os.PathLike[str], max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[str, Any]]:
+    """``read_updates`` of a dump file, in memory bounded by ``max_line_bytes``: a file no larger is read
+    whole (a response or an update list is one JSON document), a larger one line by line as JSONL, a
+    line longer than the limit being a ``ReadError`` with its size, read past in chunks."""
+    where = str(path)
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:  # a folder, no permission: quarantined like an unreadable document
+        yield f"{where}:<file>", ReadError.of(f"unreadable: {exc}", b"")
+        return
+    with fh:
+        if os.fstat(fh.fileno()).st_size <= max_line_bytes:
+            yield from read_updates(fh.read(), where)
+            return
+        for lineno, raw in enumerate(read_lines(fh, max_line_bytes), 1):
+            if raw[-1] != 10 and len(raw) > max_line_bytes:
+                why = overlong(skip_rest(fh, raw), max_line_bytes)
+                yield f"{where}:{lineno}:<line>", ReadError.of(why, raw[:HEAD_BYTES])
+                continue
+            yield from _line_updates(raw.removeprefix(b"\xef\xbb\xbf") if lineno == 1 else raw, where, lineno)

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracebridge.capture.reader import MAX_LINE_BYTES
+
+MAX_LINE_HELP = ("Longest input line read, its line end not counted (bytes; default 16 MiB): a longer line is "
+                 "quarantined with its size and read past in 1 MiB chunks, never held whole in memory.")
+
 
 @dataclass
 class ImportConfig:
@@ -19,6 +24,7 @@ class ImportConfig:
     final: bool = field(default=False, metadata={
         "help": "Treat every transcript as finished: a half-written last line is quarantined as truncated "
                 "instead of left for the next import (archived transcripts are always final)."})
+    max_line_bytes: int = field(default=MAX_LINE_BYTES, metadata={"help": MAX_LINE_HELP})
     max_listed: int = field(default=50, metadata={"help": "Quarantined lines listed in the report (all are counted)."})
     checkpoint_every: int = field(default=200, metadata={"help": "Save the import state every N transcripts."})
     lock_timeout_s: float = field(default=0.0, metadata={
@@ -40,9 +46,11 @@ class ImportConfig:
 
 
 def common_problems(cfg: Any) -> list[str]:
-    """Problems of the settings every importer has: checkpoints, listing, lock, validation floor,
+    """Problems of the settings every importer has: line length, checkpoints, listing, lock, validation floor,
     and the state and quarantine file names (plain names under ``<out>/.import/``)."""
     p = []
+    if cfg.max_line_bytes < 1024:
+        p.append(f"max_line_bytes={cfg.max_line_bytes}: must be >= 1024; typical {MAX_LINE_BYTES} (16 MiB)")
     if cfg.checkpoint_every < 1:
         p.append(f"checkpoint_every={cfg.checkpoint_every}: must be >= 1")
     if cfg.max_listed < 0:

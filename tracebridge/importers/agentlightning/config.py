@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tracebridge.importers.config import common_problems
+from tracebridge.capture.reader import MAX_LINE_BYTES
+from tracebridge.importers.config import MAX_LINE_HELP, common_problems
 
 
 @dataclass
@@ -26,6 +27,7 @@ class SpanImportConfig:
         "help": "Treat every span file as finished: a half-written last line is quarantined as truncated "
                 "instead of left for the next import, and rollouts whose Rollout record says they are "
                 "still running are imported as they are instead of waiting for their end."})
+    max_line_bytes: int = field(default=MAX_LINE_BYTES, metadata={"help": MAX_LINE_HELP})
     max_listed: int = field(default=50, metadata={"help": "Quarantined lines listed in the report (all are counted)."})
     checkpoint_every: int = field(default=200, metadata={"help": "Save the import state every N rollouts."})
     lock_timeout_s: float = field(default=0.0, metadata={

@@ -26,7 +26,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,7 @@ import orjson
 import xxhash
 from filelock import FileLock
 
+from tracebridge.capture.reader import HEAD_BYTES, overlong, pass_overlong, read_lines
 from tracebridge.importers.agentlightning.config import SpanImportConfig
 from tracebridge.importers.agentlightning.llm_calls import prompt_messages
 from tracebridge.importers.agentlightning.runs import session_record, write_events
@@ -44,15 +45,16 @@ from tracebridge.importers.agentlightning.stored import (
     TERMINAL,
     FileState,
     RecordError,
+    RecordReader,
     Ref,
     RolloutEntry,
     SpanImportState,
     SpanIndex,
     discover_span_files,
 )
-from tracebridge.importers.openclaw.importer import json_error, sync_filesystem
+from tracebridge.importers.jsonl import json_error
 from tracebridge.importers.openclaw.report import ImportReport
-from tracebridge.importers.openclaw.runs import RunConflict, RunWriter
+from tracebridge.importers.openclaw.runs import RunConflict, RunWriter, sync_filesystem
 from tracebridge.importers.openclaw.session import run_id_for
 from tracebridge.importers.openclaw.state import Quarantine
 
@@ -119,30 +121,6 @@ def _prefix_digest(path: str, fs: FileState) -> Any:
     return digest if digest.hexdigest() == fs.digest else None
 
 
-class _Reader:
-    """Reads records back by ``Ref``, a few files open at a time."""
-
-    def __init__(self, limit: int = 32) -> None:
-        self.limit = limit
-        self.open: OrderedDict[str, BinaryIO] = OrderedDict()
-
-    def read(self, ref: Ref) -> bytes:
-        fh = self.open.pop(ref.file, None) or open(ref.file, "rb")  # noqa: SIM115 - closed in close()
-        self.open[ref.file] = fh
-        if len(self.open) > self.limit:
-            self.open.popitem(last=False)[1].close()
-        fh.seek(ref.offset)
-        raw = fh.read(ref.length)
-        if xxhash.xxh3_64_intdigest(raw.rstrip(b"\r\n")) != ref.digest:
-            raise ValueError(f"{ref.file}:{ref.line}: changed since it was read")
-        return raw
-
-    def close(self) -> None:
-        for fh in self.open.values():
-            fh.close()
-        self.open.clear()
-
-
 def task_from_spans(spans: list[dict[str, Any]], rollout_id: str) -> str:
     """The task of a rollout without a Rollout record: the first user message of its first LLM call."""
     for s in ordered_spans(spans):
@@ -165,7 +143,7 @@ class _Import:
         self.rewritten: set[str] = set()  # files read again from the start (their waiting refs with them)
         self.prefix: dict[str, Any] = {}  # grown files: the digest of the prefix ``plan`` checked
         self.mtimes: dict[str, int] = {}  # modification times ``plan`` saw
-        self.reader = _Reader()
+        self.reader = RecordReader()
 
     def plan(self, paths: list[str]) -> list[tuple[str, FileState | None]]:
         """The files to read and where from: a grown file from its imported prefix (checked against
@@ -218,9 +196,20 @@ class _Import:
             digest = self.prefix.pop(path)
             fh.seek(fs.offset)
             offset, lineno = fs.offset, fs.lines
-        for raw in fh:
-            body = raw[3:] if offset == 0 and raw.startswith(_BOM) else raw
+        limit = self.cfg.max_line_bytes
+        for raw in read_lines(fh, limit):
             lineno += 1
+            if raw[-1] != 10 and len(raw) > limit:  # read past in chunks (or left for the next import if being written)
+                size = pass_overlong(fh, raw, digest.update, final)
+                if size is None:
+                    rep.lines_pending += 1
+                    lineno -= 1
+                    break
+                rep.lines_read += 1
+                self._quarantine(path, lineno, "<line>", overlong(size, limit), raw[:HEAD_BYTES])
+                offset += size
+                continue
+            body = raw[3:] if offset == 0 and raw.startswith(_BOM) else raw
             try:
                 obj: Any = orjson.loads(body)
             except orjson.JSONDecodeError:

@@ -55,6 +55,31 @@ def _distinct(spans: list[dict[str, Any]], b: _Builder) -> list[dict[str, Any]]:
     return out
 
 
+def unsound_parents(ordered: list[dict[str, Any]]) -> dict[Any, str]:
+    """Per span whose ``parent_id`` cannot be followed, why: it names no span of the rollout, or the span is
+    on a loop of parent pointers (each span of the loop is listed; a span that only leads into one is not).
+    One pass over each chain, so a long chain or a loop costs its length once."""
+    parents = {s.get("span_id"): s.get("parent_id") for s in ordered}
+    out = {sid: f"{pid!r} names no span of this rollout: attached to the event before it"
+           for sid, pid in parents.items()
+           if pid is not None and pid not in parents}
+    done: set[Any] = set()
+    for start in parents:
+        path: dict[Any, None] = {}  # the chain walked from ``start``, in order
+        node = start
+        while node in parents and node not in done and node not in path:
+            path[node] = None
+            node = parents[node]
+        done.update(path)
+        if node in path:  # the walk came back to a span of its own chain: a loop
+            loop = list(path)[list(path).index(node):]
+            names = " -> ".join(map(str, [*loop[:8], *(["..."] if len(loop) > 8 else []), loop[0]]))
+            for sid in loop:
+                out[sid] = (f"parent pointers form a loop ({names}): cut at its span mapped first, "
+                            "which is attached to the event before it")
+    return out
+
+
 def _same_call(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two spans with one response id record one call: times overlap, replies agree."""
     times = [a.get("start_time"), a.get("end_time"), b.get("start_time"), b.get("end_time")]

@@ -49,6 +49,7 @@ from tracebridge.importers.agentlightning.span_graph import (
     _distinct,
     _same_call,
     ordered_spans,
+    unsound_parents,
 )
 from tracebridge.importers.agentlightning.tool_ids import _reconcile
 from tracebridge.importers.openclaw.text import classify_tool_error
@@ -300,8 +301,11 @@ def spans_to_events(spans: list[dict[str, Any]], run_id: str, task: Any, result:
     parents = {s.get("span_id"): s.get("parent_id") for s in ordered}
     kinds, same_call = _kinds(ordered, b)
     first_tool, parts = _children(ordered, kinds, same_call)
+    unsound = unsound_parents(ordered)
     for span, kind in zip(ordered, kinds):
         b.out.kinds[kind] += 1
+        if span.get("span_id") in unsound:
+            b.note(span, [("parent_id", unsound[span.get("span_id")])])
         b.note(span, reward_problems(span.get("name") or "", span.get("attributes") or {}))
         anc, parent, seen = span.get("parent_id"), None, set()
         while anc is not None and parent is None and anc not in seen:  # nearest mapped ancestor (a parent

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
+import xxhash
 
 from tracebridge.capture.writer import write_atomic
 from tracebridge.importers.openclaw.discover import not_utf8
@@ -252,3 +254,27 @@ class SpanImportState:
                 "pending": {k: [r.to_list() for r in v] for k, v in sorted(self.pending.items())}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+
+
+class RecordReader:
+    """Reads records back by ``Ref``, a few files open at a time."""
+
+    def __init__(self, limit: int = 32) -> None:
+        self.limit = limit
+        self.open: OrderedDict[str, BinaryIO] = OrderedDict()
+
+    def read(self, ref: Ref) -> bytes:
+        fh = self.open.pop(ref.file, None) or open(ref.file, "rb")  # noqa: SIM115 - closed in close()
+        self.open[ref.file] = fh
+        if len(self.open) > self.limit:
+            self.open.popitem(last=False)[1].close()
+        fh.seek(ref.offset)
+        raw = fh.read(ref.length)
+        if xxhash.xxh3_64_intdigest(raw.rstrip(b"\r\n")) != ref.digest:
+            raise ValueError(f"{ref.file}:{ref.line}: changed since it was read")
+        return raw
+
+    def close(self) -> None:
+        for fh in self.open.values():
+            fh.close()
+        self.open.clear()

@@ -241,3 +241,9 @@ def _walk(root: Path, found: dict[str, Transcript], problems: list[str], stores:
                 continue
             found.setdefault(os.path.join(base, name), _make(p, index, agent))
     return seen or len(problems) > before
+
+
+def nothing_found(paths: list[str | os.PathLike[str]] | None) -> str:
+    """The report line of an import that found no transcript and no agent database to read."""
+    where = ", ".join(str(p) for p in (paths or DEFAULT_ROOTS))
+    return f"no OpenClaw transcript or agent database under {where}: nothing to import (OpenClaw keeps them as {KEPT_WHERE})"

@@ -10,11 +10,9 @@ session's id maps, never by the input size.
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import logging
 import os
-import sys
 from collections import Counter
 from collections.abc import Iterable
 from io import BufferedReader
@@ -25,14 +23,15 @@ import orjson
 import xxhash
 from filelock import FileLock
 
+from tracebridge.capture.reader import HEAD_BYTES, overlong, pass_overlong, read_lines
 from tracebridge.importers.config import ImportConfig
 from tracebridge.importers.jsonl import json_error
-from tracebridge.importers.openclaw.discover import DEFAULT_ROOTS, KEPT_WHERE, Transcript, discover
+from tracebridge.importers.openclaw.discover import Transcript, discover, nothing_found
 from tracebridge.importers.openclaw.mapping import RowError, SessionMapper
 from tracebridge.importers.openclaw.migration import MigratedPrefix
 from tracebridge.importers.openclaw.repair import RepairedPrefix
 from tracebridge.importers.openclaw.report import ImportReport
-from tracebridge.importers.openclaw.runs import RunConflict, RunWriter
+from tracebridge.importers.openclaw.runs import RunConflict, RunWriter, sync_filesystem
 from tracebridge.importers.openclaw.session import (
     read_session_id,
     run_id_for,
@@ -92,7 +91,8 @@ class _FileImport:
                 return
             if mapper.events == 0 and not writer.existing:  # nothing importable (yet): no empty run
                 writer.abort()
-                self.rep.skip(self.where, "no importable rows yet (the lines read are quarantined or blank)")
+                self.rep.skip(self.where, "no importable rows yet (" + ("the lines read are quarantined or blank)"
+                                                                        if done[1] else "no line: an empty file)"))
                 self.rep.drift.update(mapper.drift)
                 self.state.runs[self.run_id] = RunState(self.file, done[0], done[2], done[1], 0)
                 return
@@ -182,40 +182,36 @@ class _FileImport:
         update, feed, write, loads, fh = digest.update, mapper.feed, writer.write_many, orjson.loads, self.fh
         replay_to = st.offset if st else 0
         lineno = replayed = accepted = 0
-        new: Iterable[bytes] = fh
+        limit = self.cfg.max_line_bytes
+        new: Iterable[bytes] = read_lines(fh, limit)  # a longer line comes cut: see ``_overlong``
         if migrated is not None:
             replay_to, lineno = self._replay_migrated(migrated, update)
             if not lineno:
                 return None
             replayed = lineno
         elif st is not None:
-            end = self.bom
-            for raw in fh:
-                end += len(raw)
-                if end > replay_to:  # the first new line, unless it straddles the imported prefix
-                    if end - len(raw) != replay_to:  # the imported lines end elsewhere: rewritten
-                        self._changed = self._changed_since(st)
-                        return None
-                    new = itertools.chain((raw,), fh)
-                    break
-                lineno += 1
-                replayed += 1
-                update(raw)
-                self._replay(mapper, raw, lineno, end == replay_to)
-                if end == replay_to and digest.hexdigest() != st.prefix_digest:
-                    self._changed = self._changed_since(st)
-                    return None
-        pending = b""
+            prefix = self._replay_prefix(mapper, new, st, digest)
+            if prefix is None:
+                return None
+            replayed = lineno = prefix[0]
+            new = prefix[1]
+        mapper.notes.clear()  # rows of the replayed prefix were listed by the import that read them
+        pending: int | None = None  # bytes of a half-written last line, left for the next import
         batch: list[dict[str, Any]] = []  # the events of several rows: one ``write_many`` per batch
         start = lineno + 1
         for lineno, raw in enumerate(new, start):  # lineno stays the last line read (or start - 1)
+            if raw[-1] != 10 and len(raw) > limit:  # only a line without its newline can be cut
+                pending = self._overlong(lineno, raw, update)
+                if pending is not None:
+                    break
+                continue
             try:  # JSON allows the trailing newline: no copy of the line on the common path
                 row = loads(raw)
             except orjson.JSONDecodeError:
                 error = None if raw.isspace() else json_error(raw)
                 if error is not None and raw[-1:] != b"\n" and not self.final:
                     self.rep.lines_pending += 1  # a live transcript's half-written last line: next import
-                    pending = raw
+                    pending = len(raw)
                     break
                 update(raw)
                 self._bad_line(lineno, raw, error)
@@ -232,7 +228,7 @@ class _FileImport:
                 write(batch)
                 batch = []
         write(batch)
-        offset, lines = fh.tell() - len(pending), lineno - bool(pending)
+        offset, lines = fh.tell() - (pending or 0), lineno - (pending is not None)
         rep = self.rep
         rep.lines_replayed += replayed
         rep.lines_read += lines - replayed - self._blank  # blank lines are no records
@@ -241,7 +237,45 @@ class _FileImport:
         if st is not None and offset < replay_to:
             rep.skip(self.where, f"shorter than what was imported into run {self.run_id}")
             return None
+        rep.noted(self.where, mapper.notes)
         return offset, lines, digest.hexdigest()
+
+    def _replay_prefix(self, mapper: SessionMapper, lines: Iterable[bytes], st: RunState,
+                       digest: Any) -> tuple[int, Iterable[bytes]] | None:
+        """Feed the imported prefix again (nothing written); returns its lines and the new lines, or
+        None when the file's first ``st.offset`` bytes are not the imported ones."""
+        end, lineno, limit = self.bom, 0, self.cfg.max_line_bytes
+        for lineno, raw in enumerate(lines, 1):
+            end += len(raw)
+            if end > st.offset:  # the first new line, unless it straddles the imported prefix
+                if end - len(raw) != st.offset:  # the imported lines end elsewhere: rewritten
+                    break
+                return lineno - 1, itertools.chain((raw,), lines)
+            whole: bytes | None = raw
+            if raw[-1] != 10 and len(raw) > limit:  # quarantined by the import that read it: read past it
+                end += (pass_overlong(self.fh, raw, digest.update, True) or 0) - len(raw)
+                if end > st.offset:
+                    break
+                whole = None
+            else:
+                digest.update(raw)
+            self._replay(mapper, whole, lineno, end == st.offset)
+            if end == st.offset and digest.hexdigest() != st.prefix_digest:
+                break
+        else:
+            return lineno, lines
+        self._changed = self._changed_since(st)
+        return None
+
+    def _overlong(self, lineno: int, raw: bytes, update: Any) -> int | None:
+        """Quarantine a line longer than ``max_line_bytes``, read past in bounded chunks; returns 0 when
+        it is a live transcript's last line, still being written (left for the next import), else None."""
+        size = pass_overlong(self.fh, raw, update, self.final)
+        if size is None:
+            self.rep.lines_pending += 1
+            return 0
+        self._quarantine(lineno, "<line>", overlong(size, self.cfg.max_line_bytes), raw[:HEAD_BYTES])
+        return None
 
     def _changed_since(self, st: RunState) -> str:
         return (f"content changed since it was imported into run {self.run_id} "
@@ -251,10 +285,14 @@ class _FileImport:
         """Replay the imported rows as OpenClaw rewrote them in place; returns (bytes, lines) of that
         prefix, or (0, 0) when it is no such rewrite (``migrated.why`` says why)."""
         self.fh.seek(self.bom)
-        end = self.bom
-        for lineno, raw in enumerate(self.fh, 1):
-            end += len(raw)
-            update(raw)
+        end, limit = self.bom, self.cfg.max_line_bytes
+        for lineno, raw in enumerate(read_lines(self.fh, limit), 1):
+            if raw[-1] != 10 and len(raw) > limit:  # no row of the import: its head is no JSON, as the migration reads it
+                end += pass_overlong(self.fh, raw, update, True) or 0
+                raw = raw[:HEAD_BYTES]
+            else:
+                end += len(raw)
+                update(raw)
             if not migrated.feed(raw, lineno):
                 break
             if migrated.complete:
@@ -277,10 +315,12 @@ class _FileImport:
             why = f"invalid JSON: {error}" if raw[-1:] == b"\n" else "truncated line (no newline, not valid JSON)"
         self._quarantine(lineno, "<line>", why, raw.rstrip(b"\r\n"))
 
-    def _replay(self, mapper: SessionMapper, raw: bytes, lineno: int, last: bool) -> None:
-        """Feed an already-imported line to rebuild the mapper's state (nothing is written)."""
+    def _replay(self, mapper: SessionMapper, raw: bytes | None, lineno: int, last: bool) -> None:
+        """Feed an already-imported line to rebuild the mapper's state (nothing is written; None: an
+        over-long line, quarantined when it was read)."""
         try:
-            mapper.feed(orjson.loads(raw), lineno)
+            if raw is not None:
+                mapper.feed(orjson.loads(raw), lineno)
         except (orjson.JSONDecodeError, RowError):
             pass
         if last:  # drift and counts are reported for new lines only
@@ -290,27 +330,6 @@ class _FileImport:
         row = f" ({self.t.origin}, its row {lineno} by seq)" if self.t.origin else ""
         self.rep.quarantine(f"{self.file}:{lineno}{row}: {field}: {reason}")
         self.q.add(self.file, lineno, field, reason, raw)
-
-
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
-def sync_filesystem(root: Path) -> None:
-    """Flush the file system that holds ``root``: ``syncfs(2)`` where there is one, else ``os.sync()``.
-
-    ``os.sync()`` flushes every file system of the host: on a shared machine that is other
-    processes' dirty data too, and it took 2-20 ms a call here while others wrote; ``syncfs``
-    flushes only the file system the runs and the state file are on.
-    """
-    syncfs = getattr(_LIBC, "syncfs", None)
-    if syncfs is not None:
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            if syncfs(fd) == 0:
-                return
-        finally:
-            os.close(fd)
-    os.sync()
 
 
 def _checkpoint(root: Path, state: ImportState, rep: ImportReport) -> None:
@@ -329,12 +348,6 @@ def import_file(t: Transcript, root: Path, cfg: ImportConfig, state: ImportState
             _FileImport(t, fh, root, cfg, state, q, rep).run()
     except OSError as exc:
         rep.skip(str(t.path), f"unreadable: {exc}")
-
-
-def _nothing_found(paths: list[str | os.PathLike[str]] | None) -> str:
-    """The report line of an import that found no transcript and no agent database to read."""
-    where = ", ".join(str(p) for p in (paths or DEFAULT_ROOTS))
-    return f"no OpenClaw transcript or agent database under {where}: nothing to import (OpenClaw keeps them as {KEPT_WHERE})"
 
 
 def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.PathLike[str],
@@ -365,7 +378,7 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
         for db in stores:  # current OpenClaw's SQLite transcripts, as files under .import/
             transcripts += materialize(db, meta / SQLITE_CACHE, rep.problems, cfg.db_busy_timeout_s)
         if not transcripts and not stores:  # a wrong folder read as "0 files, reconciles" and nothing else
-            rep.problems.append(_nothing_found(paths))
+            rep.problems.append(nothing_found(paths))
         if workers > 1 and len(transcripts) > 1:
             from tracebridge.importers.openclaw.parallel import import_parallel
 

@@ -68,6 +68,8 @@ class SessionMapper:
         self.last_event: str | None = None
         self.last_ts = ""
         self.first_ts: str | None = None
+        self.lineno = 0  # the line being mapped
+        self.notes: list[tuple[int, str, Any, str]] = []  # (line, field, value, kind): see ImportReport.noted
         self.anchor: dict[str, str] = {}
         self.calls: dict[str, tuple[str, str]] = {}
         self.failed: dict[str, str] = {}
@@ -90,8 +92,6 @@ class SessionMapper:
         self.counts: Counter[str] = Counter()
         self.row_types: dict[str, int] = {}
         self._params: dict[tuple[Any, ...], tuple[dict[str, Any], str, str]] = {}
-
-    # ------------------------------------------------------------------ plumbing
 
     def ts(self, row: dict[str, Any], msg: dict[str, Any] | None = None) -> str:
         """The row's timestamp (row ISO time, else the message's epoch ms, else the previous one)."""
@@ -129,6 +129,7 @@ class SessionMapper:
             self.counts["rows_without_parentId"] += 1
         else:
             self.counts["lineage_repaired"] += 1
+            self.notes.append((self.lineno, "parentId", pid, "itself" if pid == row.get("id") else "unknown"))
         return self.last_event
 
     def event(self, out: list[dict[str, Any]], rid: str, etype: str, role: str, payload: dict[str, Any],
@@ -173,6 +174,7 @@ class SessionMapper:
         Raises:
             RowError: the row cannot be mapped; quarantine it with the reason.
         """
+        self.lineno = lineno
         if type(row) is not dict:
             raise RowError("<line>", f"row is a JSON {'null' if row is None else type(row).__name__}, not an object")
         rtype = row.get("type")

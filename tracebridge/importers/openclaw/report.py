@@ -8,6 +8,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+_ATTACHED = "; the row is attached to the event before it"
+_NOTES = {  # why a row was noted, by kind
+    "itself": "names the row itself (a loop)" + _ATTACHED,
+    "unknown": ("{v!r} names no earlier row of the session (missing, quarantined, or later in the file: a loop)"
+                + _ATTACHED),
+    "duplicate": "{v!r} is the id of an earlier row: imported as '{v}~L{line}' (a parentId {v!r} means the first)",
+}
+
 
 @dataclass
 class ImportReport:
@@ -45,6 +53,13 @@ class ImportReport:
         self.lines_quarantined += 1
         if len(self.quarantine_samples) < self.max_listed:
             self.quarantine_samples.append(where)
+
+    def noted(self, file: str, notes: list[tuple[int, str, Any, str]]) -> None:
+        """List the rows a session's mapper noted (``SessionMapper.notes``) as ``file:line: field: why`` while
+        fewer than ``max_listed`` problems are listed; all are counted (``mapping_counts.lineage_repaired``,
+        drift ``row:duplicate_id``). A ``parentId`` is followed only to a row read before it: no loop is."""
+        for line, fld, value, kind in notes[:max(0, self.max_listed - len(self.problems))]:
+            self.problems.append(f"{file}:{line}: {fld}: {_NOTES[kind].format(v=value, line=line)}")
 
     def skip(self, file: str, reason: str) -> None:
         """Count one skipped file and list it as ``file: reason``."""

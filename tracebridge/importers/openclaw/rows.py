@@ -1,12 +1,10 @@
-"""The rarer OpenClaw row types (header, model and thinking changes, custom rows, compaction,
-branch summaries, labels, session names, custom messages, resets, leaf controls, the coding
-agent's own message roles, OpenClaw's own assistant and context-free messages, unknown types and
-roles, legacy rows) for ``SessionMapper`` (pure).
+"""The rarer OpenClaw row types (header, model and thinking changes, custom rows, compaction, branch summaries,
+labels, session names, custom messages, resets, leaf controls, the coding agent's own message roles, OpenClaw's
+own assistant and context-free messages, unknown types and roles, legacy rows) for ``SessionMapper`` (pure).
 
-The row shapes are those OpenClaw's transcript writer, pi-coding-agent's ``SessionManager``
-(badlogic/pi-mono ``packages/coding-agent/src/core/session-manager.ts`` and ``messages.ts``), appends,
-and what OpenClaw's own session manager added to them (openclaw/openclaw
-``src/agents/sessions/session-manager-*.ts``: ``reset`` and ``leaf`` rows, ``appendMode``).
+The row shapes are those OpenClaw's transcript writer, pi-coding-agent's ``SessionManager`` (badlogic/pi-mono
+``packages/coding-agent/src/core/session-manager.ts`` and ``messages.ts``), appends, and what OpenClaw's own session
+manager added to them (openclaw/openclaw ``src/agents/sessions/session-manager-*.ts``: ``reset``, ``leaf``, ``appendMode``).
 """
 
 from __future__ import annotations
@@ -144,6 +142,7 @@ def fallback_row_id(m: SessionMapper, rid: Any, lineno: int) -> str:
     """A row id for rows without one (``L<line>``) or with a duplicate one (``<id>~L<line>``)."""
     if type(rid) is str and rid:
         m.drift["row:duplicate_id"] += 1
+        m.notes.append((lineno, "id", rid, "duplicate"))
         return f"{rid}~L{lineno}"
     return f"L{lineno}"
 

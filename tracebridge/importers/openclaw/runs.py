@@ -14,8 +14,10 @@ conflict and nothing is written.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -183,3 +185,24 @@ class RunWriter:
             self._writer = None
         if not self.existing and os.path.exists(self.dir):
             shutil.rmtree(self.dir)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def sync_filesystem(root: Path) -> None:
+    """Flush the file system that holds ``root``: ``syncfs(2)`` where there is one, else ``os.sync()``.
+
+    ``os.sync()`` flushes every file system of the host: on a shared machine that is other
+    processes' dirty data too, and it took 2-20 ms a call here while others wrote; ``syncfs``
+    flushes only the file system the runs and the state file are on.
+    """
+    syncfs = getattr(_LIBC, "syncfs", None)
+    if syncfs is not None:
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            if syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    os.sync()

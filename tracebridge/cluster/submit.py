@@ -90,8 +90,8 @@ def open_cluster(cfg: ClusterConfig, start: bool = True) -> Target:
     if cfg.kind == "local":
         head = start_head(cfg) if start else running_head(cfg)
         if head is None:
-            raise ClusterError("no local Ray head is running (start one with `tracebridge submit ... --keep`, "
-                               "or pass --cluster for a remote one)")
+            raise ClusterError(f"no local Ray head is running (none recorded under state_dir={cfg.state_dir}; start "
+                               "one with `tracebridge submit ... --keep`, or pass --cluster for a remote one)")
         address, token = head.address, read_token(cfg, head.token_file)
     else:
         address, token = cfg.address, read_token(cfg)

@@ -206,7 +206,10 @@ def submit(
     json_out: JsonOpt = False,
 ) -> None:
     """Submit a sweep as a Ray job (submission id = sweep id + attempt: a retried submit never
-    starts a second run); wait, pull and verify the report; exit 1 if the job or the report fails."""
+    starts a second run); wait, pull and verify the report. Exit 0 when it succeeded (or was submitted,
+    with --keep and no --wait; or, with --resume, had already succeeded: nothing is sent), 1 if the job or
+    the report fails, 2 for a bad config, flag or cluster spec, 3 when the cluster or storage cannot be
+    reached, 130 when interrupted."""
     from tracebridge.cluster.submit import resolve_cluster
     from tracebridge.sweep.config import load_sweep_config
 

@@ -355,7 +355,7 @@ def stop_head_cmd(
              "`tracebridge window` tear it down)")
     head = running_head(cfg)
     if head is None:
-        fail(f"no local Ray head is running (state_dir={cfg.state_dir}: {state_path(cfg)})", 1)
+        fail(f"no local Ray head is running (state_dir={cfg.state_dir}: {state_path(cfg)})", 1, stopped=False)
     try:
         live = [j["submission_id"] for j in list_jobs(connect(head.address, read_token(cfg, head.token_file),
                                                               cfg.request_timeout_s), True)
@@ -364,7 +364,8 @@ def stop_head_cmd(
         _cluster_fail(exc)
     if live and not force:
         fail(f"the local Ray head at {head.address} runs {len(live)} job(s): {', '.join(live)}; `tracebridge stop "
-             "ID` each (a sweep saves its state for `submit --resume`), or pass --force to end them with the head", 1)
+             "ID` each (a sweep saves its state for `submit --resume`), or pass --force to end them with the head", 1,
+             stopped=False, address=head.address, pid=head.pid, jobs_running=live)
     stop_head(head)
     if json_out:
         print_json({"stopped": True, "address": head.address, "pid": head.pid, "jobs_ended": live})

@@ -39,6 +39,10 @@ def test_stop_head_stops_only_the_kept_head_and_not_under_running_jobs(tmp_path:
         assert refused.exit_code == 1, refused.output
         assert "runs 1 job(s): sleeper" in refused.output and "--force" in refused.output
         assert running_head(cfg) is not None and _group_alive(head.pid)  # refused: the head and its job go on
+        refused = CliRunner().invoke(app, ["stop-head", *where, "--json"])  # the jobs in the JSON (before: only in the text)
+        doc = json.loads(refused.stdout)
+        assert refused.exit_code == 1 and doc["stopped"] is False and doc["jobs_running"] == ["sleeper"], doc
+        assert (doc["address"], doc["pid"]) == (head.address, head.pid)
 
         res = CliRunner().invoke(app, ["stop-head", *where, "--force", "--json"])
         assert res.exit_code == 0, res.output

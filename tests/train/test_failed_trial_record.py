@@ -43,7 +43,7 @@ def test_a_failed_rerun_replaces_the_earlier_result_with_a_failure_record(tmp_pa
     assert body["trials"] == 1 and [f["trial_dir"] for f in body["failed"]] == [str(opt.resolve())]
     assert body["failed"][0]["error"] == rec["error"]
     res = CliRunner().invoke(app, ["report", str(runs), "--out", str(tmp_path / "rep")])
-    assert f"failed trial {opt.resolve()} (not in the report): TrialInputError" in res.stderr
+    assert f"failed trial {opt.resolve()}: TrialInputError" in res.stderr  # and in results.json failed_trials
 
     res = CliRunner().invoke(app, ["report", str(opt), "--out", str(tmp_path / "rep2")])
     assert res.exit_code == 2 and f"no trial.json under {opt}" in res.stderr

@@ -19,6 +19,7 @@ from tracebridge.cli.app import app
 COMMAND_MODULES = [
     "tracebridge.cli.core",
     "tracebridge.cli.train",
+    "tracebridge.cli.report",
     "tracebridge.cli.sim",
     "tracebridge.cli.ops",
     "tracebridge.cli.ops_cadence",

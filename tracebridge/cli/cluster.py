@@ -132,18 +132,31 @@ def _wait_and_pull(target: Any, plan: Any, sub_id: str, out: Path) -> dict[str, 
     return res
 
 
-def _resume_attempt(client: Any, plan: Any) -> int:
+def _resume_attempt(client: Any, plan: Any) -> tuple[int, dict[str, Any] | None]:
     """The attempt ``--resume`` submits, ``plan`` pointed at the sweep it continues (an earlier version may
-    have named this config otherwise); the cluster's jobs are listed once for both. Exit 2 naming the keys
-    that differ when only other sweeps of the bundle are known."""
+    have named this config otherwise), and the job of its latest attempt when that one SUCCEEDED (nothing is
+    left to resume: none is sent); the cluster's jobs are listed once for both. Exit 2 naming the keys that
+    differ when only other sweeps of the bundle are known."""
     from tracebridge.cluster.client import list_jobs
-    from tracebridge.cluster.resume import choose_sweep
+    from tracebridge.cluster.resume import choose_sweep, succeeded_job
     from tracebridge.cluster.submit import next_attempt
 
     jobs = list_jobs(client)
     with config_errors():
         plan.pin(choose_sweep(plan, {j["sweep_id"] for j in jobs}))
-    return next_attempt(jobs, plan.sweep_id)[0]
+    return next_attempt(jobs, plan.sweep_id)[0], succeeded_job(jobs, plan.sweep_id)
+
+
+def _already_succeeded(plan: Any, job: dict[str, Any]) -> dict[str, Any]:
+    """``submit --resume``'s summary for a sweep whose latest attempt SUCCEEDED: nothing sent, the job named,
+    and how to get its report or train it again (before: a new attempt was sent, retraining nothing)."""
+    sub_id, n = job["submission_id"], job["attempt"] if isinstance(job["attempt"], int) else 1
+    message = (f"sweep {plan.sweep_id} already succeeded (attempt {n}, job {sub_id}): nothing to resume, nothing "
+               f"sent; `tracebridge pull {sub_id}` brings its report; to run it again as a new attempt, submit "
+               f"{plan.config_path} without --resume and with --attempt {n + 1}")
+    return {"submission_id": sub_id, "created": False, "status": "ALREADY_SUCCEEDED", "sweep_id": plan.sweep_id,
+            "bundle_id": plan.bundle_id, "config_hash": plan.config_hash, "report_uri": plan.report_uri,
+            "attempt": n, "trials": plan.trials, "message": message}
 
 
 def _submit_on(ccfg: Any, plan: Any, root: Path, keep: bool, wait_: bool, attempt: int | None,
@@ -157,7 +170,11 @@ def _submit_on(ccfg: Any, plan: Any, root: Path, keep: bool, wait_: bool, attemp
     target = _open(ccfg, start=True)
     try:
         if attempt is None:
-            attempt = _resume_attempt(target.client, plan)
+            attempt, done = _resume_attempt(target.client, plan)
+            if done is not None:
+                summary = _already_succeeded(plan, done)
+                typer.echo(summary["message"], err=True)
+                return summary
         sub = submit_sweep(target, plan, attempt, root)
         must_wait = wait_ or (target.head is not None and target.head.started and not keep)
         summary: dict[str, Any] = {**sub, "status": "SUBMITTED" if sub["created"] else "ALREADY_SUBMITTED"}
@@ -180,25 +197,33 @@ def submit(
     cluster: Annotated[str | None, typer.Option(help="Override the config's cluster: local | configs/cluster/*.yaml | URL.")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the local head running (and return once submitted).")] = False,
     wait_: Annotated[bool, typer.Option("--wait", help="Wait for the job (implied for a local head without --keep).")] = False,
-    attempt: Annotated[int, typer.Option(min=1, help="Attempt number (the submission id's suffix, from 1).")] = 1,
-    resume: Annotated[bool, typer.Option("--resume", help="Submit the next attempt of this sweep (resumes its Tune run).")] = False,
+    attempt: Annotated[int | None, typer.Option(min=1, help="Attempt number (the submission id's suffix, from 1; "
+                                                "default 1). A new attempt of a sweep that succeeded is asked this way.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Submit the next attempt of this sweep (resumes its Tune run); "
+                                         "a sweep whose latest attempt succeeded is left as it is.")] = False,
     out: Annotated[Path, typer.Option(help="Where the report is pulled (<out>/<sweep id>).")] = Path("reports"),
     cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Submit a sweep as a Ray job (submission id = sweep id + attempt: a retried submit never
-    starts a second run); wait, pull and verify the report; exit 1 if the job or the report fails."""
+    starts a second run); wait, pull and verify the report. Exit 0 when it succeeded (or was submitted,
+    with --keep and no --wait; or, with --resume, had already succeeded: nothing is sent), 1 if the job or
+    the report fails, 2 for a bad config, flag or cluster spec, 3 when the cluster or storage cannot be
+    reached, 130 when interrupted."""
     from tracebridge.cluster.submit import resolve_cluster
     from tracebridge.sweep.config import load_sweep_config
 
     ov, root = list(overrides or []), _project_root()
+    if resume and attempt is not None:  # before: --attempt was dropped without a word
+        fail(f"--resume and --attempt {attempt} conflict: --resume picks the attempt (the running one, or one past "
+             "the last); give one of them")
     check_out_dir(out)  # the report is pulled there after the sweep: a file in the way would show hours later
     with config_errors():
         ccfg = resolve_cluster(cluster, load_sweep_config(str(config), ov).cluster, list(cluster_set or []))
         plan = _plan(config, ov, ccfg, root)
     try:
         with sigterm_as_interrupt():
-            summary = _submit_on(ccfg, plan, root, keep, wait_, None if resume else attempt, out)
+            summary = _submit_on(ccfg, plan, root, keep, wait_, None if resume else attempt or 1, out)
     except KeyboardInterrupt as exc:
         fail(f"submit interrupted ({exc or 'SIGINT'}): a local head it started was stopped, and its job with it "
              "(unless --keep); a job on a head it did not start goes on (`tracebridge list`, `stop ID`); "
@@ -330,7 +355,7 @@ def stop_head_cmd(
              "`tracebridge window` tear it down)")
     head = running_head(cfg)
     if head is None:
-        fail(f"no local Ray head is running (state_dir={cfg.state_dir}: {state_path(cfg)})", 1)
+        fail(f"no local Ray head is running (state_dir={cfg.state_dir}: {state_path(cfg)})", 1, stopped=False)
     try:
         live = [j["submission_id"] for j in list_jobs(connect(head.address, read_token(cfg, head.token_file),
                                                               cfg.request_timeout_s), True)
@@ -339,7 +364,8 @@ def stop_head_cmd(
         _cluster_fail(exc)
     if live and not force:
         fail(f"the local Ray head at {head.address} runs {len(live)} job(s): {', '.join(live)}; `tracebridge stop "
-             "ID` each (a sweep saves its state for `submit --resume`), or pass --force to end them with the head", 1)
+             "ID` each (a sweep saves its state for `submit --resume`), or pass --force to end them with the head", 1,
+             stopped=False, address=head.address, pid=head.pid, jobs_running=live)
     stop_head(head)
     if json_out:
         print_json({"stopped": True, "address": head.address, "pid": head.pid, "jobs_ended": live})

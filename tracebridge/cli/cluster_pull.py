@@ -18,6 +18,7 @@ from tracebridge.cli.app import (
     print_json,
 )
 from tracebridge.cli.cluster import ClusterOpt, ClusterSetOpt, JsonOpt, _cluster_fail
+from tracebridge.cli.export import StorageConfigOpt
 
 
 def _pull_source(source: str, cluster: str, sets: list[str] | None) -> tuple[str, str, dict[str, str]]:
@@ -89,8 +90,9 @@ def pull(
     overrides: Annotated[list[str] | None, typer.Argument(
         help="key=value overrides of the storage config (request_timeout_s=10 retry.attempts=6 s3_endpoint_url=...).")] = None,
     out: Annotated[Path, typer.Option(help="Where the report goes (<out>/<sweep id>).")] = Path("reports"),
-    storage_config: Annotated[Path | None, typer.Option(
-        "--storage-config", help="A configs/storage YAML (endpoint, request_timeout_s, retry.*).")] = None,
+    config: StorageConfigOpt = None,
+    old_config: Annotated[Path | None, typer.Option(
+        "--storage-config", hidden=True, help="The old name of --config (kept so scripts using it still run).")] = None,
     cluster: ClusterOpt = "local",
     cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
@@ -106,9 +108,12 @@ def pull(
     if not source.strip():  # not a job id: asking a (possibly absent) head about '' would mislead
         fail(f"pull {source!r}: give a submission id (see `tracebridge list`) or a report URI / folder, "
              "e.g. tracebridge pull s3://bucket/prefix/reports/<sweep id>")
+    if config is not None and old_config is not None:
+        fail(f"--config {config} and --storage-config {old_config}: --storage-config is the old name of --config; "
+             "give one of them")
     check_out_dir(out)
     with config_errors():
-        storage_io = load_config(StorageConfig, storage_config, overrides or [])
+        storage_io = load_config(StorageConfig, config or old_config, overrides or [])
     uri, name, expect = _pull_source(source, cluster, cluster_set)
     res = pull_report(uri, out / name, storage_io, expect)
     if res.get("unreachable"):  # try again later, as fetch

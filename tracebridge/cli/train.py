@@ -1,6 +1,6 @@
-"""Training commands: ``tracebridge train`` (one role: trials + report), ``tracebridge eval``
-(a trained model on a bundle's test split) and ``tracebridge report`` (trial dirs → report, or
-``--verify`` a report folder). Heavy imports live inside the functions."""
+"""Training commands: ``tracebridge train`` (one role: trials + report) and ``tracebridge eval``
+(a trained model on a bundle's test split); ``tracebridge report`` is in ``tracebridge.cli.report``.
+Heavy imports live inside the functions."""
 
 from __future__ import annotations
 
@@ -350,50 +350,3 @@ def eval_cmd(
         if unmeasured:
             typer.echo(f"not measured (missing their bound): {', '.join(unmeasured)}", err=True)
     raise typer.Exit(1 if below or above else 0)
-
-
-@app.command()
-def report(
-    trial_dirs: Annotated[list[Path], typer.Argument(help="Trial folders (with trial.json), or roots to search.")],
-    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
-    verify: Annotated[bool, typer.Option("--verify", help="Only verify the manifest of the report folder(s) given.")] = False,
-    json_out: JsonOpt = False,
-) -> None:
-    """Write results.json + report.html + manifest.json from trial folders (failed trials are listed);
-    with ``--verify``, check a report folder's hashes (exit 1 on any problem)."""
-    from tracebridge.report import verify_report, write_report
-    from tracebridge.report.trials import find_trials, load_trial_files, runs_wall
-
-    if verify:
-        missing = [str(d) for d in trial_dirs if not d.is_dir()]
-        if missing:  # a path typed wrong is a usage error (2), not a report that fails its check (1)
-            fail(f"no such report folder: {', '.join(missing)}")
-        probs = [p for d in trial_dirs for p in verify_report(d)]
-        if json_out:
-            print_json({"ok": not probs, "problems": probs})
-        else:
-            typer.echo("\n".join(probs) or "report verifies")
-        raise typer.Exit(1 if probs else 0)
-    files, failed = find_trials(trial_dirs)
-    if not files:
-        fail(f"no trial.json under {', '.join(map(str, trial_dirs))}"
-             + "".join(f"\n  failed trial {f['trial_dir']}: {f['error']}" for f in failed))
-    trials, probs = load_trial_files(files)
-    if problem := out_dir_problem(out):
-        probs.append(problem)
-    if probs:
-        fail(f"{len(probs)} problem(s) in the trial folders, no report written:\n  " + "\n  ".join(probs),
-             problems=probs)
-    wall_s, wall_source = runs_wall(trials)
-    manifest = write_report(trials, out, config={"trials": [str(f) for f in files]}, wall_s=wall_s,
-                            wall_source=wall_source)
-    summary = {"report": str(out / "report.html"), "trials": len(trials), "winners": manifest.get("winners"),
-               "report_id": manifest["report_id"], "wall_s": wall_s, "wall_s_source": wall_source, "failed": failed}
-    if json_out:
-        print_json(summary)
-    else:
-        typer.echo(f"{summary['report']}  ({len(trials)} trials)  winners: {summary['winners']}")
-        for f in failed:  # not in the report: it has no result
-            typer.echo(f"failed trial {f['trial_dir']} (not in the report): {f['error']}", err=True)
-        if wall_s is None:
-            typer.echo(f"wall time {wall_source}", err=True)

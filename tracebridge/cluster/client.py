@@ -145,6 +145,20 @@ def submit(client: Any, entry: str, env: dict[str, Any], submission_id: str, met
     return True
 
 
+NUMBER_KEYS = ("attempt", "trials")  # job metadata Ray keeps as strings that are whole numbers
+
+
+def typed_metadata(meta: dict[str, str] | None) -> dict[str, Any]:
+    """A job's metadata with its whole numbers (``attempt``, ``trials``) as integers: Ray keeps metadata
+    as strings, and ``list``/``status --json`` gave ``"attempt": "1"``, which a script comparing it to a
+    number never matched. A value that is not a whole number (another tool's job) stays as it is."""
+    out: dict[str, Any] = dict(meta or {})
+    for k in NUMBER_KEYS:
+        if isinstance(out.get(k), str) and out[k].strip().isdigit():
+            out[k] = int(out[k])
+    return out
+
+
 def job_info(client: Any, submission_id: str) -> dict[str, Any]:
     """Status, message, times and metadata of a job.
 
@@ -157,7 +171,7 @@ def job_info(client: Any, submission_id: str) -> dict[str, Any]:
         raise cluster_error(f"job {submission_id}", exc) from exc
     return {"submission_id": info.submission_id, "status": str(info.status.value if hasattr(info.status, "value")
                                                                   else info.status),
-            "message": info.message, "entrypoint": info.entrypoint, "metadata": dict(info.metadata or {}),
+            "message": info.message, "entrypoint": info.entrypoint, "metadata": typed_metadata(info.metadata),
             "start_time": info.start_time, "end_time": info.end_time, "driver_exit_code": info.driver_exit_code}
 
 
@@ -176,7 +190,7 @@ def list_jobs(client: Any, everything: bool = False) -> list[dict[str, Any]]:
         meta = dict(j.metadata or {})
         if j.submission_id and (everything or "sweep_id" in meta):
             out.append({"submission_id": j.submission_id, "status": str(getattr(j.status, "value", j.status)),
-                        "sweep_id": meta.get("sweep_id"), "attempt": meta.get("attempt"),
+                        "sweep_id": meta.get("sweep_id"), "attempt": typed_metadata(meta).get("attempt"),
                         "start_time": j.start_time, "end_time": j.end_time})
     return sorted(out, key=lambda j: j.get("start_time") or 0)
 

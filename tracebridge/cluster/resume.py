@@ -126,3 +126,15 @@ def mismatch(plan: Any, sid: str, ident: dict[str, Any] | None) -> str:
                 "submit without --resume to start it anew")
     more = f"; and {len(diff) - MAX_LINES} more" if len(diff) > MAX_LINES else ""
     return f"{head} differs in {'; '.join(diff[:MAX_LINES])}{more}"
+
+
+def succeeded_job(jobs: list[dict[str, Any]], sweep_id: str) -> dict[str, Any] | None:
+    """The job of ``sweep_id``'s latest attempt when it SUCCEEDED and no attempt of it runs, else None: a
+    ``--resume`` of it would train nothing new (every trial finished, its report pushed), so none is sent."""
+    from tracebridge.cluster.client import TERMINAL
+
+    mine = [j for j in jobs if j["sweep_id"] == sweep_id]
+    if not mine or any(j["status"] not in TERMINAL for j in mine):
+        return None
+    last = max(mine, key=lambda j: (j["attempt"] if isinstance(j["attempt"], int) else 0, j.get("start_time") or 0))
+    return last if last["status"] == "SUCCEEDED" else None

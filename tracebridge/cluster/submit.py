@@ -90,8 +90,8 @@ def open_cluster(cfg: ClusterConfig, start: bool = True) -> Target:
     if cfg.kind == "local":
         head = start_head(cfg) if start else running_head(cfg)
         if head is None:
-            raise ClusterError("no local Ray head is running (start one with `tracebridge submit ... --keep`, "
-                               "or pass --cluster for a remote one)")
+            raise ClusterError(f"no local Ray head is running (none recorded under state_dir={cfg.state_dir}; start "
+                               "one with `tracebridge submit ... --keep`, or pass --cluster for a remote one)")
         address, token = head.address, read_token(cfg, head.token_file)
     else:
         address, token = cfg.address, read_token(cfg)
@@ -247,9 +247,9 @@ def next_attempt(jobs: list[dict[str, Any]], sweep_id: str) -> tuple[int, dict[s
 
     mine = [j for j in jobs if j["sweep_id"] == sweep_id]
     live = [j for j in mine if j["status"] not in TERMINAL]
-    if live:
-        return int(live[-1]["attempt"] or 1), live[-1]
-    return max((int(j["attempt"] or 0) for j in mine), default=0) + 1, None
+    if live:  # attempts are integers (``list_jobs``); a job whose metadata holds none counts as 0
+        return live[-1]["attempt"] if isinstance(live[-1]["attempt"], int) else 1, live[-1]
+    return max((j["attempt"] for j in mine if isinstance(j["attempt"], int)), default=0) + 1, None
 
 
 def submit_sweep(target: Target, plan: SweepPlan, attempt: int, working_dir: Path) -> dict[str, Any]:

@@ -162,11 +162,14 @@ def uri_problem(uri: str) -> str | None:
 
 
 def check_uri(uri: str) -> None:
-    """Refuse a mistyped URI (``uri_problem``) and one with credentials in it.
+    """Refuse an empty URI, a mistyped one (``uri_problem``) and one with credentials in it.
 
     Raises:
         StorageError: naming the URI and the fix.
     """
+    if not uri.strip():  # fsspec takes '' as the current folder: `push B "$UNSET"` published into the cwd
+        raise StorageError(f"{uri!r}: no storage URI given; write s3://bucket/prefix, gs://bucket/prefix, "
+                           "file:///absolute/path or a local folder (./bundles)")
     problem = uri_problem(uri)
     if problem:
         raise StorageError(problem)

@@ -23,7 +23,7 @@ def write_report(trials: list[dict[str, Any]], out_dir: str | Path, config: dict
                  wall_s: float | None = None, bundle_id: str | None = None, n_boot: int = 1000, ci: float = 0.95,
                  title: str = "TraceBridge report", sweep_id: str | None = None,
                  prices: dict[str, float] | None = None, submission_id: str | None = None,
-                 wall_source: str | None = None) -> dict[str, Any]:
+                 wall_source: str | None = None, failed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Write ``results.json``, ``report.html`` and ``manifest.json`` into ``out_dir``.
 
     Args:
@@ -40,6 +40,8 @@ def write_report(trials: list[dict[str, Any]], out_dir: str | Path, config: dict
             default: ``tracebridge.cluster.config.DEFAULT_PRICES``).
         submission_id: the Ray job (sweep id + attempt) writing the report, stamped into the manifest so
             ``pull <submission id>`` can tell its report from an earlier attempt's; None outside a Ray job.
+        failed: the trials that failed (``trial_id`` or ``trial_dir``, ``error``; role, variant, seed where
+            known), listed in results.json ``failed_trials`` with their reason and on the page.
 
     Returns:
         The manifest (also written).
@@ -49,7 +51,7 @@ def write_report(trials: list[dict[str, Any]], out_dir: str | Path, config: dict
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results = build_results(trials, n_boot, ci)
+    results = build_results(trials, n_boot, ci, failed)
     rpath = out / "results.json"
     rpath.write_text(json.dumps(results, indent=2, sort_keys=True, default=str))
     # the page shows a provisional stamp (everything but its own hash); manifest.json is the record

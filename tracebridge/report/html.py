@@ -1,9 +1,9 @@
 """The single-file ``report.html``: tables and inline SVG plots from ``results.json`` content.
 
-Sections: a stamp line (sweep, trials, nodes, GPU-hours, cost estimate), summary (winner per role),
-per role: metric table with intervals per variant, each variant's elapsed and summed trial time, interval plot per variant, paired differences
-(optimized − baseline) plot, closed-loop metrics, loss curves, ablation heatmaps; then the manifest
-stamp. No scripts, no external resources.
+Sections: a stamp line (sweep, trials finished and failed, nodes, GPU-hours, cost estimate), summary (winner
+per role), per role: metric table with intervals per variant, each variant's elapsed and summed trial time, interval plot per variant, paired differences
+(optimized − baseline) plot, closed-loop metrics, loss curves, ablation heatmaps; the failed
+trials with their reasons; then the manifest stamp. No scripts, no external resources.
 """
 
 from __future__ import annotations
@@ -129,20 +129,34 @@ def manifest_table(manifest: dict[str, Any]) -> str:
     return f"<table>{rows}</table>"
 
 
-def stamp_line(manifest: dict[str, Any]) -> str:
-    """One line under the title: sweep, trials and nodes, GPU-hours, cost estimate."""
+def failed_section(failed: list[dict[str, Any]]) -> str:
+    """The trials that failed, each with its reason (results.json ``failed_trials``); empty when none did."""
+    if not failed:
+        return ""
+    rows = "".join(f"<tr><td><code>{escape(str(f.get('trial_id') or f.get('trial_dir') or '?'))}</code></td>"
+                   + "".join(f"<td>{_f(f.get(k))}</td>" for k in ("role", "variant", "seed"))
+                   + f"<td>{escape(str(f.get('reason')))}</td></tr>" for f in failed)
+    return (f"<section id='failed'><h2>Failed trials ({len(failed)})</h2><p>Not in the tables, plots or winners "
+            "above: they have no result.</p><table><tr><th>trial</th><th>role</th><th>variant</th><th>seed</th>"
+            f"<th>reason</th></tr>{rows}</table></section>")
+
+
+def stamp_line(manifest: dict[str, Any], failed: int = 0) -> str:
+    """One line under the title: sweep, trials (and how many failed) and nodes, GPU-hours, cost estimate."""
     cost = manifest.get("cost_estimate") or {}
     usd = f"${cost['usd']:.2f}" if cost.get("usd") is not None else f"n/a ({cost.get('reason', 'no estimate')})"
     nodes = (manifest.get("cluster") or {}).get("nodes") or {}
     return (f"<p class='stamp'>sweep <code>{_f(manifest.get('sweep_id'))}</code> · "
-            f"{len(manifest.get('trials') or [])} trial(s) on {len(nodes)} node(s) · "
+            f"{len(manifest.get('trials') or [])} trial(s)"
+            + (f" finished, <a href='#failed'>{failed} failed</a>" if failed else "") + f" on {len(nodes)} node(s) · "
             f"GPU-hours {float(manifest.get('gpu_hours') or 0.0):.3f} · cost estimate {escape(usd)}</p>")
 
 
 def render_html(results: dict[str, Any], manifest: dict[str, Any], title: str = "TraceBridge report") -> str:
     """The whole page as one string."""
     parts = [(f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
-              f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>{stamp_line(manifest)}")]
+              f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>"
+              f"{stamp_line(manifest, len(results.get('failed_trials') or []))}")]
     summary = "".join(
         f"<tr><td>{escape(r)}</td><td>{escape(b['primary'])}</td><td class='{'win' if b.get('winner') else 'none'}'>"
         f"{escape(str(b.get('winner') or 'none'))}</td><td>{escape(b.get('winner_reason', ''))}</td></tr>"
@@ -156,5 +170,6 @@ def render_html(results: dict[str, Any], manifest: dict[str, Any], title: str = 
                      + wall_line(block) + pairing_list(block))
         parts += role_plots(role, block) + loss_plots(role, trials) + ablation_plots(block)
         parts.append("</section>")
+    parts.append(failed_section(results.get("failed_trials") or []))
     parts.append(f"<section><h2>Manifest</h2>{manifest_table(manifest)}</section></body></html>")
     return "\n".join(parts)

@@ -4,7 +4,8 @@ items of all seeds; baseline vs optimized as paired differences (same seed, same
 values, items paired by item id; ``comparison_problems`` lists pairs whose item sets differ, left out,
 and ``comparison_notes`` old ``eval_items.json`` paired by position); the winner per role; ablation
 grids; per variant, ``wall_s`` (elapsed, first trial start to last trial end), ``wall_s_source`` and
-``trial_wall_s`` (the trials' own seconds summed). Pure apart from reading the items.
+``trial_wall_s`` (the trials' own seconds summed); the trials that failed (``failed_trials``, each with its
+status and reason, counted per role and variant). Pure apart from reading the items.
 """
 
 from __future__ import annotations
@@ -194,8 +195,31 @@ def ablation_grids(role: str, trials: list[dict[str, Any]]) -> list[dict[str, An
     return grids
 
 
-def build_results(trials: list[dict[str, Any]], n_boot: int = 1000, ci: float = 0.95) -> dict[str, Any]:
-    """``results.json`` content from trial result dicts (see the module docstring)."""
+def failed_entries(failed: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The failed trials as results.json lists them: ``status`` "failed", ``reason`` (the error), the trial's
+    id (a sweep's) or folder (``tracebridge report``'s), and its role, variant, seed and ablation where known."""
+    keep = ("trial_id", "trial_dir", "role", "variant", "seed", "ablation")
+    return [{**{k: f[k] for k in keep if f.get(k) is not None}, "status": "failed",
+             "reason": str(f.get("error") or f.get("reason") or "unknown")} for f in failed or []]
+
+
+def _note_failed(block: dict[str, Any], failed: list[dict[str, Any]]) -> None:
+    """Count a role's failed trials into its block (per variant too) and say so next to its winner: a winner
+    read off the trials that finished must not look like the whole grid's."""
+    block["failed_trials"] = len(failed)
+    for v, vb in block["variants"].items():
+        vb["failed"] = sum(f.get("variant") == v for f in failed)
+    if failed:
+        block["winner_reason"] = (f"{block['winner_reason']}; {len(failed)} trial(s) of this role failed and are "
+                                  "left out (results.json failed_trials)")
+
+
+def build_results(trials: list[dict[str, Any]], n_boot: int = 1000, ci: float = 0.95,
+                  failed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``results.json`` content from trial result dicts (see the module docstring); ``failed`` (``trial_id``
+    or ``trial_dir``, ``error``, role, variant, seed where known) are listed in ``failed_trials`` with their
+    reason, counted per role and variant, and each finished trial says ``status`` "finished"."""
+    failed_list = failed_entries(failed)
     by_role: dict[str, dict[str, list[tuple[dict, dict]]]] = defaultdict(lambda: defaultdict(list))
     for t in trials:
         by_role[t["role"]][t["variant"]].append((t, load_items(t)))
@@ -224,6 +248,8 @@ def build_results(trials: list[dict[str, Any]], n_boot: int = 1000, ci: float = 
         else:
             block["winner"], block["winner_reason"] = None, "needs both baseline and optimized trials"
         block["ablations"] = ablation_grids(role, [p[0] for ps in variants.values() for p in ps])
+        _note_failed(block, [f for f in failed_list if f.get("role") == role])
         roles[role] = block
-    slim = [{k: v for k, v in t.items()} for t in trials]
-    return _clean({"roles": roles, "trials": slim, "n_boot": n_boot, "ci": ci})
+    slim = [{**t, "status": "finished"} for t in trials]
+    return _clean({"roles": roles, "trials": slim, "failed_trials": failed_list, "n_boot": n_boot, "ci": ci,
+                   "counts": {"finished": len(trials), "failed": len(failed_list)}})

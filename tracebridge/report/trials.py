@@ -27,14 +27,17 @@ def _files(dirs: list[Path], name: str) -> list[Path]:
 
 def find_trials(dirs: list[Path]) -> tuple[list[Path], list[dict[str, Any]]]:
     """The ``trial.json`` files under ``dirs``, and the trials there that failed (a ``trial_failed.json``,
-    which ``run_trial`` writes instead): ``{"trial_dir", "error"}`` each, so a report says which it lacks."""
+    which ``run_trial`` writes instead): ``{"trial_dir", "error"}`` each, with its role, variant and seed where
+    the file gives them, so a report says which it lacks."""
     failed = []
     for f in _files(dirs, "trial_failed.json"):
         try:
-            error = str(json.loads(f.read_text(encoding="utf-8")).get("error"))
-        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
-            error = f"unreadable {f.name} ({type(exc).__name__})"
-        failed.append({"trial_dir": str(f.parent), "error": error})
+            rec = json.loads(f.read_text(encoding="utf-8"))
+            who = {k: rec[k] for k in ("role", "variant", "seed") if rec.get(k) is not None}
+            error = str(rec.get("error"))
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError) as exc:
+            who, error = {}, f"unreadable {f.name} ({type(exc).__name__})"
+        failed.append({"trial_dir": str(f.parent), "error": error, **who})
     return _files(dirs, "trial.json"), failed
 
 

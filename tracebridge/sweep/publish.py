@@ -116,9 +116,9 @@ def record_sweep(cfg: SweepConfig, sweep_id: str, bundle_id: str, recipes: dict[
 
 def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str, bundle_id: str,
                    recipes: dict[str, Any], wall_s: float, local_dir: Path,
-                   submission_id: str | None = None) -> dict[str, Any]:
+                   submission_id: str | None = None, failed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Write the report into ``local_dir``, its manifest stamped with ``submission_id`` (the job that
-    wrote it), and push it to storage (each request bounded by ``cfg.storage_io.request_timeout_s``,
+    wrote it) and its results listing the ``failed`` trials with their reasons, and push it to storage (each request bounded by ``cfg.storage_io.request_timeout_s``,
     transient failures retried with backoff, ``cfg.push``).
 
     Returns:
@@ -134,7 +134,8 @@ def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str
     manifest = write_report(trials, local_dir, config=report_config(cfg, sweep_id, bundle_id, recipes),
                             wall_s=wall_s, bundle_id=bundle_id, n_boot=int(ev.get("n_boot", 1000)),
                             ci=float(ev.get("ci", 0.95)), title=f"TraceBridge sweep {sweep_id}",
-                            sweep_id=sweep_id, prices=dict(cfg.window.prices), submission_id=submission_id)
+                            sweep_id=sweep_id, prices=dict(cfg.window.prices), submission_id=submission_id,
+                            failed=failed)
     uri = join(cfg.storage, "reports", sweep_id)
     try:
         put_dir(local_dir, uri, replace(cfg.storage_io, retry=cfg.push), f"push of the report to {uri}")
@@ -146,7 +147,8 @@ def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str
 
 def publish_into(summary: dict[str, Any], trials: list[dict[str, Any]], cfg: SweepConfig, name: str,
                  bundle_id: str, recipes: dict[str, Any], wall_s: float, local_dir: Path) -> bool:
-    """The jobs' report step: ``publish_report`` stamped with this job's submission id, with its
+    """The jobs' report step: ``publish_report`` stamped with this job's submission id (the failed trials
+    listed from ``summary["failures"]``), with its
     outcome added to ``summary`` (``submission_id``; ``report_uri`` and ``winners``, or ``report_local``
     and ``report_error`` when the push failed, logged as an error naming the storage URI, the error and
     the local path).
@@ -156,7 +158,8 @@ def publish_into(summary: dict[str, Any], trials: list[dict[str, Any]], cfg: Swe
     """
     summary["submission_id"] = job_submission_id()
     try:
-        pub = publish_report(trials, cfg, name, bundle_id, recipes, wall_s, local_dir, summary["submission_id"])
+        pub = publish_report(trials, cfg, name, bundle_id, recipes, wall_s, local_dir, summary["submission_id"],
+                             summary.get("failures"))
     except ReportNotPushed as exc:
         log.error("report not pushed: %s", exc)
         summary.update(report_local=str(exc.local_dir), report_error=str(exc))

@@ -126,12 +126,17 @@ def _failure_config(max_failures: int) -> Any:
 
 
 def progress_callback(total: int) -> Any:
-    """A Tune callback that logs one line per trial event (start, loss, done, error)."""
+    """A Tune callback that logs one line per trial event (start, loss, done, retry, error), with the
+    trials finished and failed so far: a trial that ended with an input error (``INPUT_ERROR``) or an
+    error after its last try counts as failed, never as finished."""
     from ray.tune import Callback
 
     class ProgressLog(Callback):
         def __init__(self) -> None:
-            self.done = 0
+            self.done, self.failed = 0, 0
+
+        def counts(self) -> str:
+            return f"{self.done} finished, {self.failed} failed of {total}"
 
         def on_trial_start(self, iteration, trials, trial, **info):
             log.info("trial %s started", _name(trial))
@@ -142,11 +147,21 @@ def progress_callback(total: int) -> Any:
                          result["loss"])
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            self.done += 1
-            log.info("trial %s finished (%d/%d)", _name(trial), self.done, total)
+            # a trial whose inputs cannot train ends normally, with the reason as a metric: a failure
+            error = (trial.last_result or {}).get(INPUT_ERROR)
+            if error:
+                self.failed += 1
+                log.warning("trial %s failed: %s (%s)", _name(trial), error, self.counts())
+            else:
+                self.done += 1
+                log.info("trial %s finished (%s)", _name(trial), self.counts())
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            log.warning("trial %s failed (try %d), retried from its last checkpoint", _name(trial), trial.num_failures)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            log.warning("trial %s failed (failures so far: %d)", _name(trial), trial.num_failures)
+            self.failed += 1
+            log.warning("trial %s failed after %d tries (%s)", _name(trial), trial.num_failures, self.counts())
 
     return ProgressLog()
 
@@ -293,7 +308,10 @@ def run_sweep(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]]) 
     order = {s["trial_id"]: i for i, s in enumerate(specs)}
     trials.sort(key=lambda t: order.get(t.get("trial_id"), 1 << 30))
     failures += not_started(specs, trials, failures, unfinished if budget.fired else "not run")
-    log.info("sweep %s: %d/%d trials finished in %.1fs", ctx.sweep_id, len(trials), len(specs), time.time() - t0)
+    by_id = {s["trial_id"]: s for s in specs}  # the report lists a failed trial's role, variant and seed
+    failures = [{**{k: v for k, v in by_id.get(f["trial_id"], {}).items() if k != "trial_id"}, **f} for f in failures]
+    log.info("sweep %s: %d of %d trials finished, %d failed, in %.1fs", ctx.sweep_id, len(trials), len(specs),
+             len(failures), time.time() - t0)
     return {"trials": trials, "failures": failures, "wall_s": time.time() - t0}
 
 

@@ -1,0 +1,76 @@
+"""``tracebridge report``: trial folders → results.json + report.html + manifest.json (failed trials listed
+with their reasons), or ``--verify`` a report folder's hashes. Heavy imports live inside the function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracebridge.cli.app import app, fail, out_dir_problem, print_json
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
+
+
+def check_folders(dirs: list[Path], what: str) -> None:
+    """Exit 2 naming each of ``dirs`` that does not exist or is a file: a path typed wrong is a usage error,
+    not a report that fails its check (1), nor "no trial.json under" a folder that is not there."""
+    bad = [f"{d} does not exist" if not d.exists() else f"{d} is a file, not a folder" for d in dirs if not d.is_dir()]
+    if bad:
+        fail(f"{what}: " + "; ".join(bad), problems=bad)
+
+
+def _verify(report_dirs: list[Path], json_out: bool) -> None:
+    """``report --verify``: check each report folder's manifest hashes; exit 1 on any problem."""
+    from tracebridge.report import verify_report
+
+    check_folders(report_dirs, "report --verify: no such report folder")
+    probs = [p for d in report_dirs for p in verify_report(d)]
+    if json_out:
+        print_json({"ok": not probs, "problems": probs})
+    else:
+        typer.echo("\n".join(probs) or "report verifies")
+    raise typer.Exit(1 if probs else 0)
+
+
+@app.command()
+def report(
+    trial_dirs: Annotated[list[Path], typer.Argument(help="Trial folders (with trial.json), or roots to search.")],
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
+    verify: Annotated[bool, typer.Option("--verify", help="Only verify the manifest of the report folder(s) given.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write results.json + report.html + manifest.json from trial folders (failed trials are listed with their
+    reasons); with ``--verify``, check a report folder's hashes. Exit 1 on a problem found, 2 for a folder that
+    does not exist or trial folders that cannot make a report."""
+    from tracebridge.report import write_report
+    from tracebridge.report.trials import find_trials, load_trial_files, runs_wall
+
+    if verify:
+        _verify(trial_dirs, json_out)
+    check_folders(trial_dirs, "report: no such trial folder")
+    files, failed = find_trials(trial_dirs)
+    if not files:
+        fail(f"no trial.json under {', '.join(map(str, trial_dirs))}"
+             + "".join(f"\n  failed trial {f['trial_dir']}: {f['error']}" for f in failed), failed=failed)
+    trials, probs = load_trial_files(files)
+    if problem := out_dir_problem(out):
+        probs.append(problem)
+    if probs:
+        fail(f"{len(probs)} problem(s) in the trial folders, no report written:\n  " + "\n  ".join(probs),
+             problems=probs)
+    wall_s, wall_source = runs_wall(trials)
+    manifest = write_report(trials, out, config={"trials": [str(f) for f in files]}, wall_s=wall_s,
+                            wall_source=wall_source, failed=failed)
+    summary = {"report": str(out / "report.html"), "trials": len(trials), "winners": manifest.get("winners"),
+               "report_id": manifest["report_id"], "wall_s": wall_s, "wall_s_source": wall_source, "failed": failed}
+    if json_out:
+        print_json(summary)
+    else:
+        typer.echo(f"{summary['report']}  ({len(trials)} trials finished, {len(failed)} failed)  "
+                   f"winners: {summary['winners']}")
+        for f in failed:  # listed in results.json failed_trials, with no result
+            typer.echo(f"failed trial {f['trial_dir']}: {f['error']}", err=True)
+        if wall_s is None:
+            typer.echo(f"wall time {wall_source}", err=True)

@@ -105,7 +105,7 @@ class _Parser(argparse.ArgumentParser):
         _refuse(message)
 
 
-def _number(cast: Any, low: float, strict: bool = False) -> Any:
+def number_arg(cast: Any, low: float, strict: bool = False) -> Any:
     """An argparse type: a ``cast`` number at least ``low`` (above it when ``strict``), else a message
     naming the bound (argparse puts the flag in front)."""
     def parse(text: str) -> Any:
@@ -126,12 +126,12 @@ def make_parser() -> argparse.ArgumentParser:
                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="configs/model/qwen2.5-0.5b.yaml", help="a configs/model YAML")
     ap.add_argument("--role", default="verifier", choices=["verifier"], help="role whose format the rows use")
-    ap.add_argument("--steps", type=_number(int, 1), default=50, help="optimizer steps per phase (>= 1)")
-    ap.add_argument("--batch-size", type=_number(int, 1), default=8, help="rows (SFT) or pairs (DPO) per step")
-    ap.add_argument("--seq-len", type=_number(int, 16), default=1024, help="max tokens per row (>= 16)")
-    ap.add_argument("--rows", type=_number(int, 1), default=512, help="synthetic rows per phase")
-    ap.add_argument("--chars", type=_number(int, 1), default=2000, help="target prompt characters per row")
-    ap.add_argument("--lr", type=_number(float, 0, strict=True), default=1e-4, help="SFT learning rate, > 0 (DPO uses lr/10)")
+    ap.add_argument("--steps", type=number_arg(int, 1), default=50, help="optimizer steps per phase (>= 1)")
+    ap.add_argument("--batch-size", type=number_arg(int, 1), default=8, help="rows (SFT) or pairs (DPO) per step")
+    ap.add_argument("--seq-len", type=number_arg(int, 16), default=1024, help="max tokens per row (>= 16)")
+    ap.add_argument("--rows", type=number_arg(int, 1), default=512, help="synthetic rows per phase")
+    ap.add_argument("--chars", type=number_arg(int, 1), default=2000, help="target prompt characters per row")
+    ap.add_argument("--lr", type=number_arg(float, 0, strict=True), default=1e-4, help="SFT learning rate, > 0 (DPO uses lr/10)")
     ap.add_argument("--out", default=None, help="work folder (default: a temp dir)")
     ap.add_argument("--json", action="store_true", help="print only the JSON summary (errors too, as "
                     '{"ok": false, "error", "exit_code"})')

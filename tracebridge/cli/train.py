@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from tracebridge.cli.app import app, config_errors, fail, out_dir_problem, print_json
-from tracebridge.cli.train_notes import headline, warn_trial_notes
+from tracebridge.cli.train_notes import eval_rows, headline, warn_eval_quarantine, warn_trial_notes
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
 
@@ -182,9 +182,9 @@ def _reference_model(checkpoint: Path, cfg: Any) -> Any:
 
 def _checkpoint_problem(checkpoint: Path, role: str) -> str | None:
     """Why ``checkpoint`` is not a saved model of ``role`` (None when it looks like one)."""
-    from tracebridge.train.model_config import model_folder_problem
+    from tracebridge.train.model_config import chat_template_problem, model_folder_problem
 
-    if why := model_folder_problem(checkpoint):
+    if why := model_folder_problem(checkpoint) or chat_template_problem(checkpoint):
         return f"{checkpoint}: {why}; give a trial's checkpoint_dir"
     trial = _trial_file(checkpoint)
     try:
@@ -304,10 +304,11 @@ def eval_cmd(
         from tracebridge.report.results import _clean
 
         print_json(_clean({"metrics": metrics, "extra": res.extra, "below_floor": below, "above_ceiling": above,
-                           "not_measured": unmeasured,
+                           "not_measured": unmeasured, "data": eval_rows(data),
                            **({"differs_from_trial": differs} if differs else {})}))
     else:
         _print_metrics(metrics)
+        warn_eval_quarantine(bundle, data)
         note = fit_note(str(checkpoint), res.extra.get("fit_context"), cfg.data.fit_context)
         if note:
             typer.echo(note, err=True)

@@ -60,3 +60,17 @@ def _first_reason(r: dict[str, Any]) -> str:
         return f"first {first['where']}: {first['reason']}"
     except (OSError, ValueError, KeyError, TypeError):
         return "the trial folder's quarantine.jsonl cannot be read"
+
+
+def eval_rows(data: Any) -> dict[str, Any]:
+    """``eval --json``'s ``data``: rows of the role's views read and quarantined (where and why each)."""
+    return {"read": data.read, "quarantined": len(data.quarantined),
+            "quarantine": [{"where": q.where, "reason": q.reason} for q in data.quarantined]}
+
+
+def warn_eval_quarantine(bundle: Path, data: Any) -> None:
+    """A stderr line when the bundle check quarantined rows of the role's views (not evaluated)."""
+    if data.quarantined:
+        first = data.quarantined[0]
+        typer.echo(f"warning: {bundle}: {len(data.quarantined)} of {data.read} rows of the role's views quarantined "
+                   f"(not evaluated): first {first.where}: {first.reason}; --json lists each", err=True)

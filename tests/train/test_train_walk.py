@@ -108,3 +108,19 @@ def test_quarantined_rows_are_counted_in_the_json_summary_and_said_on_stderr(tmp
     assert (f"warning: verifier-baseline-s0: 1 of 145 rows of the role's views quarantined (neither trained nor "
             f"evaluated): first {view}:3:row: not JSON") in res.stderr
     assert str(tmp_path / "runs" / "verifier-baseline-s0" / "quarantine.jsonl") in res.stderr
+
+
+def test_an_optimized_trial_without_a_valid_pair_says_it_ran_no_dpo(tmp_path):
+    """Before: with every pair quarantined (here: rejected == chosen) the optimized trial quietly trained
+    SFT only; an INFO log line, not shown, was all that said so."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(FIXTURE, bundle)
+    view = bundle / "verifier_pref_pairs.jsonl"
+    rows = [json.loads(line) for line in view.read_text().splitlines()]
+    view.write_text("".join(json.dumps({**r, "rejected": r["chosen"]}) + "\n" for r in rows))
+    res = CliRunner().invoke(app, ["train", CONFIG, *FAST, "data.verify_bundle=false", "--bundle", str(bundle),
+                                   "--out", str(tmp_path / "runs"), "--variants", "optimized", "--json"])
+    assert res.exit_code == 0, res.output
+    trial = json.loads(res.stdout)["trials"][0]
+    assert trial["data/quarantined"] == len(rows) and "dpo/steps" not in trial
+    assert "warning: verifier-optimized-s0: ran no DPO: the bundle has no valid verifier preference pair" in res.stderr

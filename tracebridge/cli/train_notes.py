@@ -29,6 +29,9 @@ def warn_trial_notes(r: dict[str, Any], base: Any) -> None:
         typer.echo(f"warning: {trial}: {quarantined} of {r.get('data/read')} rows of the role's views quarantined "
                    f"(neither trained nor evaluated): {_first_reason(r)}; each with its file:line and reason in "
                    f"{Path(str(r.get('trial_dir'))) / 'quarantine.jsonl'}", err=True)
+    if r.get("variant") == "optimized" and r.get("dpo/steps") is None:  # said only in an INFO log line before
+        typer.echo(f"warning: {trial}: ran no DPO: the bundle has no valid {base.role} preference pair in the train "
+                   f"split (a quarantined pair is counted above); this trial's model is the curated SFT one", err=True)
     for name, key in (("sft", "train"), ("dpo", "dpo")):
         dropped, rows = r.get(f"{name}/rows_dropped") or 0, r.get(f"{name}/rows") or 0
         fitted, limit = r.get(f"{name}/rows_fitted") or 0, f"{key}.max_length={getattr(base, key).max_length}"

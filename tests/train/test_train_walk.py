@@ -124,3 +124,15 @@ def test_an_optimized_trial_without_a_valid_pair_says_it_ran_no_dpo(tmp_path):
     trial = json.loads(res.stdout)["trials"][0]
     assert trial["data/quarantined"] == len(rows) and "dpo/steps" not in trial
     assert "warning: verifier-optimized-s0: ran no DPO: the bundle has no valid verifier preference pair" in res.stderr
+
+
+def test_a_prepared_cache_under_a_file_exits_2_before_any_trial(tmp_path):
+    """Before: each trial failed when it first prepared its rows ("cannot create the folder: File exists"),
+    exit 1 after the bundle was read and the model built."""
+    (tmp_path / "cache").write_text("x")
+    res = CliRunner().invoke(app, ["train", CONFIG, *FAST, f"data.prepared_cache={tmp_path / 'cache' / 'sets'}",
+                                   "--bundle", str(FIXTURE), "--out", str(tmp_path / "runs"), "--json"])
+    assert res.exit_code == 2, res.output
+    assert (f"data.prepared_cache={tmp_path / 'cache' / 'sets'}: {tmp_path / 'cache'} is a file, not a folder"
+            in json.loads(res.stdout)["error"])
+    assert not (tmp_path / "runs").exists()

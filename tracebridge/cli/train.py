@@ -51,6 +51,7 @@ def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: 
     from tracebridge.config import ConfigError, to_dict
     from tracebridge.train.config import load_train_config
     from tracebridge.train.model_config import model_path_problem
+    from tracebridge.train.prepared import prepared_cache_problem
     from tracebridge.train.resume_config import nothing_left_problem, resume_config_problem
     from tracebridge.train.trial import resume_problem
 
@@ -62,7 +63,8 @@ def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: 
             except ConfigError as exc:
                 probs += [p for p in exc.problems if p not in probs]
                 continue
-            probs += [why] if (why := model_path_problem(cfg.model)) and why not in probs else []
+            for why in (model_path_problem(cfg.model), prepared_cache_problem(cfg.data.prepared_cache)):
+                probs += [why] if why and why not in probs else []
             # --resume is one trial: its folder's config is compared with this one
             if resume and (why := resume_problem(resume) or resume_config_problem(resume, to_dict(cfg))
                            or nothing_left_problem(resume, cfg)):

@@ -187,7 +187,10 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     """
     t0 = time.time()
     cfg = load_train_config(spec.get("config"), spec_overrides(spec), spec.get("model"))
-    if why := model_path_problem(cfg.model):  # before a trial folder: transformers would say less, or nothing
+    from tracebridge.train.prepared import prepared_cache_problem
+
+    # before a trial folder: transformers would say less, or nothing
+    if why := model_path_problem(cfg.model) or prepared_cache_problem(cfg.data.prepared_cache):
         from tracebridge.config import ConfigError
 
         raise ConfigError([why], spec.get("config"))

@@ -102,3 +102,14 @@ def test_every_problem_of_one_yaml_block_is_named(tmp_path):
     assert any(p.startswith("train.lora.r=many: expected an integer") for p in probs)
     assert any(p.startswith("train.lora.alfa: unknown key; did you mean 'train.lora.alpha'") for p in probs)
     assert len(probs) == 4, probs  # batch_size=-1 is a value check, run once the types are right
+
+
+def test_a_scalar_for_a_block_inside_a_yaml_block_names_the_inner_key(tmp_path):
+    """train: {lora: 5} was blamed on the outer block: "train={lora: 5}: expected a group of keys (lr, ...)"."""
+    path = tmp_path / "configs" / "train" / "bad.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text("role: verifier\ntrain:\n  lora: 5\n")
+    with pytest.raises(ConfigError) as exc:
+        load_train_config(str(path))
+    assert exc.value.problems == ["train.lora=5: expected a group of keys (enabled, r, alpha, dropout, "
+                                  "target_modules), e.g. train.lora.enabled=true"]

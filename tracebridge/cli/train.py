@@ -86,7 +86,8 @@ def train(
     json_out: JsonOpt = False,
 ) -> None:
     """Train and evaluate one role (each variant × seed), then write the report; exit 1 when a
-    trial fails."""
+    trial fails. Exit 2, before any trial, for a bad flag, config, model.path, data.prepared_cache,
+    bundle or --out, or a --resume that cannot continue (another config, nothing left to train)."""
     from tracebridge.config import ConfigError, to_dict
     from tracebridge.train.config import load_train_config
     from tracebridge.train.data import BundleError
@@ -265,7 +266,9 @@ def eval_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Evaluate a trained role model offline on the bundle's eval split (and closed loop when
-    ``eval.closed_loop.enabled``); exit 1 when a ``--min`` floor or ``--max`` ceiling is missed."""
+    ``eval.closed_loop.enabled``); exit 1 when a ``--min`` floor or ``--max`` ceiling is missed; exit 2,
+    before the model loads, for a bad config, bound, checkpoint (not a saved model, no chat template,
+    another role's), --out or bundle."""
     from dataclasses import replace
 
     from tracebridge.eval.bounds import missed

@@ -111,5 +111,5 @@ def test_a_scalar_for_a_block_inside_a_yaml_block_names_the_inner_key(tmp_path):
     path.write_text("role: verifier\ntrain:\n  lora: 5\n")
     with pytest.raises(ConfigError) as exc:
         load_train_config(str(path))
-    assert exc.value.problems == ["train.lora=5: expected a group of keys (enabled, r, alpha, dropout, "
-                                  "target_modules), e.g. train.lora.enabled=true"]
+    assert exc.value.problems == [("train.lora=5: expected a group of keys (enabled, r, alpha, dropout, "
+                                   "target_modules), e.g. train.lora.enabled=true")]

@@ -85,7 +85,11 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
             return path
 
     log.info("trial %s of sweep %s", spec["trial_id"], sid)
-    result = run_one(spec, ctx, report, _Dir, None)
+    try:
+        result = run_one(spec, ctx, report, _Dir, None)
+    except (ConfigError, BundleError) as exc:  # found by the trial before it trains: a traceback and exit 1 before
+        log.error("trial %s: %s", spec["trial_id"], exc)
+        return 2
     print(json.dumps({k: v for k, v in result.items() if k != "loss_curve"}, default=str), flush=True)
     return 0
 

@@ -36,6 +36,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from tracebridge.train import bench, equivalence, synth
 from tracebridge.train import flops as fl
+from tracebridge.train.gpu_check import number_arg
 
 log = logging.getLogger("bench_train_gpu")
 
@@ -250,30 +251,35 @@ def report(b: Bench) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="exit codes: 0 ratios measured and equivalence ok, 1 otherwise, 2 bad flags")
     ap.add_argument("--shapes", type=lambda s: s.split(","), default=SHAPES, help="configs/model YAMLs, comma-separated")
     ap.add_argument("--recipes", type=lambda s: s.split(","), default=["sft", "dpo"], help="sft,dpo")
-    ap.add_argument("--steps", type=int, default=15, help="timed SFT steps per case (after warm-up)")
-    ap.add_argument("--dpo-steps", type=int, default=8, help="timed DPO steps per case")
-    ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (compile, autotune, allocator)")
-    ap.add_argument("--budget-s", type=float, default=10.0, help="stop timing a case after this many seconds")
-    ap.add_argument("--deadline-s", type=float, default=270.0, help="start no case after this many seconds")
-    ap.add_argument("--batch-size", type=int, default=8, help="TRL default micro-batch (rows or pairs)")
-    ap.add_argument("--max-length", type=int, default=4096, help="longest row (data never exceeds it)")
-    ap.add_argument("--min-len", type=int, default=192, help="shortest row")
-    ap.add_argument("--median", type=int, default=900, help="median row length (log-normal)")
-    ap.add_argument("--rows", type=int, default=640, help="synthetic SFT rows and DPO pairs")
-    ap.add_argument("--vocab", type=int, default=0, help="vocabulary (0 = the shape's)")
-    ap.add_argument("--micro-tokens", type=int, default=0, help="optimized SFT tokens per micro-batch (0 = per shape)")
-    ap.add_argument("--dpo-tokens", type=int, default=0, help="optimized DPO tokens per micro-batch (0 = per shape)")
-    ap.add_argument("--eq-rows", type=int, default=6, help="rows in the loss-equivalence check")
+    ap.add_argument("--steps", type=number_arg(int, 1), default=15, help="timed SFT steps per case (after warm-up)")
+    ap.add_argument("--dpo-steps", type=number_arg(int, 1), default=8, help="timed DPO steps per case")
+    ap.add_argument("--warmup", type=number_arg(int, 0), default=2, help="untimed steps first (compile, autotune, allocator)")
+    ap.add_argument("--budget-s", type=number_arg(float, 0, strict=True), default=10.0, help="stop timing a case after this many seconds")
+    ap.add_argument("--deadline-s", type=number_arg(float, 0, strict=True), default=270.0, help="start no case after this many seconds")
+    ap.add_argument("--batch-size", type=number_arg(int, 1), default=8, help="TRL default micro-batch (rows or pairs)")
+    ap.add_argument("--max-length", type=number_arg(int, 1), default=4096, help="longest row (data never exceeds it)")
+    ap.add_argument("--min-len", type=number_arg(int, 1), default=192, help="shortest row")
+    ap.add_argument("--median", type=number_arg(int, 1), default=900, help="median row length (log-normal)")
+    ap.add_argument("--rows", type=number_arg(int, 1), default=640, help="synthetic SFT rows and DPO pairs")
+    ap.add_argument("--vocab", type=number_arg(int, 0), default=0, help="vocabulary (0 = the shape's)")
+    ap.add_argument("--micro-tokens", type=number_arg(int, 0), default=0, help="optimized SFT tokens per micro-batch (0 = per shape)")
+    ap.add_argument("--dpo-tokens", type=number_arg(int, 0), default=0, help="optimized DPO tokens per micro-batch (0 = per shape)")
+    ap.add_argument("--eq-rows", type=number_arg(int, 1), default=6, help="rows in the loss-equivalence check")
     ap.add_argument("--ablation", action="store_true", help="also run the one-lever-at-a-time SFT ladder")
-    ap.add_argument("--profile-steps", type=int, default=2, help="profile this many steps of the last shape's "
+    ap.add_argument("--profile-steps", type=number_arg(int, 0), default=2, help="profile this many steps of the last shape's "
                     "optimized SFT (0 = off)")
-    ap.add_argument("--peak-tflops", type=float, default=0.0, help="dense bf16 peak (0 = from the device name)")
+    ap.add_argument("--peak-tflops", type=number_arg(float, 0), default=0.0, help="dense bf16 peak (0 = from the device name)")
     ap.add_argument("--out", default=None, help="folder for results.jsonl and summary.json")
     ap.add_argument("--cpu-smoke", action="store_true", help="tiny model on CPU, seconds: the same code path")
     a = ap.parse_args(argv)
+    if bad := sorted(set(a.recipes) - set(TARGETS)):  # found at the report, after every case ran
+        ap.error(f"--recipes {','.join(a.recipes)}: unknown {', '.join(bad)}; choose from {','.join(TARGETS)}")
+    if missing := [s for s in a.shapes if not (ROOT / s).is_file()]:
+        ap.error(f"--shapes: no such model YAML {', '.join(missing)} (give configs/model/*.yaml)")
     if a.cpu_smoke:
         a.shapes, a.vocab, a.rows, a.min_len, a.max_length, a.median = (["configs/model/tiny.yaml"], 512, 48, 24,
                                                                        256, 96)

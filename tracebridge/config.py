@@ -221,14 +221,7 @@ def load_config(schema: type[T], path: str | Path | None = None,
             problem = _set_item(schema, merged, what, layer, at)
             problems += [problem] if problem else []
             continue
-        try:
-            merged = OmegaConf.merge(merged, layer)
-        except (ConfigKeyError, ConfigAttributeError) as exc:
-            key = getattr(exc, "full_key", None) or what
-            problems.append(f"{key}: unknown key{_suggest(str(key), merged)}")
-        except (OmegaConfBaseException, TypeError) as exc:  # TypeError: a list merged with a mapping
-            plain = type_problem(schema, what, exc, layer)
-            problems.append(plain or f"{getattr(exc, 'full_key', None) or what}: {str(exc).splitlines()[0]}")
+        merged = _merge_layer(schema, merged, what, layer, problems)
     if problems:
         raise ConfigError(problems, src)
     try:
@@ -239,6 +232,47 @@ def load_config(schema: type[T], path: str | Path | None = None,
     if found:
         raise ConfigError(found, src)
     return obj  # type: ignore[return-value]
+
+
+def _merge_layer(schema: type, merged: Any, what: str, layer: Any, problems: list[str]) -> Any:
+    """``merged`` with ``layer`` merged in, or, when that fails, with each key of a block of keys merged
+    alone, so that every problem of a YAML block is named: merged whole, the first one (``train.lr: fast``)
+    hid the others (a misspelt ``train.max_step`` beside it). Problems are appended to ``problems``."""
+    try:
+        return OmegaConf.merge(merged, layer)
+    except (ConfigKeyError, ConfigAttributeError) as exc:
+        key = getattr(exc, "full_key", None) or what
+        first = f"{key}: unknown key{_suggest(str(key), merged)}"
+    except (OmegaConfBaseException, TypeError) as exc:  # TypeError: a list merged with a mapping
+        plain = type_problem(schema, what, exc, layer)
+        first = plain or f"{getattr(exc, 'full_key', None) or what}: {str(exc).splitlines()[0]}"
+    parts = _split_block(layer) if "=" not in what else []
+    if len(parts) < 2:
+        problems.append(first)
+        return merged
+    for part in parts:
+        merged = _merge_layer(schema, merged, what, part, problems)
+    return merged
+
+
+def _split_block(layer: Any) -> list[Any]:
+    """A one-path YAML layer (``{train: {lr: .., max_steps: ..}}``) as one layer per key of its innermost
+    block of two or more keys; ``[]`` when it holds a single value."""
+    path: list[str] = []
+    node = layer
+    while isinstance(node, DictConfig) and len(node) == 1:
+        key = next(iter(node))
+        path.append(str(key))
+        node = node._get_node(key)
+    if not isinstance(node, DictConfig) or len(node) < 2:
+        return []
+    out = []
+    for key in node:
+        value: Any = OmegaConf.masked_copy(node, [key])
+        for name in reversed(path):
+            value = OmegaConf.create({name: value})
+        out.append(value)
+    return out
 
 
 def _checked(obj: Any) -> list[str]:

@@ -104,6 +104,11 @@ def type_problem(schema: Any, what: str, exc: Exception, layer: Any) -> str | No
     parts = blamed.split(".")
     if any(p.isdigit() for p in parts):
         parts = parts[:next(i for i, p in enumerate(parts) if p.isdigit())]
+    # OmegaConf may blame the block (``train``) for one key inside it (``train: {lora: 5}``): go down to it
+    found, value = value_at(layer, parts)
+    while found and isinstance(value, dict) and len(value) == 1:
+        parts.append(str(next(iter(value))))
+        found, value = value_at(layer, parts)
     for n in range(len(parts), 0, -1):
         found, value = value_at(layer, parts[:n])
         key = ".".join(parts[:n])

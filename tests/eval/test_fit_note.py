@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tracebridge.cli.train import _warn_dropped
+from tracebridge.cli.train_notes import warn_trial_notes
 from tracebridge.train.config import load_train_config
 
 # extra.fit_context of the worker eval on 20 generated OpenClaw sessions (max_length 2048)
@@ -17,7 +17,7 @@ def _note(tmp_path, capsys, *overrides: str) -> str:
     (tmp_path / "eval_items.json").write_text(json.dumps({"extra": {"fit_context": FIT}}))
     result = {"variant": "baseline", "seed": 0, "worker/eval_rows": 66, "worker/eval_prompts_fitted": 61,
               "eval_items_path": str(tmp_path / "eval_items.json")}
-    _warn_dropped(result, load_train_config(None, ["role=worker", *overrides]))
+    warn_trial_notes(result, load_train_config(None, ["role=worker", *overrides]))
     return capsys.readouterr().err
 
 

@@ -106,6 +106,18 @@ def test_train_role_runs_one_cell(tmp_path):
     assert bad.returncode == 2 and "verifier-optimized-s0" in bad.stderr
 
 
+def test_train_role_exits_2_on_a_config_problem_the_trial_finds(tmp_path):
+    """The trial's own checks (data.prepared_cache, model.path) raised ConfigError through main: a
+    traceback and exit 1, where the docstring promises 2 for a bad config."""
+    (tmp_path / "cache").write_text("x")
+    res = subprocess.run([sys.executable, "jobs/train_role.py", "configs/sweep/smoke.yaml", "verifier-baseline-s0",
+                          f"bundle={BUNDLE}", f"work_dir={tmp_path}/work",
+                          f"overrides.data.prepared_cache={tmp_path}/cache"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr and f"{tmp_path}/cache is a file, not a folder" in res.stderr
+
+
 def test_tampered_bundle_is_refused_before_any_training(tmp_path):
     bundle = tmp_path / "bundle"
     shutil.copytree(BUNDLE, bundle)

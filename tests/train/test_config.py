@@ -81,3 +81,35 @@ def test_max_grad_norm_is_a_recipe_key_that_reaches_the_trainer(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_train_config(None, ["train.max_grad_norm=-1"])
     assert e.value.problems == ["train.max_grad_norm=-1.0: must be >= 0 (0 = no clipping; typical 1.0)"]
+
+
+def test_every_problem_of_one_yaml_block_is_named(tmp_path):
+    """A block was merged whole: its first problem (train.lr: fast) hid the others, so a misspelt
+    train.max_step, or one two blocks down (train.lora.alfa), came up only on the next run."""
+    text = (ROOT / "configs/train/cpu_tiny.yaml").read_text()
+    for old, new in (("  lr: 5.0e-3 ", "  lr: fast "), ("  max_steps: 400 ", "  max_step: 400 "),
+                     ("  warmup_ratio: 0.05", "  warmup_ratio: 0.05\n  lora: {r: many, alfa: 3}")):
+        assert old in text
+        text = text.replace(old, new, 1)
+    path = tmp_path / "configs" / "train" / "bad.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_train_config(str(path), ["train.batch_size=-1"])
+    probs = exc.value.problems
+    assert "train.lr=fast: expected a number, e.g. train.lr=0.5" in probs
+    assert "train.max_step: unknown key; did you mean 'train.max_steps'?" in probs
+    assert any(p.startswith("train.lora.r=many: expected an integer") for p in probs)
+    assert any(p.startswith("train.lora.alfa: unknown key; did you mean 'train.lora.alpha'") for p in probs)
+    assert len(probs) == 4, probs  # batch_size=-1 is a value check, run once the types are right
+
+
+def test_a_scalar_for_a_block_inside_a_yaml_block_names_the_inner_key(tmp_path):
+    """train: {lora: 5} was blamed on the outer block: "train={lora: 5}: expected a group of keys (lr, ...)"."""
+    path = tmp_path / "configs" / "train" / "bad.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text("role: verifier\ntrain:\n  lora: 5\n")
+    with pytest.raises(ConfigError) as exc:
+        load_train_config(str(path))
+    assert exc.value.problems == [("train.lora=5: expected a group of keys (enabled, r, alpha, dropout, "
+                                   "target_modules), e.g. train.lora.enabled=true")]

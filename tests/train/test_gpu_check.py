@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -89,3 +90,42 @@ def test_without_omegaconf_the_model_yaml_is_still_checked_by_name_and_type(tmp_
     ok = subprocess.run([sys.executable, "-c", code, str(ROOT / "configs/model/qwen2.5-0.5b.yaml")],
                         capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=120)
     assert ok.returncode == 0, ok.stderr[-2000:]
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["--steps", "0"], "argument --steps: 0: must be >= 1"),
+    (["--batch-size", "-2"], "argument --batch-size: -2: must be >= 1"),
+    (["--lr", "0"], "argument --lr: 0: must be > 0"),
+    (["--lr", "nan"], "argument --lr: nan: must be > 0"),
+    (["--rows", "many"], "argument --rows: 'many' is not a whole number"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_a_bad_flag_exits_2_before_any_work_with_one_json_document(tmp_path, capsys, argv, expect):
+    """--steps 0 trained (TRL ran one step) and exited 1 as a failed check; a bad flag under --json left
+    stdout empty, while every command prints {"ok": false, "error", "exit_code"} there."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", str(ROOT / "configs/model/tiny.yaml"), *argv, "--out", str(tmp_path / "out"), "--json"])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"ok": False, "error": expect, "exit_code": 2}
+    assert f"gpu_check: error: {expect}" in captured.err and "Traceback" not in captured.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_out_under_a_file_exits_2_naming_the_file(tmp_path, capsys):
+    """--out under a file was found by the first checkpoint write: a traceback after the model was built."""
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", str(ROOT / "configs/model/tiny.yaml"), "--out", str(tmp_path / "f" / "run")])
+    assert exc.value.code == 2
+    assert f"--out {tmp_path / 'f' / 'run'}: {tmp_path / 'f'} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_help_gives_the_whole_description_and_the_exit_codes(capsys):
+    """--help cut the description mid-sentence ("Qwen2.5-0.5B shape by") and said nothing of exit codes."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: " in out and "Qwen2.5-0.5B shape by\ndefault, bf16" in out
+    assert "exit codes:" in out and "  2  a bad flag" in out and "  1  the check ran and failed" in out

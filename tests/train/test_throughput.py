@@ -8,6 +8,7 @@ import copy
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,16 @@ def test_device_script_runs_the_benchmark_and_the_gpu_check_in_smoke_mode(tmp_pa
     assert summary["equivalence_ok"] and set(summary["ratios"]) == {"sft_tiny", "dpo_tiny"}
     assert "usage: " in (out / "gpu_check.log").read_text()  # invoked from the same device call
 
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["--cpu-smoke", "--recipes", "sfx"], "--recipes sfx: unknown sfx; choose from sft,dpo"),
+    (["--shapes", "nope.yaml"], "--shapes: no such model YAML nope.yaml"),
+    (["--cpu-smoke", "--steps", "0"], "argument --steps: 0: must be >= 1"),
+])
+def test_bench_script_refuses_a_bad_flag_before_any_case(argv, expect):
+    """--recipes sfx ran every case then died on a KeyError in the report; --shapes nope.yaml was a
+    FileNotFoundError traceback; --steps 0 timed nothing. Each now exits 2 naming the flag."""
+    r = subprocess.run([sys.executable, str(ROOT / "scripts/bench_train_gpu.py"), *argv], capture_output=True, text=True,
+                       timeout=120, check=False, cwd=ROOT)
+    assert r.returncode == 2 and expect in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from tracebridge.cli.app import app, config_errors, fail, out_dir_problem, print_json
+from tracebridge.cli.train_notes import eval_rows, headline, warn_eval_quarantine, warn_trial_notes
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable summary.")]
 
@@ -41,54 +42,20 @@ def _csv(option: str, value: str | None, example: str, cast: Any = str) -> list[
     return items
 
 
-def _headline(r: dict[str, Any]) -> dict[str, Any]:
-    from tracebridge.report.results import _clean
-
-    return _clean({k: v for k, v in r.items() if "/" in k and not k.endswith(("_lo", "_hi"))} | {
-        k: r.get(k) for k in ("role", "variant", "seed", "checkpoint_dir", "wall_s")})
-
-
-def _warn_dropped(r: dict[str, Any], base: Any) -> None:
-    """Stderr lines per recipe that trained on part of its rows (TRL drops a row with no trainable
-    token left after truncation, and realistic chat sessions often run past max_length) or on rows
-    whose oldest context ``data.fit_context`` dropped to fit max_length; and what ``eval.fit_context``
-    did to the evaluated prompts and pairs (``eval_items.json``'s ``extra.fit_context``)."""
-    trial = f"{base.role}-{r.get('variant')}-s{r.get('seed')}"
-    for name, key in (("sft", "train"), ("dpo", "dpo")):
-        dropped, rows = r.get(f"{name}/rows_dropped") or 0, r.get(f"{name}/rows") or 0
-        fitted, limit = r.get(f"{name}/rows_fitted") or 0, f"{key}.max_length={getattr(base, key).max_length}"
-        if fitted:
-            typer.echo(f"note: {trial}: {name} fitted {fitted} of {rows} rows to {limit} by dropping their oldest "
-                       "context messages (data.fit_context)", err=True)
-        if dropped:
-            fix = "" if base.data.fit_context else "set data.fit_context=true, "
-            typer.echo(f"warning: {trial}: {name} trained on {rows - dropped} of {rows} rows ({dropped} longer than "
-                       f"{limit} kept no trainable token); raise {key}.max_length, {fix}or export with "
-                       "views.context_max_chars / views.tool_output_max_chars", err=True)
-    if r.get(f"{base.role}/eval_prompts_fitted"):
-        from tracebridge.eval.offline import fit_lengths
-        from tracebridge.eval.settings import fit_note
-
-        try:
-            fit = json.loads(Path(r["eval_items_path"]).read_text())["extra"]["fit_context"]
-        except (OSError, KeyError, TypeError, ValueError):  # no items file: the total alone
-            fit = {"fitted": r[f"{base.role}/eval_prompts_fitted"], "prompts": r.get(f"{base.role}/eval_rows"),
-                   "max_length": fit_lengths(base)[0]}
-        typer.echo(fit_note(trial, fit, base.data.fit_context), err=True)
-
-
 def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: list[str], ss: list[int],
-                           resume: Path | None) -> None:
+                           resume: Path | None, out: Path) -> None:
     """Every problem of the trials to come, before the first one trains: each variant × seed config
-    (``--variants baseline,typo`` must not fail after baseline trained), its ``model.path`` and ``--resume``
-    (the bundle is checked by each trial before it trains)."""
+    (``--variants baseline,typo`` must not fail after baseline trained), its ``model.path``, ``--resume``
+    (a finished trial has nothing left to train) and ``--out`` (the bundle is checked by each trial
+    before it trains)."""
     from tracebridge.config import ConfigError, to_dict
     from tracebridge.train.config import load_train_config
     from tracebridge.train.model_config import model_path_problem
-    from tracebridge.train.resume_config import resume_config_problem
+    from tracebridge.train.prepared import prepared_cache_problem
+    from tracebridge.train.resume_config import nothing_left_problem, resume_config_problem
     from tracebridge.train.trial import resume_problem
 
-    probs: list[str] = []
+    probs: list[str] = [why] if (why := out_dir_problem(out)) else []
     for v in vs:
         for s in ss:
             try:
@@ -96,9 +63,11 @@ def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: 
             except ConfigError as exc:
                 probs += [p for p in exc.problems if p not in probs]
                 continue
-            probs += [why] if (why := model_path_problem(cfg.model)) and why not in probs else []
+            for why in (model_path_problem(cfg.model), prepared_cache_problem(cfg.data.prepared_cache)):
+                probs += [why] if why and why not in probs else []
             # --resume is one trial: its folder's config is compared with this one
-            if resume and (why := resume_problem(resume) or resume_config_problem(resume, to_dict(cfg))):
+            if resume and (why := resume_problem(resume) or resume_config_problem(resume, to_dict(cfg))
+                           or nothing_left_problem(resume, cfg)):
                 probs.append(why)
     if probs:
         fail(str(ConfigError(probs, str(config))))
@@ -117,7 +86,8 @@ def train(
     json_out: JsonOpt = False,
 ) -> None:
     """Train and evaluate one role (each variant × seed), then write the report; exit 1 when a
-    trial fails."""
+    trial fails. Exit 2, before any trial, for a bad flag, config, model.path, data.prepared_cache,
+    bundle or --out, or a --resume that cannot continue (another config, nothing left to train)."""
     from tracebridge.config import ConfigError, to_dict
     from tracebridge.train.config import load_train_config
     from tracebridge.train.data import BundleError
@@ -131,7 +101,7 @@ def train(
     ss = _csv("--seeds", seeds, "0,1", int) or [base.seed]
     if resume and len(vs) * len(ss) > 1:
         fail("--resume continues one trial: give one variant and one seed")
-    _check_before_training(config, ov, model, vs, ss, resume)
+    _check_before_training(config, ov, model, vs, ss, resume, out)
     t0, results, failed = time.time(), [], []
     for v in vs:
         for s in ss:
@@ -147,15 +117,15 @@ def train(
                 continue
             results.append(r)
             if not json_out:
-                typer.echo(json.dumps(_headline(r), default=str))
-            _warn_dropped(r, base)
+                typer.echo(json.dumps(headline(r), default=str))
+            warn_trial_notes(r, base)
     manifest = None
     if results:
         from tracebridge.report import write_report
 
         manifest = write_report(results, out / "report", config=to_dict(base), wall_s=time.time() - t0,
                                 n_boot=base.eval.n_boot, ci=base.eval.ci, title=f"TraceBridge: {base.role}")
-    summary = {"trials": [_headline(r) for r in results], "failed": failed,
+    summary = {"trials": [headline(r) for r in results], "failed": failed,
                "report": str(out / "report" / "report.html") if results else None,
                "winners": (manifest or {}).get("winners")}
     if json_out:
@@ -215,9 +185,9 @@ def _reference_model(checkpoint: Path, cfg: Any) -> Any:
 
 def _checkpoint_problem(checkpoint: Path, role: str) -> str | None:
     """Why ``checkpoint`` is not a saved model of ``role`` (None when it looks like one)."""
-    from tracebridge.train.model_config import model_folder_problem
+    from tracebridge.train.model_config import chat_template_problem, model_folder_problem
 
-    if why := model_folder_problem(checkpoint):
+    if why := model_folder_problem(checkpoint) or chat_template_problem(checkpoint):
         return f"{checkpoint}: {why}; give a trial's checkpoint_dir"
     trial = _trial_file(checkpoint)
     try:
@@ -296,7 +266,9 @@ def eval_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Evaluate a trained role model offline on the bundle's eval split (and closed loop when
-    ``eval.closed_loop.enabled``); exit 1 when a ``--min`` floor or ``--max`` ceiling is missed."""
+    ``eval.closed_loop.enabled``); exit 1 when a ``--min`` floor or ``--max`` ceiling is missed; exit 2,
+    before the model loads, for a bad config, bound, checkpoint (not a saved model, no chat template,
+    another role's), --out or bundle."""
     from dataclasses import replace
 
     from tracebridge.eval.bounds import missed
@@ -337,10 +309,11 @@ def eval_cmd(
         from tracebridge.report.results import _clean
 
         print_json(_clean({"metrics": metrics, "extra": res.extra, "below_floor": below, "above_ceiling": above,
-                           "not_measured": unmeasured,
+                           "not_measured": unmeasured, "data": eval_rows(data),
                            **({"differs_from_trial": differs} if differs else {})}))
     else:
         _print_metrics(metrics)
+        warn_eval_quarantine(bundle, data)
         note = fit_note(str(checkpoint), res.extra.get("fit_context"), cfg.data.fit_context)
         if note:
             typer.echo(note, err=True)

@@ -92,6 +92,8 @@ def check_row(row: Any) -> tuple[str | None, list[str]]:
         probs += _check_messages(row.get("prompt"), "prompt", False)
         probs += _check_messages(row.get("chosen"), "chosen", True)
         probs += _check_messages(row.get("rejected"), "rejected", True)
+        if not probs and row.get("chosen") == row.get("rejected"):  # DPO's loss is flat on it; eval scores a tie
+            probs.append("rejected: same as chosen, so the pair prefers nothing")
         return "pref", probs
     return None, probs + ["messages: row has neither 'messages' nor 'prompt/chosen/rejected'"]
 

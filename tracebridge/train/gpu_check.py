@@ -9,6 +9,12 @@ model YAML's types as every command does (without it, unknown keys are still ref
     python -m tracebridge.train.gpu_check --model configs/model/qwen2.5-0.5b.yaml --steps 50
     python -m tracebridge.train.gpu_check --model configs/model/tiny.yaml --steps 3 --rows 16 --seq-len 128  # CPU
     python -m tracebridge.train.gpu_check --model configs/model/qwen2.5-0.5b.yaml num_hidden_layers=12  # a model key
+
+Its flags are parsed with argparse, not typer as the ``tracebridge`` commands are: the device machine
+has neither typer nor its click and rich (only the wheels ``scripts/gpu_check.sh`` names travel, and no
+Ray, omegaconf or the CLI package is needed there). The parser keeps the commands' conventions instead:
+model keys as ``key=value``, ``error: ...`` on stderr, exit 2 for a bad flag or config before any
+work (under ``--json`` also ``{"ok": false, "error", "exit_code"}`` on stdout), exit 1 when the check fails.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import random
 import sys
 import tempfile
@@ -69,10 +76,67 @@ def load_model_config(path: str, overrides: list[str] | tuple[str, ...] = ()) ->
         _refuse(str(exc))
 
 
+EXIT_CODES = """exit codes:
+  0  the check passed: SFT loss fell, both phases ran every step, the prepared set loaded
+  1  the check ran and failed (the JSON summary's "ok" is false)
+  2  a bad flag, model key or --model YAML, or an --out that cannot be a folder: nothing was run"""
+
+
+class Refused(SystemExit):
+    """A usage or config error found before any work: exit 2 with ``text`` (``error: ...`` on stderr)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(2)
+        self.text = text
+
+
 def _refuse(text: str) -> None:
     """Print a config problem and exit 2 (a config error, before any work)."""
-    print(f"gpu_check: {text}", file=sys.stderr)
-    raise SystemExit(2)
+    print(f"gpu_check: error: {text}", file=sys.stderr)
+    raise Refused(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that refuses a bad flag as the commands do: ``error:`` naming it, where to find help, exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(self.format_usage().rstrip(), file=sys.stderr)
+        print(f"Try '{self.prog} --help' for help.", file=sys.stderr)
+        _refuse(message)
+
+
+def number_arg(cast: Any, low: float, strict: bool = False) -> Any:
+    """An argparse type: a ``cast`` number at least ``low`` (above it when ``strict``), else a message
+    naming the bound (argparse puts the flag in front)."""
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'a whole number' if cast is int else 'a number'}") from None
+        if math.isnan(value) or (value <= low if strict else value < low):
+            raise argparse.ArgumentTypeError(f"{text}: must be {'>' if strict else '>='} {low}")
+        return value
+    return parse
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The check's flags (the module docstring and the exit codes are its help)."""
+    ap = _Parser(prog="scripts/gpu_check.sh", description=__doc__, epilog=EXIT_CODES,
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="configs/model/qwen2.5-0.5b.yaml", help="a configs/model YAML")
+    ap.add_argument("--role", default="verifier", choices=["verifier"], help="role whose format the rows use")
+    ap.add_argument("--steps", type=number_arg(int, 1), default=50, help="optimizer steps per phase (>= 1)")
+    ap.add_argument("--batch-size", type=number_arg(int, 1), default=8, help="rows (SFT) or pairs (DPO) per step")
+    ap.add_argument("--seq-len", type=number_arg(int, 16), default=1024, help="max tokens per row (>= 16)")
+    ap.add_argument("--rows", type=number_arg(int, 1), default=512, help="synthetic rows per phase")
+    ap.add_argument("--chars", type=number_arg(int, 1), default=2000, help="target prompt characters per row")
+    ap.add_argument("--lr", type=number_arg(float, 0, strict=True), default=1e-4, help="SFT learning rate, > 0 (DPO uses lr/10)")
+    ap.add_argument("--out", default=None, help="work folder (default: a temp dir)")
+    ap.add_argument("--json", action="store_true", help="print only the JSON summary (errors too, as "
+                    '{"ok": false, "error", "exit_code"})')
+    ap.add_argument("overrides", nargs="*", metavar="key=value", help="model config keys (num_hidden_layers=12)")
+    return ap
 
 
 def _load_model_config_plain(path: str, overrides: list[str] | tuple[str, ...]) -> Any:
@@ -181,6 +245,23 @@ def check_prepared(model: Any, tok: Any, records: list[dict], args: Any, out: Pa
     return row
 
 
+def _inputs(argv: list[str]) -> tuple[Any, Any, Path]:
+    """The flags, the model config and the work folder, or exit 2 (``Refused``) before any work; under
+    ``--json`` the error is also the one JSON document on stdout."""
+    try:
+        args = make_parser().parse_args(argv)
+        logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
+        cfg = load_model_config(args.model, args.overrides)  # before the heavy imports: a bad config fails at once
+        for p in (Path(args.out), *Path(args.out).parents) if args.out else ():
+            if p.exists() and not p.is_dir():
+                _refuse(f"--out {args.out}: {p} is a file, not a folder")
+    except Refused as exc:
+        if "--json" in argv:
+            print(json.dumps({"ok": False, "error": exc.text, "exit_code": exc.code}))
+        raise
+    return args, cfg, Path(args.out or tempfile.mkdtemp(prefix="gpu_check_"))
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the smoke check (SFT, then DPO, then the prepared-set check) and print a JSON summary.
 
@@ -191,21 +272,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         The summary; ``ok`` is True when the SFT loss fell, both phases ran every step and the
         prepared-set check passed.
     """
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="configs/model/qwen2.5-0.5b.yaml", help="a configs/model YAML")
-    ap.add_argument("--role", default="verifier", choices=["verifier"], help="role whose format the rows use")
-    ap.add_argument("--steps", type=int, default=50, help="optimizer steps per phase")
-    ap.add_argument("--batch-size", type=int, default=8, help="rows (SFT) or pairs (DPO) per step")
-    ap.add_argument("--seq-len", type=int, default=1024, help="max tokens per row")
-    ap.add_argument("--rows", type=int, default=512, help="synthetic rows per phase")
-    ap.add_argument("--chars", type=int, default=2000, help="target prompt characters per row")
-    ap.add_argument("--lr", type=float, default=1e-4, help="SFT learning rate (DPO uses lr/10)")
-    ap.add_argument("--out", default=None, help="work folder (default: a temp dir)")
-    ap.add_argument("--json", action="store_true", help="print only the JSON summary")
-    ap.add_argument("overrides", nargs="*", metavar="key=value", help="model config keys (num_hidden_layers=12)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
-    cfg = load_model_config(args.model, args.overrides)  # before the heavy imports: a bad config fails at once
+    args, cfg, out = _inputs(sys.argv[1:] if argv is None else list(argv))
 
     import datasets
     import torch
@@ -222,7 +289,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model = model.to("cuda")
     build_s = time.perf_counter() - t0
     sft_rows, pref_rows = synth_rows(args.role, args.rows, args.chars)
-    out = Path(args.out or tempfile.mkdtemp(prefix="gpu_check_"))
     common = {"max_steps": args.steps, "batch_size": args.batch_size, "max_length": args.seq_len,
               "logging_steps": 5, "save_steps": 0, "warmup_ratio": 0.1}
     model, sft = run_phase("sft", run_sft, model, tok, sft_rows, SFTRecipeConfig(lr=args.lr, **common), out)

@@ -106,6 +106,21 @@ def model_folder_problem(path: Path, weights: bool = True) -> str | None:
     return f"not a saved model folder (missing: {'; '.join(missing)})" if missing else None
 
 
+def chat_template_problem(path: Path) -> str | None:
+    """Why the tokenizer saved in ``path`` has no chat template of its own (``chat_template.jinja``, or
+    ``chat_template`` in tokenizer_config.json), or None: every row is rendered through it, and without
+    one transformers raises at the first row, after the model loaded."""
+    if any((path / name).is_file() for name in ("chat_template.jinja", "chat_template.json")):
+        return None
+    try:
+        found = json.loads((path / "tokenizer_config.json").read_text())
+    except (OSError, ValueError):
+        return None  # model_folder_problem names a missing or broken tokenizer_config.json
+    if not isinstance(found, dict) or found.get("chat_template"):
+        return None
+    return "its tokenizer has no chat template (no chat_template.jinja, no chat_template in tokenizer_config.json)"
+
+
 def model_path_problem(cfg: ModelConfig) -> str | None:
     """Why ``model.path`` (a local folder: not a hub name, ``name`` or ``org/name``) cannot give the model
     (``init=pretrained``) or the tokenizer (``init=random``), asked before a trial starts; else None."""
@@ -113,4 +128,8 @@ def model_path_problem(cfg: ModelConfig) -> str | None:
     if not path or not (Path(path).exists() or path.startswith(("/", ".", "~")) or path.count("/") > 1):
         return None
     why = model_folder_problem(Path(path).expanduser(), weights=cfg.init == ModelInit.PRETRAINED)
-    return f"model.path={path}: {why}; give a folder save_pretrained wrote (a trial's checkpoint_dir)" if why else None
+    if why:
+        return f"model.path={path}: {why}; give a folder save_pretrained wrote (a trial's checkpoint_dir)"
+    if cfg.chat_template == "native" and (why := chat_template_problem(Path(path).expanduser())):
+        return f"model.path={path}: {why}; set model.chat_template=tracebridge, or give a tokenizer with its own"
+    return None

@@ -81,6 +81,20 @@ def prepare_key(recipe: str, records: list[dict[str, Any]], tokenizer: Any, args
     return h.hexdigest()
 
 
+def prepared_cache_problem(value: str | None) -> str | None:
+    """Why ``data.prepared_cache`` cannot be a folder (it, or the nearest folder above it that exists, is a
+    file), asked before any trial starts; None when it can, is ``auto`` or is off. Found when the first
+    trial prepared its rows, it failed every trial one by one (exit 1) instead of being a config error."""
+    if not value or value == AUTO:
+        return None
+    path = Path(os.path.expanduser(value))
+    for p in (path, *path.parents):
+        if p.exists():
+            return None if p.is_dir() else (f"data.prepared_cache={value}: {p} is a file, not a folder; give a "
+                                            "folder, auto (the node's temp dir) or null (no shared preparation)")
+    return None
+
+
 class PreparedCache:
     """Prepared datasets by key under ``root`` (see the module docstring)."""
 

@@ -58,3 +58,37 @@ def resume_config_problem(resume_from: Path, config: dict[str, Any]) -> str | No
         return None
     return (f"--resume {resume_from}: trained with another config ({where}): {'; '.join(diff)}; "
             "resume with the values it was trained with, or drop --resume to train afresh")
+
+
+def nothing_left_problem(resume_from: Path, config: Any) -> str | None:
+    """Why ``--resume`` of a finished trial has nothing left to train (None when a phase has steps left):
+    resumed at its last step, transformers trains one step past ``max_steps`` and the trial's result
+    is rewritten without the finished phases' numbers. The fix says how to train on or re-evaluate.
+
+    Args:
+        resume_from: the trial folder or one of its ``checkpoint-N`` folders (``resume_problem`` passed).
+        config: the resolved ``TrainConfig`` the trial would resume under.
+    """
+    from tracebridge.train.common import find_last_checkpoint
+    from tracebridge.train.config import Variant
+    from tracebridge.train.trial import checkpoint_step, resolve_resume
+
+    where = resolve_resume(resume_from, config.train.max_steps)
+    if Variant(config.variant).runs_dpo:
+        phase, key, last = "dpo", "dpo", where["dpo"]
+        if last is None or not 0 < config.dpo.max_steps <= checkpoint_step(last):
+            return None  # DPO has steps left, or starts (again) from sft/final
+    else:
+        if where["sft_final"] is None:
+            return None  # SFT has steps left (or starts afresh)
+        phase, key, last = "sft", "train", find_last_checkpoint(where["sft_final"].parent)
+    limit = getattr(config, key).max_steps
+    work = (last.parent if last else where["sft_final"].parent).parent
+    if last:
+        done = f"{last} reached {key}.max_steps={limit}"
+        fix = f"raise {key}.max_steps above {checkpoint_step(last)} to train on from it"
+    else:
+        done = f"{phase}/final is trained and no {phase}/checkpoint-N was kept to continue from"
+        fix = "drop --resume to train afresh"
+    return (f"--resume {resume_from}: nothing left to train ({done}); {fix}, or re-evaluate it with "
+            f"tracebridge eval {work / phase / 'final'} CONFIG")

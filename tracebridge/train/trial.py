@@ -77,9 +77,11 @@ def _callback(on_report: Reporter | None, phase: str) -> list[Any]:
     return [_Report()]
 
 
-def resolve_resume(resume_from: Path | None) -> dict[str, Path | None]:
+def resolve_resume(resume_from: Path | None, sft_max_steps: int = -1) -> dict[str, Path | None]:
     """Where to pick up: ``{"sft": ckpt, "sft_final": dir, "dpo": ckpt}`` from a checkpoint
-    folder (``.../sft/checkpoint-N``) or the work dir of an earlier attempt."""
+    folder (``.../sft/checkpoint-N``) or the work dir of an earlier attempt. An SFT checkpoint at
+    ``sft_max_steps`` (when > 0) beside ``sft/final`` is a finished SFT: its ``final`` is taken, as
+    transformers, resumed at its last step, trains one step past ``max_steps``."""
     from tracebridge.train.common import find_last_checkpoint
 
     out: dict[str, Path | None] = {"sft": None, "sft_final": None, "dpo": None}
@@ -93,9 +95,15 @@ def resolve_resume(resume_from: Path | None) -> dict[str, Path | None]:
         work = p
         out["dpo"] = find_last_checkpoint(work / "dpo")
         out["sft"] = find_last_checkpoint(work / "sft")
-    if (work / "sft" / "final").is_dir() and (out["dpo"] is not None or out["sft"] is None):
-        out["sft_final"] = work / "sft" / "final"
+    finished = out["sft"] is not None and 0 < sft_max_steps <= checkpoint_step(out["sft"])
+    if (work / "sft" / "final").is_dir() and (out["dpo"] is not None or out["sft"] is None or finished):
+        out["sft"], out["sft_final"] = None if finished else out["sft"], work / "sft" / "final"
     return out
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The optimizer step a ``checkpoint-N`` folder was saved at (its N)."""
+    return int(checkpoint.name.rsplit("-", 1)[-1])
 
 
 def resume_problem(resume_from: Path) -> str | None:
@@ -179,7 +187,10 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
     """
     t0 = time.time()
     cfg = load_train_config(spec.get("config"), spec_overrides(spec), spec.get("model"))
-    if why := model_path_problem(cfg.model):  # before a trial folder: transformers would say less, or nothing
+    from tracebridge.train.prepared import prepared_cache_problem
+
+    # before a trial folder: transformers would say less, or nothing
+    if why := model_path_problem(cfg.model) or prepared_cache_problem(cfg.data.prepared_cache):
         from tracebridge.config import ConfigError
 
         raise ConfigError([why], spec.get("config"))
@@ -244,11 +255,14 @@ def _run_loaded(spec: dict[str, Any], cfg: TrainConfig, data: Any, manifest: dic
                 on_report: Reporter | None, resume_from: Path | None, t0: float,
                 behaviour: dict[str, int]) -> dict[str, Any]:
     rows, curation = select_train_rows(data, cfg)
-    model, tok, phases = _train(cfg, data, rows, work, on_report, resolve_resume(resume_from))
+    model, tok, phases = _train(cfg, data, rows, work, on_report, resolve_resume(resume_from, cfg.train.max_steps))
     result = _evaluate(cfg, data, model, tok, phases, work)
     end = time.time()
     result.update(_summary(cfg, phases, manifest, work, end - t0))
     result["ablation"] = spec_ablation(spec)
+    # rows of the role's views left out by the bundle check (quarantine.jsonl: where and why), said where
+    # the results are read: a count in trial.json's data block alone went unseen
+    result["data/read"], result["data/quarantined"] = data.read, len(data.quarantined)
     # when the trial ran, so `tracebridge report` can tell the wall time of trials that ran side by side
     result["started_at"], result["finished_at"] = ts_from_epoch_ms(t0 * 1000), ts_from_epoch_ms(end * 1000)
     (work / "trial.json").write_text(json.dumps(

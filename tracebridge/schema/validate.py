@@ -34,9 +34,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from tracebridge.capture.reader import Line, RunDir, iter_lines, iter_runs
-from tracebridge.schema.events import EVENT_TYPES, SCHEMA_VERSION, validate_event
+from tracebridge.schema.events import EVENT_TYPES, SCHEMA_VERSION
 from tracebridge.schema.lineage import Lineage
-from tracebridge.schema.session import Session
+from tracebridge.schema.strict import validate_file_event, validate_file_session
 
 
 @dataclass(frozen=True)
@@ -128,15 +128,15 @@ def _check_session(run: RunDir, chk: RunCheck, out: dict[str, Any] | None = None
     if out is not None and isinstance(data, dict):
         out.update(data)
     try:
-        sess = Session.model_validate(data)
+        validate_file_session(data)
     except ValidationError as exc:
         chk.problems.extend(schema_problems(exc, path, None, None, chk.drift))
         return
     chk.session_valid = True
-    if sess.run_id != run.run_id:
+    if data["run_id"] != run.run_id:
         chk.session_valid = False
         chk.problems.append(Problem(path, None, "run_id",
-                                    f"{sess.run_id!r} does not match directory {run.run_id!r} (a run folder "
+                                    f"{data['run_id']!r} does not match directory {run.run_id!r} (a run folder "
                                     "copied or renamed: a run's folder is named by its run_id)", "schema"))
 
 
@@ -192,7 +192,7 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
             events.append((ln.lineno, obj))
         tag = obj.get("event_type")
         try:
-            validate_event(obj)
+            validate_file_event(obj)
             chk.schema_valid_events += 1
         except ValidationError as exc:
             chk.problems.extend(schema_problems(exc, path, ln.lineno, tag, chk.drift))

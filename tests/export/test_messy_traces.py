@@ -289,3 +289,19 @@ def test_a_run_completed_during_the_export_is_quarantined_for_the_next_not_put_i
     assert "sql" not in json.loads((res.path / "manifest.json").read_text())["split"]["assignment"]
     again = export_traces(root, tmp_path / "b2", cfg)  # the next export takes it
     assert _counts(again)["accepted"] == 2
+
+
+def test_a_string_for_a_boolean_quarantines_the_run_where_it_is(tmp_path: Path) -> None:
+    """A hand-edited ``"ok": "false"`` was taken as valid, then read as true by the views (the run's
+    recovery rows were gone without a word); it is now a located schema problem in validate and export."""
+    root, run = _root(tmp_path)
+    line = _edit(run, "worker_tool_result", lambda ev: ev["payload"].update(ok="false"))
+    res = export_traces(root, tmp_path / "b", ExportConfig())
+    assert _counts(res)["quarantined"] == 1 and res.report["runs"]["exported"] == 1
+    (q,) = _quarantine(res)
+    assert q["rules"] == ["schema_invalid"]
+    assert q["reasons"][0]["where"] == f"{run.name}/events.jsonl:{line}:payload.ok"
+    out = runner.invoke(app, ["validate", str(root), "--json"])
+    rep = json.loads(out.stdout)
+    assert out.exit_code == 1 and not rep["passed"] and rep["runs_schema_valid"] == 1
+    assert rep["problems"] == [f"{run}/events.jsonl:{line}: payload.ok: Input should be a valid boolean"]

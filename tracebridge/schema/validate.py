@@ -121,8 +121,9 @@ def _check_session(run: RunDir, chk: RunCheck, out: dict[str, Any] | None = None
     path = str(run.session_path)
     try:
         data = run.read_session()
-    except (OSError, ValueError) as exc:
-        msg = "not a file (a folder)" if isinstance(exc, IsADirectoryError) else f"unreadable: {exc}"
+    except (OSError, ValueError) as exc:  # an OSError's words without the path the problem names already
+        why = exc.strerror or exc if isinstance(exc, OSError) else exc
+        msg = "not a file (a folder)" if isinstance(exc, IsADirectoryError) else f"unreadable: {why}"
         chk.problems.append(Problem(path, None, "<file>", msg, "json"))
         return
     if out is not None and isinstance(data, dict):
@@ -138,6 +139,9 @@ def _check_session(run: RunDir, chk: RunCheck, out: dict[str, Any] | None = None
         chk.problems.append(Problem(path, None, "run_id",
                                     f"{data['run_id']!r} does not match directory {run.run_id!r} (a run folder "
                                     "copied or renamed: a run's folder is named by its run_id)", "schema"))
+    if data["finished_at"] < data["started_at"]:  # fixed-width UTC strings: string order is time order
+        chk.problems.append(Problem(path, None, "finished_at", f"{data['finished_at']} is earlier than "
+                                    f"started_at ({data['started_at']})", "order"))
 
 
 def _event_lines(run: RunDir, chk: RunCheck) -> Iterator[Line]:

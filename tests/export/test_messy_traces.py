@@ -289,3 +289,51 @@ def test_a_run_completed_during_the_export_is_quarantined_for_the_next_not_put_i
     assert "sql" not in json.loads((res.path / "manifest.json").read_text())["split"]["assignment"]
     again = export_traces(root, tmp_path / "b2", cfg)  # the next export takes it
     assert _counts(again)["accepted"] == 2
+
+
+def test_a_string_for_a_boolean_quarantines_the_run_where_it_is(tmp_path: Path) -> None:
+    """A hand-edited ``"ok": "false"`` was taken as valid, then read as true by the views (the run's
+    recovery rows were gone without a word); it is now a located schema problem in validate and export."""
+    root, run = _root(tmp_path)
+    line = _edit(run, "worker_tool_result", lambda ev: ev["payload"].update(ok="false"))
+    res = export_traces(root, tmp_path / "b", ExportConfig())
+    assert _counts(res)["quarantined"] == 1 and res.report["runs"]["exported"] == 1
+    (q,) = _quarantine(res)
+    assert q["rules"] == ["schema_invalid"]
+    assert q["reasons"][0]["where"] == f"{run.name}/events.jsonl:{line}:payload.ok"
+    out = runner.invoke(app, ["validate", str(root), "--json"])
+    rep = json.loads(out.stdout)
+    assert out.exit_code == 1 and not rep["passed"] and rep["runs_schema_valid"] == 1
+    assert rep["problems"] == [f"{run}/events.jsonl:{line}: payload.ok: Input should be a valid boolean"]
+
+
+def test_a_session_json_that_is_a_symlink_loop_is_unreadable_not_missing(tmp_path: Path) -> None:
+    """``Path.exists`` is False for a symlink loop: the run was "missing: run is incomplete" (which passes
+    validate by default) instead of a session.json that cannot be read; a folder whose only file is such
+    a link was no run at all."""
+    root, run = _root(tmp_path)
+    (run / "session.json").unlink()
+    (run / "session.json").symlink_to("session.json")
+    looped = root / "looped-run"
+    looped.mkdir()
+    (looped / "events.jsonl").symlink_to("events.jsonl")
+    rep = validate_root(root)
+    assert not rep.passed and rep.runs_total == 3 and rep.runs_incomplete == 1
+    assert f"{run}/session.json:-: <file>: unreadable: Too many levels of symbolic links" in rep.problems
+    res = export_traces(root, tmp_path / "b", ExportConfig())
+    assert _counts(res)["quarantined"] == 2
+    assert {q["run_id"]: q["rules"] for q in _quarantine(res)}[run.name] == ["bad_json"]
+
+
+def test_a_session_that_finishes_before_it_starts_is_quarantined(tmp_path: Path) -> None:
+    root, run = _root(tmp_path)
+    sess = json.loads((run / "session.json").read_text())
+    sess["finished_at"] = "2001-01-01T00:00:00.000Z"
+    (run / "session.json").write_text(json.dumps(sess))
+    rep = validate_root(root)
+    want = f"{run}/session.json:-: finished_at: 2001-01-01T00:00:00.000Z is earlier than started_at ({sess['started_at']})"
+    assert rep.problems == [want]
+    res = export_traces(root, tmp_path / "b", ExportConfig())
+    assert _counts(res)["quarantined"] == 1
+    (q,) = _quarantine(res)
+    assert (q["rules"], q["reasons"][0]["where"]) == (["non_monotonic_timestamp"], f"{run.name}/session.json:-:finished_at")

@@ -119,3 +119,24 @@ def test_export_command_takes_a_cache(tmp_path: Path) -> None:
     (tmp_path / "a_file").write_text("x")
     bad = runner.invoke(app, [*args[:4], "--cache", str(tmp_path / "a_file" / "cache")])
     assert bad.exit_code == 2 and "export cache" in bad.output and "cannot create" in bad.output
+
+
+def test_a_missing_file_made_unreadable_is_rebuilt(tmp_path: Path) -> None:
+    """A missing session.json (an incomplete run) and one that cannot be read (a folder here; chmod 000
+    for a user other than root) are different runs: the cache served the first one's reason."""
+    root = tmp_path / "traces"
+    run = root / record_sample_run(root)
+    record_sample_run(root, goal="count lines in b.txt")
+    (run / "session.json").unlink()
+    cache = tmp_path / "cache"
+    first = export_traces(root, tmp_path / "first", cache_dir=cache)
+    assert first.report["quarantine"]["by_rule"] == {"incomplete_run": 1}
+    (run / "session.json").mkdir()
+    cached = export_traces(root, tmp_path / "cached", cache_dir=cache)
+    _same(cached, export_traces(root, tmp_path / "plain"))
+    assert cached.report["quarantine"]["by_rule"] == {"bad_json": 1}
+    (run / "session.json").rmdir()
+    (run / "events.jsonl").unlink()  # the events file too: missing, then unreadable
+    export_traces(root, tmp_path / "gone", cache_dir=cache)
+    (run / "events.jsonl").mkdir()
+    _same(export_traces(root, tmp_path / "dir", cache_dir=cache), export_traces(root, tmp_path / "dir_plain"))

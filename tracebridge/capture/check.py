@@ -34,8 +34,8 @@ _UNSUPPORTED = ("function-before", "function-after", "function-wrap", "function-
 RECORDER_MADE = frozenset({"run_id", "event_id", "timestamp", "parent_event_id", "root"})
 
 
-class _Unsupported(Exception):
-    pass
+class Unsupported(Exception):
+    """A core schema holds what its typed-dict form cannot mirror (``plain_schema``)."""
 
 
 def _as_typed_dict(model: dict[str, Any]) -> dict[str, Any]:
@@ -43,12 +43,12 @@ def _as_typed_dict(model: dict[str, Any]) -> dict[str, Any]:
     inner = model["schema"]
     if model.keys() - _MODEL_KEYS or model.get("custom_init") or model.get("root_model") \
             or inner.get("type") != "model-fields" or inner.keys() - _FIELDS_KEYS:
-        raise _Unsupported(model.get("ref"))
+        raise Unsupported(model.get("ref"))
     fields = {}
     for name, f in inner["fields"].items():
         if f.keys() - _FIELD_KEYS:
-            raise _Unsupported(name)
-        fields[name] = {"type": "typed-dict-field", "schema": _plain(f["schema"]),
+            raise Unsupported(name)
+        fields[name] = {"type": "typed-dict-field", "schema": plain_schema(f["schema"]),
                         "required": f["schema"]["type"] != "default"}  # a field with a default may be absent
     config = model.get("config") or {}
     out = {"type": "typed-dict", "fields": fields, "config": config,
@@ -56,24 +56,24 @@ def _as_typed_dict(model: dict[str, Any]) -> dict[str, Any]:
     return out | ({"ref": model["ref"]} if "ref" in model else {})
 
 
-def _plain(schema: Any) -> Any:
+def plain_schema(schema: Any) -> Any:
     """``schema`` with every model in it as a typed dict (``_as_typed_dict``)."""
     if isinstance(schema, list):
-        return [_plain(s) for s in schema]
+        return [plain_schema(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
     if schema.get("type") in _UNSUPPORTED:
-        raise _Unsupported(schema["type"])
+        raise Unsupported(schema["type"])
     if schema.get("type") == "model":
         return _as_typed_dict(schema)
-    return {k: _plain(v) for k, v in schema.items()}
+    return {k: plain_schema(v) for k, v in schema.items()}
 
 
 def _without_made(schema: dict[str, Any]) -> dict[str, Any]:
     """The events' union with ``RECORDER_MADE`` left out of each event type, and unknown top-level
     keys let through (the recorder's record has none)."""
     if schema.get("type") != "tagged-union":
-        raise _Unsupported(schema.get("type"))
+        raise Unsupported(schema.get("type"))
     choices = {name: {**event, "extra_behavior": "ignore",
                       "fields": {k: f for k, f in event["fields"].items() if k not in RECORDER_MADE}}
                for name, event in schema["choices"].items()}
@@ -83,8 +83,8 @@ def _without_made(schema: dict[str, Any]) -> dict[str, Any]:
 def _fast_validator() -> SchemaValidator | None:
     """The typed-dict validator of emitted events, or None when the schema holds what it cannot mirror."""
     try:
-        return SchemaValidator(_without_made(_plain(EVENT_ADAPTER.core_schema)))
-    except _Unsupported:
+        return SchemaValidator(_without_made(plain_schema(EVENT_ADAPTER.core_schema)))
+    except Unsupported:
         return None
 
 

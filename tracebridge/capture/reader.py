@@ -52,7 +52,7 @@ class RunDir:
         folder that cannot be searched, counts as there: reading it then reports why, where calling the
         run incomplete would say "missing" and raising here would stop the whole root."""
         try:
-            return self.session_path.exists()
+            return _there(self.session_path)
         except OSError:
             return True
 
@@ -90,7 +90,7 @@ def iter_runs(root: str | os.PathLike[str]) -> Iterator[RunDir]:
     itself be a single run directory.
     """
     root = Path(root)
-    if (root / EVENTS_FILE).exists() or (root / SESSION_FILE).exists():
+    if _there(root / EVENTS_FILE) or _there(root / SESSION_FILE):
         yield RunDir(root)
         return
     if not root.is_dir():
@@ -106,9 +106,16 @@ def _holds_run(path: Path) -> bool:
     """Whether ``path`` holds a run's files. A folder that cannot be searched (chmod 000) counts:
     its checks then report it unreadable, where skipping it would lose the run from every count."""
     try:
-        return (path / EVENTS_FILE).exists() or (path / SESSION_FILE).exists()
+        return _there(path / EVENTS_FILE) or _there(path / SESSION_FILE)
     except PermissionError:
         return True
+
+
+def _there(path: Path) -> bool:
+    """Whether ``path`` exists, a symlink that leads nowhere (a loop, a deleted target) included:
+    ``Path.exists`` says False for those, and a run whose session.json is one was reported "missing:
+    run is incomplete" instead of a session.json that cannot be read."""
+    return path.exists() or path.is_symlink()
 
 
 def read_lines(fh: IO[bytes], max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:

@@ -120,6 +120,16 @@ def check_out_dir(out: Path, flag: str = "--out") -> None:
         fail(problem)
 
 
+def make_out_dir(out: Path, flag: str = "--out") -> None:
+    """``check_out_dir``, then create ``out``; exit 2 when it cannot be made (a folder above it not
+    writable, a read-only disk): ``redact`` and ``collect`` met that as a PermissionError traceback."""
+    check_out_dir(out, flag)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"{flag} {out}: cannot create the folder: {exc.strerror or exc}")
+
+
 def share(pct: float, n: int) -> str:
     """A percentage of ``n`` things for the text table: ``n/a`` when there are none. The report's rate is 100
     then, so that nothing fails a threshold it could not be measured against; shown, it read as "all valid"

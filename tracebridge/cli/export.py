@@ -15,6 +15,7 @@ from tracebridge.cli.app import (
     check_trace_root,
     config_errors,
     fail,
+    make_out_dir,
     print_json,
 )
 
@@ -53,8 +54,7 @@ def redact(
         fail(f"no such file (or not a file): {', '.join(missing)}" if missing else "give at least one file")
     red = Redactor(cfg.redaction)
     if not check:
-        check_out_dir(out)
-        out.mkdir(parents=True, exist_ok=True)
+        make_out_dir(out)
     results = []
     for f, dst in redacted_paths(files, out).items():
         try:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tracebridge.cli.app import app, check_out_dir, config_errors, fail, print_json
+from tracebridge.cli.app import app, config_errors, fail, make_out_dir, print_json
 
 
 @app.command()
@@ -55,7 +55,7 @@ def _check_out(root: Path, cfg: object) -> None:
     (a re-run after an interruption would write them twice)."""
     from tracebridge.sim.collect import earlier_runs
 
-    check_out_dir(root)  # the folder, or one above it, a file: a NotADirectoryError traceback after the work
+    make_out_dir(root)  # the folder, or one above it, a file: a NotADirectoryError traceback after the work
     if not root.is_dir():
         return
     done, partial = earlier_runs(root, cfg)  # type: ignore[arg-type]

@@ -59,12 +59,19 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
+def _unread(exc: OSError) -> bytes:
+    """The key part of a file that could not be read: ``b"-"`` when it does not exist, else why not (a
+    missing session.json builds an incomplete run, an unreadable one a run whose file is unreadable:
+    one key for both served the first build's reason after the file was made a folder or chmod 000)."""
+    return b"-" if isinstance(exc, FileNotFoundError) else f"!{type(exc).__name__}:{exc.errno}".encode()
+
+
 def _file_digest(path: Path) -> bytes:
-    """sha256 of a file's bytes (``b"-"`` when it does not exist or cannot be read)."""
+    """sha256 of a file's bytes (``_unread`` when it cannot be read)."""
     try:
         return sha256_file(path).encode()
-    except OSError:
-        return b"-"
+    except OSError as exc:
+        return _unread(exc)
 
 
 @dataclass
@@ -116,8 +123,8 @@ class RunCache:
         """The key of ``run`` in this export, or None when its labels cannot be keyed."""
         try:  # read once: parsed for the run's split, hashed for the key
             session: bytes | None = run.session_path.read_bytes()
-        except OSError:
-            session = None
+        except OSError as exc:
+            session, unread = None, _unread(exc)
         try:
             raw: Any = orjson.loads(session) if session is not None else {}
         except orjson.JSONDecodeError:
@@ -133,7 +140,7 @@ class RunCache:
         corrections = b"\n".join(c.key_bytes() for c in self.corrections.get(run.run_id, ()))
         h = hashlib.sha256(self.base)
         for part in (run.run_id.encode(), _file_digest(run.events_path),
-                     hashlib.sha256(session).digest() if session is not None else b"-",
+                     hashlib.sha256(session).digest() if session is not None else unread,
                      split.encode(), labels, corrections):
             h.update(len(part).to_bytes(8, "little") + part)
         return h.hexdigest()

@@ -34,9 +34,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from tracebridge.capture.reader import Line, RunDir, iter_lines, iter_runs
-from tracebridge.schema.events import EVENT_TYPES, SCHEMA_VERSION, validate_event
+from tracebridge.schema.events import EVENT_TYPES, SCHEMA_VERSION
 from tracebridge.schema.lineage import Lineage
-from tracebridge.schema.session import Session
+from tracebridge.schema.strict import validate_file_event, validate_file_session
 
 
 @dataclass(frozen=True)
@@ -121,23 +121,27 @@ def _check_session(run: RunDir, chk: RunCheck, out: dict[str, Any] | None = None
     path = str(run.session_path)
     try:
         data = run.read_session()
-    except (OSError, ValueError) as exc:
-        msg = "not a file (a folder)" if isinstance(exc, IsADirectoryError) else f"unreadable: {exc}"
+    except (OSError, ValueError) as exc:  # an OSError's words without the path the problem names already
+        why = exc.strerror or exc if isinstance(exc, OSError) else exc
+        msg = "not a file (a folder)" if isinstance(exc, IsADirectoryError) else f"unreadable: {why}"
         chk.problems.append(Problem(path, None, "<file>", msg, "json"))
         return
     if out is not None and isinstance(data, dict):
         out.update(data)
     try:
-        sess = Session.model_validate(data)
+        validate_file_session(data)
     except ValidationError as exc:
         chk.problems.extend(schema_problems(exc, path, None, None, chk.drift))
         return
     chk.session_valid = True
-    if sess.run_id != run.run_id:
+    if data["run_id"] != run.run_id:
         chk.session_valid = False
         chk.problems.append(Problem(path, None, "run_id",
-                                    f"{sess.run_id!r} does not match directory {run.run_id!r} (a run folder "
+                                    f"{data['run_id']!r} does not match directory {run.run_id!r} (a run folder "
                                     "copied or renamed: a run's folder is named by its run_id)", "schema"))
+    if data["finished_at"] < data["started_at"]:  # fixed-width UTC strings: string order is time order
+        chk.problems.append(Problem(path, None, "finished_at", f"{data['finished_at']} is earlier than "
+                                    f"started_at ({data['started_at']})", "order"))
 
 
 def _event_lines(run: RunDir, chk: RunCheck) -> Iterator[Line]:
@@ -192,7 +196,7 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
             events.append((ln.lineno, obj))
         tag = obj.get("event_type")
         try:
-            validate_event(obj)
+            validate_file_event(obj)
             chk.schema_valid_events += 1
         except ValidationError as exc:
             chk.problems.extend(schema_problems(exc, path, ln.lineno, tag, chk.drift))

@@ -24,7 +24,7 @@ def fake_checkpoint(ck: Path, weights: bool = True) -> Path:
     """A folder that looks like a saved model (every file save_pretrained writes) until it is loaded."""
     ck.mkdir(parents=True, exist_ok=True)
     (ck / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
-    (ck / "tokenizer_config.json").write_text("{}")
+    (ck / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))  # a trial saves one
     (ck / "tokenizer.json").write_text("{}")
     if weights:
         (ck / "model.safetensors").write_bytes(b"")

@@ -8,7 +8,8 @@ one rollout's spans:
    imported prefix checked against the state's digest; a shorter one or one whose prefix differs,
    such as a store dumped again, is read again whole); each new line is checked with Agent
    Lightning's model (copied in ``records``: ``agentlightning`` is never imported) and filed under its
-   rollout, or quarantined as ``file:line: field: reason`` (lines read = accepted + quarantined; blank lines apart; a half-written last line waits);
+   rollout, or quarantined as ``file:line: field: reason`` (lines read = accepted + quarantined; blank
+   lines apart; a half-written last line waits);
 2. mapping: rollout by rollout, in id order. A rollout already imported whose records read now
    were all part of its import (a copied or re-dumped file) is unchanged; one with a record its
    import did not have is reported, never rewritten. A rollout still running by its Rollout record, or with no spans yet, waits: its refs

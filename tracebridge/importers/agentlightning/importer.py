@@ -7,8 +7,9 @@ one rollout's spans:
    last import stopped (a file whose size is unchanged is not opened; a grown one has its
    imported prefix checked against the state's digest; a shorter one or one whose prefix differs,
    such as a store dumped again, is read again whole); each new line is checked with Agent
-   Lightning's own model and filed under its rollout, or quarantined as ``file:line: field: reason``
-   (lines read = accepted + quarantined; blank lines apart; a half-written last line waits);
+   Lightning's model (copied in ``records``: ``agentlightning`` is never imported) and filed under its
+   rollout, or quarantined as ``file:line: field: reason`` (lines read = accepted + quarantined; blank
+   lines apart; a half-written last line waits);
 2. mapping: rollout by rollout, in id order. A rollout already imported whose records read now
    were all part of its import (a copied or re-dumped file) is unchanged; one with a record its
    import did not have is reported, never rewritten. A rollout still running by its Rollout record, or with no spans yet, waits: its refs
@@ -27,7 +28,6 @@ import importlib.util
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,6 +37,7 @@ import xxhash
 from filelock import FileLock
 
 from tracebridge.capture.reader import HEAD_BYTES, overlong, pass_overlong, read_lines
+from tracebridge.importers.agentlightning import records
 from tracebridge.importers.agentlightning.config import SpanImportConfig
 from tracebridge.importers.agentlightning.llm_calls import prompt_messages
 from tracebridge.importers.agentlightning.runs import session_record, write_events
@@ -136,9 +137,9 @@ class _Import:
     """One import: the waiting rollouts (``reload_pending``), pass 1 (``read_file``), pass 2 (``map``)."""
 
     def __init__(self, root: Path, cfg: SpanImportConfig, state: SpanImportState, q: Quarantine,
-                 rep: SpanImportReport, load_agl: Callable[[], Any]) -> None:
+                 rep: SpanImportReport) -> None:
         self.root, self.cfg, self.state, self.q, self.rep = root, cfg, state, q, rep
-        self.index = SpanIndex(load_agl)
+        self.index = SpanIndex()
         self.files: dict[str, FileState] = {}  # new file states, saved once every rollout is written
         self.rewritten: set[str] = set()  # files read again from the start (their waiting refs with them)
         self.prefix: dict[str, Any] = {}  # grown files: the digest of the prefix ``plan`` checked
@@ -279,7 +280,7 @@ class _Import:
         run_id = run_id_for(rid, "al-")
         try:
             refs = [r for _, _, r in entry.attempts[attempt]]
-            spans = [self.index.agl.Span.model_validate_json(self.reader.read(r)).model_dump(mode="json")
+            spans = [records.Span.model_validate_json(self.reader.read(r)).model_dump(mode="json")
                      for r in refs]
             task = orjson.loads(self.reader.read(entry.record))["input"] if entry.record else task_from_spans(spans, rid)
             run = spans_to_events(spans, run_id, task, None, RolloutFailed(why) if why else None)
@@ -360,10 +361,8 @@ def import_agentlightning(paths: list[str | os.PathLike[str]], out: str | os.Pat
     Raises:
         ImportError: ``agentlightning`` is not installed (``pip install 'tracebridge[agentlightning]'``).
     """
-    from tracebridge.importers.agentlightning.hook import _agl
-
     cfg = cfg or SpanImportConfig()
-    if importlib.util.find_spec("agentlightning") is None:  # fail before anything; import it only if needed
+    if importlib.util.find_spec("agentlightning") is None:  # the extra it reads records of; never imported here
         raise ImportError("No module named 'agentlightning'")
     root = Path(out)
     meta = root / ".import"
@@ -372,7 +371,7 @@ def import_agentlightning(paths: list[str | os.PathLike[str]], out: str | os.Pat
     with FileLock(str(meta / "agentlightning.lock"), timeout=cfg.lock_timeout_s):
         state = SpanImportState(meta / cfg.state_file)
         q = Quarantine(meta / cfg.quarantine_file)
-        imp = _Import(root, cfg, state, q, rep, _agl)
+        imp = _Import(root, cfg, state, q, rep)
         try:
             todo = imp.plan(discover_span_files(paths, rep.problems))
             imp.reload_pending()  # before the new lines: a record read later wins (a Rollout's final status)

@@ -6,7 +6,7 @@ server's REST API (``/v1/agl/spans``) sends and returns it, and ``store.query_sp
 objects. A span file here is JSONL, one record a line: a ``Span``, or optionally a ``Rollout`` /
 ``AttemptedRollout`` (``store.query_rollouts()``: the task input and the rollout's status) or an
 ``Attempt`` (``store.query_attempts()``: which attempt is the latest). Each line is checked with
-Agent Lightning's own pydantic model; a line that is not JSON, not an object or not one of those
+Agent Lightning's pydantic model, as copied in ``records`` (without importing ``agentlightning``); a line that is not JSON, not an object or not one of those
 records is quarantined with the model's first error.
 
 ``SpanIndex`` keeps only where each record is (file, line, byte range), its rollout, attempt and
@@ -19,15 +19,16 @@ from __future__ import annotations
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 import xxhash
+from pydantic import ValidationError
 
 from tracebridge.capture.writer import write_atomic
+from tracebridge.importers.agentlightning import records
 from tracebridge.importers.openclaw.discover import not_utf8
 from tracebridge.importers.openclaw.state import StateError, load_state
 
@@ -150,24 +151,13 @@ def _refuse_v1(obj: dict[str, Any]) -> None:
 class SpanIndex:
     """The records of one import, by rollout (``add`` checks a line and files it).
 
-    Args:
-        load_agl: returns the ``agentlightning`` module; called at the first record (its import
-            costs seconds, which an import with nothing new to read never pays).
+    Lines are checked with ``records``, copies of Agent Lightning's models: importing
+    ``agentlightning`` itself costs seconds and ~330 MB, and reading stored records needs none of it.
     """
 
-    def __init__(self, load_agl: Callable[[], Any]) -> None:
-        from pydantic import ValidationError
-
-        self._load, self._agl, self._invalid = load_agl, None, ValidationError
+    def __init__(self) -> None:
         self.rollouts: dict[str, RolloutEntry] = {}
         self._filed: set[tuple[str, int]] = set()  # (file, offset): a line read twice is filed once
-
-    @property
-    def agl(self) -> Any:
-        """The ``agentlightning`` module, loaded at first use."""
-        if self._agl is None:
-            self._agl = self._load()
-        return self._agl
 
     def add(self, ref: Ref, obj: Any) -> str:
         """File one parsed line; return its kind (span, rollout, attempt).
@@ -177,15 +167,14 @@ class SpanIndex:
         """
         if not isinstance(obj, dict):
             raise RecordError("<line>", f"not a JSON object ({type(obj).__name__})")
-        agl = self.agl
         if "span_id" in obj:
-            kind, model = "span", agl.Span
+            kind, model = "span", records.Span
         elif "event_type" in obj and "data" in obj:
             _refuse_v1(obj)
         elif "input" in obj and "rollout_id" in obj:
-            kind, model = "rollout", (agl.AttemptedRollout if "attempt" in obj else agl.Rollout)
+            kind, model = "rollout", (records.AttemptedRollout if "attempt" in obj else records.Rollout)
         elif "attempt_id" in obj and "sequence_id" in obj:
-            kind, model = "attempt", agl.Attempt
+            kind, model = "attempt", records.Attempt
         else:
             raise RecordError("<record>", "not an Agent Lightning Span (span_id), Rollout (rollout_id, input) or "
                                           "Attempt (attempt_id, sequence_id) record")
@@ -193,7 +182,7 @@ class SpanIndex:
             _refuse_v1(obj)
         try:
             rec = model.model_validate(obj)
-        except self._invalid as exc:
+        except ValidationError as exc:
             raise _first_error(exc) from None
         if (ref.file, ref.offset) in self._filed:  # a waiting rollout's line, read again after a crash
             return kind

@@ -23,6 +23,7 @@ from tracebridge.export import bundle
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.pipeline import export_traces
 from tracebridge.schema.validate import validate_root
+from tracebridge.testing.mutate import edit_event
 
 runner = CliRunner()
 
@@ -33,18 +34,6 @@ def _root(tmp_path: Path) -> tuple[Path, Path]:
     first = record_sample_run(root, goal="count lines in a.txt")
     record_sample_run(root, goal="count lines in b.txt")
     return root, root / first
-
-
-def _edit(run: Path, event_type: str, fn: Any) -> int:
-    """Apply ``fn`` to the first event of ``event_type`` in ``run``; return its line number."""
-    path = run / "events.jsonl"
-    lines = path.read_text().splitlines()
-    i = next(i for i, line in enumerate(lines) if json.loads(line)["event_type"] == event_type)
-    ev = json.loads(lines[i])
-    fn(ev)
-    lines[i] = json.dumps(ev)
-    path.write_text("\n".join(lines) + "\n")
-    return i + 1
 
 
 def _deep(depth: int) -> Any:
@@ -66,7 +55,7 @@ def _counts(res: Any) -> dict[str, int]:
 
 def test_nesting_deeper_than_orjson_writes_quarantines_the_run_not_the_export(tmp_path: Path) -> None:
     root, run = _root(tmp_path)
-    line = _edit(run, "worker_tool_call", lambda ev: ev["payload"]["args"].update(deep=_deep(300)))
+    line = edit_event(run, "worker_tool_call", lambda ev: ev["payload"]["args"].update(deep=_deep(300)))
     res = export_traces(root, tmp_path / "b", ExportConfig())
     c = _counts(res)
     assert c["quarantined"] == 1 and c["exported"] == 1
@@ -79,7 +68,7 @@ def test_nesting_deeper_than_orjson_writes_quarantines_the_run_not_the_export(tm
 
 @pytest.mark.parametrize("where, damage", [
     ("events.jsonl:2:payload.plan",
-     lambda run: _edit(run, "planner_output", lambda ev: ev["payload"].update(plan={"a": 1}))),
+     lambda run: edit_event(run, "planner_output", lambda ev: ev["payload"].update(plan={"a": 1}))),
     ("session.json:-:goal", lambda run: (run / "session.json").write_text(json.dumps(
         {**json.loads((run / "session.json").read_text()), "goal": "count lines"}))),
 ])
@@ -222,7 +211,7 @@ def test_a_session_json_that_is_a_folder_is_not_a_file_not_missing(tmp_path: Pat
 
 def test_build_error_is_listed_in_the_dataset_report_like_every_rule(tmp_path: Path) -> None:
     root, run = _root(tmp_path)
-    _edit(run, "worker_tool_call", lambda ev: ev["payload"]["args"].update(deep=_deep(300)))
+    edit_event(run, "worker_tool_call", lambda ev: ev["payload"]["args"].update(deep=_deep(300)))
     res = export_traces(root, tmp_path / "b", ExportConfig())
     report = json.loads((res.path / "report.json").read_text())
     assert report["quarantine"]["by_rule"] == {"build_error": 1}
@@ -239,8 +228,8 @@ def test_every_quarantine_rule_is_documented() -> None:
 
 def test_plain_validate_output_escapes_terminal_control_codes(tmp_path: Path) -> None:
     root, run = _root(tmp_path)
-    _edit(run, "planner_input", lambda ev: ev.update(event_type="\x1b[2J\x1b[H"))
-    _edit(run, "planner_output", lambda ev: ev["payload"].update({"\x1b]0;pwned\x07": 1}))
+    edit_event(run, "planner_input", lambda ev: ev.update(event_type="\x1b[2J\x1b[H"))
+    edit_event(run, "planner_output", lambda ev: ev["payload"].update({"\x1b]0;pwned\x07": 1}))
     res = runner.invoke(app, ["validate", str(root)], color=True)  # color=True: click strips no ANSI
     assert res.exit_code == 1
     assert "\x1b" not in res.output and "\x07" not in res.output
@@ -295,7 +284,7 @@ def test_a_string_for_a_boolean_quarantines_the_run_where_it_is(tmp_path: Path) 
     """A hand-edited ``"ok": "false"`` was taken as valid, then read as true by the views (the run's
     recovery rows were gone without a word); it is now a located schema problem in validate and export."""
     root, run = _root(tmp_path)
-    line = _edit(run, "worker_tool_result", lambda ev: ev["payload"].update(ok="false"))
+    line = edit_event(run, "worker_tool_result", lambda ev: ev["payload"].update(ok="false"))
     res = export_traces(root, tmp_path / "b", ExportConfig())
     assert _counts(res)["quarantined"] == 1 and res.report["runs"]["exported"] == 1
     (q,) = _quarantine(res)

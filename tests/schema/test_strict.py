@@ -13,18 +13,7 @@ from tests.conftest import record_sample_run
 from tracebridge.capture.reader import RunDir
 from tracebridge.schema.strict import validate_file_event, validate_file_session
 from tracebridge.schema.validate import check_run
-
-
-def _edit_event(run: Path, event_type: str, fn: Any) -> int:
-    """Apply ``fn`` to the first event of ``event_type`` in ``run``; return its line number."""
-    path = run / "events.jsonl"
-    lines = path.read_text().splitlines()
-    i = next(i for i, line in enumerate(lines) if json.loads(line)["event_type"] == event_type)
-    ev = json.loads(lines[i])
-    fn(ev)
-    lines[i] = json.dumps(ev)
-    path.write_text("\n".join(lines) + "\n")
-    return i + 1
+from tracebridge.testing.mutate import edit_event
 
 
 def _edit_session(run: Path, fn: Any) -> None:
@@ -46,7 +35,7 @@ def _edit_session(run: Path, fn: Any) -> None:
 def test_a_value_of_the_wrong_json_type_is_a_located_schema_problem(tmp_path: Path, event_type: str,
                                                                    field: str, edit: Any) -> None:
     run = tmp_path / record_sample_run(tmp_path)
-    line = _edit_event(run, event_type, edit)
+    line = edit_event(run, event_type, edit)
     chk = check_run(RunDir(run))
     assert not chk.schema_valid
     assert [(p.line, p.field, p.kind) for p in chk.problems if p.kind == "schema"] == [(line, field, "schema")]
@@ -69,7 +58,7 @@ def test_a_session_value_of_the_wrong_json_type_is_a_located_schema_problem(tmp_
 def test_json_values_the_schema_takes_stay_valid(tmp_path: Path) -> None:
     """An error kind is a string in JSON (an enum in the model); an integer cost is a number."""
     run = tmp_path / record_sample_run(tmp_path)
-    _edit_event(run, "planner_output", lambda ev: ev["llm"]["usage"].update(cost_usd=1))
+    edit_event(run, "planner_output", lambda ev: ev["llm"]["usage"].update(cost_usd=1))
     chk = check_run(RunDir(run))
     assert chk.schema_valid and chk.problems == []
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]

@@ -8,8 +8,11 @@ ids, parent cycles, out-of-order timestamps. Used by tests (small samples) and c
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -133,3 +136,16 @@ def mutate_lines(lines: list[bytes], rng: random.Random, n_bad: int,
         out.insert(pos, bad)
         bad_idx = [i + 1 if i >= pos else i for i in bad_idx] + [pos]
     return out, set(bad_idx)
+
+
+def edit_event(run: Path, event_type: str, fn: Callable[[dict[str, Any]], Any]) -> int:
+    """Hand-edit a run: apply ``fn`` to the first event of ``event_type`` in ``run/events.jsonl`` and
+    write the file back; returns that event's line number."""
+    path = run / "events.jsonl"
+    lines = path.read_text().splitlines()
+    i = next(i for i, line in enumerate(lines) if json.loads(line)["event_type"] == event_type)
+    ev = json.loads(lines[i])
+    fn(ev)
+    lines[i] = json.dumps(ev)
+    path.write_text("\n".join(lines) + "\n")
+    return i + 1

@@ -50,7 +50,6 @@ from tracebridge.feedback.telegram import (
     anonymous_counts,
     dump_check,
     newest_count_ids,
-    read_dump,
     rows_from_update,
 )
 from tracebridge.schema.canonical import utc_now
@@ -302,7 +301,8 @@ def harvest_dumps(cfg: FeedbackConfig, files: list[str | os.PathLike[str]]) -> H
         ValueError: a file holds no update at all (``telegram.dump_check``: empty, an error response, other
             JSON or text), each such file named with what it is; nothing is harvested or logged.
     """
-    if wrong := [f"{f}: {why}" for f in files if (why := dump_check(f, cfg.max_line_bytes))]:
+    checked = [(f, *dump_check(f, cfg.max_line_bytes)) for f in files]  # a small file read once, for both
+    if wrong := [f"{f}: {why}" for f, _, why in checked if why]:
         raise ValueError(f"not a getUpdates dump: {'; '.join(wrong)}; expected {DUMP_SHAPES}")
-    updates = itertools.chain.from_iterable(read_dump(f, cfg.max_line_bytes) for f in files)
+    updates = itertools.chain.from_iterable(items for _, items, _ in checked)
     return harvest_updates(cfg, updates, "getUpdates", [str(f) for f in files])

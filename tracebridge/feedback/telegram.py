@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -269,23 +269,26 @@ def _update_like(u: Any) -> bool:
     return isinstance(u, dict) and "update_id" in u or isinstance(u, ReadError) and '"update_id"' in u.raw
 
 
-def dump_check(path: str | os.PathLike[str], max_line_bytes: int = MAX_LINE_BYTES) -> str | None:
-    """``dump_problem`` of a dump file, read as ``read_dump`` reads it: a file larger than ``max_line_bytes``
-    is read until its first update (the first line, in a dump); None for a file that cannot be read (the
-    harvest quarantines it)."""
+def dump_check(path: str | os.PathLike[str], max_line_bytes: int = MAX_LINE_BYTES
+               ) -> tuple[Iterable[tuple[str, Any]], str | None]:
+    """The updates of a dump file as the harvest takes them, and ``dump_problem`` of it (None for a dump). A
+    file up to ``max_line_bytes`` is read and parsed once, for both; a larger one is checked up to its first
+    update (the first line, in a dump) and its updates come from ``read_dump``, line by line. A file that
+    cannot be read is no problem here: ``read_dump`` gives it to the harvest to quarantine."""
     try:
         if os.path.getsize(path) <= max_line_bytes:
             with open(path, "rb") as fh:
                 data = fh.read()
-            return dump_problem(data, read_updates(data, str(path)))
+            items = read_updates(data, str(path))
+            return items, dump_problem(data, items)
     except OSError:
-        return None
+        return read_dump(path, max_line_bytes), None
     n = 0
     for _, u in read_dump(path, max_line_bytes):
         if _update_like(u):
-            return None
+            return read_dump(path, max_line_bytes), None
         n += 1
-    return f"none of its {n} items is an update"
+    return [], f"none of its {n} items is an update"
 
 
 def read_updates(data: bytes, where: str) -> list[tuple[str, Any]]:

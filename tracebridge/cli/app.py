@@ -22,6 +22,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
+
+try:
+    from typer._click.exceptions import ClickException
+except ImportError:  # older typer: plain click
+    from click.exceptions import ClickException
 
 EXIT_FAILED = 1  # the command ran; what it checks failed, or its work did
 EXIT_USAGE = 2  # bad flags, overrides, config values or input paths; nothing was done
@@ -29,7 +35,41 @@ EXIT_LOCKED = 3  # a shadow cycle or weekly run holds the lock (shadow-cycle, sh
 EXIT_UNREACHABLE = 3  # storage or a Ray head could not be reached: as locked, a later try may work
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM (window, shadow-cycle): what was started is stopped
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+
+class _JsonUsageErrors(TyperGroup):
+    """The root group: under ``--json``, click's usage errors (an unknown option, a missing argument,
+    a value of the wrong type: found before the command runs, so its ``fail()`` never sees them) also
+    print ``{"ok": false, "error", "exit_code": 2, "usage": true}`` on stdout, the shape of every other
+    error under ``--json``; click alone prints them on stderr only. Without ``--json`` nothing changes."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode or "--json" not in argv:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:  # non-standalone: click raises its errors, and returns an ``Exit``'s code (no command returns a value)
+            rv = super().main(argv, prog_name, complete_var, False, **extra)
+        except ClickException as exc:
+            _show_usage_error(exc)
+            print_json({"ok": False, "error": exc.format_message(), "exit_code": exc.exit_code, "usage": True})
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if type(rv) is int else 0)
+
+
+def _show_usage_error(exc: ClickException) -> None:
+    """Print a click error on stderr as typer does (in a rich panel when rich is there)."""
+    try:
+        from typer import rich_utils
+    except ImportError:  # typer without rich
+        exc.show()
+    else:
+        rich_utils.rich_format_error(exc)
+
+
+app = typer.Typer(cls=_JsonUsageErrors, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="TraceBridge: agent traces → curated training views → better role models.")
 schema_app = typer.Typer(no_args_is_help=True, help="Schema v2: export and check JSON Schema files.")
 config_app = typer.Typer(no_args_is_help=True, help="Show and check OmegaConf configs.")

@@ -62,6 +62,7 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
     from tracebridge.schema.canonical import sha256_json
     from tracebridge.sweep import grid
     from tracebridge.sweep.config import load_sweep_config
+    from tracebridge.sweep.jobcli import job_error
     from tracebridge.sweep.publish import (
         REPORT_NOT_PUSHED,
         STORAGE_UNREACHABLE,
@@ -82,28 +83,24 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
         if problems:
             raise ConfigError(problems, "eval overrides")
     except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
+        return job_error(log, 2, str(exc))
     scratch = Path(cfg.work_dir) if cfg.work_dir else Path(tempfile.gettempdir()) / "tracebridge"
     try:
         scratch.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # work_dir under a file, read-only: one error line, not a traceback
-        log.error("work_dir=%s: %s", scratch, exc)
-        return 2
+        return job_error(log, 2, f"work_dir={scratch}: {exc}")
     try:
         _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles", cfg.bundle_id or None, cfg.storage_io)
     except (BundleError, StorageError, OSError, ValueError) as exc:
-        log.error("bundle %s: %s", cfg.bundle, exc)
-        return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
+        return job_error(log, STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2,
+                         f"bundle {cfg.bundle}: {exc}")
     try:
         sid = grid.resolve_sweep_id(cfg, recipes, manifest["bundle_id"])
     except ConfigError as exc:  # a pinned sweep_id this config never had
-        log.error("%s", exc)
-        return 2
+        return job_error(log, 2, str(exc))
     problem = storage_problem(cfg)  # the new report goes there
     if problem:
-        log.error("%s", problem[0])
-        return problem[1]
+        return job_error(log, problem[1], problem[0], sid)
 
     # ---- 2. the finished trials' checkpoints on storage (under the id an earlier version gave this config
     # when the sweep ran before an upgrade changed it: grid.sweep_ids)
@@ -114,11 +111,9 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
                 sid = cand
                 break
     except StorageError as exc:  # unreachable after the tries, or no credentials
-        log.error("%s", exc)
-        return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
+        return job_error(log, STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2, str(exc), sid)
     if not ckpts:
-        log.error("no finished trials of sweep %s under %s", sid, join(cfg.storage, sid))
-        return 2
+        return job_error(log, 2, f"no finished trials of sweep {sid} under {join(cfg.storage, sid)}", sid)
     log.info("re-evaluating %d trials of %s with %s", len(ckpts), sid, eval_overrides)
 
     # ---- 3. one task per trial, placed like the trials were

@@ -37,6 +37,7 @@ def main(config: str, overrides: list[str]) -> int:
     from tracebridge.config import ConfigError
     from tracebridge.export.storage import StorageError, StorageUnreachable
     from tracebridge.sweep import grid
+    from tracebridge.sweep.jobcli import job_error
     from tracebridge.sweep.publish import (
         REPORT_NOT_PUSHED,
         STORAGE_UNREACHABLE,
@@ -55,8 +56,7 @@ def main(config: str, overrides: list[str]) -> int:
     try:
         cfg, recipes, specs = grid.load_checked(config, overrides)
     except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
+        return job_error(log, 2, str(exc))
     log.info("grid: %d trials (%s × %s × %d ablation cells × seeds %s)", len(specs), cfg.roles, cfg.variants,
              len(grid.ablation_cells(cfg)), cfg.seeds)
 
@@ -65,23 +65,20 @@ def main(config: str, overrides: list[str]) -> int:
     try:
         bundle_dir, manifest = ensure_bundle(cfg.bundle, scratch / "bundles", cfg.bundle_id or None, cfg.storage_io)
     except (BundleError, StorageError, OSError, ValueError) as exc:
-        log.error("bundle %s: %s", cfg.bundle, exc)
-        return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
+        return job_error(log, STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2,
+                         f"bundle {cfg.bundle}: {exc}")
     try:
         sid = grid.resolve_sweep_id(cfg, recipes, manifest["bundle_id"])
     except ConfigError as exc:  # a pinned sweep_id this config never had
-        log.error("%s", exc)
-        return 2
+        return job_error(log, 2, str(exc))
     work_root = scratch / sid
     try:
         work_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # work_dir under a file, read-only: one error line, not a traceback
-        log.error("work_dir=%s: %s", scratch, exc)
-        return 2
+        return job_error(log, 2, f"work_dir={scratch}: {exc}")
     problem = storage_problem(cfg)
     if problem:
-        log.error("%s", problem[0])
-        return problem[1]
+        return job_error(log, problem[1], problem[0], sid)
     log.info("sweep %s: bundle %s (%s)", sid, manifest["bundle_id"], bundle_dir)
     record_sweep(cfg, sid, manifest["bundle_id"], recipes)  # what a later --resume of another config compares
 
@@ -96,8 +93,8 @@ def main(config: str, overrides: list[str]) -> int:
     try:
         out = run_sweep(cfg, ctx, specs)
     except StorageError as exc:  # Tune's look-up of an earlier run of this sweep, bounded by storage_io
-        log.error("storage=%s: %s", cfg.storage, exc)
-        return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
+        return job_error(log, STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2,
+                         f"storage={cfg.storage}: {exc}", sid)
 
     # ---- 4. report: write, push
     summary = {"sweep_id": sid, "bundle_id": manifest["bundle_id"], "trials": len(out["trials"]),

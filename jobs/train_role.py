@@ -34,6 +34,7 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
     from tracebridge.config import ConfigError
     from tracebridge.export.storage import StorageError, StorageUnreachable
     from tracebridge.sweep import grid
+    from tracebridge.sweep.jobcli import job_error
     from tracebridge.sweep.publish import STORAGE_UNREACHABLE
     from tracebridge.sweep.storage import ensure_bundle
     from tracebridge.sweep.trainable import TrialContext, run_one
@@ -43,12 +44,10 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
     try:
         cfg, recipes, specs = grid.load_checked(config, overrides)
     except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
+        return job_error(log, 2, str(exc))
     ids = [s["trial_id"] for s in specs]
     if trial not in (None, *ids):
-        log.error("trial %r is not in the grid; choose one of:\n  %s", trial, "\n  ".join(ids))
-        return 2
+        return job_error(log, 2, f"trial {trial!r} is not in the grid; choose one of:\n  " + "\n  ".join(ids))
     spec = specs[ids.index(trial)] if trial else specs[0]
 
     # ---- 2. bundle
@@ -56,21 +55,19 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
     try:
         _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles", cfg.bundle_id or None, cfg.storage_io)
     except (BundleError, StorageError, OSError, ValueError) as exc:
-        log.error("bundle %s: %s", cfg.bundle, exc)
-        return STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
+        return job_error(log, STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2,
+                         f"bundle {cfg.bundle}: {exc}")
     try:
         sid = grid.resolve_sweep_id(cfg, recipes, manifest["bundle_id"])
     except ConfigError as exc:  # a pinned sweep_id this config never had
-        log.error("%s", exc)
-        return 2
+        return job_error(log, 2, str(exc))
 
     # ---- 3. the trial, with the Tune reporter swapped for a logger
     work_root = scratch / f"{sid}-debug"
     try:
         work_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # work_dir under a file, read-only: one error line, not a traceback
-        log.error("work_dir=%s: %s", scratch, exc)
-        return 2
+        return job_error(log, 2, f"work_dir={scratch}: {exc}")
     ctx = TrialContext(sweep_id=sid, bundle_uri=cfg.bundle, bundle_id=manifest["bundle_id"],
                        work_root=str(work_root), recipes=recipes, keep_models=False,
                        storage_io=cfg.storage_io)
@@ -88,8 +85,7 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
     try:
         result = run_one(spec, ctx, report, _Dir, None)
     except (ConfigError, BundleError) as exc:  # found by the trial before it trains: a traceback and exit 1 before
-        log.error("trial %s: %s", spec["trial_id"], exc)
-        return 2
+        return job_error(log, 2, f"trial {spec['trial_id']}: {exc}", sid)
     print(json.dumps({k: v for k, v in result.items() if k != "loss_curve"}, default=str), flush=True)
     return 0
 

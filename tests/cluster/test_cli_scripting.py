@@ -72,3 +72,15 @@ def test_a_sweep_with_a_failed_trial_logs_and_reports_it_as_failed(ray_head, tmp
     assert failed["reason"].startswith("TrialInputError: dpo: all"), failed
     assert Path(tmp_path / "storage" / "reports" / sub["sweep_id"] / "report.html").read_text().count(
         "verifier-optimized-s0") >= 1
+
+
+def test_a_job_that_stops_before_training_says_why_in_submit_json(ray_head, tmp_path):
+    """The job cannot create its work_dir on the cluster (a file is in the way; ``submit`` checks no
+    cluster-side path): it exits 2 before any trial, and ``submit --json`` carries its reason as
+    ``error`` (before: only Ray's "exit code 2" message; the reason was in the job log alone)."""
+    (tmp_path / "file").write_text("")
+    code, sub = cli("submit", *sweep_args(tmp_path), f"work_dir={tmp_path}/file/work", "--cluster",
+                    ray_head["yaml"], "--keep", "--wait", "--out", str(tmp_path / "reports"))
+    assert code == 1 and sub["status"] == "FAILED", sub
+    assert sub["error"].startswith(f"work_dir={tmp_path}/file/work: "), sub
+    assert sub["failures"] == [], sub

@@ -5,6 +5,7 @@ line and exit 2 before Ray starts (``init_ray`` is replaced by a function that f
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import subprocess
 import sys
@@ -54,13 +55,34 @@ def test_sweep_refuses_storage_it_cannot_write_before_ray(tmp_path, no_ray, capl
     assert not any(tmp_path.glob("file/**/.write-probe-*"))
 
 
-def test_jobs_refuse_a_work_dir_they_cannot_create(tmp_path, no_ray, caplog, monkeypatch):
+def last_json_line(text: str) -> dict:
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def test_jobs_refuse_a_work_dir_they_cannot_create(tmp_path, no_ray, caplog, capsys):
+    """Each job also prints why as its last stdout line (the summary ``submit`` reads from the log):
+    before, a job stopping early printed nothing there and ``submit --json`` knew only Ray's exit code."""
     (tmp_path / "file").write_text("")
     args = [f"bundle={BUNDLE}", f"storage={tmp_path}/storage", f"work_dir={tmp_path}/file/work"]
-    assert load_job("sweep").main(SMOKE, args) == 2  # was a NotADirectoryError traceback
-    assert load_job("train_role").main(SMOKE, None, args) == 2
-    assert load_job("eval").main(SMOKE, args, ["eval.n_boot=300"]) == 2
+    runs = {"sweep": lambda job: job.main(SMOKE, args),  # was a NotADirectoryError traceback
+            "train_role": lambda job: job.main(SMOKE, None, args),
+            "eval": lambda job: job.main(SMOKE, args, ["eval.n_boot=300"])}
+    for name, run in runs.items():
+        assert run(load_job(name)) == 2, name
+        line = last_json_line(capsys.readouterr().out)
+        assert line["ok"] is False and line["exit_code"] == 2 and "sweep_id" in line, (name, line)
+        assert line["error"].startswith(f"work_dir={tmp_path}/file/work: "), (name, line)
     assert caplog.text.count(f"work_dir={tmp_path}/file/work") == 3
+
+
+def test_the_job_summary_of_an_early_stop_is_what_submit_reads(tmp_path, no_ray, capsys):
+    from tracebridge.cluster.client import job_summary
+
+    assert load_job("sweep").main(SMOKE, [f"bundle={tmp_path}/nothing", f"storage={tmp_path}/storage"]) == 2
+    out = capsys.readouterr().out
+    found = job_summary("2026-11-28 INFO some log line\n" + out)
+    assert found == last_json_line(out) and found["sweep_id"] is None  # no bundle: no sweep id yet
+    assert found["error"].startswith(f"bundle {tmp_path}/nothing: "), found
 
 
 def test_eval_checks_bundle_and_overrides_on_the_driver(tmp_path, no_ray, caplog):

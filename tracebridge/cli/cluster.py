@@ -93,23 +93,27 @@ def _ask(cluster: str, sets: list[str] | None, call: Any, *args: Any) -> Any:
         _cluster_fail(exc)
 
 
-def _job_failures(client: Any, submission_id: str) -> list[dict[str, Any]] | None:
-    """The failed trials a finished sweep job's summary lists (``trial_id``, ``error``); None when the
-    job printed no summary (it failed before) or its log cannot be read."""
+def _job_summary(client: Any, submission_id: str) -> dict[str, Any]:
+    """What a failed sweep job's summary line says: ``failures`` (the failed trials, ``trial_id`` and
+    ``error``), and for a job that stopped before any trial ran, its ``error`` (``jobs``' ``job_error``);
+    ``failures`` None when the job printed no summary or its log cannot be read."""
     from tracebridge.cluster.client import ClusterError, job_summary, logs
 
     try:
         found = job_summary(logs(client, submission_id))
     except ClusterError:
-        return None
-    return list(found.get("failures") or []) if found else None
+        found = None
+    if not found:
+        return {"failures": None}
+    return {"failures": list(found.get("failures") or []),
+            **({"error": found["error"]} if found.get("ok") is False and found.get("error") else {})}
 
 
 def _wait_and_pull(target: Any, plan: Any, sub_id: str, out: Path) -> dict[str, Any]:
     """Wait for the submitted job ``sub_id`` (its log on stderr; stopped when it stays PENDING past the
     cluster's ``pending_timeout_s``) and pull its report once it SUCCEEDED: the fields ``submit`` adds to its
     summary (``status``; ``never_started`` with what the driver asked for and the cluster has, or the job's
-    ``message`` and failed trials; ``report``, ``report_problems``, ``storage_unreachable``).
+    ``message``, failed trials and, when it stopped before any trial, its ``error``; ``report``, ``report_problems``, ``storage_unreachable``).
 
     Raises:
         ClusterError: the head refused a request or stopped answering (``wait``).
@@ -123,7 +127,7 @@ def _wait_and_pull(target: Any, plan: Any, sub_id: str, out: Path) -> dict[str, 
     if info["never_started"]:
         res.update(never_started=True, **never_started_report(target, info))
     elif info["status"] != "SUCCEEDED":  # why: the job's message and its failed trials
-        res.update(message=info.get("message"), failures=_job_failures(target.client, sub_id))
+        res.update(message=info.get("message"), **_job_summary(target.client, sub_id))
     else:
         pulled = pull_report(plan.report_uri, out / plan.sweep_id, plan.cfg.storage_io, plan.expect(sub_id))
         res.update(report=pulled["report_html"], report_problems=pulled["problems"])
@@ -235,6 +239,8 @@ def submit(
             typer.echo(f"failed trial {f.get('trial_id')}: {f.get('error')}", err=True)
         if summary.get("never_started"):
             typer.echo(f"error: {summary['message']}", err=True)
+        elif summary.get("error"):  # the job stopped before any trial ran: its own reason
+            typer.echo(f"error: the job stopped before training: {summary['error']}", err=True)
         typer.echo(f"{summary['submission_id']}: {summary['status']}"
                    + (f"  report: {summary['report']}" if summary.get("report") else ""))
     bad = summary["status"] in ("FAILED", "STOPPED") or summary.get("never_started") or \

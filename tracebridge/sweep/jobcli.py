@@ -1,8 +1,10 @@
 """The command line the cluster jobs (``jobs/*.py``) share: logging set up once, ``--help``, and
-usage errors with their own exit code (2), apart from a job's "trials failed" (1)."""
+usage errors with their own exit code (2), apart from a job's "trials failed" (1); and the last stdout
+line of a job that stops before its work (``job_error``)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
@@ -26,3 +28,13 @@ def job_args(doc: str) -> list[str]:
         print(doc, file=sys.stderr)
         sys.exit(2)
     return args
+
+
+def job_error(log: logging.Logger, code: int, message: str, sweep_id: str | None = None) -> int:
+    """Log ``message`` and print the job's summary line for a stop before any trial ran:
+    ``{"sweep_id", "ok": false, "error", "exit_code"}``, the last JSON line ``submit`` reads from the
+    job's log (``cluster.client.job_summary``), so ``submit --json`` says why the job failed instead of
+    only Ray's "exit code 2". Returns ``code`` (the job's exit code)."""
+    log.error("%s", message)
+    print(json.dumps({"sweep_id": sweep_id, "ok": False, "error": message, "exit_code": code}), flush=True)
+    return code

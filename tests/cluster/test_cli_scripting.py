@@ -72,6 +72,10 @@ def test_a_sweep_with_a_failed_trial_logs_and_reports_it_as_failed(ray_head, tmp
     assert failed["reason"].startswith("TrialInputError: dpo: all"), failed
     assert Path(tmp_path / "storage" / "reports" / sub["sweep_id"] / "report.html").read_text().count(
         "verifier-optimized-s0") >= 1
+    # it trained SFT before its DPO inputs failed: that time is in the report (GPU time is priced the same way)
+    man = json.loads((tmp_path / "storage" / "reports" / sub["sweep_id"] / "manifest.json").read_text())
+    assert man["failed_trial_wall_s"] > 0 and man["gpu_hours_failed"] == 0.0, man  # on CPU: no GPU-hours
+    assert man["cluster"]["nodes"], man
 
 
 def test_a_job_that_stops_before_training_says_why_in_submit_json(ray_head, tmp_path):

@@ -78,3 +78,26 @@ def test_report_page_states_gpu_hours_and_cost_and_still_verifies(tmp_path):
     assert "cluster.nodes.gpu-0" in html
     assert json.loads((tmp_path / "r" / "manifest.json").read_text())["cost_estimate"]["usd"] == pytest.approx(3.2)
     assert verify_report(tmp_path / "r") == []
+
+
+def test_failed_trials_gpu_time_counts_in_hours_cost_and_nodes(tmp_path):
+    """A failed trial held its GPUs until it failed: its reported time counts (before: only the finished
+    trials were priced, so a sweep whose trials mostly failed looked nearly free)."""
+    trials = [trial("gpu-a", 1, 3600, "A10G", 0)]
+    failed = [{"trial_id": "verifier-optimized-s0", "error": "CUDA out of memory", "wall_s": 1800.0,
+               "resources": {"gpus": 2.0, "gpu_type": "A10G", "node": "gpu-b"}},
+              {"trial_id": "verifier-optimized-s1", "error": "not run"}]  # reported nothing: counts nothing
+    man = build_manifest(tmp_path, [], {"sweep_id": "sw-1"}, trials, wall_s=4000.0, prices={"g5.xlarge": 1.5},
+                         failed=failed)
+    assert man["gpu_hours"] == 2.0 and man["gpu_hours_failed"] == 1.0
+    assert man["trial_wall_s"] == 3600 and man["failed_trial_wall_s"] == 1800
+    assert man["cost_estimate"]["usd"] == pytest.approx(3.0)
+    assert man["cost_estimate"]["usd_failed"] == pytest.approx(1.5)
+    assert man["cluster"]["nodes"]["gpu-b"]["gpu_hours"] == 1.0
+    assert [t["node"] for t in man["trials"]] == ["gpu-a"]  # the trials list stays the finished ones
+
+    out = tmp_path / "report"
+    write_report(trials, out, {"sweep_id": "sw-1"}, wall_s=4000.0, prices={"g5.xlarge": 1.5}, failed=failed)
+    page = (out / "report.html").read_text()
+    assert "GPU-hours 2.000 (1.000 in failed trials)" in page and "$3.00 ($1.50 in failed trials)" in page
+    assert verify_report(out) == []

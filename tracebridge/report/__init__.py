@@ -56,11 +56,11 @@ def write_report(trials: list[dict[str, Any]], out_dir: str | Path, config: dict
     rpath.write_text(json.dumps(results, indent=2, sort_keys=True, default=str))
     # the page shows a provisional stamp (everything but its own hash); manifest.json is the record
     stamp = build_manifest(out, [rpath], config or {}, trials, wall_s, bundle_id, sweep_id, prices, submission_id,
-                           wall_source)
+                           wall_source, failed)
     hpath = out / "report.html"
     hpath.write_text(render_html(results, stamp, title), encoding="utf-8")
     manifest = build_manifest(out, [rpath, hpath], config or {}, trials, wall_s, bundle_id, sweep_id, prices,
-                              submission_id, wall_source)
+                              submission_id, wall_source, failed)
     manifest["winners"] = {r: b.get("winner") for r, b in results["roles"].items()}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
     return manifest

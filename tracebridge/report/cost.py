@@ -56,22 +56,32 @@ def gpu_price(gpu_type: str | None, prices: dict[str, float]) -> tuple[float | N
     return prices[instance] / per, f"{gpu_type} = {instance} at ${prices[instance]:g}/h ÷ {per} GPU(s)"
 
 
-def cost_estimate(trials: list[dict[str, Any]], prices: dict[str, float], table: str) -> dict[str, Any]:
-    """The trials' GPU cost.
+def _hours_by_type(trials: list[dict[str, Any]]) -> dict[str | None, float]:
+    hours: dict[str | None, float] = defaultdict(float)
+    for t in trials:
+        if trial_gpu_hours(t):
+            hours[(t.get("resources") or {}).get("gpu_type")] += trial_gpu_hours(t)
+    return hours
+
+
+def cost_estimate(trials: list[dict[str, Any]], prices: dict[str, float], table: str,
+                  failed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The GPU cost of the trials, the failed ones included (they held their GPUs too).
 
     Args:
         trials: results with ``resources`` and ``wall_s``.
         prices: USD per hour by instance type.
         table: where ``prices`` came from (``window.prices``), stamped into ``source``.
+        failed: the failed trials, with ``resources`` and ``wall_s`` where their last report gave
+            them (``sweep.tune_run.ran``); one without counts nothing.
 
     Returns:
-        ``{"usd", "per_gpu_hour": {gpu type: USD}, "source"}``; ``usd`` is None, with a
-        ``reason``, when a GPU type that was used has no price. No GPU time costs 0.
+        ``{"usd", "usd_failed", "per_gpu_hour": {gpu type: USD}, "source"}``: ``usd`` all trials,
+        ``usd_failed`` the failed ones' share; both None, with a ``reason``, when a GPU type that was
+        used has no price. No GPU time costs 0.
     """
-    hours: dict[str | None, float] = defaultdict(float)
-    for t in trials:
-        if trial_gpu_hours(t):
-            hours[(t.get("resources") or {}).get("gpu_type")] += trial_gpu_hours(t)
+    failed = failed or []
+    hours = _hours_by_type([*trials, *failed])
     per: dict[str, float] = {}
     used, missing = [], []
     for g in sorted(hours, key=str):
@@ -84,5 +94,7 @@ def cost_estimate(trials: list[dict[str, Any]], prices: dict[str, float], table:
     source = (f"{table} (USD/h per instance) ÷ GPUs per instance, trials' GPU time only"
               + (f": {'; '.join(used)}" if used else ": no GPU time"))
     if missing:
-        return {"usd": None, "per_gpu_hour": per, "source": source, "reason": "; ".join(missing)}
-    return {"usd": sum(h * per[str(g)] for g, h in hours.items()), "per_gpu_hour": per, "source": source}
+        return {"usd": None, "usd_failed": None, "per_gpu_hour": per, "source": source, "reason": "; ".join(missing)}
+    return {"usd": sum(h * per[str(g)] for g, h in hours.items()),
+            "usd_failed": sum(h * per[str(g)] for g, h in _hours_by_type(failed).items()),
+            "per_gpu_hour": per, "source": source}

@@ -149,7 +149,10 @@ def stamp_line(manifest: dict[str, Any], failed: int = 0) -> str:
     return (f"<p class='stamp'>sweep <code>{_f(manifest.get('sweep_id'))}</code> · "
             f"{len(manifest.get('trials') or [])} trial(s)"
             + (f" finished, <a href='#failed'>{failed} failed</a>" if failed else "") + f" on {len(nodes)} node(s) · "
-            f"GPU-hours {float(manifest.get('gpu_hours') or 0.0):.3f} · cost estimate {escape(usd)}</p>")
+            f"GPU-hours {float(manifest.get('gpu_hours') or 0.0):.3f}"
+            + (f" ({float(manifest['gpu_hours_failed']):.3f} in failed trials)" if manifest.get("gpu_hours_failed") else "")
+            + f" · cost estimate {escape(usd)}"
+            + (f" (${cost['usd_failed']:.2f} in failed trials)" if cost.get("usd_failed") else "") + "</p>")
 
 
 def render_html(results: dict[str, Any], manifest: dict[str, Any], title: str = "TraceBridge report") -> str:

@@ -5,8 +5,9 @@ written before it was recorded), bundle_id, config (resolved) +
 config_hash, code_version (git sha, or the package version), model, seeds, trials, cluster (the
 nodes the trials ran on: GPU type, GPUs, trials, GPU-hours; and the driver's host), hardware (the
 driver's machine, which wrote the report), wall_s (null when unknown) and wall_s_source (where it came
-from, or why it is unknown), trial_wall_s, gpu_hours (Σ trial GPUs × trial
-wall s / 3600), cost_estimate ({usd, per_gpu_hour, source}; usd null + reason when a GPU type has
+from, or why it is unknown), trial_wall_s, failed_trial_wall_s, gpu_hours (Σ trial GPUs × trial
+wall s / 3600, the failed trials' included: they held their GPUs too), gpu_hours_failed (their share),
+cost_estimate ({usd, usd_failed, per_gpu_hour, source}; usd null + reason when a GPU type has
 no price), files [{path, sha256, bytes}].
 """
 
@@ -75,7 +76,7 @@ def report_id(man: dict[str, Any]) -> str:
 def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], trials: list[dict[str, Any]],
                    wall_s: float | None, bundle_id: str | None = None, sweep_id: str | None = None,
                    prices: dict[str, float] | None = None, submission_id: str | None = None,
-                   wall_source: str | None = None) -> dict[str, Any]:
+                   wall_source: str | None = None, failed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The manifest of a report folder (pure apart from hashing ``files`` and asking git).
 
     Args:
@@ -85,11 +86,15 @@ def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], tri
             default: ``tracebridge.cluster.config.DEFAULT_PRICES``).
         wall_s, wall_source: the run's wall time (None: unknown) and where it came from (default: timed
             by the command that ran the trials; "unknown" when ``wall_s`` is None).
+        failed: the failed trials; the GPU time their last report recorded (``wall_s``, ``resources``)
+            counts in ``gpu_hours``, ``cost_estimate`` and the nodes (``gpu_hours_failed``,
+            ``failed_trial_wall_s``, ``cost_estimate.usd_failed``: their share).
     """
     from tracebridge.cluster.config import DEFAULT_PRICES
 
     hw = hardware()
     bundle = bundle_id or next((t.get("bundle_id") for t in trials if t.get("bundle_id")), None)
+    failed = failed or []
     trial_wall = sum(float(t.get("wall_s") or 0.0) for t in trials)
     table = "window.prices" if prices is not None else "tracebridge.cluster.config.DEFAULT_PRICES"
     man = {
@@ -102,11 +107,14 @@ def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], tri
                     "config_hash": t.get("config_hash"), "ablation": t.get("ablation") or {},
                     "wall_s": t.get("wall_s"), "node": (t.get("resources") or {}).get("node"),
                     "gpus": (t.get("resources") or {}).get("gpus")} for t in trials],
-        "cluster": {"nodes": cluster_nodes(trials), "driver": socket.gethostname()},
+        "cluster": {"nodes": cluster_nodes([*trials, *(f for f in failed if f.get("resources"))]),
+                    "driver": socket.gethostname()},
         "hardware": hw, "wall_s": wall_s, "trial_wall_s": trial_wall,
+        "failed_trial_wall_s": sum(float(f.get("wall_s") or 0.0) for f in failed),
         "wall_s_source": wall_source or ("timed by the command that ran the trials" if wall_s is not None else "unknown"),
-        "gpu_hours": sum(trial_gpu_hours(t) for t in trials),
-        "cost_estimate": cost_estimate(trials, DEFAULT_PRICES if prices is None else prices, table),
+        "gpu_hours": sum(trial_gpu_hours(t) for t in [*trials, *failed]),
+        "gpu_hours_failed": sum(trial_gpu_hours(f) for f in failed),
+        "cost_estimate": cost_estimate(trials, DEFAULT_PRICES if prices is None else prices, table, failed),
         "files": [file_entry(p, out_dir) for p in files],
     }
     man["report_id"] = report_id(man)

@@ -196,12 +196,30 @@ def tune_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         _run_with_train(spec, ctx)
         return
     ckpt = tune.get_checkpoint()
+    report = placed(tune.report)
     try:
         with tempfile.TemporaryDirectory(prefix="tb-restore-") as tmp:
             restored = Path(ckpt.to_directory(tmp)) if ckpt else None
-            run_one(spec, ctx, tune.report, tune.Checkpoint, restored)
+            run_one(spec, ctx, report, tune.Checkpoint, restored)
     except TrialInputError as exc:  # a retry (FailureConfig) would only pay for the same failure again
-        tune.report(input_error(spec, exc))
+        report(input_error(spec, exc))
+
+
+def placed(report: Callable[..., None], world: int = 1) -> Callable[..., None]:
+    """``report`` with where the trial runs added to every metrics dict (``gpus`` = this worker's ×
+    ``world``, ``gpu_type``, ``node``): Tune keeps a failed trial's last reported metrics, so its GPU time
+    (``gpus`` × Tune's ``time_total_s``) is counted in the report's GPU-hours and cost
+    (``tune_run.collect_results``), not only the finished trials'."""
+    from tracebridge.train.placement import trial_placement
+
+    where = trial_placement()
+    extra = {"gpus": float(where.get("gpus") or 0.0) * world, "gpu_type": where.get("gpu_type"),
+             "node": where.get("node")}
+
+    def report_placed(metrics: dict[str, Any], **kw: Any) -> None:
+        report({**metrics, **extra}, **kw)
+
+    return report_placed
 
 
 def input_error(spec: dict[str, Any], exc: Exception) -> dict[str, Any]:
@@ -232,13 +250,13 @@ def train_loop(config: dict[str, Any]) -> None:
     _threads(ctx)
     rank, world = ray.train.get_context().get_world_rank(), ray.train.get_context().get_world_size()
     ckpt = ray.train.get_checkpoint()
+    report = placed(ray.train.report, world)
     try:
         with tempfile.TemporaryDirectory(prefix="tb-restore-") as tmp:
             restored = Path(ckpt.to_directory(tmp)) if ckpt else None
-            run_one(config["spec"], ctx, ray.train.report, ray.train.Checkpoint, restored, rank, losses=False,
-                    world=world)
+            run_one(config["spec"], ctx, report, ray.train.Checkpoint, restored, rank, losses=False, world=world)
     except TrialInputError as exc:
-        ray.train.report(input_error(config["spec"], exc))
+        report(input_error(config["spec"], exc))
 
 
 def _run_with_train(spec: dict[str, Any], ctx: TrialContext) -> None:

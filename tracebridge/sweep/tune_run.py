@@ -272,7 +272,7 @@ def collect_results(grid: Any, local: Path, unfinished: str = "did not finish (b
         tid = (r.config or {}).get("spec", {}).get("trial_id") or (Path(r.path).name if r.path else "?")
         input_error = (r.metrics or {}).get(INPUT_ERROR)
         if r.error is not None or input_error or r.checkpoint is None:
-            failures.append({"trial_id": tid, "error": str(input_error or r.error or unfinished)})
+            failures.append({"trial_id": tid, "error": str(input_error or r.error or unfinished), **ran(r.metrics)})
             continue
         d = Path(r.checkpoint.to_directory(str(local / tid)))
         kind, res = unpack_checkpoint(d)
@@ -283,6 +283,20 @@ def collect_results(grid: Any, local: Path, unfinished: str = "did not finish (b
                    model_dir=str(d / "model") if (d / "model").is_dir() else None)
         results.append(res)
     return results, failures
+
+
+def ran(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """What a failed trial's last reported metrics say about the time it held its resources:
+    ``wall_s`` (Tune's ``time_total_s``: at least that, the time since its last report is not in it) and
+    ``resources`` (``gpus``, ``gpu_type``, ``node``: ``trainable.placed``); empty for a trial that
+    reported nothing (it failed at once, or never started)."""
+    m = metrics or {}
+    out: dict[str, Any] = {}
+    if isinstance(m.get("time_total_s"), (int, float)):
+        out["wall_s"] = float(m["time_total_s"])
+    if "gpus" in m:
+        out["resources"] = {"gpus": m.get("gpus"), "gpu_type": m.get("gpu_type"), "node": m.get("node")}
+    return out
 
 
 def not_started(specs: list[dict[str, Any]], trials: list[dict[str, Any]], failures: list[dict[str, Any]],

@@ -113,9 +113,10 @@ def test_undecodable_bytes_in_a_tool_output_are_escaped_not_dropped(tmp_path, re
     with Recorder(tmp_path, goal=f"summarise {name}", model_stack=MODEL_STACK, runtime_config={"max_steps": 1},
                   redactor=redactor() if redactor else None) as run:
         run.emit("planner_input", role="planner", payload={"goal": "g"})
+        run.emit("worker_tool_call", role="worker", payload={"call_id": "c1", "tool": "ls", "args": {}})
         run.emit("worker_tool_result", role="worker", payload={"call_id": "c1", "ok": True, "output": [name]},
                  llm=run.llm_call("m", [{"role": "user", "content": f"list: {name}"}], response=name))
-    assert _session(run)["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 0, "nonfinite_values": 0}
+    assert _session(run)["capture"] == {"events_written": 3, "events_dropped": 0, "errors": 0, "nonfinite_values": 0}
     result = _events(run)[-1]
     assert result["payload"]["output"] == ["r\\udce9sum\\udce9.txt"]
     assert result["llm"]["response"] == "r\\udce9sum\\udce9.txt" and "udce9" in result["llm"]["rendered_prompt"]

@@ -49,6 +49,9 @@ BREAKS: dict[str, Callable[[Path], None]] = {
     "broken_lineage": _edit(_set(4, "parent_event_id", "elsewhere:000099")),
     "duplicate_id": _edit(lambda e: e[:3] + [e[2]] + e[3:]),
     "non_monotonic_timestamp": _edit(_set(5, "timestamp", "2000-01-01T00:00:00.000Z")),
+    "unmatched_tool_result": _edit(_set(6, "payload.call_id", "c9")),  # answers no call of the run
+    "step_backwards": _edit(_set(12, "step", 0)),  # verifier_input of step 1 back at step 0
+    "role_mismatch": _edit(_set(13, "role", "planner")),  # verifier_output under the planner
     "empty_payload": _edit(_set(1, "payload.plan", [])),
     "incomplete_run": lambda run: (run / "session.json").unlink(),
     "no_events": lambda run: (run / "events.jsonl").write_text(""),

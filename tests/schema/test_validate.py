@@ -103,6 +103,44 @@ def test_non_monotonic_timestamps_reported(tmp_path):
     assert [p.line for p in chk.problems if p.kind == "order"] == [2]
 
 
+def _call(run, eid, parent, call_id, step=1):
+    return {**_ev(run, eid, parent), "step": step, "event_type": "worker_tool_call", "role": "worker",
+            "payload": {"call_id": call_id, "tool": "search", "args": {}}}
+
+
+def _result(run, eid, parent, call_id, retry_of=None, step=1, role="worker"):
+    return {**_ev(run, eid, parent), "step": step, "event_type": "worker_tool_result", "role": role,
+            "payload": {"call_id": call_id, "ok": True, "output": "x", "retry_of": retry_of}}
+
+
+def test_tool_results_steps_and_roles_are_checked_against_the_run(tmp_path):
+    """A result answering no call of the run (or retrying none), a step lower than one before it and a
+    worker event under another role are each listed at their line and field (before: all passed)."""
+    chk = check_run(_write(tmp_path, "r", [
+        _ev("r", "r:1", None, True),
+        _call("r", "r:2", "r:1", "c1", step=2),
+        _result("r", "r:3", "r:2", "c1", step=2),             # fine
+        _result("r", "r:4", "r:2", "c7", step=2),             # no call c7
+        _result("r", "r:5", "r:2", "c1", retry_of="c0", step=2),  # retries no call
+        _result("r", "r:6", "r:2", "c1", step=1),             # step 2 → 1
+        _result("r", "r:7", "r:2", "c1", step=2, role="planner"),  # a worker event under the planner
+    ]))
+    found = [(p.kind, p.line, p.field) for p in chk.problems if p.kind != "incomplete"]  # no session.json here
+    assert found == [("unmatched_tool_result", 4, "payload.call_id"), ("unmatched_tool_result", 5, "payload.retry_of"),
+                     ("step_backwards", 6, "step"), ("role_mismatch", 7, "role")], chk.problems
+    messages = [p.message for p in chk.problems if p.kind != "incomplete"]
+    assert messages[0] == "'c7' names no earlier worker_tool_call of the run"
+    assert messages[2] == "step 1 after step 2 (line 2): a run's steps never go back"
+    assert messages[3] == "worker_tool_result recorded under role 'planner': a worker event"
+    assert chk.schema_valid_events == 7 and chk.lineage_valid_events == 7  # listed, not schema or lineage failures
+
+
+def test_a_result_before_its_call_is_unmatched(tmp_path):
+    chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), _result("r", "r:2", "r:1", "c1"),
+                                           _call("r", "r:3", "r:1", "c1")]))
+    assert [(p.kind, p.line) for p in chk.problems if p.kind != "incomplete"] == [("unmatched_tool_result", 2)]
+
+
 def test_drift_counted_and_located(tmp_path):
     chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True, surprise=1),
                                            {**_ev("r", "r:2", "r:1"), "event_type": "brand_new"}]))

@@ -9,6 +9,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from tracebridge.schema.consistency import CONSISTENCY_RULES
+
 # Detector categories (``redaction.detectors``); each yields one or more placeholder types.
 DETECTORS = ("email", "phone", "card", "iban", "ip", "secrets", "auth_header", "terms")
 # detect-secrets plugins run on credential candidates. No entropy or keyword plugins by default:
@@ -19,7 +21,8 @@ DEFAULT_SECRET_PLUGINS = [
     "NpmDetector", "PypiTokenDetector",
 ]
 QUALITY_RULES = ("bad_json", "torn_tail", "missing_key", "schema_invalid", "schema_drift", "broken_lineage",
-                 "duplicate_id", "non_monotonic_timestamp", "empty_payload", "incomplete_run", "no_events")
+                 "duplicate_id", "non_monotonic_timestamp", *CONSISTENCY_RULES, "empty_payload", "incomplete_run",
+                 "no_events")
 SPLITS = ("train", "validation", "test")
 SOURCE_KINDS = ("sim", "openclaw", "agentlightning", "runtime")  # session.json source.kind
 _TYPE_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
@@ -74,9 +77,11 @@ class RedactionConfig:
 class QualityConfig:
     """Quality rules; a run that breaks one is quarantined with its reasons."""
 
-    allow: list[str] = field(default_factory=list, metadata={
+    allow: list[str] = field(default_factory=lambda: ["unmatched_tool_result"], metadata={
         "help": f"Rules reported but not quarantined, from {', '.join(QUALITY_RULES)} (unredacted, "
-                "redaction_pass2 and build_error always quarantine)."})
+                "redaction_pass2 and build_error always quarantine). Default: unmatched_tool_result (a tool "
+                "result answering no call, as OpenClaw's transcript repair leaves them: the rows leave it out "
+                "and keep the rest of the run); `quality.allow=[]` quarantines such runs."})
     open_ended_sources: list[str] = field(default_factory=lambda: ["openclaw"], metadata={
         "help": "session.json source.kind values whose runs record no episode_end (an OpenClaw session "
                 "has no end its transcript records): for these, a written session.json is complete."})

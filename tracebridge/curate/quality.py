@@ -1,7 +1,8 @@
 """Quality rules of a run, on top of ``tracebridge.schema.validate.check_run``.
 
 ``check_run`` already finds bad JSON, torn tails, schema errors and drift, broken lineage,
-duplicate ids, out-of-order timestamps, missing ``session.json`` and runs without events;
+duplicate ids, out-of-order timestamps, unmatched tool results, steps that go back, a role's events under
+another role, missing ``session.json`` and runs without events;
 ``run_reasons`` maps its problems onto named rules and adds what it does not check: empty payloads
 and runs that never reached ``episode_end``. A run with any reason not in ``quality.allow`` is
 quarantined with its reasons (``Reason``: rule, ``file:line:field``, message).
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tracebridge.schema.consistency import CONSISTENCY_RULES
 from tracebridge.schema.validate import Problem, RunCheck
 
 # Payload fields that must not be empty for the event to carry any training signal.
@@ -52,6 +54,8 @@ def problem_rule(p: Problem) -> str:
         return "incomplete_run"
     if p.kind == "empty":
         return "no_events"
+    if p.kind in CONSISTENCY_RULES:
+        return p.kind
     if p.kind == "lineage":
         return "duplicate_id" if "duplicate id" in p.message else "broken_lineage"
     return "missing_key" if p.message.lower().startswith("field required") else "schema_invalid"

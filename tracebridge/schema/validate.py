@@ -19,7 +19,9 @@ infinite floats a recorder wrote as strings (``capture.nonfinite_values``: kept,
 numbers) are a ``nonfinite`` problem of the run and totalled (``nonfinite_values``), not judged.
 
 Lineage rules: exactly one root (``parent_event_id`` null and ``root: true``); every other
-event's parent is an earlier event of the same run; event ids are unique; no cycles.
+event's parent is an earlier event of the same run; event ids are unique; no cycles. Beyond lineage
+(``tracebridge.schema.consistency``): tool results answer earlier calls, steps never go back, a role's
+event types are recorded under that role.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tracebridge.capture.reader import Line, RunDir, iter_lines, iter_runs
+from tracebridge.schema.consistency import Consistency
 from tracebridge.schema.events import EVENT_TYPES, SCHEMA_VERSION
 from tracebridge.schema.lineage import Lineage
 from tracebridge.schema.strict import validate_file_event, validate_file_session
@@ -48,6 +51,7 @@ class Problem:
     field: str
     message: str
     kind: str  # json | torn | schema | drift | lineage | order | incomplete | empty | abandoned | capture
+    # | nonfinite | one of schema.consistency.CONSISTENCY_RULES
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line if self.line is not None else '-'}: {self.field}: {self.message}"
@@ -176,6 +180,7 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
         chk.problems.append(Problem(str(run.path), None, "session.json",
                                     "missing: run is incomplete (still running or crashed)", "incomplete"))
     lineage = Lineage(chk.run_id, lambda line, fld, msg: chk.problems.append(Problem(path, line, fld, msg, "lineage")))
+    consistency = Consistency(lambda line, fld, msg, kind: chk.problems.append(Problem(path, line, fld, msg, kind)))
     last_ts = ""
     for ln in _event_lines(run, chk):
         if ln.error is not None:
@@ -201,6 +206,7 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
         except ValidationError as exc:
             chk.problems.extend(schema_problems(exc, path, ln.lineno, tag, chk.drift))
         lineage.add(ln.lineno, obj)
+        consistency.add(ln.lineno, obj)
         ts = obj.get("timestamp")
         if isinstance(ts, str):
             if ts < last_ts:

@@ -1,6 +1,7 @@
 """An ``--out`` folder that cannot be created (a folder above it not writable, a read-only file system)
 exits 2 naming the option, the folder and why, before any work: ``redact`` and ``collect`` ended in a
-PermissionError traceback (``collect`` after its episodes had run)."""
+PermissionError traceback (``collect`` after its episodes had run), ``export`` in exit 1 after the whole
+export ("nothing published")."""
 
 from __future__ import annotations
 
@@ -33,3 +34,11 @@ def test_collect_into_a_folder_that_cannot_be_made_exits_2_before_any_episode() 
     assert res.exit_code == 2, res.output
     assert f"--out {UNMAKEABLE}: cannot create the folder: " in res.stderr
     assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_export_into_a_folder_that_cannot_be_made_exits_2_before_reading_a_run(tmp_path: Path) -> None:
+    record_sample_run(tmp_path / "traces")
+    res = CliRunner().invoke(app, ["export", str(tmp_path / "traces"), "--out", str(UNMAKEABLE), "--json"])
+    assert res.exit_code == 2, res.output
+    assert f"--out {UNMAKEABLE}: cannot create the folder: " in res.stderr
+    assert "nothing published" not in res.stderr and "runs" not in res.stdout  # no export ran

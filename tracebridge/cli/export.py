@@ -11,7 +11,6 @@ from tracebridge.cli.app import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
     app,
-    check_out_dir,
     check_trace_root,
     config_errors,
     fail,
@@ -100,8 +99,8 @@ def export_cmd(
     from tracebridge.export.pipeline import export_traces
 
     check_trace_root(traces)
-    check_out_dir(out)
     cfg = _load(ExportConfig, config, overrides or [])
+    make_out_dir(out)  # a folder that cannot be made: exit 2 now, not exit 1 after the whole export
     try:
         res = export_traces(traces, out, cfg, labels_for_run=feedback_source(cfg.feedback), workers=workers,
                             cache_dir=cache)

@@ -102,6 +102,28 @@ def iter_runs(root: str | os.PathLike[str]) -> Iterator[RunDir]:
             yield RunDir(path)
 
 
+def nested_roots(root: str | os.PathLike[str]) -> list[tuple[Path, int]]:
+    """The folders right under ``root`` that ``iter_runs`` passes over (they hold no run's files) but
+    that hold run folders themselves, with how many: a parent of several trace roots (one a day, one a
+    host) given where a trace root belongs. Those runs are in no count, so the caller says so. Empty for
+    a run folder, a missing root and a root of runs; a folder that cannot be searched is not looked into."""
+    root = Path(root)
+    if not root.is_dir() or _holds_run(root):
+        return []
+    out = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if not entry.is_dir() or entry.name.startswith(".") or _holds_run(Path(entry.path)):
+            continue
+        try:
+            runs = sum(1 for e in os.scandir(entry.path)
+                       if e.is_dir() and not e.name.startswith(".") and _holds_run(Path(e.path)))
+        except OSError:
+            continue
+        if runs:
+            out.append((Path(entry.path), runs))
+    return out
+
+
 def _holds_run(path: Path) -> bool:
     """Whether ``path`` holds a run's files. A folder that cannot be searched (chmod 000) counts:
     its checks then report it unreadable, where skipping it would lose the run from every count."""

@@ -99,6 +99,7 @@ def export_cmd(
     from tracebridge.export.pipeline import export_traces
 
     check_trace_root(traces)
+    nested = _nested_roots(traces)
     cfg = _load(ExportConfig, config, overrides or [])
     make_out_dir(out)  # a folder that cannot be made: exit 2 now, not exit 1 after the whole export
     try:
@@ -110,11 +111,30 @@ def export_cmd(
     except OSError as exc:  # a root or --out folder that cannot be read or written, a full disk: the path says which
         fail(f"export stopped, nothing published: {exc}", EXIT_FAILED)
     s = res.summary()
+    if nested:
+        s["nested_runs_not_read"] = sum(n for _, n in nested)
     if json_out:
         print_json(s)
     else:
         _echo_summary(s)
     raise typer.Exit(0 if s["passed"] else 1)
+
+
+def _nested_roots(traces: Path) -> list[tuple[Path, int]]:
+    """The sub-folders of ``traces`` that hold run folders (``reader.nested_roots``): their runs are not
+    exported. With no run of its own the root is the wrong folder: exit 2 naming them (before, an empty
+    bundle and exit 0); beside runs of its own, a warning on stderr (and ``nested_runs_not_read``)."""
+    from tracebridge.capture.reader import iter_runs, nested_roots
+
+    nested = nested_roots(traces)
+    if not nested:
+        return []
+    where = ", ".join(f"{folder} ({n} runs)" for folder, n in nested[:5]) + (" ..." if len(nested) > 5 else "")
+    if next(iter_runs(traces), None) is None:
+        fail(f"{traces}: no run folder directly under it; its sub-folders hold runs: {where}. Export each "
+             "sub-folder (a trace root holds run folders directly)")
+    typer.echo(f"warning: {traces}: runs in sub-folders are not exported: {where}", err=True)
+    return nested
 
 
 def _echo_summary(s: dict[str, Any]) -> None:

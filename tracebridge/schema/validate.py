@@ -35,7 +35,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tracebridge.capture.reader import Line, RunDir, iter_lines, iter_runs
+from tracebridge.capture.reader import Line, RunDir, iter_lines, iter_runs, nested_roots
 from tracebridge.schema.consistency import Consistency
 from tracebridge.schema.events import EVENT_TYPES, SCHEMA_VERSION
 from tracebridge.schema.lineage import Lineage
@@ -245,6 +245,7 @@ class ValidationReport:
     runs_with_dropped_events: int = 0
     nonfinite_values: int = 0  # NaN/inf floats recorders wrote as strings ("NaN"), from session.json capture
     runs_with_nonfinite_values: int = 0
+    nested_runs_not_read: int = 0  # run folders in sub-folders of the root (``nested_roots``): not read
     problems_total: int = 0
     problems_by_kind: Counter[str] = field(default_factory=Counter)
     drift: Counter[str] = field(default_factory=Counter)
@@ -275,7 +276,8 @@ class ValidationReport:
         """Reasons the report fails its thresholds (empty = pass)."""
         t, out = self.thresholds, []
         if self.runs_total == 0:
-            out.append("no runs found")
+            out.append("no runs found" + (f" ({self.nested_runs_not_read} run folder(s) in sub-folders: validate "
+                                          "each sub-folder, see problems)" if self.nested_runs_not_read else ""))
         if self.schema_valid_pct < t.min_schema_valid_pct:
             out.append(f"schema-valid {self.schema_valid_pct:.2f}% < {t.min_schema_valid_pct}%")
         if self.lineage_valid_pct < t.min_lineage_valid_pct:
@@ -295,12 +297,14 @@ class ValidationReport:
         """Whether every threshold is met (``failures()`` is empty)."""
         return not self.failures()
 
-    def add(self, chk: RunCheck, max_problems: int) -> None:
-        """Count one run's check, keeping at most ``max_problems`` problem lines in all."""
-        self.runs_total += 1
-        self.runs_complete += chk.complete
-        self.runs_incomplete += not chk.complete
-        self.runs_schema_valid += chk.schema_valid
+    def add(self, chk: RunCheck, max_problems: int, count: bool = True) -> None:
+        """Count one run's check, keeping at most ``max_problems`` problem lines in all; with ``count``
+        false only its problems (a folder that is no run of the root)."""
+        if count:
+            self.runs_total += 1
+            self.runs_complete += chk.complete
+            self.runs_incomplete += not chk.complete
+            self.runs_schema_valid += chk.schema_valid
         self.events_total += chk.events
         self.events_schema_valid += chk.schema_valid_events
         self.events_lineage_valid += chk.lineage_valid_events
@@ -343,6 +347,11 @@ def validate_root(root: str | os.PathLike[str], thresholds: Thresholds | None = 
     """Validate every run under ``root`` (streaming; memory does not grow with the root)."""
     report = ValidationReport(thresholds=thresholds or Thresholds())
     now = time.time()
+    for folder, runs in nested_roots(root):  # not runs of this root: listed, so no run goes uncounted unsaid
+        report.nested_runs_not_read += runs
+        report.add(RunCheck(run_id=folder.name, complete=False, problems=[Problem(
+            str(folder), None, "<folder>", f"holds no run files but {runs} run folder(s) below it, not read: "
+            f"validate {folder} (a trace root holds run folders directly)", "nested")]), max_problems, count=False)
     for run in iter_runs(root):
         session: dict[str, Any] = {}
         chk = check_run(run, session=session)

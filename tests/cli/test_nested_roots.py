@@ -40,10 +40,8 @@ def test_validate_of_the_parent_fails_naming_the_sub_folders(tmp_path: Path) -> 
     assert rep["runs_total"] == 0 and rep["nested_runs_not_read"] == 3
     assert rep["failures"] == ["no runs found (3 run folder(s) in sub-folders: validate each sub-folder, see problems)"]
     assert rep["problems"] == [
-        f"{root / 'day1'}:-: <folder>: holds no run files but 2 run folder(s) below it, not read: validate "
-        f"{root / 'day1'} (a trace root holds run folders directly)",
-        f"{root / 'day2'}:-: <folder>: holds no run files but 1 run folder(s) below it, not read: validate "
-        f"{root / 'day2'} (a trace root holds run folders directly)"]
+        f"{root / day}:-: <folder>: holds no run files but {n} run folder(s) below it, not read: validate "
+        f"{root / day} (a trace root holds run folders directly)" for day, n in (("day1", 2), ("day2", 1))]
     assert rep["problems_by_kind"] == {"nested": 2}
 
 

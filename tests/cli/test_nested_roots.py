@@ -1,5 +1,6 @@
 """A trace root whose runs sit one folder deeper (a parent of one root a day) was read as holding no
-runs: ``validate`` said "no runs found", ``export`` made an empty bundle and exited 0. Now the folders
+runs: ``validate`` and ``export`` said "no runs found" (exit 1; the export wrote an empty bundle) without
+saying where the runs were. Now the folders
 that hold runs are named: ``validate`` lists each (and says so in its failure), ``export`` exits 2
 before any work when the root has no run of its own, and warns when it has some."""
 

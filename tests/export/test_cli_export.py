@@ -74,15 +74,17 @@ def test_export_says_why_runs_were_quarantined_and_where(mixed_traces: Path, tmp
 def test_export_of_a_folder_without_runs_says_none_were_found(mixed_traces: Path, tmp_path: Path) -> None:
     """An empty folder, or one level above the trace root, said "no run passed curation" though no run
     was read or quarantined: the user looked for quarantine reasons that did not exist."""
-    outer = tmp_path / "outer"
-    shutil.copytree(mixed_traces, outer / "traces")  # the runs one level down
-    for root in (outer, tmp_path / "empty"):
-        root.mkdir(exist_ok=True)
-        res = runner.invoke(app, ["export", str(root), "--out", str(tmp_path / "b"), "--json"])
-        doc = _json(res)
-        assert res.exit_code == 1 and doc["counts"]["read"] == 0
-        assert doc["failures"] == [(f"no runs found under {root} (a run is a folder holding events.jsonl or "
-                                   "session.json: give the folder that holds the run folders, or one run's folder)")]
+    root = tmp_path / "empty"
+    root.mkdir()
+    res = runner.invoke(app, ["export", str(root), "--out", str(tmp_path / "b"), "--json"])
+    doc = _json(res)
+    assert res.exit_code == 1 and doc["counts"]["read"] == 0
+    assert doc["failures"] == [(f"no runs found under {root} (a run is a folder holding events.jsonl or "
+                               "session.json: give the folder that holds the run folders, or one run's folder)")]
+    outer = tmp_path / "outer"  # the runs one level down: the folder that holds them is named, before any work
+    shutil.copytree(mixed_traces, outer / "traces")
+    res = runner.invoke(app, ["export", str(outer), "--out", str(tmp_path / "b2"), "--json"])
+    assert res.exit_code == 2 and f"its sub-folders hold runs: {outer / 'traces'} (" in json.loads(res.stdout)["error"]
 
 
 def test_unredacted_bundle_push_exits_1(tmp_path: Path, mixed_traces: Path) -> None:

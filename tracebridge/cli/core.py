@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tracebridge.capture.reader import MAX_LINE_BYTES
 from tracebridge.cli.app import (
     EXIT_FAILED,
     app,
@@ -45,6 +46,8 @@ def validate(
     max_dropped_events: Annotated[int, typer.Option(min=-1, help="Max events that recorders dropped (fail-open, "
                                                     "counted in session.json capture); -1 = not judged.")] = 0,
     max_problems: Annotated[int, typer.Option(min=0, help="Problems to list (all are counted).")] = 50,
+    max_line_bytes: Annotated[int, typer.Option(min=1024, help="Longest event line read (bytes); a longer one "
+                                                "is a problem of its run, read past in bounded memory.")] = MAX_LINE_BYTES,
 ) -> None:
     """Check schema, drift and lineage of every run; exit 1 below thresholds.
 
@@ -59,7 +62,7 @@ def validate(
     check_trace_root(path)
     rep = validate_root(path, Thresholds(min_schema_valid, min_lineage_valid, max_incomplete, max_abandoned,
                                          stale_after, None if max_dropped_events < 0 else max_dropped_events),
-                        max_problems)
+                        max_problems, max_line_bytes)
     if json_out:
         print_json(rep.to_dict())
     else:

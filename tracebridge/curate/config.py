@@ -9,6 +9,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from tracebridge.capture.reader import MAX_LINE_BYTES
 from tracebridge.schema.consistency import CONSISTENCY_RULES
 
 # Detector categories (``redaction.detectors``); each yields one or more placeholder types.
@@ -89,6 +90,9 @@ class QualityConfig:
         "help": "Export exits 1 when more than this % of runs is quarantined (100 = never)."})
     max_reasons_per_run: int = field(default=20, metadata={
         "help": "Reasons listed per quarantined run (all are counted)."})
+    max_line_bytes: int = field(default=MAX_LINE_BYTES, metadata={
+        "help": "Longest event line read (bytes, >= 1024; 16 MiB): a longer one is a bad_json problem of its run "
+                "(its size named), read past in bounded memory."})
 
     def validate(self, prefix: str = "quality") -> list[str]:
         """Every problem of this section, as ``key=value: what; fix``."""
@@ -100,6 +104,8 @@ class QualityConfig:
             out.append(f"{prefix}.max_quarantined_pct={self.max_quarantined_pct}: must be in 0..100")
         if self.max_reasons_per_run < 1:
             out.append(f"{prefix}.max_reasons_per_run={self.max_reasons_per_run}: must be >= 1")
+        if self.max_line_bytes < 1024:
+            out.append(f"{prefix}.max_line_bytes={self.max_line_bytes}: must be >= 1024; typical {MAX_LINE_BYTES} (16 MiB)")
         return out
 
 

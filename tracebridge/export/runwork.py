@@ -147,7 +147,7 @@ class RunWork:
         t = Tally(runs_read=1)
         lines: list[tuple[int, dict[str, Any]]] = []
         raw: dict[str, Any] = {}
-        chk = check_run(run, lines, raw)
+        chk = check_run(run, lines, raw, self.cfg.quality.max_line_bytes)
         t.events_read += chk.events
         source = _dict(raw.get("source"))
         blocking, allowed = run_reasons(chk, run.path, lines, self.cfg.quality.allow,

@@ -35,7 +35,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tracebridge.capture.reader import Line, RunDir, iter_lines, iter_runs, nested_roots
+from tracebridge.capture.reader import (
+    MAX_LINE_BYTES,
+    Line,
+    RunDir,
+    iter_lines,
+    iter_runs,
+    nested_roots,
+)
 from tracebridge.schema.consistency import Consistency
 from tracebridge.schema.events import EVENT_TYPES, SCHEMA_VERSION
 from tracebridge.schema.lineage import Lineage
@@ -148,11 +155,11 @@ def _check_session(run: RunDir, chk: RunCheck, out: dict[str, Any] | None = None
                                     f"started_at ({data['started_at']})", "order"))
 
 
-def _event_lines(run: RunDir, chk: RunCheck) -> Iterator[Line]:
+def _event_lines(run: RunDir, chk: RunCheck, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Line]:
     """The run's event lines. A missing or unreadable events file (a folder, chmod 000) is a problem
     of the run that fails its schema check, never an exception that stops the whole root."""
     try:
-        yield from iter_lines(run.events_path)
+        yield from iter_lines(run.events_path, max_line_bytes=max_line_bytes)
     except OSError as exc:
         chk.events_file_ok = False
         msg = "missing events file" if isinstance(exc, FileNotFoundError) else f"unreadable: {exc.strerror or exc}"
@@ -160,7 +167,7 @@ def _event_lines(run: RunDir, chk: RunCheck) -> Iterator[Line]:
 
 
 def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = None,
-              session: dict[str, Any] | None = None) -> RunCheck:
+              session: dict[str, Any] | None = None, max_line_bytes: int = MAX_LINE_BYTES) -> RunCheck:
     """Check one run: session schema, every event's schema, lineage, order.
 
     Args:
@@ -168,6 +175,7 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
         events: if given, receives ``(line number, event)`` of every line that parsed to an
             object, so a caller that needs the events does not read the file twice.
         session: if given, receives the parsed ``session.json`` (when it parses to an object).
+        max_line_bytes: a longer event line is a problem of its own (read past in bounded chunks).
 
     Returns:
         The run's counts and every problem found, located by file, line and field.
@@ -182,7 +190,7 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
     lineage = Lineage(chk.run_id, lambda line, fld, msg: chk.problems.append(Problem(path, line, fld, msg, "lineage")))
     consistency = Consistency(lambda line, fld, msg, kind: chk.problems.append(Problem(path, line, fld, msg, kind)))
     last_ts = ""
-    for ln in _event_lines(run, chk):
+    for ln in _event_lines(run, chk, max_line_bytes):
         if ln.error is not None:
             if ln.torn:
                 chk.torn_tail = True
@@ -343,7 +351,7 @@ _CAPTURE_COUNTS = (
 
 
 def validate_root(root: str | os.PathLike[str], thresholds: Thresholds | None = None,
-                  max_problems: int = 200) -> ValidationReport:
+                  max_problems: int = 200, max_line_bytes: int = MAX_LINE_BYTES) -> ValidationReport:
     """Validate every run under ``root`` (streaming; memory does not grow with the root)."""
     report = ValidationReport(thresholds=thresholds or Thresholds())
     now = time.time()
@@ -354,7 +362,7 @@ def validate_root(root: str | os.PathLike[str], thresholds: Thresholds | None = 
             f"validate {folder} (a trace root holds run folders directly)", "nested")]), max_problems, count=False)
     for run in iter_runs(root):
         session: dict[str, Any] = {}
-        chk = check_run(run, session=session)
+        chk = check_run(run, session=session, max_line_bytes=max_line_bytes)
         for key, runs_key, text, kind in _CAPTURE_COUNTS:
             n = _capture_count(session, key)
             if n:

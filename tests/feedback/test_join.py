@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import orjson
@@ -248,3 +249,20 @@ def test_an_unusable_registry_row_names_its_field(cfg, field, value, says):
     path.write_bytes(orjson.dumps(bad) + b"\n" + orjson.dumps({**good, "message_id": 6}) + b"\n")
     reg = read_registry(path)
     assert reg.skipped == [f"{path}:1:{says}"] and reg.read == 2 and len(reg.raws) == 1
+
+
+@pytest.mark.parametrize("chat, why", [("@mychannel", "not an integer"), (4.2, "not an integer (a float)"),
+                                       (True, "not an integer (a bool)"), (2**70, "out of range"),
+                                       (None, "not an integer (a NoneType)")])
+def test_record_batch_refuses_a_chat_that_is_no_telegram_id(cfg, chat, why):
+    """The library took any chat (the command checked --chat): a float or a channel name made rows no
+    reaction can join, 2**70 stopped the registry's writer. Nothing is written."""
+    with pytest.raises(ValueError, match=re.escape(f"chat: {chat!r}: {why}")):
+        record_batch(cfg.registry, chat, [10], "run1", "run1:e1")
+    assert read_registry(cfg.registry).raws == []
+
+
+def test_record_batch_reads_a_chat_id_given_as_text_as_the_integer_reactions_carry(cfg):
+    assert record_batch(cfg.registry, " -1001234 ", [10], "run1", "run1:e1")
+    (row,) = read_registry(cfg.registry).raws
+    assert row["chat"] == -1001234 and row["key"] == "-1001234:10"

@@ -298,12 +298,10 @@ def chunks_record(
 
 
 def _int_problem(text: str) -> str | None:
-    """Why ``text`` (blanks around it aside) is no Telegram id: not a whole number in ASCII digits (maybe
-    negative), or beyond 64 bits (the registry's JSON writer stopped on it with a traceback); None if it is one."""
-    digits = text.strip().removeprefix("-")
-    if not (digits.isascii() and digits.isdigit()):
-        return "not an integer"
-    return None if abs(int(text)) < 2**63 else "out of range (Telegram ids fit in 64 bits)"
+    """Why ``text`` (blanks around it aside) is no Telegram id (``feedback.chunks.id_problem``), or None."""
+    from tracebridge.feedback.chunks import id_problem
+
+    return id_problem(text)
 
 
 @feedback_app.command("labels")

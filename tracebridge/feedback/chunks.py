@@ -60,6 +60,7 @@ def record_batch(path: str | os.PathLike[str], chat: Any, message_ids: list[int]
     events = [event_ids] * len(message_ids) if isinstance(event_ids, str) else list(event_ids)
     if problems := _batch_problems(chat, message_ids, run_id, events):
         raise ValueError("; ".join(problems))
+    chat = int(chat)  # "-100123" as text matched no reaction: their chat ids are integers
     at = f"{bot_id}@" if bot_id else ""
     batch = batch_id or _batch_id(at, chat, message_ids[0], run_id)
     # a batch the legacy bot recorded before it had a bot_id has the id of no bot: recording it again is no conflict
@@ -83,6 +84,19 @@ def record_batch(path: str | os.PathLike[str], chat: Any, message_ids: list[int]
     return held[0].batch_id if held[0] is not None else batch
 
 
+def id_problem(value: Any) -> str | None:
+    """Why ``value`` is no Telegram id (a chat's or a message's): an int (not a bool), or text of a whole
+    number in ASCII digits (maybe negative), within 64 bits (the registry's JSON writer stopped on a
+    larger one with a traceback); None if it is one."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return f"not an integer (a {type(value).__name__})"
+    text = str(value).strip()
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        return "not an integer"
+    return None if abs(int(text)) < 2**63 else "out of range (Telegram ids fit in 64 bits)"
+
+
 def _batch_problems(chat: Any, message_ids: list[int], run_id: str, events: list[str]) -> list[str]:
     """What makes a batch unrecordable. A message id given twice was registered once (rows are keyed by
     chat and message) under a ``chunk_count`` that counted it twice, so the batch never had its last
@@ -92,6 +106,8 @@ def _batch_problems(chat: Any, message_ids: list[int], run_id: str, events: list
     problems = []
     if str(chat).strip() == "":
         problems.append("chat: empty; the Telegram chat id the reply was sent to")
+    elif why := id_problem(chat):
+        problems.append(f"chat: {chat!r}: {why}; Telegram chat ids are integers (negative for groups and channels)")
     twice = sorted({m for m in message_ids if message_ids.count(m) > 1})
     if twice:
         problems.append(f"message_ids: {', '.join(map(str, twice))} given more than once; each chunk is its own message")

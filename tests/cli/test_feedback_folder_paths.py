@@ -51,3 +51,16 @@ def test_mapping_commands_harvest_and_the_monthly_review_refuse_a_folder(files: 
     res = CliRunner().invoke(app, ["feedback", "chunks", "record", "--chat", "1", "--message-ids", "5,6", "--run-id", "r",
                                    "--event-id", "e", "--registry", str(folder), "--json"])
     assert res.exit_code == 2 and json.loads(res.stdout)["error"] == f"--registry {folder}: a folder; give the path of a file"
+
+
+def test_audit_of_a_ledger_given_by_its_option_that_is_not_there_exits_2(files: dict[str, Path], tmp_path: Path) -> None:
+    """A mistyped --ledger was audited as a day the harvest never ran (exit 1, a report written)."""
+    missing = tmp_path / "ledgr.jsonl"
+    res = CliRunner().invoke(app, ["feedback", "audit", "--day", "2026-02-03", "--ledger", str(missing),
+                                   "--out", str(tmp_path / "audit"), "--json"])
+    assert res.exit_code == 2, res.output
+    assert json.loads(res.stdout)["error"].startswith(f"--ledger {missing}: no such file")
+    assert not (tmp_path / "audit").exists()
+    res = CliRunner().invoke(app, ["feedback", "audit", "--day", "2026-02-03", "--ledger", str(files["ledger"]),
+                                   "--out", str(tmp_path / "audit"), "--json"])
+    assert res.exit_code in (0, 1) and json.loads(res.stdout)["ledger"]["read"] == 1, res.output

@@ -365,6 +365,9 @@ def audit(
     except ValueError:
         fail(f"--day {day!r}: expected YYYY-MM-DD", 2)
     check_out_dir(Path(cfg.audit_dir), "--out" if out else "audit_dir")  # was "[Errno 17] File exists: 'x'"
+    if ledger is not None and not Path(cfg.ledger).exists():  # a mistyped --ledger read as "the harvest never ran"
+        fail(f"--ledger {ledger}: no such file (the reaction ledger the harvest writes; without --ledger the "
+             "config's, which may not exist yet before the first harvest: the audit then fails, exit 1)", 2)
     try:
         doc, jp, mp = write_audit(cfg, when)
     except (ValueError, OSError) as exc:  # OSError: an --out or audit_dir that cannot be written

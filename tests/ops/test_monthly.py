@@ -81,7 +81,8 @@ def test_report_is_timestamped_and_names_the_bytes_it_read(tmp_path):
     rep = monthly_review(ledger, mapping, "2026-02")
     assert rep["generated_at"].endswith("Z")
     assert rep["inputs"] == {"ledger": str(ledger), "ledger_sha256": hashlib.sha256(ledger.read_bytes()).hexdigest(),
-                             "mapping": str(mapping), "mapping_sha256": hashlib.sha256(mapping.read_bytes()).hexdigest()}
+                             "mapping": str(mapping), "mapping_sha256": hashlib.sha256(mapping.read_bytes()).hexdigest(),
+                             "mapping_source": "file"}
     md = to_markdown(rep)
     assert rep["inputs"]["ledger_sha256"] in md and rep["generated_at"] in md
     # a month pair without reactions is not tested; the Markdown said "no significant drift"
@@ -95,6 +96,10 @@ def test_a_host_without_a_mapping_file_is_reviewed_under_the_default_mapping(tmp
     rep = monthly_review(ledger, tmp_path / "none.json", "2026-02")
     assert rep["mapping_version"] == 1 and rep["inputs"]["mapping_sha256"] is None
     assert rep["unmapped"] == {"🔥": 6} and "👍" not in rep["unmapped"]
+    # said, not silent: the report and its page name the defaults (the page said "sha256 None")
+    assert rep["inputs"]["mapping_source"] == "built-in defaults (no mapping file there)"
+    md = to_markdown(rep)
+    assert f"the built-in default mapping: no mapping file at {tmp_path / 'none.json'}." in md and "None" not in md
 
 
 def test_a_review_with_no_usable_ledger_row_fails_and_says_why(tmp_path):

@@ -306,7 +306,8 @@ def monthly_review(ledger: str | Path, mapping_path: str | Path, month: str, min
     counts, stats = read_ledger(ledger, (month, prev_m))
     # the sha256 of the very bytes evaluated: a row appended after the read is in neither
     inputs = {"ledger": str(ledger), "ledger_sha256": stats.pop("sha256"), "mapping": str(mapping_path),
-              "mapping_sha256": mapping_sha}
+              "mapping_sha256": mapping_sha,  # None: no file there, the built-in defaults were used (said so)
+              "mapping_source": "file" if mapping_sha else "built-in defaults (no mapping file there)"}
     cur, prev = counts[month].net(), counts[prev_m].net()
     rules = check_evidence({m: c.rows for m, c in counts.items()}, month, prev_m, min_rows)
     d = drift(cur, prev) if rules["drift"]["evaluated"] else \
@@ -363,7 +364,8 @@ def to_markdown(rep: dict[str, Any]) -> str:
     inp = rep.get("inputs") or {}
     lines = [f"# Reaction mapping/reward review {m}", "",
              (f"Generated {rep.get('generated_at')} from {inp.get('ledger')} (sha256 {inp.get('ledger_sha256')}) "
-              f"and {inp.get('mapping')} (sha256 {inp.get('mapping_sha256')})."), "",
+              + (f"and {inp.get('mapping')} (sha256 {inp.get('mapping_sha256')})." if inp.get("mapping_sha256") else
+                 f"and the built-in default mapping: no mapping file at {inp.get('mapping')}.")), "",
              f"Mapping version {rep['mapping_version']}.", "", *_ledger_md(lc, m),
              *([f"**Review failed: {rep['problem']}.**", ""] if rep.get("problem") else []),
              *([f"**{m} is not over at {rep.get('generated_at')}: its counts and rules read part of the month.**", ""]
@@ -373,7 +375,9 @@ def to_markdown(rep: dict[str, Any]) -> str:
         lines.append(f"| {e} | {cur.get(e, 0)} | {prev.get(e, 0)} |")
     d = rep["drift"]
     verdict = f"not tested: {d['note']}" if d.get("note") else "**drifted**" if d["drifted"] else "no significant drift"
-    lines += ["", f"Drift: total variation {d.get('tvd')}, chi-square p {d.get('chi2_p')} → {verdict}.", "",
+    measured = (f"total variation {d.get('tvd')}, chi-square p {d.get('chi2_p')} → " if d.get("tvd") is not None
+                else "")  # a test not run has no figures: "total variation None" read as a value
+    lines += ["", f"Drift: {measured}{verdict}.", "",
               f"Scores under the current mapping: {rep['scores'][m]} (previous: {rep['scores'][pm]}).", "",
               *_rules_md(rep.get("rules") or {}), "", "## Unmapped emojis", ""]
     lines += [f"- {e}: {n}" for e, n in rep["unmapped"].items()] or ["- none"]

@@ -46,7 +46,8 @@ def test_drift_unmapped_and_proposals(tmp_path):
     assert props["🙈"]["change"] == "review"  # mapped, unused for two months
     lc = rep["ledger_counts"]
     assert lc["read"] == lc["used"] + len(lc["skipped"]) + lc["other_months"]
-    assert lc["skipped"] == [f"{ledger}:{len(rows) + 1}:time: missing or invalid", f"{ledger}:{len(rows) + 2}: "
+    assert lc["skipped"] == [f"{ledger}:{len(rows) + 1}:time: missing; expected an ISO UTC time or epoch seconds/ms",
+                             f"{ledger}:{len(rows) + 2}: "
                              + lc["skipped"][1].split(": ", 1)[1]]
     md = to_markdown(rep)
     assert "**drifted**" in md and "add 🔥 → 1" in md
@@ -116,7 +117,9 @@ def test_a_review_with_no_usable_ledger_row_fails_and_says_why(tmp_path):
     rep = monthly_review(ledger, mapping, "2026-02")
     assert not rep["ok"] and rep["proposals"] == []
     assert rep["problem"].startswith(f"no usable reaction row: all 2 ledger rows that could be read were skipped "
-                                     f"(first: {ledger}:1:time: missing or invalid)")
+                                     f"(first: {ledger}:1:time: missing; expected an ISO UTC time or epoch seconds/ms)")
+    # each skipped line names the value that was wrong (before: "missing or invalid", nothing to fix it by)
+    assert rep["ledger_counts"]["skipped"][1] == f"{ledger}:2:change: got 'liked'; expected added or removed"
     assert "**Review failed: no usable reaction row" in to_markdown(rep)
     args = ["ops", "monthly-review", f"monthly.ledger={ledger}", f"monthly.mapping={mapping}", "agree_with=[]",
             "--month", "2026-02", "--out", tmp_path / "out", "--json"]

@@ -179,7 +179,11 @@ def _count_line(line: Any, where: str, months: tuple[str, str], out: dict[str, M
     when, change, emoji = _when(row), _change(row), row.get("emoji")
     bad = "time" if when is None else "change" if change is None else "emoji" if not isinstance(emoji, str) else None
     if bad:
-        stats["skipped"].append(f"{where}:{bad}: missing or invalid")
+        names = {"time": ("time", "ts", "timestamp"), "change": ("change", "action", "added"), "emoji": ("emoji",)}[bad]
+        key = next((k for k in names if k in row), bad)
+        value = f"got {row[key]!r}"[:120] if key in row else "missing"  # the value names the fix (ledger lines are hand-edited)
+        want = {"time": "an ISO UTC time or epoch seconds/ms", "change": "added or removed", "emoji": "a string"}[bad]
+        stats["skipped"].append(f"{where}:{key}: {value}; expected {want}")
         return
     m = when.strftime("%Y-%m")  # type: ignore[union-attr]
     if m not in out:

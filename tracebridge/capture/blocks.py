@@ -59,7 +59,25 @@ def run_id_argument(run_id: Any) -> str:
     if not isinstance(run_id, str):
         raise RecorderArgumentError(f"Recorder(run_id=...): {type(run_id).__name__} {run_id!r:.60} is not a str; "
                                     f"expected a str such as {new_run_id()!r}, or None for a new one")
+    if why := _run_id_problem(run_id):
+        raise RecorderArgumentError(f"Recorder(run_id={run_id!r:.80}): {why}; the run id is the run's folder name "
+                                    f"under the trace root, e.g. {new_run_id()!r}")
     return run_id
+
+
+def _run_id_problem(run_id: str) -> str | None:
+    """Why ``run_id`` cannot name a run folder right under the trace root: a path separator or ``..``
+    (the run was written outside the root, or in a sub-folder no reader looks in), a leading dot (readers
+    skip hidden folders), a NUL or another control character, or a name longer than a file name can be."""
+    if "/" in run_id or "\\" in run_id:
+        return "holds a path separator"
+    if run_id in (".", "..") or run_id.startswith("."):
+        return "starts with a dot (hidden: validate and export skip such folders)"
+    if any(ord(c) < 32 or c == "\x7f" for c in run_id):
+        return "holds a control character"
+    if len(run_id.encode("utf-8", "surrogateescape")) > 200:
+        return f"{len(run_id.encode('utf-8', 'surrogateescape'))} bytes long (at most 200: a file name)"
+    return None
 
 
 def llm_block(model: str, prompt: Any, *, params: dict[str, Any] | None = None, tools: Any = None,

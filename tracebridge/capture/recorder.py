@@ -55,6 +55,7 @@ from tracebridge.capture.blocks import exception_message as _message
 from tracebridge.capture.check import check_emitted
 from tracebridge.capture.forks import OPEN
 from tracebridge.capture.lineage import Lineage
+from tracebridge.capture.reader import MAX_LINE_BYTES
 from tracebridge.capture.writer import EventWriter, write_atomic
 from tracebridge.schema.canonical import utc_now
 from tracebridge.schema.events import LLMCall, Usage
@@ -150,6 +151,7 @@ class Recorder:
         self._end: dict[str, Any] | None = None
         self._toolsets: set[str] = set()  # toolset hashes whose schemas an llm block written holds
         self._warned = False
+        self._warned_long = False  # an event line past the readers' MAX_LINE_BYTES was logged
         self._closed = False
         self._lock = threading.Lock()
 
@@ -281,6 +283,12 @@ class Recorder:
             if self.redactor is not None:
                 record = self._redact(record)
             line, nonfinite = event_line(record)
+            if len(line) > MAX_LINE_BYTES and not self._warned_long:  # kept: readers read it when told to
+                self._warned_long = True
+                log.warning("%s: event %s is a line of %d bytes, longer than validate and export read by default "
+                            "(max_line_bytes=%d): they report it unread unless given validate --max-line-bytes or "
+                            "quality.max_line_bytes; a smaller payload (a file's path, not its bytes) avoids it",
+                            self.run_dir, event_id, len(line), MAX_LINE_BYTES)
             self._writer.write_lines(line, 1)
         except Exception as exc:  # noqa: BLE001 - fail-open: whatever the payload holds, the agent goes on
             self._lineage.dropped(event_id, resolved)  # its children attach to its parent

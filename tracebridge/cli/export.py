@@ -122,8 +122,9 @@ def export_cmd(
 
 def _nested_roots(traces: Path) -> list[tuple[Path, int]]:
     """The sub-folders of ``traces`` that hold run folders (``reader.nested_roots``): their runs are not
-    exported. With no run of its own the root is the wrong folder: exit 2 naming them (before, an empty
-    bundle and exit 0); beside runs of its own, a warning on stderr (and ``nested_runs_not_read``)."""
+    exported. With no run of its own the root is the wrong folder: exit 2 naming them (before, exit 1 "no
+    runs found" and an empty bundle written); beside runs of its own, a warning on stderr (and
+    ``nested_runs_not_read``)."""
     from tracebridge.capture.reader import iter_runs, nested_roots
 
     nested = nested_roots(traces)

@@ -7,18 +7,21 @@ written."""
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import logging
 import os
 import sys
 import threading
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
 from pydantic import BaseModel
 
 from tests.conftest import MODEL_STACK
+from tracebridge.capture.problems import open_problem
 from tracebridge.capture.reader import MAX_LINE_BYTES, RunDir, iter_lines
 from tracebridge.capture.recorder import CaptureError, Recorder, RecorderArgumentError
 from tracebridge.schema.events import PlanStep
@@ -262,6 +265,16 @@ def test_trace_root_that_is_not_writable_is_named(tmp_path):
     ro.mkdir(mode=0o555)
     with pytest.raises(CaptureError, match="the trace root .*ro is not writable"):
         _rec(ro, strict=True).open()
+
+
+@pytest.mark.parametrize(("err", "named"), [
+    (errno.EACCES, "the trace root /t is not writable (Permission denied)"),
+    (errno.EROFS, "the trace root /t is not writable (Read-only file system)"),
+    (errno.ENOSPC, "cannot create the run folder /t/r: [Errno 28] No space left on device"),
+])
+def test_open_error_words_for_what_root_cannot_provoke_here(err, named):
+    """The tests run as root, which writes into any folder: the words for EACCES/EROFS are checked directly."""
+    assert named in open_problem(OSError(err, os.strerror(err)), Path("/t/r"))
 
 
 @pytest.mark.parametrize(("labels", "named"), [

@@ -1,20 +1,25 @@
 """What a recorder writes besides the events' own payloads: the goal block of session.json, run
-ids, the ``llm`` block of a model call, and an exception's message as an ``episode_error`` holds it.
+ids, the ``llm`` block of a model call, and an exception's message as an ``episode_error`` holds it; the
+checks of a ``Recorder``'s arguments (root, run id, labels and the session blocks) and its errors.
 Pure functions: ``Recorder`` adds the locking and the fail-open counting around them."""
 
 from __future__ import annotations
 
 import math
+import operator
+import os
 import re
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import orjson
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from tracebridge.capture.problems import json_problem, validation_text
 from tracebridge.schema.canonical import canonical_json, canonical_line, sha256_json
 from tracebridge.schema.events import PAYLOADS, Usage
 from tracebridge.schema.session import (
@@ -52,32 +57,67 @@ def run_id_argument(run_id: Any) -> str:
     """A ``Recorder``'s run id: ``run_id``, or a new one (``new_run_id``) when it is None or empty.
 
     Raises:
-        RecorderArgumentError: ``run_id`` is not a str (the folder's name, and every event id is made of it).
+        RecorderArgumentError: ``run_id`` is not a str (the folder's name, and every event id is made of it),
+            or not one folder name the readers list: a path separator, ``.``/``..``, a leading dot (readers
+            skip hidden folders), a control character, lone surrogates, or more than 255 bytes.
     """
-    if not run_id:
+    if run_id is None or run_id == "":
         return new_run_id()
     if not isinstance(run_id, str):
         raise RecorderArgumentError(f"Recorder(run_id=...): {type(run_id).__name__} {run_id!r:.60} is not a str; "
                                     f"expected a str such as {new_run_id()!r}, or None for a new one")
-    if why := _run_id_problem(run_id):
-        raise RecorderArgumentError(f"Recorder(run_id={run_id!r:.80}): {why}; the run id is the run's folder name "
-                                    f"under the trace root, e.g. {new_run_id()!r}")
+    why = _run_id_problem(run_id)
+    if why:
+        raise RecorderArgumentError(f"Recorder(run_id={run_id!r:.80}): {why}; the run is the folder <root>/<run_id>: "
+                                    f"expected one folder name such as {new_run_id()!r}, or None for a new one")
     return run_id
 
 
 def _run_id_problem(run_id: str) -> str | None:
-    """Why ``run_id`` cannot name a run folder right under the trace root: a path separator or ``..``
-    (the run was written outside the root, or in a sub-folder no reader looks in), a leading dot (readers
-    skip hidden folders), a NUL or another control character, or a name longer than a file name can be."""
-    if "/" in run_id or "\\" in run_id:
-        return "holds a path separator"
-    if run_id in (".", "..") or run_id.startswith("."):
-        return "starts with a dot (hidden: validate and export skip such folders)"
-    if any(ord(c) < 32 or c == "\x7f" for c in run_id):
+    """Why ``run_id`` cannot name a run's folder, or None."""
+    if any(sep in run_id for sep in ("/", "\\", os.sep, os.altsep or "/")):
+        return "holds a path separator (the run would be written outside its trace root, or under a folder no reader lists)"
+    if run_id in (".", ".."):
+        return "names the trace root or its parent, not a folder of its own"
+    if run_id.startswith("."):
+        return "starts with '.': readers skip hidden folders, so the run would never be read"
+    if any(ord(c) < 32 or ord(c) == 127 for c in run_id):
         return "holds a control character"
-    if len(run_id.encode("utf-8", "surrogateescape")) > 200:
-        return f"{len(run_id.encode('utf-8', 'surrogateescape'))} bytes long (at most 200: a file name)"
-    return None
+    try:
+        size = len(run_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "holds lone surrogates (undecodable bytes), which JSON cannot hold"
+    return f"is {size} bytes long; a folder name holds at most 255" if size > 255 else None
+
+
+def root_argument(root: Any) -> Path:
+    """A ``Recorder``'s trace root as a ``Path``.
+
+    Raises:
+        RecorderArgumentError: ``root`` is not a path (a str or ``os.PathLike``), or is empty.
+    """
+    if not isinstance(root, (str, os.PathLike)) or root == "":
+        raise RecorderArgumentError(f"Recorder(root=...): {type(root).__name__} {root!r:.60} is not a path; expected "
+                                    f"the trace root folder as a str or Path, e.g. 'traces'")
+    return Path(root)
+
+
+def labels_argument(labels: Any) -> dict[str, Any]:
+    """A ``Recorder``'s run labels as a new dict, checked here so that session.json can always be written.
+
+    Raises:
+        RecorderArgumentError: ``labels`` is not a dict with str keys, or holds a value JSON cannot hold.
+    """
+    if labels is None:
+        return {}
+    if not isinstance(labels, dict):
+        raise RecorderArgumentError(f"Recorder(labels=...): {type(labels).__name__} {labels!r:.60} is not a dict; "
+                                    f"expected {_SHAPES['labels']}")
+    bad = next((f"labels: key {type(k).__name__} {k!r:.40} is not a str" for k in labels if not isinstance(k, str)),
+               None) or json_problem(labels, "labels")
+    if bad:
+        raise RecorderArgumentError(f"Recorder(labels=...): {bad}; expected {_SHAPES['labels']}")
+    return dict(labels)
 
 
 def llm_block(model: str, prompt: Any, *, params: dict[str, Any] | None = None, tools: Any = None,
@@ -261,24 +301,41 @@ class RecorderArgumentError(ValueError):
     set up, and a run set up from such an argument could only end as a run the export quarantines."""
 
 
+class RedactionHook(Protocol):
+    """Applied to every record before it is written (pass 1 of the two redaction passes)."""
+
+    policy: str
+
+    def redact(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A redacted copy of ``record`` (the record itself when nothing was found)."""
+
+    def findings(self) -> dict[str, int]:
+        """Counts of what was redacted, by placeholder type (the session's ``findings``)."""
+
+
+class CaptureError(RuntimeError):
+    """Raised by a strict-mode recorder when capture fails (its message names the field and value)."""
+
+
+def run_steps(step: Any, written: Any) -> int:
+    """session.json's ``summary.steps``: the step the agent reached, plus one. When the agent left ``Recorder.step``
+    a value no event can hold (``"3"``, ``-1``: its events were refused), the step of the last event written."""
+    for s in (step, written):
+        try:
+            n = -1 if isinstance(s, bool) else operator.index(s)
+        except TypeError:
+            continue
+        if n >= 0:
+            return n + 1
+    return 1
+
+
 _SHAPES = {"model_stack": '{"planner": {"model": str, "params": {...}}, "worker": {...}, "verifier": {...}} '
                           '(all three roles; an agent without one names it, e.g. {"model": "none"})',
            "runtime_config": '{"max_steps": int >= 1, ...}', "source": '{"kind": "runtime", "ref": ...}',
            "goal": 'a text, {"text": str, "family": str} or a Goal', "tools": "JSON-able tool schemas",
-           "prompts": "JSON-able prompt templates or sources"}
-
-
-def _not_json(value: Any, path: str) -> str | None:
-    """The path of the first value under ``value`` that JSON cannot hold, or None."""
-    if isinstance(value, dict):
-        return next((p for k, v in value.items() if (p := _not_json(v, f"{path}.{k}"))), None)
-    if isinstance(value, (list, tuple)):
-        return next((p for i, v in enumerate(value) if (p := _not_json(v, f"{path}[{i}]"))), None)
-    try:
-        canonical_json(value)
-    except (TypeError, PydanticSerializationError):
-        return f"{path}: {type(value).__name__} is not JSON"
-    return None
+           "prompts": "JSON-able prompt templates or sources",
+           "labels": 'a dict of str keys to JSON-able values, e.g. {"dataset": "csv-v2"}'}
 
 
 def _argument(name: str, value: Any, build: Any) -> Any:
@@ -289,10 +346,10 @@ def _argument(name: str, value: Any, build: Any) -> Any:
         canonical_json(model)
         return model
     except ValidationError as exc:
-        where = [f"{'.'.join([name, *map(str, e['loc'])])}: {e['msg']} (got {e['input']!r:.60})" for e in exc.errors()]
+        where = validation_text(exc, name)
     except (TypeError, PydanticSerializationError):
-        where = [_not_json(value.model_dump() if isinstance(value, BaseModel) else value, name) or f"{name}: not JSON"]
-    raise RecorderArgumentError(f"Recorder({name}=...): {'; '.join(where)}; expected {_SHAPES[name]}")
+        where = json_problem(value.model_dump() if isinstance(value, BaseModel) else value, name) or f"{name}: not JSON"
+    raise RecorderArgumentError(f"Recorder({name}=...): {where}; expected {_SHAPES[name]}")
 
 
 def recorder_arguments(goal: Any, model_stack: Any, runtime_config: Any, source: Any, tools: Any,

@@ -1,4 +1,5 @@
-"""The recorder's schema check of an event before it is written, at half the cost of the schema's own.
+"""The recorder's schema check of an event before it is written: what ``tracebridge validate`` will say of
+its line, at half the cost of the schema's own check.
 
 ``EVENT_ADAPTER.validate_python`` builds a model instance for the event, its payload and every nested
 block (a plan's steps, an ``llm`` block's usage), which the recorder throws away: of the ~4 µs it
@@ -10,12 +11,19 @@ record it builds has no other top-level keys. A record it refuses goes to ``EVEN
 verdict and message (every bad field by its path, ``worker_tool_call.payload.args``) stand: it also
 accepts a model instance where a block is expected (``{"plan": [PlanStep(...)]}``), which a typed
 dict does not. Pure; no I/O.
+
+The check is *strict*, as the check of a file is (``tracebridge.schema.strict``): the lax models took a
+``step`` of ``"3"`` or ``True``, a plan ``index`` of ``"0"``, a ``confidence`` of ``"0.5"``, and the recorder wrote
+them as given, lines every reader of the run then refused as schema-invalid. A record the strict mirror
+refuses is judged as the reader will see it: its JSON line (``event_line``: a tuple or set as a list, a model
+instance as its fields, numpy as numbers), parsed and checked by the file check, whose verdict stands.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from pydantic_core import SchemaValidator
 
@@ -69,6 +77,23 @@ def plain_schema(schema: Any) -> Any:
     return {k: plain_schema(v) for k, v in schema.items()}
 
 
+def strict_schema(schema: Any) -> Any:
+    """``schema`` (a core schema of typed dicts) with every type strict but enums (a union that says
+    ``strict: False``, as the events' tagged union does, would make its choices lax again)."""
+    if isinstance(schema, list):
+        return [strict_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict_schema(v) for k, v in schema.items()}
+    if out.get("type") == "typed-dict":
+        out["config"] = {**(out.get("config") or {}), "strict": True}
+    if out.get("type") == "enum":
+        out["strict"] = False  # an enum's value, not an instance: JSON holds no enum instances
+    elif "strict" in out:
+        out["strict"] = True
+    return out
+
+
 def _without_made(schema: dict[str, Any]) -> dict[str, Any]:
     """The events' union with ``RECORDER_MADE`` left out of each event type, and unknown top-level
     keys let through (the recorder's record has none)."""
@@ -81,9 +106,9 @@ def _without_made(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fast_validator() -> SchemaValidator | None:
-    """The typed-dict validator of emitted events, or None when the schema holds what it cannot mirror."""
+    """The strict typed-dict validator of emitted events, or None when the schema holds what it cannot mirror."""
     try:
-        return SchemaValidator(_without_made(plain_schema(EVENT_ADAPTER.core_schema)))
+        return SchemaValidator(strict_schema(_without_made(plain_schema(EVENT_ADAPTER.core_schema))))
     except Unsupported:
         return None
 
@@ -92,15 +117,21 @@ FAST_EVENT_VALIDATOR = _fast_validator()
 
 
 def check_emitted(record: dict[str, Any]) -> None:
-    """Check an event record ``Recorder`` built against the event schema (see ``RECORDER_MADE``).
+    """Check an event record ``Recorder`` built against the event schema as a file is checked (strict; see
+    ``RECORDER_MADE``).
 
     Raises:
-        pydantic.ValidationError: ``EVENT_ADAPTER``'s, naming every bad field by its path.
+        pydantic.ValidationError: the file check's, naming every bad field by its path.
+        TypeError: (``orjson.JSONEncodeError``) a value JSON cannot hold, where the strict mirror refused the record.
     """
     if FAST_EVENT_VALIDATOR is not None:
         try:
             FAST_EVENT_VALIDATOR.validate_python(record)
             return
         except ValidationError:
-            pass  # the schema's own verdict below: its message, and model instances it accepts
-    EVENT_ADAPTER.validate_python(record)
+            pass  # judged below as the reader will read it
+    # The failure path only: blocks imports the schema's models, strict builds its validator from this module.
+    from tracebridge.capture.blocks import event_line
+    from tracebridge.schema.strict import validate_file_event
+
+    validate_file_event(orjson.loads(event_line(record)[0]))

@@ -29,32 +29,37 @@ import logging
 import os
 import threading
 from dataclasses import asdict
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
 import orjson
 from pydantic import BaseModel
 
 from tracebridge.capture.blocks import (
     CaptureCounts,
+    CaptureError,
     RecorderArgumentError,
+    RedactionHook,
     call_block,
     capture_governance,
     event_line,
     json_line,
+    labels_argument,
     make_goal,
     new_run_id,
     payload_types,
     plain,
     recorder_arguments,
+    root_argument,
     run_id_argument,
+    run_steps,
     session_json,
 )
 from tracebridge.capture.blocks import exception_message as _message
 from tracebridge.capture.check import check_emitted
 from tracebridge.capture.forks import OPEN
 from tracebridge.capture.lineage import Lineage
+from tracebridge.capture.problems import LineTooLong, event_problem, open_problem
 from tracebridge.capture.reader import MAX_LINE_BYTES
 from tracebridge.capture.writer import EventWriter, write_atomic
 from tracebridge.schema.canonical import utc_now
@@ -73,22 +78,6 @@ __all__ = ["CaptureError", "Recorder", "RecorderArgumentError", "RedactionHook",
            "payload_types"]
 log = logging.getLogger(__name__)
 _AUTO = object()
-
-
-class RedactionHook(Protocol):
-    """Applied to every record before it is written (pass 1 of the two redaction passes)."""
-
-    policy: str
-
-    def redact(self, record: dict[str, Any]) -> dict[str, Any]:
-        """A redacted copy of ``record`` (the record itself when nothing was found)."""
-
-    def findings(self) -> dict[str, int]:
-        """Counts of what was redacted, by placeholder type (the session's ``findings``)."""
-
-
-class CaptureError(RuntimeError):
-    """Raised by a strict-mode recorder when capture fails."""
 
 
 class Recorder:
@@ -135,10 +124,10 @@ class Recorder:
         self.goal, self.model_stack, self.runtime_config, self.source, self.hashes = recorder_arguments(
             goal, model_stack, runtime_config, source, tools, prompts)
         self.run_id = run_id_argument(run_id)
-        self.run_dir = Path(root) / self.run_id
+        self.run_dir = root_argument(root) / self.run_id
         self.strict = strict
         self.redactor = redactor
-        self.labels = dict(labels or {})
+        self.labels = labels_argument(labels)
         self.stats = CaptureCounts()
         self.step = 0
         self._fsync_interval_s = fsync_interval_s
@@ -148,11 +137,12 @@ class Recorder:
         self._started_at = ""
         self._tokens = 0
         self._cost = 0.0
+        self._last_step: Any = 0  # the step of the last event written
         self._end: dict[str, Any] | None = None
         self._toolsets: set[str] = set()  # toolset hashes whose schemas an llm block written holds
         self._warned = False
-        self._warned_long = False  # an event line past the readers' MAX_LINE_BYTES was logged
         self._closed = False
+        self._not_open = "it was never opened (use `with Recorder(...) as run:` or call open())"
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -176,13 +166,19 @@ class Recorder:
             self.close(success=False, failure_class=kind)
 
     def open(self) -> None:
-        """Create the run directory and open the events file."""
+        """Create the run directory and open the events file. A recorder records one run: a second
+        ``open`` (a nested ``with``) fails, as does a run folder that exists already."""
+        if self._writer is not None or self._closed:
+            self._fail(CaptureError(f"run {self.run_id!r} was opened already; a Recorder records one run: make a "
+                                    f"new one (with a new run_id) for the next"), "open")
+            return
         self._started_at = self._now()
         try:
             self.run_dir.mkdir(parents=True, exist_ok=False)
             self._writer = EventWriter(self.run_dir / "events.jsonl", self._fsync_interval_s)
         except OSError as exc:
-            self._fail(exc, "open")
+            self._not_open = "its folder could not be created (see the error at open)"
+            self._fail(CaptureError(open_problem(exc, self.run_dir)), "open")
             return
         OPEN.add(self)
 
@@ -194,31 +190,38 @@ class Recorder:
             self._closed = True
             OPEN.discard(self)
             self._close(success, failure_class)
+            self._warned = False  # an emit after close is logged again: session.json cannot count it
+            self._not_open = "it was closed (emit after close()); session.json does not count this event"
 
     def disown(self) -> None:
         """In a process forked while this run was open (``tracebridge.capture.forks``): give up the
         parent's run without writing to it. Later emits are dropped and counted; no ``session.json``."""
         self._lock = threading.Lock()  # another thread of the parent may have held it at the fork
         self._closed = True
+        self._not_open = "the run belongs to the process that opened it (this one was forked from it)"
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.fsync_on_close = False  # the parent's file: nothing of the child's to make durable
             writer.close()
 
     def _close(self, success: bool | None, failure_class: str | None) -> None:
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            except OSError as exc:
-                self._fail(exc, "close")
+        writer, self._writer = self._writer, None  # emits from now on are refused before any work
+        if writer is None:  # never opened, or its folder could not be made: no run to write session.json into
+            return
+        try:
+            writer.close()
+        except OSError as exc:
+            self._fail(exc, "close")
+        if not self.stats.events_written:
+            log.warning("run %s closed without any event written: tracebridge validate fails it and the export "
+                        "quarantines it (no_events)", self.run_dir)
         end = self._end or {}
         try:
             session = self._session(success if success is not None else end.get("success"),
                                     failure_class if failure_class is not None else end.get("failure_class"))
             data, nonfinite = session_json(session, self.redactor)
             self.stats.nonfinite_values += nonfinite
-            if self._writer is not None:
-                write_atomic(self.run_dir / "session.json", data)
+            write_atomic(self.run_dir / "session.json", data)
         except Exception as exc:  # noqa: BLE001 - fail-open: a bad label or goal never reaches the agent
             self._fail(exc, "session")
 
@@ -259,6 +262,7 @@ class Recorder:
 
     def _emit(self, event_type: str, role: str, payload: Any, parent: Any, llm: Any, labels: Any) -> str:
         event_id, thread, resolved = self._lineage.issue()
+        record = None
         try:
             resolved = self._lineage.parent(parent, resolved, parent is _AUTO)
             record: dict[str, Any] = {
@@ -278,23 +282,23 @@ class Recorder:
             if labels:
                 record["labels"] = labels
             if self._writer is None:
-                raise CaptureError(f"{self.run_dir}: run is not open in this process")
+                raise CaptureError(f"run {self.run_id!r} is not open: {self._not_open}")
             check_emitted(record)
             if self.redactor is not None:
                 record = self._redact(record)
             line, nonfinite = event_line(record)
-            if len(line) > MAX_LINE_BYTES and not self._warned_long:  # kept: readers read it when told to
-                self._warned_long = True
-                log.warning("%s: event %s is a line of %d bytes, longer than validate and export read by default "
-                            "(max_line_bytes=%d): they report it unread unless given validate --max-line-bytes or "
-                            "quality.max_line_bytes; a smaller payload (a file's path, not its bytes) avoids it",
-                            self.run_dir, event_id, len(line), MAX_LINE_BYTES)
+            if len(line) > MAX_LINE_BYTES + 1:  # the reader skips it: refused here, where the agent is told
+                raise LineTooLong(len(line) - 1, MAX_LINE_BYTES)
             self._writer.write_lines(line, 1)
         except Exception as exc:  # noqa: BLE001 - fail-open: whatever the payload holds, the agent goes on
             self._lineage.dropped(event_id, resolved)  # its children attach to its parent
             self.stats.events_dropped += 1
-            self._fail(exc, event_type)
+            self._fail(exc, event_type, record)
             return event_id
+        except BaseException:  # Ctrl-C mid-emit: nothing written; counted, its children attach to its parent
+            self._lineage.dropped(event_id, resolved)
+            self.stats.events_dropped += 1
+            raise
         self._lineage.written(event_id, thread, resolved)
         self._count(record, nonfinite)
         return event_id
@@ -303,6 +307,7 @@ class Recorder:
         """Add a written event to the run's counts: events, non-finite floats, tokens and cost,
         toolsets recorded, and the outcome of ``episode_end``."""
         self.stats.events_written += 1
+        self._last_step = record["step"]
         if nonfinite:
             self.stats.nonfinite_values += nonfinite
         llm = record.get("llm")
@@ -366,18 +371,22 @@ class Recorder:
         self._last_ts = ts
         return ts
 
-    def _fail(self, exc: BaseException, where: str) -> None:
+    def _fail(self, exc: BaseException, where: str, record: Any = _AUTO) -> None:
+        """Count a capture failure; raise it (strict) or log the first one. An event's failure (``record``: the
+        event, or None when it failed before it was built) is described by field only when it is told."""
         self.stats.errors += 1
+        if self._warned and not self.strict:
+            return
+        why = exc if record is _AUTO or isinstance(exc, (CaptureError, OSError)) else event_problem(exc, record)
         if self.strict:
-            raise CaptureError(f"{self.run_dir}: capture failed at {where}: {exc}") from exc
-        if not self._warned:
-            self._warned = True
-            log.warning("capture failed at %s in %s (fail-open, counting further errors): %s",
-                        where, self.run_dir, exc)
+            raise CaptureError(f"{self.run_dir}: capture failed at {where}: {why}") from exc
+        self._warned = True
+        log.warning("capture failed at %s in %s (fail-open, counting further errors): %s", where, self.run_dir, why)
 
     def _session(self, success: bool | None, failure_class: str | None) -> Session:
-        summary = Summary(success=success, steps=self.step + 1 if self._lineage.seq else 0, tokens=self._tokens,
-                          cost_usd=round(self._cost, 6), failure_class=failure_class)
+        steps = run_steps(self.step, self._last_step) if self._lineage.seq else 0
+        summary = Summary(success=success, steps=steps, tokens=self._tokens, cost_usd=round(self._cost, 6),
+                          failure_class=failure_class)
         return Session(run_id=self.run_id, goal=self.goal, started_at=self._started_at or self._now(),
                        finished_at=self._now(), model_stack=self.model_stack, runtime_config=self.runtime_config,
                        hashes=self.hashes, data_governance=capture_governance(self.redactor), summary=summary,

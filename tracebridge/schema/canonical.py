@@ -22,7 +22,7 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset)):
         return sorted(obj, key=repr)
     if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
+        return obj.decode("utf-8", "backslashreplace")  # bytes that are not UTF-8 kept as \\xNN escapes, not lost to U+FFFD
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 

@@ -22,31 +22,14 @@ from typing import Any
 
 from pydantic_core import SchemaValidator
 
-from tracebridge.capture.check import Unsupported, plain_schema
+from tracebridge.capture.check import Unsupported, plain_schema, strict_schema
 from tracebridge.schema.events import EVENT_ADAPTER
 from tracebridge.schema.session import Session
 
 
-def _strict(schema: Any) -> Any:
-    """``schema`` (a core schema of typed dicts) with every type strict but enums (a union that says
-    ``strict: False``, as the events' tagged union does, would make its choices lax again)."""
-    if isinstance(schema, list):
-        return [_strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: _strict(v) for k, v in schema.items()}
-    if out.get("type") == "typed-dict":
-        out["config"] = {**(out.get("config") or {}), "strict": True}
-    if out.get("type") == "enum":
-        out["strict"] = False  # an enum's value, not an instance: JSON holds no enum instances
-    elif "strict" in out:
-        out["strict"] = True
-    return out
-
-
 def _validator(core_schema: Any, lax: Callable[[Any], Any]) -> Callable[[Any], Any]:
     try:
-        return SchemaValidator(_strict(plain_schema(core_schema))).validate_python
+        return SchemaValidator(strict_schema(plain_schema(core_schema))).validate_python
     except Unsupported:
         return lax
 

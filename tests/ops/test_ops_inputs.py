@@ -29,6 +29,27 @@ def test_promote_of_a_file_that_is_no_gate_report_exits_2(tmp_path: Path, text: 
     assert not (tmp_path / "state").exists()
 
 
+@pytest.mark.parametrize("edit, says", [
+    ({"passed": "false"}, ":passed: 'false', must be true or false"),  # a string is true: it promoted, exit 0
+    ({"policies": {"baseline": "v1"}}, ":policies.candidate: None, must be a policy id"),  # made null the active policy
+    ({"policies": ["v2", "v1"]}, ":policies: ['v2', 'v1'], must be an object"),  # a traceback
+    ({"checks": [1]}, ":checks[0]: 1, must be an object with a name and a status"),  # a traceback
+])
+def test_promote_of_a_gate_report_with_fields_of_the_wrong_type_exits_2(tmp_path: Path, edit: dict,
+                                                                         says: str) -> None:
+    # the id is made again, as a writer with these types would have made it: the content check alone let them by
+    from tracebridge.ops.gates import gate_report_id
+
+    report = gate_report(tmp_path / "gate.json", "v2", "v1")
+    rep = {**json.loads(report.read_text()), **edit}
+    report.write_text(json.dumps({**rep, "report_id": gate_report_id(rep)}))
+    r = run("promote", "--report", report, "--state", tmp_path / "state", "--json")
+    assert r.exit_code == 2, r.output
+    doc = json.loads(r.stdout)
+    assert doc["promoted"] is False and doc["error"].startswith(f"{report}{says}"), doc
+    assert not (tmp_path / "state" / "history.jsonl").exists()
+
+
 def test_promote_of_a_folder_says_so(tmp_path: Path) -> None:
     r = run("promote", "--report", tmp_path, "--state", tmp_path / "state", "--json")
     assert r.exit_code == 2 and json.loads(r.stdout)["error"].startswith(f"--report {tmp_path}: a folder"), r.output

@@ -244,9 +244,32 @@ def load_gate_report(path: str | Path) -> tuple[dict[str, Any], str]:
     missing = [k for k in ("passed", "checks", "policies", "report_id") if k not in rep]
     if missing:
         raise NotAGateReport(f"{p}:{missing[0]}: not a gate report (run tracebridge gate --out)")
+    if bad := _shape_problem(rep):
+        raise NotAGateReport(f"{p}:{bad}; not a gate report (run tracebridge gate --out)")
     if gate_report_id(rep) != rep["report_id"]:
         raise PromotionError(f"{p}:report_id: content does not match the id; the report was edited")
     return rep, sha256_bytes(raw)
+
+
+def _shape_problem(rep: dict[str, Any]) -> str | None:
+    """``field: value, what it must be`` for the first field of a gate report whose type promote cannot use, or
+    None. Unchecked, ``"passed": "false"`` (a string, so true) promoted, a report without a candidate made no
+    policy (null) the active one, and a list where an object goes was a traceback."""
+    if not isinstance(rep["passed"], bool):
+        return f"passed: {rep['passed']!r}, must be true or false"
+    pol = rep["policies"]
+    if not isinstance(pol, dict):
+        return f"policies: {pol!r}, must be an object with the candidate and baseline policy ids"
+    for arm in ("candidate", "baseline"):
+        if not isinstance(pol.get(arm), str) or not pol[arm].strip():
+            return f"policies.{arm}: {pol.get(arm)!r}, must be a policy id (a non-empty string)"
+    checks = rep["checks"]
+    if not isinstance(checks, list):
+        return f"checks: {checks!r}, must be a list of checks"
+    for i, c in enumerate(checks):
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str) or not isinstance(c.get("status"), str):
+            return f"checks[{i}]: {c!r}, must be an object with a name and a status"
+    return None
 
 
 def _used_by(records: list[dict[str, Any]], report_id: str) -> dict[str, Any] | None:
@@ -271,7 +294,8 @@ def promote(state: PolicyState, report_path: str | Path, require_baseline_match:
     """
     rep, digest = load_gate_report(report_path)
     if not rep["passed"]:
-        raise PromotionError(f"{report_path}: gate did not pass: {'; '.join(rep.get('reasons', []))[:500]}; "
+        reasons = rep.get("reasons") if isinstance(rep.get("reasons"), list) else []  # not in the id: never checked
+        raise PromotionError(f"{report_path}: gate did not pass: {'; '.join(map(str, reasons))[:500]}; "
                              "promotion needs a gate pass")
     cand, base = rep["policies"].get("candidate"), rep["policies"].get("baseline")
     try:

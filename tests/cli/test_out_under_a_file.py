@@ -44,3 +44,19 @@ def test_feedback_audit_names_the_option_and_the_file_in_the_way(tmp_path: Path)
         res = CliRunner().invoke(app, ["feedback", "audit", "--day", "2026-01-01", *memory, *args])
         assert res.exit_code == 2, res.output
         assert f"{says}{tmp_path / 'notes.txt'} is a file, not a folder" in res.stderr, res.stderr
+
+
+def test_phase2_report_into_an_out_dir_that_is_a_file_exits_2_before_any_trial(tmp_path: Path) -> None:
+    """Before: the bundle was verified, then a FileExistsError (NotADirectoryError under it) traceback, exit 1."""
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(ROOT / "tests/data/train_views", bundle)
+    (tmp_path / "notes.txt").write_text("x\n")
+    for out in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "phase2"):
+        res = CliRunner().invoke(app, ["ops", "phase2-report", "agree_with=[]", f"phase2.out_dir={out}",
+                                       "phase2.role=verifier", "--bundle", str(bundle), "--json"])
+        assert res.exit_code == 2, res.output
+        assert f"phase2.out_dir {out}: {tmp_path / 'notes.txt'} is a file, not a folder" in res.stderr
+        assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "notes.txt"]

@@ -196,6 +196,7 @@ def phase2_report(
 
     cfg = _agreeing_config(config, overrides, PHASE2_KEYS)
     out = Path(cfg.phase2.out_dir)
+    check_out_dir(out, "phase2.out_dir")  # a file there: a FileExistsError traceback once the bundle was checked
     try:
         if from_manifest is not None:
             res = p2.reproduce(from_manifest, out)

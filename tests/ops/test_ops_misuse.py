@@ -202,10 +202,16 @@ def test_shadow_cycle_setup_errors_write_nothing(tmp_path, monkeypatch):
     (tmp_path / "afile").write_text("x")
     cases = [("shadow.work_dir=afile", "shadow.work_dir=afile: not a folder"),
              ("artifacts_dir=afile", "artifacts_dir=afile: not a folder"),
+             # under a file: was a NotADirectoryError traceback (exit 1) once the cycle had its lock
+             ("shadow.work_dir=afile/w", "shadow.work_dir=afile/w: afile is a file, not a folder"),
+             ("artifacts_dir=afile/a", "artifacts_dir=afile/a: afile is a file, not a folder"),
              ("shadow.skip=[optimise]", "no step named optimise"),
              ("shadow.lock_timeout_s=nan", "finite")]
     for ov, msg in cases:
         r = run("shadow-cycle", "--config", "shadow.yaml", ov)
+        assert r.exit_code == 2 and msg in r.output, (ov, r.output)
+    for ov, msg in cases[:4]:  # shadow-prune reads and removes under the same folders
+        r = run("shadow-prune", "--config", "shadow.yaml", ov, "--dry-run")
         assert r.exit_code == 2 and msg in r.output, (ov, r.output)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "shadow.yaml"]
     from tracebridge.ops.cycle import check_setup
@@ -266,13 +272,19 @@ def test_weekly_paths_and_budgets_are_checked_before_anything_runs(tmp_path):
     (tmp_path / "f").write_text("x")
     (tmp_path / "traces").mkdir()
     cfgs = [(WeeklyConfig(traces=str(tmp_path / "none")), "no such trace root"),
-            (WeeklyConfig(traces=str(tmp_path / "traces"), bundles_dir=str(tmp_path / "f")), "not a folder")]
+            (WeeklyConfig(traces=str(tmp_path / "traces"), bundles_dir=str(tmp_path / "f")), "not a folder"),
+            # under a file: the dry run passed it (exit 0), the real run met a NotADirectoryError
+            (WeeklyConfig(traces=str(tmp_path / "traces"), bundles_dir=str(tmp_path / "f" / "b")),
+             f"weekly.bundles_dir={tmp_path / 'f' / 'b'}: {tmp_path / 'f'} is a file, not a folder")]
     for cfg, msg in cfgs:
-        with pytest.raises(ValueError, match=msg):
-            run_weekly(cfg, tmp_path / "art", ["false"])
+        for dry_run in (True, False):
+            with pytest.raises(ValueError, match=msg):
+                run_weekly(cfg, tmp_path / "art", ["false"], dry_run=dry_run)
     cfg = WeeklyConfig(traces=str(tmp_path / "traces"), bundles_dir=str(tmp_path / "b"))
     with pytest.raises(ValueError, match="weekly.artifacts_dir"):
         run_weekly(cfg, tmp_path / "f", ["false"])
+    with pytest.raises(ValueError, match=f"weekly.artifacts_dir={tmp_path / 'f' / 'a'}: {tmp_path / 'f'} is a file"):
+        run_weekly(cfg, tmp_path / "f" / "a", ["false"], dry_run=True)
     assert not (tmp_path / "b").exists() and not (tmp_path / "art").exists()
 
 

@@ -37,13 +37,15 @@ def shadow_prune(
     weekly bundles and phase-2 trial folders, per shadow.retention; every manifest, report and audit
     stays. Exit 1 if something could not be removed, 3 while a cycle is running (a dry run too: a
     running cycle's files look old)."""
+    from tracebridge.ops.artifacts import check_folders
     from tracebridge.ops.cycle import CycleLocked
     from tracebridge.ops.retention import prune
 
     cfg = _ops_config(config, overrides)
-    for key, p in (("shadow.work_dir", cfg.shadow.work_dir), ("artifacts_dir", cfg.artifacts_dir)):
-        if Path(p).exists() and not Path(p).is_dir():
-            fail(f"{key}={p}: not a folder")
+    try:  # a file there or above it: prune reads and removes under it
+        check_folders([("shadow.work_dir", cfg.shadow.work_dir), ("artifacts_dir", cfg.artifacts_dir)])
+    except ValueError as exc:
+        fail(str(exc))
     try:
         rep = prune(cfg, dry_run=dry_run, config_name=config_name(config, overrides))
     except CycleLocked as exc:

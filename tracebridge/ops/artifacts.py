@@ -49,6 +49,19 @@ def check_input_files(files: list[tuple[str, str | Path | None]]) -> None:
             raise ValueError(f"{key}={f}: no such file (paths are relative to the folder the job runs in)")
 
 
+def check_folders(folders: list[tuple[str, str | Path]]) -> None:
+    """Raise ValueError (``key=path: why``) for the first folder named by a config key that cannot be one: a
+    file there, or a file where a folder above it must be (found later, a NotADirectoryError traceback once
+    the work had started). An ops command calls it before any work (exit 2)."""
+    for key, f in folders:
+        for q in (Path(f), *Path(f).parents):
+            if q.exists():
+                if not q.is_dir():
+                    raise ValueError(f"{key}={f}: not a folder" if q == Path(f) else
+                                     f"{key}={f}: {q} is a file, not a folder")
+                break
+
+
 def cycle_stamp(now: dt.datetime) -> str:
     """The folder name of a cycle started at ``now`` (UTC, second precision, sortable)."""
     return now.astimezone(dt.UTC).strftime(TS_FORMAT)

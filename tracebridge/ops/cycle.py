@@ -36,7 +36,7 @@ from typing import Any
 
 import tracebridge
 from tracebridge.config import config_hash, to_dict
-from tracebridge.ops.artifacts import KIND, git_sha, new_bundle_dir, write_manifest
+from tracebridge.ops.artifacts import KIND, check_folders, git_sha, new_bundle_dir, write_manifest
 from tracebridge.ops.config import OpsConfig
 from tracebridge.ops.locks import run_lock
 from tracebridge.schema.canonical import utc_now
@@ -96,12 +96,10 @@ class Ctx:
 
 def check_setup(cfg: OpsConfig, steps: list[Step]) -> None:
     """Raise ValueError for a setup that would only fail once the cycle holds the lock: a work or
-    artifacts path that is a file, an artifacts_dir inside a folder the steps write in the work dir
+    artifacts path that is a file (or under one), an artifacts_dir inside a folder the steps write in the work dir
     (retention would prune the evidence), a ``shadow.skip`` name that is no step (a typo there
     would silently run the step it meant to skip), or an input path that is not there (``missing_inputs``)."""
-    for key, p in (("shadow.work_dir", cfg.shadow.work_dir), ("artifacts_dir", cfg.artifacts_dir)):
-        if Path(p).exists() and not Path(p).is_dir():
-            raise ValueError(f"{key}={p}: not a folder")
+    check_folders([("shadow.work_dir", cfg.shadow.work_dir), ("artifacts_dir", cfg.artifacts_dir)])
     work, art = Path(cfg.shadow.work_dir).resolve(), Path(cfg.artifacts_dir).resolve()
     for sub in WORK_SUBDIRS:  # the cycle writes there, and retention prunes bundles/ and optimize/
         if art == work / sub or work / sub in art.parents:

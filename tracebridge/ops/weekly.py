@@ -34,7 +34,13 @@ from typing import Any
 from filelock import FileLock
 
 from tracebridge.capture.reader import iter_runs
-from tracebridge.ops.artifacts import check_input_files, cycle_stamp, new_bundle_dir, write_manifest
+from tracebridge.ops.artifacts import (
+    check_folders,
+    check_input_files,
+    cycle_stamp,
+    new_bundle_dir,
+    write_manifest,
+)
 from tracebridge.ops.config import WeeklyConfig
 from tracebridge.ops.groups import run_in_group
 from tracebridge.ops.locks import run_lock
@@ -111,9 +117,7 @@ def check_paths(cfg: WeeklyConfig, artifacts_dir: Path) -> None:
     # the window reads these after the export and the push (a missing one was found only then)
     check_input_files([("weekly.sweep_config", cfg.sweep_config), ("weekly.cluster", cfg.cluster),
                        ("weekly.export_config", cfg.export_config)])
-    for key, p in (("weekly.bundles_dir", Path(cfg.bundles_dir)), ("weekly.artifacts_dir", artifacts_dir)):
-        if p.exists() and not p.is_dir():
-            raise ValueError(f"{key}={p}: not a folder")
+    check_folders([("weekly.bundles_dir", cfg.bundles_dir), ("weekly.artifacts_dir", artifacts_dir)])
 
 
 def free_stamp(bundles_dir: Path, now: dt.datetime) -> str:

@@ -87,3 +87,31 @@ def test_the_timers_random_delay_is_within_the_reviews_slice_tolerance():
     delay_min = int(re.search(r"^RandomizedDelaySec=(\d+)m$", timer, re.MULTILINE).group(1))
     review = load_config(OpsConfig, INFRA.parent / "configs/ops/shadow.yaml").review
     assert delay_min < review.slice_tolerance_min
+
+
+def test_install_into_a_unit_dir_that_is_a_file_exits_2_and_a_reinstall_replaces_each_unit_whole(tmp_path):
+    """``--unit-dir`` a file (or under one) was a FileExistsError traceback, exit 1; units were written in place,
+    so a reinstall killed mid-write left a cut unit (a reader holding the old one saw it change under it)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
+    def install(unit_dir, bin_="/srv/tb/bin/tracebridge"):
+        return CliRunner().invoke(app, ["ops", "install-schedule", "--install", "--workdir", str(INFRA.parent),
+                                        "--bin", bin_, "--unit-dir", str(unit_dir), "--json"])
+
+    (tmp_path / "afile").write_text("x")
+    for bad in (tmp_path / "afile", tmp_path / "afile" / "units"):
+        r = install(bad)
+        assert r.exit_code == 2, r.output
+        assert json.loads(r.stdout)["error"] == f"--unit-dir {bad}: {tmp_path / 'afile'} is a file, not a folder"
+    units = tmp_path / "units"
+    assert install(units).exit_code == 0
+    svc = units / "tracebridge-shadow.service"
+    (tmp_path / "held").hardlink_to(svc)
+    before = svc.read_text()
+    assert install(units, "/opt/tb/bin/tracebridge").exit_code == 0
+    assert (tmp_path / "held").read_text() == before and "/opt/tb/bin/tracebridge" in svc.read_text()
+    assert not [p.name for p in units.iterdir() if ".tmp." in p.name]

@@ -56,6 +56,8 @@ def install_schedule(
     exe = bin_ or default_bin()
     if kind not in ("systemd", "cron"):
         fail(f"--kind {kind}: use systemd or cron")
+    if install and kind == "systemd":  # a file there or above it: was a FileExistsError traceback, exit 1
+        check_out_dir(unit_dir.expanduser(), "--unit-dir")
     try:  # a relative or unsafe --workdir/--bin, a checkout without infra/: nothing written yet
         files = systemd_units(wd / "infra", str(wd), exe) if kind == "systemd" else \
             {"crontab": cron_lines(wd / "infra", str(wd), exe)}

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tracebridge.capture.writer import write_atomic
+
 UNITS = ("tracebridge-shadow", "tracebridge-weekly", "tracebridge-monthly")
 CRON_FILE = "tracebridge.cron"
 BEGIN, END = "# >>> tracebridge schedule >>>", "# <<< tracebridge schedule <<<"
@@ -94,12 +96,13 @@ def merge_crontab(current: str, block: str) -> str:
 
 
 def install_systemd(units: dict[str, str], unit_dir: Path) -> list[Path]:
-    """Write the units; return their paths (enabling is the operator's ``systemctl`` call)."""
+    """Write the units, each atomically (a reinstall killed mid-write left a cut unit for systemd to load);
+    return their paths (enabling is the operator's ``systemctl`` call)."""
     unit_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, text in units.items():
         p = unit_dir / name
-        p.write_text(text)
+        write_atomic(p, text.encode())
         paths.append(p)
     return paths
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -170,3 +171,19 @@ def test_router_never_routes_more_than_the_slice():
         # editing the live config past the limit does not widen the slice
         r.config.fraction = 1.0
         assert [r.call(s).arm for s in ids] == arms
+
+
+@pytest.mark.parametrize("baseline, candidate, says", [
+    ("m-v1", "m-v1", "canary.candidate_policy=m-v1: the same id as canary.baseline_policy"),
+    ("m-v1", " ", "canary.candidate_policy=' ': must name the policy"),
+    ("", "m-v2", "canary.baseline_policy='': must name the policy"),
+])
+def test_policy_ids_that_cannot_tell_the_arms_apart_are_refused(baseline, candidate, says):
+    # one id for both arms was found only when promote refused the gate report ("already the active policy")
+    # after the whole canary period; an empty id labels sessions with no policy
+    cfg = CanaryConfig(baseline_policy=baseline, candidate_policy=candidate)
+    assert [p for p in cfg.problems() if p.startswith(says)], cfg.problems()
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_config(OpsConfig, CANARY_YAML, [f"canary.baseline_policy={baseline!r}", f"canary.candidate_policy={candidate!r}"])
+    with pytest.raises(ValueError, match="canary"):
+        CanaryRouter(baseline=str, candidate=str, config=cfg)

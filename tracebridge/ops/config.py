@@ -141,6 +141,14 @@ class CanaryConfig:
             p.append(f"canary.timeout_s={self.timeout_s}: must be a finite number > 0")
         if self.max_workers < 1:
             p.append(f"canary.max_workers={self.max_workers}: must be >= 1")
+        for key in ("baseline_policy", "candidate_policy"):  # the sessions' labels: an empty id names no policy
+            if not getattr(self, key).strip():
+                p.append(f"canary.{key}={getattr(self, key)!r}: must name the policy (a model folder or version)")
+        if self.baseline_policy.strip() and self.baseline_policy == self.candidate_policy:
+            # both arms' sessions carry one id: the gate cannot tell them apart by policy, and promote refuses
+            # the report after the whole canary period ("already the active policy")
+            p.append(f"canary.candidate_policy={self.candidate_policy}: the same id as canary.baseline_policy; give "
+                     "the candidate an id of its own")
         return p
 
 

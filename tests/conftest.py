@@ -109,3 +109,20 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     from tests.ray_fixtures import stop_after
 
     stop_after(item)
+
+
+def run_racing_threads(work: Any, n: int) -> None:
+    """Run ``work(k)`` for k in 0..n-1 on n threads that switch as often as Python allows (races show at once)."""
+    import sys
+    import threading
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)

@@ -11,8 +11,6 @@ import errno
 import json
 import logging
 import os
-import sys
-import threading
 import uuid
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from tests.conftest import MODEL_STACK
+from tests.conftest import MODEL_STACK, run_racing_threads
 from tracebridge.capture.problems import open_problem
 from tracebridge.capture.reader import MAX_LINE_BYTES, RunDir, iter_lines
 from tracebridge.capture.recorder import CaptureError, Recorder, RecorderArgumentError
@@ -288,26 +286,17 @@ def test_run_labels_session_json_cannot_hold_are_refused_at_construction(tmp_pat
 
 
 def test_threads_emitting_and_stepping_keep_lines_whole_and_order_consistent(tmp_path):
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        with _rec(tmp_path, fsync_interval_s=None) as run:
-            run.emit("planner_input", role="planner", payload={"goal": "g"})
+    with _rec(tmp_path, fsync_interval_s=None) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
 
-            def work(k):
-                for i in range(300):
-                    if i % 50 == 0:
-                        run.next_step()
-                    run.emit("env_observation", role="env", payload={"observation": {"k": k, "i": i,
-                                                                                     "pad": "y" * (i * 30)}})
+        def work(k):
+            for i in range(300):
+                if i % 50 == 0:
+                    run.next_step()
+                run.emit("env_observation", role="env", payload={"observation": {"k": k, "i": i,
+                                                                                 "pad": "y" * (i * 30)}})
 
-            threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-    finally:
-        sys.setswitchinterval(old)
+        run_racing_threads(work, 4)
     evs = _lines(run)  # every line whole: none glued to or torn by another thread's
     assert len(evs) == 1201
     seqs = [int(e["event_id"].rpartition(":")[2]) for e in evs]

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 
 import numpy as np
 import pytest
 
-from tests.conftest import MODEL_STACK
+from tests.conftest import MODEL_STACK, run_racing_threads
 from tracebridge.capture.reader import iter_runs
 from tracebridge.capture.recorder import CaptureError, Recorder
 from tracebridge.curate.redact import capture_redactor
@@ -168,23 +167,14 @@ def test_exception_after_episode_end_keeps_the_recorded_outcome(tmp_path):
 
 
 def test_many_threads_share_one_recorder(tmp_path):
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show at once
-    try:
-        with _rec(tmp_path, fsync_interval_s=None) as run:
-            run.emit("planner_input", role="planner", payload={"goal": "g"})
+    with _rec(tmp_path, fsync_interval_s=None) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
 
-            def work(k):
-                for i in range(1500):
-                    run.emit("env_observation", role="env", payload={"observation": {"k": k, "i": i}})
+        def work(k):
+            for i in range(1500):
+                run.emit("env_observation", role="env", payload={"observation": {"k": k, "i": i}})
 
-            threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-    finally:
-        sys.setswitchinterval(old)
+        run_racing_threads(work, 6)
     evs = _events(run)
     assert len(evs) == 9001 and len({e["event_id"] for e in evs}) == 9001
     assert _session(run)["capture"]["events_written"] == 9001  # no count lost

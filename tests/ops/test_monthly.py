@@ -281,3 +281,18 @@ def test_a_month_of_one_ledger_row_does_not_rest_a_rule(tmp_path):
     assert all(r["evaluated"] for r in rep["rules"].values()) and "review_unused" in {p["rule"] for p in rep["proposals"]}
     r = _cli_review(tmp_path, ledger, mapping, "2026-11", "monthly.min_rows=0")
     assert r.exit_code == 2 and "monthly.min_rows=0: must be >= 1" in r.output
+
+
+def test_times_no_calendar_holds_are_skipped_and_early_years_are_not_after_the_month(tmp_path):
+    """An epoch past year 9999 (and NaN) stopped the review with a traceback; a row dated year 5 was keyed
+    "5-01", which sorts after "2026-02", and was counted as after the reviewed month."""
+    rows = [*_rows("2026-02", {"👍": 3}), {"time": 10**17, "emoji": "👍", "change": "added"},
+            {"time": float("nan"), "emoji": "👍", "change": "added"},
+            {"time": "0005-01-01T00:00:00Z", "emoji": "👍", "change": "added"}]
+    ledger, mapping = _write(tmp_path, rows)
+    rep = monthly_review(ledger, mapping, "2026-02")
+    lc = rep["ledger_counts"]
+    assert lc["used"] == 3 and lc["other_months"] == 1 and lc["after_month"] == {}
+    assert [x.split(":", 2)[2] for x in lc["skipped"]] == [
+        "time: got 100000000000000000; expected an ISO UTC time or epoch seconds/ms",
+        "time: got None; expected an ISO UTC time or epoch seconds/ms"]  # NaN: JSON writes null

@@ -73,17 +73,24 @@ def load_mapping(path: str | Path) -> tuple[dict[str, float], Any, str | None]:
 
 
 def _when(row: dict[str, Any]) -> dt.datetime | None:
+    """The row's UTC time, or None (then skipped, its value named) for one no calendar holds: an epoch past 9999, NaN."""
     v = row.get("time", row.get("ts", row.get("timestamp")))
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return dt.datetime.fromtimestamp(v / 1000 if v > 1e11 else v, dt.UTC)
-    if isinstance(v, str):
-        try:
+    try:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return dt.datetime.fromtimestamp(v / 1000 if v > 1e11 else v, dt.UTC)
+        if isinstance(v, str):
             t = dt.datetime.fromisoformat(v)  # Python >= 3.11 reads a trailing Z
-        except ValueError:
-            return None
-        # a month is a UTC month: 2026-12-01T00:30+01:00 is 2026-11-30 23:30 UTC
-        return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
+            # a month is a UTC month: 2026-12-01T00:30+01:00 is 2026-11-30 23:30 UTC
+            return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
     return None
+
+
+def month_key(t: dt.datetime) -> str:
+    """``YYYY-MM`` with a four-digit year: ``strftime("%Y")`` writes year 5 as ``5``, and ``"5-01"`` sorted
+    after every ``20xx`` month (a row dated year 5 was counted as after the reviewed month)."""
+    return f"{t.year:04d}-{t.month:02d}"
 
 
 def _change(row: dict[str, Any]) -> str | None:
@@ -185,7 +192,7 @@ def _count_line(line: Any, where: str, months: tuple[str, str], out: dict[str, M
         want = {"time": "an ISO UTC time or epoch seconds/ms", "change": "added or removed", "emoji": "a string"}[bad]
         stats["skipped"].append(f"{where}:{key}: {value}; expected {want}")
         return
-    m = when.strftime("%Y-%m")  # type: ignore[union-attr]
+    m = month_key(when)  # type: ignore[arg-type]
     if m not in out:
         stats["other_months"] += 1
         if m > months[0]:  # YYYY-MM strings sort as months

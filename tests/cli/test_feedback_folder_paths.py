@@ -64,3 +64,20 @@ def test_audit_of_a_ledger_given_by_its_option_that_is_not_there_exits_2(files: 
     res = CliRunner().invoke(app, ["feedback", "audit", "--day", "2026-02-03", "--ledger", str(files["ledger"]),
                                    "--out", str(tmp_path / "audit"), "--json"])
     assert res.exit_code in (0, 1) and json.loads(res.stdout)["ledger"]["read"] == 1, res.output
+
+
+def test_a_harvest_that_found_nothing_leaves_a_ledger_the_audit_reads(tmp_path: Path) -> None:
+    """A host's first harvest before any reaction wrote no ledger, and an audit naming it (as the shadow
+    cycle's does, ``--ledger``) then exited 2: the cycle's feedback step failed on a quiet host."""
+    dump = tmp_path / "updates.json"
+    dump.write_text(json.dumps({"ok": True, "result": []}))
+    ledger, log = tmp_path / "fb" / "ledger.jsonl", tmp_path / "fb" / "harvest-log.jsonl"
+    ledger.parent.mkdir()
+    res = CliRunner().invoke(app, ["feedback", "harvest", "--updates", str(dump), "--ledger", str(ledger),
+                                   f"harvest_log={log}", f"quarantine={tmp_path / 'fb' / 'q.jsonl'}", "--json"])
+    assert res.exit_code == 0, res.output
+    assert ledger.is_file() and ledger.read_text() == ""
+    day = json.loads(log.read_text().splitlines()[-1])["time"][:10]
+    res = CliRunner().invoke(app, ["feedback", "audit", "--day", day, "--ledger", str(ledger), f"harvest_log={log}",
+                                   "--out", str(tmp_path / "audit"), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["harvest_ran"] is True, res.output

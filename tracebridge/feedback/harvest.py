@@ -150,6 +150,7 @@ def _finish(cfg: FeedbackConfig, rep: HarvestReport, rows: list[dict[str, Any]],
     fresh = [r for r in rows if r["key"] not in known] if known else rows
     rep.rows = len(rows)
     rep.added, rep.duplicates = append_locked(cfg.ledger, fresh, held=held)
+    Path(cfg.ledger).touch()  # a harvest that found nothing yet still leaves the ledger: audit and labels read it
     rep.duplicates += len(rows) - len(fresh)
     append_locked(cfg.harvest_log, [{**rep.to_dict(), "quarantine_samples": rep.quarantine_samples[:5]}],
                   dedupe=False)

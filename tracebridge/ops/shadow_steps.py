@@ -200,7 +200,9 @@ def step_feedback(ctx: Ctx) -> dict[str, Any]:
     audit the previous UTC day (``audited_day``; on a host's first harvest day, that day), as
     ``tracebridge feedback audit`` does by default; keep the audit."""
     sh = ctx.shadow
-    paths = ["--ledger", sh.feedback_ledger, "--mapping", sh.feedback_mapping, f"harvest_log={sh.feedback_harvest_log}"]
+    # the harvest's quarantine (which the audit reads) beside the cycle's ledger, not relative to the working folder
+    paths = ["--ledger", sh.feedback_ledger, "--mapping", sh.feedback_mapping, f"harvest_log={sh.feedback_harvest_log}",
+             f"quarantine={Path(sh.feedback_ledger).parent / 'quarantine.jsonl'}"]
     harvest = _harvests(ctx, paths)
     audited, first, ignored = audited_day(ctx.now, sh.feedback_harvest_log)
     day = audited.isoformat()

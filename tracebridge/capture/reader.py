@@ -95,11 +95,8 @@ def iter_runs(root: str | os.PathLike[str]) -> Iterator[RunDir]:
         return
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a trace root or run directory")
-    names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    for name in names:
-        path = root / name
-        if _holds_run(path):
-            yield RunDir(path)
+    for path in _run_folders(root):
+        yield RunDir(path)
 
 
 def nested_roots(root: str | os.PathLike[str]) -> list[tuple[Path, int]]:
@@ -111,17 +108,26 @@ def nested_roots(root: str | os.PathLike[str]) -> list[tuple[Path, int]]:
     if not root.is_dir() or _holds_run(root):
         return []
     out = []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if not entry.is_dir() or entry.name.startswith(".") or _holds_run(Path(entry.path)):
+    for folder in _folders(root):
+        if _holds_run(folder):
             continue
         try:
-            runs = sum(1 for e in os.scandir(entry.path)
-                       if e.is_dir() and not e.name.startswith(".") and _holds_run(Path(e.path)))
+            runs = len(_run_folders(folder))
         except OSError:
             continue
         if runs:
-            out.append((Path(entry.path), runs))
+            out.append((folder, runs))
     return out
+
+
+def _folders(path: Path) -> list[Path]:
+    """The folders right under ``path`` that are not hidden, in name order."""
+    return [path / n for n in sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))]
+
+
+def _run_folders(path: Path) -> list[Path]:
+    """The run folders right under ``path`` (``iter_runs``' rule), in name order."""
+    return [f for f in _folders(path) if _holds_run(f)]
 
 
 def _holds_run(path: Path) -> bool:

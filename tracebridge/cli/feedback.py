@@ -274,13 +274,13 @@ def chunks_record(
     exit 2, writing nothing, when a batch cannot be joined as given (a --chat or message id that is no integer, an
     id given twice, an empty run or event id, a message registered for another reply)."""
     from tracebridge.feedback.bots import bot_of
-    from tracebridge.feedback.chunks import record_batch
+    from tracebridge.feedback.chunks import id_problem, record_batch
 
     cfg = _cfg(config, overrides, registry=registry)
-    bad = [f"{x.strip()!r} {why}" for x in message_ids.split(",") if x.strip() and (why := _int_problem(x))]
+    bad = [f"{x.strip()!r} {why}" for x in message_ids.split(",") if x.strip() and (why := id_problem(x))]
     problems = [(f"--message-ids {message_ids}: {', '.join(bad)}; give the message ids comma-separated, in send "
                  "order, e.g. --message-ids 101,102")] if bad else []
-    if chat.strip() and (why := _int_problem(chat)):  # as text, it matched no reaction: their chat ids are integers
+    if chat.strip() and (why := id_problem(chat)):  # as text, it matched no reaction: their chat ids are integers
         problems.append(f"--chat {chat}: {why}; Telegram chat ids are integers (negative for groups and channels), "
                         "e.g. --chat -1001234567890")
     if problems:
@@ -297,11 +297,6 @@ def chunks_record(
           f"{batch}: {len(ids)} chunks → {cfg.registry}", json_out)
 
 
-def _int_problem(text: str) -> str | None:
-    """Why ``text`` (blanks around it aside) is no Telegram id (``feedback.chunks.id_problem``), or None."""
-    from tracebridge.feedback.chunks import id_problem
-
-    return id_problem(text)
 
 
 @feedback_app.command("labels")

@@ -1,7 +1,12 @@
 """Node loss on a real two-node Ray cluster (scripts/chaos_ray.py): head and worker in separate
 network namespaces over a veth pair, token auth between the nodes (a wrong-token node is refused),
 the worker node SIGKILLed mid-sweep; the sweep finishes on the head with the lost trials retried
-from their checkpoints, and nothing (namespaces, processes) is left behind."""
+from their checkpoints, and nothing (namespaces, processes) is left behind.
+
+Trials of 8 checkpointed steps, not the script's 12: the worker node is killed once one of its trials
+checkpointed step 3 (``--kill-after``), which leaves that trial 5 steps (2 s) to be caught mid-run, and
+after the kill the head's one CPU runs the retried and the last trials one after another: the 4 steps
+less each are ~7 s of a ~75 s test."""
 
 from __future__ import annotations
 
@@ -15,11 +20,12 @@ import pytest
 pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
+STEPS = 8  # checkpointed steps per trial: see the module docstring
 
 
 def test_worker_node_loss_sweep_finishes_on_head():
-    proc = subprocess.Popen([sys.executable, "scripts/chaos_ray.py"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, "scripts/chaos_ray.py", "--steps", str(STEPS)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out, _ = proc.communicate(timeout=300)
     if proc.returncode == 77:
         pytest.skip(out.strip().splitlines()[-1])

@@ -183,12 +183,14 @@ def test_sigkill_mid_run_leaves_flushed_lines_readable(tmp_path):
     assert rep.runs_incomplete == 1 and rep.lineage_valid_pct == 100.0
 
 
-def test_torn_tail_is_reported_not_fatal(tmp_path):
+def test_torn_tail_is_reported_and_not_fatal_to_the_lines_before_it(tmp_path):
+    """The intact lines still count (lineage valid); a closed run with a torn last line is no schema-valid
+    run, as the export quarantines it (torn_tail)."""
     run_id = record_sample_run(tmp_path)
     with open(tmp_path / run_id / "events.jsonl", "ab") as fh:
         fh.write(b'{"run_id": "x", "ste')
     chk = check_run(next(iter_runs(tmp_path)))
-    assert chk.torn_tail and chk.lineage_valid and chk.schema_valid
+    assert chk.torn_tail and chk.lineage_valid and chk.events == 15 and not chk.schema_valid
     assert any(p.kind == "torn" and p.line == 16 for p in chk.problems)
 
 

@@ -295,3 +295,30 @@ def test_a_missing_event_type_is_named_as_the_field(tmp_path):
     chk = check_run(_write(tmp_path, "r", [_ev("r", "r:1", None, True), ev]))
     assert [(p.field, p.message, p.kind) for p in chk.problems if p.line == 2] == [
         ("event_type", "Field required (names the event's type)", "schema")]
+
+
+def test_a_closed_runs_torn_last_line_fails_as_the_export_quarantines_it_a_live_runs_is_only_counted(tmp_path):
+    """The export quarantines a complete run whose last line is torn (``torn_tail``): validate fails it with
+    that rule's name at its file and line; in a run still being written it is a write in progress."""
+    from typer.testing import CliRunner
+
+    import tracebridge.cli  # noqa: F401 - registers every command module
+    from tracebridge.cli.app import app
+
+    root = tmp_path / "t"
+    record_sample_run(root)
+    _write(root, "live", [_ev("live", "live:1", None, True)])
+    with open(root / "live" / "events.jsonl", "a") as f:
+        f.write('{"run_id": "live", "ev')
+    rep = validate_root(root)
+    assert rep.passed and rep.torn_tails == 1, rep.failures()
+    assert any("live/events.jsonl:2" in p and "writer stopped mid-write" in p for p in rep.problems)
+    closed = next(p for p in root.iterdir() if (p / "session.json").exists())
+    lines = (closed / "events.jsonl").read_text().splitlines()
+    with open(closed / "events.jsonl", "a") as f:
+        f.write('{"run_id": "x", "ev')
+    rep = validate_root(root)
+    assert not rep.passed and rep.torn_tails == 2 and rep.runs_schema_valid == 0
+    assert any(f"events.jsonl:{len(lines) + 1}" in p and "torn_tail" in p and "closed run" in p for p in rep.problems)
+    res = CliRunner().invoke(app, ["validate", str(root), "--json"])
+    assert res.exit_code == 1 and json.loads(res.stdout)["torn_tails"] == 2

@@ -80,10 +80,11 @@ class RunCheck:
 
     @property
     def schema_valid(self) -> bool:
-        """Session and every event (a torn tail aside) match the schema, and there is at least one
-        event (the export quarantines a run without events as ``no_events``)."""
+        """Session and every event match the schema, there is at least one event and no torn last line
+        (the export quarantines such runs as ``no_events`` and ``torn_tail``). Only a complete run can
+        be: a live run's torn tail is a write in progress (``check_run`` only counts it)."""
         return (self.complete and self.session_valid and self.events_file_ok and self.bad_lines == 0
-                and self.schema_valid_events == self.events and self.events > 0)
+                and not self.torn_tail and self.schema_valid_events == self.events and self.events > 0)
 
     @property
     def lineage_valid(self) -> bool:
@@ -194,8 +195,10 @@ def check_run(run: RunDir, events: list[tuple[int, dict[str, Any]]] | None = Non
         if ln.error is not None:
             if ln.torn:
                 chk.torn_tail = True
-                chk.problems.append(Problem(path, ln.lineno, "<line>", "torn tail line (writer stopped "
-                                            "mid-write); earlier lines are intact", "torn"))
+                what = ("torn last line in a closed run (the file was cut after the run ended; the export "
+                        "quarantines the run as torn_tail)" if chk.complete else
+                        "torn tail line (writer stopped mid-write)")
+                chk.problems.append(Problem(path, ln.lineno, "<line>", f"{what}; earlier lines are intact", "torn"))
             else:
                 chk.bad_lines += 1
                 chk.problems.append(Problem(path, ln.lineno, "<line>", ln.error, "json"))

@@ -6,7 +6,8 @@ import hashlib
 
 import orjson
 
-from tracebridge.ops.monthly import monthly_review, to_markdown
+from tracebridge.ops.monthly import monthly_review
+from tracebridge.ops.monthly_page import to_markdown
 
 MAPPING = {"version": 3, "mapping": {"❤️": 2, "❤": 2, "👍": 1, "👎": -1, "🙈": -2}}
 
@@ -88,6 +89,9 @@ def test_report_is_timestamped_and_names_the_bytes_it_read(tmp_path):
     assert rep["inputs"]["ledger_sha256"] in md and rep["generated_at"] in md
     # a month pair without reactions is not tested; the Markdown said "no significant drift"
     assert "not tested: too few reactions: needs 2 months" in md and "no significant drift" not in md
+    # scores in words; a month without reactions has none (the page printed {'n': 0, 'mean': None, ...})
+    assert "Scores under the current mapping: 3 scored, mean 1.0, 3 positive, 0 negative (previous: no scored " \
+        "reaction)." in md and "None" not in md
 
 
 def test_a_host_without_a_mapping_file_is_reviewed_under_the_default_mapping(tmp_path):

@@ -114,7 +114,7 @@ def monthly_review(
     from tracebridge.ops.agreement import MONTHLY_KEYS
     from tracebridge.ops.artifacts import check_input_files
     from tracebridge.ops.monthly import monthly_review as do_review
-    from tracebridge.ops.monthly import to_markdown
+    from tracebridge.ops.monthly_page import to_markdown
 
     cfg = _agreeing_config(config, overrides, MONTHLY_KEYS).monthly
     if out is not None:  # a file there, or above it: was a NotADirectoryError traceback after the review

@@ -150,6 +150,11 @@ def test_killed_trial_worker_is_retried_and_sweep_completes(ray_head, tmp_path):
     assert verify_report(report) == []
     trial = json.loads((report / "results.json").read_text())["trials"][0]
     assert trial["sft/steps"] == 40
+    # GPU time: both attempts, each to its last report (the trial's own wall_s is the retry's alone)
+    attempt_s = {p: max(r["time_since_restore"] for r in rows if r["pid"] == p) for p in {r["pid"] for r in rows}}
+    assert trial["attempts"] == 2 and trial["held_s"] == pytest.approx(sum(attempt_s.values()))
+    assert trial["held_s"] >= trial["wall_s"] + attempt_s[pid] * 0.99
+    assert next(t for t in json.loads((report / "manifest.json").read_text())["trials"])["attempts"] == 2
 
 
 def tune_status(exp: Path) -> dict[str, str]:

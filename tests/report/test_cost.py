@@ -101,3 +101,29 @@ def test_failed_trials_gpu_time_counts_in_hours_cost_and_nodes(tmp_path):
     page = (out / "report.html").read_text()
     assert "GPU-hours 2.000 (1.000 in failed trials)" in page and "$3.00 ($1.50 in failed trials)" in page
     assert verify_report(out) == []
+
+
+def test_a_retried_trials_lost_attempts_count_in_its_gpu_time(tmp_path):
+    """A trial Tune retried after its node died held its GPUs in the lost attempt too: its time is the sum
+    over its attempts (``held_s``, ``sweep.tune_run.held``, from the rows Tune kept), where longer than
+    the last attempt's own ``wall_s`` (before: a node loss halfway through cost nothing)."""
+    import pandas as pd
+
+    from tracebridge.sweep.tune_run import held
+
+    class Result:  # what collect_results reads of a ray.tune.Result: its reported rows
+        def __init__(self, rows):
+            self.metrics_dataframe = pd.DataFrame(rows)
+
+    # attempt 1 reported at 600 s and 1200 s, then its node died; attempt 2 (resumed) ran 1800 s to the end
+    rows = [{"time_since_restore": t, "iterations_since_restore": i, "loss": 1.0}
+            for t, i in ((600.0, 1), (1200.0, 2), (900.0, 1), (1800.0, 2))]
+    assert held(Result(rows)) == {"held_s": 3000.0, "attempts": 2}
+    assert held(Result([])) == {} and held(object()) == {}  # no rows kept: nothing to add
+    t = {**trial("gpu-a", 2, 1800, "A10G"), **held(Result(rows))}
+    man = build_manifest(tmp_path, [], {"sweep_id": "sw-1"}, [t], wall_s=4000.0, prices={"g5.xlarge": 1.5})
+    assert man["gpu_hours"] == pytest.approx(2 * 3000 / 3600)  # 2 GPUs × both attempts
+    assert man["trials"][0]["held_s"] == 3000.0 and man["trials"][0]["attempts"] == 2
+    # a trial that ran once: its own wall_s, when its rows stop before its end (the final packing)
+    once = {**trial("gpu-a", 1, 3600, "A10G"), **held(Result(rows[:2]))}
+    assert build_manifest(tmp_path, [], {}, [once], None, prices={"g5.xlarge": 1.5})["gpu_hours"] == 1.0

@@ -6,7 +6,8 @@ config_hash, code_version (git sha, or the package version), model, seeds, trial
 nodes the trials ran on: GPU type, GPUs, trials, GPU-hours; and the driver's host), hardware (the
 driver's machine, which wrote the report), wall_s (null when unknown) and wall_s_source (where it came
 from, or why it is unknown), trial_wall_s, failed_trial_wall_s, gpu_hours (Σ trial GPUs × trial
-wall s / 3600, the failed trials' included: they held their GPUs too), gpu_hours_failed (their share),
+wall s / 3600, over all of a retried trial's attempts (``held_s``), the failed trials' included: they held
+their GPUs too), gpu_hours_failed (their share),
 cost_estimate ({usd, usd_failed, per_gpu_hour, source}; usd null + reason when a GPU type has
 no price), files [{path, sha256, bytes}].
 """
@@ -105,7 +106,8 @@ def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], tri
         "seeds": sorted({t.get("seed") for t in trials if t.get("seed") is not None}),
         "trials": [{"role": t.get("role"), "variant": t.get("variant"), "seed": t.get("seed"),
                     "config_hash": t.get("config_hash"), "ablation": t.get("ablation") or {},
-                    "wall_s": t.get("wall_s"), "node": (t.get("resources") or {}).get("node"),
+                    "wall_s": t.get("wall_s"), "held_s": t.get("held_s"), "attempts": t.get("attempts"),
+                    "node": (t.get("resources") or {}).get("node"),
                     "gpus": (t.get("resources") or {}).get("gpus")} for t in trials],
         "cluster": {"nodes": cluster_nodes([*trials, *(f for f in failed if f.get("resources"))]),
                     "driver": socket.gethostname()},

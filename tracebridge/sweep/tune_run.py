@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -272,7 +273,8 @@ def collect_results(grid: Any, local: Path, unfinished: str = "did not finish (b
         tid = (r.config or {}).get("spec", {}).get("trial_id") or (Path(r.path).name if r.path else "?")
         input_error = (r.metrics or {}).get(INPUT_ERROR)
         if r.error is not None or input_error or r.checkpoint is None:
-            failures.append({"trial_id": tid, "error": str(input_error or r.error or unfinished), **ran(r.metrics)})
+            failures.append({"trial_id": tid, "error": str(input_error or r.error or unfinished), **ran(r.metrics),
+                             **held(r)})
             continue
         d = Path(r.checkpoint.to_directory(str(local / tid)))
         kind, res = unpack_checkpoint(d)
@@ -280,7 +282,7 @@ def collect_results(grid: Any, local: Path, unfinished: str = "did not finish (b
             failures.append({"trial_id": tid, "error": unfinished})
             continue
         res.update(eval_items_path=str(d / "eval_items.json"), checkpoint_uri=r.checkpoint.path,
-                   model_dir=str(d / "model") if (d / "model").is_dir() else None)
+                   model_dir=str(d / "model") if (d / "model").is_dir() else None, **held(r))
         results.append(res)
     return results, failures
 
@@ -297,6 +299,26 @@ def ran(metrics: dict[str, Any] | None) -> dict[str, Any]:
     if "gpus" in m:
         out["resources"] = {"gpus": m.get("gpus"), "gpu_type": m.get("gpu_type"), "node": m.get("node")}
     return out
+
+
+def held(r: Any) -> dict[str, Any]:
+    """The seconds a trial held its resources over all its attempts, as its reports tell (``held_s``), and
+    how many attempts reported (``attempts``): each attempt's ``time_since_restore`` at its last report,
+    summed. A retried trial's own ``wall_s`` is its last attempt's, and Tune's ``time_total_s`` goes back
+    to the checkpoint it resumed from (to 0 for an attempt that started over), so both miss what the
+    lost attempts ran; an attempt's time after its last report is not known (a lower bound). Empty when
+    Tune kept no reported rows."""
+    df = getattr(r, "metrics_dataframe", None)
+    if df is None or df.empty or not {"time_since_restore", "iterations_since_restore"} <= set(df.columns):
+        return {}
+    total, attempts, last, prev = 0.0, 0, 0.0, None
+    for since, it in zip(df["time_since_restore"], df["iterations_since_restore"]):
+        if math.isnan(since) or math.isnan(it):  # a row without Tune's timing
+            continue
+        if prev is None or it <= prev:  # the count starts again at 1: a new attempt
+            total, attempts = total + last, attempts + 1
+        last, prev = float(since), it
+    return {"held_s": total + last, "attempts": attempts} if attempts else {}
 
 
 def not_started(specs: list[dict[str, Any]], trials: list[dict[str, Any]], failures: list[dict[str, Any]],

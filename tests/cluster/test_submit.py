@@ -230,6 +230,13 @@ def test_stopped_then_killed_sweep_resumes_without_redoing_finished_trials(ray_h
         assert after[t] == before[t] and after[t][-1]["event"] == "done"
     results = json.loads((Path(res["report"]).parent / "results.json").read_text())
     assert sorted(t["seed"] for t in results["trials"]) == [0, 1, 2]
+    for t in results["trials"]:  # GPU time over every attempt that reported, the earlier jobs' included
+        rows = [json.loads(x) for x in (exp / t["trial_id"] / "result.json").read_text().splitlines() if x.strip()]
+        pids = {r["pid"] for r in rows}
+        assert t["attempts"] == len(pids) <= len([e for e in after[t["trial_id"]] if e["event"] == "start"])
+        assert t["held_s"] == pytest.approx(sum(max(r["time_since_restore"] for r in rows if r["pid"] == p)
+                                                for p in pids)) and t["held_s"] >= t["wall_s"]
+    assert any(t["attempts"] > 1 for t in results["trials"])  # the one killed mid-training at least
 
 
 def test_submit_json_wait_shows_the_job_progress_on_stderr(ray_head, smoke_storage, tmp_path):

@@ -13,11 +13,16 @@ export TOKENIZERS_PARALLELISM := false
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
+	-$(PIP) install -q uv
 
 # Reinstall only when the dependency list changes. The constraints file pins torch to the
-# local CPU wheel so no CUDA build is downloaded.
+# local CPU wheel so no CUDA build is downloaded. uv installs the same set as pip (the same
+# constraints; pip's find-links, where that wheel lies; the system's certificates) in ~15 s
+# instead of ~150 s; where uv is missing or fails, pip does it.
+FIND_LINKS := $(sort $(PIP_FIND_LINKS) $(shell python3 -m pip config get global.find-links 2>/dev/null))
+UV_ARGS := --python $(PY) --native-tls -q -c constraints.txt $(foreach d,$(FIND_LINKS),--find-links $(d))
 $(VENV)/.installed: pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(PIP) install -q -c constraints.txt -e '.[all]'
+	$(VENV)/bin/uv pip install $(UV_ARGS) -e '.[all]' || $(PIP) install -q -c constraints.txt -e '.[all]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -22,7 +22,8 @@ $(VENV)/bin/python:
 FIND_LINKS := $(sort $(PIP_FIND_LINKS) $(shell python3 -m pip config get global.find-links 2>/dev/null))
 UV_ARGS := --python $(PY) --native-tls -q -c constraints.txt $(foreach d,$(FIND_LINKS),--find-links $(d))
 $(VENV)/.installed: pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(VENV)/bin/uv pip install $(UV_ARGS) -e '.[all]' || $(PIP) install -q -c constraints.txt -e '.[all]'
+	if [ -x $(VENV)/bin/uv ] && $(VENV)/bin/uv pip install $(UV_ARGS) -e '.[all]'; then :; \
+	else $(PIP) install -q -c constraints.txt -e '.[all]'; fi
 	touch $@
 
 install: $(VENV)/.installed

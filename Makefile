@@ -8,7 +8,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export OMP_NUM_THREADS ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test browser bench clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -37,8 +37,16 @@ demo: install
 # TEST_WORKERS=0 runs everything in one process. The 30 slowest
 # tests are listed at the end (where CI time goes).
 TEST_WORKERS ?= 2
-test: install
+test: install browser
 	$(PY) -m pytest -q -p no:cacheprovider --durations=30 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) tests
+
+# The report test opens report.html in headless Chromium (Debian's package): installed here when missing and
+# apt-get can (root), so `make test` needs nothing else on a fresh machine; otherwise that test says what to do.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "make: chromium is not installed and could not be (the report's browser test will fail)" >&2
 
 bench: install
 	$(PY) scripts/bench_capture.py

@@ -127,3 +127,11 @@ def test_a_retried_trials_lost_attempts_count_in_its_gpu_time(tmp_path):
     # a trial that ran once: its own wall_s, when its rows stop before its end (the final packing)
     once = {**trial("gpu-a", 1, 3600, "A10G"), **held(Result(rows[:2]))}
     assert build_manifest(tmp_path, [], {}, [once], None, prices={"g5.xlarge": 1.5})["gpu_hours"] == 1.0
+    # a row without Tune's timing (None, NaN) is skipped, not a crash
+    assert held(Result([*rows[:2], {"time_since_restore": None, "iterations_since_restore": None}])) == \
+        {"held_s": 1200.0, "attempts": 1}
+    # a trial that failed after retries: Tune's time_total_s (its wall_s) went back to its checkpoint
+    failed = [{"trial_id": "t1", "error": "node died", "wall_s": 1800.0, **held(Result(rows)),
+               "resources": {"gpus": 1.0, "gpu_type": "A10G", "node": "gpu-b"}}]
+    man = build_manifest(tmp_path, [], {}, [], None, prices={"g5.xlarge": 1.5}, failed=failed)
+    assert man["failed_trial_wall_s"] == 3000.0 and man["gpu_hours_failed"] == pytest.approx(3000 / 3600)

@@ -23,12 +23,15 @@ def trial_gpus(trial: dict[str, Any]) -> float:
     return float((trial.get("resources") or {}).get("gpus") or 0.0)
 
 
+def trial_held_s(trial: dict[str, Any]) -> float:
+    """The seconds the trial held its resources: its ``held_s`` over all its attempts (``sweep.tune_run.held``:
+    a retried trial's lost attempts held them too) where longer than its own ``wall_s``."""
+    return max(float(trial.get("wall_s") or 0.0), float(trial.get("held_s") or 0.0))
+
+
 def trial_gpu_hours(trial: dict[str, Any]) -> float:
-    """The trial's GPUs × the seconds it held them / 3600: its ``held_s`` over all its attempts
-    (``sweep.tune_run.held``: a retried trial's lost attempts held GPUs too) where longer than its own
-    ``wall_s``."""
-    held = max(float(trial.get("wall_s") or 0.0), float(trial.get("held_s") or 0.0))
-    return trial_gpus(trial) * held / 3600
+    """The trial's GPUs × the seconds it held them (``trial_held_s``) / 3600."""
+    return trial_gpus(trial) * trial_held_s(trial) / 3600
 
 
 def cluster_nodes(trials: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

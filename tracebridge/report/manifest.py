@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tracebridge.report.cost import cluster_nodes, cost_estimate, trial_gpu_hours
+from tracebridge.report.cost import cluster_nodes, cost_estimate, trial_gpu_hours, trial_held_s
 from tracebridge.schema.canonical import sha256_bytes, sha256_json, utc_now
 
 
@@ -112,7 +112,7 @@ def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], tri
         "cluster": {"nodes": cluster_nodes([*trials, *(f for f in failed if f.get("resources"))]),
                     "driver": socket.gethostname()},
         "hardware": hw, "wall_s": wall_s, "trial_wall_s": trial_wall,
-        "failed_trial_wall_s": sum(float(f.get("wall_s") or 0.0) for f in failed),
+        "failed_trial_wall_s": sum(trial_held_s(f) for f in failed),
         "wall_s_source": wall_source or ("timed by the command that ran the trials" if wall_s is not None else "unknown"),
         "gpu_hours": sum(trial_gpu_hours(t) for t in [*trials, *failed]),
         "gpu_hours_failed": sum(trial_gpu_hours(f) for f in failed),

@@ -12,6 +12,7 @@ import copy
 import json
 import logging
 import math
+import numbers
 import time
 from pathlib import Path
 from typing import Any
@@ -313,8 +314,8 @@ def held(r: Any) -> dict[str, Any]:
         return {}
     total, attempts, last, prev = 0.0, 0, 0.0, None
     for since, it in zip(df["time_since_restore"], df["iterations_since_restore"]):
-        if math.isnan(since) or math.isnan(it):  # a row without Tune's timing
-            continue
+        if not (isinstance(since, numbers.Real) and isinstance(it, numbers.Real)) or math.isnan(since) or math.isnan(it):
+            continue  # a row without Tune's timing
         if prev is None or it <= prev:  # the count starts again at 1: a new attempt
             total, attempts = total + last, attempts + 1
         last, prev = float(since), it

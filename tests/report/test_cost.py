@@ -124,6 +124,9 @@ def test_a_retried_trials_lost_attempts_count_in_its_gpu_time(tmp_path):
     man = build_manifest(tmp_path, [], {"sweep_id": "sw-1"}, [t], wall_s=4000.0, prices={"g5.xlarge": 1.5})
     assert man["gpu_hours"] == pytest.approx(2 * 3000 / 3600)  # 2 GPUs × both attempts
     assert man["trials"][0]["held_s"] == 3000.0 and man["trials"][0]["attempts"] == 2
+    write_report([t], tmp_path / "report", {"sweep_id": "sw-1"}, wall_s=4000.0, prices={"g5.xlarge": 1.5})
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "1 trial(s) (1 retried: every attempt counts in the GPU-hours)" in page and "GPU-hours 1.667" in page
     # a trial that ran once: its own wall_s, when its rows stop before its end (the final packing)
     once = {**trial("gpu-a", 1, 3600, "A10G"), **held(Result(rows[:2]))}
     assert build_manifest(tmp_path, [], {}, [once], None, prices={"g5.xlarge": 1.5})["gpu_hours"] == 1.0

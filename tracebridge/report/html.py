@@ -146,9 +146,12 @@ def stamp_line(manifest: dict[str, Any], failed: int = 0) -> str:
     cost = manifest.get("cost_estimate") or {}
     usd = f"${cost['usd']:.2f}" if cost.get("usd") is not None else f"n/a ({cost.get('reason', 'no estimate')})"
     nodes = (manifest.get("cluster") or {}).get("nodes") or {}
+    retried = sum(1 for t in manifest.get("trials") or [] if isinstance(t.get("attempts"), int) and t["attempts"] > 1)
     return (f"<p class='stamp'>sweep <code>{_f(manifest.get('sweep_id'))}</code> · "
             f"{len(manifest.get('trials') or [])} trial(s)"
-            + (f" finished, <a href='#failed'>{failed} failed</a>" if failed else "") + f" on {len(nodes)} node(s) · "
+            + (f" finished, <a href='#failed'>{failed} failed</a>" if failed else "")
+            + (f" ({retried} retried: every attempt counts in the GPU-hours)" if retried else "")
+            + f" on {len(nodes)} node(s) · "
             f"GPU-hours {float(manifest.get('gpu_hours') or 0.0):.3f}"
             + (f" ({float(manifest['gpu_hours_failed']):.3f} in failed trials)" if manifest.get("gpu_hours_failed") else "")
             + f" · cost estimate {escape(usd)}"

@@ -21,8 +21,8 @@ $(VENV)/bin/python:
 # bytecode as pip does (where PYTHONDONTWRITEBYTECODE is set, a venv without .pyc files has every
 # process compile torch and Ray again: the suite took 23 minutes instead of 14), in ~65 s instead
 # of ~150 s on 2 cores; where uv is missing or fails, pip does it.
-FIND_LINKS := $(sort $(PIP_FIND_LINKS) $(shell python3 -m pip config get global.find-links 2>/dev/null))
-UV_ARGS := --python $(PY) --native-tls --compile-bytecode -q -c constraints.txt $(foreach d,$(FIND_LINKS),--find-links $(d))
+FIND_LINKS = $(sort $(PIP_FIND_LINKS) $(shell python3 -m pip config get global.find-links 2>/dev/null))
+UV_ARGS = --python $(PY) --native-tls --compile-bytecode -q -c constraints.txt $(foreach d,$(FIND_LINKS),--find-links $(d))
 $(VENV)/.installed: pyproject.toml constraints.txt | $(VENV)/bin/python
 	if [ -x $(VENV)/bin/uv ] && $(VENV)/bin/uv pip install $(UV_ARGS) -e '.[all]'; then :; \
 	else $(PIP) install -q -c constraints.txt -e '.[all]'; fi

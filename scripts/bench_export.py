@@ -5,6 +5,7 @@ peak RSS of an export at 1× and 10× the input (each measured in a fresh subpro
 
     python scripts/bench_export.py [--seeds 25] [--scale 10] [--smoke]
     python scripts/bench_export.py --openclaw [--sessions 2000 --turns 5 --seed 1 | --data DIR] [--smoke]
+    python scripts/bench_export.py ... [key=value ...]   # the export config's settings, as `tracebridge export` takes them
 
 Input: simulator traces (``configs/collect/smoke.yaml``, 16 episodes per seed; the 10× input is
 ten times the seeds, so no run is a duplicate). The export runs
@@ -23,6 +24,11 @@ serial part that bounds the scaling).
 It also prints the export with a run cache (``export --cache``): once filling it, once more with no
 run changed, as a daily cycle re-exports its history.
 The last line is the ratio (transcripts → bundle) / (read+loads+dumps loop).
+
+Every export runs ``configs/export/default.yaml`` with the ``key=value`` settings given (the same as
+``tracebridge export``'s), so the figures are those of a user's own export: for instance
+``views.agentlightning=false`` (no Agent Lightning files) or ``views.conversation_rows=turn``. A line before
+the ratios names them.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -82,11 +89,19 @@ def plain_loop(files: list[Path], out: Path) -> float:
     return clock() - t0
 
 
-def export_once(root: Path, out: Path) -> float:
+def export_config(overrides: list[str]) -> Any:
+    """The export config every export here runs: ``configs/export/default.yaml`` and ``overrides``."""
+    from tracebridge.config import load_config
+    from tracebridge.export.config import ExportConfig
+
+    return load_config(ExportConfig, ROOT / "configs/export/default.yaml", overrides)
+
+
+def export_once(root: Path, out: Path, cfg: Any) -> float:
     from tracebridge.export.pipeline import export_traces
 
     t0 = clock()
-    res = export_traces(root, out)
+    res = export_traces(root, out, cfg)
     dt = clock() - t0
     if res.report["runs"]["read"] != res.report["runs"]["accepted"] + res.report["runs"]["quarantined"]:
         raise SystemExit("counts do not reconcile")
@@ -107,24 +122,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20 if sys.platform == "darwin" else 1024)
 
 
-def rss_child(root: Path) -> None:
+def rss_child(root: Path, cfg: Any) -> None:
     """Subprocess entry: export ``root`` and print the peak RSS in MB."""
     one_core()
     with tempfile.TemporaryDirectory() as tmp:
-        export_once(root, Path(tmp))
+        export_once(root, Path(tmp), cfg)
     print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 
 
-def peak_rss(root: Path, flag: str = "--rss-child") -> float:
-    res = subprocess.run([sys.executable, __file__, flag, str(root)], capture_output=True, text=True,
+def peak_rss(root: Path, overrides: list[str], flag: str = "--rss-child") -> float:
+    res = subprocess.run([sys.executable, __file__, flag, str(root), *overrides], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     return float(json.loads(res.stdout.strip().splitlines()[-1])["peak_rss_mb"])
 
 
-def openclaw_path(src: Path, work: Path, workers: int = 1) -> tuple[float, float, object]:
+def openclaw_path(src: Path, work: Path, cfg: Any, workers: int = 1) -> tuple[float, float, object]:
     """CPU seconds of import and of export (transcripts ``src`` → traces → bundle under ``work``),
     each with ``workers`` processes."""
-    from tracebridge.export.config import ExportConfig
     from tracebridge.export.pipeline import export_traces
     from tracebridge.importers.openclaw import import_openclaw
 
@@ -132,7 +146,6 @@ def openclaw_path(src: Path, work: Path, workers: int = 1) -> tuple[float, float
     t0 = clock()
     rep = import_openclaw([src], work / "traces", workers=workers)
     t1 = clock()
-    cfg = ExportConfig()
     res = export_traces(work / "traces", work / "bundles", cfg, workers=workers)
     t2 = clock()
     runs = res.report["runs"]
@@ -141,7 +154,7 @@ def openclaw_path(src: Path, work: Path, workers: int = 1) -> tuple[float, float
     return t1 - t0, t2 - t1, res
 
 
-def cached_exports(traces: Path, out: Path) -> tuple[float, float]:
+def cached_exports(traces: Path, out: Path, cfg: Any) -> tuple[float, float]:
     """CPU seconds of an export of ``traces`` that fills a run cache, then of one more export with that
     cache and no run changed (what a daily cycle pays for its history)."""
     from tracebridge.export.pipeline import export_traces
@@ -149,17 +162,17 @@ def cached_exports(traces: Path, out: Path) -> tuple[float, float]:
     times = []
     for name in ("fill", "reuse"):
         t0 = clock()
-        res = export_traces(traces, out / name, cache_dir=out / "cache")
+        res = export_traces(traces, out / name, cfg, cache_dir=out / "cache")
         times.append(clock() - t0)
         shutil.rmtree(res.path)
     return times[0], times[1]
 
 
-def openclaw_rss_child(src: Path) -> None:
+def openclaw_rss_child(src: Path, cfg: Any) -> None:
     """Subprocess entry: transcripts ``src`` → bundle on tmpfs; print the peak RSS in MB."""
     one_core()
     with tempfile.TemporaryDirectory(dir=_shm()) as tmp:
-        openclaw_path(src, Path(tmp) / "work")
+        openclaw_path(src, Path(tmp) / "work", cfg)
     print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 
 
@@ -174,7 +187,7 @@ def children_cpu() -> float:
 
 
 def workers_scaling(src: Path, out: Path, workers: int, cpus: set[int] | None,
-                    repeat: int) -> tuple[float, float, float, float]:
+                    repeat: int, cfg: Any) -> tuple[float, float, float, float]:
     """The whole path on all of this process's CPUs, one process then ``workers`` import and export
     workers (interleaved, best of ``repeat``): wall seconds of each, and the CPU seconds of this (the
     main) process and of the workers with ``workers`` (their run with the least main-process CPU: the
@@ -187,7 +200,7 @@ def workers_scaling(src: Path, out: Path, workers: int, cpus: set[int] | None,
         for _ in range(repeat):
             for n, acc in ((1, one), (workers, many)):
                 t0, c0, k0 = time.perf_counter(), clock(), children_cpu()
-                openclaw_path(src, out / "scaling", n)
+                openclaw_path(src, out / "scaling", cfg, n)
                 acc.append(time.perf_counter() - t0)
                 if n > 1:
                     cpu.append((clock() - c0, children_cpu() - k0))
@@ -198,7 +211,7 @@ def workers_scaling(src: Path, out: Path, workers: int, cpus: set[int] | None,
             os.sched_setaffinity(0, pinned)
 
 
-def openclaw_main(args: argparse.Namespace) -> None:
+def openclaw_main(args: argparse.Namespace, cfg: Any) -> None:
     """``--openclaw``: the whole path against the loads+dumps loop (see the module docstring)."""
     from bench_import import make_data, plain_loop
 
@@ -210,26 +223,28 @@ def openclaw_main(args: argparse.Namespace) -> None:
         src, how = make_data(args, Path(tmp))
         files = sorted(p for p in src.rglob("*") if p.is_file() and ".jsonl" in p.name)
         mb = sum(p.stat().st_size for p in files) / 1e6
-        openclaw_path(src, Path(out) / "warm")  # imports and lazy tables, paid once as by any long-lived process
+        openclaw_path(src, Path(out) / "warm", cfg)  # imports and lazy tables, paid once as by any long-lived process
         loops, paths = [], []
         for _ in range(repeat):  # interleaved, best of N
             loops.append(plain_loop(files, True, clock))
-            paths.append(openclaw_path(src, Path(out) / "work"))
+            paths.append(openclaw_path(src, Path(out) / "work", cfg))
         loop = min(loops)
         imp, exp, res = min(paths, key=lambda p: p[0] + p[1])
+        sizes = bundle_sizes(Path(res.path))  # type: ignore[attr-defined]
         shutil.rmtree(Path(out) / "work" / "bundles")
-        fill, reuse = cached_exports(Path(out) / "work" / "traces", Path(out) / "cached")
-        scaling = workers_scaling(src, Path(out), args.workers, cpus, repeat) if args.workers > 1 else None
+        fill, reuse = cached_exports(Path(out) / "work" / "traces", Path(out) / "cached", cfg)
+        scaling = workers_scaling(src, Path(out), args.workers, cpus, repeat, cfg) if args.workers > 1 else None
         tenth = Path(tmp) / "tenth"
         tenth.mkdir()
         for f in files[:max(1, len(files) // 10)]:
             shutil.copy(f, tenth / f.name)
-        rss = [peak_rss(p, "--openclaw-rss-child") for p in (src, tenth)]
+        rss = [peak_rss(p, args.overrides, "--openclaw-rss-child") for p in (src, tenth)]
     runs = res.report["runs"]  # type: ignore[attr-defined]
     print(f"input: {len(files)} transcripts, {mb:.1f} MB ({how}); traces and bundle on "
           f"{'tmpfs' if _shm() else 'disk'}; CPU seconds, best of {repeat}")
     print(f"bundle: {runs['read']} runs read, {runs['exported']} exported, {runs['duplicates']} duplicates, "
-          f"{runs['quarantined']} quarantined, {runs['events_read']} events")
+          f"{runs['quarantined']} quarantined, {runs['events_read']} events; "
+          f"{sum(sizes.values()) / 1e6:.1f} MB ({', '.join(f'{k} {v / 1e6:.1f} MB' for k, v in sizes.items())})")
     print(f"plain read+json.loads+json.dumps:  {mb / loop:8.1f} MB/s ({loop:.2f} s)")
     print(f"import openclaw → schema v2:       {mb / imp:8.1f} MB/s ({imp:.2f} s)")
     print(f"export traces → bundle:            {mb / exp:8.1f} MB/s of transcripts ({exp:.2f} s)")
@@ -243,8 +258,25 @@ def openclaw_main(args: argparse.Namespace) -> None:
               f"{kids:.2f} s ({100 * main / (main + kids):.0f}% in the main process)")
         print(f"wall transcripts → bundle on {len(cpus or ())} CPUs: {w1:.2f} s with 1 process, {wn:.2f} s with "
               f"--workers {args.workers} (import and export): {w1 / wn:.2f}x")
+    print(config_line(args.overrides))
     print(f"ratio import/(read+loads+dumps): {loop / imp:.2f}")
     print(f"ratio transcripts→bundle/(read+loads+dumps): {loop / (imp + exp):.2f}")
+
+
+def bundle_sizes(bundle: Path) -> dict[str, int]:
+    """Bytes of a bundle by its top-level folder (``views``, ``agentlightning``) and its other files
+    (manifest, report, ...) together, largest first."""
+    sizes: dict[str, int] = {}
+    for f in bundle.rglob("*"):
+        if f.is_file():
+            parts = f.relative_to(bundle).parts
+            top = parts[0] if len(parts) > 1 else "other files"
+            sizes[top] = sizes.get(top, 0) + f.stat().st_size
+    return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
+
+
+def config_line(overrides: list[str]) -> str:
+    return f"export config: configs/export/default.yaml{''.join(' ' + o for o in overrides) or ' (as shipped)'}"
 
 
 def main() -> None:
@@ -262,15 +294,23 @@ def main() -> None:
                     "with this many export workers against one process (wall clock)")
     ap.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--openclaw-rss-child", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("overrides", nargs="*", metavar="key=value",
+                    help="export config settings (configs/export/default.yaml), as `tracebridge export` takes them")
     args = ap.parse_args()
+    from tracebridge.config import ConfigError
+
+    try:
+        cfg = export_config(args.overrides)  # a bad key fails here, before any input is made
+    except ConfigError as exc:
+        raise SystemExit(f"bench_export: {exc}") from None
     if args.rss_child:
-        rss_child(args.rss_child)
+        rss_child(args.rss_child, cfg)
         return
     if args.openclaw_rss_child:
-        openclaw_rss_child(args.openclaw_rss_child)
+        openclaw_rss_child(args.openclaw_rss_child, cfg)
         return
     if args.openclaw:
-        openclaw_main(args)
+        openclaw_main(args, cfg)
         return
     one_core()
     seeds, scale = (2, 2) if args.smoke else (args.seeds, args.scale)
@@ -280,18 +320,19 @@ def main() -> None:
         files = trace_files(base)
         mb = sum(f.stat().st_size for f in files) / 1e6
         runs = len([p for p in base.iterdir() if p.is_dir()])
-        export_once(base, tmp / "warm")  # imports and lazy tables, paid once as by any long-lived process
+        export_once(base, tmp / "warm", cfg)  # imports and lazy tables, paid once as by any long-lived process
         plain_loop(files, tmp / "warm.jsonl")
         plain = min(plain_loop(files, tmp / f"plain{i}.jsonl") for i in range(3))
-        exp = min(export_once(base, tmp / f"bundles{i}") for i in range(3))
-        rss1 = peak_rss(base)
+        exp = min(export_once(base, tmp / f"bundles{i}", cfg) for i in range(3))
+        rss1 = peak_rss(base, args.overrides)
         big = collect(tmp / "traces_big", seeds * scale)  # fresh episodes: no duplicates to drop
-        rss10 = peak_rss(big)
+        rss10 = peak_rss(big, args.overrides)
         print(f"input: {runs} runs, {mb:.2f} MB of traces (events.jsonl + session.json)")
         print(f"plain read+json.loads+json.dumps+write: {mb / plain:.2f} MB/s ({plain:.2f} CPU s, best of 3)")
         print(f"tracebridge export (curate + views + bundle): {mb / exp:.2f} MB/s ({exp:.2f} CPU s, best of 3)")
         mb10 = sum(f.stat().st_size for f in trace_files(big)) / 1e6
         print(f"peak RSS export: {rss1:.0f} MB at 1x ({mb:.1f} MB), {rss10:.0f} MB at {scale}x ({mb10:.1f} MB)")
+        print(config_line(args.overrides))
         print(f"ratio export/plain (MB/s): {plain / exp:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

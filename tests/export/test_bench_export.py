@@ -16,14 +16,18 @@ def test_bench_export_smoke() -> None:
     lines = res.stdout.strip().splitlines()
     assert re.fullmatch(r"ratio export/plain \(MB/s\): \d+\.\d\d", lines[-1]), lines[-1]
     assert float(lines[-1].rsplit(" ", 1)[1]) > 0
+    assert lines[-2] == "export config: configs/export/default.yaml (as shipped)"
     rss = next(line for line in lines if line.startswith("peak RSS"))
     assert re.search(r"\d+ MB at 1x .* \d+ MB at 2x", rss), rss
 
 
 def test_bench_export_openclaw_smoke() -> None:
+    """With a setting of the export config (the user's own export): every export of the bench runs it."""
     res = subprocess.run([sys.executable, str(ROOT / "scripts/bench_export.py"), "--openclaw", "--smoke",
-                          "--workers", "2"], capture_output=True, text=True, timeout=300, check=True, cwd=ROOT)
+                          "--workers", "2", "views.agentlightning=false"], capture_output=True, text=True,
+                         timeout=300, check=True, cwd=ROOT)
     lines = res.stdout.strip().splitlines()
+    assert lines[-3] == "export config: configs/export/default.yaml views.agentlightning=false"
     assert re.fullmatch(r"ratio transcripts→bundle/\(read\+loads\+dumps\): \d+\.\d\d", lines[-1]), lines[-1]
     assert re.fullmatch(r"ratio import/\(read\+loads\+dumps\): \d+\.\d\d", lines[-2]), lines[-2]
     assert "40 transcripts" in lines[0]
@@ -34,6 +38,7 @@ def test_bench_export_openclaw_smoke() -> None:
                             r"changed \(\d+\.\dx less than building every run\)", line) for line in lines), lines
     bundle = next(line for line in lines if line.startswith("bundle:"))
     assert re.match(r"bundle: 40 runs read, [1-9]\d* exported, \d+ duplicates, 0 quarantined", bundle), bundle
+    assert re.search(r"; \d+\.\d MB \(.*views \d+\.\d MB", bundle) and "agentlightning" not in bundle, bundle
 
 
 def test_peak_rss_of_a_child_is_its_own() -> None:

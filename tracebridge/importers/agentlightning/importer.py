@@ -310,6 +310,7 @@ class _Import:
             rep.runs_written += 1
         rep.events_written += writer.written
         rep.events_already_present += writer.already_present
+        rep.torn_cut(writer.events_path, writer.torn_cut)
         rep.events_dropped += dropped
         rep.spans_superseded += sum(len(v) for a, v in entry.attempts.items() if a != attempt)
         rep.drift.update(run.drift)

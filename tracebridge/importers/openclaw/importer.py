@@ -161,6 +161,7 @@ class _FileImport:
         rep.runs_written += not unchanged
         rep.events_written += writer.written
         rep.events_already_present += writer.already_present
+        rep.torn_cut(writer.events_path, writer.torn_cut)
         if self._base is None:  # nothing replayed: every count is new
             rep.drift.update(mapper.drift)
             rep.counts.update(mapper.all_counts())

@@ -36,6 +36,7 @@ class ImportReport:
     bytes_read: int = 0
     events_written: int = 0
     events_already_present: int = 0
+    torn_tails_cut: int = 0  # runs whose torn last line (an import stopped mid-write) was cut before appending
     drift: Counter[str] = field(default_factory=Counter)
     counts: Counter[str] = field(default_factory=Counter)
     skipped: list[str] = field(default_factory=list)
@@ -60,6 +61,13 @@ class ImportReport:
         drift ``row:duplicate_id``). A ``parentId`` is followed only to a row read before it: no loop is."""
         for line, fld, value, kind in notes[:max(0, self.max_listed - len(self.problems))]:
             self.problems.append(f"{file}:{line}: {fld}: {_NOTES[kind].format(v=value, line=line)}")
+
+    def torn_cut(self, events_path: str, nbytes: int) -> None:
+        """Count and list a run whose torn last line was cut before this import appended (``RunWriter.torn_cut``)."""
+        if nbytes:
+            self.torn_tails_cut += 1
+            self.problems.append(f"{events_path}: a torn last line ({nbytes} bytes: an earlier import stopped "
+                                 "mid-write) was cut and its events written again from the source")
 
     def skip(self, file: str, reason: str) -> None:
         """Count one skipped file and list it as ``file: reason``."""

@@ -50,6 +50,30 @@ def dumps_event(event: dict[str, Any]) -> bytes:
         return orjson.dumps(_clamp(event, MAX_DEPTH), option=_LINE)
 
 
+def cut_torn_tail(path: str, keep: int) -> int:
+    """Cut a last line without its newline from ``path`` (an append a crash or a full disk stopped midway:
+    the import writes it again from the source) and return the bytes cut. Never below ``keep`` (the
+    bytes the import state vouches for, whole lines): where those do not end in a newline the file is left
+    as it is, for the comparison to report."""
+    size = os.path.getsize(path)
+    with open(path, "r+b") as fh:
+        if size <= keep or (fh.seek(size - 1), fh.read(1))[1] == b"\n":
+            return 0
+        end = size
+        while end > keep:  # back to the last newline, a chunk at a time (the torn line may be long)
+            start = max(keep, end - (1 << 20))
+            fh.seek(start)
+            at = fh.read(end - start).rfind(b"\n")
+            if at >= 0:
+                fh.truncate(start + at + 1)
+                return size - (start + at + 1)
+            end = start
+        if keep and (fh.seek(keep - 1), fh.read(1))[1] != b"\n":
+            return 0
+        fh.truncate(keep)  # the torn line is the first after what the state vouches for
+        return size - keep
+
+
 class RunConflict(RuntimeError):
     """The run on disk holds events that this source does not produce."""
 
@@ -80,7 +104,10 @@ class RunWriter:
         self._bytes_out = 0  # bytes this writer appended to events.jsonl
         self.written = 0
         self.already_present = 0
+        self.torn_cut = 0  # bytes of a torn last line (a crashed append's) cut before this import appends
         if self.existing:
+            if os.path.exists(self.events_path):
+                self.torn_cut = cut_torn_tail(self.events_path, known_bytes)
             if os.path.exists(self.events_path) and os.stat(self.events_path).st_size > known_bytes:
                 self._cmp = open(self.events_path, "rb")  # noqa: SIM115 - closed in close()/abort()
                 self._cmp.seek(known_bytes)

@@ -237,3 +237,21 @@ def test_import_command(stored, tmp_path):
     assert r.exit_code == 2 and "no such file or folder" in r.output
     r = CliRunner().invoke(app, ["import", "agentlightning", str(src), "--out", str(out), "goal_famly=x"])
     assert r.exit_code == 2 and "did you mean 'goal_family'" in r.output
+
+
+def test_a_torn_last_line_in_an_imported_run_is_cut_when_it_is_read_again(stored, tmp_path):
+    """An import stopped mid-write leaves a torn last line: the next import that reads the run again (here
+    after its state was lost) cuts it, reports it and finds every whole event already there."""
+    src, s = stored
+    out = tmp_path / "t"
+    import_agentlightning([src], out)
+    before = tree_bytes(out)
+    events = out / f"al-{s['ids']['ok']}" / "events.jsonl"
+    with open(events, "ab") as fh:
+        fh.write(b'{"run_id": "al-')
+    (out / ".import" / "agentlightning-state.json").unlink()
+    d = import_agentlightning([src], out).to_dict()
+    assert d["torn_tails_cut"] == 1 and d["events_written"] == 0 and d["skipped"] == []
+    assert any(str(events) in p and "torn last line (15 bytes" in p for p in d["problems"]), d["problems"]
+    assert {k: v for k, v in tree_bytes(out).items() if ".import" not in k} == \
+        {k: v for k, v in before.items() if ".import" not in k}

@@ -56,9 +56,21 @@ def cut_torn_tail(path: str, keep: int) -> int:
     bytes the import state vouches for, whole lines): where those do not end in a newline the file is left
     as it is, for the comparison to report."""
     size = os.path.getsize(path)
-    with open(path, "r+b") as fh:
-        if size <= keep or (fh.seek(size - 1), fh.read(1))[1] == b"\n":
+    if size <= keep:
+        return 0
+    with open(path, "rb") as fh:  # the common case reads one byte (and needs no write access)
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
             return 0
+    try:
+        return _cut(path, size, keep)
+    except OSError:  # not ours to change (read-only): the comparison reports the run
+        return 0
+
+
+def _cut(path: str, size: int, keep: int) -> int:
+    """``cut_torn_tail`` of a file of ``size`` bytes whose last byte is no newline."""
+    with open(path, "r+b") as fh:
         end = size
         while end > keep:  # back to the last newline, a chunk at a time (the torn line may be long)
             start = max(keep, end - (1 << 20))

@@ -32,3 +32,9 @@ def other_digit(data: bytes) -> bool:
     """Whether the UTF-8 ``data`` holds a digit of another script (its decoded text would)."""
     not_lead, search = _other_digit_bytes()
     return bool(data.translate(None, not_lead)) and search(data) is not None
+
+
+def other_digit_encodings() -> list[bytes]:
+    """The UTF-8 encodings of those digits (``tracebridge.curate.prescan`` looks for them all at once)."""
+    digit = re.compile(r"\d").match
+    return [chr(c).encode() for c in range(0x80, OTHER_DIGITS_BELOW) if not 0xD800 <= c <= 0xDFFF and digit(chr(c))]

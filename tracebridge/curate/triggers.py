@@ -5,9 +5,7 @@
 what its detectors find, on text and on JSON-serialised text alike (see ``_build_triggers``). Here
 too live the patterns both levels share: ``GROUPS``, the credential markers (``SECRET_MARKERS``),
 ``NOT_PHONE``, ``NOT_NUMBER`` and ``MAX_GROUPS``. The detectors themselves, ``Span`` and overlap
-resolution are in ``tracebridge.curate.detectors``.
-
-Pure and deterministic; no I/O.
+resolution are in ``tracebridge.curate.detectors``. Pure and deterministic; no I/O.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from typing import Any
 
 from tracebridge.curate.config import RedactionConfig
 from tracebridge.curate.other_digits import other_digit
+from tracebridge.curate.prescan import prescan
 
 # Dates and decimals, which a phone number neither is nor starts with: ISO dates, and dotted dates
 # with a plausible day and month (``27.11.2026``, ``2026.11.27``), which in regions without a trunk
@@ -70,16 +69,13 @@ _IPV6_EIGHT = re.compile(rb":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:
 _IPV6_GAP = re.compile(rb"[0-9A-Fa-f]::[0-9A-Fa-f]|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}::|::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]").search
 # An IPv6 address ending in an IPv4 one, also written out without "::" (``0:0:0:0:0:ffff:192.0.2.1``).
 _IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
-# Literal-led searches for what ``in`` tested: on this machine's CPython (3.11) ``b"ab" in data`` of a
-# needle of 2+ bytes is ~1.5-2.5x slower than ``re``'s search for the same literal (~0.1-0.2 µs a
-# check on a 240-byte record). ``_IPV4_TAIL`` is the ipv4 trigger, which an IPv4 tail in IPv6 matches
-# too: led by the rarer ``.``, it gates ``_IPV6_V4``, whose ``:`` lead is tried at every key of JSON
-# (``_ipv4_hit``).
+# Literal-led searches for what ``in`` tested (CPython 3.11: ``b"ab" in data`` is ~1.5-2.5x slower than
+# ``re``'s search). ``_IPV4_TAIL``, the ipv4 trigger, gates ``_IPV6_V4`` (whose ``:`` lead would be tried
+# at every key of JSON; ``_ipv4_hit``).
 _IPV4_TAIL = re.compile(rb"\.\d{1,3}\.\d{1,3}\.\d").search
 _DOUBLE_COLON, _PCT40, _SEVEN_ZEROS = (re.compile(x).search for x in (rb"::", rb"%40", rb"0000000"))
 _PRIVATE_KEY, _CCESS = (re.compile(x).search for x in (rb"private key", rb"ccess"))
-# _ONE_BYTE: a one-byte ``data.find(b"@")`` is a memchr, ~3x faster than ``b"@" in data`` or a search here
-# (~0.1 against ~0.3 µs on 240 bytes): a rare byte a pattern needs is looked for first that way.
+# _ONE_BYTE: a one-byte ``data.find(b"@")`` is a memchr, ~3x faster than ``in`` or a search.
 
 
 # Case-blind credential checks share one translation: ASCII letters in lower case, but for G and J,
@@ -108,15 +104,13 @@ _NAME_SEPS = tuple(re.compile(n + _SEPARATOR).search for n in (rb"cret(?<=secret
 _FLAG_NAME = re.compile(rb"--[a-zGJ0-9_\-]{0,48}?(?:pass|secret|token|key)").search
 _AUTH_SCHEME = re.compile(rb"b(?:earer|asic)").search
 # ``-u``, or a client's password flag and a blank (``-p hunter``, ``--pass hunter``; in JSON a tab is
-# ``\t`` and an argv element ends in ``"``, joined strings in ``\0``): one search led by ``-`` where
-# ``-u`` alone was (~+5 ms over 16 MB). A flag then needs one of the clients that read it
-# (``FLAG_CLIENT_LITERALS``, by the flag's name without its dashes and keytool's ``src``/``dest``),
-# each a literal-led search (an alternation of them costs ~10x one): ``mkdir -p`` is common (8% of
-# the OpenClaw bodies), those clients are not. OpenSSL's ``-passin``/``-passout``/``-pass`` (and
-# apksigner's ``--ks-pass``) need its ``pass:`` before the password, keytool's and jarsigner's
-# ``-storepass``/``-keypass`` their name, Samba's ``-U user%password`` a Samba client's name. The
-# one-letter flags are tried first, in a branch of their own (~+3 ms over 16 MB against ~+11 ms for one
-# group of all the flags).
+# ``\t`` and an argv element ends in ``"``, joined strings in ``\0``): one search led by ``-``. A flag
+# then needs one of the clients that read it (``FLAG_CLIENT_LITERALS``, by the flag's name without its
+# dashes and keytool's ``src``/``dest``), each a literal-led search (an alternation costs ~10x one):
+# ``mkdir -p`` is common (8% of the OpenClaw bodies), those clients are not. OpenSSL's ``-passin``/
+# ``-passout``/``-pass`` (and apksigner's ``--ks-pass``) need its ``pass:`` before the password,
+# keytool's and jarsigner's ``-storepass``/``-keypass`` their name, Samba's ``-U user%password`` a
+# Samba client's name. The one-letter flags are tried first, in a branch of their own.
 _DASH_FLAG = re.compile(rb"-(?:u|(U|[apPw](?=[ \t\\\"\0]))|(-?pass(?:in|out|word)?|(?:src|dest|)(?:store|key)pass)[ \t\\\"\0])").search
 FLAG_CLIENT_LITERALS = {"p": ("mongo", "login", "sshpass", "twine"), "a": ("redis-cli",), "pass": ("redis-cli", "pass:"),
                         "passin": ("pass:",), "passout": ("pass:",), "password": ("pass:",), "P": ("sqlcmd",),
@@ -256,7 +250,8 @@ class Triggers:
         alternation of them in one ``re`` pattern is ~10x slower). All are boundary-free supersets
         of what their detectors find, so they also fire on JSON-serialised text. A credential is a
         long token run holding a credential marker, a URL with a password, a key block or an AWS
-        secret's name. Non-ASCII text adds two checks: digits of other scripts, non-ASCII terms."""
+        secret's name. Non-ASCII text adds two checks: digits of other scripts, non-ASCII terms.
+        With Hyperscan, one scan first rules out the checks that cannot fire (``prescan``)."""
         on = self.on
         self._nums = re.compile(rb"\d[\d \t().\-/]{5,}\d").finditer
         self._url = re.compile(rb"://[^\s/@:]*:[^\s/@]+@").search
@@ -264,25 +259,33 @@ class Triggers:
         words_b = [w.encode() for w in words if w.isascii()]
         self._words_u = [w for w in words if not w.isascii()]
         self._words_f = [w.translate(_ASCII_FOLDS) for w in words]
-        checks: list[tuple[frozenset[str] | None, bool, Callable[[bytes], Any]]] = [
-            (frozenset({"email"}), "email" in on,  # _ONE_BYTE finds
+        checks: list[tuple[str, frozenset[str] | None, bool, Callable[[bytes], Any]]] = [
+            ("email", frozenset({"email"}), "email" in on,  # _ONE_BYTE finds
              lambda d: d.find(b"@") >= 0 or (d.find(b"%") >= 0 and _PCT40(d) is not None)),
-            (None, "ip" in on, _ipv4_hit),  # ipv4, and ipv6 for one ending in an IPv4 address
-            (frozenset({"iban"}), bool(on & {"iban", "card"}),  # a card inside an IBAN shape is none
+            ("ipv4", None, "ip" in on, _ipv4_hit),  # ipv4, and ipv6 for one ending in an IPv4 address
+            ("iban", frozenset({"iban"}), bool(on & {"iban", "card"}),  # a card inside an IBAN shape is none
              lambda d: _IBAN_SHAPE(d.translate(_IBAN_TABLE, b" -"))),
-            (frozenset({"digits"}), bool(on & {"phone", "card"}), self._digit_hit),
-            (frozenset({"ipv6"}), "ip" in on, _ipv6_hit),
-            (None, bool(on & {"secrets", "auth_header"}), self._credential_hit),  # the groups it returns
-            (frozenset({"terms"}), bool(words_b), lambda d: any(w in d.lower() for w in words_b)),
+            ("digits", frozenset({"digits"}), bool(on & {"phone", "card"}), self._digit_hit),
+            ("ipv6", frozenset({"ipv6"}), "ip" in on, _ipv6_hit),
+            ("credential", None, bool(on & {"secrets", "auth_header"}), self._credential_hit),  # the groups it returns
+            ("terms", frozenset({"terms"}), bool(words_b), lambda d: any(w in d.lower() for w in words_b)),
         ]
-        self._checks = [(g, f) for g, enabled, f in checks if enabled]
+        self._checks = [(g, f) for _, g, enabled, f in checks if enabled]
         self._check_fns = tuple(f for _, f in self._checks)  # for ``triggered``: a loop, no generator
         self._other_digits = frozenset({"iban", "ipv4", "digits"}) if on & {"iban", "card", "phone", "ip"} else None
+        self._prescan = prescan([k for k, _, enabled, _ in checks if enabled] + ["non_ascii"], words_b=words_b,
+                                other_digits=bool(self._other_digits), words_u=bool(self._words_u),
+                                folds=bool(self._words_f))
 
     def triggered(self, text: str | bytes) -> bool:
         """True when ``text`` may hold something a detector finds (no false negatives)."""
         data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-        for check in self._check_fns:  # every record of a run passes here: ~10% faster than any(...)
+        fns = self._check_fns
+        if self._prescan is not None:
+            hits = self._prescan.hits(data)  # the checks that may fire; the last index: non-ASCII text
+            return bool(hits) and (any(fns[i](data) for i in hits if i < len(fns))
+                                   or (len(fns) in hits and bool(self._non_ascii(text, data))))
+        for check in fns:  # every record of a run passes here: ~10% faster than any(...)
             if check(data):
                 return True
         return not data.isascii() and bool(self._non_ascii(text, data))
@@ -290,8 +293,10 @@ class Triggers:
     def fired(self, text: str | bytes) -> frozenset[str]:
         """The detector groups (``GROUPS``) whose trigger fires on ``text``: ``scan`` needs only these."""
         data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-        out = frozenset().union(*(r if g is None else g for g, f in self._checks if (r := f(data))))
-        return out if data.isascii() else out | self._non_ascii(text, data)
+        hits = self._prescan.hits(data) if self._prescan is not None else range(len(self._checks) + 1)
+        out = frozenset().union(*(r if g is None else g for i, (g, f) in enumerate(self._checks)
+                                  if i in hits and (r := f(data))))
+        return out if data.isascii() or len(self._checks) not in hits else out | self._non_ascii(text, data)
 
     def _non_ascii(self, text: str | bytes, data: bytes) -> frozenset[str]:
         """Groups opened by non-ASCII text: digits of other scripts, non-ASCII terms, ASCII terms

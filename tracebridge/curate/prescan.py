@@ -1,0 +1,193 @@
+"""One multi-pattern scan before the triggers: which of ``Triggers``' checks a string may fire.
+
+The triggers (``tracebridge.curate.triggers``) are some twenty C-level passes over a string (byte
+translations, literal-led searches) and Python loops over its token runs: ~35 µs for a record of
+an OpenClaw session (~800 bytes of JSON), ~22 MB/s. Most records fire none (95% of them). Hyperscan
+matches every pattern below in one pass (~1 µs a record), each pattern a **superset** of what one
+check fires on, so a check whose patterns match nowhere in a string cannot fire on it and is not
+run; a string no pattern matches is clean without any check.
+
+A check's patterns (``CHECK_PATTERNS``, keyed like ``Triggers._build_triggers``' checks) are the
+check's own conditions without the refinements that need code (a run's edge groups, base64
+decoding beyond its first 16 characters, a client next to a flag, a long token run around a
+marker), the lookarounds written out, and a case-blind flag where the check looks at folded text.
+``tests/curate/test_prescan.py`` holds them to that on the redaction corpora and on random text:
+wherever a check fires, its patterns match.
+
+Hyperscan (the ``hyperscan`` wheel, x86-64) is optional: without it, or with
+``TRACEBRIDGE_PRESCAN=off`` in the environment, every check runs on every string, as before; the
+findings are the same either way. Pure and deterministic; no I/O.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+# Base64 characters and their values; what a decoded base64 credential may hold (``B64_PRINTABLE``).
+_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_PRINTABLE = frozenset(range(32, 127)) | {9, 10, 13}
+_SEP = rb"[\"'\\\] \tt\x00]*[:=\x00]"  # ``triggers._SEPARATOR`` (case-blind patterns: ``t`` is ``T`` too)
+
+
+def _cls(values: Iterable[int]) -> bytes:
+    """A character class of the base64 characters of ``values``."""
+    chars = sorted({_B64[v] for v in values})
+    return b"[" + b"".join(b"\\" + bytes([c]) if c in b"+/" else bytes([c]) for c in chars) + b"]"
+
+
+def _b64_quad() -> bytes:
+    """Four base64 characters that decode to three ``_PRINTABLE`` bytes: for each second character
+    ``v1`` and each low two bits ``c`` of the third, the first, third and fourth that may go with them
+    (``b0 = v0<<2 | v1>>4``, ``b1 = (v1&15)<<4 | v2>>2``, ``b2 = (v2&3)<<6 | v3``)."""
+    shapes: dict[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], list[int]] = {}
+    for v1 in range(64):  # second characters with the same companions share one class
+        first = tuple(v0 for v0 in range(64) if (v0 << 2 | v1 >> 4) in _PRINTABLE)
+        for c in range(4):
+            third = tuple(v2 for v2 in range(64) if v2 & 3 == c and ((v1 & 15) << 4 | v2 >> 2) in _PRINTABLE)
+            fourth = tuple(v3 for v3 in range(64) if (c << 6 | v3) in _PRINTABLE)
+            if first and third and fourth:
+                shapes.setdefault((first, third, fourth), []).append(v1)
+    alts = [_cls(first) + _cls(v1s) + _cls(third) + _cls(fourth) for (first, third, fourth), v1s in shapes.items()]
+    return b"(?:" + b"|".join(alts) + b")"
+
+
+def _literals(words: Iterable[str | bytes]) -> bytes:
+    """An alternation of the literal ``words`` (each byte written as ``\\xHH``)."""
+    return b"|".join(b"".join(b"\\x%02x" % c for c in (w.encode() if isinstance(w, str) else w)) for w in words)
+
+
+Alternative = list[tuple[bytes, bool]]  # (pattern, case_blind) that must all match somewhere in a string
+_TOKEN_RUN = (rb"[A-Za-z0-9_+/\-]{20}", False)  # a long token run (``_TOKEN_TABLE``): 20+ characters
+_BLANK = rb"[ \t\\\"\x00]"  # after a client's password flag (``_DASH_FLAG``)
+
+
+def _flag_patterns() -> list[Alternative]:
+    """``-u``; each client password flag and a blank, with a client that reads it (``_dash_hit``)."""
+    from tracebridge.curate.triggers import FLAG_CLIENT_LITERALS
+
+    flags = {"U": rb"-U", "pass": rb"--?pass" + _BLANK, "storepass": rb"-(?:src|dest)?storepass" + _BLANK,
+             "keypass": rb"-(?:src|dest)?keypass" + _BLANK}
+    out: list[Alternative] = [[(rb"-u", False)]]
+    for flag, clients in FLAG_CLIENT_LITERALS.items():
+        head = flags.get(flag) or (rb"-" + flag.encode() + _BLANK if len(flag) == 1 else rb"--?" + flag.encode() + _BLANK)
+        out.append([(head, False), (_literals(clients), False)])
+    return out
+
+
+def check_patterns(words_b: Iterable[bytes] = (), other_digits: bool = False, words_u: bool = False,
+                   folds: bool = False) -> dict[str, list[Alternative]]:
+    """The alternatives of each check (``Triggers._build_triggers``' keys): the check may fire on a
+    string only where all patterns of one of them match. ``words_b``: the ASCII user terms (lower
+    case); for ``non_ascii`` (``Triggers._non_ascii``): ``other_digits`` when digits of other
+    scripts open groups, ``words_u`` when there are non-ASCII terms, ``folds`` when there are terms
+    (an ASCII one may be written with a letter Unicode folds to ASCII)."""
+    from tracebridge.curate.other_digits import other_digit_encodings
+    from tracebridge.curate.triggers import _ASCII_FOLD_BYTES, _FREE_LITERALS, SECRET_LITERALS
+
+    token_markers = [x for x in SECRET_LITERALS if x not in _FREE_LITERALS and x != "PRIVATE KEY"
+                     and "ccess" not in x.lower()]
+    non_ascii: list[Alternative] = [[(_literals(other_digit_encodings()), False)]] if other_digits else []
+    if words_u:
+        non_ascii.append([(rb"[\x80-\xff]", False)])
+    elif folds:
+        non_ascii.append([(_literals(_ASCII_FOLD_BYTES), False)])
+    return {
+        "email": [[(rb"@", False)], [(rb"%40", False)]],
+        "ipv4": [[(rb"\.\d{1,3}\.\d{1,3}\.\d", False)]],
+        # uppercase, digits; spaces and dashes deleted: two letters, two digits, eleven of either
+        "iban": [[(rb"[A-Z][ \-]*[A-Z][ \-]*\d[ \-]*\d(?:[ \-]*[A-Z0-9]){11}", False)]],
+        # seven digits with separators (and JSON's backslash and ``t``) deleted between them
+        "digits": [[(rb"\d(?:[ \t().\-/\\t]*\d){6}", False)]],
+        "ipv6": [[(rb"[0-9A-Fa-f]::[0-9A-Fa-f]|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}::|::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]", False)],
+                 [(rb":" + rb"[0-9A-Fa-f]{1,4}:" * 6, False)]],  # eight groups, no "::"
+        "credential": [
+            [(rb"private key", True)], [(rb"://[^\s/@:]*:[^\s/@]+@", False)], [(rb"secret_?access_?key", True)],
+            [(_literals(token_markers), False), _TOKEN_RUN],  # a marker within a long token run
+            [(rb"aws|xox|hooks\.slack\.com|eyJ", True), _TOKEN_RUN], [(rb"[sS]G\.", False), _TOKEN_RUN],  # free ones
+            [(_b64_quad() * 4, False)],  # base64 of printable text (``base64_hit``: its first 16 characters)
+            [(rb"b(?:earer|asic)", True)],  # auth header
+            # secret names before a separator; a .netrc entry's password; a ``--`` flag with a name
+            [(rb"pass(?:word|wd|phrase)" + _SEP, True)], [(rb"(?:secret|key|token)" + _SEP, True)],
+            [(rb"password(?:[ \t\r\n]|\\[nrt])", True), (rb"(?:login|machine|default)(?:[ \t\r\n]|\\[nrt])", True)],
+            [(rb"--[a-z0-9_\-]{0,48}(?:pass|secret|token|key)", True)],
+            *_flag_patterns(), [(rb"m(?:ysql|ariadb)", False)]],
+        "terms": [[(_literals(words_b), True)]] if words_b else [],
+        "non_ascii": non_ascii,
+    }
+
+
+class Prescan:
+    """A compiled Hyperscan database of ``check_patterns`` for the checks ``keys``; ``hits(data)``
+    gives the indexes (into ``keys``) of the checks one of whose alternatives matches ``data``."""
+
+    def __init__(self, keys: list[str], **kw: Any) -> None:
+        import hyperscan as hs
+
+        kw = {"words_b": (), "other_digits": False, "words_u": False, "folds": False, **kw}
+        self._args = (tuple(keys), tuple(kw["words_b"]), kw["other_digits"], kw["words_u"], kw["folds"])
+        table = check_patterns(**kw)
+        exprs: list[bytes] = []
+        flags: list[int] = []
+        check: list[int] = []  # the check of each expression's id (-1: part of an alternative)
+        for i, key in enumerate(keys):
+            for alt in table[key]:
+                parts = []
+                for pattern, blind in alt:
+                    parts.append(len(exprs))
+                    exprs.append(pattern)
+                    flags.append(hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_DOTALL | (hs.HS_FLAG_CASELESS if blind else 0)
+                                 | (hs.HS_FLAG_QUIET if len(alt) > 1 else 0))
+                    check.append(i if len(alt) == 1 else -1)
+                if len(alt) > 1:  # all of them: a logical combination of their ids
+                    exprs.append(b" & ".join(str(n).encode() for n in parts))
+                    flags.append(hs.HS_FLAG_COMBINATION | hs.HS_FLAG_SINGLEMATCH)
+                    check.append(i)
+        self._check, self._hs, self.patterns = check, hs, len(exprs)
+        if not exprs:
+            return
+        self._db = hs.Database()
+        self._db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
+        self._local = threading.local()  # a scratch space per thread (Hyperscan's rule)
+
+    def hits(self, data: bytes) -> set[int]:
+        """Indexes of the checks one of whose alternatives matches in ``data``."""
+        local = self._local
+        scratch = getattr(local, "scratch", None)
+        if scratch is None:
+            scratch = local.scratch = self._hs.Scratch(self._db)
+        found: list[int] = []
+        self._db.scan(data, match_event_handler=lambda i, *_: found.append(i), scratch=scratch)
+        check = self._check
+        return {check[i] for i in found}
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled as its arguments, compiled again where it is loaded (a Hyperscan database is no
+        Python object; the ``Redactor`` of a capture hook may travel to another process)."""
+        return _compiled, self._args
+
+
+def prescan(keys: list[str], words_b: Iterable[bytes] = (), other_digits: bool = False, words_u: bool = False,
+            folds: bool = False) -> Prescan | None:
+    """A ``Prescan`` for ``keys`` (one per set of arguments in a process: compiling takes ~0.2 s), or
+    None where Hyperscan is missing, ``TRACEBRIDGE_PRESCAN=off`` or no check has a pattern."""
+    if os.environ.get("TRACEBRIDGE_PRESCAN", "on").lower() in ("off", "0", "false", "no"):
+        return None
+    return _compiled(tuple(keys), tuple(words_b), other_digits, words_u, folds)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(keys: tuple[str, ...], words_b: tuple[bytes, ...], other_digits: bool, words_u: bool,
+              folds: bool) -> Prescan | None:
+    try:
+        import hyperscan  # noqa: F401
+    except ImportError:
+        return None
+    ps = Prescan(list(keys), words_b=words_b, other_digits=other_digits, words_u=words_u, folds=folds)
+    return ps if ps.patterns else None
+
+
+__all__ = ["Prescan", "check_patterns", "prescan"]

@@ -102,8 +102,10 @@ def main() -> None:
     print(f"Recorder.emit:         p50 {statistics.median(rec):.1f} µs  p99 {pct(rec, .99):.1f} µs  "
           f"{n / wall:,.0f} events/s (wall, incl. open/close)")
     if red:
+        from tracebridge.curate.prescan import describe
+
         print(f"Recorder.emit+redact:  p50 {statistics.median(red):.1f} µs  p99 {pct(red, .99):.1f} µs  "
-              f"{1e6 / statistics.mean(red):,.0f} events/s")
+              f"{1e6 / statistics.mean(red):,.0f} events/s (redaction prescan {describe()})")
     print(f"ratio recorder/bare (p50): {statistics.median(rec) / statistics.median(bare):.2f}x")
 
 

@@ -276,7 +276,10 @@ def bundle_sizes(bundle: Path) -> dict[str, int]:
 
 
 def config_line(overrides: list[str]) -> str:
-    return f"export config: configs/export/default.yaml{''.join(' ' + o for o in overrides) or ' (as shipped)'}"
+    from tracebridge.curate.prescan import describe
+
+    return (f"export config: configs/export/default.yaml{''.join(' ' + o for o in overrides) or ' (as shipped)'}; "
+            f"redaction prescan {describe()}")
 
 
 def main() -> None:

@@ -16,7 +16,8 @@ def test_bench_export_smoke() -> None:
     lines = res.stdout.strip().splitlines()
     assert re.fullmatch(r"ratio export/plain \(MB/s\): \d+\.\d\d", lines[-1]), lines[-1]
     assert float(lines[-1].rsplit(" ", 1)[1]) > 0
-    assert lines[-2] == "export config: configs/export/default.yaml (as shipped)"
+    assert re.fullmatch(r"export config: configs/export/default.yaml \(as shipped\); redaction prescan (on|off) \(.*\)",
+                        lines[-2]), lines[-2]
     rss = next(line for line in lines if line.startswith("peak RSS"))
     assert re.search(r"\d+ MB at 1x .* \d+ MB at 2x", rss), rss
 
@@ -27,7 +28,7 @@ def test_bench_export_openclaw_smoke() -> None:
                           "--workers", "2", "views.agentlightning=false"], capture_output=True, text=True,
                          timeout=300, check=True, cwd=ROOT)
     lines = res.stdout.strip().splitlines()
-    assert lines[-3] == "export config: configs/export/default.yaml views.agentlightning=false"
+    assert lines[-3].startswith("export config: configs/export/default.yaml views.agentlightning=false; redaction prescan ")
     assert re.fullmatch(r"ratio transcripts→bundle/\(read\+loads\+dumps\): \d+\.\d\d", lines[-1]), lines[-1]
     assert re.fullmatch(r"ratio import/\(read\+loads\+dumps\): \d+\.\d\d", lines[-2]), lines[-2]
     assert "40 transcripts" in lines[0]

@@ -22,10 +22,13 @@ findings are the same either way. Pure and deterministic; no I/O.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from collections.abc import Iterable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 # Base64 characters and their values; what a decoded base64 credential may hold (``B64_PRINTABLE``).
 _B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -179,15 +182,28 @@ def prescan(keys: list[str], words_b: Iterable[bytes] = (), other_digits: bool =
     return _compiled(tuple(keys), tuple(words_b), other_digits, words_u, folds)
 
 
+def describe() -> str:
+    """Whether the prescan runs here, in words (benchmarks print it beside their figures)."""
+    if prescan(["email"]) is None:
+        return "off (every trigger check runs: no hyperscan wheel, or TRACEBRIDGE_PRESCAN=off)"
+    import hyperscan
+
+    return f"on (hyperscan {getattr(hyperscan, '__version__', '?')})"
+
+
 @functools.lru_cache(maxsize=32)
 def _compiled(keys: tuple[str, ...], words_b: tuple[bytes, ...], other_digits: bool, words_u: bool,
               folds: bool) -> Prescan | None:
     try:
-        import hyperscan  # noqa: F401
+        import hyperscan
     except ImportError:
         return None
-    ps = Prescan(list(keys), words_b=words_b, other_digits=other_digits, words_u=words_u, folds=folds)
+    try:
+        ps = Prescan(list(keys), words_b=words_b, other_digits=other_digits, words_u=words_u, folds=folds)
+    except hyperscan.error as exc:  # a CPU Hyperscan cannot run on (no SSSE3): the checks run themselves
+        log.warning("redaction prescan off: Hyperscan refused its patterns here (%s); every trigger check runs", exc)
+        return None
     return ps if ps.patterns else None
 
 
-__all__ = ["Prescan", "check_patterns", "prescan"]
+__all__ = ["Prescan", "check_patterns", "describe", "prescan"]

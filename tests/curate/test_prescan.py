@@ -136,3 +136,16 @@ def test_without_hyperscan_the_checks_all_run() -> None:
             "print('ok')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+def test_threads_share_one_database_with_a_scratch_each() -> None:
+    # a Recorder's redactor may serve agent threads at once: Hyperscan needs a scratch per thread
+    from concurrent.futures import ThreadPoolExecutor
+
+    det = Detectors(corpus_config())
+    assert det._prescan is not None
+    data = [t.encode("utf-8", "surrogatepass") for t in _samples(7)] * 3
+    alone = [det._prescan.hits(d) for d in data]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(det._prescan.hits, data, chunksize=16))
+    assert together == alone

@@ -3,11 +3,12 @@
 The triggers (``tracebridge.curate.triggers``) are some twenty C-level passes over a string (byte
 translations, literal-led searches) and Python loops over its token runs: ~35 µs for a record of
 an OpenClaw session (~800 bytes of JSON), ~22 MB/s. Most records fire none (95% of them). Hyperscan
-matches every pattern below in one pass (~1 µs a record), each pattern a **superset** of what one
+matches every pattern below in one pass (~2 µs for a 236-byte record, ~6 µs for an OpenClaw one),
+each pattern a **superset** of what one
 check fires on, so a check whose patterns match nowhere in a string cannot fire on it and is not
 run; a string no pattern matches is clean without any check.
 
-A check's patterns (``CHECK_PATTERNS``, keyed like ``Triggers._build_triggers``' checks) are the
+A check's patterns (``check_patterns``, keyed like ``Triggers._build_triggers``' checks) are the
 check's own conditions without the refinements that need code (a run's edge groups, base64
 decoding beyond its first 16 characters, a client next to a flag, a long token run around a
 marker), the lookarounds written out, and a case-blind flag where the check looks at folded text.
@@ -168,8 +169,8 @@ class Prescan:
         return {check[i] for i in found}
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        """Pickled as its arguments, compiled again where it is loaded (a Hyperscan database is no
-        Python object; the ``Redactor`` of a capture hook may travel to another process)."""
+        """Pickled as its arguments and compiled again where it is loaded (a Hyperscan database is
+        no Python object)."""
         return _compiled, self._args
 
 

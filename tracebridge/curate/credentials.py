@@ -94,11 +94,14 @@ def basic_auth_ok(token: str) -> bool:
 _NAME = r"(?:passw(?:or)?d|passphrase|secret|token|(?:api|secret|access|private|auth|client)[_-]?key)"
 # A value in quotes (escaped ones too: JSON inside a string), which may hold blanks, or bare, up to
 # whitespace, a quote or ``` , ; & < > ( ) [ ] { }``, also after a quote that is not closed on its
-# line (a cut-off output: ``password: "hunter2x9``).
+# line (a cut-off output: ``password: "hunter2x9``). In JSON inside a string, whitespace is written
+# as an escape (``token:\\n檢查…`` is ``token:`` at a line's end): a bare value ends before one, and
+# ``\\t`` is a blank of the separator.
 _VALUE = (r"(?=(?P<q>\\?[\"'])(?P<quoted>(?:(?!(?P=q))[^\r\n]){1,512})(?P=q)"
-          r"|(?:\\?[\"'])?(?P<bare>[^\s\"'`,;&<>()\[\]{}]{1,512}))")
+          r"|(?:\\?[\"'])?(?P<bare>(?:(?!\\[nrt])[^\s\"'`,;&<>()\[\]{}]){1,512}))")
+_BLANK = r"(?:[ \t]|\\t)"  # a blank, raw or escaped
 KEYWORD = re.compile(rf"(?ai)(?P<name>{_NAME})(?![A-Za-z0-9_.\-])(?:\\?[\"'])?(?P<sub>\])?"
-                     rf"(?P<sep>[ \t]*(?:=>|:=|[:=])[ \t]*|[ \t]+){_VALUE}")
+                     rf"(?P<sep>{_BLANK}*(?:=>|:=|[:=]){_BLANK}*|{_BLANK}+){_VALUE}")
 # A mapping's key before ``]`` (``env["API_KEY"] =``, ``$cfg['db']['password'] =``): the mapping's name,
 # then a quote; not a type's subscript, a title-case name (``Literal["client_secret"] = …``).
 _MAP_KEY = re.compile(r"([A-Za-z_$][\w$]*)(?:\[[^\[\]\n]{0,64}\])*\[\\?[\"'][\w.\-]{0,64}\Z")
@@ -106,7 +109,9 @@ SECRET_NAME = re.compile(rf"(?ai)-{{0,2}}[A-Za-z0-9_.\-]*{_NAME}")  # a dict key
 # Names that make a quoted value (or a dict key's string) a password whatever its shape: ``passw…``,
 # ``passphrase``, ``…secret…``. After a token or key name a value must still look random.
 _STRONG_NAME = re.compile(r"(?ai)pass|secret")
-_LINE_END = re.compile(r"[ \t]*(?:#|\r?\n|\\[rn]|\Z)")  # after a value: its line's end or comment (``\n`` escaped too)
+# after a value: its line's end or comment (``\n`` escaped too), or the end of a JSON string it ends
+# (``{"cmd": "token: QWERTYUIOPASDF"}`` inside a string: the quote closes the text the value ends)
+_LINE_END = re.compile(r"[ \t]*(?:#|\r?\n|\\[rn]|\\?\"|\Z)")
 _FLAG = re.compile(r"--[A-Za-z0-9_-]{0,32}\Z")  # a flag's name before the secret name: `--db-password value`, `--auth_token value`
 USER_FLAG = re.compile(r"(?<![\w-])(?P<flag>-u|--user|--proxy-user)(?:[ \t]+|=)"
                        r"(?=([\"']?)([^\s:\"'/@]{1,64}):([^\s\"']{1,256})\2)")
@@ -189,6 +194,11 @@ def _map_key(text: str, start: int) -> bool:
     return m is not None and not (m.group(1)[:1].isupper() and m.group(1)[1:2].islower())
 
 
+def _sep(m: re.Match[str]) -> str:
+    """The separator of a ``KEYWORD`` match without its blanks, raw or escaped (``\\t``)."""
+    return m.group("sep").replace("\\t", " ").strip()
+
+
 def _flag_before(text: str, start: int) -> bool:
     return _FLAG.search(text, max(0, start - 34), start) is not None
 
@@ -201,7 +211,7 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
     for m in KEYWORD.finditer(text):
         g = "quoted" if m.group("quoted") is not None else "bare"
         after = text[m.end(g):m.end(g) + 1]
-        if after in ("(", "[") or not (m.group("sep").strip() or _flag_before(text, m.start())):
+        if after in ("(", "[") or not (_sep(m) or _flag_before(text, m.start())):
             continue  # a call or a generic type (``Optional[str]``), not a value; or no separator: prose
         if m.group("sub") and not _map_key(text, m.start()):
             continue  # ``]`` of no mapping's key: a type (``Union[str, AddedToken] = "[MASK]"``)
@@ -268,7 +278,7 @@ def _word_case(text: str, m: re.Match[str], password: bool) -> str:
     client's ``--password`` and a blank (``_client_flag``); after a token or key name one in upper
     case (``"upper"``: ``api_key: QWERTYUIOPASDF``). Else none (``""``): help text names flags in
     prose (``the --password options``)."""
-    sep, end = m.group("sep").strip(), m.end("bare")
+    sep, end = _sep(m), m.end("bare")
     case = "any" if password else "upper"
     if "=" in sep:
         return case if text[end:end + 1] not in (",", ")") else ""

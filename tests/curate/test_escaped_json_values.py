@@ -1,0 +1,46 @@
+"""Values after a secret name in JSON inside a string, where whitespace is an escape: a tool call's
+``arguments`` as Agent Lightning's messages and OpenAI's format write them (a JSON string), a tool
+output holding JSON. The escape ends a bare value and is a blank of the separator, as the character
+it stands for is in the text itself."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from tracebridge.curate.detectors import Detectors
+from tracebridge.curate.redact import Scanner
+
+
+@pytest.fixture(scope="module")
+def det() -> Detectors:
+    return Detectors()
+
+
+def _values(det: Detectors, text: str) -> list[str]:
+    return [text[s.start:s.end] for s in det.find(text)]
+
+
+@pytest.mark.parametrize("text", [
+    "Test retry thread class toml check summary version on where config message channel token:\n檢查部署狀態並且",
+    "api_key:\nQWERTYUIOPASDF is on the next line",  # a value on the next line is none (as unescaped)
+])
+def test_a_line_end_after_the_name_is_no_value_escaped_or_not(det: Detectors, text: str) -> None:
+    assert _values(det, text) == []
+    escaped = orjson.dumps({"newText": text}).decode()  # JSON inside a string
+    assert _values(det, escaped) == []
+    row = {"messages": [{"role": "assistant", "content": "", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "edit", "arguments": escaped}}]}]}
+    assert Scanner().scan(row) == {}  # what push scans: an Agent Lightning messages row
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("export API_KEY=QWERTYUIOPASDF\nnext", "QWERTYUIOPASDF"),
+    ("password=hunter2x9\nmore text", "hunter2x9"),
+    ("token:\tQWERTYUIOPASDF", "QWERTYUIOPASDF"),  # a tab after the separator
+    ("--token\tzq8Lw4TxR2", "zq8Lw4TxR2"),  # a flag, then a tab
+])
+def test_escaped_whitespace_ends_the_value_and_separates_it(det: Detectors, text: str, value: str) -> None:
+    assert _values(det, text) == [value]
+    escaped = orjson.dumps({"cmd": text}).decode()
+    assert _values(det, escaped) == [value]  # the same value, without the escape's backslash and letter

@@ -71,9 +71,10 @@ def governance_problems(bundle: Path, man: Manifest) -> list[str]:
 def _row_findings(bundle: Path, man: Manifest, limit: int = 5) -> list[str]:
     """``file:line:field: <type> found`` for rows that still hold personal data or secrets: the
     manifest's governance is a claim, the rows are what leaves the host, so they are scanned too."""
+    from tracebridge.curate.memo import ScanMemo
     from tracebridge.curate.redact import Scanner
 
-    scanner = Scanner()
+    scanner = Scanner(memo=ScanMemo())  # rows repeat their context: each message is checked once
     out: list[str] = []
     for f in man.files:
         if not f.path.endswith(".jsonl"):

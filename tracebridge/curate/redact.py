@@ -146,10 +146,6 @@ class Walker:
         numbers (ids, seeds, counts) trip the digit trigger but are never scanned as text."""
         return self._pre(data) and self._pre(b"\0".join(_JSON_STRING.findall(data)))
 
-    def clean(self, records: list[dict[str, Any]]) -> bool:
-        """True when no trigger fires anywhere in ``records`` (checked in one pass over them all)."""
-        return not self._fires(orjson.dumps([self.body(r) for r in records], option=orjson.OPT_NON_STR_KEYS))
-
     def record(self, rec: dict[str, Any], fn: Fn) -> dict[str, Any]:
         """A copy of ``rec`` with ``fn`` applied (the same object when nothing changed)."""
         body = self.body(rec)
@@ -357,11 +353,13 @@ class Scanner:
         return found
 
     def scan_all(self, records: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
-        """Findings over a run's records (one pass when no trigger fires anywhere)."""
+        """Findings over a run's records, record by record. (A first check of all of them at once
+        paid only where a whole run was clean: of the 2880 captured runs of ``make demo``, 752 were,
+        and the rest paid twice; record by record is 1.91-2.05 s against 2.79 s with the prescan,
+        3.0-3.4 against 3.3 s without.)"""
         found: Counter[tuple[str, str]] = Counter()
-        if not self._walker.clean(records):
-            for r in records:
-                found.update(self.scan(r))
+        for r in records:
+            found.update(self.scan(r))
         return found
 
 

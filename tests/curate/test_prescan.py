@@ -149,3 +149,32 @@ def test_threads_share_one_database_with_a_scratch_each() -> None:
     with ThreadPoolExecutor(8) as pool:
         together = list(pool.map(det._prescan.hits, data, chunksize=16))
     assert together == alone
+
+
+def test_the_compiled_database_is_kept_and_loaded_again(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracebridge.curate.prescan import cache_dir
+
+    monkeypatch.setenv("TRACEBRIDGE_CACHE_DIR", str(tmp_path / "cache"))
+    assert cache_dir() == tmp_path / "cache"
+    keys = ["email", "digits", "credential", "non_ascii"]
+    samples = [t.encode("utf-8", "surrogatepass") for t in _samples(9)[:400]]
+    first = Prescan(keys, other_digits=True)
+    (kept,) = (tmp_path / "cache").glob("prescan-*.hsdb")
+    expect = [first.hits(d) for d in samples]
+    assert any(expect)
+    loaded = Prescan(keys, other_digits=True)
+    assert [loaded.hits(d) for d in samples] == expect  # loaded, same answers
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # no temporary file left, no second entry
+    # a cut or changed file is compiled again (and kept again); so is a cache that cannot be written
+    for broken in (kept.read_bytes()[:1000], kept.read_bytes()[:-1] + b"x"):
+        kept.write_bytes(broken)
+        again = Prescan(keys, other_digits=True)
+        assert [again.hits(d) for d in samples] == expect
+        assert kept.read_bytes() != broken
+    monkeypatch.setenv("TRACEBRIDGE_CACHE_DIR", str(kept))  # a file where the folder should be
+    uncached = Prescan(keys, other_digits=True)
+    assert [uncached.hits(d) for d in samples] == expect
+    # other patterns: another entry
+    monkeypatch.setenv("TRACEBRIDGE_CACHE_DIR", str(tmp_path / "cache"))
+    Prescan(["email"])
+    assert len(list((tmp_path / "cache").glob("prescan-*.hsdb"))) == 2

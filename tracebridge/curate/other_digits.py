@@ -15,14 +15,18 @@ OTHER_DIGITS_BELOW = 0x20000
 
 
 @functools.cache
+def other_digit_encodings() -> tuple[bytes, ...]:
+    """The UTF-8 encodings of those digits (``tracebridge.curate.prescan`` looks for them all at once)."""
+    chars = "".join(map(chr, (*range(0x80, 0xD800), *range(0xE000, OTHER_DIGITS_BELOW))))
+    return tuple(c.encode() for c in re.findall(r"\d", chars))  # one C-level pass (a match a character: 40 ms)
+
+
+@functools.cache
 def _other_digit_bytes() -> tuple[bytes, Callable[[bytes], Any]]:
     """(bytes that are no lead byte of such a digit, a search for their UTF-8 encodings)."""
-    digit = re.compile(r"\d").match
     tails: dict[bytes, list[int]] = {}
-    for c in range(0x80, OTHER_DIGITS_BELOW):
-        if not 0xD800 <= c <= 0xDFFF and digit(chr(c)):
-            enc = chr(c).encode()
-            tails.setdefault(enc[:-1], []).append(enc[-1])
+    for enc in other_digit_encodings():
+        tails.setdefault(enc[:-1], []).append(enc[-1])
     leads = {k[0] for k in tails}
     alts = [re.escape(k) + b"[" + b"".join(re.escape(bytes([x])) for x in v) + b"]" for k, v in sorted(tails.items())]
     return bytes(i for i in range(256) if i not in leads), re.compile(b"|".join(alts)).search
@@ -32,9 +36,3 @@ def other_digit(data: bytes) -> bool:
     """Whether the UTF-8 ``data`` holds a digit of another script (its decoded text would)."""
     not_lead, search = _other_digit_bytes()
     return bool(data.translate(None, not_lead)) and search(data) is not None
-
-
-def other_digit_encodings() -> list[bytes]:
-    """The UTF-8 encodings of those digits (``tracebridge.curate.prescan`` looks for them all at once)."""
-    digit = re.compile(r"\d").match
-    return [chr(c).encode() for c in range(0x80, OTHER_DIGITS_BELOW) if not 0xD800 <= c <= 0xDFFF and digit(chr(c))]

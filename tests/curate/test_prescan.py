@@ -152,7 +152,7 @@ def test_threads_share_one_database_with_a_scratch_each() -> None:
 
 
 def test_the_compiled_database_is_kept_and_loaded_again(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracebridge.curate.prescan import cache_dir
+    from tracebridge.curate.prescan import CACHE_KEEP, cache_dir
 
     monkeypatch.setenv("TRACEBRIDGE_CACHE_DIR", str(tmp_path / "cache"))
     assert cache_dir() == tmp_path / "cache"
@@ -178,3 +178,7 @@ def test_the_compiled_database_is_kept_and_loaded_again(tmp_path, monkeypatch: p
     monkeypatch.setenv("TRACEBRIDGE_CACHE_DIR", str(tmp_path / "cache"))
     Prescan(["email"])
     assert len(list((tmp_path / "cache").glob("prescan-*.hsdb"))) == 2
+    for n in range(20):  # each config's terms make one: only the newest are kept
+        Prescan(["terms"], words_b=[f"term{n}".encode()])
+    left = list((tmp_path / "cache").glob("prescan-*.hsdb"))
+    assert len(left) == CACHE_KEEP

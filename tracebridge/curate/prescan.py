@@ -177,6 +177,9 @@ class Prescan:
         return _compiled, self._args
 
 
+CACHE_KEEP = 16  # databases kept in ``cache_dir()``, the newest
+
+
 def cache_dir() -> Path:
     """Where compiled databases are kept: ``TRACEBRIDGE_CACHE_DIR``, else ``$XDG_CACHE_HOME/tracebridge``,
     else ``~/.cache/tracebridge``."""
@@ -206,9 +209,17 @@ def _database(hs: Any, exprs: list[bytes], flags: list[int]) -> Any:
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(hashlib.sha256(blob).digest() + blob)
         os.replace(tmp, path)
+        _prune(path.parent)
     except (OSError, hs.error) as exc:
         log.debug("prescan database not cached in %s: %s", path.parent, exc)
     return db
+
+
+def _prune(folder: Path, keep: int = CACHE_KEEP) -> None:
+    """Delete all but the ``keep`` newest databases (each config's terms make one, ~450 KB)."""
+    kept = sorted(folder.glob("prescan-*.hsdb"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in kept[keep:]:
+        old.unlink(missing_ok=True)
 
 
 def prescan(keys: list[str], words_b: Iterable[bytes] = (), other_digits: bool = False, words_u: bool = False,

@@ -5,6 +5,7 @@ findings are the same with and without it, and it rules out the common clean tex
 from __future__ import annotations
 
 import base64
+import itertools
 import pickle
 import random
 import subprocess
@@ -178,7 +179,10 @@ def test_the_compiled_database_is_kept_and_loaded_again(tmp_path, monkeypatch: p
     monkeypatch.setenv("TRACEBRIDGE_CACHE_DIR", str(tmp_path / "cache"))
     Prescan(["email"])
     assert len(list((tmp_path / "cache").glob("prescan-*.hsdb"))) == 2
-    for n in range(20):  # each config's terms make one: only the newest are kept
-        Prescan(["terms"], words_b=[f"term{n}".encode()])
+    Prescan(["email", "terms"], words_b=[b"alice smith"])  # user terms (personal data): never written
+    assert len(list((tmp_path / "cache").glob("prescan-*.hsdb"))) == 2
+    for pair in list(itertools.combinations(KEYS[:-1], 2))[:20]:  # each set of checks makes one
+        Prescan(list(pair))
     left = list((tmp_path / "cache").glob("prescan-*.hsdb"))
-    assert len(left) == CACHE_KEEP
+    assert len(left) == CACHE_KEEP and not list((tmp_path / "cache").glob("*.tmp"))
+    assert all(b"alice" not in p.read_bytes() for p in left)

@@ -23,6 +23,7 @@ findings are the same either way. Pure and deterministic; no I/O.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -157,7 +158,8 @@ class Prescan:
         self._check, self._hs, self.patterns = check, hs, len(exprs)
         if not exprs:
             return
-        self._db = _database(hs, exprs, flags)
+        # a database of user terms (names, hosts: personal data themselves) is never written to disk
+        self._db = _database(hs, exprs, flags, cache=not kw["words_b"])
         self._local = threading.local()  # a scratch space per thread (Hyperscan's rule)
 
     def hits(self, data: bytes) -> set[int]:
@@ -188,11 +190,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tracebridge"
 
 
-def _database(hs: Any, exprs: list[bytes], flags: list[int]) -> Any:
+def _database(hs: Any, exprs: list[bytes], flags: list[int], cache: bool = True) -> Any:
     """The database of ``exprs``: loaded from ``cache_dir()`` when an earlier process compiled the same
     patterns with the same Hyperscan on this machine (compiling takes ~0.2 s, loading ~1 ms), else
-    compiled and kept there. The file holds the sha256 of the database before it (a cut or changed file
-    is compiled again); a cache that cannot be read or written is only skipped."""
+    compiled and, with ``cache``, kept there. The file holds the sha256 of the database before it (a cut
+    or changed file is compiled again); a cache that cannot be read or written is only skipped."""
+    if not cache:
+        return _compile(hs, exprs, flags)
     key = hashlib.sha256(repr((getattr(hs, "__version__", ""), platform.machine(), exprs, flags)).encode()).hexdigest()
     path = cache_dir() / f"prescan-{key[:32]}.hsdb"
     try:
@@ -201,22 +205,29 @@ def _database(hs: Any, exprs: list[bytes], flags: list[int]) -> Any:
             return hs.loadb(data[32:], hs.HS_MODE_BLOCK)
     except (OSError, hs.error):
         pass
-    db = hs.Database()
-    db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
+    db = _compile(hs, exprs, flags)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         blob = hs.dumpb(db)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(hashlib.sha256(blob).digest() + blob)
         os.replace(tmp, path)
         _prune(path.parent)
     except (OSError, hs.error) as exc:
         log.debug("prescan database not cached in %s: %s", path.parent, exc)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+    return db
+
+
+def _compile(hs: Any, exprs: list[bytes], flags: list[int]) -> Any:
+    db = hs.Database()
+    db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
     return db
 
 
 def _prune(folder: Path, keep: int = CACHE_KEEP) -> None:
-    """Delete all but the ``keep`` newest databases (each config's terms make one, ~450 KB)."""
+    """Delete all but the ``keep`` newest databases (~450 KB each; each set of detectors makes one)."""
     kept = sorted(folder.glob("prescan-*.hsdb"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in kept[keep:]:
         old.unlink(missing_ok=True)

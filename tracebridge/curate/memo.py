@@ -13,6 +13,7 @@ file, so what repeats is recent). Pure; no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -33,6 +34,11 @@ class ScanMemo:
         else:
             self.hits += 1
         return out
+
+    def of(self, key: Any, size: int, compute: Callable[[], Any]) -> Any:
+        """The result kept for ``key``, else ``compute()``'s, kept (``size`` bytes)."""
+        out = self.get(key)
+        return self.put(key, size, compute()) if out is None else out
 
     def put(self, key: Any, size: int, result: Any) -> Any:
         """Keep ``result`` for ``key`` (``size`` bytes); returns ``result``."""

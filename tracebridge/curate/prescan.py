@@ -94,8 +94,12 @@ def check_patterns(words_b: Iterable[bytes] = (), other_digits: bool = False, wo
     case); for ``non_ascii`` (``Triggers._non_ascii``): ``other_digits`` when digits of other
     scripts open groups, ``words_u`` when there are non-ASCII terms, ``folds`` when there are terms
     (an ASCII one may be written with a letter Unicode folds to ASCII)."""
+    from tracebridge.curate import triggers as t
     from tracebridge.curate.other_digits import other_digit_encodings
     from tracebridge.curate.triggers import _ASCII_FOLD_BYTES, _FREE_LITERALS, SECRET_LITERALS
+
+    def same(search: Any) -> bytes:  # a trigger's own pattern, where Hyperscan reads it as ``re`` does
+        return search.__self__.pattern
 
     token_markers = [x for x in SECRET_LITERALS if x not in _FREE_LITERALS and x != "PRIVATE KEY"
                      and "ccess" not in x.lower()]
@@ -105,25 +109,24 @@ def check_patterns(words_b: Iterable[bytes] = (), other_digits: bool = False, wo
     elif folds:
         non_ascii.append([(_literals(_ASCII_FOLD_BYTES), False)])
     return {
-        "email": [[(rb"@", False)], [(rb"%40", False)]],
-        "ipv4": [[(rb"\.\d{1,3}\.\d{1,3}\.\d", False)]],
+        "email": [[(rb"@", False)], [(same(t._PCT40), False)]],
+        "ipv4": [[(same(t._IPV4_TAIL), False)]],
         # uppercase, digits; spaces and dashes deleted: two letters, two digits, eleven of either
         "iban": [[(rb"[A-Z][ \-]*[A-Z][ \-]*\d[ \-]*\d(?:[ \-]*[A-Z0-9]){11}", False)]],
         # seven digits with separators (and JSON's backslash and ``t``) deleted between them
         "digits": [[(rb"\d(?:[ \t().\-/\\t]*\d){6}", False)]],
-        "ipv6": [[(rb"[0-9A-Fa-f]::[0-9A-Fa-f]|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}::|::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]", False)],
-                 [(rb":" + rb"[0-9A-Fa-f]{1,4}:" * 6, False)]],  # eight groups, no "::"
+        "ipv6": [[(same(t._IPV6_GAP), False)], [(same(t._IPV6_EIGHT), False)]],  # "::" or eight groups
         "credential": [
-            [(rb"private key", True)], [(rb"://[^\s/@:]*:[^\s/@]+@", False)], [(rb"secret_?access_?key", True)],
+            [(same(t._PRIVATE_KEY), True)], [(rb"://[^\s/@:]*:[^\s/@]+@", False)], [(rb"secret_?access_?key", True)],
             [(_literals(token_markers), False), _TOKEN_RUN],  # a marker within a long token run
             [(rb"aws|xox|hooks\.slack\.com|eyJ", True), _TOKEN_RUN], [(rb"[sS]G\.", False), _TOKEN_RUN],  # free ones
             [(_b64_quad() * 4, False)],  # base64 of printable text (``base64_hit``: its first 16 characters)
-            [(rb"b(?:earer|asic)", True)],  # auth header
+            [(same(t._AUTH_SCHEME), True)],  # auth header
             # secret names before a separator; a .netrc entry's password; a ``--`` flag with a name
             [(rb"pass(?:word|wd|phrase)" + _SEP, True)], [(rb"(?:secret|key|token)" + _SEP, True)],
             [(rb"password(?:[ \t\r\n]|\\[nrt])", True), (rb"(?:login|machine|default)(?:[ \t\r\n]|\\[nrt])", True)],
             [(rb"--[a-z0-9_\-]{0,48}(?:pass|secret|token|key)", True)],
-            *_flag_patterns(), [(rb"m(?:ysql|ariadb)", False)]],
+            *_flag_patterns(), [(same(t._MYSQL), False)]],
         "terms": [[(_literals(words_b), True)]] if words_b else [],
         "non_ascii": non_ascii,
     }

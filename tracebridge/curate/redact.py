@@ -168,8 +168,7 @@ class Walker:
         memo = self.memo
         if memo is None or len(data) < memo.min_bytes:
             return self._fires(data)
-        fired = memo.get(data)
-        return memo.put(data, len(data), self._fires(data)) if fired is None else fired
+        return bool(memo.of(data, len(data), lambda: self._fires(data)))
 
     def _walk(self, v: Any, path: str, fn: Fn, name: Any = None, argv: bool = False,
               skip: frozenset[str] = frozenset(), client: str = "") -> Any:
@@ -341,10 +340,7 @@ class Scanner:
             if memo is None or len(text) < memo.min_bytes:
                 spans = self.detectors.find(text, keyed)
             else:
-                key = (text, tuple(keyed))
-                spans = memo.get(key)
-                if spans is None:
-                    spans = memo.put(key, len(text), self.detectors.find(text, keyed))
+                spans = memo.of((text, tuple(keyed)), len(text), lambda: self.detectors.find(text, keyed))
             for s in spans:
                 found[(s.kind, path)] = found.get((s.kind, path), 0) + 1
             return text

@@ -21,6 +21,9 @@ is measured in fresh subprocesses on all transcripts and on a tenth of them. ``-
 adds the wall time of the whole path on all CPUs with two import and two export workers against one process,
 and the CPU seconds of the main process against those of the workers (the main process's share is the
 serial part that bounds the scaling).
+It prints the bundle's bytes floor: the CPU seconds of hashing and writing the bundle's rows, held as
+bytes, with nothing else to do, which no exporter of that bundle can beat, and the ratio the whole path
+would have with this import and that floor alone (curation, views and serialising free).
 It also prints the export with a run cache (``export --cache``): once filling it, once more with no
 run changed, as a daily cycle re-exports its history.
 The last line is the ratio (transcripts → bundle) / (read+loads+dumps loop).
@@ -231,6 +234,7 @@ def openclaw_main(args: argparse.Namespace, cfg: Any) -> None:
         loop = min(loops)
         imp, exp, res = min(paths, key=lambda p: p[0] + p[1])
         sizes = bundle_sizes(Path(res.path))  # type: ignore[attr-defined]
+        floor, floor_bytes = bytes_floor(Path(res.path), Path(out))  # type: ignore[attr-defined]
         shutil.rmtree(Path(out) / "work" / "bundles")
         fill, reuse = cached_exports(Path(out) / "work" / "traces", Path(out) / "cached", cfg)
         scaling = workers_scaling(src, Path(out), args.workers, cpus, repeat, cfg) if args.workers > 1 else None
@@ -249,6 +253,9 @@ def openclaw_main(args: argparse.Namespace, cfg: Any) -> None:
     print(f"import openclaw → schema v2:       {mb / imp:8.1f} MB/s ({imp:.2f} s)")
     print(f"export traces → bundle:            {mb / exp:8.1f} MB/s of transcripts ({exp:.2f} s)")
     print(f"transcripts → bundle:              {mb / (imp + exp):8.1f} MB/s ({imp + exp:.2f} s)")
+    print(f"bundle bytes floor: {floor:.2f} s to hash and write its {floor_bytes / 1e6:.1f} MB of rows with no "
+          f"other work; with this import and curation, views and serialising free the ratio could reach "
+          f"{loop / (imp + floor):.2f}")
     print(f"export --cache: {fill:.2f} s filling the cache, {reuse:.2f} s again with no run changed "
           f"({exp / reuse:.1f}x less than building every run)")
     print(f"peak RSS transcripts → bundle: {rss[0]:.0f} MB for {mb:.1f} MB, {rss[1]:.0f} MB for a tenth")
@@ -273,6 +280,28 @@ def bundle_sizes(bundle: Path) -> dict[str, int]:
             top = parts[0] if len(parts) > 1 else "other files"
             sizes[top] = sizes.get(top, 0) + f.stat().st_size
     return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
+
+
+def bytes_floor(bundle: Path, scratch: Path, block: int = 256 << 10) -> tuple[float, int]:
+    """CPU seconds that ``bundle``'s rows cost with nothing else to do, and their bytes: the bytes of
+    its JSONL files, read beforehand (not timed), hashed (sha256, which the bundle's id needs) and
+    written to ``scratch``'s file system in ``block``-sized shares, as the export writes a run's share.
+    An exporter writing this bundle (the same rows) spends at least this, however cheaply it curates
+    and serialises."""
+    import hashlib
+
+    spent, size, sink = 0.0, 0, scratch / "floor.jsonl"
+    for path in sorted(bundle.rglob("*.jsonl")):
+        sha = hashlib.sha256()
+        with open(path, "rb") as src, open(sink, "wb", buffering=0) as out:
+            while data := src.read(block):
+                t0 = clock()
+                sha.update(data)
+                out.write(data)
+                spent += clock() - t0
+                size += len(data)
+        sink.unlink()
+    return spent, size
 
 
 def config_line(overrides: list[str]) -> str:

@@ -121,16 +121,19 @@ class Walker:
     triggers first, so the walk does not check each string again (a string holding a value was
     checked twice: pass 1 of 40 sessions with 758 findings 0.74-0.88 -> 0.59-0.63 s CPU).
 
-    With a ``memo`` (``tracebridge.curate.memo``; for inputs that repeat their values, such as a
-    bundle's rows) a list is walked without a check of its own and a dict's check is remembered by
-    its bytes: the messages a row shares with the rows before it are checked once, not once a row.
-    Every string still reaches ``fn`` wherever its dict fires, so the findings are the same.
+    With a ``memo`` (``tracebridge.curate.memo``: for a bundle's rows, which repeat their context) a
+    list is walked without a check of its own and a dict's check is remembered by its bytes: what a
+    row shares with the rows before it is checked once, and every string still reaches ``fn``
+    wherever its dict fires, so the findings are the same. A counting scan (``Scanner``: ``fn`` adds
+    findings to ``sink``) also remembers a dict's findings by its bytes, fields named below it (within
+    a dict nothing else counts): a repeated message that fires is not walked again, under any field.
     """
 
     def __init__(self, detectors: Detectors, memo: ScanMemo | None = None) -> None:
         self.det = detectors
         self._pre = detectors.triggered
         self.memo = memo
+        self.sink: dict[tuple[str, str], int] | None = None  # a counting scan's findings (``Scanner`` sets it)
 
     @staticmethod
     def body(rec: dict[str, Any]) -> list[Any]:
@@ -180,12 +183,42 @@ class Walker:
         if isinstance(v, str):
             keyed = self.det.keyed(name, v, argv, client) if isinstance(name, str) else []
             return fn(v, path, keyed)  # fn checks the triggers first (see the class docstring)
+        if isinstance(v, dict) and v and self.sink is not None and self.memo is not None:
+            return self._counted(v, path, fn, skip)
         if not isinstance(v, (dict, list, tuple)) or not v or (
                 (self.memo is None or isinstance(v, dict)) and not self._hit(v)):
             return v
         if not isinstance(v, dict):  # a tuple is written as a JSON array: the capture path must see into it
             new = [self._walk(x, path, fn, prev, True, client=c) for prev, x, c in zip((None, *v), v, argv_clients(v))]
             return v if all(a is b for a, b in zip(new, v)) else new
+        return self._fields(v, path, fn, skip)
+
+    def _counted(self, v: dict[Any, Any], path: str, fn: Fn, skip: frozenset[str]) -> dict[Any, Any]:
+        """A counting scan of the dict ``v``: what it adds to ``sink``, remembered by its bytes."""
+        memo, sink = self.memo, self.sink
+        assert memo is not None and sink is not None
+        data = orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS)
+        if len(data) < memo.min_bytes or not path:
+            if self._fires(data):
+                self._fields(v, path, fn, skip)
+            return v
+        key = (skip, data)
+        added = memo.get(key)
+        if added is None:  # walked under a stand-in path: a message recurs under ``messages`` and ``prompt``
+            self.sink = {}
+            try:
+                if self._fires(data):
+                    self._fields(v, "\0", fn, skip)
+                added = memo.put(key, len(data), tuple(self.sink.items()))
+            finally:
+                self.sink = sink
+        for (kind, below), n in added:
+            at = (kind, path + below[1:])
+            sink[at] = sink.get(at, 0) + n
+        return v
+
+    def _fields(self, v: dict[Any, Any], path: str, fn: Fn, skip: frozenset[str]) -> dict[Any, Any]:
+        """``v`` with ``fn`` applied to its keys and values (a copy when one changed)."""
         out = v
         keys_hit = self._hit([k for k in v if isinstance(k, str) and k not in skip])
         for k, x in v.items():
@@ -333,19 +366,21 @@ class Scanner:
     def scan(self, record: dict[str, Any]) -> dict[tuple[str, str], int]:
         """Findings of one record as ``{(type, field): n}`` (empty when clean). With a ``memo``
         (records that repeat their values: a bundle's rows), each string's spans are remembered."""
-        found: dict[tuple[str, str], int] = {}
-        memo = self._walker.memo
+        walker = self._walker
+        memo = walker.memo
 
         def count(text: str, path: str, keyed: list[Span]) -> str:
             if memo is None or len(text) < memo.min_bytes:
                 spans = self.detectors.find(text, keyed)
             else:
                 spans = memo.of((text, tuple(keyed)), len(text), lambda: self.detectors.find(text, keyed))
+            sink = walker.sink  # the record's, or a dict's while the walk remembers what it adds
             for s in spans:
-                found[(s.kind, path)] = found.get((s.kind, path), 0) + 1
+                sink[(s.kind, path)] = sink.get((s.kind, path), 0) + 1
             return text
 
-        self._walker.record(record, count)
+        walker.sink = found = {}  # this walker counts only: it keeps a sink
+        walker.record(record, count)
         return found
 
     def scan_all(self, records: list[dict[str, Any]]) -> Counter[tuple[str, str]]:

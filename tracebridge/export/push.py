@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,21 +77,67 @@ def _row_findings(bundle: Path, man: Manifest, limit: int = 5) -> list[str]:
 
     scanner = Scanner(memo=ScanMemo())  # rows repeat their context: each message is checked once
     out: list[str] = []
-    for f in man.files:
-        if not f.path.endswith(".jsonl"):
-            continue
-        with open(bundle / f.path, "rb") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                try:
-                    row = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    out.append(f"{f.path}:{lineno}: not JSON")
-                    continue
-                found = scanner.scan(row if isinstance(row, dict) else {"row": row})
-                out += [f"{f.path}:{lineno}:{field}: {kind} found" for kind, field in sorted(found)]
-                if len(out) >= limit:
-                    return out[:limit]
+    # the views first: the Agent Lightning rows (and their other field names) repeat the views' messages
+    paths = sorted((f.path for f in man.files if f.path.endswith(".jsonl")), key=lambda p: not p.startswith("views/"))
+    for path, lineno, row in rows_run_by_run(bundle, paths):
+        if row is _NOT_JSON:
+            out.append(f"{path}:{lineno}: not JSON")
+        else:
+            found = scanner.scan(row if isinstance(row, dict) else {"row": row})
+            out += [f"{path}:{lineno}:{field}: {kind} found" for kind, field in sorted(found)]
+        if len(out) >= limit:
+            return out[:limit]
     return out
+
+
+_NOT_JSON = object()
+
+
+def _run_of(row: Any) -> Any:
+    """The run a bundle row comes from (``meta.run_id``; an Agent Lightning triplet's
+    ``metadata.run_id``), or None."""
+    if not isinstance(row, dict):
+        return None
+    meta = row.get("meta", row.get("metadata"))
+    return meta.get("run_id") if isinstance(meta, dict) else None
+
+
+def rows_run_by_run(bundle: Path, paths: list[str]) -> Iterator[tuple[str, int, Any]]:
+    """Every row of the JSONL files ``paths`` as ``(path, line number, row)`` (``_NOT_JSON`` for a
+    line that does not parse), the rows of one run from all files together: every file lists its
+    runs in the export's order, so a run's rows lie at the same place in each. A row's context
+    recurs across the files (``worker_sft``, its recovery rows and pairs, the Agent Lightning
+    messages and triplets): read together, the scan's memo holds it still when it recurs (file by
+    file it had forgotten it: a 2000-session bundle's files are 50-850 MB each). Whatever the order
+    of the files, each row comes once: a round takes the run of the first row still unread and
+    every file's next rows of that run."""
+    files = [open(bundle / p, "rb") for p in paths]  # noqa: SIM115 - closed below
+    try:
+        heads: list[tuple[int, Any] | None] = [None] * len(files)
+        lines = [0] * len(files)
+
+        def advance(i: int) -> None:
+            line = files[i].readline()
+            if not line:
+                heads[i] = None
+                return
+            lines[i] += 1
+            try:
+                heads[i] = (lines[i], orjson.loads(line))
+            except orjson.JSONDecodeError:
+                heads[i] = (lines[i], _NOT_JSON)
+
+        for i in range(len(files)):
+            advance(i)
+        while any(h is not None for h in heads):
+            run = _run_of(next(h for h in heads if h is not None)[1])
+            for i, path in enumerate(paths):
+                while (h := heads[i]) is not None and _run_of(h[1]) == run:
+                    yield path, h[0], h[1]
+                    advance(i)
+    finally:
+        for f in files:
+            f.close()
 
 
 def _is_local(fs: Any) -> bool:

@@ -40,3 +40,16 @@ def test_rows_of_a_run_come_together_and_every_row_comes_once(tmp_path: Path) ->
         ("views/b.jsonl", 4, 7),  # r4 again: b's rows of it, after a's
         ("al/t.jsonl", 3, 10), ("al/t.jsonl", 4, [1, 2]),  # rows of no run
     ]
+
+
+def test_many_files_are_read_a_few_at_a_time(tmp_path: Path) -> None:
+    paths = []
+    for i in range(7):
+        paths.append(f"views/v{i}.jsonl")
+        _write(tmp_path / paths[-1], [_row(f"r{j}", 10 * i + j) for j in range(3)])
+    few = list(rows_run_by_run(tmp_path, paths, max_open=3))
+    assert sorted((p, line, r["n"]) for p, line, r in few) == sorted(
+        (p, line, r["n"]) for p, line, r in rows_run_by_run(tmp_path, paths))
+    assert len(few) == 21
+    # within each group of three files, a run's rows come together
+    assert [r["n"] for _, _, r in few[:9]] == [0, 10, 20, 1, 11, 21, 2, 12, 22]

@@ -102,7 +102,7 @@ def _run_of(row: Any) -> Any:
     return meta.get("run_id") if isinstance(meta, dict) else None
 
 
-def rows_run_by_run(bundle: Path, paths: list[str]) -> Iterator[tuple[str, int, Any]]:
+def rows_run_by_run(bundle: Path, paths: list[str], max_open: int = 64) -> Iterator[tuple[str, int, Any]]:
     """Every row of the JSONL files ``paths`` as ``(path, line number, row)`` (``_NOT_JSON`` for a
     line that does not parse), the rows of one run from all files together: every file lists its
     runs in the export's order, so a run's rows lie at the same place in each. A row's context
@@ -110,7 +110,12 @@ def rows_run_by_run(bundle: Path, paths: list[str]) -> Iterator[tuple[str, int, 
     messages and triplets): read together, the scan's memo holds it still when it recurs (file by
     file it had forgotten it: a 2000-session bundle's files are 50-850 MB each). Whatever the order
     of the files, each row comes once: a round takes the run of the first row still unread and
-    every file's next rows of that run."""
+    every file's next rows of that run. At most ``max_open`` files are open at once (a hand-made
+    manifest may list thousands): more are read ``max_open`` at a time."""
+    if len(paths) > max_open:
+        for at in range(0, len(paths), max_open):
+            yield from rows_run_by_run(bundle, paths[at:at + max_open], max_open)
+        return
     files = [open(bundle / p, "rb") for p in paths]  # noqa: SIM115 - closed below
     try:
         heads: list[tuple[int, Any] | None] = [None] * len(files)

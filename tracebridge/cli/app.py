@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -128,6 +128,23 @@ def config_errors() -> Iterator[None]:
         yield
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
+
+
+@contextmanager
+def progress_bar(command: str, what: str, json_out: bool = False) -> Iterator[Callable[..., None]]:
+    """A rich progress bar on stderr for long work (stdout keeps the summary or the JSON document),
+    gone when the block ends under ``--json``; yields ``update(done, total, what=None)``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(f"[bold]{command}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=json_out) as bar:
+        task = bar.add_task(what, total=None)
+
+        def update(done: int, total: int | None, what: str | None = None) -> None:
+            bar.update(task, completed=done, total=total, **({"description": what} if what else {}))
+
+        yield update
 
 
 @contextmanager

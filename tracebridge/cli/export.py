@@ -16,6 +16,7 @@ from tracebridge.cli.app import (
     fail,
     make_out_dir,
     print_json,
+    progress_bar,
 )
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="A YAML under configs/export/.")]
@@ -103,8 +104,9 @@ def export_cmd(
     cfg = _load(ExportConfig, config, overrides or [])
     make_out_dir(out)  # a folder that cannot be made: exit 2 now, not exit 1 after the whole export
     try:
-        res = export_traces(traces, out, cfg, labels_for_run=feedback_source(cfg.feedback), workers=workers,
-                            cache_dir=cache)
+        with progress_bar("export", "runs", json_out) as progress:
+            res = export_traces(traces, out, cfg, labels_for_run=feedback_source(cfg.feedback), progress=progress,
+                                workers=workers, cache_dir=cache)
     except (FeedbackUnavailable, ValueError) as exc:  # set-up errors (a run's bad data is quarantined instead):
         # corrections.file, tools.schemas_file or the feedback files unreadable, a --cache that cannot be created
         fail(str(exc))
@@ -201,7 +203,8 @@ def push(
     except BundleError as exc:
         fail(str(exc))
     try:
-        res = push_bundle(bundle, uri, cfg)
+        with progress_bar("push", "rows checked", json_out) as progress:
+            res = push_bundle(bundle, uri, cfg, progress)
     except PushRefused as exc:
         fail(str(exc), EXIT_FAILED)
     except StorageUnreachable as exc:

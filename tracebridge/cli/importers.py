@@ -25,6 +25,7 @@ from tracebridge.cli.app import (
     config_errors,
     fail,
     print_json,
+    progress_bar,
     share,
 )
 
@@ -114,7 +115,8 @@ def import_openclaw_cmd(
         cfg = load_config(ImportConfig, config, overrides + (["final=true"] if final else []))
     _check_paths(paths)
     check_out_dir(out)
-    rep = _run(lambda: import_openclaw(paths or None, out, cfg, workers=workers), out)
+    with progress_bar("import openclaw", "transcripts", json_out) as progress:
+        rep = _run(lambda: import_openclaw(paths or None, out, cfg, workers=workers, progress=progress), out)
     migrated = [("files OpenClaw migrated in place (continued)", str(rep.files_migrated))] if rep.files_migrated else []
     if rep.files_repaired:
         migrated.append(("files OpenClaw repaired in place, header moved first (continued)", str(rep.files_repaired)))

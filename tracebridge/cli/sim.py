@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tracebridge.cli.app import app, config_errors, fail, make_out_dir, print_json
+from tracebridge.cli.app import app, config_errors, fail, make_out_dir, print_json, progress_bar
 
 
 @app.command()
@@ -24,9 +24,6 @@ def collect(
     refuses (before any episode runs). Every run is redacted as it is written
     (``capture.redact=true``, pass 1 at capture; session.json records it).
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from tracebridge.config import load_config
     from tracebridge.sim.collect import collect as run_collect
     from tracebridge.sim.config import CollectConfig
@@ -34,14 +31,7 @@ def collect(
     with config_errors():
         cfg = load_config(CollectConfig, config, overrides or [])
     _check_out(out or Path(cfg.out), cfg)
-    con = Console(stderr=True)
-    with Progress(TextColumn("[bold]collect[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=con, transient=json_out) as bar:
-        task = bar.add_task(cfg.name, total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with progress_bar("collect", cfg.name, json_out) as progress:
         summary = run_collect(cfg, str(out) if out else None, progress)
     if json_out:
         print_json(summary.to_dict())

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +52,8 @@ log = logging.getLogger(__name__)
 PROVENANCE = ("created_at", "git_sha", "tracebridge_version")
 
 
-def governance_problems(bundle: Path, man: Manifest) -> list[str]:
-    """Why a bundle may not leave the host (empty = it may)."""
+def governance_problems(bundle: Path, man: Manifest, progress: Callable[..., None] | None = None) -> list[str]:
+    """Why a bundle may not leave the host (empty = it may); ``progress(done, total, what)`` follows the rows."""
     out = []
     gov = man.governance
     if gov.get("pii_scan") != "clean" or gov.get("passed_both") is not True:
@@ -66,10 +66,11 @@ def governance_problems(bundle: Path, man: Manifest) -> list[str]:
     red = report.get("redaction") if isinstance(report, dict) else None
     if red != gov:
         out.append("report.json redaction record differs from the manifest's data_governance")
-    return out + _row_findings(bundle, man)
+    return out + _row_findings(bundle, man, progress=progress)
 
 
-def _row_findings(bundle: Path, man: Manifest, limit: int = 5) -> list[str]:
+def _row_findings(bundle: Path, man: Manifest, limit: int = 5,
+                  progress: Callable[..., None] | None = None) -> list[str]:
     """``file:line:field: <type> found`` for rows that still hold personal data or secrets: the
     manifest's governance is a claim, the rows are what leaves the host, so they are scanned too."""
     from tracebridge.curate.memo import ScanMemo
@@ -79,7 +80,10 @@ def _row_findings(bundle: Path, man: Manifest, limit: int = 5) -> list[str]:
     out: list[str] = []
     # the views first: the Agent Lightning rows (and their other field names) repeat the views' messages
     paths = sorted((f.path for f in man.files if f.path.endswith(".jsonl")), key=lambda p: not p.startswith("views/"))
-    for path, lineno, row in rows_run_by_run(bundle, paths):
+    total = sum(f.rows or 0 for f in man.files if f.path.endswith(".jsonl"))
+    for done, (path, lineno, row) in enumerate(rows_run_by_run(bundle, paths), start=1):
+        if progress is not None and (done % 1000 == 0 or done == total):
+            progress(done, max(total, done), "rows checked")
         if row is _NOT_JSON:
             out.append(f"{path}:{lineno}: not JSON")
         else:
@@ -222,8 +226,10 @@ def remote_damage(fs: Any, dest: str, src: Path, files: list[FileEntry], mode: s
     return out
 
 
-def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | None = None) -> dict[str, Any]:
-    """Publish a verified, clean bundle to ``<uri>/<bundle_id>/``, or repair the copy there.
+def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | None = None,
+                progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Publish a verified, clean bundle to ``<uri>/<bundle_id>/``, or repair the copy there;
+    ``progress(done, total, what)`` follows the rows checked, then the MB sent.
 
     Returns:
         ``{"uri", "bundle_id", "files", "bytes", "status": published|exists|repaired, "verified":
@@ -238,7 +244,7 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
         man = verify_bundle(src)
     except BundleError as exc:
         raise PushRefused(f"refusing to push: {exc}") from exc
-    probs = governance_problems(src, man)
+    probs = governance_problems(src, man, progress)
     if probs:
         raise PushRefused("refusing to push an unredacted bundle:\n  " + "\n  ".join(probs))
     cfg = cfg or StorageConfig()
@@ -261,9 +267,13 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
             out["repaired"] = [{"path": p, "problem": why} for p, why in send.items()] + \
                 ([{"path": MANIFEST, "problem": bad}] if bad else [])
             out["status"] = "repaired" if out["repaired"] else "exists"
+        size, sent = sum(max(f.bytes, 0) for f in man.files if f.path in send), 0
         for f in man.files:
             if f.path in send:
                 _put(fs, src / f.path, f"{dest}/{f.path}")
+                sent += max(f.bytes, 0)
+                if progress is not None:
+                    progress(round(sent / 1e6), round(size / 1e6), "MB sent")
         if manifest_bad:
             _publish_manifest(fs, src / MANIFEST, f"{dest}/{MANIFEST}")
         if cfg.update_latest:

@@ -14,7 +14,7 @@ import itertools
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from io import BufferedReader
 from pathlib import Path
 from typing import Any
@@ -340,8 +340,7 @@ def _checkpoint(root: Path, state: ImportState, rep: ImportReport) -> None:
     state.save()
 
 
-def import_file(t: Transcript, root: Path, cfg: ImportConfig, state: ImportState, q: Quarantine,
-                rep: ImportReport) -> None:
+def import_file(t: Transcript, root: Path, cfg: ImportConfig, state: ImportState, q: Quarantine, rep: ImportReport) -> None:
     """Import one transcript into ``root`` (an unreadable one is reported as skipped)."""
     rep.files_seen += 1
     try:
@@ -352,8 +351,10 @@ def import_file(t: Transcript, root: Path, cfg: ImportConfig, state: ImportState
 
 
 def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.PathLike[str],
-                    cfg: ImportConfig | None = None, workers: int = 1) -> ImportReport:
-    """Import OpenClaw transcripts under ``paths`` into the trace root ``out``.
+                    cfg: ImportConfig | None = None, workers: int = 1,
+                    progress: Callable[[int, int], None] | None = None) -> ImportReport:
+    """Import OpenClaw transcripts under ``paths`` into the trace root ``out``; returns the report
+    (``report.reconciles``: every line read was accepted or quarantined).
 
     Args:
         paths: transcript files or folders (default: ``~/.openclaw``, ``~/.clawdbot``).
@@ -361,9 +362,7 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
         cfg: importer settings.
         workers: processes that import sessions side by side (see ``parallel.py``); the runs, state,
             quarantine and report are the same for any number.
-
-    Returns:
-        The report; ``report.reconciles`` says every line read was accepted or quarantined.
+        progress: ``progress(done, total)`` in transcripts (with workers: as each one's share ends).
     """
     if workers < 1:
         raise ValueError(f"workers={workers}: must be >= 1")
@@ -383,13 +382,15 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
         if workers > 1 and len(transcripts) > 1:
             from tracebridge.importers.openclaw.parallel import import_parallel
 
-            import_parallel(transcripts, root, cfg, state, rep, workers)
+            import_parallel(transcripts, root, cfg, state, rep, workers, progress)
             _checkpoint(root, state, rep)
             return rep
         q = Quarantine(meta / cfg.quarantine_file)
         try:
             for i, t in enumerate(transcripts, 1):
                 import_file(t, root, cfg, state, q, rep)
+                if progress is not None:
+                    progress(i, len(transcripts))
                 if i % cfg.checkpoint_every == 0:
                     _checkpoint(root, state, rep)
         finally:

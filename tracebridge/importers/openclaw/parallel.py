@@ -20,7 +20,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -117,7 +118,7 @@ def _append_ranges(dst: Path, ranges: list[tuple[Path, int, int]]) -> None:
 
 
 def import_parallel(transcripts: list[Transcript], root: Path, cfg: ImportConfig, state: ImportState,
-                    rep: ImportReport, workers: int) -> None:
+                    rep: ImportReport, workers: int, progress: Callable[[int, int], None] | None = None) -> None:
     """Import ``transcripts`` with ``workers`` processes; merge into ``rep``, ``state`` and the
     quarantine file (the caller holds the import lock and saves the state afterwards)."""
     meta = root / ".import"
@@ -129,6 +130,11 @@ def import_parallel(transcripts: list[Transcript], root: Path, cfg: ImportConfig
     try:
         with ProcessPoolExecutor(len(parts), mp_context=ctx) as pool:
             futures = [pool.submit(_import_part, transcripts, idx, root, cfg, path) for idx, path in zip(parts, paths)]
+            done = 0
+            for f in as_completed(futures):  # progress as each share ends; results in share order below
+                done += len(parts[futures.index(f)])
+                if progress is not None:
+                    progress(done, len(transcripts))
             results = [f.result() for f in futures]
         merged: list[tuple[int, ImportReport, Path, int, int]] = []
         for res, path in zip(results, paths):

@@ -56,3 +56,17 @@ def test_commands_keep_stdout_for_the_summary(mixed_traces: Path, tmp_path: Path
     shutil.rmtree(tmp_path / "t", ignore_errors=True)
     res = runner.invoke(app, ["import", "openclaw", str(HOME), "--out", str(tmp_path / "t")])
     assert res.exit_code == 0 and "6/6" in res.stderr and "transcripts" in res.stderr, res.output
+
+
+def test_the_bar_starts_no_thread() -> None:
+    """Export and import fork workers while the bar is up: a refresh thread holding stderr's lock at the
+    fork would leave the child hanging on its first write there."""
+    import threading
+
+    from tracebridge.cli.app import progress_bar
+
+    before = threading.active_count()
+    with progress_bar("export", "runs") as update:
+        update(1, 3)
+        assert threading.active_count() == before
+        update(3, 3, "runs done")

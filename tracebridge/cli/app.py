@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,16 +134,23 @@ def config_errors() -> Iterator[None]:
 @contextmanager
 def progress_bar(command: str, what: str, json_out: bool = False) -> Iterator[Callable[..., None]]:
     """A rich progress bar on stderr for long work (stdout keeps the summary or the JSON document),
-    gone when the block ends under ``--json``; yields ``update(done, total, what=None)``."""
+    gone when the block ends under ``--json``; yields ``update(done, total, what=None)``. Drawn by
+    ``update`` itself, at most 10 times a second, not by a refresh thread: the work may fork workers
+    (export, import), and a child forked while that thread held stderr's lock would hang on its
+    first write there."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn(f"[bold]{command}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=json_out) as bar:
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=json_out, auto_refresh=False) as bar:
         task = bar.add_task(what, total=None)
+        drawn = [0.0]
 
         def update(done: int, total: int | None, what: str | None = None) -> None:
             bar.update(task, completed=done, total=total, **({"description": what} if what else {}))
+            if done == total or time.monotonic() - drawn[0] >= 0.1:
+                bar.refresh()
+                drawn[0] = time.monotonic()
 
         yield update
 

@@ -141,8 +141,12 @@ def progress_bar(command: str, what: str, json_out: bool = False) -> Iterator[Ca
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = Console(stderr=True)
+    if json_out and not console.is_terminal:  # a script reads the document: nothing to clear, no stray newline
+        yield lambda *_: None
+        return
     with Progress(TextColumn(f"[bold]{command}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=json_out, auto_refresh=False) as bar:
+                  TimeElapsedColumn(), console=console, transient=json_out, auto_refresh=False) as bar:
         task = bar.add_task(what, total=None)
         drawn = [0.0]
 

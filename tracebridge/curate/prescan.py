@@ -18,7 +18,7 @@ wherever a check fires, its patterns match.
 A database is compiled once per process (~0.2 s) and kept in ``cache_dir()`` for the next (loaded in
 ~1 ms; ``TRACEBRIDGE_CACHE_DIR`` moves it). Hyperscan (the ``hyperscan`` wheel, x86-64) is optional: without it, or with
 ``TRACEBRIDGE_PRESCAN=off`` in the environment, every check runs on every string, as before; the
-findings are the same either way. Pure and deterministic; no I/O.
+findings are the same either way. Pure and deterministic; no I/O but that cache.
 """
 
 from __future__ import annotations

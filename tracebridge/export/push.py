@@ -79,8 +79,9 @@ def _row_findings(bundle: Path, man: Manifest, limit: int = 5,
     scanner = Scanner(memo=ScanMemo())  # rows repeat their context: each message is checked once
     out: list[str] = []
     # the views first: the Agent Lightning rows (and their other field names) repeat the views' messages
-    paths = sorted((f.path for f in man.files if f.path.endswith(".jsonl")), key=lambda p: not p.startswith("views/"))
-    total = sum(f.rows or 0 for f in man.files if f.path.endswith(".jsonl"))
+    jsonl = [f for f in man.files if f.path.endswith(".jsonl")]
+    paths = sorted((f.path for f in jsonl), key=lambda p: not p.startswith("views/"))
+    total = sum(f.rows or 0 for f in jsonl)
     for done, (path, lineno, row) in enumerate(rows_run_by_run(bundle, paths), start=1):
         if progress is not None and (done % 1000 == 0 or done == total):
             progress(done, max(total, done), "rows checked")
@@ -122,7 +123,7 @@ def rows_run_by_run(bundle: Path, paths: list[str], max_open: int = 64) -> Itera
         return
     files = [open(bundle / p, "rb") for p in paths]  # noqa: SIM115 - closed below
     try:
-        heads: list[tuple[int, Any] | None] = [None] * len(files)
+        heads: list[tuple[int, Any, Any] | None] = [None] * len(files)  # (line number, row, its run)
         lines = [0] * len(files)
 
         def advance(i: int) -> None:
@@ -132,16 +133,17 @@ def rows_run_by_run(bundle: Path, paths: list[str], max_open: int = 64) -> Itera
                 return
             lines[i] += 1
             try:
-                heads[i] = (lines[i], orjson.loads(line))
+                row = orjson.loads(line)
             except orjson.JSONDecodeError:
-                heads[i] = (lines[i], _NOT_JSON)
+                row = _NOT_JSON
+            heads[i] = (lines[i], row, _run_of(row))
 
         for i in range(len(files)):
             advance(i)
         while any(h is not None for h in heads):
-            run = _run_of(next(h for h in heads if h is not None)[1])
+            run = next(h for h in heads if h is not None)[2]
             for i, path in enumerate(paths):
-                while (h := heads[i]) is not None and _run_of(h[1]) == run:
+                while (h := heads[i]) is not None and h[2] == run:
                     yield path, h[0], h[1]
                     advance(i)
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from tracebridge.export.push import _NOT_JSON, rows_run_by_run
+from tracebridge.export.rowscan import NOT_JSON, rows_run_by_run
 
 
 def _write(path: Path, lines: list[bytes]) -> None:
@@ -30,12 +30,12 @@ def test_rows_of_a_run_come_together_and_every_row_comes_once(tmp_path: Path) ->
     where = [(p, line) for p, line, _ in got]
     assert sorted(where) == sorted({(p, line) for p, line in where})  # none twice
     assert len(got) == 12
-    assert [(p, line, r if r is _NOT_JSON else (r["n"] if isinstance(r, dict) else r)) for p, line, r in got] == [
+    assert [(p, line, r if r is NOT_JSON else (r["n"] if isinstance(r, dict) else r)) for p, line, r in got] == [
         ("views/a.jsonl", 1, 1), ("views/a.jsonl", 2, 2), ("al/t.jsonl", 1, 8),  # r1 from both files
         ("views/a.jsonl", 3, 3), ("views/b.jsonl", 1, 5),  # r2
         # r4 is a's next run; b's torn line and r3 wait (no run), then come as their own rounds
         ("views/a.jsonl", 4, 4),
-        ("views/b.jsonl", 2, _NOT_JSON),
+        ("views/b.jsonl", 2, NOT_JSON),
         ("views/b.jsonl", 3, 6), ("al/t.jsonl", 2, 9),  # r3
         ("views/b.jsonl", 4, 7),  # r4 again: b's rows of it, after a's
         ("al/t.jsonl", 3, 10), ("al/t.jsonl", 4, [1, 2]),  # rows of no run

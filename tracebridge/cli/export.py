@@ -182,6 +182,8 @@ def push(
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides of the storage config.")] = None,
     config: StorageConfigOpt = None,
     json_out: JsonOpt = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes that scan the bundle's rows "
+                                         "before it leaves (each takes a share of the runs).")] = 1,
 ) -> None:
     """Publish a verified, redacted bundle (files first, manifest last); a copy already there is checked
     (verify_remote=size|sha256) and what is missing or different is sent again. Exit 1 when refused
@@ -204,7 +206,7 @@ def push(
         fail(str(exc))
     try:
         with progress_bar("push", "rows checked", json_out) as progress:
-            res = push_bundle(bundle, uri, cfg, progress)
+            res = push_bundle(bundle, uri, cfg, progress, workers)
     except PushRefused as exc:
         fail(str(exc), EXIT_FAILED)
     except StorageUnreachable as exc:

@@ -12,7 +12,7 @@ trips the digit trigger, and the phone check, ~130 µs), which a 256-byte one ch
 row. The memo forgets everything when it holds more than ``max_bytes`` (rows of one run lie
 together, so what repeats is recent): 16 MB by default. ``push``'s scan of a 2000-session bundle's
 rows (3 GB): 83.6 s and a peak RSS of 711 MB with 256 bytes and 64 MB; 43.0 s and 172 MB now
-(with the rows read run by run, ``push.rows_run_by_run``). Pure; no I/O.
+(with the rows read run by run, ``rowscan.rows_run_by_run``). Pure; no I/O.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -250,6 +251,16 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _sha256_files(paths: list[Path]) -> list[str]:
+    """``sha256_file`` of each path, a few files at a time in threads: hashing and reading let go of
+    the GIL, so a bundle's files (3 GB for 2000 OpenClaw sessions, ~2 s on one core) hash side by side."""
+    threads = min(len(paths), os.cpu_count() or 1, 8)
+    if threads <= 1:
+        return [sha256_file(p) for p in paths]
+    with ThreadPoolExecutor(threads, thread_name_prefix="tracebridge-hash") as pool:
+        return list(pool.map(sha256_file, paths))
+
+
 def verify_bundle(path: str | os.PathLike[str], rehash: bool = True) -> Manifest:
     """Check a bundle folder against its manifest and return the manifest.
 
@@ -269,18 +280,23 @@ def verify_bundle(path: str | os.PathLike[str], rehash: bool = True) -> Manifest
         raise BundleError(f"{mpath}: no readable manifest: {exc}") from exc
     except orjson.JSONDecodeError as exc:
         raise BundleError(f"{mpath}: not JSON: {exc}") from exc
-    probs = []
+    found: list[tuple[int, str]] = []  # (file index, problem)
     real_root = root.resolve()
+    to_hash: list[tuple[int, Path]] = []
     for i, f in enumerate(man.files):
         p = root / f.path
         if not p.resolve().is_relative_to(real_root):
-            probs.append(f"{mpath}:files[{i}].path: {f.path} escapes the bundle (symlink)")
+            found.append((i, f"{mpath}:files[{i}].path: {f.path} escapes the bundle (symlink)"))
         elif not p.is_file():
-            probs.append(f"{mpath}:files[{i}].path: {f.path} is missing")
+            found.append((i, f"{mpath}:files[{i}].path: {f.path} is missing"))
         elif f.bytes >= 0 and p.stat().st_size != f.bytes:
-            probs.append(f"{mpath}:files[{i}].bytes: {f.path} does not match its manifest size")
-        elif rehash and sha256_file(p) != f.sha256:
-            probs.append(f"{mpath}:files[{i}].sha256: {f.path} does not match its manifest sha256")
+            found.append((i, f"{mpath}:files[{i}].bytes: {f.path} does not match its manifest size"))
+        elif rehash:
+            to_hash.append((i, p))
+    for (i, p), digest in zip(to_hash, _sha256_files([p for _, p in to_hash]), strict=True):
+        if digest != man.files[i].sha256:
+            found.append((i, f"{mpath}:files[{i}].sha256: {man.files[i].path} does not match its manifest sha256"))
+    probs = [text for _, text in sorted(found)]
     if not probs and compute_bundle_id([f.sha256 for f in man.files]) != man.bundle_id:
         probs.append(f"{mpath}:bundle_id: does not match the file hashes")
     listed = {f.path for f in man.files}

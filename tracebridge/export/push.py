@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from tracebridge.export.bundle import (
     verify_bundle,
 )
 from tracebridge.export.config import StorageConfig
+from tracebridge.export.rowscan import row_findings
 from tracebridge.export.storage import (
     LATEST,
     PushRefused,
@@ -52,8 +53,11 @@ log = logging.getLogger(__name__)
 PROVENANCE = ("created_at", "git_sha", "tracebridge_version")
 
 
-def governance_problems(bundle: Path, man: Manifest, progress: Callable[..., None] | None = None) -> list[str]:
-    """Why a bundle may not leave the host (empty = it may); ``progress(done, total, what)`` follows the rows."""
+def governance_problems(bundle: Path, man: Manifest, progress: Callable[..., None] | None = None,
+                        workers: int = 1) -> list[str]:
+    """Why a bundle may not leave the host (empty = it may): its manifest's and report's redaction
+    record, and its rows, scanned by ``workers`` processes (``tracebridge.export.rowscan``);
+    ``progress(done, total, what)`` follows the rows."""
     out = []
     gov = man.governance
     if gov.get("pii_scan") != "clean" or gov.get("passed_both") is not True:
@@ -66,89 +70,7 @@ def governance_problems(bundle: Path, man: Manifest, progress: Callable[..., Non
     red = report.get("redaction") if isinstance(report, dict) else None
     if red != gov:
         out.append("report.json redaction record differs from the manifest's data_governance")
-    return out + _row_findings(bundle, man, progress=progress)
-
-
-def _row_findings(bundle: Path, man: Manifest, limit: int = 5,
-                  progress: Callable[..., None] | None = None) -> list[str]:
-    """``file:line:field: <type> found`` for rows that still hold personal data or secrets: the
-    manifest's governance is a claim, the rows are what leaves the host, so they are scanned too."""
-    from tracebridge.curate.memo import ScanMemo
-    from tracebridge.curate.redact import Scanner
-
-    scanner = Scanner(memo=ScanMemo())  # rows repeat their context: each message is checked once
-    out: list[str] = []
-    # the views first: the Agent Lightning rows (and their other field names) repeat the views' messages
-    jsonl = [f for f in man.files if f.path.endswith(".jsonl")]
-    paths = sorted((f.path for f in jsonl), key=lambda p: not p.startswith("views/"))
-    total = sum(f.rows or 0 for f in jsonl)
-    for done, (path, lineno, row) in enumerate(rows_run_by_run(bundle, paths), start=1):
-        if progress is not None and (done % 1000 == 0 or done == total):
-            progress(done, max(total, done), "rows checked")
-        if row is _NOT_JSON:
-            out.append(f"{path}:{lineno}: not JSON")
-        else:
-            found = scanner.scan(row if isinstance(row, dict) else {"row": row})
-            out += [f"{path}:{lineno}:{field}: {kind} found" for kind, field in sorted(found)]
-        if len(out) >= limit:
-            return out[:limit]
-    return out
-
-
-_NOT_JSON = object()
-
-
-def _run_of(row: Any) -> Any:
-    """The run a bundle row comes from (``meta.run_id``; an Agent Lightning triplet's
-    ``metadata.run_id``), or None."""
-    if not isinstance(row, dict):
-        return None
-    meta = row.get("meta", row.get("metadata"))
-    return meta.get("run_id") if isinstance(meta, dict) else None
-
-
-def rows_run_by_run(bundle: Path, paths: list[str], max_open: int = 64) -> Iterator[tuple[str, int, Any]]:
-    """Every row of the JSONL files ``paths`` as ``(path, line number, row)`` (``_NOT_JSON`` for a
-    line that does not parse), the rows of one run from all files together: every file lists its
-    runs in the export's order, so a run's rows lie at the same place in each. A row's context
-    recurs across the files (``worker_sft``, its recovery rows and pairs, the Agent Lightning
-    messages and triplets): read together, the scan's memo holds it still when it recurs (file by
-    file it had forgotten it: a 2000-session bundle's files are 50-850 MB each). Whatever the order
-    of the files, each row comes once: a round takes the run of the first row still unread and
-    every file's next rows of that run. At most ``max_open`` files are open at once (a hand-made
-    manifest may list thousands): more are read ``max_open`` at a time."""
-    if len(paths) > max_open:
-        for at in range(0, len(paths), max_open):
-            yield from rows_run_by_run(bundle, paths[at:at + max_open], max_open)
-        return
-    files = [open(bundle / p, "rb") for p in paths]  # noqa: SIM115 - closed below
-    try:
-        heads: list[tuple[int, Any, Any] | None] = [None] * len(files)  # (line number, row, its run)
-        lines = [0] * len(files)
-
-        def advance(i: int) -> None:
-            line = files[i].readline()
-            if not line:
-                heads[i] = None
-                return
-            lines[i] += 1
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                row = _NOT_JSON
-            heads[i] = (lines[i], row, _run_of(row))
-
-        for i in range(len(files)):
-            advance(i)
-        while any(h is not None for h in heads):
-            run = next(h for h in heads if h is not None)[2]
-            for i, path in enumerate(paths):
-                while (h := heads[i]) is not None and h[2] == run:
-                    yield path, h[0], h[1]
-                    advance(i)
-    finally:
-        for f in files:
-            f.close()
+    return out + row_findings(bundle, man, progress=progress, workers=workers)
 
 
 def _is_local(fs: Any) -> bool:
@@ -229,9 +151,9 @@ def remote_damage(fs: Any, dest: str, src: Path, files: list[FileEntry], mode: s
 
 
 def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | None = None,
-                progress: Callable[..., None] | None = None) -> dict[str, Any]:
+                progress: Callable[..., None] | None = None, workers: int = 1) -> dict[str, Any]:
     """Publish a verified, clean bundle to ``<uri>/<bundle_id>/``, or repair the copy there;
-    ``progress(done, total, what)`` follows the rows checked, then the MB sent.
+    ``progress(done, total, what)`` follows the rows checked (by ``workers`` processes), then the MB sent.
 
     Returns:
         ``{"uri", "bundle_id", "files", "bytes", "status": published|exists|repaired, "verified":
@@ -246,7 +168,7 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
         man = verify_bundle(src)
     except BundleError as exc:
         raise PushRefused(f"refusing to push: {exc}") from exc
-    probs = governance_problems(src, man, progress)
+    probs = governance_problems(src, man, progress, workers)
     if probs:
         raise PushRefused("refusing to push an unredacted bundle:\n  " + "\n  ".join(probs))
     cfg = cfg or StorageConfig()

@@ -182,3 +182,19 @@ def test_field_paths_of_findings_never_name_a_key_that_holds_pii() -> None:
         assert not [s for s in SECRETS if s in text], text
         assert "worker_tool_result.payload.output.<key>" in paths["AWS_KEY"], paths
         assert "worker_tool_result.payload.output.notes.<key>.x" in paths["PHONE"], paths
+
+
+def test_a_secret_named_by_a_top_level_key_is_redacted(tmp_path: Path) -> None:
+    """A record that is no event (a line of ``tracebridge redact``'s JSONL, a session) goes into the trigger
+    check with its keys: the key is what names a bare secret (``{"password": "correcthorsebattery"}``);
+    checked by its values alone, the line was copied out unchanged."""
+    red = Redactor()
+    for rec in ({"password": "correcthorsebattery"}, {"api_key": "QWERTYUIOPASDFGH", "note": "ok"}):
+        out = red.redact(rec)
+        assert out[next(iter(rec))].startswith("<SECRET_"), out
+    assert red.redact({"note": "fine", "n": 3}) == {"note": "fine", "n": 3}
+    src = tmp_path / "k.jsonl"
+    src.write_text('{"password":"correcthorsebattery"}\n{"payload":{"password":"correcthorsebattery"}}\n')
+    res = redact_file(src, tmp_path / "o.jsonl", Redactor()).to_dict()
+    assert res["changed_lines"] == 2 and res["findings"] == {"SECRET": {"password": 1, "payload.password": 1}}
+    assert "correcthorsebattery" not in (tmp_path / "o.jsonl").read_text()

@@ -136,13 +136,14 @@ class Walker:
         self.sink: dict[tuple[str, str], int] | None = None  # a counting scan's findings (``Scanner`` sets it)
 
     @staticmethod
-    def body(rec: dict[str, Any]) -> list[Any]:
-        """The scannable values of a record (structural keys and hash fields left out)."""
+    def body(rec: dict[str, Any]) -> list[Any] | dict[str, Any]:
+        """The scannable values of a record (structural keys and hash fields left out); any other
+        record's keys with them: a top-level ``password`` or ``api_key`` names the secret after it."""
         if "event_type" in rec and rec.keys() <= EVENT_KEYS:  # an event: only these three hold free text
             # payload ids (call_id, retry_of) are skipped by the walk too: left in, they trip the triggers
             return [_free(rec.get("payload")), rec.get("labels"), _free_llm(rec.get("llm"))]
-        return [({kk: vv for kk, vv in v.items() if kk not in STRUCTURAL_KEYS} if k in HASH_HOLDERS else v)
-                for k, v in rec.items() if k not in STRUCTURAL_KEYS and isinstance(v, (str, dict, list))]
+        return {k: ({kk: vv for kk, vv in v.items() if kk not in STRUCTURAL_KEYS} if k in HASH_HOLDERS else v)
+                for k, v in rec.items() if k not in STRUCTURAL_KEYS and isinstance(v, (str, dict, list))}
 
     def _fires(self, data: bytes) -> bool:
         """Trigger check of serialised JSON. When it fires, check again on the string tokens only:

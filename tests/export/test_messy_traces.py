@@ -314,6 +314,19 @@ def test_a_session_json_that_is_a_symlink_loop_is_unreadable_not_missing(tmp_pat
     assert {q["run_id"]: q["rules"] for q in _quarantine(res)}[run.name] == ["bad_json"]
 
 
+def test_a_folder_entry_that_is_a_symlink_loop_is_passed_over(tmp_path: Path) -> None:
+    """A symlink loop right under the root (``ln -s looprun looprun``) raised ELOOP out of ``validate`` and
+    ``export`` (a traceback); like a symlink to a deleted folder it holds no data and is no run."""
+    root, _ = _root(tmp_path)
+    (root / "looprun").symlink_to("looprun")
+    (root / "gone").symlink_to(tmp_path / "deleted")
+    out = runner.invoke(app, ["validate", str(root), "--json"])
+    rep = json.loads(out.stdout)
+    assert out.exit_code == 0 and rep["runs_total"] == 2 and rep["nested_runs_not_read"] == 0, out.output
+    out = runner.invoke(app, ["export", str(root), "--out", str(tmp_path / "b"), "--json"])
+    assert out.exit_code == 0 and json.loads(out.stdout)["counts"]["read"] == 2, out.output
+
+
 def test_a_session_that_finishes_before_it_starts_is_quarantined(tmp_path: Path) -> None:
     root, run = _root(tmp_path)
     sess = json.loads((run / "session.json").read_text())

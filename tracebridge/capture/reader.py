@@ -122,7 +122,16 @@ def nested_roots(root: str | os.PathLike[str]) -> list[tuple[Path, int]]:
 
 def _folders(path: Path) -> list[Path]:
     """The folders right under ``path`` that are not hidden, in name order."""
-    return [path / n for n in sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))]
+    return [path / n for n in sorted(e.name for e in os.scandir(path) if not e.name.startswith(".") and _is_dir(e))]
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """``entry.is_dir()``, False for a symlink that cannot be followed: a loop raised (ELOOP) out of
+    ``validate`` and ``export``, where a symlink to a deleted folder is passed over; neither holds data."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _run_folders(path: Path) -> list[Path]:

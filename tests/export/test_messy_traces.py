@@ -176,9 +176,27 @@ def test_an_invalid_utf8_byte_in_session_json_is_named_and_located(tmp_path: Pat
     res = export_traces(root, tmp_path / "b", ExportConfig())
     (q,) = _quarantine(res)
     assert q["rules"] == ["bad_json"] and _counts(res)["quarantined"] == 1
-    assert q["reasons"][0]["where"] == f"{run.name}/session.json:-:<file>"
-    assert q["reasons"][0]["message"] == (f"unreadable: invalid UTF-8: byte 0xff at byte offset {at + 1}: line {line} "
-                                          f"column {column} (char {at + 1})")
+    assert q["reasons"][0]["where"] == f"{run.name}/session.json:{line}:<file>"
+    assert q["reasons"][0]["message"] == f"not JSON: invalid UTF-8: byte 0xff at byte offset {at + 1} (column {column})"
+
+
+def test_session_json_a_bom_is_read_past_and_a_nan_is_located(tmp_path: Path) -> None:
+    """A byte order mark is read past, as at the head of events.jsonl (the run was quarantined as
+    "unreadable: UTF-8 byte order mark (BOM) is not supported"); a value JSON does not allow (NaN) is
+    "not JSON" at its line and column, not "unreadable"."""
+    root, run = _root(tmp_path)
+    other = next(r for r in root.iterdir() if r != run)
+    path = run / "session.json"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    text = (other / "session.json").read_text()
+    at = text.index('"run_id"')
+    (other / "session.json").write_text(text[:at] + '"x": NaN, ' + text[at:])
+    line, column = text[:at].count("\n") + 1, at + 5 - text.rfind("\n", 0, at)  # of the N, 1-based
+    rep = validate_root(root)
+    assert rep.problems == [f"{other}/session.json:{line}: <file>: not JSON: unexpected character, "
+                            f"expected a JSON value (column {column})"]
+    res = export_traces(root, tmp_path / "b", ExportConfig())
+    assert _counts(res)["exported"] == 1 and [q["run_id"] for q in _quarantine(res)] == [other.name]
 
 
 def test_a_complete_run_without_events_fails_validate_as_the_export_quarantines_it(tmp_path: Path) -> None:

@@ -60,6 +60,8 @@ class RunDir:
         """Parse session.json. Raises OSError or orjson.JSONDecodeError; an invalid UTF-8 byte is named
         and located (orjson says "surrogates not allowed" at char 0, wherever the byte is)."""
         raw = self.session_path.read_bytes()
+        if raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark, as an editor may save it: read past, as in events.jsonl
+            raw = raw[3:]
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

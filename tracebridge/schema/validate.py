@@ -26,6 +26,7 @@ event types are recorded under that role.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter
@@ -133,6 +134,9 @@ def _check_session(run: RunDir, chk: RunCheck, out: dict[str, Any] | None = None
     path = str(run.session_path)
     try:
         data = run.read_session()
+    except json.JSONDecodeError as exc:  # located: the line, and the column in the message
+        chk.problems.append(Problem(path, exc.lineno, "<file>", f"not JSON: {exc.msg} (column {exc.colno})", "json"))
+        return
     except (OSError, ValueError) as exc:  # an OSError's words without the path the problem names already
         why = exc.strerror or exc if isinstance(exc, OSError) else exc
         msg = "not a file (a folder)" if isinstance(exc, IsADirectoryError) else f"unreadable: {why}"

@@ -66,6 +66,21 @@ def test_nesting_deeper_than_orjson_writes_quarantines_the_run_not_the_export(tm
     assert res.manifest.governance["pii_scan"] == "clean"  # the quarantined run left no pass-2 count behind
 
 
+def test_a_session_field_nesting_too_deep_is_named_in_session_json(tmp_path: Path) -> None:
+    """The run's quarantine reason named ``events.jsonl:-:<run>`` when the field too deep was the session's."""
+    root, run = _root(tmp_path)
+    sess = json.loads((run / "session.json").read_text())
+    sess["zz"] = _deep(300)
+    (run / "session.json").write_text(json.dumps(sess))
+    cfg = ExportConfig()
+    cfg.quality.allow = [*cfg.quality.allow, "schema_drift"]  # the unknown field alone does not quarantine it
+    res = export_traces(root, tmp_path / "b", cfg)
+    assert _counts(res)["quarantined"] == 1
+    (q,) = _quarantine(res)
+    assert q["rules"][0] == "build_error" and q["reasons"][0]["where"] == f"{run.name}/session.json:-:zz"
+    assert "254 levels" in q["reasons"][0]["message"]
+
+
 @pytest.mark.parametrize("where, damage", [
     ("events.jsonl:2:payload.plan",
      lambda run: edit_event(run, "planner_output", lambda ev: ev["payload"].update(plan={"a": 1}))),

@@ -68,10 +68,17 @@ def _recorded_outcome(events: list[dict[str, Any]], raw: dict[str, Any]) -> dict
 RUN_DATA_ERRORS = (AttributeError, KeyError, IndexError, TypeError, ValueError, RecursionError)
 
 
-def build_error(run_id: str, lines: list[tuple[int, dict[str, Any]]], exc: Exception) -> Reason:
-    """The quarantine reason of a run whose data broke steps 2-3, located at its first event that
-    orjson cannot write (nesting past its 254 levels) when that is the cause."""
+def build_error(run_id: str, lines: list[tuple[int, dict[str, Any]]], exc: Exception,
+                session: dict[str, Any] | None = None) -> Reason:
+    """The quarantine reason of a run whose data broke steps 2-3, located at its first event, or the
+    field of its ``session``, that orjson cannot write (nesting past its 254 levels) when that is the cause."""
     error = f"{type(exc).__name__}: {str(exc)[:200]}"
+    for key, value in (session or {}).items():
+        try:
+            orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        except (orjson.JSONEncodeError, RecursionError):
+            return Reason("build_error", f"{run_id}/session.json:-:{key}",
+                          f"session field nests deeper than a bundle row can (254 levels) ({error})")
     for lineno, ev in lines:  # the error path only: a rare run pays one more serialisation
         try:
             orjson.dumps(ev, option=orjson.OPT_NON_STR_KEYS)
@@ -168,7 +175,7 @@ class RunWork:
             self.redactor.forget(run.run_id)
             # a fresh tally: a pass 2 counted for a run that is not accepted would mark the bundle unclean
             t = Tally(runs_read=1, events_read=chk.events, allowed_rules=Counter(r.rule for r in allowed))
-            built = Built(t, [build_error(run.run_id, lines, exc), *allowed], family)
+            built = Built(t, [build_error(run.run_id, lines, exc, raw), *allowed], family)
         built.corrections = outcome
         return built
 

@@ -208,8 +208,8 @@ def test_session_json_a_bom_is_read_past_and_a_nan_is_located(tmp_path: Path) ->
     (other / "session.json").write_text(text[:at] + '"x": NaN, ' + text[at:])
     line, column = text[:at].count("\n") + 1, at + 5 - text.rfind("\n", 0, at)  # of the N, 1-based
     rep = validate_root(root)
-    assert rep.problems == [f"{other}/session.json:{line}: <file>: not JSON: unexpected character, "
-                            f"expected a JSON value (column {column})"]
+    assert rep.problems == [(f"{other}/session.json:{line}: <file>: not JSON: unexpected character, "
+                             f"expected a JSON value (column {column})")]
     res = export_traces(root, tmp_path / "b", ExportConfig())
     assert _counts(res)["exported"] == 1 and [q["run_id"] for q in _quarantine(res)] == [other.name]
 

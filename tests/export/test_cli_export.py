@@ -95,6 +95,17 @@ def test_unredacted_bundle_push_exits_1(tmp_path: Path, mixed_traces: Path) -> N
     assert not (tmp_path / "store").exists()
 
 
+def test_push_of_an_export_with_no_run_says_so(tmp_path: Path) -> None:
+    """Exit 1 as before, but the reason is the empty export, not an "unredacted bundle"."""
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, ["export", str(tmp_path / "empty"), "--out", str(tmp_path / "b")])
+    assert res.exit_code == 1, res.output
+    res = runner.invoke(app, ["push", str(tmp_path / "b"), (tmp_path / "store").as_uri(), "--json"])
+    error = json.loads(res.stdout)["error"]
+    assert res.exit_code == 1 and error.startswith("refusing to push a bundle with no exported run\n  no runs found under")
+    assert "unredacted" not in error and not (tmp_path / "store").exists()
+
+
 def test_redact_command(tmp_path: Path) -> None:
     src = tmp_path / "chat.txt"
     src.write_text(f"reach me at {PII['email']} or {PII['phone']}\nall good\n")

@@ -168,6 +168,9 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
         man = verify_bundle(src)
     except BundleError as exc:
         raise PushRefused(f"refusing to push: {exc}") from exc
+    if (man.get("source") or {}).get("exported") == 0:  # an export that found nothing: not "unredacted"
+        fails = (man.get("report") or {}).get("failures") or []
+        raise PushRefused("refusing to push a bundle with no exported run" + "".join(f"\n  {f}" for f in fails))
     probs = governance_problems(src, man, progress, workers)
     if probs:
         raise PushRefused("refusing to push an unredacted bundle:\n  " + "\n  ".join(probs))

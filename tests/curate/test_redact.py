@@ -96,9 +96,12 @@ def test_redact_file_jsonl_and_text(tmp_path: Path) -> None:
     d = res.to_dict()
     assert d["lines"] == 4 and d["changed_lines"] == 3 and d["findings_total"] == 3
     assert d["findings"] == {"CARD": {"line": 1}, "EMAIL": {"items": 1, "user": 1}}
+    assert d["not_json_lines"] == {"lines": 1, "first": [3]}  # the blank line is none
     txt = tmp_path / "notes.txt"
     txt.write_text("ping 10.1.2.3\n")
-    assert redact_file(txt, None, Redactor()).to_dict()["findings"] == {"IPV4": {"line": 1}}
+    assert redact_file(txt, None, Redactor()).to_dict() == {
+        "file": str(txt), "out": None, "lines": 1, "changed_lines": 1, "findings_total": 1,
+        "findings": {"IPV4": {"line": 1}}}  # a text file's lines are all text: not counted as "not JSON"
 
 
 def test_numeric_usage_trips_no_trigger_but_odd_usage_is_still_scanned() -> None:

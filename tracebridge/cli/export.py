@@ -71,6 +71,10 @@ def redact(
         for r in results:
             kinds = ", ".join(f"{k}×{sum(v.values())}" for k, v in r["findings"].items()) or "nothing found"
             typer.echo(f"{r['file']}: {r['lines']} lines, {kinds}" + (f" → {r['out']}" if r["out"] else ""))
+            if "not_json_lines" in r:
+                bad = r["not_json_lines"]
+                typer.echo(f"  {bad['lines']} line{'s are' if bad['lines'] > 1 else ' is'} no JSON record, redacted as text: "
+                           + ", ".join(map(str, bad["first"])) + (", ..." if bad["lines"] > len(bad["first"]) else ""))
     raise typer.Exit(1 if check and total else 0)
 
 

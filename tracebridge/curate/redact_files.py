@@ -30,11 +30,17 @@ class FileResult:
     lines: int = 0
     changed_lines: int = 0
     findings: Counter[tuple[str, str]] = field(default_factory=Counter)
+    text_lines: int = 0  # of a JSON file: lines that are no JSON record, redacted as text
+    text_first: list[int] = field(default_factory=list)  # their first line numbers
 
     def to_dict(self) -> dict[str, Any]:
-        """The result as a report entry: counts, and findings as ``{type: {field: n}}``."""
-        return {"file": self.src, "out": self.dst, "lines": self.lines, "changed_lines": self.changed_lines,
-                "findings_total": sum(self.findings.values()), "findings": nest_findings(self.findings)}
+        """The result as a report entry: counts, and findings as ``{type: {field: n}}``; for a JSON
+        file, the lines redacted as text (no JSON object or array): how many and the first few."""
+        out = {"file": self.src, "out": self.dst, "lines": self.lines, "changed_lines": self.changed_lines,
+               "findings_total": sum(self.findings.values()), "findings": nest_findings(self.findings)}
+        if self.text_lines:
+            out["not_json_lines"] = {"lines": self.text_lines, "first": self.text_first}
+        return out
 
 
 def redacted_name(src: Path) -> str:
@@ -56,7 +62,8 @@ def redacted_paths(files: list[Path], out: Path) -> dict[Path, Path]:
     return {f: out / r.parent.relative_to(base) / redacted_name(f) for r, f in first.items()}
 
 
-def _redact_line(red: Redactor, line: str, scope: str, as_json: bool) -> str:
+def _redact_line(red: Redactor, line: str, scope: str, as_json: bool) -> str | None:
+    """The redacted line; None for a line of a JSON file that is no JSON record (the caller redacts it as text)."""
     if as_json and line.lstrip()[:1] in ("{", "["):
         try:
             obj = orjson.loads(line)
@@ -69,9 +76,9 @@ def _redact_line(red: Redactor, line: str, scope: str, as_json: bool) -> str:
             if isinstance(obj, list):
                 out = red.redact({"items": obj}, scope=scope)
                 return line if out["items"] is obj else orjson.dumps(out["items"]).decode()
-        except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels): redacted as text below
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels): redacted as text
             pass
-    return red.redact_text(line, scope, "line")
+    return None if as_json and line.strip() else red.redact_text(line, scope, "line")
 
 
 def redact_file(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, red: Redactor) -> FileResult:
@@ -93,6 +100,11 @@ def redact_file(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None,
                 end = raw[len(body):]
                 new = _redact_line(red, body, scope, as_json)
                 res.lines += 1
+                if new is None:
+                    new = red.redact_text(body, scope, "line")
+                    res.text_lines += 1
+                    if len(res.text_first) < 10:
+                        res.text_first.append(res.lines)
                 res.changed_lines += new != body
                 if out is not None:
                     out.write(new + end)

@@ -55,6 +55,18 @@ def test_every_line_goes_to_one_share_and_a_run_stays_in_one(tmp_path: Path) -> 
     assert share_of(b'{"meta":{"run_id":"r1', 1 << 30) == share_of(b'"run_id":"r1"', 1 << 30)
 
 
+def test_pages_let_go_while_reading_change_no_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mapped file's pages are let go every ``_WINDOW`` bytes (MADV_DONTNEED): lines still come whole."""
+    from tracebridge.export import rowscan
+
+    lines = [orjson.dumps({"n": i, "pad": "x" * (i * 997 % 9000), "meta": {"run_id": f"r{i // 3}"}}) for i in range(300)]
+    _write(tmp_path / "views/a.jsonl", lines)
+    want = [(line, r) for _, line, r in rows_run_by_run(tmp_path, ["views/a.jsonl"])]
+    monkeypatch.setattr(rowscan, "_WINDOW", 1)  # after every line
+    assert [(line, r) for _, line, r in rows_run_by_run(tmp_path, ["views/a.jsonl"])] == want
+    assert [r["n"] for _, r in want] == list(range(300))
+
+
 @pytest.fixture()
 def planted(mixed_traces: Path, tmp_path: Path) -> Path:  # noqa: F811
     """A clean bundle of the mixed traces, then secrets written into rows of three files after the export."""

@@ -26,6 +26,8 @@ from tracebridge.export.bundle import Manifest
 NOT_JSON = object()  # the row of a line that does not parse
 _RUN_KEY = b'"run_id":"'
 _TICK = 1000  # rows between progress updates
+_WINDOW = 4 << 20  # bytes of a mapped file read before its pages are let go
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 Progress = Callable[[int, int, str], None]
 
 
@@ -67,7 +69,7 @@ def _lines(path: Path, share: tuple[int, int] | None) -> Iterator[tuple[int, byt
                     yield lineno, line
             return
     with mem:
-        pos, size, lineno = 0, len(mem), 0
+        pos, size, lineno, kept = 0, len(mem), 0, 0
         while pos < size:
             end = mem.find(b"\n", pos)
             end = size if end < 0 else end + 1
@@ -75,6 +77,11 @@ def _lines(path: Path, share: tuple[int, int] | None) -> Iterator[tuple[int, byt
             if share is None or zlib.crc32(_run_key(mem, pos, end)) % share[1] == share[0]:
                 yield lineno, mem[pos:end]
             pos = end
+            if pos - kept >= _WINDOW and _DONTNEED is not None:
+                # the pages read are let go: mapped, they counted in this process's RSS (the whole 3 GB bundle)
+                done = pos - pos % mmap.PAGESIZE
+                mem.madvise(_DONTNEED, kept, done - kept)
+                kept = done
 
 
 def rows_run_by_run(bundle: Path, paths: list[str], max_open: int = 64,

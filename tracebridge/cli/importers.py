@@ -2,10 +2,10 @@
 
 ``tracebridge import openclaw [PATH...] --out TRACES [key=value ...]`` imports OpenClaw
 transcripts (default: ``~/.openclaw`` and ``~/.clawdbot``) into a trace root, incrementally; it
-exits 1 when the counts do not reconcile or, with ``--validate``, when the imported runs fail
+exits 1 when the counts do not reconcile, when nothing could be imported (no transcript, or no line
+of the new input imported or waiting) or, with ``--validate``, when the imported runs fail
 ``tracebridge validate``; 2 on bad input. ``tracebridge import agentlightning PATH... --out TRACES``
-imports stored Agent Lightning spans the same way, one run per rollout, and also exits 1 when
-nothing could be imported. ``tracebridge smoke runtime-hook`` runs a tiny agent
+imports stored Agent Lightning spans the same way, one run per rollout, with the same exit codes. ``tracebridge smoke runtime-hook`` runs a tiny agent
 through the Agent Lightning runtime hook and validates the run (exit 1 on any failure). Both Agent
 Lightning commands exit 2 when agentlightning is not installed (a set-up problem, not a failed check).
 """
@@ -54,10 +54,15 @@ def _split_args(items: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _check_paths(paths: list[str]) -> None:
-    """Exit 2 naming every path that does not exist."""
-    missing = [p for p in paths if not Path(p).expanduser().exists()]
+    """Exit 2 naming every path that does not exist, by why (``no such file or folder``, ``symlink loop``)."""
+    from tracebridge.importers.openclaw.discover import not_there
+
+    missing: dict[str, list[str]] = {}
+    for p in paths:
+        if not Path(p).expanduser().exists():
+            missing.setdefault(not_there(Path(p).expanduser()), []).append(p)
     if missing:
-        fail(f"no such file or folder: {', '.join(missing)}", 2)
+        fail("; ".join(f"{why}: {', '.join(ps)}" for why, ps in missing.items()), 2)
 
 
 def _run(do: Any, out: Path) -> Any:
@@ -105,7 +110,8 @@ def import_openclaw_cmd(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes importing sessions side by side "
                                          "(same runs, state and report for any number).")] = 1,
 ) -> None:
-    """Import OpenClaw session transcripts as schema-v2 runs (streaming, incremental, reproducible)."""
+    """Import OpenClaw session transcripts as schema-v2 runs (streaming, incremental, reproducible);
+    exit 1 when the counts do not reconcile or nothing could be imported."""
     from tracebridge.config import load_config
     from tracebridge.importers.config import ImportConfig
     from tracebridge.importers.openclaw import import_openclaw
@@ -120,8 +126,11 @@ def import_openclaw_cmd(
     migrated = [("files OpenClaw migrated in place (continued)", str(rep.files_migrated))] if rep.files_migrated else []
     if rep.files_repaired:
         migrated.append(("files OpenClaw repaired in place, header moved first (continued)", str(rep.files_repaired)))
-    _finish(rep.to_dict(), rep.reconciles, out, cfg, validate, json_out, f"tracebridge import openclaw → {out}",
-            migrated)
+    doc = rep.to_dict()
+    if rep.imported_nothing:  # as for agentlightning: a wrong folder or file is a failed import, not "passed"
+        doc["problems"].append("nothing could be imported: no transcript, or no line read could be imported")
+    _finish(doc, rep.reconciles and not rep.imported_nothing, out, cfg, validate, json_out,
+            f"tracebridge import openclaw → {out}", migrated)
 
 
 @import_app.command("agentlightning")

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from tracebridge.capture.writer import write_atomic
 from tracebridge.importers.agentlightning import records
-from tracebridge.importers.openclaw.discover import not_utf8
+from tracebridge.importers.openclaw.discover import not_there, not_utf8
 from tracebridge.importers.openclaw.state import StateError, load_state
 
 STATE_VERSION = 1
@@ -41,6 +41,7 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled"})  # rollout statuses t
 FAILED_ATTEMPT = frozenset({"failed", "timeout", "unresponsive"})
 _SKIP = re.compile(r"\.lock$|\.lock\.|\.tmp$|^\.")
 _SKIP_DIRS = frozenset({".git", ".import", "node_modules", "__pycache__"})
+_PREFIX_CHUNK = 1 << 20
 
 
 def discover_span_files(paths: list[str | os.PathLike[str]], problems: list[str]) -> list[str]:
@@ -63,7 +64,7 @@ def discover_span_files(paths: list[str | os.PathLike[str]], problems: list[str]
                 dirnames[:] = [d for d in dirs if not why[os.path.join(dirpath, d)]]
                 found.update(os.path.abspath(f) for f in files if not why[f])
         else:
-            problems.append(f"{root}: no such file or folder")
+            problems.append(f"{root}: {not_there(root)}")
     return sorted(found)
 
 
@@ -243,6 +244,21 @@ class SpanImportState:
                 "pending": {k: [r.to_list() for r in v] for k, v in sorted(self.pending.items())}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+
+
+def prefix_digest(path: str, fs: FileState) -> Any:
+    """The xxh3-128 state after the first ``fs.offset`` bytes of ``path`` if they are the bytes an
+    earlier import read (reading on continues it), else None."""
+    digest = xxhash.xxh3_128()
+    with open(path, "rb") as fh:
+        left = fs.offset
+        while left:
+            chunk = fh.read(min(_PREFIX_CHUNK, left))
+            if not chunk:
+                return None
+            digest.update(chunk)
+            left -= len(chunk)
+    return digest if digest.hexdigest() == fs.digest else None
 
 
 class RecordReader:

@@ -16,6 +16,7 @@ trace root given as ``out``, any importer state folder ``.import/``, any run fol
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -150,6 +151,17 @@ def not_utf8(path: str) -> str | None:
     return None
 
 
+def not_there(path: str | os.PathLike[str]) -> str:
+    """Why a path that is neither file nor folder cannot be read: ``symlink loop`` (a link that leads
+    back to itself: ``exists()`` is False for it too) or ``no such file or folder``."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop"
+    return "no such file or folder"
+
+
 def _ours(dirpath: str, name: str, out: str | None) -> bool:
     """Whether subfolder ``name`` of ``dirpath`` is TraceBridge output: the trace root ``out``, an
     importer state folder or a run folder."""
@@ -186,7 +198,7 @@ def discover(paths: list[str | os.PathLike[str]] | None, problems: list[str],
             seen = _walk(root, found, problems, stores, own)
         else:
             if paths:
-                problems.append(f"{root}: no such file or folder")
+                problems.append(f"{root}: {not_there(root)}")
             seen = bool(paths)
         if not seen and empty is not None:
             empty.append(str(given))

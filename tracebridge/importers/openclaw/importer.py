@@ -91,8 +91,8 @@ class _FileImport:
                 return
             if mapper.events == 0 and not writer.existing:  # nothing importable (yet): no empty run
                 writer.abort()
-                self.rep.skip(self.where, "no importable rows yet (" + ("the lines read are quarantined or blank)"
-                                                                        if done[1] else "no line: an empty file)"))
+                self.rep.skip(self.where, "no importable rows yet (" + ("the lines read are quarantined or blank)" if done[1]
+                              else "a half-written line only)" if self.size > self.bom else "no line: an empty file)"))
                 self.rep.drift.update(mapper.drift)
                 self.state.runs[self.run_id] = RunState(self.file, done[0], done[2], done[1], 0)
                 return

@@ -49,6 +49,13 @@ class ImportReport:
         """Every (non-blank) line read was accepted or quarantined."""
         return self.lines_read == self.lines_accepted + self.lines_quarantined
 
+    @property
+    def imported_nothing(self) -> bool:
+        """No transcript, or new input (lines, skipped files) of which no line was imported or waits (a
+        session of rows without events yet, a half-written last line): the command exits 1 then."""
+        done = self.runs_written + self.files_unchanged + self.lines_accepted + self.lines_pending
+        return self.files_seen == 0 or (done == 0 and (self.lines_read > 0 or self.files_skipped > 0))
+
     def quarantine(self, where: str) -> None:
         """Count one quarantined line, keeping the first ``max_listed`` places as samples."""
         self.lines_quarantined += 1
@@ -91,13 +98,13 @@ class ImportReport:
                 mine.extend(theirs)
 
     def to_dict(self) -> dict[str, Any]:
-        """The report for ``report.json``: the counters, ``drift`` (most common first),
-        ``mapping_counts``, and the ``read``/``accepted``/``quarantined``/``reconciles`` summary."""
+        """The report for ``report.json``: the counters, ``drift`` (most common first), ``mapping_counts``,
+        the ``read``/``accepted``/``quarantined``/``reconciles`` summary and ``imported_nothing``."""
         d = asdict(self)
         d.pop("max_listed")
         d["drift"] = dict(self.drift.most_common())
         d["mapping_counts"] = dict(sorted(self.counts.items()))
         del d["counts"]
         d.update(read=self.lines_read, accepted=self.lines_accepted, quarantined=self.lines_quarantined,
-                 reconciles=self.reconciles)
+                 reconciles=self.reconciles, imported_nothing=self.imported_nothing)
         return d

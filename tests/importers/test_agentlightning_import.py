@@ -199,7 +199,8 @@ def test_bad_lines_are_quarantined_and_counts_reconcile(stored, tmp_path):
     rep = import_agentlightning([f], tmp_path / "t").to_dict()
     assert (rep["read"], rep["accepted"], rep["quarantined"], rep["lines_blank"], rep["lines_pending"]) == \
         (n + 5, n, 5, 1, 1)
-    assert rep["reconciles"] and rep["rollouts_imported"] == 1
+    # the half-written last line may be a record of any rollout of the file: "ok" waits for it
+    assert rep["reconciles"] and (rep["rollouts_imported"], rep["rollouts_pending"]) == (0, 1)
     assert rep["quarantine_samples"][0].startswith(f"{f}:{n + 1}: <line>: invalid JSON: unexpected character")
     assert rep["quarantine_samples"][1:] == [
         f"{f}:{n + 2}: <line>: not a JSON object (list)",
@@ -213,7 +214,7 @@ def test_bad_lines_are_quarantined_and_counts_reconcile(stored, tmp_path):
                                                     (n + 5, "name"), (n + 6, "start_time")]
     # finished files: the half-written last line is quarantined too, once
     rep = import_agentlightning([f], tmp_path / "t", SpanImportConfig(final=True)).to_dict()
-    assert (rep["read"], rep["quarantined"]) == (1, 1) and rep["reconciles"]
+    assert (rep["read"], rep["quarantined"]) == (1, 1) and rep["reconciles"] and rep["rollouts_imported"] == 1
     assert rep["quarantine_samples"] == [f"{f}:{n + 7}: <line>: truncated line (no newline, not valid JSON)"]
 
 

@@ -9,10 +9,12 @@ one rollout's spans:
    such as a store dumped again, is read again whole); each new line is checked with Agent
    Lightning's model (copied in ``records``: ``agentlightning`` is never imported) and filed under its
    rollout, or quarantined as ``file:line: field: reason`` (lines read = accepted + quarantined; blank
-   lines apart; a half-written last line waits);
+   lines apart; a half-written last line waits, and so does every rollout with a record in its file: the
+   line's rollout cannot be known before it is whole; a file with no line is skipped);
 2. mapping: rollout by rollout, in id order. A rollout already imported whose records read now
    were all part of its import (a copied or re-dumped file) is unchanged; one with a record its
-   import did not have is reported, never rewritten. A rollout still running by its Rollout record, or with no spans yet, waits: its refs
+   import did not have is reported, never rewritten. A rollout still running by its Rollout record, with no
+   spans yet, or with a record in a file whose last line is half-written, waits: its refs
    stay in the state and join the next import. Otherwise the spans of its latest attempt are read
    back and mapped by ``spans.spans_to_events`` (the runtime hook's mapping) into run
    ``al-<rollout_id>``, with the Rollout record's input as the task (else the first user message of
@@ -52,6 +54,7 @@ from tracebridge.importers.agentlightning.stored import (
     SpanImportState,
     SpanIndex,
     discover_span_files,
+    prefix_digest,
 )
 from tracebridge.importers.jsonl import json_error
 from tracebridge.importers.openclaw.report import ImportReport
@@ -98,28 +101,12 @@ class SpanImportReport(ImportReport):
 
     def to_dict(self) -> dict[str, Any]:
         """``ImportReport.to_dict`` plus ``records`` (counts by kind, sorted), ``tool_schemas``
-        (``recorded``/``missing``), ``tool_call_ids`` (``reconciled``/``unrecorded``) and ``imported_nothing``."""
+        (``recorded``/``missing``) and ``tool_call_ids`` (``reconciled``/``unrecorded``)."""
         d = super().to_dict()
         d["records"] = dict(sorted(self.records.items()))
         d["tool_schemas"] = {k: self.tool_schemas[k] for k in ("recorded", "missing")}
         d["tool_call_ids"] = {k: self.tool_call_ids[k] for k in ("reconciled", "unrecorded")}
-        d["imported_nothing"] = self.imported_nothing
         return d
-
-
-def _prefix_digest(path: str, fs: FileState) -> Any:
-    """The xxh3-128 state after the first ``fs.offset`` bytes of ``path`` if they are the bytes an
-    earlier import read (reading on continues it), else None."""
-    digest = xxhash.xxh3_128()
-    with open(path, "rb") as fh:
-        left = fs.offset
-        while left:
-            chunk = fh.read(min(_READ_BUFFER, left))
-            if not chunk:
-                return None
-            digest.update(chunk)
-            left -= len(chunk)
-    return digest if digest.hexdigest() == fs.digest else None
 
 
 def task_from_spans(spans: list[dict[str, Any]], rollout_id: str) -> str:
@@ -144,6 +131,7 @@ class _Import:
         self.rewritten: set[str] = set()  # files read again from the start (their waiting refs with them)
         self.prefix: dict[str, Any] = {}  # grown files: the digest of the prefix ``plan`` checked
         self.mtimes: dict[str, int] = {}  # modification times ``plan`` saw
+        self.held: set[str] = set()  # files whose last line is half-written: their rollouts wait
         self.reader = RecordReader()
 
     def plan(self, paths: list[str]) -> list[tuple[str, FileState | None]]:
@@ -161,7 +149,7 @@ class _Import:
                 if fs is not None and st.st_size == fs.offset and st.st_mtime_ns == fs.mtime_ns:
                     rep.files_unchanged += 1
                     continue
-                prefix = _prefix_digest(path, fs) if fs is not None and st.st_size >= fs.offset else None
+                prefix = prefix_digest(path, fs) if fs is not None and st.st_size >= fs.offset else None
                 if fs is not None and prefix is not None and st.st_size == fs.offset:  # touched, not changed
                     self.files[path] = FileState(fs.offset, fs.digest, fs.lines, st.st_mtime_ns)
                     rep.files_unchanged += 1
@@ -197,13 +185,13 @@ class _Import:
             digest = self.prefix.pop(path)
             fh.seek(fs.offset)
             offset, lineno = fs.offset, fs.lines
-        limit = self.cfg.max_line_bytes
+        limit, before = self.cfg.max_line_bytes, rep.lines_read
         for raw in read_lines(fh, limit):
             lineno += 1
             if raw[-1] != 10 and len(raw) > limit:  # read past in chunks (or left for the next import if being written)
                 size = pass_overlong(fh, raw, digest.update, final)
                 if size is None:
-                    rep.lines_pending += 1
+                    self._pending(path)
                     lineno -= 1
                     break
                 rep.lines_read += 1
@@ -217,7 +205,7 @@ class _Import:
                 if raw.isspace():
                     rep.lines_blank += 1
                 elif raw[-1:] != b"\n" and not final:  # a live file's half-written last line: next import
-                    rep.lines_pending += 1
+                    self._pending(path)
                     lineno -= 1
                     break
                 else:
@@ -238,6 +226,16 @@ class _Import:
             offset += len(raw)
         rep.bytes_read += offset - (fs.offset if fs is not None else 0)
         self.files[path] = FileState(offset, digest.hexdigest(), lineno, self.mtimes[path])
+        if fs is None and rep.lines_read == before and path not in self.held:  # as OpenClaw's importer says
+            rep.files_new -= path not in self.rewritten
+            rep.files_rewritten -= path in self.rewritten
+            rep.skip(path, f"no importable rows yet ({'blank lines only' if offset else 'no line: an empty file'})")
+
+    def _pending(self, path: str) -> None:
+        """A half-written last line: the next import reads it, and until then every rollout with a record
+        in ``path`` waits (the line may be any rollout's: a run written without it would never get it)."""
+        self.rep.lines_pending += 1
+        self.held.add(path)
 
     def _quarantine(self, path: str, lineno: int, field_: str, reason: str, raw: bytes) -> None:
         self.rep.quarantine(f"{path}:{lineno}: {field_}: {reason}")
@@ -272,7 +270,7 @@ class _Import:
             return
         attempt = entry.latest_attempt()
         running = entry.status is not None and entry.status not in TERMINAL and not self.cfg.final
-        if running or attempt is None:
+        if running or attempt is None or (self.held and any(r.file in self.held for r in entry.refs)):
             state.pending[rid] = list(entry.refs)
             rep.rollouts_pending += 1
             return

@@ -6,22 +6,52 @@ imported (always a whole number of lines), an xxh3-128 digest of those bytes and
 transcript that was renamed (archived) or rewritten, and never duplicates events.
 
 The quarantine is an append-only JSONL file of every line that could not be imported, with
-``file``, ``line``, ``field``, ``reason`` and the raw line, deduplicated across imports.
+``file``, ``line``, ``field``, ``reason``, the ``sha256`` of its bytes and the raw line, deduplicated
+across imports. A line that is not UTF-8 keeps its bytes: each invalid byte is written as ``\\udcXX``
+(capture's ``escape_surrogates``) and the row says ``raw_escaped: true``; ``raw_bytes`` gives the bytes back.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from tracebridge.capture.blocks import escape_surrogates
 from tracebridge.capture.reader import iter_lines
 from tracebridge.capture.writer import EventWriter, write_atomic
 
 STATE_VERSION = 1
+_ESCAPED_BYTE = re.compile(r"\\udc([89a-f][0-9a-f])")  # an invalid byte as ``escape_surrogates`` writes it
+
+
+def raw_text(raw: bytes) -> dict[str, Any]:
+    """The quarantine fields of a line's bytes: ``raw`` (its text, each byte that is not UTF-8 escaped as
+    ``\\udcXX`` the way capture escapes undecodable bytes, with ``raw_escaped: true``; a line that also held
+    such text itself keeps its bytes in ``raw_base64`` as well, so no reading is ambiguous)."""
+    try:
+        return {"raw": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "surrogateescape")
+    out: dict[str, Any] = {"raw": escape_surrogates(text), "raw_escaped": True}
+    if _ESCAPED_BYTE.search(text):
+        out["raw_base64"] = base64.b64encode(raw).decode()
+    return out
+
+
+def raw_bytes(row: dict[str, Any]) -> bytes:
+    """The original bytes of a quarantine row's line (``raw_text`` undone)."""
+    if "raw_base64" in row:
+        return base64.b64decode(row["raw_base64"])
+    if not row.get("raw_escaped"):
+        return str(row["raw"]).encode("utf-8")
+    text = _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m[1], 16)), row["raw"])
+    return text.encode("utf-8", "surrogateescape")
 
 
 class StateError(ValueError):
@@ -113,7 +143,7 @@ class Quarantine:
             self.write_to.parent.mkdir(parents=True, exist_ok=True)
             self._writer = EventWriter(self.write_to, fsync_interval_s=None)
         row: dict[str, Any] = {"file": file, "line": line, "field": field, "reason": reason, "sha256": digest,
-                               "raw": raw.decode("utf-8", "replace")}
+                               **raw_text(raw)}
         data = orjson.dumps(row)
         self._writer.write_line(data)
         self.size += len(data) + 1
@@ -128,7 +158,8 @@ class Quarantine:
                 obj = ln.obj if isinstance(ln.obj, dict) else {}
                 line, raw = obj.get("line"), obj.get("raw")
                 if obj.get("file") == file and type(line) is int and line <= lines and isinstance(raw, str):
-                    found[line] = raw
+                    # as OpenClaw reads a line that is not UTF-8 (replacement characters), as before
+                    found[line] = raw_bytes(obj).decode("utf-8", "replace") if obj.get("raw_escaped") else raw
         return found
 
     def rejected_rows(self, file: str, lines: int) -> list[Any]:

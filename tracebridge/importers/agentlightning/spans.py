@@ -16,7 +16,8 @@ spans (the tool calls of a model's reply, read into that call's ``llm`` block), 
 ``raw_gen_ai_request`` (the provider payload of the ``litellm_request`` span above it) and a second span
 of a model call already mapped (the client's span and the LLM proxy's: the same ``gen_ai.response.id``,
 overlapping times, an agreeing reply; see ``_kinds``). What a span holds that cannot be read (a reward that
-is no finite number, token ids, message attributes, a second record of a span id) is listed in
+is no finite number, token ids, message attributes, a second record of a span id, a time past the years
+1-9999 or an end before the start) is listed in
 ``SpanRun.problems`` under its span id; the rest of the span is mapped.
 
 How model-call spans become ``llm`` blocks (and the two instrumentation shapes read) is in ``llm_calls``.
@@ -119,6 +120,19 @@ def _iso(t: Any) -> str | None:
         return ts_from_epoch_ms(t * 1000)
     except (OverflowError, OSError, ValueError):  # beyond the years 1-9999, or NaN
         return None
+
+
+def _time_problems(span: dict[str, Any]) -> list[tuple[str, str]]:
+    """(attribute, reason) of each time of a span the run cannot hold as it is: the span is kept, but its
+    events take the time of the event before them, or its latency is 0 (end before start)."""
+    out, times = [], (span.get("start_time"), span.get("end_time"))
+    for name, t in zip(("start_time", "end_time"), times):
+        if t and _iso(t) is None:
+            out.append((name, (f"{t!r} is no time the schema can hold (epoch seconds in the years 1-9999): its "
+                               "events take the time of the event before them (the span is still ordered by it)")))
+    if not out and all(isinstance(t, (int, float)) for t in times) and times[1] < times[0]:  # type: ignore[operator]
+        out.append(("end_time", f"{times[1]!r} is before start_time {times[0]!r}: its latency is recorded as 0"))
+    return out
 
 
 class _Builder:
@@ -307,6 +321,7 @@ def spans_to_events(spans: list[dict[str, Any]], run_id: str, task: Any, result:
         if span.get("span_id") in unsound:
             b.note(span, [("parent_id", unsound[span.get("span_id")])])
         b.note(span, reward_problems(span.get("name") or "", span.get("attributes") or {}))
+        b.note(span, _time_problems(span))
         anc, parent, seen = span.get("parent_id"), None, set()
         while anc is not None and parent is None and anc not in seen:  # nearest mapped ancestor (a parent
             seen.add(anc)  # cycle, or a span its own parent, ends the walk), else the previous event

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from tracebridge.importers.openclaw import rows
+from tracebridge.importers.openclaw import fields, rows
 from tracebridge.importers.openclaw.content import split_content, tool_args, usage_of
 from tracebridge.importers.openclaw.keys import (
     ASSISTANT_KEYS,
@@ -30,7 +30,6 @@ from tracebridge.importers.openclaw.keys import (
     MODEL_TURN_KEYS,
     OPENCLAW_ASSISTANT_KEYS,
     STOP_ACTIONS,
-    TOOL_CALL_KEYS,
     TOOL_RESULT_KEYS,
     TOOL_RESULT_TURN_KEYS,
     USER_KEYS,
@@ -98,6 +97,9 @@ class SessionMapper:
         ts = row.get("timestamp")
         if type(ts) is not str or not ts.isascii() or ts.encode().translate(DIGITS_TO_0) != ISO_SHAPE:
             ts = self._slow_ts(row, msg)
+        elif msg is not None and (mt := msg.get("timestamp")) is not None and type(mt) is not int \
+                and type(mt) is not float and to_timestamp(mt) is None:
+            self.wrong("message.timestamp", "invalid", f"{mt!r:.80} is no time (the row's timestamp is used)")
         if ts >= self.last_ts:
             self.last_ts = ts
         else:
@@ -152,6 +154,11 @@ class SessionMapper:
         self.last_event = eid
         return eid
 
+    def wrong(self, field: str, kind: str, why: str) -> None:
+        """Count a value of the wrong type as drift ``<field>:<kind>`` and list it (``file:line: field: why``)."""
+        self.drift[f"{field}:{kind}"] += 1
+        self.notes.append((self.lineno, field, why, "drift"))
+
     def check_keys(self, obj: dict[str, Any], known: frozenset[str], where: str) -> None:
         """Count fields outside ``known`` as drift (``<where>.<field>``)."""
         if not known.issuperset(obj):
@@ -189,7 +196,7 @@ class SessionMapper:
             return rows.session_header(self, row, lineno)
         rid = row.get("id")
         if type(rid) is not str or not rid or rid in self.anchor:
-            rid = rows.fallback_row_id(self, rid, lineno)
+            rid = fields.row_id(self, rid, lineno)
         out: list[dict[str, Any]] = []
         if rtype == "message":
             if not MESSAGE_ROW_KEYS.issuperset(row):
@@ -231,7 +238,7 @@ class SessionMapper:
             obs: dict[str, Any] = rows.message_facts(msg)
         else:
             obs = {}
-        text, _, _, images, other = split_content(msg.get("content"), self.drift, "message.user")
+        text, _, _, images, other = split_content(msg.get("content"), self.drift, "message.user", self.wrong)
         ut = split_user_text(text) if text else None
         if ut is not None and ut.channel:
             obs["channel"] = ut.channel
@@ -282,7 +289,7 @@ class SessionMapper:
             self._params[key] = cached
             if self.first_model is None and model:
                 self.first_model = {"model": name, "params": params}
-        inp, outp, usd = usage_of(msg.get("usage"))
+        inp, outp, usd = usage_of(msg.get("usage"), self.wrong)
         self.tokens += inp + outp
         self.cost += usd
         return {"model": cached[2], "rendered_prompt": "", "prompt_hash": EMPTY_PROMPT_HASH,
@@ -290,7 +297,8 @@ class SessionMapper:
                 "usage": {"input_tokens": inp, "output_tokens": outp, "cost_usd": usd, "latency_ms": 0.0}}
 
     def _assistant(self, row: dict[str, Any], msg: dict[str, Any], rid: str, out: list[dict[str, Any]]) -> None:
-        text, thinking, calls, images, _ = split_content(msg.get("content"), self.drift, "message.assistant")
+        text, thinking, calls, images, _ = split_content(msg.get("content"), self.drift, "message.assistant",
+                                                             self.wrong)
         stop = msg.get("stopReason")
         action = STOP_ACTIONS.get(stop) if type(stop) is str else None
         if action is None:
@@ -318,13 +326,13 @@ class SessionMapper:
         payload = {"action": action, "reasoning_summary": thinking or None, "tool": None, "args": None}
         llm = self._llm(msg, text, model, served)
         if calls:
-            facts = self._call_blocks(rid, calls, facts)
+            facts = fields.call_blocks(self, rid, calls, facts)
         if facts:  # this call's own facts: in its params, not in the config hash
             llm["params"] = {**llm["params"], **facts}
         act = self.event(out, rid, "worker_action", "worker", payload, self.parent(row), ts, llm)
         for i, call in enumerate(calls):
             cid, name, args = call_id(call, rid, i), call.get("name"), call.get("arguments")
-            name = name if type(name) is str else "unknown"
+            name = name if type(name) is str else fields.tool_name(self, name, i)
             args = args if type(args) is dict else tool_args(args)
             if not i:
                 payload["tool"], payload["args"] = name, args
@@ -344,25 +352,12 @@ class SessionMapper:
             self.event(out, rid, "episode_error", "worker", {"kind": kind, "message": message, "recoverable": True},
                        act, ts)
 
-    def _call_blocks(self, rid: str, calls: Any, facts: dict[str, Any] | None) -> dict[str, Any] | None:
-        """Check the toolCall blocks' keys (unknown ones are drift) and add their ``executionMode``s to
-        the call's facts as ``tool_execution_modes`` (call id -> mode)."""
-        modes = {}
-        for i, call in enumerate(calls):
-            if not TOOL_CALL_KEYS.issuperset(call):
-                self.check_keys(call, TOOL_CALL_KEYS, "message.assistant.content.toolCall")
-            if "executionMode" in call:
-                modes[call_id(call, rid, i)] = call["executionMode"]
-        if not modes:
-            return facts
-        return {**(facts or {}), "tool_execution_modes": modes}
-
     def _tool_result(self, row: dict[str, Any], msg: dict[str, Any], rid: str, out: list[dict[str, Any]]) -> None:
         facts = None
         if not TOOL_RESULT_KEYS.issuperset(msg):
             self.check_keys(msg, TOOL_RESULT_TURN_KEYS, "message.toolResult")
             facts = rows.message_facts(msg)
-        text, _, _, images, other = split_content(msg.get("content"), self.drift, "message.toolResult")
+        text, _, _, images, other = split_content(msg.get("content"), self.drift, "message.toolResult", self.wrong)
         cid, name = msg.get("toolCallId"), msg.get("toolName")
         name = name if type(name) is str else None
         if type(cid) is not str or not cid:
@@ -375,7 +370,10 @@ class SessionMapper:
         else:
             parent = pair[0]
             name = name or pair[1]
-        is_error = msg.get("isError") is True
+        is_error = msg.get("isError")
+        if is_error is not True and is_error is not False and is_error is not None:
+            self.wrong("message.toolResult.isError", "not_a_boolean", f"{is_error!r:.80} is no boolean: read as false")
+        is_error = is_error is True
         output: Any = text
         if images or other:
             output = {"text": text, "images": list(images), "other": list(other)}

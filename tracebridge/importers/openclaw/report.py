@@ -14,6 +14,7 @@ _NOTES = {  # why a row was noted, by kind
     "unknown": ("{v!r} names no earlier row of the session (missing, quarantined, or later in the file: a loop)"
                 + _ATTACHED),
     "duplicate": "{v!r} is the id of an earlier row: imported as '{v}~L{line}' (a parentId {v!r} means the first)",
+    "drift": "{v} (counted as drift)",  # a value of the wrong type: SessionMapper.wrong
 }
 
 

@@ -138,18 +138,12 @@ def legacy_message(m: SessionMapper, row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def fallback_row_id(m: SessionMapper, rid: Any, lineno: int) -> str:
-    """A row id for rows without one (``L<line>``) or with a duplicate one (``<id>~L<line>``)."""
-    if type(rid) is str and rid:
-        m.drift["row:duplicate_id"] += 1
-        m.notes.append((lineno, "id", rid, "duplicate"))
-        return f"{rid}~L{lineno}"
-    return f"L{lineno}"
-
-
 def session_header(m: SessionMapper, row: dict[str, Any], lineno: int) -> list[dict[str, Any]]:
     """The header becomes the root; a late or second header an ordinary observation (drift)."""
     m.check_keys(row, TYPE_KEYS["session"], "session")
+    if type(row.get("id")) is not str:  # the run id came from the file name (``read_session_id``)
+        m.wrong("session.id", "not_a_string", f"{row.get('id')!r:.80} is no session id: the run is named after the "
+                "file (the header's id is kept in its observation)")
     out: list[dict[str, Any]] = []
     obs = {k: v for k, v in row.items() if k != "type"}
     if row.get("version") != 3:
@@ -182,7 +176,7 @@ def other_message(m: SessionMapper, row: dict[str, Any], msg: dict[str, Any], ro
                 m.parent(row), m.ts(row, msg))
         return
     m.drift[f"message.role={role}"] += 1
-    text = split_content(msg.get("content"), m.drift, f"message.{role}")[0]
+    text = split_content(msg.get("content"), m.drift, f"message.{role}", m.wrong)[0]
     obs = {k: v for k, v in msg.items() if k != "content"}
     obs["content"] = text
     m.event(out, rid, "env_observation", "env", {"observation": obs, "source": f"openclaw.message:{role}"},
@@ -196,7 +190,7 @@ def context_free_message(m: SessionMapper, row: dict[str, Any], msg: dict[str, A
     observation, not a turn, so it is neither the goal nor part of a training prompt."""
     m.check_keys(msg, CONTEXT_FREE_USER_KEYS, "message.user")
     m.counts["context_free_messages"] += 1
-    text, _, _, images, _ = split_content(msg.get("content"), m.drift, "message.user")
+    text, _, _, images, _ = split_content(msg.get("content"), m.drift, "message.user", m.wrong)
     obs: dict[str, Any] = {"text": text}
     if images:
         obs["images"] = list(images)
@@ -268,7 +262,7 @@ def _custom_message(m: SessionMapper, row: dict[str, Any], src: dict[str, Any], 
     if src is not row:
         m.check_keys(src, CUSTOM_MESSAGE_KEYS, "message.custom")
     ctype = src.get("customType") if isinstance(src.get("customType"), str) else "unknown"
-    text, _, _, images, _ = split_content(src.get("content"), m.drift, "custom_message")
+    text, _, _, images, _ = split_content(src.get("content"), m.drift, "custom_message", m.wrong)
     obs: dict[str, Any] = {"content": text, "display": src.get("display"), "details": src.get("details")}
     if images:
         obs["images"] = list(images)

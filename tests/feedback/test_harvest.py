@@ -264,9 +264,9 @@ def test_every_update_is_applied_ignored_with_its_reason_or_quarantined(cfg, tmp
 
 
 def test_a_harvest_under_another_salt_is_refused(cfg, tmp_path, monkeypatch):
-    """Setting the salt on a host that had harvested without one (as the config advises) named every
-    user anew: a ❤ then changed to 👎 kept the ❤ (old pseudonym) and added the 👎 (new one), so the
-    reply's label stayed positive (+1) instead of -1."""
+    """Setting another salt on a host that had harvested under one named every user anew: a ❤ then
+    changed to 👎 kept the ❤ (old pseudonym) and added the 👎 (new one), so the reply's label stayed
+    positive (+1) instead of -1."""
     from typer.testing import CliRunner
 
     from tracebridge.cli import app
@@ -274,8 +274,7 @@ def test_a_harvest_under_another_salt_is_refused(cfg, tmp_path, monkeypatch):
     from tracebridge.feedback.join import labels_for_runs
 
     record_batch(cfg.registry, 42, [10], "runA", "runA:e")
-    monkeypatch.delenv(cfg.user_salt_env, raising=False)
-    monkeypatch.delenv("TRACEBRIDGE_FEEDBACK_SALT", raising=False)
+    monkeypatch.setenv(cfg.user_salt_env, "the-first-host-salt")
     assert harvest_updates(cfg, [("t:1", reaction(1, 10, [], ["❤"]))], "getUpdates", ["t"]).added == 1
     monkeypatch.setenv(cfg.user_salt_env, "a-new-host-salt")
     before = Path(cfg.ledger).read_bytes()
@@ -293,6 +292,6 @@ def test_a_harvest_under_another_salt_is_refused(cfg, tmp_path, monkeypatch):
                                  f"quarantine={cfg.quarantine}"])
     assert r.exit_code == 2 and "set TRACEBRIDGE_FEEDBACK_SALT to the ledger's salt" in r.output
     assert Path(cfg.ledger).read_bytes() == before  # nothing written under the new salt
-    monkeypatch.delenv(cfg.user_salt_env)  # the ledger's salt again: the change replaces the ❤
+    monkeypatch.setenv(cfg.user_salt_env, "the-first-host-salt")  # the ledger's salt again: the change replaces the ❤
     harvest_updates(cfg, [("t:2", reaction(2, 10, ["❤"], ["👎"]))], "getUpdates", ["t"])
     assert labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)["runA"]["run"]["feedback_score"] == -1.0

@@ -19,7 +19,7 @@ from typing import Any
 
 from tracebridge.capture.reader import iter_lines
 from tracebridge.feedback.bots import check_files, row_bot
-from tracebridge.feedback.ledger import append_locked, file_lock, parse_time
+from tracebridge.feedback.ledger import append_locked, edge_problem, file_lock, parse_time
 from tracebridge.schema.canonical import utc_now
 
 
@@ -55,7 +55,8 @@ def record_batch(path: str | os.PathLike[str], chat: Any, message_ids: list[int]
         ValueError: no message ids, one given twice or not positive, an empty chat, run or event id, an
             event count that does not match (``_batch_problems``, all listed), a message of ``chat`` that the
             registry holds for another reply (another batch or run) of the same bot: the labels of one would
-            go to the other; or registry rows that cannot be told from this bot's (``bots.check_files``).
+            go to the other; registry rows that cannot be told from this bot's (``bots.check_files``); or a
+            file whose first or last line is no registry row (another file given as the registry).
     """
     events = [event_ids] * len(message_ids) if isinstance(event_ids, str) else list(event_ids)
     if problems := _batch_problems(chat, message_ids, run_id, events):
@@ -69,6 +70,9 @@ def record_batch(path: str | os.PathLike[str], chat: Any, message_ids: list[int]
     rows = [{"batch_id": batch, "chat": chat, "message_id": int(m), "chunk_index": i, "chunk_count": len(message_ids),
              "run_id": run_id, "event_id": e, "time": when, "key": f"{at}{chat}:{m}", **({"bot_id": bot_id} if at else {})}
             for i, (m, e) in enumerate(zip(message_ids, events))]
+    if why := edge_problem(path, _registry_problem):  # before the lock: a refused file keeps no <file>.lock
+        raise ValueError(f"not a chunk registry: {why}; nothing recorded: give the registry `feedback chunks "
+                         "record` writes (JSONL, one chunk a line), or a path that does not exist yet to start one")
     with file_lock(path):  # read and append under one lock: a batch recorded meanwhile is checked too
         reg = read_registry(path, legacy_bot_id)
         check_files(str(path), reg.raws, bot_id, legacy_bot_id)
@@ -198,6 +202,11 @@ def _row_problem(r: dict[str, Any]) -> str | None:
         if not whole:
             return f"{k}: {v!r} is not an integer"
     return None
+
+
+def _registry_problem(obj: Any) -> str | None:
+    """Why a parsed line is no registry row (``_row_problem``), or None for a row."""
+    return _row_problem(obj) if isinstance(obj, dict) else "<row>: not a JSON object"
 
 
 def sent_time(chunk: Chunk) -> Any:

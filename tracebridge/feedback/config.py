@@ -35,8 +35,12 @@ class FeedbackConfig:
     late_after_s: float = field(default=86400.0, metadata={
         "help": "A reaction this long after its message was sent is 'late' in the audit (seconds)."})
     user_salt_env: str = field(default="TRACEBRIDGE_FEEDBACK_SALT", metadata={
-        "help": "Environment variable with the salt for hashing Telegram user ids (unset = a fixed salt). Set it "
-                "before the first harvest: a harvest under another salt than the ledger's rows is refused."})
+        "help": "Environment variable with the secret salt for hashing Telegram user ids. Set it before the first "
+                "harvest: a harvest with it unset is refused (unless allow_default_salt), and a harvest under "
+                "another salt than the ledger's rows is refused."})
+    allow_default_salt: bool = field(default=False, metadata={
+        "help": "Harvest with user_salt_env unset, hashing user ids under the built-in salt, which is public: "
+                "anyone can reverse those pseudonyms by trying Telegram user ids. For tests and demos only."})
     bot_id: str = field(default="", metadata={
         "help": "The bot whose updates this harvest, serve or chunk record handles, when several bots share these "
                 "files: the number before ':' in its token (public; never the secret), or a name. Update ids, "

@@ -35,9 +35,12 @@ from tracebridge.feedback.bots import (
 )
 from tracebridge.feedback.config import FeedbackConfig
 from tracebridge.feedback.ledger import (
+    DEFAULT_SALT,
     LedgerRow,
     append_locked,
+    edge_problem,
     file_lock,
+    ledger_row_problem,
     parse_time,
     read_ledger,
     salt_id,
@@ -104,22 +107,54 @@ class HarvestReport:
         return asdict(self)
 
 
-def _salt(cfg: FeedbackConfig) -> str | None:
-    return os.environ.get(cfg.user_salt_env)
+def _salt(cfg: FeedbackConfig) -> str:
+    """The salt user ids are hashed with: ``user_salt_env``'s value, else (``allow_default_salt``) the built-in one.
+
+    Raises:
+        ValueError: ``user_salt_env`` is unset or empty and ``allow_default_salt`` is false.
+    """
+    if salt := os.environ.get(cfg.user_salt_env):
+        return salt
+    if cfg.allow_default_salt:
+        return DEFAULT_SALT
+    held = Path(cfg.ledger).is_file() and Path(cfg.ledger).stat().st_size > 0
+    raise ValueError(
+        f"{cfg.user_salt_env} is not set: set it to a secret salt of this host (e.g. `export {cfg.user_salt_env}="
+        "$(openssl rand -hex 16)`, kept with the host's secrets) before harvesting; nothing harvested. Hashed under "
+        "the built-in salt, which is public, the users' pseudonyms could be reversed by trying Telegram user ids"
+        + (f". {cfg.ledger} holds rows already: set {cfg.user_salt_env} to the salt they were hashed under (their "
+           f"salt_id fingerprints it); if they were hashed under the built-in salt (salt_id {salt_id(DEFAULT_SALT)}), "
+           "start a new ledger under a salt, or go on with allow_default_salt=true" if held else
+           "; for tests and demos, allow_default_salt=true harvests under the built-in salt"))
+
+
+def preflight(cfg: FeedbackConfig) -> None:
+    """Check, before anything is locked or written, that a harvest into ``cfg.ledger`` may start.
+
+    Raises:
+        ValueError: no salt (``_salt``), or a ledger whose first or last line is no ledger row (another
+            file given as the ledger: the harvest would append reactions to it).
+    """
+    _salt(cfg)
+    if why := edge_problem(cfg.ledger, ledger_row_problem):
+        raise ValueError(f"not a reaction ledger: {why}; nothing harvested: give the ledger `feedback harvest` "
+                         "writes (JSONL, one reaction change a line), or a path that does not exist yet to start one")
 
 
 def _check_salt(cfg: FeedbackConfig, ledger: list[LedgerRow]) -> str:
     """This harvest's salt fingerprint, after checking the ledger's users were hashed with the same salt.
 
     Raises:
-        ValueError: rows of the ledger were hashed under another salt (``salt_id``).
+        ValueError: no salt (``_salt``), or rows of the ledger were hashed under another salt (``salt_id``).
     """
     sid = salt_id(_salt(cfg))
     other = sorted({r.raw["salt_id"] for r in ledger if isinstance(r.raw.get("salt_id"), str)} - {sid})
     if other:
+        unset = "" if os.environ.get(cfg.user_salt_env) else \
+            f", the built-in salt: {cfg.user_salt_env} is not set (allow_default_salt=true)"
         raise ValueError(f"{cfg.ledger}: its users were pseudonymised under another salt ({', '.join(other)}; this "
-                         f"harvest's is {sid}), so a user's changed or removed reaction would not replace their "
-                         f"earlier one; set {cfg.user_salt_env} to the ledger's salt, or start a new ledger")
+                         f"harvest's is {sid}{unset}), so a user's changed or removed reaction would not replace "
+                         f"their earlier one; set {cfg.user_salt_env} to the ledger's salt, or start a new ledger")
     return sid
 
 
@@ -236,8 +271,10 @@ def harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], sou
 
     Raises:
         ValueError: the ledger's users were hashed under another salt, or its rows cannot be told
-            apart from this bot's (``bots.check_files``); nothing is harvested.
+            apart from this bot's (``bots.check_files``), no salt, or the ledger is no ledger (``preflight``);
+            nothing is harvested.
     """
+    preflight(cfg)  # before the lock: a refused file keeps no <file>.lock beside it
     with file_lock(cfg.ledger):
         return _harvest_updates(cfg, updates, source, inputs)
 

@@ -36,6 +36,7 @@ from tracebridge.feedback.harvest import (
     _quarantine,
     _salt,
     _stamp,
+    preflight,
 )
 from tracebridge.feedback.ledger import hash_user, parse_time, read_ledger
 from tracebridge.feedback.mapping import load_mapping
@@ -201,6 +202,7 @@ def harvest_openclaw(cfg: FeedbackConfig, paths: list[str | os.PathLike[str]] | 
     ``list_openclaw(paths)`` already walked (else walked here)."""
     from tracebridge.importers.openclaw.session import session_id_from_name
 
+    preflight(cfg)
     got = listing if listing is not None else list_openclaw(paths)
     transcripts, stores, problems = got.transcripts, got.stores, list(got.problems)
     rep = HarvestReport("openclaw", [str(t.path) for t in transcripts] + [str(db) for db in stores], bot_id=bot_of(cfg))

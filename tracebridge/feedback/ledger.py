@@ -18,7 +18,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,9 @@ from filelock import FileLock
 from tracebridge.capture.reader import iter_lines
 from tracebridge.capture.writer import EventWriter
 
-DEFAULT_SALT = "tracebridge-feedback"
+DEFAULT_SALT = "tracebridge-feedback"  # public: a harvest takes it only with allow_default_salt=true
 CHANGES = ("added", "removed")
+EDGE_BYTES = 1 << 16  # how much of a file's head and tail ``edge_problem`` reads
 
 
 def _salt_of(salt: str | None) -> str:
@@ -123,6 +124,58 @@ def read_ledger(path: str | os.PathLike[str]) -> LedgerScan:
         else:
             out.rows.append(got)
     return out
+
+
+def ledger_row_problem(obj: Any) -> str | None:
+    """Why a parsed line is no ledger row (``check_row``'s ``field: problem``), or None for a row."""
+    got = check_row(obj)
+    return got if isinstance(got, str) else None
+
+
+def edge_problem(path: str | os.PathLike[str], problem: Callable[[Any], str | None]) -> str | None:
+    """``file:line: problem`` when the first or the last line of the JSONL file ``path`` is not one of its
+    rows (``problem`` of the parsed line says why), else None (also for no file, an empty one, or a line
+    longer than ``EDGE_BYTES``). Only the file's head and tail are read, so a large ledger costs nothing; a
+    line that starts like an object but does not parse is taken as a row cut short by a killed writer
+    (the readers quarantine it), not as a sign of another kind of file."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    with open(p, "rb") as fh:
+        head = fh.read(EDGE_BYTES)
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - EDGE_BYTES))
+        tail = fh.read(EDGE_BYTES)
+    head = head.removeprefix(b"\xef\xbb\xbf")
+    tail = head if size <= EDGE_BYTES else tail
+    lines = head.split(b"\n")
+    first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
+    whole = first is not None and (first < len(lines) - 1 or size <= EDGE_BYTES)  # not cut off by the head's end
+    if whole and (why := _line_problem(lines[first], problem)):
+        return f"{p}:{first + 1}: {why}"
+    body = tail.rstrip()
+    whole = bool(body) and (b"\n" in body or size <= EDGE_BYTES)  # no line at all: an empty ledger
+    if whole and (why := _line_problem(body.rsplit(b"\n", 1)[-1], problem)):
+        return f"{p}:{_line_count(p, len(tail) - len(body))}: {why}"
+    return None
+
+
+def _line_problem(line: bytes, problem: Callable[[Any], str | None]) -> str | None:
+    line = line.strip()
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None if line.startswith(b"{") else f"not JSON ({line[:40].decode('utf-8', 'replace')!r})"
+    return problem(obj)
+
+
+def _line_count(path: Path, trailing: int) -> int:
+    """The number of the file's last non-blank line (counted only to name a line being refused)."""
+    end, lines = path.stat().st_size - trailing, 1
+    with open(path, "rb") as fh:
+        while (at := fh.tell()) < end:
+            lines += fh.read(min(1 << 20, end - at)).count(b"\n")
+    return lines
 
 
 def _keys(path: Path) -> Iterator[str]:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from tracebridge.feedback.config import FeedbackConfig
-from tracebridge.feedback.harvest import harvest_updates
+from tracebridge.feedback.harvest import harvest_updates, preflight
 from tracebridge.feedback.telegram import ReadError
 from tracebridge.importers.jsonl import json_error
 
@@ -153,6 +153,7 @@ class WebhookServer(ThreadingHTTPServer):
             raise ValueError("the webhook secret must be at least 8 characters")
         if not path.startswith("/"):
             raise ValueError(f"path={path!r}: must start with /")
+        preflight(cfg)  # no salt, or a ledger that is no ledger: refused now, not on every update
         if ":" in cfg.webhook_host:  # ::1 needs an IPv6 socket
             self.address_family = socket.AF_INET6
         super().__init__((cfg.webhook_host, cfg.webhook_port), _Handler)

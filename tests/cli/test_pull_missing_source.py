@@ -30,3 +30,38 @@ def test_pull_of_a_mistyped_uri_exits_2(tmp_path: Path) -> None:
     assert res.exit_code == 2, res.output
     assert "'s3:' must be followed by '//'" in json.loads(res.stdout)["error"]
     assert not (tmp_path / "r").exists()
+
+
+def test_pull_of_a_folder_holding_no_report_exits_2(tmp_path: Path) -> None:
+    """A folder that exists but holds no report (empty, or other files) exited 1 with "manifest.json: missing",
+    the code of a report that failed its check, and a ``path`` naming a folder never created."""
+    for name, files in (("empty", {}), ("notes", {"notes.txt": "x"})):
+        src = tmp_path / name
+        src.mkdir()
+        for f, text in files.items():
+            (src / f).write_text(text)
+        res = CliRunner().invoke(app, ["pull", str(src), "--out", str(tmp_path / "r"), "--json"])
+        assert res.exit_code == 2, res.output
+        doc = json.loads(res.stdout)
+        assert doc["ok"] is False and doc["exit_code"] == 2 and doc["error"] == f"{src}: no report there (no manifest.json, results.json, report.html)"
+        assert not (tmp_path / "r" / name).exists()
+    res = CliRunner().invoke(app, ["pull", str(tmp_path / "empty"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and res.stdout == "" and res.stderr.startswith("error: "), res.output
+
+
+def test_a_pull_that_fails_its_check_says_so_in_the_shape_of_every_error(tmp_path: Path) -> None:
+    """Exit 1 (a report that does not verify): its JSON carries ``ok`` and ``exit_code`` as every command's
+    error JSON does, ``path`` is None (nothing was written), and the text goes to stderr as ``error: ...``."""
+    from tests.report.test_report import trials
+    from tracebridge.report import write_report
+
+    src = tmp_path / "store" / "r1"
+    write_report(trials(tmp_path / "t", uplift=20), src, config={"roles": ["verifier"]}, wall_s=1.0, n_boot=50)
+    (src / "results.json").write_text("{}")
+    res = CliRunner().invoke(app, ["pull", str(src), "--out", str(tmp_path / "r"), "--json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 1 and doc["ok"] is False and doc["exit_code"] == 1 and doc["path"] is None, doc
+    assert doc["problems"] == [f"{src}/manifest.json:files[0].sha256: results.json was modified"]
+    res = CliRunner().invoke(app, ["pull", str(src), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and res.stdout == "" and res.stderr == f"error: {doc['problems'][0]}\n", res.output
+    assert not (tmp_path / "r" / "r1").exists()

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from tracebridge.cli.app import (
+    EXIT_FAILED,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     app,
@@ -122,11 +123,15 @@ def pull(
         fail(res["problems"][0], EXIT_USAGE)
     if res.get("refused"):  # a storage that cannot be opened (unknown protocol, bad bucket, no credentials): as fetch
         fail(res["problems"][0], EXIT_USAGE)
-    if json_out:
-        print_json({k: v for k, v in res.items() if k != "manifest"} | {"uri": uri})
+    code = EXIT_FAILED if res["problems"] else 0
+    if json_out:  # the shape of every command's JSON: ok and exit_code beside what it found
+        print_json({k: v for k, v in res.items() if k != "manifest"} | {"uri": uri, "ok": not code, "exit_code": code})
     else:
         for note in res["notes"]:
             typer.echo(f"note: {note}", err=True)
-        typer.echo("\n".join(res["problems"]) or f"report verified: {res['report_html']}"
-                   + (f" (written by {res['written_by']})" if res["written_by"] else ""))
-    raise typer.Exit(1 if res["problems"] else 0)
+        for problem in res["problems"]:  # on stderr with the prefix every command's errors carry
+            typer.echo(f"error: {problem}", err=True)
+        if not code:
+            typer.echo(f"report verified: {res['report_html']}"
+                       + (f" (written by {res['written_by']})" if res["written_by"] else ""))
+    raise typer.Exit(code)

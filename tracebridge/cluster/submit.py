@@ -310,13 +310,15 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
     A manifest written before submission ids were recorded is accepted with a note saying so.
 
     Returns:
-        ``{"path", "problems", "report_html", "manifest", "written_by", "notes"}``; ``problems`` is empty
+        ``{"path", "problems", "report_html", "manifest", "written_by", "notes"}`` (``path``: where the report
+        now lies, None when none was written); ``problems`` is empty
         when every file matches its manifest hash (they name the files at ``uri``); ``report_html`` and
         ``manifest`` are None when it is not; ``written_by`` is the manifest's ``submission_id`` (None
         when it records none, which a note then says). A storage that cannot be reached (after the tries) adds
         ``"unreachable": True`` (try again later, exit 3), one that cannot be opened or refuses the request
         (an unknown protocol, a mistyped bucket, no credentials) ``"refused": True`` (a config to fix, exit 2
-        as ``fetch``), a local folder that cannot be read (no permission) a problem. A mistyped ``uri`` or one with no folder there adds ``"no_source": True``: for a
+        as ``fetch``), a local folder that cannot be read (no permission) a problem. A mistyped ``uri``, one with no folder
+        there, or one holding none of ``REPORT_FILES`` (an empty folder) adds ``"no_source": True``: for a
         URI or folder the caller gave, that is a usage error (exit 2, as ``fetch`` of one), not a failed check.
     """
     import json
@@ -327,7 +329,7 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
     from tracebridge.report import verify_report
     from tracebridge.sweep.storage import get_dir
 
-    failed = {"path": str(out), "report_html": None, "manifest": None, "written_by": None, "notes": []}
+    failed = {"path": None, "report_html": None, "manifest": None, "written_by": None, "notes": []}
     if bad := uri_problem(uri):
         return {**failed, "problems": [bad], "no_source": True}
     out = Path(out)
@@ -348,6 +350,9 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
                 return {**failed, "problems": [f"pull from {uri}: {exc}"]}
             return {**failed, "problems": [str(exc)],
                     ("unreachable" if isinstance(exc, StorageUnreachable) else "refused"): True}
+        if not any((tmp / f).exists() for f in REPORT_FILES):  # an empty or other folder: no report to verify
+            return {**failed, "problems": [f"{uri.rstrip('/')}: no report there (no {', '.join(REPORT_FILES)})"],
+                    "no_source": True}
         problems = [p.replace(str(tmp), uri.rstrip("/")) for p in verify_report(tmp)] or report_mismatch(tmp, uri, expect)
         if problems:
             return {**failed, "problems": problems}
@@ -365,6 +370,7 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
             "report_html": str(out / "report.html") if (out / "report.html").is_file() else None}
 
 
+REPORT_FILES = ("manifest.json", "results.json", "report.html")  # one of them: a report, maybe damaged
 UNSTAMPED = ("{uri}/manifest.json: records no submission_id (written before reports named the attempt that "
              "wrote them, or outside a Ray job): which attempt of the sweep wrote it is not checked")
 

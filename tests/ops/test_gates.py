@@ -297,3 +297,27 @@ def test_a_session_read_twice_is_skipped_as_a_duplicate_not_weighed_twice(tmp_pa
     assert [s.tokens for s in ss.by_arm["candidate"]] == [10]
     assert ss.skipped == [{"where": f"{p}:3:session_id", "reason": f"duplicate: session s1 already read at {p}:1:session_id"}]
     assert ss.counts() == {"read": 3, "baseline": 1, "candidate": 1, "skipped": 1, "skipped_by_reason": {"duplicate": 1}}
+
+
+def test_no_sessions_fail_readably_with_no_nan(tmp_path):
+    """With no sessions the cost checks passed on nan ("nan vs nan (+nan%, p=1)") and were flipped to FAIL,
+    and promote repeated the nan: each always-gated check now fails saying what each arm had and what is
+    needed, while an optional quality metric (reaction_score) stays not_gated; the JSON holds no NaN."""
+    rep = evaluate_gates(SampleSet(), GateConfig())
+    assert not rep.passed and "nan" not in json.dumps(rep.to_dict()).lower()
+    status = {c.name: c.status for c in rep.checks}
+    assert status.pop("reaction_score") == NOT_GATED and set(status.values()) == {FAIL}
+    assert _check(rep, "tokens_per_session").reason == \
+        "no sessions in the candidate arm (0 candidate, 0 baseline); needs >= 50 sessions per arm (min_sessions)"
+    assert _check(rep, "latency_p95").reason.startswith("no sessions with a latency in the candidate arm (0 candidate")
+    one = make_samples(n=20)  # an arm with too few but some sessions: a pass below the sample size fails, saying why
+    one.by_arm["candidate"] = one.by_arm["candidate"][:3]
+    chk = _check(evaluate_gates(one, GateConfig()), "usd_per_session")
+    assert chk.status == FAIL and chk.reason.startswith(
+        "fails on too few sessions (3 candidate, 20 baseline; needs >= 50 per arm): "), chk.reason
+    (tmp_path / "traces").mkdir()
+    out = tmp_path / "g.json"
+    res = CliRunner().invoke(app, ["gate", "--traces", str(tmp_path / "traces"), "--out", str(out)])
+    assert res.exit_code == 1 and "nan" not in res.output.lower() and "NaN" not in out.read_text()
+    res = CliRunner().invoke(app, ["promote", "--report", str(out), "--state", str(tmp_path / "state")])
+    assert res.exit_code != 0 and "nan" not in res.output.lower() and "no sessions in the candidate arm" in res.output

@@ -16,7 +16,8 @@ p-value, bootstrap interval, reason). The gate passes only when every gated chec
 * **Latency** (p50 and p95 of session wall time): fails above the allowed relative increase or
   the absolute p95 ceiling.
 * **Sample sizes**: fewer than ``min_sessions`` per arm fails everything; a quality metric with
-  fewer than its minimum fails when ``required`` and is reported as ``not_gated`` otherwise. An
+  fewer than its minimum fails when ``required`` and is reported as ``not_gated`` otherwise; a cost,
+  latency or safety check (always gated) fails when an arm has nothing to measure, naming each arm's count. An
   arm whose sessions carry more than one policy id (the canary's candidate changed within the
   period) fails everything too: the report would name one policy for the other's sessions.
 """
@@ -101,6 +102,14 @@ def _few(name: str, n: dict[str, int], need: int, gate: QualityGate, unit: str) 
                  f"insufficient samples: {low} has {n[low]} {unit} < {need}", n)
 
 
+def _no_samples(name: str, n: dict[str, int], thr: str, cfg: GateConfig, what: str = "sessions") -> Check:
+    """A cost, latency or safety check with an arm that has nothing to measure: it fails (these are always
+    gated, unlike an optional quality metric), saying what each arm had and what a gate needs."""
+    low = min(n, key=n.get)  # type: ignore[arg-type]
+    return Check(name, FAIL, None, None, thr, f"no {what} in the {low} arm ({n['candidate']} candidate, "
+                 f"{n['baseline']} baseline); needs >= {cfg.min_sessions} sessions per arm (min_sessions)", n)
+
+
 def check_rate(name: str, cand: list[bool], base: list[bool], gate: QualityGate, need: int,
                cfg: GateConfig, unit: str = "sessions") -> Check:
     """A rate must not drop by more than ``max_drop`` nor significantly (z-test)."""
@@ -145,8 +154,7 @@ def check_rate_increase(name: str, cand: list[bool], base: list[bool], max_inc: 
     """A rate of bad sessions may rise by at most ``max_inc`` (absolute) nor, with ``test``, significantly."""
     n = {"candidate": len(cand), "baseline": len(base)}
     if not cand or not base:
-        low = min(n, key=n.get)  # type: ignore[arg-type]
-        return Check(name, FAIL, None, None, f"increase <= {max_inc}", f"no sessions in {low}", n)
+        return _no_samples(name, n, f"increase <= {max_inc}", cfg)
     rc, rb = sum(cand) / len(cand), sum(base) / len(base)
     # one-sided H1 "candidate higher": the z-test's "first rate lower" with the arms swapped
     p = stats.two_proportion_ztest(sum(base), len(base), sum(cand), len(cand))
@@ -181,6 +189,9 @@ def check_mean_cost(name: str, cand: list[float], base: list[float], max_inc: fl
                     absolute: float = 0.0) -> Check:
     """A mean cost may rise by at most ``max_inc`` (relative) and stay under ``absolute`` (if > 0)."""
     n = {"candidate": len(cand), "baseline": len(base)}
+    thr = f"increase <= {max_inc:.0%}" + (f" and mean <= {absolute}" if absolute > 0 else "")
+    if not cand or not base:  # no mean: it passed on nan and read "nan vs nan (+nan%)"
+        return _no_samples(name, n, thr, cfg)
     mc, mb = stats.mean(cand), stats.mean(base)
     inc = stats.rel_increase(mc, mb)
     p = stats.mann_whitney_p(cand, base, "greater")
@@ -190,7 +201,6 @@ def check_mean_cost(name: str, cand: list[float], base: list[float], max_inc: fl
         reasons.append(f"mean up {inc:+.2%} > +{max_inc:.0%} ({mc:.6g} vs {mb:.6g})")
     if absolute > 0 and mc > absolute:
         reasons.append(f"mean {mc:.6g} over budget {absolute}")
-    thr = f"increase <= {max_inc:.0%}" + (f" and mean <= {absolute}" if absolute > 0 else "")
     reason = "; ".join(reasons) if reasons else f"{mc:.6g} vs {mb:.6g} ({inc:+.2%}, p={p:.4g})"
     return Check(name, FAIL if reasons else PASS, _r(mc), _r(mb), thr, reason, n, _r(p), [_r(x) for x in ci])
 
@@ -199,17 +209,17 @@ def check_latency(name: str, q: float, cand: list[float], base: list[float], max
                   cfg: GateConfig, ceiling_ms: float = 0.0) -> Check:
     """A latency percentile may rise by at most ``max_inc`` and stay under ``ceiling_ms`` (if > 0)."""
     n = {"candidate": len(cand), "baseline": len(base)}
+    thr = f"increase <= {max_inc:.0%}" + (f" and <= {ceiling_ms} ms" if ceiling_ms > 0 else "")
+    if not cand or not base:
+        return _no_samples(name, n, thr, cfg, "sessions with a latency")
     qc, qb = stats.percentile(cand, q), stats.percentile(base, q)
-    inc = stats.rel_increase(qc, qb) if cand and base else math.inf
+    inc = stats.rel_increase(qc, qb)
     p = stats.mann_whitney_p(cand, base, "greater")
     reasons = []
-    if not cand or not base:
-        reasons.append("no latency measured in one arm")
-    elif inc > max_inc + EPS:
+    if inc > max_inc + EPS:
         reasons.append(f"p{q:g} up {inc:+.2%} > +{max_inc:.0%} ({qc:.1f} vs {qb:.1f} ms)")
-    if ceiling_ms > 0 and cand and qc > ceiling_ms:
+    if ceiling_ms > 0 and qc > ceiling_ms:
         reasons.append(f"p{q:g} {qc:.1f} ms over ceiling {ceiling_ms} ms")
-    thr = f"increase <= {max_inc:.0%}" + (f" and <= {ceiling_ms} ms" if ceiling_ms > 0 else "")
     reason = "; ".join(reasons) if reasons else f"{qc:.1f} vs {qb:.1f} ms ({inc:+.2%})"
     return Check(name, FAIL if reasons else PASS, _r(qc), _r(qb), thr, reason, n, _r(p))
 
@@ -273,8 +283,9 @@ def evaluate_gates(samples: SampleSet, cfg: GateConfig, policies: dict[str, str]
         for chk in checks[1:]:
             if chk.status == PASS:
                 chk.status = FAIL
-                chk.reason = f"not gated on {n[low]} sessions: {chk.reason}" if few else \
-                    f"not gated on pooled policies: {chk.reason}"
+                chk.reason = (f"fails on too few sessions ({n['candidate']} candidate, {n['baseline']} baseline; "
+                              f"needs >= {cfg.min_sessions} per arm): {chk.reason}") if few else \
+                    f"fails on pooled policies: {chk.reason}"
     report = GateReport(
         passed=all(ch.status != FAIL for ch in checks), checks=checks, counts=samples.counts(),
         policies=policies or samples.policies(), gate_config=to_dict(cfg), config_hash=config_hash(cfg),

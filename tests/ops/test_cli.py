@@ -145,3 +145,15 @@ def test_canary_status(tmp_path):
     r = runner.invoke(app, ["ops", "canary-status", "--traces", str(tmp_path), "--config",
                             str(ROOT / "configs/ops/canary.yaml"), "canary.fraction=0.5", "canary.max_fraction=0.5"])
     assert r.exit_code == 0 and f"invalid_output {t['candidate']}" in r.stdout
+
+
+def test_canary_status_of_no_sessions_shows_n_a(tmp_path):
+    """A share and a rate of no sessions printed as "share None ... (rate None)"; validate shows such as n/a."""
+    r = CliRunner().invoke(app, ["ops", "canary-status", "--traces", str(tmp_path), "--config",
+                                 str(ROOT / "configs/ops/canary.yaml")])
+    assert r.exit_code == 0 and "None" not in r.stdout, r.stdout
+    assert "0 candidate / 0 baseline sessions (share n/a, configured 0.05)" in r.stdout and "(rate n/a)" in r.stdout
+    r = CliRunner().invoke(app, ["ops", "canary-status", "--traces", str(tmp_path), "--config",
+                                 str(ROOT / "configs/ops/canary.yaml"), "--json"])
+    t = json.loads(r.stdout)["traces"]
+    assert t["candidate_share"] is None and t["fallback_rate"] is None  # the JSON keeps null

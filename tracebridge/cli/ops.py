@@ -386,8 +386,9 @@ def canary_status(
         typer.echo(f"{sid}: {v['arm']} (bucket {v['bucket']:.4f}, fraction {cfg.fraction})")
     if "traces" in out:
         t = out["traces"]
-        typer.echo(f"{t['candidate']} candidate / {t['baseline']} baseline sessions (share {t['candidate_share']}, "
+        shown = {k: "n/a" if t[k] is None else t[k] for k in ("candidate_share", "fallback_rate")}  # of no sessions
+        typer.echo(f"{t['candidate']} candidate / {t['baseline']} baseline sessions (share {shown['candidate_share']}, "
                    f"configured {cfg.fraction}); fallbacks in {t['sessions_with_fallback']} sessions "
-                   f"(rate {t['fallback_rate']}"
+                   f"(rate {shown['fallback_rate']}"
                    + "".join(f"; {k} {v}" for k, v in t["fallbacks_by_kind"].items())
                    + f"); {t['skipped']} runs without a canary label")

@@ -335,12 +335,24 @@ CONFIG_KINDS: dict[str, str] = {
 }
 
 
-def schema_for(path: str | Path) -> type[Any]:
-    """Find the schema of a config file by the folder it lives in (configs/<kind>/x.yaml)."""
+def schema_for(path: str | Path, kind: str | None = None) -> type[Any]:
+    """The schema of a config file: ``kind`` (a key of ``CONFIG_KINDS``), else the folder it lives in
+    (configs/<kind>/x.yaml).
+
+    Raises:
+        ConfigError: no such file (or a folder), an unknown ``kind``, or a file kept outside a
+            configs/<kind>/ folder with no ``kind`` given; each names the valid kinds.
+    """
     import importlib
 
-    kind = Path(path).resolve().parent.name
-    if kind not in CONFIG_KINDS:
-        raise ConfigError([f"{path}: no schema for configs/{kind}/ (known: {', '.join(sorted(CONFIG_KINDS))})"])
-    mod, _, cls = CONFIG_KINDS[kind].partition(":")
+    p, kinds = Path(path), ", ".join(sorted(CONFIG_KINDS))
+    if not p.is_file():  # checked first: the kind was guessed from the folder of a path that is not there
+        raise ConfigError([f"{path}: {'a folder, not a' if p.is_dir() else 'no such'} config file"])
+    if kind is not None and kind not in CONFIG_KINDS:
+        raise ConfigError([f"--kind {kind}: no such kind of config; one of {kinds}"])
+    folder = p.resolve().parent.name
+    if kind is None and folder not in CONFIG_KINDS:
+        why = f"its folder {folder}/ names no kind of config (configs/<kind>/); say which it is with --kind, one of {kinds}"
+        raise ConfigError([f"{path}: {why}"])
+    mod, _, cls = CONFIG_KINDS[kind or folder].partition(":")
     return getattr(importlib.import_module(mod), cls)

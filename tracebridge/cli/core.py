@@ -137,16 +137,19 @@ def schema_export(
 
 @config_app.command("show")
 def config_show(
-    path: Annotated[Path, typer.Argument(help="A YAML under configs/<kind>/.")],
+    path: Annotated[Path, typer.Argument(help="A YAML under configs/<kind>/ (elsewhere: give --kind).")],
     overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")] = None,
+    kind: Annotated[str | None, typer.Option(
+        "--kind", help="The schema of a file kept outside configs/<kind>/, named as that folder (export, train, "
+                       "sweep, ...; an unknown one lists them all).")] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Print the resolved config (schema defaults ← YAML ← overrides) and its hash; exit 2 listing
-    every problem of an invalid one."""
+    every problem of an invalid one, or for a file that is not there or whose kind is unknown."""
     from tracebridge.config import config_hash, load_config, schema_for, to_dict, to_yaml
 
     with config_errors():
-        cfg = load_config(schema_for(path), path, overrides or [])
+        cfg = load_config(schema_for(path, kind), path, overrides or [])
     if json_out:
         print_json({"config": to_dict(cfg), "config_hash": config_hash(cfg)})
     else:

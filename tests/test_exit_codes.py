@@ -126,7 +126,8 @@ def test_config_show_of_a_missing_or_unknown_config_exits_2(tmp_path: Path) -> N
     assert res.exit_code == 2 and "no such config file" in res.stderr, res.output
     (tmp_path / "x.yaml").write_text("a: 1\n")
     res = CliRunner().invoke(app, ["config", "show", str(tmp_path / "x.yaml")])
-    assert res.exit_code == 2 and "no schema for configs/" in res.stderr, res.output
+    assert res.exit_code == 2 and "names no kind of config (configs/<kind>/); say which it is with --kind" in \
+        res.stderr, res.output
 
 
 def test_collect_tells_a_bad_call_from_a_failed_check(tmp_path: Path) -> None:

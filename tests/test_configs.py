@@ -64,6 +64,21 @@ def test_bad_overrides_are_one_config_error_naming_the_override(override, expect
     assert expect in str(err.value)
 
 
+@pytest.mark.parametrize("override, hint", [
+    ("split.salts=x", "; did you mean 'split.salt'?"),  # a name of the same block
+    ("salt=x", "; did you mean 'split.salt'?"),  # the same name in another block
+    ("split.bogus=1", ""),  # no name near it: no hint (the whole paths' shared 'split.' gave 'split.ratios')
+    ("views.bogus=1", ""),
+])
+def test_an_unknown_key_is_told_its_closest_name_only_when_one_is_close(override, hint):
+    from tracebridge.export.config import ExportConfig
+
+    with pytest.raises(ConfigError) as err:
+        load_config(ExportConfig, CONFIGS / "export/default.yaml", [override])
+    key = override.split("=")[0]
+    assert f"{key}: unknown key{hint}" in str(err.value) and (hint or "did you mean" not in str(err.value))
+
+
 def test_every_bad_override_is_listed_with_the_list_fix():
     from tracebridge.sweep.config import SweepConfig
 

@@ -67,12 +67,23 @@ def _flat_keys(cfg: Any, prefix: str = "") -> list[str]:
 
 
 def _suggest(bad: str, base: DictConfig) -> str:
+    """A "did you mean" hint for the unknown key ``bad``: a key of the same block whose name is close
+    (compared name to name: whole paths share their block's prefix, and ``split.bogus`` was close to
+    ``split.ratios``), after a key elsewhere of the very name (``salt`` -> ``split.salt``), and before one
+    elsewhere whose name is nearly the same."""
     keys = _flat_keys(base)
-    match = difflib.get_close_matches(bad, keys, n=1, cutoff=0.5)
-    if not match:  # try the last component against same-level keys
-        leaf = bad.rsplit(".", 1)[-1]
-        match = difflib.get_close_matches(leaf, [k.rsplit(".", 1)[-1] for k in keys], n=1, cutoff=0.5)
-    return f"; did you mean {match[0]!r}?" if match else ""
+    parent, _, leaf = bad.rpartition(".")
+    anywhere: dict[str, str] = {}
+    for k in keys:
+        anywhere.setdefault(k.rpartition(".")[2], k)
+    if leaf in anywhere:  # the very name, in another block
+        return f"; did you mean {anywhere[leaf]!r}?"
+    siblings = {k.rpartition(".")[2]: k for k in keys if k.rpartition(".")[0] == parent}
+    match = difflib.get_close_matches(leaf, list(siblings), n=1, cutoff=0.6)
+    if match:
+        return f"; did you mean {siblings[match[0]]!r}?"
+    match = difflib.get_close_matches(leaf, list(anywhere), n=1, cutoff=0.8)
+    return f"; did you mean {anywhere[match[0]]!r}?" if match else ""
 
 
 def _open_maps(cfg: DictConfig) -> None:

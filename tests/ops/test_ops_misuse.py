@@ -184,6 +184,9 @@ def test_review_manifest_that_is_a_list_and_bool_uplift(tmp_path):
 
 def test_review_config_and_clock_inputs(tmp_path):
     assert ReviewConfig(min_uplift=math.nan).problems() and ReviewConfig(integrity_tolerance=math.nan).problems()
+    # each value out of range is named alone (``--days 0`` was told "review.days=0, review.min_cycles=3")
+    assert ReviewConfig(days=0).problems() == ["review.days=0: must be >= 1"]
+    assert ReviewConfig(min_cycles=0).problems() == ["review.min_cycles=0: must be >= 1"]
     good_set(tmp_path / "a")
     (tmp_path / "f").write_text("x")
     cases = [(["--days", 100_000_000], "at most"), (["--now", "0001-01-02T00:00:00Z"], "too early"),

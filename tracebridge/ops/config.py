@@ -179,8 +179,7 @@ class ReviewConfig:
         if not (math.isfinite(self.slice_tolerance_min) and 0 <= self.slice_tolerance_min < 720):
             p.append(f"review.slice_tolerance_min={self.slice_tolerance_min}: must be in [0, 720) minutes; default 60 "
                      "(more than the timer's RandomizedDelaySec)")
-        if self.days < 1 or self.min_cycles < 1:
-            p.append(f"review.days={self.days}, review.min_cycles={self.min_cycles}: must be >= 1")
+        p += [f"review.{k}={v}: must be >= 1" for k, v in (("days", self.days), ("min_cycles", self.min_cycles)) if v < 1]
         if self.days > MAX_REVIEW_DAYS:
             p.append(f"review.days={self.days}: at most {MAX_REVIEW_DAYS} (the review reads one slice per day)")
         if not 0 <= self.stability <= 1:

@@ -70,6 +70,14 @@ def test_gate_input_errors(tmp_path):
     p = _samples(tmp_path, "s.jsonl", n=60)
     r = run("gate", "--samples", p, "--config", ROOT / "configs/gates/default.yaml", "alpha=2")
     assert r.exit_code == 2 and "alpha=2" in r.output
+    # a file of no sample at all (the wrong file): a usage error, not a gate that failed
+    r = run("gate", "--samples", ROOT / "README.md", "--out", tmp_path / "g.json", "--json")
+    assert r.exit_code == 2 and "is a per-session sample (first: " in json.loads(r.stdout)["error"]
+    assert not (tmp_path / "g.json").exists()
+    lines = p.read_text().splitlines()
+    (tmp_path / "half.jsonl").write_text("\n".join(["not json", *lines]) + "\n")  # one bad line of many: still gated
+    r = run("gate", "--samples", tmp_path / "half.jsonl", "--config", ROOT / "configs/gates/default.yaml", "--json")
+    assert r.exit_code in (0, 1) and [s["where"] for s in json.loads(r.stdout)["skipped"]] == [f"{tmp_path}/half.jsonl:1"]
 
 
 def test_review_command(tmp_path):

@@ -127,6 +127,11 @@ def gate(
         cfg = load_config(GateConfig, None if config == GATE_CONFIG and not config.exists() else config,
                           overrides or [])
     ss = collect_from_traces(traces, since_ts) if traces is not None else load_samples_file(samples)  # type: ignore[arg-type]
+    if samples is not None and ss.read and not any(ss.by_arm.values()) and \
+            all(s["reason"].startswith("invalid") for s in ss.skipped):  # another file: exit 2, as other commands
+        first = ss.skipped[0]
+        fail(f"--samples {samples}: none of its {ss.read} lines is a per-session sample (first: {first['where']}: "
+             f"{first['reason']})")
     try:
         policies = ss.policies({"baseline": baseline_policy, "candidate": candidate_policy})
     except ValueError as exc:

@@ -20,7 +20,8 @@ views, report and manifest. Prints the ratio (export MB/s / plain-loop MB/s) las
 is measured in fresh subprocesses on all transcripts and on a tenth of them. ``--workers 2``
 adds the wall time of the whole path on all CPUs with two import and two export workers against one process,
 and the CPU seconds of the main process against those of the workers (the main process's share is the
-serial part that bounds the scaling).
+serial part that bounds the scaling), and the wall time of ``push``'s row check of the bundle (every row
+scanned before it leaves the host) in one process and with ``push --workers 2``.
 It prints the bundle's bytes floor: the CPU seconds of hashing and writing the bundle's rows, held as
 bytes, with nothing else to do, which no exporter of that bundle can beat, and the ratio the whole path
 would have with this import and that floor alone (curation, views and serialising free).
@@ -235,6 +236,7 @@ def openclaw_main(args: argparse.Namespace, cfg: Any) -> None:
         imp, exp, res = min(paths, key=lambda p: p[0] + p[1])
         sizes = bundle_sizes(Path(res.path))  # type: ignore[attr-defined]
         floor, floor_bytes = bytes_floor(Path(res.path), Path(out))  # type: ignore[attr-defined]
+        push = push_check(Path(res.path), args.workers, cpus) if args.workers > 1 else None  # type: ignore[attr-defined]
         shutil.rmtree(Path(out) / "work" / "bundles")
         fill, reuse = cached_exports(Path(out) / "work" / "traces", Path(out) / "cached", cfg)
         scaling = workers_scaling(src, Path(out), args.workers, cpus, repeat, cfg) if args.workers > 1 else None
@@ -259,6 +261,9 @@ def openclaw_main(args: argparse.Namespace, cfg: Any) -> None:
     print(f"export --cache: {fill:.2f} s filling the cache, {reuse:.2f} s again with no run changed "
           f"({exp / reuse:.1f}x less than building every run)")
     print(f"peak RSS transcripts → bundle: {rss[0]:.0f} MB for {mb:.1f} MB, {rss[1]:.0f} MB for a tenth")
+    if push is not None:
+        print(f"push's row check of this bundle on {len(cpus or ())} CPUs: {push[0]:.2f} s with 1 process, "
+              f"{push[1]:.2f} s with --workers {args.workers}: {push[0] / push[1]:.2f}x")
     if scaling is not None:
         w1, wn, main, kids = scaling
         print(f"CPU transcripts → bundle with --workers {args.workers}: main process {main:.2f} s, workers "
@@ -268,6 +273,29 @@ def openclaw_main(args: argparse.Namespace, cfg: Any) -> None:
     print(config_line(args.overrides))
     print(f"ratio import/(read+loads+dumps): {loop / imp:.2f}")
     print(f"ratio transcripts→bundle/(read+loads+dumps): {loop / (imp + exp):.2f}")
+
+
+def push_check(bundle: Path, workers: int, cpus: set[int] | None) -> tuple[float, float]:
+    """Wall seconds of ``push``'s row check (``rowscan.row_findings``, every row of ``bundle`` scanned)
+    in one process and in ``workers``, on all of this process's CPUs (the pin to one core restored after)."""
+    from tracebridge.export.bundle import verify_bundle
+    from tracebridge.export.rowscan import row_findings
+
+    man = verify_bundle(bundle, rehash=False)
+    pinned = os.sched_getaffinity(0) if cpus else None
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    try:
+        spent = []
+        for n in (1, workers):
+            t0 = time.perf_counter()
+            if row_findings(bundle, man, workers=n):
+                raise SystemExit(f"push would refuse the bundle (--workers {n}): its rows hold findings")
+            spent.append(time.perf_counter() - t0)
+        return spent[0], spent[1]
+    finally:
+        if pinned:
+            os.sched_setaffinity(0, pinned)
 
 
 def bundle_sizes(bundle: Path) -> dict[str, int]:

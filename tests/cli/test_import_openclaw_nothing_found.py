@@ -1,7 +1,8 @@
 """``tracebridge import openclaw`` says so when it finds nothing to read. Before, a folder without
 transcripts (a typo'd home such as ``~/openclaw``, someone else's folder) printed "0 / 0 / 0 / 0 / 0"
-and "0 = 0 + 0 (reconciles)" and nothing else, exactly as an up-to-date incremental import does. The
-exit stays 0: nothing read is nothing lost, and an incremental import with nothing new is no failure."""
+and "0 = 0 + 0 (reconciles)" and nothing else, exactly as an up-to-date incremental import does. It exits
+1, "nothing could be imported", as ``import agentlightning`` does (a typo'd home is a failed import); an
+incremental import with nothing new still exits 0."""
 
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ def test_a_folder_without_transcripts_is_named_in_the_report(tmp_path: Path) -> 
     (src / "notes" / "package.json").write_text('{"name": "x"}\n')
     code, out = _import(src, tmp_path / "traces", "--json")
     doc = json.loads(out)
-    assert code == 0 and doc["files_seen"] == 0 and doc["reconciles"], doc
+    assert code == 1 and doc["files_seen"] == 0 and doc["reconciles"] and doc["imported_nothing"], doc
     assert any(p.startswith(f"no OpenClaw transcript or agent database under {src}") for p in doc["problems"]), doc
     code, text = _import(src, tmp_path / "traces")
-    assert code == 0 and f"no OpenClaw transcript or agent database under {src}" in text
+    assert code == 1 and f"no OpenClaw transcript or agent database under {src}" in text
 
 
 def test_an_up_to_date_import_of_a_real_home_is_no_such_problem(tmp_path: Path) -> None:

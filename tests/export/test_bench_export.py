@@ -33,6 +33,8 @@ def test_bench_export_openclaw_smoke() -> None:
     assert re.fullmatch(r"ratio import/\(read\+loads\+dumps\): \d+\.\d\d", lines[-2]), lines[-2]
     assert "40 transcripts" in lines[0]
     assert any(re.search(r"s with --workers 2 .*: \d+\.\d\dx$", line) for line in lines), lines
+    assert any(re.fullmatch(r"push's row check of this bundle on \d+ CPUs: \d+\.\d\d s with 1 process, "
+                            r"\d+\.\d\d s with --workers 2: \d+\.\d\dx", line) for line in lines), lines
     assert any(re.fullmatch(r"CPU transcripts → bundle with --workers 2: main process \d+\.\d\d s, workers "
                             r"\d+\.\d\d s \(\d+% in the main process\)", line) for line in lines), lines
     assert any(re.fullmatch(r"export --cache: \d+\.\d\d s filling the cache, \d+\.\d\d s again with no run "

@@ -107,7 +107,7 @@ def gate(
     from tracebridge.config import load_config
     from tracebridge.ops.config import GateConfig
     from tracebridge.ops.gates import evaluate_gates, write_gate_report
-    from tracebridge.ops.samples import collect_from_traces, load_samples_file
+    from tracebridge.ops.samples import NOT_SAMPLES, collect_from_traces, load_samples_file
     from tracebridge.schema.canonical import format_ts
 
     if (traces is None) == (samples is None):
@@ -127,8 +127,8 @@ def gate(
         cfg = load_config(GateConfig, None if config == GATE_CONFIG and not config.exists() else config,
                           overrides or [])
     ss = collect_from_traces(traces, since_ts) if traces is not None else load_samples_file(samples)  # type: ignore[arg-type]
-    if samples is not None and ss.read and not any(ss.by_arm.values()) and \
-            all(s["reason"].startswith("invalid") for s in ss.skipped):  # another file: exit 2, as other commands
+    if samples is not None and ss.read and not any(ss.by_arm.values()) and all(  # another file: exit 2, as elsewhere
+            s["reason"].startswith(NOT_SAMPLES) for s in ss.skipped):  # (rows of bad values fail the gate)
         first = ss.skipped[0]
         fail(f"--samples {samples}: none of its {ss.read} lines is a per-session sample (first: {first['where']}: "
              f"{first['reason']})")

@@ -227,6 +227,10 @@ def _field_problem(row: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+# reasons a line is no sample row at all (not JSON, no object, fields a sample has not): a file of only those is another file
+NOT_SAMPLES = ("invalid: invalid JSON", "invalid: line is not an object", "invalid: unknown field")
+
+
 def load_samples_file(path: str | Path) -> SampleSet:
     """Samples from a JSONL file, one ``Sample`` per line (``arm`` and ``session_id`` required).
 

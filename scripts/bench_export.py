@@ -1,32 +1,29 @@
-"""Export throughput and memory: MB/s of traces → bundle on one core (CPU time, pinned to one
-core, best of 3), against a plain
-read + ``json.loads`` + ``json.dumps`` + write loop over the same files in the same run, and the
-peak RSS of an export at 1× and 10× the input (each measured in a fresh subprocess).
+"""Export throughput and memory: MB/s of traces → bundle on one core (CPU time, pinned to one core, best
+of 3), against a plain read + ``json.loads`` + ``json.dumps`` + write loop over the same files in the same
+run, and the peak RSS of an export at 1× and 10× the input (each measured in a fresh subprocess).
 
     python scripts/bench_export.py [--seeds 25] [--scale 10] [--smoke]
     python scripts/bench_export.py --openclaw [--sessions 2000 --turns 5 --seed 1 | --data DIR] [--smoke]
     python scripts/bench_export.py ... [key=value ...]   # the export config's settings, as `tracebridge export` takes them
 
-Input: simulator traces (``configs/collect/smoke.yaml``, 16 episodes per seed; the 10× input is
-ten times the seeds, so no run is a duplicate). The export runs
-with the default config: quality checks, pass 1 + pass 2 redaction, dedup, split, leakage,
-views, report and manifest. Prints the ratio (export MB/s / plain-loop MB/s) last.
+Input: simulator traces (``configs/collect/smoke.yaml``, 16 episodes per seed; the 10× input is ten times
+the seeds, so no run is a duplicate). The export runs with the default config: quality checks, pass 1 +
+pass 2 redaction, dedup, split, leakage, views, report and manifest. Prints the ratio (export MB/s /
+plain-loop MB/s) last.
 
-``--openclaw`` measures the whole path of issue 10: OpenClaw transcripts → schema-v2 traces
-(``import_openclaw``, traces on tmpfs) → bundle (the default export config; its
-``quality.open_ended_sources=[openclaw]`` keeps sessions that record no ``episode_end``), against a read + ``json.loads`` +
-``json.dumps`` loop over the transcript lines, all in CPU seconds of this process, best of
-``--repeat``; transcripts as ``scripts/bench_import.py`` makes them. Peak RSS of the whole path
-is measured in fresh subprocesses on all transcripts and on a tenth of them. ``--workers 2``
-adds the wall time of the whole path on all CPUs with two import and two export workers against one process,
-and the CPU seconds of the main process against those of the workers (the main process's share is the
-serial part that bounds the scaling), and the wall time of ``push``'s row check of the bundle (every row
-scanned before it leaves the host) in one process and with ``push --workers 2``.
-It prints the bundle's bytes floor: the CPU seconds of hashing and writing the bundle's rows, held as
-bytes, with nothing else to do, which no exporter of that bundle can beat, and the ratio the whole path
-would have with this import and that floor alone (curation, views and serialising free).
-It also prints the export with a run cache (``export --cache``): once filling it, once more with no
-run changed, as a daily cycle re-exports its history.
+``--openclaw`` measures the whole path of issue 10: OpenClaw transcripts → schema-v2 traces (``import_openclaw``,
+traces on tmpfs) → bundle (the default export config; its ``quality.open_ended_sources=[openclaw]`` keeps
+sessions that record no ``episode_end``), against a read + ``json.loads`` + ``json.dumps`` loop over the
+transcript lines, all in CPU seconds of this process, best of ``--repeat``; transcripts as
+``scripts/bench_import.py`` makes them. Peak RSS of the whole path is measured in fresh subprocesses on all
+transcripts and on a tenth of them. ``--workers 2`` adds the wall time of the whole path on all CPUs with
+two import and two export workers against one process, the CPU seconds of the main process against those
+of the workers (the main process's share is the serial part that bounds the scaling), and the wall time of
+``push``'s row check of the bundle in one process and with ``push --workers 2``. It prints the bundle's
+bytes floor: the CPU seconds of hashing and writing the bundle's rows, held as bytes, with nothing else to
+do, which no exporter of that bundle can beat, and the ratio the whole path would have with this import
+and that floor alone (curation, views and serialising free); and the export with a run cache (``export
+--cache``): once filling it, once more with no run changed, as a daily cycle re-exports its history.
 The last line is the ratio (transcripts → bundle) / (read+loads+dumps loop).
 
 Every export runs ``configs/export/default.yaml`` with the ``key=value`` settings given (the same as
@@ -48,6 +45,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench_bundle import all_cpus, clock  # scripts/ is on the path: this script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -73,11 +72,6 @@ def collect(out: Path, seeds: int) -> Path:
 
 def trace_files(root: Path) -> list[Path]:
     return sorted(p for d in root.iterdir() for p in (d / "events.jsonl", d / "session.json") if p.is_file())
-
-
-def clock() -> float:
-    """CPU seconds of this process: on a shared machine, wall time measures the neighbours too."""
-    return time.process_time()
 
 
 def plain_loop(files: list[Path], out: Path) -> float:
@@ -196,10 +190,7 @@ def workers_scaling(src: Path, out: Path, workers: int, cpus: set[int] | None,
     workers (interleaved, best of ``repeat``): wall seconds of each, and the CPU seconds of this (the
     main) process and of the workers with ``workers`` (their run with the least main-process CPU: the
     serial part, robust to other work on the machine). The pin to one core is restored after."""
-    pinned = os.sched_getaffinity(0) if cpus else None
-    if cpus:
-        os.sched_setaffinity(0, cpus)
-    try:
+    with all_cpus(cpus):
         one, many, cpu = [], [], []
         for _ in range(repeat):
             for n, acc in ((1, one), (workers, many)):
@@ -210,13 +201,11 @@ def workers_scaling(src: Path, out: Path, workers: int, cpus: set[int] | None,
                     cpu.append((clock() - c0, children_cpu() - k0))
         main, kids = min(cpu)
         return min(one), min(many), main, kids
-    finally:
-        if pinned:
-            os.sched_setaffinity(0, pinned)
 
 
 def openclaw_main(args: argparse.Namespace, cfg: Any) -> None:
     """``--openclaw``: the whole path against the loads+dumps loop (see the module docstring)."""
+    from bench_bundle import bundle_sizes, bytes_floor, push_check
     from bench_import import make_data, plain_loop
 
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
@@ -273,63 +262,6 @@ def openclaw_main(args: argparse.Namespace, cfg: Any) -> None:
     print(config_line(args.overrides))
     print(f"ratio import/(read+loads+dumps): {loop / imp:.2f}")
     print(f"ratio transcripts→bundle/(read+loads+dumps): {loop / (imp + exp):.2f}")
-
-
-def push_check(bundle: Path, workers: int, cpus: set[int] | None) -> tuple[float, float]:
-    """Wall seconds of ``push``'s row check (``rowscan.row_findings``, every row of ``bundle`` scanned)
-    in one process and in ``workers``, on all of this process's CPUs (the pin to one core restored after)."""
-    from tracebridge.export.bundle import verify_bundle
-    from tracebridge.export.rowscan import row_findings
-
-    man = verify_bundle(bundle, rehash=False)
-    pinned = os.sched_getaffinity(0) if cpus else None
-    if cpus:
-        os.sched_setaffinity(0, cpus)
-    try:
-        spent = []
-        for n in (1, workers):
-            t0 = time.perf_counter()
-            if row_findings(bundle, man, workers=n):
-                raise SystemExit(f"push would refuse the bundle (--workers {n}): its rows hold findings")
-            spent.append(time.perf_counter() - t0)
-        return spent[0], spent[1]
-    finally:
-        if pinned:
-            os.sched_setaffinity(0, pinned)
-
-
-def bundle_sizes(bundle: Path) -> dict[str, int]:
-    """Bytes of a bundle by its top-level folder (``views``, ``agentlightning``) and its other files
-    (manifest, report, ...) together, largest first."""
-    sizes: dict[str, int] = {}
-    for f in bundle.rglob("*"):
-        if f.is_file():
-            parts = f.relative_to(bundle).parts
-            top = parts[0] if len(parts) > 1 else "other files"
-            sizes[top] = sizes.get(top, 0) + f.stat().st_size
-    return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
-
-
-def bytes_floor(bundle: Path, scratch: Path, block: int = 256 << 10) -> tuple[float, int]:
-    """CPU seconds that ``bundle``'s rows cost with nothing else to do, and their bytes: the bytes of
-    its JSONL files, read beforehand (not timed), hashed (sha256, which the bundle's id needs) and
-    written to ``scratch``'s file system in ``block``-sized shares, as the export writes a run's share.
-    An exporter writing this bundle (the same rows) spends at least this, however cheaply it curates
-    and serialises."""
-    import hashlib
-
-    spent, size, sink = 0.0, 0, scratch / "floor.jsonl"
-    for path in sorted(bundle.rglob("*.jsonl")):
-        sha = hashlib.sha256()
-        with open(path, "rb") as src, open(sink, "wb", buffering=0) as out:
-            while data := src.read(block):
-                t0 = clock()
-                sha.update(data)
-                out.write(data)
-                spent += clock() - t0
-                size += len(data)
-        sink.unlink()
-    return spent, size
 
 
 def config_line(overrides: list[str]) -> str:

@@ -68,7 +68,7 @@ def test_bytes_floor_rewrites_every_row(tmp_path: Path) -> None:
     import orjson
 
     sys.path.insert(0, str(ROOT / "scripts"))
-    import bench_export
+    import bench_bundle
 
     bundle = tmp_path / "bundle"
     (bundle / "views/worker_sft").mkdir(parents=True)
@@ -80,6 +80,6 @@ def test_bytes_floor_rewrites_every_row(tmp_path: Path) -> None:
     (bundle / "manifest.json").write_text("{}")  # not rows: left out
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    spent, size = bench_export.bytes_floor(bundle, scratch, block=50)
+    spent, size = bench_bundle.bytes_floor(bundle, scratch, block=50)
     assert size == len(data) + data.index(b"\n") + 1
     assert spent >= 0 and not any(scratch.iterdir())

@@ -137,8 +137,7 @@ class Walker:
 
     @staticmethod
     def body(rec: dict[str, Any]) -> list[Any] | dict[str, Any]:
-        """The scannable values of a record (structural keys and hash fields left out); any other
-        record's keys with them: a top-level ``password`` or ``api_key`` names the secret after it."""
+        """What of a record is scanned (no structural keys or hashes): an event's three blocks, else its fields, keyed."""
         if "event_type" in rec and rec.keys() <= EVENT_KEYS:  # an event: only these three hold free text
             # payload ids (call_id, retry_of) are skipped by the walk too: left in, they trip the triggers
             return [_free(rec.get("payload")), rec.get("labels"), _free_llm(rec.get("llm"))]

@@ -134,10 +134,10 @@ def _check_session(run: RunDir, chk: RunCheck, out: dict[str, Any] | None = None
     path = str(run.session_path)
     try:
         data = run.read_session()
-    except json.JSONDecodeError as exc:  # located: the line, and the column in the message
-        chk.problems.append(Problem(path, exc.lineno, "<file>", f"not JSON: {exc.msg} (column {exc.colno})", "json"))
-        return
-    except (OSError, ValueError) as exc:  # an OSError's words without the path the problem names already
+    except (OSError, ValueError) as exc:  # an OSError's words without the path the problem names already; JSON's
+        if isinstance(exc, json.JSONDecodeError):  # errors located: the line, and the column in the message
+            chk.problems.append(Problem(path, exc.lineno, "<file>", f"not JSON: {exc.msg} (column {exc.colno})", "json"))
+            return
         why = exc.strerror or exc if isinstance(exc, OSError) else exc
         msg = "not a file (a folder)" if isinstance(exc, IsADirectoryError) else f"unreadable: {why}"
         chk.problems.append(Problem(path, None, "<file>", msg, "json"))
@@ -337,12 +337,9 @@ class ValidationReport:
         d = asdict(self)
         d.update(  # asdict rebuilds a Counter from its (key, count) pairs, counting the pairs: plain dicts
             problems_by_kind=dict(self.problems_by_kind), drift=dict(self.drift),
-            schema_valid_pct=round(self.schema_valid_pct, 3),
-            lineage_valid_pct=round(self.lineage_valid_pct, 3),
-            incomplete_pct=round(self.incomplete_pct, 3),
-            abandoned_pct=round(self.abandoned_pct, 3),
-            passed=self.passed,
-            failures=self.failures(),
+            schema_valid_pct=round(self.schema_valid_pct, 3), lineage_valid_pct=round(self.lineage_valid_pct, 3),
+            incomplete_pct=round(self.incomplete_pct, 3), abandoned_pct=round(self.abandoned_pct, 3),
+            passed=self.passed, failures=self.failures(),
         )
         return d
 

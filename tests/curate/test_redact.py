@@ -201,3 +201,24 @@ def test_a_secret_named_by_a_top_level_key_is_redacted(tmp_path: Path) -> None:
     res = redact_file(src, tmp_path / "o.jsonl", Redactor()).to_dict()
     assert res["changed_lines"] == 2 and res["findings"] == {"SECRET": {"password": 1, "payload.password": 1}}
     assert "correcthorsebattery" not in (tmp_path / "o.jsonl").read_text()
+
+
+def test_redact_file_with_a_memo_writes_the_same_file(tmp_path: Path) -> None:
+    """``tracebridge redact`` keeps a memo (conversation rows repeat their context: each message is
+    checked once); placeholders, findings and every byte written are those of a redactor without one."""
+    from tracebridge.curate.memo import ScanMemo
+
+    msgs = [{"role": "user", "content": f"turn {i}: " + ("mail bob@example.com " if i % 3 == 0 else "all fine ") * 4}
+            for i in range(12)]
+    rows = [{"messages": msgs[:k], "meta": {"run_id": "r1", "note": "card 4111 1111 1111 1111" if k == 5 else ""}}
+            for k in range(1, 13)]
+    src = tmp_path / "rows.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows) + "not json: eve@example.com\n")
+    key = b"k" * 32
+    plain = redact_file(src, tmp_path / "a.jsonl", Redactor(key=key)).to_dict()
+    memo = ScanMemo(min_bytes=8)
+    kept = redact_file(src, tmp_path / "b.jsonl", Redactor(key=key, memo=memo)).to_dict()
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert {k: v for k, v in plain.items() if k != "out"} == {k: v for k, v in kept.items() if k != "out"}
+    assert plain["findings"]["EMAIL"] and plain["findings"]["CARD"] and memo.hits > memo.misses
+    assert "bob@example.com" not in (tmp_path / "b.jsonl").read_text()

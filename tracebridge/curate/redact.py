@@ -75,8 +75,7 @@ def record_prefix(record: dict[str, Any]) -> str:
 
 
 def _free(v: Any) -> Any:
-    """A dict without its structural keys (the walk skips them at every level), itself when it has
-    none; anything else as is."""
+    """A dict without its structural keys (skipped by the walk at every level), itself with none; else ``v``."""
     if isinstance(v, dict) and not v.keys().isdisjoint(STRUCTURAL_KEYS):
         return {k: x for k, x in v.items() if k not in STRUCTURAL_KEYS}
     return v
@@ -246,13 +245,14 @@ class Redactor:
     Args:
         cfg: the ``redaction`` config section (detectors, terms, regions...).
         key: HMAC key for placeholder numbering; default 32 bytes of ``os.urandom``. Never stored.
+        memo: for records that repeat their values (``tracebridge redact``); the same output (``Walker``).
     """
 
-    def __init__(self, cfg: RedactionConfig | None = None, key: bytes | None = None) -> None:
+    def __init__(self, cfg: RedactionConfig | None = None, key: bytes | None = None, memo: ScanMemo | None = None) -> None:
         self.cfg = cfg or RedactionConfig()
         self.policy = policy_id(self.cfg)
         self.detectors = Detectors(self.cfg)
-        self._walker = Walker(self.detectors)
+        self._walker = Walker(self.detectors, memo)
         self._key = key or os.urandom(32)
         self._scopes: OrderedDict[str, _Scope] = OrderedDict()
         self._last = ""

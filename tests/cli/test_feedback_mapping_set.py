@@ -34,6 +34,18 @@ def test_an_emoji_that_no_reaction_matches_is_refused_and_nothing_written(mappin
     assert mapping.read_bytes() == before
 
 
+@pytest.mark.parametrize("emoji", ["thumbsup", ":+1:", "<3"])
+def test_a_name_in_ascii_is_no_reaction(mapping: Path, emoji: str) -> None:
+    """A harvest writes the emoji itself, ``custom:<id>`` or ``paid``: ``thumbsup`` was saved, matching nothing."""
+    before = mapping.read_bytes()
+    code, doc = _set(mapping, emoji, "1")
+    assert code == 2 and "a name, not a reaction" in doc["error"], doc
+    assert mapping.read_bytes() == before
+    for ok in ("custom:5368324170671202286", "paid", "🆒"):
+        code, doc = _set(mapping, ok, "1")
+        assert code == 0 and doc["changed"] is True, doc
+
+
 @pytest.mark.parametrize("emoji, score", [("🤷", "none"), ("👍", "1"), ("❤️", "2")])
 def test_a_change_that_changes_nothing_writes_no_version(mapping: Path, emoji: str, score: str) -> None:
     before = mapping.read_bytes()

@@ -122,12 +122,16 @@ def set_score(path: str | os.PathLike[str], emoji: str, score: float | None) -> 
 
     Raises:
         ValueError: a score that is not finite, an emoji that is empty or has blanks around it (a
-            reaction is the emoji alone: ``"👍 "`` would get a score no reaction ever matches).
+            reaction is the emoji alone: ``"👍 "`` would get a score no reaction ever matches), or a
+            name in ASCII (``thumbsup``) other than ``custom:<id>`` and ``paid``, as harvests write them.
     """
     if score is not None and not math.isfinite(score):  # JSON has no NaN/inf: it would be saved as null
         raise ValueError(f"score={score}: must be a finite number")
     if not norm_emoji(emoji).strip() or emoji != emoji.strip():
         raise ValueError(f"emoji={emoji!r}: give the reaction's emoji alone, without blanks, e.g. 👍")
+    if emoji.isascii() and emoji != "paid" and not emoji.startswith("custom:"):  # "thumbsup", ":+1:": no reaction
+        raise ValueError(f"emoji={emoji!r}: a name, not a reaction; give the emoji itself (👍), custom:<id> for a "
+                         "custom emoji, or paid")
     p = Path(path)
     cur = load_mapping(p)
     if cur.scores.get(norm_emoji(emoji)) == score:  # None: it has no score and keeps none

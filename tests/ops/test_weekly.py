@@ -48,13 +48,63 @@ def test_weekly_stages_last_week_and_runs_the_plan(tmp_path):
     cfg = WeeklyConfig(traces=str(root), bundles_dir=str(tmp_path / "bundles"), storage_uri="file:///tmp/s")
     bin_, log = _fake_bin(tmp_path)
     man = run_weekly(cfg, tmp_path / "artifacts", bin_)
-    assert man["status"] == "ok" and man["staged"] == {"read": 2, "staged": 1, "older": 1, "incomplete": 0}
+    assert man["status"] == "ok" and man["staged"] == {"read": 2, "staged": 1, "older": 1, "incomplete": 0, "carried": 0, "later": 0}
     calls = log.read_text().splitlines()
     assert [c.split()[0] for c in calls] == ["export", "push", "window"]
     stage = calls[0].split()[1]
     assert os.listdir(stage) == [new]
     assert "--max-usd 50.0" in calls[2] and "bundle=file:///tmp/s" in calls[2]
     assert orjson.loads(Path(man["manifest"]).read_bytes())["status"] == "ok"
+
+
+def _session(run: Path, started: str | None) -> None:
+    """Set the run's start, or (None) make it a run still being written (no session.json yet)."""
+    sess = run / "session.json"
+    if started is None:
+        (run / "session.json.done").write_bytes(sess.read_bytes())
+        sess.unlink()
+        return
+    data = orjson.loads(sess.read_bytes())
+    data["started_at"] = started
+    sess.write_bytes(orjson.dumps(data))
+
+
+def test_no_run_falls_between_two_weeks(tmp_path):
+    """A session running across a week's end (started 02:55, the run at 03:00) was "incomplete" in that
+    week and "older" in the next: in no bundle. A week that fires late (a timer catching up) left a gap
+    between its window and the last one. Each week starts where the last good week ended, and takes the
+    runs it left out as incomplete once they are complete."""
+    root = tmp_path / "traces"
+    across = root / record_sample_run(root, goal="runs across the end")
+    late = root / record_sample_run(root, goal="in the day the timer was late")
+    new = root / record_sample_run(root, goal="this week")
+    before = root / record_sample_run(root, goal="last week")
+    week1 = dt.datetime(2026, 3, 1, 3, 0, tzinfo=dt.UTC)
+    _session(before, "2026-02-25T10:00:00.000Z")
+    _session(across, None)  # started 02:55, still running at 03:00
+    _session(late, "2026-03-01T20:00:00.000Z")  # after week 1's end, before week 2's 7-day window
+    _session(new, "2026-03-06T10:00:00.000Z")
+    cfg = WeeklyConfig(traces=str(root), bundles_dir=str(tmp_path / "bundles"))
+    bin_, log = _fake_bin(tmp_path)
+    man1 = run_weekly(cfg, tmp_path / "artifacts", bin_, now=week1)
+    assert man1["incomplete_runs"] == [across.name] and man1["until"] == "2026-03-01T03:00:00.000Z"
+    assert man1["status"] == "ok" and man1["staged"]["staged"] == 1
+    assert man1["staged"]["later"] == 2  # started after week 1's end: the next week's
+    (across / "session.json.done").rename(across / "session.json")  # it finished at 03:10
+    _session(across, "2026-03-01T02:55:00.000Z")
+    week2 = week1 + dt.timedelta(days=8)  # a day late
+    man2 = run_weekly(cfg, tmp_path / "artifacts", bin_, now=week2)
+    assert man2["status"] == "ok" and man2["since"] == man1["until"] and man2["after"] == man1["until"]
+    assert man2["staged"] == {"read": 4, "staged": 3, "older": 1, "incomplete": 0, "carried": 1, "later": 0}
+    stage = log.read_text().splitlines()[-3].split()[1]
+    assert sorted(os.listdir(stage)) == sorted([across.name, late.name, new.name])
+    # the next week starts at week 2's end: nothing of weeks 1-2 again
+    man3 = run_weekly(cfg, tmp_path / "artifacts", bin_, now=week2 + dt.timedelta(days=7))
+    assert man3["since"] == man2["until"] and man3["staged"]["staged"] == 0 and man3["staged"]["older"] == 4
+    # weeks that failed for months: the window reaches back four windows at most (MAX_WINDOWS)
+    week4 = week2 + dt.timedelta(days=90)
+    man4 = run_weekly(cfg, tmp_path / "artifacts", bin_, now=week4, dry_run=True)
+    assert man4["after"] == man2["until"] and man4["since"] == "2026-05-10T03:00:00.000Z"  # week4 - 28 days
 
 
 def test_weekly_stops_at_a_failed_step_and_dry_run_runs_nothing(tmp_path):

@@ -6,7 +6,9 @@ step needs the previous one's output). Every run writes ``artifacts/weekly/<UTC 
 manifest.json`` with the plan, each command's exit code and the tail of its output.
 
 Last week's runs are staged as symlinks in ``<bundles_dir>/.weekly-<stamp>/traces`` (runs whose
-``session.json`` ``started_at`` is inside the window), so the export sees exactly that week; the stamp
+``session.json`` ``started_at`` is inside the window, and those the last good week left out as still
+running: ``window``), so the export sees exactly that week; the window starts where the last good week
+ended (a late timer, failed weeks: no run falls between two bundles), at most ``MAX_WINDOWS`` back; the stamp
 is the run's UTC second, with ``-N`` when an earlier run of that second left its folders (``free_stamp``). The
 bundle goes to ``<bundles_dir>/weekly-<stamp>/``. Both are regenerable: retention keeps those of the
 newest ``shadow.retention.keep_weekly`` runs, and never a run's that holds ``.weekly-<stamp>/.running.lock``
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from filelock import FileLock
 
 from tracebridge.capture.reader import iter_runs
@@ -48,6 +51,8 @@ from tracebridge.ops.retention_sources import RUN_LOCK, STAGE_PREFIX, WEEKLY_PRE
 from tracebridge.ops.shadow_steps import feedback_overrides
 from tracebridge.schema.canonical import format_ts, utc_now
 
+MAX_WINDOWS = 4  # a window widened to the last good week's end reaches back at most this many windows
+MAX_CARRIED = 10_000  # incomplete runs a manifest names for the next week
 WEEKLY_LOCK = ".weekly.lock"  # in weekly.bundles_dir: held by a weekly run from staging to its manifest
 
 
@@ -61,27 +66,73 @@ class Step:
     argv: list[str]
 
 
-def stage_runs(traces: Path, since: dt.datetime, stage: Path) -> dict[str, int]:
-    """Symlink the runs that started at/after ``since`` into ``stage``; return counts."""
+def stage_runs(traces: Path, cutoff: str, stage: Path, carried: frozenset[str] = frozenset(),
+               left: list[str] | None = None, until: str = "~") -> dict[str, int]:
+    """Symlink into ``stage`` the runs that started in [``cutoff``, ``until``) (ISO UTC times) and those
+    of ``carried`` (left out of the last good week as incomplete) that are complete now; return counts.
+    The ids of runs still incomplete go to ``left`` (the next week's ``carried``); a run that started at
+    or after ``until`` (a clock ahead) is the next week's (``later``)."""
     stage.mkdir(parents=True, exist_ok=True)
-    cutoff = format_ts(since)
-    counts = {"read": 0, "staged": 0, "older": 0, "incomplete": 0}
+    counts = {"read": 0, "staged": 0, "older": 0, "incomplete": 0, "carried": 0, "later": 0}
     for run in iter_runs(traces):
         counts["read"] += 1
-        if not run.complete:
-            counts["incomplete"] += 1
-            continue
         try:
-            started = run.read_session().get("started_at", "")
+            started = run.read_session().get("started_at", "") if run.complete else None
         except (OSError, ValueError):
+            started = None
+        if not isinstance(started, str):
             counts["incomplete"] += 1
+            if left is not None and len(left) < MAX_CARRIED and _written_since(run.path, cutoff):
+                left.append(run.run_id)  # still being written: the next week takes it once it is complete
             continue
-        if started < cutoff:
+        if started < cutoff and run.run_id not in carried:
             counts["older"] += 1
+            continue
+        if started >= until:
+            counts["later"] += 1
             continue
         os.symlink(run.path.resolve(), stage / run.run_id)
         counts["staged"] += 1
+        counts["carried"] += started < cutoff
     return counts
+
+
+def _written_since(run: Path, cutoff: str) -> bool:
+    """Whether the run's events file changed at/after ``cutoff`` (a run abandoned long ago is not carried)."""
+    try:
+        changed = (run / "events.jsonl").stat().st_mtime
+    except OSError:
+        return False
+    return changed >= dt.datetime.fromisoformat(cutoff).timestamp()
+
+
+def window(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime) -> dict[str, Any]:
+    """The week's window: ``since`` is ``weekly.days`` before ``now``, or the end (``until``) of the last
+    weekly run that finished ok when that is earlier (a timer that fired late, weeks that failed: no run
+    falls between two bundles), but at most ``MAX_WINDOWS`` windows back; ``carried``: the runs that
+    week left out as incomplete (a session running across its end is in this week's bundle)."""
+    since, floor = (format_ts(now - dt.timedelta(days=cfg.days * n)) for n in (1, MAX_WINDOWS))
+    out: dict[str, Any] = {"since": since, "until": format_ts(now), "carried": []}
+    prev = last_good_week(artifacts_dir)
+    if prev is not None:
+        out["after"] = prev["until"]
+        out["since"] = max(min(since, prev["until"]), floor)
+        out["carried"] = [r for r in prev.get("incomplete_runs") or [] if isinstance(r, str)]
+    return out
+
+
+def last_good_week(artifacts_dir: Path) -> dict[str, Any] | None:
+    """The manifest of the newest weekly run that finished ok and says where its window ended, or None."""
+    best: dict[str, Any] | None = None
+    for path in Path(artifacts_dir).glob("*/manifest.json"):
+        try:
+            man = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            continue
+        if isinstance(man, dict) and man.get("kind") == "weekly" and man.get("status") == "ok" \
+                and isinstance(man.get("until"), str) and (best is None or man["until"] > best["until"]):
+            best = man
+    return best
 
 
 def feedback_plan(cfg: WeeklyConfig) -> tuple[list[str], dict[str, Any]]:
@@ -132,13 +183,14 @@ def free_stamp(bundles_dir: Path, now: dt.datetime) -> str:
     raise ValueError(f"weekly.bundles_dir={bundles_dir}: 1000 weekly runs of {base} already; remove old ones")
 
 
-def _planned(cfg: WeeklyConfig, now: dt.datetime, stamp: str, bin_: list[str]) -> tuple[dict[str, Any], list[Step], Path]:
+def _planned(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stamp: str,
+             bin_: list[str]) -> tuple[dict[str, Any], list[Step], Path]:
     """The planned manifest, the steps and the staging folder of a run with this stamp."""
     stage = Path(cfg.bundles_dir) / f"{STAGE_PREFIX}{stamp}" / "traces"
     fb, fb_block = feedback_plan(cfg)
     steps = plan(cfg, stage, Path(cfg.bundles_dir) / f"{WEEKLY_PREFIX}{stamp}", bin_, fb)
     man: dict[str, Any] = {"kind": "weekly", "started_at": utc_now(), "window_days": cfg.days,
-                           "since": format_ts(now - dt.timedelta(days=cfg.days)), "config": cfg.__dict__.copy(),
+                           **window(cfg, artifacts_dir, now), "config": cfg.__dict__.copy(),
                            "plan": [" ".join(s.argv) for s in steps], "feedback": fb_block, "steps": {},
                            "status": "planned"}
     return man, steps, stage
@@ -157,10 +209,10 @@ def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.
     check_paths(cfg, artifacts_dir)  # a dry run too: it is the preflight of the Sunday run
     bundles = Path(cfg.bundles_dir)
     if dry_run:
-        return _planned(cfg, now, free_stamp(bundles, now), bin_)[0]
+        return _planned(cfg, artifacts_dir, now, free_stamp(bundles, now), bin_)[0]
     bundles.mkdir(parents=True, exist_ok=True)
     with run_lock(bundles / WEEKLY_LOCK, "another weekly run is running", cfg.lock_timeout_s, WeeklyLocked) as stale:
-        man, steps, stage = _planned(cfg, now, free_stamp(bundles, now), bin_)
+        man, steps, stage = _planned(cfg, artifacts_dir, now, free_stamp(bundles, now), bin_)
         if stale is not None:
             man["lock"] = {"took_over_from": stale}
         stage.parent.mkdir()  # a free stamp: never another run's folder
@@ -182,7 +234,9 @@ def _run_step(s: Step) -> dict[str, Any]:
 def _run(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stage: Path, steps: list[Step],
          man: dict[str, Any]) -> dict[str, Any]:
     """Stage the week's runs, run the plan and write the manifest (``run_weekly`` holds the lock)."""
-    man["staged"] = stage_runs(Path(cfg.traces), now - dt.timedelta(days=cfg.days), stage)
+    man["incomplete_runs"] = []
+    man["staged"] = stage_runs(Path(cfg.traces), man["since"], stage, frozenset(man["carried"]), man["incomplete_runs"],
+                               man["until"])
     status = "ok"
     if man["staged"]["staged"] == 0:
         status = "failed"

@@ -60,3 +60,16 @@ def test_each_thread_defaults_to_its_own_previous_event():
     assert seen["a"][1] == seen["a"][0] and seen["b"][1] == seen["b"][0]
     event_id, _, default = lin.issue()
     assert event_id == "r:000006" and default == root and lin.root == root  # the main thread's own
+
+
+def test_children_of_a_dropped_root_attach_to_the_first_of_them_written():
+    lin = Lineage("r")
+    root, _, default = lin.issue()
+    lin.dropped(root, lin.parent(None, default, auto=False))
+    first = _write(lin, parent=root, auto=False)
+    assert lin.root == first  # the first child written stands in for the dropped root
+    for _ in range(2):  # its siblings are not second roots: they attach to it
+        _, _, default = lin.issue()
+        assert lin.parent(root, default, auto=False) == first
+    with pytest.raises(LineageError, match="one root"):  # an explicit second root is still refused
+        lin.parent(None, default, auto=False)

@@ -4,7 +4,8 @@ Ids are ``<run_id>:<seq>`` with a zero-padded sequence number, issued in file or
 default parent is the previous event *of the thread that emits it* (the run's previous event for a
 thread's first), so a thread's action → call → result chain stays its own. A run has one root (the
 event without a parent). An event that was dropped (fail-open) never reaches the file, so its
-children attach to its own parent instead: the lineage on disk has no hole. Not thread-safe on its
+children attach to its own parent instead: the lineage on disk has no hole. A dropped root's children
+attach to the run's root, the first of them written when there is none yet. Not thread-safe on its
 own: the recorder calls it under its lock.
 """
 
@@ -44,17 +45,22 @@ class Lineage:
 
     def parent(self, explicit: Any, default: str | None, auto: bool) -> str | None:
         """The parent written for a new event: ``default`` when ``auto``, else ``explicit`` (None
-        for the root, or an earlier event's id); a dropped event stands in for its own parent.
+        for the root, or an earlier event's id); a dropped event stands in for its own parent, and a
+        dropped root for the run's root (None, making this event the root, while there is none).
 
         Raises:
             LineageError: ``explicit`` is no earlier event of this run, or the run has a root already.
         """
         resolved = default if auto else self._earlier(explicit)
+        if resolved not in self._dropped:
+            if resolved is None and self.root is not None:
+                raise LineageError("a run has one root; pass parent=")
+            return resolved
         while resolved in self._dropped:  # keep lineage intact around dropped events
             resolved = self._dropped[resolved]
-        if resolved is None and self.root is not None:
-            raise LineageError("a run has one root; pass parent=")
-        return resolved
+        # a dropped root's children: the first one written becomes the root, the others attach to it (only
+        # an explicit parent=None asks for a root, and a run has one)
+        return self.root if resolved is None else resolved
 
     def written(self, event_id: str, thread: int, parent: str | None) -> None:
         """Record that ``event_id`` (child of ``parent``) reached the file."""

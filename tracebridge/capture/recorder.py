@@ -16,9 +16,10 @@ in capture (bad payload, full disk) is logged once, counted in the session's ``c
 and never raised into the agent; ``strict=True`` raises instead (tests use it). A NaN or infinite float
 is written as ``"NaN"``/``"Infinity"``/``"-Infinity"`` and counted (``capture.nonfinite_values``), not as null.
 
-A recorder may be shared by the agent's threads (one lock orders ids, timestamps and counts); an
-event's default parent is the previous event *of the thread that emits it* (the run's previous event
-for a thread's first), so a thread's action → call → result chain stays its own. A
+A recorder may be shared by the agent's threads and asyncio tasks (one lock orders ids, timestamps and
+counts); an event's default parent is the previous event *of the thread or task that emits it* (for a
+thread's first, the run's previous event; for a task's first, its creator's previous event: a task starts
+with a copy of its creator's ``contextvars`` context), so each one's action → call → result chain stays its own. A
 process forked while a run is open does not write to it (``tracebridge.capture.forks``): the child's
 emits are dropped and counted in the child.
 """
@@ -198,6 +199,7 @@ class Recorder:
         parent's run without writing to it. Later emits are dropped and counted; no ``session.json``."""
         self._lock = threading.Lock()  # another thread of the parent may have held it at the fork
         self._closed = True
+        self._lineage.close()
         self._not_open = "the run belongs to the process that opened it (this one was forked from it)"
         writer, self._writer = self._writer, None
         if writer is not None:
@@ -206,6 +208,7 @@ class Recorder:
 
     def _close(self, success: bool | None, failure_class: str | None) -> None:
         writer, self._writer = self._writer, None  # emits from now on are refused before any work
+        self._lineage.close()
         if writer is None:  # never opened, or its folder could not be made: no run to write session.json into
             return
         try:
@@ -249,8 +252,9 @@ class Recorder:
             event_type: one of the schema's event types.
             role: planner | worker | verifier | orchestrator | env | user.
             payload: the typed payload (model or dict) for ``event_type``.
-            parent: causal parent id; default the previous event emitted by this thread (the
-                run's previous event for a thread's first). The first event is the root.
+            parent: causal parent id; default the previous event emitted by this thread or asyncio
+                task (for a thread's first, the run's previous event; for a task's first, its creator's).
+                The first event is the root; ``None`` asks for the root explicitly.
             llm: the model call that produced this event (see ``llm_call``).
             labels: event-level labels.
 
@@ -261,7 +265,7 @@ class Recorder:
             return self._emit(event_type, role, payload, parent, llm, labels)
 
     def _emit(self, event_type: str, role: str, payload: Any, parent: Any, llm: Any, labels: Any) -> str:
-        event_id, thread, resolved = self._lineage.issue()
+        event_id, resolved = self._lineage.issue()
         record = None
         try:
             resolved = self._lineage.parent(parent, resolved, parent is _AUTO)
@@ -299,7 +303,7 @@ class Recorder:
             self._lineage.dropped(event_id, resolved)
             self.stats.events_dropped += 1
             raise
-        self._lineage.written(event_id, thread, resolved)
+        self._lineage.written(event_id, resolved)
         self._count(record, nonfinite)
         return event_id
 

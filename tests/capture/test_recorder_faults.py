@@ -5,13 +5,19 @@ Whatever happens, the events that can be written are written, counted once, and 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from decimal import Decimal
 
+import numpy as np
+import pytest
+from pydantic import BaseModel
+
 from tests.conftest import MODEL_STACK
 from tracebridge.capture.reader import iter_runs
 from tracebridge.capture.recorder import Recorder
+from tracebridge.curate.redact import capture_redactor
 from tracebridge.schema.validate import check_run
 
 
@@ -80,3 +86,30 @@ def test_asyncio_tasks_and_new_threads_default_to_their_own_previous_events(tmp_
         assert [parents[e] for e in chain] == [root, *chain[:-1]]
     assert [parents[e] for _, e in firsts] == [before for before, _ in firsts]
     _check(tmp_path)
+
+
+class _Score(BaseModel):
+    value: float
+
+
+@dataclasses.dataclass
+class _Reading:
+    value: float
+
+
+@pytest.mark.parametrize("redactor", [None, capture_redactor])
+def test_nan_anywhere_in_a_payload_is_kept_as_a_string_and_counted(tmp_path, redactor):
+    """numpy's float64 NaN dropped the whole event (its repr is 'np.float64(nan)'); a NaN in a nested
+    model or dataclass was written as null, uncounted; with a redactor, a NaN beside a set (or bytes,
+    numpy, a model) was nulled by the JSON round trip before it could be counted."""
+    with _rec(tmp_path, redactor=redactor() if redactor else None) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        for obs in ({"np": np.float64("nan"), "np_inf": np.float64("-inf")},
+                    {"model": _Score(value=float("inf")), "dc": _Reading(float("nan"))},
+                    {"tags": {"a"}, "x": float("nan")}):
+            run.emit("env_observation", role="env", payload={"observation": obs})
+    obs = [e["payload"]["observation"] for e in _events(run)[1:]]
+    assert obs == [{"np": "NaN", "np_inf": "-Infinity"}, {"model": {"value": "Infinity"}, "dc": {"value": "NaN"}},
+                   {"tags": ["a"], "x": "NaN"}]
+    capture = _session(run)["capture"]
+    assert (capture["events_dropped"], capture["nonfinite_values"]) == (0, 5)

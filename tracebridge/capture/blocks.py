@@ -5,8 +5,8 @@ Pure functions: ``Recorder`` adds the locking and the fail-open counting around 
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import operator
 import os
 import re
 import secrets
@@ -23,11 +23,9 @@ from tracebridge.capture.problems import json_problem, validation_text
 from tracebridge.schema.canonical import canonical_json, canonical_line, sha256_json
 from tracebridge.schema.events import PAYLOADS, Usage
 from tracebridge.schema.session import (
-    DataGovernance,
     Goal,
     Hashes,
     ModelStack,
-    RedactionPass,
     RuntimeConfig,
     Source,
 )
@@ -196,17 +194,17 @@ def json_line(record: dict[str, Any], newline: bool = False) -> bytes:
         return dump(escape_surrogates(record))
 
 
-_NONFINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
-
-
 def nonfinite_as_strings(obj: Any) -> tuple[Any, int]:
     """``obj`` with every float JSON cannot hold (NaN, +-inf, numpy's too) as the string ``"NaN"``,
     ``"Infinity"`` or ``"-Infinity"`` (what ``float()`` reads back), and how many there were. JSON writers
-    put ``null`` in their place, losing the value without a trace. Dicts, lists, tuples, sets and numpy
-    arrays holding one are rebuilt (sets as lists, in ``canonical_json``'s order); anything else is
+    put ``null`` in their place, losing the value without a trace. Dicts, lists, tuples, sets, numpy
+    arrays, pydantic models and dataclasses holding one are rebuilt (sets as lists, in ``canonical_json``'s
+    order; models and dataclasses as the dicts ``canonical_json`` writes for them); anything else is
     returned as is."""
-    if isinstance(obj, float):
-        return (obj, 0) if math.isfinite(obj) else (_NONFINITE[repr(obj)], 1)
+    if isinstance(obj, float):  # numpy's float64 too (a float subclass, whose repr is 'np.float64(nan)')
+        if math.isfinite(obj):
+            return obj, 0
+        return ("NaN" if math.isnan(obj) else "Infinity" if obj > 0 else "-Infinity"), 1
     if isinstance(obj, dict):
         items = [(k, *nonfinite_as_strings(v)) for k, v in obj.items()]
         n = sum(m for _, _, m in items)
@@ -218,8 +216,13 @@ def nonfinite_as_strings(obj: Any) -> tuple[Any, int]:
         return ([v for v, _ in pairs], n) if n else (obj, 0)
     if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):  # a numpy scalar or array: orjson nulls them too
         out, n = nonfinite_as_strings(obj.tolist())
-        return (out, n) if n else (obj, 0)
-    return obj, 0
+    elif isinstance(obj, BaseModel):  # canonical_json dumps it in JSON mode, which writes null
+        out, n = nonfinite_as_strings(to_jsonable_python(obj, inf_nan_mode="constants"))
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # orjson writes its fields, NaN as null
+        out, n = nonfinite_as_strings({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})
+    else:
+        return obj, 0
+    return (out, n) if n else (obj, 0)
 
 
 def plain(value: Any) -> Any:
@@ -244,17 +247,6 @@ def event_line(record: dict[str, Any]) -> tuple[bytes, int]:
         return line, 0
     fixed, n = nonfinite_as_strings(record)
     return (json_line(fixed, newline=True), n) if n else (line, 0)
-
-
-def session_json(session: BaseModel, redactor: Any) -> tuple[bytes, int]:
-    """session.json's bytes (surrogates escaped, redacted by ``redactor`` when one is given) and the count of
-    floats JSON cannot hold that it writes as strings (a NaN in ``model_stack`` params, ``labels``)."""
-    data, n = nonfinite_as_strings(to_jsonable_python(session.model_dump(), inf_nan_mode="constants"))
-    data = escape_surrogates(data)  # small: escaped whole, always
-    data["capture"]["nonfinite_values"] += n
-    if redactor is not None:
-        data = redactor.redact(data)
-    return orjson.dumps(data, option=orjson.OPT_INDENT_2), n
 
 
 def run_goal(goal: Goal | dict[str, Any] | str) -> Goal:
@@ -285,16 +277,6 @@ def call_block(model: str, prompt: Any, *, params: dict[str, Any] | None, tools:
     return block
 
 
-def capture_governance(redactor: Any) -> DataGovernance:
-    """session.json's ``data_governance`` for a run recorded with ``redactor`` (a ``RedactionHook``, or None:
-    nothing scanned at capture)."""
-    if redactor is None:
-        return DataGovernance()
-    found = redactor.findings()
-    return DataGovernance(redaction_policy=redactor.policy, pii_scan="findings" if any(found.values()) else "clean",
-                          passes=[RedactionPass(stage="capture", policy=redactor.policy, findings=found)])
-
-
 class RecorderArgumentError(ValueError):
     """A ``Recorder`` argument no valid session.json can hold (a ``model_stack`` without a role, a value JSON
     cannot hold). Raised at construction, before the agent runs: capture fails open only once the run is
@@ -315,19 +297,6 @@ class RedactionHook(Protocol):
 
 class CaptureError(RuntimeError):
     """Raised by a strict-mode recorder when capture fails (its message names the field and value)."""
-
-
-def run_steps(step: Any, written: Any) -> int:
-    """session.json's ``summary.steps``: the step the agent reached, plus one. When the agent left ``Recorder.step``
-    a value no event can hold (``"3"``, ``-1``: its events were refused), the step of the last event written."""
-    for s in (step, written):
-        try:
-            n = -1 if isinstance(s, bool) else operator.index(s)
-        except TypeError:
-            continue
-        if n >= 0:
-            return n + 1
-    return 1
 
 
 _SHAPES = {"model_stack": '{"planner": {"model": str, "params": {...}}, "worker": {...}, "verifier": {...}} '

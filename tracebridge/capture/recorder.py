@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import asdict
 from types import TracebackType
 from typing import Any, Self
 
@@ -42,19 +41,17 @@ from tracebridge.capture.blocks import (
     RecorderArgumentError,
     RedactionHook,
     call_block,
-    capture_governance,
     event_line,
     json_line,
     labels_argument,
     make_goal,
     new_run_id,
+    nonfinite_as_strings,
     payload_types,
     plain,
     recorder_arguments,
     root_argument,
     run_id_argument,
-    run_steps,
-    session_json,
 )
 from tracebridge.capture.blocks import exception_message as _message
 from tracebridge.capture.check import check_emitted
@@ -62,18 +59,11 @@ from tracebridge.capture.forks import OPEN
 from tracebridge.capture.lineage import Lineage
 from tracebridge.capture.problems import LineTooLong, event_problem, open_problem
 from tracebridge.capture.reader import MAX_LINE_BYTES
-from tracebridge.capture.writer import EventWriter, write_atomic
+from tracebridge.capture.session_file import write_session
+from tracebridge.capture.writer import EventWriter
 from tracebridge.schema.canonical import utc_now
 from tracebridge.schema.events import LLMCall, Usage
-from tracebridge.schema.session import (
-    CaptureStats,
-    Goal,
-    ModelStack,
-    RuntimeConfig,
-    Session,
-    Source,
-    Summary,
-)
+from tracebridge.schema.session import Goal, ModelStack, RuntimeConfig, Source
 
 __all__ = ["CaptureError", "Recorder", "RecorderArgumentError", "RedactionHook", "make_goal", "new_run_id",
            "payload_types"]
@@ -220,11 +210,8 @@ class Recorder:
                         "quarantines it (no_events)", self.run_dir)
         end = self._end or {}
         try:
-            session = self._session(success if success is not None else end.get("success"),
-                                    failure_class if failure_class is not None else end.get("failure_class"))
-            data, nonfinite = session_json(session, self.redactor)
-            self.stats.nonfinite_values += nonfinite
-            write_atomic(self.run_dir / "session.json", data)
+            write_session(self, success if success is not None else end.get("success"),
+                          failure_class if failure_class is not None else end.get("failure_class"))
         except Exception as exc:  # noqa: BLE001 - fail-open: a bad label or goal never reaches the agent
             self._fail(exc, "session")
 
@@ -289,8 +276,10 @@ class Recorder:
                 raise CaptureError(f"run {self.run_id!r} is not open: {self._not_open}")
             check_emitted(record)
             if self.redactor is not None:
-                record = self._redact(record)
+                record, kept = self._redact(record)
             line, nonfinite = event_line(record)
+            if self.redactor is not None:
+                nonfinite += kept
             if len(line) > MAX_LINE_BYTES + 1:  # the reader skips it: refused here, where the agent is told
                 raise LineTooLong(len(line) - 1, MAX_LINE_BYTES)
             self._writer.write_lines(line, 1)
@@ -361,12 +350,15 @@ class Recorder:
 
     # ------------------------------------------------------------------ internals
 
-    def _redact(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _redact(self, record: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """The redacted record, and how many NaN/infinite floats were made strings on the way (``event_line``
+        then no longer sees them as floats: the caller adds them to its count)."""
         assert self.redactor is not None
         try:
-            return self.redactor.redact(record)
-        except TypeError:  # a value only canonical_json knows (set, bytes, numpy), a lone surrogate: its JSON form
-            return self.redactor.redact(orjson.loads(json_line(record)))
+            return self.redactor.redact(record), 0
+        except TypeError:  # a value only canonical_json knows (set, bytes, numpy, a model), a lone surrogate: its
+            fixed, n = nonfinite_as_strings(record)  # JSON form, NaN kept as "NaN" (a JSON round trip nulls it)
+            return self.redactor.redact(orjson.loads(json_line(fixed))), n
 
     def _now(self) -> str:
         ts = utc_now()
@@ -386,12 +378,3 @@ class Recorder:
             raise CaptureError(f"{self.run_dir}: capture failed at {where}: {why}") from exc
         self._warned = True
         log.warning("capture failed at %s in %s (fail-open, counting further errors): %s", where, self.run_dir, why)
-
-    def _session(self, success: bool | None, failure_class: str | None) -> Session:
-        steps = run_steps(self.step, self._last_step) if self._lineage.seq else 0
-        summary = Summary(success=success, steps=steps, tokens=self._tokens, cost_usd=round(self._cost, 6),
-                          failure_class=failure_class)
-        return Session(run_id=self.run_id, goal=self.goal, started_at=self._started_at or self._now(),
-                       finished_at=self._now(), model_stack=self.model_stack, runtime_config=self.runtime_config,
-                       hashes=self.hashes, data_governance=capture_governance(self.redactor), summary=summary,
-                       source=self.source, capture=CaptureStats(**asdict(self.stats)), labels=self.labels)

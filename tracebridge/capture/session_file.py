@@ -1,0 +1,73 @@
+"""session.json of a run a ``Recorder`` wrote: the session block built from the recorder's state at
+close, its ``data_governance`` (what the capture redactor found in this run) and the file's bytes,
+written once, atomically."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+
+from tracebridge.capture.blocks import escape_surrogates, nonfinite_as_strings
+from tracebridge.capture.writer import write_atomic
+from tracebridge.schema.session import CaptureStats, DataGovernance, RedactionPass, Session, Summary
+
+if TYPE_CHECKING:
+    from tracebridge.capture.recorder import Recorder
+
+
+def write_session(rec: Recorder, success: bool | None, failure_class: str | None) -> None:
+    """Write ``rec``'s session.json, adding the floats JSON cannot hold that it writes as strings to its
+    ``capture.nonfinite_values``.
+
+    Raises:
+        Exception: whatever building or writing it raised (the recorder counts it, fail-open).
+    """
+    steps = run_steps(rec.step, rec._last_step) if rec._lineage.seq else 0
+    summary = Summary(success=success, steps=steps, tokens=rec._tokens, cost_usd=round(rec._cost, 6),
+                      failure_class=failure_class)
+    session = Session(run_id=rec.run_id, goal=rec.goal, started_at=rec._started_at or rec._now(),
+                      finished_at=rec._now(), model_stack=rec.model_stack, runtime_config=rec.runtime_config,
+                      hashes=rec.hashes, data_governance=capture_governance(rec.redactor), summary=summary,
+                      source=rec.source, capture=CaptureStats(**asdict(rec.stats)), labels=rec.labels)
+    data, nonfinite = session_json(session, rec.redactor)
+    rec.stats.nonfinite_values += nonfinite
+    write_atomic(rec.run_dir / "session.json", data)
+
+
+def session_json(session: BaseModel, redactor: Any) -> tuple[bytes, int]:
+    """session.json's bytes (surrogates escaped, redacted by ``redactor`` when one is given) and the count of
+    floats JSON cannot hold that it writes as strings (a NaN in ``model_stack`` params, ``labels``)."""
+    data, n = nonfinite_as_strings(to_jsonable_python(session.model_dump(), inf_nan_mode="constants"))
+    data = escape_surrogates(data)  # small: escaped whole, always
+    data["capture"]["nonfinite_values"] += n
+    if redactor is not None:
+        data = redactor.redact(data)
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2), n
+
+
+def capture_governance(redactor: Any) -> DataGovernance:
+    """session.json's ``data_governance`` for a run recorded with ``redactor`` (a ``RedactionHook``, or None:
+    nothing scanned at capture)."""
+    if redactor is None:
+        return DataGovernance()
+    found = redactor.findings()
+    return DataGovernance(redaction_policy=redactor.policy, pii_scan="findings" if any(found.values()) else "clean",
+                          passes=[RedactionPass(stage="capture", policy=redactor.policy, findings=found)])
+
+
+def run_steps(step: Any, written: Any) -> int:
+    """session.json's ``summary.steps``: the step the agent reached, plus one. When the agent left ``Recorder.step``
+    a value no event can hold (``"3"``, ``-1``: its events were refused), the step of the last event written."""
+    for s in (step, written):
+        try:
+            n = -1 if isinstance(s, bool) else operator.index(s)
+        except TypeError:
+            continue
+        if n >= 0:
+            return n + 1
+    return 1

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import json
+import os
 import threading
 from decimal import Decimal
 
@@ -15,6 +17,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.conftest import MODEL_STACK
+from tracebridge.capture import writer as writer_module
 from tracebridge.capture.reader import iter_runs
 from tracebridge.capture.recorder import Recorder
 from tracebridge.curate.redact import capture_redactor
@@ -113,3 +116,26 @@ def test_nan_anywhere_in_a_payload_is_kept_as_a_string_and_counted(tmp_path, red
                    {"tags": ["a"], "x": "NaN"}]
     capture = _session(run)["capture"]
     assert (capture["events_dropped"], capture["nonfinite_values"]) == (0, 5)
+
+
+def test_failing_fsync_counts_an_error_not_a_dropped_event(tmp_path, monkeypatch):
+    """The line was on disk when the interval fsync failed, yet the event was counted as dropped and
+    its children rerouted around it; with fsync failing, every later event did the same."""
+    real = os.fsync
+
+    def fsync(fd):  # only the events file's sync fails: session.json is still written
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("events.jsonl"):
+            raise OSError(errno.EIO, "fsync failed")
+        real(fd)
+
+    monkeypatch.setattr(writer_module.os, "fsync", fsync)
+    with _rec(tmp_path, fsync_interval_s=0) as run:
+        ids = [run.emit("planner_input", role="planner", payload={"goal": "g"})]
+        ids += [run.emit("env_observation", role="env", payload={"observation": i}) for i in range(3)]
+    evs = _events(run)
+    assert [e["event_id"] for e in evs] == ids
+    assert [e["parent_event_id"] for e in evs] == [None, *ids[:-1]]  # nothing rerouted
+    capture = _session(run)["capture"]
+    assert capture["events_written"] == 4 and capture["events_dropped"] == 0
+    assert capture["errors"] == 2  # the first interval sync (then backed off) and the one at close
+    _check(tmp_path)

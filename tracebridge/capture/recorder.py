@@ -294,6 +294,9 @@ class Recorder:
             raise
         self._lineage.written(event_id, resolved)
         self._count(record, nonfinite)
+        if self._writer.sync_error is not None:  # the line is written; only its fsync failed: an error, no drop
+            exc, self._writer.sync_error = self._writer.sync_error, None
+            self._fail(exc, "fsync")
         return event_id
 
     def _count(self, record: dict[str, Any], nonfinite: int) -> None:

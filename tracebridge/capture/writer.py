@@ -3,7 +3,8 @@
 ``EventWriter`` appends one JSON line per ``os.write`` on an ``O_APPEND`` descriptor: each line
 reaches the kernel whole (no user-space buffer to lose), lines from one writer are never
 interleaved, and nothing already written is ever rewritten. It fsyncs on a configurable interval
-and at close. ``write_atomic`` writes a file once: temp file, fsync, rename, fsync of the folder.
+and at close; a failed interval sync does not fail the write that reached the kernel (it is kept in
+``sync_error`` for the caller to report, and retried after a back-off). ``write_atomic`` writes a file once: temp file, fsync, rename, fsync of the folder.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class EventWriter:
         self.fsync_on_close = fsync_on_close
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._last_sync = time.monotonic()
+        self._sync_wait = fsync_interval_s  # the interval, or the back-off after a failed sync
+        self.sync_error: OSError | None = None  # the last interval sync that failed, until the caller takes it
         self.lines = 0
 
     def write_line(self, line: bytes) -> None:
@@ -42,7 +45,9 @@ class EventWriter:
     def write_lines(self, data: bytes, lines: int) -> None:
         """Append ``data``, ``lines`` whole lines each ending in a newline, as one write; raise
         OSError on failure. For callers that serialise with the newline already in place
-        (``orjson.OPT_APPEND_NEWLINE``): no copy of a large batch just to add one byte."""
+        (``orjson.OPT_APPEND_NEWLINE``): no copy of a large batch just to add one byte. The interval
+        fsync after a whole write never raises: its error goes to ``sync_error`` (the data is written,
+        only its durability is in doubt), and the next try waits 1 s, doubling up to 60 s."""
         if self._fd is None:
             raise OSError(f"{self.path}: writer is closed")
         written = os.write(self._fd, data)
@@ -50,11 +55,17 @@ class EventWriter:
             self._undo_tail(written)
             raise OSError(f"{self.path}: short write ({written} of {len(data)} bytes)")
         self.lines += lines
-        if self.fsync_interval_s is not None:
+        if self._sync_wait is not None:
             now = time.monotonic()
-            if now - self._last_sync >= self.fsync_interval_s:
-                os.fsync(self._fd)
+            if now - self._last_sync >= self._sync_wait:
                 self._last_sync = now
+                try:
+                    os.fsync(self._fd)
+                except OSError as exc:
+                    self.sync_error = exc
+                    self._sync_wait = min(max(2 * self._sync_wait, 1.0), 60.0)
+                else:
+                    self._sync_wait = self.fsync_interval_s
 
     def _undo_tail(self, written: int) -> None:
         """Cut the fragment a short write left, so a later (smaller) line that still fits on the

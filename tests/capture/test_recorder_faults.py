@@ -139,3 +139,60 @@ def test_failing_fsync_counts_an_error_not_a_dropped_event(tmp_path, monkeypatch
     assert capture["events_written"] == 4 and capture["events_dropped"] == 0
     assert capture["errors"] == 2  # the first interval sync (then backed off) and the one at close
     _check(tmp_path)
+
+
+class _Hook:
+    """A redaction hook that runs ``during`` mid-emit, as a signal handler would (same thread, lock held)."""
+
+    policy = "test"
+
+    def __init__(self, during):
+        self.during, self.calls = during, 0
+
+    def redact(self, record, scope=None):
+        self.calls += 1
+        if self.calls == 2:
+            self.during()
+        return record
+
+    def findings(self, scope=None):
+        return {}
+
+
+def _in_thread(work):
+    """``work()`` in a thread, failing (not hanging) when it deadlocks."""
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    t.join(timeout=10)
+    assert not t.is_alive(), "deadlocked"
+
+
+def test_close_from_a_signal_handler_mid_emit_closes_after_that_emit(tmp_path):
+    """A handler calling run.close() while the run's lock was held by an emit deadlocked."""
+    run = _rec(tmp_path, redactor=_Hook(lambda: run.close()))
+
+    def work():
+        with run:
+            run.emit("planner_input", role="planner", payload={"goal": "g"})
+            run.emit("env_observation", role="env", payload={"observation": 1})  # the handler runs in here
+            run.emit("env_observation", role="env", payload={"observation": 2})  # after close: refused
+
+    _in_thread(work)
+    assert [e["payload"].get("observation") for e in _events(run)] == [None, 1]
+    capture = _session(run)["capture"]
+    assert (capture["events_written"], capture["events_dropped"]) == (2, 0)  # session.json as of the close
+    assert run.stats.errors == 1  # the emit after close
+
+
+def test_emit_from_a_signal_handler_mid_emit_is_refused_not_written_out_of_order(tmp_path):
+    run = _rec(tmp_path, redactor=_Hook(lambda: run.emit("env_observation", role="env", payload={"observation": 0})))
+
+    def work():
+        with run:
+            run.emit("planner_input", role="planner", payload={"goal": "g"})
+            run.emit("env_observation", role="env", payload={"observation": 1})
+
+    _in_thread(work)
+    assert [e["payload"].get("observation") for e in _events(run)] == [None, 1]
+    assert _session(run)["capture"]["events_dropped"] == 1
+    _check(tmp_path)

@@ -21,7 +21,8 @@ counts); an event's default parent is the previous event *of the thread or task 
 thread's first, the run's previous event; for a task's first, its creator's previous event: a task starts
 with a copy of its creator's ``contextvars`` context), so each one's action → call → result chain stays its own. A
 process forked while a run is open does not write to it (``tracebridge.capture.forks``): the child's
-emits are dropped and counted in the child.
+emits are dropped and counted in the child. A signal handler may call ``close()`` mid-emit: the run closes
+when that emit is done (an ``emit()`` from it mid-emit is refused and counted: it would be out of order).
 """
 
 from __future__ import annotations
@@ -133,8 +134,11 @@ class Recorder:
         self._toolsets: set[str] = set()  # toolset hashes whose schemas an llm block written holds
         self._warned = False
         self._closed = False
+        self._emitting = 0  # emits in progress in the thread holding the lock (a signal handler can nest one)
+        self._close_after_emit: tuple[bool | None, str | None] | None = None  # a close() from mid-emit
         self._not_open = "it was never opened (use `with Recorder(...) as run:` or call open())"
-        self._lock = threading.Lock()
+        # re-entrant: a signal handler's close() or emit() mid-emit would deadlock; close waits for that emit to end
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -174,27 +178,20 @@ class Recorder:
         OPEN.add(self)
 
     def close(self, success: bool | None = None, failure_class: str | None = None) -> None:
-        """Close the events file and write ``session.json`` once (idempotent)."""
+        """Close the events file and write ``session.json`` once (idempotent). Called mid-emit (from a signal
+        handler), it closes once that emit is done."""
         with self._lock:
             if self._closed:
                 return
+            if self._emitting:
+                self._close_after_emit = (success, failure_class)
+                return
+            self._close_after_emit = None
             self._closed = True
             OPEN.discard(self)
             self._close(success, failure_class)
             self._warned = False  # an emit after close is logged again: session.json cannot count it
             self._not_open = "it was closed (emit after close()); session.json does not count this event"
-
-    def disown(self) -> None:
-        """In a process forked while this run was open (``tracebridge.capture.forks``): give up the
-        parent's run without writing to it. Later emits are dropped and counted; no ``session.json``."""
-        self._lock = threading.Lock()  # another thread of the parent may have held it at the fork
-        self._closed = True
-        self._lineage.close()
-        self._not_open = "the run belongs to the process that opened it (this one was forked from it)"
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.fsync_on_close = False  # the parent's file: nothing of the child's to make durable
-            writer.close()
 
     def _close(self, success: bool | None, failure_class: str | None) -> None:
         writer, self._writer = self._writer, None  # emits from now on are refused before any work
@@ -249,7 +246,13 @@ class Recorder:
             The event id (also when capture failed in fail-open mode, so callers go on).
         """
         with self._lock:  # one event at a time: ids, timestamps and counts stay in file order
-            return self._emit(event_type, role, payload, parent, llm, labels)
+            self._emitting += 1
+            try:
+                return self._emit(event_type, role, payload, parent, llm, labels)
+            finally:
+                self._emitting -= 1
+                if self._close_after_emit is not None and not self._emitting:
+                    self.close(*self._close_after_emit)
 
     def _emit(self, event_type: str, role: str, payload: Any, parent: Any, llm: Any, labels: Any) -> str:
         event_id, resolved = self._lineage.issue()
@@ -274,6 +277,9 @@ class Recorder:
                 record["labels"] = labels
             if self._writer is None:
                 raise CaptureError(f"run {self.run_id!r} is not open: {self._not_open}")
+            if self._emitting > 1:  # written now, it would land before the event being emitted: out of order
+                raise CaptureError("emit() called while another emit() of this thread was running (from a signal "
+                                   "handler?): refused")
             check_emitted(record)
             if self.redactor is not None:
                 record, kept = self._redact(record)

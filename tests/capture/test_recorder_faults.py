@@ -196,3 +196,29 @@ def test_emit_from_a_signal_handler_mid_emit_is_refused_not_written_out_of_order
     assert [e["payload"].get("observation") for e in _events(run)] == [None, 1]
     assert _session(run)["capture"]["events_dropped"] == 1
     _check(tmp_path)
+
+
+def test_session_redaction_record_counts_the_session_and_only_this_run(tmp_path):
+    """data_governance was built before the session was redacted (PII only in the goal: replaced, yet
+    pii_scan said clean) from findings() of whichever run the shared redactor saw last."""
+    shared = capture_redactor()
+    quiet = Recorder(tmp_path, goal="write to bob@example.com", model_stack=MODEL_STACK,
+                     runtime_config={"max_steps": 1}, redactor=shared)
+    busy = _rec(tmp_path, redactor=shared)
+    with quiet, busy:
+        quiet.emit("planner_input", role="planner", payload={"goal": "no pii here"})
+        busy.emit("planner_input", role="planner", payload={"goal": "a@example.com b@example.org c@example.net"})
+        quiet.close()  # the redactor saw busy last
+    gov = _session(quiet)["data_governance"]
+    assert "bob@example.com" not in json.dumps(_session(quiet))
+    assert gov["pii_scan"] == "findings" and gov["passes"][0]["findings"] == {"EMAIL": 1}
+    assert _session(busy)["data_governance"]["passes"][0]["findings"] == {"EMAIL": 3}
+
+
+def test_pii_only_in_the_goal_is_recorded_as_found(tmp_path):
+    with Recorder(tmp_path, goal="write to bob@example.com", model_stack=MODEL_STACK, runtime_config={"max_steps": 1},
+                  redactor=capture_redactor()) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "no pii here"})
+    gov = _session(run)["data_governance"]
+    assert (gov["pii_scan"], gov["passes"][0]["findings"]) == ("findings", {"EMAIL": 1})
+    _check(tmp_path)

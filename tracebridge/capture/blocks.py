@@ -291,8 +291,9 @@ class RedactionHook(Protocol):
     def redact(self, record: dict[str, Any]) -> dict[str, Any]:
         """A redacted copy of ``record`` (the record itself when nothing was found)."""
 
-    def findings(self) -> dict[str, int]:
-        """Counts of what was redacted, by placeholder type (the session's ``findings``)."""
+    def findings(self, scope: str | None = None) -> dict[str, int]:
+        """Counts of what was redacted in run ``scope`` (records are scoped by their ``run_id``), by placeholder
+        type (the session's ``findings``). A hook without ``scope`` serves one run."""
 
 
 class CaptureError(RuntimeError):

@@ -32,8 +32,8 @@ def write_session(rec: Recorder, success: bool | None, failure_class: str | None
                       failure_class=failure_class)
     session = Session(run_id=rec.run_id, goal=rec.goal, started_at=rec._started_at or rec._now(),
                       finished_at=rec._now(), model_stack=rec.model_stack, runtime_config=rec.runtime_config,
-                      hashes=rec.hashes, data_governance=capture_governance(rec.redactor), summary=summary,
-                      source=rec.source, capture=CaptureStats(**asdict(rec.stats)), labels=rec.labels)
+                      hashes=rec.hashes, data_governance=capture_governance(rec.redactor, rec.run_id),
+                      summary=summary, source=rec.source, capture=CaptureStats(**asdict(rec.stats)), labels=rec.labels)
     data, nonfinite = session_json(session, rec.redactor)
     rec.stats.nonfinite_values += nonfinite
     write_atomic(rec.run_dir / "session.json", data)
@@ -41,21 +41,28 @@ def write_session(rec: Recorder, success: bool | None, failure_class: str | None
 
 def session_json(session: BaseModel, redactor: Any) -> tuple[bytes, int]:
     """session.json's bytes (surrogates escaped, redacted by ``redactor`` when one is given) and the count of
-    floats JSON cannot hold that it writes as strings (a NaN in ``model_stack`` params, ``labels``)."""
+    floats JSON cannot hold that it writes as strings (a NaN in ``model_stack`` params, ``labels``). With a
+    redactor, ``data_governance`` is built after the session is redacted: what it found there (PII only in the
+    goal) is part of the run's findings."""
     data, n = nonfinite_as_strings(to_jsonable_python(session.model_dump(), inf_nan_mode="constants"))
     data = escape_surrogates(data)  # small: escaped whole, always
     data["capture"]["nonfinite_values"] += n
     if redactor is not None:
         data = redactor.redact(data)
+        data["data_governance"] = capture_governance(redactor, str(data["run_id"])).model_dump(mode="json")
     return orjson.dumps(data, option=orjson.OPT_INDENT_2), n
 
 
-def capture_governance(redactor: Any) -> DataGovernance:
-    """session.json's ``data_governance`` for a run recorded with ``redactor`` (a ``RedactionHook``, or None:
-    nothing scanned at capture)."""
+def capture_governance(redactor: Any, run_id: str) -> DataGovernance:
+    """session.json's ``data_governance`` for run ``run_id`` recorded with ``redactor`` (a ``RedactionHook``, or
+    None: nothing scanned at capture): its findings in this run, not in the run it saw last (one redactor may
+    serve several recorders)."""
     if redactor is None:
         return DataGovernance()
-    found = redactor.findings()
+    try:
+        found = redactor.findings(scope=run_id)
+    except TypeError:  # a hook whose findings() takes no scope: it serves one run
+        found = redactor.findings()
     return DataGovernance(redaction_policy=redactor.policy, pii_scan="findings" if any(found.values()) else "clean",
                           passes=[RedactionPass(stage="capture", policy=redactor.policy, findings=found)])
 

@@ -222,3 +222,20 @@ def test_pii_only_in_the_goal_is_recorded_as_found(tmp_path):
     gov = _session(run)["data_governance"]
     assert (gov["pii_scan"], gov["passes"][0]["findings"]) == ("findings", {"EMAIL": 1})
     _check(tmp_path)
+
+
+def test_usage_in_openais_shape_is_mapped_and_a_bad_one_left_out(tmp_path):
+    """A usage dict in OpenAI's shape passed llm_call but failed the event's check: the whole LLM event
+    was dropped. Now it is mapped to ours; a usage the schema refuses is left out, the event kept."""
+    openai = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    with _rec(tmp_path) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        for usage in (openai, {"input_tokens": -1}, {"input_tokens": 3, "cost_usd": 0.5}):
+            run.emit("planner_output", role="planner", payload={"plan": []},
+                     llm=run.llm_call("m", "prompt", usage=usage))
+    usages = [e["llm"]["usage"] for e in _events(run)[1:]]
+    assert usages == [{"input_tokens": 12, "output_tokens": 5}, {}, {"input_tokens": 3, "cost_usd": 0.5}]
+    sess = _session(run)
+    assert (sess["capture"]["events_dropped"], sess["capture"]["errors"]) == (0, 1)  # the refused usage
+    assert sess["summary"]["tokens"] == 20
+    _check(tmp_path)

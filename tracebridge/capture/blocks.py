@@ -139,6 +139,34 @@ def llm_block(model: str, prompt: Any, *, params: dict[str, Any] | None = None, 
     }
 
 
+_OPENAI_USAGE = {"prompt_tokens": "input_tokens", "completion_tokens": "output_tokens"}
+_OPENAI_ONLY = ("total_tokens", "prompt_tokens_details", "completion_tokens_details")  # sums and breakdowns
+
+
+def usage_argument(usage: Any) -> Any:
+    """``Recorder.llm_call``'s ``usage``, checked as the schema's ``Usage`` (strict, as a file is read) with
+    OpenAI's keys mapped to ours (``prompt_tokens`` → ``input_tokens``, ``completion_tokens`` →
+    ``output_tokens``; ``total_tokens`` and the ``*_details`` breakdowns left out). A valid dict is returned
+    as given (or mapped), a ``Usage`` as is, an OpenAI usage model as its mapped dump.
+
+    Raises:
+        TypeError, ValueError: ``usage`` is not a mapping, or holds a value ``Usage`` refuses.
+    """
+    if usage is None or isinstance(usage, Usage):
+        return usage
+    if isinstance(usage, BaseModel):  # openai's CompletionUsage
+        usage = usage.model_dump()
+    if not isinstance(usage, dict):
+        raise TypeError(f"llm_call(usage=...): {type(usage).__name__} is not a mapping")
+    if any(k in usage for k in (*_OPENAI_USAGE, *_OPENAI_ONLY)):
+        mapped = {_OPENAI_USAGE.get(k, k): v for k, v in usage.items() if k not in _OPENAI_ONLY}
+        if len(mapped) + sum(k in usage for k in _OPENAI_ONLY) < len(usage):
+            raise ValueError(f"llm_call(usage=...): both OpenAI's and our names for one count: {sorted(usage)}")
+        usage = mapped
+    Usage.model_validate(usage, strict=True)
+    return usage
+
+
 def escape_surrogates(obj: Any) -> Any:
     """``obj`` with lone surrogates in its strings (and keys) escaped as ``\\udcff``: what Python
     decodes with ``surrogateescape`` (``os.listdir``, a subprocess's output, undecodable file names),

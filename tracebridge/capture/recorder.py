@@ -53,6 +53,7 @@ from tracebridge.capture.blocks import (
     recorder_arguments,
     root_argument,
     run_id_argument,
+    usage_argument,
 )
 from tracebridge.capture.blocks import exception_message as _message
 from tracebridge.capture.check import check_emitted
@@ -343,12 +344,20 @@ class Recorder:
                 is recorded on the first call of the run that offers it (``llm.tools``), and the
                 export's worker rows carry it instead of schemas inferred from the call arguments.
             response: raw text the model returned.
-            usage: token counts, cost and latency.
+            usage: token counts, cost and latency (a ``Usage``, or a dict of its fields; OpenAI's
+                ``prompt_tokens``/``completion_tokens`` are taken for ours, ``total_tokens`` left out).
 
         Returns:
-            The block; None when it cannot be built (an argument JSON cannot hold, ``params`` or
-            ``usage`` not a mapping): fail-open, counted, and the event is written without it.
+            The block; None when it cannot be built (an argument JSON cannot hold, ``params`` not a
+            mapping): fail-open, counted, and the event is written without it. A ``usage`` the schema
+            refuses is left out of the block (counted, fail-open): the call is still recorded.
         """
+        try:
+            usage = usage_argument(usage)
+        except (TypeError, ValueError) as exc:
+            with self._lock:
+                self._fail(exc, "llm_call usage")
+            usage = None
         try:
             return call_block(model, prompt, params=params, tools=tools, response=response, usage=usage,
                               recorded=self._toolsets)

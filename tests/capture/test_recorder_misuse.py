@@ -44,7 +44,8 @@ def test_llm_call_with_unusable_arguments_fails_open(tmp_path):
         blocks = [run.llm_call("m", "p", params="temperature=0"), run.llm_call("m", {1, object()}),
                   run.llm_call("m", "p", usage=5), run.llm_call("m", "p", tools=[object()])]
         run.emit("planner_output", role="planner", parent=root, payload={"plan": []}, llm=blocks[0])
-    assert blocks == [None] * 4
+    assert blocks[:2] == [None] * 2 and blocks[3] is None
+    assert blocks[2]["usage"] == {}  # a usage that is no mapping is left out: the call is kept
     assert _session(run)["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 4, "nonfinite_values": 0}
     assert "llm" not in _events(run)[1]  # the event itself is kept
     _check(tmp_path)
@@ -57,7 +58,8 @@ def test_infinite_usage_is_refused_not_written_as_null(tmp_path):
         run.emit("planner_input", role="planner", payload={"goal": "g"})
         for usage in ({"cost_usd": float("inf")}, {"latency_ms": float("inf")}):
             run.emit("planner_output", role="planner", payload={"plan": []}, llm=run.llm_call("m", "p", usage=usage))
-    assert _session(run)["capture"] == {"events_written": 1, "events_dropped": 2, "errors": 2, "nonfinite_values": 0}
+    assert [e["llm"]["usage"] for e in _events(run)[1:]] == [{}, {}]  # left out by llm_call; the events kept
+    assert _session(run)["capture"] == {"events_written": 3, "events_dropped": 0, "errors": 2, "nonfinite_values": 0}
     assert _session(run)["summary"]["cost_usd"] == 0.0
     _check(tmp_path)
 

@@ -239,3 +239,17 @@ def test_usage_in_openais_shape_is_mapped_and_a_bad_one_left_out(tmp_path):
     assert (sess["capture"]["events_dropped"], sess["capture"]["errors"]) == (0, 1)  # the refused usage
     assert sess["summary"]["tokens"] == 20
     _check(tmp_path)
+
+
+def test_label_set_after_construction_that_json_cannot_hold_is_left_out_of_session_json(tmp_path, caplog):
+    """A bad run label set after construction meant no session.json at all."""
+    with _rec(tmp_path, labels={"dataset": "csv-v2"}) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        run.labels["judge"] = object()
+        run.labels[3] = "three"
+        run.labels["score"] = float("nan")
+    sess = _session(run)
+    assert sess["labels"] == {"dataset": "csv-v2", "score": "NaN"}
+    assert sess["capture"]["errors"] == 2 and sess["capture"]["nonfinite_values"] == 1
+    assert "label 'judge'" in caplog.text and "label 3" in caplog.text
+    _check(tmp_path)

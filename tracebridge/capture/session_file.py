@@ -4,6 +4,7 @@ written once, atomically."""
 
 from __future__ import annotations
 
+import logging
 import operator
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -13,11 +14,14 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from tracebridge.capture.blocks import escape_surrogates, nonfinite_as_strings
+from tracebridge.capture.problems import json_problem
 from tracebridge.capture.writer import write_atomic
 from tracebridge.schema.session import CaptureStats, DataGovernance, RedactionPass, Session, Summary
 
 if TYPE_CHECKING:
     from tracebridge.capture.recorder import Recorder
+
+log = logging.getLogger(__name__)
 
 
 def write_session(rec: Recorder, success: bool | None, failure_class: str | None) -> None:
@@ -27,16 +31,39 @@ def write_session(rec: Recorder, success: bool | None, failure_class: str | None
     Raises:
         Exception: whatever building or writing it raised (the recorder counts it, fail-open).
     """
+    labels = session_labels(rec)  # before the counts are taken: a label left out is one of the errors
     steps = run_steps(rec.step, rec._last_step) if rec._lineage.seq else 0
     summary = Summary(success=success, steps=steps, tokens=rec._tokens, cost_usd=round(rec._cost, 6),
                       failure_class=failure_class)
     session = Session(run_id=rec.run_id, goal=rec.goal, started_at=rec._started_at or rec._now(),
                       finished_at=rec._now(), model_stack=rec.model_stack, runtime_config=rec.runtime_config,
                       hashes=rec.hashes, data_governance=capture_governance(rec.redactor, rec.run_id),
-                      summary=summary, source=rec.source, capture=CaptureStats(**asdict(rec.stats)), labels=rec.labels)
+                      summary=summary, source=rec.source, capture=CaptureStats(**asdict(rec.stats)), labels=labels)
     data, nonfinite = session_json(session, rec.redactor)
     rec.stats.nonfinite_values += nonfinite
     write_atomic(rec.run_dir / "session.json", data)
+
+
+def session_labels(rec: Recorder) -> dict[str, Any]:
+    """``rec.labels`` as session.json can hold them. They were checked at construction, but the agent may set
+    one later (``run.labels["judge"] = obj``): one JSON cannot hold, or under a key that is not a str, is left
+    out, counted in ``capture.errors`` and logged naming its key, so that session.json is still written."""
+    labels = rec.labels
+    if not isinstance(labels, dict):
+        rec.stats.errors += 1
+        log.warning("run %s: session.json leaves out its labels: %s %.60r is not a dict", rec.run_dir,
+                    type(labels).__name__, labels)
+        return {}
+    kept = {}
+    for key, value in labels.items():
+        why = (f"key {type(key).__name__} {key!r:.40} is not a str" if not isinstance(key, str)
+               else json_problem(value, f"labels.{key}"))
+        if why is None:
+            kept[key] = value
+        else:
+            rec.stats.errors += 1
+            log.warning("run %s: session.json leaves out label %.60r: %s", rec.run_dir, key, why)
+    return kept
 
 
 def session_json(session: BaseModel, redactor: Any) -> tuple[bytes, int]:

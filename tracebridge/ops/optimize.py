@@ -6,7 +6,9 @@
 (the bundle is a local path: use it with ``cluster: local`` (an embedded Ray head); remote
 clusters get their bundles through storage, as in the weekly window). Either way
 the report's ``results.json`` gives the uplift: the paired difference optimized − baseline of
-the configured metric (``role/metric``), with its bootstrap interval. The report (results,
+the configured metric (``role/metric``), with its bootstrap interval, oriented by the metric's direction
+(``HIGHER_IS_BETTER``): for a lower-is-better metric (``worker/error_recurrence``) it is baseline −
+optimized, so a positive uplift is always a gain and the review's ``uplift > min_uplift`` means better. The report (results,
 HTML, manifest) is copied into the artifact bundle; checkpoints stay in the work dir.
 """
 
@@ -18,17 +20,33 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tracebridge.eval.metrics import HIGHER_IS_BETTER
 from tracebridge.ops.cycle import Ctx, StepFailed
 
 REPORT_FILES = ("results.json", "report.html", "manifest.json")
 
 
+def higher_is_better(metric: str) -> bool | None:
+    """The direction of ``role/name`` (a closed-loop ``cl_`` name as its offline one); None when unknown."""
+    role, sep, name = metric.partition("/")
+    if not (role and sep and name):
+        return None
+    return HIGHER_IS_BETTER.get(name.removeprefix("cl_"))
+
+
 def uplift_from_results(results: dict[str, Any], metric: str) -> dict[str, Any]:
-    """``{metric, baseline, optimized, uplift, lo, hi, n, winner}`` from a report's results.json.
+    """``{metric, higher_is_better, baseline, optimized, uplift, lo, hi, n, winner}`` from a report's results.json.
+
+    ``uplift`` (and its interval ``lo``..``hi``) is oriented by the metric's direction: optimized − baseline
+    where higher is better, baseline − optimized where lower is, so a gain is always positive.
 
     Raises:
-        StepFailed: the role or metric is not in the results.
+        StepFailed: the metric's direction is unknown, or the role or metric is not in the results.
     """
+    hib = higher_is_better(metric)
+    if hib is None:
+        raise StepFailed(f"shadow.optimize.metric={metric}: no known direction (role/name with a name of "
+                         f"tracebridge.eval.metrics.HIGHER_IS_BETTER)")
     role, _, name = metric.partition("/")
     block = (results.get("roles") or {}).get(role)
     if not block:
@@ -41,8 +59,11 @@ def uplift_from_results(results: dict[str, Any], metric: str) -> dict[str, Any]:
         if None in vals.values():
             raise StepFailed(f"results.json has no {metric} for both variants: {vals}")
         diff = {"value": vals["optimized"] - vals["baseline"], "lo": None, "hi": None, "n": None}
-    return {"metric": metric, "baseline": vals["baseline"], "optimized": vals["optimized"],
-            "uplift": diff["value"], "lo": diff.get("lo"), "hi": diff.get("hi"), "n": diff.get("n"),
+    lo, hi = diff.get("lo"), diff.get("hi")
+    if not hib:  # the gain is the fall of the metric: negate, and the interval's ends swap
+        lo, hi = (None if hi is None else -hi), (None if lo is None else -lo)
+    return {"metric": metric, "higher_is_better": hib, "baseline": vals["baseline"], "optimized": vals["optimized"],
+            "uplift": diff["value"] if hib else -diff["value"], "lo": lo, "hi": hi, "n": diff.get("n"),
             "winner": block.get("winner"), "winner_reason": block.get("winner_reason")}
 
 

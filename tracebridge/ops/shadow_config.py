@@ -12,6 +12,19 @@ from dataclasses import dataclass, field
 OPTIMIZE_MODES = ("local", "cluster", "off")
 
 
+def _metric_problems(metric: str) -> list[str]:
+    """``shadow.optimize.metric`` must name a role and a metric whose direction is known (the uplift's sign)."""
+    from tracebridge.eval.metrics import HIGHER_IS_BETTER
+
+    role, sep, name = metric.partition("/")
+    if role and sep and name.removeprefix("cl_") in HIGHER_IS_BETTER:
+        return []
+    known = ", ".join(sorted(HIGHER_IS_BETTER))
+    why = (f"shadow.optimize.metric={metric}: use role/name with a known metric (its direction orients the "
+           f"uplift): one of {known}; e.g. worker/action_match")
+    return [why]
+
+
 @dataclass
 class ReplayConfig:
     """The fixed replay set: chosen once, then the same runs every day."""
@@ -34,7 +47,9 @@ class OptimizeConfig:
     role: str = field(default="worker", metadata={
         "help": "Role trained in the smoke (OpenClaw sessions carry worker turns only)."})
     metric: str = field(default="worker/action_match", metadata={
-        "help": "Metric whose optimized − baseline difference is the cycle's uplift."})
+        "help": "Metric (role/name, a name of tracebridge.eval.metrics.HIGHER_IS_BETTER) whose paired difference "
+                "is the cycle's uplift, oriented so a gain is positive: optimized − baseline where higher is "
+                "better, baseline − optimized where lower is (e.g. worker/error_recurrence)."})
     overrides: list[str] = field(default_factory=list, metadata={
         "help": "key=value overrides for both trials (e.g. sft.max_steps=20)."})
     sweep_config: str = field(default="configs/sweep/smoke.yaml", metadata={"help": "mode=cluster: sweep config."})
@@ -151,6 +166,8 @@ class ShadowConfig:
         p = []
         if self.optimize.mode not in OPTIMIZE_MODES:
             p.append(f"shadow.optimize.mode={self.optimize.mode}: use one of {', '.join(OPTIMIZE_MODES)}")
+        if self.optimize.mode != "off":
+            p += _metric_problems(self.optimize.metric)
         if self.replay.size < 1:
             p.append(f"shadow.replay.size={self.replay.size}: must be >= 1")
         if self.parallel_steps < 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,34 @@ def test_install_into_a_unit_dir_that_is_a_file_exits_2_and_a_reinstall_replaces
     assert install(units, "/opt/tb/bin/tracebridge").exit_code == 0
     assert (tmp_path / "held").read_text() == before and "/opt/tb/bin/tracebridge" in svc.read_text()
     assert not [p.name for p in units.iterdir() if ".tmp." in p.name]
+
+
+def _shadow_line(block: str) -> str:
+    (line,) = [ln for ln in block.splitlines() if "shadow-cycle" in ln and not ln.startswith("#")]
+    return line
+
+
+def test_a_cron_reinstall_keeps_the_feedback_env_on_the_shadow_cycle_line():
+    block = cron_lines(INFRA, "/srv/tb", "/srv/tb/.venv/bin/tracebridge")
+    edited = f"MAILTO=me\n{BEGIN}\n15 2 * * * cd /srv/tb && . ~/.config/tracebridge/feedback.env && tb\n{END}\n"
+    merged = merge_crontab(merge_crontab(edited, block), block)
+    assert "/.config/tracebridge/feedback.env" in _shadow_line(merged)
+    assert "%" not in _shadow_line(merged)  # cron turns % into a newline
+
+
+@pytest.mark.parametrize("salt_line", ["TRACEBRIDGE_FEEDBACK_SALT=s3cret", None])
+def test_the_cron_shadow_line_exports_the_feedback_env_to_the_command(tmp_path, salt_line):
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / ".config" / "tracebridge").mkdir(parents=True)
+    work.mkdir()
+    if salt_line:  # a plain KEY=value line, as the systemd unit's EnvironmentFile reads it
+        (home / ".config" / "tracebridge" / "feedback.env").write_text(salt_line + "\n")
+    fake = tmp_path / "tb"
+    fake.write_text('#!/bin/sh\necho "salt=${TRACEBRIDGE_FEEDBACK_SALT-unset} args=$*"\n')
+    fake.chmod(0o755)
+    cmd = _shadow_line(cron_lines(INFRA, str(work), str(fake))).split(None, 5)[5]
+    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    res = subprocess.run(["/bin/sh", "-c", cmd], env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    log = (work / "logs" / "shadow-cycle.log").read_text()
+    assert f"salt={'s3cret' if salt_line else 'unset'} args=shadow-cycle" in log

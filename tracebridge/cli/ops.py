@@ -292,7 +292,7 @@ def review(
             end - dt.timedelta(days=cfg.review.days)  # type: ignore[operator]
         except OverflowError:
             fail(f"--now {now}: too early for a {cfg.review.days}-day window (it would start before year 1)")
-    rep = do_review(root, cfg.review, end)
+    rep = do_review(root, cfg.review, end, cfg.shadow.work_dir)
     if json_out:
         print_json(rep.to_dict())
     else:

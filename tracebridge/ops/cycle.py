@@ -38,7 +38,7 @@ import tracebridge
 from tracebridge.config import config_hash, to_dict
 from tracebridge.ops.artifacts import KIND, check_folders, git_sha, new_bundle_dir, write_manifest
 from tracebridge.ops.config import OpsConfig
-from tracebridge.ops.locks import run_lock
+from tracebridge.ops.locks import add_to_holder, run_lock
 from tracebridge.schema.canonical import utc_now
 
 log = logging.getLogger(__name__)
@@ -264,6 +264,7 @@ def run_cycle(cfg: OpsConfig, steps: list[Step], cli: list[str], now: dt.datetim
         now = now or dt.datetime.now(dt.UTC)
         started = utc_now()
         bundle = new_bundle_dir(cfg.artifacts_dir, now)
+        add_to_holder(work / LOCK, bundle=str(bundle.resolve()))  # the review tells this running cycle from a crash
         ctx = Ctx(cfg, bundle, work, now, cli, config_name=config_name)
         record = run_steps(steps, ctx, skipped_steps(cfg), cfg.shadow.parallel_steps)
         retention = prune_after_cycle(ctx)

@@ -58,6 +58,14 @@ def describe_holder(note: dict[str, Any] | None) -> str:
     return f"pid {note.get('pid')} on {note.get('host')} since {note.get('since')}{cmd}"
 
 
+def add_to_holder(lock: Path, **extra: Any) -> None:
+    """Add ``extra`` to the holder note of ``lock``, which the caller holds (e.g. the cycle folder it writes)."""
+    note = read_holder(lock)
+    if note is None or "unreadable" in note:
+        return
+    write_atomic(holder_path(lock), orjson.dumps({**note, **extra}))
+
+
 @contextmanager
 def run_lock(lock: Path, busy: str, timeout: float,
              error: type[Exception] = RuntimeError) -> Iterator[dict[str, Any] | None]:

@@ -26,7 +26,9 @@ A criterion that nothing in the window could show either way (its step turned of
 in every cycle, or no labelled chunked batch; every criterion but ``cycles`` when the window holds no
 cycle at all) is ``not exercised``: reported as such, and not a pass.
 A failed cycle does not count towards ``cycles``, but what it measured still counts against the
-other criteria: its uplift, a validation it failed, a chunk-label violation it found.
+other criteria: its uplift, a validation it failed, a chunk-label violation it found. A cycle still
+running (``tracebridge.ops.review_cycles``: the live holder of the cycle lock names its folder) is left out
+of every criterion and named in ``cycles``'s evidence, not counted as a crash.
 """
 
 from __future__ import annotations
@@ -39,15 +41,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracebridge.ops.artifacts import (
-    MANIFEST,
-    list_cycles,
-    read_manifest,
-    sha256_file,
-    verify_bundle,
-)
+from tracebridge.ops.artifacts import sha256_file
 from tracebridge.ops.config import ReviewConfig
-from tracebridge.ops.cycle import SKIPPED_BY_CONFIG
+from tracebridge.ops.cycle import LOCK
+from tracebridge.ops.review_cycles import Cycle, load_cycles
 
 PASS, FAIL, NOT_EXERCISED = "pass", "fail", "not exercised"
 
@@ -77,70 +74,11 @@ class Line:
 
 
 @dataclass
-class Cycle:
-    cycle_id: str
-    at: dt.datetime
-    path: Path
-    manifest: dict[str, Any] | None
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Whether the cycle succeeded: a manifest with ``status: ok`` and a bundle that
-        verifies."""
-        return self.manifest is not None and self.manifest.get("status") == "ok" and not self.problems
-
-    @property
-    def crashed(self) -> bool:
-        """No ``manifest.json`` at all: the cycle died before its end (a damaged one is not a crash)."""
-        return not (self.path / MANIFEST).exists()
-
-    @property
-    def sound(self) -> bool:
-        """A readable manifest and a bundle that verifies: its figures can be used, ok or not."""
-        return self.manifest is not None and not self.problems
-
-    def step(self, name: str) -> str:
-        """The status of the manifest's step ``name`` (``absent`` when it has none)."""
-        return ((self.manifest or {}).get("steps", {}).get(name) or {}).get("status", "absent")
-
-    def skip_reason(self, name: str) -> str:
-        """Why the manifest's step ``name`` was skipped, with the config key that turned it off."""
-        reason = (((self.manifest or {}).get("steps") or {}).get(name) or {}).get("reason") or "skipped"
-        sh = ((self.manifest or {}).get("config") or {}).get("shadow") or {}
-        sh = sh if isinstance(sh, dict) else {}
-        keys = {f"shadow.skip has {name}": name in (sh.get("skip") or []),
-                "shadow.optimize.mode=off": name == "optimize" and (sh.get("optimize") or {}).get("mode") == "off",
-                "shadow.runtime_hook=false": name == "runtime_hook" and sh.get("runtime_hook") is False}
-        on = [k for k, v in keys.items() if v]
-        return reason + (f": {', '.join(on)}" if on else "")
-
-    def turned_off(self, name: str) -> bool:
-        """Whether an ok cycle skipped step ``name``: only the config (or a step it turned off) skips one
-        in a cycle where no step failed."""
-        return self.ok and self.step(name) == "skipped"
-
-    def config_off(self, name: str) -> bool:
-        """Whether the config itself turned step ``name`` off (its manifest says so), in a failed cycle too."""
-        return self.sound and self.step(name) == "skipped" and \
-            (self.manifest or {})["steps"][name].get("reason") == SKIPPED_BY_CONFIG
-
-    def why_not_ok(self) -> str:
-        """Why the cycle is not ok: its unusable manifest or bundle, or the steps that did not end ok."""
-        if self.manifest is None or self.problems:
-            return _first(self.problems)
-        steps = self.manifest.get("steps") or {}
-        failed = [n for n, r in steps.items() if r.get("status") == "failed"]  # skips that follow are implied
-        off = [n for n, r in steps.items() if r.get("status") == "skipped" and r.get("reason") == SKIPPED_BY_CONFIG]
-        why = ([f"{', '.join(failed)} failed"] if failed else []) + ([f"{', '.join(off)} {SKIPPED_BY_CONFIG}"] if off else [])
-        return f"{self.manifest.get('status')}: " + ("; ".join(why) or "no step failed")
-
-
-@dataclass
 class ReviewReport:
     window: list[str]
     cycles: list[str]
     lines: list[Line]
+    running: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -148,23 +86,9 @@ class ReviewReport:
         return all(ln.passed for ln in self.lines)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{passed, window, cycles, lines}``, each line as a dict."""
-        return {"passed": self.passed, "window": self.window, "cycles": self.cycles,
+        """``{passed, window, cycles, running, lines}``, each line as a dict."""
+        return {"passed": self.passed, "window": self.window, "cycles": self.cycles, "running": self.running,
                 "lines": [asdict(ln) for ln in self.lines]}
-
-
-def load_cycles(artifacts_dir: str | Path, start: dt.datetime, end: dt.datetime) -> list[Cycle]:
-    """Cycles whose timestamp is in (start, end], with their manifest and bundle problems."""
-    out = []
-    for at, path in list_cycles(artifacts_dir):
-        if start < at <= end:
-            out.append(Cycle(path.name, at, path, read_manifest(path), verify_bundle(path)))
-    return out
-
-
-def _first(problems: list[str]) -> str:
-    """Why a cycle has no usable manifest (missing, not JSON, or not shaped like one)."""
-    return problems[0] if problems else "no manifest"
 
 
 def _ids(cs: list[Cycle]) -> str:
@@ -376,19 +300,26 @@ CRITERIA: tuple[tuple[str, Callable[[list[Cycle], dt.datetime, ReviewConfig], Ve
 )
 
 
-def review(artifacts_dir: str | Path, cfg: ReviewConfig, now: dt.datetime | None = None) -> ReviewReport:
+def review(artifacts_dir: str | Path, cfg: ReviewConfig, now: dt.datetime | None = None,
+           work_dir: str | Path | None = None) -> ReviewReport:
     """Evaluate every criterion over the window ending at ``now`` (default: the current time), in UTC: the
-    evidence's times end in Z, so a ``now`` with an offset (10:00+05:00) is read as the same instant (05:00Z)."""
+    evidence's times end in Z, so a ``now`` with an offset (10:00+05:00) is read as the same instant (05:00Z).
+    With the cycles' ``work_dir`` (shadow.work_dir: its cycle lock names the folder the running cycle writes), a
+    cycle still running (no manifest yet) is left out of every criterion and named in ``cycles``'s evidence,
+    not counted as crashed."""
     end = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     start = end - dt.timedelta(days=cfg.days)
-    cs = load_cycles(artifacts_dir, start, end)
+    every = load_cycles(artifacts_dir, start, end, None if work_dir is None else Path(work_dir) / LOCK)
+    cs, running = [c for c in every if not c.running], [c.cycle_id for c in every if c.running]
     # with no cycle, ``cycles`` reads 0 of min_cycles (a fail, so the review still fails) and every other
     # criterion has no evidence either way: a fail there read as the hook, uplift or harvest seen to fail
     none = Verdict(False, f"no cycle in the window ({start:%Y-%m-%dT%H:%MZ}..{end:%Y-%m-%dT%H:%MZ}): "
                    "nothing shows it either way", NOT_EXERCISED)
     lines = [Line(name, **asdict(judge(cs, start, cfg) if cs or name == "cycles" else none))
              for name, judge in CRITERIA]
+    if running:
+        lines[0].evidence += f"; still running (no manifest yet), not counted: {', '.join(running)}"
     if not Path(artifacts_dir).is_dir():  # run from another folder than the cycles', or a typo
         lines[0].evidence += (f"; no folder {Path(artifacts_dir).resolve()}: no cycle ran with this artifacts_dir "
                               "(run from the folder the cycles run in, or give --artifacts)")
-    return ReviewReport([start.isoformat(), end.isoformat()], [c.cycle_id for c in cs], lines)
+    return ReviewReport([start.isoformat(), end.isoformat()], [c.cycle_id for c in cs], lines, running)

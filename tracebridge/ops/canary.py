@@ -12,11 +12,13 @@ Python version, and raising the fraction only adds sessions (no one moves out). 
 small: a config whose ``fraction`` exceeds ``max_fraction`` (default 0.2) is refused, and the router
 never routes above ``max_fraction`` even if its config is changed after construction.
 
-**Fail-open.** A candidate call runs in a worker thread with ``timeout_s``. If it raises, times
+**Fail-open.** A candidate call runs in a worker thread with ``timeout_s``. If it raises (anything but
+``KeyboardInterrupt``: ``SystemExit`` or ``asyncio.CancelledError`` from the candidate too), times
 out, or its output fails ``validate``, the router calls the baseline with the same arguments
 and returns that. A timed-out thread cannot be killed: it finishes in the background and its
 result is dropped; the pool is bounded (``max_workers``), so a hung candidate saturates it and
-further candidate calls time out too: still fail-open, never unbounded threads.
+further candidate calls time out too: still fail-open, never unbounded threads. One router may be
+shared by the agent's threads: its ``stats`` counters are updated under a lock.
 
 **Events** (through the run's ``Recorder``, role ``orchestrator``; the label key is ``canary``):
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -100,6 +103,12 @@ class CanaryRouter:
         self.validate = validate
         self._pool = ThreadPoolExecutor(max_workers=self.config.max_workers, thread_name_prefix="canary")
         self.stats = {"calls": 0, CANDIDATE: 0, BASELINE: 0, "fallbacks": 0}
+        self._stats_lock = threading.Lock()  # calls come from the agent's threads; += is not atomic
+
+    def _count(self, *keys: str) -> None:
+        with self._stats_lock:
+            for k in keys:
+                self.stats[k] += 1
 
     def close(self) -> None:
         """Stop accepting candidate calls; running ones finish in the background."""
@@ -131,8 +140,7 @@ class CanaryRouter:
         """
         cfg = self.config
         arm, bucket = self.arm_for(session_id)
-        self.stats["calls"] += 1
-        self.stats[arm] += 1
+        self._count("calls", arm)
         policy = cfg.candidate_policy if arm == CANDIDATE else cfg.baseline_policy
         op = "<" if arm == CANDIDATE else ">="
         _emit(recorder, "orchestrator_transition",
@@ -146,7 +154,7 @@ class CanaryRouter:
             output, fallback = self._try_candidate(args, kwargs)
             if fallback is None:
                 return RouteResult(output, arm, CANDIDATE, policy, None, _ms(t0), bucket)
-            self.stats["fallbacks"] += 1
+            self._count("fallbacks")
             kind, message = fallback
             log.warning("canary fallback for session %s: %s (%s)", session_id, kind, message)
             _emit(recorder, "episode_error", {"kind": kind, "message": message[:2000], "recoverable": True},
@@ -171,7 +179,9 @@ class CanaryRouter:
         except FutureTimeout:
             future.cancel()
             return None, (ErrorKind.TIMEOUT.value, f"candidate took longer than {self.config.timeout_s}s")
-        except Exception as exc:  # noqa: BLE001 - fail-open is the point
+        except KeyboardInterrupt:  # the operator's Ctrl-C stops the agent, not just the candidate
+            raise
+        except BaseException as exc:  # noqa: BLE001 - fail-open is the point: SystemExit, CancelledError too
             return None, (type(exc).__name__, str(exc) or type(exc).__name__)
         verdict = self._check(output)
         if verdict is not None:

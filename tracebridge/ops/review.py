@@ -11,7 +11,8 @@ exercised) and the evidence it was decided on (cycle ids and the numbers read fr
    ``stability`` × the median. A successful cycle whose optimize step the config turned off
    (``shadow.optimize.mode=off``) measured none and is named, not judged.
 4. ``integrity`` — every bundle with a manifest verifies against it (a crashed cycle has none and
-   is only counted by ``cycles``); no cycle's validation failed; every cycle's counts reconcile;
+   is only counted by ``cycles``); no cycle's validation failed; every cycle's counts reconcile; the
+   replay set exported the same bundle in every cycle (``replay_stable``, one ``replay_bundle_id``);
    between consecutive cycles that validated no validity rate falls and no quarantine rate rises by
    more than ``integrity_tolerance`` points.
 5. ``feedback`` — each 24-hour slice of the window has a cycle of its own whose feedback harvest
@@ -164,7 +165,8 @@ def _number(v: Any) -> bool:
 
 def crit_integrity(cs: list[Cycle], cfg: ReviewConfig) -> Verdict:
     """Criterion ``integrity``: every bundle with a manifest verifies (a damaged manifest too; only a
-    crashed cycle has none), no validation failed, counts reconcile, and no validity or quarantine
+    crashed cycle has none), no validation failed, counts reconcile, the replay export is one bundle
+    throughout (``_replay_problems``), and no validity or quarantine
     rate worsens by more than ``cfg.integrity_tolerance`` between consecutive cycles that validated
     (failed cycles included)."""
     problems = [p for c in cs for p in c.problems if not c.crashed]
@@ -180,6 +182,7 @@ def crit_integrity(cs: list[Cycle], cfg: ReviewConfig) -> Verdict:
         if (st.get("reconciled") is not True) if c.ok else (st.get("reconciled") is False):
             problems.append(f"{c.cycle_id}: counts do not reconcile "
                             f"({st.get('reconcile_detail', 'read != accepted + quarantined')})")
+    problems += _replay_problems([c for c in cs if c.sound])
     for (prev, a), (cur, b) in itertools.pairwise(with_stats):
         for key, bad_dir in _RATES:
             if not isinstance(a.get(key), (int, float)) or not isinstance(b.get(key), (int, float)):
@@ -195,6 +198,23 @@ def crit_integrity(cs: list[Cycle], cfg: ReviewConfig) -> Verdict:
     last = with_stats[-1][1]
     return Verdict(True, f"{len(with_stats)} cycles compared, bundles verify, no regression; latest "
                 + ", ".join(f"{k}={last.get(k)}" for k, _ in _RATES))
+
+
+def _replay_problems(cs: list[Cycle]) -> list[str]:
+    """The fixed replay set's export must be the same bundle in every cycle: one the cycle itself found changed
+    (``integrity.replay_stable`` false), and each change of ``integrity.replay_bundle_id`` between cycles whose
+    replay step exported (a redrawn set or another export config: uplifts on either side are not comparable)."""
+    out, seen = [], []
+    for c in cs:
+        st = (c.manifest or {}).get("integrity") or {}
+        bid = st.get("replay_bundle_id")
+        if st.get("replay_stable") is False:
+            out.append(f"{c.cycle_id}: replay export changed (bundle {bid}, not the replay set's first bundle)")
+        if isinstance(bid, str) and bid:
+            seen.append((c, bid))
+    out += [f"replay bundle {a} -> {b} from {p.cycle_id} to {q.cycle_id} (uplifts not comparable)"
+            for (p, a), (q, b) in itertools.pairwise(seen) if a != b]
+    return out
 
 
 def _auditable(c: Cycle) -> str | None:

@@ -46,13 +46,12 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from tracebridge.ops.config import CanaryConfig
+from tracebridge.ops.rollout import BASELINE, CANDIDATE, ActivePolicyWatch
 from tracebridge.schema.events import ErrorKind
 
 log = logging.getLogger(__name__)
 
 LABEL = "canary"
-CANDIDATE = "candidate"
-BASELINE = "baseline"
 
 
 def slice_bucket(session_id: str, salt: str) -> float:
@@ -89,11 +88,15 @@ class CanaryRouter:
         config: fraction (at most ``max_fraction``), salt, timeout, pool size and policy ids.
         validate: checks a candidate output; returns True/None when fine, False or a message when
             not. Default: any output that is not None.
+        state: the promotion state (``PolicyState`` or ``promotion.state_dir``) whose ``active.json`` the
+            router follows (``tracebridge.ops.rollout``): the slice while the baseline is active, every
+            session to the candidate once promoted, to the baseline once it is rolled back. None = the
+            slice only, whatever promote and rollback did.
     """
 
     def __init__(self, baseline: Callable[..., Any], candidate: Callable[..., Any],
                  config: CanaryConfig | None = None,
-                 validate: Callable[[Any], bool | str | None] | None = None) -> None:
+                 validate: Callable[[Any], bool | str | None] | None = None, state: Any = None) -> None:
         self.baseline = baseline
         self.candidate = candidate
         self.config = config or CanaryConfig()
@@ -101,6 +104,7 @@ class CanaryRouter:
         if problems:
             raise ValueError("; ".join(problems))
         self.validate = validate
+        self.rollout = None if state is None else ActivePolicyWatch(state)
         self._pool = ThreadPoolExecutor(max_workers=self.config.max_workers, thread_name_prefix="canary")
         self.stats = {"calls": 0, CANDIDATE: 0, BASELINE: 0, "fallbacks": 0}
         self._stats_lock = threading.Lock()  # calls come from the agent's threads; += is not atomic
@@ -122,9 +126,20 @@ class CanaryRouter:
 
     def arm_for(self, session_id: str) -> tuple[str, float]:
         """The arm of a session and its bucket."""
-        bucket = slice_bucket(session_id, self.config.salt)
-        limit = min(self.config.fraction, self.config.max_fraction)  # a config edited after __init__ too
-        return (CANDIDATE if bucket < limit else BASELINE), bucket
+        arm, bucket, _ = self._route(session_id)
+        return arm, bucket
+
+    def _route(self, session_id: str) -> tuple[str, float, str]:
+        """The arm, the bucket and why: the rollout state first (promoted, rolled back), else the slice."""
+        cfg = self.config
+        bucket = slice_bucket(session_id, cfg.salt)
+        if self.rollout is not None:
+            forced, why = self.rollout.decide(cfg.baseline_policy, cfg.candidate_policy)
+            if forced is not None:
+                return forced, bucket, f"rollout: {why}"
+        limit = min(cfg.fraction, cfg.max_fraction)  # a config edited after __init__ too
+        arm = CANDIDATE if bucket < limit else BASELINE
+        return arm, bucket, f"bucket {bucket:.4f} {'<' if arm == CANDIDATE else '>='} fraction {cfg.fraction}"
 
     def call(self, session_id: str, *args: Any, recorder: Any = None, **kwargs: Any) -> RouteResult:
         """Route one call of a session; never raises because of the candidate.
@@ -139,13 +154,11 @@ class CanaryRouter:
             The output and how it was produced.
         """
         cfg = self.config
-        arm, bucket = self.arm_for(session_id)
+        arm, bucket, reason = self._route(session_id)
         self._count("calls", arm)
         policy = cfg.candidate_policy if arm == CANDIDATE else cfg.baseline_policy
-        op = "<" if arm == CANDIDATE else ">="
         _emit(recorder, "orchestrator_transition",
-              {"from_state": "route", "to_state": arm,
-               "reason": f"bucket {bucket:.4f} {op} fraction {cfg.fraction}"},
+              {"from_state": "route", "to_state": arm, "reason": reason},
               {"arm": arm, "policy": policy, "bucket": round(bucket, 6), "fraction": cfg.fraction,
                "salt": cfg.salt})
         _session_label(recorder, arm, policy, fallback=None)

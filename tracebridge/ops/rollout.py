@@ -1,0 +1,86 @@
+"""How the canary router follows ``tracebridge promote`` and ``tracebridge rollback``: the state of the
+candidate's rollout, read from the promotion state's ``active.json`` (``tracebridge.ops.promotion``).
+
+The contract (``CanaryRouter(..., state=PolicyState(promotion.state_dir))``), by the active record:
+
+* no ``active.json`` yet, or ``active_policy`` is ``canary.baseline_policy`` (the candidate is gated
+  against the active policy): the canary runs, the slice goes to the candidate;
+* ``active_policy`` is ``canary.candidate_policy`` (promoted): every session goes to the candidate (still
+  failing open to the baseline);
+* the record is a rollback away from the candidate (``action: rollback``, ``previous_policy`` the
+  candidate): every session goes to the baseline; to canary a fixed build again, give it a new
+  ``canary.candidate_policy`` id;
+* any other active policy (the canary config names neither arm), or an ``active.json`` that cannot be
+  read: every session goes to the baseline (the router has no other policy to serve), with a warning.
+
+``active.json`` is replaced atomically by every change, so it is re-read only when its inode, size or
+mtime changes: a rollback reaches the next call without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CANDIDATE = "candidate"
+BASELINE = "baseline"
+
+
+def rollout_arm(record: dict[str, Any] | None, baseline_policy: str, candidate_policy: str) -> tuple[str | None, str]:
+    """``(None, why)`` while the canary slice routes, else ``(arm, why)``: the arm every call goes to (pure)."""
+    if record is None:
+        return None, f"no active policy recorded: canary of {candidate_policy} against {baseline_policy}"
+    active, seq = record.get("active_policy"), record.get("seq")
+    if active == candidate_policy:
+        return CANDIDATE, f"{candidate_policy} promoted (record {seq}): every session to the candidate"
+    if active == baseline_policy:
+        if record.get("action") == "rollback" and record.get("previous_policy") == candidate_policy:
+            return BASELINE, f"{candidate_policy} rolled back (record {seq}): every session to the baseline"
+        return None, f"{baseline_policy} active (record {seq}): canary of {candidate_policy}"
+    return BASELINE, (f"active policy {active} (record {seq}) is neither canary.baseline_policy={baseline_policy} nor "
+                      f"canary.candidate_policy={candidate_policy}: every session to the baseline")
+
+
+class ActivePolicyWatch:
+    """The rollout decision of one router, re-read from ``active.json`` when the file changes.
+
+    Args:
+        state: a ``PolicyState`` or its folder (``promotion.state_dir``).
+    """
+
+    def __init__(self, state: Any) -> None:
+        # imported here, not at the top: promotion imports gates -> samples -> canary -> this module
+        from tracebridge.ops.promotion import PolicyState
+
+        self.state = state if isinstance(state, PolicyState) else PolicyState(Path(state))
+        self._lock = threading.Lock()
+        self._key: tuple[Any, ...] | None = None  # None: never read
+        self._decision: tuple[str | None, str] = (None, "")
+
+    def decide(self, baseline_policy: str, candidate_policy: str) -> tuple[str | None, str]:
+        """``rollout_arm`` of the current ``active.json``; an unreadable one sends every call to the baseline."""
+        from tracebridge.ops.promotion import PromotionError, active_record
+
+        try:
+            st = os.stat(self.state.active_path)
+            key: tuple[Any, ...] = (st.st_ino, st.st_size, st.st_mtime_ns, baseline_policy, candidate_policy)
+        except FileNotFoundError:
+            key = (None, baseline_policy, candidate_policy)
+        except OSError as exc:
+            return BASELINE, f"{self.state.active_path}: cannot stat ({exc}): every session to the baseline"
+        with self._lock:
+            if key == self._key:
+                return self._decision
+            try:
+                decision = rollout_arm(active_record(self.state), baseline_policy, candidate_policy)
+            except PromotionError as exc:
+                decision = (BASELINE, f"{exc}: every session to the baseline")
+            if decision[0] is not None and decision != self._decision:
+                log.warning("canary rollout: %s", decision[1])
+            self._key, self._decision = key, decision
+            return decision

@@ -11,6 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from filelock import FileLock
 
@@ -25,6 +26,7 @@ from tracebridge.ops.config import OpsConfig, Phase2Config, PolicySpec, WeeklyCo
 from tracebridge.ops.promotion import PolicyState, promote
 from tracebridge.ops.retention import prune
 from tracebridge.ops.weekly import WEEKLY_LOCK, run_weekly
+from tracebridge.schema.canonical import format_ts
 
 SHADOW_YAML = ROOT / "configs/ops/shadow.yaml"
 VIEWS = ROOT / "tests/data/train_views"  # a real bundle with verifier rows
@@ -137,6 +139,11 @@ def test_a_bundle_named_only_in_another_ops_config_is_pinned(tmp_path):
     assert all((ROOT / p).is_file() for p in shipped.pin_configs)
 
 
+def _started(run: Path, when: dt.datetime) -> None:
+    sess = run / "session.json"
+    sess.write_bytes(orjson.dumps({**orjson.loads(sess.read_bytes()), "started_at": format_ts(when)}))
+
+
 def _weekly_bin(tmp_path):
     """``tracebridge`` for the weekly plan: export writes a bundle (named by its --out) there, the rest pass."""
     script = tmp_path / "fake_tb.py"
@@ -156,6 +163,7 @@ def test_weekly_bundles_beyond_keep_weekly_go_their_manifests_and_runs_stay(tmp_
     wcfg = WeeklyConfig(traces=str(traces), bundles_dir=str(tmp_path / "weekly-bundles"), storage_uri="file:///x",
                         feedback_ledger=None)
     base = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)  # runs dated after the clock are never pruned
+    _started(traces / run_id, base - dt.timedelta(days=1))  # inside each week's window (runs started after it wait)
     mans = [run_weekly(wcfg, tmp_path / "weekly-art", _weekly_bin(tmp_path), now=base + dt.timedelta(minutes=k))
             for k in range(4)]
     assert [m["status"] for m in mans] == ["ok"] * 4
@@ -186,10 +194,11 @@ def test_weekly_runs_dated_after_the_clock_stop_their_prune_and_are_named(tmp_pa
     stamp they would be kept and the really newest runs' bundles pruned. None is removed while a run is
     dated after the clock; the problem names the runs and where they lie."""
     traces = tmp_path / "traces"
-    record_sample_run(traces)
+    run_id = record_sample_run(traces)
     wcfg = WeeklyConfig(traces=str(traces), bundles_dir=str(tmp_path / "weekly-bundles"), storage_uri="file:///x",
                         feedback_ledger=None, days=60)  # the run 30 days ahead still finds the sample run
     now = dt.datetime.now(dt.UTC)
+    _started(traces / run_id, now - dt.timedelta(days=1))  # before every week's end
     when = [now + dt.timedelta(days=30), now - dt.timedelta(hours=2), now - dt.timedelta(hours=1)]
     for w in when:
         assert run_weekly(wcfg, tmp_path / "weekly-art", _weekly_bin(tmp_path), now=w)["status"] == "ok"

@@ -113,12 +113,18 @@ def decide_winner(primary: Estimate, guarded: dict[str, Estimate], higher_is_bet
     e.g. it never made a tool call, so ``tool_call_validity`` has nothing to count) cannot show that it
     did not regress, so it blocks the win; a guard neither side measured (``n`` == 0) is neutral.
 
+    A primary difference over no items (``n`` == 0: no trial pair, or no item of the metric counted) names
+    no winner and says that nothing was compared, rather than "no significant difference" of NaNs.
+
     Args:
         primary: paired difference challenger − incumbent of the primary metric (higher is better).
         guarded: paired differences challenger − incumbent of the guarded metrics (``paired_difference``).
         higher_is_better: direction of each guarded metric.
     """
-    if primary.n and primary.hi < 0:  # guards only ever block a challenger, never an incumbent
+    if not primary.n:
+        return Verdict(None, f"nothing was compared: no item of the primary metric was paired between {challenger} "
+                             f"and {incumbent}")
+    if primary.hi < 0:  # guards only ever block a challenger, never an incumbent
         return Verdict(incumbent, f"{challenger} is worse: {primary.value:+.3f} [{primary.lo:+.3f}, {primary.hi:+.3f}]")
     regressed = [k for k, e in guarded.items()
                  if e.n and ((higher_is_better.get(k, True) and e.hi < 0) or
@@ -129,6 +135,6 @@ def decide_winner(primary: Estimate, guarded: dict[str, Estimate], higher_is_bet
         why += [(f"guarded metric(s) {incumbent} measured but {challenger} could not be measured on (no items "
                  f"counted): {', '.join(sorted(lost))}")] if lost else []
         return Verdict(None, "; ".join(why))
-    if primary.n and primary.lo > 0:
+    if primary.lo > 0:
         return Verdict(challenger, f"uplift {primary.value:+.3f} [{primary.lo:+.3f}, {primary.hi:+.3f}] excludes 0")
     return Verdict(None, f"no significant difference: {primary.value:+.3f} [{primary.lo:+.3f}, {primary.hi:+.3f}]")

@@ -26,6 +26,7 @@ GUARDED = {"planner": ["replan_rate", "cl_success"],
            "verifier": ["false_stop_rate", "unnecessary_replan_rate", "cl_success"]}
 NOT_POOLED = {"uplift_vs_majority"}
 PAIR_METRICS = {"pref_accuracy", "reward_margin"}  # scored per preference pair (ids: extra.pair_ids)
+TRIAL_KEYS = ("role", "variant", "seed")  # name a trial (tracebridge.train.trial.TRIAL_KEYS), never an ablation
 
 
 def load_items(result: dict[str, Any]) -> dict[str, Any]:
@@ -44,9 +45,16 @@ def load_items(result: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def ablation_of(result: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """A trial's ablation values as sorted ``(key, value)`` pairs (hashable; ``()`` for none)."""
-    return tuple(sorted((result.get("ablation") or {}).items()))
+def ablation_values(result: dict[str, Any]) -> dict[str, Any]:
+    """A trial's ablation values, less ``role``/``variant``/``seed``: a ``trial.json`` written before
+    ``spec_ablation`` left them out holds the overrides ``tracebridge train ... variant=optimized`` gave."""
+    return {k: v for k, v in (result.get("ablation") or {}).items() if k not in TRIAL_KEYS}
+
+
+def ablation_of(result: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A trial's ablation values as sorted ``(key, JSON of the value)`` pairs: hashable whatever the
+    values are (a list of ``train.lora.target_modules``, a dict); ``()`` for none."""
+    return tuple(sorted((k, json.dumps(v, sort_keys=True, default=str)) for k, v in ablation_values(result).items()))
 
 
 def _pool(parts: list[tuple[list[float], list[float]]]) -> tuple[list[float], list[float]]:
@@ -123,6 +131,20 @@ def pair_by_id(a: dict[str, Any], b: dict[str, Any], m: str) -> tuple[tuple[list
     return None, None, "item ids neither unique nor the same list: cannot pair the items"
 
 
+def _where(t: dict[str, Any]) -> str:
+    return f"seed {t.get('seed')}" + "".join(f", {k}={v}" for k, v in sorted(ablation_values(t).items()))
+
+
+def unpaired(base: list[tuple[dict, dict]], opt: list[tuple[dict, dict]]) -> list[str]:
+    """One line per optimized trial that has no baseline trial of the same seed and ablation values:
+    left out of the comparison, which must say so rather than compare nothing in silence."""
+    key = lambda t: (t.get("seed"), ablation_of(t))
+    have = {key(t) for t, _ in base}
+    seeds = sorted({str(t.get("seed")) for t, _ in base})
+    return [f"optimized {_where(t)}: no baseline trial with the same seed and ablation values (baseline seeds: "
+            f"{', '.join(seeds) or 'none'}) (left out of the comparison)" for t, _ in opt if key(t) not in have]
+
+
 def compare_variants(base: list[tuple[dict, dict]], opt: list[tuple[dict, dict]], n_boot: int,
                      ci: float) -> tuple[dict[str, Estimate], list[str], list[str]]:
     """Paired differences optimized − baseline over trials matched by seed and ablation values, the
@@ -130,21 +152,21 @@ def compare_variants(base: list[tuple[dict, dict]], opt: list[tuple[dict, dict]]
 
     Returns:
         ``(differences, notes, problems)``: notes name the pairs compared by position; problems the
-        pairs left out of a metric's difference because their items could not be paired.
+        optimized trials with no baseline partner (``unpaired``) and the pairs left out of a metric's
+        difference because their items could not be paired.
     """
     key = lambda t: (t.get("seed"), ablation_of(t))
     bmap = {key(t): it for t, it in base}
-    pairs = [(key(t), it, bmap[key(t)]) for t, it in opt if key(t) in bmap]
+    pairs = [(_where(t), it, bmap[key(t)]) for t, it in opt if key(t) in bmap]
     out: dict[str, Estimate] = {}
     said: dict[tuple[str, str, str], list[str]] = defaultdict(list)  # (kind, trial, text) → metrics
     metrics = sorted({k for _, a, b in pairs for k in a["items"] if k in b["items"]} - NOT_POOLED - {"majority_accuracy"})
     for m in metrics:
         a, b = [], []
-        for (seed, ab), x, y in pairs:
+        for where, x, y in pairs:
             if m not in x["items"] or m not in y["items"]:
                 continue
             got, note, problem = pair_by_id(x, y, m)
-            where = f"seed {seed}" + "".join(f", {k}={v}" for k, v in ab)
             if note or problem:
                 said[("note" if note else "problem", where, note or problem)].append(m)
             if got:
@@ -154,7 +176,7 @@ def compare_variants(base: list[tuple[dict, dict]], opt: list[tuple[dict, dict]]
             out[m] = paired_difference(_pool(a), _pool(b), n_boot, ci)
     lines = [(k, f"{w}: {t}: {', '.join(ms)}" + ("" if k == "note" else " (left out of the comparison)"))
              for (k, w, t), ms in said.items()]
-    return out, [x for k, x in lines if k == "note"], [x for k, x in lines if k == "problem"]
+    return out, [x for k, x in lines if k == "note"], unpaired(base, opt) + [x for k, x in lines if k == "problem"]
 
 
 def ablation_grids(role: str, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -165,7 +187,7 @@ def ablation_grids(role: str, trials: list[dict[str, Any]]) -> list[dict[str, An
     """
     values: dict[str, set[str]] = defaultdict(set)
     for t in trials:
-        for k, v in (t.get("ablation") or {}).items():
+        for k, v in ablation_values(t).items():
             values[k].add(str(v))
     keys = sorted(k for k, vs in values.items() if len(vs) > 1)
     metric = f"{role}/{PRIMARY[role]}"
@@ -173,7 +195,7 @@ def ablation_grids(role: str, trials: list[dict[str, Any]]) -> list[dict[str, An
     for k in keys:
         cells: dict[tuple[str, str], list[float]] = defaultdict(list)
         for t in trials:
-            ab = t.get("ablation") or {}
+            ab = ablation_values(t)
             if k in ab and isinstance(t.get(metric), (int, float)) and not math.isnan(t[metric]):
                 cells[(str(ab[k]), t["variant"])].append(float(t[metric]))
         rows = sorted({r for r, _ in cells}, key=lambda s: (len(s), s))
@@ -185,7 +207,7 @@ def ablation_grids(role: str, trials: list[dict[str, Any]]) -> list[dict[str, An
         k1, k2 = keys[:2]
         cells = defaultdict(list)
         for t in trials:
-            ab = t.get("ablation") or {}
+            ab = ablation_values(t)
             if k1 in ab and k2 in ab and isinstance(t.get(metric), (int, float)):
                 cells[(str(ab[k1]), str(ab[k2]))].append(float(t[metric]))
         rows, cols = sorted({r for r, _ in cells}), sorted({c for _, c in cells})
@@ -244,7 +266,8 @@ def build_results(trials: list[dict[str, Any]], n_boot: int = 1000, ci: float = 
             block["winner"], block["winner_reason"] = verdict.winner, verdict.reason
             if problems:  # a difference over mis-matched items decides nothing
                 block["winner"] = None
-                block["winner_reason"] = f"the variants' items do not pair: {'; '.join(problems)}"
+                block["winner_reason"] = (("nothing was compared; " if not primary.n else "")
+                                          + f"the variants' trials or items do not pair: {'; '.join(problems)}")
         else:
             block["winner"], block["winner_reason"] = None, "needs both baseline and optimized trials"
         block["ablations"] = ablation_grids(role, [p[0] for ps in variants.values() for p in ps])

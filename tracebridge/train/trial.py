@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 Reporter = Callable[[dict[str, Any]], None]
 SPEC_KEYS = {"role", "variant", "seed", "overrides", "config", "model"}
+TRIAL_KEYS = ("role", "variant", "seed")  # what names a trial: never one of its ablation values
 RESULT_FILES = ("trial.json", "eval_items.json")  # written when a trial ends; removed when it starts again
 FAILED_FILE = "trial_failed.json"  # written instead when it fails
 
@@ -54,10 +55,15 @@ def spec_overrides(spec: dict[str, Any]) -> list[str]:
 
 
 def spec_ablation(spec: dict[str, Any]) -> dict[str, Any]:
-    """The config keys a spec changes (its ``overrides`` and dotted keys), for ablation tables."""
+    """The config keys a spec changes (its ``overrides`` and dotted keys), for ablation tables.
+
+    ``role``, ``variant`` and ``seed`` are left out, whether given as spec keys or as overrides
+    (``tracebridge train CONFIG variant=optimized``): they are what a report groups and pairs trials by,
+    and as ablation values a baseline and an optimized trial trained in separate commands never paired."""
     ov = spec.get("overrides") or {}
     pairs = ov.items() if isinstance(ov, dict) else (o.split("=", 1) for o in ov)
-    return {**dict(pairs), **{k: v for k, v in spec.items() if "." in k}}
+    out = {**dict(pairs), **{k: v for k, v in spec.items() if "." in k}}
+    return {k: v for k, v in out.items() if k not in TRIAL_KEYS}
 
 
 def _callback(on_report: Reporter | None, phase: str) -> list[Any]:
@@ -177,7 +183,7 @@ def run_trial(spec: dict[str, Any], bundle_dir: Path, work_dir: Path, on_report:
         ``finished_at``: UTC timestamps of the trial's start and end), plus
         ``'loss_curve'`` (``[{phase, step, loss}]``), ``'checkpoint_dir'`` (final model folder,
         loadable with ``model.init=pretrained``), ``'eval_items_path'``, ``'trial_dir'``, ``role``,
-        ``variant``, ``seed``, ``config_hash``, ``bundle_id``, ``ablation`` (the spec's overrides),
+        ``variant``, ``seed``, ``config_hash``, ``bundle_id``, ``ablation`` (``spec_ablation``),
         ``resources`` (where it ran: node, GPUs given, GPU type; ``tracebridge.train.placement``).
 
     Raises:

@@ -57,3 +57,17 @@ def test_a_primary_difference_over_no_items_compares_nothing():
     nothing = Estimate(float("nan"), float("nan"), float("nan"), 0)
     v = decide_winner(nothing, {}, {})
     assert v.winner is None and v.reason.startswith("nothing was compared") and "nan" not in v.reason
+
+
+def test_list_valued_ablations_pair_and_make_a_grid(tmp_path):
+    """A sweep over ``train.lora.target_modules`` (list values): the pairing keyed trials by their values
+    (TypeError: unhashable type: 'list'); now by the values' JSON."""
+    trials = []
+    for i, modules in enumerate((["q_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_proj"])):
+        for t in _pair(tmp_path / str(i), ablation_of_variant=False):
+            t["ablation"] = {"train.lora.target_modules": list(modules)}
+            trials.append(t)
+    block = build_results(trials, n_boot=100)["roles"]["verifier"]
+    assert block["comparison"]["accuracy"]["n"] == 400 and block["comparison_problems"] == []
+    (g,) = block["ablations"]
+    assert g["key"] == "train.lora.target_modules" and len(g["rows"]) == 2

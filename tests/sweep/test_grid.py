@@ -97,3 +97,12 @@ def test_trials_tune_never_created_are_failures_with_the_reason():
     assert got == [{"trial_id": "c", "error": why}, {"trial_id": "d", "error": why}]
     assert not_started(specs, [], [], "not run") == [{"trial_id": t, "error": "not run"} for t in "abcd"]
     assert not_started(specs, [{"trial_id": t} for t in "abcd"], [], "x") == []
+
+
+def test_list_valued_ablations_check_and_name_their_trials():
+    """``train.lora.target_modules`` takes lists: the check of each distinct cell keyed them as dict keys
+    (TypeError: unhashable type: 'list') before any trial ran."""
+    *_, specs = grid.load_checked("configs/sweep/smoke.yaml", [
+        "bundle=s3://b/x", "ablations.train.lora.target_modules=[[q_proj,v_proj],[q_proj,k_proj,v_proj,o_proj]]"])
+    assert len(specs) == 4 and len({s["trial_id"] for s in specs}) == 4
+    assert grid.run_spec(specs[0], "/r.yaml")["train.lora.target_modules"] == ["q_proj", "v_proj"]

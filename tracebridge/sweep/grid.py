@@ -6,6 +6,7 @@ the sweep (``<name>-<config hash>-<bundle id>``, never a timestamp) and its subm
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,6 @@ from tracebridge.sweep.config import NON_IDENTITY, SweepConfig
 
 
 def _override(k: str, v: Any) -> str:
-    import json
-
     return f"{k}={v if isinstance(v, str) else json.dumps(v)}"
 
 
@@ -107,7 +106,8 @@ def check_trials(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], specs: li
     with tempfile.TemporaryDirectory() as tmp:
         paths = {v: str(write_recipe(r, Path(tmp) / f"{v}.yaml")) for v, r in recipes.items()}
         for s in specs:
-            key = (s["role"], s["variant"], tuple(sorted(s["ablation"].items())))
+            # values as JSON: a list or dict value (train.lora.target_modules) is no dict key
+            key = (s["role"], s["variant"], json.dumps(s["ablation"], sort_keys=True, default=str))
             if key in seen:
                 continue
             seen.add(key)

@@ -74,3 +74,24 @@ def test_the_user_may_accept_training_on_the_rest(bundle, tmp_path):
 def test_the_fraction_is_checked(value):
     with pytest.raises(ConfigError, match=rf"data.max_rows_dropped={value}: must be in 0..1"):
         load_config(TrainConfig, CPU_TINY, [f"data.max_rows_dropped={value}"])
+
+
+def test_packing_counts_rows_left_without_a_trainable_token(bundle, tmp_path):
+    """With ``train.packing=true`` TRL keeps the rows its bfd packing cuts at max_length, their target cut
+    off: counted by their packed lengths they were all kept, ``rows_dropped`` stayed 0 and the trial trained
+    on 3 of 8 rows saying nothing. Only sequences with a trainable label count as kept."""
+    res = train(bundle, tmp_path / "runs", "train.packing=true")
+    assert res.exit_code == 1, res.output
+    assert "TrialInputError: sft: 5 of 8 rows (more than data.max_rows_dropped=0.5 of them)" in res.output
+
+
+def test_rows_kept_splits_packed_labels_by_sequence():
+    from datasets import Dataset
+
+    from tracebridge.train.common import _rows_kept
+
+    # row 0 packs a sequence with a trainable token and one without; row 1 one with
+    ds = Dataset.from_dict({"input_ids": [[1, 2, 3, 4, 5], [6, 7, 8]], "seq_lengths": [[2, 3], [3]],
+                            "labels": [[-100, 2, -100, -100, -100], [-100, -100, 8]]})
+    assert _rows_kept(ds) == 2 and _rows_kept(ds.shuffle(seed=0)) == 2 and _rows_kept(ds.select([0])) == 1
+    assert _rows_kept(Dataset.from_dict({"input_ids": [[1], [2]], "labels": [[-100], [2]]})) == 2  # TRL filtered

@@ -166,10 +166,34 @@ def find_last_checkpoint(out_dir: Path) -> Path | None:
 
 
 def _rows_kept(dataset: Any) -> int:
-    """Rows of the prepared set: packed rows hold several (TRL's ``seq_lengths`` lists them)."""
-    if "seq_lengths" in (dataset.column_names or []):
+    """Rows of the prepared set that hold a trainable token (a label other than -100).
+
+    Packed rows hold several (TRL's ``seq_lengths`` lists them), and with packing TRL neither truncates
+    each row to ``max_length`` nor drops the rows that truncation leaves fully masked: its bfd packing cuts
+    a row past ``max_length`` and keeps it. So each packed row's labels are split by its ``seq_lengths``
+    and only the parts with a trainable label count; unpacked, TRL has already dropped those rows.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    columns = dataset.column_names or []
+    if "seq_lengths" not in columns:
+        return len(dataset)
+    if "labels" not in columns:  # no labels to read (not TRL's preparation): every listed sequence counts
         return sum(len(x) for x in dataset["seq_lengths"])
-    return len(dataset)
+    kept = 0
+    for batch in dataset.with_format("arrow").iter(batch_size=1024):
+        lengths = pc.list_flatten(batch["seq_lengths"]).to_numpy(zero_copy_only=False)
+        trainable = pc.not_equal(pc.list_flatten(batch["labels"]), -100).to_numpy(zero_copy_only=False)
+        lengths = lengths[lengths > 0]
+        if not lengths.size:
+            continue
+        if lengths.sum() != trainable.size:  # not laid out as packed sequences: count them all
+            kept += int(lengths.size)
+            continue
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        kept += int(np.count_nonzero(np.add.reduceat(trainable.astype(np.int64), starts)))
+    return kept
 
 
 class TrialInputError(ValueError):

@@ -266,6 +266,25 @@ def _row_key(row: dict[str, Any]) -> str:
     return sha256_json({k: row.get(k) for k in ("messages", "tools", "prompt", "chosen", "rejected")})
 
 
+def _lineage(row: dict[str, Any]) -> tuple[Any, tuple[str, ...]] | None:
+    ids = (meta := row.get("meta") or {}).get("event_ids")
+    return (meta.get("run_id"), tuple(map(str, ids))) if isinstance(ids, list) and ids else None
+
+
+def new_recovery_rows(sft: list[dict[str, Any]], recovery: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The recovery rows (``worker_recovery_cases/sft``) not already among the SFT rows (pure).
+
+    The exporter writes each recovery row to ``worker_sft`` too, labelled ``recovery: true``: added again,
+    ``curate`` would repeat it ``2 × recovery_weight`` times unless ``data.dedup`` happened to drop the copy.
+    A recovery row is already there when an SFT row has the same messages, tools and pairs (``_row_key``), or
+    the same run and ``meta.event_ids`` and is itself labelled ``recovery`` (so it is up-weighted in its place).
+    """
+    recovered = {_lineage(r) for r in sft if ((r.get("meta") or {}).get("labels") or {}).get("recovery")}
+    left = [r for r in recovery if _lineage(r) is None or _lineage(r) not in recovered]
+    keys = {_row_key(r) for r in sft} if left else set()  # hashed only when lineage left rows unmatched
+    return [r for r in left if _row_key(r) not in keys]
+
+
 def curate(rows: list[dict[str, Any]], cfg: DataConfig) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The optimized variant's curation (pure): dedup, drop negative feedback, up-weight
     positive feedback and failure→recovery rows by repeating them.

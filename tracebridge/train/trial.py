@@ -130,13 +130,17 @@ def resume_problem(resume_from: Path) -> str | None:
 
 
 def select_train_rows(data: Any, cfg: TrainConfig) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The SFT rows of the train split: raw (baseline) or curated with recovery rows (optimized)."""
-    from tracebridge.train.data import curate
+    """The SFT rows of the train split: raw (baseline) or curated with the recovery rows the SFT rows
+    do not already hold (optimized; ``data.new_recovery_rows``: ``recovery_in_sft`` counts the others)."""
+    from tracebridge.train.data import curate, new_recovery_rows
 
     rows = data.split(data.sft, "train")
     report: dict[str, int] = {"in": len(rows), "out": len(rows)}
     if Variant(cfg.variant).curates:
-        rows, report = curate(rows + data.split(data.recovery_sft, "train"), cfg.data)
+        recovery = data.split(data.recovery_sft, "train")
+        added = new_recovery_rows(rows, recovery)
+        rows, report = curate(rows + added, cfg.data)
+        report["recovery_in_sft"] = len(recovery) - len(added)
     if cfg.data.max_train_rows and len(rows) > cfg.data.max_train_rows:
         rows = random.Random(cfg.seed).sample(rows, cfg.data.max_train_rows)
     return rows, report

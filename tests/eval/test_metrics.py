@@ -154,3 +154,16 @@ def test_recorded_calls_whose_arguments_are_not_a_json_object_are_scored_not_a_c
     assert got["action_match"] == (1.0, 1.0) and got["error_recurrence"] == (0.0, 1.0)
     assert M.failed_calls(prompt) == [("read_file", json.dumps({"_raw": '{"path": "x.txt"'}))]
     assert M.message_call(call("c3", "")).args == {} and M.message_call(call("c4", "[1, 2]")).args == {"_raw": [1, 2]}
+
+
+def test_a_json_object_answer_is_an_answer_not_a_broken_tool_call():
+    """A worker that answers with a JSON object (``{"total": 3}``), as its reference does, was scored as an
+    unparseable tool call: action_match 0 of 1 and tool_call_validity 0 of 1."""
+    ref = {"role": "assistant", "content": '{"total": 3}'}
+    got = M.worker_item('{"total": 3}', ref, [], TOOLS)
+    assert got["action_match"] == (1.0, 1.0) and got["tool_call_validity"] == (0.0, 0.0)
+    assert roles.parse_worker_reply(' {"total": 3, "items": [1]} ').answer == '{"total": 3, "items": [1]}'
+    # an untagged object with a name or arguments is still a tool call, or a malformed one
+    assert roles.parse_worker_reply('{"name": "read_file", "arguments": {"path": "a"}}').tool == "read_file"
+    assert M.worker_item('{"arguments": {"path": "a"}}', ref, [], TOOLS)["tool_call_validity"] == (0.0, 1.0)
+    assert M.worker_item('<tool_call>{"total": 3}</tool_call>', ref, [], TOOLS)["action_match"] == (0.0, 1.0)

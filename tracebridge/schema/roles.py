@@ -156,7 +156,10 @@ _TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 
 
 def parse_worker_reply(text: str) -> WorkerReply:
-    """Parse a worker reply. Raises ParseError for a malformed tool call or an empty reply."""
+    """Parse a worker reply. Raises ParseError for a malformed tool call or an empty reply.
+
+    A reply without a ``<tool_call>`` tag that is a JSON object is a tool call only when it has a ``name``
+    or ``arguments`` key; any other object (``{"total": 3}``) is the answer, as its text."""
     m = _TOOL_CALL.search(text)
     if m is None:
         if text.strip().startswith("{"):
@@ -171,6 +174,8 @@ def parse_worker_reply(text: str) -> WorkerReply:
         obj = _first_json_object(body)
     except ParseError as exc:
         raise ParseError("tool call is not JSON") from exc
+    if m is None and isinstance(obj, dict) and not {"name", "arguments"} & obj.keys():
+        return WorkerReply(answer=body)
     name = obj.get("name") if isinstance(obj, dict) else None
     args = obj.get("arguments", {}) if isinstance(obj, dict) else None
     if isinstance(args, str):

@@ -39,22 +39,37 @@ def report(
     trial_dirs: Annotated[list[Path], typer.Argument(help="Trial folders (with trial.json), or roots to search.")],
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
     verify: Annotated[bool, typer.Option("--verify", help="Only verify the manifest of the report folder(s) given.")] = False,
+    n_boot: Annotated[int | None, typer.Option(help="Bootstrap resamples (>= 100); default: the trials' eval.n_boot.")] = None,
+    ci: Annotated[float | None, typer.Option(help="Interval coverage in [0.5, 1); default: the trials' eval.ci.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Write results.json + report.html + manifest.json from trial folders (failed trials are listed with their
-    reasons); with ``--verify``, check a report folder's hashes. Exit 1 on a problem found, 2 for a folder that
-    does not exist or trial folders that cannot make a report."""
+    reasons); with ``--verify``, check a report folder's hashes. Intervals use the trials' own ``eval.n_boot``
+    and ``eval.ci`` (1000 and 0.95 when they recorded none) unless ``--n-boot``/``--ci`` say otherwise. Exit 1
+    on a problem found, 2 for a folder that does not exist, trial folders that cannot make a report or trials
+    evaluated with different settings and no option choosing one."""
     from tracebridge.report import write_report
-    from tracebridge.report.trials import find_trials, load_trial_files, runs_wall
+    from tracebridge.report.trials import (
+        find_trials,
+        interval_settings,
+        load_trial_files,
+        runs_wall,
+    )
 
     if verify:
         _verify(trial_dirs, json_out)
+    bad = ([f"--n-boot {n_boot}: use >= 100 resamples"] if n_boot is not None and n_boot < 100 else []) + (
+        [f"--ci {ci}: must be in [0.5, 1)"] if ci is not None and not 0.5 <= ci < 1 else [])
+    if bad:
+        fail("; ".join(bad), problems=bad)
     check_folders(trial_dirs, "report: no such trial folder")
     files, failed = find_trials(trial_dirs)
     if not files:
         fail(f"no trial.json under {', '.join(map(str, trial_dirs))}"
              + "".join(f"\n  failed trial {f['trial_dir']}: {f['error']}" for f in failed), failed=failed)
     trials, probs = load_trial_files(files)
+    n_boot, ci, differ = interval_settings(files, n_boot, ci)
+    probs += differ
     if problem := out_dir_problem(out):
         probs.append(problem)
     if probs:
@@ -62,7 +77,7 @@ def report(
              problems=probs)
     wall_s, wall_source = runs_wall(trials)
     manifest = write_report(trials, out, config={"trials": [str(f) for f in files]}, wall_s=wall_s,
-                            wall_source=wall_source, failed=failed)
+                            wall_source=wall_source, failed=failed, n_boot=n_boot, ci=ci)
     summary = {"report": str(out / "report.html"), "trials": len(trials), "winners": manifest.get("winners"),
                "report_id": manifest["report_id"], "wall_s": wall_s, "wall_s_source": wall_source, "failed": failed}
     if json_out:

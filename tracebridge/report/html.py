@@ -74,8 +74,8 @@ def pairing_list(block: dict[str, Any]) -> str:
     return f"<p>Pairing of optimized and baseline items:</p><ul>{''.join(lines)}</ul>" if lines else ""
 
 
-def role_plots(role: str, block: dict[str, Any]) -> list[str]:
-    """A role's SVG plots: the rate metrics with their intervals per variant, and the paired
+def role_plots(role: str, block: dict[str, Any], ci: float = 0.95) -> list[str]:
+    """A role's SVG plots: the rate metrics with their ``ci`` intervals per variant, and the paired
     differences when compared."""
     out = []
     rows = [(m, v, e["value"], e["lo"], e["hi"]) for v in sorted(block["variants"])
@@ -83,7 +83,7 @@ def role_plots(role: str, block: dict[str, Any]) -> list[str]:
     rows.sort(key=lambda r: (r[0], r[1]))
     if rows:
         out.append(interval_plot([(a, b, *(x if x is not None else float("nan") for x in r)) for a, b, *r in rows],
-                                 f"{role}: metrics with {95}% intervals", kind="metrics"))
+                                 f"{role}: metrics with {round(ci * 100, 2):g}% intervals", kind="metrics"))
     comp = block.get("comparison") or {}
     drows = [(m, "optimized − baseline", e["value"], e["lo"], e["hi"]) for m, e in sorted(comp.items()) if e.get("n")]
     if drows:
@@ -174,7 +174,7 @@ def render_html(results: dict[str, Any], manifest: dict[str, Any], title: str = 
         trials = [t for t in results.get("trials", []) if t.get("role") == role]
         parts.append(f"<section id='role-{escape(role)}'><h2>{escape(role)}</h2>{metric_table(block)}"
                      + wall_line(block) + pairing_list(block))
-        parts += role_plots(role, block) + loss_plots(role, trials) + ablation_plots(block)
+        parts += role_plots(role, block, results.get("ci") or 0.95) + loss_plots(role, trials) + ablation_plots(block)
         parts.append("</section>")
     parts.append(failed_section(results.get("failed_trials") or []))
     parts.append(f"<section><h2>Manifest</h2>{manifest_table(manifest)}</section></body></html>")

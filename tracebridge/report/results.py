@@ -208,7 +208,7 @@ def ablation_grids(role: str, trials: list[dict[str, Any]]) -> list[dict[str, An
         cells = defaultdict(list)
         for t in trials:
             ab = ablation_values(t)
-            if k1 in ab and k2 in ab and isinstance(t.get(metric), (int, float)):
+            if k1 in ab and k2 in ab and isinstance(t.get(metric), (int, float)) and not math.isnan(t[metric]):
                 cells[(str(ab[k1]), str(ab[k2]))].append(float(t[metric]))
         rows, cols = sorted({r for r, _ in cells}), sorted({c for _, c in cells})
         grids.append({"role": role, "key": f"{k1} × {k2}", "metric": metric, "rows": rows, "cols": cols,

@@ -177,3 +177,25 @@ def runs_wall(trials: list[dict[str, Any]]) -> tuple[float | None, str]:
         return float(trials[0]["wall_s"]), "the one trial's own wall_s"
     return None, (f"unknown: {len(trials) - len(spans)} of {len(trials)} trials recorded no started_at/finished_at "
                   "(written before trials recorded them); trial_wall_s is the sum of the trials' own wall_s")
+
+
+def interval_settings(files: list[Path], n_boot: int | None = None,
+                      ci: float | None = None) -> tuple[int, float, list[str]]:
+    """The bootstrap settings of a report of ``files``: ``n_boot`` and ``ci`` when given, else the trials'
+    own (``config.eval.n_boot``/``ci`` of their ``trial.json``, so the report's intervals are the ones each
+    ``trial.json`` holds), else 1000 and 0.95. Trials that differ in one and no value given for it is a
+    problem naming the values and the option that settles it."""
+    seen: dict[str, set[Any]] = {"n_boot": set(), "ci": set()}
+    for f in files:
+        try:
+            ev = json.loads(f.read_text(encoding="utf-8")).get("config", {}).get("eval", {})
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            continue  # load_trial_files says what is wrong with the file
+        for k, values in seen.items():
+            if isinstance(ev, dict) and isinstance(ev.get(k), (int, float)) and not isinstance(ev.get(k), bool):
+                values.add(ev[k])
+    probs = [f"the trials were evaluated with different eval.{k} ({', '.join(map(str, sorted(v)))}): pass "
+             f"--{k.replace('_', '-')} to choose the report's" for k, v in seen.items()
+             if len(v) > 1 and {"n_boot": n_boot, "ci": ci}[k] is None]
+    pick = lambda k, given, default: given if given is not None else (next(iter(seen[k])) if len(seen[k]) == 1 else default)
+    return int(pick("n_boot", n_boot, 1000)), float(pick("ci", ci, 0.95)), probs

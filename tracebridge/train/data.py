@@ -326,13 +326,16 @@ def _norm_message(m: dict[str, Any]) -> dict[str, Any]:
     elif not isinstance(content, str):
         content = json.dumps(content, ensure_ascii=False)
     out: dict[str, Any] = {"role": m["role"], "content": content}
+    # which call a tool result answers, and its tool: chat templates (Llama 3.1, Mistral) render them
+    out.update({k: str(m[k]) for k in ("tool_call_id", "name") if m.get(k) is not None})
     calls = []
     for tc in m.get("tool_calls") or []:
         f = tc.get("function", tc)
         args = f.get("arguments", {})
         calls.append({"type": "function", "function": {
             "name": f.get("name", ""),
-            "arguments": args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)}})
+            "arguments": args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)}}
+            | ({"id": str(tc["id"])} if tc.get("id") is not None else {}))
     out["tool_calls"] = calls or None
     return out
 
@@ -359,7 +362,7 @@ def _norm_tools(tools: Any) -> str | None:
 
 def to_sft_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows as TRL conversational records: tool-call arguments and ``tools`` as JSON strings (so
-    Arrow does not merge different argument structs into null-filled ones), no ``meta``.
+    Arrow does not merge different argument structs into null-filled ones), call ids kept, no ``meta``.
 
     Rows stay ``messages`` (assistant-only loss: every assistant turn of the row is a target), unless
     a row is a conversation window (``meta.labels.context_messages``, written by

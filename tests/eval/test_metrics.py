@@ -167,3 +167,21 @@ def test_a_json_object_answer_is_an_answer_not_a_broken_tool_call():
     assert roles.parse_worker_reply('{"name": "read_file", "arguments": {"path": "a"}}').tool == "read_file"
     assert M.worker_item('{"arguments": {"path": "a"}}', ref, [], TOOLS)["tool_call_validity"] == (0.0, 1.0)
     assert M.worker_item('<tool_call>{"total": 3}</tool_call>', ref, [], TOOLS)["action_match"] == (0.0, 1.0)
+
+
+def test_prior_failures_without_arguments_count_no_error_recurrence_item():
+    """The simulator carries a failed step into the next step's prompt as ``Prior failure: {"step", "tool",
+    "error"}``, without arguments: read as ``(tool, {})`` it made the item count in the denominator though no
+    repeat of it can be seen, pulling error_recurrence toward 0."""
+    user = ('Step: read y\nAllowed tools: read_file\n'
+            'Prior failure: {"step": "read x", "tool": "read_file", "error": "not_found"}')
+    prompt = [{"role": "user", "content": user}]
+    ref = roles.tool_call_message("c3", "read_file", {"path": "y.txt"})
+    got = M.worker_item(roles.tool_call_text("read_file", {"path": "y.txt"}), ref, prompt, TOOLS)
+    assert M.failed_calls(prompt) == [] and got["error_recurrence"] == (0.0, 0.0)
+    # with its arguments (this step's earlier attempt) a failure counts, and a repeat of it is seen
+    with_args = user + '\nPrior failure: {"tool": "read_file", "args": {"path": "x.txt"}, "error_kind": "not_found"}'
+    prompt = [{"role": "user", "content": with_args}]
+    repeat = M.worker_item(roles.tool_call_text("read_file", {"path": "x.txt"}), ref, prompt, TOOLS)
+    assert repeat["error_recurrence"] == (1.0, 1.0)
+    assert M.worker_item(roles.tool_call_text("read_file", {}), ref, prompt, TOOLS)["error_recurrence"] == (0.0, 1.0)

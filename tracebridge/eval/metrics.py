@@ -16,8 +16,9 @@ worker (item = one assistant turn, prompted with the turns before it):
   in text). ``arg_grounding``: of the predicted calls' scalar argument values, the share found
   verbatim, as a whole token, in the prompt's non-assistant turns (user, tool results).
   ``error_recurrence``: of the items whose prompt shows a failed call (an earlier call with a
-  failed result, or a ``Prior failure:`` line), the share whose prediction repeats one (same
-  tool and arguments). A result failed when its content says so or the row's
+  failed result, or a ``Prior failure:`` line with its arguments: one without, a failure carried over
+  from an earlier step, cannot be seen repeated and counts no item), the share whose prediction repeats
+  one (same tool and arguments). A result failed when its content says so or the row's
   ``labels.failed_tool_calls`` names its call (conversation rows: ``failed_tool_calls``).
 verifier (item = one verdict; expected = the ex-post ``labels.expected_verdict``, else the
 reference verdict): ``accuracy``; ``stop_precision`` (of predicted ``end``, expected ``end``);
@@ -165,8 +166,10 @@ def _prior_failures(text: str) -> list[tuple[str, str]]:
                 obj = json.loads(line[len("Prior failure: "):])
             except json.JSONDecodeError:
                 continue
-            if isinstance(obj, dict) and obj.get("tool"):
-                out.append((str(obj["tool"]), json.dumps(obj.get("args") or {}, sort_keys=True)))
+            # a failure carried over from an earlier step without its arguments (the simulator's) can never
+            # be seen repeated: counted, it would only add items that score "no repeat"
+            if isinstance(obj, dict) and obj.get("tool") and isinstance(obj.get("args"), dict):
+                out.append((str(obj["tool"]), json.dumps(obj["args"], sort_keys=True)))
     return out
 
 

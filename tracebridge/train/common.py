@@ -201,7 +201,8 @@ class TrialInputError(ValueError):
     reports it at once instead of retrying (``tracebridge.sweep.trainable.tune_trial``)."""
 
 
-def require_rows(trainer: Any, recipe: str, rows: int, fit: Any = None, max_dropped: float = 1.0) -> None:
+def require_rows(trainer: Any, recipe: str, rows: int, fit: Any = None, max_dropped: float = 1.0,
+                 max_length: int | None = None) -> None:
     """Raise before training when TRL's preparation dropped every row, or more than ``max_dropped`` of
     them (each longer than ``max_length`` leaves no trainable token): with none left training stops in
     the sampler with ``num_samples=0``, naming no cause; with a few left (OpenClaw worker rows carry
@@ -211,6 +212,8 @@ def require_rows(trainer: Any, recipe: str, rows: int, fit: Any = None, max_drop
     Args:
         fit: the ``context_fit.FitReport`` when ``data.fit_context`` fitted the rows (None: it was off).
         max_dropped: ``data.max_rows_dropped``, the largest fraction of ``rows`` that may be dropped.
+        max_length: the length each row was cut at (default: the trainer's; with padding-free packing the
+            trainer's is the packed rows' length).
 
     Raises:
         TrialInputError: naming the fix: a longer ``max_length`` (the tokens the shortest row needs
@@ -222,7 +225,7 @@ def require_rows(trainer: Any, recipe: str, rows: int, fit: Any = None, max_drop
     key = "train" if recipe == "sft" else recipe  # the config section of the recipe
     head = (f"{recipe}: all {rows} rows" if dropped >= rows else f"{recipe}: {dropped} of {rows} rows "
             f"(more than data.max_rows_dropped={max_dropped:g} of them)")
-    head += f" dropped by TRL (no trainable token left after truncation to max_length={trainer.args.max_length})"
+    head += f" dropped by TRL (no trainable token left after truncation to max_length={max_length or trainer.args.max_length})"
     rest = "" if dropped >= rows else "; or data.max_rows_dropped=1 to train on the rest"
     if fit is None:
         raise TrialInputError(f"{head}; raise {key}.max_length, or set data.fit_context=true (conversation rows "

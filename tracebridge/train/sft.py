@@ -54,7 +54,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
         The trained model (LoRA merged) and a ``TrainResult``.
     """
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     seed_everything(seed)
     out_dir = Path(out_dir)
@@ -62,8 +62,11 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
         "packing": rc.packing, "assistant_only_loss": rc.assistant_only_loss,
         "padding_free": False}
     kwargs, model = apply_throughput("sft", kwargs, model, rc.throughput)
-    if fit_context:  # at the max_length TRL truncates at, after the throughput levers
-        records, fit = fit_sft_records(records, tokenizer, kwargs["max_length"], kwargs["assistant_only_loss"])
+    # throughput.padding_free packs into micro_batch_tokens rows (TRL's max_length): each row is still cut
+    # at the recipe's max_length first, and dropped when that leaves it no trainable token, as without it
+    cut = rc.max_length if kwargs["max_length"] != rc.max_length else None
+    if fit_context:  # at the max_length each row is cut at
+        records, fit = fit_sft_records(records, tokenizer, rc.max_length, kwargs["assistant_only_loss"])
     ds = Dataset.from_list(records)
     if all(r.get("tools") is None for r in records):
         ds = ds.remove_columns("tools")
@@ -75,15 +78,46 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: SFTRe
             args, dataset = {**kwargs, "assistant_only_loss": False, "completion_only_loss": False,
                              "dataset_kwargs": {**(kwargs.get("dataset_kwargs") or {}),
                                                 "skip_prepare_dataset": True}}, ready
-        return SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=dataset, processing_class=tokenizer,
-                          peft_config=peft_config(rc.lora, model), callbacks=callbacks)
+        return row_cut_trainer_class()(model=model, args=SFTConfig(**args), train_dataset=dataset,
+                                       processing_class=tokenizer, peft_config=peft_config(rc.lora, model),
+                                       callbacks=callbacks, row_max_length=cut)
 
-    trainer, prepared = with_prepared(prepared_cache, "sft", records, tokenizer, {**kwargs, "fit_context": fit_context},
-                                      build, lambda t: t.train_dataset)
+    key_args = {**kwargs, "fit_context": fit_context} | ({"row_max_length": cut} if cut else {})
+    trainer, prepared = with_prepared(prepared_cache, "sft", records, tokenizer, key_args, build,
+                                      lambda t: t.train_dataset)
     quiet(trainer)
-    require_rows(trainer, "sft", len(records), fit if fit_context else None, max_dropped)
+    require_rows(trainer, "sft", len(records), fit if fit_context else None, max_dropped, rc.max_length)
     lengths = [len(x) for x in trainer.train_dataset["input_ids"]]
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     model, res = finish(trainer, "sft", out_dir, len(records), sum(lengths) / max(len(lengths), 1), resume_from)
     res.prepared, res.rows_fitted = prepared, fit.fitted if fit_context else 0
     return model, res
+
+
+def row_cut_trainer_class() -> type:
+    """``trl.SFTTrainer`` that, given ``row_max_length`` below the packed rows' ``max_length``, prepares the
+    train set as TRL does without packing (each row cut at ``row_max_length``, rows left with no trainable
+    token dropped), then packs it as TRL does (``pack_dataset``, ``max_length`` tokens a row). TRL's own
+    packing cuts a row only at the packed length and keeps rows that have no trainable token."""
+    from trl import SFTTrainer, pack_dataset
+
+    class RowCutSFTTrainer(SFTTrainer):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, row_max_length: int | None = None, **kwargs: Any) -> None:
+            self._row_max_length = row_max_length
+            super().__init__(*args, **kwargs)
+
+        def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, packing: bool,
+                             formatting_func: Any, dataset_name: str) -> Any:
+            cut, packed = self._row_max_length, args.max_length
+            if not packing or not cut or cut >= packed:
+                return super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
+            args.max_length = cut  # the rows' preparation: truncation and the fully masked filter at ``cut``
+            try:
+                out = super()._prepare_dataset(dataset, processing_class, args, False, formatting_func, dataset_name)
+            finally:
+                args.max_length = packed
+            out = pack_dataset(out.select_columns(["input_ids", "labels"]), packed, args.packing_strategy,
+                               {"num_proc": args.dataset_num_proc})
+            return out.shuffle(seed=args.seed) if args.shuffle_dataset else out
+
+    return RowCutSFTTrainer

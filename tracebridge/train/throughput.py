@@ -10,7 +10,9 @@ loss (``scripts/bench_train_gpu.py`` checks per-token losses of both paths on id
 Levers:
 
 * ``padding_free``: no compute on padding. SFT packs rows best-fit-decreasing into rows of
-  ``micro_batch_tokens`` (TRL ``packing=bfd``; its collator passes sequence boundaries); DPO
+  ``micro_batch_tokens`` (TRL ``packing=bfd``; its collator passes sequence boundaries), each row first
+  cut at the recipe's ``max_length`` and dropped when left with no trainable token, as without packing
+  (``sft.row_cut_trainer_class``: TRL's packing alone cuts only at the packed length); DPO
   unpads chosen+rejected inside the model (``packing.enable_unpadding``). Attention runs per
   sequence (``attention``): ``varlen`` (torch's FlashAttention varlen kernel), ``segments``
   (SDPA per sequence), ``sdpa`` (transformers' block-diagonal mask; quadratic in the row).
@@ -51,7 +53,7 @@ class ThroughputConfig:
                 "(transformers' block-diagonal mask, quadratic in the row length)."})
     micro_batch_tokens: int = field(default=16384, metadata={
         "help": "SFT with padding_free: tokens per packed row (one row per micro-batch). Must be >= the "
-                "recipe's max_length; rows longer than this are truncated."})
+                "recipe's max_length, at which each row is still cut before packing."})
     batch_size: int = field(default=0, metadata={
         "help": "Per-device micro-batch override (SFT rows without packing, DPO pairs); 0 = the recipe's."})
     liger: bool = field(default=False, metadata={

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
+from tests.capture.test_recorder_misuse import _events, _rec, _session
 from tests.conftest import MODEL_STACK
 from tracebridge.capture import writer as writer_module
 from tracebridge.capture.reader import iter_runs
@@ -24,22 +25,10 @@ from tracebridge.curate.redact import capture_redactor
 from tracebridge.schema.validate import check_run
 
 
-def _rec(root, **kw):
-    return Recorder(root, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}, **kw)
-
-
-def _check(root):
+def _check(root):  # a run with faults may list problems (drops); it still validates
     (chk,) = [check_run(r) for r in iter_runs(root)]
     assert chk.complete and chk.schema_valid and chk.lineage_valid, chk.problems
     return chk
-
-
-def _session(run):
-    return json.loads((run.run_dir / "session.json").read_text())
-
-
-def _events(run):
-    return [json.loads(x) for x in (run.run_dir / "events.jsonl").read_text().splitlines()]
 
 
 def test_dropped_root_keeps_its_children_under_one_new_root(tmp_path):

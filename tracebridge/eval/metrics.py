@@ -275,3 +275,10 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "reward_margin": True, "success": True, "tool_success": True, "action_efficiency": True,
     "verdict_accuracy": True, "invalid_outputs_per_episode": False,
 }
+
+
+def metric_direction(metric: str) -> bool | None:
+    """Whether the metric ``role/name`` is better higher (a closed-loop ``cl_`` name as its offline one);
+    None when it names no role or a metric of unknown direction."""
+    role, sep, name = metric.partition("/")
+    return HIGHER_IS_BETTER.get(name.removeprefix("cl_")) if role and sep and name else None

@@ -20,18 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tracebridge.eval.metrics import HIGHER_IS_BETTER
+from tracebridge.eval.metrics import metric_direction
 from tracebridge.ops.cycle import Ctx, StepFailed
 
 REPORT_FILES = ("results.json", "report.html", "manifest.json")
-
-
-def higher_is_better(metric: str) -> bool | None:
-    """The direction of ``role/name`` (a closed-loop ``cl_`` name as its offline one); None when unknown."""
-    role, sep, name = metric.partition("/")
-    if not (role and sep and name):
-        return None
-    return HIGHER_IS_BETTER.get(name.removeprefix("cl_"))
 
 
 def uplift_from_results(results: dict[str, Any], metric: str) -> dict[str, Any]:
@@ -43,7 +35,7 @@ def uplift_from_results(results: dict[str, Any], metric: str) -> dict[str, Any]:
     Raises:
         StepFailed: the metric's direction is unknown, or the role or metric is not in the results.
     """
-    hib = higher_is_better(metric)
+    hib = metric_direction(metric)
     if hib is None:
         raise StepFailed(f"shadow.optimize.metric={metric}: no known direction (role/name with a name of "
                          f"tracebridge.eval.metrics.HIGHER_IS_BETTER)")

@@ -14,10 +14,9 @@ OPTIMIZE_MODES = ("local", "cluster", "off")
 
 def _metric_problems(metric: str) -> list[str]:
     """``shadow.optimize.metric`` must name a role and a metric whose direction is known (the uplift's sign)."""
-    from tracebridge.eval.metrics import HIGHER_IS_BETTER
+    from tracebridge.eval.metrics import HIGHER_IS_BETTER, metric_direction
 
-    role, sep, name = metric.partition("/")
-    if role and sep and name.removeprefix("cl_") in HIGHER_IS_BETTER:
+    if metric_direction(metric) is not None:
         return []
     known = ", ".join(sorted(HIGHER_IS_BETTER))
     why = (f"shadow.optimize.metric={metric}: use role/name with a known metric (its direction orients the "

@@ -21,7 +21,9 @@ exercised) and the evidence it was decided on (cycle ids and the numbers read fr
    auditable cycles are more than 24 h + that apart.
 6. ``chunk_policy`` — every successful cycle had the chunk-label policy documented and applied
    with no violations, no failed cycle found a violation, and at least one cycle's export had a
-   chunked batch labelled by a reaction to apply it to.
+   chunked batch labelled by a reaction to apply it to. With none, reactions in the ledger for the
+   window's days of which none reached a batch in the export (the latest cycle's ``chunk_policy.reactions``)
+   are a broken join and fail it; no reactions leave it not exercised.
 
 A criterion that nothing in the window could show either way (its step turned off by the config
 in every cycle, or no labelled chunked batch; every criterion but ``cycles`` when the window holds no
@@ -266,10 +268,42 @@ def crit_feedback(cs: list[Cycle], start: dt.datetime, days: int, tolerance_min:
     return Verdict(True, f"harvest ran and audit verified in each of {days} days")
 
 
-def crit_chunk_policy(cs: list[Cycle]) -> Verdict:
+def _broken_join(rx: Any, start: dt.datetime | None) -> str:
+    """Why the join is broken, from the latest cycle's ``chunk_policy.reactions`` (``tracebridge.ops.chunks``):
+    reactions the ledger holds for the UTC days from ``start`` on, none of which reached a batch in the
+    export; "" when there were none (or only ones ``other_chunks=ignore`` leaves out), when one did, or for a
+    cycle that did not count them."""
+    days = rx.get("by_day") if isinstance(rx, dict) else None
+    if not isinstance(days, dict):
+        return ""
+    first = "" if start is None else start.date().isoformat()
+    got = {k: 0 for k in ("present", "joined", "in_export", "ignored", "orphans")}
+    for day, n in days.items():
+        if isinstance(n, dict) and str(day) >= first:
+            for k in got:
+                got[k] += n.get(k) if isinstance(n.get(k), int) else 0
+    if got["present"] - got["ignored"] <= 0 or got["in_export"]:
+        return ""
+    out = (f"{got['present']} reactions in the ledger {rx.get('ledger')} for the window's days (from {first or 'the start'}), "
+           f"{got['joined']} of them joined to a registered chunk, 0 to a batch in the export: a broken join, not "
+           "no reactions")
+    if got["orphans"]:
+        eg = ", ".join(f"chat {o.get('chat')} message {o.get('message_id')}" for o in (rx.get("orphan_samples") or [])[:3]
+                       if isinstance(o, dict))
+        out += (f"; {got['orphans']} are on messages in no registered batch ({eg or 'see the audit'}): the registry's "
+                "chat and message ids do not match the ledger's (`tracebridge feedback labels --json` lists the orphans)")
+    if got["joined"]:
+        out += (f"; {got['joined']} are on batches of runs not in the export ({', '.join(rx.get('runs_not_in_export') or [])}): "
+                "the registry's run ids do not match the exported runs'")
+    return out
+
+
+def crit_chunk_policy(cs: list[Cycle], start: dt.datetime | None = None) -> Verdict:
     """Criterion ``chunk_policy``: every successful cycle documented and applied the chunk-label
-    policy with no violations, and at least one applied it to a batch a reaction labelled (else it is
-    not exercised: with no labelled chunked reply in the exports, no row could break the policy)."""
+    policy with no violations, and at least one applied it to a batch a reaction labelled. With no
+    labelled batch it fails when the latest cycle's ledger held reactions for the window's UTC days (from
+    ``start``) and none of them reached a batch in the export (a broken join, ``_broken_join``), and is not
+    exercised when there were none: with no labelled chunked reply in the exports, no row could break the policy."""
     bad, latest, labelled = [], {}, []
     off, why = _off(cs, "chunk_policy")
     for c in cs:
@@ -297,6 +331,8 @@ def crit_chunk_policy(cs: list[Cycle]) -> Verdict:
         return Verdict(False, f"the chunk_policy step did not run: skipped in {why}", NOT_EXERCISED)
     if not labelled:
         reg = latest.get("registry") or "the chunk registry"
+        if broken := _broken_join(latest.get("reactions"), start):
+            return Verdict(False, f"documented in {ok_cycles} cycles, but applied to no labelled batch: {broken}")
         return Verdict(False, f"documented in {ok_cycles} cycles, but applied to no labelled batch: no "
                     f"chunked reply in the exports was labelled by a reaction (latest: {latest.get('batches', 0)} "
                     f"batches registered in {reg}" + ("" if latest.get("registry_present", True) else ", no such file")
@@ -316,7 +352,7 @@ CRITERIA: tuple[tuple[str, Callable[[list[Cycle], dt.datetime, ReviewConfig], Ve
     ("uplift", lambda cs, start, cfg: crit_uplift(cs, cfg)),
     ("integrity", lambda cs, start, cfg: crit_integrity(cs, cfg)),
     ("feedback", lambda cs, start, cfg: crit_feedback(cs, start, cfg.days, cfg.slice_tolerance_min)),
-    ("chunk_policy", lambda cs, start, cfg: crit_chunk_policy(cs)),
+    ("chunk_policy", lambda cs, start, cfg: crit_chunk_policy(cs, start)),
 )
 
 

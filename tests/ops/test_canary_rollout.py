@@ -59,7 +59,9 @@ def test_the_route_event_says_why_every_session_goes_to_one_arm(tmp_path):
     rec = _Rec()
     with _router(st) as r:
         r.call(IDS[0], "q", recorder=rec)
-    assert rec.reasons == ["rollout: v2 rolled back (record 2): every session to the baseline"]
+    assert rec.reasons == [("rollout: v2 rolled back (record 2): every session to the baseline; a rolled-back "
+                            "candidate gets no canary traffic again: to canary a fixed build, give it a new "
+                            "canary.candidate_policy id")]
 
 
 def test_a_damaged_active_json_sends_every_session_to_the_baseline(tmp_path):
@@ -88,3 +90,72 @@ def test_without_a_state_the_router_keeps_the_slice(tmp_path):
     rollback(st)
     with _router(None) as r:
         assert _served(r) == {"baseline", "candidate"}
+
+
+def test_another_policys_promote_and_rollback_does_not_reopen_the_slice_to_a_rolled_back_candidate(tmp_path):
+    # v2 rolled back; then v3 promoted over v1 and rolled back: v1 is active again by a rollback away from v3, and
+    # the router read only that record, so the slice went to v2 again
+    st = PolicyState(tmp_path / "policy")
+    promote(st, gate_report(tmp_path / "g1.json", "v2", "v1"))
+    rollback(st)
+    with _router(st) as r:
+        assert _served(r) == {"baseline"}
+        promote(st, gate_report(tmp_path / "g2.json", "v3", "v1"))
+        rollback(st)
+        assert _served(r) == {"baseline"}
+        rec = _Rec()
+        r.call(IDS[0], "q", recorder=rec)
+    assert rec.reasons[0].startswith("rollout: v2 rolled back (record 2); v1 active again since record 4: ")
+    assert "give it a new canary.candidate_policy id" in rec.reasons[0]
+    with _router(st) as r:  # a router started now reads the history too
+        assert _served(r) == {"baseline"}
+
+
+def test_a_new_candidate_id_gets_the_slice_after_the_old_one_was_rolled_back(tmp_path):
+    st = PolicyState(tmp_path / "policy")
+    promote(st, gate_report(tmp_path / "g1.json", "v2", "v1"))
+    rollback(st)
+    cfg = CanaryConfig(fraction=0.2, salt="r", timeout_s=1.0, baseline_policy="v1", candidate_policy="v2-fix")
+    with CanaryRouter(baseline=lambda x: f"base:{x}", candidate=lambda x: f"cand:{x}", config=cfg, state=st) as r:
+        assert _served(r) == {"baseline", "candidate"}
+
+
+@pytest.mark.parametrize("history, arm", [
+    # rolled back, then promoted again by a new gate report, then another policy on top rolled back: v2 active
+    ([("promote", "v2", "v1"), ("rollback", "v1", "v2"), ("promote", "v2", "v1")], "candidate"),
+    # rolled back, promoted again, then replaced by a promotion of v1: the slice (no rollback since its promotion)
+    ([("promote", "v2", "v1"), ("rollback", "v1", "v2"), ("promote", "v2", "v1"), ("promote", "v1", "v2")], None),
+    ([("promote", "v2", "v1"), ("rollback", "v1", "v2"), ("promote", "v3", "v1"), ("rollback", "v1", "v3")],
+     "baseline"),
+    ([("promote", "v3", "v1"), ("rollback", "v1", "v3")], None),
+])
+def test_rollout_arm_reads_the_history(history, arm):
+    recs = [{"seq": i, "action": a, "active_policy": act, "previous_policy": prev}
+            for i, (a, act, prev) in enumerate(history, start=1)]
+    assert rollout_arm(recs[-1], "v1", "v2", recs)[0] == arm
+
+
+def test_canary_status_says_why_the_slice_is_closed(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+    from tracebridge.ops.canary import in_slice
+
+    st = PolicyState(tmp_path / "policy")
+    promote(st, gate_report(tmp_path / "g1.json", "v2", "v1"))
+    rollback(st)
+    sid = next(s for s in IDS if in_slice(s, 0.2, "r"))
+    args = ["ops", "canary-status", "--config", str(tmp_path / "none.yaml"), "--state", str(st.root), "--session",
+            sid, "canary.baseline_policy=v1", "canary.candidate_policy=v2", "canary.fraction=0.2"]
+    cfg = tmp_path / "none.yaml"
+    cfg.write_text("canary: {salt: r}\n")
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "canary slice closed: v2 rolled back (record 2)" in r.stdout and "new canary.candidate_policy id" in r.stdout
+    out = json.loads(CliRunner().invoke(app, [*args, "--json"]).stdout)
+    assert out["rollout"]["arm"] == "baseline" and out["sessions"][sid] == {**out["sessions"][sid], "arm": "baseline",
+                                                                              "slice_arm": "candidate"}
+    r = CliRunner().invoke(app, [*args[:-3], "canary.baseline_policy=v1", "canary.candidate_policy=v4", "--json"])
+    assert json.loads(r.stdout)["rollout"]["arm"] is None  # a new id: the slice routes

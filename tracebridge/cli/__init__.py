@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "tracebridge.cli.sim",
     "tracebridge.cli.ops",
     "tracebridge.cli.ops_cadence",
+    "tracebridge.cli.ops_canary",
     "tracebridge.cli.ops_retention",
     "tracebridge.cli.cluster",
     "tracebridge.cli.cluster_pull",

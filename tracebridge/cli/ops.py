@@ -1,5 +1,6 @@
 """Operations commands: ``shadow-cycle``, ``review``, ``gate``, ``promote``, ``rollback`` and the
-``ops`` group (``install-schedule``, ``policy``, ``monthly-review``, ``weekly``, ``phase2-report``).
+``ops`` group (``install-schedule``, ``policy``, ``monthly-review``, ``weekly``, ``phase2-report``;
+``canary-status`` is in ``tracebridge.cli.ops_canary``).
 
 Every command takes ``--json`` and exits 1 when what it checks fails (2 on bad input).
 """
@@ -7,7 +8,6 @@ Every command takes ``--json`` and exits 1 when what it checks fails (2 on bad i
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -354,46 +354,3 @@ def shadow_cycle(
             for p in ret.get("problems") or []:  # e.g. nothing pruned until a pin config is fixed: disk grows
                 typer.echo(f"retention problem: {p}")
     raise typer.Exit(0 if man["status"] == "ok" else 1)
-
-
-@ops_app.command("canary-status")
-def canary_status(
-    traces: Annotated[Path | None, typer.Option(help="Trace root: sessions per arm and fallbacks.")] = None,
-    session: Annotated[list[str] | None, typer.Option(help="Session id(s): which arm each one gets.")] = None,
-    config: Annotated[Path | None, typer.Option(help="Ops config with the canary block.")] = CANARY_CONFIG,
-    overrides: Overrides = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Which arm sessions get, and how the canary slice behaved in a trace root (fallbacks by kind)."""
-    from tracebridge.ops.canary import in_slice, slice_bucket
-    from tracebridge.ops.samples import collect_from_traces
-
-    cfg = _ops_config(config, overrides).canary
-    out: dict[str, Any] = {"fraction": cfg.fraction, "salt": cfg.salt, "sessions": {}}
-    for sid in session or []:
-        out["sessions"][sid] = {"arm": "candidate" if in_slice(sid, cfg.fraction, cfg.salt) else "baseline",
-                                "bucket": round(slice_bucket(sid, cfg.salt), 6)}
-    if traces is not None:
-        if not traces.is_dir():
-            fail(f"--traces {traces}: no such trace root (a folder of runs)")
-        ss = collect_from_traces(traces)
-        cand = ss.by_arm["candidate"]
-        fb = sum(1 for s in cand if s.fallbacks)
-        n = len(cand) + len(ss.by_arm["baseline"])
-        kinds = Counter(k for s in cand for k in s.fallback_kinds)  # sessions per kind (timeout, invalid_output, ...)
-        out["traces"] = {**ss.counts(), "candidate_share": round(len(cand) / n, 4) if n else None,
-                         "sessions_with_fallback": fb, "fallback_rate": round(fb / len(cand), 4) if cand else None,
-                         "fallbacks_by_kind": dict(kinds.most_common())}
-    if json_out:
-        print_json(out)
-        return
-    for sid, v in out["sessions"].items():
-        typer.echo(f"{sid}: {v['arm']} (bucket {v['bucket']:.4f}, fraction {cfg.fraction})")
-    if "traces" in out:
-        t = out["traces"]
-        shown = {k: "n/a" if t[k] is None else t[k] for k in ("candidate_share", "fallback_rate")}  # of no sessions
-        typer.echo(f"{t['candidate']} candidate / {t['baseline']} baseline sessions (share {shown['candidate_share']}, "
-                   f"configured {cfg.fraction}); fallbacks in {t['sessions_with_fallback']} sessions "
-                   f"(rate {shown['fallback_rate']}"
-                   + "".join(f"; {k} {v}" for k, v in t["fallbacks_by_kind"].items())
-                   + f"); {t['skipped']} runs without a canary label")

@@ -10,7 +10,6 @@ import errno
 import json
 import os
 import threading
-from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -32,11 +31,11 @@ def _check(root):  # a run with faults may list problems (drops); it still valid
 
 
 def test_dropped_root_keeps_its_children_under_one_new_root(tmp_path):
-    """The root was dropped (a Decimal in its payload): its first child became the root and every
+    """The root was dropped (a complex number in its payload): its first child became the root and every
     sibling after it, parent=root resolving to None, was refused as a second root and dropped."""
     with _rec(tmp_path) as run:
         root = run.emit("planner_input", role="planner",
-                        payload={"goal": "g", "observation": {"price": Decimal("1.5")}})
+                        payload={"goal": "g", "observation": {"price": 1.5j}})
         first = run.emit("planner_output", role="planner", payload={"plan": []}, parent=root)
         for i in range(2):
             run.emit("env_observation", role="env", payload={"observation": {"i": i}}, parent=root)

@@ -6,8 +6,11 @@ content hashes the same on every machine and Python version.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import decimal
 import hashlib
+import math
 import time
 from typing import Any
 
@@ -16,13 +19,44 @@ import orjson
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
+BYTES_B64 = "$bytes_b64:"  # the prefix of binary data that is no UTF-8 text, base64 after it (RFC 4648)
+_INT64 = 2**63
+
+
+def decimal_value(d: decimal.Decimal) -> int | float | str:
+    """A ``Decimal`` as JSON holds it without loss: an int when written without a fractional part and within
+    64 bits; a float when finite and the float reads back as the same number (``12.30`` is written ``12.3``);
+    else its text (``"0.1000000000000000055511151231257827"``, ``"1E+400"``, ``"NaN"``, ``"Infinity"``), which
+    ``decimal.Decimal(text)`` reads back exactly."""
+    if d.is_finite():
+        exp = d.as_tuple().exponent
+        if isinstance(exp, int) and exp >= 0 and -_INT64 <= d < _INT64:
+            return int(d)
+        f = float(d)
+        if math.isfinite(f) and decimal.Decimal(repr(f)) == d:
+            return f
+    return str(d)
+
+
+def binary_value(data: bytes | bytearray | memoryview) -> str:
+    """Binary data as JSON text: the text itself when it is UTF-8, else ``BYTES_B64`` + its base64 (a string, so a
+    field the schema types as text still takes it; the bytes are ``base64.b64decode(s[len(BYTES_B64):])``)."""
+    raw = bytes(data)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return BYTES_B64 + base64.b64encode(raw).decode("ascii")
+
+
 def _default(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):
         return obj.model_dump(mode="json", exclude_none=False)
     if isinstance(obj, (set, frozenset)):
         return sorted(obj, key=repr)
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "backslashreplace")  # bytes that are not UTF-8 kept as \\xNN escapes, not lost to U+FFFD
+    if isinstance(obj, (bytes, bytearray, memoryview)):  # bytearray, memoryview (psycopg's bytea) were refused
+        return binary_value(obj)
+    if isinstance(obj, decimal.Decimal):  # SQL drivers' NUMERIC: was refused, and the event with it
+        return decimal_value(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 

@@ -158,3 +158,32 @@ def test_key_step_args_compare_modulo_case_and_whitespace_with_a_pinned_digest()
         "e5a204a7772206071bd0789d26d3a9755781ff1e348089c4f4485845889dfb72"}
     assert key_steps_hash(steps({"cmd": "ls -l /tmp", "note": "two words", "path": "c:\\new"})) == \
         "bec8cf83b5f6887dbb94dac4d207fa77d2f8c52724a7d3e28b3edd01f7b05052"
+
+
+def test_families_that_differ_in_case_or_spacing_are_one_family_in_one_split(tmp_path: Path) -> None:
+    """``CSV``, ``csv``, `` csv `` and ``Csv`` were four families: ``CSV`` went to validation while the
+    others trained, and the leakage check passed (their goal hashes differ, the family being in them)."""
+    from tracebridge.export.pipeline import export_traces
+
+    root = tmp_path / "traces"
+    variants = ["csv", "CSV", " csv ", "Csv"]
+    for i, fam in enumerate([*variants, "sql", "docs", "files", "calc", "web", "mail"]):
+        record_sample_run(root, goal={"text": f"count lines in file {i}", "family": fam})
+    res = export_traces(root, tmp_path / "b")
+    assert res.passed and res.report["split"]["family_runs"]["csv"] == 4
+    assert not {f for f in res.report["split"]["assignment"] if f != f.lower().strip()}
+    rows = [json.loads(x) for p in (res.path / "views" / "planner_sft").glob("*.jsonl")
+            for x in p.read_text().splitlines()]
+    csv = [r["meta"] for r in rows if r["meta"]["goal_family"] == "csv"]
+    assert len(csv) == 4 and len({m["split"] for m in csv}) == 1
+    assert {r["meta"]["goal_family"] for r in rows} == {"csv", "sql", "docs", "files", "calc", "web", "mail"}
+
+
+def test_split_assign_keys_match_families_whatever_their_case() -> None:
+    counts = {"csv": 5, "sql": 5, "docs": 5, "files": 5}
+    held = SplitConfig(ratios={"train": 0.9, "validation": 0.1, "test": 0.0}, assign={"CSV ": "test"})
+    assert not held.validate() and assign_families(counts, held)["csv"] == "test"
+    (msg,) = SplitConfig(assign={"CSV": "test", "csv": "train"}).validate()
+    assert msg == ("split.assign.csv=train and split.assign.CSV=test: one family ('csv': case and spaces are "
+                   "ignored) fixed to two splits; keep one")
+    assert not SplitConfig(assign={"CSV": "test", "csv": "test"}).validate()

@@ -29,6 +29,14 @@ SOURCE_KINDS = ("sim", "openclaw", "agentlightning", "runtime")  # session.json 
 _TYPE_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 
 
+def family_key(name: str) -> str:
+    """A goal family as the split names it: lower-cased, ends stripped, whitespace runs as one space (as
+    ``goal_hash`` reads a goal's text), ``unknown`` when nothing is left. ``CSV``, ``csv`` and `` csv `` are
+    one task: as three families they could land in train and test, and no leakage check saw it (their
+    goal hashes differ, the family being part of them)."""
+    return " ".join(name.lower().split()) or "unknown"
+
+
 @dataclass
 class RedactionConfig:
     """Redaction and PII scan, applied at capture (pass 1) and checked again at curation (pass 2)."""
@@ -157,6 +165,12 @@ class SplitConfig:
             out.append(f"{prefix}.ratios={dict(self.ratios)}: must sum to 1 (e.g. train=0.8 validation=0.1 test=0.1)")
         out += [f"{prefix}.assign.{f}={s}: unknown split; use {', '.join(SPLITS)}"
                 for f, s in self.assign.items() if s not in SPLITS]
+        first: dict[str, str] = {}
+        for f, s in self.assign.items():
+            other = first.setdefault(family_key(f), f)
+            if other != f and self.assign[other] != s:
+                out.append(f"{prefix}.assign.{f}={s} and {prefix}.assign.{other}={self.assign[other]}: one family "
+                           f"({family_key(f)!r}: case and spaces are ignored) fixed to two splits; keep one")
         out += [f"{prefix}.ratios.{s}=0: {why}; give it a share (e.g. {prefix}.ratios.{s}=0.1, the others "
                 f"lowered to sum to 1) or fix families to it ({prefix}.assign.FAMILY={s})"
                 for s, why in NEEDED_SPLITS.items() if not self.ratios.get(s) and s not in self.assign.values()]

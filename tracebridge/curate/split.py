@@ -1,7 +1,8 @@
 """The goal-family split and the cross-split leakage checks.
 
 ``assign_families`` gives every goal family one split, deterministically (per source kind, so
-each source gets its share of every split): fixed assignments
+each source gets its share of every split; families are named by ``family_key``, so ``split.assign``
+keys match whatever their case and spacing): fixed assignments
 first, then families in the order of ``sha256(salt + family)``, each to the split furthest below
 its target share of runs; when only as many families are left as there are empty splits with
 a share > 0, they go to those splits, so validation and test are not left empty while families
@@ -22,7 +23,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from tracebridge.curate.config import NEEDED_SPLITS, SPLITS, LeakageConfig, SplitConfig
+from tracebridge.curate.config import NEEDED_SPLITS, SPLITS, LeakageConfig, SplitConfig, family_key
 from tracebridge.curate.minhash import LSHIndex, MinHasher
 
 _WORD = re.compile(r"\w+")
@@ -68,7 +69,7 @@ def unfilled_splits(cfg: SplitConfig, assignment: dict[str, str], prefix: str = 
 
 
 def _assign(counts: dict[str, int], cfg: SplitConfig) -> dict[str, str]:
-    out = {f: s for f, s in cfg.assign.items() if f in counts}
+    out = {f: s for f, s in ((family_key(f), s) for f, s in cfg.assign.items()) if f in counts}
     have = {s: sum(counts[f] for f, x in out.items() if x == s) for s in SPLITS}
     total = sum(counts.values()) or 1
     active = [s for s in SPLITS if cfg.ratios.get(s, 0) > 0]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.capture.reader import RunDir, iter_runs
+from tracebridge.curate.config import family_key
 
 
 def family_counts(root: Path, by_goal: Collection[str] = ()) -> tuple[dict[str, int], dict[str, str]]:
@@ -40,11 +41,12 @@ def read_session(run: RunDir) -> dict[str, Any] | None:
 
 
 def split_family(session: dict[str, Any] | None, by_goal: Collection[str] = ()) -> str:
-    """The split family of a run: its goal family, refined by its goal hash for sources in
-    ``split.by_goal_sources`` (one family per chat kind is too coarse to split on)."""
+    """The split family of a run: its goal family as ``family_key`` names it (case and spaces ignored),
+    refined by its goal hash for sources in ``split.by_goal_sources`` (one family per chat kind is too
+    coarse to split on)."""
     goal = (session or {}).get("goal")
     fam = goal.get("family") if isinstance(goal, dict) else None
-    fam = fam if isinstance(fam, str) and fam else "unknown"
+    fam = family_key(fam) if isinstance(fam, str) else "unknown"
     source = (session or {}).get("source")
     if by_goal and isinstance(source, dict) and source.get("kind") in by_goal:
         gh = goal.get("goal_hash") if isinstance(goal, dict) else None

@@ -107,6 +107,12 @@ def test_a_retry_is_compared_by_its_tool_and_arguments() -> None:
     assert same[1]["meta"]["labels"]["tool_ok"] is True and same[1]["meta"]["labels"].get("recovery") is None
     other = _rows(_events(_retry(_recorded(), '{"city": "Lyon"}')))
     assert other[1]["meta"]["labels"]["recovery"] is True
+    # the failed call's events: its model call, the tool call and the failed result (not the row's own)
+    events = {e["event_id"]: e for e in _events(_retry(_recorded(), '{"city": "Lyon"}'))}
+    failed = other[1]["meta"]["labels"]["failed_event_ids"]
+    assert failed[0] == other[0]["meta"]["event_ids"][0] and not set(failed) & set(other[1]["meta"]["event_ids"])
+    assert [events[i]["event_type"] for i in failed] == ["worker_action", "worker_tool_call", "worker_tool_result"]
+    assert events[failed[-1]]["payload"]["ok"] is False
 
 
 def _strip(spans: list[dict[str, Any]], calls: set[int]) -> list[dict[str, Any]]:

@@ -229,6 +229,19 @@ def test_parallel_calls_results_and_recovery_in_one_turn() -> None:
     assert with_thinking["worker_sft"][0]["messages"][-1]["content"] == "<think>think first</think>\nSyncing both."
 
 
+def test_a_conversation_recovery_names_the_failed_call_events() -> None:
+    from tracebridge.export.config import ViewsConfig
+    from tracebridge.export.views import RunContext, build_views
+
+    views, _ = build_views(_two_call_turn(), RunContext("r", "openclaw/chat", "train", "openclaw", None), ViewsConfig())
+    first, second, answer = views["worker_sft"]
+    (pair,) = views["worker_recovery_cases/pairs"]
+    assert pair["meta"]["labels"]["failed_event_ids"] == second["meta"]["labels"]["failed_event_ids"] == [
+        "r:a1", "r:a1.2", "r:t2"]  # the failed call c2 only, not c1 of the same turn, which succeeded
+    assert answer["meta"]["labels"]["failed_event_ids"] == ["r:a1", "r:a1.2", "r:t2"]  # its prompt shows it too
+    assert "failed_event_ids" not in first["meta"]["labels"]
+
+
 def test_a_failed_result_is_labelled_by_call_id_and_eval_sees_it() -> None:
     """OpenClaw's isError (payload.ok false) on a result whose text does not say "error": the content stays
     what the agent saw, the row's labels.failed_tool_calls names the call, and error_recurrence counts it."""

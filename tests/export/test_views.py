@@ -66,6 +66,21 @@ def test_worker_rows_and_recovery_case(events: list[dict]) -> None:
     assert "labels" in pair["meta"] and "recovery" not in first["meta"]["labels"]
 
 
+def test_recovery_rows_name_the_failed_call_events(events: list[dict]) -> None:
+    """The recovery row's event_ids are the recovering call's; the failed call it recovers from (shown in its
+    prompt, repeated by the pair's rejected turn) was named nowhere in the row."""
+    views, _ = build_views(events, ctx(), ViewsConfig())
+    by_id = {e["event_id"]: e for e in events}
+    first, second = views["worker_sft"]
+    (pair,) = views["worker_recovery_cases/pairs"]
+    failed = pair["meta"]["labels"]["failed_event_ids"]
+    assert failed == second["meta"]["labels"]["failed_event_ids"]
+    assert [by_id[i]["event_type"] for i in failed] == ["worker_action", "worker_tool_call", "worker_tool_result"]
+    assert by_id[failed[1]]["payload"]["call_id"] == "c1" and by_id[failed[2]]["payload"]["ok"] is False
+    assert not set(failed) & set(pair["meta"]["event_ids"])  # a label: feedback on the failure stays off it
+    assert "failed_event_ids" not in first["meta"]["labels"]
+
+
 def test_no_recovery_without_failure(tmp_path: Path) -> None:
     rid = record_sample_run(tmp_path, fail_tool=False)
     evs = [json.loads(x) for x in (tmp_path / rid / "events.jsonl").read_text().splitlines()]

@@ -33,7 +33,7 @@ LABEL_TYPES: dict[str, type | tuple[type, ...]] = {
     "context_messages": int, "context_dropped": int, "target_turns": int,
     "cycle_verdict": str, "tool_mask": list, "risk_flags": list, "cycle_verdicts": list,
     "corrected_by": str, "outcome_source": str, "outcome_corrected_by": str, "trace_success": bool,
-    "failed_tool_calls": list, "abandoned_path": bool,
+    "failed_tool_calls": list, "abandoned_path": bool, "failed_event_ids": list,
 }
 RunFeedback = Mapping[str, Any]
 LabelsForRun = Callable[[str], RunFeedback | None]

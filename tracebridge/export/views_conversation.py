@@ -75,6 +75,8 @@ with the characters cut (``views.TOOL_OUTPUTS``, report.json ``views.tool_output
 
 A **recovery** is as in ``views_worker``, with the user turn as the step: a turn whose calls all
 succeed after a failed call in the same user turn, none of them repeating the last failed call.
+``labels.failed_event_ids`` names the events of the user turn's failed calls before the row's first
+target (action, call, result), as ``views_worker`` does.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ class _Turn:
     event_id: str | None = None
     failed: int = 0
     last_failed: tuple[str, dict[str, Any]] | None = None
+    failed_ids: list[str] = field(default_factory=list)  # the failed calls' events (labels.failed_event_ids)
     history: list[_Msg] = field(default_factory=list)
 
 
@@ -193,7 +196,8 @@ class _Conversation:
             reply = {"role": "assistant", "content": self.content(_text(payload(outputs[0]).get("result")), ev)}
             if act == "respond" and reply["content"]:
                 self.emit(_Msg(reply, i), [ev["event_id"], outputs[0]["event_id"]],
-                          {**event_labels(ev), "failed_attempts": self.turn.failed}, None, bool(event_labels(ev)))
+                          {**event_labels(ev), "failed_attempts": self.turn.failed,
+                           "failed_event_ids": list(self.turn.failed_ids) or None}, None, bool(event_labels(ev)))
             else:
                 self.stats[f"worker_action_{act}"] += 1
                 self.flush()  # context only: the open span ends before it
@@ -217,16 +221,17 @@ class _Conversation:
         t = self.turn
         recovered = ok is True and t.last_failed is not None and t.last_failed not in done
         labels = {**event_labels(ev), "recovery": recovered or None, "failed_attempts": t.failed,
-                  "tool_source": self.rows.ctx.tool_source, "tool_ok": ok}
+                  "failed_event_ids": list(t.failed_ids) or None, "tool_source": self.rows.ctx.tool_source, "tool_ok": ok}
         rejected = None
         if recovered and t.last_failed is not None:
             rejected = self.rows.render(roles.tool_call_message(reply["tool_calls"][0]["id"], *t.last_failed))
         ids = [ev["event_id"]] + [c["event_id"] for c in calls] + [r["event_id"] for r in results if r]
         self.emit(_Msg(reply, i), ids, labels, rejected, bool(event_labels(ev)))
-        for call, o in zip(done, oks):
-            if o is False:
+        for call, o, c, r in zip(done, oks, calls, results):
+            if o is False and r is not None:
                 t.failed += 1
                 t.last_failed = call
+                t.failed_ids += [ev["event_id"], c["event_id"], r["event_id"]]
 
     def emit(self, reply: _Msg, ids: list[str], labels: dict[str, Any], rejected: dict[str, Any] | None,
              labelled: bool) -> None:

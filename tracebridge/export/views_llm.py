@@ -37,7 +37,9 @@ rarely says it failed). A **recovery** is as in ``views_worker``, with the whole
 step: a call whose tools all succeed after a failed call, with a reply that differs from the failed
 call's (its text, or the tools and arguments it called: not the calls' ids, new on every call, nor the
 arguments' spacing). It gives a ``worker_recovery_cases/sft`` row and a pair whose rejected turn is the
-failed call's reply (what the model said last time, which failed).
+failed call's reply (what the model said last time, which failed). ``labels.failed_event_ids`` names
+the events of the rollout's failed calls so far (each call's action, tool calls and results), as
+``views_worker`` does.
 
 A call's prompt holds every earlier tool output of its rollout, so one huge output (a file read, a log
 dump) would be copied whole into every later call's row, triplet and messages row. The tool outputs in
@@ -243,6 +245,7 @@ def llm_call_rows(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfi
     keep = cfg.json_strings  # rows hold arguments as strings: the recorded ones, not re-serialised
     failed: tuple[Any, dict[str, Any]] | None = None  # the last failed call's decision and reply
     attempts = 0
+    failed_ids: list[str] = []  # the failed calls' events (labels.failed_event_ids)
     # call ids of failed tool results: rows name those their prompt holds (labels.failed_tool_calls, as
     # views_conversation), since a result's text alone rarely says it failed
     bad = {str(payload(e).get("call_id")) for e in events
@@ -265,6 +268,7 @@ def llm_call_rows(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfi
             # a text-only agent saw no tool list: its row must not show one (nor name a source)
             b.tools = recorded or (schemas if h or reply.get("tool_calls") or used_tools(prompt) else None)
             labels = {**_row_labels(ev), "recovery": recovered or None, "failed_attempts": attempts,
+                      "failed_event_ids": list(failed_ids) or None,
                       "tool_source": "recorded" if recorded else ctx.tool_source if b.tools else None, "tool_ok": ok,
                       "context_messages": len(prompt),
                       "failed_tool_calls": [m["tool_call_id"] for m in prompt if m.get("tool_call_id") in bad] or None}
@@ -276,4 +280,5 @@ def llm_call_rows(events: list[dict[str, Any]], ctx: RunContext, cfg: ViewsConfi
                    b.render(failed[1]) if recovered and failed is not None else None)
         if ok is False and reply is not None:
             failed, attempts = (decision, reply), attempts + 1
+            failed_ids += [str(ev["event_id"]), *ids]
     return b.sft, b.rec_sft, b.rec_pairs

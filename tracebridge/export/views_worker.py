@@ -18,6 +18,12 @@ A **recovery** is a successful call after at least one failed call in the same s
 from the last failed call (tool or arguments), per docs/trace-conventions.md. It gives a
 ``worker_recovery_cases/sft`` row (labels ``recovery: true``) and a pair whose rejected turn
 repeats the last failed call.
+
+``meta.event_ids`` are the decision's own events; a row whose prompt shows failed attempts names
+their events in ``labels.failed_event_ids`` (each failed call's action, call and result, an invalid
+reply's ``episode_error``, in order: a recovery pair's rejected turn is the last failed call's), so a
+recovery row leads back to the failure as well as to the recovery. They are a label, not event ids:
+feedback joined to the failed call must not label the row that recovered from it.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ class _Step:
         self.result_ids: list[str] = []  # their result events (rows whose prompt shows them name them)
         self.cut = False  # one of them cut to views.tool_output_max_chars
         self.last_failed: tuple[str, dict[str, Any]] | None = None
+        self.failed_ids: list[str] = []  # events of the failed attempts (labels.failed_event_ids)
 
     def user_text(self) -> str:
         p = dict(payload(self.ev))
@@ -123,7 +130,7 @@ class _Builder:
         ok = bool(rp.get("ok")) if result is not None else None
         recovered = ok is True and step.last_failed is not None and step.last_failed != (tool, args)
         labels = {**event_labels(action), "recovery": recovered or None, "failed_attempts": len(step.attempts),
-                  "tool_source": self.ctx.tool_source, "tool_ok": ok}
+                  "failed_event_ids": list(step.failed_ids) or None, "tool_source": self.ctx.tool_source, "tool_ok": ok}
         ids = list(dict.fromkeys([step.ev["event_id"], action["event_id"], call["event_id"]]
                                  + ([result["event_id"]] if result else [])))
         rejected = None
@@ -135,6 +142,8 @@ class _Builder:
             step.attempts.append({"tool": tool, "args": args, "error_kind": str(err.get("kind")),
                                   "error_message": str(err.get("message", ""))})
             step.last_failed = (tool, args)
+            step.failed_ids += [i for i in dict.fromkeys([action["event_id"], call["event_id"], result["event_id"]])
+                                if isinstance(i, str)]
 
     def answer(self, step: _Step, action: dict[str, Any], output: dict[str, Any] | None) -> None:
         text = _text(payload(output).get("result")) if output is not None else ""
@@ -145,7 +154,8 @@ class _Builder:
             return
         ids = [step.ev["event_id"], action["event_id"]] + ([output["event_id"]] if output else [])
         self.add(step, action, {"role": "assistant", "content": text}, ids,
-                 {**event_labels(action), "failed_attempts": len(step.attempts)}, None)
+                 {**event_labels(action), "failed_attempts": len(step.attempts),
+                  "failed_event_ids": list(step.failed_ids) or None}, None)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -228,6 +238,7 @@ def worker_rows(events: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], 
             continue
         elif et == "episode_error" and payload(ev).get("kind") == "invalid_output" and ev.get("role") == "worker":
             step.attempts.append({"error_kind": "invalid_output", "error_message": str(payload(ev).get("message"))[:200]})
+            step.failed_ids.append(str(ev.get("event_id")))
         elif et == "worker_tool_result":  # in file order: a decision written before it did not see it
             _add_result(step, ev, by_id, cfg, stats)
         elif et == "worker_tool_call" and ev["event_id"] not in handled:

@@ -150,3 +150,35 @@ def test_a_message_shared_by_rows_is_converted_once_and_alike_in_each() -> None:
     assert second["messages"][1]["tool_calls"][0]["function"]["arguments"] == '{"path":"."}'
     assert first["messages"][1] is second["messages"][1]  # made once, not once per row
     assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
+
+
+def test_a_recorded_calls_row_offers_the_tools_that_call_was_offered(tmp_path: Path) -> None:
+    """Two model calls of one rollout offered different tools: each worker_sft row holds its call's, but the
+    messages rows held the run's toolset for every call (the second call's row offered ``search``, which
+    that call never saw, and not ``write``, which it called)."""
+    from tests.conftest import MODEL_STACK
+    from tracebridge.capture.recorder import Recorder
+
+    def tool(name: str) -> list[dict]:
+        return [{"type": "function", "function": {"name": name, "description": name,
+                                                  "parameters": {"type": "object", "properties": {"x": {"type": "string"}}}}}]
+
+    with Recorder(tmp_path / "traces", goal={"text": "find then write", "family": "agent"}, model_stack=MODEL_STACK, runtime_config={"max_steps": 2},
+                  tools=tool("search"), source={"kind": "agentlightning", "ref": "t"}, strict=True) as run:
+        start = run.emit("planner_input", role="planner", payload={"goal": "find then write"})
+        for i, name in enumerate(["search", "write"]):
+            act = run.emit("worker_action", role="worker", parent=start,
+                           payload={"action": "tool_call", "tool": name, "args": {"x": "1"}},
+                           llm=run.llm_call("m", [{"role": "user", "content": f"step {i}"}], tools=tool(name),
+                                            response=f"calling {name}"))
+            call = run.emit("worker_tool_call", role="worker", parent=act,
+                            payload={"call_id": f"c{i}", "tool": name, "args": {"x": "1"}})
+            run.emit("worker_tool_result", role="worker", parent=call, payload={"call_id": f"c{i}", "ok": True})
+        run.emit("episode_end", role="orchestrator", parent=start, payload={"success": True})
+    res = export_traces(tmp_path / "traces", tmp_path / "b", _cfg())
+    (split,) = [s for s, n in res.report["rows"]["worker_sft"].items() if n]
+    sft = _rows(res.path / "views" / "worker_sft" / f"{split}.jsonl")
+    msgs = _rows(res.path / "agentlightning" / "messages" / f"{split}.jsonl")
+    assert [[t["function"]["name"] for t in json.loads(r["tools"])] for r in sft] == [["search"], ["write"]]
+    assert [[t["function"]["name"] for t in r["tools"]] for r in msgs] == [["search"], ["write"]]
+    assert msgs[1]["tools"][0]["function"]["parameters"] == tool("write")[0]["function"]["parameters"]

@@ -75,16 +75,29 @@ def al_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
 
 
 def al_messages(views: dict[str, list[dict[str, Any]]], ctx: RunContext) -> list[dict[str, Any]]:
-    """The ``agentlightning/messages`` rows of one run's role SFT rows (pure)."""
-    tools = al_tools(ctx.tools) if ctx.tools else None
+    """The ``agentlightning/messages`` rows of one run's role SFT rows (pure). A row's ``tools`` are the
+    SFT row's own (a JSON string with ``views.json_strings``): a recorded model call's row holds the tools
+    that call was offered, which need not be the run's (``ctx.tools``: another call may have offered others)."""
     done: dict[int, dict[str, Any]] = {}  # id(message) -> its OpenAI form: rows repeat a run's messages
+    converted: dict[Any, list[dict[str, Any]] | None] = {}  # a run's rows share a few tool lists
     out = []
     for view in ROLE_SFT_VIEWS:
         role = view.split("_")[0]
         for r in views.get(view, ()):
             out.append({"messages": [_converted(m, done) for m in r["messages"]],
-                        "tools": tools if r.get("tools") else None, "meta": {**r["meta"], "role": role}})
+                        "tools": _row_tools(r.get("tools"), converted), "meta": {**r["meta"], "role": role}})
     return out
+
+
+def _row_tools(tools: Any, converted: dict[Any, list[dict[str, Any]] | None]) -> list[dict[str, Any]] | None:
+    """``al_tools`` of a row's ``tools`` (a list, or its JSON string), made once per list in a run."""
+    if not tools:
+        return None
+    key = tools if isinstance(tools, str) else id(tools)
+    if key not in converted:
+        schemas = orjson.loads(tools) if isinstance(tools, str) else tools
+        converted[key] = al_tools([t for t in schemas if isinstance(t, dict)]) if isinstance(schemas, list) else None
+    return converted[key]
 
 
 def _converted(m: dict[str, Any], done: dict[int, dict[str, Any]]) -> dict[str, Any]:

@@ -81,6 +81,24 @@ def test_recovery_rows_name_the_failed_call_events(events: list[dict]) -> None:
     assert "failed_event_ids" not in first["meta"]["labels"]
 
 
+def test_worker_rows_render_the_tool_block_the_worker_is_prompted_with(events: list[dict]) -> None:
+    """A chat template renders ``tools`` as given (``tojson``); rows held them with sorted keys
+    (``{"function": {"description", "name", ...}, "type"}``), so the tool block trained on was not the one the
+    sim's model worker (``sim.backends``: the family's schemas as they are) is prompted with."""
+    from tracebridge.sim.families import get_family
+    from tracebridge.train.models import tiny_model_and_tokenizer
+
+    served = [t.schema() for t in get_family("files").tools()]
+    views, _ = build_views(events, ctx(tools=served), ViewsConfig())
+    row = views["worker_sft"][0]
+    assert json.loads(row["tools"]) == served
+    _, tok = tiny_model_and_tokenizer()
+    trained, prompted = (tok.apply_chat_template(row["messages"][:-1], tools=t, tokenize=False,
+                                                 add_generation_prompt=True)
+                         for t in (json.loads(row["tools"]), served))
+    assert '"type": "function", "function": {"name": "list_dir"' in prompted and trained == prompted
+
+
 def test_no_recovery_without_failure(tmp_path: Path) -> None:
     rid = record_sample_run(tmp_path, fail_tool=False)
     evs = [json.loads(x) for x in (tmp_path / rid / "events.jsonl").read_text().splitlines()]

@@ -87,7 +87,9 @@ class _Builder:
     def __init__(self, ctx: RunContext, cfg: ViewsConfig, stats: Counter[str]) -> None:
         self.ctx, self.cfg, self.stats = ctx, cfg, stats
         self.system = cfg.system_prompts.get("worker")
-        self.tools: Any = _text(ctx.tools) if cfg.json_strings else ctx.tools
+        # in the schemas' own key order, not sorted: a chat template renders the list as given (``tojson``), so
+        # the tool block a row trains on is the one the worker is prompted with (``sim.backends``, a runtime)
+        self.tools: Any = orjson.dumps(ctx.tools, default=str).decode() if cfg.json_strings else ctx.tools
         self.sft: list[dict[str, Any]] = []
         self.rec_sft: list[dict[str, Any]] = []
         self.rec_pairs: list[dict[str, Any]] = []

@@ -187,3 +187,22 @@ def test_split_assign_keys_match_families_whatever_their_case() -> None:
     assert msg == ("split.assign.csv=train and split.assign.CSV=test: one family ('csv': case and spaces are "
                    "ignored) fixed to two splits; keep one")
     assert not SplitConfig(assign={"CSV": "test", "csv": "test"}).validate()
+
+
+def test_a_split_assign_key_that_names_no_family_is_reported(tmp_path: Path) -> None:
+    """``split.assign.CVS=test`` (a typo of csv) fixed nothing, and nothing said so: csv went where the ratios
+    put it while the user believed it held out."""
+    from tracebridge.export.config import ExportConfig
+    from tracebridge.export.pipeline import export_traces
+
+    root = tmp_path / "traces"
+    for i, fam in enumerate(["csv", "sql", "docs", "files"]):
+        record_sample_run(root, goal={"text": f"count lines in file {i}", "family": fam})
+    cfg = ExportConfig()
+    cfg.split.assign = {"CVS": "test", "Docs": "validation"}
+    res = export_traces(root, tmp_path / "b", cfg)
+    assert res.passed and res.report["split"]["assign_unmatched"] == ["CVS"]
+    assert res.manifest["split"]["assign_unmatched"] == ["CVS"] and res.report["split"]["assignment"]["docs"] == "validation"
+    assert "split.assign names no family of these traces, so it fixed nothing: CVS." in (res.path / "report.md").read_text()
+    cfg.split.assign = {"csv": "test"}
+    assert "assign_unmatched" not in export_traces(root, tmp_path / "c", cfg).report["split"]

@@ -68,6 +68,12 @@ def unfilled_splits(cfg: SplitConfig, assignment: dict[str, str], prefix: str = 
     return out
 
 
+def unmatched_assign(cfg: SplitConfig, assignment: dict[str, str]) -> list[str]:
+    """``split.assign`` keys that name no family of an export's ``assignment`` (a typo, a family these traces
+    lack, a chat kind of a source split by goal): they fixed nothing, and the report says so."""
+    return sorted(f for f in cfg.assign if family_key(f) not in assignment)
+
+
 def _assign(counts: dict[str, int], cfg: SplitConfig) -> dict[str, str]:
     out = {f: s for f, s in ((family_key(f), s) for f, s in cfg.assign.items()) if f in counts}
     have = {s: sum(counts[f] for f, x in out.items() if x == s) for s in SPLITS}

@@ -52,7 +52,12 @@ from tracebridge.corrections.summary import CorrectionsReport
 from tracebridge.curate.config import SPLITS
 from tracebridge.curate.dedup import DedupIndex
 from tracebridge.curate.quality import Reason
-from tracebridge.curate.split import LeakageTracker, assign_families, unfilled_splits
+from tracebridge.curate.split import (
+    LeakageTracker,
+    assign_families,
+    unfilled_splits,
+    unmatched_assign,
+)
 from tracebridge.export.building import built_runs
 from tracebridge.export.bundle import BundleWriter, Manifest
 from tracebridge.export.config import ExportConfig
@@ -307,6 +312,9 @@ def _finish(ex: _Exporter, root: Path, cfg: ExportConfig, writer: BundleWriter) 
     redaction = ex.t.redaction(cfg.redaction.enabled, ex.redactor.policy)
     split = {"method": "goal_family", "ratios": dict(cfg.split.ratios), "salt": cfg.split.salt,
              "assignment": dict(sorted(ex.assignment.items())), "family_runs": dict(sorted(ex.family_runs.items()))}
+    if unmatched := unmatched_assign(cfg.split, ex.assignment):  # listed only when there are: ids stay as they were
+        split["assign_unmatched"] = unmatched
+        log.warning("split.assign names no family of these traces, so it fixed nothing: %s", ", ".join(unmatched))
     balance = class_balance(ex.t, cfg.balance, cfg.views.verifier_sft_target)
     corrections = ex.corrections.to_dict(lambda s: ex.redactor.redact_text(s, "_quarantine")) \
         if ex.corrections is not None else None

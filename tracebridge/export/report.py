@@ -203,6 +203,9 @@ def render_markdown(rep: dict[str, Any]) -> str:
                     [[v, *(c.get(s, 0) for s in SPLITS), sum(c.values())] for v, c in rep["rows"].items()])
     sp = rep["split"]
     lines += ["## Split", "", f"Method: {sp['method']}; ratios {sp['ratios']}.", ""]
+    if sp.get("assign_unmatched"):
+        lines += [f"split.assign names no family of these traces, so it fixed nothing: {', '.join(sp['assign_unmatched'])}.",
+                  ""]
     lines += _table(["family", "split", "runs"], [[f, s, sp["family_runs"].get(f, 0)]
                                                   for f, s in sp["assignment"].items()])
     lk = rep["leakage"]

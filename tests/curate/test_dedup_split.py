@@ -206,3 +206,15 @@ def test_a_split_assign_key_that_names_no_family_is_reported(tmp_path: Path) -> 
     assert "split.assign names no family of these traces, so it fixed nothing: CVS." in (res.path / "report.md").read_text()
     cfg.split.assign = {"csv": "test"}
     assert "assign_unmatched" not in export_traces(root, tmp_path / "c", cfg).report["split"]
+
+
+def test_too_few_families_fill_train_and_test_before_validation() -> None:
+    """Two families went to train and validation: the test split, which trials evaluate on, was empty and every
+    trial on the bundle failed. With fewer families than splits, train and test come first."""
+    assert sorted(assign_families({"csv": 5, "sql": 5}, SplitConfig()).values()) == ["test", "train"]
+    assert sorted(assign_families({"csv": 50, "sql": 5}, SplitConfig()).values()) == ["test", "train"]
+    assert assign_families({"csv": 5}, SplitConfig()) == {"csv": "train"}
+    three = assign_families({"csv": 5, "sql": 5, "docs": 5}, SplitConfig())  # enough: one each, as before
+    assert sorted(three.values()) == ["test", "train", "validation"]
+    no_test = SplitConfig(ratios={"train": 0.9, "validation": 0.1, "test": 0.0}, assign={"calc": "test"})
+    assert sorted(assign_families({"csv": 5, "sql": 5}, no_test).values()) == ["train", "validation"]

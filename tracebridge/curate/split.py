@@ -6,7 +6,8 @@ keys match whatever their case and spacing): fixed assignments
 first, then families in the order of ``sha256(salt + family)``, each to the split furthest below
 its target share of runs; when only as many families are left as there are empty splits with
 a share > 0, they go to those splits, so validation and test are not left empty while families
-remain. The same family counts and config always give the same assignment.
+remain (fewer families than that fill train and test before validation: trials evaluate on test). The
+same family counts and config always give the same assignment.
 
 ``LeakageTracker`` checks, while rows stream out, that no family and no goal hash lands in two
 splits (exact, one small entry per goal) and samples prompt texts per split for a MinHash
@@ -84,7 +85,11 @@ def _assign(counts: dict[str, int], cfg: SplitConfig) -> dict[str, str]:
         empty = [s for s in active if have[s] == 0]
         left = len(rest) - i
         pool = empty if empty and left <= len(empty) else active
-        split = max(pool, key=lambda s: (cfg.ratios.get(s, 0) * total - have[s], -SPLITS.index(s)))
+        # too few families for every empty split: train and test first (trials train on one and evaluate on the
+        # other), validation last; two families went to train and validation, and no trial could evaluate
+        few = left < len(empty)
+        split = max(pool, key=lambda s: (few and s in NEEDED_SPLITS, cfg.ratios.get(s, 0) * total - have[s],
+                                         -SPLITS.index(s)))
         out[fam] = split
         have[split] += counts[fam]
     return out

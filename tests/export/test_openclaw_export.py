@@ -242,6 +242,26 @@ def test_a_conversation_recovery_names_the_failed_call_events() -> None:
     assert "failed_event_ids" not in first["meta"]["labels"]
 
 
+def test_failed_calls_of_one_branch_are_not_named_on_another() -> None:
+    """A session that branched after a failed call: each path's recovery names the failures of its own path."""
+    from tracebridge.export.config import ViewsConfig
+    from tracebridge.export.views import RunContext, build_views
+
+    def call(a: str, parent: str, cid: str, x: str, ok: bool) -> list[dict[str, Any]]:
+        return [_ev(a, "worker_action", parent, {"action": "tool_call"}, llm={"response": ""}),
+                _ev(f"{a}.1", "worker_tool_call", a, {"call_id": cid, "tool": "sync", "args": {"x": x}}),
+                _ev(f"t{cid}", "worker_tool_result", f"{a}.1", {"call_id": cid, "ok": ok, "output": "out"})]
+
+    events = [_ev("u", "planner_input", None, {"goal": "sync"}), *call("a1", "u", "1", "a", False),
+              *call("a2", "t1", "2", "b", False), *call("a3", "t2", "3", "c", True),  # the first path
+              *call("b2", "t1", "4", "d", True)]  # the other path, from the first failure
+    ctx = RunContext("r", "openclaw/chat", "train", "openclaw", None, branched=True)
+    views, _ = build_views(events, ctx, ViewsConfig())
+    failed = {r["meta"]["event_ids"][1]: r["meta"]["labels"]["failed_event_ids"]
+              for r in views["worker_recovery_cases/sft"]}
+    assert failed == {"r:a3": ["r:a1", "r:a1.1", "r:t1", "r:a2", "r:a2.1", "r:t2"], "r:b2": ["r:a1", "r:a1.1", "r:t1"]}
+
+
 def test_a_failed_result_is_labelled_by_call_id_and_eval_sees_it() -> None:
     """OpenClaw's isError (payload.ok false) on a result whose text does not say "error": the content stays
     what the agent saw, the row's labels.failed_tool_calls names the call, and error_recurrence counts it."""

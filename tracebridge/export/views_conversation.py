@@ -231,7 +231,8 @@ class _Conversation:
             if o is False and r is not None:
                 t.failed += 1
                 t.last_failed = call
-                t.failed_ids += [ev["event_id"], c["event_id"], r["event_id"]]
+                # a new list, not +=: a branched session's saved turns (walk_tree) share this one
+                t.failed_ids = [*t.failed_ids, ev["event_id"], c["event_id"], r["event_id"]]
 
     def emit(self, reply: _Msg, ids: list[str], labels: dict[str, Any], rejected: dict[str, Any] | None,
              labelled: bool) -> None:

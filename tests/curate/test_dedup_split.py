@@ -218,3 +218,23 @@ def test_too_few_families_fill_train_and_test_before_validation() -> None:
     assert sorted(three.values()) == ["test", "train", "validation"]
     no_test = SplitConfig(ratios={"train": 0.9, "validation": 0.1, "test": 0.0}, assign={"calc": "test"})
     assert sorted(assign_families({"csv": 5, "sql": 5}, no_test).values()) == ["train", "validation"]
+
+
+def test_one_goal_under_family_spellings_is_one_goal_for_dedup_and_the_goal_split(tmp_path: Path) -> None:
+    """``goal_hash`` hashes the family as written: the same goal and steps under ``CSV`` and ``csv`` were two
+    goals, so dedup kept both, and a source split by goal put them in two split families."""
+    from tracebridge.export.families import split_family
+    from tracebridge.export.pipeline import export_traces
+
+    root = tmp_path / "traces"
+    for fam in ["csv", "CSV", "sql", "docs", "files"]:
+        record_sample_run(root, goal={"text": f"count lines in {fam.lower()}.txt", "family": fam})
+    res = export_traces(root, tmp_path / "b")
+    assert res.passed and res.report["runs"]["duplicates"] == 1 and res.report["runs"]["exported"] == 4
+    sessions = [json.loads((p / "session.json").read_text()) for p in sorted(root.iterdir())]
+    pair = [s for s in sessions if s["goal"]["family"].lower() == "csv"]
+    assert pair[0]["goal"]["goal_hash"] != pair[1]["goal"]["goal_hash"]  # as recorded
+    for s in pair:
+        s["source"] = {"kind": "agentlightning", "ref": "x"}
+    (a, b) = (split_family(s, ["agentlightning"]) for s in pair)
+    assert a == b and a.startswith("csv/")

@@ -11,6 +11,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from tracebridge.capture.blocks import goal_hash
 from tracebridge.capture.reader import RunDir, iter_runs
 from tracebridge.curate.config import family_key
 
@@ -49,6 +50,19 @@ def split_family(session: dict[str, Any] | None, by_goal: Collection[str] = ()) 
     fam = family_key(fam) if isinstance(fam, str) else "unknown"
     source = (session or {}).get("source")
     if by_goal and isinstance(source, dict) and source.get("kind") in by_goal:
-        gh = goal.get("goal_hash") if isinstance(goal, dict) else None
-        fam = f"{fam}/{gh[:8]}" if isinstance(gh, str) and gh else fam
+        gh = goal_key(session)
+        fam = f"{fam}/{gh[:8]}" if gh else fam
     return fam
+
+
+def goal_key(session: dict[str, Any] | None) -> str | None:
+    """The run's goal as the split and dedup compare goals: its ``goal_hash``, or, when its family is not
+    written as ``family_key`` names it, the hash of its goal text under that name (``goal_hash`` hashes the
+    family: ``CSV`` and ``csv`` runs of one goal had two hashes). None when the session records neither."""
+    goal = (session or {}).get("goal")
+    if not isinstance(goal, dict):
+        return None
+    fam, text, gh = goal.get("family"), goal.get("text"), goal.get("goal_hash")
+    if isinstance(fam, str) and isinstance(text, str) and fam != family_key(fam):
+        return goal_hash(text, family_key(fam))
+    return gh if isinstance(gh, str) and gh else None

@@ -36,7 +36,7 @@ from tracebridge.curate.dedup import fingerprint
 from tracebridge.curate.quality import Reason, run_reasons
 from tracebridge.curate.redact import Redactor, Scanner
 from tracebridge.export.config import ExportConfig
-from tracebridge.export.families import split_family
+from tracebridge.export.families import goal_key, split_family
 from tracebridge.export.labels import LabelsForRun, turn_scoped
 from tracebridge.export.report import Tally
 from tracebridge.export.tools import ToolRegistry
@@ -222,7 +222,7 @@ class RunWork:
                          success, failure_class, tools, tool_source, feedback, bool(extra.get("branches")),
                          leaf if isinstance(leaf, str) else None)
         views, skips = build_views(events, ctx, self.cfg.views)
-        goal_hash = str(_dict(raw.get("goal")).get("goal_hash") or sha256_json({"family": family, "run": run.run_id}))
+        goal_hash = goal_key(raw) or sha256_json({"family": family, "run": run.run_id})
         x = Tally()
         x.add_rows(views)
         x.view_skips.update({k: n for k, n in skips.items() if k not in TRIMMED and k not in TOOL_OUTPUTS})

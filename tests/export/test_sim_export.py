@@ -76,6 +76,38 @@ def test_assistant_targets_parse_with_the_role_contract(sim_bundle: ExportResult
                 assert reply.is_tool_call
 
 
+def test_every_row_leads_back_to_events_of_its_run(sim_bundle: ExportResult, sim_traces: Path) -> None:
+    """DESIGN.md's lineage rule over every file of the bundle: each row's meta (Agent Lightning triplets:
+    metadata, no labels) names its run, split and events, and each event id (and each failed attempt's, on
+    rows whose prompt shows one) is an event of that run; the manifest's split counts are the files' rows."""
+    types = {run.name: {json.loads(x)["event_id"]: json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()}
+             for run in sim_traces.iterdir() if (run / "events.jsonl").is_file()}
+    counts: dict[str, int] = {}
+    recoveries = 0
+    for f in sorted(sim_bundle.path.rglob("*.jsonl")):
+        rel = f.relative_to(sim_bundle.path).as_posix()
+        if not rel.startswith(("views/", "agentlightning/")):
+            continue
+        rows = [json.loads(x) for x in f.read_text().splitlines()]
+        counts[rel] = len(rows)
+        for r in rows:
+            meta = r.get("meta") or r["metadata"]
+            need = {"run_id", "event_ids", "goal_family", "split", "source"} | ({"labels"} if "meta" in r else set())
+            assert need <= set(meta) and meta["split"] == f.stem and meta["source"] == "sim", rel
+            events = types[meta["run_id"]]
+            failed = (meta.get("labels") or {}).get("failed_event_ids") or []
+            assert meta["event_ids"] and all(e in events for e in [*meta["event_ids"], *failed]), rel
+            if rel.startswith("views/worker_recovery_cases/"):
+                recoveries += 1
+                assert any(events[e]["event_type"] == "worker_tool_result" and events[e]["payload"]["ok"] is False
+                           for e in failed), rel
+    assert recoveries > 0
+    for view, splits in sim_bundle.manifest["split"]["counts"].items():
+        for split, n in splits.items():
+            rel = f"{view}/{split}.jsonl" if view.startswith("agentlightning/") else f"views/{view}/{split}.jsonl"
+            assert counts.get(rel, 0) == n, rel
+
+
 def test_agentlightning_triplets_have_the_triplet_fields(sim_bundle: ExportResult) -> None:
     # the shape of agentlightning.Triplet(prompt, response, reward, metadata); importing Agent
     # Lightning itself costs ~10 s, the ops consumer check builds the real objects

@@ -262,6 +262,27 @@ def test_failed_calls_of_one_branch_are_not_named_on_another() -> None:
     assert failed == {"r:a3": ["r:a1", "r:a1.1", "r:t1", "r:a2", "r:a2.1", "r:t2"], "r:b2": ["r:a1", "r:a1.1", "r:t1"]}
 
 
+def test_call_arguments_keep_the_order_the_model_wrote_them_in() -> None:
+    """OpenClaw sends an earlier call back to the model as it was written (``JSON.stringify`` of the recorded
+    arguments); rows held them with sorted keys, a context the model never saw and a target it never wrote."""
+    from tracebridge.export.config import ViewsConfig
+    from tracebridge.export.views import RunContext, build_views
+
+    edit = {"path": "src/a.py", "oldText": "x = 1", "newText": "x = 2"}
+    events = [_ev("u", "planner_input", None, {"goal": "fix a.py"}),
+              _ev("a1", "worker_action", "u", {"action": "tool_call"}, llm={"response": ""}),
+              _ev("a1.1", "worker_tool_call", "a1", {"call_id": "c1", "tool": "edit", "args": edit}),
+              _ev("t1", "worker_tool_result", "a1.1", {"call_id": "c1", "ok": True, "output": "edited"}),
+              _ev("a2", "worker_action", "t1", {"action": "respond"}),
+              _ev("a2.1", "worker_output", "a2", {"result": "Done."})]
+    ctx = RunContext("r", "openclaw/chat", "train", "openclaw", None)
+    views, _ = build_views(events, ctx, ViewsConfig(conversation_rows="turn"))
+    call_row, answer_row = views["worker_sft"]
+    written = '{"path":"src/a.py","oldText":"x = 1","newText":"x = 2"}'
+    assert call_row["messages"][-1]["tool_calls"][0]["function"]["arguments"] == written  # the target
+    assert answer_row["messages"][1]["tool_calls"][0]["function"]["arguments"] == written  # the context
+
+
 def test_a_failed_result_is_labelled_by_call_id_and_eval_sees_it() -> None:
     """OpenClaw's isError (payload.ok false) on a result whose text does not say "error": the content stays
     what the agent saw, the row's labels.failed_tool_calls names the call, and error_recurrence counts it."""

@@ -44,9 +44,18 @@ def _text(value: Any) -> str:
     return "" if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
 
 
+def _arguments(value: Any) -> str:
+    """Tool-call arguments as a JSON string in their own key order, the order the model wrote them: a
+    runtime sends an earlier call back to the model as it was (OpenClaw: ``JSON.stringify``), so sorted keys
+    made a context the model never saw and a target it never wrote (a third of OpenClaw's calls)."""
+    if isinstance(value, str):
+        return value
+    return "" if value is None else orjson.dumps(value, default=str).decode()
+
+
 def _jsonify(msg: dict[str, Any]) -> dict[str, Any]:
     """A tool-call message with its arguments as a JSON string (Arrow-safe)."""
-    calls = [{**tc, "function": {**tc["function"], "arguments": _text(tc["function"]["arguments"])}}
+    calls = [{**tc, "function": {**tc["function"], "arguments": _arguments(tc["function"]["arguments"])}}
              for tc in msg.get("tool_calls") or []]
     return {**msg, "tool_calls": calls}
 

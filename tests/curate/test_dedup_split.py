@@ -238,3 +238,22 @@ def test_one_goal_under_family_spellings_is_one_goal_for_dedup_and_the_goal_spli
         s["source"] = {"kind": "agentlightning", "ref": "x"}
     (a, b) = (split_family(s, ["agentlightning"]) for s in pair)
     assert a == b and a.startswith("csv/")
+
+
+def test_a_goal_hash_that_is_no_hex_is_a_goal_not_a_crash(tmp_path: Path) -> None:
+    """A runtime that writes its own task id as ``goal.goal_hash`` (the schema asks a string) ended the export
+    with a ValueError from the leakage check; such ids are goals like any other (leaks still found)."""
+    from tracebridge.export.pipeline import export_traces
+
+    root = tmp_path / "traces"
+    runs = [record_sample_run(root, goal={"text": f"count lines in file {i}", "family": f}, fail_tool=i != 1)
+            for i, f in enumerate(["csv", "sql", "docs", "files"])]  # other steps: no duplicates
+    for rid in runs[:2]:  # one task id in two families, so in two splits: a goal leak
+        path = root / rid / "session.json"
+        session = json.loads(path.read_text())
+        session["goal"]["goal_hash"] = "task-0042-from-my-runtime"
+        path.write_text(json.dumps(session))
+    res = export_traces(root, tmp_path / "b")
+    assert res.report["runs"]["exported"] == 4
+    assert res.report["split"]["assignment"]["csv"] != res.report["split"]["assignment"]["sql"]
+    assert res.report["leakage"]["goal_hashes_in_several_splits"] == 1 and not res.passed

@@ -103,6 +103,17 @@ def shingles(text: str, n: int) -> list[bytes]:
     return [" ".join(words[i:i + n]).encode() for i in range(len(words) - n + 1)]
 
 
+def _goal_bytes(goal_hash: str) -> bytes:
+    """A goal hash's first 8 bytes (16 hex digits); one that is no hex (``session.json`` asks a string, and a
+    runtime may write its own task id) is hashed: ``bytes.fromhex`` raised and ended the whole export."""
+    if len(goal_hash) < 16:
+        return goal_hash.encode()
+    try:
+        return bytes.fromhex(goal_hash[:16])
+    except ValueError:
+        return hashlib.blake2b(goal_hash.encode(), digest_size=8).digest()
+
+
 class LeakageTracker:
     """Exact family/goal leakage and a bounded MinHash sample of prompts per split."""
 
@@ -117,7 +128,7 @@ class LeakageTracker:
     def add(self, split: str, family: str, goal_hash: str, prompt: str, run_id: str) -> None:
         """Register one exported run."""
         self.family_splits[family].add(split)
-        key = bytes.fromhex(goal_hash[:16]) if len(goal_hash) >= 16 else goal_hash.encode()
+        key = _goal_bytes(goal_hash)
         bit = 1 << SPLITS.index(split)
         prev = self.goal_splits.get(key, 0)
         if prev and not prev & bit:

@@ -64,3 +64,23 @@ def test_recorded_schemas_are_used_by_name_when_the_recorder_was_given_no_toolse
     _record(tmp_path / "traces", None)  # Recorder(tools=None): the run's toolset_hash is of []
     (row, _) = _rows(export_traces(tmp_path / "traces", tmp_path / "b").path)
     assert json.loads(row["tools"]) == TOOLS and row["meta"]["labels"]["tool_source"] == "recorded"
+
+
+def test_a_schemas_file_of_another_shape_is_a_located_error(tmp_path: Path) -> None:
+    """A JSON object, or a list of tool names, ended the export with a KeyError or AttributeError traceback."""
+    import pytest
+
+    from tracebridge.export.config import ToolsConfig
+    from tracebridge.export.tools import ToolRegistry
+
+    cases = {'{"tools": []}': ": a dict, not a JSON list of tool schemas",
+             '["read_file"]': '[0]: "read_file" is no tool schema',
+             json.dumps([TOOLS, ["calc"]]): '[1][0]: "calc" is no tool schema'}
+    for i, (text, message) in enumerate(cases.items()):
+        path = tmp_path / f"tools{i}.json"
+        path.write_text(text)
+        with pytest.raises(ValueError) as err:
+            ToolRegistry(ToolsConfig(schemas_file=str(path)))
+        assert str(err.value).startswith(f"tools.schemas_file={path}{message}"), str(err.value)
+    path.write_text(json.dumps([TOOLS, TOOLS[:1]]))  # a list of lists is still a file of several toolsets
+    assert ToolRegistry(ToolsConfig(schemas_file=str(path)))._by_name.keys() == {"read_file", "calc"}

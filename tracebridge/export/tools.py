@@ -100,8 +100,17 @@ class ToolRegistry:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise ValueError(f"tools.schemas_file={path}: cannot read a JSON list of tool schemas: {exc}") from exc
-        lists = data if data and isinstance(data[0], list) else [data]
-        for schemas in lists:
+        lists = data if isinstance(data, list) and data and isinstance(data[0], list) else [data]
+        for k, schemas in enumerate(lists):  # a dict or a list of names ended the export with a KeyError
+            where = f"[{k}]" if lists is data else ""
+            if not isinstance(schemas, list):
+                why = (f"tools.schemas_file={path}{where}: a {type(schemas).__name__}, not a JSON list of tool schemas "
+                       '([{"type": "function", "function": {"name": ..., "parameters": ...}}])')
+                raise ValueError(why)  # noqa: TRY004 - bad input: the CLI's config error (exit 2)
+            bad = next((j for j, x in enumerate(schemas) if not isinstance(x, dict)), None)
+            if bad is not None:
+                raise ValueError(f"tools.schemas_file={path}{where}[{bad}]: {json.dumps(schemas[bad])[:80]} is no tool "
+                                 'schema; expected an object {"type": "function", "function": {"name": ..., ...}}')
             self._by_hash[sha256_json(schemas)] = schemas
             for s in schemas:
                 if _name(s):

@@ -5,8 +5,12 @@ names resolves in the config file named next to it, and its canonical locations 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +216,22 @@ def test_canonical_locations_are_the_configs(span: str, config: str, key: str) -
 
 def test_readme_links_the_plan() -> None:
     assert "docs/PHASED_ADOPTION_PLAN.md" in (ROOT / "README.md").read_text()
+
+
+def _readme_blocks(lang: str) -> list[str]:
+    return re.findall(rf"(?ms)^```{lang}\n(.*?)^```", (ROOT / "README.md").read_text())
+
+
+def test_readme_capture_snippet_runs_as_pasted_and_validates(tmp_path: Path) -> None:
+    """The README's Python example is what a new user pastes first: it must run and write a run that
+    ``tracebridge validate`` passes (it used an undefined ``rendered_prompt`` and a plan of ``[...]``)."""
+    (snippet,) = [b for b in _readme_blocks("python") if "Recorder(" in b]
+    (tmp_path / "snippet.py").write_text(snippet)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    res = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, capture_output=True, text=True, env=env,
+                         timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    res = CliRunner().invoke(app, ["validate", str(tmp_path / "traces"), "--json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 0 and doc["runs_complete"] == 1 and doc["events_dropped"] == 0, res.output
+    assert doc["problems_total"] == 0, doc["problems"]

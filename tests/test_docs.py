@@ -235,3 +235,23 @@ def test_readme_capture_snippet_runs_as_pasted_and_validates(tmp_path: Path) -> 
     doc = json.loads(res.stdout)
     assert res.exit_code == 0 and doc["runs_complete"] == 1 and doc["events_dropped"] == 0, res.output
     assert doc["problems_total"] == 0, doc["problems"]
+
+
+def _readme_commands(name: str) -> list[list[str]]:
+    """``tracebridge NAME ...`` lines of the README's bash blocks, as argv (comments cut)."""
+    lines = [ln.split("#", 1)[0].strip() for b in _readme_blocks("bash") for ln in b.splitlines()]
+    return [shlex.split(ln) for ln in lines if ln.startswith(f"tracebridge {name} ")]
+
+
+def test_readme_collect_examples_each_write_a_new_trace_root() -> None:
+    """Pasted in order, a second collect of the same episodes into one root is refused (exit 2): the
+    README's examples collected default.yaml three times into traces/sim."""
+    seen: dict[tuple[str, str], str] = {}
+    commands = _readme_commands("collect")
+    assert len(commands) >= 3
+    for argv in commands:
+        config = argv[2]
+        out = argv[argv.index("--out") + 1] if "--out" in argv else read_yaml(ROOT / config)["out"]
+        key = (read_yaml(ROOT / config)["name"], out.rstrip("/"))
+        assert key not in seen, f"{' '.join(argv)}: collects into {out} again (after: {seen[key]})"
+        seen[key] = " ".join(argv)

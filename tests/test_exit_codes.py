@@ -196,6 +196,7 @@ JSON_ERRORS = {
     "feedback chunks record": (["feedback", "chunks", "record", "--chat", "1", "--message-ids", "a,b", "--run-id",
                                 "r", "--event-id", "e", "--registry", "{tmp}/chunks.jsonl"], 2),
     "corrections check": (["corrections", "check", "{tmp}/nope.jsonl", "--traces", "{tmp}/nope"], 2),
+    "schema export": (["schema", "export", "--check", "--out", "{tmp}/nope"], 2),
     "status": (["status", "sweep-a1", "--cluster", "{dead}"], 3),
     "stop": (["stop", "sweep-a1", "--cluster", "{dead}"], 3),
     "list": (["list", "--cluster", "{dead}"], 3),

@@ -4,6 +4,7 @@ a file or of a folder that does not exist said the schema files were stale (exit
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,21 @@ def test_check_of_a_missing_folder_exits_2_and_export_then_check_passes(tmp_path
     assert CliRunner().invoke(app, ["schema", "export", "--out", str(tmp_path / "json")]).exit_code == 0
     res = CliRunner().invoke(app, ["schema", "export", "--check", "--out", str(tmp_path / "json")])
     assert res.exit_code == 0 and "up to date" in res.stdout, res.output
+
+
+def test_json_gives_one_document_written_then_checked_then_stale(tmp_path: Path) -> None:
+    """``schema export`` reports (files written, files stale) like every other command: ``--json`` is one
+    document on stdout, and a stale file is a failed check (exit 1) with the files named."""
+    out = tmp_path / "json"
+    res = CliRunner().invoke(app, ["schema", "export", "--out", str(out), "--json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 0 and doc["ok"] and doc["folder"] == str(out), res.output
+    assert sorted(Path(p).name for p in doc["written"]) == sorted(p.name for p in out.iterdir())
+    res = CliRunner().invoke(app, ["schema", "export", "--check", "--out", str(out), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout) == {"ok": True, "folder": str(out), "stale": []}, res.output
+    first = min(out.iterdir())
+    first.write_text("{}\n")
+    res = CliRunner().invoke(app, ["schema", "export", "--check", "--out", str(out), "--json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 1 and doc["ok"] is False and doc["exit_code"] == 1, res.output
+    assert doc["stale"] == [first.name] and first.name in doc["error"]

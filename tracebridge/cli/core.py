@@ -116,9 +116,12 @@ def problem_lines(problems: list[str]) -> list[str]:
 def schema_export(
     out: Annotated[Path | None, typer.Option(help="Folder (default: the package's schema/json).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Only check the files are up to date.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout: the folder, and the files "
+                                           "written (`written`) or, with --check, those out of date (`stale`).")] = False,
 ) -> None:
     """Write JSON Schema files for session.json and events.jsonl lines; ``--out`` that is a file (or, with
-    ``--check``, a folder that does not exist) exits 2 before anything is written or read."""
+    ``--check``, a folder that does not exist) exits 2 before anything is written or read; ``--check`` exits 1
+    when a file is out of date."""
     from tracebridge.schema.jsonschema import SCHEMA_DIR, export_schemas, stale_schemas
 
     target = out or SCHEMA_DIR
@@ -128,11 +131,19 @@ def schema_export(
     if check:
         stale = stale_schemas(target)
         if stale:
-            fail(f"stale JSON Schema files in {target}: {', '.join(stale)} (run tracebridge schema export)", EXIT_FAILED)
-        typer.echo(f"JSON Schema files in {target} are up to date")
+            fail(f"stale JSON Schema files in {target}: {', '.join(stale)} (run tracebridge schema export)", EXIT_FAILED,
+                 folder=str(target), stale=stale)
+        if json_out:
+            print_json({"ok": True, "folder": str(target), "stale": []})
+        else:
+            typer.echo(f"JSON Schema files in {target} are up to date")
         return
-    for p in export_schemas(target):
-        typer.echo(str(p))
+    written = [str(p) for p in export_schemas(target)]
+    if json_out:
+        print_json({"ok": True, "folder": str(target), "written": written})
+        return
+    for p in written:
+        typer.echo(p)
 
 
 @config_app.command("show")

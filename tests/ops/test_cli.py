@@ -74,6 +74,11 @@ def test_gate_input_errors(tmp_path):
     r = run("gate", "--samples", ROOT / "README.md", "--out", tmp_path / "g.json", "--json")
     assert r.exit_code == 2 and "is a per-session sample (first: " in json.loads(r.stdout)["error"]
     assert not (tmp_path / "g.json").exists()
+    for empty in ("", "\n\n"):  # nothing in it at all: as the wrong file (was gated: 0 sessions, exit 1)
+        (tmp_path / "empty.jsonl").write_text(empty)
+        r = run("gate", "--samples", tmp_path / "empty.jsonl", "--out", tmp_path / "g.json", "--json")
+        assert r.exit_code == 2 and "empty.jsonl: no line in it" in json.loads(r.stdout)["error"], r.output
+        assert not (tmp_path / "g.json").exists()
     lines = p.read_text().splitlines()
     (tmp_path / "half.jsonl").write_text("\n".join(["not json", *lines]) + "\n")  # one bad line of many: still gated
     r = run("gate", "--samples", tmp_path / "half.jsonl", "--config", ROOT / "configs/gates/default.yaml", "--json")

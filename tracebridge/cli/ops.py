@@ -127,11 +127,11 @@ def gate(
         cfg = load_config(GateConfig, None if config == GATE_CONFIG and not config.exists() else config,
                           overrides or [])
     ss = collect_from_traces(traces, since_ts) if traces is not None else load_samples_file(samples)  # type: ignore[arg-type]
-    if samples is not None and ss.read and not any(ss.by_arm.values()) and all(  # another file: exit 2, as elsewhere
-            s["reason"].startswith(NOT_SAMPLES) for s in ss.skipped):  # (rows of bad values fail the gate)
-        first = ss.skipped[0]
-        fail(f"--samples {samples}: none of its {ss.read} lines is a per-session sample (first: {first['where']}: "
-             f"{first['reason']})")
+    if samples is not None and not any(ss.by_arm.values()) and all(  # another file, or an empty one: exit 2, as
+            s["reason"].startswith(NOT_SAMPLES) for s in ss.skipped):  # elsewhere (rows of bad values fail the gate)
+        fail(f"--samples {samples}: " + (f"none of its {ss.read} lines is a per-session sample (first: "
+             f"{ss.skipped[0]['where']}: {ss.skipped[0]['reason']})" if ss.skipped else "no line in it (JSONL of "
+             "per-session samples, one object a line)"))
     try:
         policies = ss.policies({"baseline": baseline_policy, "candidate": candidate_policy})
     except ValueError as exc:

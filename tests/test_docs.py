@@ -255,3 +255,24 @@ def test_readme_collect_examples_each_write_a_new_trace_root() -> None:
         key = (read_yaml(ROOT / config)["name"], out.rstrip("/"))
         assert key not in seen, f"{' '.join(argv)}: collects into {out} again (after: {seen[key]})"
         seen[key] = " ".join(argv)
+
+
+OVERRIDE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z0-9_]+)+=[^\s|]+$")
+OVERRIDE_HOMES = {"configs/export/default.yaml": [], "configs/train/cpu_tiny.yaml": [],
+                  "configs/sweep/smoke.yaml": ["bundle=tests/data/train_views"], "configs/ops/shadow.yaml": []}
+
+
+def test_readme_override_sets_load_as_written() -> None:
+    """A span of several ``key=value`` overrides is a set to paste whole: it must load in the config it
+    belongs to (``split.ratios.test=0 split.assign.calc=test`` alone exited 2, ratios not summing to 1)."""
+    sets = [s.split() for s in _spans((ROOT / "README.md").read_text())]
+    sets = [toks for toks in sets if len(toks) > 1 and all(OVERRIDE.match(t) for t in toks)
+            and not any(t.split("=", 1)[1].isupper() for t in toks)]  # placeholders: model.path=DIR
+    assert len(sets) >= 3
+    for toks in sets:
+        top = toks[0].split(".", 1)[0]
+        (home,) = [c for c in OVERRIDE_HOMES if top in {f.name for f in dataclasses.fields(schema_for(ROOT / c))}]
+        try:
+            load_config(schema_for(ROOT / home), ROOT / home, [*OVERRIDE_HOMES[home], *toks])
+        except ConfigError as exc:
+            pytest.fail(f"`{' '.join(toks)}` in README does not load in {home}: {exc}")

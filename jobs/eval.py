@@ -10,7 +10,7 @@ Run directly:
         -- eval.n_boot=2000 data.eval_split=validation
 Submit:
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
-        python jobs/eval.py configs/sweep/demo.yaml bundle=$PWD/demo_out/bundle storage=$PWD/storage -- eval.n_boot=5000
+        python jobs/eval.py configs/sweep/demo.yaml bundle=$PWD/demo_out/bundles storage=$PWD/storage -- eval.n_boot=5000
 
 Last stdout line: a JSON summary (report_uri, trials). Exit 0 ok, 1 a trial could not be
 re-evaluated, 2 bad arguments, config, eval overrides, bundle or work_dir, a storage that takes no

@@ -7,7 +7,7 @@ Run directly (connects to ``RAY_ADDRESS``, else starts an in-process Ray):
 
 Submit (what ``tracebridge submit`` does; the Ray token in ``RAY_AUTH_TOKEN``, ``RAY_AUTH_MODE=token``):
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
-        python jobs/sweep.py configs/sweep/demo.yaml bundle=$PWD/demo_out/bundle storage=$PWD/storage
+        python jobs/sweep.py configs/sweep/demo.yaml bundle=$PWD/demo_out/bundles storage=$PWD/storage
 
 The last stdout line is a JSON summary (sweep_id, report_uri, trials, failures). Exit codes: 0 all
 trials finished and the report was pushed, 1 some trials failed (report of the others pushed),

@@ -7,7 +7,7 @@ Run directly:
     python jobs/train_role.py configs/sweep/smoke.yaml verifier-optimized-s0 bundle=tests/data/train_views
 Submit (on a GPU node: add --entrypoint-num-gpus 1):
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
-        python jobs/train_role.py configs/sweep/demo.yaml worker-optimized-s0 bundle=$PWD/demo_out/bundle
+        python jobs/train_role.py configs/sweep/demo.yaml worker-optimized-s0 bundle=$PWD/demo_out/bundles
 
 Arguments: CONFIG, an optional trial id (no ``=``; an unknown id prints the grid's ids), then
 ``key=value`` sweep overrides. The last stdout line

@@ -276,3 +276,14 @@ def test_readme_override_sets_load_as_written() -> None:
             load_config(schema_for(ROOT / home), ROOT / home, [*OVERRIDE_HOMES[home], *toks])
         except ConfigError as exc:
             pytest.fail(f"`{' '.join(toks)}` in README does not load in {home}: {exc}")
+
+
+def test_demo_bundle_paths_in_configs_and_jobs_are_the_ones_the_readme_makes() -> None:
+    """The demo config's and the jobs' launch lines name ``bundle=demo_out/bundle``, a folder nothing makes
+    (``make demo`` and the README export to ``demo_out/bundles``): pasted, they failed with no bundle there."""
+    made = {argv[argv.index("--out") + 1].rstrip("/") for argv in _readme_commands("export")}
+    assert "demo_out/bundles" in made
+    named = [(p.relative_to(ROOT), m) for p in [*ROOT.glob("configs/**/*.yaml"), *ROOT.glob("jobs/*.py")]
+             for m in re.findall(r"bundle=(?:\$PWD/)?(demo_out/[\w./-]+)", p.read_text())]
+    assert named, "the demo launch lines name a bundle"
+    assert not [(p, m) for p, m in named if m.rstrip("/") not in made], named

@@ -35,3 +35,17 @@ def test_group_list_shows_each_command_line_unbroken() -> None:
     assert res.exit_code == 0, res.output
     line = next(x for x in res.output.splitlines() if x.strip(" │").startswith("train "))
     assert "exit 1 when a trial fails." in line, line
+
+
+def test_every_option_and_argument_has_a_help_text() -> None:
+    """An option with no help text is a flag ``--help`` lists but does not explain (``config show --json``,
+    ``feedback chunks record --run-id``/``--batch-id``, ``feedback mapping set``'s emoji had none)."""
+    root = typer.main.get_command(app)
+    bare = []
+    for path in _paths(root):
+        cmd = root
+        for name in path:
+            cmd = cmd.commands[name]
+        bare += [f"{' '.join(path)} {p.opts[0] if p.opts else p.name}" for p in cmd.params
+                 if not (getattr(p, "help", None) or "").strip()]
+    assert not bare, f"no help text: {bare}"

@@ -153,7 +153,8 @@ def config_show(
     kind: Annotated[str | None, typer.Option(
         "--kind", help="The schema of a file kept outside configs/<kind>/, named as that folder (export, train, "
                        "sweep, ...; an unknown one lists them all).")] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="The resolved config and its hash as one JSON "
+                                           "document.")] = False,
 ) -> None:
     """Print the resolved config (schema defaults ← YAML ← overrides) and its hash; exit 2 listing
     every problem of an invalid one, or for a file that is not there or whose kind is unknown."""

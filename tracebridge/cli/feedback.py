@@ -233,7 +233,8 @@ def mapping_init(config: ConfigOpt = None, mapping: MappingOpt = None, overrides
 
 # a negative score (`mapping set 👎 -2`) is an argument, not an unknown option
 @mapping_app.command("set", context_settings={"ignore_unknown_options": True})
-def mapping_set(emoji: str, score: Annotated[str, typer.Argument(help="A number, or 'none' to unmap.")],
+def mapping_set(emoji: Annotated[str, typer.Argument(help="The reaction's emoji alone, no blanks (e.g. 👍).")],
+                score: Annotated[str, typer.Argument(help="A number, or 'none' to unmap.")],
                 config: ConfigOpt = None, mapping: MappingOpt = None, json_out: JsonOpt = False) -> None:
     """Set one emoji's score (a new mapping version; the old table is kept in history). A score the emoji
     already has (or ``none`` for one without) changes nothing and writes no version (``changed``: false).
@@ -265,9 +266,10 @@ def mapping_set(emoji: str, score: Annotated[str, typer.Argument(help="A number,
 def chunks_record(
     chat: Annotated[str, typer.Option(help="Telegram chat id.")],
     message_ids: Annotated[str, typer.Option("--message-ids", help="Comma-separated message ids, in send order.")],
-    run_id: Annotated[str, typer.Option("--run-id")],
+    run_id: Annotated[str, typer.Option("--run-id", help="The run the reply was recorded in (its trace run id).")],
     event_id: Annotated[str, typer.Option("--event-id", help="The event the reply came from.")],
-    batch_id: Annotated[str | None, typer.Option("--batch-id")] = None,
+    batch_id: Annotated[str | None, typer.Option("--batch-id", help="The batch's id (default: derived from the bot, "
+                                                 "chat, first message id and run id).")] = None,
     config: ConfigOpt = None, registry: RegistryOpt = None, overrides: Overrides = None, json_out: JsonOpt = False,
 ) -> None:
     """Register one reply sent as several Telegram messages (by the bot ``bot_id=`` names, if several share it);

@@ -287,3 +287,13 @@ def test_demo_bundle_paths_in_configs_and_jobs_are_the_ones_the_readme_makes() -
              for m in re.findall(r"bundle=(?:\$PWD/)?(demo_out/[\w./-]+)", p.read_text())]
     assert named, "the demo launch lines name a bundle"
     assert not [(p, m) for p, m in named if m.rstrip("/") not in made], named
+
+
+def test_readme_names_every_validate_threshold() -> None:
+    """The README gives validate's thresholds and defaults; it named only --stale-after and
+    --max-dropped-events of them, so the flags that move the others were found only in --help."""
+    (cmd,) = [c for n, c in typer.main.get_command(app).commands.items() if n == "validate"]
+    text = (ROOT / "README.md").read_text()
+    flags = [o for p in cmd.params for o in p.opts if o.startswith(("--min-", "--max-", "--stale"))]
+    assert len(flags) >= 6
+    assert [f for f in flags if f"`{f}" not in text] == []

@@ -60,3 +60,14 @@ def test_phase2_report_into_an_out_dir_that_is_a_file_exits_2_before_any_trial(t
         assert f"phase2.out_dir {out}: {tmp_path / 'notes.txt'} is a file, not a folder" in res.stderr
         assert res.exception is None or isinstance(res.exception, SystemExit)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "notes.txt"]
+
+
+def test_smoke_runtime_hook_into_a_file_exits_2_before_the_agent_runs(tmp_path: Path) -> None:
+    """Before: the smoke ran its agent (seconds, Agent Lightning loaded), the hook failed open writing
+    under the file, and the command exited 1, a failed smoke, for a usage error."""
+    (tmp_path / "notes.txt").write_text("x\n")
+    for out in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "traces"):
+        res = CliRunner().invoke(app, ["smoke", "runtime-hook", "--out", str(out), "--json"])
+        assert res.exit_code == 2, res.output
+        assert f"{tmp_path / 'notes.txt'} is a file, not a folder" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

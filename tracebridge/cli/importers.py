@@ -210,11 +210,14 @@ def smoke_runtime_hook(
     out: Annotated[Path | None, typer.Option("--out", help="Trace root for the run (default: a temp folder).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
 ) -> None:
-    """Run a tiny agent end to end through the Agent Lightning runtime hook and validate its run."""
+    """Run a tiny agent end to end through the Agent Lightning runtime hook and validate its run; exit 1 when
+    it fails, 2 before it for an --out that is (or lies under) a file, or without agentlightning installed."""
     import tempfile
 
     from tracebridge.importers.agentlightning.smoke import run_smoke
 
+    if out is not None:  # was a fail-open capture error after the agent ran: exit 1, as a failed smoke
+        check_out_dir(out)
     try:
         if out is None:
             with tempfile.TemporaryDirectory(prefix="tb-smoke-") as tmp:

@@ -271,3 +271,35 @@ def test_agentlightning_missing_is_a_set_up_error_in_both_commands(args: list[st
             doc = json.loads(res.stdout)
             assert doc["ok"] is False and doc["exit_code"] == 2 and "pip install" in doc["error"], doc
     assert not (tmp_path / "traces").exists()
+
+
+# A check that fails exits 1, and under --json stdout is still its one report document (not an error line):
+# the commands that check inputs a user hands them, each given an input that fails its check. "{tmp}/bad"
+# is a trace root whose one complete run has a line that is not JSON; "{tmp}/mail.txt" holds an e-mail address.
+FAILED_CHECKS = {
+    "validate": ["validate", "{tmp}/bad"],
+    "redact --check": ["redact", "{tmp}/mail.txt", "--check"],
+    "schema export --check": ["schema", "export", "--check", "--out", "{tmp}/schemas"],
+    "report --verify": ["report", "--verify", "{tmp}/schemas"],  # a folder with no manifest.json
+    "import openclaw": ["import", "openclaw", "{tmp}/notes.txt", "--out", "{tmp}/imported"],
+    "feedback audit": ["feedback", "audit", "--day", "2020-01-01", "--ledger", "{tmp}/ledger.jsonl",
+                       "--out", "{tmp}/audit", "harvest_log={tmp}/harvest-log.jsonl"],
+    "corrections check": ["corrections", "check", "{tmp}/corrections.jsonl", "--traces", "{tmp}/bad"],
+}
+
+
+@pytest.mark.parametrize("name", list(FAILED_CHECKS))
+def test_a_failed_check_exits_1_with_its_report_as_one_json_document(name: str, tmp_path: Path) -> None:
+    run = tmp_path / "bad" / "r1"
+    run.mkdir(parents=True)
+    (run / "events.jsonl").write_text("not json\n")
+    (run / "session.json").write_text("{}\n")
+    (tmp_path / "mail.txt").write_text("write to bob@example.com\n")
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "ledger.jsonl").write_text("")
+    (tmp_path / "corrections.jsonl").write_text(json.dumps(
+        {"run_id": "nope", "event_id": None, "labels": {"success": True}, "reviewer": "me",
+         "time": "2026-01-01T00:00:00Z", "note": ""}) + "\n")
+    res = CliRunner().invoke(app, [*_args(FAILED_CHECKS[name], tmp_path), "--json"])
+    assert res.exit_code == 1, (name, res.exit_code, res.output)
+    assert isinstance(json.loads(res.stdout), dict), (name, res.stdout)  # the whole of stdout: one document

@@ -143,6 +143,8 @@ def test_eval_of_a_bundle_without_rows_in_the_eval_split_says_so_before_loading(
     ("--variants", "baseline,baseline", "--variants baseline,baseline: baseline given twice"),
     ("--seeds", "0,,1", "--seeds 0,,1: use a comma list of whole numbers, e.g. --seeds 0,1"),
     ("--variants", ",", "--variants ,: use a comma list of names, e.g. --variants baseline,optimized"),
+    ("--seeds", "", "--seeds : use a comma list of whole numbers"),  # trained the config's seed (a script's unset $SEEDS)
+    ("--variants", " ", "--variants  : use a comma list of names"),
 ])
 def test_variants_and_seeds_given_twice_or_empty_are_refused(tmp_path, option, value, said):
     """Before: --seeds 0,0 trained the trial twice into one folder and the report pooled its eval items twice

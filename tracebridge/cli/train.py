@@ -30,7 +30,7 @@ def _quiet_libraries() -> None:
 def _csv(option: str, value: str | None, example: str, cast: Any = str) -> list[Any]:
     """A comma list option (``--variants``, ``--seeds``) as ``cast`` values; an empty item, an item ``cast``
     refuses or one given twice (its trial would run twice into one folder and be pooled twice) exits 2."""
-    raw = [v.strip() for v in value.split(",")] if value else []
+    raw = [v.strip() for v in value.split(",")] if value is not None else []  # '': an empty item, not the default
     try:
         if not all(raw):
             raise ValueError("an empty item")

@@ -79,6 +79,8 @@ def _shadow_yaml(tmp_path: Path, **shadow: object) -> Path:
      "shadow.feedback_updates[0]={t}/dumps/u.json: no such file or folder"),
     ({"sources": [], "feedback_bot_id": "1", "feedback_bots": [{"bot_id": "2", "updates": ["{t}/u2.json"]}]},
      "shadow.feedback_bots[0].updates[0]={t}/u2.json: no such file or folder"),
+    ({"sources": [], "chunk_policy_doc": "{t}/docs/policy.md"},  # a cycle run outside the checkout: it ran whole
+     "shadow.chunk_policy_doc={t}/docs/policy.md: no such file or folder (the chunk label policy"),
 ])
 def test_shadow_cycle_with_an_input_path_that_is_not_there_exits_2_before_the_cycle(tmp_path: Path, shadow: dict,
                                                                                      says: str) -> None:

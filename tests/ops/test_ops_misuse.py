@@ -10,7 +10,7 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from tests.ops.test_cli import run
+from tests.ops.test_cli import ROOT, run
 from tests.ops.test_gates import make_samples
 from tests.ops.test_promotion import gate_report
 from tests.ops.test_review import NOW, good_set
@@ -219,6 +219,7 @@ def test_shadow_cycle_setup_errors_write_nothing(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "shadow.yaml"]
     from tracebridge.ops.cycle import check_setup
 
+    monkeypatch.chdir(ROOT)  # from the checkout (shadow.chunk_policy_doc is relative, as shipped)
     check_setup(OpsConfig(), STEPS)  # the defaults are fine
 
 

@@ -114,7 +114,8 @@ def check_setup(cfg: OpsConfig, steps: list[Step]) -> None:
 
 def missing_inputs(cfg: OpsConfig, running: set[str]) -> list[str]:
     """The input paths of the steps in ``running`` that are not there, as ``key=path: no such file or folder``:
-    ``shadow.sources`` (import, feedback) and the getUpdates dumps (feedback). A mistyped path is the caller's
+    ``shadow.sources`` (import, feedback), the getUpdates dumps (feedback) and ``shadow.chunk_policy_doc``
+    (chunk_policy). A mistyped path is the caller's
     mistake: found by the steps, it failed the cycle, which the review counts as a cycle that did not succeed."""
     sh, keys = cfg.shadow, []
     if running & {"import", "feedback"}:
@@ -123,8 +124,12 @@ def missing_inputs(cfg: OpsConfig, running: set[str]) -> list[str]:
         keys += [(f"shadow.feedback_updates[{i}]", p) for i, p in enumerate(sh.feedback_updates)]
         keys += [(f"shadow.feedback_bots[{i}].updates[{j}]", p) for i, b in enumerate(sh.feedback_bots)
                  for j, p in enumerate(b.updates)]
+    if "chunk_policy" in running:  # the step failed on it after the whole cycle ran ("policy not documented")
+        keys.append(("shadow.chunk_policy_doc", sh.chunk_policy_doc))
     hint = {"shadow.sources": " (an OpenClaw state folder or transcript; shadow.sources=[] uses the runs already "
-                              "in shadow.work_dir/traces)"}
+                              "in shadow.work_dir/traces)",
+            "shadow.chunk_policy_doc": " (the chunk label policy the chunk_policy step checks; a relative path is "
+                                       "read from the folder the cycle runs in: run it from the checkout)"}
     return [f"{k}={p}: no such file or folder{hint.get(k.split('[')[0], '')}"
             for k, p in keys if not Path(p).expanduser().exists()]
 

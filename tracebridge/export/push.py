@@ -3,7 +3,8 @@
 A push is refused unless the bundle verifies locally and its governance is clean (both redaction
 passes, as the manifest and the hashed ``report.json`` both state; the rows are scanned too).
 Publishing is atomic for readers: the files go first, ``manifest.json`` last (a rename on local
-disks, one PUT on object stores), then the ``<URI>/LATEST`` pointer.
+disks, one PUT on object stores), then the ``<URI>/LATEST`` pointer. A local file that changes after
+it was hashed (size, mtime or inode) stops the push before the manifest, its sent copy deleted.
 
 A remote copy whose manifest already names the bundle is not trusted on sight: one listing of its
 folder is compared with the local manifest, every listed file present with its size
@@ -150,6 +151,45 @@ def remote_damage(fs: Any, dest: str, src: Path, files: list[FileEntry], mode: s
     return out
 
 
+def _stats(src: Path) -> dict[str, tuple[int, int, int]]:
+    """``{path: (size, mtime_ns, inode)}`` of every file of the bundle folder ``src``."""
+    out = {}
+    for p in src.rglob("*"):
+        try:
+            st = p.stat()
+        except OSError:  # gone since the listing, a dangling link: no entry, so a change if it is listed
+            continue
+        if p.is_file():
+            out[p.relative_to(src).as_posix()] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return out
+
+
+def _refuse_changed(fs: Any, dest: str, src: Path, man: Manifest, before: dict[str, tuple[int, int, int]],
+                    sent: dict[str, str]) -> None:
+    """Refuse, before the manifest and LATEST go, a push whose local files changed after they were
+    hashed (an edit, a copy or an export into the folder while the push ran): what was sent may not be
+    what the manifest lists. Their copies this push sent are deleted, so that the next push sends them
+    again (``verify_remote=size`` would keep a changed copy of the same size).
+
+    Raises:
+        PushRefused: naming each changed file.
+    """
+    now = _stats(src)
+    changed = [f.path for f in man.files if now.get(f.path) != before.get(f.path)]
+    if not changed:
+        return
+    for path in changed:
+        if path in sent:
+            try:
+                fs.rm_file(f"{dest}/{path}")
+            except FileNotFoundError:
+                pass
+    raise PushRefused("refusing to publish: " + ", ".join(f"{src / p}" for p in changed)
+                      + " changed while the push ran (after its sha256 was checked); the manifest and LATEST "
+                      "were not written and the copies sent were deleted: export the bundle again (or put "
+                      "its files back) and push again")
+
+
 def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | None = None,
                 progress: Callable[..., None] | None = None, workers: int = 1) -> dict[str, Any]:
     """Publish a verified, clean bundle to ``<uri>/<bundle_id>/``, or repair the copy there;
@@ -160,11 +200,13 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
         size|sha256, "repaired": [{"path", "problem"}]}``.
 
     Raises:
-        PushRefused: the bundle does not verify or its governance is not clean.
+        PushRefused: the bundle does not verify or its governance is not clean, or one of its files changed
+            while the push ran (nothing is published then; ``_refuse_changed``).
         StorageError: the storage cannot be reached.
     """
     try:
         src = resolve_bundle_dir(bundle)
+        before = _stats(src)  # before the hashing: a file changed from here on is found before the manifest goes
         man = verify_bundle(src)
     except BundleError as exc:
         raise PushRefused(f"refusing to push: {exc}") from exc
@@ -201,6 +243,7 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
                 sent += max(f.bytes, 0)
                 if progress is not None:
                     progress(round(sent / 1e6), round(size / 1e6), "MB sent")
+        _refuse_changed(fs, dest, src, man, before, send)
         if manifest_bad:
             _publish_manifest(fs, src / MANIFEST, f"{dest}/{MANIFEST}")
         if cfg.update_latest:

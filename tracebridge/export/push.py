@@ -2,9 +2,11 @@
 
 A push is refused unless the bundle verifies locally and its governance is clean (both redaction
 passes, as the manifest and the hashed ``report.json`` both state; the rows are scanned too).
-Publishing is atomic for readers: the files go first, ``manifest.json`` last (a rename on local
-disks, one PUT on object stores), then the ``<URI>/LATEST`` pointer. A local file that changes after
-it was hashed (size, mtime or inode) stops the push before the manifest, its sent copy deleted.
+Publishing is atomic for readers: the files go first, ``manifest.json`` last, then the ``<URI>/LATEST``
+pointer, each whole at its name in one step (one PUT on object stores; on local disks a copy under a
+name of the push's own, renamed into place, so pushes of one bundle at once never show each other's
+copies half written). A local file that changes after it was hashed (size, mtime or inode) stops the
+push before the manifest, its sent copy deleted.
 
 A remote copy whose manifest already names the bundle is not trusted on sight: one listing of its
 folder is compared with the local manifest, every listed file present with its size
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,20 +82,27 @@ def _is_local(fs: Any) -> bool:
     return "file" in proto or "local" in proto
 
 
-def _put(fs: Any, local: Path, remote: str) -> None:
-    if _is_local(fs):
-        fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
-    fs.put_file(str(local), remote)
-
-
-def _publish_manifest(fs: Any, local: Path, remote: str) -> None:
-    """The manifest appears in one step: rename on local disks, one PUT on object stores."""
-    if _is_local(fs):
-        tmp = remote + ".tmp"
-        _put(fs, local, tmp)
-        fs.mv(tmp, remote)
-    else:
-        fs.put_file(str(local), remote)
+def _put(fs: Any, local: Path | bytes, remote: str) -> None:
+    """``local`` (a file, or bytes) at ``remote``, whole at its name in one step: one PUT on object stores;
+    on local disks a copy under a name of this push's own, renamed into place. Written in place, a copy
+    another push of the same bundle was still writing showed torn (0 bytes) under a published manifest,
+    and two pushes sharing one temp name failed each other (``manifest.json.tmp``: no such file)."""
+    local_fs = _is_local(fs)
+    target = remote
+    if local_fs:
+        folder, name = remote.rsplit("/", 1)
+        fs.makedirs(folder, exist_ok=True)
+        target = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.part"
+    try:
+        if isinstance(local, Path):
+            fs.put_file(str(local), target)
+        else:
+            fs.pipe_file(target, local)
+        if local_fs:
+            os.replace(target, remote)
+    finally:
+        if local_fs and os.path.lexists(target):  # a failed copy: nothing of it left beside the bundle's files
+            os.unlink(target)
 
 
 def _remote_manifest_problem(fs: Any, dest: str, man: Manifest, local: bytes) -> str | None:
@@ -245,9 +255,9 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
                     progress(round(sent / 1e6), round(size / 1e6), "MB sent")
         _refuse_changed(fs, dest, src, man, before, send)
         if manifest_bad:
-            _publish_manifest(fs, src / MANIFEST, f"{dest}/{MANIFEST}")
+            _put(fs, src / MANIFEST, f"{dest}/{MANIFEST}")
         if cfg.update_latest:
-            fs.pipe_file(f"{base}/{LATEST}", orjson.dumps({"bundle_id": man.bundle_id}))
+            _put(fs, orjson.dumps({"bundle_id": man.bundle_id}), f"{base}/{LATEST}")
 
     try:
         retry_io(transfer, f"push of bundle {man.bundle_id} to {uri}", cfg.retry)

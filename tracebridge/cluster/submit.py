@@ -318,8 +318,8 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
         ``"unreachable": True`` (try again later, exit 3), one that cannot be opened or refuses the request
         (an unknown protocol, a mistyped bucket, no credentials) ``"refused": True`` (a config to fix, exit 2
         as ``fetch``), a local folder that cannot be read (no permission) a problem. A mistyped ``uri``, one with no folder
-        there, or one holding none of ``REPORT_FILES`` (an empty folder) adds ``"no_source": True``: for a
-        URI or folder the caller gave, that is a usage error (exit 2, as ``fetch`` of one), not a failed check.
+        there, or one holding none of ``REPORT_FILES`` (an empty folder; a storage root, found by one listing and
+        not downloaded) adds ``"no_source": True``: for a URI or folder the caller gave, a usage error (exit 2).
     """
     import json
     import shutil
@@ -327,7 +327,7 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
 
     from tracebridge.export.storage import StorageError, StorageUnreachable, uri_problem
     from tracebridge.report import verify_report
-    from tracebridge.sweep.storage import get_dir
+    from tracebridge.sweep.storage import get_dir, list_names
 
     failed = {"path": None, "report_html": None, "manifest": None, "written_by": None, "notes": []}
     if bad := uri_problem(uri):
@@ -340,7 +340,9 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
         return {**failed, "problems": [f"{out.parent}: cannot hold the pulled report: {exc}"]}
     try:
         try:
-            get_dir(uri, tmp, storage_io, f"pull from {uri}")
+            names = list_names(uri, storage_io, f"pull from {uri}")  # a folder holding no report is not downloaded
+            if not names or set(names) & set(REPORT_FILES):
+                get_dir(uri, tmp, storage_io, f"pull from {uri}")
         except FileNotFoundError as exc:
             return {**failed, "problems": [f"{uri}: no report there ({exc})"], "no_source": True}
         except ValueError as exc:

@@ -117,8 +117,9 @@ def exists(uri: str, cfg: StorageConfig | None = None) -> bool:
     return bool(retry_io(lambda: fs.exists(path), f"look-up of {uri}", _retry(cfg)))
 
 
-def list_names(uri: str, cfg: StorageConfig | None = None) -> list[str]:
-    """The names of the entries of the folder at ``uri``, sorted ([] when there is no such folder).
+def list_names(uri: str, cfg: StorageConfig | None = None, what: str = "") -> list[str]:
+    """The names of the entries of the folder at ``uri``, sorted ([] when there is no such folder);
+    ``what`` names the operation in log lines and the error (default ``listing of <uri>``).
 
     Raises:
         tracebridge.export.storage.StorageError: as ``read_text``.
@@ -127,7 +128,7 @@ def list_names(uri: str, cfg: StorageConfig | None = None) -> list[str]:
 
     fs, path = _fs(uri, cfg)
     try:
-        entries = retry_io(lambda: fs.ls(path, detail=False), f"listing of {uri}", _retry(cfg))
+        entries = retry_io(lambda: fs.ls(path, detail=False), what or f"listing of {uri}", _retry(cfg))
     except FileNotFoundError:
         return []
     return sorted({str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries})

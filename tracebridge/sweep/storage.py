@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -156,24 +157,38 @@ def put_text(uri: str, text: str, cfg: StorageConfig | None = None) -> None:
 
 def put_dir(local: Path, uri: str, cfg: StorageConfig | None = None, what: str = "") -> None:
     """Copy a local folder's files to ``uri`` (replacing what is there), each file tried up to
-    ``cfg.retry.attempts`` times.
+    ``cfg.retry.attempts`` times; a top-level ``manifest.json`` goes last, so a copy cut short leaves none
+    naming files that are not there. A local ``uri`` gets a copy made beside it and swapped in: a copy that
+    fails keeps the folder there as it was (it was deleted first, and a failed copy left half a folder).
 
     Args:
         what: the operation, for log lines and the error (default ``copy to <uri>``).
 
     Raises:
         tracebridge.export.storage.StorageError: as ``read_text``.
+        OSError: a local copy that failed (nothing changed at ``uri``).
     """
     if is_local(uri):
         dst = local_path(uri)
         if dst.resolve() != Path(local).resolve():
-            shutil.rmtree(dst, ignore_errors=True)
-            shutil.copytree(local, dst)
+            from tracebridge.export.bundle import replace_dir
+
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".copy", dir=dst.parent))
+            try:
+                shutil.copytree(local, tmp, dirs_exist_ok=True)
+                if dst.exists():
+                    replace_dir(tmp, dst)
+                else:
+                    os.replace(tmp, dst)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         return
     from tracebridge.export.storage import retry_io
 
     fs, path = _fs(uri, cfg)
-    for f in sorted(Path(local).rglob("*")):
+    last = Path(local) / "manifest.json"
+    for f in sorted(Path(local).rglob("*"), key=lambda f: (f == last, f)):
         if f.is_file():
             retry_io(partial(fs.put_file, str(f), f"{path}/{f.relative_to(local).as_posix()}"),
                      what or f"copy to {uri}", _retry(cfg))

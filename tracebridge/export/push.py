@@ -42,7 +42,7 @@ from tracebridge.export.bundle import (
     verify_bundle,
 )
 from tracebridge.export.config import StorageConfig
-from tracebridge.export.rowscan import row_findings
+from tracebridge.export.rowscan import file_findings, row_findings
 from tracebridge.export.storage import (
     LATEST,
     PushRefused,
@@ -74,7 +74,7 @@ def governance_problems(bundle: Path, man: Manifest, progress: Callable[..., Non
     red = report.get("redaction") if isinstance(report, dict) else None
     if red != gov:
         out.append("report.json redaction record differs from the manifest's data_governance")
-    return out + row_findings(bundle, man, progress=progress, workers=workers)
+    return out + row_findings(bundle, man, progress=progress, workers=workers) + file_findings(bundle, man)
 
 
 def _is_local(fs: Any) -> bool:

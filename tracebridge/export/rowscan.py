@@ -1,5 +1,6 @@
 """Push's row check: every row of a bundle's JSONL files scanned for personal data and secrets
-before the bundle leaves the host (the manifest's governance is a claim; the rows are what leaves).
+before the bundle leaves the host (the manifest's governance is a claim; the rows are what leaves),
+and its other files too (``file_findings``: the report and config leave with them).
 
 The rows are read run by run across the files (``rows_run_by_run``): a conversation row repeats its
 run's earlier messages, and the views' messages recur in the Agent Lightning files, so the scan's
@@ -187,6 +188,33 @@ def row_findings(bundle: Path, man: Manifest, limit: int = 5, progress: Progress
     else:
         found = _in_workers(bundle, paths, limit, workers, report)
     return [text for _, _, text in sorted(found)[:limit]]
+
+
+def file_findings(bundle: Path, man: Manifest, limit: int = 5) -> list[str]:
+    """``row_findings`` of the bundle's files other than its JSONL rows (``report.json``, ``report.md``,
+    ``export_config.yaml``, a file added by hand and resealed): they leave the host with the rows. A JSON
+    file's findings name the field (``report.json:dedup.note: email found``), others the line."""
+    from tracebridge.curate.redact import Scanner
+
+    scanner, out = Scanner(), []
+    for f in man.files:
+        if f.path.endswith(".jsonl") or len(out) >= limit:
+            continue
+        path = bundle / f.path
+        if f.path.endswith(".json"):
+            try:
+                doc = orjson.loads(path.read_bytes())
+            except orjson.JSONDecodeError:
+                doc = NOT_JSON  # scanned line by line below
+            if doc is not NOT_JSON:
+                found = scanner.scan(doc if isinstance(doc, dict) else {"": doc})
+                out += [f"{f.path}:{field}: {kind} found" for kind, field in sorted(found)]
+                continue
+        with open(path, "rb") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                found = scanner.scan({"line": line.decode("utf-8", errors="replace")})
+                out += [f"{f.path}:{lineno}: {kind} found" for kind, _ in sorted(found)]
+    return out[:limit]
 
 
 def _in_workers(bundle: Path, paths: list[str], limit: int, workers: int,

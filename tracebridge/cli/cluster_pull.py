@@ -117,15 +117,17 @@ def pull(
         storage_io = load_config(StorageConfig, config or old_config, overrides or [])
     uri, name, expect = _pull_source(source, cluster, cluster_set)
     res = pull_report(uri, out / name, storage_io, expect)
+    found = {"uri": uri, "problems": res["problems"], "path": None}  # every failure's JSON has them, as exit 1's
     if res.get("unreachable"):  # try again later, as fetch
-        fail(res["problems"][0], EXIT_UNREACHABLE)
+        fail(res["problems"][0], EXIT_UNREACHABLE, **found)
     if res.get("no_source") and not expect:  # a URI or folder given that holds nothing: called wrong, as fetch
-        fail(res["problems"][0], EXIT_USAGE)
+        fail(res["problems"][0], EXIT_USAGE, **found)
     if res.get("refused"):  # a storage that cannot be opened (unknown protocol, bad bucket, no credentials): as fetch
-        fail(res["problems"][0], EXIT_USAGE)
+        fail(res["problems"][0], EXIT_USAGE, **found)
     code = EXIT_FAILED if res["problems"] else 0
-    if json_out:  # the shape of every command's JSON: ok and exit_code beside what it found
-        print_json({k: v for k, v in res.items() if k != "manifest"} | {"uri": uri, "ok": not code, "exit_code": code})
+    if json_out:  # the shape of every command's JSON: ok and exit_code beside what it found (and error, as fail's)
+        print_json({k: v for k, v in res.items() if k != "manifest"} | {"uri": uri, "ok": not code, "exit_code": code}
+                   | ({"error": "; ".join(res["problems"])} if code else {}))
     else:
         for note in res["notes"]:
             typer.echo(f"note: {note}", err=True)

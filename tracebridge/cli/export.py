@@ -218,8 +218,8 @@ def push(
         fail(str(exc), EXIT_UNREACHABLE)
     except StorageError as exc:
         fail(str(exc))
-    if json_out:
-        print_json(res)
+    if json_out:  # ok and exit_code, as every failure's JSON (fail) and pull's have them
+        print_json(res | {"ok": True, "exit_code": 0})
     else:
         for r in res["repaired"]:
             typer.echo(f"sent again: {r['path']} ({r['problem']})")
@@ -251,7 +251,8 @@ def fetch(
         fail(str(exc), EXIT_UNREACHABLE)
     except StorageError as exc:
         fail(str(exc))
-    res = {"bundle_id": man.bundle_id, "path": str(path), "files": len(man.files), "verified": True}
+    res = {"bundle_id": man.bundle_id, "path": str(path), "files": len(man.files), "verified": True, "ok": True,
+           "exit_code": 0}
     if json_out:
         print_json(res)
     else:

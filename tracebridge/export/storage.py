@@ -242,6 +242,8 @@ def _resolve_remote(fs: Any, base: str, uri: str) -> str:
             raise StorageError(f"{uri}/{LATEST}: bundle_id {bid!r} is not a sha256 hex digest")
         if fs.exists(f"{base}/{bid}/{MANIFEST}"):
             return f"{base}/{bid}"
+        raise StorageError(f"{uri.rstrip('/')}/{LATEST}: names bundle {bid}, but {uri.rstrip('/')}/{bid}/{MANIFEST} is not there "
+                           "(removed, or its push was cut short): push that bundle again, or fetch another by its folder")
     raise StorageError(f"{uri}: no published bundle (no {MANIFEST}, no {LATEST}); readers trust only manifests")
 
 

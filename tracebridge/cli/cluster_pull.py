@@ -32,7 +32,7 @@ def _pull_source(source: str, cluster: str, sets: list[str] | None) -> tuple[str
     from tracebridge.cluster.submit import open_cluster
 
     if "/" in source or "://" in source:
-        return source, source.rstrip("/").rsplit("/", 1)[-1], {}
+        return source, _folder_name(source), {}
     with config_errors():
         cfg = cluster_from_spec(cluster, list(sets or []))
     try:
@@ -41,9 +41,22 @@ def _pull_source(source: str, cluster: str, sets: list[str] | None) -> tuple[str
         _cluster_fail(exc)
     except ClusterError as exc:  # no head, or no such job or sweep on it
         if Path(source).is_dir():
-            return source, source, {}
+            return source, _folder_name(source), {}
         fail(f"pull {source}: tried as a job: {exc}; then as a report folder: no such folder {Path(source).resolve()}. "
              f"Give a submission id (see `tracebridge list`), a sweep id, or a report URI / folder (./{source})")
+
+
+def _folder_name(source: str) -> str:
+    """The folder under ``--out`` that the report at ``source`` goes to: the last name of its path (resolved,
+    for a local one: ``.`` and ``./`` are the current folder's name). A source with no such name (``/``,
+    ``s3://bucket/x/..``) exits 2: its report would replace ``--out`` itself, every report in it deleted."""
+    from tracebridge.sweep.storage import is_local, local_path
+
+    name = local_path(source).resolve().name if is_local(source) else source.rstrip("/").rsplit("/", 1)[-1]
+    if name in ("", ".", ".."):
+        fail(f"pull {source}: no folder name to put its report under --out by (its report would replace the "
+             "--out folder itself); give the report's own folder or URI (s3://bucket/prefix/reports/<sweep id>)")
+    return name
 
 
 def _job_report(client: Any, source: str) -> tuple[str, str, dict[str, str]]:

@@ -59,6 +59,17 @@ def _folder_name(source: str) -> str:
     return name
 
 
+def _check_replaceable(dest: Path) -> None:
+    """Exit 2 when ``dest``, which a verified pull replaces, holds something that is no report (a file, or a
+    folder with files and none of ``REPORT_FILES``): ``pull s3://b/results --out .`` replaced ./results."""
+    from tracebridge.cluster.submit import REPORT_FILES
+
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())
+                          and not any((dest / f).is_file() for f in REPORT_FILES)):
+        fail(f"{dest}: there already, and not a report (no {', '.join(REPORT_FILES)}), so the pull would replace "
+             "it; move it, or give another --out")
+
+
 def _job_report(client: Any, source: str) -> tuple[str, str, dict[str, str]]:
     """``_pull_source`` of a submission id (that job's report, which must be the one that job wrote) or a
     sweep id (the report its latest attempt that pushed one left at the sweep's report URI).
@@ -129,6 +140,7 @@ def pull(
     with config_errors():
         storage_io = load_config(StorageConfig, config or old_config, overrides or [])
     uri, name, expect = _pull_source(source, cluster, cluster_set)
+    _check_replaceable(out / name)
     res = pull_report(uri, out / name, storage_io, expect)
     found = {"uri": uri, "problems": res["problems"], "path": None}  # every failure's JSON has them, as exit 1's
     if res.get("unreachable"):  # try again later, as fetch

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -158,6 +159,12 @@ def uri_problem(uri: str) -> str | None:
     parts = urlsplit(uri)
     if parts.scheme in ("s3", "gs", "gcs") and not parts.netloc:
         return f"{uri!r}: no bucket; write {parts.scheme}://bucket/prefix"
+    segs = parts.path.rstrip("/").split("/")[1:]
+    if parts.scheme in ("s3", "gs", "gcs") and ("" in segs or "." in segs or ".." in segs):
+        # object keys are names, not paths: s3://b//x wrote keys '/x/...' that s3://b/x never finds
+        fix = posixpath.normpath("/" + "/".join(x for x in segs if x)).lstrip("/")
+        return (f"{uri!r}: an empty, '.' or '..' folder in an object store's key (kept as written, not resolved); "
+                f"write {parts.scheme}://{parts.netloc}/{fix}")
     return None
 
 

@@ -223,11 +223,11 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
     if (man.get("source") or {}).get("exported") == 0:  # an export that found nothing: not "unredacted"
         fails = (man.get("report") or {}).get("failures") or []
         raise PushRefused("refusing to push a bundle with no exported run" + "".join(f"\n  {f}" for f in fails))
+    cfg = cfg or StorageConfig()
+    fs, base = open_fs(uri, cfg)  # a mistyped URI or no credentials found before the rows' scan (~33 s for 3 GB)
     probs = governance_problems(src, man, progress, workers)
     if probs:
         raise PushRefused("refusing to push an unredacted bundle:\n  " + "\n  ".join(probs))
-    cfg = cfg or StorageConfig()
-    fs, base = open_fs(uri, cfg)
     dest = f"{base}/{man.bundle_id}"
     out: dict[str, Any] = {"uri": f"{uri.rstrip('/')}/{man.bundle_id}", "bundle_id": man.bundle_id,
                            "files": len(man.files), "bytes": sum(max(f.bytes, 0) for f in man.files),

@@ -57,3 +57,30 @@ def test_a_source_with_no_folder_name_exits_2(source: str, tmp_path: Path) -> No
         f"pull {source}: no folder name to put its report under --out"
     )
     assert not (tmp_path / "r").exists()
+
+
+def test_an_out_inside_the_report_folder_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the copy of the folder copied its own copy into itself, ~130 levels deep, until the path was
+    too long: exit 1 with a 20 kB error (and a large report copied that many times)."""
+    write_report(
+        trials(tmp_path / "t", uplift=20),
+        tmp_path / "sw-1",
+        config={"roles": ["verifier"]},
+        wall_s=1.0,
+        n_boot=20,
+    )
+    monkeypatch.chdir(tmp_path / "sw-1")
+    res = CliRunner().invoke(app, ["pull", "./", "--out", "sub", "--json"])
+    assert res.exit_code == 2, res.output
+    error = json.loads(res.stdout)["error"]
+    assert (
+        error
+        == f"sub/sw-1: inside the report folder {tmp_path / 'sw-1'} it would be pulled from; give an --out outside it"
+    )
+    assert sorted(p.name for p in (tmp_path / "sw-1").iterdir()) == [
+        "manifest.json",
+        "report.html",
+        "results.json",
+    ]

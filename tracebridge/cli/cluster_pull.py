@@ -59,10 +59,16 @@ def _folder_name(source: str) -> str:
     return name
 
 
-def _check_replaceable(dest: Path) -> None:
+def _check_replaceable(dest: Path, uri: str) -> None:
     """Exit 2 when ``dest``, which a verified pull replaces, holds something that is no report (a file, or a
-    folder with files and none of ``REPORT_FILES``): ``pull s3://b/results --out .`` replaced ./results."""
+    folder with files and none of ``REPORT_FILES``): ``pull s3://b/results --out .`` replaced ./results; or
+    when it lies inside the local report folder ``uri``: the copy copied itself into itself until its path
+    was too long (``pull ./ --out sub`` from a report folder)."""
     from tracebridge.cluster.submit import REPORT_FILES
+    from tracebridge.sweep.storage import is_local, local_path
+
+    if is_local(uri) and dest.resolve().is_relative_to(src := local_path(uri).resolve()) and dest.resolve() != src:
+        fail(f"{dest}: inside the report folder {src} it would be pulled from; give an --out outside it")
 
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())
                           and not any((dest / f).is_file() for f in REPORT_FILES)):
@@ -140,7 +146,7 @@ def pull(
     with config_errors():
         storage_io = load_config(StorageConfig, config or old_config, overrides or [])
     uri, name, expect = _pull_source(source, cluster, cluster_set)
-    _check_replaceable(out / name)
+    _check_replaceable(out / name, uri)
     res = pull_report(uri, out / name, storage_io, expect)
     found = {"uri": uri, "problems": res["problems"], "path": None}  # every failure's JSON has them, as exit 1's
     if res.get("unreachable"):  # try again later, as fetch

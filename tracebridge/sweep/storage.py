@@ -222,9 +222,10 @@ def get_dir(uri: str, local: Path, cfg: StorageConfig | None = None, what: str =
     fs, path = _fs(uri, cfg)
     if not retry_io(lambda: fs.isdir(path), what, retry):
         raise FileNotFoundError(f"{uri}: no such folder")
-    # object keys are arbitrary strings: 'x/../../.bashrc' must not be written outside ``local``
+    # object keys are arbitrary strings: 'x/../../.bashrc' must not be written outside ``local``; a key ending in
+    # '/' is a folder marker (the S3 console's "Create folder", rclone, Hadoop), no file: it stopped the copy
     found = [(f, safe_relpath(f[len(path.rstrip("/")) + 1:], f"{uri}: object key"))
-             for f in retry_io(lambda: fs.find(path), what, retry)]
+             for f in retry_io(lambda: fs.find(path), what, retry) if not f.endswith("/")]
     shutil.rmtree(local, ignore_errors=True)
     local.mkdir(parents=True)
     for f, rel in found:

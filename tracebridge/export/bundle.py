@@ -89,11 +89,13 @@ def safe_relpath(path: Any, where: str = "path") -> str:
     """``path`` if it is a plain relative POSIX path inside the bundle.
 
     Raises:
-        BundleError: absolute, ``..``, backslashes, empty or not a string.
+        BundleError: absolute, ``..``, backslashes, empty, the folder itself (``.``) or not a string.
     """
     if not isinstance(path, str) or not path or "\\" in path or "\0" in path:
         raise BundleError(f"{where}: {path!r} is not a relative POSIX path")
     p = PurePosixPath(path)
+    if not p.parts:  # '.', './': the folder itself (parts[0] below was an IndexError traceback)
+        raise BundleError(f"{where}: {path!r} names the folder itself, not a file in it")
     if p.is_absolute() or ".." in p.parts or path.startswith("~") or p.parts[0].endswith(":"):
         raise BundleError(f"{where}: {path!r} escapes the bundle (absolute or '..')")
     if p.as_posix() != path:  # 'a/./b', 'a//b', 'a/': two spellings of one file could carry two hashes

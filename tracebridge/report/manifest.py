@@ -164,7 +164,7 @@ def verify_report(out_dir: Path) -> list[str]:
                      "submission_id")
     if man.get("config_hash") != sha256_json(man.get("config")):
         probs.append(f"{mpath}:config_hash: does not match the manifest's config")
-    listed = {f.get("path") for f in files} | {"manifest.json"}
+    listed = {f.get("path") for f in files if isinstance(f.get("path"), str)} | {"manifest.json"}  # a list: refused above
     probs += [f"{out_dir}/{e}: not listed in the manifest" for e in
               sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if not p.is_dir())
               if e not in listed]

@@ -76,8 +76,10 @@ class Manifest:
 
     @property
     def governance(self) -> dict[str, Any]:
-        """A copy of the manifest's ``data_governance`` (``{}`` when absent)."""
-        return dict(self.data.get("data_governance") or {})
+        """A copy of the manifest's ``data_governance`` (``{}`` when absent or not an object: a hand-edited
+        ``"data_governance": "clean"`` claims nothing, and ``dict()`` of it was a traceback in ``push``)."""
+        gov = self.data.get("data_governance")
+        return dict(gov) if isinstance(gov, dict) else {}
 
 
 def compute_bundle_id(sha256s: list[str]) -> str:

@@ -220,8 +220,10 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
         man = verify_bundle(src)
     except BundleError as exc:
         raise PushRefused(f"refusing to push: {exc}") from exc
-    if (man.get("source") or {}).get("exported") == 0:  # an export that found nothing: not "unredacted"
-        fails = (man.get("report") or {}).get("failures") or []
+    source, report = man.get("source"), man.get("report")  # objects in an export's manifest; a hand edit may not be
+    if isinstance(source, dict) and source.get("exported") == 0:  # an export that found nothing: not "unredacted"
+        fails = report.get("failures") if isinstance(report, dict) else None
+        fails = fails if isinstance(fails, list) else []
         raise PushRefused("refusing to push a bundle with no exported run" + "".join(f"\n  {f}" for f in fails))
     cfg = cfg or StorageConfig()
     fs, base = open_fs(uri, cfg)  # a mistyped URI or no credentials found before the rows' scan (~33 s for 3 GB)

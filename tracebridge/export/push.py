@@ -46,7 +46,7 @@ from tracebridge.export.rowscan import file_findings, row_findings
 from tracebridge.export.storage import (
     LATEST,
     PushRefused,
-    StorageError,
+    failed_error,
     open_fs,
     resolve_bundle_dir,
     retry_io,
@@ -264,7 +264,7 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
     try:
         retry_io(transfer, f"push of bundle {man.bundle_id} to {uri}", cfg.retry)
     except OSError as exc:
-        raise StorageError(f"push to {uri} failed: {exc}") from exc
+        raise failed_error(f"push to {uri}", uri, exc) from exc
     for r in out["repaired"]:
         log.warning("%s/%s: %s on the storage; sent again", out["uri"], r["path"], r["problem"])
     log.info("pushed bundle %s to %s (%s)", man.bundle_id, out["uri"], out["status"])

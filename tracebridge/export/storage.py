@@ -115,6 +115,25 @@ def credentials_error(what: str, exc: BaseException) -> StorageError:
                         "s3_endpoint_url / s3_region / options say where, not who)")
 
 
+def refused(uri: str, exc: BaseException) -> bool:
+    """Whether ``exc`` is the object store at ``uri`` refusing a request (a 403 the S3/GCS client raises as a
+    PermissionError naming no local file), not a local file this host may not read or write."""
+    return (isinstance(exc, PermissionError) and exc.filename is None
+            and urlsplit(uri).scheme in ("s3", "s3a", "gs", "gcs"))
+
+
+def failed_error(what: str, uri: str, exc: OSError) -> StorageError:
+    """The error of an operation on ``uri`` that failed for good: on an object store a refusal (403: a
+    credential it does not know, a request its policy denies) says which credentials to check; before it
+    was "push to s3://... failed: Forbidden"."""
+    hint = ""
+    if refused(uri, exc):
+        hint = ("; the storage refused the credentials in the environment or what they may do there: check "
+                + ("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)" if uri.startswith("s3")
+                   else "GOOGLE_APPLICATION_CREDENTIALS") + " and the bucket's policy")
+    return StorageError(f"{what} failed: {exc}{hint}")
+
+
 def retry_io(op: Callable[[], T], what: str, retry: RetryConfig | None = None) -> T:
     """``op()``, tried again after transient storage failures with exponential backoff.
 
@@ -274,7 +293,7 @@ def _remote_manifest(fs: Any, base: str, uri: str, retry: RetryConfig) -> tuple[
     except orjson.JSONDecodeError as exc:
         raise BundleError(f"{where}/{MANIFEST}: not JSON: {exc}") from exc
     except OSError as exc:  # permanent (retry_io raises those at once): missing, no permission
-        raise StorageError(f"fetch from {uri} failed: {exc}") from exc
+        raise failed_error(f"fetch from {uri}", uri, exc) from exc
     if not _HEX64.match(man.bundle_id):
         raise BundleError(f"{where}/{MANIFEST}:bundle_id: not a sha256 hex digest")
     return src, where, raw, man
@@ -327,7 +346,7 @@ def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig |
             os.replace(tmp, final)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise StorageError(f"fetch from {uri} failed: {exc}") from exc
+        raise failed_error(f"fetch from {uri}", uri, exc) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -125,13 +125,16 @@ def list_names(uri: str, cfg: StorageConfig | None = None, what: str = "") -> li
     Raises:
         tracebridge.export.storage.StorageError: as ``read_text``.
     """
-    from tracebridge.export.storage import retry_io
+    from tracebridge.export.storage import failed_error, refused, retry_io
 
     fs, path = _fs(uri, cfg)
+    what = what or f"listing of {uri}"
     try:
-        entries = retry_io(lambda: fs.ls(path, detail=False), what or f"listing of {uri}", _retry(cfg))
+        entries = retry_io(lambda: fs.ls(path, detail=False), what, _retry(cfg))
     except FileNotFoundError:
         return []
+    except PermissionError as exc:  # a 403 (credentials the store refuses): a StorageError saying what to check
+        raise (failed_error(what, uri, exc) if refused(uri, exc) else exc) from exc
     return sorted({str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries})
 
 
@@ -204,7 +207,7 @@ def get_dir(uri: str, local: Path, cfg: StorageConfig | None = None, what: str =
     Raises:
         FileNotFoundError: no folder at ``uri``.
         ValueError: an object key that would land outside ``local`` (``..``, absolute).
-        tracebridge.export.storage.StorageError: as ``read_text``.
+        tracebridge.export.storage.StorageError: as ``read_text``, or the store refused the credentials (a 403).
     """
     local = Path(local)
     if is_local(uri):
@@ -215,10 +218,20 @@ def get_dir(uri: str, local: Path, cfg: StorageConfig | None = None, what: str =
             shutil.rmtree(local, ignore_errors=True)
             shutil.copytree(src, local)
         return local
+    from tracebridge.export.storage import failed_error, refused
+
+    what = what or f"copy from {uri}"
+    try:
+        return _get_remote_dir(uri, local, cfg, what)
+    except PermissionError as exc:  # a 403 (credentials the store refuses): a StorageError saying what to check
+        raise (failed_error(what, uri, exc) if refused(uri, exc) else exc) from exc
+
+
+def _get_remote_dir(uri: str, local: Path, cfg: StorageConfig | None, what: str) -> Path:
     from tracebridge.export.bundle import safe_relpath
     from tracebridge.export.storage import retry_io
 
-    what, retry = what or f"copy from {uri}", _retry(cfg)
+    retry = _retry(cfg)
     fs, path = _fs(uri, cfg)
     if not retry_io(lambda: fs.isdir(path), what, retry):
         raise FileNotFoundError(f"{uri}: no such folder")

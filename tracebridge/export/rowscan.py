@@ -129,6 +129,27 @@ def rows_run_by_run(bundle: Path, paths: list[str], max_open: int = 64,
             f.close()
 
 
+def scan_config(bundle: Path) -> Any:
+    """The redaction config push scans ``bundle`` with: every detector, and the ``ip_allowlist`` and
+    ``phone_regions`` its export ran with (its ``export_config.yaml``), so addresses it was told to leave in
+    (``redaction.ip_allowlist=[10.0.0.0/8]``, the help's example) are not found again: with the defaults, such a
+    bundle passed both export passes and push refused it. Defaults when the file or its values do not read."""
+    import yaml
+
+    from tracebridge.curate.config import RedactionConfig
+
+    cfg = RedactionConfig()
+    try:
+        red = (yaml.safe_load((bundle / "export_config.yaml").read_bytes()) or {}).get("redaction") or {}
+        nets, regions = red.get("ip_allowlist"), red.get("phone_regions")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return cfg
+    for key, value in (("ip_allowlist", nets), ("phone_regions", regions)):
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            setattr(cfg, key, list(value))
+    return cfg if not cfg.validate() else RedactionConfig()
+
+
 def _scan(bundle: Path, paths: list[str], limit: int, share: tuple[int, int] | None,
           tick: Callable[[int], None]) -> list[tuple[int, int, str]]:
     """The first ``limit`` findings in the rows (of ``share``) as ``(file index, line, text)``;
@@ -136,7 +157,7 @@ def _scan(bundle: Path, paths: list[str], limit: int, share: tuple[int, int] | N
     from tracebridge.curate.memo import ScanMemo
     from tracebridge.curate.redact import Scanner
 
-    scanner = Scanner(memo=ScanMemo())  # rows repeat their context: each message is checked once
+    scanner = Scanner(scan_config(bundle), memo=ScanMemo())  # rows repeat their context: each message checked once
     index = {p: i for i, p in enumerate(paths)}
     out: list[tuple[int, int, str]] = []
     done = 0
@@ -196,7 +217,7 @@ def file_findings(bundle: Path, man: Manifest, limit: int = 5) -> list[str]:
     file's findings name the field (``report.json:dedup.note: email found``), others the line."""
     from tracebridge.curate.redact import Scanner
 
-    scanner, out = Scanner(), []
+    scanner, out = Scanner(scan_config(bundle)), []
     for f in man.files:
         if f.path.endswith(".jsonl") or len(out) >= limit:
             continue

@@ -175,7 +175,7 @@ def _stats(src: Path) -> dict[str, tuple[int, int, int]]:
 
 
 def _refuse_changed(fs: Any, dest: str, src: Path, man: Manifest, before: dict[str, tuple[int, int, int]],
-                    sent: dict[str, str]) -> None:
+                    sent: set[str]) -> None:
     """Refuse, before the manifest and LATEST go, a push whose local files changed after they were
     hashed (an edit, a copy or an export into the folder while the push ran): what was sent may not be
     what the manifest lists. Their copies this push sent are deleted, so that the next push sends them
@@ -236,6 +236,7 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
                            "verified": cfg.verify_remote}
 
     local_manifest = (src / MANIFEST).read_bytes()
+    sent_files: set[str] = set()  # by every try: a retry sends only what the one before had not
 
     def transfer() -> None:  # idempotent: a retry checks and re-sends what a failed try may have left half done
         bad = _remote_manifest_problem(fs, dest, man, local_manifest)
@@ -252,10 +253,11 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
         for f in man.files:
             if f.path in send:
                 _put(fs, src / f.path, f"{dest}/{f.path}")
+                sent_files.add(f.path)
                 sent += max(f.bytes, 0)
                 if progress is not None:
                     progress(round(sent / 1e6), round(size / 1e6), "MB sent")
-        _refuse_changed(fs, dest, src, man, before, send)
+        _refuse_changed(fs, dest, src, man, before, sent_files)
         if manifest_bad:
             _put(fs, src / MANIFEST, f"{dest}/{MANIFEST}")
         if cfg.update_latest:

@@ -46,6 +46,7 @@ from tracebridge.export.rowscan import file_findings, row_findings
 from tracebridge.export.storage import (
     LATEST,
     PushRefused,
+    StorageError,
     failed_error,
     open_fs,
     resolve_bundle_dir,
@@ -227,6 +228,9 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
         raise PushRefused("refusing to push a bundle with no exported run" + "".join(f"\n  {f}" for f in fails))
     cfg = cfg or StorageConfig()
     fs, base = open_fs(uri, cfg)  # a mistyped URI or no credentials found before the rows' scan (~33 s for 3 GB)
+    if _is_local(fs) and Path(base).resolve().is_relative_to(src.resolve()):  # push B B: copied into itself
+        raise StorageError(f"{uri}: inside the bundle folder {src} it would be pushed from (its copy would be "
+                           "unlisted data of the bundle, which would no longer verify); give a folder outside it")
     probs = governance_problems(src, man, progress, workers)
     if probs:
         raise PushRefused("refusing to push an unredacted bundle:\n  " + "\n  ".join(probs))

@@ -90,3 +90,29 @@ def test_a_file_changed_during_a_repair_is_sent_again_by_the_next_push(
     res = push_bundle(bundle.path, uri)
     assert res["status"] == "repaired" and res["repaired"] == [{"path": rel, "problem": "missing"}]
     fetch_bundle(uri, tmp_path / "pulled")
+
+
+def test_a_file_deleted_while_the_push_runs_is_named_not_blamed_on_the_storage(
+    bundle: ExportResult, tmp_path: Path
+) -> None:
+    """Before: exit 2, "push to <storage> failed: No such file or directory: <the bundle's file>"."""
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
+    gone = bundle.path / bundle.manifest.files[-1].path
+    store = tmp_path / "store"
+    with pytest.raises(PushRefused, match=rf"{gone.name} changed while the push ran"):
+        push_bundle(
+            bundle.path,
+            str(store),
+            progress=lambda d, t, what: (
+                gone.unlink() if what == "rows checked" and gone.exists() else None
+            ),
+        )
+    assert (
+        not (store / bundle.manifest.bundle_id / "manifest.json").exists()
+        and not (store / "LATEST").exists()
+    )
+    res = CliRunner().invoke(app, ["push", str(bundle.path), str(store), "--json"])
+    assert res.exit_code == 1, res.output  # refused: it no longer verifies

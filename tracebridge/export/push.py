@@ -269,7 +269,8 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
 
     try:
         retry_io(transfer, f"push of bundle {man.bundle_id} to {uri}", cfg.retry)
-    except OSError as exc:
+    except OSError as exc:  # a bundle file gone (moved, deleted, re-exported) is no storage failure: refused
+        _refuse_changed(fs, dest, src, man, before, sent_files)
         raise failed_error(f"push to {uri}", uri, exc) from exc
     for r in out["repaired"]:
         log.warning("%s/%s: %s on the storage; sent again", out["uri"], r["path"], r["problem"])

@@ -201,13 +201,15 @@ def push(
         PushRefused,
         StorageError,
         StorageUnreachable,
+        check_uri,
         resolve_bundle_dir,
     )
 
     cfg = _load(StorageConfig, config, overrides or [])
     try:
         resolve_bundle_dir(bundle)  # no bundle there (a missing path, none or several): a usage error
-    except BundleError as exc:
+        check_uri(uri)  # an empty or mistyped URI: before the bundle is verified and its rows scanned
+    except (BundleError, StorageError) as exc:
         fail(str(exc))
     try:
         with progress_bar("push", "rows checked", json_out) as progress:

@@ -37,7 +37,7 @@ def test_a_clean_file_passes(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "3 lines: 3 apply, 0 unmatched, 0 bad; 1 runs corrected" in res.output and res.output.endswith("OK\n")
     doc = json.loads(runner.invoke(app, ["corrections", "check", str(corr), "--traces", str(root), "--json"]).stdout)
-    assert (doc["applied"], doc["problems"], doc["outcomes"]) == (3, [], {"runs": 1, "changed": 1})
+    assert (doc["applied"], doc["problems"], doc["outcomes"], doc["ok"]) == (3, [], {"runs": 1, "changed": 1}, True)
 
 
 def test_bad_and_unmatched_lines_exit_1_listed_by_file_and_line(tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ def test_bad_and_unmatched_lines_exit_1_listed_by_file_and_line(tmp_path: Path) 
     assert out[4] == "5 lines: 1 apply, 2 unmatched, 2 bad; 1 runs corrected" and out[5].startswith("FAIL: 4 line")
     js = runner.invoke(app, ["corrections", "check", str(corr), "--traces", str(root), "--json"])
     doc = json.loads(js.stdout)
-    assert js.exit_code == 1 and len(doc["problems"]) == 4 and doc["reconciled"]
+    assert js.exit_code == 1 and len(doc["problems"]) == 4 and doc["reconciled"] and doc["ok"] is False
     assert (doc["lines_read"], doc["applied"], doc["unmatched"], doc["quarantined"]) == (5, 1, 2, 2)
     assert doc["unmatched_runs"] == [{"where": f"{corr}:3", "run_id": "ghost", "event_id": None}]
 

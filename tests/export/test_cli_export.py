@@ -111,13 +111,15 @@ def test_redact_command(tmp_path: Path) -> None:
     src.write_text(f"reach me at {PII['email']} or {PII['phone']}\nall good\n")
     res = runner.invoke(app, ["redact", str(src), "--out", str(tmp_path / "out"), "--json"])
     doc = _json(res)
-    assert res.exit_code == 0 and doc["findings_total"] == 2
+    assert res.exit_code == 0 and doc["findings_total"] == 2 and doc["ok"]  # redacting what it found is no failure
     assert doc["files"][0]["findings"] == {"EMAIL": {"line": 1}, "PHONE": {"line": 1}}
     out = (tmp_path / "out" / "chat.redacted.txt").read_text()
     assert out == "reach me at <EMAIL_1> or <PHONE_1>\nall good\n"
     assert PII["email"] not in res.stdout
     res = runner.invoke(app, ["redact", str(src), "redaction.detectors=[phone]", "--check"])
     assert res.exit_code == 1 and "PHONE×1" in res.output and "EMAIL" not in res.output
+    res = runner.invoke(app, ["redact", str(src), "--check", "--json"])
+    assert res.exit_code == 1 and _json(res)["ok"] is False and _json(res)["check"]
     res = runner.invoke(app, ["redact", str(tmp_path / "out" / "chat.redacted.txt"), "--check"])
     assert res.exit_code == 0  # pass 2 over a redacted copy finds nothing
 

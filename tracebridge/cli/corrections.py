@@ -38,12 +38,13 @@ def check(
         fail(str(exc))
     doc = report.to_dict()
     problems = report.problems()
+    ok = not (problems or report.failures())
     if json_out:
-        print_json({**doc, "problems": problems})
+        print_json({**doc, "problems": problems, "ok": ok})
     else:
         for line in problems:
             typer.echo(line)
         typer.echo(f"{doc['lines_read']} lines: {doc['applied']} apply, {doc['unmatched']} unmatched, "
                    f"{doc['quarantined']} bad; {doc['runs_corrected']} runs corrected")
         typer.echo("OK" if not problems else f"FAIL: {len(problems)} line(s) would not apply")
-    raise typer.Exit(1 if problems or report.failures() else 0)
+    raise typer.Exit(0 if ok else 1)

@@ -65,7 +65,8 @@ def redact(
         except OSError as exc:
             fail(f"{f}: {exc}")
     total = sum(r["findings_total"] for r in results)
-    summary = {"policy": red.policy, "files": results, "findings_total": total, "check": check}
+    ok = not (check and total)  # a --check that found something fails; redacting what it found does not
+    summary = {"policy": red.policy, "files": results, "findings_total": total, "check": check, "ok": ok}
     if json_out:
         print_json(summary)
     else:
@@ -76,7 +77,7 @@ def redact(
                 bad = r["not_json_lines"]
                 typer.echo(f"  {bad['lines']} line{'s are' if bad['lines'] > 1 else ' is'} no JSON record, redacted as text: "
                            + ", ".join(map(str, bad["first"])) + (", ..." if bad["lines"] > len(bad["first"]) else ""))
-    raise typer.Exit(1 if check and total else 0)
+    raise typer.Exit(0 if ok else 1)
 
 
 @app.command("export")

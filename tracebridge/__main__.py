@@ -1,0 +1,3 @@
+from tracebridge.cli import main
+
+main()

@@ -132,3 +132,20 @@ def test_submit_and_pull_refuse_an_out_that_is_a_file_before_any_work(no_head: N
         assert res.exit_code == 2, res.output
         assert json.loads(res.stdout)["error"] == f"--out {tmp_path / 'afile'}: {tmp_path / 'afile'} is a file, not a folder"
     assert not (tmp_path / "storage").exists()
+
+
+def test_an_ablation_or_override_of_a_grid_key_is_refused_before_any_head(no_head: None, tmp_path: Path) -> None:
+    """role, variant and seed are set per trial by the grid (roles, variants, seeds). Before, an ablation
+    over one was checked and named as the cell's value but trained as the ablation's (``ablations.role=[worker]``
+    in a verifier sweep trained worker trials named ``verifier-…``, and the manifest recorded no ablation), and
+    an override of one was dropped without a word."""
+    res = CliRunner().invoke(app, ["submit", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={tmp_path}/s",
+                                   f"work_dir={tmp_path}/w", "ablations.role=[worker]", "overrides.seed=3",
+                                   "variant_overrides.optimized.variant=baseline", "--json"])
+    assert res.exit_code == 2, res.output
+    err = json.loads(res.stdout)["error"]
+    assert "invalid config configs/sweep/smoke.yaml (3 problem(s))" in err, err
+    assert "ablations.role: each trial's role is its grid cell's, from roles; set roles=[...] instead" in err
+    assert "overrides.seed: each trial's seed is its grid cell's, from seeds; set seeds=[...]" in err
+    assert "variant_overrides.optimized.variant: each trial's variant is its grid cell's, from variants" in err
+    assert not (tmp_path / "s").exists() and not (tmp_path / "w").exists()

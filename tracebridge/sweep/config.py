@@ -23,6 +23,9 @@ _TEXT_KEYS = ("name", "bundle", "storage", "work_dir")
 # Fields that say where or how fast a sweep runs, not what it computes: left out of the sweep id.
 NON_IDENTITY = ("cluster", "window", "work_dir", "budget", "resources", "mlflow", "max_failures", "push",
                 "storage_io", "bundle_id", "sweep_id")  # bundle_id: the sweep id names the bundle's id already
+# TrainConfig keys each trial's grid cell sets (from the sweep key named): an ablation or override of one
+# would be overwritten (or overwrite the cell's) while the trial id and report named the other value
+GRID_KEYS = {"role": "roles", "variant": "variants", "seed": "seeds"}
 
 
 @dataclass
@@ -158,6 +161,7 @@ class SweepConfig:
                 p.append(f"ablations.{k}={v!r}: must be a non-empty list of values")
         p += [f"variant_overrides.{k}: not one of variants {self.variants}"
               for k in self.variant_overrides if k not in self.variants]
+        p += self._grid_key_problems()
         if self.max_failures < -1:
             p.append(f"max_failures={self.max_failures}: use -1 (unlimited), 0 or a retry count")
         if not self.storage:
@@ -175,6 +179,16 @@ class SweepConfig:
             p.append(f"name={self.name!r}: a non-empty label without '/'")
         return (p + self.resources.problems() + self.budget.problems() + self.push.problems("push")
                 + [f"storage_io.{q}" for q in self.storage_io.validate()] + self.window.validate())
+
+    def _grid_key_problems(self) -> list[str]:
+        """An ablation or override of a key the grid sets per trial (``GRID_KEYS``): refused, naming the sweep
+        key to use. Before, ``ablations.role=[worker]`` in a ``roles: [verifier]`` sweep trained worker
+        trials named and checked as verifier ones, and ``overrides.seed=3`` was dropped without a word."""
+        blocks = [("ablations", self.ablations), ("overrides", self.overrides),
+                  *((f"variant_overrides.{v}", o) for v, o in self.variant_overrides.items())]
+        return [f"{where}.{k}: each trial's {k} is its grid cell's, from {GRID_KEYS[k]}; set "
+                f"{GRID_KEYS[k]}=[...] instead" for where, keys in blocks if isinstance(keys, dict)
+                for k in flat_keys(keys) if k in GRID_KEYS]
 
 
 def flat_keys(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

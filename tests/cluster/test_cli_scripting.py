@@ -2,7 +2,8 @@
 tests' jobs may share it): numbers in ``--json`` are numbers (``list`` gave ``"attempt": "1"``); ``submit
 --resume`` of a sweep whose latest attempt SUCCEEDED sends nothing and says so (before: a new attempt that
 retrained nothing); a sweep with a failed trial says "N finished, M failed" in its job log (before: the
-failed trial was counted as finished) and its pushed report lists the failed trial in results.json."""
+failed trial was counted as finished) and its pushed report lists the failed trial in results.json, and
+``submit --wait`` pulls that report of the trials that finished (before: only a SUCCEEDED job's)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,12 @@ def test_a_sweep_with_a_failed_trial_logs_and_reports_it_as_failed(ray_head, tmp
                     "--wait", "--out", str(tmp_path / "reports"))
     assert code == 1 and sub["status"] == "FAILED", sub
     assert [f["trial_id"] for f in sub["failures"]] == ["verifier-optimized-s0"]
+    # the finished trial's report is pulled and verified as a SUCCEEDED job's is (before: left on storage)
+    assert sub["report"] == str(tmp_path / "reports" / sub["sweep_id"] / "report.html"), sub
+    assert sub["report_problems"] == [] and "storage_unreachable" not in sub, sub
+    pulled = json.loads((tmp_path / "reports" / sub["sweep_id"] / "results.json").read_text())
+    assert [t["trial_id"] for t in pulled["failed_trials"]] == ["verifier-optimized-s0"]
+    assert [t["variant"] for t in pulled["trials"]] == ["baseline"]
     log = CliRunner().invoke(app, ["logs", sub["submission_id"], "--cluster", y]).stdout
     assert "trial verifier-optimized-s0 failed: TrialInputError: dpo: all" in log, log[-3000:]
     assert "trial verifier-optimized-s0 finished" not in log

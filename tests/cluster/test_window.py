@@ -156,3 +156,20 @@ def test_plan_and_billing_are_pure():
     dog = Watchdog(cap_hours=1, max_usd=1.0, rate=3600.0, start=time.time() - 2)  # $1/s for 2 s
     assert "dollar cap" in (dog.reason() or "")
     assert Watchdog(cap_hours=1, max_usd=0, rate=3600.0).reason() is None
+
+
+@pytest.mark.cluster
+def test_a_failed_sweep_says_why_and_still_tears_down(fake_ray, ray_head, tmp_path):
+    """The job cannot create its work_dir (a file is in the way) and exits 2 before any trial: the window's
+    ``error`` gives that reason (before: outcome "failed" with error None; the reason was in the job log only)."""
+    (tmp_path / "file").write_text("")
+    port = ray_head["info"].address.rsplit(":", 1)[1]
+    args = ["window", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={tmp_path}/storage",
+            f"work_dir={tmp_path}/file/work", f"window.dashboard_port={port}",
+            f"window.token_file={ray_head['info'].token_file}", f"window.reports_dir={tmp_path}/reports",
+            "window.poll_s=0.5", "--cluster", "infra/aws-gpu.yaml", "--max-hours", "1"]
+    code, out = run(args)
+    assert code == 1 and out["outcome"] == "failed" and out["status"] == "FAILED", out
+    assert out["error"].startswith(f"job {out['submission']['submission_id']} FAILED: it stopped before training: "
+                                   f"work_dir={tmp_path}/file/work: "), out["error"]
+    assert out["failures"] == [] and fake_ray() == ["up", "dashboard", "down"]

@@ -93,46 +93,31 @@ def _ask(cluster: str, sets: list[str] | None, call: Any, *args: Any) -> Any:
         _cluster_fail(exc)
 
 
-def _job_summary(client: Any, submission_id: str) -> dict[str, Any]:
-    """What a failed sweep job's summary line says: ``failures`` (the failed trials, ``trial_id`` and
-    ``error``), and for a job that stopped before any trial ran, its ``error`` (``jobs``' ``job_error``);
-    ``failures`` None when the job printed no summary or its log cannot be read."""
-    from tracebridge.cluster.client import ClusterError, job_summary, logs
-
-    try:
-        found = job_summary(logs(client, submission_id))
-    except ClusterError:
-        found = None
-    if not found:
-        return {"failures": None}
-    return {"failures": list(found.get("failures") or []),
-            **({"error": found["error"]} if found.get("ok") is False and found.get("error") else {})}
-
-
 def _wait_and_pull(target: Any, plan: Any, sub_id: str, out: Path) -> dict[str, Any]:
     """Wait for the submitted job ``sub_id`` (its log on stderr; stopped when it stays PENDING past the
     cluster's ``pending_timeout_s``) and pull its report once it SUCCEEDED: the fields ``submit`` adds to its
     summary (``status``; ``never_started`` with what the driver asked for and the cluster has, or the job's
     ``message``, failed trials and, when it stopped before any trial, its ``error``; ``report``, ``report_problems``, ``storage_unreachable``).
+    A job that FAILED (or was stopped) after some trials finished pushed their report: it is pulled too (before,
+    only a SUCCEEDED job's was, and a sweep with one failed trial of twelve left the other eleven's report on
+    storage, out of reach once the local head it ran on was stopped).
 
     Raises:
         ClusterError: the head refused a request or stopped answering (``wait``).
     """
     from tracebridge.cluster.client import wait
-    from tracebridge.cluster.submit import never_started_report, pull_report
+    from tracebridge.cluster.outcome import failed_outcome, pull_job_report
+    from tracebridge.cluster.submit import never_started_report
 
     info = wait(target.client, sub_id, 2.0, _echo_log, patience_s=target.cfg.wait_patience_s,
                 pending_timeout_s=target.cfg.pending_timeout_s)
     res: dict[str, Any] = {"status": info["status"]}
     if info["never_started"]:
         res.update(never_started=True, **never_started_report(target, info))
-    elif info["status"] != "SUCCEEDED":  # why: the job's message and its failed trials
-        res.update(message=info.get("message"), **_job_summary(target.client, sub_id))
+    elif info["status"] != "SUCCEEDED":  # why: the job's message and its failed trials; the others' report
+        res.update(failed_outcome(target.client, plan, info, out))
     else:
-        pulled = pull_report(plan.report_uri, out / plan.sweep_id, plan.cfg.storage_io, plan.expect(sub_id))
-        res.update(report=pulled["report_html"], report_problems=pulled["problems"])
-        if pulled.get("unreachable"):
-            res["storage_unreachable"] = True
+        res.update(pull_job_report(plan, sub_id, out))
     return res
 
 

@@ -302,6 +302,7 @@ def sweep_work(plan: WindowPlan, sweep: Any, cluster: Any, working_dir: Path, cf
         cluster: the ``ClusterConfig`` (kind remote, forwarded address, window token file).
     """
     from tracebridge.cluster.client import ClusterError, cluster_status, connect, read_token, wait
+    from tracebridge.cluster.outcome import failed_outcome
     from tracebridge.cluster.submit import Target, never_started_report, pull_report, submit_sweep
 
     def work(dog: Watchdog) -> dict[str, Any]:
@@ -335,6 +336,23 @@ def sweep_work(plan: WindowPlan, sweep: Any, cluster: Any, working_dir: Path, cf
                                  sweep.expect(sub["submission_id"]))
             res.update(report=pulled["report_html"], report_problems=pulled["problems"],
                        ok=not pulled["problems"])
+        else:  # why, and the report of the trials that finished (before: outcome "failed", error None, no report)
+            res.update(failed_outcome(client, sweep, info, Path(cfg.reports_dir)))
+            res["error"] = failure_line(res, sweep.trials)
         return res
 
     return work
+
+
+def failure_line(res: dict[str, Any], trials: int) -> str:
+    """The window's ``error`` for a sweep job that ended without succeeding (``res``: its status, submission,
+    ``failed_outcome``): why it stopped before training, else its failed trials, else Ray's message."""
+    sub, status = res["submission"]["submission_id"], res["status"]
+    if res.get("error"):
+        return f"job {sub} {status}: it stopped before training: {res['error']}"
+    if res.get("failures"):
+        first = res["failures"][0]
+        return (f"job {sub} {status}: {len(res['failures'])} of {trials} trials failed (first: "
+                f"{first.get('trial_id')}: {first.get('error')})"
+                + (f"; the others' report: {res['report']}" if res.get("report") else ""))
+    return f"job {sub} {status}: {(str(res.get('message') or '').splitlines() or ['no message'])[0]}"

@@ -31,6 +31,8 @@ if sys.argv[1] == "up":
 if sys.argv[1] == "dashboard":  # the port-forward runs until it is stopped
     while True:
         time.sleep(1)
+if sys.argv[1] == "down":
+    sys.exit(int(os.environ.get("FAKE_RAY_DOWN_RC", "0")))
 """
 
 
@@ -129,15 +131,30 @@ def test_teardown_after_interrupt(fake_ray, tmp_path, sig):
     assert fake_ray() == ["up", "down"]
 
 
+def test_a_failed_teardown_is_an_error_whatever_the_outcome(fake_ray, tmp_path, monkeypatch):
+    """`ray down` failing leaves nodes billing: the window says so (``down_ok``, ``teardown_error``, stderr)."""
+    monkeypatch.setenv("FAKE_RAY_UP_RC", "1")
+    monkeypatch.setenv("FAKE_RAY_DOWN_RC", "1")
+    res = CliRunner().invoke(app, [*window_args(tmp_path, "--max-hours", "1"), "--json"])
+    out = json.loads(res.stdout)
+    assert res.exit_code == 1 and out["outcome"] == "failed" and out["down_exit_code"] == 1, out
+    assert out["down_ok"] is False and "down -y infra/aws-gpu.yaml` failed (exit 1)" in out["teardown_error"]
+    assert "may still be running" in res.stderr and fake_ray() == ["up", "down"]
+
+
 @pytest.mark.cluster
-def test_success_submits_waits_pulls_and_tears_down(fake_ray, ray_head, smoke_storage, tmp_path):
+@pytest.mark.parametrize("down_rc", [0, 1], ids=["down", "down_fails"])
+def test_success_submits_waits_pulls_and_tears_down(fake_ray, ray_head, smoke_storage, tmp_path, monkeypatch,
+                                                    down_rc):
+    """A failed `ray down` after a sweep that succeeded exits 1 (before: 0, with the cluster maybe still up)."""
+    monkeypatch.setenv("FAKE_RAY_DOWN_RC", str(down_rc))
     port = ray_head["info"].address.rsplit(":", 1)[1]
     args = ["window", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={smoke_storage}/storage",
             f"work_dir={smoke_storage}/work", f"window.dashboard_port={port}",
             f"window.token_file={ray_head['info'].token_file}", f"window.reports_dir={tmp_path}/reports",
             "window.poll_s=0.5", "--cluster", "infra/aws-gpu.yaml", "--max-hours", "1"]
     code, out = run(args)
-    assert code == 0, out
+    assert code == down_rc and out["down_ok"] is (down_rc == 0), out
     assert out["outcome"] == "succeeded" and out["status"] == "SUCCEEDED" and out["report_problems"] == []
     assert Path(out["report"]).is_file() and fake_ray() == ["up", "dashboard", "down"]
 

@@ -54,8 +54,8 @@ def window(
     json_out: JsonOpt = False,
 ) -> None:
     """Ephemeral GPU window: ray up → submit → wait → pull → ray down (in every outcome); exit 0
-    only when the sweep succeeded and its report verified, 130 when interrupted. --cluster-set
-    overrides keys of the sweep's cluster config, except those the window sets itself (kind, address,
+    only when the sweep succeeded, its report verified and ray down succeeded, 130 when interrupted.
+    --cluster-set overrides keys of the sweep's cluster config, except those the window sets itself (kind, address,
     token_file: from window.dashboard_port and window.token_file)."""
     from tracebridge.cluster.config import expand
     from tracebridge.cluster.head import ensure_token
@@ -85,9 +85,12 @@ def window(
     ensure_token(expand(scfg.window.token_file))
     res = run_window(wplan, scfg.window, sweep_work(wplan, splan, ccfg, root, scfg.window,
                                                    on_log=_echo_log))  # stderr, also under --json
+    if res.get("teardown_error"):  # on stderr even under --json: GPUs may be left running
+        typer.echo(f"error: {res['teardown_error']}", err=True)
     if json_out:
         print_json(res)
     else:
         typer.echo(f"window: {res['outcome']} after {res['wall_s']:.0f}s (at most ${res['cost_usd_max']:.2f})"
                    + (f"; {res['error']}" if res.get("error") else "") + (f"; report {res['report']}" if res.get("report") else ""))
-    raise typer.Exit({"succeeded": 0, "interrupted": 130}.get(res["outcome"], 1))
+    code = {"succeeded": 0, "interrupted": 130}.get(res["outcome"], 1)
+    raise typer.Exit(1 if code == 0 and not res["down_ok"] else code)  # before: 0 with the cluster maybe up

@@ -197,6 +197,10 @@ def run_until(cmd: list[str], watchdog: Watchdog, timeout_s: float, what: str) -
         raise RuntimeError(f"{what} failed (exit {proc.returncode})")
 
 
+# what ends a window early: Ctrl-C, SIGTERM (a supervisor, `timeout`)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
@@ -204,7 +208,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def teardown(cluster_yaml: str, ray: str, forwarder: subprocess.Popen | None, timeout_s: float) -> dict[str, Any]:
     """Stop the port-forward and ``ray down`` the cluster, with Ctrl-C/SIGTERM ignored meanwhile
     (a second Ctrl-C must not leave GPUs running)."""
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
     try:
         if forwarder is not None and forwarder.poll() is None:
             forwarder.terminate()
@@ -235,14 +239,16 @@ def run_window(plan: WindowPlan, cfg: WindowConfig, work: Callable[[Watchdog], d
             raises on failure.
 
     Returns:
-        ``{"outcome": succeeded|failed|interrupted|budget, "error", "steps", "wall_s", "cost_usd_max", ...}``.
+        ``{"outcome": succeeded|failed|interrupted|budget, "error", "steps", "wall_s", "cost_usd_max",
+        "down_exit_code", "down_ok", ...}``, with ``teardown_error`` when ``ray down`` failed (the outcome is the
+        sweep's; the command exits non-zero all the same).
     """
     ray = ray or shutil.which("ray") or "ray"
     t0 = time.time()
     dog = Watchdog(plan.cap_hours, plan.max_usd, plan.base_usd, t0)
     out: dict[str, Any] = {"outcome": "failed", "error": None, "steps": [], "plan": plan.to_dict()}
     forwarder = None
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     for s in old:
         signal.signal(s, _raise_interrupt)
     try:
@@ -265,6 +271,11 @@ def run_window(plan: WindowPlan, cfg: WindowConfig, work: Callable[[Watchdog], d
             signal.signal(s, h)
         out["steps"].append("down")
         out.update(teardown(plan.cluster_yaml, ray, forwarder, cfg.down_timeout_s))
+        out["down_ok"] = out["down_exit_code"] == 0
+        if not out["down_ok"]:  # the sweep's outcome stands, but GPUs may still bill: the command fails
+            out["teardown_error"] = (f"`{ray} down -y {plan.cluster_yaml}` failed (exit {out['down_exit_code']}): "
+                                     "its nodes may still be running and billing; run it again, and check the "
+                                     "cloud console")
         out["wall_s"] = round(time.time() - t0, 2)
         dog.observe(dog.rate)
         out["cost_usd_accrued"] = round(dog.spent, 4)

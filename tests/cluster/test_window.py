@@ -115,8 +115,9 @@ def test_teardown_at_dollar_cap(fake_ray, tmp_path, monkeypatch):
     assert out["cost_usd_accrued"] >= 0.0001 and fake_ray() == ["up", "down"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_teardown_after_interrupt(fake_ray, tmp_path, sig):
+    """SIGHUP: the terminal or SSH session closed (before, it killed the window with the cluster up)."""
     env = {**os.environ, "FAKE_RAY_UP_SLEEP": "120"}
     proc = subprocess.Popen([sys.executable, "-m", "tracebridge.cli.__main__", *window_args(tmp_path, "--max-hours", "1"),
                              "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -128,6 +129,7 @@ def test_teardown_after_interrupt(fake_ray, tmp_path, sig):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert json.loads(out)["outcome"] == "interrupted"
+    assert json.loads(out)["error"] == f"interrupted ({signal.Signals(sig).name})"
     assert fake_ray() == ["up", "down"]
 
 

@@ -53,9 +53,9 @@ def window(
     cluster_set: ClusterSetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Ephemeral GPU window: ray up → submit → wait → pull → ray down (in every outcome); exit 0
-    only when the sweep succeeded, its report verified and ray down succeeded, 130 when interrupted.
-    --cluster-set overrides keys of the sweep's cluster config, except those the window sets itself (kind, address,
+    """Ephemeral GPU window: ray up → submit → wait → pull → ray down (in every outcome: also Ctrl-C, SIGTERM,
+    SIGHUP); exit 0 only when the sweep succeeded, its report verified and ray down succeeded, 130 when
+    interrupted. --cluster-set overrides keys of the sweep's cluster config, except those the window sets itself (kind, address,
     token_file: from window.dashboard_port and window.token_file)."""
     from tracebridge.cluster.config import expand
     from tracebridge.cluster.head import ensure_token

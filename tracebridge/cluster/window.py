@@ -197,8 +197,9 @@ def run_until(cmd: list[str], watchdog: Watchdog, timeout_s: float, what: str) -
         raise RuntimeError(f"{what} failed (exit {proc.returncode})")
 
 
-# what ends a window early: Ctrl-C, SIGTERM (a supervisor, `timeout`)
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# what ends a window early: Ctrl-C, SIGTERM (a supervisor, `timeout`), SIGHUP (the terminal or SSH session it
+# ran in closed; its default action killed the process before `ray down`, leaving the GPUs billing)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -267,10 +268,14 @@ def run_window(plan: WindowPlan, cfg: WindowConfig, work: Callable[[Watchdog], d
     except Exception as exc:  # noqa: BLE001 - any failure still tears down; the error is reported
         out.update(outcome="failed", error=f"{type(exc).__name__}: {exc}")
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        # the old handlers come back only after the teardown: restored before it, a SIGTERM or SIGHUP in
+        # between killed the process with the cluster up (a signal meanwhile is ignored: we are ending)
+        for s in old:
+            signal.signal(s, signal.SIG_IGN)
         out["steps"].append("down")
         out.update(teardown(plan.cluster_yaml, ray, forwarder, cfg.down_timeout_s))
+        for s, h in old.items():
+            signal.signal(s, h)
         out["down_ok"] = out["down_exit_code"] == 0
         if not out["down_ok"]:  # the sweep's outcome stands, but GPUs may still bill: the command fails
             out["teardown_error"] = (f"`{ray} down -y {plan.cluster_yaml}` failed (exit {out['down_exit_code']}): "

@@ -1,6 +1,6 @@
-"""``submit`` stopped by SIGTERM (``timeout``, a supervisor, ``systemctl stop``) stops the local head it
-started, as Ctrl-C does: before, the process died at once and the head (its own process group) kept
-running with the job, recorded in state_dir, and nothing ever stopped it."""
+"""``submit`` stopped by SIGTERM (``timeout``, a supervisor, ``systemctl stop``) or SIGHUP (its terminal or SSH
+session closed) stops the local head it started, as Ctrl-C does: before, the process died at once and the head
+(its own process group) kept running with the job, recorded in state_dir, and nothing ever stopped it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.ray_fixtures import BUNDLE, ROOT
 
@@ -28,7 +30,8 @@ def _live_members(pgid: int) -> list[int]:
     return found
 
 
-def test_sigterm_stops_the_local_head_submit_started(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_stops_the_local_head_submit_started(tmp_path: Path, sig: signal.Signals) -> None:
     state, err = tmp_path / "ray", tmp_path / "submit.err"
     cmd = [sys.executable, "-m", "tracebridge.cli", "submit", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}",
            f"storage={tmp_path}/storage", f"work_dir={tmp_path}/work", "--cluster-set", f"state_dir={state}", "--json"]
@@ -42,7 +45,7 @@ def test_sigterm_stops_the_local_head_submit_started(tmp_path: Path) -> None:
             assert time.monotonic() < end, err.read_text()
             time.sleep(0.2)
         head = json.loads((state / "head.json").read_text())
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -53,6 +56,6 @@ def test_sigterm_stops_the_local_head_submit_started(tmp_path: Path) -> None:
     assert not left, f"the local head outlived the interrupted submit: {left}"
     assert proc.returncode == 130, (out, err.read_text())
     doc = json.loads(out)
-    assert doc["exit_code"] == 130 and doc["error"].startswith("submit interrupted (SIGTERM)"), doc
+    assert doc["exit_code"] == 130 and doc["error"].startswith(f"submit interrupted ({sig.name})"), doc
     assert "--resume" in doc["error"]
     assert not (state / "head.json").exists()  # nothing recorded points at a dead head

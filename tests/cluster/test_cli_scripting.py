@@ -66,6 +66,11 @@ def test_a_sweep_with_a_failed_trial_logs_and_reports_it_as_failed(ray_head, tmp
     pulled = json.loads((tmp_path / "reports" / sub["sweep_id"] / "results.json").read_text())
     assert [t["trial_id"] for t in pulled["failed_trials"]] == ["verifier-optimized-s0"]
     assert [t["variant"] for t in pulled["trials"]] == ["baseline"]
+    # status says why too (before: Ray's message alone, the tail of the job's log)
+    code, st = cli("status", sub["submission_id"], "--cluster", y)
+    assert code == 1 and st["status"] == "FAILED" and st["failures"] == sub["failures"], st
+    res = CliRunner().invoke(app, ["status", sub["submission_id"], "--cluster", y])
+    assert res.exit_code == 1 and "failed trial verifier-optimized-s0: TrialInputError: dpo: all" in res.stderr
     log = CliRunner().invoke(app, ["logs", sub["submission_id"], "--cluster", y]).stdout
     assert "trial verifier-optimized-s0 failed: TrialInputError: dpo: all" in log, log[-3000:]
     assert "trial verifier-optimized-s0 finished" not in log
@@ -95,3 +100,5 @@ def test_a_job_that_stops_before_training_says_why_in_submit_json(ray_head, tmp_
     assert code == 1 and sub["status"] == "FAILED", sub
     assert sub["error"].startswith(f"work_dir={tmp_path}/file/work: "), sub
     assert sub["failures"] == [], sub
+    code, st = cli("status", sub["submission_id"], "--cluster", ray_head["yaml"])
+    assert code == 1 and st["error"] == sub["error"] and st["failures"] == [], st

@@ -260,13 +260,26 @@ def status(
     json_out: JsonOpt = False,
 ) -> None:
     """Status of a job; exit 1 when it FAILED or was STOPPED, 2 for an unknown job (or a head that refuses
-    the token), 3 when the head does not answer."""
+    the token), 3 when the head does not answer. A sweep job that FAILED or was STOPPED also gives why, from
+    its summary line: ``failures`` (each failed trial and its error) and, when it stopped before any trial,
+    ``error`` (before: only Ray's message, the last 20,000 characters of its log)."""
     from tracebridge.cluster.client import job_info
+    from tracebridge.cluster.outcome import failed_job
 
-    info = _ask(cluster, cluster_set, job_info, submission_id)
+    def ask(client: Any, sub_id: str) -> dict[str, Any]:
+        info = job_info(client, sub_id)
+        if info["status"] in ("FAILED", "STOPPED") and info["metadata"].get("tracebridge") == "sweep":
+            info.update({k: v for k, v in failed_job(client, sub_id).items() if k != "report_pushed"})
+        return info
+
+    info = _ask(cluster, cluster_set, ask, submission_id)
     if json_out:
         print_json(info)
     else:
+        for f in info.get("failures") or []:
+            typer.echo(f"failed trial {f.get('trial_id')}: {f.get('error')}", err=True)
+        if info.get("error"):
+            typer.echo(f"error: the job stopped before training: {info['error']}", err=True)
         typer.echo(f"{submission_id}: {info['status']}  {info['message'] or ''}")
     raise typer.Exit(ExitCodes.get(info["status"], 0))
 

@@ -102,3 +102,14 @@ def test_a_job_that_stops_before_training_says_why_in_submit_json(ray_head, tmp_
     assert sub["failures"] == [], sub
     code, st = cli("status", sub["submission_id"], "--cluster", ray_head["yaml"])
     assert code == 1 and st["error"] == sub["error"] and st["failures"] == [], st
+
+
+@pytest.mark.parametrize("args", [["status"], ["logs"], ["logs", "--follow"], ["stop"]], ids=" ".join)
+def test_an_unknown_job_id_is_named_and_exits_2(ray_head, args):
+    """status, logs (--follow) and stop of an id the cluster does not know: exit 2 (a retry gets the same
+    answer), the id and "does not exist" in the error, one JSON document under --json."""
+    res = CliRunner().invoke(app, [*args, "no-such-sweep-a1", "--cluster", ray_head["yaml"], "--json"])
+    assert res.exit_code == 2, res.output
+    doc = json.loads(res.stdout)
+    assert doc["ok"] is False and doc["exit_code"] == 2, doc
+    assert "no-such-sweep-a1" in doc["error"] and "does not exist" in doc["error"], doc

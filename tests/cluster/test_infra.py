@@ -70,3 +70,39 @@ def test_kuberay_rayjob_sets_the_job_environment_submit_sets():
     job = yaml.safe_load((ROOT / "infra" / "kuberay" / "rayjob.yaml").read_text())
     env = yaml.safe_load(job["spec"]["runtimeEnvYAML"])["env_vars"]
     assert env == DEFAULT_ENV
+
+
+def _image_paths(dockerfile: Path) -> tuple[str, list[str]]:
+    """The Dockerfile's WORKDIR and the paths, relative to it, its COPY lines fill."""
+    workdir, copied = "/", []
+    for line in dockerfile.read_text().splitlines():
+        words = [w for w in line.split() if not w.startswith("--")]  # --chown=...
+        if words[:1] == ["WORKDIR"]:
+            workdir = words[1]
+        elif words[:1] == ["COPY"]:
+            *sources, dest = words[1:]
+            copied += [s.rstrip("/") for s in sources] if dest in ("./", ".") else [dest.removeprefix("./").rstrip("/")]
+    return workdir, copied
+
+
+def test_the_rayjob_entrypoint_finds_its_script_and_configs_in_the_image():
+    """The RayJob has no runtime_env working_dir: its entrypoint runs in the head container's workingDir,
+    from the image. Before, the image held only the package (no jobs/, no configs/), so the job could not start
+    (`can't open file 'jobs/sweep.py'`)."""
+    from tracebridge.sweep.config import load_sweep_config
+
+    job = yaml.safe_load((ROOT / "infra" / "kuberay" / "rayjob.yaml").read_text())
+    workdir, copied = _image_paths(ROOT / "infra" / "docker" / "Dockerfile")
+    cluster = job["spec"]["rayClusterSpec"]
+    (head,) = cluster["headGroupSpec"]["template"]["spec"]["containers"]
+    assert head["workingDir"] == workdir
+    images = {c["image"] for g in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+              for c in g["template"]["spec"]["containers"]}
+    assert images == {yaml.safe_load((ROOT / "infra" / "aws-gpu.yaml").read_text())["docker"]["image"]}
+    words = job["spec"]["entrypoint"].split()
+    script, sweep = words[1], words[2]
+    cfg = load_sweep_config(str(ROOT / sweep), [w for w in words[3:] if "=" in w])
+    needed = [script, sweep, *(p for p in (cfg.train_config, cfg.model_config) if p)]
+    for path in needed:
+        assert (ROOT / path).is_file(), path
+        assert any(path == c or path.startswith(c + "/") for c in copied), f"{path} is not in the image: {copied}"

@@ -192,3 +192,21 @@ def test_a_failed_sweep_says_why_and_still_tears_down(fake_ray, ray_head, tmp_pa
     assert out["error"].startswith(f"job {out['submission']['submission_id']} FAILED: it stopped before training: "
                                    f"work_dir={tmp_path}/file/work: "), out["error"]
     assert out["failures"] == [] and fake_ray() == ["up", "dashboard", "down"]
+
+
+@pytest.mark.cluster
+def test_the_hours_cap_stops_the_job_and_says_what_it_left(fake_ray, ray_head, tmp_path):
+    """The cap passes while the sweep trains: its job is stopped (Tune saves its state), the window's outcome
+    is budget and its error names the cap and the --resume that continues it, with what the job's summary
+    said (``failures``) and, had a trial finished, its report pulled (before: a BudgetExceeded that dropped
+    the job's summary and report)."""
+    port = ray_head["info"].address.rsplit(":", 1)[1]
+    args = ["window", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={tmp_path}/storage",
+            f"work_dir={tmp_path}/work", "variants=[baseline]", "overrides.train.max_steps=2000",
+            "overrides.train.save_steps=0", f"window.dashboard_port={port}",
+            f"window.token_file={ray_head['info'].token_file}", f"window.reports_dir={tmp_path}/reports",
+            "window.poll_s=0.5", "--cluster", "infra/aws-gpu.yaml", "--max-hours", "0.006"]  # 21.6 s
+    code, out = run(args)
+    assert code == 1 and out["outcome"] == "budget" and out["status"] == "STOPPED", out
+    assert out["error"].startswith("hours cap reached (0.006 h); job ") and "--resume` continues it" in out["error"]
+    assert "failures" in out and fake_ray() == ["up", "dashboard", "down"]

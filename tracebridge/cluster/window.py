@@ -236,8 +236,9 @@ def run_window(plan: WindowPlan, cfg: WindowConfig, work: Callable[[Watchdog], d
     always tear down.
 
     Args:
-        work: given the watchdog once the cluster is up and forwarded; returns its summary and
-            raises on failure.
+        work: given the watchdog once the cluster is up and forwarded; returns its summary (with
+            ``budget_stop`` when the watchdog stopped its job: the outcome is then ``budget``) and raises on
+            failure.
 
     Returns:
         ``{"outcome": succeeded|failed|interrupted|budget, "error", "steps", "wall_s", "cost_usd_max",
@@ -260,7 +261,7 @@ def run_window(plan: WindowPlan, cfg: WindowConfig, work: Callable[[Watchdog], d
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         out["steps"].append("work")
         out.update(work(dog))
-        out["outcome"] = "succeeded" if out.get("ok") else "failed"
+        out["outcome"] = "succeeded" if out.get("ok") else "budget" if out.get("budget_stop") else "failed"
     except BudgetExceeded as exc:
         out.update(outcome="budget", error=str(exc))
     except (Interrupted, KeyboardInterrupt) as exc:
@@ -345,8 +346,12 @@ def sweep_work(plan: WindowPlan, sweep: Any, cluster: Any, working_dir: Path, cf
         res: dict[str, Any] = {"submission": sub, "status": info["status"], "ok": info["status"] == "SUCCEEDED"}
         if info["never_started"]:
             return {**res, "error": never_started_report(target, info)["message"]}
-        if info.get("stopped_because"):
-            raise BudgetExceeded(f"budget cap reached; job {sub['submission_id']} stopped")
+        if info.get("stopped_because"):  # the report of the trials that finished before the cap, and the rest
+            res.update(failed_outcome(client, sweep, info, Path(cfg.reports_dir)), budget_stop=True)
+            res["error"] = (f"{info['stopped_because']}; job {sub['submission_id']} stopped (its Tune state saved: "
+                            f"`tracebridge submit {sweep.config_path} ... --resume` continues it)"
+                            + (f"; the finished trials' report: {res['report']}" if res.get("report") else ""))
+            return res
         if res["ok"]:
             pulled = pull_report(sub["report_uri"], Path(cfg.reports_dir) / sweep.sweep_id, sweep.cfg.storage_io,
                                  sweep.expect(sub["submission_id"]))

@@ -39,8 +39,13 @@ def ray_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _window(tmp: Path, *extra: str) -> list[str]:
+    import yaml
+
+    launcher = yaml.safe_load((ROOT / "infra" / "aws-gpu.yaml").read_text())
+    launcher["file_mounts"] = {"~/.tracebridge/auth_token": str(tmp / "tok")}  # ships window.token_file
+    (tmp / "aws-gpu.yaml").write_text(yaml.safe_dump(launcher))
     return ["window", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={tmp}/storage", f"work_dir={tmp}/work",
-            f"window.token_file={tmp}/tok", f"window.reports_dir={tmp}/reports", "--cluster", "infra/aws-gpu.yaml",
+            f"window.token_file={tmp}/tok", f"window.reports_dir={tmp}/reports", "--cluster", str(tmp / "aws-gpu.yaml"),
             *extra, "--json"]
 
 

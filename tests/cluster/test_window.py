@@ -49,10 +49,21 @@ def fake_ray(tmp_path, monkeypatch):
     return lambda: [json.loads(x)[0] for x in log.read_text().splitlines()] if log.is_file() else []
 
 
+def launcher(tmp: Path, token_file: str | Path) -> str:
+    """infra/aws-gpu.yaml shipping ``token_file`` as the head's token (as the window's token_file must be)."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "infra" / "aws-gpu.yaml").read_text())
+    cfg["file_mounts"] = {"~/.tracebridge/auth_token": str(token_file)}
+    path = tmp / "aws-gpu.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
 def window_args(tmp: Path, *extra: str) -> list[str]:
     return ["window", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={tmp}/storage", f"work_dir={tmp}/work",
             f"window.token_file={tmp}/tok", f"window.reports_dir={tmp}/reports", "window.poll_s=0.5",
-            "window.connect_timeout_s=5", "--cluster", "infra/aws-gpu.yaml", *extra]
+            "window.connect_timeout_s=5", "--cluster", launcher(tmp, tmp / "tok"), *extra]
 
 
 def run(args: list[str]) -> tuple[int, dict]:
@@ -140,7 +151,7 @@ def test_a_failed_teardown_is_an_error_whatever_the_outcome(fake_ray, tmp_path, 
     res = CliRunner().invoke(app, [*window_args(tmp_path, "--max-hours", "1"), "--json"])
     out = json.loads(res.stdout)
     assert res.exit_code == 1 and out["outcome"] == "failed" and out["down_exit_code"] == 1, out
-    assert out["down_ok"] is False and "down -y infra/aws-gpu.yaml` failed (exit 1)" in out["teardown_error"]
+    assert out["down_ok"] is False and f"down -y {tmp_path}/aws-gpu.yaml` failed (exit 1)" in out["teardown_error"]
     assert "may still be running" in res.stderr and fake_ray() == ["up", "down"]
 
 
@@ -154,7 +165,7 @@ def test_success_submits_waits_pulls_and_tears_down(fake_ray, ray_head, smoke_st
     args = ["window", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={smoke_storage}/storage",
             f"work_dir={smoke_storage}/work", f"window.dashboard_port={port}",
             f"window.token_file={ray_head['info'].token_file}", f"window.reports_dir={tmp_path}/reports",
-            "window.poll_s=0.5", "--cluster", "infra/aws-gpu.yaml", "--max-hours", "1"]
+            "window.poll_s=0.5", "--cluster", launcher(tmp_path, ray_head["info"].token_file), "--max-hours", "1"]
     code, out = run(args)
     assert code == down_rc and out["down_ok"] is (down_rc == 0), out
     assert out["outcome"] == "succeeded" and out["status"] == "SUCCEEDED" and out["report_problems"] == []
@@ -186,7 +197,7 @@ def test_a_failed_sweep_says_why_and_still_tears_down(fake_ray, ray_head, tmp_pa
     args = ["window", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={tmp_path}/storage",
             f"work_dir={tmp_path}/file/work", f"window.dashboard_port={port}",
             f"window.token_file={ray_head['info'].token_file}", f"window.reports_dir={tmp_path}/reports",
-            "window.poll_s=0.5", "--cluster", "infra/aws-gpu.yaml", "--max-hours", "1"]
+            "window.poll_s=0.5", "--cluster", launcher(tmp_path, ray_head["info"].token_file), "--max-hours", "1"]
     code, out = run(args)
     assert code == 1 and out["outcome"] == "failed" and out["status"] == "FAILED", out
     assert out["error"].startswith(f"job {out['submission']['submission_id']} FAILED: it stopped before training: "
@@ -205,8 +216,23 @@ def test_the_hours_cap_stops_the_job_and_says_what_it_left(fake_ray, ray_head, t
             f"work_dir={tmp_path}/work", "variants=[baseline]", "overrides.train.max_steps=2000",
             "overrides.train.save_steps=0", f"window.dashboard_port={port}",
             f"window.token_file={ray_head['info'].token_file}", f"window.reports_dir={tmp_path}/reports",
-            "window.poll_s=0.5", "--cluster", "infra/aws-gpu.yaml", "--max-hours", "0.006"]  # 21.6 s
+            "window.poll_s=0.5", "--cluster", launcher(tmp_path, ray_head["info"].token_file), "--max-hours", "0.006"]  # 21.6 s
     code, out = run(args)
     assert code == 1 and out["outcome"] == "budget" and out["status"] == "STOPPED", out
     assert out["error"].startswith("hours cap reached (0.006 h); job ") and "--resume` continues it" in out["error"]
     assert "failures" in out and fake_ray() == ["up", "dashboard", "down"]
+
+
+def test_a_token_file_the_launcher_does_not_ship_is_refused_before_ray_up(fake_ray, tmp_path):
+    """The launcher YAML ships ~/.tracebridge/window_auth_token as the head's token: a window.token_file other
+    than that one would start a head that refuses every request of the window (before: found after `ray up`,
+    as a Jobs API that "did not answer" for connect_timeout_s). Named with the budget's problems, exit 2."""
+    args = window_args(tmp_path, "--max-hours", "0", "--dry-run")
+    args[args.index("--cluster") + 1] = "infra/aws-gpu.yaml"
+    code, out = run(args)
+    assert code == 2 and "2 problem(s)" in out["error"], out
+    assert (f"window.token_file={tmp_path}/tok: infra/aws-gpu.yaml:file_mounts ships ~/.tracebridge/window_auth_token "
+            "as the head's token (~/.tracebridge/auth_token)") in out["error"]
+    assert "--max-hours 0: must be a finite number of hours > 0" in out["error"] and fake_ray() == []
+    code, out = run(window_args(tmp_path, "--dry-run"))  # the launcher ships that file: accepted
+    assert code == 0 and out["dry_run"], out

@@ -42,6 +42,22 @@ def _window_cluster(scfg: Any, sets: list[str]) -> Any:
                    token_file=scfg.window.token_file, python=base.python or "python")
 
 
+def _token_mount_problems(cluster_yaml: Path, launcher: dict[str, Any], token_file: str) -> list[str]:
+    """Whether the launcher YAML ships ``window.token_file`` as the head's token: a ``file_mounts`` entry whose
+    destination is an ``auth_token`` must have it as its source. Another file there started the head with
+    another token, which refused every request of the window (after ``connect_timeout_s``, as "did not
+    answer", with the GPUs up). A launcher that ships no token is not checked here."""
+    from tracebridge.cluster.config import expand
+
+    shipped = {dest: src for dest, src in (launcher.get("file_mounts") or {}).items() if "auth_token" in str(dest)}
+    if not shipped or any(expand(str(src)) == expand(token_file) for src in shipped.values()):
+        return []
+    dest, src = next(iter(shipped.items()))
+    return [(f"window.token_file={token_file}: {cluster_yaml}:file_mounts ships {src} as the head's token ({dest}), "
+             "so the head would refuse the window's requests; set window.token_file to that file, or make "
+             "file_mounts ship this one")]
+
+
 @app.command()
 def window(
     config: Annotated[Path, typer.Argument(help="A configs/sweep YAML (its window block: prices, port, token file).")],
@@ -60,14 +76,21 @@ def window(
     from tracebridge.cluster.config import expand
     from tracebridge.cluster.head import ensure_token
     from tracebridge.cluster.window import load_launcher, plan_window, run_window, sweep_work
-    from tracebridge.config import to_dict
+    from tracebridge.config import ConfigError, to_dict
     from tracebridge.sweep.config import load_sweep_config
 
     ov, root = list(overrides or []), _project_root()
     with config_errors():
         scfg = load_sweep_config(str(config), ov)
         ccfg = _window_cluster(scfg, list(cluster_set or []))
-        wplan = plan_window(cluster, load_launcher(cluster), scfg.window, max_hours, max_usd)
+        launcher = load_launcher(cluster)
+        token = _token_mount_problems(cluster, launcher, scfg.window.token_file)
+        try:
+            wplan = plan_window(cluster, launcher, scfg.window, max_hours, max_usd)
+        except ConfigError as exc:  # every problem at once
+            raise ConfigError([*token, *exc.problems]) from exc
+        if token:
+            raise ConfigError(token)
         splan = _plan(config, ov, ccfg, root)
     check_out_dir(Path(scfg.window.reports_dir), "window.reports_dir")  # before a cluster is paid for
     if dry_run:

@@ -47,11 +47,13 @@ def test_recipes_per_variant_apply_overrides():
 def test_trial_problems_found_before_running():
     c = cfg("ablations.train.lrr=[0.1]", "budget.max_trials=4", "seeds=[0,1,2]")
     text = "\n".join(grid.check_trials(c, grid.resolve_recipes(c), grid.expand_grid(c)))
-    assert "train.lrr: unknown key; did you mean 'train.lr'" in text
+    # named with the sweep key the user wrote (before: only the recipe key, against the recipe YAML)
+    assert "train.lrr: unknown key; did you mean 'train.lr'? (set by ablations.train.lrr)" in text
     assert "budget.max_trials=4: the grid has 18 trials" in text
     c = cfg("ablations.dpo.beta=[0,0.1]")
     probs = grid.check_trials(c, grid.resolve_recipes(c), grid.expand_grid(c))
     assert probs and all("dpo.beta=0" in p for p in probs) and len(probs) == 6  # 3 roles x 2 variants
+    assert all(p.endswith(" (set by ablations.dpo.beta)") for p in probs), probs
 
 
 def test_sweep_id_follows_what_changes_results():

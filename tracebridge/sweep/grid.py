@@ -54,6 +54,13 @@ def _set_by(cfg: SweepConfig, variant: str, problem: str) -> str:
     return ""
 
 
+def _set_by_ablation(cell: dict[str, Any], problem: str) -> str:
+    """`` (set by ablations.train.lrr)`` when ``problem`` is about a key the trial's ablation ``cell`` set, so a
+    misspelt or mistyped ablation names the sweep key the user wrote; '' otherwise."""
+    key = next((k for k in cell if re.match(rf"{re.escape(k)}[=:]", problem)), None)
+    return f" (set by ablations.{key})" if key else ""
+
+
 def ablation_cells(cfg: SweepConfig) -> list[dict[str, Any]]:
     """Every combination of ablation values (``[{}]`` when there are no ablations)."""
     keys = sorted(cfg.ablations)
@@ -114,8 +121,8 @@ def check_trials(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], specs: li
             ov = [*(_override(k, v) for k, v in s["ablation"].items()), f"role={s['role']}"]
             try:
                 load_train_config(paths[s["variant"]], ov)
-            except ConfigError as exc:
-                problems += [f"trial {s['trial_id']}: {p}" for p in exc.problems]
+            except ConfigError as exc:  # named with the sweep key that set it: the recipe YAML does not hold it
+                problems += [f"trial {s['trial_id']}: {p}{_set_by_ablation(s['ablation'], p)}" for p in exc.problems]
     return problems
 
 

@@ -144,6 +144,26 @@ def test_teardown_after_interrupt(fake_ray, tmp_path, sig):
     assert fake_ray() == ["up", "down"]
 
 
+def test_a_window_under_nohup_outlives_its_terminal(fake_ray, tmp_path):
+    """Started ignoring SIGHUP (``nohup tracebridge window ...``), a closed terminal must not tear the window
+    down: SIGHUP stays ignored; SIGTERM still ends it with the teardown."""
+    env = {**os.environ, "FAKE_RAY_UP_SLEEP": "120"}
+    proc = subprocess.Popen([sys.executable, "-m", "tracebridge.cli.__main__", *window_args(tmp_path, "--max-hours", "1"),
+                             "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    end = time.time() + 120
+    while "up" not in fake_ray():
+        assert time.time() < end and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(1.5)
+    assert proc.poll() is None and fake_ray() == ["up"]  # still working, nothing torn down
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and json.loads(out)["error"] == "interrupted (SIGTERM)", err[-2000:]
+    assert fake_ray() == ["up", "down"]
+
+
 def test_a_failed_teardown_is_an_error_whatever_the_outcome(fake_ray, tmp_path, monkeypatch):
     """`ray down` failing leaves nodes billing: the window says so (``down_ok``, ``teardown_error``, stderr)."""
     monkeypatch.setenv("FAKE_RAY_UP_RC", "1")

@@ -159,19 +159,26 @@ def progress_bar(command: str, what: str, json_out: bool = False) -> Iterator[Ca
         yield update
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM (``systemctl stop``, ``timeout``, a supervisor) raises KeyboardInterrupt
-    as Ctrl-C does, so the command's ``finally`` clauses run (a head it started is stopped, its child
-    processes are stopped) instead of the process dying at once and leaving them behind."""
-    def interrupted(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    old = signal.signal(signal.SIGTERM, interrupted)
+    """Within the block, SIGTERM (``systemctl stop``, ``timeout``, a supervisor) and SIGHUP (the terminal or SSH
+    session it ran in closed) raise KeyboardInterrupt as Ctrl-C does, so the command's ``finally`` clauses run (a
+    head it started is stopped, its child processes are stopped) instead of the process dying at once and leaving
+    them behind. A signal the process was started ignoring stays ignored: ``nohup`` (SIGHUP) asked to outlive
+    the terminal."""
+    old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    for s, h in old.items():
+        if h != signal.SIG_IGN:
+            signal.signal(s, _interrupted)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def out_dir_problem(out: Path, flag: str = "--out") -> str | None:

@@ -5,10 +5,7 @@ ephemeral GPU cluster: up → submit → wait → pull → down, within hours / 
 
 from __future__ import annotations
 
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -33,21 +30,6 @@ ClusterSetOpt = Annotated[list[str] | None, typer.Option(
     "--cluster-set", metavar="KEY=VALUE",
     help="Override a key of the cluster config (repeatable), e.g. request_timeout_s=5 wait_patience_s=600.")]
 ExitCodes = {"SUCCEEDED": 0, "PENDING": 0, "RUNNING": 0, "FAILED": 1, "STOPPED": 1}
-
-
-@contextmanager
-def _hangup_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGHUP (the terminal or SSH session ``submit --wait`` ran in closed) raises
-    KeyboardInterrupt as Ctrl-C and SIGTERM do (``sigterm_as_interrupt``), so a local head ``submit`` started
-    is stopped; before, SIGHUP killed the process and the head (its own process group) ran on, unrecorded."""
-    def interrupted(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    old = signal.signal(signal.SIGHUP, interrupted)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGHUP, old)
 
 
 def _project_root() -> Path:
@@ -229,7 +211,7 @@ def submit(
         ccfg = resolve_cluster(cluster, load_sweep_config(str(config), ov).cluster, list(cluster_set or []))
         plan = _plan(config, ov, ccfg, root)
     try:
-        with sigterm_as_interrupt(), _hangup_as_interrupt():
+        with sigterm_as_interrupt():  # and SIGHUP: a closed terminal stops the head it started
             summary = _submit_on(ccfg, plan, root, keep, wait_, None if resume else attempt or 1, out)
     except KeyboardInterrupt as exc:
         fail(f"submit interrupted ({exc or 'SIGINT'}): a local head it started was stopped, and its job with it "

@@ -251,8 +251,9 @@ def run_window(plan: WindowPlan, cfg: WindowConfig, work: Callable[[Watchdog], d
     out: dict[str, Any] = {"outcome": "failed", "error": None, "steps": [], "plan": plan.to_dict()}
     forwarder = None
     old = {s: signal.getsignal(s) for s in STOP_SIGNALS}
-    for s in old:
-        signal.signal(s, _raise_interrupt)
+    for s, h in old.items():
+        if h != signal.SIG_IGN:  # one the process was started ignoring stays so (nohup: outlive the terminal)
+            signal.signal(s, _raise_interrupt)
     try:
         out["steps"].append("up")
         run_until([ray, "up", "-y", "--no-config-cache", plan.cluster_yaml], dog, cfg.up_timeout_s, "ray up")

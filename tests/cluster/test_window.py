@@ -148,9 +148,9 @@ def test_a_window_under_nohup_outlives_its_terminal(fake_ray, tmp_path):
     """Started ignoring SIGHUP (``nohup tracebridge window ...``), a closed terminal must not tear the window
     down: SIGHUP stays ignored; SIGTERM still ends it with the teardown."""
     env = {**os.environ, "FAKE_RAY_UP_SLEEP": "120"}
-    proc = subprocess.Popen([sys.executable, "-m", "tracebridge.cli.__main__", *window_args(tmp_path, "--max-hours", "1"),
-                             "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    proc = subprocess.Popen(["nohup", sys.executable, "-m", "tracebridge.cli.__main__",
+                             *window_args(tmp_path, "--max-hours", "1"), "--json"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     end = time.time() + 120
     while "up" not in fake_ray():
         assert time.time() < end and proc.poll() is None, proc.communicate()

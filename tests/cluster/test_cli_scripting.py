@@ -71,6 +71,9 @@ def test_a_sweep_with_a_failed_trial_logs_and_reports_it_as_failed(ray_head, tmp
     assert code == 1 and st["status"] == "FAILED" and st["failures"] == sub["failures"], st
     res = CliRunner().invoke(app, ["status", sub["submission_id"], "--cluster", y])
     assert res.exit_code == 1 and "failed trial verifier-optimized-s0: TrialInputError: dpo: all" in res.stderr
+    (line,) = res.stdout.splitlines()  # Ray's message (the log's last 20,000 characters) cut to one line
+    assert line.startswith(f"{sub['submission_id']}: FAILED  ") and line.endswith(
+        f"characters; `tracebridge logs {sub['submission_id']}` prints the log)") and len(line) < 500, line
     log = CliRunner().invoke(app, ["logs", sub["submission_id"], "--cluster", y]).stdout
     assert "trial verifier-optimized-s0 failed: TrialInputError: dpo: all" in log, log[-3000:]
     assert "trial verifier-optimized-s0 finished" not in log

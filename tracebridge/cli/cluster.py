@@ -262,8 +262,17 @@ def status(
             typer.echo(f"failed trial {f.get('trial_id')}: {f.get('error')}", err=True)
         if info.get("error"):
             typer.echo(f"error: the job stopped before training: {info['error']}", err=True)
-        typer.echo(f"{submission_id}: {info['status']}  {info['message'] or ''}")
+        typer.echo(f"{submission_id}: {info['status']}  {_short(info['message'] or '', submission_id)}")
     raise typer.Exit(ExitCodes.get(info["status"], 0))
+
+
+def _short(message: str, submission_id: str, limit: int = 300) -> str:
+    """Ray's job message on one line: a failed job's holds the last 20,000 characters of its log, which
+    buried the status line (``--json`` keeps it whole; ``logs`` prints the log)."""
+    first = message.strip().split("\n", 1)[0]
+    if len(first) <= limit and first == message.strip():
+        return first
+    return f"{first[:limit]} ... ({len(message)} characters; `tracebridge logs {submission_id}` prints the log)"
 
 
 @app.command()

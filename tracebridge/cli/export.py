@@ -40,10 +40,13 @@ def redact(
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 when anything is found.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Apply the redaction detectors to files: redacted copies out, findings by type and field."""
+    """Apply the redaction detectors to files: redacted copies out, findings by type and field.
+
+    Each copy is written under a hidden temporary name and renamed when whole: a copy that cannot be
+    written (a full disk) exits 1 naming it, and neither it nor a killed run leaves a partial copy."""
     from tracebridge.curate.memo import ScanMemo
     from tracebridge.curate.redact import Redactor
-    from tracebridge.curate.redact_files import redact_file, redacted_paths
+    from tracebridge.curate.redact_files import WriteError, redact_file, redacted_paths
     from tracebridge.export.config import ExportConfig
 
     # an existing file is a file whatever its name holds (`report=final.txt`); other `a=b` are overrides
@@ -62,6 +65,10 @@ def redact(
             if not check:
                 dst.parent.mkdir(parents=True, exist_ok=True)
             results.append(redact_file(f, None if check else dst, red).to_dict())
+        except WriteError as exc:  # a full disk or a size limit midway: the work failed (1), naming the copy
+            done = f"; copies already written stay: {', '.join(r['out'] for r in results)}" if results else ""
+            fail(f"redact stopped: {exc.filename}: cannot be written ({exc.strerror}); no partial copy is left "
+                 f"under that name{done}", EXIT_FAILED)
         except OSError as exc:
             fail(f"{f}: {exc}")
     total = sum(r["findings_total"] for r in results)

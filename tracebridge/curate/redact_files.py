@@ -3,7 +3,9 @@
 JSONL lines that parse are redacted as records (structural keys such as ids and hashes are left
 alone, as in traces); other lines, and every line of a text file, are redacted as free text.
 Placeholders are consistent within a file. The summary counts findings by type and field
-(``line`` for text), never their values.
+(``line`` for text), never their values. A redacted copy is written under a hidden temporary name
+beside it and renamed into place once whole, so a killed run or a full disk never leaves a partial
+copy under the copy's name (one that reads as complete and whose last lines were never redacted).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -81,18 +83,27 @@ def _redact_line(red: Redactor, line: str, scope: str, as_json: bool) -> str | N
     return None if as_json and line.strip() else red.redact_text(line, scope, "line")
 
 
+class WriteError(OSError):
+    """The redacted copy could not be written (a full disk, a file size limit): ``filename`` is the copy."""
+
+
 def redact_file(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, red: Redactor) -> FileResult:
     """Redact ``src`` line by line into ``dst`` (None = only count findings).
 
+    The copy goes to ``.<name>.<pid>.tmp`` beside ``dst`` and is renamed to ``dst`` when whole (and
+    synced); on any failure the temporary file is removed and ``dst`` is left as it was.
+
     Raises:
-        OSError: ``src`` cannot be read or ``dst`` written.
+        WriteError: ``dst`` could not be written (its path is the error's ``filename``).
+        OSError: ``src`` cannot be read.
     """
     src = Path(src)
     scope = f"file:{src}"
     res = FileResult(str(src), str(dst) if dst is not None else None)
     as_json = src.suffix.lower() in JSON_SUFFIXES
-    # surrogateescape: bytes that are not UTF-8 pass through unchanged (as text lines), never replaced by U+FFFD
-    out = open(dst, "w", encoding="utf-8", errors="surrogateescape") if dst is not None else None  # noqa: SIM115
+    copy = Path(dst) if dst is not None else None
+    tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp") if copy is not None else Path()
+    out = _open_copy(tmp, copy) if copy is not None else None
     try:
         with open(src, encoding="utf-8", errors="surrogateescape", newline="") as fh:
             for raw in fh:
@@ -107,10 +118,50 @@ def redact_file(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None,
                         res.text_first.append(res.lines)
                 res.changed_lines += new != body
                 if out is not None:
-                    out.write(new + end)
-    finally:
+                    _write(out, new + end, copy)  # type: ignore[arg-type]
         if out is not None:
-            out.close()
+            _finish_copy(out, tmp, copy)  # type: ignore[arg-type]
+            out = None
+    finally:
+        if out is not None:  # stopped midway (an error, Ctrl-C): no partial copy is left
+            try:
+                out.close()
+            except OSError:
+                pass
+            tmp.unlink(missing_ok=True)
     res.findings = red.flat_findings(scope)
     red.forget(scope)
     return res
+
+
+def _write_error(exc: OSError, dst: Path) -> WriteError:
+    return WriteError(exc.errno, exc.strerror or str(exc), str(dst))
+
+
+def _open_copy(tmp: Path, dst: Path) -> TextIO:
+    # surrogateescape: bytes that are not UTF-8 pass through unchanged (as text lines), never replaced by U+FFFD
+    try:
+        return open(tmp, "w", encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise _write_error(exc, dst) from exc
+
+
+def _write(out: TextIO, text: str, dst: Path) -> None:
+    try:
+        out.write(text)
+    except OSError as exc:
+        raise _write_error(exc, dst) from exc
+
+
+def _finish_copy(out: TextIO, tmp: Path, dst: Path) -> None:
+    """Flush, sync and close the temporary copy, then rename it to ``dst``."""
+    try:
+        try:
+            out.flush()
+            os.fsync(out.fileno())
+        finally:
+            out.close()
+        os.replace(tmp, dst)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(exc, dst) from exc

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -16,6 +17,7 @@ from tracebridge.capture.reader import RunDir, iter_runs
 from tracebridge.export.arena import RowArena
 from tracebridge.export.runcache import RunCache
 from tracebridge.export.runwork import Built, RunWork
+from tracebridge.pool_workers import end_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,8 @@ _WORKER: RunWork | None = None
 _ARENA: RowArena | None = None
 
 
-def _init_worker(work: RunWork, arena: RowArena | None) -> None:
+def _init_worker(work: RunWork, arena: RowArena | None, parent: int) -> None:
+    end_with_parent(parent)  # an export killed midway leaves no worker behind
     global _WORKER, _ARENA
     _WORKER, _ARENA = work, arena
 
@@ -71,7 +74,7 @@ def built_runs(root: Path, work: RunWork, workers: int, cache: RunCache | None) 
     slots = 2 * workers
     arena = _arena(slots, fork)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if fork else None),
-                             initializer=_init_worker, initargs=(work, arena)) as pool:
+                             initializer=_init_worker, initargs=(work, arena, os.getpid())) as pool:
         pending: deque[tuple[RunDir, str | None, Built | Future[Built]]] = deque()
 
         def first() -> tuple[RunDir, Built]:

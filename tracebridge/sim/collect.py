@@ -16,6 +16,7 @@ import functools
 import json
 import logging
 import multiprocessing as mp
+import os
 import random
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.config import config_hash
+from tracebridge.pool_workers import end_with_parent
 from tracebridge.schema.events import EVENT_TYPES
 from tracebridge.sim.config import ROLE_NAMES, CollectConfig, PolicyMix, RoleBackendConfig
 from tracebridge.sim.episode import EpisodeResult, EpisodeSpec, run_episode
@@ -275,7 +277,9 @@ def collect(cfg: CollectConfig, out: str | None = None, progress: ProgressFn | N
                 progress(len(results) + len(errors), len(specs))
     else:
         ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx) as pool:
+        # workers end with this process: killed, it must not leave them writing runs into the root
+        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx, initializer=end_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_run_chunk, ch, root, cfg.mixes, cfg.sandbox_dir) for ch in chunks]
             for fut in as_completed(futures):
                 r, e = fut.result()

@@ -32,6 +32,7 @@ from tracebridge.importers.openclaw.importer import import_file
 from tracebridge.importers.openclaw.report import ImportReport
 from tracebridge.importers.openclaw.session import read_session_id, run_id_for, session_id_from_name
 from tracebridge.importers.openclaw.state import ImportState, Quarantine, RunState
+from tracebridge.pool_workers import end_with_parent
 
 _COPY_CHUNK = 1 << 20
 
@@ -128,7 +129,9 @@ def import_parallel(transcripts: list[Transcript], root: Path, cfg: ImportConfig
     paths = [meta / f"{cfg.quarantine_file}.part-{k}" for k in range(len(parts))]
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     try:
-        with ProcessPoolExecutor(len(parts), mp_context=ctx) as pool:
+        # workers end with this process: killed, it must not leave them writing runs beside the next import
+        with ProcessPoolExecutor(len(parts), mp_context=ctx, initializer=end_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_import_part, transcripts, idx, root, cfg, path) for idx, path in zip(parts, paths)]
             done = 0
             for f in as_completed(futures):  # progress as each share ends; results in share order below

@@ -66,17 +66,17 @@ def _check_paths(paths: list[str]) -> None:
 
 
 def _run(do: Any, out: Path) -> Any:
-    """``do()``, with a bad state file or a concurrent import as an exit-2 error, not a traceback."""
-    from filelock import Timeout
-
+    """``do()``, with a bad state file or a concurrent import as an exit-2 error, not a traceback (the
+    lock's message names the running import: pid, host, start, command)."""
+    from tracebridge.importers.lock import ImportLocked
     from tracebridge.importers.openclaw.state import StateError
 
     try:
         return do()
     except StateError as exc:
         fail(str(exc), 2)
-    except Timeout as exc:
-        fail(f"another import into {out} is running (lock {exc.lock_file} is held); try again when it ends", 2)
+    except ImportLocked as exc:
+        fail(f"{exc}; nothing was imported: try again when it ends", 2)
 
 
 def _finish(doc: dict, ok: bool, out: Path, cfg: Any, validate: bool, json_out: bool, title: str,  # type: ignore[type-arg]

@@ -36,7 +36,6 @@ from typing import Any, BinaryIO
 
 import orjson
 import xxhash
-from filelock import FileLock
 
 from tracebridge.capture.reader import HEAD_BYTES, overlong, pass_overlong, read_lines
 from tracebridge.importers.agentlightning import records
@@ -57,6 +56,7 @@ from tracebridge.importers.agentlightning.stored import (
     prefix_digest,
 )
 from tracebridge.importers.jsonl import json_error
+from tracebridge.importers.lock import import_lock
 from tracebridge.importers.openclaw.report import ImportReport
 from tracebridge.importers.openclaw.runs import RunConflict, RunWriter, sync_filesystem
 from tracebridge.importers.openclaw.session import run_id_for
@@ -367,7 +367,7 @@ def import_agentlightning(paths: list[str | os.PathLike[str]], out: str | os.Pat
     meta = root / ".import"
     meta.mkdir(parents=True, exist_ok=True)
     rep = SpanImportReport(max_listed=cfg.max_listed)
-    with FileLock(str(meta / "agentlightning.lock"), timeout=cfg.lock_timeout_s):
+    with import_lock(root, "agentlightning", cfg.lock_timeout_s):
         state = SpanImportState(meta / cfg.state_file)
         q = Quarantine(meta / cfg.quarantine_file)
         imp = _Import(root, cfg, state, q, rep)

@@ -21,11 +21,11 @@ from typing import Any
 
 import orjson
 import xxhash
-from filelock import FileLock
 
 from tracebridge.capture.reader import HEAD_BYTES, overlong, pass_overlong, read_lines
 from tracebridge.importers.config import ImportConfig
 from tracebridge.importers.jsonl import json_error
+from tracebridge.importers.lock import import_lock
 from tracebridge.importers.openclaw.discover import Transcript, discover, nothing_found
 from tracebridge.importers.openclaw.mapping import RowError, SessionMapper
 from tracebridge.importers.openclaw.migration import MigratedPrefix
@@ -371,7 +371,7 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
     meta = root / ".import"
     meta.mkdir(parents=True, exist_ok=True)
     rep = ImportReport(max_listed=cfg.max_listed)
-    with FileLock(str(meta / "openclaw.lock"), timeout=cfg.lock_timeout_s):
+    with import_lock(root, "openclaw", cfg.lock_timeout_s):
         state = ImportState(meta / cfg.state_file)
         stores: list[Path] = []
         transcripts = discover(paths, rep.problems, stores, out=root)

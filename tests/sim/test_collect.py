@@ -85,10 +85,10 @@ def test_collect_refuses_a_file_and_a_second_pass_over_the_same_episodes(tmp_pat
     assert res.exit_code == 2 and "is a file" in res.output, res.output
     out = tmp_path / "traces"
     assert runner.invoke(app, ["collect", str(SMOKE), *small, "--out", str(out), "--json"]).exit_code == 0
-    runs = len(list(out.iterdir()))
+    runs = len([d for d in out.iterdir() if d.is_dir()])
     res = runner.invoke(app, ["collect", str(SMOKE), *small, "--out", str(out)])
     assert res.exit_code == 2 and "would write them twice" in res.output, res.output
-    assert len(list(out.iterdir())) == runs  # before: every episode a second time
+    assert len([d for d in out.iterdir() if d.is_dir()]) == runs  # before: every episode a second time
     other = runner.invoke(app, ["collect", str(SMOKE), "workers=1", "families=[calc]", "seeds.fixed=[1]",
                                 "--out", str(out), "--json"])
-    assert other.exit_code == 0 and len(list(out.iterdir())) == 2 * runs  # new episodes still go in
+    assert other.exit_code == 0 and len([d for d in out.iterdir() if d.is_dir()]) == 2 * runs  # new episodes still go in

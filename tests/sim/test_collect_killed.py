@@ -4,9 +4,18 @@ the user had just cleared to collect again filled with the dead collection's run
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
 import time
 
+from typer.testing import CliRunner
+
+from tracebridge.cli import app
+from tracebridge.cli.sim import LOCK
+from tracebridge.ops.locks import run_lock
 from tracebridge.testing.procs import ROOT, cli, descendants, wait_gone
 
 
@@ -35,3 +44,40 @@ def test_a_killed_collection_stops_writing_runs(tmp_path):
     runs = sorted(d.name for d in out.iterdir())
     time.sleep(0.5)
     assert sorted(d.name for d in out.iterdir()) == runs  # nothing writes into the root any more
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracebridge.cli",
+            "collect",
+            str(ROOT / "configs/collect/smoke.yaml"),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # the killed collection's lock is taken over, saying so; its episodes are not written twice
+    assert f"took over the lock from pid {p.pid} on " in again.stderr, again.stderr
+    assert again.returncode == 2 and "complete run(s) of these episodes" in again.stderr, (
+        again.stderr
+    )
+
+
+def test_a_second_collection_into_the_same_root_is_refused_naming_the_first(tmp_path):
+    """Before, two collections into one root both passed the 'already holds these episodes' check and
+    each wrote every episode: 64 runs of a 32-episode matrix, both exiting 0."""
+    out = tmp_path / "traces"
+    out.mkdir()
+    with run_lock(out / LOCK, "held by this test", 0):
+        r = CliRunner().invoke(
+            app, ["collect", str(ROOT / "configs/collect/smoke.yaml"), "--out", str(out), "--json"]
+        )
+    assert r.exit_code == 2, r.output
+    err = json.loads(r.stdout)["error"]
+    assert f"another collect into {out} is running; held by pid {os.getpid()} on " in err
+    assert "nothing was collected" in err and [p.name for p in out.iterdir()] == [LOCK]

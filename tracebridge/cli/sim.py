@@ -9,6 +9,12 @@ import typer
 
 from tracebridge.cli.app import app, config_errors, fail, make_out_dir, print_json, progress_bar
 
+LOCK = ".collect.lock"  # in the trace root, with its holder note (.collect.lock.holder) while a collection runs
+
+
+class CollectLocked(RuntimeError):
+    """Another collection into the same trace root is running (the message names it)."""
+
 
 @app.command()
 def collect(
@@ -21,18 +27,26 @@ def collect(
 
     Prints the class balance (verdict shares, failure → recovery share, success rate); exits 1
     when a check of the config's ``checks`` block fails, 2 on a config error or an ``--out`` it
-    refuses (before any episode runs). Every run is redacted as it is written
+    refuses (before any episode runs), also while another collection into the same ``--out`` runs
+    (named by its pid and command). Every run is redacted as it is written
     (``capture.redact=true``, pass 1 at capture; session.json records it).
     """
     from tracebridge.config import load_config
+    from tracebridge.ops.locks import run_lock
     from tracebridge.sim.collect import collect as run_collect
     from tracebridge.sim.config import CollectConfig
 
     with config_errors():
         cfg = load_config(CollectConfig, config, overrides or [])
-    _check_out(out or Path(cfg.out), cfg)
-    with progress_bar("collect", cfg.name, json_out) as progress:
-        summary = run_collect(cfg, str(out) if out else None, progress)
+    root = out or Path(cfg.out)
+    make_out_dir(root)  # the folder, or one above it, a file: a NotADirectoryError traceback after the work
+    try:  # one collection at a time into a root: two at once both passed the check below and wrote every episode twice
+        with run_lock(root / LOCK, f"another collect into {root} is running", 0, CollectLocked):
+            _check_out(root, cfg)
+            with progress_bar("collect", cfg.name, json_out) as progress:
+                summary = run_collect(cfg, str(out) if out else None, progress)
+    except CollectLocked as exc:
+        fail(f"{exc}; nothing was collected: try again when it ends")
     if json_out:
         print_json(summary.to_dict())
     else:
@@ -41,13 +55,10 @@ def collect(
 
 
 def _check_out(root: Path, cfg: object) -> None:
-    """Refuse (exit 2) a trace root that is a file, or that already holds runs of the same episodes
-    (a re-run after an interruption would write them twice)."""
+    """Refuse (exit 2) a trace root that already holds runs of the same episodes (a re-run after an
+    interruption would write them twice)."""
     from tracebridge.sim.collect import earlier_runs
 
-    make_out_dir(root)  # the folder, or one above it, a file: a NotADirectoryError traceback after the work
-    if not root.is_dir():
-        return
     done, partial = earlier_runs(root, cfg)  # type: ignore[arg-type]
     if done:
         fail(f"--out {root}: already holds {len(done)} complete run(s) of these episodes (e.g. {done[0]})"

@@ -105,6 +105,13 @@ def safe_relpath(path: Any, where: str = "path") -> str:
     return path
 
 
+def named(exc: OSError, path: Path) -> OSError:
+    """``exc`` with ``path`` as its file name when it has none (a failed ``write`` names no file)."""
+    if exc.filename is not None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
+
+
 class _HashingFile:
     """A binary file that hashes and counts what goes through it."""
 
@@ -112,6 +119,7 @@ class _HashingFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         # unbuffered: rows come a run's share at a time (~200 KB), and a buffer would copy them once more
         self.fh: IO[bytes] = open(path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
+        self.path = path
         self.sha = hashlib.sha256()
         self.rows = 0
         self.bytes = 0
@@ -121,8 +129,11 @@ class _HashingFile:
         one hash update and one write for a run's share of a file, not one per row."""
         self.sha.update(data)
         view = memoryview(data)
-        while view:  # an unbuffered write may write less than it was given
-            view = view[self.fh.write(view):]
+        try:
+            while view:  # an unbuffered write may write less than it was given
+                view = view[self.fh.write(view):]
+        except OSError as exc:  # a full disk: the error names the file (os.write's does not)
+            raise named(exc, self.path) from exc
         self.bytes += len(data)
         self.rows += rows
 
@@ -171,7 +182,10 @@ class BundleWriter:
         """Write a whole file at once."""
         path = self.tmp / safe_relpath(rel)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            raise named(exc, path) from exc
         self._done[rel] = FileEntry(rel, hashlib.sha256(data).hexdigest(), rows, len(data))
 
     def rows(self) -> dict[str, int]:
@@ -197,7 +211,10 @@ class BundleWriter:
         files = self.close_rows()
         bundle_id = compute_bundle_id([f.sha256 for f in files])
         man = {**manifest, "format": BUNDLE_FORMAT, "bundle_id": bundle_id, "files": [f.to_dict() for f in files]}
-        write_atomic(self.tmp / MANIFEST, orjson.dumps(man, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        try:
+            write_atomic(self.tmp / MANIFEST, orjson.dumps(man, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        except OSError as exc:
+            raise named(exc, self.tmp / MANIFEST) from exc
         final = self.out_dir / bundle_id
         if (final / MANIFEST).is_file():
             try:

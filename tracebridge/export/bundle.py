@@ -18,7 +18,8 @@ Layout (every path relative to the bundle folder, listed with its hash in ``mani
 ``bundle_id`` = sha256 of the concatenated sha256 hex digests of the files, in manifest order
 (sorted by path). No timestamps or absolute paths go into the files, so exporting the same
 traces with the same config gives the same id. ``BundleWriter`` writes into a hidden temp
-folder and renames it to ``<out>/<bundle_id>`` at the end, so a reader never sees half a bundle.
+folder (``.bundle-<pid>@<host>-*``) and renames it to ``<out>/<bundle_id>`` at the end, so a reader never
+sees half a bundle; the next export into ``<out>`` removes the temp folder of one that died.
 ``verify_bundle`` is what ``push``, ``fetch`` and training call before trusting one.
 """
 
@@ -27,7 +28,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -142,6 +145,34 @@ class _HashingFile:
         self.fh.close()
 
 
+_TEMP = re.compile(r"^\.bundle-(\d+)@(.*)-[^-]+$")  # BundleWriter's temporary folder: .bundle-<pid>@<host>-<random>
+
+
+def remove_dead_temps(out_dir: Path) -> list[Path]:
+    """Remove the temporary folders that exports on this host left in ``out_dir`` when they died (killed,
+    power loss) and return them; a running export's folder, and one of another host or an older version
+    (no pid in its name), stays. Before, each killed export left its part of a bundle there for good."""
+    gone, host = [], socket.gethostname()
+    for p in out_dir.glob(".bundle-*"):
+        m = _TEMP.match(p.name)
+        if m is None or m[2] != host or _running(int(m[1])):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        log.warning("%s: removed the temporary folder of an export that died (pid %s)", p, m[1])
+        gone.append(p)
+    return gone
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def replace_dir(src: Path, dst: Path) -> None:
     """Put the folder ``src`` where the folder ``dst`` is (a damaged copy), then delete the old one.
     The old one is moved aside first (``src``'s name is unique in its folder): a reader may find no
@@ -162,7 +193,9 @@ class BundleWriter:
     def __init__(self, out_dir: str | os.PathLike[str]) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=self.out_dir))
+        remove_dead_temps(self.out_dir)
+        # named by its writer (pid@host): a later export can tell a dead export's folder from a running one's
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".bundle-{os.getpid()}@{socket.gethostname()}-", dir=self.out_dir))
         self._jsonl: dict[str, _HashingFile] = {}
         self._done: dict[str, FileEntry] = {}
 

@@ -31,14 +31,16 @@ from tracebridge.importers.openclaw.mapping import RowError, SessionMapper
 from tracebridge.importers.openclaw.migration import MigratedPrefix
 from tracebridge.importers.openclaw.repair import RepairedPrefix
 from tracebridge.importers.openclaw.report import ImportReport
-from tracebridge.importers.openclaw.runs import RunConflict, RunWriter, sync_filesystem
-from tracebridge.importers.openclaw.session import (
-    read_session_id,
-    run_id_for,
-    session_record,
-)
+from tracebridge.importers.openclaw.runs import RunConflict, RunWriter
+from tracebridge.importers.openclaw.session import read_session_id, run_id_for, session_record
 from tracebridge.importers.openclaw.sqlite_store import materialize
-from tracebridge.importers.openclaw.state import ImportState, Quarantine, RunState
+from tracebridge.importers.openclaw.state import (
+    ImportState,
+    Quarantine,
+    RunState,
+    checkpoint,
+    newline_since,
+)
 
 log = logging.getLogger(__name__)
 # Events are serialised in batches of this many, and RunWriter writes every 64 KiB (runs.py): the
@@ -249,9 +251,13 @@ class _FileImport:
         for lineno, raw in enumerate(lines, 1):
             end += len(raw)
             if end > st.offset:  # the first new line, unless it straddles the imported prefix
-                if end - len(raw) != st.offset:  # the imported lines end elsewhere: rewritten
+                if end - len(raw) == st.offset:
+                    return lineno - 1, itertools.chain((raw,), lines)
+                if not newline_since(digest, raw, end - len(raw), st):  # the imported lines end elsewhere: rewritten
                     break
-                return lineno - 1, itertools.chain((raw,), lines)
+                digest.update(raw)  # the last row imported was read before its newline was written
+                self._replay(mapper, raw, lineno, True)
+                return lineno, lines
             whole: bytes | None = raw
             if raw[-1] != 10 and len(raw) > limit:  # quarantined by the import that read it: read past it
                 end += (pass_overlong(self.fh, raw, digest.update, True) or 0) - len(raw)
@@ -333,13 +339,6 @@ class _FileImport:
         self.q.add(self.file, lineno, field, reason, raw)
 
 
-def _checkpoint(root: Path, state: ImportState, rep: ImportReport) -> None:
-    """Make every run written so far durable, then record it in the state file."""
-    if rep.runs_written:
-        sync_filesystem(root)
-    state.save()
-
-
 def import_file(t: Transcript, root: Path, cfg: ImportConfig, state: ImportState, q: Quarantine, rep: ImportReport) -> None:
     """Import one transcript into ``root`` (an unreadable one is reported as skipped)."""
     rep.files_seen += 1
@@ -383,7 +382,7 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
             from tracebridge.importers.openclaw.parallel import import_parallel
 
             import_parallel(transcripts, root, cfg, state, rep, workers, progress)
-            _checkpoint(root, state, rep)
+            checkpoint(root, state, rep.runs_written)
             return rep
         q = Quarantine(meta / cfg.quarantine_file)
         try:
@@ -392,8 +391,8 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
                 if progress is not None:
                     progress(i, len(transcripts))
                 if i % cfg.checkpoint_every == 0:
-                    _checkpoint(root, state, rep)
+                    checkpoint(root, state, rep.runs_written)
         finally:
             q.close()
-            _checkpoint(root, state, rep)
+            checkpoint(root, state, rep.runs_written)
     return rep

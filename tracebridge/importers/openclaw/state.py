@@ -25,6 +25,7 @@ import orjson
 from tracebridge.capture.blocks import escape_surrogates
 from tracebridge.capture.reader import iter_lines
 from tracebridge.capture.writer import EventWriter, write_atomic
+from tracebridge.importers.openclaw.runs import sync_filesystem
 
 STATE_VERSION = 1
 _ESCAPED_BYTE = re.compile(r"\\udc([89a-f][0-9a-f])")  # an invalid byte as ``escape_surrogates`` writes it
@@ -178,3 +179,23 @@ class Quarantine:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def checkpoint(root: Path, state: ImportState, runs_written: int) -> None:
+    """Make every run written so far durable (when any was), then record it in the state file."""
+    if runs_written:
+        sync_filesystem(root)
+    state.save()
+
+
+def newline_since(digest: Any, raw: bytes, start: int, st: RunState) -> bool:
+    """Whether the line ``raw``, read from byte ``start`` on, is the last row an import took before its
+    newline was written (a live transcript read mid-append: the row's JSON was whole, so it was
+    imported): the imported bytes end where ``raw`` does but for its newline, and ``digest`` (of the
+    bytes before ``start``) with the row's bytes is the imported prefix's digest."""
+    body = raw.rstrip(b"\r\n")
+    if len(body) == len(raw) or start + len(body) != st.offset:
+        return False
+    whole = digest.copy()
+    whole.update(body)
+    return bool(whole.hexdigest() == st.prefix_digest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -56,3 +57,19 @@ def test_session_json_that_does_not_fit_leaves_no_partial_file(small_disk):
         run.emit("planner_input", role="planner", payload={"goal": "g"})
     assert run.stats.errors == 1
     assert sorted(p.name for p in run.run_dir.iterdir()) == ["events.jsonl"]  # no .session.json.tmp.*
+
+
+def test_a_full_disk_is_named_with_its_errno_and_the_file(small_disk):
+    """Before, a line cut by the full disk raised OSError("...: short write (59 of 299 bytes)"): no errno, so
+    callers (the feedback harvest, the importers) could not say the disk was full."""
+    path = small_disk / "events.jsonl"
+    w = EventWriter(path, fsync_interval_s=None)
+    try:
+        with pytest.raises(OSError) as err:
+            while True:
+                w.write_line(b"y" * 3000)
+    finally:
+        w.close()  # an open file would keep the tmpfs busy at unmount
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(path), err.value
+    assert "No space left on device" in str(err.value) and "cut part removed" in str(err.value)
+    assert path.stat().st_size % 3001 == 0  # only whole lines remain

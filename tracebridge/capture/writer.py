@@ -9,6 +9,7 @@ and at close; a failed interval sync does not fail the write that reached the ke
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from pathlib import Path
@@ -51,9 +52,8 @@ class EventWriter:
         if self._fd is None:
             raise OSError(f"{self.path}: writer is closed")
         written = os.write(self._fd, data)
-        if written != len(data):  # short write: only on a full disk or a signal
-            self._undo_tail(written)
-            raise OSError(f"{self.path}: short write ({written} of {len(data)} bytes)")
+        if written != len(data):  # short write: only on a full disk, a file size limit or a signal
+            self._write_rest(data, written)
         self.lines += lines
         if self._sync_wait is not None:
             now = time.monotonic()
@@ -66,6 +66,24 @@ class EventWriter:
                     self._sync_wait = min(max(2 * self._sync_wait, 1.0), 60.0)
                 else:
                     self._sync_wait = self.fsync_interval_s
+
+    def _write_rest(self, data: bytes, written: int) -> None:
+        """Finish a short write (a signal cut it: the rest goes in), or cut its fragment and raise why the
+        rest cannot be written (the disk is full: ``[Errno 28] No space left on device``, naming the file;
+        before, the error said only "short write (59 of 299 bytes)", not why nor what to free)."""
+        assert self._fd is not None
+        view = memoryview(data)[written:]
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                if n == 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                written += n
+                view = view[n:]
+        except OSError as exc:
+            self._undo_tail(written)
+            raise OSError(exc.errno, f"{exc.strerror or exc} (a line cut after {written} of {len(data)} bytes, "
+                                     "and the cut part removed)", os.fspath(self.path)) from exc
 
     def _undo_tail(self, written: int) -> None:
         """Cut the fragment a short write left, so a later (smaller) line that still fits on the

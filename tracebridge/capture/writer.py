@@ -121,8 +121,13 @@ def write_atomic(path: Path, data: bytes) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except OSError as exc:
         tmp.unlink(missing_ok=True)  # a full disk must not keep a partial file, and its space, behind
+        if exc.filename is None:  # a failed write names no file: name the one that could not be written
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
     try:
         dfd = os.open(path.parent, os.O_RDONLY)

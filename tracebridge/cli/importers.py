@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from tracebridge.cli.app import (
+    EXIT_FAILED,
     EXIT_USAGE,
     app,
     check_out_dir,
@@ -77,6 +78,9 @@ def _run(do: Any, out: Path) -> Any:
         fail(str(exc), 2)
     except ImportLocked as exc:
         fail(f"{exc}; nothing was imported: try again when it ends", 2)
+    except OSError as exc:  # a full disk (or a trace root that turned read-only) midway: the work failed
+        fail(f"import stopped: {exc}. Runs imported before it are whole and kept; free space and import "
+             "again: it continues from them, nothing twice", EXIT_FAILED)
 
 
 def _finish(doc: dict, ok: bool, out: Path, cfg: Any, validate: bool, json_out: bool, title: str,  # type: ignore[type-arg]

@@ -206,6 +206,8 @@ class RunWriter:
                     view = memoryview(data)
                     while view:
                         view = view[os.write(fd, view):]
+                except OSError as exc:  # a full disk: name the file (the run's folder is dropped by abort)
+                    raise OSError(exc.errno, exc.strerror or str(exc), spath) from exc
                 finally:
                     os.close(fd)
             os.rename(self.dir, self.final)

@@ -10,6 +10,7 @@ the join rule come from ``configs/feedback/*.yaml`` (``--config``), ``--ledger``
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import math
 import os
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracebridge.cli.app import app, check_out_dir, config_errors, fail, print_json
+from tracebridge.cli.app import EXIT_FAILED, app, check_out_dir, config_errors, fail, print_json
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Telegram reaction feedback: ledger, mapping, join, audit.")
 mapping_app = typer.Typer(no_args_is_help=True, help="The versioned emoji → score mapping.")
@@ -91,7 +92,8 @@ def harvest(
     """Harvest reactions into the ledger (idempotent) and log the harvest. Exit 2 before any harvest when an
     input is missing, an ``--openclaw`` path holds no transcript or agent database, a file named there is no
     transcript, or an ``--updates`` file holds no update at all (nothing to harvest: logged, it counted as a
-    harvest that ran in the daily audit)."""
+    harvest that ran in the daily audit). Exit 1 when the disk fills midway (the rows appended stay; the same
+    harvest again adds the rest)."""
     from tracebridge.feedback.harvest import harvest_dumps
     from tracebridge.feedback.harvest_openclaw import (
         harvest_openclaw,
@@ -125,7 +127,12 @@ def harvest(
             reports.append(harvest_dumps(cfg, list(updates)).to_dict())
         if openclaw:
             reports.append(harvest_openclaw(cfg, [str(p) for p in openclaw], listing).to_dict())
-    except (ValueError, OSError) as exc:  # OSError: a ledger or log path that cannot be written
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:  # midway: rows went in before it, so not "nothing was done" (2)
+            fail(f"harvest stopped: {exc}. Rows appended before it stay; free space and harvest the same "
+                 "input again: it adds only the rest, no row twice", EXIT_FAILED)
+        fail(str(exc), 2)  # a ledger or log path that cannot be written
+    except ValueError as exc:
         fail(str(exc), 2)
     doc = {"ledger": cfg.ledger, "harvests": reports, "added": sum(r["added"] for r in reports),
            "duplicates": sum(r["duplicates"] for r in reports), "quarantined": sum(r["quarantined"] for r in reports),
@@ -162,6 +169,7 @@ def _per_bot(reports: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 _COUNTS = ("read", "accepted", "applied", "quarantined", "added", "duplicates")
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a file size limit, a quota
 
 
 @feedback_app.command("serve")

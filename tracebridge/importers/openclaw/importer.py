@@ -384,7 +384,7 @@ def import_openclaw(paths: list[str | os.PathLike[str]] | None, out: str | os.Pa
             import_parallel(transcripts, root, cfg, state, rep, workers, progress)
             checkpoint(root, state, rep.runs_written)
             return rep
-        q = Quarantine(meta / cfg.quarantine_file)
+        q = Quarantine(meta / cfg.quarantine_file, problems=rep.problems)
         try:
             for i, t in enumerate(transcripts, 1):
                 import_file(t, root, cfg, state, q, rep)

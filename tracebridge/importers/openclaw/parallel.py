@@ -31,7 +31,12 @@ from tracebridge.importers.openclaw.discover import Transcript
 from tracebridge.importers.openclaw.importer import import_file
 from tracebridge.importers.openclaw.report import ImportReport
 from tracebridge.importers.openclaw.session import read_session_id, run_id_for, session_id_from_name
-from tracebridge.importers.openclaw.state import ImportState, Quarantine, RunState
+from tracebridge.importers.openclaw.state import (
+    ImportState,
+    Quarantine,
+    RunState,
+    cut_torn_quarantine,
+)
 from tracebridge.pool_workers import end_with_parent
 
 _COPY_CHUNK = 1 << 20
@@ -125,6 +130,7 @@ def import_parallel(transcripts: list[Transcript], root: Path, cfg: ImportConfig
     meta = root / ".import"
     for stale in meta.glob(f"{cfg.quarantine_file}.part-*"):  # left by an interrupted import
         stale.unlink()
+    cut_torn_quarantine(meta / cfg.quarantine_file, rep.problems)  # before the workers read it and rows go after it
     parts = split_by_run(transcripts, cfg, workers)
     paths = [meta / f"{cfg.quarantine_file}.part-{k}" for k in range(len(parts))]
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)

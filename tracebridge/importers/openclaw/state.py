@@ -25,7 +25,7 @@ import orjson
 from tracebridge.capture.blocks import escape_surrogates
 from tracebridge.capture.reader import iter_lines
 from tracebridge.capture.writer import EventWriter, write_atomic
-from tracebridge.importers.openclaw.runs import sync_filesystem
+from tracebridge.importers.openclaw.runs import cut_torn_tail, sync_filesystem
 
 STATE_VERSION = 1
 _ESCAPED_BYTE = re.compile(r"\\udc([89a-f][0-9a-f])")  # an invalid byte as ``escape_surrogates`` writes it
@@ -119,9 +119,13 @@ class Quarantine:
     Args:
         path: the quarantine file (rows already in it are not added again).
         write_to: append new rows here instead (a worker's part, which the parent appends to ``path``).
+        problems: where to say that a torn last row of ``path`` was cut (``cut_torn_quarantine``: done
+            here when rows go to ``path`` itself).
     """
 
-    def __init__(self, path: Path, write_to: Path | None = None) -> None:
+    def __init__(self, path: Path, write_to: Path | None = None, problems: list[str] | None = None) -> None:
+        if write_to is None:
+            cut_torn_quarantine(path, problems if problems is not None else [])
         self.path = path
         self.write_to = write_to or path
         self.size = 0  # bytes appended by this object: a worker's rows of one file are a byte range
@@ -199,3 +203,14 @@ def newline_since(digest: Any, raw: bytes, start: int, st: RunState) -> bool:
     whole = digest.copy()
     whole.update(body)
     return bool(whole.hexdigest() == st.prefix_digest)
+
+
+def cut_torn_quarantine(path: Path, problems: list[str]) -> None:
+    """Cut a torn last row from the quarantine file before this import appends to it, and say so in
+    ``problems``. An import stopped mid-write (killed while the parallel import copied its workers' rows in,
+    a power loss) leaves one; the next row appended was glued onto it and both were lost (neither parses).
+    The state never names the lines of a torn row (it is saved after the rows are), so the import that
+    reads them again quarantines the row again, whole."""
+    if path.is_file() and (cut := cut_torn_tail(str(path), 0)):
+        problems.append(f"{path}: a torn last row ({cut} bytes: an earlier import stopped mid-write) was cut; "
+                        "its line is quarantined again as the transcript is read again")

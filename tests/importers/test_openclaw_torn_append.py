@@ -53,3 +53,21 @@ def test_cut_torn_tail_keeps_whole_lines_and_what_the_state_vouches_for(tmp_path
     f.write_bytes(b"torn")
     assert cut_torn_tail(str(f), 0) == 4 and os.path.getsize(f) == 0
     assert cut_torn_tail(str(f), 0) == 0
+
+
+def test_the_session_temp_copy_of_an_import_killed_mid_rewrite_is_removed(tmp_path):
+    """An import killed between writing the new session.json of an appended run and renaming it left
+    ``.session.json.tmp.<pid>`` in the run folder for good (seen in a growing-transcript chaos run)."""
+    src = HOME / ".openclaw/agents/main/sessions" / f"{S1}.jsonl"
+    lines = src.read_bytes().splitlines(keepends=True)
+    live = tmp_path / "live" / f"{S1}.jsonl"
+    live.parent.mkdir()
+    live.write_bytes(b"".join(lines[:9]))
+    out = tmp_path / "traces"
+    import_openclaw([live.parent], out)
+    stale = out / f"oc-{S1}" / ".session.json.tmp.999999"
+    stale.write_bytes(b'{"run_id": "oc-')  # the killed import's half copy
+    live.write_bytes(b"".join(lines))
+    rep = import_openclaw([live.parent], out)
+    assert rep.files_appended == 1 and not stale.exists()
+    assert sorted(p.name for p in stale.parent.iterdir()) == ["events.jsonl", "session.json"]

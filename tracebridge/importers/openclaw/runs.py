@@ -214,6 +214,9 @@ class RunWriter:
             return self._bytes_out  # a new run holds what this writer wrote: no stat needed
         if not (os.path.exists(spath) and Path(spath).read_bytes() == data):
             write_atomic(Path(spath), data)
+        for name in os.listdir(self.dir):  # an import killed mid-rewrite left its temp copy (the lock excludes a live one)
+            if name.startswith(".session.json.tmp."):
+                os.unlink(os.path.join(self.dir, name))
         return os.stat(self.events_path).st_size
 
     def abort(self) -> None:

@@ -33,7 +33,7 @@ def test_a_second_import_names_the_running_one_and_a_killed_holder_is_taken_over
     r = CliRunner().invoke(app, ["import", "openclaw", str(src), "--out", str(out), "--json"])
     first.send_signal(signal.SIGKILL)  # it dies holding the lock: its holder note stays
     first.wait(10)
-    assert r.exit_code == 2, r.output
+    assert r.exit_code == 3, r.output  # locked: try again later
     doc = json.loads(r.stdout)
     assert (
         "another import into" in doc["error"] and f"held by pid {first.pid} on " in doc["error"]
@@ -71,7 +71,7 @@ def test_a_second_agentlightning_import_names_the_running_one(tmp_path):
     out = tmp_path / "traces"
     with import_lock(out, "agentlightning", 0):
         r = CliRunner().invoke(app, ["import", "agentlightning", str(AL_SPANS), "--out", str(out)])
-    assert r.exit_code == 2 and f"held by pid {os.getpid()} on " in r.output, r.output
+    assert r.exit_code == 3 and f"held by pid {os.getpid()} on " in r.output, r.output  # locked: try again later
     assert not list((out / ".import").glob("*.holder")) and not [
         d for d in out.iterdir() if d.name != ".import"
     ]

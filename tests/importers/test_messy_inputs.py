@@ -75,7 +75,7 @@ def test_a_concurrent_import_is_a_clear_error(tmp_path):
     (out / ".import").mkdir(parents=True)
     with FileLock(str(out / ".import" / "openclaw.lock")):
         r = CliRunner().invoke(app, ["import", "openclaw", str(MAIN), "--out", str(out)])
-    assert r.exit_code == 2 and "another import into" in r.output and "held by" in r.output
+    assert r.exit_code == 3 and "another import into" in r.output and "held by" in r.output
 
 
 def _llm_span(**attrs) -> dict:

@@ -77,7 +77,7 @@ def test_a_second_collection_into_the_same_root_is_refused_naming_the_first(tmp_
         r = CliRunner().invoke(
             app, ["collect", str(ROOT / "configs/collect/smoke.yaml"), "--out", str(out), "--json"]
         )
-    assert r.exit_code == 2, r.output
+    assert r.exit_code == 3, r.output  # locked: try again later (as a running shadow cycle)
     err = json.loads(r.stdout)["error"]
     assert f"another collect into {out} is running; held by pid {os.getpid()} on " in err
     assert "nothing was collected" in err and [p.name for p in out.iterdir()] == [LOCK]

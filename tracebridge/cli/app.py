@@ -32,7 +32,7 @@ except ImportError:  # older typer: plain click
 
 EXIT_FAILED = 1  # the command ran; what it checks failed, or its work did
 EXIT_USAGE = 2  # bad flags, overrides, config values or input paths; nothing was done
-EXIT_LOCKED = 3  # a shadow cycle or weekly run holds the lock (shadow-cycle, shadow-prune, ops weekly); nothing was done
+EXIT_LOCKED = 3  # another run holds the lock (shadow-cycle, shadow-prune, ops weekly, import, collect); nothing was done
 EXIT_UNREACHABLE = 3  # storage or a Ray head could not be reached: as locked, a later try may work
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM (window, shadow-cycle): what was started is stopped
 

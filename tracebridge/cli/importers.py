@@ -20,6 +20,7 @@ import typer
 
 from tracebridge.cli.app import (
     EXIT_FAILED,
+    EXIT_LOCKED,
     EXIT_USAGE,
     app,
     check_out_dir,
@@ -67,8 +68,9 @@ def _check_paths(paths: list[str]) -> None:
 
 
 def _run(do: Any, out: Path) -> Any:
-    """``do()``, with a bad state file or a concurrent import as an exit-2 error, not a traceback (the
-    lock's message names the running import: pid, host, start, command)."""
+    """``do()``, with a bad state file as an exit-2 error and a concurrent import as exit 3 (locked: try again
+    later, as a running shadow cycle's lock), not a traceback (the lock's message names the running import:
+    pid, host, start, command)."""
     from tracebridge.importers.lock import ImportLocked
     from tracebridge.importers.openclaw.state import StateError
 
@@ -77,7 +79,7 @@ def _run(do: Any, out: Path) -> Any:
     except StateError as exc:
         fail(str(exc), 2)
     except ImportLocked as exc:
-        fail(f"{exc}; nothing was imported: try again when it ends", 2)
+        fail(f"{exc}; nothing was imported: try again when it ends", EXIT_LOCKED)
     except OSError as exc:  # a full disk (or a trace root that turned read-only) midway: the work failed
         fail(f"import stopped: {exc}. Runs imported before it are whole and kept; free space and import "
              "again: it continues from them, nothing twice", EXIT_FAILED)

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from tracebridge.cli.app import app, config_errors, fail, make_out_dir, print_json, progress_bar
+from tracebridge.cli.app import (
+    EXIT_LOCKED,
+    app,
+    config_errors,
+    fail,
+    make_out_dir,
+    print_json,
+    progress_bar,
+)
 
 LOCK = ".collect.lock"  # in the trace root, with its holder note (.collect.lock.holder) while a collection runs
 
@@ -46,7 +54,7 @@ def collect(
             with progress_bar("collect", cfg.name, json_out) as progress:
                 summary = run_collect(cfg, str(out) if out else None, progress)
     except CollectLocked as exc:
-        fail(f"{exc}; nothing was collected: try again when it ends")
+        fail(f"{exc}; nothing was collected: try again when it ends", EXIT_LOCKED)
     if json_out:
         print_json(summary.to_dict())
     else:

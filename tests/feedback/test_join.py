@@ -266,3 +266,16 @@ def test_record_batch_reads_a_chat_id_given_as_text_as_the_integer_reactions_car
     assert record_batch(cfg.registry, " -1001234 ", [10], "run1", "run1:e1")
     (row,) = read_registry(cfg.registry).raws
     assert row["chat"] == -1001234 and row["key"] == "-1001234:10"
+
+
+def test_a_skin_tone_is_the_same_reaction_and_score(cfg):
+    """👍🏽 was unmapped (only U+FE0F was dropped): no score, and a user's 👍🏽 → 👍 read as a change."""
+    assert load_mapping(cfg.mapping).score("👍🏽") == 1.0 and load_mapping(cfg.mapping).score("❤︎") == 2.0
+    assert load_mapping(cfg.mapping).score("❤‍🔥") is None  # a ZWJ sequence is its own emoji
+    record_batch(cfg.registry, 42, [10], "run1", "run1:e1")
+    _harvest(cfg, reaction(1, 10, [], ["👍🏽"]))
+    lab = labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)["run1"]["run"]["feedback"]
+    assert (lab["score"], lab["reactions"], lab["unmapped"]) == (1.0, {"👍": 1}, {})
+    rep = _harvest(cfg, reaction(2, 10, ["👍🏽"], ["👍"], at=3), reaction(1, 10, [], ["👍🏽"]))  # a re-delivery too
+    assert (rep.added, rep.quarantined, rep.applied) == (0, 0, 0)
+    assert labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)["run1"]["run"]["feedback_score"] == 1.0

@@ -3,7 +3,8 @@
 File: ``{"version": N, "mapping": {emoji: score}, "default": null, "updated_at": ISO,
 "history": [{"version", "mapping", "updated_at"}, ...]}``. Defaults (version 1): ❤️ and ❤ = +2,
 👍 = +1, 👎 = −1, 🙈 = −2; anything else is unlabeled (``default`` null). Emojis are compared
-without the variation selector U+FE0F, so ❤️ and ❤ are one reaction. ``set_score`` bumps the
+without variation selectors (U+FE0F, U+FE0E) and skin-tone modifiers (U+1F3FB..U+1F3FF), so ❤️ and ❤
+are one reaction, and 👍🏽 is 👍. ``set_score`` bumps the
 version and keeps the previous table in ``history`` (for the monthly review).
 """
 
@@ -21,12 +22,17 @@ from tracebridge.capture.writer import write_atomic
 from tracebridge.schema.canonical import utc_now
 
 VS16 = "\ufe0f"
+# what norm_emoji drops: the emoji and text presentation selectors and the five skin tones (👍🏽 → 👍);
+# a ZWJ sequence keeps its joiner, so ❤‍🔥 stays apart from ❤
+_VARIANTS = str.maketrans(dict.fromkeys([0xFE0F, 0xFE0E, *range(0x1F3FB, 0x1F400)]))
 DEFAULT_SCORES: dict[str, float] = {"❤️": 2, "❤": 2, "👍": 1, "👎": -1, "🙈": -2}
 
 
 def norm_emoji(emoji: str) -> str:
-    """An emoji without variation selectors (❤️ → ❤)."""
-    return emoji.replace(VS16, "")
+    """An emoji without variation selectors and skin tones (❤️ → ❤, 👍🏽 → 👍): one reaction, one score.
+    Before, only U+FE0F was dropped, so 👍🏽 was unmapped (no score) and a ledger's 👍🏽 and 👍 of one
+    user were two reactions."""
+    return emoji.translate(_VARIANTS)
 
 
 @dataclass

@@ -25,7 +25,7 @@ import orjson
 from tracebridge.capture.reader import HEAD_BYTES, MAX_LINE_BYTES, overlong, read_lines, skip_rest
 from tracebridge.feedback.bots import tagged
 from tracebridge.feedback.ledger import LedgerRow, hash_user, parse_time
-from tracebridge.feedback.mapping import Mapping, norm_emoji
+from tracebridge.feedback.mapping import VS16, Mapping, norm_emoji
 from tracebridge.importers.jsonl import json_error
 from tracebridge.schema.canonical import format_ts
 
@@ -176,11 +176,13 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
         actor = body.get("user") or body.get("actor_chat")
         user = hash_user(actor["id"], salt) if isinstance(actor, dict) and "id" in actor else None
         old, new = _reactions(body, "old_reaction"), _reactions(body, "new_reaction")
+        # keys keep the skin tone (as they were written before skin tones were one reaction): a re-delivered
+        # update makes the keys the ledger holds, and is deduped, not refused as another update of its id
         old_n, new_n = {norm_emoji(k) for k in old}, {norm_emoji(k) for k in new}
         changes = [("added", k) for k in new if norm_emoji(k) not in old_n]
         changes += [("removed", k) for k in old if norm_emoji(k) not in new_n]
         return [_row(when=when, chat=chat, mid=mid, user=user, emoji=e, change=c, count=1, mapping=mapping,
-                     source=source, update_id=uid, key=f"{tagged('tg', bot)}:{uid}:{c}:{norm_emoji(e)}",
+                     source=source, update_id=uid, key=f"{tagged('tg', bot)}:{uid}:{c}:{e.replace(VS16, '')}",
                      harvested_at=harvested_at, bot=bot)
                 for c, e in changes]
     if "message_reaction_count" in update:

@@ -279,3 +279,14 @@ def test_a_skin_tone_is_the_same_reaction_and_score(cfg):
     rep = _harvest(cfg, reaction(2, 10, ["👍🏽"], ["👍"], at=3), reaction(1, 10, [], ["👍🏽"]))  # a re-delivery too
     assert (rep.added, rep.quarantined, rep.applied) == (0, 0, 0)
     assert labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)["run1"]["run"]["feedback_score"] == 1.0
+
+
+def test_a_users_reaction_added_twice_counts_once(cfg):
+    """The removal between two adds was lost (getUpdates keeps 24 hours): the user's ❤ counted 2, +4."""
+    record_batch(cfg.registry, 42, [10], "run1", "run1:e1")
+    _harvest(cfg, reaction(5, 10, [], ["❤"], user=9), reaction(7, 10, [], ["❤"], user=9, at=10),
+             reaction(8, 10, [], ["❤"], user=10, at=11))
+    lab = labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)["run1"]["run"]["feedback"]
+    assert (lab["score"], lab["reactions"], lab["n"]) == (4.0, {"❤": 2}, 2)  # two users, one ❤ each
+    _harvest(cfg, reaction(9, 10, ["❤"], [], user=9, at=20))  # one removal takes the user's ❤ away
+    assert labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)["run1"]["run"]["feedback_score"] == 2.0

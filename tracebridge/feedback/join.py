@@ -1,7 +1,8 @@
 """Reactions → labels on runs and events (the chunk join policy).
 
 1. **Net reactions.** Ledger rows are replayed in time order per (chat, message, user, emoji):
-   ``added`` counts up, ``removed`` down; a reaction that was added and removed nets to nothing.
+   ``added`` counts up, ``removed`` down; a reaction that was added and removed nets to nothing. A
+   user holds an emoji once: their last change says whether it is there (an anonymous count adds up).
 2. **Targets.** Each reacted message is looked up in the chunk registry. A reaction on the
    **last** chunk of a batch labels the whole batch (every chunk's event). A reaction on another
    chunk follows ``other_chunks``: ``batch`` (default; the same as the last chunk), ``chunk``
@@ -59,12 +60,17 @@ def _replay_order(r: LedgerRow) -> tuple[Any, ...]:
 
 def replay(rows: list[LedgerRow], legacy_bot_id: str = "") -> dict[Reaction, tuple[int, LedgerRow]]:
     """Every reaction the rows change, after replaying them: key → (count, the row that last added it);
-    a count of 0 is a reaction added and removed again."""
+    a count of 0 is a reaction added and removed again. A user (a salted ``u:`` pseudonym) holds an emoji
+    or not, so their ``added`` sets it to 1 and ``removed`` to 0; only anonymous counts add up. Before, a
+    user's 👍 added twice (the removal between them lost: getUpdates keeps updates for 24 hours) counted 2."""
     state: dict[Reaction, tuple[int, LedgerRow]] = {}
     for r in sorted(rows, key=_replay_order):
         k = reaction_of(r, legacy_bot_id)
         n, last = state.get(k, (0, r))
-        n = n + r.count if r.change == "added" else max(0, n - r.count)
+        if isinstance(r.user, str) and r.user.startswith("u:"):
+            n = 1 if r.change == "added" else 0
+        else:
+            n = n + r.count if r.change == "added" else max(0, n - r.count)
         state[k] = (n, r if r.change == "added" else last)
     return state
 

@@ -93,10 +93,13 @@ def test_feedback_seam_labels_rows(mixed_traces: Path, tmp_path: Path) -> None:
     res = export_traces(mixed_traces, tmp_path / "b", labels_for_run=labels_for_run)
     rows = _jsonl(next((res.path / "views" / "planner_sft").glob("*.jsonl")))
     assert all(r["meta"]["labels"]["feedback_score"] == 1.0 for r in rows)
-    assert len(seen) == 4  # every accepted run asked once (duplicates too: they are built, then counted)
+    # every run asked once: accepted ones when built (duplicates too: they are built, then counted), the
+    # quarantined one when counted (report.json feedback.runs_labelled_not_exported)
+    assert len(seen) == 5 and len(set(seen)) == 5
     # worker processes build the rows (views included): the seam reaches them, the bundle is the same
     two = export_traces(mixed_traces, tmp_path / "two", labels_for_run=labels_for_run, workers=2)
-    assert two.manifest.bundle_id == res.manifest.bundle_id and len(seen) == 4
+    # (the workers' calls land in their own copies of ``seen``; the quarantined run is asked here)
+    assert two.manifest.bundle_id == res.manifest.bundle_id and len(seen) == 6
 
 
 def test_too_many_quarantined_fails_the_export(mixed_traces: Path, tmp_path: Path) -> None:
@@ -139,10 +142,26 @@ def test_the_report_says_how_far_the_feedback_join_reached(mixed_traces: Path, t
 
     res = export_traces(mixed_traces, tmp_path / "b", labels_for_run=labels_for_run)
     fb = res.report["feedback"]
-    assert fb == {"runs_exported": res.report["runs"]["exported"], "runs_labelled": 1, "events_labelled": 2}
+    assert fb == {"runs_exported": res.report["runs"]["exported"], "runs_labelled": 1, "events_labelled": 2,
+                  "runs_labelled_not_exported": {"quarantined": 0, "duplicates": 0}}
     assert res.summary()["feedback"] == fb
     assert "1 of" in (res.path / "report.md").read_text().split("## Feedback (reaction labels)")[1]
     nothing = export_traces(mixed_traces, tmp_path / "none", labels_for_run=lambda run_id: None)
     assert nothing.report["feedback"]["runs_labelled"] == 0  # joined, matched nothing: said, not silent
     two = export_traces(mixed_traces, tmp_path / "two", labels_for_run=labels_for_run, workers=2)
     assert two.report["feedback"] == fb and two.manifest.bundle_id == res.manifest.bundle_id
+
+
+def test_the_report_counts_labelled_runs_that_were_quarantined_or_duplicates(mixed_traces: Path, tmp_path: Path) -> None:
+    """A reaction on a run that was quarantined or dropped as a duplicate labelled no row, and nothing said so."""
+    def labels_for_run(run_id: str) -> dict:
+        return {"run": {"feedback_score": 1.0}, "events": {}}
+
+    res = export_traces(mixed_traces, tmp_path / "b", labels_for_run=labels_for_run)
+    runs, fb = res.report["runs"], res.report["feedback"]
+    assert runs["quarantined"] >= 1 and runs["duplicates"] >= 1
+    assert fb["runs_labelled"] == runs["exported"]
+    assert fb["runs_labelled_not_exported"] == {"quarantined": runs["quarantined"], "duplicates": runs["duplicates"]}
+    assert "Labelled but not exported" in (res.path / "report.md").read_text()
+    two = export_traces(mixed_traces, tmp_path / "two", labels_for_run=labels_for_run, workers=2)
+    assert two.report["feedback"] == fb

@@ -176,6 +176,10 @@ def _echo_summary(s: dict[str, Any]) -> None:
         f = s["feedback"]
         typer.echo(f"  feedback: {f['runs_labelled']} of {f['runs_exported']} exported runs labelled, "
                    f"{f['events_labelled']} events (report.json feedback)")
+        lost = f.get("runs_labelled_not_exported") or {}
+        if any(lost.values()):
+            typer.echo(f"  feedback: labelled runs not exported (labels in no row): {lost['quarantined']} "
+                       f"quarantined, {lost['duplicates']} duplicates")
     if "rows_trimmed" in s:
         typer.echo("  rows trimmed to budgets: " + ", ".join(f"{k} {v}" for k, v in s["rows_trimmed"].items())
                    + " (report.json views.rows_trimmed)")

@@ -140,6 +140,7 @@ class _Exporter:
                  corrections: CorrectionsFile | None = None):
         self.root, self.cfg, self.w = root, cfg, writer
         self.feedback_joined = labels_for_run is not None
+        self.labels_for_run = labels_for_run
         self.feedback_sources = getattr(labels_for_run, "sources", None)  # the files the labels came from
         self.corrections = CorrectionsReport(corrections) if corrections is not None else None
         self.t = Tally()
@@ -170,12 +171,14 @@ class _Exporter:
         if b.blocking:
             self.quarantine(run, b.blocking)
             self.corrected(run, b, "quarantined")
+            t.feedback_quarantined += self.labelled(run)
             return
         t.accepted += 1
         if self.cfg.dedup.enabled and self.dedup.add(b.fingerprint, ordinal, run.run_id, b.counts):
             t.duplicates += 1
             self.w.write_row("runs.jsonl", {"run_id": run.run_id, "status": "duplicate", "split": b.split})
             self.corrected(run, b, "duplicate")
+            t.feedback_duplicates += b.exported.feedback_runs  # its views were built with its labels
             return
         self.corrected(run, b, "exported")
         t.exported += 1
@@ -189,6 +192,12 @@ class _Exporter:
         self.w.write_row("runs.jsonl", {"run_id": run.run_id, "status": "exported", "split": b.split,
                                         "rows": sum(b.counts.values())})
 
+
+    def labelled(self, run: RunDir) -> bool:
+        """Whether the feedback join labelled ``run``, a quarantined run (its views were never built, so the
+        seam was not asked): before, the labels of a quarantined or duplicate run were lost without a word."""
+        fb = self.labels_for_run(run.run_id) if self.labels_for_run is not None else None
+        return bool(fb and (fb.get("run") or fb.get("events")))
 
     def corrected(self, run: RunDir, b: Built, status: str) -> None:
         """Account for the run's human corrections (every run: the rest are unmatched run ids)."""

@@ -54,6 +54,8 @@ class Tally:
     tool_cuts: Counter[str] = field(default_factory=Counter)  # tool results cut, characters cut (views.TOOL_OUTPUTS)
     feedback_runs: int = 0  # exported runs the feedback seam gave labels (reactions joined)
     feedback_events: int = 0  # events of those runs with labels of their own
+    feedback_quarantined: int = 0  # quarantined runs the join labelled: their labels reach no row
+    feedback_duplicates: int = 0  # duplicate runs the join labelled: their cluster's kept run does not carry them
 
     def merge(self, other: Tally) -> None:
         """Add ``other``'s counts (the tally of one run curated on its own, e.g. in a worker)."""
@@ -164,7 +166,8 @@ def build_report(t: Tally, rows: dict[str, dict[str, int]], split: dict[str, Any
                  feedback_joined: bool = False, tool_output_max_chars: int = 0) -> dict[str, Any]:
     """The report document (``report.json``); ``corrections`` only when a corrections file was joined,
     ``feedback`` only when reaction labels were (``feedback.ledger``): how many exported runs and
-    events got labels, so a join that matched nothing shows as 0, not as silence; ``views.tool_outputs``
+    events got labels, so a join that matched nothing shows as 0, not as silence, and how many labelled
+    runs were quarantined or dropped as duplicates (``runs_labelled_not_exported``: their labels reach no row); ``views.tool_outputs``
     only with ``views.tool_output_max_chars`` on (``tool_outputs``)."""
     return {
         "passed": not failures, "failures": failures,
@@ -181,7 +184,10 @@ def build_report(t: Tally, rows: dict[str, dict[str, int]], split: dict[str, Any
                   **({"tool_outputs": tool_outputs(t, tool_output_max_chars)} if tool_output_max_chars else {})},
         **({"corrections": corrections} if corrections is not None else {}),
         **({"feedback": {"runs_exported": t.exported, "runs_labelled": t.feedback_runs,
-                         "events_labelled": t.feedback_events}} if feedback_joined else {}),
+                         "events_labelled": t.feedback_events,
+                         "runs_labelled_not_exported": {"quarantined": t.feedback_quarantined,
+                                                        "duplicates": t.feedback_duplicates}}}
+           if feedback_joined else {}),
     }
 
 
@@ -237,6 +243,10 @@ def render_markdown(rep: dict[str, Any]) -> str:
         f = rep["feedback"]
         said = (f"{f['runs_labelled']} of {f['runs_exported']} exported runs got labels; "
                 f"{f['events_labelled']} events have labels of their own.")
+        lost = f.get("runs_labelled_not_exported") or {}
+        if any(lost.values()):
+            said += (f" Labelled but not exported (their labels are in no row): {lost['quarantined']} quarantined, "
+                     f"{lost['duplicates']} duplicates (the kept run of a duplicate's cluster does not take its labels).")
         lines += ["## Feedback (reaction labels)", "", said, ""]
     if "rows_trimmed" in rep["views"]:
         lines += ["## Rows trimmed to budgets", "", ("Rows written with their context or tool results cut to "

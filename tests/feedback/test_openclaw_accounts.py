@@ -74,6 +74,7 @@ def test_each_session_is_its_accounts_bot_and_unknown_accounts_are_quarantined(c
     assert "OpenClaw Telegram account 'default' (it names none: the default one)" in reasons[0]
     assert "account 'stranger', which openclaw_accounts does not list (planner, worker); add " \
            "openclaw_accounts.stranger=<that bot's id>" in reasons[1]
+    assert "direct:9'" not in reasons[1] and "direct:u:" in reasons[1]  # the peer (the user's id) as its pseudonym
     # each bot's reaction labels the run of the message that bot sent: both sent a message 500 to Ada
     record_batch(cfg.registry, 7, [500], "runPlanner", "runPlanner:e", bot_id=PLANNER)
     record_batch(cfg.registry, 7, [500], "runWorker", "runWorker:e", bot_id=WORKER)

@@ -46,6 +46,7 @@ from tracebridge.feedback.ledger import (
     salt_id,
 )
 from tracebridge.feedback.mapping import load_mapping
+from tracebridge.feedback.privacy import pseudonymised
 from tracebridge.feedback.telegram import (
     DUMP_SHAPES,
     ReadError,
@@ -169,7 +170,10 @@ def _stamp(rows: list[dict[str, Any]], sid: str, bot: str) -> list[dict[str, Any
 
 
 def _quarantine(cfg: FeedbackConfig, rep: HarvestReport, where: str, reason: str, raw: Any) -> None:
+    """Quarantine one input with its reason, its users pseudonymised as in the ledger (``privacy``): before, a
+    bad update left the user's Telegram id, names and @username in the quarantine in the clear."""
     rep.bad(where, reason)
+    raw = pseudonymised(raw, _salt(cfg))
     try:
         text = raw if isinstance(raw, str) else orjson.dumps(raw, default=str).decode()
     except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes: keep the reason, not the value

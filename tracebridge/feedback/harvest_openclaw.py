@@ -40,6 +40,7 @@ from tracebridge.feedback.harvest import (
 )
 from tracebridge.feedback.ledger import hash_user, parse_time, read_ledger
 from tracebridge.feedback.mapping import load_mapping
+from tracebridge.feedback.privacy import pseudonymous_key
 from tracebridge.feedback.telegram import impossible_time
 from tracebridge.importers.jsonl import json_error
 from tracebridge.importers.openclaw.discover import discover
@@ -121,7 +122,12 @@ def _reaction_rows(row: dict[str, Any], lineno: int, s: _Session, h: _Harvest) -
             continue
         r = ev.get("reaction")
         if not r:  # a shape this harvest does not know: quarantined, not dropped
-            raise ValueError(f"message.content: system event {ev['text'][:200]!r} is not 'Telegram reaction "
+            # the reason goes to reports and the harvest log: words after the emoji other than "on msg <id>"
+            # may name the user
+            head, rest = " ".join(ev["text"].split(" ")[:4]), " ".join(ev["text"].split(" ")[4:])
+            shown = f"{head} {rest}" if re.fullmatch(r"(on msg \d+)?", rest) else \
+                f"{head} <the rest withheld: it may name the user>"
+            raise ValueError(f"message.content: system event {shown[:200]!r} is not 'Telegram reaction "
                              "added|removed: <emoji> by <name> on msg <id>'")
         when = event_time(ev.get("time") or "", to_timestamp(row.get("timestamp")))
         t = parse_time(when)
@@ -166,7 +172,8 @@ class _Harvest:
         account = account_of(entry) or DEFAULT_ACCOUNT
         bot = self.accounts.get(account, "")
         why = "" if bot else (
-            f"session {sid!r} (key {(entry or {}).get('key')!r}) is of OpenClaw Telegram account {account!r}"
+            f"session {sid!r} (key {pseudonymous_key((entry or {}).get('key'), self.salt)!r}) is of OpenClaw "
+            f"Telegram account {account!r}"
             f"{'' if account_of(entry) else ' (it names none: the default one)'}, which openclaw_accounts does "
             f"not list ({', '.join(sorted(self.accounts))}); add openclaw_accounts.{account}=<that bot's id>")
         return _Session(sid, chat, account, bot, why)

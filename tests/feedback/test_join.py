@@ -290,3 +290,15 @@ def test_a_users_reaction_added_twice_counts_once(cfg):
     assert (lab["score"], lab["reactions"], lab["n"]) == (4.0, {"❤": 2}, 2)  # two users, one ❤ each
     _harvest(cfg, reaction(9, 10, ["❤"], [], user=9, at=20))  # one removal takes the user's ❤ away
     assert labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)["run1"]["run"]["feedback_score"] == 2.0
+
+
+def test_conflicting_reactions_of_two_users_cancel_and_both_are_listed(cfg):
+    """As docs/feedback-chunk-policy.md rule 4 says: 👍 + 👎 is 0, ❤️ + 🙈 is 0, each reaction listed."""
+    record_batch(cfg.registry, 42, [10], "run1", "run1:e1")
+    record_batch(cfg.registry, 42, [11], "run2", "run2:e1")
+    _harvest(cfg, reaction(1, 10, [], ["👍"], user=1), reaction(2, 10, [], ["👎"], user=2),
+             reaction(3, 11, [], ["❤️"], user=1), reaction(4, 11, [], ["🙈"], user=2))
+    labels = labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry)
+    one, two = labels["run1"]["run"]["feedback"], labels["run2"]["run"]["feedback"]
+    assert (one["score"], one["reactions"], one["n"]) == (0.0, {"👍": 1, "👎": 1}, 2)
+    assert (two["score"], two["reactions"], two["n"]) == (0.0, {"❤": 1, "🙈": 1}, 2)

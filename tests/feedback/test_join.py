@@ -302,3 +302,18 @@ def test_conflicting_reactions_of_two_users_cancel_and_both_are_listed(cfg):
     one, two = labels["run1"]["run"]["feedback"], labels["run2"]["run"]["feedback"]
     assert (one["score"], one["reactions"], one["n"]) == (0.0, {"👍": 1, "👎": 1}, 2)
     assert (two["score"], two["reactions"], two["n"]) == (0.0, {"❤": 1, "🙈": 1}, 2)
+
+
+def test_rows_without_update_ids_replay_in_ledger_order_within_a_second():
+    """OpenClaw rows have no update id and whole-second times: a 👍 removed and added again within a second
+    replayed as added, then removed (the old tie-break), and read as gone."""
+    from tracebridge.feedback.join import net_reactions
+    from tracebridge.feedback.ledger import check_row
+
+    def row(t: str, change: str) -> object:
+        return check_row({"time": t, "chat": "session:s", "message_id": 9, "user": "u:1", "emoji": "👍",
+                          "change": change, "source": "openclaw", "update_id": None})
+
+    t0, t1 = "2026-03-01T10:00:00Z", "2026-03-01T10:00:05Z"
+    assert len(net_reactions([row(t0, "added"), row(t1, "removed"), row(t1, "added")])) == 1
+    assert net_reactions([row(t1, "added"), row(t1, "removed")]) == {}

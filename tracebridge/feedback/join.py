@@ -53,9 +53,11 @@ def reaction_of(r: LedgerRow, legacy_bot_id: str = "") -> Reaction:
 
 def _replay_order(r: LedgerRow) -> tuple[Any, ...]:
     """Time, then (Telegram's dates are whole seconds) the update id, which grows with every update of
-    a bot, then added before removed (rows without an update id)."""
+    a bot; rows without one (OpenClaw's lines, whole seconds too) stay in ledger order, the order their
+    transcript wrote them (the sort is stable). A user's emoji is set or cleared by their last change, so
+    a 👍 removed and added again within a second must replay in that order, not added first."""
     uid = r.raw.get("update_id")
-    return r.time, uid if isinstance(uid, int) and not isinstance(uid, bool) else -1, 0 if r.change == "added" else 1
+    return r.time, uid if isinstance(uid, int) and not isinstance(uid, bool) else -1
 
 
 def replay(rows: list[LedgerRow], legacy_bot_id: str = "") -> dict[Reaction, tuple[int, LedgerRow]]:

@@ -317,3 +317,12 @@ def test_rows_without_update_ids_replay_in_ledger_order_within_a_second():
     t0, t1 = "2026-03-01T10:00:00Z", "2026-03-01T10:00:05Z"
     assert len(net_reactions([row(t0, "added"), row(t1, "removed"), row(t1, "added")])) == 1
     assert net_reactions([row(t1, "added"), row(t1, "removed")]) == {}
+
+
+def test_a_mapping_giving_one_reaction_two_scores_is_refused(tmp_path):
+    """❤️ and ❤ (or 👍🏽 and 👍) are one reaction: with two scores, the one written last won in silence."""
+    from tracebridge.feedback.mapping import parse_mapping
+
+    with pytest.raises(ValueError, match=r"m.json:mapping.👍🏽: 👍🏽 and 👍 are one reaction .* two scores, 3 and 1"):
+        parse_mapping({"version": 2, "mapping": {"👍": 1, "👍🏽": 3}}, "m.json")
+    assert parse_mapping({"mapping": {"❤️": 2, "❤": 2}}, "m.json").score("❤") == 2.0  # the defaults: one score

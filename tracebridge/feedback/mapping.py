@@ -67,11 +67,17 @@ def parse_mapping(doc: Any, where: str) -> Mapping:
         hint = ("; this file is a bare table: put it under \"mapping\" (or run `tracebridge feedback mapping init` "
                 "and `mapping set`)") if "mapping" not in doc and "scores" not in doc else ""
         raise ValueError(f'{where}:mapping: expected {{"version": N, "mapping": {{emoji: score}}}}{hint}')  # noqa: TRY004
-    scores = {}
+    scores: dict[str, float] = {}
+    spelled: dict[str, str] = {}
     for k, v in table.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError(f"{where}:mapping.{k}: score must be a number, got {v!r}")  # noqa: TRY004
-        scores[norm_emoji(k)] = float(v)
+        n = norm_emoji(k)
+        if n in scores and scores[n] != float(v):  # one reaction (❤️ is ❤, 👍🏽 is 👍): the last score won
+            raise ValueError(f"{where}:mapping.{k}: {k} and {spelled[n]} are one reaction (emojis are read "
+                             f"without variation selectors and skin tones) with two scores, {v!r} and "
+                             f"{scores[n]:g}; keep one of them (`tracebridge feedback mapping set`)")
+        scores[n], spelled[n] = float(v), spelled.get(n, k)
     version = doc.get("version", 1)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"{where}:version: must be an integer >= 1, got {version!r}")

@@ -53,16 +53,20 @@ def _exit_when_gone(parent: int, fd: int | None) -> None:
     if fd is not None:
         select.select([fd], [], [])  # readable once the process has ended (a zombie too)
     else:
-        while _alive(parent):
+        while pid_alive(parent):
             time.sleep(0.5)
     os._exit(1)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: object) -> bool:
+    """Whether a process ``pid`` of this host exists (another user's counts; a zombie too): the one check of a
+    lock holder's, a dead export's or a pool parent's pid. Not a positive int (a note's missing or bad field): no."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # another user's process: alive
         return True
     return True

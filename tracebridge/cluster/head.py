@@ -34,6 +34,7 @@ from pathlib import Path
 
 from tracebridge.cluster.client import ClusterError, ClusterUnreachable
 from tracebridge.cluster.config import ClusterConfig, expand
+from tracebridge.pool_workers import pid_alive
 
 log = logging.getLogger(__name__)
 # In a failed head's log: a set-up problem that a retry would meet again (the configured dashboard port
@@ -108,16 +109,6 @@ def _answers(address: str, token: str | None, timeout: float = 2.0) -> int | Non
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def state_path(cfg: ClusterConfig) -> Path:
     """Where the running local head is recorded: ``<state_dir>/head.json``."""
     return expand(cfg.state_dir) / "head.json"
@@ -133,7 +124,7 @@ def running_head(cfg: ClusterConfig) -> HeadInfo | None:
     except (ValueError, TypeError):
         return None
     token = Path(info.token_file).read_text().strip() if Path(info.token_file).is_file() else None
-    if _alive(info.pid) and _answers(info.address, token) == 200:
+    if pid_alive(info.pid) and _answers(info.address, token) == 200:
         return info
     return None
 

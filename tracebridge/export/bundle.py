@@ -40,6 +40,7 @@ from typing import IO, Any
 import orjson
 
 from tracebridge.capture.writer import write_atomic
+from tracebridge.pool_workers import pid_alive
 
 log = logging.getLogger(__name__)
 BUNDLE_FORMAT = "tracebridge-bundle/1"
@@ -155,22 +156,12 @@ def remove_dead_temps(out_dir: Path) -> list[Path]:
     gone, host = [], socket.gethostname()
     for p in out_dir.glob(".bundle-*"):
         m = _TEMP.match(p.name)
-        if m is None or m[2] != host or _running(int(m[1])):
+        if m is None or m[2] != host or pid_alive(int(m[1])):
             continue
         shutil.rmtree(p, ignore_errors=True)
         log.warning("%s: removed the temporary folder of an export that died (pid %s)", p, m[1])
         gone.append(p)
     return gone
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def replace_dir(src: Path, dst: Path) -> None:

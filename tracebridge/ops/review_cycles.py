@@ -10,7 +10,6 @@ out of every criterion and says so, instead of failing ``cycles`` with an unfini
 from __future__ import annotations
 
 import datetime as dt
-import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from tracebridge.ops.artifacts import MANIFEST, list_cycles, read_manifest, verify_bundle
 from tracebridge.ops.cycle import SKIPPED_BY_CONFIG
 from tracebridge.ops.locks import read_holder
+from tracebridge.pool_workers import pid_alive
 
 
 @dataclass
@@ -110,21 +110,9 @@ def running_bundle(lock: Path) -> Path | None:
     note = read_holder(lock)
     if not note or not isinstance(note.get("bundle"), str):
         return None
-    if note.get("host") == socket.gethostname() and not _alive(note.get("pid")):
+    if note.get("host") == socket.gethostname() and not pid_alive(note.get("pid")):
         return None
     return Path(note["bundle"]).resolve()
-
-
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
 
 
 def _first(problems: list[str]) -> str:

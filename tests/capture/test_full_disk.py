@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import errno
 import json
-import os
-import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from tracebridge.capture.recorder import Recorder
 from tracebridge.capture.writer import EventWriter
+from tracebridge.testing.procs import small_tmpfs
 
 
 @pytest.fixture
 def small_disk():
-    mnt = tempfile.mkdtemp(prefix="tb-full-")
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tb-test", mnt], capture_output=True, text=True,
-                         check=False)
-    if res.returncode != 0:
-        os.rmdir(mnt)
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {res.stderr.strip()}")
-    yield Path(mnt)
-    subprocess.run(["umount", mnt], capture_output=True, check=False)
-    os.rmdir(mnt)
+    with small_tmpfs("32k") as mnt:
+        yield mnt
 
 
 def test_full_disk_never_reaches_the_agent_and_no_line_is_torn_or_glued(small_disk):

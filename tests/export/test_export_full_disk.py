@@ -6,14 +6,12 @@ published: [Errno 27] File too large")."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 
 from tracebridge.config import load_config
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.pipeline import export_traces
-from tracebridge.testing.procs import ROOT
+from tracebridge.testing.procs import run_in_repo
 
 
 def test_a_full_disk_names_the_file_leaves_nothing_and_the_next_export_recovers(
@@ -21,15 +19,7 @@ def test_a_full_disk_names_the_file_leaves_nothing_and_the_next_export_recovers(
 ):
     out = tmp_path / "bundles"
     cmd = f'ulimit -f 64; exec "{sys.executable}" -m tracebridge.cli export "{sim_traces}" --out "{out}" --json'
-    res = subprocess.run(
-        ["bash", "-c", cmd],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    res = run_in_repo(["bash", "-c", cmd])
     assert res.returncode == 1, res.stderr
     err = json.loads(res.stdout)["error"]
     assert (

@@ -8,28 +8,19 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from tracebridge.config import load_config
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.pipeline import export_traces
-from tracebridge.testing.procs import ROOT, children, cli, wait_gone
+from tracebridge.testing.procs import cli, kill_once_workers_run, run_cli, wait_gone
 
 
 def test_workers_of_a_killed_export_end_with_it(sim_traces, tmp_path):
     out = tmp_path / "bundles"
     p = cli("export", str(sim_traces), "--out", str(out), "--workers", "2", "--json")
-    workers: list[int] = []
-    deadline = time.monotonic() + 30
-    while len(workers) < 2 and p.poll() is None and time.monotonic() < deadline:
-        workers = children(p.pid)
-        time.sleep(0.002)
-    assert len(workers) == 2, "the export ended before its workers could be seen"
-    p.send_signal(signal.SIGKILL)
-    p.wait(10)
+    workers = kill_once_workers_run(p, 2, "export")
     assert not wait_gone(workers), "workers outlived the killed export"
     assert [
         d.name for d in out.iterdir() if not d.name.startswith(".")
@@ -58,15 +49,7 @@ def test_the_temporary_folder_of_a_killed_export_is_removed_by_the_next(sim_trac
     # the folder of an export still running (this process's pid) stays
     running = out / f".bundle-{os.getpid()}@{socket.gethostname()}-abcdefgh"
     running.mkdir()
-    res = subprocess.run(
-        [sys.executable, "-m", "tracebridge.cli", "export", str(sim_traces), "--out", str(out)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    res = run_cli("export", str(sim_traces), "--out", str(out))
     assert res.returncode == 0, res.stderr
     assert (
         f"{temps[0]}: removed the temporary folder of an export that died (pid {p.pid})"

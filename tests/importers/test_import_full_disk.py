@@ -6,9 +6,7 @@ import ends with the runs one uninterrupted import writes. Before, a traceback (
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,23 +16,13 @@ from typer.testing import CliRunner
 from tests.importers.test_openclaw_parallel import all_bytes, make_sources
 from tracebridge.cli import app
 from tracebridge.importers.openclaw import import_openclaw
+from tracebridge.testing.procs import small_tmpfs
 
 
 @pytest.fixture
 def small_disk() -> Iterator[Path]:
-    mnt = tempfile.mkdtemp(prefix="tb-import-full-")
-    res = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tb-test", mnt],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if res.returncode != 0:
-        os.rmdir(mnt)
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {res.stderr.strip()}")
-    yield Path(mnt)
-    subprocess.run(["umount", mnt], capture_output=True, check=False)
-    os.rmdir(mnt)
+    with small_tmpfs("256k") as mnt:
+        yield mnt
 
 
 def test_an_import_on_a_full_disk_names_the_file_and_the_next_one_recovers(small_disk, tmp_path):

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 from typer.testing import CliRunner
@@ -17,7 +15,7 @@ from tests.importers.test_openclaw_parallel import all_bytes, make_sources
 from tracebridge.cli import app
 from tracebridge.importers.lock import import_lock
 from tracebridge.importers.openclaw import import_openclaw
-from tracebridge.testing.procs import ROOT, cli
+from tracebridge.testing.procs import ROOT, cli, run_cli
 
 AL_SPANS = ROOT / "tests/data/agentlightning/agentops_openai_spans.jsonl"
 
@@ -39,25 +37,7 @@ def test_a_second_import_names_the_running_one_and_a_killed_holder_is_taken_over
         "another import into" in doc["error"] and f"held by pid {first.pid} on " in doc["error"]
     ), doc
     assert "import openclaw" in doc["error"] and holder.is_file()  # its command line
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tracebridge.cli",
-            "import",
-            "openclaw",
-            str(src),
-            "--out",
-            str(out),
-            "--json",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = run_cli("import", "openclaw", str(src), "--out", str(out), "--json")
     assert again.returncode == 0, again.stderr
     assert f"took over the lock from pid {first.pid} on " in again.stderr, again.stderr
     assert not holder.exists()  # the holder's note goes with its lock

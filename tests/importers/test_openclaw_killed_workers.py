@@ -4,26 +4,16 @@ writing their results to a pipe nobody read."""
 
 from __future__ import annotations
 
-import signal
-import time
-
 from tests.importers.test_openclaw_parallel import all_bytes, make_sources
 from tracebridge.importers.openclaw import import_openclaw
-from tracebridge.testing.procs import children, cli, wait_gone
+from tracebridge.testing.procs import cli, kill_once_workers_run, wait_gone
 
 
 def test_workers_of_a_killed_import_end_with_it_and_the_rerun_equals_one_import(tmp_path):
     src = make_sources(tmp_path / "src", 150)
     out = tmp_path / "traces"
     p = cli("import", "openclaw", str(src), "--out", str(out), "--workers", "2", "--json")
-    workers: list[int] = []
-    deadline = time.monotonic() + 30
-    while len(workers) < 2 and p.poll() is None and time.monotonic() < deadline:
-        workers = children(p.pid)
-        time.sleep(0.002)
-    assert len(workers) == 2, "the import ended before its workers could be seen"
-    p.send_signal(signal.SIGKILL)
-    p.wait(10)
+    workers = kill_once_workers_run(p, 2, "import")
     assert not wait_gone(workers), "workers outlived the killed import"
     rep = import_openclaw([src], out, workers=2)
     one = tmp_path / "one"

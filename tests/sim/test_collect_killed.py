@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 from typer.testing import CliRunner
@@ -16,7 +14,7 @@ from typer.testing import CliRunner
 from tracebridge.cli import app
 from tracebridge.cli.sim import LOCK
 from tracebridge.ops.locks import run_lock
-from tracebridge.testing.procs import ROOT, cli, descendants, wait_gone
+from tracebridge.testing.procs import ROOT, cli, descendants, run_cli, wait_gone
 
 
 def test_a_killed_collection_stops_writing_runs(tmp_path):
@@ -44,23 +42,7 @@ def test_a_killed_collection_stops_writing_runs(tmp_path):
     runs = sorted(d.name for d in out.iterdir())
     time.sleep(0.5)
     assert sorted(d.name for d in out.iterdir()) == runs  # nothing writes into the root any more
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tracebridge.cli",
-            "collect",
-            str(ROOT / "configs/collect/smoke.yaml"),
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = run_cli("collect", str(ROOT / "configs/collect/smoke.yaml"), "--out", str(out))
     # the killed collection's lock is taken over, saying so; its episodes are not written twice
     assert f"took over the lock from pid {p.pid} on " in again.stderr, again.stderr
     assert again.returncode == 2 and "complete run(s) of these episodes" in again.stderr, (

@@ -88,6 +88,13 @@ POSITIVES = [
     ("CARD", "<td>4357 853 011 930</td>", "4357 853 011 930"),
     ("CARD", '"card_number": "4370-800-967-047"', "4370-800-967-047"),
     ("GITLAB_TOKEN", "runner token GR1348941xV7ab9Qz_Kp3LmN8wRt2Y ok", "GR1348941xV7ab9Qz_Kp3LmN8wRt2Y"),  # runner
+    # Google API keys and OAuth client secrets, Hugging Face tokens: bare, in a query string, after a flag
+    ("GOOGLE_KEY", "GET /maps/api/geocode/json?address=x&key=AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY HTTP/1.1",
+     "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY"),
+    ("GOOGLE_KEY", '"client_id": "1234.apps.googleusercontent.com", "cs": "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"',
+     "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"),
+    ("HF_TOKEN", "huggingface-cli login --add-to-git-credential hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh ok",
+     "hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"),
     ("NAME", "ask alice smith about it", "alice smith"),
     ("HOST", "ssh DB01.corp.internal", "DB01.corp.internal"),
 ]
@@ -106,6 +113,7 @@ NEGATIVES = [
     "SELECT c.name FROM customers c ORDER BY SUM(o.amount) DESC LIMIT 1",
     "alice smithson is another person",
     "release v1.2.3.4 and 2.0.1.3-rc1 are versions",
+    "from huggingface_hub import hf_hub_download; os.environ['hf_hub_enable_transfer'] and hf_AbCd_EfGh",
     "git@github.com:acme/app.git and logo@2x.png",
     "postgres://app:${DB_PASSWORD}@db/app and https://{user}:{password}@host/",
     "order ORD-2026-060945, ISBN 978-3-16-148410-0, chat -1001234567890",

@@ -38,7 +38,7 @@ GROUPS = frozenset({"email", "ipv4", "iban", "digits", "ipv6", "secrets", "keywo
 # Credential markers: a string without one never reaches detect-secrets.
 SECRET_LITERALS = ["A3T", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
                    "glpat-", "gldt-", "glptt-", "glrt-", "glsoat-", "glft-", "glimt-", "glagent-", "glcbt-", "gloas-", "xox",
-                   "hooks.slack.com", "xapp-", "sk-", "sk_live_", "rk_live_", "sk_test_", "rk_test_", "SG.", "npm_", "pypi-", "eyJ", "PRIVATE KEY",
+                   "hooks.slack.com", "xapp-", "sk-", "sk_live_", "rk_live_", "sk_test_", "rk_test_", "SG.", "npm_", "pypi-", "AIza", "GOCSPX-", "hf_", "eyJ", "PRIVATE KEY",
                    "aws", "AWS", "Aws", "SecretAccessKey", "secret_access_key", "SECRET_ACCESS_KEY", "GR1348941"]
 SECRET_MARKERS = "|".join(re.escape(x) for x in SECRET_LITERALS) + r"|://[^\s/@:]*:[^\s/@]+@"
 # Markers that begin a credential of 20+ token characters (``ghp_`` and 36 more): found within the long

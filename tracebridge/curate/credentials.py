@@ -46,6 +46,9 @@ import binascii
 import re
 from typing import Any
 
+from tracebridge.curate.pairs import BLANK as _BLANK
+from tracebridge.curate.pairs import NAME as _NAME
+from tracebridge.curate.pairs import VALUE as _VALUE
 from tracebridge.curate.secret_shape import secret_shaped
 from tracebridge.curate.triggers import B64_PRINTABLE, FLAG_CLIENT_LITERALS
 from tracebridge.curate.triggers import WORD_CHARS as _W
@@ -93,17 +96,6 @@ def basic_auth_ok(token: str) -> bool:
 
 # ------------------------------------------------------------------ credentials by context
 
-# ASCII case folding only (``(?a)``): under Unicode folding "ſ" and "K" (Kelvin) would match "s"
-# and "k", which the byte trigger, lowering ASCII only, would not see.
-_NAME = r"(?:passw(?:or)?d|passphrase|secret|token|(?:api|secret|access|private|auth|client)[_-]?key)"
-# A value in quotes (escaped ones too: JSON inside a string), which may hold blanks, or bare, up to
-# whitespace, a quote or ``` , ; & < > ( ) [ ] { }``, also after a quote that is not closed on its
-# line (a cut-off output: ``password: "hunter2x9``). In JSON inside a string, whitespace is written
-# as an escape (``token:\\n檢查…`` is ``token:`` at a line's end): a bare value ends before one, and
-# ``\\t`` is a blank of the separator.
-_VALUE = (r"(?=(?P<q>\\?[\"'])(?P<quoted>(?:(?!(?P=q))[^\r\n]){1,512})(?P=q)"
-          r"|(?:\\?[\"'])?(?P<bare>(?:(?!\\[nrt])[^\s\"'`,;&<>()\[\]{}]){1,512}))")
-_BLANK = r"(?:[ \t]|\\t)"  # a blank, raw or escaped
 KEYWORD = re.compile(rf"(?ai)(?P<name>{_NAME})(?![A-Za-z0-9_.\-])(?:\\?[\"'])?(?P<sub>\])?"
                      rf"(?P<sep>{_BLANK}*(?:=>|:=|[:=]){_BLANK}*|{_BLANK}+){_VALUE}")
 # A mapping's key before ``]`` (``env["API_KEY"] =``, ``$cfg['db']['password'] =``): the mapping's name,

@@ -49,6 +49,7 @@ from tracebridge.curate.credentials import (
     keyword_spans,
     user_password,
 )
+from tracebridge.curate.pairs import pair_spans
 from tracebridge.curate.secret_shape import URL_PW_TEMPLATE
 from tracebridge.curate.triggers import (
     GROUPS,
@@ -256,7 +257,7 @@ class Detectors(Triggers):
         if "secrets" in groups and self._secret_re is not None and self._secret_re.search(text):
             spans += self._secrets(text)
         if "keywords" in groups and "secrets" in on:
-            spans += [Span(a, b, "SECRET") for a, b in keyword_spans(text)]
+            spans += [Span(a, b, "SECRET") for a, b in keyword_spans(text) + pair_spans(text)]
         if "base64" in groups and "secrets" in on:  # decoded: user:password, or a credential found in it
             spans += [Span(a, b, "SECRET") for a, b, dec in base64_texts(text)
                       if user_password(dec) or self.scan(dec, _CREDENTIAL_GROUPS)]

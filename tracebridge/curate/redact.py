@@ -9,14 +9,13 @@ process) and is never written anywhere, so the mapping cannot be rebuilt from th
 Pass 2 is ``scan_record``: the same detectors, counting only. At curation a run whose pass 2
 finds anything is blocked (quarantined) and counted.
 
-What is scanned: every string value (and dict key) of a record except structural fields — ids,
-hashes, timestamps and the governance/capture blocks (``STRUCTURAL_KEYS``) — so ``run_id`` or
-``goal_hash`` never turn into placeholders. Those names are structural only where the schema puts
-them: at the record's top level and directly inside the blocks that hold ids of their own
-(``payload.call_id``, ``llm.prompt_hash``, ``goal.goal_hash``: ``ID_HOLDERS``). Anywhere else (tool
-``args``, outputs, histories, labels) a key named ``step``, ``role`` or ``event_id`` is the user's data
-and is scanned like any other. Findings are counted by type and field
-(``worker_tool_result.payload.output``), never with their values.
+What is scanned: every string value (and dict key) of a record except structural fields — ids, hashes, timestamps and
+the governance/capture blocks (``STRUCTURAL_KEYS``) — so ``run_id`` or ``goal_hash`` never turn into placeholders.
+Those names are structural only where the schema puts them: at the record's top level and directly inside the blocks
+that hold ids of their own (``payload.call_id``, ``llm.prompt_hash``, ``goal.goal_hash``: ``ID_HOLDERS``). Anywhere
+else (tool ``args``, outputs, histories, labels) a key named ``step``, ``role`` or ``event_id`` is the user's data and
+is scanned like any other (a name/value entry's ``value`` as under its name: ``pairs.pair_key``). Findings are counted
+by type and field (``worker_tool_result.payload.output``), never with their values.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from tracebridge.curate.config import RedactionConfig
 from tracebridge.curate.credentials import argv_clients
 from tracebridge.curate.detectors import Detectors, Span
 from tracebridge.curate.memo import ScanMemo
+from tracebridge.curate.pairs import pair_key
 from tracebridge.schema.canonical import sha256_json
 
 POLICY_VERSION = "tb-redact/1"
@@ -226,7 +226,7 @@ class Walker:
             key_hit = keys_hit and isinstance(k, str) and self._pre(k)
             nk = fn(k, path + ".<key>", []) if key_hit else k
             # a key that may hold PII is not named in the field paths of findings (report, manifest)
-            nx = self._walk(x, _join(path, "<key>" if key_hit else str(k)), fn, k)
+            nx = self._walk(x, _join(path, "<key>" if key_hit else str(k)), fn, pair_key(v, k))  # {"name": "DB_PASSWORD", "value": …}
             if nk is not k or nx is not x:
                 if out is v:
                     out = dict(v)

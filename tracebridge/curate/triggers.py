@@ -18,11 +18,11 @@ from typing import Any
 
 from tracebridge.curate.config import RedactionConfig
 from tracebridge.curate.other_digits import other_digit
+from tracebridge.curate.pairs import pair_hit
 from tracebridge.curate.prescan import prescan
 
-# Dates and decimals, which a phone number neither is nor starts with: ISO dates, and dotted dates
-# with a plausible day and month (``27.11.2026``, ``2026.11.27``), which in regions without a trunk
-# prefix (Denmark: ``27 11 20 26``) are valid national numbers.
+# Dates and decimals, which a phone number neither is nor starts with: ISO dates, and dotted dates with a plausible
+# day and month (``27.11.2026``, ``2026.11.27``), which in regions without a trunk prefix (Denmark: ``27 11 20 26``) are valid national numbers.
 _DAY, _MONTH = r"(?:0?[1-9]|[12]\d|3[01])", r"(?:0?[1-9]|1[0-2])"
 NOT_PHONE = re.compile(r"^(?:\d{4}-\d{2}-\d{2}|\d+\.\d+)$|^\d{4}-\d{2}-\d{2}[T ]"
                        rf"|^(?:{_DAY}\.{_MONTH}\.(?:19|20)\d\d|(?:19|20)\d\d\.{_MONTH}\.{_DAY})(?!\.?\d)")
@@ -132,8 +132,8 @@ _B64_FIRST = frozenset(base64.b64encode(bytes([b, 32, 32]))[0] for b in B64_PRIN
 
 
 def context_hit(data: bytes, keywords: bool = True, auth: bool = True, low: bytes | None = None) -> frozenset[str]:
-    """``keywords`` when ``data`` may hold a secret name, ``-u``, a MySQL client or a client's password
-    flag (``keyword_hit``), ``auth_header``
+    """``keywords`` when ``data`` may hold a secret name, ``-u``, a MySQL client, a client's password
+    flag (``keyword_hit``) or a name/value entry (``pairs.pair_hit``), ``auth_header``
     when it may hold ``bearer``/``basic``; each only where enabled. ``low``: ``data`` folded
     (``_FOLD_TABLE``), when the caller has it."""
     low = data.translate(_FOLD_TABLE) if low is None else low
@@ -141,7 +141,7 @@ def context_hit(data: bytes, keywords: bool = True, auth: bool = True, low: byte
     if not keywords:
         return out
     dash = data.find(b"-") >= 0  # ``-u`` and a ``--`` flag hold one; a one-byte find is a memchr (``_ONE_BYTE``)
-    if (dash and _dash_hit(data)) or _MYSQL(data) is not None or _name_hit(low, dash):
+    if (dash and _dash_hit(data)) or _MYSQL(data) is not None or _name_hit(low, dash) or pair_hit(low):
         return out | _KEYWORDS
     return out
 

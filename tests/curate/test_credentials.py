@@ -33,6 +33,9 @@ POSITIVES = [
     ("INI", "[client]\npassword = 'hunter2x9'\n", "hunter2x9"),
     ("query string", "GET /v1/data?api_key=zq8LwT4nVb2Kx&limit=10", "zq8LwT4nVb2Kx"),
     ("header", "X-Api-Key: zq8LwT4nVb2Kx", "zq8LwT4nVb2Kx"),
+    ("azure storage", ("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50u"
+                       "SRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;EndpointSuffix=core.windows.net"),
+     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="),
     ("env dump", "HOME=/root\nSLACK_BOT_TOKEN=abc123def456ghi\n", "abc123def456ghi"),
     ("flag", "mysql --password hunter2x9 -h db", "hunter2x9"),
     ("python", 'connect(user="app", password="hunter2x9")', "hunter2x9"),

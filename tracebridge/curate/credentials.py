@@ -5,7 +5,7 @@ they are. Seven more are found by what surrounds the value, and their value must
 (``secret_shaped``), so that counts, flags, masks and prose next to a secret name stay training text:
 
 - a secret name right before it (``KEYWORD``): a name ending in ``password``, ``passwd``,
-  ``passphrase``, ``secret``, ``token`` or ``api/secret/access/private/auth/client`` + ``key``
+  ``passphrase``, ``secret``, ``token`` or ``api/secret/access/private/auth/client/account`` + ``key``
   (``DB_PASSWORD``, ``x-api-key``, ``client_secret``; not ``token_count``, ``max_tokens``,
   ``password_reset_link``), maybe a closing quote and ``]`` (``env["API_KEY"] = …``), then ``=``, ``:``,
   ``:=`` or ``=>`` (``--name value`` for flags, ``--auth_token value`` too), then

@@ -95,6 +95,10 @@ POSITIVES = [
      "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"),
     ("HF_TOKEN", "huggingface-cli login --add-to-git-credential hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh ok",
      "hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"),
+    # US Social Security numbers: dashed anywhere, any grouping after a label
+    ("SSN", "applicant: Jane Roe, SSN 078-05-1120, DOB 1985-04-12", "078-05-1120"),
+    ("SSN", '{"name": "Jane", "ssn": "123456789"}', "123456789"),
+    ("SSN", "Social Security No. 123 45 6789 on file", "123 45 6789"),
     ("NAME", "ask alice smith about it", "alice smith"),
     ("HOST", "ssh DB01.corp.internal", "DB01.corp.internal"),
 ]
@@ -113,6 +117,8 @@ NEGATIVES = [
     "SELECT c.name FROM customers c ORDER BY SUM(o.amount) DESC LIMIT 1",
     "alice smithson is another person",
     "release v1.2.3.4 and 2.0.1.3-rc1 are versions",
+    "never issued: 000-12-3456 666-12-3456 900-12-3456 123-00-4567 123-45-0000; ids 123456789 and 123 45 6789",
+    "ORD-123-45-6789, v1.123-45-6789, 123-45-6789.5, 2026-01-23, uuid 123e4567-e89b-12d3-a456-426614174000",
     "from huggingface_hub import hf_hub_download; os.environ['hf_hub_enable_transfer'] and hf_AbCd_EfGh",
     "git@github.com:acme/app.git and logo@2x.png",
     "postgres://app:${DB_PASSWORD}@db/app and https://{user}:{password}@host/",
@@ -150,6 +156,13 @@ def test_checksums() -> None:
     assert not card_ok("4444 4444 4444 4444")  # one repeated digit
     assert iban_ok("FR1420041010050500013M02606") and not iban_ok("FR1420041010050500013M02607")
     assert not iban_ok("XX89370400440532013000")  # unknown country length
+
+
+def test_ssn_detector_alone_and_disabled() -> None:
+    # with phone numbers off, the digit trigger still opens for a Social Security number
+    d = Detectors(RedactionConfig(detectors=["ssn"]))
+    assert [s.kind for s in d.find("ssn=078-05-1120")] == ["SSN"] and d.triggered(b'{"o":"SSN: 078051120"}')
+    assert Detectors(RedactionConfig(detectors=["phone", "email"])).find("SSN: 078-05-1120") == []
 
 
 def test_disabled_categories_and_ip_allowlist() -> None:

@@ -13,7 +13,7 @@ from tracebridge.capture.reader import MAX_LINE_BYTES
 from tracebridge.schema.consistency import CONSISTENCY_RULES
 
 # Detector categories (``redaction.detectors``); each yields one or more placeholder types.
-DETECTORS = ("email", "phone", "card", "iban", "ip", "secrets", "auth_header", "terms")
+DETECTORS = ("email", "phone", "card", "iban", "ip", "secrets", "auth_header", "terms", "ssn")
 # detect-secrets plugins run on credential candidates. No entropy or keyword plugins by default:
 # they flag hashes and ids, which traces are full of.
 DEFAULT_SECRET_PLUGINS = [

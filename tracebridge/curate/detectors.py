@@ -1,28 +1,26 @@
 """PII and credential detectors: find typed spans in a string, cheaply.
 
-``Detectors.find(text)`` returns non-overlapping ``Span(start, end, kind)`` for e-mail addresses,
-phone numbers (``phonenumbers``), payment cards (Luhn), IBANs (mod 97), IPv4/IPv6 addresses,
-credentials (``detect-secrets`` plugins plus bearer/basic auth headers, the shapes in
-``OWN_SECRETS`` that the plugins miss, and credentials by context: a value after a secret name,
-``curl -u user:password``, base64 of ``user:password``; ``tracebridge.curate.credentials``) and user
-terms; ``keyed`` finds a record's string that is a secret by its dict key or argv flag. Recall and precision are measured on a
-labelled corpus by ``scripts/chaos_pii.py``. Cost is kept low by a two-level scheme:
+``Detectors.find(text)`` returns non-overlapping ``Span(start, end, kind)`` for e-mail addresses, phone numbers
+(``phonenumbers``), US Social Security numbers (``tracebridge.curate.ssn``), payment cards (Luhn), IBANs (mod 97),
+IPv4/IPv6 addresses, credentials (``detect-secrets`` plugins plus bearer/basic auth headers, the shapes in
+``OWN_SECRETS`` that the plugins miss, and credentials by context: a value after a secret name, ``curl -u
+user:password``, base64 of ``user:password``; ``tracebridge.curate.credentials``) and user terms; ``keyed`` finds a
+record's string that is a secret by its dict key or argv flag. Recall and precision are measured on a labelled
+corpus by ``scripts/chaos_pii.py``. Cost is kept low by a two-level scheme:
 
-1. ``Detectors.fired`` (``tracebridge.curate.triggers``) — cheap triggers on UTF-8 bytes (``@``,
-   digit runs that ``DIGITS`` may find a card or phone number in, IBAN and IPv4/IPv6 shapes, known
-   credential prefixes, secret names before a separator, base64 runs, user terms), each a substring test, a byte-table translation or a literal-led regex, and each a
-   superset of what its detectors find, on text and on JSON-serialised text alike. A string
-   without a trigger is clean (``triggered``). Dates, times, ``file:line:col``, UUIDs and
-   version numbers, which tool outputs are full of, trip none.
-2. ``scan`` runs only the detector groups whose trigger fired: ``phonenumbers`` only on digit-run
-   candidate spans, ``detect-secrets`` only on strings with a credential marker (its entropy
-   plugins are off: they flag the hex hashes and ids that traces are full of; hex and UUID values
-   are filtered out in any case).
+1. ``Detectors.fired`` (``tracebridge.curate.triggers``) — cheap triggers on UTF-8 bytes (``@``, digit runs that
+   ``DIGITS`` may find a card or phone number in, IBAN and IPv4/IPv6 shapes, known credential prefixes, secret names
+   before a separator, base64 runs, user terms), each a substring test, a byte-table translation or a literal-led
+   regex, and each a superset of what its detectors find, on text and on JSON-serialised text alike. A string
+   without a trigger is clean (``triggered``). Dates, times, ``file:line:col``, UUIDs and version numbers, which
+   tool outputs are full of, trip none.
+2. ``scan`` runs only the detector groups whose trigger fired: ``phonenumbers`` only on digit-run candidate spans,
+   ``detect-secrets`` only on strings with a credential marker (its entropy plugins are off: they flag the hex
+   hashes and ids that traces are full of; hex and UUID values are filtered out in any case).
 
-This module holds the detectors' patterns, ``Span``, overlap resolution and ``scan``; the triggers,
-and the patterns both levels share, are in ``tracebridge.curate.triggers``, the credential patterns
-in ``tracebridge.curate.credentials``. Pure and
-deterministic; no I/O.
+This module holds the detectors' patterns, ``Span``, overlap resolution and ``scan``; the triggers, and the patterns
+both levels share, are in ``tracebridge.curate.triggers``, the credential patterns in
+``tracebridge.curate.credentials``. Pure and deterministic; no I/O.
 """
 
 from __future__ import annotations
@@ -51,6 +49,7 @@ from tracebridge.curate.credentials import (
 )
 from tracebridge.curate.pairs import pair_spans
 from tracebridge.curate.secret_shape import URL_PW_TEMPLATE
+from tracebridge.curate.ssn import ssn_spans
 from tracebridge.curate.triggers import (
     GROUPS,
     MAX_GROUPS,
@@ -67,7 +66,7 @@ log = logging.getLogger(__name__)
 # Overlap resolution: a lower index wins over a higher one, then the longer span.
 PRIORITY = ("PRIVATE_KEY", "AWS_KEY", "GITHUB_TOKEN", "GITLAB_TOKEN", "SLACK_TOKEN", "ANTHROPIC_KEY", "OPENAI_KEY", "JWT",
             "STRIPE_KEY", "SENDGRID_KEY", "NPM_TOKEN", "PYPI_TOKEN", "GOOGLE_KEY", "HF_TOKEN", "URL_PASSWORD", "AUTH_HEADER", "SECRET",
-            "EMAIL", "IBAN", "CARD", "IPV6", "IPV4", "PHONE")
+            "EMAIL", "IBAN", "CARD", "IPV6", "IPV4", "SSN", "PHONE")
 _CREDENTIAL_GROUPS = frozenset({"secrets", "keywords", "auth_header"})  # re-scanned in decoded base64
 # Card number groupings as printed (one run, 4-4-4-4[-x], Amex 4-6-5, Diners 4-6-4, 13-digit Visa 4-3-3-3).
 CARD_GROUPS = {(4, 4, 4, 4), (4, 4, 4, 4, 1), (4, 4, 4, 4, 2), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1),
@@ -290,6 +289,8 @@ class Detectors(Triggers):
                         out += [p for p in _group_spans(m.group(), m.start(), "PHONE", self._phone_ok,
                                                         text[m.start() - 1:m.start()])
                                 if not _counted(text, p) and not any(a < p.end and p.start < b for a, b in quads)]
+        if "digits" in groups and "ssn" in self.on:
+            out += [Span(a, b, "SSN") for a, b in ssn_spans(text)]
         return out
 
     @staticmethod

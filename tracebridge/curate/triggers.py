@@ -265,7 +265,7 @@ class Triggers:
             ("ipv4", None, "ip" in on, _ipv4_hit),  # ipv4, and ipv6 for one ending in an IPv4 address
             ("iban", frozenset({"iban"}), bool(on & {"iban", "card"}),  # a card inside an IBAN shape is none
              lambda d: _IBAN_SHAPE(d.translate(_IBAN_TABLE, b" -"))),
-            ("digits", frozenset({"digits"}), bool(on & {"phone", "card"}), self._digit_hit),
+            ("digits", frozenset({"digits"}), bool(on & {"phone", "card", "ssn"}), self._digit_hit),
             ("ipv6", frozenset({"ipv6"}), "ip" in on, _ipv6_hit),
             ("credential", None, bool(on & {"secrets", "auth_header"}), self._credential_hit),  # the groups it returns
             ("terms", frozenset({"terms"}), bool(words_b), lambda d: any(w in d.lower() for w in words_b)),
@@ -384,7 +384,7 @@ class Triggers:
         run = data[groups[0][0]:groups[-1][1]].decode("ascii")
         if "card" in self.on and self._card_run(run):
             return True
-        if "phone" not in self.on:
+        if not self.on & {"phone", "ssn"}:  # a phone number's check is loose enough for a Social Security number
             return False
         for i, (a, _) in enumerate(groups):
             free = data[a - 1:a] not in (b"+", b"(")  # a "+" or "(" in front: NOT_PHONE cannot refuse it

@@ -249,6 +249,12 @@ NOT_PHONES = [
     ("PR №2176667456", ["US"], "PR (217) 666-7456", "(217) 666-7456"),
     ("wrote 2176667456 bytes", ["US"], '"phone": "2176667456", wrote 10 bytes', "2176667456"),
     ("16133868065 KiB in 7085693719 ms, 4642306471 rows", ["US"], "call 16133868065 now", "16133868065"),
+    # ... and one after a label of size, count, checksum or seed, or an ls -l size before its date
+    ("-rw-r--r-- 1 bob staff 2147483648 Nov 29 13:00 model.safetensors", ["US"],
+     "bob 2147483648 Nov 29 at 13:00", "2147483648"),
+    ("RSS 4194304000, inode 2834756123, crc32 2596996162, tokens_seen=3276800000, random.seed(4155552671)",
+     ["US"], "call 4155552671 now, toll_free: 8005551234", "4155552671"),
+    ('{"size": "2147483648", "file_size": 2147483648}', ["US"], '{"phone": "2147483648"}', "2147483648"),
     # a phone number takes no groups of an IPv4 address, allowlisted (loopback) or not
     ("- $67,913.97 127.0.0.9", ["US"], "- $67,913.97 at 127.0.0.9, (913) 971-2700", "(913) 971-2700"),
     # a dotted date is no phone number even where the region has no trunk prefix (Denmark)

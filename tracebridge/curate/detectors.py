@@ -36,6 +36,7 @@ from typing import Any
 
 from tracebridge.curate.checksums import card_ok, iban_ok
 from tracebridge.curate.config import RedactionConfig
+from tracebridge.curate.counted import counted
 from tracebridge.curate.credentials import (
     AUTH,
     HEXISH,
@@ -97,14 +98,6 @@ IPV4 = re.compile(rf"(?<![{_W}\d.]){_QUAD}(?!\.?\d)(?!-[A-Za-z])")
 IPV6 = re.compile(rf"(?<![{_W}:.])(?:(?:[0-9A-Fa-f]{{0,4}}:){{2,6}}{_QUAD}(?!\.?\d)"
                   rf"|(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}[0-9A-Fa-f]{{0,4}}(?![{_W}:]))")
 _FIRST_GROUP = re.compile(r"\D*(\d+)")
-# Context that makes a bare digit run (no separator, no "+") a count or an id, not a phone number: a
-# numero sign in front (``order #4148422466``, ``issue #20231``) or a unit of size or time, or a
-# plural noun of count, after it (``2176667456 bytes``, ``8589934592 KiB``, ``4155552671 rows``; 7+
-# digits count in plural). A phone number is written with neither; without them a bare run of 10
-# digits stays a US number (``"phone": "4155552671"``).
-_NUMERO = frozenset("#№")
-_UNIT = re.compile(r"(?i)[ \t]?(?:bytes|[kmgtp]i?b|[mµun]s|secs|seconds|rows|records|items|tokens|lines|chars"
-                   rf"|characters|files|requests|events)(?![{_W}])")
 # A credential's marker (``ghp_``, ``AKIA``, ``sk-``) and the parts of the rest (``proj-XXXX``).
 _MARKER_PREFIX = re.compile("|".join(re.escape(x) for x in SECRET_LITERALS))
 _SEGMENT = re.compile(r"[^_\-.]+")
@@ -177,12 +170,6 @@ def _placeholder(token: str) -> bool:
     repeated (``ghp_XXXX…``, ``AKIAXXXXXXXXXXXXXXXX``, ``sk-proj-0000…``): an issuer's never is."""
     m = _MARKER_PREFIX.match(token)
     return len(set(max(_SEGMENT.findall(token[m.end() if m else 0:]), key=len, default=""))) <= 1
-
-
-def _counted(text: str, span: Span) -> bool:
-    """Whether ``span``, a phone number, is a bare run that ``_NUMERO`` or ``_UNIT`` make an id or count."""
-    return text[span.start:span.end].isdigit() and (
-        text[span.start - 1:span.start] in _NUMERO or _UNIT.match(text, span.end) is not None)
 
 
 def _nanp_trunk(text: str, full: str) -> bool:
@@ -288,7 +275,7 @@ class Detectors(Triggers):
                     if "phone" in self.on:
                         out += [p for p in _group_spans(m.group(), m.start(), "PHONE", self._phone_ok,
                                                         text[m.start() - 1:m.start()])
-                                if not _counted(text, p) and not any(a < p.end and p.start < b for a, b in quads)]
+                                if not counted(text, p.start, p.end) and not any(a < p.end and p.start < b for a, b in quads)]
         if "digits" in groups and "ssn" in self.on:
             out += [Span(a, b, "SSN") for a, b in ssn_spans(text)]
         return out

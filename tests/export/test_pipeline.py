@@ -165,3 +165,24 @@ def test_the_report_counts_labelled_runs_that_were_quarantined_or_duplicates(mix
     assert "Labelled but not exported" in (res.path / "report.md").read_text()
     two = export_traces(mixed_traces, tmp_path / "two", labels_for_run=labels_for_run, workers=2)
     assert two.report["feedback"] == fb
+
+
+def test_a_quarantine_reason_naming_a_dict_key_holds_no_personal_data(tmp_path: Path) -> None:
+    # schema drift names the unknown field: a key holding an e-mail address was written into the
+    # bundle's quarantine.jsonl as it was, and push then refused the whole bundle for it
+    from tests.conftest import record_sample_run
+    from tracebridge.export.rowscan import row_findings
+
+    root = tmp_path / "traces"
+    record_sample_run(root)
+    run = root / record_sample_run(root, goal="count words in words.txt", fail_tool=False)
+    lines = (run / "events.jsonl").read_text().splitlines()
+    rec = json.loads(lines[3])
+    rec["payload"]["cc jane.doe@example.org"] = "x"
+    lines[3] = json.dumps(rec)
+    (run / "events.jsonl").write_text("\n".join(lines) + "\n")
+    res = export_traces(root, tmp_path / "b")
+    (q,) = _jsonl(res.path / "quarantine.jsonl")
+    assert q["rules"] == ["schema_drift"] and q["reasons"][0]["where"].endswith("events.jsonl:4:payload.cc <EMAIL_1>")
+    assert b"jane.doe" not in all_bytes(res.path)
+    assert row_findings(res.path, res.manifest) == []  # what push checks

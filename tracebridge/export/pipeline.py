@@ -150,7 +150,7 @@ class _Exporter:
         self.assignment = assign_families(self.family_runs, cfg.split, family_sources)
         self.work = RunWork(cfg, self.assignment, labels_for_run,  # steps 1-3 when there are no workers
                             corrections.by_run if corrections is not None else None)
-        self.redactor = self.work.redactor  # also masks quarantine messages
+        self.redactor = self.work.redactor  # also masks quarantine messages and places (a field path names dict keys)
 
     def quarantine(self, run: RunDir, reasons: list[Reason]) -> None:
         t, cap = self.t, self.cfg.quality.max_reasons_per_run
@@ -158,7 +158,8 @@ class _Exporter:
         rules = sorted({r.rule for r in reasons})
         for rule in rules:
             t.quarantine_rules[rule] += 1
-        listed = [{**r.to_dict(), "message": self.redactor.redact_text(r.message, "_quarantine")}
+        mask = self.redactor.redact_text
+        listed = [{**r.to_dict(), "where": mask(r.where, "_quarantine"), "message": mask(r.message, "_quarantine")}
                   for r in reasons[:cap]]
         self.w.write_row("quarantine.jsonl", {"run_id": run.run_id, "rules": rules, "reasons": listed,
                                               "reasons_total": len(reasons)})

@@ -95,6 +95,13 @@ POSITIVES = [
      "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"),
     ("HF_TOKEN", "huggingface-cli login --add-to-git-credential hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh ok",
      "hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"),
+    # Google OAuth access tokens (dotted: no secret name's value), Telegram bot tokens, also in Bot API URLs
+    ("GOOGLE_KEY", "GET /oauth2/cb?code=4/0Ab&access_token=ya29.a0AfH6SMBxyz123ABC456def&scope=email",
+     "ya29.a0AfH6SMBxyz123ABC456def"),
+    ("TELEGRAM_TOKEN", "curl -s https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0/getMe",
+     "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"),
+    ("TELEGRAM_TOKEN", '{"channels": {"telegram": {"botToken": "7123456789:AAF-x_9qLmZ0aBcDeFgHiJkLmNoPqRsTuVw"}}}',
+     "7123456789:AAF-x_9qLmZ0aBcDeFgHiJkLmNoPqRsTuVw"),
     # US Social Security numbers: dashed anywhere, any grouping after a label
     ("SSN", "applicant: Jane Roe, SSN 078-05-1120, DOB 1985-04-12", "078-05-1120"),
     ("SSN", '{"name": "Jane", "ssn": "123456789"}', "123456789"),
@@ -117,6 +124,7 @@ NEGATIVES = [
     "SELECT c.name FROM customers c ORDER BY SUM(o.amount) DESC LIMIT 1",
     "alice smithson is another person",
     "release v1.2.3.4 and 2.0.1.3-rc1 are versions",
+    "at 12:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij and ya29.short",
     "never issued: 000-12-3456 666-12-3456 900-12-3456 123-00-4567 123-45-0000; ids 123456789 and 123 45 6789",
     "ORD-123-45-6789, v1.123-45-6789, 123-45-6789.5, 2026-01-23, uuid 123e4567-e89b-12d3-a456-426614174000",
     "from huggingface_hub import hf_hub_download; os.environ['hf_hub_enable_transfer'] and hf_AbCd_EfGh",

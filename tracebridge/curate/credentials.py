@@ -59,7 +59,7 @@ AUTH = re.compile(rf"(?ai)(?<![{_W}])(bearer|basic)\s+([A-Za-z0-9._~+/\-]{{8,}}=
 # Credential shapes detect-secrets misses: new-style OpenAI keys, keys of OpenAI-compatible providers
 # without OpenAI's ``T3BlbkFJ`` marker (``sk-`` and 20+ letters and digits, a digit among them: never
 # ``sk-learn``), Anthropic keys, Slack app-level tokens, Stripe test-mode keys, fine-grained GitHub
-# PATs, bare npm tokens (its plugin wants an .npmrc line), Google and Hugging Face keys, GitLab tokens followed by CJK text and URL
+# PATs, bare npm tokens (its plugin wants an .npmrc line), Google and Hugging Face keys, Google OAuth access tokens (``ya29.``), Telegram bot tokens, GitLab tokens followed by CJK text and URL
 # passwords with RFC 3986 sub-delims (``pa$$w0rd!``) or an empty user (``redis://:pass@cache``).
 OWN_SECRETS = {
     "OPENAI_KEY": re.compile(rf"(?<![{_W}-])sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{{20,}}"
@@ -71,7 +71,11 @@ OWN_SECRETS = {
     "NPM_TOKEN": re.compile(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
     # Google API keys (Maps, Gemini, Firebase: ``AIza`` and 35 more), Google OAuth client secrets and
     # Hugging Face access tokens (``hf_`` and 34 letters), which no detect-secrets plugin knows
-    "GOOGLE_KEY": re.compile(rf"(?<![{_W}-])(?:AIza[A-Za-z0-9_\-]{{35}}|GOCSPX-[A-Za-z0-9_\-]{{28}})(?![A-Za-z0-9_\-])"),
+    "GOOGLE_KEY": re.compile(rf"(?<![{_W}-])(?:AIza[A-Za-z0-9_\-]{{35}}|GOCSPX-[A-Za-z0-9_\-]{{28}}|ya29\.[A-Za-z0-9_\-]{{20,}})"
+                             r"(?![A-Za-z0-9_\-])"),
+    # Telegram bot tokens (the bot's id, ``:``, ``A`` and 34 more), which OpenClaw and bot configs hold; also in
+    # the Bot API's URLs (``https://api.telegram.org/bot<token>/sendMessage``)
+    "TELEGRAM_TOKEN": re.compile(rf"(?:(?<![{_W}])|(?<=/bot))\d{{5,16}}:A[A-Za-z0-9_\-]{{34}}(?![A-Za-z0-9_\-])"),
     "HF_TOKEN": re.compile(rf"(?<![{_W}-])hf_[A-Za-z]{{34}}(?![A-Za-z0-9_\-])"),
     "GITLAB_TOKEN": re.compile(r"gl(?:pat|dt|ft|soat|rt|ptt|cbt|imt|agent|oas)-[A-Za-z0-9_\-]{20,}"),  # CJK after it
     "URL_PASSWORD": re.compile(r"://[A-Za-z0-9\-._~%!$&'()*+,;=]*:([A-Za-z0-9\-._~%!$&'()*+,;=]+)@(?=[A-Za-z0-9\[])"),

@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 
 # Overlap resolution: a lower index wins over a higher one, then the longer span.
 PRIORITY = ("PRIVATE_KEY", "AWS_KEY", "GITHUB_TOKEN", "GITLAB_TOKEN", "SLACK_TOKEN", "ANTHROPIC_KEY", "OPENAI_KEY", "JWT",
-            "STRIPE_KEY", "SENDGRID_KEY", "NPM_TOKEN", "PYPI_TOKEN", "GOOGLE_KEY", "HF_TOKEN", "URL_PASSWORD", "AUTH_HEADER", "SECRET",
+            "STRIPE_KEY", "SENDGRID_KEY", "NPM_TOKEN", "PYPI_TOKEN", "GOOGLE_KEY", "HF_TOKEN", "TELEGRAM_TOKEN", "URL_PASSWORD", "AUTH_HEADER", "SECRET",
             "EMAIL", "IBAN", "CARD", "IPV6", "IPV4", "SSN", "PHONE")
 _CREDENTIAL_GROUPS = frozenset({"secrets", "keywords", "auth_header"})  # re-scanned in decoded base64
 # Card number groupings as printed (one run, 4-4-4-4[-x], Amex 4-6-5, Diners 4-6-4, 13-digit Visa 4-3-3-3).

@@ -38,13 +38,13 @@ GROUPS = frozenset({"email", "ipv4", "iban", "digits", "ipv6", "secrets", "keywo
 # Credential markers: a string without one never reaches detect-secrets.
 SECRET_LITERALS = ["A3T", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
                    "glpat-", "gldt-", "glptt-", "glrt-", "glsoat-", "glft-", "glimt-", "glagent-", "glcbt-", "gloas-", "xox",
-                   "hooks.slack.com", "xapp-", "sk-", "sk_live_", "rk_live_", "sk_test_", "rk_test_", "SG.", "npm_", "pypi-", "AIza", "GOCSPX-", "hf_", "eyJ", "PRIVATE KEY",
+                   "hooks.slack.com", "xapp-", "sk-", "sk_live_", "rk_live_", "sk_test_", "rk_test_", "SG.", "npm_", "pypi-", "AIza", "GOCSPX-", "hf_", "ya29.", "eyJ", "PRIVATE KEY",
                    "aws", "AWS", "Aws", "SecretAccessKey", "secret_access_key", "SECRET_ACCESS_KEY", "GR1348941"]
-SECRET_MARKERS = "|".join(re.escape(x) for x in SECRET_LITERALS) + r"|://[^\s/@:]*:[^\s/@]+@"
+SECRET_MARKERS = "|".join(re.escape(x) for x in SECRET_LITERALS) + r"|://[^\s/@:]*:[^\s/@]+@|\d:A[\w-]{34}"
 # Markers that begin a credential of 20+ token characters (``ghp_`` and 36 more): found within the long
 # token runs of a string only. The others (a name or host near the value, a value with dots) anywhere.
 # "PRIVATE KEY" and the AWS secret names have checks of their own (``_token_hit``).
-_FREE_LITERALS = ("aws", "AWS", "Aws", "hooks.slack.com", "SG.", "eyJ", "xox")
+_FREE_LITERALS = ("aws", "AWS", "Aws", "hooks.slack.com", "SG.", "eyJ", "xox", "ya29.")
 _IN_TOKEN = re.compile("|".join(re.escape(x) for x in SECRET_LITERALS if x not in _FREE_LITERALS
                                  and x != "PRIVATE KEY" and "ccess" not in x.lower()).encode()).search
 _GROUP_B = re.compile(rb"\d+")
@@ -74,7 +74,7 @@ _IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
 # at every key of JSON; ``_ipv4_hit``).
 _IPV4_TAIL = re.compile(rb"\.\d{1,3}\.\d{1,3}\.\d").search
 _DOUBLE_COLON, _PCT40, _SEVEN_ZEROS = (re.compile(x).search for x in (rb"::", rb"%40", rb"0000000"))
-_PRIVATE_KEY, _CCESS = (re.compile(x).search for x in (rb"private key", rb"ccess"))
+_PRIVATE_KEY, _CCESS, _TELEGRAM = (re.compile(x).search for x in (rb"private key", rb"ccess", rb":A(?<=\d:A)[\w-]{34}"))
 # _ONE_BYTE: a one-byte ``data.find(b"@")`` is a memchr, ~3x faster than ``in`` or a search.
 
 
@@ -85,7 +85,7 @@ _FOLD_TABLE = bytes(i + 32 if 65 <= i <= 90 and i not in b"GJ" else i for i in r
 # The free markers folded, each looked for from a rare letter (``re`` scans for a pattern's first
 # literal; ``in`` of 2-3 bytes is slower): ``aws`` from ``w``, the Slack host from ``k``, ``sG.`` and
 # ``eyJ`` only where a ``G`` or ``J`` is (rare once folded: one memchr).
-_FREE_SEARCHES = tuple(re.compile(p).search for p in (rb"ws(?<=aws)", rb"xox", rb"k\.com(?<=hooks\.slack\.com)"))
+_FREE_SEARCHES = tuple(re.compile(p).search for p in (rb"ws(?<=aws)", rb"xox", rb"k\.com(?<=hooks\.slack\.com)", rb"ya29\."))
 # Credentials by context (``tracebridge.curate.credentials``): a secret name, one of which ends every
 # name (``pass…`` and the rest); after it, closing quotes and brackets (``env["API_KEY"] =``), JSON
 # escapes (``\"``, ``\t``), blanks, then the separator (``\0`` stands for the end of a dict key in the
@@ -330,7 +330,7 @@ class Triggers:
         such a run; ``base64`` for a run ``base64_hit`` accepts. One translation finds both kinds of
         run (``+/`` join tokens here: runs a superset of either's). ``low``: ``data`` folded."""
         early = _PRIVATE_KEY(low) is not None or (data.find(b"@") >= 0 and self._url(data) is not None) or (
-            _CCESS(low) is not None and _AWS_SECRET_NAME.search(data) is not None)
+            _CCESS(low) is not None and _AWS_SECRET_NAME.search(data) is not None) or _TELEGRAM(data) is not None
         tokens = data.translate(_TOKEN_TABLE)
         start = tokens.find(_B64_LONG)
         if start < 0:

@@ -46,6 +46,8 @@ POSITIVES = [
     ("b64 echo", f"echo {B64_USER_PW} | base64 -d", B64_USER_PW),
     ("b64 after newline", f"cat creds.txt\n{B64_USER_PW}", B64_USER_PW),  # in JSON the run starts at \n's n
     ("two classes", "password=hunter2hunter", "hunter2hunter"),
+    ("dotted token", "export DISCORD_TOKEN=MTIzNDU2Nzg5MDEyMzQ1Njc4.GabCdE.k3JdLw9xQmZpT2vNbR8sYcHfA1uEo4iG && run",
+     "MTIzNDU2Nzg5MDEyMzQ1Njc4.GabCdE.k3JdLw9xQmZpT2vNbR8sYcHfA1uEo4iG"),
     # strong contexts: a password whatever its shape (one class; blanks inside quotes)
     ("curl -u word", "curl -u bob:password https://api.example.com", "password"),
     ("curl -u later", 'sudo /usr/bin/curl -s "https://x.io/a?b=1&c=2" -u admin:hunter', "hunter"),
@@ -143,6 +145,7 @@ POSITIVES = [
 NEGATIVES = [
     "open the password_reset_link=https://example.com/reset in the mail",
     "token_count: 512, max_tokens=1024, tokens: 2048",
+    "token = self.tokenizer.eos_token; api_key = settings.OPENAI_API_KEY; secret: com.example.app",
     '{"secret": false, "password": null, "token": 512}',
     "password: ********", "password=<SECRET_1> and token: [REDACTED]", 'api_key: "<your-api-key>"',
     "the password is stored in vault; rotate the token weekly",

@@ -16,6 +16,9 @@ URL_PW_TEMPLATE = re.compile(r"^(?:\$\{?[A-Za-z_]\w*\}?|\{+[^{}]*\}+|<[^<>]*>|%\
 _NOT_SECRET = re.compile(r"(?ai)[-+]?\d+(?:[.,]\d+)*|true|false|null|none|nil|yes|no|on|off|undefined"
                          r"|[a-z_$][\w$]*(?:\.[a-z_$][\w$]*)+|(?:~|\.{1,2})?/[\w.\-/]*|[a-z][a-z0-9+.\-]*://\S*"
                          r"|.*redacted.*|[*x.\-#•]+")
+# A dotted value one of whose parts is random (16+ characters, upper and lower case and a digit) is no
+# name in code: a Discord bot token (``MTIzNDU2Nzg5MDEyMzQ1Njc4.GabCdE.…``) or another dotted token.
+_RANDOM_PART = re.compile(r"(?<![^.])(?=[^.]{16})(?=[^.]*\d)(?=[^.]*[a-z])(?=[^.]*[A-Z])")
 # Stand-ins for a password in docs, forms and schemas: ``your_password``, ``YOUR-SECRET-HERE``,
 # ``<placeholder>``, ``example``, and the type names of API examples (``{"password": "string"}``).
 _PLACEHOLDER = re.compile(r"(?ai)(?<![a-z0-9])(?:your|here|placeholder|example)(?![a-z0-9])"
@@ -61,7 +64,8 @@ def secret_shaped(value: str, strong: bool = False, word: str = "") -> bool:
     ``correcthorse``, ``HUNTERHUNTER``) or in upper case (``"upper"``, after a token or key name:
     ``QWERTYUIOPASDF``); after a ``pass``/``secret`` name also upper-case words joined by the
     joiners, none of them a status word (``HUNTER_HUNTER``; not ``DB_PASSWORD``, ``NOT_SET_YET``)."""
-    if len(value) < 6 or URL_PW_TEMPLATE.match(value) or _NOT_SECRET.fullmatch(value) or _ABSENT.fullmatch(value):
+    if len(value) < 6 or URL_PW_TEMPLATE.match(value) or _ABSENT.fullmatch(value) or (
+            _NOT_SECRET.fullmatch(value) and not ("." in value and _RANDOM_PART.search(value))):
         return False
     if len(set(max(_JOINED.split(value), key=len))) <= 1:
         return False  # a placeholder or mask: its longest part one character repeated

@@ -222,3 +222,16 @@ def test_redact_file_with_a_memo_writes_the_same_file(tmp_path: Path) -> None:
     assert {k: v for k, v in plain.items() if k != "out"} == {k: v for k, v in kept.items() if k != "out"}
     assert plain["findings"]["EMAIL"] and plain["findings"]["CARD"] and memo.hits > memo.misses
     assert "bob@example.com" not in (tmp_path / "b.jsonl").read_text()
+
+
+def test_a_key_file_printed_as_json_passes_pass_2_once_redacted() -> None:
+    # `cat sa.json` of a Google service account: the PEM key became "<PRIVATE_KEY_1>\n" after
+    # "private_key", which pass 2 then took for a secret value, quarantining the run it had just redacted
+    sa = json.dumps({"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B"
+                     "AQEFAASC\n-----END PRIVATE KEY-----\n", "client_email": "svc@p.iam.gserviceaccount.com"}, indent=2)
+    rec = {"run_id": "r", "event_type": "worker_tool_result", "step": 1, "event_id": "e",
+           "payload": {"call_id": "c", "ok": True, "output": f"$ cat sa.json\n{sa}"}}
+    red = Redactor(key=b"k" * 32)
+    out = red.redact(rec)
+    assert '"private_key": "<PRIVATE_KEY_1>\\n"' in out["payload"]["output"] and "MIIEvQ" not in out["payload"]["output"]
+    assert red.rewritten_findings("r") == {} and Scanner().scan(out) == {}

@@ -235,3 +235,5 @@ def test_a_key_file_printed_as_json_passes_pass_2_once_redacted() -> None:
     out = red.redact(rec)
     assert '"private_key": "<PRIVATE_KEY_1>\\n"' in out["payload"]["output"] and "MIIEvQ" not in out["payload"]["output"]
     assert red.rewritten_findings("r") == {} and Scanner().scan(out) == {}
+    nested = red.redact({**rec, "payload": {**rec["payload"], "output": json.dumps({"stdout": sa})}})  # escaped twice
+    assert "MIIEvQ" not in nested["payload"]["output"] and red.rewritten_findings("r") == {}

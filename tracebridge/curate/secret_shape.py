@@ -10,7 +10,7 @@ import re
 # and an environment variable of cmd (``%DB_PASS%``) or PowerShell (``$env:DB_PASS``); JSON's escaped line
 # ends after it too (a PEM key in JSON text redacted to ``"private_key": "<PRIVATE_KEY_1>\\n"``).
 URL_PW_TEMPLATE = re.compile(r"^(?:\$\{?[A-Za-z_]\w*\}?|\{+[^{}]*\}+|<[^<>]*>|%\(?\w*\)?s|\*+"
-                             r"|%[A-Za-z_]\w*%|\$env:[A-Za-z_]\w*)(?:\\[nr])*$")
+                             r"|%[A-Za-z_]\w*%|\$env:[A-Za-z_]\w*)(?:\\+[nr])*$")
 # Values that are no secret: a number, a boolean or null, a dotted name in code (``os.environ``,
 # ``process.env.API_KEY``), a path or URL (``/home/u/x.py``, ``https://…``: a password in a URL is
 # ``URL_PASSWORD``'s), a mask or redaction mark (``********``, ``[REDACTED]``, ``<SECRET_1>``).

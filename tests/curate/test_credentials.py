@@ -46,6 +46,11 @@ POSITIVES = [
     ("b64 echo", f"echo {B64_USER_PW} | base64 -d", B64_USER_PW),
     ("b64 after newline", f"cat creds.txt\n{B64_USER_PW}", B64_USER_PW),  # in JSON the run starts at \n's n
     ("two classes", "password=hunter2hunter", "hunter2hunter"),
+    # an Authorization header of another scheme than Bearer or Basic, or of none
+    ("auth token scheme", "curl -H 'Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b' https://x.io",
+     "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"),
+    ("auth apikey scheme", '{"authorization": "ApiKey Zx8Qp2Lm9Vb4Nc7Ws1Ed5Rf3"}', "Zx8Qp2Lm9Vb4Nc7Ws1Ed5Rf3"),
+    ("auth no scheme", "Proxy-Authorization: 9f8e7d6c5b4a39281706f5e4d3c2b1a0", "9f8e7d6c5b4a39281706f5e4d3c2b1a0"),
     ("dotted token", "export DISCORD_TOKEN=MTIzNDU2Nzg5MDEyMzQ1Njc4.GabCdE.k3JdLw9xQmZpT2vNbR8sYcHfA1uEo4iG && run",
      "MTIzNDU2Nzg5MDEyMzQ1Njc4.GabCdE.k3JdLw9xQmZpT2vNbR8sYcHfA1uEo4iG"),
     # strong contexts: a password whatever its shape (one class; blanks inside quotes)
@@ -146,6 +151,9 @@ NEGATIVES = [
     "open the password_reset_link=https://example.com/reset in the mail",
     "token_count: 512, max_tokens=1024, tokens: 2048",
     "token = self.tokenizer.eos_token; api_key = settings.OPENAI_API_KEY; secret: com.example.app",
+    'auth = request.headers.get("Authorization"); headers={"Authorization": f"Bearer {token}"}',
+    "Authorization = request.headers.authorization_header; the Authorization: header is missing",
+    'Authorization: Digest username="bob", realm="x", response="6629fae49393a05397450978507c4ef1"',
     '{"secret": false, "password": null, "token": 512}',
     "password: ********", "password=<SECRET_1> and token: [REDACTED]", 'api_key: "<your-api-key>"',
     "the password is stored in vault; rotate the token weekly",
@@ -380,3 +388,12 @@ def test_unquoted_words_after_password_names_are_redacted_absence_phrases_stay()
     assert {k: out[k] for k in ("password", "client_secret", "db_password", "passphrase")} == {
         "password": "not set", "client_secret": "none provided", "db_password": "(none)", "passphrase": "n/a"}
     assert out["PASSWORD"] == "<SECRET_1>" and out["argv"] == ["mysql", "--password=x", "--password", "<SECRET_2>"]
+
+
+def test_authorization_header_of_any_scheme_in_a_record() -> None:
+    red = Redactor(key=b"k" * 32)
+    rec = {"run_id": "r", "event_type": "worker_tool_call", "payload": {"call_id": "c", "tool": "http", "args": {
+        "headers": {"Authorization": "Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b", "Accept": "application/json"}}}}
+    out = red.redact(rec)
+    assert out["payload"]["args"]["headers"] == {"Authorization": "Token <SECRET_1>", "Accept": "application/json"}
+    assert Scanner().scan(rec) and not Scanner().scan(out)

@@ -7,15 +7,15 @@ they are. Seven more are found by what surrounds the value, and their value must
 - a secret name right before it (``KEYWORD``): a name ending in ``password``, ``passwd``,
   ``passphrase``, ``secret``, ``token`` or ``api/secret/access/private/auth/client/account`` + ``key``
   (``DB_PASSWORD``, ``x-api-key``, ``client_secret``; not ``token_count``, ``max_tokens``,
-  ``password_reset_link``), maybe a closing quote and ``]`` (``env["API_KEY"] = …``), then ``=``, ``:``,
-  ``:=`` or ``=>`` (``--name value`` for flags, ``--auth_token value`` too), then
-  the value in quotes or up to whitespace, a quote or ``& , ; < > ( ) [ ] { }``; in records also
-  a string under such a dict key or after such an argv flag (``keyed_spans``);
+  ``password_reset_link``), maybe a closing quote and ``]`` (``env["API_KEY"] = …``), then ``=``, ``:``, ``:=`` or
+  ``=>`` (``--name value`` for flags, ``--auth_token value`` too; ``AUTH_OTHER``: an ``Authorization`` header), then
+  the value in quotes or up to whitespace, a quote or ``& , ; < > ( ) [ ] { }``; in records also a string under
+  such a dict key or after such an argv flag (``keyed_spans``);
 - ``-u``/``--user``/``--proxy-user`` then ``user:password`` (curl, wget): the password;
 - ``-p`` with the password joined to it after ``mysql``/``mysqldump``/``mariadb``… (``MYSQL_PW``);
-- a client's own password flag, a blank and the password after that client (``FLAG_PW``:
-  ``mongosh -p hunter``, ``docker login -p``, ``sshpass -p``, ``redis-cli -a``, ``sqlcmd -P``,
-  ``ldapsearch -w``, ``keytool -storepass``; in records also after such an argv element, ``argv_clients``);
+- a client's own password flag, a blank and the password after that client (``FLAG_PW``: ``mongosh -p hunter``,
+  ``docker login -p``, ``sshpass -p``, ``redis-cli -a``, ``sqlcmd -P``, ``ldapsearch -w``, ``keytool -storepass``;
+  in records also after such an argv element, ``argv_clients``);
 - ``pass:`` and the password after OpenSSL's ``-passin``/``-passout``/``-pass`` (``PASS_ARG``), and
   ``user%password`` after a Samba client's ``-U`` (or joined to it: ``-Ubob%pw``), ``user,password``
   after lftp's ``-u`` (``USER_PAIR``);
@@ -23,18 +23,17 @@ they are. Seven more are found by what surrounds the value, and their value must
 - a base64 run of 16-1024 characters that decodes to printable ASCII holding ``user:password`` or
   anything the credential detectors find (``base64_texts``; ``Detectors`` re-scans it): the run.
 
-Where the context alone says "password" (``secret_shaped``'s ``strong``: a quoted value or a dict
-key's string after a ``pass``/``secret`` name, curl's or wget's ``-u``, ``--proxy-user``, a MySQL client's ``-p``,
-a client's password flag, ``pass:``, ``user%``/``user,`` after their client, a .netrc entry), any value
-of 6+ characters but a stand-in is one, blanks included (``"correct horse battery staple"``). An
-unquoted value after such a name may be one word, in lower or upper case, after ``=``, ending its line
-after ``:`` and after a database client's ``--password`` and a blank (``password=correcthorse``,
-``password: sekrit``, ``secret: ZQXWVUTS``, ``mysql --password hunter``), or upper-case words joined
-by ``_``/``-`` (``PASSWORD=HUNTER_HUNTER``); after a token or key name, one upper-case word
-(``api_key: QWERTYUIOPASDF``), and one in quotes or a dict key's string (``api_key: "QWERTYUIOPASDF"``);
-after any name, lower-case letters that read as no word (``token: zxqvbnmlkjhgfd``). See ``_word_case`` and ``tracebridge.curate.secret_shape`` for the variables, constants
-(``DB_PASSWORD``), status words and prose left alone. A value saying the password is absent
-(``_ABSENT``: ``"not set"``, ``"none provided"``) never is.
+Where the context alone says "password" (``secret_shaped``'s ``strong``: a quoted value or a dict key's string after
+a ``pass``/``secret`` name, curl's or wget's ``-u``, ``--proxy-user``, a MySQL client's ``-p``, a client's password
+flag, ``pass:``, ``user%``/``user,`` after their client, a .netrc entry), any value of 6+ characters but a stand-in
+is one, blanks included (``"correct horse battery staple"``). An unquoted value after such a name may be one word,
+in lower or upper case, after ``=``, ending its line after ``:`` and after a database client's ``--password`` and a
+blank (``password=correcthorse``, ``password: sekrit``, ``secret: ZQXWVUTS``, ``mysql --password hunter``), or
+upper-case words joined by ``_``/``-`` (``PASSWORD=HUNTER_HUNTER``); after a token or key name, one upper-case word
+(``api_key: QWERTYUIOPASDF``), and one in quotes or a dict key's string (``api_key: "QWERTYUIOPASDF"``); after any
+name, lower-case letters that read as no word (``token: zxqvbnmlkjhgfd``). See ``_word_case`` and
+``tracebridge.curate.secret_shape`` for the variables, constants (``DB_PASSWORD``), status words and prose left
+alone. A value saying the password is absent (``_ABSENT``: ``"not set"``, ``"none provided"``) never is.
 
 Their triggers, ``keyword_hit`` and ``base64_hit``, are in ``tracebridge.curate.triggers``. Pure; no I/O.
 """
@@ -184,6 +183,10 @@ _FLAG_ARGV = {f: re.compile(c) for f, c in _FLAG_CLIENTS.items()}
 _SSHPASS_KIND = "-p "  # sshpass's -p: its kind ends where the command it wraps starts
 _LOGIN_TOOLS = frozenset({"docker", "podman", "buildah", "skopeo", "nerdctl", "oras", "az"})
 _USER_FLAGS = frozenset({"-u", "--user", "--proxy-user"})
+# An ``Authorization`` header's random credential after a scheme but Bearer/Basic (``AUTH``) or Digest, or none: ``Token 9944b0…``
+_AUTH_VALUE = r"(?!(?:bearer|basic|digest)\b)(?:[A-Za-z][\w-]{1,20}[ \t]+)?(?P<v>[A-Za-z0-9._~+/\-]{12,}=*)"
+AUTH_OTHER = re.compile(rf"(?ai)(?<![\w-])(?:proxy-)?authorization\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?{_AUTH_VALUE}")
+_AUTH_KEYED = re.compile(rf"(?ai){_AUTH_VALUE}")
 _CLIENTS = frozenset({"curl", "wget", "curl.exe", "wget.exe"})
 B64_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,1024}(?![A-Za-z0-9+/])")
 
@@ -230,6 +233,7 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
         out += _client_flag_spans(text)
     if "login" in text and "password" in text:
         out += _netrc_spans(text)
+    out += [m.span("v") for m in AUTH_OTHER.finditer(text) if secret_shaped(m.group("v"))]
     return out
 
 
@@ -340,6 +344,8 @@ def keyed_spans(name: str, value: str, argv: bool = False, client: str = "") -> 
     curl's or wget's argv (``client`` ``"http"``), of a MySQL client's ``-p`` and of a client's
     password flag."""
     name, v = name.strip().strip("\"'"), value.strip()
+    if not argv and name.lower() in ("authorization", "proxy-authorization") and (m := _AUTH_KEYED.fullmatch(v)):
+        return [(value.index(v) + m.start("v"), value.index(v) + m.end("v"))] if secret_shaped(m.group("v")) else []
     if argv and client == "%" and v[:2] == "-U" and len(v) > 2:
         name, v = "-U", v[2:]  # Samba's -U joined to user%password: ``["smbclient", "-Ubob%hunter"]``
     if argv and client[:1] == "-" and name in client.split():  # a client's own password flag

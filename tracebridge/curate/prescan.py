@@ -123,7 +123,7 @@ def check_patterns(words_b: Iterable[bytes] = (), other_digits: bool = False, wo
             [(_b64_quad() * 4, False)],  # base64 of printable text (``base64_hit``: its first 16 characters)
             [(same(t._AUTH_SCHEME), True)],  # auth header
             # secret names before a separator; a .netrc entry's password; a ``--`` flag with a name
-            [(rb"pass(?:word|wd|phrase)" + _SEP, True)], [(rb"(?:secret|key|token)" + _SEP, True)],
+            [(rb"pass(?:word|wd|phrase)" + _SEP, True)], [(rb"(?:secret|key|token|authorization)" + _SEP, True)],
             [(rb"password(?:[ \t\r\n]|\\[nrt])", True), (rb"(?:login|machine|default)(?:[ \t\r\n]|\\[nrt])", True)],
             [(rb"--[a-z0-9_\-]{0,48}(?:pass|secret|token|key)", True)], [(rb"value\\?[\"']?(?:[ \t]|\\t){0,8}:", True)],  # pair_hit
             *_flag_patterns(), [(same(t._MYSQL), False)]],

@@ -100,7 +100,7 @@ _SEPARATOR = rb"[\"'\\\] \tt]*[:=\0]"
 # and needs ``login``, ``machine`` or ``default`` and a blank before it (``_NETRC_HEAD``; a second
 # search over every string would cost ~13 ms over 16 MB).
 _PASSWORD_SEP = re.compile(rb"pass(?:word|wd|phrase)(?:" + _SEPARATOR + rb"|(?<=word)(?P<blank>[ \t\r\n]|\\[nrt]))").search
-_NAME_SEPS = tuple(re.compile(n + _SEPARATOR).search for n in (rb"cret(?<=secret)", rb"ke(?:y|(?<=toke)n)"))
+_NAME_SEPS = tuple(re.compile(n + _SEPARATOR).search for n in (rb"cret(?<=secret)", rb"ke(?:y|(?<=toke)n)", rb"zation(?<=authorization)"))
 _FLAG_NAME = re.compile(rb"--[a-zGJ0-9_\-]{0,48}?(?:pass|secret|token|key)").search
 _AUTH_SCHEME = re.compile(rb"b(?:earer|asic)").search
 # ``-u``, or a client's password flag and a blank (``-p hunter``, ``--pass hunter``; in JSON a tab is

@@ -52,7 +52,7 @@ _LINE_END = re.compile(r"[ \t]*(?:#|\r?\n|\\[rn]|\\?\"|\Z)")
 # The trigger: a ``value`` key, and within the 320 bytes before it a secret name closing a field and
 # a ``,`` or line end after it (``PAIR`` spans at most ~200 bytes between the two).
 _VALUE_KEY = re.compile(rb"alue(?<=value)\\?[\"']?(?:[ \t]|\\t){0,8}:").search
-_PAIR_HEAD = re.compile(
+PAIR_HEAD = re.compile(
     rb"(?:pass(?:word|wd|phrase)|secret|token|key)\\?[\"']?(?:[ \t]|\\t){0,8}(?:,|\r?\n|\\r\\n|\\n)"
 )
 
@@ -61,7 +61,7 @@ def pair_hit(low: bytes) -> bool:
     """Whether ``low`` (ASCII lower-cased bytes) may hold a ``PAIR``."""
     m = _VALUE_KEY(low)
     while m is not None:
-        if _PAIR_HEAD.search(low, max(0, m.start() - 320), m.start()) is not None:
+        if PAIR_HEAD.search(low, max(0, m.start() - 320), m.start()) is not None:
             return True
         m = _VALUE_KEY(low, m.end())
     return False

@@ -96,6 +96,7 @@ def check_patterns(words_b: Iterable[bytes] = (), other_digits: bool = False, wo
     (an ASCII one may be written with a letter Unicode folds to ASCII)."""
     from tracebridge.curate import triggers as t
     from tracebridge.curate.other_digits import other_digit_encodings
+    from tracebridge.curate.pairs import PAIR_HEAD
     from tracebridge.curate.triggers import _ASCII_FOLD_BYTES, _FREE_LITERALS, SECRET_LITERALS
 
     def same(search: Any) -> bytes:  # a trigger's own pattern, where Hyperscan reads it as ``re`` does
@@ -119,13 +120,13 @@ def check_patterns(words_b: Iterable[bytes] = (), other_digits: bool = False, wo
         "credential": [
             [(same(t._PRIVATE_KEY), True)], [(rb"://[^\s/@:]*:[^\s/@]+@", False)], [(rb"secret_?access_?key", True)],
             [(_literals(token_markers), False), _TOKEN_RUN],  # a marker within a long token run
-            [(rb"aws|xox|hooks\.slack\.com|eyJ|ya29\.", True), _TOKEN_RUN], [(rb"\d:A[\w-]{34}", False)], [(rb"[sS]G\.", False), _TOKEN_RUN],  # free ones
+            [(rb"aws|xox|hooks\.slack\.com|eyJ|ya29\.", True), _TOKEN_RUN], [(rb":A", False), _TOKEN_RUN], [(rb"[sS]G\.", False), _TOKEN_RUN],  # free ones
             [(_b64_quad() * 4, False)],  # base64 of printable text (``base64_hit``: its first 16 characters)
             [(same(t._AUTH_SCHEME), True)],  # auth header
             # secret names before a separator; a .netrc entry's password; a ``--`` flag with a name
             [(rb"pass(?:word|wd|phrase)" + _SEP, True)], [(rb"(?:secret|key|token|authorization)" + _SEP, True)],
             [(rb"password(?:[ \t\r\n]|\\[nrt])", True), (rb"(?:login|machine|default)(?:[ \t\r\n]|\\[nrt])", True)],
-            [(rb"--[a-z0-9_\-]{0,48}(?:pass|secret|token|key)", True)], [(rb"value\\?[\"']?(?:[ \t]|\\t){0,8}:", True)],  # pair_hit
+            [(rb"--[a-z0-9_\-]{0,48}(?:pass|secret|token|key)", True)], [(rb"value\\?[\"']?(?:[ \t]|\\t){0,8}:", True), (PAIR_HEAD.pattern, True)],  # pair_hit
             *_flag_patterns(), [(same(t._MYSQL), False)]],
         "terms": [[(_literals(words_b), True)]] if words_b else [],
         "non_ascii": non_ascii,

@@ -21,9 +21,7 @@ from tracebridge.curate.secret_shape import secret_shaped
 
 # ASCII case folding only (``(?a)``): under Unicode folding "ſ" and "K" (Kelvin) would match "s"
 # and "k", which the byte trigger, lowering ASCII only, would not see.
-NAME = (
-    r"(?:passw(?:or)?d|passphrase|secret|token|(?:api|secret|access|private|auth|client|account)[_-]?key)"
-)
+NAME = r"(?:passw(?:or)?d|passphrase|secret|token|(?:api|secret|access|private|auth|client|account)[_-]?key)"
 # A value in quotes (escaped ones too: JSON inside a string), which may hold blanks, or bare, up to
 # whitespace, a quote or ``` , ; & < > ( ) [ ] { }``, also after a quote that is not closed on its
 # line (a cut-off output: ``password: "hunter2x9``). In JSON inside a string, whitespace is written

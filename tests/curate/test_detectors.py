@@ -11,7 +11,7 @@ import pytest
 from tracebridge.curate.checksums import card_ok, iban_ok, luhn_ok
 from tracebridge.curate.config import RedactionConfig
 from tracebridge.curate.detectors import Detectors
-from tracebridge.curate.redact import Scanner
+from tracebridge.curate.redact import Redactor, Scanner
 from tracebridge.testing.pii_corpus import build_corpus, corpus_config
 
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
@@ -171,6 +171,17 @@ def test_ssn_detector_alone_and_disabled() -> None:
     d = Detectors(RedactionConfig(detectors=["ssn"]))
     assert [s.kind for s in d.find("ssn=078-05-1120")] == ["SSN"] and d.triggered(b'{"o":"SSN: 078051120"}')
     assert Detectors(RedactionConfig(detectors=["phone", "email"])).find("SSN: 078-05-1120") == []
+
+
+def test_ssn_under_an_ssn_key_in_a_record() -> None:
+    # a record's {"ssn": "078051120"} holds no label in its string: the key is the label
+    red = Redactor(key=b"k" * 32)
+    args = {"ssn": "078051120", "applicant_ssn": "078 05 1120", "ssn_last4": "1120", "id": "078051120"}
+    rec = {"run_id": "r", "event_type": "worker_tool_call", "payload": {"call_id": "c", "tool": "t", "args": args}}
+    out = red.redact(rec)["payload"]["args"]
+    assert out == {"ssn": "<SSN_1>", "applicant_ssn": "<SSN_2>", "ssn_last4": "1120", "id": "078051120"}
+    assert Scanner().scan(rec) == {("SSN", "worker_tool_call.payload.args.ssn"): 1,
+                                   ("SSN", "worker_tool_call.payload.args.applicant_ssn"): 1}
 
 
 def test_disabled_categories_and_ip_allowlist() -> None:

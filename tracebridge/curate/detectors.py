@@ -50,7 +50,7 @@ from tracebridge.curate.credentials import (
 )
 from tracebridge.curate.pairs import pair_spans
 from tracebridge.curate.secret_shape import URL_PW_TEMPLATE
-from tracebridge.curate.ssn import ssn_spans
+from tracebridge.curate.ssn import ssn_keyed, ssn_spans
 from tracebridge.curate.triggers import (
     GROUPS,
     MAX_GROUPS,
@@ -215,7 +215,10 @@ class Detectors(Triggers):
         ``"http"``; a ``-p<password>`` after a MySQL client when it is ``"mysql"``; a client's own
         password flag such as sshpass's ``-p`` when ``client`` lists it, ``"-p"``; ``user%password`` after a
         Samba client's ``-U`` (or joined to it: ``-Ubob%pw``) when it is ``"%"``, ``user,password`` after
-        lftp's ``-u`` when it is ``","``; ``pass:password`` after OpenSSL's ``-passin``), which ``value`` alone does not show."""
+        lftp's ``-u`` when it is ``","``; ``pass:password`` after OpenSSL's ``-passin``), which ``value`` alone does not show;
+        a Social Security number of any grouping under an ``ssn`` key (``ssn.ssn_keyed``)."""
+        if not argv and "ssn" in self.on and (ssn := ssn_keyed(name, value)):
+            return [Span(*ssn, "SSN")]
         if "secrets" not in self.on or (argv and not (name.startswith("--") or name in ("-u", "-U") or client == "mysql"
                                                       or (client == "%" and value[:2] == "-U")
                                                       or (client[:1] == "-" and name in client.split())

@@ -1,5 +1,5 @@
 """US Social Security numbers: ``123-45-6789`` anywhere, and after a label (``SSN: 123456789``,
-``social security number 123 45 6789``) without dashes too.
+``social security number 123 45 6789``) without dashes too; in records also under an ``ssn`` key (``ssn_keyed``).
 
 A number the SSA never issues is none: area ``000``, ``666`` or ``9xx`` (ITINs and the like), group
 ``00``, serial ``0000``. Dashed, the shape is rare enough in tool output to stand alone (dates are
@@ -17,6 +17,17 @@ _LABELLED = re.compile(
     rf"(?ai)(?<![A-Za-z0-9_])(?:ssn|social[ _-]?security(?:[ _-]?(?:number|no\.?|#))?)[\"']?"
     rf"[ \t:=#\"']{{1,6}}(?P<n>{_NUMBER})(?![\w\-]|\.\d)"
 )
+
+
+_KEY = re.compile(r"(?ai)(?:[a-z]+_)?(?:ssn|social_?security(?:_?(?:number|no|num))?)")
+_KEYED = re.compile(rf"[ \t]*(?P<n>{_NUMBER})[ \t]*")
+
+
+def ssn_keyed(name: str, value: str) -> tuple[int, int] | None:
+    """Where ``value``, a record's string under the dict key ``name``, is a Social Security number of any
+    grouping (``{"ssn": "078051120"}``, ``{"applicant_ssn": "078 05 1120"}``), else None."""
+    m = _KEYED.fullmatch(value) if _KEY.fullmatch(name) else None
+    return m.span("n") if m else None
 
 
 def ssn_spans(text: str) -> list[tuple[int, int]]:

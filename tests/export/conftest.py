@@ -7,8 +7,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,19 +83,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[str]:
-    """A real S3 API (moto's server) on 127.0.0.1 with one bucket; credentials via the environment."""
+@contextmanager
+def moto_server(env: dict[str, str] | None = None) -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 for the block (``env``: extra variables of its process, e.g.
+    ``INITIAL_NO_AUTH_ACTION_COUNT=0`` to check credentials); yields its URL once it answers."""
     port = _free_port()
     exe = Path(sys.executable).with_name("moto_server")
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
                 urllib.request.urlopen(url, timeout=1)
+                break
+            except urllib.error.HTTPError:  # it answers (refusing: one checking credentials): up
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
@@ -103,6 +108,13 @@ def s3_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    """A real S3 API (moto's server) on 127.0.0.1 with one bucket; credentials via the environment."""
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,18 +6,13 @@ exist in our records"."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tests.export.conftest import _free_port
+from tests.export.conftest import moto_server
 from tracebridge.cli import app
 from tracebridge.export.pipeline import export_traces
 
@@ -26,28 +21,7 @@ from tracebridge.export.pipeline import export_traces
 def strict_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """moto's server checking credentials (it knows none: every request is refused, 403), and a key it
     does not know in the environment."""
-    port = _free_port()
-    exe = Path(sys.executable).with_name("moto_server")
-    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}
-    proc = subprocess.Popen(
-        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=1)
-                break
-            except urllib.error.HTTPError:  # it answers (refusing): up
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.2)
+    with moto_server({"INITIAL_NO_AUTH_ACTION_COUNT": "0"}) as url:
         for k, v in {
             "AWS_ACCESS_KEY_ID": "AKIAUNKNOWN",
             "AWS_SECRET_ACCESS_KEY": "wrong",
@@ -57,9 +31,6 @@ def strict_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             monkeypatch.setenv(k, v)
         monkeypatch.delenv("AWS_PROFILE", raising=False)
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_refused_credentials_exit_2_saying_what_to_check(

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.report.test_report import trials
+from tests.report.test_report import small_report
 from tracebridge.cli import app
-from tracebridge.report import verify_report, write_report
+from tracebridge.report import verify_report
 
 
 @pytest.mark.parametrize("source", ["./", "."])
@@ -22,13 +22,7 @@ def test_pull_of_the_current_folder_keeps_the_other_reports(
     reports = tmp_path / "reports"
     (reports / "sw-old").mkdir(parents=True)
     (reports / "sw-old" / "notes.txt").write_text("an earlier report's file")
-    write_report(
-        trials(tmp_path / "t", uplift=20),
-        tmp_path / "sw-1",
-        config={"roles": ["verifier"]},
-        wall_s=1.0,
-        n_boot=20,
-    )
+    small_report(tmp_path, tmp_path / "sw-1")
     (tmp_path / "ray-state").mkdir()
     monkeypatch.chdir(tmp_path / "sw-1")
     res = CliRunner().invoke(
@@ -64,13 +58,7 @@ def test_an_out_inside_the_report_folder_exits_2(
 ) -> None:
     """Before, the copy of the folder copied its own copy into itself, ~130 levels deep, until the path was
     too long: exit 1 with a 20 kB error (and a large report copied that many times)."""
-    write_report(
-        trials(tmp_path / "t", uplift=20),
-        tmp_path / "sw-1",
-        config={"roles": ["verifier"]},
-        wall_s=1.0,
-        n_boot=20,
-    )
+    small_report(tmp_path, tmp_path / "sw-1")
     monkeypatch.chdir(tmp_path / "sw-1")
     res = CliRunner().invoke(app, ["pull", "./", "--out", "sub", "--json"])
     assert res.exit_code == 2, res.output

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.report.test_report import trials
+from tests.report.test_report import small_report
 from tracebridge.cli import app
-from tracebridge.report import verify_report, write_report
+from tracebridge.report import verify_report
 
 
 def _pull(src: Path, out: Path) -> tuple[int, dict]:
@@ -21,13 +21,7 @@ def _pull(src: Path, out: Path) -> tuple[int, dict]:
 
 def test_pull_never_replaces_what_is_not_a_report(tmp_path: Path) -> None:
     src = tmp_path / "store" / "results"
-    write_report(
-        trials(tmp_path / "t", uplift=20),
-        src,
-        config={"roles": ["verifier"]},
-        wall_s=1.0,
-        n_boot=20,
-    )
+    small_report(tmp_path, src)
     mine = tmp_path / "home" / "results"
     mine.mkdir(parents=True)
     (mine / "thesis.tex").write_text("two years of work")

@@ -41,17 +41,11 @@ def test_pull_of_a_storage_root_reads_none_of_its_objects(s3_env: str, tmp_path:
 def test_pull_of_a_report_under_folder_markers(s3_env: str, tmp_path: Path) -> None:  # noqa: F811
     """Keys ending in '/' (the S3 console's "Create folder", rclone, Hadoop) are no files: before, the pull
     stopped at them, exit 1 "object key: '' is not a relative POSIX path"."""
-    from tests.report.test_report import trials
-    from tracebridge.report import verify_report, write_report
+    from tests.report.test_report import small_report
+    from tracebridge.report import verify_report
 
     report = tmp_path / "sw-1"
-    write_report(
-        trials(tmp_path / "t", uplift=20),
-        report,
-        config={"roles": ["verifier"]},
-        wall_s=1.0,
-        n_boot=20,
-    )
+    small_report(tmp_path, report)
     s3 = boto3.client("s3")
     for key in ("reports/", "reports/sw-1/", "reports/sw-1/extra/"):
         s3.put_object(Bucket=s3_env, Key=key, Body=b"")

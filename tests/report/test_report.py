@@ -46,6 +46,13 @@ def trials(tmp: Path, uplift: int, false_stops: int = 0):
     return out
 
 
+def small_report(tmp: Path, folder: Path) -> Path:
+    """A verifier report of ``trials`` (uplift 20, 20 bootstrap draws) written to ``folder``: what the pull
+    tests pull, replace and refuse."""
+    write_report(trials(tmp / "t", uplift=20), folder, config={"roles": ["verifier"]}, wall_s=1.0, n_boot=20)
+    return folder
+
+
 def test_winner_needs_paired_uplift_and_no_guard_regression(tmp_path):
     res = build_results(trials(tmp_path / "a", uplift=20), n_boot=500)
     v = res["roles"]["verifier"]

@@ -20,7 +20,7 @@ corpus by ``scripts/chaos_pii.py``. Cost is kept low by a two-level scheme:
 
 This module holds the detectors' patterns, ``Span``, overlap resolution and ``scan``; the triggers, and the patterns
 both levels share, are in ``tracebridge.curate.triggers``, the credential patterns in
-``tracebridge.curate.credentials``. Pure and deterministic; no I/O.
+``tracebridge.curate.credential_shapes`` and ``tracebridge.curate.credentials``. Pure and deterministic; no I/O.
 """
 
 from __future__ import annotations
@@ -37,17 +37,14 @@ from typing import Any
 from tracebridge.curate.checksums import card_ok, iban_ok
 from tracebridge.curate.config import RedactionConfig
 from tracebridge.curate.counted import counted
-from tracebridge.curate.credentials import (
+from tracebridge.curate.credential_shapes import (
     AUTH,
     HEXISH,
     OWN_SECRETS,
     PRIVATE_BLOCK,
-    base64_texts,
     basic_auth_ok,
-    keyed_spans,
-    keyword_spans,
-    user_password,
 )
+from tracebridge.curate.credentials import base64_texts, keyed_spans, keyword_spans, user_password
 from tracebridge.curate.pairs import pair_spans
 from tracebridge.curate.secret_shape import URL_PW_TEMPLATE
 from tracebridge.curate.ssn import ssn_keyed, ssn_spans

@@ -23,6 +23,8 @@ ENTRIES = [  # (tool args holding the entry, path to the value)
     },  # SSM
     {"Parameters": [{"ParameterKey": "DbPassword", "ParameterValue": PW}]},  # CloudFormation
     {"variables": [{"key": "API_TOKEN", "value": "zq8LmP2xR7vN4kT9"}]},  # GitLab CI variables
+    {"env": [{"value": PW, "name": "DB_PASSWORD"}]},  # the value first (keys sorted, hand-written)
+    {"Parameters": [{"Value": "zq8LmP2xR7vN4kT9", "Key": "API_TOKEN"}]},  # CloudFormation tags, capitalised
 ]
 TEXTS = [  # (text, the secret in it)
     (
@@ -48,6 +50,10 @@ TEXTS = [  # (text, the secret in it)
         orjson.dumps({"output": "- name: DB_PASSWORD\n  value: Sup3rS3cret!\n"}).decode(),
         PW,
     ),  # escaped \n
+    ('{"env": [{"value": "Sup3rS3cret!", "name": "DB_PASSWORD"}]}', PW),  # the value before the name
+    ('[{"Value": "zq8LmP2xR7vN4kT9", "Type": "String", "Key": "API_TOKEN"}]', "zq8LmP2xR7vN4kT9"),
+    ("env:\n  - value: Sup3rS3cret!\n    name: DB_PASSWORD\n", PW),
+    (orjson.dumps({"output": '[{"value": "Sup3rS3cret!", "name": "DB_PASSWORD"}]'}).decode(), PW),
 ]
 NOT_SECRETS = [  # a secret's name with a value that is none, or a name that is no secret's
     '{"env": [{"name": "DB_PASSWORD", "value": "${DB_PASSWORD}"}, {"name": "LOG_LEVEL", "value": "Xy9#kL2mQ"}]}',
@@ -55,6 +61,8 @@ NOT_SECRETS = [  # a secret's name with a value that is none, or a name that is 
     "- name: API_TOKEN\n  valueFrom:\n    secretKeyRef: {name: api, key: token}\n",
     "- name: DB_PASSWORD\n  value: stored in vault\n",
     '{"key": "password", "value": "********"}',
+    '{"env": [{"value": "${DB_PASSWORD}", "name": "DB_PASSWORD"}, {"value": "Xy9#kL2mQ", "name": "LOG_LEVEL"}]}',
+    '{"a": [{"value": "abcDEF123", "name": "token_count"}, {"value": "Xy9#kL2mQ", "name": "DB_PASSWORD_HINT"}]}',
 ]
 
 
@@ -105,3 +113,14 @@ def test_entries_without_a_secret_stay(text: str) -> None:
     assert Detectors(RedactionConfig()).scan(text) == []
     args = orjson.loads(text) if text.startswith("{") and text.endswith("}") else {"stdout": text}
     assert Redactor(key=b"k" * 32).redact(_call(args)) == _call(args)
+
+
+@pytest.mark.parametrize("rec", [{"value": PW, "name": "DB_PASSWORD"}, {"Key": "API_TOKEN", "Value": PW},
+                                 {"name": "DB_PASSWORD", "value": PW}])
+def test_an_entry_that_is_the_whole_record_is_redacted(rec: dict) -> None:
+    """A JSONL line that is one name/value entry (``tracebridge redact`` of an env dump): the record's own
+    fields were read under their keys, not under the entry's name, and the value left as it was."""
+    out = Redactor(key=b"k" * 32).redact(dict(rec), scope="f")
+    assert PW not in orjson.dumps(out).decode() and "<SECRET_1>" in out.values()
+    for memo in (None, ScanMemo(min_bytes=1)):
+        assert Scanner(memo=memo).scan(rec), memo

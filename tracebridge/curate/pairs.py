@@ -8,8 +8,10 @@ in YAML as ``- name: DB_PASSWORD`` with ``value: …`` on the next line. No secr
 the value, so the credentials by context missed it. Here: ``pair_key`` (a record's dict: the name its
 ``value`` field is read under), ``pair_spans`` (the same in text, JSON inside a string included) and
 ``pair_hit`` (their trigger on folded bytes, a superset). The value is judged as after a dict key of
-that name (``secret_shape.secret_shaped``). Only the name before the value is read (the order these
-tools write). Pure; no I/O; imports nothing of the triggers, which import it.
+that name (``secret_shape.secret_shaped``). The name is read before the value (the order these tools
+write) and after it (``PAIR_AFTER``: ``{"value": "…", "name": "DB_PASSWORD"}``, ``- value: …`` with
+``name: …`` on the next line), as a serialiser that sorts keys or a hand-written list puts it. Pure; no
+I/O; imports nothing of the triggers, which import it.
 """
 
 from __future__ import annotations
@@ -47,19 +49,36 @@ PAIR = re.compile(
     rf"{_QUOTE}(?:parameter)?value{_QUOTE}{_GAP}:{_GAP}{VALUE}"
 )
 _LINE_END = re.compile(r"[ \t]*(?:#|\r?\n|\\[rn]|\\?\"|\Z)")
+# The value first, then the name (``{"value": "…", "name": "DB_PASSWORD"}``, ``Value``/``Key`` too): the
+# value's quote (escaped ones too: JSON inside a string) closed, a ``,`` (or a line end, YAML) and maybe a
+# short field between, then the name field. The value is matched whole here (``PAIR``'s is a lookahead).
+PAIR_AFTER = re.compile(
+    rf"(?ai)(?<![A-Za-z0-9_])(?:parameter)?value{_QUOTE}{_GAP}:{_GAP}"
+    rf"(?:(?P<q>\\?[\"'])(?P<quoted>(?:(?!(?P=q))[^\r\n]){{1,512}})(?P=q)"
+    rf"|(?P<bare>(?:(?!\\[nrt])[^\s\"'`,;&<>()\[\]{{}}]){{1,512}}))"
+    rf"(?:{_GAP},{_GAP}(?:\\?\"[A-Za-z]{{1,16}}\\?\"{_GAP}:{_GAP}\\?\"[^\"\\\r\n]{{0,32}}\\?\"{_GAP},{_GAP})?"
+    rf"|{_GAP}(?:\r?\n|\\r\\n|\\n)[ \t]{{0,32}})"
+    rf"{_QUOTE}(?:parameter)?(?:name|key){_QUOTE}{_GAP}[:=]{_GAP}{_QUOTE}"
+    rf"(?P<name>[A-Za-z0-9_.\-/]{{0,64}}?{NAME})(?![A-Za-z0-9_.\-/])"
+)
 # The trigger: a ``value`` key, and within the 320 bytes before it a secret name closing a field and
-# a ``,`` or line end after it (``PAIR`` spans at most ~200 bytes between the two).
-_VALUE_KEY = re.compile(rb"alue(?<=value)\\?[\"']?(?:[ \t]|\\t){0,8}:").search
+# a ``,`` or line end after it (``PAIR`` spans at most ~200 bytes between the two). ``\0`` ends a dict
+# key in the walk's check of a record's strings joined (``tracebridge.curate.redact.Walker``).
+_VALUE_KEY = re.compile(rb"alue(?<=value)\\*[\"']?(?:[ \t]|\\t){0,8}[:\0]").search
 PAIR_HEAD = re.compile(
     rb"(?:pass(?:word|wd|phrase)|secret|token|key)\\?[\"']?(?:[ \t]|\\t){0,8}(?:,|\r?\n|\\r\\n|\\n)"
 )
+# ``PAIR_AFTER``'s trigger (any depth of escaped quotes: JSON in JSON in a string): a name field holding a secret name within the 1024 bytes after a ``value`` key
+PAIR_TAIL = re.compile(rb"(?:name|key)\\*[\"']?(?:[ \t]|\\t){0,8}[:=\0](?:[ \t]|\\t){0,8}\\*[\"']?"
+                       rb"[a-z0-9_.\-/]{0,64}?(?:pass(?:word|wd|phrase)|secret|token|key)")
 
 
 def pair_hit(low: bytes) -> bool:
     """Whether ``low`` (ASCII lower-cased bytes) may hold a ``PAIR``."""
     m = _VALUE_KEY(low)
     while m is not None:
-        if PAIR_HEAD.search(low, max(0, m.start() - 320), m.start()) is not None:
+        if PAIR_HEAD.search(low, max(0, m.start() - 320), m.start()) is not None \
+                or PAIR_TAIL.search(low, m.end(), m.end() + 1024) is not None:
             return True
         m = _VALUE_KEY(low, m.end())
     return False
@@ -86,7 +105,7 @@ def pair_spans(text: str) -> list[tuple[int, int]]:
     # no value field: nothing to find (PAIR's search tries every n and k of the text)
     if "alue" not in text and "ALUE" not in text:
         return out
-    for m in PAIR.finditer(text):
+    for m in (*PAIR.finditer(text), *PAIR_AFTER.finditer(text)):
         password = re.search(r"(?ai)pass|secret", m.group("name")) is not None
         if m.group("quoted") is not None:
             ok = secret_shaped(m.group("quoted"), password, "upper")

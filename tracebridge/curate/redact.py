@@ -158,7 +158,7 @@ class Walker:
         for k, v in rec.items():
             if k in STRUCTURAL_KEYS or not isinstance(v, (str, dict, list)):
                 continue
-            new = self._walk(v, _join(prefix, k), fn, k, skip=STRUCTURAL_KEYS if k in ID_HOLDERS else frozenset())
+            new = self._walk(v, _join(prefix, k), fn, pair_key(rec, k), skip=STRUCTURAL_KEYS if k in ID_HOLDERS else frozenset())
             if new is not v:
                 if out is rec:
                     out = dict(rec)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from tracebridge.curate.detectors import Detectors
-from tracebridge.curate.redact import Scanner
+from tracebridge.curate.redact import Redactor, Scanner
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +44,34 @@ def test_escaped_whitespace_ends_the_value_and_separates_it(det: Detectors, text
     assert _values(det, text) == [value]
     escaped = orjson.dumps({"cmd": text}).decode()
     assert _values(det, escaped) == [value]  # the same value, without the escape's backslash and letter
+
+
+def _nest(obj: object, depth: int) -> str:
+    """``obj`` as JSON inside a JSON string ``depth - 1`` times (a tool output of a tool output...)."""
+    text = orjson.dumps(obj).decode()
+    for _ in range(depth - 1):
+        text = orjson.dumps({"result": text}).decode()
+    return text
+
+
+@pytest.mark.parametrize("depth", [3, 4])
+@pytest.mark.parametrize(("obj", "secret"), [
+    ({"password": "hunter2sekrit"}, "hunter2sekrit"),
+    ({"db": {"password": "correct horse battery staple"}}, "correct horse battery staple"),  # strong: blanks
+    ({"api_key": "zq8LmP2xR7vN4kT9"}, "zq8LmP2xR7vN4kT9"),
+    ({"env": [{"name": "DB_PASSWORD", "value": "Sup3rS3cret!"}]}, "Sup3rS3cret!"),
+    ({"env": [{"value": "Sup3rS3cret!", "name": "DB_PASSWORD"}]}, "Sup3rS3cret!"),
+    ({"headers": {"Authorization": "Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"}},
+     "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"),
+    ({"cmd": "export PGPASSWORD=hunter2x9\nnext"}, "hunter2x9"),  # a bare value ends at the escaped line end
+])
+def test_a_secret_in_json_escaped_three_or_more_levels_deep(det: Detectors, obj: object, secret: str,
+                                                            depth: int) -> None:
+    """``\\\\\\"password\\\\\\": \\\\\\"…\\\\\\"``: the name's and the value's quotes were taken as
+    escaped once at most, so the value three levels deep was left in the tool output."""
+    text = _nest(obj, depth)
+    assert _values(det, text) == [secret]
+    event = {"run_id": "r", "event_type": "worker_tool_result", "event_id": "e", "payload": {"output": text}}
+    out = Redactor(key=b"k" * 32).redact(event)
+    assert secret not in orjson.dumps(out).decode() and "<SECRET_1>" in out["payload"]["output"]
+    assert Scanner().scan(event) and not Scanner().scan(out)

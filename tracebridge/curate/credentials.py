@@ -54,7 +54,7 @@ from tracebridge.curate.triggers import B64_PRINTABLE, FLAG_CLIENT_LITERALS
 
 # ------------------------------------------------------------------ credentials by context
 
-KEYWORD = re.compile(rf"(?ai)(?P<name>{_NAME})(?![A-Za-z0-9_.\-])(?:\\?[\"'])?(?P<sub>\])?"
+KEYWORD = re.compile(rf"(?ai)(?P<name>{_NAME})(?![A-Za-z0-9_.\-])(?:\\*[\"'])?(?P<sub>\])?"
                      rf"(?P<sep>{_BLANK}*(?:=>|:=|[:=]){_BLANK}*|{_BLANK}+){_VALUE}")
 # A mapping's key before ``]`` (``env["API_KEY"] =``, ``$cfg['db']['password'] =``): the mapping's name,
 # then a quote; not a type's subscript, a title-case name (``Literal["client_secret"] = …``).
@@ -65,7 +65,7 @@ SECRET_NAME = re.compile(rf"(?ai)-{{0,2}}[A-Za-z0-9_.\-]*{_NAME}")  # a dict key
 _STRONG_NAME = re.compile(r"(?ai)pass|secret")
 # after a value: its line's end or comment (``\n`` escaped too), or the end of a JSON string it ends
 # (``{"cmd": "token: QWERTYUIOPASDF"}`` inside a string: the quote closes the text the value ends)
-_LINE_END = re.compile(r"[ \t]*(?:#|\r?\n|\\[rn]|\\?\"|\Z)")
+_LINE_END = re.compile(r"[ \t]*(?:#|\r?\n|\\+[rn]|\\*\"|\Z)")
 _FLAG = re.compile(r"--[A-Za-z0-9_-]{0,32}\Z")  # a flag's name before the secret name: `--db-password value`, `--auth_token value`
 USER_FLAG = re.compile(r"(?<![\w-])(?P<flag>-u|--user|--proxy-user)(?:[ \t]+|=)"
                        r"(?=([\"']?)([^\s:\"'/@]{1,64}):([^\s\"']{1,256})\2)")
@@ -140,7 +140,7 @@ _LOGIN_TOOLS = frozenset({"docker", "podman", "buildah", "skopeo", "nerdctl", "o
 _USER_FLAGS = frozenset({"-u", "--user", "--proxy-user"})
 # An ``Authorization`` header's random credential after a scheme but Bearer/Basic (``AUTH``) or Digest, or none: ``Token 9944b0…``
 _AUTH_VALUE = r"(?!(?:bearer|basic|digest)\b)(?:[A-Za-z][\w-]{1,20}[ \t]+)?(?P<v>[A-Za-z0-9._~+/\-]{12,}=*)"
-AUTH_OTHER = re.compile(rf"(?ai)(?<![\w-])(?:proxy-)?authorization\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?{_AUTH_VALUE}")
+AUTH_OTHER = re.compile(rf"(?ai)(?<![\w-])(?:proxy-)?authorization\\*[\"']?[ \t]*[:=][ \t]*\\*[\"']?{_AUTH_VALUE}")
 _AUTH_KEYED = re.compile(rf"(?ai){_AUTH_VALUE}")
 _CLIENTS = frozenset({"curl", "wget", "curl.exe", "wget.exe"})
 B64_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,1024}(?![A-Za-z0-9+/])")

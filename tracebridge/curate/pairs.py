@@ -24,52 +24,53 @@ from tracebridge.curate.secret_shape import secret_shaped
 # ASCII case folding only (``(?a)``): under Unicode folding "ſ" and "K" (Kelvin) would match "s"
 # and "k", which the byte trigger, lowering ASCII only, would not see.
 NAME = r"(?:passw(?:or)?d|passphrase|secret|token|(?:api|secret|access|private|auth|client|account)[_-]?key)"
-# A value in quotes (escaped ones too: JSON inside a string), which may hold blanks, or bare, up to
+# A value in quotes (escaped ones too, at any depth: JSON inside a string, ``\\\"`` of JSON inside
+# JSON inside a string, as tool outputs of tool outputs hold it), which may hold blanks, or bare, up to
 # whitespace, a quote or ``` , ; & < > ( ) [ ] { }``, also after a quote that is not closed on its
 # line (a cut-off output: ``password: "hunter2x9``). In JSON inside a string, whitespace is written
-# as an escape (``token:\\n檢查…`` is ``token:`` at a line's end): a bare value ends before one, and
-# ``\\t`` is a blank of the separator.
+# as an escape (``token:\\n檢查…`` is ``token:`` at a line's end; deeper, ``\\\\\\n``): a bare value
+# ends before one, and ``\\t`` is a blank of the separator.
 VALUE = (
-    r"(?=(?P<q>\\?[\"'])(?P<quoted>(?:(?!(?P=q))[^\r\n]){1,512})(?P=q)"
-    r"|(?:\\?[\"'])?(?P<bare>(?:(?!\\[nrt])[^\s\"'`,;&<>()\[\]{}]){1,512}))"
+    r"(?=(?P<q>\\*[\"'])(?P<quoted>(?:(?!(?P=q))[^\r\n]){1,512})(?P=q)"
+    r"|(?:\\*[\"'])?(?P<bare>(?:(?!\\+[nrt])[^\s\"'`,;&<>()\[\]{}]){1,512}))"
 )
-BLANK = r"(?:[ \t]|\\t)"  # a blank, raw or escaped
+BLANK = r"(?:[ \t]|\\+t)"  # a blank, raw or escaped
 _NAME_KEYS = ("name", "Name", "key", "Key", "ParameterKey", "ParameterName")
 _VALUE_KEYS = frozenset({"value", "Value", "ParameterValue"})
 _PAIR_NAME = re.compile(rf"(?ai)[A-Za-z0-9_.\-]*{NAME}")  # the name's last ``/`` part, whole
 _QUOTE, _GAP = (
-    r"\\?[\"']?",
+    r"\\*[\"']?",
     rf"{BLANK}{{0,8}}",
 )  # blanks between the fields: bounded, as the trigger's window
 PAIR = re.compile(
     rf"(?ai)(?<![A-Za-z0-9_])(?:parameter)?(?:name|key){_QUOTE}{_GAP}[:=]{_GAP}{_QUOTE}"
     rf"(?P<name>[A-Za-z0-9_.\-/]{{0,64}}?{NAME}){_QUOTE}"
-    rf"(?:{_GAP},{_GAP}(?:\\?\"[A-Za-z]{{1,16}}\\?\"{_GAP}:{_GAP}\\?\"[^\"\\\r\n]{{0,32}}\\?\"{_GAP},{_GAP})?"
-    rf"|{_GAP}(?:\r?\n|\\r\\n|\\n)[ \t]{{0,32}}(?:-[ \t]{{0,4}})?)"
+    rf"(?:{_GAP},{_GAP}(?:\\*\"[A-Za-z]{{1,16}}\\*\"{_GAP}:{_GAP}\\*\"[^\"\\\r\n]{{0,32}}\\*\"{_GAP},{_GAP})?"
+    rf"|{_GAP}(?:\r?\n|\\+r\\+n|\\+n)[ \t]{{0,32}}(?:-[ \t]{{0,4}})?)"
     rf"{_QUOTE}(?:parameter)?value{_QUOTE}{_GAP}:{_GAP}{VALUE}"
 )
-_LINE_END = re.compile(r"[ \t]*(?:#|\r?\n|\\[rn]|\\?\"|\Z)")
+_LINE_END = re.compile(r"[ \t]*(?:#|\r?\n|\\+[rn]|\\*\"|\Z)")
 # The value first, then the name (``{"value": "…", "name": "DB_PASSWORD"}``, ``Value``/``Key`` too): the
 # value's quote (escaped ones too: JSON inside a string) closed, a ``,`` (or a line end, YAML) and maybe a
 # short field between, then the name field. The value is matched whole here (``PAIR``'s is a lookahead).
 PAIR_AFTER = re.compile(
     rf"(?ai)(?<![A-Za-z0-9_])(?:parameter)?value{_QUOTE}{_GAP}:{_GAP}"
-    rf"(?:(?P<q>\\?[\"'])(?P<quoted>(?:(?!(?P=q))[^\r\n]){{1,512}})(?P=q)"
-    rf"|(?P<bare>(?:(?!\\[nrt])[^\s\"'`,;&<>()\[\]{{}}]){{1,512}}))"
-    rf"(?:{_GAP},{_GAP}(?:\\?\"[A-Za-z]{{1,16}}\\?\"{_GAP}:{_GAP}\\?\"[^\"\\\r\n]{{0,32}}\\?\"{_GAP},{_GAP})?"
-    rf"|{_GAP}(?:\r?\n|\\r\\n|\\n)[ \t]{{0,32}})"
+    rf"(?:(?P<q>\\*[\"'])(?P<quoted>(?:(?!(?P=q))[^\r\n]){{1,512}})(?P=q)"
+    rf"|(?P<bare>(?:(?!\\+[nrt])[^\s\"'`,;&<>()\[\]{{}}]){{1,512}}))"
+    rf"(?:{_GAP},{_GAP}(?:\\*\"[A-Za-z]{{1,16}}\\*\"{_GAP}:{_GAP}\\*\"[^\"\\\r\n]{{0,32}}\\*\"{_GAP},{_GAP})?"
+    rf"|{_GAP}(?:\r?\n|\\+r\\+n|\\+n)[ \t]{{0,32}})"
     rf"{_QUOTE}(?:parameter)?(?:name|key){_QUOTE}{_GAP}[:=]{_GAP}{_QUOTE}"
     rf"(?P<name>[A-Za-z0-9_.\-/]{{0,64}}?{NAME})(?![A-Za-z0-9_.\-/])"
 )
 # The trigger: a ``value`` key, and within the 320 bytes before it a secret name closing a field and
 # a ``,`` or line end after it (``PAIR`` spans at most ~200 bytes between the two). ``\0`` ends a dict
 # key in the walk's check of a record's strings joined (``tracebridge.curate.redact.Walker``).
-_VALUE_KEY = re.compile(rb"alue(?<=value)\\*[\"']?(?:[ \t]|\\t){0,8}[:\0]").search
+_VALUE_KEY = re.compile(rb"alue(?<=value)\\*[\"']?(?:[ \t]|\\+t){0,8}[:\0]").search
 PAIR_HEAD = re.compile(
-    rb"(?:pass(?:word|wd|phrase)|secret|token|key)\\?[\"']?(?:[ \t]|\\t){0,8}(?:,|\r?\n|\\r\\n|\\n)"
+    rb"(?:pass(?:word|wd|phrase)|secret|token|key)\\*[\"']?(?:[ \t]|\\+t){0,8}(?:,|\r?\n|\\+r\\+n|\\+n)"
 )
 # ``PAIR_AFTER``'s trigger (any depth of escaped quotes: JSON in JSON in a string): a name field holding a secret name within the 1024 bytes after a ``value`` key
-PAIR_TAIL = re.compile(rb"(?:name|key)\\*[\"']?(?:[ \t]|\\t){0,8}[:=\0](?:[ \t]|\\t){0,8}\\*[\"']?"
+PAIR_TAIL = re.compile(rb"(?:name|key)\\*[\"']?(?:[ \t]|\\+t){0,8}[:=\0](?:[ \t]|\\+t){0,8}\\*[\"']?"
                        rb"[a-z0-9_.\-/]{0,64}?(?:pass(?:word|wd|phrase)|secret|token|key)")
 
 

@@ -126,8 +126,8 @@ def check_patterns(words_b: Iterable[bytes] = (), other_digits: bool = False, wo
             # secret names before a separator; a .netrc entry's password; a ``--`` flag with a name
             [(rb"pass(?:word|wd|phrase)" + _SEP, True)], [(rb"(?:secret|key|token|authorization)" + _SEP, True)],
             [(rb"password(?:[ \t\r\n]|\\[nrt])", True), (rb"(?:login|machine|default)(?:[ \t\r\n]|\\[nrt])", True)],
-            [(rb"--[a-z0-9_\-]{0,48}(?:pass|secret|token|key)", True)], [(rb"value\\*[\"']?(?:[ \t]|\\t){0,8}[:\x00]", True), (PAIR_HEAD.pattern, True)],  # pair_hit
-            [(rb"value\\*[\"']?(?:[ \t]|\\t){0,8}[:\x00]", True), (PAIR_TAIL.pattern, True)],  # the name after the value
+            [(rb"--[a-z0-9_\-]{0,48}(?:pass|secret|token|key)", True)], [(rb"value\\*[\"']?(?:[ \t]|\\+t){0,8}[:\x00]", True), (PAIR_HEAD.pattern, True)],  # pair_hit
+            [(rb"value\\*[\"']?(?:[ \t]|\\+t){0,8}[:\x00]", True), (PAIR_TAIL.pattern, True)],  # the name after the value
             *_flag_patterns(), [(same(t._MYSQL), False)]],
         "terms": [[(_literals(words_b), True)]] if words_b else [],
         "non_ascii": non_ascii,

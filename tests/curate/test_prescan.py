@@ -30,7 +30,8 @@ NEIGHBOURS = ["mysql -p", "-u bob", "tsc -p .", "mongo -p x", "login bob passwor
               "api_key: x", 'env["TOKEN"] = "x"', "secret=", "Bearer abc", "basic", "AKIA", "ghp_", "sk-", "xoxb-",
               "eyJhbGciOi", "SG.", "aws", "hooks.slack.com", "-----BEGIN PRIVATE KEY-----", "https://u:p@h/x",
               "SecretAccessKey", "%40", "@", "::", "1.2.3", "\\n", "\\t", "\\u00e9", "\t", "\n", "é", "٤١٥", "ｱ",
-              "Alice Smith", "ALICE SMITH", "Jeſſica", "db01.corp.internal", "x" * 20, "Zm9vOmJhcg==", " ", '"']
+              "Alice Smith", "ALICE SMITH", "Jeſſica", "db01.corp.internal", "x" * 20, "Zm9vOmJhcg==", " ", '"',
+              "de89 3704 0044 0532 0130 00", "nl91abna0417164300", "\\nde89370400440532013000"]
 
 
 def _samples(seed: int = 3) -> list[str]:

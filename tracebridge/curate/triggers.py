@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tracebridge.curate.config import RedactionConfig
+from tracebridge.curate.iban import iban_hit
 from tracebridge.curate.other_digits import other_digit
 from tracebridge.curate.pairs import pair_hit
 from tracebridge.curate.prescan import prescan
@@ -59,9 +60,6 @@ _WORD_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 _JSON_ESCAPE = re.compile(rb"\\(?:[nrfb]|u00[0-9A-Fa-f]{2})")
 _NOT_PHONE_B = re.compile(NOT_PHONE.pattern.encode())
 _NOT_NUMBER_B = re.compile(NOT_NUMBER.pattern.encode())
-# IBAN shape on bytes with uppercase -> "A", digits -> "0", spaces and dashes deleted: two letters, two digits, 11+ more
-_IBAN_TABLE = bytes(65 if 65 <= i <= 90 else 48 if 48 <= i <= 57 else 46 for i in range(256))
-_IBAN_SHAPE = re.compile(rb"AA00[A0]{11}").search
 # An IPv6 address with two or more groups (what ``_ipv6`` accepts) has eight groups or a "::" with
 # a group on each side or two on one side; a time (12:30:45), ``file:42:13`` or ``std::vector`` has not.
 _IPV6_EIGHT = re.compile(rb":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}"
@@ -264,7 +262,7 @@ class Triggers:
              lambda d: d.find(b"@") >= 0 or (d.find(b"%") >= 0 and _PCT40(d) is not None)),
             ("ipv4", None, "ip" in on, _ipv4_hit),  # ipv4, and ipv6 for one ending in an IPv4 address
             ("iban", frozenset({"iban"}), bool(on & {"iban", "card"}),  # a card inside an IBAN shape is none
-             lambda d: _IBAN_SHAPE(d.translate(_IBAN_TABLE, b" -"))),
+             iban_hit),  # upper case (its shape), lower case (checked: ``tracebridge.curate.iban``)
             ("digits", frozenset({"digits"}), bool(on & {"phone", "card", "ssn"}), self._digit_hit),
             ("ipv6", frozenset({"ipv6"}), "ip" in on, _ipv6_hit),
             ("credential", None, bool(on & {"secrets", "auth_header"}), self._credential_hit),  # the groups it returns

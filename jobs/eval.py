@@ -72,6 +72,7 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
     )
     from tracebridge.sweep.reeval import check_eval_overrides, final_checkpoints
     from tracebridge.sweep.storage import ensure_bundle, join
+    from tracebridge.sweep.tune_run import error_fields
     from tracebridge.train.data import BundleError
 
     t0 = time.time()
@@ -127,7 +128,9 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
         try:
             res = ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - one bad checkpoint must not hide the others
-            failed.append({"trial_id": tid, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"})
+            why = error_fields(None, exc, "")  # the task's own exception, not Ray's wrapper and its colours
+            first = (why["error_message"].splitlines() or [""])[0]
+            failed.append({"trial_id": tid, **why, "error": f"{why['error_type']}: {first}"})
             continue
         items = out / tid / "eval_items.json"
         items.parent.mkdir(parents=True, exist_ok=True)
@@ -137,10 +140,11 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
     # ---- 4. report under a name of its own
     name = f"{sid}-eval-{sha256_json(sorted(eval_overrides))[:8]}"
     summary = {"sweep_id": sid, "trials": len(results), "failures": failed, "wall_s": round(time.time() - t0, 2)}
-    pushed = bool(results) and publish_into(summary, results, cfg, name, manifest["bundle_id"], recipes,
-                                            time.time() - t0, out / "report")
+    # pushed even when every re-evaluation failed: the report then says why each did
+    pushed = publish_into(summary, results, cfg, name, manifest["bundle_id"], recipes, time.time() - t0,
+                          out / "report")
     print(json.dumps(summary, default=str), flush=True)
-    if results and not pushed:
+    if not pushed:
         return REPORT_NOT_PUSHED
     return 0 if results and not failed else 1
 

@@ -10,7 +10,8 @@ Submit (what ``tracebridge submit`` does; the Ray token in ``RAY_AUTH_TOKEN``, `
         python jobs/sweep.py configs/sweep/demo.yaml bundle=$PWD/demo_out/bundles storage=$PWD/storage
 
 The last stdout line is a JSON summary (sweep_id, report_uri, trials, failures). Exit codes: 0 all
-trials finished and the report was pushed, 1 some trials failed (report of the others pushed),
+trials finished and the report was pushed, 1 some or all trials failed (the report pushed: the finished
+trials' results and each failed trial's error type, message and config),
 2 bad arguments, config, bundle or work_dir, or a storage that takes no writes (nothing trained),
 3 storage unreachable: the bundle's or the sweep's before training, after ``storage_io.retry.attempts``
 or ``push.attempts`` tries of requests bounded by ``storage_io.request_timeout_s`` (nothing trained), or at
@@ -101,12 +102,14 @@ def main(config: str, overrides: list[str]) -> int:
                "grid": len(specs), "failures": out["failures"], "wall_s": round(time.time() - t0, 2),
                "tune_wall_s": round(out["wall_s"], 2),
                "attempts": {k: sum(e["event"] == "start" for e in v) for k, v in attempts(work_root).items()}}
-    pushed = bool(out["trials"]) and publish_into(summary, out["trials"], cfg, sid, manifest["bundle_id"], recipes,
-                                                  out["wall_s"], work_root / "report")
+    # pushed even when every trial failed: the report then lists each failure (type, message, the trial's config)
+    failed = [{**f, "config": grid.trial_config(recipes, f)} for f in out["failures"]]
+    pushed = publish_into(summary, out["trials"], cfg, sid, manifest["bundle_id"], recipes, out["wall_s"],
+                          work_root / "report", failed)
     for f in out["failures"]:
         log.error("trial %s: %s", f["trial_id"], f["error"])
     print(json.dumps(summary, default=str), flush=True)
-    if out["trials"] and not pushed:
+    if not pushed:
         return REPORT_NOT_PUSHED
     return 0 if not out["failures"] and out["trials"] else 1
 

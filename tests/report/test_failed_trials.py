@@ -42,7 +42,8 @@ def test_report_lists_failed_trials_in_results_json_and_on_the_page(tmp_path):
     results = json.loads((tmp_path / "rep" / "results.json").read_text())
     (failed,) = results["failed_trials"]
     assert failed == {"trial_dir": str((runs / "verifier-optimized-s1").resolve()), "role": "verifier",
-                      "variant": "optimized", "seed": 1, "status": "failed", "reason": REASON}
+                      "variant": "optimized", "seed": 1, "status": "failed", "reason": REASON,
+                      "error_type": "TrialInputError", "error_message": REASON.removeprefix("TrialInputError: ")}
     assert results["counts"] == {"finished": 2, "failed": 1}
     assert [t["status"] for t in results["trials"]] == ["finished", "finished"]
     block = results["roles"]["verifier"]
@@ -67,7 +68,8 @@ def test_a_report_whose_role_only_failed_lists_it_without_a_crash(tmp_path):
     assert list(results["roles"]) == ["verifier"] and results["roles"]["verifier"]["failed_trials"] == 0
     assert results["failed_trials"] == [{"trial_id": "worker-baseline-s0", "role": "worker", "variant": "baseline",
                                          "seed": 0, "ablation": {}, "status": "failed",
-                                         "reason": "RuntimeError: CUDA out of memory"}]
+                                         "reason": "RuntimeError: CUDA out of memory", "error_type": "RuntimeError",
+                                         "error_message": "CUDA out of memory"}]
     assert "worker-baseline-s0" in (tmp_path / "rep" / "report.html").read_text()
     assert man["winners"] == {"verifier": None}
 

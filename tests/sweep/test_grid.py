@@ -96,8 +96,10 @@ def test_trials_tune_never_created_are_failures_with_the_reason():
     failures = [{"trial_id": "b", "error": "boom"}]
     why = "not finished within budget.max_hours=0.0001; `tracebridge submit ... --resume` continues it"
     got = not_started(specs, trials, failures, why)
-    assert got == [{"trial_id": "c", "error": why}, {"trial_id": "d", "error": why}]
-    assert not_started(specs, [], [], "not run") == [{"trial_id": t, "error": "not run"} for t in "abcd"]
+    kind = {"error_type": "not_run"}
+    assert got == [{"trial_id": t, "error": why, "error_message": why, **kind} for t in "cd"]
+    assert not_started(specs, [], [], "not run") == [{"trial_id": t, "error": "not run", "error_message": "not run",
+                                                      **kind} for t in "abcd"]
     assert not_started(specs, [{"trial_id": t} for t in "abcd"], [], "x") == []
 
 

@@ -135,10 +135,13 @@ def failed_section(failed: list[dict[str, Any]]) -> str:
         return ""
     rows = "".join(f"<tr><td><code>{escape(str(f.get('trial_id') or f.get('trial_dir') or '?'))}</code></td>"
                    + "".join(f"<td>{_f(f.get(k))}</td>" for k in ("role", "variant", "seed"))
-                   + f"<td>{escape(str(f.get('reason')))}</td></tr>" for f in failed)
+                   + f"<td>{escape(', '.join(f'{k}={v}' for k, v in sorted((f.get('ablation') or {}).items())))}</td>"
+                   + f"<td><code>{_f(f.get('error_type'))}</code></td>"
+                   + f"<td>{escape(str(f.get('error_message') or f.get('reason')))}</td></tr>" for f in failed)
     return (f"<section id='failed'><h2>Failed trials ({len(failed)})</h2><p>Not in the tables, plots or winners "
-            "above: they have no result.</p><table><tr><th>trial</th><th>role</th><th>variant</th><th>seed</th>"
-            f"<th>reason</th></tr>{rows}</table></section>")
+            "above: they have no result. results.json <code>failed_trials</code> holds each one's whole error and "
+            "the config it trained with.</p><table><tr><th>trial</th><th>role</th><th>variant</th><th>seed</th>"
+            f"<th>ablation</th><th>error type</th><th>reason</th></tr>{rows}</table></section>")
 
 
 def stamp_line(manifest: dict[str, Any], failed: int = 0) -> str:

@@ -218,11 +218,20 @@ def ablation_grids(role: str, trials: list[dict[str, Any]]) -> list[dict[str, An
 
 
 def failed_entries(failed: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """The failed trials as results.json lists them: ``status`` "failed", ``reason`` (the error), the trial's
-    id (a sweep's) or folder (``tracebridge report``'s), and its role, variant, seed and ablation where known."""
-    keep = ("trial_id", "trial_dir", "role", "variant", "seed", "ablation")
-    return [{**{k: f[k] for k in keep if f.get(k) is not None}, "status": "failed",
-             "reason": str(f.get("error") or f.get("reason") or "unknown")} for f in failed or []]
+    """The failed trials as results.json lists them: ``status`` "failed", ``reason`` (the error), ``error_type``
+    and ``error_message`` (read off a ``"Type: message"`` reason when the trial gave none), the trial's id (a
+    sweep's) or folder (``tracebridge report``'s), and its role, variant, seed, ablation and ``config`` (the
+    config it trained with: a sweep's) where known."""
+    keep = ("trial_id", "trial_dir", "role", "variant", "seed", "ablation", "error_type", "error_message", "config")
+    out = []
+    for f in failed or []:
+        entry = {**{k: f[k] for k in keep if f.get(k) is not None}, "status": "failed",
+                 "reason": str(f.get("error") or f.get("reason") or "unknown")}
+        name, sep, msg = entry["reason"].partition(": ")
+        if "error_type" not in entry and sep and name.isidentifier():
+            entry.update(error_type=name, error_message=msg)
+        out.append(entry)
+    return out
 
 
 def _note_failed(block: dict[str, Any], failed: list[dict[str, Any]]) -> None:

@@ -89,6 +89,20 @@ def run_spec(spec: dict[str, Any], recipe_path: str) -> dict[str, Any]:
             **spec["ablation"]}
 
 
+def trial_config(recipes: dict[str, dict[str, Any]], spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The config a grid cell trains with, as a plain dict: its variant's resolved recipe with the cell's
+    role, seed and ablation values set (what the trial records as ``trial_config.json`` on its node); the
+    report lists it with a failed trial, whose node may be gone. None for a variant with no recipe."""
+    from omegaconf import OmegaConf
+
+    if spec.get("variant") not in recipes:
+        return None
+    cfg = OmegaConf.create(recipes[spec["variant"]])
+    for k, v in {**(spec.get("ablation") or {}), "role": spec.get("role"), "seed": spec.get("seed")}.items():
+        OmegaConf.update(cfg, k, v, merge=False)
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
 def write_recipe(recipe: dict[str, Any], path: Path) -> Path:
     """Save a resolved recipe as the YAML ``run_trial`` reads."""
     from omegaconf import OmegaConf

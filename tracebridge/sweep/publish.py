@@ -146,9 +146,11 @@ def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str
 
 
 def publish_into(summary: dict[str, Any], trials: list[dict[str, Any]], cfg: SweepConfig, name: str,
-                 bundle_id: str, recipes: dict[str, Any], wall_s: float, local_dir: Path) -> bool:
+                 bundle_id: str, recipes: dict[str, Any], wall_s: float, local_dir: Path,
+                 failed: list[dict[str, Any]] | None = None) -> bool:
     """The jobs' report step: ``publish_report`` stamped with this job's submission id (the failed trials
-    listed from ``summary["failures"]``), with its
+    listed from ``failed``, default ``summary["failures"]``; a sweep whose trials all failed pushes a report
+    of its failures too), with its
     outcome added to ``summary`` (``submission_id``; ``report_uri`` and ``winners``, or ``report_local``
     and ``report_error`` when the push failed, logged as an error naming the storage URI, the error and
     the local path).
@@ -159,7 +161,7 @@ def publish_into(summary: dict[str, Any], trials: list[dict[str, Any]], cfg: Swe
     summary["submission_id"] = job_submission_id()
     try:
         pub = publish_report(trials, cfg, name, bundle_id, recipes, wall_s, local_dir, summary["submission_id"],
-                             summary.get("failures"))
+                             summary.get("failures") if failed is None else failed)
     except ReportNotPushed as exc:
         log.error("report not pushed: %s", exc)
         summary.update(report_local=str(exc.local_dir), report_error=str(exc))

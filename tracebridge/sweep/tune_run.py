@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import numbers
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -274,18 +275,39 @@ def collect_results(grid: Any, local: Path, unfinished: str = "did not finish (b
         tid = (r.config or {}).get("spec", {}).get("trial_id") or (Path(r.path).name if r.path else "?")
         input_error = (r.metrics or {}).get(INPUT_ERROR)
         if r.error is not None or input_error or r.checkpoint is None:
-            failures.append({"trial_id": tid, "error": str(input_error or r.error or unfinished), **ran(r.metrics),
+            failures.append({"trial_id": tid, **error_fields(input_error, r.error, unfinished), **ran(r.metrics),
                              **held(r)})
             continue
         d = Path(r.checkpoint.to_directory(str(local / tid)))
         kind, res = unpack_checkpoint(d)
         if kind != "final":
-            failures.append({"trial_id": tid, "error": unfinished})
+            failures.append({"trial_id": tid, **error_fields(None, None, unfinished)})
             continue
         res.update(eval_items_path=str(d / "eval_items.json"), checkpoint_uri=r.checkpoint.path,
                    model_dir=str(d / "model") if (d / "model").is_dir() else None, **held(r))
         results.append(res)
     return results, failures
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the first line of a trial's error
+
+
+def error_fields(input_error: str | None, error: BaseException | None, unfinished: str,
+                 kind: str = "not_finished") -> dict[str, str]:
+    """A failed trial's ``error`` (the whole text: Ray's traceback for a raised error), ``error_type`` and
+    ``error_message``: the exception's class and message (a Ray error's ``cause``, the trial's own exception,
+    not Ray's wrapper), an input error's (``"TrialInputError: ..."``), or ``kind`` with ``unfinished`` for a
+    trial that stopped without an error of its own."""
+    if input_error:
+        name, sep, msg = str(input_error).partition(": ")
+        typed = bool(sep) and name.isidentifier()
+        return {"error": str(input_error), "error_type": name if typed else "TrialInputError",
+                "error_message": msg if typed else str(input_error)}
+    if error is not None:
+        cause = getattr(error, "cause", None) or error
+        return {"error": ANSI.sub("", str(error)), "error_type": type(cause).__name__,
+                "error_message": ANSI.sub("", str(cause)) or repr(cause)}
+    return {"error": unfinished, "error_type": kind, "error_message": unfinished}
 
 
 def ran(metrics: dict[str, Any] | None) -> dict[str, Any]:
@@ -328,7 +350,8 @@ def not_started(specs: list[dict[str, Any]], trials: list[dict[str, Any]], failu
     Tune never created (the budget or an interruption stopped the run before its grid generator got to it,
     e.g. under ``budget.max_concurrent``, which creates a trial only when one finishes)."""
     seen = {t["trial_id"] for t in trials} | {f["trial_id"] for f in failures}
-    return [{"trial_id": s["trial_id"], "error": why} for s in specs if s["trial_id"] not in seen]
+    return [{"trial_id": s["trial_id"], **error_fields(None, None, why, "not_run")} for s in specs
+            if s["trial_id"] not in seen]
 
 
 def run_sweep(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -59,3 +59,19 @@ def test_nested_and_dotted_ablations_flatten_and_paths_absolutize(tmp_path, monk
     assert cfg.variant_overrides == {"optimized": {"train.max_steps": 3}}
     assert cfg.bundle == str(tmp_path / "b") and cfg.storage == str(tmp_path / "st")
     assert load_sweep_config(None, ["bundle=s3://b/x"]).bundle == "s3://b/x"
+
+
+def test_the_cluster_submit_ran_on_is_what_the_job_records(tmp_path):
+    """``submit --cluster X`` (and ``window --cluster L``) ran the job on X, but the job's config, and so its
+    report manifest's ``config.sweep.cluster``, said the sweep YAML's ``cluster: local``: the override they
+    now pass names X, as a plain value that loads (a path inside the working dir relative, else absolute)."""
+    from tracebridge.sweep.config import cluster_override
+
+    outside = tmp_path / "cluster.yaml"
+    cases = {"configs/cluster/remote.yaml": "configs/cluster/remote.yaml", str(ROOT / "configs/cluster/remote.yaml"):
+             "configs/cluster/remote.yaml", str(outside): str(outside), "local": "local",
+             "http://127.0.0.1:8265": "http://127.0.0.1:8265"}
+    for spec, recorded in cases.items():
+        override = cluster_override(spec, ROOT)
+        assert override == f"cluster={recorded}"
+        assert load_sweep_config("configs/sweep/smoke.yaml", ["bundle=s3://b/x", override]).cluster == recorded

@@ -38,14 +38,16 @@ def _project_root() -> Path:
     return cwd if (cwd / "jobs" / "sweep.py").is_file() else Path(__file__).resolve().parents[2]
 
 
-def _plan(config: Path, overrides: list[str], cluster: Any, root: Path) -> Any:
+def _plan(config: Path, overrides: list[str], cluster: Any, root: Path, spec: str | None = None) -> Any:
     """``plan_sweep``, exiting 3 (try again later) when the sweep is fine but its bundle's storage (or,
-    on a local head, its own storage) could not be reached, rather than 2 (a config to fix)."""
+    on a local head, its own storage) could not be reached, rather than 2 (a config to fix). ``spec``: the
+    ``--cluster`` given, which the job's config then records as its ``cluster`` (``cluster_override``)."""
     from tracebridge.cluster.submit import plan_sweep
     from tracebridge.export.storage import StorageUnreachable
+    from tracebridge.sweep.config import cluster_override
 
     try:
-        return plan_sweep(config, overrides, cluster, root)
+        return plan_sweep(config, [*overrides, *([cluster_override(spec, root)] if spec else [])], cluster, root)
     except StorageUnreachable as exc:
         fail(str(exc), EXIT_UNREACHABLE)
 
@@ -209,7 +211,7 @@ def submit(
     check_out_dir(out)  # the report is pulled there after the sweep: a file in the way would show hours later
     with config_errors():
         ccfg = resolve_cluster(cluster, load_sweep_config(str(config), ov).cluster, list(cluster_set or []))
-        plan = _plan(config, ov, ccfg, root)
+        plan = _plan(config, ov, ccfg, root, cluster)
     try:
         with sigterm_as_interrupt():  # and SIGHUP: a closed terminal stops the head it started
             summary = _submit_on(ccfg, plan, root, keep, wait_, None if resume else attempt or 1, out)

@@ -91,7 +91,7 @@ def window(
             raise ConfigError([*token, *exc.problems]) from exc
         if token:
             raise ConfigError(token)
-        splan = _plan(config, ov, ccfg, root)
+        splan = _plan(config, ov, ccfg, root, str(cluster))  # the job records the launcher YAML as its cluster
     check_out_dir(Path(scfg.window.reports_dir), "window.reports_dir")  # before a cluster is paid for
     if dry_run:
         res = {"plan": wplan.to_dict(), "sweep_id": splan.sweep_id, "trials": splan.trials, "dry_run": True,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tracebridge.cluster.config import WindowConfig
@@ -224,6 +225,17 @@ def load_sweep_config(path: str | None, overrides: list[str] | tuple[str, ...] =
         if getattr(cfg, k):
             setattr(cfg, k, absolutize(getattr(cfg, k)))
     return cfg
+
+
+def cluster_override(spec: str, root: Path) -> str:
+    """The ``cluster=`` override that records in a job's config (and so in its report manifest's
+    ``config.sweep.cluster``) the cluster ``submit --cluster`` or ``window --cluster`` ran it on, in place of
+    the sweep YAML's own value: ``local`` and a URL as given, a YAML path relative to the working dir ``root``
+    when inside it (the job runs in a copy of it), else absolute."""
+    if spec in ("", "local") or "://" in spec:
+        return f"cluster={spec or 'local'}"
+    path = Path(spec).expanduser().resolve()
+    return f"cluster={path.relative_to(root.resolve()).as_posix() if path.is_relative_to(root.resolve()) else path}"
 
 
 def _empty_as_blank(override: str) -> str:

@@ -15,8 +15,8 @@ from tracebridge.capture.recorder import Recorder
 from tracebridge.cli import app
 from tracebridge.config import ConfigError, load_config
 from tracebridge.ops.canary import CanaryRouter
-from tracebridge.ops.config import CanaryConfig, GateConfig, SafetyGate
-from tracebridge.ops.gates import FAIL, NOT_GATED, PASS, evaluate_gates
+from tracebridge.ops.config import CanaryConfig, GateConfig, QualityGate, SafetyGate
+from tracebridge.ops.gates import FAIL, NOT_GATED, PASS, check_score, evaluate_gates
 from tracebridge.ops.samples import (
     Sample,
     SampleSet,
@@ -269,6 +269,26 @@ def test_an_increase_exactly_at_its_limit_passes():
     assert _check(rep, "tokens_per_session").status == PASS
     rep = evaluate_gates(ss, GateConfig(max_token_increase=0.09, max_cost_increase=0.09, min_reactions=0))
     assert _check(rep, "usd_per_session").status == FAIL and _check(rep, "tokens_per_session").status == FAIL
+
+
+def test_a_drop_exactly_at_its_limit_passes():
+    # 70 of 100 candidate sessions succeeded against 72 of 100: a drop of 0.02, which "drop <= 0.02" allows
+    # (and far from significant); 0.72 - 0.70 is 0.020000000000000018 in floats, and the gate failed the
+    # candidate with "dropped 0.0200 > 0.02"
+    ss = SampleSet()
+    for arm, ok in (("baseline", 72), ("candidate", 70)):
+        for j in range(100):
+            ss.add(Sample(session_id=f"{arm}-{j}", arm=arm, success=j < ok, tokens=100, cost_usd=1e-4,
+                          latency_ms=1000.0, verdicts_correct=1, verdicts_total=1))
+    rep = evaluate_gates(ss, GateConfig(min_reactions=0))
+    assert _check(rep, "success_rate").status == PASS, _check(rep, "success_rate").reason
+    assert rep.passed, rep.reasons
+    assert _check(evaluate_gates(ss, GateConfig(min_reactions=0, success=QualityGate(max_drop=0.019))),
+                  "success_rate").status == FAIL
+    # a mean score 0.9 -> 0.7 drops 0.20000000000000007: at reaction_score.max_drop 0.2 it is no drop beyond it
+    cfg = GateConfig(alpha=0.0)  # the drop alone decides here
+    assert check_score("reaction_score", [0.7] * 30, [0.9] * 30, cfg.reaction_score, 20, cfg).status == PASS
+    assert check_score("reaction_score", [0.69] * 30, [0.9] * 30, cfg.reaction_score, 20, cfg).status == FAIL
 
 
 def test_an_arm_pooling_two_policies_is_not_gated():

@@ -40,7 +40,7 @@ from tracebridge.ops.samples import Sample, SampleSet
 from tracebridge.schema.canonical import sha256_json, utc_now
 
 PASS, FAIL, NOT_GATED = "pass", "fail", "not_gated"
-EPS = 1e-9  # an increase exactly at its limit passes (means of sums carry float error: +0.1000000000000018)
+EPS = 1e-9  # an increase or drop exactly at its limit passes (means of sums carry float error: +0.1000000000000018)
 
 
 @dataclass
@@ -121,7 +121,7 @@ def check_rate(name: str, cand: list[bool], base: list[bool], gate: QualityGate,
     ci = stats.bootstrap_diff_ci([float(x) for x in cand], [float(x) for x in base], cfg.n_boot, cfg.seed)
     thr = f"drop <= {gate.max_drop} and z-test p >= {cfg.alpha}"
     reasons = []
-    if rb - rc > gate.max_drop:
+    if rb - rc > gate.max_drop + EPS:  # 0.72 - 0.70 is 0.020000000000000018: "dropped 0.0200 > 0.02"
         reasons.append(f"dropped {rb - rc:.4f} > {gate.max_drop} ({rc:.4f} vs {rb:.4f})")
     if p < cfg.alpha:
         reasons.append(f"significantly lower (z-test p={p:.4g} < {cfg.alpha})")
@@ -140,7 +140,7 @@ def check_score(name: str, cand: list[float], base: list[float], gate: QualityGa
     p = stats.mann_whitney_p(cand, base, "less")
     ci = stats.bootstrap_diff_ci(cand, base, cfg.n_boot, cfg.seed)
     reasons = []
-    if mb - mc > gate.max_drop:
+    if mb - mc > gate.max_drop + EPS:
         reasons.append(f"mean dropped {mb - mc:.4f} > {gate.max_drop} ({mc:.4f} vs {mb:.4f})")
     if p < cfg.alpha:
         reasons.append(f"significantly lower (Mann-Whitney p={p:.4g} < {cfg.alpha})")

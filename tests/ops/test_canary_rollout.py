@@ -72,6 +72,19 @@ def test_a_damaged_active_json_sends_every_session_to_the_baseline(tmp_path):
         assert _served(r) == {"baseline"}
 
 
+def test_a_state_path_that_cannot_be_read_falls_back_loudly(tmp_path, caplog):
+    # promotion.state_dir is a file: active.json cannot even be stat'ed. Every session went to the baseline,
+    # but the router never logged it (a damaged active.json is logged), so the fallback was silent
+    bad = tmp_path / "policy"
+    bad.write_text("not a folder")
+    with caplog.at_level("WARNING", logger="tracebridge.ops.rollout"), _router(bad) as r:
+        assert _served(r) == {"baseline"}
+        warned = [rec.getMessage() for rec in caplog.records if "cannot stat" in rec.getMessage()]
+        assert len(warned) == 1 and str(bad / "active.json") in warned[0]  # once, not once a call
+        bad.unlink()  # fixed: the slice again, re-read without a restart
+        assert _served(r) == {"baseline", "candidate"}
+
+
 @pytest.mark.parametrize("record, arm", [
     (None, None),
     ({"seq": 1, "action": "promote", "active_policy": "v1", "previous_policy": "v0"}, None),

@@ -98,8 +98,13 @@ class ActivePolicyWatch:
             key: tuple[Any, ...] = (st.st_ino, st.st_size, st.st_mtime_ns, baseline_policy, candidate_policy)
         except FileNotFoundError:
             key = (None, baseline_policy, candidate_policy)
-        except OSError as exc:
-            return BASELINE, f"{self.state.active_path}: cannot stat ({exc}): every session to the baseline"
+        except OSError as exc:  # e.g. promotion.state_dir is a file: as loud as an unreadable active.json
+            decision = (BASELINE, f"{self.state.active_path}: cannot stat ({exc}): every session to the baseline")
+            with self._lock:
+                if decision != self._decision:
+                    log.warning("canary rollout: %s", decision[1])
+                self._key, self._decision = None, decision  # re-read once it can be stat'ed again
+            return decision
         with self._lock:
             if key == self._key:
                 return self._decision

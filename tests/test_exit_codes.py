@@ -142,6 +142,7 @@ def test_collect_tells_a_bad_call_from_a_failed_check(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     res = runner.invoke(app, ["collect", *small, "--out", str(tmp_path / "file")])
     assert res.exit_code == 2 and "is a file" in res.stderr, res.output
+    (tmp_path / "t" / ".collect.ledger.jsonl").unlink()  # its runs no ledger lists (a rerun with one resumes)
     res = runner.invoke(app, ["collect", *small, "--out", str(tmp_path / "t")])
     assert res.exit_code == 2 and "would write them twice" in res.stderr, res.output
 

@@ -1,6 +1,8 @@
 """``collect`` (workers=2, a forkserver pool) SIGKILLed mid-collection: its fork server and workers end
 with it. Before, they went on writing runs into the trace root after the kill (and stayed): a folder
-the user had just cleared to collect again filled with the dead collection's runs."""
+the user had just cleared to collect again filled with the dead collection's runs. The rerun resumes:
+before, it refused the root (exit 2, 'already holds complete runs') and the only way on was to delete
+the episodes already collected."""
 
 from __future__ import annotations
 
@@ -8,12 +10,15 @@ import json
 import os
 import signal
 import time
+from collections import Counter
+from pathlib import Path
 
 from typer.testing import CliRunner
 
 from tracebridge.cli import app
 from tracebridge.cli.sim import LOCK
 from tracebridge.ops.locks import run_lock
+from tracebridge.sim.hashing import root_content_hash
 from tracebridge.testing.procs import ROOT, cli, descendants, run_cli, wait_gone
 
 
@@ -42,12 +47,25 @@ def test_a_killed_collection_stops_writing_runs(tmp_path):
     runs = sorted(d.name for d in out.iterdir())
     time.sleep(0.5)
     assert sorted(d.name for d in out.iterdir()) == runs  # nothing writes into the root any more
-    again = run_cli("collect", str(ROOT / "configs/collect/smoke.yaml"), "--out", str(out))
-    # the killed collection's lock is taken over, saying so; its episodes are not written twice
+    again = run_cli("collect", str(ROOT / "configs/collect/smoke.yaml"), "--out", str(out), "--json")
+    # the killed collection's lock is taken over, saying so; the rerun picks up where it stopped
     assert f"took over the lock from pid {p.pid} on " in again.stderr, again.stderr
-    assert again.returncode == 2 and "complete run(s) of these episodes" in again.stderr, (
-        again.stderr
-    )
+    assert again.returncode == 0, again.stderr
+    resumed = json.loads(again.stdout)
+    before = [r for r in runs if not r.startswith(".")]
+    kept, aside = [r for r in before if (out / r).is_dir()], {Path(x).name for x in resumed["set_aside"]}
+    # each run of the killed pass is kept (a finished episode, not run again) or set aside (run again)
+    assert sorted(kept + sorted(aside)) == before and len(kept) == resumed["resumed"] >= 2
+    assert all(json.loads((out / r / "session.json").read_text()) for r in kept)
+    # exactly once: one complete run per episode in the root
+    refs = Counter(json.loads((d / "session.json").read_text())["source"]["ref"]
+                   for d in out.iterdir() if d.is_dir() and not d.name.startswith("."))
+    assert len(refs) == 32 and set(refs.values()) == {1} and resumed["episodes"] == 32
+    ref = run_cli("collect", str(ROOT / "configs/collect/smoke.yaml"), "--out", str(tmp_path / "ref"), "--json")
+    assert root_content_hash(out) == root_content_hash(tmp_path / "ref")  # as one uninterrupted collection
+    whole = json.loads(ref.stdout)
+    same = ("episodes", "verdicts", "event_types", "failure_classes", "by_family", "seeds", "recovery_episodes")
+    assert {k: resumed[k] for k in same} == {k: whole[k] for k in same}
 
 
 def test_a_second_collection_into_the_same_root_is_refused_naming_the_first(tmp_path):

@@ -36,7 +36,9 @@ def collect(
     Prints the class balance (verdict shares, failure → recovery share, success rate); exits 1
     when a check of the config's ``checks`` block fails, 2 on a config error or an ``--out`` it
     refuses (before any episode runs), also while another collection into the same ``--out`` runs
-    (named by its pid and command). Every run is redacted as it is written
+    (named by its pid and command). A rerun into the same ``--out`` (after a kill, say) resumes: the
+    episodes it finished are kept, not run again; those it left unfinished are run again, their
+    partial runs moved to ``<out>/.collect.interrupted/``. Every run is redacted as it is written
     (``capture.redact=true``, pass 1 at capture; session.json records it).
     """
     from tracebridge.config import load_config
@@ -63,11 +65,15 @@ def collect(
 
 
 def _check_out(root: Path, cfg: object) -> None:
-    """Refuse (exit 2) a trace root that already holds runs of the same episodes (a re-run after an
-    interruption would write them twice)."""
+    """Refuse (exit 2) a trace root that already holds runs of the same episodes its collection
+    ledger does not list (written by a collect that kept none, or copied in): a pass would write
+    them twice. Those the ledger lists are resumed instead (``tracebridge.sim.resume``)."""
     from tracebridge.sim.collect import earlier_runs
+    from tracebridge.sim.resume import read_ledger
 
     done, partial = earlier_runs(root, cfg)  # type: ignore[arg-type]
+    listed = read_ledger(root)[0]
+    done, partial = [d for d in done if Path(d).name not in listed], [d for d in partial if Path(d).name not in listed]
     if done:
         fail(f"--out {root}: already holds {len(done)} complete run(s) of these episodes (e.g. {done[0]})"
              + (f" and {len(partial)} incomplete run(s) (an interrupted collection)" if partial else "")

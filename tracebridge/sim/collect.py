@@ -7,7 +7,8 @@ Seeds are the config's fixed list plus N random ones; each run records its seed 
 collection) or from OS entropy. Worker processes start through ``forkserver`` (safe with the
 progress bar's thread and with torch); model-backed roles build their backend once per process.
 Every event and session.json is redacted as it is written (``capture.redact``, pass 1 of the two
-redaction passes; session.json records the pass), unless the config turns it off.
+redaction passes; session.json records the pass), unless the config turns it off. A rerun into
+the same root resumes an interrupted pass from its ledger (``tracebridge.sim.resume``).
 """
 
 from __future__ import annotations
@@ -26,12 +27,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracebridge.capture.recorder import new_run_id
 from tracebridge.config import config_hash
 from tracebridge.pool_workers import end_with_parent
 from tracebridge.schema.events import EVENT_TYPES
 from tracebridge.sim.config import ROLE_NAMES, CollectConfig, PolicyMix, RoleBackendConfig
 from tracebridge.sim.episode import EpisodeResult, EpisodeSpec, run_episode
 from tracebridge.sim.policies import RoleSet
+from tracebridge.sim.resume import (
+    ASIDE,
+    append_ledger,
+    prepare_resume,
+    save_random_seeds,
+    saved_random_seeds,
+)
 from tracebridge.sim.scripted import scripted_roles
 
 log = logging.getLogger(__name__)
@@ -50,10 +59,13 @@ def draw_random_seeds(n: int, source: int | None, exclude: list[int]) -> list[in
     return out
 
 
-def expand_matrix(cfg: CollectConfig) -> list[EpisodeSpec]:
-    """Every episode of the matrix, in a fixed order."""
+def expand_matrix(cfg: CollectConfig, random_seeds: list[int] | None = None) -> list[EpisodeSpec]:
+    """Every episode of the matrix, in a fixed order (``random_seeds``: those of an earlier pass,
+    instead of drawing them)."""
     seeds = [(s, "fixed") for s in cfg.seeds.fixed]
-    seeds += [(s, "random") for s in draw_random_seeds(cfg.seeds.random, cfg.seeds.random_source, cfg.seeds.fixed)]
+    if random_seeds is None:
+        random_seeds = draw_random_seeds(cfg.seeds.random, cfg.seeds.random_source, cfg.seeds.fixed)
+    seeds += [(s, "random") for s in random_seeds]
     redaction = cfg.capture.redaction()
     return [EpisodeSpec(family=fam, seed=seed, seed_kind=kind, mix=mname, skill=mix.skill, failure=fname,
                         profile=prof, max_steps=cfg.max_steps, max_attempts=cfg.max_attempts, collection=cfg.name,
@@ -139,11 +151,16 @@ def _run_chunk(specs: list[EpisodeSpec], out: str, mixes: dict[str, PolicyMix],
                sandbox_dir: str | None) -> tuple[list[EpisodeResult], list[dict[str, str]]]:
     results, errors = [], []
     for spec in specs:
-        try:
-            results.append(run_episode(spec, out, roles_factory(mixes[spec.mix]), sandbox_dir))
+        ref, run_id = f"{spec.collection}/{spec.key}", new_run_id()
+        try:  # the ledger says which run each episode writes, and when it is done: a rerun resumes from it
+            append_ledger(out, {"state": "started", "ref": ref, "run_id": run_id})
+            result = run_episode(spec, out, roles_factory(mixes[spec.mix]), sandbox_dir, run_id)
+            append_ledger(out, {"state": "done", "ref": ref, "run_id": run_id, "result": result.to_dict()})
         except Exception as exc:  # setup failure (e.g. a model that will not load): report, go on
             log.exception("episode %s failed to start", spec.key)
             errors.append({"key": spec.key, "error": f"{type(exc).__name__}: {exc}"[:500]})
+        else:
+            results.append(result)
     return results, errors
 
 
@@ -176,6 +193,8 @@ class CollectSummary:
     capture_errors: int
     errors: list[dict[str, str]] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
+    resumed: int = 0  # episodes an earlier, interrupted pass into this root had collected (not run again)
+    set_aside: list[str] = field(default_factory=list)  # runs of its interrupted episodes, moved (run again)
 
     @property
     def passed(self) -> bool:
@@ -193,8 +212,10 @@ def _shares(c: Counter[str]) -> dict[str, float]:
 
 
 def summarize(results: list[EpisodeResult], errors: list[dict[str, str]], cfg: CollectConfig,
-              seconds: float, out: str) -> CollectSummary:
-    """Fold episode results into the class balance and run the config's checks."""
+              seconds: float, out: str, ran: int | None = None) -> CollectSummary:
+    """Fold episode results into the class balance and run the config's checks (``ran``: how many
+    of them this pass ran, for the rate; default all)."""
+    ran = len(results) if ran is None else ran
     n = len(results) or 1
     verdicts, expected, types = Counter[str](), Counter[str](), Counter[str]()
     for r in results:
@@ -212,7 +233,7 @@ def summarize(results: list[EpisodeResult], errors: list[dict[str, str]], cfg: C
             seeds[r.seed_kind].append(r.seed)
     s = CollectSummary(
         out=out, config_hash=config_hash(cfg), episodes=len(results), seconds=round(seconds, 3),
-        episodes_per_s=round(len(results) / seconds, 2) if seconds > 0 else 0.0, seeds=seeds,
+        episodes_per_s=round(ran / seconds, 2) if seconds > 0 else 0.0, seeds=seeds,
         verdicts={v: verdicts.get(v, 0) for v in VERDICTS}, verdict_shares=_shares(verdicts),
         expected_verdict_shares=_shares(expected),
         verifier_accuracy=round(sum(r.verdicts_correct for r in results) / max(1, sum(verdicts.values())), 4),
@@ -261,20 +282,26 @@ def collect(cfg: CollectConfig, out: str | None = None, progress: ProgressFn | N
     """
     root = out or cfg.out
     Path(root).mkdir(parents=True, exist_ok=True)
-    specs = expand_matrix(cfg)
+    resume = prepare_resume(root)  # an interrupted pass: its collected episodes stay, its unfinished ones run again
+    matrix = expand_matrix(cfg, _random_seeds(cfg, root, resume.done))
+    earlier = [resume.done[f"{cfg.name}/{s.key}"] for s in matrix if f"{cfg.name}/{s.key}" in resume.done]
+    specs = [s for s in matrix if f"{cfg.name}/{s.key}" not in resume.done]
+    if earlier or resume.set_aside:
+        log.warning("%s: resuming: %d of %d episodes were collected by an earlier pass; %d interrupted run(s) "
+                    "moved to %s/ and run again", root, len(earlier), len(matrix), len(resume.set_aside), ASIDE)
     chunks = [specs[i:i + cfg.chunk] for i in range(0, len(specs), cfg.chunk)]
-    results: list[EpisodeResult] = []
+    results: list[EpisodeResult] = list(earlier)
     errors: list[dict[str, str]] = []
     t0 = time.perf_counter()
     if progress:
-        progress(0, len(specs))
-    if cfg.workers <= 1 or len(chunks) == 1:
+        progress(len(results), len(matrix))
+    if cfg.workers <= 1 or len(chunks) <= 1:
         for ch in chunks:
             r, e = _run_chunk(ch, root, cfg.mixes, cfg.sandbox_dir)
             results += r
             errors += e
             if progress:
-                progress(len(results) + len(errors), len(specs))
+                progress(len(results) + len(errors), len(matrix))
     else:
         ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
         # workers end with this process: killed, it must not leave them writing runs into the root
@@ -286,8 +313,23 @@ def collect(cfg: CollectConfig, out: str | None = None, progress: ProgressFn | N
                 results += r
                 errors += e
                 if progress:
-                    progress(len(results) + len(errors), len(specs))
+                    progress(len(results) + len(errors), len(matrix))
     results.sort(key=lambda r: r.key)
-    summary = summarize(results, errors, cfg, time.perf_counter() - t0, str(root))
+    summary = summarize(results, errors, cfg, time.perf_counter() - t0, str(root), ran=len(results) - len(earlier))
+    summary.resumed, summary.set_aside = len(earlier), resume.set_aside
     log.info("collected %d episodes in %.1f s into %s", summary.episodes, summary.seconds, root)
     return summary
+
+
+def _random_seeds(cfg: CollectConfig, root: str | Path, done: dict[str, EpisodeResult]) -> list[int] | None:
+    """The random seeds of this pass: those of an earlier pass of the same collection into ``root``
+    that did not finish (drawn from OS entropy, they would differ), else None (drawn as configured);
+    OS-entropy seeds are saved for a rerun."""
+    if cfg.seeds.random_source is not None or not cfg.seeds.random:
+        return None
+    saved = saved_random_seeds(root, cfg.name, cfg.seeds.random)
+    if saved is not None and any(f"{cfg.name}/{s.key}" not in done for s in expand_matrix(cfg, saved)):
+        return saved
+    seeds = draw_random_seeds(cfg.seeds.random, None, cfg.seeds.fixed)
+    save_random_seeds(root, cfg.name, seeds)
+    return seeds

@@ -111,7 +111,7 @@ def _runtime_config(spec: EpisodeSpec, roles: RoleSet) -> dict[str, Any]:
 
 
 def run_episode(spec: EpisodeSpec, root: str | Path, roles: RolesFactory | None = None,
-                sandbox_dir: str | None = None) -> EpisodeResult:
+                sandbox_dir: str | None = None, run_id: str | None = None) -> EpisodeResult:
     """Run one episode and write its run under ``root``.
 
     Args:
@@ -119,6 +119,7 @@ def run_episode(spec: EpisodeSpec, root: str | Path, roles: RolesFactory | None 
         root: trace root.
         roles: builds the roles from the episode's rngs; None = scripted with ``spec.skill``.
         sandbox_dir: parent of the episode's temp directory (None = system temp).
+        run_id: the run's folder name (None = a new one).
 
     Returns:
         The episode's summary. Policy and backend failures are recorded, never raised.
@@ -141,7 +142,7 @@ def run_episode(spec: EpisodeSpec, root: str | Path, roles: RolesFactory | None 
                   "expected_answer": task.expected}
         with Recorder(root, goal=make_goal(task.goal, family.name), model_stack=role_set.model_stack(),
                       runtime_config=_runtime_config(spec, role_set),
-                      source={"kind": "sim", "ref": f"{spec.collection}/{spec.key}"},
+                      source={"kind": "sim", "ref": f"{spec.collection}/{spec.key}"}, run_id=run_id,
                       tools=toolbox.schemas(), prompts=role_set.prompts(), fsync_interval_s=None, labels=labels,
                       redactor=capture_redactor(spec.redaction) if spec.redaction is not None else None) as rec:
             ep = Episode(rec, family, task, toolbox, truth, role_set, misleading, spec.max_steps, spec.max_attempts)

@@ -1,0 +1,89 @@
+"""Resuming a collection from its ledger (``tracebridge.sim.resume``): an episode killed after its run
+closed but before its ``done`` line, OS-entropy random seeds, a torn ledger line, and a root written
+without a ledger (still refused). The kill itself is tested in ``test_collect_killed.py``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import orjson
+from typer.testing import CliRunner
+
+from tracebridge.cli import app
+from tracebridge.config import load_config
+from tracebridge.sim.collect import collect
+from tracebridge.sim.config import CollectConfig
+from tracebridge.sim.hashing import root_content_hash
+from tracebridge.sim.resume import ASIDE, LEDGER
+
+SMOKE = Path(__file__).resolve().parents[2] / "configs" / "collect" / "smoke.yaml"
+SMALL = ["workers=1", "families=[calc]"]  # 2 mixes × 2 failure profiles × 2 seeds
+
+
+def _refs(root: Path) -> Counter[str]:
+    return Counter(json.loads((d / "session.json").read_text())["source"]["ref"]
+                   for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _cut_ledger(root: Path, keep: int) -> list[dict]:
+    """The root as a kill after the ledger's first ``keep`` lines leaves it: half of the next line
+    written, and no run of an episode not started by then (workers=1: one episode at a time)."""
+    lines = (root / LEDGER).read_bytes().splitlines(keepends=True)
+    (root / LEDGER).write_bytes(b"".join(lines[:keep]) + lines[keep][: len(lines[keep]) // 2])
+    entries = [orjson.loads(x) for x in lines]
+    for e in entries[keep + 1:]:
+        shutil.rmtree(root / e["run_id"], ignore_errors=True)
+    return entries
+
+
+def test_a_run_closed_but_not_marked_done_is_set_aside_and_run_again(tmp_path):
+    cfg = load_config(CollectConfig, SMOKE, SMALL)
+    whole = collect(cfg, str(tmp_path / "whole"))
+    out = tmp_path / "cut"
+    collect(cfg, str(out))
+    entries = _cut_ledger(out, 5)  # started/done × 2, started of the third: its run closed, its done line torn
+    third = entries[4]["run_id"]
+    assert (out / third / "session.json").is_file()
+    again = collect(cfg, str(out))
+    assert again.resumed == 2 and again.set_aside == [str(out / ASIDE / third)]
+    assert again.episodes == whole.episodes == 8 and set(_refs(out).values()) == {1}
+    assert root_content_hash(out) == root_content_hash(tmp_path / "whole")
+    assert again.verdicts == whole.verdicts and again.by_family == whole.by_family
+
+
+def test_random_seeds_from_os_entropy_are_the_same_on_resume_and_new_on_a_later_pass(tmp_path):
+    cfg = load_config(CollectConfig, SMOKE, [*SMALL, "seeds.fixed=[]", "seeds.random=3", "seeds.random_source=null"])
+    first = collect(cfg, str(tmp_path))
+    _cut_ledger(tmp_path, 3)  # killed in its second episode: its started line written, its done line torn
+    again = collect(cfg, str(tmp_path))
+    assert again.resumed == 1 and len(again.set_aside) == 1 and again.seeds == first.seeds and again.episodes == 12
+    assert len(_refs(tmp_path)) == 12 and set(_refs(tmp_path).values()) == {1}
+    more = collect(cfg, str(tmp_path))  # the pass finished: a new one draws new seeds, as before
+    assert more.resumed == 0 and not set(more.seeds["random"]) & set(first.seeds["random"])
+    assert len(_refs(tmp_path)) == 24 and set(_refs(tmp_path).values()) == {1}
+
+
+def test_a_root_written_without_a_ledger_is_still_refused(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "traces"
+    assert runner.invoke(app, ["collect", str(SMOKE), *SMALL, "--out", str(out)]).exit_code == 0
+    (out / LEDGER).unlink()  # as a collect before the ledger wrote it
+    res = runner.invoke(app, ["collect", str(SMOKE), *SMALL, "--out", str(out)])
+    assert res.exit_code == 2 and "would write them twice" in res.output, res.output
+    assert len(_refs(out)) == 8
+
+
+def test_runs_of_these_episodes_the_ledger_does_not_list_are_refused(tmp_path):
+    runner = CliRunner()
+    old, out = tmp_path / "old", tmp_path / "traces"
+    assert runner.invoke(app, ["collect", str(SMOKE), *SMALL, "seeds.fixed=[0]", "--out", str(old)]).exit_code == 0
+    assert runner.invoke(app, ["collect", str(SMOKE), *SMALL, "seeds.fixed=[1]", "--out", str(out)]).exit_code == 0
+    for d in old.iterdir():  # seed 0's runs copied in beside a ledger that knows only seed 1's
+        if d.is_dir() and not d.name.startswith("."):
+            shutil.copytree(d, out / d.name)
+    res = runner.invoke(app, ["collect", str(SMOKE), *SMALL, "--out", str(out)])
+    assert res.exit_code == 2 and "4 complete run(s) of these episodes" in res.output, res.output
+    assert len(_refs(out)) == 8 and set(_refs(out).values()) == {1}

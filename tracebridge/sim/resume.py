@@ -1,0 +1,125 @@
+"""Resuming a collection: the ledger a collection keeps in its trace root, and what a rerun into
+that root skips, sets aside and runs again.
+
+Each worker appends one ``started`` line (the episode's ``source.ref`` and the run id it is about
+to write) before an episode and one ``done`` line (its ``EpisodeResult``) once the run is closed,
+to ``<root>/.collect.ledger.jsonl``. A rerun after a kill (same config) takes every episode with a
+``done`` line whose run is complete as collected, moves the runs of episodes started but not done
+(incomplete, or complete but killed before their ``done`` line) to ``<root>/.collect.interrupted/``
+(readers skip hidden folders; nothing is deleted) and runs those episodes again: each episode ends
+up with exactly one run in the root. The random seeds a pass drew from OS entropy are kept in
+``<root>/.collect.seeds.json``, so a rerun collects the same matrix.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracebridge.sim.episode import EpisodeResult
+
+LEDGER = ".collect.ledger.jsonl"
+ASIDE = ".collect.interrupted"
+SEEDS = ".collect.seeds.json"
+_RESULT_FIELDS = {f.name for f in fields(EpisodeResult)}
+
+
+def append_ledger(root: str | Path, entry: dict[str, Any]) -> None:
+    """Append one ledger line with a single ``O_APPEND`` write (lines of concurrent workers never interleave)."""
+    fd = os.open(Path(root) / LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, orjson.dumps(entry) + b"\n")
+    finally:
+        os.close(fd)
+
+
+def read_ledger(root: str | Path) -> tuple[dict[str, str], dict[str, tuple[str, EpisodeResult]], int]:
+    """The ledger of ``root``: ``started`` (run id → ref), ``done`` (ref → (run id, result)) and the
+    number of lines that could not be read (a line torn by a kill: its episode runs again)."""
+    started: dict[str, str] = {}
+    done: dict[str, tuple[str, EpisodeResult]] = {}
+    bad = 0
+    path = Path(root) / LEDGER
+    if not path.is_file():
+        return started, done, bad
+    for raw in path.read_bytes().splitlines():
+        try:
+            e = orjson.loads(raw)
+            if e["state"] == "started":
+                started[str(e["run_id"])] = str(e["ref"])
+            elif e["state"] == "done" and e["ref"] not in done:
+                done[str(e["ref"])] = (str(e["run_id"]), EpisodeResult(**{k: e["result"][k] for k in _RESULT_FIELDS}))
+            else:
+                bad += 1
+        except (ValueError, KeyError, TypeError, AttributeError):
+            bad += 1
+    return started, done, bad
+
+
+def has_ledger(root: str | Path) -> bool:
+    """Whether ``root`` was written by a collection that keeps a ledger (one that can be resumed)."""
+    return (Path(root) / LEDGER).is_file()
+
+
+@dataclass
+class ResumeState:
+    """What a rerun found in its root: the episodes already collected and the runs it set aside."""
+
+    done: dict[str, EpisodeResult] = field(default_factory=dict)  # ref → result
+    set_aside: list[str] = field(default_factory=list)  # run dirs moved under ASIDE
+    unreadable_lines: int = 0
+
+
+def prepare_resume(root: str | Path) -> ResumeState:
+    """Read the ledger of ``root`` and move the runs of interrupted episodes under ``ASIDE``.
+
+    Returns:
+        The episodes already collected (their run complete and their ``done`` line written) and
+        the folders set aside (their episodes run again).
+    """
+    root = Path(root)
+    started, done, bad = read_ledger(root)
+    st = ResumeState(unreadable_lines=bad)
+    for ref, (run_id, result) in done.items():
+        if (root / run_id / "session.json").is_file():
+            st.done[ref] = result
+    kept = {done[ref][0] for ref in st.done}
+    for run_id in sorted(started):
+        d = root / run_id
+        if run_id in kept or not d.is_dir():
+            continue
+        aside = root / ASIDE
+        aside.mkdir(exist_ok=True)
+        os.replace(d, aside / run_id)
+        st.set_aside.append(str(aside / run_id))
+    return st
+
+
+def _seeds_file(root: str | Path) -> dict[str, Any]:
+    try:
+        d = orjson.loads((Path(root) / SEEDS).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def saved_random_seeds(root: str | Path, collection: str, n: int) -> list[int] | None:
+    """The random seeds an earlier pass of ``collection`` drew into ``root`` (None: none saved, or
+    another number of them)."""
+    seeds = _seeds_file(root).get(collection)
+    if not isinstance(seeds, list) or len(seeds) != n or not all(isinstance(s, int) for s in seeds):
+        return None
+    return seeds
+
+
+def save_random_seeds(root: str | Path, collection: str, seeds: list[int]) -> None:
+    """Keep the random seeds of this pass, by collection name (written atomically), for a rerun to
+    collect the same matrix."""
+    path = Path(root) / SEEDS
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(orjson.dumps({**_seeds_file(root), collection: seeds}))
+    os.replace(tmp, path)

@@ -86,6 +86,21 @@ def test_state_rows_and_steps():
     assert m.drift["row_type=mystery"] == 1 and m.goal == "a" and m.kind == "chat"
 
 
+def test_a_model_change_after_model_turns_names_the_model_they_used():
+    """A session without an opening model_change or model snapshot (clawdbot-era files) whose user switches
+    model mid-session: the transition said it came from ``model:none`` though every turn named ``m1``."""
+    m = SessionMapper("r")
+    evs = feed_rows(m, [
+        {"type": "message", "id": "u", "parentId": None, "timestamp": T(1), "message": {"role": "user", "content": "a"}},
+        {"type": "message", "id": "a", "parentId": "u", "timestamp": T(2), "message": _asst([{"type": "text", "text": "x"}],
+                                                                                              "stop")},
+        {"type": "model_change", "id": "c", "parentId": "a", "timestamp": T(3), "provider": "openai", "modelId": "g5"},
+        {"type": "model_change", "id": "d", "parentId": "c", "timestamp": T(4), "provider": "openai", "modelId": "g6"},
+    ])
+    assert [e["payload"]["from_state"] for e in evs if e["event_type"] == "orchestrator_transition"] == [
+        "model:anthropic/m1", "model:openai/g5"]
+
+
 @pytest.mark.parametrize(("row", "field"), [
     ([1, 2], "<line>"),
     ({"id": "x"}, "type"),

@@ -80,6 +80,7 @@ class SessionMapper:
         self.api: str | None = None
         self.thinking: str | None = None
         self.first_model: dict[str, Any] | None = None
+        self.used_model: str | None = None  # ``provider/model`` of the last model turn (a model_change's "from")
         self.goal: str | None = None
         self.kind: str | None = None
         self.channel: str | None = None
@@ -289,6 +290,7 @@ class SessionMapper:
             self._params[key] = cached
             if self.first_model is None and model:
                 self.first_model = {"model": name, "params": params}
+        self.used_model = cached[2]
         inp, outp, usd = usage_of(msg.get("usage"), self.wrong)
         self.tokens += inp + outp
         self.cost += usd

@@ -366,7 +366,8 @@ def model_change(m: SessionMapper, row: dict[str, Any], rid: str, out: list[dict
     if not isinstance(model, str) or not model:
         raise _error("modelId", "missing or not a string")
     provider = row.get("provider") if isinstance(row.get("provider"), str) else None
-    before = f"model:{m.provider}/{m.model}" if m.model else "model:none"
+    # without an earlier change or snapshot, the model the turns so far named (before: "model:none")
+    before = f"model:{m.provider}/{m.model}" if m.model else f"model:{m.used_model or 'none'}"
     m.provider, m.model = provider, model
     _transition(m, row, rid, out, before, f"model:{provider}/{model}", "model_change")
 

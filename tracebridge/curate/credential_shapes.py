@@ -21,11 +21,22 @@ AUTH = re.compile(rf"(?ai)(?<![{_W}])(bearer|basic)\s+([A-Za-z0-9._~+/\-]{{8,}}=
 # ``sk-learn``), Anthropic keys, Slack app-level tokens, Stripe test-mode keys, fine-grained GitHub
 # PATs, bare npm tokens (its plugin wants an .npmrc line), Google and Hugging Face keys, Google OAuth access tokens (``ya29.``), Telegram bot tokens, GitLab tokens followed by CJK text and URL
 # passwords with RFC 3986 sub-delims (``pa$$w0rd!``) or an empty user (``redis://:pass@cache``).
+_SAS_FIELD, _SAS_SIG = r"[A-Za-z]{1,8}=[^&\s\"'<>\\]{0,128}", r"[A-Za-z0-9%+/=]{20,}"
 OWN_SECRETS = {
     "OPENAI_KEY": re.compile(rf"(?<![{_W}-])sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{{20,}}"
                              r"|(?=[A-Za-z]*\d)[A-Za-z0-9]{20,}(?![A-Za-z0-9_\-]))"),
     "ANTHROPIC_KEY": re.compile(rf"(?<![{_W}-])sk-ant-(?:api|admin)\d\d-[A-Za-z0-9_\-]{{20,}}"),
-    "SLACK_TOKEN": re.compile(r"xapp-\d-[A-Za-z0-9]+-\d+-[A-Za-z0-9]{16,}"),
+    # Slack app-level tokens; Workflow Builder and trigger webhook URLs (the ``services/`` ones are the plugin's)
+    "SLACK_TOKEN": re.compile(r"xapp-\d-[A-Za-z0-9]+-\d+-[A-Za-z0-9]{16,}"
+                              r"|https://hooks\.slack\.com/(?:workflows|triggers)/T[A-Z0-9]{6,}/[A-Za-z0-9]{6,}/"
+                              r"(?:\d{6,}/)?[A-Za-z0-9]{16,}"),
+    # a Discord webhook URL's token (``discord.com/api/webhooks/<id>/<token>``: whoever has it posts as the hook)
+    "DISCORD_WEBHOOK": re.compile(r"discord(?:app)?\.com/api(?:/v\d{1,2})?/webhooks/\d{15,21}/([A-Za-z0-9_\-]{40,100})"
+                                  r"(?![A-Za-z0-9_\-])"),
+    # an Azure shared access signature's ``sig`` in a URL or connection string whose query holds its ``sv=``
+    # version (``?sv=2021-06-08&…&sig=…``, or the version after it): the signature grants what the URL names
+    "AZURE_SAS": re.compile(rf"(?:(?<=[?&;=])sv=\d{{4}}-\d\d-\d\d(?:&{_SAS_FIELD}){{0,16}}&sig="
+                            rf"|(?<=[?&])sig=(?={_SAS_SIG}(?:&{_SAS_FIELD}){{0,16}}&sv=\d{{4}}-))({_SAS_SIG})"),
     "STRIPE_KEY": re.compile(r"[rs]k_test_[A-Za-z0-9]{24,}"),
     "GITHUB_TOKEN": re.compile(r"github_pat_[A-Za-z0-9_]{60,255}"),
     "NPM_TOKEN": re.compile(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
@@ -48,6 +59,27 @@ PRIVATE_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s
                            r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)")
 HEXISH = re.compile(r"^(?:[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                     r"[0-9a-fA-F]{12})$")
+
+
+# A Twilio account SID (``AC`` and 32 hex) or API key SID (``SK``), and an auth token or API secret near it (32
+# hex, or 32 letters and digits): the pair is a login (``Client("AC…", "…")``, ``TWILIO_*`` env dumps). A
+# SID alone names an account; 32 hex alone is a hash: neither is taken without the other.
+TWILIO_SID = re.compile(r"(?<![A-Za-z0-9])(?:AC|SK)[0-9a-f]{32}(?![A-Za-z0-9])")
+_TWILIO_SECRET = re.compile(r"(?<![A-Za-z0-9])(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{32}(?![A-Za-z0-9])")
+TWILIO_NEAR = 256  # characters between the SID and its secret, either way
+
+
+def twilio_spans(text: str) -> list[tuple[int, int]]:
+    """Each Twilio SID of ``text`` (``TWILIO_SID``) with a secret within ``TWILIO_NEAR`` characters, and
+    those secrets (a SID is 34 characters: never one)."""
+    sids = [m.span() for m in TWILIO_SID.finditer(text)]
+    secrets = [m.span() for m in _TWILIO_SECRET.finditer(text)] if sids else []
+    out: set[tuple[int, int]] = set()
+    for a, b in sids:
+        near = [(c, d) for c, d in secrets if c < b + TWILIO_NEAR and d > a - TWILIO_NEAR]
+        if near:
+            out |= {(a, b), *near}
+    return sorted(out)
 
 
 def basic_auth_ok(token: str) -> bool:

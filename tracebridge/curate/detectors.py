@@ -43,6 +43,7 @@ from tracebridge.curate.credential_shapes import (
     OWN_SECRETS,
     PRIVATE_BLOCK,
     basic_auth_ok,
+    twilio_spans,
 )
 from tracebridge.curate.credentials import base64_texts, keyed_spans, keyword_spans, user_password
 from tracebridge.curate.pairs import pair_spans
@@ -63,7 +64,8 @@ log = logging.getLogger(__name__)
 
 # Overlap resolution: a lower index wins over a higher one, then the longer span.
 PRIORITY = ("PRIVATE_KEY", "AWS_KEY", "GITHUB_TOKEN", "GITLAB_TOKEN", "SLACK_TOKEN", "ANTHROPIC_KEY", "OPENAI_KEY", "JWT",
-            "STRIPE_KEY", "SENDGRID_KEY", "NPM_TOKEN", "PYPI_TOKEN", "GOOGLE_KEY", "HF_TOKEN", "TELEGRAM_TOKEN", "URL_PASSWORD", "AUTH_HEADER", "SECRET",
+            "STRIPE_KEY", "SENDGRID_KEY", "NPM_TOKEN", "PYPI_TOKEN", "GOOGLE_KEY", "HF_TOKEN", "TELEGRAM_TOKEN",
+            "DISCORD_WEBHOOK", "AZURE_SAS", "TWILIO_KEY", "URL_PASSWORD", "AUTH_HEADER", "SECRET",
             "EMAIL", "IBAN", "CARD", "IPV6", "IPV4", "SSN", "PHONE")
 _CREDENTIAL_GROUPS = frozenset({"secrets", "keywords", "auth_header"})  # re-scanned in decoded base64
 # Card number groupings as printed (one run, 4-4-4-4[-x], Amex 4-6-5, Diners 4-6-4, 13-digit Visa 4-3-3-3).
@@ -359,6 +361,7 @@ class Detectors(Triggers):
 
     def _secrets(self, text: str) -> list[Span]:
         out = [Span(m.start(), m.end(), "PRIVATE_KEY") for m in PRIVATE_BLOCK.finditer(text)]
+        out += [Span(a, b, "TWILIO_KEY") for a, b in twilio_spans(text)]
         for kind, rx in OWN_SECRETS.items():
             out += [Span(m.start(rx.groups), m.end(rx.groups), kind) for m in rx.finditer(text)
                     if kind != "URL_PASSWORD" or not URL_PW_TEMPLATE.match(m.group(1))]

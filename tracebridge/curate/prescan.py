@@ -121,7 +121,7 @@ def check_patterns(words_b: Iterable[bytes] = (), other_digits: bool = False, wo
         "credential": [
             [(same(t._PRIVATE_KEY), True)], [(rb"://[^\s/@:]*:[^\s/@]+@", False)], [(rb"secret_?access_?key", True)],
             [(_literals(token_markers), False), _TOKEN_RUN],  # a marker within a long token run
-            [(rb"aws|xox|hooks\.slack\.com|eyJ|ya29\.", True), _TOKEN_RUN], [(rb":A", False), _TOKEN_RUN], [(rb"[sS]G\.", False), _TOKEN_RUN],  # free ones
+            [(rb"aws|xox|hooks\.slack\.com|eyJ|ya29\.", True), _TOKEN_RUN], [(rb":A", False), _TOKEN_RUN], [(rb"(?:AC|SK)[0-9a-f]{32}|[?&]sig=", False)], [(rb"[sS]G\.", False), _TOKEN_RUN],  # free ones
             [(_b64_quad() * 4, False)],  # base64 of printable text (``base64_hit``: its first 16 characters)
             [(same(t._AUTH_SCHEME), True)],  # auth header
             # secret names before a separator; a .netrc entry's password; a ``--`` flag with a name

@@ -39,9 +39,9 @@ GROUPS = frozenset({"email", "ipv4", "iban", "digits", "ipv6", "secrets", "keywo
 # Credential markers: a string without one never reaches detect-secrets.
 SECRET_LITERALS = ["A3T", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
                    "glpat-", "gldt-", "glptt-", "glrt-", "glsoat-", "glft-", "glimt-", "glagent-", "glcbt-", "gloas-", "xox",
-                   "hooks.slack.com", "xapp-", "sk-", "sk_live_", "rk_live_", "sk_test_", "rk_test_", "SG.", "npm_", "pypi-", "AIza", "GOCSPX-", "hf_", "ya29.", "eyJ", "PRIVATE KEY",
+                   "hooks.slack.com", "webhooks/", "xapp-", "sk-", "sk_live_", "rk_live_", "sk_test_", "rk_test_", "SG.", "npm_", "pypi-", "AIza", "GOCSPX-", "hf_", "ya29.", "eyJ", "PRIVATE KEY",
                    "aws", "AWS", "Aws", "SecretAccessKey", "secret_access_key", "SECRET_ACCESS_KEY", "GR1348941"]
-SECRET_MARKERS = "|".join(re.escape(x) for x in SECRET_LITERALS) + r"|://[^\s/@:]*:[^\s/@]+@|\d:A[\w-]{34}"
+SECRET_MARKERS = "|".join(re.escape(x) for x in SECRET_LITERALS) + r"|://[^\s/@:]*:[^\s/@]+@|\d:A[\w-]{34}|(?:AC|SK)[0-9a-f]{32}|[?&]sig="
 # Markers that begin a credential of 20+ token characters (``ghp_`` and 36 more): found within the long
 # token runs of a string only. The others (a name or host near the value, a value with dots) anywhere.
 # "PRIVATE KEY" and the AWS secret names have checks of their own (``_token_hit``).
@@ -72,7 +72,8 @@ _IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
 # at every key of JSON; ``_ipv4_hit``).
 _IPV4_TAIL = re.compile(rb"\.\d{1,3}\.\d{1,3}\.\d").search
 _DOUBLE_COLON, _PCT40, _SEVEN_ZEROS = (re.compile(x).search for x in (rb"::", rb"%40", rb"0000000"))
-_PRIVATE_KEY, _CCESS, _TELEGRAM = (re.compile(x).search for x in (rb"private key", rb"ccess", rb":A(?<=\d:A)[\w-]{34}"))
+_PRIVATE_KEY, _CCESS, _TELEGRAM, _TWILIO_OR_SAS = (re.compile(x).search for x in (  # Twilio SIDs, Azure SAS ``sig=``
+    rb"private key", rb"ccess", rb":A(?<=\d:A)[\w-]{34}", rb"(?:AC|SK)[0-9a-f]{32}|[?&]sig="))
 # _ONE_BYTE: a one-byte ``data.find(b"@")`` is a memchr, ~3x faster than ``in`` or a search.
 
 
@@ -328,7 +329,8 @@ class Triggers:
         such a run; ``base64`` for a run ``base64_hit`` accepts. One translation finds both kinds of
         run (``+/`` join tokens here: runs a superset of either's). ``low``: ``data`` folded."""
         early = _PRIVATE_KEY(low) is not None or (data.find(b"@") >= 0 and self._url(data) is not None) or (
-            _CCESS(low) is not None and _AWS_SECRET_NAME.search(data) is not None) or _TELEGRAM(data) is not None
+            _CCESS(low) is not None and _AWS_SECRET_NAME.search(data) is not None) or _TELEGRAM(data) is not None \
+            or _TWILIO_OR_SAS(data) is not None
         tokens = data.translate(_TOKEN_TABLE)
         start = tokens.find(_B64_LONG)
         if start < 0:

@@ -36,7 +36,8 @@ name, lower-case letters that read as no word (``token: zxqvbnmlkjhgfd``). See `
 ``tracebridge.curate.secret_shape`` for the variables, constants (``DB_PASSWORD``), status words and prose left
 alone. A value saying the password is absent (``_ABSENT``: ``"not set"``, ``"none provided"``) never is.
 
-Their triggers, ``keyword_hit`` and ``base64_hit``, are in ``tracebridge.curate.triggers``. Pure; no I/O.
+Their triggers, ``keyword_hit`` and ``base64_hit``, are in ``tracebridge.curate.triggers`` and
+``tracebridge.curate.base64_trigger``. Pure; no I/O.
 """
 
 from __future__ import annotations
@@ -46,11 +47,12 @@ import binascii
 import re
 from typing import Any
 
+from tracebridge.curate.base64_trigger import B64_PRINTABLE
 from tracebridge.curate.pairs import BLANK as _BLANK
 from tracebridge.curate.pairs import NAME as _NAME
 from tracebridge.curate.pairs import VALUE as _VALUE
 from tracebridge.curate.secret_shape import secret_shaped
-from tracebridge.curate.triggers import B64_PRINTABLE, FLAG_CLIENT_LITERALS
+from tracebridge.curate.triggers import FLAG_CLIENT_LITERALS
 
 # ------------------------------------------------------------------ credentials by context
 

@@ -10,12 +10,11 @@ resolution are in ``tracebridge.curate.detectors``. Pure and deterministic; no I
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Callable
 from typing import Any
 
+from tracebridge.curate.base64_trigger import B64_LONG, base64_hit
 from tracebridge.curate.config import RedactionConfig
 from tracebridge.curate.iban import iban_hit
 from tracebridge.curate.other_digits import other_digit
@@ -123,11 +122,6 @@ _MYSQL = re.compile(rb"m(?:ysql|ariadb)").search  # a client whose ``-p`` takes 
 _KEYWORDS, _AUTH, _BASE64 = frozenset({"keywords"}), frozenset({"auth_header"}), frozenset({"base64"})
 _SECRETS, _NONE = frozenset({"secrets"}), frozenset()
 _IPV4, _IPV4_IPV6 = frozenset({"ipv4"}), frozenset({"ipv4", "ipv6"})
-_B64_TABLE = bytes(97 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "+/") else 32 for i in range(256))
-_B64_LONG = b"a" * 16
-B64_PRINTABLE = frozenset(range(32, 127)) | {9, 10, 13}  # what a decoded base64 credential may hold
-# The first character of base64 of such text (``C D I-Z a-f``): a path's ``/`` or a digit is none.
-_B64_FIRST = frozenset(base64.b64encode(bytes([b, 32, 32]))[0] for b in B64_PRINTABLE)
 
 
 def context_hit(data: bytes, keywords: bool = True, auth: bool = True, low: bytes | None = None) -> frozenset[str]:
@@ -188,26 +182,6 @@ def _free_marker(low: bytes) -> bool:
         if search(low) is not None:
             return True
     return (b"G" in low and b"sG." in low) or (b"J" in low and b"eyJ" in low)
-
-
-def base64_hit(data: bytes, lo: int = 0, hi: int | None = None) -> bool:
-    """A run of 16-1029 base64 characters (in ``data[lo:hi]``) whose first 16 decode to
-    ``B64_PRINTABLE``. In JSON a run may start with an escape's letters (``\\n``, ``\\u00e9``):
-    after a backslash, offsets 1 and 5 too."""
-    hi = len(data) if hi is None else hi
-    runs = data[lo:hi].translate(_B64_TABLE)  # positions in it are relative to lo
-    start = runs.find(_B64_LONG)
-    while start >= 0:
-        end = runs.find(b" ", start + 16)
-        end = len(runs) if end < 0 else end
-        if end - start <= 1029:
-            for at in ((0, 1, 5) if lo + start and data[lo + start - 1] == 92 else (0,)):
-                at += lo + start
-                if lo + end - at >= 16 and data[at] in _B64_FIRST and B64_PRINTABLE.issuperset(
-                        binascii.a2b_base64(data[at:at + 16])):
-                    return True
-        start = runs.find(_B64_LONG, end)
-    return False
 
 
 # What Unicode case folding (``re``'s IGNORECASE, which the terms' patterns use) takes for an ASCII
@@ -332,7 +306,7 @@ class Triggers:
             _CCESS(low) is not None and _AWS_SECRET_NAME.search(data) is not None) or _TELEGRAM(data) is not None \
             or _TWILIO_OR_SAS(data) is not None
         tokens = data.translate(_TOKEN_TABLE)
-        start = tokens.find(_B64_LONG)
+        start = tokens.find(B64_LONG)
         if start < 0:
             return _SECRETS if early else _NONE
         runs = []
@@ -340,7 +314,7 @@ class Triggers:
             end = tokens.find(b" ", start + 16)
             end = len(data) if end < 0 else end
             runs.append((start, end))
-            start = tokens.find(_B64_LONG, end)
+            start = tokens.find(B64_LONG, end)
         out = _BASE64 if base64_hit(data, runs[0][0]) else _NONE  # its runs lie in these
         long = [data[a:b] for a, b in runs if b - a >= 20]
         if early or (long and (_free_marker(low) or _IN_TOKEN(b" ".join(long)) is not None)):

@@ -36,6 +36,7 @@ from typing import Any
 
 from tracebridge.curate.checksums import card_ok, iban_ok
 from tracebridge.curate.config import RedactionConfig
+from tracebridge.curate.cookies import cookie_keyed, cookie_spans
 from tracebridge.curate.counted import counted
 from tracebridge.curate.credential_shapes import (
     AUTH,
@@ -220,6 +221,8 @@ class Detectors(Triggers):
         a Social Security number of any grouping under an ``ssn`` key (``ssn.ssn_keyed``)."""
         if not argv and "ssn" in self.on and (ssn := ssn_keyed(name, value)):
             return [Span(*ssn, "SSN")]
+        if "secrets" in self.on and (cookies := cookie_keyed(name, value, argv, client)):
+            return [Span(a, b, "SECRET") for a, b in cookies]  # ``{"Cookie": "session=…"}``, ``["curl", "-b", …]``
         if "secrets" not in self.on or (argv and not (name.startswith("--") or name in ("-u", "-U") or client == "mysql"
                                                       or (client == "%" and value[:2] == "-U")
                                                       or (client[:1] == "-" and name in client.split())
@@ -247,7 +250,7 @@ class Detectors(Triggers):
         if "secrets" in groups and self._secret_re is not None and self._secret_re.search(text):
             spans += self._secrets(text)
         if "keywords" in groups and "secrets" in on:
-            spans += [Span(a, b, "SECRET") for a, b in keyword_spans(text) + pair_spans(text)]
+            spans += [Span(a, b, "SECRET") for a, b in keyword_spans(text) + pair_spans(text) + cookie_spans(text)]
         if "base64" in groups and "secrets" in on:  # decoded: user:password, or a credential found in it
             spans += [Span(a, b, "SECRET") for a, b, dec in base64_texts(text)
                       if user_password(dec) or self.scan(dec, _CREDENTIAL_GROUPS)]

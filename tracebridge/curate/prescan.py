@@ -129,7 +129,8 @@ def check_patterns(words_b: Iterable[bytes] = (), other_digits: bool = False, wo
             [(rb"password(?:[ \t\r\n]|\\[nrt])", True), (rb"(?:login|machine|default)(?:[ \t\r\n]|\\[nrt])", True)],
             [(rb"--[a-z0-9_\-]{0,48}(?:pass|secret|token|key)", True)], [(rb"value\\*[\"']?(?:[ \t]|\\+t){0,8}[:\x00]", True), (PAIR_HEAD.pattern, True)],  # pair_hit
             [(rb"value\\*[\"']?(?:[ \t]|\\+t){0,8}[:\x00]", True), (PAIR_TAIL.pattern, True)],  # the name after the value
-            *_flag_patterns(), [(same(t._MYSQL), False)]],
+            *_flag_patterns(), [(same(t._MYSQL), False)],
+            [(rb"cookie", True)], [(rb"-b[ \t\\\"'=\x00]", False), (rb"curl", True)]],  # cookies.cookie_hit
         "terms": [[(_literals(words_b), True)]] if words_b else [],
         "non_ascii": non_ascii,
     }

@@ -16,6 +16,7 @@ from typing import Any
 
 from tracebridge.curate.base64_trigger import B64_LONG, base64_hit
 from tracebridge.curate.config import RedactionConfig
+from tracebridge.curate.cookies import cookie_hit
 from tracebridge.curate.iban import iban_hit
 from tracebridge.curate.other_digits import other_digit
 from tracebridge.curate.pairs import pair_hit
@@ -126,7 +127,7 @@ _IPV4, _IPV4_IPV6 = frozenset({"ipv4"}), frozenset({"ipv4", "ipv6"})
 
 def context_hit(data: bytes, keywords: bool = True, auth: bool = True, low: bytes | None = None) -> frozenset[str]:
     """``keywords`` when ``data`` may hold a secret name, ``-u``, a MySQL client, a client's password
-    flag (``keyword_hit``) or a name/value entry (``pairs.pair_hit``), ``auth_header``
+    flag (``keyword_hit``), a name/value entry (``pairs.pair_hit``) or a cookie (``cookies.cookie_hit``), ``auth_header``
     when it may hold ``bearer``/``basic``; each only where enabled. ``low``: ``data`` folded
     (``_FOLD_TABLE``), when the caller has it."""
     low = data.translate(_FOLD_TABLE) if low is None else low
@@ -134,7 +135,8 @@ def context_hit(data: bytes, keywords: bool = True, auth: bool = True, low: byte
     if not keywords:
         return out
     dash = data.find(b"-") >= 0  # ``-u`` and a ``--`` flag hold one; a one-byte find is a memchr (``_ONE_BYTE``)
-    if (dash and _dash_hit(data)) or _MYSQL(data) is not None or _name_hit(low, dash) or pair_hit(low):
+    if (dash and _dash_hit(data)) or _MYSQL(data) is not None or _name_hit(low, dash) or pair_hit(low) \
+            or cookie_hit(low, data):
         return out | _KEYWORDS
     return out
 

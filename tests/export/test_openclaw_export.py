@@ -139,7 +139,8 @@ def test_telegram_reaction_reaches_the_reply_row(traces: Path, tmp_path: Path) -
     (reaction,) = [json.loads(line) for line in Path(fb.ledger).read_text().splitlines()]
     assert reaction["message_id"] == 901 and reaction["emoji"] == "👍"
     reply = f"{MAIN_RUN}:a0000010.1"  # "The deploy succeeded at 09:58." was sent as message 901
-    record_batch(fb.registry, reaction["chat"], [901], MAIN_RUN, reply)
+    assert reaction["chat"] != 4242  # a direct chat's id is its user's: the ledger keeps the pseudonym
+    record_batch(fb.registry, 4242, [901], MAIN_RUN, reply)  # as the runtime records it: the chat id it sent to
     cfg = replace(default_cfg(), feedback=FeedbackConfig(fb.ledger, fb.mapping, fb.registry))
     res = export_traces(traces, tmp_path / "b", cfg, labels_for_run=feedback_source(cfg.feedback))  # as the CLI
     sft = rows(res, "worker_sft")

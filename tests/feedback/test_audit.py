@@ -14,6 +14,7 @@ from tracebridge.cli import app
 from tracebridge.feedback.audit import audit_day, write_audit
 from tracebridge.feedback.chunks import record_batch
 from tracebridge.feedback.harvest import harvest_updates
+from tracebridge.feedback.ledger import hash_user
 from tracebridge.feedback.mapping import load_mapping, set_score
 
 DAY = dt.date(2026, 2, 25)
@@ -31,7 +32,7 @@ def test_audit_counts_a_day(cfg):
     assert a["rows_today"] == 5 and a["added"] == 4 and a["removed"] == 1
     assert a["by_emoji"] == {"👍": 1, "🔥": 1, "❤": 1, "👎": 1}
     assert a["by_score"] == {"+1": 1, "+2": 1, "-1": 1, "unlabeled": 1} and a["unmapped_emojis"] == {"🔥": 1}
-    assert a["orphans"] == [{"chat": "42", "message_id": 77, "emoji": "👎"}]
+    assert a["orphans"] == [{"chat": hash_user(42), "message_id": 77, "emoji": "👎"}]  # a private chat: the user's id
     assert {x["emoji"] for x in a["late"]} == {"👍", "🔥"}  # two days after the chunks were sent
     assert a["runs_labeled"] == ["runA"] and len(a["ledger"]["skipped"]) == 1
     assert a["harvest_ran"] is False and a["harvest_evidence"] == "none"  # harvested today, not on DAY

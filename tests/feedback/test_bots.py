@@ -23,7 +23,7 @@ from tracebridge.feedback.audit import audit_day, to_markdown
 from tracebridge.feedback.chunks import read_registry, record_batch
 from tracebridge.feedback.harvest import HarvestReport, harvest_updates, resume_offsets
 from tracebridge.feedback.join import labels_for_run_factory, labels_report
-from tracebridge.feedback.ledger import parse_time, read_ledger
+from tracebridge.feedback.ledger import hash_user, parse_time, read_ledger
 
 PLANNER, WORKER = "111", "222"
 
@@ -166,7 +166,7 @@ def test_two_bots_register_the_same_message_id_and_each_labels_its_own_run(cfg):
                     WORKER: {"rows": 3, "present": 3, "joined": 2, "orphans": 1, "ignored": 0, **none}}
     for k in ("present", "joined", "orphans", "ignored", "shared"):  # the per-bot counts add up to the totals
         assert sum(b[k] for b in bots.values()) == rx[k]
-    assert rx["orphan_samples"] == [{"chat": "42", "message_id": 77, "emoji": "👍", "bot": WORKER}]
+    assert rx["orphan_samples"] == [{"chat": hash_user(42), "message_id": 77, "emoji": "👍", "bot": WORKER}]
     assert doc["ledger"]["read"] == doc["ledger"]["usable"] + doc["ledger"]["unusable"] == 5
 
 

@@ -14,7 +14,7 @@ import pytest
 from tests.feedback.conftest import DATE, reaction
 from tracebridge.feedback.harvest import HarvestReport, harvest_dumps, harvest_updates
 from tracebridge.feedback.harvest_openclaw import harvest_openclaw
-from tracebridge.feedback.ledger import read_ledger
+from tracebridge.feedback.ledger import hash_user, private_chat, read_ledger
 
 SAID = "Telegram reaction added: 👍 by Ada (@ada) on msg {}"
 
@@ -214,7 +214,7 @@ def test_openclaw_harvest_reads_sessions_kept_in_agent_databases(cfg, tmp_path):
     assert str(db_path) in rep.inputs
     assert f"{db_path} session 's7' seq 20: message.content: system event" in "\n".join(rep.quarantine_samples)
     [row] = read_ledger(cfg.ledger).rows
-    assert (row.chat, row.message_id, row.emoji) == (42, 3, "👍")
+    assert (row.chat, row.message_id, row.emoji) == (hash_user(42), 3, "👍")  # a direct chat: the user's id
 
 
 @pytest.mark.parametrize(("key", "chat"), [
@@ -234,7 +234,7 @@ def test_openclaw_reactions_keep_the_chat_of_a_forum_topic_session(cfg, tmp_path
     (src / "sessions.json").write_bytes(orjson.dumps({key: {"sessionId": "s1", "sessionFile": "s1.jsonl"}}))
     rep = harvest_openclaw(cfg, [tmp_path])
     assert rep.added == 1
-    assert [(r.chat, r.message_id) for r in read_ledger(cfg.ledger).rows] == [(chat, 500)]
+    assert [(r.chat, r.message_id) for r in read_ledger(cfg.ledger).rows] == [(private_chat(chat), 500)]
 
 
 def test_every_update_is_applied_ignored_with_its_reason_or_quarantined(cfg, tmp_path):
@@ -273,8 +273,8 @@ def test_a_harvest_under_another_salt_is_refused(cfg, tmp_path, monkeypatch):
     from tracebridge.feedback.chunks import record_batch
     from tracebridge.feedback.join import labels_for_runs
 
-    record_batch(cfg.registry, 42, [10], "runA", "runA:e")
     monkeypatch.setenv(cfg.user_salt_env, "the-first-host-salt")
+    record_batch(cfg.registry, 42, [10], "runA", "runA:e")  # a private chat: pseudonymised under the host's salt
     assert harvest_updates(cfg, [("t:1", reaction(1, 10, [], ["❤"]))], "getUpdates", ["t"]).added == 1
     monkeypatch.setenv(cfg.user_salt_env, "a-new-host-salt")
     before = Path(cfg.ledger).read_bytes()

@@ -12,6 +12,7 @@ from tests.feedback.conftest import reaction
 from tracebridge.feedback.chunks import read_registry, record_batch
 from tracebridge.feedback.harvest import harvest_updates
 from tracebridge.feedback.join import labels_for_runs
+from tracebridge.feedback.ledger import hash_user
 from tracebridge.feedback.mapping import load_mapping, set_score
 
 
@@ -149,7 +150,7 @@ def test_labels_account_for_every_reaction_and_name_the_orphans(cfg):
              reaction(3, 500, [], ["❤"], user=9))
     doc = labels_report(cfg.ledger, cfg.mapping, cfg.registry, "ignore")
     assert doc["reactions"] == {"present": 3, "joined": 1, "orphans": 1, "ignored": 1, "other_chunks": "ignore",
-                                "orphan_samples": [{"chat": "43", "message_id": 500, "emoji": "👎"}],
+                                "orphan_samples": [{"chat": hash_user(43), "message_id": 500, "emoji": "👎"}],
                                 "shared": 0, "joined_for_other_bots": 0, "shared_samples": []}
     assert doc["runs"]["runA"]["run"]["feedback"]["score"] == 1.0  # the 👎 of chat 43 is not runA's
 

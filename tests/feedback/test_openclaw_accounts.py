@@ -20,7 +20,7 @@ from tests.feedback.conftest import feedback_cli
 from tests.feedback.test_harvest import _quarantined, _transcript
 from tracebridge.feedback.chunks import record_batch
 from tracebridge.feedback.harvest_openclaw import account_of, harvest_openclaw
-from tracebridge.feedback.ledger import read_ledger
+from tracebridge.feedback.ledger import hash_user, read_ledger
 
 PLANNER, WORKER = "111", "222"
 ACCOUNTS = [f"openclaw_accounts.planner={PLANNER}", f"openclaw_accounts.Worker={WORKER}"]  # any case, as in OpenClaw
@@ -67,7 +67,7 @@ def test_each_session_is_its_accounts_bot_and_unknown_accounts_are_quarantined(c
         assert a["read"] == a["accepted"] + a["quarantined"]
     rows = {(r.raw["bot_id"], r.raw["openclaw_account"], r.chat, r.message_id, r.emoji)
             for r in read_ledger(cfg.ledger).rows}
-    assert rows == {(PLANNER, "planner", 7, 500, "👍"), (WORKER, "worker", 7, 500, "❤"),
+    assert rows == {(PLANNER, "planner", hash_user(7), 500, "👍"), (WORKER, "worker", hash_user(7), 500, "❤"),
                     (WORKER, "worker", GROUP, 600, "👎")}
     reasons = sorted(q["reason"] for q in _quarantined(cfg))
     assert len(reasons) == 2

@@ -11,7 +11,7 @@ import pytest
 from tests.feedback.conftest import DATE, emoji, reaction
 from tracebridge.feedback.harvest import harvest_dumps
 from tracebridge.feedback.harvest_openclaw import event_time, harvest_openclaw
-from tracebridge.feedback.ledger import read_ledger
+from tracebridge.feedback.ledger import hash_user, read_ledger
 from tracebridge.feedback.mapping import load_mapping
 from tracebridge.feedback.telegram import UpdateError, read_updates, rows_from_update
 
@@ -140,7 +140,7 @@ def test_harvest_from_openclaw_system_events(cfg):
     again = harvest_openclaw(cfg, [HOME])
     assert (rep.added, again.added, again.duplicates) == (1, 0, 1)
     (row,) = read_ledger(cfg.ledger).rows
-    assert (row.chat, row.message_id, row.emoji, row.change, row.source) == (4242, 901, "👍", "added", "openclaw")
+    assert (row.chat, row.message_id, row.emoji, row.change, row.source) == (hash_user(4242), 901, "👍", "added", "openclaw")
     assert row.time.isoformat() == "2026-03-01T10:00:24+00:00"  # 18:00:24 GMT+8
     assert event_time("2026-03-22 04:55:25 UTC", None) == "2026-03-22T04:55:25.000Z"
     assert event_time("2026-03-22 04:55:25 GMT-05:30", None) == "2026-03-22T10:25:25.000Z"

@@ -135,9 +135,9 @@ def test_webhook_answers_and_quarantines_what_is_no_update(cfg):
 def test_webhook_harvests_concurrent_updates_one_at_a_time(server, cfg, monkeypatch):
     from tracebridge.feedback import harvest
 
-    def slow_read(path):  # widen the read-ledger-then-append window the lock must close
+    def slow_read(path, *args):  # widen the read-ledger-then-append window the lock must close
         time.sleep(0.05)
-        return read_ledger(path)
+        return read_ledger(path, *args)
 
     monkeypatch.setattr(harvest, "read_ledger", slow_read)
     ups = [reaction(100 + i % 4, 10 + i % 4, [], ["👍" if i < 4 else "👎"]) for i in range(8)]  # 4 ids, 2 bodies

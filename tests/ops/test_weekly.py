@@ -169,7 +169,7 @@ def test_weekly_export_rows_carry_the_reaction_labels(tmp_path):
                                     registry=cfg.chunk_registry, harvest_log=str(tmp_path / "memory/log.jsonl"),
                                     quarantine=str(tmp_path / "memory/q.jsonl")), [OPENCLAW_HOME])
     (reaction,) = [json.loads(line) for line in Path(cfg.feedback_ledger).read_text().splitlines()]
-    record_batch(cfg.chunk_registry, reaction["chat"], [reaction["message_id"]], MAIN_RUN, REPLY)
+    record_batch(cfg.chunk_registry, 4242, [reaction["message_id"]], MAIN_RUN, REPLY)  # the chat id it was sent to
     script = tmp_path / "tb_export_only.py"
     script.write_text("import subprocess, sys\n"
                       "if sys.argv[1] != 'export':\n    sys.exit(0)\n"

@@ -297,9 +297,19 @@ def chunks_record(
         fail("; ".join(problems), 2)
     ids = [int(x) for x in message_ids.split(",") if x.strip()]
     chat_id: Any = int(chat) if chat.strip() else chat
+    salt = None
+    if chat.strip() and chat_id > 0:  # a private chat: its id is the user's, kept as their salted pseudonym
+        from tracebridge.feedback.harvest import _salt
+
+        try:
+            salt = _salt(cfg)
+        except ValueError:
+            fail(f"--chat {chat}: a private chat, whose id is the user's Telegram id, kept as the user's salted "
+                 f"pseudonym (as the ledger keeps it); {cfg.user_salt_env} is not set: set it to the harvest's salt "
+                 "(allow_default_salt=true for tests and demos); nothing recorded", 2)
     try:  # no ids, a message held for another reply, rows of other bots: the reason names the file or option
         batch = record_batch(cfg.registry, chat_id, ids, run_id, event_id, batch_id, bot_id=bot_of(cfg),
-                             legacy_bot_id=cfg.legacy_bot_id)
+                             legacy_bot_id=cfg.legacy_bot_id, salt=salt)
     except (ValueError, OSError) as exc:  # a registry path that cannot be read as one (a folder) or written
         unusable = isinstance(exc, OSError) or os.path.isdir(cfg.registry)
         fail(_write_error(_named("--registry", registry, cfg.registry), cfg.registry, exc) if unusable else str(exc), 2)
@@ -327,7 +337,8 @@ def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingO
         fail(f"{_named('--ledger', ledger, cfg.ledger)}: {what}; give the reaction ledger `tracebridge feedback "
              "harvest` writes", 2)
     try:
-        doc = labels_report(cfg.ledger, cfg.mapping, cfg.registry, cfg.other_chunks, cfg.legacy_bot_id)
+        doc = labels_report(cfg.ledger, cfg.mapping, cfg.registry, cfg.other_chunks, cfg.legacy_bot_id,
+                            os.environ.get(cfg.user_salt_env) or None)
     except ValueError as exc:
         fail(str(exc), 2)
     if json_out:

@@ -19,6 +19,7 @@ last, strongest first: the harvest log has a run that day; ledger rows were harv
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,10 +125,11 @@ def _bots_today(today: list[LedgerRow], legacy: str, harvests: dict[str, dict[st
 
 def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
     """The audit of one UTC day as a JSON-able dict (``passed`` = the harvest ran)."""
-    scan = read_ledger(cfg.ledger)
+    salt = os.environ.get(cfg.user_salt_env) or None  # private chats older rows kept in the clear, as pseudonyms
+    scan = read_ledger(cfg.ledger, salt)
     mapping = load_mapping(cfg.mapping)
     legacy = cfg.legacy_bot_id
-    registry = read_registry(cfg.registry, legacy)
+    registry = read_registry(cfg.registry, legacy, salt)
     today = [r for r in scan.rows if _on(r.time, day)]
     ran, evidence, runs = harvest_evidence(cfg, scan.rows, day)
     added = [r for r in today if r.change == "added"]

@@ -2,7 +2,9 @@
 
 When the agent sends one reply split over several Telegram messages, the runtime records the
 batch: one row per chunk with ``batch_id``, ``chat``, ``message_id``, ``chunk_index`` (0-based),
-``chunk_count``, ``run_id``, ``event_id``, ``time`` and, when several bots share the registry, ``bot_id``
+``chunk_count``, ``run_id``, ``event_id``, ``time`` and, when several bots share the registry, ``bot_id``. A private
+chat's id is its user's Telegram id, so it is kept as the user's salted pseudonym, as the ledger keeps it (rows
+carry the salt's ``salt_id``); rows an older version wrote with the id in the clear are read the same way
 (each bot numbers its messages on its own, and a private chat's id is the user's for every bot, so
 a message is bot + chat + message id). Appends are file-locked; recording the same batch twice adds
 nothing (the key is [bot@]chat:message id). Rows of no bot belong to ``legacy_bot_id`` ("" = the
@@ -19,7 +21,14 @@ from typing import Any
 
 from tracebridge.capture.reader import iter_lines
 from tracebridge.feedback.bots import check_files, row_bot
-from tracebridge.feedback.ledger import append_locked, edge_problem, file_lock, parse_time
+from tracebridge.feedback.ledger import (
+    append_locked,
+    edge_problem,
+    file_lock,
+    parse_time,
+    private_chat,
+    salt_id,
+)
 from tracebridge.schema.canonical import utc_now
 
 
@@ -43,43 +52,56 @@ class Chunk:
 
 def record_batch(path: str | os.PathLike[str], chat: Any, message_ids: list[int], run_id: str,
                  event_ids: str | list[str], batch_id: str | None = None, time: str | None = None, *,
-                 bot_id: str = "", legacy_bot_id: str = "") -> str:
+                 bot_id: str = "", legacy_bot_id: str = "", salt: str | None = None) -> str:
     """Register one reply sent as ``message_ids`` (in order); return the batch id.
 
     Args:
         event_ids: the event the reply came from, or one event per chunk.
         bot_id: the bot that sent it ("" = the unnamed single bot).
         legacy_bot_id: the bot of the registry's rows that name none.
+        salt: the harvest's salt, under which a private chat's id (the user's) is kept as the user's
+            pseudonym (None: ``TRACEBRIDGE_FEEDBACK_SALT``'s).
 
     Raises:
         ValueError: no message ids, one given twice or not positive, an empty chat, run or event id, an
             event count that does not match (``_batch_problems``, all listed), a message of ``chat`` that the
             registry holds for another reply (another batch or run) of the same bot: the labels of one would
-            go to the other; registry rows that cannot be told from this bot's (``bots.check_files``); or a
-            file whose first or last line is no registry row (another file given as the registry).
+            go to the other; registry rows that cannot be told from this bot's (``bots.check_files``); rows
+            whose private chats were pseudonymised under another salt; or a file whose first or last line
+            is no registry row (another file given as the registry).
     """
     events = [event_ids] * len(message_ids) if isinstance(event_ids, str) else list(event_ids)
     if problems := _batch_problems(chat, message_ids, run_id, events):
         raise ValueError("; ".join(problems))
-    chat = int(chat)  # "-100123" as text matched no reaction: their chat ids are integers
+    clear = int(chat)  # "-100123" as text matched no reaction: their chat ids are integers
+    chat = private_chat(clear, salt)  # a private chat's id is the user's: kept as their pseudonym
     at = f"{bot_id}@" if bot_id else ""
     batch = batch_id or _batch_id(at, chat, message_ids[0], run_id)
-    # a batch the legacy bot recorded before it had a bot_id has the id of no bot: recording it again is no conflict
-    same = {batch} | ({_batch_id("", chat, message_ids[0], run_id)} if at and bot_id == legacy_bot_id else set())
+    # a batch the legacy bot recorded before it had a bot_id has the id of no bot, and one recorded before private
+    # chats were pseudonymised the id of the chat in the clear: recording it again is no conflict
+    same = {batch, _batch_id(at, clear, message_ids[0], run_id)}
+    if at and bot_id == legacy_bot_id:
+        same |= {_batch_id("", chat, message_ids[0], run_id), _batch_id("", clear, message_ids[0], run_id)}
     when = time or utc_now()
+    hashed = {"salt_id": salt_id(salt)} if chat != clear else {}
     rows = [{"batch_id": batch, "chat": chat, "message_id": int(m), "chunk_index": i, "chunk_count": len(message_ids),
-             "run_id": run_id, "event_id": e, "time": when, "key": f"{at}{chat}:{m}", **({"bot_id": bot_id} if at else {})}
+             "run_id": run_id, "event_id": e, "time": when, "key": f"{at}{chat}:{m}", **hashed,
+             **({"bot_id": bot_id} if at else {})}
             for i, (m, e) in enumerate(zip(message_ids, events))]
     if why := edge_problem(path, _registry_problem):  # before the lock: a refused file keeps no <file>.lock
         raise ValueError(f"not a chunk registry: {why}; nothing recorded: give the registry `feedback chunks "
                          "record` writes (JSONL, one chunk a line), or a path that does not exist yet to start one")
     with file_lock(path):  # read and append under one lock: a batch recorded meanwhile is checked too
-        reg = read_registry(path, legacy_bot_id)
+        reg = read_registry(path, legacy_bot_id, salt)
         check_files(str(path), reg.raws, bot_id, legacy_bot_id)
+        if hashed and (other := sorted({str(r["salt_id"]) for r in reg.raws if r.get("salt_id")} - {hashed["salt_id"]})):
+            raise ValueError(f"{path}: its private chats were pseudonymised under another salt ({', '.join(other)}; "
+                             f"this one's is {hashed['salt_id']}), so this reply's reactions would join none of "
+                             "them; set TRACEBRIDGE_FEEDBACK_SALT to the harvest's salt; nothing recorded")
         held = [reg.find(chat, r["message_id"], bot_id) for r in rows]
         for r, h in zip(rows, held):
             if h is not None and (h.batch_id not in same or h.run_id != run_id):
-                raise ValueError(f"{path}: chat {chat} message {r['message_id']}{f' of bot {bot_id}' if at else ''} "
+                raise ValueError(f"{path}: chat {clear} message {r['message_id']}{f' of bot {bot_id}' if at else ''} "
                                  f"is already registered for run {h.run_id} (batch {h.batch_id}), so its "
                                  "reactions would label that run; if two bots share these files, two bots see one "
                                  "private chat under the same id (the user's) with message ids of their own: set "
@@ -140,24 +162,28 @@ class Registry:
     skipped: list[str] = field(default_factory=list)
     read: int = 0  # lines read: read = usable chunk lines + skipped
     raws: list[dict[str, Any]] = field(default_factory=list)  # the usable lines as written
+    salt: str | None = None  # the salt private chats are read under (``private_chat``)
 
     def find(self, chat: Any, message_id: int, bot_id: str = "") -> Chunk | None:
-        """The chunk ``bot_id`` sent as ``message_id`` in ``chat``, or None if it is not registered."""
-        return self.by_message.get((bot_id, str(chat), message_id))
+        """The chunk ``bot_id`` sent as ``message_id`` in ``chat`` (its id, or its pseudonym for a private
+        chat), or None if it is not registered."""
+        return self.by_message.get((bot_id, str(private_chat(chat, self.salt)), message_id))
 
     def find_any(self, chat: Any, message_id: int) -> Chunk | None:
         """The chunk any bot sent as ``message_id`` in ``chat`` (the first registered), or None."""
-        return self.by_chat_message.get((str(chat), message_id))
+        return self.by_chat_message.get((str(private_chat(chat, self.salt)), message_id))
 
 
-def read_registry(path: str | os.PathLike[str], legacy_bot_id: str = "") -> Registry:
+def read_registry(path: str | os.PathLike[str], legacy_bot_id: str = "", salt: str | None = None) -> Registry:
     """Load the registry; unusable lines as ``file:line:field: problem`` (``read`` counts every line).
     A row of no bot is ``legacy_bot_id``'s ("" = the unnamed single bot). No file is an empty registry.
+    A private chat's id an older version wrote in the clear is read as its pseudonym under ``salt`` (None:
+    ``TRACEBRIDGE_FEEDBACK_SALT``'s), as the ledger's rows of that chat are.
 
     Raises:
         ValueError: a folder there (read as no registry, a mistyped path made every reaction an orphan).
     """
-    reg = Registry()
+    reg = Registry(salt=salt)
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"{p}: a folder; give the chunk registry's file (e.g. {p / 'sent-chunks.jsonl'})")
@@ -173,7 +199,7 @@ def read_registry(path: str | os.PathLike[str], legacy_bot_id: str = "") -> Regi
         if problem := _row_problem(r):  # named by its field: it was "row: missing or invalid" for a bad number
             reg.skipped.append(f"{where}:{problem}")
             continue
-        c = Chunk(str(r["batch_id"]), r.get("chat"), int(r["message_id"]), int(r["chunk_index"]),
+        c = Chunk(str(r["batch_id"]), private_chat(r.get("chat"), salt), int(r["message_id"]), int(r["chunk_index"]),
                   int(r["chunk_count"]), str(r["run_id"]), str(r["event_id"]), r.get("time"), row_bot(r, legacy_bot_id))
         if not 0 <= c.chunk_index < c.chunk_count:
             reg.skipped.append(f"{where}:chunk_index: {c.chunk_index} not in 0..{c.chunk_count - 1}")

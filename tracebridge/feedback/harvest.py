@@ -286,7 +286,7 @@ def harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], sou
 def _harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], source: str,
                      inputs: list[str]) -> HarvestReport:
     mapping, (bot, legacy) = load_mapping(cfg.mapping), (bot_of(cfg), cfg.legacy_bot_id)
-    ledger = read_ledger(cfg.ledger).rows
+    ledger = read_ledger(cfg.ledger, _salt(cfg)).rows  # private chats of older rows read as the new rows write them
     check_files(cfg.ledger, (r.raw for r in ledger), bot, legacy, counts=lambda raw: raw.get("update_id") is not None)
     salted = _check_salt(cfg, ledger)
     mine = [r for r in ledger if row_bot(r.raw, legacy) == bot]  # update ids and counts are per bot

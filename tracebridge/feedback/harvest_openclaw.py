@@ -38,7 +38,7 @@ from tracebridge.feedback.harvest import (
     _stamp,
     preflight,
 )
-from tracebridge.feedback.ledger import hash_user, parse_time, read_ledger
+from tracebridge.feedback.ledger import hash_user, parse_time, private_chat, read_ledger
 from tracebridge.feedback.mapping import load_mapping
 from tracebridge.feedback.privacy import pseudonymous_key
 from tracebridge.feedback.telegram import impossible_time
@@ -160,13 +160,13 @@ class _Harvest:
         self.cfg, self.rep, self.now = cfg, rep, utc_now()
         self.mapping, self.salt = load_mapping(cfg.mapping), _salt(cfg)
         self.accounts = {str(k).lower(): str(v) for k, v in cfg.openclaw_accounts.items()}
-        ledger = read_ledger(cfg.ledger).rows
+        ledger = read_ledger(cfg.ledger, self.salt).rows
         self.salted, self.known = _check_salt(cfg, ledger), {r.key for r in ledger if r.key}
 
     def session(self, entry: dict[str, Any] | None, sid: str) -> _Session:
         """The session's chat and bot: ``bot_id`` without ``openclaw_accounts``, else its account's bot, or
         why it has none (an account the config does not list: its reactions are quarantined)."""
-        chat = chat_of(entry, sid)
+        chat = private_chat(chat_of(entry, sid), self.salt)  # a direct chat's id is its user's
         if not self.accounts:
             return _Session(sid, chat, None, self.rep.bot_id)
         account = account_of(entry) or DEFAULT_ACCOUNT

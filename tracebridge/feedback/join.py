@@ -194,7 +194,7 @@ def join(rows: list[LedgerRow], mapping: Mapping, registry: Registry, other_chun
 
 def labels_for_runs(ledger_path: str | os.PathLike[str], mapping_path: str | os.PathLike[str],
                     registry_path: str | os.PathLike[str], other_chunks: str = "batch",
-                    legacy_bot_id: str = "") -> dict[str, dict[str, Any]]:
+                    legacy_bot_id: str = "", salt: str | None = None) -> dict[str, dict[str, Any]]:
     """Feedback labels per run: ``{run_id: {"run": labels, "events": {event_id: labels}}}``.
 
     Args:
@@ -203,9 +203,11 @@ def labels_for_runs(ledger_path: str | os.PathLike[str], mapping_path: str | os.
         registry_path: the sent-chunk registry.
         other_chunks: rule for reactions on chunks other than the last (batch | chunk | ignore).
         legacy_bot_id: the bot of the ledger and registry rows that name none ("" = the unnamed bot).
+        salt: the harvest's salt, to read the private chat ids older files kept in the clear as the
+            pseudonyms newer rows hold (None: ``TRACEBRIDGE_FEEDBACK_SALT``'s).
     """
-    return join(read_ledger(ledger_path).rows, load_mapping(mapping_path),
-                read_registry(registry_path, legacy_bot_id), other_chunks, legacy_bot_id).labels
+    return join(read_ledger(ledger_path, salt).rows, load_mapping(mapping_path),
+                read_registry(registry_path, legacy_bot_id, salt), other_chunks, legacy_bot_id).labels
 
 
 def per_bot(res: JoinResult, rows: list[LedgerRow], legacy_bot_id: str = "") -> dict[str, dict[str, int]]:
@@ -241,7 +243,7 @@ def seen(key: Reaction, chunk: Chunk | None = None) -> dict[str, Any]:
 
 def labels_report(ledger_path: str | os.PathLike[str], mapping_path: str | os.PathLike[str],
                   registry_path: str | os.PathLike[str], other_chunks: str = "batch",
-                  legacy_bot_id: str = "") -> dict[str, Any]:
+                  legacy_bot_id: str = "", salt: str | None = None) -> dict[str, Any]:
     """``labels_for_runs`` plus what the join could not use, as the audit reports it.
 
     Returns:
@@ -256,7 +258,7 @@ def labels_report(ledger_path: str | os.PathLike[str], mapping_path: str | os.Pa
         ``usable``, ``unusable`` (read = usable + unusable) and ``skipped``, the first 50 unusable
         lines as ``file:line:field: problem``. ``bots`` splits the ledger rows and reactions per bot (``per_bot``).
     """
-    scan, registry = read_ledger(ledger_path), read_registry(registry_path, legacy_bot_id)
+    scan, registry = read_ledger(ledger_path, salt), read_registry(registry_path, legacy_bot_id, salt)
     res = join(scan.rows, load_mapping(mapping_path), registry, other_chunks, legacy_bot_id)
     labels = res.labels
     reactions = {"present": len(res.joined) + len(res.orphans) + len(res.ignored) + len(res.shared),
@@ -299,7 +301,8 @@ class FeedbackLabels:
 
 def labels_for_run_factory(ledger_path: str | os.PathLike[str] | None, mapping_path: str | os.PathLike[str] | None,
                            registry_path: str | os.PathLike[str] | None,
-                           other_chunks: str = "batch", legacy_bot_id: str = "") -> FeedbackLabels:
+                           other_chunks: str = "batch", legacy_bot_id: str = "",
+                           salt: str | None = None) -> FeedbackLabels:
     """The export's label source: ``run_id -> {"run": labels, "events": {...}}`` or None.
 
     The join runs once, here; the function it returns is a dictionary lookup. A missing mapping
@@ -315,8 +318,8 @@ def labels_for_run_factory(ledger_path: str | os.PathLike[str] | None, mapping_p
     for _ in range(3):
         before = ids
         mapping = load_mapping(paths["mapping"])
-        res = join(read_ledger(paths["ledger"]).rows, mapping, read_registry(paths["registry"], legacy_bot_id),
-                   other_chunks, legacy_bot_id)
+        res = join(read_ledger(paths["ledger"], salt).rows, mapping,
+                   read_registry(paths["registry"], legacy_bot_id, salt), other_chunks, legacy_bot_id)
         ids = {k: file_id(p) for k, p in paths.items()}
         if ids == before:
             break

@@ -1,8 +1,9 @@
 """The reaction ledger: append-only JSONL, file-locked for concurrent writers, idempotent.
 
-One row per reaction change: ``time`` (UTC ISO, when the reaction changed), ``chat``,
-``message_id``, ``user`` (salted hash, ``anonymous`` for channel counts), ``emoji``, ``change``
-(added | removed), ``count`` (1, or the size of an anonymous count change), ``score`` and
+One row per reaction change: ``time`` (UTC ISO, when the reaction changed), ``chat`` (a private chat's
+id is its user's, so it is kept as the user's pseudonym, ``private_chat``), ``message_id``, ``user``
+(salted hash, ``anonymous`` for channel counts), ``emoji``, ``change`` (added | removed), ``count``
+(1, or the size of an anonymous count change), ``score`` and
 ``mapping_version`` (the mapping when harvested; joins re-score with the current mapping),
 ``source`` (getUpdates | webhook | openclaw), ``update_id``, ``key`` (the dedupe key),
 ``harvested_at``, with several bots ``bot_id`` and, from an OpenClaw host that maps its Telegram accounts
@@ -43,6 +44,21 @@ def hash_user(user_id: Any, salt: str | None = None) -> str:
     return "u:" + hashlib.sha256(f"{_salt_of(salt)}|{user_id}".encode()).hexdigest()[:16]
 
 
+def private_chat(chat: Any, salt: str | None = None) -> Any:
+    """A chat id as the feedback files keep it. In a private chat the chat id is the user's Telegram id (user
+    ids are positive, group and channel ids negative), so a positive id is kept as the user's pseudonym
+    (``hash_user``: the reactor's own); other chats, and a chat already pseudonymised, as they are. Files
+    written before kept such ids in the clear: their readers pass them through here, so old and new rows of
+    one chat join."""
+    if isinstance(chat, bool):
+        return chat
+    if isinstance(chat, int):
+        return hash_user(chat, salt) if chat > 0 else chat
+    if isinstance(chat, str) and chat.isascii() and chat.isdigit() and int(chat) > 0:
+        return hash_user(int(chat), salt)
+    return chat
+
+
 def salt_id(salt: str | None = None) -> str:
     """A short fingerprint of the salt ``hash_user`` uses, never the salt itself: rows whose users were
     hashed under two salts name one person twice, so a changed reaction no longer replaces the old one."""
@@ -80,8 +96,9 @@ class LedgerRow:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-def check_row(row: Any) -> LedgerRow | str:
-    """A ``LedgerRow``, or the ``field: problem`` that makes the row unusable."""
+def check_row(row: Any, salt: str | None = None) -> LedgerRow | str:
+    """A ``LedgerRow``, or the ``field: problem`` that makes the row unusable; a private chat's id written in
+    the clear (a ledger of an older version) is read as its pseudonym under ``salt`` (``private_chat``)."""
     if not isinstance(row, dict):
         return "<row>: not a JSON object"
     t = parse_time(row.get("time", row.get("ts", row.get("timestamp"))))
@@ -99,7 +116,7 @@ def check_row(row: Any) -> LedgerRow | str:
     count = row.get("count", 1)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         return f"count: must be a positive integer, got {count!r}"
-    return LedgerRow(t, row.get("chat"), mid, row.get("user"), emoji, change, count, str(row.get("source") or ""),
+    return LedgerRow(t, private_chat(row.get("chat"), salt), mid, row.get("user"), emoji, change, count, str(row.get("source") or ""),
                      row.get("key"), parse_time(row.get("harvested_at")), row)
 
 
@@ -110,15 +127,17 @@ class LedgerScan:
     read: int = 0
 
 
-def read_ledger(path: str | os.PathLike[str]) -> LedgerScan:
-    """Every usable row of the ledger; unusable ones as ``file:line:field: problem`` (read = rows + skipped)."""
+def read_ledger(path: str | os.PathLike[str], salt: str | None = None) -> LedgerScan:
+    """Every usable row of the ledger; unusable ones as ``file:line:field: problem`` (read = rows + skipped).
+    ``salt``: the harvest's, to read private chat ids an older version kept in the clear (``check_row``);
+    None = ``TRACEBRIDGE_FEEDBACK_SALT``'s."""
     out = LedgerScan()
     p = Path(path)
     if not p.is_file():
         return out
     for ln in iter_lines(p):
         out.read += 1
-        got = check_row(ln.obj) if ln.error is None else f"<line>: {ln.error}"
+        got = check_row(ln.obj, salt) if ln.error is None else f"<line>: {ln.error}"
         if isinstance(got, str):
             out.skipped.append(f"{p}:{ln.lineno}:{got}")
         else:

@@ -5,7 +5,7 @@ bad reaction update left the user's id, names and @username in ``quarantine.json
 OpenClaw reaction line its ``by Name (@user)``. ``pseudonymised`` gives the input with every user
 (``user``, ``from``, ``actor_chat``, ``sender_chat`` objects) as ``{"id": "u:…"}`` (the ledger's pseudonym,
 so a quarantined update can still be matched with the ledger) plus its other non-personal fields,
-a private chat without the user's names, and the name in a ``Telegram reaction … by …`` line as that
+a private chat without the user's names and with its id (the user's) as that pseudonym, and the name in a ``Telegram reaction … by …`` line as that
 pseudonym; ``pseudonymous_key`` does the same for the peer of an OpenClaw session key.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tracebridge.feedback.ledger import hash_user
+from tracebridge.feedback.ledger import hash_user, private_chat
 
 _PEOPLE = ("user", "from", "actor_chat", "sender_chat")
 _NAMES = ("first_name", "last_name", "username", "usernames", "active_usernames")
@@ -23,6 +23,7 @@ _BY = re.compile(
 )
 # the same in a line that is no JSON (a torn line of a dump): best effort over its text
 _ID_TEXT = re.compile(r'("(?:user|from|actor_chat|sender_chat)"\s*:\s*\{\s*"id"\s*:\s*)(-?\d+)')
+_CHAT_TEXT = re.compile(r'("chat"\s*:\s*\{\s*"id"\s*:\s*)(\d+)')  # positive: a private chat, the user's id
 _NAME_TEXT = re.compile(r'"(first_name|last_name|username)"\s*:\s*"(?:[^"\\]|\\.)*"')
 
 
@@ -43,6 +44,7 @@ def _text(text: str, salt: str) -> str:
     text = _BY.sub(by, text) if "Telegram reaction" in text else text
     if '"id"' in text:
         text = _ID_TEXT.sub(lambda m: f'{m.group(1)}"{hash_user(m.group(2), salt)}"', text)
+        text = _CHAT_TEXT.sub(lambda m: f'{m.group(1)}"{private_chat(int(m.group(2)), salt)}"', text)
     return (
         _NAME_TEXT.sub(lambda m: f'"{m.group(1)}":"<withheld>"', text) if "name" in text else text
     )
@@ -60,8 +62,10 @@ def pseudonymised(raw: Any, salt: str) -> Any:
     for k, v in raw.items():
         if k in _PEOPLE and isinstance(v, dict):
             out[k] = _person(v, salt)
-        elif k == "chat" and isinstance(v, dict) and v.get("type") == "private":
-            out[k] = {n: x for n, x in v.items() if n not in _NAMES}
+        elif k == "chat" and isinstance(v, dict):
+            private = v.get("type") == "private"
+            out[k] = {n: private_chat(x, salt) if n == "id" else x for n, x in v.items()
+                      if not (private and n in _NAMES)}
         else:
             out[k] = pseudonymised(v, salt)
     return out

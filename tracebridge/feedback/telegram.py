@@ -5,7 +5,8 @@ in ``old_reaction`` is a row ``added``, every one only in ``old_reaction`` a row
 ``message_reaction_count`` (anonymous reactions in channels, absolute totals): compared with
 the net anonymous count the ledger already holds for that message, each difference becomes an
 ``added`` or ``removed`` row with ``count``. Custom emojis are ``custom:<id>``, paid reactions
-``paid``. Dedupe keys come from the bot and update id (and, for counts, the message), so harvesting the
+``paid``. A private chat's id (the user's own) is kept as the user's pseudonym
+(``ledger.private_chat``). Dedupe keys come from the bot and update id (and, for counts, the message), so harvesting the
 same update twice adds nothing; a count update no newer than the last one applied to its message
 is stale (counts are absolute totals). A reaction of a type this module does not know, and a
 ``date`` before Telegram existed or after the harvest, make the update an ``UpdateError``: it is
@@ -24,7 +25,7 @@ import orjson
 
 from tracebridge.capture.reader import HEAD_BYTES, MAX_LINE_BYTES, overlong, read_lines, skip_rest
 from tracebridge.feedback.bots import tagged
-from tracebridge.feedback.ledger import LedgerRow, hash_user, parse_time
+from tracebridge.feedback.ledger import LedgerRow, hash_user, parse_time, private_chat
 from tracebridge.feedback.mapping import VS16, Mapping, norm_emoji
 from tracebridge.importers.jsonl import json_error
 from tracebridge.schema.canonical import format_ts
@@ -173,6 +174,7 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
         if not isinstance(body, dict):
             raise UpdateError("message_reaction", "not an object")
         chat, mid, when = _common(body, harvested_at)
+        chat = private_chat(chat, salt)  # a private chat's id is the user's: kept as their pseudonym
         actor = body.get("user") or body.get("actor_chat")
         user = hash_user(actor["id"], salt) if isinstance(actor, dict) and "id" in actor else None
         old, new = _reactions(body, "old_reaction"), _reactions(body, "new_reaction")
@@ -190,6 +192,7 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
         if not isinstance(body, dict):
             raise UpdateError("message_reaction_count", "not an object")
         chat, mid, when = _common(body, harvested_at)
+        chat = private_chat(chat, salt)  # counts come from channels and groups (negative ids): as they are
         totals: Counter[str] = Counter()
         for i, r in enumerate(_list(body, "reactions")):
             k = reaction_key(r.get("type")) if isinstance(r, dict) else None

@@ -133,6 +133,57 @@ def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return bucket
 
 
+GCS_BUCKET = "tb-gcs"
+
+
+@contextmanager
+def gcs_emulator() -> Iterator[str]:
+    """gcp-storage-emulator's GCS JSON API on 127.0.0.1 for the block, in memory, holding the bucket
+    ``GCS_BUCKET``; yields its URL (what ``STORAGE_EMULATOR_HOST`` takes) once it answers."""
+    port = _free_port()
+    exe = Path(sys.executable).with_name("gcp-storage-emulator")
+    proc = subprocess.Popen([str(exe), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory",
+                             "--default-bucket", GCS_BUCKET], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/storage/v1/b/{GCS_BUCKET}", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("gcp-storage-emulator did not start") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def gcs_server() -> Iterator[str]:
+    """A real GCS JSON API (the emulator) on 127.0.0.1 with the bucket ``GCS_BUCKET``."""
+    with gcs_emulator() as url:
+        yield url
+
+
+@pytest.fixture
+def gcs_env(gcs_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The emulator in the environment (``STORAGE_EMULATOR_HOST``, as gcsfs reads it), no Google credentials
+    (gcsfs falls back to anonymous; ``NO_GCE_CHECK`` and a closed metadata port spare its probes of a metadata server,
+    ~2 s each), and a fresh
+    prefix in the bucket: ``gs://tb-gcs/<prefix>``."""
+    import uuid
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server)
+    monkeypatch.setenv("NO_GCE_CHECK", "true")
+    for k in ("GCE_METADATA_HOST", "GCE_METADATA_IP"):  # google-auth's own probe: a closed port answers at once
+        monkeypatch.setenv(k, "127.0.0.1:1")
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    return f"gs://{GCS_BUCKET}/t{uuid.uuid4().hex[:10]}"
+
+
 def all_bytes(path: Path) -> bytes:
     """Every file of a folder, concatenated (to grep a bundle for leaked values)."""
     return b"".join(p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file())

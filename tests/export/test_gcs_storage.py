@@ -1,0 +1,61 @@
+"""``gs://`` end to end against a real GCS JSON API (gcp-storage-emulator on 127.0.0.1, anonymous): ``push`` and
+``fetch`` of a bundle, a damaged copy repaired, a report put there as the sweep job does and ``pull``-ed back.
+Before, ``gs://`` opened gcsfs's experimental default class, which asks a storage-control gRPC API for the
+bucket's layout before its operations and asks again after each failed answer: ~110 warnings for one push and
+fetch here, and 60 s of its own (outside ``request_timeout_s``) per operation where that API does not answer."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.report.test_report import small_report
+from tracebridge.cli import app
+from tracebridge.export.pipeline import export_traces
+from tracebridge.sweep.storage import put_dir
+
+
+def _run(*args: str) -> dict:
+    res = CliRunner().invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_gcs_bundle_push_fetch_and_repair(gcs_env: str, mixed_traces: Path, tmp_path: Path,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    from gcsfs.core import GCSFileSystem
+
+    bundle = export_traces(mixed_traces, tmp_path / "bundles")
+    uri, bid = f"{gcs_env}/bundles", bundle.manifest.bundle_id
+    caplog.set_level(logging.WARNING, logger="gcsfs")
+    assert _run("push", str(bundle.path), uri)["status"] == "published"
+    fetched = _run("fetch", uri, "--out", str(tmp_path / "fetched"))
+    assert fetched["bundle_id"] == bid, fetched
+    got = Path(fetched["path"])
+    assert {p.relative_to(got).as_posix(): p.read_bytes() for p in got.rglob("*") if p.is_file()} == \
+        {p.relative_to(bundle.path).as_posix(): p.read_bytes() for p in bundle.path.rglob("*") if p.is_file()}
+    lookups = [r.getMessage() for r in caplog.records if "bucket type" in r.getMessage()]
+    assert not lookups, f"{len(lookups)} look-ups of the bucket's layout, e.g. {lookups[0]}"
+
+    fs = GCSFileSystem(token="anon", skip_instance_cache=True)
+    fs.rm_file(f"{uri.removeprefix('gs://')}/{bid}/report.md")
+    fs.pipe_file(f"{uri.removeprefix('gs://')}/{bid}/runs.jsonl", b"cut")
+    res = _run("push", str(bundle.path), uri)
+    assert res["status"] == "repaired"
+    assert {r["path"]: r["problem"] for r in res["repaired"]} == {
+        "report.md": "missing", "runs.jsonl": f"3 bytes, not {(bundle.path / 'runs.jsonl').stat().st_size}"}
+    assert _run("fetch", f"{uri}/{bid}", "--out", str(tmp_path / "again"))["bundle_id"] == bid
+
+
+def test_gcs_report_put_then_pull_verified(gcs_env: str, tmp_path: Path) -> None:
+    report = small_report(tmp_path, tmp_path / "local" / "sw-1")
+    uri = f"{gcs_env}/reports/sw-1"
+    put_dir(report, uri)  # what jobs/sweep.py's report push does
+    res = _run("pull", uri, "--out", str(tmp_path / "pulled"))
+    assert res["ok"] and res["problems"] == [], res
+    for name in ("manifest.json", "results.json", "report.html"):
+        assert (tmp_path / "pulled" / "sw-1" / name).read_bytes() == (report / name).read_bytes()

@@ -113,3 +113,35 @@ def test_a_scalar_for_a_block_inside_a_yaml_block_names_the_inner_key(tmp_path):
         load_train_config(str(path))
     assert exc.value.problems == [("train.lora=5: expected a group of keys (enabled, r, alpha, dropout, "
                                    "target_modules), e.g. train.lora.enabled=true")]
+
+
+def test_a_mistyped_scheduler_or_dpo_loss_is_refused_before_any_training():
+    """``dpo.loss_type=sigmod`` loaded, trained the optimized variant's SFT phase and failed at the first DPO
+    step (TRL's "Unknown loss type"), then again on each retry; ``train.scheduler=cosin`` failed on the worker.
+    Both are now config errors naming the key, in a sweep too (named by the ablation that set it)."""
+    from tracebridge.sweep import grid
+
+    with pytest.raises(ConfigError) as e:
+        load_train_config(str(ROOT / "configs/train/cpu_tiny.yaml"),
+                          ["dpo.loss_type=sigmod", "train.scheduler=cosin", "dpo.scheduler=linear"])
+    assert [p.split(":")[0] for p in e.value.problems] == ["train.scheduler=cosin", "dpo.loss_type=sigmod"]
+    assert "sigmoid" in e.value.problems[1] and "cosine" in e.value.problems[0]
+    with pytest.raises(ConfigError) as e:
+        grid.load_checked(str(ROOT / "configs/sweep/smoke.yaml"),
+                          ["bundle=s3://b/x", "ablations.dpo.loss_type=[sigmoid,sigmod]"])
+    assert any(p.startswith("trial verifier-baseline-s0-dpo.loss_type_sigmod: dpo.loss_type=sigmod: ")
+               and p.endswith("(set by ablations.dpo.loss_type)") for p in e.value.problems), e.value.problems
+
+
+def test_the_scheduler_and_dpo_loss_lists_match_the_installed_transformers_and_trl():
+    import inspect
+    import re
+
+    from transformers.trainer_utils import SchedulerType
+    from trl import DPOTrainer
+
+    from tracebridge.train.config import DPO_LOSS_TYPES, SCHEDULERS
+
+    assert set(SCHEDULERS) == {s.value for s in SchedulerType}
+    computed = set(re.findall(r'loss_type == "(\w+)"', inspect.getsource(DPOTrainer)))
+    assert computed and set(DPO_LOSS_TYPES) == computed

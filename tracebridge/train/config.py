@@ -19,6 +19,13 @@ from tracebridge.train.model_config import ModelConfig
 ROLES = ("planner", "worker", "verifier")
 MIN_LENGTH = 32  # tokens a row needs to keep any of its answer after the chat markup
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # the tuned architectures; any causal LM builds (models.arch_problems)
+# transformers' SchedulerType and the loss types TRL's DPOTrainer computes, listed here so a typo is refused on the
+# driver (importing them costs seconds): transformers refused a bad scheduler only on the worker, and TRL an unknown
+# loss type at the first DPO step, after the SFT phase, then again on every retry (tests/train/test_config.py)
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt",
+              "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay", "greedy")
+DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
 
 
 class Variant(enum.StrEnum):
@@ -114,6 +121,8 @@ class RecipeConfig:
             p.append(f"{prefix}.weight_decay={self.weight_decay}: must be >= 0 (0 = none; typical 0.0..0.1)")
         if self.max_grad_norm < 0:
             p.append(f"{prefix}.max_grad_norm={self.max_grad_norm}: must be >= 0 (0 = no clipping; typical 1.0)")
+        if self.scheduler not in SCHEDULERS:
+            p.append(f"{prefix}.scheduler={self.scheduler}: not a transformers scheduler; use one of {', '.join(SCHEDULERS)}")
         return p + (self.lora.problems(f"{prefix}.lora") if self.lora.enabled else [])
 
 
@@ -332,6 +341,8 @@ class TrainConfig:
                      "behaviour.* policy it was trained with; turn one of them off")
         if self.dpo.beta <= 0:
             p.append(f"dpo.beta={self.dpo.beta}: must be > 0; the paper uses 0.1")
+        if self.dpo.loss_type not in DPO_LOSS_TYPES:
+            p.append(f"dpo.loss_type={self.dpo.loss_type}: not a TRL DPO loss; use one of {', '.join(DPO_LOSS_TYPES)}")
         from tracebridge.train.throughput import throughput_problems
 
         p += throughput_problems("sft", self.train.throughput, "train.throughput")

@@ -145,3 +145,25 @@ def test_the_scheduler_and_dpo_loss_lists_match_the_installed_transformers_and_t
     assert set(SCHEDULERS) == {s.value for s in SchedulerType}
     computed = set(re.findall(r'loss_type == "(\w+)"', inspect.getsource(DPOTrainer)))
     assert computed and set(DPO_LOSS_TYPES) == computed
+
+
+def test_an_epochs_override_that_max_steps_would_ignore_is_refused():
+    """transformers trains ``max_steps`` when it is set and ignores ``num_epochs``: ``train.num_epochs=3`` on
+    cpu_tiny (max_steps 400), or a sweep's ``ablations.train.num_epochs=[1,3]``, trained every cell alike
+    without a word. Refused now, naming the key and the fix; with ``max_steps=-1`` it trains by epochs."""
+    from tracebridge.sweep import grid
+
+    tiny = str(ROOT / "configs/train/cpu_tiny.yaml")
+    with pytest.raises(ConfigError) as e:
+        load_train_config(tiny, ["train.num_epochs=3", "dpo.num_epochs=2"])
+    assert e.value.problems == [
+        "train.num_epochs=3: ignored while train.max_steps=400 (max_steps wins); set train.max_steps=-1 to train by epochs",
+        "dpo.num_epochs=2: ignored while dpo.max_steps=40 (max_steps wins); set dpo.max_steps=-1 to train by epochs"]
+    assert load_train_config(tiny, ["train.num_epochs=3", "train.max_steps=-1"]).train.num_epochs == 3
+    with pytest.raises(ConfigError) as e:
+        grid.load_checked(str(ROOT / "configs/sweep/smoke.yaml"), ["bundle=s3://b/x", "ablations.train.num_epochs=[1,3]"])
+    assert any("train.num_epochs=3: ignored while train.max_steps=6" in p and "(set by ablations.train.num_epochs)" in p
+               for p in e.value.problems), e.value.problems
+    _, _, specs = grid.load_checked(str(ROOT / "configs/sweep/smoke.yaml"), [
+        "bundle=s3://b/x", "ablations.train.num_epochs=[1,3]", "overrides.train.max_steps=-1"])
+    assert len(specs) == 4

@@ -379,7 +379,7 @@ def load_train_config(path: str | None = None, overrides: list[str] | tuple[str,
     Raises:
         tracebridge.config.ConfigError: every problem at once.
     """
-    from tracebridge.config import load_config, read_yaml
+    from tracebridge.config import ConfigError, load_config, read_yaml
 
     model_overrides: list[str] = []
     if model_path:
@@ -388,4 +388,10 @@ def load_train_config(path: str | None = None, overrides: list[str] | tuple[str,
         block = OmegaConf.to_container(read_yaml(model_path))
         _check_model_block(model_path, block)
         model_overrides = _dotted("model", block)
-    return load_config(TrainConfig, path, [*model_overrides, *overrides])
+    cfg = load_config(TrainConfig, path, [*model_overrides, *overrides])
+    ignored = [f"{k}={v}: ignored while {k[:-11]}.max_steps={getattr(cfg, k[:-11]).max_steps} (max_steps wins); set "
+               f"{k[:-11]}.max_steps=-1 to train by epochs" for k, _, v in (o.partition("=") for o in overrides)
+               if k in ("train.num_epochs", "dpo.num_epochs") and getattr(cfg, k[:-11]).max_steps != -1]
+    if ignored:  # an epochs override, or a sweep's ablation of it, changed nothing: transformers' max_steps wins
+        raise ConfigError(ignored, path)
+    return cfg

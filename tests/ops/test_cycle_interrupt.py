@@ -80,3 +80,35 @@ def test_sigterm_stops_the_running_steps_and_frees_the_lock(tmp_path: Path) -> N
     lock.release()
     (cycle,) = (tmp_path / "artifacts").iterdir()
     assert not (cycle / "manifest.json").exists()  # what the review counts as a crashed cycle
+
+
+def test_a_cycle_killed_by_sigkill_leaves_its_step_running_until_the_next_cycle_stops_it(tmp_path: Path) -> None:
+    # SIGKILL (kill -9, the OOM killer, a supervisor's last resort) cannot be caught: the step's command runs on
+    # in its own session, an orphan. The lock went with the cycle, so the rerun took it over and ran beside the
+    # orphan, which went on writing into the work dir (in cluster mode: holding its GPU window) for hours
+    stub, pids = tmp_path / "stub.py", tmp_path / "pids.json"
+    stub.write_text(STUB)
+    skip = [s.name for s in STEPS if s.name != "runtime_hook"]
+    base = [sys.executable, "-m", "tracebridge.cli", "shadow-cycle", "--config", str(ROOT / "configs/ops/shadow.yaml"),
+            "--bin", f"{sys.executable} {stub}", f"artifacts_dir={tmp_path}/artifacts",
+            f"shadow.work_dir={tmp_path}/shadow", "shadow.retention.enabled=false", "--json"]
+    proc = subprocess.Popen([*base, f"shadow.skip=[{','.join(skip)}]"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "STUB_PIDS": str(pids)})
+    try:
+        _wait_for(pids, proc)
+        step, grandchild = json.loads(pids.read_text())
+        proc.kill()
+        proc.communicate(timeout=60)
+        assert _alive(step) and _alive(grandchild)  # what SIGKILL leaves behind
+        rerun = subprocess.run([*base, f"shadow.skip=[{','.join(s.name for s in STEPS)}]"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=120, check=False)
+        assert rerun.returncode == 0, rerun.stderr
+        assert not _alive(step) and not _alive(grandchild), "the rerun ran beside the killed cycle's step"
+        took_over = json.loads((Path(json.loads(rerun.stdout)["path"]) / "manifest.json").read_text())["lock"]
+        assert took_over["took_over_from"]["pid"] == proc.pid
+        assert [s.split(" ")[:2] for s in took_over["took_over_from"]["stopped_children"]] == [["pgid", str(step)]]
+        assert "stopped what the dead holder had started" in rerun.stderr
+    finally:
+        for p in (json.loads(pids.read_text()) if pids.exists() else []):
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)

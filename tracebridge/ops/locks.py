@@ -6,7 +6,10 @@ process never keeps it. While held, ``<lock>.holder`` (JSON: pid, host, since, c
 holds it, so a second run can name the holder in its error. The holder removes the note before
 letting the lock go; a note found by the run that has just taken the lock was left by a run that
 died holding it (SIGKILL, power loss): the new run takes over, says so in a warning, and returns
-the dead holder's note so the caller can record it.
+the dead holder's note so the caller can record it. The note also lists the process groups the holder
+started (``note_child``): those a holder killed by SIGKILL left running (they are in their own sessions, so
+the kernel does not stop them) are stopped by the run that takes over before it starts, or they would
+write into its files, or hold a GPU window, beside it; the note it returns names them (``stopped_children``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,10 +28,12 @@ import orjson
 from filelock import FileLock, Timeout
 
 from tracebridge.capture.writer import write_atomic
+from tracebridge.ops.groups import process_start, stop_left_groups
 from tracebridge.schema.canonical import utc_now
 
 log = logging.getLogger(__name__)
 HOLDER_SUFFIX = ".holder"
+_NOTE_EDIT = threading.Lock()  # a cycle's steps start their commands from several threads
 
 
 def holder_path(lock: Path) -> Path:
@@ -60,10 +66,23 @@ def describe_holder(note: dict[str, Any] | None) -> str:
 
 def add_to_holder(lock: Path, **extra: Any) -> None:
     """Add ``extra`` to the holder note of ``lock``, which the caller holds (e.g. the cycle folder it writes)."""
-    note = read_holder(lock)
-    if note is None or "unreadable" in note:
-        return
-    write_atomic(holder_path(lock), orjson.dumps({**note, **extra}))
+    with _NOTE_EDIT:
+        note = read_holder(lock)
+        if note is None or "unreadable" in note:
+            return
+        write_atomic(holder_path(lock), orjson.dumps({**note, **extra}))
+
+
+def note_child(lock: Path, pid: int, argv: list[str]) -> None:
+    """Add a process group the holder of ``lock`` started (pid = pgid, its start time, its command) to the note,
+    for ``run_lock`` to stop if the holder dies by SIGKILL and leaves it running."""
+    child = {"pgid": pid, "start": process_start(pid), "argv": [str(a) for a in argv][:12]}
+    with _NOTE_EDIT:
+        note = read_holder(lock)
+        if note is None or "unreadable" in note:
+            return
+        kids = note.get("children") if isinstance(note.get("children"), list) else []
+        write_atomic(holder_path(lock), orjson.dumps({**note, "children": [*kids, child]}))
 
 
 @contextmanager
@@ -86,6 +105,9 @@ def run_lock(lock: Path, busy: str, timeout: float,
         if stale is not None:
             log.warning("%s: took over the lock from %s, which died holding it (the kernel released it)",
                         lock, describe_holder(stale))
+            if stale.get("host") == socket.gethostname() and (left := stop_left_groups(stale.get("children"))):
+                log.warning("%s: stopped what the dead holder had started and left running: %s", lock, "; ".join(left))
+                stale = {**stale, "stopped_children": left}
         note = {"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now(),
                 "command": " ".join(sys.argv)[:300]}
         write_atomic(holder_path(lock), orjson.dumps(note))

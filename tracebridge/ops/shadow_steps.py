@@ -26,8 +26,9 @@ from typing import Any
 from tracebridge.capture.reader import iter_lines
 from tracebridge.ops import replay as rp
 from tracebridge.ops.artifacts import sha256_file
-from tracebridge.ops.cycle import Ctx, Step, StepFailed
+from tracebridge.ops.cycle import LOCK, Ctx, Step, StepFailed
 from tracebridge.ops.groups import CommandCancelled, run_in_group
+from tracebridge.ops.locks import note_child
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ def _run_child(argv: list[str], env: dict[str, str], timeout_s: float, ctx: Ctx,
         StepFailed: the cycle was interrupted (``ctx.cancel``).
     """
     try:
-        return run_in_group(argv, env, timeout_s, ctx.cancel, grace_s)
+        return run_in_group(argv, env, timeout_s, ctx.cancel, grace_s,  # noted: a SIGKILLed cycle's next stops it
+                            on_start=lambda pid, cmd: note_child(ctx.work / LOCK, pid, cmd))
     except CommandCancelled as exc:
         raise StepFailed(f"tracebridge {' '.join(argv[len(ctx.cli):][:2])}: stopped, the cycle was interrupted") from exc
 

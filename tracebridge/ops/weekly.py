@@ -46,7 +46,7 @@ from tracebridge.ops.artifacts import (
 )
 from tracebridge.ops.config import WeeklyConfig
 from tracebridge.ops.groups import run_in_group
-from tracebridge.ops.locks import run_lock
+from tracebridge.ops.locks import note_child, run_lock
 from tracebridge.ops.retention_sources import RUN_LOCK, STAGE_PREFIX, WEEKLY_PREFIX
 from tracebridge.ops.shadow_steps import feedback_overrides
 from tracebridge.schema.canonical import format_ts, utc_now
@@ -220,11 +220,12 @@ def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.
             return _run(cfg, artifacts_dir, now, stage, steps, man)
 
 
-def _run_step(s: Step) -> dict[str, Any]:
+def _run_step(s: Step, lock: Path) -> dict[str, Any]:
     """Run one command of the plan; its manifest entry (a command that cannot start is a failed step,
-    not a traceback that leaves the week without a manifest)."""
-    try:
-        res = run_in_group(s.argv)  # its own process group: stopped with the run when it is interrupted
+    not a traceback that leaves the week without a manifest). ``lock``: the run's lock, whose holder note lists
+    the command (a run SIGKILLed while its window runs left it holding the cluster: the next run stops it)."""
+    try:  # its own process group: stopped with the run when it is interrupted
+        res = run_in_group(s.argv, on_start=lambda pid, argv: note_child(lock, pid, argv))
     except OSError as exc:
         return {"status": "failed", "exit_code": None, "reason": f"cannot start {s.argv[0]}: {exc}"}
     return {"status": "ok" if res.returncode == 0 else "failed", "exit_code": res.returncode,
@@ -245,7 +246,7 @@ def _run(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stage: Path, 
         if status != "ok":
             man["steps"][s.name] = {"status": "skipped", "reason": "needs the previous step"}
             continue
-        man["steps"][s.name] = _run_step(s)
+        man["steps"][s.name] = _run_step(s, Path(cfg.bundles_dir) / WEEKLY_LOCK)
         status = man["steps"][s.name]["status"]
     man.update(status=status, finished_at=utc_now())
     bundle = new_bundle_dir(artifacts_dir, now)

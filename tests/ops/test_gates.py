@@ -291,6 +291,21 @@ def test_a_drop_exactly_at_its_limit_passes():
     assert check_score("reaction_score", [0.69] * 30, [0.9] * 30, cfg.reaction_score, 20, cfg).status == FAIL
 
 
+def test_a_mean_cost_exactly_at_the_budget_passes():
+    # every session cost the budget, $0.01: the mean of 100 of them is 0.010000000000000007 in floats, and the
+    # gate said "mean 0.01 over budget 0.01"
+    ss = SampleSet()
+    for arm in ("baseline", "candidate"):
+        for j in range(100):
+            ss.add(Sample(session_id=f"{arm}-{j}", arm=arm, success=True, tokens=100, cost_usd=0.01,
+                          latency_ms=1000.0, verdicts_correct=1, verdicts_total=1))
+    rep = evaluate_gates(ss, GateConfig(min_reactions=0, max_usd_per_session=0.01, max_p95_ms=1000.0))
+    assert _check(rep, "usd_per_session").status == PASS, _check(rep, "usd_per_session").reason
+    assert rep.passed, rep.reasons
+    rep = evaluate_gates(ss, GateConfig(min_reactions=0, max_usd_per_session=0.0099, max_p95_ms=999.0))
+    assert _check(rep, "usd_per_session").status == FAIL and _check(rep, "latency_p95").status == FAIL
+
+
 def test_an_arm_pooling_two_policies_is_not_gated():
     # the canary's candidate was switched mid-period: the report named the most common policy and
     # gated it on the other's sessions too

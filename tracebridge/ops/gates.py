@@ -40,7 +40,7 @@ from tracebridge.ops.samples import Sample, SampleSet
 from tracebridge.schema.canonical import sha256_json, utc_now
 
 PASS, FAIL, NOT_GATED = "pass", "fail", "not_gated"
-EPS = 1e-9  # an increase or drop exactly at its limit passes (means of sums carry float error: +0.1000000000000018)
+EPS = 1e-9  # an increase, drop or mean exactly at its limit passes (means of sums carry float error: +0.1000000000000018)
 
 
 @dataclass
@@ -199,7 +199,7 @@ def check_mean_cost(name: str, cand: list[float], base: list[float], max_inc: fl
     reasons = []
     if inc > max_inc + EPS:
         reasons.append(f"mean up {inc:+.2%} > +{max_inc:.0%} ({mc:.6g} vs {mb:.6g})")
-    if absolute > 0 and mc > absolute:
+    if absolute > 0 and mc > absolute + EPS:  # 100 sessions of $0.01: a mean of 0.010000000000000007
         reasons.append(f"mean {mc:.6g} over budget {absolute}")
     reason = "; ".join(reasons) if reasons else f"{mc:.6g} vs {mb:.6g} ({inc:+.2%}, p={p:.4g})"
     return Check(name, FAIL if reasons else PASS, _r(mc), _r(mb), thr, reason, n, _r(p), [_r(x) for x in ci])
@@ -218,7 +218,7 @@ def check_latency(name: str, q: float, cand: list[float], base: list[float], max
     reasons = []
     if inc > max_inc + EPS:
         reasons.append(f"p{q:g} up {inc:+.2%} > +{max_inc:.0%} ({qc:.1f} vs {qb:.1f} ms)")
-    if ceiling_ms > 0 and qc > ceiling_ms:
+    if ceiling_ms > 0 and qc > ceiling_ms + EPS:
         reasons.append(f"p{q:g} {qc:.1f} ms over ceiling {ceiling_ms} ms")
     reason = "; ".join(reasons) if reasons else f"{qc:.1f} vs {qb:.1f} ms ({inc:+.2%})"
     return Check(name, FAIL if reasons else PASS, _r(qc), _r(qb), thr, reason, n, _r(p))

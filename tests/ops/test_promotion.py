@@ -176,3 +176,22 @@ def test_ops_policy_names_a_torn_last_record_instead_of_staying_silent(tmp_path)
     assert f"note: {st.history_path}:2: unterminated last line" in r.stdout
     back = rollback(st)  # the next change moves the fragment aside: the note goes
     assert back["active_policy"] == "base" and json.loads(run("ops", "policy", "--state", st.root, "--json").stdout)["torn"] is None
+
+
+def test_an_active_policy_the_history_does_not_hold_stops_every_change(tmp_path):
+    # history.jsonl lost (or cut back to an older copy) while active.json still names v2: `ops policy` said ok,
+    # and promote took the report's baseline for the active policy, so a report gating v3 against v1 passed
+    # its stale check while v2 was live, recorded "previous v1", and its rollback went to v1, not v2
+    st = PolicyState(tmp_path / "state")
+    promote(st, gate_report(tmp_path / "g1.json", "v2", "v1"))
+    st.history_path.unlink()
+    g3 = gate_report(tmp_path / "g3.json", "v3", "v1")
+    for change in (lambda: promote(st, g3), lambda: rollback(st)):
+        with pytest.raises(PromotionError, match=r"active policy 'v2' \(record 1\) is not in .*history.jsonl"):
+            change()
+    assert active_record(st)["active_policy"] == "v2" and not st.history_path.exists()  # nothing written
+    r = run("ops", "policy", "--state", st.root, "--json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 1 and not doc["ok"] and "the history was lost, cut or replaced" in doc["problems"][0]
+    r = run("promote", "--report", g3, "--state", st.root, "--json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["promoted"] is False

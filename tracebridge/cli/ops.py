@@ -232,6 +232,7 @@ def policy(
     line (a change killed mid-append) is shown as a note: it never took effect."""
     from tracebridge.ops.promotion import (
         PromotionError,
+        active_outside_history,
         active_record,
         read_history,
         torn_tail,
@@ -250,7 +251,9 @@ def policy(
     except PromotionError as exc:
         active = None
         problems.append(f"{exc} (repaired from the history by the next change)")
-    if hist and active is not None and active != hist[-1]:
+    if lost := active_outside_history(st, hist):  # history lost or cut: nothing repairs it, every change refuses
+        problems.append(lost)
+    elif hist and active is not None and active != hist[-1]:
         problems.append(f"{st.active_path}: differs from the last history record (repaired by the next change)")
     if json_out:
         print_json({"active": active, "records": len(hist), "problems": problems, "ok": not problems, "torn": torn})

@@ -210,14 +210,28 @@ def _cut_torn_tail(state: PolicyState) -> None:
     os.truncate(p, cut)
 
 
+def active_outside_history(state: PolicyState, records: list[dict[str, Any]]) -> str | None:
+    """Why ``active.json`` cannot be repaired from the history: it is a record the history does not hold (the
+    history was lost, cut or replaced: no change writes one without the other); None when it is one of the
+    history's records, absent or unreadable (a change that died half-way: the next one rewrites it)."""
+    rec = _active_or_none(state)
+    if rec is None or rec.get("hash") in {r.get("hash") for r in records}:
+        return None
+    return (f"{state.active_path}: the active policy {rec.get('active_policy')!r} (record {rec.get('seq')}) is not in "
+            f"{state.history_path} ({len(records)} records): the history was lost, cut or replaced; restore it before "
+            "any promote or rollback (a change now would rest on the wrong active policy and lose its rollback path)")
+
+
 def _load_checked(state: PolicyState) -> list[dict[str, Any]]:
     """History under the lock: a torn tail cut, verified, and active.json repaired if a change
-    died half-way."""
+    died half-way (refused when active.json is a record the history does not hold)."""
     _cut_torn_tail(state)
     records = read_history(state)
     problems = verify_history(records)
     if problems:
         raise PromotionError("history is inconsistent: " + "; ".join(problems[:5]))
+    if lost := active_outside_history(state, records):  # before, the next change rested on the report's baseline
+        raise PromotionError(lost)
     if records and _active_or_none(state) != records[-1]:
         write_atomic(state.active_path, orjson.dumps(records[-1], option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     return records

@@ -195,3 +195,23 @@ def test_an_active_policy_the_history_does_not_hold_stops_every_change(tmp_path)
     assert r.exit_code == 1 and not doc["ok"] and "the history was lost, cut or replaced" in doc["problems"][0]
     r = run("promote", "--report", g3, "--state", st.root, "--json")
     assert r.exit_code == 1 and json.loads(r.stdout)["promoted"] is False
+
+
+def test_a_rollback_to_a_model_folder_that_is_gone_is_refused_unless_allowed(tmp_path):
+    # policy ids are model folders (README: name them after what they are); v1's folder was deleted by hand:
+    # rollback switched the runtime to a model nobody could load, in the middle of an incident
+    st = PolicyState(tmp_path / "state")
+    v1, v2 = tmp_path / "models" / "v1", tmp_path / "models" / "v2"
+    v1.mkdir(parents=True)
+    v2.mkdir()
+    promote(st, gate_report(tmp_path / "g1.json", str(v1), "base"))
+    promote(st, gate_report(tmp_path / "g2.json", str(v2), str(v1)))
+    v1.rmdir()
+    with pytest.raises(PromotionError, match=f"{v1}: the policy to roll back to .* no longer exists"):
+        rollback(st)
+    assert active_record(st)["active_policy"] == str(v2) and len(read_history(st)) == 2  # nothing changed
+    r = run("rollback", "--state", st.root, "--json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["rolled_back"] is False
+    r = run("rollback", "--state", st.root, "--allow-missing", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["record"]["active_policy"] == str(v1)
+    assert rollback(st)["active_policy"] == "base"  # an id that is no path is not checked

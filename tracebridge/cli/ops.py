@@ -205,15 +205,17 @@ def rollback(
     config: Annotated[Path | None, typer.Option(help="Ops config with the promotion block (the canary's).")] = CANARY_CONFIG,
     state: Annotated[Path | None, typer.Option(help="Policy state folder (overrides the config).")] = None,
     note: Annotated[str, typer.Option(help="Why (stored in the record).")] = "",
+    allow_missing: Annotated[bool, typer.Option(help="Roll back to a policy whose folder (an absolute path id) is gone.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Restore the policy that was active before the current one, at once; exit 1 when there is none."""
+    """Restore the policy that was active before the current one, at once; exit 1 when there is none, or when
+    its id is a folder that no longer exists (--allow-missing rolls back anyway)."""
     from tracebridge.ops.promotion import PromotionError
     from tracebridge.ops.promotion import rollback as do_rollback
 
     st = _state(config, state, rolled_back=False, reason="policy state path is not a folder")
     try:
-        rec = do_rollback(st, note=note)
+        rec = do_rollback(st, note=note, allow_missing=allow_missing)
     except PromotionError as exc:
         fail(str(exc), 1, rolled_back=False, reason=str(exc))
     if json_out:

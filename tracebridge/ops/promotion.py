@@ -337,11 +337,15 @@ def promote(state: PolicyState, report_path: str | Path, require_baseline_match:
         raise PromotionError(f"{state.root / LOCK}: another promote/rollback holds the lock") from exc
 
 
-def rollback(state: PolicyState, note: str = "") -> dict[str, Any]:
+def rollback(state: PolicyState, note: str = "", allow_missing: bool = False) -> dict[str, Any]:
     """Restore the policy that was active before the current one; return the new record.
 
+    Args:
+        allow_missing: roll back to a policy whose id is an absolute path that no longer exists (its model
+            folder was removed by hand): without it that is refused, as the runtime could not load it.
+
     Raises:
-        PromotionError: nothing to roll back to, or the lock could not be taken.
+        PromotionError: nothing to roll back to, a policy folder that is gone, or the lock could not be taken.
     """
     state.check_root()
     if not state.root.exists():  # no promotion yet (or a mistyped --state): taking the lock made the folder
@@ -353,6 +357,12 @@ def rollback(state: PolicyState, note: str = "") -> dict[str, Any]:
             if cur is None or len(cur["stack"]) < 2:
                 raise PromotionError(f"{state.root}: nothing to roll back to (no earlier policy in the history)")
             stack = cur["stack"][:-1]
+            target = stack[-1]
+            if not allow_missing and isinstance(target, str) and os.path.isabs(target) and not os.path.exists(target):
+                raise PromotionError(f"{target}: the policy to roll back to (record {cur['seq']}'s previous) names a "
+                                     "folder that no longer exists, so the runtime could not load it (retention keeps "
+                                     "every policy of the history: it was removed by hand or elsewhere); restore it, or "
+                                     "roll back anyway with --allow-missing")
             return _append(state, records, {
                 "action": "rollback", "active_policy": stack[-1], "previous_policy": cur["active_policy"],
                 "stack": stack, "report_id": None, "report_sha256": None, "report_path": None,

@@ -30,3 +30,25 @@ def test_unrepresentable_and_reversed_times_are_problems(tmp_path):
     assert (f"{src}:{late + 1}: span {spans[late]['span_id']}: end_time: {spans[late]['end_time']!r} is before "
             f"start_time {spans[late]['start_time']!r}: its latency is recorded as 0") in d["problems"]
     assert d["events_written"] == clean["events_written"]  # every span kept
+
+
+def test_the_runs_reward_is_the_last_in_sequence_order_as_agent_lightnings(tmp_path):
+    """Spans from hosts whose clocks differ (Agent Lightning's LLM proxy warns of it): the run's reward is the one
+    ``find_final_reward`` gives over the store's spans (ordered by ``sequence_id``). Before, the reward that
+    started last by the clock won: a rollout Agent Lightning rewarded 1.0 was imported with 0.0, success false."""
+    import os
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    from tests.importers.test_agentlightning_hostile import _call, _span
+
+    agl = lazy_importorskip("agentlightning")
+    reward = lambda v: {"agentlightning.reward.0.name": "primary", "agentlightning.reward.0.value": v}
+    spans = [_call(0, "q", "a", start=2e9), _span("agentlightning.annotation", reward(0.0), 1, start=2e9 + 9),
+             _call(2, "q2", "b", start=2e9 + 2), _span("agentlightning.annotation", reward(1.0), 3, start=2e9 + 3)]
+    stored = sorted((agl.Span.model_validate(s) for s in spans), key=lambda s: s.sequence_id)  # store.query_spans
+    assert agl.find_final_reward(stored) == 1.0
+    src = tmp_path / "spans.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(s) + b"\n" for s in reversed(spans)))
+    assert import_agentlightning([src], tmp_path / "t").runs_written == 1
+    session = orjson.loads(next((tmp_path / "t").glob("al-*/session.json")).read_bytes())
+    assert session["labels"]["reward"] == 1.0 and session["summary"]["success"] is True

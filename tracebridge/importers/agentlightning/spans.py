@@ -142,6 +142,7 @@ class _Builder:
         self.pending: list[dict[str, Any]] = []  # its tool calls no tool span has claimed yet
         self.calls: list[tuple[list[Any], dict[str, Any], list[str]]] = []  # (prompt, action, made-up ids)
         self.claims: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (model's tool call, tool event payload)
+        self.reward_seq = -1  # the sequence_id of the reward that is the run's so far
 
     def emit(self, etype: str, role: str, payload: dict[str, Any], parent: str | None, t: float | None,
              llm: dict[str, Any] | None = None, labels: dict[str, Any] | None = None) -> str:
@@ -270,7 +271,9 @@ def _map_span(b: _Builder, span: dict[str, Any], kind: str, parent: str | None,
         return _tool(b, span, attrs, parent)
     if kind == "reward":
         value, dims = reward_of(span.get("name") or "", attrs)  # type: ignore[misc]
-        b.out.final_reward = value
+        seq = span.get("sequence_id") if type(span.get("sequence_id")) is int else 0
+        if seq >= b.reward_seq:  # find_final_reward's: the last in store (sequence_id) order, not by clock
+            b.out.final_reward, b.reward_seq = value, seq
         return b.emit("env_observation", "env", {"observation": {"reward": value, "dimensions": dims},
                                                  "source": "agentlightning.reward"}, parent, start,
                       labels={"reward": value})

@@ -87,3 +87,18 @@ def test_runs_of_these_episodes_the_ledger_does_not_list_are_refused(tmp_path):
     res = runner.invoke(app, ["collect", str(SMOKE), *SMALL, "--out", str(out)])
     assert res.exit_code == 2 and "4 complete run(s) of these episodes" in res.output, res.output
     assert len(_refs(out)) == 8 and set(_refs(out).values()) == {1}
+
+
+def test_a_rerun_with_other_settings_under_the_same_names_is_refused(tmp_path):
+    """Killed, then rerun with a changed skill (same collection, mix and profile names): before, the rerun
+    kept the first settings' episodes and ran the rest with the new ones, one root of two configs."""
+    runner = CliRunner()
+    out = tmp_path / "traces"
+    assert runner.invoke(app, ["collect", str(SMOKE), *SMALL, "--out", str(out)]).exit_code == 0
+    _cut_ledger(out, 5)
+    before = sorted(p.name for p in out.iterdir())
+    res = runner.invoke(app, ["collect", str(SMOKE), *SMALL, "mixes.average.skill.bad_args=0.5", "--out", str(out)])
+    assert res.exit_code == 2 and "collected with other settings" in res.output, res.output
+    assert sorted(p.name for p in out.iterdir()) == before  # nothing run, nothing moved
+    res = runner.invoke(app, ["collect", str(SMOKE), *SMALL, "--out", str(out), "--json"])  # the same config resumes
+    assert res.exit_code == 0 and json.loads(res.stdout)["resumed"] == 2, res.output

@@ -45,6 +45,7 @@ def collect(
     from tracebridge.ops.locks import run_lock
     from tracebridge.sim.collect import collect as run_collect
     from tracebridge.sim.config import CollectConfig
+    from tracebridge.sim.resume import SettingsChanged
 
     with config_errors():
         cfg = load_config(CollectConfig, config, overrides or [])
@@ -57,6 +58,8 @@ def collect(
                 summary = run_collect(cfg, str(out) if out else None, progress)
     except CollectLocked as exc:
         fail(f"{exc}; nothing was collected: try again when it ends", EXIT_LOCKED)
+    except SettingsChanged as exc:  # before any episode ran: a usage error
+        fail(str(exc), 2)
     if json_out:
         print_json(summary.to_dict())
     else:

@@ -36,8 +36,12 @@ from tracebridge.sim.episode import EpisodeResult, EpisodeSpec, run_episode
 from tracebridge.sim.policies import RoleSet
 from tracebridge.sim.resume import (
     ASIDE,
+    Done,
     append_ledger,
+    check_settings,
+    episode_hash,
     prepare_resume,
+    read_ledger,
     save_random_seeds,
     saved_random_seeds,
 )
@@ -151,11 +155,11 @@ def _run_chunk(specs: list[EpisodeSpec], out: str, mixes: dict[str, PolicyMix],
                sandbox_dir: str | None) -> tuple[list[EpisodeResult], list[dict[str, str]]]:
     results, errors = [], []
     for spec in specs:
-        ref, run_id = f"{spec.collection}/{spec.key}", new_run_id()
+        ref, run_id, h = f"{spec.collection}/{spec.key}", new_run_id(), episode_hash(spec, mixes[spec.mix])
         try:  # the ledger says which run each episode writes, and when it is done: a rerun resumes from it
-            append_ledger(out, {"state": "started", "ref": ref, "run_id": run_id})
+            append_ledger(out, {"state": "started", "ref": ref, "run_id": run_id, "spec": h})
             result = run_episode(spec, out, roles_factory(mixes[spec.mix]), sandbox_dir, run_id)
-            append_ledger(out, {"state": "done", "ref": ref, "run_id": run_id, "result": result.to_dict()})
+            append_ledger(out, {"state": "done", "ref": ref, "run_id": run_id, "spec": h, "result": result.to_dict()})
         except Exception as exc:  # setup failure (e.g. a model that will not load): report, go on
             log.exception("episode %s failed to start", spec.key)
             errors.append({"key": spec.key, "error": f"{type(exc).__name__}: {exc}"[:500]})
@@ -279,11 +283,17 @@ def collect(cfg: CollectConfig, out: str | None = None, progress: ProgressFn | N
 
     Returns:
         The summary with the class balance and the failed checks (empty when all passed).
+
+    Raises:
+        SettingsChanged: ``root``'s ledger holds episodes of these names collected with other settings
+            (nothing was run).
     """
     root = out or cfg.out
     Path(root).mkdir(parents=True, exist_ok=True)
+    ledger = read_ledger(root)[1]
+    matrix = expand_matrix(cfg, _random_seeds(cfg, root, ledger))
+    check_settings(ledger, {f"{cfg.name}/{s.key}": episode_hash(s, cfg.mixes[s.mix]) for s in matrix}, root)
     resume = prepare_resume(root)  # an interrupted pass: its collected episodes stay, its unfinished ones run again
-    matrix = expand_matrix(cfg, _random_seeds(cfg, root, resume.done))
     earlier = [resume.done[f"{cfg.name}/{s.key}"] for s in matrix if f"{cfg.name}/{s.key}" in resume.done]
     specs = [s for s in matrix if f"{cfg.name}/{s.key}" not in resume.done]
     if earlier or resume.set_aside:
@@ -321,7 +331,7 @@ def collect(cfg: CollectConfig, out: str | None = None, progress: ProgressFn | N
     return summary
 
 
-def _random_seeds(cfg: CollectConfig, root: str | Path, done: dict[str, EpisodeResult]) -> list[int] | None:
+def _random_seeds(cfg: CollectConfig, root: str | Path, done: Done) -> list[int] | None:
     """The random seeds of this pass: those of an earlier pass of the same collection into ``root``
     that did not finish (drawn from OS entropy, they would differ), else None (drawn as configured);
     OS-entropy seeds are saved for a rerun."""

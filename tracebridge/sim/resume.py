@@ -8,24 +8,36 @@ to ``<root>/.collect.ledger.jsonl``. A rerun after a kill (same config) takes ev
 (incomplete, or complete but killed before their ``done`` line) to ``<root>/.collect.interrupted/``
 (readers skip hidden folders; nothing is deleted) and runs those episodes again: each episode ends
 up with exactly one run in the root. The random seeds a pass drew from OS entropy are kept in
-``<root>/.collect.seeds.json``, so a rerun collects the same matrix.
+``<root>/.collect.seeds.json``, so a rerun collects the same matrix. Each line holds a hash of what
+makes the episode (its spec and its mix's roles): a rerun with other settings (a changed skill, failure
+profile or step limit under the same names) is refused rather than mixed into the root.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from tracebridge.sim.episode import EpisodeResult
+from tracebridge.schema.canonical import sha256_json
+from tracebridge.sim.episode import EpisodeResult, EpisodeSpec
 
 LEDGER = ".collect.ledger.jsonl"
 ASIDE = ".collect.interrupted"
 SEEDS = ".collect.seeds.json"
 _RESULT_FIELDS = {f.name for f in fields(EpisodeResult)}
+
+
+class SettingsChanged(ValueError):
+    """Episodes of the root's ledger were collected with other settings than the rerun's (the message says which)."""
+
+
+def episode_hash(spec: EpisodeSpec, mix: Any) -> str:
+    """A hash of what makes an episode's content: its spec and its policy mix (a dataclass)."""
+    return sha256_json({"spec": asdict(spec), "mix": asdict(mix)})[:16]
 
 
 def append_ledger(root: str | Path, entry: dict[str, Any]) -> None:
@@ -37,11 +49,14 @@ def append_ledger(root: str | Path, entry: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def read_ledger(root: str | Path) -> tuple[dict[str, str], dict[str, tuple[str, EpisodeResult]], int]:
-    """The ledger of ``root``: ``started`` (run id → ref), ``done`` (ref → (run id, result)) and the
-    number of lines that could not be read (a line torn by a kill: its episode runs again)."""
+Done = dict[str, tuple[str, EpisodeResult, str | None]]  # ref → (run id, result, episode hash)
+
+
+def read_ledger(root: str | Path) -> tuple[dict[str, str], Done, int]:
+    """The ledger of ``root``: ``started`` (run id → ref), ``done`` (ref → (run id, result, episode hash))
+    and the number of lines that could not be read (a line torn by a kill: its episode runs again)."""
     started: dict[str, str] = {}
-    done: dict[str, tuple[str, EpisodeResult]] = {}
+    done: Done = {}
     bad = 0
     path = Path(root) / LEDGER
     if not path.is_file():
@@ -52,7 +67,8 @@ def read_ledger(root: str | Path) -> tuple[dict[str, str], dict[str, tuple[str, 
             if e["state"] == "started":
                 started[str(e["run_id"])] = str(e["ref"])
             elif e["state"] == "done" and e["ref"] not in done:
-                done[str(e["ref"])] = (str(e["run_id"]), EpisodeResult(**{k: e["result"][k] for k in _RESULT_FIELDS}))
+                done[str(e["ref"])] = (str(e["run_id"]), EpisodeResult(**{k: e["result"][k] for k in _RESULT_FIELDS}),
+                                       e.get("spec"))
             else:
                 bad += 1
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -74,6 +90,20 @@ class ResumeState:
     unreadable_lines: int = 0
 
 
+def check_settings(done: Done, expected: dict[str, str], root: str | Path) -> None:
+    """Refuse a rerun whose episodes (ref → ``episode_hash``) the ledger's were collected otherwise.
+
+    Raises:
+        SettingsChanged: an episode of the same name was collected with other settings.
+    """
+    changed = sorted(ref for ref, h in expected.items() if ref in done and done[ref][2] not in (None, h))
+    if changed:
+        raise SettingsChanged(
+            f"--out {root}: {len(changed)} episode(s) of this collection (e.g. {changed[0]}) were collected with other "
+            "settings (a mix's skill or roles, a failure profile, max_steps, max_attempts or capture changed since); "
+            "resuming would mix the two in one root. Rerun with the interrupted collection's config, or use a new --out")
+
+
 def prepare_resume(root: str | Path) -> ResumeState:
     """Read the ledger of ``root`` and move the runs of interrupted episodes under ``ASIDE``.
 
@@ -84,7 +114,7 @@ def prepare_resume(root: str | Path) -> ResumeState:
     root = Path(root)
     started, done, bad = read_ledger(root)
     st = ResumeState(unreadable_lines=bad)
-    for ref, (run_id, result) in done.items():
+    for ref, (run_id, result, _) in done.items():
         if (root / run_id / "session.json").is_file():
             st.done[ref] = result
     kept = {done[ref][0] for ref in st.done}

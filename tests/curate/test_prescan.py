@@ -34,7 +34,8 @@ NEIGHBOURS = ["mysql -p", "-u bob", "tsc -p .", "mongo -p x", "login bob passwor
               "de89 3704 0044 0532 0130 00", "nl91abna0417164300", "\\nde89370400440532013000",
               "discord.com/api/webhooks/123456789012345678/", "?sv=2021-06-08&sig=", "&sig=", "&sv=2022-11-02",
               "AC0123456789abcdef0123456789abcdef", "hooks.slack.com/workflows/T0123456/",
-              "Cookie: session=", "set-cookie:", "curl -b 'sid=", "--cookie", "\\t-b"]
+              "Cookie: session=", "set-cookie:", "curl -b 'sid=", "--cookie", "\\t-b",
+              "jane dot doe", " at ", " dot com", "[at]", "(at)", "[.]", "<dot>", " DOT ", "example"]
 
 
 def _samples(seed: int = 3) -> list[str]:

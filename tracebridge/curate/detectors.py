@@ -47,6 +47,7 @@ from tracebridge.curate.credential_shapes import (
     twilio_spans,
 )
 from tracebridge.curate.credentials import base64_texts, keyed_spans, keyword_spans, user_password
+from tracebridge.curate.obfuscated_email import obfuscated_emails
 from tracebridge.curate.pairs import pair_spans
 from tracebridge.curate.secret_shape import URL_PW_TEMPLATE
 from tracebridge.curate.ssn import ssn_keyed, ssn_spans
@@ -241,8 +242,9 @@ class Detectors(Triggers):
         overlaps resolved, sorted by start."""
         spans: list[Span] = []
         on = self.on
-        if "email" in groups and "email" in on and ("@" in text or "%40" in text):
-            spans += [Span(m.start(), m.end(), "EMAIL") for m in EMAIL.finditer(text)]
+        if "email" in groups and "email" in on:  # an ``@``; or written out (``jane[at]example[.]com``)
+            spans += [Span(m.start(), m.end(), "EMAIL") for m in EMAIL.finditer(text)] if "@" in text or "%40" in text else []
+            spans += [Span(a, b, "EMAIL") for a, b in obfuscated_emails(text)]
         if "iban" in groups or "ipv4" in groups or "digits" in groups:
             spans += self._numeric(text, groups)
         if "ipv6" in groups and "ip" in on and ":" in text:

@@ -96,6 +96,7 @@ def check_patterns(words_b: Iterable[bytes] = (), other_digits: bool = False, wo
     (an ASCII one may be written with a letter Unicode folds to ASCII)."""
     from tracebridge.curate import triggers as t
     from tracebridge.curate.iban import LOWER_PRESCAN
+    from tracebridge.curate.obfuscated_email import PRESCAN as OBFUSCATED_PRESCAN
     from tracebridge.curate.other_digits import other_digit_encodings
     from tracebridge.curate.pairs import PAIR_HEAD, PAIR_TAIL
     from tracebridge.curate.triggers import _ASCII_FOLD_BYTES, _FREE_LITERALS, SECRET_LITERALS
@@ -111,7 +112,7 @@ def check_patterns(words_b: Iterable[bytes] = (), other_digits: bool = False, wo
     elif folds:
         non_ascii.append([(_literals(_ASCII_FOLD_BYTES), False)])
     return {
-        "email": [[(rb"@", False)], [(same(t._PCT40), False)]],
+        "email": [[(rb"@", False)], [(same(t._PCT40), False)], *([(p, True)] for p in OBFUSCATED_PRESCAN)],
         "ipv4": [[(same(t._IPV4_TAIL), False)]],
         # uppercase, digits; spaces and dashes deleted: two letters, two digits, eleven of either
         "iban": [[(rb"[A-Z][ \-]*[A-Z][ \-]*\d[ \-]*\d(?:[ \-]*[A-Z0-9]){11}", False)], [(LOWER_PRESCAN, False)]],

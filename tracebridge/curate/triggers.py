@@ -18,6 +18,7 @@ from tracebridge.curate.base64_trigger import B64_LONG, base64_hit
 from tracebridge.curate.config import RedactionConfig
 from tracebridge.curate.cookies import cookie_hit
 from tracebridge.curate.iban import iban_hit
+from tracebridge.curate.obfuscated_email import obfuscated_hit
 from tracebridge.curate.other_digits import other_digit
 from tracebridge.curate.pairs import pair_hit
 from tracebridge.curate.prescan import prescan
@@ -236,7 +237,7 @@ class Triggers:
         self._words_f = [w.translate(_ASCII_FOLDS) for w in words]
         checks: list[tuple[str, frozenset[str] | None, bool, Callable[[bytes], Any]]] = [
             ("email", frozenset({"email"}), "email" in on,  # _ONE_BYTE finds
-             lambda d: d.find(b"@") >= 0 or (d.find(b"%") >= 0 and _PCT40(d) is not None)),
+             lambda d: d.find(b"@") >= 0 or (d.find(b"%") >= 0 and _PCT40(d) is not None) or obfuscated_hit(d)),
             ("ipv4", None, "ip" in on, _ipv4_hit),  # ipv4, and ipv6 for one ending in an IPv4 address
             ("iban", frozenset({"iban"}), bool(on & {"iban", "card"}),  # a card inside an IBAN shape is none
              iban_hit),  # upper case (its shape), lower case (checked: ``tracebridge.curate.iban``)

@@ -135,12 +135,20 @@ def _reaction_rows(row: dict[str, Any], lineno: int, s: _Session, h: _Harvest) -
         if why:
             raise ValueError(f"time: {why}")
         key = "oc:" + hashlib.sha256(f"{s.sid}|{row.get('id') or lineno}|{i}|{ev['text']}".encode()).hexdigest()[:24]
-        out.append({"time": when, "chat": s.chat, "message_id": r["message_id"],
-                    "user": hash_user(r.get("username") or r.get("who"), h.salt), "emoji": r["emoji"],
+        out.append({"time": when, "chat": s.chat, "message_id": r["message_id"], **_who(r, s, h.salt), "emoji": r["emoji"],
                     "change": r["action"], "count": 1, "score": h.mapping.score(r["emoji"]),
                     "mapping_version": h.mapping.version, "source": "openclaw", "update_id": None, "key": key,
                     "harvested_at": h.now, **({"openclaw_account": s.account} if s.account is not None else {})})
     return out
+
+
+def _who(r: dict[str, Any], s: _Session, salt: str) -> dict[str, Any]:
+    """The reactor of an OpenClaw line: the pseudonym of its @username, else of its display name; in a direct
+    chat the chat's user (``s.peer``, whose id the session key holds), linked to those (``ledger.resolve_users``)."""
+    named = hash_user(r.get("username") or r.get("who"), salt)
+    if s.peer is None:
+        return {"user": named}
+    return {"user": hash_user(s.peer, salt), "user_alias" if r.get("username") else "name_alias": named}
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,7 @@ class _Session:
     account: str | None  # None: openclaw_accounts is not set
     bot: str
     why: str = ""  # why its reactions are quarantined (an unlisted account)
+    peer: int | None = None  # a direct chat's user id (the session key's peer): the one who reacts there
 
 
 class _Harvest:
@@ -166,9 +175,11 @@ class _Harvest:
     def session(self, entry: dict[str, Any] | None, sid: str) -> _Session:
         """The session's chat and bot: ``bot_id`` without ``openclaw_accounts``, else its account's bot, or
         why it has none (an account the config does not list: its reactions are quarantined)."""
-        chat = private_chat(chat_of(entry, sid), self.salt)  # a direct chat's id is its user's
+        peer = chat_of(entry, sid)
+        chat = private_chat(peer, self.salt)  # a direct chat's id is its user's
+        peer = peer if isinstance(peer, int) and peer > 0 else None
         if not self.accounts:
-            return _Session(sid, chat, None, self.rep.bot_id)
+            return _Session(sid, chat, None, self.rep.bot_id, peer=peer)
         account = account_of(entry) or DEFAULT_ACCOUNT
         bot = self.accounts.get(account, "")
         why = "" if bot else (
@@ -176,7 +187,7 @@ class _Harvest:
             f"Telegram account {account!r}"
             f"{'' if account_of(entry) else ' (it names none: the default one)'}, which openclaw_accounts does "
             f"not list ({', '.join(sorted(self.accounts))}); add openclaw_accounts.{account}=<that bot's id>")
-        return _Session(sid, chat, account, bot, why)
+        return _Session(sid, chat, account, bot, why, peer)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from typing import Any
 
 from tracebridge.feedback.bots import label, row_bot
 from tracebridge.feedback.chunks import Chunk, Registry, read_registry
-from tracebridge.feedback.ledger import LedgerRow, read_ledger
+from tracebridge.feedback.ledger import LedgerRow, read_ledger, resolve_users
 from tracebridge.feedback.mapping import Mapping, load_mapping, norm_emoji
 from tracebridge.schema.canonical import sha256_bytes
 
@@ -66,7 +66,7 @@ def replay(rows: list[LedgerRow], legacy_bot_id: str = "") -> dict[Reaction, tup
     or not, so their ``added`` sets it to 1 and ``removed`` to 0; only anonymous counts add up. Before, a
     user's 👍 added twice (the removal between them lost: getUpdates keeps updates for 24 hours) counted 2."""
     state: dict[Reaction, tuple[int, LedgerRow]] = {}
-    for r in sorted(rows, key=_replay_order):
+    for r in sorted(resolve_users(rows), key=_replay_order):  # one person, one pseudonym (read_ledger's already are)
         k = reaction_of(r, legacy_bot_id)
         n, last = state.get(k, (0, r))
         if isinstance(r.user, str) and r.user.startswith("u:"):

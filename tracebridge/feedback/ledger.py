@@ -8,7 +8,8 @@ id is its user's, so it is kept as the user's pseudonym, ``private_chat``), ``me
 ``source`` (getUpdates | webhook | openclaw), ``update_id``, ``key`` (the dedupe key),
 ``harvested_at``, with several bots ``bot_id`` and, from an OpenClaw host that maps its Telegram accounts
 (``openclaw_accounts``), ``openclaw_account``, and, on rows of a hashed user, ``salt_id`` (a fingerprint of the salt: a harvest
-refuses to mix pseudonyms of two salts in one ledger). Appends hold the ledger's lock while they read the known keys and write, so
+refuses to mix pseudonyms of two salts in one ledger), and ``user_alias`` / ``name_alias`` (``resolve_users``).
+Appends hold the ledger's lock while they read the known keys and write, so
 two harvesters never write the same change twice, and each row is one ``write`` on an
 ``O_APPEND`` descriptor, so rows never interleave.
 """
@@ -120,6 +121,32 @@ def check_row(row: Any, salt: str | None = None) -> LedgerRow | str:
                      row.get("key"), parse_time(row.get("harvested_at")), row)
 
 
+def resolve_users(rows: list[LedgerRow]) -> list[LedgerRow]:
+    """``rows`` with each person under one pseudonym, that of their Telegram id.
+
+    OpenClaw's reaction lines name a user by @username (else by display name), the Bot API by id, so one
+    person had two pseudonyms and their changes did not replace each other. A row that knows both says so:
+    ``user_alias``, the pseudonym of the @username of its user (a Bot API update's ``user`` carries both; an
+    OpenClaw line in a direct chat is by the chat's user, whose id the session key holds), and ``name_alias``,
+    that of the display name, which only holds within that row's chat (names are not unique). Every row whose
+    user is such an alias is read under the id's pseudonym, earlier rows too; an alias found with two ids (a
+    username that passed to another account) links neither. Where only one is known (an @username no update
+    paired with an id, a name outside a direct chat), the rows keep their own pseudonym. Rows are not rewritten.
+    """
+    links: dict[tuple[Any, str], set[str]] = {}
+    for r in rows:
+        for scope, alias in ((None, r.raw.get("user_alias")), (str(r.chat), r.raw.get("name_alias"))):
+            if isinstance(alias, str) and isinstance(r.user, str) and alias != r.user:
+                links.setdefault((scope, alias), set()).add(r.user)
+    if not links:
+        return rows
+    for r in rows:
+        to = links.get((None, r.user)) or links.get((str(r.chat), r.user))
+        if to is not None and len(to) == 1:
+            r.user = next(iter(to))
+    return rows
+
+
 @dataclass
 class LedgerScan:
     rows: list[LedgerRow] = field(default_factory=list)
@@ -142,6 +169,7 @@ def read_ledger(path: str | os.PathLike[str], salt: str | None = None) -> Ledger
             out.skipped.append(f"{p}:{ln.lineno}:{got}")
         else:
             out.rows.append(got)
+    resolve_users(out.rows)
     return out
 
 

@@ -177,6 +177,9 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
         chat = private_chat(chat, salt)  # a private chat's id is the user's: kept as their pseudonym
         actor = body.get("user") or body.get("actor_chat")
         user = hash_user(actor["id"], salt) if isinstance(actor, dict) and "id" in actor else None
+        name = actor.get("username") if isinstance(actor, dict) and actor is body.get("user") else None
+        # OpenClaw names the same user by @username: the link makes them one (``ledger.resolve_users``)
+        alias = {"user_alias": hash_user(name, salt)} if user and isinstance(name, str) and name else {}
         old, new = _reactions(body, "old_reaction"), _reactions(body, "new_reaction")
         # keys keep the skin tone (as they were written before skin tones were one reaction): a re-delivered
         # update makes the keys the ledger holds, and is deduped, not refused as another update of its id
@@ -185,7 +188,7 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
         changes += [("removed", k) for k in old if norm_emoji(k) not in new_n]
         return [_row(when=when, chat=chat, mid=mid, user=user, emoji=e, change=c, count=1, mapping=mapping,
                      source=source, update_id=uid, key=f"{tagged('tg', bot)}:{uid}:{c}:{e.replace(VS16, '')}",
-                     harvested_at=harvested_at, bot=bot)
+                     harvested_at=harvested_at, bot=bot) | alias
                 for c, e in changes]
     if "message_reaction_count" in update:
         body = update["message_reaction_count"]

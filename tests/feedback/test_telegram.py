@@ -23,7 +23,8 @@ def test_old_and_new_reactions_become_added_and_removed_rows():
     assert [(r["change"], r["emoji"], r["score"]) for r in rows] == [("added", "🔥", None), ("removed", "👍", 1.0)]
     assert rows[0]["user"].startswith("u:") and rows[0]["time"] == "2026-02-25T06:13:20.000Z"
     assert rows[0]["key"] == "tg:5:added:🔥" and rows[0]["mapping_version"] == 1
-    custom = {"update_id": 6, "message_reaction": {"chat": {"id": 1}, "message_id": 2, "date": DATE, "old_reaction": [],
+    custom = {"update_id": 6, "message_reaction": {"chat": {"id": 1}, "message_id": 2, "date": DATE, "user": {"id": 1},
+                                                   "old_reaction": [],
                                                    "new_reaction": [{"type": "custom_emoji", "custom_emoji_id": "99"},
                                                                     {"type": "paid"}]}}
     assert [r["emoji"] for r in rows_from_update(custom, M, source="s", harvested_at="h")] == ["custom:99", "paid"]

@@ -176,7 +176,12 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
         chat, mid, when = _common(body, harvested_at)
         chat = private_chat(chat, salt)  # a private chat's id is the user's: kept as their pseudonym
         actor = body.get("user") or body.get("actor_chat")
-        user = hash_user(actor["id"], salt) if isinstance(actor, dict) and "id" in actor else None
+        who = actor.get("id") if isinstance(actor, dict) else None
+        if isinstance(who, bool) or not isinstance(who, int):  # was stored as user null: a count, not a person
+            got = "neither" if actor is None else f"an id of type {type(who).__name__}"  # never the value: a person's
+            raise UpdateError("user", f"{got}: a message_reaction names who reacted in user or (an anonymous admin) "
+                                      "actor_chat, each with an integer id")
+        user = hash_user(who, salt)
         name = actor.get("username") if isinstance(actor, dict) and actor is body.get("user") else None
         # OpenClaw names the same user by @username: the link makes them one (``ledger.resolve_users``)
         alias = {"user_alias": hash_user(name, salt)} if user and isinstance(name, str) and name else {}

@@ -271,7 +271,7 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
         retry_io(transfer, f"push of bundle {man.bundle_id} to {uri}", cfg.retry)
     except OSError as exc:  # a bundle file gone (moved, deleted, re-exported) is no storage failure: refused
         _refuse_changed(fs, dest, src, man, before, sent_files)
-        raise failed_error(f"push to {uri}", uri, exc) from exc
+        raise failed_error(f"push to {uri}", uri, exc, fs) from exc
     for r in out["repaired"]:
         log.warning("%s/%s: %s on the storage; sent again", out["uri"], r["path"], r["problem"])
     log.info("pushed bundle %s to %s (%s)", man.bundle_id, out["uri"], out["status"])

@@ -122,29 +122,36 @@ def refused(uri: str, exc: BaseException) -> bool:
             and urlsplit(uri).scheme in ("s3", "s3a", "gs", "gcs"))
 
 
-def failed_error(what: str, uri: str, exc: OSError) -> StorageError:
+def failed_error(what: str, uri: str, exc: OSError, fs: Any = None) -> StorageError:
     """The error of an operation on ``uri`` that failed for good: on an object store a refusal (403: a
-    credential it does not know, a request its policy denies) says which credentials to check; before it
-    was "push to s3://... failed: Forbidden"."""
+    credential it does not know, a request its policy denies) says which credentials were used
+    (``credential_source``, of ``fs`` when given) and which to check; before it was "push to s3://... failed:
+    Forbidden"."""
     hint = ""
     if refused(uri, exc):
-        hint = ("; the storage refused the credentials in the environment or what they may do there: check "
+        from tracebridge.export.credential_source import credential_source
+
+        hint = ("; the storage refused the credentials in the environment or what they may do there "
+                f"(credentials used: {credential_source(uri, fs)}): check "
                 + ("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)" if uri.startswith("s3")
                    else "GOOGLE_APPLICATION_CREDENTIALS") + " and the bucket's policy")
     return StorageError(f"{what} failed: {exc}{hint}")
 
 
-def retry_io(op: Callable[[], T], what: str, retry: RetryConfig | None = None) -> T:
+def retry_io(op: Callable[[], T], what: str, retry: RetryConfig | None = None, uri: str | None = None,
+             fs: Any = None) -> T:
     """``op()``, tried again after transient storage failures with exponential backoff.
 
     Args:
         what: the operation and its URI, for log lines and the error (``push the report to s3://...``).
+        uri, fs: the storage ``op`` reaches and its filesystem: given, the store's refusal (a 403) is a
+            ``failed_error`` naming ``what``, ``uri`` and the credentials used, not a bare "Forbidden".
 
     Raises:
         StorageUnreachable: still failing after ``retry.attempts`` tries (names ``what``, the tries and
             the last error).
-        StorageError: no credentials found, or a request the S3 client refuses to send (a mistyped bucket
-            name), at once: no retry can fix that. Other permanent
+        StorageError: no credentials found, a request the S3 client refuses to send (a mistyped bucket
+            name), or (``uri`` given) one the store refuses, at once: no retry can fix that. Other permanent
             errors (missing file, permission) are raised at once, unchanged.
     """
     retry = retry or RetryConfig()
@@ -152,6 +159,10 @@ def retry_io(op: Callable[[], T], what: str, retry: RetryConfig | None = None) -
     while True:
         try:
             return op()
+        except PermissionError as exc:
+            if uri is not None and refused(uri, exc):
+                raise failed_error(what, uri, exc, fs) from exc
+            raise
         except _PERMANENT:
             raise
         except no_creds as exc:
@@ -313,7 +324,7 @@ def _remote_manifest(fs: Any, base: str, uri: str, retry: RetryConfig) -> tuple[
     except orjson.JSONDecodeError as exc:
         raise BundleError(f"{where}/{MANIFEST}: not JSON: {exc}") from exc
     except OSError as exc:  # permanent (retry_io raises those at once): missing, no permission
-        raise failed_error(f"fetch from {uri}", uri, exc) from exc
+        raise failed_error(f"fetch from {uri}", uri, exc, fs) from exc
     if not _HEX64.match(man.bundle_id):
         raise BundleError(f"{where}/{MANIFEST}:bundle_id: not a sha256 hex digest")
     return src, where, raw, man
@@ -366,7 +377,7 @@ def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig |
             os.replace(tmp, final)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise failed_error(f"fetch from {uri}", uri, exc) from exc
+        raise failed_error(f"fetch from {uri}", uri, exc, fs) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -49,8 +49,8 @@ def storage_problem(cfg: SweepConfig) -> tuple[str, int] | None:
         fs.pipe_file(path, b"")
         fs.rm_file(path)
 
-    try:
-        retry_io(write_and_remove, f"write probe {probe}", cfg.push)
+    try:  # given the URI, a 403 names the operation, the URI and the credentials used
+        retry_io(write_and_remove, f"write probe {probe}", cfg.push, probe)
     except (StorageError, OSError) as exc:
         return (f"storage={cfg.storage}: cannot write there ({type(exc).__name__}: {exc})",
                 STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2)

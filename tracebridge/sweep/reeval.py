@@ -36,8 +36,9 @@ def final_checkpoints(exp_uri: str, cfg: StorageConfig | None = None) -> dict[st
     fs, root = _fs(exp_uri, cfg)
     retry, what = _retry(cfg), f"look-up of the checkpoints under {exp_uri}"
     out: dict[str, str] = {}
-    for marker in sorted(retry_io(lambda: fs.glob(f"{root.rstrip('/')}/*/checkpoint_*/{MARKER}"), what, retry)):
-        if json.loads(retry_io(partial(fs.cat_file, marker), what, retry)).get("kind") != "final":
+    for marker in sorted(retry_io(lambda: fs.glob(f"{root.rstrip('/')}/*/checkpoint_*/{MARKER}"), what, retry,
+                                  exp_uri, fs)):
+        if json.loads(retry_io(partial(fs.cat_file, marker), what, retry, exp_uri, fs)).get("kind") != "final":
             continue
         ckpt = marker.rsplit("/", 1)[0]
         trial = ckpt.rsplit("/", 2)[-2]

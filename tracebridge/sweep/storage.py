@@ -103,7 +103,7 @@ def read_text(uri: str, cfg: StorageConfig | None = None) -> str:
     from tracebridge.export.storage import retry_io
 
     fs, path = _fs(uri, cfg)
-    return retry_io(lambda: fs.cat_file(path).decode(), f"read of {uri}", _retry(cfg))
+    return retry_io(lambda: fs.cat_file(path).decode(), f"read of {uri}", _retry(cfg), uri, fs)
 
 
 def exists(uri: str, cfg: StorageConfig | None = None) -> bool:
@@ -115,7 +115,7 @@ def exists(uri: str, cfg: StorageConfig | None = None) -> bool:
     from tracebridge.export.storage import retry_io
 
     fs, path = _fs(uri, cfg)
-    return bool(retry_io(lambda: fs.exists(path), f"look-up of {uri}", _retry(cfg)))
+    return bool(retry_io(lambda: fs.exists(path), f"look-up of {uri}", _retry(cfg), uri, fs))
 
 
 def list_names(uri: str, cfg: StorageConfig | None = None, what: str = "") -> list[str]:
@@ -125,16 +125,14 @@ def list_names(uri: str, cfg: StorageConfig | None = None, what: str = "") -> li
     Raises:
         tracebridge.export.storage.StorageError: as ``read_text``.
     """
-    from tracebridge.export.storage import failed_error, refused, retry_io
+    from tracebridge.export.storage import retry_io
 
     fs, path = _fs(uri, cfg)
     what = what or f"listing of {uri}"
-    try:
-        entries = retry_io(lambda: fs.ls(path, detail=False), what, _retry(cfg))
+    try:  # a 403 (credentials the store refuses): a StorageError saying what to check
+        entries = retry_io(lambda: fs.ls(path, detail=False), what, _retry(cfg), uri, fs)
     except FileNotFoundError:
         return []
-    except PermissionError as exc:  # a 403 (credentials the store refuses): a StorageError saying what to check
-        raise (failed_error(what, uri, exc) if refused(uri, exc) else exc) from exc
     return sorted({str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries})
 
 
@@ -155,7 +153,7 @@ def put_text(uri: str, text: str, cfg: StorageConfig | None = None) -> None:
     from tracebridge.export.storage import retry_io
 
     fs, path = _fs(uri, cfg)
-    retry_io(partial(fs.pipe_file, path, text.encode()), f"write of {uri}", _retry(cfg))
+    retry_io(partial(fs.pipe_file, path, text.encode()), f"write of {uri}", _retry(cfg), uri, fs)
 
 
 def put_dir(local: Path, uri: str, cfg: StorageConfig | None = None, what: str = "") -> None:
@@ -194,7 +192,7 @@ def put_dir(local: Path, uri: str, cfg: StorageConfig | None = None, what: str =
     for f in sorted(Path(local).rglob("*"), key=lambda f: (f == last, f)):
         if f.is_file():
             retry_io(partial(fs.put_file, str(f), f"{path}/{f.relative_to(local).as_posix()}"),
-                     what or f"copy to {uri}", _retry(cfg))
+                     what or f"copy to {uri}", _retry(cfg), uri, fs)
 
 
 def get_dir(uri: str, local: Path, cfg: StorageConfig | None = None, what: str = "") -> Path:
@@ -218,13 +216,8 @@ def get_dir(uri: str, local: Path, cfg: StorageConfig | None = None, what: str =
             shutil.rmtree(local, ignore_errors=True)
             shutil.copytree(src, local)
         return local
-    from tracebridge.export.storage import failed_error, refused
-
-    what = what or f"copy from {uri}"
-    try:
-        return _get_remote_dir(uri, local, cfg, what)
-    except PermissionError as exc:  # a 403 (credentials the store refuses): a StorageError saying what to check
-        raise (failed_error(what, uri, exc) if refused(uri, exc) else exc) from exc
+    # a 403 (credentials the store refuses): a StorageError saying what to check (retry_io, given the URI)
+    return _get_remote_dir(uri, local, cfg, what or f"copy from {uri}")
 
 
 def _get_remote_dir(uri: str, local: Path, cfg: StorageConfig | None, what: str) -> Path:
@@ -233,17 +226,17 @@ def _get_remote_dir(uri: str, local: Path, cfg: StorageConfig | None, what: str)
 
     retry = _retry(cfg)
     fs, path = _fs(uri, cfg)
-    if not retry_io(lambda: fs.isdir(path), what, retry):
+    if not retry_io(lambda: fs.isdir(path), what, retry, uri, fs):
         raise FileNotFoundError(f"{uri}: no such folder")
     # object keys are arbitrary strings: 'x/../../.bashrc' must not be written outside ``local``; a key ending in
     # '/' is a folder marker (the S3 console's "Create folder", rclone, Hadoop), no file: it stopped the copy
     found = [(f, safe_relpath(f[len(path.rstrip("/")) + 1:], f"{uri}: object key"))
-             for f in retry_io(lambda: fs.find(path), what, retry) if not f.endswith("/")]
+             for f in retry_io(lambda: fs.find(path), what, retry, uri, fs) if not f.endswith("/")]
     shutil.rmtree(local, ignore_errors=True)
     local.mkdir(parents=True)
     for f, rel in found:
         (local / rel).parent.mkdir(parents=True, exist_ok=True)
-        retry_io(partial(fs.get_file, f, str(local / rel)), what, retry)
+        retry_io(partial(fs.get_file, f, str(local / rel)), what, retry, uri, fs)
     return local
 
 

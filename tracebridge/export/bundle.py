@@ -13,6 +13,8 @@ Layout (every path relative to the bundle folder, listed with its hash in ``mani
     quarantine.jsonl                                quarantined runs with their reasons (no values)
     report.json, report.md                          the dataset report
     export_config.yaml                              the resolved export config (terms masked)
+    README.md, features.json                        the dataset card (``datasets`` configs and features of every
+                                                    view) and the features alone (``tracebridge.export.features``)
     manifest.json                                   written last; not part of the bundle id
 
 ``bundle_id`` = sha256 of the concatenated sha256 hex digests of the files, in manifest order

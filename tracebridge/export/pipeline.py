@@ -62,6 +62,7 @@ from tracebridge.export.building import built_runs
 from tracebridge.export.bundle import BundleWriter, Manifest
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.families import family_counts
+from tracebridge.export.features import dataset_card, merge, to_features
 from tracebridge.export.labels import LabelsForRun
 from tracebridge.export.report import (
     Tally,
@@ -151,6 +152,7 @@ class _Exporter:
         self.work = RunWork(cfg, self.assignment, labels_for_run,  # steps 1-3 when there are no workers
                             corrections.by_run if corrections is not None else None)
         self.redactor = self.work.redactor  # also masks quarantine messages and places (a field path names dict keys)
+        self.types: dict[str, Any] = {}  # view file key -> type of its exported rows, every split (features.json)
 
     def quarantine(self, run: RunDir, reasons: list[Reason]) -> None:
         t, cap = self.t, self.cfg.quality.max_reasons_per_run
@@ -187,6 +189,8 @@ class _Exporter:
         for rel, size, n in b.files:
             self.w.write_rows(rel, rows[at:at + size], n)
             at += size
+        for key, typ in b.types.items():
+            self.types[key] = merge(self.types.get(key), typ)
         t.merge(b.exported)
         t.families[b.family][b.split] += 1
         self.leak.add(b.split, b.family, b.goal_hash, b.goal_text, run.run_id)
@@ -229,6 +233,23 @@ def _view_entries(rows: dict[str, int]) -> list[dict[str, Any]]:
         out.append({"view": key.split("/")[0], "file_key": key, "kind": VIEW_KINDS.get(key, "sft"),
                     "split": parts[-1].removesuffix(".jsonl"), "path": rel, "rows": n})
     return out
+
+
+def _write_card(writer: BundleWriter, rows: dict[str, int], types: dict[str, Any]) -> dict[str, str]:
+    """``features.json`` (each view's ``datasets`` features over all its splits) and the dataset card
+    ``README.md`` (``tracebridge.export.features``); returns the manifest's ``datasets`` entry."""
+    files: dict[str, dict[str, str]] = {}
+    for e in _view_entries(rows):
+        files.setdefault(e["file_key"], {})[e["split"]] = e["path"]
+    for rel in sorted(rows):
+        if rel.startswith(AL_PREFIX):
+            files.setdefault(rel.rsplit("/", 1)[0], {})[rel.rsplit("/", 1)[1].removesuffix(".jsonl")] = rel
+    order = {s: i for i, s in enumerate(SPLITS)}
+    files = {k: dict(sorted(v.items(), key=lambda kv: order.get(kv[0], len(order)))) for k, v in sorted(files.items())}
+    features = {k: to_features(types.get(k)) for k in files}
+    writer.write_file("features.json", orjson.dumps(features, option=orjson.OPT_INDENT_2))
+    writer.write_file("README.md", dataset_card(files, features, _rows_by_view(rows)).encode())
+    return {"card": "README.md", "features": "features.json"}
 
 
 def _failures(ex: _Exporter, leakage: dict[str, Any], balance: dict[str, Any],
@@ -339,6 +360,7 @@ def _finish(ex: _Exporter, root: Path, cfg: ExportConfig, writer: BundleWriter) 
         if not masked["views"][k]:
             del masked["views"][k]
     writer.write_file("export_config.yaml", yaml.safe_dump(masked, sort_keys=False).encode())
+    card = _write_card(writer, rows, ex.types)
     manifest = {
         "created_at": utc_now(), "tracebridge_version": tracebridge.__version__, "git_sha": git_sha(),
         "config_hash": sha256_json(masked),
@@ -351,6 +373,7 @@ def _finish(ex: _Exporter, root: Path, cfg: ExportConfig, writer: BundleWriter) 
                    "dedup": {k: dedup[k] for k in ("method", "removed_runs", "removed_rows", "clusters_total")},
                    "class_balance": report["class_balance"]},
         "quarantine": {"file": "quarantine.jsonl", "runs": ex.t.quarantined},
+        "datasets": card,
         # the row budgets the views were cut to (0 = off), and what the tool-output one cut
         "budgets": {"context_max_chars": cfg.views.context_max_chars,
                     "tool_output_max_chars": cfg.views.tool_output_max_chars,

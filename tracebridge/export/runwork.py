@@ -37,6 +37,7 @@ from tracebridge.curate.quality import Reason, run_reasons
 from tracebridge.curate.redact import Redactor, Scanner
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.families import goal_key, split_family
+from tracebridge.export.features import RowTyper
 from tracebridge.export.labels import LabelsForRun, turn_scoped
 from tracebridge.export.report import Tally
 from tracebridge.export.tools import ToolRegistry
@@ -89,19 +90,24 @@ def build_error(run_id: str, lines: list[tuple[int, dict[str, Any]]], exc: Excep
                   f"the run's data cannot be exported ({error}); its allowed quality problems, if any, follow")
 
 
-def _serialised(views: dict[str, list[dict[str, Any]]], split: str) -> tuple[list[tuple[str, int, int]], bytes]:
-    """The run's rows as JSONL in one buffer, and the bundle file, byte count and row count of each
-    view's share of it. One buffer, not a list of lines: a worker copies it to the main process in
-    one call (``tracebridge.export.arena``), which hashes and writes each file's share in one call."""
+def _serialised(views: dict[str, list[dict[str, Any]]], split: str, typer: RowTyper
+                ) -> tuple[list[tuple[str, int, int]], bytes, dict[str, Any]]:
+    """The run's rows as JSONL in one buffer, the bundle file, byte count and row count of each
+    view's share of it, and the type of each view's rows (``tracebridge.export.features``). One buffer,
+    not a list of lines: a worker copies it to the main process in one call
+    (``tracebridge.export.arena``), which hashes and writes each file's share in one call."""
     files: list[tuple[str, int, int]] = []
     lines: list[bytes] = []
+    types: dict[str, Any] = {}
+    memo: dict[int, Any] = {}  # the run's rows share message objects: each is typed once
     for key, rows in views.items():
         if rows:
             start = len(lines)
             lines += [orjson.dumps(r, option=_ROW) for r in rows]
             rel = f"{key}/{split}.jsonl" if key.startswith(AL_PREFIX) else f"views/{key}/{split}.jsonl"
             files.append((rel, sum(map(len, lines[start:])), len(rows)))
-    return files, b"".join(lines)
+            types[key] = typer.rows_type(rows, memo)
+    return files, b"".join(lines), types
 
 
 @dataclass
@@ -121,6 +127,7 @@ class Built:
     corrections: RunOutcome | None = None  # what became of the run's human corrections (None: it has none)
     rows: bytes | memoryview = b""  # the JSONL lines of every file in ``files``, in that order, as one buffer
     slot: int = -1  # >= 0: a worker put ``rows`` in this slot of the export's RowArena (``rows`` then empty)
+    types: dict[str, Any] = field(default_factory=dict)  # view file key -> type of the run's rows in it
 
 
 class RunWork:
@@ -143,6 +150,7 @@ class RunWork:
         self.redactor = Redactor(cfg.redaction)
         self.scanner = Scanner(cfg.redaction)
         self.tools = ToolRegistry(cfg.tools)
+        self.typer = RowTyper()  # the rows' types for features.json, its tables kept across runs
 
     def build(self, run: RunDir) -> Built:
         """Steps 1-3 of ``run`` (see ``tracebridge.export.pipeline``), the cyclic GC paused: a run's
@@ -235,10 +243,10 @@ class RunWork:
         x.outcomes["unknown" if ctx.success is None else ("success" if ctx.success else "failure")] += 1
         if ctx.success is False:
             x.failure_classes[str(ctx.failure_class or "unspecified")] += 1
-        files, blob = _serialised(views, split)
+        files, blob, types = _serialised(views, split, self.typer)
         fp = fingerprint(goal_hash, events, raw) if self.cfg.dedup.enabled else ""
         return Built(t, [], family, split, files, {k: len(v) for k, v in views.items() if v}, x, fp, goal_hash,
-                     str(_dict(session.get("goal")).get("text") or ""), rows=blob)
+                     str(_dict(session.get("goal")).get("text") or ""), rows=blob, types=types)
 
     def redaction(self, t: Tally, run: RunDir, events: list[dict[str, Any]], session: dict[str, Any]
                   ) -> tuple[list[dict[str, Any]], dict[str, Any], list[Reason]]:

@@ -72,6 +72,33 @@ def test_trial_resumes_from_its_work_dir(tmp_path):
     assert trial["phases"]["sft"]["resumed_from"].endswith("sft/checkpoint-6")
 
 
+def test_a_checkpoint_left_incomplete_by_a_kill_is_passed_over_on_resume(tmp_path):
+    """Killed while transformers saved checkpoint-8 (its model written, its optimizer, scheduler and
+    trainer_state.json not yet): resuming the trial folder took that newest folder and failed
+    (FileNotFoundError: .../checkpoint-8/trainer_state.json). It now resumes from checkpoint-4."""
+    spec = {"role": "verifier", "variant": "baseline", "seed": 0, **FAST, "train.max_steps": 8,
+            "train.save_steps": 4, "data.max_eval_rows": 8}
+
+    class Killed(RuntimeError):
+        pass
+
+    def die_at_step_8(msg):
+        if msg.get("step") == 8 and "checkpoint_dir" in msg:
+            raise Killed(msg["checkpoint_dir"])
+
+    with pytest.raises(Killed):
+        run_trial(spec, FIXTURE, tmp_path / "w", on_report=die_at_step_8)
+    partial = tmp_path / "w" / "sft" / "checkpoint-8"
+    for name in ("trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        (partial / name).unlink()  # what a kill in the middle of the save leaves
+    shutil.rmtree(tmp_path / "w" / "sft" / "final", ignore_errors=True)
+    again: list[dict] = []
+    r = run_trial(spec, FIXTURE, tmp_path / "w", on_report=again.append, resume_from=tmp_path / "w")
+    assert r["sft/steps"] == 8 and min(x["step"] for x in again if "loss" in x) > 4
+    trial = json.loads((tmp_path / "w" / "trial.json").read_text())
+    assert trial["phases"]["sft"]["resumed_from"].endswith("sft/checkpoint-4")
+
+
 def one_kind_of_pairs(bundle: Path, out: Path) -> Path:
     """A copy of ``bundle`` whose verifier train pairs are all of its most common kind (one chosen
     verdict over one rejected verdict). Random pairs of mixed kinds can contradict each other for a

@@ -110,3 +110,26 @@ def test_list_valued_ablations_check_and_name_their_trials():
         "bundle=s3://b/x", "ablations.train.lora.target_modules=[[q_proj,v_proj],[q_proj,k_proj,v_proj,o_proj]]"])
     assert len(specs) == 4 and len({s["trial_id"] for s in specs}) == 4
     assert grid.run_spec(specs[0], "/r.yaml")["train.lora.target_modules"] == ["q_proj", "v_proj"]
+
+
+def test_variants_evaluated_differently_are_refused_before_any_trial():
+    """Baseline and optimized are compared item by item: a ``variant_overrides`` eval split or row cap of one
+    variant only showed as unpaired items in the report, after training, and a generation length or (with
+    data.fit_context) a fitted prompt length of one variant only was compared without a word."""
+    from tracebridge.config import ConfigError
+
+    def problems(*ov):
+        try:
+            grid.load_checked("configs/sweep/demo.yaml", ["bundle=s3://b/x", *ov])
+        except ConfigError as exc:
+            return [p for p in exc.problems if p.startswith("variant_overrides: ")]
+        return []
+
+    assert problems("variant_overrides.optimized.data.eval_split=validation") == [
+        ("variant_overrides: data.eval_split differs between the variants (baseline test, optimized validation); "
+         "baseline and optimized are compared on the same evaluation: set it under overrides (every variant)")]
+    assert "eval.max_new_tokens differs" in problems("variant_overrides.baseline.eval.max_new_tokens=8")[0]
+    (fit,) = problems("variant_overrides.optimized.train.max_length=1024")  # demo fits prompts (data.fit_context)
+    assert "prompt fit lengths" in fit and "baseline [2048, 2048], optimized [1024, 2048]" in fit
+    assert problems("variant_overrides.optimized.dpo.beta=0.2", "variant_overrides.optimized.train.lr=0.003") == []
+    assert problems("variant_overrides.optimized.train.max_length=1024", "overrides.eval.max_length=512") == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -112,14 +113,43 @@ def write_recipe(recipe: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def check_trials(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], specs: list[dict[str, Any]]) -> list[str]:
-    """Problems of the grid: size against the budget, and each distinct (role, variant, ablation)
-    cell's config (unknown keys, bad values), found on the driver before any worker starts."""
-    import tempfile
+def evaluation_of(recipe: dict[str, Any]) -> dict[str, Any]:
+    """What decides a variant's evaluation items and scores (``tracebridge.eval.offline.evaluate_split``): the
+    ``eval.*`` keys, ``data.eval_split``, ``data.max_eval_rows``, and the lengths its prompts are fitted to."""
+    from tracebridge.config import load_config
+    from tracebridge.eval.offline import fit_lengths
+    from tracebridge.sweep.config import flat_keys
+    from tracebridge.train.config import TrainConfig
 
+    out = {f"eval.{k}": v for k, v in flat_keys(recipe.get("eval") or {}).items()}
+    out.update({f"data.{k}": (recipe.get("data") or {}).get(k) for k in ("eval_split", "max_eval_rows")})
+    with tempfile.TemporaryDirectory() as tmp:
+        fit = fit_lengths(load_config(TrainConfig, write_recipe(recipe, Path(tmp) / "r.yaml")))
+    out["prompt fit lengths (eval.max_length, else train/dpo.max_length, with data.fit_context)"] = list(fit)
+    return out
+
+
+def evaluation_problems(cfg: SweepConfig, recipes: dict[str, dict[str, Any]]) -> list[str]:
+    """Evaluation settings the variants' recipes do not share (set by ``variant_overrides``): baseline and
+    optimized are compared item by item, so they must be scored on the same items under the same settings;
+    a split or row cap of one variant only showed in the report as items that do not pair, after training,
+    and a generation length or fitted prompt length of one variant only was compared without a word."""
+    if len(recipes) < 2:
+        return []
+    evals = {v: evaluation_of(r) for v, r in recipes.items()}
+    first, *rest = list(evals)
+    return [f"variant_overrides: {k} differs between the variants ({', '.join(f'{v} {evals[v].get(k)}' for v in evals)}); "
+            "baseline and optimized are compared on the same evaluation: set it under overrides (every variant)"
+            for k in evals[first] if any(evals[v].get(k) != evals[first][k] for v in rest)]
+
+
+def check_trials(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], specs: list[dict[str, Any]]) -> list[str]:
+    """Problems of the grid: size against the budget, evaluation settings the variants do not share
+    (``evaluation_problems``), and each distinct (role, variant, ablation) cell's config (unknown keys, bad
+    values), found on the driver before any worker starts."""
     from tracebridge.train.config import load_train_config
 
-    problems = []
+    problems = evaluation_problems(cfg, recipes)
     if cfg.budget.max_trials and len(specs) > cfg.budget.max_trials:
         problems.append(f"budget.max_trials={cfg.budget.max_trials}: the grid has {len(specs)} trials "
                         "(roles × variants × ablation cells × seeds); raise the cap or shrink the grid")

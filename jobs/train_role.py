@@ -11,7 +11,8 @@ Submit (on a GPU node: add --entrypoint-num-gpus 1):
 
 Arguments: CONFIG, an optional trial id (no ``=``; an unknown id prints the grid's ids), then
 ``key=value`` sweep overrides. The last stdout line
-is the trial's result as JSON (metrics, checkpoint_dir, trial_dir). Exit 0 ok, 2 bad arguments,
+is the trial's result as JSON (metrics, checkpoint_dir, trial_dir). Exit 0 ok, 1 the trial's rows cannot
+train at its config (``TrialInputError``: the error line names the fix), 2 bad arguments,
 config, bundle or work_dir, or an unknown trial id, 3 the bundle's storage unreachable (after
 ``storage_io.retry.attempts`` tries of requests bounded by ``storage_io.request_timeout_s``).
 """
@@ -38,6 +39,7 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
     from tracebridge.sweep.publish import STORAGE_UNREACHABLE
     from tracebridge.sweep.storage import ensure_bundle
     from tracebridge.sweep.trainable import TrialContext, run_one
+    from tracebridge.train.common import TrialInputError
     from tracebridge.train.data import BundleError
 
     # ---- 1. config and the chosen grid cell
@@ -86,6 +88,8 @@ def main(config: str, trial: str | None, overrides: list[str]) -> int:
         result = run_one(spec, ctx, report, _Dir, None)
     except (ConfigError, BundleError) as exc:  # found by the trial before it trains: a traceback and exit 1 before
         return job_error(log, 2, f"trial {spec['trial_id']}: {exc}", sid)
+    except TrialInputError as exc:  # its rows cannot train at this config: the trial failed (a traceback before)
+        return job_error(log, 1, f"trial {spec['trial_id']}: {type(exc).__name__}: {exc}", sid)
     print(json.dumps({k: v for k, v in result.items() if k != "loss_curve"}, default=str), flush=True)
     return 0
 

@@ -218,3 +218,18 @@ def test_a_hook_the_config_turned_off_in_failed_cycles_is_not_exercised(tmp_path
     assert hook.status == "not exercised" and "shadow.runtime_hook=false" in hook.evidence, hook
     make_cycle(tmp_path, NOW - dt.timedelta(hours=1), hook="failed")
     assert lines(review(tmp_path, ReviewConfig(), now=NOW))["runtime_hook"].status == "fail"
+
+
+def test_a_cycle_dated_after_now_is_named_not_silently_left_out(tmp_path):
+    # the clock was set back an hour (an NTP step) after today's cycle ran: the review (at the clock's "now")
+    # read "2 of 2 cycles ok (need 3)" with no word of the third one
+    real = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    for h in (47, 23):
+        make_cycle(tmp_path, real - dt.timedelta(hours=h))
+    ahead = make_cycle(tmp_path, real + dt.timedelta(hours=1))
+    cyc = lines(review(tmp_path, ReviewConfig()))["cycles"]
+    assert cyc.status == "fail" and cyc.evidence.startswith("2 of 2 cycles ok (need 3)")
+    assert "dated after now (" in cyc.evidence and f"not counted: {ahead.name}" in cyc.evidence
+    assert "the clock was set back" in cyc.evidence
+    # a past review (--now) leaves later cycles out by design: no note
+    assert "dated after now" not in lines(review(tmp_path, ReviewConfig(), now=real))["cycles"].evidence

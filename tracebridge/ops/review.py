@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracebridge.ops.artifacts import sha256_file
+from tracebridge.ops.artifacts import list_cycles, sha256_file
 from tracebridge.ops.config import ReviewConfig
 from tracebridge.ops.cycle import LOCK
 from tracebridge.ops.review_cycles import Cycle, load_cycles
@@ -375,6 +375,11 @@ def review(artifacts_dir: str | Path, cfg: ReviewConfig, now: dt.datetime | None
              for name, judge in CRITERIA]
     if running:
         lines[0].evidence += f"; still running (no manifest yet), not counted: {', '.join(running)}"
+    ahead = [p.name for at, p in list_cycles(artifacts_dir) if at > end] if now is None else []
+    if ahead:  # dated after now: the clock was set back (NTP, a wrong RTC) since they ran; silently left out before
+        lines[0].evidence += (f"; dated after now ({end:%Y-%m-%dT%H:%M:%SZ}), not counted: {', '.join(ahead[:5])}"
+                              + (f" and {len(ahead) - 5} more" if len(ahead) > 5 else "")
+                              + " (the clock was set back since they ran; check it, or give --now)")
     if not Path(artifacts_dir).is_dir():  # run from another folder than the cycles', or a typo
         lines[0].evidence += (f"; no folder {Path(artifacts_dir).resolve()}: no cycle ran with this artifacts_dir "
                               "(run from the folder the cycles run in, or give --artifacts)")

@@ -17,6 +17,7 @@ from tests.importers.conftest import lazy_importorskip
 from tracebridge.capture.reader import RunDir
 from tracebridge.importers.agentlightning.hook import RuntimeHook
 from tracebridge.importers.agentlightning.smoke import tiny_agent
+from tracebridge.importers.agentlightning.spans import _iso
 from tracebridge.schema.validate import check_run
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -165,3 +166,39 @@ def test_hook_drops_only_the_event_json_cannot_hold(tmp_path):
     assert chk.complete and chk.schema_valid and chk.lineage_valid, chk.problems
     session = RunDir(run).read_session()
     assert session["capture"]["events_dropped"] == 1 and session["summary"]["failure_class"] == "Mute"
+
+
+def test_a_tools_result_follows_what_ran_inside_it(tmp_path):
+    """Nested ``agl.operation`` spans (a tool that runs another, and emits a message): before, the outer
+    tool's result was written right after its call, then the inner tool and the message with their start
+    times pushed past the outer end, as if they ran after the outer tool returned."""
+    import time
+
+    def agent(task):
+        with agl.operation(name="outer") as op:
+            op.set_input(q=1)
+            time.sleep(0.01)
+            with agl.operation(name="inner") as inner:
+                inner.set_input(x=2)
+                time.sleep(0.01)
+                inner.set_output("inner result")
+            agl.emit_message("inside outer")
+            time.sleep(0.01)
+            op.set_output("outer result")
+        agl.emit_reward(1.0)
+        return "done"
+
+    res = RuntimeHook(tmp_path, keep_spans=True).run(agent, {"question": "q"})
+    evs = _events(res.run_dir)
+    got = [(e["event_type"], e["payload"].get("tool") or e["payload"].get("output") or e["payload"].get("source"))
+           for e in evs[1:-2]]
+    assert got == [("worker_tool_call", "outer"), ("worker_tool_call", "inner"), ("worker_tool_result", "inner result"),
+                   ("env_observation", "agentlightning.message"), ("worker_tool_result", "outer result"),
+                   ("env_observation", "agentlightning.reward")]
+    by_id = {e["event_id"]: e for e in evs}
+    assert by_id[evs[2]["parent_event_id"]]["payload"]["tool"] == "outer"  # the inner call ran inside the outer
+    assert evs[5]["parent_event_id"] == evs[1]["event_id"] and evs[6]["parent_event_id"] == evs[5]["event_id"]
+    inner = next(s for s in res.raw_spans if s["attributes"].get("agentlightning.operation.input.x") == 2)
+    assert evs[2]["timestamp"] == _iso(inner["start_time"])  # its own start, not the outer tool's end
+    chk = check_run(RunDir(res.run_dir))
+    assert chk.schema_valid and chk.lineage_valid_events == chk.events

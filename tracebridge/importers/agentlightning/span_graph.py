@@ -55,6 +55,21 @@ def _distinct(spans: list[dict[str, Any]], b: _Builder) -> list[dict[str, Any]]:
     return out
 
 
+def close_tools(b: _Builder, parents: dict[Any, Any], span_id: Any = None) -> None:
+    """Write the results of the open tool spans that are not above ``span_id`` (the span mapped next; None:
+    all), innermost first: a tool's result follows the spans that ran inside it (a nested tool, a model
+    call, a message), as its end follows theirs, instead of coming before them with their times pushed
+    past it."""
+    above: set[Any] = set()
+    anc = parents.get(span_id)
+    while anc is not None and anc not in above:  # a loop of parent pointers ends the walk
+        above.add(anc)
+        anc = parents.get(anc)
+    while b.open_tools and b.open_tools[-1][0] not in above:
+        _, result, call, end = b.open_tools.pop()
+        b.emit("worker_tool_result", "worker", result, call, end)
+
+
 def unsound_parents(ordered: list[dict[str, Any]]) -> dict[Any, str]:
     """Per span whose ``parent_id`` cannot be followed, why: it names no span of the rollout, or the span is
     on a loop of parent pointers (each span of the loop is listed; a span that only leads into one is not).

@@ -49,6 +49,7 @@ from tracebridge.importers.agentlightning.span_graph import (
     _children,
     _distinct,
     _same_call,
+    close_tools,
     ordered_spans,
     unsound_parents,
 )
@@ -143,6 +144,7 @@ class _Builder:
         self.calls: list[tuple[list[Any], dict[str, Any], list[str]]] = []  # (prompt, action, made-up ids)
         self.claims: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (model's tool call, tool event payload)
         self.reward_seq = -1  # the sequence_id of the reward that is the run's so far
+        self.open_tools: list[tuple[Any, dict[str, Any], str, Any]] = []  # (span id, result, call event, end)
 
     def emit(self, etype: str, role: str, payload: dict[str, Any], parent: str | None, t: float | None,
              llm: dict[str, Any] | None = None, labels: dict[str, Any] | None = None) -> str:
@@ -188,7 +190,7 @@ def _tool(b: _Builder, span: dict[str, Any], attrs: dict[str, Any], parent: str 
     start, end = span.get("start_time"), span.get("end_time")
     if isinstance(start, (int, float)) and isinstance(end, (int, float)):
         result["latency_ms"] = max(0.0, (end - start) * 1000.0)
-    b.emit("worker_tool_result", "worker", result, call, end)
+    b.open_tools.append((span.get("span_id"), result, call, end))  # written once what ran inside it is
     if claimed is not None:  # its id may be reconciled later (``_reconcile``): the tool events follow it
         b.claims += [(claimed, asked), (claimed, result)]
     return call
@@ -330,11 +332,14 @@ def spans_to_events(spans: list[dict[str, Any]], run_id: str, task: Any, result:
             seen.add(anc)  # cycle, or a span its own parent, ends the walk), else the previous event
             parent, anc = mapped.get(anc), parents.get(anc)
         sid = span.get("span_id")
+        if b.open_tools:
+            close_tools(b, parents, sid)
         eid = _map_span(b, span, kind, parent or b.last or root, first_tool.get(sid), parts.get(sid))
         if eid is None and kind not in STRUCTURE:
             b.out.drift[f"span:{span.get('name')}"] += 1
         elif span.get("span_id") and eid is not None:
             mapped[span["span_id"]] = eid
+    close_tools(b, parents)
     _reconcile(b)
     end_t = max((s.get("end_time") or 0.0 for s in ordered), default=None) or None
     b.emit("worker_output", "worker", {"result": _jsonable(result), "status": "failed" if error else "done"},

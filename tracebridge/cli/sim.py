@@ -102,6 +102,10 @@ def _print_summary(s: object) -> None:
         ("event types missing", ", ".join(d["missing_event_types"]) or "none"),
         ("invalid outputs / crashed / capture errors", f"{d['invalid_outputs']} / {d['crashed']} / {d['capture_errors']}"),
     ]
+    if d["resumed"] or d["set_aside"]:  # a rerun after an interruption: the rate is of the episodes run now
+        resumed = (f"{d['resumed']} collected by an earlier pass, {d['episodes'] - d['resumed']} run now; "
+                   f"{len(d['set_aside'])} interrupted run(s) moved to .collect.interrupted/")
+        rows.insert(1, ("resumed", resumed))
     for k, v in rows:
         t.add_row(k, v)
     con = Console()

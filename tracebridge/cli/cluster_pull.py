@@ -131,7 +131,7 @@ def pull(
     """Download a sweep's report from storage and verify its manifest hashes; exit 1 on any mismatch or
     when a submission id's report was written by another attempt, 2 when a URI or folder given holds no report
     or is mistyped, or the storage cannot be opened (unknown protocol, no credentials; as ``fetch``), 3 when the storage cannot be reached (each request bounded by
-    request_timeout_s, retry.attempts tries)."""
+    request_timeout_s, retry.attempts tries) or the report changed on each of retry.attempts reads (a push over it)."""
     from tracebridge.cluster.submit import pull_report
     from tracebridge.config import load_config
     from tracebridge.export.config import StorageConfig
@@ -149,7 +149,7 @@ def pull(
     _check_replaceable(out / name, uri)
     res = pull_report(uri, out / name, storage_io, expect)
     found = {"uri": uri, "problems": res["problems"], "path": None}  # every failure's JSON has them, as exit 1's
-    if res.get("unreachable"):  # try again later, as fetch
+    if res.get("unreachable") or res.get("changing"):  # try again later, as fetch (changing: a push over it runs)
         fail(res["problems"][0], EXIT_UNREACHABLE, **found)
     if res.get("no_source") and not expect:  # a URI or folder given that holds nothing: called wrong, as fetch
         fail(res["problems"][0], EXIT_USAGE, **found)

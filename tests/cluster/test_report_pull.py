@@ -1,0 +1,104 @@
+"""``tracebridge pull`` while a push overwrites the report, against a real S3 API (moto on 127.0.0.1). A push sends
+the report's files first and its manifest last, so a read in between got the new files under the old manifest:
+the pull refused the report as "modified" (exit 1, as for a tampered one). Now a read that does not verify is read
+again: the pushed report once the push has ended; "changed while it was read" (exit 3, try later) when every read
+differs; a report damaged for good (the same bytes twice) still exits 1.
+
+The writer's steps are sequenced by the pull's own "reading it again" log line (a handler that sends the next
+objects with boto3), so each read meets the state the test means."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from tests.export.conftest import moto_server
+from tests.report.test_report import trials
+from tracebridge.cli import app
+from tracebridge.report import write_report
+from tracebridge.sweep.storage import put_dir
+
+BUCKET, KEY = "tb-reports", "reports/sw-1"
+URI = f"s3://{BUCKET}/{KEY}"
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    with moto_server() as url:
+        for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                     "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": url}.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        client = boto3.client("s3", endpoint_url=url)
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> tuple[Path, Path]:
+    """Two reports of one sweep (other results), A pushed."""
+    a, b = tmp_path / "A", tmp_path / "B"
+    write_report(trials(tmp_path / "ta", uplift=20), a, config={"roles": ["verifier"]}, wall_s=1.0, n_boot=20)
+    write_report(trials(tmp_path / "tb", uplift=0), b, config={"roles": ["verifier"]}, wall_s=2.0, n_boot=20)
+    put_dir(a, URI)
+    return a, b
+
+
+class OnReadAgain(logging.Handler):
+    """Runs the next of ``steps`` each time the pull says it reads the report again."""
+
+    def __init__(self, steps: list[Callable[[], None]]) -> None:
+        super().__init__(logging.WARNING)
+        self.steps = steps
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "reading it again" in record.getMessage() and self.steps:
+            self.steps.pop(0)()
+
+
+def _pull(tmp_path: Path, steps: list[Callable[[], None]], attempts: int = 4) -> tuple[int, dict]:
+    handler = OnReadAgain(steps)
+    logging.getLogger("tracebridge").addHandler(handler)
+    try:
+        res = CliRunner().invoke(app, ["pull", URI, "--out", str(tmp_path / "out"), "--json",
+                                       f"retry.attempts={attempts}", "retry.backoff_s=0.01"])
+    finally:
+        logging.getLogger("tracebridge").removeHandler(handler)
+    return res.exit_code, json.loads(res.stdout)
+
+
+def _put(s3, report: Path, *names: str) -> Callable[[], None]:  # type: ignore[no-untyped-def]
+    return lambda: [s3.put_object(Bucket=BUCKET, Key=f"{KEY}/{n}", Body=(report / n).read_bytes()) for n in names]
+
+
+def test_pull_during_a_push_over_the_report_gets_the_pushed_report(s3, reports, tmp_path: Path) -> None:
+    _, b = reports
+    _put(s3, b, "results.json", "report.html")()  # the push's files are there; its manifest not yet
+    code, res = _pull(tmp_path, [_put(s3, b, "manifest.json")])  # the push ends before the second read
+    assert code == 0, res
+    for name in ("manifest.json", "results.json", "report.html"):
+        assert (tmp_path / "out" / "sw-1" / name).read_bytes() == (b / name).read_bytes()
+
+
+def test_a_report_that_changes_on_every_read_is_said_so_exit_3(s3, reports, tmp_path: Path) -> None:
+    a, b = reports
+    _put(s3, b, "results.json")()
+    # under A's manifest: B's results, then A's results with B's page, then both of B's: torn each time, never alike
+    steps = [lambda: (_put(s3, a, "results.json")(), _put(s3, b, "report.html")()), _put(s3, b, "results.json")]
+    code, res = _pull(tmp_path, steps, attempts=3)
+    assert code == 3, res
+    assert res["error"].startswith(f"{URI}: the report changed while it was read (3 reads"), res["error"]
+    assert not (tmp_path / "out" / "sw-1").exists()
+
+
+def test_a_damaged_report_read_twice_the_same_exits_1(s3, reports, tmp_path: Path) -> None:
+    s3.put_object(Bucket=BUCKET, Key=f"{KEY}/results.json", Body=b"{}")
+    code, res = _pull(tmp_path, [])
+    assert code == 1, res
+    assert res["problems"] == [f"{URI}/manifest.json:files[0].sha256: results.json was modified"], res

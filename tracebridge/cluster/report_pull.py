@@ -1,0 +1,147 @@
+"""Pulling a sweep's report from storage: ``pull_report`` downloads the report folder, verifies it against its
+manifest (and the sweep, bundle and attempt it is pulled for), and only then moves it into place. A read that
+meets a report being overwritten (files of two reports) is read again; a report that keeps changing is said so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from tracebridge.export.config import StorageConfig
+
+log = logging.getLogger(__name__)
+
+
+def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
+                expect: dict[str, str] | None = None) -> dict[str, Any]:
+    """Download the report folder at ``uri`` and verify it against its manifest; only a verified
+    report is moved to ``out`` (replacing the one there), so a failed pull leaves ``out`` as it was.
+    Each request waits at most ``storage_io.request_timeout_s`` and is tried ``storage_io.retry.attempts``
+    times (defaults: those of ``tracebridge fetch``). ``expect`` holds manifest fields the report must
+    have (``sweep_id``, ``bundle_id`` of the plan or job it is pulled for): a report that verifies
+    against its own manifest but is another sweep's or bundle's is refused too, and so is one another
+    attempt wrote (``submission_id``: the attempt pulled for pushed no report, an earlier one's lies there).
+    A manifest written before submission ids were recorded is accepted with a note saying so.
+
+    Returns:
+        ``{"path", "problems", "report_html", "manifest", "written_by", "notes"}`` (``path``: where the report
+        now lies, None when none was written); ``problems`` is empty
+        when every file matches its manifest hash (they name the files at ``uri``); ``report_html`` and
+        ``manifest`` are None when it is not; ``written_by`` is the manifest's ``submission_id`` (None
+        when it records none, which a note then says). A storage that cannot be reached (after the tries) adds
+        ``"unreachable": True`` (try again later, exit 3), one that cannot be opened or refuses the request
+        (an unknown protocol, a mistyped bucket, no credentials) ``"refused": True`` (a config to fix, exit 2
+        as ``fetch``), a local folder that cannot be read (no permission) a problem. A mistyped ``uri``, one with no folder
+        there, or one holding none of ``REPORT_FILES`` (an empty folder; a storage root, found by one listing and
+        not downloaded) adds ``"no_source": True``: for a URI or folder the caller gave, a usage error (exit 2).
+        A remote report that does not verify is read again (up to ``storage_io.retry.attempts`` reads, waiting
+        ``retry.backoff_s``, doubled): a read during a push over it gets files of both reports (the push sends its
+        files first, its manifest last). One that reads the same twice is damaged (its problems returned); one
+        whose every read differs adds ``"changing": True`` (try again later, exit 3), its first problem saying so.
+    """
+    import json
+    import shutil
+    import tempfile
+
+    from tracebridge.export.storage import StorageError, StorageUnreachable, uri_problem
+    from tracebridge.report import verify_report
+    from tracebridge.sweep.storage import get_dir, is_local, list_names
+
+    failed = {"path": None, "report_html": None, "manifest": None, "written_by": None, "notes": []}
+    if bad := uri_problem(uri):
+        return {**failed, "problems": [bad], "no_source": True}
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".pull-{out.name}-", dir=out.parent))
+    except OSError as exc:  # a file in the way, no permission
+        return {**failed, "problems": [f"{out.parent}: cannot hold the pulled report: {exc}"]}
+    retry, reads = (storage_io or StorageConfig()).retry, []  # reads: the digest of each torn read
+    try:
+        while True:
+            try:
+                names = list_names(uri, storage_io, f"pull from {uri}")  # a folder holding no report is not downloaded
+                if not names or set(names) & set(REPORT_FILES):
+                    get_dir(uri, tmp, storage_io, f"pull from {uri}")
+            except FileNotFoundError as exc:
+                return {**failed, "problems": [f"{uri}: no report there ({exc})"], "no_source": True}
+            except ValueError as exc:
+                return {**failed, "problems": [str(exc)]}
+            except (StorageError, OSError) as exc:  # unreachable after the tries; no credentials or permission
+                if not isinstance(exc, StorageError):
+                    return {**failed, "problems": [f"pull from {uri}: {exc}"]}
+                return {**failed, "problems": [str(exc)],
+                        ("unreachable" if isinstance(exc, StorageUnreachable) else "refused"): True}
+            if not any((tmp / f).exists() for f in REPORT_FILES):  # an empty or other folder: no report to verify
+                return {**failed, "problems": [f"{uri.rstrip('/')}: no report there (no {', '.join(REPORT_FILES)})"],
+                        "no_source": True}
+            problems = [p.replace(str(tmp), uri.rstrip("/")) for p in verify_report(tmp)]
+            if not problems or is_local(uri) or retry.attempts < 2:
+                break
+            # files of two reports (a push overwriting this one: its files go first, its manifest last) or a damaged
+            # one: read again; the same bytes twice is a damaged report (or a push cut short), not one being written
+            reads.append(_digest(tmp))
+            if len(reads) >= 2 and reads[-1] == reads[-2]:
+                break
+            if len(reads) >= retry.attempts:
+                return {**failed, "problems": [CHANGING.format(uri=uri.rstrip("/"), reads=len(reads))] + problems,
+                        "changing": True}
+            wait = min(retry.backoff_s * 2 ** (len(reads) - 1), retry.max_backoff_s)
+            log.warning("%s: the report read does not verify (%s); reading it again in %.3g s (read %d/%d)",
+                        uri, problems[0], wait, len(reads), retry.attempts)
+            time.sleep(wait)
+        problems = problems or report_mismatch(tmp, uri, expect)
+        if problems:
+            return {**failed, "problems": problems}
+        old = out.with_name(f".old-{out.name}-{tmp.name}") if out.exists() else None
+        if old is not None:
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    man = json.loads((out / "manifest.json").read_text())
+    return {"path": str(out), "problems": [], "manifest": man, "written_by": man.get("submission_id"),
+            "notes": [] if man.get("submission_id") else [UNSTAMPED.format(uri=uri.rstrip("/"))],
+            "report_html": str(out / "report.html") if (out / "report.html").is_file() else None}
+
+
+REPORT_FILES = ("manifest.json", "results.json", "report.html")  # one of them: a report, maybe damaged
+CHANGING = ("{uri}: the report changed while it was read ({reads} reads, each of other bytes, none verifying: "
+            "a push is overwriting it); nothing was pulled: pull again once that push has ended")
+UNSTAMPED = ("{uri}/manifest.json: records no submission_id (written before reports named the attempt that "
+             "wrote them, or outside a Ray job): which attempt of the sweep wrote it is not checked")
+
+
+def _digest(folder: Path) -> str:
+    """sha256 over the relative path and bytes of every file under ``folder``: two reads of one report compare."""
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(folder).as_posix().encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def report_mismatch(report: Path, uri: str, expect: dict[str, str] | None) -> list[str]:
+    """Problems of a verified report whose manifest fields differ from ``expect``: its sweep or bundle is not
+    the one it was pulled for, or another attempt (``submission_id``) wrote it. A manifest that records no
+    ``submission_id`` is not a problem here (``pull_report`` notes it)."""
+    import json
+
+    man = json.loads((Path(report) / "manifest.json").read_text())
+    where = f"{uri.rstrip('/')}/manifest.json"
+    probs = []
+    for k, v in (expect or {}).items():
+        if not v or man.get(k) == v or (k == "submission_id" and not man.get(k)):
+            continue
+        why = (f"written by {man[k]}, not by {v} ({v} pushed no report, or a later attempt replaced it; "
+               f"`tracebridge pull {man[k]}` gets that one)" if k == "submission_id"
+               else f"{man.get(k)} is not the expected {v} (the report of another sweep or bundle lies at that URI)")
+        probs.append(f"{where}:{k}: {why}")
+    return probs

@@ -48,6 +48,7 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
     import shutil
     import tempfile
 
+    from tracebridge.export.leftovers import PULL, PULL_OLD, remove_stale, temp_tag
     from tracebridge.export.storage import StorageError, StorageUnreachable, uri_problem
     from tracebridge.report import verify_report
     from tracebridge.sweep.storage import get_dir, is_local, list_names
@@ -58,7 +59,8 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".pull-{out.name}-", dir=out.parent))
+        remove_stale(out.parent, (PULL, PULL_OLD))  # what pulls killed mid-way left beside their reports
+        tmp = Path(tempfile.mkdtemp(prefix=f".pull-{temp_tag()}{out.name}-", dir=out.parent))
     except OSError as exc:  # a file in the way, no permission
         return {**failed, "problems": [f"{out.parent}: cannot hold the pulled report: {exc}"]}
     retry, reads = (storage_io or StorageConfig()).retry, []  # reads: the digest of each torn read

@@ -42,6 +42,7 @@ from tracebridge.export.bundle import (
     verify_bundle,
 )
 from tracebridge.export.config import StorageConfig
+from tracebridge.export.leftovers import PART, remove_stale, temp_tag
 from tracebridge.export.rowscan import file_findings, row_findings
 from tracebridge.export.storage import (
     LATEST,
@@ -93,7 +94,7 @@ def _put(fs: Any, local: Path | bytes, remote: str) -> None:
     if local_fs:
         folder, name = remote.rsplit("/", 1)
         fs.makedirs(folder, exist_ok=True)
-        target = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.part"
+        target = f"{folder}/.{name}.{temp_tag()}{uuid.uuid4().hex[:12]}.part"  # tagged: remove_stale tells it runs
     try:
         if isinstance(local, Path):
             fs.put_file(str(local), target)
@@ -239,6 +240,8 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
                            "files": len(man.files), "bytes": sum(max(f.bytes, 0) for f in man.files),
                            "verified": cfg.verify_remote}
 
+    if _is_local(fs):  # the .part copies of pushes killed mid-way, in every bundle folder there
+        remove_stale(Path(base), (PART,), recursive=True)
     local_manifest = (src / MANIFEST).read_bytes()
     sent_files: set[str] = set()  # by every try: a retry sends only what the one before had not
 

@@ -44,6 +44,7 @@ from tracebridge.export.bundle import (
     verify_bundle,
 )
 from tracebridge.export.config import RetryConfig, StorageConfig
+from tracebridge.export.leftovers import FETCH, remove_stale, temp_tag
 
 log = logging.getLogger(__name__)
 LATEST = "LATEST"
@@ -279,7 +280,8 @@ def resolve_bundle_dir(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if (p / MANIFEST).is_file():
         return p
-    found = sorted(d for d in p.iterdir() if (d / MANIFEST).is_file()) if p.is_dir() else []
+    # a hidden folder is a fetch's or export's temporary one (a killed fetch's may hold its manifest): no bundle
+    found = sorted(d for d in p.iterdir() if not d.name.startswith(".") and (d / MANIFEST).is_file()) if p.is_dir() else []
     if len(found) == 1:
         return found[0]
     if not found:
@@ -353,7 +355,8 @@ def fetch_bundle(uri: str, out_dir: str | os.PathLike[str], cfg: StorageConfig |
             return final, verify_bundle(final)
         except BundleError as exc:  # damaged since it was fetched: fetched again and swapped in below
             log.warning("%s: the local copy no longer verifies (%s); fetching it again", final, exc)
-    tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=out))
+    remove_stale(out, (FETCH,))  # the partial bundles of fetches killed mid-way
+    tmp = Path(tempfile.mkdtemp(prefix=f".fetch-{temp_tag()}", dir=out))
     try:
         for f in man.files:
             local = tmp / f.path

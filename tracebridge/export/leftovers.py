@@ -1,0 +1,80 @@
+"""The hidden temporary files and folders of storage commands, and their removal once a killed command left them.
+
+A push to a local folder copies each file under ``.<name>.<tag><random>.part`` beside it; a fetch downloads into
+``<out>/.fetch-<tag><random>``; a pull into ``<out's parent>/.pull-<tag><name>-<random>`` (and moves the report it
+replaces to ``.old-<name>-.pull-...``). ``<tag>`` is ``<pid>@<host>+``, the process that made it. A command killed
+mid-way (SIGKILL, power loss, an OOM kill) left them for good: ``.part`` files in the storage's bundle folders,
+whole partial bundles in the fetch folder. The next push, fetch or pull removes those that are stale
+(``remove_stale``): older than ``STALE_AFTER_S`` (newest file inside, for a folder) and not held by a live process
+(a tag of this host whose pid still runs). Names without a tag (written before tags) go by age alone, and so do
+those of another host sharing the folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import socket
+import time
+from pathlib import Path
+
+from tracebridge.pool_workers import pid_alive
+
+log = logging.getLogger(__name__)
+STALE_AFTER_S = 3600.0  # an hour: longer than any push, fetch or pull between two writes of its temp files
+PART, FETCH, PULL = ".*.part", ".fetch-*", ".pull-*"
+PULL_OLD = ".old-*.pull-*"  # a pulled report's predecessor, moved aside before the swap (report_pull)
+_TAG = re.compile(r"(\d+)@([^+/]*)\+")
+
+
+def temp_tag() -> str:
+    """``<pid>@<host>+``: what the temporary names of this process carry, so that another can tell it runs."""
+    return f"{os.getpid()}@{socket.gethostname()}+"
+
+
+def held(name: str) -> bool:
+    """Whether the temporary ``name`` is a running process's: its tag names this host and a live pid."""
+    m = _TAG.search(name)
+    return m is not None and m[2] == socket.gethostname() and pid_alive(int(m[1]))
+
+
+def _newest_mtime(path: Path) -> float:
+    """The latest modification time of ``path`` and, for a folder, of everything inside it."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for root, dirs, files in os.walk(path):
+            for n in dirs + files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(root, n)).st_mtime)
+                except OSError:  # gone meanwhile
+                    continue
+    return newest
+
+
+def remove_stale(folder: Path, patterns: tuple[str, ...], recursive: bool = False,
+                 max_age_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove the entries of ``folder`` (and below, ``recursive``) matching ``patterns`` that are stale: older than
+    ``max_age_s`` and not ``held``. Returns them; what cannot be removed is logged and left.
+    """
+    folder, now, gone = Path(folder), time.time(), []
+    if not folder.is_dir():
+        return gone
+    for pattern in patterns:
+        for p in sorted(folder.rglob(pattern) if recursive else folder.glob(pattern)):
+            try:
+                if held(p.name) or now - _newest_mtime(p) < max_age_s:
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+            except FileNotFoundError:  # removed by another command meanwhile
+                continue
+            except OSError as exc:
+                log.warning("%s: a stale temporary leftover that could not be removed: %s", p, exc)
+                continue
+            log.warning("%s: removed the temporary leftover of a push, fetch or pull that did not finish", p)
+            gone.append(p)
+    return gone

@@ -6,8 +6,10 @@ fetch here, and 60 s of its own (outside ``request_timeout_s``) per operation wh
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,39 @@ def test_gcs_report_put_then_pull_verified(gcs_env: str, tmp_path: Path) -> None
     assert res["ok"] and res["problems"] == [], res
     for name in ("manifest.json", "results.json", "report.html"):
         assert (tmp_path / "pulled" / "sw-1" / name).read_bytes() == (report / name).read_bytes()
+
+
+class _Refuse(http.server.BaseHTTPRequestHandler):
+    """Answers every request as GCS answers credentials it refuses: 403 with a JSON error."""
+
+    def _refuse(self) -> None:
+        body = json.dumps({"error": {"code": 403, "message": "anonymous caller does not have storage.objects.get"}})
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _refuse
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_gcs_refusal_exits_2_naming_the_credentials(gcs_env: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """gcsfs raises a 403 as a plain OSError("Forbidden: ..."): it was retried as a storage that cannot be reached
+    and exited 3 ("failed after 4 attempt(s)"), where S3's 403 exits 2 naming the credentials to check."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        for args in (["fetch", f"{gcs_env}/bundles", "--out", str(tmp_path / "f")],
+                     ["pull", f"{gcs_env}/reports/sw-1", "--out", str(tmp_path / "p")]):
+            res = CliRunner().invoke(app, [*args, "--json", "retry.backoff_s=0.01"])
+            error = json.loads(res.stdout)["error"]
+            assert res.exit_code == 2, (args, error)
+            assert f"{gcs_env}" in error and "credentials used: none (anonymous" in error \
+                and "check GOOGLE_APPLICATION_CREDENTIALS" in error, error
+    finally:
+        server.shutdown()

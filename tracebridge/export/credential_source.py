@@ -1,12 +1,16 @@
 """``credential_source``: which credentials a request to an object store went with, in words, for the message
 of a refusal (a 403): the provider that found them (the environment, a shared credentials file and its profile,
-an instance role, ...) and the last four characters of the access key id. Nothing secret is named."""
+an instance role, ...) and the last four characters of the access key id. Nothing secret is named. And
+``forbidden_raised``: gcsfs's 403 raised as s3fs raises it."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+T = TypeVar("T")
 
 # botocore's names of its credential providers (``Credentials.method``), in words
 _AWS = {
@@ -64,3 +68,14 @@ def credential_source(uri: str, fs: Any = None) -> str:
     except Exception as exc:  # noqa: BLE001 - a message's detail: never the reason a refusal goes unreported
         return f"unknown ({type(exc).__name__}: {exc})"
     return ""
+
+
+def forbidden_raised(op: Callable[[], T]) -> T:
+    """``op()``, with gcsfs's 403 (a plain ``OSError("Forbidden: <path>...")``, which ``retry_io`` retried as a
+    storage that cannot be reached: exit 3 after the tries) raised as the PermissionError s3fs raises for one."""
+    try:
+        return op()
+    except OSError as exc:
+        if type(exc) is OSError and str(exc).startswith("Forbidden: "):
+            raise PermissionError(str(exc)) from exc
+        raise

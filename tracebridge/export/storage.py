@@ -44,6 +44,7 @@ from tracebridge.export.bundle import (
     verify_bundle,
 )
 from tracebridge.export.config import RetryConfig, StorageConfig
+from tracebridge.export.credential_source import forbidden_raised
 from tracebridge.export.leftovers import FETCH, remove_stale, temp_tag
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,8 @@ def credentials_error(what: str, exc: BaseException) -> StorageError:
 
 
 def refused(uri: str, exc: BaseException) -> bool:
-    """Whether ``exc`` is the object store at ``uri`` refusing a request (a 403 the S3/GCS client raises as a
-    PermissionError naming no local file), not a local file this host may not read or write."""
+    """Whether ``exc`` is the object store at ``uri`` refusing a request (a 403 s3fs raises as a PermissionError
+    naming no local file; gcsfs's, as ``forbidden_raised`` raises it), not a local file this host may not read or write."""
     return (isinstance(exc, PermissionError) and exc.filename is None
             and urlsplit(uri).scheme in ("s3", "s3a", "gs", "gcs"))
 
@@ -159,7 +160,7 @@ def retry_io(op: Callable[[], T], what: str, retry: RetryConfig | None = None, u
     transient, no_creds, delay, attempt = _transient(), _no_credentials(), retry.backoff_s, 1
     while True:
         try:
-            return op()
+            return forbidden_raised(op)
         except PermissionError as exc:
             if uri is not None and refused(uri, exc):
                 raise failed_error(what, uri, exc, fs) from exc
@@ -248,12 +249,9 @@ def open_fs(uri: str, cfg: StorageConfig | None = None) -> tuple[Any, str]:
 
 
 def _gcs_class() -> Any:
-    """gcsfs's core ``GCSFileSystem``. Since gcsfs 2026 ``gcsfs.GCSFileSystem`` (what ``gs://`` opens) is its
-    experimental ``ExtendedGcsFileSystem`` unless ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false``, which asks the
-    storage-control gRPC API for the bucket's layout before its operations and asks again after each failed
-    answer: a warning per operation (~110 for a push and fetch of a small bundle to the emulator), and where that
-    API does not answer (the emulator with credentials, a network that lets only the JSON API through) 60 s of
-    its own per operation, outside ``request_timeout_s``.
+    """gcsfs's core ``GCSFileSystem``: its 2026 default (``ExtendedGcsFileSystem``) asks a storage-control gRPC
+    API for the bucket's layout before its operations, again after each failed answer: a warning each, and 60 s
+    of its own (outside ``request_timeout_s``) per operation where that API does not answer.
 
     Raises:
         ImportError: gcsfs is not installed (the ``gcs`` extra).

@@ -60,3 +60,29 @@ def test_a_raised_trial_error_is_listed_by_its_own_exception():
     assert error_fields("TrialInputError: dpo: all 8 pairs dropped", None, "unused")["error_type"] == "TrialInputError"
     assert error_fields(None, None, "not run", "not_run") == {"error": "not run", "error_type": "not_run",
                                                              "error_message": "not run"}
+
+
+def test_a_reevaluation_whose_trials_all_fail_pushes_a_report_of_the_failures(tmp_path):
+    """jobs/eval.py of a sweep run with keep_models=false: no checkpoint holds a model, so every re-evaluation
+    fails. It pushed no report (before) and named each failure by Ray's wrapper, whose first line is the
+    task's name in terminal colours; the report now lists each with the task's own error."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", OMP_NUM_THREADS="1")
+    args = ["configs/sweep/smoke.yaml", f"bundle={BUNDLE}", f"storage={tmp_path}/storage", f"work_dir={tmp_path}/work",
+            "variants=[baseline]", "keep_models=false", "overrides.train.max_steps=2", "overrides.train.save_steps=0"]
+    run = lambda script, *extra: subprocess.run([sys.executable, script, *args, *extra], cwd=ROOT, env=env,
+                                                capture_output=True, text=True, timeout=300, check=False)
+    swept = run("jobs/sweep.py")
+    assert swept.returncode == 0, swept.stderr[-4000:]
+    res = run("jobs/eval.py", "--", "eval.n_boot=300")
+    assert res.returncode == 1, res.stderr[-4000:]
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["trials"] == 0 and summary["report_uri"].startswith(f"{tmp_path}/storage/reports/smoke-")
+    (failure,) = summary["failures"]
+    assert failure["error_type"] == "FileNotFoundError" and "\x1b" not in failure["error"]
+    assert failure["error"].startswith("FileNotFoundError: ") and "keep_models=false" in failure["error"]
+    report = Path(summary["report_uri"])
+    assert verify_report(report) == []
+    (failed,) = json.loads((report / "results.json").read_text())["failed_trials"]
+    assert failed["trial_id"] == "verifier-baseline-s0" and failed["error_type"] == "FileNotFoundError"
+    assert failed["error_message"].endswith("no saved model (was the sweep run with keep_models=false?)")

@@ -223,6 +223,9 @@ def test_a_failed_sweep_says_why_and_still_tears_down(fake_ray, ray_head, tmp_pa
     assert out["error"].startswith(f"job {out['submission']['submission_id']} FAILED: it stopped before training: "
                                    f"work_dir={tmp_path}/file/work: "), out["error"]
     assert out["failures"] == [] and fake_ray() == ["up", "dashboard", "down"]
+    # the job's config names the cluster the window ran it on (its report manifest's config.sweep.cluster), not
+    # the sweep YAML's `cluster: local`
+    assert f"cluster={Path(args[args.index('--cluster') + 1]).resolve()}" in out["submission"]["entrypoint"], out
 
 
 @pytest.mark.cluster

@@ -123,7 +123,8 @@ def _scan_events(run: RunDir, success: bool | None) -> dict[str, int]:
         ev = line.obj
         if not isinstance(ev, dict):
             continue
-        et, payload, labels = ev.get("event_type"), ev.get("payload") or {}, ev.get("labels") or {}
+        et, payload, labels = ev.get("event_type"), ev.get("payload"), ev.get("labels")
+        payload, labels = (v if isinstance(v, dict) else {} for v in (payload, labels))  # damaged: a traceback before
         if et == "episode_error":
             canary = labels.get(LABEL)
             out["errors"] += not (isinstance(canary, dict) and canary.get("fallback"))
@@ -149,21 +150,34 @@ def sample_from_run(run: RunDir) -> tuple[Sample | None, str | None]:
         sess = run.read_session()
     except (OSError, orjson.JSONDecodeError) as exc:
         return None, f"unreadable: session.json: {exc}"
-    labels = sess.get("labels") or {}
+    # a damaged session (a string where a count goes, a list where an object goes) was a traceback of the whole
+    # gate: it is skipped, named by field, as a bad line of a samples file is
+    if not isinstance(sess, dict):
+        return None, f"invalid: session.json: {type(sess).__name__}, not an object"
+    for key in ("labels", "summary"):
+        if not isinstance(sess.get(key) or {}, dict):
+            return None, f"invalid: session.json:{key}: {sess[key]!r}, must be an object"
+    labels, summary = sess.get("labels") or {}, sess.get("summary") or {}
     canary = labels.get(LABEL)
     if not isinstance(canary, dict) or canary.get("arm") not in ARMS:
         return None, "unlabeled: session.json:labels.canary.arm missing"
-    summary = sess.get("summary") or {}
     try:
         latency = (_parse_ts(sess["finished_at"]) - _parse_ts(sess["started_at"])).total_seconds() * 1000
     except (KeyError, ValueError, TypeError):
         latency = None
     success = summary.get("success")
+    tokens, cost, fallbacks = summary.get("tokens", 0), summary.get("cost_usd", 0.0), canary.get("fallbacks", 0)
+    row = {"success": success, "cost_usd": cost, "fallbacks": fallbacks,
+           "tokens": int(tokens) if _is_num(tokens) and tokens >= 0 and tokens == int(tokens) else tokens}
+    if bad := _field_problem(row):
+        where = {"success": "summary.success", "tokens": "summary.tokens", "cost_usd": "summary.cost_usd",
+                 "fallbacks": "labels.canary.fallbacks"}[bad[0]]
+        return None, f"invalid: session.json:{where}: {bad[1]}"
     counts = _scan_events(run, success) if run.events_path.is_file() else {}
     return Sample(
         session_id=sess.get("run_id", run.run_id), arm=canary["arm"], policy=str(canary.get("policy", "")),
-        success=success, tokens=int(summary.get("tokens", 0)), cost_usd=float(summary.get("cost_usd", 0.0)),
-        latency_ms=latency, reaction_score=feedback_score(labels), fallbacks=int(canary.get("fallbacks", 0)),
+        success=success, tokens=row["tokens"], cost_usd=float(cost), latency_ms=latency,
+        reaction_score=feedback_score(labels), fallbacks=fallbacks,
         fallback_kinds=[str(k) for k in canary.get("fallback_kinds") or [] if isinstance(k, str)], **counts,
     ), None
 

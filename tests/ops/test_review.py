@@ -233,3 +233,29 @@ def test_a_cycle_dated_after_now_is_named_not_silently_left_out(tmp_path):
     assert "the clock was set back" in cyc.evidence
     # a past review (--now) leaves later cycles out by design: no note
     assert "dated after now" not in lines(review(tmp_path, ReviewConfig(), now=real))["cycles"].evidence
+
+
+@pytest.mark.parametrize("damage, criterion, words", [
+    (lambda m: m["feedback"].update(audit_file=5), "feedback", "feedback.audit_file 5 is no file in the bundle"),
+    (lambda m: m["feedback"].update(audit_file="../../../../etc/hostname"), "feedback", "is no file in the bundle"),
+    (lambda m: m["chunk_policy"].update(batches_labelled=0, reactions={
+        "by_day": {"2026-03-03": {"present": 3, "joined": 2}}, "runs_not_in_export": [1, 2]}), "chunk_policy",
+     "runs not in the export (1, 2)"),
+    (lambda m: m["chunk_policy"].update(batches_labelled=0, reactions={
+        "by_day": {"2026-03-03": {"present": 3, "orphans": 3}}, "orphan_samples": 5}), "chunk_policy",
+     "3 are on messages in no registered batch"),
+    (lambda m: (m.update(config={"shadow": {"skip": 5}}),
+                m["steps"].update(runtime_hook={"status": "skipped", "reason": "skipped by config"})),
+     "runtime_hook", "ok in 2 of 3 cycles; skipped in"),
+])
+def test_a_damaged_manifest_field_is_a_finding_not_a_traceback(tmp_path, damage, criterion, words):
+    # a manifest edited by hand or damaged (an audit_file that is a number, a list of ints where run ids go, a
+    # shadow.skip that is a string) stopped `tracebridge review` with a TypeError: no verdict at all
+    for b in good_set(tmp_path):
+        m = json.loads((b / "manifest.json").read_text())
+        if b.name.startswith("20260304") or criterion == "chunk_policy":
+            damage(m)
+            (b / "manifest.json").chmod(0o644)
+            (b / "manifest.json").write_text(json.dumps(m))
+    ln = lines(review(tmp_path, ReviewConfig(), now=NOW))[criterion]
+    assert words in ln.evidence, ln.evidence

@@ -228,6 +228,8 @@ def _auditable(c: Cycle) -> str | None:
     if fb.get("harvest_ran") is not True:
         return f"{c.cycle_id}: harvest did not run ({fb.get('reason', 'feedback.harvest_ran false')})"
     audit = fb.get("audit_file")
+    if not isinstance(audit, str) or ".." in Path(audit).parts or Path(audit).is_absolute():  # damaged: a traceback
+        return f"{c.cycle_id}: feedback.audit_file {audit!r} is no file in the bundle"
     if not audit or not (c.path / audit).is_file():
         return f"{c.cycle_id}: audit file {audit} not in the bundle"
     if sha256_file(c.path / audit) != fb.get("audit_sha256"):
@@ -287,13 +289,13 @@ def _broken_join(rx: Any, start: dt.datetime | None) -> str:
     out = (f"{got['present']} reactions in the ledger {rx.get('ledger')} for the window's days (from {first or 'the start'}), "
            f"{got['joined']} of them joined to a registered chunk, 0 to a batch in the export: a broken join, not "
            "no reactions")
+    samples, runs = (v if isinstance(v, list) else [] for v in (rx.get("orphan_samples"), rx.get("runs_not_in_export")))
     if got["orphans"]:
-        eg = ", ".join(f"chat {o.get('chat')} message {o.get('message_id')}" for o in (rx.get("orphan_samples") or [])[:3]
-                       if isinstance(o, dict))
+        eg = ", ".join(f"chat {o.get('chat')} message {o.get('message_id')}" for o in samples[:3] if isinstance(o, dict))
         out += (f"; {got['orphans']} are on messages in no registered batch ({eg or 'see the audit'}): the registry's "
                 "chat and message ids do not match the ledger's (`tracebridge feedback labels --json` lists the orphans)")
     if got["joined"]:
-        out += (f"; {got['joined']} are on batches of runs not in the export ({', '.join(rx.get('runs_not_in_export') or [])}): "
+        out += (f"; {got['joined']} are on batches of runs not in the export ({', '.join(map(str, runs))}): "
                 "the registry's run ids do not match the exported runs'")
     return out
 

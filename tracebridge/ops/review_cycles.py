@@ -59,7 +59,8 @@ class Cycle:
         reason = (((self.manifest or {}).get("steps") or {}).get(name) or {}).get("reason") or "skipped"
         sh = ((self.manifest or {}).get("config") or {}).get("shadow") or {}
         sh = sh if isinstance(sh, dict) else {}
-        keys = {f"shadow.skip has {name}": name in (sh.get("skip") or []),
+        skip = sh.get("skip") if isinstance(sh.get("skip"), list) else []  # a damaged config block: no traceback
+        keys = {f"shadow.skip has {name}": name in skip,
                 "shadow.optimize.mode=off": name == "optimize" and (sh.get("optimize") or {}).get("mode") == "off",
                 "shadow.runtime_hook=false": name == "runtime_hook" and sh.get("runtime_hook") is False}
         on = [k for k, v in keys.items() if v]

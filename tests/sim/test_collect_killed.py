@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -66,6 +68,35 @@ def test_a_killed_collection_stops_writing_runs(tmp_path):
     whole = json.loads(ref.stdout)
     same = ("episodes", "verdicts", "event_types", "failure_classes", "by_family", "seeds", "recovery_episodes")
     assert {k: resumed[k] for k in same} == {k: whole[k] for k in same}
+
+
+def test_ctrl_c_stops_a_collection_and_the_rerun_resumes_it(tmp_path):
+    """Ctrl-C (SIGINT to the foreground process group): before, the command went on to run every queued
+    chunk (63 of 64 episodes) before it exited 130; it now stops at once. The episodes it interrupted
+    closed their runs as failed (episode_error): the rerun sets them aside and runs them again."""
+    out, seeds = tmp_path / "traces", "seeds.fixed=[0,1,2,3]"
+    args = [sys.executable, "-m", "tracebridge.cli", "collect", str(ROOT / "configs/collect/smoke.yaml"), "workers=2",
+            "chunk=2", seeds, "--out", str(out)]
+    p = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while p.poll() is None and time.monotonic() < deadline:
+        if out.is_dir() and sum(1 for d in out.iterdir() if (d / "session.json").is_file()) >= 4:
+            break
+        time.sleep(0.005)
+    assert p.poll() is None, "the collection ended before it could be interrupted"
+    os.killpg(p.pid, signal.SIGINT)
+    assert p.wait(60) == 130
+    runs = [d for d in out.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    assert len(runs) <= 32, f"{len(runs)} of 64 episodes ran after Ctrl-C"
+    again = json.loads(run_cli("collect", str(ROOT / "configs/collect/smoke.yaml"), seeds, "--out", str(out),
+                               "--json").stdout)
+    assert again["episodes"] == 64 and again["resumed"] + len(again["set_aside"]) <= len(runs)
+    refs = Counter(json.loads((d / "session.json").read_text())["source"]["ref"]
+                   for d in out.iterdir() if d.is_dir() and not d.name.startswith("."))
+    assert len(refs) == 64 and set(refs.values()) == {1}
+    run_cli("collect", str(ROOT / "configs/collect/smoke.yaml"), "workers=1", seeds, "--out", str(tmp_path / "ref"))
+    assert root_content_hash(out) == root_content_hash(tmp_path / "ref")  # no interrupted episode kept as failed
 
 
 def test_a_second_collection_into_the_same_root_is_refused_naming_the_first(tmp_path):

@@ -318,12 +318,16 @@ def collect(cfg: CollectConfig, out: str | None = None, progress: ProgressFn | N
         with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx, initializer=end_with_parent,
                                  initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_run_chunk, ch, root, cfg.mixes, cfg.sandbox_dir) for ch in chunks]
-            for fut in as_completed(futures):
-                r, e = fut.result()
-                results += r
-                errors += e
-                if progress:
-                    progress(len(results) + len(errors), len(matrix))
+            try:
+                for fut in as_completed(futures):
+                    r, e = fut.result()
+                    results += r
+                    errors += e
+                    if progress:
+                        progress(len(results) + len(errors), len(matrix))
+            except BaseException:  # Ctrl-C: leaving the block ran every queued chunk first (all the episodes)
+                pool.shutdown(wait=True, cancel_futures=True)  # the running ones end (their workers got it too)
+                raise
     results.sort(key=lambda r: r.key)
     summary = summarize(results, errors, cfg, time.perf_counter() - t0, str(root), ran=len(results) - len(earlier))
     summary.resumed, summary.set_aside = len(earlier), resume.set_aside

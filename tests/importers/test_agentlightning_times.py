@@ -52,3 +52,29 @@ def test_the_runs_reward_is_the_last_in_sequence_order_as_agent_lightnings(tmp_p
     assert import_agentlightning([src], tmp_path / "t").runs_written == 1
     session = orjson.loads(next((tmp_path / "t").glob("al-*/session.json")).read_bytes())
     assert session["labels"]["reward"] == 1.0 and session["summary"]["success"] is True
+
+
+def test_the_latest_attempt_without_attempt_records_is_the_one_the_store_numbered_last(tmp_path):
+    """A retry on another runner whose clock is behind, the spans dumped without Attempt records: the store
+    numbers a rollout's spans across its attempts (``get_next_span_sequence_id``), so the retry's spans come
+    after the first attempt's. Before, the attempt whose first span started last by the clock was taken:
+    the failed first attempt was imported and the retry counted as superseded."""
+    import os
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    from tests.importers.test_agentlightning_hostile import _call, _span
+
+    reward = {"agentlightning.reward.0.name": "primary", "agentlightning.reward.0.value": 0.0}
+    first = [_call(0, "q", "wrong", start=2e9 + 100), _span("agentlightning.annotation", reward, 1, start=2e9 + 101)]
+    retry = [_call(2, "q", "right", start=2e9 + 40)]  # 60 s behind on its host
+    for s in retry:
+        s["attempt_id"] = "at-2"
+    src = tmp_path / "spans.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(s) + b"\n" for s in first + retry))
+    rep = import_agentlightning([src], tmp_path / "t")
+    assert rep.runs_written == 1 and rep.spans_superseded == 2
+    run = next((tmp_path / "t").glob("al-*"))
+    assert orjson.loads((run / "session.json").read_bytes())["runtime_config"]["extra"]["attempt_id"] == "at-2"
+    replies = [e["llm"]["response"] for e in map(orjson.loads, (run / "events.jsonl").read_bytes().splitlines())
+               if e["event_type"] == "worker_action"]
+    assert replies == ["right"]

@@ -109,12 +109,15 @@ class RolloutEntry:
     def latest_attempt(self) -> str | None:
         """The attempt Agent Lightning trains on (``attempt_id="latest"``): the highest attempt
         ``sequence_id`` when every attempt with spans has a known one, else the one whose first
-        span started last; None when the rollout has no spans."""
+        span the store numbered last (span ``sequence_id``s rise across a rollout's attempts; the
+        clock, which differs between the runners' hosts, only breaks a tie); None when the rollout
+        has no spans."""
         if not self.attempts:
             return None
         if all(a in self.attempt_seq for a in self.attempts):
             return max(self.attempts, key=lambda a: (self.attempt_seq[a], a))
-        return max(self.attempts, key=lambda a: (min(s for s, _, _ in self.attempts[a]), a))
+        return max(self.attempts, key=lambda a: (min(q for _, q, _ in self.attempts[a]),
+                                                 min(s for s, _, _ in self.attempts[a]), a))
 
     def failure(self, attempt: str) -> str | None:
         """Why the rollout failed, by its recorded statuses (None: it did not, or nothing says so)."""

@@ -100,6 +100,13 @@ def test_files_of_an_older_version_still_load_and_join(cfg, tmp_path, monkeypatc
     assert read_registry(cfg.registry).find(ANN, 11).batch_id == OLD_BATCH
     _, _, md = write_audit(cfg, DAY)
     assert str(ANN) not in md.read_text(encoding="utf-8")  # the old rows are reported by their pseudonym too
+    pc = labels_report(cfg.ledger, cfg.mapping, cfg.registry)["private_chats"]
+    assert pc == {"in_clear": 3, "salt_id": salt_id(SALT)}  # one ledger row, two registry rows
+    # read under another salt, the old rows join none of the new ones: said, not left as silent orphans
+    monkeypatch.setenv(cfg.user_salt_env, "not-the-host-salt")
+    doc = labels_report(cfg.ledger, cfg.mapping, cfg.registry)
+    assert doc["runs"]["runA"]["run"]["feedback"]["reactions"] == {"👍": 1}  # the old rows alone: the ❤ is lost
+    assert "set TRACEBRIDGE_FEEDBACK_SALT to the harvest's salt" in doc["private_chats"]["problem"]
 
 
 def test_recording_a_private_chat_needs_the_salt(cfg, monkeypatch):

@@ -348,6 +348,8 @@ def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingO
         fb = lab["run"]["feedback"]
         typer.echo(f"{run_id}: score {fb['score']} from {fb['n']} reactions on {len(lab['events'])} events")
     rx = doc["reactions"]
+    if problem := doc["private_chats"].get("problem"):
+        typer.echo(f"warning: {problem}", err=True)
     typer.echo(f"reactions present {rx['present']}: joined {rx['joined']}, orphans {rx['orphans']} (on messages in no "
                f"registered batch), ignored {rx['ignored']} (other_chunks={rx['other_chunks']}), shared "
                f"{rx['shared']} (another of our bots' copy counts)")

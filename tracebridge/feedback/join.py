@@ -39,7 +39,14 @@ from typing import Any
 
 from tracebridge.feedback.bots import label, row_bot
 from tracebridge.feedback.chunks import Chunk, Registry, read_registry
-from tracebridge.feedback.ledger import LedgerRow, read_ledger, resolve_users
+from tracebridge.feedback.ledger import (
+    LedgerRow,
+    LedgerScan,
+    in_clear,
+    read_ledger,
+    resolve_users,
+    salt_id,
+)
 from tracebridge.feedback.mapping import Mapping, load_mapping, norm_emoji
 from tracebridge.schema.canonical import sha256_bytes
 
@@ -257,6 +264,7 @@ def labels_report(ledger_path: str | os.PathLike[str], mapping_path: str | os.Pa
         not send the message (its sender's copy was missing). Each file's block has ``path``, ``read``,
         ``usable``, ``unusable`` (read = usable + unusable) and ``skipped``, the first 50 unusable
         lines as ``file:line:field: problem``. ``bots`` splits the ledger rows and reactions per bot (``per_bot``).
+        ``private_chats``: rows of older versions with a private chat's id in the clear (``private_chats_in_clear``).
     """
     scan, registry = read_ledger(ledger_path, salt), read_registry(registry_path, legacy_bot_id, salt)
     res = join(scan.rows, load_mapping(mapping_path), registry, other_chunks, legacy_bot_id)
@@ -272,9 +280,24 @@ def labels_report(ledger_path: str | os.PathLike[str], mapping_path: str | os.Pa
                 "skipped": skipped[:50]}
 
     return {"runs": labels, "runs_labeled": len(labels), "reactions": reactions,
+            "private_chats": private_chats_in_clear(scan, registry, salt),
             "bots": per_bot(res, scan.rows, legacy_bot_id),
             "ledger": block(ledger_path, scan.read, scan.skipped),
             "registry": block(registry_path, registry.read, registry.skipped)}
+
+
+def private_chats_in_clear(scan: LedgerScan, registry: Registry, salt: str | None) -> dict[str, Any]:
+    """How many ledger and registry rows an older version wrote with a private chat's id in the clear
+    (``in_clear``; read as the user's pseudonym under ``salt``, its ``salt_id``), and a ``problem`` when that
+    is not the salt of the ledger's rows: read under another, they join none of the rows written since."""
+    n = sum(in_clear(r.raw.get("chat")) for r in scan.rows) + sum(in_clear(r.get("chat")) for r in registry.raws)
+    held = sorted({str(r.raw["salt_id"]) for r in scan.rows if r.raw.get("salt_id")})
+    out: dict[str, Any] = {"in_clear": n, "salt_id": salt_id(salt)}
+    if n and held and out["salt_id"] not in held:
+        out["problem"] = (f"{n} ledger and registry rows of older versions keep private chat ids in the clear; read "
+                          f"under salt {out['salt_id']}, not the ledger's ({', '.join(held)}), they join none of the "
+                          "rows written since: set TRACEBRIDGE_FEEDBACK_SALT to the harvest's salt")
+    return out
 
 
 def file_id(path: str | os.PathLike[str]) -> dict[str, Any]:

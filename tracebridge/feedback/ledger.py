@@ -51,13 +51,16 @@ def private_chat(chat: Any, salt: str | None = None) -> Any:
     (``hash_user``: the reactor's own); other chats, and a chat already pseudonymised, as they are. Files
     written before kept such ids in the clear: their readers pass them through here, so old and new rows of
     one chat join."""
+    return hash_user(int(chat), salt) if in_clear(chat) else chat
+
+
+def in_clear(chat: Any) -> bool:
+    """Whether ``chat`` is a private chat's id in the clear (a positive integer, or its digits)."""
     if isinstance(chat, bool):
-        return chat
+        return False
     if isinstance(chat, int):
-        return hash_user(chat, salt) if chat > 0 else chat
-    if isinstance(chat, str) and chat.isascii() and chat.isdigit() and int(chat) > 0:
-        return hash_user(int(chat), salt)
-    return chat
+        return chat > 0
+    return isinstance(chat, str) and chat.isascii() and chat.isdigit() and int(chat) > 0
 
 
 def salt_id(salt: str | None = None) -> str:

@@ -109,6 +109,18 @@ def test_files_of_an_older_version_still_load_and_join(cfg, tmp_path, monkeypatc
     assert "set TRACEBRIDGE_FEEDBACK_SALT to the harvest's salt" in doc["private_chats"]["problem"]
 
 
+def test_a_registry_recorded_under_another_salt_is_named(cfg, monkeypatch):
+    """The runtime recorded its replies without the host's salt (the built-in one): every reaction in a private
+    chat was an orphan, with nothing to say why."""
+    monkeypatch.setenv(cfg.user_salt_env, SALT)
+    record_batch(cfg.registry, ANN, [11], "runA", "runA:e", salt="tracebridge-feedback")
+    harvest_updates(cfg, [("t:1", reaction(1, 11, [], ["👍"], chat=ANN, user=ANN))], "getUpdates", ["t"])
+    doc = labels_report(cfg.ledger, cfg.mapping, cfg.registry)
+    assert doc["reactions"]["orphans"] == 1
+    assert f"registry's private chats were pseudonymised under salt {salt_id('tracebridge-feedback')}" in \
+        doc["private_chats"]["problem"]
+
+
 def test_recording_a_private_chat_needs_the_salt(cfg, monkeypatch):
     monkeypatch.delenv(cfg.user_salt_env, raising=False)
     code, out = feedback_cli(cfg, "chunks", "record", "--chat", str(ANN), "--message-ids", "11", "--run-id", "runA",

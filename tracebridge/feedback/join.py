@@ -289,7 +289,8 @@ def labels_report(ledger_path: str | os.PathLike[str], mapping_path: str | os.Pa
 def private_chats_in_clear(scan: LedgerScan, registry: Registry, salt: str | None) -> dict[str, Any]:
     """How many ledger and registry rows an older version wrote with a private chat's id in the clear
     (``in_clear``; read as the user's pseudonym under ``salt``, its ``salt_id``), and a ``problem`` when that
-    is not the salt of the ledger's rows: read under another, they join none of the rows written since."""
+    is not the salt of the ledger's rows (read under another, they join none of the rows written since), or
+    when the registry's private chats were pseudonymised under another salt than the ledger's."""
     n = sum(in_clear(r.raw.get("chat")) for r in scan.rows) + sum(in_clear(r.get("chat")) for r in registry.raws)
     held = sorted({str(r.raw["salt_id"]) for r in scan.rows if r.raw.get("salt_id")})
     out: dict[str, Any] = {"in_clear": n, "salt_id": salt_id(salt)}
@@ -297,6 +298,10 @@ def private_chats_in_clear(scan: LedgerScan, registry: Registry, salt: str | Non
         out["problem"] = (f"{n} ledger and registry rows of older versions keep private chat ids in the clear; read "
                           f"under salt {out['salt_id']}, not the ledger's ({', '.join(held)}), they join none of the "
                           "rows written since: set TRACEBRIDGE_FEEDBACK_SALT to the harvest's salt")
+    if held and (other := sorted({str(r["salt_id"]) for r in registry.raws if r.get("salt_id")} - set(held))):
+        out["problem"] = (f"the chunk registry's private chats were pseudonymised under salt {', '.join(other)}, the "
+                          f"ledger's under {', '.join(held)}: reactions in those chats join none of its batches; "
+                          "record them with TRACEBRIDGE_FEEDBACK_SALT set to the harvest's salt")
     return out
 
 

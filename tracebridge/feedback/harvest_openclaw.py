@@ -10,6 +10,11 @@ The rows are ``bot_id``'s, or, on a host whose OpenClaw runs several Telegram ac
 names from its config ("default" for a channel without named accounts), not bot ids, so they are mapped,
 never guessed; a session of an account the mapping does not list has its reactions quarantined with
 that account named, and the report counts each account's lines (``accounts``).
+
+A line names its reactor by @username, else by display name, while the Bot API names them by id; in a direct
+chat (the session key's peer is the user's id) the reactor is that user, so the row is their id's pseudonym and
+carries the line's as ``user_alias`` (@username) or ``name_alias`` (``ledger.resolve_users``); elsewhere the row
+is the line's pseudonym, one person with the id's once an update links the two.
 """
 
 from __future__ import annotations

@@ -88,3 +88,11 @@ def test_without_a_link_the_pseudonyms_stay_apart(cfg, tmp_path, monkeypatch):
     users = {r.message_id: r.user for r in read_ledger(cfg.ledger).rows}
     assert users == {500: hash_user("Ann", SALT), 501: hash_user("bo_b", SALT), 502: hash_user("cy_c", SALT),
                      503: hash_user(ANN, SALT), 504: hash_user(7, SALT), 505: hash_user(8, SALT)}
+
+
+def test_only_a_direct_chats_peer_is_taken_for_the_reactor(cfg, tmp_path, monkeypatch):
+    """A group session's key names the group, not a reactor, even when its number is positive."""
+    monkeypatch.setenv(cfg.user_salt_env, SALT)
+    _openclaw(cfg, tmp_path, "agent:main:telegram:group:12345", "Telegram reaction added: 👍 by Bo (@bo_b) on msg 5")
+    [row] = read_ledger(cfg.ledger).rows
+    assert row.user == hash_user("bo_b", SALT) and "user_alias" not in row.raw

@@ -182,7 +182,8 @@ class _Harvest:
         why it has none (an account the config does not list: its reactions are quarantined)."""
         peer = chat_of(entry, sid)
         chat = private_chat(peer, self.salt)  # a direct chat's id is its user's
-        peer = peer if isinstance(peer, int) and peer > 0 else None
+        direct = {"direct", "dm"} & set(str((entry or {}).get("key") or "").split(":"))
+        peer = peer if direct and isinstance(peer, int) and peer > 0 else None  # a group's members are many
         if not self.accounts:
             return _Session(sid, chat, None, self.rep.bot_id, peer=peer)
         account = account_of(entry) or DEFAULT_ACCOUNT

@@ -8,7 +8,7 @@ import random
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tracebridge.testing.fuzz_driver import PROMISES, Case, run_case
@@ -43,6 +43,7 @@ def test_openclaw_importer_keeps_its_promise_under_mutation(openclaw, seed):
 
 @settings(max_examples=150, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
+@example(seed=4608)  # a count update of a positive chat id: the ledger keeps it pseudonymised, as a private chat's
 def test_telegram_harvester_keeps_its_promise_under_mutation(telegram, seed):
     assert _broken(run_case(telegram, random.Random(seed))) == {}
 

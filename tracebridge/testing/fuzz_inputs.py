@@ -215,7 +215,9 @@ def _embeddable(line: bytes) -> bool:
 
 
 def _count_totals(upd: Any) -> tuple[tuple[Any, int], Counter[str]] | None:
-    """((chat, message id), totals) of an anonymous reaction-count update, else None."""
+    """((chat, message id), totals) of an anonymous reaction-count update, else None; the chat as the ledger
+    keeps it (a positive id, a private chat's, as its pseudonym: ``ledger.private_chat``)."""
+    from tracebridge.feedback.ledger import private_chat
     from tracebridge.feedback.mapping import norm_emoji
     from tracebridge.feedback.telegram import reaction_key
 
@@ -225,7 +227,7 @@ def _count_totals(upd: Any) -> tuple[tuple[Any, int], Counter[str]] | None:
     totals: Counter[str] = Counter()
     for r in body["reactions"] or []:
         totals[norm_emoji(reaction_key(r["type"]))] += r["total_count"]  # type: ignore[arg-type]
-    return (body["chat"]["id"], body["message_id"]), totals
+    return (private_chat(body["chat"]["id"]), body["message_id"]), totals
 
 
 @dataclass

@@ -134,3 +134,30 @@ def test_card_and_features_change_only_with_content(bundles: tuple[ExportResult,
     labels = json.loads((reacted.path / "features.json").read_text())["verifier_sft"]["meta"]["labels"]
     assert labels["feedback_score"] == {"dtype": "float64", "_type": "Value"}
     assert "feedback_score" not in json.loads((plain.path / "features.json").read_text())["verifier_sft"]["meta"]["labels"]
+
+
+def test_agentlightning_tools_load_as_written(bundles: tuple[ExportResult, ExportResult], tmp_path: Path) -> None:
+    """A tool's ``parameters`` schema loads as it was written, not with every other tool's properties
+    as nulls (its keys are data: the type is ``Json``)."""
+    res = bundles[0]
+    raw = [json.loads(x) for x in (res.path / "agentlightning/messages/test.jsonl").read_text().splitlines()]
+    loaded = load(res, "agentlightning/messages", tmp_path)["test"]
+    assert len({json.dumps(r["tools"]) for r in raw}) > 1
+    assert [r["tools"] for r in loaded] == [r["tools"] for r in raw]
+
+
+def test_call_arguments_as_objects_load_as_written(sim_traces: Path, tmp_path: Path) -> None:
+    """``views.json_strings=false`` writes tool-call arguments as objects: each loads as written."""
+    from dataclasses import replace
+
+    from tracebridge.export.config import ExportConfig
+
+    cfg = ExportConfig()
+    res = export_traces(sim_traces, tmp_path / "b", replace(cfg, views=replace(cfg.views, json_strings=False)))
+    raw = [json.loads(x) for x in (res.path / "views/worker_sft/train.jsonl").read_text().splitlines()]
+    loaded = load(res, "worker_sft", tmp_path)["train"]
+
+    def calls(rows: Any) -> list[Any]:
+        return [c["function"]["arguments"] for r in rows for m in r["messages"] for c in m.get("tool_calls") or []]
+
+    assert calls(raw) and isinstance(calls(raw)[0], dict) and calls(loaded) == calls(raw)

@@ -53,3 +53,11 @@ def test_card_yaml_is_what_datasets_writes_for_the_same_features() -> None:
     want = datasets.Features.from_dict(f)
     assert head["dataset_info"][0]["features"] == want._to_yaml_list()
     assert datasets.Features._from_yaml_list(head["dataset_info"][0]["features"]) == want
+
+
+def test_a_tool_schema_is_json_whatever_its_properties() -> None:
+    def tool(**props: Any) -> dict[str, Any]:
+        return {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": props}}}
+
+    f = features([{"tools": [tool(path={"type": "string"})]}, {"tools": [tool(n={"type": "integer"})]}])
+    assert f["tools"]["feature"]["function"]["parameters"] == {"_type": "Json"}

@@ -6,7 +6,8 @@ that: a label only test rows hold (a reaction or a correction on a test run), a 
 in every train row and a float in test, or a reward component only some triplets have, failed the
 load of all splits at once. The export now walks each run's rows as it serialises them
 (``RowTyper.rows_type``), folds their types per view in run order (``merge``: a key absent from a row is null
-there, int and float make float, anything else that differs is ``Json``), and writes the union as
+there, int and float make float, anything else that differs is ``Json``, as are a tool's ``parameters``
+schema and a call's ``arguments`` object), and writes the union as
 ``datasets`` features: ``features.json`` (``Features.from_dict`` of ``features.json[view]``) and
 the card's ``dataset_info``, whose ``configs`` name each view's split files.
 ``load_dataset(bundle, "worker_sft")`` then loads every split with one schema.
@@ -26,6 +27,9 @@ NULL, JSON = "null", "json"
 _SCALARS = {str: "string", bool: "bool", int: "int64", float: "float64"}
 _INT64 = 1 << 63
 _STR = {str}
+# a tool's JSON Schema (``agentlightning/messages`` tools) and a call's arguments (``views.json_strings=false``):
+# their keys are data, so a struct of the union of every tool's would load each with every other's as nulls
+_OPEN = frozenset(("parameters", "arguments"))
 Type = Any  # str | tuple[str, Any]
 
 
@@ -72,7 +76,8 @@ class RowTyper:
     def _dict_type(self, value: dict[Any, Any], memo: dict[int, Type]) -> Type:
         rt = self.row_type
         return self.intern(("struct", tuple(zip(map(str, value), [
-            "string" if type(v) is str else rt(v, memo) for v in value.values()]))))
+            "string" if type(v) is str else JSON if type(v) is dict and k in _OPEN else rt(v, memo)
+            for k, v in value.items()]))))
 
     def _list_type(self, value: list[Any], memo: dict[int, Type]) -> Type:
         # a conversation row's messages are mostly typed already (earlier rows hold them): their

@@ -111,3 +111,18 @@ def test_pull_removes_stale_pull_folders(tags: tuple[str, str], tmp_path: Path) 
     assert not killed.exists() and not moved_aside.exists()
     assert running.exists() and other.read_text() == "mine"
     assert sorted(p.name for p in out.iterdir()) == sorted([".old-notes", running.name, "sw-1"])
+
+
+def test_report_push_to_a_local_storage_removes_stale_copies(tags: tuple[str, str], tmp_path: Path) -> None:
+    from tracebridge.sweep.storage import put_dir
+
+    dead, live = tags
+    report = small_report(tmp_path, tmp_path / "local" / "sw-1")
+    reports = tmp_path / "storage" / "reports"
+    put_dir(report, str(reports / "sw-1"))
+    killed = _age(Path(shutil.copytree(report, reports / f".sw-1.{dead}ab12cd34.copy")))
+    swapped = _age(Path(shutil.copytree(report, reports / f".sw-1.{dead}ef56gh78.copy.old")))
+    running = _age(Path(shutil.copytree(report, reports / f".sw-1.{live}ij90kl12.copy")))
+    put_dir(report, str(reports / "sw-1"))
+    assert not killed.exists() and not swapped.exists() and running.exists()
+    assert sorted(p.name for p in reports.iterdir()) == sorted([running.name, "sw-1"])

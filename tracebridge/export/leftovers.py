@@ -2,7 +2,8 @@
 
 A push to a local folder copies each file under ``.<name>.<tag><random>.part`` beside it; a fetch downloads into
 ``<out>/.fetch-<tag><random>``; a pull into ``<out's parent>/.pull-<tag><name>-<random>`` (and moves the report it
-replaces to ``.old-<name>-.pull-...``). ``<tag>`` is ``<pid>@<host>+``, the process that made it. A command killed
+replaces to ``.old-<name>-.pull-...``); a report pushed to a local storage is copied to ``.<name>.<tag><random>.copy``
+beside it (``sweep.storage.put_dir``). ``<tag>`` is ``<pid>@<host>+``, the process that made it. A command killed
 mid-way (SIGKILL, power loss, an OOM kill) left them for good: ``.part`` files in the storage's bundle folders,
 whole partial bundles in the fetch folder. The next push, fetch or pull removes those that are stale
 (``remove_stale``): older than ``STALE_AFTER_S`` (newest file inside, for a folder) and not held by a live process
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 STALE_AFTER_S = 3600.0  # an hour: longer than any push, fetch or pull between two writes of its temp files
 PART, FETCH, PULL = ".*.part", ".fetch-*", ".pull-*"
 PULL_OLD = ".old-*.pull-*"  # a pulled report's predecessor, moved aside before the swap (report_pull)
+COPY = (".*.copy", ".*.copy.old")  # a folder put_dir copies to a local storage, and the one it replaced
 _TAG = re.compile(r"(\d+)@([^+/]*)\+")
 
 

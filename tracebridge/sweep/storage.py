@@ -173,9 +173,11 @@ def put_dir(local: Path, uri: str, cfg: StorageConfig | None = None, what: str =
         dst = local_path(uri)
         if dst.resolve() != Path(local).resolve():
             from tracebridge.export.bundle import replace_dir
+            from tracebridge.export.leftovers import COPY, remove_stale, temp_tag
 
             dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".copy", dir=dst.parent))
+            remove_stale(dst.parent, COPY)  # the copies of report pushes killed mid-way
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.{temp_tag()}", suffix=".copy", dir=dst.parent))
             try:
                 shutil.copytree(local, tmp, dirs_exist_ok=True)
                 if dst.exists():

@@ -71,6 +71,28 @@ def test_train_prints_why_a_trial_failed(tmp_path):
     assert "failed trials: 1" in res.output
     assert "failed trial verifier-optimized-s0: TrialInputError: dpo: all" in res.output
     assert "raise dpo.max_length, or set data.fit_context=true" in res.output
+    # the report lists it too, with its error (before: no report, as no trial had finished)
+    results = json.loads((tmp_path / "runs" / "report" / "results.json").read_text())
+    (failed,) = results["failed_trials"]
+    assert (failed["role"], failed["variant"], failed["seed"], failed["error_type"]) == \
+        ("verifier", "optimized", 0, "TrialInputError")
+    assert failed["trial_dir"] == str(tmp_path / "runs" / "verifier-optimized-s0") and results["trials"] == []
+
+
+def test_trains_report_lists_the_trial_that_failed_beside_the_one_that_finished(tmp_path):
+    """Its report read 'failed': 0 and left the failed trial out of results.json and the page, where the
+    failure was printed on stderr only."""
+    res = CliRunner().invoke(app, ["train", str(ROOT / "configs/train/cpu_tiny.yaml"), "train.max_steps=2",
+                                   "train.save_steps=0", "dpo.max_length=32", "data.max_eval_rows=8", "eval.n_boot=100",
+                                   "--bundle", str(FIXTURE), "--out", str(tmp_path / "runs"),
+                                   "--variants", "baseline,optimized", "--json"])
+    assert res.exit_code == 1, res.output
+    results = json.loads((tmp_path / "runs" / "report" / "results.json").read_text())
+    assert results["counts"] == {"finished": 1, "failed": 1}
+    assert [f["variant"] for f in results["failed_trials"]] == ["optimized"]
+    block = results["roles"]["verifier"]
+    assert block["failed_trials"] == 1 and "1 trial(s) of this role failed" in block["winner_reason"]
+    assert "Failed trials (1)" in (tmp_path / "runs" / "report" / "report.html").read_text()
 
 
 def test_eval_says_when_a_metric_has_no_item(capsys):

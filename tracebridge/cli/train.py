@@ -113,20 +113,22 @@ def train(
             except (ConfigError, BundleError) as exc:
                 fail(str(exc))
             except Exception as exc:  # noqa: BLE001 - a trial that crashes, however, is reported; the others still run
-                failed.append({"variant": v, "seed": s, "error": f"{type(exc).__name__}: {exc}"})
+                failed.append({"variant": v, "seed": s, "error": f"{type(exc).__name__}: {exc}", "role": base.role,
+                               "trial_dir": str(out / f"{base.role}-{v}-s{s}")})
                 continue
             results.append(r)
             if not json_out:
                 typer.echo(json.dumps(headline(r), default=str))
             warn_trial_notes(r, base)
     manifest = None
-    if results:
+    if results or failed:  # the failed trials listed in it with their reasons, even when none finished
         from tracebridge.report import write_report
 
         manifest = write_report(results, out / "report", config=to_dict(base), wall_s=time.time() - t0,
-                                n_boot=base.eval.n_boot, ci=base.eval.ci, title=f"TraceBridge: {base.role}")
+                                n_boot=base.eval.n_boot, ci=base.eval.ci, title=f"TraceBridge: {base.role}",
+                                failed=failed)
     summary = {"trials": [headline(r) for r in results], "failed": failed,
-               "report": str(out / "report" / "report.html") if results else None,
+               "report": str(out / "report" / "report.html") if manifest else None,
                "winners": (manifest or {}).get("winners")}
     if json_out:
         print_json(summary)

@@ -77,6 +77,27 @@ def test_install_cron_through_the_crontab_program(tmp_path, monkeypatch):
     assert text.startswith("MAILTO=ops\n") and text.count(BEGIN) == 1 and "shadow-cycle" in text
 
 
+def test_install_cron_never_replaces_a_crontab_it_could_not_read(tmp_path, monkeypatch):
+    # `crontab -l` failing for another reason than "no crontab for USER" was read as an empty table: the
+    # install replaced the user's whole crontab (their backups, their other jobs) with the tracebridge block
+    table = tmp_path / "table"
+    table.write_text("0 1 * * * /usr/local/bin/backup\n")
+    fake = tmp_path / "bin" / "crontab"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\nif [ \"$1\" = -l ]; then echo 'crontab: cannot open spool: Permission denied' >&2; "
+                    f"exit 1; else cat > {table}; fi\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(ScheduleError, match="crontab -l failed .*Permission denied.*left as it is"):
+        install_cron(cron_lines(INFRA, "/srv/tb", "/srv/tb/bin/tracebridge"))
+    assert table.read_text() == "0 1 * * * /usr/local/bin/backup\n"
+    # "no crontab for USER" (cronie, macOS) is an empty table: the block is the whole new one
+    fake.write_text(f"#!/bin/sh\nif [ \"$1\" = -l ]; then echo 'no crontab for ops' >&2; exit 1; "
+                    f"else cat > {table}; fi\n")
+    install_cron(cron_lines(INFRA, "/srv/tb", "/srv/tb/bin/tracebridge"))
+    assert table.read_text().startswith(BEGIN)
+
+
 def test_the_timers_random_delay_is_within_the_reviews_slice_tolerance():
     # the review pairs each 24-hour slice with a daily cycle: a delay beyond its tolerance could leave a slice empty
     import re

@@ -123,7 +123,13 @@ def install_cron(block: str) -> str:
     if exe is None:
         raise ScheduleError("no crontab program on PATH; use --kind systemd or install cron")
     cur = subprocess.run([exe, "-l"], capture_output=True, text=True, check=False)
-    current = cur.stdout if cur.returncode == 0 else ""  # exit 1 = no crontab yet
+    why = cur.stderr.strip()
+    if cur.returncode != 0 and why and not re.search(r"no crontab|no such file", why, re.IGNORECASE):
+        # not "no crontab for USER": the table exists but could not be read; replacing it with only our block
+        # deleted every other line of the user's crontab
+        raise ScheduleError(f"crontab -l failed (exit {cur.returncode}: {why[:300]}): the current crontab could not "
+                            "be read, so it was left as it is (installing would have replaced its other lines)")
+    current = cur.stdout if cur.returncode == 0 else ""  # no crontab yet
     new = merge_crontab(current, block)
     res = subprocess.run([exe, "-"], input=new, capture_output=True, text=True, check=False)
     if res.returncode != 0:

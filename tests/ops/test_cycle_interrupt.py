@@ -112,3 +112,21 @@ def test_a_cycle_killed_by_sigkill_leaves_its_step_running_until_the_next_cycle_
         for p in (json.loads(pids.read_text()) if pids.exists() else []):
             if _alive(p):
                 os.kill(p, signal.SIGKILL)
+
+
+def test_a_group_whose_start_cannot_be_noted_is_stopped_not_left_running(tmp_path: Path) -> None:
+    # noting the step's process group in the lock's holder note can fail (a full disk): the error left the
+    # command running unattended, outside the loop that stops it
+    from tracebridge.ops.groups import run_in_group
+
+    started: list[int] = []
+
+    def note(pid: int, argv: list[str]) -> None:
+        started.append(pid)
+        raise OSError(28, "No space left on device")
+
+    try:
+        run_in_group([sys.executable, "-c", "import time; time.sleep(600)"], grace_s=1.0, on_start=note)
+    except OSError:
+        pass
+    assert started and not _alive(started[0])

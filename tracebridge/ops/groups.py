@@ -38,10 +38,10 @@ def run_in_group(argv: list[str], env: dict[str, str] | None = None, timeout_s: 
     """
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
-    if on_start is not None:
-        on_start(proc.pid, argv)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
+        if on_start is not None:  # in the try: if it raises (a full disk), the group is still stopped
+            on_start(proc.pid, argv)
         while True:
             try:
                 out, err = proc.communicate(timeout=0.5)

@@ -73,3 +73,22 @@ def test_the_failed_call_is_no_training_target_and_no_replay_state_reaches_the_r
     assert targets == ["Here is the summary."]
     text = json.dumps(rows(res, "worker_sft"))
     assert "OPAQUE-REPLAY-STATE" not in text and "rate_limit_error" not in text
+
+
+def test_a_dropped_connection_is_no_abort(tmp_path):
+    """A call whose stream the network cut (undici's "terminated", stopReason ``error``) or that could not
+    connect: before, "terminated" made the kind ``aborted`` (a user's /stop) and a connection error a
+    ``runtime_error``; OpenClaw's own failover classes them with timeouts. A real abort stays ``aborted``."""
+    sessions = tmp_path / "home" / "agents" / "main" / "sessions"
+    cases = {"net-1": ("error", "terminated"), "net-2": ("error", "Connection error."),
+             "net-3": ("error", "TypeError: fetch failed"), "net-4": ("aborted", "Request was aborted")}
+    for sid, (stop, message) in cases.items():
+        b = SessionBuilder(sid)
+        b.user("check the build")
+        b.assistant([], stop, usage=ZERO, errorMessage=message)
+        b.write(sessions / f"{sid}.jsonl")
+    out = tmp_path / "traces"
+    assert import_openclaw([tmp_path / "home"], out).reconciles
+    kinds = {sid: json.loads((out / f"oc-{sid}" / "session.json").read_text())["summary"]["failure_class"]
+             for sid in cases}
+    assert kinds == {"net-1": "timeout", "net-2": "timeout", "net-3": "timeout", "net-4": "aborted"}

@@ -99,9 +99,16 @@ def classify_llm_error(message: str, error: Any = None) -> str:
         return ErrorKind.TIMEOUT.value
     if "context" in m and ("length" in m or "window" in m or "too long" in m):
         return "context_length"
-    if "terminated" in m or "abort" in m:
+    if any(n in m for n in _NETWORK):  # OpenClaw's own failover class for them (failover-matches.ts): timeout
+        return ErrorKind.TIMEOUT.value
+    if "abort" in m:
         return "aborted"
     return ErrorKind.RUNTIME_ERROR.value
+
+
+# A model call's connection that failed or dropped mid-stream (undici's "terminated"): no user abort
+_NETWORK = ("terminated", "connection error", "network error", "fetch failed", "socket hang up", "econnreset",
+            "econnrefused", "econnaborted", "enotfound", "etimedout", "epipe", "eai_again", "enetunreach")
 
 
 @dataclass

@@ -172,3 +172,23 @@ def test_canary_status_says_why_the_slice_is_closed(tmp_path):
                                                                               "slice_arm": "candidate"}
     r = CliRunner().invoke(app, [*args[:-3], "canary.baseline_policy=v1", "canary.candidate_policy=v4", "--json"])
     assert json.loads(r.stdout)["rollout"]["arm"] is None  # a new id: the slice routes
+
+
+def test_an_unreadable_history_sends_every_session_to_the_baseline_and_refuses_a_rollback(tmp_path, monkeypatch):
+    """Fail-open: a history.jsonl the agent's user may not read (a permission, an I/O error) must not
+    raise out of the router's call; promote/rollback refuse it with the file named."""
+    from tracebridge.ops import promotion
+
+    st = PolicyState(tmp_path / "policy")
+    promote(st, gate_report(tmp_path / "g1.json", "v2", "v1"))
+    rollback(st)  # v1 active again: the router reads the history to tell a rollback from a first canary
+
+    def denied(path, *a, **kw):  # root reads any file: the refusal open() gives another user, injected
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(promotion, "iter_lines", denied)
+    with _router(st) as r:
+        assert _served(r) == {"baseline"}
+        assert "cannot be read" in r.rollout.decide("v1", "v2")[1]
+    with pytest.raises(promotion.PromotionError, match="history.jsonl: cannot be read"):
+        rollback(st)

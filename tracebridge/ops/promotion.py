@@ -84,21 +84,26 @@ def read_history(state: PolicyState) -> list[dict[str, Any]]:
     """Every record of the history, in order.
 
     Raises:
-        PromotionError: a line does not parse (``history.jsonl:N``): the history needs an operator.
+        PromotionError: a line does not parse (``history.jsonl:N``), or the file cannot be read: the
+            history needs an operator.
     """
     state.check_root()
-    if not state.history_path.is_file():
-        return []
     out = []
-    for line in iter_lines(state.history_path):
-        if line.torn:  # a change killed mid-append: never activated, cut by the next change
-            continue
-        error = line.error or (None if isinstance(line.obj, dict) else
-                               f"a record must be a JSON object, not {type(line.obj).__name__}")
-        if error:
-            raise PromotionError(f"{state.history_path}:{line.lineno}: {error}; history is damaged, "
-                                 "repair it by hand before any promotion (records are never rewritten)")
-        out.append(line.obj)
+    try:
+        if not state.history_path.is_file():
+            return []
+        for line in iter_lines(state.history_path):
+            if line.torn:  # a change killed mid-append: never activated, cut by the next change
+                continue
+            error = line.error or (None if isinstance(line.obj, dict) else
+                                   f"a record must be a JSON object, not {type(line.obj).__name__}")
+            if error:
+                raise PromotionError(f"{state.history_path}:{line.lineno}: {error}; history is damaged, "
+                                     "repair it by hand before any promotion (records are never rewritten)")
+            out.append(line.obj)
+    except OSError as exc:  # no permission, an I/O error: the router falls back, promote/rollback refuse
+        raise PromotionError(f"{state.history_path}: cannot be read ({exc}); fix its permissions or storage "
+                             "before any promotion") from exc
     return out
 
 

@@ -161,3 +161,29 @@ def test_call_arguments_as_objects_load_as_written(sim_traces: Path, tmp_path: P
         return [c["function"]["arguments"] for r in rows for m in r["messages"] for c in m.get("tool_calls") or []]
 
     assert calls(raw) and isinstance(calls(raw)[0], dict) and calls(loaded) == calls(raw)
+
+
+def test_the_shadow_cycles_consumer_check_loads_the_splits_through_the_card(
+        bundles: tuple[ExportResult, ExportResult], tmp_path: Path) -> None:
+    """The consumer check (``tracebridge.ops.consumers``) loads each view as its users do: every split in
+    one call through the card. A test row whose label has another type than the card says (a file
+    edited after the export) loads file by file, and fails through the card; a second check does not
+    reuse the first one's datasets cache."""
+    import shutil
+
+    from tracebridge.ops.consumers import check_views_parse
+
+    bundle = tmp_path / "b"
+    shutil.copytree(bundles[1].path, bundle)
+    res = check_views_parse(bundle)
+    assert res["ok"], res["problems"]
+    assert set(res["card_configs"]) == {config_name(k) for k in json.loads((bundle / "features.json").read_text())}
+    assert res["card_configs"]["verifier_sft"] == {s: n for s, n in bundles[1].report["rows"]["verifier_sft"].items() if n}
+    test_file = bundle / Path(splits(bundles[1], "verifier_sft")["test"]).relative_to(bundles[1].path)
+    row = json.loads(test_file.read_text().splitlines()[0])
+    row["meta"]["labels"]["feedback_score"] = "high"  # a float64 in the card
+    with open(test_file, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+    problems = check_views_parse(bundle)["problems"]
+    assert any(p.startswith("README.md config verifier_sft (") and "cannot load its splits together" in p
+               for p in problems), problems

@@ -1,7 +1,8 @@
 """Consumer checks of an export bundle: the consumers downstream of us can read what we wrote.
 
-* **views parse** — every view file loads with ``datasets.load_dataset("json")`` and its row
-  count matches the bundle manifest (when the manifest gives one); each of the five views of
+* **views parse** — every view file loads with ``datasets`` (a bundle with a dataset card: each
+  view's splits together, ``load_dataset(bundle, config)``, as users load it; else one file per
+  ``load_dataset("json")`` call) and its row count matches the bundle manifest (when it gives one); each of the five views of
   DESIGN.md has a file (``planner_pref_pairs`` only where runs record a reference plan);
 * **TRL formatting** — rows of every view go through TRL's ``maybe_apply_chat_template`` with the
   project's tokenizer and chat template and give non-empty text;
@@ -78,13 +79,68 @@ def _required_views(bundle: Path) -> set[str]:
     return {v for v in (_view_of(str(f.get("path", ""))) for f in files) if v is not None}
 
 
+def _card_configs(bundle: Path) -> list[dict[str, Any]]:
+    """The ``configs`` of the bundle's dataset card (``README.md`` front matter, with ``features.json``
+    beside it), or [] for a bundle written before the card (or one that has no readable card)."""
+    import yaml
+
+    card = bundle / "README.md"
+    if not (card.is_file() and (bundle / "features.json").is_file()):
+        return []
+    try:
+        _, head, _ = card.read_text(encoding="utf-8").split("---\n", 2)
+        configs = (yaml.safe_load(head) or {}).get("configs")
+    except (OSError, ValueError, yaml.YAMLError, AttributeError):
+        return []
+    return [c for c in configs if isinstance(c, dict) and isinstance(c.get("data_files"), list)] \
+        if isinstance(configs, list) else []
+
+
+def _count(files: dict[str, int], problems: list[str], rows_in_manifest: dict[str, int], rel: str, n: int) -> None:
+    files[rel] = n
+    want = rows_in_manifest.get(rel)
+    if want is not None and want != n:
+        problems.append(f"{rel}: {n} rows loaded, manifest says {want}")
+
+
 def check_views_parse(bundle: Path) -> dict[str, Any]:
-    """Every view file loads with ``datasets`` and has the manifest's row count."""
+    """Every view file loads with ``datasets`` and has the manifest's row count. A bundle with a dataset
+    card is loaded as its users load it: each card config's splits in one ``load_dataset(bundle, config)``
+    call (``card_configs``); files no config names, and bundles without a card, one file per call."""
+    import tempfile
+
+    # a fresh cache for each check: datasets reuses a cache whose files' names and sizes did not change
+    # (an edited bundle would pass on the earlier load's rows)
+    # (under .hf-cache/, which shadow-prune removes, should a killed check leave one)
+    root = bundle.parent / ".hf-cache"
+    root.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="check-", dir=root) as cache:
+        return _views_parse(bundle, cache)
+
+
+def _views_parse(bundle: Path, cache: str) -> dict[str, Any]:
     import datasets
 
     datasets.disable_progress_bars()
     rows_in_manifest, required = _manifest_rows(bundle), _required_views(bundle)
-    files, problems = {}, []
+    files: dict[str, int] = {}
+    problems: list[str] = []
+    loaded: set[str] = set()
+    card: dict[str, dict[str, int]] = {}
+    for cfg in _card_configs(bundle):
+        name = str(cfg.get("config_name"))
+        parts = {str(d.get("split")): str(d.get("path")) for d in cfg["data_files"] if isinstance(d, dict)}
+        loaded.update(parts.values())
+        try:
+            ds = datasets.load_dataset(str(bundle), name, cache_dir=cache)
+        except Exception as exc:  # noqa: BLE001 - any loader error is the finding
+            problems.append(f"README.md config {name} ({', '.join(parts.values())}): datasets cannot load its "
+                            f"splits together: {type(exc).__name__}: {str(exc)[:300]}")
+            continue
+        card[name] = {split: len(ds[split]) for split in parts if split in ds}
+        for split, rel in parts.items():
+            if split in ds:
+                _count(files, problems, rows_in_manifest, rel, len(ds[split]))
     by_view = view_files(bundle)
     if not any(by_view.values()):
         problems.append("no view file in the bundle")
@@ -93,17 +149,15 @@ def check_views_parse(bundle: Path) -> dict[str, Any]:
             problems.append(f"{view}: no file in the bundle")
         for p in paths:
             rel = p.relative_to(bundle).as_posix()
+            if rel in loaded:
+                continue
             try:
-                ds = datasets.load_dataset("json", data_files=str(p), split="train",
-                                           cache_dir=str(bundle.parent / ".hf-cache"))
+                ds = datasets.load_dataset("json", data_files=str(p), split="train", cache_dir=cache)
             except Exception as exc:  # noqa: BLE001 - any loader error is the finding
                 problems.append(f"{rel}: datasets cannot load it: {type(exc).__name__}: {str(exc)[:300]}")
                 continue
-            files[rel] = len(ds)
-            want = rows_in_manifest.get(rel)
-            if want is not None and want != len(ds):
-                problems.append(f"{rel}: {len(ds)} rows loaded, manifest says {want}")
-    return {"ok": not problems, "files": files, "problems": problems}
+            _count(files, problems, rows_in_manifest, rel, len(ds))
+    return {"ok": not problems, "files": files, "card_configs": card, "problems": problems}
 
 
 def _tokenizer() -> Any:

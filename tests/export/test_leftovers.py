@@ -126,3 +126,33 @@ def test_report_push_to_a_local_storage_removes_stale_copies(tags: tuple[str, st
     put_dir(report, str(reports / "sw-1"))
     assert not killed.exists() and not swapped.exists() and running.exists()
     assert sorted(p.name for p in reports.iterdir()) == sorted([running.name, "sw-1"])
+
+
+def test_push_to_s3_aborts_stale_multipart_uploads(bundle: ExportResult, s3_env: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A push killed while s3fs sent a file in parts (100 MiB and more) left that upload open: never listed, its
+    parts stored (and billed) for good. Laid out as it leaves one: an upload started, a part sent, never completed."""
+    import boto3
+
+    from tracebridge.export import leftovers
+
+    s3, bid = boto3.client("s3"), bundle.manifest.bundle_id
+
+    def killed_upload(key: str) -> str:
+        up = s3.create_multipart_upload(Bucket=s3_env, Key=key)["UploadId"]
+        s3.upload_part(Bucket=s3_env, Key=key, UploadId=up, PartNumber=1, Body=b"x" * (5 << 20))
+        return key
+
+    def open_uploads() -> list[str]:
+        return sorted(u["Key"] for u in s3.list_multipart_uploads(Bucket=s3_env).get("Uploads", []))
+
+    uri = f"s3://{s3_env}/tb/bundles"
+    mine = killed_upload(f"tb/bundles/{bid}/views/worker_sft/train.jsonl")
+    others = killed_upload("elsewhere/big.bin")  # not under the push's URI: not its to abort
+    with monkeypatch.context() as m:  # younger than the threshold: may still be running
+        m.setattr(leftovers, "STALE_UPLOAD_S", float("inf"))
+        assert push_bundle(bundle.path, uri)["status"] == "published"
+    assert open_uploads() == sorted([mine, others])
+    # moto says every upload started on 2010-11-10: older than a day
+    assert push_bundle(bundle.path, uri)["status"] == "exists"
+    assert open_uploads() == [others]

@@ -42,7 +42,7 @@ from tracebridge.export.bundle import (
     verify_bundle,
 )
 from tracebridge.export.config import StorageConfig
-from tracebridge.export.leftovers import PART, remove_stale, temp_tag
+from tracebridge.export.leftovers import PART, abort_stale_uploads, remove_stale, temp_tag
 from tracebridge.export.rowscan import file_findings, row_findings
 from tracebridge.export.storage import (
     LATEST,
@@ -275,6 +275,8 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
     except OSError as exc:  # a bundle file gone (moved, deleted, re-exported) is no storage failure: refused
         _refuse_changed(fs, dest, src, man, before, sent_files)
         raise failed_error(f"push to {uri}", uri, exc, fs) from exc
+    if hasattr(fs, "call_s3"):  # s3: the open multipart uploads of pushes killed mid-file (after ours: a storage
+        abort_stale_uploads(fs, base)  # that does not answer fails the push first, not after one more wait)
     for r in out["repaired"]:
         log.warning("%s/%s: %s on the storage; sent again", out["uri"], r["path"], r["problem"])
     log.info("pushed bundle %s to %s (%s)", man.bundle_id, out["uri"], out["status"])

@@ -102,3 +102,27 @@ def test_a_damaged_report_read_twice_the_same_exits_1(s3, reports, tmp_path: Pat
     code, res = _pull(tmp_path, [])
     assert code == 1, res
     assert res["problems"] == [f"{URI}/manifest.json:files[0].sha256: results.json was modified"], res
+
+
+def test_submit_reads_a_report_changing_on_every_read_as_try_again_later(s3, reports, tmp_path: Path) -> None:
+    """``submit --wait`` pulls through ``pull_job_report``: a report another attempt keeps overwriting is
+    ``report_changing`` (exit 3, as ``pull``), not a damaged report (exit 1)."""
+    from types import SimpleNamespace
+
+    from tracebridge.cluster.outcome import pull_job_report
+    from tracebridge.config import load_config
+    from tracebridge.export.config import StorageConfig
+
+    a, b = reports
+    _put(s3, b, "results.json")()
+    steps = [lambda: (_put(s3, a, "results.json")(), _put(s3, b, "report.html")()), _put(s3, b, "results.json")]
+    io = load_config(StorageConfig, None, ["retry.attempts=3", "retry.backoff_s=0.01"])
+    plan = SimpleNamespace(report_uri=URI, sweep_id="sw-1", cfg=SimpleNamespace(storage_io=io), expect=lambda s: None)
+    handler = OnReadAgain(steps)
+    logging.getLogger("tracebridge").addHandler(handler)
+    try:
+        res = pull_job_report(plan, "sw-1-a1", tmp_path / "out")
+    finally:
+        logging.getLogger("tracebridge").removeHandler(handler)
+    assert res["report_changing"] is True and res["report"] is None and res["report_problems"], res
+    assert "storage_unreachable" not in res

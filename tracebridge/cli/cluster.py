@@ -233,7 +233,8 @@ def submit(
     bad = summary["status"] in ("FAILED", "STOPPED") or summary.get("never_started") or \
         bool(summary.get("report_problems")) or \
         (summary["status"] == "SUCCEEDED" and not summary.get("report"))
-    raise typer.Exit(EXIT_UNREACHABLE if summary.get("storage_unreachable") else 1 if bad else 0)
+    again = summary.get("storage_unreachable") or summary.get("report_changing")  # try again later: `pull`
+    raise typer.Exit(EXIT_UNREACHABLE if again else 1 if bad else 0)
 
 
 @app.command()

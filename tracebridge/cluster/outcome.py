@@ -33,7 +33,8 @@ def failed_job(client: Any, submission_id: str) -> dict[str, Any]:
 def pull_job_report(plan: Any, submission_id: str, out: Path) -> dict[str, Any]:
     """Pull and verify the report the job ``submission_id`` of ``plan`` (a ``submit.SweepPlan``) pushed into
     ``out`` (``<out>/<sweep id>``): ``{"report", "report_problems"}`` plus ``"storage_unreachable": True`` when
-    the storage did not answer (``submit.pull_report``); ``report`` is None unless it verified."""
+    the storage did not answer, ``"report_changing": True`` when every read of it differed (another attempt
+    pushing over it; ``submit.pull_report``); ``report`` is None unless it verified."""
     from tracebridge.cluster.submit import pull_report
 
     pulled = pull_report(
@@ -42,6 +43,8 @@ def pull_job_report(plan: Any, submission_id: str, out: Path) -> dict[str, Any]:
     res: dict[str, Any] = {"report": pulled["report_html"], "report_problems": pulled["problems"]}
     if pulled.get("unreachable"):
         res["storage_unreachable"] = True
+    if pulled.get("changing"):  # another attempt pushing over it while it was read: try again later
+        res["report_changing"] = True
     return res
 
 
@@ -56,5 +59,6 @@ def failed_outcome(client: Any, plan: Any, info: dict[str, Any], out: Path) -> d
     if pushed:
         pulled = pull_job_report(plan, info["submission_id"], out)
         pulled.pop("storage_unreachable", None)
+        pulled.pop("report_changing", None)
         res.update(pulled)
     return res

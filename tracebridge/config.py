@@ -25,6 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from tracebridge.config_words import (
+    bool_problems,
     declared_type,
     key_words,
     strip_optional,
@@ -231,6 +232,9 @@ def load_config(schema: type[T], path: str | Path | None = None,
         if at is not None:  # seeds.0=5: one item of a list, which a merge cannot set
             problem = _set_item(schema, merged, what, layer, at)
             problems += [problem] if problem else []
+            continue
+        if bad := bool_problems(schema, layer):  # a whole number for true/false: OmegaConf takes any as true
+            problems += bad
             continue
         merged = _merge_layer(schema, merged, what, layer, problems)
     if problems:

@@ -119,3 +119,21 @@ def type_problem(schema: Any, what: str, exc: Exception, layer: Any) -> str | No
             colon = "; in {a: 1} put a space after each colon" if "': null" in shown or ":" in key else ""
             return f"{key}={shown}: expected {words[0]}, e.g. {words[1]}{colon}"
     return None
+
+
+def bool_problems(schema: Any, layer: Any) -> list[str]:
+    """``key=N: expected true or false`` for each true/false key of ``schema`` that ``layer`` gives a whole number
+    other than 0 or 1: OmegaConf reads any as true, so ``train.packing=2`` (or a sweep's ``[1, 2]`` ablation,
+    two trials alike) passed without a word."""
+    out: list[str] = []
+
+    def walk(node: Any, parts: list[str]) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, [*parts, str(k)])
+        elif isinstance(node, int) and not isinstance(node, bool) and node not in (0, 1) \
+                and strip_optional(declared_type(schema, parts))[0] is bool:
+            out.append(f"{'.'.join(parts)}={node}: expected true or false, e.g. {'.'.join(parts)}=true")
+
+    walk(OmegaConf.to_container(layer, resolve=False), [])
+    return out

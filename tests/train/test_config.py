@@ -167,3 +167,21 @@ def test_an_epochs_override_that_max_steps_would_ignore_is_refused():
     _, _, specs = grid.load_checked(str(ROOT / "configs/sweep/smoke.yaml"), [
         "bundle=s3://b/x", "ablations.train.num_epochs=[1,3]", "overrides.train.max_steps=-1"])
     assert len(specs) == 4
+
+
+def test_a_whole_number_other_than_0_or_1_is_no_true_or_false():
+    """OmegaConf reads any whole number as true: ``train.packing=2`` loaded as packing on, and a sweep's
+    ``ablations.train.packing=[1,2]`` made two trials alike. Refused now, naming the key; 0 and 1 still read
+    as false and true."""
+    from tracebridge.sweep import grid
+
+    tiny = str(ROOT / "configs/train/cpu_tiny.yaml")
+    with pytest.raises(ConfigError) as e:
+        load_train_config(tiny, ["train.packing=2", "train.lora.enabled=-1"])
+    assert e.value.problems == ["train.packing=2: expected true or false, e.g. train.packing=true",
+                                "train.lora.enabled=-1: expected true or false, e.g. train.lora.enabled=true"]
+    assert [load_train_config(tiny, [f"train.packing={v}"]).train.packing for v in (0, 1, "true")] == [False, True, True]
+    with pytest.raises(ConfigError) as e:
+        grid.load_checked(str(ROOT / "configs/sweep/smoke.yaml"), ["bundle=s3://b/x", "ablations.train.packing=[1,2]"])
+    assert any(p.endswith("train.packing=2: expected true or false, e.g. train.packing=true (set by "
+                          "ablations.train.packing)") for p in e.value.problems), e.value.problems

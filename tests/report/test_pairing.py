@@ -109,3 +109,22 @@ def test_offline_item_ids_are_unique_and_the_same_for_the_same_rows(monkeypatch)
     w[1]["messages"][1]["content"] = "other"
     got = [p[0] for p in offline.worker_points(w)]
     assert len(got) == len(set(got)) == 2
+
+
+def test_trials_of_different_bundles_are_not_compared(tmp_path):
+    """``tracebridge report`` of a baseline trained on one bundle and an optimized one on another (re-exported
+    with other redaction or splits: the same row ids, other rows): their items were paired by id and a winner
+    named. Such a pair is a comparison problem now; trials of one bundle still compare."""
+    rng = np.random.default_rng(0)
+    base = (rng.random(200) < 0.5).astype(float)
+    better = np.maximum(base, (rng.random(200) < 0.3).astype(float))
+    ids = list(range(200))
+    b = trial(tmp_path, "baseline", "verifier", verifier_items(base), ids) | {"bundle_id": "a" * 64}
+    o = trial(tmp_path, "optimized", "verifier", verifier_items(better), ids) | {"bundle_id": "c" * 64}
+    block = build_results([b, o], n_boot=200)["roles"]["verifier"]
+    assert block["winner"] is None and block["comparison"] == {}
+    assert block["comparison_problems"] == [
+        ("optimized seed 0: trained and evaluated on bundle cccccccccccc, its baseline on aaaaaaaaaaaa "
+         "(left out of the comparison)")]
+    o["bundle_id"] = b["bundle_id"]
+    assert build_results([b, o], n_boot=200)["roles"]["verifier"]["winner"] == "optimized"

@@ -148,16 +148,25 @@ def unpaired(base: list[tuple[dict, dict]], opt: list[tuple[dict, dict]]) -> lis
 def compare_variants(base: list[tuple[dict, dict]], opt: list[tuple[dict, dict]], n_boot: int,
                      ci: float) -> tuple[dict[str, Estimate], list[str], list[str]]:
     """Paired differences optimized − baseline over trials matched by seed and ablation values, the
-    items of each matched pair paired by item id (``pair_by_id``).
+    items of each matched pair paired by item id (``pair_by_id``); a pair trained on different bundles
+    (``bundle_id``) is not compared: its eval rows differ whatever their ids.
 
     Returns:
         ``(differences, notes, problems)``: notes name the pairs compared by position; problems the
-        optimized trials with no baseline partner (``unpaired``) and the pairs left out of a metric's
-        difference because their items could not be paired.
+        optimized trials with no baseline partner (``unpaired``), the pairs of different bundles, and the
+        pairs left out of a metric's difference because their items could not be paired.
     """
     key = lambda t: (t.get("seed"), ablation_of(t))
-    bmap = {key(t): it for t, it in base}
-    pairs = [(_where(t), it, bmap[key(t)]) for t, it in opt if key(t) in bmap]
+    bmap = {key(b): (b, it) for b, it in base}
+
+    def bundles(t: dict[str, Any]) -> tuple[Any, Any] | None:  # (its, its baseline's) when they differ
+        ours, theirs = t.get("bundle_id"), bmap[key(t)][0].get("bundle_id")
+        return (ours, theirs) if ours and theirs and ours != theirs else None
+
+    # trials of different bundles were scored on different eval rows, whatever their item ids say
+    other = [f"optimized {_where(t)}: trained and evaluated on bundle {str(b[0])[:12]}, its baseline on "
+             f"{str(b[1])[:12]} (left out of the comparison)" for t, _ in opt if key(t) in bmap and (b := bundles(t))]
+    pairs = [(_where(t), it, bmap[key(t)][1]) for t, it in opt if key(t) in bmap and not bundles(t)]
     out: dict[str, Estimate] = {}
     said: dict[tuple[str, str, str], list[str]] = defaultdict(list)  # (kind, trial, text) → metrics
     metrics = sorted({k for _, a, b in pairs for k in a["items"] if k in b["items"]} - NOT_POOLED - {"majority_accuracy"})
@@ -176,7 +185,7 @@ def compare_variants(base: list[tuple[dict, dict]], opt: list[tuple[dict, dict]]
             out[m] = paired_difference(_pool(a), _pool(b), n_boot, ci)
     lines = [(k, f"{w}: {t}: {', '.join(ms)}" + ("" if k == "note" else " (left out of the comparison)"))
              for (k, w, t), ms in said.items()]
-    return out, [x for k, x in lines if k == "note"], unpaired(base, opt) + [x for k, x in lines if k == "problem"]
+    return out, [x for k, x in lines if k == "note"], unpaired(base, opt) + other + [x for k, x in lines if k == "problem"]
 
 
 def ablation_grids(role: str, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -230,3 +230,23 @@ def test_a_span_file_or_folder_whose_name_is_not_utf8_is_a_problem_not_a_traceba
     assert sorted(rep.problems) == sorted(f"{src}/{n}\\xe9{x}: name is not UTF-8, not read (a run, its state and "
                                           "its quarantine lines are named after it); rename it to UTF-8 to import it"
                                           for n, x in (("s", ".jsonl"), ("d", "")))
+
+
+def test_a_child_recorded_on_a_host_whose_clock_is_behind_still_follows_its_parent() -> None:
+    """An agent's tool span and, inside it, a model call the LLM proxy recorded on a host 10 s behind: by start
+    time the call came first. Before, it was mapped before the tool (off the task, not the tool call) and the
+    tool call then hung off the sub-call, as if the sub-call had asked for the tool."""
+    op = _span("agentlightning.operation", {"agentlightning.operation.name": "research",
+                                            "agentlightning.operation.input.q": "x",
+                                            "agentlightning.operation.output": "found"}, 0, span_id="op", start=2e9 + 10)
+    op["end_time"] = 2e9 + 20
+    spans = [op, _call(1, "sub question", "sub answer", span_id="llm", parent="op", start=2e9 + 4),
+             _call(2, "q", "final", span_id="top", start=2e9 + 25)]
+    run = spans_to_events(spans, "r", "task")
+    by_id = {e["event_id"]: e for e in run.events}
+    got = [(e["event_type"], (by_id.get(e["parent_event_id"]) or {}).get("event_type")) for e in run.events[1:6]]
+    assert got == [("worker_tool_call", "planner_input"), ("worker_action", "worker_tool_call"),
+                   ("worker_tool_result", "worker_tool_call"), ("worker_action", "worker_tool_result"),
+                   ("worker_output", "worker_action")]
+    assert [a["llm"]["response"] for a in _actions(run)] == ["sub answer", "final"]
+    assert spans_to_events(spans[::-1], "r", "task").events == run.events

@@ -17,11 +17,31 @@ if TYPE_CHECKING:
 OPERATION = "agentlightning.operation"
 _WEAVE_CHOICES = "agentlightning.operation.output.choices."  # the weave tracer's record of a client's reply
 
+def _starts(spans: list[dict[str, Any]]) -> dict[int, float]:
+    """Each span's start for the order (by ``id()``): its own, or its parent's when that is later. Spans
+    recorded on hosts whose clocks differ (an agent's tool and the LLM proxy's call inside it) would
+    otherwise put a child before its parent, which it then could not attach to."""
+    by_id = {s.get("span_id"): s for s in spans}
+    out: dict[int, float] = {}
+    for s in spans:
+        chain, seen = [], set()
+        while s is not None and id(s) not in out and id(s) not in seen:  # up to a span already done (or a loop)
+            seen.add(id(s))
+            chain.append(s)
+            s = by_id.get(s.get("parent_id"))
+        above = out.get(id(s), 0.0) if s is not None else 0.0
+        for c in reversed(chain):
+            t = c.get("start_time")
+            above = out[id(c)] = max(t if isinstance(t, (int, float)) and not isinstance(t, bool) else 0.0, above)
+    return out
+
+
 def ordered_spans(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The spans in start order (then ``sequence_id``), a model call the weave tracer recorded (a span
-    named for the client's function whose output has ``choices``) with its ``gen_ai.*`` records added."""
-    out = []
-    for s in sorted(spans, key=lambda s: (s.get("start_time") or 0.0, s.get("sequence_id") or 0)):
+    """The spans in start order (then ``sequence_id``), never a child before its parent (``_starts``), a
+    model call the weave tracer recorded (a span named for the client's function whose output has
+    ``choices``) with its ``gen_ai.*`` records added."""
+    out, start = [], _starts(spans)
+    for s in sorted(spans, key=lambda s: (start[id(s)], s.get("sequence_id") or 0)):
         attrs = s.get("attributes") or {}
         if s.get("name") != OPERATION and any(k.startswith(_WEAVE_CHOICES) for k in attrs):
             s = {**s, "attributes": weave_llm_attrs(attrs)}

@@ -101,6 +101,24 @@ def test_a_model_change_after_model_turns_names_the_model_they_used():
         "model:anthropic/m1", "model:openai/g5"]
 
 
+def test_a_photo_sent_without_a_caption_leaves_the_goal_to_the_next_words():
+    """A Telegram session opening with a photo and no caption: before, the run's goal was "(no user message)"
+    (the photo's empty text was taken as the goal), so every such session shared one goal and one split."""
+    from tracebridge.importers.openclaw.session import session_record
+
+    m = SessionMapper("r")
+    photo = [{"type": "image", "data": "aGVsbG8=", "mimeType": "image/jpeg"}]
+    feed_rows(m, [
+        {"type": "message", "id": "u1", "parentId": None, "timestamp": T(1), "message": {"role": "user", "content": photo}},
+        {"type": "message", "id": "a1", "parentId": "u1", "timestamp": T(2), "message": _asst(
+            [{"type": "text", "text": "Nice. What would you like to know?"}], "stop")},
+        {"type": "message", "id": "u2", "parentId": "a1", "timestamp": T(3), "message": {
+            "role": "user", "content": "what breed is this dog?"}},
+    ])
+    rec = session_record(m, session_id="s", agent="main", index_entry=None, validate=True)
+    assert rec["goal"]["text"] == "what breed is this dog?" and rec["goal"]["family"] == "openclaw/chat"
+
+
 @pytest.mark.parametrize(("row", "field"), [
     ([1, 2], "<line>"),
     ({"id": "x"}, "type"),

@@ -265,9 +265,9 @@ class SessionMapper:
             self.event(out, rid, "env_observation", "env", {"observation": obs, "source": "openclaw.system_event"},
                        parent, ts)
             return
-        if self.goal is None:
-            self.goal = text
-            if self.kind is None:
+        if not self.goal:  # the first user words: a photo without a caption has none, the next message's are
+            first, self.goal = self.goal is None, text
+            if first and self.kind is None:
                 self.kind = ("heartbeat" if text.startswith("Read HEARTBEAT.md")
                              else "telegram" if self.channel == "telegram" else "chat")
         self.event(out, rid, "planner_input", "planner", {"goal": text, "observation": obs or None}, parent, ts)

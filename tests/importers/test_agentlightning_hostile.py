@@ -250,3 +250,22 @@ def test_a_child_recorded_on_a_host_whose_clock_is_behind_still_follows_its_pare
                    ("worker_output", "worker_action")]
     assert [a["llm"]["response"] for a in _actions(run)] == ["sub answer", "final"]
     assert spans_to_events(spans[::-1], "r", "task").events == run.events
+
+
+def test_a_task_asked_with_an_image_is_the_goal_of_each_of_its_rollouts(tmp_path: Path) -> None:
+    """No Rollout records; the first user message is content parts (a question and an image). Before, it was
+    passed over and each rollout's goal was 'Agent Lightning rollout <its id>': two rollouts of one task had
+    two goals, so the split by goal could put the same task in train and in test."""
+    parts = [{"type": "text", "text": "What animal is this?"},
+             {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGk="}}]
+    spans = []
+    for k, rollout in enumerate(("ro-a", "ro-b")):
+        s = _span("openai.chat.completion", {"gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": json.dumps(parts),
+                                             "gen_ai.completion.0.role": "assistant",
+                                             "gen_ai.completion.0.content": "A cat."}, k)
+        spans.append({**s, "rollout_id": rollout})
+    (tmp_path / "spans.jsonl").write_bytes(b"".join(orjson.dumps(s) + b"\n" for s in spans))
+    rep = import_agentlightning([tmp_path / "spans.jsonl"], tmp_path / "t")
+    assert rep.reconciles and rep.runs_written == 2
+    goals = [orjson.loads((tmp_path / "t" / f"al-{r}" / "session.json").read_bytes())["goal"] for r in ("ro-a", "ro-b")]
+    assert goals[0]["text"] == "What animal is this?" and goals[0] == goals[1]

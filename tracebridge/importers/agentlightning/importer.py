@@ -110,13 +110,19 @@ class SpanImportReport(ImportReport):
 
 
 def task_from_spans(spans: list[dict[str, Any]], rollout_id: str) -> str:
-    """The task of a rollout without a Rollout record: the first user message of its first LLM call."""
+    """The task of a rollout without a Rollout record: the first user message of its first LLM call (the
+    text of its parts when it has several; before, such a message, say a question with an image, was
+    passed over and every rollout of the task got a goal of its own id)."""
     for s in ordered_spans(spans):
         if span_kind(s) != "llm":
             continue
         for m in prompt_messages(s.get("attributes") or {}):
-            if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str):
-                return m["content"]
+            content = m.get("content") if isinstance(m, dict) and m.get("role") == "user" else None
+            if isinstance(content, list):  # content parts (text with an image): their text is the task
+                content = "\n".join(p["text"] for p in content if isinstance(p, dict) and p.get("type") == "text"
+                                    and isinstance(p.get("text"), str)) or None
+            if isinstance(content, str):
+                return content
     return f"Agent Lightning rollout {rollout_id}"
 
 

@@ -1,22 +1,36 @@
-"""Runs open in this process, and what a fork does to them.
+"""Runs open in this process, and what a fork and the interpreter's exit do to them.
 
 A process forked while a run is open does not write to it: the parent owns the run, and a child
 writing the same ids (and its own ``session.json``) would corrupt it. After a fork, the child
 disowns every run the parent had open: its emits are dropped and counted in the child, and it
 writes no ``session.json``.
+
+A run still open when the interpreter exits (the agent never called ``close()`` and no ``with`` block
+ended it) is closed then, with a warning that names it: without its ``session.json`` the run was
+incomplete for good, failed ``tracebridge validate`` as abandoned an hour later, and the export
+quarantined it, though every event was on disk. When an unhandled exception ended the program, the run
+records it as a ``with`` block would (``episode_error`` and a failed ``episode_end``, unless the agent
+recorded its end). A SIGKILL, or a signal without a Python handler (SIGTERM's default), ends the
+process without exit handlers: such a run stays incomplete.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import sys
 import threading
-import weakref
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tracebridge.capture.recorder import Recorder
 
-OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()  # a recorder adds itself on open, discards itself on close
+log = logging.getLogger(__name__)
+# A recorder adds itself on open, discards itself on close. Held, not weakly: an open run the agent dropped
+# without closing is closed at exit, not lost with the object.
+OPEN: set[Recorder] = set()
+_EXIT_LOCK_WAIT_S = 2.0  # a daemon thread stopped mid-emit at exit may hold a recorder's lock for good
 
 
 def disown(rec: Recorder) -> None:
@@ -36,6 +50,31 @@ def disown(rec: Recorder) -> None:
 def _disown_after_fork() -> None:
     for rec in list(OPEN):
         disown(rec)
+    OPEN.clear()
+
+
+def close_at_exit() -> None:
+    """Close every run still open (``atexit``): as a ``with`` block leaving through the exception that ended
+    the program (``sys.last_value``), if one did, else with ``close()``. Never raises: the exit goes on."""
+    exc = getattr(sys, "last_value", None)  # set when an unhandled exception's traceback was printed
+    for rec in list(OPEN):
+        if not rec._lock.acquire(timeout=_EXIT_LOCK_WAIT_S):
+            log.warning("run %s was still open at interpreter exit and another thread is stuck in an emit: left "
+                        "without session.json (incomplete)", rec.run_dir)
+            continue
+        try:
+            log.warning("run %s was still open at interpreter exit (no close() and no `with` block ended it): "
+                        "closing it now%s", rec.run_dir, f", recording the {type(exc).__name__} that ended the program"
+                        if exc is not None and rec._end is None else "")
+            if exc is not None:
+                rec.__exit__(type(exc), exc, exc.__traceback__)
+            else:
+                rec.close()
+        except Exception as err:  # noqa: BLE001 - a strict recorder raises; the exit must go on
+            log.warning("run %s could not be closed at interpreter exit: %s", rec.run_dir, err)
+        finally:
+            rec._lock.release()
 
 
 os.register_at_fork(after_in_child=_disown_after_fork)
+atexit.register(close_at_exit)

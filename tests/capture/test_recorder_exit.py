@@ -1,0 +1,75 @@
+"""A recorder the agent never closes, and one handed to another process: what the interpreter's exit and
+``multiprocessing`` do to the run. Each case runs a real interpreter (``subprocess``) or process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tracebridge.capture.reader import iter_runs
+from tracebridge.schema.validate import check_run
+
+REPO = Path(__file__).resolve().parents[2]
+_AGENT = """
+import sys
+from tracebridge.capture.recorder import Recorder
+stack = {r: {"model": "m", "params": {}} for r in ("planner", "worker", "verifier")}
+run = Recorder(sys.argv[1], goal="g", model_stack=stack, runtime_config={"max_steps": 2}, run_id="r")
+run.open()
+run.emit("planner_input", role="planner", payload={"goal": "g"})
+"""
+
+
+def _agent(tmp_path: Path, tail: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "agent.py"
+    script.write_text(_AGENT + textwrap.dedent(tail))
+    return subprocess.run([sys.executable, str(script), str(tmp_path / "traces")], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, check=False, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+
+def _run(tmp_path: Path) -> tuple[dict, list[dict]]:
+    run_dir = tmp_path / "traces" / "r"
+    session = json.loads((run_dir / "session.json").read_text())
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    return session, events
+
+
+def test_run_left_open_at_a_normal_exit_is_closed_and_complete(tmp_path):
+    proc = _agent(tmp_path, """
+        run.emit("episode_end", role="orchestrator", payload={"success": True, "outcome": "done"})
+        sys.exit(0)  # no close(), no with block
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert "was still open at interpreter exit" in proc.stderr and "traces/r" in proc.stderr
+    session, events = _run(tmp_path)
+    assert session["summary"]["success"] is True and session["capture"]["events_written"] == 2
+    assert [e["event_type"] for e in events] == ["planner_input", "episode_end"]
+    (chk,) = [check_run(r) for r in iter_runs(tmp_path / "traces")]
+    assert chk.complete and chk.schema_valid and chk.lineage_valid and chk.problems == []
+
+
+def test_run_left_open_when_an_exception_ends_the_program_is_recorded_as_that_crash(tmp_path):
+    proc = _agent(tmp_path, """
+        raise RuntimeError("tool server gone")
+    """)
+    assert proc.returncode == 1 and "RuntimeError: tool server gone" in proc.stderr
+    session, events = _run(tmp_path)
+    assert [e["event_type"] for e in events] == ["planner_input", "episode_error", "episode_end"]
+    assert events[1]["payload"] == {"kind": "RuntimeError", "message": "tool server gone", "recoverable": False}
+    assert session["summary"]["success"] is False and session["summary"]["failure_class"] == "RuntimeError"
+    (chk,) = [check_run(r) for r in iter_runs(tmp_path / "traces")]
+    assert chk.schema_valid and chk.lineage_valid and chk.problems == []
+
+
+def test_run_dropped_by_the_agent_without_close_is_still_closed_at_exit(tmp_path):
+    proc = _agent(tmp_path, """
+        import gc
+        del run  # the agent kept no reference: the open run must not be lost with the object
+        gc.collect()
+    """)
+    assert proc.returncode == 0, proc.stderr
+    session, events = _run(tmp_path)
+    assert session["summary"]["success"] is None and len(events) == 1

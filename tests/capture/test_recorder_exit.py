@@ -73,3 +73,44 @@ def test_run_dropped_by_the_agent_without_close_is_still_closed_at_exit(tmp_path
     assert proc.returncode == 0, proc.stderr
     session, events = _run(tmp_path)
     assert session["summary"]["success"] is None and len(events) == 1
+
+
+def _emit_in_child(run, out) -> None:
+    event_id = run.emit("env_observation", role="env", payload={"observation": "child"})
+    out.put((event_id, run.stats.events_dropped, run.stats.errors, run.run_id, run.step))
+
+
+def test_recorder_handed_to_a_spawned_process_does_not_crash_the_agent_nor_write_there(tmp_path):
+    import multiprocessing
+
+    from tests.conftest import MODEL_STACK
+    from tracebridge.capture.recorder import Recorder
+
+    ctx = multiprocessing.get_context("spawn")  # also forkserver, Python 3.14's default on Linux, and macOS's
+    out = ctx.Queue()
+    with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 2}, run_id="r") as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        run.next_step()
+        child = ctx.Process(target=_emit_in_child, args=(run, out))  # was TypeError: cannot pickle '_thread.RLock'
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        assert out.get(timeout=10) == ("r:000002", 1, 1, "r", 1)  # dropped and counted there, as in a forked child
+        run.emit("episode_end", role="orchestrator", payload={"success": True, "outcome": "done"})
+    events = [json.loads(line) for line in (tmp_path / "r" / "events.jsonl").read_text().splitlines()]
+    assert [e["event_type"] for e in events] == ["planner_input", "episode_end"]
+    assert json.loads((tmp_path / "r" / "session.json").read_text())["capture"]["events_dropped"] == 0
+    (chk,) = [check_run(r) for r in iter_runs(tmp_path)]
+    assert chk.schema_valid and chk.lineage_valid and chk.problems == []
+
+
+def test_a_copy_of_an_agent_holding_a_recorder_records_into_the_same_run(tmp_path):
+    import copy
+
+    from tests.conftest import MODEL_STACK
+    from tracebridge.capture.recorder import Recorder
+
+    with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 2}) as run:
+        agent = {"name": "worker", "run": run}
+        clone = copy.deepcopy(agent)  # was TypeError: cannot pickle '_thread.RLock' object
+        assert clone["run"] is run and copy.copy(run) is run

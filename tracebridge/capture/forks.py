@@ -12,6 +12,12 @@ quarantined it, though every event was on disk. When an unhandled exception ende
 records it as a ``with`` block would (``episode_error`` and a failed ``episode_end``, unless the agent
 recorded its end). A SIGKILL, or a signal without a Python handler (SIGTERM's default), ends the
 process without exit handlers: such a run stays incomplete.
+
+A recorder pickled into another process (an agent, or a tool function's arguments, handed to a
+``multiprocessing`` process under ``spawn``/``forkserver``, Python 3.14's default on Linux and macOS's;
+a ``ProcessPoolExecutor`` task) arrives there disowned, as in a forked child: it used to stop the agent
+with ``TypeError: cannot pickle '_thread.RLock' object``. Unpickled in the process that opened it (a
+``copy.deepcopy`` of an agent that holds it), it is the recorder itself, as a logger is.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import logging
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tracebridge.capture.recorder import Recorder
@@ -45,6 +52,34 @@ def disown(rec: Recorder) -> None:
     if writer is not None:
         writer.fsync_on_close = False  # the parent's file: nothing of the child's to make durable
         writer.close()
+
+
+_PICKLED: weakref.WeakValueDictionary[int, Recorder] = weakref.WeakValueDictionary()  # id -> recorder pickled here
+
+
+def reduce_recorder(rec: Recorder) -> tuple[Any, tuple[Any, ...]]:
+    """``Recorder.__reduce__``: what another process needs of ``rec`` to stand in for it (nothing it could
+    write with), and where to find ``rec`` itself when unpickled in this process."""
+    _PICKLED[id(rec)] = rec
+    blocks = {k: getattr(rec, k).model_dump() for k in ("goal", "model_stack", "runtime_config", "source")}
+    return unpickle_recorder, (os.getpid(), id(rec), str(rec.run_dir), rec.run_id, blocks, rec.strict, rec.step,
+                               rec._lineage.seq)
+
+
+def unpickle_recorder(pid: int, key: int, run_dir: str, run_id: str, blocks: dict[str, Any], strict: bool, step: int,
+                      seq: int) -> Recorder:
+    """The recorder ``reduce_recorder`` pickled: itself in the process that pickled it, else a disowned stand-in
+    (its emits dropped and counted there, its ids going on from the run's, no ``session.json``)."""
+    from tracebridge.capture.recorder import Recorder
+
+    if pid == os.getpid() and (rec := _PICKLED.get(key)) is not None and rec.run_id == run_id:
+        return rec
+    rec = Recorder(os.path.dirname(run_dir), run_id=run_id, strict=strict, **blocks)
+    rec.step, rec._lineage.seq = step, seq
+    disown(rec)
+    rec._not_open = (f"the run belongs to process {pid}, which opened it (this recorder was pickled into process "
+                     f"{os.getpid()}: record there, or open a Recorder of this process's own)")
+    return rec
 
 
 def _disown_after_fork() -> None:

@@ -57,7 +57,7 @@ from tracebridge.capture.blocks import (
 )
 from tracebridge.capture.blocks import exception_message as _message
 from tracebridge.capture.check import check_emitted
-from tracebridge.capture.forks import OPEN
+from tracebridge.capture.forks import OPEN, reduce_recorder
 from tracebridge.capture.lineage import Lineage
 from tracebridge.capture.problems import LineTooLong, event_problem, open_problem
 from tracebridge.capture.reader import MAX_LINE_BYTES
@@ -142,6 +142,7 @@ class Recorder:
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ lifecycle
+    __reduce__ = reduce_recorder  # pickled into another process (multiprocessing spawn): a stand-in there (forks.py)
 
     def __enter__(self) -> Self:
         self.open()

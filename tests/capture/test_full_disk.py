@@ -63,3 +63,18 @@ def test_a_full_disk_is_named_with_its_errno_and_the_file(small_disk):
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(path), err.value
     assert "No space left on device" in str(err.value) and "cut part removed" in str(err.value)
     assert path.stat().st_size % 3001 == 0  # only whole lines remain
+
+
+def test_session_json_lost_to_a_full_disk_is_logged_after_earlier_errors(small_disk, caplog):
+    """The first failure is logged and later ones only counted; but a session.json that cannot be written leaves
+    the run incomplete for good (validate: "still running", then abandoned), and it was not logged at all."""
+    stack = {r: {"model": "m"} for r in ("planner", "worker", "verifier")}
+    with Recorder(small_disk, goal="g", model_stack=stack, runtime_config={"max_steps": 1}) as run:
+        for _ in range(60):  # the disk fills: the first dropped event is logged
+            run.emit("env_observation", role="env", payload={"observation": "x" * 900})
+    assert run.stats.events_dropped > 1
+    assert not (run.run_dir / "session.json").exists()
+    logged = [r.getMessage() for r in caplog.records if r.name == "tracebridge.capture.recorder"]
+    assert len(logged) == 2 and "capture failed at env_observation" in logged[0], logged
+    assert "capture failed at session" in logged[1] and "No space left on device" in logged[1], logged
+    assert "session.json" in logged[1]

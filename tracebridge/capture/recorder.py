@@ -387,10 +387,10 @@ class Recorder:
         return ts
 
     def _fail(self, exc: BaseException, where: str, record: Any = _AUTO) -> None:
-        """Count a capture failure; raise it (strict) or log the first one. An event's failure (``record``: the
+        """Count a capture failure; raise it (strict) or log the first one and any at close. An event's failure (``record``: the
         event, or None when it failed before it was built) is described by field only when it is told."""
         self.stats.errors += 1
-        if self._warned and not self.strict:
+        if self._warned and not self.strict and where not in ("close", "session"):  # those lose the run: always said
             return
         why = exc if record is _AUTO or isinstance(exc, (CaptureError, OSError)) else event_problem(exc, record)
         if self.strict:

@@ -126,3 +126,30 @@ def test_an_sql_run_exports_with_its_values(tmp_path):
     prompts = [m["content"] for r in rows for m in r["messages"] if m["role"] == "user"]
     b64 = BYTES_B64 + base64.b64encode(PNG).decode()
     assert any(f'"output": [{{"doc": "{b64}", "note": "paid", "total": 12.3}}]' in p for p in prompts), prompts
+
+
+def test_a_path_in_a_payload_is_written_as_its_text(tmp_path):
+    """A tool's result naming the file it wrote (``pathlib.Path``) was "PosixPath is not JSON": the event dropped."""
+    from pathlib import Path, PurePosixPath
+
+    with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 2}, run_id="r") as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        run.emit("worker_tool_call", role="worker", payload={"call_id": "c1", "tool": "save", "args": {
+            "to": Path("out/report.csv")}})
+        run.emit("worker_tool_result", role="worker", payload={"call_id": "c1", "ok": True, "output": {
+            "written": [PurePosixPath("/data/a b.csv"), tmp_path / "r.txt"]}})
+    assert run.stats.events_dropped == 0 and run.stats.errors == 0
+    (chk,) = [check_run(r) for r in iter_runs(tmp_path)]
+    assert chk.complete and chk.schema_valid and chk.problems == [], chk.problems
+    evs = [json.loads(x) for x in (tmp_path / "r" / "events.jsonl").read_text().splitlines()]
+    assert evs[1]["payload"]["args"] == {"to": "out/report.csv"}
+    assert evs[2]["payload"]["output"] == {"written": ["/data/a b.csv", str(tmp_path / "r.txt")]}
+
+
+def test_a_path_with_undecodable_bytes_is_written_escaped():
+    from pathlib import Path
+
+    from tracebridge.schema.canonical import canonical_json
+
+    assert json.loads(canonical_json({"p": Path("caf\udce9.txt"), "b": Path(b"x\xff".decode(errors="surrogateescape"))})) \
+        == {"p": "caf\\udce9.txt", "b": "x\\udcff"}

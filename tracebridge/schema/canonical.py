@@ -11,6 +11,7 @@ import datetime as dt
 import decimal
 import hashlib
 import math
+import os
 import time
 from typing import Any
 
@@ -57,6 +58,9 @@ def _default(obj: Any) -> Any:
         return binary_value(obj)
     if isinstance(obj, decimal.Decimal):  # SQL drivers' NUMERIC: was refused, and the event with it
         return decimal_value(obj)
+    if isinstance(obj, os.PathLike):  # a tool's file (pathlib.Path): was refused, and the event with it
+        path = os.fspath(obj)  # its text; lone surrogates (undecodable bytes) escaped, as the recorder escapes a str's
+        return binary_value(path) if isinstance(path, bytes) else path.encode("utf-8", "backslashreplace").decode()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 

@@ -241,3 +241,35 @@ def test_label_set_after_construction_that_json_cannot_hold_is_left_out_of_sessi
     assert sess["capture"]["errors"] == 2 and sess["capture"]["nonfinite_values"] == 1
     assert "label 'judge'" in caplog.text and "label 3" in caplog.text
     _check(tmp_path)
+
+
+def test_ctrl_c_right_after_a_line_is_written_counts_it_written_not_dropped(tmp_path):
+    """A SIGINT that arrives while ``os.write`` runs is raised as KeyboardInterrupt right after it returns, the
+    line already in the file. The emit counted it dropped (3 of 4 Ctrl-Cs while writing large lines): session.json
+    said ``events_dropped: 1`` for a run with no gap (validate failed it: "the run has gaps"), and the
+    ``episode_error`` after it took the event's parent for its own."""
+    import signal
+    import sys
+
+    fired = []
+
+    def sigint_after_write(frame, event, arg):  # the signal lands while the write runs: Python raises it after
+        if event == "c_return" and arg is os.write and not fired:
+            fired.append(True)
+            signal.raise_signal(signal.SIGINT)
+
+    run = _rec(tmp_path, fsync_interval_s=None)
+    with pytest.raises(KeyboardInterrupt), run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        sys.setprofile(sigint_after_write)
+        try:
+            run.emit("env_observation", role="env", payload={"observation": "big"})
+        finally:
+            sys.setprofile(None)
+    assert fired
+    evs = _events(run)
+    assert [e["event_type"] for e in evs] == ["planner_input", "env_observation", "episode_error", "episode_end"]
+    assert _session(run)["capture"] == {"events_written": 4, "events_dropped": 0, "errors": 0, "nonfinite_values": 0}
+    assert evs[2]["parent_event_id"] == evs[1]["event_id"]  # the error follows the event written, not its parent
+    chk = _check(tmp_path)
+    assert chk.problems == []

@@ -277,6 +277,16 @@ def event_line(record: dict[str, Any]) -> tuple[bytes, int]:
     return (json_line(fixed, newline=True), n) if n else (line, 0)
 
 
+def redacted(redactor: Any, record: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """``record`` redacted by ``redactor`` (a ``RedactionHook``), and how many NaN/infinite floats were made strings
+    on the way (``event_line`` then no longer sees them as floats: the caller adds them to its count)."""
+    try:
+        return redactor.redact(record), 0
+    except TypeError:  # a value only canonical_json knows (set, bytes, numpy, a model), a lone surrogate: its
+        fixed, n = nonfinite_as_strings(record)  # JSON form, NaN kept as "NaN" (a JSON round trip nulls it)
+        return redactor.redact(orjson.loads(json_line(fixed))), n
+
+
 def run_goal(goal: Goal | dict[str, Any] | str) -> Goal:
     """The run's goal; a text or a ``{text, family}`` dict gets its ``goal_hash`` from ``make_goal``."""
     goal = escape_surrogates(goal)  # a goal from argv or a file name: JSON (and the hash) cannot hold surrogates

@@ -33,7 +33,6 @@ import threading
 from types import TracebackType
 from typing import Any, Self
 
-import orjson
 from pydantic import BaseModel
 
 from tracebridge.capture.blocks import (
@@ -43,14 +42,13 @@ from tracebridge.capture.blocks import (
     RedactionHook,
     call_block,
     event_line,
-    json_line,
     labels_argument,
     make_goal,
     new_run_id,
-    nonfinite_as_strings,
     payload_types,
     plain,
     recorder_arguments,
+    redacted,
     root_argument,
     run_id_argument,
     usage_argument,
@@ -258,7 +256,7 @@ class Recorder:
 
     def _emit(self, event_type: str, role: str, payload: Any, parent: Any, llm: Any, labels: Any) -> str:
         event_id, resolved = self._lineage.issue()
-        record = None
+        record, line, nonfinite = None, b"", 0
         try:
             resolved = self._lineage.parent(parent, resolved, parent is _AUTO)
             record: dict[str, Any] = {
@@ -284,7 +282,7 @@ class Recorder:
                                    "handler?): refused")
             check_emitted(record)
             if self.redactor is not None:
-                record, kept = self._redact(record)
+                record, kept = redacted(self.redactor, record)
             line, nonfinite = event_line(record)
             if self.redactor is not None:
                 nonfinite += kept
@@ -296,8 +294,12 @@ class Recorder:
             self.stats.events_dropped += 1
             self._fail(exc, event_type, record)
             return event_id
-        except BaseException:  # Ctrl-C mid-emit: nothing written; counted, its children attach to its parent
-            self._lineage.dropped(event_id, resolved)
+        except BaseException:  # Ctrl-C mid-emit: raised right after os.write returned, the line is in the file
+            if line and self._writer is not None and self._writer.ends_with(line):
+                self._lineage.written(event_id, resolved)
+                self._count(record, nonfinite)
+                raise
+            self._lineage.dropped(event_id, resolved)  # else nothing written; its children attach to its parent
             self.stats.events_dropped += 1
             raise
         self._lineage.written(event_id, resolved)
@@ -368,16 +370,6 @@ class Recorder:
             return None
 
     # ------------------------------------------------------------------ internals
-
-    def _redact(self, record: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """The redacted record, and how many NaN/infinite floats were made strings on the way (``event_line``
-        then no longer sees them as floats: the caller adds them to its count)."""
-        assert self.redactor is not None
-        try:
-            return self.redactor.redact(record), 0
-        except TypeError:  # a value only canonical_json knows (set, bytes, numpy, a model), a lone surrogate: its
-            fixed, n = nonfinite_as_strings(record)  # JSON form, NaN kept as "NaN" (a JSON round trip nulls it)
-            return self.redactor.redact(orjson.loads(json_line(fixed))), n
 
     def _now(self) -> str:
         ts = utc_now()

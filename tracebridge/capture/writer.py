@@ -94,6 +94,18 @@ class EventWriter:
         except OSError:  # the reader reports a torn line instead
             pass
 
+    def ends_with(self, data: bytes) -> bool:
+        """Whether the file ends with ``data`` (False when it cannot be read): for a caller that an exception
+        (a Ctrl-C that landed while ``os.write`` ran, raised right after it returned) cut off from a write's result."""
+        try:
+            with open(self.path, "rb") as fh:
+                if fh.seek(0, os.SEEK_END) < len(data):
+                    return False
+                fh.seek(-len(data), os.SEEK_END)
+                return fh.read() == data
+        except OSError:
+            return False
+
     def close(self) -> None:
         """Close the file, fsyncing first if ``fsync_on_close``; a second call does nothing."""
         if self._fd is None:

@@ -128,3 +128,18 @@ def test_trials_of_different_bundles_are_not_compared(tmp_path):
          "(left out of the comparison)")]
     o["bundle_id"] = b["bundle_id"]
     assert build_results([b, o], n_boot=200)["roles"]["verifier"]["winner"] == "optimized"
+
+
+def test_a_report_of_several_bundles_names_them_all_not_the_first(tmp_path):
+    """Its manifest's bundle_id was the first trial's, a record that every trial trained on that bundle."""
+    from tracebridge.report import write_report
+
+    rng = np.random.default_rng(1)
+    acc = (rng.random(50) < 0.5).astype(float)
+    b = trial(tmp_path, "baseline", "verifier", verifier_items(acc), list(range(50))) | {"bundle_id": "a" * 64}
+    o = trial(tmp_path, "optimized", "verifier", verifier_items(acc), list(range(50))) | {"bundle_id": "c" * 64}
+    man = write_report([b, o], tmp_path / "rep", n_boot=100)
+    assert man["bundle_id"] is None and man["bundle_ids"] == ["a" * 64, "c" * 64]
+    assert "c" * 64 in (tmp_path / "rep" / "report.html").read_text()
+    one = write_report([b], tmp_path / "rep1", n_boot=100)
+    assert one["bundle_id"] == "a" * 64 and one["bundle_ids"] == ["a" * 64]

@@ -116,8 +116,8 @@ def ablation_plots(block: dict[str, Any]) -> list[str]:
 
 def manifest_table(manifest: dict[str, Any]) -> str:
     """The manifest stamp as an HTML table: ids, cost estimate, cluster nodes and hardware."""
-    keys = ["report_id", "sweep_id", "bundle_id", "config_hash", "code_version", "model", "seeds", "wall_s",
-            "wall_s_source", "trial_wall_s", "gpu_hours", "created_at"]
+    keys = ["report_id", "sweep_id", "bundle_id", "bundle_ids", "config_hash", "code_version", "model", "seeds",
+            "wall_s", "wall_s_source", "trial_wall_s", "gpu_hours", "created_at"]
     rows = "".join(f"<tr><td>{escape(k)}</td><td><code>{_f(manifest.get(k))}</code></td></tr>" for k in keys)
     cost = manifest.get("cost_estimate") or {}
     rows += "".join(f"<tr><td>cost_estimate.{escape(k)}</td><td><code>{_f(v)}</code></td></tr>" for k, v in cost.items())

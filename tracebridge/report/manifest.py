@@ -1,7 +1,8 @@
 """The report manifest: what produced the results and hashes of every result file, so a pulled
 report can be verified. Fields: report_id, created_at, sweep_id, submission_id (the Ray job, i.e. the
 attempt ``<sweep id>-a<N>``, that wrote the report; null outside a Ray job; absent from manifests
-written before it was recorded), bundle_id, config (resolved) +
+written before it was recorded), bundle_id (null when the trials trained on several), bundle_ids (the
+bundles the trials trained on), config (resolved) +
 config_hash, code_version (git sha, or the package version), model, seeds, trials, cluster (the
 nodes the trials ran on: GPU type, GPUs, trials, GPU-hours; and the driver's host), hardware (the
 driver's machine, which wrote the report), wall_s (null when unknown) and wall_s_source (where it came
@@ -94,13 +95,14 @@ def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], tri
     from tracebridge.cluster.config import DEFAULT_PRICES
 
     hw = hardware()
-    bundle = bundle_id or next((t.get("bundle_id") for t in trials if t.get("bundle_id")), None)
+    bundles = sorted({str(t["bundle_id"]) for t in [*trials, *(failed or [])] if t.get("bundle_id")})
+    bundle = bundle_id or (bundles[0] if len(bundles) == 1 else None)  # trials of several bundles: none of them
     failed = failed or []
     trial_wall = sum(float(t.get("wall_s") or 0.0) for t in trials)
     table = "window.prices" if prices is not None else "tracebridge.cluster.config.DEFAULT_PRICES"
     man = {
         "created_at": utc_now(), "sweep_id": sweep_id or config.get("sweep_id"), "submission_id": submission_id,
-        "bundle_id": bundle,
+        "bundle_id": bundle, "bundle_ids": bundles,
         "config": config, "config_hash": sha256_json(config),
         "code_version": code_version(), "model": sorted({str(t.get("model")) for t in trials}),
         "seeds": sorted({t.get("seed") for t in trials if t.get("seed") is not None}),

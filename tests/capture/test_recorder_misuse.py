@@ -125,6 +125,34 @@ def test_undecodable_bytes_in_a_tool_output_are_escaped_not_dropped(tmp_path, re
     _check(tmp_path)
 
 
+@pytest.mark.parametrize("redactor", [None, capture_redactor])
+def test_undecodable_bytes_in_a_set_a_dataclass_or_a_model_are_escaped_not_dropped(tmp_path, redactor):
+    """Escaping reached strings in dicts, lists and tuples only: a set of file names (``set(os.listdir())``),
+    a dataclass or a pydantic model holding one dropped the whole event ("str is not valid UTF-8")."""
+    import dataclasses
+
+    from pydantic import BaseModel
+
+    @dataclasses.dataclass
+    class Found:
+        name: str
+
+    class Hit(BaseModel):
+        name: str
+
+    name = b"r\xe9sum\xe9.txt".decode("utf-8", "surrogateescape")
+    escaped = "r\\udce9sum\\udce9.txt"
+    with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1},
+                  redactor=redactor() if redactor else None) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        for value in ({name, "a.txt"}, frozenset([name]), Found(name), Hit(name=name)):
+            run.emit("env_observation", role="env", payload={"observation": {"files": value}})
+    assert _session(run)["capture"] == {"events_written": 5, "events_dropped": 0, "errors": 0, "nonfinite_values": 0}
+    assert [e["payload"]["observation"]["files"] for e in _events(run)[1:]] == [
+        ["a.txt", escaped], [escaped], {"name": escaped}, {"name": escaped}]
+    _check(tmp_path)
+
+
 class _Mute(Exception):
     def __str__(self):
         raise RuntimeError("no message")

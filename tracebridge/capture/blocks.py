@@ -170,13 +170,21 @@ def usage_argument(usage: Any) -> Any:
 def escape_surrogates(obj: Any) -> Any:
     """``obj`` with lone surrogates in its strings (and keys) escaped as ``\\udcff``: what Python
     decodes with ``surrogateescape`` (``os.listdir``, a subprocess's output, undecodable file names),
-    which JSON cannot hold. Dicts, lists and tuples are rebuilt; any other value is returned as is."""
+    which JSON cannot hold. Dicts, lists and tuples are rebuilt; sets, dataclasses and pydantic models
+    as the lists and dicts ``canonical_json`` writes for them (a set of file names dropped the event);
+    any other value is returned as is."""
     if isinstance(obj, str):
         return obj.encode("utf-8", "backslashreplace").decode()
     if isinstance(obj, dict):
         return {escape_surrogates(k): escape_surrogates(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [escape_surrogates(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return [escape_surrogates(v) for v in sorted(obj, key=repr)]
+    if isinstance(obj, BaseModel):
+        return escape_surrogates(obj.model_dump(mode="json"))
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return escape_surrogates({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})
     return obj
 
 

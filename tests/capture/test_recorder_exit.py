@@ -114,3 +114,13 @@ def test_a_copy_of_an_agent_holding_a_recorder_records_into_the_same_run(tmp_pat
         agent = {"name": "worker", "run": run}
         clone = copy.deepcopy(agent)  # was TypeError: cannot pickle '_thread.RLock' object
         assert clone["run"] is run and copy.copy(run) is run
+
+
+def test_an_error_shown_in_an_interactive_session_is_not_taken_for_the_programs_end(tmp_path):
+    """The REPL (and IPython) sets sys.last_value for every error it shows; the session went on after it."""
+    code = _AGENT.replace("sys.argv[1]", repr(str(tmp_path / "traces"))) + "1 / 0\n"
+    proc = subprocess.run([sys.executable, "-i", "-q"], input=code, cwd=REPO, capture_output=True, text=True,
+                          timeout=60, check=False, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert "ZeroDivisionError" in proc.stderr and proc.returncode == 0, proc.stderr
+    session, events = _run(tmp_path)
+    assert [e["event_type"] for e in events] == ["planner_input"] and session["summary"]["failure_class"] is None

@@ -88,10 +88,20 @@ def _disown_after_fork() -> None:
     OPEN.clear()
 
 
+def _fatal_exception() -> BaseException | None:
+    """The unhandled exception that ended the program, if one did: ``sys.last_value``, set when its traceback was
+    printed. An interactive session (the REPL, IPython/Jupyter) sets it for every error it shows and goes on."""
+    import builtins
+
+    if hasattr(sys, "ps1") or sys.flags.interactive or hasattr(builtins, "get_ipython"):
+        return None
+    return getattr(sys, "last_value", None)
+
+
 def close_at_exit() -> None:
     """Close every run still open (``atexit``): as a ``with`` block leaving through the exception that ended
     the program (``sys.last_value``), if one did, else with ``close()``. Never raises: the exit goes on."""
-    exc = getattr(sys, "last_value", None)  # set when an unhandled exception's traceback was printed
+    exc = _fatal_exception()
     for rec in list(OPEN):
         if not rec._lock.acquire(timeout=_EXIT_LOCK_WAIT_S):
             log.warning("run %s was still open at interpreter exit and another thread is stuck in an emit: left "

@@ -104,6 +104,37 @@ def test_recorder_handed_to_a_spawned_process_does_not_crash_the_agent_nor_write
     assert chk.schema_valid and chk.lineage_valid and chk.problems == []
 
 
+def _open_in_child(run, out) -> None:
+    import logging
+
+    said = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    logging.getLogger("tracebridge").addHandler(handler)
+    with run:  # the agent runs the episode in the worker, with the recorder its parent made
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+    out.put((run.stats.events_dropped, said))
+
+
+def test_recorder_made_in_the_parent_and_opened_in_a_spawned_process_says_where_to_make_it(tmp_path):
+    import multiprocessing
+
+    from tests.conftest import MODEL_STACK
+    from tracebridge.capture.recorder import Recorder
+
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    run = Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 2}, run_id="r")
+    child = ctx.Process(target=_open_in_child, args=(run, out))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    dropped, said = out.get(timeout=10)
+    assert dropped == 1 and "cannot be opened here: the run belongs to process" in said[0], said
+    assert "which made the recorder" in said[0] and "make a Recorder in this process" in said[0]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_copy_of_an_agent_holding_a_recorder_records_into_the_same_run(tmp_path):
     import copy
 

@@ -44,6 +44,7 @@ def disown(rec: Recorder) -> None:
     """In a process forked while ``rec`` was open: give up the parent's run without writing to it. Later
     emits are dropped and counted; no ``session.json``."""
     rec._lock = threading.RLock()  # another thread of the parent may have held it at the fork
+    rec._disowned = True  # open() says why it cannot open the run
     rec._emitting, rec._close_after_emit = 0, None  # that thread's emit does not go on here
     rec._closed = True
     rec._lineage.close()
@@ -63,11 +64,11 @@ def reduce_recorder(rec: Recorder) -> tuple[Any, tuple[Any, ...]]:
     _PICKLED[id(rec)] = rec
     blocks = {k: getattr(rec, k).model_dump() for k in ("goal", "model_stack", "runtime_config", "source")}
     return unpickle_recorder, (os.getpid(), id(rec), str(rec.run_dir), rec.run_id, blocks, rec.strict, rec.step,
-                               rec._lineage.seq)
+                               rec._lineage.seq, rec._writer is not None or rec._closed)
 
 
 def unpickle_recorder(pid: int, key: int, run_dir: str, run_id: str, blocks: dict[str, Any], strict: bool, step: int,
-                      seq: int) -> Recorder:
+                      seq: int, opened: bool = True) -> Recorder:
     """The recorder ``reduce_recorder`` pickled: itself in the process that pickled it, else a disowned stand-in
     (its emits dropped and counted there, its ids going on from the run's, no ``session.json``)."""
     from tracebridge.capture.recorder import Recorder
@@ -77,8 +78,9 @@ def unpickle_recorder(pid: int, key: int, run_dir: str, run_id: str, blocks: dic
     rec = Recorder(os.path.dirname(run_dir), run_id=run_id, strict=strict, **blocks)
     rec.step, rec._lineage.seq = step, seq
     disown(rec)
-    rec._not_open = (f"the run belongs to process {pid}, which opened it (this recorder was pickled into process "
-                     f"{os.getpid()}: record there, or open a Recorder of this process's own)")
+    rec._not_open = (f"the run belongs to process {pid}, which " + ("opened it" if opened else "made the recorder") +
+                     f" (this recorder was pickled into process {os.getpid()}: record there, or make a Recorder in "
+                     "this process)")
     return rec
 
 

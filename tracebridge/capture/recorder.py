@@ -141,6 +141,7 @@ class Recorder:
 
     # ------------------------------------------------------------------ lifecycle
     __reduce__ = reduce_recorder  # pickled into another process (multiprocessing spawn): a stand-in there (forks.py)
+    _disowned = False  # the run belongs to another process (forks.disown)
 
     def __enter__(self) -> Self:
         self.open()
@@ -163,6 +164,9 @@ class Recorder:
     def open(self) -> None:
         """Create the run directory and open the events file. A recorder records one run: a second
         ``open`` (a nested ``with``) fails, as does a run folder that exists already."""
+        if self._disowned:
+            self._fail(CaptureError(f"run {self.run_id!r} cannot be opened here: {self._not_open}"), "open")
+            return
         if self._writer is not None or self._closed:
             self._fail(CaptureError(f"run {self.run_id!r} was opened already; a Recorder records one run: make a "
                                     f"new one (with a new run_id) for the next"), "open")

@@ -153,6 +153,21 @@ def test_undecodable_bytes_in_a_set_a_dataclass_or_a_model_are_escaped_not_dropp
     _check(tmp_path)
 
 
+def test_undecodable_bytes_in_llm_params_or_tools_keep_the_call(tmp_path):
+    """A stop sequence or a tool schema default holding one lost the whole llm block (None, counted)."""
+    name = b"r\xe9sum\xe9.txt".decode("utf-8", "surrogateescape")
+    tools = [{"type": "function", "function": {"name": "read", "parameters": {"default": name}}}]
+    with Recorder(tmp_path, goal="g", model_stack=MODEL_STACK, runtime_config={"max_steps": 1}) as run:
+        run.emit("planner_input", role="planner", payload={"goal": "g"})
+        run.emit("worker_action", role="worker", payload={"action": "tool_call", "tool": "read", "args": {}},
+                 llm=run.llm_call("m", "hi", params={"stop": [name]}, tools=tools))
+    assert _session(run)["capture"] == {"events_written": 2, "events_dropped": 0, "errors": 0, "nonfinite_values": 0}
+    llm = _events(run)[-1]["llm"]
+    assert llm["params"] == {"stop": ["r\\udce9sum\\udce9.txt"]}
+    assert llm["tools"][0]["function"]["parameters"] == {"default": "r\\udce9sum\\udce9.txt"}
+    _check(tmp_path)
+
+
 class _Mute(Exception):
     def __str__(self):
         raise RuntimeError("no message")

@@ -307,16 +307,16 @@ def run_goal(goal: Goal | dict[str, Any] | str) -> Goal:
 
 def call_block(model: str, prompt: Any, *, params: dict[str, Any] | None, tools: Any, response: str | None,
                usage: Usage | dict[str, Any] | None, recorded: set[str]) -> dict[str, Any]:
-    """``llm_block`` for ``Recorder.llm_call``: a prompt or response holding undecodable bytes is escaped
-    (the call is kept), and the tool schemas themselves go in (``tools``) unless a block already written
-    in the run holds that toolset (``recorded``: its toolset hashes)."""
+    """``llm_block`` for ``Recorder.llm_call``: a prompt, response, params or tools holding undecodable bytes are
+    escaped (the call is kept; params or tools holding them lost the whole block), and the tool schemas themselves
+    go in (``tools``) unless a block already written in the run holds that toolset (``recorded``: its toolset hashes)."""
     try:
         block = llm_block(model, prompt, params=params, tools=tools, response=response, usage=usage)
     except orjson.JSONEncodeError as exc:
         if "surrogates" not in str(exc):
             raise
-        block = llm_block(model, escape_surrogates(prompt), params=params, tools=tools,
-                          response=escape_surrogates(response), usage=usage)
+        prompt, params, tools, response = map(escape_surrogates, (prompt, params, tools, response))
+        block = llm_block(model, prompt, params=params, tools=tools, response=response, usage=usage)
     if isinstance(tools, list) and tools and all(isinstance(t, dict) for t in tools) and \
             block["toolset_hash"] not in recorded:
         block["tools"] = tools

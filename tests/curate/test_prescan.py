@@ -31,7 +31,7 @@ NEIGHBOURS = ["mysql -p", "-u bob", "tsc -p .", "mongo -p x", "login bob passwor
               "eyJhbGciOi", "SG.", "aws", "hooks.slack.com", "-----BEGIN PRIVATE KEY-----", "https://u:p@h/x",
               "SecretAccessKey", "%40", "@", "::", "1.2.3", "\\n", "\\t", "\\u00e9", "\t", "\n", "é", "٤١٥", "ｱ",
               "Alice Smith", "ALICE SMITH", "Jeſſica", "db01.corp.internal", "x" * 20, "Zm9vOmJhcg==", " ", '"',
-              "de89 3704 0044 0532 0130 00", "nl91abna0417164300", "\\nde89370400440532013000",
+              "de89 3704 0044 0532 0130 00", "nl91 abna 0417 1643 00", "\\nde89 3704 0044 0532 0130 00",
               "discord.com/api/webhooks/123456789012345678/", "?sv=2021-06-08&sig=", "&sig=", "&sv=2022-11-02",
               "AC0123456789abcdef0123456789abcdef", "hooks.slack.com/workflows/T0123456/",
               "Cookie: session=", "set-cookie:", "curl -b 'sid=", "--cookie", "\\t-b",

@@ -93,8 +93,8 @@ EMAIL = re.compile(rf"(?:(?<![{_W}.%+-])(?<![{_W}]')[{_W}.%+-](?:[{_W}.%+-]|'(?=
                    rf"(?![{_W}-])(?!:[A-Za-z0-9~/])")  # not logo@2x.png, not git@github.com:org/repo
 DIGITS = re.compile(rf"(?<![{_W}\d+])[+＋]?\(?\d[\d \t().\-/]{{5,}}\d(?![{_W}\d])")
 IBAN = re.compile(rf"(?<![{_W}])[A-Z]{{2}}\d{{2}}(?:[ -]?[A-Z0-9]){{11,30}}(?![{_W}])")  # grouped by spaces or dashes
-# as typed (``de89 3704 0044 0532 0130 00``): lower case, one run or grouped by single spaces; checksum-valid only
-IBAN_LOWER = re.compile(rf"(?<![{_W}])[a-z]{{2}}\d{{2}}(?: ?[a-z0-9]){{11,30}}(?![{_W}])")
+# as typed (``de89 3704 0044 0532 0130 00``): lower case, grouped in fours as printed; checksum-valid only
+IBAN_LOWER = re.compile(rf"(?<![{_W}])[a-z]{{2}}\d{{2}}(?: [a-z0-9]{{4}}){{2,7}}(?: [a-z0-9]{{1,3}})?(?![{_W}])")
 # A dotted quad after a letter (v1.2.3.4) or before a pre-release tag (1.2.3.4-rc1) is a version.
 _QUAD = r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 IPV4 = re.compile(rf"(?<![{_W}\d.]){_QUAD}(?!\.?\d)(?!-[A-Za-z])")

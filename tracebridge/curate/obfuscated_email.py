@@ -4,7 +4,7 @@ Two forms (``obfuscated_emails``), each redacted whole as ``EMAIL``:
 
 - bracketed: ``jane[at]example[.]com``, ``jane (at) example (dot) com``, ``jane{at}example.com``,
   ``jane.doe <at> mail <dot> example <dot> org``: an ``at`` in brackets is written on purpose, so any
-  address-shaped text around it counts;
+  address-shaped text around it counts (no blank inside the brackets: ``[ at ]`` is not looked for);
 - spelled out: ``jane dot doe at example dot com``, ``JANE AT EXAMPLE DOT COM``: the domain must end in
   `` dot `` and a common top-level domain (``TLDS``) and a one-word local part must be no word of prose
   before "at" (``_PROSE``), so "look at the data", "meet at example.com" and "looked at example dot com"
@@ -23,7 +23,7 @@ TLDS = ("com", "org", "net", "edu", "gov", "mil", "int", "io", "co", "uk", "de",
         "me", "dev", "ai", "app", "xyz", "eu", "tv")
 _WORD = r"[A-Za-z0-9_%+\-]{1,64}"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
-_OPEN, _CLOSE = r"[ \t]*[\[({<][ \t]*", r"[ \t]*[\])}>][ \t]*"
+_OPEN, _CLOSE = r"[ \t]*[\[({<]", r"[\])}>][ \t]*"  # no blank inside: ``[ at ]`` (rare) made the prescan ~15% slower
 _AT = rf"{_OPEN}(?i:at|@){_CLOSE}"
 _DOT = rf"(?:{_OPEN}(?i:dot|\.){_CLOSE}|\.|[ \t]+(?:dot|DOT)[ \t]+)"
 BRACKETED = re.compile(rf"(?<![\w.%+\-])[A-Za-z0-9_%+\-]{{1,64}}(?:{_DOT}{_WORD})*{_AT}{_LABEL}(?:{_DOT}{_LABEL})*"
@@ -44,8 +44,11 @@ _PROSE = frozenset((
     "was", "we", "were", "what", "when", "where", "which", "who", "will", "with", "work", "works", "would", "you",
     "your"
 ))
-_BRACKET_AT = re.compile(r"(?i)[\[({<][ \t]*(?:at|@)[ \t]*[\])}>]").search
-_BRACKET_AT_B = re.compile(rb"(?i)[\[({<](?:[ \t]|\\t)*(?:at|@)(?:[ \t]|\\t)*[\])}>]").search  # JSON: a tab is \t
+_BRACKET_AT = re.compile(r"(?i)[\[({<](?:at|@)[\])}>]").search
+_BRACKET_AT_B = re.compile(_BRACKET_AT.__self__.pattern.encode()).search
+# brackets -> "(" and ")", "a"/"A" -> "a", "t"/"T" -> "t", the rest "." (the trigger's first, C-speed pass)
+_BRACKETS = bytes(40 if chr(i) in "[({<" else 41 if chr(i) in "])}>" else 97 if chr(i) in "aA" else 116 if chr(i) in "tT"
+                  else 46 for i in range(256))
 _SPELLED_B = re.compile(rb"(?i) dot " + _TLD.encode() + rb"(?![A-Za-z0-9_\-])").search
 # the prescan's patterns of ``obfuscated_hit`` (case-blind; the end of the spelled form left open)
 PRESCAN = (_BRACKET_AT_B.__self__.pattern.removeprefix(b"(?i)"), rb" dot " + _TLD.encode())
@@ -64,5 +67,8 @@ def obfuscated_emails(text: str) -> list[tuple[int, int]]:
 
 def obfuscated_hit(data: bytes) -> bool:
     """Whether ``data`` may hold what ``obfuscated_emails`` finds: an ``at`` in brackets, or `` dot `` and a
-    top-level domain."""
-    return _BRACKET_AT_B(data) is not None or _SPELLED_B(data) is not None
+    top-level domain (``[@]`` holds an ``@``, which opens the e-mail group before this). C-speed first (a
+    translation, literal finds): most text holds neither."""
+    if data.translate(_BRACKETS).find(b"(at)") >= 0 and _BRACKET_AT_B(data) is not None:
+        return True
+    return (data.find(b" dot ") >= 0 or data.find(b" DOT ") >= 0) and _SPELLED_B(data) is not None

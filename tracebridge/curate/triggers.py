@@ -73,8 +73,8 @@ _IPV6_V4 = re.compile(rb":\d{1,3}\.\d{1,3}\.\d{1,3}\.\d").search
 # at every key of JSON; ``_ipv4_hit``).
 _IPV4_TAIL = re.compile(rb"\.\d{1,3}\.\d{1,3}\.\d").search
 _DOUBLE_COLON, _PCT40, _SEVEN_ZEROS = (re.compile(x).search for x in (rb"::", rb"%40", rb"0000000"))
-_PRIVATE_KEY, _CCESS, _TELEGRAM, _TWILIO_OR_SAS = (re.compile(x).search for x in (  # Twilio SIDs, Azure SAS ``sig=``
-    rb"private key", rb"ccess", rb":A(?<=\d:A)[\w-]{34}", rb"(?:AC|SK)[0-9a-f]{32}|[?&]sig="))
+_PRIVATE_KEY, _CCESS, _TELEGRAM, _TWILIO_AC, _TWILIO_SK, _SAS = (re.compile(x).search for x in (  # Twilio SIDs, Azure SAS
+    rb"private key", rb"ccess", rb":A(?<=\d:A)[\w-]{34}", rb"AC[0-9a-f]{32}", rb"SK[0-9a-f]{32}", rb"sig=(?<=[?&]sig=)"))
 # _ONE_BYTE: a one-byte ``data.find(b"@")`` is a memchr, ~3x faster than ``in`` or a search.
 
 
@@ -307,7 +307,7 @@ class Triggers:
         run (``+/`` join tokens here: runs a superset of either's). ``low``: ``data`` folded."""
         early = _PRIVATE_KEY(low) is not None or (data.find(b"@") >= 0 and self._url(data) is not None) or (
             _CCESS(low) is not None and _AWS_SECRET_NAME.search(data) is not None) or _TELEGRAM(data) is not None \
-            or _TWILIO_OR_SAS(data) is not None
+            or _SAS(data) is not None
         tokens = data.translate(_TOKEN_TABLE)
         start = tokens.find(B64_LONG)
         if start < 0:
@@ -320,7 +320,9 @@ class Triggers:
             start = tokens.find(B64_LONG, end)
         out = _BASE64 if base64_hit(data, runs[0][0]) else _NONE  # its runs lie in these
         long = [data[a:b] for a, b in runs if b - a >= 20]
-        if early or (long and (_free_marker(low) or _IN_TOKEN(b" ".join(long)) is not None)):
+        joined = b" ".join(long)  # a Twilio SID is a run of 34: looked for in the runs only
+        if early or (long and (_free_marker(low) or _IN_TOKEN(joined) is not None or _TWILIO_AC(joined) is not None
+                               or _TWILIO_SK(joined) is not None)):
             out = out | _SECRETS
         return out
 

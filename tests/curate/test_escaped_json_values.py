@@ -75,3 +75,18 @@ def test_a_secret_in_json_escaped_three_or_more_levels_deep(det: Detectors, obj:
     out = Redactor(key=b"k" * 32).redact(event)
     assert secret not in orjson.dumps(out).decode() and "<SECRET_1>" in out["payload"]["output"]
     assert Scanner().scan(event) and not Scanner().scan(out)
+
+
+@pytest.mark.parametrize("text", [
+    "analysis on token: 我們今天需要檢查部署狀態並且更。How with on this schedule",  # the OpenClaw corpus's one finding
+    "api_key: 檢查部署Status1",
+])
+def test_text_in_a_script_without_case_after_a_token_name_is_no_secret(det: Detectors, text: str) -> None:
+    """CJK text after ``token:`` held three character classes (its full stop a symbol, ``How`` upper and
+    lower case) and was redacted as a secret, destroying the sentence."""
+    assert _values(det, text) == []
+    assert _values(det, orjson.dumps({"t": text}).decode()) == []
+
+
+def test_a_password_in_a_script_without_case_is_still_one(det: Detectors) -> None:
+    assert _values(det, "password=密码Hunter22") == ["密码Hunter22"]

@@ -74,6 +74,8 @@ def secret_shaped(value: str, strong: bool = False, word: str = "") -> bool:
         return _PLACEHOLDER.search(value) is None
     if any(c.isspace() for c in value):
         return False  # prose
+    if word != "any" and any(c.isalpha() and not c.isascii() and c.lower() == c.upper() for c in value):
+        return False  # letters of a script without case (``token: 我們今天需要檢查…``): text, not a random token
     if _names_a_variable(value):
         return False  # ``password = new_password``, ``token: SecretStr = Field(...)``
     if value.isalpha() and (value.islower() or value.isupper() or value.istitle()):

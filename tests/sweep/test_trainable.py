@@ -20,6 +20,8 @@ def _work(tmp: Path) -> Path:
     for d in ("sft/checkpoint-4", "sft/final", "dpo/checkpoint-2"):
         (w / d).mkdir(parents=True)
         (w / d / "model.safetensors").write_bytes(b"w" * 10)
+    for name in ("config.json", "tokenizer_config.json", "tokenizer.json"):  # a final saved whole (trial.final_saved)
+        (w / "sft" / "final" / name).write_text("{}")
     return w
 
 

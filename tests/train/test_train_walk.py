@@ -29,6 +29,8 @@ def _trial(tmp_path: Path, sft_steps: list[int], dpo_steps: list[int] = ()) -> P
     for phase, steps in (("sft", sft_steps), ("dpo", dpo_steps)):
         if phase == "sft" or steps:
             (work / phase / "final").mkdir(parents=True)
+            for name in ("config.json", "tokenizer_config.json", "tokenizer.json"):  # saved whole (final_saved)
+                (work / phase / "final" / name).write_text("{}")
         for n in steps:
             (work / phase / f"checkpoint-{n}").mkdir(parents=True)
             (work / phase / f"checkpoint-{n}" / "trainer_state.json").write_text("{}")

@@ -99,6 +99,34 @@ def test_a_checkpoint_left_incomplete_by_a_kill_is_passed_over_on_resume(tmp_pat
     assert trial["phases"]["sft"]["resumed_from"].endswith("sft/checkpoint-4")
 
 
+def test_an_sft_final_left_incomplete_by_a_kill_is_not_taken_on_resume(tmp_path):
+    """Killed while sft/final was saved (its model written, its tokenizer, written last, not): resuming took
+    that final for a finished SFT and DPO failed loading it, on every try. SFT resumes from its checkpoint before
+    max_steps now, writes its final again, and DPO runs."""
+    spec = {"role": "verifier", "variant": "optimized", "seed": 0, **FAST, "train.max_steps": 4,
+            "train.save_steps": 2, "dpo.max_steps": 2, "data.max_eval_rows": 8}
+
+    class Killed(RuntimeError):
+        pass
+
+    def die_in_dpo(msg):
+        if msg.get("phase") == "dpo":
+            raise Killed("dpo started")
+
+    with pytest.raises(Killed):
+        run_trial(spec, FIXTURE, tmp_path / "w", on_report=die_in_dpo)
+    final = tmp_path / "w" / "sft" / "final"
+    for f in final.iterdir():  # what a kill between the model's and the tokenizer's save leaves
+        if f.name.startswith(("tokenizer", "chat_template", "special_tokens")):
+            f.unlink()
+    shutil.rmtree(tmp_path / "w" / "dpo", ignore_errors=True)
+    r = run_trial(spec, FIXTURE, tmp_path / "w", on_report=None, resume_from=tmp_path / "w")
+    assert r["dpo/steps"] == 2 and (final / "tokenizer_config.json").is_file()
+    assert r["sft/steps"] == 4  # from checkpoint-2: resumed at checkpoint-4 (max_steps), transformers trains a 5th
+    trial = json.loads((tmp_path / "w" / "trial.json").read_text())
+    assert trial["phases"]["sft"]["resumed_from"].endswith("sft/checkpoint-2")
+
+
 def one_kind_of_pairs(bundle: Path, out: Path) -> Path:
     """A copy of ``bundle`` whose verifier train pairs are all of its most common kind (one chosen
     verdict over one rejected verdict). Random pairs of mixed kinds can contradict each other for a

@@ -158,13 +158,13 @@ def unpatch_forward(model: Any) -> Any:
     return model
 
 
-def find_last_checkpoint(out_dir: Path) -> Path | None:
-    """The newest complete ``checkpoint-N`` folder in ``out_dir``, if any: one holding ``trainer_state.json``,
-    which transformers writes last. A trial killed while saving leaves a newer folder without it (the model
-    written, not the optimizer or the state): resumed from, transformers failed on it (FileNotFoundError) and
-    the trial with it, so it is passed over, with a warning, for the checkpoint before."""
-    cps = sorted((p for p in Path(out_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-                 key=lambda p: int(p.name.split("-")[-1]))
+def find_last_checkpoint(out_dir: Path, below: int | None = None) -> Path | None:
+    """The newest complete ``checkpoint-N`` folder in ``out_dir`` (with ``below``: of a step under it), if any:
+    one holding ``trainer_state.json``, which transformers writes last. A trial killed while saving leaves a newer
+    folder without it (the model written, not the optimizer or the state): resumed from, transformers failed on
+    it (FileNotFoundError) and the trial with it, so it is passed over, with a warning, for the checkpoint before."""
+    cps = sorted((p for p in Path(out_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+                  and (below is None or int(p.name.split("-")[-1]) < below)), key=lambda p: int(p.name.split("-")[-1]))
     done = [p for p in cps if (p / "trainer_state.json").is_file()]
     for p in cps[cps.index(done[-1]) + 1 if done else 0:]:
         log.warning("%s: left incomplete (no trainer_state.json: killed while saving?); not resumed from", p)

@@ -102,9 +102,26 @@ def resolve_resume(resume_from: Path | None, sft_max_steps: int = -1) -> dict[st
         out["dpo"] = find_last_checkpoint(work / "dpo")
         out["sft"] = find_last_checkpoint(work / "sft")
     finished = out["sft"] is not None and 0 < sft_max_steps <= checkpoint_step(out["sft"])
-    if (work / "sft" / "final").is_dir() and (out["dpo"] is not None or out["sft"] is None or finished):
+    saved = final_saved(work / "sft" / "final")
+    if saved and (out["dpo"] is not None or out["sft"] is None or finished):
         out["sft"], out["sft_final"] = None if finished else out["sft"], work / "sft" / "final"
+    elif finished and not p.name.startswith("checkpoint-"):  # its final not saved whole: SFT trains up to
+        out["sft"] = find_last_checkpoint(work / "sft", below=sft_max_steps)  # max_steps again, not one past
     return out
+
+
+def final_saved(final: Path) -> bool:
+    """Whether a ``final`` folder was saved whole: its model's config and its tokenizer, which is written after
+    the weights, config and chat template last (``tokenizer_config.json``, then its vocabulary). A trial killed
+    while saving it leaves a folder without them, which resuming took for a finished SFT: DPO then failed to
+    load it on every try; SFT resumes from its checkpoint before ``max_steps`` instead (a warning says so)."""
+    if not final.is_dir():
+        return False
+    whole = all((final / n).is_file() for n in ("config.json", "tokenizer_config.json")) and any(
+        (final / n).is_file() for n in ("tokenizer.json", "vocab.json", "vocab.txt", "tokenizer.model"))
+    if not whole:
+        log.warning("%s: left incomplete (killed while saving?); not resumed from", final)
+    return whole
 
 
 def checkpoint_step(checkpoint: Path) -> int:

@@ -3,7 +3,7 @@
 A bundle's conversation rows repeat their context: each ``worker_sft`` row holds every earlier
 message of its run, so scanning a file row by row (``tracebridge push`` checks every row before it
 leaves the host) scans the same messages again and again, quadratic in a run's length. The walk
-(``tracebridge.curate.redact.Walker``) keeps here, by their exact bytes (no digest: a collision
+(``tracebridge.curate.walk.Walker``) keeps here, by their exact bytes (no digest: a collision
 could hide a value), whether a serialised dict fired the triggers and, in a counting scan, what it
 found below it, and ``Scanner`` the spans ``Detectors.find`` returned for a string; all are pure
 functions of their input. Only values of ``min_bytes`` or more are kept: the 32-byte default keeps

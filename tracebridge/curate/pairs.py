@@ -64,7 +64,7 @@ PAIR_AFTER = re.compile(
 )
 # The trigger: a ``value`` key, and within the 320 bytes before it a secret name closing a field and
 # a ``,`` or line end after it (``PAIR`` spans at most ~200 bytes between the two). ``\0`` ends a dict
-# key in the walk's check of a record's strings joined (``tracebridge.curate.redact.Walker``).
+# key in the walk's check of a record's strings joined (``tracebridge.curate.walk.Walker``).
 _VALUE_KEY = re.compile(rb"alue(?<=value)\\*[\"']?(?:[ \t]|\\+t){0,8}[:\0]").search
 PAIR_HEAD = re.compile(
     rb"(?:pass(?:word|wd|phrase)|secret|token|key)\\*[\"']?(?:[ \t]|\\+t){0,8}(?:,|\r?\n|\\+r\\+n|\\+n)"

@@ -89,7 +89,7 @@ _FREE_SEARCHES = tuple(re.compile(p).search for p in (rb"ws(?<=aws)", rb"xox", r
 # Credentials by context (``tracebridge.curate.credentials``): a secret name, one of which ends every
 # name (``pass…`` and the rest); after it, closing quotes and brackets (``env["API_KEY"] =``), JSON
 # escapes (``\"``, ``\t``), blanks, then the separator (``\0`` stands for the end of a dict key in the
-# walk's check of a record's strings joined: ``tracebridge.curate.redact.Walker``); or a ``--flag``
+# walk's check of a record's strings joined: ``tracebridge.curate.walk.Walker``); or a ``--flag``
 # holding a name. Each search starts with a literal, which ``re`` scans for in C, the rarer its first
 # letter the faster (``cret`` for ``secret``, ``ke`` for ``key`` and ``token``): an alternation of the
 # names is tried at every s, t, p and k, and a loop over each name's occurrences (the transcripts use

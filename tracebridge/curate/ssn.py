@@ -23,6 +23,11 @@ _KEY = re.compile(r"(?ai)(?:[a-z]+_)?(?:ssn|social_?security(?:_?(?:number|no|nu
 _KEYED = re.compile(rf"[ \t]*(?P<n>{_NUMBER})[ \t]*")
 
 
+def ssn_key(name: str) -> bool:
+    """Whether a record's dict key ``name`` holds a Social Security number (``ssn``, ``applicant_ssn``)."""
+    return _KEY.fullmatch(name) is not None
+
+
 def ssn_keyed(name: str, value: str) -> tuple[int, int] | None:
     """Where ``value``, a record's string under the dict key ``name``, is a Social Security number of any
     grouping (``{"ssn": "078051120"}``, ``{"applicant_ssn": "078 05 1120"}``), else None."""

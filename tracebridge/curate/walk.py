@@ -17,10 +17,11 @@ from typing import Any
 
 import orjson
 
-from tracebridge.curate.credentials import argv_clients
+from tracebridge.curate.credentials import SECRET_NAME, argv_clients
 from tracebridge.curate.detectors import Detectors, Span
 from tracebridge.curate.memo import ScanMemo
 from tracebridge.curate.pairs import pair_key
+from tracebridge.curate.ssn import ssn_key
 
 STRUCTURAL_KEYS = frozenset({
     "run_id", "event_id", "parent_event_id", "event_type", "timestamp", "root", "step", "role", "schema_version",
@@ -33,6 +34,11 @@ USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "cost_usd", "latency_ms
 HASH_HOLDERS = frozenset({"llm", "goal"})  # blocks whose hash fields would trip the token trigger
 ID_HOLDERS = HASH_HOLDERS | {"payload"}  # top-level blocks with structural fields of their own (call_id, *_hash)
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # one string token of serialised JSON
+_HEADER_KEYS = frozenset({"cookie", "set-cookie", "authorization", "proxy-authorization"})  # judged by name (``keyed``)
+_BARE = re.compile(r"(?ai)-{0,2}(?:secret|token)")  # plurals that hold no secrets: ``list_key``
+# a key opening a list (``"passwords":[``), or a list's first string before a second (``["Authorization","``)
+_LIST_OPEN = re.compile(rb'"([A-Za-z0-9_.\-]{1,64})":\[|\["([A-Za-z0-9_.\-]{1,64})","')
+_STRONG = re.compile(r"(?ai)pass|secret")  # as ``credentials._STRONG_NAME``
 Fn = Callable[[str, str, list[Span]], str]  # (text, field, spans it holds by its place) -> new text
 
 
@@ -64,6 +70,28 @@ def _free_llm(v: Any) -> Any:
             type(x) in (int, float) for x in usage.values()):
         return {k: x for k, x in out.items() if k != "usage"}  # a copy: ``out`` may be the record's own
     return out
+
+
+def list_key(name: str, plural: bool = True) -> str | None:
+    """The dict key the strings of a list held by the key ``name`` are judged under, or None: ``name`` when
+    it names a secret (``SECRET_NAME``), a cookie or ``Authorization`` header or an SSN, else (``plural``)
+    its singular, less an ``s`` (``api_keys``, ``passwords``, ``cookies``), but for bare ``secrets``
+    (the names of secrets: Compose, GitHub Actions) and ``tokens`` (a tokenizer's output)."""
+    n = name.strip().strip("\"'")
+    one = n[:-1] if plural and n[-1:] in ("s", "S") and not _BARE.fullmatch(n[:-1]) else ""
+    for k in (n, one):
+        if k and (SECRET_NAME.fullmatch(k) or k.lower() in _HEADER_KEYS or ssn_key(k)):
+            return k
+    return None
+
+
+def _held_hit(data: bytes) -> bool:
+    """Whether serialised JSON may hold a list the walk judges by a name outside its strings (``list_key``),
+    which the triggers, looking for a name before a separator, miss: ``"api_keys":[``, ``["X-Api-Key","``."""
+    for m in _LIST_OPEN.finditer(data):
+        if list_key((m.group(1) or m.group(2)).decode("ascii"), m.group(1) is not None) is not None:
+            return True
+    return False
 
 
 def _join(path: str, key: str) -> str:
@@ -107,7 +135,7 @@ class Walker:
     def _fires(self, data: bytes) -> bool:
         """Trigger check of serialised JSON. When it fires, check again on the string tokens only:
         numbers (ids, seeds, counts) trip the digit trigger but are never scanned as text."""
-        return self._pre(data) and self._pre(b"\0".join(_JSON_STRING.findall(data)))
+        return (self._pre(data) and self._pre(b"\0".join(_JSON_STRING.findall(data)))) or _held_hit(data)
 
     def record(self, rec: dict[str, Any], fn: Fn) -> dict[str, Any]:
         """A copy of ``rec`` with ``fn`` applied (the same object when nothing changed)."""
@@ -145,13 +173,38 @@ class Walker:
             return fn(v, path, keyed)  # fn checks the triggers first (see the class docstring)
         if isinstance(v, dict) and v and self.sink is not None and self.memo is not None:
             return self._counted(v, path, fn, skip)
-        if not isinstance(v, (dict, list, tuple)) or not v or (
-                (self.memo is None or isinstance(v, dict)) and not self._hit(v)):
+        if isinstance(v, (list, tuple)) and v:  # a tuple is written as a JSON array: the capture path must see into it
+            return self._list(v, path, fn, name if isinstance(name, str) and not argv else None)
+        if not isinstance(v, dict) or not v or not self._hit(v):
             return v
-        if not isinstance(v, dict):  # a tuple is written as a JSON array: the capture path must see into it
-            new = [self._walk(x, path, fn, prev, True, client=c) for prev, x, c in zip((None, *v), v, argv_clients(v))]
-            return v if all(a is b for a, b in zip(new, v)) else new
         return self._fields(v, path, fn, skip)
+
+    def _list(self, v: list[Any] | tuple[Any, ...], path: str, fn: Fn, key: str | None) -> Any:
+        """``v`` with ``fn`` applied to its strings, judged as an argv list (each after the element before
+        it), or, held by a dict key that names a secret (``key``, ``list_key``: ``{"set-cookie": […]}``,
+        ``{"api_keys": […]}``), each as a string under that key, in nested lists too; the value of a
+        name/value pair (``["Authorization", "Token …"]``, as WSGI and ASGI log headers) as under its name."""
+        held = list_key(key) if key is not None else None
+        pair = None if held is not None or len(v) != 2 or not isinstance(v[1], str) or not isinstance(v[0], str) \
+            or v[0][:1] == "-" else list_key(v[0], plural=False)  # ``["--password", …]`` is argv
+        if held is None and pair is None and self.memo is None and not self._hit(v):
+            return v  # a held list is walked unchecked: its key, which makes it a secret, is outside it
+        if held is not None:
+            new = [self._held(x, path, fn, held) for x in v]
+        elif pair is not None:
+            new = [self._walk(v[0], path, fn), self._walk(v[1], path, fn, pair)]
+        else:
+            new = [self._walk(x, path, fn, prev, True, client=c) for prev, x, c in zip((None, *v), v, argv_clients(v))]
+        return v if all(a is b for a, b in zip(new, v)) else new
+
+    def _held(self, x: Any, path: str, fn: Fn, key: str) -> Any:
+        """An element of a list under the secret name ``key``. Under a password or secret name one with a
+        blank is no password: that is where APIs put their messages (``{"password": ["This field is
+        required."]}``, Django REST framework's errors); the detectors still scan it as text."""
+        if not isinstance(x, str):
+            return self._walk(x, path, fn, key) if isinstance(x, (list, tuple)) else self._walk(x, path, fn)
+        keyed = [] if _STRONG.search(key) and any(c.isspace() for c in x.strip()) else self.det.keyed(key, x)
+        return fn(x, path, keyed)
 
     def _counted(self, v: dict[Any, Any], path: str, fn: Fn, skip: frozenset[str]) -> dict[Any, Any]:
         """A counting scan of the dict ``v``: what it adds to ``sink``, remembered by its bytes."""

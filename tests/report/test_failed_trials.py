@@ -86,3 +86,29 @@ def test_report_of_a_folder_that_does_not_exist_names_it(tmp_path):
     res = CliRunner().invoke(app, ["report", "--verify", str(missing)])
     assert res.exit_code == 2 and f"no such report folder: {missing} does not exist" in res.stderr, res.output
     assert not (tmp_path / "rep").exists()
+
+
+def test_report_of_trials_that_all_failed_writes_their_failures_and_exits_1(tmp_path):
+    """As ``train`` and a sweep do: before, ``report`` exited 2 ("no trial.json under") and wrote nothing, so
+    the failures' reasons reached no results.json. A folder with no trial of either kind is still exit 2."""
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        d = runs / f"verifier-optimized-s{seed}"
+        d.mkdir(parents=True)
+        (d / "trial_failed.json").write_text(json.dumps(
+            {"role": "verifier", "variant": "optimized", "seed": seed, "error": REASON}))
+    res = CliRunner().invoke(app, ["report", str(runs), "--out", str(tmp_path / "rep"), "--json"])
+    assert res.exit_code == 1, res.output
+    body = json.loads(res.stdout)
+    assert body["trials"] == 0 and [f["seed"] for f in body["failed"]] == [0, 1]
+    results = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert results["counts"] == {"finished": 0, "failed": 2}
+    assert [f["reason"] for f in results["failed_trials"]] == [REASON, REASON]
+    assert "Failed trials (2)" in (tmp_path / "rep" / "report.html").read_text()
+    assert verify_report(tmp_path / "rep") == []
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = CliRunner().invoke(app, ["report", str(empty), "--out", str(tmp_path / "rep2")])
+    assert res.exit_code == 2 and f"no trial.json under {empty}" in res.stderr, res.output
+    assert not (tmp_path / "rep2").exists()

@@ -45,9 +45,12 @@ def test_a_failed_rerun_replaces_the_earlier_result_with_a_failure_record(tmp_pa
     res = CliRunner().invoke(app, ["report", str(runs), "--out", str(tmp_path / "rep")])
     assert f"failed trial {opt.resolve()}: TrialInputError" in res.stderr  # and in results.json failed_trials
 
+    # only the failed trial: a report of its failure, exit 1, as `train` itself does (before: exit 2, nothing written)
     res = CliRunner().invoke(app, ["report", str(opt), "--out", str(tmp_path / "rep2")])
-    assert res.exit_code == 2 and f"no trial.json under {opt}" in res.stderr
-    assert "failed trial" in res.stderr and "TrialInputError: dpo: all" in res.stderr
+    assert res.exit_code == 1, res.output
+    assert f"failed trial {opt.resolve()}: TrialInputError: dpo: all" in res.stderr
+    results = json.loads((tmp_path / "rep2" / "results.json").read_text())
+    assert results["counts"] == {"finished": 0, "failed": 1} and results["failed_trials"][0]["reason"] == rec["error"]
 
     assert _train(runs, "--variants", "optimized").exit_code == 0  # a success clears the failure record
     assert (opt / "trial.json").is_file() and not (opt / "trial_failed.json").exists()

@@ -46,7 +46,7 @@ def report(
     """Write results.json + report.html + manifest.json from trial folders (failed trials are listed with their
     reasons); with ``--verify``, check a report folder's hashes. Intervals use the trials' own ``eval.n_boot``
     and ``eval.ci`` (1000 and 0.95 when they recorded none) unless ``--n-boot``/``--ci`` say otherwise. Exit 1
-    on a problem found, 2 for a folder that does not exist, trial folders that cannot make a report or trials
+    on a problem found or when every trial failed (the report of their failures is written), 2 for a folder that does not exist, trial folders that cannot make a report or trials
     evaluated with different settings and no option choosing one."""
     from tracebridge.report import write_report
     from tracebridge.report.trials import (
@@ -64,9 +64,9 @@ def report(
         fail("; ".join(bad), problems=bad)
     check_folders(trial_dirs, "report: no such trial folder")
     files, failed = find_trials(trial_dirs)
-    if not files:
-        fail(f"no trial.json under {', '.join(map(str, trial_dirs))}"
-             + "".join(f"\n  failed trial {f['trial_dir']}: {f['error']}" for f in failed), failed=failed)
+    if not files and not failed:  # trials that all failed still make a report: of their failures (exit 1)
+        fail(f"no trial.json under {', '.join(map(str, trial_dirs))} (nor a failed trial's trial_failed.json)",
+             failed=failed)
     trials, probs = load_trial_files(files)
     n_boot, ci, differ = interval_settings(files, n_boot, ci)
     probs += differ
@@ -87,5 +87,7 @@ def report(
                    f"winners: {summary['winners']}")
         for f in failed:  # listed in results.json failed_trials, with no result
             typer.echo(f"failed trial {f['trial_dir']}: {f['error']}", err=True)
-        if wall_s is None:
+        if wall_s is None and trials:
             typer.echo(f"wall time {wall_source}", err=True)
+    if not trials:  # as `train` and a sweep: a report of the failures is written, and nothing finished
+        raise typer.Exit(1)

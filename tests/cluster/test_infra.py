@@ -106,3 +106,16 @@ def test_the_rayjob_entrypoint_finds_its_script_and_configs_in_the_image():
     for path in needed:
         assert (ROOT / path).is_file(), path
         assert any(path == c or path.startswith(c + "/") for c in copied), f"{path} is not in the image: {copied}"
+
+
+def test_the_rayjob_sweep_records_the_rayjob_as_its_cluster():
+    """The RayJob's sweep ran on the KubeRay cluster, but its entrypoint passed no ``cluster=``, so its report
+    manifest's ``config.sweep.cluster`` said the sweep YAML's ``cluster: local``. It now names the RayJob's own
+    file, as ``window --cluster L`` records its launcher YAML (``cluster_override``: relative to the repository)."""
+    from tracebridge.sweep.config import cluster_override, load_sweep_config
+
+    path = ROOT / "infra" / "kuberay" / "rayjob.yaml"
+    words = yaml.safe_load(path.read_text())["spec"]["entrypoint"].split()
+    cfg = load_sweep_config(str(ROOT / words[2]), [w for w in words[3:] if "=" in w])
+    assert cfg.cluster == "infra/kuberay/rayjob.yaml"
+    assert f"cluster={cfg.cluster}" == cluster_override(str(path), ROOT)

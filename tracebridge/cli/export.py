@@ -162,6 +162,10 @@ def _echo_summary(s: dict[str, Any]) -> None:
     if c["quarantined"]:
         typer.echo("  quarantined by rule: " + ", ".join(f"{k} {n}" for k, n in s["quarantine"]["by_rule"].items())
                    + f" (see {s['quarantine']['file']}: run, rule, file:line:field)")
+    if c.get("runs_with_dropped_events"):
+        typer.echo(f"  events dropped at capture: {c['events_dropped']} in {c['runs_with_dropped_events']} run(s) "
+                   "(rule events_dropped: quarantined unless in quality.allow, then rows carry "
+                   "meta.labels.events_dropped)")
     for view, splits in s["rows"].items():
         typer.echo(f"  {view}: " + ", ".join(f"{k} {v}" for k, v in splits.items()))
     typer.echo(f"  governance: pii_scan={s['data_governance'].get('pii_scan')}")

@@ -23,7 +23,7 @@ DEFAULT_SECRET_PLUGINS = [
 ]
 QUALITY_RULES = ("bad_json", "torn_tail", "missing_key", "schema_invalid", "schema_drift", "broken_lineage",
                  "duplicate_id", "non_monotonic_timestamp", *CONSISTENCY_RULES, "empty_payload", "incomplete_run",
-                 "no_events")
+                 "no_events", "events_dropped")
 SPLITS = ("train", "validation", "test")
 SOURCE_KINDS = ("sim", "openclaw", "agentlightning", "runtime")  # session.json source.kind
 _TYPE_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")

@@ -3,8 +3,11 @@
 ``check_run`` already finds bad JSON, torn tails, schema errors and drift, broken lineage,
 duplicate ids, out-of-order timestamps, unmatched tool results, steps that go back, a role's events under
 another role, missing ``session.json`` and runs without events;
-``run_reasons`` maps its problems onto named rules and adds what it does not check: empty payloads
-and runs that never reached ``episode_end``. A run with any reason not in ``quality.allow`` is
+``run_reasons`` maps its problems onto named rules and adds what it does not check: empty payloads,
+runs that never reached ``episode_end``, and events the recorder dropped at capture (``events_dropped``:
+``session.json`` counts them in ``capture.events_dropped``; ``validate_root`` lists the same count as a
+``capture`` problem and ``tracebridge validate`` fails on any by default, so the export quarantines such a
+run by default too; ``quality.allow=[...,events_dropped]`` exports it, its rows flagged). A run with any reason not in ``quality.allow`` is
 quarantined with its reasons (``Reason``: rule, ``file:line:field``, message).
 
 Locations are made relative to the trace root (``<run_id>/events.jsonl:12:payload.plan``), so a
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tracebridge.schema.consistency import CONSISTENCY_RULES
-from tracebridge.schema.validate import Problem, RunCheck
+from tracebridge.schema.validate import Problem, RunCheck, _capture_count
 
 # Payload fields that must not be empty for the event to carry any training signal.
 REQUIRED_CONTENT = {
@@ -99,8 +102,24 @@ def extra_reasons(run_dir: Path, events: Iterable[tuple[int, dict[str, Any]]], n
     return out
 
 
+def events_dropped(session: dict[str, Any]) -> int:
+    """Events the run's recorder could not write, as ``session.json`` counts them (0: none, or not counted)."""
+    return _capture_count(session, "events_dropped")
+
+
+def capture_reasons(run_dir: Path, session: dict[str, Any] | None) -> list[Reason]:
+    """The run's capture gaps: ``events_dropped`` when its ``session.json`` counts dropped events, located
+    and worded as ``validate`` lists them."""
+    n = events_dropped(session or {})
+    if not n:
+        return []
+    return [Reason("events_dropped", _where(run_dir, str(run_dir / "session.json"), None, "capture.events_dropped"),
+                   f"{n} event(s) dropped at capture (fail-open; the recorder logged why): the run has gaps")]
+
+
 def run_reasons(chk: RunCheck, run_dir: Path, events: Iterable[tuple[int, dict[str, Any]]],
-                allow: Iterable[str] = (), open_ended: bool = False) -> tuple[list[Reason], list[Reason]]:
+                allow: Iterable[str] = (), open_ended: bool = False,
+                session: dict[str, Any] | None = None) -> tuple[list[Reason], list[Reason]]:
     """All reasons of one run, split into (blocking, allowed).
 
     Args:
@@ -109,8 +128,10 @@ def run_reasons(chk: RunCheck, run_dir: Path, events: Iterable[tuple[int, dict[s
         events: ``(line number, event)`` of the lines that parsed.
         allow: rules that are reported but do not quarantine.
         open_ended: the run's source records no ``episode_end``; its session.json makes it complete.
+        session: the run's ``session.json`` as read (its ``capture`` counts), if any.
     """
     reasons = [Reason(problem_rule(p), _where(run_dir, p.file, p.line, p.field), p.message) for p in chk.problems]
     reasons += extra_reasons(run_dir, events, chk.events, chk.complete, open_ended)
+    reasons += capture_reasons(run_dir, session)
     allowed = set(allow)
     return [r for r in reasons if r.rule not in allowed], [r for r in reasons if r.rule in allowed]

@@ -30,7 +30,7 @@ LABEL_TYPES: dict[str, type | tuple[type, ...]] = {
     "fault": str, "expected_tool": str, "failure_class": str, "feedback_label": str, "tool_source": str,
     "goal_met": bool, "plan_matches_reference": bool, "recovery": bool, "tool_ok": bool, "run_success": bool, "misled": bool,
     "feedback_score": float, "confidence": float, "feedback_count": int, "failed_attempts": int,
-    "context_messages": int, "context_dropped": int, "target_turns": int,
+    "context_messages": int, "context_dropped": int, "target_turns": int, "events_dropped": int,
     "cycle_verdict": str, "tool_mask": list, "risk_flags": list, "cycle_verdicts": list,
     "corrected_by": str, "outcome_source": str, "outcome_corrected_by": str, "trace_success": bool,
     "failed_tool_calls": list, "abandoned_path": bool, "failed_event_ids": list,

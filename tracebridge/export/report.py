@@ -56,6 +56,8 @@ class Tally:
     feedback_events: int = 0  # events of those runs with labels of their own
     feedback_quarantined: int = 0  # quarantined runs the join labelled: their labels reach no row
     feedback_duplicates: int = 0  # duplicate runs the join labelled: their cluster's kept run does not carry them
+    events_dropped: int = 0  # events recorders dropped (session.json capture.events_dropped) in the runs read
+    runs_with_dropped_events: int = 0  # runs read that count any: rule events_dropped (quarantined or allowed)
 
     def merge(self, other: Tally) -> None:
         """Add ``other``'s counts (the tally of one run curated on its own, e.g. in a worker)."""
@@ -172,7 +174,10 @@ def build_report(t: Tally, rows: dict[str, dict[str, int]], split: dict[str, Any
     return {
         "passed": not failures, "failures": failures,
         "runs": {"read": t.runs_read, "accepted": t.accepted, "quarantined": t.quarantined,
-                 "duplicates": t.duplicates, "exported": t.exported, "events_read": t.events_read},
+                 "duplicates": t.duplicates, "exported": t.exported, "events_read": t.events_read,
+                 # only when a run counts some: a report of whole runs stays the same bytes (and the bundle id)
+                 **({"events_dropped": t.events_dropped, "runs_with_dropped_events": t.runs_with_dropped_events}
+                    if t.runs_with_dropped_events else {})},
         "rows": rows, "split": split, "leakage": leakage, "dedup": dedup, "class_balance": balance,
         "redaction": redaction,
         "quarantine": {"runs": t.quarantined, "by_rule": dict(sorted(t.quarantine_rules.items())),

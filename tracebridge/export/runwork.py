@@ -33,7 +33,7 @@ from tracebridge.corrections.apply import (
 )
 from tracebridge.corrections.records import Correction
 from tracebridge.curate.dedup import fingerprint
-from tracebridge.curate.quality import Reason, run_reasons
+from tracebridge.curate.quality import Reason, events_dropped, run_reasons
 from tracebridge.curate.redact import Redactor, Scanner
 from tracebridge.export.config import ExportConfig
 from tracebridge.export.families import goal_key, split_family
@@ -166,8 +166,10 @@ class RunWork:
         t.events_read += chk.events
         source = _dict(raw.get("source"))
         blocking, allowed = run_reasons(chk, run.path, lines, self.cfg.quality.allow,
-                                        source.get("kind") in self.cfg.quality.open_ended_sources)
+                                        source.get("kind") in self.cfg.quality.open_ended_sources, raw)
         t.allowed_rules.update(r.rule for r in allowed)
+        dropped = events_dropped(raw)  # counted for every run read, as validate totals them
+        t.events_dropped, t.runs_with_dropped_events = dropped, int(dropped > 0)
         family = split_family(raw, self.cfg.split.by_goal_sources)
         if family not in self.assignment:  # completed after the first pass, which split the families it saw
             blocking.append(Reason("changed_during_export", f"{run.path / 'session.json'}:goal.family",
@@ -182,7 +184,8 @@ class RunWork:
             log.debug("run %s quarantined: build failed", run.run_id, exc_info=True)
             self.redactor.forget(run.run_id)
             # a fresh tally: a pass 2 counted for a run that is not accepted would mark the bundle unclean
-            t = Tally(runs_read=1, events_read=chk.events, allowed_rules=Counter(r.rule for r in allowed))
+            t = Tally(runs_read=1, events_read=chk.events, allowed_rules=Counter(r.rule for r in allowed),
+                      events_dropped=dropped, runs_with_dropped_events=int(dropped > 0))
             built = Built(t, [build_error(run.run_id, lines, exc, raw), *allowed], family)
         built.corrections = outcome
         return built
@@ -228,7 +231,7 @@ class RunWork:
         leaf = extra.get("leaf_entry_id") if extra.get("branches") else None
         ctx = RunContext(run.run_id, family, split, kind,
                          success, failure_class, tools, tool_source, feedback, bool(extra.get("branches")),
-                         leaf if isinstance(leaf, str) else None)
+                         leaf if isinstance(leaf, str) else None, events_dropped(raw))
         views, skips = build_views(events, ctx, self.cfg.views)
         goal_hash = goal_key(raw) or sha256_json({"family": family, "run": run.run_id})
         x = Tally()

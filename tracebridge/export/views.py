@@ -96,10 +96,12 @@ class RunContext:
     feedback: RunFeedback | None = None
     branched: bool = False  # session.json runtime_config.extra.branches: the file holds abandoned paths
     leaf: str | None = None  # runtime_config.extra.leaf_entry_id of a branched session: where its path ends
+    events_dropped: int = 0  # session.json capture.events_dropped, a run let through by quality.allow: rows say so
 
     def meta(self, event_ids: list[str], labels: dict[str, Any]) -> dict[str, Any]:
         """The row's lineage and labels (typed for Arrow, feedback merged)."""
-        base = {**labels, "run_success": self.success, "failure_class": self.failure_class}
+        base = {**labels, "run_success": self.success, "failure_class": self.failure_class,
+                "events_dropped": self.events_dropped or None}  # None: left out, the rows of a whole run unchanged
         return {"run_id": self.run_id, "event_ids": event_ids, "goal_family": self.family, "split": self.split,
                 "source": self.source, "labels": safe_labels(merge_feedback(base, self.feedback, event_ids))}
 

@@ -192,3 +192,38 @@ def test_an_unreadable_history_sends_every_session_to_the_baseline_and_refuses_a
         assert "cannot be read" in r.rollout.decide("v1", "v2")[1]
     with pytest.raises(promotion.PromotionError, match="history.jsonl: cannot be read"):
         rollback(st)
+
+
+@pytest.mark.parametrize("damage", ["active", "history"])
+def test_canary_status_fails_when_the_promotion_state_cannot_be_read(tmp_path, damage):
+    """An active.json (or, with the baseline active, a history) that cannot be read: the router sends every
+    session to the baseline, and canary-status printed that and exited 0, as if the state were fine. It says so
+    and exits 1 now (a check that failed: its document still written), naming the file."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
+    st = PolicyState(tmp_path / "policy")
+    promote(st, gate_report(tmp_path / "g1.json", "v2", "v1"))
+    rollback(st)  # v1 active: the router reads the history too
+    bad = st.active_path if damage == "active" else st.history_path
+    bad.write_text("{not json\n")
+    cfg = tmp_path / "none.yaml"
+    cfg.write_text("canary: {salt: r}\n")
+    args = ["ops", "canary-status", "--config", str(cfg), "--state", str(st.root), "canary.baseline_policy=v1",
+            "canary.candidate_policy=v2"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 1, r.output
+    assert f"error: promotion state cannot be read: {bad}" in r.stderr and "canary slice closed" in r.stdout
+    r = CliRunner().invoke(app, [*args, "--json"])
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 1 and doc["ok"] is False and doc["exit_code"] == 1
+    assert doc["rollout"]["arm"] == "baseline" and doc["rollout"]["error"].startswith(str(bad))
+    st.active_path.write_text(json.dumps(json.loads(st.history_path.read_text().splitlines()[0]) if damage == "active"
+                                         else {}))  # readable again (a record, or {} naming no policy)
+    if damage == "history":
+        st.history_path.unlink()
+    r = CliRunner().invoke(app, [*args, "--json"])
+    assert r.exit_code == 0 and "error" not in json.loads(r.stdout)["rollout"], r.output

@@ -24,7 +24,8 @@ def canary_status(
 ) -> None:
     """Which arm sessions get, and how the canary slice behaved in a trace root (fallbacks by kind). ``rollout``:
     the promotion state the router follows (``tracebridge.ops.rollout``): ``arm`` null while the slice routes, else
-    the arm every session goes to and ``why`` (a rolled-back candidate: what to do to canary a fixed build)."""
+    the arm every session goes to and ``why`` (a rolled-back candidate: what to do to canary a fixed build). Exit 1
+    when the promotion state (``active.json``, or the history) cannot be read: ``rollout.error`` says why."""
     from tracebridge.ops.canary import in_slice, slice_bucket
     from tracebridge.ops.rollout import ActivePolicyWatch
     from tracebridge.ops.samples import collect_from_traces
@@ -32,9 +33,15 @@ def canary_status(
     ops = _ops_config(config, overrides)
     cfg = ops.canary
     st = _state(config, state if state is not None else Path(ops.promotion.state_dir))
-    forced, why = ActivePolicyWatch(st).decide(cfg.baseline_policy, cfg.candidate_policy)
+    watch = ActivePolicyWatch(st)
+    forced, why = watch.decide(cfg.baseline_policy, cfg.candidate_policy)
     out: dict[str, Any] = {"fraction": cfg.fraction, "salt": cfg.salt, "sessions": {},
                            "rollout": {"state_dir": str(st.root), "arm": forced, "why": why}}
+    unreadable = None  # the state cannot be read: the router's fallback is shown, and the command fails (exit 1)
+    if watch.error is not None:
+        out["rollout"]["error"] = watch.error
+        unreadable = (f"promotion state cannot be read: {watch.error}; the router sends every session to the "
+                      f"baseline until it can (check it: tracebridge ops policy --state {st.root})")
     for sid in session or []:
         sliced = "candidate" if in_slice(sid, cfg.fraction, cfg.salt) else "baseline"
         out["sessions"][sid] = {"arm": forced or sliced, "slice_arm": sliced,
@@ -51,6 +58,8 @@ def canary_status(
                          "sessions_with_fallback": fb, "fallback_rate": round(fb / len(cand), 4) if cand else None,
                          "fallbacks_by_kind": dict(kinds.most_common())}
     if json_out:
+        if unreadable:
+            fail(unreadable, 1, **out)
         print_json(out)
         return
     if forced is not None:
@@ -65,3 +74,5 @@ def canary_status(
                    f"(rate {shown['fallback_rate']}"
                    + "".join(f"; {k} {v}" for k, v in t["fallbacks_by_kind"].items())
                    + f"); {t['skipped']} runs without a canary label")
+    if unreadable:
+        fail(unreadable, 1)

@@ -17,7 +17,8 @@ The contract (``CanaryRouter(..., state=PolicyState(promotion.state_dir))``), by
   ``tracebridge ops canary-status``) says so;
 * any other active policy (the canary config names neither arm), or an ``active.json`` (or, while the
   baseline is active, a ``history.jsonl``) that cannot be read: every session goes to the baseline (the
-  router has no other policy to serve), with a warning.
+  router has no other policy to serve), with a warning; ``ActivePolicyWatch.error`` says why (``tracebridge ops
+  canary-status`` exits 1 on it).
 
 ``active.json`` is replaced atomically by every change, so it is re-read only when its inode, size or
 mtime changes: a rollback reaches the next call without a restart.
@@ -88,6 +89,7 @@ class ActivePolicyWatch:
         self._lock = threading.Lock()
         self._key: tuple[Any, ...] | None = None  # None: never read
         self._decision: tuple[str | None, str] = (None, "")
+        self.error: str | None = None  # why the last decision could not read the state (it fell back to the baseline)
 
     def decide(self, baseline_policy: str, candidate_policy: str) -> tuple[str | None, str]:
         """``rollout_arm`` of the current ``active.json``; an unreadable one sends every call to the baseline."""
@@ -99,22 +101,25 @@ class ActivePolicyWatch:
         except FileNotFoundError:
             key = (None, baseline_policy, candidate_policy)
         except OSError as exc:  # e.g. promotion.state_dir is a file: as loud as an unreadable active.json
-            decision = (BASELINE, f"{self.state.active_path}: cannot stat ({exc}): every session to the baseline")
+            error = f"{self.state.active_path}: cannot stat ({exc})"
+            decision = (BASELINE, f"{error}: every session to the baseline")
             with self._lock:
                 if decision != self._decision:
                     log.warning("canary rollout: %s", decision[1])
-                self._key, self._decision = None, decision  # re-read once it can be stat'ed again
+                self._key, self._decision, self.error = None, decision, error  # re-read once it can be stat'ed again
             return decision
         with self._lock:
             if key == self._key:
                 return self._decision
+            error = None
             try:  # the history is appended before active.json is replaced: a new active.json means a new history
                 record = active_record(self.state)
                 history = read_history(self.state) if record and record.get("active_policy") == baseline_policy else None
                 decision = rollout_arm(record, baseline_policy, candidate_policy, history)
             except PromotionError as exc:
+                error = str(exc)
                 decision = (BASELINE, f"{exc}: every session to the baseline")
             if decision[0] is not None and decision != self._decision:
                 log.warning("canary rollout: %s", decision[1])
-            self._key, self._decision = key, decision
+            self._key, self._decision, self.error = key, decision, error
             return decision

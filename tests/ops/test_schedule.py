@@ -168,3 +168,31 @@ def test_the_cron_shadow_line_exports_the_feedback_env_to_the_command(tmp_path, 
     assert res.returncode == 0, res.stderr
     log = (work / "logs" / "shadow-cycle.log").read_text()
     assert f"salt={'s3cret' if salt_line else 'unset'} args=shadow-cycle" in log
+
+
+def test_a_missing_crontab_or_systemctl_is_a_setup_error_before_anything_is_written(tmp_path, monkeypatch):
+    """No ``crontab`` program exited 1 (as if the install had run and failed) where the exit-code table makes a
+    missing program a setup error (2); ``--enable`` without ``systemctl`` wrote the units, then died on a
+    FileNotFoundError traceback. Both exit 2 now, naming the program, nothing written."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # neither program on it
+    base = ["ops", "install-schedule", "--install", "--workdir", str(INFRA.parent), "--bin", "/srv/tb/bin/tracebridge"]
+    r = CliRunner().invoke(app, [*base, "--kind", "cron", "--json"])
+    assert r.exit_code == 2, r.output
+    assert json.loads(r.stdout)["error"] == "no crontab program on PATH; use --kind systemd or install cron"
+    with pytest.raises(ScheduleError, match="no crontab program on PATH"):
+        install_cron("x\n")
+    units = tmp_path / "units"
+    r = CliRunner().invoke(app, [*base, "--enable", "--unit-dir", str(units), "--json"])
+    assert r.exit_code == 2, r.output
+    assert json.loads(r.stdout)["error"].startswith("no systemctl program on PATH; install without --enable")
+    assert not units.exists()
+    r = CliRunner().invoke(app, [*base, "--unit-dir", str(units), "--json"])  # without --enable: no systemctl needed
+    assert r.exit_code == 0 and len(json.loads(r.stdout)["installed"]) == 6, r.output

@@ -39,16 +39,21 @@ def install_schedule(
     json_out: JsonOpt = False,
 ) -> None:
     """Print (default) or install the daily/weekly/monthly schedule from infra/systemd or infra/cron;
-    exit 2 on a bad --workdir/--bin, 1 when installing or enabling fails."""
+    exit 2 on a bad --workdir/--bin or a program the install needs missing (``crontab``; ``systemctl`` with
+    --enable: nothing written), 1 when installing or enabling fails."""
     import subprocess
 
     from tracebridge.ops.schedule import (
+        CRON_MISSING,
+        SYSTEMCTL_MISSING,
+        MissingProgram,
         ScheduleError,
         cron_lines,
         default_bin,
         enable_commands,
         install_cron,
         install_systemd,
+        require_program,
         systemd_units,
     )
 
@@ -58,9 +63,13 @@ def install_schedule(
         fail(f"--kind {kind}: use systemd or cron")
     if install and kind == "systemd":  # a file there or above it: was a FileExistsError traceback, exit 1
         check_out_dir(unit_dir.expanduser(), "--unit-dir")
-    try:  # a relative or unsafe --workdir/--bin, a checkout without infra/: nothing written yet
+    try:  # a relative or unsafe --workdir/--bin, a checkout without infra/, a missing program: nothing written yet
         files = systemd_units(wd / "infra", str(wd), exe) if kind == "systemd" else \
             {"crontab": cron_lines(wd / "infra", str(wd), exe)}
+        if install and kind == "cron":
+            require_program("crontab", CRON_MISSING)
+        elif install and enable:  # else the units were written, then systemctl was a FileNotFoundError traceback
+            require_program("systemctl", SYSTEMCTL_MISSING)
     except ScheduleError as exc:
         fail(str(exc))
     written: list[str] = []
@@ -70,6 +79,8 @@ def install_schedule(
         elif install:
             install_cron(files["crontab"])
             written = ["crontab"]
+    except MissingProgram as exc:  # gone since the check above: still a setup error, the crontab untouched
+        fail(str(exc))
     except ScheduleError as exc:
         fail(str(exc), EXIT_FAILED)
     cmds = enable_commands() if kind == "systemd" else []

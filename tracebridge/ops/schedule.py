@@ -20,11 +20,30 @@ from tracebridge.capture.writer import write_atomic
 UNITS = ("tracebridge-shadow", "tracebridge-weekly", "tracebridge-monthly")
 CRON_FILE = "tracebridge.cron"
 BEGIN, END = "# >>> tracebridge schedule >>>", "# <<< tracebridge schedule <<<"
+CRON_MISSING = "use --kind systemd or install cron"
+SYSTEMCTL_MISSING = "install without --enable and load the units with your service manager, or use --kind cron"
 _UNSAFE = re.compile(r"[\s%'\"\\$`]")
 
 
 class ScheduleError(RuntimeError):
     """A schedule could not be rendered or installed; the message says why."""
+
+
+class MissingProgram(ScheduleError):
+    """A program the install needs (``crontab``, ``systemctl``) is not on PATH: a setup error, found before
+    anything is written."""
+
+
+def require_program(name: str, instead: str) -> str:
+    """The path of program ``name``.
+
+    Raises:
+        MissingProgram: it is not on PATH (``instead``: what to do about it).
+    """
+    exe = shutil.which(name)
+    if exe is None:
+        raise MissingProgram(f"no {name} program on PATH; {instead}")
+    return exe
 
 
 def default_bin() -> str:
@@ -117,11 +136,10 @@ def install_cron(block: str) -> str:
     """Merge the block into the user's crontab through the ``crontab`` program; return the new one.
 
     Raises:
-        ScheduleError: no ``crontab`` program, or it refused the new table.
+        MissingProgram: no ``crontab`` program.
+        ScheduleError: it refused the new table.
     """
-    exe = shutil.which("crontab")
-    if exe is None:
-        raise ScheduleError("no crontab program on PATH; use --kind systemd or install cron")
+    exe = require_program("crontab", CRON_MISSING)
     cur = subprocess.run([exe, "-l"], capture_output=True, text=True, check=False)
     why = cur.stderr.strip()
     if cur.returncode != 0 and why and not re.search(r"no crontab|no such file", why, re.IGNORECASE):

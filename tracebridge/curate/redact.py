@@ -3,8 +3,9 @@
 Pass 1 is ``Redactor``: it satisfies ``tracebridge.capture.recorder.RedactionHook`` (give it to a
 ``Recorder`` as ``redactor=capture_redactor()``) and replaces every detected value with a typed
 placeholder such as ``<EMAIL_1>``. Placeholders are consistent within a run: the same value gets
-the same number, keyed by an HMAC whose key comes from ``os.urandom`` per ``Redactor`` (per
-process) and is never written anywhere, so the mapping cannot be rebuilt from the output.
+the same number, however it is written (``tracebridge.curate.same_value``: ``DE89 3704…`` and
+``de89370…``), keyed by an HMAC whose key comes from ``os.urandom`` per ``Redactor`` (per process)
+and is never written anywhere, so the mapping cannot be rebuilt from the output.
 
 Pass 2 is ``scan_record``: the same detectors, counting only. At curation a run whose pass 2
 finds anything is blocked (quarantined) and counted.
@@ -26,6 +27,7 @@ from typing import Any
 from tracebridge.curate.config import RedactionConfig
 from tracebridge.curate.detectors import Detectors, Span
 from tracebridge.curate.memo import ScanMemo
+from tracebridge.curate.same_value import same_value
 from tracebridge.curate.walk import STRUCTURAL_KEYS, Walker, record_prefix
 from tracebridge.schema.canonical import sha256_json
 
@@ -158,7 +160,8 @@ class Redactor:
         return out
 
     def _placeholder(self, value: str, span: Span, st: _Scope) -> str:
-        digest = hmac.new(self._key, f"{span.kind}\0{value}".encode(), hashlib.sha256).digest()[:16]
+        same = same_value(span.kind, value, self.cfg.phone_regions, self.cfg.terms)  # one value written two ways
+        digest = hmac.new(self._key, f"{span.kind}\0{same}".encode(), hashlib.sha256).digest()[:16]
         ph = st.numbers.get(digest)
         if ph is None:
             st.counts[span.kind] += 1

@@ -242,16 +242,47 @@ def require_rows(trainer: Any, recipe: str, rows: int, fit: Any = None, max_drop
                           f"{key}.max_length{rest}")
 
 
+def save_whole(final: Path, save: Any) -> Path:
+    """Have ``save(folder)`` write a model folder that appears at ``final`` only whole.
+
+    ``save`` writes into ``.final-saving`` in the same parent, which is then renamed to ``final`` (an earlier
+    ``final`` is first renamed aside to ``.final-replaced`` and removed after). A process killed while saving
+    leaves no ``final``, or the earlier one as it was; before, a kill mid-save left a ``final`` holding the
+    model and no tokenizer, or the new weights beside the earlier run's tokenizer. The leftovers of a killed
+    save are removed by the next one.
+
+    Returns:
+        The temporary folder it was saved into.
+    """
+    import shutil
+
+    saving, replaced = final.with_name(f".{final.name}-saving"), final.with_name(f".{final.name}-replaced")
+    for leftover in (saving, replaced):
+        shutil.rmtree(leftover, ignore_errors=True)
+    saving.parent.mkdir(parents=True, exist_ok=True)
+    save(saving)
+    if final.exists():
+        final.rename(replaced)
+    saving.rename(final)
+    shutil.rmtree(replaced, ignore_errors=True)
+    return saving
+
+
 def finish(trainer: Any, recipe: str, out_dir: Path, rows: int, tokens_per_row: float,
            resumed_from: Path | None) -> tuple[Any, TrainResult]:
-    """Merge LoRA if any, save the final model + tokenizer and fill a ``TrainResult``."""
+    """Merge LoRA if any, save the final model + tokenizer (whole or not at all: ``save_whole``) and fill a
+    ``TrainResult``."""
     model = trainer.model
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     unpatch_forward(model)
     final = Path(out_dir) / "final"
-    model.save_pretrained(final)
-    trainer.processing_class.save_pretrained(final)
+
+    def save(folder: Path) -> None:  # the tokenizer after the model, as resume's ``final_saved`` expects
+        model.save_pretrained(folder)
+        trainer.processing_class.save_pretrained(folder)
+
+    save_whole(final, save)
     st = trainer.state
     runtime = next((h["train_runtime"] for h in reversed(st.log_history) if "train_runtime" in h), 0.0)
     args = trainer.args

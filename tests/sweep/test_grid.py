@@ -133,3 +133,24 @@ def test_variants_evaluated_differently_are_refused_before_any_trial():
     assert "prompt fit lengths" in fit and "baseline [2048, 2048], optimized [1024, 2048]" in fit
     assert problems("variant_overrides.optimized.dpo.beta=0.2", "variant_overrides.optimized.train.lr=0.003") == []
     assert problems("variant_overrides.optimized.train.max_length=1024", "overrides.eval.max_length=512") == []
+
+
+def test_an_ablation_of_the_report_interval_settings_is_refused_before_any_trial():
+    """The sweep's report computes every interval with one eval.n_boot and eval.ci: before, a sweep ablating
+    them trained every cell again and was reported with the first variant's value only, the others nowhere."""
+    from tracebridge.config import ConfigError
+
+    def problems(*ov):
+        try:
+            grid.load_checked("configs/sweep/smoke.yaml", ["bundle=s3://b/x", *ov])
+        except ConfigError as exc:
+            return [p for p in exc.problems if p.startswith("ablations: ")]
+        return []
+
+    (p,) = problems("ablations.eval.n_boot=[100,1000]")
+    assert p.startswith("ablations: eval.n_boot takes 2 values (100, 1000; set by ablations.eval.n_boot)")
+    assert "set one value (overrides.eval.n_boot=N)" in p and "jobs/eval.py ... -- eval.n_boot=N" in p
+    (p,) = problems("ablations.eval.ci=[0.9,0.95]", "ablations.train.lr=[0.001,0.003]")
+    assert "eval.ci takes 2 values (0.9, 0.95; set by ablations.eval.ci)" in p
+    assert problems("ablations.eval.n_boot=[500]", "overrides.eval.ci=0.9") == []  # one value: one setting
+    assert problems("ablations.eval.max_new_tokens=[8,16]") == []  # scores items; both variants share each cell

@@ -143,13 +143,35 @@ def evaluation_problems(cfg: SweepConfig, recipes: dict[str, dict[str, Any]]) ->
             for k in evals[first] if any(evals[v].get(k) != evals[first][k] for v in rest)]
 
 
+# The settings the sweep's report pools every trial's items with (``publish.report_intervals``): one for all
+INTERVAL_KEYS = ("eval.n_boot", "eval.ci")
+
+
+def interval_problems(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], specs: list[dict[str, Any]]) -> list[str]:
+    """Ablations of the report's bootstrap settings (``INTERVAL_KEYS``): the sweep's report computes every
+    interval with one ``eval.n_boot`` and ``eval.ci``, so before, a sweep that ablated them was reported with
+    the first variant's value only, its cells' other values shown nowhere; and they change no trained model,
+    so each cell trained again for nothing. The fix named: one value under ``overrides``, and ``jobs/eval.py``
+    with ``-- eval.n_boot=N eval.ci=C`` for the report under another."""
+    seen: dict[str, set[Any]] = {k: set() for k in INTERVAL_KEYS}
+    for s in specs:
+        ev = (trial_config(recipes, s) or {}).get("eval") or {}
+        for k in INTERVAL_KEYS:
+            seen[k].add(json.dumps(ev.get(k.split(".", 1)[1]), default=str))
+    return [f"ablations: {k} takes {len(v)} values ({', '.join(sorted(v))}; set by "
+            f"{', '.join(f'ablations.{a}' for a in sorted(cfg.ablations) if k == a or k.startswith(a + '.'))}): "
+            "the sweep's report computes every interval with one value, and it changes no trained model; set one "
+            f"value (overrides.{k}=N) and get the report with another by jobs/eval.py ... -- {k}=N"
+            for k, v in seen.items() if len(v) > 1]
+
+
 def check_trials(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], specs: list[dict[str, Any]]) -> list[str]:
     """Problems of the grid: size against the budget, evaluation settings the variants do not share
-    (``evaluation_problems``), and each distinct (role, variant, ablation) cell's config (unknown keys, bad
+    (``evaluation_problems``), ablated report interval settings (``interval_problems``), and each distinct (role, variant, ablation) cell's config (unknown keys, bad
     values), found on the driver before any worker starts."""
     from tracebridge.train.config import load_train_config
 
-    problems = evaluation_problems(cfg, recipes)
+    problems = evaluation_problems(cfg, recipes) + interval_problems(cfg, recipes, specs)
     if cfg.budget.max_trials and len(specs) > cfg.budget.max_trials:
         problems.append(f"budget.max_trials={cfg.budget.max_trials}: the grid has {len(specs)} trials "
                         "(roles × variants × ablation cells × seeds); raise the cap or shrink the grid")

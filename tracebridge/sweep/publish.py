@@ -130,6 +130,7 @@ def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str
     """
     from tracebridge.report import write_report
 
+    # one setting for every trial: the variants' eval.* and ablations of eval.n_boot/ci are refused up front
     ev = next(iter(recipes.values()), {}).get("eval", {})
     manifest = write_report(trials, local_dir, config=report_config(cfg, sweep_id, bundle_id, recipes),
                             wall_s=wall_s, bundle_id=bundle_id, n_boot=int(ev.get("n_boot", 1000)),

@@ -142,7 +142,7 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
     summary = {"sweep_id": sid, "trials": len(results), "failures": failed, "wall_s": round(time.time() - t0, 2)}
     # pushed even when every re-evaluation failed: the report then says why each did
     pushed = publish_into(summary, results, cfg, name, manifest["bundle_id"], recipes, time.time() - t0,
-                          out / "report")
+                          out / "report", eval_overrides=eval_overrides)  # its intervals: with eval.n_boot/ci given
     print(json.dumps(summary, default=str), flush=True)
     if not pushed:
         return REPORT_NOT_PUSHED

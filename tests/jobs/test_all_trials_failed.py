@@ -83,6 +83,8 @@ def test_a_reevaluation_whose_trials_all_fail_pushes_a_report_of_the_failures(tm
     assert failure["error"].startswith("FileNotFoundError: ") and "keep_models=false" in failure["error"]
     report = Path(summary["report_uri"])
     assert verify_report(report) == []
-    (failed,) = json.loads((report / "results.json").read_text())["failed_trials"]
+    results = json.loads((report / "results.json").read_text())
+    assert results["n_boot"] == 300  # the interval setting the re-evaluation was given (before: the sweep's, 200)
+    (failed,) = results["failed_trials"]
     assert failed["trial_id"] == "verifier-baseline-s0" and failed["error_type"] == "FileNotFoundError"
     assert failed["error_message"].endswith("no saved model (was the sweep run with keep_models=false?)")

@@ -133,3 +133,18 @@ def test_sweep_id_ignores_push_settings():
     b = load_sweep_config(None, ["bundle=x", "push.attempts=9"])
     assert config_digest(a, {}) == config_digest(b, {})
     assert json.dumps(a.push.__dict__) != json.dumps(b.push.__dict__)
+
+
+def test_a_reevaluation_report_uses_the_interval_settings_it_was_given(tmp_path):
+    """``jobs/eval.py ... -- eval.n_boot=N eval.ci=C`` re-evaluates the trials with them, but its report computed
+    its intervals with the sweep recipes' values (before: the first variant's); it now uses the ones given."""
+    cfg = load_sweep_config(None, ["bundle=x", f"storage={tmp_path / 'storage'}"])
+    trials = fake_trials(tmp_path / "t", uplift=20)
+    recipes = {"baseline": {"eval": {"n_boot": 200, "ci": 0.9}}, "optimized": {"eval": {"n_boot": 200, "ci": 0.9}}}
+    for name, overrides, want in (("sweep", None, (200, 0.9)),
+                                  ("reeval", ["eval.n_boot=300", "data.eval_split=validation", "eval.ci=0.8"], (300, 0.8))):
+        summary: dict = {}
+        assert publish_into(summary, trials, cfg, name, "b" * 64, recipes, 1.0, tmp_path / name,
+                            eval_overrides=overrides) is True
+        results = json.loads((Path(summary["report_uri"]) / "results.json").read_text())
+        assert (results["n_boot"], results["ci"]) == want

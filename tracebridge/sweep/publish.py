@@ -114,11 +114,26 @@ def record_sweep(cfg: SweepConfig, sweep_id: str, bundle_id: str, recipes: dict[
         log.warning("sweep config not recorded at %s: %s", uri, exc)
 
 
+def report_intervals(recipes: dict[str, Any], eval_overrides: list[str] | None = None) -> tuple[int, float]:
+    """The bootstrap settings (``eval.n_boot``, ``eval.ci``) of a sweep's report: the recipes' (one for every
+    trial: ``grid.check_trials`` refuses variants or ablations that differ in them), with a re-evaluation's
+    ``eval_overrides`` of them applied (``jobs/eval.py ... -- eval.n_boot=5000``: before, its report computed
+    its intervals with the sweep's value, not the one asked for); 1000 and 0.95 where none is set."""
+    ev = dict(next(iter(recipes.values()), {}).get("eval", {}))
+    for override in eval_overrides or []:  # checked against the recipes already (reeval.check_eval_overrides)
+        key, _, value = override.partition("=")
+        if key.strip() in ("eval.n_boot", "eval.ci"):
+            ev[key.strip().split(".", 1)[1]] = value.strip()
+    return int(ev.get("n_boot", 1000)), float(ev.get("ci", 0.95))
+
+
 def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str, bundle_id: str,
                    recipes: dict[str, Any], wall_s: float, local_dir: Path,
-                   submission_id: str | None = None, failed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                   submission_id: str | None = None, failed: list[dict[str, Any]] | None = None,
+                   eval_overrides: list[str] | None = None) -> dict[str, Any]:
     """Write the report into ``local_dir``, its manifest stamped with ``submission_id`` (the job that
-    wrote it) and its results listing the ``failed`` trials with their reasons, and push it to storage (each request bounded by ``cfg.storage_io.request_timeout_s``,
+    wrote it), its results listing the ``failed`` trials with their reasons and its intervals computed with
+    ``report_intervals`` (a re-evaluation's ``eval_overrides`` applied), and push it to storage (each request bounded by ``cfg.storage_io.request_timeout_s``,
     transient failures retried with backoff, ``cfg.push``).
 
     Returns:
@@ -130,11 +145,9 @@ def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str
     """
     from tracebridge.report import write_report
 
-    # one setting for every trial: the variants' eval.* and ablations of eval.n_boot/ci are refused up front
-    ev = next(iter(recipes.values()), {}).get("eval", {})
+    n_boot, ci = report_intervals(recipes, eval_overrides)
     manifest = write_report(trials, local_dir, config=report_config(cfg, sweep_id, bundle_id, recipes),
-                            wall_s=wall_s, bundle_id=bundle_id, n_boot=int(ev.get("n_boot", 1000)),
-                            ci=float(ev.get("ci", 0.95)), title=f"TraceBridge sweep {sweep_id}",
+                            wall_s=wall_s, bundle_id=bundle_id, n_boot=n_boot, ci=ci, title=f"TraceBridge sweep {sweep_id}",
                             sweep_id=sweep_id, prices=dict(cfg.window.prices), submission_id=submission_id,
                             failed=failed)
     uri = join(cfg.storage, "reports", sweep_id)
@@ -148,7 +161,7 @@ def publish_report(trials: list[dict[str, Any]], cfg: SweepConfig, sweep_id: str
 
 def publish_into(summary: dict[str, Any], trials: list[dict[str, Any]], cfg: SweepConfig, name: str,
                  bundle_id: str, recipes: dict[str, Any], wall_s: float, local_dir: Path,
-                 failed: list[dict[str, Any]] | None = None) -> bool:
+                 failed: list[dict[str, Any]] | None = None, eval_overrides: list[str] | None = None) -> bool:
     """The jobs' report step: ``publish_report`` stamped with this job's submission id (the failed trials
     listed from ``failed``, default ``summary["failures"]``; a sweep whose trials all failed pushes a report
     of its failures too), with its
@@ -162,7 +175,7 @@ def publish_into(summary: dict[str, Any], trials: list[dict[str, Any]], cfg: Swe
     summary["submission_id"] = job_submission_id()
     try:
         pub = publish_report(trials, cfg, name, bundle_id, recipes, wall_s, local_dir, summary["submission_id"],
-                             summary.get("failures") if failed is None else failed)
+                             summary.get("failures") if failed is None else failed, eval_overrides)
     except ReportNotPushed as exc:
         log.error("report not pushed: %s", exc)
         summary.update(report_local=str(exc.local_dir), report_error=str(exc))

@@ -163,7 +163,9 @@ def test_weekly_bundles_beyond_keep_weekly_go_their_manifests_and_runs_stay(tmp_
     wcfg = WeeklyConfig(traces=str(traces), bundles_dir=str(tmp_path / "weekly-bundles"), storage_uri="file:///x",
                         feedback_ledger=None)
     base = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)  # runs dated after the clock are never pruned
-    _started(traces / run_id, base - dt.timedelta(days=1))  # inside each week's window (runs started after it wait)
+    _started(traces / run_id, base - dt.timedelta(days=1))  # inside week 0's window (runs started after it wait)
+    for k in range(1, 4):  # a run of its own in each later week's: each starts where the last one ended
+        _started(traces / record_sample_run(traces, goal=f"week {k}"), base + dt.timedelta(minutes=k, seconds=-30))
     mans = [run_weekly(wcfg, tmp_path / "weekly-art", _weekly_bin(tmp_path), now=base + dt.timedelta(minutes=k))
             for k in range(4)]
     assert [m["status"] for m in mans] == ["ok"] * 4

@@ -15,6 +15,7 @@ from tests.conftest import record_sample_run
 from tracebridge.config import load_config
 from tracebridge.ops.config import OpsConfig, WeeklyConfig
 from tracebridge.ops.weekly import run_weekly
+from tracebridge.schema.canonical import format_ts
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENCLAW_HOME = ROOT / "tests/data/openclaw/home"
@@ -107,6 +108,47 @@ def test_no_run_falls_between_two_weeks(tmp_path):
     assert man4["after"] == man2["until"] and man4["since"] == "2026-05-10T03:00:00.000Z"  # week4 - 28 days
 
 
+def test_a_week_run_early_or_with_the_clock_set_back_exports_no_run_twice(tmp_path):
+    """The window began ``weekly.days`` before now, or earlier at the last good week's end: a week whose clock
+    was set back (or whose timer fired early) began before that end, and the runs started in between went into
+    both bundles. It begins at that end now, and the manifest says so (``window_start``, ``after_manifest``)."""
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
+    root = tmp_path / "traces"
+    twice = root / record_sample_run(root, goal="two days before week 1's end")
+    new = root / record_sample_run(root, goal="after week 1's end")
+    _session(twice, "2026-02-27T03:00:00.000Z")
+    _session(new, "2026-03-02T10:00:00.000Z")
+    cfg = WeeklyConfig(traces=str(root), bundles_dir=str(tmp_path / "bundles"))
+    bin_, log = _fake_bin(tmp_path)
+    week1 = dt.datetime(2026, 3, 1, 3, 0, tzinfo=dt.UTC)
+    man1 = run_weekly(cfg, tmp_path / "artifacts", bin_, now=week1)
+    assert man1["staged"]["staged"] == 1
+    man2 = run_weekly(cfg, tmp_path / "artifacts", bin_, now=week1 + dt.timedelta(days=5))  # clock 2 days behind
+    assert man2["staged"] == {"read": 2, "staged": 1, "older": 1, "incomplete": 0, "carried": 0, "later": 0}
+    assert man2["status"] == "ok" and man2["since"] == man1["until"] == man2["after"]
+    assert man1["window_start"].startswith("weekly.days=7 before now")
+    assert man2["after_manifest"] == man1["manifest"] and man2["window_start"] == (
+        f"where the last weekly run that finished ok ended ({man1['manifest']})")
+    assert os.listdir(log.read_text().splitlines()[-3].split()[1]) == [new.name]
+    # a clock behind the last good week's end: starting there would leave out for good the runs recorded since;
+    # the window is weekly.days back, and the manifest says why
+    man3 = run_weekly(cfg, tmp_path / "artifacts", bin_, now=week1 + dt.timedelta(days=3), dry_run=True)
+    assert man3["since"] == "2026-02-25T03:00:00.000Z" and man3["after_manifest"] == man2["manifest"]
+    assert man3["window_start"].startswith(f"weekly.days=7 before now: the last weekly run that finished ok ended "
+                                           f"after now, at {man2['until']}")
+    cfg_file = tmp_path / "ops.yaml"
+    cfg_file.write_text(f"weekly: {{traces: {root}, bundles_dir: {tmp_path / 'bundles'}, "
+                        f"artifacts_dir: {tmp_path / 'artifacts'}, feedback_ledger: null}}\n")
+    r = CliRunner().invoke(app, ["ops", "weekly", "--config", str(cfg_file), "--dry-run",
+                                 "--bin", " ".join(bin_)])
+    assert r.exit_code == 0, r.output  # the CLI's clock is today's: months after, four windows back (MAX_WINDOWS)
+    assert (f", from 4 windows before now: the last weekly run that finished ok ended at {man2['until']} "
+            f"({man2['manifest']}), further back") in r.stdout.replace("\n", "")
+
+
 def test_weekly_stops_at_a_failed_step_and_dry_run_runs_nothing(tmp_path):
     root, _, _ = _traces(tmp_path)
     cfg = WeeklyConfig(traces=str(root), bundles_dir=str(tmp_path / "bundles"))
@@ -148,7 +190,9 @@ def test_weekly_export_joins_reaction_labels_only_when_the_ledger_exists(tmp_pat
 
     Path(cfg.feedback_ledger).unlink()
     log.unlink()
-    man = run_weekly(cfg, tmp_path / "artifacts", bin_, now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
+    until = dt.datetime.fromisoformat(man["until"])  # the next week starts there: a run of its own
+    _session(root / record_sample_run(root, goal="the next week"), format_ts(until + dt.timedelta(seconds=1)))
+    man = run_weekly(cfg, tmp_path / "artifacts", bin_, now=until + dt.timedelta(seconds=2))
     export = log.read_text().splitlines()[0]
     assert "feedback." not in export and man["feedback"]["labels"] is False
     assert man["feedback"]["note"].startswith(f"no reaction ledger at {cfg.feedback_ledger}")

@@ -89,6 +89,7 @@ def test_a_weekly_run_takes_over_the_lock_of_a_run_that_died_holding_it(tmp_path
     man = orjson.loads(Path(json.loads(res.stdout)["manifest"]).read_bytes())
     assert man["lock"]["took_over_from"]["pid"] == dead.pid
     assert not holder_path(lock).exists()  # let go with the lock: the next run takes over nothing
+    record_sample_run(tmp_path / "traces")  # the next week starts where this one ended: a run of its own
     again = _run(_weekly_cmd(tmp_path, fake))
     assert again.returncode == 0 and "took over" not in again.stderr and "lock" not in json.loads(again.stdout)
 
@@ -154,9 +155,10 @@ def test_two_weekly_runs_of_the_same_second_get_folders_of_their_own(tmp_path: P
     run_id = record_sample_run(tmp_path / "traces")
     cfg = WeeklyConfig(traces=str(tmp_path / "traces"), bundles_dir=str(tmp_path / "b"), feedback_ledger=None)
     now = dt.datetime.now(dt.UTC)
-    first, second = (run_weekly(cfg, tmp_path / "art", ["true"], now=now) for _ in range(2))
+    # the first fails (its export): the rerun's window is the same week (after a good one it would start at its end)
+    first, second = (run_weekly(cfg, tmp_path / "art", [exe], now=now) for exe in ("false", "true"))
     stamp = cycle_stamp(now)
-    assert first["status"] == second["status"] == "ok"
+    assert (first["status"], second["status"]) == ("failed", "ok")
     assert [m["plan"][0].split()[2] for m in (first, second)] == \
         [str(tmp_path / "b" / f".weekly-{s}" / "traces") for s in (stamp, f"{stamp}-1")]
     assert all(os.listdir(tmp_path / "b" / f".weekly-{s}" / "traces") == [run_id] for s in (stamp, f"{stamp}-1"))

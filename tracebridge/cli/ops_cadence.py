@@ -182,6 +182,7 @@ def weekly(
     if json_out:
         print_json(man)
     else:
+        typer.echo(f"window: {man['since']} .. {man['until']}, from {man['window_start']}")
         for line in man["plan"]:
             typer.echo(("plan: " if dry_run else "") + line)
         fb = man["feedback"]

@@ -8,7 +8,8 @@ manifest.json`` with the plan, each command's exit code and the tail of its outp
 Last week's runs are staged as symlinks in ``<bundles_dir>/.weekly-<stamp>/traces`` (runs whose
 ``session.json`` ``started_at`` is inside the window, and those the last good week left out as still
 running: ``window``), so the export sees exactly that week; the window starts where the last good week
-ended (a late timer, failed weeks: no run falls between two bundles), at most ``MAX_WINDOWS`` back; the stamp
+ended (a late timer, failed weeks: no run falls between two bundles; an early one, a clock set back: no run is
+in two), at most ``MAX_WINDOWS`` back, and the manifest says so (``window_start``, ``after_manifest``); the stamp
 is the run's UTC second, with ``-N`` when an earlier run of that second left its folders (``free_stamp``). The
 bundle goes to ``<bundles_dir>/weekly-<stamp>/``. Both are regenerable: retention keeps those of the
 newest ``shadow.retention.keep_weekly`` runs, and never a run's that holds ``.weekly-<stamp>/.running.lock``
@@ -107,22 +108,39 @@ def _written_since(run: Path, cutoff: str) -> bool:
 
 
 def window(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime) -> dict[str, Any]:
-    """The week's window: ``since`` is ``weekly.days`` before ``now``, or the end (``until``) of the last
-    weekly run that finished ok when that is earlier (a timer that fired late, weeks that failed: no run
-    falls between two bundles), but at most ``MAX_WINDOWS`` windows back; ``carried``: the runs that
-    week left out as incomplete (a session running across its end is in this week's bundle)."""
+    """The week's window: ``since`` is where the last weekly run that finished ok ended (its manifest's
+    ``until``; a timer that fired late, weeks that failed: no run falls between two bundles; one that fired
+    early, a clock set back: no run is in two bundles), but at most ``MAX_WINDOWS`` windows back; with no such
+    run, or one that ended after ``now`` (its clock ahead, or ours set back past its end: starting there would
+    leave out for good the runs recorded since), ``weekly.days`` before ``now``. ``window_start`` says which,
+    ``after_manifest`` names that manifest; ``carried``: the runs that week left out as incomplete (a session
+    running across its end is in this week's bundle)."""
     since, floor = (format_ts(now - dt.timedelta(days=cfg.days * n)) for n in (1, MAX_WINDOWS))
-    out: dict[str, Any] = {"since": since, "until": format_ts(now), "carried": []}
+    out: dict[str, Any] = {"since": since, "until": format_ts(now), "carried": [],
+                           "window_start": f"weekly.days={cfg.days} before now: no earlier weekly run finished ok"}
     prev = last_good_week(artifacts_dir)
     if prev is not None:
-        out["after"] = prev["until"]
-        out["since"] = max(min(since, prev["until"]), floor)
+        # before, min(now - days, its end): a week run early or with the clock set back began before the last
+        # week's end, and the runs started in between went into both bundles
+        out["after"], out["after_manifest"] = prev["until"], prev["manifest"]
+        if prev["until"] > out["until"]:  # it ended after now: which runs it held, the clock cannot tell
+            out["window_start"] = (f"weekly.days={cfg.days} before now: the last weekly run that finished ok ended "
+                                   f"after now, at {prev['until']} ({prev['manifest']}): the clock was set back past "
+                                   "its end, or was ahead during it; runs of this window it staged are staged again "
+                                   "(starting at its end would leave out, for good, the runs recorded since)")
+        else:
+            out["since"] = max(prev["until"], floor)
+            out["window_start"] = (f"where the last weekly run that finished ok ended ({prev['manifest']})"
+                                   if out["since"] == prev["until"] else
+                                   f"{MAX_WINDOWS} windows before now: the last weekly run that finished ok ended at "
+                                   f"{prev['until']} ({prev['manifest']}), further back")
         out["carried"] = [r for r in prev.get("incomplete_runs") or [] if isinstance(r, str)]
     return out
 
 
 def last_good_week(artifacts_dir: Path) -> dict[str, Any] | None:
-    """The manifest of the newest weekly run that finished ok and says where its window ended, or None."""
+    """The manifest of the newest weekly run that finished ok and says where its window ended (with its path
+    as ``manifest``), or None."""
     best: dict[str, Any] | None = None
     for path in Path(artifacts_dir).glob("*/manifest.json"):
         try:
@@ -131,7 +149,7 @@ def last_good_week(artifacts_dir: Path) -> dict[str, Any] | None:
             continue
         if isinstance(man, dict) and man.get("kind") == "weekly" and man.get("status") == "ok" \
                 and isinstance(man.get("until"), str) and (best is None or man["until"] > best["until"]):
-            best = man
+            best = {**man, "manifest": str(path)}
     return best
 
 
@@ -241,7 +259,7 @@ def _run(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stage: Path, 
     status = "ok"
     if man["staged"]["staged"] == 0:
         status = "failed"
-        man["steps"]["stage"] = {"status": "failed", "reason": f"no runs in the last {cfg.days} days"}
+        man["steps"]["stage"] = {"status": "failed", "reason": f"no runs since {man['since']} ({man['window_start']})"}
     for s in steps:
         if status != "ok":
             man["steps"][s.name] = {"status": "skipped", "reason": "needs the previous step"}

@@ -130,8 +130,16 @@ def test_teardown_at_dollar_cap(fake_ray, tmp_path, monkeypatch):
 def test_teardown_after_interrupt(fake_ray, tmp_path, sig):
     """SIGHUP: the terminal or SSH session closed (before, it killed the window with the cluster up)."""
     env = {**os.environ, "FAKE_RAY_UP_SLEEP": "120"}
-    proc = subprocess.Popen([sys.executable, "-m", "tracebridge.cli.__main__", *window_args(tmp_path, "--max-hours", "1"),
-                             "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a suite run under nohup (or a script's background job) ignores SIGHUP (SIGINT), and the window keeps
+    # an ignored signal ignored: the window of this test is one a user starts, taking it
+    ignored = signal.signal(sig, signal.SIG_DFL) if signal.getsignal(sig) == signal.SIG_IGN else None
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "tracebridge.cli.__main__",
+                                 *window_args(tmp_path, "--max-hours", "1"), "--json"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        if ignored is not None:
+            signal.signal(sig, ignored)
     end = time.time() + 120
     while "up" not in fake_ray():
         assert time.time() < end and proc.poll() is None, proc.communicate()

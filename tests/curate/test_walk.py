@@ -65,3 +65,27 @@ def test_list_key_names() -> None:
         "set-cookie", "Authorization", "api_key", "password", "ssn", "cookie"]
     assert [list_key(k) for k in ("secrets", "tokens", "keys", "headers", "messages")] == [None] * 5
     assert list_key("api_keys", plural=False) is None
+
+
+@pytest.mark.parametrize(("args", "kept"), [
+    ({"cookies": [{"name": "sessionid", "value": SID, "domain": "example.org", "path": "/"},
+                  {"name": "theme", "value": "dark", "domain": "example.org", "path": "/"}]}, ["dark", "example.org"]),
+    ({"page": {"cookies": [{"name": "sessionid", "value": SID, "httpOnly": True}]}}, ["sessionid"]),
+    ({"cookies": {"sessionid": SID, "lang": "en-US"}}, ["en-US"]),
+    ({"Cookie": {"sessionid": SID}}, ["sessionid"]),
+])
+def test_cookie_objects_and_jars_under_a_cookies_key_are_redacted(args: dict, kept: list[str]) -> None:
+    """A browser's cookie objects (Playwright's ``context.cookies()``, Selenium, CDP) and a client's cookie jar
+    (``requests``' ``cookies=``) leaked: the session value sat under ``value`` or the cookie's name, no secret name."""
+    event = {"run_id": "r", "event_type": "worker_tool_result", "event_id": "e", "payload": {"output": args}}
+    out = Redactor(key=b"k" * 32).redact(event)
+    dumped = orjson.dumps(out).decode()
+    assert SID not in dumped and "<SECRET_1>" in dumped and all(k in dumped for k in kept), dumped
+    for memo in (None, ScanMemo(min_bytes=1)):
+        assert sum(Scanner(memo=memo).scan(event).values()) == 1 and not Scanner(memo=memo).scan(out)
+
+
+def test_cookie_settings_stay() -> None:
+    event = {"run_id": "r", "event_type": "worker_tool_call", "event_id": "e",
+             "payload": {"args": {"cookies": {"policy": "strict", "consent": "accepted", "secure": True}}}}
+    assert Redactor(key=b"k" * 32).redact(event) == event

@@ -21,6 +21,7 @@ from tracebridge.curate.credentials import SECRET_NAME, argv_clients
 from tracebridge.curate.detectors import Detectors, Span
 from tracebridge.curate.memo import ScanMemo
 from tracebridge.curate.pairs import pair_key
+from tracebridge.curate.secret_shape import secret_shaped
 from tracebridge.curate.ssn import ssn_key
 
 STRUCTURAL_KEYS = frozenset({
@@ -83,6 +84,11 @@ def list_key(name: str, plural: bool = True) -> str | None:
         if k and (SECRET_NAME.fullmatch(k) or k.lower() in _HEADER_KEYS or ssn_key(k)):
             return k
     return None
+
+
+def _is_cookies(name: str) -> bool:
+    """Whether a dict under the key ``name`` holds cookies (``cookies``, ``Cookie``; a ``list_key``)."""
+    return (list_key(name) or "").lower() == "cookie"
 
 
 def _held_hit(data: bytes) -> bool:
@@ -171,6 +177,8 @@ class Walker:
         if isinstance(v, str):
             keyed = self.det.keyed(name, v, argv, client) if isinstance(name, str) else []
             return fn(v, path, keyed)  # fn checks the triggers first (see the class docstring)
+        if isinstance(v, dict) and v and isinstance(name, str) and not argv and _is_cookies(name):
+            return self._fields(v, path, fn, skip, self._jar_value(v))  # walked unchecked: its key is outside it
         if isinstance(v, dict) and v and self.sink is not None and self.memo is not None:
             return self._counted(v, path, fn, skip)
         if isinstance(v, (list, tuple)) and v:  # a tuple is written as a JSON array: the capture path must see into it
@@ -202,7 +210,7 @@ class Walker:
         blank is no password: that is where APIs put their messages (``{"password": ["This field is
         required."]}``, Django REST framework's errors); the detectors still scan it as text."""
         if not isinstance(x, str):
-            return self._walk(x, path, fn, key) if isinstance(x, (list, tuple)) else self._walk(x, path, fn)
+            return self._walk(x, path, fn, key if isinstance(x, (list, tuple)) or _is_cookies(key) else None)
         keyed = [] if _STRONG.search(key) and any(c.isspace() for c in x.strip()) else self.det.keyed(key, x)
         return fn(x, path, keyed)
 
@@ -230,8 +238,24 @@ class Walker:
             sink[at] = sink.get(at, 0) + n
         return v
 
-    def _fields(self, v: dict[Any, Any], path: str, fn: Fn, skip: frozenset[str]) -> dict[Any, Any]:
-        """``v`` with ``fn`` applied to its keys and values (a copy when one changed)."""
+    def _jar_value(self, v: dict[Any, Any]) -> Callable[[Any, str], list[Span]]:
+        """The spans of a dict's string under a ``cookies`` key, by its key: a browser's cookie object
+        (``{"name": "sessionid", "value": "…", "domain": …}``: Playwright, Selenium, CDP) its ``value``,
+        else a jar's (``{"sessionid": "…"}``: requests, httpx) every value; each where it looks like a
+        secret (``secret_shaped``: ``theme=dark`` stays)."""
+        obj = "name" in v and "value" in v
+
+        def value(k: Any, x: str) -> list[Span]:
+            if "secrets" not in self.det.on or (obj and k != "value") or not secret_shaped(x.strip()):
+                return []
+            start = x.index(x.strip())
+            return [Span(start, start + len(x.strip()), "SECRET")]
+        return value
+
+    def _fields(self, v: dict[Any, Any], path: str, fn: Fn, skip: frozenset[str],
+                value: Callable[[Any, str], list[Span]] | None = None) -> dict[Any, Any]:
+        """``v`` with ``fn`` applied to its keys and values (a copy when one changed); ``value``: the
+        spans a string value holds by its key, when ``v``'s place decides them (a cookie jar)."""
         out = v
         keys_hit = self._hit([k for k in v if isinstance(k, str) and k not in skip])
         for k, x in v.items():
@@ -240,7 +264,11 @@ class Walker:
             key_hit = keys_hit and isinstance(k, str) and self._pre(k)
             nk = fn(k, path + ".<key>", []) if key_hit else k
             # a key that may hold PII is not named in the field paths of findings (report, manifest)
-            nx = self._walk(x, _join(path, "<key>" if key_hit else str(k)), fn, pair_key(v, k))  # {"name": "DB_PASSWORD", "value": …}
+            at = _join(path, "<key>" if key_hit else str(k))
+            if value is not None and isinstance(x, str):
+                nx = fn(x, at, value(k, x))
+            else:
+                nx = self._walk(x, at, fn, pair_key(v, k))  # {"name": "DB_PASSWORD", "value": …}
             if nk is not k or nx is not x:
                 if out is v:
                     out = dict(v)

@@ -15,7 +15,7 @@ SAME = [  # (kind, ways of writing one value)
               "DE89-3704-0044-0532-0130-00"]),
     ("CARD", ["4111-1111-1111-1111", "4111111111111111", "4111 1111 1111 1111"]),
     ("EMAIL", ["Jane.Doe@Example.com", "jane.doe@example.com", "JANE.DOE@EXAMPLE.COM", "jane dot doe at example dot com",
-               "jane.doe[at]example[.]com"]),
+               "jane.doe[at]example[.]com", "jane.doe%40example.com"]),
     ("PHONE", ["+1 (415) 555-2671", "415-555-2671", "(415) 555-2671", "+14155552671", "1 415 555 2671"]),
     ("SSN", ["078-05-1120", "SSN: 078051120"]),
     ("IPV6", ["2001:db8::1", "2001:0DB8:0000:0000:0000:0000:0000:0001"]),

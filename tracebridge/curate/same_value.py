@@ -10,9 +10,9 @@ rows should see one account, not two. ``same_value`` gives the key a value is nu
 - ``PHONE``: E.164 (``+14155552671``) where the number is valid in one of the configured regions, tried in
   their order as the detector does (``415-555-2671``, ``(415) 555-2671`` and ``+1 415 555 2671`` in ``US``);
   else its digits, with its ``+``;
-- ``EMAIL``: lower case (mail providers do not tell ``Jane.Doe@`` from ``jane.doe@``, nor any domain), and
-  one written out against scrapers as the address it stands for (``jane[at]example[.]com``, ``jane dot doe
-  at example dot com``);
+- ``EMAIL``: lower case (mail providers do not tell ``Jane.Doe@`` from ``jane.doe@``, nor any domain), one
+  URL-encoded (``jane%40example.com``) and one written out against scrapers as the address it stands for
+  (``jane[at]example[.]com``, ``jane dot doe at example dot com``);
 - ``IPV6``: its compressed form, lower case (``2001:0DB8:0:0::1`` is ``2001:db8::1``);
 - a configured term (``redaction.terms``, matched in any case): case-folded;
 - anything else, credentials above all (``SECRET``, ``AWS_KEY``…), exactly as written: case matters in
@@ -51,7 +51,7 @@ def same_value(kind: str, value: str, regions: Collection[str] = ("US",), terms:
     if kind == "PHONE":
         return _phone(value, regions)
     if kind == "EMAIL":
-        low = value.lower()
+        low = value.lower().replace("%40", "@")  # URL-encoded in a query or a mailto: link
         return low if "@" in low else _DOT.sub(".", _AT.sub("@", low))
     if kind == "IPV6":
         try:

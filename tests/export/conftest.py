@@ -84,30 +84,38 @@ def _free_port() -> int:
 
 
 @contextmanager
-def moto_server(env: dict[str, str] | None = None) -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1 for the block (``env``: extra variables of its process, e.g.
-    ``INITIAL_NO_AUTH_ACTION_COUNT=0`` to check credentials); yields its URL once it answers."""
-    port = _free_port()
-    exe = Path(sys.executable).with_name("moto_server")
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], env={**os.environ, **(env or {})},
+def _serving(name: str, argv: list[str], probe: str, env: dict[str, str] | None = None) -> Iterator[None]:
+    """Run the console script ``name`` of this venv with ``argv`` for the block, once ``probe`` (a URL)
+    answers; an HTTP error is an answer (a server checking credentials refuses it)."""
+    exe = Path(sys.executable).with_name(name)
+    proc = subprocess.Popen([str(exe), *argv], env={**os.environ, **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(url, timeout=1)
+                urllib.request.urlopen(probe, timeout=1)
                 break
-            except urllib.error.HTTPError:  # it answers (refusing: one checking credentials): up
+            except urllib.error.HTTPError:
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
+                    raise RuntimeError(f"{name} did not start") from None
                 time.sleep(0.2)
-        yield url
+        yield
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextmanager
+def moto_server(env: dict[str, str] | None = None) -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 for the block (``env``: extra variables of its process, e.g.
+    ``INITIAL_NO_AUTH_ACTION_COUNT=0`` to check credentials); yields its URL once it answers."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with _serving("moto_server", ["-H", "127.0.0.1", "-p", str(port)], url, env):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -141,24 +149,10 @@ def gcs_emulator() -> Iterator[str]:
     """gcp-storage-emulator's GCS JSON API on 127.0.0.1 for the block, in memory, holding the bucket
     ``GCS_BUCKET``; yields its URL (what ``STORAGE_EMULATOR_HOST`` takes) once it answers."""
     port = _free_port()
-    exe = Path(sys.executable).with_name("gcp-storage-emulator")
-    proc = subprocess.Popen([str(exe), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory",
-                             "--default-bucket", GCS_BUCKET], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/storage/v1/b/{GCS_BUCKET}", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("gcp-storage-emulator did not start") from None
-                time.sleep(0.2)
+    with _serving("gcp-storage-emulator", ["start", "--host", "127.0.0.1", "--port", str(port), "--in-memory",
+                                           "--default-bucket", GCS_BUCKET], f"{url}/storage/v1/b/{GCS_BUCKET}"):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -60,6 +60,16 @@ def test_lists_holding_no_secret_stay(args: dict) -> None:
     assert not Scanner().scan(event)
 
 
+def test_a_list_of_secret_names_stays_beside_a_secret() -> None:
+    """``["db_password", "api_key"]`` under ``secrets`` names secrets: no name/value pair, also when another
+    field of the record holds a secret (the walk then looks at every list; it took the pair's value)."""
+    event = {"run_id": "r", "event_type": "worker_tool_call", "event_id": "e",
+             "payload": {"args": {"secrets": ["db_password", "api_key"], "env": "DB_PASSWORD=hunter2hunter2"}}}
+    out = Redactor(key=b"k" * 32).redact(event)
+    assert out["payload"]["args"]["secrets"] == ["db_password", "api_key"]
+    assert "hunter2hunter2" not in orjson.dumps(out).decode()
+
+
 def test_list_key_names() -> None:
     assert [list_key(k) for k in ("set-cookie", "Authorization", "api_keys", "passwords", "ssns", "cookies")] == [
         "set-cookie", "Authorization", "api_key", "password", "ssn", "cookie"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -37,8 +38,7 @@ ID_HOLDERS = HASH_HOLDERS | {"payload"}  # top-level blocks with structural fiel
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # one string token of serialised JSON
 _HEADER_KEYS = frozenset({"cookie", "set-cookie", "authorization", "proxy-authorization"})  # judged by name (``keyed``)
 _BARE = re.compile(r"(?ai)-{0,2}(?:secret|token)")  # plurals that hold no secrets: ``list_key``
-# a key opening a list (``"passwords":[``), or a list's first string before a second (``["Authorization","``)
-_LIST_OPEN = re.compile(rb'"([A-Za-z0-9_.\-]{1,64})":\[|\["([A-Za-z0-9_.\-]{1,64})","')
+_NAME_CHARS = re.compile(rb"[A-Za-z0-9_.\-]{1,64}")  # a name ``_held_hit`` judges
 _STRONG = re.compile(r"(?ai)pass|secret")  # as ``credentials._STRONG_NAME``
 Fn = Callable[[str, str, list[Span]], str]  # (text, field, spans it holds by its place) -> new text
 
@@ -93,11 +93,27 @@ def _is_cookies(name: str) -> bool:
 
 def _held_hit(data: bytes) -> bool:
     """Whether serialised JSON may hold a list the walk judges by a name outside its strings (``list_key``),
-    which the triggers, looking for a name before a separator, miss: ``"api_keys":[``, ``["X-Api-Key","``."""
-    for m in _LIST_OPEN.finditer(data):
-        if list_key((m.group(1) or m.group(2)).decode("ascii"), m.group(1) is not None) is not None:
+    which the triggers, looking for a name before a separator, miss: ``"api_keys":[``, ``["X-Api-Key","``.
+    Found by ``bytes.find`` and each name judged once per process (``_held_name``): the capture path pays
+    this for every event (a regex over the record cost as much as all of pass 1 before it)."""
+    i = data.find(b'":[')
+    while i != -1:
+        if _held_name(data[data.rfind(b'"', 0, i) + 1:i], True):
             return True
+        i = data.find(b'":[', i + 3)
+    i = data.find(b'["')
+    while i != -1:
+        j = data.find(b'"', i + 2)
+        if j != -1 and data.startswith(b'","', j) and _held_name(data[i + 2:j], False):
+            return True
+        i = data.find(b'["', i + 2)
     return False
+
+
+@lru_cache(maxsize=4096)
+def _held_name(name: bytes, plural: bool) -> bool:
+    """``list_key`` of a name found in serialised JSON (a key opening a list, or a list's first string)."""
+    return _NAME_CHARS.fullmatch(name) is not None and list_key(name.decode("ascii"), plural) is not None
 
 
 def _join(path: str, key: str) -> str:
@@ -193,8 +209,9 @@ class Walker:
         ``{"api_keys": […]}``), each as a string under that key, in nested lists too; the value of a
         name/value pair (``["Authorization", "Token …"]``, as WSGI and ASGI log headers) as under its name."""
         held = list_key(key) if key is not None else None
-        pair = None if held is not None or len(v) != 2 or not isinstance(v[1], str) or not isinstance(v[0], str) \
-            or v[0][:1] == "-" else list_key(v[0], plural=False)  # ``["--password", …]`` is argv
+        names = key is not None and key[-1:] in ("s", "S") and _BARE.fullmatch(key[:-1]) is not None  # ``secrets``
+        pair = None if held is not None or names or len(v) != 2 or not isinstance(v[1], str) \
+            or not isinstance(v[0], str) or v[0][:1] == "-" else list_key(v[0], plural=False)  # ``["--password", …]``: argv
         if held is None and pair is None and self.memo is None and not self._hit(v):
             return v  # a held list is walked unchecked: its key, which makes it a secret, is outside it
         if held is not None:

@@ -125,6 +125,15 @@ def s3_server() -> Iterator[str]:
         yield url
 
 
+def aws_env(monkeypatch: pytest.MonkeyPatch, url: str, key: str = "testing", secret: str = "testing") -> None:
+    """S3 credentials and the endpoint ``url`` in the environment, as users give them (never in configs);
+    no ``AWS_PROFILE``."""
+    for k, v in {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_DEFAULT_REGION": "us-east-1",
+                 "AWS_ENDPOINT_URL": url}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
 @pytest.fixture
 def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Credentials and endpoint in the environment (never in configs) and a fresh bucket."""
@@ -132,10 +141,7 @@ def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
     import boto3
 
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3_server}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    aws_env(monkeypatch, s3_server)
     bucket = f"tb-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", region_name="us-east-1", endpoint_url=s3_server).create_bucket(Bucket=bucket)
     return bucket

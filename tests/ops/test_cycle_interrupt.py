@@ -62,15 +62,20 @@ def interrupt_and_reap(cmd: list[str], pids: Path) -> tuple[subprocess.Completed
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err), leftover
 
 
-def test_sigterm_stops_the_running_steps_and_frees_the_lock(tmp_path: Path) -> None:
+def _cycle(tmp_path: Path) -> tuple[list[str], Path, list[str]]:
+    """A shadow-cycle command whose steps run the stub (it notes its and a grandchild's pid in the file
+    returned), less its ``shadow.skip``, and the steps to skip so that only runtime_hook runs."""
     stub, pids = tmp_path / "stub.py", tmp_path / "pids.json"
     stub.write_text(STUB)
-    skip = [s.name for s in STEPS if s.name != "runtime_hook"]
-    cmd = [sys.executable, "-m", "tracebridge.cli", "shadow-cycle", "--config", str(ROOT / "configs/ops/shadow.yaml"),
-           "--bin", f"{sys.executable} {stub}", f"artifacts_dir={tmp_path}/artifacts",
-           f"shadow.work_dir={tmp_path}/shadow", f"shadow.skip=[{','.join(skip)}]", "shadow.retention.enabled=false",
-           "--json"]
-    proc, leftover = interrupt_and_reap(cmd, pids)
+    base = [sys.executable, "-m", "tracebridge.cli", "shadow-cycle", "--config", str(ROOT / "configs/ops/shadow.yaml"),
+            "--bin", f"{sys.executable} {stub}", f"artifacts_dir={tmp_path}/artifacts",
+            f"shadow.work_dir={tmp_path}/shadow", "shadow.retention.enabled=false", "--json"]
+    return base, pids, [s.name for s in STEPS if s.name != "runtime_hook"]
+
+
+def test_sigterm_stops_the_running_steps_and_frees_the_lock(tmp_path: Path) -> None:
+    base, pids, skip = _cycle(tmp_path)
+    proc, leftover = interrupt_and_reap([*base, f"shadow.skip=[{','.join(skip)}]"], pids)
     assert not leftover, f"a step of the interrupted cycle outlived it (exit {proc.returncode})"
     assert proc.returncode == 130, (proc.stdout, proc.stderr)
     doc = json.loads(proc.stdout)
@@ -86,12 +91,7 @@ def test_a_cycle_killed_by_sigkill_leaves_its_step_running_until_the_next_cycle_
     # SIGKILL (kill -9, the OOM killer, a supervisor's last resort) cannot be caught: the step's command runs on
     # in its own session, an orphan. The lock went with the cycle, so the rerun took it over and ran beside the
     # orphan, which went on writing into the work dir (in cluster mode: holding its GPU window) for hours
-    stub, pids = tmp_path / "stub.py", tmp_path / "pids.json"
-    stub.write_text(STUB)
-    skip = [s.name for s in STEPS if s.name != "runtime_hook"]
-    base = [sys.executable, "-m", "tracebridge.cli", "shadow-cycle", "--config", str(ROOT / "configs/ops/shadow.yaml"),
-            "--bin", f"{sys.executable} {stub}", f"artifacts_dir={tmp_path}/artifacts",
-            f"shadow.work_dir={tmp_path}/shadow", "shadow.retention.enabled=false", "--json"]
+    base, pids, skip = _cycle(tmp_path)
     proc = subprocess.Popen([*base, f"shadow.skip=[{','.join(skip)}]"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "STUB_PIDS": str(pids)})
     try:

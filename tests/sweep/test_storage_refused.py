@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.export.conftest import moto_server
+from tests.export.conftest import aws_env, moto_server
 from tests.report.test_report import small_report, trials
 from tracebridge.export.config import RetryConfig, StorageConfig
 from tracebridge.export.storage import StorageError
@@ -37,10 +37,7 @@ def strict_url() -> Iterator[str]:
 @pytest.fixture
 def strict_s3(strict_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """moto checking credentials, and a key it does not know in the environment."""
-    for k, v in {"AWS_ACCESS_KEY_ID": "AKIAUNKNOWN", "AWS_SECRET_ACCESS_KEY": "wrong",
-                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": strict_url}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    aws_env(monkeypatch, strict_url, "AKIAUNKNOWN", "wrong")
     return strict_url
 
 

@@ -42,10 +42,10 @@ TRIGGER_POSITIVES = [
     ("PHONE", "b0769175 (415) 555-2671", "(415) 555-2671"),  # a run after a blocked group
     ("PHONE", "+198.69611944", "+198.69611944"),  # "+" or "(" in front: no plain decimal
     ("PHONE", "ref (06914073.19278", "(06914073"),
-    ("PHONE", "_v2939.0658101.979é:", "0658101"),  # DIGITS stops before ".979é": no plain decimal
+    ("PHONE", "Tel _v2939.0658101.979é:", "0658101"),  # DIGITS stops before ".979é": no plain decimal
     ("PHONE", "2026-01-23\t415 555 2671", "415 555 2671"),  # a tab is a separator (\t in JSON)
-    ("PHONE", "\x1f4155552671", "4155552671"),  # \u001f in JSON: its hex does not block the run
-    ("PHONE", "log\n4155552671", "4155552671"),
+    ("PHONE", "\x1f4155552671 mobile", "4155552671"),  # \u001f in JSON: its hex does not block the run
+    ("PHONE", "cell\n4155552671", "4155552671"),
     ("IPV6", "12:30:45 from fe80::1:2", "fe80::1:2"),
     ("IPV6", "2026-01-23 1:2::", "1:2::"),
     ("IPV6", "2001:db8:85a3:0:0:8a2e:370:7334", "2001:db8:85a3:0:0:8a2e:370:7334"),  # eight groups, no "::"

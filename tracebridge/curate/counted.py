@@ -6,8 +6,9 @@ seed right before it (``size=2147483648``, ``RSS 4194304000``, ``tokens_seen=327
 2596996162``, ``random.seed(4155552671)``); or a unit of size or time, a plural noun of count (7+
 digits count in plural) or an ``ls -l`` date after it (``2176667456 bytes``, ``8589934592 KiB``,
 ``4155552671 rows``, ``staff 2147483648 Nov 29 13:00 model.bin``), in text and JSON text (``"size": "…"``). A phone number is written with none
-of these; without them a bare run of 10 digits stays a US number (``"phone": "4155552671"``). Labels
-of ids (``user_id``, ``chat_id``) are not among them: such an id may be a person's. Pure; no I/O.
+of these. A bare run is a phone number only with a phone word near it in the first place
+(``tracebridge.curate.phone_context``: ``"phone": "4155552671"``, not ``"user_id": "…"``); these rules
+refuse it even then (``call 4155552671 rows``). Pure; no I/O.
 """
 
 from __future__ import annotations

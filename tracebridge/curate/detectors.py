@@ -50,6 +50,7 @@ from tracebridge.curate.credential_shapes import (
 from tracebridge.curate.credentials import base64_texts, keyed_spans, keyword_spans, user_password
 from tracebridge.curate.obfuscated_email import obfuscated_emails
 from tracebridge.curate.pairs import pair_spans
+from tracebridge.curate.phone_context import phone_context, phone_key
 from tracebridge.curate.phone_shape import phone_ok
 from tracebridge.curate.secret_shape import URL_PW_TEMPLATE
 from tracebridge.curate.ssn import ssn_keyed, ssn_spans
@@ -211,9 +212,12 @@ class Detectors(Triggers):
         password flag such as sshpass's ``-p`` when ``client`` lists it, ``"-p"``; ``user%password`` after a
         Samba client's ``-U`` (or joined to it: ``-Ubob%pw``) when it is ``"%"``, ``user,password`` after
         lftp's ``-u`` when it is ``","``; ``pass:password`` after OpenSSL's ``-passin``), which ``value`` alone does not show;
-        a Social Security number of any grouping under an ``ssn`` key (``ssn.ssn_keyed``)."""
+        a Social Security number of any grouping under an ``ssn`` key (``ssn.ssn_keyed``); a phone number under a
+        key naming one, bare digit runs too (``phone_context.phone_key``)."""
         if not argv and "ssn" in self.on and (ssn := ssn_keyed(name, value)):
             return [Span(*ssn, "SSN")]
+        if not argv and "phone" in self.on and phone_key(name):  # ``{"phone": "4155552671"}``: the key is its context
+            return [p for p in self._numeric(value, ("digits",), bare=True) if p.kind == "PHONE"]
         if "secrets" in self.on and (cookies := cookie_keyed(name, value, argv, client)):
             return [Span(a, b, "SECRET") for a, b in cookies]  # ``{"Cookie": "session=…"}``, ``["curl", "-b", …]``
         if "secrets" not in self.on or (argv and not (name.startswith("--") or name in ("-u", "-U") or client == "mysql"
@@ -257,7 +261,9 @@ class Detectors(Triggers):
 
     # ------------------------------------------------------------------ categories
 
-    def _numeric(self, text: str, groups: Collection[str]) -> list[Span]:
+    def _numeric(self, text: str, groups: Collection[str], bare: bool = False) -> list[Span]:
+        """IBANs, IPv4 addresses, cards, phone numbers and SSNs; ``bare``: a bare digit run is a phone
+        number without a phone word near it (``phone_context``), as under a dict key naming a phone."""
         out: list[Span] = []
         # checksum or not, no card inside an IBAN shape (none when the IBAN trigger, a superset, is silent);
         # allowlisted or not, no phone number over an IPv4 address (``$67,913.97 127.0.0.9``)
@@ -278,7 +284,8 @@ class Detectors(Triggers):
                     if "phone" in self.on:
                         out += [p for p in _group_spans(m.group(), m.start(), "PHONE", self._phone_ok,
                                                         text[m.start() - 1:m.start()])
-                                if not counted(text, p.start, p.end) and not any(a < p.end and p.start < b for a, b in quads)]
+                                if not counted(text, p.start, p.end) and not any(a < p.end and p.start < b for a, b in quads)
+                                and (bare or phone_context(text, p.start, p.end))]  # a bare run needs a phone word: ids
         if "digits" in groups and "ssn" in self.on:
             out += [Span(a, b, "SSN") for a, b in ssn_spans(text)]
         return out

@@ -22,6 +22,7 @@ from tracebridge.curate.credentials import SECRET_NAME, argv_clients
 from tracebridge.curate.detectors import Detectors, Span
 from tracebridge.curate.memo import ScanMemo
 from tracebridge.curate.pairs import pair_key
+from tracebridge.curate.phone_context import phone_key
 from tracebridge.curate.secret_shape import secret_shaped
 from tracebridge.curate.ssn import ssn_key
 
@@ -216,6 +217,8 @@ class Walker:
             return v  # a held list is walked unchecked: its key, which makes it a secret, is outside it
         if held is not None:
             new = [self._held(x, path, fn, held) for x in v]
+        elif key is not None and not names and phone_key(key):  # ``{"phones": ["4155552671"]}``: each under the key
+            new = [self._walk(x, path, fn, key if isinstance(x, str) else None) for x in v]
         elif pair is not None:
             new = [self._walk(v[0], path, fn), self._walk(v[1], path, fn, pair)]
         else:

@@ -1,0 +1,74 @@
+"""A bare digit run that is a valid US number is a phone number only with a phone word near it
+(``tracebridge.curate.phone_context``): ids in URL paths, queries and under id keys stay training data."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracebridge.curate.config import RedactionConfig
+from tracebridge.curate.detectors import Detectors
+from tracebridge.curate.redact import Redactor
+
+# Ids that are valid US numbers (212, 415 and 650 are area codes), as agent traces hold them
+IDS = [
+    "GET /orders/2125550123/items",
+    "https://api.example.com/v1/users?id=4155550199&x=1",
+    '{"user_id": "6505550100", "ok": true}',
+    '{\\"orderId\\": \\"2125550123\\"}',
+    "user 6505550100 logged in",
+    "created 2125550123 ok",
+    "order number: 2125550123",
+    "ORD-2125550123 shipped",
+    "s3://bucket/runs/4155550199/events.jsonl",
+    '{"phone_verified": true, "user_id": "4155550199"}',  # a phone word nearby, but an id's key before it
+    "contact user_id: 4155550199",
+    "get_user(4155552671)",
+]
+# Phone numbers, each next to the ids above: written with separators or with a phone word near them
+PHONES = [
+    ("call me at (212) 555-0123", "(212) 555-0123"),
+    ("reach me on 212-555-0123", "212-555-0123"),
+    ("+1 212 555 0123 is the desk", "+1 212 555 0123"),
+    ("phone: 2125550123", "2125550123"),
+    ('{"mobile_number": "2125550123"}', "2125550123"),
+    ('{\\"tel\\": \\"4155552671\\"}', "4155552671"),
+    ("Phone number: 4155552671", "4155552671"),
+    ("call me at 4155552671 tomorrow", "4155552671"),
+    ("my number is 6505550100", "6505550100"),
+    ("4155552671 (mobile)", "4155552671"),
+    ("text me 4155552671", "4155552671"),
+    ("https://x.io/verify?phone=4155552671&id=2125550123", "4155552671"),
+    ("tel:4155552671", "4155552671"),
+    ("https://wa.me/14155552671", "14155552671"),
+    ("WhatsApp 14155552671", "14155552671"),
+]
+
+
+@pytest.fixture(scope="module")
+def det() -> Detectors:
+    return Detectors(RedactionConfig(phone_regions=["US"]))
+
+
+@pytest.mark.parametrize("text", IDS)
+def test_bare_ids_are_no_phone_numbers(det: Detectors, text: str) -> None:
+    assert [text[s.start:s.end] for s in det.find(text) if s.kind == "PHONE"] == []
+
+
+@pytest.mark.parametrize("text,value", PHONES, ids=[t for t, _ in PHONES])
+def test_phone_numbers_with_context_are_found(det: Detectors, text: str, value: str) -> None:
+    assert [text[s.start:s.end] for s in det.find(text) if s.kind == "PHONE"] == [value]
+
+
+def test_records_bare_numbers_under_phone_keys_only() -> None:
+    red = Redactor(RedactionConfig(phone_regions=["US"]))
+    rec = {"run_id": "r", "event_type": "worker_tool_result", "payload": {"output": {
+        "phone": "4155552671", "user_id": "6505550100", "to": "4155550199", "ts": "2125550123",
+        "phones": ["2125550123", "4155552671"], "ids": ["4155552671"], "contact": {"tel": "(212) 555-0123"},
+        "url": "https://x.io/orders/2125550123/items?id=4155550199", "note": "call me at 2125550123"}}}
+    out = red.redact(rec)["payload"]["output"]
+    assert out["user_id"] == "6505550100" and out["ts"] == "2125550123" and out["ids"] == ["4155552671"]
+    assert out["url"] == "https://x.io/orders/2125550123/items?id=4155550199"
+    # the same number gets the same placeholder however it is written, under a key or in text
+    assert out["phone"] == "<PHONE_1>" and out["phones"][1] == "<PHONE_1>"
+    assert out["phones"][0] == out["contact"]["tel"] == "<PHONE_3>" and out["note"] == "call me at <PHONE_3>"
+    assert out["to"] == "<PHONE_2>"

@@ -27,6 +27,11 @@ HELD = [  # (args of a tool call, the secrets in it)
     ({"passwords": ["hunter22"]}, ["hunter22"]),  # at a record's top level
     ({"headers": [["Authorization", f"Token {TOK}"], ["X-Api-Key", KEY]]}, [TOK, KEY]),
     ({"headers": [("set-cookie", f"sessionid={SID}; Path=/")]}, [SID]),
+    # a list written by index (PHP's json_encode, JS's Object.assign({}, list)): it leaked
+    ({"headers": {"set-cookie": {"0": f"sessionid={SID}; Path=/; HttpOnly", "1": f"csrftoken={KEY}; Path=/"}}},
+     [SID, KEY]),
+    ({"cfg": {"api_keys": {"0": KEY}}}, [KEY]),
+    ({"cfg": {"password": {0: "hunter22"}}}, ["hunter22"]),  # int keys at capture
 ]
 
 
@@ -34,7 +39,7 @@ HELD = [  # (args of a tool call, the secrets in it)
 def test_secrets_in_lists_under_their_key_are_redacted_pass_1_and_2(args: dict, secrets: list[str]) -> None:
     event = {"run_id": "r", "event_type": "worker_tool_call", "event_id": "e", "payload": {"tool": "http", "args": args}}
     out = Redactor(key=b"k" * 32).redact(event)
-    dumped = orjson.dumps(out).decode()
+    dumped = orjson.dumps(out, option=orjson.OPT_NON_STR_KEYS).decode()
     assert not any(s in dumped for s in secrets), dumped
     assert dumped.count("_1>") + dumped.count("_2>") == len(secrets), dumped
     for memo in (None, ScanMemo(min_bytes=1)):  # export's pass 2, push's row check
@@ -42,7 +47,8 @@ def test_secrets_in_lists_under_their_key_are_redacted_pass_1_and_2(args: dict, 
         assert sum(found.values()) == len(secrets), found
         assert not Scanner(memo=memo).scan(out)
     record = dict(args)  # a bare record (``tracebridge redact`` of a JSONL file)
-    assert not any(s in orjson.dumps(Redactor(key=b"k" * 32).redact(record, scope="f")).decode() for s in secrets)
+    redacted = Redactor(key=b"k" * 32).redact(record, scope="f")
+    assert not any(s in orjson.dumps(redacted, option=orjson.OPT_NON_STR_KEYS).decode() for s in secrets)
 
 
 @pytest.mark.parametrize("args", [
@@ -50,6 +56,8 @@ def test_secrets_in_lists_under_their_key_are_redacted_pass_1_and_2(args: dict, 
     {"secrets": ["db_password", "api_key"]},  # the names of secrets (Compose, GitHub Actions)
     {"tokens": ["Hello", "ĠQUICKBROWNFOX", "world"]},  # a tokenizer's output
     {"set-cookie": ["theme=dark; Path=/"]},
+    {"set-cookie": {"0": "theme=dark; Path=/"}},
+    {"password": {"0": "This field is required."}},
     {"api_keys": ["YOUR_API_KEY", "<your-key>"]},
     {"argv": ["curl", "-H", "Accept: text/html", "https://example.org"]},
     {"pair": ["name", "value"]},

@@ -102,6 +102,12 @@ def _held_hit(data: bytes) -> bool:
         if _held_name(data[data.rfind(b'"', 0, i) + 1:i], True):
             return True
         i = data.find(b'":[', i + 3)
+    i = data.find(b'":{"')
+    while i != -1:  # ``"api_keys":{"0":"…"}``: a list by index
+        j = data.find(b'"', i + 4)
+        if j != -1 and data[i + 4:j].isdigit() and _held_name(data[data.rfind(b'"', 0, i) + 1:i], True):
+            return True
+        i = data.find(b'":{"', i + 4)
     i = data.find(b'["')
     while i != -1:
         j = data.find(b'"', i + 2)
@@ -115,6 +121,11 @@ def _held_hit(data: bytes) -> bool:
 def _held_name(name: bytes, plural: bool) -> bool:
     """``list_key`` of a name found in serialised JSON (a key opening a list, or a list's first string)."""
     return _NAME_CHARS.fullmatch(name) is not None and list_key(name.decode("ascii"), plural) is not None
+
+
+def _indexed(v: dict[Any, Any]) -> bool:
+    """Whether the dict ``v`` is a list written by index (``{"0": …, "1": …}``; int keys as orjson writes them)."""
+    return all(type(k) is int or (isinstance(k, str) and k.isascii() and k.isdigit()) for k in v)
 
 
 def _join(path: str, key: str) -> str:
@@ -196,6 +207,9 @@ class Walker:
             return fn(v, path, keyed)  # fn checks the triggers first (see the class docstring)
         if isinstance(v, dict) and v and isinstance(name, str) and not argv and _is_cookies(name):
             return self._fields(v, path, fn, skip, self._jar_value(v))  # walked unchecked: its key is outside it
+        if isinstance(v, dict) and v and isinstance(name, str) and not argv and _indexed(v) \
+                and (held := list_key(name)) is not None:  # ``{"set-cookie": {"0": …}}``: a list as PHP and JS write it
+            return self._fields(v, path, fn, skip, held=held)
         if isinstance(v, dict) and v and self.sink is not None and self.memo is not None:
             return self._counted(v, path, fn, skip)
         if isinstance(v, (list, tuple)) and v:  # a tuple is written as a JSON array: the capture path must see into it
@@ -273,9 +287,10 @@ class Walker:
         return value
 
     def _fields(self, v: dict[Any, Any], path: str, fn: Fn, skip: frozenset[str],
-                value: Callable[[Any, str], list[Span]] | None = None) -> dict[Any, Any]:
+                value: Callable[[Any, str], list[Span]] | None = None, held: str | None = None) -> dict[Any, Any]:
         """``v`` with ``fn`` applied to its keys and values (a copy when one changed); ``value``: the
-        spans a string value holds by its key, when ``v``'s place decides them (a cookie jar)."""
+        spans a string value holds by its key, when ``v``'s place decides them (a cookie jar); ``held``:
+        the secret name ``v``'s values are judged under, as a held list's (``_held``)."""
         out = v
         keys_hit = self._hit([k for k in v if isinstance(k, str) and k not in skip])
         for k, x in v.items():
@@ -287,6 +302,8 @@ class Walker:
             at = _join(path, "<key>" if key_hit else str(k))
             if value is not None and isinstance(x, str):
                 nx = fn(x, at, value(k, x))
+            elif held is not None:
+                nx = self._held(x, at, fn, held)
             else:
                 nx = self._walk(x, at, fn, pair_key(v, k))  # {"name": "DB_PASSWORD", "value": …}
             if nk is not k or nx is not x:

@@ -93,8 +93,8 @@ def test_each_criterion_fails_on_its_own(tmp_path, broken, per_cycle, words):
 
 def test_a_missing_day_fails_feedback_and_cycles(tmp_path):
     good_set(tmp_path, n=2)
-    rep = review(tmp_path, ReviewConfig(), now=NOW)
-    assert {ln.criterion for ln in rep.lines if not ln.passed} == {"cycles", "feedback"}
+    rep = review(tmp_path, ReviewConfig(), now=NOW)  # two uplifts: not enough cycles to call them stable
+    assert {ln.criterion for ln in rep.lines if not ln.passed} == {"cycles", "feedback", "uplift"}
     assert "(no cycle)" in lines(rep)["feedback"].evidence
 
 
@@ -174,10 +174,28 @@ def test_cycles_with_optimize_and_the_hook_turned_off_are_ok_but_leave_uplift_un
     assert lines(rep)["cycles"].passed and _not_exercised(rep) == {"uplift", "runtime_hook"}
     assert "shadow.optimize.mode=off" in lines(rep)["uplift"].evidence
     assert "shadow.runtime_hook=false" in lines(rep)["runtime_hook"].evidence
-    # one cycle that measured an uplift is judged; the others are named as not measured
+    # one cycle that measured an uplift is judged; the others are named as not measured; one figure is too few
+    # to call the uplift stable (it passed as "min >= 0.25 x median" of itself)
     good_set(tmp_path, n=1)
     up = lines(review(tmp_path, ReviewConfig(), now=NOW))["uplift"]
-    assert up.passed and "not measured (optimize skipped) in" in up.evidence
+    assert not up.passed and up.status == "fail" and "not measured (optimize skipped) in" in up.evidence
+    assert up.evidence.startswith("not enough cycles: 1 uplift(s) measured, stability needs review.min_uplift_cycles=3")
+
+
+def test_an_uplift_is_stable_only_over_min_uplift_cycles_measurements(tmp_path):
+    # before: `review.min_cycles=1 --days 1` over one cycle printed "PASS: phase 1 exit criteria met" on a
+    # single uplift, its own median
+    good_set(tmp_path, n=1)
+    cfg = ReviewConfig(days=1, min_cycles=1)
+    rep = review(tmp_path, cfg, now=NOW)
+    assert not rep.passed and {ln.criterion for ln in rep.lines if not ln.passed} == {"uplift"}
+    assert "not enough cycles: 1 uplift(s) measured" in lines(rep)["uplift"].evidence
+    good_set(tmp_path / "two", n=2)  # two measured in the window: enough when the config asks two
+    rep = review(tmp_path / "two", ReviewConfig(days=2, min_cycles=2, min_uplift_cycles=2), now=NOW)
+    assert rep.passed, [(ln.criterion, ln.evidence) for ln in rep.lines]
+    assert "not enough cycles: 2" in lines(review(tmp_path / "two", ReviewConfig(days=2, min_cycles=2), now=NOW))["uplift"].evidence
+    assert ReviewConfig(min_uplift_cycles=1).problems() == [
+        "review.min_uplift_cycles=1: must be >= 2 (stability compares cycles; one uplift is its own median); default 3"]
 
 
 def test_the_report_lists_each_criterion_once_in_the_order_criteria_names_them(tmp_path):

@@ -209,6 +209,7 @@ def test_canary_status_fails_when_the_promotion_state_cannot_be_read(tmp_path, d
     promote(st, gate_report(tmp_path / "g1.json", "v2", "v1"))
     rollback(st)  # v1 active: the router reads the history too
     bad = st.active_path if damage == "active" else st.history_path
+    good = st.active_path.read_text()
     bad.write_text("{not json\n")
     cfg = tmp_path / "none.yaml"
     cfg.write_text("canary: {salt: r}\n")
@@ -221,8 +222,7 @@ def test_canary_status_fails_when_the_promotion_state_cannot_be_read(tmp_path, d
     doc = json.loads(r.stdout)
     assert r.exit_code == 1 and doc["ok"] is False and doc["exit_code"] == 1
     assert doc["rollout"]["arm"] == "baseline" and doc["rollout"]["error"].startswith(str(bad))
-    st.active_path.write_text(json.dumps(json.loads(st.history_path.read_text().splitlines()[0]) if damage == "active"
-                                         else {}))  # readable again (a record, or {} naming no policy)
+    st.active_path.write_text(good)  # readable again (a record; {} names no policy, which is an error too)
     if damage == "history":
         st.history_path.unlink()
     r = CliRunner().invoke(app, [*args, "--json"])

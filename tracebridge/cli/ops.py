@@ -250,9 +250,10 @@ def policy(
     problems = verify_history(hist)
     try:
         active = active_record(st)
-    except PromotionError as exc:
+    except PromotionError as exc:  # a folder blocks every change; a damaged file with no history cannot be repaired
         active = None
-        problems.append(f"{exc} (repaired from the history by the next change)")
+        problems.append(f"{exc}" + (" (repaired from the history by the next change)" if hist and st.active_path.is_file()
+                                    else "; promote and rollback refuse until it is fixed"))
     if lost := active_outside_history(st, hist):  # history lost or cut: nothing repairs it, every change refuses
         problems.append(lost)
     elif hist and active is not None and active != hist[-1]:

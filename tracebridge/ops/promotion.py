@@ -132,17 +132,29 @@ def active_record(state: PolicyState) -> dict[str, Any] | None:
     """The active record as the runtime sees it (``active.json``; no lock needed).
 
     Raises:
-        PromotionError: ``active.json`` is unreadable or not a JSON object (the next change rewrites it
-            from the history).
+        PromotionError: ``active.json`` is no file (a folder there read as "no policy": the canary slice opened
+            and promote appended a record it could not activate), is unreadable (empty, truncated), not a JSON
+            object or names no ``active_policy`` (the next change rewrites it from the history, if it has one).
     """
-    if not state.active_path.is_file():
+    p = state.active_path
+    if not os.path.lexists(p):
         return None
+    if not p.is_file():
+        what = "a folder" if p.is_dir() else "a dangling link" if p.is_symlink() and not p.exists() else "not a file"
+        raise PromotionError(f"{p}: {what}, not the active-policy record (a JSON file); move it away, then check with "
+                             f"tracebridge ops policy --state {state.root}")
     try:
-        rec = orjson.loads(state.active_path.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise PromotionError(f"{state.active_path}: unreadable: {exc}") from exc
+        raw = p.read_bytes()
+        rec = orjson.loads(raw)
+    except OSError as exc:
+        raise PromotionError(f"{p}: unreadable: {exc}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise PromotionError(f"{p}: unreadable: {'empty file' if not raw.strip() else 'not valid JSON: ' + json_error(raw)}"
+                             " (truncated or edited)") from exc
     if not isinstance(rec, dict):
-        raise PromotionError(f"{state.active_path}: not a JSON object")
+        raise PromotionError(f"{p}: not a JSON object")
+    if not isinstance(rec.get("active_policy"), str) or not rec["active_policy"]:
+        raise PromotionError(f"{p}:active_policy: {rec.get('active_policy')!r}, not a policy id: no record of the history")
     return rec
 
 
@@ -235,6 +247,16 @@ def _load_checked(state: PolicyState) -> list[dict[str, Any]]:
     problems = verify_history(records)
     if problems:
         raise PromotionError("history is inconsistent: " + "; ".join(problems[:5]))
+    try:
+        active_record(state)
+    except PromotionError as exc:  # before: a folder let the record be appended, then its activation crashed;
+        # a damaged file with no history to repair it from was overwritten, the policy it named lost
+        if os.path.lexists(state.active_path) and not state.active_path.is_file():
+            raise
+        if not records:
+            raise PromotionError(f"{exc}; {state.history_path} holds no record to repair it from, so the active "
+                                 "policy cannot be known: restore it (or remove it if no policy was ever promoted "
+                                 "here) before any promote or rollback") from exc
     if lost := active_outside_history(state, records):  # before, the next change rested on the report's baseline
         raise PromotionError(lost)
     if records and _active_or_none(state) != records[-1]:

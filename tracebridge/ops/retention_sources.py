@@ -38,7 +38,7 @@ from filelock import FileLock, Timeout
 from tracebridge.ops.agreement import disagreements
 from tracebridge.ops.artifacts import MANIFEST, TS_FORMAT, parse_stamp
 from tracebridge.ops.config import OpsConfig
-from tracebridge.ops.promotion import LOCK, PolicyState, PromotionError, active_record, read_history
+from tracebridge.ops.promotion import LOCK, PolicyState, active_record, read_history
 
 POLICY_LOCK_TIMEOUT_S = 60.0  # a promote or rollback holds the policy lock for milliseconds
 STAMP = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
@@ -185,14 +185,11 @@ def policy_pins(state_dir: str | Path) -> list[str]:
     """Every policy id and gate-report path in the promotion history and ``active.json``.
 
     Raises:
-        PromotionError: the history cannot be read (then nothing a policy could name is removed).
+        PromotionError: the history or ``active.json`` cannot be read (then nothing a policy could name is removed).
     """
     st = PolicyState(Path(state_dir))
     records = read_history(st)
-    try:
-        active = active_record(st)
-    except PromotionError:  # damaged: the history holds the same record
-        active = None
+    active = active_record(st)  # damaged (a folder, truncated): the policy it names is unknown, so nothing is removed
     out: list[str] = []
     for rec in [*records, *([active] if active else [])]:
         stack = rec.get("stack") if isinstance(rec.get("stack"), list) else []

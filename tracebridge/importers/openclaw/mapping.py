@@ -6,7 +6,8 @@ chain), tool-call id → event id (to pair results with calls), the current mode
 level, the step counter and running totals. Rows that cannot be mapped raise ``RowError`` (the
 caller quarantines them). Unknown row types, roles, fields and content blocks are mapped
 generically and counted as drift. The mapping is documented in docs/openclaw-mapping.md; the
-rarer row types live in ``rows.py``, the key sets it checks in ``keys.py``.
+message rows (user, assistant, tool result) are mapped in ``messages.py``, the rarer row types in
+``rows.py``, the key sets it checks are in ``keys.py``.
 
 Event ids are derived from source ids: ``<run_id>:<row id>`` for a row's first event and
 ``<run_id>:<row id>.<k>`` for its k-th further event, so re-importing a file gives the same ids
@@ -18,35 +19,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from tracebridge.importers.openclaw import fields, rows
-from tracebridge.importers.openclaw.content import split_content, tool_args, usage_of
-from tracebridge.importers.openclaw.keys import (
-    ASSISTANT_KEYS,
-    DIGITS_TO_0,
-    INJECTED_MODEL,
-    ISO_SHAPE,
-    MESSAGE_ROW_KEYS,
-    MIRROR_MODEL,
-    MODEL_TURN_KEYS,
-    OPENCLAW_ASSISTANT_KEYS,
-    STOP_ACTIONS,
-    TOOL_RESULT_KEYS,
-    TOOL_RESULT_TURN_KEYS,
-    USER_KEYS,
-    USER_TURN_KEYS,
-    call_id,
-)
+from tracebridge.importers.openclaw import fields, messages, rows
+from tracebridge.importers.openclaw.keys import DIGITS_TO_0, ISO_SHAPE, MESSAGE_ROW_KEYS
 from tracebridge.importers.openclaw.rows import RowError  # raised here, caught by the importer
-from tracebridge.importers.openclaw.text import (
-    classify_llm_error,
-    classify_tool_error,
-    split_user_text,
-    to_timestamp,
-)
-from tracebridge.schema.canonical import sha256_json
+from tracebridge.importers.openclaw.text import to_timestamp
 
 EPOCH = "1970-01-01T00:00:00.000Z"
-EMPTY_PROMPT_HASH = sha256_json("")
 _MISSING = object()
 
 
@@ -91,7 +69,7 @@ class SessionMapper:
         self.drift: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         self.row_types: dict[str, int] = {}
-        self._params: dict[tuple[Any, ...], tuple[dict[str, Any], str, str]] = {}
+        self.params_cache: dict[tuple[Any, ...], tuple[dict[str, Any], str, str]] = {}
 
     def ts(self, row: dict[str, Any], msg: dict[str, Any] | None = None) -> str:
         """The row's timestamp (row ISO time, else the message's epoch ms, else the previous one)."""
@@ -207,11 +185,11 @@ class SessionMapper:
                 raise RowError("message", "missing or not an object")
             role = msg.get("role")
             if role == "assistant":
-                self._assistant(row, msg, rid, out)
+                messages.assistant(self, row, msg, rid, out)
             elif role == "toolResult":
-                self._tool_result(row, msg, rid, out)
+                messages.tool_result(self, row, msg, rid, out)
             elif role == "user":
-                self._user(row, msg, rid, out)
+                messages.user(self, row, msg, rid, out)
             elif type(role) is str:
                 rows.other_message(self, row, msg, role, rid, out)
             else:
@@ -227,173 +205,3 @@ class SessionMapper:
         else:
             self.leaf = rid
         return out
-
-    # ------------------------------------------------------------------ messages
-
-    def _user(self, row: dict[str, Any], msg: dict[str, Any], rid: str, out: list[dict[str, Any]]) -> None:
-        if not USER_KEYS.issuperset(msg):
-            if msg.get("excludeFromContext") is True:  # never shown to the model: no turn, no goal
-                rows.context_free_message(self, row, msg, rid, out)
-                return
-            self.check_keys(msg, USER_TURN_KEYS, "message.user")
-            obs: dict[str, Any] = rows.message_facts(msg)
-        else:
-            obs = {}
-        text, _, _, images, other = split_content(msg.get("content"), self.drift, "message.user", self.wrong)
-        ut = split_user_text(text) if text else None
-        if ut is not None and ut.channel:
-            obs["channel"] = ut.channel
-            self.channel = self.channel or ut.channel.get("channel")
-        if ut is not None and ut.system_events:
-            obs["system_events"] = ut.system_events
-        if images:
-            obs["images"] = images
-        if "provenance" in msg:
-            obs["provenance"] = msg["provenance"]
-        if other:
-            obs["other_content"] = other
-        if self.turns:
-            self.step += 1
-        self.turns += 1
-        self.failed.clear()
-        parent, ts = self.parent(row), self.ts(row, msg)
-        text = ut.text if ut is not None else ""
-        if not text and not images:
-            self.counts["system_event_turns"] += 1
-            if self.kind is None:
-                self.kind = "cron" if any(e["kind"] == "cron" for e in obs.get("system_events", ())) else "system"
-            self.event(out, rid, "env_observation", "env", {"observation": obs, "source": "openclaw.system_event"},
-                       parent, ts)
-            return
-        if not self.goal:  # the first user words: a photo without a caption has none, the next message's are
-            first, self.goal = self.goal is None, text
-            if first and self.kind is None:
-                self.kind = ("heartbeat" if text.startswith("Read HEARTBEAT.md")
-                             else "telegram" if self.channel == "telegram" else "chat")
-        self.event(out, rid, "planner_input", "planner", {"goal": text, "observation": obs or None}, parent, ts)
-
-    def _llm(self, msg: dict[str, Any], response: str, model: Any, served: Any = None) -> dict[str, Any]:
-        """The ``llm`` block of a model turn; ``served`` is the message's ``responseModel`` (the model
-        that answered, when a router such as OpenRouter's ``auto`` picked one), kept in ``params``."""
-        provider, api = msg.get("provider"), msg.get("api")
-        provider = provider if type(provider) is str else self.provider
-        model = model if type(model) is str else self.model
-        api = api if type(api) is str else self.api
-        key = (provider, model, api, self.thinking, served)
-        cached = self._params.get(key)
-        if cached is None:
-            params = {"provider": provider, "api": api, "thinking_level": self.thinking}
-            if type(served) is str and served != model:
-                params["response_model"] = served
-            name = f"{provider}/{model}" if provider and model else (model or "unknown")
-            cached = (params, sha256_json({"model": name, "params": params}), name)
-            self._params[key] = cached
-            if self.first_model is None and model:
-                self.first_model = {"model": name, "params": params}
-        self.used_model = cached[2]
-        inp, outp, usd = usage_of(msg.get("usage"), self.wrong)
-        self.tokens += inp + outp
-        self.cost += usd
-        return {"model": cached[2], "rendered_prompt": "", "prompt_hash": EMPTY_PROMPT_HASH,
-                "config_hash": cached[1], "params": cached[0], "response": response,
-                "usage": {"input_tokens": inp, "output_tokens": outp, "cost_usd": usd, "latency_ms": 0.0}}
-
-    def _assistant(self, row: dict[str, Any], msg: dict[str, Any], rid: str, out: list[dict[str, Any]]) -> None:
-        text, thinking, calls, images, _ = split_content(msg.get("content"), self.drift, "message.assistant",
-                                                             self.wrong)
-        stop = msg.get("stopReason")
-        action = STOP_ACTIONS.get(stop) if type(stop) is str else None
-        if action is None:
-            self.drift[f"message.assistant.stopReason={stop}"] += 1
-            action = "respond"
-        ts = self.ts(row, msg)
-        model = msg.get("model")
-        if model == MIRROR_MODEL or model == INJECTED_MODEL or action == "injected":  # OpenClaw's, no model's
-            if not OPENCLAW_ASSISTANT_KEYS.issuperset(msg):
-                self.check_keys(msg, OPENCLAW_ASSISTANT_KEYS, "message.assistant")
-            rows.openclaw_message(self, row, msg, text, images, model == MIRROR_MODEL, rid, out, ts)
-            return
-        facts = None
-        if not ASSISTANT_KEYS.issuperset(msg):
-            self.check_keys(msg, MODEL_TURN_KEYS, "message.assistant")
-            facts = rows.call_facts(msg)
-        served = msg.get("responseModel")
-        if served is not None and type(served) is not str:
-            self.drift["message.assistant.responseModel:not_a_string"] += 1
-            served = None
-        if calls and action == "respond":
-            action = "tool_call"
-        if action == "respond" or action == "tool_call":
-            self.last_error = None  # the session's failure class is how it ended, not an old error
-        payload = {"action": action, "reasoning_summary": thinking or None, "tool": None, "args": None}
-        llm = self._llm(msg, text, model, served)
-        if calls:
-            facts = fields.call_blocks(self, rid, calls, facts)
-        if facts:  # this call's own facts: in its params, not in the config hash
-            llm["params"] = {**llm["params"], **facts}
-        act = self.event(out, rid, "worker_action", "worker", payload, self.parent(row), ts, llm)
-        for i, call in enumerate(calls):
-            cid, name, args = call_id(call, rid, i), call.get("name"), call.get("arguments")
-            name = name if type(name) is str else fields.tool_name(self, name, i)
-            args = args if type(args) is dict else tool_args(args)
-            if not i:
-                payload["tool"], payload["args"] = name, args
-            self.tools.add(name)
-            eid = self.event(out, rid, "worker_tool_call", "worker", {"call_id": cid, "tool": name, "args": args},
-                             act, ts)
-            self.calls[cid] = (eid, name)
-        if text and (action == "respond" or action == "truncated"):
-            self.event(out, rid, "worker_output", "worker",
-                       {"result": text, "status": "done" if action == "respond" else "partial"}, act, ts)
-        elif action == "error" or action == "aborted":
-            message = msg.get("errorMessage")
-            message = message if type(message) is str else action
-            kind = classify_llm_error(message, facts.get("error") if facts else None) if action == "error" \
-                else "aborted"
-            self.last_error = kind
-            self.event(out, rid, "episode_error", "worker", {"kind": kind, "message": message, "recoverable": True},
-                       act, ts)
-
-    def _tool_result(self, row: dict[str, Any], msg: dict[str, Any], rid: str, out: list[dict[str, Any]]) -> None:
-        facts = None
-        if not TOOL_RESULT_KEYS.issuperset(msg):
-            self.check_keys(msg, TOOL_RESULT_TURN_KEYS, "message.toolResult")
-            facts = rows.message_facts(msg)
-        text, _, _, images, other = split_content(msg.get("content"), self.drift, "message.toolResult", self.wrong)
-        cid, name = msg.get("toolCallId"), msg.get("toolName")
-        name = name if type(name) is str else None
-        if type(cid) is not str or not cid:
-            self.drift["message.toolResult.toolCallId:missing"] += 1
-            cid = f"missing:{rid}"
-        pair = self.calls.get(cid)
-        if pair is None:
-            self.counts["orphan_tool_results"] += 1
-            parent = self.parent(row)
-        else:
-            parent = pair[0]
-            name = name or pair[1]
-        is_error = msg.get("isError")
-        if is_error is not True and is_error is not False and is_error is not None:
-            self.wrong("message.toolResult.isError", "not_a_boolean", f"{is_error!r:.80} is no boolean: read as false")
-        is_error = is_error is True
-        output: Any = text
-        if images or other:
-            output = {"text": text, "images": list(images), "other": list(other)}
-        payload: dict[str, Any] = {"call_id": cid, "ok": not is_error, "output": output}
-        details = msg.get("details")
-        if type(details) is dict:
-            ms = details.get("durationMs")
-            if (type(ms) is int or type(ms) is float) and ms >= 0:
-                payload["latency_ms"] = float(ms)
-        if is_error:
-            payload["error"] = {"kind": classify_tool_error(text, details).value, "message": text[:2000]}
-            if name:
-                self.failed[name] = cid
-        elif name and self.failed and name in self.failed and self.failed[name] != cid:
-            payload["retry_of"] = self.failed.pop(name)
-        ts = self.ts(row, msg)
-        eid = self.event(out, rid, "worker_tool_result", "worker", payload, parent, ts)
-        if facts:  # OpenClaw's own facts: beside the result (its payload has no place for them)
-            self.event(out, rid, "env_observation", "env", {"observation": facts, "source": "openclaw.tool_result"},
-                       eid, ts)
-            self.last_event = eid  # the row's children continue the result, not the facts

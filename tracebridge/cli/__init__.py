@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "tracebridge.cli.export",
     "tracebridge.cli.importers",
     "tracebridge.cli.feedback",
+    "tracebridge.cli.feedback_reports",
     "tracebridge.cli.corrections",
 ]
 

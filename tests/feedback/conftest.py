@@ -15,6 +15,15 @@ from tracebridge.feedback.config import FeedbackConfig
 DATE = 1772000000  # 2026-02-25T06:13:20Z
 
 
+@pytest.fixture(autouse=True)
+def salt_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The host's salt file (``feedback.salt``), in the test's folder and absent: a test that unsets the salt's
+    variable must never read or make the real ``~/.config/tracebridge/feedback-salt``."""
+    path = tmp_path / "config" / "tracebridge" / "feedback-salt"
+    monkeypatch.setenv("TRACEBRIDGE_FEEDBACK_SALT_FILE", str(path))
+    return path
+
+
 @pytest.fixture
 def cfg(tmp_path: Path) -> FeedbackConfig:
     d = tmp_path / "memory" / "feedback"

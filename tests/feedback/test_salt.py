@@ -11,8 +11,10 @@ import orjson
 import pytest
 
 from tests.feedback.conftest import feedback_cli, reaction
+from tracebridge.feedback.chunks import read_registry, record_batch
 from tracebridge.feedback.harvest import harvest_updates
-from tracebridge.feedback.ledger import DEFAULT_SALT, read_ledger, salt_id
+from tracebridge.feedback.join import labels_report
+from tracebridge.feedback.ledger import DEFAULT_SALT, hash_user, read_ledger, salt_id
 
 ENV = "TRACEBRIDGE_FEEDBACK_SALT"
 
@@ -67,3 +69,58 @@ def test_a_later_harvest_without_the_salt_names_the_variable(cfg, tmp_path, monk
     code, out = feedback_cli(cfg, "harvest", "--updates", dump, "allow_default_salt=true")
     assert code == 2 and "pseudonymised under another salt" in out and f"{ENV} is not set" in out, out
     assert Path(cfg.ledger).read_bytes() == before
+
+
+ANN = 5550001  # a user, and the id of her private chat with the bot
+
+
+def test_the_library_never_pseudonymises_under_the_built_in_salt(cfg, salt_file, monkeypatch):
+    """``record_batch`` called by the bot's runtime without a salt, with the variable unset there, kept the private
+    chat as ``hash_user(id, "tracebridge-feedback")``: anyone with a list of Telegram ids reversed it. Now the host's
+    salt file is made once (a random secret, mode 600) and read by every later call and by the harvest."""
+    monkeypatch.delenv(ENV, raising=False)
+    with pytest.raises(ValueError, match="no salt for the feedback pseudonyms"):
+        hash_user(ANN)  # nothing configured: an error, never a constant
+    record_batch(cfg.registry, ANN, [11], "runA", "runA:e")
+    assert salt_file.stat().st_mode & 0o777 == 0o600 and salt_file.parent.stat().st_mode & 0o777 == 0o700
+    secret = salt_file.read_text().strip()
+    assert len(secret) == 32 and secret != DEFAULT_SALT
+    [row] = read_registry(cfg.registry).raws
+    assert row["chat"] == hash_user(ANN, secret) != hash_user(ANN, DEFAULT_SALT)
+    assert row["salt_id"] == salt_id(secret)
+    record_batch(cfg.registry, ANN, [12], "runB", "runB:e")  # made once: the next call reads it
+    assert salt_file.read_text().strip() == secret
+    # the harvest reads the same file: the reaction joins the batch the runtime recorded
+    harvest_updates(cfg, [("t:1", reaction(1, 11, [], ["👍"], chat=ANN, user=ANN))], "getUpdates", ["t"])
+    assert labels_report(cfg.ledger, cfg.mapping, cfg.registry)["runs"]["runA"]["run"]["feedback_score"] == 1.0
+    assert {r.raw["salt_id"] for r in read_ledger(cfg.ledger).rows} == {salt_id(secret)}
+
+
+def test_a_configured_salt_keeps_its_pseudonyms_and_makes_no_file(cfg, salt_file, monkeypatch):
+    monkeypatch.setenv(ENV, "the-host-salt")
+    record_batch(cfg.registry, ANN, [11], "runA", "runA:e")
+    assert read_registry(cfg.registry).raws[0]["chat"] == hash_user(ANN, "the-host-salt")
+    assert not salt_file.exists()
+    monkeypatch.delenv(ENV)  # the same salt kept in the file instead (a trailing newline is no part of it)
+    salt_file.parent.mkdir(parents=True)
+    salt_file.write_text("the-host-salt\n")
+    salt_file.chmod(0o600)
+    assert hash_user(ANN) == hash_user(ANN, "the-host-salt")
+
+
+@pytest.mark.parametrize("bad", ["open", "folder", "empty"])
+def test_a_salt_file_that_cannot_be_used_is_an_error_naming_it(cfg, salt_file, monkeypatch, bad):
+    monkeypatch.delenv(ENV, raising=False)
+    salt_file.parent.mkdir(parents=True)
+    if bad == "folder":
+        salt_file.mkdir()
+    else:
+        salt_file.write_text("" if bad == "empty" else "s3cret\n")
+        salt_file.chmod(0o644 if bad == "open" else 0o600)
+    why = {"open": "mode 644, open to other users", "folder": "a folder", "empty": "empty"}[bad]
+    with pytest.raises(ValueError, match=f"{salt_file}: {why}"):
+        record_batch(cfg.registry, ANN, [11], "runA", "runA:e")
+    assert not Path(cfg.registry).exists()
+    code, out = feedback_cli(cfg, "harvest", "--updates", _dump(Path(cfg.ledger).parents[2], reaction(1, 10, [], ["👍"])))
+    assert code == 2 and f"{salt_file}: {why}" in out, out
+    assert record_batch(cfg.registry, -1001234567890, [5], "runG", "runG:e")  # a group's id needs no salt

@@ -25,10 +25,12 @@ from tracebridge.feedback.ledger import (
     append_locked,
     edge_problem,
     file_lock,
+    in_clear,
     parse_time,
     private_chat,
     salt_id,
 )
+from tracebridge.feedback.salt import host_salt
 from tracebridge.schema.canonical import utc_now
 
 
@@ -60,20 +62,24 @@ def record_batch(path: str | os.PathLike[str], chat: Any, message_ids: list[int]
         bot_id: the bot that sent it ("" = the unnamed single bot).
         legacy_bot_id: the bot of the registry's rows that name none.
         salt: the harvest's salt, under which a private chat's id (the user's) is kept as the user's
-            pseudonym (None: ``TRACEBRIDGE_FEEDBACK_SALT``'s).
+            pseudonym (None: the host's, ``salt.host_salt``: ``TRACEBRIDGE_FEEDBACK_SALT``, else the salt file,
+            made once with a random secret where neither is set; never a built-in salt).
 
     Raises:
         ValueError: no message ids, one given twice or not positive, an empty chat, run or event id, an
             event count that does not match (``_batch_problems``, all listed), a message of ``chat`` that the
             registry holds for another reply (another batch or run) of the same bot: the labels of one would
             go to the other; registry rows that cannot be told from this bot's (``bots.check_files``); rows
-            whose private chats were pseudonymised under another salt; or a file whose first or last line
-            is no registry row (another file given as the registry).
+            whose private chats were pseudonymised under another salt; a salt file that cannot be read or
+            made (``salt.host_salt``); or a file whose first or last line is no registry row (another file
+            given as the registry).
     """
     events = [event_ids] * len(message_ids) if isinstance(event_ids, str) else list(event_ids)
     if problems := _batch_problems(chat, message_ids, run_id, events):
         raise ValueError("; ".join(problems))
     clear = int(chat)  # "-100123" as text matched no reaction: their chat ids are integers
+    if in_clear(clear):  # was the built-in, public salt when none was given or set: reversible pseudonyms
+        salt = salt or host_salt()
     chat = private_chat(clear, salt)  # a private chat's id is the user's: kept as their pseudonym
     at = f"{bot_id}@" if bot_id else ""
     batch = batch_id or _batch_id(at, chat, message_ids[0], run_id)

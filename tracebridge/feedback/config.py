@@ -37,7 +37,8 @@ class FeedbackConfig:
     user_salt_env: str = field(default="TRACEBRIDGE_FEEDBACK_SALT", metadata={
         "help": "Environment variable with the secret salt for hashing Telegram user ids. Set it before the first "
                 "harvest: a harvest with it unset is refused (unless allow_default_salt), and a harvest under "
-                "another salt than the ledger's rows is refused."})
+                "another salt than the ledger's rows is refused. Unset, the host's salt file is read "
+                "($TRACEBRIDGE_FEEDBACK_SALT_FILE, default ~/.config/tracebridge/feedback-salt, mode 600)."})
     allow_default_salt: bool = field(default=False, metadata={
         "help": "Harvest with user_salt_env unset, hashing user ids under the built-in salt, which is public: "
                 "anyone can reverse those pseudonyms by trying Telegram user ids. For tests and demos only."})

@@ -47,6 +47,7 @@ from tracebridge.feedback.ledger import (
 )
 from tracebridge.feedback.mapping import load_mapping
 from tracebridge.feedback.privacy import pseudonymised
+from tracebridge.feedback.salt import read_salt_file, salt_file
 from tracebridge.feedback.telegram import (
     DUMP_SHAPES,
     ReadError,
@@ -109,19 +110,22 @@ class HarvestReport:
 
 
 def _salt(cfg: FeedbackConfig) -> str:
-    """The salt user ids are hashed with: ``user_salt_env``'s value, else (``allow_default_salt``) the built-in one.
+    """The salt user ids are hashed with: ``user_salt_env``'s value, else the host's salt file
+    (``salt.read_salt_file``), else (``allow_default_salt``) the built-in one.
 
     Raises:
-        ValueError: ``user_salt_env`` is unset or empty and ``allow_default_salt`` is false.
+        ValueError: ``user_salt_env`` is unset or empty, there is no salt file and ``allow_default_salt`` is
+            false; or the salt file cannot be used (a folder, unreadable, empty, open to other users).
     """
-    if salt := os.environ.get(cfg.user_salt_env):
+    if salt := os.environ.get(cfg.user_salt_env) or read_salt_file():
         return salt
     if cfg.allow_default_salt:
         return DEFAULT_SALT
     held = Path(cfg.ledger).is_file() and Path(cfg.ledger).stat().st_size > 0
     raise ValueError(
         f"{cfg.user_salt_env} is not set: set it to a secret salt of this host (e.g. `export {cfg.user_salt_env}="
-        "$(openssl rand -hex 16)`, kept with the host's secrets) before harvesting; nothing harvested. Hashed under "
+        f"$(openssl rand -hex 16)`, kept with the host's secrets), or keep that salt in {salt_file()} (mode 600), "
+        "before harvesting; nothing harvested. Hashed under "
         "the built-in salt, which is public, the users' pseudonyms could be reversed by trying Telegram user ids"
         + (f". {cfg.ledger} holds rows already: set {cfg.user_salt_env} to the salt they were hashed under (their "
            f"salt_id fingerprints it); if they were hashed under the built-in salt (salt_id {salt_id(DEFAULT_SALT)}), "
@@ -151,7 +155,7 @@ def _check_salt(cfg: FeedbackConfig, ledger: list[LedgerRow]) -> str:
     sid = salt_id(_salt(cfg))
     other = sorted({r.raw["salt_id"] for r in ledger if isinstance(r.raw.get("salt_id"), str)} - {sid})
     if other:
-        unset = "" if os.environ.get(cfg.user_salt_env) else \
+        unset = "" if os.environ.get(cfg.user_salt_env) or read_salt_file() else \
             f", the built-in salt: {cfg.user_salt_env} is not set (allow_default_salt=true)"
         raise ValueError(f"{cfg.ledger}: its users were pseudonymised under another salt ({', '.join(other)}; this "
                          f"harvest's is {sid}{unset}), so a user's changed or removed reaction would not replace "

@@ -48,6 +48,7 @@ from tracebridge.feedback.ledger import (
     salt_id,
 )
 from tracebridge.feedback.mapping import Mapping, load_mapping, norm_emoji
+from tracebridge.feedback.salt import configured_salt, no_salt
 from tracebridge.schema.canonical import sha256_bytes
 
 Reaction = tuple[str, int, str, str, str]  # chat, message id, user, emoji, bot ("" = the unnamed bot)
@@ -293,8 +294,12 @@ def private_chats_in_clear(scan: LedgerScan, registry: Registry, salt: str | Non
     when the registry's private chats were pseudonymised under another salt than the ledger's."""
     n = sum(in_clear(r.raw.get("chat")) for r in scan.rows) + sum(in_clear(r.get("chat")) for r in registry.raws)
     held = sorted({str(r.raw["salt_id"]) for r in scan.rows if r.raw.get("salt_id")})
-    out: dict[str, Any] = {"in_clear": n, "salt_id": salt_id(salt)}
-    if n and held and out["salt_id"] not in held:
+    salt = salt or configured_salt()  # was the built-in salt's fingerprint when none was set
+    out: dict[str, Any] = {"in_clear": n, "salt_id": salt_id(salt) if salt else None}
+    if n and not salt:
+        out["problem"] = (f"{n} ledger and registry rows of older versions keep private chat ids in the clear, read "
+                          f"as they are: {no_salt()}, so they join none of the rows written since")
+    elif n and held and out["salt_id"] not in held:
         out["problem"] = (f"{n} ledger and registry rows of older versions keep private chat ids in the clear; read "
                           f"under salt {out['salt_id']}, not the ledger's ({', '.join(held)}), they join none of the "
                           "rows written since: set TRACEBRIDGE_FEEDBACK_SALT to the harvest's salt")

@@ -30,18 +30,29 @@ from filelock import FileLock
 
 from tracebridge.capture.reader import iter_lines
 from tracebridge.capture.writer import EventWriter
+from tracebridge.feedback.salt import configured_salt, no_salt
 
-DEFAULT_SALT = "tracebridge-feedback"  # public: a harvest takes it only with allow_default_salt=true
+DEFAULT_SALT = "tracebridge-feedback"  # public: a harvest takes it only with allow_default_salt=true, never by default
 CHANGES = ("added", "removed")
 EDGE_BYTES = 1 << 16  # how much of a file's head and tail ``edge_problem`` reads
 
 
 def _salt_of(salt: str | None) -> str:
-    return salt or os.environ.get("TRACEBRIDGE_FEEDBACK_SALT") or DEFAULT_SALT
+    """``salt``, else the host's (``salt.configured_salt``: the variable, else the salt file). It fell back to the
+    built-in salt, which is public: a caller that passed none (``record_batch`` in the bot's runtime) wrote
+    pseudonyms anyone could reverse by hashing a list of Telegram user ids.
+
+    Raises:
+        ValueError: no salt given or configured, or a salt file that cannot be used.
+    """
+    if got := salt or configured_salt():
+        return got
+    raise ValueError(f"no salt for the feedback pseudonyms: {no_salt()}")
 
 
 def hash_user(user_id: Any, salt: str | None = None) -> str:
-    """A stable pseudonym for a Telegram user: ``u:<16 hex>`` of sha256(salt, id)."""
+    """A stable pseudonym for a Telegram user: ``u:<16 hex>`` of sha256(salt, id); ``salt`` None: the host's
+    (``_salt_of``; ValueError when there is none)."""
     return "u:" + hashlib.sha256(f"{_salt_of(salt)}|{user_id}".encode()).hexdigest()[:16]
 
 
@@ -50,8 +61,11 @@ def private_chat(chat: Any, salt: str | None = None) -> Any:
     ids are positive, group and channel ids negative), so a positive id is kept as the user's pseudonym
     (``hash_user``: the reactor's own); other chats, and a chat already pseudonymised, as they are. Files
     written before kept such ids in the clear: their readers pass them through here, so old and new rows of
-    one chat join."""
-    return hash_user(int(chat), salt) if in_clear(chat) else chat
+    one chat join. With no salt given or configured such an id is left as it is (read as the file holds it)."""
+    if not in_clear(chat):
+        return chat
+    salt = salt or configured_salt()
+    return hash_user(int(chat), salt) if salt else chat
 
 
 def in_clear(chat: Any) -> bool:

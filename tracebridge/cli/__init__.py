@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "tracebridge.cli.importers",
     "tracebridge.cli.feedback",
     "tracebridge.cli.feedback_reports",
+    "tracebridge.cli.feedback_migrate",
     "tracebridge.cli.corrections",
 ]
 

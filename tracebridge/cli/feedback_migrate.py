@@ -1,0 +1,59 @@
+"""``tracebridge feedback migrate``: rewrite the private chat ids older versions left in the clear in the feedback
+files (ledger, chunk registry, quarantine, daily audits) with the users' pseudonyms (``feedback.migrate``).
+The command group, its options and helpers are in ``tracebridge.cli.feedback``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracebridge.cli.app import fail, print_json
+from tracebridge.cli.feedback import (
+    ConfigOpt,
+    JsonOpt,
+    LedgerOpt,
+    Overrides,
+    RegistryOpt,
+    _cfg,
+    _named,
+    _write_error,
+    feedback_app,
+)
+
+
+@feedback_app.command("migrate")
+def migrate(
+    config: ConfigOpt = None, ledger: LedgerOpt = None, registry: RegistryOpt = None,
+    out: Annotated[Path | None, typer.Option("--audit-dir", help="The daily audits' folder (overrides audit_dir).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would change; write nothing.")] = False,
+    overrides: Overrides = None, json_out: JsonOpt = False,
+) -> None:
+    """Rewrite the private chat ids (the users' Telegram ids) that older versions kept in the clear in the ledger,
+    chunk registry, quarantine and daily audits, as the users' salted pseudonyms (the harvest's salt). Each file
+    is replaced whole under its lock; the counts (per file: read = changed + unchanged + unreadable) are appended
+    to migrations.jsonl beside the ledger. Running it again changes nothing. Exit 2, rewriting nothing, without
+    the salt or when the ledger's or registry's rows were pseudonymised under another salt."""
+    from tracebridge.feedback.migrate import migrate_private_chats
+
+    cfg = _cfg(config, overrides, ledger=ledger, registry=registry, audit_dir=out)
+    for flag, given, path in (("--ledger", ledger, cfg.ledger), ("--registry", registry, cfg.registry)):
+        if Path(path).is_dir():
+            fail(f"{_named(flag, given, path)}: a folder; give the file", 2)
+    try:
+        doc = migrate_private_chats(cfg, dry_run=dry_run)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    except OSError as exc:  # a file that cannot be read or replaced (no permission, a full disk): it is as it was
+        fail(_write_error(str(exc.filename or cfg.ledger), str(exc.filename or cfg.ledger), exc), 2)
+    if json_out:
+        print_json(doc)
+        return
+    verb = "would rewrite" if dry_run else "rewrote"
+    for f in doc["files"]:
+        typer.echo(f"{f['path']} ({f['kind']}): read {f['read']}, {verb} {f['changed']}, unchanged {f['unchanged']}, "
+                   f"unreadable (kept as they are) {f['unreadable']}")
+    typer.echo(f"{verb} {doc['changed']} private chat ids in the clear as pseudonyms (salt {doc['salt_id']})"
+               + (f"; counts appended to {doc['log']}" if doc["log"] else "; nothing written (--dry-run)"))

@@ -43,3 +43,34 @@ def test_a_lower_case_iban_grouped_in_fours_is_found(det: Detectors, iban: str) 
 ])
 def test_lower_case_shapes_that_are_no_iban_stay(det: Detectors, text: str) -> None:
     assert [s for s in det.find(text) if s.kind == "IBAN"] == []
+
+
+# Shapes a typed lower-case IBAN takes that were missed (pass 1 and 2 alike): after an escaped line end (JSON
+# inside a string: a tool output's file), split across lines, in a URL query, by tabs or no-break spaces, a
+# sentence's capital, and a group of the next word right after it
+SHAPES = [
+    ("line1\\nde89 3704 0044 0532 0130 00", "de89 3704 0044 0532 0130 00"),
+    ('{\\"text\\": \\"pay\\\\nde89 3704 0044 0532 0130 00\\"}', "de89 3704 0044 0532 0130 00"),
+    ("de89 3704 0044\n0532 0130 00", "de89 3704 0044\n0532 0130 00"),
+    ("iban: de89 3704 0044\\n0532 0130 00 ok", "de89 3704 0044\\n0532 0130 00"),
+    ("https://bank.example/pay?iban=de89%203704%200044%200532%200130%2000&x=1", "de89%203704%200044%200532%200130%2000"),
+    ("https://bank.example/pay?iban=de89+3704+0044+0532+0130+00&x=1", "de89+3704+0044+0532+0130+00"),
+    ("gb82\twest\t1234\t5698\t7654\t32", "gb82\twest\t1234\t5698\t7654\t32"),
+    ("de89\u00a03704\u00a00044\u00a00532\u00a00130\u00a000", "de89\u00a03704\u00a00044\u00a00532\u00a00130\u00a000"),
+    ("De89 3704 0044 0532 0130 00 is mine", "De89 3704 0044 0532 0130 00"),
+    ("be68 5390 0754 7034 then", "be68 5390 0754 7034"),
+]
+
+
+@pytest.mark.parametrize("text,iban", SHAPES, ids=[t for t, _ in SHAPES])
+def test_lower_case_ibans_in_every_typed_shape_are_found(det: Detectors, text: str, iban: str) -> None:
+    assert [(text[s.start:s.end], s.kind) for s in det.find(text)] == [(iban, "IBAN")]
+    assert det.triggered(orjson.dumps({"m": [text]}))
+    event = {"run_id": "r", "event_type": "worker_tool_result", "event_id": "e",
+             "payload": {"output": text, "note": "de89 3704 0044 0532 0130 00"}}
+    out = Redactor(key=b"k" * 32).redact(event)["payload"]
+    assert out["output"] != text and out["output"].replace("<IBAN_1>", iban).replace("<IBAN_2>", iban) == text
+    if iban[:4].lower() == "de89":  # one IBAN however it is written: one placeholder
+        assert out["note"] == "<IBAN_1>" and "<IBAN_2>" not in out["output"]
+    assert Scanner().scan(event)[("IBAN", "worker_tool_result.payload.output")] == 1 and not Scanner().scan(
+        {**event, "payload": out})

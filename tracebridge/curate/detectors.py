@@ -48,6 +48,7 @@ from tracebridge.curate.credential_shapes import (
     twilio_spans,
 )
 from tracebridge.curate.credentials import base64_texts, keyed_spans, keyword_spans, user_password
+from tracebridge.curate.iban import lower_spans
 from tracebridge.curate.obfuscated_email import obfuscated_emails
 from tracebridge.curate.pairs import pair_spans
 from tracebridge.curate.phone_context import phone_context, phone_key
@@ -94,8 +95,7 @@ EMAIL = re.compile(rf"(?:(?<![{_W}.%+-])(?<![{_W}]')[{_W}.%+-](?:[{_W}.%+-]|'(?=
                    rf"(?![{_W}-])(?!:[A-Za-z0-9~/])")  # not logo@2x.png, not git@github.com:org/repo
 DIGITS = re.compile(rf"(?<![{_W}\d+])[+＋]?\(?\d[\d \t().\-/]{{5,}}\d(?![{_W}\d])")
 IBAN = re.compile(rf"(?<![{_W}])[A-Z]{{2}}\d{{2}}(?:[ -]?[A-Z0-9]){{11,30}}(?![{_W}])")  # grouped by spaces or dashes
-# as typed (``de89 3704 0044 0532 0130 00``): lower case, grouped in fours as printed; checksum-valid only
-IBAN_LOWER = re.compile(rf"(?<![{_W}])[a-z]{{2}}\d{{2}}(?: [a-z0-9]{{4}}){{2,7}}(?: [a-z0-9]{{1,3}})?(?![{_W}])")
+# as typed (``de89 3704 0044 0532 0130 00``): lower case, grouped in fours: ``iban.lower_spans``
 # A dotted quad after a letter (v1.2.3.4) or before a pre-release tag (1.2.3.4-rc1) is a version.
 _QUAD = r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 IPV4 = re.compile(rf"(?<![{_W}\d.]){_QUAD}(?!\.?\d)(?!-[A-Za-z])")
@@ -272,7 +272,7 @@ class Detectors(Triggers):
         if "iban" in self.on:
             out += [Span(a, b, "IBAN") for a, b in ibanish if iban_ok(text[a:b])]
             if "iban" in groups:  # lower case: no card shape to shield, only a checksum-valid one counts
-                out += [Span(m.start(), m.end(), "IBAN") for m in IBAN_LOWER.finditer(text) if iban_ok(m.group().upper())]
+                out += [Span(a, b, "IBAN") for a, b in lower_spans(text)]
         if "ipv4" in groups and "ip" in self.on:
             out += [Span(a, b, "IPV4") for a, b in quads if self._ip_ok(text[a:b])]
         if "digits" in groups and self.on & {"card", "phone"}:

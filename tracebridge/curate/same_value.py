@@ -26,6 +26,7 @@ import re
 from collections.abc import Collection
 
 _BLANKS_DASHES = re.compile(r"[\s\-]+")
+_IBAN_SEP = re.compile(r"%20|\\+[nrt]|\+")  # what else parts an IBAN's groups (``iban.SEP``)
 _NOT_DIGIT = re.compile(r"\D+")
 # an e-mail written out (``tracebridge.curate.obfuscated_email``): ``[at]``, ``(dot)``, `` dot ``, `` at ``
 _AT = re.compile(r"\s*[\[({<]\s*(?:at|@)\s*[\])}>]\s*|\s+at\s+")
@@ -45,7 +46,7 @@ def same_value(kind: str, value: str, regions: Collection[str] = ("US",), terms:
         The normalised value (the value itself for a kind without a normal form).
     """
     if kind == "IBAN":
-        return _BLANKS_DASHES.sub("", value).upper()
+        return _BLANKS_DASHES.sub("", _IBAN_SEP.sub(" ", value)).upper()  # ``de89%203704…``, ``de89+3704…``
     if kind in ("CARD", "SSN"):
         return _NOT_DIGIT.sub("", value)
     if kind == "PHONE":

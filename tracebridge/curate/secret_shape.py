@@ -13,10 +13,12 @@ URL_PW_TEMPLATE = re.compile(r"^(?:\$\{?[A-Za-z_]\w*\}?|\{+[^{}]*\}+|<[^<>]*>|%\
                              r"|%[A-Za-z_]\w*%|\$env:[A-Za-z_]\w*)(?:\\+[nr])*$")
 # Values that are no secret: a number, a boolean or null, a dotted name in code (``os.environ``,
 # ``process.env.API_KEY``), a path or URL (``/home/u/x.py``, ``https://…``: a password in a URL is
-# ``URL_PASSWORD``'s), a mask or redaction mark (``********``, ``[REDACTED]``, ``<SECRET_1>``).
+# ``URL_PASSWORD``'s), a mask or redaction mark (``********``, ``[REDACTED]``, ``<SECRET_1>``), a YAML tag
+# (Ansible's ``!vault``, Home Assistant's ``!secret`` before the name of its value, CloudFormation's ``!Ref``).
 _NOT_SECRET = re.compile(r"(?ai)[-+]?\d+(?:[.,]\d+)*|true|false|null|none|nil|yes|no|on|off|undefined"
                          r"|[a-z_$][\w$]*(?:\.[a-z_$][\w$]*)+|(?:~|\.{1,2})?/[\w.\-/]*|[a-z][a-z0-9+.\-]*://\S*"
-                         r"|.*redacted.*|[*x.\-#•]+")
+                         r"|.*redacted.*|[*x.\-#•]+"
+                         r"|![A-Za-z]+(?:[_\-:][A-Za-z]+)*")  # a YAML tag: ``password: !vault |``, ``!secret wifi_pw``
 # A dotted value one of whose parts is random (16+ characters, upper and lower case and a digit) is no
 # name in code: a Discord bot token (``MTIzNDU2Nzg5MDEyMzQ1Njc4.GabCdE.…``) or another dotted token.
 _RANDOM_PART = re.compile(r"(?<![^.])(?=[^.]{16})(?=[^.]*\d)(?=[^.]*[a-z])(?=[^.]*[A-Z])")
@@ -44,6 +46,9 @@ _STATUS_WORD = re.compile(r"(?ai)[a-z]+ed|(?:in)?(?:correct|valid|secure)|unknow
                           r"|mismatch|pending|success(?:ful)?|failure|error|prompt|plaintext|random|strong|weak"
                           r"|blank|empty|unset|missing|hidden|string|length|policy|manager|notset|sentinel"
                           r"|nothing|options?|commands?|flags?|arguments?|switch(?:es)?|instead|opaque")
+# An exception's name, maybe dotted and with a traceback line's colon (``KeyError:``, ``requests.HTTPError``): a
+# log's line after a secret name (``secret: KeyError: 'session_id'``), no value of it
+_EXCEPTION = re.compile(r"(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Warning|Exit|Interrupt|Fault):?")
 _WORD_JOINERS = frozenset("_-.")
 _VOWELS = frozenset("aeiouy")
 _JOINED = re.compile(r"[_.\-\s]")
@@ -76,6 +81,8 @@ def secret_shaped(value: str, strong: bool = False, word: str = "") -> bool:
         return False  # prose
     if word != "any" and any(c.isalpha() and not c.isascii() and c.lower() == c.upper() for c in value):
         return False  # letters of a script without case (``token: 我們今天需要檢查…``): text, not a random token
+    if _EXCEPTION.fullmatch(value):
+        return False  # ``token: TypeError: expected str``
     if _names_a_variable(value):
         return False  # ``password = new_password``, ``token: SecretStr = Field(...)``
     if value.isalpha() and (value.islower() or value.isupper() or value.istitle()):

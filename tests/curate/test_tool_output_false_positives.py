@@ -18,6 +18,7 @@ FIXED = [
     "api_key: requests.exceptions.HTTPError: 401",
     "password: !vault |\n  $ANSIBLE_VAULT;1.1;AES256",
     "wifi_password: !secret wifi_password",
+    "get_user(2125550123) returned ids (2125550123)",
 ]
 # Typical tool output that holds no value (guards next to the fixes)
 TOOL_OUTPUT = [

@@ -41,7 +41,7 @@ TRIGGER_POSITIVES = [
     ("CARD", "2026-01-23 4111-1111-1111-1111", "4111-1111-1111-1111"),
     ("PHONE", "b0769175 (415) 555-2671", "(415) 555-2671"),  # a run after a blocked group
     ("PHONE", "+198.69611944", "+198.69611944"),  # "+" or "(" in front: no plain decimal
-    ("PHONE", "ref (06914073.19278", "(06914073"),
+    ("PHONE", "Tel ref (06914073.19278", "(06914073"),
     ("PHONE", "Tel _v2939.0658101.979é:", "0658101"),  # DIGITS stops before ".979é": no plain decimal
     ("PHONE", "2026-01-23\t415 555 2671", "415 555 2671"),  # a tab is a separator (\t in JSON)
     ("PHONE", "\x1f4155552671 mobile", "4155552671"),  # \u001f in JSON: its hex does not block the run

@@ -66,11 +66,10 @@ def phone_key(name: str) -> bool:
 
 
 def phone_context(text: str, start: int, end: int) -> bool:
-    """Whether ``text[start:end]``, a valid phone number, is one: written with a separator, ``+`` or within
-    parentheses it is; a bare digit run needs the context of one."""
-    raw = text[start:end]
-    if not (raw[1:-1] if raw[:1] == "(" and raw[-1:] == ")" else raw).isdigit():
-        return True
+    """Whether ``text[start:end]``, a valid phone number, is one: written with a separator or ``+`` it is; a
+    bare digit run (in parentheses too) needs the context of one."""
+    if not text[start:end].lstrip("(（").rstrip(")）").isdigit():
+        return True  # ``(2125550123)`` is a bare run too: a call's argument
     token = _TOKEN.search(text, max(0, start - 200), start).group()  # type: ignore[union-attr]
     if _LINK.search(token):
         return True

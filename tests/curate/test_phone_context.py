@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from tracebridge.curate.config import RedactionConfig
 from tracebridge.curate.detectors import Detectors
-from tracebridge.curate.redact import Redactor
+from tracebridge.curate.redact import Redactor, Scanner
 
 # Ids that are valid US numbers (212, 415 and 650 are area codes), as agent traces hold them
 IDS = [
@@ -72,3 +73,16 @@ def test_records_bare_numbers_under_phone_keys_only() -> None:
     assert out["phone"] == "<PHONE_1>" and out["phones"][1] == "<PHONE_1>"
     assert out["phones"][0] == out["contact"]["tel"] == "<PHONE_3>" and out["note"] == "call me at <PHONE_3>"
     assert out["to"] == "<PHONE_2>"
+
+
+def test_a_quoted_key_decides_alone_so_a_row_agrees_with_its_record() -> None:
+    # pass 1 judges a record's value by its key alone; a bundle row holds the same args as JSON text, with
+    # the keys before it in view (``"channel": "sms"``): a phone word there made push's row check find a
+    # number pass 1 had rightly left, and refuse the bundle
+    args = {"channel": "sms", "body": "4155552671"}
+    event = {"run_id": "r", "event_type": "worker_tool_call", "event_id": "e", "payload": {"tool": "notify", "args": args}}
+    assert Redactor(RedactionConfig(phone_regions=["US"])).redact(event) == event
+    row = {"messages": [{"role": "assistant", "tool_calls": [
+        {"type": "function", "function": {"name": "notify", "arguments": orjson.dumps(args).decode()}}]}]}
+    assert not Scanner(RedactionConfig(phone_regions=["US"])).scan(row)
+    assert Scanner().scan({"messages": [{"role": "user", "content": "sms body: 4155552671"}]})  # prose: the word counts

@@ -29,7 +29,7 @@ _TOKEN = re.compile(r"[^\s\"'<>(){}\[\]`,;|]*\Z")
 _QUERY = re.compile(r"[?&;]([A-Za-z][\w.\-]*)=\Z")
 # A label right before the number, up to three words (``Phone number:``, ``"user_id": "``, ``id=``), in JSON inside a
 # string too (``\"tel\": \"``)
-_LABEL = re.compile(r"((?:[A-Za-z][\w.\-]*[ \t]){0,2}[A-Za-z][\w\-]*)\.?\\*[\"']?[ \t]*[:=][ \t]*\\*[\"']?[ \t]*\Z")
+_LABEL = re.compile(r"((?:[A-Za-z][\w.\-]*[ \t]){0,2}[A-Za-z][\w\-]*)\.?(\\*[\"'])?[ \t]*[:=][ \t]*\\*[\"']?[ \t]*\Z")
 _PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 # A label's last part that makes the value an id, a time or a reference, not a phone number
 _ID_PARTS = frozenset({
@@ -80,7 +80,7 @@ def phone_context(text: str, start: int, end: int) -> bool:
         return False  # a path's part (``2125550123/items``), an id's (``ORD-2125550123``)
     label = _LABEL.search(text, max(0, start - _BEFORE), start)
     says = _label_says(label.group(1)) if label else None
-    if says is not None:
-        return says
+    if says is not None or (label and label.group(2)):  # a quoted key decides alone, as a record's dict key
+        return bool(says)  # does (``phone_key``): pass 1 of a record and push's check of its row agree
     return _NEAR.search(text, max(0, start - _BEFORE), start) is not None or \
         _NEAR.search(text, end, end + _AFTER) is not None

@@ -86,3 +86,13 @@ def test_a_quoted_key_decides_alone_so_a_row_agrees_with_its_record() -> None:
         {"type": "function", "function": {"name": "notify", "arguments": orjson.dumps(args).decode()}}]}]}
     assert not Scanner(RedactionConfig(phone_regions=["US"])).scan(row)
     assert Scanner().scan({"messages": [{"role": "user", "content": "sms body: 4155552671"}]})  # prose: the word counts
+
+
+def test_a_phone_key_that_names_a_secret_keeps_its_secret() -> None:
+    # ``sms_password`` names a phone and a password: the phone check found no number and the key's secret
+    # was not looked for
+    red = Redactor(RedactionConfig(phone_regions=["US"]))
+    rec = {"run_id": "r", "event_type": "worker_tool_call", "payload": {"args": {
+        "sms_password": "hunter22", "whatsapp_api_key": "Qw3rtY8uIo9PzX7c", "phone": "4155552671"}}}
+    assert red.redact(rec)["payload"]["args"] == {
+        "sms_password": "<SECRET_1>", "whatsapp_api_key": "<SECRET_2>", "phone": "<PHONE_1>"}

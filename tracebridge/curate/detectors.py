@@ -216,8 +216,9 @@ class Detectors(Triggers):
         key naming one, bare digit runs too (``phone_context.phone_key``)."""
         if not argv and "ssn" in self.on and (ssn := ssn_keyed(name, value)):
             return [Span(*ssn, "SSN")]
-        if not argv and "phone" in self.on and phone_key(name):  # ``{"phone": "4155552671"}``: the key is its context
-            return [p for p in self._numeric(value, ("digits",), bare=True) if p.kind == "PHONE"]
+        if not argv and "phone" in self.on and phone_key(name) and (  # ``{"phone": "4155552671"}``: the key is its context
+                phones := [p for p in self._numeric(value, ("digits",), bare=True) if p.kind == "PHONE"]):
+            return phones
         if "secrets" in self.on and (cookies := cookie_keyed(name, value, argv, client)):
             return [Span(a, b, "SECRET") for a, b in cookies]  # ``{"Cookie": "session=…"}``, ``["curl", "-b", …]``
         if "secrets" not in self.on or (argv and not (name.startswith("--") or name in ("-u", "-U") or client == "mysql"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from tests.report.test_report import small_report
 from tracebridge.cli import app
 from tracebridge.export.pipeline import export_traces
 from tracebridge.sweep.storage import put_dir
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args: str) -> dict:
@@ -97,3 +100,55 @@ def test_gcs_refusal_exits_2_naming_the_credentials(gcs_env: str, tmp_path: Path
                 and "check GOOGLE_APPLICATION_CREDENTIALS" in error, error
     finally:
         server.shutdown()
+
+
+
+# a process opening gs:// anonymously, with a metadata server's address (GCE_METADATA_HOST/IP) that takes each
+# connection, reads the request and closes it unanswered: it prints how many connections one open made, then how
+# many a write, a read, a look-up and a list made after it, then what they returned
+_OPENS = """
+import os, socket, sys, threading
+sock, probes = socket.create_server(("127.0.0.1", 0)), [0]
+def serve():
+    while True:
+        conn, _ = sock.accept()
+        probes[0] += 1
+        with conn:
+            conn.recv(65536)
+threading.Thread(target=serve, daemon=True).start()
+os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:%d" % sock.getsockname()[1]
+os.environ.pop("NO_GCE_CHECK", None)  # google-auth reads it on import
+from tracebridge.export.storage import open_fs
+from tracebridge.sweep.storage import exists, list_names, put_text, read_text
+uri = sys.argv[1]
+open_fs(uri)
+once = probes[0]
+put_text(f"{uri}/a.txt", "a")
+got = [read_text(f"{uri}/a.txt"), exists(f"{uri}/a.txt"), list_names(uri)]
+print(once, probes[0] - once, *got)
+"""
+
+
+def test_gcs_credentials_are_looked_up_once_per_process(gcs_env: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anonymous ``gs://``: each filesystem opened looked for credentials again, probing the metadata server (~12 s
+    per open where its address is dropped; every storage call opens one). Now the look-up is kept per process and
+    environment: after the first open, a write, a read, a look-up and a list probe it no more (in a fresh process:
+    google-auth reads the variables on import); a changed environment looks again."""
+    import subprocess
+    import sys
+
+    from tracebridge.export.storage import open_fs
+
+    done = subprocess.run([sys.executable, "-c", _OPENS, gcs_env], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    once, after, *got = done.stdout.split()
+    assert int(once) >= 1, "the credential look-up did not probe the metadata server: the test tests nothing"
+    assert got == ["a", "True", "['a.txt']"], done.stdout
+    assert after == "0", f"4 storage calls after the first open probed the metadata server {after} more times"
+    # another environment is looked up again (a missing credentials file: refused at once, no probe)
+    before = open_fs(gcs_env)[0].credentials
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "absent.json"))
+    again = open_fs(gcs_env)[0].credentials
+    assert again is not before and again.method == "anon" and open_fs(gcs_env)[0].credentials is again

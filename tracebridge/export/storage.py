@@ -251,12 +251,13 @@ def open_fs(uri: str, cfg: StorageConfig | None = None) -> tuple[Any, str]:
 def _gcs_class() -> Any:
     """gcsfs's core ``GCSFileSystem``: its 2026 default (``ExtendedGcsFileSystem``) asks a storage-control gRPC
     API for the bucket's layout before its operations, again after each failed answer: a warning each, and 60 s
-    of its own (outside ``request_timeout_s``) per operation where that API does not answer.
+    of its own (outside ``request_timeout_s``) per operation where that API does not answer. Its credentials are
+    looked up once per process (``tracebridge.export.gcs``: ~12 s per open off Google Cloud before).
 
     Raises:
         ImportError: gcsfs is not installed (the ``gcs`` extra).
     """
-    from gcsfs.core import GCSFileSystem
+    from tracebridge.export.gcs import GCSFileSystem
 
     return GCSFileSystem
 

@@ -126,3 +126,57 @@ def test_submit_reads_a_report_changing_on_every_read_as_try_again_later(s3, rep
         logging.getLogger("tracebridge").removeHandler(handler)
     assert res["report_changing"] is True and res["report"] is None and res["report_problems"], res
     assert "storage_unreachable" not in res
+
+
+def test_a_report_push_cut_short_is_incomplete_naming_what_is_missing_and_a_rerun_completes_it(
+        s3, reports, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job killed (or cut off) while it pushed its report over an earlier one left the new files beside the old
+    manifest: ``pull`` called the report "modified", as a tampered one. The push now sends its manifest first under
+    ``PUSHING`` and removes it last: ``pull`` says the report is incomplete and names the files not there yet
+    (exit 1, ``incomplete``), and running the push again completes it. The push is cut by a proxy that drops each
+    connection sending ``results.json``."""
+    import re
+
+    from tests.jobs.test_report_push import CutReportsProxy
+    from tracebridge.config import load_config
+    from tracebridge.export.config import StorageConfig
+    from tracebridge.export.storage import StorageError
+    from tracebridge.sweep.storage import PUSHING
+
+    _, b = reports
+    url = s3.meta.endpoint_url
+    proxy = CutReportsProxy(int(url.rsplit(":", 1)[1]), re.compile(rb"PUT /[^ ]*/results\.json"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.port}")
+    try:
+        with pytest.raises(StorageError, match="results.json"):
+            put_dir(b, URI, load_config(StorageConfig, None, ["retry.attempts=1", "request_timeout_s=5"]))
+    finally:
+        proxy.close()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    assert proxy.cut and s3.get_object(Bucket=BUCKET, Key=f"{KEY}/{PUSHING}")["Body"].read() == \
+        (b / "manifest.json").read_bytes()
+    report_id = json.loads((b / "manifest.json").read_text())["report_id"]
+    code, res = _pull(tmp_path, [])
+    assert code == 1 and res["incomplete"] is True, res
+    assert res["problems"] == [(f"{URI}: incomplete report: a push of report {report_id} there was cut short or is "
+                                "still running; not there yet: results.json, manifest.json; run that push again to "
+                                "complete it (or pull once it has ended)")], res
+    assert not (tmp_path / "out" / "sw-1").exists()
+
+    put_dir(b, URI)  # the job's push run again
+    code, res = _pull(tmp_path, [])
+    assert code == 0, res
+    assert sorted(p.name for p in (tmp_path / "out" / "sw-1").iterdir()) == ["manifest.json", "report.html",
+                                                                             "results.json"]
+    assert (tmp_path / "out" / "sw-1" / "results.json").read_bytes() == (b / "results.json").read_bytes()
+
+
+def test_a_first_report_push_cut_before_its_manifest_is_incomplete(s3, tmp_path: Path) -> None:
+    """A report's first push cut short (here by a push of an earlier version, which wrote no ``PUSHING``): the
+    pull said "manifest.json: missing"; now it says the report is incomplete and which files are there."""
+    s3.put_object(Bucket=BUCKET, Key=f"{KEY}/results.json", Body=b"{}")
+    code, res = _pull(tmp_path, [])
+    assert code == 1 and res["incomplete"] is True, res
+    assert res["problems"] == [(f"{URI}: incomplete report: no manifest.json (a push cut short or still running: its "
+                                "manifest goes last), only results.json; run that push again to complete it (or pull "
+                                "once it has ended)")], res

@@ -27,10 +27,11 @@ REPORT_REQUEST = re.compile(rb"(GET|PUT|HEAD|POST|DELETE) /[^ ]*/reports/")
 
 
 class CutReportsProxy:
-    """127.0.0.1 TCP proxy to ``target`` that drops any connection sending a report request."""
+    """127.0.0.1 TCP proxy to ``target`` that drops any connection sending a report request (one ``pattern``
+    matches)."""
 
-    def __init__(self, target: int) -> None:
-        self.target, self.cut = target, 0
+    def __init__(self, target: int, pattern: re.Pattern[bytes] = REPORT_REQUEST) -> None:
+        self.target, self.cut, self.pattern = target, 0, pattern
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.server = asyncio.run_coroutine_threadsafe(
@@ -47,7 +48,7 @@ class CutReportsProxy:
         async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter, inspect: bool) -> None:
             try:
                 while data := await r.read(65536):
-                    if inspect and REPORT_REQUEST.search(data):
+                    if inspect and self.pattern.search(data):
                         self.cut += 1
                         break
                     w.write(data)

@@ -51,7 +51,7 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
     from tracebridge.export.leftovers import PULL, PULL_OLD, remove_stale, temp_tag
     from tracebridge.export.storage import StorageError, StorageUnreachable, uri_problem
     from tracebridge.report import verify_report
-    from tracebridge.sweep.storage import get_dir, is_local, list_names
+    from tracebridge.sweep.storage import PUSHING, get_dir, is_local, list_names
 
     failed = {"path": None, "report_html": None, "manifest": None, "written_by": None, "notes": []}
     if bad := uri_problem(uri):
@@ -68,7 +68,7 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
         while True:
             try:
                 names = list_names(uri, storage_io, f"pull from {uri}")  # a folder holding no report is not downloaded
-                if not names or set(names) & set(REPORT_FILES):
+                if not names or set(names) & {*REPORT_FILES, PUSHING}:
                     get_dir(uri, tmp, storage_io, f"pull from {uri}")
             except FileNotFoundError as exc:
                 return {**failed, "problems": [f"{uri}: no report there ({exc})"], "no_source": True}
@@ -79,10 +79,13 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
                     return {**failed, "problems": [f"pull from {uri}: {exc}"]}
                 return {**failed, "problems": [str(exc)],
                         ("unreachable" if isinstance(exc, StorageUnreachable) else "refused"): True}
-            if not any((tmp / f).exists() for f in REPORT_FILES):  # an empty or other folder: no report to verify
+            pushing = _take(tmp / PUSHING)  # the manifest of a push to an object store not ended (sweep.storage.put_dir)
+            if pushing is None and not any((tmp / f).exists() for f in REPORT_FILES):  # an empty or other folder
                 return {**failed, "problems": [f"{uri.rstrip('/')}: no report there (no {', '.join(REPORT_FILES)})"],
                         "no_source": True}
             problems = [p.replace(str(tmp), uri.rstrip("/")) for p in verify_report(tmp)]
+            if problems and (pushing is not None or not (tmp / "manifest.json").exists()):
+                problems = unfinished_push(tmp, pushing, uri)
             if not problems or is_local(uri) or retry.attempts < 2:
                 break
             # files of two reports (a push overwriting this one: its files go first, its manifest last) or a damaged
@@ -97,6 +100,8 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
             log.warning("%s: the report read does not verify (%s); reading it again in %.3g s (read %d/%d)",
                         uri, problems[0], wait, len(reads), retry.attempts)
             time.sleep(wait)
+        if problems and problems[0].startswith(f"{uri.rstrip('/')}: incomplete report"):
+            return {**failed, "problems": problems, "incomplete": True}
         problems = problems or report_mismatch(tmp, uri, expect)
         if problems:
             return {**failed, "problems": problems}
@@ -119,6 +124,45 @@ CHANGING = ("{uri}: the report changed while it was read ({reads} reads, each of
             "a push is overwriting it); nothing was pulled: pull again once that push has ended")
 UNSTAMPED = ("{uri}/manifest.json: records no submission_id (written before reports named the attempt that "
              "wrote them, or outside a Ray job): which attempt of the sweep wrote it is not checked")
+
+
+def _take(path: Path) -> bytes | None:
+    """The bytes of the file at ``path``, which is removed (None when there is none)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    path.unlink()
+    return data
+
+
+def unfinished_push(report: Path, pushing: bytes | None, uri: str) -> list[str]:
+    """The problem of a report folder a push has not finished (``report``: its copy here, without ``PUSHING``):
+    ``pushing``, the manifest the push began with (None: a push from before it was written, whose manifest, sent
+    last, is not there), names the files not there yet (missing, or still those of the report it replaces) and
+    those its manifest does not list."""
+    import json
+
+    from tracebridge.sweep.storage import PUSHING
+
+    where, rels = uri.rstrip("/"), sorted(p.relative_to(report).as_posix() for p in report.rglob("*") if p.is_file())
+    fix = "run that push again to complete it (or pull once it has ended)"
+    try:
+        files = {f["path"]: f["sha256"] for f in json.loads(pushing or b"")["files"]}
+    except (ValueError, TypeError, KeyError):  # no manifest pushed yet, or one of no report
+        if pushing is not None:
+            return [f"{where}/{PUSHING}: incomplete report: the manifest of its push is not a report manifest; {fix}"]
+        return [(f"{where}: incomplete report: no manifest.json (a push cut short or still running: its manifest goes "
+                 f"last), only {', '.join(rels) or 'its files'}; {fix}")]
+    from tracebridge.schema.canonical import sha256_bytes
+
+    todo = [p for p, h in files.items() if not (report / p).is_file() or sha256_bytes((report / p).read_bytes()) != h]
+    if not (report / "manifest.json").is_file() or (report / "manifest.json").read_bytes() != pushing:
+        todo.append("manifest.json")
+    stale = [p for p in rels if p not in files and p != "manifest.json"]
+    return [f"{where}: incomplete report: a push of report {json.loads(pushing or b'').get('report_id')} there was cut "
+            f"short or is still running; not there yet: {', '.join(todo) or 'none'}"
+            + (f"; not in its manifest: {', '.join(stale)}" if stale else "") + f"; {fix}"]
 
 
 def _digest(folder: Path) -> str:

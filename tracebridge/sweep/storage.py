@@ -161,6 +161,9 @@ def put_dir(local: Path, uri: str, cfg: StorageConfig | None = None, what: str =
     ``cfg.retry.attempts`` times; a top-level ``manifest.json`` goes last, so a copy cut short leaves none
     naming files that are not there. A local ``uri`` gets a copy made beside it and swapped in: a copy that
     fails keeps the folder there as it was (it was deleted first, and a failed copy left half a folder).
+    An object store has no such swap: there the new manifest goes first under the name ``PUSHING`` and is
+    removed last, so a reader can tell a push cut short (or running) over the folder, and name the files it has
+    not sent yet (``tracebridge.cluster.report_pull``); running the copy again completes it.
 
     Args:
         what: the operation, for log lines and the error (default ``copy to <uri>``).
@@ -191,10 +194,20 @@ def put_dir(local: Path, uri: str, cfg: StorageConfig | None = None, what: str =
 
     fs, path = _fs(uri, cfg)
     last = Path(local) / "manifest.json"
-    for f in sorted(Path(local).rglob("*"), key=lambda f: (f == last, f)):
-        if f.is_file():
-            retry_io(partial(fs.put_file, str(f), f"{path}/{f.relative_to(local).as_posix()}"),
-                     what or f"copy to {uri}", _retry(cfg), uri, fs)
+    files = sorted((f for f in Path(local).rglob("*") if f.is_file()), key=lambda f: (f == last, f))
+
+    def put(f: Path, key: str) -> None:
+        retry_io(partial(fs.put_file, str(f), f"{path}/{key}"), what or f"copy to {uri}", _retry(cfg), uri, fs)
+
+    if last.is_file():  # the push's manifest, first: until it is removed, the folder there is incomplete
+        put(last, PUSHING)
+    for f in files:
+        put(f, f.relative_to(local).as_posix())
+    if last.is_file():
+        retry_io(partial(fs.rm_file, f"{path}/{PUSHING}"), what or f"copy to {uri}", _retry(cfg), uri, fs)
+
+
+PUSHING = ".manifest.pushing.json"  # put_dir's copy of the manifest it pushes, there while it pushes to an object store
 
 
 def get_dir(uri: str, local: Path, cfg: StorageConfig | None = None, what: str = "") -> Path:

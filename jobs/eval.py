@@ -136,6 +136,10 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
         items.parent.mkdir(parents=True, exist_ok=True)
         items.write_text(json.dumps(res.pop("eval_items"), default=str))
         results.append({**res, "eval_items_path": str(items)})
+    from tracebridge.sweep.shared import fan_out, share_trials
+
+    # a trial the sweep trained once for several grid cells (shared.share_trials) is each cell's again
+    results, failed = fan_out(results, failed, share_trials(recipes, grid.expand_grid(cfg))[1])
 
     # ---- 4. report under a name of its own
     name = f"{sid}-eval-{sha256_json(sorted(eval_overrides))[:8]}"

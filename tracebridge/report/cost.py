@@ -18,6 +18,18 @@ GPU_INSTANCES: dict[str, tuple[str, int]] = {"A10G": ("g5.xlarge", 1), "L4": ("g
                                              "A100": ("p4d.24xlarge", 8), "H100": ("p5.48xlarge", 8)}
 
 
+def distinct_runs(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trials less the copies of a run already listed: a sweep gives each grid cell a trial it trained once
+    for several cells (``trained_as``, ``tracebridge.sweep.shared``), whose time and GPUs count once."""
+    seen, out = set(), []
+    for t in trials:
+        run = t.get("trained_as")
+        if run is None or run not in seen:
+            out.append(t)
+        seen.add(run)
+    return out
+
+
 def trial_gpus(trial: dict[str, Any]) -> float:
     """GPUs the trial was given (0 when it recorded none: CPU, or a result from before ``resources``)."""
     return float((trial.get("resources") or {}).get("gpus") or 0.0)

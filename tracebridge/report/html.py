@@ -94,17 +94,32 @@ def role_plots(role: str, block: dict[str, Any], ci: float = 0.95) -> list[str]:
 
 def loss_plots(role: str, trials: list[dict[str, Any]]) -> list[str]:
     """One SVG loss chart per phase (SFT, DPO) that has curves, a line per trial."""
+    from tracebridge.report.cost import distinct_runs
+
     out = []
     for phase in ("sft", "dpo"):
         series = []
-        for t in trials:
+        for t in distinct_runs(trials):  # a run shared by grid cells: one line, named by its run
             pts = [(p["step"], p["loss"]) for p in t.get("loss_curve") or [] if p.get("phase") == phase]
             if pts:
                 ab = ",".join(f"{k}={v}" for k, v in sorted((t.get("ablation") or {}).items()))
-                series.append((f"{t['variant']} s{t.get('seed')}{(' ' + ab) if ab else ''}", pts))
+                name = f"{t['variant']} s{t.get('seed')}{(' ' + ab) if ab else ''}"
+                series.append((t["trained_as"] if t.get("trained_as") else name, pts))
         if series:
             out.append(line_chart(series, f"{role}: {phase.upper()} loss", kind="loss"))
     return out
+
+
+def shared_line(trials: list[dict[str, Any]]) -> str:
+    """The runs a sweep trained once for several grid cells (``trained_as``): which, and for which cells."""
+    runs: dict[str, list[str]] = {}
+    for t in trials:
+        if t.get("trained_as"):
+            runs.setdefault(str(t["trained_as"]), []).append(str(t.get("trial_id")))
+    items = "".join(f"<li><code>{escape(r)}</code> for {', '.join(f'<code>{escape(c)}</code>' for c in cells)}</li>"
+                    for r, cells in runs.items())
+    return ("<p>Trained once for several cells (their configs differ only in keys this variant never reads, e.g. "
+            f"<code>dpo.*</code> for a baseline); each cell lists the same result:</p><ul>{items}</ul>") if runs else ""
 
 
 def ablation_plots(block: dict[str, Any]) -> list[str]:
@@ -176,7 +191,7 @@ def render_html(results: dict[str, Any], manifest: dict[str, Any], title: str = 
     for role, block in results["roles"].items():
         trials = [t for t in results.get("trials", []) if t.get("role") == role]
         parts.append(f"<section id='role-{escape(role)}'><h2>{escape(role)}</h2>{metric_table(block)}"
-                     + wall_line(block) + pairing_list(block))
+                     + wall_line(block) + pairing_list(block) + shared_line(trials))
         parts += role_plots(role, block, results.get("ci") or 0.95) + loss_plots(role, trials) + ablation_plots(block)
         parts.append("</section>")
     parts.append(failed_section(results.get("failed_trials") or []))

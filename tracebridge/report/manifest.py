@@ -22,7 +22,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tracebridge.report.cost import cluster_nodes, cost_estimate, trial_gpu_hours, trial_held_s
+from tracebridge.report.cost import (
+    cluster_nodes,
+    cost_estimate,
+    distinct_runs,
+    trial_gpu_hours,
+    trial_held_s,
+)
 from tracebridge.schema.canonical import sha256_bytes, sha256_json, utc_now
 
 
@@ -98,7 +104,8 @@ def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], tri
     bundles = sorted({str(t["bundle_id"]) for t in [*trials, *(failed or [])] if t.get("bundle_id")})
     bundle = bundle_id or (bundles[0] if len(bundles) == 1 else None)  # trials of several bundles: none of them
     failed = failed or []
-    trial_wall = sum(float(t.get("wall_s") or 0.0) for t in trials)
+    runs, failed_runs = distinct_runs(trials), distinct_runs(failed)  # a run shared by grid cells counts once
+    trial_wall = sum(float(t.get("wall_s") or 0.0) for t in runs)
     table = "window.prices" if prices is not None else "tracebridge.cluster.config.DEFAULT_PRICES"
     man = {
         "created_at": utc_now(), "sweep_id": sweep_id or config.get("sweep_id"), "submission_id": submission_id,
@@ -110,15 +117,16 @@ def build_manifest(out_dir: Path, files: list[Path], config: dict[str, Any], tri
                     "config_hash": t.get("config_hash"), "ablation": t.get("ablation") or {},
                     "wall_s": t.get("wall_s"), "held_s": t.get("held_s"), "attempts": t.get("attempts"),
                     "node": (t.get("resources") or {}).get("node"),
-                    "gpus": (t.get("resources") or {}).get("gpus")} for t in trials],
-        "cluster": {"nodes": cluster_nodes([*trials, *(f for f in failed if f.get("resources"))]),
+                    "gpus": (t.get("resources") or {}).get("gpus"),
+                    **({"trained_as": t["trained_as"]} if t.get("trained_as") else {})} for t in trials],
+        "cluster": {"nodes": cluster_nodes([*runs, *(f for f in failed_runs if f.get("resources"))]),
                     "driver": socket.gethostname()},
         "hardware": hw, "wall_s": wall_s, "trial_wall_s": trial_wall,
-        "failed_trial_wall_s": sum(trial_held_s(f) for f in failed),
+        "failed_trial_wall_s": sum(trial_held_s(f) for f in failed_runs),
         "wall_s_source": wall_source or ("timed by the command that ran the trials" if wall_s is not None else "unknown"),
-        "gpu_hours": sum(trial_gpu_hours(t) for t in [*trials, *failed]),
-        "gpu_hours_failed": sum(trial_gpu_hours(f) for f in failed),
-        "cost_estimate": cost_estimate(trials, DEFAULT_PRICES if prices is None else prices, table, failed),
+        "gpu_hours": sum(trial_gpu_hours(t) for t in [*runs, *failed_runs]),
+        "gpu_hours_failed": sum(trial_gpu_hours(f) for f in failed_runs),
+        "cost_estimate": cost_estimate(runs, DEFAULT_PRICES if prices is None else prices, table, failed_runs),
         "files": [file_entry(p, out_dir) for p in files],
     }
     man["report_id"] = report_id(man)

@@ -91,11 +91,12 @@ def _variant_wall(trials: list[dict[str, Any]]) -> dict[str, Any]:
     """A variant's times: ``wall_s``, the elapsed span from its first trial's start to its last
     trial's end (None when a trial recorded no start or end), where that came from, and
     ``trial_wall_s``, the trials' own seconds summed (larger than the span when trials ran side by side)."""
+    from tracebridge.report.cost import distinct_runs
     from tracebridge.report.trials import runs_wall  # trials.py imports this module
 
     wall, source = runs_wall(trials)
-    return {"wall_s": wall, "wall_s_source": source,
-            "trial_wall_s": sum(float(t.get("wall_s") or 0.0) for t in trials)}
+    return {"wall_s": wall, "wall_s_source": source,  # a run shared by grid cells: its seconds once
+            "trial_wall_s": sum(float(t.get("wall_s") or 0.0) for t in distinct_runs(trials))}
 
 
 def variant_wall(block: dict[str, Any]) -> tuple[float | None, float | None, str]:

@@ -354,8 +354,15 @@ def not_started(specs: list[dict[str, Any]], trials: list[dict[str, Any]], failu
             if s["trial_id"] not in seen]
 
 
-def run_sweep(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Run (or resume) the grid; return ``{"trials", "failures", "wall_s", "interrupted"}``."""
+def run_sweep(cfg: SweepConfig, ctx: TrialContext, grid_specs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Run (or resume) the grid, each group of cells that train the same model as one trial (``shared``);
+    return ``{"trials", "failures"}`` (one per cell), ``"wall_s"``, ``"trained"`` and ``"shared"``."""
+    from tracebridge.sweep.shared import describe, fan_out, share_trials
+
+    specs, members = share_trials(ctx.recipes, grid_specs)
+    if members:
+        log.info("%d of %d grid cells train: %s (their configs differ only in keys that trial never reads)",
+                 len(specs), len(grid_specs), describe(members))
     t0 = time.time()
     started = first_step()
     tuner = build_tuner(cfg, ctx, specs,
@@ -365,14 +372,16 @@ def run_sweep(cfg: SweepConfig, ctx: TrialContext, specs: list[dict[str, Any]]) 
     unfinished = (f"not finished within budget.max_hours={cfg.budget.max_hours:g}; `tracebridge submit ... "
                   "--resume` continues it from its last checkpoint" if budget.fired else "did not finish (interrupted)")
     trials, failures = collect_results(grid, Path(ctx.work_root) / "results", unfinished)
-    order = {s["trial_id"]: i for i, s in enumerate(specs)}
-    trials.sort(key=lambda t: order.get(t.get("trial_id"), 1 << 30))
     failures += not_started(specs, trials, failures, unfinished if budget.fired else "not run")
     by_id = {s["trial_id"]: s for s in specs}  # the report lists a failed trial's role, variant and seed
     failures = [{**{k: v for k, v in by_id.get(f["trial_id"], {}).items() if k != "trial_id"}, **f} for f in failures]
-    log.info("sweep %s: %d of %d trials finished, %d failed, in %.1fs", ctx.sweep_id, len(trials), len(specs),
+    trials, failures = fan_out(trials, failures, members)
+    order = {s["trial_id"]: i for i, s in enumerate(grid_specs)}
+    trials.sort(key=lambda t: order.get(t.get("trial_id"), 1 << 30))
+    log.info("sweep %s: %d of %d trials finished, %d failed, in %.1fs", ctx.sweep_id, len(trials), len(grid_specs),
              len(failures), time.time() - t0)
-    return {"trials": trials, "failures": failures, "wall_s": time.time() - t0}
+    return {"trials": trials, "failures": failures, "wall_s": time.time() - t0, "trained": len(specs),
+            "shared": {tid: [m["trial_id"] for m in group] for tid, group in members.items()}}
 
 
 def attempts(work_root: Path) -> dict[str, list[dict[str, Any]]]:

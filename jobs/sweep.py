@@ -9,7 +9,7 @@ Submit (what ``tracebridge submit`` does; the Ray token in ``RAY_AUTH_TOKEN``, `
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
         python jobs/sweep.py configs/sweep/demo.yaml bundle=$PWD/demo_out/bundles storage=$PWD/storage
 
-The last stdout line is a JSON summary (sweep_id, report_uri, trials, failures; grid: the cells, trained: the
+The last stdout line is a JSON summary (sweep_id, report_uri, trials, failures, failed_trials: their count; grid: the cells, trained: the
 trials that trained, fewer when cells shared one, shared: each shared trial's cells). Exit codes: 0 all
 trials finished and the report was pushed, 1 some or all trials failed (the report pushed: the finished
 trials' results and each failed trial's error type, message and config),
@@ -101,7 +101,7 @@ def main(config: str, overrides: list[str]) -> int:
     # ---- 4. report: write, push
     summary = {"sweep_id": sid, "bundle_id": manifest["bundle_id"], "trials": len(out["trials"]),
                "grid": len(specs), "trained": out["trained"], "shared": out["shared"],
-               "failures": out["failures"], "wall_s": round(time.time() - t0, 2),
+               "failures": out["failures"], "failed_trials": len(out["failures"]), "wall_s": round(time.time() - t0, 2),
                "tune_wall_s": round(out["wall_s"], 2),
                "attempts": {k: sum(e["event"] == "start" for e in v) for k, v in attempts(work_root).items()}}
     # pushed even when every trial failed: the report then lists each failure (type, message, the trial's config)

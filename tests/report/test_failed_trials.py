@@ -37,7 +37,7 @@ def trial_folders(root: Path) -> Path:
 def test_report_lists_failed_trials_in_results_json_and_on_the_page(tmp_path):
     runs = trial_folders(tmp_path)
     res = CliRunner().invoke(app, ["report", str(runs), "--out", str(tmp_path / "rep")])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # written, and a trial failed: exit 1 as `train` (before: 0)
     assert "(2 trials finished, 1 failed)" in res.stdout
     results = json.loads((tmp_path / "rep" / "results.json").read_text())
     (failed,) = results["failed_trials"]
@@ -112,3 +112,20 @@ def test_report_of_trials_that_all_failed_writes_their_failures_and_exits_1(tmp_
     res = CliRunner().invoke(app, ["report", str(empty), "--out", str(tmp_path / "rep2")])
     assert res.exit_code == 2 and f"no trial.json under {empty}" in res.stderr, res.output
     assert not (tmp_path / "rep2").exists()
+
+
+def test_report_of_trials_of_which_one_failed_exits_1_with_the_report_written(tmp_path):
+    """A command that reports exits non-zero when what it checks failed: before, ``report`` exited 0 whenever one
+    trial finished, so ``tracebridge report runs && promote`` went on past a failed trial. ``--json`` keeps its
+    keys and adds ``failed_trials`` (the count); a report of finished trials only still exits 0."""
+    runs = trial_folders(tmp_path)
+    res = CliRunner().invoke(app, ["report", str(runs), "--out", str(tmp_path / "rep"), "--json"])
+    assert res.exit_code == 1, res.output
+    body = json.loads(res.stdout)
+    assert {"report", "trials", "winners", "report_id", "wall_s", "wall_s_source", "failed"} <= set(body)
+    assert (body["trials"], body["failed_trials"], len(body["failed"])) == (2, 1, 1)
+    assert verify_report(tmp_path / "rep") == []
+    (runs / "verifier-optimized-s1" / "trial_failed.json").unlink()
+    res = CliRunner().invoke(app, ["report", str(runs), "--out", str(tmp_path / "rep2"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["failed_trials"] == 0

@@ -38,7 +38,7 @@ def test_a_failed_rerun_replaces_the_earlier_result_with_a_failure_record(tmp_pa
     assert not (runs / "verifier-baseline-s0" / "trial_failed.json").exists()
 
     res = CliRunner().invoke(app, ["report", str(runs), "--out", str(tmp_path / "rep"), "--json"])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # the report written, and a trial failed
     body = json.loads(res.stdout)
     assert body["trials"] == 1 and [f["trial_dir"] for f in body["failed"]] == [str(opt.resolve())]
     assert body["failed"][0]["error"] == rec["error"]

@@ -46,8 +46,9 @@ def report(
     """Write results.json + report.html + manifest.json from trial folders (failed trials are listed with their
     reasons); with ``--verify``, check a report folder's hashes. Intervals use the trials' own ``eval.n_boot``
     and ``eval.ci`` (1000 and 0.95 when they recorded none) unless ``--n-boot``/``--ci`` say otherwise. Exit 1
-    on a problem found or when every trial failed (the report of their failures is written), 2 for a folder that does not exist, trial folders that cannot make a report or trials
-    evaluated with different settings and no option choosing one."""
+    on a problem found or when any trial failed (the report of the finished trials and of the failures is written,
+    as ``train`` exits 1 for a failed trial), 2 for a folder that does not exist, trial folders that cannot make a
+    report or trials evaluated with different settings and no option choosing one."""
     from tracebridge.report import write_report
     from tracebridge.report.trials import (
         find_trials,
@@ -79,7 +80,8 @@ def report(
     manifest = write_report(trials, out, config={"trials": [str(f) for f in files]}, wall_s=wall_s,
                             wall_source=wall_source, failed=failed, n_boot=n_boot, ci=ci)
     summary = {"report": str(out / "report.html"), "trials": len(trials), "winners": manifest.get("winners"),
-               "report_id": manifest["report_id"], "wall_s": wall_s, "wall_s_source": wall_source, "failed": failed}
+               "report_id": manifest["report_id"], "wall_s": wall_s, "wall_s_source": wall_source, "failed": failed,
+               "failed_trials": len(failed)}
     if json_out:
         print_json(summary)
     else:
@@ -89,5 +91,5 @@ def report(
             typer.echo(f"failed trial {f['trial_dir']}: {f['error']}", err=True)
         if wall_s is None and trials:
             typer.echo(f"wall time {wall_source}", err=True)
-    if not trials:  # as `train` and a sweep: a report of the failures is written, and nothing finished
+    if failed or not trials:  # as `train` and a sweep: the report is written, and a trial failed (or none ran)
         raise typer.Exit(1)

@@ -103,11 +103,18 @@ def loss_plots(role: str, trials: list[dict[str, Any]]) -> list[str]:
             pts = [(p["step"], p["loss"]) for p in t.get("loss_curve") or [] if p.get("phase") == phase]
             if pts:
                 ab = ",".join(f"{k}={v}" for k, v in sorted((t.get("ablation") or {}).items()))
-                name = f"{t['variant']} s{t.get('seed')}{(' ' + ab) if ab else ''}"
-                series.append((t["trained_as"] if t.get("trained_as") else name, pts))
+                name = t["trained_as"] if t.get("trained_as") else f"{t['variant']} s{t.get('seed')}{(' ' + ab) if ab else ''}"
+                lost = sum(1 for _, y in pts if not isinstance(y, (int, float)) or not math.isfinite(y))
+                series.append((f"{name} (loss NaN at {lost} of {len(pts)})" if lost else name, pts))  # no point there
         if series:
             out.append(line_chart(series, f"{role}: {phase.upper()} loss", kind="loss"))
     return out
+
+
+def notes_list(block: dict[str, Any]) -> str:
+    """The role's ``trial_notes``: trials whose loss went NaN or that evaluated no item."""
+    lines = "".join(f"<li class='problem'>{escape(n)}</li>" for n in block.get("trial_notes") or [])
+    return f"<p>Trials to look at before reading the tables and plots:</p><ul>{lines}</ul>" if lines else ""
 
 
 def shared_line(trials: list[dict[str, Any]]) -> str:
@@ -191,7 +198,7 @@ def render_html(results: dict[str, Any], manifest: dict[str, Any], title: str = 
     for role, block in results["roles"].items():
         trials = [t for t in results.get("trials", []) if t.get("role") == role]
         parts.append(f"<section id='role-{escape(role)}'><h2>{escape(role)}</h2>{metric_table(block)}"
-                     + wall_line(block) + pairing_list(block) + shared_line(trials))
+                     + wall_line(block) + notes_list(block) + pairing_list(block) + shared_line(trials))
         parts += role_plots(role, block, results.get("ci") or 0.95) + loss_plots(role, trials) + ablation_plots(block)
         parts.append("</section>")
     parts.append(failed_section(results.get("failed_trials") or []))

@@ -4,7 +4,8 @@ items of all seeds; baseline vs optimized as paired differences (same seed, same
 values, items paired by item id; ``comparison_problems`` lists pairs whose item sets differ, left out,
 and ``comparison_notes`` old ``eval_items.json`` paired by position); the winner per role; ablation
 grids; per variant, ``wall_s`` (elapsed, first trial start to last trial end), ``wall_s_source`` and
-``trial_wall_s`` (the trials' own seconds summed); the trials that failed (``failed_trials``, each with its
+``trial_wall_s`` (the trials' own seconds summed); per role ``trial_notes`` (trials whose loss went NaN or that
+evaluated no item); the trials that failed (``failed_trials``, each with its
 status and reason, counted per role and variant). Pure apart from reading the items.
 """
 
@@ -227,6 +228,30 @@ def ablation_grids(role: str, trials: list[dict[str, Any]]) -> list[dict[str, An
     return grids
 
 
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def trial_notes(role: str, variants: dict[str, list[tuple[dict, dict]]]) -> list[str]:
+    """What a reader must know of a role's finished trials before trusting its tables and plots: a logged loss that
+    is NaN or infinite (the model diverged; the loss plot has no point there and its metrics measure that model),
+    and a trial with no evaluated item (``<role>/eval_rows`` 0: it adds nothing to the metrics). Before, both were
+    silent: the loss line just stopped, and the trial was left out of the pooled items without a word."""
+    out = []
+    for v, pairs in sorted(variants.items()):
+        for t, it in pairs:
+            curve = [p for p in t.get("loss_curve") or [] if isinstance(p, dict)]
+            bad = [p for p in curve if not _finite(p.get("loss"))]
+            if bad:
+                out.append(f"{v} {_where(t)}: {bad[0].get('phase')} loss not finite (NaN or inf) from step "
+                           f"{bad[0].get('step')} ({len(bad)} of {len(curve)} logged losses): the model diverged, "
+                           "its metrics measure that model")
+            if not any(num for num, _ in (it.get("items") or {}).values()):
+                out.append(f"{v} {_where(t)}: no evaluated item ({role}/eval_rows {t.get(f'{role}/eval_rows', 0)}): "
+                           "it adds nothing to the metrics")
+    return out
+
+
 def failed_entries(failed: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """The failed trials as results.json lists them: ``status`` "failed", ``reason`` (the error), ``error_type``
     and ``error_message`` (read off a ``"Type: message"`` reason when the trial gave none), the trial's id (a
@@ -290,6 +315,7 @@ def build_results(trials: list[dict[str, Any]], n_boot: int = 1000, ci: float = 
         else:
             block["winner"], block["winner_reason"] = None, "needs both baseline and optimized trials"
         block["ablations"] = ablation_grids(role, [p[0] for ps in variants.values() for p in ps])
+        block["trial_notes"] = trial_notes(role, variants)
         _note_failed(block, [f for f in failed_list if f.get("role") == role])
         roles[role] = block
     slim = [{**t, "status": "finished"} for t in trials]

@@ -78,9 +78,13 @@ def line_chart(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], titl
     """Polylines, one per ``(name, [(x, y), ...])``, sharing axes."""
     pts = [p for _, s in series for p in s if _finite([p[1]])]
     w, h, pad = 520, 240, 44
-    out = _open_plot(kind, title, w + 170, h)
-    if not pts:
-        out.append(f'<text x="{pad}" y="{h / 2}" {FONT}>no data</text></svg>')
+    # the legend as wide as its longest name (~7 px a character at 11 px): a fixed 170 px cut names past ~25
+    out = _open_plot(kind, title, w + max(170, 30 + 7 * max((len(n) for n, _ in series), default=0)), h)
+    if not pts:  # each series named: "no data" said nothing of a curve of NaN losses
+        out.append(f'<text x="{pad}" y="{h / 2}" {FONT}>no data</text>' if not series else "".join(
+            f'<text x="{pad}" y="{40 + i * 16}" {FONT}>{escape(name)}: no finite {escape(y_label)}</text>'
+            for i, (name, _) in enumerate(series)))
+        out.append("</svg>")
         return "".join(out)
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
     fx = _scale(min(xs), max(xs), pad, w - 10)

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,7 +18,7 @@ from pathlib import Path
 from tests.ops.test_promotion import gate_report
 from tests.ops.test_retention import ROOT, STEPS, T0, _cfg, _cli, _day, _overrides
 from tracebridge.ops import promotion as promo
-from tracebridge.ops.cycle import Step, run_cycle
+from tracebridge.ops.cycle import Step, cycle_lock, run_cycle
 from tracebridge.ops.promotion import PolicyState, active_record, promote
 from tracebridge.ops.retention import prune
 
@@ -100,3 +104,48 @@ def test_a_policy_lock_held_too_long_holds_back_every_model_and_bundle(tmp_path,
     assert prune(cfg).problems == []  # once the lock is free, the prune goes ahead
     assert not (tmp_path / "work" / "optimize" / m0["cycle_id"]).exists()
     assert (tmp_path / "work" / "optimize" / m1["cycle_id"]).is_dir()
+
+
+def test_the_removal_holds_neither_the_policy_lock_nor_the_cycle_lock(tmp_path, monkeypatch):
+    # before: the prune held promotion.state_dir's lock and the cycle lock while it removed GBs of bundles and
+    # weights: a promote started meanwhile waited its 30 s and failed ("another promote/rollback holds the lock"),
+    # a cycle exited 3. Now the planned folders are moved aside under the locks and removed after them
+    cfg = _cfg(tmp_path, "shadow.retention.keep_cycles=1", "shadow.retention.enabled=false")
+    m0, m1 = _day(cfg, 0), _day(cfg, 1)
+    st = PolicyState(tmp_path / "state")
+    promote(st, gate_report(tmp_path / "g1.json", "v2", "v1"))
+    g2 = gate_report(tmp_path / "g2.json", "v3", "v2")
+    real, seen = shutil.rmtree, []
+
+    def during_removal(path, *a, **kw):  # the real removal, after an operator's promote and a cycle's lock
+        if not seen:
+            seen.append(promote(PolicyState(st.root, lock_timeout_s=0), g2)["active_policy"])
+            with cycle_lock(cfg, "a prune is removing", 0):
+                seen.append("cycle lock free")
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(shutil, "rmtree", during_removal)
+    rep = prune(cfg)
+    assert seen == ["v3", "cycle lock free"]
+    assert active_record(st)["active_policy"] == "v3"
+    assert rep.failed == [] and not (tmp_path / "work" / "optimize" / m0["cycle_id"]).exists()
+    assert (tmp_path / "work" / "optimize" / m1["cycle_id"]).is_dir()
+    assert str(tmp_path / "work" / "optimize" / m0["cycle_id"]) in {i.path for i in rep.items if i.removed}
+    assert not [p for p in (tmp_path / "work").rglob(".pruning-*")]
+
+
+def test_folders_a_killed_prune_moved_aside_are_removed_by_the_next(tmp_path):
+    cfg = _cfg(tmp_path, "shadow.retention.keep_cycles=1", "shadow.retention.enabled=false")
+    _day(cfg, 0)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True)
+    left = tmp_path / "work" / "bundles" / f".pruning-{int(dead.stdout)}-{'a' * 64}"
+    (left / "rows").mkdir(parents=True)
+    (left / "rows" / "x.jsonl").write_text("{}\n" * 100)
+    live = tmp_path / "work" / "optimize" / f".pruning-{os.getppid()}-20260101T000000Z"  # a prune still removing it
+    live.mkdir(parents=True)
+    plan = prune(cfg, dry_run=True)
+    got = {i.path: i for i in plan.items}
+    assert got[str(left)].kind == "interrupted prune" and got[str(left)].bytes == 300 and str(live) not in got
+    rep = prune(cfg)
+    assert not left.exists() and live.is_dir() and {i.path: i.removed for i in rep.items}[str(left)]

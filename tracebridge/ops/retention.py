@@ -33,12 +33,13 @@ While a cycle is dated after now (the running cycle's stamp, else the clock: the
 it ran), no cycle's bundle or optimize folder is removed, as the newest cycles cannot be told by their ids;
 the same holds for weekly and phase-2 runs (``retention_sources.run_items``).
 
-Locks: ``apply_prune`` removes the list, counting what could not be removed instead of raising.
-``prune`` (the CLI) plans under the cycle's lock, which a dry run takes without waiting (a running
+Locks: ``prune`` (the CLI) plans under the cycle's lock, which a dry run takes without waiting (a running
 cycle: ``CycleLocked``, since its files cannot be told from old ones), and ``prune_after_cycle``
-inside the cycle. Both read the promotion history under promotion.state_dir's lock and keep it until
-the removal is done, so a promote or rollback waits for the prune (and the prune for it) instead of
-having its candidate removed between the read and the removal.
+inside the cycle. Both read the promotion history under promotion.state_dir's lock and, still under it,
+move every planned folder aside (``retention_remove.detach``, a rename), so a promote or rollback never has
+its candidate removed between the read and the removal; the removal itself (``apply_prune``, counting what
+could not be removed instead of raising) runs after the locks are let go, so a promote, rollback or cycle
+started meanwhile does not wait for it.
 """
 
 from __future__ import annotations
@@ -48,8 +49,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import sys
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,6 +59,7 @@ from tracebridge.ops.artifacts import MANIFEST, list_cycles, parse_stamp, read_m
 from tracebridge.ops.config import OpsConfig
 from tracebridge.ops.cycle import Ctx, cycle_lock
 from tracebridge.ops.promotion import PromotionError
+from tracebridge.ops.retention_remove import apply_prune, detach, leftover_items
 from tracebridge.ops.retention_sources import policy_lock, policy_pins
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Item:
     """One folder the prune removes (or would remove), why, and what removing it freed."""
 
     path: str
-    kind: str  # export bundle | optimize folder | cache | partial export
+    kind: str  # export bundle | optimize folder | cache | partial export | interrupted prune | weekly/phase-2 kinds
     reason: str
     cycle_id: str | None = None
     bytes: int = 0
@@ -94,6 +94,7 @@ class PruneReport:
     pinned: list[str] = field(default_factory=list)
     pinned_by: dict[str, str] = field(default_factory=dict)  # pinned folder -> the settings that name it
     problems: list[str] = field(default_factory=list)
+    moved: dict[str, str] = field(default_factory=dict, repr=False)  # item path -> where detach moved it
 
     @property
     def failed(self) -> list[Item]:
@@ -115,20 +116,6 @@ class _Cycle:
     path: Path
     finished: bool  # has a manifest.json (ok, failed or damaged); False = crashed or killed
     manifest: dict[str, Any] | None
-
-
-def tree_bytes(path: Path) -> int:
-    """Bytes that removing ``path`` frees: a file hard-linked several times under it counts once, one
-    also linked from outside it not at all; symlinks counted, never followed; 0 when it is gone."""
-    inodes: dict[tuple[int, int], list[int]] = {}  # (device, inode) -> [links under path, size, links]
-    for root, dirs, files in os.walk(path):
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            try:
-                st = os.lstat(os.path.join(root, name))
-            except OSError:
-                continue
-            inodes.setdefault((st.st_dev, st.st_ino), [0, st.st_size, st.st_nlink])[0] += 1
-    return sum(size for seen, size, links in inodes.values() if seen >= links)
 
 
 def _scan(artifacts_dir: str | Path, current: Path | None) -> list[_Cycle]:
@@ -233,6 +220,9 @@ def plan_prune(cfg: OpsConfig, current: Path | None = None, current_bundle: str 
     """
     rep = PruneReport(dry_run=dry_run, keep_cycles=cfg.shadow.retention.keep_cycles)
     _plan(cfg, rep, _scan(cfg.artifacts_dir, current), current, current_bundle, policy_busy, config_name)
+    work = Path(cfg.shadow.work_dir)
+    rep.items += [Item(*t) for t in leftover_items([work / "bundles", work / "replay" / "bundles", work / "optimize",
+                                                    Path(cfg.phase2.out_dir), Path(cfg.weekly.bundles_dir)])]
     rep.items = _apart(cfg, rep)
     return rep
 
@@ -318,41 +308,15 @@ def _apart(cfg: OpsConfig, rep: PruneReport) -> list[Item]:
     return out
 
 
-def _rmtree(path: Path) -> list[str]:
-    """Remove ``path`` as far as possible; return the errors (never raises)."""
-    errors: list[str] = []
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=lambda _f, p, exc: errors.append(f"{p}: {exc}"))
-    else:
-        shutil.rmtree(path, onerror=lambda _f, p, info: errors.append(f"{p}: {info[1]}"))
-    return errors
-
-
-def apply_prune(rep: PruneReport) -> PruneReport:
-    """Size every item, then (unless ``rep.dry_run``) remove it; an item that cannot be wholly
-    removed keeps its first error and counts only the bytes that did go."""
-    for it in rep.items:
-        p = Path(it.path)
-        it.bytes = tree_bytes(p)
-        if rep.dry_run:
-            continue
-        errors = _rmtree(p)
-        it.freed = it.bytes - (tree_bytes(p) if p.exists() else 0)
-        it.removed = not p.exists()
-        if errors or not it.removed:
-            it.error = (errors or [f"{p}: still there"])[0] + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else "")
-            log.warning("retention: could not remove %s: %s", p, it.error)
-        else:
-            log.info("retention: removed %s %s (%d bytes): %s", it.kind, p, it.bytes, it.reason)
-    return rep
-
-
 def _locked(cfg: OpsConfig, dry_run: bool, current: Path | None = None, current_bundle: str | None = None,
             config_name: str = "this config") -> PruneReport:
-    """Plan and, unless ``dry_run``, remove, holding the policy lock (the caller sizes a dry run's plan)."""
+    """Plan and, unless ``dry_run``, move the planned folders aside, holding the policy lock: milliseconds, not the
+    removal's minutes (``tracebridge.ops.retention_remove``); the caller removes them (``apply_prune``) after it."""
     with policy_lock(cfg) as busy:
         rep = plan_prune(cfg, current, current_bundle, dry_run, policy_busy=busy, config_name=config_name)
-        return rep if dry_run else apply_prune(rep)
+        if not dry_run:
+            detach(rep)
+    return rep
 
 
 def prune(cfg: OpsConfig, dry_run: bool = False, config_name: str = "this config") -> PruneReport:
@@ -369,7 +333,7 @@ def prune(cfg: OpsConfig, dry_run: bool = False, config_name: str = "this config
     # no work dir: no cycle ever ran here, none can be running
     with cycle_lock(cfg, busy, 0 if dry_run else None) if Path(cfg.shadow.work_dir).is_dir() else nullcontext():
         rep = _locked(cfg, dry_run, config_name=config_name)
-    return apply_prune(rep) if dry_run else rep
+    return apply_prune(rep)  # after both locks: a cycle, promote or rollback started now goes ahead
 
 
 def prune_after_cycle(ctx: Ctx) -> dict[str, Any]:
@@ -381,7 +345,7 @@ def prune_after_cycle(ctx: Ctx) -> dict[str, Any]:
     try:
         out = (ctx.outputs.get("export") or {}).get("bundle_dir")
         current = Path(out).name if isinstance(out, str) else None
-        rep = _locked(ctx.cfg, False, current=ctx.bundle, current_bundle=current, config_name=ctx.config_name)
+        rep = apply_prune(_locked(ctx.cfg, False, current=ctx.bundle, current_bundle=current, config_name=ctx.config_name))
     except Exception as exc:  # retention must never fail a cycle; the manifest says why
         log.exception("retention failed")
         return {"enabled": True, "error": f"{type(exc).__name__}: {exc}", "removed": 0, "failed": 0, "bytes_freed": 0}

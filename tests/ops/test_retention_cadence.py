@@ -161,7 +161,7 @@ def test_weekly_bundles_beyond_keep_weekly_go_their_manifests_and_runs_stay(tmp_
     traces = tmp_path / "traces"
     run_id = record_sample_run(traces)
     wcfg = WeeklyConfig(traces=str(traces), bundles_dir=str(tmp_path / "weekly-bundles"), storage_uri="file:///x",
-                        feedback_ledger=None)
+                        feedback_ledger=None, min_interval_h=0)  # weeks a minute apart: none skipped as the last's
     base = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)  # runs dated after the clock are never pruned
     _started(traces / run_id, base - dt.timedelta(days=1))  # inside week 0's window (runs started after it wait)
     for k in range(1, 4):  # a run of its own in each later week's: each starts where the last one ended
@@ -198,11 +198,13 @@ def test_weekly_runs_dated_after_the_clock_stop_their_prune_and_are_named(tmp_pa
     traces = tmp_path / "traces"
     run_id = record_sample_run(traces)
     wcfg = WeeklyConfig(traces=str(traces), bundles_dir=str(tmp_path / "weekly-bundles"), storage_uri="file:///x",
-                        feedback_ledger=None, days=60)  # the run 30 days ahead still finds the sample run
+                        feedback_ledger=None, days=60, min_interval_h=0)  # the run 30 days ahead still finds it
     now = dt.datetime.now(dt.UTC)
     _started(traces / run_id, now - dt.timedelta(days=1))  # before every week's end
     when = [now + dt.timedelta(days=30), now - dt.timedelta(hours=2), now - dt.timedelta(hours=1)]
-    for w in when:
+    for i, w in enumerate(when):
+        if i:  # a run of its own in each later week: those the run ahead staged are not staged again
+            _started(traces / record_sample_run(traces, goal=f"week {i}"), w - dt.timedelta(minutes=30))
         assert run_weekly(wcfg, tmp_path / "weekly-art", _weekly_bin(tmp_path), now=w)["status"] == "ok"
     wb = tmp_path / "weekly-bundles"
     before = _ids(wb)

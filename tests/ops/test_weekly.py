@@ -49,7 +49,7 @@ def test_weekly_stages_last_week_and_runs_the_plan(tmp_path):
     cfg = WeeklyConfig(traces=str(root), bundles_dir=str(tmp_path / "bundles"), storage_uri="file:///tmp/s")
     bin_, log = _fake_bin(tmp_path)
     man = run_weekly(cfg, tmp_path / "artifacts", bin_)
-    assert man["status"] == "ok" and man["staged"] == {"read": 2, "staged": 1, "older": 1, "incomplete": 0, "carried": 0, "later": 0}
+    assert man["status"] == "ok" and man["staged"] == {"read": 2, "staged": 1, "older": 1, "incomplete": 0, "carried": 0, "later": 0, "exported_before": 0}
     calls = log.read_text().splitlines()
     assert [c.split()[0] for c in calls] == ["export", "push", "window"]
     stage = calls[0].split()[1]
@@ -96,7 +96,7 @@ def test_no_run_falls_between_two_weeks(tmp_path):
     week2 = week1 + dt.timedelta(days=8)  # a day late
     man2 = run_weekly(cfg, tmp_path / "artifacts", bin_, now=week2)
     assert man2["status"] == "ok" and man2["since"] == man1["until"] and man2["after"] == man1["until"]
-    assert man2["staged"] == {"read": 4, "staged": 3, "older": 1, "incomplete": 0, "carried": 1, "later": 0}
+    assert man2["staged"] == {"read": 4, "staged": 3, "older": 1, "incomplete": 0, "carried": 1, "later": 0, "exported_before": 0}
     stage = log.read_text().splitlines()[-3].split()[1]
     assert sorted(os.listdir(stage)) == sorted([across.name, late.name, new.name])
     # the next week starts at week 2's end: nothing of weeks 1-2 again
@@ -127,7 +127,7 @@ def test_a_week_run_early_or_with_the_clock_set_back_exports_no_run_twice(tmp_pa
     man1 = run_weekly(cfg, tmp_path / "artifacts", bin_, now=week1)
     assert man1["staged"]["staged"] == 1
     man2 = run_weekly(cfg, tmp_path / "artifacts", bin_, now=week1 + dt.timedelta(days=5))  # clock 2 days behind
-    assert man2["staged"] == {"read": 2, "staged": 1, "older": 1, "incomplete": 0, "carried": 0, "later": 0}
+    assert man2["staged"] == {"read": 2, "staged": 1, "older": 1, "incomplete": 0, "carried": 0, "later": 0, "exported_before": 0}
     assert man2["status"] == "ok" and man2["since"] == man1["until"] == man2["after"]
     assert man1["window_start"].startswith("weekly.days=7 before now")
     assert man2["after_manifest"] == man1["manifest"] and man2["window_start"] == (
@@ -192,7 +192,7 @@ def test_weekly_export_joins_reaction_labels_only_when_the_ledger_exists(tmp_pat
     log.unlink()
     until = dt.datetime.fromisoformat(man["until"])  # the next week starts there: a run of its own
     _session(root / record_sample_run(root, goal="the next week"), format_ts(until + dt.timedelta(seconds=1)))
-    man = run_weekly(cfg, tmp_path / "artifacts", bin_, now=until + dt.timedelta(seconds=2))
+    man = run_weekly(cfg, tmp_path / "artifacts", bin_, now=until + dt.timedelta(days=7))  # 2 s after: the same window's
     export = log.read_text().splitlines()[0]
     assert "feedback." not in export and man["feedback"]["labels"] is False
     assert man["feedback"]["note"].startswith(f"no reaction ledger at {cfg.feedback_ledger}")

@@ -161,7 +161,8 @@ def weekly(
     bin_: Annotated[str | None, typer.Option("--bin", help="tracebridge executable for the steps.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Export last week's runs, push the bundle, sweep it in a GPU window; exit 1 if a step fails,
+    """Export last week's runs, push the bundle, sweep it in a GPU window; exit 0 without doing anything when this
+    window's run already finished ok (weekly.min_interval_h: status skipped, the reason printed), 1 if a step fails,
     3 if another weekly run holds <bundles_dir>/.weekly.lock, 130 when interrupted (Ctrl-C, SIGTERM:
     the running step's process group is stopped)."""
     from tracebridge.ops.agreement import WEEKLY_KEYS
@@ -181,6 +182,8 @@ def weekly(
              "no manifest was written", EXIT_INTERRUPTED)
     if json_out:
         print_json(man)
+    elif man.get("skip"):  # this window's run already finished ok: said, not a failure (cron mails no false alarm)
+        typer.echo(f"{'would skip' if dry_run else 'SKIPPED'}: {man['skip']}")
     else:
         typer.echo(f"window: {man['since']} .. {man['until']}, from {man['window_start']}")
         for line in man["plan"]:
@@ -191,7 +194,7 @@ def weekly(
             typer.echo(f"{name}: {st['status']}" + (f" ({st.get('reason')})" if st.get("reason") else ""))
         if not dry_run:
             typer.echo(f"{man['status'].upper()}; manifest {man.get('manifest')}")
-    raise typer.Exit(0 if dry_run or man["status"] == "ok" else 1)
+    raise typer.Exit(0 if dry_run or man["status"] in ("ok", "skipped") else 1)
 
 
 @ops_app.command("phase2-report")

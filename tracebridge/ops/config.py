@@ -238,6 +238,11 @@ class WeeklyConfig:
     lock_timeout_s: float = field(default=0.0, metadata={
         "help": "Seconds to wait for a running weekly run's lock (<bundles_dir>/.weekly.lock); 0 = exit 3 at once "
                 "(a Sunday run still in its GPU window must not get a second one beside it)."})
+    min_interval_h: float | None = field(default=None, metadata={
+        "help": "Hours after the last weekly run that finished ok in which another is the same window's again (a "
+                "timer and a cron both installed, a manual run after the Sunday one, a DST hour repeated, a clock "
+                "set back by less than this): it is skipped, exit 0, nothing exported. None = half of weekly.days; "
+                "0 = never skip (a run of a run's window on purpose)."})
 
     def problems(self) -> list[str]:
         """Every problem, as ``key=value: what; fix``."""
@@ -248,6 +253,8 @@ class WeeklyConfig:
             p.append(f"weekly.lock_timeout_s={self.lock_timeout_s}: must be a finite number >= 0")
         if not 1 <= self.days <= MAX_REVIEW_DAYS:
             p.append(f"weekly.days={self.days}: must be in [1, {MAX_REVIEW_DAYS}]")
+        if self.min_interval_h is not None and not _finite_nonneg(self.min_interval_h):
+            p.append(f"weekly.min_interval_h={self.min_interval_h}: must be a finite number >= 0 (null = half of weekly.days)")
         if not all(_finite_nonneg(b) and b > 0 for b in (self.max_hours, self.max_usd)):  # NaN is no budget
             p.append(f"weekly.max_hours={self.max_hours}, weekly.max_usd={self.max_usd}: budgets must be finite and > 0")
         return p

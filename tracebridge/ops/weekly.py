@@ -10,7 +10,10 @@ Last week's runs are staged as symlinks in ``<bundles_dir>/.weekly-<stamp>/trace
 running: ``window``), so the export sees exactly that week; the window starts where the last good week
 ended (a late timer, failed weeks: no run falls between two bundles; an early one, a clock set back: no run is
 in two), at most ``MAX_WINDOWS`` back, and the manifest says so (``window_start``, ``after_manifest``); the stamp
-is the run's UTC second, with ``-N`` when an earlier run of that second left its folders (``free_stamp``). The
+is the run's UTC second, with ``-N`` when an earlier run of that second left its folders (``free_stamp``). A run
+within ``weekly.min_interval_h`` (half the window) of the last good week's end, either side, is that window's again
+(a timer and a cron, a manual rerun, a DST hour repeated, a clock set back): it is skipped (status ``skipped``, no
+manifest, nothing staged); and no run a good week staged (``staged_runs``) is staged again. The
 bundle goes to ``<bundles_dir>/weekly-<stamp>/``. Both are regenerable: retention keeps those of the
 newest ``shadow.retention.keep_weekly`` runs, and never a run's that holds ``.weekly-<stamp>/.running.lock``
 (held while it runs); the manifests in ``artifacts_dir`` stay.
@@ -68,13 +71,16 @@ class Step:
 
 
 def stage_runs(traces: Path, cutoff: str, stage: Path, carried: frozenset[str] = frozenset(),
-               left: list[str] | None = None, until: str = "~") -> dict[str, int]:
+               left: list[str] | None = None, until: str = "~", exported: frozenset[str] = frozenset(),
+               staged: list[str] | None = None) -> dict[str, int]:
     """Symlink into ``stage`` the runs that started in [``cutoff``, ``until``) (ISO UTC times) and those
     of ``carried`` (left out of the last good week as incomplete) that are complete now; return counts.
     The ids of runs still incomplete go to ``left`` (the next week's ``carried``); a run that started at
-    or after ``until`` (a clock ahead) is the next week's (``later``)."""
+    or after ``until`` (a clock ahead) is the next week's (``later``); one an earlier good week staged
+    (``exported``: a window reaching back over it after a clock was set back) is not staged again
+    (``exported_before``). The ids staged go to ``staged``."""
     stage.mkdir(parents=True, exist_ok=True)
-    counts = {"read": 0, "staged": 0, "older": 0, "incomplete": 0, "carried": 0, "later": 0}
+    counts = {"read": 0, "staged": 0, "older": 0, "incomplete": 0, "carried": 0, "later": 0, "exported_before": 0}
     for run in iter_runs(traces):
         counts["read"] += 1
         try:
@@ -92,8 +98,13 @@ def stage_runs(traces: Path, cutoff: str, stage: Path, carried: frozenset[str] =
         if started >= until:
             counts["later"] += 1
             continue
+        if run.run_id in exported:
+            counts["exported_before"] += 1
+            continue
         os.symlink(run.path.resolve(), stage / run.run_id)
         counts["staged"] += 1
+        if staged is not None:
+            staged.append(run.run_id)
         counts["carried"] += started < cutoff
     return counts
 
@@ -135,7 +146,30 @@ def window(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime) -> dict[str
                                    f"{MAX_WINDOWS} windows before now: the last weekly run that finished ok ended at "
                                    f"{prev['until']} ({prev['manifest']}), further back")
         out["carried"] = [r for r in prev.get("incomplete_runs") or [] if isinstance(r, str)]
+        gap_h = (now - dt.datetime.fromisoformat(prev["until"])).total_seconds() / 3600
+        limit = cfg.days * 12.0 if cfg.min_interval_h is None else cfg.min_interval_h
+        if abs(gap_h) < limit:  # this window's run already finished ok: a second one would export and sweep again
+            out["skip"] = (f"this window's weekly run already finished ok: {prev['manifest']} ended its window at "
+                           f"{prev['until']}, {abs(gap_h):.1f} h {'before' if gap_h >= 0 else 'after (the clock was set back)'} "
+                           f"now, less than weekly.min_interval_h={limit:g}; nothing exported (weekly.min_interval_h=0 "
+                           "runs it anyway)")
     return out
+
+
+def exported_runs(artifacts_dir: Path, now: dt.datetime, days: int) -> frozenset[str]:
+    """The runs that weekly runs which finished ok staged (their manifests' ``staged_runs``), of those that ended in
+    the last ``MAX_WINDOWS`` + 1 windows or after ``now`` (a clock set back since): no window reaches further."""
+    floor = format_ts(now - dt.timedelta(days=days * (MAX_WINDOWS + 1)))
+    out: set[str] = set()
+    for path in Path(artifacts_dir).glob("*/manifest.json"):
+        try:
+            man = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            continue
+        if isinstance(man, dict) and man.get("kind") == "weekly" and man.get("status") == "ok" \
+                and isinstance(man.get("until"), str) and man["until"] >= floor and isinstance(man.get("staged_runs"), list):
+            out.update(r for r in man["staged_runs"] if isinstance(r, str))
+    return frozenset(out)
 
 
 def last_good_week(artifacts_dir: Path) -> dict[str, Any] | None:
@@ -233,6 +267,8 @@ def run_weekly(cfg: WeeklyConfig, artifacts_dir: Path, bin_: list[str], now: dt.
         man, steps, stage = _planned(cfg, artifacts_dir, now, free_stamp(bundles, now), bin_)
         if stale is not None:
             man["lock"] = {"took_over_from": stale}
+        if man.get("skip"):  # checked under the lock: a run that waited for the last one sees its manifest
+            return {**man, "status": "skipped", "plan": [], "manifest": None}
         stage.parent.mkdir()  # a free stamp: never another run's folder
         with FileLock(str(stage.parent / RUN_LOCK)):  # retention leaves a running week's folders alone
             return _run(cfg, artifacts_dir, now, stage, steps, man)
@@ -253,13 +289,15 @@ def _run_step(s: Step, lock: Path) -> dict[str, Any]:
 def _run(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stage: Path, steps: list[Step],
          man: dict[str, Any]) -> dict[str, Any]:
     """Stage the week's runs, run the plan and write the manifest (``run_weekly`` holds the lock)."""
-    man["incomplete_runs"] = []
+    man["incomplete_runs"], man["staged_runs"] = [], []
     man["staged"] = stage_runs(Path(cfg.traces), man["since"], stage, frozenset(man["carried"]), man["incomplete_runs"],
-                               man["until"])
+                               man["until"], exported_runs(artifacts_dir, now, cfg.days), man["staged_runs"])
     status = "ok"
     if man["staged"]["staged"] == 0:
         status = "failed"
-        man["steps"]["stage"] = {"status": "failed", "reason": f"no runs since {man['since']} ({man['window_start']})"}
+        before = man["staged"]["exported_before"]
+        man["steps"]["stage"] = {"status": "failed", "reason": f"no runs since {man['since']} ({man['window_start']})"
+                                 + (f"; {before} run(s) of the window were exported by an earlier week" if before else "")}
     for s in steps:
         if status != "ok":
             man["steps"][s.name] = {"status": "skipped", "reason": "needs the previous step"}

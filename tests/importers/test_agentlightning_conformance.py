@@ -157,6 +157,8 @@ def test_proxy_reply_tool_calls_take_the_ids_the_next_prompt_shows(tmp_path: Pat
     first, second = sorted((s for s in spans if s["name"] == "litellm_request"), key=lambda s: s["start_time"])
     assert "gen_ai.completion.0.function_call.id" not in first["attributes"]  # LiteLLM drops the provider's id
     spans.append(_tool_span(first, (first["end_time"] + second["start_time"]) / 2, "Paris", ok=False))
+    for i, s in enumerate(sorted(spans, key=lambda s: s["start_time"])):  # numbered as the store got them: the
+        s["sequence_id"] = i  # tool's between the two calls (the store's order, not the clocks', is the run's)
     rep, events, rows = _import_rows(tmp_path, spans)
     assert rep.to_dict()["tool_call_ids"] == {"reconciled": 1, "unrecorded": 0}
     # the reply, the tool that ran (and failed) and the next prompt's messages name one id

@@ -78,3 +78,75 @@ def test_the_latest_attempt_without_attempt_records_is_the_one_the_store_numbere
     replies = [e["llm"]["response"] for e in map(orjson.loads, (run / "events.jsonl").read_bytes().splitlines())
                if e["event_type"] == "worker_action"]
     assert replies == ["right"]
+
+
+def _skewed_import(tmp_path, spans):
+    """(report, worker_action replies in event order, events) of ``spans`` imported as one store dump."""
+    import os
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    src = tmp_path / "spans.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(s) + b"\n" for s in spans))
+    rep = import_agentlightning([src], tmp_path / "t")
+    assert rep.reconciles and rep.runs_written == 1, rep.to_dict()
+    run = next((tmp_path / "t").glob("al-*"))
+    events = [orjson.loads(x) for x in (run / "events.jsonl").read_bytes().splitlines()]
+    return rep, [e["llm"]["response"] for e in events if e["event_type"] == "worker_action"], events
+
+
+def test_siblings_from_hosts_whose_clocks_differ_keep_the_stores_order_and_the_report_says_so(tmp_path):
+    """Two model calls in one agent span, the second made on a host whose clock is 30 s behind: the store numbered
+    them first, second (``sequence_id``). Before, they were ordered by start time: the second call became the
+    run's first step, and nothing said the clocks disagreed."""
+    from tests.importers.test_agentlightning_hostile import _call, _span
+
+    agent = _span("agent", {}, 0, span_id="a" * 16, start=2e9, seq=9)  # ends last: numbered last
+    spans = [agent, _call(1, "q1", "first", parent="a" * 16, start=2e9 + 40, seq=1),
+             _call(2, "q2", "second", parent="a" * 16, start=2e9 + 10, seq=2)]
+    rep, replies, _ = _skewed_import(tmp_path, spans)
+    assert replies == ["first", "second"]
+    d = rep.to_dict()
+    assert d["clock_skew_rollouts"] == 1 and d["clock_skew_spans"] == 1
+    assert (f"{tmp_path / 'spans.jsonl'}:2: rollout ro-1: clock skew in 1 span(s) (e.g. span {'0' * 15}2 starts "
+            f"29.500 s after its sibling {'0' * 15}3 ended, which the store numbered later (sequence_id 1 < 2)): "
+            "ordered by parent/child and sequence_id, not by time") in d["problems"]
+
+
+def test_a_child_that_starts_before_its_parent_follows_it_and_its_subtree_stays_whole(tmp_path):
+    """The LLM proxy's call inside an agent's tool, on a host 5 s behind: the call follows its tool, and the
+    tool's subtree is not split by a sibling that started later by the tool's clock (before, spans were sorted by
+    start time: the call tied with its tool's start, clamped, and numbered before it (the store numbers a span when it
+    ends) was mapped before the tool it ran inside)."""
+    from tests.importers.test_agentlightning_hostile import _call, _span
+
+    tool = _span("agentlightning.operation", {"agentlightning.operation.name": "search",
+                                              "agentlightning.operation.input.q": "x"}, 0, span_id="t" * 16,
+                 start=2e9, seq=2)
+    inner = _call(1, "inner q", "inner", parent="t" * 16, start=2e9 - 5, seq=1)  # the proxy's clock is behind
+    after = _call(3, "q2", "after", start=2e9 + 0.2, seq=3)  # starts (by the clock) while the tool still runs
+    rep, replies, events = _skewed_import(tmp_path, [after, inner, tool])
+    assert replies == ["inner", "after"]
+    call = next(e for e in events if e["event_type"] == "worker_tool_call")
+    inner_action = next(e for e in events if e["event_type"] == "worker_action")
+    assert inner_action["parent_event_id"] == call["event_id"]  # made inside the tool (before: mapped before it)
+    d = rep.to_dict()
+    assert d["clock_skew_rollouts"] == 1 and d["clock_skew_spans"] == 1
+    assert any(f"span {'0' * 15}2 starts 5.000 s before its parent {'t' * 16}" in p for p in d["problems"])
+
+
+def test_siblings_with_equal_times_take_the_stores_order_and_no_skew_is_reported(tmp_path):
+    """Coarse clocks give siblings one start time: their ``sequence_id`` orders them, whatever the order of the
+    records in the file; equal times are no skew."""
+    from tests.importers.test_agentlightning_hostile import _call
+
+    spans = [_call(k, f"q{k}", f"r{k}", start=2e9, seq=k) for k in range(4)]
+    rep, replies, _ = _skewed_import(tmp_path, spans[::-1])
+    assert replies == ["r0", "r1", "r2", "r3"]
+    assert rep.clock_skew_rollouts == 0 and rep.clock_skew_spans == 0
+    assert not any("clock skew" in p for p in rep.problems)
+
+
+def test_spans_recorded_on_one_clock_report_no_skew(tmp_path):
+    """The AgentOps recording (one process, one clock): ordered as by start time, no skew reported."""
+    rep = import_agentlightning([SPANS], tmp_path / "t")
+    assert rep.runs_written == 1 and rep.clock_skew_rollouts == 0 and rep.clock_skew_spans == 0

@@ -177,6 +177,9 @@ def import_agentlightning_cmd(
              " / ".join(str(doc["tool_schemas"].get(k, 0)) for k in ("recorded", "missing"))),
             ("reply tool-call ids not recorded: reconciled / unrecorded (call_K)",
              " / ".join(str(doc["tool_call_ids"][k]) for k in ("reconciled", "unrecorded")))]
+    if rep.clock_skew_rollouts:  # hosts whose clocks differ: the order is the store's, not the clocks'
+        rows.append(("rollouts with clock skew (spans): ordered by parent/child and sequence_id",
+                     f"{rep.clock_skew_rollouts} ({rep.clock_skew_spans})"))
     if rep.imported_nothing:
         doc["problems"].append("nothing could be imported: no span file, or no new rollout became a run")
     _finish(doc, rep.reconciles and not rep.imported_nothing, out, cfg, validate, json_out,

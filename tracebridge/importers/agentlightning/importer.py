@@ -267,6 +267,8 @@ class _Import:
             writer.abort()
             raise
         self._problems(refs, spans, run.problems)
+        if run.skewed:
+            self._skewed(refs, spans, rid, run.skewed)
         if writer.existing and writer.written == 0:  # written before, state lost: the same bytes
             rep.rollouts_unchanged += 1
         else:
@@ -296,6 +298,16 @@ class _Import:
             rep.span_problems += 1
             if rep.span_problems <= rep.max_listed:
                 rep.problems.append(f"{', '.join(where.get(sid, ['?']))}: span {sid}: {attribute}: {why}")
+
+    def _skewed(self, refs: list[Ref], spans: list[dict[str, Any]], rid: str, skewed: dict[Any, str]) -> None:
+        """Count and list a rollout whose span clocks disagree (hosts whose clocks differ): its spans were
+        ordered by parent/child and ``sequence_id``, not by time; its event times are kept monotonic."""
+        self.rep.clock_skew_rollouts += 1
+        self.rep.clock_skew_spans += len(skewed)
+        sid, why = next(iter(skewed.items()))
+        where = next((f"{r.file}:{r.line}" for r, s in zip(refs, spans) if s.get("span_id") == sid), "?")
+        self.rep.problems.append(f"{where}: rollout {rid}: clock skew in {len(skewed)} span(s) (e.g. span {sid} "
+                                 f"{why}): ordered by parent/child and sequence_id, not by time")
 
     def _skip(self, where: str, why: str) -> None:
         self.rep.rollouts_skipped += 1

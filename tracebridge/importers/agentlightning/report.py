@@ -23,6 +23,8 @@ class SpanImportReport(ImportReport):
     spans_superseded: int = 0  # spans of earlier attempts (a run holds the latest attempt's)
     events_dropped: int = 0
     span_problems: int = 0  # span attributes not read (listed in ``problems``, the first ``max_listed``)
+    clock_skew_rollouts: int = 0  # rollouts whose span times disagree with parent/child and sequence_id order
+    clock_skew_spans: int = 0  # their spans that do (each rollout is listed in ``problems`` with an example)
     records: Counter[str] = field(default_factory=Counter)
     # model calls of the rollouts mapped whose tool schemas the spans held (recorded) or not (missing: their
     # rows get the run's schemas, inferred from the arguments unless tools.schemas_file has them)

@@ -1,9 +1,10 @@
-"""A rollout's spans as a graph the mapping can walk: in recorded order, each span id once (an exact
-copy dropped, differing records resolved by ``sequence_id``), children by parent with cycles cut, and
-whether two model-call spans are one call recorded twice (client and proxy)."""
+"""A rollout's spans as a graph the mapping can walk: parents first, in the store's order, each span id
+once (an exact copy dropped, differing records resolved by ``sequence_id``), children by parent with cycles
+cut, and whether two model-call spans are one call recorded twice (client and proxy)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -17,36 +18,89 @@ if TYPE_CHECKING:
 OPERATION = "agentlightning.operation"
 _WEAVE_CHOICES = "agentlightning.operation.output.choices."  # the weave tracer's record of a client's reply
 
-def _starts(spans: list[dict[str, Any]]) -> dict[int, float]:
-    """Each span's start for the order (by ``id()``): its own, or its parent's when that is later. Spans
-    recorded on hosts whose clocks differ (an agent's tool and the LLM proxy's call inside it) would
-    otherwise put a child before its parent, which it then could not attach to."""
-    by_id = {s.get("span_id"): s for s in spans}
-    out: dict[int, float] = {}
+
+def _num(t: Any) -> float:
+    return float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) else 0.0
+
+
+def _seq(s: dict[str, Any]) -> int:
+    q = s.get("sequence_id")
+    return q if isinstance(q, int) and not isinstance(q, bool) else 0
+
+
+def ordered_spans(spans: list[dict[str, Any]], skewed: dict[Any, str] | None = None) -> list[dict[str, Any]]:
+    """The spans parents first (each span right before the spans under it), siblings and top-level spans in
+    ``sequence_id`` order, the start time only breaking a tie; a model call the weave tracer recorded (a span
+    named for the client's function whose output has ``choices``) with its ``gen_ai.*`` records added.
+
+    The store numbers a rollout's spans as they reach it, one counter whatever host recorded them, while the
+    hosts' clocks may differ (an agent's tool and the LLM proxy's call inside it): ordered by start time, a
+    child came before its parent and a sibling recorded on a host whose clock is behind before the one the
+    store got first. A loop of parent pointers is cut at its span that comes first. ``skewed``, when given,
+    receives span id → why, for each span whose clock disagrees with that order (``_skew``)."""
+    by_id: dict[Any, dict[str, Any]] = {}
     for s in spans:
-        chain, seen = [], set()
-        while s is not None and id(s) not in out and id(s) not in seen:  # up to a span already done (or a loop)
-            seen.add(id(s))
-            chain.append(s)
-            s = by_id.get(s.get("parent_id"))
-        above = out.get(id(s), 0.0) if s is not None else 0.0
-        for c in reversed(chain):
-            t = c.get("start_time")
-            above = out[id(c)] = max(t if isinstance(t, (int, float)) and not isinstance(t, bool) else 0.0, above)
-    return out
+        by_id.setdefault(s.get("span_id"), s)
+    rank = {id(s): (_seq(s), _num(s.get("start_time")), i) for i, s in enumerate(spans)}
+    kids: dict[int, list[dict[str, Any]]] = {}
+    tops: list[dict[str, Any]] = []
+    for s in spans:
+        p = by_id.get(s.get("parent_id")) if s.get("parent_id") is not None else None
+        if p is None or p is s:
+            tops.append(s)
+        else:
+            kids.setdefault(id(p), []).append(s)
+    for group in [tops, *kids.values()]:
+        group.sort(key=lambda s: rank[id(s)])
+    out: list[dict[str, Any]] = []
+    done: set[int] = set()
 
+    def walk(top: dict[str, Any], into: list[dict[str, Any]]) -> None:
+        stack = [top]
+        while stack:
+            s = stack.pop()
+            if id(s) in done:  # reached again round a loop of parent pointers
+                continue
+            done.add(id(s))
+            into.append(s)
+            stack.extend(reversed(kids.get(id(s), ())))
 
-def ordered_spans(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The spans in start order (then ``sequence_id``), never a child before its parent (``_starts``), a
-    model call the weave tracer recorded (a span named for the client's function whose output has
-    ``choices``) with its ``gen_ai.*`` records added."""
-    out, start = [], _starts(spans)
-    for s in sorted(spans, key=lambda s: (start[id(s)], s.get("sequence_id") or 0)):
+    for top in tops:
+        walk(top, [])
+    while len(done) < len(spans):  # a loop of parent pointers below no top-level span: cut at its first span
+        tops.append(min((s for s in spans if id(s) not in done), key=lambda s: rank[id(s)]))
+        walk(tops[-1], [])
+    tops.sort(key=lambda s: rank[id(s)])
+    done.clear()
+    for top in tops:
+        walk(top, out)
+    if skewed is not None:
+        _skew(out, by_id, [tops, *kids.values()], skewed)
+    for i, s in enumerate(out):
         attrs = s.get("attributes") or {}
         if s.get("name") != OPERATION and any(k.startswith(_WEAVE_CHOICES) for k in attrs):
-            s = {**s, "attributes": weave_llm_attrs(attrs)}
-        out.append(s)
+            out[i] = {**s, "attributes": weave_llm_attrs(attrs)}
     return out
+
+
+def _skew(ordered: list[dict[str, Any]], by_id: dict[Any, dict[str, Any]], groups: list[list[dict[str, Any]]],
+          skewed: dict[Any, str]) -> None:
+    """Spans whose times no one clock could have given: a child that starts before its parent, or a span that
+    starts after a sibling the store numbered later had ended (the store got its record first, so it ended
+    first)."""
+    pos = {id(s): i for i, s in enumerate(ordered)}
+    for s in ordered:
+        p = by_id.get(s.get("parent_id")) if s.get("parent_id") is not None else None
+        t, pt = s.get("start_time"), (p or {}).get("start_time")
+        if p is not None and pos[id(p)] < pos[id(s)] and _num(t) and _num(pt) and _num(t) < _num(pt):  # not cut
+            skewed.setdefault(s.get("span_id"), f"starts {_num(pt) - _num(t):.3f} s before its parent "
+                                                f"{p.get('span_id')}")
+    for group in groups:  # siblings (and the top-level spans) in order
+        for a, b in itertools.pairwise(group):
+            if _seq(a) < _seq(b) and _num(b.get("end_time")) and _num(a.get("start_time")) > _num(b.get("end_time")):
+                skewed.setdefault(a.get("span_id"), (
+                    f"starts {_num(a.get('start_time')) - _num(b.get('end_time')):.3f} s after its sibling "
+                    f"{b.get('span_id')} ended, which the store numbered later (sequence_id {_seq(a)} < {_seq(b)})"))
 
 
 def _distinct(spans: list[dict[str, Any]], b: _Builder) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """Agent Lightning spans → schema-v2 events (pure; span dicts as ``Span.model_dump()`` gives).
 
-One run per rollout. The task is the root ``planner_input``; then, in span start order:
+One run per rollout. The task is the root ``planner_input``; then, parents first, in sequence order:
 LLM-call spans (``gen_ai.*`` attributes) → ``worker_action`` with an ``llm`` block (prompt,
 response, native tool calls, usage, latency; the call's token ids, where recorded, as the event's
 ``labels``); tool spans (``agentlightning.operation`` or ``tool.*`` attributes) → ``worker_tool_call`` +
@@ -111,6 +111,7 @@ class SpanRun:
     # model calls whose reply's tool calls were recorded without ids: given those of their echo in a later
     # prompt (``reconciled``), or keeping ``call_K`` (``unrecorded``: no later prompt shows them)
     tool_call_ids: Counter[str] = field(default_factory=Counter)
+    skewed: dict[Any, str] = field(default_factory=dict)  # span id → how its clock disagrees with the span order
 
 
 def _iso(t: Any) -> str | None:
@@ -311,7 +312,7 @@ def spans_to_events(spans: list[dict[str, Any]], run_id: str, task: Any, result:
                     error: BaseException | None = None) -> SpanRun:
     """Map one rollout's spans (plus its task, result and error) to the events of one run."""
     b = _Builder(run_id)
-    ordered = ordered_spans(_distinct(spans, b))
+    ordered = ordered_spans(_distinct(spans, b), b.out.skewed)
     goal = task.get("goal") or task.get("question") if isinstance(task, dict) else None
     root = b.emit("planner_input", "planner", {"goal": str(goal if goal is not None else task),
                                                "observation": _jsonable(task)}, None,

@@ -123,4 +123,7 @@ def test_a_salt_file_that_cannot_be_used_is_an_error_naming_it(cfg, salt_file, m
     assert not Path(cfg.registry).exists()
     code, out = feedback_cli(cfg, "harvest", "--updates", _dump(Path(cfg.ledger).parents[2], reaction(1, 10, [], ["👍"])))
     assert code == 2 and f"{salt_file}: {why}" in out, out
+    code, out = feedback_cli(cfg, "chunks", "record", "--chat", str(ANN), "--message-ids", "11", "--run-id", "runA",
+                             "--event-id", "runA:e")
+    assert code == 2 and f"{salt_file}: {why}" in out and "is not set" not in out, out  # it said "is not set"
     assert record_batch(cfg.registry, -1001234567890, [5], "runG", "runG:e")  # a group's id needs no salt

@@ -300,13 +300,16 @@ def chunks_record(
     salt = None
     if chat.strip() and chat_id > 0:  # a private chat: its id is the user's, kept as their salted pseudonym
         from tracebridge.feedback.harvest import _salt
+        from tracebridge.feedback.salt import read_salt_file
 
+        why = f"{cfg.user_salt_env} is not set: set it to the harvest's salt (allow_default_salt=true for tests and demos)"
         try:
+            if not os.environ.get(cfg.user_salt_env):
+                read_salt_file()  # a salt file that cannot be used: said as such, not as "not set"
             salt = _salt(cfg)
-        except ValueError:
+        except ValueError as exc:
             fail(f"--chat {chat}: a private chat, whose id is the user's Telegram id, kept as the user's salted "
-                 f"pseudonym (as the ledger keeps it); {cfg.user_salt_env} is not set: set it to the harvest's salt "
-                 "(allow_default_salt=true for tests and demos); nothing recorded", 2)
+                 f"pseudonym (as the ledger keeps it); {why if 'is not set' in str(exc) else exc}; nothing recorded", 2)
     try:  # no ids, a message held for another reply, rows of other bots: the reason names the file or option
         batch = record_batch(cfg.registry, chat_id, ids, run_id, event_id, batch_id, bot_id=bot_of(cfg),
                              legacy_bot_id=cfg.legacy_bot_id, salt=salt)

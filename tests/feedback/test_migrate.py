@@ -121,3 +121,11 @@ def test_migrate_under_another_salt_than_the_ledgers_rewrites_nothing(cfg, monke
     code, out = feedback_cli(cfg, "migrate", "--dry-run")
     assert code == 2 and f"{cfg.user_salt_env} is not set" in out, out
     assert _bytes(cfg) == before
+
+
+def test_migrate_of_paths_holding_no_feedback_file_writes_nothing(cfg, monkeypatch):
+    """A mistyped path was 'migrated' as empty, and left a migrations.jsonl (and its folder) there."""
+    monkeypatch.setenv(cfg.user_salt_env, SALT)
+    code, out = feedback_cli(cfg, "migrate")
+    assert code == 2 and "nothing to migrate" in out and f"ledger={cfg.ledger}" in out, out
+    assert not Path(cfg.ledger).parent.exists()

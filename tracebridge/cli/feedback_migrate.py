@@ -42,6 +42,10 @@ def migrate(
     for flag, given, path in (("--ledger", ledger, cfg.ledger), ("--registry", registry, cfg.registry)):
         if Path(path).is_dir():
             fail(f"{_named(flag, given, path)}: a folder; give the file", 2)
+    if not any(Path(f).is_file() for f in (cfg.ledger, cfg.registry, cfg.quarantine)) and not Path(cfg.audit_dir).is_dir():
+        fail(f"nothing to migrate: no {_named('--ledger', ledger, cfg.ledger)}, {_named('--registry', registry, cfg.registry)}, "
+             f"quarantine={cfg.quarantine} or {_named('--audit-dir', out, cfg.audit_dir)}; give the feedback files' paths "
+             "(--config, or the key=value overrides the harvest takes)", 2)
     try:
         doc = migrate_private_chats(cfg, dry_run=dry_run)
     except ValueError as exc:

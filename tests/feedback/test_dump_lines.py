@@ -67,3 +67,20 @@ def test_a_dump_larger_than_the_limit_with_no_update_is_refused_before_any_harve
     with pytest.raises(ValueError, match=r"notes.jsonl: none of its 20 items is an update"):
         harvest_dumps(dataclasses.replace(cfg, max_line_bytes=LIMIT), [dump])
     assert not Path(cfg.harvest_log).exists() and not Path(cfg.quarantine).exists()
+
+
+@pytest.mark.parametrize("shape", ["response", "list"])
+def test_one_dump_document_over_the_limit_is_refused_naming_the_limit_it_needs(cfg, tmp_path, shape):
+    """A getUpdates response (or update list) over max_line_bytes was one quarantined item: its updates, all of
+    them, were not harvested, and the harvest exited 0 as 'read 1, quarantined 1'."""
+    updates = [reaction(i, 10, [], ["👍"], user=i) for i in range(1, 30)]
+    dump = tmp_path / "u.json"
+    dump.write_bytes(orjson.dumps({"ok": True, "result": updates} if shape == "response" else updates))
+    size = dump.stat().st_size
+    assert size > LIMIT
+    with pytest.raises(ValueError, match=f"one JSON document of {size} bytes, over max_line_bytes={LIMIT}.*"
+                                         f"give max_line_bytes={size} or more, or write it as JSONL"):
+        harvest_dumps(dataclasses.replace(cfg, max_line_bytes=LIMIT), [dump])
+    assert not Path(cfg.harvest_log).exists() and not Path(cfg.quarantine).exists()
+    rep = harvest_dumps(dataclasses.replace(cfg, max_line_bytes=max(size, LIMIT)), [dump])  # as the message says
+    assert (rep.read, rep.applied, rep.quarantined) == (29, 29, 0)

@@ -296,11 +296,18 @@ def dump_check(path: str | os.PathLike[str], max_line_bytes: int = MAX_LINE_BYTE
             return items, dump_problem(data, items)
     except OSError:
         return read_dump(path, max_line_bytes), None
-    n = 0
+    n, whole = 0, None
     for _, u in read_dump(path, max_line_bytes):
-        if _update_like(u):
+        if n == 0 and isinstance(u, ReadError) and u.startswith("line of "):  # the first line over the limit
+            whole = u
+        elif _update_like(u):
             return read_dump(path, max_line_bytes), None
         n += 1
+    if whole is not None and n == 1:  # its updates were one quarantined item, and the harvest exited 0
+        size = os.path.getsize(path)
+        return [], (f"one JSON document of {size} bytes, over max_line_bytes={max_line_bytes}, so none of its updates "
+                    f"can be read: give max_line_bytes={size} or more, or write it as JSONL, one update or getUpdates "
+                    "response a line (e.g. `jq -c '.result[]? // .[]'`)")
     return [], f"none of its {n} items is an update"
 
 

@@ -129,3 +129,27 @@ def test_migrate_of_paths_holding_no_feedback_file_writes_nothing(cfg, monkeypat
     code, out = feedback_cli(cfg, "migrate")
     assert code == 2 and "nothing to migrate" in out and f"ledger={cfg.ledger}" in out, out
     assert not Path(cfg.ledger).parent.exists()
+
+
+def test_a_file_that_cannot_be_replaced_stops_the_migration_and_a_second_run_finishes_it(cfg, monkeypatch):
+    """It exited 2 ("nothing was written") with the files before it already rewritten."""
+    monkeypatch.setenv(cfg.user_salt_env, SALT)
+    _old_files(cfg)
+    audit = Path(cfg.audit_dir) / "2026-02-25.json"
+    before = audit.read_bytes()
+    blocker = audit.with_name(f".{audit.name}.migrate.{os.getpid()}")  # where its temporary goes: a folder
+    blocker.mkdir()
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
+    files = [f"{k}={getattr(cfg, k)}" for k in ("ledger", "registry", "quarantine", "audit_dir")]
+    res = CliRunner().invoke(app, ["feedback", "migrate", *files])
+    assert res.exit_code == 1 and f"{blocker}" in res.output and "run migrate again" in res.output, res.output
+    assert str(ANN) not in Path(cfg.ledger).read_text() and audit.read_bytes() == before
+    assert not (Path(cfg.ledger).parent / "migrations.jsonl").exists()
+    blocker.rmdir()
+    code, doc = feedback_cli(cfg, "migrate")
+    assert code == 0 and {Path(f["path"]).name: f["changed"] for f in doc["files"] if f["changed"]} == {
+        "2026-02-25.json": 3, "2026-02-25.md": 1}
+    assert str(ANN) not in _everything(cfg)

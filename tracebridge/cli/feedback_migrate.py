@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from tracebridge.cli.app import fail, print_json
+from tracebridge.cli.app import EXIT_FAILED, fail, print_json
 from tracebridge.cli.feedback import (
     ConfigOpt,
     JsonOpt,
@@ -51,7 +51,9 @@ def migrate(
     except ValueError as exc:
         fail(str(exc), 2)
     except OSError as exc:  # a file that cannot be read or replaced (no permission, a full disk): it is as it was
-        fail(_write_error(str(exc.filename or cfg.ledger), str(exc.filename or cfg.ledger), exc), 2)
+        where = str(exc.filename or cfg.ledger)
+        fail(f"{_write_error(where, where, exc)}; the files before it were rewritten and stay so, this one and those "
+             "after it are as they were: fix it and run migrate again (it rewrites only what is left)", EXIT_FAILED)
     if json_out:
         print_json(doc)
         return

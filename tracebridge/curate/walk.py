@@ -103,9 +103,8 @@ def _held_hit(data: bytes) -> bool:
             return True
         i = data.find(b'":[', i + 3)
     i = data.find(b'":{"')
-    while i != -1:  # ``"api_keys":{"0":"…"}``: a list by index
-        j = data.find(b'"', i + 4)
-        if j != -1 and data[i + 4:j].isdigit() and _held_name(data[data.rfind(b'"', 0, i) + 1:i], True):
+    while i != -1:  # ``"api_keys":{"0":"…"}``: a list by index (a digit opens its first key)
+        if 48 <= data[i + 4] <= 57 and _held_name(data[data.rfind(b'"', 0, i) + 1:i], True):
             return True
         i = data.find(b'":{"', i + 4)
     i = data.find(b'["')

@@ -74,3 +74,23 @@ def test_lower_case_ibans_in_every_typed_shape_are_found(det: Detectors, text: s
         assert out["note"] == "<IBAN_1>" and "<IBAN_2>" not in out["output"]
     assert Scanner().scan(event)[("IBAN", "worker_tool_result.payload.output")] == 1 and not Scanner().scan(
         {**event, "payload": out})
+
+
+@pytest.mark.parametrize("text", [
+    "https://bank.example/pay?iban=de89370400440532013000&amount=10",
+    "IBAN: de89370400440532013000",
+    '{\\"payee_iban\\": \\"de89370400440532013000\\"}',
+])
+def test_one_lower_case_run_after_an_iban_label_is_found(det: Detectors, text: str) -> None:
+    # a run alone stays (ids and hashes hold that shape); after an ``iban`` label it is one
+    assert [(text[s.start:s.end], s.kind) for s in det.find(text)] == [("de89370400440532013000", "IBAN")]
+    assert det.triggered(orjson.dumps({"m": [text]}))
+    assert not det.find(text.replace("013000", "013001"))  # the check must hold
+
+
+def test_one_run_under_an_iban_key_is_found_in_a_record() -> None:
+    event = {"run_id": "r", "event_type": "worker_tool_call", "event_id": "e", "payload": {"args": {
+        "iban": "de89370400440532013000", "payee_iban": "DE89 3704 0044 0532 0130 00", "ref": "de89370400440532013000"}}}
+    out = Redactor(key=b"k" * 32).redact(event)["payload"]["args"]
+    assert out == {"iban": "<IBAN_1>", "payee_iban": "<IBAN_1>", "ref": "de89370400440532013000"}
+    assert Scanner().scan(event)[("IBAN", "worker_tool_call.payload.args.iban")] == 1

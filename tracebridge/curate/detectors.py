@@ -48,7 +48,7 @@ from tracebridge.curate.credential_shapes import (
     twilio_spans,
 )
 from tracebridge.curate.credentials import base64_texts, keyed_spans, keyword_spans, user_password
-from tracebridge.curate.iban import lower_spans
+from tracebridge.curate.iban import iban_keyed, lower_spans
 from tracebridge.curate.obfuscated_email import obfuscated_emails
 from tracebridge.curate.pairs import pair_spans
 from tracebridge.curate.phone_context import phone_context, phone_key
@@ -216,6 +216,8 @@ class Detectors(Triggers):
         key naming one, bare digit runs too (``phone_context.phone_key``)."""
         if not argv and "ssn" in self.on and (ssn := ssn_keyed(name, value)):
             return [Span(*ssn, "SSN")]
+        if not argv and "iban" in self.on and (iban := iban_keyed(name, value)):
+            return [Span(*iban, "IBAN")]  # ``{"iban": "de89370400440532013000"}``: one run, the key says what it is
         if not argv and "phone" in self.on and phone_key(name) and (  # ``{"phone": "4155552671"}``: the key is its context
                 phones := [p for p in self._numeric(value, ("digits",), bare=True) if p.kind == "PHONE"]):
             return phones

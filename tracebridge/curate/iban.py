@@ -12,7 +12,8 @@ them in text. Typed, the groups are apart by more than a blank (``SEP``): a tab,
 0044\n0532 0130 00``), a non-breaking space, a URL query's ``+`` or ``%20`` (``?iban=de89%203704%20…``), and
 in JSON inside a string an escaped tab or line end (``\\n``), after which one may start too; the country may
 be capitalised (``De89 …``, a sentence's start), and the groups run on where the country's length ends (``be68
-5390 0754 7034 then``). Pure; no I/O.
+5390 0754 7034 then``). One lower-case run is taken after an ``iban`` label or under an ``iban`` key
+(``?iban=de89370400440532013000``, ``{"iban": "de89…"}``: ``iban_keyed``), where the label says what it is. Pure; no I/O.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ _LOWER_TABLE = bytes(97 if 97 <= i <= 122 or 65 <= i <= 90 else 48 if 48 <= i <=
 _LOWER_HEAD = re.compile(rb"aa00 ").search  # on bytes through ``_LOWER_TABLE``
 # the prescan's pattern of ``_LOWER_B``: two groups after the country and check digits
 LOWER_PRESCAN = rb"[A-Za-z][a-z]\d\d" + _SEP_B + rb"[a-z0-9]{4}" + _SEP_B + rb"[a-z0-9]{4}"
+# One run in lower case after an ``iban`` label (``?iban=de89370400440532013000``, ``"iban": "de89…"``), or under
+# an ``iban`` key (``iban_keyed``): there the label says what the run is
+_LABELLED = re.compile(r"(?ai)(?<![a-z0-9])iban[\"'\\]*[ \t]*[:=][ \t]*[\"'\\]*([a-z]{2}\d{2}[a-z0-9]{11,30})(?![A-Za-z0-9_])")
+_LABELLED_B = re.compile(_LABELLED.pattern.encode())
+LABELLED_PRESCAN = rb"iban[\"'\\ \t:=]{1,16}[a-z][a-z]\d\d[a-z0-9]{11}"  # case-blind
+_KEY = re.compile(r"(?ai)(?:[a-z]+[_-])?iban")
+_KEYED = re.compile(r"[ \t]*([A-Za-z]{2}\d{2}[A-Za-z0-9]{11,30})[ \t]*")
 _ALNUM = re.compile(r"[A-Za-z0-9]")
 _PIECE = re.compile(rf"({SEP})|([A-Za-z0-9])")
 _WORD = re.compile(r"\w")
@@ -49,6 +57,9 @@ def iban_hit(data: bytes) -> bool:
     """Whether ``data`` may hold an IBAN ``Detectors`` finds, or an upper-case IBAN shape (a card inside
     one is none): a superset of both."""
     if _IBAN_SHAPE(data.translate(_IBAN_TABLE, b" -")) is not None:
+        return True
+    if (b"iban" in data or b"IBAN" in data or b"Iban" in data) and any(
+            iban_ok(m.group(1).decode("ascii").upper()) for m in _LABELLED_B.finditer(data)):
         return True
     if _LOWER_HEAD(data.translate(_LOWER_TABLE)) is None:
         return False  # no lower-case letters, digits and a blank in that order (one C pass; the regex only then)
@@ -67,9 +78,17 @@ def _country_length(run: str) -> int | None:
     return ends[n - 1] if iban_ok("".join(run[e - 1] for e in ends[:n]).upper()) else None
 
 
+def iban_keyed(name: str, value: str) -> tuple[int, int] | None:
+    """Where ``value``, a record's string under the dict key ``name`` (``iban``, ``payee_iban``), is an IBAN in one run
+    of any case (``{"iban": "de89370400440532013000"}``), else None."""
+    m = _KEYED.fullmatch(value) if _KEY.fullmatch(name) else None
+    return m.span(1) if m and iban_ok(m.group(1).upper()) else None
+
+
 def lower_spans(text: str) -> list[tuple[int, int]]:
-    """The lower-case IBANs of ``text`` (``LOWER``, checked) as ``(start, end)``: none with more of a word after it."""
-    out = []
+    """The lower-case IBANs of ``text`` (``LOWER``, checked) as ``(start, end)``: none with more of a word after it;
+    and one run after an ``iban`` label."""
+    out = [m.span(1) for m in _LABELLED.finditer(text) if iban_ok(m.group(1).upper())]
     for m in LOWER.finditer(text):
         end = _country_length(m.group())
         if end is not None and not _WORD.match(text, m.start() + end):

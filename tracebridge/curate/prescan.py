@@ -95,7 +95,7 @@ def check_patterns(words_b: Iterable[bytes] = (), other_digits: bool = False, wo
     scripts open groups, ``words_u`` when there are non-ASCII terms, ``folds`` when there are terms
     (an ASCII one may be written with a letter Unicode folds to ASCII)."""
     from tracebridge.curate import triggers as t
-    from tracebridge.curate.iban import LOWER_PRESCAN
+    from tracebridge.curate.iban import LABELLED_PRESCAN, LOWER_PRESCAN
     from tracebridge.curate.obfuscated_email import PRESCAN as OBFUSCATED_PRESCAN
     from tracebridge.curate.other_digits import other_digit_encodings
     from tracebridge.curate.pairs import PAIR_HEAD, PAIR_TAIL
@@ -115,7 +115,8 @@ def check_patterns(words_b: Iterable[bytes] = (), other_digits: bool = False, wo
         "email": [[(rb"@", False)], [(same(t._PCT40), False)], *([(p, True)] for p in OBFUSCATED_PRESCAN)],
         "ipv4": [[(same(t._IPV4_TAIL), False)]],
         # uppercase, digits; spaces and dashes deleted: two letters, two digits, eleven of either
-        "iban": [[(rb"[A-Z][ \-]*[A-Z][ \-]*\d[ \-]*\d(?:[ \-]*[A-Z0-9]){11}", False)], [(LOWER_PRESCAN, False)]],
+        "iban": [[(rb"[A-Z][ \-]*[A-Z][ \-]*\d[ \-]*\d(?:[ \-]*[A-Z0-9]){11}", False)], [(LOWER_PRESCAN, False)],
+                 [(LABELLED_PRESCAN, True)]],
         # seven digits with separators (and JSON's backslash and ``t``) deleted between them
         "digits": [[(rb"\d(?:[ \t().\-/\\t]*\d){6}", False)]],
         "ipv6": [[(same(t._IPV6_GAP), False)], [(same(t._IPV6_EIGHT), False)]],  # "::" or eight groups

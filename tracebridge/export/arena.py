@@ -36,12 +36,16 @@ class RowArena:
         self.size = SLOT_BYTES if size is None else size
         self.mem = mmap.mmap(-1, slots * self.size)  # MAP_SHARED | MAP_ANONYMOUS: a forked child writes the same pages
 
-    def put(self, slot: int, data: bytes) -> bool:
-        """Copy ``data`` into ``slot``; False (nothing copied) when it does not fit."""
-        if len(data) > self.size:
+    def put(self, slot: int, data: bytes | list[bytes]) -> bool:
+        """Copy ``data`` (a buffer, or lines one after the other) into ``slot``; False (nothing copied)
+        when it does not fit."""
+        parts = data if isinstance(data, list) else (data,)
+        if sum(map(len, parts)) > self.size:
             return False
         at = slot * self.size
-        self.mem[at:at + len(data)] = data
+        for part in parts:
+            self.mem[at:at + len(part)] = part
+            at += len(part)
         return True
 
     def get(self, slot: int, n: int) -> memoryview:

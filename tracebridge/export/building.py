@@ -16,7 +16,7 @@ from pathlib import Path
 from tracebridge.capture.reader import RunDir, iter_runs
 from tracebridge.export.arena import RowArena
 from tracebridge.export.runcache import RunCache
-from tracebridge.export.runwork import Built, RunWork
+from tracebridge.export.runwork import Built, RunWork, joined
 from tracebridge.pool_workers import end_with_parent
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,8 @@ def _build_in_worker(run: RunDir, slot: int) -> Built:
     b = _WORKER.build(run)
     if b.rows and _ARENA is not None and _ARENA.put(slot, b.rows):
         b.rows, b.slot = b"", slot
+    elif isinstance(b.rows, list):  # through the pipe as one buffer: a pickled list of lines costs more
+        b.rows = joined(b.rows)
     return b
 
 
@@ -62,7 +64,7 @@ def built_runs(root: Path, work: RunWork, workers: int, cache: RunCache | None) 
 
     def stored(key: str | None, b: Built) -> Built:
         if cache is not None and key is not None:
-            cache.put(key, dataclasses.replace(b, rows=bytes(b.rows)))  # a copy of rows still in the arena
+            cache.put(key, dataclasses.replace(b, rows=joined(b.rows)))  # a copy of rows still in the arena
         return b
 
     if workers <= 1:

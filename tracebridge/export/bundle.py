@@ -143,11 +143,34 @@ class _HashingFile:
         self.bytes += len(data)
         self.rows += rows
 
+    def write_lines(self, lines: list[bytes], size: int) -> None:
+        """Append serialised rows, one line each (``size`` bytes in all), as ``write`` appends them joined:
+        hashed one by one, written ``IOV_MAX`` at a time (``os.writev``), with no copy of them first."""
+        if _IOV_MAX <= 1:  # no writev (Windows): joined, as before
+            self.write(b"".join(lines), len(lines))
+            return
+        update, fd = self.sha.update, self.fh.fileno()
+        for line in lines:
+            update(line)
+        try:
+            for i in range(0, len(lines), _IOV_MAX):
+                batch = lines[i:i + _IOV_MAX]
+                done = os.writev(fd, batch)
+                if done < sum(map(len, batch)):  # a short write (a disk filling up): the rest as ``write`` does
+                    rest = memoryview(b"".join(batch))[done:]
+                    while rest:
+                        rest = rest[os.write(fd, rest):]
+        except OSError as exc:  # a full disk: the error names the file (os.write's does not)
+            raise named(exc, self.path) from exc
+        self.bytes += size
+        self.rows += len(lines)
+
     def close(self) -> None:
         # no fsync: a bundle torn by a crash fails verify_bundle (hashes) and is never trusted
         self.fh.close()
 
 
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "writev") and hasattr(os, "sysconf") else 0
 _TEMP = re.compile(r"^\.bundle-(\d+)@(.*)-[^-]+$")  # BundleWriter's temporary folder: .bundle-<pid>@<host>-<random>
 
 
@@ -203,6 +226,13 @@ class BundleWriter:
         if f is None:
             f = self._jsonl[rel] = _HashingFile(self.tmp / safe_relpath(rel))
         f.write(data, rows)
+
+    def write_lines(self, rel: str, lines: list[bytes], size: int) -> None:
+        """Append serialised rows to ``rel``, one line each (``size`` bytes in all), not joined first."""
+        f = self._jsonl.get(rel)
+        if f is None:
+            f = self._jsonl[rel] = _HashingFile(self.tmp / safe_relpath(rel))
+        f.write_lines(lines, size)
 
     def write_file(self, rel: str, data: bytes, rows: int | None = None) -> None:
         """Write a whole file at once."""

@@ -185,10 +185,16 @@ class _Exporter:
             return
         self.corrected(run, b, "exported")
         t.exported += 1
-        rows, at = memoryview(b.rows), 0
-        for rel, size, n in b.files:
-            self.w.write_rows(rel, rows[at:at + size], n)
-            at += size
+        if isinstance(b.rows, list):  # built in this process: one line a row, not joined
+            at = 0
+            for rel, size, n in b.files:
+                self.w.write_lines(rel, b.rows[at:at + n], size)
+                at += n
+        else:
+            rows, at = memoryview(b.rows), 0
+            for rel, size, n in b.files:
+                self.w.write_rows(rel, rows[at:at + size], n)
+                at += size
         for key, typ in b.types.items():
             self.types[key] = merge(self.types.get(key), typ)
         t.merge(b.exported)

@@ -3,8 +3,8 @@
 ``RunWork.build`` checks a run (quality), redacts it (pass 1 and pass 2), builds its views and
 serialises their rows, and takes its dedup fingerprint. It runs in this process or in a worker
 (``export_traces(workers=N)``); the main process then only accounts for each ``Built`` in run
-order (quarantine, dedup verdict, leakage, counts) and appends its rows, serialised here into one
-buffer (``Built.rows``), to the bundle, so the bundle is the same for any number of workers.
+order (quarantine, dedup verdict, leakage, counts) and appends its rows, serialised here (``Built.rows``),
+to the bundle, so the bundle is the same for any number of workers.
 
 Human corrections (``tracebridge.corrections``) join a run here, in memory: matched to its events
 before the quality verdict is acted on (so every line is accounted for), merged into copies of
@@ -91,11 +91,12 @@ def build_error(run_id: str, lines: list[tuple[int, dict[str, Any]]], exc: Excep
 
 
 def _serialised(views: dict[str, list[dict[str, Any]]], split: str, typer: RowTyper
-                ) -> tuple[list[tuple[str, int, int]], bytes, dict[str, Any]]:
-    """The run's rows as JSONL in one buffer, the bundle file, byte count and row count of each
-    view's share of it, and the type of each view's rows (``tracebridge.export.features``). One buffer,
-    not a list of lines: a worker copies it to the main process in one call
-    (``tracebridge.export.arena``), which hashes and writes each file's share in one call."""
+                ) -> tuple[list[tuple[str, int, int]], list[bytes], dict[str, Any]]:
+    """The run's rows as JSONL lines, the bundle file, byte count and row count of each view's share
+    of them, and the type of each view's rows (``tracebridge.export.features``). Not joined into one
+    buffer: a worker copies the lines into its arena slot (``tracebridge.export.arena``) and this
+    process hashes and writes them (``BundleWriter.write_lines``) as they are; the join copied every
+    byte of the bundle once more (~3% of an export's CPU)."""
     files: list[tuple[str, int, int]] = []
     lines: list[bytes] = []
     types: dict[str, Any] = {}
@@ -107,7 +108,12 @@ def _serialised(views: dict[str, list[dict[str, Any]]], split: str, typer: RowTy
             rel = f"{key}/{split}.jsonl" if key.startswith(AL_PREFIX) else f"views/{key}/{split}.jsonl"
             files.append((rel, sum(map(len, lines[start:])), len(rows)))
             types[key] = typer.rows_type(rows, memo)
-    return files, b"".join(lines), types
+    return files, lines, types
+
+
+def joined(rows: bytes | memoryview | list[bytes]) -> bytes:
+    """``Built.rows`` as one buffer, a copy (what the run cache keeps and the pipe carries)."""
+    return b"".join(rows) if isinstance(rows, list) else bytes(rows)
 
 
 @dataclass
@@ -125,7 +131,9 @@ class Built:
     goal_hash: str = ""
     goal_text: str = ""  # the redacted goal, for the near-duplicate leakage check
     corrections: RunOutcome | None = None  # what became of the run's human corrections (None: it has none)
-    rows: bytes | memoryview = b""  # the JSONL lines of every file in ``files``, in that order, as one buffer
+    # the JSONL lines of every file in ``files``, in that order: a list of them as built (one line a row), or one
+    # buffer (a worker's arena slot, the pipe, the run cache)
+    rows: bytes | memoryview | list[bytes] = b""
     slot: int = -1  # >= 0: a worker put ``rows`` in this slot of the export's RowArena (``rows`` then empty)
     types: dict[str, Any] = field(default_factory=dict)  # view file key -> type of the run's rows in it
 

@@ -128,6 +128,28 @@ def test_submit_reads_a_report_changing_on_every_read_as_try_again_later(s3, rep
     assert "storage_unreachable" not in res
 
 
+def _push_cut_at_results(s3, report: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """``put_dir(report, URI)`` through a proxy that drops each connection sending ``results.json``: a push cut
+    short (a job killed or cut off mid-push) after ``PUSHING`` and ``report.html``."""
+    import re
+
+    from tests.jobs.test_report_push import CutReportsProxy
+    from tracebridge.config import load_config
+    from tracebridge.export.config import StorageConfig
+    from tracebridge.export.storage import StorageError
+
+    url = s3.meta.endpoint_url
+    proxy = CutReportsProxy(int(url.rsplit(":", 1)[1]), re.compile(rb"PUT /[^ ]*/results\.json"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.port}")
+    try:
+        with pytest.raises(StorageError, match="results.json"):
+            put_dir(report, URI, load_config(StorageConfig, None, ["retry.attempts=1", "request_timeout_s=5"]))
+    finally:
+        proxy.close()
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    assert proxy.cut
+
+
 def test_a_report_push_cut_short_is_incomplete_naming_what_is_missing_and_a_rerun_completes_it(
         s3, reports, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A job killed (or cut off) while it pushed its report over an earlier one left the new files beside the old
@@ -135,25 +157,11 @@ def test_a_report_push_cut_short_is_incomplete_naming_what_is_missing_and_a_reru
     ``PUSHING`` and removes it last: ``pull`` says the report is incomplete and names the files not there yet
     (exit 1, ``incomplete``), and running the push again completes it. The push is cut by a proxy that drops each
     connection sending ``results.json``."""
-    import re
-
-    from tests.jobs.test_report_push import CutReportsProxy
-    from tracebridge.config import load_config
-    from tracebridge.export.config import StorageConfig
-    from tracebridge.export.storage import StorageError
     from tracebridge.sweep.storage import PUSHING
 
     _, b = reports
-    url = s3.meta.endpoint_url
-    proxy = CutReportsProxy(int(url.rsplit(":", 1)[1]), re.compile(rb"PUT /[^ ]*/results\.json"))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.port}")
-    try:
-        with pytest.raises(StorageError, match="results.json"):
-            put_dir(b, URI, load_config(StorageConfig, None, ["retry.attempts=1", "request_timeout_s=5"]))
-    finally:
-        proxy.close()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-    assert proxy.cut and s3.get_object(Bucket=BUCKET, Key=f"{KEY}/{PUSHING}")["Body"].read() == \
+    _push_cut_at_results(s3, b, monkeypatch)
+    assert s3.get_object(Bucket=BUCKET, Key=f"{KEY}/{PUSHING}")["Body"].read() == \
         (b / "manifest.json").read_bytes()
     report_id = json.loads((b / "manifest.json").read_text())["report_id"]
     code, res = _pull(tmp_path, [])
@@ -180,3 +188,33 @@ def test_a_first_report_push_cut_before_its_manifest_is_incomplete(s3, tmp_path:
     assert res["problems"] == [(f"{URI}: incomplete report: no manifest.json (a push cut short or still running: its "
                                 "manifest goes last), only results.json; run that push again to complete it (or pull "
                                 "once it has ended)")], res
+
+
+def _keys(s3, prefix: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
+
+
+def test_a_report_pushed_again_leaves_no_file_of_the_earlier_push(s3, reports, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report pushed over one with more files (another version's, an earlier attempt's) left those files there:
+    ``pull`` refused the new report for files its manifest does not list. The push now removes them once its files
+    and manifest are there, never before (a push cut short leaves them, named as not removed yet), and only under
+    its own folder (``reports/sw-10`` beside ``reports/sw-1`` is kept)."""
+    _, b = reports
+    s3.put_object(Bucket=BUCKET, Key=f"{KEY}/plots/old.svg", Body=b"<svg/>")  # the earlier push's
+    s3.put_object(Bucket=BUCKET, Key=f"{KEY}0/results.json", Body=b"{}")  # another report's folder
+    code, res = _pull(tmp_path, [])
+    left = f"{URI}/plots/old.svg: not listed in the manifest (left by an earlier push: pushing the report again removes it)"
+    assert code == 1 and res["problems"] == [left], res
+    _push_cut_at_results(s3, b, monkeypatch)
+    assert f"{KEY}/plots/old.svg" in _keys(s3, KEY)
+    code, res = _pull(tmp_path, [])
+    assert code == 1 and res["incomplete"] is True, res
+    assert "not there yet: results.json, manifest.json" in res["problems"][0], res
+    assert "plots/old.svg" in res["problems"][0], res
+
+    put_dir(b, URI)
+    assert _keys(s3, KEY) == [f"{KEY}/manifest.json", f"{KEY}/report.html", f"{KEY}/results.json",
+                              f"{KEY}0/results.json"]
+    code, res = _pull(tmp_path, [])
+    assert code == 0, res

@@ -57,9 +57,16 @@ def test_gcs_bundle_push_fetch_and_repair(gcs_env: str, mixed_traces: Path, tmp_
 
 
 def test_gcs_report_put_then_pull_verified(gcs_env: str, tmp_path: Path) -> None:
+    from gcsfs.core import GCSFileSystem
+
     report = small_report(tmp_path, tmp_path / "local" / "sw-1")
     uri = f"{gcs_env}/reports/sw-1"
     put_dir(report, uri)  # what jobs/sweep.py's report push does
+    fs = GCSFileSystem(token="anon", skip_instance_cache=True)
+    fs.pipe_file(f"{uri.removeprefix('gs://')}/old/plot.svg", b"<svg/>")  # a file of an earlier push there
+    put_dir(report, uri)  # removes it once the report is there
+    assert sorted(k.rsplit("/", 1)[1] for k in fs.find(uri.removeprefix("gs://"))) == \
+        ["manifest.json", "report.html", "results.json"]
     res = _run("pull", uri, "--out", str(tmp_path / "pulled"))
     assert res["ok"] and res["problems"] == [], res
     for name in ("manifest.json", "results.json", "report.html"):

@@ -86,6 +86,8 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
             problems = [p.replace(str(tmp), uri.rstrip("/")) for p in verify_report(tmp)]
             if problems and (pushing is not None or not (tmp / "manifest.json").exists()):
                 problems = unfinished_push(tmp, pushing, uri)
+            elif problems and not is_local(uri) and all(p.endswith(": not listed in the manifest") for p in problems):
+                problems = [f"{p} (left by an earlier push: pushing the report again removes it)" for p in problems]
             if not problems or is_local(uri) or retry.attempts < 2:
                 break
             # files of two reports (a push overwriting this one: its files go first, its manifest last) or a damaged
@@ -160,9 +162,11 @@ def unfinished_push(report: Path, pushing: bytes | None, uri: str) -> list[str]:
     if not (report / "manifest.json").is_file() or (report / "manifest.json").read_bytes() != pushing:
         todo.append("manifest.json")
     stale = [p for p in rels if p not in files and p != "manifest.json"]
-    return [f"{where}: incomplete report: a push of report {json.loads(pushing or b'').get('report_id')} there was cut "
-            f"short or is still running; not there yet: {', '.join(todo) or 'none'}"
-            + (f"; not in its manifest: {', '.join(stale)}" if stale else "") + f"; {fix}"]
+    what = ([f"not there yet: {', '.join(todo)}"] if todo else []) + (
+        [f"not yet removed (files its manifest does not list): {', '.join(stale)}"] if stale else [])
+    rid = json.loads(pushing or b"").get("report_id")
+    return [f"{where}: incomplete report: a push of report {rid} there was cut short or is still running; "
+            + "; ".join([*what, fix])]
 
 
 def _digest(folder: Path) -> str:

@@ -163,7 +163,9 @@ def put_dir(local: Path, uri: str, cfg: StorageConfig | None = None, what: str =
     fails keeps the folder there as it was (it was deleted first, and a failed copy left half a folder).
     An object store has no such swap: there the new manifest goes first under the name ``PUSHING`` and is
     removed last, so a reader can tell a push cut short (or running) over the folder, and name the files it has
-    not sent yet (``tracebridge.cluster.report_pull``); running the copy again completes it.
+    not sent yet (``tracebridge.cluster.report_pull``); running the copy again completes it. The files under
+    ``uri`` that the local folder does not hold (an earlier push's) are removed once every file and the manifest
+    are there, never before: a report pushed again with fewer files was refused by ``pull`` for those left there.
 
     Args:
         what: the operation, for log lines and the error (default ``copy to <uri>``).
@@ -203,6 +205,14 @@ def put_dir(local: Path, uri: str, cfg: StorageConfig | None = None, what: str =
         put(last, PUSHING)
     for f in files:
         put(f, f.relative_to(local).as_posix())
+    keep = {f"{path}/{f.relative_to(local).as_posix()}" for f in files} | {f"{path}/{PUSHING}"}
+    for key in retry_io(lambda: fs.find(path), what or f"copy to {uri}", _retry(cfg), uri, fs):
+        if key not in keep and not key.endswith("/"):  # an earlier push's file ('x/': a folder marker, no file)
+            try:
+                retry_io(partial(fs.rm_file, key), what or f"copy to {uri}", _retry(cfg), uri, fs)
+            except FileNotFoundError:  # removed meanwhile
+                pass
+            log.info("%s: removed %s, which the folder pushed there does not hold", uri, key[len(path) + 1:])
     if last.is_file():
         retry_io(partial(fs.rm_file, f"{path}/{PUSHING}"), what or f"copy to {uri}", _retry(cfg), uri, fs)
 

@@ -28,10 +28,10 @@ REPORT_REQUEST = re.compile(rb"(GET|PUT|HEAD|POST|DELETE) /[^ ]*/reports/")
 
 class CutReportsProxy:
     """127.0.0.1 TCP proxy to ``target`` that drops any connection sending a report request (one ``pattern``
-    matches)."""
+    matches); with ``deliver``, once it has passed the request on (the store does it, its answer is lost)."""
 
-    def __init__(self, target: int, pattern: re.Pattern[bytes] = REPORT_REQUEST) -> None:
-        self.target, self.cut, self.pattern = target, 0, pattern
+    def __init__(self, target: int, pattern: re.Pattern[bytes] = REPORT_REQUEST, deliver: bool = False) -> None:
+        self.target, self.cut, self.pattern, self.deliver = target, 0, pattern, deliver
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.server = asyncio.run_coroutine_threadsafe(
@@ -45,11 +45,17 @@ class CutReportsProxy:
             cw.close()
             return
 
+        answered = asyncio.Event()  # set: the request to cut was passed on, so its answer is dropped
+
         async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter, inspect: bool) -> None:
             try:
                 while data := await r.read(65536):
                     if inspect and self.pattern.search(data):
                         self.cut += 1
+                        if not self.deliver:
+                            break
+                        answered.set()
+                    elif not inspect and answered.is_set():
                         break
                     w.write(data)
                     await w.drain()

@@ -37,23 +37,46 @@ def storage_problem(cfg: SweepConfig) -> tuple[str, int] | None:
     when it could not be reached after the tries, else 2); None when a probe file was written and removed
     there. The jobs check it before Ray starts: otherwise an unwritable storage shows only at the
     first checkpoint or at the report push, after the GPUs were spent. Each request is bounded by
-    ``cfg.storage_io.request_timeout_s``; transient failures are retried like the push (``cfg.push``)."""
+    ``cfg.storage_io.request_timeout_s``; transient failures are retried like the push (``cfg.push``).
+    A write that failed is followed by one try to remove what it may have written (its answer lost after the
+    store took it: each try left a probe there), and a storage that takes the write but refuses the removal (a
+    policy without delete: the sweep removes files there too, a report's earlier files, checkpoints Tune no
+    longer keeps) is a problem naming the probe left there (it was "cannot write there", the probe unnamed)."""
     from tracebridge.sweep.storage import _fs, is_local, local_path
 
     probe = join(cfg.storage, f".write-probe-{uuid.uuid4().hex[:12]}")
+    what = f"write probe {probe}"
 
-    def write_and_remove() -> None:
+    def write() -> None:
         if is_local(cfg.storage):  # object stores have no folders; a local one is made as Tune would
             local_path(cfg.storage).mkdir(parents=True, exist_ok=True)
         fs, path = _fs(probe, cfg.storage_io)
         fs.pipe_file(path, b"")
-        fs.rm_file(path)
+
+    def remove() -> None:
+        fs, path = _fs(probe, cfg.storage_io)
+        try:
+            fs.rm_file(path)
+        except FileNotFoundError:  # never written, or removed by an earlier try whose answer was lost
+            pass
 
     try:  # given the URI, a 403 names the operation, the URI and the credentials used
-        retry_io(write_and_remove, f"write probe {probe}", cfg.push, probe)
+        retry_io(write, what, cfg.push, probe)
     except (StorageError, OSError) as exc:
+        if not isinstance(exc, PermissionError) and not isinstance(exc.__cause__, PermissionError):  # 403: none written
+            try:  # the store may have taken the write whose answer was lost: one try, bounded as each request
+                retry_io(remove, f"removal of the {what}", replace(cfg.push, attempts=1), probe)
+            except (StorageError, OSError) as gone:
+                log.warning("%s: not removed after the write failed: %s", probe, gone)
         return (f"storage={cfg.storage}: cannot write there ({type(exc).__name__}: {exc})",
                 STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2)
+    try:
+        retry_io(remove, f"removal of the {what}", cfg.push, probe)
+    except (StorageError, OSError) as exc:
+        why = (f"storage={cfg.storage}: wrote there but cannot remove what it wrote ({type(exc).__name__}: {exc}); "
+               f"the sweep removes files there too (a report's earlier files, checkpoints it no longer keeps); "
+               f"{probe} is left there: remove it once these credentials may")
+        return why, STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
     return None
 
 

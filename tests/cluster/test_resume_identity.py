@@ -37,9 +37,11 @@ def plan(tmp: Path, *extra: str):
     return plan_sweep(Path("configs/sweep/smoke.yaml"), args(tmp, *extra), ClusterConfig(), ROOT)
 
 
-def store_as_older_version(tmp: Path, *extra: str, drop=("train.max_grad_norm", "dpo.max_grad_norm")) -> str:
+def store_as_older_version(tmp: Path, *extra: str,
+                           drop=("train.max_grad_norm", "dpo.max_grad_norm", "dpo.label_smoothing")) -> str:
     """What a version before train/dpo.max_grad_norm left on storage for an interrupted sweep: its Tune
-    run folder and a report whose manifest holds the resolved config without those keys. The id is
+    run folder and a report whose manifest holds the resolved config without those keys (nor the ones added
+    after them). The id is
     computed as that version did: sha256 over the identity fields and the recipes it resolved."""
     cfg = load_sweep_config("configs/sweep/smoke.yaml", args(tmp, *extra))
     recipes = copy.deepcopy(grid.resolve_recipes(cfg))

@@ -29,6 +29,7 @@ ADDED_KEYS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("a1eeadb", {"data.fit_context": False}),
     ("a8cbf51", {"data.max_rows_dropped": 1.0}),
     ("a0c03e8", {"train.max_grad_norm": 1.0, "dpo.max_grad_norm": 1.0}),
+    ("dpo.label_smoothing", {"dpo.label_smoothing": 0.0}),  # TRL's default, which every sweep before it trained with
 )
 LEGACY: dict[str, Any] = {k: v for _, keys in ADDED_KEYS for k, v in keys.items()}
 _MISSING = object()

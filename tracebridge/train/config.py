@@ -14,11 +14,11 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracebridge.train.lora_config import DEFAULT_LORA_TARGETS, LoraConfig  # noqa: F401 - re-exported (they lived here)
 from tracebridge.train.model_config import ModelConfig
 
 ROLES = ("planner", "worker", "verifier")
 MIN_LENGTH = 32  # tokens a row needs to keep any of its answer after the chat markup
-DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # the tuned architectures; any causal LM builds (models.arch_problems)
 # transformers' SchedulerType and the loss types TRL's DPOTrainer computes, listed here so a typo is refused on the
 # driver (importing them costs seconds): transformers refused a bad scheduler only on the worker, and TRL an unknown
 # loss type at the first DPO step, after the SFT phase, then again on every retry (tests/train/test_config.py)
@@ -26,6 +26,7 @@ SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constan
               "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay", "greedy")
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
                   "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
+LABEL_SMOOTHING_LOSSES = ("exo_pair", "robust", "aot", "aot_unpaired")  # the DPO losses TRL smooths labels in
 
 
 class Variant(enum.StrEnum):
@@ -43,30 +44,6 @@ class Variant(enum.StrEnum):
     def runs_dpo(self) -> bool:
         """SFT is followed by DPO on the role's preference view (when the role has one)."""
         return self is Variant.OPTIMIZED
-
-
-@dataclass
-class LoraConfig:
-    """LoRA through peft; off = full fine-tuning."""
-
-    enabled: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of all weights."})
-    r: int = field(default=8, metadata={"help": "Adapter rank."})
-    alpha: int = field(default=16, metadata={"help": "Scaling numerator (scale = alpha / r)."})
-    dropout: float = field(default=0.0, metadata={"help": "Dropout on the adapter input."})
-    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS), metadata={
-        "help": "Linear layers that get adapters (default: the attention projections; on a model without "
-                "them, every linear layer)."})
-
-    def problems(self, prefix: str) -> list[str]:
-        """Every problem of enabled adapters, as ``<prefix>.key=value: what; fix``."""
-        p = [f"{prefix}.{k}={getattr(self, k)}: must be > 0 (typical r=8, alpha=16)"
-             for k in ("r", "alpha") if getattr(self, k) <= 0]
-        if not 0 <= self.dropout < 1:
-            p.append(f"{prefix}.dropout={self.dropout}: must be in [0, 1) (0 = none; typical 0.05)")
-        if not self.target_modules:
-            p.append(f"{prefix}.target_modules=[]: no layer would get an adapter; name some "
-                     f"(e.g. {prefix}.target_modules=[{','.join(DEFAULT_LORA_TARGETS)}])")
-        return p
 
 
 @dataclass
@@ -143,6 +120,9 @@ class DPORecipeConfig(RecipeConfig):
     max_steps: int = field(default=30, metadata={"help": "Optimizer steps; -1 = run num_epochs."})
     beta: float = field(default=0.1, metadata={"help": "KL strength of DPO; 0.1 is the paper value."})
     loss_type: str = field(default="sigmoid", metadata={"help": "TRL loss_type: sigmoid | ipo | hinge | ..."})
+    label_smoothing: float = field(default=0.0, metadata={
+        "help": "TRL label_smoothing in [0, 0.5), read by the exo_pair, robust, aot and aot_unpaired losses only: robust "
+                "DPO's chance a label is flipped (typical 0.1), EXO's epsilon (> 0 required; typical 1e-3). 0 = none."})
     ref: str = field(default="model", metadata={
         "help": "model = a frozen copy of the SFT model | adapter = LoRA with the adapter-disabled base as "
                 "reference (needs lora.enabled)."})
@@ -343,11 +323,26 @@ class TrainConfig:
             p.append(f"dpo.beta={self.dpo.beta}: must be > 0; the paper uses 0.1")
         if self.dpo.loss_type not in DPO_LOSS_TYPES:
             p.append(f"dpo.loss_type={self.dpo.loss_type}: not a TRL DPO loss; use one of {', '.join(DPO_LOSS_TYPES)}")
+        p += _smoothing_problems(self.dpo.loss_type, self.dpo.label_smoothing)
         from tracebridge.train.throughput import throughput_problems
 
         p += throughput_problems("sft", self.train.throughput, "train.throughput")
         p += throughput_problems("dpo", self.dpo.throughput, "dpo.throughput")
         return p
+
+
+def _smoothing_problems(loss: str, ls: float) -> list[str]:
+    """``dpo.label_smoothing`` against ``dpo.loss_type`` (``LABEL_SMOOTHING_LOSSES``): TRL refuses exo_pair without it
+    at the first DPO step, after SFT; robust without it is the sigmoid loss, and the other losses ignore it."""
+    if not 0 <= ls < 0.5:
+        return [f"dpo.label_smoothing={ls}: must be in [0, 0.5) (robust DPO: typical 0.1; exo_pair: 1e-3)"]
+    if loss in ("exo_pair", "robust") and ls == 0:
+        return [f"dpo.loss_type={loss}: needs dpo.label_smoothing > 0 (" + ("EXO's epsilon, typical 1e-3)" if loss ==
+                "exo_pair" else "the chance a label is flipped, typical 0.1; at 0 robust is the sigmoid loss)")]
+    if ls and loss not in LABEL_SMOOTHING_LOSSES:
+        return [(f"dpo.label_smoothing={ls}: not read by dpo.loss_type={loss} (only by "
+                 f"{', '.join(LABEL_SMOOTHING_LOSSES)}); set it to 0 or use one of those losses")]
+    return []
 
 
 def _dotted(prefix: str, value: Any) -> list[str]:

@@ -61,7 +61,8 @@ def run_dpo(model: Any, tokenizer: Any, records: list[dict[str, Any]], rc: DPORe
     out_dir = Path(out_dir)
     ref_model = copy.deepcopy(unpatch_forward(model)).eval().requires_grad_(False) if rc.ref == "model" else None
     kwargs = base_args(rc, out_dir, seed) | {
-        "beta": rc.beta, "loss_type": [rc.loss_type], "precompute_ref_log_probs": False}
+        "beta": rc.beta, "loss_type": [rc.loss_type], "label_smoothing": rc.label_smoothing,
+        "precompute_ref_log_probs": False}
     kwargs, model = apply_throughput("dpo", kwargs, model, rc.throughput)
     if fit_context:  # at the max_length TRL truncates at, after the throughput levers
         records, fit = fit_pref_records(records, tokenizer, kwargs["max_length"])

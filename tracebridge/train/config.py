@@ -16,17 +16,16 @@ from typing import Any
 
 from tracebridge.train.lora_config import DEFAULT_LORA_TARGETS, LoraConfig  # noqa: F401 - re-exported (they lived here)
 from tracebridge.train.model_config import ModelConfig
+from tracebridge.train.trl_choices import (  # noqa: F401 - SCHEDULERS, DPO_LOSS_TYPES re-exported (they lived here)
+    DPO_LOSS_TYPES,
+    LABEL_SMOOTHING_LOSSES,
+    SCHEDULERS,
+    scheduler_problems,
+    smoothing_problems,
+)
 
 ROLES = ("planner", "worker", "verifier")
 MIN_LENGTH = 32  # tokens a row needs to keep any of its answer after the chat markup
-# transformers' SchedulerType and the loss types TRL's DPOTrainer computes, listed here so a typo is refused on the
-# driver (importing them costs seconds): transformers refused a bad scheduler only on the worker, and TRL an unknown
-# loss type at the first DPO step, after the SFT phase, then again on every retry (tests/train/test_config.py)
-SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt",
-              "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay", "greedy")
-DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
-                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
-LABEL_SMOOTHING_LOSSES = ("exo_pair", "robust", "aot", "aot_unpaired")  # the DPO losses TRL smooths labels in
 
 
 class Variant(enum.StrEnum):
@@ -98,8 +97,7 @@ class RecipeConfig:
             p.append(f"{prefix}.weight_decay={self.weight_decay}: must be >= 0 (0 = none; typical 0.0..0.1)")
         if self.max_grad_norm < 0:
             p.append(f"{prefix}.max_grad_norm={self.max_grad_norm}: must be >= 0 (0 = no clipping; typical 1.0)")
-        if self.scheduler not in SCHEDULERS:
-            p.append(f"{prefix}.scheduler={self.scheduler}: not a transformers scheduler; use one of {', '.join(SCHEDULERS)}")
+        p += scheduler_problems(prefix, self.scheduler)
         return p + (self.lora.problems(f"{prefix}.lora") if self.lora.enabled else [])
 
 
@@ -323,26 +321,12 @@ class TrainConfig:
             p.append(f"dpo.beta={self.dpo.beta}: must be > 0; the paper uses 0.1")
         if self.dpo.loss_type not in DPO_LOSS_TYPES:
             p.append(f"dpo.loss_type={self.dpo.loss_type}: not a TRL DPO loss; use one of {', '.join(DPO_LOSS_TYPES)}")
-        p += _smoothing_problems(self.dpo.loss_type, self.dpo.label_smoothing)
+        p += smoothing_problems(self.dpo.loss_type, self.dpo.label_smoothing)
         from tracebridge.train.throughput import throughput_problems
 
         p += throughput_problems("sft", self.train.throughput, "train.throughput")
         p += throughput_problems("dpo", self.dpo.throughput, "dpo.throughput")
         return p
-
-
-def _smoothing_problems(loss: str, ls: float) -> list[str]:
-    """``dpo.label_smoothing`` against ``dpo.loss_type`` (``LABEL_SMOOTHING_LOSSES``): TRL refuses exo_pair without it
-    at the first DPO step, after SFT; robust without it is the sigmoid loss, and the other losses ignore it."""
-    if not 0 <= ls < 0.5:
-        return [f"dpo.label_smoothing={ls}: must be in [0, 0.5) (robust DPO: typical 0.1; exo_pair: 1e-3)"]
-    if loss in ("exo_pair", "robust") and ls == 0:
-        return [f"dpo.loss_type={loss}: needs dpo.label_smoothing > 0 (" + ("EXO's epsilon, typical 1e-3)" if loss ==
-                "exo_pair" else "the chance a label is flipped, typical 0.1; at 0 robust is the sigmoid loss)")]
-    if ls and loss not in LABEL_SMOOTHING_LOSSES:
-        return [(f"dpo.label_smoothing={ls}: not read by dpo.loss_type={loss} (only by "
-                 f"{', '.join(LABEL_SMOOTHING_LOSSES)}); set it to 0 or use one of those losses")]
-    return []
 
 
 def _dotted(prefix: str, value: Any) -> list[str]:

@@ -88,3 +88,24 @@ def test_the_cli_says_it_skipped_and_exits_0(tmp_path):
     doc = json.loads(r.stdout)
     assert r.exit_code == 0 and doc["status"] == "skipped" and doc["manifest"] is None
     assert len(log.read_text().splitlines()) == 3
+
+
+def test_a_week_run_with_the_clock_far_ahead_does_not_hide_the_one_that_just_ran(tmp_path):
+    # the newest end is a week run with the clock 30 days ahead; the run that ended 30 min ago is this window's
+    root, cfg, bin_, log = _setup(tmp_path, days=60)
+    assert run_weekly(cfg, tmp_path / "artifacts", bin_, now=WEEK1 + dt.timedelta(days=30))["status"] == "ok"
+    _session(root / record_sample_run(root, goal="after the clock was fixed"), "2026-02-28T10:00:00.000Z")
+    assert run_weekly(cfg, tmp_path / "artifacts", bin_, now=WEEK1)["status"] == "ok"
+    _session(root / record_sample_run(root, goal="between the two"), "2026-03-01T03:10:00.000Z")
+    man = run_weekly(cfg, tmp_path / "artifacts", bin_, now=WEEK1 + dt.timedelta(minutes=30))
+    assert man["status"] == "skipped" and "0.5 h before now" in man["skip"]
+    assert len(log.read_text().splitlines()) == 6
+    # a manifest whose until was edited into no time is no week's end (was a ValueError: "exit 2, config error")
+    edited = 0
+    for m in (tmp_path / "artifacts").glob("*/manifest.json"):
+        m.chmod(0o644)
+        text = m.read_text()
+        edited += '"until": "2026-03-01T03:00:00.000Z"' in text
+        m.write_text(text.replace('"until": "2026-03-01T03:00:00.000Z"', '"until": "soon"'))
+    assert edited == 1
+    assert run_weekly(cfg, tmp_path / "artifacts", bin_, now=WEEK1 + dt.timedelta(minutes=30), dry_run=True)

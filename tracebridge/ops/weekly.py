@@ -129,7 +129,10 @@ def window(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime) -> dict[str
     since, floor = (format_ts(now - dt.timedelta(days=cfg.days * n)) for n in (1, MAX_WINDOWS))
     out: dict[str, Any] = {"since": since, "until": format_ts(now), "carried": [],
                            "window_start": f"weekly.days={cfg.days} before now: no earlier weekly run finished ok"}
-    prev = last_good_week(artifacts_dir)
+    weeks = good_weeks(artifacts_dir)
+    prev = max(weeks, key=lambda m: m["until"], default=None)
+    if skip := _same_window(weeks, now, cfg):
+        out["skip"] = skip
     if prev is not None:
         # before, min(now - days, its end): a week run early or with the clock set back began before the last
         # week's end, and the runs started in between went into both bundles
@@ -137,7 +140,7 @@ def window(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime) -> dict[str
         if prev["until"] > out["until"]:  # it ended after now: which runs it held, the clock cannot tell
             out["window_start"] = (f"weekly.days={cfg.days} before now: the last weekly run that finished ok ended "
                                    f"after now, at {prev['until']} ({prev['manifest']}): the clock was set back past "
-                                   "its end, or was ahead during it; runs of this window it staged are staged again "
+                                   "its end, or was ahead during it; runs a good week staged are not staged again "
                                    "(starting at its end would leave out, for good, the runs recorded since)")
         else:
             out["since"] = max(prev["until"], floor)
@@ -146,45 +149,50 @@ def window(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime) -> dict[str
                                    f"{MAX_WINDOWS} windows before now: the last weekly run that finished ok ended at "
                                    f"{prev['until']} ({prev['manifest']}), further back")
         out["carried"] = [r for r in prev.get("incomplete_runs") or [] if isinstance(r, str)]
-        gap_h = (now - dt.datetime.fromisoformat(prev["until"])).total_seconds() / 3600
-        limit = cfg.days * 12.0 if cfg.min_interval_h is None else cfg.min_interval_h
-        if abs(gap_h) < limit:  # this window's run already finished ok: a second one would export and sweep again
-            out["skip"] = (f"this window's weekly run already finished ok: {prev['manifest']} ended its window at "
-                           f"{prev['until']}, {abs(gap_h):.1f} h {'before' if gap_h >= 0 else 'after (the clock was set back)'} "
-                           f"now, less than weekly.min_interval_h={limit:g}; nothing exported (weekly.min_interval_h=0 "
-                           "runs it anyway)")
     return out
 
 
-def exported_runs(artifacts_dir: Path, now: dt.datetime, days: int) -> frozenset[str]:
-    """The runs that weekly runs which finished ok staged (their manifests' ``staged_runs``), of those that ended in
-    the last ``MAX_WINDOWS`` + 1 windows or after ``now`` (a clock set back since): no window reaches further."""
-    floor = format_ts(now - dt.timedelta(days=days * (MAX_WINDOWS + 1)))
-    out: set[str] = set()
+def good_weeks(artifacts_dir: Path) -> list[dict[str, Any]]:
+    """The manifests (with their paths as ``manifest``) of the weekly runs that finished ok and say where their
+    window ended (``until``, an ISO UTC time)."""
+    out = []
     for path in Path(artifacts_dir).glob("*/manifest.json"):
         try:
             man = orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
+            ok = isinstance(man, dict) and man.get("kind") == "weekly" and man.get("status") == "ok" \
+                and isinstance(man.get("until"), str) and dt.datetime.fromisoformat(man["until"]).tzinfo is not None
+        except (OSError, orjson.JSONDecodeError, ValueError):  # a hand-edited until is no week's end
             continue
-        if isinstance(man, dict) and man.get("kind") == "weekly" and man.get("status") == "ok" \
-                and isinstance(man.get("until"), str) and man["until"] >= floor and isinstance(man.get("staged_runs"), list):
-            out.update(r for r in man["staged_runs"] if isinstance(r, str))
-    return frozenset(out)
+        if ok:
+            out.append({**man, "manifest": str(path)})
+    return out
+
+
+def exported_runs(weeks: list[dict[str, Any]], now: dt.datetime, days: int) -> frozenset[str]:
+    """The runs the good ``weeks`` staged (their manifests' ``staged_runs``), of those that ended in the last
+    ``MAX_WINDOWS`` + 1 windows or after ``now`` (a clock set back since): no window reaches further."""
+    floor = format_ts(now - dt.timedelta(days=days * (MAX_WINDOWS + 1)))
+    return frozenset(r for man in weeks if man["until"] >= floor and isinstance(man.get("staged_runs"), list)
+                     for r in man["staged_runs"] if isinstance(r, str))
 
 
 def last_good_week(artifacts_dir: Path) -> dict[str, Any] | None:
     """The manifest of the newest weekly run that finished ok and says where its window ended (with its path
     as ``manifest``), or None."""
-    best: dict[str, Any] | None = None
-    for path in Path(artifacts_dir).glob("*/manifest.json"):
-        try:
-            man = orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            continue
-        if isinstance(man, dict) and man.get("kind") == "weekly" and man.get("status") == "ok" \
-                and isinstance(man.get("until"), str) and (best is None or man["until"] > best["until"]):
-            best = {**man, "manifest": str(path)}
-    return best
+    return max(good_weeks(artifacts_dir), key=lambda m: m["until"], default=None)
+
+
+def _same_window(weeks: list[dict[str, Any]], now: dt.datetime, cfg: WeeklyConfig) -> str | None:
+    """Why a run now is the same window's as a good week's (its end within ``weekly.min_interval_h`` of now, either
+    side: the nearest of them, so a week run with the clock far ahead does not hide the one that just ran), or None."""
+    limit = cfg.days * 12.0 if cfg.min_interval_h is None else cfg.min_interval_h
+    gaps = [((now - dt.datetime.fromisoformat(m["until"])).total_seconds() / 3600, m) for m in weeks]
+    gap_h, man = min(gaps, key=lambda g: abs(g[0]), default=(None, None))
+    if gap_h is None or man is None or abs(gap_h) >= limit:
+        return None
+    return (f"this window's weekly run already finished ok: {man['manifest']} ended its window at {man['until']}, "
+            f"{abs(gap_h):.1f} h {'before' if gap_h >= 0 else 'after (the clock was set back)'} now, less than "
+            f"weekly.min_interval_h={limit:g}; nothing exported (weekly.min_interval_h=0 runs it anyway)")
 
 
 def feedback_plan(cfg: WeeklyConfig) -> tuple[list[str], dict[str, Any]]:
@@ -291,7 +299,8 @@ def _run(cfg: WeeklyConfig, artifacts_dir: Path, now: dt.datetime, stage: Path, 
     """Stage the week's runs, run the plan and write the manifest (``run_weekly`` holds the lock)."""
     man["incomplete_runs"], man["staged_runs"] = [], []
     man["staged"] = stage_runs(Path(cfg.traces), man["since"], stage, frozenset(man["carried"]), man["incomplete_runs"],
-                               man["until"], exported_runs(artifacts_dir, now, cfg.days), man["staged_runs"])
+                               man["until"], exported_runs(good_weeks(artifacts_dir), now, cfg.days),
+                               man["staged_runs"])
     status = "ok"
     if man["staged"]["staged"] == 0:
         status = "failed"

@@ -83,3 +83,14 @@ def test_a_truncated_active_json_with_a_history_is_rewritten_from_it(tmp_path):
     res = run("ops", "policy", "--state", st.root, "--json")
     assert res.exit_code == 1 and "repaired from the history by the next change" in json.loads(res.stdout)["problems"][0]
     assert rollback(st)["active_policy"] == "v1" and active_record(st) == read_history(st)[-1]
+
+
+def test_ops_policy_says_when_there_is_no_state_folder(tmp_path):
+    # before: "active: none; 0 records" for a mistyped --state, the same as a state before the first promotion
+    res = run("ops", "policy", "--state", tmp_path / "polcy")
+    assert res.exit_code == 0 and f"note: {tmp_path / 'polcy'}: no policy state there (no promotion yet" in res.stdout
+    doc = json.loads(run("ops", "policy", "--state", tmp_path / "polcy", "--json").stdout)
+    assert doc["ok"] and doc["state_dir"] == str(tmp_path / "polcy") and "mistyped" in doc["note"]
+    st = PolicyState(tmp_path / "policy")
+    promote(st, gate_report(tmp_path / "g1.json", "v2", "v1"))
+    assert json.loads(run("ops", "policy", "--state", st.root, "--json").stdout)["note"] is None

@@ -258,10 +258,14 @@ def policy(
         problems.append(lost)
     elif hist and active is not None and active != hist[-1]:
         problems.append(f"{st.active_path}: differs from the last history record (repaired by the next change)")
+    missing = None if st.root.is_dir() else (f"{st.root}: no policy state there (no promotion yet, or a mistyped "
+                                             "--state / promotion.state_dir)")
     if json_out:
-        print_json({"active": active, "records": len(hist), "problems": problems, "ok": not problems, "torn": torn})
+        print_json({"active": active, "records": len(hist), "problems": problems, "ok": not problems, "torn": torn,
+                    "state_dir": str(st.root), "note": missing})
     else:
-        typer.echo(f"active: {active.get('active_policy') if active else 'none'}; {len(hist)} records")
+        typer.echo(f"active: {active.get('active_policy') if active else 'none'}; {len(hist)} records"
+                   + (f"\nnote: {missing}" if missing else ""))
         for h in hist[-10:]:  # .get: a damaged record is listed as a problem below, not a crash here
             typer.echo(f"  {h.get('seq')!s:>4} {h.get('at')} {h.get('action')!s:<8} "
                        f"{h.get('previous_policy')} -> {h.get('active_policy')}")

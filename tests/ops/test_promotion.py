@@ -215,3 +215,20 @@ def test_a_rollback_to_a_model_folder_that_is_gone_is_refused_unless_allowed(tmp
     r = run("rollback", "--state", st.root, "--allow-missing", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["record"]["active_policy"] == str(v1)
     assert rollback(st)["active_policy"] == "base"  # an id that is no path is not checked
+
+
+def test_a_change_that_finds_the_policy_lock_taken_exits_3_and_changes_nothing(tmp_path):
+    # before: exit 1, the code of a refused gate report, so a cron script could not tell "try again" from "refused"
+    st = PolicyState(tmp_path / "state")
+    promote(st, gate_report(tmp_path / "g1.json", "v2", "v1"))
+    cfg = tmp_path / "canary.yaml"
+    cfg.write_text(f"promotion: {{state_dir: {st.root}, lock_timeout_s: 0.2}}\n")
+    g2 = gate_report(tmp_path / "g2.json", "v3", "v2")
+    with PolicyState(st.root).lock():  # a change (or a prune reading the history) that does not finish
+        r = run("promote", "--report", g2, "--config", cfg, "--json")
+        back = run("rollback", "--config", cfg, "--json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 3 and doc["promoted"] is False and "held the policy lock for 0.2 s" in doc["error"]
+    assert back.exit_code == 3 and json.loads(back.stdout)["rolled_back"] is False
+    assert len(read_history(st)) == 1
+    assert run("promote", "--report", g2, "--config", cfg).exit_code == 0

@@ -160,7 +160,9 @@ def _state(config: Path | None, state: Path | None, **details: Any) -> Any:
     command's own ``--json`` fields) when that path is a file: a usage error, not a history that fails its check."""
     from tracebridge.ops.promotion import PolicyState, PromotionError
 
-    st = PolicyState(state if state is not None else Path(_ops_config(config).promotion.state_dir))
+    cfg = _ops_config(config) if state is None or (config is not None and config.exists()) else None
+    st = PolicyState(state if state is not None else Path(cfg.promotion.state_dir),
+                     **({"lock_timeout_s": cfg.promotion.lock_timeout_s} if cfg is not None else {}))
     try:
         st.check_root()
     except PromotionError as exc:
@@ -178,8 +180,9 @@ def promote(
     json_out: JsonOpt = False,
 ) -> None:
     """Make the gated candidate the active policy (needs a gate pass); record it atomically. Exit 1 when
-    refused (the gate failed; a stale or used report), 2 when --report is no gate report (not JSON: its line)."""
-    from tracebridge.ops.promotion import NotAGateReport, PromotionError
+    refused (the gate failed; a stale or used report), 2 when --report is no gate report (not JSON: its line), 3
+    when another change held the policy lock past promotion.lock_timeout_s (nothing changed: try again)."""
+    from tracebridge.ops.promotion import NotAGateReport, PolicyLocked, PromotionError
     from tracebridge.ops.promotion import promote as do_promote
 
     if not report.is_file():  # a missing input is a usage error (README "Exit codes"), not a refused gate
@@ -191,6 +194,8 @@ def promote(
         rec = do_promote(st, report, require_baseline_match=require, note=note)
     except NotAGateReport as exc:  # bad input (was exit 1, as if a gate had refused it)
         fail(str(exc), 2, promoted=False, reason=str(exc))
+    except PolicyLocked as exc:  # try again later (was exit 1, as if the gate report had been refused)
+        fail(str(exc), EXIT_LOCKED, promoted=False, reason=str(exc))
     except PromotionError as exc:
         fail(str(exc), 1, promoted=False, reason=str(exc))
     if json_out:
@@ -209,13 +214,16 @@ def rollback(
     json_out: JsonOpt = False,
 ) -> None:
     """Restore the policy that was active before the current one, at once; exit 1 when there is none, or when
-    its id is a folder that no longer exists (--allow-missing rolls back anyway)."""
-    from tracebridge.ops.promotion import PromotionError
+    its id is a folder that no longer exists (--allow-missing rolls back anyway), 3 when another change held the
+    policy lock past promotion.lock_timeout_s (nothing changed: try again)."""
+    from tracebridge.ops.promotion import PolicyLocked, PromotionError
     from tracebridge.ops.promotion import rollback as do_rollback
 
     st = _state(config, state, rolled_back=False, reason="policy state path is not a folder")
     try:
         rec = do_rollback(st, note=note, allow_missing=allow_missing)
+    except PolicyLocked as exc:
+        fail(str(exc), EXIT_LOCKED, rolled_back=False, reason=str(exc))
     except PromotionError as exc:
         fail(str(exc), 1, rolled_back=False, reason=str(exc))
     if json_out:

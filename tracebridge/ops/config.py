@@ -208,6 +208,9 @@ class PromotionConfig:
         "help": "Folder of active.json, history.jsonl and the lock file (one per deployment)."})
     require_baseline_match: bool = field(default=True, metadata={
         "help": "Refuse a gate report whose baseline is not the active policy (stale report)."})
+    lock_timeout_s: float = field(default=30.0, metadata={
+        "help": "Seconds promote and rollback wait for the state's lock (another change, or a prune reading the "
+                "history); then they exit 3, nothing changed: try again."})
 
 
 @dataclass

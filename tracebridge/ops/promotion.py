@@ -32,20 +32,17 @@ from filelock import FileLock, Timeout
 from tracebridge.capture.reader import iter_lines
 from tracebridge.capture.writer import write_atomic
 from tracebridge.importers.jsonl import json_error
-from tracebridge.ops.gates import gate_report_id
-from tracebridge.schema.canonical import canonical_json, sha256_bytes, sha256_json, utc_now
+from tracebridge.ops.promotion_inputs import (  # NotAGateReport re-exported: callers import it from here
+    NotAGateReport,  # noqa: F401
+    PolicyLocked,
+    PromotionError,
+    load_gate_report,
+)
+from tracebridge.schema.canonical import canonical_json, sha256_json, utc_now
 
 HISTORY = "history.jsonl"
 ACTIVE = "active.json"
 LOCK = ".lock"
-
-
-class PromotionError(RuntimeError):
-    """A promote/rollback was refused; the message says why and what to do."""
-
-
-class NotAGateReport(PromotionError):
-    """The file given as the gate report is none (not JSON, not a report's object): bad input, not a refusal."""
 
 
 @dataclass
@@ -264,55 +261,6 @@ def _load_checked(state: PolicyState) -> list[dict[str, Any]]:
     return records
 
 
-def load_gate_report(path: str | Path) -> tuple[dict[str, Any], str]:
-    """Read a gate report and check its id; return (report, sha256 of the file).
-
-    Raises:
-        NotAGateReport: unreadable, not JSON (the message gives the line and column), or not a gate report.
-        PromotionError: its content does not match its id.
-    """
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise NotAGateReport(f"{p}: cannot read gate report: {exc.strerror or exc}") from exc
-    try:
-        rep = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise NotAGateReport(f"{p}: cannot read gate report: not valid JSON: {json_error(raw)}") from exc
-    if not isinstance(rep, dict):
-        raise NotAGateReport(f"{p}: not a gate report (a JSON object; run tracebridge gate --out)")
-    missing = [k for k in ("passed", "checks", "policies", "report_id") if k not in rep]
-    if missing:
-        raise NotAGateReport(f"{p}:{missing[0]}: not a gate report (run tracebridge gate --out)")
-    if bad := _shape_problem(rep):
-        raise NotAGateReport(f"{p}:{bad}; not a gate report (run tracebridge gate --out)")
-    if gate_report_id(rep) != rep["report_id"]:
-        raise PromotionError(f"{p}:report_id: content does not match the id; the report was edited")
-    return rep, sha256_bytes(raw)
-
-
-def _shape_problem(rep: dict[str, Any]) -> str | None:
-    """``field: value, what it must be`` for the first field of a gate report whose type promote cannot use, or
-    None. Unchecked, ``"passed": "false"`` (a string, so true) promoted, a report without a candidate made no
-    policy (null) the active one, and a list where an object goes was a traceback."""
-    if not isinstance(rep["passed"], bool):
-        return f"passed: {rep['passed']!r}, must be true or false"
-    pol = rep["policies"]
-    if not isinstance(pol, dict):
-        return f"policies: {pol!r}, must be an object with the candidate and baseline policy ids"
-    for arm in ("candidate", "baseline"):
-        if not isinstance(pol.get(arm), str) or not pol[arm].strip():
-            return f"policies.{arm}: {pol.get(arm)!r}, must be a policy id (a non-empty string)"
-    checks = rep["checks"]
-    if not isinstance(checks, list):
-        return f"checks: {checks!r}, must be a list of checks"
-    for i, c in enumerate(checks):
-        if not isinstance(c, dict) or not isinstance(c.get("name"), str) or not isinstance(c.get("status"), str):
-            return f"checks[{i}]: {c!r}, must be an object with a name and a status"
-    return None
-
-
 def _used_by(records: list[dict[str, Any]], report_id: str) -> dict[str, Any] | None:
     """The earlier promotion that used this gate report, if any."""
     return next((r for r in records if r.get("action") == "promote" and r.get("report_id") == report_id), None)
@@ -361,7 +309,8 @@ def promote(state: PolicyState, report_path: str | Path, require_baseline_match:
                 "report_id": rep["report_id"], "report_sha256": digest, "report_path": str(report_path),
                 "gate": gate, "note": note})
     except Timeout as exc:
-        raise PromotionError(f"{state.root / LOCK}: another promote/rollback holds the lock") from exc
+        raise PolicyLocked(f"{state.root / LOCK}: another promote, rollback or prune held the policy lock for "
+                           f"{state.lock_timeout_s:g} s; nothing was changed: try again") from exc
 
 
 def rollback(state: PolicyState, note: str = "", allow_missing: bool = False) -> dict[str, Any]:
@@ -395,4 +344,5 @@ def rollback(state: PolicyState, note: str = "", allow_missing: bool = False) ->
                 "stack": stack, "report_id": None, "report_sha256": None, "report_path": None,
                 "gate": None, "note": note or f"rollback of record {cur['seq']}"})
     except Timeout as exc:
-        raise PromotionError(f"{state.root / LOCK}: another promote/rollback holds the lock") from exc
+        raise PolicyLocked(f"{state.root / LOCK}: another promote, rollback or prune held the policy lock for "
+                           f"{state.lock_timeout_s:g} s; nothing was changed: try again") from exc

@@ -103,3 +103,37 @@ def test_a_rerun_with_other_settings_under_the_same_names_is_refused(tmp_path):
     res = runner.invoke(app, ["collect", str(SMOKE), *SMALL, "--out", str(out)], env={"COLUMNS": "200"})  # resumes
     assert res.exit_code == 0 and "2 collected by an earlier pass, 6 run now; 1 interrupted run(s)" in res.output, \
         res.output
+
+
+def test_runs_set_aside_are_removed_once_their_episodes_are_collected_again_and_the_rest_listed(tmp_path):
+    """Before, ``.collect.interrupted/`` only grew: every resumed pass left the partial runs it had set aside
+    (superseded by the runs it wrote for their episodes) there for good, and nothing said what was in it."""
+    runner = CliRunner()
+    out = tmp_path / "traces"
+    assert runner.invoke(app, ["collect", str(SMOKE), *SMALL, "--out", str(out)]).exit_code == 0
+    other = {"state": "started", "ref": "other-collection/calc/x/none/1", "run_id": "20250101T000000-0a1b2c3d",
+             "spec": "0" * 16}  # an episode of another collection, set aside by its own interrupted pass
+    (out / LEDGER).write_bytes(orjson.dumps(other) + b"\n" + (out / LEDGER).read_bytes())
+    entries = _cut_ledger(out, 6)  # started/done × 2 (after that line), started of the third: its done line torn
+    third = entries[5]["run_id"]
+    for name in (other["run_id"], "copied-by-hand"):  # a folder the ledger does not name stays too
+        (out / ASIDE / name).mkdir(parents=True)
+        (out / ASIDE / name / "events.jsonl").write_text("{}\n")
+    res = runner.invoke(app, ["collect", str(SMOKE), *SMALL, "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout[res.stdout.index("{"):])
+    assert d["set_aside"] == [str(out / ASIDE / third)] and d["interrupted_removed"] == [str(out / ASIDE / third)]
+    assert d["interrupted_left"] == [str(out / ASIDE / other["run_id"]), str(out / ASIDE / "copied-by-hand")]
+    assert sorted(p.name for p in (out / ASIDE).iterdir()) == [other["run_id"], "copied-by-hand"]
+    assert len(_refs(out)) == 8 and set(_refs(out).values()) == {1}  # the third episode: its new run, once
+
+
+def test_the_interrupted_folder_goes_when_every_run_in_it_was_collected_again(tmp_path):
+    cfg = load_config(CollectConfig, SMOKE, SMALL)
+    collect(cfg, str(tmp_path))
+    _cut_ledger(tmp_path, 5)
+    again = collect(cfg, str(tmp_path))
+    assert len(again.interrupted_removed) == 1 and again.interrupted_left == [] and not (tmp_path / ASIDE).exists()
+    assert again.to_dict()["interrupted_removed"] == again.set_aside  # kept keys; the new ones added
+    later = collect(cfg, str(tmp_path))  # a pass with nothing to resume or remove
+    assert later.interrupted_removed == [] and later.interrupted_left == []

@@ -38,7 +38,8 @@ def collect(
     refuses (before any episode runs), also while another collection into the same ``--out`` runs
     (named by its pid and command). A rerun into the same ``--out`` (after a kill, say) resumes: the
     episodes it finished are kept, not run again; those it left unfinished are run again, their
-    partial runs moved to ``<out>/.collect.interrupted/``. Every run is redacted as it is written
+    partial runs moved to ``<out>/.collect.interrupted/`` and removed once their episodes are collected
+    again (``--json``: ``interrupted_removed``, ``interrupted_left``). Every run is redacted as it is written
     (``capture.redact=true``, pass 1 at capture; session.json records it).
     """
     from tracebridge.config import load_config
@@ -106,6 +107,10 @@ def _print_summary(s: object) -> None:
         resumed = (f"{d['resumed']} collected by an earlier pass, {d['episodes'] - d['resumed']} run now; "
                    f"{len(d['set_aside'])} interrupted run(s) moved to .collect.interrupted/")
         rows.insert(1, ("resumed", resumed))
+    if d["interrupted_removed"] or d["interrupted_left"]:
+        aside = (f"{len(d['interrupted_removed'])} run(s) removed (their episodes collected again), "
+                 f"{len(d['interrupted_left'])} left (their episodes not collected since)")
+        rows.insert(2 if d["resumed"] or d["set_aside"] else 1, (".collect.interrupted/", aside))
     for k, v in rows:
         t.add_row(k, v)
     con = Console()

@@ -41,6 +41,7 @@ from tracebridge.sim.resume import (
     check_settings,
     episode_hash,
     prepare_resume,
+    prune_aside,
     read_ledger,
     save_random_seeds,
     saved_random_seeds,
@@ -199,6 +200,10 @@ class CollectSummary:
     failed_checks: list[str] = field(default_factory=list)
     resumed: int = 0  # episodes an earlier, interrupted pass into this root had collected (not run again)
     set_aside: list[str] = field(default_factory=list)  # runs of its interrupted episodes, moved (run again)
+    # runs under .collect.interrupted/ whose episode this pass (or an earlier one) collected again: removed;
+    # and those still there (their episode not collected since, or a folder the ledger does not name)
+    interrupted_removed: list[str] = field(default_factory=list)
+    interrupted_left: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -331,6 +336,7 @@ def collect(cfg: CollectConfig, out: str | None = None, progress: ProgressFn | N
     results.sort(key=lambda r: r.key)
     summary = summarize(results, errors, cfg, time.perf_counter() - t0, str(root), ran=len(results) - len(earlier))
     summary.resumed, summary.set_aside = len(earlier), resume.set_aside
+    summary.interrupted_removed, summary.interrupted_left = prune_aside(root)  # superseded by this pass's runs
     log.info("collected %d episodes in %.1f s into %s", summary.episodes, summary.seconds, root)
     return summary
 

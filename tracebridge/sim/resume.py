@@ -6,8 +6,10 @@ to write) before an episode and one ``done`` line (its ``EpisodeResult``) once t
 to ``<root>/.collect.ledger.jsonl``. A rerun after a kill (same config) takes every episode with a
 ``done`` line whose run is complete as collected, moves the runs of episodes started but not done
 (incomplete, or complete but killed before their ``done`` line) to ``<root>/.collect.interrupted/``
-(readers skip hidden folders; nothing is deleted) and runs those episodes again: each episode ends
-up with exactly one run in the root. The random seeds a pass drew from OS entropy are kept in
+(readers skip hidden folders) and runs those episodes again: each episode ends up with exactly one
+run in the root. Once a pass has collected an episode again (its ``done`` line written, its run
+complete), the runs of that episode set aside by this or an earlier pass are superseded and removed
+(``prune_aside``); those of episodes not collected since stay, and the summary lists them. The random seeds a pass drew from OS entropy are kept in
 ``<root>/.collect.seeds.json``, so a rerun collects the same matrix. Each line holds a hash of what
 makes the episode (its spec and its mix's roles): a rerun with other settings (a changed skill, failure
 profile or step limit under the same names) is refused rather than mixed into the root.
@@ -16,6 +18,7 @@ profile or step limit under the same names) is refused rather than mixed into th
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -127,6 +130,36 @@ def prepare_resume(root: str | Path) -> ResumeState:
         os.replace(d, aside / run_id)
         st.set_aside.append(str(aside / run_id))
     return st
+
+
+def prune_aside(root: str | Path) -> tuple[list[str], list[str]]:
+    """Remove the runs under ``<root>/.collect.interrupted/`` whose episode a later pass collected (a ``done``
+    line naming another run, which is complete): they are superseded. The others stay: an episode not
+    collected since (it failed to start, or belongs to another collection's matrix), or a folder the ledger
+    does not name. The folder itself goes once it is empty.
+
+    Returns:
+        ``(removed, left)``: the run folders removed and those left, each sorted.
+    """
+    aside = Path(root) / ASIDE
+    if not aside.is_dir():
+        return [], []
+    started, done, _ = read_ledger(root)
+    removed, left = [], []
+    for d in sorted(aside.iterdir()):
+        ref = started.get(d.name)
+        again = done.get(ref) if ref is not None else None
+        if again is not None and again[0] != d.name and (Path(root) / again[0] / "session.json").is_file():
+            if d.is_dir() and not d.is_symlink():
+                shutil.rmtree(d)
+            else:
+                d.unlink()
+            removed.append(str(d))
+        else:
+            left.append(str(d))
+    if not left:
+        aside.rmdir()
+    return removed, left
 
 
 def _seeds_file(root: str | Path) -> dict[str, Any]:

@@ -215,3 +215,21 @@ def test_recorder_api_is_importable_from_the_package():
     assert all(getattr(capture, name) is getattr(recorder, name) for name in capture.__all__)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         capture.Nope  # noqa: B018 - the lookup itself is the test
+
+
+def test_new_run_ids_hold_64_random_bits_and_runs_with_the_older_32_bit_ids_still_validate(tmp_path):
+    """Run ids were ``<time>-<8 hex>``: 32 random bits, so runs a fleet starts in one second collided with even
+    odds at ~77k runs (two runs in one folder). New ids have 16 hex digits; runs written with the old ones are
+    read and validated as before."""
+    import re
+
+    from tracebridge.capture.recorder import new_run_id
+
+    ids = {new_run_id() for _ in range(2000)}
+    assert len(ids) == 2000 and all(re.fullmatch(r"\d{8}T\d{6}-[0-9a-f]{16}", i) for i in ids), sorted(ids)[:3]
+    new = record_sample_run(tmp_path)
+    assert re.fullmatch(r"\d{8}T\d{6}-[0-9a-f]{16}", new)
+    old = record_sample_run(tmp_path, run_id="20250101T000000-0a1b2c3d")  # as a recorder before wrote it
+    report = validate_root(tmp_path)
+    assert report.passed and report.runs_total == 2 and report.runs_schema_valid == 2, report.problems
+    assert {c.run_id for c in map(check_run, iter_runs(tmp_path)) if c.schema_valid and c.lineage_valid} == {new, old}

@@ -47,8 +47,12 @@ def goal_hash(text: str, family: str = "unknown") -> str:
 
 
 def new_run_id() -> str:
-    """Time-sortable, unique run id: ``YYYYmmddTHHMMSS-<8 hex>``."""
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+    """Time-sortable, unique run id: ``YYYYmmddTHHMMSS-<16 hex>`` (64 random bits after the second).
+
+    Ids made before had 8 hex digits (32 bits): runs a fleet starts in one second collided with even odds
+    at ~77k of them (the birthday bound), and a collision puts two runs in one folder. Those ids are still
+    read and validated: a run id is any name ``run_id_argument`` accepts, never parsed."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(8)
 
 
 def run_id_argument(run_id: Any) -> str:

@@ -59,7 +59,7 @@ from tracebridge.capture.forks import OPEN, reduce_recorder
 from tracebridge.capture.lineage import Lineage
 from tracebridge.capture.problems import LineTooLong, event_problem, open_problem
 from tracebridge.capture.reader import MAX_LINE_BYTES
-from tracebridge.capture.session_file import write_session
+from tracebridge.capture.session_file import count_written, write_session
 from tracebridge.capture.writer import EventWriter
 from tracebridge.schema.canonical import utc_now
 from tracebridge.schema.events import LLMCall, Usage
@@ -301,34 +301,17 @@ class Recorder:
         except BaseException:  # Ctrl-C mid-emit: raised right after os.write returned, the line is in the file
             if line and self._writer is not None and self._writer.ends_with(line):
                 self._lineage.written(event_id, resolved)
-                self._count(record, nonfinite)
+                count_written(self, record, nonfinite)
                 raise
             self._lineage.dropped(event_id, resolved)  # else nothing written; its children attach to its parent
             self.stats.events_dropped += 1
             raise
         self._lineage.written(event_id, resolved)
-        self._count(record, nonfinite)
+        count_written(self, record, nonfinite)
         if self._writer.sync_error is not None:  # the line is written; only its fsync failed: an error, no drop
             exc, self._writer.sync_error = self._writer.sync_error, None
             self._fail(exc, "fsync")
         return event_id
-
-    def _count(self, record: dict[str, Any], nonfinite: int) -> None:
-        """Add a written event to the run's counts: events, non-finite floats, tokens and cost,
-        toolsets recorded, and the outcome of ``episode_end``."""
-        self.stats.events_written += 1
-        self._last_step = record["step"]
-        if nonfinite:
-            self.stats.nonfinite_values += nonfinite
-        llm = record.get("llm")
-        if llm is not None:
-            if llm.get("tools"):
-                self._toolsets.add(str(llm.get("toolset_hash")))
-            usage = llm.get("usage") or {}
-            self._tokens += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
-            self._cost += float(usage.get("cost_usd", 0.0))
-        if record["event_type"] == "episode_end":
-            self._end = record["payload"]
 
     def llm_call(
         self,

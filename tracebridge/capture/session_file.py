@@ -1,6 +1,6 @@
-"""session.json of a run a ``Recorder`` wrote: the session block built from the recorder's state at
-close, its ``data_governance`` (what the capture redactor found in this run) and the file's bytes,
-written once, atomically."""
+"""session.json of a run a ``Recorder`` wrote: the counts it adds up as events are written, the session
+block built from the recorder's state at close, its ``data_governance`` (what the capture redactor found
+in this run) and the file's bytes, written once, atomically."""
 
 from __future__ import annotations
 
@@ -42,6 +42,24 @@ def write_session(rec: Recorder, success: bool | None, failure_class: str | None
     data, nonfinite = session_json(session, rec.redactor)
     rec.stats.nonfinite_values += nonfinite
     write_atomic(rec.run_dir / "session.json", data)
+
+
+def count_written(rec: Recorder, record: dict[str, Any], nonfinite: int) -> None:
+    """Add an event ``rec`` wrote to the counts its session.json reports: events, non-finite floats, tokens
+    and cost, toolsets recorded, and the outcome of ``episode_end`` (called with the recorder's lock held)."""
+    rec.stats.events_written += 1
+    rec._last_step = record["step"]
+    if nonfinite:
+        rec.stats.nonfinite_values += nonfinite
+    llm = record.get("llm")
+    if llm is not None:
+        if llm.get("tools"):
+            rec._toolsets.add(str(llm.get("toolset_hash")))
+        usage = llm.get("usage") or {}
+        rec._tokens += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+        rec._cost += float(usage.get("cost_usd", 0.0))
+    if record["event_type"] == "episode_end":
+        rec._end = record["payload"]
 
 
 def session_labels(rec: Recorder) -> dict[str, Any]:

@@ -17,7 +17,7 @@ and never raised into the agent; ``strict=True`` raises instead (tests use it). 
 is written as ``"NaN"``/``"Infinity"``/``"-Infinity"`` and counted (``capture.nonfinite_values``), not as null.
 
 A recorder may be shared by the agent's threads and asyncio tasks (one lock orders ids, timestamps and
-counts); an event's default parent is the previous event *of the thread or task that emits it* (for a
+counts; the interval fsync runs after it is released, so no thread waits for another's disk write); an event's default parent is the previous event *of the thread or task that emits it* (for a
 thread's first, the run's previous event; for a task's first, its creator's previous event: a task starts
 with a copy of its creator's ``contextvars`` context), so each one's action → call → result chain stays its own. A
 process forked while a run is open does not write to it (``tracebridge.capture.forks``): the child's
@@ -85,7 +85,8 @@ class Recorder:
         tools: the toolset offered (JSON-able); hashed into ``toolset_hash``.
         prompts: prompt templates or sources (JSON-able); hashed into ``prompt_hash``.
         strict: raise ``CaptureError`` on any capture failure instead of failing open.
-        fsync_interval_s: fsync the events file at most this often (None = only at close).
+        fsync_interval_s: fsync the events file at most this often (None = only at close; 0 = each emit
+            returns once its line is synced). ``close()`` always syncs it before writing session.json.
         redactor: redaction hook applied to every event and to the session before writing.
         labels: run-level labels for session.json.
 
@@ -135,6 +136,7 @@ class Recorder:
         self._closed = False
         self._emitting = 0  # emits in progress in the thread holding the lock (a signal handler can nest one)
         self._close_after_emit: tuple[bool | None, str | None] | None = None  # a close() from mid-emit
+        self._sync: tuple[EventWriter, int] | None = None  # an interval fsync emit() runs out of the lock
         self._not_open = "it was never opened (use `with Recorder(...) as run:` or call open())"
         # re-entrant: a signal handler's close() or emit() mid-emit would deadlock; close waits for that emit to end
         self._lock = threading.RLock()
@@ -199,6 +201,9 @@ class Recorder:
 
     def _close(self, success: bool | None, failure_class: str | None) -> None:
         writer, self._writer = self._writer, None  # emits from now on are refused before any work
+        if self._sync is not None:  # an emit stopped (Ctrl-C) before its interval sync: the close syncs
+            os.close(self._sync[1])
+            self._sync = None
         self._lineage.close()
         if writer is None:  # never opened, or its folder could not be made: no run to write session.json into
             return
@@ -252,11 +257,20 @@ class Recorder:
         with self._lock:  # one event at a time: ids, timestamps and counts stay in file order
             self._emitting += 1
             try:
-                return self._emit(event_type, role, payload, parent, llm, labels)
+                event_id = self._emit(event_type, role, payload, parent, llm, labels)
             finally:
                 self._emitting -= 1
                 if self._close_after_emit is not None and not self._emitting:
                     self.close(*self._close_after_emit)
+            sync, self._sync = self._sync, None
+        if sync is not None:  # the interval fsync, out of the lock: other threads' emits do not wait for the disk
+            sync[0].sync(sync[1])
+            if sync[0].sync_error is not None:
+                with self._lock:
+                    if sync[0].sync_error is not None:  # the line is written; only its fsync failed: an error
+                        exc, sync[0].sync_error = sync[0].sync_error, None
+                        self._fail(exc, "fsync")
+        return event_id
 
     def _emit(self, event_type: str, role: str, payload: Any, parent: Any, llm: Any, labels: Any) -> str:
         event_id, resolved = self._lineage.issue()
@@ -292,7 +306,9 @@ class Recorder:
                 nonfinite += kept
             if len(line) > MAX_LINE_BYTES + 1:  # the reader skips it: refused here, where the agent is told
                 raise LineTooLong(len(line) - 1, MAX_LINE_BYTES)
-            self._writer.write_lines(line, 1)
+            fd = self._writer.write_lines(line, 1, defer_sync=self._emitting == 1)
+            if fd is not None:  # synced by emit() once the lock is released
+                self._sync = (self._writer, fd)
         except Exception as exc:  # noqa: BLE001 - fail-open: whatever the payload holds, the agent goes on
             self._lineage.dropped(event_id, resolved)  # its children attach to its parent
             self.stats.events_dropped += 1
@@ -308,8 +324,8 @@ class Recorder:
             raise
         self._lineage.written(event_id, resolved)
         count_written(self, record, nonfinite)
-        if self._writer.sync_error is not None:  # the line is written; only its fsync failed: an error, no drop
-            exc, self._writer.sync_error = self._writer.sync_error, None
+        if self._writer.sync_error is not None:  # a sync run here (no descriptor left to run it out of the lock)
+            exc, self._writer.sync_error = self._writer.sync_error, None  # failed: the line is written, an error
             self._fail(exc, "fsync")
         return event_id
 

@@ -4,7 +4,9 @@
 reaches the kernel whole (no user-space buffer to lose), lines from one writer are never
 interleaved, and nothing already written is ever rewritten. It fsyncs on a configurable interval
 and at close; a failed interval sync does not fail the write that reached the kernel (it is kept in
-``sync_error`` for the caller to report, and retried after a back-off). ``write_atomic`` writes a file once: temp file, fsync, rename, fsync of the folder.
+``sync_error`` for the caller to report, and retried after a back-off). A caller that writes under a
+lock of its own can take the interval sync out of it (``write_lines(defer_sync=True)``, then ``sync``).
+``write_atomic`` writes a file once: temp file, fsync, rename, fsync of the folder.
 """
 
 from __future__ import annotations
@@ -43,12 +45,16 @@ class EventWriter:
         """Append ``line`` (without newline) as one write; raise OSError on failure."""
         self.write_lines(line + b"\n", 1)
 
-    def write_lines(self, data: bytes, lines: int) -> None:
+    def write_lines(self, data: bytes, lines: int, defer_sync: bool = False) -> int | None:
         """Append ``data``, ``lines`` whole lines each ending in a newline, as one write; raise
         OSError on failure. For callers that serialise with the newline already in place
         (``orjson.OPT_APPEND_NEWLINE``): no copy of a large batch just to add one byte. The interval
         fsync after a whole write never raises: its error goes to ``sync_error`` (the data is written,
-        only its durability is in doubt), and the next try waits 1 s, doubling up to 60 s."""
+        only its durability is in doubt), and the next try waits 1 s, doubling up to 60 s.
+
+        With ``defer_sync`` an interval fsync that is due is not run here: a duplicate of the file's
+        descriptor is returned, which the caller hands to ``sync`` once it has released its own lock (the
+        recorder's: other threads' writes need not wait for the disk). None: no sync is due."""
         if self._fd is None:
             raise OSError(f"{self.path}: writer is closed")
         written = os.write(self._fd, data)
@@ -59,13 +65,30 @@ class EventWriter:
             now = time.monotonic()
             if now - self._last_sync >= self._sync_wait:
                 self._last_sync = now
-                try:
-                    os.fsync(self._fd)
-                except OSError as exc:
-                    self.sync_error = exc
-                    self._sync_wait = min(max(2 * self._sync_wait, 1.0), 60.0)
-                else:
-                    self._sync_wait = self.fsync_interval_s
+                if defer_sync:
+                    try:  # its own descriptor: a close() meanwhile leaves the file open for this sync
+                        return os.dup(self._fd)
+                    except OSError:  # out of descriptors: synced here, as before
+                        pass
+                self.sync()
+        return None
+
+    def sync(self, fd: int | None = None) -> None:
+        """fsync the file: through ``fd`` (a duplicate ``write_lines(defer_sync=True)`` returned, closed
+        here), else through the writer's own descriptor. Never raises: an error goes to ``sync_error``
+        and the next interval sync waits 1 s, doubling up to 60 s."""
+        target = self._fd if fd is None else fd
+        try:
+            if target is not None:
+                os.fsync(target)
+        except OSError as exc:
+            self.sync_error = exc
+            self._sync_wait = min(max(2 * (self._sync_wait or 0.0), 1.0), 60.0)
+        else:
+            self._sync_wait = self.fsync_interval_s
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def _write_rest(self, data: bytes, written: int) -> None:
         """Finish a short write (a signal cut it: the rest goes in), or cut its fragment and raise why the

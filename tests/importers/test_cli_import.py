@@ -17,6 +17,9 @@ def test_import_command_json_validate_and_incremental(tmp_path):
     doc = json.loads(r.stdout)
     assert (doc["read"], doc["accepted"], doc["quarantined"]) == (49, 43, 6) and doc["reconciles"] is True
     assert doc["validation"]["passed"] is True and doc["validation"]["lineage_valid_pct"] >= 98.0
+    va = doc["validation"]  # each problem also structured, as validate --json lists them
+    assert va["problems"] and [f"{e['file']}:{e['line']}: {e['field']}: {e['message']}" for e in va["problem_entries"]] \
+        == va["problems"]
     assert len(doc["quarantine_samples"]) == 6 and doc["passed"] is True
     r = CliRunner().invoke(app, ["import", "openclaw", str(HOME), "--out", str(out), "max_listed=2", "--json"])
     doc = json.loads(r.stdout)

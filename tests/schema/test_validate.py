@@ -322,3 +322,33 @@ def test_a_closed_runs_torn_last_line_fails_as_the_export_quarantines_it_a_live_
     assert any(f"events.jsonl:{len(lines) + 1}" in p and "torn_tail" in p and "closed run" in p for p in rep.problems)
     res = CliRunner().invoke(app, ["validate", str(root), "--json"])
     assert res.exit_code == 1 and json.loads(res.stdout)["torn_tails"] == 2
+
+
+def test_validate_json_lists_each_problem_structured_beside_its_line(tmp_path):
+    """``--json`` gave problems only as ``file:line: field: message`` strings, which a tool had to parse back (and a
+    file name or message holding ``: `` made that ambiguous); each now also comes as {file, line, field, code,
+    message}, in the same order, under the same cap; the strings stay."""
+    from typer.testing import CliRunner
+
+    from tracebridge.cli import app
+
+    root = tmp_path / "t: x"  # a folder name holding ": " (the strings cannot be split back)
+    record_sample_run(root)
+    _write(root, "bad", [_ev("bad", "bad:1", None, True), _ev("bad", "bad:2", "bad:5", extra_field=1)])
+    res = CliRunner().invoke(app, ["validate", str(root), "--json"])
+    assert res.exit_code == 1, res.output
+    doc = json.loads(res.stdout)
+    entries = doc["problem_entries"]
+    assert len(entries) == len(doc["problems"]) == doc["problems_total"] == 3
+    assert [f"{e['file']}:{'-' if e['line'] is None else e['line']}: {e['field']}: {e['message']}"
+            for e in entries] == doc["problems"]
+    events = str(root / "bad" / "events.jsonl")
+    assert {"file": events, "line": 2, "field": "parent_event_id", "code": "lineage",
+            "message": "parent 'bad:5' not found in this run"} in entries
+    assert {"file": events, "line": 2, "field": "extra_field", "code": "drift",
+            "message": "unknown field (schema drift)"} in entries
+    assert {"file": str(root / "bad"), "line": None, "field": "session.json", "code": "incomplete",
+            "message": "missing: run is incomplete (still running or crashed)"} in entries
+    assert sorted(e["code"] for e in entries) == sorted(k for k, n in doc["problems_by_kind"].items() for _ in range(n))
+    capped = json.loads(CliRunner().invoke(app, ["validate", str(root), "--json", "--max-problems", "1"]).stdout)
+    assert len(capped["problem_entries"]) == len(capped["problems"]) == 1 and capped["problems_total"] == 3

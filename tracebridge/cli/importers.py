@@ -93,7 +93,8 @@ def _finish(doc: dict, ok: bool, out: Path, cfg: Any, validate: bool, json_out: 
 
         v = validate_root(out, Thresholds(min_lineage_valid_pct=cfg.min_lineage_valid), max_problems=50)
         doc["validation"] = {k: v.to_dict()[k] for k in ("runs_total", "runs_complete", "events_total", "schema_valid_pct",
-                                                         "lineage_valid_pct", "passed", "failures", "problems")}
+                                                         "lineage_valid_pct", "passed", "failures", "problems",
+                                                         "problem_entries")}
         ok = ok and v.passed
     doc.update(out=str(out), state_file=str(out / ".import" / cfg.state_file),
                quarantine_file=str(out / ".import" / cfg.quarantine_file), passed=ok)

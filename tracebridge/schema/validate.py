@@ -71,6 +71,9 @@ class ValidationReport:
     problems_by_kind: Counter[str] = field(default_factory=Counter)
     drift: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    # the same problems, structured: {file, line (None: the whole file), field, code (the kind, as in
+    # problems_by_kind), message}, for tools that need not parse ``file:line: field: message``
+    problem_entries: list[dict[str, Any]] = field(default_factory=list)
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     @property
@@ -136,6 +139,8 @@ class ValidationReport:
             self.problems_by_kind[p.kind] += 1
             if len(self.problems) < max_problems:
                 self.problems.append(str(p))
+                self.problem_entries.append({"file": p.file, "line": p.line, "field": p.field, "code": p.kind,
+                                             "message": p.message})
 
     def to_dict(self) -> dict[str, Any]:
         """The report as a plain dict, plus the rates (rounded to 3 places), ``passed`` and

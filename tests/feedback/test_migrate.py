@@ -97,6 +97,7 @@ def test_migrate_rewrites_the_ids_in_the_clear_and_the_files_still_join(cfg, mon
     after = labels_report(cfg.ledger, cfg.mapping, cfg.registry)  # the same join, now with nothing in the clear
     assert after["runs"] == labels["runs"] and after["reactions"] == labels["reactions"]
     assert after["private_chats"]["in_clear"] == 0 and labels["private_chats"]["in_clear"] == 3
+    assert "tracebridge feedback migrate" in labels["private_chats"]["fix"] and "fix" not in after["private_chats"]
     # the same bad update quarantined again is deduped against the migrated entry (its key was made anew)
     q = Path(cfg.quarantine).read_bytes()
     rep = harvest_updates(cfg, [("t:3", _bad_update())], "getUpdates", ["t"])

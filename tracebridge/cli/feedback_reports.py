@@ -57,6 +57,9 @@ def labels(config: ConfigOpt = None, ledger: LedgerOpt = None, mapping: MappingO
     rx = doc["reactions"]
     if problem := doc["private_chats"].get("problem"):
         typer.echo(f"warning: {problem}", err=True)
+    if fix := doc["private_chats"].get("fix"):
+        typer.echo(f"note: {doc['private_chats']['in_clear']} ledger and registry rows keep private chat ids in the "
+                   f"clear; {fix}", err=True)
     typer.echo(f"reactions present {rx['present']}: joined {rx['joined']}, orphans {rx['orphans']} (on messages in no "
                f"registered batch), ignored {rx['ignored']} (other_chunks={rx['other_chunks']}), shared "
                f"{rx['shared']} (another of our bots' copy counts)")

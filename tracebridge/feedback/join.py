@@ -296,6 +296,8 @@ def private_chats_in_clear(scan: LedgerScan, registry: Registry, salt: str | Non
     held = sorted({str(r.raw["salt_id"]) for r in scan.rows if r.raw.get("salt_id")})
     salt = salt or configured_salt()  # was the built-in salt's fingerprint when none was set
     out: dict[str, Any] = {"in_clear": n, "salt_id": salt_id(salt) if salt else None}
+    if n:  # the rows are read as pseudonyms, but the ids stay in the files until migrated
+        out["fix"] = "`tracebridge feedback migrate` rewrites them as the users' pseudonyms (--dry-run counts them)"
     if n and not salt:
         out["problem"] = (f"{n} ledger and registry rows of older versions keep private chat ids in the clear, read "
                           f"as they are: {no_salt()}, so they join none of the rows written since")

@@ -45,16 +45,25 @@ def _old_files(cfg) -> None:
     _jsonl(cfg.quarantine, [{"where": where, "reason": "unknown ReactionType {'type': 'weird'}", "raw": raw,
                              "key": "q:" + hashlib.sha256(f"{where}|{raw}".encode()).hexdigest()[:24],
                              "time": "2026-02-25T06:13:20.000Z"}])
+    # an older version named an OpenClaw direct chat's session key (its peer: the user's id) in reasons
+    account = f"account: session 's1' (key 'agent:main:telegram:ops:direct:{ANN}') is of OpenClaw Telegram account 'ops'"
+    with open(cfg.quarantine, "ab") as fh:
+        fh.write(orjson.dumps({"where": "s1.jsonl:3", "reason": account, "raw": '{"type": "message"}', "key": "q:1",
+                               "time": "2026-02-25T06:13:20.000Z"}) + b"\n")
     os.chmod(cfg.quarantine, 0o600)
+    _jsonl(cfg.harvest_log, [{"source": "openclaw", "time": "2026-02-25T06:14:00.000Z", "read": 1, "quarantined": 1,
+                              "quarantine_samples": [f"s1.jsonl:3: {account}"]}])
     audit = Path(cfg.audit_dir)
     audit.mkdir(parents=True)
     orphans = [{"chat": ANN, "message_id": 99, "emoji": "👎"}, {"chat": GROUP, "message_id": 7, "emoji": "👍"}]
     (audit / "2026-02-25.json").write_bytes(orjson.dumps(
         {"day": "2026-02-25", "orphans": orphans, "late": [{"chat": ANN, "message_id": 12, "emoji": "👍", "delay_s": 9e4}],
-         "arrived_for_earlier_days": {"count": 1, "samples": [{"chat": str(ANN), "message_id": 12}]}},
+         "arrived_for_earlier_days": {"count": 1, "samples": [{"chat": str(ANN), "message_id": 12}]},
+         "quarantined_today": {"count": 1, "samples": [f"s1.jsonl:3: {account}"]}},
         option=orjson.OPT_INDENT_2))
     (audit / "2026-02-25.md").write_text("## Orphan reactions (2)\n" + "".join(
-        f"- {orjson.dumps(o).decode()}\n" for o in orphans), encoding="utf-8")
+        f"- {orjson.dumps(o).decode()}\n" for o in orphans) + f"## Quarantined today (1)\n- s1.jsonl:3: {account}\n",
+        encoding="utf-8")
 
 
 def _everything(cfg) -> str:
@@ -76,18 +85,19 @@ def test_migrate_rewrites_the_ids_in_the_clear_and_the_files_still_join(cfg, mon
     assert code == 0 and dry["dry_run"] and dry["log"] is None and _bytes(cfg) == before  # nothing written
     by = {Path(f["path"]).name: f for f in dry["files"]}
     assert {n: (f["read"], f["changed"], f["unchanged"], f["unreadable"]) for n, f in by.items()} == {
-        "telegram-reactions.jsonl": (3, 1, 1, 1), "sent-chunks.jsonl": (2, 2, 0, 0), "quarantine.jsonl": (1, 1, 0, 0),
-        "2026-02-25.json": (4, 3, 1, 0), "2026-02-25.md": (2, 1, 1, 0)}
-    assert dry["changed"] == 8 and all(f["read"] == f["changed"] + f["unchanged"] + f["unreadable"]
+        "telegram-reactions.jsonl": (3, 1, 1, 1), "sent-chunks.jsonl": (2, 2, 0, 0), "quarantine.jsonl": (2, 2, 0, 0),
+        "harvest-log.jsonl": (1, 1, 0, 0), "2026-02-25.json": (5, 4, 1, 0), "2026-02-25.md": (3, 2, 1, 0)}
+    assert dry["changed"] == 12 and all(f["read"] == f["changed"] + f["unchanged"] + f["unreadable"]
                                        for f in dry["files"])
 
     code, doc = feedback_cli(cfg, "migrate")
-    assert code == 0 and doc["changed"] == 8 and doc["salt_id"] == salt_id(SALT)
+    assert code == 0 and doc["changed"] == 12 and doc["salt_id"] == salt_id(SALT)
     assert str(ANN) not in _everything(cfg) and U in _everything(cfg) and str(GROUP) in _everything(cfg)
     assert Path(cfg.ledger).read_bytes().endswith(b'\n{"time": "2026-02-25T06:1')  # the torn line kept as it was
     assert os.stat(cfg.quarantine).st_mode & 0o777 == 0o600  # the mode kept
     [logged] = [orjson.loads(line) for line in Path(doc["log"]).read_bytes().splitlines()]
-    assert logged["migration"] == "private_chats" and logged["changed"] == 8 and len(logged["files"]) == 5
+    assert logged["migration"] == "private_chats" and logged["changed"] == 12 and len(logged["files"]) == 6
+    assert f"direct:{U}" in Path(cfg.harvest_log).read_text() and f"direct:{U}" in Path(cfg.quarantine).read_text()
     reg = [orjson.loads(line) for line in Path(cfg.registry).read_bytes().splitlines()]
     assert [(r["chat"], r["key"], r["salt_id"], r["batch_id"]) for r in reg] == [
         (U, f"{U}:11", salt_id(SALT), OLD_BATCH), (U, f"{U}:12", salt_id(SALT), OLD_BATCH)]
@@ -144,7 +154,7 @@ def test_a_file_that_cannot_be_replaced_stops_the_migration_and_a_second_run_fin
 
     from tracebridge.cli import app
 
-    files = [f"{k}={getattr(cfg, k)}" for k in ("ledger", "registry", "quarantine", "audit_dir")]
+    files = [f"{k}={getattr(cfg, k)}" for k in ("ledger", "registry", "quarantine", "harvest_log", "audit_dir")]
     res = CliRunner().invoke(app, ["feedback", "migrate", *files])
     assert res.exit_code == 1 and f"{blocker}" in res.output and "run migrate again" in res.output, res.output
     assert str(ANN) not in Path(cfg.ledger).read_text() and audit.read_bytes() == before
@@ -152,5 +162,5 @@ def test_a_file_that_cannot_be_replaced_stops_the_migration_and_a_second_run_fin
     blocker.rmdir()
     code, doc = feedback_cli(cfg, "migrate")
     assert code == 0 and {Path(f["path"]).name: f["changed"] for f in doc["files"] if f["changed"]} == {
-        "2026-02-25.json": 3, "2026-02-25.md": 1}
+        "2026-02-25.json": 4, "2026-02-25.md": 2}
     assert str(ANN) not in _everything(cfg)

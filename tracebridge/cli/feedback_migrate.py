@@ -32,9 +32,9 @@ def migrate(
     overrides: Overrides = None, json_out: JsonOpt = False,
 ) -> None:
     """Rewrite the private chat ids (the users' Telegram ids) that older versions kept in the clear in the ledger,
-    chunk registry, quarantine and daily audits, as the users' salted pseudonyms (the harvest's salt). Each file
-    is replaced whole under its lock; the counts (per file: read = changed + unchanged + unreadable) are appended
-    to migrations.jsonl beside the ledger. Running it again changes nothing. Exit 2, rewriting nothing, without
+    chunk registry, quarantine, harvest log and daily audits, as the users' salted pseudonyms (the harvest's salt).
+    Each file is replaced whole under its lock; the counts (per file: read = changed + unchanged + unreadable) are
+    appended to migrations.jsonl beside the ledger. Running it again changes nothing. Exit 2, rewriting nothing, without
     the salt or when the ledger's or registry's rows were pseudonymised under another salt."""
     from tracebridge.feedback.migrate import migrate_private_chats
 

@@ -2,8 +2,9 @@
 
 A private chat's id is its user's Telegram id. Versions before private chats were pseudonymised kept it in the
 clear in the ledger (``chat``), the chunk registry (``chat`` and ``key``), the quarantine (the bad input kept in
-``raw``: the chat, and before that the user too) and the daily audits (``<day>.json`` and ``.md``: orphans, late,
-ignored and shared reactions, rows that arrived late). The readers take those rows as the pseudonym, so they still
+``raw``: the chat, and before that the user too; reasons naming an OpenClaw direct chat's session key, whose peer
+is the user), the harvest log (those reasons among its ``quarantine_samples``) and the daily audits (``<day>.json``
+and ``.md``: orphans, late, ignored and shared reactions, rows that arrived late, quarantine samples). The readers take those rows as the pseudonym, so they still
 join, but the ids stayed on disk. ``migrate_private_chats`` rewrites each such row or item with the user's
 pseudonym under the harvest's salt (``ledger.private_chat``; a quarantined input as ``privacy.pseudonymised``
 gives it, its key made anew so the same input quarantined again is deduped), file by file: a file is replaced
@@ -36,6 +37,8 @@ from tracebridge.schema.canonical import utc_now
 
 # ``"chat": 5550001`` / ``"chat":"5550001"`` in an audit's Markdown (its lists are JSON objects)
 _MD_CHAT = re.compile(r'("chat"\s*:\s*)"?(-?\d+)"?')
+# the peer of a direct chat in an OpenClaw session key, as reasons of older versions named it
+_KEY_PEER = re.compile(r"(telegram:(?:[\w-]+:)?(?:direct|dm):)(\d+)")
 
 
 def migrate_private_chats(cfg: FeedbackConfig, *, dry_run: bool = False) -> dict[str, Any]:
@@ -55,13 +58,14 @@ def migrate_private_chats(cfg: FeedbackConfig, *, dry_run: bool = False) -> dict
     sid = salt_id(salt)
     files: list[dict[str, Any]] = []
     with contextlib.ExitStack() as locks:  # the harvest's order: ledger, then registry, then quarantine
-        for path in (cfg.ledger, cfg.registry, cfg.quarantine):
+        for path in (cfg.ledger, cfg.registry, cfg.quarantine, cfg.harvest_log):
             if Path(path).is_file():
                 locks.enter_context(file_lock(path))
         _check_salts(cfg, sid)
         for kind, path, fix in (("ledger", cfg.ledger, _row_fix(salt, sid, "ledger")),
                                 ("registry", cfg.registry, _row_fix(salt, sid, "registry")),
-                                ("quarantine", cfg.quarantine, _quarantined_fix(salt))):
+                                ("quarantine", cfg.quarantine, _quarantined_fix(salt)),
+                                ("harvest_log", cfg.harvest_log, _logged_fix(salt))):
             if Path(path).is_file():
                 files.append(_rewrite_lines(Path(path), kind, fix, dry_run))
     audits = Path(cfg.audit_dir)
@@ -125,13 +129,33 @@ def _quarantined_fix(salt: str) -> Callable[[dict[str, Any]], bool]:
             else:
                 new = pseudonymised(obj, salt)
                 text = raw if new == obj else orjson.dumps(new, default=str).decode()
-        new_reason = pseudonymised(reason, salt) if isinstance(reason, str) else reason
+        text = _peers(text, salt) if isinstance(text, str) else text
+        new_reason = _peers(pseudonymised(reason, salt), salt) if isinstance(reason, str) else reason
         if text == raw and new_reason == reason:
             return False
         row["raw"], row["reason"] = text, new_reason
         row["key"] = "q:" + hashlib.sha256(f"{row.get('where')}|{text}".encode()).hexdigest()[:24]
         return True
     return fix
+
+
+def _logged_fix(salt: str) -> Callable[[dict[str, Any]], bool]:
+    """A harvest log row's fix: the session keys its quarantine samples (``where: reason``) name."""
+    def fix(row: dict[str, Any]) -> bool:
+        samples = row.get("quarantine_samples")
+        if not isinstance(samples, list):
+            return False
+        new = [_peers(x, salt) if isinstance(x, str) else x for x in samples]
+        row["quarantine_samples"] = new
+        return new != samples
+    return fix
+
+
+def _peers(text: str, salt: str) -> str:
+    """``text`` with the peer id of every OpenClaw direct-chat session key in it as the user's pseudonym
+    (``privacy.pseudonymous_key``); versions before it named the key whole in quarantine reasons."""
+    return _KEY_PEER.sub(lambda m: f"{m.group(1)}{private_chat(int(m.group(2)), salt)}", text) \
+        if "telegram:" in text else text
 
 
 def _counts(path: Path, kind: str) -> dict[str, Any]:
@@ -180,6 +204,10 @@ def _rewrite_audit(path: Path, salt: str, dry_run: bool) -> dict[str, Any]:
         def walk(v: Any) -> Any:
             if isinstance(v, list):
                 return [walk(x) for x in v]
+            if isinstance(v, str) and (t := _peers(v, salt)) != v:  # a quarantine sample naming a session key
+                out["read"] += 1
+                out["changed"] += 1
+                return t
             if not isinstance(v, dict):
                 return v
             if "chat" in v:
@@ -198,7 +226,13 @@ def _rewrite_audit(path: Path, salt: str, dry_run: bool) -> dict[str, Any]:
             out["changed"] += 1
             return f'{m.group(1)}"{private_chat(int(m.group(2)), salt)}"'
 
-        data = _MD_CHAT.sub(sub, data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+        def peer(m: re.Match[str]) -> str:
+            out["read"] += 1
+            out["changed"] += 1
+            return f"{m.group(1)}{private_chat(int(m.group(2)), salt)}"
+
+        text = _MD_CHAT.sub(sub, data.decode("utf-8", "surrogateescape"))
+        data = _KEY_PEER.sub(peer, text).encode("utf-8", "surrogateescape")
     with _Replacement(path, dry_run) as new:
         new.write(data)
         new.keep = bool(out["changed"])

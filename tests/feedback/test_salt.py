@@ -127,3 +127,12 @@ def test_a_salt_file_that_cannot_be_used_is_an_error_naming_it(cfg, salt_file, m
                              "--event-id", "runA:e")
     assert code == 2 and f"{salt_file}: {why}" in out and "is not set" not in out, out  # it said "is not set"
     assert record_batch(cfg.registry, -1001234567890, [5], "runG", "runG:e")  # a group's id needs no salt
+
+
+def test_a_registry_the_library_wrote_under_the_built_in_salt_is_named_as_such(cfg, salt_file, monkeypatch):
+    """Rows an older version's record_batch wrote under the public salt: the next call (now under the host's salt
+    file) is refused, and the message says that salt is the public one and what to do."""
+    monkeypatch.delenv(ENV, raising=False)
+    record_batch(cfg.registry, ANN, [11], "runA", "runA:e", salt=DEFAULT_SALT)  # as record_batch wrote it before
+    with pytest.raises(ValueError, match=f"{salt_id(DEFAULT_SALT)} is the public built-in salt.*start a new registry"):
+        record_batch(cfg.registry, ANN, [12], "runB", "runB:e")

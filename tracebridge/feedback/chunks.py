@@ -22,6 +22,7 @@ from typing import Any
 from tracebridge.capture.reader import iter_lines
 from tracebridge.feedback.bots import check_files, row_bot
 from tracebridge.feedback.ledger import (
+    DEFAULT_SALT,
     append_locked,
     edge_problem,
     file_lock,
@@ -101,9 +102,12 @@ def record_batch(path: str | os.PathLike[str], chat: Any, message_ids: list[int]
         reg = read_registry(path, legacy_bot_id, salt)
         check_files(str(path), reg.raws, bot_id, legacy_bot_id)
         if hashed and (other := sorted({str(r["salt_id"]) for r in reg.raws if r.get("salt_id")} - {hashed["salt_id"]})):
+            public = (f"; {salt_id(DEFAULT_SALT)} is the public built-in salt, which record_batch took when given none "
+                      "and the variable was unset: its pseudonyms can be reversed, so start a new registry (and ledger) "
+                      "under the host's salt") if salt_id(DEFAULT_SALT) in other else ""
             raise ValueError(f"{path}: its private chats were pseudonymised under another salt ({', '.join(other)}; "
                              f"this one's is {hashed['salt_id']}), so this reply's reactions would join none of "
-                             "them; set TRACEBRIDGE_FEEDBACK_SALT to the harvest's salt; nothing recorded")
+                             f"them; set TRACEBRIDGE_FEEDBACK_SALT to the harvest's salt{public}; nothing recorded")
         held = [reg.find(chat, r["message_id"], bot_id) for r in rows]
         for r, h in zip(rows, held):
             if h is not None and (h.batch_id not in same or h.run_id != run_id):

@@ -31,7 +31,7 @@ from tracebridge.feedback.ledger import (
     private_chat,
     salt_id,
 )
-from tracebridge.feedback.salt import host_salt
+from tracebridge.feedback.salt import configured_salt, host_salt
 from tracebridge.schema.canonical import utc_now
 
 
@@ -209,7 +209,9 @@ def read_registry(path: str | os.PathLike[str], legacy_bot_id: str = "", salt: s
         if problem := _row_problem(r):  # named by its field: it was "row: missing or invalid" for a bad number
             reg.skipped.append(f"{where}:{problem}")
             continue
-        c = Chunk(str(r["batch_id"]), private_chat(r.get("chat"), salt), int(r["message_id"]), int(r["chunk_index"]),
+        if salt is None and in_clear(r.get("chat")):
+            salt = reg.salt = configured_salt() or ""  # once a read, not once a row
+        c = Chunk(str(r["batch_id"]), private_chat(r.get("chat"), salt or None), int(r["message_id"]), int(r["chunk_index"]),
                   int(r["chunk_count"]), str(r["run_id"]), str(r["event_id"]), r.get("time"), row_bot(r, legacy_bot_id))
         if not 0 <= c.chunk_index < c.chunk_count:
             reg.skipped.append(f"{where}:chunk_index: {c.chunk_index} not in 0..{c.chunk_count - 1}")

@@ -12,6 +12,10 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # a harvest refuses to hash Telegram user ids under the built-in (public) salt: tests harvest under this one
 os.environ.setdefault("TRACEBRIDGE_FEEDBACK_SALT", "tracebridge-tests")
+# with the variable unset (a test that removes it), the feedback code reads, and record_batch makes, the host's salt
+# file: never the real ~/.config/tracebridge/feedback-salt (tests/feedback gives each test its own)
+os.environ.setdefault("TRACEBRIDGE_FEEDBACK_SALT_FILE", str(Path(os.environ.get("TMPDIR", "/tmp"))
+                                                         / f"tracebridge-tests-{os.getpid()}" / "feedback-salt"))
 # glibc malloc keeps freed memory for reuse (buffers up to 32 MiB from the heap, no trim below 256 MiB free):
 # with its defaults a tiny CPU training step maps and unmaps its activation buffers anew, ~50k page faults a
 # step, and a fifth of a training process's CPU went to the kernel (a 40-step `tracebridge train`: 2.1M faults,

@@ -96,3 +96,15 @@ def test_a_phone_key_that_names_a_secret_keeps_its_secret() -> None:
         "sms_password": "hunter22", "whatsapp_api_key": "Qw3rtY8uIo9PzX7c", "phone": "4155552671"}}}
     assert red.redact(rec)["payload"]["args"] == {
         "sms_password": "<SECRET_1>", "whatsapp_api_key": "<SECRET_2>", "phone": "<PHONE_1>"}
+
+
+@pytest.mark.parametrize("text,value", [
+    ("Telefon: 030123456", "030123456"), ("Handy 01711234567", "01711234567"), ("mon portable 0612345678", "0612345678"),
+    ("teléfono 4155552671", "4155552671"), ("電話 4155552671", "4155552671"), ("телефон 4155552671", "4155552671"),
+])
+def test_phone_words_of_other_languages_give_context(text: str, value: str) -> None:
+    # chats are written in many languages: a bare number after ``Telefon`` or ``電話`` was missed (the English
+    # words alone gave context)
+    d = Detectors(RedactionConfig(phone_regions=["US", "DE", "FR"]))
+    assert [text[s.start:s.end] for s in d.find(text) if s.kind == "PHONE"] == [value]
+    assert not d.find("hotel 4155552671, telemetry 4155552671")  # a word that holds one is none

@@ -17,7 +17,10 @@ import re
 from functools import lru_cache
 
 # Words that name a phone in any identifier or text (``phone_number``, ``mobilePhone``, ``tel_no``, ``SMS``)
-_PHONE = r"phone|phones|telephone|tel|mobile|cellphone|sms|whatsapp|msisdn|fax|landline|hotline"
+_PHONE = (r"phone|phones|telephone|tel|mobile|cellphone|sms|whatsapp|msisdn|fax|landline|hotline"
+          # ... and in the languages chats are written in (``Telefon``, ``Handy``, ``portable``, ``電話``)
+          r"|telefon|telefono|teléfono|telefone|téléphone|tél|handy|mobil|móvil|movil|cellulare|celular|portable"
+          r"|rufnummer|natel|gsm|電話|电话|手机|手機|携帯|전화|휴대폰|телефон|тел|моб")
 # ... and words that do only as whole words (``call me``, not ``call_id`` or ``tool_call``)
 _PHONE_WORD = (r"call|calls|called|calling|callback|cell|dial|dialed|dialled|ring|text\s+me|text\s+us|txt|ph"
                r"|signal|viber|my\s+number|your\s+number|his\s+number|her\s+number|their\s+number|number\s+is")

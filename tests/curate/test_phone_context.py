@@ -108,3 +108,16 @@ def test_phone_words_of_other_languages_give_context(text: str, value: str) -> N
     d = Detectors(RedactionConfig(phone_regions=["US", "DE", "FR"]))
     assert [text[s.start:s.end] for s in d.find(text) if s.kind == "PHONE"] == [value]
     assert not d.find("hotel 4155552671, telemetry 4155552671")  # a word that holds one is none
+
+
+def test_whatsapp_ids_are_phone_numbers() -> None:
+    # WhatsApp's Cloud API names a sender's number ``wa_id`` (an id's label, so it was left) and its own
+    # number's id ``phone_number_id`` (an id indeed)
+    hook = {"contacts": [{"profile": {"name": "Ann"}, "wa_id": "14155552671"}],
+            "metadata": {"phone_number_id": "106540352242922"}, "messages": [{"from": "14155552671", "id": "wamid.X"}]}
+    out = Redactor(RedactionConfig(phone_regions=["US"])).redact(
+        {"run_id": "r", "event_type": "env_observation", "payload": {"webhook": hook}})["payload"]["webhook"]
+    assert out["contacts"][0]["wa_id"] == out["messages"][0]["from"] == "<PHONE_1>"
+    assert out["metadata"]["phone_number_id"] == "106540352242922"
+    text = '{"wa_id": "14155552671"}'
+    assert [text[s.start:s.end] for s in Detectors(RedactionConfig(phone_regions=["US"])).find(text)] == ["14155552671"]

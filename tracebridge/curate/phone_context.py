@@ -42,6 +42,7 @@ _ID_PARTS = frozenset({
 })
 # Keys that hold a phone number by their whole name (a message's addressee, as SMS APIs write it)
 _PHONE_PARTS = frozenset(_PHONE.split("|"))
+_PHONE_IDS = frozenset({"wa_id", "waid"})  # ids that are phone numbers (WhatsApp's Cloud API: ``"wa_id": "1415…"``)
 _ADDRESSEE = frozenset({"to", "from", "recipient", "recipients", "sender", "caller", "callee", "destination"})
 _BEFORE, _AFTER = 40, 24  # characters of text around the number looked at for a phone word
 
@@ -54,6 +55,8 @@ def _label_says(label: str) -> bool | None:
     parts = [p.lower() for p in _PARTS.findall(label)]
     if not parts:
         return None
+    if label.lower().replace("-", "_") in _PHONE_IDS:
+        return True
     if parts[-1] in _ID_PARTS:
         return False
     if _PHONE_PARTS.intersection(parts) or _NEAR.search(label) or (len(words) == 1 and words[0] in _ADDRESSEE):

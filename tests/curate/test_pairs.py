@@ -25,6 +25,7 @@ ENTRIES = [  # (tool args holding the entry, path to the value)
     {"variables": [{"key": "API_TOKEN", "value": "zq8LmP2xR7vN4kT9"}]},  # GitLab CI variables
     {"env": [{"value": PW, "name": "DB_PASSWORD"}]},  # the value first (keys sorted, hand-written)
     {"Parameters": [{"Value": "zq8LmP2xR7vN4kT9", "Key": "API_TOKEN"}]},  # CloudFormation tags, capitalised
+    {"outputs": {"db_password": {"sensitive": True, "type": "string", "value": PW}}},  # terraform output -json
 ]
 TEXTS = [  # (text, the secret in it)
     (
@@ -54,6 +55,9 @@ TEXTS = [  # (text, the secret in it)
     ('[{"Value": "zq8LmP2xR7vN4kT9", "Type": "String", "Key": "API_TOKEN"}]', "zq8LmP2xR7vN4kT9"),
     ("env:\n  - value: Sup3rS3cret!\n    name: DB_PASSWORD\n", PW),
     (orjson.dumps({"output": '[{"value": "Sup3rS3cret!", "name": "DB_PASSWORD"}]'}).decode(), PW),
+    # the value in an object under the secret's name (terraform output -json), printed and as JSON in JSON
+    ('{\n  "db_password": {\n    "sensitive": true,\n    "type": "string",\n    "value": "Sup3rS3cret!"\n  }\n}', PW),
+    (orjson.dumps({"output": '{"api_key": {"value": "zq8LmP2xR7vN4kT9"}}'}).decode(), "zq8LmP2xR7vN4kT9"),
 ]
 NOT_SECRETS = [  # a secret's name with a value that is none, or a name that is no secret's
     '{"env": [{"name": "DB_PASSWORD", "value": "${DB_PASSWORD}"}, {"name": "LOG_LEVEL", "value": "Xy9#kL2mQ"}]}',
@@ -63,6 +67,7 @@ NOT_SECRETS = [  # a secret's name with a value that is none, or a name that is 
     '{"key": "password", "value": "********"}',
     '{"env": [{"value": "${DB_PASSWORD}", "name": "DB_PASSWORD"}, {"value": "Xy9#kL2mQ", "name": "LOG_LEVEL"}]}',
     '{"a": [{"value": "abcDEF123", "name": "token_count"}, {"value": "Xy9#kL2mQ", "name": "DB_PASSWORD_HINT"}]}',
+    '{"password_policy": {"value": "Xy9#kL2mQ"}, "api_key": {"value": "YOUR_API_KEY"}, "token": {"value": 512}}',
 ]
 
 

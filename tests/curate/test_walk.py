@@ -32,6 +32,9 @@ HELD = [  # (args of a tool call, the secrets in it)
      [SID, KEY]),
     ({"cfg": {"api_keys": {"0": KEY}}}, [KEY]),
     ({"cfg": {"password": {0: "hunter22"}}}, ["hunter22"]),  # int keys at capture
+    # a value wrapped in an object under the secret's name (``terraform output -json``): it leaked
+    ({"outputs": {"db_password": {"sensitive": True, "type": "string", "value": "hunter22x"}}}, ["hunter22x"]),
+    ({"cfg": {"api_key": {"value": KEY}}}, [KEY]),
 ]
 
 
@@ -58,6 +61,7 @@ def test_secrets_in_lists_under_their_key_are_redacted_pass_1_and_2(args: dict, 
     {"set-cookie": ["theme=dark; Path=/"]},
     {"set-cookie": {"0": "theme=dark; Path=/"}},
     {"password": {"0": "This field is required."}},
+    {"token": {"value": 512, "type": "number"}, "api_key": {"Value": "YOUR_API_KEY"}},
     {"api_keys": ["YOUR_API_KEY", "<your-key>"]},
     {"argv": ["curl", "-H", "Accept: text/html", "https://example.org"]},
     {"pair": ["name", "value"]},

@@ -49,6 +49,14 @@ PAIR = re.compile(
     rf"|{_GAP}(?:\r?\n|\\+r\\+n|\\+n)[ \t]{{0,32}}(?:-[ \t]{{0,4}})?)"
     rf"{_QUOTE}(?:parameter)?value{_QUOTE}{_GAP}:{_GAP}{VALUE}"
 )
+# The value wrapped in an object under the secret's name, maybe after a few short fields (``terraform output
+# -json``: ``"db_password": {"sensitive": true, "type": "string", "value": "…"}``), over lines too
+_WS = r"(?:[ \t]|\r?\n|\\+[rnt]){0,40}"
+_FIELD = rf"\\*\"[A-Za-z_]{{1,16}}\\*\"{_GAP}:{_GAP}(?:true|false|null|-?\d{{1,12}}|\\*\"[^\"\\\r\n]{{0,32}}\\*\"){_GAP},"
+WRAPPED = re.compile(
+    rf"(?ai)(?<![A-Za-z0-9_])(?P<name>[A-Za-z0-9_.\-]{{0,64}}?{NAME}){_QUOTE}{_GAP}:{_GAP}\{{"
+    rf"(?:{_WS}{_FIELD}){{0,4}}{_WS}{_QUOTE}value{_QUOTE}{_GAP}:{_GAP}{VALUE}"
+)
 _LINE_END = re.compile(r"[ \t]*(?:#|\r?\n|\\+[rn]|\\*\"|\Z)")
 # The value first, then the name (``{"value": "…", "name": "DB_PASSWORD"}``, ``Value``/``Key`` too): the
 # value's quote (escaped ones too: JSON inside a string) closed, a ``,`` (or a line end, YAML) and maybe a
@@ -67,7 +75,8 @@ PAIR_AFTER = re.compile(
 # key in the walk's check of a record's strings joined (``tracebridge.curate.walk.Walker``).
 _VALUE_KEY = re.compile(rb"alue(?<=value)\\*[\"']?(?:[ \t]|\\+t){0,8}[:\0]").search
 PAIR_HEAD = re.compile(
-    rb"(?:pass(?:word|wd|phrase)|secret|token|key)\\*[\"']?(?:[ \t]|\\+t){0,8}(?:,|\r?\n|\\+r\\+n|\\+n)"
+    rb"(?:pass(?:word|wd|phrase)|secret|token|key)\\*[\"']?(?:[ \t]|\\+t){0,8}(?:,|\r?\n|\\+r\\+n|\\+n"
+    rb"|:(?:[ \t]|\\+t){0,8}\{)"  # ... or opening an object (``WRAPPED``)
 )
 # ``PAIR_AFTER``'s trigger (any depth of escaped quotes: JSON in JSON in a string): a name field holding a secret name within the 1024 bytes after a ``value`` key
 PAIR_TAIL = re.compile(rb"(?:name|key)\\*[\"']?(?:[ \t]|\\+t){0,8}[:=\0](?:[ \t]|\\+t){0,8}\\*[\"']?"
@@ -106,7 +115,7 @@ def pair_spans(text: str) -> list[tuple[int, int]]:
     # no value field: nothing to find (PAIR's search tries every n and k of the text)
     if "alue" not in text and "ALUE" not in text:
         return out
-    for m in (*PAIR.finditer(text), *PAIR_AFTER.finditer(text)):
+    for m in (*PAIR.finditer(text), *PAIR_AFTER.finditer(text), *WRAPPED.finditer(text)):
         password = re.search(r"(?ai)pass|secret", m.group("name")) is not None
         if m.group("quoted") is not None:
             ok = secret_shaped(m.group("quoted"), password, "upper")

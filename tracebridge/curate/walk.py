@@ -21,7 +21,7 @@ import orjson
 from tracebridge.curate.credentials import SECRET_NAME, argv_clients
 from tracebridge.curate.detectors import Detectors, Span
 from tracebridge.curate.memo import ScanMemo
-from tracebridge.curate.pairs import pair_key
+from tracebridge.curate.pairs import _VALUE_KEYS, pair_key
 from tracebridge.curate.phone_context import phone_key
 from tracebridge.curate.secret_shape import secret_shaped
 from tracebridge.curate.ssn import ssn_key
@@ -209,6 +209,9 @@ class Walker:
         if isinstance(v, dict) and v and isinstance(name, str) and not argv and _indexed(v) \
                 and (held := list_key(name)) is not None:  # ``{"set-cookie": {"0": …}}``: a list as PHP and JS write it
             return self._fields(v, path, fn, skip, held=held)
+        if isinstance(v, dict) and isinstance(name, str) and not argv and not _VALUE_KEYS.isdisjoint(v) \
+                and (held := list_key(name, plural=False)) is not None:  # ``terraform output -json``'s
+            return self._fields(v, path, fn, skip, self._wrapped_value(held))  # ``{"db_password": {"value": …}}``
         if isinstance(v, dict) and v and self.sink is not None and self.memo is not None:
             return self._counted(v, path, fn, skip)
         if isinstance(v, (list, tuple)) and v:  # a tuple is written as a JSON array: the capture path must see into it
@@ -270,6 +273,11 @@ class Walker:
             at = (kind, path + below[1:])
             sink[at] = sink.get(at, 0) + n
         return v
+
+    def _wrapped_value(self, held: str) -> Callable[[Any, str], list[Span]]:
+        """The spans of a dict's string under the secret name ``held`` by its key: its ``value`` field (Terraform's
+        outputs, ``{"sensitive": true, "type": "string", "value": "…"}``) as under ``held`` itself."""
+        return lambda k, x: self.det.keyed(held, x) if k in _VALUE_KEYS else []
 
     def _jar_value(self, v: dict[Any, Any]) -> Callable[[Any, str], list[Span]]:
         """The spans of a dict's string under a ``cookies`` key, by its key: a browser's cookie object

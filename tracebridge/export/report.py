@@ -60,11 +60,16 @@ class Tally:
     runs_with_dropped_events: int = 0  # runs read that count any: rule events_dropped (quarantined or allowed)
 
     def merge(self, other: Tally) -> None:
-        """Add ``other``'s counts (the tally of one run curated on its own, e.g. in a worker)."""
-        for f in fields(self):
-            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+        """Add ``other``'s counts (the tally of one run curated on its own, e.g. in a worker). A run's
+        tally holds a few counts of its 32: the zeros and empty counters add nothing and are passed
+        over (an export merges two tallies a run; ``fields`` and an update of each took ~0.6% of its CPU)."""
+        for name in _TALLY_FIELDS:
+            theirs = getattr(other, name)
+            if not theirs:
+                continue
+            mine = getattr(self, name)
             if isinstance(mine, int):
-                setattr(self, f.name, mine + theirs)
+                setattr(self, name, mine + theirs)
             elif isinstance(mine, Counter):
                 mine.update(theirs)
             else:
@@ -116,6 +121,9 @@ class Tally:
                     {"stage": "curation:pass2", "runs_scanned": self.pass2_scanned, "runs_blocked": self.pass2_blocked,
                      "policy": policy if enabled else None, "findings": _nested(self.pass2_findings)},
                 ]}
+
+
+_TALLY_FIELDS = tuple(f.name for f in fields(Tally))
 
 
 def balance_checks(t: Tally, cfg: BalanceConfig, verifier_target: str = "observed") -> list[dict[str, Any]]:

@@ -210,3 +210,24 @@ def test_fetch_over_a_damaged_local_copy_fetches_it_again(bundle: ExportResult, 
     assert again == local and man.bundle_id == bid
     assert view.read_bytes() == good and not (local / "views" / "stray.jsonl").exists()
     assert [p.name for p in (tmp_path / "pulled").iterdir()] == [bid]  # no temp or old folder left
+
+
+def test_a_bucket_that_does_not_exist_is_named(report: Path, s3_env: str, tmp_path: Path) -> None:
+    """The store answers a key under a missing bucket as a missing key: ``pull`` said "no report there (no such
+    folder)", ``fetch`` "no published bundle", a report push "The specified bucket does not exist" without the URI,
+    the jobs' write probe "cannot write there (FileNotFoundError: ...)". Each now names the bucket."""
+    from tracebridge.sweep.config import SweepConfig
+    from tracebridge.sweep.publish import storage_problem
+    from tracebridge.sweep.storage import put_dir
+
+    missing = f"{s3_env}-missing"  # s3_env: a bucket that exists, so the endpoint and credentials are right
+    said = f"the bucket {missing!r} does not exist there; check its name"
+    for args in (["pull", f"s3://{missing}/reports/sw-1", "--out", str(tmp_path / "p")],
+                 ["fetch", f"s3://{missing}/bundles", "--out", str(tmp_path / "f")]):
+        res = CliRunner().invoke(app, [*args, "--json", "retry.attempts=1"])
+        assert res.exit_code == 2 and said in json.loads(res.stdout)["error"], res.output
+    with pytest.raises(StorageError, match=f"^s3://{missing}/reports/sw-1: {said}"):
+        put_dir(report, f"s3://{missing}/reports/sw-1")
+    problem = storage_problem(SweepConfig(storage=f"s3://{missing}/runs"))
+    assert problem is not None and problem[1] == 2, problem
+    assert problem[0].startswith(f"storage=s3://{missing}/runs: cannot write there (s3://{missing}/runs: {said}"), problem

@@ -48,6 +48,7 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
     import shutil
     import tempfile
 
+    from tracebridge.export.bucket import no_bucket
     from tracebridge.export.leftovers import PULL, PULL_OLD, remove_stale, temp_tag
     from tracebridge.export.storage import StorageError, StorageUnreachable, uri_problem
     from tracebridge.report import verify_report
@@ -71,7 +72,8 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
                 if not names or set(names) & {*REPORT_FILES, PUSHING}:
                     get_dir(uri, tmp, storage_io, f"pull from {uri}")
             except FileNotFoundError as exc:
-                return {**failed, "problems": [f"{uri}: no report there ({exc})"], "no_source": True}
+                return {**failed, "problems": [no_bucket(uri, storage_io) or f"{uri}: no report there ({exc})"],
+                        "no_source": True}
             except ValueError as exc:
                 return {**failed, "problems": [str(exc)]}
             except (StorageError, OSError) as exc:  # unreachable after the tries; no credentials or permission

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from tracebridge.export.bucket import no_bucket
 from tracebridge.export.bundle import (
     MANIFEST,
     BundleError,
@@ -302,7 +303,7 @@ def _resolve_remote(fs: Any, base: str, uri: str) -> str:
             return f"{base}/{bid}"
         raise StorageError(f"{uri.rstrip('/')}/{LATEST}: names bundle {bid}, but {uri.rstrip('/')}/{bid}/{MANIFEST} is not there "
                            "(removed, or its push was cut short): push that bundle again, or fetch another by its folder")
-    raise StorageError(f"{uri}: no published bundle (no {MANIFEST}, no {LATEST}); readers trust only manifests")
+    raise StorageError(no_bucket(uri, fs=fs) or f"{uri}: no published bundle (no {MANIFEST}, no {LATEST}); readers trust only manifests")
 
 
 def _verified_or_none(path: Path) -> Manifest | None:

@@ -68,7 +68,10 @@ def storage_problem(cfg: SweepConfig) -> tuple[str, int] | None:
                 retry_io(remove, f"removal of the {what}", replace(cfg.push, attempts=1), probe)
             except (StorageError, OSError) as gone:
                 log.warning("%s: not removed after the write failed: %s", probe, gone)
-        return (f"storage={cfg.storage}: cannot write there ({type(exc).__name__}: {exc})",
+        from tracebridge.export.bucket import no_bucket
+
+        missing = isinstance(exc, FileNotFoundError) and no_bucket(cfg.storage, cfg.storage_io)
+        return (f"storage={cfg.storage}: cannot write there ({missing or f'{type(exc).__name__}: {exc}'})",
                 STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2)
     try:
         retry_io(remove, f"removal of the {what}", cfg.push, probe)

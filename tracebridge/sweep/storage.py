@@ -192,14 +192,19 @@ def put_dir(local: Path, uri: str, cfg: StorageConfig | None = None, what: str =
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         return
-    from tracebridge.export.storage import retry_io
+    from tracebridge.export.storage import StorageError, retry_io
 
     fs, path = _fs(uri, cfg)
     last = Path(local) / "manifest.json"
     files = sorted((f for f in Path(local).rglob("*") if f.is_file()), key=lambda f: (f == last, f))
 
     def put(f: Path, key: str) -> None:
-        retry_io(partial(fs.put_file, str(f), f"{path}/{key}"), what or f"copy to {uri}", _retry(cfg), uri, fs)
+        try:
+            retry_io(partial(fs.put_file, str(f), f"{path}/{key}"), what or f"copy to {uri}", _retry(cfg), uri, fs)
+        except FileNotFoundError as exc:  # the store's answer to a key under a bucket that does not exist
+            from tracebridge.export.bucket import no_bucket
+
+            raise StorageError(no_bucket(uri, fs=fs) or f"{what or f'copy to {uri}'} failed: {exc}") from exc
 
     if last.is_file():  # the push's manifest, first: until it is removed, the folder there is incomplete
         put(last, PUSHING)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -30,6 +31,8 @@ from tracebridge.report.cost import (
     trial_held_s,
 )
 from tracebridge.schema.canonical import sha256_bytes, sha256_json, utc_now
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def code_version(repo: Path | None = None) -> str:
@@ -167,6 +170,9 @@ def verify_report(out_dir: Path) -> list[str]:
             probs.append(f"{mpath}:files[{i}].path: {rel} escapes the report folder (symlink)")
         elif not p.is_file():
             probs.append(f"{mpath}:files[{i}].path: {rel} is missing")
+        elif not (isinstance(f.get("sha256"), str) and _HEX64.fullmatch(f["sha256"])):  # was "rel was modified"
+            probs.append(f"{mpath}:files[{i}].sha256: {f.get('sha256')!r} is not a sha256 hex digest (64 of 0-9a-f), "
+                         f"so {rel} cannot be checked")
         elif sha256_bytes(p.read_bytes()) != f.get("sha256"):
             probs.append(f"{mpath}:files[{i}].sha256: {rel} was modified")
     if man.get("report_id") != report_id(man):

@@ -128,9 +128,10 @@ def test_submit_reads_a_report_changing_on_every_read_as_try_again_later(s3, rep
     assert "storage_unreachable" not in res
 
 
-def _push_cut_at_results(s3, report: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    """``put_dir(report, URI)`` through a proxy that drops each connection sending ``results.json``: a push cut
-    short (a job killed or cut off mid-push) after ``PUSHING`` and ``report.html``."""
+def _push_cut_at_results(s3, report: Path, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+                         name: str = "results.json") -> None:
+    """``put_dir(report, URI)`` through a proxy that drops each connection sending ``name``: a push cut short (a
+    job killed or cut off mid-push) after ``PUSHING`` and the files before ``name`` (``report.html`` goes first)."""
     import re
 
     from tests.jobs.test_report_push import CutReportsProxy
@@ -139,10 +140,10 @@ def _push_cut_at_results(s3, report: Path, monkeypatch: pytest.MonkeyPatch) -> N
     from tracebridge.export.storage import StorageError
 
     url = s3.meta.endpoint_url
-    proxy = CutReportsProxy(int(url.rsplit(":", 1)[1]), re.compile(rb"PUT /[^ ]*/results\.json"))
+    proxy = CutReportsProxy(int(url.rsplit(":", 1)[1]), re.compile(rb"PUT /[^ ]*/" + re.escape(name.encode())))
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.port}")
     try:
-        with pytest.raises(StorageError, match="results.json"):
+        with pytest.raises(StorageError, match=re.escape(name)):
             put_dir(report, URI, load_config(StorageConfig, None, ["retry.attempts=1", "request_timeout_s=5"]))
     finally:
         proxy.close()
@@ -218,3 +219,19 @@ def test_a_report_pushed_again_leaves_no_file_of_the_earlier_push(s3, reports, t
                               f"{KEY}0/results.json"]
     code, res = _pull(tmp_path, [])
     assert code == 0, res
+
+
+def test_a_push_cut_before_its_first_file_pulls_the_earlier_report_with_a_note(s3, reports, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only ``PUSHING`` there: the earlier report is complete and verifies, and is pulled, with a note naming the
+    push of another report over it that has not ended."""
+    a, b = reports
+    _push_cut_at_results(s3, b, monkeypatch, "report.html")
+    code, res = _pull(tmp_path, [])
+    assert code == 0, res
+    assert (tmp_path / "out" / "sw-1" / "manifest.json").read_bytes() == (a / "manifest.json").read_bytes()
+    have, rid = (json.loads((r / "manifest.json").read_text())["report_id"] for r in (a, b))
+    assert res["notes"][-1] == (f"{URI}: a push of report {rid} over this one was cut short or is running (its "
+                                f"manifest is not there yet); the report pulled is the complete one there before it, "
+                                f"{have}"), res
+    assert not (tmp_path / "out" / "sw-1" / ".manifest.pushing.json").exists()

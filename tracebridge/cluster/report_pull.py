@@ -118,9 +118,11 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     man = json.loads((out / "manifest.json").read_text())
+    notes = [] if man.get("submission_id") else [UNSTAMPED.format(uri=uri.rstrip("/"))]
+    if pushing is not None and pushing != (out / "manifest.json").read_bytes():  # a push over it not ended
+        notes.append(PUSH_OVER.format(uri=uri.rstrip("/"), rid=_report_id(pushing), have=man.get("report_id")))
     return {"path": str(out), "problems": [], "manifest": man, "written_by": man.get("submission_id"),
-            "notes": [] if man.get("submission_id") else [UNSTAMPED.format(uri=uri.rstrip("/"))],
-            "report_html": str(out / "report.html") if (out / "report.html").is_file() else None}
+            "notes": notes, "report_html": str(out / "report.html") if (out / "report.html").is_file() else None}
 
 
 REPORT_FILES = ("manifest.json", "results.json", "report.html")  # one of them: a report, maybe damaged
@@ -128,6 +130,20 @@ CHANGING = ("{uri}: the report changed while it was read ({reads} reads, each of
             "a push is overwriting it); nothing was pulled: pull again once that push has ended")
 UNSTAMPED = ("{uri}/manifest.json: records no submission_id (written before reports named the attempt that "
              "wrote them, or outside a Ray job): which attempt of the sweep wrote it is not checked")
+
+
+PUSH_OVER = ("{uri}: a push of report {rid} over this one was cut short or is running (its manifest is not there yet); "
+             "the report pulled is the complete one there before it, {have}")
+
+
+def _report_id(manifest: bytes) -> object:
+    """The ``report_id`` of a manifest's bytes (None when they are no manifest)."""
+    import json
+
+    try:
+        return json.loads(manifest).get("report_id")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _take(path: Path) -> bytes | None:
@@ -166,8 +182,7 @@ def unfinished_push(report: Path, pushing: bytes | None, uri: str) -> list[str]:
     stale = [p for p in rels if p not in files and p != "manifest.json"]
     what = ([f"not there yet: {', '.join(todo)}"] if todo else []) + (
         [f"not yet removed (files its manifest does not list): {', '.join(stale)}"] if stale else [])
-    rid = json.loads(pushing or b"").get("report_id")
-    return [f"{where}: incomplete report: a push of report {rid} there was cut short or is still running; "
+    return [f"{where}: incomplete report: a push of report {_report_id(pushing)} there was cut short or is still running; "
             + "; ".join([*what, fix])]
 
 

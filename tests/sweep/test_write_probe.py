@@ -70,3 +70,31 @@ def test_a_store_refusing_the_removal_names_the_probe_left_there(monkeypatch: py
     assert problem is not None and problem[1] == 2, problem
     assert problem[0].startswith(f"storage=s3://{BUCKET}/runs: wrote there but cannot remove what it wrote"), problem
     assert f"s3://{BUCKET}/{left[0]} is left there" in problem[0] and "DeleteObject" not in problem[0], problem
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_the_probes_of_killed_jobs_are_removed_once_stale(where: str, request: pytest.FixtureRequest,
+                                                          tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A job killed between its probe's write and removal left the probe for good; the next probe removes those
+    older than an hour (the age given here: 0 s on S3, whose objects cannot be dated back), and keeps newer ones."""
+    import os
+    import time
+
+    if where == "local":
+        cfg = SweepConfig(storage=str(tmp_path / "runs"))
+        (tmp_path / "runs").mkdir()
+        for name, age in ((".write-probe-old", 7200), (".write-probe-new", 60), (".write-probes.txt", 7200)):
+            (tmp_path / "runs" / name).write_bytes(b"")
+            os.utime(tmp_path / "runs" / name, (time.time() - age, time.time() - age))
+        assert storage_problem(cfg) is None
+        assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [".write-probe-new", ".write-probes.txt"]
+        return
+    from tracebridge.sweep.publish import remove_stale_probes
+
+    url = request.getfixturevalue("s3")
+    s3 = boto3.session.Session().client("s3", endpoint_url=url, region_name="us-east-1")
+    for key in ("runs/.write-probe-old", "runs/x/.write-probe-deeper", "runs/report.json"):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"")
+    time.sleep(1.1)  # S3 dates objects to the second
+    assert remove_stale_probes(_cfg(1), max_age_s=1.0) == [f"s3://{BUCKET}/runs/.write-probe-old"]
+    assert sorted(_keys(url)) == ["runs/report.json", "runs/x/.write-probe-deeper"]

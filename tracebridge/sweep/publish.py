@@ -80,7 +80,32 @@ def storage_problem(cfg: SweepConfig) -> tuple[str, int] | None:
                f"the sweep removes files there too (a report's earlier files, checkpoints it no longer keeps); "
                f"{probe} is left there: remove it once these credentials may")
         return why, STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2
+    remove_stale_probes(cfg)
     return None
+
+
+def remove_stale_probes(cfg: SweepConfig, max_age_s: float | None = None) -> list[str]:
+    """Remove the write probes under ``cfg.storage`` older than ``max_age_s`` (default: ``STALE_AFTER_S``, an
+    hour; a probe lives for two requests), those of jobs killed between its write and its removal, and return
+    their URIs. Housekeeping: a listing or removal that fails is logged, never the job's problem."""
+    import time
+
+    from tracebridge.export.leftovers import STALE_AFTER_S
+    from tracebridge.sweep.storage import _fs
+
+    max_age_s, gone = STALE_AFTER_S if max_age_s is None else max_age_s, []
+    try:
+        fs, root = _fs(cfg.storage, cfg.storage_io)
+        for entry in fs.ls(root, detail=True):
+            name = str(entry["name"]).rstrip("/")
+            if entry.get("type") == "file" and name.rsplit("/", 1)[-1].startswith(".write-probe-") \
+                    and time.time() - fs.modified(name).timestamp() > max_age_s:
+                fs.rm_file(name)
+                gone.append(join(cfg.storage, name.rsplit("/", 1)[-1]))
+                log.warning("%s: removed the write probe of a job killed before it removed it", gone[-1])
+    except Exception as exc:  # noqa: BLE001 - housekeeping: the storage took the probe, the job goes on
+        log.info("%s: stale write probes not looked for: %s", cfg.storage, exc)
+    return gone
 
 
 def init_ray(work_root: Path) -> dict[str, float]:

@@ -97,3 +97,13 @@ def test_the_sweep_job_trains_the_shared_baseline_once(tmp_path):
     block = results["roles"]["verifier"]
     assert block["comparison_problems"] == [] and block["variants"]["baseline"]["trials"] == 2  # both cells paired
     assert verify_report(report) == []
+    # jobs/eval.py re-evaluates the 3 trained checkpoints and reports the 4 cells, as the sweep did
+    res = subprocess.run([sys.executable, "jobs/eval.py", "configs/sweep/smoke.yaml", f"bundle={BUNDLE}",
+                          f"storage={tmp_path}/storage", f"work_dir={tmp_path}/work", "ablations.dpo.beta=[0.1,0.3]",
+                          "max_failures=0", "--", "eval.n_boot=300"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=480, check=False)
+    assert res.returncode == 0, res.stderr[-4000:]
+    again = json.loads(Path(json.loads(res.stdout.strip().splitlines()[-1])["report_uri"], "results.json").read_text())
+    assert sorted((t["trial_id"], t.get("trained_as")) for t in again["trials"]) == sorted(
+        (t["trial_id"], t.get("trained_as")) for t in results["trials"])
+    assert again["roles"]["verifier"]["comparison_problems"] == []

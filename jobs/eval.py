@@ -91,7 +91,7 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
     except OSError as exc:  # work_dir under a file, read-only: one error line, not a traceback
         return job_error(log, 2, f"work_dir={scratch}: {exc}")
     try:
-        _, manifest = ensure_bundle(cfg.bundle, scratch / "bundles", cfg.bundle_id or None, cfg.storage_io)
+        bundle_dir, manifest = ensure_bundle(cfg.bundle, scratch / "bundles", cfg.bundle_id or None, cfg.storage_io)
     except (BundleError, StorageError, OSError, ValueError) as exc:
         return job_error(log, STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2,
                          f"bundle {cfg.bundle}: {exc}")
@@ -136,10 +136,11 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
         items.parent.mkdir(parents=True, exist_ok=True)
         items.write_text(json.dumps(res.pop("eval_items"), default=str))
         results.append({**res, "eval_items_path": str(items)})
-    from tracebridge.sweep.shared import fan_out, share_trials
+    from tracebridge.sweep.shared import fan_out, roles_without_pairs, share_trials
 
     # a trial the sweep trained once for several grid cells (shared.share_trials) is each cell's again
-    results, failed = fan_out(results, failed, share_trials(recipes, grid.expand_grid(cfg))[1])
+    members = share_trials(recipes, grid.expand_grid(cfg), roles_without_pairs(bundle_dir))[1]
+    results, failed = fan_out(results, failed, members)
 
     # ---- 4. report under a name of its own
     name = f"{sid}-eval-{sha256_json(sorted(eval_overrides))[:8]}"

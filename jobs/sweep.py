@@ -48,6 +48,7 @@ def main(config: str, overrides: list[str]) -> int:
         record_sweep,
         storage_problem,
     )
+    from tracebridge.sweep.shared import roles_without_pairs
     from tracebridge.sweep.storage import ensure_bundle
     from tracebridge.sweep.trainable import TrialContext
     from tracebridge.sweep.tune_run import attempts, run_sweep
@@ -93,7 +94,7 @@ def main(config: str, overrides: list[str]) -> int:
                        max_failures=cfg.max_failures, distributed=cfg.resources.distributed,
                        storage_io=cfg.storage_io)
     try:
-        out = run_sweep(cfg, ctx, specs)
+        out = run_sweep(cfg, ctx, specs, roles_without_pairs(bundle_dir))
     except StorageError as exc:  # Tune's look-up of an earlier run of this sweep, bounded by storage_io
         return job_error(log, STORAGE_UNREACHABLE if isinstance(exc, StorageUnreachable) else 2,
                          f"storage={cfg.storage}: {exc}", sid)

@@ -50,6 +50,20 @@ def test_only_keys_the_baseline_never_reads_are_shared():
     assert len(share_trials(*grid_of("ablations.dpo.max_length=[512,1024]"))[1]) == 1
 
 
+def test_the_optimized_variant_of_a_role_without_pairs_is_shared_too():
+    """The fixture bundle has no planner_pref_pairs: an optimized planner trial runs no DPO, so a dpo.* ablation
+    trained it once per cell as well; the verifier (pairs in the bundle) still trains each cell."""
+    from tracebridge.sweep.shared import roles_without_pairs
+
+    assert roles_without_pairs(BUNDLE) == {"planner"}
+    recipes, specs = grid_of("ablations.dpo.beta=[0.1,0.3]", "roles=[planner,verifier]")
+    train, members = share_trials(recipes, specs, roles_without_pairs(BUNDLE))
+    assert (len(specs), len(train)) == (8, 5)
+    assert sorted(members) == ["planner-baseline-s0-dpo.beta_shared", "planner-optimized-s0-dpo.beta_shared",
+                               "verifier-baseline-s0-dpo.beta_shared"]
+    assert len(share_trials(recipes, specs)[0]) == 6  # not told: the optimized planner cells train each
+
+
 def test_a_shared_result_or_failure_is_each_cells_and_its_time_counts_once(tmp_path):
     recipes, specs = grid_of("ablations.dpo.beta=[0.1,0.3]", "variants=[baseline]")
     _, members = share_trials(recipes, specs)

@@ -1,6 +1,7 @@
 """Grid cells that train the same model, trained once: a baseline runs no DPO and no curation
 (``tracebridge.train.trial``), so in a sweep that ablates ``dpo.*`` keys (or the optimized variant's curation
-keys) every ablation cell's baseline of a role and seed trained the same model again, once per cell.
+keys) every ablation cell's baseline of a role and seed trained the same model again, once per cell; so did the
+optimized variant of a role whose bundle holds no preference pairs (no DPO runs).
 
 ``share_trials`` groups the grid's specs by what decides their results (``result_config``) and gives each group
 of more than one cell one trial to train, named after the keys it shares (``verifier-baseline-s0-dpo.beta_shared``)
@@ -13,16 +14,25 @@ time once (``tracebridge.report.cost.distinct_runs``). Pure.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 SHARED = "shared"  # the value a shared trial's id gives each key its cells differ in
 
 
-def result_config(config: dict[str, Any]) -> dict[str, Any]:
+def roles_without_pairs(bundle_dir: Path) -> frozenset[str]:
+    """The roles whose preference view has no file in the bundle (``train.data.view_files``): their optimized
+    variant runs no DPO either (curated SFT only, ``train.trial``), so it never reads ``dpo.*``."""
+    from tracebridge.train.data import ROLE_VIEWS, view_files
+
+    return frozenset(r for r, (_, _, pref) in ROLE_VIEWS.items() if not pref or not view_files(Path(bundle_dir), pref))
+
+
+def result_config(config: dict[str, Any], no_dpo_roles: frozenset[str] = frozenset()) -> dict[str, Any]:
     """What of a trial's resolved config (``grid.trial_config``) decides its results: all of it but the keys its
-    variant never reads (a variant without DPO: ``dpo.*`` and ``data.max_pref_rows``, less the preference-pair
-    fit length evaluation takes from ``dpo.max_length``; without curation: ``data.dedup``,
-    ``data.recovery_weight``, ``data.feedback_weight``)."""
+    variant never reads (a variant without DPO, or any variant of a role in ``no_dpo_roles``: ``dpo.*`` and
+    ``data.max_pref_rows``, less the preference-pair fit length evaluation takes from ``dpo.max_length``; without
+    curation: ``data.dedup``, ``data.recovery_weight``, ``data.feedback_weight``)."""
     from omegaconf import OmegaConf
 
     from tracebridge.eval.offline import fit_lengths
@@ -31,7 +41,7 @@ def result_config(config: dict[str, Any]) -> dict[str, Any]:
     out = json.loads(json.dumps(config, default=str))
     variant = Variant(out.get("variant"))
     data = out.setdefault("data", {})
-    if not variant.runs_dpo:
+    if not variant.runs_dpo or out.get("role") in no_dpo_roles:
         cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), config))
         out.pop("dpo", None)
         data.pop("max_pref_rows", None)
@@ -42,9 +52,10 @@ def result_config(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def share_trials(recipes: dict[str, dict[str, Any]], specs: list[dict[str, Any]]
-                 ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-    """The specs to train, and per shared trial the grid cells it stands for.
+def share_trials(recipes: dict[str, dict[str, Any]], specs: list[dict[str, Any]],
+                 no_dpo_roles: frozenset[str] = frozenset()) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """The specs to train, and per shared trial the grid cells it stands for (``no_dpo_roles``: the bundle's
+    ``roles_without_pairs``; the sweep and its re-evaluation pass the same, so they name the same shared trials).
 
     Returns:
         ``(train_specs, members)``: ``train_specs`` in the grid's order (a cell that shares with none keeps its
@@ -55,7 +66,7 @@ def share_trials(recipes: dict[str, dict[str, Any]], specs: list[dict[str, Any]]
     groups: dict[str, list[dict[str, Any]]] = {}
     for s in specs:
         cfg = trial_config(recipes, s)
-        key = json.dumps(result_config(cfg) if cfg is not None else s, sort_keys=True, default=str)
+        key = json.dumps(result_config(cfg, no_dpo_roles) if cfg is not None else s, sort_keys=True, default=str)
         groups.setdefault(key, []).append(s)
     train, members = [], {}
     taken = {s["trial_id"] for s in specs}

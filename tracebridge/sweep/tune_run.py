@@ -354,12 +354,13 @@ def not_started(specs: list[dict[str, Any]], trials: list[dict[str, Any]], failu
             if s["trial_id"] not in seen]
 
 
-def run_sweep(cfg: SweepConfig, ctx: TrialContext, grid_specs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Run (or resume) the grid, each group of cells that train the same model as one trial (``shared``);
-    return ``{"trials", "failures"}`` (one per cell), ``"wall_s"``, ``"trained"`` and ``"shared"``."""
+def run_sweep(cfg: SweepConfig, ctx: TrialContext, grid_specs: list[dict[str, Any]],
+              no_dpo_roles: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Run (or resume) the grid, each group of cells that train the same model as one trial (``shared``; the
+    bundle's ``no_dpo_roles``); return ``{"trials", "failures"}`` (one per cell), ``"wall_s"``, ``"trained"``, ``"shared"``."""
     from tracebridge.sweep.shared import describe, fan_out, share_trials
 
-    specs, members = share_trials(ctx.recipes, grid_specs)
+    specs, members = share_trials(ctx.recipes, grid_specs, no_dpo_roles)
     if members:
         log.info("%d of %d grid cells train: %s (their configs differ only in keys that trial never reads)",
                  len(specs), len(grid_specs), describe(members))

@@ -83,7 +83,6 @@ def detach(rep: Any) -> None:
             continue
         aside = p.with_name(f"{TRASH}{os.getpid()}-{p.name}")
         try:
-            it.bytes = 0
             os.rename(p, aside)
         except OSError as exc:
             it.error = f"{p}: cannot move it aside for removal: {exc}"
@@ -98,12 +97,9 @@ def apply_prune(rep: Any) -> Any:
     counts only the bytes that did go."""
     for it in rep.items:
         p = Path(rep.moved.get(it.path, it.path))
-        if rep.dry_run:
-            it.bytes = tree_bytes(p)
-            continue
-        if it.path not in rep.moved:  # never moved aside: not removed here, outside the locks
-            continue
         it.bytes = tree_bytes(p)
+        if rep.dry_run or it.path not in rep.moved:  # one never moved aside is not removed here, outside the locks
+            continue
         errors = _rmtree(p)
         it.freed = it.bytes - (tree_bytes(p) if p.exists() else 0)
         it.removed = not p.exists()

@@ -165,10 +165,15 @@ class ReviewConfig:
         "help": "Every uplift measured in the window must exceed this (>= 0: the plan asks a positive uplift)."})
     stability: float = field(default=0.25, metadata={
         "help": "Stable uplift: the smallest uplift must be at least this share of the median one."})
-    min_uplift_cycles: int = field(default=3, metadata={
+    min_uplift_cycles: int | None = field(default=None, metadata={
         "help": "Uplift measurements (cycles whose optimize step gave a figure) the window needs before an uplift "
                 "can be called stable; with fewer the uplift line fails with 'not enough cycles' (one figure is "
-                "its own median: it was called stable). >= 2; default 3, one a day of the 3-day window."})
+                "its own median: it was called stable). >= 2; None = min_cycles, at least 2 (3 as shipped)."})
+
+    @property
+    def uplift_cycles(self) -> int:
+        """``min_uplift_cycles``, or (None) ``min_cycles`` but at least 2: stability compares cycles."""
+        return max(2, self.min_cycles) if self.min_uplift_cycles is None else self.min_uplift_cycles
     integrity_tolerance: float = field(default=0.5, metadata={
         "help": "Percentage points a validity rate may fall, or a quarantine rate rise, between cycles."})
     slice_tolerance_min: float = field(default=60.0, metadata={
@@ -186,9 +191,9 @@ class ReviewConfig:
         p += [f"review.{k}={v}: must be >= 1" for k, v in (("days", self.days), ("min_cycles", self.min_cycles)) if v < 1]
         if self.days > MAX_REVIEW_DAYS:
             p.append(f"review.days={self.days}: at most {MAX_REVIEW_DAYS} (the review reads one slice per day)")
-        if self.min_uplift_cycles < 2:
+        if self.min_uplift_cycles is not None and self.min_uplift_cycles < 2:
             p.append(f"review.min_uplift_cycles={self.min_uplift_cycles}: must be >= 2 (stability compares "
-                     "cycles; one uplift is its own median); default 3")
+                     "cycles; one uplift is its own median); null = review.min_cycles, at least 2")
         if not 0 <= self.stability <= 1:
             p.append(f"review.stability={self.stability}: must be in [0, 1]")
         if not math.isfinite(self.min_uplift):

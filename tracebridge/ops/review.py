@@ -8,7 +8,7 @@ exercised) and the evidence it was decided on (cycle ids and the numbers read fr
 2. ``runtime_hook`` — no cycle's ``runtime_hook`` step failed, and it ran ok at least once.
 3. ``uplift`` — every uplift measured in the window (each successful cycle's, and that of a failed
    cycle whose optimize step ran) is above ``min_uplift`` and stable: the smallest is at least
-   ``stability`` × the median, over at least ``min_uplift_cycles`` measured uplifts (fewer: "not enough
+   ``stability`` × the median, over at least ``min_uplift_cycles`` (None: ``min_cycles``, at least 2) measured uplifts (fewer: "not enough
    cycles", a fail: one figure is its own median and said nothing of stability). A successful cycle whose optimize step the config turned off
    (``shadow.optimize.mode=off``) measured none and is named, not judged.
 4. ``integrity`` — every bundle with a manifest verifies against it (a crashed cycle has none and
@@ -133,7 +133,7 @@ def crit_runtime_hook(cs: list[Cycle]) -> Verdict:
 def crit_uplift(cs: list[Cycle], cfg: ReviewConfig) -> Verdict:
     """Criterion ``uplift``: every uplift measured in the window (each successful cycle's, and a
     failed cycle's whose optimize step ran) is above ``cfg.min_uplift``, there are at least
-    ``cfg.min_uplift_cycles`` of them, and the smallest is at least ``cfg.stability`` x the median."""
+    ``cfg.uplift_cycles`` of them, and the smallest is at least ``cfg.stability`` x the median."""
     off, why = _off(cs, "optimize")
     vals = []
     for c in cs:
@@ -153,9 +153,9 @@ def crit_uplift(cs: list[Cycle], cfg: ReviewConfig) -> Verdict:
     low = [cid for cid, v in vals if v <= cfg.min_uplift]
     if low:
         return Verdict(False, f"not positive (<= {cfg.min_uplift}) in {', '.join(low)}; {ev}")
-    if len(nums) < cfg.min_uplift_cycles:  # one figure was its own median: "stable" on a single measurement
-        return Verdict(False, f"not enough cycles: {len(nums)} uplift(s) measured, stability needs "
-                       f"review.min_uplift_cycles={cfg.min_uplift_cycles}; {ev}")
+    if len(nums) < cfg.uplift_cycles:  # one figure was its own median: "stable" on a single measurement
+        return Verdict(False, f"not enough cycles: {len(nums)} uplift(s) measured, stability needs {cfg.uplift_cycles} "
+                       f"(review.min_uplift_cycles, null: review.min_cycles, at least 2); {ev}")
     med = statistics.median(nums)
     if min(nums) < cfg.stability * med:
         return Verdict(False, f"unstable: min {min(nums):+.4f} < {cfg.stability} x median {med:+.4f}; {ev}")

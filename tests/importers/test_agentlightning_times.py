@@ -150,3 +150,16 @@ def test_spans_recorded_on_one_clock_report_no_skew(tmp_path):
     """The AgentOps recording (one process, one clock): ordered as by start time, no skew reported."""
     rep = import_agentlightning([SPANS], tmp_path / "t")
     assert rep.runs_written == 1 and rep.clock_skew_rollouts == 0 and rep.clock_skew_spans == 0
+
+
+def test_a_span_that_overtook_a_sibling_on_its_way_to_the_store_is_ordered_by_it_but_no_skew():
+    """The store numbers records as they reach it: a short span that ended just after a sibling may reach it
+    first. Within 0.1 s that is no clock skew (the spans keep the store's order all the same); past it, it is."""
+    from tests.importers.test_agentlightning_hostile import _call
+    from tracebridge.importers.agentlightning.spans import spans_to_events
+
+    for gap, skewed in ((0.05, {}), (0.3, {"0000000000000002"})):
+        run = spans_to_events([_call(1, "q1", "a", start=2e9 + 0.5 + gap, seq=1), _call(2, "q2", "b", start=2e9, seq=2)],
+                              "r", "task")
+        assert [e["llm"]["response"] for e in run.events if e["event_type"] == "worker_action"] == ["a", "b"]
+        assert set(run.skewed) == set(skewed), gap

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 OPERATION = "agentlightning.operation"
 _WEAVE_CHOICES = "agentlightning.operation.output.choices."  # the weave tracer's record of a client's reply
+_SIBLING_SLACK_S = 0.1  # how far a sibling's times may disagree with the store's order before it is called skew
 
 
 def _num(t: Any) -> float:
@@ -86,8 +87,9 @@ def ordered_spans(spans: list[dict[str, Any]], skewed: dict[Any, str] | None = N
 def _skew(ordered: list[dict[str, Any]], by_id: dict[Any, dict[str, Any]], groups: list[list[dict[str, Any]]],
           skewed: dict[Any, str]) -> None:
     """Spans whose times no one clock could have given: a child that starts before its parent, or a span that
-    starts after a sibling the store numbered later had ended (the store got its record first, so it ended
-    first)."""
+    starts more than ``_SIBLING_SLACK_S`` after a sibling the store numbered later had ended (the store got its
+    record first, so it ended first; the slack: a record's trip to the store, which can let a short span that
+    ended later overtake it)."""
     pos = {id(s): i for i, s in enumerate(ordered)}
     for s in ordered:
         p = by_id.get(s.get("parent_id")) if s.get("parent_id") is not None else None
@@ -97,7 +99,8 @@ def _skew(ordered: list[dict[str, Any]], by_id: dict[Any, dict[str, Any]], group
                                                 f"{p.get('span_id')}")
     for group in groups:  # siblings (and the top-level spans) in order
         for a, b in itertools.pairwise(group):
-            if _seq(a) < _seq(b) and _num(b.get("end_time")) and _num(a.get("start_time")) > _num(b.get("end_time")):
+            if _seq(a) < _seq(b) and _num(b.get("end_time")) \
+                    and _num(a.get("start_time")) > _num(b.get("end_time")) + _SIBLING_SLACK_S:
                 skewed.setdefault(a.get("span_id"), (
                     f"starts {_num(a.get('start_time')) - _num(b.get('end_time')):.3f} s after its sibling "
                     f"{b.get('span_id')} ended, which the store numbered later (sequence_id {_seq(a)} < {_seq(b)})"))

@@ -137,3 +137,24 @@ def test_the_interrupted_folder_goes_when_every_run_in_it_was_collected_again(tm
     assert again.to_dict()["interrupted_removed"] == again.set_aside  # kept keys; the new ones added
     later = collect(cfg, str(tmp_path))  # a pass with nothing to resume or remove
     assert later.interrupted_removed == [] and later.interrupted_left == []
+
+
+def test_a_superseded_run_that_cannot_be_removed_is_left_and_listed_and_the_pass_stands(tmp_path, monkeypatch):
+    """A run set aside that cannot be removed (a file in it the user cannot delete; root ignores modes, so the
+    failure is made here): the pass ends with its summary, the run listed as left, not with a traceback."""
+    import errno
+    from types import SimpleNamespace
+
+    from tracebridge.sim import resume as resume_module
+
+    def rmtree(path, *args, **kw):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    cfg = load_config(CollectConfig, SMOKE, SMALL)
+    collect(cfg, str(tmp_path))
+    third = _cut_ledger(tmp_path, 5)[4]["run_id"]
+    monkeypatch.setattr(resume_module, "shutil", SimpleNamespace(rmtree=rmtree))
+    again = collect(cfg, str(tmp_path))
+    assert again.passed and again.episodes == 8 and again.resumed == 2
+    assert again.interrupted_removed == [] and again.interrupted_left == [str(tmp_path / ASIDE / third)]
+    assert (tmp_path / ASIDE / third).is_dir()

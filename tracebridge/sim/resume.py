@@ -17,6 +17,7 @@ profile or step limit under the same names) is refused rather than mixed into th
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass, field, fields
@@ -31,6 +32,7 @@ from tracebridge.sim.episode import EpisodeResult, EpisodeSpec
 LEDGER = ".collect.ledger.jsonl"
 ASIDE = ".collect.interrupted"
 SEEDS = ".collect.seeds.json"
+log = logging.getLogger(__name__)
 _RESULT_FIELDS = {f.name for f in fields(EpisodeResult)}
 
 
@@ -136,7 +138,8 @@ def prune_aside(root: str | Path) -> tuple[list[str], list[str]]:
     """Remove the runs under ``<root>/.collect.interrupted/`` whose episode a later pass collected (a ``done``
     line naming another run, which is complete): they are superseded. The others stay: an episode not
     collected since (it failed to start, or belongs to another collection's matrix), or a folder the ledger
-    does not name. The folder itself goes once it is empty.
+    does not name, or one that could not be removed (logged; the collection stands). The folder itself goes
+    once it is empty.
 
     Returns:
         ``(removed, left)``: the run folders removed and those left, each sorted.
@@ -150,10 +153,15 @@ def prune_aside(root: str | Path) -> tuple[list[str], list[str]]:
         ref = started.get(d.name)
         again = done.get(ref) if ref is not None else None
         if again is not None and again[0] != d.name and (Path(root) / again[0] / "session.json").is_file():
-            if d.is_dir() and not d.is_symlink():
-                shutil.rmtree(d)
-            else:
-                d.unlink()
+            try:
+                if d.is_dir() and not d.is_symlink():
+                    shutil.rmtree(d)
+                else:
+                    d.unlink()
+            except OSError as exc:  # after the whole pass: a folder left is no reason to lose its summary
+                log.warning("%s: superseded by run %s, but not removed: %s", d, again[0], exc)
+                left.append(str(d))
+                continue
             removed.append(str(d))
         else:
             left.append(str(d))

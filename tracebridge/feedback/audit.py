@@ -145,9 +145,12 @@ def audit_day(cfg: FeedbackConfig, day: dt.date) -> dict[str, Any]:
     res = join(scan.rows, mapping, registry, cfg.other_chunks, legacy)
     day_keys = {reaction_of(r, legacy) for r in added}
     late = []
+    first_added: dict[Any, LedgerRow] = {}  # a reaction's first row of the day: was looked for in every row, for
+    for r in added:  # every joined reaction (8000 reactions in a day: 59 s)
+        first_added.setdefault(reaction_of(r, legacy), r)
     for key, chunk, _ in res.joined:
         sent = sent_time(chunk)
-        row = next((r for r in added if reaction_of(r, legacy) == key), None)
+        row = first_added.get(key)
         if row is not None and sent is not None and (row.time - sent).total_seconds() > cfg.late_after_s:
             late.append({"chat": key[0], "message_id": key[1], "emoji": key[3],
                          "delay_s": round((row.time - sent).total_seconds(), 1)})

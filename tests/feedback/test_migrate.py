@@ -12,6 +12,7 @@ import orjson
 
 from tests.feedback.conftest import feedback_cli, reaction
 from tests.feedback.test_private_chats import ANN, OLD_BATCH, SALT, _old_row
+from tracebridge.feedback.chunks import record_batch
 from tracebridge.feedback.harvest import harvest_updates
 from tracebridge.feedback.join import labels_report
 from tracebridge.feedback.ledger import hash_user, salt_id
@@ -33,7 +34,9 @@ def _old_files(cfg) -> None:
     """The feedback files as versions before private chats were pseudonymised wrote them."""
     _jsonl(cfg.registry, [{"batch_id": OLD_BATCH, "chat": ANN, "message_id": m, "chunk_index": i, "chunk_count": 2,
                            "run_id": "runA", "event_id": "runA:e", "time": "2026-02-25T06:00:00.000Z",
-                           "key": f"{ANN}:{m}"} for i, m in enumerate((11, 12))])
+                           "key": f"{ANN}:{m}"} for i, m in enumerate((11, 12))]
+           + [{"batch_id": "reply-7", "chat": ANN, "message_id": 13, "chunk_index": 0, "chunk_count": 1,  # given by the
+               "run_id": "runC", "event_id": "runC:e", "time": "2026-02-25T06:00:00.000Z", "key": f"{ANN}:13"}])  # caller
     group = {**_old_row(2, 5, "added", "👎"), "chat": GROUP, "key": "tg:2:added:👎"}
     _jsonl(cfg.ledger, [_old_row(1, 12, "added", "👍"), group])
     Path(cfg.ledger).write_bytes(Path(cfg.ledger).read_bytes() + b'{"time": "2026-02-25T06:1')  # a torn last line
@@ -85,28 +88,32 @@ def test_migrate_rewrites_the_ids_in_the_clear_and_the_files_still_join(cfg, mon
     assert code == 0 and dry["dry_run"] and dry["log"] is None and _bytes(cfg) == before  # nothing written
     by = {Path(f["path"]).name: f for f in dry["files"]}
     assert {n: (f["read"], f["changed"], f["unchanged"], f["unreadable"]) for n, f in by.items()} == {
-        "telegram-reactions.jsonl": (3, 1, 1, 1), "sent-chunks.jsonl": (2, 2, 0, 0), "quarantine.jsonl": (2, 2, 0, 0),
+        "telegram-reactions.jsonl": (3, 1, 1, 1), "sent-chunks.jsonl": (3, 3, 0, 0), "quarantine.jsonl": (2, 2, 0, 0),
         "harvest-log.jsonl": (1, 1, 0, 0), "2026-02-25.json": (5, 4, 1, 0), "2026-02-25.md": (3, 2, 1, 0)}
-    assert dry["changed"] == 12 and all(f["read"] == f["changed"] + f["unchanged"] + f["unreadable"]
+    assert dry["changed"] == 13 and all(f["read"] == f["changed"] + f["unchanged"] + f["unreadable"]
                                        for f in dry["files"])
 
     code, doc = feedback_cli(cfg, "migrate")
-    assert code == 0 and doc["changed"] == 12 and doc["salt_id"] == salt_id(SALT)
+    assert code == 0 and doc["changed"] == 13 and doc["salt_id"] == salt_id(SALT)
     assert str(ANN) not in _everything(cfg) and U in _everything(cfg) and str(GROUP) in _everything(cfg)
     assert Path(cfg.ledger).read_bytes().endswith(b'\n{"time": "2026-02-25T06:1')  # the torn line kept as it was
     assert os.stat(cfg.quarantine).st_mode & 0o777 == 0o600  # the mode kept
     [logged] = [orjson.loads(line) for line in Path(doc["log"]).read_bytes().splitlines()]
-    assert logged["migration"] == "private_chats" and logged["changed"] == 12 and len(logged["files"]) == 6
+    assert logged["migration"] == "private_chats" and logged["changed"] == 13 and len(logged["files"]) == 6
     assert f"direct:{U}" in Path(cfg.harvest_log).read_text() and f"direct:{U}" in Path(cfg.quarantine).read_text()
     reg = [orjson.loads(line) for line in Path(cfg.registry).read_bytes().splitlines()]
+    batch = "b:" + hashlib.sha256(f"{U}|11|runA".encode()).hexdigest()[:16]  # as a batch recorded now is derived
     assert [(r["chat"], r["key"], r["salt_id"], r["batch_id"]) for r in reg] == [
-        (U, f"{U}:11", salt_id(SALT), OLD_BATCH), (U, f"{U}:12", salt_id(SALT), OLD_BATCH)]
+        (U, f"{U}:11", salt_id(SALT), batch), (U, f"{U}:12", salt_id(SALT), batch),
+        (U, f"{U}:13", salt_id(SALT), "reply-7")]  # OLD_BATCH, a hash of the id in the clear, could be reversed
+    assert record_batch(cfg.registry, ANN, [11, 12], "runA", "runA:e") == batch  # again: no conflict, nothing added
+    assert len(Path(cfg.registry).read_bytes().splitlines()) == 3
     audit = orjson.loads((Path(cfg.audit_dir) / "2026-02-25.json").read_bytes())
     assert audit["orphans"][0] == {"chat": U, "message_id": 99, "emoji": "👎"} and audit["orphans"][1]["chat"] == GROUP
 
     after = labels_report(cfg.ledger, cfg.mapping, cfg.registry)  # the same join, now with nothing in the clear
     assert after["runs"] == labels["runs"] and after["reactions"] == labels["reactions"]
-    assert after["private_chats"]["in_clear"] == 0 and labels["private_chats"]["in_clear"] == 3
+    assert after["private_chats"]["in_clear"] == 0 and labels["private_chats"]["in_clear"] == 4
     assert "tracebridge feedback migrate" in labels["private_chats"]["fix"] and "fix" not in after["private_chats"]
     # the same bad update quarantined again is deduped against the migrated entry (its key was made anew)
     q = Path(cfg.quarantine).read_bytes()

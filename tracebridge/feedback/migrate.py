@@ -1,19 +1,20 @@
 """Rewriting the private chat ids an older version left in the clear (``tracebridge feedback migrate``).
 
-A private chat's id is its user's Telegram id. Versions before private chats were pseudonymised kept it in the
-clear in the ledger (``chat``), the chunk registry (``chat`` and ``key``), the quarantine (the bad input kept in
-``raw``: the chat, and before that the user too; reasons naming an OpenClaw direct chat's session key, whose peer
-is the user), the harvest log (those reasons among its ``quarantine_samples``) and the daily audits (``<day>.json``
-and ``.md``: orphans, late, ignored and shared reactions, rows that arrived late, quarantine samples). The readers take those rows as the pseudonym, so they still
-join, but the ids stayed on disk. ``migrate_private_chats`` rewrites each such row or item with the user's
-pseudonym under the harvest's salt (``ledger.private_chat``; a quarantined input as ``privacy.pseudonymised``
-gives it, its key made anew so the same input quarantined again is deduped), file by file: a file is replaced
-whole (a temporary beside it, fsynced, then renamed, its mode kept) under its lock, so a harvest, ``serve`` or
-``chunks record`` running meanwhile waits and appends to the new file. Lines that do not parse are kept as they
-are (no data lost); a batch id an older version made from the chat id in the clear is kept (the join groups
-chunks by it). The run's counts (per file: lines ``read`` = ``changed`` + ``unchanged`` + ``unreadable``) are
-appended to ``migrations.jsonl`` beside the ledger; ``dry_run`` counts and writes nothing. The salt must be the
-ledger's (and the registry's): rewritten under another, the ids would join nothing and could not be recovered.
+A private chat's id is its user's Telegram id. Versions before private chats were pseudonymised kept it in the clear
+in the ledger (``chat``), the chunk registry (``chat`` and ``key``), the quarantine (the bad input kept in ``raw``:
+the chat, and before that the user too; reasons naming an OpenClaw direct chat's session key, whose peer is the
+user), the harvest log (those reasons among its ``quarantine_samples``) and the daily audits (``<day>.json`` and
+``.md``: orphans, late, ignored and shared reactions, rows that arrived late, quarantine samples). The readers take
+those rows as the pseudonym, so they still join, but the ids stayed on disk. ``migrate_private_chats`` rewrites each
+such row or item with the user's pseudonym under the harvest's salt (``ledger.private_chat``; a quarantined input as
+``privacy.pseudonymised`` gives it, its key made anew so the same input quarantined again is deduped), file by file:
+a file is replaced whole (a temporary beside it, fsynced, then renamed, its mode kept) under its lock, so a harvest,
+``serve`` or ``chunks record`` running meanwhile waits and appends to the new file. Lines that do not parse are kept
+as they are (no data lost); a batch id an older version derived from the chat id in the clear (and so from which
+that id could be found back) is derived anew from the pseudonym, for every chunk of its batch. The run's counts (per
+file: lines ``read`` = ``changed`` + ``unchanged`` + ``unreadable``) are appended to ``migrations.jsonl`` beside the
+ledger; ``dry_run`` counts and writes nothing. The salt must be the ledger's (and the registry's): rewritten under
+another, the ids would join nothing and could not be recovered.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any, Self
 
 import orjson
 
+from tracebridge.feedback.chunks import _batch_id
 from tracebridge.feedback.config import FeedbackConfig
 from tracebridge.feedback.harvest import _salt
 from tracebridge.feedback.ledger import append_locked, file_lock, in_clear, private_chat, salt_id
@@ -62,8 +64,9 @@ def migrate_private_chats(cfg: FeedbackConfig, *, dry_run: bool = False) -> dict
             if Path(path).is_file():
                 locks.enter_context(file_lock(path))
         _check_salts(cfg, sid)
+        firsts = _batch_firsts(Path(cfg.registry))
         for kind, path, fix in (("ledger", cfg.ledger, _row_fix(salt, sid, "ledger")),
-                                ("registry", cfg.registry, _row_fix(salt, sid, "registry")),
+                                ("registry", cfg.registry, _row_fix(salt, sid, "registry", firsts)),
                                 ("quarantine", cfg.quarantine, _quarantined_fix(salt)),
                                 ("harvest_log", cfg.harvest_log, _logged_fix(salt))):
             if Path(path).is_file():
@@ -100,8 +103,15 @@ def _objects(path: Path) -> Iterator[dict[str, Any]]:
                         yield obj
 
 
-def _row_fix(salt: str, sid: str, kind: str) -> Callable[[dict[str, Any]], bool]:
-    """A ledger or registry row's fix: its chat as the pseudonym (a registry row also its key, and its salt)."""
+def _batch_firsts(path: Path) -> dict[str, Any]:
+    """Batch id → the message id of its first chunk (``chunk_index`` 0), from which a batch id was derived."""
+    return {str(o.get("batch_id")): o.get("message_id") for o in _objects(path) if o.get("chunk_index") == 0}
+
+
+def _row_fix(salt: str, sid: str, kind: str, firsts: dict[str, Any] | None = None) -> Callable[[dict[str, Any]], bool]:
+    """A ledger or registry row's fix: its chat as the pseudonym (a registry row also its key and its salt, and a
+    batch id derived from the chat's id in the clear, which that id could be found back from, derived anew from the
+    pseudonym as a batch recorded now is: recording the batch again gives that id)."""
     def fix(row: dict[str, Any]) -> bool:
         clear = row.get("chat")
         if not in_clear(clear):
@@ -112,6 +122,11 @@ def _row_fix(salt: str, sid: str, kind: str) -> Callable[[dict[str, Any]], bool]
             if row.get("key") == f"{at}{clear}:{row.get('message_id')}":  # the key rows of this chat are written with
                 row["key"] = f"{at}{row['chat']}:{row.get('message_id')}"
             row["salt_id"] = sid
+            first, run = (firsts or {}).get(str(row.get("batch_id"))), row.get("run_id")
+            for b in (at, ""):  # a batch the legacy bot recorded before it had a bot id was derived without one
+                if first is not None and row.get("batch_id") == _batch_id(b, clear, first, run):
+                    row["batch_id"] = _batch_id(b, row["chat"], first, run)
+                    break
         return True
     return fix
 

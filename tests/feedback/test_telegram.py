@@ -134,6 +134,25 @@ def test_counts_survive_a_second_harvest_and_stale_updates(cfg, tmp_path):
     assert net() == {"❤": 3}
 
 
+def test_counts_after_a_week_without_updates_apply_though_their_ids_start_lower(cfg, tmp_path):
+    """After a week with no update Telegram numbers a bot's updates anew from a random id: a channel post's new
+    count with an id below the last one applied was taken as stale and ignored, its reactions lost."""
+    week = 8 * 86400
+    before = {"update_id": 900_000, "message_reaction_count": {"chat": {"id": -1}, "message_id": 5, "date": DATE - week,
+                                                              "reactions": [{"type": emoji("👍"), "total_count": 2}]}}
+    after = {"update_id": 12, "message_reaction_count": {"chat": {"id": -1}, "message_id": 5, "date": DATE,
+                                                         "reactions": [{"type": emoji("👍"), "total_count": 5}]}}
+    for i, upd in enumerate((before, after)):
+        dump = tmp_path / f"u{i}.json"
+        dump.write_bytes(orjson.dumps([upd]))
+        rep = harvest_dumps(cfg, [dump])
+        assert (rep.applied, rep.ignored) == (1, {}), rep.ignored
+    assert sum(r.count if r.change == "added" else -r.count for r in read_ledger(cfg.ledger).rows) == 5
+    dump.write_bytes(orjson.dumps([before]))  # the old count delivered again later is stale: the counts stay
+    assert harvest_dumps(cfg, [dump]).applied == 0
+    assert sum(r.count if r.change == "added" else -r.count for r in read_ledger(cfg.ledger).rows) == 5
+
+
 def test_harvest_from_openclaw_system_events(cfg):
     from tests.importers.conftest import HOME
 

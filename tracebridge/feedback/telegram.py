@@ -148,7 +148,7 @@ def _list(body: dict[str, Any], key: str) -> list[Any]:
 
 def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at: str,
                      anonymous: dict[tuple[Any, int, str], int] | None = None,
-                     salt: str | None = None, newest: dict[tuple[Any, int], int] | None = None,
+                     salt: str | None = None, newest: dict[tuple[Any, int], tuple[dt.datetime, int]] | None = None,
                      bot: str = "") -> list[dict[str, Any]]:
     """Ledger rows of one Bot API update ([] for updates that are not about reactions).
 
@@ -156,8 +156,8 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
         bot: the bot that delivered the update ("" = the unnamed single bot): its rows carry ``bot_id``
             and their keys name it (``tg@<bot>:``), since every bot numbers its updates on its own.
         anonymous: net anonymous counts per (chat, message id, emoji) so far; updated in place.
-        newest: the newest count update id applied per (chat, message id); updated in place. A
-            count update that is not newer is stale (counts are absolute totals) and adds nothing,
+        newest: the newest count update applied per (chat, message id), as (date, update id); updated in
+            place. A count update that is not newer is stale (counts are absolute totals) and adds nothing,
             so harvesting a dump again, or a re-delivered update id, never moves the counts back.
 
     Raises:
@@ -208,10 +208,10 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
             if k is None or isinstance(n, bool) or not isinstance(n, int) or n < 0:
                 raise UpdateError(f"reactions[{i}]", f"bad ReactionCount {_show(r)}")
             totals[norm_emoji(k)] += n
-        if newest is not None:
-            if uid <= newest.get((chat, mid), uid - 1):
+        if newest is not None:  # by date first: after a week with no update Telegram numbers updates anew, at random
+            if (prev := newest.get((chat, mid))) is not None and (when, uid) <= prev:
                 return []
-            newest[(chat, mid)] = uid
+            newest[(chat, mid)] = (when, uid)
         state = anonymous if anonymous is not None else {}
         out = []
         for e in sorted(set(totals) | {e for (c, m, e) in state if (c, m) == (chat, mid)}):
@@ -227,13 +227,17 @@ def rows_from_update(update: Any, mapping: Mapping, *, source: str, harvested_at
     return []
 
 
-def newest_count_ids(rows: list[LedgerRow]) -> dict[tuple[Any, int], int]:
-    """The newest update id of the anonymous counts per (chat, message id) in the ledger."""
-    out: dict[tuple[Any, int], int] = {}
+def newest_count_ids(rows: list[LedgerRow]) -> dict[tuple[Any, int], tuple[dt.datetime, int]]:
+    """The newest anonymous count update per (chat, message id) in the ledger, as (date, update id): the date first,
+    as Telegram numbers a bot's updates anew, from a random id, after a week without any (by id alone, a count after
+    such a week was stale whenever its id fell below the last one applied, and was ignored)."""
+    out: dict[tuple[Any, int], tuple[dt.datetime, int]] = {}
     for r in rows:
         uid = r.raw.get("update_id")
-        if r.user == "anonymous" and isinstance(uid, int) and uid > out.get((r.chat, r.message_id), uid - 1):
-            out[(r.chat, r.message_id)] = uid
+        if r.user == "anonymous" and isinstance(uid, int) and not isinstance(uid, bool):
+            k = (r.chat, r.message_id)
+            if k not in out or (r.time, uid) > out[k]:
+                out[k] = (r.time, uid)
     return out
 
 

@@ -249,7 +249,7 @@ class TelegramFuzz:
     base's reaction rows missing from the ledger, of the updates whose first accepted delivery is the base's
     own (the first delivery of an update id wins; a different one with that id is a conflict), or an
     anonymous net count that differs from the totals of the newest accepted count update of that
-    message (counts are absolute; an older or repeated update id is stale)."""
+    message (counts are absolute; an older date, or at the same date an older or repeated update id, is stale)."""
 
     def __init__(self, tmp: Path) -> None:
         from tracebridge.feedback import harvest_dumps
@@ -317,11 +317,12 @@ class TelegramFuzz:
         expected = {k for k in self.keys[case.doc]
                     if first.get(_key_update_id(k), self.updates[_key_update_id(k)]) == self.updates[_key_update_id(k)]}
         lost = len(expected - {r["key"] for r in ledger})
-        last: dict[tuple[Any, int], tuple[int, Counter[str]]] = {}  # message -> newest update id, totals
+        last: dict[tuple[Any, int], tuple[tuple[Any, int], Counter[str]]] = {}  # message -> newest (date, id), totals
         for loc, upd in items:
             got = _count_totals(upd) if loc not in where else None
-            if got is not None and upd["update_id"] > last.get(got[0], (upd["update_id"] - 1,))[0]:
-                last[got[0]] = (upd["update_id"], got[1])
+            order = (upd["message_reaction_count"]["date"], upd["update_id"]) if got is not None else None
+            if got is not None and (got[0] not in last or order > last[got[0]][0]):
+                last[got[0]] = (order, got[1])
         net: Counter[tuple[Any, int, str]] = Counter()
         for r in ledger:
             if r["user"] == "anonymous":

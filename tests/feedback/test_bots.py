@@ -85,6 +85,27 @@ def test_resume_offsets_are_per_bot(cfg):
                                                                                 (WORKER, 60, 61)]
 
 
+def test_the_offset_forgets_update_ids_older_than_telegrams_renumbering(cfg, tmp_path):
+    """After a week without updates Telegram numbers a bot's updates anew from a random id. The offset was the
+    largest id ever read plus one: above the new ids, so a fetch with it confirmed (dropped) each as it came."""
+    def logged(days_ago: float, top: int) -> None:
+        when = dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)
+        with open(cfg.harvest_log, "ab") as fh:
+            fh.write(orjson.dumps({"time": when.isoformat(), "source": "getUpdates", "max_update_id": top}) + b"\n")
+
+    Path(cfg.harvest_log).parent.mkdir(parents=True)
+    logged(8, 900_000)  # the last update the bot got, a week and a day ago
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b'{"ok": true, "result": []}')
+    assert harvest_updates(cfg, [], "getUpdates", [str(empty)]).next_offset is None  # fetch without one
+    rep = harvest_updates(cfg, [("t:1", reaction(12, 5, [], ["👍"])), ("t:2", reaction(13, 5, ["👍"], []))],
+                          "getUpdates", ["t"])
+    assert (rep.applied, rep.next_offset) == (2, 14)  # was 900001: the new ids 12, 13 and all after them dropped
+    assert resume_offsets(cfg) == {"(none)": 14}
+    logged(1, 900_000)  # ids read within the week still count
+    assert resume_offsets(cfg) == {"(none)": 900_001}
+
+
 def test_harvest_json_shows_counts_and_offset_per_bot(cfg, tmp_path):
     dump = tmp_path / "worker.json"
     dump.write_bytes(orjson.dumps({"ok": True, "result": [*WORKER_UPS, reaction(1000, 1, [], ["👍"])]}))

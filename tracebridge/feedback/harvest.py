@@ -14,6 +14,7 @@ bot resumes from, ``resume_offsets``).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import itertools
 import os
@@ -330,22 +331,30 @@ def _harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], so
     return _finish(cfg, rep, rows, held=True, known=held)
 
 
+RENUMBERED_AFTER = dt.timedelta(days=6)  # a week, less a day for a late fetch
+
+
 def resume_offsets(cfg: FeedbackConfig, ledger: list[LedgerRow] | None = None) -> dict[str, int]:
     """Per bot (``(none)`` for the unnamed one), the getUpdates ``offset`` to fetch from next: one more than
-    the largest update id its harvests read (the harvest log's ``max_update_id``) or its ledger rows hold.
-    Update ids are per bot, so one bot's offset says nothing about another's."""
+    the largest update id its harvests read (the harvest log's ``max_update_id``) or its ledger rows hold, of the
+    last ``RENUMBERED_AFTER`` (a harvest's time, a reaction's): after a week without updates Telegram numbers a
+    bot's next updates anew from a random id, and an offset above them confirms (drops) each as it comes. It was
+    the largest id ever seen, so one such week made every later fetch drop the bot's updates; a bot with no id in
+    that window has no offset (getUpdates without one returns from the earliest unconfirmed update; a repeat is
+    deduped). Update ids are per bot, so one bot's offset says nothing about another's."""
     legacy, top = cfg.legacy_bot_id, {}
+    since = dt.datetime.now(dt.UTC) - RENUMBERED_AFTER
 
-    def see(bot: str, uid: Any) -> None:
-        if isinstance(uid, int) and not isinstance(uid, bool) and uid >= top.get(bot, uid):
+    def see(bot: str, uid: Any, when: dt.datetime | None) -> None:
+        if isinstance(uid, int) and not isinstance(uid, bool) and uid >= top.get(bot, uid) and when and when >= since:
             top[bot] = uid
 
     for r in read_ledger(cfg.ledger).rows if ledger is None else ledger:
-        see(row_bot(r.raw, legacy), r.raw.get("update_id"))
+        see(row_bot(r.raw, legacy), r.raw.get("update_id"), r.time)
     log = Path(cfg.harvest_log)
     for ln in iter_lines(log) if log.is_file() else ():
         if isinstance(ln.obj, dict):
-            see(row_bot(ln.obj, legacy), ln.obj.get("max_update_id"))
+            see(row_bot(ln.obj, legacy), ln.obj.get("max_update_id"), parse_time(ln.obj.get("time")))
     return {label(b): u + 1 for b, u in sorted(top.items())}
 
 

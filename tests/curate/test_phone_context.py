@@ -121,3 +121,23 @@ def test_whatsapp_ids_are_phone_numbers() -> None:
     assert out["metadata"]["phone_number_id"] == "106540352242922"
     text = '{"wa_id": "14155552671"}'
     assert [text[s.start:s.end] for s in Detectors(RedactionConfig(phone_regions=["US"])).find(text)] == ["14155552671"]
+
+
+class _Counting(Detectors):
+    """The detectors, counting the numbers handed to ``phonenumbers`` (``_phone_ok``)."""
+
+    parsed = 0
+
+    def _phone_ok(self, text: str, digits: int) -> bool:
+        self.parsed += 1
+        return super()._phone_ok(text, digits)
+
+
+def test_bare_ids_without_a_phone_word_are_not_parsed() -> None:
+    # a tool output of ids (a CSV, a listing) paid phonenumbers' parse for each and then refused it for want of
+    # a phone word: the context is looked at first (6000 ids: 0.66 -> 0.06 s of CPU)
+    det = _Counting(RedactionConfig(phone_regions=["US"]))
+    ids = [str(2125550100 + 7 * i) for i in range(200)]
+    text = "order_id,customer_id\n" + "\n".join(f"{a},{b}" for a, b in zip(ids, reversed(ids)))
+    assert det.find(text) == [] and det.parsed == 0
+    assert [s.kind for s in det.find("call me at 2125550123")] == ["PHONE"] and det.parsed == 1

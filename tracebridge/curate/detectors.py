@@ -284,7 +284,8 @@ class Detectors(Triggers):
                     if "card" in self.on:
                         out += [c for c in _group_spans(m.group(), m.start(), "CARD", self._card_ok)
                                 if not any(a < c.end and c.start < b for a, b in ibanish)]
-                    if "phone" in self.on:
+                    if "phone" in self.on and (bare or not m.group().lstrip("(").isdigit()
+                                               or phone_context(text, m.start() + (m.group()[0] == "("), m.end())):
                         out += [p for p in _group_spans(m.group(), m.start(), "PHONE", self._phone_ok,
                                                         text[m.start() - 1:m.start()])
                                 if not counted(text, p.start, p.end) and not any(a < p.end and p.start < b for a, b in quads)

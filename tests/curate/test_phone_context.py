@@ -24,6 +24,7 @@ IDS = [
     '{"phone_verified": true, "user_id": "4155550199"}',  # a phone word nearby, but an id's key before it
     "contact user_id: 4155550199",
     "get_user(4155552671)",
+    "contact_id: 4155552671",
 ]
 # Phone numbers, each next to the ids above: written with separators or with a phone word near them
 PHONES = [
@@ -42,6 +43,9 @@ PHONES = [
     ("tel:4155552671", "4155552671"),
     ("https://wa.me/14155552671", "14155552671"),
     ("WhatsApp 14155552671", "14155552671"),
+    ("Reach me at: 4155552671", "4155552671"),
+    ("you can reach me at 4155552671", "4155552671"),
+    ("Emergency contact: 4155552671", "4155552671"),
 ]
 
 

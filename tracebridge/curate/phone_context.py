@@ -23,7 +23,8 @@ _PHONE = (r"phone|phones|telephone|tel|mobile|cellphone|sms|whatsapp|msisdn|fax|
           r"|rufnummer|natel|gsm|電話|电话|手机|手機|携帯|전화|휴대폰|телефон|тел|моб")
 # ... and words that do only as whole words (``call me``, not ``call_id`` or ``tool_call``)
 _PHONE_WORD = (r"call|calls|called|calling|callback|cell|dial|dialed|dialled|ring|text\s+me|text\s+us|txt|ph"
-               r"|signal|viber|my\s+number|your\s+number|his\s+number|her\s+number|their\s+number|number\s+is")
+               r"|signal|viber|my\s+number|your\s+number|his\s+number|her\s+number|their\s+number|number\s+is"
+               r"|reach\s+me|reach\s+us|contact\s+me|contact\s+us")
 _FIRST = "".join(sorted({c for w in f"{_PHONE}|{_PHONE_WORD}".split("|") for c in (w[0].lower(), w[0].upper())}))
 # a word's first letter first: most places of a text fail on it, not on each of the words (15 us -> 1 us a window)
 _NEAR = re.compile(rf"(?i)(?=[{_FIRST}])(?:(?<![A-Za-z])(?:{_PHONE})(?![a-z])"
@@ -45,7 +46,7 @@ _ID_PARTS = frozenset({
     "isbn", "code", "token", "session", "trace", "span", "build", "run", "job", "pid", "port",
 })
 # Keys that hold a phone number by their whole name (a message's addressee, as SMS APIs write it)
-_PHONE_PARTS = frozenset(_PHONE.split("|"))
+_PHONE_PARTS = frozenset(_PHONE.split("|")) | {"contact"}  # in a label (``Emergency contact:``); ``contact_id`` is an id
 _PHONE_IDS = frozenset({"wa_id", "waid"})  # ids that are phone numbers (WhatsApp's Cloud API: ``"wa_id": "1415…"``)
 _ADDRESSEE = frozenset({"to", "from", "recipient", "recipients", "sender", "caller", "callee", "destination"})
 _BEFORE, _AFTER = 40, 24  # characters of text around the number looked at for a phone word

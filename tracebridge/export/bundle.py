@@ -170,7 +170,9 @@ class _HashingFile:
         self.fh.close()
 
 
-_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "writev") and hasattr(os, "sysconf") else 0
+# buffers one ``os.writev`` takes; 0 or less (no writev, or no limit the system knows): lines are joined
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "writev") and "SC_IOV_MAX" in getattr(
+    os, "sysconf_names", {}) else 0
 _TEMP = re.compile(r"^\.bundle-(\d+)@(.*)-[^-]+$")  # BundleWriter's temporary folder: .bundle-<pid>@<host>-<random>
 
 

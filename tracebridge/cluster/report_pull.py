@@ -86,7 +86,8 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
                 return {**failed, "problems": [f"{uri.rstrip('/')}: no report there (no {', '.join(REPORT_FILES)})"],
                         "no_source": True}
             problems = [p.replace(str(tmp), uri.rstrip("/")) for p in verify_report(tmp)]
-            if problems and (pushing is not None or not (tmp / "manifest.json").exists()):
+            incomplete = bool(problems) and (pushing is not None or not (tmp / "manifest.json").exists())
+            if incomplete:
                 problems = unfinished_push(tmp, pushing, uri)
             elif problems and not is_local(uri) and all(p.endswith(": not listed in the manifest") for p in problems):
                 problems = [f"{p} (left by an earlier push: pushing the report again removes it)" for p in problems]
@@ -104,7 +105,7 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
             log.warning("%s: the report read does not verify (%s); reading it again in %.3g s (read %d/%d)",
                         uri, problems[0], wait, len(reads), retry.attempts)
             time.sleep(wait)
-        if problems and problems[0].startswith(f"{uri.rstrip('/')}: incomplete report"):
+        if incomplete:
             return {**failed, "problems": problems, "incomplete": True}
         problems = problems or report_mismatch(tmp, uri, expect)
         if problems:

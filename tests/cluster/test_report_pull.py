@@ -186,9 +186,9 @@ def test_a_first_report_push_cut_before_its_manifest_is_incomplete(s3, tmp_path:
     s3.put_object(Bucket=BUCKET, Key=f"{KEY}/results.json", Body=b"{}")
     code, res = _pull(tmp_path, [])
     assert code == 1 and res["incomplete"] is True, res
-    assert res["problems"] == [(f"{URI}: incomplete report: no manifest.json (a push cut short or still running: its "
-                                "manifest goes last), only results.json; run that push again to complete it (or pull "
-                                "once it has ended)")], res
+    assert res["problems"] == [(f"{URI}/manifest.json: missing: an incomplete report (a push cut short or still "
+                                "running: its manifest goes last), only results.json there; run that push again to "
+                                "complete it (or pull once it has ended)")], res
     s3.put_object(Bucket=BUCKET, Key=f"{KEY}/.manifest.pushing.json", Body=b"{cut")  # no manifest of a report
     code, res = _pull(tmp_path, [])
     assert code == 1 and res["incomplete"] is True, res

@@ -86,7 +86,10 @@ def pull_report(uri: str, out: Path, storage_io: StorageConfig | None = None,
                 return {**failed, "problems": [f"{uri.rstrip('/')}: no report there (no {', '.join(REPORT_FILES)})"],
                         "no_source": True}
             problems = [p.replace(str(tmp), uri.rstrip("/")) for p in verify_report(tmp)]
-            incomplete = bool(problems) and (pushing is not None or not (tmp / "manifest.json").exists())
+            # no manifest and no PUSHING: a push from before PUSHING was written, cut short (a local copy is swapped in
+            # whole: one without a manifest there was damaged)
+            incomplete = bool(problems) and (pushing is not None
+                                             or not is_local(uri) and not (tmp / "manifest.json").exists())
             if incomplete:
                 problems = unfinished_push(tmp, pushing, uri)
             elif problems and not is_local(uri) and all(p.endswith(": not listed in the manifest") for p in problems):
@@ -173,8 +176,8 @@ def unfinished_push(report: Path, pushing: bytes | None, uri: str) -> list[str]:
     except (ValueError, TypeError, KeyError):  # no manifest pushed yet, or one of no report
         if pushing is not None:
             return [f"{where}/{PUSHING}: incomplete report: the manifest of its push is not a report manifest; {fix}"]
-        return [(f"{where}: incomplete report: no manifest.json (a push cut short or still running: its manifest goes "
-                 f"last), only {', '.join(rels) or 'its files'}; {fix}")]
+        return [(f"{where}/manifest.json: missing: an incomplete report (a push cut short or still running: its "
+                 f"manifest goes last), only {', '.join(rels) or 'its files'} there; {fix}")]
     from tracebridge.schema.canonical import sha256_bytes
 
     todo = [p for p, h in files.items() if not (report / p).is_file() or sha256_bytes((report / p).read_bytes()) != h]

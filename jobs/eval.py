@@ -12,7 +12,7 @@ Submit:
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
         python jobs/eval.py configs/sweep/demo.yaml bundle=$PWD/demo_out/bundles storage=$PWD/storage -- eval.n_boot=5000
 
-Last stdout line: a JSON summary (report_uri, trials). Exit 0 ok, 1 a trial could not be
+Last stdout line: a JSON summary (report_uri, trials, failures, failed_trials: their count). Exit 0 ok, 1 a trial could not be
 re-evaluated, 2 bad arguments, config, eval overrides, bundle or work_dir, a storage that takes no
 writes, or no finished sweep on storage (nothing evaluated), 3 storage unreachable (the bundle's or
 the sweep's before evaluating, after ``storage_io.retry.attempts`` tries of requests bounded by
@@ -144,7 +144,8 @@ def main(config: str, sweep_overrides: list[str], eval_overrides: list[str]) -> 
 
     # ---- 4. report under a name of its own
     name = f"{sid}-eval-{sha256_json(sorted(eval_overrides))[:8]}"
-    summary = {"sweep_id": sid, "trials": len(results), "failures": failed, "wall_s": round(time.time() - t0, 2)}
+    summary = {"sweep_id": sid, "trials": len(results), "failures": failed, "failed_trials": len(failed),
+               "wall_s": round(time.time() - t0, 2)}
     # pushed even when every re-evaluation failed: the report then says why each did
     pushed = publish_into(summary, results, cfg, name, manifest["bundle_id"], recipes, time.time() - t0,
                           out / "report", eval_overrides=eval_overrides)  # its intervals: with eval.n_boot/ci given

@@ -28,6 +28,7 @@ def test_a_sweep_whose_trials_all_fail_pushes_a_report_of_the_failures(tmp_path)
     assert res.returncode == 1, res.stderr[-4000:]
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["trials"] == 0 and [f["trial_id"] for f in summary["failures"]] == ["verifier-baseline-s0"]
+    assert summary["failed_trials"] == 1  # the count beside the list (tracebridge report --json has it too)
     report = tmp_path / "storage" / "reports" / summary["sweep_id"]
     assert summary["report_uri"] == str(report) and verify_report(report) == []
     results = json.loads((report / "results.json").read_text())
@@ -79,6 +80,7 @@ def test_a_reevaluation_whose_trials_all_fail_pushes_a_report_of_the_failures(tm
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["trials"] == 0 and summary["report_uri"].startswith(f"{tmp_path}/storage/reports/smoke-")
     (failure,) = summary["failures"]
+    assert summary["failed_trials"] == 1
     assert failure["error_type"] == "FileNotFoundError" and "\x1b" not in failure["error"]
     assert failure["error"].startswith("FileNotFoundError: ") and "keep_models=false" in failure["error"]
     report = Path(summary["report_uri"])

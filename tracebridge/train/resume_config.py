@@ -45,6 +45,7 @@ def resume_config_problem(resume_from: Path, config: dict[str, Any]) -> str | No
     resumed under ``config`` (each differing key, as recorded and as now), or None: the same config but
     for ``RESUMABLE`` keys, or no config recorded (a folder older than ``trial_config.json``)."""
     from tracebridge.sweep.config import flat_keys
+    from tracebridge.sweep.identity import LEGACY
 
     work = resume_from.parent.parent if resume_from.name.startswith("checkpoint-") else resume_from
     found = _trained_with(work)
@@ -52,6 +53,9 @@ def resume_config_problem(resume_from: Path, config: dict[str, Any]) -> str | No
         return None
     where, before = found
     was, now = flat_keys(before), flat_keys(config)
+    # a key added since the folder was trained (identity.ADDED_KEYS) is the value that behaves as that version did:
+    # before, every folder trained before train.max_grad_norm was refused ("None, now 1.0") after an upgrade
+    was.update({k: v for k, v in LEGACY.items() if k not in was and k in now})
     diff = [f"{k}: {was.get(k)!r}, now {now.get(k)!r}" for k in sorted(set(was) | set(now))
             if was.get(k) != now.get(k) and k not in RESUMABLE and not k.startswith(RESUMABLE_GROUPS)]
     if not diff:

@@ -42,6 +42,20 @@ def _csv(option: str, value: str | None, example: str, cast: Any = str) -> list[
     return items
 
 
+def _conflicts(ov: list[str], variants: str | None, seeds: str | None) -> list[str]:
+    """Overrides that would be dropped without a word: a key given twice with different values (the last one won),
+    and ``variant=``/``seed=`` beside ``--variants``/``--seeds`` (the option won)."""
+    seen: dict[str, list[str]] = {}
+    for o in ov:
+        key, _, value = o.partition("=")
+        seen.setdefault(key.strip(), []).append(value.strip())
+    out = [f"{k}: given {len(v)} times ({', '.join(v)}); give it once" for k, v in seen.items() if len(set(v)) > 1]
+    out += [f"{k}={seen[k][-1]} and {opt} {given}: say it once (the option names every trial's {k})"
+            for k, opt, given in (("variant", "--variants", variants), ("seed", "--seeds", seeds))
+            if given is not None and k in seen]
+    return out
+
+
 def _check_before_training(config: Path, ov: list[str], model: Path | None, vs: list[str], ss: list[int],
                            resume: Path | None, out: Path) -> None:
     """Every problem of the trials to come, before the first one trains: each variant × seed config
@@ -95,6 +109,8 @@ def train(
 
     _quiet_libraries()
     ov = list(overrides or [])
+    if clash := _conflicts(ov, variants, seeds):
+        fail(str(ConfigError(clash, str(config))), problems=clash)
     with config_errors():
         base = load_train_config(str(config), ov, str(model) if model else None)
     vs = _csv("--variants", variants, "baseline,optimized") or [base.variant]

@@ -30,4 +30,7 @@ def test_a_state_path_that_is_a_file_exits_2(cmd: list[str], tmp_path: Path) -> 
 def test_a_state_folder_not_made_yet_is_an_empty_history(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["ops", "policy", "--state", str(tmp_path / "state"), "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout) == {"active": None, "records": 0, "problems": [], "ok": True, "torn": None}
+    doc = json.loads(res.stdout)
+    assert {k: doc[k] for k in ("active", "records", "problems", "ok", "torn")} == \
+        {"active": None, "records": 0, "problems": [], "ok": True, "torn": None}
+    assert doc["state_dir"] == str(tmp_path / "state") and "no policy state there" in doc["note"]  # said, not silent

@@ -232,3 +232,7 @@ def test_a_change_that_finds_the_policy_lock_taken_exits_3_and_changes_nothing(t
     assert back.exit_code == 3 and json.loads(back.stdout)["rolled_back"] is False
     assert len(read_history(st)) == 1
     assert run("promote", "--report", g2, "--config", cfg).exit_code == 0
+    for bad in ("nan", "-1"):  # FileLock reads a negative timeout as "wait forever"
+        cfg.write_text(f"promotion: {{state_dir: {st.root}, lock_timeout_s: {bad}}}\n")
+        r = run("rollback", "--config", cfg)
+        assert r.exit_code == 2 and f"promotion.lock_timeout_s={float(bad)}: must be a finite number >= 0" in r.output

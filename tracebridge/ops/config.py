@@ -217,6 +217,12 @@ class PromotionConfig:
         "help": "Seconds promote and rollback wait for the state's lock (another change, or a prune reading the "
                 "history); then they exit 3, nothing changed: try again."})
 
+    def problems(self) -> list[str]:
+        """Every problem, as ``key=value: what; fix``."""
+        if not _finite_nonneg(self.lock_timeout_s):  # the lock refuses NaN; a negative one waits forever
+            return [f"promotion.lock_timeout_s={self.lock_timeout_s}: must be a finite number >= 0 (seconds; default 30)"]
+        return []
+
 
 @dataclass
 class WeeklyConfig:
@@ -355,6 +361,6 @@ class OpsConfig:
     def validate(self) -> list[str]:
         """Every problem of every block."""
         out = self.shadow.problems()
-        for block in (self.review, self.canary, self.weekly, self.monthly, self.phase2):
+        for block in (self.review, self.canary, self.promotion, self.weekly, self.monthly, self.phase2):
             out += block.problems()
         return out

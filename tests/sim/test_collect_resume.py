@@ -158,3 +158,19 @@ def test_a_superseded_run_that_cannot_be_removed_is_left_and_listed_and_the_pass
     assert again.passed and again.episodes == 8 and again.resumed == 2
     assert again.interrupted_removed == [] and again.interrupted_left == [str(tmp_path / ASIDE / third)]
     assert (tmp_path / ASIDE / third).is_dir()
+
+
+def test_runs_an_earlier_pass_set_aside_go_once_their_episodes_are_collected(tmp_path):
+    """A root resumed before this change (or twice interrupted) holds runs an earlier pass set aside whose
+    episodes were collected since: the next pass removes them too, though it runs nothing itself."""
+    cfg = load_config(CollectConfig, SMOKE, SMALL)
+    collect(cfg, str(tmp_path))
+    first = orjson.loads((tmp_path / LEDGER).read_bytes().splitlines()[0])  # episode 1: collected
+    old = {"state": "started", "ref": first["ref"], "run_id": "20250101T000000-0a1b2c3d", "spec": first["spec"]}
+    (tmp_path / LEDGER).write_bytes(orjson.dumps(old) + b"\n" + (tmp_path / LEDGER).read_bytes())
+    (tmp_path / ASIDE / old["run_id"]).mkdir(parents=True)  # its partial run, set aside by that earlier pass
+    (tmp_path / ASIDE / old["run_id"] / "events.jsonl").write_text("{}\n")
+    again = collect(cfg, str(tmp_path))
+    assert again.resumed == 8 and again.set_aside == []
+    assert again.interrupted_removed == [str(tmp_path / ASIDE / old["run_id"])] and again.interrupted_left == []
+    assert not (tmp_path / ASIDE).exists() and (tmp_path / first["run_id"] / "session.json").is_file()

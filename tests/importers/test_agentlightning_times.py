@@ -163,3 +163,22 @@ def test_a_span_that_overtook_a_sibling_on_its_way_to_the_store_is_ordered_by_it
                               "r", "task")
         assert [e["llm"]["response"] for e in run.events if e["event_type"] == "worker_action"] == ["a", "b"]
         assert set(run.skewed) == set(skewed), gap
+
+
+def test_the_runtime_hook_logs_clock_skew_in_the_spans_it_writes(tmp_path, caplog):
+    """The hook writes the spans the store holds at the end of a run (its LLM proxy's among them): clock skew in
+    them is logged as the span problems are, where the agent's operator sees them (before: nothing said it)."""
+    import logging
+
+    from tests.importers.test_agentlightning_hostile import _call, _span
+    from tracebridge.importers.agentlightning.hook import HookResult, RuntimeHook
+
+    agent = _span("agent", {}, 0, span_id="a" * 16, start=2e9, seq=9)
+    spans = [agent, _call(1, "q1", "first", parent="a" * 16, start=2e9 + 40, seq=1),
+             _call(2, "q2", "second", parent="a" * 16, start=2e9 + 10, seq=2)]
+    res = HookResult()
+    with caplog.at_level(logging.WARNING, logger="tracebridge.importers.agentlightning.hook"):
+        RuntimeHook(tmp_path)._write(res, spans, "ro-1", {"goal": "g"}, None)
+    assert res.capture_ok and res.events_written > 0
+    assert f"rollout ro-1: clock skew in 1 span(s) (e.g. span {'0' * 15}2 starts 29.500 s after its sibling" \
+           in caplog.text

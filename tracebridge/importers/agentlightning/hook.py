@@ -140,6 +140,10 @@ class RuntimeHook:
         res.spans, res.span_kinds = len(spans), dict(run.kinds)
         for sid, attribute, why in run.problems:  # the agent's own spans: its log is where they are seen
             log.warning("rollout %s: span %s: %s: %s", rollout_id, sid, attribute, why)
+        if run.skewed:  # spans from hosts whose clocks differ (an LLM proxy): the store's order was taken
+            sid, why = next(iter(run.skewed.items()))
+            log.warning("rollout %s: clock skew in %d span(s) (e.g. span %s %s): ordered by parent/child and "
+                        "sequence_id, not by time", rollout_id, len(run.skewed), sid, why)
         res.tool_schemas = {k: run.tool_schemas[k] for k in ("recorded", "missing")}
         if self.keep_spans:
             res.raw_spans = spans

@@ -174,3 +174,21 @@ def test_runs_an_earlier_pass_set_aside_go_once_their_episodes_are_collected(tmp
     assert again.resumed == 8 and again.set_aside == []
     assert again.interrupted_removed == [str(tmp_path / ASIDE / old["run_id"])] and again.interrupted_left == []
     assert not (tmp_path / ASIDE).exists() and (tmp_path / first["run_id"] / "session.json").is_file()
+
+
+def test_an_episode_collected_again_is_its_latest_run_on_every_later_pass(tmp_path):
+    """A collected run that lost its session.json is run again by the next pass. Before, the ledger's first
+    ``done`` line still named the lost run, so every later pass ran the episode once more and set aside the
+    good run the pass before had written (and its second ``done`` line counted as unreadable)."""
+    cfg = load_config(CollectConfig, SMOKE, SMALL)
+    collect(cfg, str(tmp_path))
+    first = orjson.loads((tmp_path / LEDGER).read_bytes().splitlines()[0])
+    (tmp_path / first["run_id"] / "session.json").unlink()
+    again = collect(cfg, str(tmp_path))
+    assert again.resumed == 7 and again.set_aside == again.interrupted_removed == [str(tmp_path / ASIDE / first["run_id"])]
+    runs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for _ in range(2):
+        later = collect(cfg, str(tmp_path))
+        assert later.resumed == 8 and later.set_aside == [] and later.episodes == 8
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")) == runs
+    assert len(_refs(tmp_path)) == 8 and set(_refs(tmp_path).values()) == {1}

@@ -59,7 +59,9 @@ Done = dict[str, tuple[str, EpisodeResult, str | None]]  # ref → (run id, resu
 
 def read_ledger(root: str | Path) -> tuple[dict[str, str], Done, int]:
     """The ledger of ``root``: ``started`` (run id → ref), ``done`` (ref → (run id, result, episode hash))
-    and the number of lines that could not be read (a line torn by a kill: its episode runs again)."""
+    and the number of lines that could not be read (a line torn by a kill: its episode runs again). An episode
+    done twice (a pass ran it again: the run its first ``done`` line names had lost its session.json) is the
+    run of its last ``done`` line."""
     started: dict[str, str] = {}
     done: Done = {}
     bad = 0
@@ -71,7 +73,7 @@ def read_ledger(root: str | Path) -> tuple[dict[str, str], Done, int]:
             e = orjson.loads(raw)
             if e["state"] == "started":
                 started[str(e["run_id"])] = str(e["ref"])
-            elif e["state"] == "done" and e["ref"] not in done:
+            elif e["state"] == "done":
                 done[str(e["ref"])] = (str(e["run_id"]), EpisodeResult(**{k: e["result"][k] for k in _RESULT_FIELDS}),
                                        e.get("spec"))
             else:

@@ -110,3 +110,16 @@ def test_out_of_range_cluster_and_window_values_are_each_named():
     assert e.value.problems == ["window.up_timeout_s=0.0: must be > 0 seconds",
                                 "window.connect_timeout_s=-5.0: must be > 0 seconds",
                                 "window.dashboard_port=0: use a port in 1..65535 (default 8265)"]
+
+
+def test_submit_wait_polls_at_the_clusters_wait_poll_s(tmp_path):
+    """`submit --wait` polled the job every 2 s, fixed; the cluster's ``wait_poll_s`` sets it (the test head
+    polls every 0.2 s), 2 s by default, and a value that is not > 0 is named."""
+    assert cluster_from_spec("local").wait_poll_s == 2.0
+    y = tmp_path / "c.yaml"
+    y.write_text("kind: local\nwait_poll_s: 0.2\n")
+    assert cluster_from_spec(str(y)).wait_poll_s == 0.2
+    assert cluster_from_spec(str(y), ["wait_poll_s=5"]).wait_poll_s == 5.0  # --cluster-set
+    with pytest.raises(ConfigError) as e:
+        cluster_from_spec("local", ["wait_poll_s=0"])
+    assert e.value.problems == ["wait_poll_s=0.0: must be > 0 seconds (e.g. 2)"]

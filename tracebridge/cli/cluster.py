@@ -111,7 +111,7 @@ def _wait_and_pull(target: Any, plan: Any, sub_id: str, out: Path) -> dict[str, 
     from tracebridge.cluster.outcome import failed_outcome, pull_job_report
     from tracebridge.cluster.submit import never_started_report
 
-    info = wait(target.client, sub_id, 2.0, _echo_log, patience_s=target.cfg.wait_patience_s,
+    info = wait(target.client, sub_id, target.cfg.wait_poll_s, _echo_log, patience_s=target.cfg.wait_patience_s,
                 pending_timeout_s=target.cfg.pending_timeout_s)
     res: dict[str, Any] = {"status": info["status"]}
     if info["never_started"]:

@@ -84,6 +84,9 @@ class ClusterConfig:
     wait_patience_s: float = field(default=300.0, metadata={
         "help": "While waiting on a job (submit, logs --follow, window): seconds its polls may go unanswered "
                 "in a row before giving up (exit 3; the job itself keeps running on a remote head)."})
+    wait_poll_s: float = field(default=2.0, metadata={
+        "help": "Seconds between the job status polls of `submit --wait` (a finished job is seen at most this "
+                "long after it ends; each poll is a few requests to the head)."})
     pending_timeout_s: float = field(default=600.0, metadata={
         "help": "While waiting on a job (submit --wait, window): seconds it may stay PENDING (its driver not "
                 "started: no node has the entrypoint_* resources it asks for, or its runtime_env is still being "
@@ -104,6 +107,8 @@ class ClusterConfig:
             p.append(f"dashboard_port={self.dashboard_port}: use 0 (free port) or 1..65535")
         if self.request_timeout_s <= 0:
             p.append(f"request_timeout_s={self.request_timeout_s}: must be > 0 seconds (e.g. 30)")
+        if self.wait_poll_s <= 0:
+            p.append(f"wait_poll_s={self.wait_poll_s}: must be > 0 seconds (e.g. 2)")
         if self.wait_patience_s < 0:
             p.append(f"wait_patience_s={self.wait_patience_s}: must be >= 0 seconds (0 = give up at the first miss)")
         if self.pending_timeout_s < 0:

@@ -145,3 +145,14 @@ def test_bare_ids_without_a_phone_word_are_not_parsed() -> None:
     text = "order_id,customer_id\n" + "\n".join(f"{a},{b}" for a, b in zip(ids, reversed(ids)))
     assert det.find(text) == [] and det.parsed == 0
     assert [s.kind for s in det.find("call me at 2125550123")] == ["PHONE"] and det.parsed == 1
+
+
+def test_a_phone_number_stored_as_an_integer_under_a_phone_key_is_redacted() -> None:
+    # a table read with its phone column as integers (pandas' to_dict, a CSV importer) leaked: the walk never
+    # looks at numbers, and its trigger check drops them
+    rows = [{"name": "Ann", "phone": 4155552671, "id": 2125550123, "phones": [6505550100], "tel": 12}]
+    event = {"run_id": "r", "event_type": "worker_tool_result", "event_id": "e", "payload": {"output": {"rows": rows}}}
+    out = Redactor(RedactionConfig(phone_regions=["US"])).redact(event)["payload"]["output"]["rows"][0]
+    assert out == {"name": "Ann", "phone": "<PHONE_1>", "id": 2125550123, "phones": ["<PHONE_2>"], "tel": 12}
+    found = Scanner(RedactionConfig(phone_regions=["US"])).scan(event)
+    assert sum(found.values()) == 2 and found[("PHONE", "worker_tool_result.payload.output.rows.phone")] == 1

@@ -40,6 +40,7 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # one string token of s
 _HEADER_KEYS = frozenset({"cookie", "set-cookie", "authorization", "proxy-authorization"})  # judged by name (``keyed``)
 _BARE = re.compile(r"(?ai)-{0,2}(?:secret|token)")  # plurals that hold no secrets: ``list_key``
 _NAME_CHARS = re.compile(rb"[A-Za-z0-9_.\-]{1,64}")  # a name ``_held_hit`` judges
+_KEYED_NUMBER = re.compile(rb'"([A-Za-z0-9_.\-]{1,64})":\[?\d{7,15}[,}\]]')  # a long integer under a key
 _STRONG = re.compile(r"(?ai)pass|secret")  # as ``credentials._STRONG_NAME``
 Fn = Callable[[str, str, list[Span]], str]  # (text, field, spans it holds by its place) -> new text
 
@@ -127,6 +128,12 @@ def _indexed(v: dict[Any, Any]) -> bool:
     return all(type(k) is int or (isinstance(k, str) and k.isascii() and k.isdigit()) for k in v)
 
 
+@lru_cache(maxsize=4096)
+def _number_key(name: str) -> bool:
+    """Whether a number under the dict key ``name`` is a phone number's (``phone``, ``mobile_number``, ``phones``)."""
+    return phone_key(name) or (name[-1:] in ("s", "S") and phone_key(name[:-1]))
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -167,8 +174,10 @@ class Walker:
 
     def _fires(self, data: bytes) -> bool:
         """Trigger check of serialised JSON. When it fires, check again on the string tokens only:
-        numbers (ids, seeds, counts) trip the digit trigger but are never scanned as text."""
-        return (self._pre(data) and self._pre(b"\0".join(_JSON_STRING.findall(data)))) or _held_hit(data)
+        numbers (ids, seeds, counts) trip the digit trigger but are never scanned as text, but for one
+        under a key naming a phone (``"phone":4155552671``: a CSV's column read as integers)."""
+        return (self._pre(data) and (self._pre(b"\0".join(_JSON_STRING.findall(data))) or any(
+            _number_key(m.group(1).decode("ascii")) for m in _KEYED_NUMBER.finditer(data)))) or _held_hit(data)
 
     def record(self, rec: dict[str, Any], fn: Fn) -> dict[str, Any]:
         """A copy of ``rec`` with ``fn`` applied (the same object when nothing changed)."""
@@ -204,6 +213,10 @@ class Walker:
         if isinstance(v, str):
             keyed = self.det.keyed(name, v, argv, client) if isinstance(name, str) else []
             return fn(v, path, keyed)  # fn checks the triggers first (see the class docstring)
+        if type(v) is int and isinstance(name, str) and not argv and _number_key(name):  # ``{"phone": 4155552671}``
+            text = str(v)
+            new = fn(text, path, self.det.keyed(name, text))
+            return v if new == text else new  # a placeholder string where the number was one
         if isinstance(v, dict) and v and isinstance(name, str) and not argv and _is_cookies(name):
             return self._fields(v, path, fn, skip, self._jar_value(v))  # walked unchecked: its key is outside it
         if isinstance(v, dict) and v and isinstance(name, str) and not argv and _indexed(v) \
@@ -229,12 +242,13 @@ class Walker:
         names = key is not None and key[-1:] in ("s", "S") and _BARE.fullmatch(key[:-1]) is not None  # ``secrets``
         pair = None if held is not None or names or len(v) != 2 or not isinstance(v[1], str) \
             or not isinstance(v[0], str) or v[0][:1] == "-" else list_key(v[0], plural=False)  # ``["--password", …]``: argv
-        if held is None and pair is None and self.memo is None and not self._hit(v):
+        phones = held is None and key is not None and not names and phone_key(key)
+        if held is None and pair is None and not phones and self.memo is None and not self._hit(v):
             return v  # a held list is walked unchecked: its key, which makes it a secret, is outside it
         if held is not None:
             new = [self._held(x, path, fn, held) for x in v]
-        elif key is not None and not names and phone_key(key):  # ``{"phones": ["4155552671"]}``: each under the key
-            new = [self._walk(x, path, fn, key if isinstance(x, str) else None) for x in v]
+        elif phones:  # ``{"phones": ["4155552671", 2125550123]}``: each under the key
+            new = [self._walk(x, path, fn, key if isinstance(x, (str, int)) else None) for x in v]
         elif pair is not None:
             new = [self._walk(v[0], path, fn), self._walk(v[1], path, fn, pair)]
         else:

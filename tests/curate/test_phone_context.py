@@ -156,3 +156,11 @@ def test_a_phone_number_stored_as_an_integer_under_a_phone_key_is_redacted() -> 
     assert out == {"name": "Ann", "phone": "<PHONE_1>", "id": 2125550123, "phones": ["<PHONE_2>"], "tel": 12}
     found = Scanner(RedactionConfig(phone_regions=["US"])).scan(event)
     assert sum(found.values()) == 2 and found[("PHONE", "worker_tool_result.payload.output.rows.phone")] == 1
+
+
+def test_an_integer_phone_in_a_bare_record_is_redacted() -> None:
+    # ``tracebridge redact`` of a JSONL export: the record's own integer fields were never walked
+    rec = {"name": "Ann", "phone": 4155552671, "id": 2125550123}
+    assert Redactor(RedactionConfig(phone_regions=["US"])).redact(dict(rec), scope="f") == {
+        "name": "Ann", "phone": "<PHONE_1>", "id": 2125550123}
+    assert Scanner(RedactionConfig(phone_regions=["US"])).scan(rec) == {("PHONE", "phone"): 1}

@@ -134,6 +134,12 @@ def _number_key(name: str) -> bool:
     return phone_key(name) or (name[-1:] in ("s", "S") and phone_key(name[:-1]))
 
 
+def _top_int(key: Any, v: Any) -> bool:
+    """Whether a record's own field ``key`` is an integer the walk looks at (``_number_key``: a bare JSONL line's
+    ``{"phone": 4155552671}``)."""
+    return type(v) is int and isinstance(key, str) and _number_key(key)
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -170,7 +176,7 @@ class Walker:
             # payload ids (call_id, retry_of) are skipped by the walk too: left in, they trip the triggers
             return [_free(rec.get("payload")), rec.get("labels"), _free_llm(rec.get("llm"))]
         return {k: ({kk: vv for kk, vv in v.items() if kk not in STRUCTURAL_KEYS} if k in HASH_HOLDERS else v)
-                for k, v in rec.items() if k not in STRUCTURAL_KEYS and isinstance(v, (str, dict, list))}
+                for k, v in rec.items() if k not in STRUCTURAL_KEYS and (isinstance(v, (str, dict, list)) or _top_int(k, v))}
 
     def _fires(self, data: bytes) -> bool:
         """Trigger check of serialised JSON. When it fires, check again on the string tokens only:
@@ -187,7 +193,7 @@ class Walker:
         prefix = record_prefix(rec)
         out = rec
         for k, v in rec.items():
-            if k in STRUCTURAL_KEYS or not isinstance(v, (str, dict, list)):
+            if k in STRUCTURAL_KEYS or not (isinstance(v, (str, dict, list)) or _top_int(k, v)):
                 continue
             new = self._walk(v, _join(prefix, k), fn, pair_key(rec, k), skip=STRUCTURAL_KEYS if k in ID_HOLDERS else frozenset())
             if new is not v:

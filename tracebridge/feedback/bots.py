@@ -97,8 +97,6 @@ def check_files(where: str, rows: Iterable[dict[str, Any]], bot: str, legacy: st
         ValueError: ``bot`` is named and rows of no bot exist while ``legacy`` is unset, or ``bot`` is
             unnamed and rows of named bots exist or ``legacy`` is set.
     """
-    if legacy and not bot:  # its rows would name no bot, so they would read as the legacy bot's
-        raise ValueError(f"{where}: legacy_bot_id={legacy} is set but bot_id is not; set bot_id to this bot's id")
     named: set[str] = set()
     unnamed = 0
     for raw in rows:
@@ -106,6 +104,18 @@ def check_files(where: str, rows: Iterable[dict[str, Any]], bot: str, legacy: st
             named.add(str(raw["bot_id"]))
         elif counts(raw):
             unnamed += 1
+    check_tally(where, named, unnamed, bot, legacy)
+
+
+def check_tally(where: str, named: set[str], unnamed: int, bot: str, legacy: str) -> None:
+    """``check_files`` of a file whose rows were tallied already: the bots ``named`` by its rows and the number of
+    ``unnamed`` rows that count (a cache of the ledger keeps the tally as rows are appended).
+
+    Raises:
+        ValueError: as ``check_files``.
+    """
+    if legacy and not bot:  # its rows would name no bot, so they would read as the legacy bot's
+        raise ValueError(f"{where}: legacy_bot_id={legacy} is set but bot_id is not; set bot_id to this bot's id")
     if bot and unnamed and not legacy:
         raise ValueError(f"{where}: {unnamed} rows were written before bot_id was set and name no bot, so they "
                          f"cannot be told from this bot's (bot_id={bot}); set legacy_bot_id to the bot that wrote "

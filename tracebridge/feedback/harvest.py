@@ -28,8 +28,7 @@ import orjson
 from tracebridge.capture.reader import iter_lines
 from tracebridge.feedback.bots import (
     bot_of,
-    canonical_key,
-    check_files,
+    check_tally,
     is_user_key,
     label,
     row_bot,
@@ -46,6 +45,7 @@ from tracebridge.feedback.ledger import (
     read_ledger,
     salt_id,
 )
+from tracebridge.feedback.ledger_cache import LedgerCache, LedgerState
 from tracebridge.feedback.mapping import load_mapping
 from tracebridge.feedback.privacy import pseudonymised
 from tracebridge.feedback.salt import read_salt_file, salt_file
@@ -53,9 +53,7 @@ from tracebridge.feedback.telegram import (
     DUMP_SHAPES,
     ReadError,
     UpdateError,
-    anonymous_counts,
     dump_check,
-    newest_count_ids,
     rows_from_update,
 )
 from tracebridge.schema.canonical import utc_now
@@ -91,12 +89,14 @@ class HarvestReport:
         if uid is not None and (self.max_update_id is None or uid > self.max_update_id):
             self.max_update_id = uid
 
-    def accept(self, rows: list[dict[str, Any]], known: set[str], why_empty: str) -> None:
-        """Count one accepted input with its ``rows``: applied when one of them is new (its key not in
-        ``known``, which it joins), else ignored as a repeat, or for ``why_empty`` when it has none."""
+    def accept(self, rows: list[dict[str, Any]], known: set[str], why_empty: str,
+               held: set[Any] | frozenset[Any] = frozenset()) -> None:
+        """Count one accepted input with its ``rows``: applied when one of them is new (its key neither in
+        ``known``, which it joins, nor in ``held``, the ledger's, left as it is), else ignored as a repeat, or for
+        ``why_empty`` when it has none."""
         self.accepted += 1
         keys = {r["key"] for r in rows}
-        if keys - known:
+        if keys - known - held:
             self.applied += 1
             known |= keys
             return
@@ -157,8 +157,13 @@ def _check_salt(cfg: FeedbackConfig, ledger: list[LedgerRow]) -> str:
     Raises:
         ValueError: no salt (``_salt``), or rows of the ledger were hashed under another salt (``salt_id``).
     """
+    return _check_salt_ids(cfg, {r.raw["salt_id"] for r in ledger if isinstance(r.raw.get("salt_id"), str)})
+
+
+def _check_salt_ids(cfg: FeedbackConfig, held: set[str]) -> str:
+    """``_check_salt`` of the salt fingerprints the ledger's rows carry."""
     sid = salt_id(_salt(cfg))
-    other = sorted({r.raw["salt_id"] for r in ledger if isinstance(r.raw.get("salt_id"), str)} - {sid})
+    other = sorted(held - {sid})
     if other:
         unset = "" if os.environ.get(cfg.user_salt_env) or read_salt_file() else \
             f", the built-in salt: {cfg.user_salt_env} is not set (allow_default_salt=true)"
@@ -193,16 +198,17 @@ def _quarantine(cfg: FeedbackConfig, rep: HarvestReport, where: str, reason: str
 
 
 def _finish(cfg: FeedbackConfig, rep: HarvestReport, rows: list[dict[str, Any]], held: bool = False,
-            known: set[Any] | None = None) -> HarvestReport:
+            known: set[Any] | None = None, keys: set[str] | None = None) -> HarvestReport:
     """Append the quarantined inputs, then the rows whose keys are not in ``known`` (the ledger's keys as their bots
     write them now: a row of no bot keeps its old key in the file), and log the harvest. The quarantine is written
-    once: appended one input at a time, each append read every key the quarantine held (2000 bad updates: 21 s)."""
+    once: appended one input at a time, each append read every key the quarantine held (2000 bad updates: 21 s).
+    ``keys``: the ledger's keys as ``append_locked`` reads them, read by the caller under the held lock."""
     if rep.pending:
         append_locked(cfg.quarantine, rep.pending)
         rep.pending = []
     fresh = [r for r in rows if r["key"] not in known] if known else rows
     rep.rows = len(rows)
-    rep.added, rep.duplicates = append_locked(cfg.ledger, fresh, held=held)
+    rep.added, rep.duplicates = append_locked(cfg.ledger, fresh, held=held, keys=keys)
     Path(cfg.ledger).touch()  # a harvest that found nothing yet still leaves the ledger: audit and labels read it
     rep.duplicates += len(rows) - len(fresh)
     append_locked(cfg.harvest_log, [{**rep.to_dict(), "quarantine_samples": rep.quarantine_samples[:5]}],
@@ -239,15 +245,11 @@ class _UpdateIds:
     """Telegram's update ids are unique per bot: the first update of an id is kept and a different
     update with the same id is a conflict (an identical repeat is a re-delivery, deduped by its
     keys). Earlier harvests are seen through the user reaction rows the ledger holds per id, of the
-    harvest's bot only (``ledger``; ``legacy`` reads the keys of its rows of no bot)."""
+    harvest's bot only (``held``: ``LedgerState.held``, read, never changed)."""
 
-    def __init__(self, ledger: list[LedgerRow], legacy: str) -> None:
+    def __init__(self, held: dict[int, set[tuple[Any, ...]]]) -> None:
         self.first: dict[int, tuple[str, bytes | None]] = {}
-        self.held: dict[int, set[tuple[Any, ...]]] = {}
-        for r in ledger:
-            uid, key = r.raw.get("update_id"), canonical_key(r.raw, legacy)
-            if isinstance(uid, int) and is_user_key(key):
-                self.held.setdefault(uid, set()).add((key, r.time, str(r.chat), r.message_id))
+        self.held = held
 
     def check(self, upd: Any) -> None:
         """Raise ``UpdateError`` if an update accepted earlier in this harvest had this id and other
@@ -279,13 +281,17 @@ class _UpdateIds:
 
 
 def harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], source: str,
-                    inputs: list[str]) -> HarvestReport:
+                    inputs: list[str], *, cache: LedgerCache | None = None) -> HarvestReport:
     """Harvest (location, update) pairs of one bot (``bot_id``) into the ledger; a second, different
     update with an update id this bot already used (here or in the ledger) is quarantined as a
     conflict. Another bot's rows with the same update ids are no conflict: each bot numbers its own.
 
     The ledger's lock is held from reading it to appending: another harvest (a ``serve`` and a
     ``harvest`` side by side) must not accept a different update of the same id in between.
+
+    Args:
+        cache: the ledger's state kept between harvests (``ledger_cache``; the webhook's): only the bytes
+            appended since it last read are read; None reads the whole ledger. The result is the same.
 
     Raises:
         ValueError: the ledger's users were hashed under another salt, or its rows cannot be told
@@ -294,21 +300,32 @@ def harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], sou
     """
     preflight(cfg)  # before the lock: a refused file keeps no <file>.lock beside it
     with file_lock(cfg.ledger):
-        return _harvest_updates(cfg, updates, source, inputs)
+        mapping, (bot, legacy), salt = load_mapping(cfg.mapping), (bot_of(cfg), cfg.legacy_bot_id), _salt(cfg)
+        if cache is None:  # private chats of older rows read as the new rows write them
+            state = LedgerState.of_rows(read_ledger(cfg.ledger, salt).rows, bot, legacy)
+        else:
+            state = cache.state_for(salt, bot, legacy)
+        try:
+            rep = _harvest_updates(cfg, updates, source, inputs, state, mapping)
+        except BaseException:
+            if cache is not None:  # its keys may name rows that were not written
+                cache.forget()
+            raise
+        if cache is not None:  # the rows just appended, and the file's new mtime
+            cache.state_for(salt, bot, legacy, ours=True)
+        return rep
 
 
 def _harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], source: str,
-                     inputs: list[str]) -> HarvestReport:
-    mapping, (bot, legacy) = load_mapping(cfg.mapping), (bot_of(cfg), cfg.legacy_bot_id)
-    ledger = read_ledger(cfg.ledger, _salt(cfg)).rows  # private chats of older rows read as the new rows write them
-    check_files(cfg.ledger, (r.raw for r in ledger), bot, legacy, counts=lambda raw: raw.get("update_id") is not None)
-    salted = _check_salt(cfg, ledger)
-    mine = [r for r in ledger if row_bot(r.raw, legacy) == bot]  # update ids and counts are per bot
-    anonymous, newest, ids = anonymous_counts(mine), newest_count_ids(mine), _UpdateIds(mine, legacy)
+                     inputs: list[str], state: LedgerState, mapping: Any) -> HarvestReport:
+    bot, legacy = state.bot, state.legacy
+    check_tally(cfg.ledger, state.named, state.unnamed, bot, legacy)
+    salted = _check_salt_ids(cfg, state.salt_ids)
+    # the harvest changes the counts as it goes: copies, the state stays that of the file
+    anonymous, newest, ids = dict(state.anonymous), dict(state.newest), _UpdateIds(state.held)
     rep, rows, now = HarvestReport(source, inputs, bot_id=bot), [], utc_now()
     rep.salt = _salt(cfg)
-    known = {canonical_key(r.raw, legacy) for r in ledger if r.key}
-    held = set(known)
+    known: set[Any] = set()  # the keys this harvest's rows bring; the ledger's are state.known
     for where, upd in updates:
         rep.saw(upd)
         if isinstance(upd, ReadError):  # a line or document read_updates could not parse
@@ -324,11 +341,11 @@ def _harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], so
             continue
         ids.claim(where, upd)
         rows += _stamp(got, salted, bot)
-        rep.accept(got, known, _not_applied(upd))
+        rep.accept(got, known, _not_applied(upd), state.known)
     if source != "webhook":  # a bot with a webhook gets no getUpdates: no offset to resume from
-        top = max(resume_offsets(cfg, ledger).get(label(bot), 0), (rep.max_update_id or -1) + 1)
+        top = max(resume_offsets(cfg, state.rows).get(label(bot), 0), (rep.max_update_id or -1) + 1)
         rep.next_offset = top or None
-    return _finish(cfg, rep, rows, held=True, known=held)
+    return _finish(cfg, rep, rows, held=True, known=state.known, keys=state.file_keys)
 
 
 RENUMBERED_AFTER = dt.timedelta(days=6)  # a week, less a day for a late fetch

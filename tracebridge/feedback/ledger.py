@@ -247,8 +247,13 @@ def _line_count(path: Path, trailing: int) -> int:
 def _keys(path: Path) -> Iterator[str]:
     if path.is_file():
         for ln in iter_lines(path):
-            if isinstance(ln.obj, dict) and isinstance(ln.obj.get("key"), str):
-                yield ln.obj["key"]
+            if (key := line_key(ln.obj)) is not None:
+                yield key
+
+
+def line_key(obj: Any) -> str | None:
+    """The dedupe key of a parsed line as ``append_locked`` reads it (a string ``key`` of an object), or None."""
+    return obj["key"] if isinstance(obj, dict) and isinstance(obj.get("key"), str) else None
 
 
 def _end_torn_tail(path: Path) -> None:
@@ -273,12 +278,15 @@ def file_lock(path: str | os.PathLike[str], timeout_s: float = 30.0) -> FileLock
 
 
 def append_locked(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]], *, dedupe: bool = True,
-                  timeout_s: float = 30.0, held: bool = False) -> tuple[int, int]:
+                  timeout_s: float = 30.0, held: bool = False, keys: set[str] | None = None) -> tuple[int, int]:
     """Append rows to a JSONL file under its lock; rows whose ``key`` is already there are skipped.
 
     Args:
         held: the caller holds ``file_lock(path)`` already (it read the file and decided what to
             append under the same lock); taking it again from this process would wait on itself.
+        keys: with ``held``, the keys the file holds (``_keys``: of every line that is an object with a string
+            ``key``), as the caller read them under that lock (``ledger_cache``): the file is not read again. The
+            keys written are added to it.
 
     Returns:
         (rows written, duplicates skipped).
@@ -287,7 +295,7 @@ def append_locked(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]], 
     rows = list(rows)
     with contextlib.nullcontext() if held else file_lock(p, timeout_s):
         _end_torn_tail(p)
-        seen = set(_keys(p)) if dedupe else set()
+        seen = (keys if held and keys is not None else set(_keys(p))) if dedupe else set()
         writer: EventWriter | None = None
         written = dup = 0
         try:

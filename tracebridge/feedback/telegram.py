@@ -233,22 +233,32 @@ def newest_count_ids(rows: list[LedgerRow]) -> dict[tuple[Any, int], tuple[dt.da
     such a week was stale whenever its id fell below the last one applied, and was ignored)."""
     out: dict[tuple[Any, int], tuple[dt.datetime, int]] = {}
     for r in rows:
-        uid = r.raw.get("update_id")
-        if r.user == "anonymous" and isinstance(uid, int) and not isinstance(uid, bool):
-            k = (r.chat, r.message_id)
-            if k not in out or (r.time, uid) > out[k]:
-                out[k] = (r.time, uid)
+        note_count(r, newest=out)
     return out
 
 
 def anonymous_counts(rows: list[LedgerRow]) -> dict[tuple[Any, int, str], int]:
     """Net anonymous count per (chat, message id, emoji) in the ledger."""
     out: dict[tuple[Any, int, str], int] = {}
-    for r in sorted(rows, key=lambda r: r.time):
-        if r.user == "anonymous":
-            k = (r.chat, r.message_id, norm_emoji(r.emoji))
-            out[k] = out.get(k, 0) + (r.count if r.change == "added" else -r.count)
+    for r in rows:  # a sum: the rows' order does not matter
+        note_count(r, anonymous=out)
     return out
+
+
+def note_count(r: LedgerRow, *, anonymous: dict[tuple[Any, int, str], int] | None = None,
+               newest: dict[tuple[Any, int], tuple[dt.datetime, int]] | None = None) -> None:
+    """Add one ledger row to ``anonymous_counts`` and ``newest_count_ids`` results (a sum and a maximum, so rows
+    appended later are added one by one: ``ledger_cache``)."""
+    if r.user != "anonymous":
+        return
+    if anonymous is not None:
+        k = (r.chat, r.message_id, norm_emoji(r.emoji))
+        anonymous[k] = anonymous.get(k, 0) + (r.count if r.change == "added" else -r.count)
+    uid = r.raw.get("update_id")
+    if newest is not None and isinstance(uid, int) and not isinstance(uid, bool):
+        k2 = (r.chat, r.message_id)
+        if k2 not in newest or (r.time, uid) > newest[k2]:
+            newest[k2] = (r.time, uid)
 
 
 DUMP_SHAPES = ('a getUpdates response {"ok": true, "result": [...]}, a JSON list of updates or JSONL of updates '

@@ -8,6 +8,8 @@ the same harvest as getUpdates dumps (idempotent by update id), with source ``we
 time. Telegram resends an update until it gets a 2xx, so an authenticated body that is no usable
 update (not JSON, no ``update_id``, over ``max_body_bytes``) is quarantined and answered 200.
 A client that stalls is dropped after ``timeout_s``; a body must declare its ``Content-Length``.
+The receiver keeps what the harvest checks of the ledger between updates (``ledger_cache``), so an update reads
+only the ledger's bytes appended since the last one (its own rows, another harvest's), not the whole ledger.
 Telegram sends reactions only when ``setWebhook`` lists ``message_reaction`` (and
 ``message_reaction_count``) in ``allowed_updates``, and in groups and channels only to an admin bot.
 """
@@ -28,6 +30,7 @@ import orjson
 
 from tracebridge.feedback.config import FeedbackConfig
 from tracebridge.feedback.harvest import harvest_updates, preflight
+from tracebridge.feedback.ledger_cache import LedgerCache
 from tracebridge.feedback.telegram import ReadError
 from tracebridge.importers.jsonl import json_error
 
@@ -122,7 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
         update = _as_update(body, length, srv.cfg.max_body_bytes)
         try:
             with srv.lock:  # the harvest reads the ledger, then appends: two at once could both accept an id
-                rep = harvest_updates(srv.cfg, [(f"webhook:{srv.accepted + 1}", update)], "webhook", ["webhook"])
+                rep = harvest_updates(srv.cfg, [(f"webhook:{srv.accepted + 1}", update)], "webhook", ["webhook"],
+                                      cache=srv.ledger_cache)
                 srv.accepted += 1
         except (OSError, ValueError) as exc:  # ledger locked or unwritable, bad mapping: Telegram retries
             log.error("webhook: update not harvested: %s", exc)
@@ -144,9 +148,12 @@ class WebhookServer(ThreadingHTTPServer):
         secret: the ``secret_token`` given to ``setWebhook`` (8+ characters).
         path: the only path that takes updates (what the reverse proxy forwards to).
         timeout_s: how long a client may stall one read, and take to send a whole body.
+        cache_ledger: keep the ledger's state between updates (``ledger_cache.LedgerCache``); False reads the
+            whole ledger for each update (the same result, in time that grows with the ledger: for comparison).
     """
 
-    def __init__(self, cfg: FeedbackConfig, secret: str, *, path: str = "/", timeout_s: float = 10.0) -> None:
+    def __init__(self, cfg: FeedbackConfig, secret: str, *, path: str = "/", timeout_s: float = 10.0,
+                 cache_ledger: bool = True) -> None:
         if cfg.webhook_host not in LOOPBACK:
             raise ValueError(f"webhook_host={cfg.webhook_host}: the receiver binds to loopback only")
         if len(secret) < 8:
@@ -160,6 +167,7 @@ class WebhookServer(ThreadingHTTPServer):
         self.cfg, self.secret, self.path, self.timeout_s = cfg, secret, path, timeout_s
         self.lock = threading.Lock()
         self.accepted = self.refused = 0
+        self.ledger_cache = LedgerCache(cfg.ledger) if cache_ledger else None
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Log a request that failed (a client gone before its reply) in one line, not a traceback."""

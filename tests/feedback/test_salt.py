@@ -162,3 +162,28 @@ def test_a_read_looks_up_the_host_salt_once_not_once_a_row(cfg, salt_file, monke
         return best
 
     assert took(None) < 2 * took("s3cret")
+
+
+def test_no_home_directory_names_the_variables_that_fix_it(cfg, tmp_path, monkeypatch):
+    """A container under an arbitrary uid has no HOME and no passwd entry: the salt file's place was a bare
+    ``RuntimeError: Could not determine home directory.`` (a traceback out of `feedback harvest`)."""
+    import pwd
+
+    from tracebridge.feedback.salt import SALT_FILE_ENV, configured_salt, salt_file
+
+    def no_entry(uid: int):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    for var in (ENV, SALT_FILE_ENV, "HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)  # what the passwd database answers for an unknown uid
+    for call in (salt_file, configured_salt):
+        with pytest.raises(ValueError, match=f"no home directory.*set {ENV} .* or {SALT_FILE_ENV} to a file"):
+            call()
+    code, out = feedback_cli(cfg, "harvest", "--updates", _dump(tmp_path, reaction(1, 10, [], ["👍"])))
+    assert code == 2 and "no home directory" in out and SALT_FILE_ENV in out, out
+    assert not Path(cfg.ledger).exists()
+    monkeypatch.setenv(SALT_FILE_ENV, str(tmp_path / "salt"))  # either variable is the fix
+    assert salt_file() == tmp_path / "salt" and configured_salt() is None
+    monkeypatch.setenv(ENV, "host-secret")
+    assert harvest_updates(cfg, [("t:1", reaction(1, 10, [], ["👍"]))], "getUpdates", ["t"]).added == 1

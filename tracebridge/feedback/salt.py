@@ -24,10 +24,25 @@ SALT_FILE_ENV = "TRACEBRIDGE_FEEDBACK_SALT_FILE"
 
 def salt_file() -> Path:
     """The host's salt file: ``$TRACEBRIDGE_FEEDBACK_SALT_FILE``, else ``$XDG_CONFIG_HOME`` (or ``~/.config``)
-    ``/tracebridge/feedback-salt``."""
+    ``/tracebridge/feedback-salt``.
+
+    Raises:
+        ValueError: neither variable is set and there is no home directory (``HOME`` unset and the user not in the
+            passwd database: a container run under an arbitrary uid), naming the variables that fix it. It was a bare
+            ``RuntimeError: Could not determine home directory.`` out of every command that looked for the salt.
+    """
     if named := os.environ.get(SALT_FILE_ENV):
         return Path(named).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    base = os.environ.get("XDG_CONFIG_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".config")
+        except RuntimeError:  # Path.home(): HOME unset and no passwd entry for this uid
+            raise ValueError(
+                f"no home directory to look for the salt file ~/.config/tracebridge/feedback-salt in (HOME is not set "
+                f"and uid {os.getuid()} has no passwd entry, as in a container run under an arbitrary uid): set "
+                f"{SALT_ENV} to the secret salt of this host, or {SALT_FILE_ENV} to a file that holds it (mode 600)"
+            ) from None
     return Path(base) / "tracebridge" / "feedback-salt"
 
 

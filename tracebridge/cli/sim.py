@@ -35,8 +35,8 @@ def collect(
 
     Prints the class balance (verdict shares, failure → recovery share, success rate); exits 1
     when a check of the config's ``checks`` block fails, 2 on a config error or an ``--out`` it
-    refuses (before any episode runs), also while another collection into the same ``--out`` runs
-    (named by its pid and command). A rerun into the same ``--out`` (after a kill, say) resumes: the
+    refuses (before any episode runs), 3 while another collection into the same ``--out`` runs
+    (named by its pid and command; nothing collected). A rerun into the same ``--out`` (after a kill, say) resumes: the
     episodes it finished are kept, not run again; those it left unfinished are run again, their
     partial runs moved to ``<out>/.collect.interrupted/`` and removed once their episodes are collected
     again (``--json``: ``interrupted_removed``, ``interrupted_left``). Every run is redacted as it is written

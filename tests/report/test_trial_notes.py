@@ -2,7 +2,7 @@
 stopped at the last finite loss (a line of NaN losses only: a legend entry with no line) and the trial's metrics
 were tabled and could win with no word; a trial with no evaluated item was left out of the pooled items silently.
 Now each role lists them (``trial_notes`` in results.json, "Trials to look at" on the page) and the loss legend
-counts the NaN losses; a legend name longer than the old fixed 170 px is no longer cut off."""
+counts the NaN losses, and a variant with a diverged trial is not called the winner; a legend name longer than the old fixed 170 px is no longer cut off."""
 
 from __future__ import annotations
 
@@ -57,3 +57,20 @@ def test_the_loss_legend_is_as_wide_as_its_longest_name():
     width = float(re.search(r'width="([0-9.]+)"', svg).group(1))
     text_x = float(re.search(r'<text x="([0-9.]+)"[^>]*>' + re.escape(name), svg).group(1))
     assert width - text_x >= 6 * len(name)  # before: 690 wide, the name cut after ~25 characters
+
+
+def test_a_variant_with_a_diverged_trial_is_not_called_the_winner(tmp_path):
+    """Optimized is far better on accuracy (0.9 vs 0.3 over 200 items), which wins it the role when its losses are
+    finite; once one of its trials logs a NaN loss, the role has no winner and the reason names that trial."""
+    rng = np.random.default_rng(2)
+    base = fake_trial(tmp_path / "i", "baseline", 0, (rng.random(200) < 0.3).astype(float), 1e-3)
+    opt = fake_trial(tmp_path / "i", "optimized", 0, (rng.random(200) < 0.9).astype(float), 1e-3)
+    write_report([base, opt], tmp_path / "fine", n_boot=200)
+    fine = json.loads((tmp_path / "fine" / "results.json").read_text())["roles"]["verifier"]
+    assert fine["winner"] == "optimized"
+    opt["loss_curve"] = [{"phase": "sft", "step": 1, "loss": 2.0}, {"phase": "sft", "step": 3, "loss": float("inf")}]
+    write_report([base, opt], tmp_path / "rep", n_boot=200)
+    block = json.loads((tmp_path / "rep" / "results.json").read_text())["roles"]["verifier"]
+    assert block["winner"] is None
+    assert block["winner_reason"].startswith("optimized would win (")
+    assert "seed 0, train.lr=0.001 diverged (loss not finite): no winner is called" in block["winner_reason"]

@@ -252,6 +252,19 @@ def trial_notes(role: str, variants: dict[str, list[tuple[dict, dict]]]) -> list
     return out
 
 
+def _refuse_diverged_winner(block: dict[str, Any], variants: dict[str, list[tuple[dict, dict]]]) -> None:
+    """No winner is called for a variant one of whose trials diverged (a logged loss NaN or infinite): its metrics
+    measure a broken model, and a promotion must not follow from them. The reason names the trials."""
+    won = block.get("winner")
+    diverged = [_where(t) for t, _ in variants.get(won, ()) if won
+                and any(not _finite(p.get("loss")) for p in t.get("loss_curve") or [] if isinstance(p, dict))]
+    if diverged:
+        block["winner"] = None
+        block["winner_reason"] = (f"{won} would win ({block['winner_reason']}), but its trial(s) "
+                                  f"{'; '.join(diverged)} diverged (loss not finite): no winner is called on a "
+                                  "diverged model (trial_notes)")
+
+
 def failed_entries(failed: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """The failed trials as results.json lists them: ``status`` "failed", ``reason`` (the error), ``error_type``
     and ``error_message`` (read off a ``"Type: message"`` reason when the trial gave none), the trial's id (a
@@ -308,6 +321,7 @@ def build_results(trials: list[dict[str, Any]], n_boot: int = 1000, ci: float = 
             hib = {g: HIGHER_IS_BETTER.get(g.removeprefix("cl_"), True) for g in guards}
             verdict = decide_winner(primary, guards, hib)
             block["winner"], block["winner_reason"] = verdict.winner, verdict.reason
+            _refuse_diverged_winner(block, variants)
             if problems:  # a difference over mis-matched items decides nothing
                 block["winner"] = None
                 block["winner_reason"] = (("nothing was compared; " if not primary.n else "")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.conftest import record_sample_run
 from tracebridge.curate.config import LeakageConfig, SplitConfig
-from tracebridge.curate.dedup import DedupIndex, fingerprint, key_steps_hash, normalise
+from tracebridge.curate.dedup import DedupIndex, _norm_json, fingerprint, key_steps_hash, normalise
 from tracebridge.curate.split import LeakageTracker, assign_families
 
 
@@ -257,3 +257,12 @@ def test_a_goal_hash_that_is_no_hex_is_a_goal_not_a_crash(tmp_path: Path) -> Non
     assert res.report["runs"]["exported"] == 4
     assert res.report["split"]["assignment"]["csv"] != res.report["split"]["assignment"]["sql"]
     assert res.report["leakage"]["goal_hashes_in_several_splits"] == 1 and not res.passed
+
+
+def test_unicode_spaces_collapse_in_the_key_steps_text_whether_or_not_an_ascii_space_is_there():
+    """``x<no-break space>y`` and ``x y`` are one argument to dedup (``normalise`` collapses every ``\\s``); the
+    one-pass text returned a text with no ASCII space or backslash as it was, so the no-break space stayed and the
+    two key steps differed (a near-duplicate kept). Each variant's text now equals that of its normalised value."""
+    for s in ("x\u00a0y", "x\u2003\u2003y", "\u3000x", "x\u00a0", "a\u00a0b c", "x\u200by", "caf\u00e9"):
+        assert _norm_json({"a": s}) == _norm_json({"a": normalise(s)}), s
+    assert _norm_json({"a": "X\u00a0Y"}) == _norm_json({"a": "x y"}) == '{"a":"x y"}'

@@ -46,9 +46,10 @@ def _norm_json(value: Any) -> str:
     the regex ``(?:\\s|\\\\[ntr])+`` did at half the speed (it steps through every character). A
     JSON document never starts or ends with whitespace, so ``split`` drops nothing else. The escapes are
     looked for only where a backslash is, and a collapsed space at a string's edge only where ``" `` or
-    `` "`` is (most arguments hold neither): the same text, 0.055 -> 0.044 s on the 12,035 OpenClaw actions and calls."""
+    `` "`` is (most arguments hold neither; a text with no space, no backslash and nothing but ASCII is returned
+    as it is: a no-break or ideographic space is collapsed like any other): the same text, 0.055 -> 0.044 s on the 12,035 OpenClaw actions and calls."""
     text = canonical_json(value).decode().lower()
-    if "\\" not in text and " " not in text:
+    if "\\" not in text and " " not in text and text.isascii():  # other whitespace is a non-ASCII character
         return text
     if "\\" in text:
         text = text.replace("\\n", " ").replace("\\t", " ").replace("\\r", " ")

@@ -164,3 +164,15 @@ def test_an_integer_phone_in_a_bare_record_is_redacted() -> None:
     assert Redactor(RedactionConfig(phone_regions=["US"])).redact(dict(rec), scope="f") == {
         "name": "Ann", "phone": "<PHONE_1>", "id": 2125550123}
     assert Scanner(RedactionConfig(phone_regions=["US"])).scan(rec) == {("PHONE", "phone"): 1}
+
+
+def test_a_phone_in_an_entry_naming_it_is_redacted() -> None:
+    # a value beside a name or type naming a phone (Google's People API, CRM properties), or in an object
+    # under a phone key, was judged under ``value`` and, bare, needed a phone word it did not have
+    out = Redactor(RedactionConfig(phone_regions=["US"])).redact({"run_id": "r", "event_type": "worker_tool_result",
+        "payload": {"output": {
+            "phoneNumbers": [{"value": "4155552671", "type": "mobile"}, {"value": "2125550123"}],
+            "props": [{"name": "phone", "value": "6505550100"}, {"name": "user_id", "value": "6505550111"},
+                      {"type": "string", "value": "4155550199"}]}}})["payload"]["output"]
+    assert [p["value"] for p in out["phoneNumbers"]] == ["<PHONE_1>", "<PHONE_2>"]
+    assert [p["value"] for p in out["props"]] == ["<PHONE_3>", "6505550111", "4155550199"]

@@ -40,6 +40,7 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # one string token of s
 _HEADER_KEYS = frozenset({"cookie", "set-cookie", "authorization", "proxy-authorization"})  # judged by name (``keyed``)
 _BARE = re.compile(r"(?ai)-{0,2}(?:secret|token)")  # plurals that hold no secrets: ``list_key``
 _NAME_CHARS = re.compile(rb"[A-Za-z0-9_.\-]{1,64}")  # a name ``_held_hit`` judges
+_PHONE_NAME_KEYS = ("name", "Name", "type", "Type", "label", "Label", "key", "Key")  # what names a value's phone
 _KEYED_NUMBER = re.compile(rb'"([A-Za-z0-9_.\-]{1,64})":\[?\d{7,15}[,}\]]')  # a long integer under a key
 _STRONG = re.compile(r"(?ai)pass|secret")  # as ``credentials._STRONG_NAME``
 Fn = Callable[[str, str, list[Span]], str]  # (text, field, spans it holds by its place) -> new text
@@ -134,6 +135,18 @@ def _number_key(name: str) -> bool:
     return phone_key(name) or (name[-1:] in ("s", "S") and phone_key(name[:-1]))
 
 
+def _entry_key(entry: dict[Any, Any], key: Any) -> Any:
+    """The name ``entry[key]`` is read under (``pairs.pair_key``), or the phone its entry names: a ``value`` beside a
+    ``name``/``type``/``label`` naming a phone (``{"type": "mobile", "value": "4155552671"}``, Google's People API)."""
+    name = pair_key(entry, key)
+    if name is key and key in _VALUE_KEYS:
+        for k in _PHONE_NAME_KEYS:
+            n = entry.get(k)
+            if isinstance(n, str) and phone_key(n):
+                return n
+    return name
+
+
 def _top_int(key: Any, v: Any) -> bool:
     """Whether a record's own field ``key`` is an integer the walk looks at (``_number_key``: a bare JSONL line's
     ``{"phone": 4155552671}``)."""
@@ -195,7 +208,7 @@ class Walker:
         for k, v in rec.items():
             if k in STRUCTURAL_KEYS or not (isinstance(v, (str, dict, list)) or _top_int(k, v)):
                 continue
-            new = self._walk(v, _join(prefix, k), fn, pair_key(rec, k), skip=STRUCTURAL_KEYS if k in ID_HOLDERS else frozenset())
+            new = self._walk(v, _join(prefix, k), fn, _entry_key(rec, k), skip=STRUCTURAL_KEYS if k in ID_HOLDERS else frozenset())
             if new is not v:
                 if out is rec:
                     out = dict(rec)
@@ -231,6 +244,9 @@ class Walker:
         if isinstance(v, dict) and isinstance(name, str) and not argv and not _VALUE_KEYS.isdisjoint(v) \
                 and (held := list_key(name, plural=False)) is not None:  # ``terraform output -json``'s
             return self._fields(v, path, fn, skip, self._wrapped_value(held))  # ``{"db_password": {"value": …}}``
+        if isinstance(v, dict) and isinstance(name, str) and not argv and not _VALUE_KEYS.isdisjoint(v) \
+                and phone_key(name):  # ``{"phoneNumbers": [{"value": "4155552671"}]}``
+            return self._fields(v, path, fn, skip, self._wrapped_value(name))
         if isinstance(v, dict) and v and self.sink is not None and self.memo is not None:
             return self._counted(v, path, fn, skip)
         if isinstance(v, (list, tuple)) and v:  # a tuple is written as a JSON array: the capture path must see into it
@@ -254,7 +270,7 @@ class Walker:
         if held is not None:
             new = [self._held(x, path, fn, held) for x in v]
         elif phones:  # ``{"phones": ["4155552671", 2125550123]}``: each under the key
-            new = [self._walk(x, path, fn, key if isinstance(x, (str, int)) else None) for x in v]
+            new = [self._walk(x, path, fn, key if isinstance(x, (str, int, dict)) else None) for x in v]
         elif pair is not None:
             new = [self._walk(v[0], path, fn), self._walk(v[1], path, fn, pair)]
         else:
@@ -295,8 +311,8 @@ class Walker:
         return v
 
     def _wrapped_value(self, held: str) -> Callable[[Any, str], list[Span]]:
-        """The spans of a dict's string under the secret name ``held`` by its key: its ``value`` field (Terraform's
-        outputs, ``{"sensitive": true, "type": "string", "value": "…"}``) as under ``held`` itself."""
+        """The spans of a dict's string under the secret or phone name ``held`` by its key: its ``value`` field
+        (Terraform's outputs, ``{"sensitive": true, "type": "string", "value": "…"}``) as under ``held`` itself."""
         return lambda k, x: self.det.keyed(held, x) if k in _VALUE_KEYS else []
 
     def _jar_value(self, v: dict[Any, Any]) -> Callable[[Any, str], list[Span]]:
@@ -332,7 +348,7 @@ class Walker:
             elif held is not None:
                 nx = self._held(x, at, fn, held)
             else:
-                nx = self._walk(x, at, fn, pair_key(v, k))  # {"name": "DB_PASSWORD", "value": …}
+                nx = self._walk(x, at, fn, _entry_key(v, k))  # {"name": "DB_PASSWORD", "value": …}
             if nk is not k or nx is not x:
                 if out is v:
                     out = dict(v)

@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import itertools
 import os
+from collections import ChainMap
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -321,8 +322,8 @@ def _harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], so
     bot, legacy = state.bot, state.legacy
     check_tally(cfg.ledger, state.named, state.unnamed, bot, legacy)
     salted = _check_salt_ids(cfg, state.salt_ids)
-    # the harvest changes the counts as it goes: copies, the state stays that of the file
-    anonymous, newest, ids = dict(state.anonymous), dict(state.newest), _UpdateIds(state.held)
+    # the harvest changes the counts as it goes: into maps over the state's, which stays that of the file
+    anonymous, newest, ids = ChainMap({}, state.anonymous), ChainMap({}, state.newest), _UpdateIds(state.held)
     rep, rows, now = HarvestReport(source, inputs, bot_id=bot), [], utc_now()
     rep.salt = _salt(cfg)
     known: set[Any] = set()  # the keys this harvest's rows bring; the ledger's are state.known

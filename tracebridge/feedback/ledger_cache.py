@@ -48,7 +48,7 @@ class LedgerState:
     unnamed: int = 0  # rows of no bot with an update id
     salt_ids: set[str] = field(default_factory=set)
     held: dict[int, set[tuple[Any, ...]]] = field(default_factory=dict)  # the bot's user reactions per update id
-    anonymous: dict[tuple[Any, int, str], int] = field(default_factory=dict)  # ``telegram.anonymous_counts``
+    anonymous: dict[tuple[Any, int], dict[str, int]] = field(default_factory=dict)  # ``telegram.anonymous_counts``
     newest: dict[tuple[Any, int], Any] = field(default_factory=dict)  # ``telegram.newest_count_ids``
     rows: list[LedgerRow] | None = None  # kept by a full read (``harvest.resume_offsets`` reads them)
 

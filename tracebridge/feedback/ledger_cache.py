@@ -109,6 +109,13 @@ class LedgerCache:
                 harvest's own writes): a new mtime alone does not make it read the file in full.
         """
         try:
+            return self._state_for(salt, bot, legacy, ours)
+        except BaseException:  # a read cut short (an I/O error) left rows added past the offset: read again in full
+            self.forget()
+            raise
+
+    def _state_for(self, salt: str, bot: str, legacy: str, ours: bool) -> LedgerState:
+        try:
             st: os.stat_result | None = os.stat(self.path)
         except FileNotFoundError:
             st = None

@@ -212,3 +212,11 @@ def test_a_row_glued_onto_a_torn_line_is_no_row(cfg):
              reaction(30, 9, [], ["👎"], chat=-100555, user=ANN)]  # update 30 is in no usable row: added
     replies, (*_, skipped), _srv = _both(cfg, steps)
     assert replies[-1][1]["added"] == 1 and len(skipped) == 1
+
+
+def test_a_ledger_removed_between_two_updates_starts_again(cfg):
+    steps = [reaction(1, 10, [], ["👍"]), reaction(2, 11, [], ["👍"]), lambda c: os.remove(c.ledger),
+             reaction(1, 10, [], ["👍"]), reaction(3, 12, [], ["❤"])]
+    replies, (ledger, *_), srv = _both(cfg, steps)
+    assert [r[1]["added"] for r in replies] == [1, 1, 1, 1] and [r["update_id"] for r in ledger] == [1, 3]
+    assert srv.ledger_cache.full_reads == 2

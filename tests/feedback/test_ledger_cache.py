@@ -220,3 +220,18 @@ def test_a_ledger_removed_between_two_updates_starts_again(cfg):
     replies, (ledger, *_), srv = _both(cfg, steps)
     assert [r[1]["added"] for r in replies] == [1, 1, 1, 1] and [r["update_id"] for r in ledger] == [1, 3]
     assert srv.ledger_cache.full_reads == 2
+
+
+def test_the_quarantine_keys_are_kept_and_another_harvests_are_seen(cfg):
+    """A bad update read every key the quarantine held; the receiver keeps them as it keeps the ledger's."""
+    bad = {"update_id": 7, "message_reaction": {"chat": {}}}
+
+    def beside(c):  # another harvest quarantines what the receiver's second update will be, under the same name
+        harvest_updates(c, [("webhook:2", bad)], "webhook", ["webhook"])
+
+    steps = [{"update_id": 6, "message_reaction": {"chat": {}}}, beside, bad, reaction(1, 10, [], ["👍"]),
+             {**bad, "update_id": 8}]
+    replies, (_, quarantine, *_), srv = _both(cfg, steps)
+    assert [r[1]["quarantined"] for r in replies] == [1, 1, 0, 1]
+    assert [q["where"] for q in quarantine] == ["webhook:1:chat.id", "webhook:2:chat.id", "webhook:4:chat.id"]
+    assert (srv.ledger_cache.quarantine.full_reads, srv.ledger_cache.quarantine.appended_reads) == (1, 3)

@@ -46,7 +46,7 @@ from tracebridge.feedback.ledger import (
     read_ledger,
     salt_id,
 )
-from tracebridge.feedback.ledger_cache import LedgerCache, LedgerState
+from tracebridge.feedback.ledger_cache import LedgerCache, LedgerState, append_keyed
 from tracebridge.feedback.mapping import load_mapping
 from tracebridge.feedback.privacy import pseudonymised
 from tracebridge.feedback.salt import read_salt_file, salt_file
@@ -199,13 +199,15 @@ def _quarantine(cfg: FeedbackConfig, rep: HarvestReport, where: str, reason: str
 
 
 def _finish(cfg: FeedbackConfig, rep: HarvestReport, rows: list[dict[str, Any]], held: bool = False,
-            known: set[Any] | None = None, keys: set[str] | None = None) -> HarvestReport:
+            known: set[Any] | None = None, keys: set[str] | None = None,
+            quarantined: LedgerCache | None = None) -> HarvestReport:
     """Append the quarantined inputs, then the rows whose keys are not in ``known`` (the ledger's keys as their bots
     write them now: a row of no bot keeps its old key in the file), and log the harvest. The quarantine is written
     once: appended one input at a time, each append read every key the quarantine held (2000 bad updates: 21 s).
-    ``keys``: the ledger's keys as ``append_locked`` reads them, read by the caller under the held lock."""
+    ``keys``: the ledger's keys as ``append_locked`` reads them, read by the caller under the held lock;
+    ``quarantined``: the quarantine's keys kept between harvests (``ledger_cache.append_keyed``)."""
     if rep.pending:
-        append_locked(cfg.quarantine, rep.pending)
+        append_keyed(cfg.quarantine, rep.pending, quarantined)
         rep.pending = []
     fresh = [r for r in rows if r["key"] not in known] if known else rows
     rep.rows = len(rows)
@@ -307,7 +309,7 @@ def harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], sou
         else:
             state = cache.state_for(salt, bot, legacy)
         try:
-            rep = _harvest_updates(cfg, updates, source, inputs, state, mapping)
+            rep = _harvest_updates(cfg, updates, source, inputs, state, mapping, cache and cache.quarantine)
         except BaseException:
             if cache is not None:  # its keys may name rows that were not written
                 cache.forget()
@@ -318,7 +320,8 @@ def harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], sou
 
 
 def _harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], source: str,
-                     inputs: list[str], state: LedgerState, mapping: Any) -> HarvestReport:
+                     inputs: list[str], state: LedgerState, mapping: Any,
+                     quarantined: LedgerCache | None = None) -> HarvestReport:
     bot, legacy = state.bot, state.legacy
     check_tally(cfg.ledger, state.named, state.unnamed, bot, legacy)
     salted = _check_salt_ids(cfg, state.salt_ids)
@@ -346,7 +349,7 @@ def _harvest_updates(cfg: FeedbackConfig, updates: Iterable[tuple[str, Any]], so
     if source != "webhook":  # a bot with a webhook gets no getUpdates: no offset to resume from
         top = max(resume_offsets(cfg, state.rows).get(label(bot), 0), (rep.max_update_id or -1) + 1)
         rep.next_offset = top or None
-    return _finish(cfg, rep, rows, held=True, known=state.known, keys=state.file_keys)
+    return _finish(cfg, rep, rows, held=True, known=state.known, keys=state.file_keys, quarantined=quarantined)
 
 
 RENUMBERED_AFTER = dt.timedelta(days=6)  # a week, less a day for a late fetch

@@ -8,8 +8,9 @@ the same harvest as getUpdates dumps (idempotent by update id), with source ``we
 time. Telegram resends an update until it gets a 2xx, so an authenticated body that is no usable
 update (not JSON, no ``update_id``, over ``max_body_bytes``) is quarantined and answered 200.
 A client that stalls is dropped after ``timeout_s``; a body must declare its ``Content-Length``.
-The receiver keeps what the harvest checks of the ledger between updates (``ledger_cache``), so an update reads
-only the ledger's bytes appended since the last one (its own rows, another harvest's), not the whole ledger.
+The receiver keeps what the harvest checks of the ledger, and the quarantine's keys, between updates
+(``ledger_cache``), so an update reads only the bytes appended since the last one (its own rows, another
+harvest's), not the whole ledger and quarantine.
 Telegram sends reactions only when ``setWebhook`` lists ``message_reaction`` (and
 ``message_reaction_count``) in ``allowed_updates``, and in groups and channels only to an admin bot.
 """
@@ -167,7 +168,7 @@ class WebhookServer(ThreadingHTTPServer):
         self.cfg, self.secret, self.path, self.timeout_s = cfg, secret, path, timeout_s
         self.lock = threading.Lock()
         self.accepted = self.refused = 0
-        self.ledger_cache = LedgerCache(cfg.ledger) if cache_ledger else None
+        self.ledger_cache = LedgerCache(cfg.ledger, quarantine=cfg.quarantine) if cache_ledger else None
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Log a request that failed (a client gone before its reply) in one line, not a traceback."""

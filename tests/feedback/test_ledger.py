@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,21 @@ def test_times_outside_years_1_to_9999_are_skipped_rows_not_a_crash(tmp_path, cf
     assert scan.skipped == [f"{cfg.ledger}:{i}:time: missing or not ISO/epoch" for i in range(1, 5)]
     assert labels_for_runs(cfg.ledger, cfg.mapping, cfg.registry) == {}  # no registry: an orphan, no crash
     assert audit_day(cfg, dt.date(2026, 2, 25))["ledger"]["usable"] == 1
+
+
+def test_a_row_whose_key_is_no_string_is_a_skipped_row_not_a_crash(cfg):
+    """A row whose dedupe key is a list or an object (a hand edit, another tool) raised ``TypeError: unhashable
+    type: 'list'`` out of every harvest, and made the webhook answer 500 to every update (Telegram retries them)."""
+    from tests.feedback.conftest import reaction
+    from tracebridge.feedback.harvest import harvest_updates
+
+    row = {"time": "2026-02-25T06:13:20Z", "chat": -5, "message_id": 1, "user": "anonymous", "emoji": "👍",
+           "change": "added", "count": 1}
+    Path(cfg.ledger).parent.mkdir(parents=True)
+    Path(cfg.ledger).write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in (
+        {**row, "key": "a"}, {**row, "key": ["x"]}, {**row, "key": {"k": 1}}, {**row, "key": "d"})))
+    scan = read_ledger(cfg.ledger)
+    assert scan.skipped == [f"{cfg.ledger}:2:key: expected a string (the dedupe key), got list",
+                            f"{cfg.ledger}:3:key: expected a string (the dedupe key), got dict"]
+    cfg = dataclasses.replace(cfg, allow_default_salt=True)
+    assert harvest_updates(cfg, [("t:1", reaction(1, 10, [], ["👍"]))], "getUpdates", ["t"]).added == 1

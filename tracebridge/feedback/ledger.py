@@ -134,6 +134,9 @@ def check_row(row: Any, salt: str | None = None) -> LedgerRow | str:
     count = row.get("count", 1)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         return f"count: must be a positive integer, got {count!r}"
+    key = row.get("key")
+    if key is not None and not isinstance(key, str):  # a list or object raised TypeError out of every harvest
+        return f"key: expected a string (the dedupe key), got {type(key).__name__}"
     return LedgerRow(t, private_chat(row.get("chat"), salt), mid, row.get("user"), emoji, change, count, str(row.get("source") or ""),
                      row.get("key"), parse_time(row.get("harvested_at")), row)
 

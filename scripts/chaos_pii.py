@@ -8,7 +8,7 @@ URLs and markdown, next to hard negatives (versions, UUIDs, hashes, timestamps, 
 order numbers, placeholders, code identifiers...), runs ``Detectors.find`` over every document
 and matches findings to labels (see ``tracebridge.testing.pii_score``). Prints a per-type table,
 then misses and false positives, and last the overall recall and precision with counts.
-Targets: recall >= 0.99, precision >= 0.95.
+Targets: recall >= 0.99, precision >= 0.95 (``--min-recall``, ``--min-precision``); exit 1 below either.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from tracebridge.testing.pii_corpus import build_corpus, corpus_config
 from tracebridge.testing.pii_score import score
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=0, help="corpus seed")
     ap.add_argument("--items", type=int, default=2100, help="planted values (spread over every type, >= 25 each)")
     ap.add_argument("--show", type=int, default=20, help="misses and false positives listed (each)")
     ap.add_argument("--smoke", action="store_true", help="small corpus (525 items), for the test suite")
+    ap.add_argument("--min-recall", type=float, default=0.99, help="overall recall below this exits 1")
+    ap.add_argument("--min-precision", type=float, default=0.95, help="overall precision below this exits 1")
     args = ap.parse_args()
     items = 525 if args.smoke else args.items
     docs = build_corpus(args.seed, items)
@@ -48,7 +50,17 @@ def main() -> None:
     negs = sum(len(d.negatives) for d in docs)
     print(f"seed {args.seed}: {len(docs)} docs, {negs} hard negatives; recall {sc.recall():.4f} ({recalled}/{planted}, "
           f"misses {planted - recalled}), precision {sc.precision():.4f} ({tp}/{found}, false positives {found - tp})")
+    return below_targets(sc.recall(), sc.precision(), args.min_recall, args.min_precision)
+
+
+def below_targets(recall: float, precision: float, min_recall: float, min_precision: float) -> int:
+    """1 (and why, on stderr) when recall or precision misses its target, else 0: the figures stay last on stdout."""
+    missed = [f"{name} {value:.4f} < {floor}" for name, value, floor in
+              (("recall", recall, min_recall), ("precision", precision, min_precision)) if value < floor]
+    if missed:
+        print(f"FAIL: {', '.join(missed)}", file=sys.stderr)
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -6,6 +6,7 @@ Builds ``tracebridge.testing.pii_holdout`` (written without looking at the detec
 ``pii_corpus``), runs each document through ``Redactor.redact`` as export does (record prefilter,
 then ``Detectors.find``), and prints recall per planted type, the misses and false positives
 (``--show`` examples per type; values are synthetic), values redacted under another type, and last the overall recall and precision.
+Exit 1 when recall is below ``--min-recall`` (0.99) or precision below ``--min-precision`` (0.95), as ``chaos_pii.py``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from tracebridge.curate.redact import Redactor
 from tracebridge.testing.pii_holdout import TYPES, build_holdout, holdout_config, score
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=0, help="corpus seed")
     ap.add_argument("--docs", type=int, default=600, help="documents to generate")
     ap.add_argument("--show", type=int, default=3, help="examples printed per missed type / false-positive type")
+    ap.add_argument("--min-recall", type=float, default=0.99, help="overall recall below this exits 1")
+    ap.add_argument("--min-precision", type=float, default=0.95, help="overall precision below this exits 1")
     args = ap.parse_args()
 
     sc = score(build_holdout(args.seed, args.docs), Redactor(holdout_config(), key=b"holdout"))
@@ -59,7 +62,13 @@ def main() -> None:
     n = sum(sc.planted.values())
     print(f"\noverall recall {sc.recall():.4f} ({n - len(sc.misses)}/{n})  "
           f"precision {sc.precision:.4f} ({sc.true_pos}/{sc.found})")
+    missed = [f"{name} {value:.4f} < {floor}" for name, value, floor in
+              (("recall", sc.recall(), args.min_recall), ("precision", sc.precision, args.min_precision))
+              if value < floor]
+    if missed:  # on stderr: the figures stay last on stdout
+        print(f"FAIL: {', '.join(missed)}", file=sys.stderr)
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

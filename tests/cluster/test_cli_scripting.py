@@ -35,6 +35,9 @@ def test_list_and_status_json_give_numbers_and_resume_of_a_succeeded_sweep_sends
     assert job["attempt"] == 1 and job["submission_id"] == sub["submission_id"], job
     code, st = cli("status", sub["submission_id"], "--cluster", y)
     assert code == 0 and st["metadata"]["attempt"] == 1 and st["metadata"]["trials"] == 2, st["metadata"]
+    code, stop = cli("stop", sub["submission_id"], "--cluster", y)  # a finished job: exit 1, said as errors are
+    assert code == 1 and stop["stop_requested"] is False, stop
+    assert stop["ok"] is False and stop["exit_code"] == 1 and "was not running" in stop["error"], stop
 
     res = CliRunner().invoke(app, ["submit", *sweep_args(smoke_storage), "--cluster", y, "--keep", "--resume",
                                    "--json"])

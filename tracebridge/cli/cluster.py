@@ -324,8 +324,10 @@ def stop(
     from tracebridge.cluster.client import stop as stop_job
 
     stopped = _ask(cluster, cluster_set, stop_job, submission_id)
-    if json_out:
-        print_json({"submission_id": submission_id, "stop_requested": stopped})
+    if json_out:  # ok/exit_code (and error) as every command's failures carry them under --json
+        print_json({"submission_id": submission_id, "stop_requested": stopped, "ok": stopped,
+                    "exit_code": 0 if stopped else 1,
+                    **({} if stopped else {"error": f"{submission_id}: was not running"})})
     else:
         typer.echo(f"{submission_id}: {'stop requested' if stopped else 'was not running'}")
     raise typer.Exit(0 if stopped else 1)

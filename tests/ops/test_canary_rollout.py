@@ -172,6 +172,9 @@ def test_canary_status_says_why_the_slice_is_closed(tmp_path):
                                                                               "slice_arm": "candidate"}
     r = CliRunner().invoke(app, [*args[:-3], "canary.baseline_policy=v1", "canary.candidate_policy=v4", "--json"])
     assert json.loads(r.stdout)["rollout"]["arm"] is None  # a new id: the slice routes
+    r = CliRunner().invoke(app, ["ops", "canary-status", "--config", str(cfg), "--state", str(tmp_path / "empty"),
+                                 "canary.fraction=0.2"])  # no session, no traces: it printed nothing at all
+    assert r.exit_code == 0 and r.stdout.startswith("canary slice open: no active policy recorded"), r.output
 
 
 def test_an_unreadable_history_sends_every_session_to_the_baseline_and_refuses_a_rollback(tmp_path, monkeypatch):

@@ -64,6 +64,8 @@ def canary_status(
         return
     if forced is not None:
         typer.echo(f"canary slice closed: {why}")
+    else:  # said too: with no --session or --traces this line is the whole answer (it printed nothing)
+        typer.echo(f"canary slice open: {why} (fraction {cfg.fraction}, state {st.root})")
     for sid, v in out["sessions"].items():
         typer.echo(f"{sid}: {v['arm']} (bucket {v['bucket']:.4f}, fraction {cfg.fraction})")
     if "traces" in out:

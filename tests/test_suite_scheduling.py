@@ -41,3 +41,34 @@ def test_processes_the_suite_starts_get_the_malloc_settings():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout
     assert json.loads(out) == {k: os.environ[k] for k in MALLOC_ENV}  # ours, or what the caller set instead
     assert int(MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"]) <= 32 << 20  # glibc refuses more on 64-bit: the default stays
+
+
+def test_simulator_traces_are_collected_once_per_session_and_the_workers_share_them(tmp_path, monkeypatch):
+    """tests/train's ``sim_bundle`` and test_learning's ``goal_split_bundle`` each collected the same ten seeds,
+    mostly in two xdist workers; ``shared_traces`` collects once in the session's root (the parent of each
+    worker's basetemp) and every later caller, in any worker, reuses that collection."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "train"))
+    from sim_bundle import shared_traces
+
+    class Worker:  # what shared_traces reads of pytest's tmp_path_factory: this worker's basetemp
+        def __init__(self, name: str) -> None:
+            self.base = tmp_path / name
+
+        def getbasetemp(self) -> Path:
+            self.base.mkdir(exist_ok=True)
+            return self.base
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    overrides = ["seeds.fixed=[0]", "seeds.random=0", "families=[calc]"]
+    first = shared_traces(Worker("popen-gw0"), overrides)
+    runs = sorted(p.name for p in first.iterdir() if p.is_dir())
+    ledger = (first / ".collect.ledger.jsonl").read_bytes()
+    assert runs and first.parent.parent == tmp_path  # in the session's root, not the worker's
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    again = shared_traces(Worker("popen-gw1"), overrides)
+    assert again == first and sorted(p.name for p in again.iterdir() if p.is_dir()) == runs
+    assert (again / ".collect.ledger.jsonl").read_bytes() == ledger  # not collected a second time
+    other = shared_traces(Worker("popen-gw1"), ["seeds.fixed=[1]", "seeds.random=0", "families=[calc]"])
+    assert other != first  # other overrides: a collection of their own

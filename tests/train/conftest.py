@@ -24,4 +24,5 @@ def sim_bundle(tmp_path_factory) -> Path:
     """Simulator traces (default matrix, fixed seeds 0-9, one process) exported as a bundle."""
     from sim_bundle import make_sim_bundle
 
-    return make_sim_bundle(tmp_path_factory.mktemp("sim"), ["seeds.fixed=[0,1,2,3,4,5,6,7,8,9]"])
+    return make_sim_bundle(tmp_path_factory.mktemp("sim"), ["seeds.fixed=[0,1,2,3,4,5,6,7,8,9]"],
+                           tmp_path_factory=tmp_path_factory)

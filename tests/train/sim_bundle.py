@@ -123,8 +123,35 @@ def export_with_tracebridge(traces: Path, out: Path, overrides: list[str] | None
     return manifests[0].parent if manifests else None
 
 
-def make_sim_bundle(tmp: Path, overrides: list[str], export_overrides: list[str] | None = None) -> Path:
-    """Collect simulator traces (collect config ``overrides``) and export them (``export_overrides``)."""
-    traces = collect_traces(tmp / "traces", overrides)
+def shared_traces(tmp_path_factory: Any, overrides: list[str]) -> Path:
+    """The traces of ``collect_traces(overrides)``, collected once per test session: the first caller collects
+    under a lock in the session's temporary root (shared by the xdist workers of one run), the others wait
+    for it and reuse them (before, ``sim_bundle`` and test_learning's ``goal_split_bundle`` each collected
+    the same ten seeds). The runs' ids differ from a fresh collection's, nothing else."""
+    import os
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # basetemp is <session root>/popen-gwN
+        base = base.parent
+    shared = base / f"sim-traces-{hashlib.sha256(json.dumps(overrides).encode()).hexdigest()[:12]}"
+    with FileLock(f"{shared}.lock"):
+        if not (shared / "done").is_file():
+            collect_traces(shared / "traces", overrides)
+            (shared / "done").touch()
+    return shared / "traces"
+
+
+def make_sim_bundle(tmp: Path, overrides: list[str], export_overrides: list[str] | None = None,
+                    tmp_path_factory: Any = None) -> Path:
+    """Collect simulator traces (collect config ``overrides``) and export them (``export_overrides``).
+    With ``tmp_path_factory``: a copy of the session's collection of ``overrides`` (``shared_traces``)."""
+    if tmp_path_factory is None:
+        traces = collect_traces(tmp / "traces", overrides)
+    else:
+        import shutil
+
+        traces = Path(shutil.copytree(shared_traces(tmp_path_factory, overrides), tmp / "traces"))
     return (export_with_tracebridge(traces, tmp / "bundles", export_overrides)
             or write_bundle(views_from_traces(traces), tmp / "bundle"))

@@ -60,7 +60,7 @@ def goal_split_bundle(tmp_path_factory) -> Path:
 
     return make_sim_bundle(tmp_path_factory.mktemp("sim_goals"), ["seeds.fixed=[0,1,2,3,4,5,6,7,8,9]"],
                            ["split.by_goal_sources=[sim]", "split.ratios.train=0.5", "split.ratios.validation=0.25",
-                            "split.ratios.test=0.25"])
+                            "split.ratios.test=0.25"], tmp_path_factory=tmp_path_factory)
 
 
 @pytest.mark.slow

@@ -45,7 +45,7 @@ class _Refuse(BaseHTTPRequestHandler):
 def refusing() -> Iterator[str]:
     """A dashboard URL on 127.0.0.1 that answers every request with 401 (token refused)."""
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Refuse)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     t.start()
     yield f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()

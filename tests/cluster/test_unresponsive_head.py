@@ -106,7 +106,7 @@ def stub() -> Iterator[Callable[..., str]]:
 
     def make(*script: str) -> str:
         srv = _Stub(list(script))
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(srv)
         return f"http://127.0.0.1:{srv.server_address[1]}"
 

@@ -95,7 +95,7 @@ def test_gcs_refusal_exits_2_naming_the_credentials(gcs_env: str, tmp_path: Path
     """gcsfs raises a 403 as a plain OSError("Forbidden: ..."): it was retried as a storage that cannot be reached
     and exited 3 ("failed after 4 attempt(s)"), where S3's 403 exits 2 naming the credentials to check."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuse)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_address[1]}")
     try:
         for args in (["fetch", f"{gcs_env}/bundles", "--out", str(tmp_path / "f")],

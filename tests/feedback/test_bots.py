@@ -212,7 +212,7 @@ def test_one_webhook_receiver_per_bot_keeps_both_bots_updates(cfg):
 
     servers = [WebhookServer(dataclasses.replace(_bot(cfg, b), webhook_port=0), SECRET) for b in (PLANNER, WORKER)]
     for srv in servers:
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
     try:
         got = [_post(srv.url, ups[0], SECRET) for srv, ups in zip(servers, (PLANNER_UPS, WORKER_UPS))]
         again = _post(servers[1].url, WORKER_UPS[0], SECRET)  # Telegram re-sends the worker's update

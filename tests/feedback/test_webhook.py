@@ -35,7 +35,7 @@ def _post(url: str, body: object, secret: str | None) -> tuple[int, dict]:
 @pytest.fixture
 def server(cfg):
     srv = WebhookServer(dataclasses.replace(cfg, webhook_port=0), SECRET)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     t.start()
     yield srv
     srv.shutdown()
@@ -103,7 +103,7 @@ def test_webhook_refuses_other_paths_and_methods(server, cfg):
 
 def test_webhook_drops_a_stalled_client_and_serves_others(cfg):
     srv = WebhookServer(dataclasses.replace(cfg, webhook_port=0), SECRET, timeout_s=0.5)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
     try:
         body = orjson.dumps(reaction(1, 10, [], ["👍"]))
         with socket.create_connection(srv.server_address[:2], timeout=5) as stalled:
@@ -119,7 +119,7 @@ def test_webhook_drops_a_stalled_client_and_serves_others(cfg):
 
 def test_webhook_answers_and_quarantines_what_is_no_update(cfg):
     srv = WebhookServer(dataclasses.replace(cfg, webhook_port=0, max_body_bytes=1024), SECRET)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
     try:
         for body in (b"hello", b'{"foo": 1}', b"[1, 2]", b"x" * 300_000):  # Telegram resends what is not a 2xx
             code, reply = _raw(srv, _request(body))

@@ -104,7 +104,7 @@ def _serving(name: str, argv: list[str], probe: str, env: dict[str, str] | None 
                 time.sleep(0.2)
         yield
     finally:
-        proc.terminate()
+        proc.kill()  # in-memory servers: nothing to save; SIGTERM took them ~1 s to stop (moto's werkzeug)
         proc.wait(timeout=10)
 
 

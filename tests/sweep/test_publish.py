@@ -75,7 +75,7 @@ def test_report_push_retries_with_backoff_then_keeps_the_report_locally(s3_env, 
                 .list_objects_v2(Bucket="tb-reports")["Contents"]]
         assert "sweeps/reports/sw1/manifest.json" in keys
     finally:
-        moto.terminate()
+        moto.kill()  # in memory, nothing to save: SIGTERM took it ~1 s to stop
         moto.wait(10)
 
     caplog.set_level(logging.WARNING, logger="tracebridge.export.storage")

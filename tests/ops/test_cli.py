@@ -83,6 +83,9 @@ def test_gate_input_errors(tmp_path):
     (tmp_path / "half.jsonl").write_text("\n".join(["not json", *lines]) + "\n")  # one bad line of many: still gated
     r = run("gate", "--samples", tmp_path / "half.jsonl", "--config", ROOT / "configs/gates/default.yaml", "--json")
     assert r.exit_code in (0, 1) and [s["where"] for s in json.loads(r.stdout)["skipped"]] == [f"{tmp_path}/half.jsonl:1"]
+    (tmp_path / "many.jsonl").write_text("\n".join(["not json"] * 25 + lines) + "\n")  # the text lists 20 of 25
+    r = run("gate", "--samples", tmp_path / "many.jsonl", "--config", ROOT / "configs/gates/default.yaml")
+    assert r.stdout.count("\nskipped ") == 20 and "... and 5 more skipped (25 in all" in r.stdout, r.stdout[-2000:]
 
 
 def test_review_command(tmp_path):

@@ -148,6 +148,8 @@ def gate(
                 for c in rep.checks])
         for s in ss.skipped[:20]:
             typer.echo(f"skipped {s['where']}: {s['reason']}")
+        if len(ss.skipped) > 20:  # the 20 listed read as all of them
+            typer.echo(f"... and {len(ss.skipped) - 20} more skipped ({len(ss.skipped)} in all; --json lists 50)")
         typer.echo(f"{'PASS' if rep.passed else 'FAIL'}" + (f"; report written to {out}" if out else ""))
     raise typer.Exit(0 if rep.passed else 1)
 

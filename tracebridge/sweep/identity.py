@@ -30,6 +30,9 @@ ADDED_KEYS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("a8cbf51", {"data.max_rows_dropped": 1.0}),
     ("a0c03e8", {"train.max_grad_norm": 1.0, "dpo.max_grad_norm": 1.0}),
     ("dpo.label_smoothing", {"dpo.label_smoothing": 0.0}),  # TRL's default, which every sweep before it trained with
+    ("train.optim", {f"{r}.{k}": v for r in ("train", "dpo") for k, v in (  # transformers' defaults, trained with before
+        ("optim", "adamw_torch_fused"), ("adam_beta1", 0.9), ("adam_beta2", 0.999), ("adam_epsilon", 1e-8),
+        ("neftune_noise_alpha", None))}),
 )
 LEGACY: dict[str, Any] = {k: v for _, keys in ADDED_KEYS for k, v in keys.items()}
 _MISSING = object()

@@ -20,6 +20,7 @@ from tracebridge.train.trl_choices import (  # noqa: F401 - SCHEDULERS, DPO_LOSS
     DPO_LOSS_TYPES,
     LABEL_SMOOTHING_LOSSES,
     SCHEDULERS,
+    optimizer_problems,
     scheduler_problems,
     smoothing_problems,
 )
@@ -60,6 +61,15 @@ class RecipeConfig:
     max_grad_norm: float = field(default=1.0, metadata={
         "help": "Clip the gradient norm to this before each step (transformers' default); 0 = no clipping."})
     scheduler: str = field(default="cosine", metadata={"help": "transformers lr_scheduler_type."})
+    optim: str = field(default="adamw_torch_fused", metadata={
+        "help": "transformers optimizer (TrainingArguments.optim): adamw_torch_fused (its default) | adamw_torch | "
+                "adafactor | sgd | ... (trl_choices.OPTIMIZERS)."})
+    adam_beta1: float = field(default=0.9, metadata={"help": "Adam(W) beta1, in [0, 1)."})
+    adam_beta2: float = field(default=0.999, metadata={"help": "Adam(W) beta2, in [0, 1)."})
+    adam_epsilon: float = field(default=1e-8, metadata={"help": "Adam(W) epsilon, > 0."})
+    neftune_noise_alpha: float | None = field(default=None, metadata={
+        "help": "NEFTune: uniform noise of this scale added to the input embeddings while training (typical 5); "
+                "None = none."})
     bf16: bool | None = field(default=None, metadata={"help": "None = bf16 when CUDA is available."})
     gradient_checkpointing: bool = field(default=False, metadata={
         "help": "Recompute activations (saves memory on big models; only slows tiny CPU ones)."})
@@ -97,7 +107,7 @@ class RecipeConfig:
             p.append(f"{prefix}.weight_decay={self.weight_decay}: must be >= 0 (0 = none; typical 0.0..0.1)")
         if self.max_grad_norm < 0:
             p.append(f"{prefix}.max_grad_norm={self.max_grad_norm}: must be >= 0 (0 = no clipping; typical 1.0)")
-        p += scheduler_problems(prefix, self.scheduler)
+        p += scheduler_problems(prefix, self.scheduler) + optimizer_problems(prefix, self)
         return p + (self.lora.problems(f"{prefix}.lora") if self.lora.enabled else [])
 
 

@@ -51,6 +51,7 @@ NOT_DATA_ARGS = frozenset({
     "disable_tqdm", "save_strategy", "save_steps", "save_total_limit", "dataloader_num_workers",
     "dataloader_persistent_workers", "dataloader_pin_memory", "dataloader_prefetch_factor", "use_cpu",
     "dataset_num_proc", "optim", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon", "use_liger_kernel",
+    "neftune_noise_alpha",
     "beta", "loss_type", "precompute_ref_log_probs", "precompute_ref_batch_size",  # DPO: the loss, not the data
 })
 AUTO = "auto"  # a folder in this node's temp dir (per user): trials of a node share it

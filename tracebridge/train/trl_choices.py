@@ -1,10 +1,12 @@
-"""The values of transformers' and TRL's choices a recipe may name (``train.scheduler``, ``dpo.loss_type``,
-``dpo.label_smoothing``), listed here so a bad one is refused on the driver, before any worker starts (importing
+"""The values of transformers' and TRL's choices a recipe may name (``train.scheduler``, ``train.optim`` and its
+Adam settings, ``dpo.loss_type``, ``dpo.label_smoothing``), listed here so a bad one is refused on the driver, before any worker starts (importing
 transformers or TRL costs seconds): transformers refused a bad scheduler only on the worker, and TRL an unknown loss
 type at the first DPO step, after the SFT phase, then again on every retry. ``tests/train/test_config.py`` keeps the
 lists equal to the installed versions'; ``tests/train/test_trl_choices.py`` builds every scheduler accepted here."""
 
 from __future__ import annotations
+
+from typing import Any
 
 # transformers' SchedulerType
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt",
@@ -19,6 +21,18 @@ SCHEDULERS_REFUSED = {
     "cosine_warmup_with_min_lr": "needs min_lr or min_lr_rate in lr_scheduler_kwargs, which recipes do not pass",
     "warmup_stable_decay": "needs num_decay_steps in lr_scheduler_kwargs, which recipes do not pass",
 }
+# transformers' OptimizerNames (TrainingArguments.optim)
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_torch_xla", "adamw_torch_npu_fused", "adafactor",
+              "adamw_anyprecision", "adamw_torch_4bit", "adamw_torch_8bit", "ademamix", "sgd", "adagrad", "adamw_bnb_8bit",
+              "adamw_8bit", "ademamix_8bit", "lion_8bit", "lion_32bit", "paged_adamw_32bit", "paged_adamw_8bit",
+              "paged_ademamix_32bit", "paged_ademamix_8bit", "paged_lion_32bit", "paged_lion_8bit", "rmsprop", "rmsprop_bnb",
+              "rmsprop_bnb_8bit", "rmsprop_bnb_32bit", "galore_adamw", "galore_adamw_8bit", "galore_adafactor",
+              "galore_adamw_layerwise", "galore_adamw_8bit_layerwise", "galore_adafactor_layerwise", "lomo", "adalomo",
+              "grokadamw", "schedule_free_radam", "schedule_free_adamw", "schedule_free_sgd", "apollo_adamw",
+              "apollo_adamw_layerwise", "stable_adamw")
+# ... of which these cannot run in a trial: transformers raised at the start of training, on the worker
+OPTIMIZERS_REFUSED = {o: "needs optim_target_modules, which recipes do not pass" for o in OPTIMIZERS
+                      if o.startswith(("galore_", "apollo_"))}
 # the loss types TRL's DPOTrainer computes
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
                   "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
@@ -33,6 +47,25 @@ def scheduler_problems(prefix: str, name: str) -> list[str]:
     if name in SCHEDULERS_REFUSED:
         return [f"{prefix}.scheduler={name}: {SCHEDULERS_REFUSED[name]}; use one of {usable}"]
     return []
+
+
+def optimizer_problems(prefix: str, rc: Any) -> list[str]:
+    """``<prefix>.optim`` (one transformers has and a trial can run, ``OPTIMIZERS_REFUSED``), ``adam_beta1``/``adam_beta2``
+    in [0, 1), ``adam_epsilon`` > 0 and ``neftune_noise_alpha`` None or > 0 of a recipe config ``rc``: transformers
+    refused a bad optimizer name, and torch a bad beta or epsilon, only on the worker, after the data was prepared."""
+    usable = ", ".join(o for o in OPTIMIZERS if o not in OPTIMIZERS_REFUSED)
+    p = []
+    if rc.optim not in OPTIMIZERS:
+        p.append(f"{prefix}.optim={rc.optim}: not a transformers optimizer; use one of {usable}")
+    elif rc.optim in OPTIMIZERS_REFUSED:
+        p.append(f"{prefix}.optim={rc.optim}: {OPTIMIZERS_REFUSED[rc.optim]}; use one of {usable}")
+    p += [f"{prefix}.{k}={getattr(rc, k)}: must be in [0, 1) (typical {d})"
+          for k, d in (("adam_beta1", 0.9), ("adam_beta2", 0.999)) if not 0 <= getattr(rc, k) < 1]
+    if not rc.adam_epsilon > 0:
+        p.append(f"{prefix}.adam_epsilon={rc.adam_epsilon}: must be > 0 (typical 1e-8)")
+    if rc.neftune_noise_alpha is not None and not rc.neftune_noise_alpha > 0:
+        p.append(f"{prefix}.neftune_noise_alpha={rc.neftune_noise_alpha}: must be > 0 (typical 5), or null for no noise")
+    return p
 
 
 def smoothing_problems(loss: str, ls: float) -> list[str]:

@@ -46,14 +46,22 @@ def test_recipes_per_variant_apply_overrides():
 
 def test_trial_problems_found_before_running():
     c = cfg("ablations.train.lrr=[0.1]", "budget.max_trials=4", "seeds=[0,1,2]")
-    text = "\n".join(grid.check_trials(c, grid.resolve_recipes(c), grid.expand_grid(c)))
+    probs = grid.check_trials(c, grid.resolve_recipes(c), grid.expand_grid(c))
+    text = "\n".join(probs)
     # named with the sweep key the user wrote (before: only the recipe key, against the recipe YAML)
     assert "train.lrr: unknown key; did you mean 'train.lr'? (set by ablations.train.lrr)" in text
     assert "budget.max_trials=4: the grid has 18 trials" in text
+    # the typo once, its cells counted (before: one identical line per cell, 6 here, 24 for the weekly sweep)
+    assert text.count("train.lrr: unknown key") == 1 and len(probs) == 2, probs
+    assert ("6 grid cells (trial planner-baseline-s0-train.lrr_0.1 and 5 more; 18 trials with the seeds): train.lrr: "
+            "unknown key; did you mean 'train.lr'? (set by ablations.train.lrr)") in probs
     c = cfg("ablations.dpo.beta=[0,0.1]")
     probs = grid.check_trials(c, grid.resolve_recipes(c), grid.expand_grid(c))
-    assert probs and all("dpo.beta=0" in p for p in probs) and len(probs) == 6  # 3 roles x 2 variants
-    assert all(p.endswith(" (set by ablations.dpo.beta)") for p in probs), probs
+    assert probs == [("6 grid cells (trial planner-baseline-s0-dpo.beta_0 and 5 more): dpo.beta=0.0: must be > 0; the "
+                      "paper uses 0.1 (set by ablations.dpo.beta)")]  # 3 roles x 2 variants, with beta=0 only
+    c = cfg("roles=[verifier]", "variants=[baseline]", "ablations.dpo.beta=[0,0.1]")
+    assert grid.check_trials(c, grid.resolve_recipes(c), grid.expand_grid(c)) == [
+        "trial verifier-baseline-s0-dpo.beta_0: dpo.beta=0.0: must be > 0; the paper uses 0.1 (set by ablations.dpo.beta)"]
 
 
 def test_sweep_id_follows_what_changes_results():

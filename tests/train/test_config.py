@@ -129,7 +129,8 @@ def test_a_mistyped_scheduler_or_dpo_loss_is_refused_before_any_training():
     with pytest.raises(ConfigError) as e:
         grid.load_checked(str(ROOT / "configs/sweep/smoke.yaml"),
                           ["bundle=s3://b/x", "ablations.dpo.loss_type=[sigmoid,sigmod]"])
-    assert any(p.startswith("trial verifier-baseline-s0-dpo.loss_type_sigmod: dpo.loss_type=sigmod: ")
+    assert any(p.startswith("2 grid cells (trial verifier-baseline-s0-dpo.loss_type_sigmod and 1 more): "
+                            "dpo.loss_type=sigmod: ")
                and p.endswith("(set by ablations.dpo.loss_type)") for p in e.value.problems), e.value.problems
 
 

@@ -167,29 +167,46 @@ def interval_problems(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], spec
 
 def check_trials(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], specs: list[dict[str, Any]]) -> list[str]:
     """Problems of the grid: size against the budget, evaluation settings the variants do not share
-    (``evaluation_problems``), ablated report interval settings (``interval_problems``), and each distinct (role, variant, ablation) cell's config (unknown keys, bad
-    values), found on the driver before any worker starts."""
+    (``evaluation_problems``), ablated report interval settings (``interval_problems``), and each distinct (role, variant,
+    ablation) cell's config (unknown keys, bad values), found on the driver before any worker starts; a problem found in
+    several cells is one line counting them."""
     from tracebridge.train.config import load_train_config
 
     problems = evaluation_problems(cfg, recipes) + interval_problems(cfg, recipes, specs)
     if cfg.budget.max_trials and len(specs) > cfg.budget.max_trials:
         problems.append(f"budget.max_trials={cfg.budget.max_trials}: the grid has {len(specs)} trials "
                         "(roles × variants × ablation cells × seeds); raise the cap or shrink the grid")
-    seen = set()
+    cells: dict[str, list[str]] = {}  # each distinct problem -> the (role, variant, ablation) cells it is found in
+    trials: dict[str, int] = {}  # ... and the grid's trials (seeds too) of those cells
+    found: dict[tuple[str, ...], list[str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         paths = {v: str(write_recipe(r, Path(tmp) / f"{v}.yaml")) for v, r in recipes.items()}
         for s in specs:
             # values as JSON: a list or dict value (train.lora.target_modules) is no dict key
             key = (s["role"], s["variant"], json.dumps(s["ablation"], sort_keys=True, default=str))
-            if key in seen:
-                continue
-            seen.add(key)
-            ov = [*(_override(k, v) for k, v in s["ablation"].items()), f"role={s['role']}"]
-            try:
-                load_train_config(paths[s["variant"]], ov)
-            except ConfigError as exc:  # named with the sweep key that set it: the recipe YAML does not hold it
-                problems += [f"trial {s['trial_id']}: {p}{_set_by_ablation(s['ablation'], p)}" for p in exc.problems]
-    return problems
+            if key not in found:
+                ov = [*(_override(k, v) for k, v in s["ablation"].items()), f"role={s['role']}"]
+                try:
+                    load_train_config(paths[s["variant"]], ov)
+                    found[key] = []
+                except ConfigError as exc:  # named with the sweep key that set it: the recipe YAML does not hold it
+                    found[key] = list(dict.fromkeys(f"{p}{_set_by_ablation(s['ablation'], p)}" for p in exc.problems))
+                    for p in found[key]:
+                        cells.setdefault(p, []).append(s["trial_id"])
+            for p in found[key]:
+                trials[p] = trials.get(p, 0) + 1
+    # each distinct problem once, with the cells it is in counted: a typo in an ablation key was one line per cell
+    return problems + [f"{_where(cells[p], trials[p])}: {p}" for p in cells]
+
+
+def _where(cells: list[str], trials: int) -> str:
+    """``trial <id>`` of a problem found in one grid cell, else ``N grid cells (trial <first id> and N-1 more)``, with
+    the grid's trials (its seeds) counted when they are more."""
+    if len(cells) == 1 and trials == 1:
+        return f"trial {cells[0]}"
+    more = f" and {len(cells) - 1} more" if len(cells) > 1 else ""
+    seeds = f"; {trials} trials with the seeds" if trials > len(cells) else ""
+    return f"{len(cells)} grid cell{'s' if len(cells) > 1 else ''} (trial {cells[0]}{more}{seeds})"
 
 
 def identity_fields(cfg: SweepConfig) -> dict[str, Any]:

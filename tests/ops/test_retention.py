@@ -206,6 +206,7 @@ def test_an_unreadable_policy_history_holds_back_every_model_and_bundle(tmp_path
     assert _ids(tmp_path / "work" / "bundles") == sorted(m["steps"]["export"]["outputs"]["bundle_id"] for m in (m0, m1))
     r = _cli("shadow-prune", "--config", ROOT / "configs/ops/shadow.yaml", *_overrides(tmp_path), "--json")
     assert r.exit_code == 1 and json.loads(r.stdout)["problems"]
+    assert json.loads(r.stdout)["ok"] is False  # ok, as the other ops commands' summaries have it
 
 
 def _overrides(tmp_path, *extra):
@@ -259,6 +260,7 @@ def test_a_crashed_cycle_loses_its_models_not_its_evidence_once_a_newer_cycle_fi
     r = _cli("shadow-prune", "--config", ROOT / "configs/ops/shadow.yaml", *_overrides(tmp_path), "--json")
     assert r.exit_code == 0, r.output
     assert [(i["kind"], Path(i["path"]).name) for i in json.loads(r.stdout)["items"]] == [("partial export", ".bundle-k1ll3d")]
+    assert json.loads(r.stdout)["ok"] is True
     assert (art / crashed).is_dir() and (work / "optimize" / crashed).is_dir()
     m2 = _day(cfg, 2)  # the next cycle takes the lock and cleans the crash up
     assert m2["status"] == "ok"

@@ -35,7 +35,7 @@ def shadow_prune(
 ) -> None:
     """Remove older shadow cycles' bundles, model weights and caches, crashed cycles' folders, older
     weekly bundles and phase-2 trial folders, per shadow.retention; every manifest, report and audit
-    stays. Exit 1 if something could not be removed, 3 while a cycle is running (a dry run too: a
+    stays (--json: ok true iff exit 0). Exit 1 if something could not be removed, 3 while a cycle is running (a dry run too: a
     running cycle's files look old)."""
     from tracebridge.ops.artifacts import check_folders
     from tracebridge.ops.cycle import CycleLocked
@@ -50,7 +50,8 @@ def shadow_prune(
         rep = prune(cfg, dry_run=dry_run, config_name=config_name(config, overrides))
     except CycleLocked as exc:
         fail(str(exc), EXIT_LOCKED)
-    out = rep.to_dict()
+    code = EXIT_FAILED if rep.failed or rep.problems else 0
+    out = {"ok": code == 0, **rep.to_dict()}  # as the other ops commands' summaries: a script checks ok
     if json_out:
         print_json(out)
     else:
@@ -67,4 +68,4 @@ def shadow_prune(
         typer.echo(f"{verb} {len(rep.items) - len(rep.failed)} folders, {human_bytes(total)}"
                    + (f"; {len(rep.failed)} could not be removed" if rep.failed else "")
                    + f"; kept the newest {len(rep.kept_cycles)} cycles' bundles and models")
-    raise typer.Exit(EXIT_FAILED if rep.failed or rep.problems else 0)
+    raise typer.Exit(code)

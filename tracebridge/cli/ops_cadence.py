@@ -206,9 +206,11 @@ def phase2_report(
     json_out: JsonOpt = False,
 ) -> None:
     """Phase-2 ablation over the fixed replay set naming a winner policy; exit 1 without a clear
-    winner (or, with --from-manifest, when the numbers do not reproduce)."""
+    winner (or, with --from-manifest, when the numbers do not reproduce), 3 when another phase2-report
+    holds <out_dir>/.phase2.lock (nothing trained nor written: try again)."""
     from tracebridge.ops import phase2 as p2
     from tracebridge.ops.agreement import PHASE2_KEYS
+    from tracebridge.ops.locks import read_holder
     from tracebridge.train.data import BundleError
 
     cfg = _agreeing_config(config, overrides, PHASE2_KEYS)
@@ -229,6 +231,9 @@ def phase2_report(
         man = p2.phase2_report(cfg.phase2, src, out)
     except (ValueError, BundleError) as exc:
         fail(str(exc), 2)
+    except p2.Phase2Locked as exc:  # a cron and a manual run at once: the second trains nothing
+        lock = out / p2.PHASE2_LOCK
+        fail(str(exc), EXIT_LOCKED, lock=str(lock), holder=read_holder(lock))
     if json_out:
         print_json(man)
     else:

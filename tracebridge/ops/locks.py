@@ -1,4 +1,4 @@
-"""Run locks of the ops commands (the shadow cycle, shadow-prune, the weekly run): a file lock plus a
+"""Run locks of the ops commands (the shadow cycle, shadow-prune, the weekly run, phase2-report): a file lock plus a
 note of who holds it.
 
 The lock is a ``FileLock`` (``flock``): the kernel lets it go when its process dies, so a dead
@@ -86,20 +86,20 @@ def note_child(lock: Path, pid: int, argv: list[str]) -> None:
 
 
 @contextmanager
-def run_lock(lock: Path, busy: str, timeout: float,
-             error: type[Exception] = RuntimeError) -> Iterator[dict[str, Any] | None]:
+def run_lock(lock: Path, busy: str, timeout: float, error: type[Exception] = RuntimeError,
+             message: str | None = None) -> Iterator[dict[str, Any] | None]:
     """Hold ``lock`` (waiting up to ``timeout`` s) with a holder note for the block; yield the note a
     dead holder left (the lock was taken over from it), else None.
 
     Raises:
         error: another process holds the lock; the message names the lock file, ``busy`` and the
-            holder's pid (nothing was done).
+            holder's pid (nothing was done); ``message``, when given, replaces ``<lock>: <busy>``.
     """
     fl = FileLock(str(lock), timeout=timeout)
     try:
         fl.acquire()
     except Timeout as exc:
-        raise error(f"{lock}: {busy}; held by {describe_holder(read_holder(lock))}") from exc
+        raise error(f"{message or f'{lock}: {busy}'}; held by {describe_holder(read_holder(lock))}") from exc
     try:
         stale = read_holder(lock)
         if stale is not None:

@@ -16,6 +16,11 @@ every trial's config hash and ``numbers_sha256``: the hash of every number the r
 (metrics, intervals, losses, the winner). Re-running from the manifest (``reproduce``) trains
 again from scratch and must give the same ``numbers_sha256`` on CPU.
 
+Two runs into one ``out_dir`` never overlap (a cron and a manual run both trained and both wrote): a run holds
+``<out_dir>/.phase2.lock`` (``PHASE2_LOCK``, a kernel file lock a killed holder lets go, with a holder note:
+``tracebridge.ops.locks``) from after its checks to its manifest; a second one raises ``Phase2Locked`` naming
+the lock and the holder (exit 3 in the CLI), having trained and written nothing.
+
 The trials train in ``<out_dir>/.work-<stamp>/`` (model weights: regenerable, so retention removes
 those of reports older than ``shadow.retention.keep_phase2``). While a run goes, that folder's
 ``uses.json`` names its bundle and ``.running.lock`` is held (``hold_work``): retention pins the
@@ -39,12 +44,32 @@ from filelock import FileLock
 from tracebridge.config import config_hash, load_config, to_dict
 from tracebridge.ops.artifacts import git_sha, new_bundle_dir, sha256_file, write_manifest
 from tracebridge.ops.config import Phase2Config, PolicySpec
+from tracebridge.ops.locks import run_lock
 from tracebridge.ops.retention_sources import RUN_LOCK, USES, WORK_PREFIX
 from tracebridge.schema.canonical import sha256_json, utc_now
 
 log = logging.getLogger(__name__)
+PHASE2_LOCK = ".phase2.lock"  # in phase2.out_dir: held by a run from after its checks to its manifest
 VOLATILE = ("wall_s", "train/tokens_per_s", "train/peak_memory_bytes", "trial_dir", "eval_items_path",
             "checkpoint_dir", "ref_checkpoint_dir", "loss_curve", "sft/prepared", "resources", "started_at", "finished_at")
+
+
+class Phase2Locked(RuntimeError):
+    """Another phase2-report holds ``<out_dir>/.phase2.lock``."""
+
+
+@contextmanager
+def hold_run(out_root: Path) -> Iterator[Path]:
+    """Hold ``<out_root>/.phase2.lock`` for the block (yield its path), at once or not at all.
+
+    Raises:
+        Phase2Locked: another run into ``out_root`` holds it (its pid and command named); nothing done.
+    """
+    out_root.mkdir(parents=True, exist_ok=True)
+    lock = out_root / PHASE2_LOCK
+    with run_lock(lock, "another phase2-report is running", 0, Phase2Locked,
+                  message=f"another phase2-report holds {lock}; try again"):
+        yield lock
 
 
 @contextmanager
@@ -227,15 +252,17 @@ def phase2_report(cfg: Phase2Config, bundle: Path, out_root: Path, now: dt.datet
         ValueError: the bundle has no rows of ``cfg.role``, or a policy's trial config is invalid
             (``ConfigError``, every policy's problems); both before anything is trained.
         BundleError: the bundle does not verify against its manifest.
+        Phase2Locked: another run into ``out_root`` is running (nothing trained nor written).
     """
     from tracebridge.train.data import verify_bundle_dir
 
     bman = verify_bundle_dir(bundle)
     check_role(cfg.role, bundle, bman)
     resolved = policy_configs(cfg)
-    folder = new_bundle_dir(out_root, now or dt.datetime.now(dt.UTC))
-    with hold_work(folder.parent / f"{WORK_PREFIX}{folder.name}", bundle, bman.get("bundle_id")) as work:
-        return _run_and_report(cfg, bundle, bman, resolved, folder, work)
+    with hold_run(Path(out_root)):  # after the checks: a bad config still exits 2 having written nothing
+        folder = new_bundle_dir(out_root, now or dt.datetime.now(dt.UTC))
+        with hold_work(folder.parent / f"{WORK_PREFIX}{folder.name}", bundle, bman.get("bundle_id")) as work:
+            return _run_and_report(cfg, bundle, bman, resolved, folder, work)
 
 
 def _run_and_report(cfg: Phase2Config, bundle: Path, bman: dict[str, Any], resolved: dict[str, Any],

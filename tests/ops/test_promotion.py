@@ -236,3 +236,30 @@ def test_a_change_that_finds_the_policy_lock_taken_exits_3_and_changes_nothing(t
         cfg.write_text(f"promotion: {{state_dir: {st.root}, lock_timeout_s: {bad}}}\n")
         r = run("rollback", "--config", cfg)
         assert r.exit_code == 2 and f"promotion.lock_timeout_s={float(bad)}: must be a finite number >= 0" in r.output
+
+
+def test_a_change_that_waited_out_the_policy_lock_names_the_holder_pid_and_command(tmp_path):
+    # before: "another promote, rollback or prune held the policy lock" and no more: the lock keeps no holder
+    # note (one more write per change), so the holder is read from /proc/locks
+    import subprocess
+    import sys
+
+    st = PolicyState(tmp_path / "state")
+    promote(st, gate_report(tmp_path / "g1.json", "v2", "v1"))
+    cfg = tmp_path / "canary.yaml"
+    cfg.write_text(f"promotion: {{state_dir: {st.root}, lock_timeout_s: 0.2}}\n")
+    hold = ("import sys\nfrom tracebridge.ops.promotion import PolicyState\n"
+            "with PolicyState(sys.argv[1]).lock():\n    print('held', flush=True)\n    sys.stdin.read()\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(st.root), "--as-a-rollback"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        r = run("promote", "--report", gate_report(tmp_path / "g2.json", "v3", "v2"), "--config", cfg, "--json")
+        back = run("rollback", "--config", cfg, "--json")
+    finally:
+        holder.communicate("", timeout=60)
+    said = f"held the policy lock for 0.2 s (held by pid {holder.pid} ({sys.executable} -c "
+    assert r.exit_code == 3 and said in json.loads(r.stdout)["error"], r.stdout
+    assert back.exit_code == 3 and said in json.loads(back.stdout)["error"], back.stdout
+    assert f"{st.root} --as-a-rollback)); nothing was changed: try again" in json.loads(back.stdout)["error"]
+    assert len(read_history(st)) == 1

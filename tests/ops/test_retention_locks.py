@@ -98,6 +98,7 @@ def test_a_policy_lock_held_too_long_holds_back_every_model_and_bundle(tmp_path,
         rep = prune(cfg)
         r = _cli("shadow-prune", "--config", SHADOW_YAML, *_overrides(tmp_path, "shadow.retention.keep_cycles=1"))
     assert any("held the policy lock" in p for p in rep.problems), rep.problems
+    assert any(f"held the policy lock for 0.2 s (held by pid {os.getpid()} (" in p for p in rep.problems), rep.problems
     assert [i.kind for i in rep.items] == ["cache"]
     assert (tmp_path / "work" / "optimize" / m0["cycle_id"]).is_dir()
     assert r.exit_code == 1 and "held the policy lock" in r.stdout

@@ -85,6 +85,38 @@ def note_child(lock: Path, pid: int, argv: list[str]) -> None:
         write_atomic(holder_path(lock), orjson.dumps({**note, "children": [*kids, child]}))
 
 
+def flock_holders(path: Path) -> list[int]:
+    """The pids holding a lock on the file ``path`` (a ``FileLock``'s flock), from ``/proc/locks``: read only, so a
+    lock that keeps no holder note (the policy state's: a note would be one more write per change) can still be
+    named. [] where ``/proc/locks`` is not there (not Linux) or the holder has just let go."""
+    try:
+        st = os.stat(path)
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return []
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    pids = []
+    for line in table.splitlines():  # "1: FLOCK  ADVISORY  WRITE 3823 fe:00:2335453 0 EOF"; "1: -> FLOCK ..." waits
+        f = line.split()
+        if len(f) > 5 and f[1] != "->" and f[5] == where and f[4].isdigit() and int(f[4]) > 0:
+            pids.append(int(f[4]))  # an OFD lock has no pid (-1)
+    return sorted(set(pids))
+
+
+def describe_flock_holders(path: Path) -> str:
+    """``pid N (COMMAND LINE)`` of each holder of ``path``'s lock (``flock_holders``), for messages; "" when none
+    is found. The command line is on one line (its arguments' own newlines too), left out where it cannot be
+    read (another user's process under hidepid)."""
+    out = []
+    for pid in flock_holders(path):
+        try:
+            cmd = " ".join(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split())
+        except OSError:
+            cmd = ""
+        out.append(f"pid {pid}" + (f" ({cmd[:300]})" if cmd else ""))
+    return ", ".join(out)
+
+
 @contextmanager
 def run_lock(lock: Path, busy: str, timeout: float, error: type[Exception] = RuntimeError,
              message: str | None = None) -> Iterator[dict[str, Any] | None]:

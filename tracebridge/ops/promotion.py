@@ -32,6 +32,7 @@ from filelock import FileLock, Timeout
 from tracebridge.capture.reader import iter_lines
 from tracebridge.capture.writer import write_atomic
 from tracebridge.importers.jsonl import json_error
+from tracebridge.ops.locks import describe_flock_holders
 from tracebridge.ops.promotion_inputs import (  # NotAGateReport re-exported: callers import it from here
     NotAGateReport,  # noqa: F401
     PolicyLocked,
@@ -309,8 +310,15 @@ def promote(state: PolicyState, report_path: str | Path, require_baseline_match:
                 "report_id": rep["report_id"], "report_sha256": digest, "report_path": str(report_path),
                 "gate": gate, "note": note})
     except Timeout as exc:
-        raise PolicyLocked(f"{state.root / LOCK}: another promote, rollback or prune held the policy lock for "
-                           f"{state.lock_timeout_s:g} s; nothing was changed: try again") from exc
+        raise _locked(state) from exc
+
+
+def _locked(state: PolicyState) -> PolicyLocked:
+    """The error of a change that waited ``lock_timeout_s`` for the policy lock, naming who holds it (pid and
+    command line, read from /proc/locks: a holder note would add a write to every change)."""
+    who = describe_flock_holders(state.root / LOCK)
+    return PolicyLocked(f"{state.root / LOCK}: another promote, rollback or prune held the policy lock for "
+                        f"{state.lock_timeout_s:g} s{f' (held by {who})' if who else ''}; nothing was changed: try again")
 
 
 def rollback(state: PolicyState, note: str = "", allow_missing: bool = False) -> dict[str, Any]:
@@ -344,5 +352,4 @@ def rollback(state: PolicyState, note: str = "", allow_missing: bool = False) ->
                 "stack": stack, "report_id": None, "report_sha256": None, "report_path": None,
                 "gate": None, "note": note or f"rollback of record {cur['seq']}"})
     except Timeout as exc:
-        raise PolicyLocked(f"{state.root / LOCK}: another promote, rollback or prune held the policy lock for "
-                           f"{state.lock_timeout_s:g} s; nothing was changed: try again") from exc
+        raise _locked(state) from exc

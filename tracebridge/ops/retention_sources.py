@@ -38,6 +38,7 @@ from filelock import FileLock, Timeout
 from tracebridge.ops.agreement import disagreements
 from tracebridge.ops.artifacts import MANIFEST, TS_FORMAT, parse_stamp
 from tracebridge.ops.config import OpsConfig
+from tracebridge.ops.locks import describe_flock_holders
 from tracebridge.ops.promotion import LOCK, PolicyState, active_record, read_history
 
 POLICY_LOCK_TIMEOUT_S = 60.0  # a promote or rollback holds the policy lock for milliseconds
@@ -211,7 +212,9 @@ def policy_lock(cfg: OpsConfig) -> Iterator[str | None]:
     try:
         lock.acquire()
     except Timeout:
-        yield f"{st.root / LOCK}: a promote or rollback held the policy lock for {POLICY_LOCK_TIMEOUT_S:g} s"
+        who = describe_flock_holders(st.root / LOCK)  # read from /proc/locks: the lock keeps no holder note
+        yield (f"{st.root / LOCK}: a promote or rollback held the policy lock for {POLICY_LOCK_TIMEOUT_S:g} s"
+               + (f" (held by {who})" if who else ""))
         return
     try:
         yield None

@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from tracebridge.export.bucket import no_bucket_first
 from tracebridge.export.bundle import (
     MANIFEST,
     BundleError,
@@ -214,7 +215,8 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
     Raises:
         PushRefused: the bundle does not verify or its governance is not clean, or one of its files changed
             while the push ran (nothing is published then; ``_refuse_changed``).
-        StorageError: the storage cannot be reached.
+        StorageError: the storage cannot be reached, or (before the rows are scanned, and after, as the
+            transfer's error) its ``s3://`` bucket does not exist.
     """
     try:
         src = resolve_bundle_dir(bundle)
@@ -232,6 +234,8 @@ def push_bundle(bundle: str | os.PathLike[str], uri: str, cfg: StorageConfig | N
     if _is_local(fs) and Path(base).resolve().is_relative_to(src.resolve()):  # push B B: copied into itself
         raise StorageError(f"{uri}: inside the bundle folder {src} it would be pushed from (its copy would be "
                            "unlisted data of the bundle, which would no longer verify); give a folder outside it")
+    if missing := no_bucket_first(uri, fs):  # one bounded request, not after the scan (minutes on a big bundle)
+        raise StorageError(missing)
     probs = governance_problems(src, man, progress, workers)
     if probs:
         raise PushRefused("refusing to push an unredacted bundle:\n  " + "\n  ".join(probs))

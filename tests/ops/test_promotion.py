@@ -33,9 +33,13 @@ def gate_report(path, candidate, baseline, passed=True):
 def test_promote_refuses_without_gate_pass(tmp_path):
     st = PolicyState(tmp_path / "state")
     bad = gate_report(tmp_path / "fail.json", "v2", "v1", passed=False)
-    with pytest.raises(PromotionError, match="gate did not pass"):
+    with pytest.raises(PromotionError, match="gate did not pass") as exc:
         promote(st, bad)
     assert read_history(st) == [] and active_record(st) is None
+    reasons = json.loads(bad.read_text())["reasons"]  # whole reasons, and how many more (was cut at 500 mid-word)
+    said = str(exc.value).split("gate did not pass: ", 1)[1]
+    shown = [r for r in reasons if r in said]
+    assert shown == reasons[:len(shown)] and f"; and {len(reasons) - len(shown)} more (the report's reasons)" in said
     with pytest.raises(PromotionError, match="cannot read gate report"):
         promote(st, tmp_path / "missing.json")
 

@@ -285,7 +285,13 @@ def promote(state: PolicyState, report_path: str | Path, require_baseline_match:
     rep, digest = load_gate_report(report_path)
     if not rep["passed"]:
         reasons = rep.get("reasons") if isinstance(rep.get("reasons"), list) else []  # not in the id: never checked
-        raise PromotionError(f"{report_path}: gate did not pass: {'; '.join(map(str, reasons))[:500]}; "
+        shown: list[str] = []  # whole reasons up to ~500 characters (a cut at 500 ended mid-word: "in the c;")
+        for r in map(str, reasons):
+            if shown and len("; ".join([*shown, r])) > 500:
+                break
+            shown.append(r)
+        more = f"; and {len(reasons) - len(shown)} more (the report's reasons)" if len(shown) < len(reasons) else ""
+        raise PromotionError(f"{report_path}: gate did not pass: {'; '.join(shown)}{more}; "
                              "promotion needs a gate pass")
     cand, base = rep["policies"].get("candidate"), rep["policies"].get("baseline")
     try:

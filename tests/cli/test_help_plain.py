@@ -49,3 +49,20 @@ def test_every_option_and_argument_has_a_help_text() -> None:
         bare += [f"{' '.join(path)} {p.opts[0] if p.opts else p.name}" for p in cmd.params
                  if not (getattr(p, "help", None) or "").strip()]
     assert not bare, f"no help text: {bare}"
+
+
+def test_a_command_help_wraps_its_paragraphs_at_the_terminal_width() -> None:
+    """Rich help kept the docstring's own line breaks after the first paragraph: ``collect --help`` broke
+    "exits 1" / "when a check" and "an `--out` it" / "refuses" mid-sentence, however wide the terminal."""
+    for path, words in ((["collect"], "success rate); exits 1 when a check of the config's"),
+                        (["validate"], "a percentage outside 0..100 or NaN made a check"),
+                        (["feedback", "labels"], None)):
+        res = CliRunner().invoke(app, [*path, "--help"], terminal_width=400, env={"COLUMNS": "400"})
+        assert res.exit_code == 0, res.output
+        text = [x.strip(" │") for x in res.output.splitlines()]
+        usage = text.index(next(x for x in text if x.startswith("Usage:")))
+        prose = text[usage + 1:text.index(next(x for x in text if x.startswith("╭")))]
+        paragraphs = [p for p in "\n".join(prose).split("\n\n") if p.strip()]
+        short = [ln for p in paragraphs for ln in p.strip("\n").split("\n")[:-1] if len(ln) < 300]
+        assert not short, (path, short)  # a line that ends a paragraph's line early: the docstring's own break
+        assert words is None or any(words in p for p in paragraphs), (path, paragraphs)

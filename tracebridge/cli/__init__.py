@@ -58,7 +58,9 @@ def plain_help(t: typer.Typer) -> None:
     the docstring's own line breaks there, mid-sentence in a narrow column."""
     for cmd in t.registered_commands:
         if cmd.help is None and cmd.callback is not None and cmd.callback.__doc__:
-            cmd.help = inspect.getdoc(cmd.callback).replace("``", "`")
+            first, *rest = inspect.getdoc(cmd.callback).replace("``", "`").split("\n\n")
+            # rich help keeps a paragraph's line breaks: `collect --help` broke "exits 1" / "when a check" mid-sentence
+            cmd.help = "\n\n".join([first, *(" ".join(p.split("\n")) for p in rest)])
         if cmd.short_help is None and cmd.help:
             cmd.short_help = " ".join(cmd.help.split("\n\n", 1)[0].split())
     for group in t.registered_groups:

@@ -31,6 +31,7 @@ def test_train_eval_report_commands(tmp_path):
     assert res.exit_code == 1, res.output  # the floor is above any accuracy
     body = json.loads(res.stdout)
     assert "verifier/accuracy" in body["metrics"] and "verifier/accuracy" in body["below_floor"]
+    assert body["passed"] is False  # as validate's, review's and the audit's: no key said the bounds failed
     assert (tmp_path / "ev" / "eval_items.json").is_file()
 
     res = runner.invoke(app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--json"])

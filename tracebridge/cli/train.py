@@ -327,7 +327,7 @@ def eval_cmd(
         from tracebridge.report.results import _clean
 
         print_json(_clean({"metrics": metrics, "extra": res.extra, "below_floor": below, "above_ceiling": above,
-                           "not_measured": unmeasured, "data": eval_rows(data),
+                           "not_measured": unmeasured, "passed": not (below or above), "data": eval_rows(data),
                            **({"differs_from_trial": differs} if differs else {})}))
     else:
         _print_metrics(metrics)

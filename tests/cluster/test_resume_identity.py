@@ -38,7 +38,9 @@ def plan(tmp: Path, *extra: str):
 
 
 def store_as_older_version(tmp: Path, *extra: str,
-                           drop=("train.max_grad_norm", "dpo.max_grad_norm", "dpo.label_smoothing")) -> str:
+                           drop=("train.max_grad_norm", "dpo.max_grad_norm", "dpo.label_smoothing",
+                                 *(f"{r}.{k}" for r in ("train", "dpo") for k in (
+                                     "optim", "adam_beta1", "adam_beta2", "adam_epsilon", "neftune_noise_alpha")))) -> str:
     """What a version before train/dpo.max_grad_norm left on storage for an interrupted sweep: its Tune
     run folder and a report whose manifest holds the resolved config without those keys (nor the ones added
     after them). The id is

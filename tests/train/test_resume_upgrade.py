@@ -13,7 +13,9 @@ from tracebridge.train.config import load_train_config
 from tracebridge.train.resume_config import resume_config_problem
 
 ROOT = Path(__file__).resolve().parents[2]
-ADDED = (("train", "max_grad_norm"), ("dpo", "max_grad_norm"), ("dpo", "label_smoothing"), ("data", "max_rows_dropped"))
+ADDED = (("train", "max_grad_norm"), ("dpo", "max_grad_norm"), ("dpo", "label_smoothing"), ("data", "max_rows_dropped"),
+         *((r, k) for r in ("train", "dpo") for k in ("optim", "adam_beta1", "adam_beta2", "adam_epsilon",
+                                                       "neftune_noise_alpha")))
 
 
 def older_folder(tmp_path: Path, config: dict) -> Path:
@@ -33,6 +35,8 @@ def test_a_folder_trained_before_keys_were_added_resumes_at_their_old_behaviour(
     assert resume_config_problem(work / "sft" / "checkpoint-2", config) is None
     clipped = {**config, "train": {**config["train"], "max_grad_norm": 0.5}}
     assert "train.max_grad_norm: 1.0, now 0.5" in resume_config_problem(work, clipped)
+    other = {**config, "dpo": {**config["dpo"], "optim": "adafactor"}}  # another optimizer's state is no resume
+    assert "dpo.optim: 'adamw_torch_fused', now 'adafactor'" in resume_config_problem(work, other)
 
 
 def test_a_key_whose_default_now_behaves_otherwise_is_still_named(tmp_path):

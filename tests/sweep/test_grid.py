@@ -50,7 +50,7 @@ def test_trial_problems_found_before_running():
     text = "\n".join(probs)
     # named with the sweep key the user wrote (before: only the recipe key, against the recipe YAML)
     assert "train.lrr: unknown key; did you mean 'train.lr'? (set by ablations.train.lrr)" in text
-    assert "budget.max_trials=4: the grid has 18 trials" in text
+    assert "budget.max_trials=4: the grid would train 18 trials, for its 18 grid cells" in text
     # the typo once, its cells counted (before: one identical line per cell, 6 here, 24 for the weekly sweep)
     assert text.count("train.lrr: unknown key") == 1 and len(probs) == 2, probs
     assert ("6 grid cells (trial planner-baseline-s0-train.lrr_0.1 and 5 more; 18 trials with the seeds): train.lrr: "
@@ -62,6 +62,18 @@ def test_trial_problems_found_before_running():
     c = cfg("roles=[verifier]", "variants=[baseline]", "ablations.dpo.beta=[0,0.1]")
     assert grid.check_trials(c, grid.resolve_recipes(c), grid.expand_grid(c)) == [
         "trial verifier-baseline-s0-dpo.beta_0: dpo.beta=0.0: must be > 0; the paper uses 0.1 (set by ablations.dpo.beta)"]
+
+
+def test_max_trials_counts_the_trials_trained_not_the_grid_cells():
+    """Cells that train the same model train once (``sweep.shared``): ``ablations.dpo.beta=[0.1,0.3]`` is 4 cells and
+    3 trials (one baseline), and ``budget.max_trials=3`` refused it ("the grid has 4 trials")."""
+    c = cfg("roles=[verifier]", "ablations.dpo.beta=[0.1,0.3]", "budget.max_trials=3")
+    assert grid.check_trials(c, grid.resolve_recipes(c), grid.expand_grid(c)) == []
+    c = cfg("roles=[verifier]", "ablations.dpo.beta=[0.1,0.3]", "budget.max_trials=2", "seeds=[0,1]")
+    assert grid.check_trials(c, grid.resolve_recipes(c), grid.expand_grid(c)) == [
+        ("budget.max_trials=2: the grid would train 6 trials, for its 8 grid cells (roles × variants × ablation cells × "
+         "seeds; cells whose configs differ only in keys their variant never reads train once); raise the cap or shrink "
+         "the grid")]
 
 
 def test_sweep_id_follows_what_changes_results():

@@ -145,11 +145,11 @@ def submit(client: Any, entry: str, env: dict[str, Any], submission_id: str, met
     return True
 
 
-NUMBER_KEYS = ("attempt", "trials")  # job metadata Ray keeps as strings that are whole numbers
+NUMBER_KEYS = ("attempt", "trials", "trained_trials")  # job metadata Ray keeps as strings that are whole numbers
 
 
 def typed_metadata(meta: dict[str, str] | None) -> dict[str, Any]:
-    """A job's metadata with its whole numbers (``attempt``, ``trials``) as integers: Ray keeps metadata
+    """A job's metadata with its whole numbers (``attempt``, ``trials``, ``trained_trials``) as integers: Ray keeps metadata
     as strings, and ``list``/``status --json`` gave ``"attempt": "1"``, which a script comparing it to a
     number never matched. A value that is not a whole number (another tool's job) stays as it is."""
     out: dict[str, Any] = dict(meta or {})

@@ -61,6 +61,9 @@ class SweepPlan:
     identity: dict[str, Any] = field(default_factory=dict)  # {"sweep", "recipes"}: what --resume compares
     # the sweeps of this bundle on storage, listed once (``resume.stored_once``) and reused by the plan and --resume
     stored: dict[str, dict[str, Any] | None] | None = field(default=None, repr=False)
+    # the trials the job trains (``shared.trained_trials``: cells that train the same model train once); ``trials`` is
+    # the grid's cells. None: not counted (a plan built without it), taken as ``trials``
+    trained: int | None = None
 
     def pin(self, sid: str) -> None:
         """Submit as the sweep ``sid`` (one of ``candidates``: an earlier version's id of this config): the
@@ -80,7 +83,13 @@ class SweepPlan:
         """Job metadata (strings only, no secrets): what `list`, `pull` and `--resume` read back."""
         return {"tracebridge": "sweep", "sweep_id": self.sweep_id, "bundle_id": self.bundle_id,
                 "config_hash": self.config_hash, "attempt": str(attempt), "report_uri": self.report_uri,
-                "config": self.config_path, "trials": str(self.trials)}
+                "config": self.config_path, "trials": str(self.trials),
+                "trained_trials": str(self.trained_trials)}
+
+    @property
+    def trained_trials(self) -> int:
+        """The trials the job trains (``trained``; ``trials`` when not counted)."""
+        return self.trials if self.trained is None else self.trained
 
 
 def open_cluster(cfg: ClusterConfig, start: bool = True) -> Target:
@@ -201,6 +210,7 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
     from tracebridge.export.storage import StorageError, StorageUnreachable
     from tracebridge.sweep import grid
     from tracebridge.sweep.config import load_sweep_config
+    from tracebridge.sweep.shared import trained_trials
     from tracebridge.sweep.storage import is_local, join
 
     try:
@@ -240,7 +250,7 @@ def plan_sweep(config_path: Path, overrides: list[str], cluster: ClusterConfig, 
     ov.append(f"bundle_id='{bundle_id}'")
     plan = SweepPlan(rel, ov, sid, bundle_id, grid.config_digest(cfg, recipes), join(cfg.storage, "reports", sid),
                      len(specs), specs, cfg, grid.sweep_ids(cfg, recipes, bundle_id),
-                     {"sweep": grid.identity_fields(cfg), "recipes": recipes})
+                     {"sweep": grid.identity_fields(cfg), "recipes": recipes}, trained=trained_trials(recipes, specs))
     if cluster.kind == "local":  # a remote cluster's storage may not be readable here: only --resume looks
         pin_stored(plan)
     return plan
@@ -270,7 +280,7 @@ def submit_sweep(target: Target, plan: SweepPlan, attempt: int, working_dir: Pat
     log.info("%s %s on %s", "submitted" if created else "already submitted", sub_id, target.address)
     return {"submission_id": sub_id, "created": created, "sweep_id": plan.sweep_id, "bundle_id": plan.bundle_id,
             "config_hash": plan.config_hash, "report_uri": plan.report_uri, "attempt": attempt,
-            "trials": plan.trials, "address": target.address, "entrypoint": entry}
+            "trials": plan.trials, "trained_trials": plan.trained_trials, "address": target.address, "entrypoint": entry}
 
 
 def never_started_report(target: Target, info: dict[str, Any]) -> dict[str, Any]:

@@ -61,7 +61,8 @@ class ResourcesConfig:
 class BudgetConfig:
     """Limits checked before and while the sweep runs."""
 
-    max_trials: int = field(default=64, metadata={"help": "Refuse a grid larger than this (0 = no cap)."})
+    max_trials: int = field(default=64, metadata={
+        "help": "Refuse a grid that trains more trials than this (cells that train the same model count once; 0 = no cap)."})
     max_hours: float = field(default=0.0, metadata={
         "help": "Wall-clock cap of each attempt's Tune run, in hours; 0 = none. At the cap the run is interrupted "
                 "(its state saved, the job exits 1 naming the unfinished trials); `submit --resume` continues them "

@@ -166,16 +166,20 @@ def interval_problems(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], spec
 
 
 def check_trials(cfg: SweepConfig, recipes: dict[str, dict[str, Any]], specs: list[dict[str, Any]]) -> list[str]:
-    """Problems of the grid: size against the budget, evaluation settings the variants do not share
+    """Problems of the grid: the trials it trains against the budget (``shared.trained_trials``), evaluation settings the variants do not share
     (``evaluation_problems``), ablated report interval settings (``interval_problems``), and each distinct (role, variant,
     ablation) cell's config (unknown keys, bad values), found on the driver before any worker starts; a problem found in
     several cells is one line counting them."""
+    from tracebridge.sweep.shared import trained_trials
     from tracebridge.train.config import load_train_config
 
     problems = evaluation_problems(cfg, recipes) + interval_problems(cfg, recipes, specs)
-    if cfg.budget.max_trials and len(specs) > cfg.budget.max_trials:
-        problems.append(f"budget.max_trials={cfg.budget.max_trials}: the grid has {len(specs)} trials "
-                        "(roles × variants × ablation cells × seeds); raise the cap or shrink the grid")
+    # the trials the job trains, not the grid's cells: cells that train the same model train once (sweep.shared)
+    trained = trained_trials(recipes, specs) if cfg.budget.max_trials and len(specs) > cfg.budget.max_trials else 0
+    if trained > cfg.budget.max_trials:
+        problems.append(f"budget.max_trials={cfg.budget.max_trials}: the grid would train {trained} trials, for its "
+                        f"{len(specs)} grid cells (roles × variants × ablation cells × seeds; cells whose configs differ "
+                        "only in keys their variant never reads train once); raise the cap or shrink the grid")
     cells: dict[str, list[str]] = {}  # each distinct problem -> the (role, variant, ablation) cells it is found in
     trials: dict[str, int] = {}  # ... and the grid's trials (seeds too) of those cells
     found: dict[tuple[str, ...], list[str]] = {}

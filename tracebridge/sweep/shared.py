@@ -86,6 +86,20 @@ def share_trials(recipes: dict[str, dict[str, Any]], specs: list[dict[str, Any]]
     return train, members
 
 
+def trained_trials(recipes: dict[str, dict[str, Any]], specs: list[dict[str, Any]],
+                   no_dpo_roles: frozenset[str] = frozenset()) -> int:
+    """How many trials the grid ``specs`` train (``share_trials``: cells that train the same model train once): what
+    ``budget.max_trials`` caps and ``submit`` reports beside the grid's cells. Without the bundle's ``no_dpo_roles``
+    (the driver checks before reading it) it is the most the job trains. A cell whose config does not load (its
+    problems are reported) counts as one trial of its own."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return len(share_trials(recipes, specs, no_dpo_roles)[0])
+    except (OmegaConfBaseException, ValueError):
+        return len(specs)
+
+
 def fan_out(trials: list[dict[str, Any]], failures: list[dict[str, Any]],
             members: dict[str, list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Each shared trial's result (or failure) as one per grid cell it trained for: the cell's ``trial_id`` and

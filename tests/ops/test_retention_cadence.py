@@ -110,7 +110,8 @@ def test_old_phase2_trial_folders_go_their_reports_stay(tmp_path, monkeypatch):
         rep = prune(cfg)
     assert [(i.kind, Path(i.path).name) for i in rep.items] == [("phase-2 trials", f".work-{stamps[2]}")]
     assert rep.pinned_by[str(out / f".work-{stamps[1]}")] == "the promotion history"
-    assert _ids(out) == sorted([*stamps, *(f".work-{s}" for s in (stamps[0], stamps[1], stamps[3], stamps[4]))])
+    assert _ids(out) == sorted([*stamps, *(f".work-{s}" for s in (stamps[0], stamps[1], stamps[3], stamps[4])),
+                                phase2.PHASE2_LOCK])  # the runs' lock file stays (unheld), as the cycle's does
     assert _files(out / s for s in stamps) == reports  # every report stays, byte for byte
     assert rep.items[0].removed and rep.items[0].freed >= 2 * 4096
     # run 0 ended: it is old and unpinned, so it goes; the bundle of the two newest runs stays

@@ -48,6 +48,7 @@ COMMANDS = {
     "feedback audit": ["feedback", "audit", "--day", "2026-01-01", BAD],
     "feedback mapping show": ["feedback", "mapping", "show", BAD],
     "feedback mapping init": ["feedback", "mapping", "init", BAD],
+    "feedback migrate": ["feedback", "migrate", BAD],
     "import openclaw": ["import", "openclaw", "{tmp}", BAD, "--out", "{tmp}/traces"],
     "import agentlightning": ["import", "agentlightning", "{tmp}", BAD, "--out", "{tmp}/traces"],
 }
@@ -194,6 +195,8 @@ JSON_ERRORS = {
     "ops policy": (["ops", "policy", "--config", "{tmp}/nope.yaml"], 2),
     "ops install-schedule": (["ops", "install-schedule", "--workdir", str(ROOT), "--bin", "tracebridge"], 2),
     "feedback mapping set": (["feedback", "mapping", "set", "x", "many", "--mapping", "{tmp}/m.json"], 2),
+    "feedback migrate": (["feedback", "migrate", "--ledger", "{tmp}/nope.jsonl", "--registry", "{tmp}/nope2.jsonl",
+                          "--audit-dir", "{tmp}/no-audits"], 2),
     "feedback chunks record": (["feedback", "chunks", "record", "--chat", "1", "--message-ids", "a,b", "--run-id",
                                 "r", "--event-id", "e", "--registry", "{tmp}/chunks.jsonl"], 2),
     "corrections check": (["corrections", "check", "{tmp}/nope.jsonl", "--traces", "{tmp}/nope"], 2),

@@ -22,7 +22,9 @@ FAST = ["train.max_steps=2", "train.save_steps=2", "eval.n_boot=100"]
 
 
 def _train(out: Path, *extra: str) -> object:
-    return CliRunner().invoke(app, ["train", CFG, *FAST, *extra, "--bundle", str(FIXTURE), "--out", str(out)])
+    given = {e.split("=", 1)[0] for e in extra}  # a key given twice with two values is refused (734d72e): extra's wins
+    fast = [f for f in FAST if f.split("=", 1)[0] not in given]
+    return CliRunner().invoke(app, ["train", CFG, *fast, *extra, "--bundle", str(FIXTURE), "--out", str(out)])
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,8 @@ def _retry(spans: list[dict[str, Any]], arguments: str) -> list[dict[str, Any]]:
     attrs.update({"gen_ai.completion.0.tool_calls.0.id": "call_2", "gen_ai.completion.0.tool_calls.0.name": "get_weather",
                   "gen_ai.completion.0.tool_calls.0.arguments": arguments})
     again = {**copy.deepcopy(op), "span_id": "again", "status": {"status_code": "OK"},
-             "start_time": second["end_time"] + 0.0001, "end_time": second["end_time"] + 0.0002}
+             "start_time": second["end_time"] + 0.0001, "end_time": second["end_time"] + 0.0002,
+             "sequence_id": max(s.get("sequence_id") or 0 for s in spans) + 1}  # the store numbers it last
     return [*spans, again]
 
 

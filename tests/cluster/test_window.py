@@ -267,3 +267,13 @@ def test_a_token_file_the_launcher_does_not_ship_is_refused_before_ray_up(fake_r
     assert "--max-hours 0: must be a finite number of hours > 0" in out["error"] and fake_ray() == []
     code, out = run(window_args(tmp_path, "--dry-run"))  # the launcher ships that file: accepted
     assert code == 0 and out["dry_run"], out
+
+
+def test_dry_run_counts_the_trials_it_trains_beside_the_grid_cells(fake_ray, tmp_path):
+    """A dpo.beta ablation's baseline cells train one model (shared): the dry run said "N trials" of the grid's
+    cells; it now gives ``trained_trials`` too, and its text says both."""
+    args = window_args(tmp_path, "ablations.dpo.beta=[0.1,0.3]", "--dry-run")
+    code, out = run(args)
+    assert code == 0 and out["trained_trials"] < out["trials"], out
+    text = CliRunner().invoke(app, args)
+    assert f"{out['trained_trials']} trials for {out['trials']} grid cells" in text.stdout, text.output

@@ -138,6 +138,12 @@ def _resume_attempt(client: Any, plan: Any) -> tuple[int, dict[str, Any] | None]
     return next_attempt(jobs, plan.sweep_id)[0], succeeded_job(jobs, plan.sweep_id)
 
 
+def _counted(plan: Any) -> str:
+    """``N trials`` or, when cells share a trained model, ``N trials for M grid cells`` (``trials`` counts cells)."""
+    n = plan.trained_trials
+    return f"{n} trials" if n == plan.trials else f"{n} trials for {plan.trials} grid cells"
+
+
 def _already_succeeded(plan: Any, job: dict[str, Any]) -> dict[str, Any]:
     """``submit --resume``'s summary for a sweep whose latest attempt SUCCEEDED: nothing sent, the job named,
     and how to get its report or train it again (before: a new attempt was sent, retraining nothing)."""
@@ -171,7 +177,7 @@ def _submit_on(ccfg: Any, plan: Any, root: Path, keep: bool, wait_: bool, attemp
         summary: dict[str, Any] = {**sub, "status": "SUBMITTED" if sub["created"] else "ALREADY_SUBMITTED"}
         # progress on stderr even under --json (stdout holds only the JSON document): a sweep takes hours
         typer.echo(f"{'submitted' if sub['created'] else 'already submitted'} {sub['submission_id']} "
-                   f"({plan.trials} trials) to {target.address}", err=True)
+                   f"({_counted(plan)}) to {target.address}", err=True)
         if must_wait:
             summary.update(_wait_and_pull(target, plan, sub["submission_id"], out))
     except ClusterError as exc:

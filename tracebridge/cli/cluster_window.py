@@ -10,7 +10,14 @@ from typing import Annotated, Any
 import typer
 
 from tracebridge.cli.app import app, check_out_dir, config_errors, print_json
-from tracebridge.cli.cluster import ClusterSetOpt, JsonOpt, _echo_log, _plan, _project_root
+from tracebridge.cli.cluster import (
+    ClusterSetOpt,
+    JsonOpt,
+    _counted,
+    _echo_log,
+    _plan,
+    _project_root,
+)
 
 # cluster keys `window` sets itself (the forwarded Jobs API of the cluster it brings up), and what to set instead
 _WINDOW_SETS = {"kind": "its cluster is remote", "address": "it is the forwarded Jobs API: set window.dashboard_port",
@@ -94,12 +101,13 @@ def window(
         splan = _plan(config, ov, ccfg, root, str(cluster))  # the job records the launcher YAML as its cluster
     check_out_dir(Path(scfg.window.reports_dir), "window.reports_dir")  # before a cluster is paid for
     if dry_run:
-        res = {"plan": wplan.to_dict(), "sweep_id": splan.sweep_id, "trials": splan.trials, "dry_run": True,
+        res = {"plan": wplan.to_dict(), "sweep_id": splan.sweep_id, "trials": splan.trials,
+               "trained_trials": splan.trained_trials, "dry_run": True,
                "cluster": to_dict(ccfg)}
         if json_out:
             print_json(res)
         else:
-            typer.echo("\n".join([*wplan.commands, f"sweep {splan.sweep_id}: {splan.trials} trials",
+            typer.echo("\n".join([*wplan.commands, f"sweep {splan.sweep_id}: {_counted(splan)}",
                                   (f"cost: ${wplan.base_usd:.2f}/h idle (head + min workers), "
                                    f"${wplan.hourly_usd:.2f}/h worst case (every worker type at max_workers); "
                                    f"cap {wplan.cap_hours:g} h; at most ${wplan.max_usd_estimate:.2f}"),

@@ -121,3 +121,27 @@ def test_the_sweep_job_trains_the_shared_baseline_once(tmp_path):
     assert sorted((t["trial_id"], t.get("trained_as")) for t in again["trials"]) == sorted(
         (t["trial_id"], t.get("trained_as")) for t in results["trials"])
     assert again["roles"]["verifier"]["comparison_problems"] == []
+
+
+def test_the_fit_length_a_baseline_keeps_is_read_off_the_resolved_recipe_as_the_typed_config_gives_it():
+    """``result_config`` read ``dpo.max_length``'s fit length by building the typed config of every baseline cell
+    (0.25 s a cell: 13 s of a 72-cell submit); it now reads the resolved recipe as it is, the same value whether
+    evaluation fits to it or not, and a partial config still gets its schema's defaults."""
+    from omegaconf import OmegaConf
+
+    from tracebridge.eval.offline import fit_lengths
+    from tracebridge.sweep.shared import result_config
+    from tracebridge.train.config import TrainConfig
+
+    recipes, specs = grid_of("ablations.data.fit_context=[true,false]", "ablations.eval.max_length=[0,96]")
+    seen = set()
+    for s in specs:
+        cfg = grid.trial_config(recipes, s)
+        typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg))
+        if s["variant"] == "baseline":
+            seen.add(result_config(cfg)["eval pairs fit length"])
+            assert result_config(cfg)["eval pairs fit length"] == fit_lengths(typed)[1], s["trial_id"]
+    assert len(seen) == 3  # 0 (not fitted), 96 (eval.max_length) and dpo.max_length
+    partial = {"variant": "baseline", "role": "verifier", "dpo": {"max_length": 77}}
+    defaults = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), partial))
+    assert result_config(partial)["eval pairs fit length"] == fit_lengths(defaults)[1]

@@ -28,6 +28,18 @@ def roles_without_pairs(bundle_dir: Path) -> frozenset[str]:
     return frozenset(r for r, (_, _, pref) in ROLE_VIEWS.items() if not pref or not view_files(Path(bundle_dir), pref))
 
 
+class _Keys:
+    """A plain config dict read as attributes (``cfg.eval.max_length``), as the typed config is; a key that is not
+    there raises KeyError."""
+
+    def __init__(self, tree: dict[str, Any]) -> None:
+        self._tree = tree
+
+    def __getattr__(self, name: str) -> Any:
+        v = self._tree[name]
+        return _Keys(v) if isinstance(v, dict) else v
+
+
 def result_config(config: dict[str, Any], no_dpo_roles: frozenset[str] = frozenset()) -> dict[str, Any]:
     """What of a trial's resolved config (``grid.trial_config``) decides its results: all of it but the keys its
     variant never reads (a variant without DPO, or any variant of a role in ``no_dpo_roles``: ``dpo.*`` and
@@ -42,10 +54,14 @@ def result_config(config: dict[str, Any], no_dpo_roles: frozenset[str] = frozens
     variant = Variant(out.get("variant"))
     data = out.setdefault("data", {})
     if not variant.runs_dpo or out.get("role") in no_dpo_roles:
-        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), config))
+        try:  # a resolved recipe holds every key: read as it is (building the typed config took 0.25 s a cell)
+            cfg: Any = _Keys(out)
+            fit_lengths(cfg)
+        except (KeyError, TypeError):  # a partial config: its schema's defaults fill it in
+            cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), config))
+        out["eval pairs fit length"] = fit_lengths(cfg)[1]  # dpo.max_length, when evaluation fits to it
         out.pop("dpo", None)
         data.pop("max_pref_rows", None)
-        out["eval pairs fit length"] = fit_lengths(cfg)[1]  # dpo.max_length, when evaluation fits to it
     if not variant.curates:
         for k in ("dedup", "recovery_weight", "feedback_weight"):
             data.pop(k, None)

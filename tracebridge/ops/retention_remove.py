@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tracebridge.pool_workers import pid_alive
+
 log = logging.getLogger(__name__)
 TRASH = ".pruning-"  # <folder>/.pruning-<pid>-<name>: a planned folder moved aside for removal
 
@@ -48,16 +50,6 @@ def _rmtree(path: Path) -> list[str]:
     return errors
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-    return True
-
-
 def leftover_items(folders: list[Path]) -> list[tuple[str, str, str]]:
     """``(path, kind, reason)`` of the folders a prune renamed aside in ``folders`` and did not remove, its process
     gone (killed while removing); those of a prune still removing them are left to it."""
@@ -68,7 +60,7 @@ def leftover_items(folders: list[Path]) -> list[tuple[str, str, str]]:
         for p in sorted(folder.iterdir()):
             pid = p.name[len(TRASH):].partition("-")[0]
             if p.name.startswith(TRASH) and p.is_dir() and not p.is_symlink() and pid.isdigit() \
-                    and (int(pid) == os.getpid() or not _alive(int(pid))):
+                    and (int(pid) == os.getpid() or not pid_alive(int(pid))):
                 out.append((str(p), "interrupted prune", f"moved aside by prune pid {pid}, which stopped before removing it"))
     return out
 

@@ -83,7 +83,7 @@ def test_submit_whose_bundle_storage_does_not_answer_exits_3_before_any_head(
     res = run_submit(tmp_path, "bundle=s3://tb/bundles", f"storage_io.s3_endpoint_url={silent_endpoint}",
                      "storage_io.request_timeout_s=0.3", "storage_io.retry.attempts=1", "budget.max_trials=1")
     assert res.exit_code == 2, res.output  # a grid to fix too: listed with the unreachable bundle, exit 2
-    assert "budget.max_trials=1: the grid has" in res.stderr and "bundle=s3://tb/bundles: look-up of" in res.stderr
+    assert "budget.max_trials=1: the grid would train" in res.stderr and "bundle=s3://tb/bundles: look-up of" in res.stderr
     assert "after 1 attempt(s)" in res.stderr
 
 

@@ -131,7 +131,11 @@ def run_lock(lock: Path, busy: str, timeout: float, error: type[Exception] = Run
     try:
         fl.acquire()
     except Timeout as exc:
-        raise error(f"{message or f'{lock}: {busy}'}; held by {describe_holder(read_holder(lock))}") from exc
+        note = read_holder(lock)  # none yet: the holder has just taken the lock; the kernel still knows it
+        who = describe_holder(note) if note is not None else (
+            f"{found} (its holder note is not written yet)" if (found := describe_flock_holders(lock))
+            else describe_holder(None))
+        raise error(f"{message or f'{lock}: {busy}'}; held by {who}") from exc
     try:
         stale = read_holder(lock)
         if stale is not None:

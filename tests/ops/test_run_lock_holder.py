@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -30,11 +29,8 @@ def test_a_lock_taken_without_a_note_names_its_holder_from_the_kernel(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "held"
         assert not holder_path(lock).exists()  # the moment between taking the lock and writing the note
-        t0 = time.monotonic()
-        with pytest.raises(RuntimeError) as exc:
-            with run_lock(lock, "another run holds it", timeout=0.2):
-                pass
-        assert time.monotonic() - t0 < 30
+        with pytest.raises(RuntimeError) as exc, run_lock(lock, "another run holds it", timeout=0.2):
+            pass
         said = str(exc.value)
         assert f"held by pid {holder.pid} (" in said and "tb-holder-marker" in said, said
         assert "its holder note is not written yet" in said
